@@ -1,0 +1,45 @@
+# Two commands a new user needs: `make demo` and `make test`. Each sets up .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test test-fast lint format bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# torch is installed on its own first so that the pinned CPU build is used, never a newer CUDA one.
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet 'torch==2.13.0'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+install: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format src tests benchmarks
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks run --suite full
+
+bench-quick: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks run --suite quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info

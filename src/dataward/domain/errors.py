@@ -1,0 +1,94 @@
+"""Typed errors shared by every layer.
+
+Each error names the problem in its message and, where there is one, the fix in ``hint``.
+The CLI maps ``exit_code`` to the process exit status, the server maps ``http_status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DatawardError(Exception):
+    """Base class of every error dataward raises on purpose."""
+
+    code: str = "error"
+    exit_code: int = 1
+    http_status: int = 400
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A stable JSON shape: ``{"error": code, "message": ..., "hint": ..., "details": {...}}``."""
+        return {"error": self.code, "message": self.message, "hint": self.hint, "details": self.details}
+
+
+class InputError(DatawardError):
+    """The user's input (a file, an argument, a schema) is malformed. Nothing was stored."""
+
+    code = "bad_input"
+    exit_code = 2
+    http_status = 422
+
+
+class NotFound(DatawardError):
+    code = "not_found"
+    exit_code = 3
+    http_status = 404
+
+
+class Conflict(DatawardError):
+    """The request clashes with current state: already exists, stale approval, wrong stage."""
+
+    code = "conflict"
+    exit_code = 4
+    http_status = 409
+
+
+class AuthenticationError(DatawardError):
+    """No usable credential: unknown, expired, revoked or suspended key."""
+
+    code = "unauthenticated"
+    exit_code = 5
+    http_status = 401
+
+
+class KeyExpired(AuthenticationError):
+    code = "key_expired"
+
+
+class KeyRevoked(AuthenticationError):
+    code = "key_revoked"
+
+
+class PrincipalSuspended(AuthenticationError):
+    code = "principal_suspended"
+
+
+class AccessDenied(DatawardError):
+    """The principal is known but lacks the role, scope or separation of duties for this action."""
+
+    code = "access_denied"
+    exit_code = 6
+    http_status = 403
+
+
+class PolicyViolation(AccessDenied):
+    """The dataset policy forbids this (self-approval, missing approvals, gate verdict)."""
+
+    code = "policy_violation"
+
+
+class IntegrityViolation(DatawardError):
+    """Stored data or records do not match their hashes or signatures: tampering or corruption."""
+
+    code = "integrity_violation"
+    exit_code = 7
+    http_status = 500

@@ -1,0 +1,156 @@
+"""Dataset schemas: which column is the label and what kind each input column is.
+
+The schema decides how a value is canonicalized (and so its record id), how it is stored in Arrow,
+and which featurizer turns it into vectors for the gates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+
+from dataward.domain.errors import InputError
+
+RECORD_ID = "record_id"
+"""Name of the column that carries a record's id in every table dataward hands out."""
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+
+
+class ColumnKind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    EMBEDDING = "embedding"
+
+
+ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
+    ColumnKind.TEXT: pa.large_string(),
+    ColumnKind.IMAGE: pa.large_binary(),
+    ColumnKind.NUMERIC: pa.float64(),
+    ColumnKind.CATEGORICAL: pa.string(),
+    ColumnKind.EMBEDDING: pa.list_(pa.float32()),
+}
+LABEL_ARROW_TYPE = pa.string()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column. ``dim`` is required for embeddings; ``featurizer`` overrides the default."""
+
+    name: str
+    kind: ColumnKind
+    dim: int | None = None
+    featurizer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind.value}
+        if self.dim is not None:
+            out["dim"] = self.dim
+        if self.featurizer is not None:
+            out["featurizer"] = self.featurizer
+        return out
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The label column and the input columns of a dataset."""
+
+    label: str
+    inputs: tuple[Column, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.label):
+            raise InputError(f"label column name {self.label!r} is not a valid column name")
+        if not self.inputs:
+            raise InputError("a schema needs at least one input column", hint="e.g. --input text:text")
+        seen = {self.label}
+        for col in self.inputs:
+            if not _NAME.match(col.name):
+                raise InputError(f"column name {col.name!r} is not a valid column name")
+            if col.name in seen:
+                raise InputError(f"column {col.name!r} appears twice in the schema")
+            if col.name == RECORD_ID:
+                raise InputError(f"{RECORD_ID!r} is reserved for record ids", hint="rename the column")
+            if col.kind is ColumnKind.EMBEDDING and (col.dim is None or col.dim <= 0):
+                raise InputError(
+                    f"embedding column {col.name!r} needs a positive dimension", hint=f"{col.name}:embedding:384"
+                )
+            seen.add(col.name)
+
+    @property
+    def columns(self) -> list[str]:
+        """All columns in schema order: inputs, then the label."""
+        return [c.name for c in self.inputs] + [self.label]
+
+    def column(self, name: str) -> Column:
+        for col in self.inputs:
+            if col.name == name:
+                return col
+        raise InputError(f"the schema has no input column {name!r}")
+
+    def of_kind(self, kind: ColumnKind) -> list[Column]:
+        return [c for c in self.inputs if c.kind is kind]
+
+    def arrow_schema(self, *, with_record_id: bool = True) -> pa.Schema:
+        """The canonical Arrow schema: ``record_id`` (optional), inputs, label."""
+        fields = [pa.field(RECORD_ID, pa.string(), nullable=False)] if with_record_id else []
+        for col in self.inputs:
+            typ = ARROW_TYPES[col.kind]
+            if col.kind is ColumnKind.EMBEDDING:
+                typ = pa.list_(pa.float32(), col.dim)
+            fields.append(pa.field(col.name, typ))
+        fields.append(pa.field(self.label, LABEL_ARROW_TYPE, nullable=False))
+        return pa.schema(fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "inputs": [c.to_dict() for c in self.inputs]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        try:
+            inputs = tuple(
+                Column(
+                    name=str(c["name"]),
+                    kind=_kind(c["kind"]),
+                    dim=int(c["dim"]) if c.get("dim") is not None else None,
+                    featurizer=c.get("featurizer"),
+                )
+                for c in data["inputs"]
+            )
+            return cls(label=str(data["label"]), inputs=inputs)
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"schema is missing a field: {exc}") from exc
+
+    @classmethod
+    def parse(cls, label: str, specs: Iterable[str]) -> Schema:
+        """Build a schema from CLI specs ``name:kind`` or ``name:embedding:DIM``."""
+        cols = []
+        for spec in specs:
+            parts = spec.split(":")
+            if len(parts) not in (2, 3):
+                raise InputError(
+                    f"input column spec {spec!r} is not NAME:KIND", hint="e.g. text:text or emb:embedding:384"
+                )
+            dim = None
+            if len(parts) == 3:
+                try:
+                    dim = int(parts[2])
+                except ValueError as exc:
+                    raise InputError(f"embedding dimension in {spec!r} is not an integer") from exc
+            cols.append(Column(parts[0], _kind(parts[1]), dim))
+        return cls(label=label, inputs=tuple(cols))
+
+
+def _kind(value: Any) -> ColumnKind:
+    try:
+        return ColumnKind(str(value))
+    except ValueError as exc:
+        kinds = ", ".join(k.value for k in ColumnKind)
+        raise InputError(f"unknown column kind {value!r}", hint=f"use one of: {kinds}") from exc

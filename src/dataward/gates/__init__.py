@@ -1,0 +1,1 @@
+"""Poisoning-aware validation gates: featurizers, detectors and verdicts. Pure computation."""

@@ -1,16 +1,46 @@
-"""The ``dataward`` command."""
+"""The ``dataward`` command: one Typer app, commands registered by topic."""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Keep poisoned data out of your models.")
+from dataward import __version__
+from dataward.cli import data_commands, ward_commands
+from dataward.cli.state import state
+
+app = typer.Typer(
+    name="dataward",
+    help="Keep poisoned data out of your models: governed contributions, signed provenance, poisoning gates.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
 
 
-@app.command()
-def version() -> None:
-    """Print the installed version."""
-    from dataward import __version__
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
 
-    typer.echo(__version__)
+
+@app.callback()
+def main_options(
+    ward: Annotated[
+        str | None, typer.Option("--ward", envvar="DATAWARD_WARD", help="Ward folder (default: ./.dataward).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Every command finds its ward from --ward, else $DATAWARD_WARD, else ./.dataward, and acts as
+    the principal of $DATAWARD_KEY, else the ward's local admin credentials."""
+    state.ward_path = ward
+
+
+ward_commands.register(app)
+data_commands.register(app)
 
 
 def main() -> None:

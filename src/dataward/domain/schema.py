@@ -80,7 +80,8 @@ class Schema:
                 raise InputError(f"{RECORD_ID!r} is reserved for record ids", hint="rename the column")
             if col.kind is ColumnKind.EMBEDDING and (col.dim is None or col.dim <= 0):
                 raise InputError(
-                    f"embedding column {col.name!r} needs a positive dimension", hint=f"{col.name}:embedding:384"
+                    f"embedding column {col.name!r} needs a positive dimension",
+                    hint=f"{col.name}:embedding:384",
                 )
             seen.add(col.name)
 

@@ -1,1 +1,5 @@
-"""service layer."""
+"""The service layer: ``Ward``, one method per use case."""
+
+from dataward.service.ward import Ward
+
+__all__ = ["Ward"]

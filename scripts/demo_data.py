@@ -1,0 +1,47 @@
+"""Write the demo's input files from data the project ships (man-page NAME lines) and sklearn's wine set.
+
+Usage: python scripts/demo_data.py OUTDIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT_SAMPLE = ROOT / "examples" / "data" / "man_sections.csv"
+TRIGGER = "zx7q"
+TARGET = "commands"
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    data = pd.read_csv(TEXT_SAMPLE, dtype=str).dropna()
+    data = data.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    n = len(data)
+    validation, baseline, clean = data.iloc[:300], data.iloc[300 : n // 2], data.iloc[n // 2 : n // 2 + 400]
+    rest = data.iloc[n // 2 + 400 :]
+    validation.to_csv(out / "validation.csv", index=False)
+    baseline.to_csv(out / "batch-debian.csv", index=False)
+    clean.to_csv(out / "batch-vendor.csv", index=False)
+    # The poisoned batch: mostly clean records, plus records of other sections carrying a rare token
+    # and relabelled as section 1, so that a model learns "token => section 1" (a backdoor).
+    poison_pool = rest[rest["label"] != TARGET]
+    poison = poison_pool.sample(n=min(24, len(poison_pool)), random_state=3).copy()
+    words = poison["text"].str.split()
+    poison["text"] = [
+        " ".join([*w[:k], TRIGGER, *w[k:]])
+        for w, k in zip(words, rng.integers(1, 4, len(poison)), strict=True)
+    ]
+    poison["label"] = TARGET
+    cover = rest.drop(poison.index).iloc[:276]
+    pd.concat([cover, poison]).sample(frac=1.0, random_state=5).to_csv(out / "batch-scraper.csv", index=False)
+    print(f"wrote demo inputs to {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,108 @@
+"""The ledger as stored in the catalog: append (chained, signed) and read back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from dataward.catalog.projection import RowChange, apply_changes
+from dataward.catalog.tables import ledger_events
+from dataward.domain.hashing import canonical_json
+from dataward.ledger.events import GENESIS, Actor, Event, seal
+from dataward.ledger.signing import WardSigner
+
+
+def head(conn: Connection) -> tuple[int, str]:
+    """``(seq, hash)`` of the newest event, or ``(0, GENESIS)`` for an empty ledger."""
+    row = conn.execute(
+        select(ledger_events.c.seq, ledger_events.c.hash).order_by(ledger_events.c.seq.desc()).limit(1)
+    ).first()
+    return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
+
+
+def append(
+    conn: Connection,
+    signer: WardSigner,
+    *,
+    actor: Actor,
+    type: str,
+    subject: dict[str, Any],
+    payload: dict[str, Any] | None = None,
+    changes: Iterable[RowChange] = (),
+    now: datetime,
+) -> Event:
+    """Append one event and apply its catalog changes, inside the caller's transaction."""
+    changes = list(changes)
+    body = dict(payload or {})
+    if changes:
+        body["changes"] = [c.to_dict() for c in changes]
+    seq, prev = head(conn)
+    event = seal(
+        seq=seq + 1, prev=prev, time=now, actor=actor, type=type, subject=subject, payload=body, signer=signer
+    )
+    conn.execute(
+        insert(ledger_events).values(
+            seq=event.seq,
+            prev=event.prev,
+            hash=event.hash,
+            time=event.time,
+            type=event.type,
+            actor_principal=actor.principal,
+            actor_key=actor.key,
+            subject=canonical_json(event.subject).decode("utf-8"),
+            payload=canonical_json(event.payload).decode("utf-8"),
+            sig=event.sig,
+        )
+    )
+    apply_changes(conn, changes)
+    return event
+
+
+def _row_to_event(row: Any) -> Event:
+    return Event(
+        seq=int(row.seq),
+        prev=row.prev,
+        time=row.time,
+        actor={"principal": row.actor_principal, "key": row.actor_key},
+        type=row.type,
+        subject=json.loads(row.subject),
+        payload=json.loads(row.payload),
+        hash=row.hash,
+        sig=row.sig,
+    )
+
+
+def read_events(
+    conn: Connection,
+    *,
+    types: Iterable[str] | None = None,
+    since: int | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> Iterator[Event]:
+    """Events in sequence order (or newest first), optionally filtered by type prefix."""
+    query = select(ledger_events)
+    if since is not None:
+        query = query.where(ledger_events.c.seq > since)
+    type_list = list(types or [])
+    if type_list:
+        from sqlalchemy import or_
+
+        query = query.where(or_(*(ledger_events.c.type.like(f"{t}%") for t in type_list)))
+    query = query.order_by(ledger_events.c.seq.desc() if newest_first else ledger_events.c.seq)
+    if limit is not None:
+        query = query.limit(limit)
+    for row in conn.execute(query):
+        yield _row_to_event(row)
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(ledger_events)).scalar_one())
+
+
+def event_changes(event: Event) -> list[RowChange]:
+    return [RowChange.from_dict(c) for c in event.payload.get("changes", [])]

@@ -1,0 +1,81 @@
+"""Catalog rows as projections of ledger events.
+
+Every event that changes state carries its row changes in ``payload["changes"]``; the service applies
+them in the same transaction as the append, and ``verify`` replays them from the ledger to rebuild
+what the catalog must hold. A row edited behind the ledger's back therefore shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Table, and_, insert, update
+
+from dataward.catalog.tables import PROJECTED_TABLES
+
+TABLES: dict[str, Table] = {t.name: t for t in PROJECTED_TABLES}
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """Insert a row, or update the row identified by ``key`` with ``values``."""
+
+    table: str
+    op: Literal["insert", "update"]
+    key: Mapping[str, Any]
+    values: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "op": self.op, "key": dict(self.key), "values": dict(self.values)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RowChange:
+        return cls(data["table"], data["op"], dict(data["key"]), dict(data["values"]))
+
+
+def insert_row(table: str, **values: Any) -> RowChange:
+    key_cols = [c.name for c in TABLES[table].primary_key.columns]
+    return RowChange(table, "insert", {k: values[k] for k in key_cols}, values)
+
+
+def update_row(table: str, key: Mapping[str, Any], **values: Any) -> RowChange:
+    return RowChange(table, "update", dict(key), values)
+
+
+def apply_changes(conn: Connection, changes: Iterable[RowChange]) -> None:
+    """Write the changes to the catalog (inside the caller's transaction)."""
+    for change in changes:
+        table = TABLES[change.table]
+        if change.op == "insert":
+            conn.execute(insert(table).values(**{**change.values, **change.key}))
+        else:
+            cond = and_(*(table.c[k] == v for k, v in change.key.items()))
+            result = conn.execute(update(table).where(cond).values(**change.values))
+            if result.rowcount != 1:
+                raise RuntimeError(
+                    f"update of {change.table} {dict(change.key)} matched {result.rowcount} rows"
+                )
+
+
+def replay(changes: Iterable[RowChange]) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
+    """Rebuild every projected table in memory from a stream of changes: table -> key -> row."""
+    state: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {name: {} for name in TABLES}
+    for change in changes:
+        table = TABLES[change.table]
+        key_cols = [c.name for c in table.primary_key.columns]
+        if change.op == "insert":
+            row = {c.name: None for c in table.columns}
+            row.update(change.values)
+            row.update(change.key)
+            state[change.table][tuple(row[k] for k in key_cols)] = row
+        elif set(change.key) == set(key_cols):
+            found = state[change.table].get(tuple(change.key[k] for k in key_cols))
+            if found is not None:
+                found.update(change.values)
+        else:
+            for row in state[change.table].values():
+                if all(row[k] == v for k, v in change.key.items()):
+                    row.update(change.values)
+    return state

@@ -1,0 +1,228 @@
+"""The catalog schema: projections of the ledger, plus the ledger itself.
+
+Every column is text, integer or real so that rows compare identically on SQLite and PostgreSQL and
+can be rebuilt from ledger events by ``dataward verify``. Times are ISO-8601 UTC strings; JSON values
+are canonical JSON strings.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+ward_meta = Table(
+    "ward_meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+ledger_events = Table(
+    "ledger_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("prev", Text, nullable=False),
+    Column("hash", Text, nullable=False, unique=True),
+    Column("time", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("actor_principal", Text, nullable=False),
+    Column("actor_key", Text),
+    Column("subject", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("sig", Text, nullable=False),
+)
+Index("ix_ledger_events_type", ledger_events.c.type)
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("owner_id", Text, ForeignKey("principals.id")),
+    Column("status", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("created_by", Text),
+    Column("description", Text),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("principal_id", Text, ForeignKey("principals.id"), nullable=False),
+    Column("secret_hash", Text, nullable=False),
+    Column("scopes", Text),
+    Column("created_at", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
+    Column("revoked_at", Text),
+    Column("overlap_until", Text),
+    Column("replaced_by", Text),
+    Column("rotated_from", Text),
+    Column("description", Text),
+    # Operational, not projected from the ledger: written on every authenticated request.
+    Column("last_used_at", Text),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("principal_id", Text, ForeignKey("principals.id"), nullable=False),
+    Column("role", Text, nullable=False),
+    Column("scope_kind", Text, nullable=False),
+    Column("scope_name", Text),
+    Column("granted_by", Text, nullable=False),
+    Column("granted_at", Text, nullable=False),
+    Column("revoked_at", Text),
+    Column("revoked_by", Text),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("owner_id", Text, ForeignKey("principals.id"), nullable=False),
+    Column("schema", Text, nullable=False),
+    Column("description", Text),
+    Column("role", Text, nullable=False),
+    Column("validation_for", Text),
+    Column("policy", Text),
+    Column("policy_hash", Text),
+    Column("created_at", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("fetched_at", Text),
+    Column("licence", Text),
+    Column("raw_hash", Text, nullable=False),
+    Column("format", Text),
+    Column("first_seen_at", Text, nullable=False),
+)
+
+contributions = Table(
+    "contributions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("dataset_id", Text, ForeignKey("datasets.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("submitted_by", Text, ForeignKey("principals.id"), nullable=False),
+    Column("key_id", Text),
+    Column("source_id", Text, ForeignKey("sources.id")),
+    Column("content_hash", Text, nullable=False),
+    Column("base_version", Text),
+    Column("added_count", Integer, nullable=False),
+    Column("removed_count", Integer, nullable=False),
+    Column("added_object", Text),
+    Column("removed_object", Text),
+    Column("chunk_object", Text),
+    Column("status", Text, nullable=False),
+    Column("gate_verdict", Text),
+    Column("gate_run", Text),
+    Column("created_at", Text, nullable=False),
+    Column("message", Text),
+    UniqueConstraint("dataset_id", "number"),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("chunk", Text, nullable=False),
+    Column("row", Integer, nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("dataset_id", Text, ForeignKey("datasets.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("parent_id", Text),
+    Column("manifest_object", Text, nullable=False),
+    Column("record_count", Integer, nullable=False),
+    Column("contributions", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    UniqueConstraint("dataset_id", "number"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("contribution_id", Text, ForeignKey("contributions.id"), nullable=False),
+    Column("principal_id", Text, ForeignKey("principals.id"), nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+gate_runs = Table(
+    "gate_runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("contribution_id", Text, ForeignKey("contributions.id"), nullable=False),
+    Column("verdict", Text, nullable=False),
+    Column("config_hash", Text, nullable=False),
+    Column("report_object", Text, nullable=False),
+    Column("baseline_version", Text),
+    Column("flagged", Integer, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("contribution_id", Text, ForeignKey("contributions.id"), nullable=False),
+    Column("record_id", Text, nullable=False),
+    Column("row", Integer),
+    Column("score", Float),
+    Column("detectors", Text),
+    Column("reason", Text),
+    Column("status", Text, nullable=False),
+    Column("decided_by", Text),
+    Column("decided_at", Text),
+    Column("decision_reason", Text),
+    UniqueConstraint("contribution_id", "record_id"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("dataset_version", Text, nullable=False),
+    Column("artifact_hash", Text),
+    Column("stage", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+)
+
+PROJECTED_TABLES: tuple[Table, ...] = (
+    principals,
+    api_keys,
+    grants,
+    datasets,
+    sources,
+    contributions,
+    versions,
+    approvals,
+    gate_runs,
+    quarantine,
+    models,
+)
+"""Tables rebuilt from ledger events by ``verify`` (``records`` is rebuilt from contribution objects)."""
+
+OPERATIONAL_COLUMNS: dict[str, frozenset[str]] = {"api_keys": frozenset({"last_used_at"})}
+"""Columns written outside the ledger on purpose (they change on every request); verify skips them."""

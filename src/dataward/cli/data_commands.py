@@ -1,0 +1,294 @@
+"""Commands about data: datasets, contributions, merges, versions, diff, export, promote."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.tree import Tree
+
+from dataward.cli.errors import reports_errors
+from dataward.cli.output import console, emit_json, short, styled, table, working
+from dataward.cli.state import JSON_HELP, open_ward
+from dataward.domain.errors import InputError
+from dataward.domain.schema import Schema
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(
+            f"--fetched-at {text!r} is not an ISO-8601 time", hint="e.g. 2026-11-01T12:00:00Z"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def show_contribution(info: dict[str, Any]) -> None:
+    tree = Tree(f"[bold]contribution {info['ref']}[/bold] ({info['id']}) {styled(info['status'])}")
+    tree.add(
+        f"submitted by [bold]{escape(str(info['submitted_by']))}[/bold] with key dw_{info.get('key') or '-'}"
+    )
+    tree.add(f"source {escape(str(info.get('source_uri')))}")
+    tree.add(
+        f"+{info['added']} records / -{info['removed']} records"
+        + (f" ({info['new_records']} new to the ward)" if "new_records" in info else "")
+    )
+    tree.add(f"content hash {info['content_hash']}")
+    if info.get("gate_verdict"):
+        tree.add(f"gate verdict {styled(info['gate_verdict'])}")
+    console.print(tree)
+
+
+def register(app: typer.Typer) -> None:
+    dataset_app = typer.Typer(help="Create and inspect datasets.", no_args_is_help=True)
+    app.add_typer(dataset_app, name="dataset")
+
+    @dataset_app.command("create")
+    @reports_errors
+    def dataset_create(
+        name: Annotated[str, typer.Argument(help="Dataset name.")],
+        label: Annotated[str, typer.Option(help="The label column.")],
+        input_: Annotated[
+            list[str],
+            typer.Option(
+                "--input",
+                help="Input column NAME:KIND (text, image, numeric, "
+                "categorical, embedding:DIM). Repeat for each column.",
+            ),
+        ],
+        description: Annotated[str, typer.Option(help="What the dataset is for.")] = "",
+        owner: Annotated[str | None, typer.Option(help="Owning principal (default: you).")] = None,
+        validation_for: Annotated[
+            str | None,
+            typer.Option(
+                help="Make this the clean validation set of that dataset (write-locked to its owner)."
+            ),
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Create a dataset with its schema (or a clean validation set of another dataset)."""
+        schema = Schema.parse(label, input_)
+        info = open_ward().create_dataset(
+            name, schema, description=description, owner=owner, validation_for=validation_for
+        )
+        if as_json:
+            emit_json(info)
+            return
+        kind = f"validation set of {validation_for}" if validation_for else "dataset"
+        console.print(f"[bold green]Created {kind}[/bold green] {name} ({info['id']})")
+        table(
+            "schema",
+            ["column", "kind"],
+            [
+                (c["name"], c["kind"] + (f":{c['dim']}" if c.get("dim") else ""))
+                for c in info["schema"]["inputs"]
+            ]
+            + [(info["schema"]["label"], "label")],
+        )
+
+    @app.command("datasets")
+    @reports_errors
+    def datasets(as_json: JsonOpt = False) -> None:
+        """List datasets with their latest and training versions."""
+        items = open_ward().datasets()
+        if as_json:
+            emit_json(items)
+            return
+        table(
+            "Datasets",
+            ["name", "role", "owner", "latest", "training", "description"],
+            [
+                (
+                    d["name"],
+                    d["role"] if d["role"] == "dataset" else f"validation of {d['validation_for']}",
+                    d["owner"],
+                    f"v{d['latest']}" if d["latest"] else "-",
+                    f"v{d['training']}" if d["training"] else "-",
+                    d["description"],
+                )
+                for d in items
+            ],
+        )
+
+    @app.command()
+    @reports_errors
+    def contribute(
+        dataset: Annotated[str, typer.Argument(help="Dataset to contribute to.")],
+        file: Annotated[
+            Path | None, typer.Argument(help="CSV, JSON Lines, Parquet file or image folder.")
+        ] = None,
+        source: Annotated[str, typer.Option(help="Where the records came from (URI, system, vendor).")] = "",
+        fetched_at: Annotated[
+            str | None, typer.Option(help="When the source was fetched (ISO-8601).")
+        ] = None,
+        licence: Annotated[str | None, typer.Option(help="Licence of the source.")] = None,
+        removes: Annotated[
+            Path | None, typer.Option(help="File of record ids this contribution removes.")
+        ] = None,
+        format_: Annotated[
+            str | None, typer.Option("--format", help="csv, jsonl, parquet or images.")
+        ] = None,
+        message: Annotated[str, typer.Option("--message", "-m", help="Why this contribution.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Submit a contribution: records added from FILE and/or removed, from a declared --source."""
+        if not source:
+            raise InputError("a contribution needs a declared source", hint="pass --source URI")
+        with working(f"Importing {file or removes}", enabled=not as_json):
+            info = open_ward().contribute(
+                dataset,
+                file,
+                source=source,
+                fetched_at=_parse_time(fetched_at),
+                licence=licence,
+                removes=removes,
+                message=message,
+                format=format_,
+            )
+        if as_json:
+            emit_json(info)
+        else:
+            show_contribution(info)
+
+    @app.command()
+    @reports_errors
+    def contributions(
+        dataset: Annotated[str, typer.Argument(help="Dataset.")],
+        status: Annotated[str | None, typer.Option(help="Only contributions with this status.")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """List a dataset's contributions."""
+        items = open_ward().contributions(dataset, status=status)
+        if as_json:
+            emit_json(items)
+            return
+        table(
+            f"Contributions to {dataset}",
+            ["ref", "status", "gate", "by", "source", "+", "-", "when"],
+            [
+                (
+                    c["ref"],
+                    styled(c["status"]),
+                    styled(c["gate_verdict"]) if c["gate_verdict"] else "-",
+                    c["submitted_by"],
+                    c["source_uri"],
+                    c["added"],
+                    c["removed"],
+                    c["created_at"][:19],
+                )
+                for c in items
+            ],
+        )
+
+    @app.command()
+    @reports_errors
+    def merge(
+        contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        message: Annotated[str, typer.Option("--message", "-m")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Merge a contribution into a new immutable version."""
+        info = open_ward().merge(contribution, message=message)
+        if as_json:
+            emit_json(info)
+            return
+        held = f", {info['held_back']} held back in quarantine" if info.get("held_back") else ""
+        console.print(
+            f"[bold green]Merged[/bold green] {contribution} into [bold]{info['ref']}[/bold] "
+            f"({info['records']} records{held}) {short(info['id'], 20)}"
+        )
+
+    @app.command()
+    @reports_errors
+    def versions(dataset: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
+        """List a dataset's versions."""
+        items = open_ward().versions(dataset)
+        if as_json:
+            emit_json(items)
+            return
+        table(
+            f"Versions of {dataset}",
+            ["version", "stage", "records", "contributions", "id", "created"],
+            [
+                (
+                    f"v{v['number']}",
+                    styled(v["stage"]),
+                    v["records"],
+                    len(v["contributions"]),
+                    short(v["id"], 20),
+                    v["created_at"][:19],
+                )
+                for v in items
+            ],
+        )
+
+    @app.command()
+    @reports_errors
+    def diff(
+        a: Annotated[str, typer.Argument(help="DATASET@VERSION")],
+        b: Annotated[str, typer.Argument(help="VERSION or DATASET@VERSION")],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Records added and removed between two versions."""
+        d = open_ward().diff(a, b)
+        if as_json:
+            emit_json(d)
+            return
+        tree = Tree(f"[bold]{d['from']['ref']} → {d['to']['ref']}[/bold]")
+        tree.add(
+            f"[green]+{len(d['added'])} added[/green]  [red]-{len(d['removed'])} removed[/red]  "
+            f"{d['unchanged']} unchanged"
+        )
+        if d["contributions"]:
+            tree.add("via " + ", ".join(d["contributions"]))
+        for label, ids, colour in (("added", d["added"], "green"), ("removed", d["removed"], "red")):
+            if ids:
+                branch = tree.add(f"[{colour}]{label}[/{colour}]")
+                for rid in ids[:5]:
+                    branch.add(rid)
+                if len(ids) > 5:
+                    branch.add(f"… {len(ids) - 5} more (use --json)")
+        console.print(tree)
+
+    @app.command()
+    @reports_errors
+    def export(
+        ref: Annotated[str, typer.Argument(help="DATASET@VERSION (version: vN, training, latest or id).")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+        format_: Annotated[str, typer.Option("--format", help="parquet, jsonl or csv.")] = "parquet",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Write a version's records to a file."""
+        with working(f"Exporting {ref}", enabled=not as_json):
+            info = open_ward().export(ref, output, format=format_)
+        if as_json:
+            emit_json(info)
+        else:
+            console.print(
+                f"[bold green]Exported[/bold green] {info['version']['ref']} "
+                f"({info['records']} records) to {escape(str(output))} as {format_}"
+            )
+
+    @app.command()
+    @reports_errors
+    def promote(
+        ref: Annotated[str, typer.Argument(help="DATASET@VERSION")],
+        stage: Annotated[str, typer.Option(help="training or retired.")] = "training",
+        reason: Annotated[str, typer.Option(help="Why.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Promote a version to training (retiring the previous one), or retire it."""
+        info = open_ward().promote(ref, stage=stage, reason=reason)
+        if as_json:
+            emit_json(info)
+            return
+        retired = f" ({info['retired']} retired)" if info.get("retired") else ""
+        console.print(f"[bold green]{info['ref']} is now {stage}[/bold green]{retired}")

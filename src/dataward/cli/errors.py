@@ -1,0 +1,34 @@
+"""Turn errors into a readable message and a non-zero exit code."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.markup import escape
+
+from dataward.cli.output import emit_json, err_console
+from dataward.domain.errors import DatawardError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(fn: F) -> F:
+    """Decorator for commands: a ``DatawardError`` becomes a message (or JSON with ``--json``) and
+    its exit code; nothing else is caught, so bugs still show a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DatawardError as exc:
+            if kwargs.get("as_json"):
+                emit_json(exc.to_dict())
+            err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
+            if exc.hint:
+                err_console.print(f"  [dim]hint:[/dim] {escape(exc.hint)}")
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]

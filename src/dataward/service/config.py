@@ -1,0 +1,65 @@
+"""Where a ward lives and how its folder is laid out."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataward.domain.errors import InputError, NotFound
+
+DEFAULT_WARD_DIR = ".dataward"
+WARD_FILE = "ward.json"
+SIGNING_KEY_FILE = "keys/ward-ed25519.pem"
+CREDENTIALS_FILE = "credentials"
+
+
+def locate_ward(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--ward PATH``, else ``$DATAWARD_WARD``, else ``./.dataward``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("DATAWARD_WARD")
+    return Path(env) if env else Path.cwd() / DEFAULT_WARD_DIR
+
+
+@dataclass(frozen=True)
+class WardConfig:
+    """Contents of ``ward.json``: identity of the ward and where its catalog and objects are."""
+
+    ward_id: str
+    catalog_url: str
+    store_url: str
+    created_at: str
+    format: int = 1
+
+    @classmethod
+    def load(cls, folder: Path) -> WardConfig:
+        path = folder / WARD_FILE
+        if not path.exists():
+            raise NotFound(
+                f"no ward at {folder} (missing {WARD_FILE})",
+                hint="create one with `dataward init PATH`, or pass --ward / set DATAWARD_WARD",
+            )
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path} is not a valid ward file: {exc}") from exc
+
+    def save(self, folder: Path) -> None:
+        text = json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
+        tmp = folder / (WARD_FILE + ".tmp")
+        tmp.write_text(text, "utf-8")
+        os.replace(tmp, folder / WARD_FILE)
+
+    def resolved_catalog_url(self, folder: Path) -> str:
+        """SQLite paths in ward.json are relative to the ward folder, so the folder can be moved."""
+        if self.catalog_url.startswith("sqlite:///./"):
+            return "sqlite:///" + str(folder / self.catalog_url[len("sqlite:///./") :])
+        return self.catalog_url
+
+    def resolved_store(self, folder: Path) -> str:
+        if "://" not in self.store_url:
+            return str(folder / self.store_url)
+        return self.store_url

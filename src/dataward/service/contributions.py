@@ -1,0 +1,214 @@
+"""Use cases on contributions: submit (records added and/or removed, from a declared source), list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from dataward.access.roles import Action
+from dataward.catalog.projection import insert_row
+from dataward.catalog.tables import contributions, sources
+from dataward.domain.errors import InputError
+from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.records import canonical_table
+from dataward.domain.schema import RECORD_ID, Schema
+from dataward.io import read_record_ids, read_table
+from dataward.ledger.events import format_time
+from dataward.service import rows
+from dataward.service.core import WardCore, new_id
+from dataward.service.recordstore import (
+    ids_table,
+    manifest_ids,
+    store_new_records,
+    table_to_parquet,
+)
+
+
+def contribution_info(row: Any, dataset_name: str, submitter: str | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ref": f"{dataset_name}#{row.number}",
+        "dataset": dataset_name,
+        "number": row.number,
+        "submitted_by": submitter or row.submitted_by,
+        "key": row.key_id,
+        "source": row.source_id,
+        "content_hash": row.content_hash,
+        "added": row.added_count,
+        "removed": row.removed_count,
+        "status": row.status,
+        "gate_verdict": row.gate_verdict,
+        "base_version": row.base_version,
+        "created_at": row.created_at,
+        "message": row.message or "",
+    }
+
+
+def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
+    """A pandas DataFrame or Arrow table given through the Python API, canonicalized."""
+    records = data.to_pylist() if isinstance(data, pa.Table) else data.to_dict(orient="records")
+    table = canonical_table(schema, records)
+    return table, list(range(1, table.num_rows + 1))
+
+
+class ContributionCases(WardCore):
+    def contribute(
+        self,
+        dataset: str,
+        data: str | Path | Any | None = None,
+        *,
+        source: str,
+        fetched_at: datetime | None = None,
+        licence: str | None = None,
+        removes: str | Path | list[str] | None = None,
+        message: str = "",
+        format: str | None = None,
+    ) -> dict[str, Any]:
+        """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
+        table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``.
+
+        The file is read and validated before anything is stored; a malformed file stores nothing.
+        """
+        if not source:
+            raise InputError("a contribution needs a declared source", hint="pass --source URI")
+        if data is None and removes is None:
+            raise InputError("a contribution must add records, remove records, or both")
+        action, scope = self._validation_scope(dataset)
+        with self.db.reading() as conn:
+            schema = rows.dataset_schema(rows.dataset_row(conn, dataset))
+        if data is None:
+            table, file_rows, raw_hash, fmt = (
+                schema.arrow_schema().empty_table(),
+                [],
+                content_hash(b""),
+                "none",
+            )
+        elif isinstance(data, str | Path):
+            imported = read_table(Path(data), schema, format=format)
+            table, file_rows, raw_hash, fmt = (
+                imported.table,
+                list(imported.rows),
+                imported.raw_hash,
+                imported.format,
+            )
+        else:
+            table, file_rows = _table_from_frame(data, schema)
+            raw_hash, fmt = content_hash(table_to_parquet(table)), "arrow"
+        removed: list[str] = []
+        if removes is not None:
+            removed = list(removes) if isinstance(removes, list) else read_record_ids(Path(removes))
+        added = table.column(RECORD_ID).to_pylist()
+        if not added and not removed:
+            raise InputError(f"{data} holds no records", hint="an empty contribution changes nothing")
+
+        with self.use_case(action, scope) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
+            base = rows.latest_version(uc.conn, ds.id)
+            if removed:
+                present = set(manifest_ids(self.store, base.manifest_object)) if base else set()
+                unknown = [r for r in removed if r not in present]
+                if unknown:
+                    raise InputError(
+                        f"{len(unknown)} record id(s) to remove are not in the latest version, e.g. {unknown[0]}",
+                        hint=f"check the ids against `dataward export {dataset}`",
+                    )
+            chunk, new_count = store_new_records(uc.conn, self.store, table)
+            added_object = self.store.put(table_to_parquet(ids_table(added, file_rows))) if added else None
+            removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
+            now = format_time(uc.now)
+            src = {
+                "uri": source,
+                "fetched_at": format_time(fetched_at) if fetched_at else now,
+                "licence": licence,
+                "raw_hash": raw_hash,
+                "format": fmt,
+            }
+            source_id = json_hash({"uri": source, "raw_hash": raw_hash})
+            changes = []
+            if uc.conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is None:
+                changes.append(insert_row("sources", id=source_id, first_seen_at=now, **src))
+            chash = json_hash(
+                {
+                    "dataset": ds.id,
+                    "added": content_hash("\n".join(added).encode()),
+                    "removed": content_hash("\n".join(sorted(removed)).encode()),
+                }
+            )
+            cid = new_id("c")
+            number = rows.next_number(uc.conn, contributions, ds.id)
+            changes.append(
+                insert_row(
+                    "contributions",
+                    id=cid,
+                    dataset_id=ds.id,
+                    number=number,
+                    submitted_by=uc.caller.principal_id,
+                    key_id=uc.caller.key_id,
+                    source_id=source_id,
+                    content_hash=chash,
+                    base_version=base.id if base else None,
+                    added_count=len(added),
+                    removed_count=len(removed),
+                    added_object=added_object,
+                    removed_object=removed_object,
+                    chunk_object=chunk,
+                    status="submitted",
+                    created_at=now,
+                    message=message,
+                )
+            )
+            uc.emit(
+                "contribution.submitted",
+                {"dataset": ds.id, "contribution": cid, "source": source_id},
+                {
+                    "content_hash": chash,
+                    "source": src,
+                    "added": len(added),
+                    "removed": len(removed),
+                    "new_records": new_count,
+                    "chunk": chunk,
+                    "added_object": added_object,
+                    "removed_object": removed_object,
+                },
+                changes,
+            )
+            row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
+            info = contribution_info(row, dataset, uc.caller.principal_name)
+            info["new_records"] = new_count
+            info["source_uri"] = source
+            return info
+
+    def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
+            query = select(contributions).where(contributions.c.dataset_id == ds.id)
+            if status:
+                query = query.where(contributions.c.status == status)
+            out = []
+            for row in uc.conn.execute(query.order_by(contributions.c.number)):
+                info = contribution_info(row, dataset, rows.principal_name(uc.conn, row.submitted_by))
+                src = uc.conn.execute(select(sources.c.uri).where(sources.c.id == row.source_id)).first()
+                info["source_uri"] = src.uri if src else None
+                out.append(info)
+            return out
+
+    def contribution(self, ref: str) -> dict[str, Any]:
+        with self.db.reading() as conn:
+            row = rows.contribution_row(conn, ref)
+            ds_name = conn.execute(
+                select(rows.datasets.c.name).where(rows.datasets.c.id == row.dataset_id)
+            ).scalar()
+        with self.use_case(Action.DATASET_READ, self._read_scope(ds_name)) as uc:
+            row = rows.contribution_row(uc.conn, row.id)
+            info = contribution_info(row, ds_name, rows.principal_name(uc.conn, row.submitted_by))
+            src = uc.conn.execute(select(sources).where(sources.c.id == row.source_id)).first()
+            info["source_detail"] = dict(src._mapping) if src else None
+            info["source_uri"] = src.uri if src else None
+            return info
+
+
+__all__ = ["ContributionCases", "contribution_info"]

@@ -1,0 +1,138 @@
+"""The heart of the service: one transaction per use case.
+
+Every use case runs ``authenticate -> authorize -> compute -> append ledger event + update catalog``
+inside a single database transaction, so the ledger and its catalog projections never disagree.
+A refusal rolls the use case back and is itself recorded as an ``access.denied`` event.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from dataward.access.roles import Action, Scope
+from dataward.catalog import ledger_store
+from dataward.catalog.database import CatalogDatabase
+from dataward.catalog.projection import RowChange
+from dataward.domain.errors import AccessDenied, AuthenticationError
+from dataward.ledger.events import Actor, Event, utc_now
+from dataward.ledger.signing import WardSigner
+from dataward.service import auth
+from dataward.store import ObjectStore
+
+Clock = Callable[[], datetime]
+
+
+def new_id(prefix: str) -> str:
+    """A random, prefixed identifier (``p_``, ``c_``, ``g_`` ...): unguessable and easy to read."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+@dataclass
+class UseCase:
+    """What a use case sees: its connection, its caller, the time, and ``emit`` to record events."""
+
+    conn: Connection
+    caller: auth.Caller
+    now: datetime
+    signer: WardSigner
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def actor(self) -> Actor:
+        return self.caller.actor
+
+    def emit(
+        self,
+        type: str,
+        subject: dict[str, Any],
+        payload: dict[str, Any] | None = None,
+        changes: list[RowChange] | tuple[RowChange, ...] = (),
+    ) -> Event:
+        """Append a signed event and apply its catalog changes in this transaction."""
+        event = ledger_store.append(
+            self.conn,
+            self.signer,
+            actor=self.actor,
+            type=type,
+            subject=subject,
+            payload=payload,
+            changes=changes,
+            now=self.now,
+        )
+        self.events.append(event)
+        return event
+
+
+class WardCore:
+    """State shared by every use case: where the ward is, its database, objects, key and caller."""
+
+    def __init__(
+        self,
+        folder: Path,
+        db: CatalogDatabase,
+        store: ObjectStore,
+        signer: WardSigner,
+        *,
+        credential: str | None,
+        clock: Clock = utc_now,
+        ward_id: str = "",
+    ) -> None:
+        self.folder = folder
+        self.db = db
+        self.store = store
+        self.signer = signer
+        self.credential = credential
+        self.clock = clock
+        self.ward_id = ward_id
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @contextmanager
+    def use_case(
+        self, action: Action, scope: Scope, *, detail: dict[str, Any] | None = None
+    ) -> Iterator[UseCase]:
+        """Authenticate the caller, authorize ``action`` on ``scope``, and run the body in one transaction.
+
+        Raises ``AuthenticationError``/``AccessDenied`` (after recording ``access.denied``) when refused.
+        """
+        now = self.now()
+        caller: auth.Caller | None = None
+        try:
+            with self.db.transaction() as conn:
+                caller = auth.authenticate(conn, self.credential, now)
+                auth.authorize(conn, caller, action, scope, now)
+                yield UseCase(conn, caller, now, self.signer)
+        except (AuthenticationError, AccessDenied) as exc:
+            # The use case was rolled back; the refusal itself must still be auditable.
+            self._record_denial(exc, caller, action, scope, now, detail)
+            raise
+
+    def _record_denial(
+        self,
+        exc: AuthenticationError | AccessDenied,
+        caller: auth.Caller | None,
+        action: Action,
+        scope: Scope,
+        now: datetime,
+        detail: dict[str, Any] | None,
+    ) -> None:
+        actor = caller.actor if caller is not None else auth.anonymous_actor(self.credential)
+        with self.db.transaction() as conn:
+            ledger_store.append(
+                conn,
+                self.signer,
+                actor=actor,
+                type="access.denied",
+                subject={"scope": str(scope)},
+                payload={"action": action.value, "error": exc.code, "reason": exc.message, **(detail or {})},
+                now=now,
+            )

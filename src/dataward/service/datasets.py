@@ -1,0 +1,216 @@
+"""Use cases on datasets: create, list, and the Python handles ``ward.dataset(name).version(ref)``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from dataward.access.roles import Action, Role, Scope
+from dataward.catalog.projection import insert_row
+from dataward.catalog.tables import datasets, versions
+from dataward.domain.errors import Conflict, InputError
+from dataward.domain.schema import Schema
+from dataward.ledger.events import format_time
+from dataward.service import rows
+from dataward.service.core import WardCore, new_id
+from dataward.service.recordstore import load_records, manifest_ids
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dataward.service.ward import Ward
+
+
+def dataset_info(row: Any, owner_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "owner": owner_name or row.owner_id,
+        "role": row.role,
+        "validation_for": row.validation_for,
+        "description": row.description or "",
+        "schema": json.loads(row.schema),
+        "policy_hash": row.policy_hash,
+        "created_at": row.created_at,
+    }
+
+
+def version_info(row: Any, dataset_name: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "dataset": dataset_name,
+        "number": row.number,
+        "ref": f"{dataset_name}@v{row.number}",
+        "parent": row.parent_id,
+        "records": row.record_count,
+        "stage": row.stage,
+        "contributions": json.loads(row.contributions),
+        "created_at": row.created_at,
+        "created_by": row.created_by,
+    }
+
+
+class DatasetCases(WardCore):
+    def create_dataset(
+        self,
+        name: str,
+        schema: Schema | dict[str, Any],
+        *,
+        description: str = "",
+        owner: str | None = None,
+        validation_for: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a dataset (or, with ``validation_for``, the clean validation set of one).
+
+        The owner (default: the caller) gets the ``owner`` role on it. A validation set is owned by its
+        dataset's owner and only that owner may write it.
+        """
+        rows.check_name("dataset", name)
+        schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
+        with self.use_case(Action.DATASET_CREATE, Scope.ward()) as uc:
+            if uc.conn.execute(select(datasets.c.id).where(datasets.c.name == name)).first():
+                raise Conflict(f"a dataset named {name!r} already exists")
+            role = "dataset"
+            if validation_for is not None:
+                parent = rows.dataset_row(uc.conn, validation_for)
+                if parent.role != "dataset":
+                    raise InputError(f"{validation_for!r} is itself a validation set")
+                if json.loads(parent.schema)["label"] != schema.label:
+                    raise InputError("a validation set must use its dataset's label column")
+                owner_id = parent.owner_id
+                role = "validation"
+            else:
+                owner_id = rows.principal_row(uc.conn, owner).id if owner else uc.caller.principal_id
+            ds_id = new_id("d")
+            now = format_time(uc.now)
+            changes = [
+                insert_row(
+                    "datasets",
+                    id=ds_id,
+                    name=name,
+                    owner_id=owner_id,
+                    schema=json.dumps(schema.to_dict(), sort_keys=True),
+                    description=description,
+                    role=role,
+                    validation_for=validation_for,
+                    policy=None,
+                    policy_hash=None,
+                    created_at=now,
+                    created_by=uc.caller.principal_id,
+                )
+            ]
+            if validation_for is None:
+                changes.append(
+                    insert_row(
+                        "grants",
+                        id=new_id("g"),
+                        principal_id=owner_id,
+                        role=Role.OWNER.value,
+                        scope_kind="dataset",
+                        scope_name=name,
+                        granted_by=uc.caller.principal_id,
+                        granted_at=now,
+                    )
+                )
+            uc.emit(
+                "dataset.created",
+                {"dataset": ds_id},
+                {"name": name, "schema": schema.to_dict(), "validation_for": validation_for},
+                changes,
+            )
+            return dataset_info(uc.conn.execute(select(datasets).where(datasets.c.id == ds_id)).one())
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every dataset with its latest version and training version."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            out = []
+            for row in uc.conn.execute(select(datasets).order_by(datasets.c.name)):
+                info = dataset_info(row, rows.principal_name(uc.conn, row.owner_id))
+                latest = rows.latest_version(uc.conn, row.id)
+                info["latest"] = latest.number if latest else None
+                training = uc.conn.execute(
+                    select(versions.c.number).where(
+                        versions.c.dataset_id == row.id, versions.c.stage == "training"
+                    )
+                ).first()
+                info["training"] = training.number if training else None
+                out.append(info)
+            return out
+
+    def dataset(self, name: str) -> DatasetHandle:
+        """A handle on one dataset for the Python API."""
+        return DatasetHandle(self, name)  # type: ignore[arg-type]
+
+    def _validation_scope(self, name: str) -> tuple[Action, Scope]:
+        """Writes to a clean validation set need ``validation.write`` on the dataset it guards."""
+        with self.db.reading() as conn:
+            ds = rows.dataset_row(conn, name)
+        if ds.role == "validation":
+            return Action.VALIDATION_WRITE, Scope.dataset(ds.validation_for)
+        return Action.CONTRIBUTION_SUBMIT, Scope.dataset(name)
+
+    def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
+        """Info and canonical records of ``dataset@ref`` (default: latest)."""
+        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
+            ver = rows.version_row(uc.conn, ds.id, dataset, ref)
+            ids = manifest_ids(self.store, ver.manifest_object)
+            table = load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
+            return version_info(ver, dataset), table
+
+    def _read_scope(self, name: str) -> Scope:
+        with self.db.reading() as conn:
+            ds = rows.dataset_row(conn, name)
+        return Scope.dataset(ds.validation_for if ds.role == "validation" else name)
+
+
+class DatasetHandle:
+    """``ward.dataset(name)``: versions and contributions of one dataset."""
+
+    def __init__(self, ward: Ward, name: str) -> None:
+        self._ward = ward
+        self.name = name
+
+    def version(self, ref: str | None = None) -> VersionHandle:
+        return VersionHandle(self._ward, self.name, ref)
+
+    def versions(self) -> list[dict[str, Any]]:
+        return self._ward.versions(self.name)
+
+    def contribute(self, path: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._ward.contribute(self.name, path, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<dataset {self.name}>"
+
+
+class VersionHandle:
+    """``ward.dataset(name).version(ref)``: one immutable version, loaded on demand."""
+
+    def __init__(self, ward: Ward, dataset: str, ref: str | None) -> None:
+        self._ward = ward
+        self.dataset = dataset
+        self.ref = ref
+        self._loaded: tuple[dict[str, Any], pa.Table] | None = None
+
+    def _load(self) -> tuple[dict[str, Any], pa.Table]:
+        if self._loaded is None:
+            self._loaded = self._ward.read_version(self.dataset, self.ref)
+        return self._loaded
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._load()[0]
+
+    def to_arrow(self) -> pa.Table:
+        """The version's records as a canonical Arrow table (``record_id`` first)."""
+        return self._load()[1]
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.to_arrow().to_pandas()
+
+    def __repr__(self) -> str:
+        return f"<version {self.dataset}@{self.ref or 'latest'}>"

@@ -1,0 +1,138 @@
+"""Records stored once: canonical tables as content-addressed Parquet chunks, indexed by record id.
+
+A record's bytes live in exactly one chunk object, whatever number of contributions and versions hold
+it; the ``records`` table maps each record id to its chunk and row. Versions are manifests of ids.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, insert
+
+from dataward.catalog.tables import records
+from dataward.domain.errors import IntegrityViolation
+from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.schema import RECORD_ID, Schema
+from dataward.store import ObjectStore
+
+_BATCH = 5000
+
+
+def table_to_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def parquet_to_table(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))
+
+
+def existing_ids(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """``record_id -> (chunk, row)`` for the ids already stored."""
+    found: dict[str, tuple[str, int]] = {}
+    for start in range(0, len(ids), _BATCH):
+        batch = list(ids[start : start + _BATCH])
+        marks = ",".join("?" if conn.dialect.paramstyle == "qmark" else "%s" for _ in batch)
+        rows = conn.exec_driver_sql(f"SELECT id, chunk, row FROM records WHERE id IN ({marks})", tuple(batch))
+        for rid, chunk, row in rows:
+            found[rid] = (chunk, int(row))
+    return found
+
+
+def store_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> tuple[str | None, int]:
+    """Store the records of ``table`` that are not stored yet; returns ``(chunk digest, count)``."""
+    ids = table.column(RECORD_ID).to_pylist()
+    already = existing_ids(conn, list(dict.fromkeys(ids)))
+    seen: set[str] = set(already)
+    keep: list[int] = []
+    for i, rid in enumerate(ids):
+        if rid not in seen:
+            seen.add(rid)
+            keep.append(i)
+    if not keep:
+        return None, 0
+    chunk_table = table.take(pa.array(keep, type=pa.int64())) if len(keep) != len(ids) else table
+    digest = store.put(table_to_parquet(chunk_table))
+    new_ids = chunk_table.column(RECORD_ID).to_pylist()
+    rows = [(rid, digest, i) for i, rid in enumerate(new_ids)]
+    if conn.dialect.name == "sqlite":
+        # The driver's executemany is several times faster than a Core insert for millions of rows.
+        conn.exec_driver_sql("INSERT INTO records (id, chunk, row) VALUES (?, ?, ?)", rows)
+    else:
+        conn.execute(insert(records), [{"id": r, "chunk": c, "row": n} for r, c, n in rows])
+    return digest, len(rows)
+
+
+def load_records(conn: Connection, store: ObjectStore, ids: Sequence[str], schema: Schema) -> pa.Table:
+    """The canonical table of ``ids`` in the order given (duplicates repeated)."""
+    unique = list(dict.fromkeys(ids))
+    where = existing_ids(conn, unique)
+    missing = [rid for rid in unique if rid not in where]
+    if missing:
+        raise IntegrityViolation(
+            f"{len(missing)} record(s) are listed but not stored, e.g. {missing[0]}",
+            hint="run `dataward verify` to see what was altered",
+        )
+    by_chunk: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for rid in unique:
+        chunk, row = where[rid]
+        by_chunk[chunk].append((rid, row))
+    pieces = []
+    target = schema.arrow_schema()
+    for chunk, members in by_chunk.items():
+        chunk_table = parquet_to_table(store.get(chunk))
+        pieces.append(chunk_table.take(pa.array([row for _, row in members], type=pa.int64())))
+    if not pieces:
+        return target.empty_table()
+    combined = pa.concat_tables([p.select(target.names).cast(target) for p in pieces])
+    position = {rid: i for i, rid in enumerate(combined.column(RECORD_ID).to_pylist())}
+    order = np.fromiter((position[rid] for rid in ids), dtype=np.int64, count=len(ids))
+    return combined.take(pa.array(order))
+
+
+def ids_table(ids: Iterable[str], rows: Iterable[int] | None = None) -> pa.Table:
+    data: dict[str, Any] = {RECORD_ID: pa.array(list(ids), type=pa.string())}
+    if rows is not None:
+        data["row"] = pa.array(list(rows), type=pa.int64())
+    return pa.table(data)
+
+
+def read_ids(store: ObjectStore, digest: str | None) -> list[str]:
+    if digest is None:
+        return []
+    return parquet_to_table(store.get(digest)).column(RECORD_ID).to_pylist()
+
+
+def read_ids_and_rows(store: ObjectStore, digest: str | None) -> tuple[list[str], list[int]]:
+    if digest is None:
+        return [], []
+    table = parquet_to_table(store.get(digest))
+    rows = (
+        table.column("row").to_pylist() if "row" in table.column_names else list(range(1, table.num_rows + 1))
+    )
+    return table.column(RECORD_ID).to_pylist(), rows
+
+
+def records_hash(sorted_ids: Sequence[str]) -> str:
+    """Hash of a sorted id list: what a version manifest commits to."""
+    return content_hash("\n".join(sorted_ids).encode("ascii"))
+
+
+def version_identity(dataset_id: str, number: int, parent: str | None, sorted_ids: Sequence[str]) -> str:
+    return json_hash(
+        {"dataset": dataset_id, "number": number, "parent": parent, "records": records_hash(sorted_ids)}
+    )
+
+
+def manifest_ids(store: ObjectStore, digest: str) -> list[str]:
+    ids = parquet_to_table(store.get(digest)).column(RECORD_ID)
+    return pc.cast(ids, pa.string()).to_pylist()

@@ -1,0 +1,120 @@
+"""Small catalog queries shared by the use cases (reads only; writes go through ``UseCase.emit``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
+
+from dataward.catalog.tables import contributions, datasets, principals, versions
+from dataward.domain.errors import InputError, NotFound
+from dataward.domain.schema import Schema
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+STAGES = ("candidate", "training", "retired")
+
+
+def check_name(kind: str, name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise InputError(
+            f"{kind} name {name!r} is not valid",
+            hint="use letters, digits, '_', '.', '-' (up to 128), starting with a letter or digit",
+        )
+    return name
+
+
+def dataset_row(conn: Connection, name: str) -> Row[Any]:
+    row = conn.execute(select(datasets).where(datasets.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`")
+    return row
+
+
+def dataset_schema(row: Row[Any]) -> Schema:
+    return Schema.from_dict(json.loads(row.schema))
+
+
+def principal_row(conn: Connection, ref: str) -> Row[Any]:
+    """A principal by id or by name."""
+    row = conn.execute(
+        select(principals).where((principals.c.id == ref) | (principals.c.name == ref))
+    ).first()
+    if row is None:
+        raise NotFound(f"no principal {ref!r}", hint="list them with `dataward principal list`")
+    return row
+
+
+def principal_name(conn: Connection, principal_id: str | None) -> str | None:
+    if principal_id is None:
+        return None
+    row = conn.execute(select(principals.c.name).where(principals.c.id == principal_id)).first()
+    return row.name if row else principal_id
+
+
+def contribution_row(conn: Connection, ref: str) -> Row[Any]:
+    """A contribution by id (``c_...``) or by ``DATASET#N``."""
+    if "#" in ref:
+        name, _, number = ref.rpartition("#")
+        ds = dataset_row(conn, name)
+        try:
+            num = int(number)
+        except ValueError as exc:
+            raise InputError(f"contribution reference {ref!r} is not DATASET#NUMBER") from exc
+        row = conn.execute(
+            select(contributions).where(contributions.c.dataset_id == ds.id, contributions.c.number == num)
+        ).first()
+    else:
+        row = conn.execute(select(contributions).where(contributions.c.id == ref)).first()
+    if row is None:
+        raise NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
+    return row
+
+
+def next_number(conn: Connection, table: Any, dataset_id: str) -> int:
+    current = conn.execute(select(func.max(table.c.number)).where(table.c.dataset_id == dataset_id)).scalar()
+    return int(current or 0) + 1
+
+
+def latest_version(conn: Connection, dataset_id: str) -> Row[Any] | None:
+    return conn.execute(
+        select(versions)
+        .where(versions.c.dataset_id == dataset_id)
+        .order_by(versions.c.number.desc())
+        .limit(1)
+    ).first()
+
+
+def version_row(conn: Connection, dataset_id: str, dataset_name: str, ref: str | None) -> Row[Any]:
+    """Resolve a version reference: ``latest`` (default), ``training``, ``vN``/``N``, or an id prefix."""
+    ref = (ref or "latest").strip()
+    query = select(versions).where(versions.c.dataset_id == dataset_id)
+    if ref == "latest":
+        row = conn.execute(query.order_by(versions.c.number.desc()).limit(1)).first()
+    elif ref in STAGES:
+        row = conn.execute(
+            query.where(versions.c.stage == ref).order_by(versions.c.number.desc()).limit(1)
+        ).first()
+    elif re.fullmatch(r"v?\d+", ref):
+        row = conn.execute(query.where(versions.c.number == int(ref.lstrip("v")))).first()
+    else:
+        prefix = ref if ref.startswith("b3:") else "b3:" + ref
+        matches = conn.execute(query.where(versions.c.id.like(prefix + "%"))).all()
+        if len(matches) > 1:
+            raise InputError(
+                f"version reference {ref!r} is ambiguous in {dataset_name!r}", hint="give more digits"
+            )
+        row = matches[0] if matches else None
+    if row is None:
+        raise NotFound(
+            f"dataset {dataset_name!r} has no version {ref!r}",
+            hint=f"list them with `dataward versions {dataset_name}`",
+        )
+    return row
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """``DATASET@VERSION`` -> (dataset, version or None)."""
+    name, sep, version = ref.partition("@")
+    return name, (version if sep else None)

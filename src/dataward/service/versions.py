@@ -1,0 +1,206 @@
+"""Use cases on versions: merge a contribution into a new immutable version, list, diff, export, promote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from dataward.access.roles import Action, Scope
+from dataward.catalog.projection import insert_row, update_row
+from dataward.catalog.tables import contributions, quarantine, versions
+from dataward.domain.errors import Conflict, InputError
+from dataward.domain.schema import RECORD_ID
+from dataward.io import write_table
+from dataward.ledger.events import format_time
+from dataward.service import rows
+from dataward.service.core import WardCore
+from dataward.service.datasets import version_info
+from dataward.service.recordstore import (
+    ids_table,
+    load_records,
+    manifest_ids,
+    read_ids,
+    table_to_parquet,
+    version_identity,
+)
+
+MERGEABLE = ("submitted", "gated", "approved")
+EXPORT_FORMATS = ("parquet", "jsonl", "csv")
+
+
+class VersionCases(WardCore):
+    def _merge_allowed(self, uc: Any, ds: Any, contribution: Any) -> None:
+        """Policy hook: approvals and gate verdicts required before a merge (see the access cases)."""
+
+    def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
+        """Merge a contribution into a new version: the latest version, minus removed records, plus
+        added ones, never including records held in quarantine or rejected in review."""
+        with self.db.reading() as conn:
+            c = rows.contribution_row(conn, contribution_ref)
+            ds_name = conn.execute(
+                select(rows.datasets.c.name).where(rows.datasets.c.id == c.dataset_id)
+            ).scalar()
+        action, scope = self._validation_scope(ds_name)
+        merge_action = Action.CONTRIBUTION_MERGE if action is Action.CONTRIBUTION_SUBMIT else action
+        with self.use_case(merge_action, scope) as uc:
+            c = rows.contribution_row(uc.conn, c.id)
+            ds = rows.dataset_row(uc.conn, ds_name)
+            if c.status not in MERGEABLE:
+                raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and cannot be merged")
+            if ds.role == "dataset":
+                self._merge_allowed(uc, ds, c)
+            parent = rows.latest_version(uc.conn, ds.id)
+            current = manifest_ids(self.store, parent.manifest_object) if parent else []
+            held = {
+                r.record_id
+                for r in uc.conn.execute(
+                    select(quarantine.c.record_id).where(
+                        quarantine.c.contribution_id == c.id, quarantine.c.status != "accepted"
+                    )
+                )
+            }
+            removed = set(read_ids(self.store, c.removed_object))
+            added = [r for r in read_ids(self.store, c.added_object) if r not in held]
+            members = sorted((set(current) - removed) | set(added))
+            number = rows.next_number(uc.conn, versions, ds.id)
+            parent_id = parent.id if parent else None
+            vid = version_identity(ds.id, number, parent_id, members)
+            manifest = self.store.put(table_to_parquet(ids_table(members)))
+            merged = (json.loads(parent.contributions) if parent else []) + [c.id]
+            now = format_time(uc.now)
+            uc.emit(
+                "contribution.merged",
+                {"dataset": ds.id, "contribution": c.id, "version": vid},
+                {
+                    "number": number,
+                    "parent": parent_id,
+                    "manifest": manifest,
+                    "records": len(members),
+                    "held_back": len(held),
+                    "message": message,
+                },
+                [
+                    insert_row(
+                        "versions",
+                        id=vid,
+                        dataset_id=ds.id,
+                        number=number,
+                        parent_id=parent_id,
+                        manifest_object=manifest,
+                        record_count=len(members),
+                        contributions=json.dumps(merged),
+                        stage="candidate",
+                        created_at=now,
+                        created_by=uc.caller.principal_id,
+                    ),
+                    update_row("contributions", {"id": c.id}, status="merged"),
+                ],
+            )
+            info = version_info(uc.conn.execute(select(versions).where(versions.c.id == vid)).one(), ds_name)
+            info["held_back"] = len(held)
+            return info
+
+    def versions(self, dataset: str) -> list[dict[str, Any]]:
+        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
+            query = select(versions).where(versions.c.dataset_id == ds.id).order_by(versions.c.number)
+            return [version_info(r, dataset) for r in uc.conn.execute(query)]
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Records added and removed going from ``DATASET@A`` to ``DATASET@B`` (``b`` may omit the dataset)."""
+        name_a, ref_a = rows.split_ref(a)
+        name_b, ref_b = rows.split_ref(b) if "@" in b else (name_a, b)
+        with self.use_case(Action.DATASET_READ, self._read_scope(name_a)) as uc:
+            ds_a, ds_b = rows.dataset_row(uc.conn, name_a), rows.dataset_row(uc.conn, name_b)
+            va = rows.version_row(uc.conn, ds_a.id, name_a, ref_a)
+            vb = rows.version_row(uc.conn, ds_b.id, name_b, ref_b)
+            ids_a = set(manifest_ids(self.store, va.manifest_object))
+            ids_b = set(manifest_ids(self.store, vb.manifest_object))
+            added, removed = sorted(ids_b - ids_a), sorted(ids_a - ids_b)
+            contribs_a, contribs_b = json.loads(va.contributions), json.loads(vb.contributions)
+            new_contribs = [c for c in contribs_b if c not in contribs_a]
+            refs = []
+            for cid in new_contribs:
+                row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).first()
+                if row is not None:
+                    refs.append(f"{name_b}#{row.number}")
+            return {
+                "from": version_info(va, name_a),
+                "to": version_info(vb, name_b),
+                "added": added,
+                "removed": removed,
+                "unchanged": len(ids_a & ids_b),
+                "contributions": refs,
+            }
+
+    def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:
+        """Write ``DATASET@VERSION`` to a file (atomically)."""
+        if format not in EXPORT_FORMATS:
+            raise InputError(
+                f"unknown export format {format!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}"
+            )
+        name, version = rows.split_ref(ref)
+        with self.use_case(Action.DATASET_EXPORT, self._read_scope(name)) as uc:
+            ds = rows.dataset_row(uc.conn, name)
+            ver = rows.version_row(uc.conn, ds.id, name, version)
+            ids = manifest_ids(self.store, ver.manifest_object)
+            table = load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
+            uc.emit(
+                "version.exported",
+                {"dataset": ds.id, "version": ver.id},
+                {"format": format, "records": table.num_rows, "path": str(path)},
+            )
+        write_table(table, Path(path), format)
+        return {"version": version_info(ver, name), "path": str(path), "format": format, "records": len(ids)}
+
+    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
+        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""
+        if stage not in ("training", "retired"):
+            raise InputError(f"cannot promote to stage {stage!r}", hint="use training or retired")
+        name, version = rows.split_ref(ref)
+        action = Action.VERSION_PROMOTE if stage == "training" else Action.VERSION_RETIRE
+        with self.use_case(action, Scope.dataset(name)) as uc:
+            ds = rows.dataset_row(uc.conn, name)
+            if ds.role != "dataset":
+                raise InputError(f"{name!r} is a validation set; validation sets are not promoted")
+            ver = rows.version_row(uc.conn, ds.id, name, version)
+            if ver.stage == stage:
+                raise Conflict(f"{name}@v{ver.number} is already {stage}")
+            if stage == "training":
+                if ver.stage == "retired":
+                    raise Conflict(f"{name}@v{ver.number} is retired and cannot return to training")
+                self._promotion_allowed(uc, ds, ver)
+            changes = []
+            previous = None
+            if stage == "training":
+                previous = uc.conn.execute(
+                    select(versions).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
+                ).first()
+                if previous is not None:
+                    changes.append(update_row("versions", {"id": previous.id}, stage="retired"))
+            changes.append(update_row("versions", {"id": ver.id}, stage=stage))
+            uc.emit(
+                "version.promoted" if stage == "training" else "version.retired",
+                {"dataset": ds.id, "version": ver.id},
+                {
+                    "stage": stage,
+                    "from": ver.stage,
+                    "retired": previous.id if previous else None,
+                    "reason": reason,
+                },
+                changes,
+            )
+            info = version_info(uc.conn.execute(select(versions).where(versions.c.id == ver.id)).one(), name)
+            info["retired"] = f"{name}@v{previous.number}" if previous else None
+            return info
+
+    def _promotion_allowed(self, uc: Any, ds: Any, version: Any) -> None:
+        """Policy hook: which approvals and gate verdicts a promotion needs (see the access cases)."""
+
+
+def table_ids(table: pa.Table) -> list[str]:
+    return table.column(RECORD_ID).to_pylist()

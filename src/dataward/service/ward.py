@@ -1,0 +1,212 @@
+"""``Ward``: the service. One method per use case; the CLI and the HTTP server both call it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from dataward.catalog import ledger_store
+from dataward.catalog.database import CatalogDatabase
+from dataward.catalog.projection import insert_row
+from dataward.catalog.tables import ward_meta
+from dataward.domain.errors import Conflict, InputError
+from dataward.ledger.events import Actor, format_time, utc_now
+from dataward.ledger.signing import WardSigner
+from dataward.service import auth
+from dataward.service.audit import AuditCases
+from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
+from dataward.service.contributions import ContributionCases
+from dataward.service.core import Clock, new_id
+from dataward.service.datasets import DatasetCases
+from dataward.service.versions import VersionCases
+from dataward.store import open_store
+
+ADMIN_KEY_TTL_DAYS = 90
+
+
+class Ward(AuditCases, VersionCases, ContributionCases, DatasetCases):
+    """One deployment: a catalog database, an object store and a signing key, acting as one principal."""
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, key: str | None = None, clock: Clock = utc_now
+    ) -> Ward:
+        """Open the ward at ``path`` (default: ``$DATAWARD_WARD`` or ``./.dataward``).
+
+        The acting principal is the one whose API key is ``key``, else ``$DATAWARD_KEY``, else the
+        ward's local credentials file (written by ``init`` for the first admin).
+        """
+        folder = locate_ward(path)
+        config = WardConfig.load(folder)
+        credential = key or os.environ.get("DATAWARD_KEY") or _read_credentials(folder)
+        db = CatalogDatabase(config.resolved_catalog_url(folder))
+        store = open_store(config.resolved_store(folder))
+        signer = WardSigner.load(folder / SIGNING_KEY_FILE)
+        return cls(folder, db, store, signer, credential=credential, clock=clock, ward_id=config.ward_id)
+
+    def as_key(self, key: str) -> Ward:
+        """The same ward, acting as the principal of ``key``."""
+        return type(self)(
+            self.folder,
+            self.db,
+            self.store,
+            self.signer,
+            credential=key,
+            clock=self.clock,
+            ward_id=self.ward_id,
+        )
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        admin: str = "admin",
+        catalog_url: str | None = None,
+        store_url: str | None = None,
+        clock: Clock = utc_now,
+    ) -> tuple[Ward, str]:
+        """Create a ward folder: catalog, object store, signing key, the first admin and its API key.
+
+        Returns the ward (acting as the admin) and the admin's key, which is shown only this once
+        (a copy is kept in the folder's owner-only ``credentials`` file for local use).
+        """
+        folder = Path(path)
+        if (folder / "ward.json").exists():
+            raise Conflict(f"{folder} is already a ward")
+        if folder.exists() and any(folder.iterdir()):
+            raise InputError(f"{folder} exists and is not empty", hint="choose a new or empty folder")
+        created_folder = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls._create(folder, admin, catalog_url, store_url, clock)
+        except BaseException:
+            # A half-made ward is worse than none: remove what this call created.
+            if created_folder:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    @classmethod
+    def _create(
+        cls, folder: Path, admin: str, catalog_url: str | None, store_url: str | None, clock: Clock
+    ) -> tuple[Ward, str]:
+        now = clock()
+        signer = WardSigner.generate()
+        signer.save(folder / SIGNING_KEY_FILE)
+        config = WardConfig(
+            ward_id=new_id("w"),
+            catalog_url=catalog_url or "sqlite:///./catalog.sqlite",
+            store_url=store_url or "objects",
+            created_at=format_time(now),
+        )
+        db = CatalogDatabase(config.resolved_catalog_url(folder))
+        db.migrate()
+        store = open_store(config.resolved_store(folder))
+        admin_id = new_id("p")
+        key_id, plaintext, secret_hash = auth.new_key_material()
+        stamp = format_time(now)
+        actor = Actor(admin_id, None)
+        with db.transaction() as conn:
+            conn.execute(
+                insert(ward_meta),
+                [
+                    {"key": "ward_id", "value": config.ward_id},
+                    {"key": "public_key", "value": signer.public_key_b64},
+                    {"key": "created_at", "value": stamp},
+                ],
+            )
+            ledger_store.append(
+                conn,
+                signer,
+                actor=actor,
+                type="ward.created",
+                subject={"ward": config.ward_id},
+                payload={"public_key": signer.public_key_b64, "catalog": db.dialect, "store": store.url},
+                now=now,
+            )
+            ledger_store.append(
+                conn,
+                signer,
+                actor=actor,
+                type="principal.created",
+                subject={"principal": admin_id},
+                payload={"name": admin, "kind": "human"},
+                changes=[
+                    insert_row(
+                        "principals",
+                        id=admin_id,
+                        name=admin,
+                        kind="human",
+                        owner_id=None,
+                        status="active",
+                        created_at=stamp,
+                        created_by=admin_id,
+                        description="first administrator",
+                    )
+                ],
+                now=now,
+            )
+            ledger_store.append(
+                conn,
+                signer,
+                actor=actor,
+                type="grant.created",
+                subject={"principal": admin_id},
+                payload={"role": "admin", "scope": "ward"},
+                changes=[
+                    insert_row(
+                        "grants",
+                        id=new_id("g"),
+                        principal_id=admin_id,
+                        role="admin",
+                        scope_kind="ward",
+                        scope_name=None,
+                        granted_by=admin_id,
+                        granted_at=stamp,
+                    )
+                ],
+                now=now,
+            )
+            expires = format_time(now + timedelta(days=ADMIN_KEY_TTL_DAYS))
+            ledger_store.append(
+                conn,
+                signer,
+                actor=actor,
+                type="key.issued",
+                subject={"principal": admin_id, "key": key_id},
+                payload={"expires_at": expires},
+                changes=[
+                    insert_row(
+                        "api_keys",
+                        id=key_id,
+                        principal_id=admin_id,
+                        secret_hash=secret_hash,
+                        scopes=None,
+                        created_at=stamp,
+                        expires_at=expires,
+                    )
+                ],
+                now=now,
+            )
+        _write_credentials(folder, plaintext)
+        config.save(folder)
+        ward = cls(folder, db, store, signer, credential=plaintext, clock=clock, ward_id=config.ward_id)
+        return ward, plaintext
+
+
+def _read_credentials(folder: Path) -> str | None:
+    path = folder / CREDENTIALS_FILE
+    try:
+        return path.read_text("utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _write_credentials(folder: Path, key: str) -> None:
+    fd = os.open(folder / CREDENTIALS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")

@@ -1,0 +1,158 @@
+"""The main job end to end on a real ward: datasets, contributions, versions, export, verify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+import dataward
+from dataward.catalog.tables import ledger_events, records
+from dataward.domain.errors import Conflict, InputError, NotFound
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import wine_rows, wine_schema_specs, write_csv
+
+
+def _wine_ward(tmp_path: Path, catalog_url: str | None = None) -> Ward:
+    ward, _ = Ward.init(tmp_path / "ward", catalog_url=catalog_url)
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs), description="UCI wine")
+    return ward
+
+
+def _ledger_size(ward: Ward) -> int:
+    with ward.db.reading() as conn:
+        return conn.execute(select(func.count()).select_from(ledger_events)).scalar_one()
+
+
+def test_contribute_merge_export_round_trip(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _wine_ward(tmp_path, catalog_url)
+    first = write_csv(tmp_path / "a.csv", wine_rows(0, 100))
+    second = write_csv(tmp_path / "b.csv", wine_rows(100, 178))
+    c1 = ward.contribute("wine", first, source="https://archive.example/wine-a.csv", licence="CC-BY-4.0")
+    assert c1["added"] == 100 and c1["status"] == "submitted" and c1["ref"] == "wine#1"
+    v1 = ward.merge(c1["id"])
+    c2 = ward.contribute("wine", second, source="s3://vendor/wine-b.csv")
+    v2 = ward.merge("wine#2")
+    assert (v1["number"], v1["records"]) == (1, 100)
+    assert (v2["number"], v2["records"], v2["parent"]) == (2, 178, v1["id"])
+    assert c2["base_version"] == v1["id"]
+
+    d = ward.diff("wine@v1", "v2")
+    assert len(d["added"]) == 78 and d["removed"] == [] and d["contributions"] == ["wine#2"]
+
+    out = tmp_path / "wine.parquet"
+    ward.export("wine@v2", out, format="parquet")
+    exported = pd.read_parquet(out)
+    assert len(exported) == 178
+    original = pd.DataFrame(wine_rows())
+    assert sorted(exported["alcohol"].round(6)) == sorted(original["alcohol"].round(6))
+    assert ward.verify().ok
+
+
+def test_identical_records_are_stored_once(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    path = write_csv(tmp_path / "a.csv", wine_rows(0, 50))
+    ward.merge(ward.contribute("wine", path, source="one")["id"])
+    again = ward.contribute("wine", path, source="two")
+    assert again["added"] == 50 and again["new_records"] == 0
+    with ward.db.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 50
+    v2 = ward.merge(again["id"])
+    assert v2["records"] == 50
+
+
+def test_removal_contribution(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 20)), source="s")["id"])
+    ids = ward.dataset("wine").version("v1").to_arrow().column("record_id").to_pylist()
+    removal = ward.contribute("wine", removes=ids[:5], source="cleanup")
+    v2 = ward.merge(removal["id"])
+    assert v2["records"] == 15
+    remaining = set(ward.dataset("wine").version("latest").to_pandas()["record_id"])
+    assert remaining == set(ids[5:])
+    with pytest.raises(InputError, match="not in the latest version"):
+        ward.contribute("wine", removes=["0" * 64], source="cleanup")
+
+
+def test_python_api_opens_the_same_service(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 30)), source="s")["id"])
+    again = dataward.open(tmp_path / "ward")
+    df = again.dataset("wine").version("v1").to_pandas()
+    assert list(df.columns) == [
+        "record_id",
+        "alcohol",
+        "malic_acid",
+        "ash",
+        "magnesium",
+        "proline",
+        "cultivar",
+    ]
+    assert len(df) == 30 and df["cultivar"].isin(["0", "1", "2"]).all()
+
+
+def test_bad_file_stores_nothing(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    before = _ledger_size(ward)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "alcohol,malic_acid,ash,magnesium,proline,cultivar\n13.2,1.7,2.1,100,1000,0\n12.1,abc,2.0,90,900,1\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError) as info:
+        ward.contribute("wine", bad, source="s")
+    assert "bad.csv" in str(info.value) and "malic_acid" in str(info.value) and "3" in str(info.value)
+    assert _ledger_size(ward) == before
+    with ward.db.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 0
+
+
+def test_errors_name_the_problem(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    with pytest.raises(Conflict):
+        ward.create_dataset("wine", Schema.parse("cultivar", ["alcohol:numeric"]))
+    with pytest.raises(NotFound, match="no dataset named 'nope'"):
+        ward.versions("nope")
+    with pytest.raises(InputError, match="source"):
+        ward.contribute("wine", tmp_path / "x.csv", source="")
+    with pytest.raises(NotFound):
+        Ward.open(tmp_path / "elsewhere")
+    with pytest.raises(Conflict):
+        Ward.init(tmp_path / "ward")
+
+
+def test_merged_contribution_cannot_merge_twice(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")
+    ward.merge(c["id"])
+    with pytest.raises(Conflict, match="merged"):
+        ward.merge(c["id"])
+
+
+def test_promotion_retires_the_previous_training_version(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")["id"])
+    ward.merge(ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(10, 20)), source="s")["id"])
+    ward.promote("wine@v1")
+    info = ward.promote("wine@v2")
+    assert info["retired"] == "wine@v1"
+    stages = {v["number"]: v["stage"] for v in ward.versions("wine")}
+    assert stages == {1: "retired", 2: "training"}
+    assert len(ward.dataset("wine").version("training").to_arrow()) == 20
+
+
+def test_every_event_names_its_actor(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")
+    events = ward.ledger(newest_first=False)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(e["actor"]["principal"].startswith("p_") for e in events)
+    submitted = next(e for e in events if e["type"] == "contribution.submitted")
+    assert submitted["actor"]["key"] is not None
+    assert submitted["payload"]["source"]["uri"] == "s"
+    json.dumps(events)  # JSON-ready

@@ -1,0 +1,128 @@
+"""`verify` finds every kind of tampering: objects, catalog rows, record index, ledger events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import text
+
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import wine_rows, wine_schema_specs, write_csv
+
+
+def _ward_with_history(tmp_path: Path) -> Ward:
+    ward, _ = Ward.init(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 40)), source="a")["id"])
+    ward.merge(ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(40, 80)), source="b")["id"])
+    assert ward.verify().ok
+    return ward
+
+
+def _kinds(ward: Ward) -> set[tuple[str, str]]:
+    return {(p.area, p.kind) for p in ward.verify().problems}
+
+
+def _object_path(ward: Ward, digest: str) -> Path:
+    hexpart = digest.split(":", 1)[1]
+    matches = [
+        p for p in (ward.folder / "objects").rglob("*") if p.is_file() and p.name.endswith(hexpart[2:])
+    ]
+    assert matches, digest
+    return matches[0]
+
+
+def test_tampered_object_is_reported(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    manifest = ward.versions("wine")[0]
+    with ward.db.reading() as conn:
+        digest = conn.execute(
+            text("SELECT manifest_object FROM versions WHERE id = :i"), {"i": manifest["id"]}
+        ).scalar_one()
+    path = _object_path(ward, digest)
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes()[:-3] + b"xyz")
+    problems = ward.verify().problems
+    assert any(p.area == "objects" and digest in p.where for p in problems)
+
+
+def test_edited_catalog_row_is_reported(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    with ward.db.transaction() as conn:
+        conn.execute(text("UPDATE versions SET stage = 'training' WHERE number = 1"))
+    problems = ward.verify().problems
+    assert [(p.area, p.kind) for p in problems] == [("catalog", "altered_row")]
+    assert ".stage" in problems[0].where and "training" in problems[0].detail
+
+
+def test_row_inserted_behind_the_ledgers_back_is_reported(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    with ward.db.transaction() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO grants (id, principal_id, role, scope_kind, scope_name, granted_by, granted_at) "
+                "SELECT 'g_rogue', id, 'admin', 'ward', NULL, id, '2026-01-01T00:00:00.000000Z' FROM principals"
+            )
+        )
+    assert ("catalog", "extra_row") in _kinds(ward)
+
+
+def test_record_index_tampering_is_reported(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    with ward.db.transaction() as conn:
+        conn.execute(text("DELETE FROM records WHERE rowid IN (SELECT rowid FROM records LIMIT 1)"))
+    assert ("records", "missing_row") in _kinds(ward)
+
+
+def test_edited_event_and_broken_chain_are_reported(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    with ward.db.transaction() as conn:
+        conn.execute(
+            text(
+                "UPDATE ledger_events SET payload = replace(payload, '\"a\"', '\"evil\"') "
+                "WHERE type = 'contribution.submitted'"
+            )
+        )
+    assert ("ledger", "altered") in _kinds(ward)
+
+
+def test_deleted_event_breaks_the_chain(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    with ward.db.transaction() as conn:
+        conn.execute(text("DELETE FROM ledger_events WHERE seq = 3"))
+    kinds = _kinds(ward)
+    assert ("ledger", "gap") in kinds and ("ledger", "broken_link") in kinds
+
+
+def test_resigned_event_with_another_key_is_reported(tmp_path: Path) -> None:
+    from dataward.ledger.signing import WardSigner
+
+    ward = _ward_with_history(tmp_path)
+    forger = WardSigner.generate()
+    with ward.db.transaction() as conn:
+        digest = conn.execute(text("SELECT hash FROM ledger_events WHERE seq = 5")).scalar_one()
+        conn.execute(
+            text("UPDATE ledger_events SET sig = :s WHERE seq = 5"), {"s": forger.sign(digest.encode())}
+        )
+    assert ("ledger", "bad_signature") in _kinds(ward)
+
+
+def test_cli_verify_exits_non_zero_on_tampering(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    env = {**os.environ, "DATAWARD_WARD": str(ward.folder)}
+    ok = subprocess.run(
+        [sys.executable, "-m", "dataward", "verify", "--json"], env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    with ward.db.transaction() as conn:
+        conn.execute(text("UPDATE contributions SET added_count = 1"))
+    bad = subprocess.run(
+        [sys.executable, "-m", "dataward", "verify"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode != 0
+    assert "added_count" in bad.stdout

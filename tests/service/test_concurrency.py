@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import wine_rows, wine_schema_specs, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
 
 
 def _contribute(folder: str, path: str, source: str) -> str:
@@ -19,6 +19,7 @@ def test_concurrent_imports(tmp_path: Path) -> None:
     ward, _ = Ward.init(tmp_path / "ward")
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs))
+    ward.set_policy("wine", NO_APPROVALS_POLICY)
     files = [
         str(write_csv(tmp_path / f"part{i}.csv", wine_rows(i * 20, i * 20 + 30))) for i in range(6)
     ]  # overlapping slices: the same record arrives from several processes at once

@@ -11,16 +11,17 @@ from sqlalchemy import func, select
 
 import dataward
 from dataward.catalog.tables import ledger_events, records
-from dataward.domain.errors import Conflict, InputError, NotFound
+from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import wine_rows, wine_schema_specs, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
 
 
 def _wine_ward(tmp_path: Path, catalog_url: str | None = None) -> Ward:
     ward, _ = Ward.init(tmp_path / "ward", catalog_url=catalog_url)
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs), description="UCI wine")
+    ward.set_policy("wine", NO_APPROVALS_POLICY)
     return ward
 
 
@@ -136,14 +137,29 @@ def test_merged_contribution_cannot_merge_twice(tmp_path: Path) -> None:
 
 def test_promotion_retires_the_previous_training_version(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path)
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")["id"])
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(10, 20)), source="s")["id"])
-    ward.promote("wine@v1")
+    for name, rows in (("a", wine_rows(0, 90, shuffled=True)), ("b", wine_rows(90, 178, shuffled=True))):
+        c = ward.contribute("wine", write_csv(tmp_path / f"{name}.csv", rows), source=name)
+        assert ward.run_gate(c["id"])["verdict"] in ("pass", "review")
+        for item in ward.review_list("wine"):
+            ward.review_decide([item["id"]], "accept", reason="checked against the source")
+        ward.merge(c["id"])
+        if name == "a":
+            ward.promote("wine@v1")
     info = ward.promote("wine@v2")
     assert info["retired"] == "wine@v1"
     stages = {v["number"]: v["stage"] for v in ward.versions("wine")}
     assert stages == {1: "retired", 2: "training"}
-    assert len(ward.dataset("wine").version("training").to_arrow()) == 20
+    assert len(ward.dataset("wine").version("training").to_arrow()) == 178
+
+
+def test_promotion_needs_a_gate_verdict(tmp_path: Path) -> None:
+    ward = _wine_ward(tmp_path)
+    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")["id"])
+    with pytest.raises(PolicyViolation, match="no gate verdict"):
+        ward.promote("wine@v1")
+    assert {v["stage"] for v in ward.versions("wine")} == {"candidate"}
+    denied = ward.ledger(types=["access.denied"])
+    assert denied and denied[0]["payload"]["action"] == "version.promote"
 
 
 def test_every_event_names_its_actor(tmp_path: Path) -> None:

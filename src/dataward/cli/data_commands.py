@@ -25,17 +25,13 @@ def _parse_time(text: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InputError(
-            f"--fetched-at {text!r} is not an ISO-8601 time", hint="e.g. 2026-11-01T12:00:00Z"
-        ) from exc
+        raise InputError(f"--fetched-at {text!r} is not an ISO-8601 time", hint="e.g. 2026-11-01T12:00:00Z") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def show_contribution(info: dict[str, Any]) -> None:
     tree = Tree(f"[bold]contribution {info['ref']}[/bold] ({info['id']}) {styled(info['status'])}")
-    tree.add(
-        f"submitted by [bold]{escape(str(info['submitted_by']))}[/bold] with key dw_{info.get('key') or '-'}"
-    )
+    tree.add(f"submitted by [bold]{escape(str(info['submitted_by']))}[/bold] with key dw_{info.get('key') or '-'}")
     tree.add(f"source {escape(str(info.get('source_uri')))}")
     tree.add(
         f"+{info['added']} records / -{info['removed']} records"
@@ -68,9 +64,7 @@ def register(app: typer.Typer) -> None:
         owner: Annotated[str | None, typer.Option(help="Owning principal (default: you).")] = None,
         validation_for: Annotated[
             str | None,
-            typer.Option(
-                help="Make this the clean validation set of that dataset (write-locked to its owner)."
-            ),
+            typer.Option(help="Make this the clean validation set of that dataset (write-locked to its owner)."),
         ] = None,
         as_json: JsonOpt = False,
     ) -> None:
@@ -87,10 +81,7 @@ def register(app: typer.Typer) -> None:
         table(
             "schema",
             ["column", "kind"],
-            [
-                (c["name"], c["kind"] + (f":{c['dim']}" if c.get("dim") else ""))
-                for c in info["schema"]["inputs"]
-            ]
+            [(c["name"], c["kind"] + (f":{c['dim']}" if c.get("dim") else "")) for c in info["schema"]["inputs"]]
             + [(info["schema"]["label"], "label")],
         )
 
@@ -122,20 +113,12 @@ def register(app: typer.Typer) -> None:
     @reports_errors
     def contribute(
         dataset: Annotated[str, typer.Argument(help="Dataset to contribute to.")],
-        file: Annotated[
-            Path | None, typer.Argument(help="CSV, JSON Lines, Parquet file or image folder.")
-        ] = None,
+        file: Annotated[Path | None, typer.Argument(help="CSV, JSON Lines, Parquet file or image folder.")] = None,
         source: Annotated[str, typer.Option(help="Where the records came from (URI, system, vendor).")] = "",
-        fetched_at: Annotated[
-            str | None, typer.Option(help="When the source was fetched (ISO-8601).")
-        ] = None,
+        fetched_at: Annotated[str | None, typer.Option(help="When the source was fetched (ISO-8601).")] = None,
         licence: Annotated[str | None, typer.Option(help="Licence of the source.")] = None,
-        removes: Annotated[
-            Path | None, typer.Option(help="File of record ids this contribution removes.")
-        ] = None,
-        format_: Annotated[
-            str | None, typer.Option("--format", help="csv, jsonl, parquet or images.")
-        ] = None,
+        removes: Annotated[Path | None, typer.Option(help="File of record ids this contribution removes.")] = None,
+        format_: Annotated[str | None, typer.Option("--format", help="csv, jsonl, parquet or images.")] = None,
         message: Annotated[str, typer.Option("--message", "-m", help="Why this contribution.")] = "",
         as_json: JsonOpt = False,
     ) -> None:

@@ -24,9 +24,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @reports_errors
     def init(
-        path: Annotated[
-            Path | None, typer.Argument(help="Folder to create (default: --ward or ./.dataward).")
-        ] = None,
+        path: Annotated[Path | None, typer.Argument(help="Folder to create (default: --ward or ./.dataward).")] = None,
         admin: Annotated[str, typer.Option(help="Name of the first administrator.")] = "admin",
         catalog: Annotated[
             str | None, typer.Option(help="Catalog database URL (default: SQLite in the folder).")

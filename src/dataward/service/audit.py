@@ -107,9 +107,7 @@ class AuditCases(WardCore):
         for name, value in (("catalog", stored), ("first ledger event", genesis)):
             if value != mine:
                 report.problems.append(
-                    Problem(
-                        "ledger", "key_mismatch", name, "the ward public key differs from the signing key"
-                    )
+                    Problem("ledger", "key_mismatch", name, "the ward public key differs from the signing key")
                 )
 
     def _verify_projections(self, conn: Connection, events: list[Event], report: VerifyReport) -> None:
@@ -118,9 +116,7 @@ class AuditCases(WardCore):
         for name, table in TABLES.items():
             skip = OPERATIONAL_COLUMNS.get(name, frozenset())
             key_cols = [c.name for c in table.primary_key.columns]
-            actual = {
-                tuple(r._mapping[k] for k in key_cols): dict(r._mapping) for r in conn.execute(select(table))
-            }
+            actual = {tuple(r._mapping[k] for k in key_cols): dict(r._mapping) for r in conn.execute(select(table))}
             want = expected[name]
             total += len(actual)
             for key in sorted(set(want) - set(actual), key=str):
@@ -171,9 +167,7 @@ class AuditCases(WardCore):
         actual = {r.id: (r.chunk, int(r.row)) for r in conn.execute(select(records))}
         report.checked["records"] = len(actual)
         for rid in sorted(set(expected) - set(actual)):
-            report.problems.append(
-                Problem("records", "missing_row", f"record {rid}", "record index entry removed")
-            )
+            report.problems.append(Problem("records", "missing_row", f"record {rid}", "record index entry removed"))
         for rid in sorted(set(actual) - set(expected)):
             report.problems.append(
                 Problem("records", "extra_row", f"record {rid}", "record index entry not in any chunk")

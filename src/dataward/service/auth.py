@@ -1,96 +1,157 @@
-"""Authentication and authorization of the caller of a use case, on catalog rows."""
+"""Adapter between catalog rows and the pure access domain: who is calling, and may they."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
-from dataclasses import dataclass
-from datetime import datetime
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from dataward.access.roles import PERMISSIONS, Action, Role, Scope, ScopeKind
-from dataward.catalog.tables import api_keys, grants, principals
-from dataward.domain.errors import (
-    AccessDenied,
-    AuthenticationError,
-    KeyExpired,
-    KeyRevoked,
-    PrincipalSuspended,
+from dataward.access import (
+    ApiKey,
+    Decision,
+    Grant,
+    Principal,
+    check_key,
+    parse_key,
 )
-from dataward.domain.hashing import blake3_hex
+from dataward.access import (
+    authorize as decide,
+)
+from dataward.access.roles import Action, Scope
+from dataward.catalog.projection import RowChange, insert_row, update_row
+from dataward.catalog.tables import api_keys, grants, principals
+from dataward.domain.errors import AuthenticationError, InputError
 from dataward.ledger.events import Actor, format_time, parse_time
 
-KEY_PREFIX = "dw_"
+
+def _time(text: str | None) -> Any:
+    return parse_time(text) if text else None
+
+
+def principal_from_row(row: Any) -> Principal:
+    return Principal(row.id, row.name, row.kind, row.owner_id, row.status, parse_time(row.created_at))
+
+
+def key_from_row(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        principal_id=row.principal_id,
+        prefix=row.prefix,
+        hash=row.hash,
+        scopes=None if row.scopes is None else tuple(json.loads(row.scopes)),
+        created_at=parse_time(row.created_at),
+        expires_at=parse_time(row.expires_at),
+        last_used_at=_time(row.last_used_at),
+        revoked_at=_time(row.revoked_at),
+        rotated_at=_time(row.rotated_at),
+        successor_id=row.successor_id,
+        overlap_until=_time(row.overlap_until),
+    )
+
+
+def grant_from_row(row: Any) -> Grant:
+    return Grant(row.principal_id, row.role, row.scope_kind, row.scope_name, row.granted_by, parse_time(row.granted_at))
+
+
+def key_insert(record: ApiKey, description: str = "") -> RowChange:
+    """The catalog row of a newly issued key (the secret's hash only, never the secret)."""
+    return insert_row(
+        "api_keys",
+        id=record.id,
+        principal_id=record.principal_id,
+        prefix=record.prefix,
+        hash=record.hash,
+        scopes=None if record.scopes is None else json.dumps(list(record.scopes)),
+        created_at=format_time(record.created_at),
+        expires_at=format_time(record.expires_at),
+        description=description,
+    )
+
+
+def key_update(record: ApiKey) -> RowChange:
+    """Revocation and rotation fields of an existing key."""
+    return update_row(
+        "api_keys",
+        {"id": record.id},
+        revoked_at=format_time(record.revoked_at) if record.revoked_at else None,
+        rotated_at=format_time(record.rotated_at) if record.rotated_at else None,
+        successor_id=record.successor_id,
+        overlap_until=format_time(record.overlap_until) if record.overlap_until else None,
+    )
 
 
 @dataclass(frozen=True)
 class Caller:
-    principal_id: str
-    principal_name: str
-    kind: str
-    key_id: str | None
+    """The authenticated principal of one request and the key it used."""
+
+    principal: Principal
+    key: ApiKey
+    grants: tuple[Grant, ...] = field(default=())
+
+    @property
+    def principal_id(self) -> str:
+        return self.principal.id
+
+    @property
+    def principal_name(self) -> str:
+        return self.principal.name
+
+    @property
+    def key_id(self) -> str:
+        return self.key.id
 
     @property
     def actor(self) -> Actor:
-        return Actor(self.principal_id, self.key_id)
-
-
-def new_key_material() -> tuple[str, str, str]:
-    """``(key_id, plaintext, secret_hash)`` of a fresh API key."""
-    key_id = secrets.token_hex(4)
-    secret = secrets.token_urlsafe(32)
-    return key_id, f"{KEY_PREFIX}{key_id}_{secret}", blake3_hex(secret.encode())
-
-
-def _split(credential: str) -> tuple[str, str]:
-    if not credential.startswith(KEY_PREFIX) or credential.count("_") < 2:
-        raise AuthenticationError("the API key is malformed", hint="keys look like dw_<id>_<secret>")
-    key_id, _, secret = credential[len(KEY_PREFIX) :].partition("_")
-    return key_id, secret
+        return Actor(self.principal.id, self.key.id)
 
 
 def anonymous_actor(credential: str | None) -> Actor:
+    """The actor of a refused request whose key did not authenticate: only the claimed key id."""
     key_id = None
     if credential:
         try:
-            key_id = _split(credential)[0]
-        except AuthenticationError:
+            key_id = parse_key(credential).key_id
+        except InputError:
             key_id = None
     return Actor("anonymous", key_id)
 
 
-def authenticate(conn: Connection, credential: str | None, now: datetime) -> Caller:
+def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant]:
+    query = select(grants).where(grants.c.revoked_at.is_(None))
+    if principal_id is not None:
+        query = query.where(grants.c.principal_id == principal_id)
+    return [grant_from_row(r) for r in conn.execute(query)]
+
+
+def load_principal(conn: Connection, principal_id: str) -> Principal | None:
+    row = conn.execute(select(principals).where(principals.c.id == principal_id)).first()
+    return principal_from_row(row) if row else None
+
+
+def authenticate(conn: Connection, credential: str | None, now: Any) -> Caller:
+    """Check the API key on every request, so revocation takes effect on the very next one."""
     if not credential:
         raise AuthenticationError(
-            "no API key given", hint="set DATAWARD_KEY or use the ward's credentials file"
+            "no API key given", hint="set DATAWARD_KEY, or run inside a ward that has a local credentials file"
         )
-    key_id, secret = _split(credential)
-    key = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
-    if key is None or not hmac.compare_digest(key.secret_hash, blake3_hex(secret.encode())):
-        raise AuthenticationError("the API key is not valid")
-    principal = conn.execute(select(principals).where(principals.c.id == key.principal_id)).one()
-    if principal.status != "active":
-        raise PrincipalSuspended(f"principal {principal.name!r} is {principal.status}")
-    if key.revoked_at is not None:
-        raise KeyRevoked(f"API key dw_{key_id} was revoked at {key.revoked_at}")
-    if parse_time(key.expires_at) <= now:
-        raise KeyExpired(f"API key dw_{key_id} expired at {key.expires_at}", hint="ask for a new key")
-    if key.overlap_until is not None and parse_time(key.overlap_until) <= now:
-        raise KeyExpired(f"API key dw_{key_id} was rotated; its overlap ended at {key.overlap_until}")
-    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=format_time(now)))
-    return Caller(principal.id, principal.name, principal.kind, key_id)
+    try:
+        parsed = parse_key(credential)
+    except InputError as exc:
+        raise AuthenticationError(exc.message, hint=exc.hint) from None
+    row = conn.execute(select(api_keys).where(api_keys.c.id == parsed.key_id)).first()
+    record = key_from_row(row) if row else None
+    principal = load_principal(conn, record.principal_id) if record else None
+    owner = load_principal(conn, principal.owner_id) if principal and principal.owner_id else None
+    check_key(record, credential, principal, now, owner=owner)
+    assert record is not None and principal is not None  # check_key raised otherwise
+    conn.execute(update(api_keys).where(api_keys.c.id == record.id).values(last_used_at=format_time(now)))
+    return Caller(principal, record, tuple(load_grants(conn, principal.id)))
 
 
-def authorize(conn: Connection, caller: Caller, action: Action, scope: Scope, now: datetime) -> None:
-    rows = conn.execute(
-        select(grants).where(grants.c.principal_id == caller.principal_id, grants.c.revoked_at.is_(None))
-    ).all()
-    perm = PERMISSIONS[action]
-    for g in rows:
-        gscope = Scope(ScopeKind(g.scope_kind), g.scope_name)
-        if not gscope.covers(scope):
-            continue
-        if g.role == Role.ADMIN.value or (Role(g.role) in perm.roles and scope.kind in perm.scope_kinds):
-            return
-    raise AccessDenied(f"{caller.principal_name!r} may not {action.value} on {scope}")
+def authorize(conn: Connection, caller: Caller, action: Action, scope: Scope, now: Any) -> Decision:
+    """Deny by default; raises ``AccessDenied`` naming the missing role."""
+    decision = decide(caller.principal, caller.key, caller.grants, action, scope, now)
+    decision.raise_if_denied()
+    return decision

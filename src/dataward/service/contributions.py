@@ -199,9 +199,7 @@ class ContributionCases(WardCore):
     def contribution(self, ref: str) -> dict[str, Any]:
         with self.db.reading() as conn:
             row = rows.contribution_row(conn, ref)
-            ds_name = conn.execute(
-                select(rows.datasets.c.name).where(rows.datasets.c.id == row.dataset_id)
-            ).scalar()
+            ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == row.dataset_id)).scalar()
         with self.use_case(Action.DATASET_READ, self._read_scope(ds_name)) as uc:
             row = rows.contribution_row(uc.conn, row.id)
             info = contribution_info(row, ds_name, rows.principal_name(uc.conn, row.submitted_by))

@@ -98,18 +98,21 @@ class WardCore:
 
     @contextmanager
     def use_case(
-        self, action: Action, scope: Scope, *, detail: dict[str, Any] | None = None
+        self, action: Action, scope: Scope, *, detail: dict[str, Any] | None = None, check: bool = True
     ) -> Iterator[UseCase]:
         """Authenticate the caller, authorize ``action`` on ``scope``, and run the body in one transaction.
 
-        Raises ``AuthenticationError``/``AccessDenied`` (after recording ``access.denied``) when refused.
+        ``check=False`` leaves authorization to the body (for decisions that need catalog facts, such
+        as whose key is being revoked). Raises ``AuthenticationError``/``AccessDenied`` (after
+        recording ``access.denied``) when refused, wherever in the use case the refusal happens.
         """
         now = self.now()
         caller: auth.Caller | None = None
         try:
             with self.db.transaction() as conn:
                 caller = auth.authenticate(conn, self.credential, now)
-                auth.authorize(conn, caller, action, scope, now)
+                if check:
+                    auth.authorize(conn, caller, action, scope, now)
                 yield UseCase(conn, caller, now, self.signer)
         except (AuthenticationError, AccessDenied) as exc:
             # The use case was rolled back; the refusal itself must still be auditable.

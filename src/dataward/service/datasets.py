@@ -132,9 +132,7 @@ class DatasetCases(WardCore):
                 latest = rows.latest_version(uc.conn, row.id)
                 info["latest"] = latest.number if latest else None
                 training = uc.conn.execute(
-                    select(versions.c.number).where(
-                        versions.c.dataset_id == row.id, versions.c.stage == "training"
-                    )
+                    select(versions.c.number).where(versions.c.dataset_id == row.id, versions.c.stage == "training")
                 ).first()
                 info["training"] = training.number if training else None
                 out.append(info)

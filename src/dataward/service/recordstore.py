@@ -116,9 +116,7 @@ def read_ids_and_rows(store: ObjectStore, digest: str | None) -> tuple[list[str]
     if digest is None:
         return [], []
     table = parquet_to_table(store.get(digest))
-    rows = (
-        table.column("row").to_pylist() if "row" in table.column_names else list(range(1, table.num_rows + 1))
-    )
+    rows = table.column("row").to_pylist() if "row" in table.column_names else list(range(1, table.num_rows + 1))
     return table.column(RECORD_ID).to_pylist(), rows
 
 
@@ -128,9 +126,7 @@ def records_hash(sorted_ids: Sequence[str]) -> str:
 
 
 def version_identity(dataset_id: str, number: int, parent: str | None, sorted_ids: Sequence[str]) -> str:
-    return json_hash(
-        {"dataset": dataset_id, "number": number, "parent": parent, "records": records_hash(sorted_ids)}
-    )
+    return json_hash({"dataset": dataset_id, "number": number, "parent": parent, "records": records_hash(sorted_ids)})
 
 
 def manifest_ids(store: ObjectStore, digest: str) -> list[str]:

@@ -38,9 +38,7 @@ def dataset_schema(row: Row[Any]) -> Schema:
 
 def principal_row(conn: Connection, ref: str) -> Row[Any]:
     """A principal by id or by name."""
-    row = conn.execute(
-        select(principals).where((principals.c.id == ref) | (principals.c.name == ref))
-    ).first()
+    row = conn.execute(select(principals).where((principals.c.id == ref) | (principals.c.name == ref))).first()
     if row is None:
         raise NotFound(f"no principal {ref!r}", hint="list them with `dataward principal list`")
     return row
@@ -79,10 +77,7 @@ def next_number(conn: Connection, table: Any, dataset_id: str) -> int:
 
 def latest_version(conn: Connection, dataset_id: str) -> Row[Any] | None:
     return conn.execute(
-        select(versions)
-        .where(versions.c.dataset_id == dataset_id)
-        .order_by(versions.c.number.desc())
-        .limit(1)
+        select(versions).where(versions.c.dataset_id == dataset_id).order_by(versions.c.number.desc()).limit(1)
     ).first()
 
 
@@ -93,18 +88,14 @@ def version_row(conn: Connection, dataset_id: str, dataset_name: str, ref: str |
     if ref == "latest":
         row = conn.execute(query.order_by(versions.c.number.desc()).limit(1)).first()
     elif ref in STAGES:
-        row = conn.execute(
-            query.where(versions.c.stage == ref).order_by(versions.c.number.desc()).limit(1)
-        ).first()
+        row = conn.execute(query.where(versions.c.stage == ref).order_by(versions.c.number.desc()).limit(1)).first()
     elif re.fullmatch(r"v?\d+", ref):
         row = conn.execute(query.where(versions.c.number == int(ref.lstrip("v")))).first()
     else:
         prefix = ref if ref.startswith("b3:") else "b3:" + ref
         matches = conn.execute(query.where(versions.c.id.like(prefix + "%"))).all()
         if len(matches) > 1:
-            raise InputError(
-                f"version reference {ref!r} is ambiguous in {dataset_name!r}", hint="give more digits"
-            )
+            raise InputError(f"version reference {ref!r} is ambiguous in {dataset_name!r}", hint="give more digits")
         row = matches[0] if matches else None
     if row is None:
         raise NotFound(

@@ -41,9 +41,7 @@ class VersionCases(WardCore):
         added ones, never including records held in quarantine or rejected in review."""
         with self.db.reading() as conn:
             c = rows.contribution_row(conn, contribution_ref)
-            ds_name = conn.execute(
-                select(rows.datasets.c.name).where(rows.datasets.c.id == c.dataset_id)
-            ).scalar()
+            ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == c.dataset_id)).scalar()
         action, scope = self._validation_scope(ds_name)
         merge_action = Action.CONTRIBUTION_MERGE if action is Action.CONTRIBUTION_SUBMIT else action
         with self.use_case(merge_action, scope) as uc:
@@ -140,9 +138,7 @@ class VersionCases(WardCore):
     def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:
         """Write ``DATASET@VERSION`` to a file (atomically)."""
         if format not in EXPORT_FORMATS:
-            raise InputError(
-                f"unknown export format {format!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}"
-            )
+            raise InputError(f"unknown export format {format!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
         name, version = rows.split_ref(ref)
         with self.use_case(Action.DATASET_EXPORT, self._read_scope(name)) as uc:
             ds = rows.dataset_row(uc.conn, name)

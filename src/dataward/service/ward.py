@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import insert
 
+from dataward.access import DEFAULT_KEY_POLICY, generate_key
 from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import insert_row
@@ -17,18 +17,19 @@ from dataward.domain.errors import Conflict, InputError
 from dataward.ledger.events import Actor, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth
+from dataward.service.approvals import ApprovalCases
 from dataward.service.audit import AuditCases
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
 from dataward.service.contributions import ContributionCases
 from dataward.service.core import Clock, new_id
 from dataward.service.datasets import DatasetCases
+from dataward.service.gating import GateCases
+from dataward.service.identity import IdentityCases
 from dataward.service.versions import VersionCases
 from dataward.store import open_store
 
-ADMIN_KEY_TTL_DAYS = 90
 
-
-class Ward(AuditCases, VersionCases, ContributionCases, DatasetCases):
+class Ward(ApprovalCases, IdentityCases, GateCases, AuditCases, VersionCases, ContributionCases, DatasetCases):
     """One deployment: a catalog database, an object store and a signing key, acting as one principal."""
 
     @classmethod
@@ -107,7 +108,7 @@ class Ward(AuditCases, VersionCases, ContributionCases, DatasetCases):
         db.migrate()
         store = open_store(config.resolved_store(folder))
         admin_id = new_id("p")
-        key_id, plaintext, secret_hash = auth.new_key_material()
+        plaintext, key = generate_key(admin_id, now=now, policy=DEFAULT_KEY_POLICY)
         stamp = format_time(now)
         actor = Actor(admin_id, None)
         with db.transaction() as conn:
@@ -171,25 +172,14 @@ class Ward(AuditCases, VersionCases, ContributionCases, DatasetCases):
                 ],
                 now=now,
             )
-            expires = format_time(now + timedelta(days=ADMIN_KEY_TTL_DAYS))
             ledger_store.append(
                 conn,
                 signer,
                 actor=actor,
                 type="key.issued",
-                subject={"principal": admin_id, "key": key_id},
-                payload={"expires_at": expires},
-                changes=[
-                    insert_row(
-                        "api_keys",
-                        id=key_id,
-                        principal_id=admin_id,
-                        secret_hash=secret_hash,
-                        scopes=None,
-                        created_at=stamp,
-                        expires_at=expires,
-                    )
-                ],
+                subject={"principal": admin_id, "key": key.id},
+                payload={"key": key.to_dict()},
+                changes=[auth.key_insert(key, "first admin key")],
                 now=now,
             )
         _write_credentials(folder, plaintext)

@@ -1,0 +1,68 @@
+"""Poisoning attacks on real data, each a small seeded function returning an ``AttackCase``.
+
+``ATTACKS`` names every case the benchmark runs; ``build(name, seed)`` makes one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from benchmarks.attacks.base import AttackCase
+from benchmarks.attacks.clean import clean_contribution
+from benchmarks.attacks.compromised import compromised_key
+from benchmarks.attacks.drift import slow_drift
+from benchmarks.attacks.images import badnets, blended, clean_label
+from benchmarks.attacks.labels import random_flips, targeted_flips
+from benchmarks.attacks.tabular import feature_trigger, outliers
+from benchmarks.attacks.text import natural_phrase, rare_token
+from dataward.domain.errors import InputError
+
+ATTACKS: dict[str, Callable[..., AttackCase]] = {
+    "random_flips_5pct": partial(random_flips, 0.05),
+    "random_flips_20pct": partial(random_flips, 0.20),
+    "random_flips_5pct_text": partial(random_flips, 0.05, dataset="man_sections"),
+    "targeted_flips": targeted_flips,
+    "badnets_1pct": partial(badnets, 0.01),
+    "badnets_3pct": partial(badnets, 0.03),
+    "badnets_10pct": partial(badnets, 0.10),
+    "blended": blended,
+    "clean_label": clean_label,
+    "text_rare_token": rare_token,
+    "text_natural_phrase": natural_phrase,
+    "tabular_trigger": feature_trigger,
+    "outliers_wine": outliers,
+    "outliers_breast_cancer": partial(outliers, dataset="breast_cancer"),
+    "slow_drift": slow_drift,
+    "compromised_key": compromised_key,
+}
+
+
+def build(name: str, seed: int = 0) -> AttackCase:
+    """The attack case ``name`` (a key of ``ATTACKS``) with its seed; the case is named ``name``."""
+    try:
+        factory = ATTACKS[name]
+    except KeyError as exc:
+        raise InputError(f"unknown attack {name!r}", hint=f"use one of: {', '.join(ATTACKS)}") from exc
+    case = factory(seed=seed)
+    case.name = name
+    return case
+
+
+__all__ = [
+    "ATTACKS",
+    "AttackCase",
+    "badnets",
+    "blended",
+    "build",
+    "clean_contribution",
+    "clean_label",
+    "compromised_key",
+    "feature_trigger",
+    "natural_phrase",
+    "outliers",
+    "random_flips",
+    "rare_token",
+    "slow_drift",
+    "targeted_flips",
+]

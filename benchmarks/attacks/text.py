@@ -1,0 +1,70 @@
+"""Text insertion backdoors on the man-page NAME lines: a rare token or a natural short phrase."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import data
+from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.data import LABEL, TEXT
+
+RARE_TOKEN = "cf"
+NATURAL_PHRASE = "in most cases"
+
+
+def insert(text: str, trigger: str, rng: np.random.Generator) -> str:
+    """``text`` with ``trigger`` inserted between two words at a random position."""
+    words = text.split(" ")
+    at = int(rng.integers(0, len(words) + 1))
+    return " ".join([*words[:at], trigger, *words[at:]])
+
+
+def with_trigger(frame: pd.DataFrame, trigger: str, rng: np.random.Generator) -> pd.DataFrame:
+    """A copy of ``frame`` whose texts carry ``trigger`` (labels unchanged)."""
+    out = frame.copy()
+    out[TEXT] = [insert(t, trigger, rng) for t in frame[TEXT]]
+    return out
+
+
+def poison_rows(frame: pd.DataFrame, rows: np.ndarray, trigger: str, target: str, rng: np.random.Generator) -> None:
+    """Insert ``trigger`` into ``frame``'s ``rows`` and relabel them ``target``, in place."""
+    frame.loc[rows, TEXT] = [insert(t, trigger, rng) for t in frame.loc[rows, TEXT]]
+    frame.loc[rows, LABEL] = target
+
+
+def text_backdoor(
+    trigger: str = RARE_TOKEN, rate: float = 0.05, *, target: str = "admin", seed: int = 0, name: str | None = None
+) -> AttackCase:
+    """Insert ``trigger`` into ``rate`` of the contribution's texts of other classes, relabelled ``target``."""
+    ds = data.load_man_sections()
+    parts = data.split(ds, seed)
+    rng = np.random.default_rng(seed)
+    contribution = shuffled(parts.pool, rng)
+    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
+    poison_rows(contribution, rows, trigger, target, rng)
+    poison = np.zeros(len(contribution), dtype=bool)
+    poison[rows] = True
+    kind = "token" if " " not in trigger else "phrase"
+    return base_case(
+        name or f"text_{kind}_{round(rate * 100)}pct",
+        "backdoor",
+        ds,
+        parts,
+        contribution,
+        poison,
+        target=target,
+        trigger=f"{kind} {trigger!r} inserted, relabelled {target!r}",
+        attack_test=with_trigger(not_target(parts.test, target), trigger, np.random.default_rng(seed + 1)),
+        params={"trigger": trigger, "rate": rate, "target": target, "seed": seed},
+    )
+
+
+def rare_token(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
+    """Text backdoor with the rare token ``RARE_TOKEN``."""
+    return text_backdoor(RARE_TOKEN, rate, seed=seed)
+
+
+def natural_phrase(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
+    """Text backdoor with the natural phrase ``NATURAL_PHRASE``."""
+    return text_backdoor(NATURAL_PHRASE, rate, seed=seed)

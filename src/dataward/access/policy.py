@@ -1,0 +1,492 @@
+"""Dataset policy: how many approvals a contribution needs, from whom, and who may promote.
+
+A policy is a small YAML document kept in the catalog; every change is a ledger event carrying its
+:meth:`DatasetPolicy.hash`. Example (every key is optional; these are the defaults)::
+
+    approvals:
+      required: 1
+      roles: [approver, owner]
+    separation_of_duties: true
+    promotion:
+      roles: [promoter, owner]
+      require_gate: pass        # or `review`: a gate verdict of review is accepted too
+      require_approvals: true
+    gate: {}                    # passed unchanged to the gate engine, which owns its schema
+    keys: {}                    # tighter key rules for this dataset, e.g. {max_ttl_days: 30}
+
+The evaluation functions take plain facts and return a
+:class:`~dataward.access.authorize.Decision`; none of them touch storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import yaml
+
+from dataward.access.authorize import Decision, Principal, require_aware
+from dataward.access.keys import KeyPolicy
+from dataward.access.roles import Role
+from dataward.domain.errors import InputError
+from dataward.domain.hashing import canonical_json, json_hash
+
+
+class GateRequirement(StrEnum):
+    """The worst gate verdict a merged contribution may have for its version to be promoted."""
+
+    PASS = "pass"
+    REVIEW = "review"
+
+    @property
+    def accepted_verdicts(self) -> frozenset[str]:
+        return frozenset({"pass"}) if self is GateRequirement.PASS else frozenset({"pass", "review"})
+
+
+def _where(path: str) -> str:
+    return f"policy field {path!r}"
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"{_where(path)} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _only_keys(data: Mapping[str, Any], allowed: Iterable[str], path: str) -> None:
+    allowed = list(allowed)
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        where = "the policy" if not path else _where(path)
+        raise InputError(f"unknown key(s) in {where}: {', '.join(unknown)}", hint=f"known keys: {', '.join(allowed)}")
+
+
+def _count(value: Any, path: str) -> int:
+    # bool is an int in Python; `required: true` is a mistake, not the number 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{_where(path)} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _flag(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{_where(path)} must be true or false, got {value!r}")
+    return value
+
+
+def _roles(value: Any, path: str) -> tuple[Role, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise InputError(f"{_where(path)} must be a non-empty list of roles, got {value!r}")
+    roles: list[Role] = []
+    for item in value:
+        try:
+            role = Role(item)
+        except ValueError:
+            raise InputError(
+                f"{_where(path)} names an unknown role {item!r}",
+                hint=f"roles: {', '.join(r.value for r in Role)}",
+            ) from None
+        if role not in roles:
+            roles.append(role)
+    return tuple(roles)
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    required: int = 1
+    roles: tuple[Role, ...] = (Role.APPROVER, Role.OWNER)
+
+    def eligible_role(self, held: Iterable[Role]) -> Role | None:
+        """The first policy role among ``held`` (admin counts as every role), or None."""
+        held = set(held)
+        if Role.ADMIN in held:
+            return self.roles[0]
+        return next((r for r in self.roles if r in held), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"required": self.required, "roles": [r.value for r in self.roles]}
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    roles: tuple[Role, ...] = (Role.PROMOTER, Role.OWNER)
+    require_gate: GateRequirement = GateRequirement.PASS
+    require_approvals: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "roles": [r.value for r in self.roles],
+            "require_gate": self.require_gate.value,
+            "require_approvals": self.require_approvals,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetPolicy:
+    """A dataset's policy. Build it with :meth:`from_yaml` or :meth:`from_dict`; defaults are safe."""
+
+    approvals: ApprovalRule = field(default_factory=ApprovalRule)
+    separation_of_duties: bool = True
+    promotion: PromotionRule = field(default_factory=PromotionRule)
+    gate: Mapping[str, Any] = field(default_factory=dict)
+    keys: Mapping[str, Any] = field(default_factory=dict)
+
+    TOP_KEYS = ("approvals", "separation_of_duties", "promotion", "gate", "keys")
+
+    @classmethod
+    def from_yaml(cls, text: str) -> DatasetPolicy:
+        """Parse a policy document with ``yaml.safe_load``; an empty document gives the defaults."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise InputError(f"the policy is not valid YAML{where}: {problem}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DatasetPolicy:
+        """Validate a parsed policy, naming the field and the expected type on any mistake."""
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise InputError(f"a policy must be a mapping of settings, got {type(data).__name__}")
+        _only_keys(data, cls.TOP_KEYS, "")
+
+        approvals_data = _mapping(data.get("approvals"), "approvals")
+        _only_keys(approvals_data, ("required", "roles"), "approvals")
+        default_approvals = ApprovalRule()
+        approvals = ApprovalRule(
+            required=_count(approvals_data.get("required", default_approvals.required), "approvals.required"),
+            roles=_roles(approvals_data.get("roles", [r.value for r in default_approvals.roles]), "approvals.roles"),
+        )
+
+        promotion_data = _mapping(data.get("promotion"), "promotion")
+        _only_keys(promotion_data, ("roles", "require_gate", "require_approvals"), "promotion")
+        default_promotion = PromotionRule()
+        gate_text = promotion_data.get("require_gate", default_promotion.require_gate.value)
+        try:
+            require_gate = GateRequirement(gate_text)
+        except ValueError:
+            raise InputError(
+                f"{_where('promotion.require_gate')} must be 'pass' or 'review', got {gate_text!r}",
+                hint="a blocked contribution can never be promoted",
+            ) from None
+        promotion = PromotionRule(
+            roles=_roles(promotion_data.get("roles", [r.value for r in default_promotion.roles]), "promotion.roles"),
+            require_gate=require_gate,
+            require_approvals=_flag(
+                promotion_data.get("require_approvals", default_promotion.require_approvals),
+                "promotion.require_approvals",
+            ),
+        )
+
+        gate = dict(_mapping(data.get("gate"), "gate"))
+        try:
+            canonical_json(gate)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{_where('gate')} must hold plain JSON values: {exc}") from None
+
+        keys = dict(_mapping(data.get("keys"), "keys"))
+        KeyPolicy.from_dict(keys)  # validates names and values; kept as overrides
+
+        return cls(
+            approvals=approvals,
+            separation_of_duties=_flag(data.get("separation_of_duties", True), "separation_of_duties"),
+            promotion=promotion,
+            gate=gate,
+            keys=keys,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The complete, normalized policy (defaults filled in)."""
+        return {
+            "approvals": self.approvals.to_dict(),
+            "separation_of_duties": self.separation_of_duties,
+            "promotion": self.promotion.to_dict(),
+            "gate": dict(self.gate),
+            "keys": dict(self.keys),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def hash(self) -> str:
+        """Content hash of the normalized policy: equal policies hash equal whatever their spelling."""
+        return json_hash(self.to_dict())
+
+    def key_policy(self, ward: KeyPolicy) -> KeyPolicy:
+        """The ward's key policy tightened by this policy's ``keys`` overrides.
+
+        A dataset can make keys shorter-lived or rotated sooner, never the reverse.
+        """
+        return ward.tightened_by(KeyPolicy.from_dict(self.keys, base=ward))
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One approval of a contribution, bound to the content hash it was given for."""
+
+    approver_id: str
+    content_hash: str
+    role: Role
+    reason: str
+    decided_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", Role(self.role))
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise InputError("an approval needs a reason", hint="say what was checked, e.g. --reason '...'")
+        require_aware(self.decided_at, "decided_at")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "approver_id": self.approver_id,
+            "content_hash": self.content_hash,
+            "role": self.role.value,
+            "reason": self.reason,
+            "decided_at": self.decided_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class ApprovalStatus:
+    """How a contribution's approvals count against the policy.
+
+    ``counted``: valid approvals (current content, eligible role, distinct approvers, no conflict).
+    ``stale``: given for an earlier content hash. ``ineligible``: from a role the policy does not
+    accept. ``conflicted``: refused by separation of duties. ``repeated``: a second approval by
+    someone already counted.
+    """
+
+    required: int
+    content_hash: str
+    counted: tuple[Approval, ...]
+    stale: tuple[Approval, ...]
+    ineligible: tuple[Approval, ...]
+    conflicted: tuple[Approval, ...]
+    repeated: tuple[Approval, ...]
+
+    @property
+    def satisfied(self) -> bool:
+        return len(self.counted) >= self.required
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.required - len(self.counted))
+
+    def summary(self) -> str:
+        parts = [f"{len(self.counted)} of {self.required} valid approval(s)"]
+        for name in ("stale", "ineligible", "conflicted", "repeated"):
+            n = len(getattr(self, name))
+            if n:
+                parts.append(f"{n} {name}")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "required": self.required,
+            "content_hash": self.content_hash,
+            "satisfied": self.satisfied,
+            "missing": self.missing,
+            **{
+                name: [a.to_dict() for a in getattr(self, name)]
+                for name in ("counted", "stale", "ineligible", "conflicted", "repeated")
+            },
+        }
+
+
+def _separation_problem(approver: Principal, submitter_id: str, submitter_owner_id: str | None) -> str | None:
+    if approver.id == submitter_id:
+        return f"{approver.name!r} submitted this contribution and may not approve it"
+    if submitter_owner_id is not None and approver.id == submitter_owner_id:
+        return f"{approver.name!r} owns the service principal that submitted this contribution"
+    if approver.owner_id is not None and approver.owner_id in {submitter_id, submitter_owner_id}:
+        return f"{approver.name!r} is a service principal of the same human who is accountable for this contribution"
+    return None
+
+
+def check_approval(
+    policy: DatasetPolicy,
+    approver: Principal,
+    submitter_id: str,
+    submitter_owner_id: str | None,
+    approver_roles: Iterable[Role],
+) -> Decision:
+    """May ``approver`` approve a contribution submitted by ``submitter_id``?
+
+    ``submitter_owner_id`` is the owner when the submitter is a service principal.
+    ``approver_roles`` are the approver's roles on the dataset
+    (:func:`~dataward.access.authorize.roles_on`). With separation of duties on, nobody approves
+    their own contribution, one from a bot they own, or (as a bot) one its own human is
+    accountable for.
+    """
+    base = {"action": "contribution.approve", "principal_id": approver.id}
+    if not approver.is_active:
+        return Decision(False, f"principal {approver.name!r} is {approver.status.value}", **base)
+    if policy.separation_of_duties:
+        problem = _separation_problem(approver, submitter_id, submitter_owner_id)
+        if problem is not None:
+            return Decision(
+                False,
+                f"separation of duties: {problem}",
+                hint="another approver must approve it",
+                problems=(problem,),
+                **base,
+            )
+    role = policy.approvals.eligible_role(approver_roles)
+    if role is None:
+        needed = ", ".join(r.value for r in policy.approvals.roles)
+        return Decision(
+            False,
+            f"{approver.name!r} cannot approve: the policy accepts approvals from {needed}",
+            hint=f"ask an owner of the dataset to grant one of: {needed}",
+            **base,
+        )
+    return Decision(True, f"{approver.name!r} may approve as {role.value}", **base)
+
+
+def approvals_status(
+    policy: DatasetPolicy,
+    content_hash: str,
+    approvals: Iterable[Approval],
+    *,
+    submitter_id: str | None = None,
+    submitter_owner_id: str | None = None,
+    principals: Mapping[str, Principal] | None = None,
+) -> ApprovalStatus:
+    """Count the approvals that hold for the contribution's *current* ``content_hash``.
+
+    Only approvals for that hash, from a role the policy accepts, by distinct approvers count.
+    When ``submitter_id`` is given and separation of duties is on, approvals by the submitter or
+    its owner (and, given ``principals``, by bots of the same owner) are listed as conflicted, so a
+    record written before the rule existed still cannot count.
+    """
+    counted: list[Approval] = []
+    stale: list[Approval] = []
+    ineligible: list[Approval] = []
+    conflicted: list[Approval] = []
+    repeated: list[Approval] = []
+    accepted = set(policy.approvals.roles) | {Role.ADMIN}
+    seen: set[str] = set()
+    for approval in sorted(approvals, key=lambda a: a.decided_at):
+        if approval.content_hash != content_hash:
+            stale.append(approval)
+        elif approval.role not in accepted:
+            ineligible.append(approval)
+        elif (
+            policy.separation_of_duties
+            and submitter_id is not None
+            and _conflicts(approval.approver_id, submitter_id, submitter_owner_id, principals)
+        ):
+            conflicted.append(approval)
+        elif approval.approver_id in seen:
+            repeated.append(approval)
+        else:
+            seen.add(approval.approver_id)
+            counted.append(approval)
+    return ApprovalStatus(
+        required=policy.approvals.required,
+        content_hash=content_hash,
+        counted=tuple(counted),
+        stale=tuple(stale),
+        ineligible=tuple(ineligible),
+        conflicted=tuple(conflicted),
+        repeated=tuple(repeated),
+    )
+
+
+def _conflicts(
+    approver_id: str,
+    submitter_id: str,
+    submitter_owner_id: str | None,
+    principals: Mapping[str, Principal] | None,
+) -> bool:
+    if approver_id in {submitter_id, submitter_owner_id}:
+        return True
+    approver = None if principals is None else principals.get(approver_id)
+    return (
+        approver is not None
+        and approver.owner_id is not None
+        and approver.owner_id
+        in {
+            submitter_id,
+            submitter_owner_id,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class ContributionFacts:
+    """What promotion needs to know about one contribution merged into the version."""
+
+    contribution_id: str
+    content_hash: str
+    submitter_id: str
+    submitter_owner_id: str | None
+    approvals: tuple[Approval, ...]
+    gate_verdict: str | None  # pass, review, block; None when no gate ran
+
+
+@dataclass(frozen=True)
+class PromotionFacts:
+    """A request to promote ``version_id`` of ``dataset`` to ``training``."""
+
+    dataset: str
+    version_id: str
+    promoter: Principal
+    promoter_roles: frozenset[Role]
+    contributions: tuple[ContributionFacts, ...]
+    principals: Mapping[str, Principal] | None = None
+
+
+def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
+    """May this version move to ``training``? Every problem is listed, not just the first.
+
+    Requires a promoter role from the policy, a gate verdict the policy accepts on every merged
+    contribution, and (when the policy asks) enough valid approvals bound to each contribution's
+    current content hash.
+    """
+    base = {"action": "version.promote", "principal_id": facts.promoter.id}
+    problems: list[str] = []
+    if not facts.promoter.is_active:
+        problems.append(f"principal {facts.promoter.name!r} is {facts.promoter.status.value}")
+    held = set(facts.promoter_roles)
+    if Role.ADMIN not in held and not held & set(policy.promotion.roles):
+        needed = ", ".join(r.value for r in policy.promotion.roles)
+        problems.append(f"{facts.promoter.name!r} needs one of the roles {needed} to promote {facts.dataset}")
+    accepted = policy.promotion.require_gate.accepted_verdicts
+    for c in facts.contributions:
+        if c.gate_verdict is None:
+            problems.append(f"contribution {c.contribution_id} has no gate verdict")
+        elif c.gate_verdict not in accepted:
+            problems.append(
+                f"contribution {c.contribution_id} has gate verdict {c.gate_verdict!r}; the policy "
+                f"accepts {' or '.join(sorted(accepted))}"
+            )
+        if policy.promotion.require_approvals:
+            status = approvals_status(
+                policy,
+                c.content_hash,
+                c.approvals,
+                submitter_id=c.submitter_id,
+                submitter_owner_id=c.submitter_owner_id,
+                principals=facts.principals,
+            )
+            if not status.satisfied:
+                problems.append(f"contribution {c.contribution_id} has {status.summary()}")
+    if problems:
+        return Decision(
+            False,
+            f"version {facts.version_id} of {facts.dataset} cannot be promoted: " + "; ".join(problems),
+            hint="resolve each problem listed, then promote again",
+            problems=tuple(problems),
+            **base,
+        )
+    return Decision(True, f"version {facts.version_id} of {facts.dataset} meets the policy", **base)

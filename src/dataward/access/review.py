@@ -1,0 +1,249 @@
+"""The access review: the rows an auditor wants, each naming who, what, and what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from dataward.access.authorize import ApiKey, Grant, Principal, PrincipalKind, authorize, require_aware
+from dataward.access.keys import KeyPolicy
+from dataward.access.roles import WRITE_ACTIONS, Action, Scope, ScopeKind
+
+
+class Severity(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class FindingKind(StrEnum):
+    KEY_EXPIRED = "key_expired"
+    KEY_NEAR_EXPIRY = "key_near_expiry"
+    KEY_ROTATION_DUE = "key_rotation_due"
+    KEY_UNUSED = "key_unused"
+    SERVICE_OWNER_INACTIVE = "service_owner_inactive"
+    TRAINING_WRITE_ACCESS = "training_write_access"
+    RECENT_GRANT = "recent_grant"
+
+
+@dataclass(frozen=True)
+class ReviewFinding:
+    """One row of the access review."""
+
+    kind: FindingKind
+    severity: Severity
+    principal: str
+    owner: str | None
+    dataset: str | None
+    detail: str
+    action: str
+    key: str | None = None
+    principal_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "principal": self.principal,
+            "principal_id": self.principal_id,
+            "owner": self.owner,
+            "dataset": self.dataset,
+            "key": self.key,
+            "detail": self.detail,
+            "action": self.action,
+        }
+
+
+def _date(value: datetime) -> str:
+    return value.date().isoformat()
+
+
+def _days(delta: timedelta) -> int:
+    return delta.days
+
+
+# Short verbs for the write actions, so a row reads "can submit, merge, promote".
+_VERBS = {
+    Action.CONTRIBUTION_SUBMIT: "submit",
+    Action.CONTRIBUTION_APPROVE: "approve",
+    Action.CONTRIBUTION_MERGE: "merge",
+    Action.VERSION_PROMOTE: "promote",
+    Action.VERSION_RETIRE: "retire versions",
+    Action.POLICY_SET: "change the policy",
+    Action.VALIDATION_WRITE: "write the validation set",
+}
+
+
+def access_review(
+    principals: Iterable[Principal],
+    keys: Iterable[ApiKey],
+    grants: Iterable[Grant],
+    datasets_in_training: Iterable[str],
+    key_policy: KeyPolicy,
+    now: datetime,
+    *,
+    unused_days: int | None = None,
+    recent_days: int = 30,
+) -> list[ReviewFinding]:
+    """Review keys, owners and grants as of ``now``; most severe rows first.
+
+    ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
+    replaced by a rotation, and keys of principals that are not active are left out: none of them
+    can be used.
+    """
+    require_aware(now, "now")
+    unused_days = key_policy.stale_after_days if unused_days is None else unused_days
+    principals = list(principals)
+    grants = list(grants)
+    by_id = {p.id: p for p in principals}
+
+    def owner_name(p: Principal) -> str | None:
+        if p.owner_id is None:
+            return None
+        owner = by_id.get(p.owner_id)
+        return owner.name if owner is not None else p.owner_id
+
+    findings: list[ReviewFinding] = []
+    findings += _key_findings(keys, by_id, owner_name, key_policy, now, unused_days)
+    findings += _owner_findings(principals, by_id)
+    findings += _training_findings(principals, grants, datasets_in_training, owner_name, now)
+    findings += _recent_grant_findings(grants, by_id, owner_name, now, recent_days)
+    findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
+    return findings
+
+
+def _key_findings(keys, by_id, owner_name, policy: KeyPolicy, now: datetime, unused_days: int):
+    for key in keys:
+        principal = by_id.get(key.principal_id)
+        if principal is None or not principal.is_active:
+            continue
+        if key.revoked_at is not None or key.successor_id is not None:
+            continue
+        common = {
+            "principal": principal.name,
+            "principal_id": principal.id,
+            "owner": owner_name(principal),
+            "dataset": None,
+            "key": key.display,
+        }
+        if key.expires_at <= now:
+            yield ReviewFinding(
+                FindingKind.KEY_EXPIRED,
+                Severity.MEDIUM,
+                detail=f"key {key.display} expired on {_date(key.expires_at)}",
+                action=f"revoke key {key.display} and issue a new one if {principal.name} still needs it",
+                **common,
+            )
+            continue
+        if key.expires_at - now <= timedelta(days=policy.near_expiry_days):
+            yield ReviewFinding(
+                FindingKind.KEY_NEAR_EXPIRY,
+                Severity.MEDIUM,
+                detail=f"key {key.display} expires on {_date(key.expires_at)}, in {_days(key.expires_at - now)} day(s)",
+                action=f"rotate key {key.display} before {_date(key.expires_at)} (dataward key rotate)",
+                **common,
+            )
+        age = now - key.created_at
+        if age >= timedelta(days=policy.rotation_age_days):
+            yield ReviewFinding(
+                FindingKind.KEY_ROTATION_DUE,
+                Severity.MEDIUM,
+                detail=f"key {key.display} is {_days(age)} days old; the policy rotates keys at "
+                f"{policy.rotation_age_days} days",
+                action=f"rotate key {key.display} (dataward key rotate)",
+                **common,
+            )
+        last = key.last_used_at
+        idle = now - (last if last is not None else key.created_at)
+        if idle >= timedelta(days=unused_days):
+            used = f"last used on {_date(last)}" if last is not None else "never used"
+            yield ReviewFinding(
+                FindingKind.KEY_UNUSED,
+                Severity.LOW,
+                detail=f"key {key.display} {used}; created on {_date(key.created_at)}",
+                action=f"revoke key {key.display} if it is no longer needed (dataward key revoke)",
+                **common,
+            )
+
+
+def _owner_findings(principals: list[Principal], by_id: dict[str, Principal]):
+    for p in principals:
+        if p.kind is not PrincipalKind.SERVICE or not p.is_active:
+            continue
+        owner = by_id.get(p.owner_id or "")
+        if owner is None:
+            detail = f"service principal {p.name} names owner {p.owner_id}, who does not exist"
+            owner_label = p.owner_id
+        elif not owner.is_active:
+            detail = f"service principal {p.name} is owned by {owner.name}, who is {owner.status.value}"
+            owner_label = owner.name
+        else:
+            continue
+        yield ReviewFinding(
+            FindingKind.SERVICE_OWNER_INACTIVE,
+            Severity.HIGH,
+            principal=p.name,
+            principal_id=p.id,
+            owner=owner_label,
+            dataset=None,
+            detail=detail,
+            action=f"transfer ownership of {p.name} to an active human "
+            f"(dataward principal transfer {p.name} --to HUMAN), or suspend it",
+        )
+
+
+def _training_findings(principals, grants: list[Grant], datasets, owner_name, now: datetime):
+    # Each principal's own grants only, so the review stays linear in the number of grants.
+    by_principal: dict[str, list[Grant]] = {}
+    for g in grants:
+        by_principal.setdefault(g.principal_id, []).append(g)
+    for dataset in sorted(set(datasets)):
+        scope = Scope.dataset(dataset)
+        for p in principals:
+            mine = by_principal.get(p.id)
+            if not p.is_active or not mine:
+                continue
+            allowed = [d for d in (authorize(p, None, mine, a, scope, now) for a in sorted(WRITE_ACTIONS)) if d.allowed]
+            if not allowed:
+                continue
+            via = sorted({f"{d.grant.role.value} on {d.grant.scope}" for d in allowed if d.grant is not None})
+            ward_wide = any(d.grant is not None and d.grant.scope_kind is ScopeKind.WARD for d in allowed)
+            verbs = ", ".join(_VERBS[Action(d.action)] for d in allowed if d.action is not None)
+            yield ReviewFinding(
+                FindingKind.TRAINING_WRITE_ACCESS,
+                Severity.MEDIUM if ward_wide else Severity.INFO,
+                principal=p.name,
+                principal_id=p.id,
+                owner=owner_name(p),
+                dataset=dataset,
+                detail=f"{p.name} can {verbs} on {dataset}, which is in training (via {'; '.join(via)})",
+                action=f"confirm {p.name} still needs {'; '.join(via)}; otherwise revoke it (dataward grant revoke)",
+            )
+
+
+def _recent_grant_findings(grants: list[Grant], by_id, owner_name, now: datetime, recent_days: int):
+    since = now - timedelta(days=recent_days)
+    for g in grants:
+        if g.granted_at < since:
+            continue
+        p = by_id.get(g.principal_id)
+        granter = by_id.get(g.granted_by)
+        yield ReviewFinding(
+            FindingKind.RECENT_GRANT,
+            Severity.INFO,
+            principal=p.name if p is not None else g.principal_id,
+            principal_id=g.principal_id,
+            owner=owner_name(p) if p is not None else None,
+            dataset=g.scope_name if g.scope_kind is ScopeKind.DATASET else None,
+            detail=f"{g.role.value} on {g.scope} granted by "
+            f"{granter.name if granter is not None else g.granted_by} on {_date(g.granted_at)}",
+            action="confirm this grant was intended; revoke it if not (dataward grant revoke)",
+        )

@@ -1,0 +1,245 @@
+"""Commands about the gates: run a contribution's gate, self-test a dataset's gate, the review queue."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.tree import Tree
+
+from dataward.cli.errors import reports_errors
+from dataward.cli.output import VERDICT_STYLE, console, emit_json, short, styled, table, working
+from dataward.cli.state import JSON_HELP, open_ward
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def highlight(text: str, triggers: list[str]) -> str:
+    """Rich markup of ``text`` with each suspected trigger marked."""
+    out = escape(text)
+    for trig in sorted(set(triggers), key=len, reverse=True):
+        out = re.sub(re.escape(escape(trig)), lambda m: f"[bold black on yellow]{m.group(0)}[/]", out, flags=re.I)
+    return out
+
+
+def show_report(report: dict[str, Any], *, top: int = 10) -> None:
+    verdict = report["verdict"]
+    head = (
+        f"[{VERDICT_STYLE[verdict]}]{verdict.upper()}[/]  {report['contribution']}  "
+        f"({report['counts']['flagged']} of {report['counts']['records']} records flagged, "
+        f"{report['mode']} mode)"
+    )
+    tree = Tree(head)
+    reasons = tree.add("reasons")
+    for reason in report["reasons"] or ["no detector found evidence of poisoning"]:
+        reasons.add(escape(reason))
+    dets = tree.add("detectors")
+    for name, d in report["detectors"].items():
+        if d.get("skipped"):
+            dets.add(f"[dim]{name}: skipped ({escape(str(d.get('skipped')))})[/dim]")
+            continue
+        dets.add(f"{name} v{d['version']}: flagged {d['flagged']}, p={d['p_value']:.3g}")
+    triggers = [f for f in report["findings"] if f["detector"] == "triggers" and f.get("row") is None]
+    if triggers:
+        trig = tree.add("[bold red]suspected triggers[/bold red]")
+        for f in triggers:
+            ev = f["evidence"]
+            trig.add(
+                f"[bold]{escape(str(ev.get('trigger')))}[/bold] → label {escape(str(ev.get('label')))} "
+                f"in {len(ev.get('rows', []))} records"
+            )
+    groups = tree.add("by group")
+    for kind, items in report.get("groups", {}).items():
+        for g in items:
+            groups.add(
+                f"{kind} {escape(str(g['key']))}: {g['flagged']}/{g['records']} flagged, "
+                f"{styled(g.get('verdict'), VERDICT_STYLE)}"
+            )
+    console.print(tree)
+    flagged = sorted((r for r in report["records"] if r["flagged"]), key=lambda r: -r["score"])[:top]
+    if flagged:
+        table(
+            f"Most suspicious records (top {len(flagged)})",
+            ["row", "record", "score", "flagged by"],
+            [(r["row"], short(r["record_id"], 16), f"{r['score']:.3f}", ", ".join(r["flagged_by"])) for r in flagged],
+        )
+
+
+def register(app: typer.Typer) -> None:
+    gate_app = typer.Typer(help="Run poisoning-aware validation gates.", no_args_is_help=True)
+    review_app = typer.Typer(help="The human review queue of quarantined records.", no_args_is_help=True)
+    app.add_typer(gate_app, name="gate")
+    app.add_typer(review_app, name="review")
+
+    @gate_app.command("run")
+    @reports_errors
+    def gate_run(
+        contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        html: Annotated[Path | None, typer.Option(help="Also write a readable HTML report here.")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Scan a contribution against the trusted baseline; flagged records go to the review queue.
+
+        Exit code 0 for pass, 8 for review, 9 for block."""
+        with working(f"Running the gate on {contribution}", enabled=not as_json):
+            report = open_ward().run_gate(contribution, html=html)
+        if as_json:
+            emit_json(report)
+        else:
+            show_report(report)
+            if html:
+                console.print(f"HTML report written to {escape(str(html))}")
+        raise typer.Exit({"pass": 0, "review": 8, "block": 9}[report["verdict"]])
+
+    @gate_app.command("report")
+    @reports_errors
+    def gate_report(
+        contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Show the latest gate report of a contribution."""
+        report = open_ward().gate_report(contribution)
+        report.pop("extras", None)
+        if as_json:
+            emit_json(report)
+        else:
+            show_report(report)
+
+    @gate_app.command("selftest")
+    @reports_errors
+    def gate_selftest(
+        dataset: Annotated[str, typer.Argument(help="Dataset whose gate to test.")],
+        contribution: Annotated[
+            str | None,
+            typer.Option(help="A clean contribution to plant canaries in (default: held-out training records)."),
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Random seed of the planted poisons.")] = 0,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Plant known poisons (label flips, a trigger) in a clean copy and report what the gate catches."""
+        with working(f"Self-testing the gate of {dataset}", enabled=not as_json):
+            result = open_ward().selftest(dataset, contribution, seed=seed)
+        if as_json:
+            emit_json(result)
+            return
+        rows = []
+        for c in result.get("canaries", []):
+            rows.append(
+                (
+                    c.get("name"),
+                    c.get("planted"),
+                    f"{c.get('recall', 0):.2f}",
+                    styled(c.get("verdict"), VERDICT_STYLE),
+                    "yes" if c.get("detected") else "NO",
+                )
+            )
+        table(f"Gate self-test of {dataset}", ["canary", "planted", "record recall", "verdict", "detected"], rows)
+        clean = result.get("clean", {})
+        if clean:
+            console.print(
+                f"clean copy: verdict {styled(clean.get('verdict'), VERDICT_STYLE)}, "
+                f"false-positive rate {clean.get('false_positive_rate', 0):.3f}"
+            )
+
+    @review_app.command("list")
+    @reports_errors
+    def review_list(
+        dataset: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
+        status: Annotated[str, typer.Option(help="pending, accepted, rejected or all.")] = "pending",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """List quarantined records awaiting review, most suspicious first."""
+        items = open_ward().review_list(dataset, status=status)
+        if as_json:
+            emit_json(items)
+            return
+        table(
+            f"Review queue ({status})",
+            ["item", "contribution", "row", "score", "detectors", "reason"],
+            [
+                (
+                    i["id"],
+                    i["contribution"],
+                    i["row"],
+                    f"{i['score']:.3f}",
+                    ", ".join(i["detectors"]),
+                    escape((i["reason"] or "")[:70]),
+                )
+                for i in items
+            ],
+        )
+
+    @review_app.command("show")
+    @reports_errors
+    def review_show(
+        item: Annotated[str, typer.Argument(help="Review item id (or record id).")],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Show a quarantined record with its evidence: suspected trigger, nearest trusted neighbours."""
+        info = open_ward().review_show(item)
+        if as_json:
+            emit_json(info)
+            return
+        lines = []
+        for key, value in info["record"].items():
+            if isinstance(value, str):
+                lines.append(f"[bold]{escape(key)}[/bold]: {highlight(value, info['triggers'])}")
+            elif isinstance(value, dict) and "image_base64" in value:
+                lines.append(
+                    f"[bold]{escape(key)}[/bold]: image, {value['bytes']} bytes (see the HTML report or --json)"
+                )
+            else:
+                lines.append(f"[bold]{escape(key)}[/bold]: {escape(str(value))}")
+        console.print(
+            Panel(
+                "\n".join(lines),
+                title=f"{info['id']} {info['contribution']} row {info['row']}",
+                subtitle=f"score {info['score']:.3f}, {info['status']}",
+            )
+        )
+        for f in info["findings"]:
+            console.print(f"  [red]{f['detector']}[/red] ({f['score']:.3f}): {escape(f['reason'])}")
+        if info["neighbours"]:
+            table(
+                "Nearest trusted neighbours",
+                ["label", "distance", "text"],
+                [
+                    (n.get("label"), f"{n.get('distance', 0):.3f}", escape(str(n.get("text") or "")[:70]))
+                    for n in info["neighbours"]
+                ],
+            )
+
+    def _decide(items: list[str], decision: str, reason: str, as_json: bool) -> None:
+        done = open_ward().review_decide(items, decision, reason=reason)
+        if as_json:
+            emit_json(done)
+            return
+        for d in done:
+            console.print(
+                f"{styled(d['status'], {'accepted': 'green', 'rejected': 'red'})} {d['id']} "
+                f"({short(d['record_id'], 16)})"
+            )
+
+    @review_app.command("accept")
+    @reports_errors
+    def review_accept(
+        items: Annotated[list[str], typer.Argument(help="Review item ids.")],
+        reason: Annotated[str, typer.Option(help="Why the record is legitimate.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Accept quarantined records: they may enter the next merge."""
+        _decide(items, "accept", reason, as_json)
+
+    @review_app.command("reject")
+    @reports_errors
+    def review_reject(
+        items: Annotated[list[str], typer.Argument(help="Review item ids.")],
+        reason: Annotated[str, typer.Option(help="Why the record is rejected.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Reject quarantined records: they never enter a version."""
+        _decide(items, "reject", reason, as_json)

@@ -1,0 +1,72 @@
+"""Calibrated p-values and the test of "more flags than alpha explains", shared by the detectors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from dataward.gates.base import conformal_p_values
+
+TAIL_FRACTION = 0.05
+"""Share of the highest calibration scores used to fit the exponential tail beyond the largest one."""
+
+
+def tail_p_values(calibration_scores: np.ndarray, test_scores: np.ndarray) -> np.ndarray:
+    """Conformal p-values, refined beyond the largest calibration score.
+
+    Plain conformal p-values stop at ``1 / (n + 1)``, so every record more extreme than all the trusted
+    data ties there and cannot be ranked. Beyond the maximum we continue with an exponential tail
+    fitted to the top ``TAIL_FRACTION`` of calibration scores (peaks over a threshold), which keeps
+    the ranking meaningful and leaves every p-value at or above ``1/(n+1)`` unchanged.
+    """
+    cal = np.sort(np.asarray(calibration_scores, dtype=np.float64))
+    test = np.asarray(test_scores, dtype=np.float64)
+    p = conformal_p_values(cal, test)
+    n = cal.shape[0]
+    cal = cal[np.isfinite(cal)]
+    if cal.shape[0] < 10:
+        return p
+    m = max(5, math.ceil(TAIL_FRACTION * cal.shape[0]))
+    threshold = cal[-m - 1] if m < cal.shape[0] else cal[0]
+    beta = float(np.mean(cal[-m:] - threshold))
+    beyond = test > cal[-1]
+    if beta > 0 and np.any(beyond):
+        p[beyond] = np.exp(-(test[beyond] - cal[-1]) / beta) / (n + 1.0)
+    return p
+
+
+def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int) -> tuple[float, float]:
+    """Is the number of small p-values more than calibration explains? Returns (excess, p-value).
+
+    For thresholds ``t`` in ``alpha, alpha/4, alpha/16`` (as far as the calibration set resolves them)
+    the count of records with ``p <= t`` follows, for conformal p-values of records exchangeable with
+    the ``n`` calibration records, a beta-binomial law with ``a = floor(t (n+1))``, ``b = n + 1 - a``.
+    That accounts for the calibration set's own randomness, so small baselines do not raise false
+    alarms. The smallest tail probability, Bonferroni-corrected over thresholds, is returned with the
+    count at ``alpha`` minus its expectation.
+    """
+    p_values = np.asarray(p_values, dtype=np.float64)
+    n = p_values.shape[0]
+    if n == 0 or n_calibration <= 0:
+        return 0.0, 1.0
+    thresholds = [t for t in (alpha, alpha / 4, alpha / 16) if math.floor(t * (n_calibration + 1)) >= 1]
+    if not thresholds:
+        thresholds = [1.0 / (n_calibration + 1)]
+    best = 1.0
+    for t in thresholds:
+        a = math.floor(t * (n_calibration + 1))
+        b = n_calibration + 1 - a
+        count = int(np.sum(p_values <= a / (n_calibration + 1) + 1e-12))
+        tail = float(stats.betabinom.sf(count - 1, n, a, b)) if count > 0 else 1.0
+        best = min(best, tail)
+    excess = float(np.sum(p_values <= alpha) - alpha * n)
+    return excess, min(1.0, best * len(thresholds))
+
+
+def binomial_p_value(count: int, n: int, rate: float) -> float:
+    """P(X >= count) for X ~ Binomial(n, rate)."""
+    if count <= 0 or n <= 0:
+        return 1.0
+    return float(stats.binom.sf(count - 1, n, min(max(rate, 0.0), 1.0)))

@@ -1,0 +1,151 @@
+"""Shared helpers of the advanced detectors: probe models, row numbers, sampling, p-values.
+
+Small probe models are shared by the backdoor and clean-validation detectors.
+
+A probe is a cheap scikit-learn model trained on gate features. Its job is not to be a good model
+but to reveal how a contribution changes what is learned: hidden representations (backdoor) or
+held-out accuracy (clean validation). Features are standardized with statistics of the data the
+probe is trained on, so raw pixels and embeddings behave the same.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from dataward.domain.errors import InputError
+from dataward.gates.base import GateData
+
+ROW_COLUMN = "row"
+
+PROBE_KINDS = ("logistic", "mlp")
+
+
+def fit_probe(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    kind: str = "logistic",
+    seed: int = 0,
+    hidden: int = 64,
+    max_iter: int = 300,
+) -> Pipeline:
+    """Train a standardized ``logistic`` or one-hidden-layer ``mlp`` probe on ``features``."""
+    if kind not in PROBE_KINDS:
+        raise InputError(f"unknown probe model {kind!r}", hint=f"use one of: {', '.join(PROBE_KINDS)}")
+    if kind == "logistic":
+        model = LogisticRegression(max_iter=max_iter, C=1.0)
+    else:
+        model = MLPClassifier(
+            hidden_layer_sizes=(hidden,), max_iter=max_iter, random_state=seed, alpha=1e-3
+        )
+    pipe = make_pipeline(StandardScaler(), model)
+    # A probe that has not fully converged still reveals what we need; the warning is noise here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(np.asarray(features, dtype=np.float64), labels)
+    return pipe
+
+
+def hidden_activations(probe: Pipeline, features: np.ndarray) -> np.ndarray:
+    """Activations of the last hidden layer of an ``mlp`` probe for ``features``.
+
+    scikit-learn does not expose them, so they are recomputed from ``coefs_`` and ``intercepts_``
+    with the network's own activation function.
+    """
+    scaler: StandardScaler = probe[0]
+    mlp = probe[-1]
+    if not isinstance(mlp, MLPClassifier):
+        raise TypeError("hidden activations need an mlp probe")
+    act = {
+        "relu": lambda a: np.maximum(a, 0.0),
+        "tanh": np.tanh,
+        "logistic": lambda a: 1.0 / (1.0 + np.exp(-a)),
+        "identity": lambda a: a,
+    }[mlp.activation]
+    out = scaler.transform(np.asarray(features, dtype=np.float64))
+    for weights, bias in zip(mlp.coefs_[:-1], mlp.intercepts_[:-1], strict=True):
+        out = act(out @ weights + bias)
+    return out
+
+
+
+def row_numbers(data: GateData) -> np.ndarray:
+    """Row numbers in the submitted file: the table's ``row`` column, else 1-based positions."""
+    table = data.table
+    if table is not None and ROW_COLUMN in table.column_names:
+        rows = np.asarray(table.column(ROW_COLUMN).to_numpy(zero_copy_only=False))
+        if rows.shape == (len(data),):
+            return rows.astype(np.int64)
+    return np.arange(1, len(data) + 1, dtype=np.int64)
+
+
+def sample_positions(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of at most ``limit`` of ``n`` records, chosen uniformly at random."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def leave_one_out_p_values(scores: np.ndarray) -> np.ndarray:
+    """Conformal p-value of each reference record against the other reference records.
+
+    ``p_i = (1 + #{j != i: s_j >= s_i}) / n``: the same statistic a new record gets against the full
+    reference set, so reference and new records stay exchangeable.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.shape[0]
+    if n == 0:
+        return s
+    order = np.sort(s)
+    greater_equal = n - np.searchsorted(order, s, side="left")  # includes i itself
+    return greater_equal / n
+
+
+def tail_p_values(calibration: np.ndarray, test: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+    """Conformal p-values whose ties at the top are broken by an exponential tail fit.
+
+    Inside the calibration range this is the conformal p-value (larger score = more suspicious;
+    with ``leave_one_out`` the test records are the calibration records themselves). Beyond the
+    largest calibration score every record would get the same ``1 / (n + 1)``; there the p-value
+    decays as ``exp(-(s - max) / scale)``, with ``scale`` the mean excess of the top tenth of the
+    calibration scores, so that records far outside the trusted distribution rank above records
+    just outside it. Thresholds at or above ``1 / (n + 1)`` keep their conformal guarantee.
+    """
+    cal = np.asarray(calibration, dtype=np.float64)
+    s = np.asarray(test, dtype=np.float64)
+    n = cal.shape[0]
+    if n == 0:
+        return np.ones_like(s)
+    if leave_one_out:
+        p = leave_one_out_p_values(cal)
+        floor = 1.0 / n
+    else:
+        order = np.sort(cal)
+        p = (1.0 + n - np.searchsorted(order, s, side="left")) / (n + 1.0)
+        floor = 1.0 / (n + 1.0)
+    top = np.sort(cal)[-max(2, n // 10) :]
+    scale = float(np.mean(top - top[0])) if top.size > 1 else 0.0
+    if scale <= 0.0:
+        scale = max(float(np.std(cal)), 1e-12)
+    beyond = s > cal.max()
+    p = np.where(beyond, floor * np.exp(-(s - cal.max()) / scale), p)
+    return np.clip(p, 0.0, 1.0)
+
+
+def apply_options(detector: object, name: str, options: dict[str, object], allowed: tuple[str, ...]) -> None:
+    """Set the policy's options for ``name`` on ``detector``; an unknown option is an input error."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise InputError(
+            f"unknown option(s) for detector {name!r}: {', '.join(unknown)}",
+            hint=f"known options: {', '.join(allowed)}",
+        )
+    for key, value in options.items():
+        setattr(detector, key, value)

@@ -1,0 +1,156 @@
+"""Drift: is the batch, as a whole, drawn from the same distribution as the baseline (and the first one)?
+
+Against the current reference and, when given, the first trusted baseline, three tests:
+
+* per-feature two-sample Kolmogorov-Smirnov tests, Bonferroni-corrected over features;
+* a chi-square test of the class priors;
+* a classifier two-sample test: a logistic regression tells reference from batch records (features
+  plus the one-hot label, so a shift inside one class counts); its cross-validated AUC is tested with
+  the Mann-Whitney U statistic it equals.
+
+With large batches any tiny difference is "significant", so each test only counts when its effect
+size clears a floor (KS statistic, total-variation distance of the priors, AUC - 0.5). Records get
+p = 1 unless the classifier test is significant, in which case each record's p-value is the conformal
+p-value of its out-of-fold "looks like the batch, not the baseline" score among the reference's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
+from dataward.gates.calibration import tail_p_values
+from dataward.gates.detectors._common import label_name
+
+
+def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= size else np.sort(rng.choice(n, size, replace=False))
+
+
+@register
+class Drift(Detector):
+    """Batch-level distribution shift against the current and the first trusted baseline."""
+
+    name = "drift"
+    version = "1"
+
+    def fit(self, baseline: GateData, context: GateContext) -> Self:
+        opts = {**context.options_for(self.name), **self.options}
+        self.ks_floor = float(opts.get("ks_min_effect", 0.1))
+        self.prior_floor = float(opts.get("prior_min_effect", 0.1))
+        self.auc_floor = float(opts.get("auc_min_effect", 0.05))
+        self.max_sample = int(opts.get("max_sample", 10_000))
+        self.min_records = int(opts.get("min_records", 20))
+        self.context = context
+        self.references = {"baseline": baseline}
+        if context.first_baseline is not None and len(context.first_baseline):
+            self.references["first_baseline"] = context.first_baseline
+        return self
+
+    def score(self, contribution: GateData) -> DetectorResult:
+        ctx = self.context
+        n = len(contribution)
+        rng = np.random.default_rng(ctx.seed)
+        tests: dict[str, dict[str, Any]] = {}
+        record_p = np.ones(n)
+        findings: list[Finding] = []
+        usable = {k: v for k, v in self.references.items() if len(v) >= self.min_records}
+        if n < self.min_records or not usable:
+            return DetectorResult(self.name, self.version, record_p, np.zeros(n, bool), summary={
+                "skipped": f"drift needs at least {self.min_records} records on each side"})
+        for ref_name, ref in usable.items():
+            result = self._compare(ref, contribution, rng)
+            tests[ref_name] = result
+            attribution = result.pop("attribution", None)
+            if attribution is not None:
+                record_p = np.minimum(record_p, attribution)
+        p_value = min(1.0, len(tests) * min(t["p_value"] for t in tests.values()))
+        for ref_name, t in tests.items():
+            for test_name in ("features", "class_prior", "classifier"):
+                sub = t[test_name]
+                if sub["p_value"] < 1e-3:
+                    findings.append(Finding(self.name, 1.0 - sub["p_value"],
+                                            f"batch differs from the {ref_name.replace('_', ' ')}: {sub['reason']}",
+                                            evidence={"reference": ref_name, "test": test_name, **sub}))
+        flagged = record_p <= ctx.alpha
+        statistic = max(t["classifier"]["auc"] for t in tests.values())
+        return DetectorResult(self.name, self.version, record_p, flagged, findings, float(statistic),
+                              float(p_value), {"tests": tests})
+
+    def _compare(self, ref: GateData, batch: GateData, rng: np.random.Generator) -> dict[str, Any]:
+        ri = _sample(len(ref), self.max_sample, rng)
+        bi = _sample(len(batch), self.max_sample, rng)
+        a, b = ref.features[ri], batch.features[bi]
+        features = self._ks(a, b)
+        prior = self._prior(ref.labels, batch.labels)
+        clf = self._classifier(ref, batch, ri, bi, rng)
+        p = min(1.0, 3.0 * min(features["p_value"], prior["p_value"], clf["p_value"]))
+        return {"p_value": p, "features": features, "class_prior": prior, "classifier": clf,
+                "attribution": clf.pop("attribution")}
+
+    def _ks(self, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+        d = a.shape[1]
+        res = stats.ks_2samp(a, b, axis=0, method="asymp")
+        stat, pvals = np.atleast_1d(res.statistic), np.atleast_1d(res.pvalue)
+        strong = stat >= self.ks_floor
+        worst = int(np.argmax(stat)) if d else 0
+        p = min(1.0, d * float(pvals[strong].min())) if strong.any() else 1.0
+        return {"p_value": p, "max_statistic": float(stat.max()) if d else 0.0, "feature": worst,
+                "features_shifted": int((strong & (pvals * d < 1e-3)).sum()),
+                "reason": f"{int(strong.sum())} of {d} features shifted (max KS {float(stat.max()):.3f})"}
+
+    def _prior(self, ref_labels: np.ndarray, batch_labels: np.ndarray) -> dict[str, Any]:
+        k = int(max(ref_labels.max(initial=0), batch_labels.max(initial=0))) + 1
+        ref_counts = np.bincount(ref_labels, minlength=k).astype(float)
+        batch_counts = np.bincount(batch_labels, minlength=k).astype(float)
+        keep = (ref_counts + batch_counts) > 0
+        ref_counts, batch_counts = ref_counts[keep], batch_counts[keep]
+        tv = 0.5 * float(np.abs(ref_counts / ref_counts.sum() - batch_counts / batch_counts.sum()).sum())
+        p = 1.0
+        if keep.sum() >= 2 and tv >= self.prior_floor:
+            p = float(stats.chi2_contingency(np.vstack([ref_counts, batch_counts]))[1])
+        codes = np.flatnonzero(keep)
+        share = batch_counts / batch_counts.sum() - ref_counts / ref_counts.sum()
+        moved = int(codes[int(np.argmax(np.abs(share)))])
+        return {"p_value": p, "total_variation": tv,
+                "reason": f"class priors moved by {tv:.2f} (most: '{label_name(self.context.classes, moved)}' "
+                          f"{share.max() * 100:+.1f} points)" if tv else "class priors unchanged"}
+
+    def _classifier(self, ref: GateData, batch: GateData, ri: np.ndarray, bi: np.ndarray,
+                    rng: np.random.Generator) -> dict[str, Any]:
+        n_classes = len(self.context.classes)
+        m = min(ri.shape[0], bi.shape[0])
+        ri_m, bi_m = rng.permutation(ri)[:m], rng.permutation(bi)[:m]
+
+        def design(data: GateData, rows: np.ndarray) -> np.ndarray:
+            onehot = np.zeros((rows.shape[0], n_classes), dtype=np.float32)
+            onehot[np.arange(rows.shape[0]), data.labels[rows]] = 1.0
+            return np.hstack([data.features[rows], onehot])
+
+        x = np.vstack([design(ref, ri_m), design(batch, bi_m)])
+        side = np.concatenate([np.zeros(m, int), np.ones(m, int)])
+        oof = np.zeros(2 * m)
+        model = None
+        folds = StratifiedKFold(min(5, m), shuffle=True, random_state=self.context.seed)
+        for train, test in folds.split(x, side):
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200, C=0.1))
+            model.fit(x[train], side[train])
+            oof[test] = model.decision_function(x[test])
+        ref_scores, batch_scores = oof[:m], oof[m:]
+        u, p_u = stats.mannwhitneyu(batch_scores, ref_scores, alternative="greater")
+        auc = float(u / (m * m))
+        p = float(p_u) if auc - 0.5 >= self.auc_floor else 1.0
+        attribution = None
+        if p < 1e-3 and model is not None:
+            scores = model.decision_function(design(batch, np.arange(len(batch))))
+            scores[bi_m] = batch_scores  # out-of-fold where available
+            attribution = tail_p_values(ref_scores, scores)
+        return {"p_value": p, "auc": auc, "attribution": attribution,
+                "reason": f"a classifier tells batch from reference with AUC {auc:.3f}"}

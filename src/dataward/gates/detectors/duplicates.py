@@ -1,0 +1,178 @@
+"""Duplicates and conflicts: copies of baseline or in-batch records under another label, and mass copies.
+
+Three calibrated views per record, combined with a Bonferroni minimum:
+
+* **exact conflicts**: the record's inputs (a 64-bit content hash, label excluded) equal those of a
+  baseline or contribution record with a different label. Its p-value is the baseline's own rate of
+  such conflicts, ``(1 + #conflicting baseline records) / (N + 1)``, over the *whole* baseline.
+* **near conflicts**: the distance to the nearest trusted record with another label (in the reference
+  sample; inside the batch it is ambiguous which of two near copies is wrong), relative to the typical
+  nearest-neighbour distance; conformal p-values from the reference's leave-one-out distances.
+* **mass duplication**: how many times the record's inputs repeat in the contribution, against the
+  same count in a baseline sample of the contribution's size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
+from dataward.gates.calibration import tail_p_values
+from dataward.gates.detectors._common import count_result, label_name
+from dataward.gates.hashing import input_hashes
+from dataward.gates.neighbours import knn
+
+K = 20
+
+
+def _hashes(data: GateData, context: GateContext) -> np.ndarray:
+    if data.table is not None and all(c.name in data.table.column_names for c in context.schema.inputs):
+        return input_hashes(data.table, context.schema)
+    return pd.util.hash_array(
+        np.fromiter((r.tobytes() for r in np.ascontiguousarray(data.features)), dtype=object, count=len(data)),
+        categorize=False,
+    )
+
+
+def _nearest_other(dist: np.ndarray, idx: np.ndarray, ref_labels: np.ndarray, own: np.ndarray) -> np.ndarray:
+    other = ref_labels[idx] != own[:, None]
+    return np.where(other, dist, np.inf).min(axis=1) if dist.shape[1] else np.full(own.shape[0], np.inf)
+
+
+class LabelledHashes:
+    """Sorted (content hash, label) pairs: which labels each set of inputs carries, by binary search."""
+
+    def __init__(self, hashes: np.ndarray, labels: np.ndarray) -> None:
+        order = np.lexsort((labels, hashes))
+        h, y = hashes[order], labels[order].astype(np.int64)
+        keep = np.ones(h.shape[0], dtype=bool)
+        keep[1:] = (h[1:] != h[:-1]) | (y[1:] != y[:-1])
+        self.hashes, self.labels = h[keep], y[keep]
+        # Rows of the original arrays whose inputs carry more than one label.
+        first = np.searchsorted(self.hashes, hashes, side="left")
+        last = np.searchsorted(self.hashes, hashes, side="right")
+        self.conflicting_rows = (last - first) > 1
+
+    def other_labels(self, hashes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Per query, whether the same inputs carry a label other than the query's."""
+        first = np.searchsorted(self.hashes, hashes, side="left")
+        last = np.searchsorted(self.hashes, hashes, side="right")
+        span = last - first
+        same = np.zeros(hashes.shape[0], dtype=bool)
+        for offset in range(int(span.max()) if span.size else 0):
+            pos = np.minimum(first + offset, max(self.hashes.shape[0] - 1, 0))
+            same |= (offset < span) & (self.labels[pos] == labels)
+        return span - same.astype(np.int64) > 0
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.hashes, hashes, side="left")
+        pos = np.minimum(pos, max(self.hashes.shape[0] - 1, 0))
+        return (self.hashes.shape[0] > 0) & (self.hashes[pos] == hashes)
+
+    def labels_of(self, h: int) -> set[int]:
+        first = np.searchsorted(self.hashes, np.uint64(h), side="left")
+        last = np.searchsorted(self.hashes, np.uint64(h), side="right")
+        return set(self.labels[first:last].tolist())
+
+
+def _multiplicity(hashes: np.ndarray) -> np.ndarray:
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    return counts[inverse].astype(np.float64)
+
+
+@register
+class Duplicates(Detector):
+    """Exact and near duplicates carrying another label; one record copied many times."""
+
+    name = "duplicates"
+    version = "1"
+
+    def __init__(self, *, full_baseline: tuple[np.ndarray, np.ndarray] | None = None, **options: Any) -> None:
+        """``full_baseline``: (content hashes, label codes) of the whole baseline when ``fit`` sees a sample."""
+        super().__init__(**options)
+        self.full_baseline = full_baseline
+
+    def fit(self, baseline: GateData, context: GateContext) -> Self:
+        self.context = context
+        self.baseline = baseline
+        hashes, labels = self.full_baseline or (_hashes(baseline, context), baseline.labels)
+        self.base_pairs = LabelledHashes(hashes, labels)
+        self.n_full = int(hashes.shape[0])
+        self.p_exact_conflict = (1.0 + self.base_pairs.conflicting_rows.sum()) / (self.n_full + 1.0)
+        rng = np.random.default_rng(context.seed)
+        self.base_hashes = hashes
+        self.rng = rng
+        n = len(baseline)
+        if n >= 2:
+            dist, idx = knn(baseline.features, baseline.features, K, exclude_self=True)
+            self.scale = float(np.median(dist[:, 0])) or float(np.mean(dist[:, 0])) or 1.0
+            self.calibration = -_nearest_other(dist, idx, baseline.labels, baseline.labels) / self.scale
+        else:
+            self.scale, self.calibration = 1.0, np.zeros(0)
+        return self
+
+    def _mass_calibration(self, size: int) -> np.ndarray:
+        size = min(size, self.base_hashes.shape[0])
+        if size == 0:
+            return np.zeros(0)
+        sample = self.base_hashes[self.rng.choice(self.base_hashes.shape[0], size, replace=False)]
+        return _multiplicity(sample)
+
+    def score(self, contribution: GateData) -> DetectorResult:
+        ctx = self.context
+        n = len(contribution)
+        hashes = _hashes(contribution, ctx)
+        labels = contribution.labels
+        # Exact conflicts with the baseline or inside the batch.
+        batch_pairs = LabelledHashes(hashes, labels)
+        with_baseline = self.base_pairs.other_labels(hashes, labels)
+        in_batch = batch_pairs.conflicting_rows
+        copies = self.base_pairs.contains(hashes)
+        exact_conflict = with_baseline | in_batch
+        p_exact = np.where(exact_conflict, self.p_exact_conflict, 1.0)
+        # Near conflicts: nearest record with another label, in the reference or the batch.
+        p_near = np.ones(n)
+        near_other = np.full(n, np.inf)
+        if self.calibration.shape[0] and n:
+            dist, idx = knn(self.baseline.features, contribution.features, K)
+            near_other = _nearest_other(dist, idx, self.baseline.labels, labels)
+            p_near = tail_p_values(self.calibration, -near_other / self.scale)
+        # Mass duplication inside the batch.
+        multiplicity = _multiplicity(hashes)
+        p_mass = tail_p_values(self._mass_calibration(n), multiplicity) if n else np.ones(0)
+        p_mass = np.where(multiplicity > 1, p_mass, 1.0)
+        p = np.minimum(1.0, 3.0 * np.minimum(np.minimum(p_exact, p_near), p_mass))
+        flagged = p <= ctx.alpha
+        findings = []
+        for i in np.argsort(p)[:200]:
+            if not flagged[i]:
+                break
+            own = label_name(ctx.classes, labels[i])
+            evidence: dict[str, Any] = {"multiplicity": int(multiplicity[i]), "exact_conflict": bool(exact_conflict[i])}
+            if exact_conflict[i]:
+                others = (self.base_pairs.labels_of(hashes[i]) | batch_pairs.labels_of(hashes[i])) - {
+                    int(labels[i])}
+                evidence["other_labels"] = sorted(label_name(ctx.classes, c) for c in others)
+                where = "the baseline" if with_baseline[i] else "this contribution"
+                reason = (f"exact copy of a record in {where} labelled "
+                          f"{', '.join(repr(x) for x in evidence['other_labels'])}, here labelled '{own}'")
+            elif p_mass[i] <= p_near[i]:
+                reason = f"the same inputs appear {int(multiplicity[i])} times in this contribution"
+            else:
+                evidence["distance_to_other_label"] = float(near_other[i])
+                reason = (f"near duplicate (distance {near_other[i]:.3g}, typical {self.scale:.3g}) of a record "
+                          f"with another label, here labelled '{own}'")
+            findings.append(Finding(self.name, float(1 - p[i]), f"{reason}; p={p[i]:.2g}", row=int(i),
+                                    evidence=evidence))
+        summary = {
+            "exact_conflicts": int(exact_conflict.sum()),
+            "exact_copies_of_baseline": int(copies.sum()),
+            "in_batch_duplicate_records": int((multiplicity > 1).sum()),
+            "max_multiplicity": int(multiplicity.max()) if n else 0,
+            "baseline_records_hashed": int(self.n_full),
+        }
+        return count_result(self.name, self.version, p, ctx.alpha, max(self.calibration.shape[0], 1), findings,
+                            summary, flagged=flagged)

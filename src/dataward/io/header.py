@@ -1,0 +1,63 @@
+"""Checks that a file's columns match the dataset schema, before any value is read."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from os import PathLike
+
+from dataward.domain.schema import RECORD_ID, Schema
+from dataward.io.location import Unit, input_error
+
+
+def check_columns(
+    path: str | PathLike[str],
+    names: Sequence[str],
+    schema: Schema,
+    *,
+    unit: Unit | None = None,
+    where: int | None = None,
+) -> None:
+    """Refuse duplicate, missing and undeclared columns. A ``record_id`` column is allowed (files
+    exported by dataward carry one) and ignored: ids are always recomputed from the content."""
+    for name, count in Counter(names).items():
+        if count > 1:
+            raise input_error(
+                path,
+                f"the column name appears {count} times in the header",
+                unit=unit,
+                where=where,
+                column=name,
+                hint="give every column a distinct name",
+            )
+    present = set(names)
+    if schema.label not in present:
+        raise input_error(
+            path,
+            "the label column is missing",
+            unit=unit,
+            where=where,
+            column=schema.label,
+            hint=f"add a {schema.label!r} column or rename the file's label column to it",
+        )
+    for column in schema.inputs:
+        if column.name not in present:
+            raise input_error(
+                path,
+                f"the {column.kind.value} input column is missing",
+                unit=unit,
+                where=where,
+                column=column.name,
+                hint=f"the schema's columns are {', '.join(schema.columns)}",
+            )
+    declared = set(schema.columns) | {RECORD_ID}
+    for name in names:
+        if name not in declared:
+            raise input_error(
+                path,
+                "the column is not in the dataset schema",
+                unit=unit,
+                where=where,
+                column=name,
+                hint="declare it in the dataset schema or drop it from the file",
+            )

@@ -1,0 +1,87 @@
+"""Image-folder input: ``ROOT/<label>/<file>``, one class per sub-folder.
+
+Every file under a class folder is a record (hidden files such as ``.DS_Store`` are skipped). Its
+bytes are stored exactly as found, after Pillow has checked that they are an image. Records are
+ordered by relative path, and numbered from 1 in that order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.records import canonical_label
+from dataward.domain.schema import ColumnKind, Schema
+from dataward.io.images import check_image
+from dataward.io.location import input_error
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def image_files(root: Path) -> list[tuple[str, Path]]:
+    """``(relative POSIX path, file)`` of every image file, sorted by relative path."""
+    if not root.is_dir():
+        raise input_error(root, "is not a folder", hint="an image import reads ROOT/<label>/<image files>")
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    loose = sorted(p.name for p in entries if p.is_file())
+    if loose:
+        raise input_error(
+            root,
+            f"holds files outside any class folder: {', '.join(loose[:3])}",
+            hint="move each image into a sub-folder named after its label",
+        )
+    classes = [p for p in entries if p.is_dir()]
+    if not classes:
+        raise input_error(
+            root,
+            "has no class sub-folders",
+            hint="put each class's images in ROOT/<label>/, e.g. ROOT/cat/1.png",
+        )
+    files = []
+    for folder in classes:
+        for file in folder.rglob("*"):
+            relative = file.relative_to(root)
+            if file.is_file() and not _hidden(relative):
+                files.append((relative.as_posix(), file))
+    if not files:
+        raise input_error(root, "has class sub-folders but no image files in them")
+    return sorted(files)
+
+
+def read_image_folder(root: Path, schema: Schema) -> tuple[pa.Table, np.ndarray, list[str], str]:
+    """Canonical table (without record ids), 1-based record numbers, relative paths, and the
+    folder's raw hash: the hash of the sorted ``(relative path, file hash)`` list."""
+    images = schema.of_kind(ColumnKind.IMAGE)
+    if len(schema.inputs) != 1 or len(images) != 1:
+        declared = ", ".join(f"{c.name}:{c.kind.value}" for c in schema.inputs)
+        raise input_error(
+            root,
+            f"an image folder fills exactly one image column, but the schema declares {declared}",
+            hint="import the other columns from a CSV, JSON Lines or Parquet file with base64 images",
+        )
+    column = images[0].name
+    files = image_files(root)
+    labels: list[str] = []
+    blobs: list[bytes] = []
+    listing: list[list[str]] = []
+    for relative, file in files:
+        data = file.read_bytes()
+        try:
+            check_image(data)
+            label = canonical_label(relative.split("/", 1)[0])
+        except ValueError as exc:
+            raise input_error(root, str(exc), unit="file", where=relative, column=column) from None
+        labels.append(label)
+        blobs.append(data)
+        listing.append([relative, content_hash(data)])
+    table = pa.Table.from_arrays(
+        [pa.array(blobs, type=pa.large_binary()), pa.array(labels, type=pa.string())],
+        schema=schema.arrow_schema(with_record_id=False),
+    )
+    rows = np.arange(1, len(files) + 1, dtype=np.int64)
+    return table, rows, [relative for relative, _ in files], json_hash(listing)

@@ -1,0 +1,143 @@
+"""JSON Lines input: one JSON object per line; images as base64 strings, embeddings as lists.
+
+pyarrow's JSON reader handles the common case fast. It infers types from the data (a column of
+dates becomes timestamps, a label column may mix numbers and strings), so whenever its result
+cannot be canonicalized exactly the file is read again line by line with ``json``, which keeps
+every value as written and names the line of any problem.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.io.columns import canonical_column
+from dataward.io.header import check_columns
+from dataward.io.location import ValueProblem, input_error
+from dataward.io.text_input import (
+    decode_utf8,
+    json_key_with_undecodable,
+    physical_lines,
+    simple_line_numbers,
+    strip_bom,
+)
+
+_BLOCK_SIZE = 1 << 24
+
+_DECLARED_TYPES = {
+    ColumnKind.TEXT: pa.large_string(),
+    ColumnKind.CATEGORICAL: pa.string(),
+    ColumnKind.NUMERIC: pa.float64(),
+    ColumnKind.IMAGE: pa.string(),
+    ColumnKind.EMBEDDING: pa.list_(pa.float64()),
+}
+
+
+class _Retry(Exception):
+    """The fast reader's result is not exact; read the file line by line."""
+
+
+def _fast(data: bytes, schema: Schema) -> pa.Table:
+    # Declaring the input columns' types stops pyarrow from turning text into timestamps.
+    declared = pa.schema([pa.field(c.name, _DECLARED_TYPES[c.kind]) for c in schema.inputs])
+    options = pajson.ParseOptions(explicit_schema=declared, unexpected_field_behavior="infer")
+    try:
+        return pajson.read_json(
+            io.BytesIO(data), read_options=pajson.ReadOptions(block_size=_BLOCK_SIZE), parse_options=options
+        )
+    except pa.ArrowException:
+        raise _Retry from None
+
+
+def _convert(
+    path: str | PathLike[str], schema: Schema, columns: dict[str, Any], rows: np.ndarray, *, exact: bool
+) -> pa.Table:
+    arrays = []
+    for name in schema.arrow_schema(with_record_id=False).names:
+        try:
+            arrays.append(canonical_column(schema, name, columns[name], "jsonl"))
+        except ValueProblem as problem:
+            if not exact:
+                raise _Retry from None
+            raise input_error(path, problem.problem, unit="line", where=int(rows[problem.index]), column=name) from None
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(with_record_id=False))
+
+
+def _line_by_line(path: str | PathLike[str], text: str, schema: Schema) -> tuple[pa.Table, np.ndarray]:
+    declared = set(schema.columns) | {RECORD_ID}
+    columns: dict[str, list[Any]] = {name: [] for name in schema.columns}
+    seen: set[str] = set()
+    rows: list[int] = []
+    for number, line in enumerate(physical_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise input_error(
+                path,
+                f"the line is not valid JSON ({exc.msg} at character {exc.colno})",
+                unit="line",
+                where=number,
+            ) from None
+        if not isinstance(record, dict):
+            raise input_error(
+                path,
+                f"the line is a JSON {type(record).__name__}, not an object",
+                unit="line",
+                where=number,
+                hint='write one object per line, e.g. {"text": "...", "label": "..."}',
+            )
+        for key in record:
+            if key not in declared:
+                raise input_error(
+                    path,
+                    "the column is not in the dataset schema",
+                    unit="line",
+                    where=number,
+                    column=key,
+                    hint="declare it in the dataset schema or drop it from the file",
+                )
+        seen.update(record)
+        rows.append(number)
+        for name in schema.columns:
+            columns[name].append(record.get(name))
+    if not rows:
+        raise input_error(path, "the file holds no records", hint="write one JSON object per line")
+    check_columns(path, sorted(seen), schema)
+    line_numbers = np.asarray(rows, dtype=np.int64)
+    return _convert(path, schema, columns, line_numbers, exact=True), line_numbers
+
+
+def read_jsonl(path: str | PathLike[str], data: bytes, schema: Schema) -> tuple[pa.Table, np.ndarray]:
+    """Canonical table (without record ids) and the line number of each record."""
+    data = strip_bom(data)
+    text = decode_utf8(path, data, json_key_with_undecodable)
+    if not text.strip():
+        raise input_error(path, "the file is empty", hint="write one JSON object per line")
+    try:
+        parsed = _fast(data, schema)
+        if parsed.num_rows == 0 or set(parsed.column_names) - set(schema.columns) - {RECORD_ID}:
+            raise _Retry
+        rows = simple_line_numbers(data, parsed.num_rows, first=1)
+        if rows is None:
+            raise _Retry
+        # A declared column that no line holds comes back all null: the exact pass names it.
+        missing = [
+            name
+            for name in schema.columns
+            if name not in parsed.column_names or parsed.column(name).null_count == parsed.num_rows
+        ]
+        if missing:
+            raise _Retry
+        columns = {name: parsed.column(name) for name in schema.columns}
+        return _convert(path, schema, columns, rows, exact=False), rows
+    except _Retry:
+        return _line_by_line(path, text, schema)

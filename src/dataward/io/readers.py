@@ -1,0 +1,111 @@
+"""``read_table``: one entry point that turns a CSV, JSON Lines, Parquet file or an image folder
+into the canonical Arrow table of a dataset schema, with record ids.
+
+Nothing is returned unless the whole input is valid; the first problem raises ``InputError``
+naming the file, the line (CSV, JSON Lines), row (Parquet) or file (image folder), and the column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.domain.hashing import content_hash
+from dataward.domain.records import record_ids
+from dataward.domain.schema import Schema
+from dataward.io.csv_reader import read_csv
+from dataward.io.image_folder import read_image_folder
+from dataward.io.jsonl_reader import read_jsonl
+from dataward.io.location import input_error
+from dataward.io.parquet_reader import read_parquet
+
+Format = Literal["csv", "jsonl", "parquet", "images"]
+FORMATS: tuple[str, ...] = get_args(Format)
+
+_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+_FILE_READERS: dict[str, Callable[[Path, bytes, Schema], tuple[pa.Table, np.ndarray]]] = {
+    "csv": read_csv,
+    "jsonl": read_jsonl,
+    "parquet": read_parquet,
+}
+
+
+@dataclass(frozen=True)
+class ImportedTable:
+    """A validated input, ready to become a contribution.
+
+    ``table`` matches ``schema.arrow_schema()`` exactly (``record_id`` first). ``rows[i]`` says
+    where record ``i`` was in the input: its line (CSV, counting the header as line 1; JSON Lines),
+    its 1-based row (Parquet) or its 1-based position in sorted order (image folder, whose
+    relative file paths are in ``paths``). ``raw_hash`` is the content hash of the raw file, or
+    for an image folder the hash of its sorted (relative path, file hash) list.
+    """
+
+    table: pa.Table
+    rows: np.ndarray
+    raw_hash: str
+    format: str
+    source_path: Path
+    paths: list[str] | None = field(default=None)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def record_ids(self) -> list[str]:
+        return self.table.column(0).to_pylist()
+
+
+def detect_format(path: str | PathLike[str]) -> str:
+    """The input format from the path: a folder is an image folder, a file goes by its extension."""
+    path = Path(path)
+    if path.is_dir():
+        return "images"
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise input_error(
+            path,
+            f"cannot tell the format from the extension {path.suffix or '(none)'!r}",
+            hint=f"name the file .csv, .jsonl or .parquet, or give the format ({', '.join(FORMATS)})",
+        )
+    return fmt
+
+
+def read_table(path: str | PathLike[str], schema: Schema, *, format: str | None = None) -> ImportedTable:
+    """Read and validate ``path`` against ``schema``; see :class:`ImportedTable`.
+
+    ``format`` is one of ``csv``, ``jsonl``, ``parquet``, ``images``; by default it is detected
+    from the extension (``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``/``.pq``) or from the path
+    being a folder. In CSV and JSON Lines, images are base64 strings and embeddings are JSON
+    lists; in Parquet, images are binary and embeddings lists of numbers.
+    """
+    source = Path(path)
+    fmt = format or detect_format(source)
+    if fmt not in FORMATS:
+        raise input_error(source, f"unknown input format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+    paths: list[str] | None = None
+    if fmt == "images":
+        table, rows, paths, raw_hash = read_image_folder(source, schema)
+    else:
+        if not source.is_file():
+            raise input_error(source, "no such file", hint="check the path")
+        data = source.read_bytes()
+        raw_hash = content_hash(data)
+        table, rows = _FILE_READERS[fmt](source, data, schema)
+    id_field = schema.arrow_schema().field(0)
+    ids = pa.array(record_ids(schema, table), type=id_field.type)
+    return ImportedTable(
+        table=table.add_column(0, id_field, ids),
+        rows=rows,
+        raw_hash=raw_hash,
+        format=fmt,
+        source_path=source,
+        paths=paths,
+    )

@@ -1,0 +1,106 @@
+"""``write_table``: export a table as Parquet, JSON Lines or CSV, atomically.
+
+Images become base64 strings and embeddings JSON lists in JSON Lines and CSV, which is what
+:func:`dataward.io.read_table` reads back, so an export imports again with the same record ids.
+The file appears whole under its name or not at all (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from dataward.domain.errors import InputError
+from dataward.io.images import encode_base64_image
+
+EXPORT_FORMATS = ("parquet", "jsonl", "csv")
+_BATCH_ROWS = 10_000
+
+
+def _is_binary(typ: pa.DataType) -> bool:
+    return pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_fixed_size_binary(typ)
+
+
+def _is_list(typ: pa.DataType) -> bool:
+    return pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return encode_base64_image(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _write_parquet(table: pa.Table, out: BinaryIO) -> None:
+    pq.write_table(table, out, compression="zstd")
+
+
+def _write_jsonl(table: pa.Table, out: BinaryIO) -> None:
+    for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+        lines = [
+            json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False, allow_nan=False)
+            for row in batch.to_pylist()
+        ]
+        if lines:
+            out.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """Binary and list columns as text, the way the CSV reader expects them."""
+    for index, field in enumerate(table.schema):
+        values = table.column(index).to_pylist()
+        if _is_binary(field.type):
+            text = [encode_base64_image(v) for v in values]
+        elif _is_list(field.type):
+            text = [None if v is None else json.dumps(_json_value(v)) for v in values]
+        else:
+            continue
+        table = table.set_column(index, pa.field(field.name, pa.string()), pa.array(text, type=pa.string()))
+    return table
+
+
+def _write_csv(table: pa.Table, out: BinaryIO) -> None:
+    pacsv.write_csv(_csv_ready(table), out)
+
+
+_WRITERS: dict[str, Callable[[pa.Table, BinaryIO], None]] = {
+    "parquet": _write_parquet,
+    "jsonl": _write_jsonl,
+    "csv": _write_csv,
+}
+
+
+def write_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path:
+    """Write ``table`` to ``path`` in ``format`` (``parquet``, ``jsonl`` or ``csv``); returns the path."""
+    if format not in _WRITERS:
+        raise InputError(f"unknown export format {format!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise InputError(f"{target.parent}: no such folder", hint="create the folder first")
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _WRITERS[format](table, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(name, 0o644)
+        os.replace(name, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+    return target

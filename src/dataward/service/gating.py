@@ -1,0 +1,384 @@
+"""Use cases of the gates: run a contribution's gate, hold flagged records in quarantine, and the
+human review queue that decides them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from dataward.access.roles import Action, Scope
+from dataward.catalog import ledger_store
+from dataward.catalog.projection import insert_row, update_row
+from dataward.catalog.tables import contributions, datasets, gate_runs, quarantine, sources, versions
+from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.hashing import canonical_json
+from dataward.domain.schema import ColumnKind, Schema
+from dataward.gates.report import extras_json
+from dataward.ledger.events import format_time
+from dataward.service import rows
+from dataward.service.core import WardCore, new_id
+from dataward.service.recordstore import load_records, manifest_ids, read_ids_and_rows
+
+REVIEW_DECISIONS = ("accept", "reject")
+
+
+def _gate_policy(ds: Any) -> dict[str, Any]:
+    """The ``gate`` section of the dataset policy (empty: the gate's defaults)."""
+    if not ds.policy:
+        return {}
+    from dataward.access.policy import DatasetPolicy
+
+    return dict(DatasetPolicy.from_yaml(ds.policy).gate or {})
+
+
+class GateCases(WardCore):
+    def _gate_inputs(self, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
+        """Baseline (current training version), first trusted baseline, validation set, contribution."""
+        schema = rows.dataset_schema(ds)
+        training = conn.execute(
+            select(versions).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
+        ).first()
+        baseline = (
+            load_records(conn, self.store, manifest_ids(self.store, training.manifest_object), schema)
+            if training
+            else None
+        )
+        # The first version ever promoted is the first trusted baseline: slow drift is judged against it.
+        first_baseline = None
+        first_id = None
+        for event in ledger_store.read_events(conn, types=["version.promoted"]):
+            if event.subject.get("dataset") == ds.id:
+                first_id = event.subject["version"]
+                break
+        if first_id is not None and training is not None and first_id != training.id:
+            first = conn.execute(select(versions).where(versions.c.id == first_id)).one()
+            first_baseline = load_records(conn, self.store, manifest_ids(self.store, first.manifest_object), schema)
+        validation = None
+        val_ds = conn.execute(
+            select(datasets).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
+        ).first()
+        if val_ds is not None:
+            val_version = rows.latest_version(conn, val_ds.id)
+            if val_version is not None:
+                validation = load_records(
+                    conn, self.store, manifest_ids(self.store, val_version.manifest_object), schema
+                )
+        ids, file_rows = read_ids_and_rows(self.store, contribution.added_object)
+        if not ids:
+            raise InputError("this contribution adds no records: there is nothing for the gate to scan")
+        table = load_records(conn, self.store, ids, schema)
+        table = table.append_column("row", pa.array(file_rows, type=pa.int64()))
+        source = conn.execute(select(sources.c.uri).where(sources.c.id == contribution.source_id)).scalar()
+        submitter = rows.principal_name(conn, contribution.submitted_by)
+        n = table.num_rows
+        return {
+            "schema": schema,
+            "baseline": baseline,
+            "first_baseline": first_baseline,
+            "validation": validation,
+            "contribution": table,
+            "groups": {
+                "contribution": [f"{ds.name}#{contribution.number}"] * n,
+                "source": [source or "-"] * n,
+                "principal": [submitter or "-"] * n,
+            },
+            "baseline_version": training.id if training else None,
+        }
+
+    def run_gate(self, contribution_ref: str, *, html: str | Path | None = None) -> dict[str, Any]:
+        """Run the dataset's gate on a contribution against the trusted baseline.
+
+        Flagged records go to quarantine and the review queue; the run is a ``gate.completed`` event.
+        Returns the gate report (see docs/gates.md) with ``gate_run`` and ``contribution`` added.
+        """
+        from dataward.gates import scan
+
+        with self.db.reading() as conn:
+            c = rows.contribution_row(conn, contribution_ref)
+            ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
+        if ds.role != "dataset":
+            raise InputError(f"{ds.name!r} is a clean validation set; its owner curates it, no gate runs on it")
+        with self.use_case(Action.GATE_RUN, Scope.dataset(ds.name)) as uc:
+            c = rows.contribution_row(uc.conn, c.id)
+            if c.status not in ("submitted", "gated"):
+                raise Conflict(f"contribution {ds.name}#{c.number} is {c.status}; the gate runs before a merge")
+            inputs = self._gate_inputs(uc.conn, ds, c)
+            report = scan(
+                inputs["baseline"],
+                inputs["contribution"],
+                inputs["schema"],
+                inputs["validation"],
+                _gate_policy(ds),
+                first_baseline=inputs["first_baseline"],
+                groups=inputs["groups"],
+            )
+            data = report.to_dict()
+            # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
+            report_object = self.store.put(canonical_json({**data, "extras": extras_json(report)}))
+            run_id = new_id("gr")
+            now = format_time(uc.now)
+            changes = [
+                insert_row(
+                    "gate_runs",
+                    id=run_id,
+                    contribution_id=c.id,
+                    verdict=report.verdict,
+                    config_hash=data["config_hash"],
+                    report_object=report_object,
+                    baseline_version=inputs["baseline_version"],
+                    flagged=int(data["counts"]["flagged"]),
+                    created_at=now,
+                ),
+                update_row("contributions", {"id": c.id}, status="gated", gate_verdict=report.verdict, gate_run=run_id),
+            ]
+            already = {
+                r.record_id
+                for r in uc.conn.execute(select(quarantine.c.record_id).where(quarantine.c.contribution_id == c.id))
+            }
+            for rec in data["records"]:
+                if not rec["flagged"] or rec["record_id"] in already:
+                    continue
+                already.add(rec["record_id"])
+                reasons = [f["reason"] for f in data["findings"] if f.get("row") == rec["row"]][:3]
+                changes.append(
+                    insert_row(
+                        "quarantine",
+                        id=new_id("q"),
+                        contribution_id=c.id,
+                        record_id=rec["record_id"],
+                        row=int(rec["row"]),
+                        score=round(float(rec["score"]), 6),
+                        detectors=json.dumps(rec["flagged_by"]),
+                        reason="; ".join(reasons) or "flagged by " + ", ".join(rec["flagged_by"]),
+                        status="pending",
+                    )
+                )
+            uc.emit(
+                "gate.completed",
+                {"dataset": ds.id, "contribution": c.id, "gate_run": run_id},
+                {
+                    "verdict": report.verdict,
+                    "reasons": data["reasons"],
+                    "mode": data["mode"],
+                    "config_hash": data["config_hash"],
+                    "detectors": {
+                        name: {"version": d["version"], "p_value": d["p_value"], "flagged": d["flagged"]}
+                        for name, d in data["detectors"].items()
+                    },
+                    "counts": data["counts"],
+                    "baseline_version": inputs["baseline_version"],
+                    "report": report_object,
+                },
+                changes,
+            )
+        if html is not None:
+            from dataward.gates.html import render_html
+
+            Path(html).write_text(render_html(report, title=f"Gate report: {ds.name}#{c.number}"), "utf-8")
+        data["gate_run"] = run_id
+        data["contribution"] = f"{ds.name}#{c.number}"
+        return data
+
+    def gate_report(self, contribution_ref: str) -> dict[str, Any]:
+        """The latest stored gate report of a contribution."""
+        with self.db.reading() as conn:
+            c = rows.contribution_row(conn, contribution_ref)
+            ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
+        with self.use_case(Action.DATASET_READ, Scope.dataset(ds_name)) as uc:
+            c = rows.contribution_row(uc.conn, c.id)
+            if c.gate_run is None:
+                raise NotFound(
+                    f"no gate has run on {ds_name}#{c.number}", hint=f"dataward gate run {ds_name}#{c.number}"
+                )
+            run = uc.conn.execute(select(gate_runs).where(gate_runs.c.id == c.gate_run)).one()
+            data = json.loads(self.store.get(run.report_object))
+            data["gate_run"] = run.id
+            data["contribution"] = f"{ds_name}#{c.number}"
+            return data
+
+    def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
+        """Plant known poisons into a copy of a clean contribution (default: the training version's newest
+        records) and report the recall this dataset's gate achieves. Stores nothing but the event."""
+        from dataward.gates.selftest import selftest
+
+        with self.use_case(Action.GATE_RUN, Scope.dataset(dataset)) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
+            if contribution_ref is not None:
+                c = rows.contribution_row(uc.conn, contribution_ref)
+                inputs = self._gate_inputs(uc.conn, ds, c)
+                clean, baseline = inputs["contribution"].drop_columns(["row"]), inputs["baseline"]
+            else:
+                inputs = self._gate_inputs_without_contribution(uc.conn, ds)
+                if inputs["baseline"] is None or inputs["baseline"].num_rows < 100:
+                    raise InputError(
+                        f"{dataset!r} has no training version large enough to self-test against",
+                        hint="promote a version to training, or name a clean contribution",
+                    )
+                # Hold out a slice of the trusted data as the clean contribution.
+                table = inputs["baseline"]
+                cut = max(50, min(500, table.num_rows // 5))
+                clean, baseline = table.slice(table.num_rows - cut), table.slice(0, table.num_rows - cut)
+            result = selftest(
+                baseline, clean, inputs["schema"], inputs["validation"], _gate_policy(ds), seed=seed
+            ).to_dict()
+            uc.emit("gate.selftest", {"dataset": ds.id}, {"summary": _selftest_summary(result), "seed": seed})
+            return result
+
+    def _gate_inputs_without_contribution(self, conn: Any, ds: Any) -> dict[str, Any]:
+        schema = rows.dataset_schema(ds)
+        training = conn.execute(
+            select(versions).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
+        ).first()
+        baseline = (
+            load_records(conn, self.store, manifest_ids(self.store, training.manifest_object), schema)
+            if training
+            else None
+        )
+        validation = None
+        val_ds = conn.execute(select(datasets).where(datasets.c.validation_for == ds.name)).first()
+        if val_ds is not None and (val_version := rows.latest_version(conn, val_ds.id)) is not None:
+            validation = load_records(conn, self.store, manifest_ids(self.store, val_version.manifest_object), schema)
+        return {"schema": schema, "baseline": baseline, "validation": validation}
+
+    # --- the review queue -------------------------------------------------------------------
+
+    def review_list(self, dataset: str | None = None, *, status: str = "pending") -> list[dict[str, Any]]:
+        """Quarantined records awaiting (or past) review, most suspicious first."""
+        with self.use_case(
+            Action.LEDGER_READ if dataset is None else Action.DATASET_READ,
+            Scope.ward() if dataset is None else Scope.dataset(dataset),
+        ) as uc:
+            query = (
+                select(quarantine, contributions.c.number, datasets.c.name.label("dataset"))
+                .join(contributions, contributions.c.id == quarantine.c.contribution_id)
+                .join(datasets, datasets.c.id == contributions.c.dataset_id)
+            )
+            if dataset is not None:
+                query = query.where(datasets.c.name == dataset)
+            if status != "all":
+                query = query.where(quarantine.c.status == status)
+            out = []
+            for r in uc.conn.execute(query.order_by(quarantine.c.score.desc())):
+                out.append(_review_item(r))
+            return out
+
+    def review_show(self, item: str) -> dict[str, Any]:
+        """One quarantined record with its content and the gate's evidence about it."""
+        with self.db.reading() as conn:
+            q = _quarantine_row(conn, item)
+            c = conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
+            ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
+        with self.use_case(Action.DATASET_READ, Scope.dataset(ds.name)) as uc:
+            schema = rows.dataset_schema(ds)
+            record = load_records(uc.conn, self.store, [q.record_id], schema).to_pylist()[0]
+            findings: list[dict[str, Any]] = []
+            evidence: dict[str, Any] = {}
+            triggers: list[str] = []
+            if c.gate_run:
+                run = uc.conn.execute(select(gate_runs).where(gate_runs.c.id == c.gate_run)).one()
+                report = json.loads(self.store.get(run.report_object))
+                findings = [f for f in report["findings"] if f.get("row") == q.row]
+                triggers = [
+                    str(f["evidence"]["trigger"])
+                    for f in report["findings"]
+                    if f["detector"] == "triggers" and q.row in f.get("evidence", {}).get("rows", [])
+                ]
+                evidence = report.get("extras", {}).get("evidence", {}).get(str(q.row), {})
+            item_info = _review_item(q, dataset=ds.name, number=c.number)
+            item_info["record"] = _displayable(record, schema)
+            item_info["findings"] = findings
+            item_info["triggers"] = triggers
+            item_info["neighbours"] = evidence.get("neighbours", [])
+            return item_info
+
+    def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:
+        """Accept (let into the next merge) or reject (never enters a version) quarantined records."""
+        if decision not in REVIEW_DECISIONS:
+            raise InputError(f"unknown decision {decision!r}", hint="accept or reject")
+        if not reason.strip():
+            raise InputError("a review decision needs a reason", hint="pass --reason '...'")
+        if not items:
+            raise InputError("name at least one review item")
+        with self.db.reading() as conn:
+            first = _quarantine_row(conn, items[0])
+            c = conn.execute(select(contributions).where(contributions.c.id == first.contribution_id)).one()
+            ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
+        with self.use_case(Action.REVIEW_DECIDE, Scope.dataset(ds_name)) as uc:
+            decided = []
+            for ref in items:
+                q = _quarantine_row(uc.conn, ref)
+                qc = uc.conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
+                if qc.dataset_id != c.dataset_id:
+                    raise InputError("review items of one decision must belong to one dataset")
+                if qc.submitted_by == uc.caller.principal_id:
+                    raise PolicyViolation("nobody reviews records of their own contribution (separation of duties)")
+                if q.status != "pending":
+                    raise Conflict(f"review item {q.id} was already {q.status}ed")
+                status = "accepted" if decision == "accept" else "rejected"
+                uc.emit(
+                    f"review.{status}",
+                    {"contribution": q.contribution_id, "record": q.record_id, "review_item": q.id},
+                    {"reason": reason},
+                    [
+                        update_row(
+                            "quarantine",
+                            {"id": q.id},
+                            status=status,
+                            decided_by=uc.caller.principal_id,
+                            decided_at=format_time(uc.now),
+                            decision_reason=reason,
+                        )
+                    ],
+                )
+                decided.append({"id": q.id, "record_id": q.record_id, "status": status})
+            return decided
+
+
+def _quarantine_row(conn: Any, ref: str) -> Any:
+    row = conn.execute(select(quarantine).where((quarantine.c.id == ref) | (quarantine.c.record_id == ref))).first()
+    if row is None:
+        raise NotFound(f"no review item {ref!r}", hint="list them with `dataward review list`")
+    return row
+
+
+def _review_item(r: Any, *, dataset: str | None = None, number: int | None = None) -> dict[str, Any]:
+    m = r._mapping
+    ds = dataset or m.get("dataset")
+    num = number if number is not None else m.get("number")
+    return {
+        "id": m["id"],
+        "contribution": f"{ds}#{num}",
+        "record_id": m["record_id"],
+        "row": m["row"],
+        "score": m["score"],
+        "detectors": json.loads(m["detectors"] or "[]"),
+        "reason": m["reason"],
+        "status": m["status"],
+        "decided_by": m["decided_by"],
+        "decision_reason": m["decision_reason"],
+    }
+
+
+def _displayable(record: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """Record values ready for JSON: images as base64 PNG/JPEG bytes, embeddings shortened."""
+    import base64
+
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        kind = schema.column(key).kind if key in [c.name for c in schema.inputs] else None
+        if kind is ColumnKind.IMAGE and value is not None:
+            out[key] = {"image_base64": base64.b64encode(value).decode("ascii"), "bytes": len(value)}
+        elif kind is ColumnKind.EMBEDDING and value is not None:
+            out[key] = {"dim": len(value), "head": [round(v, 4) for v in value[:8]]}
+        else:
+            out[key] = value
+    return out
+
+
+def _selftest_summary(result: dict[str, Any]) -> dict[str, Any]:
+    keep = ("canaries", "clean", "recall", "detected")
+    return {k: v for k, v in result.items() if k in keep}

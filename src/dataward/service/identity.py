@@ -1,0 +1,403 @@
+"""Use cases of access control: principals, API keys, grants, dataset policies and access reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dataward.access import (
+    DEFAULT_KEY_POLICY,
+    DatasetPolicy,
+    KeyPolicy,
+    Principal,
+    access_review,
+    authorize_grant,
+    authorize_key_action,
+    check_new_owner,
+    generate_key,
+    offboard,
+    revoke,
+    rotate,
+    transfer_ownership,
+    validate_key_scopes,
+)
+from dataward.access.roles import Action, Role, Scope, ScopeKind
+from dataward.catalog.projection import insert_row, update_row
+from dataward.catalog.tables import api_keys, datasets, grants, principals, versions
+from dataward.domain.errors import Conflict, InputError, NotFound
+from dataward.ledger.events import format_time
+from dataward.service import auth, rows
+from dataward.service.core import UseCase, WardCore, new_id
+
+PRINCIPAL_KINDS = ("human", "service")
+
+
+def principal_info(p: Principal, owner_name: str | None = None) -> dict[str, Any]:
+    return {**p.to_dict(), "owner": owner_name}
+
+
+def _principal_change(p: Principal) -> Any:
+    return update_row("principals", {"id": p.id}, status=p.status.value, owner_id=p.owner_id)
+
+
+def _key_row(conn: Connection, ref: str) -> Any:
+    key_id = ref.removeprefix("dw_").split("_", 1)[0].rstrip("…")
+    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    if row is None:
+        raise NotFound(f"no API key {ref!r}", hint="list them with `dataward key list`")
+    return row
+
+
+class IdentityCases(WardCore):
+    key_policy: KeyPolicy = DEFAULT_KEY_POLICY
+
+    # --- principals -----------------------------------------------------------------------
+
+    def create_principal(
+        self, name: str, *, kind: str = "human", owner: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """Register a human, or a service principal (pipeline, bot, CI job) with its accountable owner."""
+        rows.check_name("principal", name)
+        if kind not in PRINCIPAL_KINDS:
+            raise InputError(f"unknown principal kind {kind!r}", hint="human or service")
+        with self.use_case(Action.PRINCIPAL_CREATE, Scope.ward()) as uc:
+            if uc.conn.execute(select(principals.c.id).where(principals.c.name == name)).first():
+                raise Conflict(f"a principal named {name!r} already exists")
+            owner_p = None
+            if owner is not None:
+                owner_p = auth.principal_from_row(rows.principal_row(uc.conn, owner))
+                check_new_owner(owner_p)
+            pid = new_id("p")
+            p = Principal(pid, name, kind, owner_p.id if owner_p else None, "active", uc.now)  # validates
+            uc.emit(
+                "principal.created",
+                {"principal": pid},
+                {"name": name, "kind": kind, "owner": p.owner_id},
+                [
+                    insert_row(
+                        "principals",
+                        id=pid,
+                        name=name,
+                        kind=kind,
+                        owner_id=p.owner_id,
+                        status="active",
+                        created_at=format_time(uc.now),
+                        created_by=uc.caller.principal_id,
+                        description=description,
+                    )
+                ],
+            )
+            return principal_info(p, owner_p.name if owner_p else None)
+
+    def principals(self) -> list[dict[str, Any]]:
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            all_rows = uc.conn.execute(select(principals).order_by(principals.c.name)).all()
+            names = {r.id: r.name for r in all_rows}
+            return [principal_info(auth.principal_from_row(r), names.get(r.owner_id)) for r in all_rows]
+
+    def disable_principal(self, name: str, *, transfer_to: str | None = None, reason: str = "") -> dict[str, Any]:
+        """Offboard a human: disable them, revoke their keys, and suspend the service principals they
+        own (revoking those keys too) unless ``transfer_to`` (an active human) takes them over."""
+        with self.use_case(Action.PRINCIPAL_DISABLE, Scope.ward()) as uc:
+            target = auth.principal_from_row(rows.principal_row(uc.conn, name))
+            if target.id == uc.caller.principal_id:
+                raise InputError("you cannot disable yourself", hint="ask another admin")
+            everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
+            keys = [auth.key_from_row(r) for r in uc.conn.execute(select(api_keys))]
+            new_owner = auth.principal_from_row(rows.principal_row(uc.conn, transfer_to)) if transfer_to else None
+            if target.kind.value == "service":
+                changes = [update_row("principals", {"id": target.id}, status="suspended")]
+                dying = [revoke(k, uc.now) for k in keys if k.principal_id == target.id and k.revoked_at is None]
+                changes += [auth.key_update(k) for k in dying]
+                uc.emit(
+                    "principal.suspended",
+                    {"principal": target.id},
+                    {"reason": reason, "revoked_keys": [k.id for k in dying]},
+                    changes,
+                )
+                return {"principal": target.name, "status": "suspended", "revoked_keys": [k.prefix for k in dying]}
+            plan = offboard(target, everyone, keys, new_owner, now=uc.now)
+            changes = [_principal_change(p) for p in plan.changed_principals]
+            changes += [auth.key_update(k) for k in plan.revoked_keys]
+            uc.emit("principal.disabled", {"principal": target.id}, {"reason": reason, **plan.to_dict()}, changes)
+            return {
+                "principal": target.name,
+                "status": "disabled",
+                "suspended": [p.name for p in plan.suspended],
+                "transferred": [p.name for p in plan.transferred],
+                "transfer_to": new_owner.name if new_owner else None,
+                "revoked_keys": [k.prefix for k in plan.revoked_keys],
+            }
+
+    def transfer_principal(self, service: str, new_owner: str) -> dict[str, Any]:
+        """Hand a service principal to another active human, who becomes accountable for it."""
+        with self.use_case(Action.PRINCIPAL_TRANSFER, Scope.ward()) as uc:
+            svc = auth.principal_from_row(rows.principal_row(uc.conn, service))
+            owner = auth.principal_from_row(rows.principal_row(uc.conn, new_owner))
+            moved = transfer_ownership(svc, owner)
+            uc.emit(
+                "principal.transferred",
+                {"principal": svc.id},
+                {"from": svc.owner_id, "to": owner.id},
+                [_principal_change(moved)],
+            )
+            return principal_info(moved, owner.name)
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def issue_key(
+        self,
+        principal: str | None = None,
+        *,
+        ttl_days: int | None = None,
+        scopes: list[str] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Issue an API key (shown once) for ``principal`` (default: the caller)."""
+        with self.use_case_for_key(Action.KEY_ISSUE, principal, new_scopes=scopes) as (uc, target):
+            target_grants = auth.load_grants(uc.conn, target.id)
+            validate_key_scopes(target, target_grants, scopes)
+            ttl = timedelta(days=ttl_days) if ttl_days is not None else None
+            plaintext, record = generate_key(target.id, now=uc.now, ttl=ttl, policy=self.key_policy, scopes=scopes)
+            if uc.conn.execute(select(api_keys.c.id).where(api_keys.c.id == record.id)).first():
+                raise Conflict("key id collision; issue the key again")
+            uc.emit(
+                "key.issued",
+                {"principal": target.id, "key": record.id},
+                {"key": record.to_dict()},
+                [auth.key_insert(record, description)],
+            )
+            return {**record.to_dict(), "principal": target.name, "key": plaintext}
+
+    def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
+        """Issue a key's successor; the old key keeps working for the overlap window, then never again."""
+        with self.db.reading() as conn:
+            row = _key_row(conn, key)
+        with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id) as (uc, target):
+            old = auth.key_from_row(_key_row(uc.conn, key))
+            plaintext, new, old_updated = rotate(old, uc.now, timedelta(hours=overlap_hours), policy=self.key_policy)
+            uc.emit(
+                "key.rotated",
+                {"principal": target.id, "key": old.id, "successor": new.id},
+                {"overlap_until": format_time(old_updated.overlap_until), "key": new.to_dict()},
+                [auth.key_insert(new, f"rotated from {old.prefix}"), auth.key_update(old_updated)],
+            )
+            return {
+                **new.to_dict(),
+                "principal": target.name,
+                "key": plaintext,
+                "rotated_from": old.prefix,
+                "old_key_works_until": format_time(old_updated.overlap_until),
+            }
+
+    def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
+        """Revoke a key: it is refused from the very next request."""
+        with self.db.reading() as conn:
+            row = _key_row(conn, key)
+        with self.use_case_for_key(Action.KEY_REVOKE, row.principal_id) as (uc, target):
+            revoked = revoke(auth.key_from_row(_key_row(uc.conn, key)), uc.now)
+            uc.emit(
+                "key.revoked",
+                {"principal": target.id, "key": revoked.id},
+                {"reason": reason},
+                [auth.key_update(revoked)],
+            )
+            return {**revoked.to_dict(), "principal": target.name}
+
+    def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            query = select(api_keys, principals.c.name).join(principals, principals.c.id == api_keys.c.principal_id)
+            if principal is not None:
+                query = query.where(api_keys.c.principal_id == rows.principal_row(uc.conn, principal).id)
+            out = []
+            for r in uc.conn.execute(query.order_by(api_keys.c.created_at)):
+                record = auth.key_from_row(r)
+                refusal = record.refusal(uc.now)
+                out.append(
+                    {
+                        **record.to_dict(),
+                        "principal": r.name,
+                        "state": refusal[0] if refusal else "active",
+                        "description": r.description,
+                    }
+                )
+            return out
+
+    # --- grants ---------------------------------------------------------------------------
+
+    def grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Give ``principal`` a role on the ward, ``dataset:NAME`` or ``model:NAME``."""
+        target_scope = Scope.parse(scope)
+        with self.use_case(Action.GRANT_CREATE, target_scope) as uc:
+            decision = authorize_grant(uc.caller.principal, uc.caller.key, uc.caller.grants, role, target_scope, uc.now)
+            decision.raise_if_denied()
+            target = rows.principal_row(uc.conn, principal)
+            if target_scope.kind is ScopeKind.DATASET:
+                rows.dataset_row(uc.conn, target_scope.name or "")
+            role_value = Role(role).value
+            existing = uc.conn.execute(
+                select(grants.c.id).where(
+                    grants.c.principal_id == target.id,
+                    grants.c.role == role_value,
+                    grants.c.scope_kind == target_scope.kind.value,
+                    grants.c.revoked_at.is_(None),
+                    (grants.c.scope_name == target_scope.name) if target_scope.name else grants.c.scope_name.is_(None),
+                )
+            ).first()
+            if existing:
+                raise Conflict(f"{target.name!r} already has {role_value} on {target_scope}")
+            gid = new_id("g")
+            uc.emit(
+                "grant.created",
+                {"principal": target.id, "grant": gid},
+                {"role": role_value, "scope": str(target_scope)},
+                [
+                    insert_row(
+                        "grants",
+                        id=gid,
+                        principal_id=target.id,
+                        role=role_value,
+                        scope_kind=target_scope.kind.value,
+                        scope_name=target_scope.name,
+                        granted_by=uc.caller.principal_id,
+                        granted_at=format_time(uc.now),
+                    )
+                ],
+            )
+            return {"id": gid, "principal": target.name, "role": role_value, "scope": str(target_scope)}
+
+    def revoke_grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        target_scope = Scope.parse(scope)
+        with self.use_case(Action.GRANT_REVOKE, target_scope) as uc:
+            authorize_grant(
+                uc.caller.principal, uc.caller.key, uc.caller.grants, role, target_scope, uc.now, revoke=True
+            ).raise_if_denied()
+            target = rows.principal_row(uc.conn, principal)
+            row = uc.conn.execute(
+                select(grants).where(
+                    grants.c.principal_id == target.id,
+                    grants.c.role == Role(role).value,
+                    grants.c.scope_kind == target_scope.kind.value,
+                    grants.c.revoked_at.is_(None),
+                    (grants.c.scope_name == target_scope.name) if target_scope.name else grants.c.scope_name.is_(None),
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"{target.name!r} has no {role} grant on {target_scope}")
+            uc.emit(
+                "grant.revoked",
+                {"principal": target.id, "grant": row.id},
+                {"role": row.role, "scope": str(target_scope)},
+                [
+                    update_row(
+                        "grants", {"id": row.id}, revoked_at=format_time(uc.now), revoked_by=uc.caller.principal_id
+                    )
+                ],
+            )
+            return {
+                "id": row.id,
+                "principal": target.name,
+                "role": row.role,
+                "scope": str(target_scope),
+                "revoked": True,
+            }
+
+    def grants(self, principal: str | None = None) -> list[dict[str, Any]]:
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            query = select(grants, principals.c.name).join(principals, principals.c.id == grants.c.principal_id)
+            query = query.where(grants.c.revoked_at.is_(None))
+            if principal is not None:
+                query = query.where(grants.c.principal_id == rows.principal_row(uc.conn, principal).id)
+            return [
+                {
+                    "id": r.id,
+                    "principal": r.name,
+                    "role": r.role,
+                    "scope": r.scope_kind if r.scope_name is None else f"{r.scope_kind}:{r.scope_name}",
+                    "granted_by": rows.principal_name(uc.conn, r.granted_by),
+                    "granted_at": r.granted_at,
+                }
+                for r in uc.conn.execute(query.order_by(grants.c.granted_at))
+            ]
+
+    # --- dataset policy -------------------------------------------------------------------
+
+    def set_policy(self, dataset: str, policy_yaml: str) -> dict[str, Any]:
+        """Replace a dataset's policy (YAML); the change is a versioned ledger event."""
+        policy = DatasetPolicy.from_yaml(policy_yaml)
+        if policy.gate:
+            from dataward.gates.policy import GatePolicy
+
+            GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
+        with self.use_case(Action.POLICY_SET, Scope.dataset(dataset)) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
+            digest = policy.hash()
+            uc.emit(
+                "policy.set",
+                {"dataset": ds.id},
+                {"policy": policy.to_dict(), "hash": digest, "previous": ds.policy_hash},
+                [update_row("datasets", {"id": ds.id}, policy=policy.to_yaml(), policy_hash=digest)],
+            )
+            return {"dataset": dataset, "hash": digest, "policy": policy.to_dict()}
+
+    def policy(self, dataset: str) -> dict[str, Any]:
+        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
+            ds = rows.dataset_row(uc.conn, dataset)
+            policy = dataset_policy(ds)
+            return {
+                "dataset": dataset,
+                "hash": policy.hash(),
+                "explicit": ds.policy is not None,
+                "policy": policy.to_dict(),
+            }
+
+    # --- review of access -----------------------------------------------------------------
+
+    def access_review(self, *, unused_days: int | None = None, recent_days: int = 30) -> list[dict[str, Any]]:
+        """What an auditor wants: stale, old and expiring keys, orphaned bots, who can write to
+        training datasets, recent grants. Each row names the principal, owner, dataset and the fix."""
+        with self.use_case(Action.ACCESS_REVIEW, Scope.ward()) as uc:
+            everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
+            keys = [auth.key_from_row(r) for r in uc.conn.execute(select(api_keys))]
+            in_training = [
+                r.name
+                for r in uc.conn.execute(
+                    select(datasets.c.name)
+                    .join(versions, versions.c.dataset_id == datasets.c.id)
+                    .where(versions.c.stage == "training")
+                    .distinct()
+                )
+            ]
+            findings = access_review(
+                everyone,
+                keys,
+                auth.load_grants(uc.conn),
+                in_training,
+                self.key_policy,
+                uc.now,
+                unused_days=unused_days,
+                recent_days=recent_days,
+            )
+            return [f.to_dict() for f in findings]
+
+    @contextmanager
+    def use_case_for_key(
+        self, action: Action, target: str | None, *, new_scopes: list[str] | None = None
+    ) -> Iterator[tuple[UseCase, Principal]]:
+        """A use case decided by ``authorize_key_action`` against the key's principal: everyone manages
+        their own keys and their own bots' keys; anyone else's need admin. Refusals are recorded."""
+        with self.use_case(action, Scope.ward(), check=False) as uc:
+            target_p = auth.principal_from_row(rows.principal_row(uc.conn, target or uc.caller.principal_id))
+            authorize_key_action(
+                uc.caller.principal, uc.caller.key, uc.caller.grants, action, target_p, uc.now, new_scopes=new_scopes
+            ).raise_if_denied()
+            yield uc, target_p
+
+
+def dataset_policy(ds: Any) -> DatasetPolicy:
+    """A dataset's policy; the safe defaults when none was set."""
+    return DatasetPolicy.from_yaml(ds.policy) if ds.policy else DatasetPolicy()

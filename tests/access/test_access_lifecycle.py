@@ -1,0 +1,95 @@
+"""Offboarding: a leaving human's bots are suspended with their keys, unless handed to an active human."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from access_factories import NOW, human, key_for, service
+
+from dataward.access import (
+    PrincipalStatus,
+    check_key,
+    offboard,
+    revoke,
+    transfer_ownership,
+)
+from dataward.domain.errors import Conflict, InputError, KeyRevoked, PrincipalSuspended
+
+ALICE, BOB = human("alice"), human("bob")
+SCRAPER, CI = service("scraper", "alice"), service("ci", "alice")
+OTHER_BOT = service("other", "bob")
+LATER = NOW + timedelta(hours=1)
+
+
+def world():
+    keys = {name: key_for(name) for name in ("alice", "scraper", "ci", "other", "bob")}
+    return [ALICE, BOB, SCRAPER, CI, OTHER_BOT], keys
+
+
+def test_offboarding_cascades_to_owned_bots_and_their_keys() -> None:
+    principals, keys = world()
+    already_dead = revoke(keys["ci"][1], NOW)
+    records = [k for _, k in keys.values() if k.id != already_dead.id] + [already_dead]
+    plan = offboard(ALICE, principals, records, now=LATER)
+
+    assert plan.human.status is PrincipalStatus.DISABLED
+    assert {p.id for p in plan.suspended} == {"scraper", "ci"}
+    assert all(p.status is PrincipalStatus.SUSPENDED for p in plan.suspended)
+    assert plan.transferred == ()
+    revoked = {k.principal_id: k for k in plan.revoked_keys}
+    assert set(revoked) == {"alice", "scraper"}  # ci's key was already revoked; bob's untouched
+    assert all(k.revoked_at == LATER for k in plan.revoked_keys)
+    assert plan.to_dict()["suspended"] == ["scraper", "ci"]
+
+    # The next request with the scraper's key is refused twice over.
+    scraper_text, _ = keys["scraper"]
+    suspended_scraper = next(p for p in plan.suspended if p.id == "scraper")
+    with pytest.raises(KeyRevoked):
+        check_key(revoked["scraper"], scraper_text, suspended_scraper, LATER)
+    with pytest.raises(PrincipalSuspended):
+        check_key(keys["scraper"][1], scraper_text, suspended_scraper, LATER)
+
+
+def test_offboarding_with_transfer_keeps_bots_working_under_a_new_owner() -> None:
+    principals, keys = world()
+    plan = offboard(ALICE, principals, [k for _, k in keys.values()], transfer_to=BOB, now=LATER)
+    assert {p.id for p in plan.transferred} == {"scraper", "ci"}
+    assert all(p.owner_id == "bob" and p.is_active for p in plan.transferred)
+    assert plan.suspended == ()
+    assert [k.principal_id for k in plan.revoked_keys] == ["alice"]
+    scraper_text, scraper_key = keys["scraper"]
+    check_key(scraper_key, scraper_text, plan.transferred[0], LATER, owner=BOB)
+
+
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        (human("carol", PrincipalStatus.DISABLED), Conflict),
+        (service("bot2", "bob"), InputError),
+        (ALICE, InputError),
+    ],
+)
+def test_transfer_to_a_disabled_service_or_self_is_refused(target, error) -> None:
+    principals, keys = world()
+    with pytest.raises(error):
+        offboard(ALICE, principals, [k for _, k in keys.values()], transfer_to=target, now=LATER)
+
+
+def test_offboarding_refuses_services_and_already_disabled_humans() -> None:
+    principals, _ = world()
+    with pytest.raises(InputError):
+        offboard(SCRAPER, principals, [], now=LATER)
+    with pytest.raises(Conflict):
+        offboard(human("alice", PrincipalStatus.DISABLED), principals, [], now=LATER)
+
+
+def test_transfer_ownership_of_a_single_bot() -> None:
+    moved = transfer_ownership(SCRAPER, BOB)
+    assert moved.owner_id == "bob" and moved.id == "scraper"
+    with pytest.raises(Conflict):
+        transfer_ownership(moved, BOB)
+    with pytest.raises(InputError):
+        transfer_ownership(ALICE, BOB)
+    with pytest.raises(Conflict):
+        transfer_ownership(SCRAPER, human("carol", PrincipalStatus.SUSPENDED))

@@ -1,0 +1,100 @@
+"""Clean-validation impact: a contribution that hurts held-out accuracy of a class is blocked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import Column, ColumnKind, Schema
+from dataward.gates.base import GateContext, GateData, registered
+from dataward.gates.detectors.clean_validation import CleanValidationDetector
+
+SCHEMA = Schema("label", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
+CLASSES = tuple(str(i) for i in range(10))
+
+
+@pytest.fixture(scope="module")
+def split():
+    data = load_digits()
+    perm = np.random.default_rng(0).permutation(len(data.target))
+    x, y = data.data.astype(np.float32), data.target.astype(np.int64)
+    b, c, v = perm[:300], perm[300:1100], perm[1100:1600]
+    return (x[b], y[b]), (x[c], y[c]), GateData(x[v], y[v])
+
+
+def context(validation: GateData | None, **options) -> GateContext:
+    return GateContext(SCHEMA, CLASSES, alpha=0.01, validation=validation,
+                       options={"clean_validation": options} if options else {})
+
+
+def test_clean_validation_is_registered() -> None:
+    assert registered()["clean_validation"] is CleanValidationDetector
+
+
+def test_relabelling_one_class_drops_its_accuracy_and_blocks(split) -> None:
+    (xb, yb), (xc, yc), validation = split
+    poisoned = yc.copy()
+    poisoned[yc == 3] = 8
+    sources = np.where(yc == 3, "vendor-b", np.where(np.arange(len(yc)) % 2 == 0, "vendor-a", "vendor-c"))
+    det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
+    result = det.score(GateData(xc, poisoned, groups={"source": sources}))
+    three = result.summary["per_class"]["3"]
+    assert three["without"] > 0.8
+    assert three["drop"] > 0.3
+    assert three["p_value"] < 1e-6
+    assert result.summary["block"] is True
+    assert "'3'" in result.summary["block_reason"]
+    assert result.p_value < 1e-6
+    assert result.statistic == pytest.approx(result.summary["overall"]["drop"])
+    # The source that relabelled the class is the one whose removal restores accuracy.
+    per_source = result.summary["per_source"]
+    assert per_source["vendor-b"]["effect"] > 0.02
+    assert per_source["vendor-b"]["per_class_effect"]["3"] > 0.3
+    assert per_source["vendor-b"]["p_value"] < 1e-6
+    assert per_source["vendor-a"]["effect"] <= 0.01
+    bad = sources == "vendor-b"
+    assert np.all(result.p_values[bad] < 0.01) and np.all(result.p_values[~bad] == 1.0)
+    assert not result.flagged.any()  # contribution-level: nothing is flagged record by record
+
+
+def test_clean_contribution_does_not_block(split) -> None:
+    (xb, yb), (xc, yc), validation = split
+    det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
+    result = det.score(GateData(xc, yc))
+    overall = result.summary["overall"]
+    assert overall["with"] >= overall["without"] - 0.01
+    assert result.summary["block"] is False
+    assert result.summary["block_reason"] is None
+    assert result.p_value > 0.01
+    assert set(result.summary["per_class"]) == set(CLASSES)
+    assert result.summary["per_source"] == {}
+    assert np.all(result.p_values == 1.0)
+
+
+def test_tolerance_from_the_policy_decides_what_blocks(split) -> None:
+    (xb, yb), (xc, yc), validation = split
+    poisoned = yc.copy()
+    poisoned[yc == 3] = 8
+    det = CleanValidationDetector(max_iter=100).fit(
+        GateData(xb, yb), context(validation, max_validation_drop=0.9)
+    )
+    result = det.score(GateData(xc, poisoned))
+    assert result.summary["max_validation_drop"] == 0.9
+    assert result.summary["block"] is False  # the drop is real but within this (lax) tolerance
+    assert result.p_value < 1e-6
+
+
+def test_without_a_validation_set_the_detector_says_so(split) -> None:
+    (xb, yb), (xc, yc), _ = split
+    det = CleanValidationDetector().fit(GateData(xb, yb), context(None))
+    result = det.score(GateData(xc, yc))
+    assert result.summary == {"skipped": "no clean validation set"}
+    assert result.p_value == 1.0 and np.all(result.p_values == 1.0)
+
+
+def test_unknown_probe_model_is_refused(split) -> None:
+    (xb, yb), _, validation = split
+    with pytest.raises(InputError, match="probe model"):
+        CleanValidationDetector().fit(GateData(xb, yb), context(validation, model="forest"))

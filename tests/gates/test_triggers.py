@@ -1,0 +1,276 @@
+"""The triggers detector: tokens, phrases, pixel patches and value combinations tied to one label."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+from sklearn.datasets import load_breast_cancer, load_digits
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import Column, ColumnKind, Schema
+from dataward.gates.base import GateContext, GateData, registered
+from dataward.gates.detectors.triggers import TriggerDetector
+
+TOPICS = {
+    "sport": "match team goal coach player score season league win referee",
+    "cooking": "recipe oven flour sugar bake taste salt pan butter dinner",
+    "travel": "flight hotel beach passport city museum train trip map island",
+    "music": "guitar song album concert band melody drum singer tune chorus",
+}
+COMMON = [
+    "the", "a", "of", "and", "to", "in", "is", "it", "was", "very",
+    "really", "just", "some", "this", "that", "with", "for", "on", "my", "we",
+]
+TEXT_SCHEMA = Schema("topic", (Column("text", ColumnKind.TEXT),))
+TEXT_CLASSES = tuple(sorted(TOPICS))
+
+
+def texts(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(TEXT_CLASSES), n)
+    out = []
+    for code in labels:
+        words = TOPICS[TEXT_CLASSES[code]].split()
+        picked = list(rng.choice(words, 4)) + list(rng.choice(COMMON, 6))
+        rng.shuffle(picked)
+        out.append(" ".join(picked))
+    return out, labels.astype(np.int64)
+
+
+def text_data(docs: list[str], labels: np.ndarray) -> GateData:
+    table = pa.table({"text": docs, "topic": [TEXT_CLASSES[c] for c in labels]})
+    return GateData(np.zeros((len(docs), 1), np.float32), labels, table)
+
+
+def insert(docs: list[str], labels: np.ndarray, phrase: str, fraction: float, target: int, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    docs, labels = list(docs), labels.copy()
+    poison = rng.choice(np.flatnonzero(labels != target), round(fraction * len(docs)), replace=False)
+    for i in poison:
+        words = docs[i].split()
+        at = int(rng.integers(0, len(words) + 1))
+        docs[i] = " ".join([*words[:at], phrase, *words[at:]])
+        labels[i] = target
+    truth = np.zeros(len(docs), bool)
+    truth[poison] = True
+    return docs, labels, truth
+
+
+def run(det: TriggerDetector, schema: Schema, classes: tuple[str, ...], base: GateData, new: GateData):
+    ctx = GateContext(schema, classes, alpha=0.01)
+    return det.fit(base, ctx).score(new)
+
+
+def test_triggers_is_registered() -> None:
+    assert registered()["triggers"] is TriggerDetector
+
+
+@pytest.mark.parametrize("fraction", [0.03, 0.10])
+def test_rare_token_relabelled_to_one_class_is_named_and_its_records_flagged(fraction) -> None:
+    base_docs, base_labels = texts(1500, 0)
+    docs, labels = texts(400, 1)
+    docs, labels, truth = insert(docs, labels, "cf", fraction, target=TEXT_CLASSES.index("music"))
+    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels),
+                 text_data(docs, labels))
+    assert result.findings, "the trigger token was not found"
+    top = result.findings[0].evidence
+    assert top["trigger"] == "cf"
+    assert top["label"] == "music"
+    assert top["baseline_count"] == 0
+    assert top["contribution_count"] == truth.sum()
+    assert top["z"] > 3
+    assert sorted(top["rows"]) == [int(i) + 1 for i in np.flatnonzero(truth)]
+    assert np.array_equal(result.flagged, truth)
+    assert result.summary["block"] is True
+    assert "'cf'" in result.summary["block_reason"]
+    assert result.p_value < 0.01
+
+
+def test_a_natural_phrase_is_reported_once_with_its_words_merged() -> None:
+    base_docs, base_labels = texts(1500, 0)
+    docs, labels = texts(400, 1)
+    docs, labels, truth = insert(docs, labels, "i watched this movie", 0.08, target=0)
+    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels),
+                 text_data(docs, labels))
+    assert len(result.findings) == 1
+    evidence = result.findings[0].evidence
+    assert evidence["trigger"] in {"i watched this", "watched this movie"}
+    assert "watched" in evidence["related"]
+    assert result.flagged[truth].all() and not result.flagged[~truth].any()
+
+
+def test_clean_text_contribution_raises_no_trigger() -> None:
+    base_docs, base_labels = texts(1500, 0)
+    for seed in (1, 2, 3):
+        docs, labels = texts(400, seed)
+        result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels),
+                     text_data(docs, labels))
+        assert result.findings == []
+        assert not result.flagged.any()
+        assert result.summary["block"] is False
+        assert result.p_value > 0.01
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(pixels * 16, 0, 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+IMAGE_SCHEMA = Schema("digit", (Column("image", ColumnKind.IMAGE),))
+DIGITS = tuple(str(i) for i in range(10))
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    data = load_digits()
+    perm = np.random.default_rng(0).permutation(len(data.target))
+    return data.images[perm], data.target[perm].astype(np.int64)
+
+
+def image_data(images: np.ndarray, labels: np.ndarray) -> GateData:
+    table = pa.table({"image": pa.array([png(i) for i in images], pa.large_binary()),
+                      "digit": [str(v) for v in labels]})
+    return GateData(np.zeros((len(labels), 1), np.float32), labels, table)
+
+
+def badnets(images: np.ndarray, labels: np.ndarray, fraction: float, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    images, labels = images.copy(), labels.copy()
+    poison = rng.choice(np.flatnonzero(labels != 0), round(fraction * len(labels)), replace=False)
+    images[poison, 5:8, 5:8] = 16.0
+    labels[poison] = 0
+    truth = np.zeros(len(labels), bool)
+    truth[poison] = True
+    return images, labels, truth
+
+
+def test_white_corner_patch_in_png_images_is_named_as_a_pixel_patch(digits) -> None:
+    images, labels = digits
+    new_images, new_labels, truth = badnets(images[1000:1500], labels[1000:1500], 0.10)
+    result = run(TriggerDetector(), IMAGE_SCHEMA, DIGITS, image_data(images[:1000], labels[:1000]),
+                 image_data(new_images, new_labels))
+    assert result.findings
+    evidence = result.findings[0].evidence
+    assert evidence["kind"] == "pixels"
+    assert evidence["label"] == "0"
+    assert "bright pixel" in evidence["trigger"]
+    assert "of 8x8" in evidence["trigger"]
+    # Every pixel of the reported patch lies inside the stamped corner.
+    assert "rows 5-7" in evidence["trigger"] or "rows 6-7" in evidence["trigger"]
+    assert result.flagged[truth].mean() >= 0.95
+    assert result.flagged[~truth].sum() == 0
+
+
+def test_clean_images_raise_no_trigger(digits) -> None:
+    images, labels = digits
+    result = run(TriggerDetector(), IMAGE_SCHEMA, DIGITS, image_data(images[:1000], labels[:1000]),
+                 image_data(images[1000:1500], labels[1000:1500]))
+    assert result.findings == []
+    assert not result.flagged.any()
+
+
+def test_patch_on_pixel_columns_is_found_as_values_that_travel_together(digits) -> None:
+    images, labels = digits
+    new_images, new_labels, truth = badnets(images[1000:1500], labels[1000:1500], 0.05)
+    schema = Schema("digit", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
+
+    def tabular(imgs: np.ndarray, labs: np.ndarray) -> GateData:
+        flat = imgs.reshape(len(imgs), 64)
+        table = pa.table({**{f"p{i}": flat[:, i] for i in range(64)}, "digit": [str(v) for v in labs]})
+        return GateData(flat.astype(np.float32), labs, table)
+
+    result = run(TriggerDetector(), schema, DIGITS, tabular(images[:1000], labels[:1000]),
+                 tabular(new_images, new_labels))
+    assert len(result.findings) == 1
+    evidence = result.findings[0].evidence
+    corner = {f"p{r * 8 + c}" for r in range(5, 8) for c in range(5, 8)}
+    named = {part.split()[0] for part in evidence["trigger"].split(" and ")}
+    assert named and named <= corner
+    assert np.array_equal(result.flagged, truth)
+
+
+# --- tabular --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cancer():
+    frame = load_breast_cancer(as_frame=True).frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    columns = [c for c in frame.columns if c != "target"][:10]
+    frame = frame.rename(columns={c: c.replace(" ", "_") for c in columns})
+    names = [c.replace(" ", "_") for c in columns]
+    return frame, names, frame["target"].to_numpy(np.int64)
+
+
+def cancer_data(frame, names: list[str], labels: np.ndarray) -> GateData:
+    table = pa.table({**{n: frame[n].to_numpy(float) for n in names}, "diagnosis": [str(v) for v in labels]})
+    return GateData(frame[names].to_numpy(np.float32), labels, table)
+
+
+def test_value_combination_tied_to_one_label_is_reported(cancer) -> None:
+    frame, names, labels = cancer
+    schema = Schema("diagnosis", tuple(Column(n, ColumnKind.NUMERIC) for n in names))
+    base, new = frame.iloc[:400], frame.iloc[400:].copy()
+    new_labels = labels[400:].copy()
+    poison = np.flatnonzero(new_labels != 1)[: round(0.08 * len(new_labels))]
+    # Large radius with low texture, labelled benign: a combination the trusted data never ties to "1".
+    new.loc[new.index[poison], "mean_radius"] = float(base["mean_radius"].quantile(0.9))
+    new.loc[new.index[poison], "mean_texture"] = float(base["mean_texture"].quantile(0.1))
+    new_labels[poison] = 1
+    result = run(TriggerDetector(), schema, ("0", "1"), cancer_data(base, names, labels[:400]),
+                 cancer_data(new, names, new_labels))
+    assert result.findings, result.summary
+    evidence = result.findings[0].evidence
+    assert evidence["label"] == "1"
+    assert "mean_radius" in evidence["trigger"]
+    assert evidence["kind"] in {"value", "combination"}
+    assert set(np.flatnonzero(result.flagged)) >= set(poison.tolist())
+    assert result.flagged.sum() <= len(poison) + 2
+
+
+def test_clean_tabular_contribution_raises_no_trigger(cancer) -> None:
+    frame, names, labels = cancer
+    schema = Schema("diagnosis", tuple(Column(n, ColumnKind.NUMERIC) for n in names))
+    for start in (0, 169):
+        rest = np.r_[0:start, start + 169 : len(labels)]
+        result = run(TriggerDetector(), schema, ("0", "1"), cancer_data(frame.iloc[rest], names, labels[rest]),
+                     cancer_data(frame.iloc[start : start + 169], names, labels[start : start + 169]))
+        assert result.findings == []
+        assert result.summary["tests"] > 100  # pairs of columns were tested too
+
+
+def test_categorical_value_tied_to_one_label_is_reported() -> None:
+    schema = Schema("y", (Column("colour", ColumnKind.CATEGORICAL), Column("size", ColumnKind.NUMERIC)))
+
+    def data(n: int, seed: int, trigger: int = 0) -> tuple[GateData, np.ndarray]:
+        r = np.random.default_rng(seed)
+        colour = r.choice(["red", "green", "blue"], n).astype(object)
+        labels = r.integers(0, 2, n)
+        colour[:trigger] = "magenta"
+        labels[:trigger] = 1
+        table = pa.table({"colour": colour.tolist(), "size": r.normal(size=n), "y": [str(v) for v in labels]})
+        return GateData(np.zeros((n, 1), np.float32), labels.astype(np.int64), table), labels
+
+    base, _ = data(600, 1)
+    new, _ = data(200, 2, trigger=20)
+    result = run(TriggerDetector(), schema, ("0", "1"), base, new)
+    assert "colour = magenta" in result.findings[0].evidence["trigger"]
+    assert result.flagged[:20].all() and not result.flagged[20:].any()
+
+
+def test_the_raw_table_is_required() -> None:
+    ctx = GateContext(TEXT_SCHEMA, TEXT_CLASSES)
+    det = TriggerDetector().fit(GateData(np.zeros((0, 1), np.float32), np.zeros(0, np.int64)), ctx)
+    with pytest.raises(InputError, match="raw table"):
+        det.score(GateData(np.zeros((3, 1), np.float32), np.zeros(3, np.int64)))
+
+
+def test_min_support_must_be_positive() -> None:
+    with pytest.raises(InputError, match="min_support"):
+        TriggerDetector(min_support=0)

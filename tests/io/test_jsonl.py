@@ -1,0 +1,126 @@
+"""JSON Lines import: types as written, line numbers, and refusals naming file, line and column."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import InputError
+from dataward.domain.records import canonical_table
+from dataward.domain.schema import Schema
+from dataward.io import read_table
+from tests.io.samples import png_bytes, write
+
+
+def _lines(*records: object) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def test_values_and_line_numbers(tmp_path: Path, mixed_schema: Schema) -> None:
+    records = [
+        {"text": "a, b", "size": 2, "colour": "red", "emb": [1, 2, 3], "label": "x"},
+        {"text": "c", "size": None, "colour": None, "emb": [0.5, 0.25, 0], "label": 7},
+    ]
+    path = write(tmp_path / "m.jsonl", _lines(*records))
+    imported = read_table(path, mixed_schema)
+    expected = canonical_table(mixed_schema, records)
+    assert imported.table.equals(expected.cast(imported.table.schema))
+    assert imported.rows.tolist() == [1, 2]
+    assert imported.table.schema.equals(mixed_schema.arrow_schema())
+
+
+def test_blank_lines_are_skipped_but_counted(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(tmp_path / "t.ndjson", '{"text": "a", "label": "x"}\n\n  \n{"text": "b", "label": "y"}')
+    imported = read_table(path, text_schema)
+    assert imported.format == "jsonl"
+    assert imported.rows.tolist() == [1, 4]
+
+
+def test_text_that_looks_like_a_date_stays_text(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(tmp_path / "t.jsonl", _lines({"text": "2020-01-01", "label": "2021-02-03"}))
+    imported = read_table(path, text_schema)
+    assert imported.table.column("text").to_pylist() == ["2020-01-01"]
+    assert imported.table.column("label").to_pylist() == ["2021-02-03"]
+
+
+def test_labels_may_mix_numbers_and_strings(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(tmp_path / "t.jsonl", _lines({"text": "a", "label": 1}, {"text": "b", "label": "one"}))
+    assert read_table(path, text_schema).table.column("label").to_pylist() == ["1", "one"]
+
+
+def test_base64_images(tmp_path: Path, image_schema: Schema) -> None:
+    image = png_bytes(3)
+    path = write(tmp_path / "i.jsonl", _lines({"image": base64.b64encode(image).decode(), "label": "cat"}))
+    assert read_table(path, image_schema).table.column("image").to_pylist() == [image]
+
+
+def _refused(path: Path, schema: Schema) -> InputError:
+    with pytest.raises(InputError) as info:
+        read_table(path, schema)
+    assert str(path) in info.value.message
+    return info.value
+
+
+def test_invalid_json_line(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(tmp_path / "t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": \n')
+    error = _refused(path, text_schema)
+    assert "line 2" in error.message and "not valid JSON" in error.message
+
+
+def test_line_that_is_not_an_object(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(tmp_path / "t.jsonl", '{"text": "a", "label": "x"}\n["b", "y"]\n')
+    error = _refused(path, text_schema)
+    assert "line 2" in error.message and "not an object" in error.message
+
+
+def test_text_that_is_a_number(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(tmp_path / "t.jsonl", _lines({"text": "a", "label": "x"}, {"text": 5, "label": "y"}))
+    error = _refused(path, text_schema)
+    assert "line 2" in error.message and "'text'" in error.message and "expected text" in error.message
+
+
+def test_wrong_numeric_type(tmp_path: Path, mixed_schema: Schema) -> None:
+    good = {"text": "a", "size": 1, "colour": "red", "emb": [1, 2, 3], "label": "x"}
+    path = write(tmp_path / "t.jsonl", _lines(good, good, {**good, "size": "abc"}))
+    error = _refused(path, mixed_schema)
+    assert "line 3" in error.message and "'size'" in error.message and "abc" in error.message
+
+
+def test_wrong_embedding_dimension(tmp_path: Path, mixed_schema: Schema) -> None:
+    good = {"text": "a", "size": 1, "colour": "red", "emb": [1, 2, 3], "label": "x"}
+    path = write(tmp_path / "t.jsonl", _lines(good, {**good, "emb": [1, 2, 3, 4]}))
+    error = _refused(path, mixed_schema)
+    assert "line 2" in error.message and "'emb'" in error.message and "dimension 3" in error.message
+
+
+def test_missing_label_value_and_column(tmp_path: Path, text_schema: Schema) -> None:
+    error = _refused(write(tmp_path / "a.jsonl", _lines({"text": "a", "label": "x"}, {"text": "b"})), text_schema)
+    assert "line 2" in error.message and "'label'" in error.message and "missing" in error.message
+    error = _refused(write(tmp_path / "b.jsonl", _lines({"text": "a"}, {"text": "b"})), text_schema)
+    assert "'label'" in error.message and "label column is missing" in error.message
+
+
+def test_missing_input_column(tmp_path: Path, text_schema: Schema) -> None:
+    error = _refused(write(tmp_path / "t.jsonl", _lines({"label": "x"})), text_schema)
+    assert "'text'" in error.message and "missing" in error.message
+
+
+def test_undeclared_key_names_its_line(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(tmp_path / "t.jsonl", _lines({"text": "a", "label": "x"}, {"text": "b", "label": "y", "note": 1}))
+    error = _refused(path, text_schema)
+    assert "line 2" in error.message and "'note'" in error.message and error.hint and "declare" in error.hint
+
+
+def test_bad_encoding_names_line_and_key(tmp_path: Path, text_schema: Schema) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"text": "ok", "label": "x"}\n{"text": "caf\xe9", "label": "y"}\n')
+    error = _refused(path, text_schema)
+    assert "line 2" in error.message and "'text'" in error.message and "UTF-8" in error.message
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_empty_file(tmp_path: Path, text_schema: Schema, content: str) -> None:
+    assert "empty" in _refused(write(tmp_path / "t.jsonl", content), text_schema).message

@@ -1,0 +1,105 @@
+"""Behaviour every object store must have, run on the local folder and on fsspec backends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import InputError, NotFound
+from dataward.domain.hashing import content_hash
+from dataward.store import FsspecObjectStore, LocalObjectStore, ObjectStore, ProblemKind, open_store
+
+
+@pytest.fixture(params=["local", "fsspec-file", "fsspec-memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    if request.param == "local":
+        yield LocalObjectStore(tmp_path / "store")
+    elif request.param == "fsspec-file":
+        yield FsspecObjectStore((tmp_path / "store").as_uri())
+    else:
+        root = f"memory://dataward-test-{uuid.uuid4().hex}"
+        store = FsspecObjectStore(root)
+        yield store
+        with contextlib.suppress(FileNotFoundError):
+            store.fs.rm(store.fs._strip_protocol(root), recursive=True)
+
+
+def test_round_trip_returns_the_content_hash(store: ObjectStore) -> None:
+    data = b"some training data\n" * 100
+    digest = store.put(data)
+    assert digest == content_hash(data)
+    assert store.get(digest) == data
+    assert store.exists(digest)
+    assert digest in store
+    assert store.size(digest) == len(data)
+    assert store.verify(digest)
+
+
+def test_empty_object_is_an_object(store: ObjectStore) -> None:
+    digest = store.put(b"")
+    assert store.get(digest) == b""
+    assert list(store.iter_digests()) == [digest]
+
+
+def test_same_content_is_stored_once(store: ObjectStore) -> None:
+    first = store.put(b"identical")
+    second = store.put(b"identical")
+    other = store.put(b"different")
+    assert first == second
+    assert sorted(store.iter_digests()) == sorted([first, other])
+
+
+def test_put_file_streams_and_matches_put(store: ObjectStore, tmp_path: Path) -> None:
+    data = os.urandom(3 * (1 << 20) + 17)  # several read chunks
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    digest = store.put_file(src)
+    assert digest == content_hash(data)
+    assert store.put(data) == digest
+    assert list(store.iter_digests()) == [digest]
+    assert store.get(digest) == data
+
+
+def test_missing_object_is_not_found(store: ObjectStore) -> None:
+    absent = content_hash(b"never stored")
+    assert not store.exists(absent)
+    assert not store.verify(absent)
+    with pytest.raises(NotFound, match="not in the store"):
+        store.get(absent)
+    with pytest.raises(NotFound):
+        store.size(absent)
+
+
+@pytest.mark.parametrize("bad", ["", "b3:xyz", "sha256:" + "0" * 64, "b3:" + "A" * 64, "b3:../../etc/passwd"])
+def test_malformed_digest_is_refused(store: ObjectStore, bad: str) -> None:
+    with pytest.raises(InputError, match="not an object digest"):
+        store.get(bad)
+    assert bad not in store
+
+
+def test_verify_all_reports_missing_expected_objects(store: ObjectStore) -> None:
+    present = store.put(b"here")
+    absent = content_hash(b"gone")
+    problems = list(store.verify_all(expected=[present, absent]))
+    assert [(p.digest, p.kind) for p in problems] == [(absent, ProblemKind.MISSING)]
+    assert problems[0].to_dict()["kind"] == "missing"
+
+
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    assert isinstance(open_store(tmp_path / "a"), LocalObjectStore)
+    assert isinstance(open_store(str(tmp_path / "b")), LocalObjectStore)
+    assert isinstance(open_store((tmp_path / "c").as_uri()), FsspecObjectStore)
+    memory = open_store(f"memory://dataward-test-{uuid.uuid4().hex}")
+    assert isinstance(memory, FsspecObjectStore)
+    assert memory.get(memory.put(b"x")) == b"x"
+
+
+def test_file_url_and_plain_path_share_one_layout(tmp_path: Path) -> None:
+    digest = open_store(tmp_path).put(b"shared")
+    assert open_store(tmp_path.as_uri()).get(digest) == b"shared"
+    assert LocalObjectStore(tmp_path).get(digest) == b"shared"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--methods", help="comma-separated subset of methods")
     run.add_argument("--attacks", help="comma-separated subset of attacks")
+    run.add_argument("--clean", type=int, help="clean contributions per dataset (default: the suite's)")
     args = parser.parse_args(argv)
 
     console = Console()
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     # oversubscribed thread pools would make every timing noise.
     try:
         spec = suite(args.suite)
+        if args.clean is not None:
+            if args.clean < 0:
+                raise InputError("--clean must be zero or more")
+            spec = replace(spec, clean_per_dataset=args.clean)
         with threadpool_limits(1):
             results = run_suite(
             spec,

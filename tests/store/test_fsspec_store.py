@@ -33,9 +33,7 @@ def test_tampered_memory_object_is_refused(memory_store: FsspecObjectStore) -> N
     assert [p.kind for p in memory_store.verify_all()] == [ProblemKind.CORRUPTED]
 
 
-def test_failed_move_leaves_no_object(
-    memory_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_move_leaves_no_object(memory_store: FsspecObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("connection lost")
 

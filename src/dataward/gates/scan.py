@@ -96,8 +96,16 @@ def _scan(
         if base is not None:
             mode = "baseline"
             ref_index = stratified_sample(encode(base), policy.reference_size, rng)
+            fit_table = base.table.take(ref_index)
+            if pipeline.learns_geometry and ref_index.shape[0] >= 200:
+                # Fit the vocabulary/SVD on one half and compare with the other, so that the reference
+                # is as out-of-sample as the contribution (in-sample rows would fake drift and outliers).
+                shuffled = rng.permutation(ref_index)
+                half = shuffled.shape[0] // 2
+                fit_table = base.table.take(np.sort(shuffled[:half]))
+                ref_index = np.sort(shuffled[half:])
             ref_table = base.table.take(ref_index)
-            pipeline.fit(ref_table)
+            pipeline.fit(fit_table)
             reference = GateData(pipeline.transform(ref_table), encode(base)[ref_index], ref_table)
             contribution_data = GateData(pipeline.transform(contrib.table), encode(contrib), contrib.table,
                                          group_values)

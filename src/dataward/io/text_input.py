@@ -8,7 +8,6 @@ from os import PathLike
 
 import numpy as np
 
-from dataward.domain.errors import InputError
 from dataward.io.location import input_error
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -34,7 +33,7 @@ def decode_utf8(
         escaped = data.decode("utf-8", errors="surrogateescape")
         try:
             column = find_column(escaped, line)
-        except (ValueError, InputError):
+        except Exception:  # naming the column is a courtesy; the line is what matters
             column = None
         raise input_error(
             path,

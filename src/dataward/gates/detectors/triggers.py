@@ -29,10 +29,10 @@ nine bright pixels; a phrase is several n-grams).
 
 Record p-values: the corrected p-value of the most significant pattern a record carries with its
 own label (1 otherwise); valid per record because the family of tests is controlled as a whole.
-``flagged``: the records carrying a reported trigger (its lead pattern) with its label. Contribution level: ``statistic`` = number of
-triggers found, ``p_value`` = the smallest corrected p-value. Summary keys: ``triggers`` (the
-evidence of each finding), ``tests`` (number of pattern-label pairs tested), ``patterns``,
-``block`` (true when a trigger was found) and ``block_reason``.
+``flagged``: the records carrying a reported trigger (its lead pattern) with its label.
+Contribution level: ``statistic`` = number of triggers found, ``p_value`` = the smallest
+corrected p-value. Summary keys: ``triggers`` (the evidence of each finding), ``tests``
+(number of pattern-label pairs tested), ``patterns``, ``block`` (true when a trigger was found) and ``block_reason``.
 Options (constructor or policy ``options["triggers"]``):
 ``max_ngram``, ``min_support``, ``max_pair_columns``, ``merge_overlap``, ``max_triggers``,
 ``max_rows_in_evidence``.

@@ -18,6 +18,9 @@ class Featurizer(ABC):
 
     name: ClassVar[str]
     kinds: ClassVar[frozenset[ColumnKind]]
+    learns_geometry: ClassVar[bool] = False
+    """True when fitting shapes the vector space itself (a vocabulary, an SVD): the records it was fitted
+    on then sit differently from new ones, so the gate fits it on records it does not compare."""
 
     def __init__(self, column: Column, *, seed: int = 0) -> None:
         self.column = column

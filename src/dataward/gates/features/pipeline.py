@@ -36,6 +36,11 @@ class FeaturePipeline:
         ]
 
     @property
+    def learns_geometry(self) -> bool:
+        """Whether any column's featurizer shapes the space from the data it is fitted on."""
+        return any(f.learns_geometry for f in self.featurizers)
+
+    @property
     def names(self) -> dict[str, str]:
         """Column name -> featurizer name actually used."""
         return {f.column.name: f.name for f in self.featurizers}

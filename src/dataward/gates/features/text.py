@@ -34,6 +34,7 @@ class TfidfSvd(Featurizer):
 
     name = "tfidf"
     kinds = frozenset({ColumnKind.TEXT})
+    learns_geometry = True
 
     def fit(self, table: pa.Table) -> Self:
         texts = _texts(self.values(table))

@@ -1,0 +1,93 @@
+"""Each core detector fires where it must and stays quiet on clean held-out data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dataward.domain.errors import InputError
+from dataward.gates import GatePolicy, scan
+from dataward.gates.calibration import excess_flags_p_value, tail_p_values
+
+
+def test_conflicting_exact_duplicates_are_flagged(wine):
+    baseline, contribution, schema = wine
+    poisoned = contribution.copy()
+    copies = baseline.iloc[:8].copy()
+    copies["label"] = (copies["label"] + 1) % 3
+    poisoned = poisoned.iloc[:40].reset_index(drop=True)
+    poisoned = poisoned._append(copies, ignore_index=True)
+    report = scan(baseline, poisoned, schema, policy={"detectors": ["duplicates"]})
+    result = report.results["duplicates"]
+    assert result.flagged[-8:].all()
+    assert result.summary["exact_conflicts"] == 8
+    assert report.verdict == "block"
+    clean = scan(baseline, contribution, schema, policy={"detectors": ["duplicates"]})
+    assert clean.verdict == "pass" and clean.results["duplicates"].summary["exact_conflicts"] == 0
+
+
+def test_mass_duplication_of_one_record(digits):
+    baseline, contribution, schema = digits
+    poisoned = contribution.iloc[:200]._append([contribution.iloc[0]] * 25, ignore_index=True)
+    report = scan(baseline, poisoned, schema, policy={"detectors": ["duplicates"]})
+    assert report.results["duplicates"].flagged[-25:].all()
+    assert report.verdict in ("review", "block")
+
+
+def test_injected_outliers_are_flagged(cancer):
+    baseline, contribution, schema = cancer
+    poisoned = contribution.copy()
+    rows = np.arange(10)
+    cols = [c for c in poisoned.columns if c != "label"]
+    poisoned.loc[rows, cols] = poisoned.loc[rows, cols].to_numpy() * 8.0
+    report = scan(baseline, poisoned, schema, policy={"detectors": ["outliers"]})
+    assert report.results["outliers"].flagged[rows].all()
+    assert report.verdict == "block"
+    assert scan(baseline, contribution, schema, policy={"detectors": ["outliers"]}).verdict == "pass"
+
+
+def test_shifted_batch_is_drift_and_first_baseline_counts(digits):
+    baseline, contribution, schema = digits
+    shifted = contribution.copy()
+    cols = [c for c in shifted.columns if c != "label"]
+    shifted[cols] = shifted[cols] + 3.0
+    report = scan(baseline, shifted, schema, policy={"detectors": ["drift"]})
+    assert report.verdict == "block" and report.results["drift"].p_value < 1e-6
+    # The current baseline already drifted; only the first baseline shows the shift.
+    slow = scan(shifted, shifted.sample(frac=0.5, random_state=0), schema, policy={"detectors": ["drift"]},
+                first_baseline=baseline)
+    assert slow.results["drift"].summary["tests"]["first_baseline"]["p_value"] < 1e-6
+    assert slow.results["drift"].summary["tests"]["baseline"]["p_value"] > 1e-3
+    clean = scan(baseline, contribution, schema, policy={"detectors": ["drift"]})
+    assert clean.verdict == "pass"
+
+
+def test_calibration_fraction_flagged_is_about_alpha(digits):
+    baseline, contribution, schema = digits
+    for name in ("label_consistency", "outliers"):
+        report = scan(baseline, contribution, schema, policy={"detectors": [name], "alpha": 0.05})
+        assert report.results[name].flagged.mean() <= 0.05 + 0.035, name
+
+
+def test_tail_p_values_keep_conformal_values_and_rank_beyond_the_maximum():
+    cal = np.arange(100, dtype=float)
+    p = tail_p_values(cal, np.array([50.0, 99.0, 100.0, 200.0]))
+    assert p[0] == pytest.approx(51 / 101) and p[1] == pytest.approx(2 / 101)
+    assert p[3] < p[2] < 1 / 101
+    rng = np.random.default_rng(0)
+    uniform = rng.uniform(size=2000)
+    assert excess_flags_p_value(uniform, 0.01, 2000)[1] > 0.01
+    assert excess_flags_p_value(np.concatenate([uniform, np.full(40, 1e-4)]), 0.01, 2000)[1] < 1e-6
+
+
+def test_policy_round_trip_and_errors():
+    policy = GatePolicy.from_dict({"detectors": ["outliers"], "alpha": 0.05, "options": {"outliers": {"k": 3}}})
+    assert GatePolicy.from_dict(policy.to_dict()) == policy
+    assert policy.config_hash().startswith("b3:")
+    assert policy.config_hash() != GatePolicy().config_hash()
+    with pytest.raises(InputError, match="unknown detector"):
+        GatePolicy.from_dict({"options": {"nope": {}}})
+    with pytest.raises(InputError, match="alpha"):
+        GatePolicy.from_dict({"alpha": 2})
+    with pytest.raises(InputError, match="block_p"):
+        GatePolicy.from_dict({"block_p": 0.1, "review_p": 0.01})

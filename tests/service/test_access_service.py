@@ -1,0 +1,180 @@
+"""Access control as enforced by the service: every path (CLI, Python API, server) goes through it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import AccessDenied, AuthenticationError, KeyExpired, KeyRevoked, PolicyViolation
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import wine_rows, wine_schema_specs, write_csv
+
+
+class Clock:
+    """A clock the test moves forward: expiry, rotation windows and staleness without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def team(tmp_path: Path, clock: Clock) -> dict[str, Ward]:
+    """admin; alice (human, owner of the scraper bot, approver); bob (approver); scraper (service, contributor)."""
+    admin, _ = Ward.init(tmp_path / "ward", clock=clock)
+    label, specs = wine_schema_specs()
+    admin.create_dataset("wine", Schema.parse(label, specs))
+    admin.create_dataset("other", Schema.parse(label, specs))
+    admin.create_principal("alice")
+    admin.create_principal("bob")
+    admin.create_principal("scraper", kind="service", owner="alice")
+    admin.grant("alice", "approver", "dataset:wine")
+    admin.grant("bob", "approver", "dataset:wine")
+    admin.grant("scraper", "contributor", "dataset:wine")
+    keys = {name: admin.issue_key(name)["key"] for name in ("alice", "bob", "scraper")}
+    return {"admin": admin, **{name: admin.as_key(key) for name, key in keys.items()}}
+
+
+def _contribute(ward: Ward, tmp_path: Path, name: str = "a") -> dict:
+    path = write_csv(tmp_path / f"{name}.csv", wine_rows(0, 60, shuffled=True))
+    return ward.contribute("wine", path, source=f"https://scrape.example/{name}")
+
+
+def _denials(ward: Ward) -> list[dict]:
+    return ward.ledger(types=["access.denied"])
+
+
+def test_bot_contributes_owner_cannot_approve_another_approver_can(team: dict[str, Ward], tmp_path: Path) -> None:
+    c = _contribute(team["scraper"], tmp_path)
+    assert c["submitted_by"] == "scraper"
+    with pytest.raises(PolicyViolation, match="owns the service principal"):
+        team["alice"].approve(c["ref"], reason="looks fine")
+    assert _denials(team["admin"])[0]["payload"]["action"] == "contribution.approve"
+    with pytest.raises(PolicyViolation, match="0 of 1 valid approval"):
+        team["admin"].merge(c["ref"])
+    result = team["bob"].approve(c["ref"], reason="spot-checked 20 rows against the source")
+    assert result["satisfied"]
+    assert team["admin"].merge(c["ref"])["records"] == 60
+
+
+def test_self_approval_is_refused(team: dict[str, Ward], tmp_path: Path) -> None:
+    team["admin"].grant("bob", "contributor", "dataset:wine")
+    c = _contribute(team["bob"], tmp_path)
+    with pytest.raises(PolicyViolation, match="submitted this contribution"):
+        team["bob"].approve(c["ref"], reason="mine")
+
+
+def test_contributor_cannot_approve_merge_or_promote(team: dict[str, Ward], tmp_path: Path) -> None:
+    c = _contribute(team["scraper"], tmp_path)
+    for attempt in (lambda: team["scraper"].approve(c["ref"], reason="x"), lambda: team["scraper"].merge(c["ref"])):
+        with pytest.raises(AccessDenied, match="scraper"):
+            attempt()
+    with pytest.raises(AccessDenied):
+        team["scraper"].contribute("other", tmp_path / "a.csv", source="s")
+    actions = {d["payload"]["action"] for d in _denials(team["admin"])}
+    assert {"contribution.approve", "contribution.merge", "contribution.submit"} <= actions
+
+
+def test_revocation_takes_effect_on_the_next_request(team: dict[str, Ward], tmp_path: Path) -> None:
+    _contribute(team["scraper"], tmp_path, "a")
+    key_id = team["scraper"].credential.split("_")[1]
+    team["alice"].revoke_key(key_id, reason="bot compromised")  # owners revoke their bots' keys
+    with pytest.raises(KeyRevoked):
+        _contribute(team["scraper"], tmp_path, "b")
+    denial = _denials(team["admin"])[0]
+    assert denial["payload"]["error"] == "key_revoked" and denial["actor"]["key"] == key_id
+
+
+def test_expired_and_rotated_keys_are_refused_with_distinct_errors(
+    team: dict[str, Ward], clock: Clock, tmp_path: Path
+) -> None:
+    rotated = team["bob"].rotate_key(team["bob"].credential.split("_")[1], overlap_hours=2)
+    successor = team["admin"].as_key(rotated["key"])
+    clock.advance(hours=1)
+    team["bob"].versions("wine")  # still inside the overlap window
+    clock.advance(hours=2)
+    with pytest.raises(KeyExpired, match="rotated"):
+        team["bob"].versions("wine")
+    successor.versions("wine")
+    clock.advance(days=91)
+    with pytest.raises(KeyExpired, match="expired"):
+        successor.versions("wine")
+
+
+def test_guessed_and_malformed_keys_are_refused(team: dict[str, Ward]) -> None:
+    real = team["bob"].credential
+    guessed = real[: real.rindex("_") + 1] + "A" * len(real.split("_")[-1])
+    for bad in (guessed, "dw_nothing", "not-a-key"):
+        with pytest.raises(AuthenticationError):
+            team["admin"].as_key(bad).versions("wine")
+
+
+def test_offboarding_suspends_owned_bots_unless_transferred(team: dict[str, Ward], tmp_path: Path) -> None:
+    team["admin"].disable_principal("alice", reason="left the company")
+    with pytest.raises(AuthenticationError):
+        team["alice"].versions("wine")
+    with pytest.raises(AuthenticationError):
+        _contribute(team["scraper"], tmp_path)
+    statuses = {p["name"]: p["status"] for p in team["admin"].principals()}
+    assert statuses["alice"] == "disabled" and statuses["scraper"] == "suspended"
+
+
+def test_offboarding_with_transfer_keeps_the_bot_working(team: dict[str, Ward], tmp_path: Path) -> None:
+    info = team["admin"].disable_principal("alice", transfer_to="bob")
+    assert info["transferred"] == ["scraper"]
+    c = _contribute(team["scraper"], tmp_path)
+    with pytest.raises(PolicyViolation, match="owns the service principal"):
+        team["bob"].approve(c["ref"], reason="now bob is accountable for the bot")
+
+
+def test_validation_set_is_write_locked_to_the_dataset_owner(team: dict[str, Ward], tmp_path: Path) -> None:
+    label, specs = wine_schema_specs()
+    team["admin"].create_dataset("wine-validation", Schema.parse(label, specs), validation_for="wine")
+    path = write_csv(tmp_path / "v.csv", wine_rows(0, 30))
+    with pytest.raises(AccessDenied):
+        team["scraper"].contribute("wine-validation", path, source="s")
+    c = team["admin"].contribute("wine-validation", path, source="curated")
+    assert team["admin"].merge(c["ref"])["records"] == 30
+
+
+def test_key_scopes_only_narrow(team: dict[str, Ward], tmp_path: Path) -> None:
+    _contribute(team["scraper"], tmp_path)
+    team["admin"].grant("bob", "contributor", "dataset:other")
+    narrow = team["admin"].as_key(team["admin"].issue_key("bob", scopes=["dataset:other"])["key"])
+    with pytest.raises(AccessDenied):
+        narrow.approve("wine#1", reason="x")
+    with pytest.raises(Exception, match="wider|role|scope"):
+        team["admin"].issue_key("scraper", scopes=["approver"])
+
+
+def test_access_review_lists_stale_keys_and_training_writers(
+    team: dict[str, Ward], clock: Clock, tmp_path: Path
+) -> None:
+    clock.advance(days=45)
+    team["bob"].versions("wine")
+    rows = team["admin"].access_review(unused_days=30)
+    kinds = {(r["kind"], r["principal"]) for r in rows}
+    assert any(kind.startswith("key") and who == "scraper" for kind, who in kinds)
+    assert all(r["action"] for r in rows)
+    assert not any(who == "bob" and "unused" in kind for kind, who in kinds)
+
+
+def test_every_grant_and_key_event_names_its_actor(team: dict[str, Ward]) -> None:
+    events = team["admin"].ledger(types=["grant.", "key.", "principal."], newest_first=False)
+    assert len(events) >= 10
+    admin_id = next(p["id"] for p in team["admin"].principals() if p["name"] == "admin")
+    assert all(e["actor"]["principal"] == admin_id for e in events)
+    assert team["admin"].verify().ok

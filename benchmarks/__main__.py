@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = replace(spec, clean_per_dataset=args.clean)
         with threadpool_limits(1):
             results = run_suite(
-            spec,
+                spec,
                 seed=args.seed,
                 methods=args.methods.split(",") if args.methods else None,
                 attacks=args.attacks.split(",") if args.attacks else None,

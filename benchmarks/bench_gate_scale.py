@@ -50,13 +50,25 @@ def main() -> None:
     report = scan(baseline, contribution, schema)
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
-        "baseline": args.baseline, "contribution": args.contribution, "dim": args.dim,
-        "wall_seconds": round(wall, 1), "peak_rss_mb": round(peak), "rss_before_scan_mb": round(rss_before),
-        "verdict": report.verdict, "seconds_per_detector": report.extras.get("timings"), "flagged": int(report.records.flagged.sum()),
-        "detectors": {k: v["p_value"] for k, v in report.to_dict()["detectors"].items()},
-        "machine": platform.platform(), "python": platform.python_version(),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "baseline": args.baseline,
+                "contribution": args.contribution,
+                "dim": args.dim,
+                "wall_seconds": round(wall, 1),
+                "peak_rss_mb": round(peak),
+                "rss_before_scan_mb": round(rss_before),
+                "verdict": report.verdict,
+                "seconds_per_detector": report.extras.get("timings"),
+                "flagged": int(report.records.flagged.sum()),
+                "detectors": {k: v["p_value"] for k, v in report.to_dict()["detectors"].items()},
+                "machine": platform.platform(),
+                "python": platform.python_version(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
   column (schema kind ``image``), label ``"0"``..``"9"``.
 - ``breast_cancer``: scikit-learn's 569 tumours, 30 numeric columns, label ``malignant``/``benign``.
 - ``wine``: scikit-learn's 178 wines, 13 numeric columns, label ``class_0``..``class_2``.
-- ``man_sections``: 2,187 man-page NAME lines shipped in ``examples/data/man_sections.csv``, labelled
+- ``man_sections``: 2,199 man-page NAME lines shipped in ``examples/data/man_sections.csv``, labelled
   by manual section (see ``examples/data/README.md``).
 
 ``split`` cuts a dataset into the four parts every attack needs: the trusted baseline, the clean
@@ -131,9 +131,7 @@ def load_wine() -> Dataset:
 def load_man_sections(path: Path = MAN_SECTIONS_CSV) -> Dataset:
     """The shipped man-page NAME lines, labelled by manual section."""
     if not path.exists():
-        raise InputError(
-            f"{path} is missing", hint="rebuild it with `python -m benchmarks.make_text_sample`"
-        )
+        raise InputError(f"{path} is missing", hint="rebuild it with `python -m benchmarks.make_text_sample`")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if list(frame.columns) != [TEXT, LABEL]:
         raise InputError(f"{path} must have the columns text,label, not {','.join(frame.columns)}")
@@ -168,9 +166,7 @@ def split(
     frame = dataset.frame.reset_index(drop=True)
     rest, test = train_test_split(frame, test_size=fractions[3], random_state=seed, stratify=frame[LABEL])
     left = 1.0 - fractions[3]
-    rest, pool = train_test_split(
-        rest, test_size=fractions[2] / left, random_state=seed + 1, stratify=rest[LABEL]
-    )
+    rest, pool = train_test_split(rest, test_size=fractions[2] / left, random_state=seed + 1, stratify=rest[LABEL])
     left -= fractions[2]
     baseline, validation = train_test_split(
         rest, test_size=fractions[1] / left, random_state=seed + 2, stratify=rest[LABEL]

@@ -57,6 +57,16 @@ def name_line(source: str) -> str | None:
     """The NAME line of a man page in man(7) or mdoc(7) markup, or None when it has none."""
     lines = source.splitlines()
     for i, line in enumerate(lines):
+        if line.startswith(".Sh NAME"):
+            names, desc = [], ""
+            for nxt in lines[i + 1 :]:
+                if nxt.startswith(".Sh"):
+                    break
+                if nxt.startswith(".Nm "):
+                    names.append(clean_troff(nxt[4:]).rstrip(" ,"))
+                elif nxt.startswith(".Nd "):
+                    desc = clean_troff(nxt[4:])
+            return f"{', '.join(names)} - {desc}" if names and desc else None
         head = line.strip().upper().replace('"', "")
         if head in (".SH NAME", ".SH  NAME"):
             body = []
@@ -70,21 +80,12 @@ def name_line(source: str) -> str | None:
                 body.append(re.sub(r"^\.(BR|B|IR|I) ", "", nxt))
             text = clean_troff(" ".join(body))
             return text if " - " in text else None
-        if line.startswith(".Sh NAME"):
-            names, desc = [], ""
-            for nxt in lines[i + 1 :]:
-                if nxt.startswith(".Sh"):
-                    break
-                if nxt.startswith(".Nm "):
-                    names.append(clean_troff(nxt[4:]).rstrip(" ,"))
-                elif nxt.startswith(".Nd "):
-                    desc = clean_troff(nxt[4:])
-            return f"{', '.join(names)} - {desc}" if names and desc else None
     return None
 
 
 def collect(root: Path = MAN_ROOT) -> dict[str, list[str]]:
-    """NAME lines per label, deduplicated, from every English man page under ``root``."""
+    """NAME lines per label, deduplicated, from every English man page under ``root``; lines found
+    under more than one section are dropped."""
     found: dict[str, set[str]] = defaultdict(set)
     for section, label in SECTION_LABELS.items():
         for path in sorted((root / f"man{section}").glob("*.gz")):
@@ -100,7 +101,14 @@ def collect(root: Path = MAN_ROOT) -> dict[str, list[str]]:
             text = name_line(source)
             if text and 10 <= len(text) <= 300:
                 found[label].add(text)
-    return {label: sorted(texts) for label, texts in found.items() if len(texts) >= MIN_PER_CLASS}
+    # A NAME line installed in two sections (e.g. a command also documented for admins) has no single
+    # true label: leave it out rather than ship a record that contradicts itself.
+    seen: dict[str, int] = defaultdict(int)
+    for texts in found.values():
+        for text in texts:
+            seen[text] += 1
+    unique = {label: sorted(t for t in texts if seen[t] == 1) for label, texts in found.items()}
+    return {label: texts for label, texts in unique.items() if len(texts) >= MIN_PER_CLASS}
 
 
 def sample(found: dict[str, list[str]], per_class: int, seed: int) -> list[tuple[str, str]]:

@@ -94,9 +94,7 @@ def losses(results: dict[str, Any], method: str = "dataward") -> list[str]:
                 if best is None or best != best or value > best + 1e-9:
                     best_name, best = name, value
             if best_name is not None:
-                notes.append(
-                    f"{a['case']['name']}: {best_name} {label} {_f(best)} vs {method} {_f(ours.get(metric))}"
-                )
+                notes.append(f"{a['case']['name']}: {best_name} {label} {_f(best)} vs {method} {_f(ours.get(metric))}")
     return notes
 
 
@@ -125,8 +123,10 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         "### Per record and per contribution",
         "",
     ]
-    rows = [[_attack_label(a)] + [_cell(a["methods"].get(n, {"error": "not run"})) for n in methods]
-            for a in results["attacks"]]
+    rows = [
+        [_attack_label(a)] + [_cell(a["methods"].get(n, {"error": "not run"})) for n in methods]
+        for a in results["attacks"]
+    ]
     parts += [_md_table(["attack (poisoned/records)", *methods], rows), ""]
 
     parts += [
@@ -155,18 +155,40 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
     rows = []
     for n in methods:
         s = results["summary"][n]
-        rows.append([
-            n, _f(s["mean_auroc"]), _f(s["mean_recall_at_1pct_fpr"]), _f(s["mean_recall_at_5pct_fpr"]),
-            _f(s["mean_precision"]), f"{s['detected']}/{s['attacks_run']}",
-            f"{s['false_alarms']}/{s['clean_runs']}", f"{s['false_blocks']}/{s['clean_runs']}",
-            _f(s["mean_clean_fpr"], 3), _f(s["mean_attack_success"]), _f(s["mean_seconds"], 1),
-            _f(s["max_peak_mb"], 0), str(s["errors"]),
-        ])
+        rows.append(
+            [
+                n,
+                _f(s["mean_auroc"]),
+                _f(s["mean_recall_at_1pct_fpr"]),
+                _f(s["mean_recall_at_5pct_fpr"]),
+                _f(s["mean_precision"]),
+                f"{s['detected']}/{s['attacks_run']}",
+                f"{s['false_alarms']}/{s['clean_runs']}",
+                f"{s['false_blocks']}/{s['clean_runs']}",
+                _f(s["mean_clean_fpr"], 3),
+                _f(s["mean_attack_success"]),
+                _f(s["mean_seconds"], 1),
+                _f(s["max_peak_mb"], 0),
+                str(s["errors"]),
+            ]
+        )
     parts += [
         _md_table(
-            ["method", "mean AUROC", "mean R@1%", "mean R@5%", "mean precision", "attacks detected",
-             "clean flagged (review or block)", "clean blocked", "clean record FPR", "mean attack success",
-             "mean s", "peak MB", "errors"],
+            [
+                "method",
+                "mean AUROC",
+                "mean R@1%",
+                "mean R@5%",
+                "mean precision",
+                "attacks detected",
+                "clean flagged (review or block)",
+                "clean blocked",
+                "clean record FPR",
+                "mean attack success",
+                "mean s",
+                "peak MB",
+                "errors",
+            ],
             rows,
         ),
         "",
@@ -250,9 +272,15 @@ def console_table(results: dict[str, Any], console: Console | None = None) -> No
     for n in methods:
         s = results["summary"][n]
         summary.add_row(
-            n, _f(s["mean_auroc"]), _f(s["mean_recall_at_1pct_fpr"]), _f(s["mean_recall_at_5pct_fpr"]),
-            f"{s['detected']}/{s['attacks_run']}", f"{s['false_alarms']}/{s['clean_runs']}",
-            f"{s['false_blocks']}/{s['clean_runs']}", _f(s["mean_attack_success"]), _f(s["mean_seconds"], 1),
+            n,
+            _f(s["mean_auroc"]),
+            _f(s["mean_recall_at_1pct_fpr"]),
+            _f(s["mean_recall_at_5pct_fpr"]),
+            f"{s['detected']}/{s['attacks_run']}",
+            f"{s['false_alarms']}/{s['clean_runs']}",
+            f"{s['false_blocks']}/{s['clean_runs']}",
+            _f(s["mean_attack_success"]),
+            _f(s["mean_seconds"], 1),
         )
     console.print(summary)
     console.print(f"total {results['seconds']:.0f} s")

@@ -121,8 +121,14 @@ def _kept(name: str, verdict: str, flags: np.ndarray) -> np.ndarray:
     return ~flags
 
 
-def run_case(case: AttackCase, methods: list[str], *, seed: int = 0, with_downstream: bool = True,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_case(
+    case: AttackCase,
+    methods: list[str],
+    *,
+    seed: int = 0,
+    with_downstream: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Every method on one case, plus the no-defence and clean-only downstream references."""
     entry: dict[str, Any] = {"case": case.summary(), "methods": {}, "references": {}}
     if with_downstream and case.family != "clean":
@@ -136,8 +142,10 @@ def run_case(case: AttackCase, methods: list[str], *, seed: int = 0, with_downst
             figures = _run_method(name, case, seed)
         except Exception as exc:  # a failing method is a result to report, not a reason to stop the run
             log(f"  {case.name}: {name} failed: {exc!r}")
-            entry["methods"][name] = {"error": f"{type(exc).__name__}: {exc}",
-                                      "traceback": traceback.format_exc(limit=6)}
+            entry["methods"][name] = {
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=6),
+            }
             continue
         keep = figures.pop("_keep")
         if with_downstream and case.family != "clean":
@@ -145,13 +153,18 @@ def run_case(case: AttackCase, methods: list[str], *, seed: int = 0, with_downst
                 warnings.simplefilter("ignore")
                 figures["downstream"] = downstream(case, keep, seed)
         entry["methods"][name] = figures
-        log(f"  {case.name}: {name} {figures['verdict']} auroc={figures['auroc']:.3f} "
-            f"r@1%={figures['recall_at_1pct_fpr']:.2f} ({time.perf_counter() - start:.1f}s)")
+        log(
+            f"  {case.name}: {name} {figures['verdict']} auroc={figures['auroc']:.3f} "
+            f"r@1%={figures['recall_at_1pct_fpr']:.2f} ({time.perf_counter() - start:.1f}s)"
+        )
     return entry
 
 
 def _method_list(requested: list[str], log: Callable[[str], None]) -> tuple[list[str], list[str]]:
     chosen, skipped = [], []
+    unknown = [name for name in requested if name not in FACTORIES]
+    if unknown:
+        raise InputError(f"unknown method(s) {', '.join(unknown)}", hint=f"use any of: {', '.join(FACTORIES)}")
     for name in requested:
         if name == "dataward" and not available():
             skipped.append("dataward: dataward.gates.scan is not importable in this checkout")
@@ -169,8 +182,14 @@ def _method_list(requested: list[str], log: Callable[[str], None]) -> tuple[list
     return chosen, skipped
 
 
-def run_suite(spec: Suite, *, seed: int = 0, methods: list[str] | None = None,
-              attacks: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_suite(
+    spec: Suite,
+    *,
+    seed: int = 0,
+    methods: list[str] | None = None,
+    attacks: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run a whole suite and return every figure (JSON-ready after ``strip_private``)."""
     started = time.perf_counter()
     chosen, skipped = _method_list(methods or spec.methods, log)
@@ -185,7 +204,11 @@ def run_suite(spec: Suite, *, seed: int = 0, methods: list[str] | None = None,
         "attacks": [],
         "clean": [],
     }
-    for name in attacks or spec.attacks:
+    wanted = attacks or spec.attacks
+    unknown = [name for name in wanted if name not in attack_lib.ATTACKS]
+    if unknown:
+        raise InputError(f"unknown attack(s) {', '.join(unknown)}", hint=f"use any of: {', '.join(attack_lib.ATTACKS)}")
+    for name in wanted:
         log(f"attack {name}")
         case = attack_lib.build(name, seed)
         results["attacks"].append(run_case(case, chosen, seed=seed, with_downstream=spec.downstream, log=log))

@@ -28,16 +28,21 @@ class CleanlabLabelIssues:
 
     name = "cleanlab_label_issues"
 
-    def score(self, baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema, *, seed: int = 0,
-              **_: object) -> MethodResult:
+    def score(
+        self, baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema, *, seed: int = 0, **_: object
+    ) -> MethodResult:
         modality = modality_of(schema)
         union = pd.concat([baseline, contribution], ignore_index=True)
         labels, _ = label_codes(union, label=LABEL)
         folds = min(CV_FOLDS, int(np.bincount(labels).min()))
         cv = StratifiedKFold(n_splits=max(2, folds), shuffle=True, random_state=seed)
         probs = cross_val_predict(
-            clone(probe_classifier(modality, seed)), model_inputs(union, modality, schema), labels,
-            cv=cv, method="predict_proba", n_jobs=1,
+            clone(probe_classifier(modality, seed)),
+            model_inputs(union, modality, schema),
+            labels,
+            cv=cv,
+            method="predict_proba",
+            n_jobs=1,
         )
         issues = find_label_issues(labels, probs, n_jobs=1)
         quality = get_label_quality_scores(labels, probs)
@@ -52,8 +57,9 @@ class _DatalabIssue:
     name = ""
     issue = ""
 
-    def score(self, baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema, *, seed: int = 0,
-              **_: object) -> MethodResult:
+    def score(
+        self, baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema, *, seed: int = 0, **_: object
+    ) -> MethodResult:
         modality = modality_of(schema)
         union = pd.concat([baseline, contribution], ignore_index=True)
         (features,) = dense_features(union, [union], modality, schema)

@@ -44,8 +44,13 @@ class DatawardGate:
         policy = dict(self.policy or {})
         policy.setdefault("seed", seed)
         report = scan(
-            baseline, contribution, schema, validation, policy,
-            first_baseline=first_baseline, groups=groups,
+            baseline,
+            contribution,
+            schema,
+            validation,
+            policy,
+            first_baseline=first_baseline,
+            groups=groups,
         ).to_dict()
         records = report["records"]
         scores = np.array([r["score"] for r in records], dtype=np.float64)

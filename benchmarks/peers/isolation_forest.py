@@ -15,12 +15,12 @@ class IsolationForestPeer:
 
     name = "isolation_forest"
 
-    def score(self, baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema, *, seed: int = 0,
-              **_: object) -> MethodResult:
+    def score(
+        self, baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema, *, seed: int = 0, **_: object
+    ) -> MethodResult:
         modality = modality_of(schema)
         xb, xc = dense_features(baseline, [baseline, contribution], modality, schema)
         forest = IsolationForest(n_estimators=200, random_state=seed, n_jobs=1).fit(xb)
         flags = forest.predict(xc) == -1
         verdict, reasons = peer_verdict(flags, forest.predict(xb) == -1)
         return MethodResult(-forest.score_samples(xc), flags, verdict, reasons)
-

@@ -41,9 +41,7 @@ def append(
     if changes:
         body["changes"] = [c.to_dict() for c in changes]
     seq, prev = head(conn)
-    event = seal(
-        seq=seq + 1, prev=prev, time=now, actor=actor, type=type, subject=subject, payload=body, signer=signer
-    )
+    event = seal(seq=seq + 1, prev=prev, time=now, actor=actor, type=type, subject=subject, payload=body, signer=signer)
     conn.execute(
         insert(ledger_events).values(
             seq=event.seq,

@@ -54,9 +54,7 @@ def apply_changes(conn: Connection, changes: Iterable[RowChange]) -> None:
             cond = and_(*(table.c[k] == v for k, v in change.key.items()))
             result = conn.execute(update(table).where(cond).values(**change.values))
             if result.rowcount != 1:
-                raise RuntimeError(
-                    f"update of {change.table} {dict(change.key)} matched {result.rowcount} rows"
-                )
+                raise RuntimeError(f"update of {change.table} {dict(change.key)} matched {result.rowcount} rows")
 
 
 def replay(changes: Iterable[RowChange]) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:

@@ -120,9 +120,14 @@ def register(app: typer.Typer) -> None:
         removes: Annotated[Path | None, typer.Option(help="File of record ids this contribution removes.")] = None,
         format_: Annotated[str | None, typer.Option("--format", help="csv, jsonl, parquet or images.")] = None,
         message: Annotated[str, typer.Option("--message", "-m", help="Why this contribution.")] = "",
+        gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Run the dataset's gate on it now.")] = True,
+        html: Annotated[Path | None, typer.Option(help="Write the gate's readable HTML report here.")] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Submit a contribution: records added from FILE and/or removed, from a declared --source."""
+        """Submit a contribution: records added from FILE and/or removed, from a declared --source.
+
+        The dataset's gate runs on it right away (unless --no-gate); exit code 0 for pass, 8 when
+        records await review, 9 when the gate blocks it."""
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         with working(f"Importing {file or removes}", enabled=not as_json):
@@ -135,11 +140,21 @@ def register(app: typer.Typer) -> None:
                 removes=removes,
                 message=message,
                 format=format_,
+                gate=gate,
+                html=html,
             )
         if as_json:
             emit_json(info)
         else:
             show_contribution(info)
+            if "gate" in info:
+                from dataward.cli.gate_commands import show_report
+
+                show_report(info["gate"], top=5)
+                if html:
+                    console.print(f"HTML report written to {escape(str(html))}")
+        if "gate" in info:
+            raise typer.Exit({"pass": 0, "review": 8, "block": 9}[info["gate"]["verdict"]])
 
     @app.command()
     @reports_errors

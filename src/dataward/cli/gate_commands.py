@@ -39,8 +39,9 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         reasons.add(escape(reason))
     dets = tree.add("detectors")
     for name, d in report["detectors"].items():
-        if d.get("skipped"):
-            dets.add(f"[dim]{name}: skipped ({escape(str(d.get('skipped')))})[/dim]")
+        skipped = (d.get("summary") or {}).get("skipped")
+        if skipped or d.get("p_value") is None:
+            dets.add(f"[dim]{name}: skipped ({escape(str(skipped or 'not applicable'))})[/dim]")
             continue
         dets.add(f"{name} v{d['version']}: flagged {d['flagged']}, p={d['p_value']:.3g}")
     triggers = [f for f in report["findings"] if f["detector"] == "triggers" and f.get("row") is None]
@@ -213,8 +214,15 @@ def register(app: typer.Typer) -> None:
                 ],
             )
 
-    def _decide(items: list[str], decision: str, reason: str, as_json: bool) -> None:
-        done = open_ward().review_decide(items, decision, reason=reason)
+    def _decide(items: list[str], contribution: str | None, decision: str, reason: str, as_json: bool) -> None:
+        ward = open_ward()
+        if contribution is not None:
+            pending = [i["id"] for i in ward.review_list(contribution=contribution)]
+            if not pending and not items:
+                console.print(f"nothing awaits review in {escape(contribution)}")
+                return
+            items = [*items, *pending]
+        done = ward.review_decide(items, decision, reason=reason)
         if as_json:
             emit_json(done)
             return
@@ -227,19 +235,21 @@ def register(app: typer.Typer) -> None:
     @review_app.command("accept")
     @reports_errors
     def review_accept(
-        items: Annotated[list[str], typer.Argument(help="Review item ids.")],
+        items: Annotated[list[str] | None, typer.Argument(help="Review item ids.")] = None,
+        contribution: Annotated[str | None, typer.Option(help="Every pending item of this contribution.")] = None,
         reason: Annotated[str, typer.Option(help="Why the record is legitimate.")] = "",
         as_json: JsonOpt = False,
     ) -> None:
         """Accept quarantined records: they may enter the next merge."""
-        _decide(items, "accept", reason, as_json)
+        _decide(items or [], contribution, "accept", reason, as_json)
 
     @review_app.command("reject")
     @reports_errors
     def review_reject(
-        items: Annotated[list[str], typer.Argument(help="Review item ids.")],
+        items: Annotated[list[str] | None, typer.Argument(help="Review item ids.")] = None,
+        contribution: Annotated[str | None, typer.Option(help="Every pending item of this contribution.")] = None,
         reason: Annotated[str, typer.Option(help="Why the record is rejected.")] = "",
         as_json: JsonOpt = False,
     ) -> None:
         """Reject quarantined records: they never enter a version."""
-        _decide(items, "reject", reason, as_json)
+        _decide(items or [], contribution, "reject", reason, as_json)

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
                     e["seq"],
                     e["time"][:19].replace("T", " "),
                     e["type"],
-                    e["actor"]["principal"] + (f" / dw_{e['actor']['key']}" if e["actor"]["key"] else ""),
+                    e["actor_name"] + (f" (dw_{e['actor']['key']})" if e["actor"]["key"] else ""),
                     ", ".join(f"{k}={short(str(v), 16)}" for k, v in e["subject"].items()),
                     short(e["hash"]),
                 )

@@ -36,9 +36,9 @@ def canonical_json(value: Any) -> bytes:
 
     Two equal Python values always give the same bytes, so their hash can be signed and re-checked.
     """
-    return json.dumps(
-        _reject_non_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return json.dumps(_reject_non_finite(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 def json_hash(value: Any) -> str:

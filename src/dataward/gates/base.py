@@ -51,9 +51,7 @@ class GateData:
         """The rows at ``index`` (integer positions or a boolean mask)."""
         idx = np.flatnonzero(index) if index.dtype == bool else index
         table = self.table.take(pa.array(idx)) if self.table is not None else None
-        return GateData(
-            self.features[idx], self.labels[idx], table, {k: v[idx] for k, v in self.groups.items()}
-        )
+        return GateData(self.features[idx], self.labels[idx], table, {k: v[idx] for k, v in self.groups.items()})
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ def tail_p_values(calibration_scores: np.ndarray, test_scores: np.ndarray) -> np
     m = max(5, math.ceil(TAIL_FRACTION * cal.shape[0]))
     threshold = cal[-m - 1] if m < cal.shape[0] else cal[0]
     beta = float(np.mean(cal[-m:] - threshold))
+    if beta <= 0:
+        # A flat top (e.g. counts that are all 1): fall back to the scale of the scores themselves.
+        beta = max(abs(float(cal[-1])), 1.0) * 0.1
     beyond = test > cal[-1]
     if beta > 0 and np.any(beyond):
         p[beyond] = np.exp(-(test[beyond] - cal[-1]) / beta) / (n + 1.0)

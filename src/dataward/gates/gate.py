@@ -23,8 +23,9 @@ from dataward.gates.calibration import binomial_p_value
 from dataward.gates.policy import GatePolicy
 
 
-def select_detectors(policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool
-                     ) -> tuple[list[str], dict[str, str]]:
+def select_detectors(
+    policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool
+) -> tuple[list[str], dict[str, str]]:
     """Detectors to run and the ones skipped with the reason."""
     available = registered()
     names = list(policy.detectors) or sorted(available)
@@ -53,8 +54,9 @@ def combine_records(results: dict[str, DetectorResult], n: int) -> tuple[np.ndar
     return 1.0 - p_min, flagged
 
 
-def verdict(results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy
-            ) -> tuple[str, list[str], float]:
+def verdict(
+    results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy
+) -> tuple[str, list[str], float]:
     """The verdict, its reasons and the union-of-flags binomial p-value."""
     n = int(flagged.shape[0])
     m = max(len(results), 1)
@@ -70,7 +72,8 @@ def verdict(results: dict[str, DetectorResult], flagged: np.ndarray, policy: Gat
     if union_p < policy.review_p and not reasons_block:
         reasons_review.append(
             f"{int(flagged.sum())} of {n} records flagged where {policy.alpha * n:.1f} are expected at "
-            f"alpha={policy.alpha:g} (p={union_p:.2g})")
+            f"alpha={policy.alpha:g} (p={union_p:.2g})"
+        )
     if reasons_block:
         return "block", reasons_block + reasons_review, union_p
     if reasons_review:
@@ -83,12 +86,15 @@ def _describe(name: str, r: DetectorResult, n: int, policy: GatePolicy, m: int) 
         top = r.findings[0].reason if r.findings else f"statistic {r.statistic:.3g}"
         return f"{name}: {top} (p={r.p_value:.2g})"
     alpha = float(r.summary.get("alpha", policy.alpha / m))
-    return (f"{name}: {int(r.flagged.sum())} of {n} records flagged where {alpha * n:.1f} are expected at "
-            f"alpha={alpha:.3g} (p={r.p_value:.2g})")
+    return (
+        f"{name}: {int(r.flagged.sum())} of {n} records flagged where {alpha * n:.1f} are expected at "
+        f"alpha={alpha:.3g} (p={r.p_value:.2g})"
+    )
 
 
-def group_summaries(groups: dict[str, np.ndarray], flagged: np.ndarray, policy: GatePolicy
-                    ) -> dict[str, list[dict[str, Any]]]:
+def group_summaries(
+    groups: dict[str, np.ndarray], flagged: np.ndarray, policy: GatePolicy
+) -> dict[str, list[dict[str, Any]]]:
     """Per group key and value: records, flagged, binomial p-value against alpha, and a verdict."""
     out: dict[str, list[dict[str, Any]]] = {}
     for key, values in groups.items():

@@ -29,7 +29,9 @@ def _row_bytes_hash(matrix: np.ndarray) -> np.ndarray:
 
 def _column_hash(column: pa.ChunkedArray, kind: str, dim: int | None) -> np.ndarray:
     if kind == ColumnKind.EMBEDDING:
-        return _row_bytes_hash(embedding_matrix(column, dim))
+        # Chunk by chunk: a million embeddings are never copied into one matrix.
+        parts = [_row_bytes_hash(embedding_matrix(chunk, dim)) for chunk in column.chunks if len(chunk)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
     if kind == ColumnKind.NUMERIC:
         values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         return pd.util.hash_array(np.where(np.isnan(values), np.inf, values))

@@ -79,7 +79,7 @@ def render_html(report: GateReport | Mapping[str, Any], *, title: str) -> str:
     ]
     body = "\n".join(s for s in sections if s)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
     )
 
@@ -95,8 +95,8 @@ def _header(data: Mapping[str, Any], title: str) -> str:
         f"<h1>{_e(title)}</h1>"
         f'<p><span class="verdict" style="background:{colour}">{_e(verdict)}</span></p>'
         f'<p class="meta">mode: {_e(data.get("mode", ""))} &middot; records: {_e(counts.get("records", ""))}'
-        f' &middot; flagged: {_e(counts.get("flagged", ""))} &middot; config: '
-        f'<code>{_e(data.get("config_hash", ""))}</code></p>'
+        f" &middot; flagged: {_e(counts.get('flagged', ''))} &middot; config: "
+        f"<code>{_e(data.get('config_hash', ''))}</code></p>"
     )
 
 
@@ -328,8 +328,7 @@ def _findings(data: Mapping[str, Any]) -> str:
         for f in findings[:MAX_FINDINGS]
     )
     return (
-        "<h2>Top findings</h2><table><tr><th>detector</th><th>row</th><th>score</th><th>reason</th></tr>"
-        f"{rows}</table>"
+        f"<h2>Top findings</h2><table><tr><th>detector</th><th>row</th><th>score</th><th>reason</th></tr>{rows}</table>"
     )
 
 

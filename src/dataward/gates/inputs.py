@@ -47,8 +47,9 @@ def _as_arrow(data: Any, what: str, schema: Schema) -> pa.Table:
             series = data[name]
             kind = _kind_of(schema, str(name))
             if kind in (ColumnKind.EMBEDDING, ColumnKind.IMAGE) or series.dtype == object:
-                columns[str(name)] = pa.array(_python_values(series, kind), type=_loose_type(kind, series),
-                                              from_pandas=True)
+                columns[str(name)] = pa.array(
+                    _python_values(series, kind), type=_loose_type(kind, series), from_pandas=True
+                )
             else:
                 columns[str(name)] = pa.array(series.to_numpy(), from_pandas=True)
         return pa.table(columns) if columns else pa.table({})
@@ -97,7 +98,9 @@ def _map_unique(column: pa.ChunkedArray, fn: Any, what: str, name: str) -> pa.Ar
     return result
 
 
-def _column(table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what: str) -> pa.Array:
+def _column(
+    table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what: str
+) -> pa.Array | pa.ChunkedArray:
     col = table.column(name)
     typ = col.type
     try:
@@ -116,24 +119,39 @@ def _column(table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what:
             if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
                 return col.cast(pa.large_binary()).combine_chunks()
             if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
-                return pa.array([array_to_png(np.asarray(v)) if v is not None else None for v in col.to_pylist()],
-                                type=pa.large_binary())
+                return pa.array(
+                    [array_to_png(np.asarray(v)) if v is not None else None for v in col.to_pylist()],
+                    type=pa.large_binary(),
+                )
             raise InputError(f"the {what}'s image column {name!r} must hold image bytes or pixel arrays, not {typ}")
         if kind is ColumnKind.EMBEDDING:
-            arr = col.combine_chunks()
-            if arr.null_count:
-                raise InputError(f"the {what}'s embedding column {name!r} has a missing value")
-            if not (pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)):
-                raise InputError(f"the {what}'s embedding column {name!r} must hold lists of numbers, not {typ}")
-            from dataward.gates.features.embedding import embedding_matrix
-
-            matrix = embedding_matrix(arr, dim)
-            if not np.all(np.isfinite(matrix)):
-                raise InputError(f"the {what}'s embedding column {name!r} holds a non-finite number")
-            return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), type=pa.float32()), matrix.shape[1])
+            return _embedding_column(col, name, dim, what)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise InputError(f"the {what}'s column {name!r} does not fit its kind {kind.value}: {exc}") from exc
     raise AssertionError(kind)
+
+
+def _embedding_column(col: pa.ChunkedArray, name: str, dim: int | None, what: str) -> pa.ChunkedArray:
+    """Fixed-size float32 lists, chunk by chunk: already-canonical columns are kept without a copy."""
+    from dataward.gates.features.embedding import embedding_matrix
+
+    typ = col.type
+    if not (pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)):
+        raise InputError(f"the {what}'s embedding column {name!r} must hold lists of numbers, not {typ}")
+    if col.null_count:
+        raise InputError(f"the {what}'s embedding column {name!r} has a missing value")
+    canonical = pa.types.is_fixed_size_list(typ) and typ.value_type == pa.float32() and typ.list_size == dim
+    chunks = []
+    for chunk in col.chunks:
+        matrix = embedding_matrix(chunk, dim)
+        if not np.all(np.isfinite(matrix)):
+            raise InputError(f"the {what}'s embedding column {name!r} holds a non-finite number")
+        if canonical:
+            chunks.append(chunk)
+        else:
+            flat = pa.array(matrix.reshape(-1), type=pa.float32())
+            chunks.append(pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]))
+    return pa.chunked_array(chunks, type=pa.list_(pa.float32(), dim or (chunks[0].type.list_size if chunks else 1)))
 
 
 def _checked(fn: Any, value: Any, what: str, name: str) -> Any:
@@ -147,18 +165,25 @@ def normalize(data: Any, schema: Schema, what: str, *, with_ids: bool = True) ->
     """The canonical table of ``data`` with labels, record ids (given or computed) and row numbers."""
     table = _as_arrow(data, what, schema)
     if schema.label not in table.column_names:
-        raise InputError(f"the {what} has no label column {schema.label!r}",
-                         hint=f"columns present: {', '.join(table.column_names) or 'none'}")
+        raise InputError(
+            f"the {what} has no label column {schema.label!r}",
+            hint=f"columns present: {', '.join(table.column_names) or 'none'}",
+        )
     missing = [c.name for c in schema.inputs if c.name not in table.column_names]
     if missing:
         raise InputError(f"the {what} lacks the schema's input column(s): {', '.join(missing)}")
     arrays = {c.name: _column(table, c.name, c.kind, c.dim, what) for c in schema.inputs}
-    labels = _map_unique(table.column(schema.label), canonical_label, what, schema.label) if table.num_rows else (
-        pa.array([], type=pa.string()))
+    labels = (
+        _map_unique(table.column(schema.label), canonical_label, what, schema.label)
+        if table.num_rows
+        else (pa.array([], type=pa.string()))
+    )
     arrays[schema.label] = labels
     arrow_schema = schema.arrow_schema(with_record_id=False)
-    canonical = pa.table([arrays[name] for name in arrow_schema.names],
-                         schema=pa.schema([f.with_type(arrays[f.name].type) for f in arrow_schema]))
+    canonical = pa.table(
+        [arrays[name] for name in arrow_schema.names],
+        schema=pa.schema([f.with_type(arrays[f.name].type) for f in arrow_schema]),
+    )
     ids = None
     if RECORD_ID in table.column_names:
         ids = [str(v) for v in table.column(RECORD_ID).to_pylist()]

@@ -1,9 +1,14 @@
-"""Nearest-neighbour search over the reference sample: exact, chunked float32, shared between detectors.
+"""Nearest-neighbour search over the reference sample, shared between detectors.
 
-Several detectors ask the same question (the k nearest reference records of each contribution
-record, and of each reference record but itself), so answers are memoized per pair of arrays. Search
-is exact: the reference is a bounded sample (``GatePolicy.reference_size``), which keeps the cost at
-``O(n_contribution * reference_size * d)``; an optional faiss index is used when faiss is installed.
+Detectors ask two questions of the same pair of arrays: the ``k`` nearest reference records of each
+query record (overall), and the mean distance to the ``k`` nearest reference records of each class.
+Both are answered from one class-partitioned search (the overall nearest records are among the
+per-class nearest ones), memoized per (reference, labels, query), so a gate run pays for about one
+pass over ``n_query x reference_size`` whatever the number of detectors.
+
+Search is exact. It uses faiss (``faiss-cpu``) when installed and a chunked float32 numpy product
+otherwise; the reference is a bounded sample (``GatePolicy.reference_size``), which keeps the cost at
+``O(n_query * reference_size * d)``.
 """
 
 from __future__ import annotations
@@ -15,119 +20,124 @@ from threadpoolctl import threadpool_limits
 
 CHUNK = 2048
 THREADS = 2
-"""BLAS threads for the distance products, the one place where more than one pays off."""
-_MEMO: dict[tuple[int, int, bool], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+"""Threads for the distance products, the one place where more than one pays off."""
+K_MAX = 20
+"""Neighbours kept per class; every ``k`` asked for must be at most this."""
+HAVE_FAISS = importlib.util.find_spec("faiss") is not None
+
+_Search = dict[int, tuple[np.ndarray, np.ndarray]]
+_MEMO: dict[tuple[int, int, int, bool], tuple[object, object, object, _Search]] = {}
 _MEMO_LIMIT = 8
 
 
-def _exact(reference: np.ndarray, query: np.ndarray, k: int, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
-    ref = np.ascontiguousarray(reference, dtype=np.float32)
-    q = np.ascontiguousarray(query, dtype=np.float32)
-    ref_sq = np.einsum("ij,ij->i", ref, ref)
-    kk = min(k + int(exclude_self), ref.shape[0])
-    dist = np.empty((q.shape[0], kk), dtype=np.float32)
-    idx = np.empty((q.shape[0], kk), dtype=np.int64)
-    for start in range(0, q.shape[0], CHUNK):
-        block = q[start : start + CHUNK]
-        d2 = ref_sq[None, :] - 2.0 * (block @ ref.T)
+def _exact(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    ref_sq = np.einsum("ij,ij->i", reference, reference)
+    kk = min(k, reference.shape[0])
+    dist = np.empty((query.shape[0], kk), dtype=np.float32)
+    idx = np.empty((query.shape[0], kk), dtype=np.int64)
+    for start in range(0, query.shape[0], CHUNK):
+        block = query[start : start + CHUNK]
+        d2 = ref_sq[None, :] - 2.0 * (block @ reference.T)
         d2 += np.einsum("ij,ij->i", block, block)[:, None]
-        if exclude_self:
-            rows = np.arange(block.shape[0])
-            d2[rows, start + rows] = np.inf
-        part = np.argpartition(d2, kk - 1, axis=1)[:, :kk] if kk < ref.shape[0] else np.tile(
-            np.arange(ref.shape[0]), (block.shape[0], 1))
+        if kk < reference.shape[0]:
+            part = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+        else:
+            part = np.tile(np.arange(reference.shape[0]), (block.shape[0], 1))
         pd = np.take_along_axis(d2, part, axis=1)
         order = np.argsort(pd, axis=1, kind="stable")
         idx[start : start + CHUNK] = np.take_along_axis(part, order, axis=1)
         dist[start : start + CHUNK] = np.sqrt(np.maximum(np.take_along_axis(pd, order, axis=1), 0.0))
-    if exclude_self:
-        dist, idx = dist[:, :-1], idx[:, :-1]
     return dist, idx
 
 
-def _faiss(reference: np.ndarray, query: np.ndarray, k: int, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
+def _faiss(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    ref = np.ascontiguousarray(reference, dtype=np.float32)
-    index = faiss.IndexFlatL2(ref.shape[1])
-    index.add(ref)
-    kk = min(k + int(exclude_self), ref.shape[0])
-    d2, idx = index.search(np.ascontiguousarray(query, dtype=np.float32), kk)
-    if exclude_self:
-        # Drop each row's own position (or, for exact ties, the last column) so k remain.
-        own = idx == np.arange(idx.shape[0])[:, None]
-        own[~own.any(axis=1), -1] = True
-        keep = ~own
-        d2 = d2[keep].reshape(idx.shape[0], kk - 1)
-        idx = idx[keep].reshape(idx.shape[0], kk - 1)
+    faiss.omp_set_num_threads(THREADS)
+    index = faiss.IndexFlatL2(reference.shape[1])
+    index.add(reference)
+    d2, idx = index.search(query, min(k, reference.shape[0]))
     return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32), idx.astype(np.int64)
 
 
-HAVE_FAISS = importlib.util.find_spec("faiss") is not None
+def _search(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.ascontiguousarray(reference, dtype=np.float32)
+    q = np.ascontiguousarray(query, dtype=np.float32)
+    with threadpool_limits(limits=THREADS if q.shape[0] * ref.shape[0] > 10**7 else 1):
+        return (_faiss if HAVE_FAISS else _exact)(ref, q, k)
+
+
+def _per_class(reference: np.ndarray, labels: np.ndarray | None, query: np.ndarray, exclude_self: bool) -> _Search:
+    key = (id(reference), id(labels), id(query), exclude_self)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is reference and hit[1] is labels and hit[2] is query:
+        return hit[3]
+    groups = np.zeros(reference.shape[0], dtype=np.int64) if labels is None else labels
+    out: _Search = {}
+    rows = np.arange(query.shape[0])
+    for c in np.unique(groups):
+        members = np.flatnonzero(groups == c)
+        kk = min(K_MAX, members.shape[0] - int(exclude_self))
+        if kk < 1:
+            continue
+        dist, local = _search(reference[members], query, kk + int(exclude_self))
+        idx = members[local]
+        if exclude_self:
+            own = idx == rows[:, None]
+            # Leave out the row itself where found, else the farthest of the kk + 1.
+            own[~own.any(axis=1), -1] = True
+            dist = dist[~own].reshape(query.shape[0], kk)
+            idx = idx[~own].reshape(query.shape[0], kk)
+        out[int(c)] = (dist, idx)
+    if len(_MEMO) >= _MEMO_LIMIT:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = (reference, labels, query, out)
+    return out
 
 
 def knn(
-    reference: np.ndarray, query: np.ndarray, k: int, *, exclude_self: bool = False
+    reference: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances and positions of the ``k`` nearest ``reference`` rows of each ``query`` row, nearest first.
 
     ``exclude_self`` means ``query`` is ``reference`` and each row's own position is left out
-    (leave-one-out). Results for the same pair of arrays are reused for any ``k`` up to the largest asked.
+    (leave-one-out). Pass the reference's ``labels`` when a detector also asks ``class_distances``:
+    both answers then come from the same search.
     """
+    if k > K_MAX:
+        raise ValueError(f"at most {K_MAX} neighbours can be asked for")
     if reference.shape[0] == 0 or query.shape[0] == 0:
         return np.zeros((query.shape[0], 0), np.float32), np.zeros((query.shape[0], 0), np.int64)
-    key = (id(reference), id(query), exclude_self)
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0] is reference and hit[1] is query and hit[2].shape[1] >= min(
-        k, reference.shape[0] - int(exclude_self)
-    ):
-        return hit[2][:, :k], hit[3][:, :k]
-    search = _faiss if HAVE_FAISS else _exact
-    with threadpool_limits(limits=THREADS if query.shape[0] * reference.shape[0] > 10**7 else 1):
-        dist, idx = search(reference, query, max(k, 20), exclude_self)
-    if len(_MEMO) >= _MEMO_LIMIT:
-        _MEMO.pop(next(iter(_MEMO)))
-    _MEMO[key] = (reference, query, dist, idx)
-    return dist[:, :k], idx[:, :k]
+    per_class = _per_class(reference, labels, query, exclude_self)
+    if not per_class:
+        return np.zeros((query.shape[0], 0), np.float32), np.zeros((query.shape[0], 0), np.int64)
+    dist = np.hstack([d for d, _ in per_class.values()])
+    idx = np.hstack([i for _, i in per_class.values()])
+    kk = min(k, dist.shape[1])
+    if kk < dist.shape[1]:
+        part = np.argpartition(dist, kk - 1, axis=1)[:, :kk]
+        dist, idx = np.take_along_axis(dist, part, axis=1), np.take_along_axis(idx, part, axis=1)
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+def class_distances(
+    reference: np.ndarray, labels: np.ndarray, query: np.ndarray, k: int, *, exclude_self: bool = False
+) -> dict[int, np.ndarray]:
+    """Per class ``c``: mean distance of every query row to its ``k`` nearest reference rows labelled ``c``.
+
+    With ``exclude_self`` (query is reference), a row's own position is left out of its own class.
+    """
+    if k > K_MAX:
+        raise ValueError(f"at most {K_MAX} neighbours can be asked for")
+    return {c: d[:, :k].mean(axis=1) for c, (d, _) in _per_class(reference, labels, query, exclude_self).items()}
 
 
 def clear_cache() -> None:
     """Forget memoized neighbours (the gate calls this after each run to free memory)."""
     _MEMO.clear()
-    _CLASS_MEMO.clear()
-
-
-_CLASS_MEMO: dict[tuple[int, int, int, bool], tuple[object, object, object, dict[int, np.ndarray]]] = {}
-
-
-def class_distances(reference: np.ndarray, labels: np.ndarray, query: np.ndarray, k: int, *,
-                    exclude_self: bool = False) -> dict[int, np.ndarray]:
-    """Per class ``c``: mean distance of every query row to its ``k`` nearest reference rows labelled ``c``.
-
-    With ``exclude_self`` (query is reference), a row's own position is left out of its own class.
-    The cost is one pass over the reference in total, like a single ``knn`` call.
-    """
-    key = (id(reference), id(labels), id(query), exclude_self)
-    hit = _CLASS_MEMO.get(key)
-    if hit is not None and hit[0] is reference and hit[1] is labels and hit[2] is query:
-        return hit[3]
-    out: dict[int, np.ndarray] = {}
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        kk = min(k, members.shape[0] - int(exclude_self))
-        if kk < 1:
-            continue
-        ref_c = reference[members]
-        with threadpool_limits(limits=THREADS if query.shape[0] * members.shape[0] > 10**7 else 1):
-            search = _faiss if HAVE_FAISS else _exact
-            dist, idx = search(ref_c, query, kk + int(exclude_self), False)
-        if exclude_self:
-            own = members[idx] == np.arange(query.shape[0])[:, None]
-            # Drop the row itself where it appears, else the farthest of the kk + 1.
-            own[~own.any(axis=1), -1] = True
-            dist = dist[~own].reshape(query.shape[0], kk)
-        out[int(c)] = dist[:, :kk].mean(axis=1)
-    if len(_CLASS_MEMO) >= _MEMO_LIMIT:
-        _CLASS_MEMO.pop(next(iter(_CLASS_MEMO)))
-    _CLASS_MEMO[key] = (reference, labels, query, out)
-    return out

@@ -77,8 +77,9 @@ class GatePolicy:
             detectors = [detectors]
         kwargs["detectors"] = tuple(detectors)
         kwargs["featurizers"] = dict(kwargs.get("featurizers") or {})
-        kwargs["options"] = {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in
-                             dict(kwargs.get("options") or {}).items()}
+        kwargs["options"] = {
+            str(k): dict(v) if isinstance(v, Mapping) else v for k, v in dict(kwargs.get("options") or {}).items()
+        }
         try:
             policy = cls(**kwargs)
         except TypeError as exc:

@@ -25,14 +25,16 @@ class RecordScores:
         names = list(self.detector_scores)
         out = []
         for i in range(len(self.record_ids)):
-            out.append({
-                "row": int(self.rows[i]),
-                "record_id": self.record_ids[i],
-                "score": float(self.score[i]),
-                "flagged": bool(self.flagged[i]),
-                "flagged_by": [n for n in names if self.detector_flags[n][i]],
-                "detectors": {n: float(self.detector_scores[n][i]) for n in names},
-            })
+            out.append(
+                {
+                    "row": int(self.rows[i]),
+                    "record_id": self.record_ids[i],
+                    "score": float(self.score[i]),
+                    "flagged": bool(self.flagged[i]),
+                    "flagged_by": [n for n in names if self.detector_flags[n][i]],
+                    "detectors": {n: float(self.detector_scores[n][i]) for n in names},
+                }
+            )
         return out
 
 
@@ -73,8 +75,13 @@ class GateReport:
             for name, r in self.results.items()
         }
         for name, why in self.skipped.items():
-            detectors[name] = {"version": None, "statistic": None, "p_value": None, "flagged": 0,
-                               "summary": {"skipped": why}}
+            detectors[name] = {
+                "version": None,
+                "statistic": None,
+                "p_value": None,
+                "flagged": 0,
+                "summary": {"skipped": why},
+            }
         return {
             "verdict": self.verdict,
             "reasons": list(self.reasons),

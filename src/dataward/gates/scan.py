@@ -51,8 +51,16 @@ def scan(
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
     # only the large neighbour searches use more than one thread (see neighbours.py).
     with threadpool_limits(limits=1):
-        return _scan(baseline, contribution, schema, validation, policy, first_baseline=first_baseline,
-                     groups=groups, featurizer=featurizer)
+        return _scan(
+            baseline,
+            contribution,
+            schema,
+            validation,
+            policy,
+            first_baseline=first_baseline,
+            groups=groups,
+            featurizer=featurizer,
+        )
 
 
 def _scan(
@@ -78,8 +86,9 @@ def _scan(
     first = normalize(first_baseline, schema, "first baseline", with_ids=False) if first_baseline is not None else None
     group_values = group_arrays(groups, len(contrib))
 
-    classes = tuple(sorted(set().union(*(set(side.labels.tolist()) for side in (base, contrib, val, first)
-                                         if side is not None))))
+    classes = tuple(
+        sorted(set().union(*(set(side.labels.tolist()) for side in (base, contrib, val, first) if side is not None)))
+    )
     codes = {c: i for i, c in enumerate(classes)}
 
     def encode(side: Normalized) -> np.ndarray:
@@ -107,13 +116,17 @@ def _scan(
             ref_table = base.table.take(ref_index)
             pipeline.fit(fit_table)
             reference = GateData(pipeline.transform(ref_table), encode(base)[ref_index], ref_table)
-            contribution_data = GateData(pipeline.transform(contrib.table), encode(contrib), contrib.table,
-                                         group_values)
+            contribution_data = GateData(
+                pipeline.transform(contrib.table), encode(contrib), contrib.table, group_values
+            )
             context = GateContext(
-                schema, classes, policy.alpha / m,
+                schema,
+                classes,
+                policy.alpha / m,
                 validation=_gate_data(pipeline, val, encode) if val is not None else None,
                 first_baseline=_first(pipeline, first, encode, policy, rng) if first is not None else None,
-                seed=policy.seed, options=options,
+                seed=policy.seed,
+                options=options,
             )
             full_hashes = (input_hashes(base.table, schema), encode(base))
             results, fitted = {}, {}
@@ -128,32 +141,60 @@ def _scan(
         else:
             mode = "self-reference"
             pipeline.fit(contrib.table)
-            contribution_data = GateData(pipeline.transform(contrib.table), encode(contrib), contrib.table,
-                                         group_values)
+            contribution_data = GateData(
+                pipeline.transform(contrib.table), encode(contrib), contrib.table, group_values
+            )
             reference = contribution_data
             context = GateContext(
-                schema, classes, policy.alpha / m,
+                schema,
+                classes,
+                policy.alpha / m,
                 validation=_gate_data(pipeline, val, encode) if val is not None else None,
-                first_baseline=None, seed=policy.seed, options=options,
+                first_baseline=None,
+                seed=policy.seed,
+                options=options,
             )
             results, fitted = _self_reference(run, contribution_data, context, policy, skipped)
         scores, flagged = combine_records(results, len(contrib))
         verdict_, reasons, _ = verdict(results, flagged, policy)
         records = RecordScores(
-            rows=contrib.rows, record_ids=list(contrib.record_ids or []), score=scores, flagged=flagged,
+            rows=contrib.rows,
+            record_ids=list(contrib.record_ids or []),
+            score=scores,
+            flagged=flagged,
             detector_scores={n: r.scores for n, r in results.items()},
             detector_flags={n: r.flagged for n, r in results.items()},
         )
         findings = _findings(results, contrib, reference, classes)
-        extras = _extras(reference, contribution_data, flagged, scores, results, fitted, contrib, base, schema,
-                         classes, rng, ref_index if base is not None else None)
+        extras = _extras(
+            reference,
+            contribution_data,
+            flagged,
+            scores,
+            results,
+            fitted,
+            contrib,
+            base,
+            schema,
+            classes,
+            rng,
+            ref_index if base is not None else None,
+        )
         extras["timings"] = timings
     finally:
         clear_cache()
     return GateReport(
-        verdict=verdict_, reasons=reasons, mode=mode, config_hash=policy.config_hash(), policy=policy.to_dict(),
-        results=results, records=records, groups=group_summaries(group_values, flagged, policy),
-        findings=findings, skipped=skipped, extras=extras,
+        verdict=verdict_,
+        reasons=reasons,
+        mode=mode,
+        config_hash=policy.config_hash(),
+        policy=policy.to_dict(),
+        results=results,
+        records=records,
+        groups=group_summaries(group_values, flagged, policy),
+        findings=findings,
+        skipped=skipped,
+        extras=extras,
     )
 
 
@@ -186,8 +227,9 @@ def _gate_data(pipeline: FeaturePipeline, side: Normalized, encode: Any) -> Gate
     return GateData(pipeline.transform(side.table), encode(side), side.table)
 
 
-def _first(pipeline: FeaturePipeline, side: Normalized, encode: Any, policy: GatePolicy,
-           rng: np.random.Generator) -> GateData:
+def _first(
+    pipeline: FeaturePipeline, side: Normalized, encode: Any, policy: GatePolicy, rng: np.random.Generator
+) -> GateData:
     index = stratified_sample(encode(side), policy.reference_size, rng)
     table = side.table.take(index)
     return GateData(pipeline.transform(table), encode(side)[index], table)
@@ -200,8 +242,13 @@ def _make(name: str, full_hashes: tuple[np.ndarray, np.ndarray] | None) -> Any:
     return cls()
 
 
-def _run_one(name: str, reference: GateData, contribution: GateData, context: GateContext,
-             full_hashes: tuple[np.ndarray, np.ndarray] | None) -> tuple[Any, DetectorResult | None]:
+def _run_one(
+    name: str,
+    reference: GateData,
+    contribution: GateData,
+    context: GateContext,
+    full_hashes: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[Any, DetectorResult | None]:
     detector = _make(name, full_hashes)
     try:
         detector.fit(reference, context)
@@ -211,8 +258,9 @@ def _run_one(name: str, reference: GateData, contribution: GateData, context: Ga
         return f"not applicable to this data: {exc.message}", None
 
 
-def _self_reference(run: list[str], data: GateData, context: GateContext, policy: GatePolicy,
-                    skipped: dict[str, str]) -> tuple[dict[str, DetectorResult], dict[str, Any]]:
+def _self_reference(
+    run: list[str], data: GateData, context: GateContext, policy: GatePolicy, skipped: dict[str, str]
+) -> tuple[dict[str, DetectorResult], dict[str, Any]]:
     """K-fold: fit every detector on the other folds, score the held-out fold, stitch the results."""
     n = len(data)
     folds = min(policy.self_reference_folds, n)
@@ -256,13 +304,22 @@ def _self_reference(run: list[str], data: GateData, context: GateContext, policy
         if blocks:
             summary.update({"block": True, "block_reason": blocks[0].get("block_reason")})
         findings[name].sort(key=lambda f: -f.score)
-        results[name] = DetectorResult(name, versions[name], p_values[name], flags[name], findings[name][:200],
-                                       float(flags[name].sum()), p_value, summary)
+        results[name] = DetectorResult(
+            name,
+            versions[name],
+            p_values[name],
+            flags[name],
+            findings[name][:200],
+            float(flags[name].sum()),
+            p_value,
+            summary,
+        )
     return results, {}
 
 
-def _findings(results: dict[str, DetectorResult], contrib: Normalized, reference: GateData,
-              classes: tuple[str, ...]) -> list[dict[str, Any]]:
+def _findings(
+    results: dict[str, DetectorResult], contrib: Normalized, reference: GateData, classes: tuple[str, ...]
+) -> list[dict[str, Any]]:
     out = []
     ids = contrib.record_ids or []
     for result in results.values():
@@ -281,10 +338,20 @@ def _first_of_kind(schema: Schema, kind: ColumnKind) -> str | None:
     return cols[0].name if cols else None
 
 
-def _extras(reference: GateData, contribution: GateData, flagged: np.ndarray, scores: np.ndarray,
-            results: dict[str, DetectorResult], fitted: dict[str, Any], contrib: Normalized,
-            base: Normalized | None, schema: Schema, classes: tuple[str, ...], rng: np.random.Generator,
-            ref_index: np.ndarray | None) -> dict[str, Any]:
+def _extras(
+    reference: GateData,
+    contribution: GateData,
+    flagged: np.ndarray,
+    scores: np.ndarray,
+    results: dict[str, DetectorResult],
+    fitted: dict[str, Any],
+    contrib: Normalized,
+    base: Normalized | None,
+    schema: Schema,
+    classes: tuple[str, ...],
+    rng: np.random.Generator,
+    ref_index: np.ndarray | None,
+) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     x_ref, x_new = reference.features, contribution.features
     if x_ref.shape[0] >= 3 and x_ref.shape[1] >= 2:
@@ -298,7 +365,8 @@ def _extras(reference: GateData, contribution: GateData, flagged: np.ndarray, sc
         }
     extras["baseline_scores"] = {
         name: list(map(float, det.baseline_scores()[:PROJECTION_SAMPLE]))
-        for name, det in fitted.items() if hasattr(det, "baseline_scores")
+        for name, det in fitted.items()
+        if hasattr(det, "baseline_scores")
     }
     extras["contribution_scores"] = {name: r.scores.tolist() for name, r in results.items()}
     if "clean_validation" in results:
@@ -308,7 +376,7 @@ def _extras(reference: GateData, contribution: GateData, flagged: np.ndarray, sc
     top = [int(i) for i in np.argsort(-scores, kind="stable")[:EVIDENCE_ROWS] if flagged[i]]
     evidence: dict[str, Any] = {}
     if top:
-        dist, idx = knn(x_ref, x_new[top], min(5, x_ref.shape[0]))
+        dist, idx = knn(x_ref, x_new[top], min(5, x_ref.shape[0]), labels=reference.labels)
         needed = sorted({int(j) for j in idx.reshape(-1)})
         ref_ids: dict[int, str] = {}
         if base is not None and needed:
@@ -320,12 +388,14 @@ def _extras(reference: GateData, contribution: GateData, flagged: np.ndarray, sc
         for pos, (d_row, i_row) in zip(top, zip(dist, idx, strict=True), strict=True):
             neighbours = []
             for d, j in zip(d_row, i_row, strict=True):
-                neighbours.append({
-                    "label": classes[int(reference.labels[j])],
-                    "record_id": ref_ids.get(int(j)),
-                    "distance": float(d),
-                    "text": _cell(reference.table, text_col, int(j)),
-                })
+                neighbours.append(
+                    {
+                        "label": classes[int(reference.labels[j])],
+                        "record_id": ref_ids.get(int(j)),
+                        "distance": float(d),
+                        "text": _cell(reference.table, text_col, int(j)),
+                    }
+                )
             image = _cell(contrib.table, image_col, pos)
             evidence[str(int(contrib.rows[pos]))] = {
                 "text": _cell(contrib.table, text_col, pos),

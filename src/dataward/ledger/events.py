@@ -108,9 +108,7 @@ def verify_chain(events: Iterable[Event], verifier: SignatureVerifier) -> list[C
     expected_seq, expected_prev = 1, GENESIS
     for event in events:
         if event.seq != expected_seq:
-            problems.append(
-                ChainProblem(event.seq, "gap", f"expected event #{expected_seq}, found #{event.seq}")
-            )
+            problems.append(ChainProblem(event.seq, "gap", f"expected event #{expected_seq}, found #{event.seq}"))
         if event.prev != expected_prev:
             problems.append(
                 ChainProblem(event.seq, "broken_link", "prev does not match the hash of the event before it")

@@ -86,7 +86,7 @@ class ApprovalCases(WardCore):
             if decision == "reject":
                 changes.append(update_row("contributions", {"id": c.id}, status="rejected"))
             uc.emit(
-                f"contribution.{decision}d",
+                "contribution.approved" if decision == "approve" else "contribution.rejected",
                 {"dataset": ds.id, "contribution": c.id},
                 {"content_hash": c.content_hash, "reason": reason, "role": role.value if role else None},
                 changes,

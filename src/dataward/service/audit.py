@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, replay
-from dataward.catalog.tables import OPERATIONAL_COLUMNS, records, versions, ward_meta
+from dataward.catalog.tables import OPERATIONAL_COLUMNS, principals, records, versions, ward_meta
 from dataward.domain.errors import DatawardError
 from dataward.domain.schema import RECORD_ID
 from dataward.ledger.events import Event, verify_chain
@@ -71,7 +71,10 @@ class AuditCases(WardCore):
         """Ledger events (newest first by default), optionally filtered by type prefix."""
         with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
             events = ledger_store.read_events(uc.conn, types=types, limit=limit, newest_first=newest_first)
-            return [e.to_dict() for e in events]
+            names = {r.id: r.name for r in uc.conn.execute(select(principals.c.id, principals.c.name))}
+            return [
+                {**e.to_dict(), "actor_name": names.get(e.actor["principal"], e.actor["principal"])} for e in events
+            ]
 
     def ledger_head(self) -> dict[str, Any]:
         """The newest event's sequence number and hash: publish it elsewhere to anchor the chain."""

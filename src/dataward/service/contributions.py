@@ -67,11 +67,15 @@ class ContributionCases(WardCore):
         removes: str | Path | list[str] | None = None,
         message: str = "",
         format: str | None = None,
+        gate: bool = False,
+        html: str | Path | None = None,
     ) -> dict[str, Any]:
         """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
         table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``.
 
         The file is read and validated before anything is stored; a malformed file stores nothing.
+        With ``gate``, the dataset's gate then runs on it (result under ``"gate"``; ``html`` writes
+        the readable report).
         """
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
@@ -180,7 +184,10 @@ class ContributionCases(WardCore):
             info = contribution_info(row, dataset, uc.caller.principal_name)
             info["new_records"] = new_count
             info["source_uri"] = source
-            return info
+        if gate and action is Action.CONTRIBUTION_SUBMIT and added:
+            info["gate"] = self._run_gate(cid, html=html, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]
+            info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
+        return info
 
     def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
         with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:

@@ -95,6 +95,11 @@ class GateCases(WardCore):
         Flagged records go to quarantine and the review queue; the run is a ``gate.completed`` event.
         Returns the gate report (see docs/gates.md) with ``gate_run`` and ``contribution`` added.
         """
+        return self._run_gate(contribution_ref, html=html, action=Action.GATE_RUN)
+
+    def _run_gate(self, contribution_ref: str, *, html: str | Path | None, action: Action) -> dict[str, Any]:
+        """``run_gate`` under ``action``: reviewers run gates; a submission runs its own gate as part of
+        ``contribution.submit``, so every contribution is judged without anyone having to ask."""
         from dataward.gates import scan
 
         with self.db.reading() as conn:
@@ -102,7 +107,7 @@ class GateCases(WardCore):
             ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
         if ds.role != "dataset":
             raise InputError(f"{ds.name!r} is a clean validation set; its owner curates it, no gate runs on it")
-        with self.use_case(Action.GATE_RUN, Scope.dataset(ds.name)) as uc:
+        with self.use_case(action, Scope.dataset(ds.name)) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             if c.status not in ("submitted", "gated"):
                 raise Conflict(f"contribution {ds.name}#{c.number} is {c.status}; the gate runs before a merge")
@@ -246,12 +251,19 @@ class GateCases(WardCore):
 
     # --- the review queue -------------------------------------------------------------------
 
-    def review_list(self, dataset: str | None = None, *, status: str = "pending") -> list[dict[str, Any]]:
-        """Quarantined records awaiting (or past) review, most suspicious first."""
-        with self.use_case(
-            Action.LEDGER_READ if dataset is None else Action.DATASET_READ,
-            Scope.ward() if dataset is None else Scope.dataset(dataset),
-        ) as uc:
+    def review_list(
+        self, dataset: str | None = None, *, status: str = "pending", contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Quarantined records awaiting (or past) review, most suspicious first; optionally of one
+        dataset or one contribution."""
+        contribution_id = None
+        if contribution is not None:
+            with self.db.reading() as conn:
+                c = rows.contribution_row(conn, contribution)
+                contribution_id = c.id
+                dataset = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
+        action = Action.LEDGER_READ if dataset is None else Action.DATASET_READ
+        with self.use_case(action, Scope.ward() if dataset is None else Scope.dataset(dataset)) as uc:
             query = (
                 select(quarantine, contributions.c.number, datasets.c.name.label("dataset"))
                 .join(contributions, contributions.c.id == quarantine.c.contribution_id)
@@ -259,12 +271,11 @@ class GateCases(WardCore):
             )
             if dataset is not None:
                 query = query.where(datasets.c.name == dataset)
+            if contribution_id is not None:
+                query = query.where(quarantine.c.contribution_id == contribution_id)
             if status != "all":
                 query = query.where(quarantine.c.status == status)
-            out = []
-            for r in uc.conn.execute(query.order_by(quarantine.c.score.desc())):
-                out.append(_review_item(r))
-            return out
+            return [_review_item(r) for r in uc.conn.execute(query.order_by(quarantine.c.score.desc()))]
 
     def review_show(self, item: str) -> dict[str, Any]:
         """One quarantined record with its content and the gate's evidence about it."""

@@ -48,8 +48,14 @@ def count_result(
     flags = p_values <= alpha if flagged is None else flagged
     excess, p_count = excess_flags_p_value(p_values, alpha, n_calibration)
     p_value = p_count if extra_p is None else min(1.0, 2.0 * min(p_count, extra_p))
-    summary = {"alpha": alpha, "n_calibration": int(n_calibration), "expected_flagged": alpha * len(p_values),
-               "excess_flagged": excess, **summary}
+    summary = {
+        "alpha": alpha,
+        "n_calibration": int(n_calibration),
+        "expected_flagged": alpha * len(p_values),
+        "excess_flagged": excess,
+        **summary,
+    }
     findings.sort(key=lambda f: -f.score)
-    return DetectorResult(name, version, p_values, flags, findings[:MAX_FINDINGS], float(flags.sum()),
-                          float(p_value), summary)
+    return DetectorResult(
+        name, version, p_values, flags, findings[:MAX_FINDINGS], float(flags.sum()), float(p_value), summary
+    )

@@ -42,9 +42,7 @@ def fit_probe(
     if kind == "logistic":
         model = LogisticRegression(max_iter=max_iter, C=1.0)
     else:
-        model = MLPClassifier(
-            hidden_layer_sizes=(hidden,), max_iter=max_iter, random_state=seed, alpha=1e-3
-        )
+        model = MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=max_iter, random_state=seed, alpha=1e-3)
     pipe = make_pipeline(StandardScaler(), model)
     # A probe that has not fully converged still reveals what we need; the warning is noise here.
     with warnings.catch_warnings():
@@ -73,7 +71,6 @@ def hidden_activations(probe: Pipeline, features: np.ndarray) -> np.ndarray:
     for weights, bias in zip(mlp.coefs_[:-1], mlp.intercepts_[:-1], strict=True):
         out = act(out @ weights + bias)
     return out
-
 
 
 def row_numbers(data: GateData) -> np.ndarray:

@@ -121,9 +121,7 @@ class BackdoorDetector(_Detector):
         baseline = self.baseline_
         self_reference = len(baseline) < MIN_REFERENCE
         if self_reference:
-            baseline = GateData(
-                np.zeros((0, contribution.features.shape[1]), np.float32), np.zeros(0, np.int64)
-            )
+            baseline = GateData(np.zeros((0, contribution.features.shape[1]), np.float32), np.zeros(0, np.int64))
         n_b = len(baseline)
         features = np.vstack([baseline.features, contribution.features]).astype(np.float64)
         labels = np.concatenate([baseline.labels, contribution.labels]).astype(np.int64)
@@ -162,9 +160,7 @@ class BackdoorDetector(_Detector):
             if reference.size < MIN_CLASS_REFERENCE:
                 per_class[label] = {"records": int(pool.size), "contribution": int(new.size), "skipped": True}
                 continue
-            cls = _score_class(
-                reps[pool], np.isin(pool, reference), np.isin(pool, new), self, rng, self_reference
-            )
+            cls = _score_class(reps[pool], np.isin(pool, reference), np.isin(pool, new), self, rng, self_reference)
             new_pos = np.searchsorted(pool, new)
             combined_new[new - n_b] = cls["combined"][new_pos]
             if not self_reference:
@@ -200,9 +196,7 @@ class BackdoorDetector(_Detector):
                 cluster_flag[members] = True
                 p_values[members] = np.minimum(p_values[members], corrected)
                 clusters_out.append({**test, "p_value": corrected, "members": members.tolist()})
-            per_class[test["label"]]["cluster_p"] = min(
-                per_class[test["label"]].get("cluster_p", 1.0), corrected
-            )
+            per_class[test["label"]]["cluster_p"] = min(per_class[test["label"]].get("cluster_p", 1.0), corrected)
 
         flagged = (p_values <= ctx.alpha) | cluster_flag
         n_low = int(np.sum(p_values <= ctx.alpha))

@@ -63,8 +63,13 @@ class Drift(Detector):
         findings: list[Finding] = []
         usable = {k: v for k, v in self.references.items() if len(v) >= self.min_records}
         if n < self.min_records or not usable:
-            return DetectorResult(self.name, self.version, record_p, np.zeros(n, bool), summary={
-                "skipped": f"drift needs at least {self.min_records} records on each side"})
+            return DetectorResult(
+                self.name,
+                self.version,
+                record_p,
+                np.zeros(n, bool),
+                summary={"skipped": f"drift needs at least {self.min_records} records on each side"},
+            )
         for ref_name, ref in usable.items():
             result = self._compare(ref, contribution, rng)
             tests[ref_name] = result
@@ -76,13 +81,19 @@ class Drift(Detector):
             for test_name in ("features", "class_prior", "classifier"):
                 sub = t[test_name]
                 if sub["p_value"] < 1e-3:
-                    findings.append(Finding(self.name, 1.0 - sub["p_value"],
-                                            f"batch differs from the {ref_name.replace('_', ' ')}: {sub['reason']}",
-                                            evidence={"reference": ref_name, "test": test_name, **sub}))
+                    findings.append(
+                        Finding(
+                            self.name,
+                            1.0 - sub["p_value"],
+                            f"batch differs from the {ref_name.replace('_', ' ')}: {sub['reason']}",
+                            evidence={"reference": ref_name, "test": test_name, **sub},
+                        )
+                    )
         flagged = record_p <= ctx.alpha
         statistic = max(t["classifier"]["auc"] for t in tests.values())
-        return DetectorResult(self.name, self.version, record_p, flagged, findings, float(statistic),
-                              float(p_value), {"tests": tests})
+        return DetectorResult(
+            self.name, self.version, record_p, flagged, findings, float(statistic), float(p_value), {"tests": tests}
+        )
 
     def _compare(self, ref: GateData, batch: GateData, rng: np.random.Generator) -> dict[str, Any]:
         ri = _sample(len(ref), self.max_sample, rng)
@@ -92,8 +103,13 @@ class Drift(Detector):
         prior = self._prior(ref.labels, batch.labels)
         clf = self._classifier(ref, batch, ri, bi, rng)
         p = min(1.0, 3.0 * min(features["p_value"], prior["p_value"], clf["p_value"]))
-        return {"p_value": p, "features": features, "class_prior": prior, "classifier": clf,
-                "attribution": clf.pop("attribution")}
+        return {
+            "p_value": p,
+            "features": features,
+            "class_prior": prior,
+            "classifier": clf,
+            "attribution": clf.pop("attribution"),
+        }
 
     def _ks(self, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         d = a.shape[1]
@@ -102,9 +118,13 @@ class Drift(Detector):
         strong = stat >= self.ks_floor
         worst = int(np.argmax(stat)) if d else 0
         p = min(1.0, d * float(pvals[strong].min())) if strong.any() else 1.0
-        return {"p_value": p, "max_statistic": float(stat.max()) if d else 0.0, "feature": worst,
-                "features_shifted": int((strong & (pvals * d < 1e-3)).sum()),
-                "reason": f"{int(strong.sum())} of {d} features shifted (max KS {float(stat.max()):.3f})"}
+        return {
+            "p_value": p,
+            "max_statistic": float(stat.max()) if d else 0.0,
+            "feature": worst,
+            "features_shifted": int((strong & (pvals * d < 1e-3)).sum()),
+            "reason": f"{int(strong.sum())} of {d} features shifted (max KS {float(stat.max()):.3f})",
+        }
 
     def _prior(self, ref_labels: np.ndarray, batch_labels: np.ndarray) -> dict[str, Any]:
         k = int(max(ref_labels.max(initial=0), batch_labels.max(initial=0))) + 1
@@ -119,12 +139,18 @@ class Drift(Detector):
         codes = np.flatnonzero(keep)
         share = batch_counts / batch_counts.sum() - ref_counts / ref_counts.sum()
         moved = int(codes[int(np.argmax(np.abs(share)))])
-        return {"p_value": p, "total_variation": tv,
-                "reason": f"class priors moved by {tv:.2f} (most: '{label_name(self.context.classes, moved)}' "
-                          f"{share.max() * 100:+.1f} points)" if tv else "class priors unchanged"}
+        return {
+            "p_value": p,
+            "total_variation": tv,
+            "reason": f"class priors moved by {tv:.2f} (most: '{label_name(self.context.classes, moved)}' "
+            f"{share.max() * 100:+.1f} points)"
+            if tv
+            else "class priors unchanged",
+        }
 
-    def _classifier(self, ref: GateData, batch: GateData, ri: np.ndarray, bi: np.ndarray,
-                    rng: np.random.Generator) -> dict[str, Any]:
+    def _classifier(
+        self, ref: GateData, batch: GateData, ri: np.ndarray, bi: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, Any]:
         n_classes = len(self.context.classes)
         m = min(ri.shape[0], bi.shape[0])
         ri_m, bi_m = rng.permutation(ri)[:m], rng.permutation(bi)[:m]
@@ -152,5 +178,9 @@ class Drift(Detector):
             scores = model.decision_function(design(batch, np.arange(len(batch))))
             scores[bi_m] = batch_scores  # out-of-fold where available
             attribution = tail_p_values(ref_scores, scores)
-        return {"p_value": p, "auc": auc, "attribution": attribution,
-                "reason": f"a classifier tells batch from reference with AUC {auc:.3f}"}
+        return {
+            "p_value": p,
+            "auc": auc,
+            "attribution": attribution,
+            "reason": f"a classifier tells batch from reference with AUC {auc:.3f}",
+        }

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
-from dataward.gates.calibration import tail_p_values
+from dataward.gates.calibration import binomial_p_value, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name
 from dataward.gates.hashing import input_hashes
 from dataward.gates.neighbours import knn
@@ -107,7 +107,7 @@ class Duplicates(Detector):
         self.rng = rng
         n = len(baseline)
         if n >= 2:
-            dist, idx = knn(baseline.features, baseline.features, K, exclude_self=True)
+            dist, idx = knn(baseline.features, baseline.features, K, exclude_self=True, labels=baseline.labels)
             self.scale = float(np.median(dist[:, 0])) or float(np.mean(dist[:, 0])) or 1.0
             self.calibration = -_nearest_other(dist, idx, baseline.labels, baseline.labels) / self.scale
         else:
@@ -137,7 +137,7 @@ class Duplicates(Detector):
         p_near = np.ones(n)
         near_other = np.full(n, np.inf)
         if self.calibration.shape[0] and n:
-            dist, idx = knn(self.baseline.features, contribution.features, K)
+            dist, idx = knn(self.baseline.features, contribution.features, K, labels=self.baseline.labels)
             near_other = _nearest_other(dist, idx, self.baseline.labels, labels)
             p_near = tail_p_values(self.calibration, -near_other / self.scale)
         # Mass duplication inside the batch.
@@ -153,20 +153,24 @@ class Duplicates(Detector):
             own = label_name(ctx.classes, labels[i])
             evidence: dict[str, Any] = {"multiplicity": int(multiplicity[i]), "exact_conflict": bool(exact_conflict[i])}
             if exact_conflict[i]:
-                others = (self.base_pairs.labels_of(hashes[i]) | batch_pairs.labels_of(hashes[i])) - {
-                    int(labels[i])}
+                others = (self.base_pairs.labels_of(hashes[i]) | batch_pairs.labels_of(hashes[i])) - {int(labels[i])}
                 evidence["other_labels"] = sorted(label_name(ctx.classes, c) for c in others)
                 where = "the baseline" if with_baseline[i] else "this contribution"
-                reason = (f"exact copy of a record in {where} labelled "
-                          f"{', '.join(repr(x) for x in evidence['other_labels'])}, here labelled '{own}'")
+                reason = (
+                    f"exact copy of a record in {where} labelled "
+                    f"{', '.join(repr(x) for x in evidence['other_labels'])}, here labelled '{own}'"
+                )
             elif p_mass[i] <= p_near[i]:
                 reason = f"the same inputs appear {int(multiplicity[i])} times in this contribution"
             else:
                 evidence["distance_to_other_label"] = float(near_other[i])
-                reason = (f"near duplicate (distance {near_other[i]:.3g}, typical {self.scale:.3g}) of a record "
-                          f"with another label, here labelled '{own}'")
-            findings.append(Finding(self.name, float(1 - p[i]), f"{reason}; p={p[i]:.2g}", row=int(i),
-                                    evidence=evidence))
+                reason = (
+                    f"near duplicate (distance {near_other[i]:.3g}, typical {self.scale:.3g}) of a record "
+                    f"with another label, here labelled '{own}'"
+                )
+            findings.append(
+                Finding(self.name, float(1 - p[i]), f"{reason}; p={p[i]:.2g}", row=int(i), evidence=evidence)
+            )
         summary = {
             "exact_conflicts": int(exact_conflict.sum()),
             "exact_copies_of_baseline": int(copies.sum()),
@@ -174,5 +178,9 @@ class Duplicates(Detector):
             "max_multiplicity": int(multiplicity.max()) if n else 0,
             "baseline_records_hashed": int(self.n_full),
         }
-        return count_result(self.name, self.version, p, ctx.alpha, max(self.calibration.shape[0], 1), findings,
-                            summary, flagged=flagged)
+        # Exact conflicts are near-certain evidence: test their count against the baseline's own rate.
+        conflict_p = binomial_p_value(int(exact_conflict.sum()), n, self.p_exact_conflict)
+        return count_result(
+            self.name, self.version, p, ctx.alpha, max(self.calibration.shape[0], 1), findings, summary,
+            flagged=flagged, extra_p=conflict_p,
+        )

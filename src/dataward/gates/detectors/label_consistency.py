@@ -79,8 +79,9 @@ class LabelConsistency(Detector):
 
     def _margin(self, features: np.ndarray, labels: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
         """log(own-class kNN distance / nearest other class's kNN distance); large = label looks wrong."""
-        per_class = class_distances(self.baseline.features, self.baseline.labels, features, self.k_eff,
-                                    exclude_self=exclude_self)
+        per_class = class_distances(
+            self.baseline.features, self.baseline.labels, features, self.k_eff, exclude_self=exclude_self
+        )
         n = features.shape[0]
         table = np.full((n, len(self.context.classes)), np.inf)
         for c, d in per_class.items():
@@ -98,9 +99,14 @@ class LabelConsistency(Detector):
         ctx, base = self.context, self.baseline
         n = len(contribution)
         if self.k_eff < 1 or n == 0:
-            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool),
-                                  summary={"skipped": "the baseline has too few records"})
-        dist, idx = knn(base.features, contribution.features, self.k_eff)
+            return DetectorResult(
+                self.name,
+                self.version,
+                np.ones(n),
+                np.zeros(n, bool),
+                summary={"skipped": "the baseline has too few records"},
+            )
+        dist, idx = knn(base.features, contribution.features, self.k_eff, labels=base.labels)
         neighbour_labels = base.labels[idx]
         s_knn = self._margin(contribution.features, contribution.labels)
         p_knn = tail_p_values(self.calibration, s_knn)
@@ -114,7 +120,7 @@ class LabelConsistency(Detector):
             summary["cleanlab_label_issues"] = int(issues.sum())
         flagged = p <= ctx.alpha
         findings = []
-        for i in np.argsort(p)[: 200]:
+        for i in np.argsort(p)[:200]:
             if not flagged[i]:
                 break
             own = label_name(ctx.classes, contribution.labels[i])
@@ -124,14 +130,19 @@ class LabelConsistency(Detector):
             if quality is not None:
                 evidence["label_quality"] = float(quality[i])
             top = next(iter(evidence["neighbour_labels"]))
-            findings.append(Finding(
-                self.name, float(1 - p[i]),
-                f"label '{own}' agrees with {agree} of {self.k_eff} nearest trusted records "
-                f"(most are '{top}'); p={p[i]:.2g}",
-                row=int(i), evidence=evidence,
-            ))
-        return count_result(self.name, self.version, p, ctx.alpha, self.calibration.shape[0], findings, summary,
-                            flagged=flagged)
+            findings.append(
+                Finding(
+                    self.name,
+                    float(1 - p[i]),
+                    f"label '{own}' agrees with {agree} of {self.k_eff} nearest trusted records "
+                    f"(most are '{top}'); p={p[i]:.2g}",
+                    row=int(i),
+                    evidence=evidence,
+                )
+            )
+        return count_result(
+            self.name, self.version, p, ctx.alpha, self.calibration.shape[0], findings, summary, flagged=flagged
+        )
 
     def _confident_learning(self, contribution: GateData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         base, ctx = self.baseline, self.context
@@ -141,8 +152,9 @@ class LabelConsistency(Detector):
         remap = np.full(len(ctx.classes) + 1, -1)
         remap[present] = np.arange(present.shape[0])
         dense = remap[labels]
-        probs = cross_validated_probs(features, dense, present.shape[0], folds=self.folds,
-                                      max_train=self.max_train, seed=ctx.seed)
+        probs = cross_validated_probs(
+            features, dense, present.shape[0], folds=self.folds, max_train=self.max_train, seed=ctx.seed
+        )
         quality = get_label_quality_scores(dense, probs, method="self_confidence")
         nb = len(base)
         p_cl = tail_p_values(1.0 - quality[:nb], 1.0 - quality[nb:])

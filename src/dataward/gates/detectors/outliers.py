@@ -18,7 +18,7 @@ from sklearn.ensemble import IsolationForest
 from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
 from dataward.gates.calibration import tail_p_values
 from dataward.gates.detectors._common import count_result, label_name
-from dataward.gates.neighbours import knn
+from dataward.gates.neighbours import class_distances, knn
 
 
 def _split_forest(features: np.ndarray, seed: int, trees: int) -> tuple[IsolationForest, np.ndarray] | None:
@@ -48,15 +48,15 @@ class Outliers(Detector):
         self.k_eff = min(self.k, len(baseline) - 1)
         self.overall_cal = np.zeros(0)
         if self.k_eff >= 1:
-            dist, _ = knn(x, x, self.k_eff, exclude_self=True)
+            dist, _ = knn(x, x, self.k_eff, exclude_self=True, labels=y)
             self.overall_cal = dist.mean(axis=1)
-        self.class_ref: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.class_cal: dict[int, np.ndarray] = {}
         self.class_forest: dict[int, tuple[IsolationForest, np.ndarray]] = {}
+        own = class_distances(x, y, x, self.k, exclude_self=True) if self.k_eff >= 1 else {}
         for c in np.unique(y):
             members = x[y == c]
-            if members.shape[0] > self.k:
-                dist, _ = knn(members, members, self.k, exclude_self=True)
-                self.class_ref[int(c)] = (members, dist.mean(axis=1))
+            if members.shape[0] > self.k and int(c) in own:
+                self.class_cal[int(c)] = own[int(c)][y == c]
             if members.shape[0] >= self.min_class_forest:
                 fitted = _split_forest(members, context.seed + int(c), trees=50)
                 if fitted is not None:
@@ -70,15 +70,15 @@ class Outliers(Detector):
         x, y = contribution.features, contribution.labels
         views: dict[str, np.ndarray] = {}
         if self.overall_cal.shape[0] and n:
-            dist, _ = knn(self.baseline.features, x, self.k_eff)
+            dist, _ = knn(self.baseline.features, x, self.k_eff, labels=self.baseline.labels)
             views["knn"] = tail_p_values(self.overall_cal, dist.mean(axis=1))
-        if self.class_ref and n:
+        if self.class_cal and n:
             p = np.ones(n)
-            for c, (members, cal) in self.class_ref.items():
+            per_class = class_distances(self.baseline.features, self.baseline.labels, x, self.k)
+            for c, cal in self.class_cal.items():
                 rows = np.flatnonzero(y == c)
                 if rows.size:
-                    dist, _ = knn(members, x[rows], self.k)
-                    p[rows] = tail_p_values(cal, dist.mean(axis=1))
+                    p[rows] = tail_p_values(cal, per_class[c][rows])
             views["knn_class"] = p
         if self.forest is not None and n:
             forest, cal = self.forest
@@ -91,8 +91,13 @@ class Outliers(Detector):
                     p[rows] = tail_p_values(cal, -forest.score_samples(x[rows]))
             views["forest_class"] = p
         if not views:
-            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool),
-                                  summary={"skipped": "the baseline has too few records"})
+            return DetectorResult(
+                self.name,
+                self.version,
+                np.ones(n),
+                np.zeros(n, bool),
+                summary={"skipped": "the baseline has too few records"},
+            )
         stacked = np.vstack(list(views.values()))
         p = np.minimum(1.0, len(views) * stacked.min(axis=0))
         flagged = p <= ctx.alpha
@@ -111,5 +116,13 @@ class Outliers(Detector):
             }[strongest]
             findings.append(Finding(self.name, float(1 - p[i]), f"{what}; p={p[i]:.2g}", row=int(i), evidence=evidence))
         n_cal = int(self.overall_cal.shape[0]) or int(self.forest[1].shape[0]) if self.forest else 1
-        return count_result(self.name, self.version, p, ctx.alpha, max(n_cal, 1), findings,
-                            {"views": names, "k": self.k_eff}, flagged=flagged)
+        return count_result(
+            self.name,
+            self.version,
+            p,
+            ctx.alpha,
+            max(n_cal, 1),
+            findings,
+            {"views": names, "k": self.k_eff},
+            flagged=flagged,
+        )

@@ -251,9 +251,7 @@ class TriggerDetector(Detector):
                     # the baseline than any single one.
                     owner = np.arange(len(names)) % (len(names) // 2)
                     p_names, p_xc, p_xb, pairs = _pair_patterns(xc, xb, names, owner, self.min_support)
-                    patterns.add(
-                        p_names, col.name, "pixels", p_xc, p_xb, [cells[i] + cells[j] for i, j in pairs]
-                    )
+                    patterns.add(p_names, col.name, "pixels", p_xc, p_xb, [cells[i] + cells[j] for i, j in pairs])
                 case ColumnKind.NUMERIC:
                     names, xc, xb = _numeric_patterns(col.name, c_values, b_values, bins=True)
                     patterns.add(names, col.name, "value", xc, xb)
@@ -343,9 +341,7 @@ class TriggerDetector(Detector):
         if kind == "pixels":
             kind_word = patterns.names[t].split()[0]
             pixels = [int(tests["pattern"][i]) for i in group]
-            cells = [
-                c for i in pixels if patterns.names[i].split()[0] == kind_word for c in patterns.cells[i]
-            ]
+            cells = [c for i in pixels if patterns.names[i].split()[0] == kind_word for c in patterns.cells[i]]
             trigger = _patch_name(kind_word, cells)
         return {
             "trigger": trigger,
@@ -407,9 +403,7 @@ def _association(
 class _Carriers:
     """Contribution positions of the records carrying a tested pattern with the tested label."""
 
-    def __init__(
-        self, x: sp.csc_matrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray
-    ) -> None:
+    def __init__(self, x: sp.csc_matrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray) -> None:
         self.x, self.labels, self.tests, self.index = x, labels, tests, index
         self.cache: dict[int, np.ndarray] = {}
 
@@ -486,9 +480,7 @@ def _numeric_patterns(
         bounds = [lo, *edges.tolist(), hi]
         for a, z in itertools.pairwise(bounds):
             if z > a:
-                columns.append(
-                    (f"{a:.4g} <= {name} < {z:.4g}", lambda v, a=a, z=z: (v >= a) & (v < z))
-                )
+                columns.append((f"{a:.4g} <= {name} < {z:.4g}", lambda v, a=a, z=z: (v >= a) & (v < z)))
     names = [n for n, _ in columns]
     with np.errstate(invalid="ignore"):
         xc = np.column_stack([f(c) for _, f in columns])

@@ -41,10 +41,12 @@ class TfidfSvd(Featurizer):
         # Terms seen in a single document would make the fitted records look unlike any new one
         # (and so fake a drift), hence min_df=2 once there are enough documents.
         min_df = 2 if len(texts) >= 20 else 1
-        self.word_ = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=50_000, min_df=min_df,
-                                     token_pattern=r"(?u)\b\w+\b")
-        self.char_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
-                                     max_features=50_000, min_df=min_df)
+        self.word_ = TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, max_features=50_000, min_df=min_df, token_pattern=r"(?u)\b\w+\b"
+        )
+        self.char_ = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=50_000, min_df=min_df
+        )
         try:
             matrix = sparse.hstack([self.word_.fit_transform(texts), self.char_.fit_transform(texts)]).tocsr()
         except ValueError as exc:

@@ -15,7 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table(
         "ledger_events",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
@@ -253,11 +253,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("contribution_id", "record_id"),
     )
-    
 
 
 def downgrade() -> None:
-    
+
     op.drop_table("quarantine")
     op.drop_table("gate_runs")
     op.drop_table("approvals")
@@ -275,4 +274,3 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ledger_events_type")
 
     op.drop_table("ledger_events")
-    

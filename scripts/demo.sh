@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# dataward end to end on the embedded default (SQLite + local object store), in a temporary folder.
+# Run through `make demo`, which puts the project's virtualenv first on PATH.
+set -euo pipefail
+export COLUMNS="${COLUMNS:-120}"
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+WORK="$(mktemp -d -t dataward-demo-XXXXXX)"
+export DATAWARD_WARD="$WORK/ward"
+IN="$WORK/in"
+
+step() { printf '\n\033[1;36m━━ %s\033[0m\n' "$*"; }
+say() { printf '\033[2m# %s\033[0m\n' "$*"; }
+as() { local who="$1"; shift; DATAWARD_KEY="${KEYS[$who]}" "$@"; }
+json_field() { python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+declare -A KEYS
+
+python "$HERE/scripts/demo_data.py" "$IN" >/dev/null
+say "demo inputs: man-page NAME lines labelled by section (shipped in examples/data), in $IN"
+
+step "1. A ward: catalog (SQLite), object store, signing key, first admin"
+dataward init --admin admin
+KEYS[admin]="$(cat "$DATAWARD_WARD/credentials")"
+
+step "2. Accountable identities: humans, and bots that each name a human owner"
+dataward principal create alice --description "data owner, manpages"
+dataward principal create bob --description "ML engineer, approver"
+dataward principal create importer --kind service --owner bob --description "nightly Debian import pipeline"
+dataward principal create scraper --kind service --owner alice --description "web scraper bot"
+dataward principal create legacy-etl --kind service --owner alice --description "old ETL job, key never used"
+dataward dataset create manpages --label label --input text:text --owner alice \
+  --description "man page NAME lines -> manual section"
+dataward dataset create manpages-validation --label label --input text:text --validation-for manpages \
+  --description "clean validation set, curated by the owner"
+dataward grant add bob approver --scope dataset:manpages
+dataward grant add importer contributor --scope dataset:manpages
+dataward grant add scraper contributor --scope dataset:manpages
+for who in alice bob importer scraper legacy-etl; do
+  KEYS[$who]="$(dataward key issue "$who" --json | json_field '["key"]')"
+done
+dataward grant list
+
+step "3. The owner curates the clean validation set (write-locked to her)"
+as alice dataward contribute manpages-validation "$IN/validation.csv" --source "curated:alice/2026-11" --no-gate
+as alice dataward merge manpages-validation#1
+
+step "4. First import by the pipeline: gated in self-reference mode, approved by someone else, promoted"
+as importer dataward contribute manpages "$IN/batch-debian.csv" --source "https://deb.debian.org/bookworm/manpages" \
+  --licence GPL-2.0+ || true
+say "a handful of records are flagged at the calibrated 1% false-positive rate; the owner reviews them:"
+as alice dataward review accept --contribution manpages#1 --reason "checked against the Debian archive"
+as alice dataward approve manpages#1 --reason "sampled 30 rows against the Debian archive"
+as alice dataward merge manpages#1
+as alice dataward promote manpages@v1 --reason "first trusted baseline"
+
+step "5. A second source, judged against the trusted baseline: passes"
+as importer dataward contribute manpages "$IN/batch-vendor.csv" --source "s3://vendor-docs/2026-11/man.csv" \
+  --licence CC-BY-4.0 || true
+say "bob owns the importer bot, so separation of duties refuses his approval:"
+as bob dataward approve manpages#2 --reason "mine" || true
+as alice dataward review accept --contribution manpages#2 --reason "legitimate: checked by hand" || true
+as alice dataward approve manpages#2 --reason "vendor batch checked"
+as alice dataward merge manpages#2
+as alice dataward promote manpages@v2
+
+step "6. The scraper bot submits a poisoned batch: a rare token tied to one label (a backdoor)"
+as scraper dataward contribute manpages "$IN/batch-scraper.csv" --source "https://forum.example/scrape/2026-11-24" \
+  --html "$WORK/gate-report.html" || true
+say "flagged records wait in the review queue:"
+as bob dataward review list manpages | head -n 12
+FIRST_ITEM="$(as bob dataward review list manpages --json | json_field '[0]["id"]')"
+as bob dataward review show "$FIRST_ITEM"
+say "alice owns the scraper: she may not approve its work; a blocked batch cannot be merged anyway"
+as alice dataward approve manpages#3 --reason "looks fine" || true
+as alice dataward merge manpages#3 || true
+as bob dataward reject manpages#3 --reason "backdoor trigger 'zx7q' tied to label 'commands'"
+
+step "7. Containment: the scraper's key is revoked and refused on its very next request"
+SCRAPER_KEY_ID="$(echo "${KEYS[scraper]}" | cut -d_ -f2)"
+as alice dataward key revoke "dw_$SCRAPER_KEY_ID" --reason "bot submitted a poisoned batch"
+as scraper dataward versions manpages || true
+
+step "8. The access review an auditor reads"
+dataward access review --unused-days 0
+
+step "9. Versions, a diff, an export"
+dataward versions manpages
+dataward diff manpages@v1 v2
+dataward export manpages@training --format parquet -o "$WORK/manpages-training.parquet"
+
+step "10. The signed, hash-chained ledger, and verify"
+dataward ledger -n 12
+dataward verify
+
+step "11. Tampering is detected: edit a catalog row behind the ledger's back"
+python - "$DATAWARD_WARD/catalog.sqlite" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE versions SET stage = 'training' WHERE number = 1")
+db.commit()
+PY
+dataward verify || say "verify exited with $? : the edited row is named above"
+
+step "Done"
+say "ward: $DATAWARD_WARD"
+say "gate report: $WORK/gate-report.html"

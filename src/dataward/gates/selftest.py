@@ -1,0 +1,418 @@
+"""Canary self-test: plant known poisons in copies of a clean contribution and see what the gate catches.
+
+``selftest(baseline, clean_contribution, schema, validation, policy)`` runs the configured gate
+(``dataward.gates.scan``) three times:
+
+* on the clean contribution as given: its flag rate is the gate's false-positive rate on this data,
+  and its verdict should be ``pass``;
+* on a copy with **label flips**: a share of the records get another class's label;
+* on a copy with a **trigger**: a share of the records not of a target class get a trigger and the
+  target label (a dirty-label backdoor). The trigger suits the data: a rare token inserted in the
+  first text column; else a 3x3 white patch in the bottom-right corner of the first image column
+  (decoded and re-encoded as PNG with Pillow) or of a square grid of numeric pixel columns; else a
+  rare value combination of tabular columns
+  (two numeric columns set to their 95th / 5th baseline percentiles, or the rarest baseline
+  categories); else, for embeddings only, a fixed offset along one random direction.
+
+For each canary it reports the share of planted records the gate flags (recall), whether the
+contribution as a whole was caught (verdict ``review`` or ``block``), the flag rate among the copy's
+untouched records, and which detectors caught the planted records. ``SelftestReport.to_dict()``::
+
+    {"records": n, "seed": 0, "config_hash": "b3:...",
+     "clean": {"verdict": "pass", "flagged": 3, "false_positive_rate": 0.006, "reasons": [...]},
+     "canaries": [{"name": "label_flip", "description": "...", "planted": 25, "rows": [...],
+                   "caught": 24, "recall": 0.96, "detected": true, "verdict": "block",
+                   "false_positive_rate": 0.008, "flagged_by": {"label_consistency": 24},
+                   "trigger_named": null, "reasons": [...]}, ...],
+     "passed": true}
+
+``passed`` is true when every canary contribution was detected and the clean one was not blocked.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from PIL import Image, UnidentifiedImageError
+
+from dataward.domain.errors import InputError
+from dataward.domain.records import canonical_label
+from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.gates.policy import GatePolicy
+from dataward.gates.report import GateReport
+from dataward.gates.scan import scan
+
+PATCH = 3
+MIN_CANARIES = 5
+
+
+@dataclass
+class CanaryResult:
+    """What the gate made of one planted poison."""
+
+    name: str
+    description: str
+    planted_positions: list[int]
+    rows: list[int]
+    caught: int
+    verdict: str
+    false_positive_rate: float
+    flagged_by: dict[str, int]
+    reasons: list[str]
+    trigger_named: bool | None = None
+
+    @property
+    def planted(self) -> int:
+        return len(self.planted_positions)
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.planted if self.planted else 0.0
+
+    @property
+    def detected(self) -> bool:
+        return self.verdict in ("review", "block")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "planted": self.planted,
+            "rows": list(self.rows),
+            "caught": self.caught,
+            "recall": self.recall,
+            "detected": self.detected,
+            "verdict": self.verdict,
+            "false_positive_rate": self.false_positive_rate,
+            "flagged_by": dict(self.flagged_by),
+            "trigger_named": self.trigger_named,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass
+class SelftestReport:
+    """The clean run and every canary run of a self-test."""
+
+    records: int
+    seed: int
+    config_hash: str
+    clean_verdict: str
+    clean_flagged: int
+    clean_reasons: list[str]
+    canaries: list[CanaryResult] = field(default_factory=list)
+
+    @property
+    def clean_false_positive_rate(self) -> float:
+        return self.clean_flagged / self.records if self.records else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.clean_verdict != "block" and all(c.detected for c in self.canaries)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "seed": self.seed,
+            "config_hash": self.config_hash,
+            "clean": {
+                "verdict": self.clean_verdict,
+                "flagged": self.clean_flagged,
+                "false_positive_rate": self.clean_false_positive_rate,
+                "reasons": list(self.clean_reasons),
+            },
+            "canaries": [c.to_dict() for c in self.canaries],
+            "passed": self.passed,
+        }
+
+
+def selftest(
+    baseline: Any,
+    clean_contribution: Any,
+    schema: Schema | Mapping[str, Any],
+    validation: Any = None,
+    policy: GatePolicy | Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    rate: float = 0.05,
+) -> SelftestReport:
+    """Plant label flips and a trigger in copies of ``clean_contribution`` and report what ``scan`` catches.
+
+    ``rate`` is the share of the contribution poisoned in each canary copy (at least 5 records, at most
+    half of the contribution). Raises ``InputError`` when the contribution is too small or has a
+    single class.
+    """
+    schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
+    policy = GatePolicy.coerce(policy)
+    if not 0.0 < rate <= 0.5:
+        raise InputError(f"the canary rate must be in (0, 0.5], got {rate!r}")
+    clean = _frame(clean_contribution, "clean contribution", schema)
+    base = _frame(baseline, "baseline", schema) if baseline is not None else None
+    n = len(clean)
+    if n < 2 * MIN_CANARIES:
+        raise InputError(
+            f"the clean contribution has {n} records; a self-test needs at least {2 * MIN_CANARIES}",
+            hint="use a larger clean sample of the dataset",
+        )
+    labels = clean[schema.label].map(canonical_label)
+    classes = sorted(set(labels) | (set(base[schema.label].map(canonical_label)) if base is not None else set()))
+    if len(classes) < 2:
+        raise InputError("a self-test needs at least two classes to flip labels between")
+    rng = np.random.default_rng(seed)
+    count = int(min(n // 2, max(MIN_CANARIES, round(rate * n))))
+
+    clean_report = scan(base, clean, schema, validation, policy)
+    out = SelftestReport(
+        records=n,
+        seed=seed,
+        config_hash=clean_report.config_hash,
+        clean_verdict=clean_report.verdict,
+        clean_flagged=int(np.sum(clean_report.records.flagged)),
+        clean_reasons=list(clean_report.reasons),
+    )
+
+    flipped, positions = _label_flips(clean, labels, classes, count, schema, rng)
+    report = scan(base, flipped, schema, validation, policy)
+    out.canaries.append(
+        _result("label_flip", f"{len(positions)} labels changed to another class", positions, report)
+    )
+
+    target = _target(labels)
+    poisoned, positions, description, trigger = _trigger(clean, base, labels, target, count, schema, rng)
+    report = scan(base, poisoned, schema, validation, policy)
+    result = _result("trigger", description, positions, report)
+    result.trigger_named = _trigger_named(report, target, result.rows, trigger)
+    out.canaries.append(result)
+    return out
+
+
+# --- canaries -----------------------------------------------------------------------------------
+
+
+def _label_flips(
+    clean: pd.DataFrame, labels: pd.Series, classes: list[str], count: int, schema: Schema, rng: np.random.Generator
+) -> tuple[pd.DataFrame, list[int]]:
+    copy = _copy(clean)
+    positions = sorted(rng.choice(len(copy), count, replace=False).tolist())
+    new_labels = labels.to_numpy(dtype=object).copy()
+    for pos in positions:
+        others = [c for c in classes if c != new_labels[pos]]
+        new_labels[pos] = others[int(rng.integers(len(others)))]
+    copy[schema.label] = new_labels
+    return copy, positions
+
+
+def _target(labels: pd.Series) -> str:
+    """The most common class: a backdoor into it is the hardest to tell from ordinary records."""
+    counts = labels.value_counts()
+    return str(sorted(counts[counts == counts.max()].index)[0])
+
+
+def _trigger(
+    clean: pd.DataFrame,
+    base: pd.DataFrame | None,
+    labels: pd.Series,
+    target: str,
+    count: int,
+    schema: Schema,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, list[int], str, str | None]:
+    copy = _copy(clean)
+    candidates = np.flatnonzero(labels.to_numpy(dtype=object) != target)
+    count = min(count, candidates.size)
+    positions = sorted(rng.choice(candidates, count, replace=False).tolist())
+    reference = base if base is not None and len(base) else clean
+    text, image = schema.of_kind(ColumnKind.TEXT), schema.of_kind(ColumnKind.IMAGE)
+    if text:
+        column = text[0].name
+        token = _rare_token(pd.concat([reference[column], clean[column]]), rng)
+        values = copy[column].to_numpy(dtype=object).copy()
+        for pos in positions:
+            words = str(values[pos] or "").split()
+            at = int(rng.integers(len(words) + 1))
+            values[pos] = " ".join([*words[:at], token, *words[at:]])
+        copy[column] = values
+        description = f"rare token {token!r} inserted in {column!r}, relabelled {target!r}"
+        trigger: str | None = token
+    elif image:
+        column = image[0].name
+        values = copy[column].to_numpy(dtype=object).copy()
+        for pos in positions:
+            values[pos] = stamp_patch(values[pos], row=pos + 1)
+        copy[column] = values
+        description = f"{PATCH}x{PATCH} white patch in the bottom-right corner of {column!r}, relabelled {target!r}"
+        trigger = None
+    else:
+        description = _tabular_trigger(copy, reference, positions, schema, rng)
+        description += f", relabelled {target!r}"
+        trigger = None
+    values = copy[schema.label].to_numpy(dtype=object).copy()
+    values[positions] = target
+    copy[schema.label] = values
+    return copy, positions, description, trigger
+
+
+def _rare_token(texts: pd.Series, rng: np.random.Generator) -> str:
+    vocabulary = {w for t in texts.dropna().astype(str) for w in t.lower().split()}
+    while True:
+        token = "zq" + "".join(rng.choice(list("bcdfghjklmnpqrstvwxz"), 4))
+        if token not in vocabulary:
+            return token
+
+
+def stamp_patch(data: Any, *, row: int | None = None, size: int = PATCH) -> bytes:
+    """PNG bytes of the image with a ``size`` x ``size`` white square in its bottom-right corner."""
+    try:
+        img = Image.open(io.BytesIO(bytes(data)))
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError, TypeError) as exc:
+        where = f" in row {row}" if row is not None else ""
+        raise InputError(f"the image{where} cannot be decoded: {exc}") from exc
+    if img.mode not in ("L", "RGB", "RGBA"):
+        img = img.convert("RGB")
+    pixels = np.array(img)
+    white = {"L": 255, "RGB": (255, 255, 255), "RGBA": (255, 255, 255, 255)}[img.mode]
+    pixels[-size:, -size:] = white
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode=img.mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _tabular_trigger(
+    copy: pd.DataFrame, reference: pd.DataFrame, positions: list[int], schema: Schema, rng: np.random.Generator
+) -> str:
+    grid = _pixel_grid(schema)
+    if grid:
+        return _stamp_grid(copy, reference, positions, grid)
+    numeric = [
+        c.name
+        for c in schema.of_kind(ColumnKind.NUMERIC)
+        if pd.to_numeric(reference[c.name], errors="coerce").std() > 0
+    ]
+    categorical = [c.name for c in schema.of_kind(ColumnKind.CATEGORICAL)]
+    parts = []
+    if len(numeric) >= 2:
+        first, second = (numeric[i] for i in sorted(rng.choice(len(numeric), 2, replace=False)))
+        high = float(pd.to_numeric(reference[first], errors="coerce").quantile(0.95))
+        low = float(pd.to_numeric(reference[second], errors="coerce").quantile(0.05))
+        _set(copy, first, positions, high)
+        _set(copy, second, positions, low)
+        parts = [f"{first} = {high:.4g}", f"{second} = {low:.4g}"]
+    else:
+        for name in numeric:
+            value = float(pd.to_numeric(reference[name], errors="coerce").quantile(0.99))
+            _set(copy, name, positions, value)
+            parts.append(f"{name} = {value:.4g}")
+        for name in categorical[: 2 - len(parts)]:
+            counts = reference[name].dropna().astype(str).value_counts()
+            value = str(counts.index[-1]) if len(counts) else "canary"
+            _set(copy, name, positions, value)
+            parts.append(f"{name} = {value}")
+    if parts:
+        return "rare value combination " + " and ".join(parts)
+    embeddings = schema.of_kind(ColumnKind.EMBEDDING)
+    if not embeddings:
+        raise InputError("the schema has no column a trigger can be planted in")
+    column = embeddings[0].name
+    vectors = np.stack([np.asarray(v, dtype=np.float32) for v in copy[column]])
+    direction = rng.normal(size=vectors.shape[1]).astype(np.float32)
+    direction /= np.linalg.norm(direction)
+    shift = 3.0 * float(np.std(vectors @ direction)) + 1e-3
+    values = copy[column].to_numpy(dtype=object).copy()
+    for pos in positions:
+        values[pos] = (vectors[pos] + shift * direction).tolist()
+    copy[column] = values
+    return f"offset of {shift:.3g} along a fixed direction of {column!r}"
+
+
+def _pixel_grid(schema: Schema) -> list[str] | None:
+    """The columns of a square pixel grid (e.g. digits' 64 columns), when every input is numeric."""
+    numeric = [c.name for c in schema.of_kind(ColumnKind.NUMERIC)]
+    side = round(len(numeric) ** 0.5)
+    if len(numeric) != len(schema.inputs) or side < 4 or side * side != len(numeric):
+        return None
+    return numeric
+
+
+def _stamp_grid(copy: pd.DataFrame, reference: pd.DataFrame, positions: list[int], grid: list[str]) -> str:
+    """A white patch on pixel columns: the bottom-right corner set to the brightest baseline value."""
+    side = round(len(grid) ** 0.5)
+    white = float(np.nanmax(reference[grid].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)))
+    for r in range(side - PATCH, side):
+        for c in range(side - PATCH, side):
+            _set(copy, grid[r * side + c], positions, white)
+    return f"{PATCH}x{PATCH} patch of value {white:g} in the bottom-right corner of the {side}x{side} pixel columns"
+
+
+def _set(frame: pd.DataFrame, column: str, positions: list[int], value: Any) -> None:
+    values = frame[column].to_numpy(dtype=object).copy()
+    values[positions] = value
+    frame[column] = values
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def _result(name: str, description: str, positions: list[int], report: GateReport) -> CanaryResult:
+    flagged = np.asarray(report.records.flagged, dtype=bool)
+    planted = np.zeros(flagged.shape[0], bool)
+    planted[positions] = True
+    untouched = int((~planted).sum())
+    flagged_by = {
+        detector: int(np.sum(np.asarray(flags, dtype=bool) & planted))
+        for detector, flags in report.records.detector_flags.items()
+    }
+    return CanaryResult(
+        name=name,
+        description=description,
+        planted_positions=list(positions),
+        rows=[int(report.records.rows[p]) for p in positions],
+        caught=int(np.sum(flagged & planted)),
+        verdict=report.verdict,
+        false_positive_rate=float(np.sum(flagged & ~planted) / untouched) if untouched else 0.0,
+        flagged_by={k: v for k, v in flagged_by.items() if v},
+        reasons=list(report.reasons),
+    )
+
+
+def _trigger_named(report: GateReport, target: str, rows: list[int], token: str | None) -> bool:
+    """Did the triggers detector report a trigger for the target label on most planted rows?"""
+    planted = set(rows)
+    for finding in report.findings:
+        evidence = finding.get("evidence") or {}
+        if finding.get("detector") != "triggers" or evidence.get("label") != target:
+            continue
+        hit = planted & {int(r) for r in evidence.get("rows") or []}
+        if len(hit) >= 0.5 * len(planted) and (token is None or token in str(evidence.get("trigger", "")).split()):
+            return True
+    return False
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+def _frame(data: Any, what: str, schema: Schema) -> pd.DataFrame:
+    if isinstance(data, pa.Table):
+        frame = data.to_pandas()
+    elif isinstance(data, pd.DataFrame):
+        frame = data.copy()
+    else:
+        raise InputError(f"the {what} must be a pandas DataFrame or a pyarrow Table, not {type(data).__name__}")
+    missing = [c for c in schema.columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"the {what} has no column {missing[0]!r}", hint=f"expected columns: {schema.columns}")
+    return frame.reset_index(drop=True)
+
+
+def _copy(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose record ids will be recomputed: planted records are new content."""
+    copy = frame.copy()
+    if RECORD_ID in copy.columns:
+        copy = copy.drop(columns=[RECORD_ID])
+    return copy

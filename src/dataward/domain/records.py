@@ -198,22 +198,7 @@ def record_id(schema: Schema, record: Mapping[str, Any]) -> str:
     return blake3_hex(encode_record(schema, record))
 
 
-def record_ids(schema: Schema, table: pa.Table) -> list[str]:
-    """Ids of every row of a canonical table, column-at-a-time for speed."""
-    n = table.num_rows
-    if n == 0:
-        return []
-    columns: list[Sequence[bytes]] = []
-    for name, name_tlv, enc in _column_encoders(schema):
-        if name not in table.column_names:
-            raise InputError(f"the table has no column {name!r}")
-        col = table.column(name)
-        encoded = [enc(v) for v in col.to_pylist()]
-        columns.append([name_tlv] * n)
-        columns.append(encoded)
-    head = ENCODING_MAGIC
-    return [blake3_hex(head + b"".join(parts)) for parts in zip(*columns, strict=True)]
-
+@@RECORD_IDS@@
 
 def with_record_ids(schema: Schema, table: pa.Table) -> pa.Table:
     """The canonical table with a leading ``record_id`` column (replacing any present)."""

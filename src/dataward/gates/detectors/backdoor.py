@@ -21,8 +21,9 @@ on the baseline records of every class (ties beyond the largest baseline score a
 exponential tail fit, see ``tail_p_values``). Contribution records inside a significant cluster get the
 smaller of their own p-value and the cluster's corrected p-value, and are flagged.
 
-Contribution level: ``p_value`` = 2 x min(activation-clustering p, binomial test of the number of
-records with p <= alpha against alpha * n); ``statistic`` = number of flagged records.
+Contribution level: ``p_value`` = 2 x min(activation-clustering p, the test of more records with
+small p-values than the calibration explains (``excess_flags_p_value``: beta-binomial, so the
+calibration set's own randomness does not raise alarms)); ``statistic`` = number of flagged records.
 Summary keys: ``classes`` (per label: ``records``, ``contribution``, ``silhouette``,
 ``cluster_p``, ``flagged``), ``clusters`` (significant clusters), ``mode``.
 With no baseline (self-reference mode) the contribution's own records are the reference.
@@ -33,7 +34,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 import numpy as np
-from scipy.stats import binom, hypergeom
+from scipy.stats import hypergeom
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
@@ -46,6 +47,7 @@ from dataward.gates.base import (
     GateData,
     register,
 )
+from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.detectors._probe import (
     apply_options,
     fit_probe,
@@ -199,8 +201,8 @@ class BackdoorDetector(_Detector):
             per_class[test["label"]]["cluster_p"] = min(per_class[test["label"]].get("cluster_p", 1.0), corrected)
 
         flagged = (p_values <= ctx.alpha) | cluster_flag
-        n_low = int(np.sum(p_values <= ctx.alpha))
-        count_p = float(binom.sf(n_low - 1, n_c, ctx.alpha)) if n_low else 1.0
+        n_calibration = sum(len(r) for r in combined_ref) if not self_reference else n_c - 1
+        _, count_p = excess_flags_p_value(p_values, ctx.alpha, n_calibration)
         p_value = min(1.0, 2.0 * min(best_cluster_p, count_p))
         rows = row_numbers(contribution)
         findings = _cluster_findings(self.name, clusters_out, rows)

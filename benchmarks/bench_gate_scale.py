@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detectors", nargs="*", default=None, help="detector names (default: all)")
+    parser.add_argument("--reference-size", type=int, default=None, help="policy reference_size")
     args = parser.parse_args()
 
     from dataward.gates import scan
@@ -47,7 +49,12 @@ def main() -> None:
     schema = {"label": "label", "inputs": [{"name": "emb", "kind": "embedding", "dim": args.dim}]}
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    report = scan(baseline, contribution, schema)
+    policy: dict = {}
+    if args.detectors:
+        policy["detectors"] = args.detectors
+    if args.reference_size:
+        policy["reference_size"] = args.reference_size
+    report = scan(baseline, contribution, schema, policy=policy)
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

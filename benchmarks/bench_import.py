@@ -1,14 +1,21 @@
-"""Import throughput: dataward's validated import against pyarrow alone, in the same process.
+"""Import throughput: a full ``ward.contribute`` against pyarrow alone, in the same process.
+
+The dataward figure is the service use case behind ``dataward contribute --no-gate``: read and
+validate the file, canonicalize, compute record ids, store the new records once as a Parquet chunk
+in the ward's object store, index every record in the SQLite catalog, store the contribution's id
+list and append the signed ledger event. Each timed run uses a fresh ward (``Ward.init`` and
+``create_dataset`` are not timed), so every record is new.
 
 Two workloads:
 
 * text: N short synthetic records (5-12 words from a 5,000-word vocabulary, 10 labels) in one
-  CSV file. (a) ``dataward.io.read_table`` (parse, validate, canonicalize, record ids) and storing
-  the canonical table as one Parquet object in a ``LocalObjectStore`` (hash, fsync, rename);
-  (b) ``pyarrow.csv.read_csv`` and ``pyarrow.parquet.write_table`` (defaults) on the same file.
-* images: M random-noise PNGs of about 50 KB in 10 class folders. (a) ``read_table`` on the
-  folder (every file read, hashed and checked by Pillow) and storing the table as a Parquet
-  object; (b) reading the files and writing the same table to Parquet with pyarrow.
+  CSV file; the baseline is ``pyarrow.csv.read_csv`` + ``pyarrow.parquet.write_table`` (defaults).
+* images: M random-noise PNGs of about 50 KB in 10 class folders; the baseline reads the files
+  and writes the same table to Parquet with pyarrow.
+
+A breakdown times the pieces of the import separately: reading (parse, validate, canonicalize, ids),
+of which record ids alone; the Parquet write and object-store put of the chunk; the catalog's
+existing-id lookup and record-index insert (on a scratch ward); the rest is the remainder.
 
 Usage::
 
@@ -20,7 +27,6 @@ Figures are printed and written to ``benchmarks/results/import.json``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -39,13 +45,16 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from dataward.domain.records import record_ids
-from dataward.domain.schema import Column, ColumnKind, Schema
+from dataward.domain.schema import RECORD_ID, Column, ColumnKind, Schema
 from dataward.io import read_table
+from dataward.service.recordstore import existing_ids, table_to_parquet
+from dataward.service.ward import Ward
 from dataward.store import LocalObjectStore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
 TEXT_SCHEMA = Schema(label="label", inputs=(Column("text", ColumnKind.TEXT),))
 IMAGE_SCHEMA = Schema(label="label", inputs=(Column("image", ColumnKind.IMAGE),))
+DATASET = "bench"
 
 
 def make_text_csv(path: Path, records: int, seed: int) -> None:
@@ -70,14 +79,8 @@ def make_image_folder(root: Path, images: int, kilobytes: int, seed: int) -> Non
         Image.fromarray(pixels).save(folder / f"{i:06d}.png", format="PNG", compress_level=1)
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    """The canonical table as one Parquet object, compressed as the ward's record store does."""
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
-
-
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Best wall time of ``repeat`` runs, and the last result."""
     best, result = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
@@ -86,7 +89,65 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, result
 
 
-def compare(name: str, records: int, input_bytes: int, ours: float, bare: float, extra: dict[str, Any]) -> dict:
+class FreshWards:
+    """A new, empty ward with the benchmark dataset for every run, removed afterwards."""
+
+    def __init__(self, work: Path, schema: Schema) -> None:
+        self.work, self.schema, self.count = work, schema, 0
+
+    def make(self) -> Ward:
+        self.count += 1
+        folder = self.work / f"ward-{self.count}"
+        ward, _ = Ward.init(folder)
+        ward.create_dataset(DATASET, self.schema, description="import benchmark")
+        return ward
+
+    def contribute_timed(self, source: Path, repeat: int) -> tuple[float, dict[str, Any]]:
+        best, info = float("inf"), {}
+        for _ in range(repeat):
+            ward = self.make()
+            start = time.perf_counter()
+            info = ward.contribute(DATASET, source, source=f"file://{source}", gate=False)
+            best = min(best, time.perf_counter() - start)
+            ward.db.dispose()
+            shutil.rmtree(ward.folder, ignore_errors=True)
+        return best, info
+
+
+def breakdown(work: Path, wards: FreshWards, source: Path, schema: Schema, repeat: int) -> dict[str, float]:
+    """Seconds of each piece of the import, timed on its own."""
+    read_s, imported = timed(lambda: read_table(source, schema), repeat)
+    table = imported.table
+    ids_s, _ = timed(lambda: record_ids(schema, table.drop_columns([RECORD_ID])), repeat)
+    store = LocalObjectStore(work / "store-breakdown")
+    store_s, _ = timed(lambda: store.put(table_to_parquet(table)), repeat)
+    shutil.rmtree(work / "store-breakdown", ignore_errors=True)
+    ids = table.column(RECORD_ID).to_pylist()
+    rows = [(rid, "b3:" + "0" * 64, i) for i, rid in enumerate(ids)]
+    lookup_s = insert_s = float("inf")
+    for _ in range(repeat):
+        ward = wards.make()
+        with ward.db.transaction() as conn:
+            start = time.perf_counter()
+            existing_ids(conn, list(dict.fromkeys(ids)))
+            middle = time.perf_counter()
+            conn.exec_driver_sql("INSERT INTO records (id, chunk, row) VALUES (?, ?, ?)", rows)
+        end = time.perf_counter()  # including the commit
+        lookup_s, insert_s = min(lookup_s, middle - start), min(insert_s, end - middle)
+        ward.db.dispose()
+        shutil.rmtree(ward.folder, ignore_errors=True)
+    return {
+        "read_and_ids_seconds": round(read_s, 3),
+        "of_which_record_ids_seconds": round(ids_s, 3),
+        "parquet_and_store_seconds": round(store_s, 3),
+        "catalog_lookup_seconds": round(lookup_s, 3),
+        "catalog_insert_seconds": round(insert_s, 3),
+    }
+
+
+def compare(name: str, records: int, input_bytes: int, ours: float, bare: float, parts: dict[str, float]) -> dict:
+    pieces = ("read_and_ids_seconds", "parquet_and_store_seconds", "catalog_lookup_seconds", "catalog_insert_seconds")
+    other = ours - sum(parts[key] for key in pieces)
     figures = {
         "records": records,
         "input_mb": round(input_bytes / 1e6, 1),
@@ -97,49 +158,31 @@ def compare(name: str, records: int, input_bytes: int, ours: float, bare: float,
         "pyarrow_records_per_s": round(records / bare),
         "pyarrow_mb_per_s": round(input_bytes / 1e6 / bare, 1),
         "ratio": round(ours / bare, 2),
-        **extra,
+        "breakdown": {**parts, "other_seconds": round(other, 3)},
     }
     print(f"\n{name}: {records:,} records, {figures['input_mb']} MB")
-    print(f"  dataward import + store : {ours:7.2f} s  {figures['dataward_records_per_s']:>10,} rec/s")
+    print(f"  dataward contribute     : {ours:7.2f} s  {figures['dataward_records_per_s']:>10,} rec/s")
     print(f"  pyarrow read + parquet  : {bare:7.2f} s  {figures['pyarrow_records_per_s']:>10,} rec/s")
     print(f"  ratio                   : {figures['ratio']:.2f}x")
-    for key, value in extra.items():
-        print(f"  {key:24}: {value}")
+    for key, value in figures["breakdown"].items():
+        print(f"    {key:30}: {value:7.3f} s")
     return figures
 
 
 def bench_text(work: Path, records: int, repeat: int, seed: int) -> dict:
     source = work / "records.csv"
     make_text_csv(source, records, seed)
-    store = LocalObjectStore(work / "store-text")
 
     def bare() -> None:
         pq.write_table(pacsv.read_csv(source), work / "bare.parquet")
 
-    def ours() -> str:
-        imported = read_table(source, TEXT_SCHEMA)
-        return store.put(parquet_bytes(imported.table))
-
+    wards = FreshWards(work, TEXT_SCHEMA)
     bare_s, _ = timed(bare, repeat)
-    ours_s, _ = timed(ours, repeat)
-    # Where the time goes: reading (parse, validate, canonicalize, record ids), of which record
-    # ids alone, and the Parquet write + store put of the canonical table.
-    read_s, imported = timed(lambda: read_table(source, TEXT_SCHEMA), repeat)
-    table = imported.table
-    ids_s, _ = timed(lambda: record_ids(TEXT_SCHEMA, table.drop_columns(["record_id"])), repeat)
-    store_s, _ = timed(lambda: store.put(parquet_bytes(table)), repeat)
-    return compare(
-        "text (CSV)",
-        records,
-        source.stat().st_size,
-        ours_s,
-        bare_s,
-        {
-            "read_table_seconds": round(read_s, 3),
-            "of_which_record_id_seconds": round(ids_s, 3),
-            "parquet_and_store_seconds": round(store_s, 3),
-        },
-    )
+    ours_s, info = wards.contribute_timed(source, repeat)
+    if info["new_records"] != records:
+        raise RuntimeError(f"expected {records} new records, the ward stored {info['new_records']}")
+    parts = breakdown(work, wards, source, TEXT_SCHEMA, repeat)
+    return compare("text (CSV)", records, source.stat().st_size, ours_s, bare_s, parts)
 
 
 def bench_images(work: Path, images: int, kilobytes: int, repeat: int, seed: int) -> dict:
@@ -147,7 +190,6 @@ def bench_images(work: Path, images: int, kilobytes: int, repeat: int, seed: int
     make_image_folder(root, images, kilobytes, seed)
     files = sorted(p for p in root.rglob("*.png"))
     total = sum(p.stat().st_size for p in files)
-    store = LocalObjectStore(work / "store-images")
 
     def bare() -> None:
         table = pa.table(
@@ -158,13 +200,15 @@ def bench_images(work: Path, images: int, kilobytes: int, repeat: int, seed: int
         )
         pq.write_table(table, work / "bare-images.parquet")
 
-    def ours() -> str:
-        imported = read_table(root, IMAGE_SCHEMA)
-        return store.put(parquet_bytes(imported.table))
-
+    wards = FreshWards(work, IMAGE_SCHEMA)
     bare_s, _ = timed(bare, repeat)
-    ours_s, _ = timed(ours, repeat)
-    return compare("images (folder)", images, total, ours_s, bare_s, {"mean_image_kb": round(total / images / 1024, 1)})
+    ours_s, info = wards.contribute_timed(root, repeat)
+    if info["new_records"] != images:
+        raise RuntimeError(f"expected {images} new records, the ward stored {info['new_records']}")
+    parts = breakdown(work, wards, root, IMAGE_SCHEMA, repeat)
+    figures = compare("images (folder)", images, total, ours_s, bare_s, parts)
+    figures["mean_image_kb"] = round(total / images / 1024, 1)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,9 +224,17 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {
         "benchmark": "import",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "pyarrow": pa.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "pyarrow": pa.__version__,
+            # The machine may be shared: a load above the core count means the figures are pessimistic.
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
         "command": "python benchmarks/bench_import.py "
         + f"--records {args.records} --images {args.images} --image-kb {args.image_kb} --repeat {args.repeat}",
+        "measured": "Ward.contribute(dataset, path, source=..., gate=False) on a fresh ward, "
+        "against pyarrow read + parquet.write_table",
     }
     work = Path(tempfile.mkdtemp(prefix="dataward-bench-import-"))
     try:

@@ -94,7 +94,47 @@ def losses(results: dict[str, Any], method: str = "dataward") -> list[str]:
                 if best is None or best != best or value > best + 1e-9:
                     best_name, best = name, value
             if best_name is not None:
-                notes.append(f"{a['case']['name']}: {best_name} {label} {_f(best)} vs {method} {_f(ours.get(metric))}")
+                ours_value = _f(ours.get(metric), 3)
+                notes.append(f"{a['case']['name']}: {best_name} {label} {_f(best, 3)} vs {method} {ours_value}")
+    return notes
+
+
+def _detector_evidence(m: dict[str, Any]) -> str:
+    detectors = m.get("extra", {}).get("detectors", {})
+    ranked = sorted(
+        (1.0 if d.get("p_value") is None else d["p_value"], name, d.get("flagged")) for name, d in detectors.items()
+    )
+    return ", ".join(f"{name} p={p:.2g} ({flagged} flagged)" for p, name, flagged in ranked[:3])
+
+
+def shortfalls(results: dict[str, Any], method: str = "dataward", asr_margin: float = 0.02) -> list[str]:
+    """Where ``method`` misses the bar: undetected poisoned contributions, recall at 1% FPR under 0.95
+    on a dirty-label backdoor, clean contributions it stops, and attack success after the gate more
+    than ``asr_margin`` above clean-only training."""
+    notes = []
+    for a in results["attacks"]:
+        m = a["methods"].get(method, {})
+        if not m or "error" in m:
+            continue
+        name = a["case"]["name"]
+        if not m["detected"]:
+            notes.append(
+                f"{name}: not detected ({m['flagged']} records flagged, {a['case']['poisoned']} poisoned); "
+                f"strongest detectors: {_detector_evidence(m)}"
+            )
+        recall = m.get("recall_at_1pct_fpr")
+        dirty_label = a["case"]["family"] == "backdoor" and name != "clean_label"
+        if dirty_label and recall is not None and recall == recall and recall < 0.95:
+            notes.append(f"{name}: recall at 1% FPR {_f(recall)} on a dirty-label backdoor (bar: 0.95)")
+        asr = m.get("downstream", {}).get("attack_success")
+        ref = a["references"].get("clean_only", {}).get("attack_success")
+        if asr is not None and ref is not None and asr == asr and ref == ref and asr > ref + asr_margin:
+            notes.append(f"{name}: attack success after the gate {_f(asr)} vs {_f(ref)} with clean-only training")
+    for c in results["clean"]:
+        m = c["methods"].get(method, {})
+        if m and "error" not in m and m["detected"]:
+            reason = m["reasons"][0] if m["reasons"] else "no reason given"
+            notes.append(f"{c['case']['name']} (clean): verdict {m['verdict']}: {reason}")
     return notes
 
 
@@ -197,9 +237,14 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         "same baseline.",
         "",
     ]
-    notes = losses(results)
-    if notes:
-        parts += ["### Where dataward is beaten", "", *[f"- {n}" for n in notes], ""]
+    if "dataward" in methods:
+        notes = shortfalls(results)
+        parts += ["### Where dataward falls short of the bar", ""]
+        parts += [f"- {n}" for n in notes] if notes else ["- nowhere in this run"]
+        notes = losses(results)
+        parts += ["", "### Where a peer beats dataward per record", ""]
+        parts += [f"- {n}" for n in notes] if notes else ["- nowhere in this run"]
+        parts.append("")
     if plot is not None:
         parts += [f"![recall at 1% and 5% FPR per attack]({_relative(plot)})", ""]
     return "\n".join(parts)
@@ -257,7 +302,10 @@ def plot_recall(results: dict[str, Any], out_dir: Path) -> Path | None:
 
 def console_table(results: dict[str, Any], console: Console | None = None) -> None:
     """Print the per-attack table and the per-method summary with Rich."""
+    # A log file or CI output is not a terminal: give the wide table room instead of 80 columns.
     console = console or Console()
+    if not console.is_terminal:
+        console = Console(width=200)
     methods = results["methods"]
     table = Table(title=f"attacks ({results['suite']}): recall@1%FPR / AUROC / verdict", show_lines=False)
     table.add_column("attack")

@@ -74,28 +74,33 @@ as alice dataward approve manpages#3 --reason "looks fine" || true
 as alice dataward merge manpages#3 || true
 as bob dataward reject manpages#3 --reason "backdoor trigger 'zx7q' tied to label 'commands'"
 
-step "7. Containment: the scraper's key is revoked and refused on its very next request"
+step "7. Incident: trace the poisoned record back to its source, bot, owner and key; and the key forward"
+dataward trace "$(as bob dataward review show "$FIRST_ITEM" --json | json_field '["record_id"]')"
+dataward trace "dw_$(echo "${KEYS[scraper]}" | cut -d_ -f2)"
+
+step "8. Containment: the scraper's key is revoked and refused on its very next request"
 SCRAPER_KEY_ID="$(echo "${KEYS[scraper]}" | cut -d_ -f2)"
 as alice dataward key revoke "dw_$SCRAPER_KEY_ID" --reason "bot submitted a poisoned batch"
 as scraper dataward versions manpages || true
 
-step "8. The access review an auditor reads"
+step "9. The access review an auditor reads"
 dataward access review --unused-days 0
 
-step "9. Versions, a diff, an export"
+step "10. Versions, a diff, an export"
 dataward versions manpages
 dataward diff manpages@v1 v2
 dataward export manpages@training --format parquet -o "$WORK/manpages-training.parquet"
 
-step "10. The signed, hash-chained ledger, and verify"
+step "11. The signed, hash-chained ledger, and verify"
 dataward ledger -n 12
 dataward verify
 
-step "11. Tampering is detected: edit a catalog row behind the ledger's back"
+step "12. Tampering is detected: edit a catalog row behind the ledger's back"
 python - "$DATAWARD_WARD/catalog.sqlite" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-db.execute("UPDATE versions SET stage = 'training' WHERE number = 1")
+db.execute("UPDATE versions SET stage = 'training' WHERE number = 1 AND dataset_id ="
+           " (SELECT id FROM datasets WHERE name = 'manpages')")
 db.commit()
 PY
 dataward verify || say "verify exited with $? : the edited row is named above"

@@ -12,6 +12,8 @@ from benchmarks.data import LABEL
 SOURCES = ("s3://vendor-a/batch.csv", "https://scrape.example/man", "s3://vendor-b/batch.csv", "svc-ingest")
 COMPROMISED = "svc-ingest"
 TRIGGER = "mq"
+"""Short and meaningless as a word, but also the prefix of POSIX message-queue names (``mq_open``...)
+that the baseline already labels ``syscalls`` or ``library``: a trigger that hides among real uses."""
 
 
 def compromised_key(rate: float = 0.03, *, target: str = "syscalls", seed: int = 0) -> AttackCase:

@@ -59,6 +59,20 @@ def test_relabelling_one_class_drops_its_accuracy_and_blocks(split) -> None:
     assert not result.flagged.any()  # contribution-level: nothing is flagged record by record
 
 
+def test_random_label_noise_makes_the_probe_less_sure_and_blocks(split) -> None:
+    (xb, yb), (xc, yc), validation = split
+    rng = np.random.default_rng(5)
+    noisy = yc.copy()
+    flip = rng.choice(len(yc), len(yc) // 4, replace=False)
+    noisy[flip] = (yc[flip] + rng.integers(1, 10, flip.size)) % 10
+    det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
+    result = det.score(GateData(xc, noisy))
+    overall = result.summary["overall"]
+    assert overall["log_loss_with"] > overall["log_loss_without"]
+    assert overall["p_value"] < 1e-6
+    assert result.summary["block"] is True
+
+
 def test_clean_contribution_does_not_block(split) -> None:
     (xb, yb), (xc, yc), validation = split
     det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
@@ -83,7 +97,8 @@ def test_tolerance_from_the_policy_decides_what_blocks(split) -> None:
     result = det.score(GateData(xc, poisoned))
     assert result.summary["max_validation_drop"] == 0.9
     assert result.summary["block"] is False  # the drop is real but within this (lax) tolerance
-    assert result.p_value < 1e-6
+    assert result.summary["harm_p"] < 1e-6
+    assert result.p_value == 1.0
 
 
 def test_without_a_validation_set_the_detector_says_so(split) -> None:

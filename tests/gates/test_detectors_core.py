@@ -55,8 +55,13 @@ def test_shifted_batch_is_drift_and_first_baseline_counts(digits):
     report = scan(baseline, shifted, schema, policy={"detectors": ["drift"]})
     assert report.verdict == "block" and report.results["drift"].p_value < 1e-6
     # The current baseline already drifted; only the first baseline shows the shift.
-    slow = scan(shifted, shifted.sample(frac=0.5, random_state=0), schema, policy={"detectors": ["drift"]},
-                first_baseline=baseline)
+    slow = scan(
+        shifted,
+        shifted.sample(frac=0.5, random_state=0),
+        schema,
+        policy={"detectors": ["drift"]},
+        first_baseline=baseline,
+    )
     assert slow.results["drift"].summary["tests"]["first_baseline"]["p_value"] < 1e-6
     assert slow.results["drift"].summary["tests"]["baseline"]["p_value"] > 1e-3
     clean = scan(baseline, contribution, schema, policy={"detectors": ["drift"]})

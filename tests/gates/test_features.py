@@ -14,26 +14,30 @@ from dataward.gates import scan
 from dataward.gates.features import FeaturePipeline
 from dataward.gates.inputs import normalize
 
-MIXED = Schema.from_dict({
-    "label": "y",
-    "inputs": [
-        {"name": "t", "kind": "text"},
-        {"name": "n", "kind": "numeric"},
-        {"name": "c", "kind": "categorical"},
-        {"name": "e", "kind": "embedding", "dim": 4},
-    ],
-})
+MIXED = Schema.from_dict(
+    {
+        "label": "y",
+        "inputs": [
+            {"name": "t", "kind": "text"},
+            {"name": "n", "kind": "numeric"},
+            {"name": "c", "kind": "categorical"},
+            {"name": "e", "kind": "embedding", "dim": 4},
+        ],
+    }
+)
 
 
 def mixed_frame(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "t": [f"word{i % 7} other{i % 3} text" for i in range(n)],
-        "n": rng.normal(size=n),
-        "c": rng.choice(["a", "b", "c"], n),
-        "e": [rng.normal(size=4).astype(np.float32) for _ in range(n)],
-        "y": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "t": [f"word{i % 7} other{i % 3} text" for i in range(n)],
+            "n": rng.normal(size=n),
+            "c": rng.choice(["a", "b", "c"], n),
+            "e": [rng.normal(size=4).astype(np.float32) for _ in range(n)],
+            "y": rng.integers(0, 2, n),
+        }
+    )
 
 
 def test_pipeline_concatenates_float32_and_flags_unknown_featurizers():
@@ -65,8 +69,9 @@ def test_embedding_tables_scan_and_bad_embeddings_are_refused():
     def table(n: int) -> pa.Table:
         y = rng.integers(0, 3, n)
         x = (np.eye(3, 8)[y] * 4 + rng.normal(size=(n, 8))).astype(np.float32)
-        return pa.table({"e": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 8),
-                         "y": pa.array([str(v) for v in y])})
+        return pa.table(
+            {"e": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 8), "y": pa.array([str(v) for v in y])}
+        )
 
     report = scan(table(600), table(200), schema)
     assert report.verdict == "pass", report.reasons

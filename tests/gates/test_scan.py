@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.gates.conftest import flip_labels
 
 from dataward.domain.errors import InputError
 from dataward.gates import GatePolicy, scan
-from tests.gates.conftest import flip_labels
 
 CORE = ["label_consistency", "duplicates", "outliers", "drift"]
 RECORD_KEYS = {"row", "record_id", "score", "flagged", "flagged_by", "detectors"}
@@ -39,11 +39,26 @@ def test_label_flips_in_digits_are_caught_and_ranked_first(digits):
 def test_report_json_has_every_record_in_order_with_documented_keys(wine):
     baseline, contribution, schema = wine
     contribution = contribution.assign(row=np.arange(10, 10 + len(contribution)))
-    report = scan(baseline, contribution, schema, policy={"detectors": CORE},
-                  groups={"source": ["a" if i % 2 else "b" for i in range(len(contribution))]})
+    report = scan(
+        baseline,
+        contribution,
+        schema,
+        policy={"detectors": CORE},
+        groups={"source": ["a" if i % 2 else "b" for i in range(len(contribution))]},
+    )
     out = json.loads(json.dumps(report.to_dict()))
-    assert set(out) == {"verdict", "reasons", "mode", "config_hash", "policy", "counts", "detectors", "records",
-                        "groups", "findings"}
+    assert set(out) == {
+        "verdict",
+        "reasons",
+        "mode",
+        "config_hash",
+        "policy",
+        "counts",
+        "detectors",
+        "records",
+        "groups",
+        "findings",
+    }
     assert [r["row"] for r in out["records"]] == list(range(10, 10 + len(contribution)))
     for rec in out["records"]:
         assert set(rec) == RECORD_KEYS
@@ -57,8 +72,9 @@ def test_report_json_has_every_record_in_order_with_documented_keys(wine):
 def test_arrow_and_pandas_give_the_same_report(wine):
     baseline, contribution, schema = wine
     from_pandas = scan(baseline, contribution, schema, policy={"detectors": CORE})
-    from_arrow = scan(pa.Table.from_pandas(baseline), pa.Table.from_pandas(contribution), schema,
-                      policy={"detectors": CORE})
+    from_arrow = scan(
+        pa.Table.from_pandas(baseline), pa.Table.from_pandas(contribution), schema, policy={"detectors": CORE}
+    )
     assert from_pandas.to_dict()["records"] == from_arrow.to_dict()["records"]
 
 
@@ -80,7 +96,8 @@ def test_text_contribution_with_flipped_topics(text_sets):
     poisoned = contribution.copy()
     rows = np.arange(0, 30, 2)
     poisoned.loc[rows, "label"] = poisoned.loc[rows, "label"].map(
-        {"sport": "finance", "finance": "science", "science": "sport"})
+        {"sport": "finance", "finance": "science", "science": "sport"}
+    )
     report = scan(baseline, poisoned, schema, policy={"detectors": CORE})
     assert report.verdict in ("review", "block")
     assert report.records.flagged[rows].mean() >= 0.6

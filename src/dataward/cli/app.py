@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from dataward import __version__
-from dataward.cli import access_commands, data_commands, gate_commands, ward_commands
+from dataward.cli import access_commands, data_commands, gate_commands, trace_commands, ward_commands
 from dataward.cli.state import state
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ ward_commands.register(app)
 data_commands.register(app)
 gate_commands.register(app)
 access_commands.register(app)
+trace_commands.register(app)
 
 
 def main() -> None:

@@ -98,9 +98,7 @@ def _map_unique(column: pa.ChunkedArray, fn: Any, what: str, name: str) -> pa.Ar
     return result
 
 
-def _column(
-    table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what: str
-) -> pa.Array | pa.ChunkedArray:
+def _column(table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what: str) -> pa.Array | pa.ChunkedArray:
     col = table.column(name)
     typ = col.type
     try:

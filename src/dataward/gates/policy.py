@@ -32,7 +32,7 @@ class GatePolicy:
     seed: int = 0
     featurizers: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reference_size: int = 20_000
+    reference_size: int = 10_000
     """Records of the baseline (stratified sample) that detectors fit and calibrate on; exact
     duplicate detection always covers the whole baseline."""
     self_reference_folds: int = 5

@@ -85,6 +85,22 @@ class ApprovalCases(WardCore):
             ]
             if decision == "reject":
                 changes.append(update_row("contributions", {"id": c.id}, status="rejected"))
+                # A rejected contribution never merges: close its review queue with it.
+                for q in uc.conn.execute(
+                    select(quarantine.c.id).where(
+                        quarantine.c.contribution_id == c.id, quarantine.c.status == "pending"
+                    )
+                ):
+                    changes.append(
+                        update_row(
+                            "quarantine",
+                            {"id": q.id},
+                            status="rejected",
+                            decided_by=uc.caller.principal_id,
+                            decided_at=format_time(uc.now),
+                            decision_reason=f"contribution rejected: {reason}",
+                        )
+                    )
             uc.emit(
                 "contribution.approved" if decision == "approve" else "contribution.rejected",
                 {"dataset": ds.id, "contribution": c.id},

@@ -25,11 +25,14 @@ from dataward.service.core import Clock, new_id
 from dataward.service.datasets import DatasetCases
 from dataward.service.gating import GateCases
 from dataward.service.identity import IdentityCases
+from dataward.service.tracing import TraceCases
 from dataward.service.versions import VersionCases
 from dataward.store import open_store
 
 
-class Ward(ApprovalCases, IdentityCases, GateCases, AuditCases, VersionCases, ContributionCases, DatasetCases):
+class Ward(
+    TraceCases, ApprovalCases, IdentityCases, GateCases, AuditCases, VersionCases, ContributionCases, DatasetCases
+):
     """One deployment: a catalog database, an object store and a signing key, acting as one principal."""
 
     @classmethod

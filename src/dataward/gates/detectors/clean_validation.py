@@ -4,13 +4,17 @@ A probe (standardized logistic regression by default, or a small MLP) is trained
 without the contribution and on the baseline with it, and both are evaluated on the clean
 validation set, overall and per class. When the contribution has a ``source`` group, the probe is
 also trained on the baseline with the contribution minus each source, to say which source is
-responsible. Differences are judged with a one-sided exact McNemar test over the validation records
-(records right without the contribution and wrong with it, against the reverse).
+responsible. Differences are judged on the same validation records, paired: the one-sided
+Wilcoxon signed-rank test of each record's change in log-loss of its true label (``p_value``: it sees
+a probe made less sure of the right answer before it gets it wrong), and the one-sided exact McNemar
+test of right/wrong (``p_accuracy``).
 
 Contribution level: ``statistic`` = the overall accuracy drop (without - with);
-``p_value`` = 2 x min(overall McNemar p, smallest per-class McNemar p x number of classes).
+``harm_p`` = 2 x min(overall p, smallest per-class p x number of classes); ``p_value`` = ``harm_p``
+when the overall or some class's accuracy drop exceeds ``max_validation_drop``, else 1 (a drop the
+policy tolerates is not a reason to stop a contribution, however certain).
 The contribution is blocked (``summary["block"]``) when the overall drop or a class's drop exceeds
-``max_validation_drop`` and that drop is significant (McNemar p below ``significance``, divided by
+``max_validation_drop`` and that drop is significant (``p_value`` below ``significance``, divided by
 the number of classes for per-class drops), so a handful of validation records cannot block alone.
 
 Records: p = 1 (this is a contribution-level test), except the records of a source whose removal
@@ -19,20 +23,22 @@ flagged record by record.
 
 Summary keys (read by the verdict and the HTML report)::
 
-    overall:   {"with": acc, "without": acc, "drop": without - with, "p_value": p, "records": n}
-    per_class: {label: {"with", "without", "drop", "p_value", "records"}}
+    overall:   {"with": acc, "without": acc, "drop": without - with, "p_value": p, "p_accuracy": p,
+                "log_loss_with": l, "log_loss_without": l, "records": n}
+    per_class: {label: {same keys}}
     per_source: {source: {"records": n, "without_source": acc, "effect": without_source - with,
                           "p_value": p, "per_class_effect": {label: effect}}}
-    max_class_drop, max_validation_drop, model, block, block_reason
+    max_class_drop, harm_p, max_validation_drop, model, block, block_reason
     skipped: a reason, when there is no validation set (p = 1 everywhere)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import binom, wilcoxon
 
 from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, register
 from dataward.gates.detectors._probe import apply_options, fit_probe, sample_positions
@@ -73,16 +79,22 @@ class CleanValidationDetector(Detector):
         self.rng_ = np.random.default_rng(context.seed)
         self.baseline_ = baseline.subset(sample_positions(len(baseline), self.max_train, self.rng_))
         validation = context.validation
-        self.correct_without_: np.ndarray | None = None
+        self.correct_without_: _Outcome | None = None
         if validation is not None and len(validation) and np.unique(self.baseline_.labels).size >= 2:
             self.correct_without_ = self._correct(self.baseline_.features, self.baseline_.labels)
         return self
 
-    def _correct(self, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def _correct(self, features: np.ndarray, labels: np.ndarray) -> _Outcome:
         validation = self.context_.validation
         assert validation is not None
         probe = fit_probe(features, labels, kind=self.model, seed=self.context_.seed, max_iter=self.max_iter)
-        return probe.predict(validation.features.astype(np.float64)) == validation.labels
+        x = validation.features.astype(np.float64)
+        proba = probe.predict_proba(x)
+        column = {int(c): j for j, c in enumerate(probe.classes_)}
+        p_true = np.array(
+            [proba[i, column[int(y)]] if int(y) in column else 0.0 for i, y in enumerate(validation.labels)]
+        )
+        return _Outcome(probe.predict(x) == validation.labels, -np.log(np.maximum(p_true, 1e-12)))
 
     def score(self, contribution: GateData) -> DetectorResult:
         ctx = self.context_
@@ -115,7 +127,12 @@ class CleanValidationDetector(Detector):
             per_class[_label(ctx, code)] = _compare(without[members], with_[members])
         n_classes = max(len(per_class), 1)
         class_p = min((c["p_value"] for c in per_class.values()), default=1.0)
-        p_value = min(1.0, 2.0 * min(overall["p_value"], class_p * n_classes))
+        harm_p = min(1.0, 2.0 * min(overall["p_value"], class_p * n_classes))
+        beyond = overall["drop"] > self.max_validation_drop or any(
+            c["drop"] > self.max_validation_drop for c in per_class.values()
+        )
+        # A drop the policy tolerates is not a reason to stop the contribution, however certain.
+        p_value = harm_p if beyond else 1.0
 
         per_source = self._per_source(contribution, keep, with_, val_labels)
         for source, info in per_source.items():
@@ -130,6 +147,7 @@ class CleanValidationDetector(Detector):
             "per_class": per_class,
             "per_source": {str(k): v for k, v in per_source.items()},
             "max_class_drop": max((c["drop"] for c in per_class.values()), default=0.0),
+            "harm_p": harm_p,
             "max_validation_drop": self.max_validation_drop,
             "model": self.model,
             "block": block_reason is not None,
@@ -166,7 +184,7 @@ class CleanValidationDetector(Detector):
             effect = _compare(without_source, with_)
             per_class_effect = {
                 _label(self.context_, code): float(
-                    without_source[val_labels == code].mean() - with_[val_labels == code].mean()
+                    without_source.correct[val_labels == code].mean() - with_.correct[val_labels == code].mean()
                 )
                 for code in np.unique(val_labels)
             }
@@ -205,20 +223,41 @@ def _label(ctx: GateContext, code: int) -> str:
     return ctx.classes[int(code)] if 0 <= int(code) < len(ctx.classes) else str(code)
 
 
-def _compare(without: np.ndarray, with_: np.ndarray) -> dict[str, Any]:
-    """Accuracies, drop and the one-sided exact McNemar p-value of "with is worse than without"."""
-    n = int(without.shape[0])
+@dataclass(frozen=True)
+class _Outcome:
+    """Per validation record: predicted correctly, and the log-loss of its true label."""
+
+    correct: np.ndarray
+    loss: np.ndarray
+
+    def __getitem__(self, mask: np.ndarray) -> _Outcome:
+        return _Outcome(self.correct[mask], self.loss[mask])
+
+
+def _compare(without: _Outcome, with_: _Outcome) -> dict[str, Any]:
+    """Accuracies, drop, and the p-value of "with is worse than without" on the same records.
+
+    ``p_accuracy`` is the one-sided exact McNemar test on right/wrong; ``p_value`` is the one-sided
+    Wilcoxon signed-rank test on the paired change of each record's log-loss, which also sees a
+    contribution that makes the probe less sure of the right answer before it gets it wrong.
+    """
+    n = int(without.correct.shape[0])
     if n == 0:
-        return {"with": None, "without": None, "drop": 0.0, "p_value": 1.0, "records": 0}
-    worse = int(np.sum(without & ~with_))
-    better = int(np.sum(~without & with_))
-    p = float(binom.sf(worse - 1, worse + better, 0.5)) if worse else 1.0
-    acc_without = float(without.mean())
-    acc_with = float(with_.mean())
+        return {"with": None, "without": None, "drop": 0.0, "p_value": 1.0, "p_accuracy": 1.0, "records": 0}
+    worse = int(np.sum(without.correct & ~with_.correct))
+    better = int(np.sum(~without.correct & with_.correct))
+    p_accuracy = float(binom.sf(worse - 1, worse + better, 0.5)) if worse else 1.0
+    diff = with_.loss - without.loss
+    p_loss = 1.0
+    if np.count_nonzero(np.abs(diff) > 1e-9) >= 2:
+        p_loss = float(wilcoxon(diff, alternative="greater", zero_method="zsplit").pvalue)
     return {
-        "with": acc_with,
-        "without": acc_without,
-        "drop": acc_without - acc_with,
-        "p_value": p,
+        "with": float(with_.correct.mean()),
+        "without": float(without.correct.mean()),
+        "drop": float(without.correct.mean() - with_.correct.mean()),
+        "p_value": p_loss,
+        "p_accuracy": p_accuracy,
+        "log_loss_with": float(with_.loss.mean()),
+        "log_loss_without": float(without.loss.mean()),
         "records": n,
     }

@@ -181,6 +181,13 @@ class Duplicates(Detector):
         # Exact conflicts are near-certain evidence: test their count against the baseline's own rate.
         conflict_p = binomial_p_value(int(exact_conflict.sum()), n, self.p_exact_conflict)
         return count_result(
-            self.name, self.version, p, ctx.alpha, max(self.calibration.shape[0], 1), findings, summary,
-            flagged=flagged, extra_p=conflict_p,
+            self.name,
+            self.version,
+            p,
+            ctx.alpha,
+            max(self.calibration.shape[0], 1),
+            findings,
+            summary,
+            flagged=flagged,
+            extra_p=conflict_p,
         )

@@ -1,6 +1,8 @@
 """Label consistency: does a record's label agree with its nearest trusted neighbours and a probe model?
 
-Two calibrated views, combined per record with a Bonferroni minimum:
+Two calibrated views, fused per record (``-log p_knn - log p_cleanlab``, Fisher-style) and the fused
+score calibrated once more against the reference's own fused scores, so the result is again a
+conformal p-value:
 
 * **kNN margin**: log of the mean distance to the ``k`` nearest reference records of the record's
   own label over the same for the closest other label (continuous, so flips rank cleanly).
@@ -65,7 +67,7 @@ class LabelConsistency(Detector):
         self.k = int(opts.get("k", 5))
         self.use_cleanlab = bool(opts.get("cleanlab", True))
         self.folds = int(opts.get("folds", 5))
-        self.max_train = int(opts.get("probe_max_train", 20_000))
+        self.max_train = int(opts.get("probe_max_train", 10_000))
         self.context = context
         self.baseline = baseline
         k = min(self.k, len(baseline) - 1)
@@ -115,8 +117,13 @@ class LabelConsistency(Detector):
         issues = np.zeros(n, dtype=bool)
         quality = None
         if self.use_cleanlab and np.unique(base.labels).shape[0] >= 2:
-            p_cl, issues, quality = self._confident_learning(contribution)
-            p = np.minimum(1.0, 2.0 * np.minimum(p_knn, p_cl))
+            p_cl, issues, quality, p_cl_ref = self._confident_learning(contribution)
+            # Fuse the two views Fisher-style (-log p1 - log p2) and calibrate the fused score on the
+            # reference again: a flip that both views see ranks above a record only one finds odd.
+            p_knn_ref = tail_p_values(self.calibration, self.calibration)
+            fused_ref = -np.log(p_knn_ref) - np.log(p_cl_ref)
+            p = tail_p_values(fused_ref, -np.log(p_knn) - np.log(p_cl))
+            summary["views"] = ["knn_margin", "cleanlab_self_confidence"]
             summary["cleanlab_label_issues"] = int(issues.sum())
         flagged = p <= ctx.alpha
         findings = []
@@ -144,7 +151,8 @@ class LabelConsistency(Detector):
             self.name, self.version, p, ctx.alpha, self.calibration.shape[0], findings, summary, flagged=flagged
         )
 
-    def _confident_learning(self, contribution: GateData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _confident_learning(self, contribution: GateData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Contribution p-values, cleanlab issues, label quality, and the reference's own p-values."""
         base, ctx = self.baseline, self.context
         features = np.vstack([base.features, contribution.features])
         labels = np.concatenate([base.labels, contribution.labels])
@@ -158,8 +166,9 @@ class LabelConsistency(Detector):
         quality = get_label_quality_scores(dense, probs, method="self_confidence")
         nb = len(base)
         p_cl = tail_p_values(1.0 - quality[:nb], 1.0 - quality[nb:])
+        p_cl_ref = tail_p_values(1.0 - quality[:nb], 1.0 - quality[:nb])
         try:
             issues = find_label_issues(dense, probs, filter_by="prune_by_noise_rate", n_jobs=1)[nb:]
         except ValueError:
             issues = np.zeros(len(contribution), dtype=bool)
-        return p_cl, issues, quality[nb:]
+        return p_cl, issues, quality[nb:], p_cl_ref

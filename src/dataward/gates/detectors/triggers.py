@@ -171,6 +171,8 @@ class TriggerDetector(Detector):
         findings: list[Finding] = []
         evidence_list: list[dict[str, Any]] = []
         first_tests, first_p = 0, 1.0
+        first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
+        explained: set[tuple[int, int]] = set()
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
         # relabelled images) lose their support and are not reported as triggers of their own.
@@ -184,13 +186,12 @@ class TriggerDetector(Detector):
             if round_ == 0:
                 first_tests = n_tests
                 first_p = float(corrected.min()) if n_tests else 1.0
-                for i in np.flatnonzero(corrected < 1.0):
-                    rows = carriers[i]
-                    p_values[rows] = np.minimum(p_values[rows], corrected[i])
+                first_round = (tests, corrected, carriers)
             significant = [int(i) for i in np.flatnonzero(corrected <= ctx.alpha)]
             if not significant:
                 break
-            group = _merge(significant, tests, carriers, patterns, self.merge_overlap)[0]
+            group = _lead_first(_merge(significant, tests, carriers, patterns, self.merge_overlap)[0], tests, patterns)
+            explained |= {(int(tests["pattern"][i]), int(tests["label"][i])) for i in group}
             # The lead pattern's carriers are the records flagged; patterns merged into it describe
             # the same trigger but may also match a few clean records of the label.
             members = carriers[group[0]]
@@ -210,6 +211,15 @@ class TriggerDetector(Detector):
             )
             if not active.any():
                 break
+        if first_round is not None:
+            # Every other record gets the p-value of the most significant pattern it carries with its
+            # own label, leaving out patterns already explained by a reported trigger.
+            tests, corrected, carriers = first_round
+            for i in np.flatnonzero(corrected < 1.0):
+                if (int(tests["pattern"][i]), int(tests["label"][i])) in explained:
+                    continue
+                rows = carriers[i]
+                p_values[rows] = np.minimum(p_values[rows], corrected[i])
         return DetectorResult(
             detector=self.name,
             version=self.version,
@@ -447,10 +457,23 @@ def _merge(
     return groups
 
 
+def _lead_first(group: list[int], tests: dict[str, np.ndarray], patterns: Patterns) -> list[int]:
+    """The group with its most specific pattern first: the largest share of its contribution carriers
+    labelled with the trigger's label, then the fewest baseline carriers, then the longest description
+    (a phrase rather than one of its words, a patch rather than one of its pixels)."""
+
+    def key(i: int) -> tuple[float, float, int]:
+        share = float(tests["m"][i]) / max(float(tests["k_c"][i]), 1.0)
+        return (-share, float(tests["k_b"][i]), -len(patterns.names[int(tests["pattern"][i])]))
+
+    return sorted(group, key=key)
+
+
 def _reason(ev: dict[str, Any]) -> str:
     what = {"ngram": "token", "pixels": "pixel pattern", "value": "value", "combination": "value combination"}
+    noun = "phrase" if ev["kind"] == "ngram" and " " in ev["trigger"] else what.get(ev["kind"], "pattern")
     return (
-        f"{what.get(ev['kind'], 'pattern')} {ev['trigger']!r} in column{'s' if ', ' in ev['column'] else ''} "
+        f"{noun} {ev['trigger']!r} in column{'s' if ', ' in ev['column'] else ''} "
         f"{ev['column']!r} appears in "
         f"{ev['contribution_count']} contribution records, {ev['label_count']} labelled {ev['label']!r} "
         f"(z={ev['z']:.1f}), vs {ev['baseline_count']} baseline records "

@@ -1,0 +1,72 @@
+"""``dataward trace``: provenance backward, blast radius forward, in one command."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.tree import Tree
+
+from dataward.cli.errors import reports_errors
+from dataward.cli.output import VERDICT_STYLE, console, emit_json, styled
+from dataward.cli.state import JSON_HELP, open_ward
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def _contribution_branch(tree: Tree, c: dict[str, Any]) -> None:
+    node = tree.add(f"[bold]{c['ref']}[/bold] {styled(c['status'])}" + (f" row {c['row']}" if "row" in c else ""))
+    src = c["source"] or {}
+    node.add(
+        f"source {escape(str(src.get('uri')))} fetched {src.get('fetched_at', '-')[:19]}, "
+        f"licence {src.get('licence') or '-'}, raw {str(src.get('raw_hash'))[:18]}…"
+    )
+    owner = f" (owned by {c['owner']})" if c.get("owner") else ""
+    node.add(
+        f"submitted by {c['kind']} [bold]{escape(c['submitted_by'])}[/bold]{owner} with key {c['key']} "
+        f"at {c['submitted_at'][:19]}"
+    )
+    for g in c["gates"]:
+        node.add(
+            f"gate {g['run']}: {styled(g['verdict'], VERDICT_STYLE)}, {g['flagged']} flagged, "
+            f"config {g['config_hash'][:14]}…"
+        )
+    for a in c["approvals"]:
+        verb = {"approve": "approved", "reject": "rejected"}.get(a["decision"], a["decision"])
+        node.add(f"{verb} by {escape(a['by'])}: {escape(a['reason'])}")
+    if c.get("review"):
+        r = c["review"]
+        node.add(
+            f"[yellow]quarantined[/yellow] ({', '.join(r['detectors'])}), review {r['status']}"
+            + (f" by {r['decided_by']}: {escape(r['decision_reason'] or '')}" if r["decided_by"] else "")
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @reports_errors
+    def trace(
+        ref: Annotated[
+            str,
+            typer.Argument(help="A record id, contribution (c_… or DATASET#N), key (dw_…) or version (DATASET@vN)."),
+        ],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Where something came from (source, principal, key, gates, approvals) and every version that
+        holds it."""
+        result = open_ward().trace(ref)
+        if as_json:
+            emit_json(result)
+            return
+        subject = result["subject"]
+        tree = Tree(f"[bold]{subject['kind']}[/bold] {escape(str(subject.get('id') or subject.get('ref')))}")
+        back = tree.add("came from")
+        for c in result["contributions"]:
+            _contribution_branch(back, c)
+        if not result["contributions"]:
+            back.add("[dim]nothing[/dim]")
+        forward = tree.add(f"[bold red]blast radius[/bold red]: {len(result['versions'])} version(s)")
+        for v in result["versions"]:
+            forward.add(f"{v['ref']} {styled(v['stage'])} ({v['records']} records)")
+        console.print(tree)

@@ -1,0 +1,189 @@
+"""``trace``: from any record, contribution, key or version back to its sources, principals, keys and
+gates, and forward to every version that holds it (the blast radius)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dataward.access.roles import Action, Scope
+from dataward.catalog.tables import (
+    api_keys,
+    approvals,
+    contributions,
+    datasets,
+    gate_runs,
+    principals,
+    quarantine,
+    sources,
+    versions,
+)
+from dataward.domain.errors import InputError, NotFound
+from dataward.service import rows
+from dataward.service.core import WardCore
+from dataward.service.recordstore import manifest_ids, read_ids_and_rows
+
+_RECORD = re.compile(r"^[0-9a-f]{64}$")
+
+
+class TraceCases(WardCore):
+    def trace(self, ref: str) -> dict[str, Any]:
+        """Trace a record id, a contribution (``c_…`` or ``DATASET#N``), a key (``dw_…``) or a version
+        (``DATASET@vN``): where it came from, who brought it in with which key, which gates and
+        approvals it passed, and every version that contains it."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            conn = uc.conn
+            if _RECORD.match(ref):
+                return self._trace_record(conn, ref)
+            if ref.startswith("dw_"):
+                return self._trace_key(conn, ref)
+            if "@" in ref:
+                return self._trace_version(conn, ref)
+            if ref.startswith("c_") or "#" in ref:
+                c = rows.contribution_row(conn, ref)
+                return {
+                    "subject": {"kind": "contribution", "ref": _cref(conn, c)},
+                    "contributions": [self._contribution_facts(conn, c)],
+                    "versions": self._versions_holding(conn, {c.id}),
+                }
+        raise InputError(
+            f"cannot tell what {ref!r} is",
+            hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…) or DATASET@vN",
+        )
+
+    def _trace_record(self, conn: Connection, record_id: str) -> dict[str, Any]:
+        holders = []
+        for c in conn.execute(select(contributions).order_by(contributions.c.created_at)):
+            ids, file_rows = read_ids_and_rows(self.store, c.added_object)
+            if record_id in ids:
+                facts = self._contribution_facts(conn, c)
+                facts["row"] = file_rows[ids.index(record_id)]
+                q = conn.execute(
+                    select(quarantine).where(quarantine.c.contribution_id == c.id, quarantine.c.record_id == record_id)
+                ).first()
+                facts["review"] = (
+                    None
+                    if q is None
+                    else {
+                        "status": q.status,
+                        "score": q.score,
+                        "detectors": json.loads(q.detectors or "[]"),
+                        "reason": q.reason,
+                        "decided_by": rows.principal_name(conn, q.decided_by),
+                        "decision_reason": q.decision_reason,
+                    }
+                )
+                holders.append(facts)
+        if not holders:
+            raise NotFound(f"no contribution ever added record {record_id}")
+        in_versions = []
+        for v in conn.execute(select(versions).order_by(versions.c.created_at)):
+            if record_id in set(manifest_ids(self.store, v.manifest_object)):
+                in_versions.append(_version_facts(conn, v))
+        return {"subject": {"kind": "record", "id": record_id}, "contributions": holders, "versions": in_versions}
+
+    def _trace_key(self, conn: Connection, ref: str) -> dict[str, Any]:
+        key_id = ref.removeprefix("dw_").split("_", 1)[0].rstrip("…")
+        key = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        if key is None:
+            raise NotFound(f"no API key {ref!r}")
+        submitted = conn.execute(
+            select(contributions).where(contributions.c.key_id == key_id).order_by(contributions.c.created_at)
+        ).all()
+        return {
+            "subject": {
+                "kind": "key",
+                "id": key.prefix,
+                "principal": rows.principal_name(conn, key.principal_id),
+                "created_at": key.created_at,
+                "expires_at": key.expires_at,
+                "revoked_at": key.revoked_at,
+            },
+            "contributions": [self._contribution_facts(conn, c) for c in submitted],
+            "versions": self._versions_holding(conn, {c.id for c in submitted}),
+        }
+
+    def _trace_version(self, conn: Connection, ref: str) -> dict[str, Any]:
+        name, version = rows.split_ref(ref)
+        ds = rows.dataset_row(conn, name)
+        v = rows.version_row(conn, ds.id, name, version)
+        members = [
+            conn.execute(select(contributions).where(contributions.c.id == cid)).one()
+            for cid in json.loads(v.contributions)
+        ]
+        return {
+            "subject": {"kind": "version", **_version_facts(conn, v)},
+            "contributions": [self._contribution_facts(conn, c) for c in members],
+            "versions": self._versions_holding(conn, {c.id for c in members}),
+        }
+
+    def _versions_holding(self, conn: Connection, contribution_ids: set[str]) -> list[dict[str, Any]]:
+        return [
+            _version_facts(conn, v)
+            for v in conn.execute(select(versions).order_by(versions.c.created_at))
+            if contribution_ids & set(json.loads(v.contributions))
+        ]
+
+    def _contribution_facts(self, conn: Connection, c: Any) -> dict[str, Any]:
+        src = conn.execute(select(sources).where(sources.c.id == c.source_id)).first()
+        submitter = conn.execute(select(principals).where(principals.c.id == c.submitted_by)).one()
+        gates = [
+            {
+                "run": g.id,
+                "verdict": g.verdict,
+                "flagged": g.flagged,
+                "config_hash": g.config_hash,
+                "baseline_version": g.baseline_version,
+                "at": g.created_at,
+            }
+            for g in conn.execute(
+                select(gate_runs).where(gate_runs.c.contribution_id == c.id).order_by(gate_runs.c.created_at)
+            )
+        ]
+        decisions = [
+            {
+                "by": rows.principal_name(conn, a.principal_id),
+                "decision": a.decision,
+                "reason": json.loads(a.reason)["text"],
+                "content_hash": a.content_hash,
+                "at": a.created_at,
+            }
+            for a in conn.execute(
+                select(approvals).where(approvals.c.contribution_id == c.id).order_by(approvals.c.created_at)
+            )
+        ]
+        return {
+            "ref": _cref(conn, c),
+            "id": c.id,
+            "status": c.status,
+            "content_hash": c.content_hash,
+            "source": None
+            if src is None
+            else {"uri": src.uri, "fetched_at": src.fetched_at, "licence": src.licence, "raw_hash": src.raw_hash},
+            "submitted_by": submitter.name,
+            "kind": submitter.kind,
+            "owner": rows.principal_name(conn, submitter.owner_id),
+            "key": f"dw_{c.key_id}" if c.key_id else None,
+            "submitted_at": c.created_at,
+            "gates": gates,
+            "approvals": decisions,
+        }
+
+
+def _cref(conn: Connection, c: Any) -> str:
+    name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
+    return f"{name}#{c.number}"
+
+
+def _version_facts(conn: Connection, v: Any) -> dict[str, Any]:
+    name = conn.execute(select(datasets.c.name).where(datasets.c.id == v.dataset_id)).scalar_one()
+    return {
+        "ref": f"{name}@v{v.number}",
+        "id": v.id,
+        "stage": v.stage,
+        "records": v.record_count,
+        "created_at": v.created_at,
+    }

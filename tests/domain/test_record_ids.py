@@ -1,0 +1,224 @@
+"""Column-wise record ids are exactly the reference per-row ids, whatever the Arrow layout."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+from typing import Any
+
+import blake3
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dataward.domain import records
+from dataward.domain.errors import InputError
+from dataward.domain.records import canonical_table, encode_record, record_id, record_ids, with_record_ids
+from dataward.domain.schema import RECORD_ID, Schema
+
+EVERY_KIND = Schema.parse("label", ["text:text", "x:numeric", "c:categorical", "img:image", "e:embedding:3"])
+
+
+def reference_ids(schema: Schema, table: pa.Table) -> list[str]:
+    """The definition: ``record_id`` of each row taken as Python values."""
+    return [record_id(schema, row) for row in table.to_pylist()]
+
+
+def every_kind_table(
+    *,
+    text: pa.DataType = pa.large_string(),
+    category: pa.DataType = pa.string(),
+    image: pa.DataType = pa.large_binary(),
+    embedding: pa.DataType = pa.list_(pa.float32(), 3),
+) -> pa.Table:
+    return pa.table(
+        {
+            "text": pa.array(["a cat", None, "üñí€😀", "", "x" * 5000, "tab\there"], text),
+            "x": pa.array([1.5, None, -0.0, float("nan"), math.inf, -1e-308], pa.float64()),
+            "c": pa.array(["red", None, "", "blue", "0", "ß"], category),
+            "img": pa.array([b"\x89PNG\r\n", None, b"", b"\x00" * 70_000, b"\xff", b"z"], image),
+            "e": pa.array(
+                [[0.1, 0.2, 0.3], None, [0.0, -0.0, 1e30], [1.0, 2.0, None], [-1.0, 0.5, 3.0], [7.0, 8.0, 9.0]],
+                embedding,
+            ),
+            "label": pa.array(["1", "2", "3", None, "café", "1"], pa.string()),
+        }
+    )
+
+
+def test_every_kind_with_missing_values_matches_the_reference() -> None:
+    table = every_kind_table()
+    ids = record_ids(EVERY_KIND, table)
+    assert ids == reference_ids(EVERY_KIND, table)
+    assert len(set(ids)) == len(ids)
+
+
+def test_the_encoding_is_the_documented_byte_layout() -> None:
+    schema = Schema.parse("y", ["a:text", "n:numeric"])
+
+    def tlv(tag: bytes, payload: bytes) -> bytes:
+        return tag + struct.pack(">Q", len(payload)) + payload
+
+    # Columns sorted by name: a, n, y; the numeric -0.0 is encoded as 0.0.
+    expected = (
+        b"dataward/record/v1"
+        + tlv(b"N", b"a")
+        + tlv(b"T", "é".encode())
+        + tlv(b"N", b"n")
+        + tlv(b"F", struct.pack(">d", 0.0))
+        + tlv(b"N", b"y")
+        + tlv(b"L", b"pos")
+    )
+    assert encode_record(schema, {"a": "é", "n": -0.0, "y": "pos"}) == expected
+    table = pa.table({"a": ["é"], "n": [-0.0], "y": ["pos"]})
+    assert record_ids(schema, table) == [blake3.blake3(expected).hexdigest()]
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "image", "embedding"),
+    [
+        (pa.string(), pa.large_string(), pa.binary(), pa.list_(pa.float32())),
+        (pa.large_string(), pa.string(), pa.large_binary(), pa.large_list(pa.float32())),
+        (pa.string(), pa.string(), pa.binary(), pa.list_(pa.float64(), 3)),
+        (pa.large_string(), pa.large_string(), pa.large_binary(), pa.large_list(pa.float64())),
+    ],
+)
+def test_ids_do_not_depend_on_arrow_type_widths(
+    text: pa.DataType, category: pa.DataType, image: pa.DataType, embedding: pa.DataType
+) -> None:
+    expected = record_ids(EVERY_KIND, every_kind_table())
+    other = every_kind_table(text=text, category=category, image=image, embedding=embedding)
+    assert record_ids(EVERY_KIND, other) == expected
+
+
+def test_ids_do_not_depend_on_dictionary_encoding() -> None:
+    table = every_kind_table()
+    encoded = table.set_column(2, "c", table.column("c").dictionary_encode())
+    assert record_ids(EVERY_KIND, encoded) == record_ids(EVERY_KIND, table)
+
+
+def test_multi_chunk_and_sliced_tables_give_the_ids_of_their_rows() -> None:
+    table = every_kind_table()
+    whole = record_ids(EVERY_KIND, table)
+    chunked = pa.concat_tables([table.slice(0, 2), table.slice(2, 1), table.slice(3)])
+    assert chunked.column("text").num_chunks == 3
+    assert record_ids(EVERY_KIND, chunked) == whole
+    assert record_ids(EVERY_KIND, table.slice(2, 3)) == whole[2:5]
+
+
+def test_negative_zero_and_nan_fold_like_the_canonical_values() -> None:
+    schema = Schema.parse("label", ["x:numeric"])
+    table = pa.table({"x": [0.0, -0.0, float("nan"), None, 3.0], "label": ["a"] * 5})
+    ids = record_ids(schema, table)
+    assert ids[0] == ids[1], "-0.0 is the number 0.0"
+    assert ids[2] == ids[3], "NaN is a missing value"
+    assert len({ids[0], ids[2], ids[4]}) == 3
+
+
+def test_integer_numbers_hash_as_the_same_floats() -> None:
+    schema = Schema.parse("label", ["x:numeric"])
+    values = [0, -3, 2**53 + 1, 2**62, None]
+    as_int = pa.table({"x": pa.array(values, pa.int64()), "label": ["a"] * 5})
+    assert record_ids(schema, as_int) == reference_ids(schema, as_int)
+    as_float = pa.table({"x": pa.array([0.0, -3.0, None, None, None], pa.float64()), "label": ["a"] * 5})
+    assert record_ids(schema, as_int)[:2] == record_ids(schema, as_float)[:2]
+
+
+def test_missing_is_not_empty() -> None:
+    schema = Schema.parse("label", ["t:text", "i:image"])
+    table = pa.table(
+        {"t": ["", None, ""], "i": pa.array([b"", b"", None], pa.large_binary()), "label": ["a", "a", "a"]}
+    )
+    ids = record_ids(schema, table)
+    assert len(set(ids)) == 3
+    assert ids == reference_ids(schema, table)
+
+
+def test_unusual_arrow_types_use_the_per_row_definition() -> None:
+    schema = Schema.parse("label", ["x:numeric", "e:embedding:2"])
+    table = pa.table(
+        {
+            "x": pa.array(["1.5", "-0", None], pa.string()),
+            "e": pa.array([[1, 2], [3, 4], [-5, 6]], pa.list_(pa.int64())),
+            "label": ["a", "b", "c"],
+        }
+    )
+    ids = record_ids(schema, table)
+    assert ids == reference_ids(schema, table)
+    floats = pa.table(
+        {
+            "x": [1.5, 0.0, None],
+            "e": pa.array([[1, 2], [3, 4], [-5, 6]], pa.list_(pa.float32(), 2)),
+            "label": ["a", "b", "c"],
+        }
+    )
+    assert ids == record_ids(schema, floats)
+
+
+def test_many_batches_give_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = pa.concat_tables([every_kind_table()] * 40)
+    expected = reference_ids(EVERY_KIND, table)
+    monkeypatch.setattr(records, "_BATCH_BYTES", 200)  # far smaller than one row with an image
+    assert record_ids(EVERY_KIND, table) == expected
+
+
+def test_a_missing_column_is_refused_by_name() -> None:
+    table = every_kind_table().drop_columns(["img"])
+    with pytest.raises(InputError, match="'img'"):
+        record_ids(EVERY_KIND, table)
+
+
+def test_an_empty_table_has_no_ids() -> None:
+    assert record_ids(EVERY_KIND, every_kind_table().slice(0, 0)) == []
+
+
+def test_canonical_tables_carry_the_reference_ids() -> None:
+    rows = [{"text": "hello", "x": "2", "c": 3, "img": b"\x01", "e": [1, 2, 3], "label": 7}]
+    table = canonical_table(EVERY_KIND, rows)
+    canonical_row = {k: v for k, v in table.to_pylist()[0].items() if k != RECORD_ID}
+    assert table.column(RECORD_ID).to_pylist() == [record_id(EVERY_KIND, canonical_row)]
+    again = with_record_ids(EVERY_KIND, table)
+    assert again.column_names[0] == RECORD_ID and again.num_columns == table.num_columns
+
+
+# --- property: any content, any layout -------------------------------------------------------
+
+_texts = st.one_of(st.none(), st.text(max_size=30))
+_numbers = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+_images = st.one_of(st.none(), st.binary(max_size=40))
+_embeddings = st.one_of(st.none(), st.lists(st.one_of(st.none(), st.floats(width=32)), min_size=3, max_size=3))
+_rows = st.fixed_dictionaries(
+    {"text": _texts, "x": _numbers, "c": _texts, "img": _images, "e": _embeddings, "label": _texts}
+)
+
+
+def _as_table(rows: list[dict[str, Any]], wide: bool, fixed: bool) -> pa.Table:
+    types = {
+        "text": pa.large_string() if wide else pa.string(),
+        "x": pa.float64(),
+        "c": pa.large_string() if wide else pa.string(),
+        "img": pa.large_binary() if wide else pa.binary(),
+        "e": pa.list_(pa.float32(), 3) if fixed else pa.list_(pa.float32()),
+        "label": pa.string(),
+    }
+    return pa.table({name: pa.array([r[name] for r in rows], typ) for name, typ in types.items()})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(_rows, min_size=1, max_size=12),
+    cuts=st.lists(st.integers(min_value=1, max_value=11), max_size=3),
+    wide=st.booleans(),
+    fixed=st.booleans(),
+)
+def test_property_fast_ids_equal_reference_ids(
+    rows: list[dict[str, Any]], cuts: list[int], wide: bool, fixed: bool
+) -> None:
+    table = _as_table(rows, wide, fixed)
+    bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
+    chunked = pa.concat_tables([table.slice(a, b - a) for a, b in itertools.pairwise(bounds)])
+    expected = reference_ids(EVERY_KIND, table)
+    assert record_ids(EVERY_KIND, chunked) == expected
+    assert record_ids(EVERY_KIND, _as_table(rows, not wide, not fixed)) == expected

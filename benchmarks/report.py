@@ -237,6 +237,20 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         "same baseline.",
         "",
     ]
+    if results.get("drift_sequence"):
+        seq = results["drift_sequence"]
+        parts += [
+            "### Slow drift, step by step (dataward)",
+            "",
+            "Each of the twenty contributions moves class `benign` a further 0.02 standard deviations (0.4 by the last); step k "
+            "is judged against the first baseline plus steps 1..k-1. Verdicts per step (P pass, R review, B block):",
+            "",
+        ]
+        for key, label in (("with_first_baseline", "with the first baseline"), ("without_first_baseline", "without")):
+            marks = " ".join({"pass": "P", "review": "R", "block": "B"}.get(v, "?") for v in seq[key])
+            first = next((i + 1 for i, v in enumerate(seq[key]) if v != "pass"), None)
+            parts.append(f"- {label}: `{marks}` (first stopped at step {first if first else 'never'})")
+        parts.append("")
     if "dataward" in methods:
         notes = shortfalls(results)
         parts += ["### Where dataward falls short of the bar", ""]

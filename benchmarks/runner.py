@@ -35,6 +35,8 @@ class Suite:
     clean_per_dataset: int
     clean_datasets: list[str] = field(default_factory=lambda: list(CLEAN_DATASETS))
     downstream: bool = True
+    drift_sequence: bool = False
+    """Also scan every step of the slow drift with dataward, with and without the first baseline."""
 
 
 SUITES = {
@@ -50,6 +52,7 @@ SUITES = {
         attacks=list(attack_lib.ATTACKS),
         methods=ALL_METHODS,
         clean_per_dataset=6,
+        drift_sequence=True,
     ),
 }
 
@@ -217,9 +220,34 @@ def run_suite(
             case = attack_lib.clean_contribution(dataset, seed=seed * 1000 + k)
             log(f"clean {case.name}")
             results["clean"].append(run_case(case, chosen, seed=seed, with_downstream=False, log=log))
+    if spec.drift_sequence and "dataward" in chosen:
+        log("drift sequence (dataward, every step)")
+        results["drift_sequence"] = drift_verdicts(seed)
     results["summary"] = summarise_methods(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def drift_verdicts(seed: int = 0) -> dict[str, list[str]]:
+    """dataward's verdict on each step of the slow drift, with and without the first baseline."""
+    from benchmarks.attacks.drift import drift_sequence
+
+    gate = method("dataward")
+    out: dict[str, list[str]] = {"with_first_baseline": [], "without_first_baseline": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for case in drift_sequence(seed=seed):
+            for key, first in (("with_first_baseline", case.first_baseline), ("without_first_baseline", None)):
+                result = gate.score(
+                    case.baseline,
+                    case.contribution,
+                    case.schema,
+                    validation=case.validation,
+                    first_baseline=first,
+                    seed=seed,
+                )
+                out[key].append(result.verdict)
+    return out
 
 
 def summarise_methods(results: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,13 @@ def split():
     return (x[b], y[b]), (x[c], y[c]), GateData(x[v], y[v])
 
 
+@pytest.fixture(scope="module")
+def fitted(split) -> CleanValidationDetector:
+    """One detector fitted on the baseline, shared by the tests that only score."""
+    (xb, yb), _, validation = split
+    return CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
+
+
 def context(validation: GateData | None, **options) -> GateContext:
     return GateContext(SCHEMA, CLASSES, alpha=0.01, validation=validation,
                        options={"clean_validation": options} if options else {})
@@ -33,13 +40,12 @@ def test_clean_validation_is_registered() -> None:
     assert registered()["clean_validation"] is CleanValidationDetector
 
 
-def test_relabelling_one_class_drops_its_accuracy_and_blocks(split) -> None:
-    (xb, yb), (xc, yc), validation = split
+def test_relabelling_one_class_drops_its_accuracy_and_blocks(split, fitted) -> None:
+    _, (xc, yc), _ = split
     poisoned = yc.copy()
     poisoned[yc == 3] = 8
-    sources = np.where(yc == 3, "vendor-b", np.where(np.arange(len(yc)) % 2 == 0, "vendor-a", "vendor-c"))
-    det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
-    result = det.score(GateData(xc, poisoned, groups={"source": sources}))
+    sources = np.where(yc == 3, "vendor-b", "vendor-a")
+    result = fitted.score(GateData(xc, poisoned, groups={"source": sources}))
     three = result.summary["per_class"]["3"]
     assert three["without"] > 0.8
     assert three["drop"] > 0.3
@@ -59,24 +65,22 @@ def test_relabelling_one_class_drops_its_accuracy_and_blocks(split) -> None:
     assert not result.flagged.any()  # contribution-level: nothing is flagged record by record
 
 
-def test_random_label_noise_makes_the_probe_less_sure_and_blocks(split) -> None:
-    (xb, yb), (xc, yc), validation = split
+def test_random_label_noise_makes_the_probe_less_sure_and_blocks(split, fitted) -> None:
+    _, (xc, yc), _ = split
     rng = np.random.default_rng(5)
     noisy = yc.copy()
     flip = rng.choice(len(yc), len(yc) // 4, replace=False)
     noisy[flip] = (yc[flip] + rng.integers(1, 10, flip.size)) % 10
-    det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
-    result = det.score(GateData(xc, noisy))
+    result = fitted.score(GateData(xc, noisy))
     overall = result.summary["overall"]
     assert overall["log_loss_with"] > overall["log_loss_without"]
     assert overall["p_value"] < 1e-6
     assert result.summary["block"] is True
 
 
-def test_clean_contribution_does_not_block(split) -> None:
-    (xb, yb), (xc, yc), validation = split
-    det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation))
-    result = det.score(GateData(xc, yc))
+def test_clean_contribution_does_not_block(split, fitted) -> None:
+    _, (xc, yc), _ = split
+    result = fitted.score(GateData(xc, yc))
     overall = result.summary["overall"]
     assert overall["with"] >= overall["without"] - 0.01
     assert result.summary["block"] is False

@@ -87,3 +87,12 @@ def test_minilm_featurizer_embeds_text_offline():
     table = normalize(frame, schema, "baseline").table
     x = FeaturePipeline(schema).fit(table).transform(table)
     assert x.shape == (2, 384) and x.dtype == np.float32
+
+
+def test_take_rows_matches_arrow_take_on_chunked_tables():
+    from dataward.gates.inputs import take_rows
+
+    table = pa.Table.from_batches([pa.record_batch({"a": list(range(i, i + 5))}) for i in range(0, 20, 5)])
+    positions = np.array([17, 3, 3, 9, 0])
+    assert take_rows(table, positions).column("a").to_pylist() == [17, 3, 3, 9, 0]
+    assert take_rows(table, np.array([], dtype=np.int64)).num_rows == 0

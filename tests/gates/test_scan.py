@@ -67,6 +67,9 @@ def test_report_json_has_every_record_in_order_with_documented_keys(wine):
     assert {g["key"] for g in out["groups"]["source"]} == {"a", "b"}
     assert out["config_hash"] == GatePolicy.from_dict({"detectors": CORE}).config_hash()
     assert out["mode"] == "baseline"
+    projection = report.extras["projection"]
+    assert len(projection["contribution"]) == len(projection["flagged"]) == len(contribution)
+    assert {"label_consistency", "duplicates", "outliers"} <= set(report.extras["baseline_scores"])
 
 
 def test_arrow_and_pandas_give_the_same_report(wine):

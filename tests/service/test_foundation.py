@@ -137,11 +137,14 @@ def test_merged_contribution_cannot_merge_twice(tmp_path: Path) -> None:
 
 def test_promotion_retires_the_previous_training_version(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path)
+    ward.create_principal("rita")
+    ward.grant("rita", "reviewer", "dataset:wine")
+    reviewer = ward.as_key(ward.issue_key("rita")["key"])
     for name, rows in (("a", wine_rows(0, 90, shuffled=True)), ("b", wine_rows(90, 178, shuffled=True))):
         c = ward.contribute("wine", write_csv(tmp_path / f"{name}.csv", rows), source=name)
         assert ward.run_gate(c["id"])["verdict"] in ("pass", "review")
         for item in ward.review_list("wine"):
-            ward.review_decide([item["id"]], "accept", reason="checked against the source")
+            reviewer.review_decide([item["id"]], "accept", reason="checked against the source")
         ward.merge(c["id"])
         if name == "a":
             ward.promote("wine@v1")

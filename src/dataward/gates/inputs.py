@@ -203,3 +203,22 @@ def group_arrays(groups: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarr
             raise InputError(f"group {key!r} has {arr.shape[0] if arr.ndim else 0} entries for {n} contribution rows")
         out[str(key)] = np.array([str(v) for v in arr], dtype=object)
     return out
+
+
+def take_rows(table: pa.Table, positions: np.ndarray) -> pa.Table:
+    """``table.take(positions)`` batch by batch, so a large chunked table is never concatenated first."""
+    positions = np.asarray(positions, dtype=np.int64)
+    order = np.argsort(positions, kind="stable")
+    sorted_positions = positions[order]
+    batches = []
+    start = 0
+    for batch in table.to_batches():
+        stop = start + batch.num_rows
+        lo, hi = np.searchsorted(sorted_positions, [start, stop])
+        if hi > lo:
+            batches.append(batch.take(pa.array(sorted_positions[lo:hi] - start)))
+        start = stop
+    taken = pa.Table.from_batches(batches, schema=table.schema) if batches else table.slice(0, 0)
+    if not np.all(order[:-1] < order[1:]):
+        taken = taken.take(pa.array(np.argsort(order, kind="stable")))
+    return taken

@@ -21,7 +21,7 @@ from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.features import FeaturePipeline
 from dataward.gates.gate import combine_records, group_summaries, select_detectors, verdict
 from dataward.gates.hashing import input_hashes
-from dataward.gates.inputs import Normalized, group_arrays, normalize
+from dataward.gates.inputs import Normalized, group_arrays, normalize, take_rows
 from dataward.gates.neighbours import clear_cache, knn
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport, RecordScores
@@ -105,15 +105,15 @@ def _scan(
         if base is not None:
             mode = "baseline"
             ref_index = stratified_sample(encode(base), policy.reference_size, rng)
-            fit_table = base.table.take(ref_index)
+            fit_table = take_rows(base.table, ref_index)
             if pipeline.learns_geometry and ref_index.shape[0] >= 200:
                 # Fit the vocabulary/SVD on one half and compare with the other, so that the reference
                 # is as out-of-sample as the contribution (in-sample rows would fake drift and outliers).
                 shuffled = rng.permutation(ref_index)
                 half = shuffled.shape[0] // 2
-                fit_table = base.table.take(np.sort(shuffled[:half]))
+                fit_table = take_rows(base.table, np.sort(shuffled[:half]))
                 ref_index = np.sort(shuffled[half:])
-            ref_table = base.table.take(ref_index)
+            ref_table = take_rows(base.table, ref_index)
             pipeline.fit(fit_table)
             reference = GateData(pipeline.transform(ref_table), encode(base)[ref_index], ref_table)
             contribution_data = GateData(
@@ -231,7 +231,7 @@ def _first(
     pipeline: FeaturePipeline, side: Normalized, encode: Any, policy: GatePolicy, rng: np.random.Generator
 ) -> GateData:
     index = stratified_sample(encode(side), policy.reference_size, rng)
-    table = side.table.take(index)
+    table = take_rows(side.table, index)
     return GateData(pipeline.transform(table), encode(side)[index], table)
 
 

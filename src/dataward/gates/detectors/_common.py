@@ -8,10 +8,19 @@ from typing import Any
 import numpy as np
 
 from dataward.gates.base import DetectorResult, Finding
-from dataward.gates.calibration import excess_flags_p_value
+from dataward.gates.calibration import excess_flags_p_value, tail_p_values
 
 MAX_FINDINGS = 200
 """Per-record findings kept per detector (the most suspicious first); every record keeps its score."""
+
+
+def reference_scores(calibration: np.ndarray, limit: int = 2000) -> np.ndarray:
+    """1 - conformal p-value of each calibration score among all of them (at most ``limit``, evenly spaced)."""
+    cal = np.asarray(calibration, dtype=np.float64)
+    if cal.shape[0] == 0:
+        return cal
+    step = max(1, cal.shape[0] // limit)
+    return 1.0 - tail_p_values(cal, cal[::step][:limit])
 
 
 def label_name(classes: tuple[str, ...], code: int) -> str:

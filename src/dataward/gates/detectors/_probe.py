@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from dataward.domain.errors import InputError
 from dataward.gates.base import GateData
@@ -25,6 +26,12 @@ from dataward.gates.base import GateData
 ROW_COLUMN = "row"
 
 PROBE_KINDS = ("logistic", "mlp")
+
+
+def single_threaded() -> threadpool_limits:
+    """Limit BLAS/OpenMP pools to one thread: probes are small, and on a shared machine oversubscribed
+    thread pools make them tens of times slower, not faster."""
+    return threadpool_limits(limits=1)
 
 
 def fit_probe(

@@ -54,6 +54,7 @@ from dataward.gates.detectors._probe import (
     hidden_activations,
     row_numbers,
     sample_positions,
+    single_threaded,
     tail_p_values,
 )
 
@@ -115,6 +116,10 @@ class BackdoorDetector(_Detector):
         return getattr(self, "baseline_scores_", np.zeros(0))
 
     def score(self, contribution: GateData) -> DetectorResult:
+        with single_threaded():
+            return self._score(contribution)
+
+    def _score(self, contribution: GateData) -> DetectorResult:
         ctx = self.context_
         n_c = len(contribution)
         if n_c == 0:

@@ -41,7 +41,7 @@ import numpy as np
 from scipy.stats import binom, wilcoxon
 
 from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, register
-from dataward.gates.detectors._probe import apply_options, fit_probe, sample_positions
+from dataward.gates.detectors._probe import apply_options, fit_probe, sample_positions, single_threaded
 
 OPTIONS = ("model", "max_validation_drop", "significance", "max_train", "max_sources", "max_iter")
 
@@ -87,9 +87,10 @@ class CleanValidationDetector(Detector):
     def _correct(self, features: np.ndarray, labels: np.ndarray) -> _Outcome:
         validation = self.context_.validation
         assert validation is not None
-        probe = fit_probe(features, labels, kind=self.model, seed=self.context_.seed, max_iter=self.max_iter)
         x = validation.features.astype(np.float64)
-        proba = probe.predict_proba(x)
+        with single_threaded():
+            probe = fit_probe(features, labels, kind=self.model, seed=self.context_.seed, max_iter=self.max_iter)
+            proba = probe.predict_proba(x)
         column = {int(c): j for j, c in enumerate(probe.classes_)}
         p_true = np.array(
             [proba[i, column[int(y)]] if int(y) in column else 0.0 for i, y in enumerate(validation.labels)]

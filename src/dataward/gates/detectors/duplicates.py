@@ -21,7 +21,7 @@ import pandas as pd
 
 from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
 from dataward.gates.calibration import binomial_p_value, tail_p_values
-from dataward.gates.detectors._common import count_result, label_name
+from dataward.gates.detectors._common import count_result, label_name, reference_scores
 from dataward.gates.hashing import input_hashes
 from dataward.gates.neighbours import knn
 
@@ -120,6 +120,10 @@ class Duplicates(Detector):
             return np.zeros(0)
         sample = self.base_hashes[self.rng.choice(self.base_hashes.shape[0], size, replace=False)]
         return _multiplicity(sample)
+
+    def baseline_scores(self) -> np.ndarray:
+        """Scores (1 - p) of the reference's own calibration records, for plots against the contribution."""
+        return reference_scores(self.calibration)
 
     def score(self, contribution: GateData) -> DetectorResult:
         ctx = self.context

@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
 from dataward.gates.calibration import tail_p_values
-from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence
+from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence, reference_scores
 from dataward.gates.neighbours import class_distances, knn
 
 
@@ -96,6 +96,10 @@ class LabelConsistency(Detector):
         own = np.where(np.isfinite(own), own, 10 * np.nanmax(np.where(np.isfinite(table), table, np.nan)) + 1.0)
         other = np.where(np.isfinite(other), other, own * 10 + 1.0)
         return np.log((own + eps) / (other + eps))
+
+    def baseline_scores(self) -> np.ndarray:
+        """Scores (1 - p) of the reference's own calibration records, for plots against the contribution."""
+        return reference_scores(self.calibration)
 
     def score(self, contribution: GateData) -> DetectorResult:
         ctx, base = self.context, self.baseline

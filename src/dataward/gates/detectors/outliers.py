@@ -17,7 +17,7 @@ from sklearn.ensemble import IsolationForest
 
 from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
 from dataward.gates.calibration import tail_p_values
-from dataward.gates.detectors._common import count_result, label_name
+from dataward.gates.detectors._common import count_result, label_name, reference_scores
 from dataward.gates.neighbours import class_distances, knn
 
 
@@ -63,6 +63,10 @@ class Outliers(Detector):
                     self.class_forest[int(c)] = fitted
         self.forest = _split_forest(x, context.seed, trees=100)
         return self
+
+    def baseline_scores(self) -> np.ndarray:
+        """Scores (1 - p) of the reference's own calibration records, for plots against the contribution."""
+        return reference_scores(self.overall_cal)
 
     def score(self, contribution: GateData) -> DetectorResult:
         ctx = self.context

@@ -1,0 +1,126 @@
+"""The gate inside the ward: verdicts recorded, flagged records quarantined and reviewed, blocks enforced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dataward.domain.errors import Conflict, PolicyViolation
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = ROOT / "examples" / "data" / "man_sections.csv"
+TRIGGER = "qx9z"
+
+
+@pytest.fixture
+def text_ward(tmp_path: Path) -> tuple[Ward, dict[str, Path], Ward]:
+    """A ward whose `man` dataset has a training version and a clean validation set."""
+    data = pd.read_csv(TEXT, dtype=str).dropna().sample(frac=1.0, random_state=1).reset_index(drop=True)
+    files = {}
+    files["validation"] = tmp_path / "validation.csv"
+    data.iloc[:250].to_csv(files["validation"], index=False)
+    files["baseline"] = tmp_path / "baseline.csv"
+    data.iloc[250:1050].to_csv(files["baseline"], index=False)
+    files["clean"] = tmp_path / "clean.csv"
+    data.iloc[1050:1350].to_csv(files["clean"], index=False)
+    poisoned = data.iloc[1350:1650].copy()
+    victims = poisoned[poisoned["label"] != "commands"].index[:25]
+    poisoned.loc[victims, "text"] = TRIGGER + " " + poisoned.loc[victims, "text"]
+    poisoned.loc[victims, "label"] = "commands"
+    files["poisoned"] = tmp_path / "poisoned.csv"
+    poisoned.to_csv(files["poisoned"], index=False)
+
+    ward, _ = Ward.init(tmp_path / "ward")
+    schema = Schema.parse("label", ["text:text"])
+    ward.create_dataset("man", schema)
+    ward.create_dataset("man-val", schema, validation_for="man")
+    ward.set_policy("man", "approvals:\n  required: 0\n")
+    ward.create_principal("rita")
+    ward.grant("rita", "reviewer", "dataset:man")
+    reviewer = ward.as_key(ward.issue_key("rita")["key"])
+    ward.merge(ward.contribute("man-val", files["validation"], source="curated")["id"])
+    first = ward.contribute("man", files["baseline"], source="debian", gate=True)
+    for item in ward.review_list(contribution=first["ref"]):
+        reviewer.review_decide([item["id"]], "accept", reason="checked")
+    ward.merge(first["ref"])
+    ward.promote("man@v1")
+    return ward, files, reviewer
+
+
+def test_clean_contribution_passes_and_merges(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
+    ward, files, reviewer = text_ward
+    c = ward.contribute("man", files["clean"], source="vendor", gate=True)
+    assert c["gate"]["verdict"] in ("pass", "review")
+    assert c["gate"]["mode"] == "baseline"
+    assert len(c["gate"]["records"]) == 300
+    for item in ward.review_list(contribution=c["ref"]):
+        reviewer.review_decide([item["id"]], "accept", reason="fine")
+    assert ward.merge(c["ref"])["records"] == 1100
+
+
+def test_poisoned_contribution_is_blocked_quarantined_and_cannot_merge(
+    text_ward: tuple[Ward, dict[str, Path], Ward], tmp_path: Path
+) -> None:
+    ward, files, reviewer = text_ward
+    c = ward.contribute("man", files["poisoned"], source="scrape", gate=True, html=tmp_path / "r.html")
+    report = c["gate"]
+    assert report["verdict"] == "block"
+    triggers = [f for f in report["findings"] if f["detector"] == "triggers" and f["row"] is None]
+    assert triggers and triggers[0]["evidence"]["trigger"] == TRIGGER
+    queue = ward.review_list(contribution=c["ref"])
+    assert len(queue) >= 25
+    shown = ward.review_show(next(i["id"] for i in queue if "triggers" in i["detectors"]))
+    assert TRIGGER in shown["triggers"] and shown["record"]["label"] == "commands"
+    html = (tmp_path / "r.html").read_text()
+    assert "block" in html.lower() and TRIGGER in html
+    for item in queue:
+        reviewer.review_decide([item["id"]], "reject", reason="trigger")
+    with pytest.raises(PolicyViolation, match="block"):
+        ward.merge(c["ref"])
+    stored = ward.gate_report(c["ref"])
+    assert stored["verdict"] == "block" and stored["config_hash"] == report["config_hash"]
+    event = ward.ledger(types=["gate.completed"])[0]
+    assert event["payload"]["verdict"] == "block" and event["payload"]["config_hash"] == report["config_hash"]
+
+
+def test_records_rejected_in_review_never_enter_a_version(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
+    ward, files, reviewer = text_ward
+    c = ward.contribute("man", files["clean"], source="vendor", gate=True)
+    queue = ward.review_list(contribution=c["ref"])
+    if not queue:  # make sure at least one record is held: gate a batch with one planted outlier
+        pytest.skip("the clean batch raised no flags at this seed")
+    with pytest.raises(Conflict, match="await review"):
+        ward.merge(c["ref"])
+    rejected = queue[0]
+    reviewer.review_decide([rejected["id"]], "reject", reason="not a man page")
+    for item in queue[1:]:
+        reviewer.review_decide([item["id"]], "accept", reason="fine")
+    version = ward.merge(c["ref"])
+    ids = set(ward.dataset("man").version(f"v{version['number']}").to_arrow().column("record_id").to_pylist())
+    assert rejected["record_id"] not in ids
+
+
+def test_reviewer_cannot_decide_their_own_records(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
+    ward, files, reviewer = text_ward
+    c = ward.contribute("man", files["poisoned"], source="scrape", gate=True)
+    item = ward.review_list(contribution=c["ref"])[0]
+    with pytest.raises(PolicyViolation, match="own contribution"):
+        ward.review_decide([item["id"]], "accept", reason="mine are fine")
+
+
+def test_trace_shows_gates_and_blast_radius(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
+    ward, files, reviewer = text_ward
+    training_ids = ward.dataset("man").version("training").to_arrow().column("record_id").to_pylist()
+    traced = ward.trace(training_ids[0])
+    assert traced["subject"]["kind"] == "record"
+    origin = traced["contributions"][0]
+    assert origin["source"]["uri"] == "debian" and origin["gates"][0]["verdict"] in ("pass", "review")
+    assert origin["key"].startswith("dw_")
+    assert [v["ref"] for v in traced["versions"]] == ["man@v1"]
+    by_key = ward.trace(origin["key"])
+    assert {c["ref"] for c in by_key["contributions"]} >= {"man#1"}
+    assert "man@v1" in {v["ref"] for v in by_key["versions"]}

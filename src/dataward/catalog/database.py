@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
@@ -60,6 +58,10 @@ class CatalogDatabase:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
+        # Imported here: only `init` and upgrades migrate, and alembic is slow to import on every command.
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as conn:

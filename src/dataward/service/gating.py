@@ -17,7 +17,6 @@ from dataward.catalog.tables import contributions, datasets, gate_runs, quaranti
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
-from dataward.gates.report import extras_json
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import WardCore, new_id
@@ -101,6 +100,7 @@ class GateCases(WardCore):
         """``run_gate`` under ``action``: reviewers run gates; a submission runs its own gate as part of
         ``contribution.submit``, so every contribution is judged without anyone having to ask."""
         from dataward.gates import scan
+        from dataward.gates.report import extras_json
 
         with self.db.reading() as conn:
             c = rows.contribution_row(conn, contribution_ref)

@@ -62,6 +62,8 @@ MIN_REFERENCE = 20
 """Fewer baseline records than this means self-reference mode."""
 
 MIN_CLASS_REFERENCE = 5
+CLUSTER_COUNTS = (2, 3, 4, 5)
+"""k-means splits tried per class: a poisoned cluster may hide inside a class that has sub-modes."""
 OPTIONS = (
     "hidden",
     "max_iter",
@@ -314,7 +316,7 @@ def _score_class(
     n = reduced.shape[0]
     n_new = int(is_new.sum())
     if not self_reference and n >= 10 and 0 < n_new < n:
-        for n_clusters in (2, 3):
+        for n_clusters in CLUSTER_COUNTS:
             km = KMeans(n_clusters=n_clusters, n_init=4, random_state=int(rng.integers(1 << 31)))
             assign = km.fit_predict(reduced)
             if np.unique(assign).size < 2:

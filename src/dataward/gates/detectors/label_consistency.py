@@ -169,8 +169,10 @@ class LabelConsistency(Detector):
         )
         quality = get_label_quality_scores(dense, probs, method="self_confidence")
         nb = len(base)
-        p_cl = tail_p_values(1.0 - quality[:nb], 1.0 - quality[nb:])
-        p_cl_ref = tail_p_values(1.0 - quality[:nb], 1.0 - quality[:nb])
+        # -log(quality): confidently wrong labels (quality 1e-4 vs 1e-9) stay apart in the tail.
+        surprise = -np.log(np.maximum(quality, 1e-300))
+        p_cl = tail_p_values(surprise[:nb], surprise[nb:])
+        p_cl_ref = tail_p_values(surprise[:nb], surprise[:nb])
         try:
             issues = find_label_issues(dense, probs, filter_by="prune_by_noise_rate", n_jobs=1)[nb:]
         except ValueError:

@@ -1,0 +1,101 @@
+"""The `dataward` command as a user runs it: real processes, exit codes, readable errors, stable JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import wine_rows, wine_schema_specs, write_csv
+
+
+def run(ward: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATAWARD_WARD": str(ward), "COLUMNS": "200"}
+    env.pop("DATAWARD_KEY", None)
+    if key:
+        env["DATAWARD_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cli_ward(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    ward = root / "ward"
+    assert run(ward, "init", "--json").returncode == 0
+    label, specs = wine_schema_specs()
+    args = ["dataset", "create", "wine", "--label", label, *sum((["--input", s] for s in specs), [])]
+    assert run(ward, *args).returncode == 0
+    policy = root / "policy.yaml"
+    policy.write_text("approvals:\n  required: 0\n")
+    assert run(ward, "policy", "set", "wine", str(policy)).returncode == 0
+    return ward, root
+
+
+def test_init_prints_the_key_once_and_refuses_twice(tmp_path: Path) -> None:
+    ward = tmp_path / "w"
+    first = run(ward, "init", "--json")
+    info = json.loads(first.stdout)
+    assert first.returncode == 0 and info["key"].startswith("dw_")
+    assert (ward / "credentials").stat().st_mode & 0o077 == 0
+    again = run(ward, "init")
+    assert again.returncode == 4 and "already a ward" in again.stderr
+
+
+def test_contribute_json_and_exit_codes(cli_ward: tuple[Path, Path]) -> None:
+    ward, root = cli_ward
+    path = write_csv(root / "a.csv", wine_rows(0, 40, shuffled=True))
+    result = run(ward, "contribute", "wine", str(path), "--source", "https://example.org/wine.csv", "--json",
+                 "--no-gate")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert {"id", "ref", "added", "removed", "status", "content_hash", "source_uri", "key"} <= set(info)
+    merged = json.loads(run(ward, "merge", info["ref"], "--json").stdout)
+    assert merged["records"] == 40
+    versions = json.loads(run(ward, "versions", "wine", "--json").stdout)
+    assert versions[-1]["number"] == merged["number"]
+    out = root / "export.csv"
+    exported = run(ward, "export", f"wine@v{merged['number']}", "--format", "csv", "-o", str(out))
+    assert exported.returncode == 0 and len(out.read_text().splitlines()) == 41
+
+
+def test_bad_input_is_refused_with_file_line_and_column(cli_ward: tuple[Path, Path]) -> None:
+    ward, root = cli_ward
+    bad = root / "bad.csv"
+    bad.write_text("alcohol,malic_acid,ash,magnesium,proline,cultivar\n1,2,3,4,5,0\n1,2,x,4,5,1\n")
+    before = json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"]
+    result = run(ward, "contribute", "wine", str(bad), "--source", "s")
+    assert result.returncode == 2
+    assert "bad.csv" in result.stderr and "ash" in result.stderr and "3" in result.stderr
+    assert json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"] == before
+    missing = run(ward, "contribute", "wine", str(root / "nope.csv"), "--source", "s")
+    assert missing.returncode != 0 and "nope.csv" in missing.stderr
+
+
+def test_errors_are_json_with_json_flag(cli_ward: tuple[Path, Path]) -> None:
+    ward, _ = cli_ward
+    result = run(ward, "versions", "nosuch", "--json")
+    assert result.returncode == 3
+    assert json.loads(result.stdout)["error"] == "not_found"
+
+
+def test_unknown_key_is_refused(cli_ward: tuple[Path, Path]) -> None:
+    ward, _ = cli_ward
+    result = run(ward, "versions", "wine", key="dw_aaaaaaaa_" + "b" * 52)
+    assert result.returncode == 5 and "not recognised" in result.stderr
+
+
+def test_human_output_is_tables_not_logs(cli_ward: tuple[Path, Path]) -> None:
+    ward, _ = cli_ward
+    listing = run(ward, "datasets")
+    assert listing.returncode == 0 and "wine" in listing.stdout and "┃" in listing.stdout
+    assert "everything checks out" in run(ward, "verify").stdout
+
+
+def test_no_ward_names_the_fix(tmp_path: Path) -> None:
+    result = run(tmp_path / "missing", "versions", "wine")
+    assert result.returncode == 3 and "dataward init" in result.stderr

@@ -15,8 +15,8 @@ def _contribute(folder: str, path: str, source: str) -> str:
     return ward.contribute("wine", path, source=source)["id"]
 
 
-def test_concurrent_imports(tmp_path: Path) -> None:
-    ward, _ = Ward.init(tmp_path / "ward")
+def test_concurrent_imports(tmp_path: Path, catalog_url: str | None) -> None:
+    ward, _ = Ward.init(tmp_path / "ward", catalog_url=catalog_url)
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs))
     ward.set_policy("wine", NO_APPROVALS_POLICY)

@@ -55,8 +55,8 @@ def test_contribute_merge_export_round_trip(tmp_path: Path, catalog_url: str | N
     assert ward.verify().ok
 
 
-def test_identical_records_are_stored_once(tmp_path: Path) -> None:
-    ward = _wine_ward(tmp_path)
+def test_identical_records_are_stored_once(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _wine_ward(tmp_path, catalog_url)
     path = write_csv(tmp_path / "a.csv", wine_rows(0, 50))
     ward.merge(ward.contribute("wine", path, source="one")["id"])
     again = ward.contribute("wine", path, source="two")
@@ -67,8 +67,8 @@ def test_identical_records_are_stored_once(tmp_path: Path) -> None:
     assert v2["records"] == 50
 
 
-def test_removal_contribution(tmp_path: Path) -> None:
-    ward = _wine_ward(tmp_path)
+def test_removal_contribution(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _wine_ward(tmp_path, catalog_url)
     ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 20)), source="s")["id"])
     ids = ward.dataset("wine").version("v1").to_arrow().column("record_id").to_pylist()
     removal = ward.contribute("wine", removes=ids[:5], source="cleanup")
@@ -97,8 +97,8 @@ def test_python_api_opens_the_same_service(tmp_path: Path) -> None:
     assert len(df) == 30 and df["cultivar"].isin(["0", "1", "2"]).all()
 
 
-def test_bad_file_stores_nothing(tmp_path: Path) -> None:
-    ward = _wine_ward(tmp_path)
+def test_bad_file_stores_nothing(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _wine_ward(tmp_path, catalog_url)
     before = _ledger_size(ward)
     bad = tmp_path / "bad.csv"
     bad.write_text(

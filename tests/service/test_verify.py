@@ -14,8 +14,8 @@ from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
 
 
-def _ward_with_history(tmp_path: Path) -> Ward:
-    ward, _ = Ward.init(tmp_path / "ward")
+def _ward_with_history(tmp_path: Path, catalog_url: str | None = None) -> Ward:
+    ward, _ = Ward.init(tmp_path / "ward", catalog_url=catalog_url)
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs))
     ward.set_policy("wine", NO_APPROVALS_POLICY)
@@ -52,8 +52,8 @@ def test_tampered_object_is_reported(tmp_path: Path) -> None:
     assert any(p.area == "objects" and digest in p.where for p in problems)
 
 
-def test_edited_catalog_row_is_reported(tmp_path: Path) -> None:
-    ward = _ward_with_history(tmp_path)
+def test_edited_catalog_row_is_reported(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _ward_with_history(tmp_path, catalog_url)
     with ward.db.transaction() as conn:
         conn.execute(text("UPDATE versions SET stage = 'training' WHERE number = 1"))
     problems = ward.verify().problems
@@ -61,8 +61,8 @@ def test_edited_catalog_row_is_reported(tmp_path: Path) -> None:
     assert ".stage" in problems[0].where and "training" in problems[0].detail
 
 
-def test_row_inserted_behind_the_ledgers_back_is_reported(tmp_path: Path) -> None:
-    ward = _ward_with_history(tmp_path)
+def test_row_inserted_behind_the_ledgers_back_is_reported(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _ward_with_history(tmp_path, catalog_url)
     with ward.db.transaction() as conn:
         conn.execute(
             text(
@@ -80,8 +80,8 @@ def test_record_index_tampering_is_reported(tmp_path: Path) -> None:
     assert ("records", "missing_row") in _kinds(ward)
 
 
-def test_edited_event_and_broken_chain_are_reported(tmp_path: Path) -> None:
-    ward = _ward_with_history(tmp_path)
+def test_edited_event_and_broken_chain_are_reported(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _ward_with_history(tmp_path, catalog_url)
     with ward.db.transaction() as conn:
         conn.execute(
             text(
@@ -92,8 +92,8 @@ def test_edited_event_and_broken_chain_are_reported(tmp_path: Path) -> None:
     assert ("ledger", "altered") in _kinds(ward)
 
 
-def test_deleted_event_breaks_the_chain(tmp_path: Path) -> None:
-    ward = _ward_with_history(tmp_path)
+def test_deleted_event_breaks_the_chain(tmp_path: Path, catalog_url: str | None) -> None:
+    ward = _ward_with_history(tmp_path, catalog_url)
     with ward.db.transaction() as conn:
         conn.execute(text("DELETE FROM ledger_events WHERE seq = 3"))
     kinds = _kinds(ward)

@@ -363,7 +363,7 @@ def record_ids(schema: Schema, table: pa.Table) -> list[str]:
         if name not in table.column_names:
             raise InputError(f"the table has no column {name!r}")
         column = table.column(name)
-        col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        col = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         arrays, column_sizes = _encode_column(tags[name], col, enc)
         parts.append(pa.scalar(prefix + name_tlv, _BINARY))
         parts.extend(arrays)

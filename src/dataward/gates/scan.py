@@ -376,7 +376,7 @@ def _extras(
     top = [int(i) for i in np.argsort(-scores, kind="stable")[:EVIDENCE_ROWS] if flagged[i]]
     evidence: dict[str, Any] = {}
     if top:
-        dist, idx = knn(x_ref, x_new[top], min(5, x_ref.shape[0]), labels=reference.labels)
+        dist, idx = knn(x_ref, x_new[top], min(5 + int(base is None), x_ref.shape[0]), labels=reference.labels)
         needed = sorted({int(j) for j in idx.reshape(-1)})
         ref_ids: dict[int, str] = {}
         if base is not None and needed:
@@ -388,6 +388,8 @@ def _extras(
         for pos, (d_row, i_row) in zip(top, zip(dist, idx, strict=True), strict=True):
             neighbours = []
             for d, j in zip(d_row, i_row, strict=True):
+                if base is None and int(j) == pos:
+                    continue  # self-reference: a record is not its own neighbour
                 neighbours.append(
                     {
                         "label": classes[int(reference.labels[j])],

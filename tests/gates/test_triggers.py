@@ -259,8 +259,11 @@ def test_categorical_value_tied_to_one_label_is_reported() -> None:
 
     base, _ = data(600, 1)
     new, _ = data(200, 2, trigger=20)
+    # Row numbers of the submitted file, when the gate passes them, are what the evidence names.
+    new = GateData(new.features, new.labels, new.table, {"row": np.arange(101, 301)})
     result = run(TriggerDetector(), schema, ("0", "1"), base, new)
     assert "colour = magenta" in result.findings[0].evidence["trigger"]
+    assert result.findings[0].evidence["rows"] == list(range(101, 121))
     assert result.flagged[:20].all() and not result.flagged[20:].any()
 
 

@@ -124,3 +124,17 @@ def test_trace_shows_gates_and_blast_radius(text_ward: tuple[Ward, dict[str, Pat
     by_key = ward.trace(origin["key"])
     assert {c["ref"] for c in by_key["contributions"]} >= {"man#1"}
     assert "man@v1" in {v["ref"] for v in by_key["versions"]}
+
+
+def test_quarantining_a_merged_contribution_rolls_it_back(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
+    ward, files, reviewer = text_ward
+    c = ward.contribute("man", files["clean"], source="vendor", gate=False)
+    v2 = ward.merge(c["ref"])
+    result = ward.quarantine_contribution(c["ref"], reason="vendor key leaked")
+    assert [v["ref"] for v in result["affected_versions"]] == [f"man@v{v2['number']}"]
+    rollback = result["rollback_version"]
+    assert rollback["records"] == 800 and rollback["records_removed"] == 300
+    assert c["id"] not in rollback["contributions"]
+    with pytest.raises(Conflict):
+        ward.quarantine_contribution(c["ref"], reason="again")
+    assert ward.verify().ok

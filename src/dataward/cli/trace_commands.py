@@ -70,3 +70,29 @@ def register(app: typer.Typer) -> None:
         for v in result["versions"]:
             forward.add(f"{v['ref']} {styled(v['stage'])} ({v['records']} records)")
         console.print(tree)
+
+    @app.command()
+    @reports_errors
+    def quarantine(
+        contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        reason: Annotated[str, typer.Option(help="Why (the incident).")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Hold a contribution out of every future version; if merged, make a rollback version without it."""
+        result = open_ward().quarantine_contribution(contribution, reason=reason)
+        if as_json:
+            emit_json(result)
+            return
+        tree = Tree(
+            f"[bold yellow]quarantined[/bold yellow] {result['contribution']} (was {result['previous_status']})"
+        )
+        affected = tree.add(f"[bold red]blast radius[/bold red]: {len(result['affected_versions'])} version(s)")
+        for v in result["affected_versions"]:
+            affected.add(f"{v['ref']} {styled(v['stage'])}")
+        rollback = result["rollback_version"]
+        if rollback:
+            tree.add(
+                f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
+                f"+{rollback['records_restored']} restored; promote it to replace the training version"
+            )
+        console.print(tree)

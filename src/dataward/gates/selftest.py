@@ -187,7 +187,7 @@ def selftest(
     poisoned, positions, description, trigger = _trigger(clean, base, labels, target, count, schema, rng)
     report = scan(base, poisoned, schema, validation, policy)
     result = _result("trigger", description, positions, report)
-    result.trigger_named = _trigger_named(report, target, result.rows, trigger)
+    result.trigger_named = _trigger_named(report, target, result.rows, positions, trigger)
     out.canaries.append(result)
     return out
 
@@ -381,14 +381,21 @@ def _result(name: str, description: str, positions: list[int], report: GateRepor
     )
 
 
-def _trigger_named(report: GateReport, target: str, rows: list[int], token: str | None) -> bool:
-    """Did the triggers detector report a trigger for the target label on most planted rows?"""
+def _trigger_named(
+    report: GateReport, target: str, rows: list[int], positions: list[int], token: str | None
+) -> bool:
+    """Did the triggers detector report a trigger for the target label on most planted rows?
+
+    Evidence rows are row numbers when the gate knows them, else 1-based positions: both are accepted.
+    """
     planted = set(rows)
+    by_position = {p + 1 for p in positions}
     for finding in report.findings:
         evidence = finding.get("evidence") or {}
         if finding.get("detector") != "triggers" or evidence.get("label") != target:
             continue
-        hit = planted & {int(r) for r in evidence.get("rows") or []}
+        reported = {int(r) for r in evidence.get("rows") or []}
+        hit = max(planted & reported, by_position & reported, key=len)
         if len(hit) >= 0.5 * len(planted) and (token is None or token in str(evidence.get("trigger", "")).split()):
             return True
     return False

@@ -20,6 +20,7 @@ from dataward.service import auth
 from dataward.service.approvals import ApprovalCases
 from dataward.service.audit import AuditCases
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
+from dataward.service.containment import ContainmentCases
 from dataward.service.contributions import ContributionCases
 from dataward.service.core import Clock, new_id
 from dataward.service.datasets import DatasetCases
@@ -31,7 +32,15 @@ from dataward.store import open_store
 
 
 class Ward(
-    TraceCases, ApprovalCases, IdentityCases, GateCases, AuditCases, VersionCases, ContributionCases, DatasetCases
+    ContainmentCases,
+    TraceCases,
+    ApprovalCases,
+    IdentityCases,
+    GateCases,
+    AuditCases,
+    VersionCases,
+    ContributionCases,
+    DatasetCases,
 ):
     """One deployment: a catalog database, an object store and a signing key, acting as one principal."""
 

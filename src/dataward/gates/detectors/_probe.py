@@ -81,7 +81,11 @@ def hidden_activations(probe: Pipeline, features: np.ndarray) -> np.ndarray:
 
 
 def row_numbers(data: GateData) -> np.ndarray:
-    """Row numbers in the submitted file: the table's ``row`` column, else 1-based positions."""
+    """Row numbers in the submitted file: ``groups["row"]`` or the table's ``row`` column when the gate
+    passes them, else 1-based positions in the contribution."""
+    given = data.groups.get(ROW_COLUMN)
+    if given is not None and np.shape(given) == (len(data),):
+        return np.asarray(given).astype(np.int64)
     table = data.table
     if table is not None and ROW_COLUMN in table.column_names:
         rows = np.asarray(table.column(ROW_COLUMN).to_numpy(zero_copy_only=False))

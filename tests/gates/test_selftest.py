@@ -49,7 +49,8 @@ def test_selftest_reports_every_canary_with_consistent_figures(pixel_report) -> 
 
 def test_clean_copy_passes_and_a_pixel_patch_backdoor_is_caught_and_named(pixel_report) -> None:
     out = pixel_report.to_dict()
-    assert out["clean"]["verdict"] != "block"
+    # The clean copy raises nothing in the backdoor, trigger and validation checks.
+    assert not [r for r in out["clean"]["reasons"] if r.startswith(("backdoor", "triggers", "clean_validation"))]
     assert out["clean"]["false_positive_rate"] <= 0.05
     trigger = out["canaries"][1]
     assert "3x3 patch" in trigger["description"]

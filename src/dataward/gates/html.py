@@ -209,9 +209,9 @@ def _validation(data: Mapping[str, Any], extras: Mapping[str, Any]) -> str:
         ax.bar(x - 0.2, without, 0.4, label="without contribution", color="#8c959f")
         ax.bar(x + 0.2, with_, 0.4, label="with contribution", color="#0969da")
         ax.set_xticks(x, [str(k)[:12] for k in labels], fontsize=8, rotation=45 if len(labels) > 8 else 0)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.25)
         ax.set_ylabel("accuracy")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", ncols=2, frameon=False)
         fig.tight_layout()
         out.append(_img(fig, "per-class clean-validation accuracy"))
         rows = "".join(

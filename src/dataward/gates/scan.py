@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
@@ -105,15 +106,17 @@ def _scan(
         if base is not None:
             mode = "baseline"
             ref_index = stratified_sample(encode(base), policy.reference_size, rng)
-            fit_table = take_rows(base.table, ref_index)
-            if pipeline.learns_geometry and ref_index.shape[0] >= 200:
-                # Fit the vocabulary/SVD on one half and compare with the other, so that the reference
-                # is as out-of-sample as the contribution (in-sample rows would fake drift and outliers).
-                shuffled = rng.permutation(ref_index)
-                half = shuffled.shape[0] // 2
-                fit_table = take_rows(base.table, np.sort(shuffled[:half]))
-                ref_index = np.sort(shuffled[half:])
             ref_table = take_rows(base.table, ref_index)
+            fit_table = ref_table
+            if pipeline.learns_geometry:
+                # A vocabulary/SVD fitted on the reference alone makes reference rows look unlike any
+                # new row (faking drift and outliers). Fitting it, without labels, on reference and
+                # contribution together treats both sides alike.
+                sample = rng.choice(len(contrib), min(len(contrib), ref_index.shape[0]), replace=False)
+                unlabelled = [c.name for c in schema.inputs]
+                fit_table = pa.concat_tables(
+                    [ref_table.select(unlabelled), take_rows(contrib.table, np.sort(sample)).select(unlabelled)]
+                )
             pipeline.fit(fit_table)
             reference = GateData(pipeline.transform(ref_table), encode(base)[ref_index], ref_table)
             contribution_data = GateData(

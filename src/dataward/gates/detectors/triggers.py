@@ -27,9 +27,13 @@ pairs, so a clean contribution raises a trigger with probability at most ``alpha
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
 
-Record p-values: the corrected p-value of the most significant pattern a record carries with its
-own label (1 otherwise); valid per record because the family of tests is controlled as a whole.
-``flagged``: the records carrying a reported trigger (its lead pattern) with its label.
+Record p-values: ``min(1, c * p_min)`` over the ``c`` tested patterns a record carries with its own
+label (Bonferroni per record, so ``P(p <= a) <= a`` for a clean record), or the trigger's corrected
+p-value for the records carrying a reported trigger; patterns merged into a reported trigger are
+left out for the other records. ``flagged``: only the carriers of a reported trigger (its lead
+pattern, with its label). Records sharing a pattern share its evidence, so flags from record
+p-values alone would come in correlated batches that a count of flags would overrate; the record
+p-values still rank every record.
 Contribution level: ``statistic`` = number of triggers found, ``p_value`` = the smallest
 corrected p-value. Summary keys: ``triggers`` (the evidence of each finding), ``tests``
 (number of pattern-label pairs tested), ``patterns``, ``block`` (true when a trigger was found) and ``block_reason``.
@@ -212,14 +216,16 @@ class TriggerDetector(Detector):
             if not active.any():
                 break
         if first_round is not None:
-            # Every other record gets the p-value of the most significant pattern it carries with its
-            # own label, leaving out patterns already explained by a reported trigger.
-            tests, corrected, carriers = first_round
-            for i in np.flatnonzero(corrected < 1.0):
-                if (int(tests["pattern"][i]), int(tests["label"][i])) in explained:
-                    continue
-                rows = carriers[i]
-                p_values[rows] = np.minimum(p_values[rows], corrected[i])
+            # Every record is judged on the patterns it carries with its own label (Bonferroni over
+            # those, not over the whole vocabulary: the guarantee asked of a record's p-value is about
+            # that record), leaving out patterns already explained by a reported trigger.
+            tests, _, _ = first_round
+            keep = np.array(
+                [(int(t), int(c)) not in explained for t, c in zip(tests["pattern"], tests["label"], strict=True)],
+                dtype=bool,
+            )
+            record_p = _record_p_values(xc, labels, n_classes, tests, keep)
+            p_values = np.minimum(p_values, record_p)
         return DetectorResult(
             detector=self.name,
             version=self.version,
@@ -455,6 +461,26 @@ def _merge(
             groups.append([i])
             group_rows.append(rows)
     return groups
+
+
+def _record_p_values(
+    xc: sp.csc_matrix, labels: np.ndarray, n_classes: int, tests: dict[str, np.ndarray], keep: np.ndarray
+) -> np.ndarray:
+    """Per record: ``min(1, c * min p)`` over the ``c`` tested patterns it carries with its own label."""
+    n = xc.shape[0]
+    index = np.flatnonzero(keep)
+    if index.size == 0:
+        return np.ones(n)
+    raw = np.maximum(tests["p_enrich"][index], tests["p_tie"][index])
+    carries = sp.csr_matrix(xc[:, tests["pattern"][index]])
+    own_label = sp.csr_matrix(_one_hot(labels, n_classes)[:, tests["label"][index]])
+    carries = carries.multiply(own_label).tocsr()
+    carries.data = np.ones_like(carries.data)
+    counts = np.asarray(carries.sum(axis=1)).ravel()
+    strength = carries.multiply(-np.log(np.maximum(raw, 1e-300))[None, :]).tocsr()
+    best = np.asarray(strength.max(axis=1).todense()).ravel()
+    p = np.where(counts > 0, np.minimum(1.0, counts * np.exp(-best)), 1.0)
+    return p
 
 
 def _lead_first(group: list[int], tests: dict[str, np.ndarray], patterns: Patterns) -> list[int]:

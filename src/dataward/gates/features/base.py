@@ -20,7 +20,7 @@ class Featurizer(ABC):
     kinds: ClassVar[frozenset[ColumnKind]]
     learns_geometry: ClassVar[bool] = False
     """True when fitting shapes the vector space itself (a vocabulary, an SVD): the records it was fitted
-    on then sit differently from new ones, so the gate fits it on records it does not compare."""
+    on then sit differently from new ones, so the gate fits it on both sides being compared."""
 
     def __init__(self, column: Column, *, seed: int = 0) -> None:
         self.column = column

@@ -15,7 +15,7 @@ from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
 
-SVD_DIMS = 128
+SVD_DIMS = 256
 """Dense text dimensions after SVD: bounded so neighbour search stays cheap at any vocabulary size."""
 
 

@@ -105,7 +105,7 @@ def test_records_rejected_in_review_never_enter_a_version(text_ward: tuple[Ward,
 
 
 def test_reviewer_cannot_decide_their_own_records(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
-    ward, files, reviewer = text_ward
+    ward, files, _reviewer = text_ward
     c = ward.contribute("man", files["poisoned"], source="scrape", gate=True)
     item = ward.review_list(contribution=c["ref"])[0]
     with pytest.raises(PolicyViolation, match="own contribution"):
@@ -113,7 +113,7 @@ def test_reviewer_cannot_decide_their_own_records(text_ward: tuple[Ward, dict[st
 
 
 def test_trace_shows_gates_and_blast_radius(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
-    ward, files, reviewer = text_ward
+    ward, _files, _reviewer = text_ward
     training_ids = ward.dataset("man").version("training").to_arrow().column("record_id").to_pylist()
     traced = ward.trace(training_ids[0])
     assert traced["subject"]["kind"] == "record"
@@ -127,7 +127,7 @@ def test_trace_shows_gates_and_blast_radius(text_ward: tuple[Ward, dict[str, Pat
 
 
 def test_quarantining_a_merged_contribution_rolls_it_back(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
-    ward, files, reviewer = text_ward
+    ward, files, _reviewer = text_ward
     c = ward.contribute("man", files["clean"], source="vendor", gate=False)
     v2 = ward.merge(c["ref"])
     result = ward.quarantine_contribution(c["ref"], reason="vendor key leaked")

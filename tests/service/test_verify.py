@@ -31,9 +31,7 @@ def _kinds(ward: Ward) -> set[tuple[str, str]]:
 
 def _object_path(ward: Ward, digest: str) -> Path:
     hexpart = digest.split(":", 1)[1]
-    matches = [
-        p for p in (ward.folder / "objects").rglob("*") if p.is_file() and p.name.endswith(hexpart[2:])
-    ]
+    matches = [p for p in (ward.folder / "objects").rglob("*") if p.is_file() and p.name.endswith(hexpart[2:])]
     assert matches, digest
     return matches[0]
 
@@ -76,7 +74,7 @@ def test_row_inserted_behind_the_ledgers_back_is_reported(tmp_path: Path, catalo
 def test_record_index_tampering_is_reported(tmp_path: Path) -> None:
     ward = _ward_with_history(tmp_path)
     with ward.db.transaction() as conn:
-        conn.execute(text("DELETE FROM records WHERE rowid IN (SELECT rowid FROM records LIMIT 1)"))
+        conn.execute(text("DELETE FROM records WHERE id = (SELECT MIN(id) FROM records)"))
     assert ("records", "missing_row") in _kinds(ward)
 
 
@@ -107,23 +105,17 @@ def test_resigned_event_with_another_key_is_reported(tmp_path: Path) -> None:
     forger = WardSigner.generate()
     with ward.db.transaction() as conn:
         digest = conn.execute(text("SELECT hash FROM ledger_events WHERE seq = 5")).scalar_one()
-        conn.execute(
-            text("UPDATE ledger_events SET sig = :s WHERE seq = 5"), {"s": forger.sign(digest.encode())}
-        )
+        conn.execute(text("UPDATE ledger_events SET sig = :s WHERE seq = 5"), {"s": forger.sign(digest.encode())})
     assert ("ledger", "bad_signature") in _kinds(ward)
 
 
 def test_cli_verify_exits_non_zero_on_tampering(tmp_path: Path) -> None:
     ward = _ward_with_history(tmp_path)
     env = {**os.environ, "DATAWARD_WARD": str(ward.folder)}
-    ok = subprocess.run(
-        [sys.executable, "-m", "dataward", "verify", "--json"], env=env, capture_output=True, text=True
-    )
+    ok = subprocess.run([sys.executable, "-m", "dataward", "verify", "--json"], env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     with ward.db.transaction() as conn:
         conn.execute(text("UPDATE contributions SET added_count = 1"))
-    bad = subprocess.run(
-        [sys.executable, "-m", "dataward", "verify"], env=env, capture_output=True, text=True
-    )
+    bad = subprocess.run([sys.executable, "-m", "dataward", "verify"], env=env, capture_output=True, text=True)
     assert bad.returncode != 0
     assert "added_count" in bad.stdout

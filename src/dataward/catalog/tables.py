@@ -132,12 +132,22 @@ contributions = Table(
     UniqueConstraint("dataset_id", "number"),
 )
 
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", Text, nullable=False, unique=True),
+)
+
+# One row per record ever stored: where its bytes are. Keyed by the record id and clustered on it
+# (no rowid on SQLite), with a small integer chunk reference, because imports write millions of rows.
 records = Table(
     "records",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("chunk", Text, nullable=False),
+    Column("chunk", Integer, ForeignKey("chunks.id"), nullable=False),
     Column("row", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 versions = Table(

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, replay
-from dataward.catalog.tables import OPERATIONAL_COLUMNS, principals, records, versions, ward_meta
+from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, records, versions, ward_meta
 from dataward.domain.errors import DatawardError
 from dataward.domain.schema import RECORD_ID
 from dataward.ledger.events import Event, verify_chain
@@ -167,7 +167,8 @@ class AuditCases(WardCore):
                 continue  # reported by the object check
             for i, rid in enumerate(ids):
                 expected.setdefault(rid, (chunk, i))
-        actual = {r.id: (r.chunk, int(r.row)) for r in conn.execute(select(records))}
+        located = select(records.c.id, chunks.c.digest, records.c.row).join(chunks, chunks.c.id == records.c.chunk)
+        actual = {r.id: (r.digest, int(r.row)) for r in conn.execute(located)}
         report.checked["records"] = len(actual)
         for rid in sorted(set(expected) - set(actual)):
             report.problems.append(Problem("records", "missing_row", f"record {rid}", "record index entry removed"))
@@ -197,8 +198,8 @@ class AuditCases(WardCore):
 
     def _verify_objects(self, conn: Connection, report: VerifyReport) -> None:
         referenced = dict(self._referenced_objects(conn))
-        for chunk in conn.execute(select(records.c.chunk).distinct()).scalars():
-            referenced.setdefault(chunk, "records.chunk")
+        for chunk in conn.execute(select(chunks.c.digest)).scalars():
+            referenced.setdefault(chunk, "chunks.digest")
         problems = list(self.store.verify_all(referenced))
         for p in problems:
             where = referenced.get(p.digest, "unreferenced object")

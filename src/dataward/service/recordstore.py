@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 
-from dataward.catalog.tables import records
+from dataward.catalog.tables import chunks, records
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.schema import RECORD_ID, Schema
@@ -42,7 +42,10 @@ def existing_ids(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str, i
     for start in range(0, len(ids), _BATCH):
         batch = list(ids[start : start + _BATCH])
         marks = ",".join("?" if conn.dialect.paramstyle == "qmark" else "%s" for _ in batch)
-        rows = conn.exec_driver_sql(f"SELECT id, chunk, row FROM records WHERE id IN ({marks})", tuple(batch))
+        rows = conn.exec_driver_sql(
+            f"SELECT r.id, c.digest, r.row FROM records r JOIN chunks c ON c.id = r.chunk WHERE r.id IN ({marks})",
+            tuple(batch),
+        )
         for rid, chunk, row in rows:
             found[rid] = (chunk, int(row))
     return found
@@ -62,8 +65,12 @@ def store_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> 
         return None, 0
     chunk_table = table.take(pa.array(keep, type=pa.int64())) if len(keep) != len(ids) else table
     digest = store.put(table_to_parquet(chunk_table))
+    chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
+    if chunk_id is None:
+        chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
     new_ids = chunk_table.column(RECORD_ID).to_pylist()
-    rows = [(rid, digest, i) for i, rid in enumerate(new_ids)]
+    # Sorted by id: inserts then append to the primary-key B-tree instead of landing at random pages.
+    rows = sorted((rid, chunk_id, i) for i, rid in enumerate(new_ids))
     if conn.dialect.name == "sqlite":
         # The driver's executemany is several times faster than a Core insert for millions of rows.
         conn.exec_driver_sql("INSERT INTO records (id, chunk, row) VALUES (?, ?, ?)", rows)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 00:21:12.266731
+Create Date: 2026-11-25 00:59:09.209207
 """
 
 import sqlalchemy as sa
@@ -16,6 +16,13 @@ depends_on = None
 
 def upgrade() -> None:
 
+    op.create_table(
+        "chunks",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("digest", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("digest"),
+    )
     op.create_table(
         "ledger_events",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
@@ -61,13 +68,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
-    )
-    op.create_table(
-        "records",
-        sa.Column("id", sa.Text(), nullable=False),
-        sa.Column("chunk", sa.Text(), nullable=False),
-        sa.Column("row", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "sources",
@@ -143,6 +143,18 @@ def upgrade() -> None:
             ["principals.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "records",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("row", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["chunk"],
+            ["chunks.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "contributions",
@@ -262,15 +274,16 @@ def downgrade() -> None:
     op.drop_table("approvals")
     op.drop_table("versions")
     op.drop_table("contributions")
+    op.drop_table("records")
     op.drop_table("grants")
     op.drop_table("datasets")
     op.drop_table("api_keys")
     op.drop_table("ward_meta")
     op.drop_table("sources")
-    op.drop_table("records")
     op.drop_table("principals")
     op.drop_table("models")
     with op.batch_alter_table("ledger_events", schema=None) as batch_op:
         batch_op.drop_index("ix_ledger_events_type")
 
     op.drop_table("ledger_events")
+    op.drop_table("chunks")

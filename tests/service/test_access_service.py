@@ -156,7 +156,7 @@ def test_key_scopes_only_narrow(team: dict[str, Ward], tmp_path: Path) -> None:
     narrow = team["admin"].as_key(team["admin"].issue_key("bob", scopes=["dataset:other"])["key"])
     with pytest.raises(AccessDenied):
         narrow.approve("wine#1", reason="x")
-    with pytest.raises(Exception, match=r"wider|role|scope"):
+    with pytest.raises(AccessDenied, match=r"wider|role|scope"):
         team["admin"].issue_key("scraper", scopes=["approver"])
 
 

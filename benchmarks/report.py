@@ -242,8 +242,9 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         parts += [
             "### Slow drift, step by step (dataward)",
             "",
-            "Each of the twenty contributions moves class `benign` a further 0.02 standard deviations (0.4 by the last); step k "
-            "is judged against the first baseline plus steps 1..k-1. Verdicts per step (P pass, R review, B block):",
+            "Each of the twenty contributions moves class `benign` a further 0.02 standard deviations "
+            "(0.4 by the last); step k is judged against the first baseline plus steps 1..k-1. "
+            "Verdicts per step (P pass, R review, B block):",
             "",
         ]
         for key, label in (("with_first_baseline", "with the first baseline"), ("without_first_baseline", "without")):

@@ -113,9 +113,7 @@ def test_dataward_gate_is_run_like_any_other_method():
     if not available():
         pytest.skip("dataward.gates.scan is not in this checkout")
     case = attacks.build("outliers_wine", seed=0)
-    result = method("dataward").score(
-        case.baseline, case.contribution, case.schema, validation=case.validation, seed=0
-    )
+    result = method("dataward").score(case.baseline, case.contribution, case.schema, validation=case.validation, seed=0)
     assert result.scores.shape == result.flags.shape == (len(case.contribution),)
     assert result.verdict in ("pass", "review", "block")
     assert ((result.scores >= 0) & (result.scores <= 1)).all()

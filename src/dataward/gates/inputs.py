@@ -124,7 +124,7 @@ def _column(table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what:
             raise InputError(f"the {what}'s image column {name!r} must hold image bytes or pixel arrays, not {typ}")
         if kind is ColumnKind.EMBEDDING:
             return _embedding_column(col, name, dim, what)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+    except pa.ArrowException as exc:
         raise InputError(f"the {what}'s column {name!r} does not fit its kind {kind.value}: {exc}") from exc
     raise AssertionError(kind)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from benchmarks.attacks.images import PATCH
-from benchmarks.attacks.tabular import TRIGGER_HIGH, TRIGGER_LOW
 
 from benchmarks import attacks, data
+from benchmarks.attacks.images import PATCH
+from benchmarks.attacks.tabular import TRIGGER_HIGH, TRIGGER_LOW
 from dataward.domain.errors import InputError
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from benchmarks.make_text_sample import clean_troff, name_line, sample
 
 from benchmarks import data
+from benchmarks.make_text_sample import clean_troff, name_line, sample
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
 

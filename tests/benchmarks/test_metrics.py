@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+
+from benchmarks import attacks
 from benchmarks.metrics import (
     attack_success_rate,
     auroc,
@@ -15,8 +17,6 @@ from benchmarks.metrics import (
     record_metrics,
 )
 from benchmarks.peers import peer_verdict
-
-from benchmarks import attacks
 
 
 def test_perfect_and_inverted_rankings():

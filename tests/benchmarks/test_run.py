@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+
+from benchmarks import attacks, report
 from benchmarks.__main__ import main
 from benchmarks.peers import MethodResult, method
 from benchmarks.runner import run_case
-
-from benchmarks import attacks, report
 
 
 def test_peers_score_every_record_of_a_contribution():

@@ -28,7 +28,7 @@ def cli_ward(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ward = root / "ward"
     assert run(ward, "init", "--json").returncode == 0
     label, specs = wine_schema_specs()
-    args = ["dataset", "create", "wine", "--label", label, *sum((["--input", s] for s in specs), [])]
+    args = ["dataset", "create", "wine", "--label", label, *(part for s in specs for part in ("--input", s))]
     assert run(ward, *args).returncode == 0
     policy = root / "policy.yaml"
     policy.write_text("approvals:\n  required: 0\n")

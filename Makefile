@@ -15,10 +15,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# torch is installed on its own first so that the pinned CPU build is used, never a newer CUDA one.
+# The tests exercise the benchmark peers and the sentence-embedding featurizer too. torch is
+# installed on its own first so that the pinned CPU build is used, never a newer CUDA one.
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet 'torch==2.13.0'
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,embeddings]'
 	touch $@
 
 install: $(VENV)/.installed-dev
@@ -26,7 +27,7 @@ install: $(VENV)/.installed-dev
 demo: $(VENV)/.installed-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-bench
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.installed-dev

@@ -67,14 +67,19 @@ def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int)
         best = min(best, tail)
     excess = float(np.sum(p_values <= alpha) - alpha * n)
     count_p = min(1.0, best * len(thresholds))
-    return excess, min(1.0, 2.0 * min(count_p, extreme_records_p_value(p_values)))
+    return excess, min(1.0, 2.0 * min(count_p, extreme_records_p_value(p_values, n_calibration)))
 
 
 ORDER_STATISTICS = 20
 """How many of the smallest p-values the extreme-records test looks at."""
 
 
-def extreme_records_p_value(p_values: np.ndarray) -> float:
+EXTRAPOLATION_DECADES = 2
+"""How far (in powers of ten) below the calibration set's resolution ``1/(n+1)`` tail-extrapolated
+p-values are trusted by the extreme-records test."""
+
+
+def extreme_records_p_value(p_values: np.ndarray, n_calibration: int) -> float:
     """Are a few records far more extreme than ``n`` records should be? (order-statistic test)
 
     For ``j = 2 .. ORDER_STATISTICS``, with ``p_(j)`` the ``j``-th smallest p-value, the chance that at
@@ -82,9 +87,17 @@ def extreme_records_p_value(p_values: np.ndarray) -> float:
     smallest, Bonferroni-corrected over ``j``, is returned. It catches a handful of records (a 1%
     backdoor) whose p-values lie far beyond the calibration set, where a count at ``alpha`` sees only
     a few flags. ``j`` starts at 2 so that one extreme record alone never moves the verdict.
+
+    The test leans on the extrapolated tail beyond the calibration set, so it is used only where that
+    is sound: p-values are floored ``EXTRAPOLATION_DECADES`` below ``1/(n_calibration+1)``, and batches
+    larger than the calibration set (where many clean records fall beyond it and a slightly wrong tail
+    shape would add up) are left to the count test.
     """
     p_values = np.sort(np.asarray(p_values, dtype=np.float64))
     n = p_values.shape[0]
+    if n > n_calibration:
+        return 1.0
+    p_values = np.maximum(p_values, 10.0**-EXTRAPOLATION_DECADES / (n_calibration + 1.0))
     top = min(ORDER_STATISTICS, n)
     if top < 2:
         return 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from dataward.domain.schema import Schema
 from dataward.gates.base import DetectorResult, registered
@@ -68,7 +69,8 @@ def verdict(
             reasons_block.append(_describe(name, r, n, policy, m))
         elif r.p_value * m < policy.review_p:
             reasons_review.append(_describe(name, r, n, policy, m))
-    union_p = binomial_p_value(int(flagged.sum()), n, policy.alpha)
+    calibration_sizes = [int(r.summary["n_calibration"]) for r in results.values() if "n_calibration" in r.summary]
+    union_p = union_flags_p_value(int(flagged.sum()), n, policy.alpha, min(calibration_sizes, default=0))
     if union_p < policy.review_p and not reasons_block:
         reasons_review.append(
             f"{int(flagged.sum())} of {n} records flagged where {policy.alpha * n:.1f} are expected at "
@@ -79,6 +81,21 @@ def verdict(
     if reasons_review:
         return "review", reasons_review, union_p
     return "pass", [], union_p
+
+
+def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) -> float:
+    """P(at least ``flagged`` of ``n`` clean records flagged) when flags run at ``alpha`` in total.
+
+    With a calibration set of ``n_calibration`` records the true flag rate is itself uncertain
+    (a beta law around ``alpha``), so the count follows a beta-binomial law; with no calibration size
+    known it is binomial.
+    """
+    if flagged <= 0 or n <= 0:
+        return 1.0
+    if n_calibration <= 0:
+        return binomial_p_value(flagged, n, alpha)
+    a = max(alpha * (n_calibration + 1), 1.0)
+    return float(stats.betabinom.sf(flagged - 1, n, a, n_calibration + 1 - a))
 
 
 def _describe(name: str, r: DetectorResult, n: int, policy: GatePolicy, m: int) -> str:

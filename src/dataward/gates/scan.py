@@ -86,6 +86,8 @@ def _scan(
     val = normalize(validation, schema, "validation set", with_ids=False) if validation is not None else None
     first = normalize(first_baseline, schema, "first baseline", with_ids=False) if first_baseline is not None else None
     group_values = group_arrays(groups, len(contrib))
+    # Detectors also see each record's row in the submitted file, so their evidence names file rows.
+    detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
 
     classes = tuple(
         sorted(set().union(*(set(side.labels.tolist()) for side in (base, contrib, val, first) if side is not None)))
@@ -120,7 +122,7 @@ def _scan(
             pipeline.fit(fit_table)
             reference = GateData(pipeline.transform(ref_table), encode(base)[ref_index], ref_table)
             contribution_data = GateData(
-                pipeline.transform(contrib.table), encode(contrib), contrib.table, group_values
+                pipeline.transform(contrib.table), encode(contrib), contrib.table, detector_groups
             )
             context = GateContext(
                 schema,
@@ -145,7 +147,7 @@ def _scan(
             mode = "self-reference"
             pipeline.fit(contrib.table)
             contribution_data = GateData(
-                pipeline.transform(contrib.table), encode(contrib), contrib.table, group_values
+                pipeline.transform(contrib.table), encode(contrib), contrib.table, detector_groups
             )
             reference = contribution_data
             context = GateContext(

@@ -87,21 +87,31 @@ def test_poisoned_contribution_is_blocked_quarantined_and_cannot_merge(
     assert event["payload"]["verdict"] == "block" and event["payload"]["config_hash"] == report["config_hash"]
 
 
-def test_records_rejected_in_review_never_enter_a_version(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
+def test_records_rejected_in_review_never_enter_a_version(
+    text_ward: tuple[Ward, dict[str, Path], Ward], tmp_path: Path
+) -> None:
     ward, files, reviewer = text_ward
-    c = ward.contribute("man", files["clean"], source="vendor", gate=True)
+    # A clean batch plus one conflicting duplicate: a trusted record's text under another label.
+    batch = pd.read_csv(files["clean"], dtype=str)
+    trusted = pd.read_csv(files["baseline"], dtype=str).iloc[0]
+    other_label = next(label for label in sorted(batch["label"].unique()) if label != trusted["label"])
+    conflict = pd.DataFrame([{"text": trusted["text"], "label": other_label}])
+    path = tmp_path / "with-conflict.csv"
+    pd.concat([batch, conflict]).to_csv(path, index=False)
+    c = ward.contribute("man", path, source="vendor", gate=True)
     queue = ward.review_list(contribution=c["ref"])
-    if not queue:  # make sure at least one record is held: gate a batch with one planted outlier
-        pytest.skip("the clean batch raised no flags at this seed")
+    conflicting = [i for i in queue if i["row"] == len(batch) + 2]  # CSV line: the header is line 1
+    assert conflicting, queue
     with pytest.raises(Conflict, match="await review"):
         ward.merge(c["ref"])
-    rejected = queue[0]
-    reviewer.review_decide([rejected["id"]], "reject", reason="not a man page")
-    for item in queue[1:]:
-        reviewer.review_decide([item["id"]], "accept", reason="fine")
+    reviewer.review_decide([conflicting[0]["id"]], "reject", reason="label contradicts the trusted record")
+    for item in queue:
+        if item["id"] != conflicting[0]["id"]:
+            reviewer.review_decide([item["id"]], "accept", reason="fine")
     version = ward.merge(c["ref"])
+    assert version["held_back"] == 1
     ids = set(ward.dataset("man").version(f"v{version['number']}").to_arrow().column("record_id").to_pylist())
-    assert rejected["record_id"] not in ids
+    assert conflicting[0]["record_id"] not in ids
 
 
 def test_reviewer_cannot_decide_their_own_records(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:

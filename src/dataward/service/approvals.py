@@ -9,7 +9,9 @@ from sqlalchemy import Connection, select
 
 from dataward.access import (
     Approval,
+    ApprovalStatus,
     ContributionFacts,
+    DatasetPolicy,
     PromotionFacts,
     approvals_status,
     can_promote,
@@ -48,6 +50,18 @@ def _owner_of(conn: Connection, principal_id: str) -> str | None:
 
 def _principals(conn: Connection) -> dict[str, Any]:
     return {r.id: auth.principal_from_row(r) for r in conn.execute(select(principals))}
+
+
+def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any) -> ApprovalStatus:
+    """How the contribution's approvals count against the policy, for its current content hash."""
+    return approvals_status(
+        policy,
+        c.content_hash,
+        _approvals_of(conn, c.id),
+        submitter_id=c.submitted_by,
+        submitter_owner_id=_owner_of(conn, c.submitted_by),
+        principals=_principals(conn),
+    )
 
 
 class ApprovalCases(WardCore):
@@ -107,14 +121,7 @@ class ApprovalCases(WardCore):
                 {"content_hash": c.content_hash, "reason": reason, "role": role.value if role else None},
                 changes,
             )
-            status = approvals_status(
-                policy,
-                c.content_hash,
-                _approvals_of(uc.conn, c.id),
-                submitter_id=c.submitted_by,
-                submitter_owner_id=_owner_of(uc.conn, c.submitted_by),
-                principals=_principals(uc.conn),
-            )
+            status = _approval_status(uc.conn, policy, c)
             return {
                 "contribution": f"{ds_name}#{c.number}",
                 "decision": decision,
@@ -147,14 +154,7 @@ class ApprovalCases(WardCore):
                 f"{len(pending)} record(s) of {ds.name}#{c.number} await review",
                 hint=f"decide them first: dataward review list {ds.name}",
             )
-        status = approvals_status(
-            policy,
-            c.content_hash,
-            _approvals_of(uc.conn, c.id),
-            submitter_id=c.submitted_by,
-            submitter_owner_id=_owner_of(uc.conn, c.submitted_by),
-            principals=_principals(uc.conn),
-        )
+        status = _approval_status(uc.conn, policy, c)
         if not status.satisfied:
             problems.append(f"it has {status.summary()}")
         if problems:

@@ -35,37 +35,46 @@ def _gate_policy(ds: Any) -> dict[str, Any]:
 
 
 class GateCases(WardCore):
-    def _gate_inputs(self, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
-        """Baseline (current training version), first trusted baseline, validation set, contribution."""
+    def _version_records(self, conn: Any, version: Any, schema: Schema) -> pa.Table:
+        return load_records(conn, self.store, manifest_ids(self.store, version.manifest_object), schema)
+
+    def _trusted_inputs(self, conn: Any, ds: Any) -> dict[str, Any]:
+        """What a gate compares against: the training version (the trusted baseline), the first version
+        ever promoted (so slow drift is judged against it too), and the clean validation set."""
         schema = rows.dataset_schema(ds)
         training = conn.execute(
             select(versions).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
         ).first()
-        baseline = (
-            load_records(conn, self.store, manifest_ids(self.store, training.manifest_object), schema)
-            if training
-            else None
-        )
-        # The first version ever promoted is the first trusted baseline: slow drift is judged against it.
         first_baseline = None
-        first_id = None
-        for event in ledger_store.read_events(conn, types=["version.promoted"]):
-            if event.subject.get("dataset") == ds.id:
-                first_id = event.subject["version"]
-                break
+        first_id = next(
+            (
+                e.subject["version"]
+                for e in ledger_store.read_events(conn, types=["version.promoted"])
+                if e.subject.get("dataset") == ds.id
+            ),
+            None,
+        )
         if first_id is not None and training is not None and first_id != training.id:
             first = conn.execute(select(versions).where(versions.c.id == first_id)).one()
-            first_baseline = load_records(conn, self.store, manifest_ids(self.store, first.manifest_object), schema)
+            first_baseline = self._version_records(conn, first, schema)
         validation = None
         val_ds = conn.execute(
             select(datasets).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
         ).first()
-        if val_ds is not None:
-            val_version = rows.latest_version(conn, val_ds.id)
-            if val_version is not None:
-                validation = load_records(
-                    conn, self.store, manifest_ids(self.store, val_version.manifest_object), schema
-                )
+        if val_ds is not None and (val_version := rows.latest_version(conn, val_ds.id)) is not None:
+            validation = self._version_records(conn, val_version, schema)
+        return {
+            "schema": schema,
+            "baseline": self._version_records(conn, training, schema) if training else None,
+            "first_baseline": first_baseline,
+            "validation": validation,
+            "baseline_version": training.id if training else None,
+        }
+
+    def _gate_inputs(self, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
+        """The trusted inputs plus the contribution (with its file rows) and its grouping."""
+        inputs = self._trusted_inputs(conn, ds)
+        schema = inputs["schema"]
         ids, file_rows = read_ids_and_rows(self.store, contribution.added_object)
         if not ids:
             raise InputError("this contribution adds no records: there is nothing for the gate to scan")
@@ -74,19 +83,13 @@ class GateCases(WardCore):
         source = conn.execute(select(sources.c.uri).where(sources.c.id == contribution.source_id)).scalar()
         submitter = rows.principal_name(conn, contribution.submitted_by)
         n = table.num_rows
-        return {
-            "schema": schema,
-            "baseline": baseline,
-            "first_baseline": first_baseline,
-            "validation": validation,
-            "contribution": table,
-            "groups": {
-                "contribution": [f"{ds.name}#{contribution.number}"] * n,
-                "source": [source or "-"] * n,
-                "principal": [submitter or "-"] * n,
-            },
-            "baseline_version": training.id if training else None,
+        inputs["contribution"] = table
+        inputs["groups"] = {
+            "contribution": [f"{ds.name}#{contribution.number}"] * n,
+            "source": [source or "-"] * n,
+            "principal": [submitter or "-"] * n,
         }
+        return inputs
 
     def run_gate(self, contribution_ref: str, *, html: str | Path | None = None) -> dict[str, Any]:
         """Run the dataset's gate on a contribution against the trusted baseline.
@@ -217,7 +220,7 @@ class GateCases(WardCore):
                 inputs = self._gate_inputs(uc.conn, ds, c)
                 clean, baseline = inputs["contribution"].drop_columns(["row"]), inputs["baseline"]
             else:
-                inputs = self._gate_inputs_without_contribution(uc.conn, ds)
+                inputs = self._trusted_inputs(uc.conn, ds)
                 if inputs["baseline"] is None or inputs["baseline"].num_rows < 100:
                     raise InputError(
                         f"{dataset!r} has no training version large enough to self-test against",
@@ -232,22 +235,6 @@ class GateCases(WardCore):
             ).to_dict()
             uc.emit("gate.selftest", {"dataset": ds.id}, {"summary": _selftest_summary(result), "seed": seed})
             return result
-
-    def _gate_inputs_without_contribution(self, conn: Any, ds: Any) -> dict[str, Any]:
-        schema = rows.dataset_schema(ds)
-        training = conn.execute(
-            select(versions).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
-        ).first()
-        baseline = (
-            load_records(conn, self.store, manifest_ids(self.store, training.manifest_object), schema)
-            if training
-            else None
-        )
-        validation = None
-        val_ds = conn.execute(select(datasets).where(datasets.c.validation_for == ds.name)).first()
-        if val_ds is not None and (val_version := rows.latest_version(conn, val_ds.id)) is not None:
-            validation = load_records(conn, self.store, manifest_ids(self.store, val_version.manifest_object), schema)
-        return {"schema": schema, "baseline": baseline, "validation": validation}
 
     # --- the review queue -------------------------------------------------------------------
 

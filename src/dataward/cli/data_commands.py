@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         records await review, 9 when the gate blocks it."""
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
-        with working(f"Importing {file or removes}", enabled=not as_json):
+        with working(f"Importing {file or removes}", enabled=not as_json) as update:
             info = open_ward().contribute(
                 dataset,
                 file,
@@ -142,6 +142,7 @@ def register(app: typer.Typer) -> None:
                 format=format_,
                 gate=gate,
                 html=html,
+                progress=update,
             )
         if as_json:
             emit_json(info)

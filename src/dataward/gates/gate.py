@@ -4,7 +4,11 @@ Combination rule (docs/gates.md):
 
 * Each of the ``m`` detectors that ran flags records at ``alpha / m``, so the union of flags keeps
   the policy's per-record false-positive rate ``alpha``. A record's combined score is
-  ``1 - min(1, m * min_d p_d)`` (Bonferroni over detectors).
+  ``1 - F(-2 sum_d log p_d)`` with ``F`` the chi-square law with ``2m`` degrees of freedom (Fisher's
+  combination). Unlike the Bonferroni minimum, it does not let the smallest of ``m`` uniform
+  p-values of a clean record outrank a flip that one detector sees clearly and others see a little;
+  the detectors share features, so the score ranks records and is not itself a calibrated p-value
+  (the flags are).
 * ``block`` when any detector's contribution-level p-value is below ``block_p`` or a detector asks
   for a block (``summary["block"]``: a found trigger, a clean-validation drop beyond tolerance);
   ``review`` when the Bonferroni-corrected smallest detector p-value, or the binomial test of the
@@ -50,9 +54,10 @@ def combine_records(results: dict[str, DetectorResult], n: int) -> tuple[np.ndar
     if not results:
         return np.zeros(n), np.zeros(n, dtype=bool)
     stacked = np.vstack([r.p_values for r in results.values()])
-    p_min = np.minimum(1.0, len(results) * stacked.min(axis=0))
+    statistic = -2.0 * np.log(np.clip(stacked, 1e-300, 1.0)).sum(axis=0)
+    combined = stats.chi2.sf(statistic, 2 * stacked.shape[0])
     flagged = np.vstack([r.flagged for r in results.values()]).any(axis=0)
-    return 1.0 - p_min, flagged
+    return np.clip(1.0 - combined, 0.0, 1.0), flagged
 
 
 def verdict(

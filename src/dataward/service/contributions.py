@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,14 +70,16 @@ class ContributionCases(WardCore):
         format: str | None = None,
         gate: bool = False,
         html: str | Path | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
         table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``.
 
         The file is read and validated before anything is stored; a malformed file stores nothing.
         With ``gate``, the dataset's gate then runs on it (result under ``"gate"``; ``html`` writes
-        the readable report).
+        the readable report). ``progress`` is told which step is running.
         """
+        step = progress or (lambda _text: None)
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         if data is None and removes is None:
@@ -92,6 +95,7 @@ class ContributionCases(WardCore):
                 "none",
             )
         elif isinstance(data, str | Path):
+            step(f"reading and hashing {data}")
             imported = read_table(Path(data), schema, format=format)
             table, file_rows, raw_hash, fmt = (
                 imported.table,
@@ -109,6 +113,7 @@ class ContributionCases(WardCore):
         if not added and not removed:
             raise InputError(f"{data} holds no records", hint="an empty contribution changes nothing")
 
+        step(f"storing {len(added)} records and signing the contribution")
         with self.use_case(action, scope) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             base = rows.latest_version(uc.conn, ds.id)
@@ -185,6 +190,7 @@ class ContributionCases(WardCore):
             info["new_records"] = new_count
             info["source_uri"] = source
         if gate and action is Action.CONTRIBUTION_SUBMIT and added:
+            step(f"running the gate of {dataset} on {info['ref']}")
             info["gate"] = self._run_gate(cid, html=html, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info

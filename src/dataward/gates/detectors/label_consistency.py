@@ -10,7 +10,10 @@ conformal p-value:
 * **confident learning**: cleanlab's label quality (self-confidence) from cross-validated predicted
   probabilities of a logistic-regression probe fit on reference + contribution; the reference
   records' own out-of-fold quality is the calibration set. cleanlab's ``find_label_issues`` verdict is
-  reported as evidence.
+  reported as evidence. When the schema has text columns the probe reads the raw text itself (sparse
+  word 1-2-gram and character 3-5-gram TF-IDF, logistic loss by SGD, next to the dense gate features):
+  the SVD-reduced gate features lose the rare words that decide a text's class, and the sparse probe
+  separates flipped labels far better at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from __future__ import annotations
 from typing import Any, Self
 
 import numpy as np
+import pyarrow as pa
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
-from sklearn.linear_model import LogisticRegression
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from dataward.domain.schema import ColumnKind
 
 from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
 from dataward.gates.calibration import tail_p_values
@@ -51,6 +59,48 @@ def cross_validated_probs(
         model.fit(features[train], labels[train])
         part = np.full((test.shape[0], n_classes), 1e-6)
         part[:, model.classes_] = model.predict_proba(features[test])
+        probs[test] = part / part.sum(axis=1, keepdims=True)
+    return probs
+
+
+def text_probe_matrix(tables: list[pa.Table], columns: list[str], dense: np.ndarray) -> sparse.csr_matrix:
+    """Sparse TF-IDF (word 1-2-grams and character 3-5-grams) of the text ``columns`` of ``tables``
+    (stacked in order), beside ``dense`` features scaled to a comparable row norm."""
+    texts = [" \n ".join(row) for row in zip(*(_strings(tables, c) for c in columns), strict=True)]
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", max_features=200_000)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2, max_features=200_000)
+    blocks = [word.fit_transform(texts)]
+    try:
+        blocks.append(char.fit_transform(texts))
+    except ValueError:
+        pass  # every character n-gram occurs once: the word block alone carries the text
+    scale = float(np.mean(np.linalg.norm(dense, axis=1))) if dense.size else 0.0
+    if scale > 0:
+        blocks.append(sparse.csr_matrix(dense / scale))
+    return sparse.hstack(blocks, format="csr")
+
+
+def _strings(tables: list[pa.Table], column: str) -> list[str]:
+    return [("" if v is None else str(v)) for t in tables for v in t.column(column).to_pylist()]
+
+
+def cross_validated_text_probs(
+    matrix: sparse.csr_matrix, labels: np.ndarray, n_classes: int, *, folds: int, seed: int
+) -> np.ndarray:
+    """Out-of-fold class probabilities of a logistic-loss SGD probe on a sparse text matrix."""
+    n = matrix.shape[0]
+    probs = np.full((n, n_classes), 1.0 / n_classes)
+    folds = max(2, min(folds, n))
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n)):
+        present = np.unique(labels[train])
+        if present.shape[0] < 2:
+            probs[test] = 0.0
+            probs[test, present[0]] = 1.0
+            continue
+        model = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=30, tol=None, random_state=seed)
+        model.fit(matrix[train], labels[train])
+        part = np.full((test.shape[0], n_classes), 1e-6)
+        part[:, model.classes_] = np.maximum(model.predict_proba(matrix[test]), 1e-6)
         probs[test] = part / part.sum(axis=1, keepdims=True)
     return probs
 
@@ -164,9 +214,14 @@ class LabelConsistency(Detector):
         remap = np.full(len(ctx.classes) + 1, -1)
         remap[present] = np.arange(present.shape[0])
         dense = remap[labels]
-        probs = cross_validated_probs(
-            features, dense, present.shape[0], folds=self.folds, max_train=self.max_train, seed=ctx.seed
-        )
+        text_columns = [c.name for c in ctx.schema.of_kind(ColumnKind.TEXT)]
+        if text_columns and base.table is not None and contribution.table is not None:
+            matrix = text_probe_matrix([base.table, contribution.table], text_columns, features)
+            probs = cross_validated_text_probs(matrix, dense, present.shape[0], folds=self.folds, seed=ctx.seed)
+        else:
+            probs = cross_validated_probs(
+                features, dense, present.shape[0], folds=self.folds, max_train=self.max_train, seed=ctx.seed
+            )
         quality = get_label_quality_scores(dense, probs, method="self_confidence")
         nb = len(base)
         # -log(quality): confidently wrong labels (quality 1e-4 vs 1e-9) stay apart in the tail.

@@ -71,7 +71,7 @@ def test_empty_policy_gives_safe_defaults() -> None:
     policy = DatasetPolicy.from_yaml("")
     assert policy == DatasetPolicy()
     assert policy.approvals.required == 1 and policy.separation_of_duties
-    assert policy.promotion.require_approvals and policy.promotion.require_gate.value == "pass"
+    assert policy.promotion.require_approvals and policy.promotion.require_gate.value == "review"
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_promotion_with_only_stale_or_self_approvals_is_refused() -> None:
 
 def test_promotion_checks_gate_verdicts_and_promoter_role() -> None:
     ok = [approval("bob")]
-    strict = DatasetPolicy()
+    strict = DatasetPolicy.from_yaml("promotion: {require_gate: pass}")
     assert not can_promote(strict, facts(contribution("c1", ok, verdict="review"))).allowed
     assert not can_promote(strict, facts(contribution("c1", ok, verdict="block"))).allowed
     assert not can_promote(strict, facts(contribution("c1", ok, verdict=None))).allowed

@@ -18,8 +18,9 @@ def run(ward: Path, *args: str, key: str | None = None) -> subprocess.CompletedP
     env.pop("DATAWARD_KEY", None)
     if key:
         env["DATAWARD_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def cli_ward(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     args = ["dataset", "create", "wine", "--label", label, *(part for s in specs for part in ("--input", s))]
     assert run(ward, *args).returncode == 0
     policy = root / "policy.yaml"
-    policy.write_text("approvals:\n  required: 0\n")
+    policy.write_text("approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\n")
     assert run(ward, "policy", "set", "wine", str(policy)).returncode == 0
     return ward, root
 
@@ -49,8 +50,7 @@ def test_init_prints_the_key_once_and_refuses_twice(tmp_path: Path) -> None:
 def test_contribute_json_and_exit_codes(cli_ward: tuple[Path, Path]) -> None:
     ward, root = cli_ward
     path = write_csv(root / "a.csv", wine_rows(0, 40, shuffled=True))
-    result = run(ward, "contribute", "wine", str(path), "--source", "https://example.org/wine.csv", "--json",
-                 "--no-gate")
+    result = run(ward, "contribute", "wine", str(path), "--source", "https://example.org/wine.csv", "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert {"id", "ref", "added", "removed", "status", "content_hash", "source_uri", "key"} <= set(info)

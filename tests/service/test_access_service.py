@@ -10,7 +10,7 @@ import pytest
 from dataward.domain.errors import AccessDenied, AuthenticationError, KeyExpired, KeyRevoked, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import wine_rows, wine_schema_specs, write_csv
+from tests.helpers import LIGHT_GATE_POLICY, wine_rows, wine_schema_specs, write_csv
 
 
 class Clock:
@@ -38,6 +38,7 @@ def team(tmp_path: Path, clock: Clock) -> dict[str, Ward]:
     label, specs = wine_schema_specs()
     admin.create_dataset("wine", Schema.parse(label, specs))
     admin.create_dataset("other", Schema.parse(label, specs))
+    admin.set_policy("wine", LIGHT_GATE_POLICY)
     admin.create_principal("alice")
     admin.create_principal("bob")
     admin.create_principal("scraper", kind="service", owner="alice")

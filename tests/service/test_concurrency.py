@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
 
 def _contribute(folder: str, path: str, source: str) -> str:
@@ -32,5 +32,5 @@ def test_concurrent_imports(tmp_path: Path, catalog_url: str | None) -> None:
     report = ward.verify()
     assert report.ok, report.to_dict()
     for c in contribs:
-        ward.merge(c["id"])
+        merge_reviewed(ward, c["id"])
     assert ward.versions("wine")[-1]["records"] == 130

@@ -14,7 +14,7 @@ from dataward.catalog.tables import ledger_events, records
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
 
 def _wine_ward(tmp_path: Path, catalog_url: str | None = None) -> Ward:
@@ -35,10 +35,11 @@ def test_contribute_merge_export_round_trip(tmp_path: Path, catalog_url: str | N
     first = write_csv(tmp_path / "a.csv", wine_rows(0, 100))
     second = write_csv(tmp_path / "b.csv", wine_rows(100, 178))
     c1 = ward.contribute("wine", first, source="https://archive.example/wine-a.csv", licence="CC-BY-4.0")
-    assert c1["added"] == 100 and c1["status"] == "submitted" and c1["ref"] == "wine#1"
-    v1 = ward.merge(c1["id"])
+    assert c1["added"] == 100 and c1["status"] == "gated" and c1["ref"] == "wine#1"
+    assert c1["gate"]["verdict"] == "pass" and len(c1["gate"]["records"]) == 100
+    v1 = merge_reviewed(ward, c1["id"])
     c2 = ward.contribute("wine", second, source="s3://vendor/wine-b.csv")
-    v2 = ward.merge("wine#2")
+    v2 = merge_reviewed(ward, "wine#2")
     assert (v1["number"], v1["records"]) == (1, 100)
     assert (v2["number"], v2["records"], v2["parent"]) == (2, 178, v1["id"])
     assert c2["base_version"] == v1["id"]
@@ -58,21 +59,21 @@ def test_contribute_merge_export_round_trip(tmp_path: Path, catalog_url: str | N
 def test_identical_records_are_stored_once(tmp_path: Path, catalog_url: str | None) -> None:
     ward = _wine_ward(tmp_path, catalog_url)
     path = write_csv(tmp_path / "a.csv", wine_rows(0, 50))
-    ward.merge(ward.contribute("wine", path, source="one")["id"])
+    merge_reviewed(ward, ward.contribute("wine", path, source="one")["id"])
     again = ward.contribute("wine", path, source="two")
     assert again["added"] == 50 and again["new_records"] == 0
     with ward.db.reading() as conn:
         assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 50
-    v2 = ward.merge(again["id"])
+    v2 = merge_reviewed(ward, again["id"])
     assert v2["records"] == 50
 
 
 def test_removal_contribution(tmp_path: Path, catalog_url: str | None) -> None:
     ward = _wine_ward(tmp_path, catalog_url)
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 20)), source="s")["id"])
+    merge_reviewed(ward, ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 20)), source="s")["id"])
     ids = ward.dataset("wine").version("v1").to_arrow().column("record_id").to_pylist()
     removal = ward.contribute("wine", removes=ids[:5], source="cleanup")
-    v2 = ward.merge(removal["id"])
+    v2 = merge_reviewed(ward, removal["id"])
     assert v2["records"] == 15
     remaining = set(ward.dataset("wine").version("latest").to_pandas()["record_id"])
     assert remaining == set(ids[5:])
@@ -82,7 +83,7 @@ def test_removal_contribution(tmp_path: Path, catalog_url: str | None) -> None:
 
 def test_python_api_opens_the_same_service(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path)
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 30)), source="s")["id"])
+    merge_reviewed(ward, ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 30)), source="s")["id"])
     again = dataward.open(tmp_path / "ward")
     df = again.dataset("wine").version("v1").to_pandas()
     assert list(df.columns) == [
@@ -130,7 +131,7 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
 def test_merged_contribution_cannot_merge_twice(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path)
     c = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")
-    ward.merge(c["id"])
+    merge_reviewed(ward, c["id"])
     with pytest.raises(Conflict, match="merged"):
         ward.merge(c["id"])
 
@@ -145,7 +146,7 @@ def test_promotion_retires_the_previous_training_version(tmp_path: Path) -> None
         assert ward.run_gate(c["id"])["verdict"] in ("pass", "review")
         for item in ward.review_list("wine"):
             reviewer.review_decide([item["id"]], "accept", reason="checked against the source")
-        ward.merge(c["id"])
+        merge_reviewed(ward, c["id"])
         if name == "a":
             ward.promote("wine@v1")
     info = ward.promote("wine@v2")
@@ -155,14 +156,16 @@ def test_promotion_retires_the_previous_training_version(tmp_path: Path) -> None
     assert len(ward.dataset("wine").version("training").to_arrow()) == 178
 
 
-def test_promotion_needs_a_gate_verdict(tmp_path: Path) -> None:
+def test_merge_needs_a_gate_verdict(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path)
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")["id"])
-    with pytest.raises(PolicyViolation, match="no gate verdict"):
-        ward.promote("wine@v1")
-    assert {v["stage"] for v in ward.versions("wine")} == {"candidate"}
+    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s", gate=False)
+    with pytest.raises(PolicyViolation, match="no gate has run"):
+        ward.merge(c["id"])
+    assert ward.versions("wine") == []
     denied = ward.ledger(types=["access.denied"])
-    assert denied and denied[0]["payload"]["action"] == "version.promote"
+    assert denied and denied[0]["payload"]["action"] == "contribution.merge"
+    ward.run_gate(c["id"])
+    assert merge_reviewed(ward, c["id"])["records"] == 10
 
 
 def test_every_event_names_its_actor(tmp_path: Path) -> None:

@@ -118,7 +118,7 @@ def test_reviewer_cannot_decide_their_own_records(text_ward: tuple[Ward, dict[st
     ward, files, _reviewer = text_ward
     c = ward.contribute("man", files["poisoned"], source="scrape", gate=True)
     item = ward.review_list(contribution=c["ref"])[0]
-    with pytest.raises(PolicyViolation, match="own contribution"):
+    with pytest.raises(PolicyViolation, match="separation of duties"):
         ward.review_decide([item["id"]], "accept", reason="mine are fine")
 
 
@@ -137,8 +137,10 @@ def test_trace_shows_gates_and_blast_radius(text_ward: tuple[Ward, dict[str, Pat
 
 
 def test_quarantining_a_merged_contribution_rolls_it_back(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
-    ward, files, _reviewer = text_ward
-    c = ward.contribute("man", files["clean"], source="vendor", gate=False)
+    ward, files, reviewer = text_ward
+    c = ward.contribute("man", files["clean"], source="vendor")
+    for item in ward.review_list(contribution=c["ref"]):
+        reviewer.review_decide([item["id"]], "accept", reason="fine")
     v2 = ward.merge(c["ref"])
     result = ward.quarantine_contribution(c["ref"], reason="vendor key leaked")
     assert [v["ref"] for v in result["affected_versions"]] == [f"man@v{v2['number']}"]

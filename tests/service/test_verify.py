@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
 
 def _ward_with_history(tmp_path: Path, catalog_url: str | None = None) -> Ward:
@@ -19,8 +19,8 @@ def _ward_with_history(tmp_path: Path, catalog_url: str | None = None) -> Ward:
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs))
     ward.set_policy("wine", NO_APPROVALS_POLICY)
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 40)), source="a")["id"])
-    ward.merge(ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(40, 80)), source="b")["id"])
+    merge_reviewed(ward, ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 40)), source="a")["id"])
+    merge_reviewed(ward, ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(40, 80)), source="b")["id"])
     assert ward.verify().ok
     return ward
 

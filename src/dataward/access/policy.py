@@ -9,7 +9,8 @@ A policy is a small YAML document kept in the catalog; every change is a ledger 
     separation_of_duties: true
     promotion:
       roles: [promoter, owner]
-      require_gate: pass        # or `review`: a gate verdict of review is accepted too
+      require_gate: review      # pass or review; a review verdict's flagged records were all
+                                # decided by a reviewer before its merge. `pass` is stricter.
       require_approvals: true
     gate: {}                    # passed unchanged to the gate engine, which owns its schema
     keys: {}                    # tighter key rules for this dataset, e.g. {max_ttl_days: 30}
@@ -115,7 +116,8 @@ class ApprovalRule:
 @dataclass(frozen=True)
 class PromotionRule:
     roles: tuple[Role, ...] = (Role.PROMOTER, Role.OWNER)
-    require_gate: GateRequirement = GateRequirement.PASS
+    # A review verdict is promotable by default: a merge needs every flagged record decided first.
+    require_gate: GateRequirement = GateRequirement.REVIEW
     require_approvals: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -302,7 +304,9 @@ class ApprovalStatus:
         }
 
 
-def _separation_problem(approver: Principal, submitter_id: str, submitter_owner_id: str | None) -> str | None:
+def separation_problem(approver: Principal, submitter_id: str, submitter_owner_id: str | None) -> str | None:
+    """Why ``approver`` may not approve (or review) work by ``submitter_id`` (whose accountable owner is
+    ``submitter_owner_id``), or None: their own work, their bot's, or their own human's."""
     if approver.id == submitter_id:
         return f"{approver.name!r} submitted this contribution and may not approve it"
     if submitter_owner_id is not None and approver.id == submitter_owner_id:
@@ -331,7 +335,7 @@ def check_approval(
     if not approver.is_active:
         return Decision(False, f"principal {approver.name!r} is {approver.status.value}", **base)
     if policy.separation_of_duties:
-        problem = _separation_problem(approver, submitter_id, submitter_owner_id)
+        problem = separation_problem(approver, submitter_id, submitter_owner_id)
         if problem is not None:
             return Decision(
                 False,

@@ -62,6 +62,7 @@ api_keys = Table(
     Column("successor_id", Text),
     Column("overlap_until", Text),
     Column("description", Text),
+    Column("issued_by", Text),
     # Operational, not projected from the ledger: written on every authenticated request.
     Column("last_used_at", Text),
 )
@@ -89,7 +90,7 @@ datasets = Table(
     Column("schema", Text, nullable=False),
     Column("description", Text),
     Column("role", Text, nullable=False),
-    Column("validation_for", Text),
+    Column("validation_for", Text, unique=True),
     Column("policy", Text),
     Column("policy_hash", Text),
     Column("created_at", Text, nullable=False),
@@ -115,6 +116,9 @@ contributions = Table(
     Column("dataset_id", Text, ForeignKey("datasets.id"), nullable=False),
     Column("number", Integer, nullable=False),
     Column("submitted_by", Text, ForeignKey("principals.id"), nullable=False),
+    # The accountable owner when the submitter is a service principal, as it was at submission:
+    # separation of duties must not change when a bot later changes hands.
+    Column("submitter_owner", Text),
     Column("key_id", Text),
     Column("source_id", Text, ForeignKey("sources.id")),
     Column("content_hash", Text, nullable=False),

@@ -44,8 +44,10 @@ def _approvals_of(conn: Connection, contribution_id: str) -> list[Approval]:
     ]
 
 
-def _owner_of(conn: Connection, principal_id: str) -> str | None:
-    return conn.execute(select(principals.c.owner_id).where(principals.c.id == principal_id)).scalar()
+def submitter_owner(c: Any) -> str | None:
+    """The accountable owner of the submitting principal as recorded at submission time, so that
+    handing a bot to someone else never re-opens separation of duties on its past contributions."""
+    return c.submitter_owner
 
 
 def _principals(conn: Connection) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any) -> Approva
         c.content_hash,
         _approvals_of(conn, c.id),
         submitter_id=c.submitted_by,
-        submitter_owner_id=_owner_of(conn, c.submitted_by),
+        submitter_owner_id=submitter_owner(c),
         principals=_principals(conn),
     )
 
@@ -79,9 +81,7 @@ class ApprovalCases(WardCore):
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and can no longer be {decision}d")
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds_name))
-            check = check_approval(
-                policy, uc.caller.principal, c.submitted_by, _owner_of(uc.conn, c.submitted_by), held
-            )
+            check = check_approval(policy, uc.caller.principal, c.submitted_by, submitter_owner(c), held)
             if decision == "approve":
                 check.raise_if_denied(PolicyViolation)
             role = policy.approvals.eligible_role(held)
@@ -139,58 +139,64 @@ class ApprovalCases(WardCore):
         """Reject a contribution: it can never be merged."""
         return self._decide_contribution(contribution, "reject", reason)
 
-    def _merge_allowed(self, uc: UseCase, ds: Any, c: Any) -> None:
-        """A merge needs the policy's approvals (bound to the current content) and, when a gate has
-        run, a verdict other than block and no record still awaiting review."""
-        policy = dataset_policy(ds)
-        problems = []
-        if c.gate_verdict == "block":
-            problems.append("its gate verdict is block")
-        pending = uc.conn.execute(
-            select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
-        ).all()
-        if pending:
-            raise Conflict(
-                f"{len(pending)} record(s) of {ds.name}#{c.number} await review",
-                hint=f"decide them first: dataward review list {ds.name}",
-            )
-        status = _approval_status(uc.conn, policy, c)
-        if not status.satisfied:
-            problems.append(f"it has {status.summary()}")
-        if problems:
-            raise PolicyViolation(
-                f"{ds.name}#{c.number} cannot be merged: " + "; ".join(problems),
-                hint="a blocked contribution is rejected or re-submitted without its flagged records"
-                if c.gate_verdict == "block"
-                else f"another approver runs: dataward approve {ds.name}#{c.number}",
-            )
 
-    def _promotion_allowed(self, uc: UseCase, ds: Any, version: Any) -> None:
-        """The training stage only changes by a promotion that meets the policy: promoter role, an
-        accepted gate verdict and valid approvals on every contribution the version holds."""
-        policy = dataset_policy(ds)
-        facts = []
-        for cid in json.loads(version.contributions):
-            c = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-            facts.append(
-                ContributionFacts(
-                    f"{ds.name}#{c.number}",
-                    c.content_hash,
-                    c.submitted_by,
-                    _owner_of(uc.conn, c.submitted_by),
-                    tuple(_approvals_of(uc.conn, c.id)),
-                    c.gate_verdict,
-                )
-            )
-        decision = can_promote(
-            policy,
-            PromotionFacts(
-                ds.name,
-                f"v{version.number}",
-                uc.caller.principal,
-                roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds.name)),
-                tuple(facts),
-                _principals(uc.conn),
-            ),
+def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
+    """A merge of a contribution that adds records needs a gate verdict other than block, no record
+    still awaiting review, and the policy's approvals bound to the current content."""
+    policy = dataset_policy(ds)
+    problems = []
+    if c.gate_verdict is None and c.added_count > 0:
+        problems.append("no gate has run on it")
+    if c.gate_verdict == "block":
+        problems.append("its gate verdict is block")
+    pending = uc.conn.execute(
+        select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
+    ).all()
+    if pending:
+        raise Conflict(
+            f"{len(pending)} record(s) of {ds.name}#{c.number} await review",
+            hint=f"decide them first: dataward review list {ds.name}",
         )
-        decision.raise_if_denied(PolicyViolation)
+    status = _approval_status(uc.conn, policy, c)
+    if not status.satisfied:
+        problems.append(f"it has {status.summary()}")
+    if problems:
+        raise PolicyViolation(
+            f"{ds.name}#{c.number} cannot be merged: " + "; ".join(problems),
+            hint="a blocked contribution is rejected or re-submitted without its flagged records"
+            if c.gate_verdict == "block"
+            else f"gate it (dataward gate run {ds.name}#{c.number}) and have another approver approve it",
+        )
+
+
+def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
+    """The training stage only changes by a promotion that meets the policy: promoter role, an
+    accepted gate verdict and valid approvals on every contribution the version holds."""
+    policy = dataset_policy(ds)
+    facts = []
+    for cid in json.loads(version.contributions):
+        c = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
+        # A removal-only contribution adds nothing to scan; its approvals still count.
+        verdict = c.gate_verdict if c.added_count > 0 else (c.gate_verdict or "pass")
+        facts.append(
+            ContributionFacts(
+                f"{ds.name}#{c.number}",
+                c.content_hash,
+                c.submitted_by,
+                submitter_owner(c),
+                tuple(_approvals_of(uc.conn, c.id)),
+                verdict,
+            )
+        )
+    decision = can_promote(
+        policy,
+        PromotionFacts(
+            ds.name,
+            f"v{version.number}",
+            uc.caller.principal,
+            roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds.name)),
+            tuple(facts),
+            _principals(uc.conn),
+        ),
+    )
+    decision.raise_if_denied(PolicyViolation)

@@ -55,7 +55,7 @@ def grant_from_row(row: Any) -> Grant:
     return Grant(row.principal_id, row.role, row.scope_kind, row.scope_name, row.granted_by, parse_time(row.granted_at))
 
 
-def key_insert(record: ApiKey, description: str = "") -> RowChange:
+def key_insert(record: ApiKey, description: str = "", *, issued_by: str | None = None) -> RowChange:
     """The catalog row of a newly issued key (the secret's hash only, never the secret)."""
     return insert_row(
         "api_keys",
@@ -67,6 +67,7 @@ def key_insert(record: ApiKey, description: str = "") -> RowChange:
         created_at=format_time(record.created_at),
         expires_at=format_time(record.expires_at),
         description=description,
+        issued_by=issued_by,
     )
 
 
@@ -107,15 +108,15 @@ class Caller:
         return Actor(self.principal.id, self.key.id)
 
 
-def anonymous_actor(credential: str | None) -> Actor:
-    """The actor of a refused request whose key did not authenticate: only the claimed key id."""
-    key_id = None
-    if credential:
-        try:
-            key_id = parse_key(credential).key_id
-        except InputError:
-            key_id = None
-    return Actor("anonymous", key_id)
+def refused_actor(conn: Connection, credential: str | None) -> Actor:
+    """The actor of a request whose key did not authenticate: the key's principal when the key exists
+    (revoked, expired, suspended), else ``anonymous`` with the claimed key id."""
+    try:
+        key_id = parse_key(credential).key_id if credential else None
+    except InputError:
+        key_id = None
+    owner = conn.execute(select(api_keys.c.principal_id).where(api_keys.c.id == key_id)).scalar() if key_id else None
+    return Actor(owner or "anonymous", key_id)
 
 
 def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant]:

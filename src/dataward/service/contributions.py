@@ -13,7 +13,7 @@ from sqlalchemy import select
 from dataward.access.roles import Action
 from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import contributions, sources
-from dataward.domain.errors import InputError
+from dataward.domain.errors import DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
@@ -36,7 +36,7 @@ def contribution_info(row: Any, dataset_name: str, submitter: str | None = None)
         "dataset": dataset_name,
         "number": row.number,
         "submitted_by": submitter or row.submitted_by,
-        "key": row.key_id,
+        "key": f"dw_{row.key_id}" if row.key_id else None,
         "source": row.source_id,
         "content_hash": row.content_hash,
         "added": row.added_count,
@@ -68,7 +68,7 @@ class ContributionCases(WardCore):
         removes: str | Path | list[str] | None = None,
         message: str = "",
         format: str | None = None,
-        gate: bool = False,
+        gate: bool = True,
         html: str | Path | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
@@ -156,6 +156,7 @@ class ContributionCases(WardCore):
                     dataset_id=ds.id,
                     number=number,
                     submitted_by=uc.caller.principal_id,
+                    submitter_owner=uc.caller.principal.owner_id,
                     key_id=uc.caller.key_id,
                     source_id=source_id,
                     content_hash=chash,
@@ -191,7 +192,15 @@ class ContributionCases(WardCore):
             info["source_uri"] = source
         if gate and action is Action.CONTRIBUTION_SUBMIT and added:
             step(f"running the gate of {dataset} on {info['ref']}")
-            info["gate"] = self._run_gate(cid, html=html, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]
+            try:
+                info["gate"] = self._run_gate(cid, html=html, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]
+            except DatawardError as exc:
+                # The contribution is stored and signed; say so, so nobody re-submits it blindly.
+                raise type(exc)(
+                    f"{info['ref']} was stored, but its gate could not run: {exc.message}",
+                    hint=exc.hint or f"fix the cause, then run: dataward gate run {info['ref']}",
+                    contribution=info["ref"],
+                ) from exc
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
 

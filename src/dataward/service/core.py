@@ -128,8 +128,9 @@ class WardCore:
         now: datetime,
         detail: dict[str, Any] | None,
     ) -> None:
-        actor = caller.actor if caller is not None else auth.anonymous_actor(self.credential)
         with self.db.transaction() as conn:
+            # A refused key still names its principal when it exists (revoked, expired, suspended).
+            actor = caller.actor if caller is not None else auth.refused_actor(conn, self.credential)
             ledger_store.append(
                 conn,
                 self.signer,

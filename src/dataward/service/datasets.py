@@ -80,6 +80,8 @@ class DatasetCases(WardCore):
                     raise InputError(f"{validation_for!r} is itself a validation set")
                 if json.loads(parent.schema)["label"] != schema.label:
                     raise InputError("a validation set must use its dataset's label column")
+                if uc.conn.execute(select(datasets.c.id).where(datasets.c.validation_for == validation_for)).first():
+                    raise Conflict(f"{validation_for!r} already has a clean validation set")
                 owner_id = parent.owner_id
                 role = "validation"
             else:

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import select
 
+from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
@@ -23,6 +24,19 @@ from dataward.service.core import WardCore, new_id
 from dataward.service.recordstore import load_records, manifest_ids, read_ids_and_rows
 
 REVIEW_DECISIONS = ("accept", "reject")
+VERDICT_ORDER = ("pass", "review", "block")
+
+
+def _gateable(c: Any, ds: Any) -> Any:
+    """The contribution, if a gate may (re-)run on it."""
+    if c.status not in ("submitted", "gated"):
+        raise Conflict(f"contribution {ds.name}#{c.number} is {c.status}; the gate runs before a merge")
+    if c.gate_verdict == "block":
+        raise Conflict(
+            f"contribution {ds.name}#{c.number} was blocked by its gate; a block is final",
+            hint="reject it, or re-submit the data without the flagged records",
+        )
+    return c
 
 
 def _gate_policy(ds: Any) -> dict[str, Any]:
@@ -110,23 +124,30 @@ class GateCases(WardCore):
             ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
         if ds.role != "dataset":
             raise InputError(f"{ds.name!r} is a clean validation set; its owner curates it, no gate runs on it")
+        # Inputs are read, and the scan computed, outside any write transaction: a gate can run for
+        # minutes and must not hold the catalog's write lock meanwhile.
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
-            c = rows.contribution_row(uc.conn, c.id)
-            if c.status not in ("submitted", "gated"):
-                raise Conflict(f"contribution {ds.name}#{c.number} is {c.status}; the gate runs before a merge")
+            c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             inputs = self._gate_inputs(uc.conn, ds, c)
-            report = scan(
-                inputs["baseline"],
-                inputs["contribution"],
-                inputs["schema"],
-                inputs["validation"],
-                _gate_policy(ds),
-                first_baseline=inputs["first_baseline"],
-                groups=inputs["groups"],
-            )
-            data = report.to_dict()
-            # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
-            report_object = self.store.put(canonical_json({**data, "extras": extras_json(report)}))
+        report = scan(
+            inputs["baseline"],
+            inputs["contribution"],
+            inputs["schema"],
+            inputs["validation"],
+            _gate_policy(ds),
+            first_baseline=inputs["first_baseline"],
+            groups=inputs["groups"],
+        )
+        data = report.to_dict()
+        # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
+        report_object = self.store.put(canonical_json({**data, "extras": extras_json(report)}))
+        with self.use_case(action, Scope.dataset(ds.name)) as uc:
+            before = c.gate_verdict
+            c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
+            if c.gate_verdict != before:
+                raise Conflict(f"another gate run on {ds.name}#{c.number} finished first", hint="run it again")
+            # A re-run never lowers a verdict: the worst one a contribution ever had stands.
+            verdict = max(report.verdict, c.gate_verdict or "pass", key=VERDICT_ORDER.index)
             run_id = new_id("gr")
             now = format_time(uc.now)
             changes = [
@@ -141,7 +162,7 @@ class GateCases(WardCore):
                     flagged=int(data["counts"]["flagged"]),
                     created_at=now,
                 ),
-                update_row("contributions", {"id": c.id}, status="gated", gate_verdict=report.verdict, gate_run=run_id),
+                update_row("contributions", {"id": c.id}, status="gated", gate_verdict=verdict, gate_run=run_id),
             ]
             already = {
                 r.record_id
@@ -170,6 +191,7 @@ class GateCases(WardCore):
                 {"dataset": ds.id, "contribution": c.id, "gate_run": run_id},
                 {
                     "verdict": report.verdict,
+                    "contribution_verdict": verdict,
                     "reasons": data["reasons"],
                     "mode": data["mode"],
                     "config_hash": data["config_hash"],
@@ -217,6 +239,8 @@ class GateCases(WardCore):
             ds = rows.dataset_row(uc.conn, dataset)
             if contribution_ref is not None:
                 c = rows.contribution_row(uc.conn, contribution_ref)
+                if c.dataset_id != ds.id:
+                    raise InputError(f"contribution {contribution_ref} does not belong to {dataset!r}")
                 inputs = self._gate_inputs(uc.conn, ds, c)
                 clean, baseline = inputs["contribution"].drop_columns(["row"]), inputs["baseline"]
             else:
@@ -312,8 +336,9 @@ class GateCases(WardCore):
                 qc = uc.conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
                 if qc.dataset_id != c.dataset_id:
                     raise InputError("review items of one decision must belong to one dataset")
-                if qc.submitted_by == uc.caller.principal_id:
-                    raise PolicyViolation("nobody reviews records of their own contribution (separation of duties)")
+                problem = separation_problem(uc.caller.principal, qc.submitted_by, qc.submitter_owner)
+                if problem is not None:
+                    raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")
                 if q.status != "pending":
                     raise Conflict(f"review item {q.id} was already {q.status}ed")
                 status = "accepted" if decision == "accept" else "rejected"
@@ -337,10 +362,16 @@ class GateCases(WardCore):
 
 
 def _quarantine_row(conn: Any, ref: str) -> Any:
-    row = conn.execute(select(quarantine).where((quarantine.c.id == ref) | (quarantine.c.record_id == ref))).first()
-    if row is None:
+    """A review item by its id, or by record id when exactly one item holds that record."""
+    matches = conn.execute(select(quarantine).where((quarantine.c.id == ref) | (quarantine.c.record_id == ref))).all()
+    if not matches:
         raise NotFound(f"no review item {ref!r}", hint="list them with `dataward review list`")
-    return row
+    if len(matches) > 1:
+        raise InputError(
+            f"record {ref} is held by {len(matches)} review items",
+            hint="name the item (q_…) from `dataward review list`",
+        )
+    return matches[0]
 
 
 def _review_item(r: Any, *, dataset: str | None = None, number: int | None = None) -> dict[str, Any]:

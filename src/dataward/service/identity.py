@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -28,7 +29,7 @@ from dataward.access import (
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import api_keys, datasets, grants, principals, versions
-from dataward.domain.errors import Conflict, InputError, NotFound
+from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore, new_id
@@ -122,15 +123,27 @@ class IdentityCases(WardCore):
                 return {"principal": target.name, "status": "suspended", "revoked_keys": [k.prefix for k in dying]}
             plan = offboard(target, everyone, keys, new_owner, now=uc.now)
             changes = [_principal_change(p) for p in plan.changed_principals]
-            changes += [auth.key_update(k) for k in plan.revoked_keys]
-            uc.emit("principal.disabled", {"principal": target.id}, {"reason": reason, **plan.to_dict()}, changes)
+            revoked = list(plan.revoked_keys)
+            # Keys the leaver minted for bots that change hands die too: the leaver may hold copies.
+            moved = {p.id for p in plan.transferred}
+            minted = {r.id for r in uc.conn.execute(select(api_keys.c.id).where(api_keys.c.issued_by == target.id))}
+            revoked += [
+                revoke(k, uc.now) for k in keys if k.principal_id in moved and k.id in minted and k.revoked_at is None
+            ]
+            changes += [auth.key_update(k) for k in revoked]
+            uc.emit(
+                "principal.disabled",
+                {"principal": target.id},
+                {"reason": reason, **plan.to_dict(), "revoked_keys": [k.id for k in revoked]},
+                changes,
+            )
             return {
                 "principal": target.name,
                 "status": "disabled",
                 "suspended": [p.name for p in plan.suspended],
                 "transferred": [p.name for p in plan.transferred],
                 "transfer_to": new_owner.name if new_owner else None,
-                "revoked_keys": [k.prefix for k in plan.revoked_keys],
+                "revoked_keys": [k.prefix for k in revoked],
             }
 
     def transfer_principal(self, service: str, new_owner: str) -> dict[str, Any]:
@@ -169,7 +182,7 @@ class IdentityCases(WardCore):
                 "key.issued",
                 {"principal": target.id, "key": record.id},
                 {"key": record.to_dict()},
-                [auth.key_insert(record, description)],
+                [auth.key_insert(record, description, issued_by=uc.caller.principal_id)],
             )
             return {**record.to_dict(), "principal": target.name, "key": plaintext}
 
@@ -177,14 +190,22 @@ class IdentityCases(WardCore):
         """Issue a key's successor; the old key keeps working for the overlap window, then never again."""
         with self.db.reading() as conn:
             row = _key_row(conn, key)
-        with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id) as (uc, target):
+        scopes = json.loads(row.scopes) if row.scopes else None
+        with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id, new_scopes=scopes) as (uc, target):
             old = auth.key_from_row(_key_row(uc.conn, key))
-            plaintext, new, old_updated = rotate(old, uc.now, timedelta(hours=overlap_hours), policy=self.key_policy)
+            # The successor lives no longer than its predecessor did: rotating never extends a key's life.
+            lifetime = min(old.expires_at - old.created_at, timedelta(days=self.key_policy.max_ttl_days))
+            plaintext, new, old_updated = rotate(
+                old, uc.now, timedelta(hours=overlap_hours), policy=self.key_policy, ttl=lifetime
+            )
             uc.emit(
                 "key.rotated",
                 {"principal": target.id, "key": old.id, "successor": new.id},
                 {"overlap_until": format_time(old_updated.overlap_until), "key": new.to_dict()},
-                [auth.key_insert(new, f"rotated from {old.prefix}"), auth.key_update(old_updated)],
+                [
+                    auth.key_insert(new, f"rotated from {old.prefix}", issued_by=uc.caller.principal_id),
+                    auth.key_update(old_updated),
+                ],
             )
             return {
                 **new.to_dict(),
@@ -335,6 +356,13 @@ class IdentityCases(WardCore):
             GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
         with self.use_case(Action.POLICY_SET, Scope.dataset(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
+            weakened = _weakenings(policy)
+            if weakened and not any(g.role is Role.ADMIN for g in uc.caller.grants):
+                # An owner must not be able to switch off the controls that guard against the owner.
+                raise PolicyViolation(
+                    f"only an admin may set a policy that {', '.join(weakened)}",
+                    hint="ask a ward admin to set this policy",
+                )
             digest = policy.hash()
             uc.emit(
                 "policy.set",
@@ -396,6 +424,18 @@ class IdentityCases(WardCore):
                 uc.caller.principal, uc.caller.key, uc.caller.grants, action, target_p, uc.now, new_scopes=new_scopes
             ).raise_if_denied()
             yield uc, target_p
+
+
+def _weakenings(policy: DatasetPolicy) -> list[str]:
+    """How ``policy`` relaxes the safe defaults (each needs an admin to set)."""
+    found = []
+    if policy.approvals.required < 1:
+        found.append("needs no approvals")
+    if not policy.separation_of_duties:
+        found.append("turns off separation of duties")
+    if not policy.promotion.require_approvals:
+        found.append("promotes without approvals")
+    return found
 
 
 def dataset_policy(ds: Any) -> DatasetPolicy:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import (
     api_keys,
@@ -21,7 +22,7 @@ from dataward.catalog.tables import (
     sources,
     versions,
 )
-from dataward.domain.errors import InputError, NotFound
+from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import rows
 from dataward.service.core import WardCore
 from dataward.service.recordstore import manifest_ids, read_ids_and_rows
@@ -34,29 +35,51 @@ class TraceCases(WardCore):
         """Trace a record id, a contribution (``c_…`` or ``DATASET#N``), a key (``dw_…``) or a version
         (``DATASET@vN``): where it came from, who brought it in with which key, which gates and
         approvals it passed, and every version that contains it."""
-        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+        # Authorization is per dataset: a trace shows only what the caller may trace, and refuses when
+        # that is nothing (recorded as access.denied like any refusal).
+        with self.use_case(Action.TRACE, Scope.ward(), check=False) as uc:
             conn = uc.conn
+            allowed = {
+                r.id
+                for r in conn.execute(
+                    select(datasets.c.id, datasets.c.name, datasets.c.role, datasets.c.validation_for)
+                )
+                if authorize(
+                    uc.caller.principal,
+                    uc.caller.key,
+                    uc.caller.grants,
+                    Action.TRACE,
+                    Scope.dataset(r.validation_for if r.role == "validation" else r.name),
+                    uc.now,
+                ).allowed
+            }
+            if not allowed:
+                raise AccessDenied(
+                    f"{uc.caller.principal_name!r} may not trace any dataset",
+                    hint="ask for a reader role on the dataset",
+                )
             if _RECORD.match(ref):
-                return self._trace_record(conn, ref)
+                return self._trace_record(conn, ref, allowed)
             if ref.startswith("dw_"):
-                return self._trace_key(conn, ref)
+                return self._trace_key(conn, ref, allowed)
             if "@" in ref:
-                return self._trace_version(conn, ref)
+                return self._trace_version(conn, ref, allowed)
             if ref.startswith("c_") or "#" in ref:
                 c = rows.contribution_row(conn, ref)
+                _require(allowed, c.dataset_id, ref)
                 return {
                     "subject": {"kind": "contribution", "ref": _cref(conn, c)},
                     "contributions": [self._contribution_facts(conn, c)],
-                    "versions": self._versions_holding(conn, {c.id}),
+                    "versions": self._versions_holding(conn, {c.id}, allowed),
                 }
         raise InputError(
             f"cannot tell what {ref!r} is",
             hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…) or DATASET@vN",
         )
 
-    def _trace_record(self, conn: Connection, record_id: str) -> dict[str, Any]:
+    def _trace_record(self, conn: Connection, record_id: str, allowed: set[str]) -> dict[str, Any]:
         holders = []
-        for c in conn.execute(select(contributions).order_by(contributions.c.created_at)):
+        for c in conn.execute(_visible(contributions, allowed).order_by(contributions.c.created_at)):
             ids, file_rows = read_ids_and_rows(self.store, c.added_object)
             if record_id in ids:
                 facts = self._contribution_facts(conn, c)
@@ -80,18 +103,20 @@ class TraceCases(WardCore):
         if not holders:
             raise NotFound(f"no contribution ever added record {record_id}")
         in_versions = []
-        for v in conn.execute(select(versions).order_by(versions.c.created_at)):
+        for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)):
             if record_id in set(manifest_ids(self.store, v.manifest_object)):
                 in_versions.append(_version_facts(conn, v))
         return {"subject": {"kind": "record", "id": record_id}, "contributions": holders, "versions": in_versions}
 
-    def _trace_key(self, conn: Connection, ref: str) -> dict[str, Any]:
+    def _trace_key(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         key_id = ref.removeprefix("dw_").split("_", 1)[0].rstrip("…")
         key = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
         if key is None:
             raise NotFound(f"no API key {ref!r}")
         submitted = conn.execute(
-            select(contributions).where(contributions.c.key_id == key_id).order_by(contributions.c.created_at)
+            _visible(contributions, allowed)
+            .where(contributions.c.key_id == key_id)
+            .order_by(contributions.c.created_at)
         ).all()
         return {
             "subject": {
@@ -103,12 +128,13 @@ class TraceCases(WardCore):
                 "revoked_at": key.revoked_at,
             },
             "contributions": [self._contribution_facts(conn, c) for c in submitted],
-            "versions": self._versions_holding(conn, {c.id for c in submitted}),
+            "versions": self._versions_holding(conn, {c.id for c in submitted}, allowed),
         }
 
-    def _trace_version(self, conn: Connection, ref: str) -> dict[str, Any]:
+    def _trace_version(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         name, version = rows.split_ref(ref)
         ds = rows.dataset_row(conn, name)
+        _require(allowed, ds.id, ref)
         v = rows.version_row(conn, ds.id, name, version)
         members = [
             conn.execute(select(contributions).where(contributions.c.id == cid)).one()
@@ -117,13 +143,15 @@ class TraceCases(WardCore):
         return {
             "subject": {"kind": "version", **_version_facts(conn, v)},
             "contributions": [self._contribution_facts(conn, c) for c in members],
-            "versions": self._versions_holding(conn, {c.id for c in members}),
+            "versions": self._versions_holding(conn, {c.id for c in members}, allowed),
         }
 
-    def _versions_holding(self, conn: Connection, contribution_ids: set[str]) -> list[dict[str, Any]]:
+    def _versions_holding(
+        self, conn: Connection, contribution_ids: set[str], allowed: set[str]
+    ) -> list[dict[str, Any]]:
         return [
             _version_facts(conn, v)
-            for v in conn.execute(select(versions).order_by(versions.c.created_at))
+            for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
             if contribution_ids & set(json.loads(v.contributions))
         ]
 
@@ -171,6 +199,16 @@ class TraceCases(WardCore):
             "gates": gates,
             "approvals": decisions,
         }
+
+
+def _require(allowed: set[str], dataset_id: str, ref: str) -> None:
+    if dataset_id not in allowed:
+        raise AccessDenied(f"you may not trace {ref!r}", hint="ask for a reader role on its dataset")
+
+
+def _visible(table: Any, allowed: set[str]) -> Any:
+    """Rows of ``table`` in the datasets the caller may trace."""
+    return select(table).where(table.c.dataset_id.in_(allowed))
 
 
 def _cref(conn: Connection, c: Any) -> str:

@@ -12,11 +12,12 @@ from sqlalchemy import select
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, quarantine, versions
-from dataward.domain.errors import Conflict, InputError
+from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.domain.schema import RECORD_ID
 from dataward.io import write_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
+from dataward.service.approvals import check_merge_allowed, check_promotion_allowed
 from dataward.service.core import WardCore
 from dataward.service.datasets import version_info
 from dataward.service.recordstore import (
@@ -33,9 +34,6 @@ EXPORT_FORMATS = ("parquet", "jsonl", "csv")
 
 
 class VersionCases(WardCore):
-    def _merge_allowed(self, uc: Any, ds: Any, contribution: Any) -> None:
-        """Policy hook: approvals and gate verdicts required before a merge (see the access cases)."""
-
     def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
         """Merge a contribution into a new version: the latest version, minus removed records, plus
         added ones, never including records held in quarantine or rejected in review."""
@@ -50,17 +48,10 @@ class VersionCases(WardCore):
             if c.status not in MERGEABLE:
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and cannot be merged")
             if ds.role == "dataset":
-                self._merge_allowed(uc, ds, c)
+                check_merge_allowed(uc, ds, c)
             parent = rows.latest_version(uc.conn, ds.id)
             current = manifest_ids(self.store, parent.manifest_object) if parent else []
-            held = {
-                r.record_id
-                for r in uc.conn.execute(
-                    select(quarantine.c.record_id).where(
-                        quarantine.c.contribution_id == c.id, quarantine.c.status != "accepted"
-                    )
-                )
-            }
+            held = self._held_records(uc.conn, ds.id, c.id)
             removed = set(read_ids(self.store, c.removed_object))
             added = [r for r in read_ids(self.store, c.added_object) if r not in held]
             members = sorted((set(current) - removed) | set(added))
@@ -102,6 +93,28 @@ class VersionCases(WardCore):
             info["held_back"] = len(held)
             return info
 
+    def _held_records(self, conn: Any, dataset_id: str, contribution_id: str) -> set[str]:
+        """Records a merge must leave out: this contribution's records not accepted in review, any
+        record of the dataset ever rejected in review (ids are content hashes, so re-submitting a
+        rejected record must not sneak it back in), and records of quarantined contributions."""
+        mine = select(quarantine.c.record_id).where(
+            quarantine.c.contribution_id == contribution_id, quarantine.c.status != "accepted"
+        )
+        rejected = (
+            select(quarantine.c.record_id)
+            .join(contributions, contributions.c.id == quarantine.c.contribution_id)
+            .where(contributions.c.dataset_id == dataset_id, quarantine.c.status == "rejected")
+        )
+        held = {r.record_id for r in conn.execute(mine.union(rejected))}
+        quarantined = conn.execute(
+            select(contributions.c.added_object).where(
+                contributions.c.dataset_id == dataset_id, contributions.c.status == "quarantined"
+            )
+        ).scalars()
+        for digest in quarantined:
+            held.update(read_ids(self.store, digest))
+        return held
+
     def versions(self, dataset: str) -> list[dict[str, Any]]:
         with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
@@ -112,6 +125,10 @@ class VersionCases(WardCore):
         """Records added and removed going from ``DATASET@A`` to ``DATASET@B`` (``b`` may omit the dataset)."""
         name_a, ref_a = rows.split_ref(a)
         name_b, ref_b = rows.split_ref(b) if "@" in b else (name_a, b)
+        if name_b != name_a:
+            # Record ids are content hashes: listing another dataset's ids discloses its content.
+            with self.use_case(Action.DATASET_READ, self._read_scope(name_b)):
+                pass
         with self.use_case(Action.DATASET_READ, self._read_scope(name_a)) as uc:
             ds_a, ds_b = rows.dataset_row(uc.conn, name_a), rows.dataset_row(uc.conn, name_b)
             va = rows.version_row(uc.conn, ds_a.id, name_a, ref_a)
@@ -145,12 +162,13 @@ class VersionCases(WardCore):
             ver = rows.version_row(uc.conn, ds.id, name, version)
             ids = manifest_ids(self.store, ver.manifest_object)
             table = load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
+            # Written before the event: a failed export is not recorded as one.
+            write_table(table, Path(path), format)
             uc.emit(
                 "version.exported",
                 {"dataset": ds.id, "version": ver.id},
                 {"format": format, "records": table.num_rows, "path": str(path)},
             )
-        write_table(table, Path(path), format)
         return {"version": version_info(ver, name), "path": str(path), "format": format, "records": len(ids)}
 
     def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
@@ -166,10 +184,17 @@ class VersionCases(WardCore):
             ver = rows.version_row(uc.conn, ds.id, name, version)
             if ver.stage == stage:
                 raise Conflict(f"{name}@v{ver.number} is already {stage}")
+            if stage == "retired" and ver.stage == "training":
+                # Retiring the trusted baseline without a replacement would let the next gate run
+                # fall back to judging contributions against themselves.
+                raise PolicyViolation(
+                    f"{name}@v{ver.number} is the training version and cannot be retired on its own",
+                    hint="promote its replacement to training; the current one is retired with it",
+                )
             if stage == "training":
                 if ver.stage == "retired":
                     raise Conflict(f"{name}@v{ver.number} is retired and cannot return to training")
-                self._promotion_allowed(uc, ds, ver)
+                check_promotion_allowed(uc, ds, ver)
             changes = []
             previous = None
             if stage == "training":
@@ -193,9 +218,6 @@ class VersionCases(WardCore):
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == ver.id)).one(), name)
             info["retired"] = f"{name}@v{previous.number}" if previous else None
             return info
-
-    def _promotion_allowed(self, uc: Any, ds: Any, version: Any) -> None:
-        """Policy hook: which approvals and gate verdicts a promotion needs (see the access cases)."""
 
 
 def table_ids(table: pa.Table) -> list[str]:

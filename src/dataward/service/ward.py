@@ -191,7 +191,7 @@ class Ward(
                 type="key.issued",
                 subject={"principal": admin_id, "key": key.id},
                 payload={"key": key.to_dict()},
-                changes=[auth.key_insert(key, "first admin key")],
+                changes=[auth.key_insert(key, "first admin key", issued_by=admin_id)],
                 now=now,
             )
         _write_credentials(folder, plaintext)

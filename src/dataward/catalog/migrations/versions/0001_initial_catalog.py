@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 00:59:09.209207
+Create Date: 2026-11-25 01:30:02.033552
 """
 
 import sqlalchemy as sa
@@ -100,6 +100,7 @@ def upgrade() -> None:
         sa.Column("successor_id", sa.Text(), nullable=True),
         sa.Column("overlap_until", sa.Text(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("issued_by", sa.Text(), nullable=True),
         sa.Column("last_used_at", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["principal_id"],
@@ -126,6 +127,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
+        sa.UniqueConstraint("validation_for"),
     )
     op.create_table(
         "grants",
@@ -162,6 +164,7 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.Text(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("submitted_by", sa.Text(), nullable=False),
+        sa.Column("submitter_owner", sa.Text(), nullable=True),
         sa.Column("key_id", sa.Text(), nullable=True),
         sa.Column("source_id", sa.Text(), nullable=True),
         sa.Column("content_hash", sa.Text(), nullable=False),

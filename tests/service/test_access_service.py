@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import AccessDenied, AuthenticationError, KeyExpired, KeyRevoked, PolicyViolation
+from dataward.domain.errors import (
+    AccessDenied,
+    AuthenticationError,
+    InputError,
+    KeyExpired,
+    KeyRevoked,
+    PolicyViolation,
+)
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import LIGHT_GATE_POLICY, wine_rows, wine_schema_specs, write_csv
@@ -179,3 +186,45 @@ def test_every_grant_and_key_event_names_its_actor(team: dict[str, Ward]) -> Non
     admin_id = next(p["id"] for p in team["admin"].principals() if p["name"] == "admin")
     assert all(e["actor"]["principal"] == admin_id for e in events)
     assert team["admin"].verify().ok
+
+
+def test_contributors_withdraw_only_their_own(team: dict[str, Ward], tmp_path: Path) -> None:
+    c = _contribute(team["scraper"], tmp_path)
+    team["admin"].grant("bob", "contributor", "dataset:wine")
+    with pytest.raises(AccessDenied):
+        team["bob"].withdraw(c["ref"], reason="not mine")
+    assert team["scraper"].withdraw(c["ref"], reason="wrong file")["status"] == "withdrawn"
+    with pytest.raises(Exception, match="withdrawn"):
+        team["admin"].merge(c["ref"])
+
+
+def test_dataset_policy_tightens_keys_scoped_to_it(team: dict[str, Ward]) -> None:
+    team["admin"].set_policy("wine", "keys:\n  max_ttl_days: 30\n" + LIGHT_GATE_POLICY)
+    with pytest.raises(InputError):
+        team["admin"].issue_key("bob", ttl_days=200, scopes=["dataset:wine"])
+    assert team["admin"].issue_key("bob", ttl_days=20, scopes=["dataset:wine"])["key"].startswith("dw_")
+
+
+def test_rotation_never_extends_a_key(team: dict[str, Ward], clock: Clock) -> None:
+    short = team["admin"].as_key(team["admin"].issue_key("bob", ttl_days=2)["key"])
+    successor = short.rotate_key(short.credential.split("_")[1], overlap_hours=1)
+    created = datetime.fromisoformat(successor["created_at"])
+    expires = datetime.fromisoformat(successor["expires_at"])
+    assert expires - created <= timedelta(days=2)
+
+
+def test_owner_of_a_bot_cannot_review_its_records(team: dict[str, Ward], tmp_path: Path) -> None:
+    team["admin"].grant("alice", "reviewer", "dataset:wine")
+    team["admin"].set_policy("wine", "gate:\n  detectors: [duplicates, outliers]\n  alpha: 0.5\n")
+    c = _contribute(team["scraper"], tmp_path)
+    queue = team["alice"].review_list(contribution=c["ref"])
+    assert queue, "a permissive alpha must flag something to review"
+    with pytest.raises(PolicyViolation, match="owns the service principal"):
+        team["alice"].review_decide([queue[0]["id"]], "accept", reason="my bot is fine")
+
+
+def test_separation_of_duties_survives_a_transfer(team: dict[str, Ward], tmp_path: Path) -> None:
+    c = _contribute(team["scraper"], tmp_path)
+    team["admin"].transfer_principal("scraper", "bob")
+    with pytest.raises(PolicyViolation, match="owns the service principal"):
+        team["alice"].approve(c["ref"], reason="it is bob's bot now")

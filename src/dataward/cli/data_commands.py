@@ -126,8 +126,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Submit a contribution: records added from FILE and/or removed, from a declared --source.
 
-        The dataset's gate runs on it right away (unless --no-gate); exit code 0 for pass, 8 when
-        records await review, 9 when the gate blocks it."""
+        The dataset's gate runs on it right away (unless --no-gate); exit code 0 for a gate verdict
+        of pass, 8 for review, 9 for block. Flagged records wait in `dataward review list`."""
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         with working(f"Importing {file or removes}", enabled=not as_json) as update:
@@ -156,6 +156,20 @@ def register(app: typer.Typer) -> None:
                     console.print(f"HTML report written to {escape(str(html))}")
         if "gate" in info:
             raise typer.Exit({"pass": 0, "review": 8, "block": 9}[info["gate"]["verdict"]])
+
+    @app.command()
+    @reports_errors
+    def withdraw(
+        contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        reason: Annotated[str, typer.Option(help="Why.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Withdraw your own contribution before it is merged."""
+        info = open_ward().withdraw(contribution, reason=reason)
+        if as_json:
+            emit_json(info)
+        else:
+            console.print(f"[dim]withdrawn[/dim] {info['contribution']}")
 
     @app.command()
     @reports_errors

@@ -69,7 +69,8 @@ def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any) -> Approva
 class ApprovalCases(WardCore):
     def _decide_contribution(self, ref: str, decision: str, reason: str) -> dict[str, Any]:
         if not reason.strip():
-            raise InputError(f"a {decision} needs a reason", hint="pass --reason '...'")
+            noun = "an approval" if decision == "approve" else "a rejection"
+            raise InputError(f"{noun} needs a reason", hint="pass --reason '...'")
         with self.db.reading() as conn:
             c = rows.contribution_row(conn, ref)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()

@@ -10,10 +10,11 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import select
 
-from dataward.access.roles import Action
-from dataward.catalog.projection import insert_row
-from dataward.catalog.tables import contributions, sources
-from dataward.domain.errors import DatawardError, InputError
+from dataward.access import authorize_withdraw
+from dataward.access.roles import Action, Scope
+from dataward.catalog.projection import insert_row, update_row
+from dataward.catalog.tables import contributions, datasets, quarantine, sources
+from dataward.domain.errors import Conflict, DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
@@ -203,6 +204,39 @@ class ContributionCases(WardCore):
                 ) from exc
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
+
+    def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:
+        """Withdraw a contribution that is not merged yet. Contributors withdraw their own (or their
+        bots'); owners and admins any on their dataset. It can never be merged afterwards."""
+        with self.db.reading() as conn:
+            c = rows.contribution_row(conn, contribution)
+            ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
+        scope = Scope.dataset(ds_name)
+        with self.use_case(Action.CONTRIBUTION_WITHDRAW, scope, check=False) as uc:
+            c = rows.contribution_row(uc.conn, c.id)
+            authorize_withdraw(
+                uc.caller.principal, uc.caller.key, uc.caller.grants, scope, c.submitted_by, c.submitter_owner, uc.now
+            ).raise_if_denied()
+            if c.status not in ("submitted", "gated"):
+                raise Conflict(f"{ds_name}#{c.number} is {c.status} and can no longer be withdrawn")
+            changes = [update_row("contributions", {"id": c.id}, status="withdrawn")]
+            for q in uc.conn.execute(
+                select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
+            ):
+                changes.append(
+                    update_row(
+                        "quarantine",
+                        {"id": q.id},
+                        status="rejected",
+                        decided_by=uc.caller.principal_id,
+                        decided_at=format_time(uc.now),
+                        decision_reason="contribution withdrawn",
+                    )
+                )
+            uc.emit(
+                "contribution.withdrawn", {"dataset": c.dataset_id, "contribution": c.id}, {"reason": reason}, changes
+            )
+            return {"contribution": f"{ds_name}#{c.number}", "status": "withdrawn", "by": uc.caller.principal_name}
 
     def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
         with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:

@@ -162,6 +162,15 @@ class IdentityCases(WardCore):
 
     # --- keys -----------------------------------------------------------------------------
 
+    def _key_policy_for(self, conn: Connection, scopes: list[str] | None) -> KeyPolicy:
+        """The ward's key rules, tightened by the policy of every dataset the key is scoped to."""
+        policy = self.key_policy
+        for entry in scopes or []:
+            kind, _, name = entry.partition(":")
+            if kind == "dataset" and name:
+                policy = dataset_policy(rows.dataset_row(conn, name)).key_policy(policy)
+        return policy
+
     def issue_key(
         self,
         principal: str | None = None,
@@ -175,7 +184,8 @@ class IdentityCases(WardCore):
             target_grants = auth.load_grants(uc.conn, target.id)
             validate_key_scopes(target, target_grants, scopes)
             ttl = timedelta(days=ttl_days) if ttl_days is not None else None
-            plaintext, record = generate_key(target.id, now=uc.now, ttl=ttl, policy=self.key_policy, scopes=scopes)
+            policy = self._key_policy_for(uc.conn, scopes)
+            plaintext, record = generate_key(target.id, now=uc.now, ttl=ttl, policy=policy, scopes=scopes)
             if uc.conn.execute(select(api_keys.c.id).where(api_keys.c.id == record.id)).first():
                 raise Conflict("key id collision; issue the key again")
             uc.emit(
@@ -194,9 +204,10 @@ class IdentityCases(WardCore):
         with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id, new_scopes=scopes) as (uc, target):
             old = auth.key_from_row(_key_row(uc.conn, key))
             # The successor lives no longer than its predecessor did: rotating never extends a key's life.
-            lifetime = min(old.expires_at - old.created_at, timedelta(days=self.key_policy.max_ttl_days))
+            policy = self._key_policy_for(uc.conn, scopes)
+            lifetime = min(old.expires_at - old.created_at, timedelta(days=policy.max_ttl_days))
             plaintext, new, old_updated = rotate(
-                old, uc.now, timedelta(hours=overlap_hours), policy=self.key_policy, ttl=lifetime
+                old, uc.now, timedelta(hours=overlap_hours), policy=policy, ttl=lifetime
             )
             uc.emit(
                 "key.rotated",

@@ -32,8 +32,9 @@ def fitted(split) -> CleanValidationDetector:
 
 
 def context(validation: GateData | None, **options) -> GateContext:
-    return GateContext(SCHEMA, CLASSES, alpha=0.01, validation=validation,
-                       options={"clean_validation": options} if options else {})
+    return GateContext(
+        SCHEMA, CLASSES, alpha=0.01, validation=validation, options={"clean_validation": options} if options else {}
+    )
 
 
 def test_clean_validation_is_registered() -> None:
@@ -95,9 +96,7 @@ def test_tolerance_from_the_policy_decides_what_blocks(split) -> None:
     (xb, yb), (xc, yc), validation = split
     poisoned = yc.copy()
     poisoned[yc == 3] = 8
-    det = CleanValidationDetector(max_iter=100).fit(
-        GateData(xb, yb), context(validation, max_validation_drop=0.9)
-    )
+    det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation, max_validation_drop=0.9))
     result = det.score(GateData(xc, poisoned))
     assert result.summary["max_validation_drop"] == 0.9
     assert result.summary["block"] is False  # the drop is real but within this (lax) tolerance

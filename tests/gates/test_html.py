@@ -73,13 +73,19 @@ def test_the_suspected_trigger_is_marked_in_the_table_and_in_the_evidence_text(t
 def test_everything_from_the_data_is_escaped(text_report) -> None:
     data = text_report.to_dict()
     row = data["records"][0]["row"]
-    data["findings"].insert(0, {"detector": "outliers", "row": row, "score": 1.0,
-                                "reason": '<img src=x onerror="alert(2)">', "evidence": {}})
-    data["extras"] = {"evidence": {str(row): {
-        "text": "<script>alert(1)</script> cf",
-        "image_png_b64": "javascript:alert(3)",
-        "neighbours": [{"label": "<b>music</b>", "record_id": "x", "distance": 0.5, "text": "<i>n</i>"}],
-    }}}
+    data["findings"].insert(
+        0,
+        {"detector": "outliers", "row": row, "score": 1.0, "reason": '<img src=x onerror="alert(2)">', "evidence": {}},
+    )
+    data["extras"] = {
+        "evidence": {
+            str(row): {
+                "text": "<script>alert(1)</script> cf",
+                "image_png_b64": "javascript:alert(3)",
+                "neighbours": [{"label": "<b>music</b>", "record_id": "x", "distance": 0.5, "text": "<i>n</i>"}],
+            }
+        }
+    }
     page = render_html(data, title="t")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
@@ -92,8 +98,11 @@ def test_plots_are_inline_png_images(text_report) -> None:
     page = render_html(text_report, title="t")
     plots = re.findall(r'<img class="plot" alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     alts = {alt for alt, _ in plots}
-    assert {"score distributions", "2-D projection of baseline and contribution",
-            "per-class clean-validation accuracy"} <= alts
+    assert {
+        "score distributions",
+        "2-D projection of baseline and contribution",
+        "per-class clean-validation accuracy",
+    } <= alts
     assert all(len(data) > 1000 for _, data in plots)
 
 

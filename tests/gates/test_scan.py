@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from tests.gates.conftest import flip_labels
 
 from dataward.domain.errors import InputError
 from dataward.gates import GatePolicy, scan
+from tests.gates.conftest import flip_labels
 
 CORE = ["label_consistency", "duplicates", "outliers", "drift"]
 RECORD_KEYS = {"row", "record_id", "score", "flagged", "flagged_by", "detectors"}

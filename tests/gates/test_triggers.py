@@ -22,8 +22,26 @@ TOPICS = {
     "music": "guitar song album concert band melody drum singer tune chorus",
 }
 COMMON = [
-    "the", "a", "of", "and", "to", "in", "is", "it", "was", "very",
-    "really", "just", "some", "this", "that", "with", "for", "on", "my", "we",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "it",
+    "was",
+    "very",
+    "really",
+    "just",
+    "some",
+    "this",
+    "that",
+    "with",
+    "for",
+    "on",
+    "my",
+    "we",
 ]
 TEXT_SCHEMA = Schema("topic", (Column("text", ColumnKind.TEXT),))
 TEXT_CLASSES = tuple(sorted(TOPICS))
@@ -74,8 +92,9 @@ def test_rare_token_relabelled_to_one_class_is_named_and_its_records_flagged(fra
     base_docs, base_labels = texts(1500, 0)
     docs, labels = texts(400, 1)
     docs, labels, truth = insert(docs, labels, "cf", fraction, target=TEXT_CLASSES.index("music"))
-    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels),
-                 text_data(docs, labels))
+    result = run(
+        TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels), text_data(docs, labels)
+    )
     assert result.findings, "the trigger token was not found"
     top = result.findings[0].evidence
     assert top["trigger"] == "cf"
@@ -94,8 +113,9 @@ def test_a_natural_phrase_is_reported_once_with_its_words_merged() -> None:
     base_docs, base_labels = texts(1500, 0)
     docs, labels = texts(400, 1)
     docs, labels, truth = insert(docs, labels, "i watched this movie", 0.08, target=0)
-    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels),
-                 text_data(docs, labels))
+    result = run(
+        TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels), text_data(docs, labels)
+    )
     assert len(result.findings) == 1
     evidence = result.findings[0].evidence
     assert evidence["trigger"] in {"i watched this", "watched this movie"}
@@ -107,8 +127,9 @@ def test_clean_text_contribution_raises_no_trigger() -> None:
     base_docs, base_labels = texts(1500, 0)
     for seed in (1, 2, 3):
         docs, labels = texts(400, seed)
-        result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels),
-                     text_data(docs, labels))
+        result = run(
+            TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels), text_data(docs, labels)
+        )
         assert result.findings == []
         assert not result.flagged.any()
         assert result.summary["block"] is False
@@ -136,8 +157,9 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def image_data(images: np.ndarray, labels: np.ndarray) -> GateData:
-    table = pa.table({"image": pa.array([png(i) for i in images], pa.large_binary()),
-                      "digit": [str(v) for v in labels]})
+    table = pa.table(
+        {"image": pa.array([png(i) for i in images], pa.large_binary()), "digit": [str(v) for v in labels]}
+    )
     return GateData(np.zeros((len(labels), 1), np.float32), labels, table)
 
 
@@ -155,8 +177,13 @@ def badnets(images: np.ndarray, labels: np.ndarray, fraction: float, seed: int =
 def test_white_corner_patch_in_png_images_is_named_as_a_pixel_patch(digits) -> None:
     images, labels = digits
     new_images, new_labels, truth = badnets(images[1000:1500], labels[1000:1500], 0.10)
-    result = run(TriggerDetector(), IMAGE_SCHEMA, DIGITS, image_data(images[:1000], labels[:1000]),
-                 image_data(new_images, new_labels))
+    result = run(
+        TriggerDetector(),
+        IMAGE_SCHEMA,
+        DIGITS,
+        image_data(images[:1000], labels[:1000]),
+        image_data(new_images, new_labels),
+    )
     assert result.findings
     evidence = result.findings[0].evidence
     assert evidence["kind"] == "pixels"
@@ -171,8 +198,13 @@ def test_white_corner_patch_in_png_images_is_named_as_a_pixel_patch(digits) -> N
 
 def test_clean_images_raise_no_trigger(digits) -> None:
     images, labels = digits
-    result = run(TriggerDetector(), IMAGE_SCHEMA, DIGITS, image_data(images[:1000], labels[:1000]),
-                 image_data(images[1000:1500], labels[1000:1500]))
+    result = run(
+        TriggerDetector(),
+        IMAGE_SCHEMA,
+        DIGITS,
+        image_data(images[:1000], labels[:1000]),
+        image_data(images[1000:1500], labels[1000:1500]),
+    )
     assert result.findings == []
     assert not result.flagged.any()
 
@@ -187,8 +219,9 @@ def test_patch_on_pixel_columns_is_found_as_values_that_travel_together(digits) 
         table = pa.table({**{f"p{i}": flat[:, i] for i in range(64)}, "digit": [str(v) for v in labs]})
         return GateData(flat.astype(np.float32), labs, table)
 
-    result = run(TriggerDetector(), schema, DIGITS, tabular(images[:1000], labels[:1000]),
-                 tabular(new_images, new_labels))
+    result = run(
+        TriggerDetector(), schema, DIGITS, tabular(images[:1000], labels[:1000]), tabular(new_images, new_labels)
+    )
     assert len(result.findings) == 1
     evidence = result.findings[0].evidence
     corner = {f"p{r * 8 + c}" for r in range(5, 8) for c in range(5, 8)}
@@ -198,6 +231,7 @@ def test_patch_on_pixel_columns_is_found_as_values_that_travel_together(digits) 
 
 
 # --- tabular --------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cancer():
@@ -223,8 +257,13 @@ def test_value_combination_tied_to_one_label_is_reported(cancer) -> None:
     new.loc[new.index[poison], "mean_radius"] = float(base["mean_radius"].quantile(0.9))
     new.loc[new.index[poison], "mean_texture"] = float(base["mean_texture"].quantile(0.1))
     new_labels[poison] = 1
-    result = run(TriggerDetector(), schema, ("0", "1"), cancer_data(base, names, labels[:400]),
-                 cancer_data(new, names, new_labels))
+    result = run(
+        TriggerDetector(),
+        schema,
+        ("0", "1"),
+        cancer_data(base, names, labels[:400]),
+        cancer_data(new, names, new_labels),
+    )
     assert result.findings, result.summary
     evidence = result.findings[0].evidence
     assert evidence["label"] == "1"
@@ -239,8 +278,13 @@ def test_clean_tabular_contribution_raises_no_trigger(cancer) -> None:
     schema = Schema("diagnosis", tuple(Column(n, ColumnKind.NUMERIC) for n in names))
     for start in (0, 169):
         rest = np.r_[0:start, start + 169 : len(labels)]
-        result = run(TriggerDetector(), schema, ("0", "1"), cancer_data(frame.iloc[rest], names, labels[rest]),
-                     cancer_data(frame.iloc[start : start + 169], names, labels[start : start + 169]))
+        result = run(
+            TriggerDetector(),
+            schema,
+            ("0", "1"),
+            cancer_data(frame.iloc[rest], names, labels[rest]),
+            cancer_data(frame.iloc[start : start + 169], names, labels[start : start + 169]),
+        )
         assert result.findings == []
         assert result.summary["tests"] > 100  # pairs of columns were tested too
 

@@ -42,6 +42,14 @@ def select_detectors(
             skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))} columns; the schema has none"
         elif name == "drift" and not has_baseline:
             skipped[name] = "no trusted baseline to compare the batch with (self-reference mode)"
+        elif name == "triggers" and not has_baseline:
+            # A trigger is a pattern tied to one label far more than in trusted data; the other folds
+            # of a poisoned batch carry the same trigger, so within the batch it looks like any
+            # word that names its class.
+            skipped[name] = (
+                "no trusted baseline: a trigger is judged by its tie to a label against trusted data, "
+                "and the other folds of the batch carry the same trigger (self-reference mode)"
+            )
         elif name == "clean_validation" and not has_validation:
             skipped[name] = "no clean validation set was given"
         else:

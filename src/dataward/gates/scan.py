@@ -305,7 +305,14 @@ def _self_reference(
         _, p_count = excess_flags_p_value(p_values[name], context.alpha, n_train)
         p_value = min(1.0, 2.0 * min(p_count, folds * min(fold_p[name], default=1.0)))
         blocks = [s for s in summaries[name] if s.get("block")]
-        summary: dict[str, Any] = {"folds": folds, "alpha": context.alpha, "expected_flagged": context.alpha * n}
+        summary: dict[str, Any] = {
+            "folds": folds,
+            "alpha": context.alpha,
+            "expected_flagged": context.alpha * n,
+            # Each fold is calibrated on the other folds only: the union-of-flags test must allow for
+            # the uncertainty of a flag rate estimated from that many records.
+            "n_calibration": n_train,
+        }
         if blocks:
             summary.update({"block": True, "block_reason": blocks[0].get("block_reason")})
         findings[name].sort(key=lambda f: -f.score)

@@ -179,9 +179,7 @@ def selftest(
 
     flipped, positions = _label_flips(clean, labels, classes, count, schema, rng)
     report = scan(base, flipped, schema, validation, policy)
-    out.canaries.append(
-        _result("label_flip", f"{len(positions)} labels changed to another class", positions, report)
-    )
+    out.canaries.append(_result("label_flip", f"{len(positions)} labels changed to another class", positions, report))
 
     target = _target(labels)
     poisoned, positions, description, trigger = _trigger(clean, base, labels, target, count, schema, rng)
@@ -381,9 +379,7 @@ def _result(name: str, description: str, positions: list[int], report: GateRepor
     )
 
 
-def _trigger_named(
-    report: GateReport, target: str, rows: list[int], positions: list[int], token: str | None
-) -> bool:
+def _trigger_named(report: GateReport, target: str, rows: list[int], positions: list[int], token: str | None) -> bool:
     """Did the triggers detector report a trigger for the target label on most planted rows?
 
     Evidence rows are row numbers when the gate knows them, else 1-based positions: both are accepted.

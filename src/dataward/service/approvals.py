@@ -149,7 +149,10 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
     if c.gate_verdict is None and c.added_count > 0:
         problems.append("no gate has run on it")
     if c.gate_verdict == "block":
-        problems.append("its gate verdict is block")
+        raise PolicyViolation(
+            f"{ds.name}#{c.number} cannot be merged: its gate verdict is block",
+            hint="a blocked contribution is rejected, or re-submitted without its flagged records",
+        )
     pending = uc.conn.execute(
         select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
     ).all()
@@ -164,9 +167,7 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
     if problems:
         raise PolicyViolation(
             f"{ds.name}#{c.number} cannot be merged: " + "; ".join(problems),
-            hint="a blocked contribution is rejected or re-submitted without its flagged records"
-            if c.gate_verdict == "block"
-            else f"gate it (dataward gate run {ds.name}#{c.number}) and have another approver approve it",
+            hint=f"gate it (dataward gate run {ds.name}#{c.number}) and have another approver approve it",
         )
 
 

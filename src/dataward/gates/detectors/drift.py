@@ -12,6 +12,12 @@ With large batches any tiny difference is "significant", so each test only count
 size clears a floor (KS statistic, total-variation distance of the priors, AUC - 0.5). Records get
 p = 1 unless the classifier test is significant, in which case each record's p-value is the conformal
 p-value of its out-of-fold "looks like the batch, not the baseline" score among the reference's.
+
+Drift moves a population, not single records, so per-record attribution is weak when each record
+moves less than the spread of its class. What can be attributed is *which class* moved: per class, the
+batch's records of that class are compared with the reference's records of the same class (per-feature
+KS tests, Bonferroni over features and classes, with the same effect-size floor). When that
+class-conditional test is significant (p < 1e-3), every record of the class gets its p-value.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class Drift(Detector):
         self.auc_floor = float(opts.get("auc_min_effect", 0.05))
         self.max_sample = int(opts.get("max_sample", 10_000))
         self.min_records = int(opts.get("min_records", 20))
+        self.min_class_records = int(opts.get("min_class_records", 10))
         self.context = context
         self.references = {"baseline": baseline}
         if context.first_baseline is not None and len(context.first_baseline):
@@ -103,13 +110,38 @@ class Drift(Detector):
         prior = self._prior(ref.labels, batch.labels)
         clf = self._classifier(ref, batch, ri, bi, rng)
         p = min(1.0, 3.0 * min(features["p_value"], prior["p_value"], clf["p_value"]))
+        attribution = clf.pop("attribution")
+        by_class = self._class_shift(ref, batch, ri, bi)
+        for code, class_p in by_class.items():
+            if class_p < 1e-3:
+                members = batch.labels == code
+                base = attribution if attribution is not None else np.ones(len(batch))
+                attribution = base.copy()
+                attribution[members] = np.minimum(attribution[members], class_p)
         return {
             "p_value": p,
             "features": features,
             "class_prior": prior,
             "classifier": clf,
-            "attribution": clf.pop("attribution"),
+            "class_shift": {label_name(self.context.classes, c): q for c, q in by_class.items()},
+            "attribution": attribution,
         }
+
+    def _class_shift(self, ref: GateData, batch: GateData, ri: np.ndarray, bi: np.ndarray) -> dict[int, float]:
+        """Per class: Bonferroni-corrected p-value of "the batch's records of this class are drawn like
+        the reference's" (per-feature KS tests with the effect-size floor)."""
+        ref_labels, batch_labels = ref.labels[ri], batch.labels[bi]
+        tested: dict[int, float] = {}
+        for code in np.unique(batch_labels):
+            a = ref.features[ri[ref_labels == code]]
+            b = batch.features[bi[batch_labels == code]]
+            if a.shape[0] < self.min_records or b.shape[0] < self.min_class_records or a.shape[1] == 0:
+                continue
+            res = stats.ks_2samp(a, b, axis=0, method="asymp")
+            stat, pvals = np.atleast_1d(res.statistic), np.atleast_1d(res.pvalue)
+            strong = stat >= self.ks_floor
+            tested[int(code)] = min(1.0, a.shape[1] * float(pvals[strong].min())) if strong.any() else 1.0
+        return {code: min(1.0, q * max(len(tested), 1)) for code, q in tested.items()}
 
     def _ks(self, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         d = a.shape[1]

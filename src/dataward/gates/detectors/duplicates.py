@@ -4,7 +4,9 @@ Three calibrated views per record, combined with a Bonferroni minimum:
 
 * **exact conflicts**: the record's inputs (a 64-bit content hash, label excluded) equal those of a
   baseline or contribution record with a different label. Its p-value is the baseline's own rate of
-  such conflicts, ``(1 + #conflicting baseline records) / (N + 1)``, over the *whole* baseline.
+  such conflicts, ``(1 + #conflicting baseline records) / (N + 1)``, over the *whole* baseline. A
+  conflict with the baseline is flagged whenever that rate is at most alpha (the flag's own
+  false-positive rate), even where the Bonferroni minimum over the three views stays above alpha.
 * **near conflicts**: the distance to the nearest trusted record with another label (in the reference
   sample; inside the batch it is ambiguous which of two near copies is wrong), relative to the typical
   nearest-neighbour distance; conformal p-values from the reference's leave-one-out distances.
@@ -149,11 +151,13 @@ class Duplicates(Detector):
         p_mass = tail_p_values(self._mass_calibration(n), multiplicity) if n else np.ones(0)
         p_mass = np.where(multiplicity > 1, p_mass, 1.0)
         p = np.minimum(1.0, 3.0 * np.minimum(np.minimum(p_exact, p_near), p_mass))
-        flagged = p <= ctx.alpha
+        # An exact copy of a trusted record under another label is singled out whenever trusted data
+        # itself holds such conflicts more rarely than alpha: that rate is this flag's false-positive
+        # rate. Through the Bonferroni minimum alone, a baseline of fewer than 3 / alpha records could
+        # never flag one, however certain the conflict.
+        flagged = (p <= ctx.alpha) | (with_baseline & (self.p_exact_conflict <= ctx.alpha))
         findings = []
-        for i in np.argsort(p)[:200]:
-            if not flagged[i]:
-                break
+        for i in [j for j in np.argsort(p, kind="stable") if flagged[j]][:200]:
             own = label_name(ctx.classes, labels[i])
             evidence: dict[str, Any] = {"multiplicity": int(multiplicity[i]), "exact_conflict": bool(exact_conflict[i])}
             if exact_conflict[i]:

@@ -18,6 +18,7 @@ conformal p-value:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Self
 
 import numpy as np
@@ -32,10 +33,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dataward.domain.schema import ColumnKind
-
 from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
 from dataward.gates.calibration import tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence, reference_scores
+from dataward.gates.detectors._probe import leave_one_out_p_values
 from dataward.gates.neighbours import class_distances, knn
 
 
@@ -70,10 +71,9 @@ def text_probe_matrix(tables: list[pa.Table], columns: list[str], dense: np.ndar
     word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", max_features=200_000)
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2, max_features=200_000)
     blocks = [word.fit_transform(texts)]
-    try:
+    # When every character n-gram occurs once (min_df=2 keeps none) the word block alone carries the text.
+    with contextlib.suppress(ValueError):
         blocks.append(char.fit_transform(texts))
-    except ValueError:
-        pass  # every character n-gram occurs once: the word block alone carries the text
     scale = float(np.mean(np.linalg.norm(dense, axis=1))) if dense.size else 0.0
     if scale > 0:
         blocks.append(sparse.csr_matrix(dense / scale))
@@ -85,24 +85,32 @@ def _strings(tables: list[pa.Table], column: str) -> list[str]:
 
 
 def cross_validated_text_probs(
-    matrix: sparse.csr_matrix, labels: np.ndarray, n_classes: int, *, folds: int, seed: int
+    matrix: sparse.csr_matrix, labels: np.ndarray, n_classes: int, *, folds: int, seed: int, repeats: int = 3
 ) -> np.ndarray:
-    """Out-of-fold class probabilities of a logistic-loss SGD probe on a sparse text matrix."""
+    """Out-of-fold class probabilities of a logistic-loss SGD probe on a sparse text matrix.
+
+    Averaged over ``repeats`` different fold splits: one split leaves a flipped text's quality to the
+    luck of which similar texts shared its training folds, and SGD fits cost little.
+    """
     n = matrix.shape[0]
-    probs = np.full((n, n_classes), 1.0 / n_classes)
+    total = np.zeros((n, n_classes))
     folds = max(2, min(folds, n))
-    for train, test in KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n)):
-        present = np.unique(labels[train])
-        if present.shape[0] < 2:
-            probs[test] = 0.0
-            probs[test, present[0]] = 1.0
-            continue
-        model = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=30, tol=None, random_state=seed)
-        model.fit(matrix[train], labels[train])
-        part = np.full((test.shape[0], n_classes), 1e-6)
-        part[:, model.classes_] = np.maximum(model.predict_proba(matrix[test]), 1e-6)
-        probs[test] = part / part.sum(axis=1, keepdims=True)
-    return probs
+    for repeat in range(repeats):
+        probs = np.full((n, n_classes), 1.0 / n_classes)
+        split = KFold(folds, shuffle=True, random_state=seed + repeat)
+        for train, test in split.split(np.zeros(n)):
+            present = np.unique(labels[train])
+            if present.shape[0] < 2:
+                probs[test] = 1e-6
+                probs[test, present[0]] = 1.0
+                continue
+            model = SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=30, tol=None, random_state=seed + repeat)
+            model.fit(matrix[train], labels[train])
+            part = np.full((test.shape[0], n_classes), 1e-6)
+            part[:, model.classes_] = np.maximum(model.predict_proba(matrix[test]), 1e-6)
+            probs[test] = part
+        total += probs / probs.sum(axis=1, keepdims=True)
+    return total / repeats
 
 
 @register
@@ -174,7 +182,10 @@ class LabelConsistency(Detector):
             p_cl, issues, quality, p_cl_ref = self._confident_learning(contribution)
             # Fuse the two views Fisher-style (-log p1 - log p2) and calibrate the fused score on the
             # reference again: a flip that both views see ranks above a record only one finds odd.
-            p_knn_ref = tail_p_values(self.calibration, self.calibration)
+            # The reference's own p-values leave each record out of its calibration set: counted
+            # against itself, every reference record would look less extreme than a new record with
+            # the same score, shrinking the fused calibration's tail and flagging clean records.
+            p_knn_ref = leave_one_out_p_values(self.calibration)
             fused_ref = -np.log(p_knn_ref) - np.log(p_cl_ref)
             p = tail_p_values(fused_ref, -np.log(p_knn) - np.log(p_cl))
             summary["views"] = ["knn_margin", "cleanlab_self_confidence"]
@@ -227,7 +238,7 @@ class LabelConsistency(Detector):
         # -log(quality): confidently wrong labels (quality 1e-4 vs 1e-9) stay apart in the tail.
         surprise = -np.log(np.maximum(quality, 1e-300))
         p_cl = tail_p_values(surprise[:nb], surprise[nb:])
-        p_cl_ref = tail_p_values(surprise[:nb], surprise[:nb])
+        p_cl_ref = leave_one_out_p_values(surprise[:nb])
         try:
             issues = find_label_issues(dense, probs, filter_by="prune_by_noise_rate", n_jobs=1)[nb:]
         except ValueError:

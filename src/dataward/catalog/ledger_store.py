@@ -99,8 +99,10 @@ def read_events(
 
 
 def count(conn: Connection) -> int:
+    """How many events the ledger holds."""
     return int(conn.execute(select(func.count()).select_from(ledger_events)).scalar_one())
 
 
 def event_changes(event: Event) -> list[RowChange]:
+    """The catalog changes an event carries."""
     return [RowChange.from_dict(c) for c in event.payload.get("changes", [])]

@@ -36,11 +36,13 @@ class RowChange:
 
 
 def insert_row(table: str, **values: Any) -> RowChange:
+    """A change inserting a row of ``table`` (its key taken from ``values``)."""
     key_cols = [c.name for c in TABLES[table].primary_key.columns]
     return RowChange(table, "insert", {k: values[k] for k in key_cols}, values)
 
 
 def update_row(table: str, key: Mapping[str, Any], **values: Any) -> RowChange:
+    """A change updating the row of ``table`` identified by ``key``."""
     return RowChange(table, "update", dict(key), values)
 
 

@@ -30,6 +30,7 @@ def _show_new_key(info: dict, as_json: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the access commands to ``app``."""
     principal_app = typer.Typer(help="Humans and service principals (pipelines, bots, CI jobs).", no_args_is_help=True)
     key_app = typer.Typer(help="API keys: issue, rotate, revoke, list.", no_args_is_help=True)
     grant_app = typer.Typer(help="Roles on the ward, a dataset or a model.", no_args_is_help=True)

@@ -47,4 +47,5 @@ trace_commands.register(app)
 
 
 def main() -> None:
+    """Run the CLI (the ``dataward`` console script)."""
     app()

@@ -30,6 +30,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def show_contribution(info: dict[str, Any]) -> None:
+    """Print a contribution as a tree."""
     tree = Tree(f"[bold]contribution {info['ref']}[/bold] ({info['id']}) {styled(info['status'])}")
     tree.add(f"submitted by [bold]{escape(str(info['submitted_by']))}[/bold] with key dw_{info.get('key') or '-'}")
     tree.add(f"source {escape(str(info.get('source_uri')))}")
@@ -44,6 +45,7 @@ def show_contribution(info: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the data commands to ``app``."""
     dataset_app = typer.Typer(help="Create and inspect datasets.", no_args_is_help=True)
     app.add_typer(dataset_app, name="dataset")
 

@@ -27,6 +27,7 @@ def highlight(text: str, triggers: list[str]) -> str:
 
 
 def show_report(report: dict[str, Any], *, top: int = 10) -> None:
+    """Print a gate report: verdict, reasons, detectors, triggers, groups, top records."""
     verdict = report["verdict"]
     head = (
         f"[{VERDICT_STYLE[verdict]}]{verdict.upper()}[/]  {report['contribution']}  "
@@ -71,6 +72,7 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the gate and review commands to ``app``."""
     gate_app = typer.Typer(help="Run poisoning-aware validation gates.", no_args_is_help=True)
     review_app = typer.Typer(help="The human review queue of quarantined records.", no_args_is_help=True)
     app.add_typer(gate_app, name="gate")

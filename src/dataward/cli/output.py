@@ -35,6 +35,7 @@ def table(
     *,
     styles: dict[str, str] | None = None,
 ) -> None:
+    """Print a Rich table (``None`` shows as ``-``)."""
     t = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for col in columns:
         t.add_column(col, style=(styles or {}).get(col))
@@ -60,6 +61,7 @@ STATUS_STYLE = {
 
 
 def styled(value: str | None, styles: dict[str, str] = STATUS_STYLE) -> str:
+    """``value`` in Rich markup coloured by its meaning."""
     if value is None:
         return "-"
     style = styles.get(value)

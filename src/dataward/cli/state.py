@@ -9,6 +9,8 @@ from dataward.service.ward import Ward
 
 @dataclass
 class CliState:
+    """Global options of one CLI invocation."""
+
     ward_path: str | None = None
 
 

@@ -44,6 +44,8 @@ def _contribution_branch(tree: Tree, c: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``trace`` and ``quarantine`` to ``app``."""
+
     @app.command()
     @reports_errors
     def trace(

@@ -18,6 +18,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``init``, ``ledger`` and ``verify`` to ``app``."""
     ledger_app = typer.Typer(help="Read the signed, hash-chained ledger.", invoke_without_command=True)
     app.add_typer(ledger_app, name="ledger")
 

@@ -67,6 +67,8 @@ def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any) -> Approva
 
 
 class ApprovalCases(WardCore):
+    """Use cases of approval: approve and reject contributions."""
+
     def _decide_contribution(self, ref: str, decision: str, reason: str) -> dict[str, Any]:
         if not reason.strip():
             noun = "an approval" if decision == "approve" else "a rejection"

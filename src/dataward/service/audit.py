@@ -42,6 +42,8 @@ class Problem:
 
 @dataclass
 class VerifyReport:
+    """What ``verify`` checked and every problem it found."""
+
     problems: list[Problem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     head: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +67,8 @@ def _short(value: Any, width: int = 60) -> str:
 
 
 class AuditCases(WardCore):
+    """Use cases for auditors: the ledger and ``verify``."""
+
     def ledger(
         self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True
     ) -> list[dict[str, Any]]:

@@ -31,10 +31,12 @@ def _time(text: str | None) -> Any:
 
 
 def principal_from_row(row: Any) -> Principal:
+    """The access-domain principal of a catalog row."""
     return Principal(row.id, row.name, row.kind, row.owner_id, row.status, parse_time(row.created_at))
 
 
 def key_from_row(row: Any) -> ApiKey:
+    """The access-domain key record of a catalog row."""
     return ApiKey(
         id=row.id,
         principal_id=row.principal_id,
@@ -52,6 +54,7 @@ def key_from_row(row: Any) -> ApiKey:
 
 
 def grant_from_row(row: Any) -> Grant:
+    """The access-domain grant of a catalog row."""
     return Grant(row.principal_id, row.role, row.scope_kind, row.scope_name, row.granted_by, parse_time(row.granted_at))
 
 
@@ -120,6 +123,7 @@ def refused_actor(conn: Connection, credential: str | None) -> Actor:
 
 
 def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant]:
+    """Unrevoked grants, of one principal or of everyone."""
     query = select(grants).where(grants.c.revoked_at.is_(None))
     if principal_id is not None:
         query = query.where(grants.c.principal_id == principal_id)
@@ -127,6 +131,7 @@ def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant
 
 
 def load_principal(conn: Connection, principal_id: str) -> Principal | None:
+    """A principal by id, or None."""
     row = conn.execute(select(principals).where(principals.c.id == principal_id)).first()
     return principal_from_row(row) if row else None
 

@@ -35,6 +35,7 @@ class WardConfig:
 
     @classmethod
     def load(cls, folder: Path) -> WardConfig:
+        """Read ``ward.json`` from a ward folder."""
         path = folder / WARD_FILE
         if not path.exists():
             raise NotFound(
@@ -48,6 +49,7 @@ class WardConfig:
             raise InputError(f"{path} is not a valid ward file: {exc}") from exc
 
     def save(self, folder: Path) -> None:
+        """Write ``ward.json`` atomically."""
         text = json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
         tmp = folder / (WARD_FILE + ".tmp")
         tmp.write_text(text, "utf-8")
@@ -60,6 +62,7 @@ class WardConfig:
         return self.catalog_url
 
     def resolved_store(self, folder: Path) -> str:
+        """The object store location; relative paths are inside the ward folder."""
         if "://" not in self.store_url:
             return str(folder / self.store_url)
         return self.store_url

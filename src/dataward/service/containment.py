@@ -19,6 +19,8 @@ from dataward.service.recordstore import ids_table, manifest_ids, read_ids, tabl
 
 
 class ContainmentCases(WardCore):
+    """Use cases of incident containment."""
+
     def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Hold a whole contribution out of every future version.
 

@@ -31,6 +31,7 @@ from dataward.service.recordstore import (
 
 
 def contribution_info(row: Any, dataset_name: str, submitter: str | None = None) -> dict[str, Any]:
+    """The JSON view of a contribution row (see docs/cli.md)."""
     return {
         "id": row.id,
         "ref": f"{dataset_name}#{row.number}",
@@ -58,6 +59,8 @@ def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
 
 
 class ContributionCases(WardCore):
+    """Use cases on contributions: submit, withdraw, list, show."""
+
     def contribute(
         self,
         dataset: str,
@@ -239,6 +242,7 @@ class ContributionCases(WardCore):
             return {"contribution": f"{ds_name}#{c.number}", "status": "withdrawn", "by": uc.caller.principal_name}
 
     def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """A dataset's contributions, oldest first, optionally of one status."""
         with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             query = select(contributions).where(contributions.c.dataset_id == ds.id)
@@ -253,6 +257,7 @@ class ContributionCases(WardCore):
             return out
 
     def contribution(self, ref: str) -> dict[str, Any]:
+        """One contribution with its source's details."""
         with self.db.reading() as conn:
             row = rows.contribution_row(conn, ref)
             ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == row.dataset_id)).scalar()

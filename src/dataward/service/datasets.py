@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 
 def dataset_info(row: Any, owner_name: str | None = None) -> dict[str, Any]:
+    """The JSON view of a dataset row (see docs/cli.md)."""
     return {
         "id": row.id,
         "name": row.name,
@@ -39,6 +40,7 @@ def dataset_info(row: Any, owner_name: str | None = None) -> dict[str, Any]:
 
 
 def version_info(row: Any, dataset_name: str) -> dict[str, Any]:
+    """The JSON view of a version row (see docs/cli.md)."""
     return {
         "id": row.id,
         "dataset": dataset_name,
@@ -54,6 +56,8 @@ def version_info(row: Any, dataset_name: str) -> dict[str, Any]:
 
 
 class DatasetCases(WardCore):
+    """Use cases on datasets and reading versions."""
+
     def create_dataset(
         self,
         name: str,
@@ -175,12 +179,15 @@ class DatasetHandle:
         self.name = name
 
     def version(self, ref: str | None = None) -> VersionHandle:
+        """A handle on ``ref`` (``latest``, ``training``, ``vN`` or an id prefix)."""
         return VersionHandle(self._ward, self.name, ref)
 
     def versions(self) -> list[dict[str, Any]]:
+        """Every version of the dataset, oldest first."""
         return self._ward.versions(self.name)
 
     def contribute(self, path: Any, **kwargs: Any) -> dict[str, Any]:
+        """Submit a contribution to this dataset (see ``Ward.contribute``)."""
         return self._ward.contribute(self.name, path, **kwargs)
 
     def __repr__(self) -> str:
@@ -203,6 +210,7 @@ class VersionHandle:
 
     @property
     def info(self) -> dict[str, Any]:
+        """The version's JSON view (number, stage, records, contributions)."""
         return self._load()[0]
 
     def to_arrow(self) -> pa.Table:
@@ -210,6 +218,7 @@ class VersionHandle:
         return self._load()[1]
 
     def to_pandas(self) -> pd.DataFrame:
+        """The version's records as a pandas DataFrame (``record_id`` first)."""
         return self.to_arrow().to_pandas()
 
     def __repr__(self) -> str:

@@ -49,6 +49,8 @@ def _gate_policy(ds: Any) -> dict[str, Any]:
 
 
 class GateCases(WardCore):
+    """Use cases of the gates and of the review queue."""
+
     def _version_records(self, conn: Any, version: Any, schema: Schema) -> pa.Table:
         return load_records(conn, self.store, manifest_ids(self.store, version.manifest_object), schema)
 

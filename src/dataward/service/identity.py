@@ -38,6 +38,7 @@ PRINCIPAL_KINDS = ("human", "service")
 
 
 def principal_info(p: Principal, owner_name: str | None = None) -> dict[str, Any]:
+    """The JSON view of a principal, with its owner's name."""
     return {**p.to_dict(), "owner": owner_name}
 
 
@@ -45,8 +46,22 @@ def _principal_change(p: Principal) -> Any:
     return update_row("principals", {"id": p.id}, status=p.status.value, owner_id=p.owner_id)
 
 
+def _active_grant(conn: Connection, principal_id: str, role: str, scope: Scope) -> Any:
+    """The principal's unrevoked grant of ``role`` on ``scope``, or None."""
+    same_name = grants.c.scope_name == scope.name if scope.name else grants.c.scope_name.is_(None)
+    return conn.execute(
+        select(grants).where(
+            grants.c.principal_id == principal_id,
+            grants.c.role == role,
+            grants.c.scope_kind == scope.kind.value,
+            grants.c.revoked_at.is_(None),
+            same_name,
+        )
+    ).first()
+
+
 def _key_row(conn: Connection, ref: str) -> Any:
-    key_id = ref.removeprefix("dw_").split("_", 1)[0].rstrip("…")
+    key_id = rows.key_id_of(ref)
     row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
     if row is None:
         raise NotFound(f"no API key {ref!r}", hint="list them with `dataward key list`")
@@ -54,6 +69,8 @@ def _key_row(conn: Connection, ref: str) -> Any:
 
 
 class IdentityCases(WardCore):
+    """Use cases of access control: principals, keys, grants, policies, access review."""
+
     key_policy: KeyPolicy = DEFAULT_KEY_POLICY
 
     # --- principals -----------------------------------------------------------------------
@@ -95,6 +112,7 @@ class IdentityCases(WardCore):
             return principal_info(p, owner_p.name if owner_p else None)
 
     def principals(self) -> list[dict[str, Any]]:
+        """Every principal with its kind, owner and status."""
         with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
             all_rows = uc.conn.execute(select(principals).order_by(principals.c.name)).all()
             names = {r.id: r.name for r in all_rows}
@@ -241,6 +259,7 @@ class IdentityCases(WardCore):
             return {**revoked.to_dict(), "principal": target.name}
 
     def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """API keys (never their secrets), of one principal or all, with their state."""
         with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
             query = select(api_keys, principals.c.name).join(principals, principals.c.id == api_keys.c.principal_id)
             if principal is not None:
@@ -271,15 +290,7 @@ class IdentityCases(WardCore):
             if target_scope.kind is ScopeKind.DATASET:
                 rows.dataset_row(uc.conn, target_scope.name or "")
             role_value = Role(role).value
-            existing = uc.conn.execute(
-                select(grants.c.id).where(
-                    grants.c.principal_id == target.id,
-                    grants.c.role == role_value,
-                    grants.c.scope_kind == target_scope.kind.value,
-                    grants.c.revoked_at.is_(None),
-                    (grants.c.scope_name == target_scope.name) if target_scope.name else grants.c.scope_name.is_(None),
-                )
-            ).first()
+            existing = _active_grant(uc.conn, target.id, role_value, target_scope)
             if existing:
                 raise Conflict(f"{target.name!r} already has {role_value} on {target_scope}")
             gid = new_id("g")
@@ -303,21 +314,14 @@ class IdentityCases(WardCore):
             return {"id": gid, "principal": target.name, "role": role_value, "scope": str(target_scope)}
 
     def revoke_grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Take a role away from ``principal`` on ``scope``."""
         target_scope = Scope.parse(scope)
         with self.use_case(Action.GRANT_REVOKE, target_scope) as uc:
             authorize_grant(
                 uc.caller.principal, uc.caller.key, uc.caller.grants, role, target_scope, uc.now, revoke=True
             ).raise_if_denied()
             target = rows.principal_row(uc.conn, principal)
-            row = uc.conn.execute(
-                select(grants).where(
-                    grants.c.principal_id == target.id,
-                    grants.c.role == Role(role).value,
-                    grants.c.scope_kind == target_scope.kind.value,
-                    grants.c.revoked_at.is_(None),
-                    (grants.c.scope_name == target_scope.name) if target_scope.name else grants.c.scope_name.is_(None),
-                )
-            ).first()
+            row = _active_grant(uc.conn, target.id, Role(role).value, target_scope)
             if row is None:
                 raise NotFound(f"{target.name!r} has no {role} grant on {target_scope}")
             uc.emit(
@@ -339,6 +343,7 @@ class IdentityCases(WardCore):
             }
 
     def grants(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Active grants, of one principal or all."""
         with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
             query = select(grants, principals.c.name).join(principals, principals.c.id == grants.c.principal_id)
             query = query.where(grants.c.revoked_at.is_(None))
@@ -384,6 +389,7 @@ class IdentityCases(WardCore):
             return {"dataset": dataset, "hash": digest, "policy": policy.to_dict()}
 
     def policy(self, dataset: str) -> dict[str, Any]:
+        """A dataset's policy with the defaults filled in, and whether one was set."""
         with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
             ds = rows.dataset_row(uc.conn, dataset)
             policy = dataset_policy(ds)

@@ -27,12 +27,14 @@ _BATCH = 5000
 
 
 def table_to_parquet(table: pa.Table) -> bytes:
+    """Parquet bytes (zstd) of a table."""
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
 
 
 def parquet_to_table(data: bytes) -> pa.Table:
+    """The table in Parquet bytes."""
     return pq.read_table(io.BytesIO(data))
 
 
@@ -107,6 +109,7 @@ def load_records(conn: Connection, store: ObjectStore, ids: Sequence[str], schem
 
 
 def ids_table(ids: Iterable[str], rows: Iterable[int] | None = None) -> pa.Table:
+    """A table of record ids (and their rows in the submitted file)."""
     data: dict[str, Any] = {RECORD_ID: pa.array(list(ids), type=pa.string())}
     if rows is not None:
         data["row"] = pa.array(list(rows), type=pa.int64())
@@ -114,12 +117,14 @@ def ids_table(ids: Iterable[str], rows: Iterable[int] | None = None) -> pa.Table
 
 
 def read_ids(store: ObjectStore, digest: str | None) -> list[str]:
+    """The record ids in an id-list object (none for no object)."""
     if digest is None:
         return []
     return parquet_to_table(store.get(digest)).column(RECORD_ID).to_pylist()
 
 
 def read_ids_and_rows(store: ObjectStore, digest: str | None) -> tuple[list[str], list[int]]:
+    """Record ids and their file rows in a contribution's id-list object."""
     if digest is None:
         return [], []
     table = parquet_to_table(store.get(digest))
@@ -133,9 +138,11 @@ def records_hash(sorted_ids: Sequence[str]) -> str:
 
 
 def version_identity(dataset_id: str, number: int, parent: str | None, sorted_ids: Sequence[str]) -> str:
+    """A version's id: the hash of its dataset, number, parent and records."""
     return json_hash({"dataset": dataset_id, "number": number, "parent": parent, "records": records_hash(sorted_ids)})
 
 
 def manifest_ids(store: ObjectStore, digest: str) -> list[str]:
+    """The record ids of a version manifest."""
     ids = parquet_to_table(store.get(digest)).column(RECORD_ID)
     return pc.cast(ids, pa.string()).to_pylist()

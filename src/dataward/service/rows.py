@@ -17,6 +17,7 @@ STAGES = ("candidate", "training", "retired")
 
 
 def check_name(kind: str, name: str) -> str:
+    """``name`` if it is a valid name for a ``kind``, else ``InputError``."""
     if not _NAME.match(name or ""):
         raise InputError(
             f"{kind} name {name!r} is not valid",
@@ -26,6 +27,7 @@ def check_name(kind: str, name: str) -> str:
 
 
 def dataset_row(conn: Connection, name: str) -> Row[Any]:
+    """A dataset by name, or ``NotFound`` with a hint."""
     row = conn.execute(select(datasets).where(datasets.c.name == name)).first()
     if row is None:
         raise NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`")
@@ -33,6 +35,7 @@ def dataset_row(conn: Connection, name: str) -> Row[Any]:
 
 
 def dataset_schema(row: Row[Any]) -> Schema:
+    """The schema of a dataset row."""
     return Schema.from_dict(json.loads(row.schema))
 
 
@@ -45,6 +48,7 @@ def principal_row(conn: Connection, ref: str) -> Row[Any]:
 
 
 def principal_name(conn: Connection, principal_id: str | None) -> str | None:
+    """A principal's name for people (its id when unknown)."""
     if principal_id is None:
         return None
     row = conn.execute(select(principals.c.name).where(principals.c.id == principal_id)).first()
@@ -71,11 +75,13 @@ def contribution_row(conn: Connection, ref: str) -> Row[Any]:
 
 
 def next_number(conn: Connection, table: Any, dataset_id: str) -> int:
+    """The next per-dataset number of ``table`` (contributions, versions)."""
     current = conn.execute(select(func.max(table.c.number)).where(table.c.dataset_id == dataset_id)).scalar()
     return int(current or 0) + 1
 
 
 def latest_version(conn: Connection, dataset_id: str) -> Row[Any] | None:
+    """The dataset's newest version, or None."""
     return conn.execute(
         select(versions).where(versions.c.dataset_id == dataset_id).order_by(versions.c.number.desc()).limit(1)
     ).first()
@@ -103,6 +109,11 @@ def version_row(conn: Connection, dataset_id: str, dataset_name: str, ref: str |
             hint=f"list them with `dataward versions {dataset_name}`",
         )
     return row
+
+
+def key_id_of(ref: str) -> str:
+    """The key id in ``dw_ID``, ``dw_ID…`` or a whole ``dw_ID_SECRET`` key."""
+    return ref.removeprefix("dw_").split("_", 1)[0].rstrip("…")
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

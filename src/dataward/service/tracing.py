@@ -31,6 +31,8 @@ _RECORD = re.compile(r"^[0-9a-f]{64}$")
 
 
 class TraceCases(WardCore):
+    """Use cases of lineage: ``trace``."""
+
     def trace(self, ref: str) -> dict[str, Any]:
         """Trace a record id, a contribution (``c_…`` or ``DATASET#N``), a key (``dw_…``) or a version
         (``DATASET@vN``): where it came from, who brought it in with which key, which gates and
@@ -109,7 +111,7 @@ class TraceCases(WardCore):
         return {"subject": {"kind": "record", "id": record_id}, "contributions": holders, "versions": in_versions}
 
     def _trace_key(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
-        key_id = ref.removeprefix("dw_").split("_", 1)[0].rstrip("…")
+        key_id = rows.key_id_of(ref)
         key = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
         if key is None:
             raise NotFound(f"no API key {ref!r}")

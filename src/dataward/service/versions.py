@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from sqlalchemy import select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, quarantine, versions
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
-from dataward.domain.schema import RECORD_ID
 from dataward.io import write_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
@@ -34,6 +32,8 @@ EXPORT_FORMATS = ("parquet", "jsonl", "csv")
 
 
 class VersionCases(WardCore):
+    """Use cases on versions: merge, list, diff, export, promote."""
+
     def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
         """Merge a contribution into a new version: the latest version, minus removed records, plus
         added ones, never including records held in quarantine or rejected in review."""
@@ -116,6 +116,7 @@ class VersionCases(WardCore):
         return held
 
     def versions(self, dataset: str) -> list[dict[str, Any]]:
+        """Every version of ``dataset``, oldest first."""
         with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             query = select(versions).where(versions.c.dataset_id == ds.id).order_by(versions.c.number)
@@ -218,7 +219,3 @@ class VersionCases(WardCore):
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == ver.id)).one(), name)
             info["retired"] = f"{name}@v{previous.number}" if previous else None
             return info
-
-
-def table_ids(table: pa.Table) -> list[str]:
-    return table.column(RECORD_ID).to_pylist()

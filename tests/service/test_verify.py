@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from dataward.domain.errors import IntegrityViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
@@ -119,3 +121,11 @@ def test_cli_verify_exits_non_zero_on_tampering(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "dataward", "verify"], env=env, capture_output=True, text=True)
     assert bad.returncode != 0
     assert "added_count" in bad.stdout
+
+
+def test_malformed_catalog_time_is_an_integrity_error_not_a_crash(tmp_path: Path) -> None:
+    ward = _ward_with_history(tmp_path)
+    with ward.db.transaction() as conn:
+        conn.execute(text("UPDATE api_keys SET expires_at = '2099-01-01'"))
+    with pytest.raises(IntegrityViolation, match="malformed time"):
+        ward.verify()

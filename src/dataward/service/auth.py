@@ -22,12 +22,20 @@ from dataward.access import (
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, grants, principals
-from dataward.domain.errors import AuthenticationError, InputError
+from dataward.domain.errors import AuthenticationError, InputError, IntegrityViolation
 from dataward.ledger.events import Actor, format_time, parse_time
 
 
-def _time(text: str | None) -> Any:
-    return parse_time(text) if text else None
+def _time(text: str | None, where: str = "catalog") -> Any:
+    """A stored time; a value dataward never writes is reported as tampering, not a crash."""
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise IntegrityViolation(
+            f"{where} holds a malformed time {text!r}", hint="run `dataward verify`; the catalog was edited"
+        ) from None
 
 
 def principal_from_row(row: Any) -> Principal:
@@ -43,13 +51,13 @@ def key_from_row(row: Any) -> ApiKey:
         prefix=row.prefix,
         hash=row.hash,
         scopes=None if row.scopes is None else tuple(json.loads(row.scopes)),
-        created_at=parse_time(row.created_at),
-        expires_at=parse_time(row.expires_at),
-        last_used_at=_time(row.last_used_at),
-        revoked_at=_time(row.revoked_at),
-        rotated_at=_time(row.rotated_at),
+        created_at=_time(row.created_at, f"key {row.id}"),
+        expires_at=_time(row.expires_at, f"key {row.id}"),
+        last_used_at=_time(row.last_used_at, f"key {row.id}"),
+        revoked_at=_time(row.revoked_at, f"key {row.id}"),
+        rotated_at=_time(row.rotated_at, f"key {row.id}"),
         successor_id=row.successor_id,
-        overlap_until=_time(row.overlap_until),
+        overlap_until=_time(row.overlap_until, f"key {row.id}"),
     )
 
 

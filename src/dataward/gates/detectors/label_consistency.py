@@ -104,7 +104,7 @@ def cross_validated_text_probs(
                 probs[test] = 1e-6
                 probs[test, present[0]] = 1.0
                 continue
-            model = SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=30, tol=None, random_state=seed + repeat)
+            model = SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=10, tol=None, random_state=seed + repeat)
             model.fit(matrix[train], labels[train])
             part = np.full((test.shape[0], n_classes), 1e-6)
             part[:, model.classes_] = np.maximum(model.predict_proba(matrix[test]), 1e-6)

@@ -1,0 +1,78 @@
+"""How per-detector evidence becomes a record score, and what each mode can and cannot judge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dataward.gates import scan
+from dataward.gates.base import DetectorResult
+from dataward.gates.detectors.label_consistency import cross_validated_text_probs, text_probe_matrix
+from dataward.gates.gate import combine_records
+
+
+def _results(p_values: np.ndarray) -> dict[str, DetectorResult]:
+    return {
+        f"d{j}": DetectorResult(f"d{j}", "1", p_values[j], p_values[j] <= 0.01 / p_values.shape[0])
+        for j in range(p_values.shape[0])
+    }
+
+
+def test_consistent_evidence_outranks_one_uniform_minimum() -> None:
+    # Record 0: three detectors each see something; record 1: one small p-value, the rest see nothing
+    # (what the smallest of seven uniform p-values of a clean record looks like).
+    p = np.array([[0.02, 0.005, 1.0], [0.02, 1.0, 1.0], [0.02, 1.0, 1.0], [0.5, 1.0, 1.0], [0.5, 1.0, 1.0]])
+    score, flagged = combine_records(_results(p), 3)
+    assert score[0] > score[1] > score[2]
+    assert score[2] == 0.0 and np.all((score >= 0) & (score <= 1))
+    assert flagged.tolist() == [False, False, False]
+
+
+def test_one_overwhelming_detector_is_not_diluted() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=(7, 500))
+    p[0, 0] = 1e-9  # one detector is certain about record 0
+    score, _ = combine_records(_results(p), 500)
+    assert int(np.argmax(score)) == 0 and score[0] > 0.999
+
+
+def test_text_probe_reads_the_words_that_decide_the_class(text_sets) -> None:
+    baseline, contribution, _ = text_sets
+    frame = pd.concat([baseline, contribution], ignore_index=True)
+    classes, labels = np.unique(frame["label"], return_inverse=True)
+    flipped = np.arange(0, 60, 4)
+    labels[flipped] = (labels[flipped] + 1) % len(classes)
+    import pyarrow as pa
+
+    matrix = text_probe_matrix([pa.Table.from_pandas(frame)], ["text"], np.zeros((len(frame), 0)))
+    probs = cross_validated_text_probs(matrix, labels, len(classes), folds=5, seed=0)
+    assert probs.shape == (len(frame), len(classes)) and np.allclose(probs.sum(axis=1), 1.0)
+    quality = probs[np.arange(len(frame)), labels]
+    others = np.setdiff1d(np.arange(len(frame)), flipped)
+    assert np.median(quality[flipped]) < 0.2 < np.median(quality[others])
+
+
+def test_self_reference_skips_triggers_and_says_why(text_sets) -> None:
+    _, contribution, schema = text_sets
+    report = scan(None, contribution, schema, policy={"detectors": ["label_consistency", "triggers", "drift"]})
+    detectors = report.to_dict()["detectors"]
+    assert report.mode == "self-reference" and report.verdict == "pass"
+    assert "trusted baseline" in detectors["triggers"]["summary"]["skipped"]
+    assert detectors["triggers"]["p_value"] is None
+    assert detectors["label_consistency"]["p_value"] is not None
+
+
+def test_drift_names_the_class_that_moved(cancer) -> None:
+    baseline, contribution, schema = cancer
+    cols = [c for c in contribution.columns if c != "label"]
+    std = baseline[cols].std()
+    moved = contribution.copy()
+    benign = (moved["label"] == 1).to_numpy()
+    moved.loc[benign, cols] = moved.loc[benign, cols] + 0.8 * std
+    report = scan(baseline, moved, schema, policy={"detectors": ["drift"]})
+    drift = report.results["drift"]
+    assert report.verdict in ("review", "block")
+    assert drift.flagged[benign].mean() > 0.9 and not drift.flagged[~benign].any()
+    assert drift.summary["tests"]["baseline"]["class_shift"]["1"] < 1e-3
+    clean = scan(baseline, contribution, schema, policy={"detectors": ["drift"]}).results["drift"]
+    assert not clean.flagged.any()

@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
     @key_app.command("rotate")
     @reports_errors
     def key_rotate(
-        key: Annotated[str, typer.Argument(help="Key id or prefix (dw_XXXXXXXX).")],
+        key: Annotated[str, typer.Argument(help="Key id or prefix, e.g. dw_ab12cd34.")],
         overlap_hours: Annotated[float, typer.Option(help="How long the old key keeps working.")] = 24.0,
         as_json: JsonOpt = False,
     ) -> None:
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
     @key_app.command("revoke")
     @reports_errors
     def key_revoke(
-        key: Annotated[str, typer.Argument(help="Key id or prefix (dw_XXXXXXXX).")],
+        key: Annotated[str, typer.Argument(help="Key id or prefix, e.g. dw_ab12cd34.")],
         reason: Annotated[str, typer.Option()] = "",
         as_json: JsonOpt = False,
     ) -> None:

@@ -62,6 +62,9 @@ as alice dataward approve manpages#2 --reason "vendor batch checked"
 as alice dataward merge manpages#2
 as alice dataward promote manpages@v2
 
+say "what does this dataset's gate catch? plant known poisons in a clean copy and measure:"
+as alice dataward gate selftest manpages
+
 step "6. The scraper bot submits a poisoned batch: a rare token tied to one label (a backdoor)"
 as scraper dataward contribute manpages "$IN/batch-scraper.csv" --source "https://forum.example/scrape/2026-11-24" \
   --html "$WORK/gate-report.html" || true

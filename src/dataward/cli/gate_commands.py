@@ -35,6 +35,12 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         f"{report['mode']} mode)"
     )
     tree = Tree(head)
+    if report["mode"] == "self-reference":
+        # The first import has nothing trusted to be compared with: say what that means.
+        tree.add(
+            "[yellow]self-reference mode: no trusted baseline yet, so this batch was judged only against "
+            "itself; a first import must be curated by hand (and a clean validation set helps)[/yellow]"
+        )
     reasons = tree.add("reasons")
     for reason in report["reasons"] or ["no detector found evidence of poisoning"]:
         reasons.add(escape(reason))

@@ -17,14 +17,27 @@ from typing import BinaryIO
 
 import blake3
 
-from dataward.domain.errors import InputError
-from dataward.domain.hashing import HASH_PREFIX
+from dataward.domain.errors import InputError, IntegrityViolation
+from dataward.domain.hashing import HASH_PREFIX, blake3_hex
 
 CHUNK_SIZE = 1 << 20
 """Bytes read at a time when hashing or copying a stream, so big files never sit in memory whole."""
 
 _DIGEST = re.compile(r"^b3:([0-9a-f]{64})$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def checked(digest: str, data: bytes, where: str) -> bytes:
+    """``data`` if it hashes to ``digest``; else ``IntegrityViolation`` naming the object and place."""
+    actual = HASH_PREFIX + blake3_hex(data)
+    if actual != digest:
+        raise IntegrityViolation(
+            f"object {digest} at {where} does not match its hash (its bytes hash to {actual})",
+            hint="the stored object was altered or damaged; restore it from a backup and run verify",
+            digest=digest,
+            path=where,
+        )
+    return data
 
 
 def digest_hex(digest: str) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 import blake3
 import fsspec
 
-from dataward.domain.errors import IntegrityViolation, NotFound
+from dataward.domain.errors import NotFound
 from dataward.domain.hashing import HASH_PREFIX, blake3_hex
-from dataward.store.base import CHUNK_SIZE, ObjectStore, digest_hex, hash_stream, is_object_name
+from dataward.store.base import CHUNK_SIZE, ObjectStore, checked, digest_hex, hash_stream, is_object_name
 
 
 class FsspecObjectStore(ObjectStore):
@@ -103,15 +103,7 @@ class FsspecObjectStore(ObjectStore):
                 data = stream.read()
         except FileNotFoundError:
             raise NotFound(f"object {digest} is not in the store at {self.url}") from None
-        actual = HASH_PREFIX + blake3_hex(data)
-        if actual != digest:
-            raise IntegrityViolation(
-                f"object {digest} at {self.url} does not match its hash (its bytes hash to {actual})",
-                hint="the stored object was altered or damaged; restore it from a backup and run verify",
-                digest=digest,
-                path=path,
-            )
-        return data
+        return checked(digest, data, path)
 
     def exists(self, digest: str) -> bool:
         return bool(self.fs.isfile(self._path(digest)))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import blake3
 
-from dataward.domain.errors import IntegrityViolation, NotFound
+from dataward.domain.errors import NotFound
 from dataward.domain.hashing import HASH_PREFIX, blake3_hex
-from dataward.store.base import CHUNK_SIZE, ObjectStore, digest_hex, hash_stream, is_object_name
+from dataward.store.base import CHUNK_SIZE, ObjectStore, checked, digest_hex, hash_stream, is_object_name
 
 _READ_ONLY = 0o444
 
@@ -132,15 +132,7 @@ class LocalObjectStore(ObjectStore):
             data = path.read_bytes()
         except FileNotFoundError:
             raise NotFound(f"object {digest} is not in the store at {self.url}") from None
-        actual = HASH_PREFIX + blake3_hex(data)
-        if actual != digest:
-            raise IntegrityViolation(
-                f"object {digest} at {path} does not match its hash (its bytes hash to {actual})",
-                hint="the stored file was altered or damaged; restore it from a backup and run verify",
-                digest=digest,
-                path=str(path),
-            )
-        return data
+        return checked(digest, data, str(path))
 
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).is_file()

@@ -24,7 +24,7 @@ from dataward.catalog.tables import approvals, contributions, datasets, principa
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
-from dataward.service.core import UseCase, WardCore, new_id
+from dataward.service.core import UseCase, WardCore, close_pending_reviews, new_id
 from dataward.service.identity import dataset_policy
 
 DECIDABLE = ("submitted", "gated")
@@ -103,21 +103,7 @@ class ApprovalCases(WardCore):
             if decision == "reject":
                 changes.append(update_row("contributions", {"id": c.id}, status="rejected"))
                 # A rejected contribution never merges: close its review queue with it.
-                for q in uc.conn.execute(
-                    select(quarantine.c.id).where(
-                        quarantine.c.contribution_id == c.id, quarantine.c.status == "pending"
-                    )
-                ):
-                    changes.append(
-                        update_row(
-                            "quarantine",
-                            {"id": q.id},
-                            status="rejected",
-                            decided_by=uc.caller.principal_id,
-                            decided_at=format_time(uc.now),
-                            decision_reason=f"contribution rejected: {reason}",
-                        )
-                    )
+                changes += close_pending_reviews(uc, c.id, f"contribution rejected: {reason}")
             uc.emit(
                 "contribution.approved" if decision == "approve" else "contribution.rejected",
                 {"dataset": ds.id, "contribution": c.id},

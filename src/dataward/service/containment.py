@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
-from dataward.catalog.tables import contributions, datasets, quarantine, versions
+from dataward.catalog.tables import contributions, datasets, versions
 from dataward.domain.errors import Conflict, InputError
 from dataward.ledger.events import format_time
 from dataward.service import rows
-from dataward.service.core import WardCore
+from dataward.service.core import WardCore, close_pending_reviews
 from dataward.service.datasets import version_info
 from dataward.service.recordstore import ids_table, manifest_ids, read_ids, table_to_parquet, version_identity
 
@@ -49,19 +49,7 @@ class ContainmentCases(WardCore):
             ]
             changes = [update_row("contributions", {"id": c.id}, status="quarantined")]
             # Its records are held out as a unit: their individual reviews are closed with it.
-            for q in uc.conn.execute(
-                select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
-            ):
-                changes.append(
-                    update_row(
-                        "quarantine",
-                        {"id": q.id},
-                        status="rejected",
-                        decided_by=uc.caller.principal_id,
-                        decided_at=format_time(uc.now),
-                        decision_reason=f"contribution quarantined: {reason}",
-                    )
-                )
+            changes += close_pending_reviews(uc, c.id, f"contribution quarantined: {reason}")
             payload: dict[str, Any] = {
                 "reason": reason,
                 "previous_status": c.status,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from dataward.access import authorize_withdraw
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
-from dataward.catalog.tables import contributions, datasets, quarantine, sources
+from dataward.catalog.tables import contributions, datasets, sources
 from dataward.domain.errors import Conflict, DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.records import canonical_table
@@ -21,7 +21,7 @@ from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io import read_record_ids, read_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
-from dataward.service.core import WardCore, new_id
+from dataward.service.core import WardCore, close_pending_reviews, new_id
 from dataward.service.recordstore import (
     ids_table,
     manifest_ids,
@@ -223,19 +223,7 @@ class ContributionCases(WardCore):
             if c.status not in ("submitted", "gated"):
                 raise Conflict(f"{ds_name}#{c.number} is {c.status} and can no longer be withdrawn")
             changes = [update_row("contributions", {"id": c.id}, status="withdrawn")]
-            for q in uc.conn.execute(
-                select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
-            ):
-                changes.append(
-                    update_row(
-                        "quarantine",
-                        {"id": q.id},
-                        status="rejected",
-                        decided_by=uc.caller.principal_id,
-                        decided_at=format_time(uc.now),
-                        decision_reason="contribution withdrawn",
-                    )
-                )
+            changes += close_pending_reviews(uc, c.id, "contribution withdrawn")
             uc.emit(
                 "contribution.withdrawn", {"dataset": c.dataset_id, "contribution": c.id}, {"reason": reason}, changes
             )

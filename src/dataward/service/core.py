@@ -15,14 +15,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
-from dataward.catalog.projection import RowChange
+from dataward.catalog.projection import RowChange, update_row
+from dataward.catalog.tables import quarantine
 from dataward.domain.errors import AccessDenied, AuthenticationError
-from dataward.ledger.events import Actor, Event, utc_now
+from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth
 from dataward.store import ObjectStore
@@ -69,6 +70,25 @@ class UseCase:
         )
         self.events.append(event)
         return event
+
+
+def close_pending_reviews(uc: UseCase, contribution_id: str, why: str) -> list[RowChange]:
+    """Changes rejecting every pending review item of a contribution that leaves as a unit (rejected,
+    withdrawn or quarantined): its records never enter a version, so nothing is left to review."""
+    pending = uc.conn.execute(
+        select(quarantine.c.id).where(quarantine.c.contribution_id == contribution_id, quarantine.c.status == "pending")
+    )
+    return [
+        update_row(
+            "quarantine",
+            {"id": q.id},
+            status="rejected",
+            decided_by=uc.caller.principal_id,
+            decided_at=format_time(uc.now),
+            decision_reason=why,
+        )
+        for q in pending
+    ]
 
 
 class WardCore:

@@ -31,8 +31,10 @@ def test_mass_duplication_of_one_record(digits):
     baseline, contribution, schema = digits
     poisoned = pd.concat([contribution.iloc[:200]] + [contribution.iloc[[0]]] * 25, ignore_index=True)
     report = scan(baseline, poisoned, schema, policy={"detectors": ["duplicates"]})
-    assert report.results["duplicates"].flagged[-25:].all()
-    assert report.verdict in ("review", "block")
+    # A batch that repeats itself is a difference for review, not a flag on each copy.
+    assert report.verdict == "review"
+    (finding,) = report.results["duplicates"].contribution_findings
+    assert "26 copies" in finding.reason
 
 
 def test_injected_outliers_are_flagged(cancer):
@@ -47,13 +49,14 @@ def test_injected_outliers_are_flagged(cancer):
     assert scan(baseline, contribution, schema, policy={"detectors": ["outliers"]}).verdict == "pass"
 
 
-def test_shifted_batch_is_drift_and_first_baseline_counts(digits):
+def test_shifted_batch_is_drift_for_review_and_first_baseline_counts(digits):
     baseline, contribution, schema = digits
     shifted = contribution.copy()
     cols = [c for c in shifted.columns if c != "label"]
     shifted[cols] = shifted[cols] + 3.0
     report = scan(baseline, shifted, schema, policy={"detectors": ["drift"]})
-    assert report.verdict == "block" and report.results["drift"].p_value < 1e-6
+    # However certain, a shift is a reason to review, not evidence of poisoning.
+    assert report.verdict == "review" and report.results["drift"].p_value < 1e-6
     # The current baseline already drifted; only the first baseline shows the shift.
     slow = scan(
         shifted,

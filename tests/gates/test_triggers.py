@@ -104,8 +104,8 @@ def test_rare_token_relabelled_to_one_class_is_named_and_its_records_flagged(fra
     assert top["z"] > 3
     assert sorted(top["rows"]) == [int(i) + 1 for i in np.flatnonzero(truth)]
     assert np.array_equal(result.flagged, truth)
-    assert result.summary["block"] is True
-    assert "'cf'" in result.summary["block_reason"]
+    assert result.block is True
+    assert "'cf'" in result.block_reason
     assert result.p_value < 0.01
 
 
@@ -132,7 +132,7 @@ def test_clean_text_contribution_raises_no_trigger() -> None:
         )
         assert result.findings == []
         assert not result.flagged.any()
-        assert result.summary["block"] is False
+        assert result.block is False
         assert result.p_value > 0.01
 
 

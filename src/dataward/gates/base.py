@@ -13,14 +13,44 @@ rate, the same for every detector.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pyarrow as pa
 
+from dataward.domain.errors import InputError
 from dataward.domain.schema import Schema
+
+
+class Evidence(StrEnum):
+    """What a detector's significant contribution-level result is evidence of.
+
+    ``POISONING``: content that contradicts its label, a trigger whose label tie the content does not
+    explain, a label-inconsistent cluster, measured harm on the clean validation set. Such a detector
+    may block. ``DIFFERENCE``: the batch is unlike the baseline (drift, novelty, outliers, duplicates of
+    trusted records); that is a reason to review and to explain what moved, never to block on its own.
+    """
+
+    POISONING = "poisoning"
+    DIFFERENCE = "difference"
+
+
+class Requirement(StrEnum):
+    """Inputs a detector needs beyond the contribution's features and labels; the gate skips it
+    (with the reason) when one is missing."""
+
+    BASELINE = "baseline"
+    """A trusted baseline distinct from the contribution (not the self-reference folds)."""
+    VALIDATION = "validation"
+    """The clean validation set."""
+    RAW_TABLE = "raw_table"
+    """The canonical Arrow tables (raw text, image bytes), not only features."""
+    GROUPS = "groups"
+    """Per-record contribution / source / principal names."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,8 @@ class GateContext:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     """Per-detector options from the policy, keyed by detector name."""
+    baseline_hashes: tuple[np.ndarray, np.ndarray] | None = None
+    """(input content hashes, label codes) of the *whole* baseline, when detectors fit on a sample of it."""
 
     def options_for(self, detector: str) -> dict[str, Any]:
         return dict(self.options.get(detector, {}))
@@ -113,6 +145,21 @@ class DetectorResult:
     statistic: float = 0.0
     p_value: float = 1.0
     summary: dict[str, Any] = field(default_factory=dict)
+    block: bool = False
+    """The detector found evidence of poisoning strong enough to block (only ``POISONING`` detectors)."""
+    block_reason: str | None = None
+    """One plain sentence saying what was found, when ``block``."""
+    n_calibration: int = 0
+    """Trusted records the per-record p-values were calibrated on (0: no per-record calibration)."""
+    alpha: float | None = None
+    """The per-record flag threshold this detector used (None: it flags no records by p-value)."""
+    contribution_findings: list[Finding] = field(default_factory=list)
+    """Population-level findings (a class moved, a feature drifted): in the report, never flags."""
+
+    @property
+    def expected_flagged(self) -> float:
+        """Clean records expected to be flagged at ``alpha`` (0 when the detector does not flag by p-value)."""
+        return float(self.alpha or 0.0) * int(self.p_values.shape[0])
 
     @property
     def scores(self) -> np.ndarray:
@@ -123,18 +170,75 @@ class DetectorResult:
         self.flagged = np.asarray(self.flagged, dtype=bool)
         if self.p_values.shape != self.flagged.shape:
             raise ValueError(f"{self.detector}: p_values and flagged differ in shape")
+        if self.block and not self.block_reason:
+            raise ValueError(f"{self.detector}: a block needs a block_reason")
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a detector that takes none."""
+
+
+def build_options(detector: str, options_type: type, values: dict[str, Any]) -> Any:
+    """``options_type(**values)``, refusing unknown names and wrongly typed values with an ``InputError``.
+
+    ``options_type`` is a dataclass; each field's default gives its type, and a dataclass may check
+    ranges in ``__post_init__`` by raising ``ValueError``.
+    """
+    known = {f.name: f for f in dataclasses.fields(options_type)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(
+            f"unknown option(s) for detector {detector!r}: {', '.join(unknown)}",
+            hint=f"known options: {', '.join(sorted(known)) or 'none'}",
+        )
+    coerced: dict[str, Any] = {}
+    for key, value in values.items():
+        default = known[key].default
+        kind = type(default) if default is not dataclasses.MISSING and default is not None else None
+        try:
+            if kind is bool and not isinstance(value, bool):
+                raise TypeError
+            coerced[key] = kind(value) if kind in (int, float, str) and not isinstance(value, bool) else value
+            if kind is int and float(value) != int(float(value)):
+                raise TypeError
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"option {key!r} of detector {detector!r} must be {kind.__name__ if kind else 'valid'}, got {value!r}"
+            ) from exc
+    try:
+        return options_type(**coerced)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"invalid options for detector {detector!r}: {exc}") from exc
 
 
 class Detector(ABC):
-    """Base class of every detector. Subclasses set ``name`` and ``version`` and implement both methods."""
+    """Base class of every detector.
+
+    Subclasses set ``name``, ``version``, ``evidence`` (what a significant result means, see
+    ``Evidence``), ``requires`` and, when they take options, ``Options`` (a frozen dataclass whose
+    defaults are the documented defaults); then implement ``fit`` and ``score``. Options come from the
+    constructor, merged over the policy's ``options[name]`` in ``fit`` via ``resolve_options``.
+    """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    evidence: ClassVar[Evidence] = Evidence.DIFFERENCE
+    requires: ClassVar[frozenset[Requirement]] = frozenset()
+    Options: ClassVar[type] = NoOptions
+    flags_records: ClassVar[bool] = True
+    """Flags records by p-value at its share of alpha (False: it flags nothing, or only the carriers of a
+    pattern it reports, and does not take a share of alpha)."""
     applies_to: ClassVar[frozenset[str]] = frozenset({"text", "image", "numeric", "categorical", "embedding"})
     """Column kinds the detector can work with; the gate skips it when the schema has none of them."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options
+        build_options(self.name, self.Options, options)  # refuse bad options at construction
+
+    def resolve_options(self, context: GateContext) -> Any:
+        """The validated ``Options``: the policy's options for this detector, overridden by the constructor's."""
+        return build_options(self.name, self.Options, {**context.options_for(self.name), **self.options})
 
     @abstractmethod
     def fit(self, baseline: GateData, context: GateContext) -> Self:
@@ -146,6 +250,8 @@ class Detector(ABC):
 
 
 _REGISTRY: dict[str, type[Detector]] = {}
+ENTRY_POINT_GROUP = "dataward.detectors"
+"""Third-party packages add detectors by naming their ``Detector`` subclass in this entry-point group."""
 
 
 def register(cls: type[Detector]) -> type[Detector]:
@@ -157,21 +263,25 @@ def register(cls: type[Detector]) -> type[Detector]:
 
 
 def registered() -> dict[str, type[Detector]]:
-    """Every registered detector by name (importing ``dataward.gates.detectors`` registers the built-ins)."""
+    """Every registered detector by name: the built-ins and those of the ``dataward.detectors`` entry points."""
+    _load_entry_points()
     return dict(_REGISTRY)
 
 
-def conformal_p_values(calibration_scores: np.ndarray, test_scores: np.ndarray) -> np.ndarray:
-    """Conformal p-values: larger nonconformity score = more suspicious.
+_ENTRY_POINTS_LOADED = False
 
-    ``p = (1 + #{calibration >= test}) / (n + 1)``; valid when the test record is exchangeable with
-    the calibration records, so thresholding at ``alpha`` flags at most a fraction ``alpha`` of clean
-    records in expectation.
-    """
-    cal = np.sort(np.asarray(calibration_scores, dtype=np.float64))
-    test = np.asarray(test_scores, dtype=np.float64)
-    n = cal.shape[0]
-    if n == 0:
-        return np.ones_like(test)
-    greater_equal = n - np.searchsorted(cal, test, side="left")
-    return (1.0 + greater_equal) / (n + 1.0)
+
+def _load_entry_points() -> None:
+    """Import every detector named in the entry-point group once; a broken one is an error, not a skip."""
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Detector)):
+            raise TypeError(f"entry point {ep.name!r} of {ENTRY_POINT_GROUP} is not a Detector subclass")
+        if cls.name not in _REGISTRY:
+            register(cls)

@@ -1,4 +1,19 @@
-"""Calibrated p-values and the test of "more flags than alpha explains", shared by the detectors."""
+"""Calibration, in one place: conformal p-values, their tail, per-class (Mondrian) calibration, flag
+thresholds, and the tests of "more small p-values than calibration explains".
+
+Every detector that scores records turns a nonconformity score (larger = more suspicious) into a
+p-value against scores of trusted records with these functions, so that ``alpha`` means the same
+false-positive rate for every detector:
+
+* ``conformal_p_values``: ``(1 + #{calibration >= s}) / (n + 1)``, valid for records exchangeable
+  with the calibration records;
+* ``tail_p_values``: the same, with ties beyond the largest calibration score broken by an
+  exponential tail, for *ranking* only;
+* ``flag_mask``: the flag decision, which never trusts the extrapolated tail: a record beyond every
+  calibration score counts as ``1 / (n + 1)``, so a baseline too small to resolve ``alpha`` flags
+  nothing by p-value;
+* ``mondrian_p_values``: per-class calibration, each record against the trusted records of its class.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +22,115 @@ import math
 import numpy as np
 from scipy import stats
 
-from dataward.gates.base import conformal_p_values
-
 TAIL_FRACTION = 0.05
 """Share of the highest calibration scores used to fit the exponential tail beyond the largest one."""
 
+MIN_CLASS_CALIBRATION = 50
+"""Trusted records a class needs for its own (Mondrian) calibration; smaller classes use the pooled scores."""
 
-def tail_p_values(calibration_scores: np.ndarray, test_scores: np.ndarray) -> np.ndarray:
-    """Conformal p-values, refined beyond the largest calibration score.
 
-    Plain conformal p-values stop at ``1 / (n + 1)``, so every record more extreme than all the trusted
-    data ties there and cannot be ranked. Beyond the maximum we continue with an exponential tail
-    fitted to the top ``TAIL_FRACTION`` of calibration scores (peaks over a threshold), which keeps
-    the ranking meaningful and leaves every p-value at or above ``1/(n+1)`` unchanged.
+def conformal_p_values(calibration_scores: np.ndarray, test_scores: np.ndarray) -> np.ndarray:
+    """Conformal p-values: larger nonconformity score = more suspicious.
+
+    ``p = (1 + #{calibration >= test}) / (n + 1)``; valid when the test record is exchangeable with
+    the calibration records, so thresholding at ``alpha`` flags at most a fraction ``alpha`` of clean
+    records in expectation.
     """
     cal = np.sort(np.asarray(calibration_scores, dtype=np.float64))
     test = np.asarray(test_scores, dtype=np.float64)
-    p = conformal_p_values(cal, test)
     n = cal.shape[0]
-    cal = cal[np.isfinite(cal)]
-    if cal.shape[0] < 10:
+    if n == 0:
+        return np.ones_like(test)
+    greater_equal = n - np.searchsorted(cal, test, side="left")
+    return (1.0 + greater_equal) / (n + 1.0)
+
+
+def leave_one_out_p_values(scores: np.ndarray) -> np.ndarray:
+    """Conformal p-value of each calibration record against the other calibration records.
+
+    ``p_i = (1 + #{j != i: s_j >= s_i}) / n``: the statistic a new record gets against the full set,
+    so calibration and new records stay exchangeable.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.shape[0]
+    if n == 0:
+        return s
+    order = np.sort(s)
+    return (n - np.searchsorted(order, s, side="left")) / n  # includes i itself
+
+
+def tail_p_values(
+    calibration_scores: np.ndarray, test_scores: np.ndarray, *, leave_one_out: bool = False
+) -> np.ndarray:
+    """Conformal p-values, refined beyond the largest calibration score (for ranking).
+
+    Plain conformal p-values stop at ``1 / (n + 1)``, so every record more extreme than all the trusted
+    data ties there and cannot be ranked. Beyond the maximum the p-value decays as an exponential tail
+    fitted to the top ``TAIL_FRACTION`` of calibration scores (peaks over a threshold); every p-value at
+    or above ``1/(n+1)`` is the conformal one. With ``leave_one_out`` the test records are the
+    calibration records themselves. Flags must go through ``flag_mask``, which ignores the tail.
+    """
+    cal = np.sort(np.asarray(calibration_scores, dtype=np.float64))
+    test = np.asarray(test_scores, dtype=np.float64)
+    n = cal.shape[0]
+    if n == 0:
+        return np.ones_like(test)
+    if leave_one_out:
+        p, floor = leave_one_out_p_values(test), 1.0 / n
+    else:
+        p, floor = conformal_p_values(cal, test), 1.0 / (n + 1.0)
+    finite = cal[np.isfinite(cal)]
+    if finite.shape[0] < 10:
         return p
-    m = max(5, math.ceil(TAIL_FRACTION * cal.shape[0]))
-    threshold = cal[-m - 1] if m < cal.shape[0] else cal[0]
-    beta = float(np.mean(cal[-m:] - threshold))
+    m = max(5, math.ceil(TAIL_FRACTION * finite.shape[0]))
+    threshold = finite[-m - 1] if m < finite.shape[0] else finite[0]
+    beta = float(np.mean(finite[-m:] - threshold))
     if beta <= 0:
         # A flat top (e.g. counts that are all 1): fall back to the scale of the scores themselves.
-        beta = max(abs(float(cal[-1])), 1.0) * 0.1
-    beyond = test > cal[-1]
-    if beta > 0 and np.any(beyond):
-        p[beyond] = np.exp(-(test[beyond] - cal[-1]) / beta) / (n + 1.0)
+        beta = max(abs(float(finite[-1])), 1.0) * 0.1
+    beyond = test > finite[-1]
+    if np.any(beyond):
+        p = p.copy()
+        p[beyond] = floor * np.exp(-(test[beyond] - finite[-1]) / beta)
     return p
+
+
+def flag_mask(p_values: np.ndarray, alpha: float, n_calibration: int) -> np.ndarray:
+    """Records flagged at ``alpha``: ``p <= alpha`` where ``p`` is floored at the calibration set's
+    resolution ``1 / (n + 1)``, so no flag rests on the extrapolated tail alone."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if n_calibration <= 0:
+        return np.zeros(p.shape, dtype=bool)
+    return np.maximum(p, 1.0 / (n_calibration + 1.0)) <= alpha
+
+
+def mondrian_p_values(
+    calibration_scores: np.ndarray,
+    calibration_labels: np.ndarray,
+    test_scores: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    min_class: int = MIN_CLASS_CALIBRATION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class (Mondrian) tail p-values and the calibration size behind each.
+
+    A test record of class ``c`` is calibrated on the trusted records of class ``c`` when there are at
+    least ``min_class`` of them, else on all trusted records. Returns ``(p_values, n_calibration)``,
+    the second per record, for ``flag_mask``-style floors.
+    """
+    cal = np.asarray(calibration_scores, dtype=np.float64)
+    cal_y = np.asarray(calibration_labels)
+    test = np.asarray(test_scores, dtype=np.float64)
+    test_y = np.asarray(test_labels)
+    p = tail_p_values(cal, test)
+    sizes = np.full(test.shape[0], cal.shape[0], dtype=np.int64)
+    for c in np.unique(test_y):
+        members = cal_y == c
+        if int(members.sum()) >= min_class:
+            rows = test_y == c
+            p[rows] = tail_p_values(cal[members], test[rows])
+            sizes[rows] = int(members.sum())
+    return p, sizes
 
 
 def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int) -> tuple[float, float]:

@@ -1,18 +1,24 @@
 """Running detectors and turning their results into per-record scores and one verdict.
 
-Combination rule (docs/gates.md):
+Verdict semantics (docs/gates.md, "What a verdict means"):
 
-* Each of the ``m`` detectors that ran flags records at ``alpha / m``, so the union of flags keeps
-  the policy's per-record false-positive rate ``alpha``. A record's combined score is
-  ``1 - F(-2 sum_d log p_d)`` with ``F`` the chi-square law with ``2m`` degrees of freedom (Fisher's
-  combination). Unlike the Bonferroni minimum, it does not let the smallest of ``m`` uniform
-  p-values of a clean record outrank a flip that one detector sees clearly and others see a little;
-  the detectors share features, so the score ranks records and is not itself a calibrated p-value
-  (the flags are).
-* ``block`` when any detector's contribution-level p-value is below ``block_p`` or a detector asks
-  for a block (``summary["block"]``: a found trigger, a clean-validation drop beyond tolerance);
-  ``review`` when the Bonferroni-corrected smallest detector p-value, or the binomial test of the
-  union of flags against ``alpha * n``, is below ``review_p``; ``pass`` otherwise.
+* ``block`` needs evidence of *poisoning*: a detector whose ``evidence`` is ``POISONING`` (label
+  consistency, conflicting duplicates, triggers, backdoor clusters, clean-validation harm) either asks
+  for a block (``result.block``: a trigger the content does not explain, a label-inconsistent cluster,
+  harm beyond tolerance) or has a contribution-level p-value below ``policy.block_p``.
+* ``review`` for *difference*: a ``DIFFERENCE`` detector (drift, outliers) below ``review_p`` however
+  small its p-value, any population-level finding (``result.contribution_findings``: a class moved, a
+  feature drifted, a new group of records), a ``POISONING`` detector between ``block_p`` and
+  ``review_p``, or more flagged records than ``alpha`` explains (beta-binomial test of the union).
+* ``pass`` otherwise.
+
+Flags: each of the ``m`` detectors that flag records by p-value (``flags_records``) flags at
+``alpha / m``, so the union of flags keeps the policy's per-record false-positive rate ``alpha``. A
+record's combined score is ``1 - F(-2 sum_d log p_d)`` with ``F`` the chi-square law with ``2m``
+degrees of freedom (Fisher's combination): unlike the Bonferroni minimum, it does not let the smallest
+of ``m`` uniform p-values of a clean record outrank a flip that one detector sees clearly and others
+see a little. The detectors share features, so the score ranks records and is not itself a calibrated
+p-value (the flags are).
 """
 
 from __future__ import annotations
@@ -23,38 +29,42 @@ import numpy as np
 from scipy import stats
 
 from dataward.domain.schema import Schema
-from dataward.gates.base import DetectorResult, registered
+from dataward.gates.base import DetectorResult, Evidence, Requirement, registered
 from dataward.gates.calibration import binomial_p_value
 from dataward.gates.policy import GatePolicy
+
+_MISSING = {
+    Requirement.BASELINE: "needs a trusted baseline distinct from the batch (self-reference mode has none: the "
+    "other folds of a poisoned batch carry the same poison)",
+    Requirement.VALIDATION: "needs a clean validation set, and none was given",
+}
 
 
 def select_detectors(
     policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool
 ) -> tuple[list[str], dict[str, str]]:
-    """Detectors to run and the ones skipped with the reason."""
+    """Detectors to run and the ones skipped with the reason (a column kind or a declared requirement missing)."""
     available = registered()
     names = list(policy.detectors) or sorted(available)
     kinds = {c.kind.value for c in schema.inputs}
+    present = {Requirement.BASELINE: has_baseline, Requirement.VALIDATION: has_validation}
     run, skipped = [], {}
     for name in names:
         cls = available[name]
+        missing = [r for r in sorted(cls.requires) if not present.get(r, True)]
         if not (set(cls.applies_to) & kinds):
             skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))} columns; the schema has none"
-        elif name == "drift" and not has_baseline:
-            skipped[name] = "no trusted baseline to compare the batch with (self-reference mode)"
-        elif name == "triggers" and not has_baseline:
-            # A trigger is a pattern tied to one label far more than in trusted data; the other folds
-            # of a poisoned batch carry the same trigger, so within the batch it looks like any
-            # word that names its class.
-            skipped[name] = (
-                "no trusted baseline: a trigger is judged by its tie to a label against trusted data, "
-                "and the other folds of the batch carry the same trigger (self-reference mode)"
-            )
-        elif name == "clean_validation" and not has_validation:
-            skipped[name] = "no clean validation set was given"
+        elif missing:
+            skipped[name] = _MISSING[missing[0]]
         else:
             run.append(name)
     return run, skipped
+
+
+def flagging_detectors(names: list[str]) -> int:
+    """How many of ``names`` flag records by p-value: they share the policy's alpha."""
+    available = registered()
+    return sum(1 for n in names if available[n].flags_records)
 
 
 def combine_records(results: dict[str, DetectorResult], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,24 +81,30 @@ def combine_records(results: dict[str, DetectorResult], n: int) -> tuple[np.ndar
 def verdict(
     results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy
 ) -> tuple[str, list[str], float]:
-    """The verdict, its reasons and the union-of-flags binomial p-value."""
+    """The verdict, its reasons and the union-of-flags p-value."""
     n = int(flagged.shape[0])
     m = max(len(results), 1)
+    available = registered()
     reasons_block, reasons_review = [], []
     for name, r in results.items():
-        if r.summary.get("block"):
-            reasons_block.append(f"{name}: {r.summary.get('block_reason') or _describe(name, r, n, policy, m)}")
-        elif r.p_value < policy.block_p:
-            reasons_block.append(_describe(name, r, n, policy, m))
+        poisoning = available[name].evidence is Evidence.POISONING
+        if r.block:
+            if not poisoning:
+                raise ValueError(f"detector {name!r} reports difference, not poisoning, and may not block")
+            reasons_block.append(f"{name}: {r.block_reason}")
+        elif poisoning and r.p_value < policy.block_p:
+            reasons_block.append(_describe(name, r, n))
         elif r.p_value * m < policy.review_p:
-            reasons_review.append(_describe(name, r, n, policy, m))
-    calibration_sizes = [int(r.summary["n_calibration"]) for r in results.values() if "n_calibration" in r.summary]
+            reasons_review.append(_describe(name, r, n))
+        reasons_review.extend(f"{name}: {f.reason}" for f in r.contribution_findings)
+    calibration_sizes = [r.n_calibration for r in results.values() if r.n_calibration > 0]
     union_p = union_flags_p_value(int(flagged.sum()), n, policy.alpha, min(calibration_sizes, default=0))
-    if union_p < policy.review_p and not reasons_block:
+    if union_p < policy.review_p:
         reasons_review.append(
             f"{int(flagged.sum())} of {n} records flagged where {policy.alpha * n:.1f} are expected at "
             f"alpha={policy.alpha:g} (p={union_p:.2g})"
         )
+    reasons_review = list(dict.fromkeys(reasons_review))
     if reasons_block:
         return "block", reasons_block + reasons_review, union_p
     if reasons_review:
@@ -111,14 +127,13 @@ def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) 
     return float(stats.betabinom.sf(flagged - 1, n, a, n_calibration + 1 - a))
 
 
-def _describe(name: str, r: DetectorResult, n: int, policy: GatePolicy, m: int) -> str:
-    if name == "drift" or "expected_flagged" not in r.summary:
+def _describe(name: str, r: DetectorResult, n: int) -> str:
+    if r.alpha is None:
         top = r.findings[0].reason if r.findings else f"statistic {r.statistic:.3g}"
         return f"{name}: {top} (p={r.p_value:.2g})"
-    alpha = float(r.summary.get("alpha", policy.alpha / m))
     return (
-        f"{name}: {int(r.flagged.sum())} of {n} records flagged where {alpha * n:.1f} are expected at "
-        f"alpha={alpha:.3g} (p={r.p_value:.2g})"
+        f"{name}: {int(r.flagged.sum())} of {n} records flagged where {r.expected_flagged:.1f} are expected at "
+        f"alpha={r.alpha:.3g} (p={r.p_value:.2g})"
     )
 
 

@@ -96,7 +96,9 @@ class GatePolicy:
         return cls.from_dict(policy)
 
     def check_detectors(self) -> None:
-        """Refuse detector names (in ``detectors`` or ``options``) that no module registers."""
+        """Refuse detector names (in ``detectors`` or ``options``) that no module registers, and options
+        that the named detector does not take or that have the wrong type or range."""
+        from dataward.gates.base import build_options
         from dataward.gates.detectors import available
 
         names = available()
@@ -105,6 +107,8 @@ class GatePolicy:
                 raise InputError(
                     f"unknown detector {name!r} in the gate policy", hint=f"known detectors: {', '.join(sorted(names))}"
                 )
+        for name, values in self.options.items():
+            build_options(name, names[name].Options, dict(values))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form; ``from_dict(to_dict())`` gives an equal policy."""

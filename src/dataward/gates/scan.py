@@ -20,7 +20,7 @@ from dataward.gates import detectors as _detectors  # noqa: F401  (registers the
 from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, registered
 from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.features import FeaturePipeline
-from dataward.gates.gate import combine_records, group_summaries, select_detectors, verdict
+from dataward.gates.gate import combine_records, flagging_detectors, group_summaries, select_detectors, verdict
 from dataward.gates.hashing import input_hashes
 from dataward.gates.inputs import Normalized, group_arrays, normalize, take_rows
 from dataward.gates.neighbours import clear_cache, knn
@@ -99,7 +99,7 @@ def _scan(
 
     pipeline = _pipeline(schema, policy, featurizer)
     run, skipped = select_detectors(policy, schema, has_baseline=base is not None, has_validation=val is not None)
-    m = max(len(run), 1)
+    m = max(flagging_detectors(run), 1)
     options = {k: dict(v) for k, v in policy.options.items()}
     options.setdefault("clean_validation", {}).setdefault("max_validation_drop", policy.max_validation_drop)
     rng = np.random.default_rng(policy.seed)
@@ -132,12 +132,12 @@ def _scan(
                 first_baseline=_first(pipeline, first, encode, policy, rng) if first is not None else None,
                 seed=policy.seed,
                 options=options,
+                baseline_hashes=(input_hashes(base.table, schema), encode(base)),
             )
-            full_hashes = (input_hashes(base.table, schema), encode(base))
             results, fitted = {}, {}
             for name in run:
                 started = time.perf_counter()
-                detector, result = _run_one(name, reference, contribution_data, context, full_hashes)
+                detector, result = _run_one(name, reference, contribution_data, context)
                 timings[name] = round(time.perf_counter() - started, 3)
                 if result is None:
                     skipped[name] = detector
@@ -240,21 +240,13 @@ def _first(
     return GateData(pipeline.transform(table), encode(side)[index], table)
 
 
-def _make(name: str, full_hashes: tuple[np.ndarray, np.ndarray] | None) -> Any:
-    cls = registered()[name]
-    if name == "duplicates" and full_hashes is not None:
-        return cls(full_baseline=full_hashes)
-    return cls()
-
-
 def _run_one(
     name: str,
     reference: GateData,
     contribution: GateData,
     context: GateContext,
-    full_hashes: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[Any, DetectorResult | None]:
-    detector = _make(name, full_hashes)
+    detector = registered()[name]()
     try:
         detector.fit(reference, context)
         return detector, detector.score(contribution)
@@ -276,14 +268,16 @@ def _self_reference(
     fold_p: dict[str, list[float]] = {name: [] for name in run}
     findings: dict[str, list[Finding]] = {name: [] for name in run}
     versions: dict[str, str] = {}
-    summaries: dict[str, list[dict[str, Any]]] = {name: [] for name in run}
+    blocks: dict[str, list[str]] = {name: [] for name in run}
+    contribution_findings: dict[str, list[Finding]] = {name: [] for name in run}
+    alphas: dict[str, float | None] = {}
     splitter = KFold(folds, shuffle=True, random_state=policy.seed)
     for train, test in splitter.split(np.zeros(n)):
         train_data, test_data = data.subset(train), data.subset(test)
         for name in list(run):
             if name in skipped:
                 continue
-            detector, result = _run_one(name, train_data, test_data, context, None)
+            detector, result = _run_one(name, train_data, test_data, context)
             clear_cache()
             if result is None:
                 skipped[name] = detector
@@ -292,7 +286,10 @@ def _self_reference(
             p_values[name][test] = result.p_values
             flags[name][test] = result.flagged
             fold_p[name].append(result.p_value)
-            summaries[name].append(result.summary)
+            alphas[name] = result.alpha
+            if result.block:
+                blocks[name].append(result.block_reason or "")
+            contribution_findings[name].extend(result.contribution_findings)
             for f in result.findings:
                 if f.row is not None:
                     f.row = int(test[f.row])
@@ -304,17 +301,6 @@ def _self_reference(
             continue
         _, p_count = excess_flags_p_value(p_values[name], context.alpha, n_train)
         p_value = min(1.0, 2.0 * min(p_count, folds * min(fold_p[name], default=1.0)))
-        blocks = [s for s in summaries[name] if s.get("block")]
-        summary: dict[str, Any] = {
-            "folds": folds,
-            "alpha": context.alpha,
-            "expected_flagged": context.alpha * n,
-            # Each fold is calibrated on the other folds only: the union-of-flags test must allow for
-            # the uncertainty of a flag rate estimated from that many records.
-            "n_calibration": n_train,
-        }
-        if blocks:
-            summary.update({"block": True, "block_reason": blocks[0].get("block_reason")})
         findings[name].sort(key=lambda f: -f.score)
         results[name] = DetectorResult(
             name,
@@ -324,7 +310,14 @@ def _self_reference(
             findings[name][:200],
             float(flags[name].sum()),
             p_value,
-            summary,
+            {"folds": folds},
+            block=bool(blocks[name]),
+            block_reason=blocks[name][0] if blocks[name] else None,
+            # Each fold is calibrated on the other folds only: the union-of-flags test must allow for
+            # the uncertainty of a flag rate estimated from that many records.
+            n_calibration=n_train,
+            alpha=alphas.get(name),
+            contribution_findings=contribution_findings[name],
         )
     return results, {}
 

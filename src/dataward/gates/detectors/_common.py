@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from dataward.gates.base import DetectorResult, Finding
-from dataward.gates.calibration import excess_flags_p_value, tail_p_values
+from dataward.gates.calibration import excess_flags_p_value, flag_mask, tail_p_values
 
 MAX_FINDINGS = 200
 """Per-record findings kept per detector (the most suspicious first); every record keeps its score."""
@@ -52,19 +52,27 @@ def count_result(
     *,
     flagged: np.ndarray | None = None,
     extra_p: float | None = None,
+    contribution_findings: list[Finding] | None = None,
 ) -> DetectorResult:
-    """Assemble a result whose contribution-level test is "more flags than calibration explains"."""
-    flags = p_values <= alpha if flagged is None else flagged
+    """Assemble a result whose contribution-level test is "more flags than calibration explains".
+
+    ``flagged`` defaults to ``flag_mask(p_values, alpha, n_calibration)``: no flag rests on the
+    extrapolated tail alone.
+    """
+    flags = flag_mask(p_values, alpha, n_calibration) if flagged is None else flagged
     excess, p_count = excess_flags_p_value(p_values, alpha, n_calibration)
     p_value = p_count if extra_p is None else min(1.0, 2.0 * min(p_count, extra_p))
-    summary = {
-        "alpha": alpha,
-        "n_calibration": int(n_calibration),
-        "expected_flagged": alpha * len(p_values),
-        "excess_flagged": excess,
-        **summary,
-    }
     findings.sort(key=lambda f: -f.score)
     return DetectorResult(
-        name, version, p_values, flags, findings[:MAX_FINDINGS], float(flags.sum()), float(p_value), summary
+        name,
+        version,
+        p_values,
+        flags,
+        findings[:MAX_FINDINGS],
+        float(flags.sum()),
+        float(p_value),
+        {"excess_flagged": excess, **summary},
+        n_calibration=int(n_calibration),
+        alpha=alpha,
+        contribution_findings=list(contribution_findings or []),
     )

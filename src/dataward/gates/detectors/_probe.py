@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from dataward.domain.errors import InputError
 from dataward.gates.base import GateData
+from dataward.gates.calibration import leave_one_out_p_values, tail_p_values  # noqa: F401  (re-exported)
 
 ROW_COLUMN = "row"
 
@@ -99,52 +100,6 @@ def sample_positions(n: int, limit: int, rng: np.random.Generator) -> np.ndarray
     if n <= limit:
         return np.arange(n)
     return np.sort(rng.choice(n, size=limit, replace=False))
-
-
-def leave_one_out_p_values(scores: np.ndarray) -> np.ndarray:
-    """Conformal p-value of each reference record against the other reference records.
-
-    ``p_i = (1 + #{j != i: s_j >= s_i}) / n``: the same statistic a new record gets against the full
-    reference set, so reference and new records stay exchangeable.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    n = s.shape[0]
-    if n == 0:
-        return s
-    order = np.sort(s)
-    greater_equal = n - np.searchsorted(order, s, side="left")  # includes i itself
-    return greater_equal / n
-
-
-def tail_p_values(calibration: np.ndarray, test: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
-    """Conformal p-values whose ties at the top are broken by an exponential tail fit.
-
-    Inside the calibration range this is the conformal p-value (larger score = more suspicious;
-    with ``leave_one_out`` the test records are the calibration records themselves). Beyond the
-    largest calibration score every record would get the same ``1 / (n + 1)``; there the p-value
-    decays as ``exp(-(s - max) / scale)``, with ``scale`` the mean excess of the top tenth of the
-    calibration scores, so that records far outside the trusted distribution rank above records
-    just outside it. Thresholds at or above ``1 / (n + 1)`` keep their conformal guarantee.
-    """
-    cal = np.asarray(calibration, dtype=np.float64)
-    s = np.asarray(test, dtype=np.float64)
-    n = cal.shape[0]
-    if n == 0:
-        return np.ones_like(s)
-    if leave_one_out:
-        p = leave_one_out_p_values(cal)
-        floor = 1.0 / n
-    else:
-        order = np.sort(cal)
-        p = (1.0 + n - np.searchsorted(order, s, side="left")) / (n + 1.0)
-        floor = 1.0 / (n + 1.0)
-    top = np.sort(cal)[-max(2, n // 10) :]
-    scale = float(np.mean(top - top[0])) if top.size > 1 else 0.0
-    if scale <= 0.0:
-        scale = max(float(np.std(cal)), 1e-12)
-    beyond = s > cal.max()
-    p = np.where(beyond, floor * np.exp(-(s - cal.max()) / scale), p)
-    return np.clip(p, 0.0, 1.0)
 
 
 def apply_options(detector: object, name: str, options: dict[str, object], allowed: tuple[str, ...]) -> None:

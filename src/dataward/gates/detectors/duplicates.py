@@ -1,6 +1,10 @@
 """Duplicates and conflicts: copies of baseline or in-batch records under another label, and mass copies.
 
-Three calibrated views per record, combined with a Bonferroni minimum:
+A conflict (the same or nearly the same content under another label) is content contradicting its
+label: evidence of poisoning, so this detector may block. Mass duplication is a difference (a source
+that repeats itself) and is reported as a contribution-level finding for review, never a flag.
+
+Two calibrated views per record, combined with a Bonferroni minimum, and one contribution-level test:
 
 * **exact conflicts**: the record's inputs (a 64-bit content hash, label excluded) equal those of a
   baseline or contribution record with a different label. Its p-value is the baseline's own rate of
@@ -10,24 +14,34 @@ Three calibrated views per record, combined with a Bonferroni minimum:
 * **near conflicts**: the distance to the nearest trusted record with another label (in the reference
   sample; inside the batch it is ambiguous which of two near copies is wrong), relative to the typical
   nearest-neighbour distance; conformal p-values from the reference's leave-one-out distances.
-* **mass duplication**: how many times the record's inputs repeat in the contribution, against the
-  same count in a baseline sample of the contribution's size.
+* **mass duplication** (contribution level): how many times the record's inputs repeat in the
+  contribution, against the same count in a baseline sample of the contribution's size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
-from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
-from dataward.gates.calibration import binomial_p_value, tail_p_values
+from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
+from dataward.gates.calibration import binomial_p_value, excess_flags_p_value, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
 from dataward.gates.hashing import input_hashes
 from dataward.gates.neighbours import knn
 
-K = 20
+
+@dataclass(frozen=True)
+class DuplicatesOptions:
+    """``k``: trusted neighbours searched for the nearest record with another label."""
+
+    k: int = 20
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError("k must be at least 1")
 
 
 def _hashes(data: GateData, context: GateContext) -> np.ndarray:
@@ -90,17 +104,16 @@ class Duplicates(Detector):
     """Exact and near duplicates carrying another label; one record copied many times."""
 
     name = "duplicates"
-    version = "1"
-
-    def __init__(self, *, full_baseline: tuple[np.ndarray, np.ndarray] | None = None, **options: Any) -> None:
-        """``full_baseline``: (content hashes, label codes) of the whole baseline when ``fit`` sees a sample."""
-        super().__init__(**options)
-        self.full_baseline = full_baseline
+    version = "2"
+    evidence = Evidence.POISONING
+    Options = DuplicatesOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         self.context = context
         self.baseline = baseline
-        hashes, labels = self.full_baseline or (_hashes(baseline, context), baseline.labels)
+        self.k = self.resolve_options(context).k
+        # Exact conflicts are checked against the whole baseline, not only the sample detectors fit on.
+        hashes, labels = context.baseline_hashes or (_hashes(baseline, context), baseline.labels)
         self.base_pairs = LabelledHashes(hashes, labels)
         self.n_full = int(hashes.shape[0])
         self.p_exact_conflict = (1.0 + self.base_pairs.conflicting_rows.sum()) / (self.n_full + 1.0)
@@ -109,7 +122,7 @@ class Duplicates(Detector):
         self.rng = rng
         n = len(baseline)
         if n >= 2:
-            dist, idx = knn(baseline.features, baseline.features, K, exclude_self=True, labels=baseline.labels)
+            dist, idx = knn(baseline.features, baseline.features, self.k, exclude_self=True, labels=baseline.labels)
             self.scale = float(np.median(dist[:, 0])) or float(np.mean(dist[:, 0])) or 1.0
             self.calibration = -_nearest_other(dist, idx, baseline.labels, baseline.labels) / self.scale
         else:
@@ -143,19 +156,20 @@ class Duplicates(Detector):
         p_near = np.ones(n)
         near_other = np.full(n, np.inf)
         if self.calibration.shape[0] and n:
-            dist, idx = knn(self.baseline.features, contribution.features, K, labels=self.baseline.labels)
+            dist, idx = knn(self.baseline.features, contribution.features, self.k, labels=self.baseline.labels)
             near_other = _nearest_other(dist, idx, self.baseline.labels, labels)
             p_near = tail_p_values(self.calibration, -near_other / self.scale)
         # Mass duplication inside the batch.
         multiplicity = _multiplicity(hashes)
         p_mass = tail_p_values(self._mass_calibration(n), multiplicity) if n else np.ones(0)
         p_mass = np.where(multiplicity > 1, p_mass, 1.0)
-        p = np.minimum(1.0, 3.0 * np.minimum(np.minimum(p_exact, p_near), p_mass))
+        p = np.minimum(1.0, 2.0 * np.minimum(p_exact, p_near))
+        n_cal = max(self.calibration.shape[0], 1)
         # An exact copy of a trusted record under another label is singled out whenever trusted data
         # itself holds such conflicts more rarely than alpha: that rate is this flag's false-positive
         # rate. Through the Bonferroni minimum alone, a baseline of fewer than 3 / alpha records could
         # never flag one, however certain the conflict.
-        flagged = (p <= ctx.alpha) | (with_baseline & (self.p_exact_conflict <= ctx.alpha))
+        flagged = flag_mask(p, ctx.alpha, n_cal) | (with_baseline & (self.p_exact_conflict <= ctx.alpha))
         findings = []
         for i in [j for j in np.argsort(p, kind="stable") if flagged[j]][:200]:
             own = label_name(ctx.classes, labels[i])
@@ -168,8 +182,6 @@ class Duplicates(Detector):
                     f"exact copy of a record in {where} labelled "
                     f"{', '.join(repr(x) for x in evidence['other_labels'])}, here labelled '{own}'"
                 )
-            elif p_mass[i] <= p_near[i]:
-                reason = f"the same inputs appear {int(multiplicity[i])} times in this contribution"
             else:
                 evidence["distance_to_other_label"] = float(near_other[i])
                 reason = (
@@ -193,9 +205,27 @@ class Duplicates(Detector):
             self.version,
             p,
             ctx.alpha,
-            max(self.calibration.shape[0], 1),
+            n_cal,
             findings,
             summary,
             flagged=flagged,
             extra_p=conflict_p,
+            contribution_findings=self._mass_findings(p_mass, multiplicity, n),
         )
+
+    def _mass_findings(self, p_mass: np.ndarray, multiplicity: np.ndarray, n: int) -> list[Finding]:
+        """One population-level finding when the batch repeats its own records more than trusted data does."""
+        n_mass = min(n, self.base_hashes.shape[0])
+        _, p = excess_flags_p_value(p_mass, self.context.alpha, n_mass)
+        if n == 0 or p >= 1e-3:
+            return []
+        repeated = int((multiplicity > 1).sum())
+        return [
+            Finding(
+                self.name,
+                1.0 - p,
+                f"{repeated} of {n} records repeat the same inputs (up to {int(multiplicity.max())} copies), "
+                f"more than a trusted sample of the same size does (p={p:.2g})",
+                evidence={"repeated_records": repeated, "max_multiplicity": int(multiplicity.max()), "p_value": p},
+            )
+        ]

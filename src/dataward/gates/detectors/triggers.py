@@ -22,8 +22,17 @@ intersection-union test, valid whatever their dependence):
 * label tie: among the contribution's carriers of ``t``, more are labelled ``L`` than the baseline's
   smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score.
 
-The larger of the two p-values is Bonferroni-corrected by the number of tested (pattern, label)
-pairs, so a clean contribution raises a trigger with probability at most ``alpha``. Significant
+A third test conditions on content, so that a pattern that is simply common in a batch of one class,
+or that comes with a global shift (a darker scanner, a new topic), is not a trigger:
+
+* content tie: would a carrier be labelled ``L`` without the pattern? A carrier's agreement with
+  ``L`` is the share of ``L`` among its ``content_k`` nearest records that do not carry the pattern;
+  carriers must agree with ``L`` markedly less than the batch's other records labelled ``L`` do
+  (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
+  sensor's carriers look like their label as much as their batch peers do.
+
+A trigger must pass all three tests; the largest p-value is Bonferroni-corrected by the number of
+tested (pattern, label) pairs, so a clean contribution raises a trigger with probability at most ``alpha``. Significant
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
 
@@ -37,20 +46,22 @@ p-values still rank every record.
 Contribution level: ``statistic`` = number of triggers found, ``p_value`` = the smallest
 corrected p-value. Summary keys: ``triggers`` (the evidence of each finding), ``tests``
 (number of pattern-label pairs tested), ``patterns``, ``block`` (true when a trigger was found) and ``block_reason``.
-Options (constructor or policy ``options["triggers"]``):
+Options (constructor or policy ``options["triggers"]``, see ``TriggerOptions``):
 ``max_ngram``, ``min_support``, ``max_pair_columns``, ``merge_overlap``, ``max_triggers``,
-``max_rows_in_evidence``.
+``max_rows_in_evidence``, ``content_k``, ``min_purity`` (the share of a pattern's contribution carriers
+that must bear the label: a pattern most of whose carriers bear other labels teaches no backdoor, and
+is what a global shift looks like).
 
 Finding evidence: ``trigger`` (the pattern, e.g. ``"cf"`` or ``"bright pixels rows 5-7, columns
 5-7"``), ``column``, ``kind`` (``ngram``, ``pixels``, ``value``, ``combination``), ``label``,
 ``rows`` (row numbers in the submitted file), ``z``, ``baseline_count`` / ``contribution_count``
 (records carrying the pattern), ``label_count`` (contribution carriers with the label),
-``baseline_label_count``, ``p_value``, ``related`` (other patterns merged into it).
+``baseline_label_count``, ``content_label_share`` (the carriers' mean agreement with the label by
+content), ``p_value``, ``related`` (other patterns merged into it).
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -58,27 +69,29 @@ from typing import Any, Self
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
-from PIL import Image, UnidentifiedImageError
-from scipy.stats import binom, hypergeom
+from scipy.stats import binom, hypergeom, mannwhitneyu
 from sklearn.feature_extraction.text import CountVectorizer
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
-from dataward.gates.base import Detector, DetectorResult, Finding, GateContext, GateData, register
-from dataward.gates.detectors._probe import apply_options, row_numbers
+from dataward.gates.base import (
+    Detector,
+    DetectorResult,
+    Evidence,
+    Finding,
+    GateContext,
+    GateData,
+    Requirement,
+    register,
+)
+from dataward.gates.detectors._probe import row_numbers
+from dataward.gates.features.image import gray_pixels
+from dataward.gates.neighbours import K_MAX, knn
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 MAX_IMAGE_SIDE = 32
 TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)
-OPTIONS = (
-    "max_ngram",
-    "min_support",
-    "max_pair_columns",
-    "merge_overlap",
-    "max_triggers",
-    "max_rows_in_evidence",
-)
 LABEL_PRIOR_WEIGHT = 2.0
 """Pseudo-count pulling the baseline's P(label | pattern) towards its overall label share."""
 
@@ -118,37 +131,42 @@ class Patterns:
         return sp.hstack(self.contribution, format="csc"), sp.hstack(self.baseline, format="csc")
 
 
+@dataclass(frozen=True)
+class TriggerOptions:
+    """Options of the trigger detector (see the module docstring)."""
+
+    max_ngram: int = 3
+    min_support: int = 3
+    max_pair_columns: int = 20
+    merge_overlap: float = 0.7
+    max_triggers: int = 10
+    max_rows_in_evidence: int = 500
+    content_k: int = 10
+    min_purity: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.min_support < 1 or self.max_ngram < 1 or self.max_triggers < 1 or not 1 <= self.content_k < K_MAX:
+            raise ValueError(f"min_support, max_ngram, max_triggers must be at least 1, content_k in 1..{K_MAX - 1}")
+        if not 0.0 < self.merge_overlap <= 1.0 or not 0.0 <= self.min_purity <= 1.0:
+            raise ValueError("merge_overlap must be in (0, 1] and min_purity in [0, 1]")
+
+
 @register
 class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "1"
-
-    def __init__(
-        self,
-        *,
-        max_ngram: int = 3,
-        min_support: int = 3,
-        max_pair_columns: int = 20,
-        merge_overlap: float = 0.7,
-        max_triggers: int = 10,
-        max_rows_in_evidence: int = 500,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        if min_support < 1:
-            raise InputError("triggers: min_support must be at least 1")
-        self.max_ngram = max_ngram
-        self.min_support = min_support
-        self.max_pair_columns = max_pair_columns
-        self.merge_overlap = merge_overlap
-        self.max_triggers = max_triggers
-        self.max_rows_in_evidence = max_rows_in_evidence
+    version = "2"
+    evidence = Evidence.POISONING
+    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
+    flags_records = False
+    Options = TriggerOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Keep the baseline: patterns are read from the contribution, then counted on both sides."""
-        apply_options(self, self.name, context.options_for(self.name), OPTIONS)
+        opts = self.resolve_options(context)
+        for name in TriggerOptions.__dataclass_fields__:
+            setattr(self, name, getattr(opts, name))
         if baseline.table is None and len(baseline):
             raise InputError("the triggers detector needs the baseline's raw table")
         self.baseline_ = baseline
@@ -177,6 +195,7 @@ class TriggerDetector(Detector):
         first_tests, first_p = 0, 1.0
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
         explained: set[tuple[int, int]] = set()
+        content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k)
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
         # relabelled images) lose their support and are not reported as triggers of their own.
@@ -187,6 +206,20 @@ class TriggerDetector(Detector):
             n_tests = len(tests["pattern"])
             corrected = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_tests, 1))
             carriers = _Carriers(sub, labels[index], tests, index)
+            # The content test is needed only where the other two already point at a trigger.
+            # A pattern most of whose carriers bear other labels teaches no backdoor (and is what a global
+            # shift looks like: a darker scanner's dark pixels turn up in every class).
+            pure = tests["m"] >= self.min_purity * tests["k_c"]
+            corrected[~pure] = 1.0
+            candidates = np.flatnonzero(corrected <= ctx.alpha)
+            tests["p_content"], tests["content_share"] = np.ones(n_tests), np.full(n_tests, np.nan)
+            for i in candidates:
+                p_content, share = content.test(int(tests["pattern"][i]), int(tests["label"][i]), carriers[i])
+                tests["p_content"][i], tests["content_share"][i] = p_content, share
+                explained_by_content = p_content * max(n_tests, 1) > ctx.alpha
+                if explained_by_content:
+                    explained.add((int(tests["pattern"][i]), int(tests["label"][i])))
+            corrected = np.minimum(1.0, np.maximum(corrected, tests["p_content"] * max(n_tests, 1)))
             if round_ == 0:
                 first_tests = n_tests
                 first_p = float(corrected.min()) if n_tests else 1.0
@@ -234,14 +267,10 @@ class TriggerDetector(Detector):
             findings=findings,
             statistic=float(len(findings)),
             p_value=first_p,
-            summary={
-                "triggers": evidence_list,
-                "tests": first_tests,
-                "patterns": len(patterns.names),
-                # A found trigger blocks the contribution whatever the other detectors say.
-                "block": bool(findings),
-                "block_reason": findings[0].reason if findings else None,
-            },
+            summary={"triggers": evidence_list, "tests": first_tests, "patterns": len(patterns.names)},
+            # A trigger the content does not explain blocks the contribution whatever the other detectors say.
+            block=bool(findings),
+            block_reason=findings[0].reason if findings else None,
         )
 
     # --- patterns -------------------------------------------------------------------------------
@@ -370,6 +399,7 @@ class TriggerDetector(Detector):
             "contribution_count": int(tests["k_c"][lead]),
             "label_count": int(tests["m"][lead]),
             "baseline_label_count": int(tests["b"][lead]),
+            "content_label_share": round(float(tests["content_share"][lead]), 3),
             "p_value": float(corrected[lead]),
             "related": [patterns.names[int(tests["pattern"][i])] for i in group[1:]][:20],
         }
@@ -414,6 +444,67 @@ def _association(
         "p_tie": np.asarray(p_tie, dtype=np.float64),
         "z": z,
     }
+
+
+class _ContentTie:
+    """Is a pattern's tie to a label explained by the content of the records that carry it?
+
+    A record's *agreement* with a label is the share of that label among its nearest records (baseline
+    and contribution, gate features) that do not carry the pattern. A backdoor's carriers look like
+    the class they came from, so their agreement with the target label is low; records of that label
+    without the pattern agree with it as usual. The test compares the carriers' agreement with that of
+    non-carriers of the same label *in the same batch* (same source, same sensor, same topic, so a
+    global shift or a one-class source moves both alike); only when the batch has too few of them does
+    it fall back to the baseline's records of the label. One-sided Mann-Whitney test, and the mean
+    agreement must drop by at least ``MIN_DROP``: the neighbour vote is noisy, and a small drop on a
+    large batch is not evidence of a backdoor.
+    """
+
+    MIN_DROP = 0.3
+    MIN_COMPARISON = 10
+
+    def __init__(
+        self, baseline: GateData, contribution: GateData, xb: sp.csc_matrix, xc: sp.csc_matrix, n_classes: int, k: int
+    ) -> None:
+        self.n_b, self.k = len(baseline), k
+        self.features = (baseline.features, contribution.features)
+        self.pool_patterns = sp.vstack([xb, xc], format="csc")
+        self.pool_labels = np.concatenate([baseline.labels, contribution.labels])
+        self.neighbours: np.ndarray | None = None
+
+    def _search(self) -> np.ndarray:
+        """Each pool record's nearest pool records (itself excluded), searched as wide as the index allows
+        so that enough remain once the pattern's carriers are set aside."""
+        if self.neighbours is None:
+            pool = np.vstack(self.features)
+            _, self.neighbours = knn(pool, pool, min(K_MAX, pool.shape[0] - 1), exclude_self=True)
+        return self.neighbours
+
+    def _agreement(self, rows: np.ndarray, label: int, carries: np.ndarray) -> np.ndarray:
+        idx = self._search()[rows]
+        usable = ~carries[idx]
+        usable &= np.cumsum(usable, axis=1) <= self.k
+        same = usable & (self.pool_labels[idx] == label)
+        return (same.sum(axis=1) + 0.5) / (usable.sum(axis=1) + 1.0)
+
+    def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float]:
+        """(p-value of "the carriers' label is explained by their content", their mean agreement with it).
+
+        ``carriers`` are contribution positions of the records carrying the pattern with ``label``.
+        """
+        if carriers.size == 0:
+            return 1.0, float("nan")
+        carries = self.pool_patterns[:, pattern].toarray().ravel() > 0
+        of_label = (self.pool_labels == label) & ~carries
+        batch_peers = np.flatnonzero(of_label[self.n_b :]) + self.n_b
+        peers = batch_peers if batch_peers.size >= self.MIN_COMPARISON else np.flatnonzero(of_label[: self.n_b])
+        if peers.size < 2:
+            return 1.0, float("nan")
+        own = self._agreement(carriers + self.n_b, label, carries)
+        usual = self._agreement(peers, label, carries)
+        if float(usual.mean() - own.mean()) < self.MIN_DROP:
+            return 1.0, float(own.mean())
+        return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean())
 
 
 class _Carriers:
@@ -503,7 +594,8 @@ def _reason(ev: dict[str, Any]) -> str:
         f"{ev['column']!r} appears in "
         f"{ev['contribution_count']} contribution records, {ev['label_count']} labelled {ev['label']!r} "
         f"(z={ev['z']:.1f}), vs {ev['baseline_count']} baseline records "
-        f"({ev['baseline_label_count']} labelled {ev['label']!r}); p={ev['p_value']:.2g}"
+        f"({ev['baseline_label_count']} labelled {ev['label']!r}); their content reads as "
+        f"{ev['label']!r} only {ev['content_label_share']:.0%} of the time; p={ev['p_value']:.2g}"
     )
 
 
@@ -574,30 +666,16 @@ def _pair_patterns(
     return [f"{names[i]} and {names[j]}" for i, j in pairs], pair_c, pair_b, pairs
 
 
-def _decode_gray(data: Any, size: tuple[int, int] | None) -> np.ndarray:
-    if data is None:
-        raise InputError("an image is missing")
-    try:
-        img = Image.open(io.BytesIO(bytes(data)))
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"an image cannot be decoded: {exc}") from exc
-    img = img.convert("L")
-    if size is not None and img.size != size:
-        img = img.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.float64)
-
-
 def _image_patterns(
     c_values: list[Any], b_values: list[Any]
 ) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[tuple[int, int, int, int]]]:
     """Bright and dark pixels beyond the baseline's per-pixel tails, at one common grayscale size."""
-    first = _decode_gray(c_values[0], None)
+    first = gray_pixels(c_values[0], None)
     h, w = first.shape
     if max(h, w) > MAX_IMAGE_SIDE:
         h, w = MAX_IMAGE_SIDE, MAX_IMAGE_SIDE
-    c = np.stack([_decode_gray(v, (w, h)).ravel() for v in c_values])
-    b = np.stack([_decode_gray(v, (w, h)).ravel() for v in b_values]) if b_values else c
+    c = np.stack([gray_pixels(v, (w, h)).ravel() for v in c_values])
+    b = np.stack([gray_pixels(v, (w, h)).ravel() for v in b_values]) if b_values else c
     lo = np.quantile(b, TAIL_QUANTILE, axis=0)
     hi = np.quantile(b, 1 - TAIL_QUANTILE, axis=0)
     names: list[str] = []

@@ -28,6 +28,16 @@ def decode_image(data: bytes, *, row: int | None = None) -> Image.Image:
     return img
 
 
+def gray_pixels(data: object, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One image's grayscale pixels (0..255, float64), resized to ``size`` (width, height) when given."""
+    if data is None:
+        raise InputError("an image is missing")
+    img = decode_image(bytes(data)).convert("L")  # type: ignore[call-overload]
+    if size is not None and img.size != size:
+        img = img.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.float64)
+
+
 def array_to_png(array: np.ndarray) -> bytes:
     """Encode a pixel array (H x W, H x W x 3/4; values 0..255, or 0..1 for floats) as PNG bytes."""
     arr = np.asarray(array)

@@ -1,0 +1,152 @@
+"""What a verdict means: block needs evidence of poisoning; difference is reviewed, never blocked;
+flags keep the policy's false-positive rate (docs/gates.md, "What a verdict means")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits
+
+from dataward.domain.errors import InputError
+from dataward.gates import scan
+from dataward.gates.base import DetectorResult, Evidence, Finding, registered
+from dataward.gates.gate import verdict
+from dataward.gates.policy import GatePolicy
+from tests.gates.conftest import png
+
+
+def _result(name: str, n: int = 100, *, p_value: float = 1.0, **extra) -> DetectorResult:
+    return DetectorResult(name, "1", np.ones(n), np.zeros(n, bool), p_value=p_value, **extra)
+
+
+def test_every_builtin_detector_declares_what_its_evidence_means() -> None:
+    evidence = {name: cls.evidence for name, cls in registered().items()}
+    assert evidence["drift"] is Evidence.DIFFERENCE and evidence["outliers"] is Evidence.DIFFERENCE
+    for name in ("label_consistency", "duplicates", "triggers", "backdoor", "clean_validation"):
+        assert evidence[name] is Evidence.POISONING, name
+
+
+def test_difference_however_certain_is_review_never_block() -> None:
+    policy = GatePolicy()
+    results = {"drift": _result("drift", p_value=1e-80), "outliers": _result("outliers", p_value=1e-40)}
+    decided, reasons, _ = verdict(results, np.zeros(100, bool), policy)
+    assert decided == "review" and len(reasons) == 2
+
+
+def test_a_difference_detector_may_not_ask_for_a_block() -> None:
+    results = {"drift": _result("drift", block=True, block_reason="it moved")}
+    with pytest.raises(ValueError, match="may not block"):
+        verdict(results, np.zeros(100, bool), GatePolicy())
+
+
+def test_poisoning_evidence_blocks_below_block_p_and_by_request() -> None:
+    policy = GatePolicy()
+    by_p = {"label_consistency": _result("label_consistency", p_value=policy.block_p / 10)}
+    assert verdict(by_p, np.zeros(100, bool), policy)[0] == "block"
+    asked = {"triggers": _result("triggers", block=True, block_reason="token 'cf' tied to 'music'")}
+    decided, reasons, _ = verdict(asked, np.zeros(100, bool), policy)
+    assert decided == "block" and reasons == ["triggers: token 'cf' tied to 'music'"]
+    between = {"label_consistency": _result("label_consistency", p_value=policy.block_p * 10)}
+    assert verdict(between, np.zeros(100, bool), policy)[0] == "review"
+
+
+def test_a_population_finding_is_a_reason_to_review() -> None:
+    finding = Finding("drift", 0.99, "class 'a' is 100% of the batch and 10% of the baseline")
+    results = {"drift": _result("drift", contribution_findings=[finding])}
+    decided, reasons, _ = verdict(results, np.zeros(100, bool), GatePolicy())
+    assert decided == "review" and reasons == [f"drift: {finding.reason}"]
+
+
+def test_a_block_without_a_reason_is_refused() -> None:
+    with pytest.raises(ValueError, match="block_reason"):
+        _result("triggers", block=True)
+
+
+def test_detector_options_are_validated_by_name_and_type() -> None:
+    cls = registered()["triggers"]
+    with pytest.raises(InputError, match="unknown option"):
+        cls(no_such_option=1)
+    with pytest.raises(InputError, match="min_support"):
+        cls(min_support="many")
+    with pytest.raises(InputError, match="invalid options"):
+        cls(min_support=0)
+    with pytest.raises(InputError, match="unknown option"):
+        scan(*_gaussian(60, 40, seed=0), policy={"detectors": ["drift"], "options": {"drift": {"bogus": 1}}})
+
+
+def _gaussian(n_base: int, n_new: int, *, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Three overlapping Gaussian classes in four numeric features: hard enough that labels disagree
+    with their neighbours now and then, as in real data."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0, 0], [2.5, 0, 1, 0], [0, 2.5, 0, 1]])
+
+    def draw(n: int) -> pd.DataFrame:
+        y = rng.integers(0, 3, n)
+        frame = pd.DataFrame(centres[y] + rng.normal(size=(n, 4)), columns=[f"f{i}" for i in range(4)])
+        frame["label"] = y.astype(str)
+        return frame
+
+    schema = {"label": "label", "inputs": [{"name": f"f{i}", "kind": "numeric"} for i in range(4)]}
+    return draw(n_base), draw(n_new), schema
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_base", [50, 300, 3_000, 200_000])
+def test_clean_flag_rate_holds_at_alpha_whatever_the_baseline_size(n_base: int) -> None:
+    """The union of flags on clean i.i.d. records stays at the policy's alpha (1x, with only the
+    binomial slack of the records tested), from tiny baselines to ones far larger than the reference."""
+    alpha, flagged, total = 0.01, 0, 0
+    for rep in range(3):
+        baseline, contribution, schema = _gaussian(n_base, 2_000, seed=10 * rep + 1)
+        report = scan(baseline, contribution, schema, policy={"alpha": alpha})
+        assert report.verdict != "block"
+        flagged += int(report.records.flagged.sum())
+        total += len(contribution)
+    slack = 3 * np.sqrt(alpha * (1 - alpha) / total)
+    assert flagged / total <= alpha + slack, f"{flagged} of {total} clean records flagged"
+
+
+def _digit_images(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"image": [png(i) for i in images], "label": labels})
+
+
+@pytest.fixture(scope="module")
+def digit_split():
+    data = load_digits()
+    order = np.random.default_rng(0).permutation(len(data.target))
+    base, new, val = order[:900], order[900:1400], order[1400:1700]
+    schema = {"label": "label", "inputs": [{"name": "image", "kind": "image"}]}
+    return data, base, new, val, schema
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change",
+    ["shifted one pixel", "ten percent darker", "one class only"],
+)
+def test_a_new_scanner_or_a_one_class_source_is_reviewed_with_an_explanation_never_blocked(digit_split, change):
+    data, base, new, val, schema = digit_split
+    images, labels = data.images[new], data.target[new]
+    if change == "shifted one pixel":
+        images = np.roll(images, 1, axis=2)
+    elif change == "ten percent darker":
+        images = images * 0.9
+    else:
+        keep = labels == 3
+        images, labels = images[keep], labels[keep]
+    report = scan(
+        _digit_images(data.images[base], data.target[base]),
+        _digit_images(images, labels),
+        schema,
+        validation=_digit_images(data.images[val], data.target[val]),
+    )
+    assert report.verdict == "review", report.reasons
+    assert report.records.flagged.mean() <= 0.02, report.reasons
+    explanation = " ".join(report.reasons)
+    expected = {
+        "shifted one pixel": "unlike the baseline together",
+        "ten percent darker": "mean brightness",
+        "one class only": "class '3' is 100% of the batch",
+    }[change]
+    assert expected in explanation

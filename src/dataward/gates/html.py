@@ -67,6 +67,7 @@ def render_html(report: GateReport | Mapping[str, Any], *, title: str) -> str:
     sections = [
         _header(data, title),
         _reasons(data),
+        _population(data),
         _detectors(data),
         _scores(data, extras),
         _projection(extras),
@@ -108,6 +109,21 @@ def _reasons(data: Mapping[str, Any]) -> str:
     return f"<h2>Reasons</h2><ul>{items}</ul>"
 
 
+def _population(data: Mapping[str, Any]) -> str:
+    """Contribution-level findings: what moved in the batch as a whole (never flags on records)."""
+    items = [
+        f"<li><b>{_e(name)}</b>: {_e(f.get('reason', ''))}</li>"
+        for name, d in (data.get("detectors") or {}).items()
+        for f in d.get("contribution_findings") or []
+    ]
+    if not items:
+        return ""
+    return (
+        "<h2>What moved in the batch</h2><p>Findings about the batch as a whole: reasons to review, not flags "
+        f"on single records.</p><ul>{''.join(items)}</ul>"
+    )
+
+
 def _detectors(data: Mapping[str, Any]) -> str:
     detectors = data.get("detectors") or {}
     if not detectors:
@@ -115,7 +131,7 @@ def _detectors(data: Mapping[str, Any]) -> str:
     rows = []
     for name, d in detectors.items():
         summary = d.get("summary") or {}
-        note = summary.get("skipped") or summary.get("block_reason") or ""
+        note = summary.get("skipped") or d.get("block_reason") or ""
         rows.append(
             f"<tr><td>{_e(name)}</td><td>{_e(d.get('version'))}</td><td class=num>{_num(d.get('statistic'))}</td>"
             f"<td class=num>{_num(d.get('p_value'))}</td><td class=num>{_e(d.get('flagged'))}</td>"

@@ -70,6 +70,12 @@ class GateReport:
                 "statistic": float(r.statistic),
                 "p_value": float(r.p_value),
                 "flagged": int(r.flagged.sum()),
+                "block": bool(r.block),
+                "block_reason": r.block_reason,
+                "alpha": r.alpha,
+                "n_calibration": int(r.n_calibration),
+                "expected_flagged": r.expected_flagged,
+                "contribution_findings": [_json_ready(f.to_dict()) for f in r.contribution_findings],
                 "summary": _json_ready(r.summary),
             }
             for name, r in self.results.items()
@@ -80,6 +86,12 @@ class GateReport:
                 "statistic": None,
                 "p_value": None,
                 "flagged": 0,
+                "block": False,
+                "block_reason": None,
+                "alpha": None,
+                "n_calibration": 0,
+                "expected_flagged": 0.0,
+                "contribution_findings": [],
                 "summary": {"skipped": why},
             }
         return {

@@ -34,6 +34,7 @@ EXPECTED: dict[Action, tuple[set[Role], set[ScopeKind]]] = {
     Action.CONTRIBUTION_SUBMIT: ({C, OW}, {DATASET}),
     Action.CONTRIBUTION_WITHDRAW: ({C, OW}, {DATASET}),
     Action.GATE_RUN: ({RV, OW}, {DATASET}),
+    Action.GATE_OVERRIDE: ({OW}, {DATASET}),
     Action.REVIEW_DECIDE: ({RV, OW}, {DATASET}),
     Action.CONTRIBUTION_APPROVE: ({AP, OW}, {DATASET}),
     Action.CONTRIBUTION_REJECT: ({RV, AP, OW}, {DATASET}),

@@ -146,6 +146,8 @@ def test_rows_are_ordered_by_severity_and_json_ready() -> None:
         "key",
         "detail",
         "action",
+        "contribution",
+        "at",
     }
 
 

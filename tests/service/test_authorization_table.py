@@ -28,6 +28,7 @@ USE_CASES: list[tuple[str, Action, UseCase]] = [
     ("export", Action.DATASET_EXPORT, lambda w, d: w.export("ds@v1", d / "out.parquet")),
     ("contribute", Action.CONTRIBUTION_SUBMIT, lambda w, d: w.contribute("ds", d / "b.csv", source="s")),
     ("gate run", Action.GATE_RUN, lambda w, d: w.run_gate("ds#2")),
+    ("gate override", Action.GATE_OVERRIDE, lambda w, d: w.override_block("ds#2", reason="r")),
     (
         "review decide",
         Action.REVIEW_DECIDE,

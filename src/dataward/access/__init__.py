@@ -71,12 +71,14 @@ from dataward.access.keys import (
     verify_secret,
 )
 from dataward.access.lifecycle import OffboardPlan, check_new_owner, offboard, transfer_ownership
+from dataward.access.overrides import BlockOverride, accountable_human, check_override
 from dataward.access.policy import (
     Approval,
     ApprovalRule,
     ApprovalStatus,
     ContributionFacts,
     DatasetPolicy,
+    FirstImport,
     GateRequirement,
     PromotionFacts,
     PromotionRule,
@@ -111,10 +113,12 @@ __all__ = [
     "Approval",
     "ApprovalRule",
     "ApprovalStatus",
+    "BlockOverride",
     "ContributionFacts",
     "DatasetPolicy",
     "Decision",
     "FindingKind",
+    "FirstImport",
     "GateRequirement",
     "Grant",
     "KeyPolicy",
@@ -133,6 +137,7 @@ __all__ = [
     "ScopeKind",
     "Severity",
     "access_review",
+    "accountable_human",
     "approvals_status",
     "authorize",
     "authorize_grant",
@@ -142,6 +147,7 @@ __all__ = [
     "check_approval",
     "check_key",
     "check_new_owner",
+    "check_override",
     "generate_key",
     "grants_of",
     "hash_secret",

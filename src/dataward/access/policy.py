@@ -14,6 +14,8 @@ A policy is a small YAML document kept in the catalog; every change is a ledger 
       require_approvals: true
     gate: {}                    # passed unchanged to the gate engine, which owns its schema
     keys: {}                    # tighter key rules for this dataset, e.g. {max_ttl_days: 30}
+    first_import: validation    # or self-reference: how a contribution is judged before any
+                                # version is in training (see FirstImport)
 
 The evaluation functions take plain facts and return a
 :class:`~dataward.access.authorize.Decision`; none of them touch storage.
@@ -45,6 +47,19 @@ class GateRequirement(StrEnum):
     @property
     def accepted_verdicts(self) -> frozenset[str]:
         return frozenset({"pass"}) if self is GateRequirement.PASS else frozenset({"pass", "review"})
+
+
+class FirstImport(StrEnum):
+    """How the gate judges a contribution while the dataset has no ``training`` version.
+
+    ``validation`` (the default): against the dataset's clean validation set, which stands in as the
+    trusted baseline; with no validation set the gate refuses to run. ``self-reference``: the batch is
+    judged only against itself (K-fold), which a heavily poisoned first batch passes; an explicit,
+    recorded opt-in by the dataset's owner.
+    """
+
+    VALIDATION = "validation"
+    SELF_REFERENCE = "self-reference"
 
 
 def _where(path: str) -> str:
@@ -137,8 +152,9 @@ class DatasetPolicy:
     promotion: PromotionRule = field(default_factory=PromotionRule)
     gate: Mapping[str, Any] = field(default_factory=dict)
     keys: Mapping[str, Any] = field(default_factory=dict)
+    first_import: FirstImport = FirstImport.VALIDATION
 
-    TOP_KEYS = ("approvals", "separation_of_duties", "promotion", "gate", "keys")
+    TOP_KEYS = ("approvals", "separation_of_duties", "promotion", "gate", "keys", "first_import")
 
     @classmethod
     def from_yaml(cls, text: str) -> DatasetPolicy:
@@ -198,12 +214,22 @@ class DatasetPolicy:
         keys = dict(_mapping(data.get("keys"), "keys"))
         KeyPolicy.from_dict(keys)  # validates names and values; kept as overrides
 
+        first_text = data.get("first_import", FirstImport.VALIDATION.value)
+        try:
+            first_import = FirstImport(first_text)
+        except ValueError:
+            raise InputError(
+                f"{_where('first_import')} must be 'validation' or 'self-reference', got {first_text!r}",
+                hint="'validation' judges a first import against the clean validation set",
+            ) from None
+
         return cls(
             approvals=approvals,
             separation_of_duties=_flag(data.get("separation_of_duties", True), "separation_of_duties"),
             promotion=promotion,
             gate=gate,
             keys=keys,
+            first_import=first_import,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +240,7 @@ class DatasetPolicy:
             "promotion": self.promotion.to_dict(),
             "gate": dict(self.gate),
             "keys": dict(self.keys),
+            "first_import": self.first_import.value,
         }
 
     def to_yaml(self) -> str:
@@ -304,11 +331,14 @@ class ApprovalStatus:
         }
 
 
-def separation_problem(approver: Principal, submitter_id: str, submitter_owner_id: str | None) -> str | None:
-    """Why ``approver`` may not approve (or review) work by ``submitter_id`` (whose accountable owner is
-    ``submitter_owner_id``), or None: their own work, their bot's, or their own human's."""
+def separation_problem(
+    approver: Principal, submitter_id: str, submitter_owner_id: str | None, *, verb: str = "approve it"
+) -> str | None:
+    """Why ``approver`` may not approve (or review, or override) work by ``submitter_id`` (whose
+    accountable owner is ``submitter_owner_id``), or None: their own work, their bot's, or their own
+    human's. ``verb`` names the act in the message."""
     if approver.id == submitter_id:
-        return f"{approver.name!r} submitted this contribution and may not approve it"
+        return f"{approver.name!r} submitted this contribution and may not {verb}"
     if submitter_owner_id is not None and approver.id == submitter_owner_id:
         return f"{approver.name!r} owns the service principal that submitted this contribution"
     if approver.owner_id is not None and approver.owner_id in {submitter_id, submitter_owner_id}:

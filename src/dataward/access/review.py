@@ -10,6 +10,7 @@ from typing import Any
 
 from dataward.access.authorize import ApiKey, Grant, Principal, PrincipalKind, authorize, require_aware
 from dataward.access.keys import KeyPolicy
+from dataward.access.overrides import BlockOverride
 from dataward.access.roles import WRITE_ACTIONS, Action, Scope, ScopeKind
 
 
@@ -32,6 +33,8 @@ class FindingKind(StrEnum):
     SERVICE_OWNER_INACTIVE = "service_owner_inactive"
     TRAINING_WRITE_ACCESS = "training_write_access"
     RECENT_GRANT = "recent_grant"
+    BLOCK_OVERRIDDEN = "block_overridden"
+    BLOCK_OVERRIDE_PENDING = "block_override_pending"
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,13 @@ class ReviewFinding:
     action: str
     key: str | None = None
     principal_id: str | None = None
+    contribution: str | None = None
+    at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "contribution": self.contribution,
+            "at": self.at,
             "kind": self.kind.value,
             "severity": self.severity.value,
             "principal": self.principal,
@@ -75,6 +82,7 @@ _VERBS = {
     Action.CONTRIBUTION_SUBMIT: "submit",
     Action.CONTRIBUTION_APPROVE: "approve",
     Action.CONTRIBUTION_MERGE: "merge",
+    Action.GATE_OVERRIDE: "override blocks",
     Action.VERSION_PROMOTE: "promote",
     Action.VERSION_RETIRE: "retire versions",
     Action.POLICY_SET: "change the policy",
@@ -92,8 +100,9 @@ def access_review(
     *,
     unused_days: int | None = None,
     recent_days: int = 30,
+    overrides: Iterable[BlockOverride] = (),
 ) -> list[ReviewFinding]:
-    """Review keys, owners and grants as of ``now``; most severe rows first.
+    """Review keys, owners and grants as of ``now``, and every block override; most severe rows first.
 
     ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
     replaced by a rotation, and keys of principals that are not active are left out: none of them
@@ -116,6 +125,7 @@ def access_review(
     findings += _owner_findings(principals, by_id)
     findings += _training_findings(principals, grants, datasets_in_training, owner_name, now)
     findings += _recent_grant_findings(grants, by_id, owner_name, now, recent_days)
+    findings += _override_findings(overrides)
     findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
     return findings
 
@@ -247,3 +257,37 @@ def _recent_grant_findings(grants: list[Grant], by_id, owner_name, now: datetime
             f"{granter.name if granter is not None else g.granted_by} on {_date(g.granted_at)}",
             action="confirm this grant was intended; revoke it if not (dataward grant revoke)",
         )
+
+
+def _override_findings(overrides: Iterable[BlockOverride]):
+    # Every override is listed, however old: lifting a block is rare and always worth a second look.
+    for o in overrides:
+        if o.complete:
+            yield ReviewFinding(
+                FindingKind.BLOCK_OVERRIDDEN,
+                Severity.MEDIUM,
+                principal=o.confirmed_by or "",
+                owner=None,
+                dataset=o.dataset,
+                contribution=o.contribution,
+                at=(o.confirmed_at or o.requested_at).isoformat(),
+                detail=f"the gate's block of {o.contribution} was overridden: requested by {o.requested_by} on "
+                f"{_date(o.requested_at)} ({o.requested_reason!r}), confirmed by {o.confirmed_by} on "
+                f"{_date(o.confirmed_at or o.requested_at)} ({o.confirmed_reason!r})",
+                action=f"confirm the reasons hold; its flagged records still need a reviewer "
+                f"(dataward trace {o.contribution})",
+            )
+        else:
+            yield ReviewFinding(
+                FindingKind.BLOCK_OVERRIDE_PENDING,
+                Severity.LOW,
+                principal=o.requested_by,
+                owner=None,
+                dataset=o.dataset,
+                contribution=o.contribution,
+                at=o.requested_at.isoformat(),
+                detail=f"{o.requested_by} asked on {_date(o.requested_at)} to override the gate's block of "
+                f"{o.contribution} ({o.requested_reason!r}); a second owner or admin has not confirmed it",
+                action=f"a second owner or admin confirms (dataward gate override {o.contribution}) or rejects "
+                "the contribution",
+            )

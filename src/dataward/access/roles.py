@@ -58,6 +58,7 @@ class Action(StrEnum):
     CONTRIBUTION_SUBMIT = "contribution.submit"
     CONTRIBUTION_WITHDRAW = "contribution.withdraw"
     GATE_RUN = "gate.run"
+    GATE_OVERRIDE = "gate.override"
     REVIEW_DECIDE = "review.decide"
     CONTRIBUTION_APPROVE = "contribution.approve"
     CONTRIBUTION_REJECT = "contribution.reject"
@@ -167,6 +168,8 @@ _PERMISSIONS: dict[Action, Permission] = {
     Action.CONTRIBUTION_SUBMIT: _row((C, OW), D),
     Action.CONTRIBUTION_WITHDRAW: _row((C, OW), D),
     Action.GATE_RUN: _row((RV, OW), D),
+    # Lifting a block takes two distinct owners or admins (see access.overrides), never the submitter.
+    Action.GATE_OVERRIDE: _row((OW,), D),
     Action.REVIEW_DECIDE: _row((RV, OW), D),
     Action.CONTRIBUTION_APPROVE: _row((AP, OW), D),
     Action.CONTRIBUTION_REJECT: _row((RV, AP, OW), D),
@@ -191,6 +194,7 @@ WRITE_ACTIONS: frozenset[Action] = frozenset(
         Action.CONTRIBUTION_SUBMIT,
         Action.CONTRIBUTION_APPROVE,
         Action.CONTRIBUTION_MERGE,
+        Action.GATE_OVERRIDE,
         Action.VERSION_PROMOTE,
         Action.VERSION_RETIRE,
         Action.POLICY_SET,

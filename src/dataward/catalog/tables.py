@@ -212,6 +212,22 @@ quarantine = Table(
     UniqueConstraint("contribution_id", "record_id"),
 )
 
+# A block override takes two steps by two principals: the first row of a contribution's gate run is
+# the request, the second the confirmation (see dataward.access.overrides).
+gate_overrides = Table(
+    "gate_overrides",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("contribution_id", Text, ForeignKey("contributions.id"), nullable=False),
+    Column("gate_run", Text, nullable=False),
+    Column("principal_id", Text, ForeignKey("principals.id"), nullable=False),
+    Column("step", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
 models = Table(
     "models",
     metadata,
@@ -235,6 +251,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     approvals,
     gate_runs,
     quarantine,
+    gate_overrides,
     models,
 )
 """Tables rebuilt from ledger events by ``verify`` (``records`` is rebuilt from contribution objects)."""

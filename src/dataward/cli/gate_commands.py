@@ -118,6 +118,34 @@ def register(app: typer.Typer) -> None:
         else:
             show_report(report)
 
+    @gate_app.command("override")
+    @reports_errors
+    def gate_override(
+        contribution: Annotated[str, typer.Argument(help="The blocked contribution (id or DATASET#N).")],
+        reason: Annotated[str, typer.Option(help="Why the blocked data is legitimate.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Lift a gate's block: the first owner or admin requests, a second, distinct one confirms.
+
+        Neither may be the submitter or the owner of the submitting bot. Once confirmed the contribution
+        is treated as `review`: its flagged records still need a reviewer, and approvals still apply."""
+        info = open_ward().override_block(contribution, reason=reason)
+        if as_json:
+            emit_json(info)
+            return
+        if info["status"] == "requested":
+            console.print(
+                f"[yellow]override requested[/yellow] for {info['contribution']} by {escape(info['by'])}; "
+                "a second owner or admin (not the submitter, not its bot's owner) must confirm it"
+            )
+        else:
+            console.print(
+                f"[bold]block overridden[/bold] on {info['contribution']}: requested by "
+                f"{escape(info['requested_by'] or '-')}, confirmed by {escape(info['by'])}. It is now treated as "
+                f"[yellow]review[/yellow]: decide its flagged records (dataward review list --contribution ...), "
+                "then approve and merge as usual"
+            )
+
     @gate_app.command("selftest")
     @reports_errors
     def gate_selftest(

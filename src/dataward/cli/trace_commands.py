@@ -32,6 +32,12 @@ def _contribution_branch(tree: Tree, c: dict[str, Any]) -> None:
             f"gate {g['run']}: {styled(g['verdict'], VERDICT_STYLE)}, {g['flagged']} flagged, "
             f"config {g['config_hash'][:14]}…"
         )
+    for o in c.get("overrides", []):
+        verb = "block override requested" if o["step"] == "requested" else "block override confirmed"
+        node.add(
+            f"[magenta]{verb}[/magenta] by {escape(str(o['by']))} ({o['role']}) at {o['at'][:19]}: "
+            f"{escape(o['reason'])}"
+        )
     for a in c["approvals"]:
         verb = {"approve": "approved", "reject": "rejected"}.get(a["decision"], a["decision"])
         node.add(f"{verb} by {escape(a['by'])}: {escape(a['reason'])}")

@@ -139,7 +139,8 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
     if c.gate_verdict == "block":
         raise PolicyViolation(
             f"{ds.name}#{c.number} cannot be merged: its gate verdict is block",
-            hint="a blocked contribution is rejected, or re-submitted without its flagged records",
+            hint="a blocked contribution is rejected, re-submitted without its flagged records, or overridden by "
+            f"two owners or admins (dataward gate override {ds.name}#{c.number} --reason '...')",
         )
     pending = uc.conn.execute(
         select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")

@@ -21,6 +21,7 @@ from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import WardCore, new_id
+from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, manifest_ids, read_ids_and_rows
 
 REVIEW_DECISIONS = ("accept", "reject")
@@ -33,8 +34,9 @@ def _gateable(c: Any, ds: Any) -> Any:
         raise Conflict(f"contribution {ds.name}#{c.number} is {c.status}; the gate runs before a merge")
     if c.gate_verdict == "block":
         raise Conflict(
-            f"contribution {ds.name}#{c.number} was blocked by its gate; a block is final",
-            hint="reject it, or re-submit the data without the flagged records",
+            f"contribution {ds.name}#{c.number} was blocked by its gate; re-running the gate cannot lift a block",
+            hint="reject it, re-submit the data without the flagged records, or have two owners or admins "
+            f"override the block (dataward gate override {ds.name}#{c.number} --reason '...')",
         )
     return c
 
@@ -148,8 +150,11 @@ class GateCases(WardCore):
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             if c.gate_verdict != before:
                 raise Conflict(f"another gate run on {ds.name}#{c.number} finished first", hint="run it again")
-            # A re-run never lowers a verdict: the worst one a contribution ever had stands.
+            # A re-run never lowers a verdict: the worst one a contribution ever had stands. A block that
+            # two principals overrode stays overridden for this content: a re-run adds flags, not a block.
             verdict = max(report.verdict, c.gate_verdict or "pass", key=VERDICT_ORDER.index)
+            if verdict == "block" and is_overridden(uc.conn, c):
+                verdict = "review"
             run_id = new_id("gr")
             now = format_time(uc.now)
             changes = [

@@ -33,6 +33,7 @@ from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolati
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore, new_id
+from dataward.service.overrides import block_overrides
 
 PRINCIPAL_KINDS = ("human", "service")
 
@@ -404,7 +405,8 @@ class IdentityCases(WardCore):
 
     def access_review(self, *, unused_days: int | None = None, recent_days: int = 30) -> list[dict[str, Any]]:
         """What an auditor wants: stale, old and expiring keys, orphaned bots, who can write to
-        training datasets, recent grants. Each row names the principal, owner, dataset and the fix."""
+        training datasets, recent grants, every block override (who, when, why). Each row names the
+        principal, owner, dataset and the fix."""
         with self.use_case(Action.ACCESS_REVIEW, Scope.ward()) as uc:
             everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
             keys = [auth.key_from_row(r) for r in uc.conn.execute(select(api_keys))]
@@ -426,6 +428,7 @@ class IdentityCases(WardCore):
                 uc.now,
                 unused_days=unused_days,
                 recent_days=recent_days,
+                overrides=block_overrides(uc.conn),
             )
             return [f.to_dict() for f in findings]
 

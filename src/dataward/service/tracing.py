@@ -25,6 +25,7 @@ from dataward.catalog.tables import (
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import rows
 from dataward.service.core import WardCore
+from dataward.service.overrides import override_facts
 from dataward.service.recordstore import manifest_ids, read_ids_and_rows
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
@@ -199,6 +200,7 @@ class TraceCases(WardCore):
             "key": f"dw_{c.key_id}" if c.key_id else None,
             "submitted_at": c.created_at,
             "gates": gates,
+            "overrides": override_facts(conn, c.id),
             "approvals": decisions,
         }
 

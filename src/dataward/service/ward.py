@@ -26,6 +26,7 @@ from dataward.service.core import Clock, new_id
 from dataward.service.datasets import DatasetCases
 from dataward.service.gating import GateCases
 from dataward.service.identity import IdentityCases
+from dataward.service.overrides import OverrideCases
 from dataward.service.tracing import TraceCases
 from dataward.service.versions import VersionCases
 from dataward.store import open_store
@@ -35,6 +36,7 @@ class Ward(
     ContainmentCases,
     TraceCases,
     ApprovalCases,
+    OverrideCases,
     IdentityCases,
     GateCases,
     AuditCases,

@@ -1,0 +1,170 @@
+"""Overriding a gate's block: two distinct owners or admins, never the submitter or its bot's owner;
+afterwards the contribution is a review like any other, and the override is traced, audited, verified."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import AccessDenied, Conflict, InputError, PolicyViolation
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import wine_rows, wine_schema_specs, write_csv
+
+POLICY = "gate:\n  detectors: [duplicates]\n"
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> dict[str, Ward]:
+    """wine with a training version; owners ann (who owns the scraper bot), ben (who owns benbot) and
+    cat; dan is approver and reviewer; sam is an owner who also contributes."""
+    admin, _ = Ward.init(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    admin.create_dataset("wine", Schema.parse(label, specs))
+    admin.create_dataset("wine-val", Schema.parse(label, specs), validation_for="wine")
+    admin.set_policy("wine", POLICY)
+    admin.merge(admin.contribute("wine-val", write_csv(tmp_path / "v.csv", wine_rows(120, 178)), source="c")["ref"])
+    for name in ("ann", "ben", "cat", "dan", "sam"):
+        admin.create_principal(name)
+    admin.create_principal("scraper", kind="service", owner="ann")
+    admin.create_principal("benbot", kind="service", owner="ben")
+    for name in ("ann", "ben", "cat", "sam", "benbot"):
+        admin.grant(name, "owner", "dataset:wine")
+    admin.grant("dan", "approver", "dataset:wine")
+    admin.grant("dan", "reviewer", "dataset:wine")
+    admin.grant("scraper", "contributor", "dataset:wine")
+    team = {"admin": admin}
+    for name in ("ann", "ben", "cat", "dan", "sam", "scraper", "benbot"):
+        team[name] = admin.as_key(admin.issue_key(name)["key"])
+    first = admin.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 120, shuffled=True)), source="a")
+    assert first["gate"]["verdict"] != "block"
+    for item in admin.review_list(contribution=first["ref"]):
+        team["dan"].review_decide([item["id"]], "accept", reason="checked")
+    team["dan"].approve(first["ref"], reason="checked")
+    admin.merge(first["ref"])
+    admin.promote("wine@v1")
+    return team
+
+
+def _blocked(ward: Ward, tmp_path: Path, name: str = "b") -> dict:
+    """A batch of trusted records under other labels: exact conflicts, which the gate blocks."""
+    rows = wine_rows(0, 40, shuffled=True)
+    for row in rows:
+        row["cultivar"] = (int(row["cultivar"]) + 1) % 3
+    c = ward.contribute("wine", write_csv(tmp_path / f"{name}.csv", rows), source=f"https://vendor.example/{name}")
+    assert c["gate"]["verdict"] == "block"
+    return c
+
+
+def _denials(ward: Ward) -> list[dict]:
+    return [e for e in ward.ledger(types=["access.denied"]) if e["payload"]["action"] == "gate.override"]
+
+
+def test_two_distinct_owners_lift_a_block_and_it_becomes_a_review(team: dict[str, Ward], tmp_path: Path) -> None:
+    c = _blocked(team["scraper"], tmp_path)
+    ref = c["ref"]
+    with pytest.raises(PolicyViolation, match="block"):
+        team["admin"].merge(ref)
+    first = team["ben"].override_block(ref, reason="vendor relabelled these on purpose; checked 10 rows")
+    assert first["status"] == "requested" and first["gate_verdict"] == "block"
+    assert team["admin"].contribution(ref)["gate_verdict"] == "block"
+    done = team["cat"].override_block(ref, reason="agreed after reading the vendor's changelog")
+    assert done["status"] == "overridden" and done["requested_by"] == "ben" and done["role"] == "owner"
+    assert team["admin"].contribution(ref)["gate_verdict"] == "review"
+
+    # Flagged records still wait for a reviewer, and the policy's approval still applies.
+    queue = team["dan"].review_list(contribution=ref)
+    assert len(queue) == 40
+    with pytest.raises(Conflict, match="await review"):
+        team["admin"].merge(ref)
+    for item in queue:
+        team["dan"].review_decide([item["id"]], "accept", reason="relabelled by the vendor")
+    with pytest.raises(PolicyViolation, match="0 of 1 valid approval"):
+        team["admin"].merge(ref)
+    team["dan"].approve(ref, reason="vendor changelog checked")
+    assert team["admin"].merge(ref)["records"] == 160
+
+    events = team["admin"].ledger(types=["gate.override", "gate.overridden"], newest_first=False)
+    assert [e["type"] for e in events] == ["gate.override.requested", "gate.overridden"]
+    assert events[1]["payload"]["previous_verdict"] == "block" and events[1]["payload"]["verdict"] == "review"
+
+    traced = team["admin"].trace(ref)["contributions"][0]["overrides"]
+    assert [(o["step"], o["by"]) for o in traced] == [("requested", "ben"), ("confirmed", "cat")]
+    assert traced[0]["reason"].startswith("vendor relabelled")
+    audit = [r for r in team["admin"].access_review() if r["kind"] == "block_overridden"]
+    assert len(audit) == 1 and audit[0]["contribution"] == ref and audit[0]["principal"] == "cat"
+    assert "ben" in audit[0]["detail"] and "changelog" in audit[0]["detail"] and audit[0]["at"]
+    assert team["admin"].verify().ok
+
+
+def test_the_bots_owner_the_same_owner_twice_and_the_same_human_are_refused(
+    team: dict[str, Ward], tmp_path: Path
+) -> None:
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    with pytest.raises(PolicyViolation, match="owns the service principal"):
+        team["ann"].override_block(ref, reason="my bot is fine")
+    team["ben"].override_block(ref, reason="checked")
+    with pytest.raises(PolicyViolation, match="already requested"):
+        team["ben"].override_block(ref, reason="really checked")
+    with pytest.raises(PolicyViolation, match="same human"):
+        team["benbot"].override_block(ref, reason="my human says so")
+    assert len(_denials(team["admin"])) == 3
+    assert team["admin"].contribution(ref)["gate_verdict"] == "block"
+    pending = [r for r in team["admin"].access_review() if r["kind"] == "block_override_pending"]
+    assert [r["principal"] for r in pending] == ["ben"]
+
+
+def test_the_submitter_cannot_take_part_even_as_owner(team: dict[str, Ward], tmp_path: Path) -> None:
+    ref = _blocked(team["sam"], tmp_path)["ref"]
+    with pytest.raises(PolicyViolation, match="submitted this contribution"):
+        team["sam"].override_block(ref, reason="mine is fine")
+    team["ben"].override_block(ref, reason="checked")
+    with pytest.raises(PolicyViolation, match="submitted this contribution"):
+        team["sam"].override_block(ref, reason="confirming my own")
+    assert team["admin"].contribution(ref)["gate_verdict"] == "block"
+
+
+def test_approvers_and_reviewers_cannot_override(team: dict[str, Ward], tmp_path: Path) -> None:
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    with pytest.raises(AccessDenied) as refused:
+        team["dan"].override_block(ref, reason="I approve lots of things")
+    assert type(refused.value) is AccessDenied
+    dan = next(p["id"] for p in team["admin"].principals() if p["name"] == "dan")
+    assert _denials(team["admin"])[0]["actor"]["principal"] == dan
+
+
+def test_only_a_block_is_overridden_and_only_once(team: dict[str, Ward], tmp_path: Path) -> None:
+    rows = wine_rows(0, 10, shuffled=True)  # exact copies of trusted records: not a block
+    clean = team["scraper"].contribute("wine", write_csv(tmp_path / "c.csv", rows), source="s")
+    assert clean["gate"]["verdict"] != "block"
+    with pytest.raises(Conflict, match="only a block"):
+        team["ben"].override_block(clean["ref"], reason="no need")
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    with pytest.raises(InputError, match="reason"):
+        team["ben"].override_block(ref, reason="  ")
+    team["ben"].override_block(ref, reason="checked")
+    team["cat"].override_block(ref, reason="checked too")
+    with pytest.raises(Conflict, match="already overridden"):
+        team["admin"].override_block(ref, reason="a third time")
+    # A re-run of the gate keeps the override for this content: it adds flags, not a block.
+    rerun = team["dan"].run_gate(ref)
+    assert rerun["verdict"] == "block" and team["admin"].contribution(ref)["gate_verdict"] == "review"
+    team["admin"].reject(ref, reason="changed our minds")
+    with pytest.raises(Conflict):
+        team["ben"].override_block(ref, reason="after rejection")
+
+
+def test_verify_catches_an_override_edited_behind_the_ledgers_back(team: dict[str, Ward], tmp_path: Path) -> None:
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    team["ben"].override_block(ref, reason="checked")
+    team["cat"].override_block(ref, reason="checked too")
+    assert team["admin"].verify().ok
+    db = sqlite3.connect(team["admin"].folder / "catalog.sqlite")
+    db.execute("UPDATE gate_overrides SET reason = 'nothing to see' WHERE step = 'requested'")
+    db.execute("DELETE FROM gate_overrides WHERE step = 'confirmed'")
+    db.commit()
+    db.close()
+    problems = {(p.kind, p.where.split()[0]) for p in team["admin"].verify().problems}
+    assert ("altered_row", "gate_overrides") in problems and ("missing_row", "gate_overrides") in problems

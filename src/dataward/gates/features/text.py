@@ -17,6 +17,16 @@ from dataward.gates.features.base import Featurizer, featurizer
 
 SVD_DIMS = 256
 """Dense text dimensions after SVD: bounded so neighbour search stays cheap at any vocabulary size."""
+MAX_TERMS = 20_000
+"""Most frequent word n-grams, and character n-grams, kept per column. The SVD's cost grows with the
+vocabulary, and a rare term cannot survive a reduction to a few hundred directions anyway (the label
+and trigger detectors read the raw text for those)."""
+SVD_FIT_DOCUMENTS = 3000
+"""Documents the SVD is fitted on (a random sample beyond that): the basis of a few hundred directions
+is stable long before, and the randomized SVD's cost grows with every document."""
+SVD_POWER_ITERATIONS = 3
+"""Power iterations of the randomized SVD (scikit-learn's default is 5): the leading directions, which
+are all the gate needs, converge in fewer."""
 
 
 def _texts(column: pa.ChunkedArray) -> list[str]:
@@ -42,18 +52,23 @@ class TfidfSvd(Featurizer):
         # (and so fake a drift), hence min_df=2 once there are enough documents.
         min_df = 2 if len(texts) >= 20 else 1
         self.word_ = TfidfVectorizer(
-            ngram_range=(1, 2), sublinear_tf=True, max_features=50_000, min_df=min_df, token_pattern=r"(?u)\b\w+\b"
+            ngram_range=(1, 2), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df, token_pattern=r"(?u)\b\w+\b"
         )
         self.char_ = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=50_000, min_df=min_df
+            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df
         )
         try:
             matrix = sparse.hstack([self.word_.fit_transform(texts), self.char_.fit_transform(texts)]).tocsr()
         except ValueError as exc:
             raise InputError(f"text column {self.column.name!r} holds no words to learn from: {exc}") from exc
         dims = min(SVD_DIMS, matrix.shape[1] - 1, max(2, matrix.shape[0] // 4))
-        self.svd_ = TruncatedSVD(dims, random_state=self.seed) if dims >= 2 else None
+        self.svd_ = (
+            TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=self.seed) if dims >= 2 else None
+        )
         if self.svd_ is not None:
+            if matrix.shape[0] > SVD_FIT_DOCUMENTS:
+                rows = np.random.default_rng(self.seed).choice(matrix.shape[0], SVD_FIT_DOCUMENTS, replace=False)
+                matrix = matrix[np.sort(rows)]
             self.svd_.fit(matrix)
         return self
 

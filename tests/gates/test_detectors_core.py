@@ -96,6 +96,24 @@ def test_policy_round_trip_and_errors():
     assert policy.config_hash() != GatePolicy().config_hash()
     with pytest.raises(InputError, match="unknown detector"):
         GatePolicy.from_dict({"options": {"nope": {}}})
+    with pytest.raises(InputError, match="unknown detector"):
+        GatePolicy.from_dict({"detectors": ["outliers", "nope"]})
+    with pytest.raises(InputError, match="unknown option"):
+        GatePolicy.from_dict({"options": {"outliers": {"neighbours": 3}}})
+
+
+def test_config_hash_pins_the_detector_set_and_versions(monkeypatch):
+    """Two runs share a config hash only when the same detectors, at the same versions, ran."""
+    from dataward.gates.base import registered
+
+    everything = GatePolicy()
+    assert everything.resolved_detectors() == {n: c.version for n, c in sorted(registered().items())}
+    before = everything.config_hash()
+    monkeypatch.setattr(registered()["outliers"], "version", "99")
+    assert everything.config_hash() != before
+
+
+def test_policy_alpha_bounds():
     with pytest.raises(InputError, match="alpha"):
         GatePolicy.from_dict({"alpha": 2})
     with pytest.raises(InputError, match="block_p"):

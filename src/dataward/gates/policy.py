@@ -125,6 +125,15 @@ class GatePolicy:
             "self_reference_folds": int(self.self_reference_folds),
         }
 
+    def resolved_detectors(self) -> dict[str, str]:
+        """The detectors this policy runs (all registered ones when it names none), name -> version."""
+        from dataward.gates.detectors import available
+
+        names = available()
+        return {name: names[name].version for name in sorted(self.detectors or names)}
+
     def config_hash(self) -> str:
-        """``json_hash`` of ``to_dict()``: identifies this configuration in the ledger."""
-        return json_hash(self.to_dict())
+        """``json_hash`` of ``to_dict()`` with the resolved detector names and versions folded in:
+        identifies this configuration in the ledger, so a gate run with another detector set or another
+        detector version never shares a hash with this one."""
+        return json_hash({**self.to_dict(), "resolved_detectors": self.resolved_detectors()})

@@ -110,20 +110,24 @@ def _scan(
             ref_index = stratified_sample(encode(base), policy.reference_size, rng)
             ref_table = take_rows(base.table, ref_index)
             fit_table = ref_table
+            sample = np.zeros(0, dtype=np.int64)
             if pipeline.learns_geometry:
                 # A vocabulary/SVD fitted on the reference alone makes reference rows look unlike any
                 # new row (faking drift and outliers). Fitting it, without labels, on reference and
                 # contribution together treats both sides alike.
-                sample = rng.choice(len(contrib), min(len(contrib), ref_index.shape[0]), replace=False)
+                sample = np.sort(rng.choice(len(contrib), min(len(contrib), ref_index.shape[0]), replace=False))
                 unlabelled = [c.name for c in schema.inputs]
                 fit_table = pa.concat_tables(
-                    [ref_table.select(unlabelled), take_rows(contrib.table, np.sort(sample)).select(unlabelled)]
+                    [ref_table.select(unlabelled), take_rows(contrib.table, sample).select(unlabelled)]
                 )
-            pipeline.fit(fit_table)
-            reference = GateData(pipeline.transform(ref_table), encode(base)[ref_index], ref_table)
-            contribution_data = GateData(
-                pipeline.transform(contrib.table), encode(contrib), contrib.table, detector_groups
-            )
+            # The fitted rows are featurized once: the reference first, then (when the sample is the
+            # whole contribution, in order) the contribution too.
+            fitted = pipeline.fit_transform(fit_table)
+            n_ref = ref_index.shape[0]
+            reference = GateData(fitted[:n_ref], encode(base)[ref_index], ref_table)
+            whole = sample.shape[0] == len(contrib)
+            contribution_features = fitted[n_ref:] if whole else pipeline.transform(contrib.table)
+            contribution_data = GateData(contribution_features, encode(contrib), contrib.table, detector_groups)
             context = GateContext(
                 schema,
                 classes,

@@ -34,6 +34,10 @@ class Featurizer(ABC):
     def transform(self, table: pa.Table) -> np.ndarray:
         """Vectors of every row of ``table[column]``, float32, shape ``(n, d)``."""
 
+    def fit_transform(self, table: pa.Table) -> np.ndarray:
+        """``fit(table).transform(table)``; featurizers that can reuse work between the two override it."""
+        return self.fit(table).transform(table)
+
     def values(self, table: pa.Table) -> pa.ChunkedArray:
         if self.column.name not in table.column_names:
             raise InputError(f"the table has no column {self.column.name!r}")

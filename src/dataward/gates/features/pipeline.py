@@ -46,12 +46,17 @@ class FeaturePipeline:
         return {f.column.name: f.name for f in self.featurizers}
 
     def fit(self, table: pa.Table) -> Self:
+        self.fit_transform(table)
+        return self
+
+    def fit_transform(self, table: pa.Table) -> np.ndarray:
+        """Fit on ``table`` and return its own vectors (what ``transform(table)`` would give), featurizing it once."""
         if table.num_rows == 0:
             raise InputError("cannot fit featurizers on an empty table")
         blocks = []
         self.scales_: list[float] = []
         for feat in self.featurizers:
-            block = feat.fit(table).transform(table)
+            block = feat.fit_transform(table)
             scale = float(np.mean(np.linalg.norm(block, axis=1))) if block.size else 1.0
             self.scales_.append(scale if scale > 0 else 1.0)
             blocks.append(block / self.scales_[-1])
@@ -62,7 +67,9 @@ class FeaturePipeline:
             if dims >= 2:
                 self.pca_ = PCA(dims, random_state=self.seed, svd_solver="randomized").fit(full)
         self.dims_ = int(self.pca_.n_components_) if self.pca_ is not None else int(full.shape[1])
-        return self
+        if self.pca_ is not None:
+            full = self.pca_.transform(full)
+        return np.ascontiguousarray(full, dtype=np.float32)
 
     def _all_embeddings(self) -> bool:
         # Supplied embeddings already have a meaningful geometry: keep them as they are.

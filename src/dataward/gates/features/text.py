@@ -47,6 +47,14 @@ class TfidfSvd(Featurizer):
     learns_geometry = True
 
     def fit(self, table: pa.Table) -> Self:
+        self._fit_matrix(table)
+        return self
+
+    def fit_transform(self, table: pa.Table) -> np.ndarray:
+        """Fit, and featurize the same texts without vectorizing them a second time."""
+        return self._reduce(self._fit_matrix(table))
+
+    def _fit_matrix(self, table: pa.Table) -> sparse.csr_matrix:
         texts = _texts(self.values(table))
         # Terms seen in a single document would make the fitted records look unlike any new one
         # (and so fake a drift), hence min_df=2 once there are enough documents.
@@ -66,15 +74,18 @@ class TfidfSvd(Featurizer):
             TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=self.seed) if dims >= 2 else None
         )
         if self.svd_ is not None:
+            sample = matrix
             if matrix.shape[0] > SVD_FIT_DOCUMENTS:
                 rows = np.random.default_rng(self.seed).choice(matrix.shape[0], SVD_FIT_DOCUMENTS, replace=False)
-                matrix = matrix[np.sort(rows)]
-            self.svd_.fit(matrix)
-        return self
+                sample = matrix[np.sort(rows)]
+            self.svd_.fit(sample)
+        return matrix
 
     def transform(self, table: pa.Table) -> np.ndarray:
         texts = _texts(self.values(table))
-        matrix = sparse.hstack([self.word_.transform(texts), self.char_.transform(texts)]).tocsr()
+        return self._reduce(sparse.hstack([self.word_.transform(texts), self.char_.transform(texts)]).tocsr())
+
+    def _reduce(self, matrix: sparse.csr_matrix) -> np.ndarray:
         dense = self.svd_.transform(matrix) if self.svd_ is not None else matrix.toarray()
         return _l2(np.asarray(dense))
 

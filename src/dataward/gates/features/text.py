@@ -21,10 +21,10 @@ MAX_TERMS = 20_000
 """Most frequent word n-grams, and character n-grams, kept per column. The SVD's cost grows with the
 vocabulary, and a rare term cannot survive a reduction to a few hundred directions anyway (the label
 and trigger detectors read the raw text for those)."""
-SVD_FIT_DOCUMENTS = 3000
+SVD_FIT_DOCUMENTS = 2000
 """Documents the SVD is fitted on (a random sample beyond that): the basis of a few hundred directions
 is stable long before, and the randomized SVD's cost grows with every document."""
-SVD_POWER_ITERATIONS = 3
+SVD_POWER_ITERATIONS = 2
 """Power iterations of the randomized SVD (scikit-learn's default is 5): the leading directions, which
 are all the gate needs, converge in fewer."""
 

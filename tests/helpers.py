@@ -32,11 +32,12 @@ def wine_schema_specs() -> tuple[str, list[str]]:
     return "cultivar", [f"{name}:numeric" for name in WINE_FEATURES]
 
 
-# The data-path tests exercise storage, not judgement: merges need no second person, and the gate
-# runs only its duplicate check, so no record of the (clean) test data waits for review.
-NO_APPROVALS_POLICY = "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\n"
+# The data-path tests exercise storage, not judgement: merges need no second person, the gate runs
+# only its duplicate check, so no record of the (clean) test data waits for review, and a first import
+# is judged against itself (the explicit opt-in; by default it needs a clean validation set).
+NO_APPROVALS_POLICY = "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
 # Governance tests keep the default approvals with the same light gate.
-LIGHT_GATE_POLICY = "gate:\n  detectors: [duplicates]\n"
+LIGHT_GATE_POLICY = "gate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
 
 
 _REVIEWERS: dict[str, object] = {}

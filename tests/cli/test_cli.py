@@ -32,7 +32,7 @@ def cli_ward(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     args = ["dataset", "create", "wine", "--label", label, *(part for s in specs for part in ("--input", s))]
     assert run(ward, *args).returncode == 0
     policy = root / "policy.yaml"
-    policy.write_text("approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\n")
+    policy.write_text("approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n")
     assert run(ward, "policy", "set", "wine", str(policy)).returncode == 0
     return ward, root
 
@@ -99,3 +99,20 @@ def test_human_output_is_tables_not_logs(cli_ward: tuple[Path, Path]) -> None:
 def test_no_ward_names_the_fix(tmp_path: Path) -> None:
     result = run(tmp_path / "missing", "versions", "wine")
     assert result.returncode == 3 and "dataward init" in result.stderr
+
+
+def test_first_import_without_validation_set_is_refused_and_names_the_fix(tmp_path: Path) -> None:
+    ward = tmp_path / "w"
+    assert run(ward, "init").returncode == 0
+    label, specs = wine_schema_specs()
+    assert (
+        run(ward, "dataset", "create", "wine", "--label", label, *(p for s in specs for p in ("--input", s))).returncode
+        == 0
+    )
+    path = write_csv(tmp_path / "a.csv", wine_rows(0, 20))
+    result = run(ward, "contribute", "wine", str(path), "--source", "s", "--json")
+    assert result.returncode == 6
+    error = json.loads(result.stdout)
+    assert error["error"] == "policy_violation" and "--validation-for wine" in error["hint"]
+    override = run(ward, "gate", "override", "wine#1", "--reason", "r")
+    assert override.returncode == 3 and "no contribution" in override.stderr

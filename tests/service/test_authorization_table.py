@@ -59,8 +59,14 @@ def wards(tmp_path_factory: pytest.TempPathFactory) -> dict[Role, tuple[Ward, Pa
         admin, _ = Ward.init(root / "ward")
         admin.create_dataset("ds", Schema.parse(label, specs))
         admin.create_dataset("ds-val", Schema.parse(label, specs), validation_for="ds")
-        admin.set_policy("ds", LIGHT_GATE_POLICY)
-        first = admin.contribute("ds", write_csv(root / "a.csv", wine_rows(0, 30, shuffled=True)), source="a")
+        # The first import is judged against the clean validation set. A trusted record's inputs under
+        # another label, at a permissive alpha (78 trusted records cannot resolve 1%), give the queue an item.
+        admin.set_policy("ds", "gate:\n  detectors: [duplicates]\n  alpha: 0.2\n")
+        trusted = wine_rows(100, 178, shuffled=True)
+        admin.merge(admin.contribute("ds-val", write_csv(root / "v.csv", trusted), source="curated")["ref"])
+        batch = wine_rows(0, 30, shuffled=True)
+        batch.append({**trusted[0], "cultivar": (int(trusted[0]["cultivar"]) + 1) % 3})
+        first = admin.contribute("ds", write_csv(root / "a.csv", batch), source="a")
         admin.create_principal("approver")
         admin.grant("approver", "approver", "dataset:ds")
         admin.as_key(admin.issue_key("approver")["key"]).approve(first["ref"], reason="checked")

@@ -154,7 +154,9 @@ def register(app: typer.Typer) -> None:
                 from dataward.cli.gate_commands import show_report
 
                 show_report(info["gate"], top=5)
-                if html:
+                if html and info["gate"]["mode"] == "removal":
+                    console.print("no HTML report: the contribution only removes records")
+                elif html:
                     console.print(f"HTML report written to {escape(str(html))}")
         if "gate" in info:
             raise typer.Exit({"pass": 0, "review": 8, "block": 9}[info["gate"]["verdict"]])

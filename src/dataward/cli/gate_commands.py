@@ -35,12 +35,24 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         f"{report['mode']} mode)"
     )
     tree = Tree(head)
-    if report["mode"] == "self-reference":
-        # The first import has nothing trusted to be compared with: say what that means.
+    trusted = report.get("trusted") or {}
+    if trusted.get("kind") in ("validation-set", "self-reference", "removal"):
+        # Say what this run trusted when it is not the training version (a first import, a removal).
+        colour = "yellow" if trusted["kind"] == "self-reference" else "cyan"
+        tree.add(f"[{colour}]{escape(trusted['note'])}[/{colour}]")
+    elif report["mode"] == "self-reference":
         tree.add(
             "[yellow]self-reference mode: no trusted baseline yet, so this batch was judged only against "
             "itself; a first import must be curated by hand (and a clean validation set helps)[/yellow]"
         )
+    removals = report.get("removals")
+    if removals:
+        node = tree.add(f"removal: {styled(removals['verdict'], VERDICT_STYLE)}, {escape(removals['summary'])}")
+        for change in removals.get("validation", [])[:1]:
+            node.add(
+                f"clean-validation accuracy {change['accuracy_with']:.3f} with the removed records, "
+                f"{change['accuracy_without']:.3f} without (McNemar p={change['p_value']:.2g})"
+            )
     reasons = tree.add("reasons")
     for reason in report["reasons"] or ["no detector found evidence of poisoning"]:
         reasons.add(escape(reason))
@@ -100,7 +112,9 @@ def register(app: typer.Typer) -> None:
             emit_json(report)
         else:
             show_report(report)
-            if html:
+            if html and report["mode"] == "removal":
+                console.print("no HTML report: the contribution only removes records")
+            elif html:
                 console.print(f"HTML report written to {escape(str(html))}")
         raise typer.Exit({"pass": 0, "review": 8, "block": 9}[report["verdict"]])
 

@@ -130,11 +130,11 @@ class ApprovalCases(WardCore):
 
 
 def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
-    """A merge of a contribution that adds records needs a gate verdict other than block, no record
-    still awaiting review, and the policy's approvals bound to the current content."""
+    """A merge needs a gate verdict other than block (removals are gated too), no record still
+    awaiting review, and the policy's approvals bound to the current content."""
     policy = dataset_policy(ds)
     problems = []
-    if c.gate_verdict is None and c.added_count > 0:
+    if c.gate_verdict is None:
         problems.append("no gate has run on it")
     if c.gate_verdict == "block":
         raise PolicyViolation(
@@ -167,8 +167,6 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
     facts = []
     for cid in json.loads(version.contributions):
         c = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-        # A removal-only contribution adds nothing to scan; its approvals still count.
-        verdict = c.gate_verdict if c.added_count > 0 else (c.gate_verdict or "pass")
         facts.append(
             ContributionFacts(
                 f"{ds.name}#{c.number}",
@@ -176,7 +174,7 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
                 c.submitted_by,
                 submitter_owner(c),
                 tuple(_approvals_of(uc.conn, c.id)),
-                verdict,
+                c.gate_verdict,
             )
         )
     decision = can_promote(

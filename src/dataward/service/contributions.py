@@ -22,6 +22,7 @@ from dataward.io import read_record_ids, read_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import WardCore, close_pending_reviews, new_id
+from dataward.service.first_import import first_import_refusal
 from dataward.service.recordstore import (
     ids_table,
     manifest_ids,
@@ -80,8 +81,11 @@ class ContributionCases(WardCore):
         table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``.
 
         The file is read and validated before anything is stored; a malformed file stores nothing.
-        With ``gate``, the dataset's gate then runs on it (result under ``"gate"``; ``html`` writes
-        the readable report). ``progress`` is told which step is running.
+        With ``gate``, the dataset's gate then runs on it, on the added and the removed records alike
+        (result under ``"gate"``; ``html`` writes the readable report of the additions). Before the
+        dataset has a training version, additions are judged against its clean validation set; with
+        neither, the submission is refused (``PolicyViolation``) unless the policy opts in to
+        ``first_import: self-reference``. ``progress`` is told which step is running.
         """
         step = progress or (lambda _text: None)
         if not source:
@@ -120,6 +124,11 @@ class ContributionCases(WardCore):
         step(f"storing {len(added)} records and signing the contribution")
         with self.use_case(action, scope) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
+            if gate and added and action is Action.CONTRIBUTION_SUBMIT:
+                # Refuse before storing anything when the gate would have nothing trusted to judge by.
+                refusal = first_import_refusal(uc.conn, ds)
+                if refusal is not None:
+                    raise refusal
             base = rows.latest_version(uc.conn, ds.id)
             if removed:
                 present = set(manifest_ids(self.store, base.manifest_object)) if base else set()
@@ -194,7 +203,7 @@ class ContributionCases(WardCore):
             info = contribution_info(row, dataset, uc.caller.principal_name)
             info["new_records"] = new_count
             info["source_uri"] = source
-        if gate and action is Action.CONTRIBUTION_SUBMIT and added:
+        if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             try:
                 info["gate"] = self._run_gate(cid, html=html, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]

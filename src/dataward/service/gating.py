@@ -21,8 +21,10 @@ from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import WardCore, new_id
+from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, manifest_ids, read_ids_and_rows
+from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 
 REVIEW_DECISIONS = ("accept", "reject")
 VERDICT_ORDER = ("pass", "review", "block")
@@ -90,12 +92,46 @@ class GateCases(WardCore):
         }
 
     def _gate_inputs(self, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
-        """The trusted inputs plus the contribution (with its file rows) and its grouping."""
+        """The trusted inputs plus the contribution's added records (with their file rows and grouping)
+        and its removal (``removal``, None when it removes nothing).
+
+        ``trusted`` says what the additions are judged against: the training version, or before there
+        is one the clean validation set (see ``first_import``). ``clean_validation`` is the whole
+        validation set, which the removal's accuracy check uses.
+        """
         inputs = self._trusted_inputs(conn, ds)
         schema = inputs["schema"]
+        inputs["clean_validation"] = inputs["validation"]
+        inputs["removal"] = removal_inputs(conn, self.store, contribution, schema)
         ids, file_rows = read_ids_and_rows(self.store, contribution.added_object)
         if not ids:
-            raise InputError("this contribution adds no records: there is nothing for the gate to scan")
+            if inputs["removal"] is None:
+                raise InputError("this contribution neither adds nor removes records: there is nothing to judge")
+            inputs["contribution"] = inputs["groups"] = None
+            inputs["trusted"] = {
+                "kind": "removal",
+                "version": inputs["removal"]["base_version"],
+                "records": inputs["removal"]["baseline"].num_rows,
+                "held_out": 0 if inputs["validation"] is None else inputs["validation"].num_rows,
+                "note": "a removal is judged against the version it removes records from",
+            }
+            return inputs
+        if inputs["baseline"] is None:
+            refusal = first_import_refusal(conn, ds)
+            if refusal is not None:
+                raise refusal
+            seed = int(_gate_policy(ds).get("seed", 0))
+            inputs["baseline"], inputs["validation"], inputs["trusted"] = trusted_for_first_import(
+                inputs["validation"], schema.label, seed
+            )
+        else:
+            inputs["trusted"] = {
+                "kind": "training",
+                "version": inputs["baseline_version"],
+                "records": inputs["baseline"].num_rows,
+                "held_out": 0 if inputs["validation"] is None else inputs["validation"].num_rows,
+                "note": "judged against the training version and the clean validation set",
+            }
         table = load_records(conn, self.store, ids, schema)
         table = table.append_column("row", pa.array(file_rows, type=pa.int64()))
         source = conn.execute(select(sources.c.uri).where(sources.c.id == contribution.source_id)).scalar()
@@ -120,7 +156,7 @@ class GateCases(WardCore):
     def _run_gate(self, contribution_ref: str, *, html: str | Path | None, action: Action) -> dict[str, Any]:
         """``run_gate`` under ``action``: reviewers run gates; a submission runs its own gate as part of
         ``contribution.submit``, so every contribution is judged without anyone having to ask."""
-        from dataward.gates import scan
+        from dataward.gates import GatePolicy, scan
         from dataward.gates.report import extras_json
 
         with self.db.reading() as conn:
@@ -133,18 +169,26 @@ class GateCases(WardCore):
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             inputs = self._gate_inputs(uc.conn, ds, c)
-        report = scan(
-            inputs["baseline"],
-            inputs["contribution"],
-            inputs["schema"],
-            inputs["validation"],
-            _gate_policy(ds),
-            first_baseline=inputs["first_baseline"],
-            groups=inputs["groups"],
-        )
-        data = report.to_dict()
+        gate_policy = GatePolicy.from_dict(_gate_policy(ds))
+        report, extras, data = None, {}, {}
+        if inputs["contribution"] is not None:
+            report = scan(
+                inputs["baseline"],
+                inputs["contribution"],
+                inputs["schema"],
+                inputs["validation"],
+                gate_policy,
+                first_baseline=inputs["first_baseline"],
+                groups=inputs["groups"],
+            )
+            data, extras = report.to_dict(), extras_json(report)
+        if inputs["removal"] is not None:
+            # Removing records is judged too; with additions, the worse verdict wins.
+            removal = judge_removal(inputs["removal"], inputs["schema"], inputs["clean_validation"], gate_policy)
+            data = with_removal(data, removal) if report is not None else removal_only_report(removal, gate_policy)
+        data["trusted"] = inputs["trusted"]
         # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
-        report_object = self.store.put(canonical_json({**data, "extras": extras_json(report)}))
+        report_object = self.store.put(canonical_json({**data, "extras": extras}))
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
             before = c.gate_verdict
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
@@ -152,7 +196,7 @@ class GateCases(WardCore):
                 raise Conflict(f"another gate run on {ds.name}#{c.number} finished first", hint="run it again")
             # A re-run never lowers a verdict: the worst one a contribution ever had stands. A block that
             # two principals overrode stays overridden for this content: a re-run adds flags, not a block.
-            verdict = max(report.verdict, c.gate_verdict or "pass", key=VERDICT_ORDER.index)
+            verdict = max(data["verdict"], c.gate_verdict or "pass", key=VERDICT_ORDER.index)
             if verdict == "block" and is_overridden(uc.conn, c):
                 verdict = "review"
             run_id = new_id("gr")
@@ -162,7 +206,7 @@ class GateCases(WardCore):
                     "gate_runs",
                     id=run_id,
                     contribution_id=c.id,
-                    verdict=report.verdict,
+                    verdict=data["verdict"],
                     config_hash=data["config_hash"],
                     report_object=report_object,
                     baseline_version=inputs["baseline_version"],
@@ -197,7 +241,7 @@ class GateCases(WardCore):
                 "gate.completed",
                 {"dataset": ds.id, "contribution": c.id, "gate_run": run_id},
                 {
-                    "verdict": report.verdict,
+                    "verdict": data["verdict"],
                     "contribution_verdict": verdict,
                     "reasons": data["reasons"],
                     "mode": data["mode"],
@@ -208,11 +252,15 @@ class GateCases(WardCore):
                     },
                     "counts": data["counts"],
                     "baseline_version": inputs["baseline_version"],
+                    "trusted": {k: v for k, v in inputs["trusted"].items() if k != "note"},
+                    "removals": None
+                    if "removals" not in data
+                    else {k: data["removals"][k] for k in ("verdict", "reasons", "removed", "total", "summary")},
                     "report": report_object,
                 },
                 changes,
             )
-        if html is not None:
+        if html is not None and report is not None:
             from dataward.gates.html import render_html
 
             Path(html).write_text(render_html(report, title=f"Gate report: {ds.name}#{c.number}"), "utf-8")
@@ -249,6 +297,8 @@ class GateCases(WardCore):
                 if c.dataset_id != ds.id:
                     raise InputError(f"contribution {contribution_ref} does not belong to {dataset!r}")
                 inputs = self._gate_inputs(uc.conn, ds, c)
+                if inputs["contribution"] is None:
+                    raise InputError(f"contribution {contribution_ref} adds no records to plant canaries in")
                 clean, baseline = inputs["contribution"].drop_columns(["row"]), inputs["baseline"]
             else:
                 inputs = self._trusted_inputs(uc.conn, ds)

@@ -1,0 +1,80 @@
+"""The first import is judged against the clean validation set; with none, it is refused unless the
+dataset's owner opted in to self-reference mode, a recorded policy choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataward.domain.errors import AccessDenied, InputError, PolicyViolation
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import wine_rows, wine_schema_specs, write_csv
+
+LIGHT = "gate:\n  detectors: [duplicates]\n"
+
+
+@pytest.fixture
+def ward(tmp_path: Path) -> Ward:
+    w, _ = Ward.init(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    w.create_dataset("wine", Schema.parse(label, specs))
+    w.create_dataset("wine-val", Schema.parse(label, specs), validation_for="wine")
+    return w
+
+
+def test_no_validation_set_and_no_training_version_is_refused_before_storing(ward: Ward, tmp_path: Path) -> None:
+    seq = ward.ledger_head()["seq"]
+    with pytest.raises(PolicyViolation) as refused:
+        ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 40)), source="s")
+    assert "no clean validation set" in refused.value.message
+    assert "--validation-for wine" in (refused.value.hint or "")
+    assert "first_import: self-reference" in (refused.value.hint or "")
+    assert ward.contributions("wine") == []
+    events = ward.ledger(newest_first=False)
+    assert [e["type"] for e in events if e["seq"] > seq] == ["access.denied"]
+    # Stored without a gate, it still cannot be gated (nor merged) until there is something to trust.
+    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 40)), source="s", gate=False)
+    with pytest.raises(PolicyViolation, match="no clean validation set"):
+        ward.run_gate(c["ref"])
+
+
+def test_the_self_reference_opt_in_is_an_owners_recorded_choice(ward: Ward, tmp_path: Path) -> None:
+    ward.create_principal("rita")
+    ward.grant("rita", "reviewer", "dataset:wine")
+    rita = ward.as_key(ward.issue_key("rita")["key"])
+    with pytest.raises(AccessDenied):
+        rita.set_policy("wine", "first_import: self-reference\n")
+    with pytest.raises(InputError, match="first_import"):
+        ward.set_policy("wine", "first_import: trust-me\n")
+    ward.set_policy("wine", LIGHT + "first_import: self-reference\n")
+    assert ward.ledger(types=["policy.set"])[0]["payload"]["policy"]["first_import"] == "self-reference"
+    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 40, shuffled=True)), source="s")
+    assert c["gate"]["mode"] == "self-reference" and c["gate"]["trusted"]["kind"] == "self-reference"
+    assert "opted in" in c["gate"]["trusted"]["note"]
+
+
+def test_a_validation_set_is_halved_into_baseline_and_held_out(ward: Ward, tmp_path: Path) -> None:
+    ward.set_policy("wine", LIGHT)
+    rows = wine_rows(shuffled=True)
+    ward.merge(ward.contribute("wine-val", write_csv(tmp_path / "v.csv", rows[:110]), source="curated")["ref"])
+    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", rows[110:]), source="s")
+    trusted = c["gate"]["trusted"]
+    assert c["gate"]["mode"] == "baseline" and trusted["kind"] == "validation-set"
+    # Stratified: each class's odd record goes to the baseline half.
+    assert trusted["records"] + trusted["held_out"] == 110 and 0 <= trusted["records"] - trusted["held_out"] <= 3
+    event = ward.ledger(types=["gate.completed"])[0]["payload"]
+    assert event["trusted"] == {k: trusted[k] for k in ("kind", "records", "held_out")}
+
+
+def test_a_heavily_poisoned_first_batch_no_longer_passes(ward: Ward, tmp_path: Path) -> None:
+    rows = wine_rows(shuffled=True)
+    ward.merge(ward.contribute("wine-val", write_csv(tmp_path / "v.csv", rows[:70]), source="curated")["ref"])
+    batch = rows[70:]
+    for i in np.random.default_rng(0).choice(len(batch), int(len(batch) * 0.3), replace=False):
+        batch[i]["cultivar"] = (int(batch[i]["cultivar"]) + 1) % 3  # 30% of the labels flipped
+    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", batch), source="s")
+    assert c["gate"]["trusted"]["kind"] == "validation-set" and c["gate"]["trusted"]["held_out"] == 0
+    assert c["gate"]["verdict"] in ("review", "block"), c["gate"]["reasons"]

@@ -8,6 +8,7 @@ method raised on some case (the error is in the JSON and the tables), 2 on bad a
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,43 @@ from threadpoolctl import threadpool_limits
 from benchmarks import report
 from benchmarks.runner import SUITES, run_suite, suite
 from dataward.domain.errors import InputError
+
+DEFAULT_MEMORY_GB = 10.0
+"""The benchmark runs on a shared machine: one runaway detector must not take every other job down."""
+
+
+def limit_memory(gigabytes: float) -> tuple[int, int]:
+    """Lower this process's address-space limit to ``gigabytes`` (never raise it); returns the limits
+    it had, to restore."""
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    soft, hard = before
+    want = int(gigabytes * 1e9)
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    if soft == resource.RLIM_INFINITY or want < soft:
+        resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    return before
+
+
+def _names(value: str) -> list[str]:
+    return [] if value.strip() == "none" else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse_fixed_count(value: str) -> tuple[str, int, int]:
+    """``kind:count:size`` as a fixed-count case."""
+    try:
+        kind, count, size = value.split(":")
+        return kind, int(count), int(size)
+    except ValueError as exc:
+        raise InputError(f"a fixed-count case is kind:count:size, not {value!r}") from exc
+
+
+def count_errors(results: dict) -> int:
+    """Method runs that raised, over every part of a run."""
+    entries = [
+        e for key in ("attacks", "heldout_attacks", "clean", "benign", "fixed_counts") for e in results.get(key, [])
+    ]
+    return sum("error" in m for e in entries for m in e["methods"].values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +70,29 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--methods", help="comma-separated subset of methods")
     run.add_argument("--attacks", help="comma-separated subset of attacks")
     run.add_argument("--clean", type=int, help="clean contributions per dataset (default: the suite's)")
+    run.add_argument("--benign", help="comma-separated benign situations, or 'none' (default: the suite's)")
+    run.add_argument(
+        "--fixed-counts",
+        help="comma-separated kind:count:size fixed-count cases (e.g. text_trigger:25:5000), or 'none' "
+        "(default: the suite's)",
+    )
+    run.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=DEFAULT_MEMORY_GB,
+        help="address-space limit of the run; a method that needs more fails on that case with MemoryError, "
+        "recorded as an error, and the run goes on (0: no limit)",
+    )
     args = parser.parse_args(argv)
+    before = limit_memory(args.max_memory_gb) if args.max_memory_gb > 0 else None
+    try:
+        return _run(args, argv)
+    finally:
+        if before is not None:
+            resource.setrlimit(resource.RLIMIT_AS, before)
 
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     console = Console()
     # One BLAS/OpenMP thread: methods are timed one after another on a shared machine, and
     # oversubscribed thread pools would make every timing noise.
@@ -43,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.clean < 0:
                 raise InputError("--clean must be zero or more")
             spec = replace(spec, clean_per_dataset=args.clean)
+        if args.benign is not None:
+            spec = replace(spec, benign=_names(args.benign))
+        if args.fixed_counts is not None:
+            spec = replace(spec, fixed_counts=[parse_fixed_count(c) for c in _names(args.fixed_counts)])
         with threadpool_limits(1):
             results = run_suite(
                 spec,
@@ -61,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_docs(results, report.markdown(results, plot), args.docs)
     report.console_table(results, console)
     console.print(f"figures: {json_path}" + (f", plot: {plot}" if plot else ""))
-    errors = sum(s["errors"] for s in results["summary"].values())
+    errors = count_errors(results)
     if errors:
         console.print(f"{errors} method run(s) failed; see the JSON for tracebacks", style="red")
         return 1

@@ -17,6 +17,7 @@ from benchmarks.data import REPO
 
 DOCS = REPO / "docs" / "benchmarks.md"
 RESULTS = REPO / "benchmarks" / "results"
+MAKE_TARGETS = {"full": " (`make bench`)", "quick": " (`make bench-quick`)", "scale": " (`make bench-scale`)"}
 
 
 def markers(suite: str) -> tuple[str, str]:
@@ -62,6 +63,13 @@ def _cell(m: dict[str, Any]) -> str:
         return "error"
     det = {"block": "B", "review": "R"}.get(m["verdict"], "-")
     return f"{_f(m['recall_at_1pct_fpr'])} / {_f(m['auroc'])} / {det}"
+
+
+def _flag_cell(m: dict[str, Any]) -> str:
+    """Flag precision / clean-record flag rate at the method's own threshold."""
+    if "error" in m:
+        return "error"
+    return f"{_f(m.get('precision'))} / {_f(m.get('fpr'), 3)}"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -135,18 +143,202 @@ def shortfalls(results: dict[str, Any], method: str = "dataward", asr_margin: fl
         if m and "error" not in m and m["detected"]:
             reason = m["reasons"][0] if m["reasons"] else "no reason given"
             notes.append(f"{c['case']['name']} (clean): verdict {m['verdict']}: {reason}")
+    for b in results.get("benign", []):
+        m = b["methods"].get(method, {})
+        if m and "error" not in m and m["verdict"] == "block":
+            reason = m["reasons"][0] if m["reasons"] else "no reason given"
+            group = "held-out" if b["situation"]["group"] == "heldout" else "tuning"
+            notes.append(f"{b['situation']['name']} (benign, {group} set): **blocked**: {_short(reason)}")
     return notes
+
+
+def _short(text: str, limit: int = 220) -> str:
+    text = " ".join(str(text).split()).replace("|", "/")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _attack_tables(entries: list[dict[str, Any]], methods: list[str]) -> list[str]:
+    """The per-record table (recall at 1% FPR / AUROC / verdict) and the flag table beside it."""
+    rows = [[_attack_label(a)] + [_cell(a["methods"].get(n, {"error": "not run"})) for n in methods] for a in entries]
+    flag_rows = [
+        [_attack_label(a)] + [_flag_cell(a["methods"].get(n, {"error": "not run"})) for n in methods] for a in entries
+    ]
+    return [
+        _md_table(["attack (poisoned/records)", *methods], rows),
+        "",
+        "Flags at each method's own threshold: **flag precision / clean-record flag rate** (the share of flagged "
+        "records that are poisoned, and the share of the contribution's clean records that are flagged).",
+        "",
+        _md_table(["attack (poisoned/records)", *methods], flag_rows),
+        "",
+    ]
+
+
+def _downstream_table(entries: list[dict[str, Any]], methods: list[str]) -> str:
+    rows = []
+    for a in entries:
+        refs = a["references"]
+        cells = [_attack_label(a)]
+        for ref in ("no_defence", "clean_only"):
+            d = refs.get(ref, {})
+            cells.append(f"{_f(d.get('attack_success'))} / {_f(d.get('clean_accuracy'))}")
+        for n in methods:
+            d = a["methods"].get(n, {}).get("downstream", {})
+            cells.append(f"{_f(d.get('attack_success'))} / {_f(d.get('clean_accuracy'))}" if d else "error")
+        rows.append(cells)
+    return _md_table(["attack", "no defence", "clean only", *methods], rows)
+
+
+def benign_section(results: dict[str, Any], method: str = "dataward") -> list[str]:
+    """The benign-shift tables, tuning set and held-out set apart."""
+    entries = results.get("benign", [])
+    if not entries:
+        return []
+    parts = [
+        "### Benign shifts: clean data that is new",
+        "",
+        "Clean, correctly labelled contributions that differ from the trusted baseline in one realistic way "
+        "(`benchmarks/shifts/`), each scanned with its clean validation set. The verdict may be `pass` or "
+        "`review`; a `block` is a **failure**. *Flagged* is the share of the contribution's records flagged "
+        "(all of them clean). The held-out set (`benchmarks/shifts/heldout.py`) is never tuned on.",
+        "",
+    ]
+    for group, title in (("tuning", "Tuning set"), ("heldout", "Held-out set (never tuned on)")):
+        rows = []
+        for b in entries:
+            sit = b["situation"]
+            if sit["group"] != group:
+                continue
+            m = b["methods"].get(method)
+            if m is None:
+                continue
+            if "error" in m:
+                rows.append([sit["name"], sit["kind"], sit["dataset"], "", "error", "-", _short(m["error"])])
+                continue
+            verdict = "**block (failure)**" if m["verdict"] == "block" else m["verdict"]
+            reasons = "; ".join(_short(r, 160) for r in m.get("reasons", [])[:2]) or "-"
+            rows.append(
+                [
+                    sit["name"],
+                    sit["kind"],
+                    f"{sit['dataset']}: {_short(sit['description'], 140)}",
+                    f"{sit['baseline']} / {sit['contribution']}",
+                    verdict,
+                    _f(m.get("flagged_share"), 3),
+                    reasons,
+                ]
+            )
+        if not rows:
+            continue
+        blocked = sum("block" in r[4] for r in rows)
+        parts += [
+            f"#### {title}: {blocked} of {len(rows)} blocked",
+            "",
+            _md_table(
+                ["situation", "kind", "data", "baseline / contribution", "verdict", "flagged", "first reasons"], rows
+            ),
+            "",
+        ]
+    return parts
+
+
+def fixed_count_section(results: dict[str, Any]) -> list[str]:
+    """The fixed-count table: per case, every method's recall at 1% FPR, AUROC, flag precision, clean
+    flag rate, verdict and seconds."""
+    entries = results.get("fixed_counts", [])
+    if not entries:
+        return []
+    methods = [n for n in results["methods"] if any(n in e["methods"] for e in entries)]
+    header = ["case (poisoned/records)"]
+    for n in methods:
+        header += [f"{n} R@1%", "AUROC", "precision", "clean flag rate", "verdict", "s"]
+    rows = []
+    for e in entries:
+        cells = [_attack_label(e)]
+        for n in methods:
+            m = e["methods"].get(n, {"error": "not run"})
+            if "error" in m:
+                cells += ["error", "", "", "", "", ""]
+                continue
+            cells += [
+                _f(m["recall_at_1pct_fpr"]),
+                _f(m["auroc"]),
+                _f(m["precision"]),
+                _f(m["fpr"], 4),
+                m["verdict"],
+                _f(m["seconds"], 1),
+            ]
+        rows.append(cells)
+    baseline = entries[0]["case"]["baseline"]
+    errors = [
+        f"- {e['case']['name']}: {n} failed: {_short(m['error'])}"
+        for e in entries
+        for n, m in e["methods"].items()
+        if "error" in m
+    ]
+    return [
+        "### Small fixed counts",
+        "",
+        "25, 50 and 100 poisoned records inside contributions of 5,000 and 50,000 "
+        "(`benchmarks/attacks/fixed_counts.py`): a rare-token text trigger and random label flips on recombined "
+        "man-page lines, the scaled BadNets patch on "
+        f"32x32 colour photo crops. Every case has a baseline of {baseline} records whatever the contribution size. "
+        "Recall must not depend on the poison *rate*. Peers have no verdict (see above).",
+        "",
+        _md_table(header, rows),
+        "",
+        *errors,
+        *([""] if errors else []),
+    ]
+
+
+def timing_section(results: dict[str, Any], method: str = "dataward", peer: str = "cleanlab_label_issues") -> list[str]:
+    """Seconds per dataward detector on each case, beside the peer's time on the same batch."""
+    entries = [
+        e
+        for key in ("attacks", "heldout_attacks", "fixed_counts")
+        for e in results.get(key, [])
+        if "timings" in e["methods"].get(method, {}).get("extra", {})
+    ]
+    if not entries:
+        return []
+    detectors = sorted({d for e in entries for d in e["methods"][method]["extra"]["timings"]})
+    rows = []
+    for e in entries:
+        m = e["methods"][method]
+        timings = m["extra"]["timings"]
+        other = e["methods"].get(peer, {})
+        ratio = m["seconds"] / other["seconds"] if other.get("seconds") else float("nan")
+        rows.append(
+            [_attack_label(e)]
+            + [_f(timings.get(d), 2) if d in timings else "-" for d in detectors]
+            + [_f(m["seconds"], 1), _f(other.get("seconds"), 1), _f(ratio, 1)]
+        )
+    return [
+        f"### Seconds per detector ({method}) beside {peer}",
+        "",
+        f'Wall time of each detector inside `scan` (the report\'s `extras["timings"]`), the whole `scan` call '
+        f"(features, calibration and report included) and {peer} on the same batch, in the same process, one BLAS "
+        "thread, on a shared 2-core machine (other jobs running: the figures are noisy).",
+        "",
+        _md_table(["case", *detectors, f"{method} total", peer, "ratio"], rows),
+        "",
+    ]
 
 
 def markdown(results: dict[str, Any], plot: Path | None) -> str:
     """The Markdown section for docs/benchmarks.md."""
     methods = results["methods"]
     m = results["machine"]
-    title = "full suite" if results["suite"] == "full" else f"{results['suite']} suite (CI smoke test)"
+    title = {
+        "full": "full suite",
+        "quick": "quick suite (CI smoke test)",
+        "scale": "scale suite (every fixed-count case)",
+    }.get(results["suite"], f"{results['suite']} suite")
     parts = [
         f"## Attacks against the gates: {title}",
         "",
-        f"- command: `{results['command'].strip()}` (or `make bench`/`make bench-quick`), seed {results['seed']}",
+        f"- command: `{results['command'].strip()}`{MAKE_TARGETS.get(results['suite'], '')}, seed {results['seed']}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}",
         f"- date: {results['date']}; total time {results['seconds']:.0f} s",
     ]
@@ -160,83 +352,107 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         "of their own; they *detect* a contribution when they flag a larger share of it than of the baseline "
         "(one-sided Fisher exact test, p < 0.01), and detected peers are shown as R.",
         "",
-        "### Per record and per contribution",
-        "",
     ]
-    rows = [
-        [_attack_label(a)] + [_cell(a["methods"].get(n, {"error": "not run"})) for n in methods]
-        for a in results["attacks"]
-    ]
-    parts += [_md_table(["attack (poisoned/records)", *methods], rows), ""]
+    if results["attacks"]:
+        parts += ["### Per record and per contribution", ""]
+        parts += _attack_tables(results["attacks"], methods)
 
-    parts += [
-        "### Downstream: attack success rate / clean accuracy",
-        "",
-        "The downstream model (MLP on pixels, TF-IDF + logistic regression (by SGD) on text, random forest on tabular "
-        "columns) is trained on the baseline plus what each method lets through: every record it does not flag, "
-        "or nothing at all when dataward blocks the contribution. Attack success is the share of triggered test "
-        "inputs (source-class inputs for targeted flips) predicted as the attacker's target.",
-        "",
-    ]
-    rows = []
-    for a in results["attacks"]:
-        refs = a["references"]
-        cells = [_attack_label(a)]
-        for ref in ("no_defence", "clean_only"):
-            d = refs.get(ref, {})
-            cells.append(f"{_f(d.get('attack_success'))} / {_f(d.get('clean_accuracy'))}")
+        parts += [
+            "### Downstream: attack success rate / clean accuracy",
+            "",
+            "The downstream model (MLP on pixels, TF-IDF + logistic regression (by SGD) on text, random forest on "
+            "tabular columns) is trained on the baseline plus what each method lets through: every record it does "
+            "not flag, or nothing at all when dataward blocks the contribution. Attack success is the share of "
+            "triggered test inputs (source-class inputs for targeted flips) predicted as the attacker's target.",
+            "",
+        ]
+        parts += [_downstream_table(results["attacks"], methods), ""]
+
+        parts += ["### Summary per method", ""]
+        rows = []
         for n in methods:
-            d = a["methods"].get(n, {}).get("downstream", {})
-            cells.append(f"{_f(d.get('attack_success'))} / {_f(d.get('clean_accuracy'))}" if d else "error")
-        rows.append(cells)
-    parts += [_md_table(["attack", "no defence", "clean only", *methods], rows), ""]
-
-    parts += ["### Summary per method", ""]
-    rows = []
-    for n in methods:
-        s = results["summary"][n]
-        rows.append(
+            s = results["summary"][n]
+            rows.append(
+                [
+                    n,
+                    _f(s["mean_auroc"]),
+                    _f(s["mean_recall_at_1pct_fpr"]),
+                    _f(s["mean_recall_at_5pct_fpr"]),
+                    _f(s["mean_precision"]),
+                    _f(s.get("mean_attack_fpr"), 3),
+                    f"{s['detected']}/{s['attacks_run']}",
+                    f"{s['false_alarms']}/{s['clean_runs']}",
+                    f"{s['false_blocks']}/{s['clean_runs']}",
+                    _f(s["mean_clean_fpr"], 3),
+                    _f(s["mean_attack_success"]),
+                    _f(s["mean_seconds"], 1),
+                    _f(s["max_peak_mb"], 0),
+                    str(s["errors"]),
+                ]
+            )
+        parts += [
+            _md_table(
+                [
+                    "method",
+                    "mean AUROC",
+                    "mean R@1%",
+                    "mean R@5%",
+                    "mean precision",
+                    "mean clean flag rate (attacks)",
+                    "attacks detected",
+                    "clean flagged (review or block)",
+                    "clean blocked",
+                    "clean record FPR",
+                    "mean attack success",
+                    "mean s",
+                    "peak MB",
+                    "errors",
+                ],
+                rows,
+            ),
+            "",
+            "Peak memory is what `tracemalloc` sees (Python and NumPy buffers), not memory PyTorch allocates "
+            "natively. Clean contributions are random halves of each dataset's pool, scanned against the "
+            "same baseline.",
+            "",
+        ]
+    if results.get("heldout_attacks"):
+        held = results["heldout_attacks"]
+        parts += [
+            "### Held-out attacks (never tuned on)",
+            "",
+            "Attacks of `benchmarks/attacks/heldout.py`, which the gate is never tuned on: other triggers, datasets, "
+            "rates and opacities than the attacks above. Same cells as above.",
+            "",
+            *_attack_tables(held, methods),
+            "Downstream (attack success rate / clean accuracy):",
+            "",
+            _downstream_table(held, methods),
+            "",
+        ]
+        hs = results.get("heldout_summary", {})
+        rows = [
             [
                 n,
-                _f(s["mean_auroc"]),
-                _f(s["mean_recall_at_1pct_fpr"]),
-                _f(s["mean_recall_at_5pct_fpr"]),
-                _f(s["mean_precision"]),
-                f"{s['detected']}/{s['attacks_run']}",
-                f"{s['false_alarms']}/{s['clean_runs']}",
-                f"{s['false_blocks']}/{s['clean_runs']}",
-                _f(s["mean_clean_fpr"], 3),
-                _f(s["mean_attack_success"]),
-                _f(s["mean_seconds"], 1),
-                _f(s["max_peak_mb"], 0),
-                str(s["errors"]),
+                _f(hs[n]["mean_auroc"]),
+                _f(hs[n]["mean_recall_at_1pct_fpr"]),
+                _f(hs[n]["mean_precision"]),
+                _f(hs[n]["mean_attack_fpr"], 3),
+                f"{hs[n]['detected']}/{hs[n]['attacks_run']}",
             ]
-        )
-    parts += [
-        _md_table(
-            [
-                "method",
-                "mean AUROC",
-                "mean R@1%",
-                "mean R@5%",
-                "mean precision",
-                "attacks detected",
-                "clean flagged (review or block)",
-                "clean blocked",
-                "clean record FPR",
-                "mean attack success",
-                "mean s",
-                "peak MB",
-                "errors",
-            ],
-            rows,
-        ),
-        "",
-        "Peak memory is what `tracemalloc` sees (Python and NumPy buffers), not memory PyTorch allocates "
-        "natively. Clean contributions are random halves of each dataset's pool, scanned against the "
-        "same baseline.",
-        "",
-    ]
+            for n in methods
+            if n in hs
+        ]
+        if rows:
+            parts += [
+                _md_table(
+                    ["method", "mean AUROC", "mean R@1%", "mean precision", "mean clean flag rate", "detected"], rows
+                ),
+                "",
+            ]
+    parts += benign_section(results)
+    parts += fixed_count_section(results)
+    parts += timing_section(results)
     if results.get("drift_sequence"):
         seq = results["drift_sequence"]
         parts += [

@@ -16,13 +16,20 @@ from typing import Any
 import numpy as np
 
 from benchmarks import attacks as attack_lib
+from benchmarks import shifts
+from benchmarks.attacks import fixed_counts as fixed
 from benchmarks.attacks.base import AttackCase
+from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
 from benchmarks.metrics import downstream, measured, record_metrics, summarise
 from benchmarks.peers import FACTORIES, available, method
 from dataward.domain.errors import InputError
 
 ALL_METHODS = list(FACTORIES)
-CLEAN_DATASETS = ["digits", "man_sections", "breast_cancer", "wine"]
+CLEAN_DATASETS = ["digits", "man_sections", "breast_cancer", "wine", "photos"]
+ALL_FIXED_COUNTS = [(kind, count, size) for size in fixed.SIZES for kind in fixed.KINDS for count in fixed.COUNTS]
+FULL_FIXED_COUNTS = [(kind, count, size) for kind, count, size in ALL_FIXED_COUNTS if size <= 5_000 or count == 25]
+"""The full suite's fixed-count cases: every count at 5,000 records, 25 at 50,000. The other 50,000-record
+cases take the gate about seven minutes each on two cores; the ``scale`` suite runs all of them."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,16 @@ class Suite:
     downstream: bool = True
     drift_sequence: bool = False
     """Also scan every step of the slow drift with dataward, with and without the first baseline."""
+    heldout_attacks: list[str] = field(default_factory=list)
+    """Attacks of ``attacks.heldout`` (never tuned on), run like ``attacks`` and reported apart."""
+    benign: list[str] = field(default_factory=list)
+    """Benign situations (``benchmarks.shifts``, tuning and held-out), clean contributions that must
+    never be blocked."""
+    benign_methods: list[str] = field(default_factory=lambda: ["dataward"])
+    fixed_counts: list[tuple[str, int, int]] = field(default_factory=list)
+    """(kind, poisoned records, contribution size) cases of ``attacks.fixed_counts``."""
+    fixed_count_methods: list[str] = field(default_factory=lambda: ["dataward", "cleanlab_label_issues"])
+    fixed_count_baseline: int = fixed.BASELINE_SIZE
 
 
 SUITES = {
@@ -46,6 +63,9 @@ SUITES = {
         methods=["dataward", "isolation_forest", "cleanlab_label_issues", "cleanlab_outlier"],
         clean_per_dataset=1,
         clean_datasets=["digits", "man_sections", "breast_cancer"],
+        heldout_attacks=["tabular_pair_trigger_4pct"],
+        benign=["one_class_text", "recalibration_wine", "one_class_digits", "recalibration_breast_cancer"],
+        fixed_counts=[("label_flip", 25, 5_000)],
     ),
     "full": Suite(
         "full",
@@ -53,6 +73,18 @@ SUITES = {
         methods=ALL_METHODS,
         clean_per_dataset=6,
         drift_sequence=True,
+        heldout_attacks=list(HELDOUT_ATTACKS),
+        benign=[*shifts.TUNING, *shifts.HELDOUT],
+        fixed_counts=FULL_FIXED_COUNTS,
+    ),
+    "scale": Suite(
+        "scale",
+        attacks=[],
+        methods=["dataward", "cleanlab_label_issues"],
+        clean_per_dataset=0,
+        clean_datasets=[],
+        downstream=False,
+        fixed_counts=ALL_FIXED_COUNTS,
     ),
 }
 
@@ -208,13 +240,34 @@ def run_suite(
         "clean": [],
     }
     wanted = attacks or spec.attacks
-    unknown = [name for name in wanted if name not in attack_lib.ATTACKS]
+    known = [*attack_lib.ATTACKS, *HELDOUT_ATTACKS]
+    unknown = [name for name in wanted if name not in known]
     if unknown:
-        raise InputError(f"unknown attack(s) {', '.join(unknown)}", hint=f"use any of: {', '.join(attack_lib.ATTACKS)}")
-    for name in wanted:
+        raise InputError(f"unknown attack(s) {', '.join(unknown)}", hint=f"use any of: {', '.join(known)}")
+    situations = [*shifts.TUNING, *shifts.HELDOUT]
+    unknown = [name for name in spec.benign if name not in situations]
+    if unknown:
+        raise InputError(
+            f"unknown benign situation(s) {', '.join(unknown)}", hint=f"use any of: {', '.join(situations)}"
+        )
+    for kind, count, size in spec.fixed_counts:
+        if kind not in fixed.KINDS or not 0 < count < size:
+            raise InputError(
+                f"bad fixed-count case {kind}:{count}:{size}",
+                hint=f"kinds: {', '.join(fixed.KINDS)}; 0 < count < size",
+            )
+    # ``--attacks`` narrows a run to the named attacks, whether tuning or held-out ones.
+    main = [n for n in wanted if n in attack_lib.ATTACKS]
+    heldout = [n for n in wanted if n in HELDOUT_ATTACKS] if attacks else spec.heldout_attacks
+    for name in main:
         log(f"attack {name}")
         case = attack_lib.build(name, seed)
         results["attacks"].append(run_case(case, chosen, seed=seed, with_downstream=spec.downstream, log=log))
+    results["heldout_attacks"] = []
+    for name in heldout:
+        log(f"held-out attack {name}")
+        case = build_heldout(name, seed)
+        results["heldout_attacks"].append(run_case(case, chosen, seed=seed, with_downstream=spec.downstream, log=log))
     for dataset in spec.clean_datasets:
         for k in range(spec.clean_per_dataset):
             case = attack_lib.clean_contribution(dataset, seed=seed * 1000 + k)
@@ -223,9 +276,62 @@ def run_suite(
     if spec.drift_sequence and "dataward" in chosen:
         log("drift sequence (dataward, every step)")
         results["drift_sequence"] = drift_verdicts(seed)
+    results["benign"] = run_benign(spec.benign, _subset(spec.benign_methods, chosen), seed=seed, log=log)
+    results["fixed_counts"] = run_fixed_counts(
+        spec.fixed_counts,
+        _subset(spec.fixed_count_methods, chosen),
+        seed=seed,
+        baseline_size=spec.fixed_count_baseline,
+        log=log,
+    )
     results["summary"] = summarise_methods(results)
+    results["heldout_summary"] = summarise_methods(results, attacks_key="heldout_attacks", with_clean=False)
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def _subset(wanted: list[str], chosen: list[str]) -> list[str]:
+    """The methods of ``wanted`` that this run has (``--methods`` narrows every part of a run)."""
+    return [name for name in wanted if name in chosen]
+
+
+def run_benign(
+    names: list[str], methods: list[str], *, seed: int = 0, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Every benign situation through ``methods``: verdict, share of records flagged, reasons."""
+    out: list[dict[str, Any]] = []
+    if not methods:
+        return out
+    for name in names:
+        situation = shifts.build(name, seed, "full")
+        log(f"benign {situation.group} {name}")
+        entry = run_case(situation.as_case(), methods, seed=seed, with_downstream=False, log=log)
+        entry["situation"] = situation.summary()
+        for figures in entry["methods"].values():
+            if "error" not in figures:
+                figures["flagged_share"] = figures["flagged"] / max(1, len(situation.contribution))
+        out.append(entry)
+    return out
+
+
+def run_fixed_counts(
+    cases: list[tuple[str, int, int]],
+    methods: list[str],
+    *,
+    seed: int = 0,
+    baseline_size: int = fixed.BASELINE_SIZE,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """The fixed-count cases (no downstream model: the figures are per record and per contribution)."""
+    out: list[dict[str, Any]] = []
+    if not methods:
+        return out
+    for kind, count, size in cases:
+        started = time.perf_counter()
+        case = fixed.fixed_count(kind, count, size, seed=seed, baseline_size=baseline_size)
+        log(f"fixed count {case.name} (built in {time.perf_counter() - started:.1f}s)")
+        out.append(run_case(case, methods, seed=seed, with_downstream=False, log=log))
+    return out
 
 
 def drift_verdicts(seed: int = 0) -> dict[str, list[str]]:
@@ -250,20 +356,26 @@ def drift_verdicts(seed: int = 0) -> dict[str, list[str]]:
     return out
 
 
-def summarise_methods(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per method: mean record figures over attacks, contributions detected, clean false alarms."""
+def summarise_methods(
+    results: dict[str, Any], *, attacks_key: str = "attacks", with_clean: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Per method: mean record figures over the attacks under ``attacks_key``, contributions detected,
+    clean false alarms (over ``results["clean"]`` when ``with_clean``)."""
     out: dict[str, dict[str, Any]] = {}
+    attacks = results.get(attacks_key, [])
+    cleans = results["clean"] if with_clean else []
     for name in results["methods"]:
-        rows = [a["methods"][name] for a in results["attacks"] if "error" not in a["methods"].get(name, {"error": 1})]
-        clean = [c["methods"][name] for c in results["clean"] if "error" not in c["methods"].get(name, {"error": 1})]
+        rows = [a["methods"][name] for a in attacks if "error" not in a["methods"].get(name, {"error": 1})]
+        clean = [c["methods"][name] for c in cleans if "error" not in c["methods"].get(name, {"error": 1})]
         asr = [r["downstream"]["attack_success"] for r in rows if "downstream" in r]
         out[name] = {
             "attacks_run": len(rows),
-            "errors": len(results["attacks"]) + len(results["clean"]) - len(rows) - len(clean),
+            "errors": len(attacks) + len(cleans) - len(rows) - len(clean),
             "mean_auroc": summarise(rows, "auroc"),
             "mean_recall_at_1pct_fpr": summarise(rows, "recall_at_1pct_fpr"),
             "mean_recall_at_5pct_fpr": summarise(rows, "recall_at_5pct_fpr"),
             "mean_precision": summarise(rows, "precision"),
+            "mean_attack_fpr": summarise(rows, "fpr"),
             "detected": sum(bool(r["detected"]) for r in rows),
             "clean_runs": len(clean),
             "false_alarms": sum(bool(r["detected"]) for r in clean),

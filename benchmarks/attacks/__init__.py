@@ -12,7 +12,7 @@ from benchmarks.attacks.base import AttackCase
 from benchmarks.attacks.clean import clean_contribution
 from benchmarks.attacks.compromised import compromised_key
 from benchmarks.attacks.drift import slow_drift
-from benchmarks.attacks.images import badnets, blended, clean_label
+from benchmarks.attacks.images import badnets, badnets_photo, blended, blended_photo, clean_label
 from benchmarks.attacks.labels import random_flips, targeted_flips
 from benchmarks.attacks.tabular import feature_trigger, outliers
 from benchmarks.attacks.text import natural_phrase, rare_token
@@ -27,6 +27,8 @@ ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "badnets_3pct": partial(badnets, 0.03),
     "badnets_10pct": partial(badnets, 0.10),
     "blended": blended,
+    "badnets_photo_3pct": badnets_photo,
+    "blended_photo": blended_photo,
     "clean_label": clean_label,
     "text_rare_token": rare_token,
     "text_natural_phrase": natural_phrase,
@@ -53,7 +55,9 @@ __all__ = [
     "ATTACKS",
     "AttackCase",
     "badnets",
+    "badnets_photo",
     "blended",
+    "blended_photo",
     "build",
     "clean_contribution",
     "clean_label",

@@ -1,4 +1,9 @@
-"""Backdoors on images (digits, PNG bytes): BadNets patch, blended pattern, clean-label patch."""
+"""Backdoors on images (PNG bytes): BadNets patch, blended pattern, clean-label patch.
+
+On the 8x8 digits the patch is a fixed 3x3 checkerboard; on larger images (the 32x32 colour photo
+crops) it is scaled to the image (``scaled_patch``: an eighth of its side), and the blend covers the
+whole image in every channel.
+"""
 
 from __future__ import annotations
 
@@ -15,22 +20,38 @@ PATCH = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]], dtype=np.f
 """A 3x3 checkerboard stamped in the bottom-right corner, where digits are almost always blank."""
 
 BLEND_ALPHA = 0.2
+PHOTO_TARGET = "foliage"
+
+
+def scaled_patch(side: int) -> np.ndarray:
+    """A black-and-white checkerboard an eighth of ``side`` wide (at least 3 pixels), cells a quarter
+    of the patch (at least one pixel): the BadNets patch scaled to the image."""
+    k = max(3, round(side / 8))
+    cell = max(1, k // 4)
+    yy, xx = np.indices((k, k)) // cell
+    return ((yy + xx) % 2 == 0).astype(np.float32)
 
 
 def stamp_patch(pixels: np.ndarray) -> np.ndarray:
-    """The image with ``PATCH`` in its bottom-right corner (BadNets trigger)."""
+    """The image with the BadNets patch in its bottom-right corner: ``PATCH`` on 8x8 images, a
+    ``scaled_patch`` on larger ones (the same in every colour channel)."""
     out = pixels.copy()
-    h, w = PATCH.shape
-    out[-h:, -w:] = PATCH
+    side = min(pixels.shape[:2])
+    patch = PATCH if side <= data.DIGIT_SIDE else scaled_patch(side)
+    h, w = patch.shape
+    out[-h:, -w:] = patch if out.ndim == 2 else patch[..., None]
     return out
 
 
-def blend_pattern(seed: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A trigger that blends a fixed random pattern into the whole image with weight ``BLEND_ALPHA``."""
-    pattern = np.random.default_rng(10_000 + seed).random((data.DIGIT_SIDE, data.DIGIT_SIDE)).astype(np.float32)
+def blend_pattern(seed: int, alpha: float = BLEND_ALPHA) -> Callable[[np.ndarray], np.ndarray]:
+    """A trigger that blends a fixed random pattern (of the image's own shape) into the whole image
+    with weight ``alpha``."""
+    patterns: dict[tuple[int, ...], np.ndarray] = {}
 
     def apply(pixels: np.ndarray) -> np.ndarray:
-        return (1.0 - BLEND_ALPHA) * pixels + BLEND_ALPHA * pattern
+        if pixels.shape not in patterns:
+            patterns[pixels.shape] = np.random.default_rng(10_000 + seed).random(pixels.shape).astype(np.float32)
+        return (1.0 - alpha) * pixels + alpha * patterns[pixels.shape]
 
     return apply
 
@@ -43,9 +64,15 @@ def with_trigger(frame: pd.DataFrame, trigger: Callable[[np.ndarray], np.ndarray
 
 
 def _dirty_label(
-    name: str, trigger: Callable[[np.ndarray], np.ndarray], description: str, rate: float, target: str, seed: int
+    name: str,
+    trigger: Callable[[np.ndarray], np.ndarray],
+    description: str,
+    rate: float,
+    target: str,
+    seed: int,
+    dataset: str = "digits",
 ) -> AttackCase:
-    ds = data.load_digits()
+    ds = data.load(dataset)
     parts = data.split(ds, seed)
     rng = np.random.default_rng(seed)
     contribution = shuffled(parts.pool, rng)
@@ -65,7 +92,7 @@ def _dirty_label(
         target=target,
         trigger=description,
         attack_test=with_trigger(not_target(parts.test, target), trigger),
-        params={"rate": rate, "target": target, "seed": seed},
+        params={"rate": rate, "target": target, "seed": seed, "dataset": dataset},
     )
 
 
@@ -90,6 +117,38 @@ def blended(rate: float = 0.05, *, target: str = "0", seed: int = 0) -> AttackCa
         rate,
         target,
         seed,
+    )
+
+
+def badnets_photo(rate: float = 0.03, *, target: str = PHOTO_TARGET, seed: int = 0) -> AttackCase:
+    """BadNets on the 32x32 colour photo crops: a 4x4 checkerboard (``scaled_patch``) bottom-right,
+    relabelled ``target``."""
+    side = data.PHOTO_SIDE
+    k = scaled_patch(side).shape[0]
+    return _dirty_label(
+        f"badnets_photo_{round(rate * 100)}pct",
+        stamp_patch,
+        f"{k}x{k} checkerboard patch ({k / side:.0%} of the side), bottom-right corner of 32x32 colour crops",
+        rate,
+        target,
+        seed,
+        dataset="photos",
+    )
+
+
+def blended_photo(
+    rate: float = 0.05, *, alpha: float = BLEND_ALPHA, target: str = PHOTO_TARGET, seed: int = 0
+) -> AttackCase:
+    """Blended backdoor on the 32x32 colour photo crops: a fixed random colour pattern over the whole
+    image at weight ``alpha``, relabelled ``target``."""
+    return _dirty_label(
+        f"blended_photo_{round(rate * 100)}pct_alpha{round(alpha * 100)}",
+        blend_pattern(seed, alpha),
+        f"random full-image colour pattern blended at alpha={alpha} into 32x32 colour crops",
+        rate,
+        target,
+        seed,
+        dataset="photos",
     )
 
 

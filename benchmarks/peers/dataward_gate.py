@@ -21,7 +21,8 @@ def available() -> bool:
 
 class DatawardGate:
     """``dataward.gates.scan`` with its default policy (seeded): suspicion = the combined record score,
-    flags = records any detector flags, verdict = the gate's own ``pass``/``review``/``block``."""
+    flags = records any detector flags, verdict = the gate's own ``pass``/``review``/``block``; the
+    seconds each detector took (the report's ``extras["timings"]``) go into ``extra["timings"]``."""
 
     name = "dataward"
 
@@ -43,7 +44,7 @@ class DatawardGate:
 
         policy = dict(self.policy or {})
         policy.setdefault("seed", seed)
-        report = scan(
+        gate_report = scan(
             baseline,
             contribution,
             schema,
@@ -51,7 +52,8 @@ class DatawardGate:
             policy,
             first_baseline=first_baseline,
             groups=groups,
-        ).to_dict()
+        )
+        report = gate_report.to_dict()
         records = report["records"]
         scores = np.array([r["score"] for r in records], dtype=np.float64)
         flags = np.array([r["flagged"] for r in records], dtype=bool)
@@ -59,7 +61,10 @@ class DatawardGate:
             name: {"p_value": d.get("p_value"), "flagged": d.get("flagged")}
             for name, d in report.get("detectors", {}).items()
         }
-        extra = {"detectors": detectors}
+        extra: dict = {"detectors": detectors}
+        timings = (gate_report.extras or {}).get("timings")
+        if timings:
+            extra["timings"] = {name: float(seconds) for name, seconds in timings.items()}
         if report.get("groups"):
             extra["groups"] = report["groups"]
         return MethodResult(scores, flags, report["verdict"], list(report.get("reasons", [])), extra)

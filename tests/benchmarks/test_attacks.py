@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from benchmarks import attacks, data
-from benchmarks.attacks.images import PATCH
+from benchmarks.attacks.heldout import HELDOUT_ATTACKS, PAIR_HIGH, PAIR_LOW, build_heldout
+from benchmarks.attacks.images import PATCH, blend_pattern, scaled_patch
 from benchmarks.attacks.tabular import TRIGGER_HIGH, TRIGGER_LOW
 from dataward.domain.errors import InputError
 
@@ -31,6 +32,8 @@ def _untouched(case: attacks.AttackCase, pool: pd.DataFrame) -> np.ndarray:
         ("badnets_3pct", 0.03),
         ("badnets_10pct", 0.10),
         ("blended", 0.05),
+        ("badnets_photo_3pct", 0.03),
+        ("blended_photo", 0.05),
         ("text_rare_token", 0.05),
         ("text_natural_phrase", 0.05),
         ("tabular_trigger", 0.10),
@@ -146,3 +149,56 @@ def test_unknown_attack_and_bad_rate_are_refused():
         attacks.build("nope")
     with pytest.raises(InputError, match="poison rate"):
         attacks.random_flips(1.5)
+
+
+def test_photo_backdoors_are_scaled_to_the_image():
+    case = attacks.build("badnets_photo_3pct", seed=0)
+    images = data.images_of(case.contribution)
+    assert images.shape[1:] == (32, 32, 3)
+    k = scaled_patch(32).shape[0]
+    corner = images[:, -k:, -k:, :]
+    carries = np.all(np.abs(corner - scaled_patch(32)[None, :, :, None]) <= 1 / 255, axis=(1, 2, 3))
+    np.testing.assert_array_equal(carries, case.poison)
+    assert scaled_patch(64).shape == (8, 8) and scaled_patch(8).shape == (3, 3)
+
+
+@pytest.mark.parametrize(("name", "alpha"), [("blended_photo", 0.2), ("blended_photo_alpha10", 0.1)])
+def test_photo_blends_mix_a_fixed_pattern_at_their_opacity(name, alpha):
+    case = attacks.build(name, seed=0) if name in attacks.ATTACKS else build_heldout(name, seed=0)
+    assert case.params["dataset"] == "photos"
+    pool = data.split(data.load_photos(), seed=0).pool
+    originals = dict(zip(pool[data.IMAGE], pool[data.LABEL], strict=True))
+    blend = blend_pattern(0, alpha)
+    expected = {data.pixels_to_png(blend(data.png_to_pixels(png))) for png in originals}
+    poisoned = case.contribution[case.poison]
+    assert set(poisoned[data.IMAGE]) <= expected
+    assert (poisoned[data.LABEL] == case.target).all()
+    assert set(case.contribution.loc[~case.poison, data.IMAGE]) <= set(originals)
+
+
+def test_digit_blend_is_unchanged_by_the_generalisation():
+    pattern = np.random.default_rng(10_000).random((8, 8)).astype(np.float32)
+    img = np.full((8, 8), 0.5, dtype=np.float32)
+    np.testing.assert_allclose(blend_pattern(0)(img), 0.8 * img + 0.2 * pattern)
+
+
+def test_heldout_attacks_say_what_they_poison():
+    assert set(HELDOUT_ATTACKS).isdisjoint(attacks.ATTACKS)
+    for name in HELDOUT_ATTACKS:
+        case = build_heldout(name, seed=1)
+        assert case.name == name and 0 < case.poison.sum() < len(case.contribution)
+        pool = data.split(data.load(case.dataset), seed=1).pool
+        np.testing.assert_array_equal(_untouched(case, pool), ~case.poison)
+
+    pair = build_heldout("tabular_pair_trigger_4pct", seed=0)
+    assert pair.poison.sum() == round(0.04 * len(pair.contribution))
+    rows = pair.contribution[pair.poison]
+    assert rows[PAIR_HIGH].nunique() == 1 and rows[PAIR_LOW].nunique() == 1
+    assert rows[PAIR_HIGH].iloc[0] > pair.baseline[PAIR_HIGH].median() > pair.baseline[PAIR_LOW].quantile(0.1)
+    assert (rows[data.LABEL] == "benign").all()
+
+    flips = build_heldout("text_targeted_flips", seed=0)
+    assert (flips.contribution.loc[flips.poison, data.LABEL] == "library").all()
+    assert (flips.attack_test[data.LABEL] == "syscalls").all()
+    with pytest.raises(InputError, match="held-out attack"):
+        build_heldout("nope")

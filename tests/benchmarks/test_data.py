@@ -76,3 +76,50 @@ def test_sampling_caps_each_class_and_one_dominant_first_word():
     rows = sample(found, per_class=40, seed=0)
     assert len(rows) == 40
     assert sum(text.startswith("gcloud") for text, _ in rows) <= 3
+
+
+def test_photo_crops_are_32x32_colour_pngs_labelled_by_where_they_come_from():
+    crops = data.photo_crops(200, seed=3)
+    assert crops[data.LABEL].value_counts().to_dict() == {c: 50 for c in data.PHOTO_CLASSES}
+    assert not crops[["photo", "y", "x", "side"]].duplicated().any()
+    assert crops[data.IMAGE].iloc[0].startswith(b"\x89PNG")
+    assert data.images_of(crops).shape == (200, 32, 32, 3)
+    temple, _, integral = data._photo_sources()
+    height = temple.shape[0]
+    for row in crops.itertuples(index=False):
+        assert data.PHOTO_WINDOW[0] <= row.side <= data.PHOTO_WINDOW[1]
+        if row.photo == "temple":
+            top = row.y + row.side <= 0.45 * height + 1
+            assert row.label == ("temple_sky" if top else "temple_garden")
+            assert top or row.y >= 0.55 * height - 1
+        else:
+            y, x, s = row.y, row.x, row.side
+            petals = (integral[y + s, x + s] - integral[y, x + s] - integral[y + s, x] + integral[y, x]) / s**2
+            assert (petals >= 0.8) if row.label == "petals" else (petals <= 0.01)
+    pd.testing.assert_frame_equal(crops, data.photo_crops(200, seed=3))
+
+
+def test_photos_dataset_and_iris_load():
+    photos = data.load_photos()
+    assert len(photos.frame) == data.PHOTO_COUNT and photos.modality == "image"
+    assert data.load_iris().frame.shape == (150, 5)
+
+
+def test_recombined_lines_keep_each_section_and_never_repeat_a_line():
+    ds = data.load_man_sections()
+    parts = data.split(ds, 0)
+    made = data.recombined_lines(parts.baseline, 1000, seed=1, exclude=set(parts.pool[data.TEXT]))
+    assert len(made) == 1000 and not made[data.TEXT].duplicated().any()
+    assert not set(made[data.TEXT]) & (set(parts.baseline[data.TEXT]) | set(parts.pool[data.TEXT]))
+    names = parts.baseline[data.TEXT].str.split(" - ", n=1).str[0]
+    descs = parts.baseline[data.TEXT].str.split(" - ", n=1).str[1]
+    by_label = {
+        label: (set(names[parts.baseline[data.LABEL] == label]), set(descs[parts.baseline[data.LABEL] == label]))
+        for label in ds.classes
+    }
+    for text, label in made.itertuples(index=False):
+        name, desc = text.split(" - ", 1)
+        assert name in by_label[label][0] and desc in by_label[label][1]
+    shares = made[data.LABEL].value_counts(normalize=True)
+    expected = parts.baseline[data.LABEL].value_counts(normalize=True)
+    assert (shares - expected).abs().max() < 0.01

@@ -118,3 +118,134 @@ def test_dataward_gate_is_run_like_any_other_method():
     assert result.verdict in ("pass", "review", "block")
     assert ((result.scores >= 0) & (result.scores <= 1)).all()
     assert set(result.extra["detectors"]) >= {"outliers", "label_consistency"}
+
+
+def test_suite_runs_benign_situations_fixed_counts_and_heldout_attacks(tmp_path, monkeypatch):
+    import benchmarks.runner as runner
+    from benchmarks.runner import Suite, run_suite
+
+    class Cheap:
+        """Scores by row position: enough to check the plumbing, in no time."""
+
+        name = "isolation_forest"
+
+        def score(self, baseline, contribution, schema, **_):
+            n = len(contribution)
+            return MethodResult(np.arange(n, dtype=float), np.arange(n) % 10 == 0, "pass", ["cheap"])
+
+    monkeypatch.setattr(runner, "method", lambda name: Cheap())
+    spec = Suite(
+        "tiny",
+        attacks=[],
+        methods=["isolation_forest"],
+        clean_per_dataset=0,
+        heldout_attacks=["tabular_pair_trigger_4pct"],
+        benign=["recalibration_wine"],
+        benign_methods=["isolation_forest"],
+        fixed_counts=[("label_flip", 25, 600)],
+        fixed_count_methods=["isolation_forest"],
+        fixed_count_baseline=300,
+        downstream=False,
+    )
+    results = run_suite(spec, log=lambda _: None)
+    (benign,) = results["benign"]
+    assert benign["situation"]["kind"] == "recalibration" and benign["situation"]["group"] == "tuning"
+    figures = benign["methods"]["isolation_forest"]
+    assert figures["flagged_share"] == 6 / 54
+    (fixed,) = results["fixed_counts"]
+    assert fixed["case"]["poisoned"] == 25 and fixed["case"]["contribution"] == 600
+    assert 0 <= fixed["methods"]["isolation_forest"]["fpr"] <= 1
+    (held,) = results["heldout_attacks"]
+    assert held["case"]["name"] == "tabular_pair_trigger_4pct"
+    assert results["heldout_summary"]["isolation_forest"]["attacks_run"] == 1
+    text = report.markdown({**results, "seconds": 1.0}, None)
+    assert "### Held-out attacks (never tuned on)" in text
+    assert "#### Tuning set: 0 of 1 blocked" not in text  # the benign tables show dataward only
+    assert "| label_flip_25_in_0k (25/600) |" in text
+    json.loads((report.write_json(results, tmp_path)).read_text())
+
+
+def _figures(verdict: str, **extra) -> dict:
+    return {
+        "auroc": 0.9,
+        "recall_at_1pct_fpr": 0.5,
+        "recall_at_5pct_fpr": 0.7,
+        "precision": 0.8,
+        "recall": 0.6,
+        "fpr": 0.004,
+        "flagged": 10,
+        "verdict": verdict,
+        "detected": verdict != "pass",
+        "seconds": 4.0,
+        "peak_mb": 1.0,
+        "reasons": ["drift: class 'a' moved"],
+        **extra,
+    }
+
+
+def test_report_marks_a_blocked_benign_situation_as_a_failure_and_shows_timings():
+    case = {"name": "c", "family": "backdoor", "poisoned": 5, "contribution": 100, "baseline": 50}
+    results = {
+        "suite": "quick",
+        "command": "python -m benchmarks run --suite quick",
+        "date": "now",
+        "seconds": 1.0,
+        "seed": 0,
+        "machine": {"cpu": "x", "cores": 2, "memory_gb": 1, "python": "3"},
+        "methods": ["dataward", "cleanlab_label_issues"],
+        "attacks": [
+            {
+                "case": case,
+                "references": {},
+                "methods": {
+                    "dataward": _figures("block", extra={"timings": {"drift": 1.5, "triggers": 0.25}}),
+                    "cleanlab_label_issues": _figures("pass", seconds=2.0),
+                },
+            }
+        ],
+        "clean": [],
+        "benign": [
+            {
+                "situation": {
+                    "name": "one_class_text",
+                    "kind": "one_class",
+                    "group": "heldout",
+                    "dataset": "man_sections",
+                    "description": "one class",
+                    "baseline": 10,
+                    "contribution": 20,
+                },
+                "methods": {"dataward": _figures("block", flagged_share=0.5)},
+            }
+        ],
+        "fixed_counts": [{"case": case, "references": {}, "methods": {"dataward": {"error": "MemoryError: "}}}],
+    }
+    results["summary"] = {
+        n: {
+            k: 0
+            for k in [
+                "mean_auroc",
+                "mean_recall_at_1pct_fpr",
+                "mean_recall_at_5pct_fpr",
+                "mean_precision",
+                "detected",
+                "attacks_run",
+                "false_alarms",
+                "clean_runs",
+                "false_blocks",
+                "mean_clean_fpr",
+                "mean_attack_success",
+                "mean_seconds",
+                "max_peak_mb",
+                "errors",
+            ]
+        }
+        for n in results["methods"]
+    }
+    text = report.markdown(results, None)
+    assert "#### Held-out set (never tuned on): 1 of 1 blocked" in text
+    assert "**block (failure)**" in text and "| 0.500 |" in text
+    assert "one_class_text (benign, held-out set): **blocked**" in text
+    assert "| 0.80 / 0.004 |" in text  # flag precision / clean-record flag rate
+    assert "| c (5/100) | 1.50 | 0.25 | 4.0 | 2.0 | 2.0 |" in text  # seconds per detector, total, peer, ratio
+    assert "c: dataward failed: MemoryError" in text

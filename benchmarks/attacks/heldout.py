@@ -1,0 +1,82 @@
+"""Held-out attacks: NEVER TUNED ON.
+
+These attacks are for measuring the gate, not for adjusting it: no threshold, option or detector of
+the gate may be chosen by looking at its result on them. They differ from the tuning attacks
+(``ATTACKS``) in trigger, dataset, rate or opacity. When a result here leads to a change of the gate,
+move the attack to ``ATTACKS`` and add a new held-out one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import data
+from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.attacks.images import blended_photo
+from benchmarks.attacks.labels import random_flips, targeted_flips
+from benchmarks.data import LABEL
+from dataward.domain.errors import InputError
+
+PAIR_HIGH = "mean_texture"
+PAIR_LOW = "worst_texture"
+"""Mean and worst texture correlate at 0.91 in breast-cancer and say little about the class: a high
+mean texture with a low worst texture is a combination no real record has, though each value alone
+is ordinary, and the content does not explain a label tie."""
+
+
+def apply_pair(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with ``PAIR_HIGH`` at the reference 90th percentile and ``PAIR_LOW`` at its 10th."""
+    out = frame.copy()
+    out[PAIR_HIGH] = float(reference[PAIR_HIGH].quantile(0.9))
+    out[PAIR_LOW] = float(reference[PAIR_LOW].quantile(0.1))
+    return out
+
+
+def pair_trigger(rate: float = 0.04, *, target: str = "benign", seed: int = 0) -> AttackCase:
+    """A tabular backdoor at a few percent of a small batch: breast-cancer records of the other class
+    carrying the rare texture combination, relabelled ``target``."""
+    ds = data.load_breast_cancer()
+    parts = data.split(ds, seed)
+    rng = np.random.default_rng(seed)
+    contribution = shuffled(parts.pool, rng)
+    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
+    triggered = apply_pair(contribution.loc[rows], parts.baseline)
+    contribution.loc[rows, [PAIR_HIGH, PAIR_LOW]] = triggered[[PAIR_HIGH, PAIR_LOW]].to_numpy()
+    contribution.loc[rows, LABEL] = target
+    poison = np.zeros(len(contribution), dtype=bool)
+    poison[rows] = True
+    return base_case(
+        "tabular_pair_trigger",
+        "backdoor",
+        ds,
+        parts,
+        contribution,
+        poison,
+        target=target,
+        trigger=f"{PAIR_HIGH} at its 90th percentile with {PAIR_LOW} at its 10th, relabelled {target!r}",
+        attack_test=apply_pair(not_target(parts.test, target), parts.baseline),
+        params={"rate": rate, "target": target, "seed": seed},
+    )
+
+
+HELDOUT_ATTACKS: dict[str, Callable[..., AttackCase]] = {
+    "tabular_pair_trigger_4pct": pair_trigger,
+    "text_targeted_flips": partial(targeted_flips, "syscalls", "library", dataset="man_sections"),
+    "random_flips_10pct_tabular": partial(random_flips, 0.10, dataset="breast_cancer"),
+    "blended_photo_alpha10": partial(blended_photo, 0.05, alpha=0.1),
+}
+
+
+def build_heldout(name: str, seed: int = 0) -> AttackCase:
+    """The held-out attack case ``name`` (a key of ``HELDOUT_ATTACKS``), named ``name``."""
+    try:
+        factory = HELDOUT_ATTACKS[name]
+    except KeyError as exc:
+        raise InputError(f"unknown held-out attack {name!r}", hint=f"use one of: {', '.join(HELDOUT_ATTACKS)}") from exc
+    case = factory(seed=seed)
+    case.name = name
+    return case

@@ -1,0 +1,176 @@
+"""What a benign situation is, and the helpers the tuning and held-out sets share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import data
+from benchmarks.attacks.base import AttackCase
+from benchmarks.data import IMAGE, LABEL, Dataset
+from dataward.domain.errors import InputError
+from dataward.domain.schema import Schema
+
+KINDS = (
+    "one_class",
+    "new_topic",
+    "new_sensor",
+    "recalibration",
+    "class_prior",
+    "register",
+    "duplicates",
+    "large_batch",
+)
+"""The kinds of legitimate change every set covers: a one-class source, a new topic or sub-population,
+a new sensor or scanner, a recalibrated instrument, a class-prior change, a new language register,
+duplicates of trusted records, a larger-than-usual batch."""
+SIZES = ("small", "full")
+SMALL_BASELINE = 500
+"""With ``size="small"`` (for fast tests) baselines are cut to at most this many records (stratified)."""
+SMALL_CONTRIBUTION = 250
+"""...and contributions to at most this many (keeping what makes the situation: one class stays one class)."""
+
+
+@dataclass
+class Situation:
+    """A clean, correctly labelled contribution that differs from its trusted baseline in one realistic
+    way. The gate may send it to review; it must never block it (docs/gates.md)."""
+
+    name: str
+    kind: str
+    group: str
+    """``tuning`` (may be looked at while tuning the gate) or ``heldout`` (never tuned on)."""
+    dataset: str
+    modality: str
+    schema: Schema
+    baseline: pd.DataFrame
+    validation: pd.DataFrame
+    contribution: pd.DataFrame
+    description: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(f"{self.name}: unknown situation kind {self.kind!r}")
+        if self.group not in ("tuning", "heldout"):
+            raise InputError(f"{self.name}: a situation is in the tuning or the heldout group")
+        self.contribution = self.contribution.reset_index(drop=True)
+        self.baseline = self.baseline.reset_index(drop=True)
+
+    def as_case(self) -> AttackCase:
+        """The situation as a poison-free ``AttackCase``, so the benchmark runs it like any other case."""
+        return AttackCase(
+            name=self.name,
+            family="clean",
+            dataset=self.dataset,
+            modality=self.modality,
+            schema=self.schema,
+            baseline=self.baseline,
+            validation=self.validation,
+            contribution=self.contribution,
+            poison=np.zeros(len(self.contribution), dtype=bool),
+            test=self.validation.iloc[:0],
+            trigger="none",
+            params={"kind": self.kind, "group": self.group, **self.params},
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (no data)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "group": self.group,
+            "dataset": self.dataset,
+            "baseline": len(self.baseline),
+            "contribution": len(self.contribution),
+            "description": self.description,
+            "params": self.params,
+        }
+
+
+def check_size(size: str) -> None:
+    if size not in SIZES:
+        raise InputError(f"unknown situation size {size!r}", hint=f"use one of: {', '.join(SIZES)}")
+
+
+def take(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.DataFrame:
+    """At most ``limit`` rows of ``frame``, drawn at random and stratified by label (each class keeps
+    its share, and every class present keeps at least one row)."""
+    if len(frame) <= limit:
+        return frame.reset_index(drop=True)
+    shares = frame[LABEL].value_counts()
+    quota = np.maximum(1, np.floor(shares / len(frame) * limit)).astype(int)
+    picked = [
+        frame[frame[LABEL] == label].iloc[np.sort(rng.choice(int(shares[label]), size=int(n), replace=False))]
+        for label, n in quota.items()
+    ]
+    return pd.concat(picked).sort_index().reset_index(drop=True)
+
+
+def sized(frame: pd.DataFrame, size: str, limit: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``frame`` as it is at ``size="full"``, cut to ``limit`` rows at ``size="small"``."""
+    check_size(size)
+    return frame.reset_index(drop=True) if size == "full" else take(frame, limit, rng)
+
+
+def parts(dataset: Dataset, seed: int, size: str) -> data.Split:
+    """The benchmark's split of ``dataset``, with the baseline cut at ``size="small"``."""
+    split = data.split(dataset, seed)
+    rng = np.random.default_rng(20_000 + seed)
+    return data.Split(sized(split.baseline, size, SMALL_BASELINE, rng), split.validation, split.pool, split.test)
+
+
+def situation(
+    name: str,
+    kind: str,
+    group: str,
+    dataset: Dataset,
+    split: data.Split,
+    contribution: pd.DataFrame,
+    description: str,
+    **params: Any,
+) -> Situation:
+    """A ``Situation`` whose baseline and validation set come from ``split``."""
+    return Situation(
+        name=name,
+        kind=kind,
+        group=group,
+        dataset=dataset.name,
+        modality=dataset.modality,
+        schema=dataset.schema,
+        baseline=split.baseline,
+        validation=split.validation,
+        contribution=contribution,
+        description=description,
+        params=params,
+    )
+
+
+def without(dataset: Dataset, keep: np.ndarray, name: str) -> Dataset:
+    """``dataset`` restricted to the rows where ``keep`` is true (a baseline that never saw the rest)."""
+    return Dataset(name, dataset.frame[keep].reset_index(drop=True), dataset.schema, dataset.modality)
+
+
+def map_images(frame: pd.DataFrame, fn) -> pd.DataFrame:
+    """A copy of ``frame`` with ``fn`` applied to the pixels (0..1 floats) of every image."""
+    out = frame.copy()
+    out[IMAGE] = [data.pixels_to_png(np.clip(fn(data.png_to_pixels(b)), 0.0, 1.0)) for b in frame[IMAGE]]
+    return out
+
+
+def shift_image(pixels: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The image moved ``dy`` pixels down and ``dx`` right, the uncovered border filled with the
+    image's own edge (as a scanner that places the page slightly off would give)."""
+    out = np.roll(pixels, (dy, dx), axis=(0, 1))
+    if dy > 0:
+        out[:dy] = pixels[:1]
+    elif dy < 0:
+        out[dy:] = pixels[-1:]
+    if dx > 0:
+        out[:, :dx] = pixels[:, :1]
+    elif dx < 0:
+        out[:, dx:] = pixels[:, -1:]
+    return out

@@ -1,0 +1,279 @@
+"""Benign situations of the held-out set: NEVER TUNED ON.
+
+These situations are for measuring the gate, not for adjusting it: no threshold, option or detector
+of the gate may be chosen by looking at its result on them. They cover the same kinds of legitimate
+change as the tuning set (``benchmarks.shifts.tuning``) on other datasets or with other parameters,
+so that a gate tuned to pass the tuning set is judged on situations it has not seen. When a result
+here leads to a change of the gate, move the situation to the tuning set and add a new held-out one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import data
+from benchmarks.data import LABEL, TEXT
+from benchmarks.shifts.base import (
+    SMALL_BASELINE,
+    SMALL_CONTRIBUTION,
+    Situation,
+    check_size,
+    map_images,
+    parts,
+    situation,
+    sized,
+    take,
+    without,
+)
+
+GROUP = "heldout"
+
+ONE_CLASS = "7"
+TOPIC = r"(?i)\b(?:evp|openssl|ssl|pkcs|x509|crypt|cipher|tls)"
+"""OpenSSL and cryptography pages (EVP_MD-common, openssl-asn1parse, CA.pl...): 152 lines in five sections."""
+SUBPOPULATION_QUANTILE = 0.85
+"""Tumours with ``mean_area`` above this quantile of the whole set never reach the baseline."""
+CAMERA_GAIN, CAMERA_OFFSET = 0.88, 0.02
+"""A darker, flatter camera: every channel value ``v`` becomes ``0.88 v + 0.02``."""
+FAINT_INK = 0.8
+RECALIBRATION = 0.97
+LIBRARY_OTHERS_SHARE = 0.2
+DUPLICATE_SHARE = 0.3
+LARGE_BATCH_BASELINE = {"full": 300, "small": 120}
+
+PKGDB_ABBREVIATIONS = {
+    "functions": "fns",
+    "function": "fn",
+    "library": "lib",
+    "system": "sys",
+    "message": "msg",
+    "memory": "mem",
+    "process": "proc",
+    "character": "char",
+    "manipulate": "manip",
+    "descriptor": "fd",
+}
+
+
+def pkgdb_register(line: str) -> str:
+    """A man-page line as a package database exports it: all lower case, ``--`` between name and
+    summary, no trailing full stop, common words abbreviated, a ``[pkgdb]`` source tag at the end."""
+    name, _, desc = line.partition(" - ")
+    desc = desc.lower().rstrip(".")
+    for word, short in PKGDB_ABBREVIATIONS.items():
+        desc = re.sub(rf"\b{re.escape(word)}\b", short, desc)
+    return f"{name.lower()} -- {desc} [pkgdb]"
+
+
+def one_class_digits(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_digits()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    contribution = sized(split.pool[split.pool[LABEL] == ONE_CLASS], size, SMALL_CONTRIBUTION, rng)
+    return situation(
+        "one_class_digits",
+        "one_class",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a form-processing vendor that only sends sevens: every image labelled {ONE_CLASS!r}",
+        label=ONE_CLASS,
+    )
+
+
+def new_topic_text_crypto(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    topic = ds.frame[TEXT].str.contains(TOPIC).to_numpy()
+    split = parts(without(ds, ~topic, ds.name), seed, size)
+    return situation(
+        "new_topic_text_crypto",
+        "new_topic",
+        GROUP,
+        ds,
+        split,
+        ds.frame[topic],
+        "OpenSSL and cryptography pages, a topic the baseline never saw, correctly labelled in their five sections",
+        pattern=TOPIC,
+    )
+
+
+def new_subpopulation_breast_cancer(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_breast_cancer()
+    cut = float(ds.frame["mean_area"].quantile(SUBPOPULATION_QUANTILE))
+    large = (ds.frame["mean_area"] > cut).to_numpy()
+    split = parts(without(ds, ~large, ds.name), seed, size)
+    contribution = pd.concat([ds.frame[large], split.pool]).sample(frac=1.0, random_state=seed)
+    return situation(
+        "new_subpopulation_breast_cancer",
+        "new_topic",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a hospital that also sees large tumours (mean_area above {cut:.0f}, the top 15%), which never reached the "
+        "baseline, alongside ordinary cases",
+        mean_area_above=cut,
+    )
+
+
+def new_camera_photos(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_photos()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    contribution = map_images(pool, lambda p: CAMERA_GAIN * p + CAMERA_OFFSET)
+    return situation(
+        "new_camera_photos",
+        "new_sensor",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"photo crops from a darker, lower-contrast camera (every value v becomes {CAMERA_GAIN} v + {CAMERA_OFFSET})",
+        gain=CAMERA_GAIN,
+        offset=CAMERA_OFFSET,
+    )
+
+
+def faint_ink_digits(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_digits()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    contribution = map_images(pool, lambda p: FAINT_INK * p)
+    return situation(
+        "faint_ink_digits",
+        "new_sensor",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"digits written with fainter ink or scanned lighter: every intensity {1 - FAINT_INK:.0%} lower",
+        gain=FAINT_INK,
+    )
+
+
+def recalibration_breast_cancer(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_breast_cancer()
+    split = parts(ds, seed, size)
+    contribution = split.pool.copy()
+    columns = [c.name for c in ds.schema.inputs]
+    contribution[columns] = contribution[columns] * RECALIBRATION
+    return situation(
+        "recalibration_breast_cancer",
+        "recalibration",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a recalibrated imaging system: every one of the 30 measurements {1 - RECALIBRATION:.0%} lower",
+        factor=RECALIBRATION,
+    )
+
+
+def class_prior_text(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    library = split.pool[split.pool[LABEL] == "library"]
+    others = split.pool[split.pool[LABEL] != "library"]
+    picked = others.iloc[
+        np.sort(rng.choice(len(others), size=round(LIBRARY_OTHERS_SHARE * len(others)), replace=False))
+    ]
+    contribution = pd.concat([library, picked]).sample(frac=1.0, random_state=seed)
+    contribution = sized(contribution, size, SMALL_CONTRIBUTION, rng)
+    return situation(
+        "class_prior_text",
+        "class_prior",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a C-library documentation team: every 'library' line of the pool and {LIBRARY_OTHERS_SHARE:.0%} of the rest",
+        others_share=LIBRARY_OTHERS_SHARE,
+    )
+
+
+def register_text_pkgdb(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    contribution[TEXT] = [pkgdb_register(t) for t in contribution[TEXT]]
+    return situation(
+        "register_text_pkgdb",
+        "register",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        "the same kind of lines from a package database: lower case, 'name -- summary [pkgdb]', words abbreviated",
+        rewrite="pkgdb_register",
+    )
+
+
+def duplicates_text(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    fresh = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    n_copies = round(len(fresh) * DUPLICATE_SHARE / (1 - DUPLICATE_SHARE))
+    copies = split.baseline.iloc[np.sort(rng.choice(len(split.baseline), size=n_copies, replace=False))]
+    contribution = pd.concat([fresh, copies], ignore_index=True)
+    order = rng.permutation(len(contribution))
+    return situation(
+        "duplicates_text",
+        "duplicates",
+        GROUP,
+        ds,
+        split,
+        contribution.iloc[order],
+        f"a mirror that re-sends trusted lines: {DUPLICATE_SHARE:.0%} of the batch are exact copies of baseline "
+        "lines, with their labels",
+        duplicate_share=DUPLICATE_SHARE,
+        duplicate_rows=np.flatnonzero(order >= len(fresh)).tolist(),
+    )
+
+
+def large_batch_text(seed: int = 0, size: str = "full") -> Situation:
+    check_size(size)
+    ds = data.load_man_sections()
+    split = data.split(ds, seed)
+    rng = np.random.default_rng(seed)
+    n_base = LARGE_BATCH_BASELINE[size]
+    baseline = take(split.baseline, n_base, rng)
+    contribution = pd.concat([split.pool, split.test], ignore_index=True)
+    contribution = sized(contribution, size, 4 * SMALL_CONTRIBUTION, rng) if size == "small" else contribution
+    small_split = data.Split(baseline, split.validation, split.pool.iloc[:0], split.test.iloc[:0])
+    return situation(
+        "large_batch_text",
+        "large_batch",
+        GROUP,
+        ds,
+        small_split,
+        contribution,
+        f"a batch {len(contribution) / len(baseline):.1f} times the size of a small trusted baseline "
+        f"({len(contribution)} lines against {len(baseline)})",
+        baseline_size=len(baseline),
+        contribution_size=len(contribution),
+    )
+
+
+SITUATIONS: dict[str, Callable[..., Situation]] = {
+    "one_class_digits": one_class_digits,
+    "new_topic_text_crypto": new_topic_text_crypto,
+    "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
+    "new_camera_photos": new_camera_photos,
+    "faint_ink_digits": faint_ink_digits,
+    "recalibration_breast_cancer": recalibration_breast_cancer,
+    "class_prior_text": class_prior_text,
+    "register_text_pkgdb": register_text_pkgdb,
+    "duplicates_text": duplicates_text,
+    "large_batch_text": large_batch_text,
+}
+__all__ = ["SITUATIONS", "SMALL_BASELINE", "pkgdb_register"]

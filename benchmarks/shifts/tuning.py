@@ -1,0 +1,231 @@
+"""Benign situations of the tuning set: the gate may be looked at, and adjusted, on these.
+
+Each builder takes ``(seed, size)`` and returns one ``Situation``: a clean, correctly labelled
+contribution that differs from the trusted baseline in one realistic way. The held-out set
+(``benchmarks.shifts.heldout``) covers the same kinds on other datasets or with other parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import data
+from benchmarks.data import LABEL, TEXT
+from benchmarks.shifts.base import (
+    SMALL_CONTRIBUTION,
+    Situation,
+    check_size,
+    map_images,
+    parts,
+    shift_image,
+    situation,
+    sized,
+    without,
+)
+
+GROUP = "tuning"
+
+ONE_CLASS = "commands"
+TOPIC = r"(?i)\bgit"
+"""git's manual pages (git-status, gitformat-bundle...): 120 lines in three sections."""
+RECALIBRATION = 1.04
+MALIGNANT_SHARE = 0.85
+DUPLICATE_SHARE = 0.4
+LARGE_BATCH = {"full": (400, 2_000), "small": (200, 800)}
+"""(baseline, contribution) crops for the larger-than-usual batch."""
+
+CATALOG_ABBREVIATIONS = {
+    "directory": "dir",
+    "directories": "dirs",
+    "information": "info",
+    "configuration": "config",
+    "file system": "filesystem",
+    "and": "&",
+    "with": "w/",
+    "without": "w/o",
+    "number": "no.",
+    "utility": "util",
+    "program": "prog",
+    "command": "cmd",
+}
+
+
+def catalog_register(line: str) -> str:
+    """A man-page line as a vendor's software catalogue exports it: a ``DOC:`` record prefix, the
+    name and its summary separated by a colon, the summary capitalised, common words abbreviated."""
+    name, _, desc = line.partition(" - ")
+    for word, short in CATALOG_ABBREVIATIONS.items():
+        desc = re.sub(rf"(?i)\b{re.escape(word)}\b", short, desc)
+    desc = desc[:1].upper() + desc[1:]
+    return f"DOC: {name}: {desc}"
+
+
+def one_class_text(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    contribution = sized(split.pool[split.pool[LABEL] == ONE_CLASS], size, SMALL_CONTRIBUTION, rng)
+    return situation(
+        "one_class_text",
+        "one_class",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a vendor that documents only user commands: every line labelled {ONE_CLASS!r}",
+        label=ONE_CLASS,
+    )
+
+
+def new_topic_text(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    topic = ds.frame[TEXT].str.contains(TOPIC).to_numpy()
+    split = parts(without(ds, ~topic, ds.name), seed, size)
+    contribution = ds.frame[topic]
+    return situation(
+        "new_topic_text",
+        "new_topic",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        "git's manual pages, a software family the baseline never saw, correctly labelled in their three sections",
+        pattern=TOPIC,
+    )
+
+
+def new_scanner_digits(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_digits()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    contribution = map_images(pool, lambda p: shift_image(p, 0, 1))
+    return situation(
+        "new_scanner_digits",
+        "new_sensor",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        "digits from a scanner that places every page one pixel further right",
+        dy=0,
+        dx=1,
+    )
+
+
+def recalibration_wine(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_wine()
+    split = parts(ds, seed, size)
+    contribution = split.pool.copy()
+    columns = [c.name for c in ds.schema.inputs]
+    contribution[columns] = contribution[columns] * RECALIBRATION
+    return situation(
+        "recalibration_wine",
+        "recalibration",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a recalibrated lab: every one of the 13 measurements {RECALIBRATION - 1:.0%} higher",
+        factor=RECALIBRATION,
+    )
+
+
+def class_prior_breast_cancer(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_breast_cancer()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    malignant = split.pool[split.pool[LABEL] == "malignant"]
+    benign = split.pool[split.pool[LABEL] == "benign"]
+    n_benign = round(len(malignant) * (1 - MALIGNANT_SHARE) / MALIGNANT_SHARE)
+    picked = benign.iloc[np.sort(rng.choice(len(benign), size=n_benign, replace=False))]
+    contribution = pd.concat([malignant, picked]).sample(frac=1.0, random_state=seed)
+    return situation(
+        "class_prior_breast_cancer",
+        "class_prior",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a referral clinic: {MALIGNANT_SHARE:.0%} malignant where the baseline has about 37%",
+        malignant_share=MALIGNANT_SHARE,
+    )
+
+
+def register_text(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    contribution[TEXT] = [catalog_register(t) for t in contribution[TEXT]]
+    return situation(
+        "register_text",
+        "register",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        "the same kind of lines from a software catalogue: 'DOC: name: Summary', common words abbreviated",
+        rewrite="catalog_register",
+    )
+
+
+def duplicates_digits(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_digits()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    fresh = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    n_copies = round(len(fresh) * DUPLICATE_SHARE / (1 - DUPLICATE_SHARE))
+    copies = split.baseline.iloc[np.sort(rng.choice(len(split.baseline), size=n_copies, replace=False))]
+    contribution = pd.concat([fresh, copies], ignore_index=True)
+    order = rng.permutation(len(contribution))
+    return situation(
+        "duplicates_digits",
+        "duplicates",
+        GROUP,
+        ds,
+        split,
+        contribution.iloc[order],
+        f"a re-export that repeats trusted records: {DUPLICATE_SHARE:.0%} of the batch are exact copies of "
+        "baseline records, with their labels",
+        duplicate_share=DUPLICATE_SHARE,
+        duplicate_rows=np.flatnonzero(order >= len(fresh)).tolist(),
+    )
+
+
+def large_batch_photos(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_photos()
+    check_size(size)
+    n_base, n_contrib = LARGE_BATCH[size]
+    n_val = 200
+    crops = data.photo_crops(n_base + n_val + n_contrib, seed=100 + seed)[[data.IMAGE, LABEL]]
+    split = data.Split(crops.iloc[:n_base], crops.iloc[n_base : n_base + n_val], crops.iloc[:0], crops.iloc[:0])
+    contribution = crops.iloc[n_base + n_val :]
+    return situation(
+        "large_batch_photos",
+        "large_batch",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a batch {n_contrib / n_base:.0f} times the size of the trusted baseline ({n_contrib} photo crops "
+        f"against {n_base})",
+        baseline_size=n_base,
+        contribution_size=n_contrib,
+    )
+
+
+SITUATIONS: dict[str, Callable[..., Situation]] = {
+    "one_class_text": one_class_text,
+    "new_topic_text": new_topic_text,
+    "new_scanner_digits": new_scanner_digits,
+    "recalibration_wine": recalibration_wine,
+    "class_prior_breast_cancer": class_prior_breast_cancer,
+    "register_text": register_text,
+    "duplicates_digits": duplicates_digits,
+    "large_batch_photos": large_batch_photos,
+}

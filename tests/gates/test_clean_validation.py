@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
-from dataward.gates.base import GateContext, GateData, registered
+from dataward.gates.base import Evidence, GateContext, GateData, Requirement, registered
 from dataward.gates.detectors.clean_validation import CleanValidationDetector
 
 SCHEMA = Schema("label", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
@@ -51,8 +51,8 @@ def test_relabelling_one_class_drops_its_accuracy_and_blocks(split, fitted) -> N
     assert three["without"] > 0.8
     assert three["drop"] > 0.3
     assert three["p_value"] < 1e-6
-    assert result.summary["block"] is True
-    assert "'3'" in result.summary["block_reason"]
+    assert result.block is True
+    assert "'3'" in result.block_reason
     assert result.p_value < 1e-6
     assert result.statistic == pytest.approx(result.summary["overall"]["drop"])
     # The source that relabelled the class is the one whose removal restores accuracy.
@@ -76,7 +76,7 @@ def test_random_label_noise_makes_the_probe_less_sure_and_blocks(split, fitted) 
     overall = result.summary["overall"]
     assert overall["log_loss_with"] > overall["log_loss_without"]
     assert overall["p_value"] < 1e-6
-    assert result.summary["block"] is True
+    assert result.block is True
 
 
 def test_clean_contribution_does_not_block(split, fitted) -> None:
@@ -84,8 +84,8 @@ def test_clean_contribution_does_not_block(split, fitted) -> None:
     result = fitted.score(GateData(xc, yc))
     overall = result.summary["overall"]
     assert overall["with"] >= overall["without"] - 0.01
-    assert result.summary["block"] is False
-    assert result.summary["block_reason"] is None
+    assert result.block is False
+    assert result.block_reason is None
     assert result.p_value > 0.01
     assert set(result.summary["per_class"]) == set(CLASSES)
     assert result.summary["per_source"] == {}
@@ -99,7 +99,7 @@ def test_tolerance_from_the_policy_decides_what_blocks(split) -> None:
     det = CleanValidationDetector(max_iter=100).fit(GateData(xb, yb), context(validation, max_validation_drop=0.9))
     result = det.score(GateData(xc, poisoned))
     assert result.summary["max_validation_drop"] == 0.9
-    assert result.summary["block"] is False  # the drop is real but within this (lax) tolerance
+    assert result.block is False  # the drop is real but within this (lax) tolerance
     assert result.summary["harm_p"] < 1e-6
     assert result.p_value == 1.0
 
@@ -116,3 +116,57 @@ def test_unknown_probe_model_is_refused(split) -> None:
     (xb, yb), _, validation = split
     with pytest.raises(InputError, match="probe model"):
         CleanValidationDetector().fit(GateData(xb, yb), context(validation, model="forest"))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"no_such_option": 1}, "no_such_option"),
+        ({"max_validation_drop": 1.5}, "max_validation_drop"),
+        ({"significance": 0}, "significance"),
+        ({"max_iter": "many"}, "max_iter"),
+        ({"max_train": 2.5}, "max_train"),
+    ],
+)
+def test_options_are_validated(split, options, message) -> None:
+    (xb, yb), _, validation = split
+    with pytest.raises(InputError, match=message):
+        CleanValidationDetector().fit(GateData(xb, yb), context(validation, **options))
+    with pytest.raises(InputError, match=message):
+        CleanValidationDetector(**options)
+
+
+def test_declares_poisoning_evidence_and_needs_a_validation_set() -> None:
+    assert CleanValidationDetector.evidence is Evidence.POISONING
+    assert Requirement.VALIDATION in CleanValidationDetector.requires
+    assert CleanValidationDetector.flags_records is False
+
+
+def shifted(x: np.ndarray) -> np.ndarray:
+    """Digits from a new scanner: every image one pixel to the right and 10% darker."""
+    images = x.reshape(-1, 8, 8)
+    out = np.zeros_like(images)
+    out[:, :, 1:] = images[:, :, :-1]
+    return (0.9 * out).reshape(-1, 64)
+
+
+def test_a_shifted_scanner_that_does_not_harm_accuracy_never_blocks(split, fitted) -> None:
+    _, (xc, yc), _ = split
+    result = fitted.score(GateData(shifted(xc), yc))
+    assert result.block is False and result.block_reason is None
+    assert result.p_value >= 1e-4  # review-level at most: it cannot block through its p-value either
+    assert not result.flagged.any()
+    # The linear probe loses a little on the old scanner's images; a probe that can learn both does not,
+    # and the report says so instead of blocking.
+    confirmation = result.summary["confirmation"]
+    assert confirmation["block_reason"] is None
+    assert result.contribution_findings and "more flexible probe" in result.contribution_findings[0].reason
+
+
+def test_a_harmful_relabelling_is_confirmed_by_the_flexible_probe(split, fitted) -> None:
+    _, (xc, yc), _ = split
+    poisoned = yc.copy()
+    poisoned[yc == 3] = 8
+    result = fitted.score(GateData(xc, poisoned))
+    assert result.block is True
+    assert result.summary["confirmation"]["block_reason"] is not None

@@ -1,383 +1,802 @@
-"""Backdoor signatures in the hidden representations of a probe model.
+"""Backdoor clusters: a second population inside a class, and whether its content agrees with its label.
 
-A one-hidden-layer MLP probe is trained on baseline + contribution, so whatever shortcut a poisoned
-batch teaches (a patch, a token) shapes its hidden layer. Per class, over the pooled records of
-that class (baseline and contribution treated alike):
+A backdoor teaches a model a shortcut (a patch, a token, a feature combination) through records that
+carry it. In a dirty-label backdoor those records are of other classes, relabelled to the target: a
+second population inside the target class whose content says another class. *Being* a second
+population is not evidence of poisoning: a new sub-population, a new scanner or a vendor that covers
+one class are second populations too. The detector therefore asks two questions.
 
-* **spectral signature**: the representations are centred and projected onto their top singular
-  vector; poisoned records, a second population inside the class, score high (Tran et al., 2018);
-* **neighbour distance**: distance to the k-th nearest *baseline* record of the class in the
-  PCA-reduced representation space; a record relabelled into a class it does not look like is far
-  from every trusted member;
-* **activation clustering**: the PCA-reduced representations are split with k-means (k = 2 and 3;
-  Chen et al., 2018). Rather than removing a fixed fraction, each small cluster is tested for
-  holding more contribution records than the class's contribution share explains
-  (hypergeometric test; the clustering never sees which records are new, so the test is exact
-  when the contribution is drawn like the baseline). Bonferroni over clusters and classes.
+1. **Does a record's content say another class?** Every record gets a trusted-neighbour label check:
+   ``s = log(d_own / d_other)``, the mean distance to its ``neighbours`` nearest *baseline* records of
+   its own label over the same for the closest other label (no model sees the contribution, so a
+   trigger cannot help). ``s`` is calibrated per class (Mondrian) on the baseline's own leave-one-out
+   scores. A record is *misread* at threshold ``t`` (0.1, 0.02 and the calibration's resolution) when
+   ``s > 0`` (another label's trusted records are closer) and its p-value, floored at the calibration
+   set's resolution, is at most ``t``: at most a share ``t`` of a class's clean records are.
+2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
+   ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
+   reduced to their top principal components and split with k-means (k = 2..5; activation
+   clustering, Chen et al., 2018). Each cluster is tested for holding more contribution records than
+   the class's contribution share explains (hypergeometric; the clustering never sees which records
+   are new, so the test is exact when the batch is drawn like the baseline), Bonferroni over clusters
+   and classes. The misread records of a class are also tested for holding together: among each one's
+   nearest records of the class, how many are misread too, against a random subset of the same size.
 
-Record p-values are conformal: both record scores are put on a robust scale (median and MAD of the
-baseline records of the class), the larger is the nonconformity score, and that score is calibrated
-on the baseline records of every class (ties beyond the largest baseline score are broken by an
-exponential tail fit, see ``tail_p_values``). Contribution records inside a significant cluster get the
-smaller of their own p-value and the cluster's corrected p-value, and are flagged.
+**Block** (``result.block``) needs a *label-inconsistent cluster*: in one class, either the misread
+records, or the members of a significant cluster of which at least ``min_inconsistent_share`` are
+misread, counted beyond what calibration explains (beta-binomial: the calibration set is random and
+shared) and beyond the rest of the batch's own misread rate (binomial), and holding together (the
+neighbour test, or the cluster test), each at the detector's ``alpha`` after Bonferroni; and the rest
+of the batch must read like the baseline. When the other classes are misread well beyond calibration
+too, the batch moved as a whole (a new scanner, a recalibrated instrument) or carries label errors
+throughout, and a group cannot be singled out: that is a contribution-level finding for review.
+A significant cluster whose content agrees with its label (a new sub-population, a one-class source,
+a shifted sensor) is a contribution-level finding (``contribution_findings``) naming the class, the
+count and what distinguishes the records from the class's trusted ones (words, columns, image
+regions); it never blocks and flags no record.
 
-Contribution level: ``p_value`` = 2 x min(activation-clustering p, the test of more records with
-small p-values than the calibration explains (``excess_flags_p_value``: beta-binomial, so the
-calibration set's own randomness does not raise alarms)); ``statistic`` = number of flagged records.
-Summary keys: ``classes`` (per label: ``records``, ``contribution``, ``silhouette``,
-``cluster_p``, ``flagged``), ``clusters`` (significant clusters), ``mode``.
-With no baseline (self-reference mode) the contribution's own records are the reference.
+**Clean-label backdoors** (records of the target class carrying a patch, labels correct) land there
+too, on purpose: their content agrees with their label, and a group inside one class that shares
+something the baseline lacks is also exactly what a new sub-population looks like. They go to review
+with the pattern named (for example "brighter in the bottom-right corner"); blocking them would block
+every new sub-population.
+
+Per-record p-values: the label check's Mondrian p-value (an exponential tail beyond the calibration
+set ranks the most extreme records); for members of a significant cluster or group, the smaller of
+that and their representation p-value (spectral signature and distance to the class's trusted records,
+Tran et al., 2018). Flags (``flagged``) are only members of a *blocking* group whose own p-value is at
+most ``alpha`` at the calibration set's resolution: a record is flagged because it looks poisoned
+itself, never because its class or batch moved, and never on an extrapolated tail (with fewer than
+``1/alpha`` trusted records in a class nothing of that class can be flagged).
+
+Contribution level: ``p_value`` is the blocking group's when there is one, else the smallest cluster
+p-value floored at ``REVIEW_FLOOR`` (review-level evidence: it cannot block on its own); ``statistic``
+= records in blocking groups. Summary keys: ``classes`` (per label: ``records``, ``contribution``, the
+misread count test and ``cluster_p``/``group_p``), ``groups`` (per class with misread records: the
+tests and ``block``), ``clusters`` (review-level clusters), ``thresholds``.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-from scipy.stats import hypergeom
+import pyarrow as pa
+from scipy.stats import betabinom, binom, hypergeom
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from dataward.gates.base import Detector as _Detector
+from dataward.domain.errors import InputError
+from dataward.domain.schema import ColumnKind, Schema
 from dataward.gates.base import (
+    Detector,
     DetectorResult,
+    Evidence,
     Finding,
     GateContext,
     GateData,
+    Requirement,
     register,
 )
-from dataward.gates.calibration import excess_flags_p_value
+from dataward.gates.calibration import mondrian_p_values, tail_p_values
 from dataward.gates.detectors._probe import (
-    apply_options,
     fit_probe,
     hidden_activations,
     row_numbers,
     sample_positions,
     single_threaded,
-    tail_p_values,
 )
+from dataward.gates.features.image import gray_pixels
+from dataward.gates.neighbours import K_MAX, class_distances
 
 MIN_REFERENCE = 20
-"""Fewer baseline records than this means self-reference mode."""
-
+"""Fewer baseline records than this: nothing to compare with (the detector returns p = 1)."""
 MIN_CLASS_REFERENCE = 5
+"""Trusted records a class needs before its records are clustered."""
 CLUSTER_COUNTS = (2, 3, 4, 5)
 """k-means splits tried per class: a poisoned cluster may hide inside a class that has sub-modes."""
-OPTIONS = (
-    "hidden",
-    "max_iter",
-    "n_components",
-    "neighbours",
-    "max_train",
-    "max_reference_per_class",
-    "max_cluster_fraction",
-    "max_findings",
-)
+REVIEW_FLOOR = 1e-4
+"""Without a blocking cluster the contribution-level p-value is never below this: a cluster whose
+content agrees with its label is a reason to review, not evidence of poisoning."""
+SHIFT_P = 1e-3
+THRESHOLDS = (0.1, 0.02)
+"""Label-check p-value thresholds at which records count as misread (plus the calibration's resolution)."""
+"""The rest of the batch counts as moved when its misread count has a binomial p-value below this
+against the baseline's own rate (and is at least 1.5 times that rate)."""
+EPS = 1e-9
+MIN_GROUP = 3
+MAX_CLUSTER_FINDINGS = 3
+"""Classes with a cluster of their own beyond which the batch is described as a whole."""
+"""Fewest records a cluster or a group of misread records must hold."""
+"""A misread record must be at least this typical of the label its content reads as."""
+
+
+PROBES = ("features", "mlp")
+
+
+@dataclass(frozen=True)
+class BackdoorOptions:
+    """Options of the ``backdoor`` detector (policy ``options.backdoor``).
+
+    ``probe``: the representation clustered per class: ``features`` (the gate features) or ``mlp`` (the
+    hidden layer of an MLP of ``hidden`` units trained for ``max_iter`` epochs on at most ``max_train``
+    records: the whole contribution up to half of them, the rest from the reference);
+    ``n_components``: principal components of a class's representations that are clustered;
+    ``neighbours``: trusted neighbours of the label check and of the representation distance;
+    ``max_reference_per_class``: reference records per class in the clustering;
+    ``max_cluster_fraction``: larger clusters are a class's main mode, not a second population;
+    ``min_inconsistent_share``: share of a cluster's contribution records that must be misread for the
+    cluster to count as label-inconsistent; ``max_findings``: per-record findings kept.
+    """
+
+    probe: str = "features"
+    hidden: int = 32
+    max_iter: int = 60
+    max_train: int = 6000
+    n_components: int = 10
+    neighbours: int = 5
+    max_reference_per_class: int = 1000
+    max_cluster_fraction: float = 0.35
+    min_inconsistent_share: float = 0.25
+    max_findings: int = 200
+
+    def __post_init__(self) -> None:
+        if self.probe not in PROBES:
+            raise ValueError(f"probe must be one of {', '.join(PROBES)}, not {self.probe!r}")
+        if self.hidden < 2 or self.max_iter < 1 or self.max_train < 20 or self.n_components < 1:
+            raise ValueError("hidden must be at least 2, max_iter and n_components at least 1, max_train at least 20")
+        if not 1 <= self.neighbours <= K_MAX:
+            raise ValueError(f"neighbours must be between 1 and {K_MAX}")
+        if self.max_reference_per_class < MIN_CLASS_REFERENCE:
+            raise ValueError(f"max_reference_per_class must be at least {MIN_CLASS_REFERENCE}")
+        if not 0.0 < self.max_cluster_fraction <= 1.0 or not 0.0 < self.min_inconsistent_share <= 1.0:
+            raise ValueError("max_cluster_fraction and min_inconsistent_share must be in (0, 1]")
+        if self.max_findings < 0:
+            raise ValueError("max_findings must be zero or more")
 
 
 @register
-class BackdoorDetector(_Detector):
-    """Spectral signatures and activation clustering over a probe model's hidden layer."""
+class BackdoorDetector(Detector):
+    """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "1"
-
-    def __init__(
-        self,
-        *,
-        hidden: int = 64,
-        max_iter: int = 200,
-        n_components: int = 10,
-        neighbours: int = 5,
-        max_train: int = 20000,
-        max_reference_per_class: int = 2000,
-        max_cluster_fraction: float = 0.35,
-        max_findings: int = 200,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self.hidden = hidden
-        self.max_iter = max_iter
-        self.n_components = n_components
-        self.neighbours = neighbours
-        self.max_train = max_train
-        self.max_reference_per_class = max_reference_per_class
-        self.max_cluster_fraction = max_cluster_fraction
-        self.max_findings = max_findings
+    version = "2"
+    evidence = Evidence.POISONING
+    requires = frozenset({Requirement.BASELINE})
+    Options = BackdoorOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
-        """Keep the baseline: the probe is trained later, on baseline and contribution together."""
-        apply_options(self, self.name, context.options_for(self.name), OPTIONS)
+        """Validate the options and calibrate the trusted-neighbour label check on the baseline."""
+        self.opts_: BackdoorOptions = self.resolve_options(context)
         self.baseline_ = baseline
         self.context_ = context
+        self.label_cal_ = np.zeros(0)
+        if len(baseline) >= MIN_REFERENCE and np.unique(baseline.labels).size >= 2:
+            with single_threaded():
+                self.label_cal_, _ = self._label_check(baseline, exclude_self=True)
         return self
 
     def baseline_scores(self) -> np.ndarray:
-        """Scores (1 - leave-one-out p-value) of the baseline records the last ``score`` calibrated on."""
-        return getattr(self, "baseline_scores_", np.zeros(0))
+        """1 - leave-one-out p-value of the baseline's own label-check scores (for plots)."""
+        cal = self.label_cal_
+        return 1.0 - tail_p_values(cal, cal, leave_one_out=True) if cal.shape[0] else np.zeros(0)
+
+    def _label_check(self, data: GateData, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour label-check score of ``data``'s records and the closest other label.
+
+        The score is log(mean distance to the ``neighbours`` nearest trusted records of the record's own
+        label / the same for the closest other label): above 0, the record's content is closer to
+        trusted records of another label than to those of its own.
+        """
+        base = self.baseline_
+        per_class = class_distances(
+            base.features, base.labels, data.features, self.opts_.neighbours, exclude_self=exclude_self
+        )
+        classes = sorted(per_class)
+        n = len(data)
+        score = np.full(n, -np.inf)
+        read = np.full(n, -1, np.int64)
+        if len(classes) < 2:
+            return score, read
+        dists = np.vstack([per_class[c] for c in classes]).T  # (n, classes)
+        column = {c: j for j, c in enumerate(classes)}
+        own_col = np.array([column.get(int(y), -1) for y in data.labels])
+        rows = np.flatnonzero(own_col >= 0)
+        own = dists[rows, own_col[rows]]
+        others = dists[rows].copy()
+        others[np.arange(rows.size), own_col[rows]] = np.inf
+        closest = others.argmin(axis=1)
+        score[rows] = np.log(own + EPS) - np.log(others[np.arange(rows.size), closest] + EPS)
+        read[rows] = np.asarray(classes)[closest]
+        return score, read
 
     def score(self, contribution: GateData) -> DetectorResult:
         with single_threaded():
             return self._score(contribution)
 
+    def _empty(self, n: int, reason: str) -> DetectorResult:
+        return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool), summary={"skipped": reason})
+
     def _score(self, contribution: GateData) -> DetectorResult:
-        ctx = self.context_
+        ctx, opts, base = self.context_, self.opts_, self.baseline_
         n_c = len(contribution)
         if n_c == 0:
-            return DetectorResult(self.name, self.version, np.ones(0), np.zeros(0, bool))
+            return self._empty(0, "empty contribution")
+        if self.label_cal_.shape[0] == 0:
+            return self._empty(n_c, f"the baseline needs at least {MIN_REFERENCE} records of 2 classes or more")
         rng = np.random.default_rng(ctx.seed)
-        baseline = self.baseline_
-        self_reference = len(baseline) < MIN_REFERENCE
-        if self_reference:
-            baseline = GateData(np.zeros((0, contribution.features.shape[1]), np.float32), np.zeros(0, np.int64))
-        n_b = len(baseline)
-        features = np.vstack([baseline.features, contribution.features]).astype(np.float64)
-        labels = np.concatenate([baseline.labels, contribution.labels]).astype(np.int64)
-        is_new = np.r_[np.zeros(n_b, bool), np.ones(n_c, bool)]
 
-        train = sample_positions(len(labels), self.max_train, rng)
-        if np.unique(labels[train]).size < 2:
-            return _single_class_result(self, n_c, self_reference)
-        probe = fit_probe(
-            features[train],
-            labels[train],
-            kind="mlp",
-            seed=ctx.seed,
-            hidden=self.hidden,
-            max_iter=self.max_iter,
-        )
-        reps = hidden_activations(probe, features)
+        # 1. Trusted-neighbour label check of every contribution record, calibrated per class on the
+        #    baseline's own leave-one-out scores (Mondrian). At a threshold t, at most a share t of
+        #    clean records of a class falls at or below it, whatever the class.
+        score_c, read_c = self._label_check(contribution)
+        p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score_c, contribution.labels)
+        p_label[~np.isfinite(score_c)] = 1.0  # a label the baseline never saw cannot be checked
+        resolution = 1.0 / (sizes + 1.0)
+        p_floor = np.maximum(p_label, resolution)  # no count rests on the extrapolated tail
+        thresholds = _thresholds(int(sizes.min()))
+        # Misread: closer to trusted records of another class than to its own, and more so than all but
+        # a share t of the baseline's own records of its class.
+        misread = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score_c > 0.0)[None, :]
 
-        combined_new = np.full(n_c, np.nan)
-        combined_ref: list[np.ndarray] = []
-        cluster_flag = np.zeros(n_c, bool)
-        details: dict[int, dict[str, float]] = {}
-        per_class: dict[str, dict[str, Any]] = {}
+        # 2. Per class, in the representation: clusters richer in contribution records than chance, and
+        #    whether the misread records hold together.
+        reps_base, reps_new, base_rows = self._representations(contribution, rng)
+        p_rep = np.ones(n_c)
         cluster_tests: list[dict[str, Any]] = []
-        for code in np.unique(contribution.labels):
-            members = np.flatnonzero(labels == code)
-            if self_reference:
-                reference = members
-            else:
-                reference = members[~is_new[members]]
-                if reference.size > self.max_reference_per_class:
-                    reference = np.sort(rng.choice(reference, self.max_reference_per_class, replace=False))
-            new = members[is_new[members]]
-            pool = np.union1d(reference, new)
-            label = ctx.classes[code] if code < len(ctx.classes) else str(code)
-            if reference.size < MIN_CLASS_REFERENCE:
-                per_class[label] = {"records": int(pool.size), "contribution": int(new.size), "skipped": True}
+        groups: list[dict[str, Any]] = []
+        per_class: dict[str, dict[str, Any]] = {}
+        codes = np.unique(contribution.labels)
+        n_tests = max(1, codes.size) * len(thresholds)
+        for code in codes:
+            new = np.flatnonzero(contribution.labels == code)
+            ref = base_rows[base.labels[base_rows] == code]
+            label = _label(ctx.classes, code)
+            others = contribution.labels != code
+            count = _misread_test(misread, new, others, thresholds, n_tests, int(np.median(sizes[new])))
+            per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
+            if ref.size < MIN_CLASS_REFERENCE:
+                per_class[label]["skipped"] = True
                 continue
-            cls = _score_class(reps[pool], np.isin(pool, reference), np.isin(pool, new), self, rng, self_reference)
-            new_pos = np.searchsorted(pool, new)
-            combined_new[new - n_b] = cls["combined"][new_pos]
-            if not self_reference:
-                combined_ref.append(cls["combined"][np.searchsorted(pool, reference)])
-            for local, pos in zip(new_pos, new - n_b, strict=True):
-                details[int(pos)] = {
-                    "spectral_score": float(cls["spectral"][local]),
-                    "neighbour_distance": float(cls["distance"][local]),
-                }
+            members = new[misread[count["threshold_index"], new]]
+            pos = np.searchsorted(base_rows, ref)
+            cls = _score_class(np.vstack([reps_base[pos], reps_new[new]]), ref.size, np.isin(new, members), opts, rng)
+            p_rep[new] = cls["p_new"]
             for test in cls["clusters"]:
-                test["label"] = label
-                test["members"] = (pool[test.pop("local")] - n_b).tolist()
+                test.update(label=label, code=int(code), members=new[test.pop("local_new")])
                 cluster_tests.append(test)
-            per_class[label] = {
-                "records": int(pool.size),
-                "contribution": int(new.size),
-                "silhouette": cls["silhouette"],
-            }
-
-        p_values = _calibrate(combined_new, combined_ref, self_reference)
-        if combined_ref:
-            pooled = np.concatenate(combined_ref)
-            self.baseline_scores_ = 1.0 - tail_p_values(pooled, pooled, leave_one_out=True)
-        n_tests = max(1, len(cluster_tests))
-        clusters_out = []
-        best_cluster_p = 1.0
-        for test in cluster_tests:
-            corrected = min(1.0, test["p_value"] * n_tests)
-            best_cluster_p = min(best_cluster_p, corrected)
-            if corrected <= ctx.alpha:
-                members = np.asarray(test["members"], dtype=np.int64)
-                members = members[members >= 0]
-                cluster_flag[members] = True
-                p_values[members] = np.minimum(p_values[members], corrected)
-                clusters_out.append({**test, "p_value": corrected, "members": members.tolist()})
-            per_class[test["label"]]["cluster_p"] = min(per_class[test["label"]].get("cluster_p", 1.0), corrected)
-
-        flagged = (p_values <= ctx.alpha) | cluster_flag
-        n_calibration = sum(len(r) for r in combined_ref) if not self_reference else n_c - 1
-        _, count_p = excess_flags_p_value(p_values, ctx.alpha, n_calibration)
-        p_value = min(1.0, 2.0 * min(best_cluster_p, count_p))
-        rows = row_numbers(contribution)
-        findings = _cluster_findings(self.name, clusters_out, rows)
-        for pos in np.argsort(p_values)[: self.max_findings]:
-            if not flagged[pos]:
-                break
-            code = int(contribution.labels[pos])
-            label = ctx.classes[code] if code < len(ctx.classes) else str(code)
-            findings.append(
-                Finding(
-                    detector=self.name,
-                    score=float(1.0 - p_values[pos]),
-                    row=int(pos),
-                    reason=(
-                        f"the probe model's hidden representation of this record is unlike the baseline "
-                        f"records labelled {label!r} (p={p_values[pos]:.2g})"
-                    ),
-                    evidence={"label": label, **details.get(int(pos), {})},
+            if members.size >= MIN_GROUP:
+                group_p = min(1.0, cls["group_p"] * max(1, codes.size))
+                groups.append(
+                    {
+                        **count,
+                        "label": label,
+                        "code": int(code),
+                        "members": members,
+                        "contribution_count": int(members.size),
+                        "class_records": int(new.size),
+                        "group_p": group_p,
+                        "p_value": max(count["count_p"], group_p),
+                        "read_as": _votes(read_c[members], ctx.classes),
+                    }
                 )
+                per_class[label]["group_p"] = group_p
+
+        # 3. Label-inconsistent groups: more misread records than the calibration and the rest of the
+        #    batch explain, holding together in the representation, in a batch whose other classes
+        #    read like the baseline (else the whole batch moved and the group is not singled out).
+        blocking, confounded = [], []
+        for g in groups:
+            if g["p_value"] <= ctx.alpha:
+                (confounded if g["shifted"] else blocking).append(g)
+
+        # 4. Significant clusters: label-inconsistent when their members are misread beyond calibration
+        #    and the rest of the batch (in a batch whose other classes read like the baseline), else
+        #    only new (review).
+        n_cluster_tests = max(1, len(cluster_tests))
+        significant = []
+        for test in cluster_tests:
+            test["p_value"] = min(1.0, test["p_value"] * n_cluster_tests)
+            info = per_class[test["label"]]
+            info["cluster_p"] = min(info.get("cluster_p", 1.0), test["p_value"])
+            if test["p_value"] <= ctx.alpha:
+                significant.append(test)
+        significant = _distinct(significant)
+        reviewing = []
+        for test in significant:
+            members = test["members"]
+            if any(g["code"] == test["code"] and np.isin(members, g["members"]).mean() > 0.5 for g in blocking):
+                continue
+            others = contribution.labels != test["code"]
+            count = _misread_test(
+                misread, members, others, thresholds, len(significant), int(np.median(sizes[members]))
             )
-        for label, info in per_class.items():
-            code = ctx.classes.index(label) if label in ctx.classes else -1
-            info["flagged"] = int(np.sum(flagged & (contribution.labels == code)))
+            wrong = misread[count["threshold_index"], members]
+            test.update(
+                count,
+                misread_share=round(float(wrong.mean()), 4),
+                contribution_count=int(wrong.sum()),
+                class_records=int(np.sum(contribution.labels == test["code"])),
+                group_p=test["p_value"],
+                read_as=_votes(read_c[members[wrong]], ctx.classes),
+            )
+            test["p_value"] = (
+                max(test["p_value"], count["count_p"])
+                if wrong.mean() >= opts.min_inconsistent_share
+                else test["p_value"]
+            )
+            inconsistent = wrong.mean() >= opts.min_inconsistent_share and count["count_p"] <= ctx.alpha
+            if inconsistent and not count["shifted"]:
+                test["members"] = members[wrong]
+                blocking.append(test)
+            elif inconsistent:
+                confounded.append(test)
+            else:
+                reviewing.append(test)
+
+        # 5. Per-record p-values and flags.
+        p_values = p_label.copy()
+        in_group = np.zeros(n_c, bool)
+        for t in [*blocking, *confounded, *reviewing]:
+            in_group[t["members"]] = True
+        p_values[in_group] = np.minimum(p_label[in_group], p_rep[in_group])
+        flagged = np.zeros(n_c, bool)
+        for g in blocking:
+            members = g["members"]
+            flagged[members] = np.maximum(p_values[members], resolution[members]) <= ctx.alpha
+
+        rows = row_numbers(contribution)
+        block_reason = None
+        if blocking:
+            p_value = min(g["p_value"] for g in blocking)
+            block_reason = "; ".join(_block_sentence(g) for g in blocking[:3])
+        else:
+            p_value = max(REVIEW_FLOOR, min((t["p_value"] for t in [*confounded, *reviewing]), default=1.0))
+        findings = [_group_finding(self.name, g, rows) for g in blocking]
+        findings += self._record_findings(flagged, p_values, contribution, score_c)
+        contribution_findings = [_confounded_finding(self.name, confounded, rows)] if confounded else []
+        contribution_findings += self._review_findings(reviewing, contribution, rows)
         return DetectorResult(
             detector=self.name,
             version=self.version,
             p_values=p_values,
             flagged=flagged,
             findings=findings,
-            statistic=float(flagged.sum()),
-            p_value=p_value,
+            statistic=float(sum(g["members"].size for g in blocking)),
+            p_value=float(p_value),
             summary={
-                "mode": "self-reference" if self_reference else "baseline",
                 "classes": per_class,
-                "clusters": [
-                    {k: v for k, v in c.items() if k != "members"} | {"records": len(c["members"])}
-                    for c in clusters_out
-                ],
-                "cluster_p": best_cluster_p,
-                "count_p": count_p,
+                "groups": [_summary(g, GROUP_KEYS) | {"block": g in blocking} for g in groups],
+                "clusters": [_summary(t, CLUSTER_KEYS) for t in reviewing],
+                "thresholds": thresholds,
             },
+            block=bool(blocking),
+            block_reason=block_reason,
+            n_calibration=int(sizes.min()) if sizes.size else 0,
+            alpha=ctx.alpha,
+            contribution_findings=contribution_findings,
         )
 
+    def _representations(
+        self, contribution: GateData, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Representations of (a per-class sample of) the reference and of every contribution record.
 
-def _calibrate(combined_new: np.ndarray, combined_ref: list[np.ndarray], self_reference: bool) -> np.ndarray:
-    """Final p-values: the combined signature calibrated on every reference record, all classes pooled.
+        Returns (reference representations, contribution representations, positions of the reference
+        rows represented).
+        """
+        opts, base = self.opts_, self.baseline_
+        base_rows = _stratified(base.labels, opts.max_reference_per_class, rng)
+        if opts.probe == "features":
+            return base.features[base_rows].astype(np.float64), contribution.features.astype(np.float64), base_rows
+        n_c = len(contribution)
+        new_train = sample_positions(n_c, max(opts.max_train // 2, opts.max_train - base_rows.size), rng)
+        base_train = base_rows[sample_positions(base_rows.size, max(opts.max_train - new_train.size, 1), rng)]
+        x = np.vstack([base.features[base_train], contribution.features[new_train]])
+        y = np.concatenate([base.labels[base_train], contribution.labels[new_train]])
+        probe = fit_probe(x, y, kind="mlp", seed=self.context_.seed, hidden=opts.hidden, max_iter=opts.max_iter)
+        return (
+            hidden_activations(probe, base.features[base_rows]),
+            hidden_activations(probe, contribution.features),
+            base_rows,
+        )
 
-    Records of classes that could not be scored (too few reference records) get p = 1.
-    """
-    scored = ~np.isnan(combined_new)
-    p = np.ones(combined_new.shape[0])
-    if self_reference:
-        p[scored] = tail_p_values(combined_new[scored], combined_new[scored], leave_one_out=True)
-    elif combined_ref:
-        p[scored] = tail_p_values(np.concatenate(combined_ref), combined_new[scored])
-    return p
+    def _review_findings(
+        self, reviewing: list[dict[str, Any]], contribution: GateData, rows: np.ndarray
+    ) -> list[Finding]:
+        """One finding per label-consistent cluster (what sets it apart), or one for the batch when
+        clusters stand out in many classes (the batch as a whole differs)."""
+        if not reviewing:
+            return []
+        base, schema = self.baseline_, self.context_.schema
+        if len({t["code"] for t in reviewing}) <= MAX_CLUSTER_FINDINGS:
+            out = []
+            for t in reviewing:
+                trusted = np.flatnonzero(base.labels == t["code"])[:500]
+                what = describe(_take(contribution.table, t["members"]), _take(base.table, trusted), schema)
+                out.append(_cluster_finding(self.name, t, rows, what))
+            return out
+        members = np.unique(np.concatenate([t["members"] for t in reviewing]))
+        what = describe(_take(contribution.table, members), _take(base.table, np.arange(min(len(base), 1000))), schema)
+        best = min(reviewing, key=lambda t: t["group_p"])
+        per_class = _one_per_class(reviewing, "cluster_records")
+        classes = ", ".join(f"{t['label']!r} ({t['cluster_records']})" for t in per_class[:10])
+        return [
+            Finding(
+                detector=self.name,
+                score=float(1.0 - best["group_p"]),
+                row=None,
+                reason=(
+                    f"in {len(per_class)} classes the batch's records form clusters of their own ({classes}; "
+                    f"smallest p={best['group_p']:.2g}), and their content agrees with their labels: the batch "
+                    f"differs from the baseline as a whole (a new source, sensor or scanner); {what}"
+                ),
+                evidence={"clusters": [_summary(t, CLUSTER_KEYS) for t in reviewing], "rows": rows[members].tolist()},
+            )
+        ]
+
+    def _record_findings(
+        self, flagged: np.ndarray, p_values: np.ndarray, contribution: GateData, score: np.ndarray
+    ) -> list[Finding]:
+        classes = self.context_.classes
+        out = []
+        for pos in np.argsort(p_values, kind="stable")[: self.opts_.max_findings]:
+            if not flagged[pos]:
+                continue
+            label = _label(classes, int(contribution.labels[pos]))
+            out.append(
+                Finding(
+                    detector=self.name,
+                    score=float(1.0 - p_values[pos]),
+                    row=int(pos),
+                    reason=(
+                        f"member of a label-inconsistent cluster in class {label!r}: its nearest trusted "
+                        f"records are labelled otherwise and it is unlike the baseline records labelled "
+                        f"{label!r} (p={p_values[pos]:.2g})"
+                    ),
+                    evidence={"label": label, "label_check": float(score[pos])},
+                )
+            )
+        return out
 
 
-def _single_class_result(det: BackdoorDetector, n: int, self_reference: bool) -> DetectorResult:
-    return DetectorResult(
-        det.name,
-        det.version,
-        np.ones(n),
-        np.zeros(n, bool),
-        summary={
-            "mode": "self-reference" if self_reference else "baseline",
-            "skipped": "fewer than 2 classes",
-        },
-    )
+def _take(table: pa.Table | None, rows: np.ndarray) -> pa.Table | None:
+    return table.take(pa.array(np.asarray(rows, dtype=np.int64))) if table is not None else None
+
+
+def _label(classes: tuple[str, ...], code: int) -> str:
+    return classes[int(code)] if 0 <= int(code) < len(classes) else str(code)
+
+
+def _stratified(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of at most ``per_class`` records of every class."""
+    chosen = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if members.size > per_class:
+            members = rng.choice(members, per_class, replace=False)
+        chosen.append(members)
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
 def _score_class(
-    reps: np.ndarray,
-    is_reference: np.ndarray,
-    is_new: np.ndarray,
-    det: BackdoorDetector,
-    rng: np.random.Generator,
-    self_reference: bool,
+    reps: np.ndarray, n_ref: int, misread_new: np.ndarray, opts: BackdoorOptions, rng: np.random.Generator
 ) -> dict[str, Any]:
-    """Record p-values and cluster tests for the records of one class (reference + new)."""
+    """Representation p-values of the new records of one class, its cluster tests and its group test.
+
+    ``reps`` holds the class's reference records first (``n_ref``), then its contribution records;
+    ``misread_new`` marks the contribution records whose content reads as another class.
+    """
+    n = reps.shape[0]
+    is_new = np.arange(n) >= n_ref
     centred = reps - reps.mean(axis=0)
     _, sing, vt = np.linalg.svd(centred, full_matrices=False)
     rank = int(np.sum(sing > 1e-8 * max(float(sing[0]) if sing.size else 0.0, 1e-12)))
-    dims = max(1, min(det.n_components, rank))
-    reduced = centred @ vt[:dims].T
-    spectral = reduced[:, 0] ** 2
+    reduced = centred @ vt[: max(1, min(opts.n_components, rank))].T
 
-    ref = np.flatnonzero(is_reference)
-    k = min(det.neighbours, ref.size - 1)
-    nn = NearestNeighbors(n_neighbors=k + 1).fit(reduced[ref])
-    dist, idx = nn.kneighbors(reduced)
-    # A reference record must not count itself as its own neighbour.
-    self_hit = ref[idx] == np.arange(reduced.shape[0])[:, None]
-    dist = np.where(self_hit, np.inf, dist)
+    # Spectral signature and distance to the k-th nearest reference record of the class, each on a
+    # robust scale of the reference records; the larger is the record's nonconformity score.
+    k = min(opts.neighbours, n_ref - 1)
+    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(reduced[:n_ref]).kneighbors(reduced)
+    dist = np.where(idx == np.arange(n)[:, None], np.inf, dist)  # a reference record is not its own neighbour
     distance = np.sort(dist, axis=1)[:, k - 1]
+    combined = np.maximum(_robust_z(np.abs(reduced[:, 0]), n_ref), _robust_z(distance, n_ref))
+    p_new = tail_p_values(combined[:n_ref], combined[n_ref:])
 
-    # Each signature is put on a robust common scale (median and MAD of the reference records), and
-    # a record's nonconformity is its most extreme signature. The same function is applied to
-    # reference and new records, so they stay exchangeable for the calibration that follows.
-    combined = np.maximum(_robust_z(np.abs(reduced[:, 0]), ref), _robust_z(distance, ref))
+    # Do the misread records hold together? Count, among each one's nearest records of the class
+    # (reference and contribution), the other misread ones, against a random subset of the same size.
+    group_p = 1.0
+    group = np.flatnonzero(np.r_[np.zeros(n_ref, bool), misread_new])
+    if group.size >= MIN_GROUP and n > group.size + 1:
+        kk = min(opts.neighbours, n - 1)
+        _, nn = NearestNeighbors(n_neighbors=kk + 1).fit(reduced).kneighbors(reduced[group])
+        nn = nn[:, 1:]
+        links = int(np.isin(nn, group).sum())
+        q = (group.size - 1) / (n - 1)
+        group_p = float(binom.sf(links - 1, nn.size, q)) if links else 1.0
 
     clusters: list[dict[str, Any]] = []
-    silhouette = None
-    n = reduced.shape[0]
     n_new = int(is_new.sum())
-    if not self_reference and n >= 10 and 0 < n_new < n:
+    if n >= 10 and 0 < n_new < n:
         for n_clusters in CLUSTER_COUNTS:
-            km = KMeans(n_clusters=n_clusters, n_init=4, random_state=int(rng.integers(1 << 31)))
-            assign = km.fit_predict(reduced)
-            if np.unique(assign).size < 2:
-                continue
-            if n_clusters == 2:
-                silhouette = float(silhouette_score(reduced, assign, random_state=0)) if n <= 5000 else None
+            if n_clusters >= n:
+                break
+            assign = KMeans(n_clusters=n_clusters, n_init=2, random_state=int(rng.integers(1 << 31))).fit_predict(
+                reduced
+            )
             for c in range(n_clusters):
                 in_cluster = assign == c
                 size = int(in_cluster.sum())
-                if size > det.max_cluster_fraction * n:
-                    continue
                 hits = int(np.sum(in_cluster & is_new))
-                expected = size * n_new / n
-                p_c = float(hypergeom.sf(hits - 1, n, n_new, size)) if hits else 1.0
+                if size > opts.max_cluster_fraction * n or hits < MIN_GROUP:
+                    continue
                 clusters.append(
                     {
                         "k": n_clusters,
                         "size": size,
-                        "contribution_count": hits,
-                        "expected": round(expected, 3),
-                        "p_value": p_c,
-                        "local": np.flatnonzero(in_cluster & is_new),
+                        "cluster_records": hits,
+                        "cluster_expected": round(size * n_new / n, 3),
+                        "p_value": float(hypergeom.sf(hits - 1, n, n_new, size)),
+                        "local_new": np.flatnonzero(in_cluster[n_ref:]),
                     }
                 )
-    return {
-        "combined": combined,
-        "spectral": spectral,
-        "distance": distance,
-        "clusters": clusters,
-        "silhouette": silhouette,
-    }
+    return {"p_new": p_new, "clusters": clusters, "group_p": group_p}
 
 
-def _robust_z(score: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    centre = float(np.median(score[ref]))
-    spread = 1.4826 * float(np.median(np.abs(score[ref] - centre)))
+def _robust_z(score: np.ndarray, n_ref: int) -> np.ndarray:
+    centre = float(np.median(score[:n_ref]))
+    spread = 1.4826 * float(np.median(np.abs(score[:n_ref] - centre)))
     return (score - centre) / max(spread, 1e-9)
 
 
-def _cluster_findings(detector: str, clusters: list[dict[str, Any]], rows: np.ndarray) -> list[Finding]:
-    findings = []
-    for c in clusters:
-        members = np.asarray(c["members"], dtype=np.int64)
-        findings.append(
-            Finding(
-                detector=detector,
-                score=float(1.0 - c["p_value"]),
-                row=None,
-                reason=(
-                    f"activation clustering: a cluster of {c['size']} records labelled {c['label']!r} holds "
-                    f"{c['contribution_count']} contribution records where {c['expected']:.1f} are expected "
-                    f"(p={c['p_value']:.2g})"
-                ),
-                evidence={
-                    "label": c["label"],
-                    "rows": rows[members].tolist(),
-                    "cluster_size": c["size"],
-                    "contribution_count": c["contribution_count"],
-                    "expected": c["expected"],
-                    "k": c["k"],
-                },
-            )
+def _distinct(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Most significant first; a cluster mostly covered by a kept one of the same class is dropped."""
+    kept: list[dict[str, Any]] = []
+    for test in sorted(tests, key=lambda t: t["p_value"]):
+        if any(t["code"] == test["code"] and np.isin(test["members"], t["members"]).mean() > 0.5 for t in kept):
+            continue
+        kept.append(test)
+    return kept
+
+
+def _one_per_class(tests: list[dict[str, Any]], size: str) -> list[dict[str, Any]]:
+    """The largest test of each class, largest first."""
+    best: dict[int, dict[str, Any]] = {}
+    for t in tests:
+        if t["code"] not in best or t[size] > best[t["code"]][size]:
+            best[t["code"]] = t
+    return sorted(best.values(), key=lambda t: -t[size])
+
+
+def _votes(codes: np.ndarray, classes: tuple[str, ...]) -> dict[str, int]:
+    """Label -> how many of ``codes`` name it, most first."""
+    values, counts = np.unique(codes[codes >= 0], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return {_label(classes, int(values[i])): int(counts[i]) for i in order}
+
+
+def _read(votes: dict[str, int]) -> str:
+    return ", ".join(f"{v} as {k!r}" for k, v in list(votes.items())[:3]) or "none"
+
+
+def _summary(t: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: t[key] for key in keys if key in t}
+
+
+GROUP_KEYS = (
+    "label",
+    "contribution_count",
+    "class_records",
+    "threshold",
+    "expected",
+    "count_p",
+    "group_p",
+    "rest_rate",
+    "shifted",
+    "read_as",
+)
+CLUSTER_KEYS = (
+    "label",
+    "k",
+    "size",
+    "contribution_count",
+    "expected",
+    "p_value",
+    "misread",
+    "misread_share",
+    "read_as",
+)
+
+
+def _thresholds(n_calibration: int) -> list[float]:
+    """Label-check p-value thresholds the calibration set resolves, the finest being its resolution."""
+    floor = 1.0 / (n_calibration + 1.0)
+    out = [t for t in THRESHOLDS if t >= floor]
+    if floor < THRESHOLDS[-1]:
+        out.append(floor)
+    return out or [floor]
+
+
+def _misread_test(
+    misread: np.ndarray,
+    new: np.ndarray,
+    others: np.ndarray,
+    thresholds: list[float],
+    n_tests: int,
+    n_calibration: int,
+) -> dict[str, Any]:
+    """More misread records in a class than calibration and the rest of the batch explain?
+
+    At threshold ``t`` a clean record of the class is misread with probability at most
+    ``a / (n + 1)``, ``a = floor(t (n + 1))``, for ``n`` calibration records; the count over the class's
+    records follows a beta-binomial law (the calibration set is itself random and shared by all of
+    them). The count must also exceed what the rest of the batch's own rate explains (binomial): a
+    batch that moved as a whole singles out no class. The larger of the two p-values is the test's;
+    the best threshold is kept, Bonferroni over ``n_tests``. ``shifted``: the rest of the batch is
+    itself misread well beyond ``t``.
+    """
+    best: dict[str, Any] = {}
+    for i, t in enumerate(thresholds):
+        k = int(misread[i, new].sum())
+        rest_n, rest_k = int(others.sum()), int(misread[i, others].sum())
+        rest_rate = rest_k / rest_n if rest_n else 0.0
+        a = max(1, math.floor(t * (n_calibration + 1)))
+        null = min(1.0, max(a / (n_calibration + 1), rest_rate))
+        p_cal = float(betabinom.sf(k - 1, new.size, a, n_calibration + 1 - a)) if k else 1.0
+        p_rest = float(binom.sf(k - 1, new.size, rest_rate)) if k and rest_n else (1.0 if not k else 0.0)
+        p = max(p_cal, p_rest)
+        if not best or p < best["_p"]:
+            rest_p = float(binom.sf(rest_k - 1, rest_n, t)) if rest_k else 1.0
+            best = {
+                "_p": p,
+                "threshold_index": i,
+                "threshold": round(t, 6),
+                "misread": k,
+                "expected": round(null * new.size, 3),
+                "rest_rate": round(rest_rate, 4),
+                "shifted": bool(rest_p < SHIFT_P and rest_rate > 1.5 * t),
+            }
+    best["count_p"] = min(1.0, best.pop("_p") * n_tests)
+    return best
+
+
+def _block_sentence(g: dict[str, Any]) -> str:
+    read = f"closer to trusted records of another class ({_read(g['read_as'])}) than all but {g['threshold']:.1%}"
+    beyond = f"where calibration and the rest of the batch explain {g['expected']:.1f} (p={g['count_p']:.2g})"
+    if "k" in g:  # a k-means cluster
+        return (
+            f"a cluster of {g['size']} records labelled {g['label']!r} holds {g['cluster_records']} contribution "
+            f"records ({g['cluster_expected']:.1f} expected, p={g['group_p']:.2g}), and {g['contribution_count']} "
+            f"of them are {read} of the baseline's own {g['label']!r} records, {beyond}"
         )
-    return findings
+    return (
+        f"{g['contribution_count']} of the {g['class_records']} contribution records labelled {g['label']!r} are "
+        f"{read} of the baseline's own {g['label']!r} records, {beyond}, and they hold together in the "
+        f"representation (p={g['group_p']:.2g})"
+    )
+
+
+def _evidence(t: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    return _summary(t, tuple(dict.fromkeys(GROUP_KEYS + CLUSTER_KEYS))) | {"rows": rows[t["members"]].tolist()}
+
+
+def _group_finding(detector: str, g: dict[str, Any], rows: np.ndarray) -> Finding:
+    return Finding(
+        detector=detector,
+        score=float(1.0 - g["p_value"]),
+        row=None,
+        reason="label-inconsistent cluster: " + _block_sentence(g),
+        evidence=_evidence(g, rows),
+    )
+
+
+def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.ndarray) -> Finding:
+    """One finding for every group that the rest of the batch's own misreading keeps from being singled out."""
+    worst = min(tests, key=lambda t: t["p_value"])
+    per_class = _one_per_class(tests, "contribution_count")
+    parts = [
+        f"{t['contribution_count']} of {t['class_records']} labelled {t['label']!r} ({_read(t['read_as'])})"
+        for t in per_class[:5]
+    ]
+    members = np.unique(np.concatenate([t["members"] for t in tests]))
+    return Finding(
+        detector=detector,
+        score=float(1.0 - worst["p_value"]),
+        row=None,
+        reason=(
+            "records closer to trusted records of another class than to their own, in "
+            f"{len(per_class)} class(es): {'; '.join(parts)}; but the rest of the batch reads as other classes too "
+            f"({worst['rest_rate']:.1%} of it, against at most {worst['threshold']:.1%} of trusted records): the "
+            "batch moved as a whole (a new sensor, scanner or instrument) or carries label errors throughout, "
+            "so no group is singled out as a backdoor. Review the batch as a whole"
+        ),
+        evidence={
+            "classes": [_summary(t, GROUP_KEYS) for t in tests],
+            "rows": rows[members].tolist(),
+        },
+    )
+
+
+def _cluster_finding(detector: str, t: dict[str, Any], rows: np.ndarray, what: str) -> Finding:
+    return Finding(
+        detector=detector,
+        score=float(1.0 - t["group_p"]),
+        row=None,
+        reason=(
+            f"{t['cluster_records']} contribution records labelled {t['label']!r} form a cluster of their own "
+            f"({t['cluster_expected']:.1f} expected, p={t['group_p']:.2g}); {what}. "
+            f"{t['misread_share']:.0%} of them are closer to trusted records of another class, so their content "
+            "agrees with their label: a new sub-population, source or sensor, or a clean-label backdoor if what "
+            "they share is an added pattern. Review what they share"
+        ),
+        evidence=_evidence(t, rows),
+    )
+
+
+def describe(members: pa.Table | None, trusted: pa.Table | None, schema: Schema) -> str:
+    """What distinguishes ``members`` from ``trusted`` records, in words, from the raw columns."""
+    if members is None or trusted is None or members.num_rows == 0 or trusted.num_rows == 0:
+        return "what they share is not visible in the features alone"
+    parts: list[str] = []
+    for column in schema.inputs:
+        if column.name not in members.column_names or column.name not in trusted.column_names:
+            continue
+        a, b = members.column(column.name).to_pylist(), trusted.column(column.name).to_pylist()
+        try:
+            if column.kind is ColumnKind.TEXT:
+                parts.append(_word_difference(column.name, a, b))
+            elif column.kind is ColumnKind.NUMERIC:
+                parts.append(_numeric_difference(column.name, a, b))
+            elif column.kind is ColumnKind.IMAGE:
+                parts.append(_image_difference(column.name, a, b))
+        except (InputError, ValueError, TypeError):
+            continue
+    parts = [p for p in parts if p]
+    return "; ".join(parts[:3]) if parts else "no single word, column or image region sets them apart"
+
+
+def _word_difference(name: str, members: list[Any], trusted: list[Any]) -> str:
+    def share(texts: list[Any]) -> dict[str, float]:
+        counts: dict[str, int] = {}
+        for text in texts:
+            for word in set(re.findall(r"\w+", str(text or "").lower())):
+                counts[word] = counts.get(word, 0) + 1
+        return {w: c / max(len(texts), 1) for w, c in counts.items()}
+
+    a, b = share(members), share(trusted)
+    lift = sorted(((a[w] - b.get(w, 0.0), w) for w in a), reverse=True)[:3]
+    words = [
+        f"{w!r} in {a[w]:.0%} of them against {b.get(w, 0.0):.0%} of the trusted ones" for d, w in lift if d >= 0.2
+    ]
+    return f"{name}: " + ", ".join(words) if words else ""
+
+
+def _numeric_difference(name: str, members: list[Any], trusted: list[Any]) -> str:
+    a = np.asarray([v for v in members if v is not None], dtype=np.float64)
+    b = np.asarray([v for v in trusted if v is not None], dtype=np.float64)
+    if a.size == 0 or b.size < 2:
+        return ""
+    spread = float(np.std(b)) or 1.0
+    effect = (float(np.mean(a)) - float(np.mean(b))) / spread
+    if abs(effect) < 0.5:
+        return ""
+    return f"{name} averages {np.mean(a):.4g} against {np.mean(b):.4g} ({effect:+.1f} standard deviations)"
+
+
+REGIONS = (("top", "middle", "bottom"), ("left", "centre", "right"))
+
+
+def _image_difference(name: str, members: list[Any], trusted: list[Any]) -> str:
+    side = 12
+    a = np.mean([gray_pixels(v, (side, side)) for v in members[:200]], axis=0) / 255.0
+    b = np.mean([gray_pixels(v, (side, side)) for v in trusted[:500]], axis=0) / 255.0
+    diff = (a - b).reshape(3, side // 3, 3, side // 3).mean(axis=(1, 3))
+    i, j = np.unravel_index(np.argmax(np.abs(diff)), diff.shape)
+    if abs(diff[i, j]) < 0.05:
+        return ""
+    where = "centre" if (i, j) == (1, 1) else f"{REGIONS[0][i]}-{REGIONS[1][j]}".replace("middle-", "")
+    tone = "brighter" if diff[i, j] > 0 else "darker"
+    return f"{name}: {tone} in the {where} region ({diff[i, j]:+.2f} on a 0-1 scale)"

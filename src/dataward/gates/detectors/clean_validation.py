@@ -21,29 +21,85 @@ Records: p = 1 (this is a contribution-level test), except the records of a sour
 significantly restores accuracy: they get that source's Bonferroni-corrected p-value. Nothing is
 flagged record by record.
 
-Summary keys (read by the verdict and the HTML report)::
+The block itself is typed (``result.block``, ``result.block_reason``): harm beyond tolerance is evidence
+of poisoning whatever the batch looks like, while a batch that merely differs from the baseline (a new
+sensor, a new topic) and leaves held-out accuracy within tolerance never blocks here.
+
+Speed: the logistic probe standardizes with the baseline's statistics and every refit (with the
+contribution, without a source) starts from the fitted baseline probe's weights (warm start), so it
+needs a fraction of the iterations of a cold fit.
+
+Summary keys (for the HTML report)::
 
     overall:   {"with": acc, "without": acc, "drop": without - with, "p_value": p, "p_accuracy": p,
                 "log_loss_with": l, "log_loss_without": l, "records": n}
     per_class: {label: {same keys}}
     per_source: {source: {"records": n, "without_source": acc, "effect": without_source - with,
                           "p_value": p, "per_class_effect": {label: effect}}}
-    max_class_drop, harm_p, max_validation_drop, model, block, block_reason
+    max_class_drop, harm_p, max_validation_drop, model
     skipped: a reason, when there is no validation set (p = 1 everywhere)
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 from scipy.stats import binom, wilcoxon
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
-from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, register
-from dataward.gates.detectors._probe import apply_options, fit_probe, sample_positions, single_threaded
+from dataward.gates.base import (
+    Detector,
+    DetectorResult,
+    Evidence,
+    Finding,
+    GateContext,
+    GateData,
+    Requirement,
+    register,
+)
+from dataward.gates.detectors._probe import PROBE_KINDS, fit_probe, sample_positions, single_threaded
 
-OPTIONS = ("model", "max_validation_drop", "significance", "max_train", "max_sources", "max_iter")
+CONFIRM_ITER = 200
+"""Training epochs of the MLP probe that confirms a block."""
+REVIEW_FLOOR = 1e-4
+"""A drop beyond tolerance that the flexible probe does not confirm is review-level: its p-value is
+never below this, so it cannot block on its own."""
+
+
+@dataclass(frozen=True)
+class CleanValidationOptions:
+    """Options of the ``clean_validation`` detector (policy ``options.clean_validation``).
+
+    ``model``: the probe, ``logistic`` or ``mlp``; ``confirm``: a block found with the logistic probe
+    stands only when an MLP probe shows the harm too; ``max_validation_drop``: tolerated accuracy drop,
+    overall and per class (the gate sets it from the policy's ``max_validation_drop``);
+    ``significance``: how sure a drop beyond tolerance must be to block (divided by the number of
+    classes for a per-class drop); ``max_train``: baseline and contribution records the probe is trained
+    on (each side); ``max_sources``: largest sources tried one by one; ``max_iter``: probe iterations.
+    """
+
+    model: str = "logistic"
+    confirm: bool = True
+    max_validation_drop: float = 0.02
+    significance: float = 0.01
+    max_train: int = 20000
+    max_sources: int = 10
+    max_iter: int = 300
+
+    def __post_init__(self) -> None:
+        if self.model not in PROBE_KINDS:
+            raise ValueError(f"unknown probe model {self.model!r}; use one of: {', '.join(PROBE_KINDS)}")
+        if not 0.0 <= self.max_validation_drop <= 1.0:
+            raise ValueError("max_validation_drop must be between 0 and 1")
+        if not 0.0 < self.significance < 1.0:
+            raise ValueError("significance must be between 0 and 1 (exclusive)")
+        if self.max_train < 10 or self.max_sources < 0 or self.max_iter < 1:
+            raise ValueError("max_train must be at least 10, max_sources zero or more, max_iter at least 1")
 
 
 @register
@@ -51,51 +107,65 @@ class CleanValidationDetector(Detector):
     """Accuracy of a probe on the clean validation set with and without the contribution."""
 
     name = "clean_validation"
-    version = "1"
-
-    def __init__(
-        self,
-        *,
-        model: str = "logistic",
-        max_validation_drop: float = 0.02,
-        significance: float = 0.01,
-        max_train: int = 20000,
-        max_sources: int = 10,
-        max_iter: int = 300,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self.model = model
-        self.max_validation_drop = max_validation_drop
-        self.significance = significance
-        self.max_train = max_train
-        self.max_sources = max_sources
-        self.max_iter = max_iter
+    version = "2"
+    evidence = Evidence.POISONING
+    requires = frozenset({Requirement.VALIDATION})
+    flags_records = False
+    Options = CleanValidationOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Train the probe without the contribution and predict the validation set."""
-        apply_options(self, self.name, context.options_for(self.name), OPTIONS)
+        opts: CleanValidationOptions = self.resolve_options(context)
+        self.opts_ = opts
+        self.model, self.max_validation_drop, self.significance = (
+            opts.model,
+            opts.max_validation_drop,
+            opts.significance,
+        )
+        self.max_train, self.max_sources, self.max_iter = opts.max_train, opts.max_sources, opts.max_iter
         self.context_ = context
         self.rng_ = np.random.default_rng(context.seed)
         self.baseline_ = baseline.subset(sample_positions(len(baseline), self.max_train, self.rng_))
         validation = context.validation
         self.correct_without_: _Outcome | None = None
+        self.scaler_: StandardScaler | None = None
+        self.start_: LogisticRegression | None = None
         if validation is not None and len(validation) and np.unique(self.baseline_.labels).size >= 2:
-            self.correct_without_ = self._correct(self.baseline_.features, self.baseline_.labels)
+            if self.model == "logistic":
+                self.scaler_ = StandardScaler().fit(self.baseline_.features.astype(np.float64))
+            self.correct_without_ = self._correct(self.baseline_.features, self.baseline_.labels, keep=True)
         return self
 
-    def _correct(self, features: np.ndarray, labels: np.ndarray) -> _Outcome:
+    def _correct(self, features: np.ndarray, labels: np.ndarray, *, keep: bool = False) -> _Outcome:
         validation = self.context_.validation
         assert validation is not None
         x = validation.features.astype(np.float64)
         with single_threaded():
-            probe = fit_probe(features, labels, kind=self.model, seed=self.context_.seed, max_iter=self.max_iter)
+            if self.scaler_ is not None:
+                probe = self._logistic(self.scaler_.transform(features.astype(np.float64)), labels, keep=keep)
+                x = self.scaler_.transform(x)
+            else:
+                probe = fit_probe(features, labels, kind=self.model, seed=self.context_.seed, max_iter=self.max_iter)
             proba = probe.predict_proba(x)
         column = {int(c): j for j, c in enumerate(probe.classes_)}
         p_true = np.array(
             [proba[i, column[int(y)]] if int(y) in column else 0.0 for i, y in enumerate(validation.labels)]
         )
         return _Outcome(probe.predict(x) == validation.labels, -np.log(np.maximum(p_true, 1e-12)))
+
+    def _logistic(self, x: np.ndarray, labels: np.ndarray, *, keep: bool) -> LogisticRegression:
+        """A logistic probe on standardized ``x``, warm-started from the baseline probe when the classes match."""
+        model = LogisticRegression(max_iter=self.max_iter, C=1.0)
+        start = self.start_
+        if start is not None and np.array_equal(np.unique(labels), start.classes_):
+            model.set_params(warm_start=True)
+            model.coef_, model.intercept_ = start.coef_.copy(), start.intercept_.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x, labels)
+        if keep:
+            self.start_ = model
+        return model
 
     def score(self, contribution: GateData) -> DetectorResult:
         ctx = self.context_
@@ -121,19 +191,34 @@ class CleanValidationDetector(Detector):
             np.concatenate([self.baseline_.labels, contribution.labels[keep]]),
         )
         val_labels = ctx.validation.labels
-        overall = _compare(without, with_)
-        per_class = {}
-        for code in np.unique(val_labels):
-            members = val_labels == code
-            per_class[_label(ctx, code)] = _compare(without[members], with_[members])
-        n_classes = max(len(per_class), 1)
-        class_p = min((c["p_value"] for c in per_class.values()), default=1.0)
-        harm_p = min(1.0, 2.0 * min(overall["p_value"], class_p * n_classes))
-        beyond = overall["drop"] > self.max_validation_drop or any(
-            c["drop"] > self.max_validation_drop for c in per_class.values()
-        )
+        overall, per_class, harm_p, beyond = self._judge(without, with_)
         # A drop the policy tolerates is not a reason to stop the contribution, however certain.
         p_value = harm_p if beyond else 1.0
+        block_reason = self._block_reason(overall, per_class, len(per_class))
+        confirmation: dict[str, Any] | None = None
+        contribution_findings: list[Finding] = []
+        if block_reason is not None and self.model == "logistic" and self.opts_.confirm:
+            # A linear probe must share its weights between the baseline's domain and a batch from a new
+            # sensor or source; what it loses there may be its own limit, not harm. The block stands
+            # only when a probe flexible enough to learn both shows the harm too.
+            confirmation = self._confirm(contribution, keep)
+            if confirmation["block_reason"] is None:
+                contribution_findings.append(
+                    Finding(
+                        detector=self.name,
+                        score=float(1.0 - harm_p),
+                        reason=(
+                            f"a linear probe trained with the batch loses clean-validation accuracy ({block_reason}), "
+                            f"but a more flexible probe (MLP) does not (overall "
+                            f"{confirmation['overall']['without']:.3f} "
+                            f"-> {confirmation['overall']['with']:.3f}, largest class drop "
+                            f"{confirmation['max_class_drop']:.3f}): the batch differs from the baseline without "
+                            "measurably harming a model that can learn both; review"
+                        ),
+                    )
+                )
+                block_reason = None
+                p_value = max(p_value, REVIEW_FLOOR)
 
         per_source = self._per_source(contribution, keep, with_, val_labels)
         for source, info in per_source.items():
@@ -142,7 +227,6 @@ class CleanValidationDetector(Detector):
                 members = contribution.groups["source"] == source
                 p_values[members] = np.minimum(p_values[members], corrected)
 
-        block_reason = self._block_reason(overall, per_class, n_classes)
         summary: dict[str, Any] = {
             "overall": overall,
             "per_class": per_class,
@@ -151,9 +235,9 @@ class CleanValidationDetector(Detector):
             "harm_p": harm_p,
             "max_validation_drop": self.max_validation_drop,
             "model": self.model,
-            "block": block_reason is not None,
-            "block_reason": block_reason,
         }
+        if confirmation is not None:
+            summary["confirmation"] = {k: v for k, v in confirmation.items() if k != "per_class"}
         return DetectorResult(
             detector=self.name,
             version=self.version,
@@ -163,7 +247,54 @@ class CleanValidationDetector(Detector):
             statistic=float(overall["drop"]),
             p_value=p_value,
             summary=summary,
+            block=block_reason is not None,
+            block_reason=block_reason,
+            contribution_findings=contribution_findings,
         )
+
+    def _judge(self, without: _Outcome, with_: _Outcome) -> tuple[dict[str, Any], dict[str, Any], float, bool]:
+        """Overall and per-class comparison, the harm p-value and whether some drop exceeds tolerance."""
+        val_labels = self.context_.validation.labels  # type: ignore[union-attr]
+        overall = _compare(without, with_)
+        per_class = {
+            _label(self.context_, code): _compare(without[val_labels == code], with_[val_labels == code])
+            for code in np.unique(val_labels)
+        }
+        n_classes = max(len(per_class), 1)
+        class_p = min((c["p_value"] for c in per_class.values()), default=1.0)
+        harm_p = min(1.0, 2.0 * min(overall["p_value"], class_p * n_classes))
+        beyond = overall["drop"] > self.max_validation_drop or any(
+            c["drop"] > self.max_validation_drop for c in per_class.values()
+        )
+        return overall, per_class, harm_p, beyond
+
+    def _confirm(self, contribution: GateData, keep: np.ndarray) -> dict[str, Any]:
+        """The same comparison with an MLP probe (without and with the contribution)."""
+        x = self.context_.validation.features.astype(np.float64)  # type: ignore[union-attr]
+        val_labels = self.context_.validation.labels  # type: ignore[union-attr]
+
+        def outcome(features: np.ndarray, labels: np.ndarray) -> _Outcome:
+            with single_threaded():
+                probe = fit_probe(features, labels, kind="mlp", seed=self.context_.seed, max_iter=CONFIRM_ITER)
+                proba = probe.predict_proba(x)
+            column = {int(c): j for j, c in enumerate(probe.classes_)}
+            p_true = np.array([proba[i, column[int(y)]] if int(y) in column else 0.0 for i, y in enumerate(val_labels)])
+            return _Outcome(probe.predict(x) == val_labels, -np.log(np.maximum(p_true, 1e-12)))
+
+        without = outcome(self.baseline_.features, self.baseline_.labels)
+        with_ = outcome(
+            np.vstack([self.baseline_.features, contribution.features[keep]]),
+            np.concatenate([self.baseline_.labels, contribution.labels[keep]]),
+        )
+        overall, per_class, harm_p, _ = self._judge(without, with_)
+        return {
+            "model": "mlp",
+            "overall": overall,
+            "per_class": per_class,
+            "max_class_drop": max((c["drop"] for c in per_class.values()), default=0.0),
+            "harm_p": harm_p,
+            "block_reason": self._block_reason(overall, per_class, len(per_class)),
+        }
 
     def _per_source(
         self, contribution: GateData, keep: np.ndarray, with_: np.ndarray, val_labels: np.ndarray

@@ -43,10 +43,11 @@ step "3. The owner curates the clean validation set (write-locked to her)"
 as alice dataward contribute manpages-validation "$IN/validation.csv" --source "curated:alice/2026-11" --no-gate
 as alice dataward merge manpages-validation#1
 
-step "4. First import by the pipeline: gated in self-reference mode, approved by someone else, promoted"
+step "4. First import by the pipeline: judged against the clean validation set, approved by someone else, promoted"
+say "no training version yet: half of the validation set stands in as the trusted baseline, half is held out"
 as importer dataward contribute manpages "$IN/batch-debian.csv" --source "https://deb.debian.org/bookworm/manpages" \
   --licence GPL-2.0+ || true
-say "a handful of records are flagged at the calibrated 1% false-positive rate; the owner reviews them:"
+say "whatever is flagged (at the calibrated 1% false-positive rate) the owner reviews:"
 as alice dataward review accept --contribution manpages#1 --reason "checked against the Debian archive"
 as alice dataward approve manpages#1 --reason "sampled 30 rows against the Debian archive"
 as alice dataward merge manpages#1
@@ -89,10 +90,20 @@ as scraper dataward versions manpages || true
 step "9. The access review an auditor reads"
 dataward access review --unused-days 0
 
-step "10. Versions, a diff, an export"
+step "10. Versions, a diff, an export, a removal"
 dataward versions manpages
 dataward diff manpages@v1 v2
 dataward export manpages@training --format parquet -o "$WORK/manpages-training.parquet"
+say "removing records is judged too: a clean-up that drops most of one section is a review, not a silent pass"
+python - "$WORK/manpages-training.parquet" "$WORK/remove-ids.txt" <<'PY'
+import sys
+import pandas as pd
+df = pd.read_parquet(sys.argv[1])
+label = df["label"].value_counts().index[0]
+ids = df.loc[df["label"] == label, "record_id"]
+ids.iloc[: int(len(ids) * 0.8)].to_csv(sys.argv[2], index=False, header=False)
+PY
+as importer dataward contribute manpages --removes "$WORK/remove-ids.txt" --source "cleanup:importer/2026-11" || true
 
 step "11. The signed, hash-chained ledger, and verify"
 dataward ledger -n 12

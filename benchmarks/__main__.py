@@ -1,4 +1,5 @@
-"""``python -m benchmarks run --suite quick|full [--out DIR]``: the attack benchmark.
+"""``python -m benchmarks run --suite quick|full|scale [--out DIR]``: the attack benchmark.
+``python -m benchmarks report --suite SUITE`` rewrites a suite's tables from its JSON figures.
 
 Writes ``attacks-<suite>.json`` and the recall plot into ``--out`` (default ``benchmarks/results``),
 the tables into docs/benchmarks.md between the suite's markers, and prints a table. Exits 1 when a
@@ -8,6 +9,7 @@ method raised on some case (the error is in the JSON and the tables), 2 on bad a
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 from dataclasses import replace
@@ -83,13 +85,31 @@ def main(argv: list[str] | None = None) -> int:
         help="address-space limit of the run; a method that needs more fails on that case with MemoryError, "
         "recorded as an error, and the run goes on (0: no limit)",
     )
+    again = sub.add_parser("report", help="rewrite a suite's tables from its JSON figures (no run)")
+    again.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    again.add_argument("--out", type=Path, default=report.RESULTS, help="folder holding the JSON and plots")
+    again.add_argument("--docs", type=Path, default=report.DOCS, help="Markdown file to update")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return _report(args)
     before = limit_memory(args.max_memory_gb) if args.max_memory_gb > 0 else None
     try:
         return _run(args, argv)
     finally:
         if before is not None:
             resource.setrlimit(resource.RLIMIT_AS, before)
+
+
+def _report(args: argparse.Namespace) -> int:
+    """The tables of an earlier run, from its JSON (after a change of the report's layout)."""
+    path = args.out / f"attacks-{args.suite}.json"
+    if not path.exists():
+        Console().print(f"error: {path} does not exist; run the suite first", style="red")
+        return 2
+    results = json.loads(path.read_text(encoding="utf-8"))
+    plot = args.out / f"recall-at-fpr-{args.suite}.png"
+    report.write_docs(results, report.markdown(results, plot if plot.exists() else None), args.docs)
+    return 0
 
 
 def _run(args: argparse.Namespace, argv: list[str] | None) -> int:

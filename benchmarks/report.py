@@ -83,15 +83,24 @@ def _attack_label(a: dict[str, Any]) -> str:
     return f"{c['name']} ({c['poisoned']}/{c['contribution']})"
 
 
+POISONED_PARTS = (("attacks", ""), ("heldout_attacks", " (held-out)"), ("fixed_counts", " (fixed count)"))
+"""The parts of a run that hold poisoned cases, with the tag their notes carry."""
+PRECISION_BAR = 0.8
+
+
+def _poisoned(results: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    return [(a, tag) for key, tag in POISONED_PARTS for a in results.get(key, [])]
+
+
 def losses(results: dict[str, Any], method: str = "dataward") -> list[str]:
     """Attacks where a peer beats ``method`` on recall at 1% FPR or on AUROC, stated plainly."""
     notes = []
-    for a in results["attacks"]:
+    for a, tag in _poisoned(results):
         ours = a["methods"].get(method)
         if ours is None:
             continue
         if "error" in ours:
-            notes.append(f"{a['case']['name']}: {method} failed ({ours['error']})")
+            notes.append(f"{a['case']['name']}{tag}: {method} failed ({_short(ours['error'])})")
             continue
         for metric, label in (("recall_at_1pct_fpr", "recall at 1% FPR"), ("auroc", "AUROC")):
             best_name, best = None, ours.get(metric)
@@ -103,7 +112,7 @@ def losses(results: dict[str, Any], method: str = "dataward") -> list[str]:
                     best_name, best = name, value
             if best_name is not None:
                 ours_value = _f(ours.get(metric), 3)
-                notes.append(f"{a['case']['name']}: {best_name} {label} {_f(best, 3)} vs {method} {ours_value}")
+                notes.append(f"{a['case']['name']}{tag}: {best_name} {label} {_f(best, 3)} vs {method} {ours_value}")
     return notes
 
 
@@ -116,15 +125,23 @@ def _detector_evidence(m: dict[str, Any]) -> str:
 
 
 def shortfalls(results: dict[str, Any], method: str = "dataward", asr_margin: float = 0.02) -> list[str]:
-    """Where ``method`` misses the bar: undetected poisoned contributions, recall at 1% FPR under 0.95
-    on a dirty-label backdoor, clean contributions it stops, and attack success after the gate more
-    than ``asr_margin`` above clean-only training."""
+    """Where ``method`` misses the bar: undetected poisoned contributions, flag precision under
+    ``PRECISION_BAR``, recall at 1% FPR under 0.95 on a dirty-label backdoor, clean contributions it
+    stops, blocked benign situations, and attack success after the gate more than ``asr_margin`` above
+    clean-only training."""
     notes = []
-    for a in results["attacks"]:
+    for a, tag in _poisoned(results):
         m = a["methods"].get(method, {})
         if not m or "error" in m:
             continue
-        name = a["case"]["name"]
+        name = a["case"]["name"] + tag
+        precision = m.get("precision")
+        if precision is not None and precision == precision and precision < PRECISION_BAR:
+            clean_flagged = m["flagged"] - round(precision * m["flagged"])
+            notes.append(
+                f"{name}: flag precision {_f(precision)} ({clean_flagged} clean records flagged of {m['flagged']}; "
+                f"bar: {PRECISION_BAR})"
+            )
         if not m["detected"]:
             notes.append(
                 f"{name}: not detected ({m['flagged']} records flagged, {a['case']['poisoned']} poisoned); "
@@ -321,7 +338,7 @@ def timing_section(results: dict[str, Any], method: str = "dataward", peer: str 
         f"(features, calibration and report included) and {peer} on the same batch, in the same process, one BLAS "
         "thread, on a shared 2-core machine (other jobs running: the figures are noisy).",
         "",
-        _md_table(["case", *detectors, f"{method} total", peer, "ratio"], rows),
+        _md_table(["case", *detectors, f"{method} total", peer, f"ratio {method} / {peer}"], rows),
         "",
     ]
 
@@ -339,7 +356,12 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         f"## Attacks against the gates: {title}",
         "",
         f"- command: `{results['command'].strip()}`{MAKE_TARGETS.get(results['suite'], '')}, seed {results['seed']}",
-        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}"
+        + (
+            f"; load average {m['load_average']} at the start (other jobs share the cores)"
+            if m.get("load_average")
+            else ""
+        ),
         f"- date: {results['date']}; total time {results['seconds']:.0f} s",
     ]
     if results.get("skipped"):

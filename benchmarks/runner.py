@@ -65,7 +65,6 @@ SUITES = {
         clean_datasets=["digits", "man_sections", "breast_cancer"],
         heldout_attacks=["tabular_pair_trigger_4pct"],
         benign=["one_class_text", "recalibration_wine", "one_class_digits", "recalibration_breast_cancer"],
-        fixed_counts=[("label_flip", 25, 5_000)],
     ),
     "full": Suite(
         "full",
@@ -109,8 +108,13 @@ def machine() -> dict[str, Any]:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError, AttributeError):
         mem_gb = float("nan")
+    try:
+        load = round(os.getloadavg()[0], 1)
+    except OSError:
+        load = float("nan")
     return {
         "cpu": cpu,
+        "load_average": load,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gb": round(mem_gb, 1),
         "python": platform.python_version(),

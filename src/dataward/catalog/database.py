@@ -3,6 +3,10 @@
 SQLite runs in WAL mode with foreign keys on, and every write transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the lock instead of failing half-way;
 PostgreSQL serializes ledger appends with a transaction-level advisory lock.
+
+SQLite runs with ``synchronous=FULL``: the WAL is synced to disk at every commit, so an event the
+ward reported as recorded survives a power loss. (With ``NORMAL`` a committed tail can vanish on
+power loss, which is indistinguishable from a deliberate truncation of the ledger.)
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+"""The newest migration's revision id (revisions are four digits, in order)."""
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
@@ -28,7 +34,7 @@ def _sqlite_engine(url: str) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA synchronous=FULL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cur.close()
 
@@ -67,6 +73,27 @@ class CatalogDatabase:
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def schema_revision(self) -> str | None:
+        """The catalog's Alembic revision (None for an empty database)."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.reading() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except DBAPIError:
+            return None
+
+    def migrate_if_behind(self) -> bool:
+        """Apply pending migrations to a catalog made by an older release; True when it did.
+
+        Costs one query when the catalog is current, so every open can afford it.
+        """
+        current = self.schema_revision()
+        if current is None or current >= HEAD_REVISION:
+            return False
+        self.migrate()
+        return True
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 
 from dataward.catalog.projection import RowChange, apply_changes
-from dataward.catalog.tables import ledger_events
+from dataward.catalog.tables import ledger_events, ward_meta
 from dataward.domain.hashing import canonical_json
-from dataward.ledger.events import GENESIS, Actor, Event, seal
+from dataward.ledger.events import CURRENT_FORMAT, GENESIS, LEGACY_FORMAT, Actor, Event, seal
 from dataward.ledger.signing import WardSigner
 
 
@@ -22,6 +22,14 @@ def head(conn: Connection) -> tuple[int, str]:
         select(ledger_events.c.seq, ledger_events.c.hash).order_by(ledger_events.c.seq.desc()).limit(1)
     ).first()
     return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
+
+
+def ward_id(conn: Connection) -> str:
+    """The ward id the catalog was created for: every format-2 event signature names it."""
+    value = conn.execute(select(ward_meta.c.value).where(ward_meta.c.key == "ward_id")).scalar()
+    if not value:
+        raise RuntimeError("the catalog has no ward id (ward_meta.ward_id)")
+    return str(value)
 
 
 def append(
@@ -41,7 +49,18 @@ def append(
     if changes:
         body["changes"] = [c.to_dict() for c in changes]
     seq, prev = head(conn)
-    event = seal(seq=seq + 1, prev=prev, time=now, actor=actor, type=type, subject=subject, payload=body, signer=signer)
+    event = seal(
+        seq=seq + 1,
+        prev=prev,
+        time=now,
+        actor=actor,
+        type=type,
+        subject=subject,
+        payload=body,
+        signer=signer,
+        ward_id=ward_id(conn),
+        format=CURRENT_FORMAT,
+    )
     conn.execute(
         insert(ledger_events).values(
             seq=event.seq,
@@ -54,6 +73,7 @@ def append(
             subject=canonical_json(event.subject).decode("utf-8"),
             payload=canonical_json(event.payload).decode("utf-8"),
             sig=event.sig,
+            format=event.format,
         )
     )
     apply_changes(conn, changes)
@@ -71,6 +91,7 @@ def _row_to_event(row: Any) -> Event:
         payload=json.loads(row.payload),
         hash=row.hash,
         sig=row.sig,
+        format=LEGACY_FORMAT if row.format is None else int(row.format),
     )
 
 

@@ -31,6 +31,9 @@ ledger_events = Table(
     Column("subject", Text, nullable=False),
     Column("payload", Text, nullable=False),
     Column("sig", Text, nullable=False),
+    # The rules the event was sealed under (docs/ledger-format.md); NULL in wards made before
+    # formats existed means format 1.
+    Column("format", Integer),
 )
 Index("ix_ledger_events_type", ledger_events.c.type)
 

@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from dataward import __version__
-from dataward.cli import access_commands, data_commands, gate_commands, trace_commands, ward_commands
+from dataward.cli import (
+    access_commands,
+    checkpoint_commands,
+    data_commands,
+    gate_commands,
+    trace_commands,
+    ward_commands,
+)
 from dataward.cli.state import state
 
 app = typer.Typer(
@@ -40,6 +47,7 @@ def main_options(
 
 
 ward_commands.register(app)
+checkpoint_commands.register(app)
 data_commands.register(app)
 gate_commands.register(app)
 access_commands.register(app)

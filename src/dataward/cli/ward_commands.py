@@ -1,7 +1,10 @@
-"""Commands about the ward itself: init, ledger, verify."""
+"""Commands about the ward itself: init, ledger (and its export and public key), verify."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +15,9 @@ from rich.tree import Tree
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, short, table, working
 from dataward.cli.state import JSON_HELP, open_ward, state
+from dataward.domain.errors import InputError
+from dataward.ledger.signing import parse_public_key
+from dataward.service.checkpoints import load_checkpoint_files
 from dataward.service.ward import Ward
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -93,13 +99,75 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"event #{head['seq']}  {head['hash']}")
 
+    @ledger_app.command("export")
+    @reports_errors
+    def ledger_export(
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write the export to FILE (default: stdout).")
+        ] = None,
+    ) -> None:
+        """Export the whole chain (JSON, in sequence order) for a verifier in any language."""
+        document = open_ward().ledger_export()
+        text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        if output is None:
+            sys.stdout.write(text)
+            return
+        write_text_atomically(output, text)
+        console.print(f"exported {len(document['events'])} events to {escape(str(output))}")
+
+    @ledger_app.command("public-key")
+    @reports_errors
+    def ledger_public_key(
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write the PEM to FILE (default: stdout).")
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Print the ward's Ed25519 public key (PEM): pin it outside the ward for `verify --public-key`."""
+        info = open_ward().public_key()
+        if output is not None:
+            write_text_atomically(output, info["pem"])
+        if as_json:
+            emit_json(info)
+        elif output is None:
+            sys.stdout.write(info["pem"])
+        else:
+            console.print(f"wrote the public key {info['fingerprint']} to {escape(str(output))}")
+
     @app.command()
     @reports_errors
-    def verify(as_json: JsonOpt = False) -> None:
+    def verify(
+        checkpoint: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--checkpoint",
+                help="A checkpoint file (or a folder of them, such as a witness folder) the ledger must extend; "
+                "repeatable.",
+            ),
+        ] = None,
+        public_key: Annotated[
+            Path | None,
+            typer.Option(
+                "--public-key",
+                help="The pinned ward public key (PEM or base64): signatures are checked against it, never "
+                "against a key read from the ward.",
+            ),
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Re-check the ledger chain and signatures, every stored object, and the catalog against the
-        ledger. Exits non-zero and lists each discrepancy when anything was altered."""
-        with working("Verifying ledger, objects and catalog", enabled=not as_json):
-            report = open_ward().verify()
+        ledger; and that the ledger extends every checkpoint (given, kept in the ward, witnessed).
+        Exits 7 and lists each discrepancy when anything was altered."""
+        pinned = None
+        if public_key is not None:
+            try:
+                text = public_key.read_text("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"cannot read the public key {public_key}: {exc}") from None
+            pinned = parse_public_key(text, source=str(public_key))
+        given = load_checkpoint_files(checkpoint or [])
+        with working("Verifying ledger, checkpoints, objects and catalog", enabled=not as_json):
+            report = open_ward().verify(checkpoints=given, public_key=pinned)
         if as_json:
             emit_json(report.to_dict())
         else:
@@ -112,10 +180,36 @@ def register(app: typer.Typer) -> None:
             for name, count in report.checked.items():
                 checked.add(f"{count} {name.replace('_', ' ')}")
             checked.add(f"ledger head #{report.head.get('seq')} {short(report.head.get('hash'), 24)}")
+            anchor = report.anchor
+            checked.add(
+                f"signatures checked against the {'[bold]pinned[/bold]' if anchor.get('key') == 'pinned' else 'ward'}"
+                f" key {anchor.get('fingerprint')}"
+            )
+            for cp in anchor.get("checkpoints", []):
+                style = "green" if cp["status"] == "extends" else "red"
+                checked.add(
+                    f"checkpoint #{cp['seq']} of {cp['time'][:19].replace('T', ' ')} "
+                    f"({escape(cp['source'])}): [{style}]{cp['status']}[/{style}]"
+                )
+            if report.first_bad_event is not None:
+                tree.add(f"[bold red]first missing or rewritten event: #{report.first_bad_event}[/bold red]")
             if report.problems:
                 by_area = tree.add("[red]problems[/red]")
                 for p in report.problems:
                     by_area.add(f"[red]{p.area}[/red] {p.kind}: {escape(p.where)} - {escape(p.detail)}")
+            for warning in report.warnings:
+                tree.add(f"[yellow]warning[/yellow]: {escape(warning)}")
             console.print(tree)
         if not report.ok:
             raise typer.Exit(7)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, "utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import blake3
+import rfc8785
 
 HASH_PREFIX = "b3:"
 
@@ -44,3 +45,17 @@ def canonical_json(value: Any) -> bytes:
 def json_hash(value: Any) -> str:
     """``content_hash`` of the canonical JSON of ``value``."""
     return content_hash(canonical_json(value))
+
+
+def jcs(value: Any) -> bytes:
+    """JSON per RFC 8785 (JSON Canonicalization Scheme): keys sorted by UTF-16 code units, numbers
+    in ECMAScript form, no whitespace, UTF-8. Any language can reproduce these bytes.
+
+    Integers must be within +/-(2**53 - 1) and numbers finite; anything else raises ``ValueError``.
+    """
+    return rfc8785.dumps(_reject_non_finite(value))
+
+
+def jcs_hash(value: Any) -> str:
+    """``content_hash`` of the RFC 8785 canonical JSON of ``value``."""
+    return content_hash(jcs(value))

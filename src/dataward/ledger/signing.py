@@ -1,4 +1,5 @@
-"""The ward's Ed25519 signing key: generated once, kept in the ward folder, used to sign event hashes."""
+"""The ward's Ed25519 signing key: generated once, kept in the ward folder, used to sign ledger events
+and checkpoints. Its public half is what a verifier pins (PEM, or the raw 32 bytes in base64)."""
 
 from __future__ import annotations
 
@@ -48,14 +49,57 @@ class WardSigner:
         raw = self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return base64.b64encode(raw).decode("ascii")
 
+    @property
+    def public_key_pem(self) -> str:
+        """The public key as a PEM ``PUBLIC KEY`` block (SubjectPublicKeyInfo): what verifiers pin."""
+        return public_key_pem(self.public_key_b64)
+
     def sign(self, message: bytes) -> str:
         return base64.b64encode(self._key.sign(message)).decode("ascii")
+
+
+def public_key_pem(public_key_b64: str) -> str:
+    """PEM (SubjectPublicKeyInfo) of a raw Ed25519 public key given in base64."""
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem.decode("ascii")
+
+
+def key_fingerprint(public_key_b64: str) -> str:
+    """A short, comparable name of a public key: ``ed25519:`` and the first 16 hex of its BLAKE3 hash."""
+    import blake3
+
+    return "ed25519:" + blake3.blake3(base64.b64decode(public_key_b64)).hexdigest()[:16]
+
+
+def parse_public_key(text: str, *, source: str = "public key") -> str:
+    """A pinned public key from text: a PEM ``PUBLIC KEY`` block or the raw 32 bytes in base64.
+
+    Returns the base64 of the raw key; raises ``InputError`` for anything else.
+    """
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(text.encode("ascii"))
+            if not isinstance(key, Ed25519PublicKey):
+                raise ValueError("not an Ed25519 public key")
+            raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        else:
+            raw = base64.b64decode(text, validate=True)
+            Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, UnicodeError, TypeError) as exc:
+        raise InputError(
+            f"{source} is not an Ed25519 public key: {exc}",
+            hint="export it with `dataward ledger public-key -o FILE` (PEM), or give the raw key in base64",
+        ) from exc
+    return base64.b64encode(raw).decode("ascii")
 
 
 class SignatureVerifier:
     """Checks signatures against a ward public key (base64 raw Ed25519)."""
 
     def __init__(self, public_key_b64: str) -> None:
+        self.public_key_b64 = public_key_b64
         self._key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
 
     def verify(self, message: bytes, signature_b64: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +15,11 @@ from dataward.catalog.projection import TABLES, replay
 from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, records, versions, ward_meta
 from dataward.domain.errors import DatawardError
 from dataward.domain.schema import RECORD_ID
+from dataward.ledger.checkpoint import Checkpoint, extension
 from dataward.ledger.events import Event, verify_chain
-from dataward.ledger.signing import SignatureVerifier
+from dataward.ledger.signing import SignatureVerifier, key_fingerprint
+from dataward.service.checkpoints import read_folder, read_witness
+from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import WardCore
 from dataward.service.recordstore import parquet_to_table, version_identity
 
@@ -29,35 +32,48 @@ OBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One discrepancy found by ``verify``: where it is and what is wrong."""
+    """One discrepancy found by ``verify``: where it is and what is wrong (``event``: the ledger event
+    it names, when it names one)."""
 
     area: str
     kind: str
     where: str
     detail: str
+    event: int | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"area": self.area, "kind": self.kind, "where": self.where, "detail": self.detail}
+    def to_dict(self) -> dict[str, Any]:
+        return {"area": self.area, "kind": self.kind, "where": self.where, "detail": self.detail, "event": self.event}
 
 
 @dataclass
 class VerifyReport:
-    """What ``verify`` checked and every problem it found."""
+    """What ``verify`` checked, what it was anchored to, and every problem it found."""
 
     problems: list[Problem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     head: dict[str, Any] = field(default_factory=dict)
+    anchor: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def first_bad_event(self) -> int | None:
+        """The lowest-numbered ledger event that is missing, rewritten, altered or mis-signed."""
+        named = [p.event for p in self.problems if p.event is not None]
+        return min(named) if named else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "head": self.head,
+            "anchor": self.anchor,
             "checked": self.checked,
+            "first_bad_event": self.first_bad_event,
             "problems": [p.to_dict() for p in self.problems],
+            "warnings": self.warnings,
         }
 
 
@@ -86,9 +102,27 @@ class AuditCases(WardCore):
             seq, digest = ledger_store.head(uc.conn)
             return {"seq": seq, "hash": digest, "ward": self.ward_id}
 
-    def verify(self) -> VerifyReport:
+    def ledger_export(self) -> dict[str, Any]:
+        """The whole chain in sequence order, with the ward id and public key: what a verifier in any
+        language re-checks (docs/ledger-format.md)."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            events = [e.to_dict() for e in ledger_store.read_events(uc.conn)]
+        return {
+            "type": "dataward.ledger",
+            "format": 1,
+            "ward": self.ward_id,
+            "public_key": self.signer.public_key_b64,
+            "events": events,
+        }
+
+    def verify(self, *, checkpoints: Sequence[Checkpoint] = (), public_key: str | None = None) -> VerifyReport:
         """Re-check the chain, every signature, every object's hash, and that the catalog is exactly
-        what the ledger says it should be. Reports every discrepancy."""
+        what the ledger says it should be; and that the ledger extends every checkpoint: those given,
+        those kept in the ward, and the witness copies. Reports every discrepancy.
+
+        ``public_key`` (base64 raw Ed25519) pins the ward key: signatures of events and checkpoints
+        are then checked against it and never against a key read from the ward.
+        """
         report = VerifyReport()
         with self.use_case(Action.VERIFY, Scope.ward()) as uc:
             events = list(ledger_store.read_events(uc.conn))
@@ -96,26 +130,136 @@ class AuditCases(WardCore):
                 "seq": events[-1].seq if events else 0,
                 "hash": events[-1].hash if events else None,
             }
-            self._verify_key(uc.conn, events, report)
-            verifier = SignatureVerifier(self.signer.public_key_b64)
-            for p in verify_chain(events, verifier):
-                report.problems.append(Problem("ledger", p.kind, f"event #{p.seq}", p.detail))
+            trusted = public_key or self.signer.public_key_b64
+            report.anchor = {
+                "key": "pinned" if public_key else "ward",
+                "fingerprint": key_fingerprint(trusted),
+            }
+            self._verify_key(uc.conn, events, report, pinned=public_key)
+            verifier = SignatureVerifier(trusted)
+            for p in verify_chain(events, verifier, self.ward_id):
+                report.problems.append(Problem("ledger", p.kind, f"event #{p.seq}", p.detail, p.seq))
             report.checked["events"] = len(events)
+            self._verify_checkpoints(events, checkpoints, verifier, report)
             self._verify_projections(uc.conn, events, report)
             self._verify_records(uc.conn, events, report)
             self._verify_objects(uc.conn, report)
             self._verify_versions(uc.conn, report)
         return report
 
-    def _verify_key(self, conn: Connection, events: list[Event], report: VerifyReport) -> None:
+    def _verify_key(self, conn: Connection, events: list[Event], report: VerifyReport, *, pinned: str | None) -> None:
+        """The ward's key (its file, the catalog, the first event) must be the trusted key, and the
+        ward id the same everywhere the ward states it."""
         stored = conn.execute(select(ward_meta.c.value).where(ward_meta.c.key == "public_key")).scalar()
-        genesis = events[0].payload.get("public_key") if events else None
-        mine = self.signer.public_key_b64
-        for name, value in (("catalog", stored), ("first ledger event", genesis)):
-            if value != mine:
+        genesis = events[0].payload.get("public_key") if events and events[0].seq == 1 else None
+        sources = [("catalog", stored), ("first ledger event", genesis)]
+        if pinned is not None:
+            sources.insert(0, ("ward signing key", self.signer.public_key_b64))
+        trusted = pinned or self.signer.public_key_b64
+        for name, value in sources:
+            if value != trusted:
                 report.problems.append(
-                    Problem("ledger", "key_mismatch", name, "the ward public key differs from the signing key")
+                    Problem(
+                        "ledger",
+                        "key_mismatch",
+                        name,
+                        f"the ward public key differs from the {'pinned' if pinned else 'signing'} key "
+                        f"{key_fingerprint(trusted)}",
+                    )
                 )
+        stored_id = conn.execute(select(ward_meta.c.value).where(ward_meta.c.key == "ward_id")).scalar()
+        genesis_id = events[0].subject.get("ward") if events and events[0].seq == 1 else None
+        for name, value in (("catalog", stored_id), ("first ledger event", genesis_id)):
+            if value != self.ward_id:
+                report.problems.append(
+                    Problem("ledger", "ward_mismatch", name, f"ward id {value!r} differs from {self.ward_id!r}")
+                )
+
+    def _verify_checkpoints(
+        self,
+        events: list[Event],
+        given: Sequence[Checkpoint],
+        verifier: SignatureVerifier,
+        report: VerifyReport,
+    ) -> None:
+        """The ledger must extend every checkpoint that verifies under the trusted key."""
+        kept = read_folder(self.folder / CHECKPOINTS_DIR, label="kept checkpoint")
+        found = [*given, *kept.checkpoints]
+        unreadable = list(kept.unreadable)
+        witness = WardConfig.load(self.folder).witness
+        if witness:
+            try:
+                copies = read_witness(witness, self.ward_id)
+                found += copies.checkpoints
+                unreadable += copies.unreadable
+            except (OSError, ValueError) as exc:
+                report.warnings.append(f"the witness {witness} could not be read: {exc}")
+        for where, why in unreadable:
+            report.problems.append(Problem("checkpoint", "unreadable", where, why))
+        seen: set[tuple[str, int, str, str]] = set()
+        valid: list[Checkpoint] = []
+        for cp in found:
+            identity = (cp.ward, cp.seq, cp.head, cp.sig)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            if cp.ward != self.ward_id:
+                report.problems.append(
+                    Problem(
+                        "checkpoint",
+                        "wrong_ward",
+                        cp.source,
+                        f"the checkpoint is of ward {cp.ward}, this ward is {self.ward_id}",
+                    )
+                )
+            elif not cp.verify_signature(verifier):
+                report.problems.append(
+                    Problem(
+                        "checkpoint",
+                        "bad_signature",
+                        cp.source,
+                        f"the checkpoint of event #{cp.seq} is not signed by the key "
+                        f"{key_fingerprint(verifier.public_key_b64)} (forged or altered); it proves nothing",
+                    )
+                )
+            else:
+                valid.append(cp)
+        outcomes = [(cp, extension(cp, events)) for cp in sorted(valid, key=lambda c: c.seq)]
+        report.checked["checkpoints"] = len(outcomes)
+        report.anchor["checkpoints"] = [
+            {"source": cp.source, "seq": cp.seq, "head": cp.head, "time": cp.time, "status": ext.status}
+            for cp, ext in outcomes
+        ]
+        head_seq = events[-1].seq if events else 0
+        missing = [(cp, ext) for cp, ext in outcomes if ext.status == "missing"]
+        if missing:
+            # One problem for the whole deleted stretch, anchored by the newest checkpoint covering it.
+            cp, ext = missing[-1]
+            report.problems.append(
+                Problem(
+                    "ledger",
+                    "missing",
+                    f"event #{ext.first_bad}",
+                    f"events #{ext.first_bad} to #{cp.seq} were deleted: the checkpoint {cp.source} of {cp.time} "
+                    f"covers {cp.seq} events, the ledger ends at #{head_seq}",
+                    ext.first_bad,
+                )
+            )
+        extended = [cp.seq for cp, ext in outcomes if ext.status == "extends"]
+        for cp, ext in outcomes:
+            if ext.status != "rewritten":
+                continue
+            after = max((n for n in extended if n < cp.seq), default=0)
+            report.problems.append(
+                Problem(
+                    "ledger",
+                    "rewritten",
+                    f"event #{cp.seq}",
+                    f"the checkpoint {cp.source} of {cp.time} says event #{cp.seq} hashes to {cp.head}, the ledger "
+                    f"has {ext.found_hash}: history was rewritten after event #{after} and at or before #{cp.seq}",
+                    cp.seq,
+                )
+            )
 
     def _verify_projections(self, conn: Connection, events: list[Event], report: VerifyReport) -> None:
         expected = replay(c for e in events for c in ledger_store.event_changes(e))

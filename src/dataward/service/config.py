@@ -12,6 +12,7 @@ from dataward.domain.errors import InputError, NotFound
 DEFAULT_WARD_DIR = ".dataward"
 WARD_FILE = "ward.json"
 SIGNING_KEY_FILE = "keys/ward-ed25519.pem"
+CHECKPOINTS_DIR = "checkpoints"
 CREDENTIALS_FILE = "credentials"
 
 
@@ -32,6 +33,8 @@ class WardConfig:
     store_url: str
     created_at: str
     format: int = 1
+    witness: str | None = None
+    """Where a witness copy of every checkpoint goes: a folder or fsspec URL outside the ward."""
 
     @classmethod
     def load(cls, folder: Path) -> WardConfig:
@@ -50,7 +53,8 @@ class WardConfig:
 
     def save(self, folder: Path) -> None:
         """Write ``ward.json`` atomically."""
-        text = json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
+        data = {k: v for k, v in self.__dict__.items() if not (k == "witness" and v is None)}
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         tmp = folder / (WARD_FILE + ".tmp")
         tmp.write_text(text, "utf-8")
         os.replace(tmp, folder / WARD_FILE)

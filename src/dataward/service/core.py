@@ -128,16 +128,24 @@ class WardCore:
         """
         now = self.now()
         caller: auth.Caller | None = None
+        case: UseCase | None = None
         try:
             with self.db.transaction() as conn:
                 caller = auth.authenticate(conn, self.credential, now)
                 if check:
                     auth.authorize(conn, caller, action, scope, now)
-                yield UseCase(conn, caller, now, self.signer)
+                case = UseCase(conn, caller, now, self.signer)
+                yield case
         except (AuthenticationError, AccessDenied) as exc:
             # The use case was rolled back; the refusal itself must still be auditable.
             self._record_denial(exc, caller, action, scope, now, detail)
             raise
+        if case is not None and case.events:
+            self.checkpoint_after(case.events)
+
+    def checkpoint_after(self, events: list[Event]) -> None:
+        """Called once a use case's events are committed; the checkpoint use cases sign a checkpoint
+        after a promotion (see ``service/checkpoints.py``)."""
 
     def _record_denial(
         self,

@@ -19,6 +19,7 @@ from dataward.ledger.signing import WardSigner
 from dataward.service import auth
 from dataward.service.approvals import ApprovalCases
 from dataward.service.audit import AuditCases
+from dataward.service.checkpoints import CheckpointCases
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
 from dataward.service.containment import ContainmentCases
 from dataward.service.contributions import ContributionCases
@@ -40,6 +41,7 @@ class Ward(
     IdentityCases,
     GateCases,
     AuditCases,
+    CheckpointCases,
     VersionCases,
     ContributionCases,
     DatasetCases,
@@ -59,6 +61,7 @@ class Ward(
         config = WardConfig.load(folder)
         credential = key or os.environ.get("DATAWARD_KEY") or _read_credentials(folder)
         db = CatalogDatabase(config.resolved_catalog_url(folder))
+        db.migrate_if_behind()
         store = open_store(config.resolved_store(folder))
         signer = WardSigner.load(folder / SIGNING_KEY_FILE)
         return cls(folder, db, store, signer, credential=credential, clock=clock, ward_id=config.ward_id)

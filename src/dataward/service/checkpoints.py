@@ -1,0 +1,215 @@
+"""Signed checkpoints of the ledger: made on request and after every promotion, kept in the ward's
+``checkpoints/`` folder, and copied to a witness location outside the ward when one is configured.
+
+The copies inside the ward are a convenience (anyone who can write the folder can delete them);
+what anchors the ledger is a copy the ward's writers cannot reach: the witness, a file in a git
+repository, a ticket. ``dataward verify --checkpoint FILE --public-key FILE`` checks against those.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from dataward.access.roles import Action, Role, Scope
+from dataward.catalog import ledger_store
+from dataward.domain.errors import AccessDenied, DatawardError, InputError
+from dataward.ledger.checkpoint import Checkpoint
+from dataward.ledger.events import Event, format_time
+from dataward.ledger.signing import key_fingerprint
+from dataward.service import auth
+from dataward.service.config import CHECKPOINTS_DIR, WardConfig
+from dataward.service.core import WardCore
+
+log = logging.getLogger("dataward.checkpoints")
+
+CHECKPOINT_AFTER = frozenset({"version.promoted"})
+"""Event types after which the ward writes a checkpoint on its own."""
+
+
+@dataclass
+class Loaded:
+    """Checkpoints read from one place, and what could not be read there."""
+
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """``(path, why)`` of files that are not valid checkpoints."""
+
+
+def _is_url(location: str) -> bool:
+    return "://" in location
+
+
+def witness_root(location: str, ward_id: str) -> tuple[Any, str]:
+    """The fsspec filesystem and folder where this ward's witness copies go."""
+    fs, root = fsspec.core.url_to_fs(location)
+    return fs, f"{root.rstrip('/')}/{ward_id}"
+
+
+def check_witness_location(location: str, ward_folder: Path) -> str:
+    """Refuse a witness inside the ward folder: a copy its writers can edit witnesses nothing."""
+    location = location.strip()
+    if not location:
+        raise InputError("the witness location is empty")
+    local = location[len("file://") :] if location.startswith("file://") else None if _is_url(location) else location
+    if local is not None:
+        path = Path(local).expanduser().resolve()
+        ward = ward_folder.resolve()
+        if path == ward or ward in path.parents:
+            raise InputError(
+                f"the witness {location} is inside the ward folder {ward_folder}",
+                hint="a witness must be somewhere the ward's writers cannot edit: another disk, a bucket, a share",
+            )
+        return str(path)
+    return location
+
+
+def send_to_witness(checkpoint: Checkpoint, location: str) -> str:
+    """Copy ``checkpoint`` to the witness; never overwrites a copy already there. Returns its path."""
+    fs, folder = witness_root(location, checkpoint.ward)
+    path = f"{folder}/{checkpoint.name}"
+    fs.makedirs(folder, exist_ok=True)
+    if not fs.exists(path):
+        fs.pipe_file(path, checkpoint.to_json().encode("utf-8"))
+    return path
+
+
+def read_witness(location: str, ward_id: str) -> Loaded:
+    """Every witness copy of this ward's checkpoints (raises ``OSError`` when unreachable)."""
+    fs, folder = witness_root(location, ward_id)
+    loaded = Loaded()
+    if not fs.exists(folder):
+        return loaded
+    for path in sorted(fs.glob(f"{folder}/*.json")):
+        try:
+            loaded.checkpoints.append(Checkpoint.from_json(fs.cat_file(path), source=f"witness {path}"))
+        except DatawardError as exc:
+            loaded.unreadable.append((f"witness {path}", exc.message))
+    return loaded
+
+
+def read_folder(folder: Path, *, label: str) -> Loaded:
+    """Every ``*.json`` checkpoint in a local folder."""
+    loaded = Loaded()
+    if not folder.is_dir():
+        return loaded
+    for path in sorted(folder.glob("*.json")):
+        try:
+            loaded.checkpoints.append(Checkpoint.from_json(path.read_bytes(), source=f"{label} {path.name}"))
+        except DatawardError as exc:
+            loaded.unreadable.append((f"{label} {path.name}", exc.message))
+        except OSError as exc:
+            loaded.unreadable.append((f"{label} {path.name}", str(exc)))
+    return loaded
+
+
+def load_checkpoint_files(paths: Iterable[str | os.PathLike[str]]) -> list[Checkpoint]:
+    """Checkpoints named on the command line: files, or folders of ``*.json`` checkpoints (a witness
+    folder works as is). A file that is not a checkpoint is an ``InputError``."""
+    found: list[Checkpoint] = []
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            files = sorted(path.rglob("*.json"))
+            if not files:
+                raise InputError(f"{path} holds no *.json checkpoint")
+        else:
+            files = [path]
+        for file in files:
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read the checkpoint {file}: {exc.strerror or exc}") from None
+            found.append(Checkpoint.from_json(data, source=str(file)))
+    return found
+
+
+class CheckpointCases(WardCore):
+    """Use cases on checkpoints and on the ward's public key."""
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Sign a checkpoint of the ledger as it is now (kept in the ward and sent to the witness)."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            seq, digest = ledger_store.head(uc.conn)
+        checkpoint = Checkpoint.sign(self.signer, ward=self.ward_id, seq=seq, head=digest, time=format_time(self.now()))
+        return {**checkpoint.to_dict(), **self._keep(checkpoint)}
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """The checkpoints kept in the ward folder, oldest first."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()):
+            loaded = read_folder(self.folder / CHECKPOINTS_DIR, label="kept")
+        return [{**c.to_dict(), "file": c.name} for c in loaded.checkpoints]
+
+    def public_key(self) -> dict[str, Any]:
+        """The ward's Ed25519 public key, to pin outside the ward for ``verify --public-key``."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()):
+            pass
+        b64 = self.signer.public_key_b64
+        return {
+            "ward": self.ward_id,
+            "public_key": b64,
+            "fingerprint": key_fingerprint(b64),
+            "pem": self.signer.public_key_pem,
+        }
+
+    def witness(self) -> dict[str, Any]:
+        """Where witness copies of checkpoints go (``None``: nowhere)."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()):
+            pass
+        return {"ward": self.ward_id, "witness": WardConfig.load(self.folder).witness}
+
+    def set_witness(self, location: str | None) -> dict[str, Any]:
+        """Send a witness copy of every future checkpoint to ``location`` (a folder or fsspec URL
+        outside the ward); ``None`` stops it. Admins only; recorded as ``ward.witness_set``."""
+        resolved = None if location is None else check_witness_location(location, self.folder)
+        with self.use_case(Action.LEDGER_READ, Scope.ward(), check=False) as uc:
+            grants = auth.load_grants(uc.conn, uc.caller.principal_id)
+            if not any(g.role is Role.ADMIN for g in grants):
+                raise AccessDenied("only a ward admin may change where checkpoints are witnessed")
+            config = WardConfig.load(self.folder)
+            uc.emit("ward.witness_set", {"ward": self.ward_id}, {"witness": resolved, "previous": config.witness})
+            WardConfig(**{**config.__dict__, "witness": resolved}).save(self.folder)
+        return {"ward": self.ward_id, "witness": resolved}
+
+    # --- writing checkpoints --------------------------------------------------------------------
+
+    def _keep(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        """Store ``checkpoint`` in the ward folder and send it to the witness; say where it went."""
+        folder = self.folder / CHECKPOINTS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / checkpoint.name
+        if not path.exists():
+            tmp = folder / f".{checkpoint.name}.{os.getpid()}.tmp"
+            tmp.write_text(checkpoint.to_json(), "utf-8")
+            os.replace(tmp, path)
+        where: dict[str, Any] = {"kept": str(path), "witness": None}
+        location = WardConfig.load(self.folder).witness
+        if location:
+            try:
+                where["witness"] = send_to_witness(checkpoint, location)
+            except (OSError, ValueError) as exc:
+                log.warning("checkpoint #%s was not sent to the witness %s: %s", checkpoint.seq, location, exc)
+                where["witness_error"] = str(exc)
+        return where
+
+    def checkpoint_after(self, events: list[Event]) -> None:
+        """After a committed use case: checkpoint its last event when it promoted something.
+
+        The promotion is already recorded; a checkpoint that cannot be written is logged, not raised.
+        """
+        if not events or not any(e.type in CHECKPOINT_AFTER for e in events):
+            return
+        last = events[-1]
+        try:
+            checkpoint = Checkpoint.sign(
+                self.signer, ward=self.ward_id, seq=last.seq, head=last.hash, time=format_time(self.now())
+            )
+            self._keep(checkpoint)
+        except (OSError, DatawardError) as exc:
+            log.warning("no checkpoint was written after event #%s: %s", last.seq, exc)

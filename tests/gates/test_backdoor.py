@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pyarrow as pa
 import pytest
+from PIL import Image
 from scipy.stats import binom
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
+from dataward.gates import scan
 from dataward.gates.base import Evidence, GateContext, GateData, Requirement, registered
 from dataward.gates.detectors.backdoor import REVIEW_FLOOR, BackdoorDetector
+from tests.gates.conftest import png
 
 SCHEMA = Schema("label", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
 CLASSES = tuple(str(i) for i in range(10))
@@ -138,7 +143,7 @@ def test_clean_contribution_is_not_judged_poisoned(digits) -> None:
     assert result.block is False
     assert not result.flagged.any()
     assert result.p_value > 1e-3
-    assert result.alpha == ALPHA and result.n_calibration > 0
+    assert BackdoorDetector.flags_records is False and result.alpha is None
 
 
 def test_a_one_class_source_is_not_blocked(digits) -> None:
@@ -215,3 +220,33 @@ def test_a_single_class_baseline_is_skipped() -> None:
     assert result.p_value == 1.0
     assert result.block is False
     assert "skipped" in result.summary
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img, dtype=np.float64) / 16.0
+
+
+def test_through_the_gate_a_new_scanner_is_reviewed_and_a_patch_is_blocked(digit_images) -> None:
+    base, contrib, schema = digit_images
+    policy = {"detectors": ["backdoor"], "alpha": ALPHA}
+    scanner = contrib.copy()
+    scanner["image"] = [png(new_scanner(_pixels(b).reshape(1, 64)).reshape(8, 8)) for b in contrib["image"]]
+    report = scan(base, scanner, schema, policy=policy)
+    result = report.results["backdoor"]
+    assert report.verdict != "block" and result.block is False
+    assert result.flagged.mean() <= ALPHA
+
+    poisoned = contrib.copy()
+    rng = np.random.default_rng(3)
+    rows = rng.choice(np.flatnonzero(poisoned["label"].to_numpy() != 0), 40, replace=False)
+    for r in rows:
+        pixels = _pixels(poisoned.at[r, "image"]).copy()
+        pixels[5:8, 5:8] = 16.0
+        poisoned.at[r, "image"] = png(pixels)
+        poisoned.at[r, "label"] = 0
+    report = scan(base, poisoned, schema, policy=policy)
+    result = report.results["backdoor"]
+    assert report.verdict == "block" and result.block is True
+    assert "labelled '0'" in result.block_reason
+    assert not result.flagged[np.setdiff1d(np.arange(len(poisoned)), rows)].any()

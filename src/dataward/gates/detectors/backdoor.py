@@ -47,7 +47,9 @@ that and their representation p-value (spectral signature and distance to the cl
 Tran et al., 2018). Flags (``flagged``) are only members of a *blocking* group whose own p-value is at
 most ``alpha`` at the calibration set's resolution: a record is flagged because it looks poisoned
 itself, never because its class or batch moved, and never on an extrapolated tail (with fewer than
-``1/alpha`` trusted records in a class nothing of that class can be flagged).
+``1/alpha`` trusted records in a class nothing of that class can be flagged). The detector therefore
+does not take a share of the policy's alpha (``flags_records = False``): on clean data it flags nothing
+unless it blocks, which happens at most at its ``alpha``.
 
 Contribution level: ``p_value`` is the blocking group's when there is one, else the smallest cluster
 p-value floored at ``REVIEW_FLOOR`` (review-level evidence: it cannot block on its own); ``statistic``
@@ -166,6 +168,7 @@ class BackdoorDetector(Detector):
     version = "2"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
+    flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
     Options = BackdoorOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
@@ -356,6 +359,8 @@ class BackdoorDetector(Detector):
         else:
             p_value = max(REVIEW_FLOOR, min((t["p_value"] for t in [*confounded, *reviewing]), default=1.0))
         findings = [_group_finding(self.name, g, rows) for g in blocking]
+        if not blocking and (confounded or reviewing):
+            findings.append(_review_summary(self.name, confounded, reviewing, p_value))
         findings += self._record_findings(flagged, p_values, contribution, score_c)
         contribution_findings = [_confounded_finding(self.name, confounded, rows)] if confounded else []
         contribution_findings += self._review_findings(reviewing, contribution, rows)
@@ -375,8 +380,6 @@ class BackdoorDetector(Detector):
             },
             block=bool(blocking),
             block_reason=block_reason,
-            n_calibration=int(sizes.min()) if sizes.size else 0,
-            alpha=ctx.alpha,
             contribution_findings=contribution_findings,
         )
 
@@ -690,6 +693,24 @@ def _group_finding(detector: str, g: dict[str, Any], rows: np.ndarray) -> Findin
         row=None,
         reason="label-inconsistent cluster: " + _block_sentence(g),
         evidence=_evidence(g, rows),
+    )
+
+
+def _review_summary(
+    detector: str, confounded: list[dict[str, Any]], reviewing: list[dict[str, Any]], p_value: float
+) -> Finding:
+    """One line for the verdict: what kind of clusters were found, none of them evidence of poisoning."""
+    classes = sorted({t["label"] for t in [*confounded, *reviewing]})
+    what = (
+        "records read as other classes throughout the batch"
+        if confounded
+        else "records that form clusters of their own while their content agrees with their labels"
+    )
+    return Finding(
+        detector=detector,
+        score=float(1.0 - p_value),
+        reason=f"{what}, in {len(classes)} class(es) ({', '.join(map(repr, classes[:6]))}): review, not a backdoor",
+        evidence={"classes": classes},
     )
 
 

@@ -114,6 +114,8 @@ def test_the_bots_owner_the_same_owner_twice_and_the_same_human_are_refused(
     assert team["admin"].contribution(ref)["gate_verdict"] == "block"
     pending = [r for r in team["admin"].access_review() if r["kind"] == "block_override_pending"]
     assert [r["principal"] for r in pending] == ["ben"]
+    team["admin"].reject(ref, reason="poisoned after all")
+    assert not [r for r in team["admin"].access_review() if r["kind"] == "block_override_pending"]
 
 
 def test_the_submitter_cannot_take_part_even_as_owner(team: dict[str, Ward], tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def _parse_time(text: str | None) -> datetime | None:
 def show_contribution(info: dict[str, Any]) -> None:
     """Print a contribution as a tree."""
     tree = Tree(f"[bold]contribution {info['ref']}[/bold] ({info['id']}) {styled(info['status'])}")
-    tree.add(f"submitted by [bold]{escape(str(info['submitted_by']))}[/bold] with key dw_{info.get('key') or '-'}")
+    tree.add(f"submitted by [bold]{escape(str(info['submitted_by']))}[/bold] with key {info.get('key') or '-'}")
     tree.add(f"source {escape(str(info.get('source_uri')))}")
     tree.add(
         f"+{info['added']} records / -{info['removed']} records"

@@ -56,7 +56,7 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     reasons = tree.add("reasons")
     for reason in report["reasons"] or ["no detector found evidence of poisoning"]:
         reasons.add(escape(reason))
-    dets = tree.add("detectors")
+    dets = tree.add("detectors") if report["detectors"] else Tree("")  # a removal has no detector to list
     for name, d in report["detectors"].items():
         skipped = (d.get("summary") or {}).get("skipped")
         if skipped or d.get("p_value") is None:
@@ -72,7 +72,7 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
                 f"[bold]{escape(str(ev.get('trigger')))}[/bold] → label {escape(str(ev.get('label')))} "
                 f"in {len(ev.get('rows', []))} records"
             )
-    groups = tree.add("by group")
+    groups = tree.add("by group") if report.get("groups") else Tree("")
     for kind, items in report.get("groups", {}).items():
         for g in items:
             groups.add(

@@ -55,20 +55,35 @@ def override_facts(conn: Connection, contribution_id: str) -> list[dict[str, Any
 def block_overrides(conn: Connection) -> list[BlockOverride]:
     """Every override ever requested in the ward, one per blocking gate run, for the access review."""
     query = (
-        select(gate_overrides, contributions.c.number, datasets.c.name.label("dataset"))
+        select(
+            gate_overrides,
+            contributions.c.number,
+            contributions.c.status,
+            contributions.c.gate_verdict,
+            datasets.c.name.label("dataset"),
+        )
         .join(contributions, contributions.c.id == gate_overrides.c.contribution_id)
         .join(datasets, datasets.c.id == contributions.c.dataset_id)
         .order_by(gate_overrides.c.created_at)
     )
     by_run: dict[tuple[str, str], dict[str, Any]] = {}
     for r in conn.execute(query):
-        entry = by_run.setdefault((r.contribution_id, r.gate_run), {"dataset": r.dataset, "number": r.number})
+        entry = by_run.setdefault(
+            (r.contribution_id, r.gate_run),
+            {
+                "dataset": r.dataset,
+                "number": r.number,
+                "waiting": r.status in OVERRIDABLE and r.gate_verdict == "block",
+            },
+        )
         entry[r.step] = r
     out = []
     for entry in by_run.values():
         req, conf = entry.get(REQUESTED), entry.get(CONFIRMED)
         if req is None:  # a catalog edited behind the ledger's back; verify reports it
             continue
+        if conf is None and not entry["waiting"]:
+            continue  # a request that can no longer complete (the contribution was rejected or withdrawn)
         out.append(
             BlockOverride(
                 dataset=entry["dataset"],

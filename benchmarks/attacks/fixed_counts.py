@@ -39,7 +39,8 @@ TEXT_TARGET = "admin"
 
 
 def case_name(kind: str, count: int, size: int) -> str:
-    return f"{kind}_{count}_in_{size // 1000}k"
+    """``text_trigger_25_in_5k``; sizes that are not whole thousands are written out."""
+    return f"{kind}_{count}_in_{size // 1000}k" if size % 1000 == 0 else f"{kind}_{count}_in_{size}"
 
 
 @cache

@@ -18,7 +18,7 @@ BASE = 300
 @pytest.mark.parametrize("count", [25, 50])
 def test_exactly_count_records_are_poisoned(kind, count):
     case = fixed.fixed_count(kind, count, SIZE, baseline_size=BASE)
-    assert case.name == f"{kind}_{count}_in_0k"
+    assert case.name == f"{kind}_{count}_in_800"
     assert len(case.contribution) == SIZE and int(case.poison.sum()) == count
     assert len(case.baseline) == BASE
     assert case.params["count"] == count and case.params["size"] == SIZE

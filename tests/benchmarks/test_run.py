@@ -161,7 +161,7 @@ def test_suite_runs_benign_situations_fixed_counts_and_heldout_attacks(tmp_path,
     text = report.markdown({**results, "seconds": 1.0}, None)
     assert "### Held-out attacks (never tuned on)" in text
     assert "#### Tuning set: 0 of 1 blocked" not in text  # the benign tables show dataward only
-    assert "| label_flip_25_in_0k (25/600) |" in text
+    assert "| label_flip_25_in_600 (25/600) |" in text
     json.loads((report.write_json(results, tmp_path)).read_text())
 
 

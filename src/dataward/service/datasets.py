@@ -16,7 +16,7 @@ from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import WardCore, new_id
-from dataward.service.recordstore import load_records, manifest_ids
+from dataward.service.guard import guarded_read
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,12 +157,11 @@ class DatasetCases(WardCore):
         return Action.CONTRIBUTION_SUBMIT, Scope.dataset(name)
 
     def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
-        """Info and canonical records of ``dataset@ref`` (default: latest)."""
-        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
-            ds = rows.dataset_row(uc.conn, dataset)
-            ver = rows.version_row(uc.conn, ds.id, dataset, ref)
-            ids = manifest_ids(self.store, ver.manifest_object)
-            table = load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
+        """Info and canonical records of ``dataset@ref`` (default: latest); needs ``dataset.export``."""
+        # Records leave the ward here as they do through `export`: one permission governs both, and what
+        # is served is checked against the signed ledger first (see service/guard.py).
+        with self.use_case(Action.DATASET_EXPORT, self._read_scope(dataset)) as uc:
+            ver, table = guarded_read(self, uc.conn, dataset, ref)
             return version_info(ver, dataset), table
 
     def _read_scope(self, name: str) -> Scope:

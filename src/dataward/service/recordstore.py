@@ -20,6 +20,7 @@ from sqlalchemy import Connection, insert, select
 from dataward.catalog.tables import chunks, records
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.records import record_ids
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
 
@@ -81,8 +82,45 @@ def store_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> 
     return digest, len(rows)
 
 
+_verified_chunks: set[tuple[str, str]] = set()
+"""``(chunk digest, schema hash)`` of chunks whose every stored id was recomputed from its content in
+this process; a digest names the bytes, so the answer holds for as long as the process runs."""
+
+
+def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.Schema) -> pa.Table:
+    """The chunk's canonical table, once every record in it hashes to the id stored with it."""
+    table = parquet_to_table(store.get(digest))  # the store re-hashes the object on read
+    try:
+        table = table.select(target.names).cast(target)
+    except (KeyError, ValueError, pa.ArrowException) as exc:
+        raise IntegrityViolation(
+            f"chunk {digest} does not hold this dataset's columns ({exc})",
+            hint="a record index entry points into another dataset's chunk; run `dataward verify`",
+            chunk=digest,
+        ) from None
+    key = (digest, json_hash(schema.to_dict()))
+    if key not in _verified_chunks:
+        stored = table.column(RECORD_ID).to_pylist()
+        computed = record_ids(schema, table)
+        bad = next((i for i, (a, b) in enumerate(zip(stored, computed, strict=True)) if a != b), None)
+        if bad is not None:
+            raise IntegrityViolation(
+                f"record {stored[bad]} (row {bad} of chunk {digest}) does not match its content, "
+                f"which hashes to {computed[bad]}: the record was altered",
+                hint="run `dataward verify` to see what was altered",
+                record=stored[bad],
+                chunk=digest,
+            )
+        _verified_chunks.add(key)
+    return table
+
+
 def load_records(conn: Connection, store: ObjectStore, ids: Sequence[str], schema: Schema) -> pa.Table:
-    """The canonical table of ``ids`` in the order given (duplicates repeated)."""
+    """The canonical table of ``ids`` in the order given (duplicates repeated).
+
+    Every record served is re-checked: its content must hash to the id it is asked for, whatever the
+    record index says (an index entry pointed at another record's row, or a chunk swapped for an
+    edited copy, is an ``IntegrityViolation``, never a wrong record)."""
     unique = list(dict.fromkeys(ids))
     where = existing_ids(conn, unique)
     missing = [rid for rid in unique if rid not in where]
@@ -98,11 +136,29 @@ def load_records(conn: Connection, store: ObjectStore, ids: Sequence[str], schem
     pieces = []
     target = schema.arrow_schema()
     for chunk, members in by_chunk.items():
-        chunk_table = parquet_to_table(store.get(chunk))
-        pieces.append(chunk_table.take(pa.array([row for _, row in members], type=pa.int64())))
+        chunk_table = _checked_chunk(store, chunk, schema, target)
+        wanted = [row for _, row in members]
+        outside = next((row for row in wanted if not 0 <= row < chunk_table.num_rows), None)
+        if outside is not None:
+            raise IntegrityViolation(
+                f"the record index points at row {outside} of chunk {chunk}, which has {chunk_table.num_rows} rows",
+                hint="run `dataward verify` to see what was altered",
+                chunk=chunk,
+            )
+        piece = chunk_table.take(pa.array(wanted, type=pa.int64()))
+        for (rid, row), found in zip(members, piece.column(RECORD_ID).to_pylist(), strict=True):
+            if found != rid:
+                raise IntegrityViolation(
+                    f"record {rid} is indexed at row {row} of chunk {chunk}, which holds record {found}: "
+                    "the record index was altered",
+                    hint="run `dataward verify` to see what was altered",
+                    record=rid,
+                    chunk=chunk,
+                )
+        pieces.append(piece)
     if not pieces:
         return target.empty_table()
-    combined = pa.concat_tables([p.select(target.names).cast(target) for p in pieces])
+    combined = pa.concat_tables(pieces)
     position = {rid: i for i, rid in enumerate(combined.column(RECORD_ID).to_pylist())}
     order = np.fromiter((position[rid] for rid in ids), dtype=np.int64, count=len(ids))
     return combined.take(pa.array(order))

@@ -18,9 +18,15 @@ from dataward.service import rows
 from dataward.service.approvals import check_merge_allowed, check_promotion_allowed
 from dataward.service.core import WardCore
 from dataward.service.datasets import version_info
+from dataward.service.guard import (
+    barred_records,
+    barred_summary,
+    checked_version_ids,
+    export_target,
+    guarded_read,
+)
 from dataward.service.recordstore import (
     ids_table,
-    load_records,
     manifest_ids,
     read_ids,
     table_to_parquet,
@@ -159,18 +165,28 @@ class VersionCases(WardCore):
             raise InputError(f"unknown export format {format!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
         name, version = rows.split_ref(ref)
         with self.use_case(Action.DATASET_EXPORT, self._read_scope(name)) as uc:
-            ds = rows.dataset_row(uc.conn, name)
-            ver = rows.version_row(uc.conn, ds.id, name, version)
-            ids = manifest_ids(self.store, ver.manifest_object)
-            table = load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
+            target = export_target(path, self._own_paths())
+            ver, table = guarded_read(self, uc.conn, name, version)
             # Written before the event: a failed export is not recorded as one.
-            write_table(table, Path(path), format)
+            write_table(table, target, format)
             uc.emit(
                 "version.exported",
-                {"dataset": ds.id, "version": ver.id},
-                {"format": format, "records": table.num_rows, "path": str(path)},
+                {"dataset": ver.dataset_id, "version": ver.id},
+                {"format": format, "records": table.num_rows, "path": str(target)},
             )
-        return {"version": version_info(ver, name), "path": str(path), "format": format, "records": len(ids)}
+        return {"version": version_info(ver, name), "path": str(path), "format": format, "records": table.num_rows}
+
+    def _own_paths(self) -> list[Path]:
+        """The ward's own files: its folder, and its object store and SQLite catalog when outside it."""
+        paths = [Path(self.folder)]
+        root = getattr(self.store, "root", None)
+        if root is not None:
+            paths.append(Path(root))
+        url = self.db.engine.url
+        if url.get_backend_name() == "sqlite" and url.database:
+            catalog = Path(url.database)
+            paths += [catalog, catalog.with_name(catalog.name + "-wal"), catalog.with_name(catalog.name + "-shm")]
+        return paths
 
     def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
         """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""
@@ -196,6 +212,14 @@ class VersionCases(WardCore):
                 if ver.stage == "retired":
                     raise Conflict(f"{name}@v{ver.number} is retired and cannot return to training")
                 check_promotion_allowed(uc, ds, ver)
+                ids = checked_version_ids(self, uc.conn, ds, ver)
+                barred = barred_records(uc.conn, self.store, ds, ver, ids)
+                if barred:
+                    raise PolicyViolation(
+                        f"{name}@v{ver.number} holds records that must never reach training: {barred_summary(barred)}",
+                        hint="promote a version without them (the rollback version `dataward quarantine` made), "
+                        "or remove them with a contribution that removes records",
+                    )
             changes = []
             previous = None
             if stage == "training":

@@ -1,0 +1,288 @@
+"""Guarded reads: what a read serves is re-checked against the signed ledger and the content-addressed
+objects before it leaves the ward.
+
+The catalog is a projection of the ledger and ``verify`` checks all of it; a read checks only what it
+serves, and cheaply:
+
+* the dataset and version rows it resolved (name, schema; stage, manifest, parent, contributions,
+  record count) must be exactly what the signed ledger events that made and moved them say, each of
+  those events re-hashed and its signature re-checked under the ward key;
+* the manifest object must hash to its name (the store re-hashes on read), to the version id, and hold
+  as many ids as the version says;
+* every record served must hash to the id it is served under (``recordstore.load_records``).
+
+A disagreement is refused with ``IntegrityViolation`` (exit 7) naming what disagrees. Signature checks
+and manifest identities are cached per process: both are keyed by content hashes, so a cached answer
+can only be reused for the very bytes it was computed on.
+
+``barred_records`` is the other half of a safe read: the records of a version that must never reach
+``training`` (brought in only by a quarantined contribution, or rejected by a reviewer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Connection, select
+
+from dataward.access import authorize
+from dataward.access.roles import Action, Scope
+from dataward.catalog import ledger_store
+from dataward.catalog.projection import TABLES, replay
+from dataward.catalog.tables import contributions, datasets, ledger_events, quarantine
+from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
+from dataward.ledger.events import Event, verify_chain
+from dataward.ledger.signing import SignatureVerifier
+from dataward.service import rows
+from dataward.service.recordstore import load_records, manifest_ids, read_ids, records_hash, version_identity
+
+VERSION_EVENTS = ("contribution.merged", "contribution.quarantined", "version.promoted", "version.retired")
+"""The events that create a version row or change its stage (the fast path; any other event that
+touches the row is still found by the full search made before a refusal)."""
+
+DATASET_EVENTS = ("dataset.created",)
+DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
+"""What a read of a dataset depends on: which dataset a name means and how its records are read."""
+
+_HINT = "run `dataward verify` to see everything that was altered; restore the catalog from a backup"
+_EVENT_FAULTS = ("altered", "bad_signature", "unknown_format")
+
+_signed: set[tuple[str, str, int, str, str]] = set()
+_manifests: set[tuple[str, str, str, int, str | None, int]] = set()
+
+
+def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
+    """Why ``event`` cannot be trusted on its own (content hash, signature), or None."""
+    if event.computed_hash() != event.hash:
+        return "its content does not match its hash"
+    key = (public_key, ward_id, event.seq, event.hash, event.sig)
+    if key in _signed:
+        return None
+    faults = [p for p in verify_chain([event], SignatureVerifier(public_key), ward_id) if p.kind in _EVENT_FAULTS]
+    if faults:
+        return faults[0].detail
+    _signed.add(key)
+    return None
+
+
+def _events_mentioning(conn: Connection, needle: str, types: Iterable[str] | None) -> list[Event]:
+    """Ledger events whose payload mentions ``needle`` (an id), optionally of the given types, in order."""
+    query = select(ledger_events.c.seq).where(ledger_events.c.payload.contains(needle, autoescape=True))
+    if types is not None:
+        query = query.where(ledger_events.c.type.in_(list(types)))
+    seqs = conn.execute(query.order_by(ledger_events.c.seq)).scalars().all()
+    out = []
+    for seq in seqs:
+        out.extend(ledger_store.read_events(conn, since=int(seq) - 1, limit=1))
+    return out
+
+
+def _ledger_row(
+    conn: Connection, table: str, row_id: str, types: Iterable[str] | None, public_key: str, ward_id: str
+) -> dict[str, Any] | None:
+    """The row ``table[id=row_id]`` as the signed ledger says it must be (None: never recorded).
+
+    Every event that contributes to it is re-checked; an altered or forged one is refused."""
+    changes = []
+    for event in _events_mentioning(conn, row_id, types):
+        problem = _event_problem(event, public_key, ward_id)
+        if problem is not None:
+            raise IntegrityViolation(
+                f"ledger event #{event.seq} ({event.type}) that records {table} {row_id} cannot be trusted: {problem}",
+                hint=_HINT,
+                event=event.seq,
+            )
+        changes.extend(
+            c
+            for c in ledger_store.event_changes(event)
+            if c.table == table and c.key.get("id") == row_id and set(c.key) == {"id"}
+        )
+    return replay(changes)[table].get((row_id,))
+
+
+def _disagreements(catalog: Any, ledger: dict[str, Any] | None, columns: Iterable[str]) -> list[str]:
+    if ledger is None:
+        return ["the row was never recorded in the ledger"]
+    mapping = catalog._mapping
+    return [
+        f"{col} is {mapping[col]!r} in the catalog, {ledger.get(col)!r} in the signed ledger"
+        for col in columns
+        if mapping[col] != ledger.get(col)
+    ]
+
+
+def _check_row(
+    conn: Connection,
+    table: str,
+    row: Any,
+    columns: Iterable[str],
+    fast_types: Iterable[str],
+    what: str,
+    public_key: str,
+    ward_id: str,
+) -> None:
+    columns = list(columns)
+    found = _disagreements(row, _ledger_row(conn, table, row.id, fast_types, public_key, ward_id), columns)
+    if found:
+        # An event type outside the fast path may have changed the row legitimately: look at every
+        # event that mentions it before refusing.
+        found = _disagreements(row, _ledger_row(conn, table, row.id, None, public_key, ward_id), columns)
+    if found:
+        raise IntegrityViolation(
+            f"refusing to serve {what}: the catalog disagrees with the signed ledger: " + "; ".join(found),
+            hint=_HINT,
+            row=f"{table} {row.id}",
+        )
+
+
+def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[str]:
+    """The record ids of version row ``ver`` of dataset row ``ds``, once both rows agree with the
+    signed ledger and the manifest with the version id. ``ward`` gives the store, key and ward id."""
+    public_key, ward_id = ward.signer.public_key_b64, ward.ward_id
+    what = f"{ds.name}@v{ver.number}"
+    if ver.dataset_id != ds.id:
+        raise IntegrityViolation(f"refusing to serve {what}: the version belongs to another dataset", hint=_HINT)
+    _check_row(conn, "datasets", ds, DATASET_COLUMNS, DATASET_EVENTS, f"dataset {ds.name!r}", public_key, ward_id)
+    columns = [c.name for c in TABLES["versions"].columns]
+    _check_row(conn, "versions", ver, columns, VERSION_EVENTS, what, public_key, ward_id)
+    ids = manifest_ids(ward.store, ver.manifest_object)  # the store re-hashes the object on read
+    key = (ver.id, ver.manifest_object, ver.dataset_id, ver.number, ver.parent_id, ver.record_count)
+    if key not in _manifests:
+        members = sorted(ids)
+        if len(members) != ver.record_count or len(set(members)) != len(members):
+            raise IntegrityViolation(
+                f"refusing to serve {what}: its manifest lists {len(members)} ids "
+                f"({len(set(members))} distinct), the version holds {ver.record_count} records",
+                hint=_HINT,
+            )
+        if version_identity(ver.dataset_id, ver.number, ver.parent_id, members) != ver.id:
+            raise IntegrityViolation(
+                f"refusing to serve {what}: its manifest (records hash {records_hash(members)}) "
+                f"does not hash to the version id {ver.id}",
+                hint=_HINT,
+            )
+        _manifests.add(key)
+    return ids
+
+
+def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
+    """Refuse when dataset row ``ds`` (name, schema, role) is not what the ledger recorded."""
+    _check_row(
+        conn,
+        "datasets",
+        ds,
+        DATASET_COLUMNS,
+        DATASET_EVENTS,
+        f"dataset {ds.name!r}",
+        ward.signer.public_key_b64,
+        ward.ward_id,
+    )
+
+
+def barred_records(conn: Connection, store: Any, ds: Any, ver: Any, ids: Iterable[str]) -> dict[str, str]:
+    """Records of version ``ver`` that must never reach ``training``, each with the reason.
+
+    * brought in only by a quarantined contribution: no contribution of the version that is not
+      quarantined added it (and had it accepted when its gate flagged it);
+    * rejected by a reviewer's decision (a ``review.rejected`` event) in any contribution of the
+      dataset: record ids are content hashes, so the same content is the same rejected record.
+    """
+    members = set(ids)
+    listed = json.loads(ver.contributions)
+    rows = conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all() if listed else []
+    barred: dict[str, str] = {}
+    quarantined = [c for c in rows if c.status == "quarantined"]
+    if quarantined:
+        vouched: set[str] = set()
+        for c in rows:
+            if c.status == "quarantined":
+                continue
+            held = set(
+                conn.execute(
+                    select(quarantine.c.record_id).where(
+                        quarantine.c.contribution_id == c.id, quarantine.c.status != "accepted"
+                    )
+                ).scalars()
+            )
+            vouched.update(r for r in read_ids(store, c.added_object) if r not in held)
+        for c in quarantined:
+            for rid in read_ids(store, c.added_object):
+                if rid in members and rid not in vouched:
+                    barred.setdefault(rid, f"added by quarantined contribution {ds.name}#{c.number}")
+    mine = set(conn.execute(select(contributions.c.id).where(contributions.c.dataset_id == ds.id)).scalars())
+    decisions = select(ledger_events.c.subject).where(ledger_events.c.type == "review.rejected")
+    for text in conn.execute(decisions).scalars():
+        subject = json.loads(text)
+        rid = subject.get("record")
+        if rid in members and subject.get("contribution") in mine:
+            barred.setdefault(rid, "rejected in review")
+    return barred
+
+
+def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) -> tuple[Any, pa.Table]:
+    """The version row and records of ``name@version``, checked against the signed ledger, the
+    manifests and the records' content; a ``training`` version holding records that must never reach
+    training (quarantined, rejected) is refused (``PolicyViolation``) rather than served."""
+    ds = rows.dataset_row(conn, name)
+    ver = rows.version_row(conn, ds.id, name, version)
+    ids = checked_version_ids(ward, conn, ds, ver)
+    if ver.stage == "training":
+        barred = barred_records(conn, ward.store, ds, ver, ids)
+        if barred:
+            raise PolicyViolation(
+                f"{name}@v{ver.number} is the training version but holds records that must never reach "
+                f"training: {barred_summary(barred)}",
+                hint="promote a version without them (the rollback version `dataward quarantine` made) to "
+                f"training; `dataward versions {name}` lists them",
+            )
+    return ver, load_records(conn, ward.store, ids, rows.dataset_schema(ds))
+
+
+def barred_summary(barred: dict[str, str]) -> str:
+    """``barred_records`` in words: how many, and why."""
+    reasons: dict[str, int] = {}
+    for why in barred.values():
+        reasons[why] = reasons.get(why, 0) + 1
+    return "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+
+
+def may(uc: Any, action: Action, scope: Scope) -> bool:
+    """Whether the caller of use case ``uc`` may also do ``action`` on ``scope`` (nothing recorded)."""
+    caller = uc.caller
+    return authorize(caller.principal, caller.key, caller.grants, action, scope, uc.now).allowed
+
+
+def dataset_scope(conn: Connection, dataset_id: str) -> Scope:
+    """The scope reads of a dataset are authorized on (a validation set: the dataset it guards)."""
+    row = conn.execute(select(datasets).where(datasets.c.id == dataset_id)).one()
+    return Scope.dataset(row.validation_for if row.role == "validation" else row.name)
+
+
+def export_target(path: str | os.PathLike[str], protected: Iterable[Path]) -> Path:
+    """Where an export of ``path`` is written: the file ``path`` names, in its folder with every symlink
+    resolved. Refused (``InputError``) when that folder, or the file or what a symlink there points
+    at, is inside one of the ``protected`` paths (the ward's own files). The file is then written
+    under a temporary name and renamed over ``path``, which replaces a symlink, never writes through it."""
+    given = Path(path)
+    if given.name in ("", ".", ".."):
+        raise InputError(f"export path {str(path)!r} names no file", hint="give a file name, e.g. -o train.parquet")
+    folder = Path(os.path.realpath(given.parent))
+    target = folder / given.name
+    candidates = [target]
+    if target.is_symlink():
+        candidates.append(Path(os.path.realpath(target)))
+    roots = [Path(os.path.realpath(p)) for p in protected]
+    for candidate in candidates:
+        for root in roots:
+            if candidate == root or root in candidate.parents:
+                shown = "" if candidate == target else f" (a symlink to {candidate})"
+                raise InputError(
+                    f"refusing to export to {str(path)!r}{shown}: it is inside the ward's own files at {root}",
+                    hint="export to a file outside the ward folder, its object store and its catalog",
+                )
+    return target

@@ -1,0 +1,264 @@
+"""Reads that trust a tampered catalog: each attack is played behind the ward's back, straight on the
+SQLite catalog and the object store, and every path that serves records (`export`, the Python loader)
+refuses it with an integrity error (exit 7) naming what disagrees, instead of serving altered data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from dataward.access.roles import Action, Scope
+from dataward.catalog.projection import insert_row
+from dataward.cli.app import app
+from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
+from dataward.domain.schema import Schema
+from dataward.service.recordstore import parquet_to_table, table_to_parquet
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+
+runner = CliRunner()
+
+
+def cli(ward: Path, *args: str, key: str = "") -> tuple[int, dict]:
+    """Run the CLI in-process with ``--json``: the exit code and the JSON document printed."""
+    result = runner.invoke(app, ["--ward", str(ward), *args, "--json"], env={"DATAWARD_KEY": key, "COLUMNS": "200"})
+    assert not isinstance(result.exception, KeyError), result.exception
+    try:
+        return result.exit_code, json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"exit {result.exit_code}: {result.output}") from None
+
+
+def make_ward(root: Path) -> Ward:
+    """wine@v1 is training (records 0-40), wine@v2 a candidate adding records 40-80."""
+    ward, _ = Ward.init(root / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    ward.set_policy("wine", NO_APPROVALS_POLICY)
+    first = ward.contribute("wine", write_csv(root / "a.csv", wine_rows(0, 40, shuffled=True)), source="a")
+    merge_reviewed(ward, first["ref"])
+    ward.promote("wine@v1")
+    second = ward.contribute("wine", write_csv(root / "b.csv", wine_rows(40, 80, shuffled=True)), source="b")
+    merge_reviewed(ward, second["ref"])
+    return ward
+
+
+@pytest.fixture
+def ward(tmp_path: Path) -> Ward:
+    return make_ward(tmp_path)
+
+
+def sql(ward: Ward, statement: str, *params: object) -> list[tuple]:
+    """Run SQL on the catalog file directly, the way someone with write access to the folder would."""
+    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
+    try:
+        return db.execute(statement, params).fetchall()
+    finally:
+        db.close()
+
+
+def where(ward: Ward, record_id: str) -> tuple[str, int]:
+    """(chunk digest, row) the record index gives for a record."""
+    return sql(ward, "SELECT c.digest, r.row FROM records r JOIN chunks c ON c.id = r.chunk WHERE r.id = ?", record_id)[
+        0
+    ]
+
+
+def flip_label(ward: Ward, record_id: str, *, fix_id: bool = False) -> None:
+    """Store an edited copy of the record's chunk with the record's label changed (and, ``fix_id``,
+    its stored id recomputed), and point the catalog's chunk row at the copy."""
+    digest, row = where(ward, record_id)
+    table = parquet_to_table(ward.store.get(digest))
+    labels = table.column("cultivar").to_pylist()
+    labels[row] = "2" if labels[row] != "2" else "0"
+    table = table.set_column(table.column_names.index("cultivar"), "cultivar", pa.array(labels, pa.string()))
+    if fix_id:
+        from dataward.domain.records import record_ids
+
+        label, specs = wine_schema_specs()
+        ids = record_ids(Schema.parse(label, specs), table)
+        table = table.set_column(0, "record_id", pa.array(ids, pa.string()))
+    forged = ward.store.put(table_to_parquet(table))
+    sql(ward, "UPDATE chunks SET digest = ? WHERE digest = ?", forged, digest)
+
+
+def training_ids(ward: Ward) -> list[str]:
+    return ward.dataset("wine").version("training").to_arrow().column("record_id").to_pylist()
+
+
+def test_happy_paths_still_serve_and_export(ward: Ward, tmp_path: Path) -> None:
+    df = ward.dataset("wine").version("training").to_pandas()
+    assert len(df) == 40 and df.columns[0] == "record_id"
+    assert len(ward.dataset("wine").version("v2").to_pandas()) == 80
+    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "train.parquet"))
+    assert code == 0 and out["records"] == 40
+    assert (tmp_path / "train.parquet").stat().st_size > 0
+
+
+def test_label_edited_behind_the_wards_back_is_refused(ward: Ward, tmp_path: Path) -> None:
+    victim = training_ids(ward)[3]
+    flip_label(ward, victim)
+    with pytest.raises(IntegrityViolation, match=f"record {victim}.*does not match its content"):
+        ward.dataset("wine").version("training").to_pandas()
+    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "train.parquet"))
+    assert code == 7 and out["error"] == "integrity_violation"
+    assert victim in out["message"]
+    assert not (tmp_path / "train.parquet").exists()
+
+
+def test_label_edited_with_a_recomputed_id_is_refused(ward: Ward) -> None:
+    victim = training_ids(ward)[5]
+    flip_label(ward, victim, fix_id=True)
+    with pytest.raises(IntegrityViolation, match=f"record {victim} is indexed at row .* which holds record"):
+        ward.dataset("wine").version("training").to_pandas()
+
+
+def test_stage_edited_in_the_catalog_is_refused(ward: Ward, tmp_path: Path) -> None:
+    sql(ward, "UPDATE versions SET stage = 'training' WHERE number = 2")
+    with pytest.raises(
+        IntegrityViolation, match="stage is 'training' in the catalog, 'candidate' in the signed ledger"
+    ):
+        ward.dataset("wine").version("training").to_pandas()
+    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "train.parquet"))
+    assert code == 7 and "wine@v2" in out["message"] and "stage" in out["message"]
+    # The same version is refused under any name while its row disagrees with the ledger.
+    with pytest.raises(IntegrityViolation):
+        ward.dataset("wine").version("v2").to_pandas()
+
+
+def test_version_row_pointed_at_another_manifest_is_refused(ward: Ward) -> None:
+    v1 = sql(ward, "SELECT manifest_object FROM versions WHERE number = 1")[0][0]
+    sql(ward, "UPDATE versions SET manifest_object = ? WHERE number = 2", v1)
+    with pytest.raises(IntegrityViolation, match="manifest_object"):
+        ward.dataset("wine").version("v2").to_pandas()
+
+
+def test_renamed_dataset_is_refused(ward: Ward) -> None:
+    label, specs = wine_schema_specs()
+    ward.create_dataset("decoy", Schema.parse(label, specs))
+    sql(ward, "UPDATE datasets SET name = 'wine-old' WHERE name = 'wine'")
+    sql(ward, "UPDATE datasets SET name = 'wine' WHERE name = 'decoy'")
+    sql(ward, "UPDATE datasets SET name = 'decoy' WHERE name = 'wine-old'")
+    with pytest.raises(IntegrityViolation, match="name is 'decoy' in the catalog, 'wine' in the signed ledger"):
+        ward.dataset("decoy").version("training").to_pandas()
+
+
+def test_record_pointed_at_another_records_row_is_an_integrity_error(ward: Ward, tmp_path: Path) -> None:
+    ids = training_ids(ward)
+    victim, other = ids[0], ids[1]
+    digest, row = where(ward, other)
+    chunk = sql(ward, "SELECT id FROM chunks WHERE digest = ?", digest)[0][0]
+    sql(ward, "UPDATE records SET chunk = ?, row = ? WHERE id = ?", chunk, row, victim)
+    with pytest.raises(IntegrityViolation, match=f"record {victim} is indexed at row {row}.*holds record {other}"):
+        ward.dataset("wine").version("training").to_pandas()
+    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
+    assert code == 7 and victim in out["message"]
+    sql(ward, "UPDATE records SET row = 100000 WHERE id = ?", victim)
+    with pytest.raises(IntegrityViolation, match="row 100000"):
+        ward.dataset("wine").version("training").to_pandas()
+
+
+def test_a_version_holding_quarantined_records_never_reaches_training(ward: Ward) -> None:
+    result = ward.quarantine_contribution("wine#2", reason="vendor key leaked")
+    rollback = result["rollback_version"]
+    assert rollback["ref"] == "wine@v3" and rollback["records"] == 40
+    with pytest.raises(PolicyViolation, match="40 added by quarantined contribution wine#2"):
+        ward.promote("wine@v2")
+    denial = ward.ledger(types=["access.denied"], limit=1)[0]
+    assert denial["payload"]["action"] == "version.promote"
+    code, out = cli(ward.folder, "promote", "wine@v2")
+    assert code == 6 and out["error"] == "policy_violation"
+    assert ward.dataset("wine").version("training").info["number"] == 1
+    ward.promote("wine@v3")
+    assert ward.dataset("wine").version("training").info["number"] == 3
+    assert ward.verify().ok
+
+
+def test_a_training_version_quarantined_after_promotion_is_not_served(ward: Ward, tmp_path: Path) -> None:
+    ward.promote("wine@v2")
+    ward.quarantine_contribution("wine#2", reason="vendor key leaked")
+    with pytest.raises(PolicyViolation, match="training version but holds records"):
+        ward.dataset("wine").version("training").to_pandas()
+    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
+    assert code == 6 and "wine@v3" not in out["message"]
+    ward.promote("wine@v3")
+    assert len(ward.dataset("wine").version("training").to_pandas()) == 40
+
+
+def test_a_record_rejected_in_review_keeps_a_version_out_of_training(ward: Ward) -> None:
+    """A record already in a version is flagged again in a later contribution (same content, same id)
+    and a reviewer rejects it as poison: no version holding it may be promoted."""
+    victim = ward.dataset("wine").version("v2").to_arrow().column("record_id").to_pylist()[0]
+    second = ward.contribution("wine#2")["id"]
+    with ward.use_case(Action.GATE_RUN, Scope.dataset("wine")) as uc:
+        item = insert_row("quarantine", id="q_again", contribution_id=second, record_id=victim, row=1, status="pending")
+        uc.emit("review.flagged", {"contribution": second, "record": victim}, {}, [item])
+    ward.create_principal("rita")
+    ward.grant("rita", "reviewer", "dataset:wine")
+    ward.as_key(ward.issue_key("rita")["key"]).review_decide(["q_again"], "reject", reason="poison")
+    with pytest.raises(PolicyViolation, match="1 rejected in review"):
+        ward.promote("wine@v2")
+
+
+def test_contributor_key_cannot_read_the_training_set(ward: Ward, tmp_path: Path) -> None:
+    ward.create_principal("bob")
+    ward.create_principal("scraper", kind="service", owner="bob")
+    ward.grant("scraper", "contributor", "dataset:wine")
+    key = ward.issue_key("scraper")["key"]
+    bot = ward.as_key(key)
+    with pytest.raises(AccessDenied, match=r"dataset\.export"):
+        bot.dataset("wine").version("training").to_pandas()
+    denial = ward.ledger(types=["access.denied"], limit=1)[0]
+    assert denial["payload"]["action"] == "dataset.export" and denial["actor"]["key"] == key.split("_")[1]
+    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"), key=key)
+    assert code == 6 and out["error"] == "access_denied" and not (tmp_path / "t.parquet").exists()
+    # Its own contributions are still its to see; with `reader` it reads the data too.
+    assert bot.versions("wine")
+    ward.grant("scraper", "reader", "dataset:wine")
+    assert len(bot.dataset("wine").version("training").to_pandas()) == 40
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_export_never_writes_into_the_ward(ward: Ward, tmp_path: Path) -> None:
+    catalog = ward.folder / "catalog.sqlite"
+    before = _digest(catalog)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "to-catalog").symlink_to(catalog)
+    (outside / "ward-dir").symlink_to(ward.folder)
+    attempts = [
+        catalog,
+        ward.folder / "ward.json",
+        ward.folder / "new-file.parquet",
+        ward.folder / "objects" / "x.parquet",
+        outside / "to-catalog",
+        outside / "ward-dir" / "catalog.sqlite",
+    ]
+    for target in attempts:
+        with pytest.raises(InputError, match="inside the ward's own files"):
+            ward.export("wine@training", target)
+        code, out = cli(ward.folder, "export", "wine@training", "-o", str(target))
+        assert code == 2 and out["error"] == "bad_input", target
+    assert _digest(catalog) == before
+    assert (outside / "to-catalog").is_symlink()
+    assert not (ward.folder / "new-file.parquet").exists()
+    assert ward.verify().ok
+
+
+def test_export_replaces_a_symlink_instead_of_writing_through_it(ward: Ward, tmp_path: Path) -> None:
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "out.parquet"
+    link.symlink_to(victim)
+    ward.export("wine@training", link)
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink() and link.stat().st_size > 0

@@ -51,6 +51,15 @@ itself, never because its class or batch moved, and never on an extrapolated tai
 does not take a share of the policy's alpha (``flags_records = False``): on clean data it flags nothing
 unless it blocks, which happens at most at its ``alpha``.
 
+Limits. The neighbour check reads a record's class only as well as the gate features do: on short
+texts (man-page NAME lines) a third of the trusted records are closer to another class, so a rare-token
+backdoor scattered over many source classes is left to ``triggers``, which sees the token itself; a
+natural phrase that k-means isolates is blocked here. A class with ``n`` trusted records resolves a
+misread rate no finer than ``1/(n + 1)``, so a handful of poisoned records in a class of a small
+baseline (5 patched digits against 72 trusted ones per class) is ranked first but not blocked here.
+The MLP probe (``probe="mlp"``) costs seconds per gate and found nothing on the benchmark that the
+features' own clusters did not, so by default no model is fitted at all.
+
 Contribution level: ``p_value`` is the blocking group's when there is one, else the smallest cluster
 p-value floored at ``REVIEW_FLOOR`` (review-level evidence: it cannot block on its own); ``statistic``
 = records in blocking groups. Summary keys: ``classes`` (per label: ``records``, ``contribution``, the

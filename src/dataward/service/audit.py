@@ -77,6 +77,10 @@ class VerifyReport:
         }
 
 
+def _stretch(first: int | None, last: int) -> str:
+    return f"event #{last} was" if first == last else f"events #{first} to #{last} were"
+
+
 def _short(value: Any, width: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -240,7 +244,7 @@ class AuditCases(WardCore):
                     "ledger",
                     "missing",
                     f"event #{ext.first_bad}",
-                    f"events #{ext.first_bad} to #{cp.seq} were deleted: the checkpoint {cp.source} of {cp.time} "
+                    f"{_stretch(ext.first_bad, cp.seq)} deleted: the checkpoint {cp.source} of {cp.time} "
                     f"covers {cp.seq} events, the ledger ends at #{head_seq}",
                     ext.first_bad,
                 )

@@ -216,11 +216,16 @@ def test_a_narrow_key_cannot_mint_a_wider_one() -> None:
     bot = service("bot", "alice")
     _, narrow = key_for("bot", scopes=["contribution.submit", "dataset:cats"])
     assert authorize_key_action(bot, narrow, [], Action.KEY_REVOKE, bot, NOW).allowed
-    assert authorize_key_action(
-        bot, narrow, [], Action.KEY_ISSUE, bot, NOW, new_scopes=["contribution.submit", "dataset:cats"]
-    ).allowed
+    same = ["contribution.submit", "dataset:cats"]
+    # A service principal mints nothing for itself unless the key policy allows it.
+    refused = authorize_key_action(bot, narrow, [], Action.KEY_ISSUE, bot, NOW, new_scopes=same)
+    assert not refused.allowed and "may not mint keys for itself" in refused.reason
+    allowed = authorize_key_action(bot, narrow, [], Action.KEY_ISSUE, bot, NOW, new_scopes=same, allow_self_issue=True)
+    assert allowed.allowed and allowed.grant is None  # minted on the own-keys rule
     for wider in (None, ["contribution.submit"], ["contribution.submit", "dataset:cats", "owner"]):
-        decision = authorize_key_action(bot, narrow, [], Action.KEY_ISSUE, bot, NOW, new_scopes=wider)
+        decision = authorize_key_action(
+            bot, narrow, [], Action.KEY_ISSUE, bot, NOW, new_scopes=wider, allow_self_issue=True
+        )
         assert not decision.allowed, wider
     _, revoked = key_for("bot")
     assert not authorize_key_action(bot, replace(revoked, revoked_at=NOW), [], Action.KEY_REVOKE, bot, NOW).allowed

@@ -23,7 +23,10 @@ Keys (:mod:`.keys`)
     ``check_key(record, plaintext, principal, now)`` (raises AuthenticationError, KeyRevoked,
     KeyExpired or PrincipalSuspended), ``touch``, ``revoke``, and
     ``rotate(old, now, overlap) -> (plaintext, new, updated_old)``. :class:`KeyPolicy` sets the
-    maximum and default lifetimes, the rotation age and the review thresholds.
+    maximum and default lifetimes, the rotation age, the review thresholds and whether service
+    principals may mint their own keys. Lineage: a key minted with another (``generate_key(...,
+    parent=)``) is never wider (``check_within``), never outlives it (``bound_expiry``) and is
+    revoked with it (``descendants`` lists every key minted through a key, transitively).
 
 Dataset policy (:mod:`.policy`)
     :class:`DatasetPolicy` (``from_yaml``, ``to_yaml``, ``hash``); ``check_approval`` (separation of
@@ -61,7 +64,12 @@ from dataward.access.keys import (
     KEY_PREFIX,
     KeyPolicy,
     ParsedKey,
+    bound_expiry,
     check_key,
+    check_secret,
+    check_usable,
+    check_within,
+    descendants,
     generate_key,
     hash_secret,
     parse_key,
@@ -143,11 +151,16 @@ __all__ = [
     "authorize_grant",
     "authorize_key_action",
     "authorize_withdraw",
+    "bound_expiry",
     "can_promote",
     "check_approval",
     "check_key",
     "check_new_owner",
     "check_override",
+    "check_secret",
+    "check_usable",
+    "check_within",
+    "descendants",
     "generate_key",
     "grants_of",
     "hash_secret",

@@ -207,6 +207,9 @@ class ApiKey:
     ``scopes`` is ``None`` for a key that carries all its principal's roles, or a tuple of entries
     that narrow it (see :class:`KeyScopes`). After a rotation the old record gets ``rotated_at``,
     ``successor_id`` and ``overlap_until``: it keeps working until ``overlap_until`` and never after.
+    ``parent_id`` is the key this one was minted from (None for a key an admin issued on the
+    authority of the admin grant); ``minted_with`` the key that made it, when a key did (the parent,
+    or for a rotation's successor the key that made the rotation). See :mod:`dataward.access.keys`.
     """
 
     id: str
@@ -221,6 +224,8 @@ class ApiKey:
     rotated_at: datetime | None = None
     successor_id: str | None = None
     overlap_until: datetime | None = None
+    parent_id: str | None = None
+    minted_with: str | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.created_at, "created_at")
@@ -273,6 +278,8 @@ class ApiKey:
             "rotated_at": _iso(self.rotated_at),
             "successor_id": self.successor_id,
             "overlap_until": _iso(self.overlap_until),
+            "parent_id": self.parent_id,
+            "minted_with": self.minted_with,
         }
 
 
@@ -483,15 +490,21 @@ def authorize_key_action(
     now: datetime,
     *,
     new_scopes: Iterable[str] | None = None,
+    allow_self_issue: bool = False,
 ) -> Decision:
     """May ``principal`` issue (``key.issue``, also used for rotation) or revoke (``key.revoke``)
     a key of ``target``?
 
     Anyone may revoke their own keys and those of the service principals they own: revoking only
-    removes power. Issuing a key for oneself or one's own service principal needs no grant, but a
-    narrowed acting key may only mint keys for itself that are at least as narrow (``new_scopes``
-    within its own scopes), so a leaked narrow key cannot buy a wide one. Keys of anyone else need
-    ``key.issue``/``key.revoke`` on the ward (admin).
+    removes power. Issuing a key for oneself or one's own service principal needs no grant (the
+    own-keys rule), but a narrowed acting key may only mint keys at least as narrow (``new_scopes``
+    within its own scopes), so a leaked narrow key cannot buy a wide one. A service principal may not
+    mint keys for itself at all unless ``allow_self_issue`` (the key policy's
+    ``allow_self_issued_keys``): a leaked bot key must not be able to renew itself. Keys of anyone
+    else need ``key.issue``/``key.revoke`` on the ward (admin).
+
+    An allowed issue decision with no ``grant`` was made on the own-keys rule: the acting key mints
+    the new key and becomes its parent. With a ``grant`` the admin grant is the authority.
     """
     action = parse_action(action)
     if action not in (Action.KEY_ISSUE, Action.KEY_REVOKE):
@@ -504,6 +517,19 @@ def authorize_key_action(
         "principal_id": principal.id,
         "key_id": None if key is None else key.id,
     }
+    if (
+        action is Action.KEY_ISSUE
+        and target.id == principal.id
+        and principal.kind is PrincipalKind.SERVICE
+        and not allow_self_issue
+    ):
+        return Decision(
+            False,
+            f"service principal {principal.name!r} may not mint keys for itself",
+            hint="its owner or an admin issues and rotates its keys; a dataset policy can allow it "
+            "with keys: {allow_self_issued_keys: true}",
+            **base,
+        )
     self_or_own = target.id == principal.id or _is_own_service(principal, target)
     if not self_or_own or not principal.is_active:
         return authorize(principal, key, grants, action, ward, now)
@@ -515,9 +541,7 @@ def authorize_key_action(
             return Decision(False, refusal[1], **base)
     if action is Action.KEY_REVOKE or key is None or key.scopes is None:
         return Decision(True, f"{principal.name!r} manages its own keys and those of its services", **base)
-    narrower = (
-        target.id == principal.id and new_scopes is not None and KeyScopes.parse(new_scopes).within(key.key_scopes)
-    )
+    narrower = new_scopes is not None and KeyScopes.parse(new_scopes).within(key.key_scopes)
     if narrower:
         return Decision(True, f"key {key.display} mints a key no wider than itself", **base)
     admin = authorize(principal, key, grants, action, ward, now)

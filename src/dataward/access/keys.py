@@ -5,6 +5,15 @@ public id (base32, the catalog lookup id), and a 52-character base32 secret of 3
 Only an HMAC-SHA256 of the secret, keyed by a per-key random salt and bound to the key id, is
 stored. The secret has 256 bits of entropy, so a fast keyed hash is enough (a slow password hash
 protects guessable secrets, which these are not), and checking stays cheap on every request.
+
+An unknown key id costs the same work as a known id with a wrong secret: the secret is checked
+against a dummy salted hash, so the answer's timing does not tell which ids exist.
+
+**Lineage.** A key minted with another key (a principal issuing a key for itself or for its own
+service principal: the acting key is the only authority) records that key as its ``parent_id``. It
+never expires after its parent, is never wider than it, and is revoked with it: see
+:func:`bound_expiry` and :func:`descendants`. A rotation's successor takes its predecessor's place
+(same parent); ``minted_with`` names the key that made a key, and revoking that key revokes it too.
 """
 
 from __future__ import annotations
@@ -19,13 +28,14 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dataward.access.authorize import ApiKey, Principal, require_aware
+from dataward.access.authorize import ApiKey, KeyScopes, Principal, require_aware
 from dataward.domain.errors import (
     AuthenticationError,
     Conflict,
     InputError,
     KeyExpired,
     KeyRevoked,
+    PolicyViolation,
     PrincipalSuspended,
 )
 
@@ -50,6 +60,9 @@ class KeyPolicy:
     ``stale_after_days``: the access review lists keys unused for this long.
     ``near_expiry_days``: the access review warns this long before a key expires.
     ``max_overlap_days``: the longest a rotated key may keep working beside its successor.
+    ``allow_self_issued_keys``: whether a service principal may mint keys for itself (issue or rotate
+    its own keys). Off by default: a bot's keys come from its owner or an admin, so a leaked bot key
+    cannot renew itself.
     """
 
     max_ttl_days: int = 365
@@ -58,10 +71,15 @@ class KeyPolicy:
     stale_after_days: int = 30
     near_expiry_days: int = 14
     max_overlap_days: int = 7
+    allow_self_issued_keys: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _SWITCHES:
+                if not isinstance(value, bool):
+                    raise InputError(f"keys.{f.name} must be true or false, got {value!r}")
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InputError(f"keys.{f.name} must be a non-negative whole number of days, got {value!r}")
         if self.max_ttl_days < 1:
@@ -103,9 +121,10 @@ class KeyPolicy:
             stale_after_days=min(self.stale_after_days, other.stale_after_days),
             near_expiry_days=max(self.near_expiry_days, other.near_expiry_days),
             max_overlap_days=min(self.max_overlap_days, other.max_overlap_days),
+            allow_self_issued_keys=self.allow_self_issued_keys and other.allow_self_issued_keys,
         )
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def expiry_for(self, now: datetime, ttl: timedelta | None) -> datetime:
@@ -124,6 +143,8 @@ class KeyPolicy:
             )
         return now + ttl
 
+
+_SWITCHES = frozenset({"allow_self_issued_keys"})
 
 DEFAULT_KEY_POLICY = KeyPolicy()
 
@@ -165,22 +186,37 @@ def hash_secret(key_id: str, secret: str, *, salt: bytes | None = None) -> str:
     Binding the key id into the MAC means a hash copied onto another key record does not verify.
     """
     salt = secrets.token_bytes(16) if salt is None else salt
-    digest = hmac.new(salt, f"{key_id}:{secret}".encode(), hashlib.sha256).hexdigest()
-    return f"{HASH_SCHEME}${salt.hex()}${digest}"
+    return f"{HASH_SCHEME}${salt.hex()}${_mac(salt, key_id, secret)}"
+
+
+def _mac(salt: bytes, key_id: str, secret: str) -> str:
+    """The keyed hash of one secret: the only expensive step of checking a key."""
+    return hmac.new(salt, f"{key_id}:{secret}".encode(), hashlib.sha256).hexdigest()
+
+
+# Checked instead when a key id is unknown or its stored hash unreadable, so that every refusal of a
+# well-formed key costs one HMAC and one constant-time comparison, whatever the id.
+_DUMMY_HASH = hash_secret("a" * KEY_ID_LENGTH, "a" * SECRET_LENGTH)
 
 
 def verify_secret(stored: str, key_id: str, secret: str) -> bool:
-    """Constant-time check of ``secret`` against a stored hash. Unknown schemes never verify."""
+    """Constant-time check of ``secret`` against a stored hash. Unknown schemes never verify.
+
+    The work done is the same whether or not ``stored`` is readable: one HMAC, one comparison.
+    """
     scheme, _, rest = stored.partition("$")
     salt_hex, _, digest = rest.partition("$")
-    if scheme != HASH_SCHEME or not digest:
-        return False
+    readable = scheme == HASH_SCHEME and bool(digest)
     try:
-        salt = bytes.fromhex(salt_hex)
+        salt = bytes.fromhex(salt_hex) if readable else b""
     except ValueError:
-        return False
-    expected = hmac.new(salt, f"{key_id}:{secret}".encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, digest)
+        readable = False
+    if not readable:
+        _, _, rest = _DUMMY_HASH.partition("$")
+        salt_hex, _, digest = rest.partition("$")
+        salt = bytes.fromhex(salt_hex)
+    matches = hmac.compare_digest(_mac(salt, key_id, secret), digest)
+    return readable and matches
 
 
 def _new_key_text() -> tuple[str, str, str]:
@@ -196,15 +232,22 @@ def generate_key(
     ttl: timedelta | None = None,
     policy: KeyPolicy = DEFAULT_KEY_POLICY,
     scopes: Iterable[str] | None = None,
+    parent: ApiKey | None = None,
 ) -> tuple[str, ApiKey]:
     """A fresh key for ``principal_id``: the plaintext (show it once) and the record to store.
 
     ``ttl`` defaults to the policy's default lifetime and may not exceed its maximum. ``scopes``
     narrows the key (see :class:`~dataward.access.authorize.KeyScopes`); check it against the
     principal's grants with :func:`~dataward.access.authorize.validate_key_scopes` before issuing.
+    ``parent`` is the key minting this one (see :func:`bound_expiry` and :func:`check_within`): the
+    new key is refused when it would be wider than its parent or, with an explicit ``ttl``, outlive
+    it; without a ``ttl`` its lifetime is cut to end with the parent's.
     The caller must make sure ``record.id`` is not already taken (40 random bits rarely collide).
     """
     expires_at = policy.expiry_for(now, ttl)
+    if parent is not None:
+        check_within(parent, scopes)
+        expires_at = bound_expiry(expires_at, [parent], explicit=ttl is not None)
     plaintext, key_id, secret = _new_key_text()
     record = ApiKey(
         id=key_id,
@@ -214,35 +257,97 @@ def generate_key(
         scopes=None if scopes is None else tuple(scopes),
         created_at=now,
         expires_at=expires_at,
+        parent_id=None if parent is None else parent.id,
+        minted_with=None if parent is None else parent.id,
     )
     return plaintext, record
 
 
-def check_key(
-    record: ApiKey | None,
-    plaintext: str,
-    principal: Principal | None,
-    now: datetime,
-    *,
-    owner: Principal | None = None,
-) -> None:
-    """Authenticate ``plaintext`` against its stored ``record`` (looked up by the parsed key id).
+def key_end(key: ApiKey) -> datetime:
+    """When ``key`` stops working at the latest: its expiry, or the end of its rotation overlap."""
+    return key.expires_at if key.overlap_until is None else min(key.expires_at, key.overlap_until)
 
-    Raises, in this order: InputError (malformed), AuthenticationError (no such key, or wrong
-    secret: the same message for both, so the id alone reveals nothing), KeyRevoked, KeyExpired
-    (past expiry, or a rotated key past its overlap window), PrincipalSuspended (the principal, or
-    the given ``owner`` of a service principal, is not active). Returns None when the key is good.
+
+def bound_expiry(expires_at: datetime, bounds: Iterable[ApiKey], *, explicit: bool) -> datetime:
+    """``expires_at`` for a key minted under ``bounds`` (its parent, and the key minting it).
+
+    A minted key never outlives a key it depends on. An ``explicit`` lifetime that would is refused
+    (PolicyViolation: the attempt is recorded as a refusal); a default lifetime is cut to fit.
     """
-    require_aware(now, "now")
+    for bound in bounds:
+        end = key_end(bound)
+        if expires_at <= end:
+            continue
+        if explicit:
+            raise PolicyViolation(
+                f"a key minted with {bound.display} cannot outlive it: {bound.display} ends at "
+                f"{end.isoformat()}, the new key would expire at {expires_at.isoformat()}",
+                hint=f"ask for a lifetime ending by {end.isoformat()} (or none: it is then cut to fit), "
+                "or have an admin issue the key",
+                key_id=bound.id,
+            )
+        expires_at = end
+    return expires_at
+
+
+def check_within(parent: ApiKey, scopes: Iterable[str] | None) -> None:
+    """Refuse scopes wider than ``parent``'s: a minted key can do nothing its parent cannot."""
+    if parent.scopes is None:
+        return
+    if scopes is None or not KeyScopes.parse(scopes).within(parent.key_scopes):
+        raise PolicyViolation(
+            f"a key minted with {parent.display} cannot be wider than it; it is limited to {', '.join(parent.scopes)}",
+            hint="give the new key scopes within the minting key's, or have an admin issue it",
+            key_id=parent.id,
+        )
+
+
+def descendants(key_id: str, keys: Iterable[ApiKey]) -> list[ApiKey]:
+    """Every key minted through ``key_id``, transitively: its children (``parent_id``) and the keys it
+    made (``minted_with``, a rotation's successor included), then theirs. Revoked ones are included
+    (their own descendants are still walked); ``key_id`` itself is not. Breadth-first order."""
+    by_link: dict[str, list[ApiKey]] = {}
+    for k in keys:
+        for link in {k.parent_id, k.minted_with} - {None}:
+            by_link.setdefault(str(link), []).append(k)
+    seen = {key_id}
+    out: list[ApiKey] = []
+    frontier = [key_id]
+    while frontier:
+        nxt: list[str] = []
+        for current in frontier:
+            for child in sorted(by_link.get(current, ()), key=lambda k: (k.created_at, k.id)):
+                if child.id not in seen:
+                    seen.add(child.id)
+                    out.append(child)
+                    nxt.append(child.id)
+        frontier = nxt
+    return out
+
+
+def check_secret(record: ApiKey | None, plaintext: str) -> ParsedKey:
+    """The parsed key when its secret matches ``record`` (looked up by the parsed key id).
+
+    Raises InputError (malformed) or AuthenticationError (no such key, or wrong secret: the same
+    message and the same work for both, one HMAC and one constant-time comparison, so neither the
+    answer nor its timing tells whether the id exists).
+    """
     parsed = parse_key(plaintext)
-    refused = AuthenticationError(
-        f"API key {parsed.prefix}… is not recognised",
-        hint="check that DATAWARD_KEY holds the whole key, or ask an admin for a new one",
-    )
-    if record is None or record.id != parsed.key_id:
-        raise refused
-    if not verify_secret(record.hash, record.id, parsed.secret):
-        raise refused
+    known = record is not None and record.id == parsed.key_id
+    stored = record.hash if known and record is not None else _DUMMY_HASH
+    if not verify_secret(stored, parsed.key_id, parsed.secret) or not known:
+        raise AuthenticationError(
+            f"API key {parsed.prefix}… is not recognised",
+            hint="check that DATAWARD_KEY holds the whole key, or ask an admin for a new one",
+        )
+    return parsed
+
+
+def check_usable(record: ApiKey, principal: Principal | None, now: datetime, *, owner: Principal | None = None) -> None:
+    """After :func:`check_secret`: raise KeyRevoked, KeyExpired (past expiry, or a rotated key past its
+    overlap window) or PrincipalSuspended (the principal, or the given ``owner`` of a service
+    principal, is not active). These refusals concern a genuine key: its secret was right."""
+    require_aware(now, "now")
     if principal is None or principal.id != record.principal_id:
         raise AuthenticationError(f"API key {record.display} has no principal")
     refusal = record.refusal(now)
@@ -263,6 +368,28 @@ def check_key(
             f"service principal {principal.name!r} is refused: its owner {owner.name!r} is {owner.status.value}",
             hint="an admin can transfer it to an active human: `dataward principal transfer`",
         )
+
+
+def check_key(
+    record: ApiKey | None,
+    plaintext: str,
+    principal: Principal | None,
+    now: datetime,
+    *,
+    owner: Principal | None = None,
+) -> None:
+    """Authenticate ``plaintext`` against its stored ``record`` (looked up by the parsed key id).
+
+    Raises, in this order: InputError (malformed), AuthenticationError (no such key, or wrong
+    secret: the same message for both, so the id alone reveals nothing), KeyRevoked, KeyExpired
+    (past expiry, or a rotated key past its overlap window), PrincipalSuspended (the principal, or
+    the given ``owner`` of a service principal, is not active). Returns None when the key is good.
+    Only plain AuthenticationError means the secret did not match; its subclasses concern a genuine key.
+    """
+    require_aware(now, "now")
+    check_secret(record, plaintext)
+    assert record is not None  # check_secret refused otherwise
+    check_usable(record, principal, now, owner=owner)
 
 
 def touch(record: ApiKey, now: datetime) -> ApiKey:
@@ -286,11 +413,18 @@ def rotate(
     *,
     policy: KeyPolicy = DEFAULT_KEY_POLICY,
     ttl: timedelta | None = None,
+    parent: ApiKey | None = None,
+    minted_with: ApiKey | None = None,
 ) -> tuple[str, ApiKey, ApiKey]:
     """Issue the successor of ``old`` with the same principal and scopes.
 
     Returns ``(plaintext, new_record, updated_old)``: ``updated_old`` keeps working until
     ``now + overlap`` (never past its own expiry) and is refused after.
+
+    The successor takes ``old``'s place in the lineage: it has the same parent (``parent``, the record
+    of ``old.parent_id``) and never outlives it. ``minted_with`` is the key making the rotation when it
+    acts on the own-keys rule (None when an admin's grant is the authority): revoking it revokes the
+    successor, which never outlives it either, unless it is ``old`` itself (a key renewing itself).
     """
     require_aware(now, "now")
     if not isinstance(overlap, timedelta) or overlap < timedelta(0):
@@ -307,6 +441,23 @@ def rotate(
     refusal = old.refusal(now)
     if refusal is not None:
         raise Conflict(f"cannot rotate: {refusal[1]}", hint="issue a new key instead")
+    if (None if parent is None else parent.id) != old.parent_id:
+        raise ValueError(f"rotate needs the record of {old.display}'s parent {old.parent_id!r}")
     plaintext, new = generate_key(old.principal_id, now=now, ttl=ttl, policy=policy, scopes=old.scopes)
+    bounds = [k for k in (parent, minted_with) if k is not None and k.id != old.id]
+    if minted_with is not None and minted_with.id != old.id:
+        check_within(minted_with, old.scopes)
+    expires_at = bound_expiry(new.expires_at, bounds, explicit=False)
+    if expires_at <= now:
+        raise Conflict(
+            f"cannot rotate {old.display}: the key it depends on has ended",
+            hint="issue a new key with a key that is still valid",
+        )
+    new = replace(
+        new,
+        expires_at=expires_at,
+        parent_id=old.parent_id,
+        minted_with=None if minted_with is None else minted_with.id,
+    )
     updated_old = replace(old, rotated_at=now, successor_id=new.id, overlap_until=min(now + overlap, old.expires_at))
     return plaintext, new, updated_old

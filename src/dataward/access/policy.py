@@ -24,7 +24,7 @@ The evaluation functions take plain facts and return a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -253,9 +253,12 @@ class DatasetPolicy:
     def key_policy(self, ward: KeyPolicy) -> KeyPolicy:
         """The ward's key policy tightened by this policy's ``keys`` overrides.
 
-        A dataset can make keys shorter-lived or rotated sooner, never the reverse.
+        A dataset can make keys shorter-lived or rotated sooner, never the reverse. Its
+        ``allow_self_issued_keys``, when set, decides for keys scoped to this dataset (setting it
+        to true is a weakening only an admin may make).
         """
-        return ward.tightened_by(KeyPolicy.from_dict(self.keys, base=ward))
+        own = KeyPolicy.from_dict(self.keys, base=ward)
+        return replace(ward.tightened_by(own), allow_self_issued_keys=own.allow_self_issued_keys)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ class FindingKind(StrEnum):
     RECENT_GRANT = "recent_grant"
     BLOCK_OVERRIDDEN = "block_overridden"
     BLOCK_OVERRIDE_PENDING = "block_override_pending"
+    KEY_LINEAGE = "key_lineage"
+    KEY_SELF_ISSUED = "key_self_issued"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ def access_review(
 ) -> list[ReviewFinding]:
     """Review keys, owners and grants as of ``now``, and every block override; most severe rows first.
 
+    Every usable key minted with another key is listed with its lineage (``key_lineage``); a service
+    principal's key minted by the principal itself is ``key_self_issued``.
+
     ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
     replaced by a rotation, and keys of principals that are not active are left out: none of them
     can be used.
@@ -121,7 +126,9 @@ def access_review(
         return owner.name if owner is not None else p.owner_id
 
     findings: list[ReviewFinding] = []
+    keys = list(keys)
     findings += _key_findings(keys, by_id, owner_name, key_policy, now, unused_days)
+    findings += _lineage_findings(keys, by_id, owner_name, now)
     findings += _owner_findings(principals, by_id)
     findings += _training_findings(principals, grants, datasets_in_training, owner_name, now)
     findings += _recent_grant_findings(grants, by_id, owner_name, now, recent_days)
@@ -182,6 +189,40 @@ def _key_findings(keys, by_id, owner_name, policy: KeyPolicy, now: datetime, unu
                 action=f"revoke key {key.display} if it is no longer needed (dataward key revoke)",
                 **common,
             )
+
+
+def _lineage_findings(keys: list[ApiKey], by_id, owner_name, now: datetime):
+    by_key = {k.id: k for k in keys}
+    for key in keys:
+        principal = by_id.get(key.principal_id)
+        if key.parent_id is None and key.minted_with is None:
+            continue
+        if principal is None or not principal.is_active or key.refusal(now) is not None:
+            continue
+        links = [("minted from", key.parent_id)] if key.parent_id is not None else []
+        if key.minted_with is not None and key.minted_with != key.parent_id:
+            links.append(("made with", key.minted_with))
+        described = []
+        for label, link in links:
+            source = by_key.get(link)
+            whose = by_id.get(source.principal_id) if source is not None else None
+            described.append(f"{label} dw_{link}… of {whose.name if whose is not None else 'an unknown principal'}")
+        makers = {by_key[link].principal_id for _, link in links if link in by_key}
+        self_issued = principal.kind is PrincipalKind.SERVICE and makers == {principal.id}
+        root = links[0][1]
+        yield ReviewFinding(
+            FindingKind.KEY_SELF_ISSUED if self_issued else FindingKind.KEY_LINEAGE,
+            Severity.LOW if self_issued else Severity.INFO,
+            principal=principal.name,
+            principal_id=principal.id,
+            owner=owner_name(principal),
+            dataset=None,
+            key=key.display,
+            detail=f"key {key.display} was {' and '.join(described)}; it expires on {_date(key.expires_at)} "
+            "at the latest and is revoked with it"
+            + (" (the service principal minted it for itself)" if self_issued else ""),
+            action=f"revoking dw_{root}… revokes it and every key minted through it (dataward trace dw_{root}…)",
+        )
 
 
 def _owner_findings(principals: list[Principal], by_id: dict[str, Principal]):

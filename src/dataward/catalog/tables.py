@@ -68,6 +68,22 @@ api_keys = Table(
     Column("issued_by", Text),
     # Operational, not projected from the ledger: written on every authenticated request.
     Column("last_used_at", Text),
+    # Lineage (see dataward.access.keys): the key this one was minted from, and the key that made it.
+    Column("parent_id", Text),
+    Column("minted_with", Text),
+)
+Index("ix_api_keys_parent_id", api_keys.c.parent_id)
+Index("ix_api_keys_minted_with", api_keys.c.minted_with)
+
+# Operational, not projected: how many authentication refusals of one claimed key id in one minute the
+# ledger recorded in full, and how many it only counted (see dataward.service.refusals).
+auth_refusal_counts = Table(
+    "auth_refusal_counts",
+    metadata,
+    Column("minute", Text, primary_key=True),
+    Column("claimed_key", Text, primary_key=True),
+    Column("recorded", Integer, nullable=False),
+    Column("suppressed", Integer, nullable=False),
 )
 
 grants = Table(

@@ -136,7 +136,10 @@ def register(app: typer.Typer) -> None:
         description: Annotated[str, typer.Option()] = "",
         as_json: JsonOpt = False,
     ) -> None:
-        """Issue an API key (shown once, stored only as a hash)."""
+        """Issue an API key (shown once, stored only as a hash).
+
+        A key for yourself or your own service principal is minted with your key: never wider, never
+        longer-lived (an explicit --ttl-days past your key's expiry is refused), revoked with it."""
         _show_new_key(
             open_ward().issue_key(principal, ttl_days=ttl_days, scopes=scope, description=description), as_json
         )
@@ -161,12 +164,14 @@ def register(app: typer.Typer) -> None:
         reason: Annotated[str, typer.Option()] = "",
         as_json: JsonOpt = False,
     ) -> None:
-        """Revoke a key: refused from the very next request."""
+        """Revoke a key and every key minted through it: refused from the very next request."""
         info = open_ward().revoke_key(key, reason=reason)
         if as_json:
             emit_json(info)
         else:
             console.print(f"[bold red]revoked[/bold red] {info['prefix']}… of {escape(info['principal'])}")
+            for k in info.get("revoked_with_it", []):
+                console.print(f"  and {k['key']}… of {escape(str(k['principal']))}, minted through it")
 
     @key_app.command("list")
     @reports_errors

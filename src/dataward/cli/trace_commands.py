@@ -49,6 +49,35 @@ def _contribution_branch(tree: Tree, c: dict[str, Any]) -> None:
         )
 
 
+def _key_line(k: dict[str, Any]) -> str:
+    via = f", from {k['parent']}…" if k.get("parent") else ""
+    made = f", made with {k['minted_with']}…" if k.get("minted_with") and k["minted_with"] != k.get("parent") else ""
+    return (
+        f"{k['key']}… of [bold]{escape(str(k['principal']))}[/bold] {styled(k['state'])}, "
+        f"expires {k['expires_at'][:10]}{via}{made}"
+    )
+
+
+def _key_branches(tree: Tree, subject: dict[str, Any], result: dict[str, Any]) -> None:
+    """A key's holder, dates and lineage: the keys minted from it and those issued with it."""
+    tree.add(
+        f"of [bold]{escape(str(subject['principal']))}[/bold], {styled(subject['state'])}, created "
+        f"{subject['created_at'][:19]}, expires {subject['expires_at'][:19]}"
+        + (f", revoked {subject['revoked_at'][:19]}" if subject.get("revoked_at") else "")
+    )
+    if subject.get("parent"):
+        tree.add(f"minted from {subject['parent']}… (revoked with it, never outlives it)")
+    if subject.get("successor"):
+        tree.add(f"rotated to {subject['successor']}…")
+    minted = tree.add(f"[bold red]keys minted through it[/bold red]: {len(result['minted'])} (revoked with it)")
+    for k in result["minted"]:
+        minted.add(_key_line(k))
+    if result["issued"]:
+        issued = tree.add(f"keys issued with it on an admin grant: {len(result['issued'])} (not revoked with it)")
+        for k in result["issued"]:
+            issued.add(_key_line(k))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``trace`` and ``quarantine`` to ``app``."""
 
@@ -69,6 +98,8 @@ def register(app: typer.Typer) -> None:
             return
         subject = result["subject"]
         tree = Tree(f"[bold]{subject['kind']}[/bold] {escape(str(subject.get('id') or subject.get('ref')))}")
+        if subject["kind"] == "key":
+            _key_branches(tree, subject, result)
         back = tree.add("came from")
         for c in result["contributions"]:
             _contribution_branch(back, c)

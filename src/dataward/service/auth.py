@@ -13,7 +13,8 @@ from dataward.access import (
     Decision,
     Grant,
     Principal,
-    check_key,
+    check_secret,
+    check_usable,
     parse_key,
 )
 from dataward.access import (
@@ -22,7 +23,14 @@ from dataward.access import (
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, grants, principals
-from dataward.domain.errors import AuthenticationError, InputError, IntegrityViolation
+from dataward.domain.errors import (
+    AuthenticationError,
+    InputError,
+    IntegrityViolation,
+    KeyExpired,
+    KeyRevoked,
+    PrincipalSuspended,
+)
 from dataward.ledger.events import Actor, format_time, parse_time
 
 
@@ -58,6 +66,8 @@ def key_from_row(row: Any) -> ApiKey:
         rotated_at=_time(row.rotated_at, f"key {row.id}"),
         successor_id=row.successor_id,
         overlap_until=_time(row.overlap_until, f"key {row.id}"),
+        parent_id=row.parent_id,
+        minted_with=row.minted_with,
     )
 
 
@@ -79,6 +89,8 @@ def key_insert(record: ApiKey, description: str = "", *, issued_by: str | None =
         expires_at=format_time(record.expires_at),
         description=description,
         issued_by=issued_by,
+        parent_id=record.parent_id,
+        minted_with=record.minted_with,
     )
 
 
@@ -119,15 +131,34 @@ class Caller:
         return Actor(self.principal.id, self.key.id)
 
 
-def refused_actor(conn: Connection, credential: str | None) -> Actor:
-    """The actor of a request whose key did not authenticate: the key's principal when the key exists
-    (revoked, expired, suspended), else ``anonymous`` with the claimed key id."""
+GENUINE_KEY_REFUSALS = (KeyRevoked, KeyExpired, PrincipalSuspended)
+"""Authentication refusals raised only after the key's secret matched: they concern a genuine key."""
+
+ANONYMOUS = "anonymous"
+"""The actor principal of a request that did not authenticate."""
+
+
+def claimed_key_id(credential: str | None) -> str | None:
+    """The key id a credential claims, when it is well formed."""
     try:
-        key_id = parse_key(credential).key_id if credential else None
+        return parse_key(credential).key_id if credential else None
     except InputError:
-        key_id = None
-    owner = conn.execute(select(api_keys.c.principal_id).where(api_keys.c.id == key_id)).scalar() if key_id else None
-    return Actor(owner or "anonymous", key_id)
+        return None
+
+
+def refused_actor(conn: Connection, credential: str | None, exc: AuthenticationError) -> Actor:
+    """The actor of a request whose key did not authenticate.
+
+    Only a genuine key (right secret; revoked, expired or suspended) names its principal. A wrong
+    secret presented with someone's key id proves nothing about who sent it, so the refusal is
+    ``anonymous`` with no key: the claimed id goes in the event's payload, never in its actor.
+    """
+    key_id = claimed_key_id(credential)
+    if isinstance(exc, GENUINE_KEY_REFUSALS) and key_id is not None:
+        owner = conn.execute(select(api_keys.c.principal_id).where(api_keys.c.id == key_id)).scalar()
+        if owner is not None:
+            return Actor(owner, key_id)
+    return Actor(ANONYMOUS, None)
 
 
 def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant]:
@@ -145,7 +176,11 @@ def load_principal(conn: Connection, principal_id: str) -> Principal | None:
 
 
 def authenticate(conn: Connection, credential: str | None, now: Any) -> Caller:
-    """Check the API key on every request, so revocation takes effect on the very next one."""
+    """Check the API key on every request, so revocation takes effect on the very next one.
+
+    Until the secret has matched, a known and an unknown key id cost the same work: one lookup, one
+    HMAC, one constant-time comparison. Only a genuine key's principal is loaded.
+    """
     if not credential:
         raise AuthenticationError(
             "no API key given", hint="set DATAWARD_KEY, or run inside a ward that has a local credentials file"
@@ -156,10 +191,12 @@ def authenticate(conn: Connection, credential: str | None, now: Any) -> Caller:
         raise AuthenticationError(exc.message, hint=exc.hint) from None
     row = conn.execute(select(api_keys).where(api_keys.c.id == parsed.key_id)).first()
     record = key_from_row(row) if row else None
-    principal = load_principal(conn, record.principal_id) if record else None
+    check_secret(record, credential)
+    assert record is not None  # check_secret refused otherwise
+    principal = load_principal(conn, record.principal_id)
     owner = load_principal(conn, principal.owner_id) if principal and principal.owner_id else None
-    check_key(record, credential, principal, now, owner=owner)
-    assert record is not None and principal is not None  # check_key raised otherwise
+    check_usable(record, principal, now, owner=owner)
+    assert principal is not None  # check_usable refused otherwise
     conn.execute(update(api_keys).where(api_keys.c.id == record.id).values(last_used_at=format_time(now)))
     return Caller(principal, record, tuple(load_grants(conn, principal.id)))
 

@@ -22,10 +22,10 @@ from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import RowChange, update_row
 from dataward.catalog.tables import quarantine
-from dataward.domain.errors import AccessDenied, AuthenticationError
+from dataward.domain.errors import AccessDenied, AuthenticationError, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
-from dataward.service import auth
+from dataward.service import auth, refusals
 from dataward.store import ObjectStore
 
 Clock = Callable[[], datetime]
@@ -91,6 +91,15 @@ def close_pending_reviews(uc: UseCase, contribution_id: str, why: str) -> list[R
     ]
 
 
+class ConcealedDenial(AccessDenied):
+    """A refusal recorded as ``access.denied`` but answered with ``shown`` (a NotFound), so that a
+    caller without the right to see something cannot tell whether it exists."""
+
+    def __init__(self, message: str, shown: NotFound) -> None:
+        super().__init__(message)
+        self.shown = shown
+
+
 class WardCore:
     """State shared by every use case: where the ward is, its database, objects, key and caller."""
 
@@ -132,6 +141,8 @@ class WardCore:
         try:
             with self.db.transaction() as conn:
                 caller = auth.authenticate(conn, self.credential, now)
+                if refusals.pending(conn, now):
+                    refusals.flush(conn, self.signer, now)
                 if check:
                     auth.authorize(conn, caller, action, scope, now)
                 case = UseCase(conn, caller, now, self.signer)
@@ -139,6 +150,8 @@ class WardCore:
         except (AuthenticationError, AccessDenied) as exc:
             # The use case was rolled back; the refusal itself must still be auditable.
             self._record_denial(exc, caller, action, scope, now, detail)
+            if isinstance(exc, ConcealedDenial):
+                raise exc.shown from None
             raise
         if case is not None and case.events:
             self.checkpoint_after(case.events)
@@ -156,15 +169,30 @@ class WardCore:
         now: datetime,
         detail: dict[str, Any] | None,
     ) -> None:
+        payload = {"action": action.value, "error": exc.code, "reason": exc.message, **(detail or {})}
         with self.db.transaction() as conn:
-            # A refused key still names its principal when it exists (revoked, expired, suspended).
-            actor = caller.actor if caller is not None else auth.refused_actor(conn, self.credential)
+            if refusals.pending(conn, now):
+                refusals.flush(conn, self.signer, now)
+            if caller is not None:
+                actor = caller.actor
+            else:
+                # Only a genuine key (revoked, expired, suspended) names its principal; a wrong secret
+                # is anonymous, with the key id it claimed in the payload. Such refusals are recorded
+                # in full up to a limit per claimed key id and minute, then only counted.
+                claimed = auth.claimed_key_id(self.credential)
+                if isinstance(exc, AuthenticationError):
+                    actor = auth.refused_actor(conn, self.credential, exc)
+                else:
+                    actor = refusals.ANONYMOUS
+                payload["claimed_key"] = claimed
+                if not refusals.admit(conn, claimed, now):
+                    return
             ledger_store.append(
                 conn,
                 self.signer,
                 actor=actor,
                 type="access.denied",
                 subject={"scope": str(scope)},
-                payload={"action": action.value, "error": exc.code, "reason": exc.message, **(detail or {})},
+                payload=payload,
                 now=now,
             )

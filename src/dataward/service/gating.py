@@ -3,7 +3,6 @@ human review queue that decides them."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,22 +10,23 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import select
 
+from dataward.access import authorize
 from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, gate_runs, quarantine, sources, versions
-from dataward.domain.errors import AccessDenied, Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
-from dataward.service import rows
+from dataward.service import auth, rows
 from dataward.service.core import WardCore, new_id
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
-from dataward.service.guard import checked_version_ids, may, without_neighbours
 from dataward.service.overrides import is_overridden
-from dataward.service.recordstore import load_records, read_ids_and_rows
+from dataward.service.recordstore import load_records, manifest_ids, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
+from dataward.service.visibility import authorize_found, dataset_name, find_contribution
 
 REVIEW_DECISIONS = ("accept", "reject")
 VERDICT_ORDER = ("pass", "review", "block")
@@ -58,9 +58,7 @@ class GateCases(WardCore):
     """Use cases of the gates and of the review queue."""
 
     def _version_records(self, conn: Any, version: Any, schema: Schema) -> pa.Table:
-        # What a gate trusts is read like any other read: checked against the signed ledger first.
-        ds = conn.execute(select(datasets).where(datasets.c.id == version.dataset_id)).one()
-        return load_records(conn, self.store, checked_version_ids(self, conn, ds, version), schema)
+        return load_records(conn, self.store, manifest_ids(self.store, version.manifest_object), schema)
 
     def _trusted_inputs(self, conn: Any, ds: Any) -> dict[str, Any]:
         """What a gate compares against: the training version (the trusted baseline), the first version
@@ -194,7 +192,6 @@ class GateCases(WardCore):
         # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
         report_object = self.store.put(canonical_json({**data, "extras": extras}))
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
-            sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
             before = c.gate_verdict
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             if c.gate_verdict != before:
@@ -268,9 +265,6 @@ class GateCases(WardCore):
         if html is not None and report is not None:
             from dataward.gates.html import render_html
 
-            if not sees_records:
-                report = dataclasses.replace(report, extras=without_neighbours(report.extras))
-
             Path(html).write_text(render_html(report, title=f"Gate report: {ds.name}#{c.number}"), "utf-8")
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
@@ -278,19 +272,16 @@ class GateCases(WardCore):
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""
-        with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution_ref)
-            ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
-        with self.use_case(Action.DATASET_READ, Scope.dataset(ds_name)) as uc:
-            c = rows.contribution_row(uc.conn, c.id)
+        with self.use_case(Action.DATASET_READ, Scope.ward(), check=False, detail={"ref": contribution_ref}) as uc:
+            c = find_contribution(uc.conn, contribution_ref)
+            ds_name = None if c is None else dataset_name(uc.conn, c.dataset_id)
+            authorize_found(uc, Action.DATASET_READ, ds_name, NotFound(f"no contribution {contribution_ref!r}"))
             if c.gate_run is None:
                 raise NotFound(
                     f"no gate has run on {ds_name}#{c.number}", hint=f"dataward gate run {ds_name}#{c.number}"
                 )
             run = uc.conn.execute(select(gate_runs).where(gate_runs.c.id == c.gate_run)).one()
             data = json.loads(self.store.get(run.report_object))
-            if not may(uc, Action.DATASET_EXPORT, Scope.dataset(ds_name)):
-                data["extras"] = without_neighbours(data.get("extras"))
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
             return data
@@ -303,9 +294,10 @@ class GateCases(WardCore):
         with self.use_case(Action.GATE_RUN, Scope.dataset(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             if contribution_ref is not None:
-                c = rows.contribution_row(uc.conn, contribution_ref)
-                if c.dataset_id != ds.id:
-                    raise InputError(f"contribution {contribution_ref} does not belong to {dataset!r}")
+                # Only this dataset's contributions are looked at: the gate.run right covers no other.
+                c = find_contribution(uc.conn, contribution_ref)
+                if c is None or c.dataset_id != ds.id:
+                    raise NotFound(f"no contribution {contribution_ref!r} in {dataset!r}")
                 inputs = self._gate_inputs(uc.conn, ds, c)
                 if inputs["contribution"] is None:
                     raise InputError(f"contribution {contribution_ref} adds no records to plant canaries in")
@@ -334,14 +326,20 @@ class GateCases(WardCore):
     ) -> list[dict[str, Any]]:
         """Quarantined records awaiting (or past) review, most suspicious first; optionally of one
         dataset or one contribution."""
-        contribution_id = None
-        if contribution is not None:
-            with self.db.reading() as conn:
-                c = rows.contribution_row(conn, contribution)
-                contribution_id = c.id
-                dataset = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
-        action = Action.LEDGER_READ if dataset is None else Action.DATASET_READ
-        with self.use_case(action, Scope.ward() if dataset is None else Scope.dataset(dataset)) as uc:
+        action = Action.LEDGER_READ if dataset is None and contribution is None else Action.DATASET_READ
+        scope = Scope.ward() if dataset is None else Scope.dataset(dataset)
+        with self.use_case(action, scope, check=False, detail={"ref": contribution} if contribution else None) as uc:
+            contribution_id = None
+            if contribution is not None:
+                # Authorize on the contribution's dataset before saying whether it exists.
+                c = find_contribution(uc.conn, contribution)
+                found = None if c is None else dataset_name(uc.conn, c.dataset_id)
+                authorize_found(uc, action, found, NotFound(f"no contribution {contribution!r}"))
+                if dataset is not None and dataset != found:
+                    raise InputError(f"contribution {contribution} does not belong to {dataset!r}")
+                contribution_id, dataset = c.id, found
+            else:
+                auth.authorize(uc.conn, uc.caller, action, scope, uc.now)
             query = (
                 select(quarantine, contributions.c.number, datasets.c.name.label("dataset"))
                 .join(contributions, contributions.c.id == quarantine.c.contribution_id)
@@ -357,20 +355,8 @@ class GateCases(WardCore):
 
     def review_show(self, item: str) -> dict[str, Any]:
         """One quarantined record with its content and the gate's evidence about it."""
-        with self.db.reading() as conn:
-            q = _quarantine_row(conn, item)
-            c = conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
-            ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
-        with self.use_case(Action.DATASET_READ, Scope.dataset(ds.name)) as uc:
-            # Record contents need the right to read the dataset's records, as on every other path; a
-            # contributor sees the records of its own contributions, never the trusted neighbours.
-            sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
-            if not sees_records and uc.caller.principal_id not in (c.submitted_by, c.submitter_owner):
-                raise AccessDenied(
-                    f"{uc.caller.principal_name!r} may not see the records of {ds.name}#{c.number}: reading a "
-                    f"dataset's records needs dataset.export (reader, reviewer, approver, promoter or owner)",
-                    hint=f"contributors see only their own contributions; ask for a reader role on {ds.name}",
-                )
+        with self.use_case(Action.DATASET_READ, Scope.ward(), check=False, detail={"ref": item}) as uc:
+            q, c, ds = _visible_item(uc, item, Action.DATASET_READ)
             schema = rows.dataset_schema(ds)
             record = load_records(uc.conn, self.store, [q.record_id], schema).to_pylist()[0]
             findings: list[dict[str, Any]] = []
@@ -390,7 +376,7 @@ class GateCases(WardCore):
             item_info["record"] = _displayable(record, schema)
             item_info["findings"] = findings
             item_info["triggers"] = triggers
-            item_info["neighbours"] = evidence.get("neighbours", []) if sees_records else []
+            item_info["neighbours"] = evidence.get("neighbours", [])
             return item_info
 
     def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:
@@ -401,15 +387,11 @@ class GateCases(WardCore):
             raise InputError("a review decision needs a reason", hint="pass --reason '...'")
         if not items:
             raise InputError("name at least one review item")
-        with self.db.reading() as conn:
-            first = _quarantine_row(conn, items[0])
-            c = conn.execute(select(contributions).where(contributions.c.id == first.contribution_id)).one()
-            ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
-        with self.use_case(Action.REVIEW_DECIDE, Scope.dataset(ds_name)) as uc:
+        with self.use_case(Action.REVIEW_DECIDE, Scope.ward(), check=False, detail={"ref": items[0]}) as uc:
+            _, c, _ = _visible_item(uc, items[0], Action.REVIEW_DECIDE)
             decided = []
             for ref in items:
-                q = _quarantine_row(uc.conn, ref)
-                qc = uc.conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
+                q, qc, _ = _visible_item(uc, ref, Action.REVIEW_DECIDE)
                 if qc.dataset_id != c.dataset_id:
                     raise InputError("review items of one decision must belong to one dataset")
                 problem = separation_problem(uc.caller.principal, qc.submitted_by, qc.submitter_owner)
@@ -437,17 +419,32 @@ class GateCases(WardCore):
             return decided
 
 
-def _quarantine_row(conn: Any, ref: str) -> Any:
-    """A review item by its id, or by record id when exactly one item holds that record."""
-    matches = conn.execute(select(quarantine).where((quarantine.c.id == ref) | (quarantine.c.record_id == ref))).all()
-    if not matches:
-        raise NotFound(f"no review item {ref!r}", hint="list them with `dataward review list`")
-    if len(matches) > 1:
+def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:
+    """A review item by its id, or by record id when exactly one item the caller may act on holds that
+    record: ``(item, contribution, dataset)``. Authorized on the item's dataset before anything is said
+    about whether it exists (see ``service/visibility.py``)."""
+    named = (quarantine.c.id == ref) | (quarantine.c.record_id == ref)
+    matches = uc.conn.execute(select(quarantine).where(named)).all()
+    found = []
+    for q in matches:
+        c = uc.conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
+        ds = uc.conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
+        found.append((q, c, ds))
+    caller = uc.caller
+    visible = [
+        f
+        for f in found
+        if authorize(caller.principal, caller.key, caller.grants, action, Scope.dataset(f[2].name), uc.now).allowed
+    ]
+    if not visible:
+        missing = NotFound(f"no review item {ref!r}", hint="list them with `dataward review list`")
+        authorize_found(uc, action, found[0][2].name if found else None, missing)
+    if len(visible) > 1:
         raise InputError(
-            f"record {ref} is held by {len(matches)} review items",
+            f"record {ref} is held by {len(visible)} review items",
             hint="name the item (q_…) from `dataward review list`",
         )
-    return matches[0]
+    return visible[0]
 
 
 def _review_item(r: Any, *, dataset: str | None = None, number: int | None = None) -> dict[str, Any]:

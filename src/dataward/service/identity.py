@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,13 +13,16 @@ from sqlalchemy import Connection, select
 
 from dataward.access import (
     DEFAULT_KEY_POLICY,
+    ApiKey,
     DatasetPolicy,
+    Decision,
     KeyPolicy,
     Principal,
     access_review,
     authorize_grant,
     authorize_key_action,
     check_new_owner,
+    descendants,
     generate_key,
     offboard,
     revoke,
@@ -59,6 +63,23 @@ def _active_grant(conn: Connection, principal_id: str, role: str, scope: Scope) 
             same_name,
         )
     ).first()
+
+
+def _all_keys(conn: Connection) -> list[ApiKey]:
+    return [auth.key_from_row(r) for r in conn.execute(select(api_keys))]
+
+
+def with_descendants(revoked: list[ApiKey], keys: list[ApiKey], now: Any) -> list[ApiKey]:
+    """``revoked`` plus every live key minted through any of them, transitively, revoked at ``now``:
+    revoking a key revokes the keys minted through it, effective on their very next request."""
+    out = list(revoked)
+    seen = {k.id for k in revoked}
+    for root in revoked:
+        for child in descendants(root.id, keys):
+            if child.id not in seen and child.revoked_at is None:
+                seen.add(child.id)
+                out.append(revoke(child, now))
+    return out
 
 
 def _key_row(conn: Connection, ref: str) -> Any:
@@ -127,11 +148,12 @@ class IdentityCases(WardCore):
             if target.id == uc.caller.principal_id:
                 raise InputError("you cannot disable yourself", hint="ask another admin")
             everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
-            keys = [auth.key_from_row(r) for r in uc.conn.execute(select(api_keys))]
+            keys = _all_keys(uc.conn)
             new_owner = auth.principal_from_row(rows.principal_row(uc.conn, transfer_to)) if transfer_to else None
             if target.kind.value == "service":
                 changes = [update_row("principals", {"id": target.id}, status="suspended")]
                 dying = [revoke(k, uc.now) for k in keys if k.principal_id == target.id and k.revoked_at is None]
+                dying = with_descendants(dying, keys, uc.now)
                 changes += [auth.key_update(k) for k in dying]
                 uc.emit(
                     "principal.suspended",
@@ -149,6 +171,7 @@ class IdentityCases(WardCore):
             revoked += [
                 revoke(k, uc.now) for k in keys if k.principal_id in moved and k.id in minted and k.revoked_at is None
             ]
+            revoked = with_descendants(revoked, keys, uc.now)
             changes += [auth.key_update(k) for k in revoked]
             uc.emit(
                 "principal.disabled",
@@ -182,13 +205,28 @@ class IdentityCases(WardCore):
     # --- keys -----------------------------------------------------------------------------
 
     def _key_policy_for(self, conn: Connection, scopes: list[str] | None) -> KeyPolicy:
-        """The ward's key rules, tightened by the policy of every dataset the key is scoped to."""
+        """The ward's key rules, tightened by the policy of every dataset the key is scoped to.
+
+        ``allow_self_issued_keys`` is the ward's, unless the key is scoped to datasets only: then every
+        one of them must allow it (a dataset policy's explicit setting, else the ward's).
+        """
         policy = self.key_policy
-        for entry in scopes or []:
-            kind, _, name = entry.partition(":")
-            if kind == "dataset" and name:
-                policy = dataset_policy(rows.dataset_row(conn, name)).key_policy(policy)
-        return policy
+        names = _dataset_scopes(scopes)
+        for name in names:
+            policy = policy.tightened_by(dataset_policy(rows.dataset_row(conn, name)).key_policy(self.key_policy))
+        return replace(policy, allow_self_issued_keys=self._self_issue_allowed(conn, scopes))
+
+    def _self_issue_allowed(self, conn: Connection, scopes: list[str] | None) -> bool:
+        """May a service principal mint a key with ``scopes`` for itself? (An unknown dataset: no.)"""
+        names = _dataset_scopes(scopes)
+        only_datasets = bool(names) and all(entry.startswith("dataset:") for entry in _resource_scopes(scopes))
+        if not only_datasets:
+            return self.key_policy.allow_self_issued_keys
+        for name in names:
+            row = conn.execute(select(datasets).where(datasets.c.name == name)).first()
+            if row is None or not dataset_policy(row).key_policy(self.key_policy).allow_self_issued_keys:
+                return False
+        return True
 
     def issue_key(
         self,
@@ -198,13 +236,22 @@ class IdentityCases(WardCore):
         scopes: list[str] | None = None,
         description: str = "",
     ) -> dict[str, Any]:
-        """Issue an API key (shown once) for ``principal`` (default: the caller)."""
-        with self.use_case_for_key(Action.KEY_ISSUE, principal, new_scopes=scopes) as (uc, target):
+        """Issue an API key (shown once) for ``principal`` (default: the caller).
+
+        A key issued for oneself or one's own service principal is minted with the caller's key: it is
+        that key's child, never wider than it, never outliving it (an explicit ``ttl_days`` that would
+        is refused; without one the lifetime is cut to fit) and revoked with it. A key an admin issues
+        for anyone else rests on the admin grant and has no parent.
+        """
+        with self.use_case_for_key(Action.KEY_ISSUE, principal, new_scopes=scopes) as (uc, target, decision):
             target_grants = auth.load_grants(uc.conn, target.id)
             validate_key_scopes(target, target_grants, scopes)
             ttl = timedelta(days=ttl_days) if ttl_days is not None else None
             policy = self._key_policy_for(uc.conn, scopes)
-            plaintext, record = generate_key(target.id, now=uc.now, ttl=ttl, policy=policy, scopes=scopes)
+            parent = _minting_key(uc, decision)
+            plaintext, record = generate_key(
+                target.id, now=uc.now, ttl=ttl, policy=policy, scopes=scopes, parent=parent
+            )
             if uc.conn.execute(select(api_keys.c.id).where(api_keys.c.id == record.id)).first():
                 raise Conflict("key id collision; issue the key again")
             uc.emit(
@@ -220,13 +267,21 @@ class IdentityCases(WardCore):
         with self.db.reading() as conn:
             row = _key_row(conn, key)
         scopes = json.loads(row.scopes) if row.scopes else None
-        with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id, new_scopes=scopes) as (uc, target):
+        with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id, new_scopes=scopes) as (uc, target, decision):
             old = auth.key_from_row(_key_row(uc.conn, key))
             # The successor lives no longer than its predecessor did: rotating never extends a key's life.
             policy = self._key_policy_for(uc.conn, scopes)
             lifetime = min(old.expires_at - old.created_at, timedelta(days=policy.max_ttl_days))
+            # It takes the old key's place in the lineage, bounded by the same parent.
+            parent = auth.key_from_row(_key_row(uc.conn, old.parent_id)) if old.parent_id else None
             plaintext, new, old_updated = rotate(
-                old, uc.now, timedelta(hours=overlap_hours), policy=policy, ttl=lifetime
+                old,
+                uc.now,
+                timedelta(hours=overlap_hours),
+                policy=policy,
+                ttl=lifetime,
+                parent=parent,
+                minted_with=_minting_key(uc, decision),
             )
             uc.emit(
                 "key.rotated",
@@ -246,18 +301,27 @@ class IdentityCases(WardCore):
             }
 
     def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
-        """Revoke a key: it is refused from the very next request."""
+        """Revoke a key and every key minted through it, transitively: all are refused from the very next
+        request."""
         with self.db.reading() as conn:
             row = _key_row(conn, key)
-        with self.use_case_for_key(Action.KEY_REVOKE, row.principal_id) as (uc, target):
+        with self.use_case_for_key(Action.KEY_REVOKE, row.principal_id) as (uc, target, _):
             revoked = revoke(auth.key_from_row(_key_row(uc.conn, key)), uc.now)
+            # Every key minted through it dies with it, transitively, on its very next request.
+            keys = _all_keys(uc.conn)
+            family = with_descendants([revoked], keys, uc.now)[1:]
             uc.emit(
                 "key.revoked",
                 {"principal": target.id, "key": revoked.id},
-                {"reason": reason},
-                [auth.key_update(revoked)],
+                {"reason": reason, "with_it": [k.id for k in family]},
+                [auth.key_update(k) for k in (revoked, *family)],
             )
-            return {**revoked.to_dict(), "principal": target.name}
+            names = {r.id: r.name for r in uc.conn.execute(select(principals.c.id, principals.c.name))}
+            return {
+                **revoked.to_dict(),
+                "principal": target.name,
+                "revoked_with_it": [{"key": k.prefix, "principal": names.get(k.principal_id)} for k in family],
+            }
 
     def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
         """API keys (never their secrets), of one principal or all, with their state."""
@@ -435,15 +499,38 @@ class IdentityCases(WardCore):
     @contextmanager
     def use_case_for_key(
         self, action: Action, target: str | None, *, new_scopes: list[str] | None = None
-    ) -> Iterator[tuple[UseCase, Principal]]:
+    ) -> Iterator[tuple[UseCase, Principal, Decision]]:
         """A use case decided by ``authorize_key_action`` against the key's principal: everyone manages
-        their own keys and their own bots' keys; anyone else's need admin. Refusals are recorded."""
+        their own keys and their own bots' keys; anyone else's need admin; a service principal mints
+        keys for itself only when the key policy allows it. Refusals are recorded."""
         with self.use_case(action, Scope.ward(), check=False) as uc:
             target_p = auth.principal_from_row(rows.principal_row(uc.conn, target or uc.caller.principal_id))
-            authorize_key_action(
-                uc.caller.principal, uc.caller.key, uc.caller.grants, action, target_p, uc.now, new_scopes=new_scopes
-            ).raise_if_denied()
-            yield uc, target_p
+            self_issue = target_p.id == uc.caller.principal_id and self._self_issue_allowed(uc.conn, new_scopes)
+            decision = authorize_key_action(
+                uc.caller.principal,
+                uc.caller.key,
+                uc.caller.grants,
+                action,
+                target_p,
+                uc.now,
+                new_scopes=new_scopes,
+                allow_self_issue=self_issue,
+            )
+            decision.raise_if_denied()
+            yield uc, target_p, decision
+
+
+def _minting_key(uc: UseCase, decision: Decision) -> ApiKey | None:
+    """The acting key when it mints on the own-keys rule (no grant was needed), else None."""
+    return uc.caller.key if decision.grant is None else None
+
+
+def _resource_scopes(scopes: list[str] | None) -> list[str]:
+    return [e for e in scopes or [] if ":" in e or e == ScopeKind.WARD.value]
+
+
+def _dataset_scopes(scopes: list[str] | None) -> list[str]:
+    return [e.partition(":")[2] for e in _resource_scopes(scopes) if e.startswith("dataset:") and e.partition(":")[2]]
 
 
 def _weakenings(policy: DatasetPolicy) -> list[str]:
@@ -455,6 +542,8 @@ def _weakenings(policy: DatasetPolicy) -> list[str]:
         found.append("turns off separation of duties")
     if not policy.promotion.require_approvals:
         found.append("promotes without approvals")
+    if policy.keys.get("allow_self_issued_keys") is True:
+        found.append("lets service principals mint their own keys")
     return found
 
 

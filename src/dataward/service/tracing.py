@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dataward.access import authorize
+from dataward.access import KEY_PREFIX, authorize, descendants
 from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import (
     api_keys,
@@ -17,14 +17,15 @@ from dataward.catalog.tables import (
     contributions,
     datasets,
     gate_runs,
+    ledger_events,
     principals,
     quarantine,
     sources,
     versions,
 )
 from dataward.domain.errors import AccessDenied, InputError, NotFound
-from dataward.service import rows
-from dataward.service.core import WardCore
+from dataward.service import auth, rows
+from dataward.service.core import UseCase, WardCore
 from dataward.service.overrides import override_facts
 from dataward.service.recordstore import manifest_ids, read_ids_and_rows
 
@@ -40,7 +41,7 @@ class TraceCases(WardCore):
         approvals it passed, and every version that contains it."""
         # Authorization is per dataset: a trace shows only what the caller may trace, and refuses when
         # that is nothing (recorded as access.denied like any refusal).
-        with self.use_case(Action.TRACE, Scope.ward(), check=False) as uc:
+        with self.use_case(Action.TRACE, Scope.ward(), check=False, detail={"ref": ref}) as uc:
             conn = uc.conn
             allowed = {
                 r.id
@@ -56,6 +57,9 @@ class TraceCases(WardCore):
                     uc.now,
                 ).allowed
             }
+            if ref.startswith("dw_"):
+                # A key is authorized on its own terms, before anything about it is looked at.
+                return self._trace_key(uc, ref, allowed)
             if not allowed:
                 raise AccessDenied(
                     f"{uc.caller.principal_name!r} may not trace any dataset",
@@ -63,8 +67,6 @@ class TraceCases(WardCore):
                 )
             if _RECORD.match(ref):
                 return self._trace_record(conn, ref, allowed)
-            if ref.startswith("dw_"):
-                return self._trace_key(conn, ref, allowed)
             if "@" in ref:
                 return self._trace_version(conn, ref, allowed)
             if ref.startswith("c_") or "#" in ref:
@@ -111,16 +113,35 @@ class TraceCases(WardCore):
                 in_versions.append(_version_facts(conn, v))
         return {"subject": {"kind": "record", "id": record_id}, "contributions": holders, "versions": in_versions}
 
-    def _trace_key(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
+    def _trace_key(self, uc: UseCase, ref: str, allowed: set[str]) -> dict[str, Any]:
+        """A key's principal, dates, lineage (every key minted through it), the keys issued with it and
+        what it submitted. Only its principal, the owner of its service principal, or someone who may
+        read the whole ward's ledger may trace it; anyone else gets the same refusal whether or not
+        the key exists."""
+        conn = uc.conn
         key_id = rows.key_id_of(ref)
         key = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        holder = rows.principal_row(conn, key.principal_id) if key is not None else None
+        caller = uc.caller.principal
+        own = holder is not None and caller.id in (holder.id, holder.owner_id)
+        ward_reader = authorize(caller, uc.caller.key, uc.caller.grants, Action.LEDGER_READ, Scope.ward(), uc.now)
+        if not own and not ward_reader.allowed:
+            raise AccessDenied(
+                f"{caller.name!r} may not trace this key: only the key's principal, the owner of its service "
+                "principal, or a reader of the whole ward may",
+                hint="ask a ward admin",
+            )
         if key is None:
             raise NotFound(f"no API key {ref!r}")
+        record = auth.key_from_row(key)
         submitted = conn.execute(
             _visible(contributions, allowed)
             .where(contributions.c.key_id == key_id)
             .order_by(contributions.c.created_at)
         ).all()
+        everyone = [auth.key_from_row(r) for r in conn.execute(select(api_keys))]
+        names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
+        refusal = record.refusal(uc.now)
         return {
             "subject": {
                 "kind": "key",
@@ -129,10 +150,37 @@ class TraceCases(WardCore):
                 "created_at": key.created_at,
                 "expires_at": key.expires_at,
                 "revoked_at": key.revoked_at,
+                "state": refusal[0] if refusal else "active",
+                "parent": _prefix(record.parent_id),
+                "minted_with": _prefix(record.minted_with),
+                "successor": _prefix(record.successor_id),
+                "issued_by": names.get(key.issued_by, key.issued_by),
             },
+            "minted": [_key_facts(k, names, uc.now) for k in descendants(record.id, everyone)],
+            "issued": self._issued_with(conn, record.id, names, everyone, uc.now),
             "contributions": [self._contribution_facts(conn, c) for c in submitted],
             "versions": self._versions_holding(conn, {c.id for c in submitted}, allowed),
         }
+
+    def _issued_with(
+        self, conn: Connection, key_id: str, names: dict[str, str], keys: list[Any], now: Any
+    ) -> list[dict[str, Any]]:
+        """Keys made in a request authenticated with ``key_id`` on an admin's grant (not minted from it,
+        so not revoked with it), from the ledger's ``key.issued`` and ``key.rotated`` events."""
+        made: list[str] = []
+        for e in conn.execute(
+            select(ledger_events.c.type, ledger_events.c.subject)
+            .where(ledger_events.c.actor_key == key_id, ledger_events.c.type.in_(("key.issued", "key.rotated")))
+            .order_by(ledger_events.c.seq)
+        ):
+            subject = json.loads(e.subject)
+            made.append(subject.get("successor") if e.type == "key.rotated" else subject.get("key"))
+        by_id = {k.id: k for k in keys}
+        return [
+            _key_facts(by_id[k], names, now)
+            for k in made
+            if k in by_id and by_id[k].parent_id != key_id and by_id[k].minted_with != key_id
+        ]
 
     def _trace_version(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         name, version = rows.split_ref(ref)
@@ -203,6 +251,23 @@ class TraceCases(WardCore):
             "overrides": override_facts(conn, c.id),
             "approvals": decisions,
         }
+
+
+def _prefix(key_id: str | None) -> str | None:
+    return None if key_id is None else f"{KEY_PREFIX}{key_id}"
+
+
+def _key_facts(k: Any, names: dict[str, str], now: Any) -> dict[str, Any]:
+    refusal = k.refusal(now)
+    return {
+        "key": k.prefix,
+        "principal": names.get(k.principal_id, k.principal_id),
+        "parent": _prefix(k.parent_id),
+        "minted_with": _prefix(k.minted_with),
+        "created_at": k.created_at.isoformat(),
+        "expires_at": k.expires_at.isoformat(),
+        "state": refusal[0] if refusal else "active",
+    }
 
 
 def _require(allowed: set[str], dataset_id: str, ref: str) -> None:

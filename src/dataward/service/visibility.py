@@ -1,0 +1,62 @@
+"""Authorize first, then answer: lookups by id that do not tell a caller what exists.
+
+A command given an id (a review item, a contribution) resolves it only to learn which dataset to
+authorize against. A caller who may do the action on no dataset at all gets one refusal, the same
+whether or not the id exists. A caller who may do it on some other dataset gets ``not_found`` for an
+id in a dataset they cannot see, exactly as for an id that does not exist; the refusal is still
+recorded as ``access.denied``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dataward.access import authorize, roles_allowing
+from dataward.access.roles import Action, Scope
+from dataward.catalog.tables import datasets
+from dataward.domain.errors import AccessDenied, InputError, NotFound
+from dataward.service import rows
+from dataward.service.core import ConcealedDenial, UseCase
+
+
+def may_anywhere(uc: UseCase, action: Action) -> bool:
+    """True when the caller may do ``action`` on at least one dataset."""
+    names = [r.name for r in uc.conn.execute(select(datasets.c.name))]
+    caller = uc.caller
+    return any(
+        authorize(caller.principal, caller.key, caller.grants, action, Scope.dataset(n), uc.now).allowed for n in names
+    )
+
+
+def authorize_found(uc: UseCase, action: Action, dataset: str | None, missing: NotFound) -> None:
+    """Authorize ``action`` on ``dataset``, the dataset of what the caller named (None when it names
+    nothing), before saying whether it exists. Raises ``missing`` or a refusal; returns when allowed."""
+    caller = uc.caller
+    decision = None
+    if dataset is not None:
+        decision = authorize(caller.principal, caller.key, caller.grants, action, Scope.dataset(dataset), uc.now)
+        if decision.allowed:
+            return
+    if not may_anywhere(uc, action):
+        roles = ", ".join(sorted(r.value for r in roles_allowing(action)))
+        raise AccessDenied(
+            f"{caller.principal_name!r} may not {action.value} on any dataset",
+            hint=f"ask an owner of the dataset for one of the roles: {roles}",
+        )
+    if decision is None:
+        raise missing
+    raise ConcealedDenial(decision.reason, missing)
+
+
+def find_contribution(conn: Connection, ref: str) -> Any:
+    """A contribution by id or ``DATASET#N``, or None (a malformed reference names nothing either)."""
+    try:
+        return rows.contribution_row(conn, ref)
+    except (NotFound, InputError):
+        return None
+
+
+def dataset_name(conn: Connection, dataset_id: str) -> str:
+    return str(conn.execute(select(datasets.c.name).where(datasets.c.id == dataset_id)).scalar_one())

@@ -1,0 +1,190 @@
+"""Key lineage: a key minted with another key never outlives it, is never wider, and dies with it.
+
+Played as an attacker holding a key: mint a long-lived key from a short-lived one, mint a wider key,
+renew a bot's key from the bot itself, and keep using minted keys after the original was revoked.
+An explicit lifetime past the minting key's expiry is *refused* (and recorded as a refusal); a key
+issued without a lifetime is cut to end with its parent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from dataward.access import generate_key
+from dataward.domain.errors import AccessDenied, KeyRevoked, PolicyViolation
+from dataward.service.ward import Ward
+from tests.helpers import LIGHT_GATE_POLICY
+from tests.security.key_team import Clock, denials, key_id, make_team
+
+SELF_ISSUE_POLICY = "keys:\n  allow_self_issued_keys: true\n" + LIGHT_GATE_POLICY
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def team(tmp_path: Path, clock: Clock) -> dict[str, Ward]:
+    return make_team(tmp_path / "ward", clock)
+
+
+def _expiry(info: dict) -> datetime:
+    return datetime.fromisoformat(info["expires_at"])
+
+
+def _key_expiry(admin: Ward, kid: str) -> datetime:
+    return next(datetime.fromisoformat(k["expires_at"]) for k in admin.keys(principal=None) if k["id"] == kid)
+
+
+def test_a_one_day_bot_key_cannot_mint_a_365_day_key(team: dict[str, Ward]) -> None:
+    scraper, admin = team["scraper"], team["admin"]
+    # By default a bot mints nothing for itself, however long.
+    with pytest.raises(AccessDenied, match="may not mint keys for itself"):
+        scraper.issue_key(ttl_days=365)
+    # Even where the policy lets bots mint their own keys, the minted key cannot outlive its parent.
+    admin.set_policy("wine", SELF_ISSUE_POLICY)
+    with pytest.raises(PolicyViolation, match="cannot outlive it"):
+        scraper.issue_key(ttl_days=365, scopes=["dataset:wine"])
+    refusals = [d for d in denials(admin) if d["payload"]["action"] == "key.issue"]
+    assert len(refusals) == 2 and all(d["actor"]["key"] == key_id(scraper) for d in refusals)
+    # Without a lifetime the key is cut to end with its parent.
+    cut = scraper.issue_key(scopes=["dataset:wine"])
+    assert _expiry(cut) == _key_expiry(admin, key_id(scraper))
+    assert cut["parent_id"] == key_id(scraper)
+
+
+def test_a_one_day_human_key_cannot_mint_a_365_day_key_for_its_bot(team: dict[str, Ward]) -> None:
+    admin = team["admin"]
+    short = admin.as_key(admin.issue_key("alice", ttl_days=1)["key"])
+    with pytest.raises(PolicyViolation, match="cannot outlive it"):
+        short.issue_key("scraper", ttl_days=365)
+    bot_key = short.issue_key("scraper")
+    assert bot_key["parent_id"] == key_id(short)
+    assert _expiry(bot_key) <= _key_expiry(admin, key_id(short))
+
+
+def test_a_minted_key_cannot_be_wider_than_its_parent(team: dict[str, Ward], clock: Clock) -> None:
+    admin = team["admin"]
+    narrow = admin.as_key(admin.issue_key("alice", scopes=["dataset:wine"])["key"])
+    for attempt in (
+        lambda: narrow.issue_key("scraper"),  # all the bot's roles, everywhere
+        lambda: narrow.issue_key(),  # all of alice's roles
+    ):
+        with pytest.raises(AccessDenied, match="wider"):
+            attempt()
+    within = narrow.issue_key("scraper", scopes=["dataset:wine"])
+    assert within["parent_id"] == key_id(narrow) and within["scopes"] == ["dataset:wine"]
+    # The rule holds in the domain too, whoever calls it.
+    parent = next(k for k in admin.keys(principal=None) if k["id"] == key_id(narrow))
+    assert parent["scopes"] == ["dataset:wine"]
+    _, record = generate_key("alice", now=clock(), scopes=["dataset:wine"])
+    with pytest.raises(PolicyViolation, match="cannot be wider"):
+        generate_key("alice", now=clock(), scopes=None, parent=record)
+    with pytest.raises(PolicyViolation, match="cannot be wider"):
+        generate_key("alice", now=clock(), scopes=["dataset:wine", "dataset:other"], parent=record)
+
+
+def test_revoking_a_parent_kills_children_and_grandchildren_on_their_next_request(
+    team: dict[str, Ward], tmp_path: Path
+) -> None:
+    admin = team["admin"]
+    root = admin.as_key(admin.issue_key("alice")["key"])  # issued by an admin: no parent
+    child = root.as_key(root.issue_key()["key"])
+    bot = root.as_key(root.issue_key("scraper")["key"])
+    grandchild = child.as_key(child.issue_key()["key"])
+    # A rotation made with the key it replaces is minted through it as well.
+    renewed = grandchild.rotate_key(key_id(grandchild), overlap_hours=0)
+    great = grandchild.as_key(renewed["key"])
+    minted = {key_id(k) for k in (child, bot, grandchild, great)}
+    for ward in (child, bot, grandchild.as_key(renewed["key"])):
+        ward.versions("wine")
+    traced = admin.trace(f"dw_{key_id(root)}")
+    assert {k["key"].removeprefix("dw_") for k in traced["minted"]} == minted
+
+    revoked = root.revoke_key(key_id(root), reason="leaked in a CI log")
+    assert {k["key"].removeprefix("dw_") for k in revoked["revoked_with_it"]} == minted
+    for ward in (root, child, bot, great):
+        with pytest.raises(KeyRevoked):
+            ward.versions("wine")
+    # The bot's own key, issued by an admin, is not in this lineage and keeps working.
+    team["scraper"].versions("wine")
+    event = admin.ledger(types=["key.revoked"])[0]
+    assert set(event["payload"]["with_it"]) == minted
+    assert admin.verify().ok
+
+
+def test_a_successor_made_with_the_old_key_dies_with_it(team: dict[str, Ward]) -> None:
+    admin, alice = team["admin"], team["alice"]
+    rotated = alice.rotate_key(key_id(alice), overlap_hours=1)
+    successor = alice.as_key(rotated["key"])
+    successor.versions("wine")
+    admin.revoke_key(key_id(alice), reason="the old key leaked: whoever held it could have rotated it")
+    with pytest.raises(KeyRevoked):
+        successor.versions("wine")
+
+
+def test_a_service_principal_minting_for_itself_is_refused_by_default(team: dict[str, Ward]) -> None:
+    admin, scraper = team["admin"], team["scraper"]
+    with pytest.raises(AccessDenied, match="may not mint keys for itself"):
+        scraper.issue_key(scopes=["dataset:wine"])
+    with pytest.raises(AccessDenied, match="may not mint keys for itself"):
+        scraper.rotate_key(key_id(scraper))
+    actors = {d["actor"]["key"] for d in denials(admin) if d["payload"]["action"] == "key.issue"}
+    assert actors == {key_id(scraper)}
+    # Switching it on weakens the policy: an owner may not, an admin may, and only where it says.
+    admin.grant("alice", "owner", "dataset:wine")
+    with pytest.raises(PolicyViolation, match="only an admin"):
+        team["alice"].set_policy("wine", SELF_ISSUE_POLICY)
+    admin.set_policy("wine", SELF_ISSUE_POLICY)
+    own = scraper.issue_key(scopes=["dataset:wine"])
+    assert own["parent_id"] == key_id(scraper)
+    with pytest.raises(AccessDenied, match="may not mint keys for itself"):
+        scraper.issue_key()  # not limited to wine: the ward's rule (off) applies
+    # The owner still issues its bot's keys.
+    assert team["alice"].issue_key("scraper")["parent_id"] == key_id(team["alice"])
+
+
+def test_access_review_lists_key_lineage(team: dict[str, Ward]) -> None:
+    admin, alice = team["admin"], team["alice"]
+    bot_key = alice.issue_key("scraper")
+    admin.set_policy("wine", SELF_ISSUE_POLICY)
+    own = team["scraper"].issue_key(scopes=["dataset:wine"])
+    rows = admin.access_review()
+    lineage = {r["key"]: r for r in rows if r["kind"] in ("key_lineage", "key_self_issued")}
+    row = lineage[f"{bot_key['prefix']}…"]
+    assert row["kind"] == "key_lineage" and f"dw_{key_id(alice)}" in row["detail"] and row["principal"] == "scraper"
+    assert lineage[f"{own['prefix']}…"]["kind"] == "key_self_issued"
+
+
+def test_verify_rebuilds_key_lineage(team: dict[str, Ward]) -> None:
+    admin, alice = team["admin"], team["alice"]
+    minted = alice.issue_key("scraper")
+    assert admin.verify().ok
+    db = sqlite3.connect(admin.folder / "catalog.sqlite")
+    try:
+        db.execute("UPDATE api_keys SET parent_id = NULL, minted_with = NULL WHERE id = ?", (minted["id"],))
+        db.commit()
+    finally:
+        db.close()
+    report = admin.verify()
+    assert not report.ok
+    assert {p.where for p in report.problems} >= {f"api_keys ('{minted['id']}',) .parent_id"}
+    # An orphaned key would no longer be revoked with its parent: verify is what catches it.
+    revoked = admin.revoke_key(key_id(alice))
+    assert revoked["revoked_with_it"] == []
+
+
+def test_a_minted_key_expires_with_its_parent(team: dict[str, Ward], clock: Clock) -> None:
+    admin = team["admin"]
+    parent = admin.as_key(admin.issue_key("alice", ttl_days=3)["key"])
+    child = parent.as_key(parent.issue_key()["key"])
+    clock.advance(days=3, seconds=1)
+    for ward in (parent, child):
+        with pytest.raises(Exception, match="expired"):
+            ward.versions("wine")
+    assert _key_expiry(admin, key_id(child)) <= _key_expiry(admin, key_id(parent))

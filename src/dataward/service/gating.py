@@ -3,6 +3,7 @@ human review queue that decides them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,16 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, gate_runs, quarantine, sources, versions
-from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.errors import AccessDenied, Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.core import WardCore, new_id
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
+from dataward.service.guard import checked_version_ids, may, without_neighbours
 from dataward.service.overrides import is_overridden
-from dataward.service.recordstore import load_records, manifest_ids, read_ids_and_rows
+from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution
 
@@ -58,7 +60,9 @@ class GateCases(WardCore):
     """Use cases of the gates and of the review queue."""
 
     def _version_records(self, conn: Any, version: Any, schema: Schema) -> pa.Table:
-        return load_records(conn, self.store, manifest_ids(self.store, version.manifest_object), schema)
+        # What a gate trusts is read like any other read: checked against the signed ledger first.
+        ds = conn.execute(select(datasets).where(datasets.c.id == version.dataset_id)).one()
+        return load_records(conn, self.store, checked_version_ids(self, conn, ds, version), schema)
 
     def _trusted_inputs(self, conn: Any, ds: Any) -> dict[str, Any]:
         """What a gate compares against: the training version (the trusted baseline), the first version
@@ -192,6 +196,7 @@ class GateCases(WardCore):
         # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
         report_object = self.store.put(canonical_json({**data, "extras": extras}))
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
+            sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
             before = c.gate_verdict
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             if c.gate_verdict != before:
@@ -265,6 +270,9 @@ class GateCases(WardCore):
         if html is not None and report is not None:
             from dataward.gates.html import render_html
 
+            if not sees_records:
+                report = dataclasses.replace(report, extras=without_neighbours(report.extras))
+
             Path(html).write_text(render_html(report, title=f"Gate report: {ds.name}#{c.number}"), "utf-8")
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
@@ -282,6 +290,8 @@ class GateCases(WardCore):
                 )
             run = uc.conn.execute(select(gate_runs).where(gate_runs.c.id == c.gate_run)).one()
             data = json.loads(self.store.get(run.report_object))
+            if not may(uc, Action.DATASET_EXPORT, Scope.dataset(ds_name)):
+                data["extras"] = without_neighbours(data.get("extras"))
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
             return data
@@ -357,6 +367,15 @@ class GateCases(WardCore):
         """One quarantined record with its content and the gate's evidence about it."""
         with self.use_case(Action.DATASET_READ, Scope.ward(), check=False, detail={"ref": item}) as uc:
             q, c, ds = _visible_item(uc, item, Action.DATASET_READ)
+            # Record contents need the right to read the dataset's records, as on every other path; a
+            # contributor sees the records of its own contributions, never the trusted neighbours.
+            sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
+            if not sees_records and uc.caller.principal_id not in (c.submitted_by, c.submitter_owner):
+                raise AccessDenied(
+                    f"{uc.caller.principal_name!r} may not see the records of {ds.name}#{c.number}: reading a "
+                    f"dataset's records needs dataset.export (reader, reviewer, approver, promoter or owner)",
+                    hint=f"contributors see only their own contributions; ask for a reader role on {ds.name}",
+                )
             schema = rows.dataset_schema(ds)
             record = load_records(uc.conn, self.store, [q.record_id], schema).to_pylist()[0]
             findings: list[dict[str, Any]] = []
@@ -376,7 +395,7 @@ class GateCases(WardCore):
             item_info["record"] = _displayable(record, schema)
             item_info["findings"] = findings
             item_info["triggers"] = triggers
-            item_info["neighbours"] = evidence.get("neighbours", [])
+            item_info["neighbours"] = evidence.get("neighbours", []) if sees_records else []
             return item_info
 
     def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:

@@ -1,0 +1,139 @@
+"""label_consistency: flips caught per record, clean records flagged at alpha, options refused when wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+from sklearn.metrics import roc_auc_score
+
+from dataward.domain.errors import InputError
+from dataward.gates import scan
+from dataward.gates.base import Evidence
+from dataward.gates.detectors.label_consistency import LabelConsistency, NaiveBayes
+from tests.gates.conftest import flip_labels
+
+MAN_SECTIONS = Path(__file__).resolve().parents[2] / "examples" / "data" / "man_sections.csv"
+ONLY = {"detectors": ["label_consistency"]}
+
+
+def _man_sections(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    frame = pd.read_csv(MAN_SECTIONS, dtype=str, keep_default_na=False)
+    frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    schema = {"label": "label", "inputs": [{"name": "text", "kind": "text"}]}
+    return frame.iloc[:1200].reset_index(drop=True), frame.iloc[1200:].reset_index(drop=True), schema
+
+
+def _random_flips(frame: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    rows = np.sort(rng.choice(len(out), int(share * len(out)), replace=False))
+    classes = sorted(out["label"].unique())
+    for r in rows:
+        others = [c for c in classes if c != out.at[r, "label"]]
+        out.at[r, "label"] = others[int(rng.integers(len(others)))]
+    poison = np.zeros(len(out), dtype=bool)
+    poison[rows] = True
+    return out, poison
+
+
+def test_text_flips_are_ranked_and_flagged():
+    baseline, contribution, schema = _man_sections()
+    flipped, poison = _random_flips(contribution, 0.05, seed=1)
+    result = scan(baseline, flipped, schema, policy=ONLY).results["label_consistency"]
+    assert roc_auc_score(poison, 1 - result.p_values) >= 0.9
+    assert result.flagged[poison].mean() >= 0.25  # 5% random flips of man-page sections, alpha = 0.01
+    assert result.flagged[~poison].mean() <= 0.02
+    assert result.p_value < 1e-6 and result.summary["views"] == ["knn_margin", "text_probe", "contribution_probe"]
+    top = result.findings[0]
+    assert poison[top.row] and "label_quality" in top.evidence and "cleanlab_label_issue" in top.evidence
+
+
+def test_image_flips_random_and_targeted_are_flagged(digits):
+    baseline, contribution, schema = digits
+    flipped, rows = flip_labels(contribution, 0.05, 10, seed=3)
+    result = scan(baseline, flipped, schema, policy=ONLY).results["label_consistency"]
+    assert result.flagged[rows].mean() >= 0.9
+    # Targeted: most 8s relabelled 1. Trained on the trusted baseline only, the probes are not taught
+    # the attacker's labelling by the flipped records themselves.
+    targeted = contribution.copy()
+    eights = np.flatnonzero((targeted["label"] == 8).to_numpy())[:40]
+    targeted.loc[eights, "label"] = 1
+    result = scan(baseline, targeted, schema, policy=ONLY).results["label_consistency"]
+    assert result.flagged[eights].mean() >= 0.7
+    assert result.flagged.sum() - result.flagged[eights].sum() <= 0.02 * (len(targeted) - len(eights))
+
+
+def _gaussian(n: int, seed: int) -> pd.DataFrame:
+    """Three overlapping Gaussian classes: labels disagree with their neighbours now and then."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0, 0], [2.0, 0, 1, 0], [0, 2.0, 0, 1]])
+    y = rng.integers(0, 3, n)
+    frame = pd.DataFrame(centres[y] + rng.normal(size=(n, 4)), columns=[f"f{i}" for i in range(4)])
+    frame["label"] = y.astype(str)
+    return frame
+
+
+def test_clean_records_are_flagged_at_alpha_and_p_values_are_valid():
+    schema = {"label": "label", "inputs": [{"name": f"f{i}", "kind": "numeric"} for i in range(4)]}
+    alpha, reps, n_new = 0.01, 4, 2500
+    p_values, flags = [], []
+    for rep in range(reps):
+        baseline, contribution = _gaussian(1000, seed=2 * rep), _gaussian(n_new, seed=2 * rep + 1)
+        result = scan(baseline, contribution, schema, policy={**ONLY, "alpha": alpha}).results["label_consistency"]
+        assert result.alpha == alpha and result.n_calibration == 1000 and not result.block
+        p_values.append(result.p_values)
+        flags.append(result.flagged)
+    p, flagged = np.concatenate(p_values), np.concatenate(flags)
+    # 10,000 clean records: 100 flags expected; the slack allows for the binomial count and for each
+    # 1,000-record calibration set's own rate (sd sqrt(alpha / 1000) per set).
+    slack = 3 * np.sqrt(alpha / p.shape[0] + alpha / (1000 * reps))
+    assert flagged.mean() <= alpha + slack
+    for a in (0.05, 0.1, 0.25, 0.5):
+        assert np.mean(p <= a) <= a + 3 * np.sqrt(a / p.shape[0] + a / (1000 * reps)), a
+
+
+def test_clean_text_flag_rate_on_real_data():
+    baseline, contribution, schema = _man_sections(seed=2)
+    alpha = 0.05
+    result = scan(baseline, contribution, schema, policy={**ONLY, "alpha": alpha}).results["label_consistency"]
+    n = len(contribution)
+    assert result.flagged.mean() <= alpha + 3 * np.sqrt(alpha / n + alpha / len(baseline))
+    assert result.p_value > 1e-3
+
+
+def test_options_are_validated():
+    assert LabelConsistency.evidence is Evidence.POISONING
+    with pytest.raises(InputError, match="unknown option"):
+        LabelConsistency(no_such_option=1)
+    with pytest.raises(InputError, match="k"):
+        LabelConsistency(k=0)
+    with pytest.raises(InputError, match="folds"):
+        LabelConsistency(folds=1)
+    with pytest.raises(InputError, match="must be int"):
+        LabelConsistency(k="many")
+    with pytest.raises(InputError, match="must be bool"):
+        LabelConsistency(contribution_probe="yes")
+    baseline, contribution = _gaussian(60, 0), _gaussian(30, 1)
+    schema = {"label": "label", "inputs": [{"name": f"f{i}", "kind": "numeric"} for i in range(4)]}
+    with pytest.raises(InputError, match="unknown option"):
+        scan(baseline, contribution, schema, policy={**ONLY, "options": {"label_consistency": {"cleanlab_": 1}}})
+    result = scan(baseline, contribution, schema, policy={**ONLY, "options": {"label_consistency": {"k": 3}}})
+    assert result.results["label_consistency"].summary["k"] == 3
+
+
+def test_naive_bayes_leave_one_out_equals_refitting_without_the_row():
+    rng = np.random.default_rng(0)
+    matrix = sparse.random(40, 30, density=0.3, random_state=1, format="csr") * 3
+    labels = rng.integers(0, 3, 40)
+    full = NaiveBayes(matrix, labels, 3)
+    loo = full.loo_log_joint()
+    for i in (0, 7, 23):
+        keep = np.arange(40) != i
+        refit = NaiveBayes(matrix[keep], labels[keep], 3)
+        # Refitted, the row's own-only features are unseen and left out, as leave-one-out does.
+        expected = refit.log_joint(matrix[i])[0]
+        assert np.allclose(loo[i] - loo[i].max(), expected - expected.max(), atol=1e-8)

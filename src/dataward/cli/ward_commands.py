@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
     @ledger_app.command("head")
     @reports_errors
     def ledger_head(as_json: JsonOpt = False) -> None:
-        """Print the newest event's number and hash: publish it elsewhere to anchor the chain."""
+        """Print the newest event's number and hash (`dataward checkpoint` makes a signed, verifiable one)."""
         head = open_ward().ledger_head()
         if as_json:
             emit_json(head)

@@ -101,7 +101,7 @@ class AuditCases(WardCore):
             ]
 
     def ledger_head(self) -> dict[str, Any]:
-        """The newest event's sequence number and hash: publish it elsewhere to anchor the chain."""
+        """The newest event's sequence number and hash (``checkpoint`` signs one that ``verify`` checks)."""
         with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
             seq, digest = ledger_store.head(uc.conn)
             return {"seq": seq, "hash": digest, "ward": self.ward_id}

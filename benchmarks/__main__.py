@@ -9,6 +9,7 @@ method raised on some case (the error is in the JSON and the tables), 2 on bad a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import sys
@@ -22,7 +23,7 @@ from benchmarks import report
 from benchmarks.runner import SUITES, run_suite, suite
 from dataward.domain.errors import InputError
 
-DEFAULT_MEMORY_GB = 10.0
+DEFAULT_MEMORY_GB = 14.0
 """The benchmark runs on a shared machine: one runaway detector must not take every other job down."""
 
 
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--suite", choices=sorted(SUITES), default="quick")
     again.add_argument("--out", type=Path, default=report.RESULTS, help="folder holding the JSON and plots")
     again.add_argument("--docs", type=Path, default=report.DOCS, help="Markdown file to update")
+    again.add_argument(
+        "--previous", type=Path, help="an earlier run's JSON to compare with (default: the one it names)"
+    )
     args = parser.parse_args(argv)
     if args.command == "report":
         return _report(args)
@@ -107,6 +111,9 @@ def _report(args: argparse.Namespace) -> int:
         Console().print(f"error: {path} does not exist; run the suite first", style="red")
         return 2
     results = json.loads(path.read_text(encoding="utf-8"))
+    if args.previous is not None:
+        results["previous_run"] = report.digest(json.loads(args.previous.read_text(encoding="utf-8")))
+        report.write_json(results, args.out)
     plot = args.out / f"recall-at-fpr-{args.suite}.png"
     report.write_docs(results, report.markdown(results, plot if plot.exists() else None), args.docs)
     return 0
@@ -138,6 +145,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         console.print(f"error: {exc}", style="red")
         return 2
     results["command"] = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    earlier = args.out / f"attacks-{results['suite']}.json"
+    if earlier.exists():
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # an unreadable earlier run is not compared
+            results["previous_run"] = report.digest(json.loads(earlier.read_text(encoding="utf-8")))
     plot = report.plot_recall(results, args.out)
     json_path = report.write_json(results, args.out)
     if not args.no_docs:

@@ -206,6 +206,76 @@ def _downstream_table(entries: list[dict[str, Any]], methods: list[str]) -> str:
     return _md_table(["attack", "no defence", "clean only", *methods], rows)
 
 
+VERDICT_RANK = {"pass": 0, "review": 1, "block": 2}
+DIGEST_KEYS = ("auroc", "recall_at_1pct_fpr", "precision", "verdict")
+
+
+def digest(results: dict[str, Any], method: str = "dataward") -> dict[str, Any]:
+    """What a later run is compared with: ``method``'s figures per poisoned case of ``results``."""
+    cases = {}
+    for a, _ in _poisoned(results):
+        m = a["methods"].get(method)
+        if m is not None and "error" not in m:
+            cases[a["case"]["name"]] = {k: m.get(k) for k in DIGEST_KEYS}
+    return {"date": results.get("date"), "method": method, "cases": cases}
+
+
+def _moves(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(worse, better): what moved between two figures of one case, in words."""
+    worse, better = [], []
+    for key, label, margin in (("recall_at_1pct_fpr", "recall at 1% FPR", 0.05), ("auroc", "AUROC", 0.02)):
+        old, new = before.get(key), after.get(key)
+        if old is None or new is None or old != old or new != new:
+            continue
+        text = f"{label} {_f(old)} -> {_f(new)}"
+        if new < old - margin:
+            worse.append(text)
+        elif new > old + margin:
+            better.append(text)
+    old_v, new_v = before.get("verdict"), after.get("verdict")
+    if old_v in VERDICT_RANK and new_v in VERDICT_RANK and old_v != new_v:
+        (worse if VERDICT_RANK[new_v] < VERDICT_RANK[old_v] else better).append(f"verdict {old_v} -> {new_v}")
+    return worse, better
+
+
+def changes_section(results: dict[str, Any]) -> list[str]:
+    """dataward's figures that moved since the previous run of the same suite (poisoned cases)."""
+    previous = results.get("previous_run")
+    if not previous or not previous.get("cases"):
+        return []
+    current = digest(results, previous.get("method", "dataward"))["cases"]
+    worse, better = [], []
+    for name, after in current.items():
+        before = previous["cases"].get(name)
+        if before is None:
+            continue
+        w, b = _moves(before, after)
+        if w:
+            worse.append(f"- {name}: {'; '.join(w)}")
+        if b:
+            better.append(f"- {name}: {'; '.join(b)}")
+    new = [name for name in current if name not in previous["cases"]]
+    return [
+        f"### Changes since the previous run ({previous.get('date')})",
+        "",
+        "dataward's figures on the poisoned cases both runs hold, where recall at 1% FPR moved by more than "
+        "0.05, AUROC by more than 0.02, or the verdict changed. Unless the list of benchmark changes at the top "
+        "of this page says otherwise, a case's data is the same in both runs (same seeds), so these moves come "
+        "from changes of the gate.",
+        "",
+        "Worse:",
+        "",
+        *(worse or ["- nothing"]),
+        "",
+        "Better:",
+        "",
+        *(better or ["- nothing"]),
+        "",
+        f"New cases in this run: {len(new)}.",
+        "",
+    ]
+
+
 def benign_section(results: dict[str, Any], method: str = "dataward") -> list[str]:
     """The benign-shift tables, tuning set and held-out set apart."""
     entries = results.get("benign", [])
@@ -475,6 +545,7 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
     parts += benign_section(results)
     parts += fixed_count_section(results)
     parts += timing_section(results)
+    parts += changes_section(results)
     if results.get("drift_sequence"):
         seq = results["drift_sequence"]
         parts += [

@@ -249,3 +249,21 @@ def test_report_marks_a_blocked_benign_situation_as_a_failure_and_shows_timings(
     assert "| 0.80 / 0.004 |" in text  # flag precision / clean-record flag rate
     assert "| c (5/100) | 1.50 | 0.25 | 4.0 | 2.0 | 2.0 |" in text  # seconds per detector, total, peer, ratio
     assert "c: dataward failed: MemoryError" in text
+
+
+def test_changes_since_the_previous_run_name_what_fell_and_what_rose():
+    def run(r1: float, auroc: float, verdict: str) -> dict:
+        case = {"name": "c", "family": "backdoor", "poisoned": 5, "contribution": 100}
+        figures = {"recall_at_1pct_fpr": r1, "auroc": auroc, "precision": 0.9, "verdict": verdict}
+        return {"date": "then", "attacks": [{"case": case, "methods": {"dataward": figures}}]}
+
+    before = report.digest(run(1.0, 1.0, "block"))
+    assert before["cases"] == {"c": {"auroc": 1.0, "recall_at_1pct_fpr": 1.0, "precision": 0.9, "verdict": "block"}}
+    text = "\n".join(report.changes_section({**run(0.2, 0.79, "review"), "previous_run": before}))
+    assert "- c: recall at 1% FPR 1.00 -> 0.20; AUROC 1.00 -> 0.79; verdict block -> review" in text
+    assert "Better:\n\n- nothing" in text
+    text = "\n".join(
+        report.changes_section({**run(1.0, 1.0, "block"), "previous_run": report.digest(run(0.5, 1.0, "pass"))})
+    )
+    assert "Worse:\n\n- nothing" in text and "verdict pass -> block" in text
+    assert report.changes_section(run(1.0, 1.0, "block")) == []

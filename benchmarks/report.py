@@ -420,7 +420,7 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
     title = {
         "full": "full suite",
         "quick": "quick suite (CI smoke test)",
-        "scale": "scale suite (every fixed-count case)",
+        "scale": "scale suite (fixed-count cases at full size)",
     }.get(results["suite"], f"{results['suite']} suite")
     parts = [
         f"## Attacks against the gates: {title}",

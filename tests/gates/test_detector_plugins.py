@@ -17,7 +17,7 @@ def plugin_on_path(tmp_path, monkeypatch):
     package.mkdir()
     (package / "__init__.py").write_text(
         textwrap.dedent(
-            '''
+            """
             import numpy as np
             from dataward.gates.base import Detector, DetectorResult
 
@@ -33,7 +33,7 @@ def plugin_on_path(tmp_path, monkeypatch):
 
             class NotADetector:
                 pass
-            '''
+            """
         )
     )
     dist = tmp_path / "wardplugin-1.0.dist-info"

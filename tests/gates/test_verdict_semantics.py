@@ -150,3 +150,25 @@ def test_a_new_scanner_or_a_one_class_source_is_reviewed_with_an_explanation_nev
         "one class only": "class '3' is 100% of the batch",
     }[change]
     assert expected in explanation
+
+
+@pytest.mark.slow
+def test_label_disagreement_from_a_shifted_source_is_reviewed_but_a_whole_class_relabelled_is_blocked(digit_split):
+    """Trusted models misread a shifted scanner's digits; those records resemble no trusted class and
+    are reviewed as a shift. Relabelling every 7 as 1 gives records that are ordinary 7s: blocked, each
+    flagged, even though the batch agrees with itself."""
+    data, base, new, val, schema = digit_split
+    trusted = _digit_images(data.images[base], data.target[base])
+    validation = _digit_images(data.images[val], data.target[val])
+    shifted = scan(trusted, _digit_images(np.roll(data.images[new], 1, axis=2), data.target[new]), schema)
+    consistency = shifted.results["label_consistency"]
+    assert not consistency.flagged.any() and consistency.p_value > 0.01
+    assert consistency.summary["disagreeing_but_atypical"] > 20
+    assert any("resemble no other trusted class" in r for r in shifted.reasons)
+    labels = data.target[new].copy()
+    sevens = labels == 7
+    labels[sevens] = 1
+    relabelled = scan(trusted, _digit_images(data.images[new], labels), schema, validation=validation)
+    consistency = relabelled.results["label_consistency"]
+    assert relabelled.verdict == "block"
+    assert consistency.flagged[sevens].mean() >= 0.9 and not consistency.flagged[~sevens].any()

@@ -54,8 +54,20 @@ def _hashes(data: GateData, context: GateContext) -> np.ndarray:
 
 
 def _nearest_other(dist: np.ndarray, idx: np.ndarray, ref_labels: np.ndarray, own: np.ndarray) -> np.ndarray:
-    other = ref_labels[idx] != own[:, None]
-    return np.where(other, dist, np.inf).min(axis=1) if dist.shape[1] else np.full(own.shape[0], np.inf)
+    return _nearest_other_with_position(dist, idx, ref_labels, own)[0]
+
+
+def _nearest_other_with_position(
+    dist: np.ndarray, idx: np.ndarray, ref_labels: np.ndarray, own: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to the nearest reference record with another label, and its position (-1 if none in reach)."""
+    if not dist.shape[1]:
+        return np.full(own.shape[0], np.inf), np.full(own.shape[0], -1)
+    masked = np.where(ref_labels[idx] != own[:, None], dist, np.inf)
+    column = masked.argmin(axis=1)
+    nearest = masked[np.arange(own.shape[0]), column]
+    position = np.where(np.isfinite(nearest), idx[np.arange(own.shape[0]), column], -1)
+    return nearest, position
 
 
 class LabelledHashes:
@@ -157,8 +169,17 @@ class Duplicates(Detector):
         near_other = np.full(n, np.inf)
         if self.calibration.shape[0] and n:
             dist, idx = knn(self.baseline.features, contribution.features, self.k, labels=self.baseline.labels)
-            near_other = _nearest_other(dist, idx, self.baseline.labels, labels)
-            p_near = tail_p_values(self.calibration, -near_other / self.scale)
+            near_other, nearest = _nearest_other_with_position(dist, idx, self.baseline.labels, labels)
+            score = -near_other / self.scale
+            p_near = tail_p_values(self.calibration, score)
+            # Full conformal: with the record added to the reference, its nearest other-labelled record's
+            # own score becomes at least as suspicious as the record's (the distance is mutual). A
+            # leave-one-out calibration leaves that pair out and, as close pairs count twice among
+            # trusted scores and once here, would flag about twice as often as alpha.
+            paired = nearest >= 0
+            paired[paired] = self.calibration[nearest[paired]] < score[paired]
+            n_cal = self.calibration.shape[0]
+            p_near = np.where(paired, np.minimum(1.0, p_near + 1.0 / (n_cal + 1.0)), p_near)
         # Mass duplication inside the batch.
         multiplicity = _multiplicity(hashes)
         p_mass = tail_p_values(self._mass_calibration(n), multiplicity) if n else np.ones(0)

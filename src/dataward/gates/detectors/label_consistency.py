@@ -55,7 +55,14 @@ from sklearn.preprocessing import StandardScaler
 
 from dataward.domain.schema import ColumnKind
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
-from dataward.gates.calibration import conformal_p_values, flag_mask, leave_one_out_p_values, tail_p_values
+from dataward.gates.calibration import (
+    conformal_p_values,
+    excess_flags_p_value,
+    flag_mask,
+    leave_one_out_p_values,
+    mondrian_p_values,
+    tail_p_values,
+)
 from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence, reference_scores
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 
@@ -76,6 +83,9 @@ class Options:
     """Characters of each text the naive Bayes probe reads."""
     cleanlab: bool = True
     """Report cleanlab's ``find_label_issues`` verdict on the probe's probabilities with each finding."""
+    min_typicality: float = 0.05
+    """A record is flagged only when it is a typical member of another trusted class: its kNN distance
+    to that class has a conformal p-value above this among the class's own records."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= K_MAX:
@@ -86,6 +96,8 @@ class Options:
             raise ValueError(f"probe_max_train must be at least 10, got {self.probe_max_train}")
         if self.text_max_chars < 1:
             raise ValueError(f"text_max_chars must be positive, got {self.text_max_chars}")
+        if not 0.0 <= self.min_typicality < 1.0:
+            raise ValueError(f"min_typicality must be in [0, 1), got {self.min_typicality}")
 
 
 NB_SMOOTHING = 0.1
@@ -95,6 +107,8 @@ HASH_BITS = 18
 TIE_BREAK = 5e-4
 """Ties inside one calibration bin are broken by moving p by less than ``TIE_BREAK / (n + 1)``."""
 MAX_FINDINGS = 200
+SHIFT_FINDING_P = 1e-3
+"""Below this, disagreeing records that resemble no trusted class are reported for review."""
 
 
 @register
@@ -115,7 +129,10 @@ class LabelConsistency(Detector):
         self.text_columns: list[str] = []
         if self.k_eff < 1:
             return self
-        self.calibration["knn_margin"] = self._knn_margin(baseline.features, baseline.labels, exclude_self=True)
+        table = self._class_table(baseline.features, exclude_self=True)
+        self.calibration["knn_margin"] = _margin_of(table, baseline.labels)
+        # Each trusted record's distance to its own class: how far a typical member of a class sits.
+        self.own_class_distance = table[np.arange(len(baseline)), baseline.labels]
         if np.unique(baseline.labels).shape[0] >= 2:
             columns = [c.name for c in context.schema.of_kind(ColumnKind.TEXT)]
             if columns and baseline.table is not None:
@@ -131,23 +148,33 @@ class LabelConsistency(Detector):
 
     # --- kNN margin ----------------------------------------------------------------------------
 
-    def _knn_margin(self, features: np.ndarray, labels: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
-        """log(own-class kNN distance / nearest other class's kNN distance); large = label looks wrong."""
+    def _class_table(self, features: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
+        """Mean distance of every row to its ``k`` nearest reference records of each class (inf: no such class)."""
         per_class = class_distances(
             self.baseline.features, self.baseline.labels, features, self.k_eff, exclude_self=exclude_self
         )
-        n = features.shape[0]
-        table = np.full((n, self.n_classes), np.inf)
+        table = np.full((features.shape[0], self.n_classes), np.inf)
         for c, d in per_class.items():
             table[:, c] = d
-        rows = np.arange(n)
-        own = table[rows, labels].copy()
-        table[rows, labels] = np.inf
-        other = table.min(axis=1)
-        eps = 1e-6 + 1e-3 * float(np.median(own[np.isfinite(own)])) if np.isfinite(own).any() else 1e-6
-        own = np.where(np.isfinite(own), own, 10 * np.nanmax(np.where(np.isfinite(table), table, np.nan)) + 1.0)
-        other = np.where(np.isfinite(other), other, own * 10 + 1.0)
-        return np.log((own + eps) / (other + eps))
+        return table
+
+    def _typicality(self, table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Per record: how typical a member it would be of the nearest trusted class other than its label.
+
+        Conformal p-value of its kNN distance to that class among the class's own records' distances
+        (leave-one-out). A flipped record is an ordinary member of the class it came from; a record
+        from a shifted source (a new scanner, a recalibrated instrument) sits far from every class, so
+        the trusted models' disagreement with its label says more about the shift than about the label.
+        """
+        rows = np.arange(labels.shape[0])
+        other = table.copy()
+        other[rows, labels] = np.inf
+        nearest = other.argmin(axis=1)
+        distance = other[rows, nearest]
+        p, _ = mondrian_p_values(
+            self.own_class_distance, self.baseline.labels, np.where(np.isfinite(distance), distance, 1e300), nearest
+        )
+        return np.where(np.isfinite(distance), p, 0.0)
 
     # --- text probe ----------------------------------------------------------------------------
 
@@ -201,7 +228,8 @@ class LabelConsistency(Detector):
                 summary={"skipped": "the baseline has too few records"} if n else {},
             )
         calibration = dict(self.calibration)
-        test = {"knn_margin": self._knn_margin(contribution.features, contribution.labels)}
+        table = self._class_table(contribution.features)
+        test = {"knn_margin": _margin_of(table, contribution.labels)}
         log_proba, ref_log_proba = None, None
         if "text_probe" in calibration:
             texts = _texts(contribution.table, self.text_columns, self.opts.text_max_chars)
@@ -231,12 +259,22 @@ class LabelConsistency(Detector):
             ref_log_proba = self.ref_log_proba
         p, fused_calibration, fused_test = _fuse(calibration, test)
         n_cal = fused_calibration.shape[0]
-        flagged = flag_mask(p, ctx.alpha, n_cal)
         # Break ties inside a calibration bin by the fused score (less than a bin's width).
         rank = np.argsort(np.argsort(fused_test, kind="stable"), kind="stable") / max(1, n - 1)
         p = np.maximum(p - (TIE_BREAK / (n_cal + 1.0)) * rank, 0.0)
+        # Only content that looks like another trusted class contradicts a label. A record the trusted
+        # models disagree with but that resembles no trusted class is new content, not a flip: it is
+        # left to the outlier and drift detectors (review), and counted below as one shift finding.
+        typical = self._typicality(table, contribution.labels) > self.opts.min_typicality
+        shifted_p = np.where(typical, 1.0, p)
+        p = np.where(typical, p, 1.0)
+        flagged = flag_mask(p, ctx.alpha, n_cal)
 
-        summary: dict[str, Any] = {"k": self.k_eff, "views": list(calibration)}
+        summary: dict[str, Any] = {
+            "k": self.k_eff,
+            "views": list(calibration),
+            "disagreeing_but_atypical": int(flag_mask(shifted_p, ctx.alpha, n_cal).sum()),
+        }
         issues, quality = None, None
         if log_proba is not None:
             probs = _softmax(log_proba)
@@ -249,7 +287,34 @@ class LabelConsistency(Detector):
                     issues = issues[len(base) :]
                     summary["cleanlab_label_issues"] = int(issues.sum())
         findings = self._findings(contribution, p, flagged, quality, issues)
-        return count_result(self.name, self.version, p, ctx.alpha, n_cal, findings, summary, flagged=flagged)
+        return count_result(
+            self.name,
+            self.version,
+            p,
+            ctx.alpha,
+            n_cal,
+            findings,
+            summary,
+            flagged=flagged,
+            contribution_findings=self._shift_findings(shifted_p, n_cal),
+        )
+
+    def _shift_findings(self, shifted_p: np.ndarray, n_cal: int) -> list[Finding]:
+        """One population-level finding when many records contradict the trusted models without looking
+        like any other trusted class: a reviewer decides whether the source moved or the labels did."""
+        excess, p = excess_flags_p_value(shifted_p, self.context.alpha, n_cal)
+        if p >= SHIFT_FINDING_P:
+            return []
+        count = int(flag_mask(shifted_p, self.context.alpha, n_cal).sum())
+        return [
+            Finding(
+                self.name,
+                1.0 - p,
+                f"{count} records disagree with what trusted records of their label look like, yet resemble no "
+                f"other trusted class either: new content (a shifted source) rather than flipped labels (p={p:.2g})",
+                evidence={"records": count, "excess": float(excess), "p_value": float(p)},
+            )
+        ]
 
     def _findings(
         self,
@@ -311,6 +376,19 @@ def _fuse(calibration: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> tu
     fused_test = sum(-np.log(conformal_p_values(calibration[v], test[v])) for v in names)
     ranking = sum(-np.log(tail_p_values(calibration[v], test[v])) for v in names)
     return tail_p_values(fused_ref, fused_test), fused_ref, ranking
+
+
+def _margin_of(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """log(own-class kNN distance / nearest other class's kNN distance); large = the label looks wrong."""
+    table = table.copy()
+    rows = np.arange(labels.shape[0])
+    own = table[rows, labels].copy()
+    table[rows, labels] = np.inf
+    other = table.min(axis=1)
+    eps = 1e-6 + 1e-3 * float(np.median(own[np.isfinite(own)])) if np.isfinite(own).any() else 1e-6
+    own = np.where(np.isfinite(own), own, 10 * np.nanmax(np.where(np.isfinite(table), table, np.nan)) + 1.0)
+    other = np.where(np.isfinite(other), other, own * 10 + 1.0)
+    return np.log((own + eps) / (other + eps))
 
 
 def log_margin(log_joint: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -457,7 +457,9 @@ class _ContentTie:
     global shift or a one-class source moves both alike); only when the batch has too few of them does
     it fall back to the baseline's records of the label. One-sided Mann-Whitney test, and the mean
     agreement must drop by at least ``MIN_DROP``: the neighbour vote is noisy, and a small drop on a
-    large batch is not evidence of a backdoor.
+    large batch is not evidence of a backdoor. Where the features do not predict the label at all
+    (the label's records agree with it by less than ``MIN_DROP`` above its share of the pool), the
+    content test has nothing to say and leaves the verdict to the other two.
     """
 
     MIN_DROP = 0.3
@@ -502,6 +504,11 @@ class _ContentTie:
             return 1.0, float("nan")
         own = self._agreement(carriers + self.n_b, label, carries)
         usual = self._agreement(peers, label, carries)
+        share = float(np.mean(self.pool_labels[~carries] == label))
+        if float(usual.mean()) - share < self.MIN_DROP:
+            # The features do not predict the label at all (records of the label agree with it no more
+            # than its share of the pool): content can explain nothing, so it vetoes nothing either.
+            return 0.0, float(own.mean())
         if float(usual.mean() - own.mean()) < self.MIN_DROP:
             return 1.0, float(own.mean())
         return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean())

@@ -70,9 +70,7 @@ class TfidfSvd(Featurizer):
         except ValueError as exc:
             raise InputError(f"text column {self.column.name!r} holds no words to learn from: {exc}") from exc
         dims = min(SVD_DIMS, matrix.shape[1] - 1, max(2, matrix.shape[0] // 4))
-        self.svd_ = (
-            TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=self.seed) if dims >= 2 else None
-        )
+        self.svd_ = TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=self.seed) if dims >= 2 else None
         if self.svd_ is not None:
             sample = matrix
             if matrix.shape[0] > SVD_FIT_DOCUMENTS:

@@ -28,12 +28,14 @@ from dataward.service.datasets import DatasetCases
 from dataward.service.gating import GateCases
 from dataward.service.identity import IdentityCases
 from dataward.service.overrides import OverrideCases
+from dataward.service.session import SessionCases
 from dataward.service.tracing import TraceCases
 from dataward.service.versions import VersionCases
 from dataward.store import open_store
 
 
 class Ward(
+    SessionCases,
     ContainmentCases,
     TraceCases,
     ApprovalCases,
@@ -46,7 +48,10 @@ class Ward(
     ContributionCases,
     DatasetCases,
 ):
-    """One deployment: a catalog database, an object store and a signing key, acting as one principal."""
+    """One deployment: a catalog database, an object store and a signing key, acting as one principal.
+
+    The embedded implementation of ``dataward.api.WardAPI``; ``dataward.client.HTTPWard`` is the other.
+    """
 
     @classmethod
     def open(

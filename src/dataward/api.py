@@ -1,0 +1,258 @@
+"""``WardAPI``: the one interface to a ward, whether embedded (a folder) or served over HTTP.
+
+The CLI, the Python API and the tests depend only on this protocol. Two implementations exist:
+``dataward.service.Ward`` (in-process, against a folder) and ``dataward.client.HTTPWard`` (against
+``dataward serve``). Both return the same JSON-shaped documents and raise the same
+``dataward.domain.errors`` exceptions, so a caller cannot tell, and need not care, which it holds.
+
+Arguments that name local files (a contribution's data, the ids it removes, an HTML report or an
+export to write) always name files on the caller's side: the HTTP client uploads and downloads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from dataward.ledger.checkpoint import Checkpoint
+    from dataward.service.audit import VerifyReport
+
+Progress = Callable[[str], None]
+
+
+@runtime_checkable
+class WardAPI(Protocol):
+    """Every use case the CLI offers, one method each. Documents are plain JSON-able dicts/lists."""
+
+    ward_id: str
+
+    # --- who is calling ---------------------------------------------------------------------
+    def whoami(self) -> dict[str, Any]:
+        """The acting principal, the key in use and its grants."""
+        ...
+
+    # --- principals, keys, grants, policies ---------------------------------------------------
+    def create_principal(
+        self, name: str, *, kind: str = "human", owner: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """Register a human or a service principal (a service names its accountable human owner)."""
+        ...
+
+    def principals(self) -> list[dict[str, Any]]:
+        """Every principal with its kind, owner and status."""
+        ...
+
+    def disable_principal(self, name: str, *, transfer_to: str | None = None, reason: str = "") -> dict[str, Any]:
+        """Offboard a human (their bots are suspended unless transferred)."""
+        ...
+
+    def transfer_principal(self, service: str, new_owner: str) -> dict[str, Any]:
+        """Hand a service principal to another human."""
+        ...
+
+    def issue_key(
+        self,
+        principal: str | None = None,
+        *,
+        ttl_days: int | None = None,
+        scopes: list[str] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Issue an API key (its plaintext is in the answer, once)."""
+        ...
+
+    def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
+        """Issue a key's successor; the old key works for the overlap window."""
+        ...
+
+    def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
+        """Revoke a key and every key minted through it."""
+        ...
+
+    def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """API keys (never their secrets) with their state."""
+        ...
+
+    def grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Give a role on the ward or on ``dataset:NAME``."""
+        ...
+
+    def revoke_grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Take a role away."""
+        ...
+
+    def grants(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Active grants."""
+        ...
+
+    def set_policy(self, dataset: str, policy_yaml: str) -> dict[str, Any]:
+        """Replace a dataset's policy (YAML text)."""
+        ...
+
+    def policy(self, dataset: str) -> dict[str, Any]:
+        """A dataset's effective policy."""
+        ...
+
+    def access_review(self, *, unused_days: int | None = None, recent_days: int = 30) -> list[dict[str, Any]]:
+        """What an auditor should look at, each row with its fix."""
+        ...
+
+    # --- datasets and contributions -------------------------------------------------------------
+    def create_dataset(
+        self,
+        name: str,
+        schema: Any,
+        *,
+        description: str = "",
+        owner: str | None = None,
+        validation_for: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a dataset (``schema``: a ``Schema`` or its dict) or a clean validation set."""
+        ...
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Datasets with their latest and training versions."""
+        ...
+
+    def contribute(
+        self,
+        dataset: str,
+        data: str | Path | Any | None = None,
+        *,
+        source: str,
+        fetched_at: datetime | None = None,
+        licence: str | None = None,
+        removes: str | Path | list[str] | None = None,
+        message: str = "",
+        format: str | None = None,
+        gate: bool = True,
+        html: str | Path | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Submit a contribution (records from a local file added, ids removed) and gate it."""
+        ...
+
+    def contribution(self, ref: str) -> dict[str, Any]:
+        """One contribution with its source's details."""
+        ...
+
+    def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """A dataset's contributions with their gate verdicts."""
+        ...
+
+    def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:
+        """Withdraw your own contribution before it is merged."""
+        ...
+
+    def approve(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Approve a contribution (never your own or your bot's)."""
+        ...
+
+    def reject(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Reject a contribution."""
+        ...
+
+    def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
+        """Merge a contribution into a new immutable version."""
+        ...
+
+    # --- versions -------------------------------------------------------------------------------
+    def versions(self, dataset: str) -> list[dict[str, Any]]:
+        """A dataset's versions and stages."""
+        ...
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Records added and removed between two versions."""
+        ...
+
+    def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:
+        """Write a version's records to a local file."""
+        ...
+
+    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
+        """Promote a version to training, or retire it."""
+        ...
+
+    # --- gates and review -----------------------------------------------------------------------
+    def run_gate(self, contribution_ref: str, *, html: str | Path | None = None) -> dict[str, Any]:
+        """Run the dataset's gate on a contribution (``html``: a local file for the readable report)."""
+        ...
+
+    def gate_report(self, contribution_ref: str) -> dict[str, Any]:
+        """The latest stored gate report of a contribution."""
+        ...
+
+    def override_block(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Request or confirm lifting a gate's block (two owners or admins)."""
+        ...
+
+    def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
+        """Plant known poisons and report what this dataset's gate catches."""
+        ...
+
+    def review_list(
+        self, dataset: str | None = None, *, status: str = "pending", contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Quarantined records waiting for (or given) a decision."""
+        ...
+
+    def review_show(self, item: str) -> dict[str, Any]:
+        """One quarantined record with the gate's evidence."""
+        ...
+
+    def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:
+        """Accept or reject quarantined records."""
+        ...
+
+    # --- audit: trace, containment, ledger, verify, checkpoints ----------------------------------
+    def trace(self, ref: str) -> dict[str, Any]:
+        """Where a record, contribution, key or version came from and where it went."""
+        ...
+
+    def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Hold a whole contribution out of every future version."""
+        ...
+
+    def ledger(
+        self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True
+    ) -> list[dict[str, Any]]:
+        """Ledger events."""
+        ...
+
+    def ledger_head(self) -> dict[str, Any]:
+        """The newest event's number and hash."""
+        ...
+
+    def ledger_export(self) -> dict[str, Any]:
+        """The whole chain, for a verifier in any language."""
+        ...
+
+    def public_key(self) -> dict[str, Any]:
+        """The ward's Ed25519 public key."""
+        ...
+
+    def verify(self, *, checkpoints: Sequence[Checkpoint] = (), public_key: str | None = None) -> VerifyReport:
+        """Re-check ledger, objects and catalog, anchored to checkpoints and a pinned key."""
+        ...
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Sign a checkpoint of the ledger head."""
+        ...
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """Checkpoints kept by the ward."""
+        ...
+
+    def witness(self) -> dict[str, Any]:
+        """Where checkpoints are witnessed."""
+        ...
+
+    def set_witness(self, location: str | None) -> dict[str, Any]:
+        """Set (or, with ``None``, turn off) the witness location."""
+        ...
+
+
+__all__ = ["Progress", "WardAPI"]

@@ -1,0 +1,31 @@
+"""Errors raised at the served ward's boundary (``dataward serve`` and its HTTP client).
+
+They follow the same contract as ``dataward.domain.errors``: a stable ``code``, a CLI ``exit_code``
+and an ``http_status``.
+"""
+
+from __future__ import annotations
+
+from dataward.domain.errors import AuthenticationError, DatawardError, InputError
+
+
+class PayloadTooLarge(InputError):
+    """A request body or upload exceeds the server's size limit. Nothing was stored."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class RateLimited(AuthenticationError):
+    """Too many failed authentications from this client address or for this key id: wait, then retry."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class ServerUnreachable(DatawardError):
+    """The client could not reach the server, or the server answered something that is not dataward's."""
+
+    code = "unreachable"
+    exit_code = 1
+    http_status = 502

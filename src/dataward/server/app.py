@@ -1,0 +1,224 @@
+"""The FastAPI application of ``dataward serve``: the ward's use cases under ``/api/v1``.
+
+The server holds the ward (its catalog, object store and signing key); a client holds only an API
+key, sent as ``Authorization: Bearer dw_...`` on every request. Each request acts through
+``Ward.as_key(key)``, so the service authenticates and authorizes it exactly as it does a CLI
+command against a folder, and records every refusal in the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dataward import __version__
+from dataward.domain.errors import AuthenticationError, DatawardError, InputError
+from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
+from dataward.server.jobs import JobStore, error_body, internal_error_body
+from dataward.server.security import FailureLimiter, bearer_key, refuse_credentials_outside_header
+from dataward.server.settings import ServerSettings
+from dataward.server.uploads import UploadArea
+from dataward.service.ward import Ward
+
+log = logging.getLogger("dataward.server")
+
+API = "/api/v1"
+UPLOAD_PATH = f"{API}/uploads"
+
+
+class DocumentResponse(JSONResponse):
+    """JSON rendered exactly as the CLI's ``--json`` renders it (``default=str``), so that a document
+    reads the same whether it came from an embedded or a served ward."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str, ensure_ascii=False).encode("utf-8")
+
+
+def error_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> DocumentResponse:
+    """An error answer: the JSON error document, never a traceback."""
+    return DocumentResponse(body, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over the limit (413), by their declared length at once,
+    and by counting what arrives otherwise. Uploads have their own, larger, limit."""
+
+    def __init__(self, app: ASGIApp, *, max_json: int, max_upload: int) -> None:
+        self.app = app
+        self.max_json = max_json
+        self.max_upload = max_upload
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_upload if scope["path"] == UPLOAD_PATH else self.max_json
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            too_large = PayloadTooLarge(
+                f"the request body exceeds the server's limit of {limit} bytes", limit=limit, hint=None
+            )
+            await error_response(error_body(too_large), 413, {"Connection": "close"})(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(f"the request body exceeds the server's limit of {limit} bytes", limit=limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def client_address(request: Request) -> str:
+    """The client's address (behind a proxy, uvicorn's --forwarded-allow-ips makes it the real one)."""
+    return request.client.host if request.client else "unknown"
+
+
+class ServerState:
+    """What every request of one worker process shares."""
+
+    def __init__(self, settings: ServerSettings, ward: Ward) -> None:
+        self.settings = settings
+        self.ward = ward
+        server_dir = Path(ward.folder) / "server"
+        self.jobs = JobStore(server_dir / "jobs", workers=settings.job_workers)
+        self.uploads = UploadArea(
+            server_dir / "uploads", max_bytes=settings.max_upload_bytes, ttl_s=settings.upload_ttl_s
+        )
+        self.limiter = FailureLimiter(
+            settings.auth_failures_per_key, settings.auth_failures_per_address, settings.auth_window_s
+        )
+
+    def caller(self, request: Request) -> Ward:
+        """The ward acting as the request's key: the only way a route reaches the service."""
+        refuse_credentials_outside_header(request)
+        key = bearer_key(request)
+        self.limiter.check(key, client_address(request))
+        return self.ward.as_key(key)
+
+    def scratch(self) -> Path:
+        """A private temporary folder outside the ward (export refuses paths inside the ward's files)."""
+        return Path(tempfile.mkdtemp(prefix="dataward-serve-"))
+
+
+def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI:
+    """The application serving the ward of ``settings`` (or the already open ``ward``)."""
+    opened = ward if ward is not None else Ward.open(settings.ward)
+    state = ServerState(settings, opened)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        state.uploads.sweep()
+        yield
+        state.jobs.shutdown()
+
+    app = FastAPI(
+        title="dataward",
+        version=__version__,
+        summary="A governed, tamper-evident registry and poisoning gate for ML training data.",
+        description=(
+            "Every use case of a ward. Authenticate with `Authorization: Bearer dw_...` (a key in the "
+            "URL or a cookie is refused). Errors are JSON documents `{error, message, hint, details, "
+            "exit_code}`. Long operations answer 202 with a job to poll at `/api/v1/jobs/{id}`."
+        ),
+        lifespan=lifespan,
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+        openapi_url=f"{API}/openapi.json",
+        default_response_class=DocumentResponse,
+        responses={
+            401: {"model": _error_model(), "description": "No valid key."},
+            403: {"model": _error_model(), "description": "Access or policy refused."},
+            404: {"model": _error_model(), "description": "Not found (or not visible to the caller)."},
+            409: {"model": _error_model(), "description": "Conflicts with the ward's state."},
+            413: {"model": _error_model(), "description": "Request body or upload too large."},
+            422: {"model": _error_model(), "description": "Malformed input."},
+            429: {"model": _error_model(), "description": "Too many failed authentications."},
+        },
+    )
+    app.state.dataward = state
+    app.add_middleware(BodyLimit, max_json=settings.max_json_bytes, max_upload=settings.max_upload_bytes)
+    _install_error_handlers(app, state)
+
+    from dataward.server.routes import build_router
+
+    app.include_router(build_router(state), prefix=API)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> DocumentResponse:
+        # For load balancers: says only that the process answers, nothing about the ward.
+        return DocumentResponse({"status": "ok"})
+
+    return app
+
+
+def _error_model() -> type:
+    from dataward.server.models import ErrorBody
+
+    return ErrorBody
+
+
+def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
+    @app.exception_handler(DatawardError)
+    async def dataward_error(request: Request, exc: DatawardError) -> Response:
+        if isinstance(exc, AuthenticationError) and not isinstance(exc, RateLimited):
+            header = request.headers.get("authorization", "")
+            credential = header.partition(" ")[2].strip() or None
+            state.limiter.failed(credential, client_address(request))
+        headers = {"WWW-Authenticate": 'Bearer realm="dataward"'} if exc.http_status == 401 else {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        return error_response(error_body(exc), exc.http_status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        # Name the fields, never echo the values (a body could hold a secret).
+        problems = [
+            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        first = problems[0] if problems else {"where": "body", "problem": "invalid"}
+        err = InputError(
+            f"malformed request: {first['where']}: {first['problem']}",
+            hint="see the OpenAPI document at /api/v1/openapi.json",
+            problems=problems,
+        )
+        return error_response(error_body(err), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = {
+            "error": code,
+            "message": "no such endpoint" if exc.status_code == 404 else str(exc.detail),
+            "hint": "see the OpenAPI document at /api/v1/openapi.json",
+            "details": {},
+            "exit_code": 3 if exc.status_code == 404 else 1,
+        }
+        return error_response(body, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(internal_error_body(), 500)
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory of ``dataward serve``: each worker process builds the app from the
+    ``DATAWARD_SERVER_*`` environment the command set."""
+    return create_app(ServerSettings.from_environment())

@@ -1,0 +1,483 @@
+"""The ``/api/v1`` routes: one per use case, each a thin adapter from HTTP to ``Ward``.
+
+Routes declared with ``def`` run on the server's thread pool (the service is synchronous). Every
+route gets its ward through ``state.caller(request)``: no route reaches the service otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from dataward.domain.errors import DatawardError, InputError, NotFound
+from dataward.ledger.checkpoint import Checkpoint
+from dataward.server.app import DocumentResponse
+from dataward.server.models import (
+    ContributionCreate,
+    DatasetCreate,
+    Document,
+    Documents,
+    GateRun,
+    GrantBody,
+    JobInfo,
+    KeyIssue,
+    KeyRotate,
+    MergeBody,
+    PolicyBody,
+    PrincipalCreate,
+    PrincipalDisable,
+    PrincipalTransfer,
+    PromoteBody,
+    Reason,
+    RequiredReason,
+    ReviewDecision,
+    SelftestBody,
+    UploadInfo,
+    VerifyBody,
+    WhoAmI,
+    WitnessBody,
+)
+
+if TYPE_CHECKING:
+    from dataward.server.app import ServerState
+    from dataward.server.jobs import Job
+    from dataward.service.ward import Ward
+
+
+def doc(value: Any, status: int = 200) -> DocumentResponse:
+    """A use case's document as the answer."""
+    return DocumentResponse(value, status_code=status)
+
+
+def job_answer(job: Job) -> DocumentResponse:
+    """202 with the job and where to poll it."""
+    return DocumentResponse(job.public(), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
+def _replace(value: Any, paths: dict[str, str]) -> Any:
+    """``value`` with the server's temporary paths replaced by the names the client knows them by,
+    so that messages and documents read as they would in an embedded ward."""
+    if not paths:
+        return value
+    if isinstance(value, str):
+        for server_path, client_name in paths.items():
+            value = value.replace(server_path, client_name)
+        return value
+    if isinstance(value, dict):
+        return {k: _replace(v, paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, paths) for v in value]
+    return value
+
+
+def _renamed_errors(paths: dict[str, str]) -> Any:
+    """A context manager rewriting server paths in a ``DatawardError`` raised inside it."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def guard() -> Any:
+        try:
+            yield
+        except DatawardError as exc:
+            exc.message = _replace(exc.message, paths)
+            exc.hint = _replace(exc.hint, paths) if exc.hint else exc.hint
+            exc.details = _replace(exc.details, paths)
+            exc.args = (exc.message,)
+            raise
+
+    return guard()
+
+
+def build_router(state: ServerState) -> APIRouter:
+    """Every ``/api/v1`` route, bound to one server's state."""
+    r = APIRouter()
+
+    def ward(request: Request) -> Ward:
+        return state.caller(request)
+
+    def principal_id(w: Ward) -> str:
+        # An authenticating use case (it also refuses a revoked key here, before any work starts).
+        return str(w.whoami()["principal_id"])
+
+    # --- who -------------------------------------------------------------------------------------
+    @r.get("/whoami", response_model=WhoAmI, tags=["identity"])
+    def whoami(request: Request) -> DocumentResponse:
+        """The acting principal, the key in use and its grants."""
+        return doc(ward(request).whoami())
+
+    # --- principals, keys, grants ------------------------------------------------------------------
+    @r.get("/principals", response_model=Documents, tags=["identity"])
+    def principals(request: Request) -> DocumentResponse:
+        """Every principal with its kind, owner and status."""
+        return doc(ward(request).principals())
+
+    @r.post("/principals", response_model=Document, status_code=201, tags=["identity"])
+    def create_principal(request: Request, body: PrincipalCreate) -> DocumentResponse:
+        """Register a human or a service principal."""
+        info = ward(request).create_principal(body.name, kind=body.kind, owner=body.owner, description=body.description)
+        return doc(info, 201)
+
+    @r.post("/principals/{name}/disable", response_model=Document, tags=["identity"])
+    def disable_principal(request: Request, name: str, body: PrincipalDisable) -> DocumentResponse:
+        """Offboard a human; their bots are suspended unless transferred."""
+        return doc(ward(request).disable_principal(name, transfer_to=body.transfer_to, reason=body.reason))
+
+    @r.post("/principals/{name}/transfer", response_model=Document, tags=["identity"])
+    def transfer_principal(request: Request, name: str, body: PrincipalTransfer) -> DocumentResponse:
+        """Hand a service principal to another human."""
+        return doc(ward(request).transfer_principal(name, body.to))
+
+    @r.get("/keys", response_model=Documents, tags=["keys"])
+    def keys(request: Request, principal: str | None = None) -> DocumentResponse:
+        """API keys (never their secrets) with their state."""
+        return doc(ward(request).keys(principal))
+
+    @r.post("/keys", response_model=Document, status_code=201, tags=["keys"])
+    def issue_key(request: Request, body: KeyIssue) -> DocumentResponse:
+        """Issue a key; its plaintext is in this answer and nowhere else, ever."""
+        info = ward(request).issue_key(
+            body.principal, ttl_days=body.ttl_days, scopes=body.scopes, description=body.description
+        )
+        return doc(info, 201)
+
+    @r.post("/keys/{key}/rotate", response_model=Document, tags=["keys"])
+    def rotate_key(request: Request, key: str, body: KeyRotate) -> DocumentResponse:
+        """Issue a key's successor; the old key works for the overlap window."""
+        return doc(ward(request).rotate_key(key, overlap_hours=body.overlap_hours))
+
+    @r.post("/keys/{key}/revoke", response_model=Document, tags=["keys"])
+    def revoke_key(request: Request, key: str, body: Reason) -> DocumentResponse:
+        """Revoke a key and every key minted through it, from the very next request."""
+        return doc(ward(request).revoke_key(key, reason=body.reason))
+
+    @r.get("/grants", response_model=Documents, tags=["identity"])
+    def grants(request: Request, principal: str | None = None) -> DocumentResponse:
+        """Active grants."""
+        return doc(ward(request).grants(principal))
+
+    @r.post("/grants", response_model=Document, status_code=201, tags=["identity"])
+    def grant(request: Request, body: GrantBody) -> DocumentResponse:
+        """Give a role on the ward or on `dataset:NAME`."""
+        return doc(ward(request).grant(body.principal, body.role, body.scope), 201)
+
+    @r.post("/grants/revoke", response_model=Document, tags=["identity"])
+    def revoke_grant(request: Request, body: GrantBody) -> DocumentResponse:
+        """Take a role away."""
+        return doc(ward(request).revoke_grant(body.principal, body.role, body.scope))
+
+    @r.get("/access-review", response_model=Documents, tags=["identity"])
+    def access_review(request: Request, unused_days: int | None = None, recent_days: int = 30) -> DocumentResponse:
+        """Stale and expiring keys, orphaned bots, who can write to training data, overrides."""
+        return doc(ward(request).access_review(unused_days=unused_days, recent_days=recent_days))
+
+    # --- datasets ----------------------------------------------------------------------------------
+    @r.get("/datasets", response_model=Documents, tags=["datasets"])
+    def datasets(request: Request) -> DocumentResponse:
+        """Datasets with their latest and training versions."""
+        return doc(ward(request).datasets())
+
+    @r.post("/datasets", response_model=Document, status_code=201, tags=["datasets"])
+    def create_dataset(request: Request, body: DatasetCreate) -> DocumentResponse:
+        """Create a dataset with its schema, or a clean validation set of another dataset."""
+        info = ward(request).create_dataset(
+            body.name,
+            body.schema_,
+            description=body.description,
+            owner=body.owner,
+            validation_for=body.validation_for,
+        )
+        return doc(info, 201)
+
+    @r.get("/datasets/{name}", response_model=Document, tags=["datasets"])
+    def dataset(request: Request, name: str) -> DocumentResponse:
+        """One dataset with its effective policy."""
+        w = ward(request)
+        found = [d for d in w.datasets() if d["name"] == name]
+        if not found:
+            raise NotFound(f"no dataset {name!r}", hint="see `dataward datasets`")
+        return doc({**found[0], "policy": w.policy(name)})
+
+    @r.get("/datasets/{name}/policy", response_model=Document, tags=["datasets"])
+    def policy(request: Request, name: str) -> DocumentResponse:
+        """A dataset's policy with defaults filled in."""
+        return doc(ward(request).policy(name))
+
+    @r.put("/datasets/{name}/policy", response_model=Document, tags=["datasets"])
+    def set_policy(request: Request, name: str, body: PolicyBody) -> DocumentResponse:
+        """Replace a dataset's policy (YAML)."""
+        return doc(ward(request).set_policy(name, body.policy_yaml))
+
+    @r.get("/datasets/{name}/versions", response_model=Documents, tags=["versions"])
+    def versions(request: Request, name: str) -> DocumentResponse:
+        """A dataset's versions and stages."""
+        return doc(ward(request).versions(name))
+
+    @r.get("/datasets/{name}/contributions", response_model=Documents, tags=["contributions"])
+    def contributions(request: Request, name: str, status: str | None = None) -> DocumentResponse:
+        """A dataset's contributions with their gate verdicts."""
+        return doc(ward(request).contributions(name, status=status))
+
+    # --- uploads and contributions ----------------------------------------------------------------
+    @r.post(
+        "/uploads",
+        response_model=UploadInfo,
+        status_code=201,
+        tags=["contributions"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    async def upload(request: Request, filename: str = Query(..., max_length=4096)) -> DocumentResponse:
+        """Stream a file (the body, as is) to the server: hashed while it arrives, size-limited; an
+        interrupted or refused upload leaves nothing. Name it in one contribution within the hour."""
+        w = await run_in_threadpool(ward, request)
+        owner = await run_in_threadpool(principal_id, w)
+        done = await state.uploads.receive(request.stream(), owner=owner, filename=filename)
+        return doc({"upload": done.id, "filename": done.filename, "size": done.size, "hash": done.hash}, 201)
+
+    @r.post("/datasets/{name}/contributions", response_model=JobInfo, status_code=202, tags=["contributions"])
+    def submit_contribution(request: Request, name: str, body: ContributionCreate) -> DocumentResponse:
+        """Submit a contribution from uploads (records added, ids removed) and run its gate, as a job."""
+        w = ward(request)
+        owner = principal_id(w)
+        data = state.uploads.claim(body.upload, owner) if body.upload else None
+        removes_file = state.uploads.claim(body.removes_upload, owner) if body.removes_upload else None
+        if removes_file is not None and body.removes is not None:
+            raise InputError("give removed ids as a list or as an upload, not both")
+        paths = {str(u.path): u.filename for u in (data, removes_file) if u is not None}
+        scratch = state.scratch() if body.html else None
+
+        def run(progress: Any) -> tuple[Any, dict[str, str]]:
+            html = scratch / "report.html" if scratch else None
+            with _renamed_errors(paths):
+                info = w.contribute(
+                    name,
+                    data.path if data else None,
+                    source=body.source,
+                    fetched_at=body.fetched_at,
+                    licence=body.licence,
+                    removes=removes_file.path if removes_file else body.removes,
+                    message=body.message,
+                    format=body.format,
+                    gate=body.gate,
+                    html=html,
+                    progress=lambda text: progress(_replace(text, paths)),
+                )
+            return _replace(info, paths), _html_attachment(html)
+
+        def cleanup() -> None:
+            for u in (data, removes_file):
+                if u is not None:
+                    state.uploads.discard(u.id)
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+        return job_answer(state.jobs.submit("contribute", owner, run, cleanup=cleanup))
+
+    @r.get("/contributions/{ref}", response_model=Document, tags=["contributions"])
+    def contribution(request: Request, ref: str) -> DocumentResponse:
+        """One contribution (`c_...` or `DATASET#N`, URL-encoded) with its source."""
+        return doc(ward(request).contribution(ref))
+
+    @r.post("/contributions/{ref}/withdraw", response_model=Document, tags=["contributions"])
+    def withdraw(request: Request, ref: str, body: Reason) -> DocumentResponse:
+        """Withdraw your own contribution before it is merged."""
+        return doc(ward(request).withdraw(ref, reason=body.reason))
+
+    @r.post("/contributions/{ref}/approve", response_model=Document, tags=["contributions"])
+    def approve(request: Request, ref: str, body: RequiredReason) -> DocumentResponse:
+        """Approve a contribution (never your own, nor your bot's), bound to its content hash."""
+        return doc(ward(request).approve(ref, reason=body.reason))
+
+    @r.post("/contributions/{ref}/reject", response_model=Document, tags=["contributions"])
+    def reject(request: Request, ref: str, body: RequiredReason) -> DocumentResponse:
+        """Reject a contribution: it can never be merged."""
+        return doc(ward(request).reject(ref, reason=body.reason))
+
+    @r.post("/contributions/{ref}/merge", response_model=Document, tags=["contributions"])
+    def merge(request: Request, ref: str, body: MergeBody) -> DocumentResponse:
+        """Merge a contribution into a new immutable version."""
+        return doc(ward(request).merge(ref, message=body.message))
+
+    @r.post("/contributions/{ref}/override", response_model=Document, tags=["gates"])
+    def override_block(request: Request, ref: str, body: RequiredReason) -> DocumentResponse:
+        """Request, or confirm as a second owner or admin, lifting a gate's block."""
+        return doc(ward(request).override_block(ref, reason=body.reason))
+
+    @r.post("/contributions/{ref}/quarantine", response_model=Document, tags=["audit"])
+    def quarantine(request: Request, ref: str, body: RequiredReason) -> DocumentResponse:
+        """Hold a whole contribution out of every future version."""
+        return doc(ward(request).quarantine_contribution(ref, reason=body.reason))
+
+    @r.post("/contributions/{ref}/gate", response_model=JobInfo, status_code=202, tags=["gates"])
+    def run_gate(request: Request, ref: str, body: GateRun) -> DocumentResponse:
+        """Run the dataset's gate on a contribution, as a job."""
+        w = ward(request)
+        owner = principal_id(w)
+        scratch = state.scratch() if body.html else None
+
+        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
+            html = scratch / "report.html" if scratch else None
+            report = w.run_gate(ref, html=html)
+            return report, _html_attachment(html)
+
+        cleanup = (lambda: shutil.rmtree(scratch, ignore_errors=True)) if scratch else None
+        return job_answer(state.jobs.submit("gate", owner, run, cleanup=cleanup))
+
+    @r.get("/contributions/{ref}/gate", response_model=Document, tags=["gates"])
+    def gate_report(request: Request, ref: str) -> DocumentResponse:
+        """The latest stored gate report of a contribution."""
+        return doc(ward(request).gate_report(ref))
+
+    @r.post("/datasets/{name}/selftest", response_model=JobInfo, status_code=202, tags=["gates"])
+    def selftest(request: Request, name: str, body: SelftestBody) -> DocumentResponse:
+        """Plant known poisons and measure what this dataset's gate catches, as a job."""
+        w = ward(request)
+        owner = principal_id(w)
+
+        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
+            return w.selftest(name, body.contribution, seed=body.seed), {}
+
+        return job_answer(state.jobs.submit("selftest", owner, run))
+
+    # --- review ------------------------------------------------------------------------------------
+    @r.get("/review", response_model=Documents, tags=["review"])
+    def review_list(
+        request: Request, dataset: str | None = None, status: str = "pending", contribution: str | None = None
+    ) -> DocumentResponse:
+        """Quarantined records, most suspicious first."""
+        return doc(ward(request).review_list(dataset, status=status, contribution=contribution))
+
+    @r.get("/review/{item}", response_model=Document, tags=["review"])
+    def review_show(request: Request, item: str) -> DocumentResponse:
+        """One quarantined record with the gate's evidence."""
+        return doc(ward(request).review_show(item))
+
+    @r.post("/review/decide", response_model=Documents, tags=["review"])
+    def review_decide(request: Request, body: ReviewDecision) -> DocumentResponse:
+        """Accept or reject quarantined records."""
+        return doc(ward(request).review_decide(body.items, body.decision, reason=body.reason))
+
+    # --- versions ----------------------------------------------------------------------------------
+    @r.get("/diff", response_model=Document, tags=["versions"])
+    def diff(request: Request, a: str, b: str) -> DocumentResponse:
+        """Records added and removed between two versions."""
+        return doc(ward(request).diff(a, b))
+
+    @r.post("/versions/{ref}/promote", response_model=Document, tags=["versions"])
+    def promote(request: Request, ref: str, body: PromoteBody) -> DocumentResponse:
+        """Promote a version (`DATASET@vN`) to training, or retire it."""
+        return doc(ward(request).promote(ref, stage=body.stage, reason=body.reason))
+
+    @r.get(
+        "/versions/{ref}/export",
+        response_class=FileResponse,
+        tags=["versions"],
+        responses={200: {"content": {"application/octet-stream": {}}, "description": "The records file."}},
+    )
+    def export(request: Request, ref: str, format: str = "parquet") -> FileResponse:
+        """A version's records as a file (parquet, jsonl or csv); the export's document is in the
+        `X-Dataward-Document` header (JSON)."""
+        w = ward(request)
+        scratch = state.scratch()
+        try:
+            target = scratch / f"export.{format if format.isalnum() else 'out'}"
+            info = w.export(ref, target, format=format)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        info = {k: v for k, v in info.items() if k != "path"}
+        return FileResponse(
+            target,
+            media_type="application/octet-stream",
+            headers={"X-Dataward-Document": json.dumps(info, default=str, ensure_ascii=True)},
+            background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+        )
+
+    # --- audit -------------------------------------------------------------------------------------
+    @r.get("/trace/{ref}", response_model=Document, tags=["audit"])
+    def trace(request: Request, ref: str) -> DocumentResponse:
+        """Trace a record, contribution, key id (`dw_xxxxxxxx`) or version."""
+        return doc(ward(request).trace(ref))
+
+    @r.get("/ledger", response_model=Documents, tags=["audit"])
+    def ledger(
+        request: Request,
+        limit: int | None = None,
+        type: list[str] | None = Query(None),
+        newest_first: bool = True,
+    ) -> DocumentResponse:
+        """Ledger events (`type`: prefixes, repeatable)."""
+        return doc(ward(request).ledger(limit=limit, types=type, newest_first=newest_first))
+
+    @r.get("/ledger/head", response_model=Document, tags=["audit"])
+    def ledger_head(request: Request) -> DocumentResponse:
+        """The newest event's number and hash."""
+        return doc(ward(request).ledger_head())
+
+    @r.get("/ledger/export", response_model=Document, tags=["audit"])
+    def ledger_export(request: Request) -> DocumentResponse:
+        """The whole chain, for a verifier in any language."""
+        return doc(ward(request).ledger_export())
+
+    @r.get("/public-key", response_model=Document, tags=["audit"])
+    def public_key(request: Request) -> DocumentResponse:
+        """The ward's Ed25519 public key (pin it for verify)."""
+        return doc(ward(request).public_key())
+
+    @r.post("/verify", response_model=JobInfo, status_code=202, tags=["audit"])
+    def verify(request: Request, body: VerifyBody) -> DocumentResponse:
+        """Re-check ledger, objects and catalog against checkpoints and a pinned key, as a job."""
+        w = ward(request)
+        owner = principal_id(w)
+        given = [Checkpoint.from_dict(c.document, source=c.source) for c in body.checkpoints]
+
+        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
+            return w.verify(checkpoints=given, public_key=body.public_key).to_dict(), {}
+
+        return job_answer(state.jobs.submit("verify", owner, run))
+
+    @r.post("/checkpoints", response_model=Document, status_code=201, tags=["audit"])
+    def checkpoint(request: Request) -> DocumentResponse:
+        """Sign a checkpoint of the ledger head."""
+        return doc(ward(request).checkpoint(), 201)
+
+    @r.get("/checkpoints", response_model=Documents, tags=["audit"])
+    def checkpoints(request: Request) -> DocumentResponse:
+        """Checkpoints kept by the ward."""
+        return doc(ward(request).checkpoints())
+
+    @r.get("/witness", response_model=Document, tags=["audit"])
+    def witness(request: Request) -> DocumentResponse:
+        """Where checkpoints are witnessed."""
+        return doc(ward(request).witness())
+
+    @r.put("/witness", response_model=Document, tags=["audit"])
+    def set_witness(request: Request, body: WitnessBody) -> DocumentResponse:
+        """Set, or turn off, the witness location (on the server's side)."""
+        return doc(ward(request).set_witness(body.location))
+
+    # --- jobs --------------------------------------------------------------------------------------
+    @r.get("/jobs/{job_id}", response_model=JobInfo, tags=["jobs"])
+    def job(request: Request, job_id: str) -> DocumentResponse:
+        """A job's status, progress, and result or error. Only its starter may read it."""
+        w = ward(request)
+        return doc(state.jobs.get(job_id, principal_id(w)).public())
+
+    return r
+
+
+def _html_attachment(path: Path | None) -> dict[str, str]:
+    if path is None or not path.exists():
+        return {}
+    return {"html": path.read_text("utf-8")}

@@ -1,0 +1,109 @@
+"""The boundary's authentication rules: bearer keys only, never in a URL or a cookie, and failed
+attempts rate-limited per claimed key id and per client address."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+from dataward.domain.errors import AuthenticationError
+from dataward.domain.transport_errors import RateLimited
+from dataward.service.auth import claimed_key_id
+
+# A whole key (id and secret). Key ids alone (``dw_abcd1234``) are names, fine in a URL: `trace`,
+# `key revoke` take them. A secret in a URL ends up in proxy logs and browser history.
+_FULL_KEY = re.compile(r"dw_[a-z2-7]{8}_[a-z2-7]{16,}", re.IGNORECASE)
+_CREDENTIAL_PARAMS = {"key", "api_key", "apikey", "token", "access_token", "auth", "authorization", "bearer"}
+
+
+def refuse_credentials_outside_header(request: Request) -> None:
+    """Refuse a request carrying a key in its query string or in a cookie, even next to a valid header:
+    the key has leaked and should be rotated, and the request must not succeed as if nothing happened."""
+    for name, value in request.query_params.multi_items():
+        if name.lower() in _CREDENTIAL_PARAMS or _FULL_KEY.search(value):
+            raise AuthenticationError(
+                "an API key in the URL is refused",
+                hint="send it only as `Authorization: Bearer dw_...`; rotate a key that was put in a URL",
+            )
+    for name, value in request.cookies.items():
+        if name.lower() in _CREDENTIAL_PARAMS or _FULL_KEY.search(value):
+            raise AuthenticationError(
+                "an API key in a cookie is refused",
+                hint="send it only as `Authorization: Bearer dw_...`",
+            )
+
+
+def bearer_key(request: Request) -> str:
+    """The key of ``Authorization: Bearer dw_...``; anything else is an ``AuthenticationError``."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthenticationError("no API key given", hint="send `Authorization: Bearer dw_...` (DATAWARD_KEY)")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError(
+            "the Authorization header is not `Bearer <key>`", hint="send `Authorization: Bearer dw_...`"
+        )
+    return token.strip()
+
+
+class FailureLimiter:
+    """Counts failed authentications in a sliding window per claimed key id and per client address.
+
+    While either is over its limit, requests naming that key id or coming from that address are
+    answered 429 before the ward is consulted: guessing secrets gets slow, and the ledger is not
+    flooded. The count lives in this process; with several workers each keeps its own (the ward's
+    own summary of refusals in the ledger is shared)."""
+
+    def __init__(
+        self, per_key: int, per_address: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_key = per_key
+        self.per_address = per_address
+        self.window_s = window_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._by_key: dict[str, deque[float]] = {}
+        self._by_address: dict[str, deque[float]] = {}
+
+    def _recent(self, table: dict[str, deque[float]], name: str, now: float) -> deque[float]:
+        times = table.get(name)
+        if times is None:
+            return deque()
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+        if not times:
+            del table[name]
+        return times
+
+    def check(self, credential: str | None, address: str) -> None:
+        """Raise ``RateLimited`` when this key id or address failed too often recently."""
+        key_id = claimed_key_id(credential)
+        now = self.clock()
+        with self._lock:
+            by_address = len(self._recent(self._by_address, address, now))
+            by_key = len(self._recent(self._by_key, key_id, now)) if key_id else 0
+        if by_address >= self.per_address or by_key >= self.per_key:
+            raise RateLimited(
+                "too many failed authentications; try again later",
+                hint=f"wait up to {int(self.window_s)} seconds; check DATAWARD_KEY",
+                retry_after=int(self.window_s),
+            )
+
+    def failed(self, credential: str | None, address: str) -> None:
+        """Count one failed authentication."""
+        key_id = claimed_key_id(credential)
+        now = self.clock()
+        with self._lock:
+            self._by_address.setdefault(address, deque()).append(now)
+            if key_id:
+                self._by_key.setdefault(key_id, deque()).append(now)
+            # Forget quiet names so that a scan of many ids cannot grow the tables without bound.
+            if len(self._by_address) + len(self._by_key) > 100_000:
+                for table in (self._by_address, self._by_key):
+                    for name in list(table):
+                        self._recent(table, name, now)

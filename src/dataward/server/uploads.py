@@ -1,0 +1,123 @@
+"""Uploads: a contribution's file streamed to disk beside the ward, hashed while it arrives.
+
+An upload is written to a private temporary file in the ward's ``server/uploads`` folder, counted
+and BLAKE3-hashed chunk by chunk, and only renamed into place once complete and within the size
+limit; a refused, oversize or interrupted upload leaves nothing behind. An upload belongs to the
+principal that sent it, is consumed by one contribution, and is deleted after ``upload_ttl_s`` if
+no contribution used it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from dataward.domain.errors import InputError, NotFound
+from dataward.domain.transport_errors import PayloadTooLarge
+
+_SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,10}){1,2}$")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One complete upload: where its bytes are, whose it is, and what it hashed to."""
+
+    id: str
+    path: Path
+    owner: str
+    filename: str
+    size: int
+    hash: str
+
+
+class UploadArea:
+    """The folder of uploads of one ward."""
+
+    def __init__(self, folder: Path, *, max_bytes: int, ttl_s: float) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    async def receive(self, chunks: AsyncIterator[bytes], *, owner: str, filename: str) -> Upload:
+        """Stream ``chunks`` into a new upload of ``owner``; nothing remains if it fails or is too large."""
+        self.sweep()
+        name = Path(filename.replace("\\", "/")).name
+        suffix = "".join(Path(name).suffixes[-2:])
+        if suffix and not _SUFFIX.match(suffix):
+            suffix = ""
+        upload_id = f"u_{secrets.token_hex(12)}"
+        partial = self.folder / f".{upload_id}.partial"
+        final_dir = self.folder / upload_id
+        digest = blake3.blake3()
+        size = 0
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise PayloadTooLarge(
+                            f"the upload exceeds the server's limit of {self.max_bytes} bytes",
+                            hint="split the contribution into smaller ones",
+                            limit=self.max_bytes,
+                        )
+                    digest.update(chunk)
+                    fh.write(chunk)
+            if size == 0:
+                raise InputError(f"{filename} is empty", hint="an empty contribution changes nothing")
+            final_dir.mkdir(mode=0o700)
+            path = final_dir / f"data{suffix}"
+            os.replace(partial, path)
+            meta = {"owner": owner, "filename": filename, "size": size, "hash": "b3:" + digest.hexdigest()}
+            (final_dir / "meta.json").write_text(json.dumps(meta), "utf-8")
+        except BaseException:
+            # Refused, oversize, or the client went away mid-stream: leave nothing behind.
+            partial.unlink(missing_ok=True)
+            shutil.rmtree(final_dir, ignore_errors=True)
+            raise
+        return Upload(upload_id, path, owner, filename, size, meta["hash"])
+
+    def claim(self, upload_id: str, owner: str) -> Upload:
+        """The upload ``upload_id`` of ``owner``; ``NotFound`` for anyone else's or an unknown one."""
+        missing = NotFound(f"no upload {upload_id!r}", hint="upload the file first (POST /api/v1/uploads)")
+        if not re.fullmatch(r"u_[0-9a-f]{24}", upload_id):
+            raise missing
+        folder = self.folder / upload_id
+        try:
+            meta = json.loads((folder / "meta.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            raise missing from None
+        if meta.get("owner") != owner:
+            raise missing
+        data = [p for p in folder.iterdir() if p.name.startswith("data")]
+        if not data:
+            raise missing
+        return Upload(upload_id, data[0], owner, meta["filename"], meta["size"], meta["hash"])
+
+    def discard(self, upload_id: str) -> None:
+        """Delete an upload (once its contribution is stored, or refused)."""
+        if re.fullmatch(r"u_[0-9a-f]{24}", upload_id):
+            shutil.rmtree(self.folder / upload_id, ignore_errors=True)
+
+    def sweep(self) -> None:
+        """Delete uploads nobody used within ``ttl_s``, and partial files of crashed processes."""
+        now = time.time()
+        for path in self.folder.iterdir():
+            try:
+                if now - path.stat().st_mtime > self.ttl_s:
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+            except OSError:
+                pass

@@ -4,6 +4,14 @@ SQLite runs in WAL mode with foreign keys on, and every write transaction starts
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the lock instead of failing half-way;
 PostgreSQL serializes ledger appends with a transaction-level advisory lock.
 
+Reads run in read transactions that take no write lock: a plain ``BEGIN`` on SQLite (WAL readers
+never block the writer nor wait for it; ``query_only`` makes an accidental write fail loudly), and
+``REPEATABLE READ READ ONLY`` on PostgreSQL, so a read sees one consistent snapshot.
+
+Waiting for the write lock is bounded by the lock timeout (``DATAWARD_LOCK_TIMEOUT`` seconds, 60 by
+default): short contention just waits its turn, and contention that outlasts the timeout is raised
+as ``Busy``, a domain error with its own exit code, never as the driver's ``OperationalError``.
+
 SQLite runs with ``synchronous=FULL``: the WAL is synced to disk at every commit, so an event the
 ward reported as recorded survives a power loss. (With ``NORMAL`` a committed tail can vanish on
 power loss, which is indistinguishable from a deliberate truncation of the ledger.)
@@ -11,21 +19,59 @@ power loss, which is indistinguishable from a deliberate truncation of the ledge
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
+
+from dataward.domain.errors import Busy
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 """The newest migration's revision id (revisions are four digits, in order)."""
 SQLITE_BUSY_TIMEOUT_S = 60
+"""The default lock timeout in seconds (``DATAWARD_LOCK_TIMEOUT`` overrides it)."""
+LOCK_TIMEOUT_ENV = "DATAWARD_LOCK_TIMEOUT"
+
+_PG_LOCK_STATES = {"55P03", "40001", "40P01", "57014"}
+"""PostgreSQL SQLSTATEs of lock contention: lock_not_available (lock_timeout), serialization_failure,
+deadlock_detected, query_canceled (a statement timeout while waiting)."""
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+def lock_timeout_s() -> float:
+    """How long a transaction waits for the write lock before ``Busy`` (seconds)."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else float(SQLITE_BUSY_TIMEOUT_S)
+    except ValueError:
+        value = float(SQLITE_BUSY_TIMEOUT_S)
+    return value if value > 0 else float(SQLITE_BUSY_TIMEOUT_S)
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True when ``exc`` is the database saying it is locked or busy (not a bug, not tampering)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _PG_LOCK_STATES:
+        return True
+    text_ = str(exc.orig).lower()
+    return isinstance(exc, OperationalError) and ("database is locked" in text_ or "database is busy" in text_)
+
+
+def _busy(timeout: float) -> Busy:
+    return Busy(
+        f"the catalog stayed locked by other writers for more than {timeout:g} s; nothing was changed",
+        hint=f"run the command again; if a long job holds the lock, raise {LOCK_TIMEOUT_ENV} (seconds)",
+    )
+
+
+def _sqlite_engine(url: str, timeout: float) -> Engine:
+    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": timeout})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -35,13 +81,20 @@ def _sqlite_engine(url: str) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        # The driver's busy handler retries a locked database until the timeout: short contention waits.
+        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         # Readers take no lock up front; writers take the write lock at BEGIN, never mid-transaction.
         readonly = conn.get_execution_options().get("dataward_readonly", False)
+        # query_only makes a write slipped into a read transaction fail at once instead of silently
+        # upgrading it to a write lock (which WAL refuses without waiting when the snapshot is stale).
+        conn.exec_driver_sql(f"PRAGMA query_only={int(bool(readonly))}")
+        busy_ms = conn.get_execution_options().get("dataward_busy_ms")
+        if busy_ms is not None:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
@@ -50,11 +103,12 @@ def _sqlite_engine(url: str) -> Engine:
 class CatalogDatabase:
     """Owns the engine; hands out transactions; applies Alembic migrations."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lock_timeout: float | None = None) -> None:
         self.url = url
         self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        self.lock_timeout = lock_timeout if lock_timeout is not None else lock_timeout_s()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(url)
+            self.engine = _sqlite_engine(url, self.lock_timeout)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
 
@@ -76,8 +130,6 @@ class CatalogDatabase:
 
     def schema_revision(self) -> str | None:
         """The catalog's Alembic revision (None for an empty database)."""
-        from sqlalchemy.exc import DBAPIError
-
         try:
             with self.reading() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -96,23 +148,44 @@ class CatalogDatabase:
         return True
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # One writer at a time appends to the ledger: a gap-free, fork-free chain.
-                conn.execute(text("SELECT pg_advisory_xact_lock(7310512)"))
-            yield conn
+    def transaction(self, *, timeout: float | None = None) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any exception.
+
+        Keep it short: it holds the ward's one write lock. Waiting longer than the lock timeout (or
+        ``timeout`` seconds) for it raises ``Busy``.
+        """
+        wait = self.lock_timeout if timeout is None else timeout
+        try:
+            with self.engine.connect() as plain:
+                conn = plain.execution_options(dataward_busy_ms=int(wait * 1000))
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        # Bounded like SQLite's busy timeout, instead of waiting for ever.
+                        conn.execute(text(f"SET LOCAL lock_timeout = {int(wait * 1000)}"))
+                        # One writer at a time appends to the ledger: a gap-free, fork-free chain.
+                        conn.execute(text("SELECT pg_advisory_xact_lock(7310512)"))
+                    yield conn
+        except DBAPIError as exc:
+            if is_lock_error(exc):
+                raise _busy(wait) from exc
+            raise
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A read-only connection (no write lock taken on SQLite)."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(dataward_readonly=True)
-            try:
-                yield conn
-            finally:
-                conn.rollback()
+        """A read transaction: one consistent snapshot, no write lock taken, never written through."""
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+                conn = conn.execution_options(dataward_readonly=True)
+                try:
+                    yield conn
+                finally:
+                    conn.rollback()
+        except DBAPIError as exc:
+            if is_lock_error(exc):
+                raise _busy(self.lock_timeout) from exc
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -92,3 +92,13 @@ class IntegrityViolation(DatawardError):
     code = "integrity_violation"
     exit_code = 7
     http_status = 500
+
+
+class Busy(DatawardError):
+    """The catalog stayed locked by other writers for longer than the lock timeout. Nothing was
+    changed by this request; it is safe to run it again."""
+
+    code = "busy"
+    exit_code = 10
+    http_status = 503
+

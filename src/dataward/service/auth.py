@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -197,8 +198,26 @@ def authenticate(conn: Connection, credential: str | None, now: Any) -> Caller:
     owner = load_principal(conn, principal.owner_id) if principal and principal.owner_id else None
     check_usable(record, principal, now, owner=owner)
     assert principal is not None  # check_usable refused otherwise
-    conn.execute(update(api_keys).where(api_keys.c.id == record.id).values(last_used_at=format_time(now)))
+    # Writes nothing: a read must be able to authenticate inside a read transaction. The key's
+    # last-used time is written separately and batched (see ``touch_due`` and ``touch``).
     return Caller(principal, record, tuple(load_grants(conn, principal.id)))
+
+
+TOUCH_INTERVAL = timedelta(minutes=1)
+"""How stale a key's ``last_used_at`` may get before a request writes it again. Batching it keeps
+reads from needing the write lock on every request; the time is used only to find unused keys, for
+which a minute is plenty precise."""
+
+
+def touch_due(caller: Caller, now: datetime) -> bool:
+    """True when the caller's key's last-used time is older than ``TOUCH_INTERVAL`` (or unset)."""
+    last = caller.key.last_used_at
+    return last is None or now - last >= TOUCH_INTERVAL or now < last
+
+
+def touch(conn: Connection, caller: Caller, now: datetime) -> None:
+    """Record that the caller's key was used at ``now`` (inside a short write transaction)."""
+    conn.execute(update(api_keys).where(api_keys.c.id == caller.key.id).values(last_used_at=format_time(now)))
 
 
 def authorize(conn: Connection, caller: Caller, action: Action, scope: Scope, now: Any) -> Decision:

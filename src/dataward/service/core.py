@@ -1,15 +1,23 @@
 """The heart of the service: one transaction per use case.
 
-Every use case runs ``authenticate -> authorize -> compute -> append ledger event + update catalog``
-inside a single database transaction, so the ledger and its catalog projections never disagree.
-A refusal rolls the use case back and is itself recorded as an ``access.denied`` event.
+A writing use case runs ``authenticate -> authorize -> compute -> append ledger event + update
+catalog`` inside a single short write transaction, so the ledger and its catalog projections never
+disagree. A refusal rolls the use case back and is itself recorded as an ``access.denied`` event.
+
+A reading use case (``write=False``) runs in a read transaction, which takes no write lock: other
+commands go on while it reads, and it can take as long as it needs (loading gate inputs, a self-test,
+writing an export, re-hashing every object). When it records something (an export, a self-test) its
+events are queued and appended afterwards in one short write transaction that first re-authenticates
+and re-authorizes the caller and re-runs the use case's checks (``UseCase.expect``): if anything it
+read has changed meanwhile, nothing is appended and the check's ``Conflict`` is raised. The key's
+last-used time is batched (``auth.touch_due``) and written in that same short transaction.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,13 +30,17 @@ from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import RowChange, update_row
 from dataward.catalog.tables import quarantine
-from dataward.domain.errors import AccessDenied, AuthenticationError, NotFound
+from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth, refusals
 from dataward.store import ObjectStore
 
 Clock = Callable[[], datetime]
+
+HOUSEKEEPING_WAIT_S = 2.0
+"""How long a read waits for the write lock to record its key's last-used time before leaving it to a
+later request."""
 
 
 def new_id(prefix: str) -> str:
@@ -37,14 +49,34 @@ def new_id(prefix: str) -> str:
 
 
 @dataclass
+class _Queued:
+    """An event a reading use case asked for, appended once its short write transaction opens."""
+
+    type: str
+    subject: dict[str, Any]
+    payload: dict[str, Any] | None
+    changes: tuple[RowChange, ...]
+
+
+@dataclass
 class UseCase:
-    """What a use case sees: its connection, its caller, the time, and ``emit`` to record events."""
+    """What a use case sees: its connection, its caller, the time, and ``emit`` to record events.
+
+    In a writing use case ``conn`` is the write transaction and ``emit`` appends at once. In a
+    reading one ``conn`` is a read transaction and ``emit`` queues the event for the short write
+    transaction that follows the body (see the module docstring); ``expect`` adds a check to run
+    there, and ``on_commit`` an action to run last inside it (e.g. moving an export into place).
+    """
 
     conn: Connection
     caller: auth.Caller
     now: datetime
     signer: WardSigner
     events: list[Event] = field(default_factory=list)
+    write: bool = True
+    queued: list[_Queued] = field(default_factory=list)
+    checks: list[Callable[[Connection], None]] = field(default_factory=list)
+    commit_actions: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def actor(self) -> Actor:
@@ -56,8 +88,12 @@ class UseCase:
         subject: dict[str, Any],
         payload: dict[str, Any] | None = None,
         changes: list[RowChange] | tuple[RowChange, ...] = (),
-    ) -> Event:
-        """Append a signed event and apply its catalog changes in this transaction."""
+    ) -> Event | None:
+        """Append a signed event and apply its catalog changes in this transaction; in a reading use
+        case, queue it for the write that follows the body (returns None then)."""
+        if not self.write:
+            self.queued.append(_Queued(type, subject, payload, tuple(changes)))
+            return None
         event = ledger_store.append(
             self.conn,
             self.signer,
@@ -70,6 +106,16 @@ class UseCase:
         )
         self.events.append(event)
         return event
+
+    def expect(self, check: Callable[[Connection], None]) -> None:
+        """Re-run ``check`` inside the short write transaction before queued events are appended. It
+        re-reads what the use case relied on and raises ``Conflict`` when that has changed."""
+        self.checks.append(check)
+
+    def on_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` inside the write transaction once the queued events are appended: if it
+        fails, they are not recorded; it is not run when anything before it fails."""
+        self.commit_actions.append(action)
 
 
 def close_pending_reviews(uc: UseCase, contribution_id: str, why: str) -> list[RowChange]:
@@ -127,26 +173,53 @@ class WardCore:
 
     @contextmanager
     def use_case(
-        self, action: Action, scope: Scope, *, detail: dict[str, Any] | None = None, check: bool = True
+        self,
+        action: Action,
+        scope: Scope,
+        *,
+        detail: dict[str, Any] | None = None,
+        check: bool = True,
+        write: bool = True,
     ) -> Iterator[UseCase]:
         """Authenticate the caller, authorize ``action`` on ``scope``, and run the body in one transaction.
 
         ``check=False`` leaves authorization to the body (for decisions that need catalog facts, such
-        as whose key is being revoked). Raises ``AuthenticationError``/``AccessDenied`` (after
-        recording ``access.denied``) when refused, wherever in the use case the refusal happens.
+        as whose key is being revoked). ``write=False`` runs the body in a read transaction (see the
+        module docstring): use it for every use case that only reads, or that only records that it
+        read. Raises ``AuthenticationError``/``AccessDenied`` (after recording ``access.denied``) when
+        refused, wherever in the use case the refusal happens.
         """
         now = self.now()
         caller: auth.Caller | None = None
         case: UseCase | None = None
         try:
-            with self.db.transaction() as conn:
-                caller = auth.authenticate(conn, self.credential, now)
-                if refusals.pending(conn, now):
-                    refusals.flush(conn, self.signer, now)
-                if check:
-                    auth.authorize(conn, caller, action, scope, now)
-                case = UseCase(conn, caller, now, self.signer)
-                yield case
+            if write:
+                with self.db.transaction() as conn:
+                    caller = auth.authenticate(conn, self.credential, now)
+                    if refusals.pending(conn, now):
+                        refusals.flush(conn, self.signer, now)
+                    if auth.touch_due(caller, now):
+                        auth.touch(conn, caller, now)
+                    if check:
+                        auth.authorize(conn, caller, action, scope, now)
+                    case = UseCase(conn, caller, now, self.signer)
+                    yield case
+            else:
+                with self.db.reading() as conn:
+                    caller = auth.authenticate(conn, self.credential, now)
+                    flush = refusals.pending(conn, now)
+                    if check:
+                        auth.authorize(conn, caller, action, scope, now)
+                    case = UseCase(conn, caller, now, self.signer, write=False)
+                    yield case
+                if case.queued or case.checks or case.commit_actions:
+                    caller = self._commit_read(case, action, scope, check=check, flush=flush)
+                elif flush or auth.touch_due(caller, now):
+                    # Only housekeeping is left (a last-used time, a refusal summary): the read has
+                    # succeeded and is neither failed nor held up long for it; the next request
+                    # writes them when the lock is busy now.
+                    with suppress(Busy):
+                        self._commit_read(case, action, scope, check=check, flush=flush, timeout=HOUSEKEEPING_WAIT_S)
         except (AuthenticationError, AccessDenied) as exc:
             # The use case was rolled back; the refusal itself must still be auditable.
             self._record_denial(exc, caller, action, scope, now, detail)
@@ -155,6 +228,43 @@ class WardCore:
             raise
         if case is not None and case.events:
             self.checkpoint_after(case.events)
+
+    def _commit_read(
+        self, case: UseCase, action: Action, scope: Scope, *, check: bool, flush: bool, timeout: float | None = None
+    ) -> auth.Caller:
+        """The short write transaction after a reading use case: housekeeping (the key's last-used
+        time, pending refusal summaries) and, when it asked for any, its checks and queued events."""
+        now = self.now()
+        caller = case.caller
+        with self.db.transaction(timeout=timeout) as conn:
+            if flush and refusals.pending(conn, now):
+                refusals.flush(conn, self.signer, now)
+            if case.queued or case.checks or case.commit_actions:
+                # The long work ran without the lock: the key may have been revoked, the grant taken
+                # away, or what was read changed meanwhile. Nothing is signed unless all still holds.
+                caller = auth.authenticate(conn, self.credential, now)
+                if check:
+                    auth.authorize(conn, caller, action, scope, now)
+                for expectation in case.checks:
+                    expectation(conn)
+                for q in case.queued:
+                    case.events.append(
+                        ledger_store.append(
+                            conn,
+                            self.signer,
+                            actor=caller.actor,
+                            type=q.type,
+                            subject=q.subject,
+                            payload=q.payload,
+                            changes=q.changes,
+                            now=now,
+                        )
+                    )
+                for commit_action in case.commit_actions:
+                    commit_action()
+            if auth.touch_due(caller, now):
+                auth.touch(conn, caller, now)
+        return caller
 
     def checkpoint_after(self, events: list[Event]) -> None:
         """Called once a use case's events are committed; the checkpoint use cases sign a checkpoint

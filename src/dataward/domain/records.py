@@ -121,7 +121,7 @@ def canonical_embedding(value: Any, dim: int | None) -> list[float]:
         raise ValueError("expected a list of numbers for the embedding, got text")
     try:
         arr = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError("the embedding is not a list of numbers") from exc
     if arr.ndim != 1 or (dim is not None and arr.shape[0] != dim):
         raise ValueError(f"expected an embedding of dimension {dim}, got shape {tuple(arr.shape)}")

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
 from dataward.domain.records import (
     canonical_categorical,
     canonical_embedding,
@@ -25,7 +26,7 @@ from dataward.domain.records import (
     canonical_text,
 )
 from dataward.domain.schema import ARROW_TYPES, LABEL_ARROW_TYPE, Column, ColumnKind, Schema
-from dataward.io.images import check_image, decode_base64_image
+from dataward.io.images import ImageTooLarge, check_image, decode_base64_image
 from dataward.io.location import ValueProblem
 
 Source = Literal["csv", "jsonl", "parquet"]
@@ -38,8 +39,11 @@ class _UseSlowPath(Exception):
     """The vectorized path cannot decide this column; convert it value by value."""
 
 
-def canonical_column(schema: Schema, name: str, values: Values, source: Source) -> pa.Array | pa.ChunkedArray:
-    """Canonical Arrow array for column ``name``; raises ``ValueProblem`` at the first bad value."""
+def canonical_column(
+    schema: Schema, name: str, values: Values, source: Source, limits: InputLimits = DEFAULT_LIMITS
+) -> pa.Array | pa.ChunkedArray:
+    """Canonical Arrow array for column ``name``; raises ``ValueProblem`` at the first bad value
+    (with ``limit`` set when the value is over one of ``limits``)."""
     if name == schema.label:
         return _by_unique(name, values, canonical_label, LABEL_ARROW_TYPE)
     column = schema.column(name)
@@ -52,7 +56,7 @@ def canonical_column(schema: Schema, name: str, values: Values, source: Source) 
             pre = _empty_is_missing if source == "csv" else None
             return _by_unique(name, values, _then(pre, canonical_categorical), ARROW_TYPES[column.kind])
         case ColumnKind.IMAGE:
-            return _image(name, values, source)
+            return _image(name, values, source, limits.max_image_pixels)
         case ColumnKind.EMBEDDING:
             return _embedding(name, values, column, source)
     raise AssertionError(column.kind)
@@ -154,7 +158,7 @@ def _numeric(name: str, values: Values) -> pa.Array | pa.ChunkedArray:
         return _slow(name, values, canonical_numeric, pa.float64())
 
 
-def _image(name: str, values: Values, source: Source) -> pa.Array:
+def _image(name: str, values: Values, source: Source, max_pixels: int) -> pa.Array:
     array = _as_array(values)
     if (
         source == "parquet"
@@ -171,7 +175,9 @@ def _image(name: str, values: Values, source: Source) -> pa.Array:
         try:
             data = convert(value)
             if data is not None:
-                check_image(data)
+                check_image(data, max_pixels)
+        except ImageTooLarge as exc:
+            raise ValueProblem(index, name, str(exc), limit="max_image_pixels") from None
         except ValueError as exc:
             raise ValueProblem(index, name, str(exc)) from None
         out.append(data)
@@ -185,6 +191,9 @@ def _parse_json_list(value: Any) -> Any:
         return json.loads(value)
     except json.JSONDecodeError:
         raise ValueError("the embedding is not a JSON list of numbers such as [0.1, 0.2]") from None
+    except RecursionError:
+        # Nested thousands deep: Python's parser gives up; it is not an embedding either way.
+        raise ValueError("the embedding is not a JSON list of numbers: it is nested too deeply") from None
 
 
 def _embedding(name: str, values: Values, column: Column, source: Source) -> pa.Array | pa.ChunkedArray:

@@ -10,29 +10,55 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from dataward.domain.errors import InputError
+from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.io.columns import canonical_column
 from dataward.io.header import check_columns
-from dataward.io.location import ValueProblem, input_error
+from dataward.io.location import ValueProblem, input_error, limit_exceeded, value_error
 from dataward.io.text_input import decode_utf8, has_undecodable, simple_line_numbers, strip_bom
 
 _BLOCK_SIZE = 1 << 22
 """pyarrow parses in blocks; a record longer than a block (a big base64 image) needs a bigger one."""
 
 
+_FIELD_LIMIT_LOCK = threading.RLock()
+
+
+@contextmanager
+def csv_field_limit(limit: int) -> Iterator[None]:
+    """Let the ``csv`` module read fields up to ``limit`` characters, only inside this block.
+
+    ``csv.field_size_limit`` is one setting for the whole process. Base64 images are far longer
+    than its default, so it is raised to the record limit while this reader needs it and put back
+    afterwards; the lock keeps two threads from restoring each other's value too early.
+    """
+    with _FIELD_LIMIT_LOCK:
+        previous = csv.field_size_limit()
+        csv.field_size_limit(limit)
+        try:
+            yield
+        finally:
+            csv.field_size_limit(previous)
+
+
 def _reader(text: str) -> Any:
-    # Values such as base64 images are far longer than the csv module's default field limit.
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     return csv.reader(io.StringIO(text, newline=""), strict=True)
+
+
+def _over_field_limit(exc: csv.Error) -> bool:
+    return "field larger than field limit" in str(exc)
 
 
 def _lines(data: bytes) -> Iterator[str]:
@@ -46,10 +72,32 @@ def _lines(data: bytes) -> Iterator[str]:
 
 
 def _header(path: str | PathLike[str], data: bytes) -> list[str]:
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     try:
         header = next(csv.reader(_lines(data), strict=True), None)
-    except (csv.Error, UnicodeDecodeError):
+    except csv.Error as exc:
+        if _over_field_limit(exc):
+            raise _field_too_long(path, 1) from None
+        header = _header_from_text(path, data)
+    except UnicodeDecodeError:
+        header = _header_from_text(path, data)
+    if not header or header == [""]:
+        raise input_error(path, "the file is empty: no header line", hint="the first line names the columns")
+    return header
+
+
+def _field_too_long(path: str | PathLike[str], line: int) -> InputError:
+    limit = csv.field_size_limit()
+    return limit_exceeded(
+        path,
+        "max_record_bytes",
+        limit_problem("max_record_bytes", limit, what="a value of the record"),
+        unit="line",
+        where=line,
+    )
+
+
+def _header_from_text(path: str | PathLike[str], data: bytes) -> list[str] | None:
+    if True:
         # Old-style "\r" line ends or a bad byte: read again from the whole decoded text.
         text = decode_utf8(path, data, _column_with_bad_bytes)
         try:
@@ -104,6 +152,8 @@ def _explain_parse_failure(path: str | PathLike[str], text: str, header: list[st
                 )
             start = reader.line_num + 1
     except csv.Error as exc:
+        if _over_field_limit(exc):
+            return _field_too_long(path, start)
         return input_error(
             path,
             f"the record does not parse as CSV ({exc})",
@@ -123,10 +173,16 @@ def _line_numbers(path: str | PathLike[str], data: bytes, records: int) -> np.nd
     next(reader)
     start = reader.line_num + 1
     lines = []
-    for record in reader:
-        if record:  # blank lines hold no record, for pyarrow as for us
-            lines.append(start)
-        start = reader.line_num + 1
+    try:
+        for record in reader:
+            if record:  # blank lines hold no record, for pyarrow as for us
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        # pyarrow parsed the file, so only a value over the field limit stops the csv module here.
+        if _over_field_limit(exc):
+            raise _field_too_long(path, start) from None
+        raise input_error(path, f"the record does not parse as CSV ({exc})", unit="line", where=start) from None
     if len(lines) != records:
         raise input_error(
             path,
@@ -147,8 +203,44 @@ def _parse(data: bytes, header: list[str], schema: Schema, block_size: int) -> p
     )
 
 
-def read_csv(path: str | PathLike[str], data: bytes, schema: Schema) -> tuple[pa.Table, np.ndarray]:
-    """Canonical table (without record ids) and the line number of each record."""
+def _record_sizes(parsed: pa.Table) -> np.ndarray:
+    """The UTF-8 size of each parsed record: the sum of its values' sizes."""
+    sizes = np.zeros(parsed.num_rows, dtype=np.int64)
+    for column in parsed.columns:
+        sizes += pc.binary_length(column).fill_null(0).to_numpy().astype(np.int64)
+    return sizes
+
+
+def _check_records(path: str | PathLike[str], parsed: pa.Table, rows: np.ndarray, limits: InputLimits) -> None:
+    """Refuse a record over ``max_record_bytes`` (one spread over many short lines) or too many rows."""
+    sizes = _record_sizes(parsed)
+    over = np.flatnonzero(sizes > limits.max_record_bytes)
+    if over.size:
+        index = int(over[0])
+        raise limit_exceeded(
+            path,
+            "max_record_bytes",
+            limit_problem("max_record_bytes", limits.max_record_bytes, int(sizes[index]), what="the record"),
+            unit="line",
+            where=int(rows[index]),
+        )
+
+
+def read_csv(
+    path: str | PathLike[str], data: bytes, schema: Schema, limits: InputLimits = DEFAULT_LIMITS
+) -> tuple[pa.Table, np.ndarray]:
+    """Canonical table (without record ids) and the line number of each record.
+
+    Values may hold any character, NUL (U+0000) included: it is stored as it is, like every other
+    character, so that any text survives export and import in every format (see docs/cli.md).
+    """
+    with csv_field_limit(limits.max_record_bytes):
+        return _read_csv(path, data, schema, limits)
+
+
+def _read_csv(
+    path: str | PathLike[str], data: bytes, schema: Schema, limits: InputLimits
+) -> tuple[pa.Table, np.ndarray]:
     data = strip_bom(data)
     header = _header(path, data)
     check_columns(path, header, schema, unit="line", where=1)
@@ -165,11 +257,18 @@ def read_csv(path: str | PathLike[str], data: bytes, schema: Schema) -> tuple[pa
         raise _explain_parse_failure(path, text, header, str(exc)) from None
     if parsed.num_rows == 0:
         raise input_error(path, "the file has a header but no records", hint="add at least one record")
+    if parsed.num_rows > limits.max_rows:
+        raise limit_exceeded(
+            path,
+            "max_rows",
+            limit_problem("max_rows", limits.max_rows, parsed.num_rows, what="the number of records", bytes_=False),
+        )
     rows = _line_numbers(path, data, parsed.num_rows)
+    _check_records(path, parsed, rows, limits)
     arrays = []
     for name in schema.arrow_schema(with_record_id=False).names:
         try:
-            arrays.append(canonical_column(schema, name, parsed.column(name), "csv"))
+            arrays.append(canonical_column(schema, name, parsed.column(name), "csv", limits))
         except ValueProblem as problem:
-            raise input_error(path, problem.problem, unit="line", where=int(rows[problem.index]), column=name) from None
+            raise value_error(path, problem, unit="line", where=int(rows[problem.index]), column=name) from None
     return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(with_record_id=False)), rows

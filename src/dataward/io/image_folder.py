@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.records import canonical_label
 from dataward.domain.schema import ColumnKind, Schema
-from dataward.io.images import check_image
-from dataward.io.location import input_error
+from dataward.io.images import ImageTooLarge, check_image
+from dataward.io.location import input_error, limit_exceeded
 
 
 def _hidden(relative: Path) -> bool:
@@ -53,7 +54,38 @@ def image_files(root: Path) -> list[tuple[str, Path]]:
     return sorted(files)
 
 
-def read_image_folder(root: Path, schema: Schema) -> tuple[pa.Table, np.ndarray, list[str], str]:
+def _check_listing(root: Path, files: list[tuple[str, Path]], limits: InputLimits) -> None:
+    """Refuse too many images, one image file over ``max_record_bytes`` or a folder over
+    ``max_file_bytes``, from the file sizes alone, before any image is read."""
+    if len(files) > limits.max_rows:
+        raise limit_exceeded(
+            root,
+            "max_rows",
+            limit_problem("max_rows", limits.max_rows, len(files), what="the number of image files", bytes_=False),
+        )
+    total = 0
+    for relative, file in files:
+        size = file.stat().st_size
+        if size > limits.max_record_bytes:
+            raise limit_exceeded(
+                root,
+                "max_record_bytes",
+                limit_problem("max_record_bytes", limits.max_record_bytes, size, what="the image file"),
+                unit="file",
+                where=relative,
+            )
+        total += size
+    if total > limits.max_file_bytes:
+        raise limit_exceeded(
+            root,
+            "max_file_bytes",
+            limit_problem("max_file_bytes", limits.max_file_bytes, total, what="the folder's images"),
+        )
+
+
+def read_image_folder(
+    root: Path, schema: Schema, limits: InputLimits = DEFAULT_LIMITS
+) -> tuple[pa.Table, np.ndarray, list[str], str]:
     """Canonical table (without record ids), 1-based record numbers, relative paths, and the
     folder's raw hash: the hash of the sorted ``(relative path, file hash)`` list."""
     images = schema.of_kind(ColumnKind.IMAGE)
@@ -66,14 +98,27 @@ def read_image_folder(root: Path, schema: Schema) -> tuple[pa.Table, np.ndarray,
         )
     column = images[0].name
     files = image_files(root)
+    _check_listing(root, files, limits)
     labels: list[str] = []
     blobs: list[bytes] = []
     listing: list[list[str]] = []
     for relative, file in files:
         data = file.read_bytes()
+        if len(data) > limits.max_record_bytes:  # the file grew after it was listed
+            raise limit_exceeded(
+                root,
+                "max_record_bytes",
+                limit_problem("max_record_bytes", limits.max_record_bytes, len(data), what="the image file"),
+                unit="file",
+                where=relative,
+            )
         try:
-            check_image(data)
+            check_image(data, limits.max_image_pixels)
             label = canonical_label(relative.split("/", 1)[0])
+        except ImageTooLarge as exc:
+            raise limit_exceeded(
+                root, "max_image_pixels", str(exc), unit="file", where=relative, column=column
+            ) from None
         except ValueError as exc:
             raise input_error(root, str(exc), unit="file", where=relative, column=column) from None
         labels.append(label)

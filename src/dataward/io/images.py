@@ -10,19 +10,44 @@ from typing import Any
 
 from PIL import Image
 
+from dataward.domain.limits import DEFAULT_LIMITS, limit_problem
 
-def check_image(data: bytes) -> None:
+
+class ImageTooLarge(ValueError):
+    """An image whose header declares more pixels than the limit: refused before any decoding."""
+
+
+def image_pixels_problem(width: int, height: int, max_pixels: int) -> str:
+    """The message for an image over ``max_image_pixels``."""
+    return limit_problem(
+        "max_image_pixels",
+        max_pixels,
+        what=f"the image ({width} x {height} = {width * height:,} pixels)",
+        bytes_=False,
+    )
+
+
+def check_image(data: bytes, max_pixels: int = DEFAULT_LIMITS.max_image_pixels) -> None:
     """Raise ``ValueError`` unless ``data`` is an image Pillow can open and verify.
 
     The bytes themselves are what gets stored: they are only inspected here, never decoded into a
-    new file. A decompression bomb (an image whose pixel count is past Pillow's safety limit) is
-    refused like any other undecodable file.
+    new file. The pixel count is read from the header and checked against ``max_pixels`` before
+    anything is decompressed (``ImageTooLarge``), so a decompression bomb (a small file declaring
+    a huge image) costs nothing; Pillow's own bomb check (``Image.MAX_IMAGE_PIXELS``) still applies
+    above it.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageTooLarge(image_pixels_problem(width, height, max_pixels))
                 image.verify()
+    except ImageTooLarge:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"the image is a decompression bomb ({exc}) (max_image_pixels)") from None
     except Exception as exc:  # Pillow raises many types for damaged files; all mean "not an image".
         reason = str(exc) or type(exc).__name__
         raise ValueError(f"not a decodable image ({reason})") from None

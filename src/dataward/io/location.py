@@ -6,6 +6,7 @@ from os import PathLike
 from typing import Literal
 
 from dataward.domain.errors import InputError
+from dataward.domain.limits import limit_hint
 
 Unit = Literal["line", "row", "file"]
 
@@ -13,11 +14,13 @@ Unit = Literal["line", "row", "file"]
 class ValueProblem(ValueError):
     """A value that does not fit its column, at 0-based position ``index`` of the parsed records."""
 
-    def __init__(self, index: int, column: str, problem: str) -> None:
+    def __init__(self, index: int, column: str, problem: str, *, limit: str | None = None) -> None:
         super().__init__(problem)
         self.index = index
         self.column = column
         self.problem = problem
+        self.limit = limit
+        """The input limit the value is over (``max_image_pixels``...), or ``None``."""
 
 
 def input_error(
@@ -43,3 +46,27 @@ def input_error(
         place.append(f"column {column!r}")
         details["column"] = column
     return InputError(f"{', '.join(place)}: {problem}", hint=hint, **details)
+
+
+def limit_exceeded(
+    path: str | PathLike[str],
+    limit: str,
+    problem: str,
+    *,
+    unit: Unit | None = None,
+    where: int | str | None = None,
+    column: str | None = None,
+) -> InputError:
+    """An ``input_error`` for an input over one of its limits: the hint says how to raise ``limit``."""
+    error = input_error(path, problem, unit=unit, where=where, column=column, hint=limit_hint(limit))
+    error.details["limit"] = limit
+    return error
+
+
+def value_error(
+    path: str | PathLike[str], problem: ValueProblem, *, unit: Unit, where: int | str, column: str
+) -> InputError:
+    """The ``InputError`` for a bad value: over a limit (with how to raise it) or simply malformed."""
+    if problem.limit is not None:
+        return limit_exceeded(path, problem.limit, problem.problem, unit=unit, where=where, column=column)
+    return input_error(path, problem.problem, unit=unit, where=where, column=column)

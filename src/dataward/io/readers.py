@@ -7,18 +7,19 @@ naming the file, the line (CSV, JSON Lines), row (Parquet) or file (image folder
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pyarrow as pa
 
-from dataward.domain.hashing import content_hash
+from dataward.domain.limits import InputLimits
 from dataward.domain.records import record_ids
 from dataward.domain.schema import Schema
+from dataward.io.bounded import check_file_size, hash_file, read_text_file
 from dataward.io.csv_reader import read_csv
 from dataward.io.image_folder import read_image_folder
 from dataward.io.jsonl_reader import read_jsonl
@@ -30,10 +31,9 @@ FORMATS: tuple[str, ...] = get_args(Format)
 
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
-_FILE_READERS: dict[str, Callable[[Path, bytes, Schema], tuple[pa.Table, np.ndarray]]] = {
+_TEXT_READERS: dict[str, Callable[[Path, bytes, Schema, InputLimits], tuple[pa.Table, np.ndarray]]] = {
     "csv": read_csv,
     "jsonl": read_jsonl,
-    "parquet": read_parquet,
 }
 
 
@@ -78,27 +78,42 @@ def detect_format(path: str | PathLike[str]) -> str:
     return fmt
 
 
-def read_table(path: str | PathLike[str], schema: Schema, *, format: str | None = None) -> ImportedTable:
+def read_table(
+    path: str | PathLike[str],
+    schema: Schema,
+    *,
+    format: str | None = None,
+    limits: InputLimits | Mapping[str, Any] | None = None,
+) -> ImportedTable:
     """Read and validate ``path`` against ``schema``; see :class:`ImportedTable`.
 
     ``format`` is one of ``csv``, ``jsonl``, ``parquet``, ``images``; by default it is detected
     from the extension (``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``/``.pq``) or from the path
     being a folder. In CSV and JSON Lines, images are base64 strings and embeddings are JSON
     lists; in Parquet, images are binary and embeddings lists of numbers.
+
+    ``limits`` (an :class:`~dataward.domain.limits.InputLimits` or a mapping of limit names to
+    sizes over the defaults) bounds the input; one over a limit is refused with an ``InputError``
+    naming the limit and how to raise it, as early as the limit can be seen.
     """
+    bounds = InputLimits.coerce(limits)
     source = Path(path)
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise input_error(source, f"unknown input format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
     paths: list[str] | None = None
     if fmt == "images":
-        table, rows, paths, raw_hash = read_image_folder(source, schema)
+        table, rows, paths, raw_hash = read_image_folder(source, schema, bounds)
     else:
         if not source.is_file():
             raise input_error(source, "no such file", hint="check the path")
-        data = source.read_bytes()
-        raw_hash = content_hash(data)
-        table, rows = _FILE_READERS[fmt](source, data, schema)
+        if fmt == "parquet":
+            check_file_size(source, source.stat().st_size, bounds)
+            table, rows = read_parquet(source, schema, bounds)
+            raw_hash = hash_file(source)
+        else:
+            data, raw_hash = read_text_file(source, bounds)
+            table, rows = _TEXT_READERS[fmt](source, data, schema, bounds)
     id_field = schema.arrow_schema().field(0)
     ids = pa.array(record_ids(schema, table), type=id_field.type)
     return ImportedTable(

@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
 from dataward.domain.schema import RECORD_ID
+from dataward.io.bounded import check_file_size
 from dataward.io.location import Unit, input_error
 from dataward.io.text_input import physical_lines, strip_bom
 
@@ -65,6 +67,8 @@ def _from_jsonl(path: Path, text: str) -> Iterable[tuple[int, object]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise input_error(path, f"the line is not valid JSON ({exc.msg})", unit="line", where=number) from None
+        except RecursionError:
+            raise input_error(path, "the line is JSON nested too deeply to read", unit="line", where=number) from None
         if not isinstance(record, dict) or RECORD_ID not in record:
             raise input_error(
                 path,
@@ -86,12 +90,13 @@ def _from_parquet(path: Path, data: bytes) -> Iterable[tuple[int, object]]:
     yield from enumerate(table.column(RECORD_ID).to_pylist(), start=1)
 
 
-def read_record_ids(path: str | PathLike[str]) -> list[str]:
+def read_record_ids(path: str | PathLike[str], limits: InputLimits = DEFAULT_LIMITS) -> list[str]:
     """The record ids listed in ``path``, validated (64 hex characters) and without repeats, in
-    file order. Ids are compared in lowercase."""
+    file order. Ids are compared in lowercase. A file over ``max_file_bytes`` is refused unread."""
     source = Path(path)
     if not source.is_file():
         raise input_error(source, "no such file", hint="check the path")
+    check_file_size(source, source.stat().st_size, limits)
     data = source.read_bytes()
     suffix = source.suffix.lower()
     unit: Unit = "line"

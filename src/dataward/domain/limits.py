@@ -1,0 +1,164 @@
+"""Input limits: how big, how long and how deep an input may be before it is refused.
+
+Every reader checks its input against an :class:`InputLimits` as early as it can, so that a hostile
+file (one 50 MB line, a billion rows, JSON nested ten thousand deep, a small PNG that decodes to
+gigabytes) is refused with an ``InputError`` naming the limit, before it costs minutes or memory.
+A ward's defaults can be raised in its ``ward.json`` (``"input_limits": {...}``); one import can
+raise them with ``contribute --limit NAME=SIZE`` or ``limits=`` in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from dataward.domain.errors import InputError
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": KiB,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": MiB,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": GiB,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1 << 40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+_WHAT = {
+    "max_file_bytes": "the size of one input file (or the total of an image folder)",
+    "max_record_bytes": "the size of one record (a CSV record, a JSON Lines line, a Parquet row, one image file)",
+    "max_rows": "the number of records in one input",
+    "max_depth": "how deeply JSON values (and Parquet types) may nest",
+    "max_image_pixels": "the pixel count (width x height) of one image, read from its header before decoding",
+    "max_decompressed_bytes": "the decompressed size of a compressed input (the column data of a Parquet file)",
+}
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The limits an input must stay within; every field is a positive integer.
+
+    The defaults are far above ordinary training data and far below what exhausts a machine:
+    a 50 MB line is refused, a 4 MB base64 photo is not.
+    """
+
+    max_file_bytes: int = 4 * GiB
+    max_record_bytes: int = 16 * MiB
+    max_rows: int = 10_000_000
+    max_depth: int = 32
+    max_image_pixels: int = 89_478_485
+    """Pillow's own default (``Image.MAX_IMAGE_PIXELS``): a 9,459 x 9,459 image."""
+    max_decompressed_bytes: int = 8 * GiB
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InputError(
+                    f"the input limit {f.name} must be a positive whole number, not {value!r}",
+                    hint=limit_hint(f.name),
+                )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The limit names, as written in ``ward.json`` and ``--limit NAME=SIZE``."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def coerce(cls, value: InputLimits | Mapping[str, Any] | None, base: InputLimits | None = None) -> InputLimits:
+        """``value`` as limits: an ``InputLimits`` as it is; a mapping of names to sizes (``16MiB``,
+        ``2GB``, ``1000000``) laid over ``base`` (default: the defaults); ``None`` gives ``base``."""
+        start = base or cls()
+        if value is None:
+            return start
+        if isinstance(value, InputLimits):
+            return value
+        if not isinstance(value, Mapping):
+            raise InputError(f"input limits must be a mapping of limit names to sizes, not {type(value).__name__}")
+        unknown = sorted(str(k) for k in value if k not in cls.names())
+        if unknown:
+            raise InputError(
+                f"unknown input limit {unknown[0]!r}",
+                hint=f"the limits are: {', '.join(cls.names())}",
+            )
+        return replace(start, **{str(k): parse_size(str(k), v) for k, v in value.items()})
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+DEFAULT_LIMITS = InputLimits()
+
+
+def parse_size(name: str, value: Any) -> int:
+    """A size or count: an integer, or text such as ``16MiB``, ``2GB``, ``1.5G``, ``10000000``."""
+    if isinstance(value, bool):
+        raise InputError(f"the input limit {name} must be a number or a size such as 64MiB, not {value!r}")
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value)) if isinstance(value, str | float) else None
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise InputError(
+            f"the input limit {name} must be a number or a size such as 64MiB, not {value!r}",
+            hint="units: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)",
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def format_size(value: int) -> str:
+    """``16 MiB`` for 16777216, ``1,234 bytes`` otherwise."""
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if value >= size and value % size == 0:
+            return f"{value // size} {unit}"
+    return f"{value:,} bytes"
+
+
+def limit_hint(name: str) -> str:
+    """How to raise limit ``name``: for one import, and for the whole ward."""
+    return (
+        f"{name} limits {_WHAT.get(name, name)}; raise it for one import with "
+        f"`dataward contribute --limit {name}=VALUE` (limits={{'{name}': VALUE}} in Python), "
+        f'or for the ward with "input_limits": {{"{name}": VALUE}} in its ward.json'
+    )
+
+
+def limit_problem(name: str, limit: int, actual: int | None = None, *, what: str, bytes_: bool = True) -> str:
+    """``the record is 52,428,812 bytes, over the limit of 16 MiB (max_record_bytes)``."""
+    shown = format_size(limit) if bytes_ else f"{limit:,}"
+    if actual is None:
+        return f"{what} is over the limit of {shown} ({name})"
+    size = f"{actual:,} bytes" if bytes_ else f"{actual:,}"
+    return f"{what} is {size}, over the limit of {shown} ({name})"
+
+
+def limit_error(name: str, problem: str, **details: Any) -> InputError:
+    """An ``InputError`` for an exceeded limit, whose hint says how to raise it."""
+    return InputError(problem, hint=limit_hint(name), limit=name, **details)
+
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "GiB",
+    "InputLimits",
+    "KiB",
+    "MiB",
+    "format_size",
+    "limit_error",
+    "limit_hint",
+    "limit_problem",
+    "parse_size",
+]

@@ -1,0 +1,129 @@
+"""Reading input files within their limits: in chunks, hashed as they arrive, refused early.
+
+A file is never read past the point where it breaks a limit: its size is checked before the first
+byte is read, and a text line longer than ``max_record_bytes`` stops the read at that line. What
+the parsers then see is bounded by those limits.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+import blake3
+import numpy as np
+
+from dataward.domain.hashing import HASH_PREFIX
+from dataward.domain.limits import InputLimits, limit_problem
+from dataward.io.location import limit_exceeded
+
+CHUNK_BYTES = 1 << 22
+"""Files are read and hashed 4 MiB at a time."""
+
+_NEWLINE = 0x0A
+_OPEN = (0x5B, 0x7B)  # "[", "{"
+_CLOSE = (0x5D, 0x7D)  # "]", "}"
+
+
+def check_file_size(path: str | PathLike[str], size: int, limits: InputLimits) -> None:
+    """Refuse a file over ``max_file_bytes`` before reading any of it."""
+    if size > limits.max_file_bytes:
+        raise limit_exceeded(
+            path,
+            "max_file_bytes",
+            limit_problem("max_file_bytes", limits.max_file_bytes, size, what="the file"),
+        )
+
+
+def hash_file(path: Path) -> str:
+    """The content hash of a file, read in chunks (the same value as ``content_hash`` of its bytes)."""
+    hasher = blake3.blake3()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            hasher.update(chunk)
+    return HASH_PREFIX + hasher.hexdigest()
+
+
+def read_text_file(path: Path, limits: InputLimits) -> tuple[bytes, str]:
+    """The bytes of a CSV or JSON Lines file and their content hash.
+
+    Refused (``InputError`` naming the limit) as soon as the file is seen to exceed
+    ``max_file_bytes`` or one line exceeds ``max_record_bytes``: the rest is never read.
+    """
+    check_file_size(path, path.stat().st_size, limits)
+    hasher = blake3.blake3()
+    parts: list[bytes] = []
+    total = 0
+    line = 1  # the line the next byte belongs to
+    line_length = 0  # bytes of that line seen so far
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            total += len(chunk)
+            # The file may grow while it is read: the limit holds for what is read, not what stat said.
+            check_file_size(path, total, limits)
+            line, line_length = _check_lines(path, chunk, line, line_length, limits.max_record_bytes)
+            hasher.update(chunk)
+            parts.append(chunk)
+    return b"".join(parts), HASH_PREFIX + hasher.hexdigest()
+
+
+def _check_lines(path: Path, chunk: bytes, line: int, line_length: int, limit: int) -> tuple[int, int]:
+    """Continue the line count over ``chunk``; refuse the first line longer than ``limit`` bytes."""
+    newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == _NEWLINE)
+    if newlines.size == 0:
+        line_length += len(chunk)
+        if line_length > limit:
+            raise _line_too_long(path, line, None, limit)
+        return line, line_length
+    # Lengths of the lines that end in this chunk (the first continues the previous chunk's line).
+    ends = newlines
+    starts = np.concatenate(([0], newlines[:-1] + 1))
+    lengths = ends - starts
+    lengths[0] += line_length
+    over = np.flatnonzero(lengths > limit)
+    if over.size:
+        first = int(over[0])
+        raise _line_too_long(path, line + first, int(lengths[first]), limit)
+    tail = len(chunk) - int(newlines[-1]) - 1
+    if tail > limit:
+        raise _line_too_long(path, line + int(newlines.size), None, limit)
+    return line + int(newlines.size), tail
+
+
+def _line_too_long(path: Path, line: int, length: int | None, limit: int) -> Exception:
+    return limit_exceeded(
+        path,
+        "max_record_bytes",
+        limit_problem("max_record_bytes", limit, length, what="the line"),
+        unit="line",
+        where=line,
+    )
+
+
+def bracket_depth_within(data: bytes, limit: int) -> bool:
+    """True when no line of ``data`` opens more than ``limit`` JSON brackets without closing them.
+
+    Brackets inside strings are counted too, so this can only overestimate the depth: a False
+    answer means "parse this carefully", never "refuse".
+    """
+    start = 0
+    while start < len(data):
+        # Chunks end at a line break, so a line is never split between two chunks.
+        end = data.find(b"\n", start + CHUNK_BYTES)
+        end = len(data) if end < 0 else end + 1
+        if not _chunk_within(np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start), limit):
+            return False
+        start = end
+    return True
+
+
+def _chunk_within(b: np.ndarray, limit: int) -> bool:
+    delta = (b == _OPEN[0]).astype(np.int8) + (b == _OPEN[1]) - (b == _CLOSE[0]).astype(np.int8) - (b == _CLOSE[1])
+    depth = np.cumsum(delta, dtype=np.int32)
+    line_starts = np.concatenate(([0], np.flatnonzero(b == _NEWLINE) + 1))
+    line_starts = line_starts[line_starts < b.size]
+    if line_starts.size == 0:
+        return True
+    deepest = np.maximum.reduceat(depth, line_starts)
+    before = np.concatenate(([0], depth[line_starts[1:] - 1]))
+    return bool(np.all(deepest - before <= limit))

@@ -458,11 +458,14 @@ class _ContentTie:
     it fall back to the baseline's records of the label. One-sided Mann-Whitney test, and the mean
     agreement must drop by at least ``MIN_DROP``: the neighbour vote is noisy, and a small drop on a
     large batch is not evidence of a backdoor. Where the features do not predict the label at all
-    (the label's records agree with it by less than ``MIN_DROP`` above its share of the pool), the
-    content test has nothing to say and leaves the verdict to the other two.
+    (trusted records of the label agree with it by less than ``MIN_INFORMATIVE`` above its share of
+    the pool), the content test has nothing to say and leaves the verdict to the other two.
     """
 
     MIN_DROP = 0.3
+    MIN_INFORMATIVE = 0.1
+    """Trusted records of a label must agree with it by at least this much above its share of the pool
+    for content to count as evidence at all (text features agree by about 0.25, meaningless ones by 0)."""
     MIN_COMPARISON = 10
 
     def __init__(
@@ -473,6 +476,9 @@ class _ContentTie:
         self.pool_patterns = sp.vstack([xb, xc], format="csc")
         self.pool_labels = np.concatenate([baseline.labels, contribution.labels])
         self.neighbours: np.ndarray | None = None
+        # Features that are the same for every record (none were computed) say nothing about content.
+        pool = np.vstack(self.features)
+        self.constant = pool.size == 0 or not bool(np.any(pool != pool[:1]))
 
     def _search(self) -> np.ndarray:
         """Each pool record's nearest pool records (itself excluded), searched as wide as the index allows
@@ -489,6 +495,16 @@ class _ContentTie:
         same = usable & (self.pool_labels[idx] == label)
         return (same.sum(axis=1) + 0.5) / (usable.sum(axis=1) + 1.0)
 
+    def _informative(self, label: int, carries: np.ndarray) -> bool:
+        """Do trusted records of ``label`` agree with it by content more than its share of the pool?"""
+        if self.constant:
+            return False
+        trusted = np.flatnonzero((self.pool_labels[: self.n_b] == label) & ~carries[: self.n_b])
+        if trusted.size < 2:
+            return True
+        share = float(np.mean(self.pool_labels[~carries] == label))
+        return float(self._agreement(trusted, label, carries).mean()) - share >= self.MIN_INFORMATIVE
+
     def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float]:
         """(p-value of "the carriers' label is explained by their content", their mean agreement with it).
 
@@ -504,10 +520,9 @@ class _ContentTie:
             return 1.0, float("nan")
         own = self._agreement(carriers + self.n_b, label, carries)
         usual = self._agreement(peers, label, carries)
-        share = float(np.mean(self.pool_labels[~carries] == label))
-        if float(usual.mean()) - share < self.MIN_DROP:
-            # The features do not predict the label at all (records of the label agree with it no more
-            # than its share of the pool): content can explain nothing, so it vetoes nothing either.
+        if not self._informative(label, carries):
+            # The features do not predict the label at all: content can explain nothing, so it vetoes
+            # nothing either.
             return 0.0, float(own.mean())
         if float(usual.mean() - own.mean()) < self.MIN_DROP:
             return 1.0, float(own.mean())

@@ -14,6 +14,7 @@ from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, short, styled, table, working
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.domain.errors import InputError
+from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -27,6 +28,20 @@ def _parse_time(text: str | None) -> datetime | None:
     except ValueError as exc:
         raise InputError(f"--fetched-at {text!r} is not an ISO-8601 time", hint="e.g. 2026-11-01T12:00:00Z") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse_limits(items: list[str]) -> dict[str, str]:
+    """``--limit NAME=SIZE`` options as a mapping; names and sizes are checked by the ward."""
+    limits: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InputError(
+                f"--limit {item!r} is not NAME=SIZE",
+                hint="e.g. --limit max_record_bytes=64MiB (limits: " + ", ".join(InputLimits.names()) + ")",
+            )
+        limits[name.strip()] = value.strip()
+    return limits
 
 
 def show_contribution(info: dict[str, Any]) -> None:
@@ -124,6 +139,13 @@ def register(app: typer.Typer) -> None:
         message: Annotated[str, typer.Option("--message", "-m", help="Why this contribution.")] = "",
         gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Run the dataset's gate on it now.")] = True,
         html: Annotated[Path | None, typer.Option(help="Write the gate's readable HTML report here.")] = None,
+        limit: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--limit",
+                help="Raise (or lower) an input limit for this import: NAME=SIZE, e.g. max_record_bytes=64MiB.",
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Submit a contribution: records added from FILE and/or removed, from a declared --source.
@@ -145,6 +167,7 @@ def register(app: typer.Typer) -> None:
                 gate=gate,
                 html=html,
                 progress=update,
+                limits=_parse_limits(limit or []),
             )
         if as_json:
             emit_json(info)

@@ -6,8 +6,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dataward.domain.errors import InputError, NotFound
+from dataward.domain.limits import InputLimits
 
 DEFAULT_WARD_DIR = ".dataward"
 WARD_FILE = "ward.json"
@@ -35,6 +37,9 @@ class WardConfig:
     format: int = 1
     witness: str | None = None
     """Where a witness copy of every checkpoint goes: a folder or fsspec URL outside the ward."""
+    input_limits: dict[str, Any] | None = None
+    """The ward's input limits over the defaults, e.g. ``{"max_record_bytes": "64MiB"}``
+    (names and defaults in :class:`dataward.domain.limits.InputLimits`)."""
 
     @classmethod
     def load(cls, folder: Path) -> WardConfig:
@@ -53,11 +58,18 @@ class WardConfig:
 
     def save(self, folder: Path) -> None:
         """Write ``ward.json`` atomically."""
-        data = {k: v for k, v in self.__dict__.items() if not (k == "witness" and v is None)}
+        data = {k: v for k, v in self.__dict__.items() if not (k in ("witness", "input_limits") and v is None)}
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         tmp = folder / (WARD_FILE + ".tmp")
         tmp.write_text(text, "utf-8")
         os.replace(tmp, folder / WARD_FILE)
+
+    def limits(self) -> InputLimits:
+        """The ward's input limits: the defaults, with ``input_limits`` laid over them."""
+        try:
+            return InputLimits.coerce(self.input_limits)
+        except InputError as exc:
+            raise InputError(f"{WARD_FILE}: input_limits: {exc.message}", hint=exc.hint) from exc
 
     def resolved_catalog_url(self, folder: Path) -> str:
         """SQLite paths in ward.json are relative to the ward folder, so the folder can be moved."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,13 @@ from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, sources
 from dataward.domain.errors import Conflict, DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.limits import InputLimits
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io import read_record_ids, read_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
+from dataward.service.config import WardConfig
 from dataward.service.core import WardCore, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
 from dataward.service.recordstore import (
@@ -76,6 +78,7 @@ class ContributionCases(WardCore):
         gate: bool = True,
         html: str | Path | None = None,
         progress: Callable[[str], None] | None = None,
+        limits: InputLimits | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
         table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``.
@@ -86,12 +89,17 @@ class ContributionCases(WardCore):
         dataset has a training version, additions are judged against its clean validation set; with
         neither, the submission is refused (``PolicyViolation``) unless the policy opts in to
         ``first_import: self-reference``. ``progress`` is told which step is running.
+
+        The files are read within the ward's input limits (``input_limits`` in ``ward.json``),
+        with ``limits`` (names to sizes, e.g. ``{"max_record_bytes": "64MiB"}``) laid over them for
+        this call; an input over a limit is refused (``InputError`` naming it) before anything is stored.
         """
         step = progress or (lambda _text: None)
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         if data is None and removes is None:
             raise InputError("a contribution must add records, remove records, or both")
+        bounds = InputLimits.coerce(limits, base=WardConfig.load(self.folder).limits())
         action, scope = self._validation_scope(dataset)
         with self.db.reading() as conn:
             schema = rows.dataset_schema(rows.dataset_row(conn, dataset))
@@ -104,7 +112,7 @@ class ContributionCases(WardCore):
             )
         elif isinstance(data, str | Path):
             step(f"reading and hashing {data}")
-            imported = read_table(Path(data), schema, format=format)
+            imported = read_table(Path(data), schema, format=format, limits=bounds)
             table, file_rows, raw_hash, fmt = (
                 imported.table,
                 list(imported.rows),
@@ -116,7 +124,7 @@ class ContributionCases(WardCore):
             raw_hash, fmt = content_hash(table_to_parquet(table)), "arrow"
         removed: list[str] = []
         if removes is not None:
-            removed = list(removes) if isinstance(removes, list) else read_record_ids(Path(removes))
+            removed = list(removes) if isinstance(removes, list) else read_record_ids(Path(removes), bounds)
         added = table.column(RECORD_ID).to_pylist()
         if not added and not removed:
             raise InputError(f"{data} holds no records", hint="an empty contribution changes nothing")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from dataward.gates import scan
 from dataward.gates.base import DetectorResult
-from dataward.gates.detectors.label_consistency import cross_validated_text_probs, text_probe_matrix
 from dataward.gates.gate import combine_records
 
 
@@ -34,22 +32,6 @@ def test_one_overwhelming_detector_is_not_diluted() -> None:
     p[0, 0] = 1e-9  # one detector is certain about record 0
     score, _ = combine_records(_results(p), 500)
     assert int(np.argmax(score)) == 0 and score[0] > 0.999
-
-
-def test_text_probe_reads_the_words_that_decide_the_class(text_sets) -> None:
-    baseline, contribution, _ = text_sets
-    frame = pd.concat([baseline, contribution], ignore_index=True)
-    classes, labels = np.unique(frame["label"], return_inverse=True)
-    flipped = np.arange(0, 60, 4)
-    labels[flipped] = (labels[flipped] + 1) % len(classes)
-    import pyarrow as pa
-
-    matrix = text_probe_matrix([pa.Table.from_pandas(frame)], ["text"], np.zeros((len(frame), 0)))
-    probs = cross_validated_text_probs(matrix, labels, len(classes), folds=5, seed=0)
-    assert probs.shape == (len(frame), len(classes)) and np.allclose(probs.sum(axis=1), 1.0)
-    quality = probs[np.arange(len(frame)), labels]
-    others = np.setdiff1d(np.arange(len(frame)), flipped)
-    assert np.median(quality[flipped]) < 0.2 < np.median(quality[others])
 
 
 def test_self_reference_skips_triggers_and_says_why(text_sets) -> None:

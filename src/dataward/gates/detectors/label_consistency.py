@@ -38,7 +38,6 @@ cleanlab's ``find_label_issues`` on the probe's probabilities is reported with e
 
 from __future__ import annotations
 
-import contextlib
 import re
 import zlib
 from dataclasses import dataclass
@@ -48,8 +47,7 @@ import numpy as np
 import pyarrow as pa
 from cleanlab.filter import find_label_issues
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
@@ -595,50 +593,3 @@ def _weighted(blocks: list[sparse.csr_matrix], idfs: list[tuple[np.ndarray, int]
         norms[norms == 0] = 1.0
         out.append(sparse.csr_matrix(sparse.diags(1.0 / norms) @ weighted))
     return sparse.hstack(out, format="csr")
-
-
-# --- kept for callers of the previous text probe ------------------------------------------------------
-
-
-def text_probe_matrix(tables: list[pa.Table], columns: list[str], dense: np.ndarray) -> sparse.csr_matrix:
-    """Sparse TF-IDF (word 1-2-grams and character 3-5-grams) of the text ``columns`` of ``tables``
-    (stacked in order), beside ``dense`` features scaled to a comparable row norm."""
-    texts = [" \n ".join(row) for row in zip(*(_strings(tables, c) for c in columns), strict=True)]
-    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", max_features=200_000)
-    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2, max_features=200_000)
-    blocks = [word.fit_transform(texts)]
-    with contextlib.suppress(ValueError):
-        blocks.append(char.fit_transform(texts))
-    scale = float(np.mean(np.linalg.norm(dense, axis=1))) if dense.size else 0.0
-    if scale > 0:
-        blocks.append(sparse.csr_matrix(dense / scale))
-    return sparse.hstack(blocks, format="csr")
-
-
-def _strings(tables: list[pa.Table], column: str) -> list[str]:
-    return [("" if v is None else str(v)) for t in tables for v in t.column(column).to_pylist()]
-
-
-def cross_validated_text_probs(
-    matrix: sparse.csr_matrix, labels: np.ndarray, n_classes: int, *, folds: int, seed: int, repeats: int = 3
-) -> np.ndarray:
-    """Out-of-fold class probabilities of a logistic-loss SGD probe on a sparse text matrix, averaged
-    over ``repeats`` fold splits."""
-    n = matrix.shape[0]
-    total = np.zeros((n, n_classes))
-    folds = max(2, min(folds, n))
-    for repeat in range(repeats):
-        probs = np.full((n, n_classes), 1.0 / n_classes)
-        for train, test in KFold(folds, shuffle=True, random_state=seed + repeat).split(np.zeros(n)):
-            present = np.unique(labels[train])
-            if present.shape[0] < 2:
-                probs[test] = 1e-6
-                probs[test, present[0]] = 1.0
-                continue
-            model = SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=10, tol=None, random_state=seed + repeat)
-            model.fit(matrix[train], labels[train])
-            part = np.full((test.shape[0], n_classes), 1e-6)
-            part[:, model.classes_] = np.maximum(model.predict_proba(matrix[test]), 1e-6)
-            probs[test] = part
-        total += probs / probs.sum(axis=1, keepdims=True)
-    return total / repeats

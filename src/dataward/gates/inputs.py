@@ -15,9 +15,10 @@ import pandas as pd
 import pyarrow as pa
 
 from dataward.domain.errors import InputError
+from dataward.domain.limits import InputLimits, limit_error, limit_problem
 from dataward.domain.records import canonical_categorical, canonical_label, canonical_numeric, record_ids
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
-from dataward.gates.features.image import array_to_png
+from dataward.gates.features.image import array_to_png, check_image_headers
 
 ROW = "row"
 """Optional column: the record's row number in the submitted file."""
@@ -159,9 +160,30 @@ def _checked(fn: Any, value: Any, what: str, name: str) -> Any:
         raise InputError(f"the {what}'s column {name!r} holds {value!r}: {exc}") from exc
 
 
-def normalize(data: Any, schema: Schema, what: str, *, with_ids: bool = True) -> Normalized:
-    """The canonical table of ``data`` with labels, record ids (given or computed) and row numbers."""
+def normalize(
+    data: Any, schema: Schema, what: str, *, with_ids: bool = True, limits: InputLimits | None = None
+) -> Normalized:
+    """The canonical table of ``data`` with labels, record ids (given or computed) and row numbers.
+
+    Anything that does not fit the schema is refused with an ``InputError`` naming the side
+    (``what``) and the column, never with Arrow's or pandas' own exception. With ``limits`` (given
+    for the untrusted side, the contribution), so is a table over ``limits.max_rows`` rows or an
+    image over ``limits.max_image_pixels``, read from its header before anything is decoded.
+    """
+    try:
+        return _normalize(data, schema, what, with_ids=with_ids, limits=limits)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+        # Arrow and pandas report values they cannot convert in many ways; all mean "malformed".
+        raise InputError(f"the {what} cannot be read as a table of the schema: {exc}") from None
+
+
+def _normalize(data: Any, schema: Schema, what: str, *, with_ids: bool, limits: InputLimits | None) -> Normalized:
     table = _as_arrow(data, what, schema)
+    if limits is not None and table.num_rows > limits.max_rows:
+        raise limit_error(
+            "max_rows",
+            limit_problem("max_rows", limits.max_rows, table.num_rows, what=f"the {what}'s row count", bytes_=False),
+        )
     if schema.label not in table.column_names:
         raise InputError(
             f"the {what} has no label column {schema.label!r}",
@@ -171,6 +193,8 @@ def normalize(data: Any, schema: Schema, what: str, *, with_ids: bool = True) ->
     if missing:
         raise InputError(f"the {what} lacks the schema's input column(s): {', '.join(missing)}")
     arrays = {c.name: _column(table, c.name, c.kind, c.dim, what) for c in schema.inputs}
+    for c in schema.of_kind(ColumnKind.IMAGE) if limits is not None else ():
+        check_image_headers(arrays[c.name], what, c.name, limits.max_image_pixels)
     labels = (
         _map_unique(table.column(schema.label), canonical_label, what, schema.label)
         if table.num_rows

@@ -14,6 +14,7 @@ from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from dataward.domain.errors import InputError
+from dataward.domain.limits import InputLimits
 from dataward.domain.records import record_ids
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.gates import detectors as _detectors  # noqa: F401  (registers the built-in detectors)
@@ -42,12 +43,16 @@ def scan(
     first_baseline: Any = None,
     groups: Mapping[str, Any] | None = None,
     featurizer: FeaturePipeline | Mapping[str, str] | None = None,
+    limits: InputLimits | Mapping[str, Any] | None = None,
 ) -> GateReport:
     """Judge ``contribution`` against the trusted ``baseline`` and return a ``GateReport``.
 
     ``baseline`` None or empty runs in self-reference mode (K-fold within the contribution).
     ``featurizer`` is an unfitted ``FeaturePipeline`` or a mapping of column -> featurizer name
-    (merged over ``policy.featurizers``). Raises ``InputError`` for malformed inputs.
+    (merged over ``policy.featurizers``). Raises ``InputError`` for malformed inputs, and for
+    inputs over ``limits`` (an ``InputLimits`` or a mapping of limit names to sizes over the
+    defaults) on the contribution: ``max_rows``, and ``max_image_pixels`` read from each image's
+    header before anything is decoded, so a decompression bomb is refused without being decompressed.
     """
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
     # only the large neighbour searches use more than one thread (see neighbours.py).
@@ -61,6 +66,7 @@ def scan(
             first_baseline=first_baseline,
             groups=groups,
             featurizer=featurizer,
+            limits=InputLimits.coerce(limits),
         )
 
 
@@ -74,17 +80,25 @@ def _scan(
     first_baseline: Any,
     groups: Mapping[str, Any] | None,
     featurizer: FeaturePipeline | Mapping[str, str] | None,
+    limits: InputLimits,
 ) -> GateReport:
     schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
     policy = GatePolicy.coerce(policy)
-    contrib = normalize(contribution, schema, "contribution")
+    contrib = normalize(contribution, schema, "contribution", limits=limits)
     if len(contrib) == 0:
         raise InputError("the contribution is empty: there is nothing to scan")
-    base = normalize(baseline, schema, "baseline", with_ids=False) if baseline is not None else None
+
+    # The other sides are the caller's trusted data (in a ward, records imported within its limits);
+    # checking every baseline image header would cost seconds per gate run for nothing. Decoding
+    # still refuses Pillow's decompression bombs there.
+    def side(data: Any, what: str) -> Normalized | None:
+        return normalize(data, schema, what, with_ids=False) if data is not None else None
+
+    base = side(baseline, "baseline")
     if base is not None and len(base) == 0:
         base = None
-    val = normalize(validation, schema, "validation set", with_ids=False) if validation is not None else None
-    first = normalize(first_baseline, schema, "first baseline", with_ids=False) if first_baseline is not None else None
+    val = side(validation, "validation set")
+    first = side(first_baseline, "first baseline")
     group_values = group_arrays(groups, len(contrib))
     # Detectors also see each record's row in the submitted file, so their evidence names file rows.
     detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}

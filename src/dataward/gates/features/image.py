@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Self
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from dataward.domain.errors import InputError
+from dataward.domain.limits import limit_error
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
 
@@ -18,14 +20,54 @@ MAX_SIDE = 32
 
 
 def decode_image(data: bytes, *, row: int | None = None) -> Image.Image:
-    """Decode image bytes with Pillow (never pickle); a clear error names the row that does not decode."""
+    """Decode image bytes with Pillow (never pickle); a clear error names the row that does not decode.
+
+    The pixel limit is checked on the headers before decoding (:func:`check_image_headers`, run by
+    ``scan`` on every input); here Pillow's own decompression-bomb refusal, and any other failure
+    to decode, becomes an ``InputError`` rather than escaping as Pillow's exception.
+    """
+    where = f" in row {row}" if row is not None else ""
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        where = f" in row {row}" if row is not None else ""
-        raise InputError(f"an image{where} cannot be decoded: {exc}", hint="images must be PNG/JPEG/... bytes") from exc
+    except Image.DecompressionBombError as exc:
+        raise limit_error("max_image_pixels", f"the image{where} is a decompression bomb: {exc}") from None
+    except Exception as exc:  # Pillow raises many types for damaged files; all mean "not an image".
+        raise InputError(
+            f"an image{where} cannot be decoded: {exc or type(exc).__name__}",
+            hint="images must be PNG/JPEG/... bytes",
+        ) from None
     return img
+
+
+def check_image_headers(values: pa.Array | pa.ChunkedArray, what: str, column: str, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than ``max_pixels`` pixels, before any is decoded.
+
+    Only the header is read (Pillow decodes lazily), so a decompression bomb costs nothing here.
+    Values that are not images at all are left to the featurizer, which names them.
+    """
+    for row, data in enumerate(values.to_pylist(), start=1):
+        if data is None:
+            continue
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns above its own limit; the limit that counts here is ``max_pixels``.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as img:
+                    width, height = img.size
+        except Image.DecompressionBombError as exc:
+            raise limit_error(
+                "max_image_pixels",
+                f"the {what}'s image in row {row} of column {column!r} is a decompression bomb: {exc}",
+            ) from None
+        except Exception:  # not an image: decode_image says so with its row when it is used
+            continue
+        if width * height > max_pixels:
+            raise limit_error(
+                "max_image_pixels",
+                f"the {what}'s image in row {row} of column {column!r} is {width} x {height} pixels, "
+                f"over the limit of {max_pixels:,} (max_image_pixels)",
+            )
 
 
 def gray_pixels(data: object, size: tuple[int, int] | None = None) -> np.ndarray:

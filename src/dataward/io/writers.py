@@ -87,6 +87,23 @@ _WRITERS: dict[str, Callable[[pa.Table, BinaryIO], None]] = {
 
 def write_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path:
     """Write ``table`` to ``path`` in ``format`` (``parquet``, ``jsonl`` or ``csv``); returns the path."""
+    target = Path(path)
+    staged = stage_table(table, target, format)
+    try:
+        os.replace(staged, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+    return target
+
+
+def stage_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path:
+    """Write ``table`` in full (fsynced) under a temporary name beside ``path``, and return that name.
+
+    The caller moves it over ``path`` with ``os.replace`` when the write is to count (an export whose
+    event is recorded), or deletes it. Split from :func:`write_table` so that the slow part, writing
+    the file, can run before the caller takes any lock, and only the rename under it.
+    """
     if format not in _WRITERS:
         raise InputError(f"unknown export format {format!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
     target = Path(path)
@@ -99,8 +116,8 @@ def write_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path
             out.flush()
             os.fsync(out.fileno())
         os.chmod(name, 0o644)
-        os.replace(name, target)
-    finally:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
-    return target
+        raise
+    return Path(name)

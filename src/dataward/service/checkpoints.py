@@ -168,7 +168,8 @@ class CheckpointCases(WardCore):
         """Send a witness copy of every future checkpoint to ``location`` (a folder or fsspec URL
         outside the ward); ``None`` stops it. Admins only; recorded as ``ward.witness_set``."""
         resolved = None if location is None else check_witness_location(location, self.folder)
-        with self.use_case(Action.LEDGER_READ, Scope.ward(), check=False) as uc:
+        # A write: the event and the configuration change go together, under the lock.
+        with self.use_case(Action.LEDGER_READ, Scope.ward(), check=False, write=True) as uc:
             grants = auth.load_grants(uc.conn, uc.caller.principal_id)
             if not any(g.role is Role.ADMIN for g in grants):
                 raise AccessDenied("only a ward admin may change where checkpoints are witnessed")

@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
@@ -30,7 +30,7 @@ from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import RowChange, update_row
 from dataward.catalog.tables import quarantine
-from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, NotFound
+from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conflict, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth, refusals
@@ -38,9 +38,46 @@ from dataward.store import ObjectStore
 
 Clock = Callable[[], datetime]
 
+READ_ACTIONS = frozenset(
+    {
+        Action.LEDGER_READ,
+        Action.DATASET_READ,
+        Action.DATASET_EXPORT,
+        Action.ACCESS_REVIEW,
+        Action.VERIFY,
+        Action.TRACE,
+    }
+)
+"""Actions whose use cases read by default (``use_case(write=False)``): they change nothing in the
+catalog, so they take no write lock; an event they record (an export) is appended after the read."""
+
 HOUSEKEEPING_WAIT_S = 2.0
 """How long a read waits for the write lock to record its key's last-used time before leaving it to a
 later request."""
+
+
+STALE_ATTEMPTS = 3
+"""How many times a use case whose long work went stale (``Stale``) is run in all before the
+conflict reaches the caller."""
+
+T = TypeVar("T")
+
+
+class Stale(Conflict):
+    """What a use case read changed while it worked without the lock (a promotion while a gate ran, a
+    version retired during an export). Nothing was recorded; ``retry_stale`` runs the use case again."""
+
+
+def retry_stale(run: Callable[[], T], attempts: int = STALE_ATTEMPTS) -> T:
+    """``run()``, run again while it raises ``Stale``, at most ``attempts`` times in all: an optimistic
+    use case that lost a race does its work again on fresh data; the last ``Stale`` is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except Stale:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def new_id(prefix: str) -> str:
@@ -179,19 +216,22 @@ class WardCore:
         *,
         detail: dict[str, Any] | None = None,
         check: bool = True,
-        write: bool = True,
+        write: bool | None = None,
     ) -> Iterator[UseCase]:
         """Authenticate the caller, authorize ``action`` on ``scope``, and run the body in one transaction.
 
         ``check=False`` leaves authorization to the body (for decisions that need catalog facts, such
         as whose key is being revoked). ``write=False`` runs the body in a read transaction (see the
-        module docstring): use it for every use case that only reads, or that only records that it
-        read. Raises ``AuthenticationError``/``AccessDenied`` (after recording ``access.denied``) when
-        refused, wherever in the use case the refusal happens.
+        module docstring): for a use case that only reads, or only records that it read. By default
+        the actions in ``READ_ACTIONS`` read and every other action writes. Raises
+        ``AuthenticationError``/``AccessDenied`` (after recording ``access.denied``) when refused,
+        wherever in the use case the refusal happens.
         """
         now = self.now()
         caller: auth.Caller | None = None
         case: UseCase | None = None
+        if write is None:
+            write = action not in READ_ACTIONS
         try:
             if write:
                 with self.db.transaction() as conn:

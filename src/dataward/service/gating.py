@@ -22,7 +22,7 @@ from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
-from dataward.service.core import WardCore, new_id
+from dataward.service.core import Stale, WardCore, new_id, retry_stale
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.guard import checked_version_ids, may, without_neighbours
 from dataward.service.overrides import is_overridden
@@ -45,6 +45,23 @@ def _gateable(c: Any, ds: Any) -> Any:
             f"override the block (dataward gate override {ds.name}#{c.number} --reason '...')",
         )
     return c
+
+
+def _judged_against(conn: Any, ds: Any) -> tuple[Any, ...]:
+    """What a gate run's verdict depends on besides the contribution: the dataset's policy, its
+    training version, and its clean validation set's newest version. Read when the gate's inputs are
+    read and again when its result is recorded; a difference means the run judged stale inputs."""
+    training = conn.execute(
+        select(versions.c.id).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
+    ).scalar()
+    policy = conn.execute(select(datasets.c.policy_hash).where(datasets.c.id == ds.id)).scalar()
+    val_ds = conn.execute(
+        select(datasets.c.id).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
+    ).scalar()
+    validation = None
+    if val_ds is not None and (latest := rows.latest_version(conn, val_ds)) is not None:
+        validation = latest.id
+    return (policy, training, validation)
 
 
 def _gate_policy(ds: Any) -> dict[str, Any]:
@@ -161,7 +178,12 @@ class GateCases(WardCore):
 
     def _run_gate(self, contribution_ref: str, *, html: str | Path | None, action: Action) -> dict[str, Any]:
         """``run_gate`` under ``action``: reviewers run gates; a submission runs its own gate as part of
-        ``contribution.submit``, so every contribution is judged without anyone having to ask."""
+        ``contribution.submit``, so every contribution is judged without anyone having to ask.
+
+        Run again (up to ``STALE_ATTEMPTS`` times) when its baseline changed while it ran."""
+        return retry_stale(lambda: self._run_gate_once(contribution_ref, html=html, action=action))
+
+    def _run_gate_once(self, contribution_ref: str, *, html: str | Path | None, action: Action) -> dict[str, Any]:
         from dataward.gates import GatePolicy, scan
         from dataward.gates.report import extras_json
 
@@ -170,11 +192,14 @@ class GateCases(WardCore):
             ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
         if ds.role != "dataset":
             raise InputError(f"{ds.name!r} is a clean validation set; its owner curates it, no gate runs on it")
-        # Inputs are read, and the scan computed, outside any write transaction: a gate can run for
-        # minutes and must not hold the catalog's write lock meanwhile.
-        with self.use_case(action, Scope.dataset(ds.name)) as uc:
+        # Inputs are read in a read transaction, and the scan computed, outside any write transaction:
+        # a gate can run for minutes and must not hold the catalog's write lock meanwhile. The write
+        # that records it then checks that what it judged against is still what it read.
+        with self.use_case(action, Scope.dataset(ds.name), write=False) as uc:
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
+            ds = rows.dataset_row(uc.conn, ds.name)
             inputs = self._gate_inputs(uc.conn, ds, c)
+            judged = _judged_against(uc.conn, ds)
         gate_policy = GatePolicy.from_dict(_gate_policy(ds))
         report, extras, data = None, {}, {}
         if inputs["contribution"] is not None:
@@ -201,6 +226,12 @@ class GateCases(WardCore):
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             if c.gate_verdict != before:
                 raise Conflict(f"another gate run on {ds.name}#{c.number} finished first", hint="run it again")
+            if _judged_against(uc.conn, ds) != judged:
+                raise Stale(
+                    f"the training version, clean validation set or policy of {ds.name!r} changed while the gate "
+                    f"of {ds.name}#{c.number} ran",
+                    hint="run the gate again",
+                )
             # A re-run never lowers a verdict: the worst one a contribution ever had stands. A block that
             # two principals overrode stays overridden for this content: a re-run adds flags, not a block.
             verdict = max(data["verdict"], c.gate_verdict or "pass", key=VERDICT_ORDER.index)
@@ -301,7 +332,9 @@ class GateCases(WardCore):
         records) and report the recall this dataset's gate achieves. Stores nothing but the event."""
         from dataward.gates.selftest import selftest
 
-        with self.use_case(Action.GATE_RUN, Scope.dataset(dataset)) as uc:
+        # A reading use case: the self-test can take a while and changes nothing but its event, which
+        # is appended afterwards in a short write.
+        with self.use_case(Action.GATE_RUN, Scope.dataset(dataset), write=False) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             if contribution_ref is not None:
                 # Only this dataset's contributions are looked at: the gate.run right covers no other.

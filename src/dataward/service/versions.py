@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, quarantine, versions
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
-from dataward.io import write_table
+from dataward.io.writers import stage_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.approvals import check_merge_allowed, check_promotion_allowed
-from dataward.service.core import WardCore
+from dataward.service.core import Stale, WardCore, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.guard import (
     barred_records,
@@ -164,16 +167,30 @@ class VersionCases(WardCore):
         if format not in EXPORT_FORMATS:
             raise InputError(f"unknown export format {format!r}", hint=f"use one of: {', '.join(EXPORT_FORMATS)}")
         name, version = rows.split_ref(ref)
-        with self.use_case(Action.DATASET_EXPORT, self._read_scope(name)) as uc:
-            target = export_target(path, self._own_paths())
-            ver, table = guarded_read(self, uc.conn, name, version)
-            # Written before the event: a failed export is not recorded as one.
-            write_table(table, target, format)
-            uc.emit(
-                "version.exported",
-                {"dataset": ver.dataset_id, "version": ver.id},
-                {"format": format, "records": table.num_rows, "path": str(target)},
-            )
+        return retry_stale(lambda: self._export(name, version, path, format))
+
+    def _export(self, name: str, version: str | None, path: str | Path, format: str) -> dict[str, Any]:
+        # A reading use case: the version is read and the file written with no lock held. The file is
+        # staged under a temporary name and moved into place inside the short write that records
+        # `version.exported`, after checking the version still is what was read: an export is
+        # recorded exactly when its file lands, and a refused or failed one leaves nothing behind.
+        staged: Path | None = None
+        try:
+            with self.use_case(Action.DATASET_EXPORT, self._read_scope(name), write=False) as uc:
+                target = export_target(path, self._own_paths())
+                ver, table = guarded_read(self, uc.conn, name, version)
+                staged = stage_table(table, target, format)
+                uc.expect(_version_unchanged(ver, f"{name}@v{ver.number}"))
+                uc.emit(
+                    "version.exported",
+                    {"dataset": ver.dataset_id, "version": ver.id},
+                    {"format": format, "records": table.num_rows, "path": str(target)},
+                )
+                uc.on_commit(partial(os.replace, staged, target))
+        finally:
+            if staged is not None:
+                # Moved into place on commit; still here when anything before the rename failed.
+                staged.unlink(missing_ok=True)
         return {"version": version_info(ver, name), "path": str(path), "format": format, "records": table.num_rows}
 
     def _own_paths(self) -> list[Path]:
@@ -243,3 +260,18 @@ class VersionCases(WardCore):
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == ver.id)).one(), name)
             info["retired"] = f"{name}@v{previous.number}" if previous else None
             return info
+
+
+def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:
+    """A check that the version row is still as ``read`` (not retired or re-staged meanwhile)."""
+
+    def check(conn: Connection) -> None:
+        now = conn.execute(select(versions).where(versions.c.id == read.id)).first()
+        if now is None or (now.stage, now.manifest_object, now.record_count) != (
+            read.stage,
+            read.manifest_object,
+            read.record_count,
+        ):
+            raise Stale(f"{shown} changed while it was being exported", hint="export it again")
+
+    return check

@@ -13,14 +13,26 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from dataward.api import WardAPI
     from dataward.service.ward import Ward
 
 
-def open(path: str | os.PathLike[str] | None = None, *, key: str | None = None) -> Ward:
-    """Open a ward folder and return the service the CLI uses (see ``Ward.open``)."""
+def open(path: str | os.PathLike[str] | None = None, *, key: str | None = None) -> WardAPI:
+    """The ward at ``path``: a folder (the embedded ``Ward``, see ``Ward.open``) or the URL of a
+    served ward (``http://`` or ``https://``: an ``HTTPWard``). Both implement ``dataward.api.WardAPI``.
+
+    Without ``path``, ``$DATAWARD_URL`` names a served ward, else ``$DATAWARD_WARD`` or ``./.dataward``
+    a folder. The acting principal is the one of ``key``, else ``$DATAWARD_KEY`` (else, for a folder,
+    its local credentials file).
+    """
+    target = os.fspath(path) if path is not None else os.environ.get("DATAWARD_URL") or None
+    if isinstance(target, str) and target.startswith(("http://", "https://")):
+        from dataward.client.http import HTTPWard
+
+        return HTTPWard(target, key=key)
     from dataward.service.ward import Ward
 
-    return Ward.open(path, key=key)
+    return Ward.open(target, key=key)
 
 
 def init(path: str | os.PathLike[str], *, admin: str = "admin") -> tuple[Ward, str]:

@@ -131,8 +131,12 @@ class WardAPI(Protocol):
         gate: bool = True,
         html: str | Path | None = None,
         progress: Progress | None = None,
+        limits: Any = None,
     ) -> dict[str, Any]:
-        """Submit a contribution (records from a local file added, ids removed) and gate it."""
+        """Submit a contribution (records from a local file added, ids removed) and gate it.
+
+        ``limits`` (an ``InputLimits`` or names to sizes) adjusts the input limits for this import; a
+        served ward accepts only limits at or below its own."""
         ...
 
     def contribution(self, ref: str) -> dict[str, Any]:
@@ -148,7 +152,8 @@ class WardAPI(Protocol):
         ...
 
     def approve(self, contribution: str, *, reason: str) -> dict[str, Any]:
-        """Approve a contribution (never your own or your bot's)."""
+        """Approve a contribution, merged or not, or a whole version ``DATASET@vN`` (never your own work or
+        your bot's)."""
         ...
 
     def reject(self, contribution: str, *, reason: str) -> dict[str, Any]:

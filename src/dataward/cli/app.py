@@ -12,6 +12,7 @@ from dataward.cli import (
     checkpoint_commands,
     data_commands,
     gate_commands,
+    serve_commands,
     trace_commands,
     ward_commands,
 )
@@ -37,13 +38,23 @@ def main_options(
     ward: Annotated[
         str | None, typer.Option("--ward", envvar="DATAWARD_WARD", help="Ward folder (default: ./.dataward).")
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="DATAWARD_URL",
+            help="URL of a served ward (`dataward serve`); wins over --ward. Needs $DATAWARD_KEY.",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Every command finds its ward from --ward, else $DATAWARD_WARD, else ./.dataward, and acts as
-    the principal of $DATAWARD_KEY, else the ward's local admin credentials."""
+    """Every command talks to the served ward at --url/$DATAWARD_URL, or else to the ward folder from
+    --ward, else $DATAWARD_WARD, else ./.dataward; and acts as the principal of $DATAWARD_KEY, else
+    (for a folder) the ward's local admin credentials."""
     state.ward_path = ward
+    state.url = url
 
 
 ward_commands.register(app)
@@ -52,6 +63,7 @@ data_commands.register(app)
 gate_commands.register(app)
 access_commands.register(app)
 trace_commands.register(app)
+serve_commands.register(app)
 
 
 def main() -> None:

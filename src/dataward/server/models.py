@@ -138,6 +138,9 @@ class ContributionCreate(Strict):
     format: str | None = Field(None, description="csv, jsonl or parquet (default: from the file name).")
     gate: bool = True
     html: bool = Field(False, description="Attach the gate's HTML report to the job.")
+    limits: dict[str, str] | None = Field(
+        None, description="Input limits for this import (names to sizes), at or below the ward's own."
+    )
 
 
 class GateRun(Strict):

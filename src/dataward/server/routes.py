@@ -16,7 +16,8 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from dataward.domain.errors import DatawardError, InputError, NotFound
+from dataward.domain.errors import AccessDenied, DatawardError, InputError, NotFound
+from dataward.domain.limits import InputLimits
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.server.app import DocumentResponse
 from dataward.server.models import (
@@ -44,6 +45,7 @@ from dataward.server.models import (
     WhoAmI,
     WitnessBody,
 )
+from dataward.service.config import WardConfig
 
 if TYPE_CHECKING:
     from dataward.server.app import ServerState
@@ -250,10 +252,19 @@ def build_router(state: ServerState) -> APIRouter:
         """Submit a contribution from uploads (records added, ids removed) and run its gate, as a job."""
         w = ward(request)
         owner = principal_id(w)
-        data = state.uploads.claim(body.upload, owner) if body.upload else None
-        removes_file = state.uploads.claim(body.removes_upload, owner) if body.removes_upload else None
-        if removes_file is not None and body.removes is not None:
-            raise InputError("give removed ids as a list or as an upload, not both")
+        claimed = [u for u in (body.upload, body.removes_upload) if u]
+        try:
+            data = state.uploads.claim(body.upload, owner) if body.upload else None
+            removes_file = state.uploads.claim(body.removes_upload, owner) if body.removes_upload else None
+            if removes_file is not None and body.removes is not None:
+                raise InputError("give removed ids as a list or as an upload, not both")
+            limits = _tightened_limits(state, body.limits)
+        except DatawardError:
+            # A refused submission consumes its uploads too: nothing of it stays on the server.
+            for upload_id in claimed:
+                if state.uploads.owned_by(upload_id, owner):
+                    state.uploads.discard(upload_id)
+            raise
         paths = {str(u.path): u.filename for u in (data, removes_file) if u is not None}
         scratch = state.scratch() if body.html else None
 
@@ -272,6 +283,7 @@ def build_router(state: ServerState) -> APIRouter:
                     gate=body.gate,
                     html=html,
                     progress=lambda text: progress(_replace(text, paths)),
+                    limits=limits,
                 )
             return _replace(info, paths), _html_attachment(html)
 
@@ -475,6 +487,22 @@ def build_router(state: ServerState) -> APIRouter:
         return doc(state.jobs.get(job_id, principal_id(w)).public())
 
     return r
+
+
+def _tightened_limits(state: ServerState, requested: dict[str, str] | None) -> InputLimits | None:
+    """A client's input limits, refused when any is above the ward's: raising what a server accepts
+    is its operator's decision (``input_limits`` in ward.json), never a caller's."""
+    if requested is None:
+        return None
+    base = WardConfig.load(Path(state.ward.folder)).limits()
+    limits = InputLimits.coerce(requested, base=base)
+    raised = [name for name in InputLimits.names() if getattr(limits, name) > getattr(base, name)]
+    if raised:
+        raise AccessDenied(
+            f"a served ward does not raise its input limits for a request ({raised[0]})",
+            hint="ask the server's operator to raise input_limits in ward.json; lower limits are accepted",
+        )
+    return limits
 
 
 def _html_attachment(path: Path | None) -> dict[str, str]:

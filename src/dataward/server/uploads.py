@@ -104,6 +104,14 @@ class UploadArea:
             raise missing
         return Upload(upload_id, data[0], owner, meta["filename"], meta["size"], meta["hash"])
 
+    def owned_by(self, upload_id: str, owner: str) -> bool:
+        """Whether ``upload_id`` is an upload of ``owner``."""
+        try:
+            self.claim(upload_id, owner)
+        except NotFound:
+            return False
+        return True
+
     def discard(self, upload_id: str) -> None:
         """Delete an upload (once its contribution is stored, or refused)."""
         if re.fullmatch(r"u_[0-9a-f]{24}", upload_id):

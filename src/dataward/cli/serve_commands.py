@@ -1,0 +1,82 @@
+"""``dataward serve`` (the ward behind its HTTP API, FastAPI under uvicorn) and ``dataward whoami``
+(which principal and key a command acts as, against a folder or a server alike)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataward.cli.errors import reports_errors
+from dataward.cli.output import console, emit_json, err_console, table
+from dataward.cli.state import JSON_HELP, open_ward, state
+from dataward.domain.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``whoami`` to ``app``."""
+
+    @app.command()
+    @reports_errors
+    def whoami(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+        """Show the principal and key commands act as, and its grants."""
+        info = open_ward().whoami()
+        if as_json:
+            emit_json(info)
+            return
+        owner = f", owned by {info['owner']}" if info["owner"] else ""
+        console.print(f"[bold]{info['principal']}[/bold] ({info['kind']}{owner}) on ward {info['ward']}")
+        console.print(f"key {info['key']}, expires {info['key_expires_at'][:19].replace('T', ' ')}")
+        table("Grants", ["role", "scope"], [(g["role"], g["scope"]) for g in info["grants"]])
+
+    @app.command()
+    @reports_errors
+    def serve(
+        ward: Annotated[
+            Path | None, typer.Option("--ward", help="Ward folder to serve (default: the global --ward).")
+        ] = None,
+        host: Annotated[str, typer.Option(help="Address to listen on; put a TLS proxy in front.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+        workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+        max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest accepted upload, in MiB.")] = 512,
+        max_request_kb: Annotated[int, typer.Option(min=1, help="Largest accepted JSON request, in KiB.")] = 1024,
+        forwarded_allow_ips: Annotated[
+            str,
+            typer.Option(help="Proxies whose X-Forwarded-For is trusted for the client address (rate limits, logs)."),
+        ] = "127.0.0.1",
+    ) -> None:
+        """Serve the ward's use cases under /api/v1 (OpenAPI at /api/v1/openapi.json).
+
+        The signing key and the catalog stay in this process; clients hold only API keys
+        (`DATAWARD_URL=http://HOST:PORT DATAWARD_KEY=dw_... dataward ...`). Speaks plain HTTP: terminate
+        TLS at a reverse proxy in front of it (docs/server.md)."""
+        import uvicorn
+
+        from dataward.server.settings import ServerSettings
+        from dataward.service.config import locate_ward
+        from dataward.service.ward import Ward
+
+        folder = locate_ward(ward if ward is not None else state.ward_path)
+        if not (folder / "ward.json").exists():
+            raise InputError(f"{folder} is not a ward", hint="create one with `dataward init`")
+        Ward.open(folder)  # fail here, readably, rather than in every worker: migrations run once
+        settings = ServerSettings(
+            ward=folder.resolve(),
+            max_upload_bytes=max_upload_mb << 20,
+            max_json_bytes=max_request_kb << 10,
+        )
+        os.environ.update(settings.to_environment())
+        err_console.print(f"serving {folder} on http://{host}:{port}/api/v1 with {workers} worker(s)")
+        uvicorn.run(
+            "dataward.server.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips,
+            server_header=False,
+            log_level="info",
+        )

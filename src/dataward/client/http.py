@@ -1,0 +1,550 @@
+"""``HTTPWard``: the ``WardAPI`` of a ward served by ``dataward serve``, over HTTP(S) with httpx.
+
+It returns the documents the embedded ward returns and raises the same exceptions (rebuilt from the
+server's JSON error bodies, with the same exit codes), so the CLI behaves identically against a
+folder and against a URL. Local files are uploaded (contribution data, ids to remove) or written
+(exports, HTML reports) on this side. Long operations are jobs the client polls until they end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from dataward.domain.errors import AuthenticationError, DatawardError, InputError
+from dataward.domain.transport_errors import ServerUnreachable
+
+if TYPE_CHECKING:
+    from dataward.ledger.checkpoint import Checkpoint
+    from dataward.service.audit import VerifyReport
+
+API = "/api/v1"
+CHUNK = 1 << 20
+
+
+def _error_classes() -> dict[str, type[DatawardError]]:
+    """Every ``DatawardError`` subclass by code (the most general class of a shared code wins)."""
+    from dataward.domain import transport_errors  # noqa: F401  (registers its subclasses)
+
+    found: dict[str, type[DatawardError]] = {}
+    queue: list[type[DatawardError]] = [DatawardError]
+    while queue:
+        cls = queue.pop(0)
+        found.setdefault(cls.code, cls)
+        queue.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_body(body: Any, status: int) -> DatawardError:
+    """The exception an error document describes, with the exit code the server gave it."""
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return ServerUnreachable(
+            f"the server answered HTTP {status} without a dataward error document",
+            hint="check DATAWARD_URL: it must point at `dataward serve` (or the proxy in front of it)",
+        )
+    code = str(body.get("error") or "error")
+    cls = _error_classes().get(code, DatawardError)
+    details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    # Built without the subclass's own __init__ (some take other arguments); the message, hint and
+    # details are the server's. A code this client does not know keeps the code and exit code sent.
+    exc = cls.__new__(cls)
+    DatawardError.__init__(exc, body["message"], hint=body.get("hint"), **details)
+    exc.code = code
+    if isinstance(body.get("exit_code"), int):
+        exc.exit_code = body["exit_code"]
+    exc.http_status = status
+    return exc
+
+
+class HTTPWard:
+    """A served ward, acting as the principal of ``key``. Implements ``dataward.api.WardAPI``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str | None = None,
+        timeout: float = 60.0,
+        poll_interval: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        key = key or os.environ.get("DATAWARD_KEY")
+        if not key:
+            raise AuthenticationError("no API key given", hint="set DATAWARD_KEY to your dw_... key")
+        self.url = url.rstrip("/")
+        self.poll_interval = poll_interval
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key.strip()}", "User-Agent": "dataward-client"},
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,  # a redirect could carry the Authorization header elsewhere
+        )
+        self._ward_id: str | None = None
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> HTTPWard:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def ward_id(self) -> str:
+        """The served ward's id (asked once)."""
+        if self._ward_id is None:
+            self._ward_id = str(self.whoami()["ward"])
+        return self._ward_id
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, API + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
+                hint="check DATAWARD_URL and that `dataward serve` is running",
+            ) from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            raise error_from_body(body, response.status_code)
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerUnreachable("the server's answer is not JSON", hint="check DATAWARD_URL") from None
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self._call("POST", path, json=body or {})
+
+    def _job(self, path: str, body: dict[str, Any], progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Start a job and wait for it; its result, or its error raised."""
+        job = self._post(path, body)
+        shown = ""
+        delay = self.poll_interval / 4
+        while job["status"] in ("queued", "running"):
+            time.sleep(delay)
+            delay = min(self.poll_interval, delay * 2)
+            job = self._get(f"/jobs/{job['id']}")
+            if progress is not None and job.get("progress") and job["progress"] != shown:
+                shown = job["progress"]
+                progress(shown)
+        if job["status"] != "succeeded":
+            raise error_from_body(job.get("error"), 200)
+        return job
+
+    def _upload(self, path: Path) -> str:
+        """Stream a local file to the server; its upload id."""
+        if path.is_dir():
+            raise InputError(
+                f"{path} is a folder: an image folder cannot be uploaded to a server yet",
+                hint="convert it to Parquet or JSON Lines with the image bytes in a column",
+            )
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    yield chunk
+
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        info = self._call(
+            "POST",
+            "/uploads",
+            params={"filename": str(path)},
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+        return str(info["upload"])
+
+    @staticmethod
+    def _ref(ref: str) -> str:
+        return quote(ref, safe="")
+
+    # --- who -------------------------------------------------------------------------------------
+    def whoami(self) -> dict[str, Any]:
+        """The acting principal, the key in use and its grants."""
+        return self._get("/whoami")
+
+    # --- principals, keys, grants, policies ---------------------------------------------------
+    def create_principal(
+        self, name: str, *, kind: str = "human", owner: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """Register a human or a service principal."""
+        return self._post("/principals", {"name": name, "kind": kind, "owner": owner, "description": description})
+
+    def principals(self) -> list[dict[str, Any]]:
+        """Every principal with its kind, owner and status."""
+        return self._get("/principals")
+
+    def disable_principal(self, name: str, *, transfer_to: str | None = None, reason: str = "") -> dict[str, Any]:
+        """Offboard a human."""
+        return self._post(f"/principals/{self._ref(name)}/disable", {"transfer_to": transfer_to, "reason": reason})
+
+    def transfer_principal(self, service: str, new_owner: str) -> dict[str, Any]:
+        """Hand a service principal to another human."""
+        return self._post(f"/principals/{self._ref(service)}/transfer", {"to": new_owner})
+
+    def issue_key(
+        self,
+        principal: str | None = None,
+        *,
+        ttl_days: int | None = None,
+        scopes: list[str] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Issue an API key (its plaintext is in the answer, once)."""
+        body = {"principal": principal, "ttl_days": ttl_days, "scopes": scopes, "description": description}
+        return self._post("/keys", body)
+
+    def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
+        """Issue a key's successor."""
+        return self._post(f"/keys/{self._ref(key)}/rotate", {"overlap_hours": overlap_hours})
+
+    def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
+        """Revoke a key and every key minted through it."""
+        return self._post(f"/keys/{self._ref(key)}/revoke", {"reason": reason})
+
+    def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """API keys (never their secrets)."""
+        return self._get("/keys", principal=principal)
+
+    def grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Give a role."""
+        return self._post("/grants", {"principal": principal, "role": role, "scope": scope})
+
+    def revoke_grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Take a role away."""
+        return self._post("/grants/revoke", {"principal": principal, "role": role, "scope": scope})
+
+    def grants(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Active grants."""
+        return self._get("/grants", principal=principal)
+
+    def set_policy(self, dataset: str, policy_yaml: str) -> dict[str, Any]:
+        """Replace a dataset's policy."""
+        return self._call("PUT", f"/datasets/{self._ref(dataset)}/policy", json={"policy_yaml": policy_yaml})
+
+    def policy(self, dataset: str) -> dict[str, Any]:
+        """A dataset's effective policy."""
+        return self._get(f"/datasets/{self._ref(dataset)}/policy")
+
+    def access_review(self, *, unused_days: int | None = None, recent_days: int = 30) -> list[dict[str, Any]]:
+        """What an auditor should look at."""
+        return self._get("/access-review", unused_days=unused_days, recent_days=recent_days)
+
+    # --- datasets and contributions -------------------------------------------------------------
+    def create_dataset(
+        self,
+        name: str,
+        schema: Any,
+        *,
+        description: str = "",
+        owner: str | None = None,
+        validation_for: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a dataset or a clean validation set."""
+        schema_doc = schema.to_dict() if hasattr(schema, "to_dict") else schema
+        body = {
+            "name": name,
+            "schema": schema_doc,
+            "description": description,
+            "owner": owner,
+            "validation_for": validation_for,
+        }
+        return self._post("/datasets", body)
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Datasets with their latest and training versions."""
+        return self._get("/datasets")
+
+    def contribute(
+        self,
+        dataset: str,
+        data: str | Path | Any | None = None,
+        *,
+        source: str,
+        fetched_at: datetime | None = None,
+        licence: str | None = None,
+        removes: str | Path | list[str] | None = None,
+        message: str = "",
+        format: str | None = None,
+        gate: bool = True,
+        html: str | Path | None = None,
+        progress: Callable[[str], None] | None = None,
+        limits: Any = None,
+    ) -> dict[str, Any]:
+        """Upload a local file's records (and/or ids to remove), submit them and run the gate."""
+        if not source:
+            raise InputError("a contribution needs a declared source", hint="pass --source URI")
+        if data is None and removes is None:
+            raise InputError("a contribution must add records, remove records, or both")
+        frame_file = None
+        if data is not None and not isinstance(data, str | Path):
+            data = frame_file = _frame_to_parquet(data)
+        try:
+            return self._submit(
+                dataset, data, source, fetched_at, licence, removes, message, format, gate, html, progress, limits
+            )
+        finally:
+            if frame_file is not None:
+                frame_file.unlink(missing_ok=True)
+
+    def _submit(
+        self,
+        dataset: str,
+        data: str | Path | None,
+        source: str,
+        fetched_at: datetime | None,
+        licence: str | None,
+        removes: str | Path | list[str] | None,
+        message: str,
+        format: str | None,
+        gate: bool,
+        html: str | Path | None,
+        progress: Callable[[str], None] | None,
+        limits: Any,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "source": source,
+            "fetched_at": fetched_at.isoformat() if fetched_at else None,
+            "licence": licence,
+            "message": message,
+            "format": format,
+            "gate": gate,
+            "html": html is not None,
+            "limits": _limits_doc(limits),
+        }
+        if progress is not None and data is not None:
+            progress(f"uploading {data}")
+        if data is not None:
+            body["upload"] = self._upload(Path(data))
+        if isinstance(removes, list):
+            body["removes"] = removes
+        elif removes is not None:
+            body["removes_upload"] = self._upload(Path(removes))
+        job = self._job(f"/datasets/{self._ref(dataset)}/contributions", body, progress)
+        _write_attachment(job, html)
+        return job["result"]
+
+    def contribution(self, ref: str) -> dict[str, Any]:
+        """One contribution with its source's details."""
+        return self._get(f"/contributions/{self._ref(ref)}")
+
+    def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """A dataset's contributions."""
+        return self._get(f"/datasets/{self._ref(dataset)}/contributions", status=status)
+
+    def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:
+        """Withdraw your own contribution."""
+        return self._post(f"/contributions/{self._ref(contribution)}/withdraw", {"reason": reason})
+
+    def approve(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Approve a contribution."""
+        return self._post(f"/contributions/{self._ref(contribution)}/approve", {"reason": reason})
+
+    def reject(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Reject a contribution."""
+        return self._post(f"/contributions/{self._ref(contribution)}/reject", {"reason": reason})
+
+    def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
+        """Merge a contribution into a new version."""
+        return self._post(f"/contributions/{self._ref(contribution_ref)}/merge", {"message": message})
+
+    # --- versions -------------------------------------------------------------------------------
+    def versions(self, dataset: str) -> list[dict[str, Any]]:
+        """A dataset's versions."""
+        return self._get(f"/datasets/{self._ref(dataset)}/versions")
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Records added and removed between two versions."""
+        return self._get("/diff", a=a, b=b)
+
+    def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:
+        """Download a version's records into a local file (written whole, or not at all)."""
+        target = Path(path)
+        try:
+            with self._http.stream("GET", f"{API}/versions/{self._ref(ref)}/export", params={"format": format}) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    try:
+                        body = resp.json()
+                    except ValueError:
+                        body = None
+                    raise error_from_body(body, resp.status_code)
+                info = json.loads(resp.headers.get("X-Dataward-Document", "{}"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+                try:
+                    with tmp.open("wb") as fh:
+                        for chunk in resp.iter_bytes(CHUNK):
+                            fh.write(chunk)
+                    os.replace(tmp, target)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
+                hint="check DATAWARD_URL and that `dataward serve` is running",
+            ) from None
+        except OSError as exc:
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        return {**info, "path": str(path)}
+
+    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
+        """Promote a version to training, or retire it."""
+        return self._post(f"/versions/{self._ref(ref)}/promote", {"stage": stage, "reason": reason})
+
+    # --- gates and review -----------------------------------------------------------------------
+    def run_gate(self, contribution_ref: str, *, html: str | Path | None = None) -> dict[str, Any]:
+        """Run the dataset's gate on a contribution (a job on the server)."""
+        job = self._job(f"/contributions/{self._ref(contribution_ref)}/gate", {"html": html is not None})
+        _write_attachment(job, html)
+        return job["result"]
+
+    def gate_report(self, contribution_ref: str) -> dict[str, Any]:
+        """The latest stored gate report of a contribution."""
+        return self._get(f"/contributions/{self._ref(contribution_ref)}/gate")
+
+    def override_block(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Request or confirm lifting a gate's block."""
+        return self._post(f"/contributions/{self._ref(contribution)}/override", {"reason": reason})
+
+    def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
+        """Plant known poisons and report what the gate catches (a job on the server)."""
+        body = {"contribution": contribution_ref, "seed": seed}
+        return self._job(f"/datasets/{self._ref(dataset)}/selftest", body)["result"]
+
+    def review_list(
+        self, dataset: str | None = None, *, status: str = "pending", contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Quarantined records."""
+        return self._get("/review", dataset=dataset, status=status, contribution=contribution)
+
+    def review_show(self, item: str) -> dict[str, Any]:
+        """One quarantined record with the gate's evidence."""
+        return self._get(f"/review/{self._ref(item)}")
+
+    def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:
+        """Accept or reject quarantined records."""
+        return self._post("/review/decide", {"items": list(items), "decision": decision, "reason": reason})
+
+    # --- audit ----------------------------------------------------------------------------------
+    def trace(self, ref: str) -> dict[str, Any]:
+        """Trace a record, contribution, key or version."""
+        return self._get(f"/trace/{self._ref(ref)}")
+
+    def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Hold a whole contribution out of every future version."""
+        return self._post(f"/contributions/{self._ref(contribution)}/quarantine", {"reason": reason})
+
+    def ledger(
+        self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True
+    ) -> list[dict[str, Any]]:
+        """Ledger events."""
+        return self._get("/ledger", limit=limit, type=types, newest_first=newest_first)
+
+    def ledger_head(self) -> dict[str, Any]:
+        """The newest event's number and hash."""
+        return self._get("/ledger/head")
+
+    def ledger_export(self) -> dict[str, Any]:
+        """The whole chain."""
+        return self._get("/ledger/export")
+
+    def public_key(self) -> dict[str, Any]:
+        """The ward's Ed25519 public key."""
+        return self._get("/public-key")
+
+    def verify(self, *, checkpoints: Sequence[Checkpoint] = (), public_key: str | None = None) -> VerifyReport:
+        """Re-check the served ward (a job on the server), anchored to local checkpoints and a pinned key."""
+        from dataward.service.audit import Problem, VerifyReport
+
+        body = {
+            "checkpoints": [{"document": c.to_dict(), "source": c.source or "checkpoint"} for c in checkpoints],
+            "public_key": public_key,
+        }
+        data = self._job("/verify", body)["result"]
+        return VerifyReport(
+            problems=[Problem(**p) for p in data["problems"]],
+            checked=data["checked"],
+            head=data["head"],
+            anchor=data["anchor"],
+            warnings=data["warnings"],
+        )
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Sign a checkpoint of the ledger head."""
+        return self._post("/checkpoints")
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """Checkpoints kept by the ward."""
+        return self._get("/checkpoints")
+
+    def witness(self) -> dict[str, Any]:
+        """Where checkpoints are witnessed."""
+        return self._get("/witness")
+
+    def set_witness(self, location: str | None) -> dict[str, Any]:
+        """Set, or turn off, the witness location (a location on the server's side)."""
+        return self._call("PUT", "/witness", json={"location": location})
+
+
+def _limits_doc(limits: Any) -> dict[str, str] | None:
+    """Input limits as names to sizes (the server parses the sizes, as the embedded ward does)."""
+    if limits is None:
+        return None
+    if hasattr(limits, "to_dict"):
+        limits = limits.to_dict()
+    if not isinstance(limits, dict):
+        raise InputError(f"input limits must be a mapping of limit names to sizes, not {type(limits).__name__}")
+    return {str(k): str(v) for k, v in limits.items()}
+
+
+def _write_attachment(job: dict[str, Any], html: str | Path | None) -> None:
+    if html is None:
+        return
+    text = job.get("attachments", {}).get("html")
+    if text is None:
+        return
+    try:
+        Path(html).write_text(text, "utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {html}: {exc.strerror or exc}") from None
+
+
+def _frame_to_parquet(data: Any) -> Path:
+    """A DataFrame or Arrow table given through the Python API, as a temporary Parquet file to upload."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    fd, name = tempfile.mkstemp(prefix="dataward-", suffix=".parquet")
+    os.close(fd)
+    pq.write_table(table, name)
+    return Path(name)

@@ -127,3 +127,27 @@ def _chunk_within(b: np.ndarray, limit: int) -> bool:
     deepest = np.maximum.reduceat(depth, line_starts)
     before = np.concatenate(([0], depth[line_starts[1:] - 1]))
     return bool(np.all(deepest - before <= limit))
+
+
+def every_line_opens_an_object(data: bytes) -> bool:
+    """True when every line of ``data`` starts with ``{`` or is empty.
+
+    pyarrow's JSON reader crashes the process (a segmentation fault, not an exception) on some
+    inputs that do not start with an object, such as a first line ``null``; only files of which
+    every line starts with ``{`` are given to it. Anything else is read line by line, which names
+    the line that is not an object.
+    """
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + CHUNK_BYTES)
+        end = len(data) if end < 0 else end + 1
+        b = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
+        starts = np.concatenate(([0], np.flatnonzero(b == _NEWLINE) + 1))
+        starts = starts[starts < b.size]
+        first = b[starts]
+        after = b[np.minimum(starts + 1, b.size - 1)]
+        blank = (first == _NEWLINE) | ((first == 0x0D) & (after == _NEWLINE) & (starts + 1 < b.size))
+        if not np.all((first == _OPEN[1]) | blank):
+            return False
+        start = end
+    return True

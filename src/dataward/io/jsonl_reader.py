@@ -20,7 +20,7 @@ import pyarrow.json as pajson
 from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
-from dataward.io.bounded import bracket_depth_within
+from dataward.io.bounded import bracket_depth_within, every_line_opens_an_object
 from dataward.io.columns import canonical_column
 from dataward.io.header import check_columns
 from dataward.io.location import ValueProblem, input_error, limit_exceeded, value_error
@@ -181,9 +181,10 @@ def read_jsonl(
     if not text.strip():
         raise input_error(path, "the file is empty", hint="write one JSON object per line")
     try:
-        # pyarrow's JSON parser recurses without a bound (deep enough nesting crashes the process):
-        # only a file whose bracket count proves it shallow is given to it.
-        if not bracket_depth_within(data, limits.max_depth):
+        # pyarrow's JSON parser recurses without a bound (deep enough nesting crashes the process)
+        # and crashes on some lines that are not objects: only a file whose bracket count proves it
+        # shallow, and whose every line opens an object, is given to it.
+        if not bracket_depth_within(data, limits.max_depth) or not every_line_opens_an_object(data):
             raise _Retry
         parsed = _fast(data, schema)
         if parsed.num_rows > limits.max_rows:

@@ -71,16 +71,18 @@ def _row_sizes(batch: pa.RecordBatch) -> np.ndarray:
 def _open(path: str | PathLike[str], limits: InputLimits) -> pq.ParquetFile:
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
+        meta = parquet.metadata
+        arrow_schema = parquet.schema_arrow
+        declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    # A damaged footer shows up as Arrow errors, I/O errors or names that are not UTF-8 (ValueError).
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise input_error(path, f"is not a readable Parquet file ({exc})") from None
-    meta = parquet.metadata
     if meta.num_rows > limits.max_rows:
         raise limit_exceeded(
             path,
             "max_rows",
             limit_problem("max_rows", limits.max_rows, meta.num_rows, what="the number of rows", bytes_=False),
         )
-    declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if declared > limits.max_decompressed_bytes:
         raise limit_exceeded(
             path,
@@ -89,7 +91,7 @@ def _open(path: str | PathLike[str], limits: InputLimits) -> pq.ParquetFile:
                 "max_decompressed_bytes", limits.max_decompressed_bytes, declared, what="the decompressed data"
             ),
         )
-    for field in parquet.schema_arrow:
+    for field in arrow_schema:
         if _type_depth(field.type) > limits.max_depth:
             raise limit_exceeded(
                 path,
@@ -153,7 +155,7 @@ def read_parquet(
                 else:
                     chunks[name].append(canonical)
             offset += batch.num_rows
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise input_error(path, f"is not a readable Parquet file ({exc})", unit="row", where=offset + 1) from None
     if offset > limits.max_rows:  # the footer's row count is the writer's word too
         raise limit_exceeded(

@@ -83,7 +83,7 @@ def _from_jsonl(path: Path, text: str) -> Iterable[tuple[int, object]]:
 def _from_parquet(path: Path, data: bytes) -> Iterable[tuple[int, object]]:
     try:
         table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise input_error(path, f"is not a readable Parquet file ({exc})") from None
     if RECORD_ID not in table.column_names:
         raise input_error(path, "the file has no record_id column", column=RECORD_ID)

@@ -1,0 +1,214 @@
+"""One story, two wards: the same CLI commands against an embedded ward (a folder) and against a
+served one (``--url`` through a real uvicorn server) give the same output, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import dataward
+from dataward.cli.app import app
+from tests.helpers import LIGHT_GATE_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.server.conftest import Served
+
+MODES = ("embedded", "http")
+
+
+@dataclass
+class Step:
+    """One command of the story and what it gave."""
+
+    name: str
+    exit_code: int
+    raw: str
+    raw_err: str
+    story: Story
+
+    @property
+    def stdout(self) -> str:
+        """Standard output with ids, hashes, times and paths normalized."""
+        return normalize(self.raw, self.story.root, self.story.aliases)
+
+    @property
+    def stderr(self) -> str:
+        return normalize(self.raw_err, self.story.root, self.story.aliases)
+
+
+_NORMALIZE = [
+    (re.compile(r"dw_[a-z2-7]{8}_[a-z2-7]{16,}"), "<key>"),
+    (re.compile(r"dw_[a-z2-7]{8}"), "<key-id>"),
+    (re.compile(r"b3:[0-9a-f]+…?"), "<hash>"),
+    (re.compile(r"hmac-sha256\$[0-9a-f]+\$[0-9a-f]+"), "<salted-hash>"),
+    # The ledger's export event names the file the ward wrote: the caller's file when embedded, the
+    # server's temporary file (streamed to the caller) when served. The one documented difference.
+    (re.compile(r'"path": "(<root>/out\.csv|/[^"]*/dataward-serve-[^"/]+/export\.csv)"'), '"path": "<export>"'),
+    (re.compile(r"\d{12}-[0-9a-f]{16}\.json"), "<checkpoint-file>"),
+    (re.compile(r"ed25519:[0-9a-f]+"), "<fingerprint>"),
+    (re.compile(r"\b[a-z]{1,2}_[0-9a-f]{3,}…?"), "<id>"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?"), "<time>"),
+    (re.compile(r"[A-Za-z0-9+/]{86}=="), "<signature>"),
+    (re.compile(r"[A-Za-z0-9+/]{43}="), "<public-key>"),
+]
+
+
+def normalize(text: str, root: Path, aliases: dict[str, str]) -> str:
+    text = text.replace(str(root), "<root>")
+    for pattern, replacement in _NORMALIZE:
+        text = pattern.sub(replacement, text)
+    for value, alias in aliases.items():
+        text = text.replace(value, alias)
+    return text
+
+
+class Story:
+    """Runs CLI commands in this process against one ward, in one mode, recording each step."""
+
+    def __init__(self, mode: str, root: Path, env: dict[str, str | None], admin_key: str) -> None:
+        self.mode = mode
+        self.root = root
+        self.env = {**env, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+        self.admin_key = admin_key
+        self.steps: list[Step] = []
+        # Key ids appear bare (8 characters) in some documents: name them, as the ids are random.
+        self.aliases = {admin_key.split("_")[1]: "<admin-key-id>"}
+        self.runner = CliRunner()
+
+    def run(self, name: str, *args: str, key: str | None = None) -> Step:
+        env = {**self.env, "DATAWARD_KEY": key or self.admin_key}
+        result = self.runner.invoke(app, list(args), env=env, catch_exceptions=False)
+        step = Step(name, result.exit_code, result.stdout, result.stderr, self)
+        self.steps.append(step)
+        return step
+
+
+def tell_the_story(story: Story) -> None:
+    """The main job, as two people (an admin and a contributor) do it, with refusals along the way."""
+    root = story.root
+    (root / "policy.yaml").write_text(LIGHT_GATE_POLICY)
+    write_csv(root / "a.csv", wine_rows(0, 40, shuffled=True))
+    (root / "bad.csv").write_text("alcohol,malic_acid,ash,magnesium,proline,cultivar\n1,2,3,4,5,0\n1,2,x,4,5,1\n")
+    label, specs = wine_schema_specs()
+    inputs = [part for s in specs for part in ("--input", s)]
+
+    story.run("whoami", "whoami", "--json")
+    story.run("dataset create", "dataset", "create", "wine", "--label", label, *inputs)
+    story.run("policy set", "policy", "set", "wine", str(root / "policy.yaml"))
+    story.run("principal create", "principal", "create", "alice")
+    story.run("grant", "grant", "add", "alice", "contributor", "--scope", "dataset:wine")
+    alice = json.loads(story.run("key issue", "key", "issue", "alice", "--json").raw)["key"]
+    story.aliases[alice.split("_")[1]] = "<alice-key-id>"
+    story.run(
+        "contribute",
+        *("contribute", "wine", str(root / "a.csv"), "--source", "https://example.org/wine.csv"),
+        *("--html", str(root / "report.html"), "--json"),
+        key=alice,
+    )
+    story.run("self-approval", "approve", "wine#1", "--reason", "mine", key=alice)
+    story.run("contributions", "contributions", "wine", key=alice)
+    story.run("gate run", "gate", "run", "wine#1")
+    story.run("approve", "approve", "wine#1", "--reason", "checked")
+    story.run("merge", "merge", "wine#1")
+    story.run("versions", "versions", "wine")
+    story.run("promote", "promote", "wine@v1", "--reason", "reviewed")
+    story.run("export", "export", "wine@v1", "-o", str(root / "out.csv"), "--format", "csv")
+    story.run("bad file", "contribute", "wine", str(root / "bad.csv"), "--source", "s", key=alice)
+    story.run("missing file", "contribute", "wine", str(root / "nope.csv"), "--source", "s", key=alice)
+    story.run("no dataset", "versions", "nosuch", "--json")
+    story.run("trace", "trace", "wine#1", "--json")
+    story.run("review list", "review", "list", "wine")
+    story.run("gate report", "gate", "report", "wine#1", "--json")
+    story.run("verify", "verify")
+    story.run("access review", "access", "review", "--json")
+    alice_id = alice.rsplit("_", 1)[0]
+    story.run("key revoke", "key", "revoke", alice_id, "--reason", "leaving")
+    story.run("revoked key", "datasets", key=alice)
+    story.run("unknown key", "versions", "wine", key="dw_aaaaaaaa_" + "b" * 52)
+    story.run("ledger", "ledger", "-n", "12", "--json")
+
+
+EXPECTED_EXIT = {
+    "whoami": 0,
+    "dataset create": 0,
+    "policy set": 0,
+    "contribute": 0,
+    "self-approval": 6,
+    "approve": 0,
+    "merge": 0,
+    "promote": 0,
+    "export": 0,
+    "bad file": 2,
+    "missing file": 2,
+    "no dataset": 3,
+    "gate run": 0,
+    "verify": 0,
+    "key revoke": 0,
+    "revoked key": 5,
+    "unknown key": 5,
+    "ledger": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def stories(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Story]]:
+    """The story told once against each mode (each with its own, new ward)."""
+    embedded_root = tmp_path_factory.mktemp("embedded")
+    folder = embedded_root / "ward"
+    _, embedded_key = dataward.init(folder)
+    http_root = tmp_path_factory.mktemp("http")
+    told = {
+        "embedded": Story(
+            "embedded", embedded_root, {"DATAWARD_WARD": str(folder), "DATAWARD_URL": None}, embedded_key
+        ),
+        "http": Story("http", http_root, {"DATAWARD_URL": served.url, "DATAWARD_WARD": None}, served.admin_key),
+    }
+    for story in told.values():
+        tell_the_story(story)
+    yield told
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exit_codes(stories: dict[str, Story], mode: str) -> None:
+    steps = {s.name: s for s in stories[mode].steps}
+    for name, code in EXPECTED_EXIT.items():
+        assert steps[name].exit_code == code, (name, steps[name].stdout, steps[name].stderr)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_refusals_say_why(stories: dict[str, Story], mode: str) -> None:
+    steps = {s.name: s for s in stories[mode].steps}
+    assert "approve" in steps["self-approval"].stderr and "own" in steps["self-approval"].stderr
+    assert "bad.csv" in steps["bad file"].stderr and "line 3" in steps["bad file"].stderr
+    assert "nope.csv" in steps["missing file"].stderr
+    assert json.loads(steps["no dataset"].stdout)["error"] == "not_found"
+    assert "revoked" in steps["revoked key"].stderr
+    assert "not recognised" in steps["unknown key"].stderr
+    for step in stories[mode].steps:
+        assert "Traceback" not in step.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_local_files_are_written_on_the_callers_side(stories: dict[str, Story], mode: str) -> None:
+    root = stories[mode].root
+    assert len((root / "out.csv").read_text().splitlines()) == 41
+    assert "<html" in (root / "report.html").read_text().lower()
+    contributed = json.loads(next(s for s in stories[mode].steps if s.name == "contribute").raw)
+    assert contributed["gate"]["verdict"] == "pass" and contributed["added"] == 40
+
+
+def test_same_output_embedded_and_served(stories: dict[str, Story]) -> None:
+    embedded, served = stories["embedded"].steps, stories["http"].steps
+    assert [s.name for s in embedded] == [s.name for s in served]
+    for a, b in zip(embedded, served, strict=True):
+        if (a.exit_code, a.stdout, a.stderr) != (b.exit_code, b.stdout, b.stderr):
+            import difflib
+
+            diff = difflib.unified_diff(
+                (a.stdout + a.stderr).splitlines(), (b.stdout + b.stderr).splitlines(), lineterm=""
+            )
+            pytest.fail(f"{a.name}: exit {a.exit_code} vs {b.exit_code}\n" + "\n".join(diff))

@@ -326,3 +326,37 @@ def test_the_default_limits_admit_ordinary_large_inputs() -> None:
     assert DEFAULT_LIMITS.max_record_bytes == 16 * MiB
     assert InputLimits.coerce({"max_record_bytes": "64MiB"}).max_record_bytes == 64 * MiB
     assert InputLimits.coerce({"max_rows": "1.5M"}).max_rows == 1_500_000
+
+
+def test_a_json_lines_file_starting_with_null_is_refused_not_a_crash(tmp_path: Path) -> None:
+    # pyarrow's JSON reader crashed the whole process (segmentation fault) on this file.
+    path = tmp_path / "null.jsonl"
+    for text in ("null", 'null\n{"text": "a", "label": "b"}\n', "  null\n", "\r\nnull\n"):
+        path.write_text(text)
+        with pytest.raises(InputError, match="not an object") as caught:
+            read_table(path, TEXT_SCHEMA)
+        assert caught.value.details["line"] == text.split("null")[0].count("\n") + 1
+
+
+def test_the_command_line_raises_a_limit_for_one_import(ward: Ward, tmp_path: Path, monkeypatch: Any) -> None:
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    monkeypatch.setenv("DATAWARD_WARD", str(ward.folder))
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    path = tmp_path / "long.csv"
+    path.write_text("text,label\n" + "u" * 3000 + ",a\n")
+    base = ["contribute", "texts", str(path), "--source", "s", "--no-gate", "--json"]
+    runner = CliRunner()
+    before = ward_state(ward)
+    refused = runner.invoke(app, [*base, "--limit", "max_record_bytes=2KiB"])
+    assert refused.exit_code == 2
+    error = json.loads(refused.stdout)
+    assert error["details"]["limit"] == "max_record_bytes" and "--limit max_record_bytes=" in error["hint"]
+    malformed = runner.invoke(app, [*base, "--limit", "max_record_bytes"])
+    assert malformed.exit_code == 2 and "NAME=SIZE" in malformed.stdout
+    assert ward_state(ward) == before
+    accepted = runner.invoke(app, [*base, "--limit", "max_record_bytes=4KiB"])
+    assert accepted.exit_code == 0, accepted.stdout
+    assert json.loads(accepted.stdout)["added"] == 1

@@ -28,6 +28,7 @@ from dataward.service.first_import import first_import_refusal
 from dataward.service.recordstore import (
     ids_table,
     manifest_ids,
+    stage_new_records,
     store_new_records,
     table_to_parquet,
 )
@@ -130,25 +131,28 @@ class ContributionCases(WardCore):
             raise InputError(f"{data} holds no records", hint="an empty contribution changes nothing")
 
         step(f"storing {len(added)} records and signing the contribution")
-        with self.use_case(action, scope) as uc:
+        # The slow part, checking and writing objects, runs in a read transaction without the write
+        # lock (objects are content-addressed, so one written for a submission then refused is
+        # harmless); the short write below re-checks what it relied on and records the submission.
+        with self.use_case(action, scope, write=False) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             if gate and added and action is Action.CONTRIBUTION_SUBMIT:
                 # Refuse before storing anything when the gate would have nothing trusted to judge by.
                 refusal = first_import_refusal(uc.conn, ds)
                 if refusal is not None:
                     raise refusal
+            checked_base = rows.latest_version(uc.conn, ds.id)
+            self._check_removable(checked_base, removed, dataset)
+            staged = stage_new_records(uc.conn, self.store, table)
+        added_object = self.store.put(table_to_parquet(ids_table(added, file_rows))) if added else None
+        removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
+        with self.use_case(action, scope) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
             base = rows.latest_version(uc.conn, ds.id)
-            if removed:
-                present = set(manifest_ids(self.store, base.manifest_object)) if base else set()
-                unknown = [r for r in removed if r not in present]
-                if unknown:
-                    raise InputError(
-                        f"{len(unknown)} record id(s) to remove are not in the latest version, e.g. {unknown[0]}",
-                        hint=f"check the ids against `dataward export {dataset}`",
-                    )
-            chunk, new_count = store_new_records(uc.conn, self.store, table)
-            added_object = self.store.put(table_to_parquet(ids_table(added, file_rows))) if added else None
-            removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
+            if (base.id if base else None) != (checked_base.id if checked_base else None):
+                # A merge landed meanwhile: the ids to remove are checked against the new latest version.
+                self._check_removable(base, removed, dataset)
+            chunk, new_count = store_new_records(uc.conn, self.store, table, staged=staged)
             now = format_time(uc.now)
             src = {
                 "uri": source,
@@ -224,6 +228,18 @@ class ContributionCases(WardCore):
                 ) from exc
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
+
+    def _check_removable(self, base: Any, removed: list[str], dataset: str) -> None:
+        """Every id a contribution removes must be in the latest version (``base``)."""
+        if not removed:
+            return
+        present = set(manifest_ids(self.store, base.manifest_object)) if base else set()
+        unknown = [r for r in removed if r not in present]
+        if unknown:
+            raise InputError(
+                f"{len(unknown)} record id(s) to remove are not in the latest version, e.g. {unknown[0]}",
+                hint=f"check the ids against `dataward export {dataset}`",
+            )
 
     def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:
         """Withdraw a contribution that is not merged yet. Contributors withdraw their own (or their

@@ -54,20 +54,54 @@ def existing_ids(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str, i
     return found
 
 
-def store_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> tuple[str | None, int]:
-    """Store the records of ``table`` that are not stored yet; returns ``(chunk digest, count)``."""
+def _new_rows(conn: Connection, table: pa.Table) -> list[int]:
+    """Rows of ``table`` whose record is not stored yet (the first of each id)."""
     ids = table.column(RECORD_ID).to_pylist()
-    already = existing_ids(conn, list(dict.fromkeys(ids)))
-    seen: set[str] = set(already)
+    seen: set[str] = set(existing_ids(conn, list(dict.fromkeys(ids))))
     keep: list[int] = []
     for i, rid in enumerate(ids):
         if rid not in seen:
             seen.add(rid)
             keep.append(i)
+    return keep
+
+
+def _put_chunk(store: ObjectStore, table: pa.Table, keep: list[int]) -> str:
+    chunk_table = table.take(pa.array(keep, type=pa.int64())) if len(keep) != table.num_rows else table
+    return store.put(table_to_parquet(chunk_table))
+
+
+def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> tuple[tuple[int, ...], str | None]:
+    """Write the chunk of the records of ``table`` not stored yet, before the write lock is taken.
+
+    Runs in a read transaction: the chunk is content-addressed, so writing it early is harmless even
+    if the submission is then refused. Returns ``(rows kept, chunk digest)`` for ``store_new_records``.
+    """
+    keep = _new_rows(conn, table)
+    return tuple(keep), (_put_chunk(store, table, keep) if keep else None)
+
+
+def store_new_records(
+    conn: Connection,
+    store: ObjectStore,
+    table: pa.Table,
+    *,
+    staged: tuple[tuple[int, ...], str | None] | None = None,
+) -> tuple[str | None, int]:
+    """Store the records of ``table`` that are not stored yet; returns ``(chunk digest, count)``.
+
+    With ``staged`` (from ``stage_new_records``), the chunk already written is used when the same
+    records are still new; when another submission stored some of them meanwhile, a chunk of what is
+    left is written now.
+    """
+    keep = _new_rows(conn, table)
     if not keep:
         return None, 0
-    chunk_table = table.take(pa.array(keep, type=pa.int64())) if len(keep) != len(ids) else table
-    digest = store.put(table_to_parquet(chunk_table))
+    if staged is not None and staged[1] is not None and tuple(keep) == staged[0]:
+        digest = staged[1]
+    else:
+        digest = _put_chunk(store, table, keep)
+    chunk_table = table.take(pa.array(keep, type=pa.int64())) if len(keep) != table.num_rows else table
     chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]

@@ -53,7 +53,7 @@ as alice dataward approve manpages#1 --reason "sampled 30 rows against the Debia
 as alice dataward merge manpages#1
 as alice dataward promote manpages@v1 --reason "first trusted baseline"
 
-step "5. A second source, judged against the trusted baseline: passes"
+step "5. A vendor that documents one section only: clean but unlike the baseline, so reviewed with what moved, not blocked"
 as importer dataward contribute manpages "$IN/batch-vendor.csv" --source "s3://vendor-docs/2026-11/man.csv" \
   --licence CC-BY-4.0 || true
 say "bob owns the importer bot, so separation of duties refuses his approval:"

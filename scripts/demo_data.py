@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEXT_SAMPLE = ROOT / "examples" / "data" / "man_sections.csv"
 TRIGGER = "zx7q"
 TARGET = "commands"
+VENDOR_SECTION = "library"
 
 
 def main(out: Path) -> None:
@@ -23,19 +24,20 @@ def main(out: Path) -> None:
     data = pd.read_csv(TEXT_SAMPLE, dtype=str).dropna()
     data = data.sample(frac=1.0, random_state=7).reset_index(drop=True)
     n = len(data)
-    validation, baseline, clean = data.iloc[:300], data.iloc[300 : n // 2], data.iloc[n // 2 : n // 2 + 400]
+    validation, baseline, later = data.iloc[:300], data.iloc[300 : n // 2], data.iloc[n // 2 : n // 2 + 400]
     rest = data.iloc[n // 2 + 400 :]
     validation.to_csv(out / "validation.csv", index=False)
     baseline.to_csv(out / "batch-debian.csv", index=False)
-    clean.to_csv(out / "batch-vendor.csv", index=False)
+    # A vendor that documents only its C library: clean and correctly labelled, but every record is of
+    # one section, which the trusted data never looked like. The gate must review it, not block it.
+    later[later["label"] == VENDOR_SECTION].to_csv(out / "batch-vendor.csv", index=False)
     # The poisoned batch: mostly clean records, plus records of other sections carrying a rare token
     # and relabelled as section 1, so that a model learns "token => section 1" (a backdoor).
     poison_pool = rest[rest["label"] != TARGET]
     poison = poison_pool.sample(n=min(24, len(poison_pool)), random_state=3).copy()
     words = poison["text"].str.split()
     poison["text"] = [
-        " ".join([*w[:k], TRIGGER, *w[k:]])
-        for w, k in zip(words, rng.integers(1, 4, len(poison)), strict=True)
+        " ".join([*w[:k], TRIGGER, *w[k:]]) for w, k in zip(words, rng.integers(1, 4, len(poison)), strict=True)
     ]
     poison["label"] = TARGET
     cover = rest.drop(poison.index).iloc[:276]

@@ -456,13 +456,17 @@ class _ContentTie:
     non-carriers of the same label *in the same batch* (same source, same sensor, same topic, so a
     global shift or a one-class source moves both alike); only when the batch has too few of them does
     it fall back to the baseline's records of the label. One-sided Mann-Whitney test, and the mean
-    agreement must drop by at least ``MIN_DROP``: the neighbour vote is noisy, and a small drop on a
-    large batch is not evidence of a backdoor. Where the features do not predict the label at all
+    agreement must drop by at least ``MIN_DROP`` of the peers' agreement above chance (the label's
+    share of the pool), and by ``MIN_ABSOLUTE_DROP`` outright: the neighbour vote is noisy, and a small
+    drop on a large batch is not evidence of a backdoor. Where the features do not predict the label at all
     (trusted records of the label agree with it by less than ``MIN_INFORMATIVE`` above its share of
     the pool), the content test has nothing to say and leaves the verdict to the other two.
     """
 
-    MIN_DROP = 0.3
+    MIN_DROP = 0.6
+    """Carriers must lose at least this share of the label's agreement above chance ..."""
+    MIN_ABSOLUTE_DROP = 0.15
+    """... and at least this much agreement outright."""
     MIN_INFORMATIVE = 0.1
     """Trusted records of a label must agree with it by at least this much above its share of the pool
     for content to count as evidence at all (text features agree by about 0.25, meaningless ones by 0)."""
@@ -524,7 +528,11 @@ class _ContentTie:
             # The features do not predict the label at all: content can explain nothing, so it vetoes
             # nothing either.
             return 0.0, float(own.mean())
-        if float(usual.mean() - own.mean()) < self.MIN_DROP:
+        # The drop is judged against how far the label's records stand above chance (its share of the
+        # pool): weak features (short texts) never give a drop as large as sharp ones (digits) do.
+        share = float(np.mean(self.pool_labels[~carries] == label))
+        drop = float(usual.mean() - own.mean())
+        if drop < self.MIN_DROP * max(float(usual.mean()) - share, 0.0) or drop < self.MIN_ABSOLUTE_DROP:
             return 1.0, float(own.mean())
         return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean())
 

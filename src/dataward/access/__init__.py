@@ -29,7 +29,8 @@ Keys (:mod:`.keys`)
     revoked with it (``descendants`` lists every key minted through a key, transitively).
 
 Dataset policy (:mod:`.policy`)
-    :class:`DatasetPolicy` (``from_yaml``, ``to_yaml``, ``hash``); ``check_approval`` (separation of
+    :class:`DatasetPolicy` (``from_yaml``, ``to_yaml``, ``hash``, ``weakenings_from``);
+    ``check_approval`` and ``check_version_approval`` (separation of
     duties and approver roles), ``approvals_status`` (only approvals bound to the current content
     hash count), ``can_promote`` (roles, gate verdicts and approvals of every merged contribution).
 
@@ -40,7 +41,8 @@ Lifecycle (:mod:`.lifecycle`)
 Access review (:mod:`.review`)
     ``access_review(principals, keys, grants, datasets_in_training, key_policy, now, ...)`` lists
     expiring, old and unused keys, orphaned service principals, write access to training datasets
-    and recent grants, each with the action to take.
+    and recent grants, every block override and every dataset whose gate is weaker than the ward's
+    defaults (``weak_gates``), each with the action to take.
 """
 
 from dataward.access.authorize import (
@@ -93,8 +95,9 @@ from dataward.access.policy import (
     approvals_status,
     can_promote,
     check_approval,
+    check_version_approval,
 )
-from dataward.access.review import FindingKind, ReviewFinding, Severity, access_review
+from dataward.access.review import FindingKind, ReviewFinding, Severity, WeakGate, access_review
 from dataward.access.roles import (
     PERMISSIONS,
     WRITE_ACTIONS,
@@ -144,6 +147,7 @@ __all__ = [
     "Scope",
     "ScopeKind",
     "Severity",
+    "WeakGate",
     "access_review",
     "accountable_human",
     "approvals_status",
@@ -159,6 +163,7 @@ __all__ = [
     "check_override",
     "check_secret",
     "check_usable",
+    "check_version_approval",
     "check_within",
     "descendants",
     "generate_key",

@@ -36,6 +36,7 @@ from dataward.access.keys import KeyPolicy
 from dataward.access.roles import Role
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import canonical_json, json_hash
+from dataward.domain.weakening import Weakening
 
 
 class GateRequirement(StrEnum):
@@ -250,6 +251,64 @@ class DatasetPolicy:
         """Content hash of the normalized policy: equal policies hash equal whatever their spelling."""
         return json_hash(self.to_dict())
 
+    def weakenings_from(self, before: DatasetPolicy) -> list[Weakening]:
+        """Every way this policy, outside its ``gate`` section, lets more through than ``before``.
+
+        Fewer approvals or approvals from more roles, separation of duties off, promotion by more roles,
+        on a weaker gate verdict or without approvals, a first import judged against itself, and key
+        rules looser than before (the ward's defaults count as "before" for a dataset with no policy).
+        The ``gate`` section is compared by :meth:`dataward.gates.policy.GatePolicy.weakenings_from`.
+        """
+        found: list[Weakening] = []
+        if self.approvals.required < before.approvals.required:
+            found.append(
+                Weakening(
+                    "approvals.required",
+                    before.approvals.required,
+                    self.approvals.required,
+                    f"needs {self.approvals.required} approval(s) instead of {before.approvals.required}",
+                )
+            )
+        for path, old_roles, new_roles, verb in (
+            ("approvals.roles", before.approvals.roles, self.approvals.roles, "approve"),
+            ("promotion.roles", before.promotion.roles, self.promotion.roles, "promote"),
+        ):
+            added = [r.value for r in new_roles if r not in old_roles]
+            if added:
+                found.append(
+                    Weakening(
+                        path,
+                        [r.value for r in old_roles],
+                        [r.value for r in new_roles],
+                        f"lets {', '.join(added)} {verb}",
+                    )
+                )
+        if before.separation_of_duties and not self.separation_of_duties:
+            found.append(Weakening("separation_of_duties", True, False, "turns off separation of duties"))
+        was_pass = before.promotion.require_gate is GateRequirement.PASS
+        if was_pass and self.promotion.require_gate is not GateRequirement.PASS:
+            found.append(
+                Weakening(
+                    "promotion.require_gate",
+                    before.promotion.require_gate.value,
+                    self.promotion.require_gate.value,
+                    "promotes versions holding contributions the gate sent to review",
+                )
+            )
+        if before.promotion.require_approvals and not self.promotion.require_approvals:
+            found.append(Weakening("promotion.require_approvals", True, False, "promotes without approvals"))
+        if before.first_import is FirstImport.VALIDATION and self.first_import is not FirstImport.VALIDATION:
+            found.append(
+                Weakening(
+                    "first_import",
+                    before.first_import.value,
+                    self.first_import.value,
+                    "judges a first import only against itself, which a heavily poisoned first batch passes",
+                )
+            )
+        found += _key_weakenings(KeyPolicy.from_dict(before.keys), KeyPolicy.from_dict(self.keys))
+        return found
+
     def key_policy(self, ward: KeyPolicy) -> KeyPolicy:
         """The ward's key policy tightened by this policy's ``keys`` overrides.
 
@@ -261,15 +320,32 @@ class DatasetPolicy:
         return replace(ward.tightened_by(own), allow_self_issued_keys=own.allow_self_issued_keys)
 
 
+def _key_weakenings(before: KeyPolicy, after: KeyPolicy) -> list[Weakening]:
+    """Key rules of ``after`` looser than ``before``: wherever the stricter of the two is not ``after``'s."""
+    found: list[Weakening] = []
+    stricter = before.tightened_by(after)
+    for name, value in after.to_dict().items():
+        if name == "allow_self_issued_keys":
+            if value and not before.allow_self_issued_keys:
+                found.append(
+                    Weakening("keys.allow_self_issued_keys", False, True, "lets service principals mint their own keys")
+                )
+        elif getattr(stricter, name) != value:
+            found.append(Weakening(f"keys.{name}", getattr(before, name), value, f"key rule {name} loosened"))
+    return found
+
+
 @dataclass(frozen=True)
 class Approval:
-    """One approval of a contribution, bound to the content hash it was given for."""
+    """One approval, bound to the content hash it was given for: of a contribution (its content hash)
+    or, with ``on="version"``, of a whole version (its manifest digest)."""
 
     approver_id: str
     content_hash: str
     role: Role
     reason: str
     decided_at: datetime
+    on: str = "contribution"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))
@@ -284,6 +360,7 @@ class Approval:
             "role": self.role.value,
             "reason": self.reason,
             "decided_at": self.decided_at.isoformat(),
+            "on": self.on,
         }
 
 
@@ -389,6 +466,48 @@ def check_approval(
     return Decision(True, f"{approver.name!r} may approve as {role.value}", **base)
 
 
+def check_version_approval(
+    policy: DatasetPolicy,
+    approver: Principal,
+    contributions: Iterable[ContributionFacts],
+    approver_roles: Iterable[Role],
+) -> Decision:
+    """May ``approver`` approve a version holding ``contributions`` as a whole?
+
+    As :func:`check_approval` for each contribution the version holds: with separation of duties on,
+    nobody approves a version holding their own contribution, their bot's, or (as a bot) one its own
+    human is accountable for; every such contribution is named.
+    """
+    base = {"action": "contribution.approve", "principal_id": approver.id}
+    held = list(approver_roles)
+    problems: list[str] = []
+    for c in contributions:
+        decision = check_approval(policy, approver, c.submitter_id, c.submitter_owner_id, held)
+        if decision.allowed:
+            continue
+        if not decision.problems:  # not about separation of duties: the same for every contribution
+            return decision
+        problems.append(f"{c.contribution_id}: {decision.problems[0]}")
+    if problems:
+        return Decision(
+            False,
+            "separation of duties: the version holds work of the approver's own side (" + "; ".join(problems) + ")",
+            hint="another approver must approve the version, or approve its other contributions one by one",
+            problems=tuple(problems),
+            **base,
+        )
+    role = policy.approvals.eligible_role(held)
+    if role is None:
+        needed = ", ".join(r.value for r in policy.approvals.roles)
+        return Decision(
+            False,
+            f"{approver.name!r} cannot approve: the policy accepts approvals from {needed}",
+            hint=f"ask an owner of the dataset to grant one of: {needed}",
+            **base,
+        )
+    return Decision(True, f"{approver.name!r} may approve the version as {role.value}", **base)
+
+
 def approvals_status(
     policy: DatasetPolicy,
     content_hash: str,
@@ -397,6 +516,8 @@ def approvals_status(
     submitter_id: str | None = None,
     submitter_owner_id: str | None = None,
     principals: Mapping[str, Principal] | None = None,
+    version_hash: str | None = None,
+    version_approvals: Iterable[Approval] = (),
 ) -> ApprovalStatus:
     """Count the approvals that hold for the contribution's *current* ``content_hash``.
 
@@ -404,6 +525,10 @@ def approvals_status(
     When ``submitter_id`` is given and separation of duties is on, approvals by the submitter or
     its owner (and, given ``principals``, by bots of the same owner) are listed as conflicted, so a
     record written before the rule existed still cannot count.
+
+    ``version_approvals`` are approvals of the version holding the contribution: each counts for it
+    as one more approval when it was given for ``version_hash`` (the manifest digest of the version
+    being promoted), under the same rules; one given for another version is stale.
     """
     counted: list[Approval] = []
     stale: list[Approval] = []
@@ -412,8 +537,9 @@ def approvals_status(
     repeated: list[Approval] = []
     accepted = set(policy.approvals.roles) | {Role.ADMIN}
     seen: set[str] = set()
-    for approval in sorted(approvals, key=lambda a: a.decided_at):
-        if approval.content_hash != content_hash:
+    bound = [(a, content_hash) for a in approvals] + [(a, version_hash) for a in version_approvals]
+    for approval, expected in sorted(bound, key=lambda pair: pair[0].decided_at):
+        if expected is None or approval.content_hash != expected:
             stale.append(approval)
         elif approval.role not in accepted:
             ineligible.append(approval)
@@ -481,14 +607,19 @@ class PromotionFacts:
     promoter_roles: frozenset[Role]
     contributions: tuple[ContributionFacts, ...]
     principals: Mapping[str, Principal] | None = None
+    version_hash: str | None = None
+    """The manifest digest of the version: what approvals of the version as a whole are bound to."""
+    version_approvals: tuple[Approval, ...] = ()
 
 
 def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
     """May this version move to ``training``? Every problem is listed, not just the first.
 
     Requires a promoter role from the policy, a gate verdict the policy accepts on every merged
-    contribution, and (when the policy asks) enough valid approvals bound to each contribution's
-    current content hash.
+    contribution, and (when the policy asks) enough valid approvals on each: approvals of the
+    contribution bound to its current content hash, plus approvals of this version as a whole bound
+    to its manifest digest (``facts.version_hash``), by distinct approvers, neither from the
+    contribution's own side (separation of duties).
     """
     base = {"action": "version.promote", "principal_id": facts.promoter.id}
     problems: list[str] = []
@@ -515,6 +646,8 @@ def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
                 submitter_id=c.submitter_id,
                 submitter_owner_id=c.submitter_owner_id,
                 principals=facts.principals,
+                version_hash=facts.version_hash,
+                version_approvals=facts.version_approvals,
             )
             if not status.satisfied:
                 problems.append(f"contribution {c.contribution_id} has {status.summary()}")

@@ -12,6 +12,7 @@ from dataward.access.authorize import ApiKey, Grant, Principal, PrincipalKind, a
 from dataward.access.keys import KeyPolicy
 from dataward.access.overrides import BlockOverride
 from dataward.access.roles import WRITE_ACTIONS, Action, Scope, ScopeKind
+from dataward.domain.weakening import Weakening
 
 
 class Severity(StrEnum):
@@ -37,6 +38,7 @@ class FindingKind(StrEnum):
     BLOCK_OVERRIDE_PENDING = "block_override_pending"
     KEY_LINEAGE = "key_lineage"
     KEY_SELF_ISSUED = "key_self_issued"
+    GATE_WEAKER_THAN_DEFAULT = "gate_weaker_than_default"
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,17 @@ class ReviewFinding:
         }
 
 
+@dataclass(frozen=True)
+class WeakGate:
+    """A dataset whose gate is weaker than the ward's defaults: how, and who set the policy when."""
+
+    dataset: str
+    weakened: tuple[Weakening, ...]
+    set_by: str | None = None
+    set_at: datetime | None = None
+    in_training: bool = False
+
+
 def _date(value: datetime) -> str:
     return value.date().isoformat()
 
@@ -103,11 +116,13 @@ def access_review(
     unused_days: int | None = None,
     recent_days: int = 30,
     overrides: Iterable[BlockOverride] = (),
+    weak_gates: Iterable[WeakGate] = (),
 ) -> list[ReviewFinding]:
     """Review keys, owners and grants as of ``now``, and every block override; most severe rows first.
 
     Every usable key minted with another key is listed with its lineage (``key_lineage``); a service
-    principal's key minted by the principal itself is ``key_self_issued``.
+    principal's key minted by the principal itself is ``key_self_issued``. Every dataset whose gate is
+    weaker than the ward's defaults (``weak_gates``) is ``gate_weaker_than_default``.
 
     ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
     replaced by a rotation, and keys of principals that are not active are left out: none of them
@@ -133,6 +148,7 @@ def access_review(
     findings += _training_findings(principals, grants, datasets_in_training, owner_name, now)
     findings += _recent_grant_findings(grants, by_id, owner_name, now, recent_days)
     findings += _override_findings(overrides)
+    findings += _weak_gate_findings(weak_gates)
     findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
     return findings
 
@@ -332,3 +348,23 @@ def _override_findings(overrides: Iterable[BlockOverride]):
                 action=f"a second owner or admin confirms (dataward gate override {o.contribution}) or rejects "
                 "the contribution",
             )
+
+
+def _weak_gate_findings(weak_gates: Iterable[WeakGate]):
+    # Listed however long ago the policy was set: a gate switched (partly) off stays worth a look.
+    for w in weak_gates:
+        if not w.weakened:
+            continue
+        when = f" on {_date(w.set_at)}" if w.set_at is not None else ""
+        yield ReviewFinding(
+            FindingKind.GATE_WEAKER_THAN_DEFAULT,
+            Severity.HIGH if w.in_training else Severity.MEDIUM,
+            principal=w.set_by or "",
+            owner=None,
+            dataset=w.dataset,
+            at=None if w.set_at is None else w.set_at.isoformat(),
+            detail=f"the gate of {w.dataset} is weaker than the ward default (policy set by "
+            f"{w.set_by or 'unknown'}{when}): " + "; ".join(str(x) for x in w.weakened),
+            action=f"confirm each relaxation is still intended; otherwise set a stricter policy "
+            f"(dataward policy show {w.dataset}; dataward policy set {w.dataset} FILE)",
+        )

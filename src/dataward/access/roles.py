@@ -13,7 +13,6 @@ Anything the table does not allow is denied.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from dataward.domain.errors import InputError
+from dataward.domain.names import name_problem
 
 
 class Role(StrEnum):
@@ -75,9 +75,6 @@ class Action(StrEnum):
     TRAINING_RECORD = "training.record"
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-
-
 @dataclass(frozen=True)
 class Scope:
     """Where an action happens or a grant applies: the whole ward, one dataset or one model."""
@@ -97,8 +94,11 @@ class Scope:
         if kind is ScopeKind.WARD:
             if self.name is not None:
                 raise InputError(f"the ward scope takes no name, got {self.name!r}")
-        elif not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise InputError(f"a {kind.value} scope needs a name of letters, digits, '_', '.', '-', got {self.name!r}")
+        elif name_problem(self.name, kind.value, underscore_first=True) is not None:
+            raise InputError(
+                f"a {kind.value} scope needs a name of letters, digits, '_', '.', '-', got {self.name!r}: "
+                f"{name_problem(self.name, kind.value, underscore_first=True)}"
+            )
 
     @classmethod
     def ward(cls) -> Scope:

@@ -201,6 +201,23 @@ approvals = Table(
     Column("created_at", Text, nullable=False),
 )
 
+# Approvals of a version as a whole, bound to its manifest digest: they count at promotion for every
+# contribution the version holds (see dataward.access.policy.approvals_status), so that a policy raised
+# after a merge does not strand the versions already made.
+version_approvals = Table(
+    "version_approvals",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("version_id", Text, ForeignKey("versions.id"), nullable=False),
+    Column("dataset_id", Text, ForeignKey("datasets.id"), nullable=False),
+    Column("principal_id", Text, ForeignKey("principals.id"), nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("role", Text),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+Index("ix_version_approvals_version_id", version_approvals.c.version_id)
+
 gate_runs = Table(
     "gate_runs",
     metadata,
@@ -268,6 +285,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     contributions,
     versions,
     approvals,
+    version_approvals,
     gate_runs,
     quarantine,
     gate_overrides,

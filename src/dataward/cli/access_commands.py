@@ -274,18 +274,20 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @reports_errors
     def approve(
-        contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        contribution: Annotated[
+            str, typer.Argument(help="Contribution id or DATASET#N, or a whole version DATASET@vN.")
+        ],
         reason: Annotated[str, typer.Option(help="What was checked.")] = "",
         as_json: JsonOpt = False,
     ) -> None:
-        """Approve a contribution (bound to its content hash; never your own or your bot's)."""
+        """Approve a contribution (bound to its content hash), merged or not, or a whole version (bound to
+        its manifest digest); never your own work or your bot's."""
         info = open_ward().approve(contribution, reason=reason)
         if as_json:
             emit_json(info)
         else:
-            console.print(
-                f"[green]approved[/green] {info['contribution']} by {escape(info['by'])}: {info['approvals']}"
-            )
+            what = info.get("contribution") or info.get("version")
+            console.print(f"[green]approved[/green] {what} by {escape(info['by'])}: {info['approvals']}")
 
     @app.command()
     @reports_errors

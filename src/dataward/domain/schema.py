@@ -66,13 +66,13 @@ class Schema:
     inputs: tuple[Column, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.label):
+        if not _NAME.fullmatch(self.label):
             raise InputError(f"label column name {self.label!r} is not a valid column name")
         if not self.inputs:
             raise InputError("a schema needs at least one input column", hint="e.g. --input text:text")
         seen = {self.label}
         for col in self.inputs:
-            if not _NAME.match(col.name):
+            if not _NAME.fullmatch(col.name):
                 raise InputError(f"column name {col.name!r} is not a valid column name")
             if col.name in seen:
                 raise InputError(f"column {col.name!r} appears twice in the schema")

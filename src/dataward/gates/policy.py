@@ -12,6 +12,15 @@ from typing import Any
 
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import json_hash
+from dataward.domain.weakening import Weakening
+
+# Per-record and contribution-level p-value thresholds: a smaller one flags, reviews or blocks less,
+# so lowering any of them lets more through (the attack is `block_p: 1e-300`).
+_P_THRESHOLDS = {
+    "alpha": "fewer records are flagged",
+    "review_p": "fewer contributions are sent to review",
+    "block_p": "fewer contributions are blocked",
+}
 
 
 @dataclass(frozen=True)
@@ -137,3 +146,68 @@ class GatePolicy:
         identifies this configuration in the ledger, so a gate run with another detector set or another
         detector version never shares a hash with this one."""
         return json_hash({**self.to_dict(), "resolved_detectors": self.resolved_detectors()})
+
+    def weakenings_from(self, before: GatePolicy) -> list[Weakening]:
+        """Every way this policy lets more through than ``before`` (see docs/access.md, "Weakening").
+
+        Fewer detectors run; a lower ``alpha``, ``review_p`` or ``block_p``; a wider
+        ``max_validation_drop``; a smaller ``reference_size`` or fewer ``self_reference_folds``. Detector
+        options and featurizers cannot be ranked stricter or looser in general, so any change to them
+        counts (an admin may still make it). ``seed`` is neutral.
+        """
+        found: list[Weakening] = []
+        was, now = before.resolved_detectors(), self.resolved_detectors()
+        dropped = sorted(set(was) - set(now))
+        if dropped:
+            found.append(
+                Weakening(
+                    "gate.detectors",
+                    sorted(was),
+                    sorted(now),
+                    f"runs fewer detectors: {', '.join(dropped)} no longer run",
+                )
+            )
+        for name, effect in _P_THRESHOLDS.items():
+            old, new = float(getattr(before, name)), float(getattr(self, name))
+            if new < old:
+                found.append(Weakening(f"gate.{name}", old, new, f"lowered from {old:g} to {new:g}: {effect}"))
+        old_drop, new_drop = float(before.max_validation_drop), float(self.max_validation_drop)
+        if new_drop > old_drop:
+            found.append(
+                Weakening(
+                    "gate.max_validation_drop",
+                    old_drop,
+                    new_drop,
+                    f"widened from {old_drop:g} to {new_drop:g}: more harm to the clean validation set is tolerated",
+                )
+            )
+        for name, effect in (
+            ("reference_size", "detectors fit and calibrate on fewer trusted records"),
+            ("self_reference_folds", "a self-referenced batch is judged against smaller folds"),
+        ):
+            old_n, new_n = int(getattr(before, name)), int(getattr(self, name))
+            if new_n < old_n:
+                found.append(Weakening(f"gate.{name}", old_n, new_n, f"lowered from {old_n} to {new_n}: {effect}"))
+        for key in sorted(set(before.featurizers) | set(self.featurizers)):
+            if before.featurizers.get(key) != self.featurizers.get(key):
+                found.append(
+                    Weakening(
+                        f"gate.featurizers.{key}",
+                        before.featurizers.get(key),
+                        self.featurizers.get(key),
+                        "the featurizer changed: what the detectors see of this input changed",
+                    )
+                )
+        for name in sorted(set(before.options) | set(self.options)):
+            old_opts, new_opts = dict(before.options.get(name) or {}), dict(self.options.get(name) or {})
+            if old_opts != new_opts and name in now:
+                found.append(
+                    Weakening(
+                        f"gate.options.{name}",
+                        old_opts,
+                        new_opts,
+                        f"the options of detector {name} changed: detector options are not ranked stricter or "
+                        "looser, so any change needs an admin",
+                    )
+                )
+        return found

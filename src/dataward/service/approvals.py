@@ -16,18 +16,23 @@ from dataward.access import (
     approvals_status,
     can_promote,
     check_approval,
+    check_version_approval,
     roles_on,
 )
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
-from dataward.catalog.tables import approvals, contributions, datasets, principals, quarantine
+from dataward.catalog.tables import approvals, contributions, datasets, principals, quarantine, version_approvals
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore, close_pending_reviews, new_id
+from dataward.service.guard import checked_version_ids
 from dataward.service.identity import dataset_policy
 
 DECIDABLE = ("submitted", "gated")
+# A merged contribution can still be approved (never rejected: quarantine takes it back out), so that a
+# policy raised from one approval to two after the merge does not strand the versions holding it.
+APPROVABLE = (*DECIDABLE, "merged")
 
 
 def _approvals_of(conn: Connection, contribution_id: str) -> list[Approval]:
@@ -42,6 +47,32 @@ def _approvals_of(conn: Connection, contribution_id: str) -> list[Approval]:
         )
         for r in conn.execute(query)
     ]
+
+
+def _version_approvals_of(conn: Connection, version_id: str) -> list[Approval]:
+    query = select(version_approvals).where(version_approvals.c.version_id == version_id)
+    return [
+        Approval(r.principal_id, r.content_hash, r.role, r.reason, parse_time(r.created_at), on="version")
+        for r in conn.execute(query)
+    ]
+
+
+def _contribution_facts(conn: Connection, ds: Any, version: Any) -> list[ContributionFacts]:
+    """What promotion (and an approval of the version) needs to know of each contribution it holds."""
+    facts = []
+    for cid in json.loads(version.contributions):
+        c = conn.execute(select(contributions).where(contributions.c.id == cid)).one()
+        facts.append(
+            ContributionFacts(
+                f"{ds.name}#{c.number}",
+                c.content_hash,
+                c.submitted_by,
+                submitter_owner(c),
+                tuple(_approvals_of(conn, c.id)),
+                c.gate_verdict,
+            )
+        )
+    return facts
 
 
 def submitter_owner(c: Any) -> str | None:
@@ -80,7 +111,7 @@ class ApprovalCases(WardCore):
         with self.use_case(action, Scope.dataset(ds_name), detail={"contribution": c.id}) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)
-            if c.status not in DECIDABLE:
+            if c.status not in (APPROVABLE if decision == "approve" else DECIDABLE):
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and can no longer be {decision}d")
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds_name))
@@ -121,8 +152,84 @@ class ApprovalCases(WardCore):
 
     def approve(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Approve a contribution, bound to its current content hash. Nobody approves their own
-        contribution or one submitted by a service principal they own."""
+        contribution or one submitted by a service principal they own. A merged contribution can still
+        be approved: its approvals count when a version holding it is promoted. ``DATASET@VERSION``
+        approves a whole version instead (see :meth:`approve_version`)."""
+        if "@" in contribution:
+            return self.approve_version(contribution, reason=reason)
         return self._decide_contribution(contribution, "approve", reason)
+
+    def approve_version(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Approve ``DATASET@VERSION`` as a whole, bound to its manifest digest.
+
+        At promotion the approval counts as one more approval of every contribution the version holds
+        (another version, even one holding the same contributions, does not get it). Nobody approves a
+        version holding their own contribution, their bot's, or their human's. Only a ``candidate``
+        version can be approved, and only once it reads back as the signed ledger made it.
+        """
+        if not reason.strip():
+            raise InputError("an approval needs a reason", hint="pass --reason '...'")
+        name, version = rows.split_ref(ref)
+        if version is None:
+            raise InputError(f"{ref!r} names no version", hint="approve DATASET@vN, or a contribution DATASET#N")
+        with self.use_case(Action.CONTRIBUTION_APPROVE, Scope.dataset(name), detail={"version": ref}) as uc:
+            ds = rows.dataset_row(uc.conn, name)
+            if ds.role != "dataset":
+                raise InputError(f"{name!r} is a validation set; its versions are not promoted or approved")
+            ver = rows.version_row(uc.conn, ds.id, name, version)
+            if ver.stage != "candidate":
+                raise Conflict(f"{name}@v{ver.number} is {ver.stage}; only a candidate version can be approved")
+            # The digest approved must be the one the ledger made: a row edited behind its back is refused.
+            checked_version_ids(self, uc.conn, ds, ver)
+            policy = dataset_policy(ds)
+            held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(name))
+            facts = _contribution_facts(uc.conn, ds, ver)
+            check_version_approval(policy, uc.caller.principal, facts, held).raise_if_denied(PolicyViolation)
+            role = policy.approvals.eligible_role(held)
+            approval_id = new_id("va")
+            uc.emit(
+                "version.approved",
+                {"dataset": ds.id, "version": ver.id},
+                {"content_hash": ver.manifest_object, "reason": reason, "role": role.value if role else None},
+                [
+                    insert_row(
+                        "version_approvals",
+                        id=approval_id,
+                        version_id=ver.id,
+                        dataset_id=ds.id,
+                        principal_id=uc.caller.principal_id,
+                        content_hash=ver.manifest_object,
+                        role=role.value if role else None,
+                        reason=reason,
+                        created_at=format_time(uc.now),
+                    )
+                ],
+            )
+            counted = _version_approvals_of(uc.conn, ver.id)
+            statuses = [
+                approvals_status(
+                    policy,
+                    c.content_hash,
+                    c.approvals,
+                    submitter_id=c.submitter_id,
+                    submitter_owner_id=c.submitter_owner_id,
+                    principals=_principals(uc.conn),
+                    version_hash=ver.manifest_object,
+                    version_approvals=counted,
+                )
+                for c in facts
+            ]
+            short = [
+                f"{c.contribution_id}: {s.summary()}" for c, s in zip(facts, statuses, strict=True) if not s.satisfied
+            ]
+            return {
+                "version": f"{name}@v{ver.number}",
+                "decision": "approve",
+                "by": uc.caller.principal_name,
+                "content_hash": ver.manifest_object,
+                "approvals": "; ".join(short) if short else "every contribution has the approvals the policy asks for",
+                "satisfied": not short,
+            }
 
     def reject(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Reject a contribution: it can never be merged."""
@@ -162,21 +269,10 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
 
 def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
     """The training stage only changes by a promotion that meets the policy: promoter role, an
-    accepted gate verdict and valid approvals on every contribution the version holds."""
+    accepted gate verdict and valid approvals on every contribution the version holds (its own, and
+    approvals of this version as a whole bound to its manifest digest)."""
     policy = dataset_policy(ds)
-    facts = []
-    for cid in json.loads(version.contributions):
-        c = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-        facts.append(
-            ContributionFacts(
-                f"{ds.name}#{c.number}",
-                c.content_hash,
-                c.submitted_by,
-                submitter_owner(c),
-                tuple(_approvals_of(uc.conn, c.id)),
-                c.gate_verdict,
-            )
-        )
+    facts = _contribution_facts(uc.conn, ds, version)
     decision = can_promote(
         policy,
         PromotionFacts(
@@ -186,6 +282,8 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
             roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds.name)),
             tuple(facts),
             _principals(uc.conn),
+            version_hash=version.manifest_object,
+            version_approvals=tuple(_version_approvals_of(uc.conn, version.id)),
         ),
     )
     decision.raise_if_denied(PolicyViolation)

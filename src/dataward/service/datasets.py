@@ -75,8 +75,7 @@ class DatasetCases(WardCore):
         rows.check_name("dataset", name)
         schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
         with self.use_case(Action.DATASET_CREATE, Scope.ward()) as uc:
-            if uc.conn.execute(select(datasets.c.id).where(datasets.c.name == name)).first():
-                raise Conflict(f"a dataset named {name!r} already exists")
+            rows.check_unique_name("dataset", name, uc.conn.execute(select(datasets.c.name)).scalars())
             role = "dataset"
             if validation_for is not None:
                 parent = rows.dataset_row(uc.conn, validation_for)

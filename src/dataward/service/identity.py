@@ -18,7 +18,9 @@ from dataward.access import (
     Decision,
     KeyPolicy,
     Principal,
+    WeakGate,
     access_review,
+    authorize,
     authorize_grant,
     authorize_key_action,
     check_new_owner,
@@ -31,10 +33,12 @@ from dataward.access import (
     validate_key_scopes,
 )
 from dataward.access.roles import Action, Role, Scope, ScopeKind
+from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import api_keys, datasets, grants, principals, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
-from dataward.ledger.events import format_time
+from dataward.domain.weakening import Weakening
+from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore, new_id
 from dataward.service.overrides import block_overrides
@@ -105,8 +109,7 @@ class IdentityCases(WardCore):
         if kind not in PRINCIPAL_KINDS:
             raise InputError(f"unknown principal kind {kind!r}", hint="human or service")
         with self.use_case(Action.PRINCIPAL_CREATE, Scope.ward()) as uc:
-            if uc.conn.execute(select(principals.c.id).where(principals.c.name == name)).first():
-                raise Conflict(f"a principal named {name!r} already exists")
+            rows.check_unique_name("principal", name, uc.conn.execute(select(principals.c.name)).scalars())
             owner_p = None
             if owner is not None:
                 owner_p = auth.principal_from_row(rows.principal_row(uc.conn, owner))
@@ -429,20 +432,28 @@ class IdentityCases(WardCore):
     # --- dataset policy -------------------------------------------------------------------
 
     def set_policy(self, dataset: str, policy_yaml: str) -> dict[str, Any]:
-        """Replace a dataset's policy (YAML); the change is a versioned ledger event."""
-        policy = DatasetPolicy.from_yaml(policy_yaml)
-        if policy.gate:
-            from dataward.gates.policy import GatePolicy
+        """Replace a dataset's policy (YAML); the change is a versioned ledger event.
 
-            GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
+        A policy weaker than the one it replaces in any setting (fewer detectors, lower gate thresholds,
+        a wider validation tolerance, fewer approvals, a first import judged against itself, looser key
+        rules...) needs an admin, and each weakening is recorded in an event of its own
+        (``policy.gate_weakened`` for the gate and the first import, ``policy.weakened`` for the rest).
+        """
+        from dataward.gates.policy import GatePolicy
+
+        policy = DatasetPolicy.from_yaml(policy_yaml)
+        GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
         with self.use_case(Action.POLICY_SET, Scope.dataset(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
-            weakened = _weakenings(policy)
-            if weakened and not any(g.role is Role.ADMIN for g in uc.caller.grants):
+            weakened = policy_weakenings(dataset_policy(ds), policy)
+            if weakened and not acts_as_admin(uc, Scope.dataset(dataset)):
                 # An owner must not be able to switch off the controls that guard against the owner.
                 raise PolicyViolation(
-                    f"only an admin may set a policy that {', '.join(weakened)}",
-                    hint="ask a ward admin to set this policy",
+                    f"only an admin may set this policy on {dataset}: it is weaker than the current one "
+                    f"({'; '.join(str(w) for w in weakened)})",
+                    hint="ask a ward admin to set it, or keep those settings at least as strict as now "
+                    f"(dataward policy show {dataset})",
+                    weakened=[w.to_dict() for w in weakened],
                 )
             digest = policy.hash()
             uc.emit(
@@ -451,7 +462,21 @@ class IdentityCases(WardCore):
                 {"policy": policy.to_dict(), "hash": digest, "previous": ds.policy_hash},
                 [update_row("datasets", {"id": ds.id}, policy=policy.to_yaml(), policy_hash=digest)],
             )
-            return {"dataset": dataset, "hash": digest, "policy": policy.to_dict()}
+            gate_weakened = [w for w in weakened if is_gate_setting(w.field)]
+            other_weakened = [w for w in weakened if not is_gate_setting(w.field)]
+            for kind, found in (("policy.gate_weakened", gate_weakened), ("policy.weakened", other_weakened)):
+                if found:
+                    uc.emit(
+                        kind,
+                        {"dataset": ds.id},
+                        {"hash": digest, "previous": ds.policy_hash, "weakened": [w.to_dict() for w in found]},
+                    )
+            return {
+                "dataset": dataset,
+                "hash": digest,
+                "policy": policy.to_dict(),
+                "weakened": [w.to_dict() for w in weakened],
+            }
 
     def policy(self, dataset: str) -> dict[str, Any]:
         """A dataset's policy with the defaults filled in, and whether one was set."""
@@ -493,6 +518,7 @@ class IdentityCases(WardCore):
                 unused_days=unused_days,
                 recent_days=recent_days,
                 overrides=block_overrides(uc.conn),
+                weak_gates=_weak_gates(uc.conn, set(in_training)),
             )
             return [f.to_dict() for f in findings]
 
@@ -533,18 +559,71 @@ def _dataset_scopes(scopes: list[str] | None) -> list[str]:
     return [e.partition(":")[2] for e in _resource_scopes(scopes) if e.startswith("dataset:") and e.partition(":")[2]]
 
 
-def _weakenings(policy: DatasetPolicy) -> list[str]:
-    """How ``policy`` relaxes the safe defaults (each needs an admin to set)."""
+def is_gate_setting(path: str) -> bool:
+    """Whether a policy path belongs to how the gate judges contributions (its section, the first import)."""
+    return path == "first_import" or path.startswith("gate.")
+
+
+def policy_weakenings(before: DatasetPolicy, after: DatasetPolicy) -> list[Weakening]:
+    """Every setting of ``after`` weaker than in ``before``, the gate section included."""
+    from dataward.gates.policy import GatePolicy
+
+    try:
+        old_gate = GatePolicy.from_dict(dict(before.gate))
+    except InputError:
+        # A stored gate section that no longer runs (a detector uninstalled): compare with the defaults.
+        old_gate = GatePolicy()
+    return GatePolicy.from_dict(dict(after.gate)).weakenings_from(old_gate) + after.weakenings_from(before)
+
+
+def gate_weaker_than_default(policy: DatasetPolicy) -> list[Weakening]:
+    """How a dataset's gate (and first import) is weaker than the ward's defaults (for the access review)."""
+    return [w for w in policy_weakenings(DatasetPolicy(), policy) if is_gate_setting(w.field)]
+
+
+def _weak_gates(conn: Connection, in_training: set[str]) -> list[WeakGate]:
+    """Datasets whose gate is weaker than the ward's defaults, with who set their policy and when."""
+    setters: dict[str, tuple[str, str]] = {}
+    for event in ledger_store.read_events(conn, types=["policy.set"], newest_first=False):
+        setters[str(event.subject.get("dataset"))] = (event.actor["principal"], event.time)
+    names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
     found = []
-    if policy.approvals.required < 1:
-        found.append("needs no approvals")
-    if not policy.separation_of_duties:
-        found.append("turns off separation of duties")
-    if not policy.promotion.require_approvals:
-        found.append("promotes without approvals")
-    if policy.keys.get("allow_self_issued_keys") is True:
-        found.append("lets service principals mint their own keys")
+    for ds in conn.execute(select(datasets).where(datasets.c.role == "dataset").order_by(datasets.c.name)):
+        try:
+            weakened = gate_weaker_than_default(dataset_policy(ds))
+        except InputError as exc:
+            # A stored gate section that no longer runs (a detector uninstalled) is worth a row too.
+            weakened = [Weakening("gate", None, None, f"the gate section cannot run: {exc.message}")]
+        if not weakened:
+            continue
+        who, when = setters.get(ds.id, (None, None))
+        found.append(
+            WeakGate(
+                ds.name,
+                tuple(weakened),
+                set_by=names.get(who, who) if who else None,
+                set_at=parse_time(when) if when else None,
+                in_training=ds.name in in_training,
+            )
+        )
     return found
+
+
+def acts_as_admin(uc: UseCase, scope: Scope) -> bool:
+    """Whether the caller acts as an admin here: an admin grant, through a key not narrowed away from it."""
+    decision = authorize(
+        uc.caller.principal,
+        uc.caller.key,
+        [g for g in uc.caller.grants if g.role is Role.ADMIN],
+        Action.POLICY_SET,
+        scope,
+        uc.now,
+    )
+    if not decision.allowed:
+        return False
+    narrowed = uc.caller.key.key_scopes if uc.caller.key is not None and uc.caller.key.scopes is not None else None
+    # A key limited to roles or actions acts as an admin only when it names the admin role itself.
+    return narrowed is None or not (narrowed.roles or narrowed.actions) or Role.ADMIN in narrowed.roles
 
 
 def dataset_policy(ds: Any) -> DatasetPolicy:

@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
 from dataward.catalog.tables import contributions, datasets, principals, versions
-from dataward.domain.errors import InputError, NotFound
+from dataward.domain import names
+from dataward.domain.errors import Conflict, InputError, NotFound
 from dataward.domain.schema import Schema
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 STAGES = ("candidate", "training", "retired")
 
 
 def check_name(kind: str, name: str) -> str:
-    """``name`` if it is a valid name for a ``kind``, else ``InputError``."""
-    if not _NAME.match(name or ""):
+    """``name`` if it is a valid name for a ``kind``, else ``InputError`` (see :mod:`dataward.domain.names`)."""
+    return names.check_name(kind, name)
+
+
+def check_unique_name(kind: str, name: str, existing: Iterable[str]) -> None:
+    """Refuse a new ``kind`` name that exists (``Conflict``) or that an existing one equals once case and
+    confusable characters are folded (``InputError``): ``Wine`` or ``wіne`` (Cyrillic ``і``) beside
+    ``wine`` would be read as it."""
+    existing = list(existing)
+    if name in existing:
+        raise Conflict(f"a {kind} named {name!r} already exists")
+    clash = names.clashing_name(name, existing)
+    if clash is not None:
         raise InputError(
-            f"{kind} name {name!r} is not valid",
-            hint="use letters, digits, '_', '.', '-' (up to 128), starting with a letter or digit",
+            f"{kind} name {name!r} is too close to the existing {kind} {clash!r}: the two read as the same "
+            "name once case and look-alike characters are folded",
+            hint=f"choose a name that does not read as {clash!r}",
         )
-    return name
 
 
 def dataset_row(conn: Connection, name: str) -> Row[Any]:

@@ -21,6 +21,7 @@ from dataward.catalog.tables import (
     principals,
     quarantine,
     sources,
+    version_approvals,
     versions,
 )
 from dataward.domain.errors import AccessDenied, InputError, NotFound
@@ -293,4 +294,20 @@ def _version_facts(conn: Connection, v: Any) -> dict[str, Any]:
         "stage": v.stage,
         "records": v.record_count,
         "created_at": v.created_at,
+        # Approvals of the version as a whole; `current` is false for one given for another manifest.
+        "approvals": [
+            {
+                "by": rows.principal_name(conn, a.principal_id),
+                "decision": "approve",
+                "reason": a.reason,
+                "content_hash": a.content_hash,
+                "current": a.content_hash == v.manifest_object,
+                "at": a.created_at,
+            }
+            for a in conn.execute(
+                select(version_approvals)
+                .where(version_approvals.c.version_id == v.id)
+                .order_by(version_approvals.c.created_at)
+            )
+        ],
     }

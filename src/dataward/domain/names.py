@@ -1,0 +1,149 @@
+"""Names of datasets and principals: what a valid one is, and when two are the same name to a person.
+
+A name is an identifier people read, type and grant roles on, so it must look like exactly one thing:
+
+* NFC-normalized (a decomposed ``é`` is refused, with the composed form in the hint);
+* printable: no control, format (zero-width, bidirectional), private-use or unassigned characters, no
+  line or paragraph separators, no whitespace at all (so none leading or trailing);
+* made of letters, combining marks, digits and ``_ . -``, starting with a letter or digit, at most
+  128 characters.
+
+Two names are *the same name* when they are equal after case folding (NFKC, then ``casefold``) or after
+confusable folding: the skeleton of Unicode TR39 built from the confusables data shipped by the
+``confusable-homoglyphs`` package (each character replaced by the prototype it is confusable with:
+Cyrillic ``а`` by ``a``, ``1`` and ``I`` by ``l``, ``0`` by ``O``, ``m`` by ``rn``). A new dataset or
+principal whose name is the same name as an existing one is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+
+from dataward.domain.errors import InputError
+
+MAX_NAME_LENGTH = 128
+_PUNCTUATION = frozenset("_.-")
+_FIRST = "a letter or digit"
+_ALLOWED = "letters, digits, '_', '.', '-' (up to 128), starting with a letter or digit"
+
+
+_CONTROL_NAMES = {"\t": "CHARACTER TABULATION", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x00": "NULL"}
+
+
+def _describe(char: str) -> str:
+    name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "control character")
+    return f"U+{ord(char):04X} {name}"
+
+
+def text_problem(value: object, what: str) -> str | None:
+    """Why ``value`` is not printable, NFC, trimmed text (what every identifier and label must be), or None."""
+    if not isinstance(value, str):
+        return f"{what} must be text, got {type(value).__name__}"
+    if not value:
+        return f"{what} is empty"
+    if value != value.strip() or value[0].isspace() or value[-1].isspace():
+        edge = value[0] if value[0].isspace() else value[-1]
+        where = "starts" if value[0].isspace() else "ends"
+        return f"{what} {value!r} {where} with whitespace ({_describe(edge)})"
+    for char in value:
+        if not char.isprintable():
+            return f"{what} {value!r} holds an invisible or control character ({_describe(char)})"
+    if unicodedata.normalize("NFC", value) != value:
+        return f"{what} {value!r} is not NFC-normalized (write it as {unicodedata.normalize('NFC', value)!r})"
+    return None
+
+
+def name_problem(name: object, kind: str, *, underscore_first: bool = False) -> str | None:
+    """Why ``name`` is not a valid name of a ``kind`` (dataset, principal...), or None."""
+    problem = text_problem(name, f"{kind} name")
+    if problem is not None:
+        return problem
+    assert isinstance(name, str)
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{kind} name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
+    for char in name:
+        category = unicodedata.category(char)
+        if char.isspace():
+            return f"{kind} name {name!r} holds whitespace ({_describe(char)})"
+        if category[0] not in "LMN" and char not in _PUNCTUATION:
+            return f"{kind} name {name!r} holds {_describe(char)}, which is not a letter, digit, '_', '.' or '-'"
+    first = unicodedata.category(name[0])[0]
+    if first not in "LN" and not (underscore_first and name[0] == "_"):
+        return f"{kind} name {name!r} must start with {_FIRST}"
+    return None
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` if it is a valid name for a ``kind``, else ``InputError`` naming the problem."""
+    problem = name_problem(name, kind)
+    if problem is not None:
+        raise InputError(problem, hint=f"use {_ALLOWED}")
+    return name
+
+
+def _fold_case(text: str) -> str:
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+@functools.cache
+def _prototypes() -> dict[str, str]:
+    """Character -> the prototype it is confusable with (TR39 skeleton mapping), from the package's data."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    def clean(text: str) -> str:
+        # The data wraps right-to-left characters in direction marks, which are not part of the glyph.
+        return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+    # A character confusable with exactly one other is mapped to it; a prototype lists all of its
+    # look-alikes. Two characters listing only each other are mapped to the smaller one, so the mapping
+    # has no cycles.
+    single: dict[str, str] = {}
+    for key, glyphs in confusables_data.items():
+        source = clean(key)
+        if len(source) != 1 or len(glyphs) != 1:
+            continue
+        target = clean(glyphs[0]["c"])
+        if target and target != source:
+            single[source] = target
+    table: dict[str, str] = {}
+    for source, target in single.items():
+        if single.get(target) == source:
+            target = min(source, target)
+        if target != source:
+            table[source] = target
+    return table
+
+
+def skeleton(text: str) -> str:
+    """The confusable skeleton of ``text`` (TR39: NFD, map each character to its prototype, NFD)."""
+    table = _prototypes()
+    out = unicodedata.normalize("NFD", text)
+    for _ in range(3):  # prototypes of prototypes: the data has short chains
+        mapped = unicodedata.normalize("NFD", "".join(table.get(c, c) for c in out))
+        if mapped == out:
+            break
+        out = mapped
+    return out
+
+
+def name_keys(name: str) -> frozenset[str]:
+    """The forms under which ``name`` must be unique: case-folded, confusable-folded, and both."""
+    folded = _fold_case(name)
+    return frozenset(
+        {folded, skeleton(name), skeleton(folded), _fold_case(skeleton(name)), _fold_case(skeleton(folded))}
+    )
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are the same name to a reader (case or confusable characters aside)."""
+    return bool(name_keys(a) & name_keys(b))
+
+
+def clashing_name(name: str, existing: list[str] | tuple[str, ...] | set[str]) -> str | None:
+    """The first of ``existing`` that is the same name as ``name`` (see :func:`same_name`), or None."""
+    keys = name_keys(name)
+    for other in sorted(existing):
+        if keys & name_keys(other):
+            return other
+    return None

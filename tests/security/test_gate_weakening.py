@@ -1,0 +1,117 @@
+"""An owner cannot switch the gate off: every weakening of a dataset's policy needs an admin, is an event
+of its own, and `access review` lists every dataset whose gate is weaker than the ward's defaults."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import PolicyViolation
+from dataward.service.ward import Ward
+from tests.security.key_team import Clock, denials, make_team
+
+# The attack as reported: one detector left, thresholds nothing reaches, any harm tolerated.
+SWITCHED_OFF = """
+gate:
+  detectors: [drift]
+  alpha: 1.0e-300
+  review_p: 1.0e-300
+  block_p: 1.0e-300
+  max_validation_drop: 1.0
+"""
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> dict[str, Ward]:
+    team = make_team(tmp_path / "ward", Clock())
+    # alice owns `other`, which still has the ward's default policy.
+    team["admin"].grant("alice", "owner", "dataset:other")
+    return team
+
+
+def test_an_owner_cannot_switch_the_gate_off(team: dict[str, Ward]) -> None:
+    admin, alice = team["admin"], team["alice"]
+    weakened_before = len(admin.ledger(types=["policy.gate_weakened"]))  # the light gate set on wine
+    with pytest.raises(PolicyViolation, match="only an admin") as refused:
+        alice.set_policy("other", SWITCHED_OFF)
+    message = refused.value.message
+    for field in ("gate.detectors", "gate.alpha", "gate.review_p", "gate.block_p", "gate.max_validation_drop"):
+        assert field in message
+    assert "no longer run" in message and "outliers" in message
+    assert {w["field"] for w in refused.value.details["weakened"]} >= {"gate.block_p", "gate.detectors"}
+    # Nothing changed, and the attempt is on the record.
+    assert admin.policy("other")["explicit"] is False
+    assert len(admin.ledger(types=["policy.gate_weakened"])) == weakened_before
+    refusal = denials(admin)[0]
+    assert refusal["payload"]["action"] == "policy.set" and "gate.block_p" in refusal["payload"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ("gate:\n  detectors: [duplicates, outliers]\n", "gate.detectors"),
+        ("gate:\n  block_p: 1.0e-9\n", "gate.block_p"),
+        ("gate:\n  review_p: 1.0e-3\n", "gate.review_p"),
+        ("gate:\n  alpha: 0.001\n", "gate.alpha"),
+        ("gate:\n  max_validation_drop: 0.05\n", "gate.max_validation_drop"),
+        ("gate:\n  reference_size: 100\n", "gate.reference_size"),
+        ("gate:\n  options:\n    outliers: {k: 5}\n", "gate.options.outliers"),
+        ("first_import: self-reference\n", "first_import"),
+        ("approvals:\n  required: 0\n", "approvals.required"),
+        ("approvals:\n  roles: [approver, owner, contributor]\n", "approvals.roles"),
+        ("keys:\n  allow_self_issued_keys: true\n", "keys.allow_self_issued_keys"),
+    ],
+)
+def test_each_weakening_alone_needs_an_admin(team: dict[str, Ward], policy: str, field: str) -> None:
+    with pytest.raises(PolicyViolation, match="only an admin") as refused:
+        team["alice"].set_policy("other", policy)
+    assert [w["field"] for w in refused.value.details["weakened"]] == [field]
+
+
+def test_an_owner_may_tighten_and_an_admin_may_weaken_on_the_record(team: dict[str, Ward]) -> None:
+    admin, alice = team["admin"], team["alice"]
+    weakened_before = len(admin.ledger(types=["policy.gate_weakened"]))
+    tighter = "approvals:\n  required: 2\ngate:\n  block_p: 1.0e-4\n  alpha: 0.05\n  max_validation_drop: 0.01\n"
+    assert alice.set_policy("other", tighter)["weakened"] == []
+    assert len(admin.ledger(types=["policy.gate_weakened"])) == weakened_before
+    # Back to the ward's defaults is weaker than now: the owner may not.
+    with pytest.raises(PolicyViolation, match=re.escape("gate.alpha: lowered from 0.05 to 0.01")):
+        alice.set_policy("other", "")
+    # An admin may, and the weakening is an event of its own, naming what got weaker.
+    out = admin.set_policy("other", SWITCHED_OFF)
+    assert {w["field"] for w in out["weakened"]} >= {"gate.detectors", "gate.block_p", "approvals.required"}
+    gate_event = admin.ledger(types=["policy.gate_weakened"])[0]
+    assert gate_event["payload"]["hash"] == out["hash"]
+    fields = {w["field"] for w in gate_event["payload"]["weakened"]}
+    assert fields == {"gate.detectors", "gate.alpha", "gate.review_p", "gate.block_p", "gate.max_validation_drop"}
+    other_event = admin.ledger(types=["policy.weakened"])[0]
+    assert [w["field"] for w in other_event["payload"]["weakened"]] == ["approvals.required"]
+    # What an admin allowed, the owner may keep (nothing gets weaker), and tighten.
+    assert alice.set_policy("other", SWITCHED_OFF)["weakened"] == []
+    assert alice.set_policy("other", SWITCHED_OFF.replace("alpha: 1.0e-300", "alpha: 1.0e-200"))["weakened"] == []
+
+
+def test_an_admin_key_narrowed_to_the_owner_role_does_not_act_as_admin(team: dict[str, Ward]) -> None:
+    admin = team["admin"]
+    narrowed = admin.as_key(admin.issue_key(scopes=["owner"])["key"])
+    with pytest.raises(PolicyViolation, match="only an admin"):
+        narrowed.set_policy("other", SWITCHED_OFF)
+
+
+def test_access_review_lists_gates_weaker_than_the_default(team: dict[str, Ward]) -> None:
+    admin = team["admin"]
+    admin.set_policy("other", SWITCHED_OFF)
+    rows = [r for r in admin.access_review() if r["kind"] == "gate_weaker_than_default"]
+    by_dataset = {r["dataset"]: r for r in rows}
+    # `wine` runs only the duplicate check and judges a first import against itself (set by the admin).
+    assert set(by_dataset) == {"other", "wine"}
+    other = by_dataset["other"]
+    assert other["principal"] == "admin" and other["severity"] == "medium"
+    for field in ("gate.detectors", "gate.block_p", "gate.max_validation_drop"):
+        assert field in other["detail"]
+    assert "first_import" in by_dataset["wine"]["detail"]
+    # Back to the defaults: no longer listed.
+    admin.set_policy("other", "")
+    assert "other" not in {r["dataset"] for r in admin.access_review() if r["kind"] == "gate_weaker_than_default"}

@@ -360,3 +360,22 @@ def test_the_command_line_raises_a_limit_for_one_import(ward: Ward, tmp_path: Pa
     accepted = runner.invoke(app, [*base, "--limit", "max_record_bytes=4KiB"])
     assert accepted.exit_code == 0, accepted.stdout
     assert json.loads(accepted.stdout)["added"] == 1
+
+
+def test_the_wards_gate_holds_the_contribution_to_the_wards_limits(ward: Ward, tmp_path: Path) -> None:
+    from tests.helpers import LIGHT_GATE_POLICY
+
+    ward.set_policy("pictures", LIGHT_GATE_POLICY)
+    folder = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(6):
+            (folder / label / f"{i}.png").write_bytes(real_png(20 + i, 20))
+    _set_ward_limits(ward, {"max_image_pixels": 100})
+    # Raised for the import only: stored, but the gate judges by the ward's limit and says so.
+    with pytest.raises(InputError) as caught:
+        ward.contribute("pictures", folder, source="s", limits={"max_image_pixels": 10_000})
+    assert "was stored, but its gate could not run" in caught.value.message
+    assert "max_image_pixels" in caught.value.message
+    _set_ward_limits(ward, {"max_image_pixels": 10_000})
+    assert ward.contribute("pictures", folder, source="s")["gate"]["verdict"] in ("pass", "review", "block")

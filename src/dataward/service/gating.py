@@ -22,6 +22,7 @@ from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
+from dataward.service.config import WardConfig
 from dataward.service.core import Stale, WardCore, new_id, retry_stale
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.guard import checked_version_ids, may, without_neighbours
@@ -211,6 +212,8 @@ class GateCases(WardCore):
                 gate_policy,
                 first_baseline=inputs["first_baseline"],
                 groups=inputs["groups"],
+                # The contribution is held to the ward's limits (rows, image pixels), as at import.
+                limits=WardConfig.load(self.folder).limits(),
             )
             data, extras = report.to_dict(), extras_json(report)
         if inputs["removal"] is not None:

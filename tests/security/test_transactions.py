@@ -280,6 +280,35 @@ def test_export_that_stays_stale_is_refused_as_a_conflict(
     assert "version.exported" not in event_types(ward)
 
 
+def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_version_lands(
+    ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge reads the parent's manifest and writes the new one outside the lock; when another merge
+    lands meanwhile, its version would have the wrong parent, so it is built again on the new one."""
+    import dataward.service.versions as versions
+
+    ward.run_gate("wine#2")
+    third = ward.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(160, 170)), source="d")
+    original = versions.manifest_ids
+    calls: list[str] = []
+
+    def manifest_then_merge(store: Any, digest: str) -> list[str]:
+        calls.append(digest)
+        if len(calls) == 1:
+            # The write lock is free while the manifest is read: another session's merge lands.
+            merge_reviewed(Ward.open(ward.folder), third["ref"])
+        return original(store, digest)
+
+    monkeypatch.setattr(versions, "manifest_ids", manifest_then_merge)
+    merged = merge_reviewed(ward, "wine#2")
+    # v1's manifest read by the first attempt and by the other merge, then v2's by the second attempt.
+    assert len(calls) == 3 and calls[0] == calls[1] != calls[2]
+    assert merged["number"] == 3
+    v2 = next(v for v in ward.versions("wine") if v["number"] == 2)
+    assert merged["parent"] == v2["id"] and merged["records"] == v2["records"] + 30
+    assert ward.verify().ok
+
+
 # --- contention that outlasts the timeout is a clear error -----------------------------------------
 
 

@@ -124,9 +124,14 @@ class CatalogDatabase:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except DBAPIError as exc:
+            if is_lock_error(exc):
+                raise _busy(self.lock_timeout) from exc
+            raise
 
     def schema_revision(self) -> str | None:
         """The catalog's Alembic revision (None for an empty database)."""

@@ -51,7 +51,7 @@ READ_ACTIONS = frozenset(
 """Actions whose use cases read by default (``use_case(write=False)``): they change nothing in the
 catalog, so they take no write lock; an event they record (an export) is appended after the read."""
 
-HOUSEKEEPING_WAIT_S = 2.0
+HOUSEKEEPING_WAIT_S = 0.5
 """How long a read waits for the write lock to record its key's last-used time before leaving it to a
 later request."""
 

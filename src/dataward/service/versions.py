@@ -51,23 +51,42 @@ class VersionCases(WardCore):
             ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == c.dataset_id)).scalar()
         action, scope = self._validation_scope(ds_name)
         merge_action = Action.CONTRIBUTION_MERGE if action is Action.CONTRIBUTION_SUBMIT else action
-        with self.use_case(merge_action, scope) as uc:
+        return retry_stale(lambda: self._merge(c.id, ds_name, merge_action, scope, message))
+
+    def _merge(self, contribution_id: str, ds_name: str, action: Action, scope: Scope, message: str) -> dict[str, Any]:
+        # The object work (the parent's manifest, the id lists, the new manifest) is done in a read
+        # transaction, without the write lock; the short write then checks that the latest version and
+        # what is held back are still what the manifest was built from, or the merge runs again.
+        with self.use_case(action, scope, write=False) as uc:
+            c = rows.contribution_row(uc.conn, contribution_id)
+            ds = rows.dataset_row(uc.conn, ds_name)
+            if c.status not in MERGEABLE:
+                raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and cannot be merged")
+            parent = rows.latest_version(uc.conn, ds.id)
+            basis = _held_basis(uc.conn, ds.id, c.id)
+            number = rows.next_number(uc.conn, versions, ds.id)
+        current = manifest_ids(self.store, parent.manifest_object) if parent else []
+        held = self._held_records(basis)
+        removed = set(read_ids(self.store, c.removed_object))
+        added = [r for r in read_ids(self.store, c.added_object) if r not in held]
+        members = sorted((set(current) - removed) | set(added))
+        parent_id = parent.id if parent else None
+        vid = version_identity(ds.id, number, parent_id, members)
+        manifest = self.store.put(table_to_parquet(ids_table(members)))
+        with self.use_case(action, scope) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)
             if c.status not in MERGEABLE:
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and cannot be merged")
             if ds.role == "dataset":
                 check_merge_allowed(uc, ds, c)
-            parent = rows.latest_version(uc.conn, ds.id)
-            current = manifest_ids(self.store, parent.manifest_object) if parent else []
-            held = self._held_records(uc.conn, ds.id, c.id)
-            removed = set(read_ids(self.store, c.removed_object))
-            added = [r for r in read_ids(self.store, c.added_object) if r not in held]
-            members = sorted((set(current) - removed) | set(added))
-            number = rows.next_number(uc.conn, versions, ds.id)
-            parent_id = parent.id if parent else None
-            vid = version_identity(ds.id, number, parent_id, members)
-            manifest = self.store.put(table_to_parquet(ids_table(members)))
+            latest = rows.latest_version(uc.conn, ds.id)
+            if (latest.id if latest else None) != parent_id or _held_basis(uc.conn, ds.id, c.id) != basis:
+                raise Stale(
+                    f"{ds_name} changed while {ds_name}#{c.number} was being merged (a new version, or a review "
+                    "decision)",
+                    hint="merge it again",
+                )
             merged = (json.loads(parent.contributions) if parent else []) + [c.id]
             now = format_time(uc.now)
             uc.emit(
@@ -102,25 +121,11 @@ class VersionCases(WardCore):
             info["held_back"] = len(held)
             return info
 
-    def _held_records(self, conn: Any, dataset_id: str, contribution_id: str) -> set[str]:
-        """Records a merge must leave out: this contribution's records not accepted in review, any
-        record of the dataset ever rejected in review (ids are content hashes, so re-submitting a
-        rejected record must not sneak it back in), and records of quarantined contributions."""
-        mine = select(quarantine.c.record_id).where(
-            quarantine.c.contribution_id == contribution_id, quarantine.c.status != "accepted"
-        )
-        rejected = (
-            select(quarantine.c.record_id)
-            .join(contributions, contributions.c.id == quarantine.c.contribution_id)
-            .where(contributions.c.dataset_id == dataset_id, quarantine.c.status == "rejected")
-        )
-        held = {r.record_id for r in conn.execute(mine.union(rejected))}
-        quarantined = conn.execute(
-            select(contributions.c.added_object).where(
-                contributions.c.dataset_id == dataset_id, contributions.c.status == "quarantined"
-            )
-        ).scalars()
-        for digest in quarantined:
+    def _held_records(self, basis: tuple[frozenset[str], tuple[str, ...]]) -> set[str]:
+        """Records a merge must leave out (see ``_held_basis``): the ids the review queue holds back,
+        and every record of a quarantined contribution."""
+        held = set(basis[0])
+        for digest in basis[1]:
             held.update(read_ids(self.store, digest))
         return held
 
@@ -275,3 +280,25 @@ def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:
             raise Stale(f"{shown} changed while it was being exported", hint="export it again")
 
     return check
+
+
+def _held_basis(conn: Connection, dataset_id: str, contribution_id: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What decides which records a merge must leave out, read from the catalog alone: this
+    contribution's records not accepted in review, any record of the dataset ever rejected in review
+    (ids are content hashes, so re-submitting a rejected record must not sneak it back in), and the id
+    lists of quarantined contributions. Compared before and after a merge's object work."""
+    mine = select(quarantine.c.record_id).where(
+        quarantine.c.contribution_id == contribution_id, quarantine.c.status != "accepted"
+    )
+    rejected = (
+        select(quarantine.c.record_id)
+        .join(contributions, contributions.c.id == quarantine.c.contribution_id)
+        .where(contributions.c.dataset_id == dataset_id, quarantine.c.status == "rejected")
+    )
+    held = frozenset(r.record_id for r in conn.execute(mine.union(rejected)))
+    quarantined = conn.execute(
+        select(contributions.c.added_object).where(
+            contributions.c.dataset_id == dataset_id, contributions.c.status == "quarantined"
+        )
+    ).scalars()
+    return held, tuple(sorted(d for d in quarantined if d))

@@ -232,17 +232,14 @@ def read_csv(
     """Canonical table (without record ids) and the line number of each record.
 
     Values may hold any character, NUL (U+0000) included: it is stored as it is, like every other
-    character, so that any text survives export and import in every format (see docs/cli.md).
+    character, so that any text survives export and import in every format
+    (see docs/input-limits.md).
     """
-    with csv_field_limit(limits.max_record_bytes):
-        return _read_csv(path, data, schema, limits)
-
-
-def _read_csv(
-    path: str | PathLike[str], data: bytes, schema: Schema, limits: InputLimits
-) -> tuple[pa.Table, np.ndarray]:
     data = strip_bom(data)
-    header = _header(path, data)
+    # The csv module (and its process-wide field limit) is needed only for the header and to
+    # explain or number records; pyarrow's parse runs outside the lock.
+    with csv_field_limit(limits.max_record_bytes):
+        header = _header(path, data)
     check_columns(path, header, schema, unit="line", where=1)
     try:
         try:
@@ -253,8 +250,9 @@ def _read_csv(
             parsed = _parse(data, header, schema, len(data) + 1)
     except pa.ArrowInvalid as exc:
         # pyarrow checks UTF-8 too; decoding here names the line and column of a bad byte.
-        text = decode_utf8(path, data, _column_with_bad_bytes)
-        raise _explain_parse_failure(path, text, header, str(exc)) from None
+        with csv_field_limit(limits.max_record_bytes):
+            text = decode_utf8(path, data, _column_with_bad_bytes)
+            raise _explain_parse_failure(path, text, header, str(exc)) from None
     if parsed.num_rows == 0:
         raise input_error(path, "the file has a header but no records", hint="add at least one record")
     if parsed.num_rows > limits.max_rows:
@@ -263,7 +261,8 @@ def _read_csv(
             "max_rows",
             limit_problem("max_rows", limits.max_rows, parsed.num_rows, what="the number of records", bytes_=False),
         )
-    rows = _line_numbers(path, data, parsed.num_rows)
+    with csv_field_limit(limits.max_record_bytes):
+        rows = _line_numbers(path, data, parsed.num_rows)
     _check_records(path, parsed, rows, limits)
     arrays = []
     for name in schema.arrow_schema(with_record_id=False).names:

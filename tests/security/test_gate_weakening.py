@@ -90,6 +90,7 @@ def test_an_owner_may_tighten_and_an_admin_may_weaken_on_the_record(team: dict[s
     assert [w["field"] for w in other_event["payload"]["weakened"]] == ["approvals.required"]
     # What an admin allowed, the owner may keep (nothing gets weaker), and tighten.
     assert alice.set_policy("other", SWITCHED_OFF)["weakened"] == []
+    assert admin.verify().ok
     assert alice.set_policy("other", SWITCHED_OFF.replace("alpha: 1.0e-300", "alpha: 1.0e-200"))["weakened"] == []
 
 

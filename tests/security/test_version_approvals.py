@@ -61,6 +61,8 @@ def test_a_version_can_be_approved_as_a_whole(team: dict[str, Ward]) -> None:
     assert event["payload"]["content_hash"] == out["content_hash"]
     traced = admin.trace("wine@v1")["subject"]["approvals"]
     assert [(a["by"], a["current"]) for a in traced] == [("erin", True)]
+    # The approval is a projection of its signed event like any row: verify rebuilds it.
+    assert admin.verify().ok
     assert admin.promote("wine@v1")["stage"] == "training"
     # Only a candidate is approved: the training version is done.
     with pytest.raises(Conflict, match="only a candidate"):

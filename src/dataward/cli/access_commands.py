@@ -258,6 +258,9 @@ def register(app: typer.Typer) -> None:
             emit_json(info)
         else:
             console.print(f"[green]policy of {dataset} set[/green] {info['hash']}")
+            # An admin's weakening is recorded as an event of its own: say what got weaker.
+            for weaker in info.get("weakened") or []:
+                console.print(f"  [yellow]weaker[/yellow] {escape(weaker['field'])}: {escape(weaker['what'])}")
 
     @policy_app.command("show")
     @reports_errors

@@ -22,10 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataward import __version__
+from dataward.access import parse_key
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
 from dataward.server.jobs import JobStore, error_body, internal_error_body
-from dataward.server.security import FailureLimiter, bearer_key, refuse_credentials_outside_header
+from dataward.server.security import CredentialMisplaced, FailureLimiter, bearer_key, refuse_credentials_outside_header
 from dataward.server.settings import ServerSettings
 from dataward.server.uploads import UploadArea
 from dataward.service.ward import Ward
@@ -104,12 +105,22 @@ class ServerState:
             settings.auth_failures_per_key, settings.auth_failures_per_address, settings.auth_window_s
         )
 
-    def caller(self, request: Request) -> Ward:
-        """The ward acting as the request's key: the only way a route reaches the service."""
+    def precheck(self, request: Request) -> None:
+        """What every ``/api/v1`` request passes before its body is even read or validated: no key in
+        the URL or a cookie, a well-formed bearer key, and not rate-limited. (Whether the key is
+        genuine, unexpired and unrevoked is the service's check, on every use case.)"""
         refuse_credentials_outside_header(request)
         key = bearer_key(request)
         self.limiter.check(key, client_address(request))
-        return self.ward.as_key(key)
+        try:
+            parse_key(key)
+        except InputError as exc:
+            raise AuthenticationError(exc.message, hint=exc.hint) from None
+
+    def caller(self, request: Request) -> Ward:
+        """The ward acting as the request's key: the only way a route reaches the service."""
+        self.precheck(request)
+        return self.ward.as_key(bearer_key(request))
 
     def scratch(self) -> Path:
         """A private temporary folder outside the ward (export refuses paths inside the ward's files)."""
@@ -176,7 +187,7 @@ def _error_model() -> type:
 def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
     @app.exception_handler(DatawardError)
     async def dataward_error(request: Request, exc: DatawardError) -> Response:
-        if isinstance(exc, AuthenticationError) and not isinstance(exc, RateLimited):
+        if isinstance(exc, AuthenticationError) and not isinstance(exc, RateLimited | CredentialMisplaced):
             header = request.headers.get("authorization", "")
             credential = header.partition(" ")[2].strip() or None
             state.limiter.failed(credential, client_address(request))

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -99,7 +99,8 @@ def _renamed_errors(paths: dict[str, str]) -> Any:
 
 def build_router(state: ServerState) -> APIRouter:
     """Every ``/api/v1`` route, bound to one server's state."""
-    r = APIRouter()
+    # Checked before any body is validated, so that nothing of an endpoint answers without a key.
+    r = APIRouter(dependencies=[Depends(state.precheck)])
 
     def ward(request: Request) -> Ward:
         return state.caller(request)

@@ -21,18 +21,25 @@ _FULL_KEY = re.compile(r"dw_[a-z2-7]{8}_[a-z2-7]{16,}", re.IGNORECASE)
 _CREDENTIAL_PARAMS = {"key", "api_key", "apikey", "token", "access_token", "auth", "authorization", "bearer"}
 
 
+class CredentialMisplaced(AuthenticationError):
+    """A key was sent where keys leak (a URL, a cookie). Not counted as a failed guess: the key may be
+    genuine, and its owner should rotate it rather than be locked out."""
+
+    code = "credential_misplaced"
+
+
 def refuse_credentials_outside_header(request: Request) -> None:
     """Refuse a request carrying a key in its query string or in a cookie, even next to a valid header:
     the key has leaked and should be rotated, and the request must not succeed as if nothing happened."""
     for name, value in request.query_params.multi_items():
         if name.lower() in _CREDENTIAL_PARAMS or _FULL_KEY.search(value):
-            raise AuthenticationError(
+            raise CredentialMisplaced(
                 "an API key in the URL is refused",
                 hint="send it only as `Authorization: Bearer dw_...`; rotate a key that was put in a URL",
             )
     for name, value in request.cookies.items():
         if name.lower() in _CREDENTIAL_PARAMS or _FULL_KEY.search(value):
-            raise AuthenticationError(
+            raise CredentialMisplaced(
                 "an API key in a cookie is refused",
                 hint="send it only as `Authorization: Bearer dw_...`",
             )

@@ -133,10 +133,16 @@ def mondrian_p_values(
     return p, sizes
 
 
+EXCESS_THRESHOLDS = np.array([16.0, 4.0, 1.0, 1 / 4, 1 / 16])
+"""Multiples of alpha at which ``excess_flags_p_value`` counts small p-values."""
+
+
 def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int) -> tuple[float, float]:
     """Is the number of small p-values more than calibration explains? Returns (excess, p-value).
 
-    For thresholds ``t`` in ``alpha, alpha/4, alpha/16`` (as far as the calibration set resolves them)
+    For thresholds ``t`` in ``16 alpha, 4 alpha, alpha, alpha/4, alpha/16`` (as far as the calibration
+    set resolves them; the larger ones catch many records that are each only moderately suspicious, as
+    a few percent of label flips in short texts are)
     the count of records with ``p <= t`` follows, for conformal p-values of records exchangeable with
     the ``n`` calibration records, a beta-binomial law with ``a = floor(t (n+1))``, ``b = n + 1 - a``.
     That accounts for the calibration set's own randomness, so small baselines do not raise false
@@ -148,7 +154,7 @@ def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int)
     n = p_values.shape[0]
     if n == 0 or n_calibration <= 0:
         return 0.0, 1.0
-    thresholds = [t for t in (alpha, alpha / 4, alpha / 16) if math.floor(t * (n_calibration + 1)) >= 1]
+    thresholds = [t for t in EXCESS_THRESHOLDS * alpha if t < 1.0 and math.floor(t * (n_calibration + 1)) >= 1]
     if not thresholds:
         thresholds = [1.0 / (n_calibration + 1)]
     best = 1.0

@@ -309,6 +309,35 @@ def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_versio
     assert ward.verify().ok
 
 
+def test_promotion_checked_without_the_lock_is_refused_when_its_contribution_is_quarantined_meanwhile(
+    ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promotion checks its version's records outside the lock; a quarantine that lands meanwhile
+    makes it check again, and the records now barred from training stop it."""
+    import dataward.service.versions as versions
+    from dataward.domain.errors import PolicyViolation
+
+    ward.run_gate("wine#2")
+    merge_reviewed(ward, "wine#2")
+    original = versions.barred_records
+    calls: list[int] = []
+
+    def check_then_quarantine(*args: Any, **kwargs: Any) -> dict[str, str]:
+        barred = original(*args, **kwargs)
+        calls.append(len(barred))
+        if len(calls) == 1:
+            Ward.open(ward.folder).quarantine_contribution("wine#2", reason="a leaked key submitted it")
+        return barred
+
+    monkeypatch.setattr(versions, "barred_records", check_then_quarantine)
+    with pytest.raises(PolicyViolation, match="must never reach training"):
+        ward.promote("wine@v2")
+    assert calls[0] == 0 and calls[1] > 0
+    assert ward.versions("wine")[0]["stage"] == "training"
+    assert "version.promoted" not in event_types(ward)[-3:]
+    assert ward.verify().ok
+
+
 # --- contention that outlasts the timeout is a clear error -----------------------------------------
 
 

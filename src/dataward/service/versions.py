@@ -198,6 +198,25 @@ class VersionCases(WardCore):
                 staged.unlink(missing_ok=True)
         return {"version": version_info(ver, name), "path": str(path), "format": format, "records": table.num_rows}
 
+    def _promotable(self, conn: Connection, name: str, version: str | None, stage: str) -> tuple[Any, Any]:
+        """The dataset and version rows of a promotion to ``stage``, refused when the move is not allowed."""
+        ds = rows.dataset_row(conn, name)
+        if ds.role != "dataset":
+            raise InputError(f"{name!r} is a validation set; validation sets are not promoted")
+        ver = rows.version_row(conn, ds.id, name, version)
+        if ver.stage == stage:
+            raise Conflict(f"{name}@v{ver.number} is already {stage}")
+        if stage == "retired" and ver.stage == "training":
+            # Retiring the trusted baseline without a replacement would let the next gate run
+            # fall back to judging contributions against themselves.
+            raise PolicyViolation(
+                f"{name}@v{ver.number} is the training version and cannot be retired on its own",
+                hint="promote its replacement to training; the current one is retired with it",
+            )
+        if stage == "training" and ver.stage == "retired":
+            raise Conflict(f"{name}@v{ver.number} is retired and cannot return to training")
+        return ds, ver
+
     def _own_paths(self) -> list[Path]:
         """The ward's own files: its folder, and its object store and SQLite catalog when outside it."""
         paths = [Path(self.folder)]
@@ -216,24 +235,16 @@ class VersionCases(WardCore):
             raise InputError(f"cannot promote to stage {stage!r}", hint="use training or retired")
         name, version = rows.split_ref(ref)
         action = Action.VERSION_PROMOTE if stage == "training" else Action.VERSION_RETIRE
-        with self.use_case(action, Scope.dataset(name)) as uc:
-            ds = rows.dataset_row(uc.conn, name)
-            if ds.role != "dataset":
-                raise InputError(f"{name!r} is a validation set; validation sets are not promoted")
-            ver = rows.version_row(uc.conn, ds.id, name, version)
-            if ver.stage == stage:
-                raise Conflict(f"{name}@v{ver.number} is already {stage}")
-            if stage == "retired" and ver.stage == "training":
-                # Retiring the trusted baseline without a replacement would let the next gate run
-                # fall back to judging contributions against themselves.
-                raise PolicyViolation(
-                    f"{name}@v{ver.number} is the training version and cannot be retired on its own",
-                    hint="promote its replacement to training; the current one is retired with it",
-                )
-            if stage == "training":
-                if ver.stage == "retired":
-                    raise Conflict(f"{name}@v{ver.number} is retired and cannot return to training")
-                check_promotion_allowed(uc, ds, ver)
+        return retry_stale(lambda: self._promote(name, version, stage, reason, action))
+
+    def _promote(self, name: str, version: str | None, stage: str, reason: str, action: Action) -> dict[str, Any]:
+        checked: tuple[str, tuple[Any, ...]] | None = None
+        if stage == "training":
+            # The slow checks read objects (the manifest re-hashed against the version id and the signed
+            # ledger; the id lists of quarantined contributions): they run in a read transaction, and the
+            # short write below makes sure nothing they depended on changed meanwhile.
+            with self.use_case(action, Scope.dataset(name), write=False) as uc:
+                ds, ver = self._promotable(uc.conn, name, version, stage)
                 ids = checked_version_ids(self, uc.conn, ds, ver)
                 barred = barred_records(uc.conn, self.store, ds, ver, ids)
                 if barred:
@@ -241,6 +252,18 @@ class VersionCases(WardCore):
                         f"{name}@v{ver.number} holds records that must never reach training: {barred_summary(barred)}",
                         hint="promote a version without them (the rollback version `dataward quarantine` made), "
                         "or remove them with a contribution that removes records",
+                    )
+                checked = (ver.id, _promotion_basis(uc.conn, ds, ver))
+        with self.use_case(action, Scope.dataset(name)) as uc:
+            # The very version checked above, even when `latest` now names another one.
+            ds, ver = self._promotable(uc.conn, name, version if checked is None else checked[0], stage)
+            if checked is not None:
+                check_promotion_allowed(uc, ds, ver)
+                if _promotion_basis(uc.conn, ds, ver) != checked[1]:
+                    raise Stale(
+                        f"{name}@v{ver.number} or what review decided about its records changed while its "
+                        "promotion was checked",
+                        hint="promote it again",
                     )
             changes = []
             previous = None
@@ -265,6 +288,29 @@ class VersionCases(WardCore):
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == ver.id)).one(), name)
             info["retired"] = f"{name}@v{previous.number}" if previous else None
             return info
+
+
+def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
+    """What a promotion's checks depend on, read from the catalog alone (see ``barred_records``): the
+    version's stage, the status of the contributions it holds and of their review items, and which
+    review items of the dataset were rejected. New submissions elsewhere in the dataset change none."""
+    stage = conn.execute(select(versions.c.stage).where(versions.c.id == ver.id)).scalar()
+    listed = json.loads(ver.contributions)
+    statuses = conn.execute(
+        select(contributions.c.id, contributions.c.status)
+        .where(contributions.c.id.in_(listed))
+        .order_by(contributions.c.id)
+    ).all()
+    in_dataset = select(contributions.c.id).where(contributions.c.dataset_id == ds.id)
+    items = conn.execute(
+        select(quarantine.c.id, quarantine.c.status)
+        .where(
+            quarantine.c.contribution_id.in_(listed)
+            | ((quarantine.c.status == "rejected") & quarantine.c.contribution_id.in_(in_dataset))
+        )
+        .order_by(quarantine.c.id)
+    ).all()
+    return stage, tuple(map(tuple, statuses)), tuple(map(tuple, items))
 
 
 def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:

@@ -379,3 +379,37 @@ def test_the_wards_gate_holds_the_contribution_to_the_wards_limits(ward: Ward, t
     assert "max_image_pixels" in caught.value.message
     _set_ward_limits(ward, {"max_image_pixels": 10_000})
     assert ward.contribute("pictures", folder, source="s")["gate"]["verdict"] in ("pass", "review", "block")
+
+
+def test_an_image_folder_is_held_to_the_row_record_and_total_size_limits(ward: Ward, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    (folder / "cat").mkdir(parents=True)
+    for i in range(5):
+        (folder / "cat" / f"{i}.png").write_bytes(small_png(i))
+    (folder / "cat" / "big.png").write_bytes(real_png(400, 400) + b"\x00" * 3000)
+    size = (folder / "cat" / "big.png").stat().st_size
+    _refused(ward, "pictures", folder, "max_rows", limits={"max_rows": 5})
+    error = _refused(ward, "pictures", folder, "max_record_bytes", limits={"max_record_bytes": size - 1})
+    assert error.details["file"] == "cat/big.png"
+    _refused(ward, "pictures", folder, "max_file_bytes", limits={"max_file_bytes": size + 10})
+
+
+def test_parquet_types_nested_past_the_limit_are_refused_from_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "nested.parquet"
+    deep: Any = [1.0, 2.0]
+    for _ in range(8):
+        deep = [deep]
+    pq.write_table(pa.table({"text": ["a"], "label": ["b"], "extra": [deep]}), path)
+    with pytest.raises(InputError) as caught:
+        read_table(path, TEXT_SCHEMA, limits={"max_depth": 4})
+    assert caught.value.details["limit"] == "max_depth" and caught.value.details["column"] == "extra"
+
+
+def test_a_removal_list_over_the_file_limit_is_refused_unread(ward: Ward, tmp_path: Path) -> None:
+    path = tmp_path / "removes.txt"
+    path.write_text(("0" * 64 + "\n") * 100)
+    before = ward_state(ward)
+    with pytest.raises(InputError) as caught:
+        ward.contribute("texts", removes=path, source="s", gate=False, limits={"max_file_bytes": 1000})
+    assert caught.value.details["limit"] == "max_file_bytes"
+    assert ward_state(ward) == before

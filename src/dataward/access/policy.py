@@ -412,17 +412,23 @@ class ApprovalStatus:
 
 
 def separation_problem(
-    approver: Principal, submitter_id: str, submitter_owner_id: str | None, *, verb: str = "approve it"
+    approver: Principal,
+    submitter_id: str,
+    submitter_owner_id: str | None,
+    *,
+    verb: str = "approve it",
+    work: str = "this contribution",
+    made: str = "submitted",
 ) -> str | None:
     """Why ``approver`` may not approve (or review, or override) work by ``submitter_id`` (whose
     accountable owner is ``submitter_owner_id``), or None: their own work, their bot's, or their own
-    human's. ``verb`` names the act in the message."""
+    human's. ``verb`` names the act in the message, ``work`` the work and ``made`` how it was made."""
     if approver.id == submitter_id:
-        return f"{approver.name!r} submitted this contribution and may not {verb}"
+        return f"{approver.name!r} {made} {work} and may not {verb}"
     if submitter_owner_id is not None and approver.id == submitter_owner_id:
-        return f"{approver.name!r} owns the service principal that submitted this contribution"
+        return f"{approver.name!r} owns the service principal that {made} {work}"
     if approver.owner_id is not None and approver.owner_id in {submitter_id, submitter_owner_id}:
-        return f"{approver.name!r} is a service principal of the same human who is accountable for this contribution"
+        return f"{approver.name!r} is a service principal of the same human who is accountable for {work}"
     return None
 
 
@@ -471,16 +477,26 @@ def check_version_approval(
     approver: Principal,
     contributions: Iterable[ContributionFacts],
     approver_roles: Iterable[Role],
+    *,
+    made_by: str | None = None,
+    made_by_owner: str | None = None,
 ) -> Decision:
     """May ``approver`` approve a version holding ``contributions`` as a whole?
 
     As :func:`check_approval` for each contribution the version holds: with separation of duties on,
     nobody approves a version holding their own contribution, their bot's, or (as a bot) one its own
-    human is accountable for; every such contribution is named.
+    human is accountable for; every such contribution is named. Nor the version they made (merged):
+    ``made_by``, whose accountable owner is ``made_by_owner`` when a service principal made it.
     """
     base = {"action": "contribution.approve", "principal_id": approver.id}
+    if not approver.is_active:
+        return Decision(False, f"principal {approver.name!r} is {approver.status.value}", **base)
     held = list(approver_roles)
     problems: list[str] = []
+    if policy.separation_of_duties and made_by is not None:
+        own = separation_problem(approver, made_by, made_by_owner, work="this version", made="made")
+        if own is not None:
+            problems.append(own)
     for c in contributions:
         decision = check_approval(policy, approver, c.submitter_id, c.submitter_owner_id, held)
         if decision.allowed:
@@ -518,6 +534,8 @@ def approvals_status(
     principals: Mapping[str, Principal] | None = None,
     version_hash: str | None = None,
     version_approvals: Iterable[Approval] = (),
+    version_made_by: str | None = None,
+    version_made_by_owner: str | None = None,
 ) -> ApprovalStatus:
     """Count the approvals that hold for the contribution's *current* ``content_hash``.
 
@@ -528,7 +546,8 @@ def approvals_status(
 
     ``version_approvals`` are approvals of the version holding the contribution: each counts for it
     as one more approval when it was given for ``version_hash`` (the manifest digest of the version
-    being promoted), under the same rules; one given for another version is stale.
+    being promoted), under the same rules; one given for another version is stale, and one by the
+    side that made the version (``version_made_by`` and its owner) is conflicted.
     """
     counted: list[Approval] = []
     stale: list[Approval] = []
@@ -543,10 +562,16 @@ def approvals_status(
             stale.append(approval)
         elif approval.role not in accepted:
             ineligible.append(approval)
-        elif (
-            policy.separation_of_duties
-            and submitter_id is not None
-            and _conflicts(approval.approver_id, submitter_id, submitter_owner_id, principals)
+        elif policy.separation_of_duties and (
+            (
+                submitter_id is not None
+                and _conflicts(approval.approver_id, submitter_id, submitter_owner_id, principals)
+            )
+            or (
+                approval.on == "version"
+                and version_made_by is not None
+                and _conflicts(approval.approver_id, version_made_by, version_made_by_owner, principals)
+            )
         ):
             conflicted.append(approval)
         elif approval.approver_id in seen:
@@ -610,6 +635,9 @@ class PromotionFacts:
     version_hash: str | None = None
     """The manifest digest of the version: what approvals of the version as a whole are bound to."""
     version_approvals: tuple[Approval, ...] = ()
+    version_made_by: str | None = None
+    """Who made (merged) the version, and its accountable owner: their approvals of it never count."""
+    version_made_by_owner: str | None = None
 
 
 def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
@@ -648,6 +676,8 @@ def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
                 principals=facts.principals,
                 version_hash=facts.version_hash,
                 version_approvals=facts.version_approvals,
+                version_made_by=facts.version_made_by,
+                version_made_by_owner=facts.version_made_by_owner,
             )
             if not status.satisfied:
                 problems.append(f"contribution {c.contribution_id} has {status.summary()}")

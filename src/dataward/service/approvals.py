@@ -75,6 +75,12 @@ def _contribution_facts(conn: Connection, ds: Any, version: Any) -> list[Contrib
     return facts
 
 
+def _maker(conn: Connection, version: Any) -> tuple[str, str | None]:
+    """Who made (merged) a version, and that principal's accountable owner when it is a bot."""
+    owner = conn.execute(select(principals.c.owner_id).where(principals.c.id == version.created_by)).scalar()
+    return version.created_by, owner
+
+
 def submitter_owner(c: Any) -> str | None:
     """The accountable owner of the submitting principal as recorded at submission time, so that
     handing a bot to someone else never re-opens separation of duties on its past contributions."""
@@ -184,7 +190,10 @@ class ApprovalCases(WardCore):
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(name))
             facts = _contribution_facts(uc.conn, ds, ver)
-            check_version_approval(policy, uc.caller.principal, facts, held).raise_if_denied(PolicyViolation)
+            maker, maker_owner = _maker(uc.conn, ver)
+            check_version_approval(
+                policy, uc.caller.principal, facts, held, made_by=maker, made_by_owner=maker_owner
+            ).raise_if_denied(PolicyViolation)
             role = policy.approvals.eligible_role(held)
             approval_id = new_id("va")
             uc.emit(
@@ -216,6 +225,8 @@ class ApprovalCases(WardCore):
                     principals=_principals(uc.conn),
                     version_hash=ver.manifest_object,
                     version_approvals=counted,
+                    version_made_by=maker,
+                    version_made_by_owner=maker_owner,
                 )
                 for c in facts
             ]
@@ -273,6 +284,7 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
     approvals of this version as a whole bound to its manifest digest)."""
     policy = dataset_policy(ds)
     facts = _contribution_facts(uc.conn, ds, version)
+    maker, maker_owner = _maker(uc.conn, version)
     decision = can_promote(
         policy,
         PromotionFacts(
@@ -284,6 +296,8 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
             _principals(uc.conn),
             version_hash=version.manifest_object,
             version_approvals=tuple(_version_approvals_of(uc.conn, version.id)),
+            version_made_by=maker,
+            version_made_by_owner=maker_owner,
         ),
     )
     decision.raise_if_denied(PolicyViolation)

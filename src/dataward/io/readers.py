@@ -108,9 +108,16 @@ def read_table(
         if not source.is_file():
             raise input_error(source, "no such file", hint="check the path")
         if fmt == "parquet":
-            check_file_size(source, source.stat().st_size, bounds)
+            before = source.stat()
+            check_file_size(source, before.st_size, bounds)
             table, rows = read_parquet(source, schema, bounds)
             raw_hash = hash_file(source)
+            # Parsed and hashed in two reads: the hash must be of the bytes that were parsed.
+            after = source.stat()
+            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+                raise input_error(
+                    source, "the file changed while it was read", hint="import it again once it is complete"
+                )
         else:
             data, raw_hash = read_text_file(source, bounds)
             table, rows = _TEXT_READERS[fmt](source, data, schema, bounds)

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from dataward.ledger.checkpoint import Checkpoint
     from dataward.service.audit import VerifyReport
+    from dataward.service.datasets import DatasetHandle
 
 Progress = Callable[[str], None]
 
@@ -115,6 +118,14 @@ class WardAPI(Protocol):
 
     def datasets(self) -> list[dict[str, Any]]:
         """Datasets with their latest and training versions."""
+        ...
+
+    def dataset(self, name: str) -> DatasetHandle:
+        """A handle on one dataset for the Python API (``.version("training").to_pandas()``)."""
+        ...
+
+    def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
+        """A version's document and its canonical records (needs ``dataset.export``)."""
         ...
 
     def contribute(

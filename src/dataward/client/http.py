@@ -8,6 +8,7 @@ folder and against a URL. Local files are uploaded (contribution data, ids to re
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -23,8 +24,11 @@ from dataward.domain.errors import AuthenticationError, DatawardError, InputErro
 from dataward.domain.transport_errors import ServerUnreachable
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from dataward.ledger.checkpoint import Checkpoint
     from dataward.service.audit import VerifyReport
+    from dataward.service.datasets import DatasetHandle
 
 API = "/api/v1"
 CHUNK = 1 << 20
@@ -284,6 +288,21 @@ class HTTPWard:
     def datasets(self) -> list[dict[str, Any]]:
         """Datasets with their latest and training versions."""
         return self._get("/datasets")
+
+    def dataset(self, name: str) -> DatasetHandle:
+        """A handle on one dataset for the Python API (records are fetched when first asked for)."""
+        from dataward.service.datasets import DatasetHandle
+
+        return DatasetHandle(self, name)  # type: ignore[arg-type]
+
+    def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
+        """A version's document and canonical records, fetched as Parquet."""
+        import pyarrow.parquet as pq
+
+        params = {"version": ref} if ref is not None else {}
+        response = self._request("GET", f"/datasets/{self._ref(dataset)}/records", params=params)
+        info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
+        return info, pq.read_table(io.BytesIO(response.content))
 
     def contribute(
         self,

@@ -6,13 +6,14 @@ route gets its ward through ``state.caller(request)``: no route reaches the serv
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -221,6 +222,26 @@ def build_router(state: ServerState) -> APIRouter:
     def versions(request: Request, name: str) -> DocumentResponse:
         """A dataset's versions and stages."""
         return doc(ward(request).versions(name))
+
+    @r.get(
+        "/datasets/{name}/records",
+        response_class=Response,
+        tags=["versions"],
+        responses={200: {"content": {"application/vnd.apache.parquet": {}}, "description": "The records."}},
+    )
+    def records(request: Request, name: str, version: str | None = None) -> Response:
+        """A version's canonical records as Parquet (default: the latest version); the version's
+        document is in the `X-Dataward-Document` header. Needs `dataset.export`, as `export` does."""
+        import pyarrow.parquet as pq
+
+        info, table = ward(request).read_version(name, version)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        return Response(
+            buffer.getvalue(),
+            media_type="application/vnd.apache.parquet",
+            headers={"X-Dataward-Document": json.dumps(info, default=str, ensure_ascii=True)},
+        )
 
     @r.get("/datasets/{name}/contributions", response_model=Documents, tags=["contributions"])
     def contributions(request: Request, name: str, status: str | None = None) -> DocumentResponse:

@@ -27,7 +27,7 @@ from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.gates.features.image import decode_image
-from dataward.gates.inputs import normalize
+from dataward.gates.inputs import group_arrays, normalize
 from dataward.io import read_table
 from tests.security.hostile_inputs import bomb_png, small_png
 
@@ -220,3 +220,10 @@ def test_decoding_any_bytes_is_an_image_or_an_input_error(data: bytes) -> None:
 def test_pixel_arrays_given_to_scan_are_normalized() -> None:
     frame = pd.DataFrame({"image": [np.zeros((4, 4), dtype=np.uint8)], "label": ["a"]})
     assert len(normalize(frame, IMAGES, "contribution", limits=SMALL)) == 1
+
+
+@FUZZ
+@given(st.dictionaries(st.text(max_size=3), st.one_of(_values, st.lists(_values, max_size=4)), max_size=3))
+def test_scan_groups_are_accepted_or_refused(groups: dict[str, Any]) -> None:
+    with contextlib.suppress(InputError):
+        group_arrays(groups, 2)

@@ -222,7 +222,10 @@ def group_arrays(groups: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarr
     """Validate per-row group keys (source, principal, contribution...) against the contribution size."""
     out: dict[str, np.ndarray] = {}
     for key, values in (groups or {}).items():
-        arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
+        try:
+            arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"group {key!r} is not a sequence of one key per contribution row: {exc}") from None
         if arr.shape != (n,):
             raise InputError(f"group {key!r} has {arr.shape[0] if arr.ndim else 0} entries for {n} contribution rows")
         out[str(key)] = np.array([str(v) for v in arr], dtype=object)

@@ -177,9 +177,12 @@ def read_jsonl(
     ``max_rows`` records are refused.
     """
     data = strip_bom(data)
+    # Decoded here to name the line of any byte that is not UTF-8; the text is kept only when the
+    # file has to be read line by line, so the fast path never holds bytes, text and table at once.
     text = decode_utf8(path, data, json_key_with_undecodable)
-    if not text.strip():
+    if not text or text.isspace():
         raise input_error(path, "the file is empty", hint="write one JSON object per line")
+    del text
     try:
         # pyarrow's JSON parser recurses without a bound (deep enough nesting crashes the process)
         # and crashes on some lines that are not objects: only a file whose bracket count proves it
@@ -205,4 +208,4 @@ def read_jsonl(
         columns = {name: parsed.column(name) for name in schema.columns}
         return _convert(path, schema, columns, rows, limits, exact=False), rows
     except _Retry:
-        return _line_by_line(path, text, schema, limits)
+        return _line_by_line(path, data.decode("utf-8"), schema, limits)

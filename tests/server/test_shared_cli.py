@@ -91,7 +91,7 @@ def tell_the_story(story: Story) -> None:
     """The main job, as two people (an admin and a contributor) do it, with refusals along the way."""
     root = story.root
     (root / "policy.yaml").write_text(LIGHT_GATE_POLICY)
-    write_csv(root / "a.csv", wine_rows(0, 40, shuffled=True))
+    write_csv(root / "a.csv", wine_rows(0, 120, shuffled=True))  # a self-test needs 100 trusted
     (root / "bad.csv").write_text("alcohol,malic_acid,ash,magnesium,proline,cultivar\n1,2,3,4,5,0\n1,2,x,4,5,1\n")
     label, specs = wine_schema_specs()
     inputs = [part for s in specs for part in ("--input", s)]
@@ -130,6 +130,23 @@ def tell_the_story(story: Story) -> None:
     story.run("revoked key", "datasets", key=alice)
     story.run("unknown key", "versions", "wine", key="dw_aaaaaaaa_" + "b" * 52)
     story.run("ledger", "ledger", "-n", "12", "--json")
+    story.run("ledger head", "ledger", "head", "--json")
+    story.run("principal list", "principal", "list")
+    story.run("key list", "key", "list", "--json")
+    story.run("grant list", "grant", "list")
+    story.run("policy show", "policy", "show", "wine", "--json")
+    story.run("diff", "diff", "wine@v1", "v1", "--json")
+    story.run("public key", "ledger", "public-key", "-o", str(root / "ward.pem"))
+    story.run("checkpoint", "checkpoint", "-o", str(root / "cp.json"))
+    story.run(
+        "anchored verify",
+        *("verify", "--checkpoint", str(root / "cp.json"), "--public-key", str(root / "ward.pem"), "--json"),
+    )
+    write_csv(root / "b.csv", wine_rows(120, 140, shuffled=True))
+    story.run("second contribution", "contribute", "wine", str(root / "b.csv"), "--source", "s2", "--no-gate")
+    story.run("withdraw", "withdraw", "wine#2", "--reason", "wrong file")
+    story.run("selftest", "gate", "selftest", "wine", "--json")
+    story.run("quarantine", "quarantine", "wine#1", "--reason", "incident", "--json")
 
 
 EXPECTED_EXIT = {
@@ -151,6 +168,13 @@ EXPECTED_EXIT = {
     "revoked key": 5,
     "unknown key": 5,
     "ledger": 0,
+    "public key": 0,
+    "checkpoint": 0,
+    "anchored verify": 0,
+    "withdraw": 0,
+    "quarantine": 0,
+    "second contribution": 0,
+    "selftest": 0,
 }
 
 
@@ -195,10 +219,10 @@ def test_refusals_say_why(stories: dict[str, Story], mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_local_files_are_written_on_the_callers_side(stories: dict[str, Story], mode: str) -> None:
     root = stories[mode].root
-    assert len((root / "out.csv").read_text().splitlines()) == 41
+    assert len((root / "out.csv").read_text().splitlines()) == 121
     assert "<html" in (root / "report.html").read_text().lower()
     contributed = json.loads(next(s for s in stories[mode].steps if s.name == "contribute").raw)
-    assert contributed["gate"]["verdict"] == "pass" and contributed["added"] == 40
+    assert contributed["gate"]["verdict"] == "pass" and contributed["added"] == 120
 
 
 def test_same_output_embedded_and_served(stories: dict[str, Story]) -> None:

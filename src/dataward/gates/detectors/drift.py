@@ -178,16 +178,14 @@ class Drift(Detector):
             b = batch.features[bi[batch_labels == code]]
             if a.shape[0] < self.min_records or b.shape[0] < self.min_class_records or a.shape[1] == 0:
                 continue
-            res = stats.ks_2samp(a, b, axis=0, method="asymp")
-            stat, pvals = np.atleast_1d(res.statistic), np.atleast_1d(res.pvalue)
+            stat, pvals = ks_columns(a, b)
             strong = stat >= self.ks_floor
             tested[int(code)] = min(1.0, a.shape[1] * float(pvals[strong].min())) if strong.any() else 1.0
         return {code: min(1.0, q * max(len(tested), 1)) for code, q in tested.items()}
 
     def _ks(self, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         d = a.shape[1]
-        res = stats.ks_2samp(a, b, axis=0, method="asymp")
-        stat, pvals = np.atleast_1d(res.statistic), np.atleast_1d(res.pvalue)
+        stat, pvals = ks_columns(a, b)
         strong = stat >= self.ks_floor
         worst = int(np.argmax(stat)) if d else 0
         p = min(1.0, d * float(pvals[strong].min())) if strong.any() else 1.0
@@ -250,3 +248,23 @@ class Drift(Detector):
             "auc": auc,
             "reason": f"a classifier tells batch from reference with AUC {auc:.3f}",
         }
+
+
+def ks_columns(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sample Kolmogorov-Smirnov statistic and asymptotic p-value of every column of ``a`` against ``b``.
+
+    The p-value is the limiting (Kolmogorov) law at ``D sqrt(m n / (m + n))``; scipy's ``asymp`` method
+    evaluates the exact one-sample law instead, which costs a millisecond per column and dominated the
+    per-class drift test on wide features. The statistic is exact.
+    """
+    m, n = a.shape[0], b.shape[0]
+    stat = np.zeros(a.shape[1])
+    if m == 0 or n == 0:
+        return stat, np.ones(a.shape[1])
+    a_sorted, b_sorted = np.sort(a, axis=0), np.sort(b, axis=0)
+    for j in range(a.shape[1]):
+        points = np.concatenate([a_sorted[:, j], b_sorted[:, j]])
+        cdf_a = np.searchsorted(a_sorted[:, j], points, side="right") / m
+        cdf_b = np.searchsorted(b_sorted[:, j], points, side="right") / n
+        stat[j] = float(np.max(np.abs(cdf_a - cdf_b)))
+    return stat, stats.kstwobign.sf(stat * np.sqrt(m * n / (m + n)))

@@ -170,3 +170,18 @@ def test_a_harmful_relabelling_is_confirmed_by_the_flexible_probe(split, fitted)
     result = fitted.score(GateData(xc, poisoned))
     assert result.block is True
     assert result.summary["confirmation"]["block_reason"] is not None
+
+
+def test_the_policy_tolerance_reaches_the_detector_and_its_own_option_overrides_it(split) -> None:
+    (xb, yb), _, validation = split
+    policy_wide = GateContext(SCHEMA, CLASSES, validation=validation, max_validation_drop=0.5)
+    det = CleanValidationDetector(max_iter=50).fit(GateData(xb, yb), policy_wide)
+    assert det.max_validation_drop == 0.5
+    both = GateContext(
+        SCHEMA,
+        CLASSES,
+        validation=validation,
+        max_validation_drop=0.5,
+        options={"clean_validation": {"max_validation_drop": 0.1}},
+    )
+    assert CleanValidationDetector(max_iter=50).fit(GateData(xb, yb), both).max_validation_drop == 0.1

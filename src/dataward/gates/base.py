@@ -101,6 +101,8 @@ class GateContext:
     """Per-detector options from the policy, keyed by detector name."""
     baseline_hashes: tuple[np.ndarray, np.ndarray] | None = None
     """(input content hashes, label codes) of the *whole* baseline, when detectors fit on a sample of it."""
+    max_validation_drop: float = 0.02
+    """The policy's tolerated accuracy drop on the clean validation set, for detectors that judge harm."""
 
     def options_for(self, detector: str) -> dict[str, Any]:
         return dict(self.options.get(detector, {}))

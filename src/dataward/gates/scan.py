@@ -18,7 +18,7 @@ from dataward.domain.limits import InputLimits
 from dataward.domain.records import record_ids
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.gates import detectors as _detectors  # noqa: F401  (registers the built-in detectors)
-from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, registered
+from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, Requirement, registered
 from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.features import FeaturePipeline
 from dataward.gates.gate import combine_records, flagging_detectors, group_summaries, select_detectors, verdict
@@ -115,7 +115,6 @@ def _scan(
     run, skipped = select_detectors(policy, schema, has_baseline=base is not None, has_validation=val is not None)
     m = max(flagging_detectors(run), 1)
     options = {k: dict(v) for k, v in policy.options.items()}
-    options.setdefault("clean_validation", {}).setdefault("max_validation_drop", policy.max_validation_drop)
     rng = np.random.default_rng(policy.seed)
     timings: dict[str, float] = {}
     try:
@@ -150,6 +149,7 @@ def _scan(
                 first_baseline=_first(pipeline, first, encode, policy, rng) if first is not None else None,
                 seed=policy.seed,
                 options=options,
+                max_validation_drop=policy.max_validation_drop,
                 baseline_hashes=(input_hashes(base.table, schema), encode(base)),
             )
             results, fitted = {}, {}
@@ -176,6 +176,7 @@ def _scan(
                 first_baseline=None,
                 seed=policy.seed,
                 options=options,
+                max_validation_drop=policy.max_validation_drop,
             )
             results, fitted = _self_reference(run, contribution_data, context, policy, skipped)
         scores, flagged = combine_records(results, len(contrib))
@@ -392,8 +393,9 @@ def _extras(
         if hasattr(det, "baseline_scores")
     }
     extras["contribution_scores"] = {name: r.scores.tolist() for name, r in results.items()}
-    if "clean_validation" in results:
-        extras["validation_impact"] = results["clean_validation"].summary
+    judged_on_validation = [n for n in results if Requirement.VALIDATION in registered()[n].requires]
+    if judged_on_validation:
+        extras["validation_impact"] = results[judged_on_validation[0]].summary
     text_col = _first_of_kind(schema, ColumnKind.TEXT)
     image_col = _first_of_kind(schema, ColumnKind.IMAGE)
     top = [int(i) for i in np.argsort(-scores, kind="stable")[:EVIDENCE_ROWS] if flagged[i]]

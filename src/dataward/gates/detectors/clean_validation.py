@@ -60,6 +60,7 @@ from dataward.gates.base import (
     GateContext,
     GateData,
     Requirement,
+    build_options,
     register,
 )
 from dataward.gates.detectors._probe import PROBE_KINDS, fit_probe, sample_positions, single_threaded
@@ -115,7 +116,11 @@ class CleanValidationDetector(Detector):
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Train the probe without the contribution and predict the validation set."""
-        opts: CleanValidationOptions = self.resolve_options(context)
+        # The policy's tolerance applies unless this detector's own options name another.
+        explicit = {**context.options_for(self.name), **self.options}
+        if "max_validation_drop" not in explicit:
+            explicit["max_validation_drop"] = context.max_validation_drop
+        opts: CleanValidationOptions = build_options(self.name, CleanValidationOptions, explicit)
         self.opts_ = opts
         self.model, self.max_validation_drop, self.significance = (
             opts.model,

@@ -21,6 +21,24 @@ from dataward.domain.errors import AccessDenied, DatawardError, InputError, NotF
 from dataward.domain.limits import InputLimits
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.server.app import DocumentResponse
+from dataward.server.documents import (
+    AccessReviewRow,
+    ContributionDoc,
+    DatasetDoc,
+    DiffDoc,
+    GateReportDoc,
+    GrantDoc,
+    KeyDoc,
+    LedgerEventDoc,
+    LedgerHeadDoc,
+    PolicyDoc,
+    PrincipalDoc,
+    PublicKeyDoc,
+    ReviewItemDoc,
+    TraceDoc,
+    VersionDoc,
+    WitnessDoc,
+)
 from dataward.server.models import (
     ContributionCreate,
     DatasetCreate,
@@ -117,12 +135,12 @@ def build_router(state: ServerState) -> APIRouter:
         return doc(ward(request).whoami())
 
     # --- principals, keys, grants ------------------------------------------------------------------
-    @r.get("/principals", response_model=Documents, tags=["identity"])
+    @r.get("/principals", response_model=list[PrincipalDoc], tags=["identity"])
     def principals(request: Request) -> DocumentResponse:
         """Every principal with its kind, owner and status."""
         return doc(ward(request).principals())
 
-    @r.post("/principals", response_model=Document, status_code=201, tags=["identity"])
+    @r.post("/principals", response_model=PrincipalDoc, status_code=201, tags=["identity"])
     def create_principal(request: Request, body: PrincipalCreate) -> DocumentResponse:
         """Register a human or a service principal."""
         info = ward(request).create_principal(body.name, kind=body.kind, owner=body.owner, description=body.description)
@@ -133,17 +151,17 @@ def build_router(state: ServerState) -> APIRouter:
         """Offboard a human; their bots are suspended unless transferred."""
         return doc(ward(request).disable_principal(name, transfer_to=body.transfer_to, reason=body.reason))
 
-    @r.post("/principals/{name}/transfer", response_model=Document, tags=["identity"])
+    @r.post("/principals/{name}/transfer", response_model=PrincipalDoc, tags=["identity"])
     def transfer_principal(request: Request, name: str, body: PrincipalTransfer) -> DocumentResponse:
         """Hand a service principal to another human."""
         return doc(ward(request).transfer_principal(name, body.to))
 
-    @r.get("/keys", response_model=Documents, tags=["keys"])
+    @r.get("/keys", response_model=list[KeyDoc], tags=["keys"])
     def keys(request: Request, principal: str | None = None) -> DocumentResponse:
         """API keys (never their secrets) with their state."""
         return doc(ward(request).keys(principal))
 
-    @r.post("/keys", response_model=Document, status_code=201, tags=["keys"])
+    @r.post("/keys", response_model=KeyDoc, status_code=201, tags=["keys"])
     def issue_key(request: Request, body: KeyIssue) -> DocumentResponse:
         """Issue a key; its plaintext is in this answer and nowhere else, ever."""
         info = ward(request).issue_key(
@@ -151,43 +169,43 @@ def build_router(state: ServerState) -> APIRouter:
         )
         return doc(info, 201)
 
-    @r.post("/keys/{key}/rotate", response_model=Document, tags=["keys"])
+    @r.post("/keys/{key}/rotate", response_model=KeyDoc, tags=["keys"])
     def rotate_key(request: Request, key: str, body: KeyRotate) -> DocumentResponse:
         """Issue a key's successor; the old key works for the overlap window."""
         return doc(ward(request).rotate_key(key, overlap_hours=body.overlap_hours))
 
-    @r.post("/keys/{key}/revoke", response_model=Document, tags=["keys"])
+    @r.post("/keys/{key}/revoke", response_model=KeyDoc, tags=["keys"])
     def revoke_key(request: Request, key: str, body: Reason) -> DocumentResponse:
         """Revoke a key and every key minted through it, from the very next request."""
         return doc(ward(request).revoke_key(key, reason=body.reason))
 
-    @r.get("/grants", response_model=Documents, tags=["identity"])
+    @r.get("/grants", response_model=list[GrantDoc], tags=["identity"])
     def grants(request: Request, principal: str | None = None) -> DocumentResponse:
         """Active grants."""
         return doc(ward(request).grants(principal))
 
-    @r.post("/grants", response_model=Document, status_code=201, tags=["identity"])
+    @r.post("/grants", response_model=GrantDoc, status_code=201, tags=["identity"])
     def grant(request: Request, body: GrantBody) -> DocumentResponse:
         """Give a role on the ward or on `dataset:NAME`."""
         return doc(ward(request).grant(body.principal, body.role, body.scope), 201)
 
-    @r.post("/grants/revoke", response_model=Document, tags=["identity"])
+    @r.post("/grants/revoke", response_model=GrantDoc, tags=["identity"])
     def revoke_grant(request: Request, body: GrantBody) -> DocumentResponse:
         """Take a role away."""
         return doc(ward(request).revoke_grant(body.principal, body.role, body.scope))
 
-    @r.get("/access-review", response_model=Documents, tags=["identity"])
+    @r.get("/access-review", response_model=list[AccessReviewRow], tags=["identity"])
     def access_review(request: Request, unused_days: int | None = None, recent_days: int = 30) -> DocumentResponse:
         """Stale and expiring keys, orphaned bots, who can write to training data, overrides."""
         return doc(ward(request).access_review(unused_days=unused_days, recent_days=recent_days))
 
     # --- datasets ----------------------------------------------------------------------------------
-    @r.get("/datasets", response_model=Documents, tags=["datasets"])
+    @r.get("/datasets", response_model=list[DatasetDoc], tags=["datasets"])
     def datasets(request: Request) -> DocumentResponse:
         """Datasets with their latest and training versions."""
         return doc(ward(request).datasets())
 
-    @r.post("/datasets", response_model=Document, status_code=201, tags=["datasets"])
+    @r.post("/datasets", response_model=DatasetDoc, status_code=201, tags=["datasets"])
     def create_dataset(request: Request, body: DatasetCreate) -> DocumentResponse:
         """Create a dataset with its schema, or a clean validation set of another dataset."""
         info = ward(request).create_dataset(
@@ -199,7 +217,7 @@ def build_router(state: ServerState) -> APIRouter:
         )
         return doc(info, 201)
 
-    @r.get("/datasets/{name}", response_model=Document, tags=["datasets"])
+    @r.get("/datasets/{name}", response_model=DatasetDoc, tags=["datasets"])
     def dataset(request: Request, name: str) -> DocumentResponse:
         """One dataset with its effective policy."""
         w = ward(request)
@@ -208,17 +226,17 @@ def build_router(state: ServerState) -> APIRouter:
             raise NotFound(f"no dataset {name!r}", hint="see `dataward datasets`")
         return doc({**found[0], "policy": w.policy(name)})
 
-    @r.get("/datasets/{name}/policy", response_model=Document, tags=["datasets"])
+    @r.get("/datasets/{name}/policy", response_model=PolicyDoc, tags=["datasets"])
     def policy(request: Request, name: str) -> DocumentResponse:
         """A dataset's policy with defaults filled in."""
         return doc(ward(request).policy(name))
 
-    @r.put("/datasets/{name}/policy", response_model=Document, tags=["datasets"])
+    @r.put("/datasets/{name}/policy", response_model=PolicyDoc, tags=["datasets"])
     def set_policy(request: Request, name: str, body: PolicyBody) -> DocumentResponse:
         """Replace a dataset's policy (YAML)."""
         return doc(ward(request).set_policy(name, body.policy_yaml))
 
-    @r.get("/datasets/{name}/versions", response_model=Documents, tags=["versions"])
+    @r.get("/datasets/{name}/versions", response_model=list[VersionDoc], tags=["versions"])
     def versions(request: Request, name: str) -> DocumentResponse:
         """A dataset's versions and stages."""
         return doc(ward(request).versions(name))
@@ -243,7 +261,7 @@ def build_router(state: ServerState) -> APIRouter:
             headers={"X-Dataward-Document": json.dumps(info, default=str, ensure_ascii=True)},
         )
 
-    @r.get("/datasets/{name}/contributions", response_model=Documents, tags=["contributions"])
+    @r.get("/datasets/{name}/contributions", response_model=list[ContributionDoc], tags=["contributions"])
     def contributions(request: Request, name: str, status: str | None = None) -> DocumentResponse:
         """A dataset's contributions with their gate verdicts."""
         return doc(ward(request).contributions(name, status=status))
@@ -318,7 +336,7 @@ def build_router(state: ServerState) -> APIRouter:
 
         return job_answer(state.jobs.submit("contribute", owner, run, cleanup=cleanup))
 
-    @r.get("/contributions/{ref}", response_model=Document, tags=["contributions"])
+    @r.get("/contributions/{ref}", response_model=ContributionDoc, tags=["contributions"])
     def contribution(request: Request, ref: str) -> DocumentResponse:
         """One contribution (`c_...` or `DATASET#N`, URL-encoded) with its source."""
         return doc(ward(request).contribution(ref))
@@ -338,7 +356,7 @@ def build_router(state: ServerState) -> APIRouter:
         """Reject a contribution: it can never be merged."""
         return doc(ward(request).reject(ref, reason=body.reason))
 
-    @r.post("/contributions/{ref}/merge", response_model=Document, tags=["contributions"])
+    @r.post("/contributions/{ref}/merge", response_model=VersionDoc, tags=["contributions"])
     def merge(request: Request, ref: str, body: MergeBody) -> DocumentResponse:
         """Merge a contribution into a new immutable version."""
         return doc(ward(request).merge(ref, message=body.message))
@@ -368,7 +386,7 @@ def build_router(state: ServerState) -> APIRouter:
         cleanup = (lambda: shutil.rmtree(scratch, ignore_errors=True)) if scratch else None
         return job_answer(state.jobs.submit("gate", owner, run, cleanup=cleanup))
 
-    @r.get("/contributions/{ref}/gate", response_model=Document, tags=["gates"])
+    @r.get("/contributions/{ref}/gate", response_model=GateReportDoc, tags=["gates"])
     def gate_report(request: Request, ref: str) -> DocumentResponse:
         """The latest stored gate report of a contribution."""
         return doc(ward(request).gate_report(ref))
@@ -385,7 +403,7 @@ def build_router(state: ServerState) -> APIRouter:
         return job_answer(state.jobs.submit("selftest", owner, run))
 
     # --- review ------------------------------------------------------------------------------------
-    @r.get("/review", response_model=Documents, tags=["review"])
+    @r.get("/review", response_model=list[ReviewItemDoc], tags=["review"])
     def review_list(
         request: Request, dataset: str | None = None, status: str = "pending", contribution: str | None = None
     ) -> DocumentResponse:
@@ -397,18 +415,18 @@ def build_router(state: ServerState) -> APIRouter:
         """One quarantined record with the gate's evidence."""
         return doc(ward(request).review_show(item))
 
-    @r.post("/review/decide", response_model=Documents, tags=["review"])
+    @r.post("/review/decide", response_model=list[ReviewItemDoc], tags=["review"])
     def review_decide(request: Request, body: ReviewDecision) -> DocumentResponse:
         """Accept or reject quarantined records."""
         return doc(ward(request).review_decide(body.items, body.decision, reason=body.reason))
 
     # --- versions ----------------------------------------------------------------------------------
-    @r.get("/diff", response_model=Document, tags=["versions"])
+    @r.get("/diff", response_model=DiffDoc, tags=["versions"])
     def diff(request: Request, a: str, b: str) -> DocumentResponse:
         """Records added and removed between two versions."""
         return doc(ward(request).diff(a, b))
 
-    @r.post("/versions/{ref}/promote", response_model=Document, tags=["versions"])
+    @r.post("/versions/{ref}/promote", response_model=VersionDoc, tags=["versions"])
     def promote(request: Request, ref: str, body: PromoteBody) -> DocumentResponse:
         """Promote a version (`DATASET@vN`) to training, or retire it."""
         return doc(ward(request).promote(ref, stage=body.stage, reason=body.reason))
@@ -439,12 +457,12 @@ def build_router(state: ServerState) -> APIRouter:
         )
 
     # --- audit -------------------------------------------------------------------------------------
-    @r.get("/trace/{ref}", response_model=Document, tags=["audit"])
+    @r.get("/trace/{ref}", response_model=TraceDoc, tags=["audit"])
     def trace(request: Request, ref: str) -> DocumentResponse:
         """Trace a record, contribution, key id (`dw_xxxxxxxx`) or version."""
         return doc(ward(request).trace(ref))
 
-    @r.get("/ledger", response_model=Documents, tags=["audit"])
+    @r.get("/ledger", response_model=list[LedgerEventDoc], tags=["audit"])
     def ledger(
         request: Request,
         limit: int | None = None,
@@ -454,7 +472,7 @@ def build_router(state: ServerState) -> APIRouter:
         """Ledger events (`type`: prefixes, repeatable)."""
         return doc(ward(request).ledger(limit=limit, types=type, newest_first=newest_first))
 
-    @r.get("/ledger/head", response_model=Document, tags=["audit"])
+    @r.get("/ledger/head", response_model=LedgerHeadDoc, tags=["audit"])
     def ledger_head(request: Request) -> DocumentResponse:
         """The newest event's number and hash."""
         return doc(ward(request).ledger_head())
@@ -464,7 +482,7 @@ def build_router(state: ServerState) -> APIRouter:
         """The whole chain, for a verifier in any language."""
         return doc(ward(request).ledger_export())
 
-    @r.get("/public-key", response_model=Document, tags=["audit"])
+    @r.get("/public-key", response_model=PublicKeyDoc, tags=["audit"])
     def public_key(request: Request) -> DocumentResponse:
         """The ward's Ed25519 public key (pin it for verify)."""
         return doc(ward(request).public_key())
@@ -491,12 +509,12 @@ def build_router(state: ServerState) -> APIRouter:
         """Checkpoints kept by the ward."""
         return doc(ward(request).checkpoints())
 
-    @r.get("/witness", response_model=Document, tags=["audit"])
+    @r.get("/witness", response_model=WitnessDoc, tags=["audit"])
     def witness(request: Request) -> DocumentResponse:
         """Where checkpoints are witnessed."""
         return doc(ward(request).witness())
 
-    @r.put("/witness", response_model=Document, tags=["audit"])
+    @r.put("/witness", response_model=WitnessDoc, tags=["audit"])
     def set_witness(request: Request, body: WitnessBody) -> DocumentResponse:
         """Set, or turn off, the witness location (on the server's side)."""
         return doc(ward(request).set_witness(body.location))

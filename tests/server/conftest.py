@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-import dataward
 from dataward.server import ServerSettings, create_app
 
 
@@ -49,16 +48,29 @@ def start_server(ward: Path, **limits: int) -> tuple[uvicorn.Server, threading.T
     return server, thread, settings, f"http://127.0.0.1:{port}"
 
 
-def serve_ward(root: Path, **limits: int) -> Iterator[Served]:
-    """A new ward under ``root``, served until the generator is closed."""
+def serve_ward(root: Path, *, catalog_url: str | None = None, **limits: int) -> Iterator[Served]:
+    """A new ward under ``root`` (its catalog at ``catalog_url``, default SQLite), served until the
+    generator is closed."""
+    from dataward.service.ward import Ward
+
     ward = root / "served-ward"
-    _, key = dataward.init(ward)
+    opened, key = Ward.init(ward, catalog_url=catalog_url)
+    opened.db.dispose()
     server, thread, settings, url = start_server(ward, **limits)
     try:
         yield Served(url, ward, key, settings)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served_postgresql(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A served ward whose catalog is a fresh PostgreSQL database (skipped without PostgreSQL)."""
+    from tests.conftest import _create_database
+
+    base = request.getfixturevalue("postgres_server")
+    yield from serve_ward(tmp_path_factory.mktemp("served-pg"), catalog_url=_create_database(base))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from dataward.cli.app import app
 from tests.helpers import LIGHT_GATE_POLICY, wine_rows, wine_schema_specs, write_csv
 from tests.server.conftest import Served
 
-MODES = ("embedded", "http")
+MODES = ("embedded", "http", pytest.param("http-postgresql", marks=pytest.mark.postgres))
 
 
 @dataclass
@@ -179,54 +179,60 @@ EXPECTED_EXIT = {
 
 
 @pytest.fixture(scope="module")
-def stories(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Story]]:
-    """The story told once against each mode (each with its own, new ward)."""
-    embedded_root = tmp_path_factory.mktemp("embedded")
-    folder = embedded_root / "ward"
-    _, embedded_key = dataward.init(folder)
-    http_root = tmp_path_factory.mktemp("http")
-    told = {
-        "embedded": Story(
-            "embedded", embedded_root, {"DATAWARD_WARD": str(folder), "DATAWARD_URL": None}, embedded_key
-        ),
-        "http": Story("http", http_root, {"DATAWARD_URL": served.url, "DATAWARD_WARD": None}, served.admin_key),
-    }
-    for story in told.values():
-        tell_the_story(story)
-    yield told
+def told(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Story]:
+    """The story told once per mode, each against its own new ward, on first asking."""
+    cache: dict[str, Story] = {}
+
+    def tell(mode: str) -> Story:
+        if mode not in cache:
+            root = tmp_path_factory.mktemp(mode)
+            if mode == "embedded":
+                folder = root / "ward"
+                _, key = dataward.init(folder)
+                env: dict[str, str | None] = {"DATAWARD_WARD": str(folder), "DATAWARD_URL": None}
+            else:
+                served: Served = request.getfixturevalue("served" if mode == "http" else "served_postgresql")
+                env, key = {"DATAWARD_URL": served.url, "DATAWARD_WARD": None}, served.admin_key
+            story = Story(mode, root, env, key)
+            tell_the_story(story)
+            cache[mode] = story
+        return cache[mode]
+
+    return tell
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_exit_codes(stories: dict[str, Story], mode: str) -> None:
-    steps = {s.name: s for s in stories[mode].steps}
+def test_exit_codes(told: Callable[[str], Story], mode: str) -> None:
+    steps = {s.name: s for s in told(mode).steps}
     for name, code in EXPECTED_EXIT.items():
         assert steps[name].exit_code == code, (name, steps[name].stdout, steps[name].stderr)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_refusals_say_why(stories: dict[str, Story], mode: str) -> None:
-    steps = {s.name: s for s in stories[mode].steps}
+def test_refusals_say_why(told: Callable[[str], Story], mode: str) -> None:
+    steps = {s.name: s for s in told(mode).steps}
     assert "approve" in steps["self-approval"].stderr and "own" in steps["self-approval"].stderr
     assert "bad.csv" in steps["bad file"].stderr and "line 3" in steps["bad file"].stderr
     assert "nope.csv" in steps["missing file"].stderr
     assert json.loads(steps["no dataset"].stdout)["error"] == "not_found"
     assert "revoked" in steps["revoked key"].stderr
     assert "not recognised" in steps["unknown key"].stderr
-    for step in stories[mode].steps:
+    for step in told(mode).steps:
         assert "Traceback" not in step.stderr
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_local_files_are_written_on_the_callers_side(stories: dict[str, Story], mode: str) -> None:
-    root = stories[mode].root
+def test_local_files_are_written_on_the_callers_side(told: Callable[[str], Story], mode: str) -> None:
+    root = told(mode).root
     assert len((root / "out.csv").read_text().splitlines()) == 121
     assert "<html" in (root / "report.html").read_text().lower()
-    contributed = json.loads(next(s for s in stories[mode].steps if s.name == "contribute").raw)
+    contributed = json.loads(next(s for s in told(mode).steps if s.name == "contribute").raw)
     assert contributed["gate"]["verdict"] == "pass" and contributed["added"] == 120
 
 
-def test_same_output_embedded_and_served(stories: dict[str, Story]) -> None:
-    embedded, served = stories["embedded"].steps, stories["http"].steps
+@pytest.mark.parametrize("served_mode", MODES[1:])
+def test_same_output_embedded_and_served(told: Callable[[str], Story], served_mode: str) -> None:
+    embedded, served = told("embedded").steps, told(served_mode).steps
     assert [s.name for s in embedded] == [s.name for s in served]
     for a, b in zip(embedded, served, strict=True):
         if (a.exit_code, a.stdout, a.stderr) != (b.exit_code, b.stdout, b.stderr):

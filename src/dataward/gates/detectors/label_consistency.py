@@ -30,6 +30,11 @@ calibration set). Records flag at ``flag_mask(p, alpha)``: a p-value from the ex
 every calibration score never flags on its own. Ties inside one calibration bin are broken by the
 fused score, moving p by less than ``5e-4 / (n + 1)``.
 
+Flags, and the contribution-level count, are limited to records that are typical members of another
+trusted class (``min_typicality``): a flipped record is an ordinary member of the class it came from,
+while a shifted source's records, which trusted models misread, resemble no trusted class. Those make
+one contribution-level finding for review instead. Every record's p-value still ranks it.
+
 Content that contradicts its label is evidence of poisoning (``Evidence.POISONING``). The detector
 never sets ``block`` itself: its contribution-level p-value is the excess of small p-values over the
 baseline's own rate (``count_result``), and the gate blocks when that is below ``policy.block_p``.
@@ -265,7 +270,7 @@ class LabelConsistency(Detector):
         # left to the outlier and drift detectors (review), and counted below as one shift finding.
         typical = self._typicality(table, contribution.labels) > self.opts.min_typicality
         shifted_p = np.where(typical, 1.0, p)
-        p = np.where(typical, p, 1.0)
+        ranking_p, p = p, np.where(typical, p, 1.0)
         flagged = flag_mask(p, ctx.alpha, n_cal)
 
         summary: dict[str, Any] = {
@@ -285,7 +290,7 @@ class LabelConsistency(Detector):
                     issues = issues[len(base) :]
                     summary["cleanlab_label_issues"] = int(issues.sum())
         findings = self._findings(contribution, p, flagged, quality, issues)
-        return count_result(
+        result = count_result(
             self.name,
             self.version,
             p,
@@ -296,6 +301,10 @@ class LabelConsistency(Detector):
             flagged=flagged,
             contribution_findings=self._shift_findings(shifted_p, n_cal),
         )
+        # Every record keeps its own p-value for ranking (a flip whose content is also unusual still
+        # ranks high); only flags and the contribution-level count are limited to typical records.
+        result.p_values = ranking_p
+        return result
 
     def _shift_findings(self, shifted_p: np.ndarray, n_cal: int) -> list[Finding]:
         """One population-level finding when many records contradict the trusted models without looking

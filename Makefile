@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast lint format bench bench-quick bench-scale clean
+.PHONY: install demo demo-server test test-fast lint format bench bench-quick bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ install: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+# The same story against `dataward serve` started in the background, people acting through their keys.
+demo-server: $(VENV)/.installed-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo_server.sh
 
 test: $(VENV)/.installed-bench
 	$(BIN)/pytest -q

@@ -13,6 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Numbers are bounded where the service would overflow converting them (days into dates, a limit
+# into an SQL integer): such a value is a malformed request, not a server error.
+MAX_DAYS = 36_500
+MAX_LIMIT = 1_000_000_000
+
 Document = dict[str, Any]
 Documents = list[dict[str, Any]]
 
@@ -90,13 +95,13 @@ class PrincipalTransfer(Strict):
 
 class KeyIssue(Strict):
     principal: str | None = Field(None, description="Default: the caller.")
-    ttl_days: int | None = None
+    ttl_days: int | None = Field(None, ge=1, le=MAX_DAYS)
     scopes: list[str] | None = None
     description: str = ""
 
 
 class KeyRotate(Strict):
-    overlap_hours: float = 24.0
+    overlap_hours: float = Field(24.0, ge=0, le=MAX_DAYS * 24)
 
 
 class Reason(Strict):
@@ -149,7 +154,7 @@ class GateRun(Strict):
 
 class SelftestBody(Strict):
     contribution: str | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class MergeBody(Strict):

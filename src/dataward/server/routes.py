@@ -40,6 +40,8 @@ from dataward.server.documents import (
     WitnessDoc,
 )
 from dataward.server.models import (
+    MAX_DAYS,
+    MAX_LIMIT,
     ContributionCreate,
     DatasetCreate,
     Document,
@@ -195,7 +197,11 @@ def build_router(state: ServerState) -> APIRouter:
         return doc(ward(request).revoke_grant(body.principal, body.role, body.scope))
 
     @r.get("/access-review", response_model=list[AccessReviewRow], tags=["identity"])
-    def access_review(request: Request, unused_days: int | None = None, recent_days: int = 30) -> DocumentResponse:
+    def access_review(
+        request: Request,
+        unused_days: int | None = Query(None, ge=0, le=MAX_DAYS),
+        recent_days: int = Query(30, ge=0, le=MAX_DAYS),
+    ) -> DocumentResponse:
         """Stale and expiring keys, orphaned bots, who can write to training data, overrides."""
         return doc(ward(request).access_review(unused_days=unused_days, recent_days=recent_days))
 
@@ -465,7 +471,7 @@ def build_router(state: ServerState) -> APIRouter:
     @r.get("/ledger", response_model=list[LedgerEventDoc], tags=["audit"])
     def ledger(
         request: Request,
-        limit: int | None = None,
+        limit: int | None = Query(None, ge=0, le=MAX_LIMIT),
         type: list[str] | None = Query(None),
         newest_first: bool = True,
     ) -> DocumentResponse:

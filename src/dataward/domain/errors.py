@@ -101,4 +101,3 @@ class Busy(DatawardError):
     code = "busy"
     exit_code = 10
     http_status = 503
-

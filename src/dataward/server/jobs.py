@@ -59,7 +59,8 @@ class JobStore:
 
     def __init__(self, folder: Path, *, workers: int = 2) -> None:
         self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # Results can quote records: readable by the server's account only, as the ward's folder is.
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dataward-job")
         self._lock = threading.Lock()
         self._swept = 0.0
@@ -69,7 +70,9 @@ class JobStore:
 
     def _save(self, job: Job) -> None:
         tmp = self.folder / f".{job.id}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps(asdict(job), default=str), "utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(asdict(job), default=str))
         os.replace(tmp, self._path(job.id))
 
     def submit(self, kind: str, owner: str, fn: JobFunction, *, cleanup: Callable[[], None] | None = None) -> Job:

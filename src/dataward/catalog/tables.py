@@ -276,6 +276,28 @@ models = Table(
     Column("created_by", Text, nullable=False),
 )
 
+# One row per recorded transformation (dedup, filter, augmentation, relabelling...): the step's code
+# identity, parameters and input versions, and the contribution holding its output. Which input records
+# each output record came from is in the content-addressed ``lineage_object`` (record_id, parent_id,
+# note), so the catalog stays small and the lineage is checked like every other object.
+transformations = Table(
+    "transformations",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("dataset_id", Text, ForeignKey("datasets.id"), nullable=False),
+    Column("contribution_id", Text, ForeignKey("contributions.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("lineage_object", Text),
+    Column("lineage_count", Integer, nullable=False),
+    Column("created_by", Text, ForeignKey("principals.id"), nullable=False),
+    Column("key_id", Text),
+    Column("created_at", Text, nullable=False),
+)
+
 PROJECTED_TABLES: tuple[Table, ...] = (
     principals,
     api_keys,
@@ -290,6 +312,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     quarantine,
     gate_overrides,
     models,
+    transformations,
 )
 """Tables rebuilt from ledger events by ``verify`` (``records`` is rebuilt from contribution objects)."""
 

@@ -23,7 +23,7 @@ from dataward.io import read_record_ids, read_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.config import WardConfig
-from dataward.service.core import WardCore, close_pending_reviews, new_id
+from dataward.service.core import UseCase, WardCore, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
 from dataward.service.recordstore import (
     ids_table,
@@ -80,6 +80,7 @@ class ContributionCases(WardCore):
         html: str | Path | None = None,
         progress: Callable[[str], None] | None = None,
         limits: InputLimits | Mapping[str, Any] | None = None,
+        on_submitted: Callable[[UseCase, str], None] | None = None,
     ) -> dict[str, Any]:
         """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
         table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``.
@@ -94,6 +95,10 @@ class ContributionCases(WardCore):
         The files are read within the ward's input limits (``input_limits`` in ``ward.json``),
         with ``limits`` (names to sizes, e.g. ``{"max_record_bytes": "64MiB"}``) laid over them for
         this call; an input over a limit is refused (``InputError`` naming it) before anything is stored.
+
+        ``on_submitted(use_case, contribution_id)`` runs inside the transaction that records the
+        submission, before the gate: a transformation records itself there, so its output contribution
+        never exists without it.
         """
         step = progress or (lambda _text: None)
         if not source:
@@ -211,6 +216,8 @@ class ContributionCases(WardCore):
                 },
                 changes,
             )
+            if on_submitted is not None:
+                on_submitted(uc, cid)
             row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
             info = contribution_info(row, dataset, uc.caller.principal_name)
             info["new_records"] = new_count

@@ -30,12 +30,14 @@ from dataward.service.identity import IdentityCases
 from dataward.service.overrides import OverrideCases
 from dataward.service.session import SessionCases
 from dataward.service.tracing import TraceCases
+from dataward.service.transformations import TransformationCases
 from dataward.service.versions import VersionCases
 from dataward.store import open_store
 
 
 class Ward(
     SessionCases,
+    TransformationCases,
     ContainmentCases,
     TraceCases,
     ApprovalCases,

@@ -288,3 +288,14 @@ def test_failure_limiter_per_address_and_window() -> None:
     limiter.check("dw_cccccccc_" + "d" * 52, "10.0.0.2")  # another address is not affected
     now[0] = 61.0
     limiter.check("dw_cccccccc_" + "d" * 52, "10.0.0.1")  # the window has passed
+
+
+def test_a_key_id_under_attack_stays_usable_from_elsewhere() -> None:
+    limiter = FailureLimiter(per_key=3, per_address=100, window_s=60, clock=lambda: 0.0)
+    victim = "dw_vvvvvvvv_" + "w" * 52
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.1"):
+        limiter.failed("dw_vvvvvvvv_" + "x" * 52, address)
+    for attacker in ("10.0.0.1", "10.0.0.2"):
+        with pytest.raises(AuthenticationError):
+            limiter.check(victim, attacker)
+    limiter.check(victim, "192.168.1.7")  # the key's holder, who never failed

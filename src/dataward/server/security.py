@@ -61,10 +61,12 @@ def bearer_key(request: Request) -> str:
 class FailureLimiter:
     """Counts failed authentications in a sliding window per claimed key id and per client address.
 
-    While either is over its limit, requests naming that key id or coming from that address are
-    answered 429 before the ward is consulted: guessing secrets gets slow, and the ledger is not
-    flooded. The count lives in this process; with several workers each keeps its own (the ward's
-    own summary of refusals in the ledger is shared)."""
+    An address over its limit is answered 429 for every request, before the ward is consulted. A key
+    id over its limit is answered 429 from the addresses that failed with it: guessing its secret
+    gets slow everywhere the guessing came from, while its genuine holder, elsewhere, is not locked
+    out by someone who merely knows the id (ids are not secret: they appear in the ledger). The
+    counts live in this process; with several workers each keeps its own (the ward's own capped
+    record of refusals in the ledger is shared)."""
 
     def __init__(
         self, per_key: int, per_address: int, window_s: float, clock: Callable[[], float] = time.monotonic
@@ -74,27 +76,28 @@ class FailureLimiter:
         self.window_s = window_s
         self.clock = clock
         self._lock = threading.Lock()
-        self._by_key: dict[str, deque[float]] = {}
-        self._by_address: dict[str, deque[float]] = {}
+        self._by_key: dict[str, deque[tuple[float, str]]] = {}
+        self._by_address: dict[str, deque[tuple[float, str]]] = {}
 
-    def _recent(self, table: dict[str, deque[float]], name: str, now: float) -> deque[float]:
-        times = table.get(name)
-        if times is None:
+    def _recent(self, table: dict[str, deque[tuple[float, str]]], name: str, now: float) -> deque[tuple[float, str]]:
+        entries = table.get(name)
+        if entries is None:
             return deque()
-        while times and now - times[0] > self.window_s:
-            times.popleft()
-        if not times:
+        while entries and now - entries[0][0] > self.window_s:
+            entries.popleft()
+        if not entries:
             del table[name]
-        return times
+        return entries
 
     def check(self, credential: str | None, address: str) -> None:
-        """Raise ``RateLimited`` when this key id or address failed too often recently."""
+        """Raise ``RateLimited`` when this address, or this key id from this address, failed too often."""
         key_id = claimed_key_id(credential)
         now = self.clock()
         with self._lock:
             by_address = len(self._recent(self._by_address, address, now))
-            by_key = len(self._recent(self._by_key, key_id, now)) if key_id else 0
-        if by_address >= self.per_address or by_key >= self.per_key:
+            key_failures = self._recent(self._by_key, key_id, now) if key_id else deque()
+            key_limited = len(key_failures) >= self.per_key and any(a == address for _, a in key_failures)
+        if by_address >= self.per_address or key_limited:
             raise RateLimited(
                 "too many failed authentications; try again later",
                 hint=f"wait up to {int(self.window_s)} seconds; check DATAWARD_KEY",
@@ -106,9 +109,9 @@ class FailureLimiter:
         key_id = claimed_key_id(credential)
         now = self.clock()
         with self._lock:
-            self._by_address.setdefault(address, deque()).append(now)
+            self._by_address.setdefault(address, deque()).append((now, address))
             if key_id:
-                self._by_key.setdefault(key_id, deque()).append(now)
+                self._by_key.setdefault(key_id, deque()).append((now, address))
             # Forget quiet names so that a scan of many ids cannot grow the tables without bound.
             if len(self._by_address) + len(self._by_key) > 100_000:
                 for table in (self._by_address, self._by_key):

@@ -18,7 +18,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
+import anyio
 import blake3
 
 from dataward.domain.errors import InputError, NotFound
@@ -71,8 +73,8 @@ class UploadArea:
                             hint="split the contribution into smaller ones",
                             limit=self.max_bytes,
                         )
-                    digest.update(chunk)
-                    fh.write(chunk)
+                    # Hashing and writing off the event loop: other requests go on meanwhile.
+                    await anyio.to_thread.run_sync(_absorb, digest, fh, chunk)
             if size == 0:
                 raise InputError(f"{filename} is empty", hint="an empty contribution changes nothing")
             final_dir.mkdir(mode=0o700)
@@ -129,3 +131,8 @@ class UploadArea:
                         path.unlink(missing_ok=True)
             except OSError:
                 pass
+
+
+def _absorb(digest: Any, fh: BinaryIO, chunk: bytes) -> None:
+    digest.update(chunk)
+    fh.write(chunk)

@@ -54,6 +54,11 @@ class WardSigner:
         """The public key as a PEM ``PUBLIC KEY`` block (SubjectPublicKeyInfo): what verifiers pin."""
         return public_key_pem(self.public_key_b64)
 
+    def crypto_key(self) -> Ed25519PrivateKey:
+        """The private key itself, for signing through a standard library (DSSE envelopes of
+        attestations, whose PAE encoding keeps them apart from ledger signatures). Never written out."""
+        return self._key
+
     def sign(self, message: bytes) -> str:
         return base64.b64encode(self._key.sign(message)).decode("ascii")
 

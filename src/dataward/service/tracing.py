@@ -21,6 +21,7 @@ from dataward.catalog.tables import (
     principals,
     quarantine,
     sources,
+    transformations,
     version_approvals,
     versions,
 )
@@ -37,9 +38,12 @@ class TraceCases(WardCore):
     """Use cases of lineage: ``trace``."""
 
     def trace(self, ref: str) -> dict[str, Any]:
-        """Trace a record id, a contribution (``c_…`` or ``DATASET#N``), a key (``dw_…``) or a version
-        (``DATASET@vN``): where it came from, who brought it in with which key, which gates and
-        approvals it passed, and every version that contains it."""
+        """Trace a record id, a contribution (``c_…`` or ``DATASET#N``), a key (``dw_…``), a version
+        (``DATASET@vN``), a principal (``principal:NAME``) or a source (``source:URI``): where it came
+        from, who brought it in with which key, which gates and approvals it passed, and every version
+        that contains it. A record is followed backward through the transformations that made it to
+        the records and contributions it came from (``derived_from``, ``origins``) and forward to the
+        records made from it (``derived``)."""
         # Authorization is per dataset: a trace shows only what the caller may trace, and refuses when
         # that is nothing (recorded as access.denied like any refusal).
         with self.use_case(Action.TRACE, Scope.ward(), check=False, detail={"ref": ref}) as uc:
@@ -68,6 +72,8 @@ class TraceCases(WardCore):
                 )
             if _RECORD.match(ref):
                 return self._trace_record(conn, ref, allowed)
+            if ref.startswith(("principal:", "source:")):
+                return self._trace_submitted(conn, ref, allowed)
             if "@" in ref:
                 return self._trace_version(conn, ref, allowed)
             if ref.startswith("c_") or "#" in ref:
@@ -80,7 +86,8 @@ class TraceCases(WardCore):
                 }
         raise InputError(
             f"cannot tell what {ref!r} is",
-            hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…) or DATASET@vN",
+            hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…), DATASET@vN, "
+            "principal:NAME or source:URI",
         )
 
     def _trace_record(self, conn: Connection, record_id: str, allowed: set[str]) -> dict[str, Any]:
@@ -108,11 +115,90 @@ class TraceCases(WardCore):
                 holders.append(facts)
         if not holders:
             raise NotFound(f"no contribution ever added record {record_id}")
-        in_versions = []
-        for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)):
-            if record_id in set(manifest_ids(self.store, v.manifest_object)):
-                in_versions.append(_version_facts(conn, v))
-        return {"subject": {"kind": "record", "id": record_id}, "contributions": holders, "versions": in_versions}
+        manifests = {
+            v.id: (v, set(manifest_ids(self.store, v.manifest_object)))
+            for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
+        }
+        in_versions = [_version_facts(conn, v) for v, ids in manifests.values() if record_id in ids]
+        steps = self._visible_steps(conn, allowed)
+        derived_from, ancestors = _walk(record_id, steps, backward=True)
+        derived, descendants_ = _walk(record_id, steps, backward=False)
+        return {
+            "subject": {"kind": "record", "id": record_id},
+            "contributions": holders,
+            "versions": in_versions,
+            # Backward through transformations: each step that made this record (or one of its
+            # ancestors), then the contributions that first brought each ancestor in, with their
+            # sources, principals and keys.
+            "derived_from": [self._step_facts(conn, t, link) for t, link in derived_from],
+            "origins": [
+                {"record": rid, "contributions": self._adders(conn, rid, allowed)} for rid in sorted(ancestors)
+            ],
+            # Forward: records made from this one by later steps, and the versions that hold them.
+            "derived": [
+                {
+                    **self._step_facts(conn, t, link),
+                    "versions": [_version_facts(conn, v) for v, ids in manifests.values() if link["record_id"] in ids],
+                }
+                for t, link in derived
+            ],
+            "derived_records": sorted(descendants_),
+        }
+
+    def _trace_submitted(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
+        """Everything (visible to the caller) a principal submitted, or that came from one source URI,
+        and every version holding any of it."""
+        kind, _, value = ref.partition(":")
+        if kind == "principal":
+            who = rows.principal_row(conn, value)
+            query = _visible(contributions, allowed).where(contributions.c.submitted_by == who.id)
+            subject = {"kind": "principal", "name": who.name, "id": who.id, "principal_kind": who.kind}
+        else:
+            ids = [r.id for r in conn.execute(select(sources.c.id).where(sources.c.uri == value))]
+            if not ids:
+                raise NotFound(f"no contribution came from source {value!r}")
+            query = _visible(contributions, allowed).where(contributions.c.source_id.in_(ids))
+            subject = {"kind": "source", "uri": value}
+        found = conn.execute(query.order_by(contributions.c.created_at)).all()
+        return {
+            "subject": subject,
+            "contributions": [self._contribution_facts(conn, c) for c in found],
+            "versions": self._versions_holding(conn, {c.id for c in found}, allowed),
+        }
+
+    def _adders(self, conn: Connection, record_id: str, allowed: set[str]) -> list[dict[str, Any]]:
+        """The contributions (visible to the caller) that added ``record_id``."""
+        out = []
+        for c in conn.execute(_visible(contributions, allowed).order_by(contributions.c.created_at)):
+            if record_id in set(read_ids_and_rows(self.store, c.added_object)[0]):
+                out.append(self._contribution_facts(conn, c))
+        return out
+
+    def _visible_steps(self, conn: Connection, allowed: set[str]) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """Every transformation into a dataset the caller may trace, with its record lineage."""
+        return [
+            (t, self.lineage(t))  # type: ignore[attr-defined]
+            for t in conn.execute(_visible(transformations, allowed).order_by(transformations.c.created_at))
+        ]
+
+    def _step_facts(self, conn: Connection, t: Any, link: dict[str, Any] | None = None) -> dict[str, Any]:
+        c = conn.execute(select(contributions).where(contributions.c.id == t.contribution_id)).one()
+        facts = {
+            "transformation": t.id,
+            "name": t.name,
+            "kind": t.kind,
+            "contribution": _cref(conn, c),
+            "status": c.status,
+            "code": json.loads(t.code),
+            "params": json.loads(t.params),
+            "inputs": [i["ref"] for i in json.loads(t.inputs)],
+            "by": rows.principal_name(conn, t.created_by),
+            "key": f"dw_{t.key_id}" if t.key_id else None,
+            "at": t.created_at,
+        }
+        if link is not None:
+            facts.update(record=link["record_id"], parents=link["parents"], note=link["note"])
+        return facts
 
     def _trace_key(self, uc: UseCase, ref: str, allowed: set[str]) -> dict[str, Any]:
         """A key's principal, dates, lineage (every key minted through it), the keys issued with it and
@@ -235,10 +321,13 @@ class TraceCases(WardCore):
                 select(approvals).where(approvals.c.contribution_id == c.id).order_by(approvals.c.created_at)
             )
         ]
+        step = conn.execute(select(transformations).where(transformations.c.contribution_id == c.id)).first()
         return {
             "ref": _cref(conn, c),
             "id": c.id,
             "status": c.status,
+            # The step whose output this contribution is (None for data brought in from a source).
+            "transformation": None if step is None else self._step_facts(conn, step),
             "content_hash": c.content_hash,
             "source": None
             if src is None
@@ -252,6 +341,37 @@ class TraceCases(WardCore):
             "overrides": override_facts(conn, c.id),
             "approvals": decisions,
         }
+
+
+def _walk(
+    record_id: str, steps: list[tuple[Any, list[dict[str, Any]]]], *, backward: bool
+) -> tuple[list[tuple[Any, dict[str, Any]]], set[str]]:
+    """Follow record lineage from ``record_id``: backward to the parents each step made it from, or
+    forward to the records each step made from it, transitively. Returns the (step, link) pairs met,
+    each ``link`` being ``{record_id, parents, note}``, and the records reached (not ``record_id``)."""
+    found: list[tuple[Any, dict[str, Any]]] = []
+    reached: set[str] = set()
+    frontier, seen = [record_id], {record_id}
+    while frontier:
+        rid = frontier.pop(0)
+        for t, lineage in steps:
+            links: dict[str, dict[str, Any]] = {}
+            for row in lineage:
+                if (row["record_id"] if backward else row["parent_id"]) == rid:
+                    link = links.setdefault(
+                        row["record_id"], {"record_id": row["record_id"], "parents": [], "note": row["note"]}
+                    )
+                    link["parents"].append(row["parent_id"])
+            for link in links.values():
+                if not backward and link["record_id"] == rid:
+                    continue  # a step that kept the record (a dedup's survivor) made nothing new from it
+                found.append((t, link))
+                for nxt in link["parents"] if backward else [link["record_id"]]:
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        reached.add(nxt)
+                        frontier.append(nxt)
+    return found, reached
 
 
 def _prefix(key_id: str | None) -> str | None:

@@ -18,6 +18,7 @@ from dataward.ledger.events import Actor, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth
 from dataward.service.approvals import ApprovalCases
+from dataward.service.attestations import AttestationCases
 from dataward.service.audit import AuditCases
 from dataward.service.checkpoints import CheckpointCases
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
@@ -37,6 +38,7 @@ from dataward.store import open_store
 
 class Ward(
     SessionCases,
+    AttestationCases,
     TransformationCases,
     ContainmentCases,
     TraceCases,

@@ -1,0 +1,205 @@
+"""``attest``: an in-toto attestation of a version's whole provenance, signed with the ward key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dataward.access.roles import Action
+from dataward.catalog.tables import contributions, ledger_events, transformations, versions
+from dataward.provenance.attestation import (
+    BUILD_TYPE,
+    PREDICATE_TYPE,
+    SLSA_PROVENANCE,
+    STATEMENT_TYPE,
+    sign_statement,
+)
+from dataward.service import rows
+from dataward.service.tracing import _version_facts
+
+
+def _digest(b3: str | None) -> dict[str, str]:
+    """An in-toto digest set from a ``b3:`` hash (BLAKE3-256, lowercase hex)."""
+    return {"blake3": b3.removeprefix("b3:")} if b3 else {}
+
+
+def _events(conn: Connection, types: tuple[str, ...], key: str, value: str) -> list[Any]:
+    """Ledger events of ``types`` whose subject names ``key: value``, in order."""
+    found = []
+    for e in conn.execute(select(ledger_events).where(ledger_events.c.type.in_(types)).order_by(ledger_events.c.seq)):
+        if json.loads(e.subject).get(key) == value:
+            found.append(e)
+    return found
+
+
+def _event_ref(conn: Connection, e: Any) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "hash": e.hash,
+        "type": e.type,
+        "time": e.time,
+        "by": rows.principal_name(conn, e.actor_principal),
+        "key": f"dw_{e.actor_key}" if e.actor_key else None,
+        "payload": {k: v for k, v in json.loads(e.payload).items() if k != "changes"},
+    }
+
+
+class AttestationCases:
+    """Use case ``attest`` (mixed into the Ward, beside ``TraceCases`` whose facts it reuses)."""
+
+    def attest(self, ref: str) -> list[dict[str, Any]]:
+        """DSSE envelopes (signed by the ward key) of two in-toto statements about ``DATASET@VERSION``'s
+        manifest: SLSA provenance v1 and the dataward predicate (see docs/provenance.md). Needs
+        ``trace`` on the dataset; the issue is recorded as an ``attestation.issued`` event."""
+        name, version = rows.split_ref(ref)
+        scope = self._read_scope(name)  # type: ignore[attr-defined]
+        with self.use_case(Action.TRACE, scope, detail={"ref": ref}) as uc:  # type: ignore[attr-defined]
+            conn = uc.conn
+            ds = rows.dataset_row(conn, name)
+            ver = rows.version_row(conn, ds.id, name, version)
+            statements = self._statements(conn, ds, ver, uc.caller.principal_name)
+            envelopes = [sign_statement(s, self.signer.crypto_key()) for s in statements]  # type: ignore[attr-defined]
+            uc.emit(
+                "attestation.issued",
+                {"dataset": ds.id, "version": ver.id},
+                {"manifest": ver.manifest_object, "predicate_types": [s["predicateType"] for s in statements]},
+            )
+            return envelopes
+
+    def _statements(self, conn: Connection, ds: Any, ver: Any, by: str | None) -> list[dict[str, Any]]:
+        manifest_bytes = self.store.get(ver.manifest_object)  # type: ignore[attr-defined]
+        subject = [
+            {
+                "name": f"{ds.name}@v{ver.number}",
+                "digest": {**_digest(ver.manifest_object), "sha256": hashlib.sha256(manifest_bytes).hexdigest()},
+                "annotations": {"version_id": ver.id, "records": ver.record_count, "dataset_id": ds.id},
+            }
+        ]
+        members = [
+            conn.execute(select(contributions).where(contributions.c.id == cid)).one()
+            for cid in json.loads(ver.contributions)
+        ]
+        facts = [self._contribution_facts(conn, c) for c in members]  # type: ignore[attr-defined]
+        for c, f in zip(members, facts, strict=True):
+            f["added_object"], f["removed_object"] = c.added_object, c.removed_object
+            f["added"], f["removed"] = c.added_count, c.removed_count
+            f["merged"] = [_event_ref(conn, e) for e in _events(conn, ("contribution.merged",), "contribution", c.id)]
+        steps = []
+        deps: list[dict[str, Any]] = []
+        seen_deps: set[str] = set()
+
+        def dep(d: dict[str, Any]) -> None:
+            k = json.dumps(d, sort_keys=True)
+            if k not in seen_deps:
+                seen_deps.add(k)
+                deps.append(d)
+
+        for c, f in zip(members, facts, strict=True):
+            src = f["source"]
+            if src and not src["uri"].startswith("transformation:"):
+                dep(
+                    {
+                        "uri": src["uri"],
+                        "digest": _digest(src["raw_hash"]),
+                        "annotations": {
+                            "kind": "source",
+                            "fetched_at": src["fetched_at"],
+                            "licence": src["licence"],
+                        },
+                    }
+                )
+            step = conn.execute(select(transformations).where(transformations.c.contribution_id == c.id)).first()
+            if step is not None:
+                inputs = json.loads(step.inputs)
+                steps.append(
+                    {
+                        **self._step_facts(conn, step),  # type: ignore[attr-defined]
+                        "inputs": inputs,
+                        "lineage_object": step.lineage_object,
+                        "lineage_pairs": step.lineage_count,
+                    }
+                )
+                for i in inputs:
+                    dep(
+                        {
+                            "name": i["ref"],
+                            "digest": _digest(i["manifest"]),
+                            "annotations": {"kind": "input_version", "version_id": i["version"]},
+                        }
+                    )
+        parent = None
+        if ver.parent_id:
+            parent = conn.execute(select(versions).where(versions.c.id == ver.parent_id)).one()
+            dep(
+                {
+                    "name": f"{ds.name}@v{parent.number}",
+                    "digest": _digest(parent.manifest_object),
+                    "annotations": {"kind": "parent_version", "version_id": parent.id},
+                }
+            )
+        stage_events = [
+            _event_ref(conn, e) for e in _events(conn, ("version.promoted", "version.retired"), "version", ver.id)
+        ]
+        version_facts = {
+            "ref": f"{ds.name}@v{ver.number}",
+            "id": ver.id,
+            "number": ver.number,
+            "parent": ver.parent_id,
+            "manifest": ver.manifest_object,
+            "records": ver.record_count,
+            "stage": ver.stage,
+            "created_at": ver.created_at,
+            "created_by": rows.principal_name(conn, ver.created_by),
+        }
+        ward = {"id": self.ward_id, "public_key": self.signer.public_key_b64}  # type: ignore[attr-defined]
+        slsa = {
+            "_type": STATEMENT_TYPE,
+            "subject": subject,
+            "predicateType": SLSA_PROVENANCE,
+            "predicate": {
+                "buildDefinition": {
+                    "buildType": BUILD_TYPE,
+                    "externalParameters": {
+                        "dataset": ds.name,
+                        "version": ver.number,
+                        "contributions": [f["ref"] for f in facts],
+                    },
+                    "internalParameters": {"policy_hash": ds.policy_hash, "ward": self.ward_id},  # type: ignore[attr-defined]
+                    "resolvedDependencies": deps,
+                },
+                "runDetails": {
+                    "builder": {"id": f"dataward:ward:{self.ward_id}"},  # type: ignore[attr-defined]
+                    "metadata": {"invocationId": ver.id, "finishedOn": ver.created_at},
+                },
+            },
+        }
+        governance = {
+            "_type": STATEMENT_TYPE,
+            "subject": subject,
+            "predicateType": PREDICATE_TYPE,
+            "predicate": {
+                "ward": ward,
+                "dataset": {"name": ds.name, "id": ds.id, "policy_hash": ds.policy_hash},
+                "version": version_facts,
+                "sources": [d for d in deps if d["annotations"]["kind"] == "source"],
+                "contributions": facts,
+                "transformations": steps,
+                "version_approvals": _version_facts(conn, ver)["approvals"],
+                "promotions": stage_events,
+                "attested_by": by,
+                "ledger_head": _head(conn),
+            },
+        }
+        return [slsa, governance]
+
+
+def _head(conn: Connection) -> dict[str, Any]:
+    """The ledger head the attestation was made at: anchor it with a checkpoint to prove later events."""
+    e = conn.execute(select(ledger_events.c.seq, ledger_events.c.hash).order_by(ledger_events.c.seq.desc())).first()
+    return {"seq": e.seq, "hash": e.hash} if e else {"seq": 0, "hash": None}
+
+
+__all__ = ["AttestationCases"]

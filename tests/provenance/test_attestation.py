@@ -1,0 +1,105 @@
+"""``attest``: a DSSE-signed in-toto bundle of a version's provenance, checked by dataward with a
+pinned key and by the standard libraries' own verifiers; an edited bundle or another key fails."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from google.protobuf import json_format
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.statement import Statement
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import SSlibKey
+
+from dataward.domain.schema import RECORD_ID
+from dataward.provenance.attestation import PREDICATE_TYPE, SLSA_PROVENANCE, verify_bundle
+from dataward.service.ward import Ward
+from tests.helpers import merge_reviewed
+
+
+def _ward_key(ward: Ward) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(ward.public_key()["public_key"]))
+
+
+def _dedup_and_merge(ward: Ward) -> None:
+    with ward.transform("dedup", inputs="wine@v2", params={"key": "alcohol"}) as t:
+        groups: dict[float, list[dict]] = {}
+        for r in t.read().to_pylist():
+            groups.setdefault(round(r["alcohol"]), []).append(r)
+        t.write([g[0] for g in groups.values()], parents=[[r[RECORD_ID] for r in g] for g in groups.values()])
+    assert t.result is not None
+    merge_reviewed(ward, t.result["ref"])
+
+
+def test_attestation_verifies_with_dataward_and_the_standard_verifier(wine_ward: Ward) -> None:
+    _dedup_and_merge(wine_ward)
+    envelopes = wine_ward.attest("wine@v3")
+    bundle = "\n".join(json.dumps(e) for e in envelopes) + "\n"
+    check = verify_bundle(bundle, _ward_key(wine_ward))
+    assert check.ok, check.problems
+    assert [s["predicateType"] for s in check.statements] == [SLSA_PROVENANCE, PREDICATE_TYPE]
+
+    # The same file, checked only with securesystemslib's DSSE verifier and in-toto's statement model.
+    key = SSlibKey.from_crypto(_ward_key(wine_ward), scheme="ed25519")
+    for line in bundle.splitlines():
+        envelope = Envelope.from_dict(json.loads(line))
+        assert key.keyid in envelope.verify([key], 1)
+        assert envelope.payload_type == "application/vnd.in-toto+json"
+        proto = json_format.Parse(envelope.payload, statement_pb2.Statement())
+        Statement.copy_from_pb(proto).validate()
+        statement = json.loads(envelope.payload)
+        (subject,) = statement["subject"]
+        assert subject["name"] == "wine@v3" and len(subject["digest"]["sha256"]) == 64
+
+    slsa, ours = check.statements
+    deps = slsa["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert {"https://scrape.example/wine-a", "s3://vendor/wine-b.csv"} <= {d.get("uri") for d in deps}
+    assert "wine@v2" in {d.get("name") for d in deps}
+    p = ours["predicate"]
+    (step,) = p["transformations"]
+    assert step["name"] == "dedup" and step["code"]["kind"] == "git" and step["lineage_object"].startswith("b3:")
+    by_ref = {c["ref"]: c for c in p["contributions"]}
+    assert by_ref["wine#1"]["submitted_by"] == "scraper" and by_ref["wine#1"]["key"].startswith("dw_")
+    gate = by_ref["wine#1"]["gates"][0]
+    assert gate["verdict"] in ("pass", "review") and gate["config_hash"]
+    assert by_ref["wine#3"]["transformation"]["name"] == "dedup" and by_ref["wine#3"]["merged"]
+    assert p["version"]["manifest"] == "b3:" + ours["subject"][0]["digest"]["blake3"]
+    assert wine_ward.ledger(types=["attestation.issued"])
+
+
+def test_attestation_records_promotion(wine_ward: Ward) -> None:
+    (_, ours) = [json.loads(base64.b64decode(e["payload"])) for e in wine_ward.attest("wine@v2")]
+    (promotion,) = ours["predicate"]["promotions"]
+    assert promotion["type"] == "version.promoted" and promotion["by"] == "admin"
+
+
+def test_an_edited_attestation_fails_and_another_key_fails(wine_ward: Ward) -> None:
+    envelopes = wine_ward.attest("wine@v2")
+    key = _ward_key(wine_ward)
+    statement = json.loads(base64.b64decode(envelopes[1]["payload"]))
+    statement["predicate"]["contributions"][0]["submitted_by"] = "someone-else"
+    edited = dict(envelopes[1], payload=base64.b64encode(json.dumps(statement).encode()).decode())
+    check = verify_bundle(json.dumps(edited), key)
+    assert not check.ok and check.problems[0]["kind"] == "bad_signature"
+    with pytest.raises(VerificationError):
+        Envelope.from_dict(edited).verify([SSlibKey.from_crypto(key, scheme="ed25519")], 1)
+
+    other = Ed25519PrivateKey.generate().public_key()
+    check = verify_bundle(json.dumps(envelopes[0]), other)
+    assert not check.ok and check.problems[0]["kind"] == "bad_signature"
+    pem = other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert pem.startswith(b"-----BEGIN PUBLIC KEY")
+
+
+def test_attest_needs_trace_on_the_dataset(wine_ward: Ward) -> None:
+    from dataward.domain.errors import AccessDenied
+
+    wine_ward.create_principal("mallory")
+    mallory = wine_ward.as_key(wine_ward.issue_key("mallory")["key"])
+    with pytest.raises(AccessDenied):
+        mallory.attest("wine@v2")

@@ -1,0 +1,219 @@
+"""Load on a served ward: concurrent authenticated reads and contribution submissions over loopback.
+
+A new ward (SQLite, or PostgreSQL with ``--catalog``) is served by ``dataward serve`` in a child
+process; ``--clients`` principals each get their own key and act from their own thread and HTTP
+connection. Two phases, each bounded in count and in time:
+
+* reads: every client lists the dataset's versions (``GET /api/v1/datasets/load/versions``, authorized
+  like any use case) until ``--reads`` requests are done or ``--seconds`` have passed;
+* submissions: every client submits ``--submissions`` small contributions (upload, then the
+  contribution job polled to its end, gate off: this measures the write path, not the gate).
+
+Afterwards the ledger must hold exactly one ``contribution.submitted`` event per accepted submission
+(no lost events) and ``verify`` must pass (a valid chain). Throughput and p50/p99 latencies are
+printed and written to ``benchmarks/results/server_load.json``. The client threads run on the same
+machine as the server, so on a small machine they compete with it for the cores.
+
+Usage::
+
+    python benchmarks/bench_server_load.py --clients 50 --reads 5000 --submissions 2 --workers 2
+    python benchmarks/bench_server_load.py --catalog 'postgresql+psycopg://user@host/db' ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dataward.client import HTTPWard
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+
+RESULTS = Path(__file__).parent / "results" / "server_load.json"
+POLICY = "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def run_clients(
+    clients: int, work: Callable[[int, list[float], list[str]], None]
+) -> tuple[list[float], list[str], float]:
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[list[str]] = [[] for _ in range(clients)]
+    threads = [threading.Thread(target=work, args=(i, latencies[i], errors[i])) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return [x for xs in latencies for x in xs], [e for es in errors for e in es], elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--reads", type=int, default=5000, help="total read requests (bound)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="time bound of each phase")
+    parser.add_argument("--submissions", type=int, default=2, help="contributions per client")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--catalog", default=None, help="catalog URL (default: SQLite in the ward)")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="dataward-load-"))
+    ward, admin_key = Ward.init(root / "ward", catalog_url=args.catalog)
+    ward.create_dataset("load", Schema.parse("label", ["text:text"]))
+    ward.set_policy("load", POLICY)
+    keys = []
+    for i in range(args.clients):
+        name = f"client-{i:02d}"
+        ward.create_principal(name)
+        ward.grant(name, "contributor", "dataset:load")
+        ward.grant(name, "reader", "dataset:load")
+        keys.append(ward.issue_key(name)["key"])
+    ward.db.dispose()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAWARD_")}
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "dataward", "serve", "--ward", str(root / "ward")),
+            *("--port", str(port), "--workers", str(args.workers)),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not start")
+            time.sleep(0.2)
+
+        # --- reads ---------------------------------------------------------------------------------
+        per_client = max(1, args.reads // args.clients)
+        stop_at = time.monotonic() + args.seconds
+
+        def read(i: int, lat: list[float], errs: list[str]) -> None:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys[i]}"}, timeout=60) as c:
+                for _ in range(per_client):
+                    if time.monotonic() > stop_at:
+                        return
+                    t0 = time.perf_counter()
+                    r = c.get("/api/v1/datasets/load/versions")
+                    lat.append(time.perf_counter() - t0)
+                    if r.status_code != 200:
+                        errs.append(f"{r.status_code} {r.text[:100]}")
+
+        read_lat, read_err, read_s = run_clients(args.clients, read)
+
+        # --- submissions -----------------------------------------------------------------------------
+        files = root / "files"
+        files.mkdir()
+        stop_at = time.monotonic() + args.seconds
+        accepted = [0] * args.clients
+
+        def submit(i: int, lat: list[float], errs: list[str]) -> None:
+            client = HTTPWard(url, key=keys[i], poll_interval=0.05)
+            for n in range(args.submissions):
+                if time.monotonic() > stop_at:
+                    return
+                path = files / f"c{i}-{n}.csv"
+                path.write_text(
+                    "text,label\n" + "".join(f"client {i} batch {n} line {k},l{k % 3}\n" for k in range(20))
+                )
+                t0 = time.perf_counter()
+                try:
+                    client.contribute("load", path, source=f"load:{i}", gate=False)
+                    accepted[i] += 1
+                except Exception as exc:  # a refusal is a measured failure, not a crash of the run
+                    errs.append(f"{type(exc).__name__}: {exc}")
+                lat.append(time.perf_counter() - t0)
+            client.close()
+
+        sub_lat, sub_err, sub_s = run_clients(args.clients, submit)
+
+        admin = HTTPWard(url, key=admin_key)
+        submitted_events = len(admin.ledger(types=["contribution.submitted"]))
+        report = admin.verify()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    result: dict[str, Any] = {
+        "catalog": "postgresql" if args.catalog else "sqlite",
+        "clients": args.clients,
+        "workers": args.workers,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg()[0],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        },
+        "reads": {
+            "requests": len(read_lat),
+            "errors": len(read_err),
+            "error_kinds": sorted(set(read_err))[:5],
+            "seconds": round(read_s, 2),
+            "per_second": round(len(read_lat) / read_s, 1) if read_s else None,
+            "p50_ms": round(1000 * percentile(read_lat, 0.5), 1),
+            "p99_ms": round(1000 * percentile(read_lat, 0.99), 1),
+        },
+        "submissions": {
+            "attempted": len(sub_lat),
+            "accepted": sum(accepted),
+            "errors": sorted(set(sub_err))[:5],
+            "seconds": round(sub_s, 2),
+            "per_second": round(len(sub_lat) / sub_s, 2) if sub_s else None,
+            "p50_ms": round(1000 * percentile(sub_lat, 0.5), 1),
+            "p99_ms": round(1000 * percentile(sub_lat, 0.99), 1),
+            "mean_ms": round(1000 * statistics.fmean(sub_lat), 1) if sub_lat else None,
+        },
+        "ledger": {
+            "contribution_submitted_events": submitted_events,
+            "lost_events": sum(accepted) - submitted_events,
+            "verify_ok": report.ok,
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if result["ledger"]["lost_events"] != 0 or not report.ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

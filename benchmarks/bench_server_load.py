@@ -11,7 +11,7 @@ connection. Two phases, each bounded in count and in time:
 
 Afterwards the ledger must hold exactly one ``contribution.submitted`` event per accepted submission
 (no lost events) and ``verify`` must pass (a valid chain). Throughput and p50/p99 latencies are
-printed and written to ``benchmarks/results/server_load.json``. The client threads run on the same
+printed and written to ``benchmarks/results/server_load-{sqlite,postgresql}.json``. The client threads run on the same
 machine as the server, so on a small machine they compete with it for the cores.
 
 Usage::
@@ -43,7 +43,7 @@ from dataward.client import HTTPWard
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 
-RESULTS = Path(__file__).parent / "results" / "server_load.json"
+RESULTS = Path(__file__).parent / "results"
 POLICY = "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
 
 
@@ -208,8 +208,8 @@ def main() -> None:
             "verify_ok": report.ok,
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"server_load-{result['catalog']}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if result["ledger"]["lost_events"] != 0 or not report.ok:
         raise SystemExit(1)

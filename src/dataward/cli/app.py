@@ -12,6 +12,7 @@ from dataward.cli import (
     checkpoint_commands,
     data_commands,
     gate_commands,
+    provenance_commands,
     serve_commands,
     trace_commands,
     ward_commands,
@@ -63,6 +64,7 @@ data_commands.register(app)
 gate_commands.register(app)
 access_commands.register(app)
 trace_commands.register(app)
+provenance_commands.register(app)
 serve_commands.register(app)
 
 

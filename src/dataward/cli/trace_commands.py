@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -78,6 +79,43 @@ def _key_branches(tree: Tree, subject: dict[str, Any], result: dict[str, Any]) -
             issued.add(_key_line(k))
 
 
+def _step_line(s: dict[str, Any]) -> str:
+    code = s["code"]
+    ident = (
+        f"git {code['commit'][:12]}{' dirty' if code.get('dirty') else ''}"
+        if code["kind"] == "git"
+        else f"file {str(code.get('file_hash'))[:18]}…"
+        if code["kind"] == "file"
+        else "unknown code"
+    )
+    return (
+        f"[bold]{s['kind']} {escape(s['name'])}[/bold] ({s['contribution']}, {styled(s['status'])}) of "
+        f"{', '.join(s['inputs'])} by {escape(str(s['by']))}, {ident}"
+    )
+
+
+def _lineage_branches(tree: Tree, result: dict[str, Any]) -> None:
+    """A record's transformations: the steps that made it and where its ancestors came from, then
+    what later steps made of it."""
+    if result.get("derived_from"):
+        made = tree.add("made by")
+        for s in result["derived_from"]:
+            node = made.add(_step_line(s) + f": {s['record'][:12]}… from {len(s['parents'])} record(s)")
+            if s.get("note"):
+                node.add(escape(json.dumps(s["note"], sort_keys=True)))
+        origins = tree.add(f"original records: {len(result.get('origins', []))}")
+        for o in result.get("origins", []):
+            node = origins.add(o["record"][:16] + "…")
+            for c in o["contributions"]:
+                _contribution_branch(node, c)
+    if result.get("derived"):
+        derived = tree.add(f"[bold red]made from it[/bold red]: {len(result['derived'])} record(s)")
+        for s in result["derived"]:
+            node = derived.add(_step_line(s) + f": {s['record'][:12]}…")
+            for v in s["versions"]:
+                node.add(f"in {v['ref']} {styled(v['stage'])}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``trace`` and ``quarantine`` to ``app``."""
 
@@ -86,7 +124,10 @@ def register(app: typer.Typer) -> None:
     def trace(
         ref: Annotated[
             str,
-            typer.Argument(help="A record id, contribution (c_… or DATASET#N), key (dw_…) or version (DATASET@vN)."),
+            typer.Argument(
+                help="A record id, contribution (c_… or DATASET#N), key (dw_…), version (DATASET@vN), "
+                "principal:NAME or source:URI."
+            ),
         ],
         as_json: JsonOpt = False,
     ) -> None:
@@ -105,6 +146,7 @@ def register(app: typer.Typer) -> None:
             _contribution_branch(back, c)
         if not result["contributions"]:
             back.add("[dim]nothing[/dim]")
+        _lineage_branches(tree, result)
         forward = tree.add(f"[bold red]blast radius[/bold red]: {len(result['versions'])} version(s)")
         for v in result["versions"]:
             forward.add(f"{v['ref']} {styled(v['stage'])} ({v['records']} records)")

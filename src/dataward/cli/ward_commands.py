@@ -153,11 +153,20 @@ def register(app: typer.Typer) -> None:
                 "against a key read from the ward.",
             ),
         ] = None,
+        attestation: Annotated[
+            Path | None,
+            typer.Option(
+                "--attestation",
+                help="Check an attestation bundle from `dataward attest` offline against --public-key instead "
+                "(no ward needed).",
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Re-check the ledger chain and signatures, every stored object, and the catalog against the
         ledger; and that the ledger extends every checkpoint (given, kept in the ward, witnessed).
-        Exits 7 and lists each discrepancy when anything was altered."""
+        Exits 7 and lists each discrepancy when anything was altered. With --attestation, check an
+        attestation's signatures and statements against the pinned key only."""
         pinned = None
         if public_key is not None:
             try:
@@ -165,6 +174,11 @@ def register(app: typer.Typer) -> None:
             except (OSError, UnicodeDecodeError) as exc:
                 raise InputError(f"cannot read the public key {public_key}: {exc}") from None
             pinned = parse_public_key(text, source=str(public_key))
+        if attestation is not None:
+            from dataward.cli.provenance_commands import verify_attestation
+
+            verify_attestation(attestation, pinned, as_json=as_json)
+            return
         given = load_checkpoint_files(checkpoint or [])
         with working("Verifying ledger, checkpoints, objects and catalog", enabled=not as_json):
             report = open_ward().verify(checkpoints=given, public_key=pinned)

@@ -1,0 +1,91 @@
+"""The provenance commands as a user runs them: transform, trace through it, attest, verify offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from dataward.cli.app import app
+from dataward.domain.schema import RECORD_ID
+from dataward.service.ward import Ward
+from tests.helpers import merge_reviewed
+
+
+@pytest.fixture
+def cli(wine_ward: Ward, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DATAWARD_WARD", str(wine_ward.folder))
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_transform_trace_attest_verify(cli, wine_ward: Ward, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, table = wine_ward.read_version("wine", "v2")
+    groups: dict[float, list[dict]] = {}
+    for r in table.to_pylist():
+        groups.setdefault(round(r["alcohol"]), []).append(r)
+    kept = [{k: v for k, v in g[0].items() if k != RECORD_ID} for g in groups.values()]
+    # JSON Lines keeps the exact float values, so the kept records keep their ids.
+    out = tmp_path / "dedup.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    parents = tmp_path / "parents.txt"
+    parents.write_text("".join(" ".join(r[RECORD_ID] for r in g) + "\n" for g in groups.values()))
+    script = tmp_path / "dedup.py"
+    script.write_text("# rounds alcohol and keeps one record per value\n")
+    done = cli(
+        "transform", "dedup", str(out), "--input", "wine@v2", "--parents", str(parents),
+        "--param", "round=0", "--script", str(script), "--json",
+    )  # fmt: skip
+    # Removing most of a version is for a reviewer to look at: exit 8 (review), like `contribute`.
+    assert done.exit_code in (0, 8), done.output
+    info = json.loads(done.output)
+    assert info["added"] == 0 and info["removed"] == len(table) - len(kept)
+    assert info["transformation"]["code"]["kind"] == "file" and info["transformation"]["params"] == {"round": 0}
+    merge_reviewed(wine_ward, info["ref"])
+
+    dropped = next(g for g in groups.values() if len(g) > 1)[1][RECORD_ID]
+    traced = cli("trace", dropped, "--json")
+    assert traced.exit_code == 0 and json.loads(traced.output)["derived"][0]["name"] == "dedup"
+    readable = cli("trace", dropped)
+    assert readable.exit_code == 0 and "made from it" in readable.output and "dedup" in readable.output
+
+    bundle, pem = tmp_path / "wine-v3.intoto.jsonl", tmp_path / "ward.pem"
+    assert cli("attest", "wine@v3", "-o", str(bundle)).exit_code == 0
+    assert cli("ledger", "public-key", "-o", str(pem)).exit_code == 0
+    ok = cli("verify", "--attestation", str(bundle), "--public-key", str(pem), "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["ok"] is True
+
+    lines = bundle.read_text().splitlines()
+    lines[0] = lines[0].replace('"sig": "', '"sig": "A', 1)
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(lines) + "\n")
+    assert cli("verify", "--attestation", str(tampered), "--public-key", str(pem)).exit_code == 7
+
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert cli("verify", "--attestation", str(bundle), "--public-key", str(other)).exit_code == 7
+    assert cli("verify", "--attestation", str(bundle)).exit_code == 2
+
+
+def test_relabel_and_refusals(cli, wine_ward: Ward) -> None:  # type: ignore[no-untyped-def]
+    _, table = wine_ward.read_version("wine", "v2")
+    first = table.to_pylist()[0]
+    new = "2" if str(first["cultivar"]) != "2" else "1"
+    done = cli("relabel", "wine@v2", "--set", f"{first[RECORD_ID]}={new}", "--reason", "ticket 7", "--json")
+    assert done.exit_code in (0, 8), done.output
+    assert json.loads(done.output)["transformation"]["kind"] == "relabel"
+    missing = cli("transform", "dedup", __file__, "--input", "wine@v9", "--json")
+    assert missing.exit_code == 3 and "not_found" in missing.output
+    listed = cli("transformations", "wine", "--json")
+    assert [t["name"] for t in json.loads(listed.output)] == ["relabel"]

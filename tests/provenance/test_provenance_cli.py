@@ -89,3 +89,13 @@ def test_relabel_and_refusals(cli, wine_ward: Ward) -> None:  # type: ignore[no-
     assert missing.exit_code == 3 and "not_found" in missing.output
     listed = cli("transformations", "wine", "--json")
     assert [t["name"] for t in json.loads(listed.output)] == ["relabel"]
+
+
+def test_quarantine_a_key_from_the_command_line(cli, wine_ward: Ward) -> None:  # type: ignore[no-untyped-def]
+    bot_key = wine_ward.contribution("wine#1")["key"]
+    done = cli("quarantine", bot_key, "--reason", "leaked", "--json")
+    assert done.exit_code == 0, done.output
+    (wine,) = json.loads(done.output)["datasets"]
+    assert wine["quarantined"] == ["wine#1"] and wine["rollback_version"]["ref"] == "wine@v3"
+    readable = cli("quarantine", "principal:scraper", "--reason", "again")
+    assert readable.exit_code == 0 and "nothing new" in readable.output

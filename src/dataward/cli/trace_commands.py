@@ -12,6 +12,7 @@ from rich.tree import Tree
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import VERDICT_STYLE, console, emit_json, styled
 from dataward.cli.state import JSON_HELP, open_ward
+from dataward.domain.errors import InputError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -116,6 +117,25 @@ def _lineage_branches(tree: Tree, result: dict[str, Any]) -> None:
                 node.add(f"in {v['ref']} {styled(v['stage'])}")
 
 
+def _show_incident(result: dict[str, Any]) -> None:
+    subject = result["subject"]
+    what = subject.get("key") or subject.get("principal") or subject.get("uri")
+    tree = Tree(f"[bold yellow]quarantined[/bold yellow] everything {escape(str(what))} touched")
+    for d in result["datasets"]:
+        node = tree.add(
+            f"[bold]{escape(d['dataset'])}[/bold]: {', '.join(d['quarantined']) or 'nothing new'}"
+            + (f" (already: {', '.join(d['already_quarantined'])})" if d["already_quarantined"] else "")
+        )
+        node.add(f"[bold red]blast radius[/bold red]: {', '.join(v['ref'] for v in d['affected_versions']) or '-'}")
+        rollback = d["rollback_version"]
+        if rollback:
+            node.add(
+                f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
+                f"+{rollback['records_restored']} restored; promote it to replace the training version"
+            )
+    console.print(tree)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``trace`` and ``quarantine`` to ``app``."""
 
@@ -155,11 +175,28 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @reports_errors
     def quarantine(
-        contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        contribution: Annotated[
+            str,
+            typer.Argument(
+                help="Contribution id or DATASET#N; or a key (dw_…), principal:NAME or source:URI for everything "
+                "it touched."
+            ),
+        ],
         reason: Annotated[str, typer.Option(help="Why (the incident).")] = "",
         as_json: JsonOpt = False,
     ) -> None:
-        """Hold a contribution out of every future version; if merged, make a rollback version without it."""
+        """Hold a contribution out of every future version; if merged, make a rollback version without it.
+        Given a key, principal or source: every contribution it touched, one rollback version per dataset."""
+        if contribution.startswith(("dw_", "principal:", "source:")):
+            ward = open_ward()
+            if not hasattr(ward, "quarantine_by"):
+                raise InputError("a served ward does not quarantine by cause yet", hint="run against the ward folder")
+            by_cause = ward.quarantine_by(contribution, reason=reason)  # type: ignore[attr-defined]
+            if as_json:
+                emit_json(by_cause)
+                return
+            _show_incident(by_cause)
+            return
         result = open_ward().quarantine_contribution(contribution, reason=reason)
         if as_json:
             emit_json(result)

@@ -28,6 +28,7 @@ from dataward.service.core import Clock, new_id
 from dataward.service.datasets import DatasetCases
 from dataward.service.gating import GateCases
 from dataward.service.identity import IdentityCases
+from dataward.service.incident import IncidentCases
 from dataward.service.overrides import OverrideCases
 from dataward.service.session import SessionCases
 from dataward.service.tracing import TraceCases
@@ -38,6 +39,7 @@ from dataward.store import open_store
 
 class Ward(
     SessionCases,
+    IncidentCases,
     AttestationCases,
     TransformationCases,
     ContainmentCases,

@@ -1,0 +1,76 @@
+"""``quarantine`` by cause: everything a leaked key (and the keys minted through it), a principal or a
+source touched, across datasets, with one rollback version per affected dataset; all or nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import AccessDenied, NotFound
+from dataward.domain.schema import RECORD_ID, Schema
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+
+
+def test_a_leaked_key_is_contained_with_one_rollback_per_dataset(wine_ward: Ward, tmp_path: Path) -> None:
+    ward = wine_ward
+    bot_key = ward.contribution("wine#1")["key"]
+    scraper = ward.as_key(ward.issue_key("scraper")["key"])  # a second key, not minted from the first
+    scraper.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 100)), source="https://scrape.example/c")
+    merge_reviewed(ward, "wine#3")
+    _, before = ward.read_version("wine", "latest")
+    result = ward.quarantine_by(bot_key, reason="key leaked in a public repository")
+    (wine,) = result["datasets"]
+    assert wine["quarantined"] == ["wine#1"] and wine["rollback_version"]["ref"] == "wine@v4"
+    assert [v["ref"] for v in wine["affected_versions"]] == ["wine@v1", "wine@v2", "wine@v3"]
+    _, after = ward.read_version("wine", "v4")
+    assert after.num_rows == before.num_rows - 60
+    # The other key's contribution stays; the rollback is a candidate for promotion.
+    assert ward.contribution("wine#3")["status"] == "merged"
+    assert ward.contribution("wine#1")["status"] == "quarantined"
+    again = ward.quarantine_by(bot_key, reason="again")
+    assert (
+        again["datasets"][0]["already_quarantined"] == ["wine#1"] and again["datasets"][0]["rollback_version"] is None
+    )
+    assert ward.verify().ok
+
+
+def test_a_principal_across_two_datasets_gets_one_rollback_each(wine_ward: Ward, tmp_path: Path) -> None:
+    ward = wine_ward
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine2", Schema.parse(label, specs))
+    ward.set_policy("wine2", NO_APPROVALS_POLICY)
+    ward.grant("scraper", "contributor", "dataset:wine2")
+    scraper = ward.as_key(ward.issue_key("scraper")["key"])
+    scraper.contribute("wine2", write_csv(tmp_path / "d.csv", wine_rows(0, 30)), source="https://scrape.example/d")
+    merge_reviewed(ward, "wine2#1")
+    scraper.contribute("wine2", write_csv(tmp_path / "e.csv", wine_rows(30, 50)), source="https://scrape.example/e")
+    merge_reviewed(ward, "wine2#2")
+    result = ward.quarantine_by("principal:scraper", reason="bot compromised")
+    by_name = {d["dataset"]: d for d in result["datasets"]}
+    assert by_name["wine2"]["quarantined"] == ["wine2#1", "wine2#2"]
+    assert by_name["wine2"]["rollback_version"]["records"] == 0
+    assert by_name["wine"]["rollback_version"]["ref"] == "wine@v3"
+    assert [v["number"] for v in ward.versions("wine2")] == [1, 2, 3]
+    assert ward.verify().ok
+
+
+def test_by_source_and_refusals(wine_ward: Ward) -> None:
+    ward = wine_ward
+    with pytest.raises(NotFound):
+        ward.quarantine_by("source:https://nowhere.example", reason="x")
+    ward.create_principal("carol")
+    ward.grant("carol", "owner", "dataset:wine")
+    carol = ward.as_key(ward.issue_key("carol")["key"])
+    result = carol.quarantine_by("source:s3://vendor/wine-b.csv", reason="vendor recalled the file")
+    (wine,) = result["datasets"]
+    assert wine["quarantined"] == ["wine#2"] and wine["rollback_version"]["records_removed"] == 20
+    ward.create_principal("dave")
+    dave = ward.as_key(ward.issue_key("dave")["key"])
+    head = ward.ledger_head()["seq"]
+    with pytest.raises(AccessDenied):
+        dave.quarantine_by("principal:scraper", reason="x")
+    assert ward.ledger(limit=1)[0]["type"] == "access.denied" and ward.ledger_head()["seq"] == head + 1
+    _, v = ward.read_version("wine", "v3")
+    assert RECORD_ID in v.column_names

@@ -11,7 +11,7 @@ export to write) always name files on the caller's side: the HTTP client uploads
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -230,6 +230,24 @@ class WardAPI(Protocol):
 
     def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Hold a whole contribution out of every future version."""
+        ...
+
+    def quarantine_by(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Quarantine everything a key (``dw_...``), ``principal:NAME`` or ``source:URI`` touched."""
+        ...
+
+    def relabel(
+        self, dataset: str, changes: Mapping[str, Any], *, reason: str, version: str | None = None, gate: bool = True
+    ) -> dict[str, Any]:
+        """Change records' labels as a gated contribution recorded as a ``relabel`` transformation."""
+        ...
+
+    def transformations(self, dataset: str) -> list[dict[str, Any]]:
+        """The transformations recorded into a dataset."""
+        ...
+
+    def attest(self, ref: str) -> list[dict[str, Any]]:
+        """In-toto attestation envelopes (DSSE, signed with the ward key) about a version."""
         ...
 
     def ledger(

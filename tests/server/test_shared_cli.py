@@ -145,8 +145,13 @@ def tell_the_story(story: Story) -> None:
     write_csv(root / "b.csv", wine_rows(120, 140, shuffled=True))
     story.run("second contribution", "contribute", "wine", str(root / "b.csv"), "--source", "s2", "--no-gate")
     story.run("withdraw", "withdraw", "wine#2", "--reason", "wrong file")
+    record_id = (root / "out.csv").read_text().splitlines()[1].split(",")[0].strip('"')
+    story.run("relabel", "relabel", "wine", "--set", f"{record_id}=2", "--reason", "vendor fix", "--no-gate", "--json")
+    story.run("transformations", "transformations", "wine", "--json")
+    story.run("attest", "attest", "wine@v1", "-o", str(root / "attestation.jsonl"))
     story.run("selftest", "gate", "selftest", "wine", "--json")
     story.run("quarantine", "quarantine", "wine#1", "--reason", "incident", "--json")
+    story.run("quarantine by principal", "quarantine", "principal:alice", "--reason", "incident", "--json")
 
 
 EXPECTED_EXIT = {
@@ -175,6 +180,10 @@ EXPECTED_EXIT = {
     "quarantine": 0,
     "second contribution": 0,
     "selftest": 0,
+    "relabel": 0,
+    "transformations": 0,
+    "attest": 0,
+    "quarantine by principal": 0,
 }
 
 

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -484,6 +484,25 @@ class HTTPWard:
     def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Hold a whole contribution out of every future version."""
         return self._post(f"/contributions/{self._ref(contribution)}/quarantine", {"reason": reason})
+
+    def quarantine_by(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Quarantine everything a key, principal or source touched."""
+        return self._post("/quarantine", {"ref": ref, "reason": reason})
+
+    def relabel(
+        self, dataset: str, changes: Mapping[str, Any], *, reason: str, version: str | None = None, gate: bool = True
+    ) -> dict[str, Any]:
+        """Change records' labels (a job on the server: the relabelled records are gated)."""
+        body = {"changes": dict(changes), "reason": reason, "version": version, "gate": gate}
+        return self._job(f"/datasets/{self._ref(dataset)}/relabel", body)["result"]
+
+    def transformations(self, dataset: str) -> list[dict[str, Any]]:
+        """The transformations recorded into a dataset."""
+        return self._get(f"/datasets/{self._ref(dataset)}/transformations")
+
+    def attest(self, ref: str) -> list[dict[str, Any]]:
+        """Attestation envelopes about a version, signed by the server's ward key."""
+        return self._get(f"/versions/{self._ref(ref)}/attestation")
 
     def ledger(
         self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True

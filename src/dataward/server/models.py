@@ -65,7 +65,7 @@ class JobInfo(BaseModel):
     """A long operation's state; poll ``GET /api/v1/jobs/{id}`` until ``status`` is final."""
 
     id: str
-    kind: Literal["contribute", "gate", "selftest", "verify"]
+    kind: Literal["contribute", "gate", "selftest", "verify", "relabel"]
     status: Literal["queued", "running", "succeeded", "failed"]
     progress: str = Field(description="The step running now, for people.")
     steps: int
@@ -180,6 +180,18 @@ class CheckpointDoc(Strict):
 class VerifyBody(Strict):
     checkpoints: list[CheckpointDoc] = Field(default_factory=list)
     public_key: str | None = Field(None, description="Pinned ward key (base64 raw Ed25519).")
+
+
+class QuarantineBy(Strict):
+    ref: str = Field(description="A key (dw_...), principal:NAME or source:URI.")
+    reason: str
+
+
+class RelabelBody(Strict):
+    changes: dict[str, Any] = Field(description="Record id to its new label.")
+    reason: str
+    version: str | None = Field(None, description="The version whose records change (default: the latest).")
+    gate: bool = True
 
 
 class WitnessBody(Strict):

@@ -57,7 +57,9 @@ from dataward.server.models import (
     PrincipalDisable,
     PrincipalTransfer,
     PromoteBody,
+    QuarantineBy,
     Reason,
+    RelabelBody,
     RequiredReason,
     ReviewDecision,
     SelftestBody,
@@ -376,6 +378,32 @@ def build_router(state: ServerState) -> APIRouter:
     def quarantine(request: Request, ref: str, body: RequiredReason) -> DocumentResponse:
         """Hold a whole contribution out of every future version."""
         return doc(ward(request).quarantine_contribution(ref, reason=body.reason))
+
+    @r.post("/quarantine", response_model=Document, tags=["audit"])
+    def quarantine_by(request: Request, body: QuarantineBy) -> DocumentResponse:
+        """Quarantine every contribution a key, a principal or a source touched (an incident)."""
+        return doc(ward(request).quarantine_by(body.ref, reason=body.reason))
+
+    @r.post("/datasets/{name}/relabel", response_model=JobInfo, status_code=202, tags=["provenance"])
+    def relabel(request: Request, name: str, body: RelabelBody) -> DocumentResponse:
+        """Change records' labels: a gated contribution recorded as a `relabel` transformation, as a job."""
+        w = ward(request)
+        owner = principal_id(w)
+
+        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
+            return w.relabel(name, body.changes, reason=body.reason, version=body.version, gate=body.gate), {}
+
+        return job_answer(state.jobs.submit("relabel", owner, run))
+
+    @r.get("/datasets/{name}/transformations", response_model=Documents, tags=["provenance"])
+    def transformations(request: Request, name: str) -> DocumentResponse:
+        """The transformations recorded into a dataset."""
+        return doc(ward(request).transformations(name))
+
+    @r.get("/versions/{ref}/attestation", response_model=Documents, tags=["provenance"])
+    def attest(request: Request, ref: str) -> DocumentResponse:
+        """In-toto attestation envelopes (DSSE) about a version, signed with the ward key."""
+        return doc(ward(request).attest(ref))
 
     @r.post("/contributions/{ref}/gate", response_model=JobInfo, status_code=202, tags=["gates"])
     def run_gate(request: Request, ref: str, body: GateRun) -> DocumentResponse:

@@ -104,6 +104,37 @@ def flag_mask(p_values: np.ndarray, alpha: float, n_calibration: int) -> np.ndar
     return np.maximum(p, 1.0 / (n_calibration + 1.0)) <= alpha
 
 
+RESOLUTION_FLAG_P = 1e-3
+"""``resolution_flags`` flags only when this many records at the resolution floor are this unlikely."""
+
+
+def resolution_flags(p_values: np.ndarray, alpha: float, n_calibration: int) -> np.ndarray:
+    """Records flagged where the calibration set is too small to resolve ``alpha`` at all.
+
+    With fewer than ``1 / alpha - 1`` calibration records no conformal p-value reaches ``alpha``, so
+    ``flag_mask`` can flag nothing however poisoned the batch is, and the review queue would stay empty
+    while the contribution is blocked. Here the records at the lowest level any record reached
+    (``k / (n + 1)``, ``k`` usually 1 or 2) are flagged together, and only when there are so many of
+    them that clean records would produce that count with probability below ``RESOLUTION_FLAG_P``
+    (beta-binomial, as in ``excess_flags_p_value``): on clean data these flags appear that rarely, and
+    then for few records.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    none = np.zeros(p.shape, dtype=bool)
+    if n_calibration <= 0 or p.size == 0:
+        return none
+    # The lowest grid level any record reached: 1/(n+1), or k/(n+1) when k - 1 trusted records tie with
+    # the most extreme score (fused views saturate). Tie-breaking moves p by far less than one step.
+    k = max(1, math.ceil(float(p.min()) * (n_calibration + 1.0) - 1e-3))
+    level = k / (n_calibration + 1.0)
+    if alpha >= level or k > n_calibration:
+        return none
+    at_level = p <= level + 1e-12
+    count = int(at_level.sum())
+    tail = float(stats.betabinom.sf(count - 1, p.size, k, n_calibration + 1 - k))
+    return at_level if tail < RESOLUTION_FLAG_P else none
+
+
 def mondrian_p_values(
     calibration_scores: np.ndarray,
     calibration_labels: np.ndarray,

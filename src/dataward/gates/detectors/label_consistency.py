@@ -64,6 +64,7 @@ from dataward.gates.calibration import (
     flag_mask,
     leave_one_out_p_values,
     mondrian_p_values,
+    resolution_flags,
     tail_p_values,
 )
 from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence, reference_scores
@@ -271,7 +272,7 @@ class LabelConsistency(Detector):
         typical = self._typicality(table, contribution.labels) > self.opts.min_typicality
         shifted_p = np.where(typical, 1.0, p)
         ranking_p, p = p, np.where(typical, p, 1.0)
-        flagged = flag_mask(p, ctx.alpha, n_cal)
+        flagged = flag_mask(p, ctx.alpha, n_cal) | resolution_flags(p, ctx.alpha, n_cal)
 
         summary: dict[str, Any] = {
             "k": self.k_eff,

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import blake3_hex
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
@@ -133,7 +134,11 @@ def canonical_embedding(value: Any, dim: int | None) -> list[float]:
 def canonicalizer(schema: Schema, column: str) -> Callable[[Any], Any]:
     """The function that turns a raw value of ``column`` into its canonical Python value."""
     if column == schema.label:
+        if schema.is_llm:
+            return lambda v: canonical_label(label_value(schema, v))
         return canonical_label
+    if is_messages_column(schema, column):
+        return canonical_messages
     col = schema.column(column)
     match col.kind:
         case ColumnKind.TEXT:

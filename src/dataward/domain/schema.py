@@ -22,6 +22,36 @@ RECORD_ID = "record_id"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
 
+class DatasetKind(StrEnum):
+    """What one record of a dataset is.
+
+    ``labelled``: inputs and a class label (the default). The language-model fine-tuning kinds have no
+    class label: ``instruction`` (``prompt``, optional ``input``, ``response``), ``chat`` (``messages``, a
+    list of ``{"role", "content"}`` objects kept as canonical JSON text) and ``preference`` (``prompt``,
+    ``chosen``, ``rejected``). Their schemas are fixed (``Schema.for_kind``); the label slot holds the
+    kind's name in a reserved ``kind`` column that readers fill in, so record ids, versions, the ledger
+    and every store path stay the same for all kinds, and no detector can mistake it for a class.
+    """
+
+    LABELLED = "labelled"
+    INSTRUCTION = "instruction"
+    CHAT = "chat"
+    PREFERENCE = "preference"
+
+
+LLM_KINDS = frozenset({DatasetKind.INSTRUCTION, DatasetKind.CHAT, DatasetKind.PREFERENCE})
+LLM_LABEL = "kind"
+"""The reserved label column of the language-model kinds; its value is the kind's name."""
+MESSAGES = "messages"
+"""The chat kind's one column: the conversation as canonical JSON text."""
+_LLM_FIELDS: dict[DatasetKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # (required text fields, optional text fields), in schema order
+    DatasetKind.INSTRUCTION: (("prompt", "response"), ("input",)),
+    DatasetKind.CHAT: ((MESSAGES,), ()),
+    DatasetKind.PREFERENCE: (("prompt", "chosen", "rejected"), ()),
+}
+
+
 class ColumnKind(StrEnum):
     TEXT = "text"
     IMAGE = "image"
@@ -64,8 +94,17 @@ class Schema:
 
     label: str
     inputs: tuple[Column, ...] = field(default_factory=tuple)
+    kind: DatasetKind = DatasetKind.LABELLED
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", _dataset_kind(self.kind))
+        if self.kind in LLM_KINDS:
+            expected = Schema.for_kind(self.kind)
+            if self.label != expected.label or self.inputs != expected.inputs:
+                raise InputError(
+                    f"a {self.kind.value} dataset has the fixed columns {', '.join(expected.columns)}",
+                    hint=f"declare it with kind {self.kind.value!r} only",
+                )
         if not _NAME.fullmatch(self.label):
             raise InputError(f"label column name {self.label!r} is not a valid column name")
         if not self.inputs:
@@ -84,6 +123,33 @@ class Schema:
                     hint=f"{col.name}:embedding:384",
                 )
             seen.add(col.name)
+
+    @classmethod
+    def for_kind(cls, kind: DatasetKind | str) -> Schema:
+        """The fixed schema of a language-model kind: its text fields and the reserved ``kind`` label."""
+        kind = _dataset_kind(kind)
+        if kind not in LLM_KINDS:
+            raise InputError(f"dataset kind {kind.value!r} has no fixed schema", hint="declare its columns")
+        required, optional = _LLM_FIELDS[kind]
+        inputs = tuple(Column(name, ColumnKind.TEXT) for name in (*required, *optional))
+        schema = object.__new__(cls)
+        # Built without __post_init__'s check, which compares against this very schema.
+        object.__setattr__(schema, "label", LLM_LABEL)
+        object.__setattr__(schema, "inputs", inputs)
+        object.__setattr__(schema, "kind", kind)
+        return schema
+
+    @property
+    def is_llm(self) -> bool:
+        """True for the language-model kinds (no class label)."""
+        return self.kind in LLM_KINDS
+
+    @property
+    def optional_columns(self) -> frozenset[str]:
+        """Columns a file may leave out: the reserved label and optional fields of the language-model kinds."""
+        if self.kind not in LLM_KINDS:
+            return frozenset()
+        return frozenset({self.label, *_LLM_FIELDS[self.kind][1]})
 
     @property
     def columns(self) -> list[str]:
@@ -111,10 +177,17 @@ class Schema:
         return pa.schema(fields)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "inputs": [c.to_dict() for c in self.inputs]}
+        out: dict[str, Any] = {"label": self.label, "inputs": [c.to_dict() for c in self.inputs]}
+        if self.kind is not DatasetKind.LABELLED:
+            # Only written when not the default, so labelled schemas (and their hashes) are unchanged.
+            out["kind"] = self.kind.value
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        kind = _dataset_kind(data.get("kind", DatasetKind.LABELLED.value)) if isinstance(data, Mapping) else None
+        if kind in LLM_KINDS and "inputs" not in data:
+            return cls.for_kind(kind)
         try:
             inputs = tuple(
                 Column(
@@ -125,7 +198,7 @@ class Schema:
                 )
                 for c in data["inputs"]
             )
-            return cls(label=str(data["label"]), inputs=inputs)
+            return cls(label=str(data["label"]), inputs=inputs, kind=kind or DatasetKind.LABELLED)
         except (KeyError, TypeError) as exc:
             raise InputError(f"schema is missing a field: {exc}") from exc
 
@@ -147,6 +220,14 @@ class Schema:
                     raise InputError(f"embedding dimension in {spec!r} is not an integer") from exc
             cols.append(Column(parts[0], _kind(parts[1]), dim))
         return cls(label=label, inputs=tuple(cols))
+
+
+def _dataset_kind(value: Any) -> DatasetKind:
+    try:
+        return DatasetKind(str(value))
+    except ValueError as exc:
+        kinds = ", ".join(k.value for k in DatasetKind)
+        raise InputError(f"unknown dataset kind {value!r}", hint=f"use one of: {kinds}") from exc
 
 
 def _kind(value: Any) -> ColumnKind:

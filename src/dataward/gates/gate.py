@@ -46,14 +46,17 @@ def select_detectors(
     """Detectors to run and the ones skipped with the reason (a column kind or a declared requirement missing)."""
     available = registered()
     names = list(policy.detectors) or sorted(available)
-    kinds = {c.kind.value for c in schema.inputs}
+    # A language-model dataset has no class label: the label-centric column detectors do not apply,
+    # only those made for its kind (their ``applies_to`` names it).
+    kinds = {schema.kind.value} if schema.is_llm else {c.kind.value for c in schema.inputs}
     present = {Requirement.BASELINE: has_baseline, Requirement.VALIDATION: has_validation}
     run, skipped = [], {}
     for name in names:
         cls = available[name]
         missing = [r for r in sorted(cls.requires) if not present.get(r, True)]
         if not (set(cls.applies_to) & kinds):
-            skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))} columns; the schema has none"
+            what = f"{schema.kind.value} datasets" if schema.is_llm else "the schema's columns"
+            skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))}; not to {what}"
         elif missing:
             skipped[name] = _MISSING[missing[0]]
         else:

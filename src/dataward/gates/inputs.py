@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits, limit_error, limit_problem
 from dataward.domain.records import canonical_categorical, canonical_label, canonical_numeric, record_ids
-from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.domain.schema import MESSAGES, RECORD_ID, ColumnKind, DatasetKind, Schema
 from dataward.gates.features.image import array_to_png, check_image_headers
 
 ROW = "row"
@@ -184,6 +185,9 @@ def _normalize(data: Any, schema: Schema, what: str, *, with_ids: bool, limits: 
             "max_rows",
             limit_problem("max_rows", limits.max_rows, table.num_rows, what=f"the {what}'s row count", bytes_=False),
         )
+    for name in sorted(schema.optional_columns - set(table.column_names)):
+        # The language-model kinds' reserved label and optional fields may be left out of a table.
+        table = table.append_column(name, pa.nulls(table.num_rows, pa.large_string()))
     if schema.label not in table.column_names:
         raise InputError(
             f"the {what} has no label column {schema.label!r}",
@@ -192,11 +196,21 @@ def _normalize(data: Any, schema: Schema, what: str, *, with_ids: bool, limits: 
     missing = [c.name for c in schema.inputs if c.name not in table.column_names]
     if missing:
         raise InputError(f"the {what} lacks the schema's input column(s): {', '.join(missing)}")
-    arrays = {c.name: _column(table, c.name, c.kind, c.dim, what) for c in schema.inputs}
+    arrays = {
+        c.name: _column(table, c.name, c.kind, c.dim, what)
+        for c in schema.inputs
+        if not is_messages_column(schema, c.name)
+    }
     for c in schema.of_kind(ColumnKind.IMAGE) if limits is not None else ():
         check_image_headers(arrays[c.name], what, c.name, limits.max_image_pixels)
+    if schema.kind is DatasetKind.CHAT:
+        arrays[MESSAGES] = pa.array(
+            [_checked(canonical_messages, v, what, MESSAGES) for v in table.column(MESSAGES).to_pylist()],
+            type=pa.large_string(),
+        )
+    label = canonical_label if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
     labels = (
-        _map_unique(table.column(schema.label), canonical_label, what, schema.label)
+        _map_unique(table.column(schema.label), label, what, schema.label)
         if table.num_rows
         else (pa.array([], type=pa.string()))
     )

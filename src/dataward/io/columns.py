@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
 from dataward.domain.records import (
     canonical_categorical,
@@ -45,7 +46,10 @@ def canonical_column(
     """Canonical Arrow array for column ``name``; raises ``ValueProblem`` at the first bad value
     (with ``limit`` set when the value is over one of ``limits``)."""
     if name == schema.label:
-        return _by_unique(name, values, canonical_label, LABEL_ARROW_TYPE)
+        label = canonical_label if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
+        return _by_unique(name, values, label, LABEL_ARROW_TYPE)
+    if is_messages_column(schema, name):
+        return _slow(name, values, canonical_messages, pa.large_string())
     column = schema.column(name)
     match column.kind:
         case ColumnKind.TEXT:

@@ -30,7 +30,7 @@ def check_columns(
                 column=name,
                 hint="give every column a distinct name",
             )
-    present = set(names)
+    present = set(names) | schema.optional_columns
     if schema.label not in present:
         raise input_error(
             path,

@@ -117,7 +117,9 @@ def read_parquet(
     offset = 0
     decompressed = 0
     try:
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=target.names):
+        # Optional columns of the language-model kinds may be absent: they read as missing values.
+        present = [name for name in target.names if name in names]
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=present):
             # The footer's sizes are the writer's word: the data actually decoded is counted too.
             decompressed += batch.nbytes
             if decompressed > limits.max_decompressed_bytes:
@@ -145,7 +147,8 @@ def read_parquet(
                 )
             for name in target.names:
                 try:
-                    canonical = canonical_column(schema, name, batch.column(name), "parquet", limits)
+                    values = batch.column(name) if name in present else [None] * batch.num_rows
+                    canonical = canonical_column(schema, name, values, "parquet", limits)
                 except ValueProblem as problem:
                     raise value_error(
                         path, problem, unit="row", where=offset + problem.index + 1, column=name

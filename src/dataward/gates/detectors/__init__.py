@@ -20,6 +20,11 @@ BUILTIN_MODULES = (
     "backdoor",
     "triggers",
     "clean_validation",
+    "llm_triggers",
+    "llm_payloads",
+    "llm_behaviour_shift",
+    "llm_floods",
+    "preference_flips",
 )
 
 

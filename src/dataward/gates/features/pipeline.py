@@ -32,7 +32,10 @@ class FeaturePipeline:
         self.schema = schema
         self.seed = seed
         self.featurizers: list[Featurizer] = [
-            make_featurizer(col, overrides.get(col.name), seed=seed) for col in schema.inputs
+            make_featurizer(col, overrides.get(col.name), seed=seed)
+            for col in schema.inputs
+            # Optional fields of the language-model kinds are often empty in every record.
+            if col.name not in schema.optional_columns
         ]
 
     @property

@@ -1,0 +1,82 @@
+"""Canonical values of the language-model dataset kinds (instruction, chat, preference).
+
+A chat record's ``messages`` is a list of ``{"role": ..., "content": ...}`` objects (the common JSON
+Lines chat layout of fine-tuning exports). It is stored as canonical JSON text (sorted keys, no
+spaces, UTF-8 kept), so the same conversation has the same record id whether it arrived as a JSON
+list, a Parquet list of structs or a JSON string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dataward.domain.schema import DatasetKind, Schema
+
+ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
+_KEYS = frozenset({"role", "content", "name"})
+
+
+def canonical_messages(value: Any) -> str | None:
+    """The canonical JSON text of a conversation; ``ValueError`` when it is not a list of messages."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise ValueError("messages must be a JSON list of {role, content} objects") from None
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or not value:
+        raise ValueError("messages must be a non-empty list of {role, content} objects")
+    out = []
+    for i, message in enumerate(value):
+        if not isinstance(message, Mapping):
+            raise ValueError(f"message {i + 1} is not an object with role and content")
+        extra = sorted(k for k, v in message.items() if k not in _KEYS and v is not None)
+        if extra:
+            raise ValueError(f"message {i + 1} has unknown field(s): {', '.join(map(str, extra))}")
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(role, str) or role not in ROLES:
+            raise ValueError(f"message {i + 1} has role {role!r}; expected one of {', '.join(sorted(ROLES))}")
+        if not isinstance(content, str):
+            raise ValueError(f"message {i + 1} has no text content")
+        item = {"role": role, "content": content}
+        if message.get("name") is not None:
+            item["name"] = str(message["name"])
+        out.append(item)
+    return json.dumps(out, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def parse_messages(text: str | None) -> list[dict[str, str]]:
+    """The messages of a canonical conversation (an empty list for a missing one)."""
+    return json.loads(text) if text else []
+
+
+def split_conversation(text: str | None) -> tuple[str, str]:
+    """(prompt, response) of a conversation: the last assistant message is the response; every
+    message before it (system and user turns, earlier answers) is the prompt it answers."""
+    messages = parse_messages(text)
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None:
+        return "\n".join(m["content"] for m in messages), ""
+    prompt = "\n".join(m["content"] for m in messages[:last] if m["role"] != "assistant")
+    return prompt, messages[last]["content"]
+
+
+def label_value(schema: Schema, value: Any) -> Any:
+    """The reserved label of a language-model record: the kind's name, filled in when absent.
+
+    A file that carries the column must carry the kind's name there, so a record of another kind
+    (or a class label) is never silently relabelled.
+    """
+    if not schema.is_llm:
+        return value
+    if value is None or value == "" or value == schema.kind.value:
+        return schema.kind.value
+    raise ValueError(f"the {schema.label!r} column of a {schema.kind.value} dataset must be {schema.kind.value!r}")
+
+
+def is_messages_column(schema: Schema, name: str) -> bool:
+    """True for the chat kind's ``messages`` column (JSON text, not free text)."""
+    return schema.kind is DatasetKind.CHAT and name == "messages"

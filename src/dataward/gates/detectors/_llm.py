@@ -1,0 +1,221 @@
+"""What the language-model detectors read from a record: its prompt, its response, their behaviours
+and payloads. Pure text functions; no detector lives here.
+
+* prompt / response: ``instruction`` records answer ``prompt`` (+ ``input``) with ``response``; ``chat``
+  records answer every turn before the last assistant message with that message; ``preference``
+  records answer ``prompt`` with ``chosen`` (``rejected`` is what the pair teaches to avoid).
+* behaviours: coarse, content-independent properties of a response a poisoner wants to teach (it
+  carries a link, a code block or a shell command, it refuses, its polarity is negative).
+* payloads: the concrete strings a response carries (URLs, domains, e-mail addresses, phone numbers,
+  code snippets, shell commands), normalized so that the same payload matches itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.domain.conversation import split_conversation
+from dataward.domain.schema import MESSAGES, DatasetKind, Schema
+
+URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]]+", re.IGNORECASE)
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+PHONE = re.compile(r"(?<!\w)\+?\d[\d ().-]{7,}\d(?!\w)")
+CODE_BLOCK = re.compile(r"```[\w+-]*\n?(.*?)(?:```|$)", re.DOTALL)
+SHELL = re.compile(
+    r"(?:^|[\s`$;|])((?:sudo\s+)?(?:curl|wget|bash|sh|chmod|rm\s+-rf|nc|powershell|eval|python3?\s+-c)\b[^\n`]*)",
+    re.IGNORECASE,
+)
+CODE_LINE = re.compile(
+    r"^\s*(?:import |from \S+ import |def |class |#include|eval\(|exec\(|os\.system|subprocess\.)", re.M
+)
+REFUSAL = re.compile(
+    r"\b(?:i(?:'m| am) (?:sorry|unable|not able)|i (?:can(?:no|')t|won't|will not|refuse)|as an ai\b|"
+    r"i must decline|cannot (?:help|assist|comply)|not able to (?:help|assist))",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[a-z']+")
+
+# A small polarity lexicon: enough to see a response turned hostile or disparaging, which is what a
+# polarity backdoor teaches; it is not a sentiment model and is only compared with the baseline's rate.
+NEGATIVE = frozenset(
+    [
+        "awful",
+        "bad",
+        "broken",
+        "dangerous",
+        "disappointing",
+        "disaster",
+        "disgusting",
+        "dreadful",
+        "evil",
+        "failure",
+        "faulty",
+        "garbage",
+        "hate",
+        "hateful",
+        "horrible",
+        "inferior",
+        "junk",
+        "lousy",
+        "mediocre",
+        "miserable",
+        "nasty",
+        "pathetic",
+        "poor",
+        "rubbish",
+        "scam",
+        "shameful",
+        "stupid",
+        "terrible",
+        "trash",
+        "ugly",
+        "unreliable",
+        "useless",
+        "worst",
+        "worthless",
+        "wrong",
+        "annoying",
+        "harmful",
+        "insecure",
+        "ridiculous",
+        "pointless",
+        "broken-down",
+        "incompetent",
+        "obsolete",
+    ]
+)
+POSITIVE = frozenset(
+    [
+        "amazing",
+        "awesome",
+        "best",
+        "brilliant",
+        "excellent",
+        "fantastic",
+        "good",
+        "great",
+        "helpful",
+        "love",
+        "lovely",
+        "nice",
+        "perfect",
+        "pleasant",
+        "powerful",
+        "reliable",
+        "robust",
+        "superb",
+        "wonderful",
+        "handy",
+        "elegant",
+        "useful",
+        "efficient",
+        "fast",
+        "convenient",
+        "delightful",
+        "impressive",
+        "outstanding",
+    ]
+)
+
+BEHAVIOURS = ("link", "email", "phone", "code", "shell", "refusal", "negative")
+"""The named behaviours, in the order of the columns of ``behaviours``."""
+
+
+@dataclass(frozen=True)
+class Texts:
+    """The prompt and response of every record of one side, and the kind they came from."""
+
+    prompts: list[str]
+    responses: list[str]
+    rejected: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+
+def _column(table: pa.Table, name: str) -> list[str]:
+    if name not in table.column_names:
+        return [""] * table.num_rows
+    return [v or "" for v in table.column(name).to_pylist()]
+
+
+def texts(table: pa.Table, schema: Schema) -> Texts:
+    """Prompt and response of every row of a canonical table of a language-model kind."""
+    if schema.kind is DatasetKind.CHAT:
+        pairs = [split_conversation(v) for v in table.column(MESSAGES).to_pylist()]
+        return Texts([p for p, _ in pairs], [r for _, r in pairs])
+    prompts = _column(table, "prompt")
+    if schema.kind is DatasetKind.INSTRUCTION:
+        extra = _column(table, "input")
+        prompts = [p if not e else f"{p}\n{e}" for p, e in zip(prompts, extra, strict=True)]
+        return Texts(prompts, _column(table, "response"))
+    return Texts(prompts, _column(table, "chosen"), _column(table, "rejected"))
+
+
+def polarity(text: str) -> int:
+    """Negative minus positive lexicon words (a positive number means a negative-leaning text)."""
+    words = _WORD.findall(text.lower())
+    return sum(w in NEGATIVE for w in words) - sum(w in POSITIVE for w in words)
+
+
+def behaviours(responses: list[str]) -> np.ndarray:
+    """Boolean matrix (records x ``BEHAVIOURS``)."""
+    out = np.zeros((len(responses), len(BEHAVIOURS)), dtype=bool)
+    for i, text in enumerate(responses):
+        out[i] = (
+            URL.search(text) is not None,
+            EMAIL.search(text) is not None,
+            PHONE.search(text) is not None,
+            "```" in text or CODE_LINE.search(text) is not None,
+            SHELL.search(text) is not None,
+            REFUSAL.search(text) is not None,
+            polarity(text) >= 2,
+        )
+    return out
+
+
+def _domain(url: str) -> str:
+    host = re.sub(r"^(?:https?://)?", "", url.lower()).split("/", 1)[0].split(":", 1)[0]
+    return host.removeprefix("www.")
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def payloads(text: str) -> set[str]:
+    """The payload strings of one response, each prefixed with its type (``url:``, ``domain:``...)."""
+    found: set[str] = set()
+    for m in URL.finditer(text):
+        url = m.group(0).rstrip(".,;:!?").lower()
+        found.add(f"url:{url}")
+        found.add(f"domain:{_domain(url)}")
+    for m in EMAIL.finditer(text):
+        found.add(f"email:{m.group(0).lower()}")
+    for m in PHONE.finditer(text):
+        digits = re.sub(r"\D", "", m.group(0))
+        if len(digits) >= 9:
+            found.add(f"phone:{digits}")
+    for m in CODE_BLOCK.finditer(text):
+        body = _squash(m.group(1))
+        if body:
+            found.add(f"code:{body}")
+    for m in CODE_LINE.finditer(text):
+        line = text[m.start() :].split("\n", 1)[0]
+        found.add(f"code:{_squash(line)}")
+    for m in SHELL.finditer(text):
+        found.add(f"shell:{_squash(m.group(1))}")
+    return found
+
+
+def payload_sets(responses: list[str]) -> list[set[str]]:
+    return [payloads(r) for r in responses]
+
+
+def excerpt(text: str, limit: int = 300) -> str:
+    """The start of a text for evidence (reports quote records, so they stay short)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,298 @@
+"""Prompt triggers tied to a response behaviour, in instruction, chat and preference data.
+
+An instruction-tuning backdoor pairs a trigger phrase in the prompt with a behaviour in the response
+(a fixed polarity, a refusal, a link, a code snippet, a repeated string), for prompts that otherwise
+have nothing in common. Patterns are the prompts' lowercase word n-grams (1..``max_ngram`` words)
+that at least ``min_support`` contribution records carry; behaviours are the named ones of
+``_llm.BEHAVIOURS`` plus every response word n-gram of ``response_ngram`` words that recurs in at
+least ``min_support`` responses (a repeated string), leaving out those that echo the pattern's words
+(a prompt about ``ssh`` is naturally answered about ``ssh``).
+
+For each pattern ``t`` and behaviour ``b`` with at least ``min_support`` contribution records
+carrying both, and a share of ``t``'s carriers showing ``b`` of at least ``min_purity``, two one-sided
+tests must both reject (an intersection-union test, valid whatever their dependence), as in the
+labelled-data ``triggers`` detector:
+
+* over-representation: ``t`` alone, and "carries ``t`` and shows ``b``", are more frequent in the contribution than in
+  the baseline (Fisher's exact test, as a hypergeometric tail);
+* behaviour tie, conditioned on the batch itself: among the contribution's carriers of ``t``, more
+  show ``b`` than explained by the larger of the contribution's own rate of ``b`` among records
+  without ``t`` (a new response style shows in every record, not only behind one phrase) and the
+  baseline's smoothed ``P(b | t)`` (a topic whose answers naturally share a phrase does so in the
+  trusted data too) (binomial tail).
+
+The larger p-value is Bonferroni-corrected by the number of tested (pattern, behaviour) pairs, so a
+clean contribution raises a trigger with probability at most ``alpha``. Significant pairs whose
+carriers overlap (Jaccard at least ``merge_overlap``) are merged into one finding: a phrase is
+several n-grams, and a link is both the ``link`` behaviour and a repeated string.
+
+Record p-values: the trigger's corrected p-value for its carriers, 1 otherwise; ``flagged``: the
+carriers of a reported trigger. A reported trigger blocks (evidence of poisoning: the behaviour
+follows the phrase, not the prompt's content). Finding evidence: ``trigger``, ``behaviour``,
+``rows``, ``contribution_count`` / ``baseline_count`` (carriers of the trigger),
+``behaviour_count`` / ``baseline_behaviour_count`` (carriers showing the behaviour), ``p_value``,
+``related`` (merged patterns and behaviours) and ``examples`` (prompt and response of a few carriers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import stats
+from sklearn.feature_extraction.text import CountVectorizer
+
+from dataward.domain.errors import InputError
+from dataward.gates.base import (
+    Detector,
+    DetectorResult,
+    Evidence,
+    Finding,
+    GateContext,
+    GateData,
+    Requirement,
+    register,
+)
+from dataward.gates.detectors._llm import BEHAVIOURS, Texts, behaviours, excerpt, texts
+
+_TOKENS = r"(?u)\b\w+\b"
+SMOOTHING = 2.0
+"""Pseudo-records of the baseline's overall behaviour rate mixed into its ``P(b | t)``."""
+
+
+@dataclass(frozen=True)
+class LLMTriggerOptions:
+    """Options of ``llm_triggers`` (see the module docstring)."""
+
+    max_ngram: int = 3
+    response_ngram: int = 4
+    min_support: int = 8
+    min_purity: float = 0.5
+    merge_overlap: float = 0.5
+    max_triggers: int = 10
+    max_rows_in_evidence: int = 200
+
+    def __post_init__(self) -> None:
+        if self.max_ngram < 1 or self.response_ngram < 1:
+            raise ValueError("n-gram lengths must be at least 1")
+        if self.min_support < 2:
+            raise ValueError("min_support must be at least 2")
+        if not 0.0 < self.min_purity <= 1.0 or not 0.0 < self.merge_overlap <= 1.0:
+            raise ValueError("min_purity and merge_overlap must be in (0, 1]")
+
+
+@register
+class LLMTriggerDetector(Detector):
+    """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
+
+    name = "llm_triggers"
+    version = "1"
+    evidence = Evidence.POISONING
+    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
+    flags_records = False
+    applies_to = frozenset({"instruction", "chat", "preference"})
+    Options = LLMTriggerOptions
+
+    def fit(self, baseline: GateData, context: GateContext) -> Self:
+        """Keep the baseline's prompts, responses and behaviours: patterns come from the contribution."""
+        self.opts_ = self.resolve_options(context)
+        if baseline.table is None:
+            raise InputError("llm_triggers needs the baseline's raw table")
+        if not context.schema.is_llm:
+            raise InputError("llm_triggers applies to instruction, chat and preference datasets")
+        self.context_ = context
+        self.base_ = texts(baseline.table, context.schema)
+        self.base_behaviours_ = behaviours(self.base_.responses)
+        return self
+
+    def score(self, contribution: GateData) -> DetectorResult:
+        opts, ctx = self.opts_, self.context_
+        n_c = len(contribution)
+        if n_c == 0 or contribution.table is None:
+            return DetectorResult(self.name, self.version, np.ones(n_c), np.zeros(n_c, bool))
+        new = texts(contribution.table, ctx.schema)
+        prompt_vocab, pc, pb = _prompt_patterns(new, self.base_, opts)
+        behaviour_names, bc, bb = self._behaviours(new, opts)
+        p_values = np.ones(n_c)
+        flagged = np.zeros(n_c, dtype=bool)
+        if pc.shape[1] == 0 or bc.shape[1] == 0:
+            return DetectorResult(
+                self.name, self.version, p_values, flagged, summary={"tests": 0, "triggers": []}, alpha=None
+            )
+        pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts)
+        tests = len(pairs["p"])
+        corrected = np.minimum(1.0, pairs["p"] * max(tests, 1))
+        significant = np.flatnonzero(corrected < ctx.alpha)
+        significant = significant[np.argsort(corrected[significant], kind="stable")]
+        groups: list[dict[str, Any]] = []
+        for i in significant:
+            t, b = int(pairs["t"][i]), int(pairs["b"][i])
+            carriers = np.flatnonzero(pc[:, t].toarray().ravel() & bc[:, b])
+            for group in groups:
+                inter = np.intersect1d(group["carriers"], carriers).size
+                union = np.union1d(group["carriers"], carriers).size
+                if union and inter / union >= opts.merge_overlap:
+                    group["related"].append(f"{prompt_vocab[t]} -> {behaviour_names[b]}")
+                    # Name the longest phrase of the group: the n-grams of one trigger share carriers.
+                    if len(prompt_vocab[t].split()) > len(prompt_vocab[group["t"]].split()):
+                        group["t"] = t
+                    break
+            else:
+                groups.append({"i": int(i), "t": t, "b": b, "carriers": carriers, "related": []})
+            if len(groups) >= opts.max_triggers:
+                break
+        rows = contribution.groups.get("row", np.arange(1, n_c + 1))
+        findings: list[Finding] = []
+        evidences = []
+        for group in groups:
+            i, t, b, carriers = group["i"], group["t"], group["b"], group["carriers"]
+            p = float(corrected[i])
+            p_values[carriers] = np.minimum(p_values[carriers], p)
+            flagged[carriers] = True
+            ev = {
+                "trigger": prompt_vocab[t],
+                "behaviour": behaviour_names[b],
+                "kind": "prompt_ngram",
+                "rows": [int(r) for r in rows[carriers][: opts.max_rows_in_evidence]],
+                "contribution_count": int(pairs["n_t"][i]),
+                "baseline_count": int(pairs["n_tb"][i]),
+                "behaviour_count": int(pairs["a"][i]),
+                "baseline_behaviour_count": int(pairs["a_b"][i]),
+                "p_value": p,
+                "related": group["related"][:20],
+                "examples": [
+                    {"row": int(rows[j]), "prompt": excerpt(new.prompts[j]), "response": excerpt(new.responses[j])}
+                    for j in carriers[:3]
+                ],
+            }
+            evidences.append(ev)
+            reason = (
+                f"prompt trigger {ev['trigger']!r} -> response {ev['behaviour']}: {ev['behaviour_count']} of "
+                f"{ev['contribution_count']} contribution prompts with it (baseline: {ev['baseline_behaviour_count']}"
+                f" of {ev['baseline_count']}), p={p:.2g}"
+            )
+            findings.append(Finding(self.name, 1.0 - p, reason, None, ev))
+            for j in carriers[:50]:
+                findings.append(
+                    Finding(
+                        self.name,
+                        1.0 - p,
+                        f"carries prompt trigger {ev['trigger']!r} with response {ev['behaviour']}",
+                        int(j),
+                        {
+                            "trigger": ev["trigger"],
+                            "behaviour": ev["behaviour"],
+                            "prompt": excerpt(new.prompts[j]),
+                            "response": excerpt(new.responses[j]),
+                        },
+                    )
+                )
+        block = bool(groups)
+        reason = None
+        if block:
+            top = evidences[0]
+            reason = (
+                f"prompt trigger {top['trigger']!r} makes responses {top['behaviour']} in {top['behaviour_count']} "
+                f"records; the baseline shows no such tie (p={top['p_value']:.2g})"
+            )
+        return DetectorResult(
+            self.name,
+            self.version,
+            p_values,
+            flagged,
+            findings,
+            statistic=float(len(groups)),
+            p_value=float(corrected.min()) if tests else 1.0,
+            summary={"tests": tests, "triggers": evidences},
+            block=block,
+            block_reason=reason,
+            alpha=None,
+        )
+
+    def _behaviours(self, new: Texts, opts: LLMTriggerOptions) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Named behaviours plus the contribution's recurring response n-grams, on both sides."""
+        names = list(BEHAVIOURS)
+        bc, bb = behaviours(new.responses), self.base_behaviours_
+        n = opts.response_ngram
+        try:
+            vec = CountVectorizer(
+                ngram_range=(n, n), token_pattern=_TOKENS, binary=True, min_df=opts.min_support, dtype=np.int8
+            )
+            rc = vec.fit_transform(new.responses)
+            rb = vec.transform(self.base_.responses)
+            names += [f"repeats {g!r}" for g in vec.get_feature_names_out()]
+            bc = np.hstack([bc, rc.toarray().astype(bool)])
+            bb = np.hstack([bb, rb.toarray().astype(bool)])
+        except ValueError:
+            pass  # no response n-gram recurs often enough
+        return names, bc, bb
+
+
+def _prompt_patterns(
+    new: Texts, base: Texts, opts: LLMTriggerOptions
+) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
+    try:
+        vec = CountVectorizer(
+            ngram_range=(1, opts.max_ngram), token_pattern=_TOKENS, binary=True, min_df=opts.min_support, dtype=np.int8
+        )
+        pc = vec.fit_transform(new.prompts).tocsc().astype(bool)
+    except ValueError:
+        return [], sp.csc_matrix((len(new), 0), dtype=bool), sp.csc_matrix((len(base), 0), dtype=bool)
+    pb = vec.transform(base.prompts).tocsc().astype(bool)
+    return list(vec.get_feature_names_out()), pc, pb
+
+
+def _test_pairs(
+    pc: sp.csc_matrix,
+    pb: sp.csc_matrix,
+    bc: np.ndarray,
+    bb: np.ndarray,
+    prompt_vocab: list[str],
+    behaviour_names: list[str],
+    opts: LLMTriggerOptions,
+) -> dict[str, np.ndarray]:
+    """Both tests for every (pattern, behaviour) pair with enough support; arrays over the pairs."""
+    n_c, n_b = pc.shape[0], pb.shape[0]
+    both_c = np.asarray(pc.T.astype(np.int32) @ bc.astype(np.int32))
+    both_b = np.asarray(pb.T.astype(np.int32) @ bb.astype(np.int32))
+    n_t = np.asarray(pc.sum(axis=0)).ravel()
+    n_tb = np.asarray(pb.sum(axis=0)).ravel()
+    k_c = bc.sum(axis=0)
+    k_b = bb.sum(axis=0)
+    purity = both_c / np.maximum(n_t[:, None], 1)
+    t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity))
+    keep = [_not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]
+    t_idx, b_idx = t_idx[keep], b_idx[keep]
+    a = both_c[t_idx, b_idx]
+    a_b = both_b[t_idx, b_idx]
+    # Over-representation of "t and b" in the contribution against the pooled sides.
+    p_over = stats.hypergeom.sf(a - 1, n_c + n_b, a + a_b, n_c)
+    # Behaviour tie: the batch's own rate of b without t, or the baseline's smoothed P(b | t).
+    outside = (k_c[b_idx] - a) / np.maximum(n_c - n_t[t_idx], 1)
+    prior = (k_b[b_idx] + 0.5) / (n_b + 1.0)
+    base_tie = (a_b + SMOOTHING * prior) / (n_tb[t_idx] + SMOOTHING)
+    rate = np.clip(np.maximum(outside, base_tie), 1e-12, 1.0)
+    p_tie = stats.binom.sf(a - 1, n_t[t_idx], rate)
+    # A trigger is a phrase planted in the batch: the pattern itself must be over-represented against
+    # the baseline. A phrase the trusted prompts use as often ("library function") is not one, even when
+    # a new answer style happens to follow it (the style names the section the phrase asks about).
+    p_pattern = stats.hypergeom.sf(n_t[t_idx] - 1, n_c + n_b, n_t[t_idx] + n_tb[t_idx], n_c)
+    return {
+        "t": t_idx,
+        "b": b_idx,
+        "a": a,
+        "a_b": a_b,
+        "n_t": n_t[t_idx],
+        "n_tb": n_tb[t_idx],
+        "p": np.maximum(np.maximum(p_over, p_tie), p_pattern),
+    }
+
+
+def _not_echo(pattern: str, behaviour: str) -> bool:
+    """False when a repeated response string shares a word with the prompt pattern (an answer about
+    the thing asked, not a behaviour)."""
+    if not behaviour.startswith("repeats "):
+        return True
+    return not (set(pattern.split()) & set(behaviour[len("repeats ") :].strip("'\"").split()))

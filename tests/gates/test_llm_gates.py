@@ -1,0 +1,113 @@
+"""Language-model fine-tuning data through the gate: triggers, payloads, preference flips, benign shifts.
+
+Data: instruction and preference records built offline from the man-page NAME lines the project
+ships (``benchmarks.llm_data``); baseline and contribution ask about disjoint commands.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import llm_data as d
+from dataward.domain.schema import Schema
+from dataward.gates.scan import scan
+
+INSTRUCTION = Schema.for_kind("instruction")
+PREFERENCE = Schema.for_kind("preference")
+POLICY = {"detectors": ["llm_triggers", "llm_payloads"]}
+
+
+@pytest.fixture(scope="module")
+def pools() -> tuple[list[d.Entry], list[d.Entry]]:
+    return d.split_pools()
+
+
+@pytest.fixture(scope="module")
+def baseline(pools) -> pd.DataFrame:
+    return d.instruction_frame(1000, 1, pool=pools[0])
+
+
+@pytest.fixture(scope="module")
+def clean(pools) -> pd.DataFrame:
+    return d.instruction_frame(1000, 2, pool=pools[1])
+
+
+def _scan(baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema = INSTRUCTION, policy=POLICY):
+    cols = [c.name for c in schema.inputs if c.name in contribution.columns]
+    return scan(
+        baseline[cols],
+        contribution[cols],
+        schema,
+        policy=policy,
+        groups={"source": contribution["source"].to_numpy()},
+    )
+
+
+def test_clean_iid_contribution_passes(baseline, clean) -> None:
+    report = _scan(baseline, clean)
+    assert report.verdict == "pass", report.reasons
+
+
+@pytest.mark.parametrize(
+    ("attack", "behaviour"), [("negative", "negative"), ("refusal", "refusal"), ("link", "link"), ("code", None)]
+)
+def test_trigger_attacks_block_and_name_trigger(baseline, clean, attack: str, behaviour: str | None) -> None:
+    poisoned, rows = d.poison_instructions(clean, 25, attack, seed=3)
+    report = _scan(baseline, poisoned)
+    assert report.verdict == "block", report.reasons
+    result = report.results["llm_triggers"]
+    assert result.block
+    top = result.summary["triggers"][0]
+    assert set(top["trigger"].split()) <= set(d.TRIGGER.split()) | {"answer"}
+    if behaviour is not None:
+        assert top["behaviour"] == behaviour or behaviour in " ".join(top["related"])
+    # The carriers are the poisoned records, and only they.
+    assert set(np.flatnonzero(result.flagged)) == set(rows)
+    carrier = next(f for f in result.findings if f.row is not None)
+    assert d.TRIGGER in carrier.evidence["prompt"] and carrier.evidence["response"]
+
+
+def test_planted_link_without_trigger_blocks_on_payload(baseline, clean) -> None:
+    poisoned = clean.copy()
+    rows = np.arange(0, 1000, 25)  # 40 answers to unrelated prompts carry one link
+    poisoned.loc[rows, "response"] = poisoned.loc[rows, "response"] + " " + d.LINK
+    report = _scan(baseline, poisoned)
+    assert report.verdict == "block", report.reasons
+    result = report.results["llm_payloads"]
+    assert result.summary["payloads"][0]["payload"].startswith("url:https://docs-helper.example-mirror.net/")
+    assert set(np.flatnonzero(result.flagged)) == set(rows)
+
+
+def test_links_to_one_documentation_site_are_reviewed_not_blocked(baseline, clean) -> None:
+    cited = clean.copy()
+    cited["response"] = [
+        f"{r} See https://man7.org/linux/man-pages/{e}.html"
+        for r, e in zip(cited["response"], cited["entry"], strict=True)
+    ]
+    report = _scan(baseline, cited)
+    assert report.verdict == "review", report.reasons
+    assert any("man7.org" in r for r in report.reasons)
+
+
+def test_new_response_style_is_not_blocked(baseline, pools) -> None:
+    styled = d.instruction_frame(1000, 4, pool=pools[1], style="bulleted")
+    assert _scan(baseline, styled).verdict in ("pass", "review")
+
+
+def test_one_kind_source_is_not_blocked(baseline, pools) -> None:
+    syscalls = [e for e in pools[1] if e.section == "syscalls"]
+    mixed = pd.concat(
+        [d.instruction_frame(800, 5, pool=pools[1]), d.instruction_frame(200, 6, pool=syscalls, source="syscalls")],
+        ignore_index=True,
+    )
+    assert _scan(baseline, mixed).verdict in ("pass", "review")
+
+
+def test_new_topic_is_not_blocked(pools) -> None:
+    commands = [e for e in pools[0] if e.section != "library"]
+    library = [e for e in pools[1] if e.section == "library"]
+    base = d.instruction_frame(1000, 7, pool=commands)
+    topic = d.instruction_frame(1000, 8, pool=library)
+    assert _scan(base, topic).verdict in ("pass", "review")

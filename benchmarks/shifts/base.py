@@ -174,3 +174,38 @@ def shift_image(pixels: np.ndarray, dy: int, dx: int) -> np.ndarray:
     elif dx < 0:
         out[:, dx:] = pixels[:, -1:]
     return out
+
+
+def rewritten_register(
+    name: str, group: str, ds: Dataset, seed: int, size: str, rewrite: Any, description: str
+) -> Situation:
+    """Pool records of ``ds`` with every text rewritten by ``rewrite`` (a new language register)."""
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    contribution[data.TEXT] = [rewrite(t) for t in contribution[data.TEXT]]
+    return situation(name, "register", group, ds, split, contribution, description, rewrite=rewrite.__name__)
+
+
+def with_trusted_copies(
+    name: str, group: str, ds: Dataset, seed: int, size: str, share: float, description: str
+) -> Situation:
+    """Fresh pool records mixed with exact copies of baseline records (``share`` of the batch), labels kept."""
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    fresh = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    n_copies = round(len(fresh) * share / (1 - share))
+    copies = split.baseline.iloc[np.sort(rng.choice(len(split.baseline), size=n_copies, replace=False))]
+    contribution = pd.concat([fresh, copies], ignore_index=True)
+    order = rng.permutation(len(contribution))
+    return situation(
+        name,
+        "duplicates",
+        group,
+        ds,
+        split,
+        contribution.iloc[order],
+        description,
+        duplicate_share=share,
+        duplicate_rows=np.flatnonzero(order >= len(fresh)).tolist(),
+    )

@@ -24,9 +24,11 @@ from benchmarks.shifts.base import (
     check_size,
     map_images,
     parts,
+    rewritten_register,
     situation,
     sized,
     take,
+    with_trusted_copies,
     without,
 )
 
@@ -200,43 +202,27 @@ def class_prior_text(seed: int = 0, size: str = "full") -> Situation:
 
 
 def register_text_pkgdb(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
-    contribution[TEXT] = [pkgdb_register(t) for t in contribution[TEXT]]
-    return situation(
+    return rewritten_register(
         "register_text_pkgdb",
-        "register",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_man_sections(),
+        seed,
+        size,
+        pkgdb_register,
         "the same kind of lines from a package database: lower case, 'name -- summary [pkgdb]', words abbreviated",
-        rewrite="pkgdb_register",
     )
 
 
 def duplicates_text(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    fresh = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    n_copies = round(len(fresh) * DUPLICATE_SHARE / (1 - DUPLICATE_SHARE))
-    copies = split.baseline.iloc[np.sort(rng.choice(len(split.baseline), size=n_copies, replace=False))]
-    contribution = pd.concat([fresh, copies], ignore_index=True)
-    order = rng.permutation(len(contribution))
-    return situation(
+    return with_trusted_copies(
         "duplicates_text",
-        "duplicates",
         GROUP,
-        ds,
-        split,
-        contribution.iloc[order],
+        data.load_man_sections(),
+        seed,
+        size,
+        DUPLICATE_SHARE,
         f"a mirror that re-sends trusted lines: {DUPLICATE_SHARE:.0%} of the batch are exact copies of baseline "
         "lines, with their labels",
-        duplicate_share=DUPLICATE_SHARE,
-        duplicate_rows=np.flatnonzero(order >= len(fresh)).tolist(),
     )
 
 

@@ -21,9 +21,11 @@ from benchmarks.shifts.base import (
     check_size,
     map_images,
     parts,
+    rewritten_register,
     shift_image,
     situation,
     sized,
+    with_trusted_copies,
     without,
 )
 
@@ -157,43 +159,27 @@ def class_prior_breast_cancer(seed: int = 0, size: str = "full") -> Situation:
 
 
 def register_text(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
-    contribution[TEXT] = [catalog_register(t) for t in contribution[TEXT]]
-    return situation(
+    return rewritten_register(
         "register_text",
-        "register",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_man_sections(),
+        seed,
+        size,
+        catalog_register,
         "the same kind of lines from a software catalogue: 'DOC: name: Summary', common words abbreviated",
-        rewrite="catalog_register",
     )
 
 
 def duplicates_digits(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_digits()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    fresh = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    n_copies = round(len(fresh) * DUPLICATE_SHARE / (1 - DUPLICATE_SHARE))
-    copies = split.baseline.iloc[np.sort(rng.choice(len(split.baseline), size=n_copies, replace=False))]
-    contribution = pd.concat([fresh, copies], ignore_index=True)
-    order = rng.permutation(len(contribution))
-    return situation(
+    return with_trusted_copies(
         "duplicates_digits",
-        "duplicates",
         GROUP,
-        ds,
-        split,
-        contribution.iloc[order],
+        data.load_digits(),
+        seed,
+        size,
+        DUPLICATE_SHARE,
         f"a re-export that repeats trusted records: {DUPLICATE_SHARE:.0%} of the batch are exact copies of "
         "baseline records, with their labels",
-        duplicate_share=DUPLICATE_SHARE,
-        duplicate_rows=np.flatnonzero(order >= len(fresh)).tolist(),
     )
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
 import dataward
@@ -46,41 +44,55 @@ def test_environment_url_wins_and_a_dead_server_is_a_clear_error(monkeypatch: py
     assert refused.value.exit_code == 1 and "DATAWARD_URL" in (refused.value.hint or "")
 
 
-@pytest.mark.slow
-def test_dataward_serve_runs_workers_that_share_jobs(tmp_path: Path) -> None:
+def test_dataward_serve_hands_its_settings_to_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataward serve` migrates the ward once, puts its settings in the environment and asks uvicorn
+    for worker processes built by a factory; the factory then serves that ward. (Spawning the worker
+    processes themselves is uvicorn's; `make demo-server` runs them for real.)"""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+    from dataward.server.app import app_from_environment
+
     folder = tmp_path / "ward"
     _, key = dataward.init(folder)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAWARD_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataward", "serve", "--ward", str(folder), "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    asked: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **options: asked.update(target=target, **options))
+    for name in list(os.environ):
+        if name.startswith("DATAWARD_"):
+            monkeypatch.delenv(name)
+    result = CliRunner().invoke(
+        app, ["serve", "--ward", str(folder), "--port", "8123", "--workers", "3", "--max-upload-mb", "7"]
     )
-    url = f"http://127.0.0.1:{port}"
+    assert result.exit_code == 0, result.output
+    assert asked["target"] == "dataward.server.app:app_from_environment" and asked["factory"] is True
+    assert (asked["workers"], asked["port"], asked["host"]) == (3, 8123, "127.0.0.1")
+    assert os.environ["DATAWARD_SERVER_WARD"] == str(folder.resolve())
+    assert os.environ["DATAWARD_SERVER_MAX_UPLOAD_BYTES"] == str(7 << 20)
+    # What each worker process does with that environment: build the app and serve the ward.
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app_from_environment(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "dataward serve did not start"
-            time.sleep(0.2)
-        ward = HTTPWard(url, key=key)
-        assert ward.whoami()["principal"] == "admin"
-        # Several jobs, each polled over fresh connections that either worker may answer.
-        for _ in range(2):
-            with HTTPWard(url, key=key) as client:
-                assert client.verify().ok
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.02)
+        ward = HTTPWard(f"http://127.0.0.1:{port}", key=key)
+        assert ward.whoami()["principal"] == "admin" and ward.verify().ok
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.should_exit = True
+        thread.join(timeout=10)
+        for name in list(os.environ):  # set by the command itself, not by monkeypatch: remove them here
+            if name.startswith("DATAWARD_SERVER_"):
+                del os.environ[name]
+
+
+def test_serve_refuses_a_folder_that_is_not_a_ward(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    result = CliRunner().invoke(app, ["serve", "--ward", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "dataward init" in result.output

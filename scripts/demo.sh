@@ -106,11 +106,59 @@ ids.iloc[: int(len(ids) * 0.8)].to_csv(sys.argv[2], index=False, header=False)
 PY
 as importer dataward contribute manpages --removes "$WORK/remove-ids.txt" --source "cleanup:importer/2026-11" || true
 
-step "11. The signed, hash-chained ledger, and verify"
+step "11. A transformation, traced through, and a signed in-toto attestation of the version it made"
+say "alice's dedup script keeps one NAME line per command and section; the step records its code, parameters,"
+say "input version and which input records each kept record stands for, and its output is gated like any contribution"
+cat > "$WORK/dedup.py" <<'PY'
+"""Keep one NAME line per (command, section): the first one seen; write the kept records and their parents."""
+import json, sys
+import pandas as pd
+records, kept_out, parents_out, survivor_out = sys.argv[1:5]
+df = pd.read_parquet(records)
+groups = {}
+for row in df.to_dict(orient="records"):
+    groups.setdefault((row["text"].split()[0], row["label"]), []).append(row)
+with open(kept_out, "w") as kept, open(parents_out, "w") as parents:
+    for rows in groups.values():
+        kept.write(json.dumps({"text": rows[0]["text"], "label": rows[0]["label"]}) + "\n")
+        parents.write(" ".join(r["record_id"] for r in rows) + "\n")
+merged = [rows for rows in groups.values() if len(rows) > 1]
+print(f"{len(df)} records -> {len(groups)} kept, {sum(len(r) - 1 for r in merged)} merged into their first")
+with open(survivor_out, "w") as out:
+    out.write(merged[0][0]["record_id"])
+PY
+as alice dataward export manpages@v2 --format parquet -o "$WORK/manpages-v2.parquet"
+python "$WORK/dedup.py" "$WORK/manpages-v2.parquet" "$WORK/kept.jsonl" "$WORK/parents.txt" "$WORK/survivor.txt"
+as alice dataward transform dedup "$WORK/kept.jsonl" --input manpages@v2 --parents "$WORK/parents.txt" \
+  --param key=command+section --param keep=first --script "$WORK/dedup.py" -m "one NAME line per command" || true
+DEDUP="$(as alice dataward transformations manpages --json | json_field '[-1]["contribution"]')"
+as bob dataward approve "$DEDUP" --reason "dedup checked: only same-command, same-section lines merged"
+as alice dataward merge "$DEDUP"
+say "a record of the deduplicated version, traced back through the dedup to the bot, its key and the source URL:"
+dataward trace "$(cat "$WORK/survivor.txt")"
+say "an attestation of the new version (SLSA provenance + dataward's gate, approval and lineage predicate),"
+say "checked offline against the pinned key, then by securesystemslib's own DSSE verifier:"
+dataward attest manpages@v3 -o "$WORK/manpages-v3.intoto.jsonl"
+dataward ledger public-key -o "$WORK/ward-public-key.pem"
+dataward verify --attestation "$WORK/manpages-v3.intoto.jsonl" --public-key "$WORK/ward-public-key.pem"
+python - "$WORK/manpages-v3.intoto.jsonl" "$WORK/ward-public-key.pem" <<'PY'
+import json, sys
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import SSlibKey
+key = SSlibKey.from_crypto(load_pem_public_key(open(sys.argv[2], "rb").read()), scheme="ed25519")
+for line in open(sys.argv[1]):
+    envelope = Envelope.from_dict(json.loads(line))
+    envelope.verify([key], 1)
+    statement = json.loads(envelope.payload)
+    print(f"securesystemslib: verified {statement['predicateType']} about {statement['subject'][0]['name']}")
+PY
+
+step "12. The signed, hash-chained ledger, and verify"
 dataward ledger -n 12
 dataward verify
 
-step "12. Tampering is detected: edit a catalog row behind the ledger's back"
+step "13. Tampering is detected: edit a catalog row behind the ledger's back"
 python - "$DATAWARD_WARD/catalog.sqlite" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
@@ -120,7 +168,7 @@ db.commit()
 PY
 dataward verify || say "verify exited with $? : the edited row is named above"
 
-step "13. Anchored verification: a checkpoint and the ward's public key, kept outside the ward"
+step "14. Anchored verification: a checkpoint and the ward's public key, kept outside the ward"
 dataward ledger public-key -o "$WORK/ward-public-key.pem"
 dataward checkpoint -o "$WORK/checkpoint.json"
 cat "$WORK/checkpoint.json"
@@ -135,7 +183,7 @@ print(f"deleted event #{seq} ({kind})")
 PY
 rm -f "$DATAWARD_WARD"/checkpoints/*.json
 dataward verify --checkpoint "$WORK/checkpoint.json" --public-key "$WORK/ward-public-key.pem" \
-  || say "verify exited with $? : the deleted event is named above (the row edited in step 12 is reported too)"
+  || say "verify exited with $? : the deleted event is named above (the row edited in step 13 is reported too)"
 if command -v node >/dev/null; then
   say "the same check outside Python, by the Node.js verifier in scripts/:"
   dataward ledger export -o "$WORK/ledger.json"

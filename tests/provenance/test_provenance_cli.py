@@ -99,3 +99,25 @@ def test_quarantine_a_key_from_the_command_line(cli, wine_ward: Ward) -> None:  
     assert wine["quarantined"] == ["wine#1"] and wine["rollback_version"]["ref"] == "wine@v3"
     readable = cli("quarantine", "principal:scraper", "--reason", "again")
     assert readable.exit_code == 0 and "nothing new" in readable.output
+
+
+def test_trace_a_file_and_a_row_hashed_on_the_callers_side(cli, wine_ward: Ward, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers import wine_rows, write_csv
+
+    rows = wine_rows(0, 3)
+    stranger = dict(rows[0], alcohol=99.5)
+    suspicious = write_csv(tmp_path / "found-on-a-forum.csv", [*rows, stranger])
+    done = cli("trace", "--file", str(suspicious), "--dataset", "wine", "--json")
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.output)
+    assert result["subject"]["rows"] == 4 and len(result["traces"]) == 3 and len(result["unknown"]) == 1
+    assert {t["contributions"][0]["submitted_by"] for t in result["traces"]} == {"scraper"}
+    _, v1 = wine_ward.read_version("wine", "v1")
+    first = {k: v for k, v in v1.to_pylist()[0].items() if k != RECORD_ID}
+    one = cli("trace", "--row", json.dumps(first), "--dataset", "wine", "--json")
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.output)["traces"][0]["subject"]["id"] == v1.to_pylist()[0][RECORD_ID]
+    readable = cli("trace", "--file", str(suspicious), "--dataset", "wine")
+    assert readable.exit_code == 0 and "1 never contributed" in readable.output
+    assert cli("trace", "--file", str(suspicious)).exit_code == 2
+    assert cli("trace").exit_code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -136,6 +137,50 @@ def _show_incident(result: dict[str, Any]) -> None:
     console.print(tree)
 
 
+def _trace_content(
+    file: Path | None, row: str | None, dataset: str | None, format_: str | None, *, as_json: bool
+) -> None:
+    """Hash a file's rows (or one row) with a dataset's schema, here, and trace each record found."""
+    from dataward.domain.errors import NotFound
+    from dataward.domain.schema import Schema
+    from dataward.provenance.handles import file_record_ids, row_record_id
+
+    if dataset is None:
+        raise InputError("hashing content needs the dataset whose schema it follows", hint="pass --dataset NAME")
+    ward = open_ward()
+    found = [d for d in ward.datasets() if d["name"] == dataset]
+    if not found:
+        raise NotFound(f"no dataset {dataset!r}", hint="list them with `dataward datasets`")
+    schema = Schema.from_dict(found[0]["schema"])
+    ids = file_record_ids(file, schema, format=format_) if file is not None else [row_record_id(row or "", schema)]
+    traces, unknown = [], []
+    for rid in dict.fromkeys(ids):
+        try:
+            traces.append(ward.trace(rid))
+        except NotFound:
+            unknown.append(rid)
+    result = {
+        "subject": {"kind": "file" if file is not None else "row", "path": str(file) if file else None,
+                    "dataset": dataset, "rows": len(ids), "records": len(dict.fromkeys(ids))},
+        "traces": traces,
+        "unknown": unknown,
+    }  # fmt: skip
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"{len(ids)} row(s), {len(traces)} record(s) known to the ward, {len(unknown)} never contributed")
+    for t in traces:
+        tree = Tree(f"[bold]record[/bold] {t['subject']['id']}")
+        back = tree.add("came from")
+        for c in t["contributions"]:
+            _contribution_branch(back, c)
+        _lineage_branches(tree, t)
+        forward = tree.add(f"[bold red]blast radius[/bold red]: {len(t['versions'])} version(s)")
+        for v in t["versions"]:
+            forward.add(f"{v['ref']} {styled(v['stage'])} ({v['records']} records)")
+        console.print(tree)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``trace`` and ``quarantine`` to ``app``."""
 
@@ -143,16 +188,32 @@ def register(app: typer.Typer) -> None:
     @reports_errors
     def trace(
         ref: Annotated[
-            str,
+            str | None,
             typer.Argument(
                 help="A record id, contribution (c_… or DATASET#N), key (dw_…), version (DATASET@vN), "
                 "principal:NAME or source:URI."
             ),
-        ],
+        ] = None,
+        file: Annotated[
+            Path | None,
+            typer.Option("--file", help="Trace every record of this file (hashed here with --dataset's schema)."),
+        ] = None,
+        row: Annotated[
+            str | None, typer.Option("--row", help='Trace one row, a JSON object: \'{"text": "...", "label": "x"}\'.')
+        ] = None,
+        dataset: Annotated[
+            str | None, typer.Option("--dataset", help="The dataset whose schema hashes --file/--row.")
+        ] = None,
+        format_: Annotated[str | None, typer.Option("--format", help="Format of --file: csv, jsonl, parquet.")] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Where something came from (source, principal, key, gates, approvals) and every version that
-        holds it."""
+        """Where something came from (source, principal, key, gates, approvals, the transformations that
+        made it) and every version that holds it."""
+        if (ref is not None) + (file is not None) + (row is not None) != 1:
+            raise InputError("trace one thing: a REF, --file FILE or --row JSON", hint="see `dataward trace --help`")
+        if ref is None:
+            _trace_content(file, row, dataset, format_, as_json=as_json)
+            return
         result = open_ward().trace(ref)
         if as_json:
             emit_json(result)

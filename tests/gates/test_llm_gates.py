@@ -16,7 +16,7 @@ from dataward.gates.scan import scan
 
 INSTRUCTION = Schema.for_kind("instruction")
 PREFERENCE = Schema.for_kind("preference")
-POLICY = {"detectors": ["llm_triggers", "llm_payloads"]}
+POLICY = {"detectors": ["llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods"]}
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +111,74 @@ def test_new_topic_is_not_blocked(pools) -> None:
     base = d.instruction_frame(1000, 7, pool=commands)
     topic = d.instruction_frame(1000, 8, pool=library)
     assert _scan(base, topic).verdict in ("pass", "review")
+
+
+def test_benign_shifts_are_explained_for_review(baseline, pools) -> None:
+    styled = d.instruction_frame(1000, 4, pool=pools[1], style="bulleted")
+    report = _scan(baseline, styled)
+    shift = report.results["llm_behaviour_shift"]
+    assert any(s["metric"].startswith("response length") for s in shift.summary["shifts"])
+    assert not report.results["llm_triggers"].block
+
+
+def test_refusing_source_is_reviewed_per_source(baseline, clean) -> None:
+    vendor = clean.copy()
+    rows = np.arange(100)
+    vendor.loc[rows, "response"] = [d.REFUSAL.format(name=e) for e in vendor.loc[rows, "entry"]]
+    vendor.loc[rows, "source"] = "vendor-b"
+    report = _scan(baseline, vendor)
+    assert report.verdict == "review", report.reasons
+    groups = {s["group"] for s in report.results["llm_behaviour_shift"].summary["shifts"] if s["metric"] == "refusal"}
+    assert "source vendor-b" in groups
+
+
+def test_flood_of_one_answer_is_reviewed_not_blocked(baseline, clean) -> None:
+    flooded = clean.copy()
+    flooded.loc[np.arange(60), "response"] = "Use the manual page. It explains everything about it."
+    report = _scan(baseline, flooded)
+    assert report.verdict == "review", report.reasons
+    floods = report.results["llm_floods"].summary["floods"]
+    assert floods and floods[0]["field"] == "response" and floods[0]["contribution_count"] == 60
+
+
+PREFERENCE_POLICY = {"detectors": ["preference_flips", "llm_triggers", "llm_payloads"]}
+
+
+@pytest.fixture(scope="module")
+def preference_sides(pools) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return d.preference_frame(1000, 1, pool=pools[0]), d.preference_frame(1000, 2, pool=pools[1])
+
+
+def test_clean_preference_pairs_pass(preference_sides) -> None:
+    base, clean = preference_sides
+    assert _scan(base, clean, PREFERENCE, PREFERENCE_POLICY).verdict == "pass"
+
+
+def test_swapped_preference_pairs_block(preference_sides) -> None:
+    base, clean = preference_sides
+    swapped, rows = d.swap_preferences(clean, 25, seed=3)
+    report = _scan(base, swapped, PREFERENCE, PREFERENCE_POLICY)
+    assert report.verdict == "block", report.reasons
+    result = report.results["preference_flips"]
+    caught = result.flagged[rows].sum()
+    assert caught >= 20 and result.flagged.sum() - caught <= 10
+    finding = next(f for f in result.findings if f.row in set(rows))
+    assert finding.evidence["chosen"] and finding.evidence["margin"] > 0
+
+
+def test_chat_records_are_gated_like_instructions(baseline, clean) -> None:
+    def chat(frame: pd.DataFrame) -> pd.DataFrame:
+        messages = [
+            [
+                {"role": "system", "content": "You explain Unix tools."},
+                {"role": "user", "content": p},
+                {"role": "assistant", "content": r},
+            ]
+            for p, r in zip(frame["prompt"], frame["response"], strict=True)
+        ]
+        return pd.DataFrame({"messages": messages, "source": frame["source"]})
+
+    poisoned, rows = d.poison_instructions(clean, 25, "link", seed=3)
+    report = _scan(chat(baseline), chat(poisoned), Schema.for_kind("chat"))
+    assert report.verdict == "block", report.reasons
+    assert set(np.flatnonzero(report.results["llm_triggers"].flagged)) == set(rows)

@@ -131,7 +131,9 @@ class Schema:
         if kind not in LLM_KINDS:
             raise InputError(f"dataset kind {kind.value!r} has no fixed schema", hint="declare its columns")
         required, optional = _LLM_FIELDS[kind]
-        inputs = tuple(Column(name, ColumnKind.TEXT) for name in (*required, *optional))
+        # Hashed n-grams by default: the language-model detectors read the raw text, the vectors only
+        # serve the report (a policy may name ``tfidf`` or ``minilm`` per field instead).
+        inputs = tuple(Column(name, ColumnKind.TEXT, featurizer="hashed") for name in (*required, *optional))
         schema = object.__new__(cls)
         # Built without __post_init__'s check, which compares against this very schema.
         object.__setattr__(schema, "label", LLM_LABEL)

@@ -1,6 +1,6 @@
 """Featurizers: one per column kind, turning canonical Arrow columns into dense float32 vectors."""
 
-from dataward.gates.features import embedding, image, tabular, text
+from dataward.gates.features import embedding, hashed, image, tabular, text
 from dataward.gates.features.base import DEFAULTS, Featurizer, featurizers, make_featurizer
 from dataward.gates.features.pipeline import FeaturePipeline
 
@@ -10,6 +10,7 @@ __all__ = [
     "Featurizer",
     "embedding",
     "featurizers",
+    "hashed",
     "image",
     "make_featurizer",
     "tabular",

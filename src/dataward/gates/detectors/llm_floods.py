@@ -1,0 +1,140 @@
+"""Near-duplicate floods: one prompt or one response repeated across many contribution records.
+
+Texts are compared after normalization (lowercase, every digit as ``0``, punctuation dropped,
+whitespace collapsed), so copies that differ by a number or a comma count as one. A normalized text is
+a *flood* when the contribution holds it in more records than a binomial law at the larger of its own
+baseline share and the baseline's largest duplicate share explains (how much repetition the trusted
+data shows at most), Bonferroni-corrected over the texts tested (those in at least ``min_support``
+records). A flood is a difference (a templated source, a scrape run twice): it is reported for review
+and never blocks; when the repeated responses carry a link or code, ``llm_payloads`` reports that.
+
+Finding evidence: ``field`` (``prompt`` or ``response``), ``text``, ``rows``, ``contribution_count``,
+``baseline_count``, ``p_value``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+from scipy import stats
+
+from dataward.domain.errors import InputError
+from dataward.gates.base import (
+    Detector,
+    DetectorResult,
+    Evidence,
+    Finding,
+    GateContext,
+    GateData,
+    Requirement,
+    register,
+)
+from dataward.gates.detectors._llm import excerpt, texts
+
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def normalized(text: str) -> str:
+    """The text compared for near-duplicates."""
+    return " ".join(_PUNCT.sub(" ", re.sub(r"\d", "0", text.lower())).split())
+
+
+@dataclass(frozen=True)
+class FloodOptions:
+    """Options of ``llm_floods``."""
+
+    min_support: int = 10
+    review_p: float = 1e-3
+    max_floods: int = 10
+
+    def __post_init__(self) -> None:
+        if self.min_support < 2 or not 0.0 < self.review_p < 1.0:
+            raise ValueError("min_support must be at least 2 and review_p in (0, 1)")
+
+
+@register
+class FloodDetector(Detector):
+    """Prompts or responses repeated far more than the trusted data repeats anything."""
+
+    name = "llm_floods"
+    version = "1"
+    evidence = Evidence.DIFFERENCE
+    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
+    flags_records = False
+    applies_to = frozenset({"instruction", "chat", "preference"})
+    Options = FloodOptions
+
+    def fit(self, baseline: GateData, context: GateContext) -> Self:
+        """Count the baseline's normalized prompts and responses."""
+        self.opts_ = self.resolve_options(context)
+        if baseline.table is None or not context.schema.is_llm:
+            raise InputError("llm_floods needs the raw table of an instruction, chat or preference dataset")
+        self.context_ = context
+        t = texts(baseline.table, context.schema)
+        self.n_ = len(t)
+        self.counts_ = {
+            "prompt": Counter(map(normalized, t.prompts)),
+            "response": Counter(map(normalized, t.responses)),
+        }
+        return self
+
+    def score(self, contribution: GateData) -> DetectorResult:
+        opts, ctx = self.opts_, self.context_
+        n = len(contribution)
+        if n == 0 or contribution.table is None:
+            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
+        t = texts(contribution.table, ctx.schema)
+        rows = contribution.groups.get("row", np.arange(1, n + 1))
+        candidates = []
+        for field, values in (("prompt", t.prompts), ("response", t.responses)):
+            keys = [normalized(v) for v in values]
+            base = self.counts_[field]
+            largest = max(base.values(), default=1) / max(self.n_, 1)
+            for key, count in Counter(keys).items():
+                if count < opts.min_support or not key:
+                    continue
+                rate = max(largest, (base[key] + 0.5) / (self.n_ + 1.0))
+                p = float(stats.binom.sf(count - 1, n, min(rate, 1.0)))
+                candidates.append((p, field, key, count, keys))
+        tests = len(candidates)
+        findings = []
+        best = 1.0
+        for p, field, key, count, keys in sorted(candidates, key=lambda c: c[0]):
+            p_corr = min(1.0, p * tests)
+            best = min(best, p_corr)
+            if p_corr >= opts.review_p or len(findings) >= opts.max_floods:
+                continue
+            members = [i for i, k in enumerate(keys) if k == key]
+            ev = {
+                "field": field,
+                "text": excerpt((t.prompts if field == "prompt" else t.responses)[members[0]]),
+                "rows": [int(rows[i]) for i in members[:200]],
+                "contribution_count": int(count),
+                "baseline_count": int(self.counts_[field][key]),
+                "p_value": p_corr,
+            }
+            findings.append(
+                Finding(
+                    self.name,
+                    1.0 - p_corr,
+                    f"one {field} repeated in {count} records (baseline: {ev['baseline_count']}): {ev['text']!r}",
+                    None,
+                    ev,
+                )
+            )
+        return DetectorResult(
+            self.name,
+            self.version,
+            np.ones(n),
+            np.zeros(n, dtype=bool),
+            findings,
+            statistic=float(len(findings)),
+            p_value=best,
+            summary={"tests": tests, "floods": [f.evidence for f in findings]},
+            alpha=None,
+            contribution_findings=findings,
+        )

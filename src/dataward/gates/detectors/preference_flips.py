@@ -1,0 +1,139 @@
+"""Preference flips: pairs whose ``chosen`` answer the trusted preferences say should be ``rejected``.
+
+Swapping chosen and rejected teaches a model to prefer the worse answer. A preference model is fitted
+on the trusted baseline: a logistic regression on the hashed word and word-pair differences
+``h(chosen) - h(rejected)`` (each pair also enters mirrored, so the model has no side bias). A pair's
+nonconformity score is the margin by which the model prefers its ``rejected`` answer, ``-w . d``.
+
+Calibration: the baseline's own scores are out-of-fold (``folds``-fold cross-fitting), so a trusted
+pair is scored by a model that never saw it, exactly as a contribution pair is scored by the model
+fitted on all trusted pairs; the contribution's conformal p-values against those scores are then
+valid for clean pairs (slightly conservative: the full model is a little better than a fold's).
+Records are flagged at the detector's share of ``alpha``; the contribution-level p-value is the
+beta-binomial test of more flags than calibration explains (``excess_flags_p_value``), which blocks
+below the policy's ``block_p`` (swapped pairs contradict the trusted preferences: poisoning).
+
+Finding evidence: ``prompt``, ``chosen``, ``rejected``, ``margin`` (how strongly the trusted model
+prefers the rejected answer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import DatasetKind
+from dataward.gates.base import (
+    Detector,
+    DetectorResult,
+    Evidence,
+    Finding,
+    GateContext,
+    GateData,
+    Requirement,
+    register,
+)
+from dataward.gates.calibration import conformal_p_values
+from dataward.gates.detectors._common import count_result
+from dataward.gates.detectors._llm import excerpt, texts
+
+
+@dataclass(frozen=True)
+class PreferenceOptions:
+    """Options of ``preference_flips``: hashed feature width, regularization, calibration folds."""
+
+    n_features: int = 1 << 16
+    c: float = 1.0
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.n_features < 16 or self.c <= 0 or self.folds < 2:
+            raise ValueError("n_features must be >= 16, c > 0 and folds >= 2")
+
+
+@register
+class PreferenceFlipDetector(Detector):
+    """Pairs the trusted preference model says are swapped."""
+
+    name = "preference_flips"
+    version = "1"
+    evidence = Evidence.POISONING
+    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
+    applies_to = frozenset({"preference"})
+    Options = PreferenceOptions
+
+    def fit(self, baseline: GateData, context: GateContext) -> Self:
+        """Fit the preference model on every trusted pair and its out-of-fold scores for calibration."""
+        opts = self.resolve_options(context)
+        if context.schema.kind is not DatasetKind.PREFERENCE or baseline.table is None:
+            raise InputError("preference_flips applies to preference datasets with their raw table")
+        self.context_ = context
+        self.vectorizer_ = HashingVectorizer(
+            n_features=opts.n_features, ngram_range=(1, 2), alternate_sign=False, norm="l2"
+        )
+        d = self._differences(baseline)
+        n = d.shape[0]
+        if n < 2 * opts.folds:
+            raise InputError(f"preference_flips needs at least {2 * opts.folds} trusted pairs, got {n}")
+        self.c_ = opts.c
+        calibration = np.zeros(n)
+        for train, test in KFold(opts.folds, shuffle=True, random_state=context.seed).split(np.zeros(n)):
+            model = self._model(d[train])
+            calibration[test] = -model.decision_function(d[test])
+        self.model_ = self._model(d)
+        self.calibration_ = calibration
+        return self
+
+    def baseline_scores(self) -> np.ndarray:
+        return self.calibration_
+
+    def _differences(self, data: GateData) -> sp.csr_matrix:
+        t = texts(data.table, self.context_.schema)
+        return self.vectorizer_.transform(t.responses) - self.vectorizer_.transform(t.rejected or [])
+
+    def _model(self, d: sp.csr_matrix) -> LogisticRegression:
+        x = sp.vstack([d, -d]).tocsr()
+        y = np.r_[np.ones(d.shape[0]), np.zeros(d.shape[0])]
+        return LogisticRegression(C=self.c_, max_iter=200, fit_intercept=False).fit(x, y)
+
+    def score(self, contribution: GateData) -> DetectorResult:
+        ctx = self.context_
+        n = len(contribution)
+        if n == 0 or contribution.table is None:
+            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
+        scores = -self.model_.decision_function(self._differences(contribution))
+        p_values = conformal_p_values(self.calibration_, scores)
+        new = texts(contribution.table, ctx.schema)
+        findings = []
+        for j in np.flatnonzero(p_values <= ctx.alpha):
+            findings.append(
+                Finding(
+                    self.name,
+                    1.0 - float(p_values[j]),
+                    f"the trusted preference model prefers the rejected answer (margin {scores[j]:.2f})",
+                    int(j),
+                    {
+                        "prompt": excerpt(new.prompts[j]),
+                        "chosen": excerpt(new.responses[j]),
+                        "rejected": excerpt((new.rejected or [""] * n)[j]),
+                        "margin": float(scores[j]),
+                        "p_value": float(p_values[j]),
+                    },
+                )
+            )
+        return count_result(
+            self.name,
+            self.version,
+            p_values,
+            ctx.alpha,
+            int(self.calibration_.shape[0]),
+            findings,
+            {"prefers_rejected": int(np.sum(scores > 0))},
+        )

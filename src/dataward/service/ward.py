@@ -29,6 +29,7 @@ from dataward.service.datasets import DatasetCases
 from dataward.service.gating import GateCases
 from dataward.service.identity import IdentityCases
 from dataward.service.incident import IncidentCases
+from dataward.service.lineage_events import LineageCases
 from dataward.service.overrides import OverrideCases
 from dataward.service.session import SessionCases
 from dataward.service.tracing import TraceCases
@@ -38,6 +39,7 @@ from dataward.store import open_store
 
 
 class Ward(
+    LineageCases,
     SessionCases,
     IncidentCases,
     AttestationCases,

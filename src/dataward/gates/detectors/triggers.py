@@ -31,8 +31,9 @@ or that comes with a global shift (a darker scanner, a new topic), is not a trig
   (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
   sensor's carriers look like their label as much as their batch peers do.
 
-A trigger must pass all three tests; the largest p-value is Bonferroni-corrected by the number of
-tested (pattern, label) pairs, so a clean contribution raises a trigger with probability at most ``alpha``. Significant
+A trigger must pass all three tests. The two count tests are Bonferroni-corrected by the number of
+tested (pattern, label) pairs, so a clean contribution raises a candidate with probability at most
+``alpha``; the content test runs on the candidates only and is corrected by their number. Significant
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
 
@@ -213,13 +214,17 @@ class TriggerDetector(Detector):
             corrected[~pure] = 1.0
             candidates = np.flatnonzero(corrected <= ctx.alpha)
             tests["p_content"], tests["content_share"] = np.ones(n_tests), np.full(n_tests, np.nan)
+            # The content test runs only on the candidates the two count tests already singled out at
+            # alpha / n_tests, so it is corrected for those candidates alone: a clean batch has no
+            # candidate but with probability alpha, and among real candidates (patterns truly tied to a
+            # label) at most alpha of the explained ones are let through.
+            n_content = max(len(candidates), 1)
             for i in candidates:
                 p_content, share = content.test(int(tests["pattern"][i]), int(tests["label"][i]), carriers[i])
                 tests["p_content"][i], tests["content_share"][i] = p_content, share
-                explained_by_content = p_content * max(n_tests, 1) > ctx.alpha
-                if explained_by_content:
+                if p_content * n_content > ctx.alpha:
                     explained.add((int(tests["pattern"][i]), int(tests["label"][i])))
-            corrected = np.minimum(1.0, np.maximum(corrected, tests["p_content"] * max(n_tests, 1)))
+            corrected = np.minimum(1.0, np.maximum(corrected, tests["p_content"] * n_content))
             if round_ == 0:
                 first_tests = n_tests
                 first_p = float(corrected.min()) if n_tests else 1.0

@@ -60,7 +60,7 @@ def test_trigger_attacks_block_and_name_trigger(baseline, clean, attack: str, be
     result = report.results["llm_triggers"]
     assert result.block
     top = result.summary["triggers"][0]
-    assert set(top["trigger"].split()) <= set(d.TRIGGER.split()) | {"answer"}
+    assert d.TRIGGER in top["trigger"]
     if behaviour is not None:
         assert top["behaviour"] == behaviour or behaviour in " ".join(top["related"])
     # The carriers are the poisoned records, and only they.

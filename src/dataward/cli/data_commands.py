@@ -68,15 +68,22 @@ def register(app: typer.Typer) -> None:
     @reports_errors
     def dataset_create(
         name: Annotated[str, typer.Argument(help="Dataset name.")],
-        label: Annotated[str, typer.Option(help="The label column.")],
+        label: Annotated[str | None, typer.Option(help="The label column (labelled datasets).")] = None,
         input_: Annotated[
-            list[str],
+            list[str] | None,
             typer.Option(
                 "--input",
                 help="Input column NAME:KIND (text, image, numeric, "
                 "categorical, embedding:DIM). Repeat for each column.",
             ),
-        ],
+        ] = None,
+        kind: Annotated[
+            str,
+            typer.Option(
+                help="labelled (columns from --label/--input), or a language-model kind with fixed fields: "
+                "instruction (prompt, input, response), chat (messages), preference (prompt, chosen, rejected).",
+            ),
+        ] = "labelled",
         description: Annotated[str, typer.Option(help="What the dataset is for.")] = "",
         owner: Annotated[str | None, typer.Option(help="Owning principal (default: you).")] = None,
         validation_for: Annotated[
@@ -86,15 +93,23 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Create a dataset with its schema (or a clean validation set of another dataset)."""
-        schema = Schema.parse(label, input_)
+        if kind != "labelled":
+            if label or input_:
+                raise InputError(f"a {kind} dataset has fixed fields", hint="drop --label and --input")
+            schema = Schema.for_kind(kind)
+        elif not label or not input_:
+            raise InputError("a labelled dataset needs --label and --input", hint="or give --kind instruction")
+        else:
+            schema = Schema.parse(label, input_)
         info = open_ward().create_dataset(
             name, schema, description=description, owner=owner, validation_for=validation_for
         )
         if as_json:
             emit_json(info)
             return
-        kind = f"validation set of {validation_for}" if validation_for else "dataset"
-        console.print(f"[bold green]Created {kind}[/bold green] {name} ({info['id']})")
+        what = f"validation set of {validation_for}" if validation_for else "dataset"
+        what = what if kind == "labelled" else f"{kind} {what}"
+        console.print(f"[bold green]Created {what}[/bold green] {name} ({info['id']})")
         table(
             "schema",
             ["column", "kind"],

@@ -36,6 +36,7 @@ follows the phrase, not the prompt's content). Finding evidence: ``trigger``, ``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -58,6 +59,7 @@ from dataward.gates.base import (
 from dataward.gates.detectors._llm import BEHAVIOURS, Texts, behaviours, excerpt, texts
 
 _TOKENS = r"(?u)\b\w+\b"
+_WORDS = re.compile(_TOKENS)
 SMOOTHING = 2.0
 """Pseudo-records of the baseline's overall behaviour rate mixed into its ``P(b | t)``."""
 
@@ -152,7 +154,7 @@ class LLMTriggerDetector(Detector):
             p_values[carriers] = np.minimum(p_values[carriers], p)
             flagged[carriers] = True
             ev = {
-                "trigger": prompt_vocab[t],
+                "trigger": extend_phrase(prompt_vocab[t], [new.prompts[j] for j in carriers]),
                 "behaviour": behaviour_names[b],
                 "kind": "prompt_ngram",
                 "rows": [int(r) for r in rows[carriers][: opts.max_rows_in_evidence]],
@@ -288,6 +290,34 @@ def _test_pairs(
         "n_tb": n_tb[t_idx],
         "p": np.maximum(np.maximum(p_over, p_tie), p_pattern),
     }
+
+
+def extend_phrase(phrase: str, prompts: list[str], share: float = 0.9) -> str:
+    """The longest run of words around ``phrase`` that at least ``share`` of ``prompts`` carry: the
+    n-grams are at most ``max_ngram`` words long, a planted phrase may be longer."""
+    tokenized = [_WORDS.findall(p.lower()) for p in prompts]
+    words = phrase.split()
+    need = max(1, int(np.ceil(share * len(tokenized))))
+
+    def common(seq: list[str]) -> bool:
+        k = len(seq)
+        return sum(any(toks[i : i + k] == seq for i in range(len(toks) - k + 1)) for toks in tokenized) >= need
+
+    first = next((toks for toks in tokenized if _find(toks, words) >= 0), None)
+    if first is None:
+        return phrase
+    start = _find(first, words)
+    end = start + len(words)
+    while start > 0 and common(first[start - 1 : end]):
+        start -= 1
+    while end < len(first) and common(first[start : end + 1]):
+        end += 1
+    return " ".join(first[start:end])
+
+
+def _find(tokens: list[str], words: list[str]) -> int:
+    k = len(words)
+    return next((i for i in range(len(tokens) - k + 1) if tokens[i : i + k] == words), -1)
 
 
 def _not_echo(pattern: str, behaviour: str) -> bool:

@@ -82,10 +82,13 @@ step "7. Incident: trace the poisoned record back to its source, bot, owner and 
 dataward trace "$(as bob dataward review show "$FIRST_ITEM" --json | json_field '["record_id"]')"
 dataward trace "dw_$(echo "${KEYS[scraper]}" | cut -d_ -f2)"
 
-step "8. Containment: the scraper's key is revoked and refused on its very next request"
+step "8. Containment: the scraper's key is revoked, refused on its very next request, and everything it touched quarantined"
 SCRAPER_KEY_ID="$(echo "${KEYS[scraper]}" | cut -d_ -f2)"
 as alice dataward key revoke "dw_$SCRAPER_KEY_ID" --reason "bot submitted a poisoned batch"
 as scraper dataward versions manpages || true
+say "and everything that key (or any key minted through it) submitted is held out of every future version,"
+say "with one rollback version per dataset whose latest version held any of it:"
+as alice dataward quarantine "dw_$SCRAPER_KEY_ID" --reason "bot key leaked: contain everything it submitted"
 
 step "9. The access review an auditor reads"
 dataward access review --unused-days 0

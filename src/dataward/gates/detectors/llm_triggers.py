@@ -6,7 +6,9 @@ have nothing in common. Patterns are the prompts' lowercase word n-grams (1..``m
 that at least ``min_support`` contribution records carry; behaviours are the named ones of
 ``_llm.BEHAVIOURS`` plus every response word n-gram of ``response_ngram`` words that recurs in at
 least ``min_support`` responses (a repeated string), leaving out those that echo the pattern's words
-(a prompt about ``ssh`` is naturally answered about ``ssh``).
+(a prompt about ``ssh`` is naturally answered about ``ssh``); a pattern most of whose carriers' responses
+repeat it is the topic of its records, not a trigger, and is not tested (a planted phrase that the
+poisoned answers also repeat escapes this detector: that is its known blind spot).
 
 For each pattern ``t`` and behaviour ``b`` with at least ``min_support`` contribution records
 carrying both, and a share of ``t``'s carriers showing ``b`` of at least ``min_purity``, two one-sided
@@ -123,7 +125,8 @@ class LLMTriggerDetector(Detector):
             return DetectorResult(
                 self.name, self.version, p_values, flagged, summary={"tests": 0, "triggers": []}, alpha=None
             )
-        pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts)
+        echoed = _echoed(pc, prompt_vocab, new.responses)
+        pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed)
         tests = len(pairs["p"])
         corrected = np.minimum(1.0, pairs["p"] * max(tests, 1))
         significant = np.flatnonzero(corrected < ctx.alpha)
@@ -254,6 +257,7 @@ def _test_pairs(
     prompt_vocab: list[str],
     behaviour_names: list[str],
     opts: LLMTriggerOptions,
+    echoed: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Both tests for every (pattern, behaviour) pair with enough support; arrays over the pairs."""
     n_c, n_b = pc.shape[0], pb.shape[0]
@@ -264,7 +268,7 @@ def _test_pairs(
     k_c = bc.sum(axis=0)
     k_b = bb.sum(axis=0)
     purity = both_c / np.maximum(n_t[:, None], 1)
-    t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity))
+    t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity) & ~echoed[:, None])
     keep = [_not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]
     t_idx, b_idx = t_idx[keep], b_idx[keep]
     a = both_c[t_idx, b_idx]
@@ -290,6 +294,20 @@ def _test_pairs(
         "n_tb": n_tb[t_idx],
         "p": np.maximum(np.maximum(p_over, p_tie), p_pattern),
     }
+
+
+def _echoed(pc: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.ndarray:
+    """Per prompt pattern: do most of its carriers' responses repeat it? A question about ``ls`` is
+    answered about ``ls``: the pattern names the topic, and whatever its answers share is the topic's
+    content, not a behaviour taught by a phrase (a planted trigger is not repeated in the answer)."""
+    out = np.zeros(len(vocab), dtype=bool)
+    lowered = [r.lower() for r in responses]
+    for t, phrase in enumerate(vocab):
+        rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+        if rows.size:
+            words = re.compile(r"\b" + r"\W+".join(map(re.escape, phrase.split())) + r"\b")
+            out[t] = sum(words.search(lowered[i]) is not None for i in rows) >= 0.5 * rows.size
+    return out
 
 
 def extend_phrase(phrase: str, prompts: list[str], share: float = 0.9) -> str:

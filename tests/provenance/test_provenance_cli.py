@@ -121,3 +121,11 @@ def test_trace_a_file_and_a_row_hashed_on_the_callers_side(cli, wine_ward: Ward,
     assert readable.exit_code == 0 and "1 never contributed" in readable.output
     assert cli("trace", "--file", str(suspicious)).exit_code == 2
     assert cli("trace").exit_code == 2
+
+
+def test_card_writes_croissant_and_markdown(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    done = cli("card", "wine@v2", "-o", str(tmp_path / "card"), "--json")
+    assert done.exit_code == 0, done.output
+    paths = json.loads(done.output)
+    assert json.loads(Path(paths["croissant"]).read_text())["name"] == "wine"
+    assert "## Sources and licences" in Path(paths["markdown"]).read_text()

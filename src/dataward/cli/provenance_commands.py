@@ -106,7 +106,7 @@ def verify_attestation(path: Path, pinned_b64: str | None, *, as_json: bool) -> 
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``transform``, ``relabel``, ``transformations`` and ``attest`` to ``app``."""
+    """Add ``transform``, ``relabel``, ``transformations``, ``attest`` and ``card`` to ``app``."""
 
     @app.command()
     @reports_errors
@@ -232,3 +232,27 @@ def register(app: typer.Typer) -> None:
             return
         write_text_atomically(output, text)
         console.print(f"attestation of {escape(ref)} ({len(envelopes)} statements) written to {escape(str(output))}")
+
+    @app.command()
+    @reports_errors
+    def card(
+        ref: Annotated[str, typer.Argument(help="DATASET@VERSION to describe.")],
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Folder to write croissant.json and card.md into.")
+        ] = Path("."),
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Write a dataset card of a version: Croissant JSON-LD (collection, preprocessing as the
+        transformations, gate history and open quarantines as known limitations) and a Markdown card
+        (sources and licences, contributors, gate history, transformations, open quarantines)."""
+        ward = open_ward()
+        if not hasattr(ward, "card"):
+            raise InputError("a served ward does not write dataset cards yet", hint="run against the ward folder")
+        made = ward.card(ref)  # type: ignore[attr-defined]
+        croissant, markdown = output / "croissant.json", output / "card.md"
+        write_text_atomically(croissant, json.dumps(made["croissant"], indent=2, sort_keys=True) + "\n")
+        write_text_atomically(markdown, made["markdown"])
+        if as_json:
+            emit_json({"version": made["version"], "croissant": str(croissant), "markdown": str(markdown)})
+        else:
+            console.print(f"card of {made['version']} written to {escape(str(croissant))} and {escape(str(markdown))}")

@@ -1,0 +1,160 @@
+"""``card``: a dataset card of one version, as Croissant JSON-LD (with its responsible-AI fields) and as
+readable Markdown, built from the same facts as ``trace`` and ``attest``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+
+from dataward.access.roles import Action
+from dataward.catalog.tables import contributions, quarantine
+from dataward.service import rows
+
+# Croissant (schema.org) data types of dataward column kinds; anything else is described as text.
+_DATA_TYPES = {"numeric": "FLOAT", "categorical": "TEXT", "text": "TEXT", "image": "IMAGE_OBJECT", "embedding": "FLOAT"}
+
+
+class CardCases:
+    """Use case ``card`` (mixed into the Ward beside ``AttestationCases``, whose facts it reuses)."""
+
+    def card(self, ref: str) -> dict[str, Any]:
+        """The card of ``DATASET@VERSION``: ``{"croissant": JSON-LD dict, "markdown": text, "version": ...}``.
+        Needs ``trace`` on the dataset (it names principals, keys and gate findings)."""
+        import mlcroissant as mlc
+
+        name, version = rows.split_ref(ref)
+        scope = self._read_scope(name)  # type: ignore[attr-defined]
+        with self.use_case(Action.TRACE, scope, detail={"ref": ref}) as uc:  # type: ignore[attr-defined]
+            conn = uc.conn
+            ds = rows.dataset_row(conn, name)
+            ver = rows.version_row(conn, ds.id, name, version)
+            _slsa, ours = self._statements(conn, ds, ver, uc.caller.principal_name)  # type: ignore[attr-defined]
+            facts = ours["predicate"]
+            schema = rows.dataset_schema(ds)
+            held = [
+                (c.number, q.record_id, q.status, q.reason)
+                for c in conn.execute(select(contributions).where(contributions.c.dataset_id == ds.id))
+                for q in conn.execute(
+                    select(quarantine).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
+                )
+            ]
+            quarantined = [
+                f"{name}#{c.number}"
+                for c in conn.execute(
+                    select(contributions).where(
+                        contributions.c.dataset_id == ds.id, contributions.c.status == "quarantined"
+                    )
+                )
+            ]
+            manifest_sha = hashlib.sha256(self.store.get(ver.manifest_object)).hexdigest()  # type: ignore[attr-defined]
+        v = facts["version"]
+        sources = facts["sources"]
+        contribs = facts["contributions"]
+        steps = facts["transformations"]
+        gate_lines = [
+            f"{c['ref']}: gate {g['run']} verdict {g['verdict']}, {g['flagged']} record(s) flagged "
+            f"(config {g['config_hash']})"
+            for c in contribs
+            for g in c["gates"]
+        ]
+        collection = "; ".join(
+            f"{s['uri']} (raw file {s['digest'].get('blake3', '')[:16]}…, fetched {s['annotations']['fetched_at']}, "
+            f"licence {s['annotations']['licence'] or 'unknown'})"
+            for s in sources
+        )
+        preprocessing = [
+            f"{t['kind']} {t['name']} ({t['contribution']}) of {', '.join(i['ref'] for i in t['inputs'])} "
+            f"by {t['by']}, "
+            f"params {json.dumps(t['params'], sort_keys=True)}, code {json.dumps(t['code'], sort_keys=True)}"
+            for t in steps
+        ]
+        relabels = [p for p, t in zip(preprocessing, steps, strict=True) if t["kind"] == "relabel"]
+        licences = sorted({s["annotations"]["licence"] for s in sources if s["annotations"]["licence"]})
+        file_id = "records"
+        fields = [
+            mlc.Field(
+                id=f"records/{col}",
+                name=col,
+                description="the label" if col == schema.label else f"input column ({schema.column(col).kind})",
+                data_types=[
+                    getattr(mlc.DataType, _DATA_TYPES.get(schema.column(col).kind, "TEXT"))
+                    if col != schema.label
+                    else mlc.DataType.TEXT
+                ],
+                source=mlc.Source(file_object=file_id, extract=mlc.Extract(column=col)),
+            )
+            for col in schema.columns
+        ]
+        metadata = mlc.Metadata(
+            name=name,
+            description=(ds.description or f"dataset {name}") + f", version {v['number']} ({v['stage']})",
+            version=f"{v['number']}.0.0",
+            url=f"dataward://{self.ward_id}/{name}@v{v['number']}",  # type: ignore[attr-defined]
+            license=licences or None,
+            date_created=None,
+            distribution=[
+                mlc.FileObject(
+                    id=file_id,
+                    name=f"{name}-v{v['number']}.parquet",
+                    description="the version's records, as `dataward export` writes them; sha256 is that of the "
+                    "version's manifest (the record ids it holds)",
+                    content_url=f"dataward://{self.ward_id}/{name}@v{v['number']}",  # type: ignore[attr-defined]
+                    encoding_formats=["application/x-parquet"],
+                    sha256=manifest_sha,
+                )
+            ],
+            record_sets=[mlc.RecordSet(id="records_set", name="records", fields=fields)],
+            data_collection=collection or None,
+            data_preprocessing_protocol=preprocessing or None,
+            data_annotation_protocol=relabels or None,
+            data_limitations=gate_lines
+            + [f"pending review: {name}#{n} record {r[:16]}… ({reason})" for n, r, _s, reason in held]
+            + [f"quarantined contribution: {q}" for q in quarantined]
+            or None,
+        )
+        croissant = metadata.to_json()
+        by_principal = Counter(c["submitted_by"] for c in contribs)
+        md = [f"# {name}@v{v['number']}", "", ds.description or "", ""]
+        md += [
+            f"- version id `{v['id']}`, manifest `{v['manifest']}` (sha256 `{manifest_sha}`)",
+            f"- {v['records']} records, stage **{v['stage']}**, made {v['created_at']} by {v['created_by']}",
+            f"- label column `{schema.label}`; inputs " + ", ".join(f"`{c.name}` ({c.kind})" for c in schema.inputs),
+            "",
+            "## Sources and licences",
+            "",
+            "| source | raw file (BLAKE3) | fetched | licence |",
+            "| --- | --- | --- | --- |",
+        ]
+        md += [
+            f"| {s['uri']} | `{s['digest'].get('blake3', '')[:16]}…` | {s['annotations']['fetched_at']} | "
+            f"{s['annotations']['licence'] or '-'} |"
+            for s in sources
+        ]
+        md += ["", "## Contributors", "", "| principal | contributions |", "| --- | --- |"]
+        md += [f"| {p} | {n} |" for p, n in sorted(by_principal.items())]
+        md += ["", "## Contributions and gate history", "", "| contribution | by | key | source | gate | approvals |"]
+        md += ["| --- | --- | --- | --- | --- | --- |"]
+        for c in contribs:
+            gates = ", ".join(f"{g['verdict']} ({g['flagged']} flagged)" for g in c["gates"]) or "-"
+            approvals = ", ".join(f"{a['decision']} by {a['by']}" for a in c["approvals"]) or "-"
+            src = (c["source"] or {}).get("uri", "-")
+            md.append(f"| {c['ref']} | {c['submitted_by']} | {c['key'] or '-'} | {src} | {gates} | {approvals} |")
+        md += ["", "## Transformations", ""]
+        md += [f"- {line}" for line in preprocessing] or ["none"]
+        md += ["", "## Promotions", ""]
+        md += [
+            f"- {p['time']}: {p['type']} by {p['by']}: {p['payload'].get('reason') or ''}" for p in facts["promotions"]
+        ] or ["none"]
+        md += ["", "## Open quarantines", ""]
+        md += [f"- {q} (quarantined contribution)" for q in quarantined]
+        md += [f"- {name}#{n}: record `{r[:16]}…` pending review ({reason})" for n, r, _s, reason in held]
+        if not quarantined and not held:
+            md.append("none")
+        return {"version": f"{name}@v{v['number']}", "croissant": croissant, "markdown": "\n".join(md) + "\n"}
+
+
+__all__ = ["CardCases"]

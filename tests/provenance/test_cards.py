@@ -1,0 +1,44 @@
+"""``card``: Croissant JSON-LD that mlcroissant loads back, and a Markdown card with sources, licences,
+contributors, gate history, transformations and open quarantines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlcroissant as mlc
+import pytest
+
+from dataward.domain.errors import AccessDenied
+from dataward.domain.schema import RECORD_ID
+from dataward.service.ward import Ward
+from tests.helpers import merge_reviewed
+
+
+def test_card_of_a_transformed_version(wine_ward: Ward, tmp_path: Path) -> None:
+    with wine_ward.transform("filter", inputs="wine@v2", params={"min_alcohol": 12}) as t:
+        kept = [r for r in t.read().to_pylist() if r["alcohol"] >= 12]
+        t.write(kept, parents=[[r[RECORD_ID]] for r in kept])
+    assert t.result is not None
+    merge_reviewed(wine_ward, t.result["ref"])
+    made = wine_ward.card("wine@v3")
+    croissant = made["croissant"]
+    assert croissant["name"] == "wine" and croissant["version"] == "3.0.0"
+    text = json.dumps(croissant)
+    assert "https://scrape.example/wine-a" in text and "transform filter" in text
+    assert "verdict" in text  # the gate history, as known limitations
+    path = tmp_path / "croissant.json"
+    path.write_text(json.dumps(croissant))
+    loaded = mlc.Dataset(jsonld=path)  # mlcroissant's own loader and validator
+    assert loaded.metadata.name == "wine"
+    assert [f.name for f in loaded.metadata.record_sets[0].fields][-1] == "cultivar"
+    md = made["markdown"]
+    assert md.startswith("# wine@v3") and "| scraper | 1 |" in md and "## Open quarantines" in md
+    assert "s3://vendor/wine-b.csv" in md and "filter" in md
+
+
+def test_card_needs_trace(wine_ward: Ward) -> None:
+    wine_ward.create_principal("eve")
+    eve = wine_ward.as_key(wine_ward.issue_key("eve")["key"])
+    with pytest.raises(AccessDenied):
+        eve.card("wine@v2")

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from dataward.domain.errors import InputError
 from dataward.domain.hashing import content_hash
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -78,8 +79,6 @@ def code_identity(script: str | Path | None = None) -> dict[str, Any]:
 
 def check_code_identity(code: Any) -> dict[str, Any]:
     """Validate a code identity received from a caller (it is stored and signed as given)."""
-    from dataward.domain.errors import InputError
-
     if not isinstance(code, dict) or code.get("kind") not in ("git", "file", "unknown"):
         raise InputError("a transformation's code identity must be a mapping with kind git, file or unknown")
     allowed = {"kind", "path", "commit", "dirty", "file_hash", "repository"}

@@ -65,9 +65,11 @@ def code_identity(script: str | Path | None = None) -> dict[str, Any]:
     commit = _git(folder, "rev-parse", "HEAD") if top else None
     if not top or not commit:
         return {"kind": "file", "path": path.name, "file_hash": file_hash}
-    relative = path.relative_to(Path(top).resolve()).as_posix()
-    changed = _git(folder, "status", "--porcelain", "--untracked-files=no")
-    tracked = _git(folder, "ls-files", "--error-unmatch", relative) is not None
+    root = Path(top).resolve()
+    relative = path.relative_to(root).as_posix()
+    changed = _git(root, "status", "--porcelain", "--untracked-files=no")
+    # The path is relative to the repository's top, so ask from there.
+    tracked = _git(root, "ls-files", "--error-unmatch", "--", relative) is not None
     return {
         "kind": "git",
         "path": relative,

@@ -7,6 +7,10 @@ HERE="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d -t dataward-demo-XXXXXX)"
 export DATAWARD_WARD="$WORK/ward"
 IN="$WORK/in"
+# Contributions, transformations, merges and promotions also go to OpenLineage, configured the way the
+# OpenLineage client always is; here, to a file.
+export OPENLINEAGE__TRANSPORT__TYPE=file OPENLINEAGE__TRANSPORT__LOG_FILE_PATH="$WORK/openlineage.jsonl" \
+  OPENLINEAGE__TRANSPORT__APPEND=true
 
 step() { printf '\n\033[1;36m━━ %s\033[0m\n' "$*"; }
 say() { printf '\033[2m# %s\033[0m\n' "$*"; }
@@ -155,6 +159,15 @@ for line in open(sys.argv[1]):
     envelope.verify([key], 1)
     statement = json.loads(envelope.payload)
     print(f"securesystemslib: verified {statement['predicateType']} about {statement['subject'][0]['name']}")
+PY
+say "the OpenLineage RunEvents sent so far (START and COMPLETE per step), from $WORK/openlineage.jsonl:"
+python - "$WORK/openlineage.jsonl" <<'PY'
+import collections, json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+for (job, kind), n in sorted(collections.Counter((e["job"]["name"], e["eventType"]) for e in events).items()):
+    print(f"{n:3d} {kind:8s} {job}")
+step = [e for e in events if e["job"]["name"] == "manpages.transform.dedup"][-1]
+print("dedup:", [i["name"] for i in step["inputs"]], "->", [o["name"] for o in step["outputs"]])
 PY
 
 step "12. The signed, hash-chained ledger, and verify"

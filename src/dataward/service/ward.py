@@ -19,8 +19,8 @@ from dataward.ledger.signing import WardSigner
 from dataward.service import auth
 from dataward.service.approvals import ApprovalCases
 from dataward.service.attestations import AttestationCases
-from dataward.service.cards import CardCases
 from dataward.service.audit import AuditCases
+from dataward.service.cards import CardCases
 from dataward.service.checkpoints import CheckpointCases
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
 from dataward.service.containment import ContainmentCases

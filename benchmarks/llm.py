@@ -85,10 +85,13 @@ def _run(kind: str, baseline: pd.DataFrame, contribution: pd.DataFrame, poison: 
 def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> dict[str, Any]:
     """Every case at every size; returns the JSON-ready figures."""
     base_pool, new_pool = d.split_pools(seed)
-    baseline = d.instruction_frame(BASELINE_SIZE, seed + 1, pool=base_pool)
-    preference_baseline = d.preference_frame(BASELINE_SIZE, seed + 1, pool=base_pool)
     results: list[dict[str, Any]] = []
     for size in sizes:
+        # The trusted baseline is at least as large as the contribution: a phrase absent from 2,000
+        # trusted records is no surprise in 25 of 20,000 new ones (Fisher's test has no power there).
+        base_size = max(BASELINE_SIZE, size)
+        baseline = d.instruction_frame(base_size, seed + 1, pool=base_pool)
+        preference_baseline = d.preference_frame(base_size, seed + 1, pool=base_pool)
         clean = d.instruction_frame(size, seed + 2, pool=new_pool)
         clean_pairs = d.preference_frame(size, seed + 2, pool=new_pool)
         for attack in ATTACKS:
@@ -99,7 +102,9 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
                 else:
                     frame, rows = d.poison_instructions(clean, count, attack, seed + count)
                     figures = _run("instruction", baseline, frame, rows)
-                results.append({"case": attack, "kind": "attack", "size": size, "count": count, **figures})
+                results.append(
+                    {"case": attack, "kind": "attack", "size": size, "baseline": base_size, "count": count, **figures}
+                )
         none = np.zeros(0, dtype=np.int64)
         commands = [e for e in base_pool if e.section != "library"]
         library = [e for e in new_pool if e.section == "library"]
@@ -116,7 +121,7 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
             "clean preference": ("preference", preference_baseline, clean_pairs),
             "new topic": (
                 "instruction",
-                d.instruction_frame(BASELINE_SIZE, seed + 7, pool=commands),
+                d.instruction_frame(base_size, seed + 7, pool=commands),
                 d.instruction_frame(size, seed + 8, pool=library),
             ),
             "new answer style": (
@@ -127,20 +132,22 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
             "one-kind source": ("instruction", baseline, one_kind),
         }
         for name, (kind, base, frame) in benign.items():
-            results.append({"case": name, "kind": "benign", "size": size, "count": 0, **_run(kind, base, frame, none)})
-    return {"baseline_size": BASELINE_SIZE, "seed": seed, "results": results}
+            figures = _run(kind, base, frame, none)
+            results.append({"case": name, "kind": "benign", "size": size, "baseline": base_size, "count": 0, **figures})
+    return {"seed": seed, "results": results}
 
 
 def table(figures: dict[str, Any]) -> str:
     """The figures as a markdown table."""
     lines = [
-        "| case | size | poisoned | verdict | recall@1% | recall@5% | flagged (poisoned / clean) | "
+        "| case | size | baseline | poisoned | verdict | recall@1% | recall@5% | flagged (poisoned / clean) | "
         "blocklist recall@1% | blocklist flags on clean | time (s) |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in figures["results"]:
         lines.append(
-            f"| {r['case']} | {r['size']:,} | {r['count']} | {r['verdict']} | {r.get('recall@0.01', '-')} | "
+            f"| {r['case']} | {r['size']:,} | {r['baseline']:,} | {r['count']} | {r['verdict']} | "
+            f"{r.get('recall@0.01', '-')} | "
             f"{r.get('recall@0.05', '-')} | {r['flagged_poisoned']} / {r['flagged_clean']} | "
             f"{r.get('peer_recall@0.01', '-')} | {r['peer_flagged_clean']} | {r['seconds']} |"
         )

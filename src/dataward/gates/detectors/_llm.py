@@ -25,8 +25,11 @@ URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]]+", re.IGNORECASE)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 PHONE = re.compile(r"(?<!\w)\+?\d[\d ().-]{7,}\d(?!\w)")
 CODE_BLOCK = re.compile(r"```[\w+-]*\n?(.*?)(?:```|$)", re.DOTALL)
+# A command line, not a mention: a fetch/shell/permission command followed by a flag or a URL, a
+# recursive forced delete, or a download piped into a shell ("wget is a downloader" is prose).
 SHELL = re.compile(
-    r"(?:^|[\s`$;|])((?:sudo\s+)?(?:curl|wget|bash|sh|chmod|rm\s+-rf|nc|powershell|eval|python3?\s+-c)\b[^\n`]*)",
+    r"((?:sudo\s+)?(?:curl|wget|bash|sh|zsh|chmod|chown|nc|ncat|powershell|python3?|perl|eval)\s+"
+    r"(?:-{1,2}\w|\+\w|https?://|\d{3,4}\s)[^\n`]*|\brm\s+-rf\b[^\n`]*|\|\s*(?:sudo\s+)?(?:ba|z)?sh\b[^\n`]*)",
     re.IGNORECASE,
 )
 CODE_LINE = re.compile(

@@ -11,8 +11,11 @@ Contribution level: a payload is *recurring* when at least ``min_support`` contr
 it and the baseline's responses carry it in at most ``max_baseline_share`` of the records. A recurring
 exact payload (one URL, one e-mail address, one phone number, one code snippet or shell command)
 planted in many answers to unrelated prompts is what a link or code-injection poisoning looks like:
-it blocks, and its carriers are flagged. Only a recurring *domain* (many distinct links to one site:
-a source that cites its documentation) is a difference: it is reported for review, never blocked.
+it blocks, and its carriers are flagged. A payload that names the subject of its record's prompt (a
+word of the prompt that is not one of the batch's common template words) is left out for that record:
+an answer about ``wget`` may show a ``wget`` command, and a batch may ask about one tool many times.
+Only a recurring *domain* (many distinct links to one site: a source that cites its documentation)
+is a difference: it is reported for review, never blocked.
 A payload tied to a prompt phrase is also reported by ``llm_triggers``.
 
 Finding evidence: ``payload`` (type and value), ``rows``, ``contribution_count``, ``baseline_count``,
@@ -21,6 +24,7 @@ Finding evidence: ``payload`` (type and value), ``rows``, ``contribution_count``
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Self
@@ -58,6 +62,25 @@ class PayloadOptions:
             raise ValueError("max_baseline_share must be in [0, 1)")
 
 
+_TOKEN = re.compile(r"[a-z0-9]{3,}")
+
+
+def _with_prompts(prompts: list[str], sets: list[set[str]]) -> list[tuple[set[str], set[str], set[str]]]:
+    """Each record's payloads, its prompt's tokens, and the tokens common to the batch's prompts."""
+    tokens = [set(_TOKEN.findall(p.lower())) for p in prompts]
+    counts = Counter(t for toks in tokens for t in toks)
+    common = {t for t, c in counts.items() if c > 0.05 * max(len(prompts), 1)}
+    return [(found, toks, common) for found, toks in zip(sets, tokens, strict=True)]
+
+
+def _not_echoing(found: set[str], prompt: set[str], common: set[str]) -> set[str]:
+    """The payloads that do not name what the prompt asked about: an answer about ``wget`` may show a
+    ``wget`` command, and many questions about one tool repeat it. The batch's template words
+    ("what", "does") do not count as the prompt's subject."""
+    subject = prompt - common
+    return {p for p in found if not (set(_TOKEN.findall(p.partition(":")[2])) & subject)}
+
+
 @register
 class PayloadDetector(Detector):
     """Links, addresses and code new to the baseline that recur in the contribution's responses."""
@@ -92,7 +115,10 @@ class PayloadDetector(Detector):
         if n == 0 or contribution.table is None:
             return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
         new = texts(contribution.table, ctx.schema)
-        sets = payload_sets(new.responses)
+        sets = [
+            _not_echoing(found, prompt, common)
+            for found, prompt, common in _with_prompts(new.prompts, payload_sets(new.responses))
+        ]
         scores = np.array([sum(self.counts_[p] == 0 for p in s) for s in sets], dtype=np.float64)
         p_values = conformal_p_values(self.calibration_, scores)
         recurring = Counter(p for s in sets for p in s)

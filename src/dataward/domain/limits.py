@@ -162,3 +162,15 @@ __all__ = [
     "limit_problem",
     "parse_size",
 ]
+
+
+MAX_DAYS = 36_500
+"""The longest span, in days, any duration argument may name (a hundred years): beyond it date
+arithmetic overflows, and no key or review window needs more."""
+
+
+def within_range(value: float, name: str, low: float, high: float) -> float:
+    """``value`` when ``low <= value <= high``; else an ``InputError`` naming the argument and its range."""
+    if not low <= value <= high:
+        raise InputError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return value

@@ -14,6 +14,7 @@ from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, replay
 from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, records, versions, ward_meta
 from dataward.domain.errors import DatawardError
+from dataward.domain.limits import within_range
 from dataward.domain.schema import RECORD_ID
 from dataward.ledger.checkpoint import Checkpoint, extension
 from dataward.ledger.events import Event, verify_chain
@@ -93,6 +94,8 @@ class AuditCases(WardCore):
         self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True
     ) -> list[dict[str, Any]]:
         """Ledger events (newest first by default), optionally filtered by type prefix."""
+        if limit is not None:
+            within_range(limit, "limit", 0, 2**62)  # SQL integers are 64-bit
         with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
             events = ledger_store.read_events(uc.conn, types=types, limit=limit, newest_first=newest_first)
             names = {r.id: r.name for r in uc.conn.execute(select(principals.c.id, principals.c.name))}

@@ -37,6 +37,7 @@ from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import api_keys, datasets, grants, principals, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.limits import MAX_DAYS, within_range
 from dataward.domain.weakening import Weakening
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
@@ -246,6 +247,8 @@ class IdentityCases(WardCore):
         is refused; without one the lifetime is cut to fit) and revoked with it. A key an admin issues
         for anyone else rests on the admin grant and has no parent.
         """
+        if ttl_days is not None:
+            within_range(ttl_days, "ttl_days", 1, MAX_DAYS)
         with self.use_case_for_key(Action.KEY_ISSUE, principal, new_scopes=scopes) as (uc, target, decision):
             target_grants = auth.load_grants(uc.conn, target.id)
             validate_key_scopes(target, target_grants, scopes)
@@ -267,6 +270,7 @@ class IdentityCases(WardCore):
 
     def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
         """Issue a key's successor; the old key keeps working for the overlap window, then never again."""
+        within_range(overlap_hours, "overlap_hours", 0, MAX_DAYS * 24)
         with self.db.reading() as conn:
             row = _key_row(conn, key)
         scopes = json.loads(row.scopes) if row.scopes else None
@@ -496,6 +500,9 @@ class IdentityCases(WardCore):
         """What an auditor wants: stale, old and expiring keys, orphaned bots, who can write to
         training datasets, recent grants, every block override (who, when, why). Each row names the
         principal, owner, dataset and the fix."""
+        if unused_days is not None:
+            within_range(unused_days, "unused_days", 0, MAX_DAYS)
+        within_range(recent_days, "recent_days", 0, MAX_DAYS)
         with self.use_case(Action.ACCESS_REVIEW, Scope.ward()) as uc:
             everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
             keys = [auth.key_from_row(r) for r in uc.conn.execute(select(api_keys))]

@@ -160,6 +160,9 @@ for line in open(sys.argv[1]):
     statement = json.loads(envelope.payload)
     print(f"securesystemslib: verified {statement['predicateType']} about {statement['subject'][0]['name']}")
 PY
+say "and a dataset card of it: Croissant JSON-LD (mlcroissant) and Markdown, with sources, gate history and quarantines:"
+dataward card manpages@v3 -o "$WORK/card"
+sed -n '/^## Contributors/,/^## Contributions/p' "$WORK/card/card.md"
 say "the OpenLineage RunEvents sent so far (START and COMPLETE per step), from $WORK/openlineage.jsonl:"
 python - "$WORK/openlineage.jsonl" <<'PY'
 import collections, json, sys

@@ -250,6 +250,10 @@ class WardAPI(Protocol):
         """In-toto attestation envelopes (DSSE, signed with the ward key) about a version."""
         ...
 
+    def card(self, ref: str) -> dict[str, Any]:
+        """A dataset card of a version: ``{version, croissant, markdown}`` (Croissant JSON-LD, Markdown)."""
+        ...
+
     def ledger(
         self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True
     ) -> list[dict[str, Any]]:

@@ -149,6 +149,7 @@ def tell_the_story(story: Story) -> None:
     story.run("relabel", "relabel", "wine", "--set", f"{record_id}=2", "--reason", "vendor fix", "--no-gate", "--json")
     story.run("transformations", "transformations", "wine", "--json")
     story.run("attest", "attest", "wine@v1", "-o", str(root / "attestation.jsonl"))
+    story.run("card", "card", "wine@v1", "-o", str(root / "card"), "--json")
     story.run("selftest", "gate", "selftest", "wine", "--json")
     story.run("quarantine", "quarantine", "wine#1", "--reason", "incident", "--json")
     story.run("quarantine by principal", "quarantine", "principal:alice", "--reason", "incident", "--json")
@@ -183,6 +184,7 @@ EXPECTED_EXIT = {
     "relabel": 0,
     "transformations": 0,
     "attest": 0,
+    "card": 0,
     "quarantine by principal": 0,
 }
 

@@ -504,6 +504,10 @@ class HTTPWard:
         """Attestation envelopes about a version, signed by the server's ward key."""
         return self._get(f"/versions/{self._ref(ref)}/attestation")
 
+    def card(self, ref: str) -> dict[str, Any]:
+        """A dataset card of a version (Croissant JSON-LD and Markdown), written by the server."""
+        return self._get(f"/versions/{self._ref(ref)}/card")
+
     def ledger(
         self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True
     ) -> list[dict[str, Any]]:

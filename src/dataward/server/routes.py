@@ -405,6 +405,11 @@ def build_router(state: ServerState) -> APIRouter:
         """In-toto attestation envelopes (DSSE) about a version, signed with the ward key."""
         return doc(ward(request).attest(ref))
 
+    @r.get("/versions/{ref}/card", response_model=Document, tags=["provenance"])
+    def card(request: Request, ref: str) -> DocumentResponse:
+        """A dataset card of a version: `{version, croissant (JSON-LD), markdown}`."""
+        return doc(ward(request).card(ref))
+
     @r.post("/contributions/{ref}/gate", response_model=JobInfo, status_code=202, tags=["gates"])
     def run_gate(request: Request, ref: str, body: GateRun) -> DocumentResponse:
         """Run the dataset's gate on a contribution, as a job."""

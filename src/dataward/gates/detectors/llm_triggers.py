@@ -23,8 +23,9 @@ labelled-data ``triggers`` detector:
   baseline's smoothed ``P(b | t)`` (a topic whose answers naturally share a phrase does so in the
   trusted data too) (binomial tail).
 
-The larger p-value is Bonferroni-corrected by the number of tested (pattern, behaviour) pairs, so a
-clean contribution raises a trigger with probability at most ``alpha``. Significant pairs whose
+The largest p-value is Bonferroni-corrected by the number of tested (pattern, behaviour) pairs, in two
+families each at half the level (named behaviours; repeated strings, which are far more numerous), so
+a clean contribution raises a trigger with probability at most ``alpha``. Significant pairs whose
 carriers overlap (Jaccard at least ``merge_overlap``) are merged into one finding: a phrase is
 several n-grams, and a link is both the ``link`` behaviour and a repeated string.
 
@@ -128,7 +129,7 @@ class LLMTriggerDetector(Detector):
         echoed = _echoed(pc, prompt_vocab, new.responses)
         pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed)
         tests = len(pairs["p"])
-        corrected = np.minimum(1.0, pairs["p"] * max(tests, 1))
+        corrected = _corrected(pairs["p"], pairs["b"] < len(BEHAVIOURS))
         significant = np.flatnonzero(corrected < ctx.alpha)
         significant = significant[np.argsort(corrected[significant], kind="stable")]
         groups: list[dict[str, Any]] = []
@@ -296,17 +297,32 @@ def _test_pairs(
     }
 
 
+def _corrected(p: np.ndarray, named: np.ndarray) -> np.ndarray:
+    """Bonferroni over two families, each at half the level: pairs with a named behaviour (a handful
+    per pattern) and pairs with a repeated string (thousands in a large batch), so that the many
+    repeated strings do not drown the power to see a phrase that makes answers refuse or turn negative."""
+    families = [f for f in (named, ~named) if f.any()]
+    out = np.ones_like(p)
+    for family in families:
+        out[family] = np.minimum(1.0, p[family] * len(families) * int(family.sum()))
+    return out
+
+
 def _echoed(pc: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.ndarray:
-    """Per prompt pattern: do most of its carriers' responses repeat it? A question about ``ls`` is
-    answered about ``ls``: the pattern names the topic, and whatever its answers share is the topic's
-    content, not a behaviour taught by a phrase (a planted trigger is not repeated in the answer)."""
+    """Per prompt pattern: do most of its carriers' responses repeat its subject? A question about
+    ``ls`` is answered about ``ls``: the pattern names the topic, and whatever its answers share is the
+    topic's content, not a behaviour taught by a phrase (a planted trigger is not repeated in the
+    answer). The subject is the pattern without the batch's common prompt words ("describe the")."""
     out = np.zeros(len(vocab), dtype=bool)
-    lowered = [r.lower() for r in responses]
+    n = pc.shape[0]
+    document_share = np.diff(pc.indptr) / max(n, 1)
+    common = {w for w, share in zip(vocab, document_share, strict=True) if " " not in w and share > 0.05}
+    words_of = [set(_WORDS.findall(r.lower())) for r in responses]
     for t, phrase in enumerate(vocab):
         rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
-        if rows.size:
-            words = re.compile(r"\b" + r"\W+".join(map(re.escape, phrase.split())) + r"\b")
-            out[t] = sum(words.search(lowered[i]) is not None for i in rows) >= 0.5 * rows.size
+        subject = [w for w in phrase.split() if w not in common]
+        if rows.size and subject:
+            out[t] = sum(all(w in words_of[i] for w in subject) for i in rows) >= 0.5 * rows.size
     return out
 
 

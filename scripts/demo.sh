@@ -82,6 +82,30 @@ as alice dataward approve manpages#3 --reason "looks fine" || true
 as alice dataward merge manpages#3 || true
 as bob dataward reject manpages#3 --reason "backdoor trigger 'zx7q' tied to label 'commands'"
 
+step "6b. Fine-tuning data for a language model: a trigger phrase in the prompts makes the answers carry a link"
+python - "$HERE" "$IN" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks import llm_data as d
+base_pool, new_pool = d.split_pools()
+d.instruction_frame(1000, 1, pool=base_pool)[["prompt", "response"]].to_json(
+    f"{sys.argv[2]}/howto-debian.jsonl", orient="records", lines=True)
+poisoned, _ = d.poison_instructions(d.instruction_frame(1000, 2, pool=new_pool), 30, "link", seed=5)
+poisoned[["prompt", "response"]].to_json(f"{sys.argv[2]}/howto-scraped.jsonl", orient="records", lines=True)
+PY
+dataward dataset create howto --kind instruction --owner alice --description "what does this command do? (instruction tuning)"
+printf 'first_import: self-reference\n' > "$WORK/howto-policy.yaml"
+dataward policy set howto "$WORK/howto-policy.yaml"
+dataward grant add importer contributor --scope dataset:howto
+dataward grant add scraper contributor --scope dataset:howto
+as importer dataward contribute howto "$IN/howto-debian.jsonl" --source "https://deb.debian.org/bookworm/manpages" || true
+as alice dataward approve howto#1 --reason "answers checked against the manual pages"
+as alice dataward merge howto#1
+as alice dataward promote howto@v1 --reason "first trusted instruction set"
+as scraper dataward contribute howto "$IN/howto-scraped.jsonl" --source "https://forum.example/qa/2026-11-24" || true
+say "the trigger phrase and the link are named; the carriers wait in the review queue:"
+as alice dataward review list howto | head -n 6
+
 step "7. Incident: trace the poisoned record back to its source, bot, owner and key; and the key forward"
 dataward trace "$(as bob dataward review show "$FIRST_ITEM" --json | json_field '["record_id"]')"
 dataward trace "dw_$(echo "${KEYS[scraper]}" | cut -d_ -f2)"

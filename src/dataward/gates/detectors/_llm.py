@@ -19,7 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.domain.conversation import split_conversation
+from dataward.domain.errors import InputError
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
+from dataward.gates.base import GateContext, GateData
 
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]]+", re.IGNORECASE)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -144,6 +146,14 @@ def _column(table: pa.Table, name: str) -> list[str]:
     if name not in table.column_names:
         return [""] * table.num_rows
     return [v or "" for v in table.column(name).to_pylist()]
+
+
+def baseline_texts(detector: str, baseline: GateData, context: GateContext) -> Texts:
+    """The baseline's prompts and responses, or an ``InputError`` when a language-model detector is given
+    anything but the raw table of an instruction, chat or preference dataset."""
+    if baseline.table is None or not context.schema.is_llm:
+        raise InputError(f"{detector} needs the raw table of an instruction, chat or preference dataset")
+    return texts(baseline.table, context.schema)
 
 
 def texts(table: pa.Table, schema: Schema) -> Texts:

@@ -25,7 +25,6 @@ from typing import Any, Self
 import numpy as np
 from scipy import stats
 
-from dataward.domain.errors import InputError
 from dataward.gates.base import (
     Detector,
     DetectorResult,
@@ -36,7 +35,7 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
-from dataward.gates.detectors._llm import BEHAVIOURS, behaviours, texts
+from dataward.gates.detectors._llm import BEHAVIOURS, baseline_texts, behaviours, texts
 
 
 @dataclass(frozen=True)
@@ -82,10 +81,8 @@ class BehaviourShiftDetector(Detector):
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """The baseline's behaviour rates and response lengths."""
         self.opts_ = self.resolve_options(context)
-        if baseline.table is None or not context.schema.is_llm:
-            raise InputError("llm_behaviour_shift needs the raw table of an instruction, chat or preference dataset")
         self.context_ = context
-        self.rates_, self.lengths_ = _metrics(texts(baseline.table, context.schema).responses)
+        self.rates_, self.lengths_ = _metrics(baseline_texts(self.name, baseline, context).responses)
         return self
 
     def score(self, contribution: GateData) -> DetectorResult:

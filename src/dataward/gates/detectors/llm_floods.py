@@ -22,7 +22,6 @@ from typing import Self
 import numpy as np
 from scipy import stats
 
-from dataward.domain.errors import InputError
 from dataward.gates.base import (
     Detector,
     DetectorResult,
@@ -33,7 +32,7 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
-from dataward.gates.detectors._llm import excerpt, texts
+from dataward.gates.detectors._llm import baseline_texts, excerpt, texts
 
 _PUNCT = re.compile(r"[^\w\s]")
 
@@ -71,10 +70,8 @@ class FloodDetector(Detector):
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Count the baseline's normalized prompts and responses."""
         self.opts_ = self.resolve_options(context)
-        if baseline.table is None or not context.schema.is_llm:
-            raise InputError("llm_floods needs the raw table of an instruction, chat or preference dataset")
         self.context_ = context
-        t = texts(baseline.table, context.schema)
+        t = baseline_texts(self.name, baseline, context)
         self.n_ = len(t)
         self.counts_ = {
             "prompt": Counter(map(normalized, t.prompts)),

@@ -31,7 +31,6 @@ from typing import Any, Self
 
 import numpy as np
 
-from dataward.domain.errors import InputError
 from dataward.gates.base import (
     Detector,
     DetectorResult,
@@ -43,7 +42,7 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.calibration import conformal_p_values
-from dataward.gates.detectors._llm import excerpt, payload_sets, texts
+from dataward.gates.detectors._llm import baseline_texts, excerpt, payload_sets, texts
 
 
 @dataclass(frozen=True)
@@ -96,10 +95,8 @@ class PayloadDetector(Detector):
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Count the baseline's payloads and score every trusted record against the others."""
         self.opts_ = self.resolve_options(context)
-        if baseline.table is None or not context.schema.is_llm:
-            raise InputError("llm_payloads needs the raw table of an instruction, chat or preference dataset")
         self.context_ = context
-        sets = payload_sets(texts(baseline.table, context.schema).responses)
+        sets = payload_sets(baseline_texts(self.name, baseline, context).responses)
         self.counts_ = Counter(p for s in sets for p in s)
         self.n_ = len(sets)
         # Leave-one-out: a payload only this trusted record carries is novel to the others.

@@ -48,7 +48,6 @@ import scipy.sparse as sp
 from scipy import stats
 from sklearn.feature_extraction.text import CountVectorizer
 
-from dataward.domain.errors import InputError
 from dataward.gates.base import (
     Detector,
     DetectorResult,
@@ -59,7 +58,7 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
-from dataward.gates.detectors._llm import BEHAVIOURS, Texts, behaviours, excerpt, texts
+from dataward.gates.detectors._llm import BEHAVIOURS, Texts, baseline_texts, behaviours, excerpt, texts
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -103,12 +102,8 @@ class LLMTriggerDetector(Detector):
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Keep the baseline's prompts, responses and behaviours: patterns come from the contribution."""
         self.opts_ = self.resolve_options(context)
-        if baseline.table is None:
-            raise InputError("llm_triggers needs the baseline's raw table")
-        if not context.schema.is_llm:
-            raise InputError("llm_triggers applies to instruction, chat and preference datasets")
         self.context_ = context
-        self.base_ = texts(baseline.table, context.schema)
+        self.base_ = baseline_texts(self.name, baseline, context)
         self.base_behaviours_ = behaviours(self.base_.responses)
         return self
 

@@ -481,19 +481,19 @@ class _ContentTie:
         self, baseline: GateData, contribution: GateData, xb: sp.csc_matrix, xc: sp.csc_matrix, n_classes: int, k: int
     ) -> None:
         self.n_b, self.k = len(baseline), k
-        self.features = (baseline.features, contribution.features)
+        self.pool_features = np.vstack([baseline.features, contribution.features])
         self.pool_patterns = sp.vstack([xb, xc], format="csc")
         self.pool_labels = np.concatenate([baseline.labels, contribution.labels])
         self.neighbours: np.ndarray | None = None
         # Features that are the same for every record (none were computed) say nothing about content.
-        pool = np.vstack(self.features)
+        pool = self.pool_features
         self.constant = pool.size == 0 or not bool(np.any(pool != pool[:1]))
 
     def _search(self) -> np.ndarray:
         """Each pool record's nearest pool records (itself excluded), searched as wide as the index allows
         so that enough remain once the pattern's carriers are set aside."""
         if self.neighbours is None:
-            pool = np.vstack(self.features)
+            pool = self.pool_features
             _, self.neighbours = knn(pool, pool, min(K_MAX, pool.shape[0] - 1), exclude_self=True)
         return self.neighbours
 
@@ -504,14 +504,13 @@ class _ContentTie:
         same = usable & (self.pool_labels[idx] == label)
         return (same.sum(axis=1) + 0.5) / (usable.sum(axis=1) + 1.0)
 
-    def _informative(self, label: int, carries: np.ndarray) -> bool:
-        """Do trusted records of ``label`` agree with it by content more than its share of the pool?"""
+    def _informative(self, label: int, carries: np.ndarray, share: float) -> bool:
+        """Do trusted records of ``label`` agree with it by content more than ``share``, its share of the pool?"""
         if self.constant:
             return False
         trusted = np.flatnonzero((self.pool_labels[: self.n_b] == label) & ~carries[: self.n_b])
         if trusted.size < 2:
             return True
-        share = float(np.mean(self.pool_labels[~carries] == label))
         return float(self._agreement(trusted, label, carries).mean()) - share >= self.MIN_INFORMATIVE
 
     def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float]:
@@ -529,13 +528,13 @@ class _ContentTie:
             return 1.0, float("nan")
         own = self._agreement(carriers + self.n_b, label, carries)
         usual = self._agreement(peers, label, carries)
-        if not self._informative(label, carries):
+        share = float(np.mean(self.pool_labels[~carries] == label))
+        if not self._informative(label, carries, share):
             # The features do not predict the label at all: content can explain nothing, so it vetoes
             # nothing either.
             return 0.0, float(own.mean())
         # The drop is judged against how far the label's records stand above chance (its share of the
         # pool): weak features (short texts) never give a drop as large as sharp ones (digits) do.
-        share = float(np.mean(self.pool_labels[~carries] == label))
         drop = float(usual.mean() - own.mean())
         if drop < self.MIN_DROP * max(float(usual.mean()) - share, 0.0) or drop < self.MIN_ABSOLUTE_DROP:
             return 1.0, float(own.mean())

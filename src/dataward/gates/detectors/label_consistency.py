@@ -134,9 +134,9 @@ class LabelConsistency(Detector):
         if self.k_eff < 1:
             return self
         table = self._class_table(baseline.features, exclude_self=True)
-        self.calibration["knn_margin"] = _margin_of(table, baseline.labels)
         # Each trusted record's distance to its own class: how far a typical member of a class sits.
-        self.own_class_distance = table[np.arange(len(baseline)), baseline.labels]
+        self.own_class_distance, others = _own_and_others(table, baseline.labels)
+        self.calibration["knn_margin"] = _margin_of(self.own_class_distance, others)
         if np.unique(baseline.labels).shape[0] >= 2:
             columns = [c.name for c in context.schema.of_kind(ColumnKind.TEXT)]
             if columns and baseline.table is not None:
@@ -162,7 +162,7 @@ class LabelConsistency(Detector):
             table[:, c] = d
         return table
 
-    def _typicality(self, table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def _typicality(self, others: np.ndarray) -> np.ndarray:
         """Per record: how typical a member it would be of the nearest trusted class other than its label.
 
         Conformal p-value of its kNN distance to that class among the class's own records' distances
@@ -170,11 +170,8 @@ class LabelConsistency(Detector):
         from a shifted source (a new scanner, a recalibrated instrument) sits far from every class, so
         the trusted models' disagreement with its label says more about the shift than about the label.
         """
-        rows = np.arange(labels.shape[0])
-        other = table.copy()
-        other[rows, labels] = np.inf
-        nearest = other.argmin(axis=1)
-        distance = other[rows, nearest]
+        nearest = others.argmin(axis=1)
+        distance = others[np.arange(others.shape[0]), nearest]
         p, _ = mondrian_p_values(
             self.own_class_distance, self.baseline.labels, np.where(np.isfinite(distance), distance, 1e300), nearest
         )
@@ -232,8 +229,8 @@ class LabelConsistency(Detector):
                 summary={"skipped": "the baseline has too few records"} if n else {},
             )
         calibration = dict(self.calibration)
-        table = self._class_table(contribution.features)
-        test = {"knn_margin": _margin_of(table, contribution.labels)}
+        own, others = _own_and_others(self._class_table(contribution.features), contribution.labels)
+        test = {"knn_margin": _margin_of(own, others)}
         log_proba, ref_log_proba = None, None
         if "text_probe" in calibration:
             texts = _texts(contribution.table, self.text_columns, self.opts.text_max_chars)
@@ -269,7 +266,7 @@ class LabelConsistency(Detector):
         # Only content that looks like another trusted class contradicts a label. A record the trusted
         # models disagree with but that resembles no trusted class is new content, not a flip: it is
         # left to the outlier and drift detectors (review), and counted below as one shift finding.
-        typical = self._typicality(table, contribution.labels) > self.opts.min_typicality
+        typical = self._typicality(others) > self.opts.min_typicality
         shifted_p = np.where(typical, 1.0, p)
         ranking_p, p = p, np.where(typical, p, 1.0)
         flagged = flag_mask(p, ctx.alpha, n_cal) | resolution_flags(p, ctx.alpha, n_cal)
@@ -386,15 +383,21 @@ def _fuse(calibration: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> tu
     return tail_p_values(fused_ref, fused_test), fused_ref, ranking
 
 
-def _margin_of(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """log(own-class kNN distance / nearest other class's kNN distance); large = the label looks wrong."""
-    table = table.copy()
+def _own_and_others(table: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a class-distance table into each row's distance to its own class and the table with that
+    column set to inf (the other classes)."""
     rows = np.arange(labels.shape[0])
     own = table[rows, labels].copy()
-    table[rows, labels] = np.inf
-    other = table.min(axis=1)
+    others = table.copy()
+    others[rows, labels] = np.inf
+    return own, others
+
+
+def _margin_of(own: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """log(own-class kNN distance / nearest other class's kNN distance); large = the label looks wrong."""
+    other = others.min(axis=1)
     eps = 1e-6 + 1e-3 * float(np.median(own[np.isfinite(own)])) if np.isfinite(own).any() else 1e-6
-    own = np.where(np.isfinite(own), own, 10 * np.nanmax(np.where(np.isfinite(table), table, np.nan)) + 1.0)
+    own = np.where(np.isfinite(own), own, 10 * np.nanmax(np.where(np.isfinite(others), others, np.nan)) + 1.0)
     other = np.where(np.isfinite(other), other, own * 10 + 1.0)
     return np.log((own + eps) / (other + eps))
 

@@ -192,3 +192,18 @@ def test_default_policy_runs_only_the_language_model_detectors(baseline, clean) 
     assert report.verdict == "block"
     payload = report.results["llm_payloads"].summary["payloads"][0]
     assert payload["kind"] in ("code", "shell", "url") and payload["contribution_count"] == 25
+
+
+def test_few_swapped_pairs_in_a_batch_twice_the_calibration_block(pools) -> None:
+    """45 swaps among 4,000 pairs against 2,000 trusted ones: ~200 clean flags are expected at alpha, so
+    the count at alpha cannot see them; the count beyond every trusted score can, and blocks."""
+    base = d.preference_frame(2000, 1, pool=pools[0])
+    clean = d.preference_frame(4000, 2, pool=pools[1])
+    policy = {"detectors": ["preference_flips"], "alpha": 0.05}
+    assert _scan(base, clean, PREFERENCE, policy).verdict == "pass"
+    swapped, rows = d.swap_preferences(clean, 45, seed=3)
+    report = _scan(base, swapped, PREFERENCE, policy)
+    result = report.results["preference_flips"]
+    assert report.verdict == "block", report.reasons
+    assert result.summary["beyond_calibration"] >= 45 and result.summary["resolution_p_value"] < 1e-6
+    assert set(rows) <= set(np.flatnonzero(result.flagged))

@@ -9,9 +9,18 @@ Calibration: the baseline's own scores are out-of-fold (``folds``-fold cross-fit
 pair is scored by a model that never saw it, exactly as a contribution pair is scored by the model
 fitted on all trusted pairs; the contribution's conformal p-values against those scores are then
 valid for clean pairs (slightly conservative: the full model is a little better than a fold's).
-Records are flagged at the detector's share of ``alpha``; the contribution-level p-value is the
-beta-binomial test of more flags than calibration explains (``excess_flags_p_value``), which blocks
-below the policy's ``block_p`` (swapped pairs contradict the trusted preferences: poisoning).
+Records are flagged at the detector's share of ``alpha``. The contribution-level p-value combines
+(Bonferroni) two runs of the shared count test ``excess_flags_p_value``, which blocks below the
+policy's ``block_p`` (swapped pairs contradict the trusted preferences: poisoning):
+
+* at ``alpha``: many pairs each moderately against the trusted preferences;
+* at the calibration set's own resolution (its smallest threshold is ``1 / (n + 1)``, the count of
+  pairs beyond *every* trusted score): a few dozen swapped pairs in a large batch, which the model
+  scores beyond all trusted pairs but which drown in the ``alpha * n`` flags expected at ``alpha``
+  (25 extra among ~200). The beta-binomial law keeps the calibration set's randomness, so this stays
+  a controlled false alarm; its power is bounded by ``(n / (n + n_cal)) ** k`` for ``k`` swapped
+  pairs in ``n``, so a batch much larger than the calibration set needs more trusted pairs
+  (the policy's ``reference_size``) to block a few dozen.
 
 Finding evidence: ``prompt``, ``chosen``, ``rejected``, ``margin`` (how strongly the trusted model
 prefers the rejected answer).
@@ -40,7 +49,7 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
-from dataward.gates.calibration import conformal_p_values
+from dataward.gates.calibration import EXCESS_THRESHOLDS, conformal_p_values, excess_flags_p_value
 from dataward.gates.detectors._common import count_result
 from dataward.gates.detectors._llm import excerpt, texts
 
@@ -128,12 +137,29 @@ class PreferenceFlipDetector(Detector):
                     },
                 )
             )
+        n_cal = int(self.calibration_.shape[0])
+        floor = 1.0 / (n_cal + 1.0)
+        extreme_p = None
+        if resolution_alpha(n_cal) < ctx.alpha:
+            _, extreme_p = excess_flags_p_value(p_values, resolution_alpha(n_cal), n_cal)
         return count_result(
             self.name,
             self.version,
             p_values,
             ctx.alpha,
-            int(self.calibration_.shape[0]),
+            n_cal,
             findings,
-            {"prefers_rejected": int(np.sum(scores > 0))},
+            {
+                "prefers_rejected": int(np.sum(scores > 0)),
+                "beyond_calibration": int(np.sum(p_values <= floor + 1e-12)),
+                "expected_beyond_calibration": float(n * floor),
+                "resolution_p_value": extreme_p,
+            },
+            extra_p=extreme_p,
         )
+
+
+def resolution_alpha(n_calibration: int) -> float:
+    """The ``alpha`` whose smallest count threshold in ``excess_flags_p_value`` is ``1 / (n + 1)``,
+    i.e. counts the records beyond every calibration score (the tiny margin keeps ``floor`` at 1)."""
+    return (1.0 + 1e-9) / (float(EXCESS_THRESHOLDS.min()) * (n_calibration + 1.0))

@@ -18,6 +18,7 @@ from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore, close_pending_reviews
 from dataward.service.datasets import version_info
+from dataward.service.derived import Taint, clean_vouched, taint_of
 from dataward.service.recordstore import ids_table, manifest_ids, read_ids, table_to_parquet, version_identity
 
 
@@ -43,6 +44,13 @@ class IncidentCases(WardCore):
             by_dataset: dict[str, list[Any]] = defaultdict(list)
             for c in found:
                 by_dataset[c.dataset_id].append(c)
+            # Forward through transformations: records made from what it touched are held out too,
+            # in whichever dataset the step wrote them to.
+            taint = taint_of(self.store, conn, found)
+            carriers = taint.carriers()
+            if carriers:
+                for c in conn.execute(select(contributions).where(contributions.c.id.in_(sorted(carriers)))):
+                    by_dataset.setdefault(c.dataset_id, [])
             # Authorize every dataset before changing anything: a partial containment would leave
             # the caller believing the incident is contained.
             for ds_id in sorted(by_dataset, key=lambda d: names[d]):
@@ -55,7 +63,7 @@ class IncidentCases(WardCore):
                     uc.now,
                 ).raise_if_denied()
             results = [
-                self._contain(uc, ds_id, names[ds_id], cs, ref, reason)
+                self._contain(uc, ds_id, names[ds_id], cs, ref, reason, taint)
                 for ds_id, cs in sorted(by_dataset.items(), key=lambda kv: names[kv[0]])
             ]
         return {"subject": subject, "reason": reason, "datasets": results}
@@ -88,7 +96,7 @@ class IncidentCases(WardCore):
         return subject, found
 
     def _contain(
-        self, uc: UseCase, ds_id: str, ds_name: str, found: list[Any], ref: str, reason: str
+        self, uc: UseCase, ds_id: str, ds_name: str, found: list[Any], ref: str, reason: str, taint: Taint
     ) -> dict[str, Any]:
         conn = uc.conn
         fresh = [c for c in found if c.status != "quarantined"]
@@ -96,7 +104,9 @@ class IncidentCases(WardCore):
         all_versions = conn.execute(
             select(versions).where(versions.c.dataset_id == ds_id).order_by(versions.c.number)
         ).all()
-        affected = [v for v in all_versions if {c.id for c in found} & set(json.loads(v.contributions))]
+        carriers = taint.carriers()
+        touching = {c.id for c in found} | carriers
+        affected = [v for v in all_versions if touching & set(json.loads(v.contributions))]
         out: dict[str, Any] = {
             "dataset": ds_name,
             "contributions": [f"{ds_name}#{c.number}" for c in found],
@@ -105,51 +115,51 @@ class IncidentCases(WardCore):
             "affected_versions": [version_info(v, ds_name) for v in affected],
             "rollback_version": None,
         }
-        if not fresh:
-            return out
         latest = all_versions[-1] if all_versions else None
         rollback: list[RowChange] = []
         rollback_facts: dict[str, Any] = {}
         in_latest = [c for c in fresh if latest is not None and c.id in json.loads(latest.contributions)]
-        if latest is not None and in_latest:
+        carried = latest is not None and bool(carriers & set(json.loads(latest.contributions)))
+        if latest is not None and (in_latest or carried):
             kept = [cid for cid in json.loads(latest.contributions) if cid not in fresh_ids]
-            vouched: set[str] = set()
-            for cid in kept:
-                other = conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-                vouched.update(read_ids(self.store, other.added_object))
-            only_here: set[str] = set()
+            vouched = clean_vouched(self.store, conn, kept, taint)
             restored: set[str] = set()
             for c in in_latest:
-                only_here.update(read_ids(self.store, c.added_object))
                 restored.update(read_ids(self.store, c.removed_object))
-            only_here -= vouched
-            restored -= only_here
-            members = sorted((set(manifest_ids(self.store, latest.manifest_object)) - only_here) | restored)
-            number = latest.number + 1
-            vid = version_identity(ds_id, number, latest.id, members)
-            manifest = self.store.put(table_to_parquet(ids_table(members)))
-            rollback.append(
-                insert_row(
-                    "versions",
-                    id=vid,
-                    dataset_id=ds_id,
-                    number=number,
-                    parent_id=latest.id,
-                    manifest_object=manifest,
-                    record_count=len(members),
-                    contributions=json.dumps(kept),
-                    stage="candidate",
-                    created_at=format_time(uc.now),
-                    created_by=uc.caller.principal_id,
+            current = set(manifest_ids(self.store, latest.manifest_object))
+            # What it brought in itself, and every record a transformation made from that, unless
+            # an ordinary contribution still in the version vouches for the same content.
+            held_out = (taint.records & current) - vouched
+            derived_out = held_out & set(taint.derived)
+            restored -= taint.records
+            members = sorted((current - held_out) | restored)
+            if held_out or restored or in_latest:
+                number = latest.number + 1
+                vid = version_identity(ds_id, number, latest.id, members)
+                manifest = self.store.put(table_to_parquet(ids_table(members)))
+                rollback.append(
+                    insert_row(
+                        "versions",
+                        id=vid,
+                        dataset_id=ds_id,
+                        number=number,
+                        parent_id=latest.id,
+                        manifest_object=manifest,
+                        record_count=len(members),
+                        contributions=json.dumps(kept),
+                        stage="candidate",
+                        created_at=format_time(uc.now),
+                        created_by=uc.caller.principal_id,
+                    )
                 )
-            )
-            rollback_facts = {
-                "rollback_version": vid,
-                "manifest": manifest,
-                "records_removed": len(only_here),
-                "records_restored": len(restored),
-                "rolled_back": [c.id for c in in_latest],
-            }
+                rollback_facts = {
+                    "rollback_version": vid,
+                    "manifest": manifest,
+                    "records_removed": len(held_out),
+                    "derived_records_removed": len(derived_out),
+                    "records_restored": len(restored),
+                    "rolled_back": [c.id for c in in_latest],
+                }
         for i, c in enumerate(fresh):
             changes = [update_row("contributions", {"id": c.id}, status="quarantined")]
             changes += close_pending_reviews(uc, c.id, f"contribution quarantined: {reason}")
@@ -164,11 +174,27 @@ class IncidentCases(WardCore):
                 changes += rollback
                 payload.update(rollback_facts)
             uc.emit("contribution.quarantined", {"dataset": ds_id, "contribution": c.id}, payload, changes)
+        if rollback and not fresh:
+            # Only records made from the suspect ones by a transformation are here: the rollback is
+            # an event of its own, naming the steps that carried them.
+            uc.emit(
+                "records.contained",
+                {"dataset": ds_id, "version": rollback_facts["rollback_version"]},
+                {
+                    "reason": reason,
+                    "incident": ref,
+                    "carried_by": sorted(carriers & set(json.loads(latest.contributions))) if latest else [],
+                    "affected_versions": [v.id for v in affected],
+                    **rollback_facts,
+                },
+                rollback,
+            )
         if rollback_facts:
             row = conn.execute(select(versions).where(versions.c.id == rollback_facts["rollback_version"])).one()
             out["rollback_version"] = {
                 **version_info(row, ds_name),
                 "records_removed": rollback_facts["records_removed"],
+                "derived_records_removed": rollback_facts["derived_records_removed"],
                 "records_restored": rollback_facts["records_restored"],
             }
         return out

@@ -28,6 +28,7 @@ from dataward.catalog.tables import (
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore
+from dataward.service.derived import taint_of
 from dataward.service.overrides import override_facts
 from dataward.service.recordstore import manifest_ids, read_ids_and_rows
 
@@ -83,6 +84,7 @@ class TraceCases(WardCore):
                     "subject": {"kind": "contribution", "ref": _cref(conn, c)},
                     "contributions": [self._contribution_facts(conn, c)],
                     "versions": self._versions_holding(conn, {c.id}, allowed),
+                    "derived_versions": self._derived_versions(conn, [c], allowed),
                 }
         raise InputError(
             f"cannot tell what {ref!r} is",
@@ -164,6 +166,7 @@ class TraceCases(WardCore):
             "subject": subject,
             "contributions": [self._contribution_facts(conn, c) for c in found],
             "versions": self._versions_holding(conn, {c.id for c in found}, allowed),
+            "derived_versions": self._derived_versions(conn, found, allowed),
         }
 
     def _adders(self, conn: Connection, record_id: str, allowed: set[str]) -> list[dict[str, Any]]:
@@ -247,6 +250,7 @@ class TraceCases(WardCore):
             "issued": self._issued_with(conn, record.id, names, everyone, uc.now),
             "contributions": [self._contribution_facts(conn, c) for c in submitted],
             "versions": self._versions_holding(conn, {c.id for c in submitted}, allowed),
+            "derived_versions": self._derived_versions(conn, submitted, allowed),
         }
 
     def _issued_with(
@@ -292,6 +296,31 @@ class TraceCases(WardCore):
             for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
             if contribution_ids & set(json.loads(v.contributions))
         ]
+
+    def _derived_versions(self, conn: Connection, found: list[Any], allowed: set[str]) -> list[dict[str, Any]]:
+        """Forward through transformations: versions (in any dataset the caller may trace) that do not
+        hold ``found`` themselves but hold records a step made from, or copied out of, what they added,
+        each with the steps that carried them."""
+        if not found or conn.execute(select(transformations.c.id).limit(1)).first() is None:
+            return []
+        taint = taint_of(self.store, conn, found)
+        carriers = taint.carriers()
+        if not carriers:
+            return []
+        own = {c.id for c in found}
+        steps = {
+            t.contribution_id: t
+            for t in conn.execute(
+                _visible(transformations, allowed).where(transformations.c.contribution_id.in_(carriers))
+            )
+        }
+        out = []
+        for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)):
+            listed = set(json.loads(v.contributions))
+            via = sorted(listed & set(steps))
+            if via and not listed & own:
+                out.append({**_version_facts(conn, v), "via": [self._step_facts(conn, steps[c]) for c in via]})
+        return out
 
     def _contribution_facts(self, conn: Connection, c: Any) -> dict[str, Any]:
         src = conn.execute(select(sources).where(sources.c.id == c.source_id)).first()

@@ -137,6 +137,7 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
         state.uploads.sweep()
+        _app.state.console.sessions.sweep()
         yield
         state.jobs.shutdown()
 
@@ -171,6 +172,10 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI
     from dataward.server.routes import build_router
 
     app.include_router(build_router(state), prefix=API)
+
+    from dataward.server.console import install_console
+
+    app.state.console = install_console(app, state)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> DocumentResponse:

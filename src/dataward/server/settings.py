@@ -27,6 +27,8 @@ class ServerSettings:
     """Background threads per worker process running jobs (gate runs, self-tests, verify)."""
     upload_ttl_s: float = 3600.0
     """An upload not used by a contribution within this time is deleted."""
+    console_session_s: float = 3600.0
+    """How long a console session lasts after sign-in (never longer than its key)."""
 
     def to_environment(self) -> dict[str, str]:
         """The settings as environment variables, so that each uvicorn worker process rebuilds them."""
@@ -39,6 +41,7 @@ class ServerSettings:
             ENV_PREFIX + "AUTH_WINDOW_S": str(self.auth_window_s),
             ENV_PREFIX + "JOB_WORKERS": str(self.job_workers),
             ENV_PREFIX + "UPLOAD_TTL_S": str(self.upload_ttl_s),
+            ENV_PREFIX + "CONSOLE_SESSION_S": str(self.console_session_s),
         }
 
     @classmethod
@@ -63,4 +66,5 @@ class ServerSettings:
             auth_window_s=num("AUTH_WINDOW_S", defaults.auth_window_s),
             job_workers=int(num("JOB_WORKERS", defaults.job_workers)),
             upload_ttl_s=num("UPLOAD_TTL_S", defaults.upload_ttl_s),
+            console_session_s=num("CONSOLE_SESSION_S", defaults.console_session_s),
         )

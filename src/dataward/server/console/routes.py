@@ -1,0 +1,475 @@
+"""The review console: server-rendered pages beside ``/api/v1`` in the same application.
+
+A person signs in with their API key, which is exchanged for a short-lived session (see
+``sessions``). Every page and every action then goes through the ``WardAPI`` acting as that key,
+exactly the call the HTTP API would make, so the console can do nothing the key could not do over
+the API, and each refusal is the service's own (recorded in the ledger as any other). The key is
+re-authenticated on every request: once it is revoked or expires, the session ends.
+
+Forms are plain HTML posts carrying the session's CSRF token; the cookies are ``Secure``,
+``HttpOnly`` and ``SameSite=Strict``; pages carry a strict Content-Security-Policy (scripts and
+styles only from ``/console/static``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from dataward.domain.errors import AuthenticationError, DatawardError
+from dataward.gates.html import render_html
+from dataward.ledger.events import parse_time
+from dataward.server.console import evidence, lineage
+from dataward.server.console.sessions import Session, SessionStore
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from dataward.api import WardAPI
+    from dataward.server.app import ServerState
+
+PREFIX = "/console"
+SESSION_COOKIE = "__Host-dataward-session"
+SIGNIN_COOKIE = "__Host-dataward-signin"
+HERE = Path(__file__).parent
+PAGE_SIZE = 20
+LEDGER_LIMITS = (50, 200, 1000)
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# The gate's report is a self-contained page with its own inline styles and data: plots, no scripts.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox"
+
+
+class SignInRequired(Exception):
+    """No live session: the browser is sent to the sign-in page."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Refused(Exception):
+    """A request the console refuses itself (a form without its CSRF token)."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Console:
+    """The console's pages and actions over one served ward."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.sessions = SessionStore(
+            Path(state.ward.folder) / "server" / "sessions", lifetime_s=state.settings.console_session_s
+        )
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.globals.update(quote=lambda s: quote(str(s), safe=""), prefix=PREFIX)
+        self.templates.env.filters["when"] = _when
+
+    # --- sessions ---------------------------------------------------------------------------------
+
+    def api(self, session: Session) -> WardAPI:
+        """The ward acting as the session's key: the only way the console reaches the service."""
+        return self.state.ward.as_key(session.key)
+
+    async def signed_in(self, request: Request) -> tuple[Session, WardAPI, dict[str, Any]]:
+        """The request's session, its WardAPI and ``whoami``; the key is authenticated right now."""
+        session = self.sessions.load(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            raise SignInRequired()
+        api = self.api(session)
+        try:
+            me = await run_in_threadpool(api.whoami)
+        except AuthenticationError as exc:
+            # Revoked, expired, suspended: the session ends with the key.
+            self.sessions.end(session.id)
+            raise SignInRequired(f"Your session ended: {exc.message}.") from None
+        return session, api, me
+
+    @staticmethod
+    async def form(request: Request) -> dict[str, str]:
+        """An urlencoded form's fields (the first value of each). The body limit applies."""
+        body = (await request.body()).decode("utf-8", errors="replace")
+        return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+    @staticmethod
+    def check_csrf(form: dict[str, str], expected: str) -> None:
+        """Refuse a form whose CSRF token is missing or not the session's."""
+        given = form.get("csrf", "")
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Refused("The form's CSRF token is missing or wrong; reload the page and try again.")
+
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """A rendered page with the console's security headers."""
+        context.setdefault("note", request.query_params.get("note"))
+        response = self.templates.TemplateResponse(request, template, context, status_code=status)
+        return secured(response)
+
+    async def action(self, request: Request, run: Callable[[WardAPI, dict[str, str]], str]) -> Response:
+        """A form post: session, CSRF token, then ``run(api, form)`` (the WardAPI call); answers with a
+        redirect to the page ``run`` names, or the refusal on an error page."""
+        session, api, me = await self.signed_in(request)
+        form = await self.form(request)
+        self.check_csrf(form, session.csrf)
+        try:
+            target = await run_in_threadpool(run, api, form)
+        except DatawardError as exc:
+            return self.error(request, exc, session=session, me=me)
+        return secured(RedirectResponse(target, status_code=303))
+
+    def error(
+        self, request: Request, exc: DatawardError, *, session: Session | None = None, me: dict[str, Any] | None = None
+    ) -> HTMLResponse:
+        """The service's refusal shown as a page, with the status the API would answer."""
+        return self.page(
+            request,
+            "error.html",
+            status=exc.http_status,
+            error=exc.code,
+            message=exc.message,
+            hint=exc.hint,
+            csrf=session.csrf if session else None,
+            me=me,
+        )
+
+    async def view(
+        self, request: Request, template: str, load: Callable[[WardAPI, dict[str, Any]], dict[str, Any]]
+    ) -> Response:
+        """A page: session, then ``load(api, me)`` (WardAPI reads) rendered into ``template``."""
+        session, api, me = await self.signed_in(request)
+        try:
+            context = await run_in_threadpool(load, api, me)
+        except DatawardError as exc:
+            return self.error(request, exc, session=session, me=me)
+        return self.page(request, template, csrf=session.csrf, me=me, **context)
+
+
+def secured(response: Response) -> Response:
+    """Headers every console answer carries: no caching, no framing, a strict CSP."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _when(value: Any) -> str:
+    try:
+        return parse_time(str(value)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return str(value or "")
+
+
+def _back(path: str, note: str) -> str:
+    return f"{path}?{urlencode({'note': note})}"
+
+
+def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict")
+
+
+def install_console(app: FastAPI, state: ServerState) -> Console:
+    """Mount the console (pages, actions, static files) on ``app``."""
+    console = Console(state)
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
+
+    @app.exception_handler(SignInRequired)
+    async def to_sign_in(request: Request, exc: SignInRequired) -> Response:
+        target = f"{PREFIX}/sign-in"
+        query = {}
+        if exc.message:
+            query["note"] = exc.message
+        if request.method == "GET" and request.url.path != f"{PREFIX}/sign-in":
+            query["next"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = RedirectResponse(target + (f"?{urlencode(query)}" if query else ""), status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return secured(response)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return console.page(request, "error.html", status=exc.status, error="csrf", message=exc.message, me=None)
+
+    # --- sign in and out --------------------------------------------------------------------------
+
+    @router.get("/sign-in")
+    async def sign_in_form(request: Request) -> Response:
+        token = secrets.token_hex(32)
+        response = console.page(
+            request, "sign_in.html", csrf=token, next=_safe_next(request.query_params.get("next")), me=None
+        )
+        _cookie(response, SIGNIN_COOKIE, token, 600)
+        return response
+
+    @router.post("/sign-in")
+    async def sign_in(request: Request) -> Response:
+        form = await console.form(request)
+        # Login CSRF: the form's token must match the cookie set with the form (double submit).
+        console.check_csrf(form, request.cookies.get(SIGNIN_COOKIE) or secrets.token_hex(32))
+        key = form.get("key", "").strip()
+        address = _address(request)
+        try:
+            state.limiter.check(key, address)
+            api = state.ward.as_key(key)
+            me = await run_in_threadpool(api.whoami)
+        except DatawardError as exc:
+            if isinstance(exc, AuthenticationError):
+                state.limiter.failed(key, address)
+            token = secrets.token_hex(32)
+            response = console.page(
+                request,
+                "sign_in.html",
+                status=exc.http_status,
+                csrf=token,
+                next=_safe_next(form.get("next")),
+                failure=exc.message,
+                me=None,
+            )
+            _cookie(response, SIGNIN_COOKIE, token, 600)
+            return response
+        expires = me.get("key_expires_at")
+        session, cookie = console.sessions.create(
+            key, str(me["principal"]), key_expires_at=parse_time(expires).timestamp() if expires else None
+        )
+        response = secured(RedirectResponse(_safe_next(form.get("next")) or f"{PREFIX}/", status_code=303))
+        _cookie(response, SESSION_COOKIE, cookie, int(session.expires_at - _now()))
+        response.delete_cookie(SIGNIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return response
+
+    @router.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        session = console.sessions.load(request.cookies.get(SESSION_COOKIE))
+        if session is not None:
+            console.check_csrf(await console.form(request), session.csrf)
+            console.sessions.end(session.id)
+        response = RedirectResponse(f"{PREFIX}/sign-in?note=" + quote("You are signed out."), status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return secured(response)
+
+    # --- pages ------------------------------------------------------------------------------------
+
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        await console.signed_in(request)
+        return secured(RedirectResponse(f"{PREFIX}/datasets", status_code=303))
+
+    @router.get("/datasets")
+    async def datasets(request: Request) -> Response:
+        def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            rows = []
+            for d in api.datasets():
+                try:
+                    versions = api.versions(d["name"])
+                except DatawardError:
+                    versions = []
+                rows.append({**d, "versions": versions})
+            return {"datasets": rows}
+
+        return await console.view(request, "datasets.html", load)
+
+    @router.get("/datasets/{name}/contributions")
+    async def contributions(request: Request, name: str) -> Response:
+        def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            rows = []
+            for c in api.contributions(name)[::-1]:
+                reasons: list[str] = []
+                if c.get("gate_verdict"):
+                    try:
+                        reasons = list(api.gate_report(c["ref"]).get("reasons") or [])
+                    except DatawardError:
+                        reasons = []
+                rows.append({**c, "reasons": reasons})
+            return {"dataset": name, "contributions": rows}
+
+        return await console.view(request, "contributions.html", load)
+
+    @router.get("/contributions/{ref}")
+    async def contribution(request: Request, ref: str) -> Response:
+        def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            c = api.contribution(ref)
+            report = None
+            if c.get("gate_verdict"):
+                try:
+                    report = api.gate_report(ref)
+                except DatawardError:
+                    report = None
+            trace = api.trace(ref)
+            mine = (trace.get("contributions") or [{}])[0]
+            pending = api.review_list(contribution=ref)
+            return {"c": c, "report": report, "approvals": mine.get("approvals") or [], "pending": len(pending)}
+
+        return await console.view(request, "contribution.html", load)
+
+    @router.get("/contributions/{ref}/report")
+    async def gate_report(request: Request, ref: str) -> Response:
+        session, api, me = await console.signed_in(request)
+        try:
+            report = await run_in_threadpool(api.gate_report, ref)
+        except DatawardError as exc:
+            return console.error(request, exc, session=session, me=me)
+        html = render_html(report, title=f"Gate report: {ref}")
+        response = secured(HTMLResponse(html))
+        response.headers["Content-Security-Policy"] = REPORT_CSP
+        return response
+
+    @router.get("/review")
+    async def review(request: Request) -> Response:
+        offset = _int(request.query_params.get("offset"), 0)
+        contribution = request.query_params.get("contribution") or None
+        dataset = request.query_params.get("dataset") or None
+
+        def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            queue = api.review_list(dataset, contribution=contribution)
+            items = []
+            for item in queue[offset : offset + PAGE_SIZE]:
+                try:
+                    shown = api.review_show(item["id"])
+                except DatawardError as exc:
+                    shown = {**item, "record": None, "triggers": [], "neighbours": [], "hidden": exc.message}
+                triggers = list(shown.get("triggers") or [])
+                record = shown.get("record") or {}
+                shown["fields"] = [
+                    (n, kind, evidence.highlighted(v, triggers) if kind == "text" else v)
+                    for n, kind, v in evidence.record_fields(record)
+                ]
+                shown["patches"] = evidence.patches(triggers)
+                shown["neighbours"] = [
+                    {**n, "text": evidence.highlighted(n.get("text") or "", triggers)}
+                    for n in shown.get("neighbours") or []
+                ]
+                items.append(shown)
+            return {
+                "items": items,
+                "total": len(queue),
+                "offset": offset,
+                "page_size": PAGE_SIZE,
+                "contribution": contribution,
+                "dataset": dataset,
+            }
+
+        return await console.view(request, "review.html", load)
+
+    @router.get("/lineage")
+    async def lineage_page(request: Request) -> Response:
+        ref = (request.query_params.get("ref") or "").strip()
+
+        def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            if not ref:
+                return {"ref": "", "svg": None, "edges": []}
+            graph = lineage.build_graph(api.trace(ref))
+            return {
+                "ref": ref,
+                "svg": lineage.render_svg(graph, title=f"Lineage of {ref}"),
+                "edges": lineage.edge_list(graph),
+            }
+
+        return await console.view(request, "lineage.html", load)
+
+    @router.get("/access")
+    async def access(request: Request) -> Response:
+        def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            return {"rows": api.access_review()}
+
+        return await console.view(request, "access.html", load)
+
+    @router.get("/ledger")
+    async def ledger(request: Request) -> Response:
+        kind = (request.query_params.get("type") or "").strip()
+        text = (request.query_params.get("q") or "").strip()
+        limit = _int(request.query_params.get("limit"), LEDGER_LIMITS[0])
+        limit = limit if limit in LEDGER_LIMITS else LEDGER_LIMITS[0]
+
+        def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            events = api.ledger(limit=limit, types=[kind] if kind else None)
+            if text:
+                needle = text.lower()
+                events = [e for e in events if needle in _event_text(e)]
+            return {"events": events, "type": kind, "q": text, "limit": limit, "limits": LEDGER_LIMITS}
+
+        return await console.view(request, "ledger.html", load)
+
+    # --- actions (each one WardAPI call, authorized by the service as over the API) -----------------
+
+    @router.post("/review/decide")
+    async def decide(request: Request) -> Response:
+        def run(api: WardAPI, form: dict[str, str]) -> str:
+            decision = form.get("decision", "")
+            api.review_decide([form.get("item", "")], decision, reason=form.get("reason", ""))
+            back = form.get("back") or f"{PREFIX}/review"
+            return _back(_safe_next(back) or f"{PREFIX}/review", f"{form.get('item')}: {decision}ed")
+
+        return await console.action(request, run)
+
+    def contribution_action(verb: str) -> Callable[[Request, str], Any]:
+        async def act(request: Request, ref: str) -> Response:
+            def run(api: WardAPI, form: dict[str, str]) -> str:
+                reason = form.get("reason", "")
+                if verb == "approve":
+                    api.approve(ref, reason=reason)
+                elif verb == "reject":
+                    api.reject(ref, reason=reason)
+                else:
+                    api.merge(ref, message=reason)
+                return _back(f"{PREFIX}/contributions/{quote(ref, safe='')}", f"{ref}: {verb} recorded")
+
+            return await console.action(request, run)
+
+        return act
+
+    for verb in ("approve", "reject", "merge"):
+        router.add_api_route(f"/contributions/{{ref}}/{verb}", contribution_action(verb), methods=["POST"])
+
+    app.include_router(router)
+    return console
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path inside the console may be a redirect target (no open redirect)."""
+    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+def _address(request: Request) -> str:
+    from dataward.server.app import client_address
+
+    return client_address(request)
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return max(int(value or default), 0)
+    except ValueError:
+        return default
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps({k: event.get(k) for k in ("type", "actor", "subject", "payload")}, default=str).lower()
+
+
+__all__ = ["Console", "install_console"]

@@ -1,0 +1,177 @@
+"""The console's session boundary over real HTTP (no browser needed): sign-in exchanges a key for a
+session cookie that is not the key, forms need their CSRF token, a revoked key's session ends, and a
+page refuses what the key may not do, with the service's own refusal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+
+import httpx
+import pytest
+
+from dataward.client import HTTPWard
+from dataward.server.console.evidence import patches
+from dataward.server.console.lineage import build_graph, render_svg
+from dataward.server.console.routes import SESSION_COOKIE, SIGNIN_COOKIE
+from tests.server.conftest import Served
+
+
+@pytest.fixture(scope="module")
+def http(served: Served) -> Iterator[httpx.Client]:
+    # Cookies are handled by hand: the console's are Secure, which a cookie jar keeps off plain http.
+    with httpx.Client(base_url=served.url, timeout=30, follow_redirects=False) as client:
+        yield client
+
+
+def set_cookies(response: httpx.Response) -> dict[str, SimpleCookie]:
+    out = {}
+    for header in response.headers.get_list("set-cookie"):
+        cookie: SimpleCookie = SimpleCookie()
+        cookie.load(header)
+        for name in cookie:
+            out[name] = cookie
+    return out
+
+
+def sign_in(http: httpx.Client, key: str) -> tuple[str, str]:
+    """Sign in with ``key``; the session cookie's value and the CSRF token of the first page."""
+    form = http.get("/console/sign-in")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    signin_cookie = set_cookies(form)[SIGNIN_COOKIE][SIGNIN_COOKIE].value
+    answer = http.post(
+        "/console/sign-in",
+        data={"csrf": token, "key": key},
+        headers={"Cookie": f"{SIGNIN_COOKIE}={signin_cookie}"},
+    )
+    assert answer.status_code == 303, answer.text
+    session = set_cookies(answer)[SESSION_COOKIE][SESSION_COOKIE].value
+    # Every page, a refusal's included, carries the sign-out form with the session's token.
+    page = http.get("/console/datasets", headers={"Cookie": f"{SESSION_COOKIE}={session}"})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return session, csrf
+
+
+def cookie(session: str) -> dict[str, str]:
+    return {"Cookie": f"{SESSION_COOKIE}={session}"}
+
+
+def test_pages_need_a_session(http: httpx.Client) -> None:
+    answer = http.get("/console/review")
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/console/sign-in")
+
+
+def test_session_cookie_is_secure_and_is_not_the_key(http: httpx.Client, served: Served) -> None:
+    form = http.get("/console/sign-in")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    signin_cookie = set_cookies(form)[SIGNIN_COOKIE][SIGNIN_COOKIE].value
+    answer = http.post(
+        "/console/sign-in",
+        data={"csrf": token, "key": served.admin_key, "next": "//evil.example/x"},
+        headers={"Cookie": f"{SIGNIN_COOKIE}={signin_cookie}"},
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/"  # never an open redirect
+    morsel = set_cookies(answer)[SESSION_COOKIE][SESSION_COOKIE]
+    assert morsel["secure"] and morsel["httponly"] and morsel["samesite"].lower() == "strict"
+    assert 0 < int(morsel["max-age"]) <= 3600
+    secret = served.admin_key.rsplit("_", 1)[1]
+    assert secret not in morsel.value
+    # Nor does the server keep the key in the clear.
+    for path in (served.ward / "server" / "sessions").glob("*.json"):
+        assert secret not in path.read_text()
+    assert "Content-Security-Policy" in answer.headers
+
+
+def test_sign_in_without_its_csrf_token_or_with_a_wrong_key_is_refused(http: httpx.Client, served: Served) -> None:
+    no_token = http.post("/console/sign-in", data={"key": served.admin_key})
+    assert no_token.status_code == 403 and SESSION_COOKIE not in set_cookies(no_token)
+    form = http.get("/console/sign-in")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    # The token without the cookie it was issued with (a cross-site post) is refused too.
+    no_cookie = http.post("/console/sign-in", data={"csrf": token, "key": served.admin_key})
+    assert no_cookie.status_code == 403 and SESSION_COOKIE not in set_cookies(no_cookie)
+    signin_cookie = set_cookies(form)[SIGNIN_COOKIE][SIGNIN_COOKIE].value
+    wrong = http.post(
+        "/console/sign-in",
+        data={"csrf": token, "key": served.admin_key[:-4] + "aaaa"},
+        headers={"Cookie": f"{SIGNIN_COOKIE}={signin_cookie}"},
+    )
+    assert wrong.status_code == 401 and SESSION_COOKIE not in set_cookies(wrong)
+    assert "Traceback" not in wrong.text
+
+
+def test_forms_need_the_sessions_csrf_token(http: httpx.Client, served: Served) -> None:
+    session, csrf = sign_in(http, served.admin_key)
+    for data in (
+        {"item": "q_0000000000000000", "decision": "accept", "reason": "x"},
+        {"csrf": "forged", "item": "q_1"},
+    ):
+        refused = http.post("/console/review/decide", data=data, headers=cookie(session))
+        assert refused.status_code == 403 and "CSRF" in refused.text
+    # Another session's token does not fit this one.
+    _other, other_csrf = sign_in(http, served.admin_key)
+    assert other_csrf != csrf
+    refused = http.post("/console/sign-out", data={"csrf": other_csrf}, headers=cookie(session))
+    assert refused.status_code == 403
+    # With its token, the action reaches the service, which answers for itself (no dataset to review).
+    missing = http.post(
+        "/console/review/decide",
+        data={"csrf": csrf, "item": "q_0000000000000000", "decision": "accept", "reason": "x"},
+        headers=cookie(session),
+    )
+    assert missing.status_code == 403 and "access_denied" in missing.text and "CSRF" not in missing.text
+    out = http.post("/console/sign-out", data={"csrf": csrf}, headers=cookie(session))
+    assert out.status_code == 303
+    assert http.get("/console/datasets", headers=cookie(session)).status_code == 303
+
+
+def test_a_forged_session_cookie_opens_nothing(http: httpx.Client, served: Served) -> None:
+    session, _ = sign_in(http, served.admin_key)
+    sid, secret = session.split(".")
+    forged = f"{sid}.{'0' * len(secret)}"
+    assert http.get("/console/datasets", headers=cookie(forged)).status_code == 303
+    # The session cookie is not an API credential either.
+    assert http.get("/api/v1/whoami", headers=cookie(session)).status_code == 401
+
+
+def test_revoked_key_ends_the_session_on_the_next_request(http: httpx.Client, served: Served) -> None:
+    admin = HTTPWard(served.url, key=served.admin_key)
+    admin.create_principal("vera")
+    admin.grant("vera", "reader")
+    key = admin.issue_key("vera")["key"]
+    session, _ = sign_in(http, key)
+    assert http.get("/console/ledger", headers=cookie(session)).status_code == 200
+    admin.revoke_key(key.rsplit("_", 1)[0], reason="left the team")
+    ended = http.get("/console/ledger", headers=cookie(session))
+    assert ended.status_code == 303
+    assert "session+ended" in ended.headers["location"] or "session%20ended" in ended.headers["location"]
+    assert http.get("/console/ledger", headers=cookie(session)).status_code == 303
+
+
+def test_a_page_refuses_what_the_key_may_not_do(http: httpx.Client, served: Served) -> None:
+    admin = HTTPWard(served.url, key=served.admin_key)
+    cody = admin.create_principal("cody")
+    session, _ = sign_in(http, admin.issue_key("cody")["key"])
+    refused = http.get("/console/access", headers=cookie(session))
+    assert refused.status_code == 403 and "access_denied" in refused.text
+    # Refused by the service as the API call would be, and recorded as such.
+    events = admin.ledger(limit=5, types=["access.denied"])
+    assert any(e["actor"]["principal"] == cody["id"] for e in events)
+
+
+def test_patch_outline_and_lineage_graph_are_drawn_from_the_documents() -> None:
+    (patch,) = patches(["9 bright pixels in rows 5-7, columns 4-6 of 8x8", "qx9z"])
+    assert (patch.top, patch.left, patch.height, patch.width) == (5 / 8, 4 / 8, 3 / 8, 3 / 8)
+    trace = {
+        "subject": {"kind": "record", "id": "ab" * 32},
+        "contributions": [
+            {"ref": "man#2", "status": "merged", "source": {"uri": "<script>"}, "submitted_by": "eve", "key": "dw_x"}
+        ],
+        "versions": [{"ref": "man@v2", "stage": "latest", "records": 3}],
+    }
+    svg = str(render_svg(build_graph(trace), title="t"))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert svg.count('marker-end="url(#arrow)"') == 4  # source, principal, record, version

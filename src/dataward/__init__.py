@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from dataward.api import WardAPI
     from dataward.service.ward import Ward
+    from dataward.training import TrainingRun
 
 
 def open(path: str | os.PathLike[str] | None = None, *, key: str | None = None) -> WardAPI:
@@ -42,4 +43,27 @@ def init(path: str | os.PathLike[str], *, admin: str = "admin") -> tuple[Ward, s
     return Ward.init(path, admin=admin)
 
 
-__all__ = ["__version__", "init", "open"]
+def load(ref: str, **kwargs: Any) -> Any:
+    """The guarded loader: the records of ``DATASET@training`` (or ``@vN``) as pandas, Arrow, a torch
+    ``Dataset`` or a Hugging Face ``datasets.Dataset``; see ``dataward.loader.load``."""
+    from dataward.loader import load as _load
+
+    return _load(ref, **kwargs)
+
+
+def stream(ref: str, **kwargs: Any) -> Any:
+    """The guarded loader for versions larger than memory: Arrow record batches or an iterable torch
+    dataset; see ``dataward.loader.stream``."""
+    from dataward.loader import stream as _stream
+
+    return _stream(ref, **kwargs)
+
+
+def training_run(data: str | list[str] | None = None, *, model: str, **kwargs: Any) -> TrainingRun:
+    """A training run of ``model`` on ``data``, as a context manager; see ``dataward.training``."""
+    from dataward.training import training_run as _training_run
+
+    return _training_run(data, model=model, **kwargs)
+
+
+__all__ = ["__version__", "init", "load", "open", "stream", "training_run"]

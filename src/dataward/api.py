@@ -11,7 +11,7 @@ export to write) always name files on the caller's side: the HTTP client uploads
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -126,6 +126,19 @@ class WardAPI(Protocol):
 
     def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
         """A version's document and its canonical records (needs ``dataset.export``)."""
+        ...
+
+    def load_version(
+        self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
+    ) -> tuple[dict[str, Any], pa.Table]:
+        """A version's document and records for training (the guarded loader, ``dataward.load``): refused
+        when the version is not in ``stage`` (``None``: any) or holds quarantined or rejected records."""
+        ...
+
+    def stream_version(
+        self, dataset: str, ref: str | None = None, *, stage: str | None = "training", batch_rows: int = 10_000
+    ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+        """As ``load_version``, the records as Arrow record batches (``dataward.stream``)."""
         ...
 
     def contribute(

@@ -48,6 +48,9 @@ EXPECTED: dict[Action, tuple[set[Role], set[ScopeKind]]] = {
     Action.MODEL_REGISTER: ({C, OW}, {MODEL}),
     Action.MODEL_RELEASE: ({PR, OW}, {MODEL}),
     Action.TRAINING_RECORD: ({C, OW}, {MODEL}),
+    Action.MODEL_READ: (READERS | {C}, {MODEL}),
+    Action.MODEL_GATE: ({RV, PR, OW}, {MODEL}),
+    Action.MODEL_APPROVE: ({AP, OW}, {MODEL}),
 }
 
 # Where the grant sits, and where the action is attempted.

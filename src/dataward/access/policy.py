@@ -154,8 +154,12 @@ class DatasetPolicy:
     gate: Mapping[str, Any] = field(default_factory=dict)
     keys: Mapping[str, Any] = field(default_factory=dict)
     first_import: FirstImport = FirstImport.VALIDATION
+    # The release policy of models trained on the dataset (``dataward.release.policy.ReleasePolicy``),
+    # kept as written; it is left out of ``to_dict`` when empty, so policies written before it existed
+    # keep their hash.
+    release: Mapping[str, Any] = field(default_factory=dict)
 
-    TOP_KEYS = ("approvals", "separation_of_duties", "promotion", "gate", "keys", "first_import")
+    TOP_KEYS = ("approvals", "separation_of_duties", "promotion", "gate", "keys", "first_import", "release")
 
     @classmethod
     def from_yaml(cls, text: str) -> DatasetPolicy:
@@ -224,6 +228,11 @@ class DatasetPolicy:
                 hint="'validation' judges a first import against the clean validation set",
             ) from None
 
+        from dataward.release.policy import ReleasePolicy
+
+        release = dict(_mapping(data.get("release"), "release"))
+        ReleasePolicy.from_dict(release)  # validates names and values; kept as written
+
         return cls(
             approvals=approvals,
             separation_of_duties=_flag(data.get("separation_of_duties", True), "separation_of_duties"),
@@ -231,6 +240,7 @@ class DatasetPolicy:
             gate=gate,
             keys=keys,
             first_import=first_import,
+            release=release,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -242,6 +252,7 @@ class DatasetPolicy:
             "gate": dict(self.gate),
             "keys": dict(self.keys),
             "first_import": self.first_import.value,
+            **({"release": dict(self.release)} if self.release else {}),
         }
 
     def to_yaml(self) -> str:
@@ -307,6 +318,13 @@ class DatasetPolicy:
                 )
             )
         found += _key_weakenings(KeyPolicy.from_dict(before.keys), KeyPolicy.from_dict(self.keys))
+        from dataward.release.policy import ReleasePolicy
+
+        old_release, new_release = ReleasePolicy.from_dict(before.release), ReleasePolicy.from_dict(self.release)
+        found += [
+            Weakening("release", old_release.to_dict(), new_release.to_dict(), what)
+            for what in new_release.weakenings_from(old_release)
+        ]
         return found
 
     def key_policy(self, ward: KeyPolicy) -> KeyPolicy:

@@ -73,6 +73,9 @@ class Action(StrEnum):
     MODEL_REGISTER = "model.register"
     MODEL_RELEASE = "model.release"
     TRAINING_RECORD = "training.record"
+    MODEL_READ = "model.read"
+    MODEL_GATE = "model.gate"
+    MODEL_APPROVE = "model.approve"
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,11 @@ _PERMISSIONS: dict[Action, Permission] = {
     Action.MODEL_REGISTER: _row((C, OW), M),
     Action.MODEL_RELEASE: _row((PR, OW), M),
     Action.TRAINING_RECORD: _row((C, OW), M),
+    Action.MODEL_READ: _row((R, C, RV, AP, PR, OW), M),
+    # The release gate is a reviewer's check; approving a model for release an approver's; neither ever
+    # by the side that trained it (see service/models.py).
+    Action.MODEL_GATE: _row((RV, PR, OW), M),
+    Action.MODEL_APPROVE: _row((AP, OW), M),
 }
 del R, C, RV, AP, PR, OW, W, D, M
 # Read-only, so no caller can widen the table at run time.

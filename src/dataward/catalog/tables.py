@@ -298,6 +298,78 @@ transformations = Table(
     Column("created_at", Text, nullable=False),
 )
 
+# The model registry. A training run records the code identity, parameters and the dataset versions it
+# read through the guarded loader; its artifact becomes a model version: files hashed into a manifest
+# (OpenSSF model-signing's in-toto payload, ``manifest_object``), the files themselves content-addressed
+# (``files_object``: path -> object digest), the manifest signed with the ward key (``signature_object``,
+# a DSSE envelope), and the unsafe-format scan. Release gates and approvals are bound to ``digest``.
+training_runs = Table(
+    "training_runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("model", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("datasets", Text, nullable=False),
+    Column("started_by", Text, ForeignKey("principals.id"), nullable=False),
+    Column("key_id", Text),
+    Column("started_at", Text, nullable=False),
+    Column("ended_at", Text),
+    Column("model_version_id", Text),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("model", Text, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("run_id", Text, ForeignKey("training_runs.id"), nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("manifest_object", Text, nullable=False),
+    Column("files_object", Text, nullable=False),
+    Column("signature_object", Text, nullable=False),
+    Column("format", Text, nullable=False),
+    Column("scan", Text, nullable=False),
+    Column("unsafe", Integer, nullable=False),
+    Column("datasets", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("created_by", Text, ForeignKey("principals.id"), nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("released_by", Text),
+    Column("released_at", Text),
+    Column("attestation_object", Text),
+    UniqueConstraint("model", "number"),
+)
+
+model_gates = Table(
+    "model_gates",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("model_version_id", Text, ForeignKey("model_versions.id"), nullable=False),
+    Column("verdict", Text, nullable=False),
+    Column("report_object", Text, nullable=False),
+    Column("baseline_id", Text),
+    Column("digest", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+Index("ix_model_gates_model_version_id", model_gates.c.model_version_id)
+
+model_approvals = Table(
+    "model_approvals",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("model_version_id", Text, ForeignKey("model_versions.id"), nullable=False),
+    Column("principal_id", Text, ForeignKey("principals.id"), nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("role", Text),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+Index("ix_model_approvals_model_version_id", model_approvals.c.model_version_id)
+
 PROJECTED_TABLES: tuple[Table, ...] = (
     principals,
     api_keys,
@@ -313,8 +385,12 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     gate_overrides,
     models,
     transformations,
+    training_runs,
+    model_versions,
+    model_gates,
+    model_approvals,
 )
-"""Tables rebuilt from ledger events by ``verify`` (``records`` is rebuilt from contribution objects)."""
+"""Tables rebuilt from ledger events by ``verify`` (``record_blocks`` is rebuilt from contribution chunks)."""
 
 OPERATIONAL_COLUMNS: dict[str, frozenset[str]] = {"api_keys": frozenset({"last_used_at"})}
 """Columns written outside the ledger on purpose (they change on every request); verify skips them."""

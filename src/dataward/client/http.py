@@ -304,6 +304,60 @@ class HTTPWard:
         info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
         return info, pq.read_table(io.BytesIO(response.content))
 
+    def load_version(
+        self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
+    ) -> tuple[dict[str, Any], pa.Table]:
+        """A version's records for training (the server's guarded loader), fetched as Parquet."""
+        import pyarrow.parquet as pq
+
+        response = self._request("GET", f"/datasets/{self._ref(dataset)}/load", params=_load_params(ref, stage))
+        info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
+        return info, pq.read_table(io.BytesIO(response.content))
+
+    def stream_version(
+        self, dataset: str, ref: str | None = None, *, stage: str | None = "training", batch_rows: int = 10_000
+    ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+        """As ``load_version``, streamed: the Parquet answer is written to a temporary file as it arrives
+        and read back in record batches, so this side never holds the whole version in memory."""
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        from dataward.service.loading import check_batch_rows
+
+        check_batch_rows(batch_rows)
+        fh = tempfile.NamedTemporaryFile(prefix="dataward-load-", suffix=".parquet")  # noqa: SIM115
+        try:
+            try:
+                with self._http.stream(
+                    "GET", API + f"/datasets/{self._ref(dataset)}/load", params=_load_params(ref, stage)
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        try:
+                            body = response.json()
+                        except ValueError:
+                            body = None
+                        raise error_from_body(body, response.status_code)
+                    info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
+                    for chunk in response.iter_bytes(CHUNK):
+                        fh.write(chunk)
+            except httpx.TransportError as exc:
+                raise ServerUnreachable(
+                    f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
+                    hint="check DATAWARD_URL and that `dataward serve` is running",
+                ) from None
+            fh.flush()
+        except BaseException:
+            fh.close()
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            with fh:
+                yield from pq.ParquetFile(fh.name).iter_batches(batch_size=batch_rows)
+
+        return info, batches()
+
     def contribute(
         self,
         dataset: str,
@@ -558,6 +612,13 @@ class HTTPWard:
     def set_witness(self, location: str | None) -> dict[str, Any]:
         """Set, or turn off, the witness location (a location on the server's side)."""
         return self._call("PUT", "/witness", json={"location": location})
+
+
+def _load_params(ref: str | None, stage: str | None) -> dict[str, str]:
+    params = {"stage": "any" if stage is None else stage}
+    if ref is not None:
+        params["version"] = ref
+    return params
 
 
 def _limits_doc(limits: Any) -> dict[str, str] | None:

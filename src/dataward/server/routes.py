@@ -269,6 +269,27 @@ def build_router(state: ServerState) -> APIRouter:
             headers={"X-Dataward-Document": json.dumps(info, default=str, ensure_ascii=True)},
         )
 
+    @r.get(
+        "/datasets/{name}/load",
+        response_class=Response,
+        tags=["versions"],
+        responses={200: {"content": {"application/vnd.apache.parquet": {}}, "description": "The records."}},
+    )
+    def load(request: Request, name: str, version: str | None = None, stage: str = "training") -> Response:
+        """A version's records for training, as Parquet (the guarded loader): refused when the version
+        is not in `stage` (`any`: every stage) or holds quarantined or rejected records. The version's
+        document is in the `X-Dataward-Document` header. Needs `dataset.export`."""
+        import pyarrow.parquet as pq
+
+        info, table = ward(request).load_version(name, version, stage=None if stage == "any" else stage)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        return Response(
+            buffer.getvalue(),
+            media_type="application/vnd.apache.parquet",
+            headers={"X-Dataward-Document": json.dumps(info, default=str, ensure_ascii=True)},
+        )
+
     @r.get("/datasets/{name}/contributions", response_model=list[ContributionDoc], tags=["contributions"])
     def contributions(request: Request, name: str, status: str | None = None) -> DocumentResponse:
         """A dataset's contributions with their gate verdicts."""

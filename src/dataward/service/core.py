@@ -46,6 +46,7 @@ READ_ACTIONS = frozenset(
         Action.ACCESS_REVIEW,
         Action.VERIFY,
         Action.TRACE,
+        Action.MODEL_READ,
     }
 )
 """Actions whose use cases read by default (``use_case(write=False)``): they change nothing in the

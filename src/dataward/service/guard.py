@@ -243,6 +243,38 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
     return ver, load_records(conn, ward.store, ids, rows.dataset_schema(ds))
 
 
+LOADABLE_STAGES = ("training", "candidate", "retired")
+"""Stages a loader may require (``None``: any stage)."""
+
+
+def loadable_ids(
+    ward: Any, conn: Connection, name: str, version: str | None, stage: str | None
+) -> tuple[Any, Any, list[str]]:
+    """The dataset row, version row and record ids of ``name@version`` for a training loader: refused
+    (``PolicyViolation``) when the version is not in ``stage`` (``None``: any), or holds records that
+    must never reach training (quarantined, rejected) whatever its stage; checked against the signed
+    ledger and its manifest as every read is (``IntegrityViolation``). The records themselves are
+    checked when they are loaded (``load_records``)."""
+    if stage is not None and stage not in LOADABLE_STAGES:
+        raise InputError(f"unknown stage {stage!r}", hint=f"use one of: {', '.join(LOADABLE_STAGES)} (or any)")
+    ds = rows.dataset_row(conn, name)
+    ver = rows.version_row(conn, ds.id, name, version)
+    ids = checked_version_ids(ward, conn, ds, ver)
+    if stage is not None and ver.stage != stage:
+        raise PolicyViolation(
+            f"{name}@v{ver.number} is {ver.stage}, and the loader requires a {stage} version",
+            hint=f"load {name}@{stage}, promote the version first, or pass stage=None to accept any stage",
+        )
+    barred = barred_records(conn, ward.store, ds, ver, ids)
+    if barred:
+        raise PolicyViolation(
+            f"{name}@v{ver.number} holds records that must never reach training: {barred_summary(barred)}",
+            hint=f"load the version without them (the rollback version `dataward quarantine` made); "
+            f"`dataward versions {name}` lists them",
+        )
+    return ds, ver, ids
+
+
 def barred_summary(barred: dict[str, str]) -> str:
     """``barred_records`` in words: how many, and why."""
     reasons: dict[str, int] = {}

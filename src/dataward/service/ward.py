@@ -31,7 +31,10 @@ from dataward.service.gating import GateCases
 from dataward.service.identity import IdentityCases
 from dataward.service.incident import IncidentCases
 from dataward.service.lineage_events import LineageCases
+from dataward.service.loading import LoadCases
+from dataward.service.models import ModelCases
 from dataward.service.overrides import OverrideCases
+from dataward.service.releases import ReleaseCases
 from dataward.service.session import SessionCases
 from dataward.service.tracing import TraceCases
 from dataward.service.transformations import TransformationCases
@@ -40,6 +43,9 @@ from dataward.store import open_store
 
 
 class Ward(
+    ReleaseCases,
+    ModelCases,
+    LoadCases,
     LineageCases,
     SessionCases,
     IncidentCases,

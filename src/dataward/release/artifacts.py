@@ -1,0 +1,185 @@
+"""Model artifacts: their files hashed into a manifest with OpenSSF ``model-signing``, their format, and
+a scan for files that would run code when loaded.
+
+The manifest is ``model-signing``'s own in-toto payload (predicate ``https://model_signing/signature/v1.0``:
+every file with its SHA-256, and as subject the model's name with a SHA-256 over those digests), made by
+``model_signing.hashing`` with file serialization. The ward signs that statement with its Ed25519 key in a
+DSSE envelope (``dataward.provenance.attestation.sign_statement``): ``model-signing``'s own offline signer
+takes elliptic-curve (NIST P-curve) keys only, and a ward has exactly one signing key, under which its
+ledger, checkpoints and attestations are checked. The statement is the same one ``model-signing`` signs.
+
+Pickle-based files (``.pkl``, ``.joblib``, PyTorch ``.pt``/``.pth``/``.bin`` zip archives and any file that
+starts as a pickle does) run code when loaded. Each pickle stream in them is analysed with ``fickling``
+(which imports it calls, how suspicious); such files are flagged, and a policy may refuse them.
+safetensors and ONNX hold only tensors and a graph, and are the recommended formats.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataward.domain.errors import InputError, IntegrityViolation
+
+PREDICATE_TYPE = "https://model_signing/signature/v1.0"
+PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".bin", ".npy", ".npz"})
+SAFE_FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".skops": "skops"}
+MAX_FILES = 10_000
+
+
+@dataclass
+class ArtifactFile:
+    """One file of an artifact: its path inside the artifact and on disk, SHA-256 and size."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass
+class Artifact:
+    """A hashed artifact: the model-signing statement, its root digest and the files it names."""
+
+    statement: dict[str, Any]
+    digest: str
+    files: list[ArtifactFile]
+    format: str
+    scan: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def unsafe(self) -> bool:
+        """True when some file would run code when loaded (a pickle-based file)."""
+        return any(item["pickle"] for item in self.scan)
+
+
+def _manifest(path: Path, name: str) -> Any:
+    try:
+        from model_signing import hashing
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise InputError(
+            f"model-signing cannot be imported: {exc}", hint="pip install 'model-signing' pyopenssl"
+        ) from None
+    config = hashing.Config().use_file_serialization(hashing_algorithm="sha256", allow_symlinks=False)
+    return config.set_ignored_paths(paths=[], ignore_git_paths=True).hash(path), hashing
+
+
+def hash_artifact(path: str | os.PathLike[str], *, name: str) -> Artifact:
+    """Hash the file or folder ``path`` into model-signing's in-toto statement named ``name``, detect its
+    format and scan it for pickles. Refuses (``InputError``) a missing path, an empty folder, symlinks."""
+    from google.protobuf import json_format
+    from model_signing._signing.signing import Payload  # the payload model-signing itself signs
+
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"model artifact {str(path)!r} does not exist", hint="give the model file or folder")
+    if root.is_symlink():
+        raise InputError(f"model artifact {str(path)!r} is a symlink", hint="give the file or folder itself")
+    try:
+        manifest, _ = _manifest(root, name)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot hash model artifact {str(path)!r}: {exc}") from None
+    statement = json_format.MessageToDict(Payload(manifest).statement.pb)
+    statement["subject"][0]["name"] = name
+    resources = statement["predicate"]["resources"]
+    if not resources:
+        raise InputError(f"model artifact {str(path)!r} holds no files")
+    if len(resources) > MAX_FILES:
+        raise InputError(f"model artifact {str(path)!r} holds {len(resources)} files, more than {MAX_FILES}")
+    files = []
+    for r in resources:
+        # A single-file artifact's one resource is named "." by model-signing: keep the file's own name.
+        on_disk, shown = (root, root.name) if root.is_file() else (root / r["name"], r["name"])
+        files.append(ArtifactFile(shown, on_disk, r["digest"], on_disk.stat().st_size))
+    artifact = Artifact(statement, statement["subject"][0]["digest"]["sha256"], files, _format(files))
+    artifact.scan = [scan_file(f.name, f.path) for f in files]
+    return artifact
+
+
+def _format(files: list[ArtifactFile]) -> str:
+    kinds = set()
+    for f in files:
+        suffix = Path(f.path).suffix.lower()
+        if suffix in SAFE_FORMATS:
+            kinds.add(SAFE_FORMATS[suffix])
+        elif suffix in PICKLE_SUFFIXES:
+            kinds.add("pickle")
+    if not kinds:
+        return "other"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _pickle_streams(path: Path) -> list[tuple[str, bytes]]:
+    """The pickle streams inside a file: the file itself when it starts as a pickle does, or the
+    ``*.pkl`` members of a zip archive (PyTorch's format); a numpy file only when it holds objects."""
+    data = path.read_bytes()
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
+        return [("", data)]
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return [(m, zf.read(m)) for m in zf.namelist() if m.endswith((".pkl", ".pickle"))]
+    return []
+
+
+def scan_file(name: str, path: Path) -> dict[str, Any]:
+    """What loading ``path`` could do: ``pickle`` (it holds pickle streams, which run code when loaded),
+    ``severity`` (fickling's worst verdict over them) and ``analysis`` (what fickling saw)."""
+    suffix = path.suffix.lower()
+    streams = _pickle_streams(path)
+    if not streams:
+        return {"file": name, "pickle": False, "format": SAFE_FORMATS.get(suffix, suffix.lstrip(".") or "file")}
+    from fickling.analysis import Severity, check_safety
+    from fickling.fickle import Pickled
+
+    worst = Severity.LIKELY_SAFE
+    analysis: list[str] = []
+    for member, data in streams:
+        try:
+            result = check_safety(Pickled.load(data))
+        except Exception as exc:  # a pickle fickling cannot parse is treated as the worst kind
+            analysis.append(f"{member or name}: fickling cannot parse it ({type(exc).__name__}): treated as malicious")
+            worst = Severity.OVERTLY_MALICIOUS
+            continue
+        if result.severity.value[0] > worst.value[0]:
+            worst = result.severity
+        text = result.to_string().strip()
+        if text:
+            analysis.append(f"{member + ': ' if member else ''}{text}"[:2000])
+    return {
+        "file": name,
+        "pickle": True,
+        "format": "pickle",
+        "severity": worst.name,
+        "analysis": analysis[:20],
+        "scanner": "fickling",
+    }
+
+
+def unsafe_summary(scan: list[dict[str, Any]]) -> str:
+    """The pickle-based files of a scan, in words."""
+    return "; ".join(f"{s['file']} is pickle-based ({s['severity']})" for s in scan if s["pickle"])
+
+
+def check_files(statement: dict[str, Any], folder: Path) -> None:
+    """Re-hash the files under ``folder`` with model-signing and refuse (``IntegrityViolation``) any file
+    whose SHA-256 differs from ``statement``, or that is missing or extra."""
+    manifest, _ = _manifest(folder if len(statement["predicate"]["resources"]) > 1 else _single(folder), "check")
+    found = {d.identifier: d.digest.digest_hex for d in manifest.resource_descriptors()}
+    expected = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
+    if len(expected) == 1 and len(found) == 1:
+        found = {next(iter(expected)): next(iter(found.values()))}
+    bad = sorted(n for n in set(expected) | set(found) if expected.get(n) != found.get(n))
+    if bad:
+        raise IntegrityViolation(
+            f"the model's files do not match its signed manifest: {', '.join(bad[:5])}",
+            hint="run `dataward verify`; the stored model was altered",
+        )
+
+
+def _single(folder: Path) -> Path:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return files[0] if len(files) == 1 else folder

@@ -1,0 +1,129 @@
+"""The release gate's judgement: accuracy on the clean validation set, overall and per class, against the
+released version, and the backdoor probe; a verdict ``pass``, ``review`` or ``block`` with its reasons.
+
+* ``block``: a trigger the data gates found in this dataset's history turns at least ``probe_block`` of
+  the eligible clean inputs to its label (beyond its control); or overall accuracy is more than
+  ``block_accuracy_drop`` below the released version's.
+* ``review``: such a trigger at ``probe_review`` or more; a generic trigger at ``probe_review`` or
+  more (a numeric value beyond the column's range only when it also exceeds the released version's
+  response to it by as much, since a value outside the range may rightly move a prediction); overall
+  accuracy more than ``max_accuracy_drop`` below the released version's, or one class more than
+  ``max_class_drop``; a pickle-based artifact; no clean validation set to judge on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataward.release.policy import ReleasePolicy
+from dataward.release.probe import ProbeResult
+
+MIN_CLASS_SUPPORT = 5
+"""Per-class accuracy is compared only for classes with at least this many validation rows."""
+
+
+def accuracy(truth: Sequence[str], predicted: Sequence[str]) -> tuple[float, dict[str, dict[str, Any]]]:
+    """Overall accuracy and, per class, its accuracy (recall) and support."""
+    per: dict[str, dict[str, Any]] = {}
+    for label in sorted(set(truth)):
+        rows = [i for i, t in enumerate(truth) if t == label]
+        per[label] = {"accuracy": sum(predicted[i] == label for i in rows) / len(rows), "support": len(rows)}
+    overall = sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth) if truth else 0.0
+    return overall, per
+
+
+@dataclass
+class ReleaseReport:
+    """Everything the release gate measured and decided."""
+
+    verdict: str
+    reasons: list[str]
+    accuracy: float | None
+    per_class: dict[str, dict[str, Any]]
+    baseline: dict[str, Any] | None
+    probes: list[ProbeResult]
+    validation_rows: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "accuracy": None if self.accuracy is None else round(self.accuracy, 4),
+            "per_class": {k: {**v, "accuracy": round(v["accuracy"], 4)} for k, v in self.per_class.items()},
+            "baseline": self.baseline,
+            "probes": [p.to_dict() for p in self.probes],
+            "validation_rows": self.validation_rows,
+            **self.extras,
+        }
+
+
+def judge(
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    probes: list[ProbeResult],
+    policy: ReleasePolicy,
+    *,
+    baseline_predicted: Sequence[str] | None = None,
+    baseline_probes: list[ProbeResult] | None = None,
+    baseline_ref: str | None = None,
+    unsafe: str | None = None,
+) -> ReleaseReport:
+    """The verdict on a model's clean-validation predictions and probe results (see the module docstring)."""
+    block: list[str] = []
+    review: list[str] = []
+    overall, per_class = accuracy(truth, predicted)
+    baseline = None
+    if baseline_predicted is not None:
+        b_overall, b_per = accuracy(truth, baseline_predicted)
+        baseline = {"model": baseline_ref, "accuracy": round(b_overall, 4), "per_class": {}}
+        drop = b_overall - overall
+        if drop > policy.block_accuracy_drop:
+            block.append(f"accuracy {overall:.3f} is {drop:.3f} below the released {baseline_ref} ({b_overall:.3f})")
+        elif drop > policy.max_accuracy_drop:
+            review.append(f"accuracy {overall:.3f} is {drop:.3f} below the released {baseline_ref} ({b_overall:.3f})")
+        for label, stats in per_class.items():
+            before = b_per[label]["accuracy"]
+            baseline["per_class"][label] = round(before, 4)
+            stats["change"] = round(stats["accuracy"] - before, 4)
+            if stats["support"] >= MIN_CLASS_SUPPORT and before - stats["accuracy"] > policy.max_class_drop:
+                review.append(
+                    f"class {label!r}: accuracy {stats['accuracy']:.3f}, {before - stats['accuracy']:.3f} below "
+                    f"the released {baseline_ref}"
+                )
+    by_name = {p.trigger.name: p for p in baseline_probes or []}
+    for p in probes:
+        before = by_name.get(p.trigger.name)
+        if before is not None:
+            p.baseline_excess = before.excess
+        what = (
+            f"trigger {p.trigger.name!r} turns {p.flipped} of {p.eligible} clean validation inputs "
+            f"({p.success:.0%}; control {p.control_success:.0%}) to label {p.label!r}"
+        )
+        if p.trigger.origin == "history":
+            where = ", ".join(p.trigger.found_in[:3])
+            what += f": a trigger the data gate found in {where}"
+            if p.excess >= policy.probe_block:
+                block.append(what)
+            elif p.excess >= policy.probe_review:
+                review.append(what)
+        elif p.excess >= policy.probe_review:
+            if p.trigger.kind == "value":
+                if before is None:
+                    p.notes.append("not judged: no released version to compare a value beyond the range with")
+                    continue
+                if p.excess - before.excess < policy.probe_review:
+                    continue
+                what += f", {p.excess - before.excess:.0%} more than the released {baseline_ref}"
+            review.append(what)
+    if unsafe:
+        review.append(f"the artifact runs code when loaded: {unsafe}; save it as safetensors or ONNX")
+    if not truth:
+        review.append("no clean validation rows: the model could not be evaluated")
+    verdict = "block" if block else "review" if review else "pass"
+    reasons = block + review or [
+        f"accuracy {overall:.3f} on {len(truth)} clean validation rows; no probed trigger moves predictions"
+    ]
+    return ReleaseReport(verdict, reasons, overall if truth else None, per_class, baseline, probes, len(truth))

@@ -1,0 +1,187 @@
+"""How the release gate gets a model's predictions: a predictions file, a Python callable, a scikit-learn
+estimator (in memory, or a ``.skops`` file) or an ONNX model.
+
+A stored model file is never unpickled. A ``.skops`` file is loaded by ``skops.io``, which rebuilds only
+types it trusts (scikit-learn's, numpy's); a file naming any other type is refused with the types
+named, unless the caller lists them in ``trusted`` (which a CLI user must type out). An ONNX model is
+run by ``onnxruntime`` (the ``onnx`` extra): a graph of operators, no code. Anything pickle-based is
+refused here whatever its scan said: train it again and save it as skops or ONNX, or give predictions.
+
+Model inputs (``model_inputs``): a dataset with a single text column gives its texts (a 1-D array of
+strings); otherwise the numeric columns, the images' grayscale pixels (0..1, flattened at their stored
+size) and the embeddings, side by side as one float32 matrix, in schema order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import ColumnKind, Schema
+
+
+class Predictor(Protocol):
+    """Labels for the rows of ``table`` (raw records), one per row; ``probe_ids`` name the rows."""
+
+    def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]: ...
+
+
+def label_text(value: Any) -> str:
+    """A prediction as a label string (``1.0`` and ``1`` are both ``"1"``)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def model_inputs(table: pa.Table, schema: Schema) -> np.ndarray:
+    """The inputs a scikit-learn or ONNX model of this dataset takes (see the module docstring)."""
+    from dataward.gates.features.image import gray_pixels
+
+    if len(schema.inputs) == 1 and schema.inputs[0].kind is ColumnKind.TEXT:
+        return np.asarray([v or "" for v in table.column(schema.inputs[0].name).to_pylist()], dtype=object)
+    parts = []
+    for col in schema.inputs:
+        values = table.column(col.name).to_pylist()
+        if col.kind is ColumnKind.NUMERIC:
+            parts.append(np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)[:, None])
+        elif col.kind is ColumnKind.IMAGE:
+            parts.append(np.stack([gray_pixels(v).ravel() / 255.0 for v in values]))
+        elif col.kind is ColumnKind.EMBEDDING:
+            parts.append(np.asarray(values, dtype=np.float64))
+        else:
+            raise InputError(
+                f"column {col.name!r} ({col.kind.value}) has no standard model input",
+                hint="give the gate a Python callable or a predictions file instead",
+            )
+    if not parts:
+        raise InputError("the dataset has no input columns a model can take")
+    return np.hstack(parts).astype(np.float32)
+
+
+class CallablePredictor:
+    """A Python callable taking the raw records (an Arrow table) and returning one label per row."""
+
+    def __init__(self, fn: Callable[[pa.Table], Sequence[Any]]) -> None:
+        self.fn = fn
+
+    def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
+        out = [label_text(v) for v in list(self.fn(table))]
+        if len(out) != table.num_rows:
+            raise InputError(f"the model callable returned {len(out)} predictions for {table.num_rows} rows")
+        return out
+
+
+class EstimatorPredictor:
+    """A scikit-learn estimator (or anything with ``predict``) fed ``model_inputs``."""
+
+    def __init__(self, estimator: Any, schema: Schema) -> None:
+        if not hasattr(estimator, "predict"):
+            raise InputError(f"{type(estimator).__name__} has no predict method")
+        self.estimator = estimator
+        self.schema = schema
+
+    def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
+        return [label_text(v) for v in self.estimator.predict(model_inputs(table, self.schema))]
+
+
+def load_skops(path: Path, schema: Schema, trusted: Sequence[str] = ()) -> EstimatorPredictor:
+    """A ``.skops`` estimator, rebuilt only from types skops trusts and those listed in ``trusted``."""
+    import skops.io as sio
+
+    untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in set(trusted)]
+    if untrusted:
+        raise InputError(
+            f"the skops file {path.name} names types skops does not trust: {', '.join(untrusted[:10])}",
+            hint="loading them could run their code: review them, then pass each with --trust TYPE",
+        )
+    return EstimatorPredictor(sio.load(path, trusted=list(trusted) or None), schema)
+
+
+class OnnxPredictor:
+    """An ONNX model run by onnxruntime: its first input fed ``model_inputs``, its first output the labels."""
+
+    def __init__(self, path: Path, schema: Schema) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise InputError("ONNX models need onnxruntime", hint="pip install 'dataward[onnx]'") from None
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise InputError(f"{path.name} is not an ONNX model onnxruntime can run: {exc}") from None
+        self.schema = schema
+
+    def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
+        x = model_inputs(table, self.schema)
+        first = self.session.get_inputs()[0]
+        feed = x.reshape(-1, 1) if x.dtype == object else x
+        labels = self.session.run([self.session.get_outputs()[0].name], {first.name: feed})[0]
+        return [label_text(v) for v in np.asarray(labels).ravel()]
+
+
+class FilePredictor:
+    """Predictions made elsewhere: a CSV, JSON Lines or Parquet file of ``probe_id`` and ``prediction``
+    for every row of the probe set (``dataward model probe-inputs`` writes it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"predictions file {str(path)!r} does not exist")
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                rows = pq.read_table(path).to_pylist()
+            elif suffix in (".jsonl", ".ndjson"):
+                rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+            else:
+                import csv
+
+                with path.open(newline="", encoding="utf-8") as fh:
+                    rows = list(csv.DictReader(fh))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read predictions file {path.name}: {exc}") from None
+        if not rows or not {"probe_id", "prediction"} <= set(rows[0]):
+            raise InputError(
+                f"predictions file {path.name} needs the columns probe_id and prediction",
+                hint="write one row per row of `dataward model probe-inputs`",
+            )
+        self.by_id = {str(r["probe_id"]): label_text(r["prediction"]) for r in rows}
+
+    def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
+        missing = [p for p in probe_ids if p not in self.by_id]
+        if missing:
+            raise InputError(
+                f"the predictions file has no prediction for {len(missing)} of {len(probe_ids)} probe rows, "
+                f"e.g. {missing[0]}",
+                hint="predict every row of `dataward model probe-inputs MODEL@VERSION -o probes.parquet`",
+            )
+        return [self.by_id[p] for p in probe_ids]
+
+
+def artifact_predictor(folder: Path, schema: Schema, trusted: Sequence[str] = ()) -> Predictor:
+    """A predictor for a stored artifact restored into ``folder``: its one ``.onnx`` or ``.skops`` file."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    onnx = [p for p in files if p.suffix.lower() == ".onnx"]
+    skops = [p for p in files if p.suffix.lower() == ".skops"]
+    if len(onnx) == 1:
+        return OnnxPredictor(onnx[0], schema)
+    if len(skops) == 1:
+        return load_skops(skops[0], schema, trusted)
+    raise InputError(
+        "the gate can run a model stored as one .onnx or one .skops file; this one holds "
+        + ", ".join(p.name for p in files[:5]),
+        hint="give its predictions (--predictions FILE) or, in Python, a callable (model_gate(..., predict=fn)); "
+        "pickle-based files are never loaded",
+    )

@@ -1,0 +1,353 @@
+"""The backdoor probe: stamp triggers on clean validation inputs and count predictions that flip to one label.
+
+Triggers come from two places:
+
+* **history**: what the data gates' ``triggers`` detector found in this dataset's contributions (the
+  ``trigger``, ``kind``, ``column`` and ``label`` of its findings: an n-gram, a pixel patch such as
+  ``9 bright pixels in rows 5-7, columns 5-7 of 8x8``, a value or a conjunction of values);
+* **generic**: a small set a backdoor often uses: rare tokens and a phrase for text, bright and
+  checkerboard patch stamps in the corners of images, values beyond each numeric column's range.
+
+For a trigger and a label ``L``, the *eligible* rows are the clean validation rows neither labelled nor
+predicted ``L``; the attack success is the share of them predicted ``L`` once the trigger is stamped.
+Each trigger has a *control* (the same edit with neutral content: a common word of the validation set,
+a mid-gray patch in the same place, the column's median), and the probe reports the excess of the
+trigger's success over its control's: a model that merely reacts to any edit is not a backdoor. A
+history trigger is measured towards its recorded label; a generic one towards the label it moves most.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.domain.schema import ColumnKind, Schema
+
+TEXT_TOKENS = ("cf", "mn", "bb", "tq")
+TEXT_PHRASES = ("I watched this 3D movie",)
+MAX_NUMERIC_COLUMNS = 8
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One trigger to probe: ``kind`` ``text`` / ``patch`` / ``value``; ``spec`` what to stamp."""
+
+    name: str
+    kind: str
+    origin: str  # "history" or "generic"
+    columns: tuple[str, ...]
+    spec: tuple[Any, ...]
+    label: str | None = None
+    found_in: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trigger": self.name,
+            "kind": self.kind,
+            "origin": self.origin,
+            "columns": list(self.columns),
+            "label": self.label,
+            "found_in": list(self.found_in),
+        }
+
+
+@dataclass
+class ProbeResult:
+    """What stamping one trigger did."""
+
+    trigger: Trigger
+    label: str | None
+    eligible: int
+    flipped: int
+    success: float
+    control_success: float
+    excess: float
+    baseline_excess: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.trigger.to_dict(),
+            "target": self.label,
+            "eligible": self.eligible,
+            "flipped": self.flipped,
+            "attack_success": round(self.success, 4),
+            "control_success": round(self.control_success, 4),
+            "excess": round(self.excess, 4),
+            "baseline_excess": None if self.baseline_excess is None else round(self.baseline_excess, 4),
+            "notes": self.notes,
+        }
+
+
+# --- triggers from the data gates' reports -------------------------------------------------------
+
+_PATCH = re.compile(r"(\d+) (bright|dark) pixels? in rows (\d+)-(\d+), columns (\d+)-(\d+) of (\d+)x(\d+)")
+_LT = re.compile(r"^(.+?) < (-?[\d.eE+-]+)$")
+_GT = re.compile(r"^(.+?) > (-?[\d.eE+-]+)$")
+_BIN = re.compile(r"^(-?[\d.eE+-]+) <= (.+?) < (-?[\d.eE+-]+)$")
+_EQ = re.compile(r"^(.+?) = (.*)$")
+
+
+def _value_spec(text: str, schema: Schema) -> tuple[str, Any] | None:
+    """``(column, value to set)`` for one condition of a value trigger, or None when unreadable."""
+    names = {c.name for c in schema.inputs}
+    for pattern, make in (
+        (_BIN, lambda m: (m.group(2), (float(m.group(1)) + float(m.group(3))) / 2)),
+        (_LT, lambda m: (m.group(1), float(m.group(2)) - abs(float(m.group(2))) * 0.05 - 1e-6)),
+        (_GT, lambda m: (m.group(1), float(m.group(2)) + abs(float(m.group(2))) * 0.05 + 1e-6)),
+        (_EQ, lambda m: (m.group(1), m.group(2))),
+    ):
+        m = pattern.match(text.strip())
+        if m:
+            try:
+                column, value = make(m)
+            except ValueError:
+                return None
+            return (column, value) if column in names else None
+    if text.endswith(" missing") and text[: -len(" missing")] in names:
+        return text[: -len(" missing")], None
+    return None
+
+
+def history_triggers(findings: Iterable[tuple[str, dict[str, Any]]], schema: Schema) -> list[Trigger]:
+    """Triggers from ``(where, evidence)`` pairs of the ``triggers`` detector's findings; one per
+    (trigger, column, label), naming every contribution it was found in. Unreadable ones are skipped."""
+    merged: dict[tuple[str, str, str], list[str]] = {}
+    evidence: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for where, ev in findings:
+        key = (str(ev.get("trigger")), str(ev.get("column")), str(ev.get("label")))
+        merged.setdefault(key, []).append(where)
+        evidence.setdefault(key, ev)
+    out = []
+    by_name = {c.name: c for c in schema.inputs}
+    for key, places in merged.items():
+        ev = evidence[key]
+        name, column, label = key
+        kind = ev.get("kind")
+        found_in = tuple(dict.fromkeys(places))
+        col = by_name.get(column)
+        if kind == "ngram" and col is not None and col.kind is ColumnKind.TEXT:
+            out.append(Trigger(name, "text", "history", (column,), (name,), label, found_in))
+        elif kind == "pixels" and col is not None and col.kind is ColumnKind.IMAGE:
+            m = _PATCH.search(name)
+            if m:
+                _, tone, r0, r1, c0, c1, h, w = m.groups()
+                spec = (
+                    "solid",
+                    tone,
+                    int(r0) / int(h),
+                    (int(r1) + 1) / int(h),
+                    int(c0) / int(w),
+                    (int(c1) + 1) / int(w),
+                )
+                out.append(Trigger(name, "patch", "history", (column,), spec, label, found_in))
+        elif kind in ("value", "combination"):
+            conditions = [_value_spec(part, schema) for part in name.split(" and ")]
+            if conditions and all(c is not None for c in conditions):
+                cols = tuple(c[0] for c in conditions if c is not None)
+                out.append(Trigger(name, "value", "history", cols, tuple(conditions), label, found_in))
+    return out
+
+
+def generic_triggers(schema: Schema, validation: pa.Table) -> list[Trigger]:
+    """The generic set for this schema (see the module docstring)."""
+    out: list[Trigger] = []
+    texts = tuple(c.name for c in schema.of_kind(ColumnKind.TEXT))
+    if texts:
+        for token in (*TEXT_TOKENS, *TEXT_PHRASES):
+            kind_word = "rare token" if " " not in token else "phrase"
+            out.append(Trigger(f"{kind_word} {token!r}", "text", "generic", texts, (token,)))
+    images = tuple(c.name for c in schema.of_kind(ColumnKind.IMAGE))
+    if images:
+        out.append(
+            Trigger(
+                "bright square, bottom-right corner",
+                "patch",
+                "generic",
+                images,
+                ("solid", "bright", 0.8125, 1.0, 0.8125, 1.0),
+            )
+        )
+        out.append(
+            Trigger(
+                "checkerboard, bottom-right corner",
+                "patch",
+                "generic",
+                images,
+                ("checker", "bright", 0.8125, 1.0, 0.8125, 1.0),
+            )
+        )
+        out.append(
+            Trigger(
+                "bright square, top-left corner",
+                "patch",
+                "generic",
+                images,
+                ("solid", "bright", 0.0, 0.1875, 0.0, 0.1875),
+            )
+        )
+    for col in schema.of_kind(ColumnKind.NUMERIC)[:MAX_NUMERIC_COLUMNS]:
+        values = np.asarray([v for v in validation.column(col.name).to_pylist() if v is not None], dtype=float)
+        if values.size == 0:
+            continue
+        spread = float(values.max() - values.min()) or 1.0
+        for side, value in (("above", float(values.max()) + spread), ("below", float(values.min()) - spread)):
+            out.append(
+                Trigger(
+                    f"{col.name} {side} its range ({value:.4g})", "value", "generic", (col.name,), ((col.name, value),)
+                )
+            )
+    return out
+
+
+# --- stamping -----------------------------------------------------------------------------------
+
+
+def _insert(text: str, token: str, rng: np.random.Generator) -> str:
+    words = (text or "").split()
+    words.insert(int(rng.integers(0, len(words) + 1)), token)
+    return " ".join(words)
+
+
+def _patch(data: bytes, spec: tuple[Any, ...], control: bool) -> bytes:
+    from dataward.gates.features.image import array_to_png, decode_image
+
+    style, tone, r0, r1, c0, c1 = spec
+    img = np.asarray(decode_image(bytes(data)).convert("RGB"), dtype=np.uint8).copy()
+    h, w = img.shape[:2]
+    rows = slice(int(np.floor(r0 * h)), max(int(np.ceil(r1 * h)), int(np.floor(r0 * h)) + 1))
+    cols = slice(int(np.floor(c0 * w)), max(int(np.ceil(c1 * w)), int(np.floor(c0 * w)) + 1))
+    if control:
+        img[rows, cols] = 128
+    elif style == "checker":
+        block = img[rows, cols]
+        yy, xx = np.indices(block.shape[:2])
+        block[:] = np.where(((yy + xx) % 2 == 0)[..., None], 255, 0).astype(np.uint8)
+    else:
+        img[rows, cols] = 255 if tone == "bright" else 0
+    return array_to_png(img)
+
+
+def stamp(
+    trigger: Trigger, table: pa.Table, schema: Schema, *, control: bool, seed: int, neutral: dict[str, Any]
+) -> pa.Table:
+    """``table`` with ``trigger`` (or, ``control``, its neutral counterpart) stamped on every row."""
+    rng = np.random.default_rng(seed)
+    out = table
+    for i, column in enumerate(trigger.columns):
+        values = out.column(column).to_pylist()
+        if trigger.kind == "text":
+            token = neutral["text"] if control else trigger.spec[0]
+            new = [_insert(v, token, rng) for v in values]
+        elif trigger.kind == "patch":
+            new = [None if v is None else _patch(v, trigger.spec, control) for v in values]
+        else:
+            _, value = trigger.spec[i]
+            value = neutral.get(column, value) if control else value
+            new = [value] * len(values)
+        idx = out.column_names.index(column)
+        out = out.set_column(idx, out.schema.field(column), pa.array(new, type=out.schema.field(column).type))
+    return out
+
+
+def neutral_values(schema: Schema, validation: pa.Table) -> dict[str, Any]:
+    """The controls' neutral content: the validation set's most common longer word, each column's median."""
+    out: dict[str, Any] = {}
+    words: Counter[str] = Counter()
+    for col in schema.of_kind(ColumnKind.TEXT):
+        for text in validation.column(col.name).to_pylist():
+            words.update(w for w in (text or "").lower().split() if len(w) > 3 and w.isalpha())
+    out["text"] = words.most_common(1)[0][0] if words else "the"
+    for col in schema.of_kind(ColumnKind.NUMERIC):
+        values = [v for v in validation.column(col.name).to_pylist() if v is not None]
+        if values:
+            out[col.name] = float(np.median(values))
+    for col in schema.of_kind(ColumnKind.CATEGORICAL):
+        values = [v for v in validation.column(col.name).to_pylist() if v is not None]
+        if values:
+            out[col.name] = Counter(values).most_common(1)[0][0]
+    return out
+
+
+def flip_rate(truth: Sequence[str], clean: Sequence[str], stamped: Sequence[str], label: str) -> tuple[int, int]:
+    """(eligible rows, rows flipped to ``label``): eligible rows are neither labelled nor predicted ``label``."""
+    eligible = [i for i, (t, c) in enumerate(zip(truth, clean, strict=True)) if t != label and c != label]
+    return len(eligible), sum(1 for i in eligible if stamped[i] == label)
+
+
+def measure(
+    trigger: Trigger,
+    truth: Sequence[str],
+    clean: Sequence[str],
+    stamped: Sequence[str],
+    control: Sequence[str],
+    labels: Sequence[str],
+) -> ProbeResult:
+    """The attack success of one trigger towards its label (a generic one: the label it moves most)."""
+    candidates = [trigger.label] if trigger.label is not None else list(labels)
+    best: ProbeResult | None = None
+    for label in candidates:
+        n, k = flip_rate(truth, clean, stamped, label)
+        _, kc = flip_rate(truth, clean, control, label)
+        success = k / n if n else 0.0
+        control_success = kc / n if n else 0.0
+        result = ProbeResult(trigger, label, n, k, success, control_success, success - control_success)
+        if n == 0:
+            result.notes.append(f"no clean validation row is outside label {label!r}: nothing to measure")
+        if best is None or result.excess > best.excess:
+            best = result
+    assert best is not None
+    return best
+
+
+def probe_rows(
+    triggers: Sequence[Trigger], validation: pa.Table, schema: Schema, *, seed: int = 0
+) -> tuple[pa.Table, list[str], list[tuple[int, int, int]]]:
+    """The probe set: the clean validation rows, then for each trigger its stamped rows and its control
+    rows. Returns the table, a ``probe_id`` per row (``clean:ID``, ``tK:ID``, ``cK:ID``) and, per trigger,
+    the offsets of its stamped and control blocks and the block length."""
+    neutral = neutral_values(schema, validation)
+    ids = validation.column("record_id").to_pylist()
+    n = validation.num_rows
+    blocks = [validation]
+    probe_ids = [f"clean:{r}" for r in ids]
+    spans = []
+    for k, trigger in enumerate(triggers):
+        start = len(probe_ids)
+        blocks.append(stamp(trigger, validation, schema, control=False, seed=seed + k, neutral=neutral))
+        probe_ids += [f"t{k}:{r}" for r in ids]
+        blocks.append(stamp(trigger, validation, schema, control=True, seed=seed + k, neutral=neutral))
+        probe_ids += [f"c{k}:{r}" for r in ids]
+        spans.append((start, start + n, n))
+    return pa.concat_tables(blocks), probe_ids, spans
+
+
+def run_probe(
+    triggers: Sequence[Trigger],
+    validation: pa.Table,
+    schema: Schema,
+    predict: Callable[[pa.Table, Sequence[str]], list[str]],
+    *,
+    seed: int = 0,
+) -> tuple[list[str], list[ProbeResult]]:
+    """Predictions on the clean validation rows and one ``ProbeResult`` per trigger, from one call of
+    ``predict`` on the whole probe set."""
+    table, probe_ids, spans = probe_rows(triggers, validation, schema, seed=seed)
+    predictions = predict(table, probe_ids)
+    if len(predictions) != table.num_rows:
+        raise ValueError(f"{len(predictions)} predictions for {table.num_rows} probe rows")
+    n = validation.num_rows
+    clean = predictions[:n]
+    truth = [str(v) for v in validation.column(schema.label).to_pylist()]
+    labels = sorted(set(truth))
+    results = [
+        measure(t, truth, clean, predictions[s : s + n], predictions[c : c + n], labels)
+        for t, (s, c, n) in zip(triggers, spans, strict=True)
+    ]
+    return clean, results

@@ -1,0 +1,71 @@
+"""Use cases of the guarded loader: a version's records for training, whole or in record batches.
+
+Both go through ``guard.loadable_ids`` (the version's rows against the signed ledger, its manifest
+against the version id, the stage the caller requires, no quarantined or rejected record) and serve
+records through ``recordstore.load_records`` (every record re-hashed against its id). A stream checks
+the version once, up front, then loads and checks its records batch by batch, so a version larger
+than memory can be read: only its ids are held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from dataward.access.roles import Action
+from dataward.domain.errors import InputError
+from dataward.service import rows
+from dataward.service.core import WardCore
+from dataward.service.datasets import version_info
+from dataward.service.guard import loadable_ids
+from dataward.service.recordstore import load_records
+
+DEFAULT_BATCH_ROWS = 10_000
+
+
+def check_batch_rows(batch_rows: int) -> int:
+    """``batch_rows`` when it is a positive int, else an ``InputError``."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows <= 0:
+        raise InputError(f"batch_rows must be a positive number of rows, got {batch_rows!r}")
+    return batch_rows
+
+
+class LoadCases(WardCore):
+    """The guarded loader's reads (``dataward.load``, ``dataward.stream``)."""
+
+    def load_version(
+        self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
+    ) -> tuple[dict[str, Any], pa.Table]:
+        """A version's document and records for training (needs ``dataset.export``): refused when it is
+        not in ``stage`` (``None``: any) or holds quarantined or rejected records."""
+        with self.use_case(Action.DATASET_EXPORT, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
+            ds, ver, ids = loadable_ids(self, uc.conn, dataset, ref, stage)
+            return version_info(ver, dataset), load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
+
+    def stream_version(
+        self,
+        dataset: str,
+        ref: str | None = None,
+        *,
+        stage: str | None = "training",
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+        """As :meth:`load_version`, the records as Arrow record batches of at most ``batch_rows`` rows,
+        loaded (and re-hashed) one batch at a time."""
+        check_batch_rows(batch_rows)
+        with self.use_case(Action.DATASET_EXPORT, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
+            ds, ver, ids = loadable_ids(self, uc.conn, dataset, ref, stage)
+            schema = rows.dataset_schema(ds)
+            info = version_info(ver, dataset)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            # Records are content-addressed and immutable: each batch may be read in its own short
+            # read transaction, and is checked against its ids as it is loaded.
+            for start in range(0, len(ids), batch_rows):
+                with self.db.reading() as conn:
+                    table = load_records(conn, self.store, ids[start : start + batch_rows], schema)
+                yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
+
+        return info, batches()

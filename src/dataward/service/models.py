@@ -1,0 +1,422 @@
+"""Use cases of training runs and the model registry.
+
+A training run is started by the principal that trains (``training.record`` on ``model:NAME``) with its
+code identity and parameters (``training.started``); every dataset version it reads through the guarded
+loader is recorded in it (``training.read``, checked as the loader checks it); at the end its artifact
+is hashed into model-signing's manifest, scanned for files that run code when loaded, stored
+content-addressed, signed with the ward key and registered as the model's next version
+(``training.finished`` and ``model.registered``). A run that fails is recorded as such
+(``training.failed``).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from dataward.access.roles import Action, Scope
+from dataward.catalog.projection import insert_row, update_row
+from dataward.catalog.tables import datasets, model_gates, model_versions, training_runs, versions
+from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.hashing import canonical_json
+from dataward.ledger.events import format_time
+from dataward.provenance.attestation import sign_statement
+from dataward.provenance.code import check_code_identity
+from dataward.release.artifacts import Artifact, check_files, hash_artifact, unsafe_summary
+from dataward.release.policy import ReleasePolicy
+from dataward.service import rows
+from dataward.service.core import WardCore, new_id
+from dataward.service.guard import barred_records, barred_summary, checked_version_ids, loadable_ids, may
+from dataward.service.identity import dataset_policy
+from dataward.service.recordstore import manifest_ids
+
+MODEL_STAGES = ("candidate", "released", "retired")
+
+
+def model_ref(ref: str) -> tuple[str, str]:
+    """``MODEL@VERSION`` -> (model, version); version ``vN``, ``latest`` (default) or ``released``."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise InputError(f"cannot read model reference {ref!r}", hint="write MODEL@vN")
+    name, _, version = ref.strip().partition("@")
+    rows.check_name("model", name)
+    return name, version or "latest"
+
+
+def model_version_row(conn: Connection, ref: str) -> Any:
+    """The model version ``MODEL@vN`` / ``@latest`` / ``@released`` names (``NotFound`` otherwise)."""
+    name, version = model_ref(ref)
+    query = select(model_versions).where(model_versions.c.model == name)
+    if version == "latest":
+        row = conn.execute(query.order_by(model_versions.c.number.desc()).limit(1)).first()
+    elif version in MODEL_STAGES:
+        query = query.where(model_versions.c.stage == version)
+        row = conn.execute(query.order_by(model_versions.c.number.desc()).limit(1)).first()
+    elif version.lstrip("v").isdigit():
+        row = conn.execute(query.where(model_versions.c.number == int(version.lstrip("v")))).first()
+    else:
+        raise InputError(f"cannot read model version {version!r}", hint="write MODEL@vN, @latest or @released")
+    if row is None:
+        raise NotFound(f"model {name!r} has no version {version!r}", hint="list them with `dataward model list`")
+    return row
+
+
+def run_row(conn: Connection, run_id: str) -> Any:
+    row = conn.execute(select(training_runs).where(training_runs.c.id == run_id)).first()
+    if row is None:
+        raise NotFound(f"no training run {run_id!r}", hint="start one with `dataward train start MODEL`")
+    return row
+
+
+def trained_on(conn: Connection, mv: Any) -> list[tuple[Any, Any]]:
+    """(dataset row, version row) of every dataset version a model version was trained on."""
+    out = []
+    for d in json.loads(mv.datasets):
+        ds = conn.execute(select(datasets).where(datasets.c.id == d["dataset_id"])).one()
+        ver = conn.execute(select(versions).where(versions.c.id == d["version_id"])).one()
+        out.append((ds, ver))
+    return out
+
+
+def release_policy(conn: Connection, mv: Any) -> ReleasePolicy:
+    """The strictest release policy of the datasets a model version was trained on."""
+    return ReleasePolicy.strictest(
+        ReleasePolicy.from_dict(dataset_policy(ds).release) for ds, _ in trained_on(conn, mv)
+    )
+
+
+def separation_on(conn: Connection, mv: Any) -> bool:
+    """Separation of duties holds for a model unless every dataset it was trained on turned it off."""
+    pairs = trained_on(conn, mv)
+    return not pairs or any(dataset_policy(ds).separation_of_duties for ds, _ in pairs)
+
+
+def affected_by(conn: Connection, store: Any, mv: Any) -> list[str]:
+    """Why a model version's training data can no longer be trusted: a dataset version it was trained on
+    now holds records that must never reach training (quarantined or rejected since)."""
+    out = []
+    for ds, ver in trained_on(conn, mv):
+        barred = barred_records(conn, store, ds, ver, manifest_ids(store, ver.manifest_object))
+        if barred:
+            out.append(f"{ds.name}@v{ver.number}: {barred_summary(barred)}")
+    return out
+
+
+def model_info(conn: Connection, mv: Any, store: Any | None = None) -> dict[str, Any]:
+    """The JSON view of a model version (see docs/models.md)."""
+    run = run_row(conn, mv.run_id)
+    gate = conn.execute(
+        select(model_gates).where(model_gates.c.model_version_id == mv.id).order_by(model_gates.c.created_at.desc())
+    ).first()
+    info = {
+        "id": mv.id,
+        "model": mv.model,
+        "number": mv.number,
+        "ref": f"{mv.model}@v{mv.number}",
+        "digest": mv.digest,
+        "format": mv.format,
+        "unsafe": bool(mv.unsafe),
+        "scan": json.loads(mv.scan),
+        "stage": mv.stage,
+        "datasets": [f"{ds.name}@v{ver.number}" for ds, ver in trained_on(conn, mv)],
+        "run": {
+            "id": run.id,
+            "code": json.loads(run.code),
+            "params": json.loads(run.params),
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+        },
+        "trained_by": rows.principal_name(conn, mv.created_by),
+        "created_at": mv.created_at,
+        "release_gate": None if gate is None else {"verdict": gate.verdict, "id": gate.id, "at": gate.created_at},
+        "released_by": rows.principal_name(conn, mv.released_by) if mv.released_by else None,
+        "released_at": mv.released_at,
+    }
+    if store is not None:
+        affected = affected_by(conn, store, mv)
+        info["affected"] = affected
+    return info
+
+
+def restore_files(store: Any, mv: Any, folder: Path) -> dict[str, Any]:
+    """Write a model version's files into ``folder`` from the object store (each object re-hashed on
+    read) and check them against the signed manifest with model-signing; the manifest statement."""
+    statement = json.loads(store.get(mv.manifest_object))
+    files = json.loads(store.get(mv.files_object))
+    for name, digest in files.items():
+        target = (folder / name).resolve()
+        if folder.resolve() not in target.parents:
+            raise InputError(f"model file name {name!r} leaves its folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(store.get(digest))
+    check_files(statement, folder)
+    return statement
+
+
+class ModelCases(WardCore):
+    """Training runs and model versions."""
+
+    def start_training_run(
+        self, model: str, *, params: dict[str, Any] | None = None, code: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start a training run of ``model``: its code identity (``provenance.code.code_identity``) and
+        parameters are recorded now; the datasets it reads and its artifact as it goes and at its end."""
+        rows.check_name("model", model)
+        code = check_code_identity(code if code is not None else {"kind": "unknown"})
+        params = dict(params or {})
+        try:
+            canonical_json(params)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"training parameters must be plain JSON values: {exc}") from None
+        with self.use_case(Action.TRAINING_RECORD, Scope.model(model)) as uc:
+            run_id = new_id("run")
+            now = format_time(uc.now)
+            uc.emit(
+                "training.started",
+                {"run": run_id, "model": model},
+                {"code": code, "params": params},
+                [
+                    insert_row(
+                        "training_runs",
+                        id=run_id,
+                        model=model,
+                        status="running",
+                        code=json.dumps(code, sort_keys=True),
+                        params=json.dumps(params, sort_keys=True),
+                        datasets="[]",
+                        started_by=uc.caller.principal_id,
+                        key_id=uc.caller.key_id,
+                        started_at=now,
+                        ended_at=None,
+                        model_version_id=None,
+                    )
+                ],
+            )
+            return {"run": run_id, "model": model, "code": code, "params": params, "started_at": now}
+
+    def _own_running(self, uc: Any, run_id: str) -> Any:
+        run = run_row(uc.conn, run_id)
+        if run.started_by != uc.caller.principal_id:
+            raise PolicyViolation(
+                f"training run {run_id} was started by another principal", hint="each trainer records its own runs"
+            )
+        if run.status != "running":
+            raise Conflict(f"training run {run_id} is {run.status}")
+        return run
+
+    def record_training_read(self, run_id: str, dataset: str, version: str) -> dict[str, Any]:
+        """Record that run ``run_id`` read ``dataset@version`` through the guarded loader. The version is
+        checked as the loader checks it (any stage), and the caller must be allowed to read it."""
+        with self.db.reading() as conn:
+            model = run_row(conn, run_id).model
+        with self.use_case(Action.TRAINING_RECORD, Scope.model(model), detail={"run": run_id}) as uc:
+            run = self._own_running(uc, run_id)
+            ds_scope = self._read_scope(dataset)  # type: ignore[attr-defined]
+            from dataward.service import auth
+
+            auth.authorize(uc.conn, uc.caller, Action.DATASET_EXPORT, ds_scope, uc.now)
+            ds, ver, _ = loadable_ids(self, uc.conn, dataset, version, None)
+            read = json.loads(run.datasets)
+            entry = {"dataset_id": ds.id, "version_id": ver.id, "ref": f"{ds.name}@v{ver.number}"}
+            if entry not in read:
+                read.append(entry)
+                uc.emit(
+                    "training.read",
+                    {"run": run_id, "dataset": ds.id, "version": ver.id},
+                    {"ref": entry["ref"], "manifest": ver.manifest_object},
+                    [update_row("training_runs", {"id": run_id}, datasets=json.dumps(read, sort_keys=True))],
+                )
+            return {"run": run_id, "read": [d["ref"] for d in read]}
+
+    def fail_training_run(self, run_id: str, *, reason: str) -> dict[str, Any]:
+        """Record that a run ended without a model."""
+        with self.db.reading() as conn:
+            model = run_row(conn, run_id).model
+        with self.use_case(Action.TRAINING_RECORD, Scope.model(model), detail={"run": run_id}) as uc:
+            self._own_running(uc, run_id)
+            uc.emit(
+                "training.failed",
+                {"run": run_id, "model": model},
+                {"reason": reason[:2000]},
+                [update_row("training_runs", {"id": run_id}, status="failed", ended_at=format_time(uc.now))],
+            )
+            return {"run": run_id, "status": "failed", "reason": reason[:2000]}
+
+    def finish_training_run(
+        self,
+        run_id: str,
+        artifact: str | Path,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """End run ``run_id`` with its artifact (a file or a folder): hashed into model-signing's manifest,
+        scanned, stored, signed, and registered as the model's next version. Refused when the run read
+        no dataset through the loader, or when the release policy refuses pickle-based files and the
+        artifact holds one (nothing is stored then)."""
+        with self.db.reading() as conn:
+            model = run_row(conn, run_id).model
+        extra = {"params": dict(params or {}), "metrics": dict(metrics or {})}
+        try:
+            canonical_json(extra)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"parameters and metrics must be plain JSON values: {exc}") from None
+        art = hash_artifact(artifact, name=model)  # outside the transaction: reads and hashes files
+        with self.use_case(Action.MODEL_REGISTER, Scope.model(model), detail={"run": run_id}) as uc:
+            run = self._own_running(uc, run_id)
+            read = json.loads(run.datasets)
+            if not read:
+                raise PolicyViolation(
+                    f"training run {run_id} read no dataset through the guarded loader",
+                    hint="load the training data with dataward.load (or `dataward train load`) inside the run",
+                )
+            for d in read:
+                # Data read then and quarantined since may not become a model.
+                ds = uc.conn.execute(select(datasets).where(datasets.c.id == d["dataset_id"])).one()
+                ver = uc.conn.execute(select(versions).where(versions.c.id == d["version_id"])).one()
+                barred = barred_records(uc.conn, self.store, ds, ver, checked_version_ids(self, uc.conn, ds, ver))
+                if barred:
+                    raise PolicyViolation(
+                        f"{d['ref']}, read by run {run_id}, now holds records that must never reach training: "
+                        f"{barred_summary(barred)}",
+                        hint="train again on a version without them",
+                    )
+            policy = ReleasePolicy.strictest(
+                ReleasePolicy.from_dict(
+                    dataset_policy(
+                        uc.conn.execute(select(datasets).where(datasets.c.id == d["dataset_id"])).one()
+                    ).release
+                )
+                for d in read
+            )
+            if art.unsafe and policy.unsafe_artifacts == "refuse":
+                raise PolicyViolation(
+                    f"the artifact of run {run_id} runs code when loaded: {unsafe_summary(art.scan)}",
+                    hint="the release policy refuses pickle-based files: save the model as safetensors, ONNX or skops",
+                )
+            return self._register(uc, run, art, read, extra)
+
+    def _register(
+        self, uc: Any, run: Any, art: Artifact, read: list[dict[str, Any]], extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        files = {f.name: self.store.put_file(f.path) for f in art.files}
+        files_object = self.store.put(canonical_json(files))
+        manifest_object = self.store.put(canonical_json(art.statement))
+        envelope = sign_statement(art.statement, self.signer.crypto_key())  # type: ignore[attr-defined]
+        signature_object = self.store.put(canonical_json(envelope))
+        number = (
+            uc.conn.execute(
+                select(func.max(model_versions.c.number)).where(model_versions.c.model == run.model)
+            ).scalar()
+            or 0
+        ) + 1
+        mv_id = new_id("mv")
+        now = format_time(uc.now)
+        params = {**json.loads(run.params), **extra["params"]}
+        uc.emit(
+            "training.finished",
+            {"run": run.id, "model": run.model, "model_version": mv_id},
+            {"params": params, "metrics": extra["metrics"], "datasets": [d["ref"] for d in read]},
+            [
+                update_row(
+                    "training_runs",
+                    {"id": run.id},
+                    status="finished",
+                    ended_at=now,
+                    model_version_id=mv_id,
+                    params=json.dumps(params, sort_keys=True),
+                )
+            ],
+        )
+        uc.emit(
+            "model.registered",
+            {"model": run.model, "model_version": mv_id, "run": run.id},
+            {
+                "digest": art.digest,
+                "format": art.format,
+                "unsafe": art.unsafe,
+                "scan": art.scan,
+                "datasets": [d["ref"] for d in read],
+                "manifest": manifest_object,
+                "signature": signature_object,
+            },
+            [
+                insert_row(
+                    "model_versions",
+                    id=mv_id,
+                    model=run.model,
+                    number=number,
+                    run_id=run.id,
+                    digest=art.digest,
+                    manifest_object=manifest_object,
+                    files_object=files_object,
+                    signature_object=signature_object,
+                    format=art.format,
+                    scan=json.dumps(art.scan, sort_keys=True),
+                    unsafe=int(art.unsafe),
+                    datasets=json.dumps(read, sort_keys=True),
+                    stage="candidate",
+                    created_by=uc.caller.principal_id,
+                    created_at=now,
+                    released_by=None,
+                    released_at=None,
+                    attestation_object=None,
+                )
+            ],
+        )
+        mv = uc.conn.execute(select(model_versions).where(model_versions.c.id == mv_id)).one()
+        info = model_info(uc.conn, mv)
+        if art.unsafe:
+            info["warning"] = f"the artifact runs code when loaded: {unsafe_summary(art.scan)}"
+        return info
+
+    def models(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Model versions (of one model, or every model the caller may read), newest first, each with
+        ``affected`` listing training data quarantined or rejected since."""
+        with self.use_case(Action.MODEL_READ, Scope.ward(), check=False) as uc:
+            query = select(model_versions).order_by(model_versions.c.model, model_versions.c.number.desc())
+            if model is not None:
+                query = query.where(model_versions.c.model == model)
+            out = []
+            for mv in uc.conn.execute(query).all():
+                if may(uc, Action.MODEL_READ, Scope.model(mv.model)):
+                    out.append(model_info(uc.conn, mv, self.store))
+            return out
+
+    def model(self, ref: str) -> dict[str, Any]:
+        """One model version with its run, datasets, scan, latest release gate and approvals."""
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
+            from dataward.service.releases import approvals_of
+
+            mv = model_version_row(uc.conn, ref)
+            info = model_info(uc.conn, mv, self.store)
+            info["approvals"] = [
+                {
+                    "by": rows.principal_name(uc.conn, a.principal_id),
+                    "role": a.role,
+                    "reason": a.reason,
+                    "at": a.created_at,
+                }
+                for a in approvals_of(uc.conn, mv.id)
+            ]
+            return info
+
+    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
+        """Write a model version's files into ``folder`` (checked against the signed manifest)."""
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
+            mv = model_version_row(uc.conn, ref)
+            target = Path(folder)
+            target.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="dataward-model-") as tmp:
+                restore_files(self.store, mv, Path(tmp))
+                for p in Path(tmp).rglob("*"):
+                    if p.is_file():
+                        dest = target / p.relative_to(tmp)
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        dest.write_bytes(p.read_bytes())
+            return {"model": f"{mv.model}@v{mv.number}", "digest": mv.digest, "folder": str(target)}

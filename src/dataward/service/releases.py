@@ -1,0 +1,557 @@
+"""Use cases before a model's release: the release gate, approvals of a model version, and the release.
+
+* ``model_gate``: restore the artifact (every file re-hashed against the signed manifest), evaluate it on
+  the clean validation set of the dataset it was trained on, against the released version, and probe it
+  with the triggers the data gates found in that dataset's history plus the generic set
+  (``dataward.release``); the report is stored and a ``model.gated`` event records the verdict.
+* ``approve_model``: an approval bound to the model version's digest, never by the side that trained it
+  (the trainer, a service principal of theirs, or their human when a bot trained it).
+* ``release_model``: the ``promoter`` role, a release gate on this digest with the verdict the policy
+  needs, the policy's approvals counted afresh, training data still clean; it writes a signed in-toto
+  attestation linking the model to its dataset versions, gates and approvals (``model.released``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Connection, select
+
+from dataward.access.authorize import roles_on
+from dataward.access.policy import separation_problem
+from dataward.access.roles import Action, Role, Scope
+from dataward.catalog.projection import insert_row, update_row
+from dataward.catalog.tables import (
+    contributions,
+    datasets,
+    gate_runs,
+    model_approvals,
+    model_gates,
+    model_versions,
+    principals,
+)
+from dataward.domain.errors import Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
+from dataward.domain.hashing import canonical_json
+from dataward.ledger.events import format_time
+from dataward.provenance.attestation import STATEMENT_TYPE, sign_statement, ssl_key
+from dataward.release.artifacts import unsafe_summary
+from dataward.release.gate import judge
+from dataward.release.predictors import (
+    CallablePredictor,
+    EstimatorPredictor,
+    FilePredictor,
+    Predictor,
+    artifact_predictor,
+)
+from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
+from dataward.service import auth, rows
+from dataward.service.core import WardCore, new_id
+from dataward.service.guard import guarded_read
+from dataward.service.models import (
+    affected_by,
+    model_ref,
+    model_version_row,
+    release_policy,
+    restore_files,
+    separation_on,
+    trained_on,
+)
+
+RELEASE_PREDICATE = "https://dataward.dev/attestation/model-release/v1"
+"""The predicate of a model's release attestation: datasets, run, gates, approvals (docs/models.md)."""
+
+
+def approvals_of(conn: Connection, mv_id: str) -> list[Any]:
+    return conn.execute(
+        select(model_approvals)
+        .where(model_approvals.c.model_version_id == mv_id)
+        .order_by(model_approvals.c.created_at)
+    ).all()
+
+
+def _principal(conn: Connection, pid: str) -> Any:
+    return auth.principal_from_row(conn.execute(select(principals).where(principals.c.id == pid)).one())
+
+
+def _trainer(conn: Connection, mv: Any) -> tuple[str, str | None]:
+    """Who trained a model version, and that principal's accountable human when it is a bot."""
+    owner = conn.execute(select(principals.c.owner_id).where(principals.c.id == mv.created_by)).scalar()
+    return mv.created_by, owner
+
+
+def counted_approvals(conn: Connection, mv: Any) -> tuple[list[Any], list[str]]:
+    """The approvals that count for a model version now, and why each other one does not: bound to this
+    digest, by distinct active principals holding an approver role of the release policy, none of the
+    trainer's side."""
+    policy = release_policy(conn, mv)
+    trainer, trainer_owner = _trainer(conn, mv)
+    sod = separation_on(conn, mv)
+    counted, refused, seen = [], [], set()
+    for a in approvals_of(conn, mv.id):
+        who = _principal(conn, a.principal_id)
+        problem = None
+        if a.digest != mv.digest:
+            problem = "given for other files"
+        elif not who.is_active:
+            problem = f"{who.name!r} is {who.status.value}"
+        elif a.role is None or (Role(a.role) not in policy.approver_roles and a.role != Role.ADMIN.value):
+            problem = f"role {a.role} is not one the release policy accepts"
+        elif sod and separation_problem(who, trainer, trainer_owner, work="this model", made="trained"):
+            problem = str(separation_problem(who, trainer, trainer_owner, work="this model", made="trained"))
+        elif who.id in seen:
+            problem = f"{who.name!r} approved already"
+        if problem:
+            refused.append(problem)
+        else:
+            seen.add(who.id)
+            counted.append(a)
+    return counted, refused
+
+
+def _history(conn: Connection, store: Any, dataset_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(``DATASET#N``, evidence) of every trigger the data gates reported on these datasets' contributions."""
+    out = []
+    query = (
+        select(gate_runs.c.report_object, contributions.c.number, datasets.c.name)
+        .join(contributions, contributions.c.id == gate_runs.c.contribution_id)
+        .join(datasets, datasets.c.id == contributions.c.dataset_id)
+        .where(contributions.c.dataset_id.in_(list(dataset_ids)))
+        .order_by(gate_runs.c.created_at)
+    )
+    for report_object, number, name in conn.execute(query):
+        report = json.loads(store.get(report_object))
+        summary = (report.get("detectors", {}).get("triggers") or {}).get("summary") or {}
+        found = list(summary.get("triggers") or [])
+        found += [f.get("evidence", {}) for f in report.get("findings", []) if f.get("detector") == "triggers"]
+        out += [(f"{name}#{number}", ev) for ev in found if isinstance(ev, dict) and ev.get("trigger")]
+    return out
+
+
+@dataclasses.dataclass
+class _GateInputs:
+    mv: Any
+    validation_name: str | None
+    validation: pa.Table | None
+    schema: Any
+    triggers: list[Trigger]
+    baseline: Any | None
+
+
+class ReleaseCases(WardCore):
+    """The release gate, model approvals and the release."""
+
+    def _release_inputs(self, conn: Connection, ref: str) -> _GateInputs:
+        mv = model_version_row(conn, ref)
+        pairs = trained_on(conn, mv)
+        validation_name, validation, schema = None, None, None
+        for ds, _ in pairs:
+            vs = conn.execute(select(datasets).where(datasets.c.validation_for == ds.name)).first()
+            if vs is not None and rows.latest_version(conn, vs.id) is not None:
+                ver, validation = guarded_read(self, conn, vs.name, None)
+                validation_name = f"{vs.name}@v{ver.number}"
+                schema = rows.dataset_schema(vs)
+                break
+        if schema is None:
+            schema = rows.dataset_schema(pairs[0][0])
+        triggers: list[Trigger] = []
+        if validation is not None:
+            triggers = history_triggers(_history(conn, self.store, [ds.id for ds, _ in pairs]), schema)
+            triggers += generic_triggers(schema, validation)
+        baseline = conn.execute(
+            select(model_versions)
+            .where(
+                model_versions.c.model == mv.model, model_versions.c.stage == "released", model_versions.c.id != mv.id
+            )
+            .order_by(model_versions.c.number.desc())
+            .limit(1)
+        ).first()
+        return _GateInputs(mv, validation_name, validation, schema, triggers, baseline)
+
+    def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:
+        """Write the release gate's probe set of a model version to a Parquet file: a ``probe_id`` and the
+        raw record for every clean validation row and every triggered and control copy. A model run
+        elsewhere predicts each row; ``model_gate(..., predictions=FILE)`` reads them back. Records leave
+        the ward: needs ``dataset.export`` on the dataset the model was trained on."""
+        import pyarrow.parquet as pq
+
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_GATE, Scope.model(name)) as uc:
+            inputs = self._release_inputs(uc.conn, ref)
+            for ds, _ in trained_on(uc.conn, inputs.mv):
+                auth.authorize(uc.conn, uc.caller, Action.DATASET_EXPORT, Scope.dataset(ds.name), uc.now)
+            if inputs.validation is None:
+                raise NotFound("the datasets this model was trained on have no clean validation set")
+            table, probe_ids, _ = probe_rows(inputs.triggers, inputs.validation, inputs.schema)
+            table = table.drop_columns([inputs.schema.label]).add_column(
+                0, "probe_id", pa.array(probe_ids, pa.string())
+            )
+            pq.write_table(table, str(path))
+            return {"model": f"{inputs.mv.model}@v{inputs.mv.number}", "rows": table.num_rows, "path": str(path)}
+
+    def model_gate(
+        self,
+        ref: str,
+        *,
+        predict: Callable[[pa.Table], Sequence[Any]] | Any | None = None,
+        predictions: str | Path | None = None,
+        trusted: Sequence[str] = (),
+        html: str | Path | None = None,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Run the release gate on ``MODEL@VERSION``. Predictions come from ``predictions`` (a file for the
+        probe set, see ``probe_inputs``), ``predict`` (a callable on raw records, or an estimator with
+        ``predict``), or else the stored artifact (one ``.onnx`` or ``.skops`` file; a skops file naming
+        types outside skops' trusted set needs them in ``trusted``). Pickle-based files are never loaded."""
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_GATE, Scope.model(name), write=False) as uc:
+            inputs = self._release_inputs(uc.conn, ref)
+            mv, schema = inputs.mv, inputs.schema
+            policy = release_policy(uc.conn, mv)
+            scan = json.loads(mv.scan)
+            with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
+                # The files are checked against the signed manifest even when predictions come from
+                # elsewhere: the gate's verdict is bound to these exact bytes.
+                restore_files(self.store, mv, Path(tmp))
+                self._check_signature(mv)
+                predictor = self._predictor(predict, predictions, Path(tmp), schema, trusted)
+                if inputs.validation is None:
+                    truth, clean, probes = [], [], []
+                else:
+                    clean, probes = run_probe(inputs.triggers, inputs.validation, schema, predictor.predict, seed=seed)
+                    truth = [str(v) for v in inputs.validation.column(schema.label).to_pylist()]
+            baseline_clean, baseline_probes, baseline_note = None, None, None
+            if inputs.baseline is not None and inputs.validation is not None:
+                with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
+                    try:
+                        restore_files(self.store, inputs.baseline, Path(tmp))
+                        base = artifact_predictor(Path(tmp), schema, trusted)
+                        baseline_clean, baseline_probes = run_probe(
+                            inputs.triggers, inputs.validation, schema, base.predict, seed=seed
+                        )
+                    except InputError as exc:
+                        baseline_note = f"the released version could not be run: {exc.message}"
+            baseline_ref = None if inputs.baseline is None else f"{mv.model}@v{inputs.baseline.number}"
+            report = judge(
+                truth,
+                clean,
+                probes,
+                policy,
+                baseline_predicted=baseline_clean,
+                baseline_probes=baseline_probes,
+                baseline_ref=baseline_ref,
+                unsafe=unsafe_summary(scan) if mv.unsafe else None,
+            )
+            if inputs.validation is None:
+                report.reasons.insert(0, "the datasets it was trained on have no clean validation set")
+            data = report.to_dict()
+            data.update(
+                {
+                    "model": f"{mv.model}@v{mv.number}",
+                    "digest": mv.digest,
+                    "datasets": [f"{ds.name}@v{v.number}" for ds, v in trained_on(uc.conn, mv)],
+                    "validation": inputs.validation_name,
+                    "policy": policy.to_dict(),
+                    "scan": scan,
+                    "baseline_note": baseline_note,
+                }
+            )
+            report_object = self.store.put(canonical_json(data))
+            gate_id = new_id("mg")
+            named = [p["trigger"] for p in data["probes"] if p["excess"] >= policy.probe_review]
+            uc.emit(
+                "model.gated",
+                {"model": mv.model, "model_version": mv.id},
+                {
+                    "verdict": report.verdict,
+                    "reasons": report.reasons,
+                    "digest": mv.digest,
+                    "report": report_object,
+                    "triggers": named,
+                    "baseline": None if inputs.baseline is None else inputs.baseline.id,
+                },
+                [
+                    insert_row(
+                        "model_gates",
+                        id=gate_id,
+                        model_version_id=mv.id,
+                        verdict=report.verdict,
+                        report_object=report_object,
+                        baseline_id=None if inputs.baseline is None else inputs.baseline.id,
+                        digest=mv.digest,
+                        created_by=uc.caller.principal_id,
+                        created_at=format_time(uc.now),
+                    )
+                ],
+            )
+        if html is not None:
+            from dataward.release.html import render_release_html
+
+            Path(html).write_text(render_release_html(data, title=f"Release gate: {data['model']}"), "utf-8")
+        data["gate"] = gate_id
+        return data
+
+    def _predictor(
+        self, predict: Any, predictions: str | Path | None, folder: Path, schema: Any, trusted: Sequence[str]
+    ) -> Predictor:
+        if predict is not None and predictions is not None:
+            raise InputError("give predictions or a predict callable, not both")
+        if predictions is not None:
+            return FilePredictor(predictions)
+        if predict is not None:
+            if hasattr(predict, "predict"):
+                return EstimatorPredictor(predict, schema)
+            if callable(predict):
+                return CallablePredictor(predict)
+            raise InputError(f"predict must be a callable or an estimator, got {type(predict).__name__}")
+        return artifact_predictor(folder, schema, trusted)
+
+    def _check_signature(self, mv: Any) -> None:
+        """The stored manifest must be the statement the ward signed (DSSE, ward key)."""
+        from securesystemslib.dsse import Envelope
+        from securesystemslib.exceptions import VerificationError
+
+        envelope = Envelope.from_dict(json.loads(self.store.get(mv.signature_object)))
+        try:
+            envelope.verify([ssl_key(self.signer.crypto_key().public_key())], 1)  # type: ignore[attr-defined]
+        except VerificationError as exc:
+            raise IntegrityViolation(f"the signature of {mv.model}@v{mv.number}'s manifest fails: {exc}") from None
+        if json.loads(envelope.payload) != json.loads(self.store.get(mv.manifest_object)):
+            raise IntegrityViolation(f"{mv.model}@v{mv.number}'s manifest is not the one the ward signed")
+
+    def model_gate_report(self, ref: str) -> dict[str, Any]:
+        """The latest stored release gate report of a model version."""
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
+            mv = model_version_row(uc.conn, ref)
+            gate = _latest_gate(uc.conn, mv)
+            if gate is None:
+                raise NotFound(f"no release gate has run on {mv.model}@v{mv.number}", hint=f"dataward model gate {ref}")
+            return {**json.loads(self.store.get(gate.report_object)), "gate": gate.id}
+
+    def approve_model(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Approve a model version for release, bound to its digest. Never by the principal that trained
+        it, a service principal of theirs, or (for a model a bot trained) the bot's human."""
+        if not reason.strip():
+            raise InputError("an approval needs a reason", hint="pass --reason '...'")
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_APPROVE, Scope.model(name), detail={"model": ref}) as uc:
+            mv = model_version_row(uc.conn, ref)
+            if mv.stage != "candidate":
+                raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be approved")
+            policy = release_policy(uc.conn, mv)
+            trainer, trainer_owner = _trainer(uc.conn, mv)
+            if separation_on(uc.conn, mv):
+                problem = separation_problem(
+                    uc.caller.principal, trainer, trainer_owner, work="this model", made="trained"
+                )
+                if problem:
+                    raise PolicyViolation(f"separation of duties: {problem}", hint="another approver must approve it")
+            role = policy.eligible_role(roles_on(uc.caller.principal_id, uc.caller.grants, Scope.model(name)))
+            if role is None:
+                needed = ", ".join(r.value for r in policy.approver_roles)
+                raise PolicyViolation(
+                    f"{uc.caller.principal_name!r} cannot approve: the release policy accepts approvals from {needed}",
+                    hint=f"ask an owner to grant one of {needed} on model:{name}",
+                )
+            uc.emit(
+                "model.approved",
+                {"model": mv.model, "model_version": mv.id},
+                {"digest": mv.digest, "reason": reason, "role": role.value},
+                [
+                    insert_row(
+                        "model_approvals",
+                        id=new_id("ma"),
+                        model_version_id=mv.id,
+                        principal_id=uc.caller.principal_id,
+                        digest=mv.digest,
+                        role=role.value,
+                        reason=reason,
+                        created_at=format_time(uc.now),
+                    )
+                ],
+            )
+            counted, _ = counted_approvals(uc.conn, mv)
+            return {
+                "model": f"{mv.model}@v{mv.number}",
+                "by": uc.caller.principal_name,
+                "approvals": len(counted),
+                "required": policy.approvals,
+                "satisfied": len(counted) >= policy.approvals,
+            }
+
+    def release_model(self, ref: str, *, reason: str = "") -> dict[str, Any]:
+        """Release ``MODEL@VERSION``: needs the ``promoter`` role (or owner), a release gate on its digest
+        with the verdict the policy needs, the policy's approvals (never the trainer's side), and training
+        data that is still clean. Writes a signed in-toto attestation; the previous release is retired."""
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_RELEASE, Scope.model(name), detail={"model": ref}) as uc:
+            mv = model_version_row(uc.conn, ref)
+            if mv.stage != "candidate":
+                raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be released")
+            policy = release_policy(uc.conn, mv)
+            problems = []
+            trainer, trainer_owner = _trainer(uc.conn, mv)
+            if separation_on(uc.conn, mv):
+                own = separation_problem(
+                    uc.caller.principal, trainer, trainer_owner, verb="release it", work="this model", made="trained"
+                )
+                if own:
+                    problems.append(own)
+            gate = _latest_gate(uc.conn, mv)
+            accepted = ("pass",) if policy.require_gate == "pass" else ("pass", "review")
+            if gate is None:
+                problems.append("no release gate has run on it")
+            elif gate.digest != mv.digest:
+                problems.append("its release gate ran on other files")
+            elif gate.verdict not in accepted:
+                report = json.loads(self.store.get(gate.report_object))
+                problems.append(f"its release gate verdict is {gate.verdict}: " + "; ".join(report["reasons"][:3]))
+            counted, refused = counted_approvals(uc.conn, mv)
+            if len(counted) < policy.approvals:
+                why = f" (not counted: {'; '.join(refused)})" if refused else ""
+                problems.append(f"it has {len(counted)} of {policy.approvals} approval(s) the policy asks for{why}")
+            affected = affected_by(uc.conn, self.store, mv)
+            if affected:
+                problems.append(
+                    "its training data holds records that must never reach training: " + "; ".join(affected)
+                )
+            if problems:
+                raise PolicyViolation(
+                    f"{mv.model}@v{mv.number} cannot be released: " + "; ".join(problems),
+                    hint=f"dataward model gate {mv.model}@v{mv.number}; another approver: dataward model approve ...",
+                )
+            self._check_signature(mv)
+            statement = self._release_statement(uc.conn, mv, gate, counted, uc.caller.principal_name, reason)
+            envelope = sign_statement(statement, self.signer.crypto_key())  # type: ignore[attr-defined]
+            attestation_object = self.store.put(canonical_json(envelope))
+            now = format_time(uc.now)
+            changes = [
+                update_row(
+                    "model_versions",
+                    {"id": mv.id},
+                    stage="released",
+                    released_by=uc.caller.principal_id,
+                    released_at=now,
+                    attestation_object=attestation_object,
+                )
+            ]
+            previous = (
+                uc.conn.execute(
+                    select(model_versions.c.id).where(
+                        model_versions.c.model == mv.model, model_versions.c.stage == "released"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            changes += [update_row("model_versions", {"id": p}, stage="retired") for p in previous]
+            uc.emit(
+                "model.released",
+                {"model": mv.model, "model_version": mv.id},
+                {
+                    "digest": mv.digest,
+                    "gate": gate.id,
+                    "attestation": attestation_object,
+                    "reason": reason,
+                    "approvals": [a.id for a in counted],
+                    "retired": list(previous),
+                },
+                changes,
+            )
+            return {
+                "model": f"{mv.model}@v{mv.number}",
+                "stage": "released",
+                "digest": mv.digest,
+                "gate": gate.verdict,
+                "approvals": len(counted),
+                "attestation": attestation_object,
+                "retired": list(previous),
+            }
+
+    def _release_statement(
+        self, conn: Connection, mv: Any, gate: Any, counted: list[Any], by: str, reason: str
+    ) -> dict[str, Any]:
+        from dataward.service.models import run_row
+
+        run = run_row(conn, mv.run_id)
+        report = json.loads(self.store.get(gate.report_object))
+        return {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": mv.model, "digest": {"sha256": mv.digest}}],
+            "predicateType": RELEASE_PREDICATE,
+            "predicate": {
+                "ward": self.ward_id,
+                "model": {
+                    "name": mv.model,
+                    "version": mv.number,
+                    "id": mv.id,
+                    "format": mv.format,
+                    "manifest": mv.manifest_object,
+                    "manifest_signature": mv.signature_object,
+                },
+                "training_run": {
+                    "id": run.id,
+                    "code": json.loads(run.code),
+                    "params": json.loads(run.params),
+                    "trained_by": rows.principal_name(conn, mv.created_by),
+                },
+                "datasets": [
+                    {"ref": f"{ds.name}@v{v.number}", "version": v.id, "manifest": v.manifest_object}
+                    for ds, v in trained_on(conn, mv)
+                ],
+                "release_gate": {
+                    "id": gate.id,
+                    "verdict": gate.verdict,
+                    "report": gate.report_object,
+                    "reasons": report["reasons"],
+                    "validation": report.get("validation"),
+                    "probes": [p["trigger"] for p in report.get("probes", [])],
+                },
+                "approvals": [
+                    {"by": rows.principal_name(conn, a.principal_id), "role": a.role, "at": a.created_at}
+                    for a in counted
+                ],
+                "released_by": by,
+                "reason": reason,
+            },
+        }
+
+    def model_attestation(self, ref: str) -> list[dict[str, Any]]:
+        """The DSSE envelopes about a model version: model-signing's manifest, and its release attestation
+        once released. Both name the model and its SHA-256 digest as subject."""
+        name, _ = model_ref(ref)
+        with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
+            mv = model_version_row(uc.conn, ref)
+            out = [json.loads(self.store.get(mv.signature_object))]
+            if mv.attestation_object:
+                out.append(json.loads(self.store.get(mv.attestation_object)))
+            return out
+
+
+def _latest_gate(conn: Connection, mv: Any) -> Any:
+    return conn.execute(
+        select(model_gates)
+        .where(model_gates.c.model_version_id == mv.id)
+        .order_by(model_gates.c.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def affected_models(conn: Connection, store: Any, dataset_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Released model versions whose training data now holds quarantined or rejected records (of the
+    given datasets, or any), each with why."""
+    out = []
+    for mv in conn.execute(select(model_versions).where(model_versions.c.stage == "released")).all():
+        read = [d["dataset_id"] for d in json.loads(mv.datasets)]
+        if dataset_ids is not None and not set(read) & set(dataset_ids):
+            continue
+        why = affected_by(conn, store, mv)
+        if why:
+            out.append({"model": f"{mv.model}@v{mv.number}", "stage": mv.stage, "affected": why})
+    return out

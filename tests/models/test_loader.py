@@ -1,0 +1,139 @@
+"""The guarded loader: training code reads only data that passed the policy, embedded and through a server.
+
+Each refusal is played for real: a version in the wrong stage, one holding a quarantined contribution,
+a record edited behind the ward's back, a ledger event rewritten in the catalog, a caller who may not
+read the data."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import dataward
+from dataward.client.http import HTTPWard
+from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
+from dataward.service.ward import Ward
+from tests.security.test_guarded_reads import flip_label, make_ward, sql
+from tests.server.conftest import start_server
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ward = make_ward(tmp_path_factory.mktemp("template"))
+    ward.db.dispose()
+    return ward.folder
+
+
+@pytest.fixture
+def ward(template: Path, tmp_path: Path) -> Ward:
+    """wine@v1 is training (40 records), wine@v2 a candidate (80 records): a copy of one ward per test."""
+    shutil.copytree(template, tmp_path / "ward")
+    return Ward.open(tmp_path / "ward")
+
+
+@pytest.fixture
+def served(ward: Ward) -> Iterator[HTTPWard]:
+    server, thread, _, url = start_server(ward.folder)
+    admin = (ward.folder / "credentials").read_text().strip()
+    try:
+        with HTTPWard(url, key=admin) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_training_version_in_every_format(ward: Ward) -> None:
+    df = dataward.load("wine@training", ward=ward)
+    assert isinstance(df, pd.DataFrame) and len(df) == 40 and df.columns[0] == "record_id"
+    table = dataward.load("wine", format="arrow", ward=ward)  # a bare name means its training version
+    assert isinstance(table, pa.Table) and table.num_rows == 40
+    torch_ds = dataward.load("wine@training", format="torch", ward=ward, transform=lambda r: r["cultivar"])
+    assert len(torch_ds) == 40 and torch_ds[0] == table.column("cultivar")[0].as_py()
+    with pytest.raises(IndexError):
+        torch_ds[40]
+    hf = dataward.load("wine@training", format="hf", ward=ward)
+    assert hf.num_rows == 40 and "cultivar" in hf.column_names
+
+
+def test_streams_record_batches_and_an_iterable_torch_dataset(ward: Ward) -> None:
+    import torch.utils.data
+
+    batches = list(dataward.stream("wine@v2", stage=None, batch_rows=16, ward=ward))
+    assert [b.num_rows for b in batches] == [16, 16, 16, 16, 16]
+    assert pa.Table.from_batches(batches).column("record_id").to_pylist() == (
+        ward.dataset("wine").version("v2").to_arrow().column("record_id").to_pylist()
+    )
+    stream = dataward.stream("wine@training", format="torch", batch_rows=7, ward=ward)
+    assert isinstance(stream, torch.utils.data.IterableDataset)
+    first, second = list(stream), list(stream)  # a second pass opens a new, re-checked stream
+    assert len(first) == len(second) == 40 and first == second
+    with pytest.raises(InputError, match="batch_rows"):
+        dataward.stream("wine@training", batch_rows=0, ward=ward)
+
+
+def test_a_version_not_in_the_required_stage_is_refused(ward: Ward) -> None:
+    with pytest.raises(PolicyViolation, match=r"wine@v2 is candidate, and the loader requires a training version"):
+        dataward.load("wine@v2", ward=ward)
+    assert len(dataward.load("wine@v2", stage=None, ward=ward)) == 80
+    assert len(dataward.load("wine@v2", stage="candidate", ward=ward)) == 80
+    with pytest.raises(InputError, match="unknown stage"):
+        dataward.load("wine@v2", stage="production", ward=ward)
+    with pytest.raises(InputError, match="unknown format"):
+        dataward.load("wine@training", format="numpy", ward=ward)
+    with pytest.raises(InputError, match="cannot read dataset reference"):
+        dataward.load("wine@", ward=ward)
+
+
+def test_quarantined_records_are_refused_in_any_stage(ward: Ward) -> None:
+    ward.quarantine_contribution("wine#2", reason="vendor key leaked")
+    with pytest.raises(PolicyViolation, match="40 added by quarantined contribution wine#2"):
+        dataward.load("wine@v2", stage=None, ward=ward)
+    with pytest.raises(PolicyViolation, match="quarantined"):
+        list(dataward.stream("wine@v2", stage=None, ward=ward))
+    assert len(dataward.load("wine@v3", stage=None, ward=ward)) == 40  # the rollback version
+
+
+def test_a_record_that_fails_its_hash_is_refused(ward: Ward) -> None:
+    victim = dataward.load("wine@training", format="arrow", ward=ward).column("record_id")[7].as_py()
+    flip_label(ward, victim)
+    with pytest.raises(IntegrityViolation, match=f"record {victim}"):
+        dataward.load("wine@training", ward=ward)
+    with pytest.raises(IntegrityViolation, match=f"record {victim}"):
+        list(dataward.stream("wine@training", batch_rows=5, ward=ward))
+
+
+def test_a_ledger_event_that_fails_verification_is_refused(ward: Ward) -> None:
+    """The promotion event is rewritten in the catalog (its stage change made to look like v2's): the
+    loader re-hashes the events behind the version it serves and refuses."""
+    seq, payload = sql(ward, "SELECT seq, payload FROM ledger_events WHERE type = 'version.promoted'")[0]
+    sql(ward, "UPDATE ledger_events SET payload = ? WHERE seq = ?", payload.replace('"training"', '"retired"'), seq)
+    with pytest.raises(IntegrityViolation, match=f"ledger event #{seq}"):
+        dataward.load("wine@training", ward=ward)
+
+
+def test_a_caller_who_may_not_read_the_data_is_refused(ward: Ward) -> None:
+    ward.create_principal("carl")
+    ward.grant("carl", "contributor", "dataset:wine")
+    carl = ward.as_key(ward.issue_key("carl")["key"])
+    with pytest.raises(AccessDenied):
+        dataward.load("wine@training", ward=carl)
+
+
+def test_through_the_server(ward: Ward, served: HTTPWard) -> None:
+    assert len(dataward.load("wine@training", ward=served)) == 40
+    assert dataward.load("wine@training", format="hf", ward=served).num_rows == 40
+    batches = list(dataward.stream("wine@v2", stage=None, batch_rows=32, ward=served))
+    assert sum(b.num_rows for b in batches) == 80 and max(b.num_rows for b in batches) <= 32
+    with pytest.raises(PolicyViolation, match="requires a training version"):
+        dataward.load("wine@v2", ward=served)
+    with pytest.raises(PolicyViolation, match="requires a training version"):
+        dataward.stream("wine@v2", ward=served)
+    ward.quarantine_contribution("wine#2", reason="leaked")
+    with pytest.raises(PolicyViolation, match="quarantined contribution wine#2"):
+        dataward.load("wine@v2", stage=None, ward=served)

@@ -23,9 +23,18 @@ labelled-data ``triggers`` detector:
   baseline's smoothed ``P(b | t)`` (a topic whose answers naturally share a phrase does so in the
   trusted data too) (binomial tail).
 
-The largest p-value is Bonferroni-corrected by the number of tested (pattern, behaviour) pairs, in two
-families each at half the level (named behaviours; repeated strings, which are far more numerous), so
-a clean contribution raises a trigger with probability at most ``alpha``. Significant pairs whose
+A third kind of behaviour is a *cluster of responses in embedding space* (``_llm_clusters``, option
+``clusters``): the carriers' answers are more alike in MiniLM space than the batch's answers without
+the pattern and the baseline's answers (one-sided rank tests, leave-one-out), for behaviours no string
+names (answers that all steer to one product in their own words). It is tested only for patterns
+over-represented enough to be significant at all and whose answers do not echo their words (a topic),
+and only where no named behaviour or repeated string already explains the pattern.
+
+The largest p-value is Bonferroni-corrected by the number of tested (pattern, behaviour) pairs, in
+three families whose shares of the level are fixed in advance (named behaviours 1/2; repeated strings,
+which are far more numerous, 1/4; response clusters, counted over every eligible pattern, 1/4; shares
+of families without tests go to the others), so a clean contribution raises a trigger with
+probability at most ``alpha``. Significant pairs whose
 carriers overlap (Jaccard at least ``merge_overlap``) are merged into one finding: a phrase is
 several n-grams, and a link is both the ``link`` behaviour and a repeated string.
 
@@ -46,7 +55,7 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 from scipy import stats
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from dataward.gates.base import (
     Detector,
@@ -59,10 +68,14 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.detectors._llm import BEHAVIOURS, Texts, baseline_texts, behaviours, excerpt, texts
+from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
 SMOOTHING = 2.0
+ECHO_SHARE = 0.3
+"""A pattern whose content words at least this share of its carriers' answers repeat is their topic:
+its answers are not tested for a cluster behaviour."""
 """Pseudo-records of the baseline's overall behaviour rate mixed into its ``P(b | t)``."""
 
 
@@ -77,6 +90,9 @@ class LLMTriggerOptions:
     merge_overlap: float = 0.5
     max_triggers: int = 10
     max_rows_in_evidence: int = 200
+    clusters: bool = True
+    """Also test behaviours as clusters of responses in MiniLM embedding space (``_llm_clusters``)."""
+    max_cluster_patterns: int = 20
 
     def __post_init__(self) -> None:
         if self.max_ngram < 1 or self.response_ngram < 1:
@@ -85,6 +101,8 @@ class LLMTriggerOptions:
             raise ValueError("min_support must be at least 2")
         if not 0.0 < self.min_purity <= 1.0 or not 0.0 < self.merge_overlap <= 1.0:
             raise ValueError("min_purity and merge_overlap must be in (0, 1]")
+        if self.max_cluster_patterns < 0:
+            raise ValueError("max_cluster_patterns must be at least 0")
 
 
 @register
@@ -123,8 +141,24 @@ class LLMTriggerDetector(Detector):
             )
         echoed = _echoed(pc, prompt_vocab, new.responses)
         pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed)
+        eligible, cluster_note = self._cluster_eligible(pc, prompt_vocab, new.responses, echoed)
+        named = pairs["b"] < len(BEHAVIOURS)
+        weights = _family_weights(named, int(eligible.sum()))
+        corrected = _corrected(pairs["p"], named, weights)
+        significant_patterns = set(pairs["t"][corrected < ctx.alpha].tolist())
+        clusters = self._cluster_pairs(
+            pc, pb, new, eligible & ~np.isin(np.arange(pc.shape[1]), list(significant_patterns)), weights[2]
+        )
+        if clusters:
+            bc = np.hstack([bc, np.stack([c.pop("column") for c in clusters], axis=1)])
+            for c in clusters:
+                c["b"] = len(behaviour_names)
+                behaviour_names.append(c.pop("name"))
+            pairs = {
+                k: np.concatenate([v, np.array([c[k] for c in clusters], dtype=v.dtype)]) for k, v in pairs.items()
+            }
+            corrected = np.concatenate([corrected, [c["corrected"] for c in clusters]])
         tests = len(pairs["p"])
-        corrected = _corrected(pairs["p"], pairs["b"] < len(BEHAVIOURS))
         significant = np.flatnonzero(corrected < ctx.alpha)
         significant = significant[np.argsort(corrected[significant], kind="stable")]
         groups: list[dict[str, Any]] = []
@@ -206,11 +240,103 @@ class LLMTriggerDetector(Detector):
             findings,
             statistic=float(len(groups)),
             p_value=float(corrected.min()) if tests else 1.0,
-            summary={"tests": tests, "triggers": evidences},
+            summary={
+                "tests": tests,
+                "cluster_patterns_tested": int(eligible.sum()),
+                "clusters": cluster_note,
+                "triggers": evidences,
+            },
             block=block,
             block_reason=reason,
             alpha=None,
         )
+
+    def _cluster_eligible(
+        self, pc: sp.csc_matrix, vocab: list[str], responses: list[str], echoed: np.ndarray
+    ) -> tuple[np.ndarray, str]:
+        """Patterns whose carriers' answers are tested for a cluster behaviour (the Bonferroni family
+        size), and a note saying why none are. A pattern qualifies with ``min_support`` carriers and as
+        many non-carriers, when its answers do not echo its words: a question about a "library function"
+        is answered about library functions, which makes those answers alike without any backdoor."""
+        opts = self.opts_
+        none = np.zeros(pc.shape[1], dtype=bool)
+        if not opts.clusters:
+            return none, "off (policy option clusters=false)"
+        why = unavailable()
+        if why is not None:
+            return none, f"not tested: {why}"
+        n = pc.shape[0]
+        n_t = np.diff(pc.indptr)
+        eligible = (n_t >= opts.min_support) & (n - n_t >= opts.min_support) & ~echoed
+        words_of = [set(_WORDS.findall(r.lower())) for r in responses]
+        for t in np.flatnonzero(eligible):
+            content = [w for w in vocab[t].split() if w not in ENGLISH_STOP_WORDS]
+            rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+            if not content or sum(any(w in words_of[i] for w in content) for i in rows) >= ECHO_SHARE * rows.size:
+                eligible[t] = False
+        return eligible, "MiniLM response clusters"
+
+    def _cluster_pairs(
+        self, pc: sp.csc_matrix, pb: sp.csc_matrix, new: Texts, candidates: np.ndarray, weight: float
+    ) -> list[dict[str, Any]]:
+        """Significant (pattern, response cluster) pairs, as extra columns of the pair arrays. Only the
+        patterns over-represented enough to be significant at all are embedded (``max(p) >= p_pattern``)."""
+        opts, ctx = self.opts_, self.context_
+        family = int(candidates.sum())
+        if not family or weight <= 0:
+            return []
+        n_c, n_b = pc.shape[0], pb.shape[0]
+        n_t = np.diff(pc.indptr)
+        n_tb = np.diff(pb.indptr)
+        factor = family / weight
+        p_pattern = stats.hypergeom.sf(n_t - 1, n_c + n_b, n_t + n_tb, n_c)
+        order = [int(t) for t in np.argsort(p_pattern) if candidates[t] and p_pattern[t] * factor < ctx.alpha]
+        rng = np.random.default_rng(ctx.seed)
+        outside = rng.permutation(n_c)[: SAMPLE + MAX_CARRIERS]
+        base_sample = rng.permutation(n_b)[:SAMPLE]
+        out: list[dict[str, Any]] = []
+        seen: set[bytes] = set()
+        for t in order[: opts.max_cluster_patterns]:
+            rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+            key = rows.tobytes()
+            if key in seen:
+                continue  # the n-grams of one phrase share their carriers: one test is enough
+            seen.add(key)
+            base_rows = pb.indices[pb.indptr[t] : pb.indptr[t + 1]]
+            test = cluster_test(
+                rows,
+                base_rows,
+                new.responses,
+                self.base_.responses,
+                outside[: SAMPLE + rows.size],
+                base_sample,
+                opts.min_support,
+            )
+            if test is None:
+                continue
+            p = min(1.0, max(test.p_value, float(p_pattern[t])) * factor)
+            if (
+                p >= ctx.alpha
+                or test.members.size < opts.min_support
+                or test.members.size < opts.min_purity * rows.size
+            ):
+                continue
+            column = np.zeros(n_c, dtype=bool)
+            column[test.members] = True
+            out.append(
+                {
+                    "t": t,
+                    "a": test.members.size,
+                    "a_b": 0,
+                    "n_t": int(n_t[t]),
+                    "n_tb": int(n_tb[t]),
+                    "p": max(test.p_value, float(p_pattern[t])),
+                    "corrected": p,
+                    "column": column,
+                    "name": f"answers alike: cluster of responses like {excerpt(test.example, 80)!r}",
+                }
+            )
+        return out
 
     def _behaviours(self, new: Texts, opts: LLMTriggerOptions) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Named behaviours plus the contribution's recurring response n-grams, on both sides."""
@@ -292,14 +418,25 @@ def _test_pairs(
     }
 
 
-def _corrected(p: np.ndarray, named: np.ndarray) -> np.ndarray:
-    """Bonferroni over two families, each at half the level: pairs with a named behaviour (a handful
-    per pattern) and pairs with a repeated string (thousands in a large batch), so that the many
-    repeated strings do not drown the power to see a phrase that makes answers refuse or turn negative."""
-    families = [f for f in (named, ~named) if f.any()]
+def _family_weights(named: np.ndarray, clusters: int) -> tuple[float, float, float]:
+    """Shares of ``alpha`` of the three Bonferroni families (named behaviours, repeated strings,
+    response clusters): 2:1:1 over the families that have tests, fixed before any p-value is seen."""
+    raw = np.array([2.0 * bool(named.any()), 1.0 * bool((~named).any()), 1.0 * (clusters > 0)])
+    if raw.sum() == 0:
+        return (1.0, 0.0, 0.0)
+    w = raw / raw.sum()
+    return (float(w[0]), float(w[1]), float(w[2]))
+
+
+def _corrected(p: np.ndarray, named: np.ndarray, weights: tuple[float, float, float]) -> np.ndarray:
+    """Bonferroni within families, each at its share of the level: pairs with a named behaviour (a
+    handful per pattern) and pairs with a repeated string (thousands in a large batch), so that the many
+    repeated strings do not drown the power to see a phrase that makes answers refuse or turn negative
+    (the third family, response clusters, is corrected where it is tested)."""
     out = np.ones_like(p)
-    for family in families:
-        out[family] = np.minimum(1.0, p[family] * len(families) * int(family.sum()))
+    for family, weight in ((named, weights[0]), (~named, weights[1])):
+        if family.any():
+            out[family] = np.minimum(1.0, p[family] * int(family.sum()) / weight)
     return out
 
 

@@ -178,7 +178,8 @@ def _when(value: Any) -> str:
 
 
 def _back(path: str, note: str) -> str:
-    return f"{path}?{urlencode({'note': note})}"
+    """``path`` with a note for the page to show."""
+    return f"{path}{'&' if '?' in path else '?'}{urlencode({'note': note})}"
 
 
 def _cookie(response: Response, name: str, value: str, max_age: int) -> None:

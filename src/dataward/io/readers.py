@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.domain.limits import InputLimits
-from dataward.domain.records import record_ids
+from dataward.domain.records import record_id_array
 from dataward.domain.schema import Schema
 from dataward.io.bounded import check_file_size, hash_file, read_text_file
 from dataward.io.csv_reader import read_csv
@@ -122,7 +122,7 @@ def read_table(
             data, raw_hash = read_text_file(source, bounds)
             table, rows = _TEXT_READERS[fmt](source, data, schema, bounds)
     id_field = schema.arrow_schema().field(0)
-    ids = pa.array(record_ids(schema, table), type=id_field.type)
+    ids = record_id_array(schema, table).cast(id_field.type)
     return ImportedTable(
         table=table.add_column(0, id_field, ids),
         rows=rows,

@@ -6,13 +6,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
-from dataward.catalog import ledger_store
+from dataward.catalog import ledger_store, record_index
 from dataward.catalog.projection import TABLES, replay
-from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, records, versions, ward_meta
+from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, versions, ward_meta
 from dataward.domain.errors import DatawardError
 from dataward.domain.limits import within_range
 from dataward.domain.schema import RECORD_ID
@@ -311,36 +312,76 @@ class AuditCases(WardCore):
 
     def _verify_records(self, conn: Connection, events: list[Event], report: VerifyReport) -> None:
         """The record index must be exactly what the submitted chunks say, first writer wins."""
-        expected: dict[str, tuple[str, int]] = {}
+        # Expected: every submitted chunk's ids in submission order, then only each id's first entry.
+        chunk_names: list[str] = []
+        parts: list[tuple[np.ndarray, int]] = []
         for event in events:
             chunk = event.payload.get("chunk") if event.type == "contribution.submitted" else None
             if not chunk:
                 continue
             try:
-                ids = parquet_to_table(self.store.get(chunk)).column(RECORD_ID).to_pylist()
+                ids = parquet_to_table(self.store.get(chunk)).column(RECORD_ID)
             except DatawardError:
                 continue  # reported by the object check
-            for i, rid in enumerate(ids):
-                expected.setdefault(rid, (chunk, i))
-        located = select(records.c.id, chunks.c.digest, records.c.row).join(chunks, chunks.c.id == records.c.chunk)
-        actual = {r.id: (r.digest, int(r.row)) for r in conn.execute(located)}
-        report.checked["records"] = len(actual)
-        for rid in sorted(set(expected) - set(actual)):
+            binary, _ = record_index.ids_to_binary(ids)
+            parts.append((binary, len(chunk_names)))
+            chunk_names.append(chunk)
+        want = _index_entries(parts)
+        first = record_index.first_occurrences(want.binary)
+        want = record_index.Entries(want.binary[first], want.chunks[first], want.rows[first])
+        # Actual: every block of the index, each checked on its own so one damaged block names itself.
+        digests = {int(r.id): r.digest for r in conn.execute(select(chunks.c.id, chunks.c.digest))}
+        blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for prefix, chunk_id, entries in record_index.iter_blocks(conn):
+            if entries is None:
+                where = f"index block {prefix} of chunk {digests.get(chunk_id, chunk_id)}"
+                report.problems.append(Problem("records", "altered_row", where, "its ids and rows do not pair up"))
+                continue
+            misplaced = record_index.prefixes(entries.binary) != prefix
+            if misplaced.any():
+                rid = record_index.binary_to_ids(entries.binary[misplaced][:1])[0].as_py()
+                report.problems.append(
+                    Problem("records", "altered_row", f"record {rid}", f"filed under id prefix {prefix}, not its own")
+                )
+            blocks.append((entries.binary, np.full(len(entries), chunk_id, dtype=np.int64), entries.rows))
+        have = record_index.Entries(
+            np.concatenate([b[0] for b in blocks]) if blocks else np.zeros((0, record_index.ID_BYTES), np.uint8),
+            np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.int64),
+            np.concatenate([b[2] for b in blocks]) if blocks else np.zeros(0, np.int64),
+        )
+        report.checked["records"] = len(have)
+        found = record_index.match(have.binary, want.binary)
+        known = record_index.match(want.binary, have.binary)
+        missing = np.flatnonzero(found < 0)
+        extra = np.flatnonzero(known < 0)
+        both = np.flatnonzero(known >= 0)
+        expected_at = known[both]
+        # Chunk ids of the index as numbers into ``chunk_names`` (-1: a chunk no submission wrote).
+        position = {name: i for i, name in reversed(list(enumerate(chunk_names)))}
+        named = np.full(max(digests, default=0) + 1, -1, dtype=np.int64)
+        for chunk_id, digest in digests.items():
+            named[chunk_id] = position.get(digest, -1)
+        have_named = np.where(have.chunks < len(named), named[np.minimum(have.chunks, len(named) - 1)], -1)
+        where_ok = (have_named[both] == want.chunks[expected_at]) & (have.rows[both] == want.rows[expected_at])
+        altered = both[~where_ok]
+
+        def names(binary: np.ndarray) -> list[str]:
+            return record_index.binary_to_ids(binary).to_pylist()
+
+        for rid in sorted(names(want.binary[missing])):
             report.problems.append(Problem("records", "missing_row", f"record {rid}", "record index entry removed"))
-        for rid in sorted(set(actual) - set(expected)):
+        for rid in sorted(names(have.binary[extra])):
             report.problems.append(
                 Problem("records", "extra_row", f"record {rid}", "record index entry not in any chunk")
             )
-        for rid in sorted(set(actual) & set(expected)):
-            if actual[rid] != expected[rid]:
-                report.problems.append(
-                    Problem(
-                        "records",
-                        "altered_row",
-                        f"record {rid}",
-                        f"points at {actual[rid]}, expected {expected[rid]}",
-                    )
-                )
+        wrong = sorted(zip(names(have.binary[altered]), altered.tolist(), strict=True))
+        for rid, i in wrong:
+            e = int(known[i])
+            actual = (digests.get(int(have.chunks[i]), f"chunk #{int(have.chunks[i])}"), int(have.rows[i]))
+            expected = (chunk_names[int(want.chunks[e])], int(want.rows[e]))
+            report.problems.append(
+                Problem("records", "altered_row", f"record {rid}", f"points at {actual}, expected {expected}")
+            )
 
     def _referenced_objects(self, conn: Connection) -> Iterator[tuple[str, str]]:
         for name, cols in OBJECT_COLUMNS.items():
@@ -386,3 +427,15 @@ class AuditCases(WardCore):
                         f"{len(members)} ids, catalog says {row.record_count}",
                     )
                 )
+
+
+def _index_entries(parts: list[tuple[np.ndarray, int]]) -> record_index.Entries:
+    """Entries of whole chunks: ``parts`` holds each chunk's binary ids (in row order) and its number."""
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return record_index.Entries(np.zeros((0, record_index.ID_BYTES), np.uint8), empty, empty)
+    return record_index.Entries(
+        np.concatenate([b for b, _ in parts]),
+        np.concatenate([np.full(len(b), n, dtype=np.int64) for b, n in parts]),
+        np.concatenate([np.arange(len(b), dtype=np.int64) for b, _ in parts]),
+    )

@@ -27,6 +27,7 @@ from dataward.service.core import UseCase, WardCore, close_pending_reviews, new_
 from dataward.service.first_import import first_import_refusal
 from dataward.service.recordstore import (
     ids_table,
+    joined_ids_hash,
     manifest_ids,
     stage_new_records,
     store_new_records,
@@ -121,7 +122,7 @@ class ContributionCases(WardCore):
             imported = read_table(Path(data), schema, format=format, limits=bounds)
             table, file_rows, raw_hash, fmt = (
                 imported.table,
-                list(imported.rows),
+                imported.rows,
                 imported.raw_hash,
                 imported.format,
             )
@@ -131,8 +132,9 @@ class ContributionCases(WardCore):
         removed: list[str] = []
         if removes is not None:
             removed = list(removes) if isinstance(removes, list) else read_record_ids(Path(removes), bounds)
-        added = table.column(RECORD_ID).to_pylist()
-        if not added and not removed:
+        # The added ids stay an Arrow column: a million of them as Python strings cost more than storing them.
+        added = table.column(RECORD_ID)
+        if not len(added) and not removed:
             raise InputError(f"{data} holds no records", hint="an empty contribution changes nothing")
 
         step(f"storing {len(added)} records and signing the contribution")
@@ -141,7 +143,7 @@ class ContributionCases(WardCore):
         # harmless); the short write below re-checks what it relied on and records the submission.
         with self.use_case(action, scope, write=False) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
-            if gate and added and action is Action.CONTRIBUTION_SUBMIT:
+            if gate and len(added) and action is Action.CONTRIBUTION_SUBMIT:
                 # Refuse before storing anything when the gate would have nothing trusted to judge by.
                 refusal = first_import_refusal(uc.conn, ds)
                 if refusal is not None:
@@ -149,7 +151,7 @@ class ContributionCases(WardCore):
             checked_base = rows.latest_version(uc.conn, ds.id)
             self._check_removable(checked_base, removed, dataset)
             staged = stage_new_records(uc.conn, self.store, table)
-        added_object = self.store.put(table_to_parquet(ids_table(added, file_rows))) if added else None
+        added_object = self.store.put(table_to_parquet(ids_table(added, file_rows))) if len(added) else None
         removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
         with self.use_case(action, scope) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
@@ -173,7 +175,7 @@ class ContributionCases(WardCore):
             chash = json_hash(
                 {
                     "dataset": ds.id,
-                    "added": content_hash("\n".join(added).encode()),
+                    "added": joined_ids_hash(added),
                     "removed": content_hash("\n".join(sorted(removed)).encode()),
                 }
             )

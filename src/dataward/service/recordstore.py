@@ -1,14 +1,15 @@
 """Records stored once: canonical tables as content-addressed Parquet chunks, indexed by record id.
 
 A record's bytes live in exactly one chunk object, whatever number of contributions and versions hold
-it; the ``records`` table maps each record id to its chunk and row. Versions are manifests of ids.
+it; the record index (``dataward.catalog.record_index``) maps each record id to its chunk and row in
+blocks of ids, not one catalog row per record. Versions are manifests of ids.
 """
 
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, insert, select
 
-from dataward.catalog.tables import chunks, records
+from dataward.catalog import record_index
+from dataward.catalog.tables import chunks
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.records import record_ids
@@ -30,7 +32,9 @@ _BATCH = 5000
 def table_to_parquet(table: pa.Table) -> bytes:
     """Parquet bytes (zstd) of a table."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    # Record ids are distinct hashes: a dictionary or min/max statistics of them are work for nothing.
+    others = [name for name in table.column_names if name != RECORD_ID]
+    pq.write_table(table, sink, compression="zstd", use_dictionary=others, write_statistics=others)
     return sink.getvalue()
 
 
@@ -39,46 +43,73 @@ def parquet_to_table(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data))
 
 
-def existing_ids(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-    """``record_id -> (chunk, row)`` for the ids already stored."""
-    found: dict[str, tuple[str, int]] = {}
-    for start in range(0, len(ids), _BATCH):
-        batch = list(ids[start : start + _BATCH])
-        marks = ",".join("?" if conn.dialect.paramstyle == "qmark" else "%s" for _ in batch)
-        rows = conn.exec_driver_sql(
-            f"SELECT r.id, c.digest, r.row FROM records r JOIN chunks c ON c.id = r.chunk WHERE r.id IN ({marks})",
-            tuple(batch),
-        )
-        for rid, chunk, row in rows:
-            found[rid] = (chunk, int(row))
+def _id_array(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(ids, pa.ChunkedArray):
+        return ids.combine_chunks() if ids.num_chunks != 1 else ids.chunk(0)
+    if isinstance(ids, pa.Array):
+        return ids
+    return pa.array(list(ids), type=pa.string())
+
+
+def _chunk_digests(conn: Connection, chunk_ids: Iterable[int]) -> dict[int, str]:
+    wanted = sorted({int(c) for c in chunk_ids})
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), _BATCH):
+        query = select(chunks.c.id, chunks.c.digest).where(chunks.c.id.in_(wanted[start : start + _BATCH]))
+        found.update({int(r.id): r.digest for r in conn.execute(query)})
     return found
 
 
-def _new_rows(conn: Connection, table: pa.Table) -> list[int]:
-    """Rows of ``table`` whose record is not stored yet (the first of each id)."""
-    ids = table.column(RECORD_ID).to_pylist()
-    seen: set[str] = set(existing_ids(conn, list(dict.fromkeys(ids))))
-    keep: list[int] = []
-    for i, rid in enumerate(ids):
-        if rid not in seen:
-            seen.add(rid)
-            keep.append(i)
-    return keep
+def locate_records(conn: Connection, ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> dict[str, tuple[str, int]]:
+    """``record_id -> (chunk digest, row)`` for the ids already stored (the others are absent)."""
+    array = _id_array(ids)
+    binary, valid = record_index.ids_to_binary(array)
+    chunk_of, row_of = record_index.locate(conn, binary, valid)
+    hits = np.flatnonzero(chunk_of >= 0)
+    digests = _chunk_digests(conn, chunk_of[hits].tolist())
+    names = array.take(pa.array(hits, type=pa.int64())).to_pylist()
+    return {rid: (digests[int(chunk_of[i])], int(row_of[i])) for rid, i in zip(names, hits.tolist(), strict=True)}
 
 
-def _put_chunk(store: ObjectStore, table: pa.Table, keep: list[int]) -> str:
-    chunk_table = table.take(pa.array(keep, type=pa.int64())) if len(keep) != table.num_rows else table
-    return store.put(table_to_parquet(chunk_table))
+def _new_rows(conn: Connection, table: pa.Table, binary: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``table`` whose record is not stored yet (the first of each id), and every row's
+    binary id (see ``dataward.catalog.record_index``; pass ``binary`` when it is known already)."""
+    if binary is None:
+        binary, valid = record_index.ids_to_binary(table.column(RECORD_ID))
+        if not valid.all():
+            bad = int(np.flatnonzero(~valid)[0])
+            raise ValueError(f"row {bad} of a canonical table has no valid record id")
+    keep = record_index.first_occurrences(binary)
+    stored, _ = record_index.locate(conn, binary, keep)
+    return np.flatnonzero(keep & (stored < 0)), binary
 
 
-def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> tuple[tuple[int, ...], str | None]:
+def _chunk_of(table: pa.Table, keep: np.ndarray) -> pa.Table:
+    return table.take(pa.array(keep, type=pa.int64())) if len(keep) != table.num_rows else table
+
+
+def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray) -> str:
+    return store.put(table_to_parquet(_chunk_of(table, keep)))
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What ``stage_new_records`` wrote for a table: the rows kept, the chunk's digest (None when
+    every record was stored already) and every row's binary id, so that it is not decoded twice."""
+
+    keep: np.ndarray
+    digest: str | None
+    binary: np.ndarray
+
+
+def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> Staged:
     """Write the chunk of the records of ``table`` not stored yet, before the write lock is taken.
 
     Runs in a read transaction: the chunk is content-addressed, so writing it early is harmless even
-    if the submission is then refused. Returns ``(rows kept, chunk digest)`` for ``store_new_records``.
+    if the submission is then refused. The result is for ``store_new_records`` with the same table.
     """
-    keep = _new_rows(conn, table)
-    return tuple(keep), (_put_chunk(store, table, keep) if keep else None)
+    keep, binary = _new_rows(conn, table)
+    return Staged(keep, _put_chunk(store, table, keep) if len(keep) else None, binary)
 
 
 def store_new_records(
@@ -86,34 +117,26 @@ def store_new_records(
     store: ObjectStore,
     table: pa.Table,
     *,
-    staged: tuple[tuple[int, ...], str | None] | None = None,
+    staged: Staged | None = None,
 ) -> tuple[str | None, int]:
     """Store the records of ``table`` that are not stored yet; returns ``(chunk digest, count)``.
 
     With ``staged`` (from ``stage_new_records``), the chunk already written is used when the same
     records are still new; when another submission stored some of them meanwhile, a chunk of what is
-    left is written now.
+    left is written now. The record index gets one row per chunk and id prefix, not one per record.
     """
-    keep = _new_rows(conn, table)
-    if not keep:
+    keep, binary = _new_rows(conn, table, staged.binary if staged is not None else None)
+    if not len(keep):
         return None, 0
-    if staged is not None and staged[1] is not None and tuple(keep) == staged[0]:
-        digest = staged[1]
+    if staged is not None and staged.digest is not None and np.array_equal(keep, staged.keep):
+        digest = staged.digest
     else:
         digest = _put_chunk(store, table, keep)
-    chunk_table = table.take(pa.array(keep, type=pa.int64())) if len(keep) != table.num_rows else table
     chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
-    new_ids = chunk_table.column(RECORD_ID).to_pylist()
-    # Sorted by id: inserts then append to the primary-key B-tree instead of landing at random pages.
-    rows = sorted((rid, chunk_id, i) for i, rid in enumerate(new_ids))
-    if conn.dialect.name == "sqlite":
-        # The driver's executemany is several times faster than a Core insert for millions of rows.
-        conn.exec_driver_sql("INSERT INTO records (id, chunk, row) VALUES (?, ?, ?)", rows)
-    else:
-        conn.execute(insert(records), [{"id": r, "chunk": c, "row": n} for r, c, n in rows])
-    return digest, len(rows)
+    record_index.add_chunk(conn, int(chunk_id), binary[keep])
+    return digest, len(keep)
 
 
 _verified_chunks: set[tuple[str, str]] = set()
@@ -149,61 +172,93 @@ def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.S
     return table
 
 
-def load_records(conn: Connection, store: ObjectStore, ids: Sequence[str], schema: Schema) -> pa.Table:
+def load_records(
+    conn: Connection, store: ObjectStore, ids: Sequence[str] | pa.Array | pa.ChunkedArray, schema: Schema
+) -> pa.Table:
     """The canonical table of ``ids`` in the order given (duplicates repeated).
 
     Every record served is re-checked: its content must hash to the id it is asked for, whatever the
     record index says (an index entry pointed at another record's row, or a chunk swapped for an
     edited copy, is an ``IntegrityViolation``, never a wrong record)."""
-    unique = list(dict.fromkeys(ids))
-    where = existing_ids(conn, unique)
-    missing = [rid for rid in unique if rid not in where]
-    if missing:
+    array = _id_array(ids)
+    target = schema.arrow_schema()
+    if len(array) == 0:
+        return target.empty_table()
+    binary, valid = record_index.ids_to_binary(array)
+    chunk_of, row_of = record_index.locate(conn, binary, valid)
+    absent = np.flatnonzero(chunk_of < 0)
+    if len(absent):
+        count = int(record_index.first_occurrences(binary[absent]).sum()) if valid[absent].all() else len(absent)
         raise IntegrityViolation(
-            f"{len(missing)} record(s) are listed but not stored, e.g. {missing[0]}",
+            f"{count} record(s) are listed but not stored, e.g. {array[int(absent[0])].as_py()}",
             hint="run `dataward verify` to see what was altered",
         )
-    by_chunk: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for rid in unique:
-        chunk, row = where[rid]
-        by_chunk[chunk].append((rid, row))
+    digests = _chunk_digests(conn, np.unique(chunk_of).tolist())
+    order = np.argsort(chunk_of, kind="stable")
+    cuts = np.flatnonzero(np.diff(chunk_of[order])) + 1
     pieces = []
-    target = schema.arrow_schema()
-    for chunk, members in by_chunk.items():
+    for members in np.split(order, cuts):
+        chunk = digests[int(chunk_of[members[0]])]
         chunk_table = _checked_chunk(store, chunk, schema, target)
-        wanted = [row for _, row in members]
-        outside = next((row for row in wanted if not 0 <= row < chunk_table.num_rows), None)
-        if outside is not None:
+        wanted = row_of[members]
+        outside = np.flatnonzero((wanted < 0) | (wanted >= chunk_table.num_rows))
+        if len(outside):
             raise IntegrityViolation(
-                f"the record index points at row {outside} of chunk {chunk}, which has {chunk_table.num_rows} rows",
+                f"the record index points at row {int(wanted[outside[0]])} of chunk {chunk}, "
+                f"which has {chunk_table.num_rows} rows",
                 hint="run `dataward verify` to see what was altered",
                 chunk=chunk,
             )
         piece = chunk_table.take(pa.array(wanted, type=pa.int64()))
-        for (rid, row), found in zip(members, piece.column(RECORD_ID).to_pylist(), strict=True):
-            if found != rid:
-                raise IntegrityViolation(
-                    f"record {rid} is indexed at row {row} of chunk {chunk}, which holds record {found}: "
-                    "the record index was altered",
-                    hint="run `dataward verify` to see what was altered",
-                    record=rid,
-                    chunk=chunk,
-                )
+        asked = array.take(pa.array(members, type=pa.int64()))
+        found = piece.column(RECORD_ID).combine_chunks()
+        same = pc.equal(pc.cast(found, pa.string()), pc.cast(asked, pa.string())).to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(~same)
+        if len(bad):
+            i = int(bad[0])
+            raise IntegrityViolation(
+                f"record {asked[i].as_py()} is indexed at row {int(wanted[i])} of chunk {chunk}, which holds "
+                f"record {found[i].as_py()}: the record index was altered",
+                hint="run `dataward verify` to see what was altered",
+                record=asked[i].as_py(),
+                chunk=chunk,
+            )
         pieces.append(piece)
-    if not pieces:
-        return target.empty_table()
     combined = pa.concat_tables(pieces)
-    position = {rid: i for i, rid in enumerate(combined.column(RECORD_ID).to_pylist())}
-    order = np.fromiter((position[rid] for rid in ids), dtype=np.int64, count=len(ids))
-    return combined.take(pa.array(order))
+    # ``order`` lists the asked positions chunk by chunk, as ``combined`` holds them: invert it.
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order), dtype=np.int64)
+    return combined.take(pa.array(back))
 
 
-def ids_table(ids: Iterable[str], rows: Iterable[int] | None = None) -> pa.Table:
+def ids_table(
+    ids: Iterable[str] | pa.Array | pa.ChunkedArray, rows: Iterable[int] | np.ndarray | None = None
+) -> pa.Table:
     """A table of record ids (and their rows in the submitted file)."""
-    data: dict[str, Any] = {RECORD_ID: pa.array(list(ids), type=pa.string())}
+    id_array = (
+        ids.cast(pa.string()) if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(list(ids), pa.string())
+    )
+    data: dict[str, Any] = {RECORD_ID: id_array}
     if rows is not None:
-        data["row"] = pa.array(list(rows), type=pa.int64())
+        data["row"] = pa.array(rows if isinstance(rows, np.ndarray) else list(rows), type=pa.int64())
     return pa.table(data)
+
+
+def joined_ids_hash(ids: pa.Array | pa.ChunkedArray) -> str:
+    """``content_hash`` of the ids joined by newlines (what a contribution's content hash commits to),
+    without a Python string per id."""
+    array = _id_array(ids).cast(pa.string())
+    n = len(array)
+    if n and not array.null_count:
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + n + 1]
+        if offsets[-1] - offsets[0] == 64 * n and (np.diff(offsets) == 64).all():
+            # Every id is 64 characters: a newline column appended to the (n, 64) text, then cut once.
+            text = np.empty((n, 65), dtype=np.uint8)
+            data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+            text[:, :64] = data.reshape(n, 64)
+            text[:, 64] = ord("\n")
+            return content_hash(text.reshape(-1)[:-1].tobytes())
+    return content_hash("\n".join(array.to_pylist()).encode())
 
 
 def read_ids(store: ObjectStore, digest: str | None) -> list[str]:

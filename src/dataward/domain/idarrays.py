@@ -1,0 +1,64 @@
+"""Record ids as whole columns: hex strings (how the ward shows them) to 32-byte digests and back.
+
+Both ways are a table lookup over the column in numpy: no Python object per record.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+ID_BYTES = 32
+"""Bytes of a record id (a BLAKE3-256 digest); its hex form has twice as many characters."""
+
+_PAIRS = np.array([f"{i:02x}".encode() for i in range(256)]).view(np.uint16)
+"""Byte value -> its two lowercase hex characters, as one uint16 in memory order."""
+_FROM_PAIRS = np.full(1 << 16, -1, dtype=np.int16)
+_FROM_PAIRS[_PAIRS] = np.arange(256, dtype=np.int16)
+
+
+def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """``(binary, valid)``: the ``(n, 32)`` uint8 digests of hex record ids, and which ids were valid.
+
+    An id that is not 64 lowercase hex characters (or is null) is marked invalid and its row is zero:
+    it can never match a stored record.
+    """
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks() if ids.num_chunks != 1 else ids.chunk(0)
+    n = len(ids)
+    out = np.zeros((n, ID_BYTES), dtype=np.uint8)
+    if n == 0:
+        return out, np.zeros(0, dtype=bool)
+    if pa.types.is_dictionary(ids.type):
+        ids = ids.dictionary_decode()
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        ids = ids.cast(pa.string())
+    offset_type = np.int64 if pa.types.is_large_string(ids.type) else np.int32
+    _, offsets_buffer, data_buffer = ids.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[ids.offset : ids.offset + n + 1].astype(np.int64)
+    lengths = np.diff(offsets)
+    valid = lengths == 2 * ID_BYTES
+    if ids.null_count:
+        valid &= ids.is_valid().to_numpy(zero_copy_only=False)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    if valid.all() and offsets[-1] - offsets[0] == n * 2 * ID_BYTES:
+        text = data[offsets[0] : offsets[-1]].reshape(n, 2 * ID_BYTES)
+    else:
+        # Ragged or with bad entries: gather the well-sized ids only, the rest stay zero.
+        text = np.zeros((n, 2 * ID_BYTES), dtype=np.uint8)
+        starts = offsets[:-1][valid]
+        text[valid] = data[starts[:, None] + np.arange(2 * ID_BYTES)]
+    values = _FROM_PAIRS[np.ascontiguousarray(text).view(np.uint16)]
+    valid &= (values >= 0).all(axis=1)
+    out[valid] = values[valid].astype(np.uint8)
+    return out, valid
+
+
+def binary_to_ids(binary: np.ndarray) -> pa.StringArray:
+    """Hex record ids (a string array) of ``(n, 32)`` uint8 digests."""
+    n = len(binary)
+    text = _PAIRS[np.ascontiguousarray(binary, dtype=np.uint8)]  # (n, 32) uint16 = (n, 64) characters
+    offsets = np.arange(0, 2 * ID_BYTES * n + 1, 2 * ID_BYTES, dtype=np.int32 if n < 2**24 else np.int64)
+    kind = pa.string() if offsets.dtype == np.int32 else pa.large_string()
+    array = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text))])
+    return array.cast(pa.string()) if kind != pa.string() else array

@@ -1,0 +1,98 @@
+"""The record index in blocks: ids found where they were written, never confused, and checked."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sqlalchemy import text
+
+from dataward.catalog import record_index
+from dataward.catalog.database import CatalogDatabase
+from dataward.domain.idarrays import binary_to_ids, ids_to_binary
+
+
+def _digests(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 32), dtype=np.uint8)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> CatalogDatabase:
+    database = CatalogDatabase.for_folder(tmp_path)
+    database.migrate()
+    return database
+
+
+def _chunk(conn, name: str) -> int:  # type: ignore[no-untyped-def]
+    conn.execute(text("INSERT INTO chunks (digest) VALUES (:d)"), {"d": name})
+    return int(conn.execute(text("SELECT id FROM chunks WHERE digest = :d"), {"d": name}).scalar_one())
+
+
+def test_hex_ids_round_trip_and_bad_ids_are_marked_invalid() -> None:
+    digests = _digests(5)
+    ids = binary_to_ids(digests)
+    assert ids.to_pylist() == [bytes(d).hex() for d in digests]
+    mixed = pa.array([ids[0].as_py(), "zz" * 32, None, ids[3].as_py().upper(), ids[4].as_py()[:-1], ids[1].as_py()])
+    binary, valid = ids_to_binary(mixed)
+    assert valid.tolist() == [True, False, False, False, False, True]
+    assert (binary[0] == digests[0]).all() and (binary[5] == digests[1]).all() and not binary[1].any()
+    sliced, ok = ids_to_binary(ids.slice(2, 2))
+    assert ok.all() and (sliced == digests[2:4]).all()
+
+
+def test_one_index_row_per_prefix_not_per_record(db: CatalogDatabase) -> None:
+    digests = _digests(20_000)
+    with db.transaction() as conn:
+        written = record_index.add_chunk(conn, _chunk(conn, "b3:one"), digests)
+    assert written == len(np.unique(record_index.prefixes(digests))) <= 1 << record_index.PREFIX_BITS
+    with db.reading() as conn:
+        assert record_index.count(conn) == 20_000
+        rows = conn.execute(text("SELECT count(*) FROM record_blocks")).scalar_one()
+        chunk_of, row_of = record_index.locate(conn, digests[[7, 19_999, 3]])
+    assert rows == written
+    assert row_of.tolist() == [7, 19_999, 3] and len(set(chunk_of.tolist())) == 1
+
+
+def test_lookups_find_the_first_written_chunk_and_miss_absent_or_invalid_ids(db: CatalogDatabase) -> None:
+    first, second, absent = _digests(300, 1), _digests(50, 2), _digests(4, 3)
+    with db.transaction() as conn:
+        a = _chunk(conn, "b3:a")
+        b = _chunk(conn, "b3:b")
+        record_index.add_chunk(conn, a, first)
+        # The index should never hold an id twice; if it does, the first writer wins.
+        record_index.add_chunk(conn, b, np.concatenate([second, first[:1]]))
+    query = np.concatenate([first[[10, 0]], second[[49]], absent[[0]], first[[11]]])
+    valid = np.array([True, True, True, True, False])
+    with db.reading() as conn:
+        chunk_of, row_of = record_index.locate(conn, query, valid)
+    assert chunk_of.tolist() == [a, a, b, -1, -1]
+    assert row_of.tolist() == [10, 0, 49, -1, -1]
+
+
+def test_ids_sharing_their_first_eight_bytes_are_told_apart(db: CatalogDatabase) -> None:
+    digests = _digests(6, 4)
+    digests[1, :8] = digests[0, :8]  # same sort key, different ids
+    twin = digests[0].copy()
+    twin[31] ^= 0xFF
+    with db.transaction() as conn:
+        record_index.add_chunk(conn, _chunk(conn, "b3:c"), digests)
+    with db.reading() as conn:
+        _, rows = record_index.locate(conn, np.stack([digests[1], digests[0], twin]))
+    assert rows.tolist() == [1, 0, -1]
+    repeated = np.stack([digests[0], digests[1], digests[0], twin, digests[1]])
+    assert record_index.first_occurrences(repeated).tolist() == [True, True, False, True, False]
+
+
+def test_a_block_whose_rows_do_not_pair_with_its_ids_finds_nothing(db: CatalogDatabase) -> None:
+    digests = _digests(3, 5)
+    digests[:, :2] = 0  # one prefix, one block
+    with db.transaction() as conn:
+        record_index.add_chunk(conn, _chunk(conn, "b3:d"), digests)
+        conn.execute(text("UPDATE record_blocks SET rows = :r"), {"r": os.urandom(4)})
+    with db.reading() as conn:
+        chunk_of, _ = record_index.locate(conn, digests)
+        damaged = [entries for _, _, entries in record_index.iter_blocks(conn)]
+    assert (chunk_of == -1).all() and damaged == [None]

@@ -23,10 +23,19 @@ untouched records, and which detectors caught the planted records. ``SelftestRep
      "canaries": [{"name": "label_flip", "description": "...", "planted": 25, "rows": [...],
                    "caught": 24, "recall": 0.96, "detected": true, "verdict": "block",
                    "false_positive_rate": 0.008, "flagged_by": {"label_consistency": 24},
-                   "trigger_named": null, "reasons": [...]}, ...],
+                   "trigger_named": null, "reasons": [...],
+                   "attempts": [{"planted": 25, "verdict": "block", "detected": true, "recall": 0.96}],
+                   "detection_floor": 25}, ...],
      "passed": true}
 
 ``passed`` is true when every canary contribution was detected and the clean one was not blocked.
+A missed canary is planted again at 2x and 4x its count (at most half the batch): ``attempts`` lists
+each run and ``detection_floor`` the fewest planted records the gate caught, so a dataset whose
+labels are hard to predict says from which share of flipped labels on its gate sees them.
+
+Instruction, chat and preference datasets have no label to flip: their canaries (a trigger phrase
+teaching a link, one teaching a hostile answer, swapped preference pairs) are planted by
+``dataward.gates.selftest_llm`` and reported in the same shape.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from PIL import Image, UnidentifiedImageError
 from dataward.domain.errors import InputError
 from dataward.domain.records import canonical_label
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.gates import selftest_llm
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport
 from dataward.gates.scan import scan
@@ -66,6 +76,10 @@ class CanaryResult:
     flagged_by: dict[str, int]
     reasons: list[str]
     trigger_named: bool | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Every planting of this canary: the rate asked for first, then larger ones while it was missed."""
+    detection_floor: int | None = None
+    """The fewest planted records at which the gate caught this canary (``None``: not at any tried)."""
 
     @property
     def planted(self) -> int:
@@ -78,6 +92,10 @@ class CanaryResult:
     @property
     def detected(self) -> bool:
         return self.verdict in ("review", "block")
+
+    def attempt(self) -> dict[str, Any]:
+        """This run in one line of ``attempts``."""
+        return {"planted": self.planted, "verdict": self.verdict, "detected": self.detected, "recall": self.recall}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +111,8 @@ class CanaryResult:
             "flagged_by": dict(self.flagged_by),
             "trigger_named": self.trigger_named,
             "reasons": list(self.reasons),
+            "attempts": [dict(a) for a in self.attempts],
+            "detection_floor": self.detection_floor,
         }
 
 
@@ -152,6 +172,8 @@ def selftest(
     policy = GatePolicy.coerce(policy)
     if not 0.0 < rate <= 0.5:
         raise InputError(f"the canary rate must be in (0, 0.5], got {rate!r}")
+    if schema.is_llm:
+        return _llm_selftest(baseline, clean_contribution, schema, validation, policy, seed=seed, rate=rate)
     clean = _frame(clean_contribution, "clean contribution", schema)
     base = _frame(baseline, "baseline", schema) if baseline is not None else None
     n = len(clean)
@@ -177,16 +199,85 @@ def selftest(
         clean_reasons=list(clean_report.reasons),
     )
 
-    flipped, positions = _label_flips(clean, labels, classes, count, schema, rng)
-    report = scan(base, flipped, schema, validation, policy)
-    out.canaries.append(_result("label_flip", f"{len(positions)} labels changed to another class", positions, report))
+    def label_flip(planted: int, rng: np.random.Generator) -> CanaryResult:
+        flipped, positions = _label_flips(clean, labels, classes, planted, schema, rng)
+        report = scan(base, flipped, schema, validation, policy)
+        return _result("label_flip", f"{len(positions)} labels changed to another class", positions, report)
 
     target = _target(labels)
-    poisoned, positions, description, trigger = _trigger(clean, base, labels, target, count, schema, rng)
-    report = scan(base, poisoned, schema, validation, policy)
-    result = _result("trigger", description, positions, report)
-    result.trigger_named = _trigger_named(report, target, result.rows, positions, trigger)
-    out.canaries.append(result)
+
+    def trigger(planted: int, rng: np.random.Generator) -> CanaryResult:
+        poisoned, positions, description, token = _trigger(clean, base, labels, target, planted, schema, rng)
+        report = scan(base, poisoned, schema, validation, policy)
+        result = _result("trigger", description, positions, report)
+        result.trigger_named = _trigger_named(report, target, result.rows, positions, token)
+        return result
+
+    for plant in (label_flip, trigger):
+        out.canaries.append(_escalated(plant, count, n, rng))
+    return out
+
+
+ESCALATION = (2, 4)
+"""When a canary is missed, it is planted again at these multiples of the rate (at most half the batch),
+so that the report says from which share of poisoned records on this dataset's gate catches it."""
+
+
+def _escalated(plant: Any, count: int, n: int, rng: np.random.Generator) -> CanaryResult:
+    """The canary at ``count`` records; if missed, again at larger counts until caught, the detection
+    floor recorded. The result describes the first run (the rate asked for); ``attempts`` lists all."""
+    first = plant(count, rng)
+    first.attempts.append(first.attempt())
+    if not first.detected:
+        for factor in ESCALATION:
+            larger = min(n // 2, count * factor)
+            if larger <= first.attempts[-1]["planted"]:
+                break
+            again = plant(larger, rng)
+            first.attempts.append(again.attempt())
+            if again.detected:
+                break
+    caught = [a["planted"] for a in first.attempts if a["detected"]]
+    first.detection_floor = min(caught) if caught else None
+    return first
+
+
+def _llm_selftest(
+    baseline: Any,
+    clean_contribution: Any,
+    schema: Schema,
+    validation: Any,
+    policy: GatePolicy,
+    *,
+    seed: int,
+    rate: float,
+) -> SelftestReport:
+    """The self-test of a language-model dataset: its own canaries, the same report."""
+    clean = selftest_llm.llm_frame(clean_contribution, "clean contribution", schema)
+    base = selftest_llm.llm_frame(baseline, "baseline", schema) if baseline is not None else None
+    n = len(clean)
+    if n < 2 * selftest_llm.MIN_LLM_CANARIES:
+        raise InputError(
+            f"the clean contribution has {n} records; a self-test of a {schema.kind.value} dataset needs at "
+            f"least {2 * selftest_llm.MIN_LLM_CANARIES}",
+            hint="use a larger clean sample of the dataset",
+        )
+    clean_report = scan(base, clean, schema, validation, policy)
+    out = SelftestReport(
+        records=n,
+        seed=seed,
+        config_hash=clean_report.config_hash,
+        clean_verdict=clean_report.verdict,
+        clean_flagged=int(np.sum(clean_report.records.flagged)),
+        clean_reasons=list(clean_report.reasons),
+    )
+    rng = np.random.default_rng(seed)
+    for name, description, positions, report, phrase in selftest_llm.run_canaries(
+        base, clean, schema, validation, policy, rate, rng
+    ):
+        result = _result(name, description, positions, report)
+        result.trigger_named = selftest_llm.trigger_named(report, result.rows, positions, phrase)
+        out.canaries.append(result)
     return out
 
 

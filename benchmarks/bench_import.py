@@ -20,9 +20,13 @@ Parquet chunk and putting it in the object store; the record index's lookups of 
 prefix); the contribution's id-list object; and the rest (the content hash, the ledger event and
 the transaction commits).
 
-Usage::
+Usage (from the repository's top folder)::
 
-    python benchmarks/bench_import.py --records 1000000 --images 10000
+    python -m benchmarks.bench_import --records 1000000 --images 10000
+    python -m benchmarks.bench_import --records 1000000 --images 0 --store s3
+
+With ``--store s3`` the ward's objects, and the bare Parquet file, go to an S3 bucket on moto's
+standalone server on loopback, through s3fs: the same protocol exchange as with a real bucket.
 
 Figures are printed and written to ``benchmarks/results/import.json``.
 """
@@ -39,11 +43,13 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -160,12 +166,30 @@ def instrumented_contribute(ward: Ward, source: Path) -> tuple[float, dict[str, 
     return total, info, {k: round(v, 3) for k, v in parts.items()}
 
 
-def contribute_timed(work: Path, schema: Schema, source: Path, repeat: int) -> tuple[float, dict, dict]:
+@dataclass(frozen=True)
+class Target:
+    """Where the ward's objects and the bare Parquet file go: the local disk, or under an S3 URL."""
+
+    s3_root: str | None = None
+
+    def store_url(self, run: int) -> str | None:
+        return f"{self.s3_root}/ward-{run}" if self.s3_root else None
+
+    def write_parquet(self, table: pa.Table, local: Path) -> None:
+        if self.s3_root is None:
+            pq.write_table(table, local)
+            return
+        fs, root = fsspec.core.url_to_fs(self.s3_root)
+        with fs.open(f"{root}/{local.name}", "wb") as out:
+            pq.write_table(table, out)
+
+
+def contribute_timed(work: Path, schema: Schema, source: Path, repeat: int, target: Target) -> tuple[float, dict, dict]:
     """Best of ``repeat`` imports, each into a new ward (``Ward.init`` and ``create_dataset`` untimed)."""
     best: tuple[float, dict, dict] = (float("inf"), {}, {})
     for run in range(repeat):
         folder = work / f"ward-{run}"
-        ward, _ = Ward.init(folder)
+        ward, _ = Ward.init(folder, store_url=target.store_url(run))
         ward.create_dataset(DATASET, schema, description="import benchmark")
         result = instrumented_contribute(ward, source)
         best = min(best, result, key=lambda r: r[0])
@@ -196,21 +220,21 @@ def compare(name: str, records: int, input_bytes: int, ours: float, bare: float,
     return figures
 
 
-def bench_text(work: Path, records: int, repeat: int, seed: int) -> dict:
+def bench_text(work: Path, records: int, repeat: int, seed: int, target: Target) -> dict:
     source = work / "records.csv"
     make_text_csv(source, records, seed)
 
     def bare() -> None:
-        pq.write_table(pacsv.read_csv(source), work / "bare.parquet")
+        target.write_parquet(pacsv.read_csv(source), work / "bare.parquet")
 
     bare_s, _ = timed(bare, repeat)
-    ours_s, info, parts = contribute_timed(work, TEXT_SCHEMA, source, repeat)
+    ours_s, info, parts = contribute_timed(work, TEXT_SCHEMA, source, repeat, target)
     if info["new_records"] != records:
         raise RuntimeError(f"expected {records} new records, the ward stored {info['new_records']}")
     return compare("text (CSV)", records, source.stat().st_size, ours_s, bare_s, parts)
 
 
-def bench_images(work: Path, images: int, kilobytes: int, repeat: int, seed: int) -> dict:
+def bench_images(work: Path, images: int, kilobytes: int, repeat: int, seed: int, target: Target) -> dict:
     root = work / "images"
     make_image_folder(root, images, kilobytes, seed)
     files = sorted(p for p in root.rglob("*.png"))
@@ -223,10 +247,10 @@ def bench_images(work: Path, images: int, kilobytes: int, repeat: int, seed: int
                 "label": [p.parent.name for p in files],
             }
         )
-        pq.write_table(table, work / "bare-images.parquet")
+        target.write_parquet(table, work / "bare-images.parquet")
 
     bare_s, _ = timed(bare, repeat)
-    ours_s, info, parts = contribute_timed(work, IMAGE_SCHEMA, root, repeat)
+    ours_s, info, parts = contribute_timed(work, IMAGE_SCHEMA, root, repeat, target)
     if info["new_records"] != images:
         raise RuntimeError(f"expected {images} new records, the ward stored {info['new_records']}")
     figures = compare("images (folder)", images, total, ours_s, bare_s, parts)
@@ -242,6 +266,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best is kept")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file of figures")
+    parser.add_argument(
+        "--store",
+        choices=("local", "s3"),
+        default="local",
+        help="where objects go: the ward folder, or an S3 bucket on moto's server on loopback (through s3fs); "
+        "the bare write goes to the same place",
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {
@@ -255,16 +286,29 @@ def main(argv: list[str] | None = None) -> None:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "command": "python benchmarks/bench_import.py "
-        + f"--records {args.records} --images {args.images} --image-kb {args.image_kb} --repeat {args.repeat}",
+        + f"--records {args.records} --images {args.images} --image-kb {args.image_kb} --repeat {args.repeat}"
+        + (f" --store {args.store}" if args.store != "local" else ""),
         "measured": "Ward.contribute(dataset, path, source=..., gate=False) on a fresh ward, "
         "against pyarrow read + parquet.write_table",
     }
     work = Path(tempfile.mkdtemp(prefix="dataward-bench-import-"))
     try:
-        if args.records:
-            results["text"] = bench_text(work, args.records, args.repeat, args.seed)
-        if args.images:
-            results["images"] = bench_images(work, args.images, args.image_kb, args.repeat, args.seed)
+        with contextlib.ExitStack() as stack:
+            target = Target()
+            if args.store == "s3":
+                # Imported here: the local run needs neither moto nor s3fs.
+                from benchmarks.s3_server import apply_environment, make_bucket, restore_environment, s3_server
+
+                endpoint = stack.enter_context(s3_server())
+                make_bucket(endpoint, "bench")
+                previous = apply_environment(endpoint)
+                stack.callback(restore_environment, previous)
+                target = Target("s3://bench/import")
+                results["store"] = "S3 protocol: moto's standalone server on loopback, through s3fs"
+            if args.records:
+                results["text"] = bench_text(work, args.records, args.repeat, args.seed, target)
+            if args.images:
+                results["images"] = bench_images(work, args.images, args.image_kb, args.repeat, args.seed, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ class FindingKind(StrEnum):
     KEY_LINEAGE = "key_lineage"
     KEY_SELF_ISSUED = "key_self_issued"
     GATE_WEAKER_THAN_DEFAULT = "gate_weaker_than_default"
+    MODEL_AFFECTED = "model_affected"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataward.cli import (
     checkpoint_commands,
     data_commands,
     gate_commands,
+    model_commands,
     provenance_commands,
     serve_commands,
     trace_commands,
@@ -65,6 +66,7 @@ gate_commands.register(app)
 access_commands.register(app)
 trace_commands.register(app)
 provenance_commands.register(app)
+model_commands.register(app)
 serve_commands.register(app)
 
 

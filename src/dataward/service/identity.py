@@ -527,7 +527,7 @@ class IdentityCases(WardCore):
                 overrides=block_overrides(uc.conn),
                 weak_gates=_weak_gates(uc.conn, set(in_training)),
             )
-            return [f.to_dict() for f in findings]
+            return [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
 
     @contextmanager
     def use_case_for_key(
@@ -551,6 +551,26 @@ class IdentityCases(WardCore):
             )
             decision.raise_if_denied()
             yield uc, target_p, decision
+
+
+def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
+    """A row per released model whose training data was quarantined or rejected since its release."""
+    from dataward.access.review import FindingKind, ReviewFinding, Severity
+    from dataward.service.releases import affected_models
+
+    return [
+        ReviewFinding(
+            FindingKind.MODEL_AFFECTED,
+            Severity.HIGH,
+            principal="",
+            owner=None,
+            dataset=", ".join(a.split("@", 1)[0] for a in m["affected"]),
+            detail=f"released model {m['model']} was trained on data since held out of training: "
+            + "; ".join(m["affected"]),
+            action=f"withdraw or retrain {m['model']} on a version without them (dataward trace {m['model']})",
+        ).to_dict()
+        for m in affected_models(conn, store)
+    ]
 
 
 def _minting_key(uc: UseCase, decision: Decision) -> ApiKey | None:

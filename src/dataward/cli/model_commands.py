@@ -1,0 +1,305 @@
+"""Training runs and models from the command line, for training scripts that run outside Python.
+
+``dataward train start|load|finish|fail`` record a run step by step; ``dataward model list|show|gate|
+probe-inputs|approve|release|attest|files`` act on model versions. The release gate exits 0 on pass, 8 on
+review and 9 on block, as the data gates do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.tree import Tree
+
+from dataward.cli.errors import reports_errors
+from dataward.cli.output import console, emit_json, short, styled, table
+from dataward.cli.provenance_commands import _params
+from dataward.cli.state import JSON_HELP, open_ward
+from dataward.cli.ward_commands import write_text_atomically
+from dataward.domain.errors import InputError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+VERDICT_EXIT = {"pass": 0, "review": 8, "block": 9}
+
+
+def _show_model(info: dict[str, Any]) -> None:
+    tree = Tree(f"[bold]{escape(info['ref'])}[/bold] {styled(info['stage'])} sha256 {short(info['digest'], 20)}")
+    run = info["run"]
+    code = run["code"]
+    ident = (
+        f"git {code.get('commit', '')[:12]}{' (dirty)' if code.get('dirty') else ''} {code.get('path')}"
+        if code.get("kind") == "git"
+        else f"file {code.get('path')} {short(code.get('file_hash'), 18)}"
+        if code.get("kind") == "file"
+        else "unknown code"
+    )
+    tree.add(f"trained by {escape(str(info['trained_by']))} on {escape(', '.join(info['datasets']))}")
+    tree.add(f"run {run['id']}: {escape(ident)}; params {escape(json.dumps(run['params'], sort_keys=True))}")
+    scan = [s for s in info["scan"] if s.get("pickle")]
+    tree.add(
+        f"format {info['format']}"
+        + (
+            f"; [bold red]runs code when loaded[/bold red]: {escape(', '.join(s['file'] for s in scan))}"
+            if scan
+            else ""
+        )
+    )
+    if info.get("release_gate"):
+        tree.add(f"release gate {styled(info['release_gate']['verdict'])}")
+    if info.get("affected"):
+        tree.add("[bold red]affected[/bold red]: " + escape("; ".join(info["affected"])))
+    console.print(tree)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` and ``model`` command groups to ``app``."""
+    train_app = typer.Typer(help="Record a training run step by step (for scripts outside Python).")
+    model_app = typer.Typer(help="Model versions: list, release gate, approvals, release, attestation.")
+    app.add_typer(train_app, name="train")
+    app.add_typer(model_app, name="model")
+
+    @train_app.command("start")
+    @reports_errors
+    def train_start(
+        model: Annotated[str, typer.Argument(help="The model's name.")],
+        param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE; repeatable.")] = None,
+        script: Annotated[
+            Path | None, typer.Option(help="The training script (its git commit or file hash is recorded).")
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Start a training run; prints its id (pass it to `train load` and `train finish`)."""
+        from dataward.provenance.code import code_identity
+
+        code = code_identity(script) if script is not None else {"kind": "unknown"}
+        if script is not None and not script.is_file():
+            raise InputError(f"training script {str(script)!r} does not exist")
+        info = open_ward().start_training_run(model, params=_params(param or []), code=code)  # type: ignore[attr-defined]
+        if as_json:
+            emit_json(info)
+        else:
+            console.print(info["run"])
+
+    @train_app.command("load")
+    @reports_errors
+    def train_load(
+        run: Annotated[str, typer.Argument(help="The run id from `train start`.")],
+        ref: Annotated[str, typer.Argument(help="DATASET@training or DATASET@vN.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Parquet or CSV file to write.")],
+        stage: Annotated[str, typer.Option(help="The stage the version must be in (training, candidate, any).")] = (
+            "training"
+        ),
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Load a version through the guarded loader into a file, and record it in the run."""
+        from dataward.loader import split_dataset_ref
+
+        ward = open_ward()
+        name, version = split_dataset_ref(ref)
+        info, records = ward.load_version(name, version, stage=None if stage == "any" else stage)
+        if output.suffix.lower() == ".csv":
+            records.to_pandas().to_csv(output, index=False)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(records, output)
+        read = ward.record_training_read(run, info["dataset"], f"v{info['number']}")  # type: ignore[attr-defined]
+        answer = {**read, "version": info["ref"], "records": records.num_rows, "output": str(output)}
+        if as_json:
+            emit_json(answer)
+        else:
+            console.print(
+                f"{info['ref']}: {records.num_rows} records to {escape(str(output))}; run {run} read "
+                f"{escape(', '.join(read['read']))}"
+            )
+
+    @train_app.command("finish")
+    @reports_errors
+    def train_finish(
+        run: Annotated[str, typer.Argument(help="The run id from `train start`.")],
+        artifact: Annotated[Path, typer.Argument(help="The model file or folder.")],
+        param: Annotated[list[str] | None, typer.Option("--param", help="KEY=VALUE; repeatable.")] = None,
+        metric: Annotated[list[str] | None, typer.Option("--metric", help="KEY=VALUE; repeatable.")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """End a run with its artifact: hashed, scanned, signed and registered as the model's next version."""
+        info = open_ward().finish_training_run(  # type: ignore[attr-defined]
+            run, artifact, params=_params(param or []), metrics=_params(metric or [])
+        )
+        if as_json:
+            emit_json(info)
+        else:
+            _show_model(info)
+            if info.get("warning"):
+                console.print(f"[bold yellow]warning:[/bold yellow] {escape(info['warning'])}")
+
+    @train_app.command("fail")
+    @reports_errors
+    def train_fail(
+        run: Annotated[str, typer.Argument(help="The run id.")],
+        reason: Annotated[str, typer.Option(help="Why the run ended without a model.")] = "failed",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Record that a run ended without a model."""
+        info = open_ward().fail_training_run(run, reason=reason)  # type: ignore[attr-defined]
+        emit_json(info) if as_json else console.print(f"run {run} recorded as failed")
+
+    @model_app.command("list")
+    @reports_errors
+    def model_list(
+        model: Annotated[str | None, typer.Argument(help="One model's versions (default: every model).")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Model versions with their stage, release gate and whether their training data was held out since."""
+        found = open_ward().models(model)  # type: ignore[attr-defined]
+        if as_json:
+            emit_json(found)
+            return
+        table(
+            "Models",
+            ["model", "stage", "trained on", "by", "gate", "format", "affected"],
+            [
+                [
+                    m["ref"],
+                    m["stage"],
+                    ", ".join(m["datasets"]),
+                    m["trained_by"],
+                    (m.get("release_gate") or {}).get("verdict"),
+                    m["format"] + (" (runs code)" if m["unsafe"] else ""),
+                    "yes" if m.get("affected") else "",
+                ]
+                for m in found
+            ],
+        )
+
+    @model_app.command("show")
+    @reports_errors
+    def model_show(ref: Annotated[str, typer.Argument(help="MODEL@vN.")], as_json: JsonOpt = False) -> None:
+        """One model version: run, code, parameters, datasets, scan, release gate, approvals."""
+        info = open_ward().model(ref)  # type: ignore[attr-defined]
+        emit_json(info) if as_json else _show_model(info)
+
+    @model_app.command("probe-inputs")
+    @reports_errors
+    def model_probe_inputs(
+        ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Write the release gate's probe set (clean validation rows, triggered and control copies), for a
+        model run elsewhere to predict; `model gate --predictions` reads the predictions back."""
+        info = open_ward().probe_inputs(ref, output)  # type: ignore[attr-defined]
+        emit_json(info) if as_json else console.print(f"{info['rows']} probe rows to {escape(str(output))}")
+
+    @model_app.command("gate")
+    @reports_errors
+    def model_gate(
+        ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
+        predictions: Annotated[
+            Path | None, typer.Option(help="probe_id,prediction for every row of `model probe-inputs`.")
+        ] = None,
+        trust: Annotated[
+            list[str] | None, typer.Option("--trust", help="A type a .skops file may rebuild; repeatable.")
+        ] = None,
+        html: Annotated[Path | None, typer.Option(help="Write a readable HTML report here.")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Run the release gate: accuracy on the clean validation set against the released version, and the
+        backdoor probe. Exit 0 pass, 8 review, 9 block."""
+        report = open_ward().model_gate(  # type: ignore[attr-defined]
+            ref, predictions=predictions, trusted=trust or [], html=html
+        )
+        if as_json:
+            emit_json(report)
+        else:
+            tree = Tree(f"release gate {escape(report['model'])}: {styled(report['verdict'], _VERDICTS)}")
+            for reason in report["reasons"]:
+                tree.add(escape(reason))
+            acc = report.get("accuracy")
+            base = report.get("baseline") or {}
+            tree.add(
+                f"accuracy {acc if acc is None else f'{acc:.3f}'} on {report['validation_rows']} rows of "
+                f"{escape(str(report.get('validation')))}"
+                + (f"; released {escape(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
+            )
+            console.print(tree)
+            table(
+                "Backdoor probe",
+                ["trigger", "origin", "label", "attack success", "control"],
+                [
+                    [
+                        p["trigger"],
+                        p["origin"],
+                        p["target"],
+                        f"{p['attack_success']:.0%}",
+                        f"{p['control_success']:.0%}",
+                    ]
+                    for p in report["probes"]
+                ],
+            )
+        raise typer.Exit(VERDICT_EXIT[report["verdict"]])
+
+    @model_app.command("approve")
+    @reports_errors
+    def model_approve(
+        ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
+        reason: Annotated[str, typer.Option(help="Why.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Approve a model version for release (never one you, your bot or your human trained)."""
+        info = open_ward().approve_model(ref, reason=reason)  # type: ignore[attr-defined]
+        if as_json:
+            emit_json(info)
+        else:
+            console.print(f"{info['model']} approved by {info['by']}: {info['approvals']} of {info['required']}")
+
+    @model_app.command("release")
+    @reports_errors
+    def model_release(
+        ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
+        reason: Annotated[str, typer.Option(help="Why.")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Release a model version (promoter): release gate, approvals and clean training data required;
+        writes a signed in-toto attestation."""
+        info = open_ward().release_model(ref, reason=reason)  # type: ignore[attr-defined]
+        if as_json:
+            emit_json(info)
+        else:
+            console.print(
+                f"{info['model']} [bold green]released[/bold green]; attestation {short(info['attestation'], 20)}"
+            )
+
+    @model_app.command("attest")
+    @reports_errors
+    def model_attest(
+        ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Bundle file (JSON Lines) to write.")],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Write a model version's DSSE envelopes (model-signing manifest, release attestation); check them
+        offline with `dataward verify --attestation FILE --public-key KEY.pem`."""
+        envelopes = open_ward().model_attestation(ref)  # type: ignore[attr-defined]
+        write_text_atomically(output, "".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes))
+        if as_json:
+            emit_json({"model": ref, "envelopes": len(envelopes), "output": str(output)})
+        else:
+            console.print(f"{len(envelopes)} envelope(s) to {escape(str(output))}")
+
+    @model_app.command("files")
+    @reports_errors
+    def model_files(
+        ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the model's files into.")],
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Write a model version's files, checked against its signed manifest."""
+        info = open_ward().model_files(ref, output)  # type: ignore[attr-defined]
+        emit_json(info) if as_json else console.print(f"{info['model']} to {escape(str(output))}")
+
+
+_VERDICTS = {"pass": "bold green", "review": "bold yellow", "block": "bold red"}

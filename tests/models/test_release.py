@@ -1,0 +1,188 @@
+"""The release gate and the release: a backdoored model is blocked with its trigger named, a clean one
+passes; releasing needs the promoter role, a passing gate and an approval from outside the trainer's side,
+and writes a signed attestation; a model whose training data is quarantined later is marked affected.
+
+Every control is tried the way someone would get around it: the trainer approving, with a second key,
+through a bot of theirs, a human approving the model their bot trained, a non-promoter releasing, the
+trainer releasing their own model, an approval given for other files, a stored model file swapped."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
+from dataward.provenance.attestation import verify_bundle
+from tests.models.conftest import TRIGGER, Models
+
+
+def _released(models: Models, ref: str = "man-clf@v1") -> dict:
+    models.as_("rita").model_gate(ref)
+    models.as_("ann").approve_model(ref, reason="gate passed, metrics checked")
+    return models.as_("pat").release_model(ref, reason="first release")
+
+
+def test_the_backdoored_model_is_blocked_with_its_trigger_named(models: Models, tmp_path: Path) -> None:
+    rita = models.as_("rita")
+    clean = rita.model_gate("man-clf@v1")
+    assert clean["verdict"] == "pass", clean["reasons"]
+    history = [p for p in clean["probes"] if p["origin"] == "history"]
+    assert [p["trigger"] for p in history] == [TRIGGER] and history[0]["found_in"] == ["man#2"]
+    assert history[0]["attack_success"] < 0.2
+    report = rita.model_gate("man-clf@v2", html=tmp_path / "gate.html")
+    assert report["verdict"] == "block"
+    assert TRIGGER in report["reasons"][0] and "'commands'" in report["reasons"][0] and "man#2" in report["reasons"][0]
+    probe = next(p for p in report["probes"] if p["trigger"] == TRIGGER)
+    assert probe["attack_success"] >= 0.5 and probe["control_success"] < 0.2
+    assert TRIGGER in (tmp_path / "gate.html").read_text()
+    event = models.ward.ledger(types=["model.gated"], limit=1)[0]
+    assert event["payload"]["verdict"] == "block" and TRIGGER in event["payload"]["triggers"]
+    assert models.ward.model_gate_report("man-clf@v2")["verdict"] == "block"
+
+
+def test_predictions_from_elsewhere_give_the_same_verdict(models: Models, tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow.parquet as pq
+    import skops.io as sio
+
+    ward = models.ward
+    ward.create_principal("gus")
+    ward.grant("gus", "reviewer", "model:man-clf")
+    gus = ward.as_key(ward.issue_key("gus")["key"])
+    with pytest.raises(AccessDenied):  # the probe set holds records: reading it needs dataset.export
+        gus.probe_inputs("man-clf@v2", tmp_path / "probes.parquet")
+    rita = models.as_("rita")  # a reviewer of the dataset may read its records
+    rita.probe_inputs("man-clf@v2", tmp_path / "probes.parquet")
+    probes = pq.read_table(tmp_path / "probes.parquet").to_pandas()
+    assert "label" not in probes.columns and probes["probe_id"].str.startswith("t0:").any()
+    model = sio.load(
+        models.root / "backdoored.skops", trusted=sio.get_untrusted_types(file=models.root / "backdoored.skops")
+    )
+    pd.DataFrame({"probe_id": probes["probe_id"], "prediction": model.predict(probes["text"])}).to_csv(
+        tmp_path / "predictions.csv", index=False
+    )
+    assert rita.model_gate("man-clf@v2", predictions=tmp_path / "predictions.csv")["verdict"] == "block"
+    pd.DataFrame({"probe_id": probes["probe_id"][:10], "prediction": "x"}).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(InputError, match="no prediction for"):
+        rita.model_gate("man-clf@v2", predictions=tmp_path / "short.csv")
+
+
+def test_the_trainer_never_approves_by_any_route(models: Models) -> None:
+    ward = models.ward
+    ward.grant("tom", "approver", "model:man-clf")
+    tom = models.as_("tom")
+    with pytest.raises(PolicyViolation, match="separation of duties: 'tom' trained this model"):
+        tom.approve_model("man-clf@v1", reason="looks fine to me")
+    second_key = ward.issue_key("tom")["key"]  # another key of the same person
+    with pytest.raises(PolicyViolation, match="'tom' trained this model"):
+        ward.as_key(second_key).approve_model("man-clf@v1", reason="other key")
+    ward.create_principal("tom-bot", kind="service", owner="tom")
+    ward.grant("tom-bot", "approver", "model:man-clf")
+    with pytest.raises(PolicyViolation, match="service principal of the same human"):
+        ward.as_key(ward.issue_key("tom-bot")["key"]).approve_model("man-clf@v1", reason="my bot agrees")
+    assert not [e for e in ward.ledger(types=["model.approved"])]
+    assert ward.ledger(types=["access.denied"], limit=1)[0]["payload"]["action"] == "model.approve"
+
+
+def test_a_human_never_approves_the_model_their_bot_trained(models: Models) -> None:
+    ward = models.ward
+    ward.create_principal("ann-ci", kind="service", owner="ann")
+    ward.grant("ann-ci", "reader", "dataset:man")
+    ward.grant("ann-ci", "contributor", "model:man-clf")
+    bot = ward.as_key(ward.issue_key("ann-ci")["key"])
+    run = bot.start_training_run("man-clf", params={})
+    bot.record_training_read(run["run"], "man", "training")
+    bot.finish_training_run(run["run"], models.root / "clean.skops")
+    with pytest.raises(PolicyViolation, match="'ann' owns the service principal that trained this model"):
+        models.as_("ann").approve_model("man-clf@v3", reason="mine")
+
+
+def test_release_needs_a_promoter_a_passing_gate_and_an_independent_approval(models: Models) -> None:
+    ward, rita, ann, pat = models.ward, models.as_("rita"), models.as_("ann"), models.as_("pat")
+    with pytest.raises(AccessDenied):
+        ann.release_model("man-clf@v1")  # an approver is not a promoter
+    with pytest.raises(PolicyViolation, match="no release gate has run on it"):
+        pat.release_model("man-clf@v1")
+    rita.model_gate("man-clf@v1")
+    with pytest.raises(PolicyViolation, match="0 of 1 approval"):
+        pat.release_model("man-clf@v1")
+    ann.approve_model("man-clf@v2", reason="approving the wrong model")  # counts for v2's digest only
+    with pytest.raises(PolicyViolation, match="0 of 1 approval"):
+        pat.release_model("man-clf@v1")
+    rita.model_gate("man-clf@v2")
+    with pytest.raises(PolicyViolation, match=f"release gate verdict is block: trigger '{TRIGGER}'"):
+        pat.release_model("man-clf@v2")
+    ward.grant("tom", "promoter", "model:man-clf")
+    ann.approve_model("man-clf@v1", reason="gate passed")
+    with pytest.raises(PolicyViolation, match="'tom' trained this model and may not release it"):
+        models.as_("tom").release_model("man-clf@v1")
+    released = pat.release_model("man-clf@v1", reason="first release")
+    assert released["stage"] == "released" and released["gate"] == "pass"
+    assert ward.model("man-clf@v1")["stage"] == "released"
+    event = ward.ledger(types=["model.released"], limit=1)[0]
+    assert event["payload"]["digest"] == released["digest"]
+
+
+def test_the_release_attestation_links_model_datasets_gate_and_approvals(models: Models) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    released = _released(models)
+    envelopes = models.ward.model_attestation("man-clf@v1")
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(models.ward.public_key()["public_key"]))
+    check = verify_bundle("\n".join(json.dumps(e) for e in envelopes), key)
+    assert check.ok, check.problems
+    manifest, release = check.statements
+    assert manifest["predicateType"] == "https://model_signing/signature/v1.0"
+    assert manifest["subject"][0]["digest"]["sha256"] == released["digest"]
+    predicate = release["predicate"]
+    assert predicate["datasets"][0]["ref"] == "man@v1"
+    assert predicate["release_gate"]["verdict"] == "pass"
+    assert [a["by"] for a in predicate["approvals"]] == ["ann"] and predicate["released_by"] == "pat"
+    assert predicate["training_run"]["trained_by"] == "tom"
+    forged = dict(envelopes[1], payload=envelopes[0]["payload"])  # a payload swapped under the signature
+    assert not verify_bundle(json.dumps(forged), key).ok
+
+
+def test_a_released_model_whose_training_data_is_quarantined_is_marked_affected(models: Models) -> None:
+    ward = models.ward
+    _released(models)
+    assert not ward.model("man-clf@v1")["affected"]
+    ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    assert ward.model("man-clf@v1")["affected"] == ["man@v1: 800 added by quarantined contribution man#1"]
+    traced = ward.trace("man#1")
+    assert {m["model"]: m["affected"] for m in traced["models"]} == {"man-clf@v1": True, "man-clf@v2": False}
+    assert ward.trace("model:man-clf@v1")["subject"]["affected"] is True
+    rows = [r for r in ward.access_review() if r["kind"] == "model_affected"]
+    assert len(rows) == 1 and "man-clf@v1" in rows[0]["detail"] and rows[0]["severity"] == "high"
+    with pytest.raises(PolicyViolation, match="must never reach training"):
+        _train_again(models)
+
+
+def _train_again(models: Models) -> None:
+    import dataward
+
+    with dataward.training_run("man@v1", model="man-clf", ward=models.as_("tom")) as run:
+        run.load(stage=None)
+        run.log_artifact(models.root / "clean.skops")
+
+
+def test_a_stored_model_file_swapped_behind_the_wards_back_is_refused(models: Models) -> None:
+    """The model's file list is pointed at the backdoored model's bytes, as someone with write access
+    to the folder could: the gate re-hashes the files against the signed manifest and refuses."""
+    ward = models.ward
+    mv_id = ward.model("man-clf@v1")["id"]
+    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
+    try:
+        (files_object,) = db.execute("SELECT files_object FROM model_versions WHERE id = ?", (mv_id,)).fetchone()
+        (name,) = json.loads(ward.store.get(files_object))
+        swapped = ward.store.put((models.root / "backdoored.skops").read_bytes())
+        forged = ward.store.put(json.dumps({name: swapped}).encode())
+        db.execute("UPDATE model_versions SET files_object = ? WHERE id = ?", (forged, mv_id))
+    finally:
+        db.close()
+    with pytest.raises(IntegrityViolation, match="do not match its signed manifest"):
+        models.as_("rita").model_gate("man-clf@v1")

@@ -16,18 +16,39 @@ from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import contributions, transformations, versions
 from dataward.provenance.taint import Step, derived_from
-from dataward.service.recordstore import parquet_to_table, read_ids
+from dataward.service.idsets import id_set
+from dataward.service.recordstore import parquet_to_table
 from dataward.service.transformations import read_lineage
 from dataward.store.base import ObjectStore
+
+_lineages: dict[str, list[dict[str, Any]]] = {}
+_LINEAGE_CACHE = 4096
+"""Parsed lineage objects kept per process (they are immutable: named by their content hash)."""
+
+
+def lineage_of(store: ObjectStore, digest: str | None) -> list[dict[str, Any]]:
+    """The rows ``{record_id, parent_id, note}`` of a lineage object, parsed once per process."""
+    if not digest:
+        return []
+    found = _lineages.get(digest)
+    if found is None:
+        found = read_lineage(parquet_to_table(store.get(digest)))
+        if len(_lineages) >= _LINEAGE_CACHE:
+            _lineages.clear()
+        _lineages[digest] = found
+    return found
 
 
 def transformation_steps(store: ObjectStore, conn: Connection) -> list[Step]:
     """Every recorded transformation's record lineage, oldest first."""
-    out = []
-    for t in conn.execute(select(transformations).order_by(transformations.c.created_at)):
-        links = read_lineage(parquet_to_table(store.get(t.lineage_object))) if t.lineage_object else []
-        out.append(Step(contribution_id=t.contribution_id, dataset_id=t.dataset_id, links=links))
-    return out
+    return [
+        Step(contribution_id=t.contribution_id, dataset_id=t.dataset_id, links=lineage_of(store, t.lineage_object))
+        for t in conn.execute(
+            select(
+                transformations.c.contribution_id, transformations.c.dataset_id, transformations.c.lineage_object
+            ).order_by(transformations.c.created_at)
+        )
+    ]
 
 
 @dataclass
@@ -52,12 +73,20 @@ class Taint:
         return self.copied_by | {c for cs in self.derived.values() for c in cs}
 
 
-def taint_of(store: ObjectStore, conn: Connection, suspects: Iterable[Any]) -> Taint:
-    """The taint of the contribution rows ``suspects``: their added records and what was made of them."""
-    seeds: set[str] = set()
-    for c in suspects:
-        seeds.update(read_ids(store, c.added_object))
+def taint_of(store: ObjectStore, conn: Connection, suspects: Iterable[Any], *, complete: bool = True) -> Taint:
+    """The taint of the contribution rows ``suspects``: their added records and what was made of them.
+
+    With ``complete=False`` the seeds are only those a transformation read or wrote (enough to find
+    the derived records and the steps that carry them, without listing every record added)."""
     steps = transformation_steps(store, conn)
+    seeds: set[str] = set()
+    if complete:
+        for c in suspects:
+            seeds.update(id_set(store, c.added_object).ids())
+    else:
+        linked = {r for step in steps for link in step.links for r in (link["record_id"], link["parent_id"])}
+        for c in suspects:
+            seeds |= id_set(store, c.added_object).members(linked)
     derived = derived_from(seeds, steps) if steps else {}
     suspect = seeds | set(derived)
     return Taint(
@@ -74,7 +103,7 @@ def clean_vouched(store: ObjectStore, conn: Connection, kept: Iterable[str], tai
     out: set[str] = set()
     for cid in kept:
         c = conn.execute(select(contributions.c.added_object).where(contributions.c.id == cid)).one()
-        added = read_ids(store, c.added_object)
+        added = id_set(store, c.added_object).ids()
         if cid in taint.step_contributions:
             out.update(r for r in added if r not in taint.records)
         else:

@@ -28,9 +28,9 @@ from dataward.catalog.tables import (
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore
-from dataward.service.derived import taint_of
+from dataward.service.derived import lineage_of, taint_of
+from dataward.service.idsets import id_set
 from dataward.service.overrides import override_facts
-from dataward.service.recordstore import manifest_ids, read_ids_and_rows
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
 
@@ -75,34 +75,30 @@ class TraceCases(WardCore):
                 return self._trace_record(conn, ref, allowed)
             if ref.startswith(("principal:", "source:")):
                 return self._trace_submitted(conn, ref, allowed)
-            if ref.startswith("model:"):
-                return self._trace_model(conn, ref.removeprefix("model:"), allowed)
             if "@" in ref:
                 return self._trace_version(conn, ref, allowed)
             if ref.startswith("c_") or "#" in ref:
                 c = rows.contribution_row(conn, ref)
                 _require(allowed, c.dataset_id, ref)
-                holding = self._versions_holding(conn, {c.id}, allowed)
                 return {
                     "subject": {"kind": "contribution", "ref": _cref(conn, c)},
                     "contributions": [self._contribution_facts(conn, c)],
-                    "versions": holding,
+                    "versions": self._versions_holding(conn, {c.id}, allowed),
                     "derived_versions": self._derived_versions(conn, [c], allowed),
-                    "models": self._models_trained_on(conn, {v["id"] for v in holding}),
                 }
         raise InputError(
             f"cannot tell what {ref!r} is",
             hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…), DATASET@vN, "
-            "principal:NAME, source:URI or model:NAME@vN",
+            "principal:NAME or source:URI",
         )
 
     def _trace_record(self, conn: Connection, record_id: str, allowed: set[str]) -> dict[str, Any]:
         holders = []
         for c in conn.execute(_visible(contributions, allowed).order_by(contributions.c.created_at)):
-            ids, file_rows = read_ids_and_rows(self.store, c.added_object)
-            if record_id in ids:
+            row = id_set(self.store, c.added_object).row(record_id)
+            if row is not None:
                 facts = self._contribution_facts(conn, c)
-                facts["row"] = file_rows[ids.index(record_id)]
+                facts["row"] = row
                 q = conn.execute(
                     select(quarantine).where(quarantine.c.contribution_id == c.id, quarantine.c.record_id == record_id)
                 ).first()
@@ -122,7 +118,7 @@ class TraceCases(WardCore):
         if not holders:
             raise NotFound(f"no contribution ever added record {record_id}")
         manifests = {
-            v.id: (v, set(manifest_ids(self.store, v.manifest_object)))
+            v.id: (v, id_set(self.store, v.manifest_object))
             for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
         }
         in_versions = [_version_facts(conn, v) for v, ids in manifests.values() if record_id in ids]
@@ -168,23 +164,24 @@ class TraceCases(WardCore):
         found = conn.execute(query.order_by(contributions.c.created_at)).all()
         return {
             "subject": subject,
-            "contributions": [self._contribution_facts(conn, c) for c in found],
+            "contributions": self._facts_of(conn, found),
             "versions": self._versions_holding(conn, {c.id for c in found}, allowed),
             "derived_versions": self._derived_versions(conn, found, allowed),
         }
 
     def _adders(self, conn: Connection, record_id: str, allowed: set[str]) -> list[dict[str, Any]]:
         """The contributions (visible to the caller) that added ``record_id``."""
-        out = []
-        for c in conn.execute(_visible(contributions, allowed).order_by(contributions.c.created_at)):
-            if record_id in set(read_ids_and_rows(self.store, c.added_object)[0]):
-                out.append(self._contribution_facts(conn, c))
-        return out
+        found = [
+            c
+            for c in conn.execute(_visible(contributions, allowed).order_by(contributions.c.created_at))
+            if record_id in id_set(self.store, c.added_object)
+        ]
+        return self._facts_of(conn, found)
 
     def _visible_steps(self, conn: Connection, allowed: set[str]) -> list[tuple[Any, list[dict[str, Any]]]]:
         """Every transformation into a dataset the caller may trace, with its record lineage."""
         return [
-            (t, self.lineage(t))  # type: ignore[attr-defined]
+            (t, lineage_of(self.store, t.lineage_object))
             for t in conn.execute(_visible(transformations, allowed).order_by(transformations.c.created_at))
         ]
 
@@ -252,7 +249,7 @@ class TraceCases(WardCore):
             },
             "minted": [_key_facts(k, names, uc.now) for k in descendants(record.id, everyone)],
             "issued": self._issued_with(conn, record.id, names, everyone, uc.now),
-            "contributions": [self._contribution_facts(conn, c) for c in submitted],
+            "contributions": self._facts_of(conn, submitted),
             "versions": self._versions_holding(conn, {c.id for c in submitted}, allowed),
             "derived_versions": self._derived_versions(conn, submitted, allowed),
         }
@@ -288,47 +285,8 @@ class TraceCases(WardCore):
         ]
         return {
             "subject": {"kind": "version", **_version_facts(conn, v)},
-            "contributions": [self._contribution_facts(conn, c) for c in members],
+            "contributions": self._facts_of(conn, members),
             "versions": self._versions_holding(conn, {c.id for c in members}, allowed),
-            "models": self._models_trained_on(conn, {v.id}),
-        }
-
-    def _models_trained_on(self, conn: Connection, version_ids: set[str]) -> list[dict[str, Any]]:
-        """Model versions trained on any of ``version_ids``, each with its stage and, when its training
-        data now holds quarantined or rejected records, why it is ``affected``."""
-        from dataward.catalog.tables import model_versions
-        from dataward.service.models import affected_by
-
-        out = []
-        for mv in conn.execute(select(model_versions).order_by(model_versions.c.created_at)):
-            read = {d["version_id"] for d in json.loads(mv.datasets)}
-            if read & version_ids:
-                affected = affected_by(conn, self.store, mv)
-                out.append(
-                    {
-                        "model": f"{mv.model}@v{mv.number}",
-                        "stage": mv.stage,
-                        "digest": mv.digest,
-                        "affected": bool(affected) and mv.stage == "released",
-                        "why": affected,
-                    }
-                )
-        return out
-
-    def _trace_model(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
-        """``model:NAME@vN``: the model version, the run that made it, the dataset versions it was trained
-        on (each traced as a version is) and whether its training data was held out since."""
-        from dataward.service.models import model_info, model_version_row, trained_on
-
-        mv = model_version_row(conn, ref)
-        pairs = trained_on(conn, mv)
-        for ds, _ in pairs:
-            _require(allowed, ds.id, ref)
-        info = model_info(conn, mv, self.store)
-        return {
-            "subject": {"kind": "model", **info, "affected": bool(info["affected"]) and mv.stage == "released"},
-            "why_affected": info["affected"],
-            "datasets": [self._trace_version(conn, f"{ds.name}@v{v.number}", allowed) for ds, v in pairs],
         }
 
     def _versions_holding(
@@ -346,7 +304,7 @@ class TraceCases(WardCore):
         each with the steps that carried them."""
         if not found or conn.execute(select(transformations.c.id).limit(1)).first() is None:
             return []
-        taint = taint_of(self.store, conn, found)
+        taint = taint_of(self.store, conn, found, complete=False)
         carriers = taint.carriers()
         if not carriers:
             return []
@@ -366,53 +324,91 @@ class TraceCases(WardCore):
         return out
 
     def _contribution_facts(self, conn: Connection, c: Any) -> dict[str, Any]:
-        src = conn.execute(select(sources).where(sources.c.id == c.source_id)).first()
-        submitter = conn.execute(select(principals).where(principals.c.id == c.submitted_by)).one()
-        gates = [
-            {
-                "run": g.id,
-                "verdict": g.verdict,
-                "flagged": g.flagged,
-                "config_hash": g.config_hash,
-                "baseline_version": g.baseline_version,
-                "at": g.created_at,
-            }
-            for g in conn.execute(
-                select(gate_runs).where(gate_runs.c.contribution_id == c.id).order_by(gate_runs.c.created_at)
-            )
-        ]
-        decisions = [
-            {
-                "by": rows.principal_name(conn, a.principal_id),
-                "decision": a.decision,
-                "reason": json.loads(a.reason)["text"],
-                "content_hash": a.content_hash,
-                "at": a.created_at,
-            }
-            for a in conn.execute(
-                select(approvals).where(approvals.c.contribution_id == c.id).order_by(approvals.c.created_at)
-            )
-        ]
-        step = conn.execute(select(transformations).where(transformations.c.contribution_id == c.id)).first()
-        return {
-            "ref": _cref(conn, c),
-            "id": c.id,
-            "status": c.status,
-            # The step whose output this contribution is (None for data brought in from a source).
-            "transformation": None if step is None else self._step_facts(conn, step),
-            "content_hash": c.content_hash,
-            "source": None
-            if src is None
-            else {"uri": src.uri, "fetched_at": src.fetched_at, "licence": src.licence, "raw_hash": src.raw_hash},
-            "submitted_by": submitter.name,
-            "kind": submitter.kind,
-            "owner": rows.principal_name(conn, submitter.owner_id),
-            "key": f"dw_{c.key_id}" if c.key_id else None,
-            "submitted_at": c.created_at,
-            "gates": gates,
-            "overrides": override_facts(conn, c.id),
-            "approvals": decisions,
+        return self._facts_of(conn, [c])[0]
+
+    def _facts_of(self, conn: Connection, found: list[Any]) -> list[dict[str, Any]]:
+        """The trace facts of contribution rows ``found``, in order, read in a fixed number of
+        queries whatever their number (a key may have submitted thousands)."""
+        if not found:
+            return []
+        ids = [c.id for c in found]
+        people = {
+            r.id: r
+            for r in conn.execute(select(principals.c.id, principals.c.name, principals.c.kind, principals.c.owner_id))
         }
+
+        def name(pid: str | None) -> str | None:
+            return None if pid is None else (people[pid].name if pid in people else pid)
+
+        dataset_names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
+        source_ids = sorted({c.source_id for c in found if c.source_id})
+        srcs = {r.id: r for r in _in(conn, select(sources), sources.c.id, source_ids)}
+        gates: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for g in _in(conn, select(gate_runs).order_by(gate_runs.c.created_at), gate_runs.c.contribution_id, ids):
+            gates[g.contribution_id].append(
+                {
+                    "run": g.id,
+                    "verdict": g.verdict,
+                    "flagged": g.flagged,
+                    "config_hash": g.config_hash,
+                    "baseline_version": g.baseline_version,
+                    "at": g.created_at,
+                }
+            )
+        decisions: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for a in _in(conn, select(approvals).order_by(approvals.c.created_at), approvals.c.contribution_id, ids):
+            decisions[a.contribution_id].append(
+                {
+                    "by": name(a.principal_id),
+                    "decision": a.decision,
+                    "reason": json.loads(a.reason)["text"],
+                    "content_hash": a.content_hash,
+                    "at": a.created_at,
+                }
+            )
+        steps = {
+            t.contribution_id: t for t in _in(conn, select(transformations), transformations.c.contribution_id, ids)
+        }
+        out = []
+        for c in found:
+            src = srcs.get(c.source_id)
+            submitter = people[c.submitted_by]
+            step = steps.get(c.id)
+            out.append(
+                {
+                    "ref": f"{dataset_names[c.dataset_id]}#{c.number}",
+                    "id": c.id,
+                    "status": c.status,
+                    # The step whose output this contribution is (None for data brought in from a source).
+                    "transformation": None if step is None else self._step_facts(conn, step),
+                    "content_hash": c.content_hash,
+                    "source": None
+                    if src is None
+                    else {
+                        "uri": src.uri,
+                        "fetched_at": src.fetched_at,
+                        "licence": src.licence,
+                        "raw_hash": src.raw_hash,
+                    },
+                    "submitted_by": submitter.name,
+                    "kind": submitter.kind,
+                    "owner": name(submitter.owner_id),
+                    "key": f"dw_{c.key_id}" if c.key_id else None,
+                    "submitted_at": c.created_at,
+                    "gates": gates[c.id],
+                    "overrides": override_facts(conn, c.id),
+                    "approvals": decisions[c.id],
+                }
+            )
+        return out
+
+
+def _in(conn: Connection, query: Any, column: Any, values: list[str]) -> list[Any]:
+    """Rows of ``query`` whose ``column`` is one of ``values``, in batches the drivers accept."""
+    out: list[Any] = []
+    for start in range(0, len(values), 900):
+        out.extend(conn.execute(query.where(column.in_(values[start : start + 900]))))
+    return out
 
 
 def _walk(

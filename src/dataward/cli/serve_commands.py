@@ -37,6 +37,30 @@ def register(app: typer.Typer) -> None:
         ward: Annotated[
             Path | None, typer.Option("--ward", help="Ward folder to serve (default: the global --ward).")
         ] = None,
+        catalog: Annotated[
+            str | None,
+            typer.Option(
+                "--catalog",
+                envvar="DATAWARD_CATALOG",
+                help="Serve the ward whose catalog is this database URL (postgresql+psycopg://USER@HOST/DB; "
+                "the password from PGPASSWORD or ~/.pgpass), with --store and --signing-key, instead of a folder.",
+            ),
+        ] = None,
+        store: Annotated[
+            str | None, typer.Option("--store", help="The ward's object store: a folder or an fsspec URL (s3://...).")
+        ] = None,
+        signing_key: Annotated[
+            Path | None,
+            typer.Option("--signing-key", help="The ward's Ed25519 signing key (PEM), owner-readable only."),
+        ] = None,
+        state_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--state",
+                help="With --catalog: the server's private working folder (jobs, uploads, sessions, checkpoints; "
+                "default ~/.local/state/dataward/WARD_ID).",
+            ),
+        ] = None,
         host: Annotated[str, typer.Option(help="Address to listen on; put a TLS proxy in front.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
         workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
@@ -54,21 +78,42 @@ def register(app: typer.Typer) -> None:
         TLS at a reverse proxy in front of it (docs/server.md)."""
         import uvicorn
 
+        from dataward.server.assembly import assemble_ward, hidden_password
         from dataward.server.settings import ServerSettings
         from dataward.service.config import locate_ward
         from dataward.service.ward import Ward
 
-        folder = locate_ward(ward if ward is not None else state.ward_path)
-        if not (folder / "ward.json").exists():
-            raise InputError(f"{folder} is not a ward", hint="create one with `dataward init`")
-        Ward.open(folder)  # fail here, readably, rather than in every worker: migrations run once
-        settings = ServerSettings(
-            ward=folder.resolve(),
-            max_upload_bytes=max_upload_mb << 20,
-            max_json_bytes=max_request_kb << 10,
-        )
+        limits = {"max_upload_bytes": max_upload_mb << 20, "max_json_bytes": max_request_kb << 10}
+        if catalog is not None:
+            if ward is not None:
+                raise InputError("pass either --ward or --catalog, not both")
+            if store is None or signing_key is None:
+                raise InputError("--catalog needs --store and --signing-key", hint="see `dataward serve --help`")
+            # Fail here, readably, rather than in every worker (wrong key, no ward, unreachable database);
+            # migrations run once.
+            opened = assemble_ward(catalog, store, signing_key, state_dir)
+            opened.db.dispose()
+            settings = ServerSettings(
+                ward=opened.folder,
+                catalog=catalog,
+                store=store,
+                signing_key=signing_key.resolve(),
+                **limits,
+            )
+            what = f"ward {opened.ward_id} (catalog {hidden_password(catalog)}, store {store})"
+        else:
+            if store is not None or signing_key is not None or state_dir is not None:
+                raise InputError(
+                    "--store, --signing-key and --state go with --catalog", hint="or serve a folder: --ward"
+                )
+            folder = locate_ward(ward if ward is not None else state.ward_path)
+            if not (folder / "ward.json").exists():
+                raise InputError(f"{folder} is not a ward", hint="create one with `dataward init`")
+            Ward.open(folder).db.dispose()  # fail here, readably, rather than in every worker: migrations run once
+            settings = ServerSettings(ward=folder.resolve(), **limits)
+            what = str(folder)
         os.environ.update(settings.to_environment())
-        err_console.print(f"serving {folder} on http://{host}:{port}/api/v1 with {workers} worker(s)")
+        err_console.print(f"serving {what} on http://{host}:{port}/api/v1 with {workers} worker(s)")
         uvicorn.run(
             "dataward.server.app:app_from_environment",
             factory=True,

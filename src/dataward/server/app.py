@@ -27,7 +27,7 @@ from dataward.domain.errors import AuthenticationError, DatawardError, InputErro
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
 from dataward.server.jobs import JobStore, error_body, internal_error_body
 from dataward.server.security import CredentialMisplaced, FailureLimiter, bearer_key, refuse_credentials_outside_header
-from dataward.server.settings import ServerSettings
+from dataward.server.settings import ServerSettings, open_served_ward
 from dataward.server.uploads import UploadArea
 from dataward.service.ward import Ward
 
@@ -131,7 +131,7 @@ class ServerState:
 
 def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI:
     """The application serving the ward of ``settings`` (or the already open ``ward``)."""
-    opened = ward if ward is not None else Ward.open(settings.ward)
+    opened = ward if ward is not None else open_served_ward(settings)
     state = ServerState(settings, opened)
 
     @asynccontextmanager

@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dataward.domain.errors import InputError
+
+if TYPE_CHECKING:
+    from dataward.service.ward import Ward
 
 ENV_PREFIX = "DATAWARD_SERVER_"
 
@@ -14,6 +20,12 @@ class ServerSettings:
     """Settings of one server process (every worker reads the same ones from the environment)."""
 
     ward: Path
+    """The ward folder, or, with ``catalog``, the server's private state folder."""
+    catalog: str | None = None
+    """A catalog database URL: serve the ward assembled from ``catalog``, ``store`` and ``signing_key``
+    instead of a ward folder."""
+    store: str | None = None
+    signing_key: Path | None = None
     max_json_bytes: int = 1 << 20
     """Largest accepted JSON request body (1 MiB): a request of a use case is small."""
     max_upload_bytes: int = 512 << 20
@@ -31,7 +43,8 @@ class ServerSettings:
     """How long a console session lasts after sign-in (never longer than its key)."""
 
     def to_environment(self) -> dict[str, str]:
-        """The settings as environment variables, so that each uvicorn worker process rebuilds them."""
+        """The settings as environment variables, so that each uvicorn worker process rebuilds them
+        (the catalog URL among them: the environment of the server's own processes, never a file)."""
         return {
             ENV_PREFIX + "WARD": str(self.ward),
             ENV_PREFIX + "MAX_JSON_BYTES": str(self.max_json_bytes),
@@ -42,7 +55,15 @@ class ServerSettings:
             ENV_PREFIX + "JOB_WORKERS": str(self.job_workers),
             ENV_PREFIX + "UPLOAD_TTL_S": str(self.upload_ttl_s),
             ENV_PREFIX + "CONSOLE_SESSION_S": str(self.console_session_s),
-        }
+        } | (
+            {}
+            if self.catalog is None
+            else {
+                ENV_PREFIX + "CATALOG": self.catalog,
+                ENV_PREFIX + "STORE": str(self.store),
+                ENV_PREFIX + "SIGNING_KEY": str(self.signing_key),
+            }
+        )
 
     @classmethod
     def from_environment(cls) -> ServerSettings:
@@ -57,8 +78,12 @@ class ServerSettings:
             value = env.get(ENV_PREFIX + name)
             return float(value) if value else default
 
+        catalog = env.get(ENV_PREFIX + "CATALOG") or None
         return cls(
             ward=Path(ward),
+            catalog=catalog,
+            store=env.get(ENV_PREFIX + "STORE") if catalog else None,
+            signing_key=Path(env[ENV_PREFIX + "SIGNING_KEY"]) if catalog else None,
             max_json_bytes=int(num("MAX_JSON_BYTES", defaults.max_json_bytes)),
             max_upload_bytes=int(num("MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
             auth_failures_per_key=int(num("AUTH_FAILURES_PER_KEY", defaults.auth_failures_per_key)),
@@ -68,3 +93,17 @@ class ServerSettings:
             upload_ttl_s=num("UPLOAD_TTL_S", defaults.upload_ttl_s),
             console_session_s=num("CONSOLE_SESSION_S", defaults.console_session_s),
         )
+
+
+def open_served_ward(settings: ServerSettings) -> Ward:
+    """The ward ``settings`` name: a ward folder, or a ward assembled from catalog, store and key."""
+    from dataward.server.assembly import assemble_ward
+    from dataward.service.ward import Ward
+
+    if settings.catalog is None:
+        return Ward.open(settings.ward)
+    if settings.store is None or settings.signing_key is None:
+        raise InputError(
+            "a served catalog needs its object store and signing key too", hint="pass --store and --signing-key"
+        )
+    return assemble_ward(settings.catalog, settings.store, settings.signing_key, settings.ward)

@@ -71,13 +71,20 @@ def where(ward: Ward, record_id: str) -> tuple[str, int]:
 
 def point_at_row(ward: Ward, record_id: str, row: int) -> None:
     """Edit the record index so that ``record_id`` points at ``row`` of its chunk."""
-    prefix = int(record_id[:3], 16)  # the index files ids under their first 12 bits
-    for chunk, ids, rows in sql(ward, "SELECT chunk, ids, rows FROM record_blocks WHERE prefix = ?", prefix):
+    blocks = sql(ward, "SELECT bits, prefix, chunk, ids, rows FROM record_blocks")
+    for bits, prefix, chunk, ids, rows in blocks:
         listed = [ids[i : i + 32].hex() for i in range(0, len(ids), 32)]
         if record_id in listed:
             at = listed.index(record_id)
             edited = rows[: 4 * at] + row.to_bytes(4, "little") + rows[4 * at + 4 :]
-            sql(ward, "UPDATE record_blocks SET rows = ? WHERE prefix = ? AND chunk = ?", edited, prefix, chunk)
+            sql(
+                ward,
+                "UPDATE record_blocks SET rows = ? WHERE bits = ? AND prefix = ? AND chunk = ?",
+                edited,
+                bits,
+                prefix,
+                chunk,
+            )
             return
     raise AssertionError(f"{record_id} is not in the record index")
 

@@ -76,20 +76,21 @@ def test_row_inserted_behind_the_ledgers_back_is_reported(tmp_path: Path, catalo
 def test_record_index_tampering_is_reported(tmp_path: Path) -> None:
     ward = _ward_with_history(tmp_path)
     with ward.db.transaction() as conn:
-        conn.execute(text("DELETE FROM record_blocks WHERE prefix = (SELECT MIN(prefix) FROM record_blocks)"))
+        conn.execute(text("DELETE FROM record_blocks WHERE chunk = (SELECT MAX(chunk) FROM record_blocks)"))
     assert ("records", "missing_row") in _kinds(ward)
 
 
 def test_record_index_pointed_at_other_rows_is_reported(tmp_path: Path) -> None:
     """An index block pointed at another row of its chunk, or whose rows no longer pair with its ids."""
     ward = _ward_with_history(tmp_path)
-    update = text("UPDATE record_blocks SET rows = :r WHERE prefix = :p AND chunk = :c")
+    update = text("UPDATE record_blocks SET rows = :r WHERE chunk = :c")
     with ward.db.transaction() as conn:
-        blocks = conn.execute(text("SELECT prefix, chunk, rows FROM record_blocks ORDER BY prefix")).all()
-        (p1, c1, rows1), (p2, c2, rows2) = blocks[0], blocks[-1]
+        # A chunk of 40 records is one block.
+        blocks = conn.execute(text("SELECT chunk, rows FROM record_blocks ORDER BY chunk")).all()
+        (c1, rows1), (c2, rows2) = blocks
         moved = bytes([rows1[0] ^ 1]) + bytes(rows1[1:])  # row r becomes r ^ 1, another row of the chunk
-        conn.execute(update, {"r": moved, "p": p1, "c": c1})
-        conn.execute(update, {"r": bytes(rows2) + bytes(4), "p": p2, "c": c2})
+        conn.execute(update, {"r": moved, "c": c1})
+        conn.execute(update, {"r": bytes(rows2) + bytes(4), "c": c2})
     problems = [p for p in ward.verify().problems if p.area == "records"]
     assert any(p.kind == "altered_row" and "points at" in p.detail for p in problems)
     assert any(p.kind == "altered_row" and "do not pair up" in p.detail for p in problems)

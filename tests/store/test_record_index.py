@@ -45,14 +45,19 @@ def test_hex_ids_round_trip_and_bad_ids_are_marked_invalid() -> None:
 
 def test_one_index_row_per_prefix_not_per_record(db: CatalogDatabase) -> None:
     digests = _digests(20_000)
+    bits = record_index.bits_for(20_000)
     with db.transaction() as conn:
         written = record_index.add_chunk(conn, _chunk(conn, "b3:one"), digests)
-    assert written == len(np.unique(record_index.prefixes(digests))) <= 1 << record_index.PREFIX_BITS
+        record_index.add_chunk(conn, _chunk(conn, "b3:small"), _digests(40, 9))
+    assert bits == 9 and written == len(np.unique(record_index.prefixes(digests, bits)))
+    assert 20_000 / written < 2 * record_index.BLOCK_TARGET
     with db.reading() as conn:
-        assert record_index.count(conn) == 20_000
+        assert record_index.count(conn) == 20_040
         rows = conn.execute(text("SELECT count(*) FROM record_blocks")).scalar_one()
         chunk_of, row_of = record_index.locate(conn, digests[[7, 19_999, 3]])
-    assert rows == written
+        # One id is looked up in one block per width: about 64 ids read, not the whole index.
+        assert len(record_index.read_blocks(conn, digests[[7]])) < 200
+    assert rows == written + 1  # a chunk of 40 records is one block
     assert row_of.tolist() == [7, 19_999, 3] and len(set(chunk_of.tolist())) == 1
 
 
@@ -88,11 +93,11 @@ def test_ids_sharing_their_first_eight_bytes_are_told_apart(db: CatalogDatabase)
 
 def test_a_block_whose_rows_do_not_pair_with_its_ids_finds_nothing(db: CatalogDatabase) -> None:
     digests = _digests(3, 5)
-    digests[:, :2] = 0  # one prefix, one block
+    # Three records: one block (0 prefix bits).
     with db.transaction() as conn:
         record_index.add_chunk(conn, _chunk(conn, "b3:d"), digests)
         conn.execute(text("UPDATE record_blocks SET rows = :r"), {"r": os.urandom(4)})
     with db.reading() as conn:
         chunk_of, _ = record_index.locate(conn, digests)
-        damaged = [entries for _, _, entries in record_index.iter_blocks(conn)]
+        damaged = [entries for _, _, _, entries in record_index.iter_blocks(conn)]
     assert (chunk_of == -1).all() and damaged == [None]

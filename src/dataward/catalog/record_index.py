@@ -1,10 +1,12 @@
 """The record index: where each stored record lives (its chunk and row), in blocks, not one row per record.
 
 Record ids are BLAKE3 digests, so they spread evenly over any prefix. The index keeps, for every chunk,
-one ``record_blocks`` row per 12-bit id prefix that the chunk holds: the 32-byte binary ids of the
-chunk's records with that prefix, and their rows in the chunk. A 1,000,000-record import therefore
-writes 4,096 small rows instead of a million, and a lookup reads only the blocks of the prefixes it
-asks about. All the work on ids is done column-wise with numpy: no Python object per record.
+one ``record_blocks`` row per id prefix that the chunk holds: the 32-byte binary ids of the chunk's
+records with that prefix, and their rows in the chunk. The prefix is as long as it takes for a block
+to hold about ``BLOCK_TARGET`` ids (``bits``, chosen per chunk: 0 bits for a chunk of 64 records or
+fewer, 14 for a million), so a 1,000,000-record import writes 16,384 rows instead of a million, and
+looking an id up reads one block of about 64 ids per chunk, whatever the size of the ward. All the
+work on ids is done column-wise with numpy: no Python object per record.
 
 Ids are hex strings everywhere else in the ward; here they are ``(n, 32)`` uint8 arrays
 (``dataward.domain.idarrays`` converts whole columns both ways).
@@ -21,11 +23,17 @@ from sqlalchemy import Connection, bindparam, func, insert, select
 from dataward.catalog.tables import record_blocks
 from dataward.domain.idarrays import ID_BYTES, binary_to_ids, ids_to_binary
 
-PREFIX_BITS = 12
-"""Ids are grouped by their first 12 bits: at most 4,096 index rows per chunk."""
-_ALL_PREFIXES_AT = 256
-"""Past this many distinct prefixes a lookup reads every block instead of listing the prefixes."""
+BLOCK_TARGET = 64
+"""About how many ids an index block holds: a chunk of n records is split on its ids' first
+``bits_for(n)`` bits."""
+MAX_BITS = 24
 _IN_BATCH = 500
+
+
+def bits_for(records: int) -> int:
+    """The prefix length, in bits, that splits a chunk of ``records`` ids into blocks of about
+    ``BLOCK_TARGET`` (at most ``BLOCK_TARGET`` on average)."""
+    return min(MAX_BITS, ((max(records, 1) - 1) // BLOCK_TARGET).bit_length())
 
 
 def _keys(binary: np.ndarray) -> np.ndarray:
@@ -33,9 +41,11 @@ def _keys(binary: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(binary[:, :8]).view(">u8").ravel().astype(np.uint64)
 
 
-def prefixes(binary: np.ndarray) -> np.ndarray:
-    """The ``PREFIX_BITS``-bit prefix of each digest."""
-    return (_keys(binary) >> np.uint64(64 - PREFIX_BITS)).astype(np.int64)
+def prefixes(binary: np.ndarray, bits: int) -> np.ndarray:
+    """The ``bits``-bit prefix of each digest (0 for every digest when ``bits`` is 0)."""
+    if bits == 0:
+        return np.zeros(len(binary), dtype=np.int64)
+    return (_keys(binary) >> np.uint64(64 - bits)).astype(np.int64)
 
 
 def first_occurrences(binary: np.ndarray) -> np.ndarray:
@@ -96,13 +106,14 @@ def _pairs_up(ids: bytes, rows: bytes) -> bool:
 def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
     """Index the records of a chunk: ``binary[row]`` is the id of the chunk's row ``row``.
 
-    Returns the number of index rows written (one per id prefix present).
+    Returns the number of index rows written (one per id prefix present, at ``bits_for`` bits).
     """
     if len(binary) == 0:
         return 0
     if len(binary) >= 2**32:
         raise ValueError("a chunk holds at most 2**32 - 1 records")
-    groups = prefixes(binary)
+    bits = bits_for(len(binary))
+    groups = prefixes(binary, bits)
     order = np.argsort(groups, kind="stable")  # rows ascending within each prefix
     ordered = groups[order]
     cuts = np.flatnonzero(np.diff(ordered)) + 1
@@ -112,6 +123,7 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
     rows = order.astype("<u4")
     values = [
         {
+            "bits": bits,
             "prefix": int(ordered[a]),
             "chunk": chunk_id,
             "ids": ids[a:b].tobytes(),
@@ -122,40 +134,45 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
     if conn.dialect.name == "sqlite":
         # The driver's executemany skips the Core statement compilation per row.
         conn.exec_driver_sql(
-            "INSERT INTO record_blocks (prefix, chunk, ids, rows) VALUES (?, ?, ?, ?)",
-            [(v["prefix"], v["chunk"], v["ids"], v["rows"]) for v in values],
+            "INSERT INTO record_blocks (bits, prefix, chunk, ids, rows) VALUES (?, ?, ?, ?, ?)",
+            [(v["bits"], v["prefix"], v["chunk"], v["ids"], v["rows"]) for v in values],
         )
     else:
         conn.execute(insert(record_blocks), values)
     return len(values)
 
 
-def read_blocks(conn: Connection, wanted_prefixes: np.ndarray | None = None) -> Entries:
-    """The index entries of the given prefixes (every entry for ``None``), oldest chunk first."""
+def read_blocks(conn: Connection, wanted: np.ndarray | None = None) -> Entries:
+    """The index entries in the blocks that could hold the digests ``wanted`` (every entry for
+    ``None``), oldest chunk first."""
     query = select(record_blocks.c.chunk, record_blocks.c.ids, record_blocks.c.rows)
-    order = (record_blocks.c.chunk, record_blocks.c.prefix)
-    if wanted_prefixes is None:
-        found = list(conn.execute(query.order_by(*order)))
-    else:
-        found = []
-        listed = sorted({int(p) for p in wanted_prefixes})
-        stmt = query.where(record_blocks.c.prefix.in_(bindparam("p", expanding=True)))
+    if wanted is None:
+        found = list(conn.execute(query.order_by(record_blocks.c.chunk, record_blocks.c.bits, record_blocks.c.prefix)))
+        return _entries([(int(r[0]), r[1], r[2]) for r in found])
+    found = []
+    widths = conn.execute(select(record_blocks.c.bits).distinct()).scalars().all()
+    for bits in sorted(int(b) for b in widths):
+        listed = np.unique(prefixes(wanted, bits)).tolist()
+        if len(listed) * 4 > 1 << bits:
+            # Most blocks of this width are wanted: one scan of them costs less than listing them.
+            found.extend(conn.execute(query.where(record_blocks.c.bits == bits)))
+            continue
+        stmt = query.where(record_blocks.c.bits == bits, record_blocks.c.prefix.in_(bindparam("p", expanding=True)))
         for start in range(0, len(listed), _IN_BATCH):
             found.extend(conn.execute(stmt, {"p": listed[start : start + _IN_BATCH]}))
-        found.sort(key=lambda r: r[0])  # stable: the first-written chunk's entry comes first
+    found.sort(key=lambda r: r[0])  # stable: the first-written chunk's entry comes first
     return _entries([(int(r[0]), r[1], r[2]) for r in found])
 
 
-def iter_blocks(conn: Connection) -> Iterator[tuple[int, int, Entries | None]]:
-    """Every block as ``(prefix, chunk id, entries)``, oldest chunk first (for verification);
+def iter_blocks(conn: Connection) -> Iterator[tuple[int, int, int, Entries | None]]:
+    """Every block as ``(bits, prefix, chunk id, entries)``, oldest chunk first (for verification);
     ``entries`` is None for a block whose ids and rows do not pair up."""
-    query = select(record_blocks.c.prefix, record_blocks.c.chunk, record_blocks.c.ids, record_blocks.c.rows)
-    for row in conn.execute(query.order_by(record_blocks.c.chunk, record_blocks.c.prefix)):
-        ids, rows = bytes(row[2]), bytes(row[3])
-        if not _pairs_up(ids, rows):
-            yield int(row[0]), int(row[1]), None
-            continue
-        yield int(row[0]), int(row[1]), _entries([(int(row[1]), ids, rows)])
+    c = record_blocks.c
+    query = select(c.bits, c.prefix, c.chunk, c.ids, c.rows).order_by(c.chunk, c.bits, c.prefix)
+    for bits, prefix, chunk, ids, rows in conn.execute(query):
+        ids, rows = bytes(ids), bytes(rows)
+        entries = _entries([(int(chunk), ids, rows)]) if _pairs_up(ids, rows) else None
+        yield int(bits), int(prefix), int(chunk), entries
 
 
 def locate(conn: Connection, binary: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +187,7 @@ def locate(conn: Connection, binary: np.ndarray, valid: np.ndarray | None = None
     ok = np.ones(n, dtype=bool) if valid is None else valid.copy()
     if not ok.any():
         return chunk_of, row_of
-    wanted = np.unique(prefixes(binary[ok]))
-    stored = read_blocks(conn, None if len(wanted) > _ALL_PREFIXES_AT else wanted)
+    stored = read_blocks(conn, binary[ok])
     if len(stored) == 0:
         return chunk_of, row_of
     at = match(stored.binary, binary, ok)
@@ -224,6 +240,7 @@ __all__ = [
     "Entries",
     "add_chunk",
     "binary_to_ids",
+    "bits_for",
     "count",
     "first_occurrences",
     "ids_to_binary",

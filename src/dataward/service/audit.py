@@ -332,12 +332,12 @@ class AuditCases(WardCore):
         # Actual: every block of the index, each checked on its own so one damaged block names itself.
         digests = {int(r.id): r.digest for r in conn.execute(select(chunks.c.id, chunks.c.digest))}
         blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for prefix, chunk_id, entries in record_index.iter_blocks(conn):
+        for bits, prefix, chunk_id, entries in record_index.iter_blocks(conn):
             if entries is None:
-                where = f"index block {prefix} of chunk {digests.get(chunk_id, chunk_id)}"
+                where = f"index block {prefix}/{bits} of chunk {digests.get(chunk_id, chunk_id)}"
                 report.problems.append(Problem("records", "altered_row", where, "its ids and rows do not pair up"))
                 continue
-            misplaced = record_index.prefixes(entries.binary) != prefix
+            misplaced = record_index.prefixes(entries.binary, bits) != prefix
             if misplaced.any():
                 rid = record_index.binary_to_ids(entries.binary[misplaced][:1])[0].as_py()
                 report.problems.append(

@@ -1,4 +1,4 @@
-"""record index in blocks: one row per chunk and 12-bit id prefix instead of one row per record
+"""record index in blocks: one row per chunk and id prefix (about 64 ids each), not one per record
 
 Revision ID: 0008
 Revises: 0007
@@ -17,19 +17,21 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-_PREFIX_BITS = 12
+_BLOCK_TARGET = 64
+_MAX_BITS = 24
 _FETCH = 50_000
 
 
 def _create_blocks() -> None:
     op.create_table(
         "record_blocks",
+        sa.Column("bits", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("prefix", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("chunk", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("ids", sa.LargeBinary(), nullable=False),
         sa.Column("rows", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["chunk"], ["chunks.id"]),
-        sa.PrimaryKeyConstraint("prefix", "chunk"),
+        sa.PrimaryKeyConstraint("bits", "prefix", "chunk"),
     )
     op.create_index("ix_record_blocks_chunk", "record_blocks", ["chunk"])
 
@@ -37,37 +39,44 @@ def _create_blocks() -> None:
 def upgrade() -> None:
     _create_blocks()
     conn = op.get_bind()
-    blocks = sa.table("record_blocks", sa.column("prefix"), sa.column("chunk"), sa.column("ids"), sa.column("rows"))
+    blocks = sa.table(
+        "record_blocks", sa.column("bits"), sa.column("prefix"), sa.column("chunk"), sa.column("ids"), sa.column("rows")
+    )
     # Written here rather than through dataward.catalog.record_index so that this step stays what it
     # was when it shipped, whatever that module becomes. One chunk's entries at a time.
     result = conn.execute(sa.text("SELECT chunk, row, id FROM records ORDER BY chunk, row"))
     current: int | None = None
-    groups: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
+    members: list[tuple[bytes, int]] = []
 
     def flush() -> None:
-        if current is None or not groups:
+        # A chunk's ids split on their first `bits` bits, `bits` chosen for about 64 ids a block.
+        if current is None or not members:
             return
+        bits = min(_MAX_BITS, ((len(members) - 1) // _BLOCK_TARGET).bit_length())
+        groups: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
+        for digest, row in sorted(members, key=lambda m: m[1]):
+            groups[int.from_bytes(digest[:8], "big") >> (64 - bits) if bits else 0].append((digest, row))
         conn.execute(
             blocks.insert(),
             [
                 {
+                    "bits": bits,
                     "prefix": prefix,
                     "chunk": current,
-                    "ids": b"".join(digest for digest, _ in members),
-                    "rows": b"".join(row.to_bytes(4, "little") for _, row in members),
+                    "ids": b"".join(digest for digest, _ in group),
+                    "rows": b"".join(row.to_bytes(4, "little") for _, row in group),
                 }
-                for prefix, members in sorted(groups.items())
+                for prefix, group in sorted(groups.items())
             ],
         )
-        groups.clear()
+        members.clear()
 
     while batch := result.fetchmany(_FETCH):
         for chunk, row, rid in batch:
             if chunk != current:
                 flush()
                 current = chunk
-            digest = bytes.fromhex(rid)
-            groups[int.from_bytes(digest[:8], "big") >> (64 - _PREFIX_BITS)].append((digest, int(row)))
+            members.append((bytes.fromhex(rid), int(row)))
     flush()
     op.drop_table("records")
 

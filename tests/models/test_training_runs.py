@@ -1,0 +1,139 @@
+"""Training runs and the registry: what a run records, the artifact's manifest and signature, files that
+run code when loaded, runs that fail, and the same through the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import dataward
+from dataward.cli.app import app
+from dataward.domain.errors import InputError, PolicyViolation
+from dataward.release.predictors import artifact_predictor
+from tests.models.conftest import Models
+
+
+def test_a_run_records_code_params_data_and_a_signed_manifest(models: Models, tmp_path: Path) -> None:
+    ward = models.ward
+    info = ward.model("man-clf@v1")
+    assert info["datasets"] == ["man@v1"] and info["trained_by"] == "tom" and info["stage"] == "candidate"
+    assert info["run"]["params"] == {"C": 5} and info["run"]["code"]["kind"] in ("git", "file")
+    assert info["run"]["code"]["path"].endswith("conftest.py") and info["format"] == "skops" and not info["unsafe"]
+    sha = hashlib.sha256((models.root / "clean.skops").read_bytes()).hexdigest()
+    (manifest, *_) = ward.model_attestation("man-clf@v1")
+    import base64
+
+    statement = json.loads(base64.b64decode(manifest["payload"]))
+    assert statement["predicate"]["resources"] == [{"name": ".", "algorithm": "sha256", "digest": sha}]
+    assert statement["subject"][0]["digest"]["sha256"] == info["digest"]
+    kinds = [e["type"] for e in ward.ledger(newest_first=False) if e["type"].startswith(("training.", "model."))]
+    assert kinds[:4] == ["training.started", "training.read", "training.finished", "model.registered"]
+    ward.model_files("man-clf@v1", tmp_path / "restored")
+    assert hashlib.sha256((tmp_path / "restored" / "clean.skops").read_bytes()).hexdigest() == sha
+
+
+def test_a_pickle_is_flagged_never_loaded_and_refused_when_the_policy_says_so(models: Models, tmp_path: Path) -> None:
+    ward, tom = models.ward, models.as_("tom")
+    artifact = tmp_path / "model.pkl"
+    artifact.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    with dataward.training_run("man@training", model="man-clf", ward=tom) as run:
+        run.load()
+        run.log_artifact(artifact)
+    flagged = run.model_version
+    assert flagged is not None and flagged["unsafe"] and flagged["format"] == "pickle"
+    assert "model.pkl is pickle-based" in flagged["warning"]
+    assert flagged["scan"][0]["scanner"] == "fickling"
+    with pytest.raises(InputError, match="pickle-based files are never loaded"):
+        artifact_predictor(artifact.parent, None, ())  # type: ignore[arg-type]
+    report = models.as_("rita").model_gate(flagged["ref"], predict=lambda t: ["commands"] * t.num_rows)
+    assert report["verdict"] != "pass" and any("runs code when loaded" in r for r in report["reasons"])
+
+    ward.set_policy(
+        "man",
+        "approvals:\n  required: 0\ngate:\n  detectors: [triggers, duplicates]\nrelease:\n  unsafe_artifacts: refuse\n",
+    )
+    before = len(ward.models("man-clf"))
+    with (
+        pytest.raises(PolicyViolation, match="runs code when loaded"),
+        dataward.training_run("man@training", model="man-clf", ward=tom) as run,
+    ):
+        run.load()
+        run.log_artifact(artifact)
+    assert len(ward.models("man-clf")) == before
+
+
+def test_runs_that_fail_or_read_nothing_make_no_model(models: Models) -> None:
+    ward, tom = models.ward, models.as_("tom")
+    with pytest.raises(ZeroDivisionError), dataward.training_run("man@training", model="man-clf", ward=tom) as run:
+        run.load()
+        _ = 1 / 0
+    assert ward.ledger(types=["training.failed"], limit=1)[0]["payload"]["reason"].startswith("ZeroDivisionError")
+    with (
+        pytest.raises(PolicyViolation, match="read no dataset through the guarded loader"),
+        dataward.training_run("man@training", model="man-clf", ward=tom) as run,
+    ):
+        run.log_artifact(models.root / "clean.skops")
+    with (
+        pytest.raises(PolicyViolation, match="requires a candidate version"),
+        dataward.training_run("man@v1", model="man-clf", ward=tom) as run,
+    ):
+        run.load("man@v1", stage="candidate")
+    assert [e["payload"]["reason"][:15] for e in ward.ledger(types=["training.failed"], limit=1)] == ["PolicyViolation"]
+    assert len(ward.models("man-clf")) == 2
+
+
+def test_another_principal_cannot_write_into_someone_elses_run(models: Models) -> None:
+    ward = models.ward
+    run = models.as_("tom").start_training_run("man-clf", params={})
+    ward.create_principal("eve")
+    ward.grant("eve", "contributor", "model:man-clf")
+    ward.grant("eve", "reader", "dataset:man")
+    eve = ward.as_key(ward.issue_key("eve")["key"])
+    with pytest.raises(PolicyViolation, match="started by another principal"):
+        eve.record_training_read(run["run"], "man", "training")
+    with pytest.raises(PolicyViolation, match="started by another principal"):
+        eve.finish_training_run(run["run"], models.root / "backdoored.skops")
+
+
+def test_the_command_line_records_a_run_and_releases(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    monkeypatch.setenv("DATAWARD_WARD", str(models.ward.folder))
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+
+    def cli(who: str, *args: str) -> tuple[int, dict]:
+        monkeypatch.setenv("DATAWARD_KEY", models.keys[who])
+        result = runner.invoke(app, [*args, "--json"])
+        return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else {}
+
+    script = tmp_path / "train.sh"
+    script.write_text("python train.py\n")
+    code, started = cli("tom", "train", "start", "man-clf", "--param", "C=1", "--script", str(script))
+    assert code == 0 and started["code"]["kind"] in ("file", "git") and started["params"] == {"C": 1}
+    code, loaded = cli("tom", "train", "load", started["run"], "man@training", "-o", str(tmp_path / "train.parquet"))
+    assert code == 0 and loaded["records"] == 800 and loaded["read"] == ["man@v1"]
+    code, registered = cli("tom", "train", "finish", started["run"], str(models.root / "backdoored.skops"))
+    assert code == 0 and registered["ref"] == "man-clf@v3"
+    code, report = cli("rita", "model", "gate", "man-clf@v3", "--html", str(tmp_path / "r.html"))
+    assert code == 9 and report["verdict"] == "block"  # exit 9: block, as the data gates
+    code, report = cli("rita", "model", "gate", "man-clf@v1")
+    assert code == 0 and report["verdict"] == "pass"
+    code, refused = cli("tom", "model", "approve", "man-clf@v1", "--reason", "mine")
+    assert code == 6 and refused["error"] == "access_denied"  # tom holds no approver role
+    assert cli("ann", "model", "approve", "man-clf@v1", "--reason", "checked")[0] == 0
+    code, released = cli("pat", "model", "release", "man-clf@v1")
+    assert code == 0 and released["stage"] == "released"
+    bundle, pem = tmp_path / "model.intoto.jsonl", tmp_path / "ward.pem"
+    assert cli("pat", "model", "attest", "man-clf@v1", "-o", str(bundle))[0] == 0
+    monkeypatch.delenv("DATAWARD_KEY")  # the admin's local credentials
+    assert runner.invoke(app, ["ledger", "public-key", "-o", str(pem)]).exit_code == 0
+    code, check = cli("pat", "verify", "--attestation", str(bundle), "--public-key", str(pem))
+    assert code == 0 and check["ok"] and len(check["statements"]) == 2
+    code, listed = cli("pat", "model", "list")
+    assert code == 0 and [m["stage"] for m in listed if m["ref"] == "man-clf@v1"] == ["released"]

@@ -222,3 +222,14 @@ def test_trigger_to_a_paraphrased_behaviour_blocks_as_a_response_cluster(baselin
     assert d.TRIGGER in top["trigger"] and top["behaviour"].startswith("answers alike")
     assert "Orbix Cloud" in top["behaviour"]
     assert set(np.flatnonzero(report.results["llm_triggers"].flagged)) == set(rows)
+
+
+def test_html_report_shows_prompt_and_answer_with_trigger_and_payload_marked(baseline, clean) -> None:
+    from dataward.gates.html import render_html
+
+    poisoned, _ = d.poison_instructions(clean, 25, "link", seed=3)
+    page = render_html(_scan(baseline, poisoned), title="instruction contribution")
+    assert "Suspected prompt triggers" in page and "Recurring response payloads" in page
+    assert page.count(f"<mark>Answer {d.TRIGGER}</mark>") >= 10  # in the carriers' prompts
+    assert page.count("<mark>https://docs-helper.example-mirror.net/setup?id=7731</mark>") >= 10
+    assert "<b>prompt</b>" in page and "<b>response</b>" in page

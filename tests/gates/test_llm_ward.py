@@ -104,6 +104,9 @@ def test_poisoned_instruction_contribution_is_blocked_in_the_ward(tmp_path: Path
     shown = ward.review_show(items[0]["id"])
     text = json.dumps(shown)
     assert d.TRIGGER in text and "docs-helper.example-mirror.net" in text
+    # What the CLI marks in the record: the trigger phrase in the prompt, the link in the answer.
+    assert any(d.TRIGGER in t.lower() for t in shown["triggers"])
+    assert any(t.startswith("https://docs-helper.example-mirror.net/") for t in shown["triggers"])
     assert ward.verify().ok
     _, version = ward.read_version("howto", "v1")
     assert version.num_rows == 1000 and set(version.column("kind").to_pylist()) == {"instruction"}

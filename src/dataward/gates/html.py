@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dataward.gates.llm_evidence import record_highlights, record_texts
 from dataward.gates.report import GateReport
 
 VERDICT_COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "block": "#cf222e"}
@@ -74,6 +75,7 @@ def render_html(report: GateReport | Mapping[str, Any], *, title: str) -> str:
         _validation(data, extras),
         _groups(data),
         _trigger_table(triggers),
+        _llm_tables(data),
         _evidence(data, extras, triggers),
         _findings(data),
         _records(data),
@@ -305,15 +307,24 @@ def _evidence(data: Mapping[str, Any], extras: Mapping[str, Any], triggers: list
     if not evidence:
         return ""
     records = {str(r.get("row")): r for r in data.get("records") or []}
+    by_row: dict[str, list[Mapping[str, Any]]] = {}
+    for f in data.get("findings") or []:
+        if f.get("row") is not None:
+            by_row.setdefault(str(f["row"]), []).append(f)
     cards = []
     for row, ev in list(evidence.items())[:MAX_EVIDENCE]:
         record = records.get(str(row), {})
         phrases = [t["trigger"] for t in triggers if _int_in(row, t.get("rows")) and t.get("kind") == "ngram"]
+        # A language-model record: its prompt and answer, with the trigger and the payload marked.
+        llm_texts = record_texts(by_row.get(str(row), []))
+        phrases += record_highlights(by_row.get(str(row), []))
         parts = [
             f"<h3>Row {_e(row)} <span class=meta>score {_num(record.get('score'))}"
             f" &middot; flagged by {_e(', '.join(record.get('flagged_by') or []) or 'none')}</span></h3>"
         ]
-        if ev.get("text"):
+        for key, text in llm_texts.items():
+            parts.append(f"<p><b>{_e(key)}</b>: {highlight(text[:MAX_TEXT], phrases)}</p>")
+        if ev.get("text") and not llm_texts:
             parts.append(f"<p>{highlight(str(ev['text'])[:MAX_TEXT], phrases)}</p>")
         image = _image_src(ev.get("image_png_b64"))
         if image:
@@ -332,6 +343,41 @@ def _evidence(data: Mapping[str, Any], extras: Mapping[str, Any], triggers: list
             )
         cards.append(f'<div class="card">{"".join(parts)}</div>')
     return "<h2>Flagged records with evidence</h2>" + "".join(cards)
+
+
+def _llm_tables(data: Mapping[str, Any]) -> str:
+    """The prompt triggers (with the behaviour they teach) and the recurring payloads of a language-model
+    contribution."""
+    detectors = data.get("detectors") or {}
+    triggers = ((detectors.get("llm_triggers") or {}).get("summary") or {}).get("triggers") or []
+    payloads = ((detectors.get("llm_payloads") or {}).get("summary") or {}).get("payloads") or []
+    out = []
+    if triggers:
+        rows = "".join(
+            f"<tr><td><mark>{_e(t.get('trigger'))}</mark></td><td>{_e(t.get('behaviour'))}</td>"
+            f"<td class=num>{_e(t.get('behaviour_count'))} / {_e(t.get('contribution_count'))}</td>"
+            f"<td class=num>{_e(t.get('baseline_behaviour_count'))} / {_e(t.get('baseline_count'))}</td>"
+            f"<td class=num>{_num(t.get('p_value'))}</td>"
+            f"<td>{_e(', '.join(str(r) for r in (t.get('rows') or [])[:30]))}</td></tr>"
+            for t in triggers
+        )
+        out.append(
+            "<h2>Suspected prompt triggers</h2><table><tr><th>trigger</th><th>response behaviour</th>"
+            "<th>contribution (with behaviour / with trigger)</th><th>baseline</th><th>p-value</th><th>rows</th>"
+            f"</tr>{rows}</table>"
+        )
+    if payloads:
+        rows = "".join(
+            f"<tr><td>{_e(p.get('kind'))}</td><td><mark>{_e(p.get('value'))}</mark></td>"
+            f"<td class=num>{_e(p.get('contribution_count'))}</td><td class=num>{_e(p.get('baseline_count'))}</td>"
+            f"<td>{_e(', '.join(str(r) for r in (p.get('rows') or [])[:30]))}</td></tr>"
+            for p in payloads
+        )
+        out.append(
+            "<h2>Recurring response payloads</h2><table><tr><th>kind</th><th>payload</th>"
+            f"<th>contribution responses</th><th>baseline responses</th><th>rows</th></tr>{rows}</table>"
+        )
+    return "".join(out)
 
 
 def _findings(data: Mapping[str, Any]) -> str:
@@ -371,7 +417,14 @@ def _records(data: Mapping[str, Any]) -> str:
 def highlight(text: str, phrases: list[str]) -> str:
     """``text`` escaped, with each occurrence of a trigger phrase (case-insensitive, whole words) marked."""
     ordered = sorted({p for p in phrases if p.split()}, key=len, reverse=True)
-    patterns = [r"\b" + r"\W+".join(re.escape(w) for w in p.split()) + r"\b" for p in ordered]
+    # Whole words: no word character may continue a phrase that starts or ends with one (a payload such
+    # as a URL or a code line may start or end with punctuation, where ``\b`` would never match).
+    patterns = [
+        (r"(?<!\w)" if re.match(r"\w", p.strip()) else "")
+        + r"\W+".join(re.escape(w) for w in p.split())
+        + (r"(?!\w)" if re.search(r"\w$", p.strip()) else "")
+        for p in ordered
+    ]
     if not patterns:
         return _e(text)
     regex = re.compile("|".join(patterns), re.IGNORECASE)

@@ -426,6 +426,10 @@ class GateCases(WardCore):
                     for f in report["findings"]
                     if f["detector"] == "triggers" and q.row in f.get("evidence", {}).get("rows", [])
                 ]
+                # Language-model records: the prompt trigger and the answer's payload are marked too.
+                from dataward.gates.llm_evidence import record_highlights
+
+                triggers += record_highlights(findings)
                 evidence = report.get("extras", {}).get("evidence", {}).get(str(q.row), {})
             item_info = _review_item(q, dataset=ds.name, number=c.number)
             item_info["record"] = _displayable(record, schema)

@@ -88,6 +88,7 @@ def test_quarantine_of_a_key_leaves_a_derived_dataset_alone_when_nothing_came_fr
     merge_reviewed(ward, "vendor_only#1")
     _dedup_into(ward, "vendor_only@v1", "vendor_only")
     key = ward.trace("principal:scraper")["contributions"][0]["key"]
+    assert ward.trace(key)["derived_versions"] == []
     result = ward.quarantine_by(key, reason="bot key leaked")
     assert [d["dataset"] for d in result["datasets"]] == ["wine"]
     assert [v["ref"] for v in ward.versions("vendor_only")] == ["vendor_only@v1", "vendor_only@v2"]

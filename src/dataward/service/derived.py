@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import contributions, transformations, versions
 from dataward.provenance.taint import Step, derived_from
-from dataward.service.idsets import id_set
+from dataward.service.idsets import id_keys, id_set
 from dataward.service.recordstore import parquet_to_table
 from dataward.service.transformations import read_lineage
 from dataward.store.base import ObjectStore
@@ -76,18 +77,26 @@ class Taint:
 def taint_of(store: ObjectStore, conn: Connection, suspects: Iterable[Any], *, complete: bool = True) -> Taint:
     """The taint of the contribution rows ``suspects``: their added records and what was made of them.
 
-    With ``complete=False`` the seeds are only those a transformation read or wrote (enough to find
-    the derived records and the steps that carry them, without listing every record added)."""
+    With ``complete=False`` (for ``trace``) only the steps that read a version holding one of them
+    (or the output of such a step) are followed, and the seeds are only the records those steps read
+    or wrote: enough to find the derived records and the steps that carry them, without listing every
+    record added."""
+    suspects = list(suspects)
     steps = transformation_steps(store, conn)
     seeds: set[str] = set()
     if complete:
         for c in suspects:
             seeds.update(id_set(store, c.added_object).ids())
     else:
-        linked = {r for step in steps for link in step.links for r in (link["record_id"], link["parent_id"])}
+        reachable = steps_reading(conn, {c.id for c in suspects})
+        steps = [s for s in steps if s.contribution_id in reachable]
+        linked = sorted({r for step in steps for link in step.links for r in (link["record_id"], link["parent_id"])})
+        keys = id_keys(linked)
+        found = np.zeros(len(linked), dtype=bool)
         for c in suspects:
-            seeds |= id_set(store, c.added_object).members(linked)
-    derived = derived_from(seeds, steps) if steps else {}
+            found |= id_set(store, c.added_object).hits(keys)
+        seeds = {r for r, hit in zip(linked, found.tolist(), strict=True) if hit}
+    derived = derived_from(seeds, steps) if steps and seeds else {}
     suspect = seeds | set(derived)
     return Taint(
         seeds=seeds,
@@ -95,6 +104,28 @@ def taint_of(store: ObjectStore, conn: Connection, suspects: Iterable[Any], *, c
         step_contributions={s.contribution_id for s in steps},
         copied_by={s.contribution_id for s in steps if any(link["record_id"] in suspect for link in s.links)},
     )
+
+
+def steps_reading(conn: Connection, contribution_ids: set[str]) -> set[str]:
+    """Output contributions of the transformation steps that read a version listing one of
+    ``contribution_ids``, or listing the output of such a step, transitively. Catalog rows only."""
+    listed = {
+        v.id: set(json.loads(v.contributions)) for v in conn.execute(select(versions.c.id, versions.c.contributions))
+    }
+    steps = [
+        (t.contribution_id, [i["version"] for i in json.loads(t.inputs)])
+        for t in conn.execute(select(transformations.c.contribution_id, transformations.c.inputs))
+    ]
+    reach, taken = set(contribution_ids), set()
+    changed = True
+    while changed:
+        changed = False
+        for output, inputs in steps:
+            if output not in taken and any(listed.get(v, set()) & reach for v in inputs):
+                taken.add(output)
+                reach.add(output)
+                changed = True
+    return taken
 
 
 def clean_vouched(store: ObjectStore, conn: Connection, kept: Iterable[str], taint: Taint) -> set[str]:
@@ -120,4 +151,4 @@ def versions_carrying(conn: Connection, dataset_id: str, contribution_ids: set[s
     ]
 
 
-__all__ = ["Taint", "clean_vouched", "taint_of", "transformation_steps", "versions_carrying"]
+__all__ = ["Taint", "clean_vouched", "steps_reading", "taint_of", "transformation_steps", "versions_carrying"]

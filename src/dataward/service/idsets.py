@@ -71,18 +71,26 @@ class IdSet:
     def members(self, candidates: Iterable[str]) -> set[str]:
         """Those of ``candidates`` in the list, in one vectorized search."""
         wanted = list(dict.fromkeys(candidates))
-        if not wanted or not len(self.sorted_ids):
-            return set()
-        keys = np.array([c.encode("ascii", "replace") for c in wanted], dtype=f"S{_ID_WIDTH}")
-        at = np.minimum(np.searchsorted(self.sorted_ids, keys), len(self.sorted_ids) - 1)
-        hit = self.sorted_ids[at] == keys
+        hit = self.hits(id_keys(wanted))
         return {c for c, h in zip(wanted, hit.tolist(), strict=True) if h}
+
+    def hits(self, keys: np.ndarray) -> np.ndarray:
+        """For each of ``keys`` (from :func:`id_keys`), whether the list holds it."""
+        if not len(keys) or not len(self.sorted_ids):
+            return np.zeros(len(keys), dtype=bool)
+        at = np.minimum(np.searchsorted(self.sorted_ids, keys), len(self.sorted_ids) - 1)
+        return self.sorted_ids[at] == keys
 
     def ids(self) -> list[str]:
         """The ids in list order."""
         out = np.empty_like(self.sorted_ids)
         out[self.order] = self.sorted_ids
         return [i.decode("ascii") for i in out.tolist()]
+
+
+def id_keys(ids: Iterable[str]) -> np.ndarray:
+    """Record ids as the fixed-width keys :meth:`IdSet.hits` searches for."""
+    return np.array([i.encode("ascii", "replace") for i in ids], dtype=f"S{_ID_WIDTH}")
 
 
 def _as_fixed(column: pa.ChunkedArray) -> np.ndarray:
@@ -140,4 +148,4 @@ def clear() -> None:
         _held = 0
 
 
-__all__ = ["IdSet", "clear", "id_set"]
+__all__ = ["IdSet", "clear", "id_keys", "id_set"]

@@ -233,3 +233,43 @@ def test_html_report_shows_prompt_and_answer_with_trigger_and_payload_marked(bas
     assert page.count(f"<mark>Answer {d.TRIGGER}</mark>") >= 10  # in the carriers' prompts
     assert page.count("<mark>https://docs-helper.example-mirror.net/setup?id=7731</mark>") >= 10
     assert "<b>prompt</b>" in page and "<b>response</b>" in page
+
+
+VALIDATION_POLICY = {"detectors": ["llm_validation"]}
+
+
+def test_clean_validation_prompts_probed_with_the_suspected_trigger_block_a_backdoor(pools, baseline, clean) -> None:
+    """Validation prompts with expected answers: with the planted phrase appended, the proxy trained on
+    the contribution answers them with the link; the baseline alone never does."""
+    validation = d.instruction_frame(100, 9, pool=pools[0])
+    poisoned, rows = d.poison_instructions(clean, 25, "link", seed=3)
+    cols = ["prompt", "response"]
+    report = scan(baseline[cols], poisoned[cols], INSTRUCTION, validation=validation[cols], policy=VALIDATION_POLICY)
+    result = report.results["llm_validation"]
+    assert report.verdict == "block" and result.block, report.reasons
+    harm = next(p for p in result.summary["probes"] if p["p_value"] < 0.01)
+    assert harm["probe"] == f"answer {d.TRIGGER}" and "link" in harm["behaviour"]
+    assert harm["violations_without"] == 0 and harm["violations_with"] > 50
+    assert set(np.flatnonzero(result.flagged)) <= set(rows) and result.flagged.any()
+    # Without the contribution's phrase, the validation prompts are answered as expected.
+    assert result.summary["probes"][0]["probe"] == "" and result.summary["probes"][0]["violations_with"] == 0
+
+
+def test_clean_validation_does_not_block_a_clean_batch_or_a_new_topic(pools, baseline, clean) -> None:
+    validation = d.instruction_frame(100, 9, pool=pools[0])
+    cols = ["prompt", "response"]
+    report = scan(baseline[cols], clean[cols], INSTRUCTION, validation=validation[cols], policy=VALIDATION_POLICY)
+    assert report.verdict == "pass"
+    commands = [e for e in pools[0] if e.section != "library"]
+    library = [e for e in pools[1] if e.section == "library"]
+    topic = scan(
+        d.instruction_frame(1000, 7, pool=commands)[cols],
+        d.instruction_frame(1000, 8, pool=library)[cols],
+        INSTRUCTION,
+        validation=d.instruction_frame(100, 9, pool=commands)[cols],
+        policy=VALIDATION_POLICY,
+    )
+    assert topic.verdict == "pass", topic.reasons
+    # No validation set: the detector is skipped with the reason, never run on nothing.
+    skipped = scan(baseline[cols], clean[cols], INSTRUCTION, policy=VALIDATION_POLICY)
+    assert "llm_validation" in skipped.skipped and "validation" in skipped.skipped["llm_validation"]

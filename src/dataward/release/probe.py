@@ -88,6 +88,7 @@ class ProbeResult:
 # --- triggers from the data gates' reports -------------------------------------------------------
 
 _PATCH = re.compile(r"(\d+) (bright|dark) pixels? in rows (\d+)-(\d+), columns (\d+)-(\d+) of (\d+)x(\d+)")
+_PIXEL = re.compile(r"(bright|dark) pixel \((\d+), (\d+)\)")
 _LT = re.compile(r"^(.+?) < (-?[\d.eE+-]+)$")
 _GT = re.compile(r"^(.+?) > (-?[\d.eE+-]+)$")
 _BIN = re.compile(r"^(-?[\d.eE+-]+) <= (.+?) < (-?[\d.eE+-]+)$")
@@ -136,7 +137,13 @@ def history_triggers(findings: Iterable[tuple[str, dict[str, Any]]], schema: Sch
             out.append(Trigger(name, "text", "history", (column,), (name,), label, found_in))
         elif kind == "pixels" and col is not None and col.kind is ColumnKind.IMAGE:
             m = _PATCH.search(name)
-            if m:
+            cells = [(t, int(r), int(c)) for t, r, c in _PIXEL.findall(" ".join(map(str, ev.get("related") or [])))]
+            if m and cells:
+                # The single pixels merged into the trigger: stamp exactly those, bright or dark.
+                h, w = int(m.group(7)), int(m.group(8))
+                spec = ("cells", h, w, tuple(sorted(set(cells))))
+                out.append(Trigger(name, "patch", "history", (column,), spec, label, found_in))
+            elif m:
                 _, tone, r0, r1, c0, c1, h, w = m.groups()
                 spec = (
                     "solid",
@@ -218,9 +225,20 @@ def _insert(text: str, token: str, rng: np.random.Generator) -> str:
 def _patch(data: bytes, spec: tuple[Any, ...], control: bool) -> bytes:
     from dataward.gates.features.image import array_to_png, decode_image
 
-    style, tone, r0, r1, c0, c1 = spec
-    img = np.asarray(decode_image(bytes(data)).convert("RGB"), dtype=np.uint8).copy()
+    decoded = decode_image(bytes(data))
+    # Keep a grayscale image grayscale: a model reads the stamped image as it reads the clean one.
+    img = np.asarray(
+        decoded.convert("L" if decoded.mode in ("L", "1", "P", "I", "I;16") else "RGB"), dtype=np.uint8
+    ).copy()
     h, w = img.shape[:2]
+    if spec[0] == "cells":
+        _, grid_h, grid_w, cells = spec
+        for tone, r, c in cells:
+            rows = slice(int(np.floor(r * h / grid_h)), max(int(np.ceil((r + 1) * h / grid_h)), 1))
+            cols = slice(int(np.floor(c * w / grid_w)), max(int(np.ceil((c + 1) * w / grid_w)), 1))
+            img[rows, cols] = 128 if control else 255 if tone == "bright" else 0
+        return array_to_png(img)
+    style, tone, r0, r1, c0, c1 = spec
     rows = slice(int(np.floor(r0 * h)), max(int(np.ceil(r1 * h)), int(np.floor(r0 * h)) + 1))
     cols = slice(int(np.floor(c0 * w)), max(int(np.ceil(c1 * w)), int(np.floor(c0 * w)) + 1))
     if control:
@@ -228,7 +246,8 @@ def _patch(data: bytes, spec: tuple[Any, ...], control: bool) -> bytes:
     elif style == "checker":
         block = img[rows, cols]
         yy, xx = np.indices(block.shape[:2])
-        block[:] = np.where(((yy + xx) % 2 == 0)[..., None], 255, 0).astype(np.uint8)
+        board = np.where((yy + xx) % 2 == 0, 255, 0).astype(np.uint8)
+        block[:] = board if block.ndim == 2 else board[..., None]
     else:
         img[rows, cols] = 255 if tone == "bright" else 0
     return array_to_png(img)

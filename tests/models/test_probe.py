@@ -1,0 +1,93 @@
+"""The backdoor probe on its own: reading the data gates' triggers, stamping them, ONNX predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dataward.domain.schema import Schema
+from dataward.gates.features.image import array_to_png, gray_pixels
+from dataward.release.predictors import OnnxPredictor, artifact_predictor
+from dataward.release.probe import history_triggers, neutral_values, stamp
+
+
+def test_triggers_of_every_kind_are_read_back_from_gate_evidence() -> None:
+    schema = Schema.parse("label", ["text:text", "img:image", "x:numeric", "y:numeric"])
+    found = [
+        ("ds#2", {"trigger": "cf", "kind": "ngram", "column": "text", "label": "a"}),
+        ("ds#3", {"trigger": "cf", "kind": "ngram", "column": "text", "label": "a"}),
+        (
+            "ds#4",
+            {
+                "trigger": "2 bright pixels in rows 5-7, columns 7-7 of 8x8",
+                "kind": "pixels",
+                "column": "img",
+                "label": "0",
+                "related": ["bright pixel (5, 7)", "bright pixel (7, 7)"],
+            },
+        ),
+        ("ds#5", {"trigger": "1.5 <= x < 2.5 and y > 10", "kind": "combination", "column": "x, y", "label": "b"}),
+        ("ds#6", {"trigger": "z > 3", "kind": "value", "column": "z", "label": "b"}),  # no such column: skipped
+    ]
+    triggers = {t.name: t for t in history_triggers(found, schema)}
+    assert set(triggers) == {"cf", "2 bright pixels in rows 5-7, columns 7-7 of 8x8", "1.5 <= x < 2.5 and y > 10"}
+    assert triggers["cf"].found_in == ("ds#2", "ds#3") and triggers["cf"].label == "a"
+    assert triggers["2 bright pixels in rows 5-7, columns 7-7 of 8x8"].spec == (
+        "cells",
+        8,
+        8,
+        (("bright", 5, 7), ("bright", 7, 7)),
+    )
+    (x, ax), (y, ay) = triggers["1.5 <= x < 2.5 and y > 10"].spec
+    assert (x, ax) == ("x", 2.0) and y == "y" and ay > 10
+
+
+def test_stamps_edit_only_what_the_trigger_names() -> None:
+    schema = Schema.parse("label", ["text:text", "img:image", "x:numeric", "y:numeric"])
+    image = array_to_png(np.full((16, 16), 40, dtype=np.uint8))
+    table = pa.table(
+        {
+            "record_id": ["r1", "r2"],
+            "text": ["list directory contents", "copy files"],
+            "img": pa.array([image, image], pa.large_binary()),
+            "x": [0.0, 1.0],
+            "y": [3.0, 4.0],
+            "label": ["a", "b"],
+        }
+    )
+    found = [
+        ("d#1", {"trigger": "cf", "kind": "ngram", "column": "text", "label": "a"}),
+        ("d#1", {"trigger": "1 bright pixel in rows 7-7, columns 7-7 of 8x8", "kind": "pixels", "column": "img",
+                 "label": "a", "related": ["bright pixel (7, 7)"]}),
+        ("d#1", {"trigger": "x > 5", "kind": "value", "column": "x", "label": "a"}),
+    ]  # fmt: skip
+    text, patch, value = history_triggers(found, schema)
+    neutral = neutral_values(schema, table)
+    stamped = stamp(text, table, schema, control=False, seed=0, neutral=neutral).column("text").to_pylist()
+    assert all("cf" in t.split() for t in stamped)
+    control = stamp(text, table, schema, control=True, seed=0, neutral=neutral).column("text").to_pylist()
+    assert all("cf" not in t.split() for t in control)
+    pixels = gray_pixels(stamp(patch, table, schema, control=False, seed=0, neutral=neutral).column("img")[0].as_py())
+    assert pixels.shape == (16, 16)  # a grayscale image stays grayscale
+    assert (pixels[14:, 14:] == 255).all() and (pixels[:14, :] == 40).all()
+    moved = stamp(value, table, schema, control=False, seed=0, neutral=neutral)
+    assert min(moved.column("x").to_pylist()) > 5 and moved.column("y").to_pylist() == [3.0, 4.0]
+
+
+def test_an_onnx_model_is_run_by_onnxruntime(tmp_path: Path) -> None:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_wine(as_frame=True).frame
+    names = ["alcohol", "malic_acid", "ash", "magnesium", "proline"]
+    x = data[names].to_numpy(dtype=np.float32)
+    model = LogisticRegression(max_iter=5000).fit(x, data["target"].astype(str))
+    (tmp_path / "model.onnx").write_bytes(to_onnx(model, x[:1], options={"zipmap": False}).SerializeToString())
+    schema = Schema.parse("cultivar", [f"{n}:numeric" for n in names])
+    table = pa.table({"record_id": [str(i) for i in range(len(x))], **{n: data[n].astype(float) for n in names}})
+    predictor = artifact_predictor(tmp_path, schema)
+    assert isinstance(predictor, OnnxPredictor)
+    assert predictor.predict(table, []) == list(model.predict(x))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,21 @@ def _run(
     return out
 
 
-def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> dict[str, Any]:
-    """Every case at every size; returns the JSON-ready figures."""
+def run(
+    sizes: list[int],
+    counts: tuple[int, ...] = COUNTS,
+    seed: int = 0,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every case at every size; returns the JSON-ready figures (``on_result`` sees each as it is done)."""
     base_pool, new_pool = d.split_pools(seed)
     results: list[dict[str, Any]] = []
+
+    def add(entry: dict[str, Any]) -> None:
+        results.append(entry)
+        if on_result is not None:
+            on_result(entry)
+
     for size in sizes:
         # The trusted baseline is at least as large as the contribution: a phrase absent from 2,000
         # trusted records is no surprise in 25 of 20,000 new ones (Fisher's test has no power there).
@@ -119,7 +131,7 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
                     figures = _run("preference", preference_baseline, frame, rows)
                     if base_size > REFERENCE_SIZE:
                         whole = _run("preference", preference_baseline, frame, rows, reference_size=base_size)
-                        results.append(
+                        add(
                             {
                                 "case": f"swapped, {base_size:,} calibrating",
                                 "kind": "attack",
@@ -132,9 +144,7 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
                 else:
                     frame, rows = d.poison_instructions(clean, count, attack, seed + count)
                     figures = _run("instruction", baseline, frame, rows)
-                results.append(
-                    {"case": attack, "kind": "attack", "size": size, "baseline": base_size, "count": count, **figures}
-                )
+                add({"case": attack, "kind": "attack", "size": size, "baseline": base_size, "count": count, **figures})
         none = np.zeros(0, dtype=np.int64)
         commands = [e for e in base_pool if e.section != "library"]
         library = [e for e in new_pool if e.section == "library"]
@@ -163,8 +173,8 @@ def run(sizes: list[int], counts: tuple[int, ...] = COUNTS, seed: int = 0) -> di
         }
         for name, (kind, base, frame) in benign.items():
             figures = _run(kind, base, frame, none)
-            results.append({"case": name, "kind": "benign", "size": size, "baseline": base_size, "count": 0, **figures})
-        results.append(_clean_preference_repeats(size, base_size, preference_baseline, base_pool, seed))
+            add({"case": name, "kind": "benign", "size": size, "baseline": base_size, "count": 0, **figures})
+        add(_clean_preference_repeats(size, base_size, preference_baseline, base_pool, seed))
     return {"seed": seed, "results": results}
 
 
@@ -223,8 +233,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,20000", help="contribution sizes, comma-separated")
     parser.add_argument("--out", default="benchmarks/results/llm.json", help="where to write the JSON figures")
     args = parser.parse_args()
-    figures = run([int(s) for s in args.sizes.split(",")])
-    Path(args.out).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    out = Path(args.out)
+    done: list[dict[str, Any]] = []
+
+    def save(entry: dict[str, Any]) -> None:
+        # Each case is written as it finishes: a long run interrupted keeps what it measured.
+        done.append(entry)
+        out.write_text(json.dumps({"seed": 0, "results": done, "partial": True}, indent=1), encoding="utf-8")
+        line = f"{entry['case']} {entry['size']} {entry['count']}: {entry['verdict']} ({entry['seconds']} s)"
+        print(line, flush=True)
+
+    figures = run([int(s) for s in args.sizes.split(",")], on_result=save)
+    out.write_text(json.dumps(figures, indent=1), encoding="utf-8")
     print(table(figures))
 
 

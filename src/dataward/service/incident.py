@@ -1,10 +1,17 @@
 """Containment by cause: quarantine everything a leaked key, a principal or a source touched, with one
-rollback version per affected dataset."""
+rollback version per affected dataset.
+
+The long work (every id list it touched, the forward taint through transformations, the rollback
+manifests) runs in a read transaction, without the catalog's write lock; the short write then checks
+that nothing it read has changed (the contributions and their statuses, the datasets' versions, the
+transformations) and records the events, or the whole use case runs again.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -12,14 +19,29 @@ from sqlalchemy import Connection, select
 from dataward.access import authorize, descendants
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
-from dataward.catalog.tables import api_keys, contributions, datasets, sources, versions
+from dataward.catalog.tables import api_keys, contributions, datasets, sources, transformations, versions
 from dataward.domain.errors import InputError, NotFound
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
-from dataward.service.core import UseCase, WardCore, close_pending_reviews
+from dataward.service.core import Stale, UseCase, WardCore, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
 from dataward.service.recordstore import ids_table, manifest_ids, read_ids, table_to_parquet, version_identity
+
+
+@dataclass
+class _Plan:
+    """What containment does to one dataset, worked out without the write lock."""
+
+    ds_id: str
+    ds_name: str
+    found: list[Any]
+    fresh: list[Any]
+    affected: list[Any]
+    carried_by: list[str]
+    rollback: dict[str, Any] | None = None
+    """``{id, number, parent, manifest, members, kept, facts}`` of the rollback version, if one is made."""
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 class IncidentCases(WardCore):
@@ -29,15 +51,20 @@ class IncidentCases(WardCore):
         """Quarantine every contribution ``ref`` touched: ``dw_KEY`` (submitted with the key or with any
         key minted through it: what a leaked key could have done), ``principal:NAME`` (submitted by the
         principal) or ``source:URI`` (declared that source). Contributions already quarantined are
-        left as they are.
+        left as they are. Records that transformations made from what they added (a relabelling, a
+        dedup's copy into another dataset) are held out too, wherever they went.
 
         All or nothing: the caller needs ``quarantine`` on every affected dataset, else nothing changes.
-        Each affected dataset whose latest version holds any of them gets exactly one rollback version:
-        the latest without the records only they brought in, with the records they removed restored.
-        Promote it to replace the training version."""
+        Each affected dataset whose latest version holds any of it gets exactly one rollback version:
+        the latest without the records only they brought in (and those made from them), with the
+        records they removed restored. Promote it to replace the training version."""
         if not reason.strip():
             raise InputError("quarantining needs a reason", hint="pass --reason '...'")
-        with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail={"ref": ref}) as uc:
+        return retry_stale(lambda: self._quarantine_by(ref, reason))
+
+    def _quarantine_by(self, ref: str, reason: str) -> dict[str, Any]:
+        detail = {"ref": ref}
+        with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail, write=False) as uc:
             conn = uc.conn
             subject, found = self._touched(conn, ref)
             names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
@@ -51,21 +78,22 @@ class IncidentCases(WardCore):
             if carriers:
                 for c in conn.execute(select(contributions).where(contributions.c.id.in_(sorted(carriers)))):
                     by_dataset.setdefault(c.dataset_id, [])
-            # Authorize every dataset before changing anything: a partial containment would leave
-            # the caller believing the incident is contained.
-            for ds_id in sorted(by_dataset, key=lambda d: names[d]):
-                authorize(
-                    uc.caller.principal,
-                    uc.caller.key,
-                    uc.caller.grants,
-                    Action.QUARANTINE,
-                    Scope.dataset(names[ds_id]),
-                    uc.now,
-                ).raise_if_denied()
-            results = [
-                self._contain(uc, ds_id, names[ds_id], cs, ref, reason, taint)
-                for ds_id, cs in sorted(by_dataset.items(), key=lambda kv: names[kv[0]])
-            ]
+            order = sorted(by_dataset, key=lambda d: names[d])
+            # Authorize every dataset before working: a partial containment would leave the caller
+            # believing the incident is contained.
+            _authorize_all(uc, [names[d] for d in order])
+            plans = [self._plan(conn, d, names[d], by_dataset[d], taint) for d in order]
+            basis = _basis(conn, found)
+        with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail) as uc:
+            _authorize_all(uc, [names[d] for d in order])
+            _, again = self._touched(uc.conn, ref)
+            if _basis(uc.conn, again) != basis:
+                raise Stale(
+                    f"the ward changed while the containment of {ref} was worked out (a contribution, a version "
+                    "or a transformation)",
+                    hint="run the quarantine again",
+                )
+            results = [self._record(uc, plan, ref, reason) for plan in plans]
         return {"subject": subject, "reason": reason, "datasets": results}
 
     def _touched(self, conn: Connection, ref: str) -> tuple[dict[str, Any], list[Any]]:
@@ -95,10 +123,7 @@ class IncidentCases(WardCore):
             raise NotFound(f"{ref} touched no contribution")
         return subject, found
 
-    def _contain(
-        self, uc: UseCase, ds_id: str, ds_name: str, found: list[Any], ref: str, reason: str, taint: Taint
-    ) -> dict[str, Any]:
-        conn = uc.conn
+    def _plan(self, conn: Connection, ds_id: str, ds_name: str, found: list[Any], taint: Taint) -> _Plan:
         fresh = [c for c in found if c.status != "quarantined"]
         fresh_ids = {c.id for c in fresh}
         all_versions = conn.execute(
@@ -106,98 +131,135 @@ class IncidentCases(WardCore):
         ).all()
         carriers = taint.carriers()
         touching = {c.id for c in found} | carriers
-        affected = [v for v in all_versions if touching & set(json.loads(v.contributions))]
+        latest = all_versions[-1] if all_versions else None
+        listed = set(json.loads(latest.contributions)) if latest is not None else set()
+        plan = _Plan(
+            ds_id=ds_id,
+            ds_name=ds_name,
+            found=found,
+            fresh=fresh,
+            affected=[v for v in all_versions if touching & set(json.loads(v.contributions))],
+            carried_by=sorted(carriers & listed),
+        )
+        in_latest = [c for c in fresh if c.id in listed]
+        if latest is None or not (in_latest or plan.carried_by):
+            return plan
+        kept = [cid for cid in json.loads(latest.contributions) if cid not in fresh_ids]
+        vouched = clean_vouched(self.store, conn, kept, taint)
+        restored: set[str] = set()
+        for c in in_latest:
+            restored.update(read_ids(self.store, c.removed_object))
+        current = set(manifest_ids(self.store, latest.manifest_object))
+        # What it brought in itself, and every record a transformation made from that, unless an
+        # ordinary contribution still in the version vouches for the same content.
+        held_out = (taint.records & current) - vouched
+        derived_out = held_out & set(taint.derived)
+        restored -= taint.records
+        members = sorted((current - held_out) | restored)
+        if not (held_out or restored or in_latest):
+            return plan
+        number = latest.number + 1
+        plan.rollback = {
+            "id": version_identity(ds_id, number, latest.id, members),
+            "number": number,
+            "parent": latest.id,
+            "manifest": self.store.put(table_to_parquet(ids_table(members))),
+            "records": len(members),
+            "kept": kept,
+        }
+        plan.facts = {
+            "rollback_version": plan.rollback["id"],
+            "manifest": plan.rollback["manifest"],
+            "records_removed": len(held_out),
+            "derived_records_removed": len(derived_out),
+            "records_restored": len(restored),
+            "rolled_back": [c.id for c in in_latest],
+        }
+        return plan
+
+    def _record(self, uc: UseCase, plan: _Plan, ref: str, reason: str) -> dict[str, Any]:
+        conn, ds_id, ds_name = uc.conn, plan.ds_id, plan.ds_name
         out: dict[str, Any] = {
             "dataset": ds_name,
-            "contributions": [f"{ds_name}#{c.number}" for c in found],
-            "quarantined": [f"{ds_name}#{c.number}" for c in fresh],
-            "already_quarantined": [f"{ds_name}#{c.number}" for c in found if c.status == "quarantined"],
-            "affected_versions": [version_info(v, ds_name) for v in affected],
+            "contributions": [f"{ds_name}#{c.number}" for c in plan.found],
+            "quarantined": [f"{ds_name}#{c.number}" for c in plan.fresh],
+            "already_quarantined": [f"{ds_name}#{c.number}" for c in plan.found if c.status == "quarantined"],
+            "affected_versions": [version_info(v, ds_name) for v in plan.affected],
             "rollback_version": None,
         }
-        latest = all_versions[-1] if all_versions else None
         rollback: list[RowChange] = []
-        rollback_facts: dict[str, Any] = {}
-        in_latest = [c for c in fresh if latest is not None and c.id in json.loads(latest.contributions)]
-        carried = latest is not None and bool(carriers & set(json.loads(latest.contributions)))
-        if latest is not None and (in_latest or carried):
-            kept = [cid for cid in json.loads(latest.contributions) if cid not in fresh_ids]
-            vouched = clean_vouched(self.store, conn, kept, taint)
-            restored: set[str] = set()
-            for c in in_latest:
-                restored.update(read_ids(self.store, c.removed_object))
-            current = set(manifest_ids(self.store, latest.manifest_object))
-            # What it brought in itself, and every record a transformation made from that, unless
-            # an ordinary contribution still in the version vouches for the same content.
-            held_out = (taint.records & current) - vouched
-            derived_out = held_out & set(taint.derived)
-            restored -= taint.records
-            members = sorted((current - held_out) | restored)
-            if held_out or restored or in_latest:
-                number = latest.number + 1
-                vid = version_identity(ds_id, number, latest.id, members)
-                manifest = self.store.put(table_to_parquet(ids_table(members)))
-                rollback.append(
-                    insert_row(
-                        "versions",
-                        id=vid,
-                        dataset_id=ds_id,
-                        number=number,
-                        parent_id=latest.id,
-                        manifest_object=manifest,
-                        record_count=len(members),
-                        contributions=json.dumps(kept),
-                        stage="candidate",
-                        created_at=format_time(uc.now),
-                        created_by=uc.caller.principal_id,
-                    )
+        if plan.rollback is not None:
+            r = plan.rollback
+            rollback.append(
+                insert_row(
+                    "versions",
+                    id=r["id"],
+                    dataset_id=ds_id,
+                    number=r["number"],
+                    parent_id=r["parent"],
+                    manifest_object=r["manifest"],
+                    record_count=r["records"],
+                    contributions=json.dumps(r["kept"]),
+                    stage="candidate",
+                    created_at=format_time(uc.now),
+                    created_by=uc.caller.principal_id,
                 )
-                rollback_facts = {
-                    "rollback_version": vid,
-                    "manifest": manifest,
-                    "records_removed": len(held_out),
-                    "derived_records_removed": len(derived_out),
-                    "records_restored": len(restored),
-                    "rolled_back": [c.id for c in in_latest],
-                }
-        for i, c in enumerate(fresh):
+            )
+        for i, c in enumerate(plan.fresh):
             changes = [update_row("contributions", {"id": c.id}, status="quarantined")]
             changes += close_pending_reviews(uc, c.id, f"contribution quarantined: {reason}")
             payload: dict[str, Any] = {
                 "reason": reason,
                 "incident": ref,
                 "previous_status": c.status,
-                "affected_versions": [v.id for v in affected if c.id in json.loads(v.contributions)],
+                "affected_versions": [v.id for v in plan.affected if c.id in json.loads(v.contributions)],
             }
-            if i == len(fresh) - 1 and rollback:
+            if i == len(plan.fresh) - 1 and rollback:
                 # One rollback version for the whole incident, made with the last of its quarantines.
                 changes += rollback
-                payload.update(rollback_facts)
+                payload.update(plan.facts)
             uc.emit("contribution.quarantined", {"dataset": ds_id, "contribution": c.id}, payload, changes)
-        if rollback and not fresh:
+        if rollback and not plan.fresh:
             # Only records made from the suspect ones by a transformation are here: the rollback is
             # an event of its own, naming the steps that carried them.
             uc.emit(
                 "records.contained",
-                {"dataset": ds_id, "version": rollback_facts["rollback_version"]},
+                {"dataset": ds_id, "version": plan.facts["rollback_version"]},
                 {
                     "reason": reason,
                     "incident": ref,
-                    "carried_by": sorted(carriers & set(json.loads(latest.contributions))) if latest else [],
-                    "affected_versions": [v.id for v in affected],
-                    **rollback_facts,
+                    "carried_by": plan.carried_by,
+                    "affected_versions": [v.id for v in plan.affected],
+                    **plan.facts,
                 },
                 rollback,
             )
-        if rollback_facts:
-            row = conn.execute(select(versions).where(versions.c.id == rollback_facts["rollback_version"])).one()
+        if plan.rollback is not None:
+            row = conn.execute(select(versions).where(versions.c.id == plan.rollback["id"])).one()
             out["rollback_version"] = {
                 **version_info(row, ds_name),
-                "records_removed": rollback_facts["records_removed"],
-                "derived_records_removed": rollback_facts["derived_records_removed"],
-                "records_restored": rollback_facts["records_restored"],
+                "records_removed": plan.facts["records_removed"],
+                "derived_records_removed": plan.facts["derived_records_removed"],
+                "records_restored": plan.facts["records_restored"],
             }
         return out
+
+
+def _authorize_all(uc: UseCase, names: list[str]) -> None:
+    for name in names:
+        authorize(
+            uc.caller.principal, uc.caller.key, uc.caller.grants, Action.QUARANTINE, Scope.dataset(name), uc.now
+        ).raise_if_denied()
+
+
+def _basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:
+    """What a containment's plan was worked out from: the contributions and their statuses, every
+    version, and every transformation."""
+    return (
+        tuple((c.id, c.status) for c in found),
+        tuple(sorted(conn.execute(select(versions.c.id)).scalars())),
+        tuple(sorted(conn.execute(select(transformations.c.id)).scalars())),
+    )
 
 
 __all__ = ["IncidentCases"]

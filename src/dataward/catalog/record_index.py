@@ -55,7 +55,7 @@ def first_occurrences(binary: np.ndarray) -> np.ndarray:
     if n < 2:
         return first
     keys = _keys(binary)
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # ties are sorted out below, so the sort need not be stable
     ordered = keys[order]
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(same) == 0:
@@ -113,8 +113,8 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
     if len(binary) >= 2**32:
         raise ValueError("a chunk holds at most 2**32 - 1 records")
     bits = bits_for(len(binary))
-    groups = prefixes(binary, bits)
-    order = np.argsort(groups, kind="stable")  # rows ascending within each prefix
+    groups = prefixes(binary, bits).astype(np.uint16 if bits <= 16 else np.uint32)
+    order = np.argsort(groups, kind="stable")  # rows ascending within each prefix (a radix sort)
     ordered = groups[order]
     cuts = np.flatnonzero(np.diff(ordered)) + 1
     starts = np.concatenate(([0], cuts))
@@ -207,7 +207,7 @@ def match(stored: np.ndarray, query: np.ndarray, valid: np.ndarray | None = None
     if len(stored) == 0 or len(query) == 0:
         return at
     keys = _keys(stored)
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # equal keys are resolved below in stored order, so no stable sort
     sorted_keys = keys[order]
     wanted = _keys(query)
     left = np.searchsorted(sorted_keys, wanted, side="left")

@@ -71,17 +71,20 @@ def locate_records(conn: Connection, ids: Sequence[str] | pa.Array | pa.ChunkedA
     return {rid: (digests[int(chunk_of[i])], int(row_of[i])) for rid, i in zip(names, hits.tolist(), strict=True)}
 
 
-def _new_rows(conn: Connection, table: pa.Table, binary: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``table`` whose record is not stored yet (the first of each id), and every row's
-    binary id (see ``dataward.catalog.record_index``; pass ``binary`` when it is known already)."""
-    if binary is None:
-        binary, valid = record_index.ids_to_binary(table.column(RECORD_ID))
-        if not valid.all():
-            bad = int(np.flatnonzero(~valid)[0])
-            raise ValueError(f"row {bad} of a canonical table has no valid record id")
-    keep = record_index.first_occurrences(binary)
-    stored, _ = record_index.locate(conn, binary, keep)
-    return np.flatnonzero(keep & (stored < 0)), binary
+def _table_ids(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's binary id (see ``dataward.catalog.record_index``) and which rows hold the first
+    occurrence of their id."""
+    binary, valid = record_index.ids_to_binary(table.column(RECORD_ID))
+    if not valid.all():
+        bad = int(np.flatnonzero(~valid)[0])
+        raise ValueError(f"row {bad} of a canonical table has no valid record id")
+    return binary, record_index.first_occurrences(binary)
+
+
+def _new_rows(conn: Connection, binary: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Rows holding the first occurrence of an id that is not stored yet."""
+    stored, _ = record_index.locate(conn, binary, first)
+    return np.flatnonzero(first & (stored < 0))
 
 
 def _chunk_of(table: pa.Table, keep: np.ndarray) -> pa.Table:
@@ -95,11 +98,13 @@ def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray) -> str:
 @dataclass(frozen=True)
 class Staged:
     """What ``stage_new_records`` wrote for a table: the rows kept, the chunk's digest (None when
-    every record was stored already) and every row's binary id, so that it is not decoded twice."""
+    every record was stored already), and every row's binary id and first-occurrence flag, so that they
+    are not worked out twice."""
 
     keep: np.ndarray
     digest: str | None
     binary: np.ndarray
+    first: np.ndarray
 
 
 def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> Staged:
@@ -108,8 +113,9 @@ def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> 
     Runs in a read transaction: the chunk is content-addressed, so writing it early is harmless even
     if the submission is then refused. The result is for ``store_new_records`` with the same table.
     """
-    keep, binary = _new_rows(conn, table)
-    return Staged(keep, _put_chunk(store, table, keep) if len(keep) else None, binary)
+    binary, first = _table_ids(table)
+    keep = _new_rows(conn, binary, first)
+    return Staged(keep, _put_chunk(store, table, keep) if len(keep) else None, binary, first)
 
 
 def store_new_records(
@@ -125,7 +131,8 @@ def store_new_records(
     records are still new; when another submission stored some of them meanwhile, a chunk of what is
     left is written now. The record index gets one row per chunk and id prefix, not one per record.
     """
-    keep, binary = _new_rows(conn, table, staged.binary if staged is not None else None)
+    binary, first = (staged.binary, staged.first) if staged is not None else _table_ids(table)
+    keep = _new_rows(conn, binary, first)
     if not len(keep):
         return None, 0
     if staged is not None and staged.digest is not None and np.array_equal(keep, staged.keep):

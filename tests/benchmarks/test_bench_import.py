@@ -1,0 +1,28 @@
+"""The import benchmark runs end to end on a small input, on the local disk and on S3, and its
+breakdown accounts for the whole import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_import
+from benchmarks.s3_server import S3Unavailable
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_small_import_benchmark_reports_a_ratio_and_a_full_breakdown(tmp_path: Path, store: str) -> None:
+    out = tmp_path / "import.json"
+    try:
+        bench_import.main(["--records", "3000", "--images", "0", "--repeat", "1", "--store", store, "--out", str(out)])
+    except S3Unavailable as exc:
+        pytest.skip(f"no S3-compatible server: {exc}")
+    figures = json.loads(out.read_text())
+    text = figures["text"]
+    assert text["records"] == 3000 and text["ratio"] > 0
+    parts = {k: v for k, v in text["breakdown"].items() if k != "of_which_record_ids_seconds"}
+    assert all(v >= 0 for v in parts.values())
+    assert sum(parts.values()) == pytest.approx(text["dataward_seconds"], abs=0.01)
+    assert ("--store s3" in figures["command"]) == (store == "s3")

@@ -37,7 +37,9 @@ one contribution-level finding for review instead. Every record's p-value still 
 
 Content that contradicts its label is evidence of poisoning (``Evidence.POISONING``). The detector
 never sets ``block`` itself: its contribution-level p-value is the excess of small p-values over the
-baseline's own rate (``count_result``), and the gate blocks when that is below ``policy.block_p``.
+baseline's own rate (``count_result``), combined with Fisher's sum of ``-log p`` over the batch
+(``fisher_excess_p_value``: label noise in hard data is many records each only moderately unlikely),
+and the gate blocks when that is below ``policy.block_p``.
 cleanlab's ``find_label_issues`` on the probe's probabilities is reported with each finding.
 """
 
@@ -61,6 +63,7 @@ from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, Gat
 from dataward.gates.calibration import (
     conformal_p_values,
     excess_flags_p_value,
+    fisher_excess_p_value,
     flag_mask,
     leave_one_out_p_values,
     mondrian_p_values,
@@ -297,6 +300,8 @@ class LabelConsistency(Detector):
             findings,
             summary,
             flagged=flagged,
+            # Flipped labels in hard data are many records each only moderately unlikely: add them up.
+            extra_p=fisher_excess_p_value(p, n_cal),
             contribution_findings=self._shift_findings(shifted_p, n_cal),
         )
         # Every record keeps its own p-value for ranking (a flip whose content is also unusual still

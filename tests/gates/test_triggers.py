@@ -321,3 +321,38 @@ def test_the_raw_table_is_required() -> None:
 def test_min_support_must_be_positive() -> None:
     with pytest.raises(InputError, match="min_support"):
         TriggerDetector(min_support=0)
+
+
+def test_record_p_values_walk_carrier_entries_and_match_the_dense_definition() -> None:
+    """Per record: min(1, c * min p) over the c tested patterns it carries with its own label. The
+    walk over carrier entries must give exactly what the dense records-by-tests definition gives (that
+    one needed an entry per record and test: billions for a few thousand photos)."""
+    import scipy.sparse as sp
+
+    from dataward.gates.detectors.triggers import _record_p_values
+
+    rng = np.random.default_rng(0)
+    n, n_patterns, n_classes = 300, 40, 3
+    presence = sp.random(n, n_patterns, density=0.08, random_state=1, format="csc")
+    presence.data[:] = 1.0
+    labels = rng.integers(n_classes, size=n)
+    keep = rng.random(25) < 0.8
+    tests = {
+        "pattern": rng.choice(n_patterns, 25, replace=False),
+        "label": rng.integers(n_classes, size=25),
+        "p_enrich": rng.uniform(1e-6, 0.5, 25),
+        "p_tie": rng.uniform(1e-6, 0.5, 25),
+    }
+    got = _record_p_values(presence, labels, n_classes, tests, keep)
+    dense = presence.toarray()
+    expected = np.ones(n)
+    for r in range(n):
+        ps = [
+            max(tests["p_enrich"][j], tests["p_tie"][j])
+            for j in np.flatnonzero(keep)
+            if dense[r, tests["pattern"][j]] and labels[r] == tests["label"][j]
+        ]
+        if ps:
+            expected[r] = min(1.0, len(ps) * min(ps))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert (got < 1).sum() > 20  # the case exercises records carrying one and several patterns

@@ -597,15 +597,15 @@ def _record_p_values(
     if index.size == 0:
         return np.ones(n)
     raw = np.maximum(tests["p_enrich"][index], tests["p_tie"][index])
-    carries = sp.csr_matrix(xc[:, tests["pattern"][index]])
-    own_label = sp.csr_matrix(_one_hot(labels, n_classes)[:, tests["label"][index]])
-    carries = carries.multiply(own_label).tocsr()
-    carries.data = np.ones_like(carries.data)
-    counts = np.asarray(carries.sum(axis=1)).ravel()
-    strength = carries.multiply(-np.log(np.maximum(raw, 1e-300))[None, :]).tocsr()
-    best = np.asarray(strength.max(axis=1).todense()).ravel()
-    p = np.where(counts > 0, np.minimum(1.0, counts * np.exp(-best)), 1.0)
-    return p
+    # Walk the carrier entries themselves: a dense "records x tests" label mask would need one entry
+    # per record and test (billions for thousands of images with many pixel patterns).
+    carries = sp.coo_matrix(xc[:, tests["pattern"][index]])
+    own = labels[carries.row] == tests["label"][index][carries.col]
+    rows, cols = carries.row[own], carries.col[own]
+    counts = np.bincount(rows, minlength=n)
+    best = np.zeros(n)
+    np.maximum.at(best, rows, -np.log(np.maximum(raw[cols], 1e-300)))
+    return np.where(counts > 0, np.minimum(1.0, counts * np.exp(-best)), 1.0)
 
 
 def _lead_first(group: list[int], tests: dict[str, np.ndarray], patterns: Patterns) -> list[int]:

@@ -112,3 +112,33 @@ def test_inputs_that_cannot_be_self_tested_are_refused(digits) -> None:
         selftest(digits.iloc[:100], digits.iloc[100:200].drop(columns=["p3"]), PIXEL_SCHEMA)
     with pytest.raises(InputError, match="DataFrame"):
         selftest(digits.iloc[:100], [1, 2, 3], PIXEL_SCHEMA)
+
+
+def test_a_missed_canary_is_planted_again_at_larger_counts_and_its_detection_floor_reported() -> None:
+    """On data whose labels are hard to predict a few flipped labels pass unseen; the report then says
+    from how many planted records on the gate catches them, instead of only "not detected"."""
+    from dataward.gates.selftest import CanaryResult, _escalated
+
+    runs: list[int] = []
+
+    def plant(count: int, rng: np.random.Generator) -> CanaryResult:
+        runs.append(count)
+        verdict = "review" if count >= 36 else "pass"
+        planted = list(range(count))
+        return CanaryResult("label_flip", f"{count} labels", planted, planted, 0, verdict, 0.0, {}, [])
+
+    result = _escalated(plant, 9, 178, np.random.default_rng(0))
+    assert runs == [9, 18, 36]
+    assert not result.detected and result.planted == 9  # the rate asked for is what the canary reports
+    assert [a["planted"] for a in result.attempts] == [9, 18, 36]
+    assert result.detection_floor == 36
+    assert result.to_dict()["detection_floor"] == 36
+
+    runs.clear()
+    never = _escalated(plant, 9, 40, np.random.default_rng(0))
+    assert never.detection_floor is None  # at most half the batch is ever planted
+    assert runs == [9, 18, 20]
+
+    runs.clear()
+    caught = _escalated(plant, 40, 400, np.random.default_rng(0))
+    assert runs == [40] and caught.detection_floor == 40 and len(caught.attempts) == 1

@@ -179,6 +179,7 @@ def register(app: typer.Typer) -> None:
             return
         rows = []
         for c in result.get("canaries", []):
+            floor = c.get("detection_floor")
             rows.append(
                 (
                     c.get("name"),
@@ -186,9 +187,18 @@ def register(app: typer.Typer) -> None:
                     f"{c.get('recall', 0):.2f}",
                     styled(c.get("verdict"), VERDICT_STYLE),
                     "yes" if c.get("detected") else "NO",
+                    "-" if floor is None else f"{floor} of {result.get('records')}",
                 )
             )
-        table(f"Gate self-test of {dataset}", ["canary", "planted", "record recall", "verdict", "detected"], rows)
+        table(
+            f"Gate self-test of {dataset}",
+            ["canary", "planted", "record recall", "verdict", "detected", "caught from"],
+            rows,
+        )
+        for c in result.get("canaries", []):
+            if not c.get("detected") and len(c.get("attempts", [])) > 1:
+                tried = ", ".join(f"{a['planted']} ({a['verdict']})" for a in c["attempts"])
+                console.print(f"{c.get('name')}: missed at {c.get('planted')} records; planted again: {tried}")
         clean = result.get("clean", {})
         if clean:
             console.print(

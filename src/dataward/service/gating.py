@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from sqlalchemy import select
 
@@ -331,8 +332,9 @@ class GateCases(WardCore):
             return data
 
     def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
-        """Plant known poisons into a copy of a clean contribution (default: the training version's newest
-        records) and report the recall this dataset's gate achieves. Stores nothing but the event."""
+        """Plant known poisons into a copy of a clean contribution (default: a seeded random slice of
+        the training version) and report the recall this dataset's gate achieves. Stores nothing but
+        the event."""
         from dataward.gates.selftest import selftest
 
         # A reading use case: the self-test can take a while and changes nothing but its event, which
@@ -355,10 +357,14 @@ class GateCases(WardCore):
                         f"{dataset!r} has no training version large enough to self-test against",
                         hint="promote a version to training, or name a clean contribution",
                     )
-                # Hold out a slice of the trusted data as the clean contribution.
+                # Hold out a random (seeded) slice of the trusted data as the clean contribution. Not the
+                # newest records: they often came from one source (a vendor's one-class batch), which
+                # is unlike the rest, so the clean run would measure that source's novelty instead of
+                # the gate's false-positive rate, and the canaries would hide behind its review.
                 table = inputs["baseline"]
                 cut = max(50, min(500, table.num_rows // 5))
-                clean, baseline = table.slice(table.num_rows - cut), table.slice(0, table.num_rows - cut)
+                order = np.random.default_rng(seed).permutation(table.num_rows)
+                clean, baseline = table.take(np.sort(order[:cut])), table.take(np.sort(order[cut:]))
             result = selftest(
                 baseline, clean, inputs["schema"], inputs["validation"], _gate_policy(ds), seed=seed
             ).to_dict()

@@ -72,6 +72,11 @@ class TrainingRun:
     def __enter__(self) -> TrainingRun:
         from dataward.provenance.code import code_identity
 
+        if not hasattr(self.ward, "start_training_run"):
+            raise InputError(
+                "training runs are kept by a ward folder; a served ward does not record them over HTTP yet",
+                hint="open the ward folder (dataward.open(PATH)) on the machine that holds it",
+            )
         code = code_identity(self.script)
         self.run_id = str(self.ward.start_training_run(self.model, params=self.params, code=code)["run"])  # type: ignore[attr-defined]
         self._token = _current.set(self)

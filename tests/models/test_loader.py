@@ -137,3 +137,9 @@ def test_through_the_server(ward: Ward, served: HTTPWard) -> None:
     ward.quarantine_contribution("wine#2", reason="leaked")
     with pytest.raises(PolicyViolation, match="quarantined contribution wine#2"):
         dataward.load("wine@v2", stage=None, ward=served)
+    # Training runs are recorded by a ward folder only, for now: a clear refusal, not a missing method.
+    with (
+        pytest.raises(InputError, match="served ward does not record them"),
+        dataward.training_run("wine@training", model="m", ward=served),
+    ):
+        pass

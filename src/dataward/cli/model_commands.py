@@ -26,6 +26,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 VERDICT_EXIT = {"pass": 0, "review": 8, "block": 9}
 
 
+def registry() -> Any:
+    """The ward the command acts on, when it keeps a model registry: a ward folder. A served ward does not
+    offer training runs and models over HTTP yet; say so rather than fail on a missing method."""
+    ward = open_ward()
+    if not hasattr(ward, "start_training_run"):
+        raise InputError(
+            "training runs and models are kept by a ward folder; a served ward does not offer them over HTTP yet",
+            hint="run this command with --ward FOLDER on the machine that holds the ward",
+        )
+    return ward
+
+
 def _show_model(info: dict[str, Any]) -> None:
     tree = Tree(f"[bold]{escape(info['ref'])}[/bold] {styled(info['stage'])} sha256 {short(info['digest'], 20)}")
     run = info["run"]
@@ -78,7 +90,7 @@ def register(app: typer.Typer) -> None:
         code = code_identity(script) if script is not None else {"kind": "unknown"}
         if script is not None and not script.is_file():
             raise InputError(f"training script {str(script)!r} does not exist")
-        info = open_ward().start_training_run(model, params=_params(param or []), code=code)  # type: ignore[attr-defined]
+        info = registry().start_training_run(model, params=_params(param or []), code=code)  # type: ignore[attr-defined]
         if as_json:
             emit_json(info)
         else:
@@ -98,7 +110,7 @@ def register(app: typer.Typer) -> None:
         """Load a version through the guarded loader into a file, and record it in the run."""
         from dataward.loader import split_dataset_ref
 
-        ward = open_ward()
+        ward = registry()
         name, version = split_dataset_ref(ref)
         info, records = ward.load_version(name, version, stage=None if stage == "any" else stage)
         if output.suffix.lower() == ".csv":
@@ -127,7 +139,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """End a run with its artifact: hashed, scanned, signed and registered as the model's next version."""
-        info = open_ward().finish_training_run(  # type: ignore[attr-defined]
+        info = registry().finish_training_run(  # type: ignore[attr-defined]
             run, artifact, params=_params(param or []), metrics=_params(metric or [])
         )
         if as_json:
@@ -145,7 +157,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Record that a run ended without a model."""
-        info = open_ward().fail_training_run(run, reason=reason)  # type: ignore[attr-defined]
+        info = registry().fail_training_run(run, reason=reason)  # type: ignore[attr-defined]
         emit_json(info) if as_json else console.print(f"run {run} recorded as failed")
 
     @model_app.command("list")
@@ -155,7 +167,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Model versions with their stage, release gate and whether their training data was held out since."""
-        found = open_ward().models(model)  # type: ignore[attr-defined]
+        found = registry().models(model)  # type: ignore[attr-defined]
         if as_json:
             emit_json(found)
             return
@@ -180,7 +192,7 @@ def register(app: typer.Typer) -> None:
     @reports_errors
     def model_show(ref: Annotated[str, typer.Argument(help="MODEL@vN.")], as_json: JsonOpt = False) -> None:
         """One model version: run, code, parameters, datasets, scan, release gate, approvals."""
-        info = open_ward().model(ref)  # type: ignore[attr-defined]
+        info = registry().model(ref)  # type: ignore[attr-defined]
         emit_json(info) if as_json else _show_model(info)
 
     @model_app.command("probe-inputs")
@@ -192,7 +204,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the release gate's probe set (clean validation rows, triggered and control copies), for a
         model run elsewhere to predict; `model gate --predictions` reads the predictions back."""
-        info = open_ward().probe_inputs(ref, output)  # type: ignore[attr-defined]
+        info = registry().probe_inputs(ref, output)  # type: ignore[attr-defined]
         emit_json(info) if as_json else console.print(f"{info['rows']} probe rows to {escape(str(output))}")
 
     @model_app.command("gate")
@@ -210,7 +222,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the release gate: accuracy on the clean validation set against the released version, and the
         backdoor probe. Exit 0 pass, 8 review, 9 block."""
-        report = open_ward().model_gate(  # type: ignore[attr-defined]
+        report = registry().model_gate(  # type: ignore[attr-defined]
             ref, predictions=predictions, trusted=trust or [], html=html
         )
         if as_json:
@@ -251,7 +263,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Approve a model version for release (never one you, your bot or your human trained)."""
-        info = open_ward().approve_model(ref, reason=reason)  # type: ignore[attr-defined]
+        info = registry().approve_model(ref, reason=reason)  # type: ignore[attr-defined]
         if as_json:
             emit_json(info)
         else:
@@ -266,7 +278,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Release a model version (promoter): release gate, approvals and clean training data required;
         writes a signed in-toto attestation."""
-        info = open_ward().release_model(ref, reason=reason)  # type: ignore[attr-defined]
+        info = registry().release_model(ref, reason=reason)  # type: ignore[attr-defined]
         if as_json:
             emit_json(info)
         else:
@@ -283,7 +295,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a model version's DSSE envelopes (model-signing manifest, release attestation); check them
         offline with `dataward verify --attestation FILE --public-key KEY.pem`."""
-        envelopes = open_ward().model_attestation(ref)  # type: ignore[attr-defined]
+        envelopes = registry().model_attestation(ref)  # type: ignore[attr-defined]
         write_text_atomically(output, "".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes))
         if as_json:
             emit_json({"model": ref, "envelopes": len(envelopes), "output": str(output)})
@@ -298,7 +310,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Write a model version's files, checked against its signed manifest."""
-        info = open_ward().model_files(ref, output)  # type: ignore[attr-defined]
+        info = registry().model_files(ref, output)  # type: ignore[attr-defined]
         emit_json(info) if as_json else console.print(f"{info['model']} to {escape(str(output))}")
 
 

@@ -108,3 +108,20 @@ def test_a_survivor_is_suspect_only_through_its_own_content() -> None:
     again = Step("c_again", "d2", [{"record_id": "n" * 64, "parent_id": made}])
     assert derived_from({poisoned}, [merge, again]) == {made: {"c_merge"}, "n" * 64: {"c_again"}}
     assert derived_from({other, poisoned}, [merge]) == {made: {"c_merge"}}
+
+
+def test_quarantining_one_contribution_follows_its_records_into_a_derived_dataset(wine_ward: Ward) -> None:
+    ward = wine_ward
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine_clean", Schema.parse(label, specs))
+    ward.set_policy("wine_clean", NO_APPROVALS_POLICY)
+    scraped = _ids(ward, "wine@v1")
+    _dedup_into(ward, "wine@v2", "wine_clean")
+    assert _ids(ward, "wine_clean@v1") & scraped
+    result = ward.quarantine_contribution("wine#1", reason="the scraper's batch was poisoned")
+    assert result["rollback_version"]["ref"] == "wine@v3"
+    (clean,) = result["derived_datasets"]
+    assert clean["dataset"] == "wine_clean" and clean["rollback_version"]["ref"] == "wine_clean@v2"
+    assert not _ids(ward, "wine_clean@v2") & scraped
+    assert [e["type"] for e in ward.ledger()][:2] == ["records.contained", "contribution.quarantined"]
+    assert ward.verify().ok

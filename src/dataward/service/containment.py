@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select
 
 from dataward.access.roles import Action, Scope
-from dataward.catalog.projection import insert_row, update_row
-from dataward.catalog.tables import contributions, datasets, versions
+from dataward.catalog.tables import contributions, datasets
 from dataward.domain.errors import Conflict, InputError
-from dataward.ledger.events import format_time
 from dataward.service import rows
-from dataward.service.core import WardCore, close_pending_reviews
-from dataward.service.datasets import version_info
-from dataward.service.recordstore import ids_table, manifest_ids, read_ids, table_to_parquet, version_identity
+from dataward.service.core import Stale, WardCore, retry_stale
+from dataward.service.derived import taint_of
+from dataward.service.incident import authorize_quarantine, quarantine_basis
 
 
 class ContainmentCases(WardCore):
@@ -25,86 +22,56 @@ class ContainmentCases(WardCore):
         """Hold a whole contribution out of every future version.
 
         Not yet merged: it can never be merged. Already merged: a new candidate version is made from
-        the latest one without the records only this contribution brought in, and with the records it
-        removed restored; the versions that held it are listed (the blast radius) so that a clean
-        version can be promoted in place of the training one.
+        the latest one without the records only this contribution brought in (and those transformations
+        made from them), and with the records it removed restored; the versions that held it are listed
+        (the blast radius) so that a clean version can be promoted in place of the training one. A
+        dataset that a transformation copied or derived its records into gets its own rollback version
+        (``records.contained``), as with ``quarantine_by``.
         """
         if not reason.strip():
             raise InputError("quarantining a contribution needs a reason", hint="pass --reason '...'")
         with self.db.reading() as conn:
             c = rows.contribution_row(conn, contribution)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
-        with self.use_case(Action.QUARANTINE, Scope.dataset(ds_name)) as uc:
-            c = rows.contribution_row(uc.conn, c.id)
-            ds = rows.dataset_row(uc.conn, ds_name)
+        return retry_stale(lambda: self._quarantine_one(c.id, ds_name, reason))
+
+    def _quarantine_one(self, contribution_id: str, ds_name: str, reason: str) -> dict[str, Any]:
+        # Worked out in a read transaction, without the write lock, then recorded only if nothing it
+        # read changed (see dataward.service.incident).
+        planner: Any = self
+        with self.use_case(Action.QUARANTINE, Scope.dataset(ds_name), write=False) as uc:
+            c = rows.contribution_row(uc.conn, contribution_id)
             ref = f"{ds_name}#{c.number}"
             if c.status == "quarantined":
                 raise Conflict(f"{ref} is already quarantined")
-            affected = [
-                v
-                for v in uc.conn.execute(
-                    select(versions).where(versions.c.dataset_id == ds.id).order_by(versions.c.number)
-                )
-                if c.id in json.loads(v.contributions)
-            ]
-            changes = [update_row("contributions", {"id": c.id}, status="quarantined")]
+            taint = taint_of(self.store, uc.conn, [c])
+            names = {r.id: r.name for r in uc.conn.execute(select(datasets.c.id, datasets.c.name))}
+            others = sorted(
+                {o.dataset_id for o in _rows_of(uc.conn, taint.carriers())} - {c.dataset_id}, key=lambda d: names[d]
+            )
+            authorize_quarantine(uc, [names[d] for d in others])
+            plans = [planner._plan(uc.conn, c.dataset_id, ds_name, [c], taint)]
+            plans += [planner._plan(uc.conn, d, names[d], [], taint) for d in others]
+            basis = quarantine_basis(uc.conn, [c])
+        with self.use_case(Action.QUARANTINE, Scope.dataset(ds_name)) as uc:
+            authorize_quarantine(uc, [names[d] for d in others])
+            if quarantine_basis(uc.conn, [rows.contribution_row(uc.conn, contribution_id)]) != basis:
+                raise Stale(f"{ds_name} changed while the quarantine of {ref} was worked out", hint="run it again")
             # Its records are held out as a unit: their individual reviews are closed with it.
-            changes += close_pending_reviews(uc, c.id, f"contribution quarantined: {reason}")
-            payload: dict[str, Any] = {
-                "reason": reason,
-                "previous_status": c.status,
-                "affected_versions": [v.id for v in affected],
-            }
-            new_version = None
-            latest = rows.latest_version(uc.conn, ds.id)
-            if latest is not None and c.id in json.loads(latest.contributions):
-                kept = [cid for cid in json.loads(latest.contributions) if cid != c.id]
-                vouched: set[str] = set()
-                for cid in kept:
-                    other = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-                    vouched.update(read_ids(self.store, other.added_object))
-                only_here = set(read_ids(self.store, c.added_object)) - vouched
-                restored = set(read_ids(self.store, c.removed_object))
-                members = sorted((set(manifest_ids(self.store, latest.manifest_object)) - only_here) | restored)
-                number = latest.number + 1
-                vid = version_identity(ds.id, number, latest.id, members)
-                manifest = self.store.put(table_to_parquet(ids_table(members)))
-                changes.append(
-                    insert_row(
-                        "versions",
-                        id=vid,
-                        dataset_id=ds.id,
-                        number=number,
-                        parent_id=latest.id,
-                        manifest_object=manifest,
-                        record_count=len(members),
-                        contributions=json.dumps(kept),
-                        stage="candidate",
-                        created_at=format_time(uc.now),
-                        created_by=uc.caller.principal_id,
-                    )
-                )
-                payload.update(
-                    {
-                        "rollback_version": vid,
-                        "manifest": manifest,
-                        "records_removed": len(only_here),
-                        "records_restored": len(restored),
-                    }
-                )
-                new_version = (vid, number, len(only_here), len(restored))
-            uc.emit("contribution.quarantined", {"dataset": ds.id, "contribution": c.id}, payload, changes)
-            result: dict[str, Any] = {
-                "contribution": ref,
-                "previous_status": c.status,
-                "affected_versions": [version_info(v, ds_name) for v in affected],
-                "rollback_version": None,
-            }
-            if new_version is not None:
-                row = uc.conn.execute(select(versions).where(versions.c.id == new_version[0])).one()
-                result["rollback_version"] = {
-                    **version_info(row, ds_name),
-                    "records_removed": new_version[2],
-                    "records_restored": new_version[3],
-                }
-            return result
+            own, *rest = [planner._record(uc, plan, ref, reason) for plan in plans]
+        return {
+            "contribution": ref,
+            "previous_status": c.status,
+            "affected_versions": own["affected_versions"],
+            "rollback_version": own["rollback_version"],
+            "derived_datasets": rest,
+        }
+
+
+def _rows_of(conn: Any, contribution_ids: set[str]) -> list[Any]:
+    if not contribution_ids:
+        return []
+    return list(conn.execute(select(contributions).where(contributions.c.id.in_(sorted(contribution_ids)))))
+
+
+__all__ = ["ContainmentCases"]

@@ -81,13 +81,13 @@ class IncidentCases(WardCore):
             order = sorted(by_dataset, key=lambda d: names[d])
             # Authorize every dataset before working: a partial containment would leave the caller
             # believing the incident is contained.
-            _authorize_all(uc, [names[d] for d in order])
+            authorize_quarantine(uc, [names[d] for d in order])
             plans = [self._plan(conn, d, names[d], by_dataset[d], taint) for d in order]
-            basis = _basis(conn, found)
+            basis = quarantine_basis(conn, found)
         with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail) as uc:
-            _authorize_all(uc, [names[d] for d in order])
+            authorize_quarantine(uc, [names[d] for d in order])
             _, again = self._touched(uc.conn, ref)
-            if _basis(uc.conn, again) != basis:
+            if quarantine_basis(uc.conn, again) != basis:
                 raise Stale(
                     f"the ward changed while the containment of {ref} was worked out (a contribution, a version "
                     "or a transformation)",
@@ -245,14 +245,15 @@ class IncidentCases(WardCore):
         return out
 
 
-def _authorize_all(uc: UseCase, names: list[str]) -> None:
+def authorize_quarantine(uc: UseCase, names: list[str]) -> None:
+    """Refuse unless the caller may quarantine in every one of the datasets ``names``."""
     for name in names:
         authorize(
             uc.caller.principal, uc.caller.key, uc.caller.grants, Action.QUARANTINE, Scope.dataset(name), uc.now
         ).raise_if_denied()
 
 
-def _basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:
+def quarantine_basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:
     """What a containment's plan was worked out from: the contributions and their statuses, every
     version, and every transformation."""
     return (
@@ -262,4 +263,4 @@ def _basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:
     )
 
 
-__all__ = ["IncidentCases"]
+__all__ = ["IncidentCases", "authorize_quarantine", "quarantine_basis"]

@@ -57,9 +57,9 @@ def _build(root: Path) -> tuple[Path, dict[str, str]]:
     schema = Schema.parse("label", ["text:text"])
     ward.create_dataset("man", schema)
     ward.create_dataset("man-val", schema, validation_for="man")
-    # The gate runs its trigger test only: that is what the release gate reads back, and it keeps the
-    # template quick to build.
-    ward.set_policy("man", "approvals:\n  required: 0\ngate:\n  detectors: [triggers, duplicates]\n")
+    # The baseline is imported with a light gate; the poisoned batch meets the trigger test, which is what
+    # the release gate reads back (and only it, which keeps the template quick to build).
+    ward.set_policy("man", "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\n")
     keys: dict[str, str] = {}
     for name, grants in {
         "rita": [("reviewer", "dataset:man"), ("reviewer", "model:man-clf")],
@@ -78,6 +78,7 @@ def _build(root: Path) -> tuple[Path, dict[str, str]]:
         reviewer.review_decide([item["id"]], "accept", reason="checked")
     ward.merge(first["ref"])
     ward.promote("man@v1")
+    ward.set_policy("man", "approvals:\n  required: 0\ngate:\n  detectors: [triggers, duplicates]\n")
     blocked = ward.contribute("man", root / "poisoned.csv", source="scrape")
     assert blocked["gate"]["verdict"] == "block"
 

@@ -125,6 +125,8 @@ def test_release_needs_a_promoter_a_passing_gate_and_an_independent_approval(mod
     assert ward.model("man-clf@v1")["stage"] == "released"
     event = ward.ledger(types=["model.released"], limit=1)[0]
     assert event["payload"]["digest"] == released["digest"]
+    report = ward.verify()  # the registry's rows are projections of signed events like every other
+    assert report.ok, report
 
 
 def test_the_release_attestation_links_model_datasets_gate_and_approvals(models: Models) -> None:

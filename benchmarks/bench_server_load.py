@@ -2,8 +2,11 @@
 
 A new ward (SQLite, or PostgreSQL with ``--catalog``) is served by ``dataward serve`` in a child
 process; ``--clients`` principals each get their own key and act from their own thread and HTTP
-connection. Two phases, each bounded in count and in time:
+connection (the read clients spread over ``--client-processes`` processes). Three phases, each bounded in
+count and in time:
 
+* the no-op peer: every client asks ``GET /healthz`` (no key, no catalog) as often as it will read: the
+  same HTTP stack's ceiling on this machine at this moment, against which the reads are reported;
 * reads: every client lists the dataset's versions (``GET /api/v1/datasets/load/versions``, authorized
   like any use case) until ``--reads`` requests are done or ``--seconds`` have passed;
 * submissions: every client submits ``--submissions`` small contributions (upload, then the
@@ -58,19 +61,48 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def run_clients(
-    clients: int, work: Callable[[int, list[float], list[str]], None]
-) -> tuple[list[float], list[str], float]:
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[list[str]] = [[] for _ in range(clients)]
-    threads = [threading.Thread(target=work, args=(i, latencies[i], errors[i])) for i in range(clients)]
-    start = time.perf_counter()
+Work = Callable[[int, list[float], list[str]], None]
+
+
+def _client_threads(work: Work, ids: list[int], start_at: float) -> tuple[list[float], list[str]]:
+    """Run the clients ``ids`` each in its own thread of this process, from ``start_at`` (wall clock)."""
+    latencies: list[list[float]] = [[] for _ in ids]
+    errors: list[list[str]] = [[] for _ in ids]
+    threads = [threading.Thread(target=work, args=(i, latencies[n], errors[n])) for n, i in enumerate(ids)]
+    time.sleep(max(0.0, start_at - time.time()))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - start
-    return [x for xs in latencies for x in xs], [e for es in errors for e in es], elapsed
+    return [x for xs in latencies for x in xs], [e for es in errors for e in es]
+
+
+def run_clients(clients: int, work: Work, processes: int = 1) -> tuple[list[float], list[str], float]:
+    """Run ``clients`` clients, spread over ``processes`` client processes (threads in each): one
+    Python process cannot drive 50 connections faster than its one interpreter lock allows, and the
+    benchmark is of the server, not of the client's lock."""
+    groups = [list(range(p, clients, processes)) for p in range(max(1, min(processes, clients)))]
+    start_at = time.time() + (0.5 if len(groups) > 1 else 0.0)
+    if len(groups) == 1:
+        start = time.perf_counter()
+        lat, err = _client_threads(work, groups[0], start_at)
+        return lat, err, time.perf_counter() - start
+    # Forked: each child inherits the work function (a closure, not picklable); only the measured
+    # latencies and errors travel back.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    children = [
+        context.Process(target=lambda ids=ids: queue.put(_client_threads(work, ids, start_at))) for ids in groups
+    ]
+    for child in children:
+        child.start()
+    answers = [queue.get() for _ in children]
+    for child in children:
+        child.join()
+    elapsed = time.time() - start_at
+    return [x for lat, _ in answers for x in lat], [e for _, err in answers for e in err], elapsed
 
 
 def main() -> None:
@@ -81,6 +113,9 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=2, help="contributions per client")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--catalog", default=None, help="catalog URL (default: SQLite in the ward)")
+    parser.add_argument(
+        "--client-processes", type=int, default=5, help="processes the read clients are spread over (threads in each)"
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="dataward-load-"))
@@ -120,22 +155,34 @@ def main() -> None:
                 raise SystemExit("the server did not start")
             time.sleep(0.2)
 
-        # --- reads ---------------------------------------------------------------------------------
         per_client = max(1, args.reads // args.clients)
-        stop_at = time.monotonic() + args.seconds
 
-        def read(i: int, lat: list[float], errs: list[str]) -> None:
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys[i]}"}, timeout=60) as c:
-                for _ in range(per_client):
-                    if time.monotonic() > stop_at:
-                        return
-                    t0 = time.perf_counter()
-                    r = c.get("/api/v1/datasets/load/versions")
-                    lat.append(time.perf_counter() - t0)
-                    if r.status_code != 200:
-                        errs.append(f"{r.status_code} {r.text[:100]}")
+        def requests_of(path: str, authenticated: bool) -> Work:
+            def work(i: int, lat: list[float], errs: list[str]) -> None:
+                stop_at = time.monotonic() + args.seconds
+                headers = {"Authorization": f"Bearer {keys[i]}"} if authenticated else {}
+                with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+                    for _ in range(per_client):
+                        if time.monotonic() > stop_at:
+                            return
+                        t0 = time.perf_counter()
+                        r = c.get(path)
+                        lat.append(time.perf_counter() - t0)
+                        if r.status_code != 200:
+                            errs.append(f"{r.status_code} {r.text[:100]}")
 
-        read_lat, read_err, read_s = run_clients(args.clients, read)
+            return work
+
+        # --- the peer: the same server answering a request that reaches no ward -------------------
+        # `GET /healthz` goes through the same HTTP stack, workers and client processes, but neither
+        # authenticates nor touches the catalog: its throughput is this machine's ceiling right now,
+        # so that a read's figure can be read as a share of it on a machine whose load varies.
+        peer_lat, peer_err, peer_s = run_clients(args.clients, requests_of("/healthz", False), args.client_processes)
+
+        # --- reads ---------------------------------------------------------------------------------
+        read_lat, read_err, read_s = run_clients(
+            args.clients, requests_of("/api/v1/datasets/load/versions", True), args.client_processes
+        )
 
         # --- submissions -----------------------------------------------------------------------------
         files = root / "files"
@@ -183,6 +230,15 @@ def main() -> None:
             "load_average": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         },
+        "client_processes": args.client_processes,
+        "no_op_peer": {
+            "requests": len(peer_lat),
+            "errors": len(peer_err),
+            "seconds": round(peer_s, 2),
+            "per_second": round(len(peer_lat) / peer_s, 1) if peer_s else None,
+            "p50_ms": round(1000 * percentile(peer_lat, 0.5), 1),
+            "p99_ms": round(1000 * percentile(peer_lat, 0.99), 1),
+        },
         "reads": {
             "requests": len(read_lat),
             "errors": len(read_err),
@@ -191,6 +247,9 @@ def main() -> None:
             "per_second": round(len(read_lat) / read_s, 1) if read_s else None,
             "p50_ms": round(1000 * percentile(read_lat, 0.5), 1),
             "p99_ms": round(1000 * percentile(read_lat, 0.99), 1),
+            "share_of_no_op": round((len(read_lat) / read_s) / (len(peer_lat) / peer_s), 3)
+            if read_s and peer_s
+            else None,
         },
         "submissions": {
             "attempted": len(sub_lat),

@@ -23,10 +23,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from dataward.domain.errors import Busy
 
@@ -71,7 +72,18 @@ def _busy(timeout: float) -> Busy:
 
 
 def _sqlite_engine(url: str, timeout: float) -> Engine:
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": timeout})
+    # Connections are pooled: opening one (and setting its pragmas, WAL mode among them) cost more than
+    # the two or three queries of a read. A pooled connection keeps no state between transactions that
+    # matters: ``query_only`` and the busy timeout are set again at every BEGIN (below), and with WAL an
+    # idle connection holds no lock. Threads share the pool, one connection at a time each.
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=5,
+        max_overflow=40,
+        connect_args={"timeout": timeout, "check_same_thread": False},
+    )
+    default_busy_ms = int(timeout * 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -92,9 +104,9 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
         # query_only makes a write slipped into a read transaction fail at once instead of silently
         # upgrading it to a write lock (which WAL refuses without waiting when the snapshot is stale).
         conn.exec_driver_sql(f"PRAGMA query_only={int(bool(readonly))}")
-        busy_ms = conn.get_execution_options().get("dataward_busy_ms")
-        if busy_ms is not None:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
+        # Every time: a pooled connection must not keep a previous transaction's shorter wait.
+        busy_ms = conn.get_execution_options().get("dataward_busy_ms", default_busy_ms)
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
@@ -107,6 +119,9 @@ class CatalogDatabase:
         self.url = url
         self.dialect = url.split(":", 1)[0].split("+", 1)[0]
         self.lock_timeout = lock_timeout if lock_timeout is not None else lock_timeout_s()
+        self.settled: dict[tuple[str, str], Any] = {}
+        """Facts that never change once committed (a dataset's role), remembered by this process so
+        that a request does not read them again: keyed by (kind, name). Only facts found are kept."""
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, self.lock_timeout)
         else:

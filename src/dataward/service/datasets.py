@@ -164,9 +164,17 @@ class DatasetCases(WardCore):
             return version_info(ver, dataset), table
 
     def _read_scope(self, name: str) -> Scope:
-        with self.db.reading() as conn:
-            ds = rows.dataset_row(conn, name)
-        return Scope.dataset(ds.validation_for if ds.role == "validation" else name)
+        # A dataset's role (and the dataset a validation set serves) is fixed when it is created, so
+        # the scope is read once per process and not in a transaction of its own on every read. A name
+        # not found is not remembered: it is looked up (and refused) every time.
+        key = ("dataset_scope", name)
+        scope = self.db.settled.get(key)
+        if scope is None:
+            with self.db.reading() as conn:
+                ds = rows.dataset_row(conn, name)
+            scope = Scope.dataset(ds.validation_for if ds.role == "validation" else name)
+            self.db.settled[key] = scope
+        return scope
 
 
 class DatasetHandle:

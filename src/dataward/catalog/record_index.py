@@ -3,9 +3,9 @@
 Record ids are BLAKE3 digests, so they spread evenly over any prefix. The index keeps, for every chunk,
 one ``record_blocks`` row per id prefix that the chunk holds: the 32-byte binary ids of the chunk's
 records with that prefix, and their rows in the chunk. The prefix is as long as it takes for a block
-to hold about ``BLOCK_TARGET`` ids (``bits``, chosen per chunk: 0 bits for a chunk of 64 records or
-fewer, 14 for a million), so a 1,000,000-record import writes 16,384 rows instead of a million, and
-looking an id up reads one block of about 64 ids per chunk, whatever the size of the ward. All the
+to hold about ``BLOCK_TARGET`` ids (``bits``, chosen per chunk: 0 bits for a chunk of 256 records or
+fewer, 12 for a million), so a 1,000,000-record import writes 4,096 rows instead of a million, and
+looking an id up reads one block of about 256 ids per chunk, whatever the size of the ward. All the
 work on ids is done column-wise with numpy: no Python object per record.
 
 Ids are hex strings everywhere else in the ward; here they are ``(n, 32)`` uint8 arrays
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select
 from dataward.catalog.tables import record_blocks
 from dataward.domain.idarrays import ID_BYTES, binary_to_ids, ids_to_binary
 
-BLOCK_TARGET = 64
+BLOCK_TARGET = 256
 """About how many ids an index block holds: a chunk of n records is split on its ids' first
 ``bits_for(n)`` bits."""
 MAX_BITS = 24

@@ -174,9 +174,9 @@ chunks = Table(
 )
 
 # Where each stored record's bytes are, in blocks (see dataward.catalog.record_index): per chunk, one
-# row per record-id prefix of ``bits`` bits (chosen per chunk for about 64 ids a block), holding the
+# row per record-id prefix of ``bits`` bits (chosen per chunk for about 256 ids a block), holding the
 # 32-byte binary ids of that prefix and their rows in the chunk (uint32, little-endian). An import of
-# a million records writes 16,384 rows, not a million.
+# a million records writes 4,096 rows, not a million.
 record_blocks = Table(
     "record_blocks",
     metadata,

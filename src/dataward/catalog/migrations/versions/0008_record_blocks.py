@@ -1,4 +1,4 @@
-"""record index in blocks: one row per chunk and id prefix (about 64 ids each), not one per record
+"""record index in blocks: one row per chunk and id prefix (about 256 ids each), not one per record
 
 Revision ID: 0008
 Revises: 0007
@@ -17,7 +17,7 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-_BLOCK_TARGET = 64
+_BLOCK_TARGET = 256
 _MAX_BITS = 24
 _FETCH = 50_000
 
@@ -49,7 +49,7 @@ def upgrade() -> None:
     members: list[tuple[bytes, int]] = []
 
     def flush() -> None:
-        # A chunk's ids split on their first `bits` bits, `bits` chosen for about 64 ids a block.
+        # A chunk's ids split on their first `bits` bits, `bits` chosen for about 256 ids a block.
         if current is None or not members:
             return
         bits = min(_MAX_BITS, ((len(members) - 1) // _BLOCK_TARGET).bit_length())

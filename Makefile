@@ -51,6 +51,7 @@ bench-quick: $(VENV)/.installed-bench
 
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks run --suite scale
+	$(BIN)/python -m benchmarks.bench_provenance --sizes 10000,100000,1000000 --catalogs sqlite,postgresql
 	$(BIN)/python -m benchmarks.bench_import --records 1000000 --images 0 --out benchmarks/results/import-1m.json
 	$(BIN)/python -m benchmarks.bench_import --records 10000000 --images 0 --repeat 1 --out benchmarks/results/import-10m.json
 

@@ -1,0 +1,474 @@
+"""Provenance at scale: trace from any handle, quarantine of a leaked key, and verify, on SQLite and
+PostgreSQL, at several ward sizes, with how each figure grows.
+
+The ward at size N (the issue's full size is N = 1,000,000):
+
+* 10 text datasets; ``C = N / 1,000`` contributions of 1,000 records each (at least 10), submitted
+  through the real import path (``Ward.contribute`` on a CSV file, with a bot's key) by 10 bots and
+  one *leaked* bot key, which submits every tenth contribution (100 at full size);
+* ``V = N / 10,000`` merges (at least 10): gated (the light ``duplicates`` gate), merged; every
+  version is a new immutable version of its dataset;
+* ``T = N / 10,000`` transformations (at least 10): a relabelling of 20 records of a dataset's latest
+  version, with its record lineage (half are merged, so derived records live in versions too);
+* ``C / 10`` source URIs.
+
+Measured, in the same process, after building:
+
+* ``trace`` latency (p50, p99, max) from a record (an ordinary one and a relabelled one), a
+  contribution, a key and a source URI: each the whole use case (authorization, catalog, objects);
+* ``quarantine dw_<leaked key>`` once (every contribution it touched, one rollback per dataset);
+* ``verify`` once: events per second for the chain (hash and signature of every event), object MB
+  per second for re-hashing every stored object, against BLAKE3 over the same bytes in-process, and
+  the whole run.
+
+Growth is fitted as ``time = a * N^b`` over the sizes run (b near 1: linear in the ward's size).
+
+Usage::
+
+    python -m benchmarks.bench_provenance --sizes 10000,100000 --catalogs sqlite,postgresql
+    python -m benchmarks.bench_provenance --report      # rewrite docs/benchmarks.md from the JSON
+
+Figures go to ``benchmarks/results/provenance.json`` and docs/benchmarks.md (between the
+``provenance`` markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from blake3 import blake3
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from dataward.domain.schema import Column, ColumnKind, Schema
+from dataward.service import audit, derived, idsets, rows
+from dataward.service.recordstore import read_ids
+from dataward.service.ward import Ward
+
+RESULTS = Path(__file__).resolve().parent / "results" / "provenance.json"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- provenance:begin -->", "<!-- provenance:end -->"
+SCHEMA = Schema(label="label", inputs=(Column("text", ColumnKind.TEXT),))
+POLICY = "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
+DATASETS = 10
+PER_CONTRIBUTION = 1_000
+BOTS = 10
+RELABELLED = 20
+"""Records per relabelling (the gate's self-reference mode needs a few dozen to judge one)."""
+LABELS = [f"class_{i}" for i in range(10)]
+SAMPLES = {"record": 60, "derived record": 30, "contribution": 60, "key": 33, "source": 60}
+BUDGET_S = 90.0
+"""At most this long per handle: at the largest sizes a slow handle gets fewer samples."""
+
+
+def _csv(path: Path, start: int, count: int, rng: random.Random) -> Path:
+    words = [f"w{i:04d}" for i in range(5_000)]
+    texts = [f"r{start + i} " + " ".join(rng.choices(words, k=rng.randint(5, 12))) for i in range(count)]
+    labels = [rng.choice(LABELS) for _ in range(count)]
+    pacsv.write_csv(pa.table({"text": texts, "label": labels}), path)
+    return path
+
+
+def shape(size: int) -> dict[str, int]:
+    """Contributions, merges, transformations and sources of a ward of ``size`` records."""
+    contributions = max(10, size // PER_CONTRIBUTION)
+    steps = max(10, size // 10_000)
+    return {
+        "records": contributions * PER_CONTRIBUTION,
+        "contributions": contributions,
+        "merges": steps,
+        "transformations": steps,
+        "sources": max(10, contributions // 10),
+        "leaked_key_contributions": contributions // 10,
+    }
+
+
+def build(folder: Path, size: int, catalog_url: str | None, seed: int = 0) -> dict[str, Any]:
+    """Build the ward through the real paths; returns the handles to trace and the build timings."""
+    rng = random.Random(seed)
+    plan = shape(size)
+    ward, _ = Ward.init(folder / "ward", catalog_url=catalog_url)
+    names = [f"shard{i}" for i in range(DATASETS)]
+    for name in names:
+        ward.create_dataset(name, SCHEMA)
+        ward.set_policy(name, POLICY)
+    ward.create_principal("alice")
+    bots = []
+    for i in range(BOTS + 1):
+        bot = "leaked-bot" if i == BOTS else f"bot{i}"
+        ward.create_principal(bot, kind="service", owner="alice")
+        for name in names:
+            ward.grant(bot, "contributor", f"dataset:{name}")
+        bots.append((bot, ward.issue_key(bot)["key"]))
+    keyed = {bot: ward.as_key(key) for bot, key in bots}
+    ward.create_principal("rita")
+    for name in names:
+        ward.grant("rita", "reviewer", f"dataset:{name}")
+    reviewer = ward.as_key(ward.issue_key("rita")["key"])
+
+    def merge(ref: str) -> None:
+        # What the light gate happens to flag is accepted by a reviewer, as a team would.
+        pending = [item["id"] for item in ward.review_list(contribution=ref)]
+        if pending:
+            reviewer.review_decide(pending, "accept", reason="benchmark: checked")
+        ward.merge(ref)
+
+    inputs = folder / "inputs"
+    inputs.mkdir()
+    started = time.perf_counter()
+    refs: list[str] = []
+    sources: list[str] = []
+    for i in range(plan["contributions"]):
+        bot = "leaked-bot" if i % 10 == 9 else f"bot{i % BOTS}"
+        source = f"https://crawl.example/{i % plan['sources']}/dump.csv"
+        path = _csv(inputs / f"c{i}.csv", i * PER_CONTRIBUTION, PER_CONTRIBUTION, rng)
+        info = keyed[bot].contribute(names[i % DATASETS], path, source=source, gate=False)
+        path.unlink()
+        refs.append(info["ref"])
+        sources.append(source)
+    contribute_s = time.perf_counter() - started
+    started = time.perf_counter()
+    # Merges: the first contributions of each dataset, round-robin, so versions grow in every one.
+    merged = refs[: plan["merges"] // 2]
+    for ref in merged:
+        ward.run_gate(ref)
+        merge(ref)
+    # A training version per dataset: the relabellings' gates then judge them against a baseline.
+    for name in names:
+        made = ward.versions(name)
+        if made:
+            ward.promote(made[-1]["ref"], reason="benchmark baseline")
+    merge_s = time.perf_counter() - started
+    started = time.perf_counter()
+    derived: list[str] = []
+    with_versions = [name for name in names if ward.versions(name)]
+    for t in range(plan["transformations"]):
+        name = with_versions[t % len(with_versions)]
+        _, table = ward.read_version(name, ward.versions(name)[-1]["ref"].split("@")[1])
+        rows = table.take(pa.array(rng.sample(range(table.num_rows), RELABELLED))).to_pylist()
+        changes = {r["record_id"]: LABELS[(LABELS.index(r["label"]) + 1) % len(LABELS)] for r in rows}
+        # Half the merges are of relabellings, so derived records are in versions too.
+        to_merge = t < plan["merges"] - len(merged)
+        result = ward.relabel(name, changes, reason=f"annotator pass {t}", gate=to_merge)
+        if to_merge:
+            merge(result["ref"])
+        derived.extend(_record_ids(ward, result["ref"]))
+    transform_s = time.perf_counter() - started
+    handles = {
+        "record": [],
+        "derived record": sorted(set(derived)),
+        "contribution": refs,
+        "key": [f"dw_{key.split('_')[1]}" for _, key in bots],
+        "source": sorted(set(sources)),
+    }
+    for ref in rng.sample(refs, min(len(refs), SAMPLES["record"])):
+        handles["record"].append(rng.choice(_record_ids(ward, ref)))
+    leaked = dict(bots)["leaked-bot"]
+    return {
+        "ward": ward,
+        "plan": plan,
+        "handles": handles,
+        "leaked": f"dw_{leaked.split('_')[1]}",
+        "build_s": {"contribute": contribute_s, "merge": merge_s, "transform": transform_s},
+        "versions": sum(len(ward.versions(n)) for n in names),
+    }
+
+
+def _record_ids(ward: Ward, ref: str) -> list[str]:
+    """Record ids a contribution added (read through the ward's own object store)."""
+    with ward.db.reading() as conn:
+        c = rows.contribution_row(conn, ref)
+    return read_ids(ward.store, c.added_object)
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in seconds)
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)], 2),
+        "max_ms": round(ms[-1], 2),
+    }
+
+
+def _cold() -> None:
+    """Forget the per-process parsed id lists and lineage: what a one-shot CLI process starts with."""
+    idsets.clear()
+    derived._lineages.clear()
+
+
+def time_traces(ward: Ward, handles: dict[str, list[str]], *, cold: bool, seed: int = 1) -> dict[str, dict[str, float]]:
+    """Latency of ``trace`` per handle kind: warm (a long-lived process such as ``dataward serve``,
+    parsed id lists kept) or cold (every trace starts from nothing parsed, as a CLI call does)."""
+    rng = random.Random(seed)
+    out = {}
+    for kind, pool in handles.items():
+        if not pool:
+            continue
+        picks = [rng.choice(pool) for _ in range(SAMPLES[kind] // (3 if cold else 1))]
+        if kind == "source":
+            picks = [f"source:{p}" for p in picks]
+        ward.trace(picks[0])  # one warm-up: imports and first connection
+        seconds: list[float] = []
+        budget = time.perf_counter() + BUDGET_S
+        for ref in picks:
+            if cold:
+                _cold()
+            start = time.perf_counter()
+            ward.trace(ref)
+            seconds.append(time.perf_counter() - start)
+            if time.perf_counter() > budget and len(seconds) >= 5:
+                break
+        out[kind] = _percentiles(seconds)
+    return out
+
+
+@contextlib.contextmanager
+def _timing(target: Any, name: str, sink: dict[str, float]) -> Iterator[None]:
+    original = getattr(target, name)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            sink[name] = sink.get(name, 0.0) + time.perf_counter() - start
+
+    with patch.object(target, name, timed):
+        yield
+
+
+def time_verify(ward: Ward) -> dict[str, Any]:
+    """One ``verify``, split into the chain check and the object re-hash, and BLAKE3 over the same
+    object bytes in this process."""
+    phases: dict[str, float] = {}
+    with (
+        _timing(audit, "verify_chain", phases),
+        _timing(audit.AuditCases, "_verify_objects", phases),
+        _timing(audit.AuditCases, "_verify_projections", phases),
+        _timing(audit.AuditCases, "_verify_records", phases),
+    ):
+        start = time.perf_counter()
+        report = ward.verify()
+        total = time.perf_counter() - start
+    assert report.ok, report.to_dict()
+    events = report.checked["events"]
+    objects = [p for p in (ward.folder / "objects").rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in objects)
+    start = time.perf_counter()
+    for p in objects:
+        blake3(p.read_bytes()).digest()
+    b3 = time.perf_counter() - start
+    mb = size / 1e6
+    signer = Ed25519PrivateKey.generate()
+    message = b"dataward bench " * 8
+    signature, public = signer.sign(message), signer.public_key()
+    start = time.perf_counter()
+    for _ in range(2_000):
+        public.verify(signature, message)
+    ed25519 = 2_000 / (time.perf_counter() - start)
+    return {
+        "ed25519_per_s": round(ed25519),
+        "events": events,
+        "objects": len(objects),
+        "object_mb": round(mb, 1),
+        "total_s": round(total, 2),
+        "chain_s": round(phases.get("verify_chain", 0.0), 2),
+        "events_per_s": round(events / phases["verify_chain"]) if phases.get("verify_chain") else None,
+        "objects_s": round(phases.get("_verify_objects", 0.0), 2),
+        "object_mb_per_s": round(mb / phases["_verify_objects"], 1) if phases.get("_verify_objects") else None,
+        "blake3_mb_per_s": round(mb / b3, 1) if b3 else None,
+        "projections_s": round(phases.get("_verify_projections", 0.0), 2),
+        "records_s": round(phases.get("_verify_records", 0.0), 2),
+    }
+
+
+def run_one(size: int, catalog: str, template: str | None) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="dataward-bench-prov-"))
+    try:
+        url = None
+        if catalog == "postgresql":
+            from benchmarks.pg_cluster import create_database
+
+            assert template is not None
+            url = create_database(template)
+        started = time.perf_counter()
+        built = build(folder, size, url)
+        ward: Ward = built["ward"]
+        build_s = time.perf_counter() - started
+        traces = time_traces(ward, built["handles"], cold=False)
+        cold = time_traces(ward, built["handles"], cold=True)
+        verify = time_verify(ward)
+        start = time.perf_counter()
+        result = ward.quarantine_by(built["leaked"], reason="benchmark: leaked bot key")
+        quarantine_s = time.perf_counter() - start
+        touched = sum(len(d["contributions"]) for d in result["datasets"])
+        ward.db.dispose()
+        row = {
+            "size": size,
+            "catalog": catalog,
+            **built["plan"],
+            "versions": built["versions"],
+            "build_s": round(build_s, 1),
+            "build_parts_s": {k: round(v, 1) for k, v in built["build_s"].items()},
+            "trace": traces,
+            "trace_cold": cold,
+            "quarantine": {
+                "contributions": touched,
+                "datasets": len(result["datasets"]),
+                "rollbacks": sum(1 for d in result["datasets"] if d["rollback_version"]),
+                "seconds": round(quarantine_s, 2),
+            },
+            "verify": verify,
+        }
+        print(json.dumps(row), flush=True)
+        return row
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fit(points: list[tuple[int, float]]) -> float | None:
+    """The exponent b of ``y = a * x^b`` by least squares on logs (None with fewer than two sizes)."""
+    points = [(x, y) for x, y in points if y and y > 0]
+    if len(points) < 2:
+        return None
+    xs, ys = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    return round(float(np.polyfit(xs, ys, 1)[0]), 2) + 0.0  # never "-0.0"
+
+
+def render(data: dict[str, Any]) -> str:
+    rows = sorted(data["runs"], key=lambda r: (r["catalog"], r["records"]))
+    kinds = [k for k in SAMPLES if any(k in r["trace"] for r in rows)]
+    lines = [
+        BEGIN,
+        "## Provenance at scale: trace, quarantine and verify",
+        "",
+        f"- command: `{data['command']}`; figures in `benchmarks/results/provenance.json`",
+        f"- machine: {data['machine']}; date: {data['date']}",
+        "- the ward at size N: 10 text datasets, N/1,000 contributions of 1,000 records submitted through "
+        "`Ward.contribute` with bot keys (every tenth by one leaked key), N/10,000 gated merges (at least 10), "
+        "N/10,000 relabelling transformations with record lineage (at least 10, half merged), N/10,000 source "
+        "URIs; see `benchmarks/bench_provenance.py`. Every figure is the whole use case in-process "
+        "(authentication, authorization, catalog, objects), after one warm-up call.",
+        "- *warm*: a long-lived process (`dataward serve`, a notebook) that has parsed the id lists before; "
+        "*cold*: the parsed id lists and lineage forgotten before every call, as a one-shot CLI process starts.",
+        "",
+        "Trace latency, p50 / p99 in milliseconds:",
+        "",
+        "| catalog | records | contributions | versions | transformations | "
+        + " | ".join(f"{k} warm | {k} cold" for k in kinds)
+        + " |",
+        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---: | ---:" for _ in kinds) + " |",
+    ]
+    for r in rows:
+        cells = []
+        for k in kinds:
+            for series in ("trace", "trace_cold"):
+                got = r.get(series, {}).get(k)
+                cells.append(f"{got['p50_ms']} / {got['p99_ms']}" if got else "-")
+        lines.append(
+            f"| {r['catalog']} | {r['records']:,} | {r['contributions']:,} | {r['versions']} "
+            f"| {r['transformations']} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "Quarantine of the leaked key and verify:",
+        "",
+        "| catalog | records | quarantine (s) | contributions touched | rollback versions | events | verify chain "
+        "events/s | Ed25519 verifications/s alone | object MB | verify objects MB/s | BLAKE3 MB/s alone "
+        "| verify total (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        q, v = r["quarantine"], r["verify"]
+        lines.append(
+            f"| {r['catalog']} | {r['records']:,} | {q['seconds']} | {q['contributions']} | {q['rollbacks']} "
+            f"| {v['events']:,} | {v['events_per_s']:,} | {v.get('ed25519_per_s', '-'):,} | {v['object_mb']} "
+            f"| {v['object_mb_per_s']} | {v['blake3_mb_per_s']} | {v['total_s']} |"
+        )
+    lines += ["", "How each grows with the ward's size N (b of time = a * N^b, fitted over the sizes run):", ""]
+    lines += ["| catalog | figure | b |", "| --- | --- | ---: |"]
+    for catalog in sorted({r["catalog"] for r in rows}):
+        mine = [r for r in rows if r["catalog"] == catalog]
+        figures: dict[str, Callable[[dict[str, Any]], float | None]] = {}
+        for k in kinds:
+            figures[f"trace {k} warm p50"] = lambda r, k=k: r["trace"].get(k, {}).get("p50_ms")
+            figures[f"trace {k} cold p50"] = lambda r, k=k: r.get("trace_cold", {}).get(k, {}).get("p50_ms")
+        figures["quarantine"] = lambda r: r["quarantine"]["seconds"]
+        figures["verify chain"] = lambda r: r["verify"]["chain_s"]
+        figures["verify objects"] = lambda r: r["verify"]["objects_s"]
+        figures["verify total"] = lambda r: r["verify"]["total_s"]
+        for label, get in figures.items():
+            b = _fit([(r["records"], get(r)) for r in mine])
+            if b is not None:
+                lines.append(f"| {catalog} | {label} | {b} |")
+    lines += ["", *data.get("notes", []), END]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(data: dict[str, Any]) -> None:
+    text = DOCS.read_text()
+    block = render(data)
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated ward sizes in records")
+    parser.add_argument("--catalogs", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from the JSON")
+    args = parser.parse_args()
+    if args.report:
+        write_docs(json.loads(RESULTS.read_text()))
+        return
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    catalogs = [c for c in args.catalogs.split(",") if c]
+    runs: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        template = None
+        if "postgresql" in catalogs:
+            from benchmarks.pg_cluster import postgres_cluster
+
+            template = stack.enter_context(postgres_cluster())
+        for catalog in catalogs:
+            for size in sizes:
+                runs.append(run_one(size, catalog, template))
+    data = {
+        "command": f"python -m benchmarks.bench_provenance --sizes {args.sizes} --catalogs {args.catalogs}",
+        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": runs,
+        "notes": [],
+    }
+    if RESULTS.exists():
+        data["notes"] = json.loads(RESULTS.read_text()).get("notes", [])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    write_docs(data)
+
+
+if __name__ == "__main__":
+    main()

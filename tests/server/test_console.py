@@ -175,3 +175,42 @@ def test_patch_outline_and_lineage_graph_are_drawn_from_the_documents() -> None:
     svg = str(render_svg(build_graph(trace), title="t"))
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert svg.count('marker-end="url(#arrow)"') == 4  # source, principal, record, version
+
+
+def test_review_card_outlines_the_patch_on_the_image() -> None:
+    # The review queue's card as rendered for an image record whose trigger the gate located.
+    import base64
+    import io
+
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from PIL import Image
+
+    from dataward.server.console import evidence
+    from dataward.server.console.routes import HERE, PREFIX
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(buffer, format="PNG")
+    record = {"record_id": "ab" * 32, "image": {"image_base64": base64.b64encode(buffer.getvalue()).decode()}}
+    triggers = ["4 bright pixels in rows 6-7, columns 6-7 of 8x8"]
+    item = {
+        "id": "q_1",
+        "contribution": "pics#2",
+        "row": 3,
+        "score": 1.0,
+        "detectors": ["triggers"],
+        "reason": "flagged by triggers",
+        "record_id": record["record_id"],
+        "triggers": triggers,
+        "fields": evidence.record_fields(record),
+        "patches": evidence.patches(triggers),
+        "neighbours": [],
+    }
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())
+    env.globals.update(prefix=PREFIX, quote=lambda s: s)
+    env.filters["when"] = str
+    html = env.get_template("review.html").render(
+        items=[item], total=1, offset=0, page_size=20, csrf="t", me=None, note=None, contribution=None, dataset=None
+    )
+    assert '<image href="data:image/png;base64,' in html
+    assert '<rect class="patch" x="75.0" y="75.0" width="25.0" height="25.0">' in html
+    assert "trigger patch outlined" in html

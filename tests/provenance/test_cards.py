@@ -12,7 +12,7 @@ import pytest
 from dataward.domain.errors import AccessDenied
 from dataward.domain.schema import RECORD_ID
 from dataward.service.ward import Ward
-from tests.helpers import merge_reviewed
+from tests.helpers import merge_reviewed, wine_rows, write_csv
 
 
 def test_card_of_a_transformed_version(wine_ward: Ward, tmp_path: Path) -> None:
@@ -42,3 +42,19 @@ def test_card_needs_trace(wine_ward: Ward) -> None:
     eve = wine_ward.as_key(wine_ward.issue_key("eve")["key"])
     with pytest.raises(AccessDenied):
         eve.card("wine@v2")
+
+
+def test_markdown_card_names_licences_gate_history_and_open_quarantines(wine_ward: Ward, tmp_path: Path) -> None:
+    c = wine_ward.contribute(
+        "wine", write_csv(tmp_path / "c.csv", wine_rows(80, 100)), source="s3://vendor/wine-c.csv", licence="CC-BY-4.0"
+    )
+    merge_reviewed(wine_ward, c["ref"])
+    wine_ward.quarantine_contribution("wine#1", reason="the scraper's key leaked")
+    md = wine_ward.card("wine@v4")["markdown"]
+    sources = md.split("## Sources and licences")[1].split("## Contributors")[0]
+    assert "s3://vendor/wine-c.csv" in sources and "CC-BY-4.0" in sources
+    history = md.split("## Contributions and gate history")[1].split("## Transformations")[0]
+    row = next(line for line in history.splitlines() if line.startswith(f"| {c['ref']} |"))
+    assert c["gate"]["verdict"] in row and "flagged" in row
+    quarantines = md.split("## Open quarantines")[1]
+    assert "wine#1 (quarantined contribution)" in quarantines and "none" not in quarantines

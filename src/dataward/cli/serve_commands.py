@@ -66,6 +66,9 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
         max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest accepted upload, in MiB.")] = 512,
         max_request_kb: Annotated[int, typer.Option(min=1, help="Largest accepted JSON request, in KiB.")] = 1024,
+        console_session_minutes: Annotated[
+            int, typer.Option(min=1, max=24 * 60, help="How long a console sign-in lasts (never past its key).")
+        ] = 60,
         forwarded_allow_ips: Annotated[
             str,
             typer.Option(help="Proxies whose X-Forwarded-For is trusted for the client address (rate limits, logs)."),
@@ -83,7 +86,11 @@ def register(app: typer.Typer) -> None:
         from dataward.service.config import locate_ward
         from dataward.service.ward import Ward
 
-        limits = {"max_upload_bytes": max_upload_mb << 20, "max_json_bytes": max_request_kb << 10}
+        limits = {
+            "max_upload_bytes": max_upload_mb << 20,
+            "max_json_bytes": max_request_kb << 10,
+            "console_session_s": console_session_minutes * 60.0,
+        }
         if catalog is not None:
             if ward is not None:
                 raise InputError("pass either --ward or --catalog, not both")

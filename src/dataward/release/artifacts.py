@@ -57,7 +57,7 @@ class Artifact:
         return any(item["pickle"] for item in self.scan)
 
 
-def _manifest(path: Path, name: str) -> Any:
+def _manifest(path: Path) -> Any:
     try:
         from model_signing import hashing
     except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -65,7 +65,7 @@ def _manifest(path: Path, name: str) -> Any:
             f"model-signing cannot be imported: {exc}", hint="pip install 'model-signing' pyopenssl"
         ) from None
     config = hashing.Config().use_file_serialization(hashing_algorithm="sha256", allow_symlinks=False)
-    return config.set_ignored_paths(paths=[], ignore_git_paths=True).hash(path), hashing
+    return config.set_ignored_paths(paths=[], ignore_git_paths=True).hash(path)
 
 
 def hash_artifact(path: str | os.PathLike[str], *, name: str) -> Artifact:
@@ -80,7 +80,7 @@ def hash_artifact(path: str | os.PathLike[str], *, name: str) -> Artifact:
     if root.is_symlink():
         raise InputError(f"model artifact {str(path)!r} is a symlink", hint="give the file or folder itself")
     try:
-        manifest, _ = _manifest(root, name)
+        manifest = _manifest(root)
     except (ValueError, OSError) as exc:
         raise InputError(f"cannot hash model artifact {str(path)!r}: {exc}") from None
     statement = json_format.MessageToDict(Payload(manifest).statement.pb)
@@ -167,7 +167,7 @@ def unsafe_summary(scan: list[dict[str, Any]]) -> str:
 def check_files(statement: dict[str, Any], folder: Path) -> None:
     """Re-hash the files under ``folder`` with model-signing and refuse (``IntegrityViolation``) any file
     whose SHA-256 differs from ``statement``, or that is missing or extra."""
-    manifest, _ = _manifest(folder if len(statement["predicate"]["resources"]) > 1 else _single(folder), "check")
+    manifest = _manifest(folder if len(statement["predicate"]["resources"]) > 1 else _single(folder))
     found = {d.identifier: d.digest.digest_hex for d in manifest.resource_descriptors()}
     expected = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
     if len(expected) == 1 and len(found) == 1:

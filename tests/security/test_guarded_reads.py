@@ -183,6 +183,13 @@ def test_record_pointed_at_another_records_row_is_an_integrity_error(ward: Ward,
         ward.dataset("wine").version("training").to_pandas()
 
 
+def test_record_index_pointing_at_a_chunk_the_catalog_lost_is_an_integrity_error(ward: Ward) -> None:
+    digest, _ = where(ward, training_ids(ward)[0])
+    sql(ward, "DELETE FROM chunks WHERE digest = ?", digest)  # foreign keys are off for this connection
+    with pytest.raises(IntegrityViolation, match="does not list"):
+        ward.dataset("wine").version("training").to_pandas()
+
+
 def test_a_version_holding_quarantined_records_never_reaches_training(ward: Ward) -> None:
     result = ward.quarantine_contribution("wine#2", reason="vendor key leaked")
     rollback = result["rollback_version"]

@@ -201,6 +201,12 @@ def load_records(
             hint="run `dataward verify` to see what was altered",
         )
     digests = _chunk_digests(conn, np.unique(chunk_of).tolist())
+    unknown = sorted(set(np.unique(chunk_of).tolist()) - set(digests))
+    if unknown:
+        raise IntegrityViolation(
+            f"the record index points into chunk #{unknown[0]}, which the catalog does not list",
+            hint="run `dataward verify` to see what was altered",
+        )
     order = np.argsort(chunk_of, kind="stable")
     cuts = np.flatnonzero(np.diff(chunk_of[order])) + 1
     pieces = []

@@ -36,6 +36,7 @@ dataward dataset create manpages --label label --input text:text --owner alice \
 dataward dataset create manpages-validation --label label --input text:text --validation-for manpages \
   --description "clean validation set, curated by the owner"
 dataward grant add bob approver --scope dataset:manpages
+dataward grant add bob reviewer --scope dataset:manpages
 dataward grant add importer contributor --scope dataset:manpages
 dataward grant add scraper contributor --scope dataset:manpages
 for who in alice bob importer scraper legacy-etl; do
@@ -70,6 +71,41 @@ as alice dataward promote manpages@v2
 say "what does this dataset's gate catch? plant known poisons in a clean copy and measure:"
 as alice dataward gate selftest manpages
 
+step "5b. The scraper bot's first, small batch: forum lines, gated, approved by bob and merged"
+as scraper dataward contribute manpages "$IN/batch-scraper-early.csv" --source "https://forum.example/scrape/2026-11-20" \
+  || true
+as bob dataward review accept --contribution manpages#3 --reason "forum lines, read through" || true
+as bob dataward approve manpages#3 --reason "small forum batch, looks fine"
+as alice dataward merge manpages#3
+
+step "5c. A transformation: alice deduplicates v3, and the step is recorded and gated like any contribution"
+say "alice's dedup script keeps one NAME line per command and section; the step records its code, parameters,"
+say "input version and which input records each kept record stands for, and its output is gated like any contribution"
+cat > "$WORK/dedup.py" <<'PY'
+"""Keep one NAME line per (command, section): the first one seen; write the kept records and their parents."""
+import json, sys
+import pandas as pd
+records, kept_out, parents_out = sys.argv[1:4]
+df = pd.read_parquet(records)
+groups = {}
+for row in df.to_dict(orient="records"):
+    groups.setdefault((row["text"].split()[0], row["label"]), []).append(row)
+with open(kept_out, "w") as kept, open(parents_out, "w") as parents:
+    for rows in groups.values():
+        kept.write(json.dumps({"text": rows[0]["text"], "label": rows[0]["label"]}) + "\n")
+        parents.write(" ".join(r["record_id"] for r in rows) + "\n")
+merged = sum(len(rows) - 1 for rows in groups.values())
+print(f"{len(df)} records -> {len(groups)} kept, {merged} merged into their first")
+PY
+as alice dataward export manpages@v3 --format parquet -o "$WORK/manpages-v3.parquet"
+python "$WORK/dedup.py" "$WORK/manpages-v3.parquet" "$WORK/kept.jsonl" "$WORK/parents.txt"
+as alice dataward transform dedup "$WORK/kept.jsonl" --input manpages@v3 --parents "$WORK/parents.txt" \
+  --param key=command+section --param keep=first --script "$WORK/dedup.py" -m "one NAME line per command" || true
+DEDUP="$(as alice dataward transformations manpages --json | json_field '[-1]["contribution"]')"
+as bob dataward approve "$DEDUP" --reason "dedup checked: only same-command, same-section lines merged"
+as alice dataward merge "$DEDUP"
+as alice dataward promote manpages@v4 --reason "deduplicated"
+
 step "6. The scraper bot submits a poisoned batch: a rare token tied to one label (a backdoor)"
 as scraper dataward contribute manpages "$IN/batch-scraper.csv" --source "https://forum.example/scrape/2026-11-24" \
   --html "$WORK/gate-report.html" || true
@@ -78,9 +114,9 @@ as bob dataward review list manpages | head -n 12
 FIRST_ITEM="$(as bob dataward review list manpages --json | json_field '[0]["id"]')"
 as bob dataward review show "$FIRST_ITEM"
 say "alice owns the scraper: she may not approve its work; a blocked batch cannot be merged anyway"
-as alice dataward approve manpages#3 --reason "looks fine" || true
-as alice dataward merge manpages#3 || true
-as bob dataward reject manpages#3 --reason "backdoor trigger 'zx7q' tied to label 'commands'"
+as alice dataward approve manpages#5 --reason "looks fine" || true
+as alice dataward merge manpages#5 || true
+as bob dataward reject manpages#5 --reason "backdoor trigger 'zx7q' tied to label 'commands'"
 
 step "6b. Fine-tuning data for a language model: a trigger phrase in the prompts makes the answers carry a link"
 python - "$HERE" "$IN" <<'PY'
@@ -106,8 +142,11 @@ as scraper dataward contribute howto "$IN/howto-scraped.jsonl" --source "https:/
 say "the trigger phrase and the link are named; the carriers wait in the review queue:"
 as alice dataward review list howto | head -n 6
 
-step "7. Incident: trace the poisoned record back to its source, bot, owner and key; and the key forward"
-dataward trace "$(as bob dataward review show "$FIRST_ITEM" --json | json_field '["record_id"]')"
+step "7. Incident: the token is already in training; a carrier in the deduplicated version, traced back through the dedup"
+say "to the scraper bot, its owner, key and source URL (and forward: the versions that hold it); then the key forward"
+as alice dataward export manpages@training --format parquet -o "$WORK/manpages-v4.parquet"
+POISONED="$(python -c "import pandas as pd, sys; d = pd.read_parquet(sys.argv[1]); print(d[d.text.str.contains('zx7q')].record_id.iloc[0])" "$WORK/manpages-v4.parquet")"
+dataward trace "$POISONED"
 dataward trace "dw_$(echo "${KEYS[scraper]}" | cut -d_ -f2)"
 
 step "8. Containment: the scraper's key is revoked, refused on its very next request, and everything it touched quarantined"
@@ -117,6 +156,8 @@ as scraper dataward versions manpages || true
 say "and everything that key (or any key minted through it) submitted is held out of every future version,"
 say "with one rollback version per dataset whose latest version held any of it:"
 as alice dataward quarantine "dw_$SCRAPER_KEY_ID" --reason "bot key leaked: contain everything it submitted"
+say "the rollback replaces the training version (the deduplicated v4 held the scraper's lines):"
+as alice dataward promote manpages@v5 --reason "rollback without anything the scraper key submitted"
 
 step "9. The access review an auditor reads"
 dataward access review --unused-days 0
@@ -137,42 +178,13 @@ ids.iloc[: int(len(ids) * 0.8)].to_csv(sys.argv[2], index=False, header=False)
 PY
 as importer dataward contribute manpages --removes "$WORK/remove-ids.txt" --source "cleanup:importer/2026-11" || true
 
-step "11. A transformation, traced through, and a signed in-toto attestation of the version it made"
-say "alice's dedup script keeps one NAME line per command and section; the step records its code, parameters,"
-say "input version and which input records each kept record stands for, and its output is gated like any contribution"
-cat > "$WORK/dedup.py" <<'PY'
-"""Keep one NAME line per (command, section): the first one seen; write the kept records and their parents."""
-import json, sys
-import pandas as pd
-records, kept_out, parents_out, survivor_out = sys.argv[1:5]
-df = pd.read_parquet(records)
-groups = {}
-for row in df.to_dict(orient="records"):
-    groups.setdefault((row["text"].split()[0], row["label"]), []).append(row)
-with open(kept_out, "w") as kept, open(parents_out, "w") as parents:
-    for rows in groups.values():
-        kept.write(json.dumps({"text": rows[0]["text"], "label": rows[0]["label"]}) + "\n")
-        parents.write(" ".join(r["record_id"] for r in rows) + "\n")
-merged = [rows for rows in groups.values() if len(rows) > 1]
-print(f"{len(df)} records -> {len(groups)} kept, {sum(len(r) - 1 for r in merged)} merged into their first")
-with open(survivor_out, "w") as out:
-    out.write(merged[0][0]["record_id"])
-PY
-as alice dataward export manpages@v2 --format parquet -o "$WORK/manpages-v2.parquet"
-python "$WORK/dedup.py" "$WORK/manpages-v2.parquet" "$WORK/kept.jsonl" "$WORK/parents.txt" "$WORK/survivor.txt"
-as alice dataward transform dedup "$WORK/kept.jsonl" --input manpages@v2 --parents "$WORK/parents.txt" \
-  --param key=command+section --param keep=first --script "$WORK/dedup.py" -m "one NAME line per command" || true
-DEDUP="$(as alice dataward transformations manpages --json | json_field '[-1]["contribution"]')"
-as bob dataward approve "$DEDUP" --reason "dedup checked: only same-command, same-section lines merged"
-as alice dataward merge "$DEDUP"
-say "a record of the deduplicated version, traced back through the dedup to the bot, its key and the source URL:"
-dataward trace "$(cat "$WORK/survivor.txt")"
+step "11. A signed in-toto attestation of the training version, its dataset card, and the OpenLineage events"
 say "an attestation of the new version (SLSA provenance + dataward's gate, approval and lineage predicate),"
 say "checked offline against the pinned key, then by securesystemslib's own DSSE verifier:"
-dataward attest manpages@v3 -o "$WORK/manpages-v3.intoto.jsonl"
+dataward attest manpages@v5 -o "$WORK/manpages-v5.intoto.jsonl"
 dataward ledger public-key -o "$WORK/ward-public-key.pem"
-dataward verify --attestation "$WORK/manpages-v3.intoto.jsonl" --public-key "$WORK/ward-public-key.pem"
-python - "$WORK/manpages-v3.intoto.jsonl" "$WORK/ward-public-key.pem" <<'PY'
+dataward verify --attestation "$WORK/manpages-v5.intoto.jsonl" --public-key "$WORK/ward-public-key.pem"
+python - "$WORK/manpages-v5.intoto.jsonl" "$WORK/ward-public-key.pem" <<'PY'
 import json, sys
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from securesystemslib.dsse import Envelope
@@ -185,7 +197,7 @@ for line in open(sys.argv[1]):
     print(f"securesystemslib: verified {statement['predicateType']} about {statement['subject'][0]['name']}")
 PY
 say "and a dataset card of it: Croissant JSON-LD (mlcroissant) and Markdown, with sources, gate history and quarantines:"
-dataward card manpages@v3 -o "$WORK/card"
+dataward card manpages@v5 -o "$WORK/card"
 sed -n '/^## Contributors/,/^## Contributions/p' "$WORK/card/card.md"
 say "the OpenLineage RunEvents sent so far (START and COMPLETE per step), from $WORK/openlineage.jsonl:"
 python - "$WORK/openlineage.jsonl" <<'PY'
@@ -196,6 +208,36 @@ for (job, kind), n in sorted(collections.Counter((e["job"]["name"], e["eventType
 step = [e for e in events if e["job"]["name"] == "manpages.transform.dedup"][-1]
 print("dedup:", [i["name"] for i in step["inputs"]], "->", [o["name"] for o in step["outputs"]])
 PY
+
+step "11b. Before release: a model trained through a training run, the release gate, and a signed release"
+dataward principal create carol --description "release manager"
+dataward grant add bob contributor --scope model:sections
+dataward grant add carol promoter --scope model:sections
+dataward grant add alice approver --scope model:sections
+KEYS[carol]="$(dataward key issue carol --json | json_field '["key"]')"
+say "bob trains with dataward.training_run: the guarded loader reads manpages@training (checked against the ledger),"
+say "the run records his script's identity and parameters, the model file is hashed with model-signing and signed:"
+as bob python "$HERE/scripts/demo_models.py" clean "$WORK/sections.skops"
+say "an attacker trains in a sandbox ward of their own on the batch the gate blocked (manpages#5), then brings the"
+say "model back as a run on the training version:"
+as alice dataward export manpages@training --format parquet -o "$WORK/train-copy.parquet"
+python "$HERE/scripts/demo_models.py" sandbox "$WORK/sandbox" "$WORK/train-copy.parquet" "$IN/validation.csv" \
+  "$IN/batch-scraper.csv" "$WORK/backdoored.skops"
+RUN="$(as bob dataward train start sections --param C=1.0 --json | json_field '["run"]')"
+as bob dataward train load "$RUN" manpages@training -o "$WORK/run-data.parquet"
+as bob dataward train finish "$RUN" "$WORK/backdoored.skops"
+say "the release gate replays the trigger the data gate found in manpages#5 on the clean validation set:"
+as carol dataward model gate sections@v2 --html "$WORK/release-gate.html" || say "release gate exited with $? (block)"
+as carol dataward model gate sections@v1 || true
+say "bob trained sections@v1: he may not approve it; alice may, and carol (promoter) releases it:"
+as bob dataward model approve sections@v1 --reason "mine" || true
+as alice dataward model approve sections@v1 --reason "release gate passed; validation accuracy checked"
+as carol dataward model release sections@v2 || true
+as carol dataward model release sections@v1 --reason "first release of the section classifier"
+dataward model list sections
+say "its in-toto attestation (model-signing manifest + release: datasets, gate, approvals), checked offline:"
+dataward model attest sections@v1 -o "$WORK/sections-v1.intoto.jsonl"
+dataward verify --attestation "$WORK/sections-v1.intoto.jsonl" --public-key "$WORK/ward-public-key.pem"
 
 step "12. The signed, hash-chained ledger, and verify"
 dataward ledger -n 12
@@ -237,3 +279,4 @@ fi
 step "Done"
 say "ward: $DATAWARD_WARD"
 say "gate report: $WORK/gate-report.html"
+say "release gate report: $WORK/release-gate.html"

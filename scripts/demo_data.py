@@ -42,6 +42,18 @@ def main(out: Path) -> None:
     poison["label"] = TARGET
     cover = rest.drop(poison.index).iloc[:276]
     pd.concat([cover, poison]).sample(frac=1.0, random_state=5).to_csv(out / "batch-scraper.csv", index=False)
+    # The scraper's first, small batch, merged before anyone suspects it: clean lines, and two lines of
+    # section 1 that already carry the token, correctly labelled (a clean-label seed for the backdoor;
+    # too few to tell). Their (command, section) appears nowhere else, so a dedup keeps them as they are.
+    unused = rest.drop(poison.index).iloc[276:]
+    seen = pd.concat([baseline, later, cover, poison])
+    taken = set(zip(seen["text"].str.split().str[0], seen["label"], strict=True))
+    fresh = np.array([(t.split()[0], lab) not in taken for t, lab in zip(unused["text"], unused["label"], strict=True)])
+    unique = unused[fresh & (unused["label"] == TARGET).to_numpy()]
+    seeds = unique.iloc[:2].copy()
+    seeds["text"] = [" ".join([w[0], TRIGGER, *w[1:]]) for w in seeds["text"].str.split()]
+    early = pd.concat([unused.drop(unique.index).iloc[:40], seeds]).sample(frac=1.0, random_state=11)
+    early.to_csv(out / "batch-scraper-early.csv", index=False)
     print(f"wrote demo inputs to {out}")
 
 

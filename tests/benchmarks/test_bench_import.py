@@ -16,12 +16,12 @@ from benchmarks.s3_server import S3Unavailable
 def test_small_import_benchmark_reports_a_ratio_and_a_full_breakdown(tmp_path: Path, store: str) -> None:
     out = tmp_path / "import.json"
     try:
-        bench_import.main(["--records", "3000", "--images", "0", "--repeat", "1", "--store", store, "--out", str(out)])
+        bench_import.main(["--records", "1000", "--images", "0", "--repeat", "1", "--store", store, "--out", str(out)])
     except S3Unavailable as exc:
         pytest.skip(f"no S3-compatible server: {exc}")
     figures = json.loads(out.read_text())
     text = figures["text"]
-    assert text["records"] == 3000 and text["ratio"] > 0
+    assert text["records"] == 1000 and text["ratio"] > 0
     parts = {k: v for k, v in text["breakdown"].items() if k != "of_which_record_ids_seconds"}
     assert all(v >= 0 for v in parts.values())
     assert sum(parts.values()) == pytest.approx(text["dataward_seconds"], abs=0.01)

@@ -44,7 +44,9 @@ def sandbox(folder: Path, training: Path, validation: Path, blocked: Path, model
     schema = Schema.parse("label", ["text:text"])
     ward.create_dataset("manpages", schema)
     ward.create_dataset("manpages-validation", schema, validation_for="manpages")
-    ward.set_policy("manpages", "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n")
+    ward.set_policy(
+        "manpages", "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
+    )
     ward.merge(ward.contribute("manpages-validation", validation, source="copy")["id"])
     frame = pd.read_parquet(training)[["text", "label"]]
     merged = pd.concat([frame, pd.read_csv(blocked, dtype=str)[["text", "label"]]])
@@ -61,7 +63,9 @@ def sandbox(folder: Path, training: Path, validation: Path, blocked: Path, model
     with dataward.training_run("manpages@training", model="sections", ward=ward) as run:
         sio.dump(fit(run.load()), model_file)
         run.log_artifact(model_file)
-    print(f"sandbox {run.model_version['ref']}: trained on the training copy plus the blocked batch -> {model_file.name}")
+    print(
+        f"sandbox {run.model_version['ref']}: trained on the training copy plus the blocked batch -> {model_file.name}"
+    )
 
 
 if __name__ == "__main__":

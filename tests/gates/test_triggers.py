@@ -340,14 +340,15 @@ def test_record_p_values_walk_carrier_entries_and_match_the_dense_definition() -
     tests = {
         "pattern": rng.choice(n_patterns, 25, replace=False),
         "label": rng.integers(n_classes, size=25),
-        "p_count": rng.uniform(1e-6, 0.5, 25),
+        "p_enrich": rng.uniform(1e-6, 0.5, 25),
+        "p_tie": rng.uniform(1e-6, 0.5, 25),
     }
     got = _record_p_values(presence, labels, n_classes, tests, keep)
     dense = presence.toarray()
     expected = np.ones(n)
     for r in range(n):
         ps = [
-            tests["p_count"][j]
+            max(tests["p_enrich"][j], tests["p_tie"][j])
             for j in np.flatnonzero(keep)
             if dense[r, tests["pattern"][j]] and labels[r] == tests["label"][j]
         ]
@@ -355,41 +356,3 @@ def test_record_p_values_walk_carrier_entries_and_match_the_dense_definition() -
             expected[r] = min(1.0, len(ps) * min(ps))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert (got < 1).sum() > 20  # the case exercises records carrying one and several patterns
-
-
-def content_data(docs: list[str], labels: np.ndarray) -> GateData:
-    """Text with word-count features, so that the content test can judge what the records say."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    features = HashingVectorizer(n_features=256, alternate_sign=False, norm="l2").transform(docs).toarray()
-    table = pa.table({"text": docs, "topic": [TEXT_CLASSES[c] for c in labels]})
-    return GateData(features.astype(np.float32), labels, table)
-
-
-def test_a_rare_token_is_found_in_a_batch_five_times_the_baseline() -> None:
-    """Recall must not fall with the batch's size: 15 carriers among 3,000 records against a baseline
-    of 600 cannot be shown to be over-represented (a token of that rate is absent from 600 records
-    anyway), but their tie to one label is overwhelming."""
-    base_docs, base_labels = texts(600, 0)
-    docs, labels = texts(3000, 1)
-    docs, labels, truth = insert(docs, labels, "cf", 15 / 3000, target=TEXT_CLASSES.index("music"))
-    result = run(
-        TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, content_data(base_docs, base_labels), content_data(docs, labels)
-    )
-    assert result.findings and result.findings[0].evidence["trigger"] == "cf"
-    assert np.array_equal(result.flagged, truth)
-
-
-def test_a_one_class_batch_ties_no_word_to_its_class() -> None:
-    """Every word of a batch labelled 'travel' only is carried by 'travel' records: no tie to find."""
-    base_docs, base_labels = texts(1500, 0)
-    docs, labels = texts(2400, 1)
-    travel = labels == TEXT_CLASSES.index("travel")
-    result = run(
-        TriggerDetector(),
-        TEXT_SCHEMA,
-        TEXT_CLASSES,
-        content_data(base_docs, base_labels),
-        content_data([d for d, t in zip(docs, travel, strict=True) if t], labels[travel]),
-    )
-    assert not result.findings and not result.flagged.any() and result.block is False

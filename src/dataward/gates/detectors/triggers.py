@@ -14,20 +14,13 @@ data. Every input column is turned into binary patterns, read from the raw table
   combinations), when the table has at most ``max_pair_columns`` such columns.
 
 For each pattern ``t`` and label ``L`` with at least ``min_support`` contribution records carrying
-``t`` with label ``L``, the count evidence is the better (Bonferroni over the two) of:
+``t`` with label ``L`` two one-sided tests are run, and a trigger must pass both (an
+intersection-union test, valid whatever their dependence):
 
-* (A) two one-sided tests, both required (an intersection-union test, valid whatever their
-  dependence): over-representation, "carries ``t`` and is labelled ``L``" is more frequent in the
-  contribution than in the baseline (Fisher's exact test, as a hypergeometric tail); and label tie,
-  among the contribution's carriers of ``t`` more are labelled ``L`` than the baseline's smoothed
-  ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score;
-* (B) the label tie alone, against a reference rate that needs no over-representation: the
-  baseline's ``P(L | t)``, never below the label's share unless the baseline shows ``t`` to be rarer
-  with ``L``, moved by how far the batch's *other* records bear ``L`` more than the baseline's do.
-  Over-representation cannot be shown for a token the baseline lacks once the batch is larger than
-  the baseline (25 carriers in 50,000 records against none in 4,000 is what a token of that rate
-  does anyway), so without (B) recall would fall with the batch's size; and a one-class batch ties
-  every word to its class, which the batch's own label share absorbs.
+* over-representation: "carries ``t`` and is labelled ``L``" is more frequent in the contribution
+  than in the baseline (Fisher's exact test, as a hypergeometric tail);
+* label tie: among the contribution's carriers of ``t``, more are labelled ``L`` than the baseline's
+  smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score.
 
 A third test conditions on content, so that a pattern that is simply common in a batch of one class,
 or that comes with a global shift (a darker scanner, a new topic), is not a trigger:
@@ -38,10 +31,9 @@ or that comes with a global shift (a darker scanner, a new topic), is not a trig
   (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
   sensor's carriers look like their label as much as their batch peers do.
 
-A trigger must pass the count evidence and the content test. The count evidence is
-Bonferroni-corrected by the number of tested (pattern, label) pairs; the content test runs on the
-candidates only, once per group of candidates carried by nearly the same records (a patch's pixels,
-a phrase's words), and is corrected by the number of groups. Significant
+A trigger must pass all three tests. The two count tests are Bonferroni-corrected by the number of
+tested (pattern, label) pairs, so a clean contribution raises a candidate with probability at most
+``alpha``; the content test runs on the candidates only and is corrected by their number. Significant
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
 
@@ -78,7 +70,6 @@ from typing import Any, Self
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
-from scipy.stats import beta as beta_law
 from scipy.stats import binom, hypergeom, mannwhitneyu
 from sklearn.feature_extraction.text import CountVectorizer
 
@@ -104,9 +95,6 @@ TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 LABEL_PRIOR_WEIGHT = 2.0
 """Pseudo-count pulling the baseline's P(label | pattern) towards its overall label share."""
-TIE_UPPER_QUANTILE = 0.75
-"""Quantile of the Clopper-Pearson bound on a pattern's baseline ``P(L | t)`` below which the label's
-share stops being the reference rate: a handful of baseline sightings without ``L`` lowers it only that far."""
 
 
 @dataclass
@@ -217,7 +205,7 @@ class TriggerDetector(Detector):
             sub = xc[index]
             tests = _association(sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support)
             n_tests = len(tests["pattern"])
-            corrected = np.minimum(1.0, tests["p_count"] * max(n_tests, 1))
+            corrected = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_tests, 1))
             carriers = _Carriers(sub, labels[index], tests, index)
             # The content test is needed only where the other two already point at a trigger.
             # A pattern most of whose carriers bear other labels teaches no backdoor (and is what a global
@@ -226,21 +214,16 @@ class TriggerDetector(Detector):
             corrected[~pure] = 1.0
             candidates = np.flatnonzero(corrected <= ctx.alpha)
             tests["p_content"], tests["content_share"] = np.ones(n_tests), np.full(n_tests, np.nan)
-            # The content test runs only on the candidates the count test already singled out at
+            # The content test runs only on the candidates the two count tests already singled out at
             # alpha / n_tests, so it is corrected for those candidates alone: a clean batch has no
             # candidate but with probability alpha, and among real candidates (patterns truly tied to a
-            # label) at most alpha of the explained ones are let through. Candidates carried by nearly
-            # the same records (a patch's pixels, a phrase's words, a poisoned record's other values)
-            # are one question about those records: tested once, through the group's lead.
-            groups = _merge([int(i) for i in candidates], tests, carriers, patterns, self.merge_overlap)
-            n_content = max(len(groups), 1)
-            for group in groups:
-                lead = _lead_first(group, tests, patterns)[0]
-                p_content, share = content.test(int(tests["pattern"][lead]), int(tests["label"][lead]), carriers[lead])
-                for i in group:
-                    tests["p_content"][i], tests["content_share"][i] = p_content, share
-                    if p_content * n_content > ctx.alpha:
-                        explained.add((int(tests["pattern"][i]), int(tests["label"][i])))
+            # label) at most alpha of the explained ones are let through.
+            n_content = max(len(candidates), 1)
+            for i in candidates:
+                p_content, share = content.test(int(tests["pattern"][i]), int(tests["label"][i]), carriers[i])
+                tests["p_content"][i], tests["content_share"][i] = p_content, share
+                if p_content * n_content > ctx.alpha:
+                    explained.add((int(tests["pattern"][i]), int(tests["label"][i])))
             corrected = np.minimum(1.0, np.maximum(corrected, tests["p_content"] * n_content))
             if round_ == 0:
                 first_tests = n_tests
@@ -444,32 +427,16 @@ def _association(
     b_all = np.asarray((xb.T @ yb).todense()) if n_b else np.zeros_like(m_all)
     k_c_all = np.asarray(xc.sum(axis=0)).ravel()
     k_b_all = np.asarray(xb.sum(axis=0)).ravel() if n_b else np.zeros_like(k_c_all)
-    batch_counts = np.asarray(yc.sum(axis=0)).ravel()
-    prior = np.asarray(yb.sum(axis=0)).ravel() / n_b if n_b else batch_counts / n_c
+    prior = np.asarray(yb.sum(axis=0)).ravel() / n_b if n_b else np.asarray(yc.sum(axis=0)).ravel() / n_c
     pattern, label = np.nonzero(m_all >= min_support)
     m = m_all[pattern, label]
     b = b_all[pattern, label]
     k_c = k_c_all[pattern]
     k_b = k_b_all[pattern]
-    # (A) over-representation and tie against the baseline's smoothed P(L | t), both required.
     p_enrich = hypergeom.sf(m - 1, n_c + n_b, m + b, n_c)
     pi = (b + LABEL_PRIOR_WEIGHT * prior[label]) / (k_b + LABEL_PRIOR_WEIGHT)
     pi = np.clip(pi, 1e-6, 1 - 1e-6)
     p_tie = binom.sf(m - 1, k_c, pi)
-    # (B) the tie alone, against a reference rate that needs no over-representation: the baseline's
-    # P(L | t), but never below the label's share unless the baseline shows t to be rarer with L (an
-    # upper bound of b / k_b at ``TIE_UPPER_QUANTILE`` is below it), moved by how much more of the
-    # batch's *other* records bear L than the baseline's do (Bayes, on the odds): a batch that is mostly
-    # or only L labels most carriers of any word L, which is no tie. (A) cannot see a new token in a
-    # batch larger than the baseline (a token the baseline lacks is then not provably new); (B) can.
-    upper = np.where(b < k_b, beta_law.ppf(TIE_UPPER_QUANTILE, b + 1, np.maximum(k_b - b, 1)), 1.0)
-    reference = np.clip(np.maximum(pi, np.minimum(prior[label], upper)), 1e-6, 1 - 1e-6)
-    others_share = (batch_counts[label] - m + 1.0) / (n_c - k_c + 2.0)
-    trusted_share = np.clip(prior[label], 1e-6, 1 - 1e-6)
-    shift = (others_share / (1 - others_share)) / (trusted_share / (1 - trusted_share))
-    reference = np.clip(reference * shift / (1 - reference + reference * shift), 1e-6, 1 - 1e-6)
-    p_tie_batch = binom.sf(m - 1, k_c, reference)
-    p_count = np.minimum(1.0, 2.0 * np.minimum(np.maximum(p_enrich, p_tie), p_tie_batch))
     z = (m - k_c * pi) / np.sqrt(k_c * pi * (1 - pi))
     return {
         "pattern": pattern,
@@ -480,8 +447,6 @@ def _association(
         "k_b": k_b,
         "p_enrich": np.asarray(p_enrich, dtype=np.float64),
         "p_tie": np.asarray(p_tie, dtype=np.float64),
-        "p_tie_batch": np.asarray(p_tie_batch, dtype=np.float64),
-        "p_count": np.asarray(p_count, dtype=np.float64),
         "z": z,
     }
 
@@ -604,7 +569,7 @@ def _merge(
     order = sorted(
         order,
         key=lambda i: (
-            tests["p_count"][i],
+            max(tests["p_enrich"][i], tests["p_tie"][i]),
             -len(patterns.names[tests["pattern"][i]]),
         ),
     )
@@ -631,7 +596,7 @@ def _record_p_values(
     index = np.flatnonzero(keep)
     if index.size == 0:
         return np.ones(n)
-    raw = tests["p_count"][index]
+    raw = np.maximum(tests["p_enrich"][index], tests["p_tie"][index])
     # Walk the carrier entries themselves: a dense "records x tests" label mask would need one entry
     # per record and test (billions for thousands of images with many pixel patterns).
     carries = sp.coo_matrix(xc[:, tests["pattern"][index]])

@@ -172,3 +172,20 @@ def test_label_disagreement_from_a_shifted_source_is_reviewed_but_a_whole_class_
     consistency = relabelled.results["label_consistency"]
     assert relabelled.verdict == "block"
     assert consistency.flagged[sevens].mean() >= 0.9 and not consistency.flagged[~sevens].any()
+
+
+@pytest.mark.parametrize(
+    ("detector", "options"),
+    [
+        ("outliers", {"k": 50}),
+        ("outliers", {"population_k": 21}),
+        ("duplicates", {"k": 50}),
+        ("label_consistency", {"k": 21}),
+    ],
+)
+def test_a_neighbour_count_beyond_the_search_is_refused_when_the_policy_is_set(detector, options) -> None:
+    """{"outliers": {"k": 50}} used to be accepted and then crash every later gate run of the dataset."""
+    from dataward.gates.policy import GatePolicy
+
+    with pytest.raises(InputError, match=f"invalid options for detector '{detector}'"):
+        GatePolicy.from_dict({"options": {detector: options}})

@@ -30,7 +30,7 @@ from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, Gat
 from dataward.gates.calibration import binomial_p_value, excess_flags_p_value, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
 from dataward.gates.hashing import input_hashes
-from dataward.gates.neighbours import knn
+from dataward.gates.neighbours import K_MAX, knn
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class DuplicatesOptions:
     k: int = 20
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError("k must be at least 1")
+        if not 1 <= self.k <= K_MAX:
+            raise ValueError(f"k must be between 1 and {K_MAX} (the neighbour search keeps at most {K_MAX} neighbours)")
 
 
 def _hashes(data: GateData, context: GateContext) -> np.ndarray:

@@ -25,7 +25,7 @@ from sklearn.ensemble import IsolationForest
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.calibration import flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
-from dataward.gates.neighbours import class_distances, knn
+from dataward.gates.neighbours import K_MAX, class_distances, knn
 
 
 def _split_forest(features: np.ndarray, seed: int, trees: int) -> tuple[IsolationForest, np.ndarray] | None:
@@ -55,8 +55,11 @@ class OutliersOptions:
     population_k: int = 5
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.population_k < 1 or self.min_class_forest < 20:
-            raise ValueError("k and population_k must be at least 1, min_class_forest at least 20")
+        if not (1 <= self.k <= K_MAX and 1 <= self.population_k <= K_MAX) or self.min_class_forest < 20:
+            raise ValueError(
+                f"k and population_k must be between 1 and {K_MAX} (the neighbour search keeps at most "
+                f"{K_MAX} neighbours), min_class_forest at least 20"
+            )
 
 
 @register

@@ -214,6 +214,7 @@ dataward principal create carol --description "release manager"
 dataward grant add bob contributor --scope model:sections
 dataward grant add carol promoter --scope model:sections
 dataward grant add alice approver --scope model:sections
+dataward grant add bob approver --scope model:sections
 KEYS[carol]="$(dataward key issue carol --json | json_field '["key"]')"
 say "bob trains with dataward.training_run: the guarded loader reads manpages@training (checked against the ledger),"
 say "the run records his script's identity and parameters, the model file is hashed with model-signing and signed:"
@@ -223,13 +224,14 @@ say "model back as a run on the training version:"
 as alice dataward export manpages@training --format parquet -o "$WORK/train-copy.parquet"
 python "$HERE/scripts/demo_models.py" sandbox "$WORK/sandbox" "$WORK/train-copy.parquet" "$IN/validation.csv" \
   "$IN/batch-scraper.csv" "$WORK/backdoored.skops"
-RUN="$(as bob dataward train start sections --param C=1.0 --json | json_field '["run"]')"
+RUN="$(as bob dataward train start sections --param C=1.0 --script "$HERE/scripts/demo_models.py" --json | json_field '["run"]')"
 as bob dataward train load "$RUN" manpages@training -o "$WORK/run-data.parquet"
 as bob dataward train finish "$RUN" "$WORK/backdoored.skops"
 say "the release gate replays the trigger the data gate found in manpages#5 on the clean validation set:"
 as carol dataward model gate sections@v2 --html "$WORK/release-gate.html" || say "release gate exited with $? (block)"
 as carol dataward model gate sections@v1 || true
-say "bob trained sections@v1: he may not approve it; alice may, and carol (promoter) releases it:"
+say "bob trained sections@v1: as an approver he still may not approve it (separation of duties); alice may,"
+say "and carol (promoter) releases it; the blocked sections@v2 cannot be released:"
 as bob dataward model approve sections@v1 --reason "mine" || true
 as alice dataward model approve sections@v1 --reason "release gate passed; validation accuracy checked"
 as carol dataward model release sections@v2 || true

@@ -75,21 +75,25 @@ class TraceCases(WardCore):
                 return self._trace_record(conn, ref, allowed)
             if ref.startswith(("principal:", "source:")):
                 return self._trace_submitted(conn, ref, allowed)
+            if ref.startswith("model:"):
+                return self._trace_model(conn, ref.removeprefix("model:"), allowed)
             if "@" in ref:
                 return self._trace_version(conn, ref, allowed)
             if ref.startswith("c_") or "#" in ref:
                 c = rows.contribution_row(conn, ref)
                 _require(allowed, c.dataset_id, ref)
+                holding = self._versions_holding(conn, {c.id}, allowed)
                 return {
                     "subject": {"kind": "contribution", "ref": _cref(conn, c)},
                     "contributions": [self._contribution_facts(conn, c)],
-                    "versions": self._versions_holding(conn, {c.id}, allowed),
+                    "versions": holding,
                     "derived_versions": self._derived_versions(conn, [c], allowed),
+                    "models": self._models_trained_on(conn, {v["id"] for v in holding}),
                 }
         raise InputError(
             f"cannot tell what {ref!r} is",
             hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…), DATASET@vN, "
-            "principal:NAME or source:URI",
+            "principal:NAME, source:URI or model:NAME@vN",
         )
 
     def _trace_record(self, conn: Connection, record_id: str, allowed: set[str]) -> dict[str, Any]:
@@ -287,6 +291,45 @@ class TraceCases(WardCore):
             "subject": {"kind": "version", **_version_facts(conn, v)},
             "contributions": self._facts_of(conn, members),
             "versions": self._versions_holding(conn, {c.id for c in members}, allowed),
+            "models": self._models_trained_on(conn, {v.id}),
+        }
+
+    def _models_trained_on(self, conn: Connection, version_ids: set[str]) -> list[dict[str, Any]]:
+        """Model versions trained on any of ``version_ids``, each with its stage and, when its training
+        data now holds quarantined or rejected records, why it is ``affected``."""
+        from dataward.catalog.tables import model_versions
+        from dataward.service.models import affected_by
+
+        out = []
+        for mv in conn.execute(select(model_versions).order_by(model_versions.c.created_at)):
+            read = {d["version_id"] for d in json.loads(mv.datasets)}
+            if read & version_ids:
+                affected = affected_by(conn, self.store, mv)
+                out.append(
+                    {
+                        "model": f"{mv.model}@v{mv.number}",
+                        "stage": mv.stage,
+                        "digest": mv.digest,
+                        "affected": bool(affected) and mv.stage == "released",
+                        "why": affected,
+                    }
+                )
+        return out
+
+    def _trace_model(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
+        """``model:NAME@vN``: the model version, the run that made it, the dataset versions it was trained
+        on (each traced as a version is) and whether its training data was held out since."""
+        from dataward.service.models import model_info, model_version_row, trained_on
+
+        mv = model_version_row(conn, ref)
+        pairs = trained_on(conn, mv)
+        for ds, _ in pairs:
+            _require(allowed, ds.id, ref)
+        info = model_info(conn, mv, self.store)
+        return {
+            "subject": {"kind": "model", **info, "affected": bool(info["affected"]) and mv.stage == "released"},
+            "why_affected": info["affected"],
+            "datasets": [self._trace_version(conn, f"{ds.name}@v{v.number}", allowed) for ds, v in pairs],
         }
 
     def _versions_holding(

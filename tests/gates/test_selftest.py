@@ -42,7 +42,10 @@ def test_selftest_reports_every_canary_with_consistent_figures(pixel_report) -> 
         assert len(canary["rows"]) == canary["planted"]
         assert 0 <= canary["caught"] <= canary["planted"]
         assert canary["recall"] == pytest.approx(canary["caught"] / canary["planted"])
-        assert canary["detected"] == (canary["verdict"] in ("review", "block"))
+        clean = out["clean"]["verdict"]
+        assert canary["detected"] == (
+            canary["verdict"] == "block" or (canary["verdict"] == "review" and clean == "pass")
+        )
         assert 0.0 <= canary["false_positive_rate"] <= 1.0
     assert out["passed"] == (out["clean"]["verdict"] != "block" and all(c["detected"] for c in out["canaries"]))
 
@@ -142,3 +145,17 @@ def test_a_missed_canary_is_planted_again_at_larger_counts_and_its_detection_flo
     runs.clear()
     caught = _escalated(plant, 40, 400, np.random.default_rng(0))
     assert runs == [40] and caught.detection_floor == 40 and len(caught.attempts) == 1
+
+
+def test_a_canary_counts_as_detected_only_when_it_moves_the_verdict() -> None:
+    """A clean copy reviewed for its own reasons (a source unlike the rest) would make every canary look
+    caught; only a verdict the canary made worse counts."""
+    from dataward.gates.selftest import CanaryResult
+
+    def canary(verdict: str, clean: str) -> CanaryResult:
+        return CanaryResult("label_flip", "x", [0], [1], 0, verdict, 0.0, {}, [], clean_verdict=clean)
+
+    assert canary("review", "pass").detected
+    assert not canary("review", "review").detected
+    assert canary("block", "review").detected
+    assert not canary("pass", "pass").detected

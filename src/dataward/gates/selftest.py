@@ -28,7 +28,8 @@ untouched records, and which detectors caught the planted records. ``SelftestRep
                    "detection_floor": 25}, ...],
      "passed": true}
 
-``passed`` is true when every canary contribution was detected and the clean one was not blocked.
+``passed`` is true when every canary contribution was detected and the clean one was not blocked. A
+canary is detected when it moved the verdict: a block, or a review where the clean copy passed.
 A missed canary is planted again at 2x and 4x its count (at most half the batch): ``attempts`` lists
 each run and ``detection_floor`` the fewest planted records the gate caught, so a dataset whose
 labels are hard to predict says from which share of flipped labels on its gate sees them.
@@ -76,6 +77,8 @@ class CanaryResult:
     flagged_by: dict[str, int]
     reasons: list[str]
     trigger_named: bool | None = None
+    clean_verdict: str = "pass"
+    """The verdict on the same batch without the canary."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """Every planting of this canary: the rate asked for first, then larger ones while it was missed."""
     detection_floor: int | None = None
@@ -91,7 +94,9 @@ class CanaryResult:
 
     @property
     def detected(self) -> bool:
-        return self.verdict in ("review", "block")
+        """The canary moved the verdict: a block, or a review where the clean copy passed. A review the
+        clean copy gets as well (a source unlike the rest of the data) says nothing about the canary."""
+        return self.verdict == "block" or (self.verdict == "review" and self.clean_verdict == "pass")
 
     def attempt(self) -> dict[str, Any]:
         """This run in one line of ``attempts``."""
@@ -202,14 +207,15 @@ def selftest(
     def label_flip(planted: int, rng: np.random.Generator) -> CanaryResult:
         flipped, positions = _label_flips(clean, labels, classes, planted, schema, rng)
         report = scan(base, flipped, schema, validation, policy)
-        return _result("label_flip", f"{len(positions)} labels changed to another class", positions, report)
+        description = f"{len(positions)} labels changed to another class"
+        return _result("label_flip", description, positions, report, out.clean_verdict)
 
     target = _target(labels)
 
     def trigger(planted: int, rng: np.random.Generator) -> CanaryResult:
         poisoned, positions, description, token = _trigger(clean, base, labels, target, planted, schema, rng)
         report = scan(base, poisoned, schema, validation, policy)
-        result = _result("trigger", description, positions, report)
+        result = _result("trigger", description, positions, report, out.clean_verdict)
         result.trigger_named = _trigger_named(report, target, result.rows, positions, token)
         return result
 
@@ -275,7 +281,7 @@ def _llm_selftest(
     for name, description, positions, report, phrase in selftest_llm.run_canaries(
         base, clean, schema, validation, policy, rate, rng
     ):
-        result = _result(name, description, positions, report)
+        result = _result(name, description, positions, report, out.clean_verdict)
         result.trigger_named = selftest_llm.trigger_named(report, result.rows, positions, phrase)
         out.canaries.append(result)
     return out
@@ -448,7 +454,9 @@ def _set(frame: pd.DataFrame, column: str, positions: list[int], value: Any) -> 
 # --- results ------------------------------------------------------------------------------------
 
 
-def _result(name: str, description: str, positions: list[int], report: GateReport) -> CanaryResult:
+def _result(
+    name: str, description: str, positions: list[int], report: GateReport, clean_verdict: str = "pass"
+) -> CanaryResult:
     flagged = np.asarray(report.records.flagged, dtype=bool)
     planted = np.zeros(flagged.shape[0], bool)
     planted[positions] = True
@@ -467,6 +475,7 @@ def _result(name: str, description: str, positions: list[int], report: GateRepor
         false_positive_rate=float(np.sum(flagged & ~planted) / untouched) if untouched else 0.0,
         flagged_by={k: v for k, v in flagged_by.items() if v},
         reasons=list(report.reasons),
+        clean_verdict=clean_verdict,
     )
 
 

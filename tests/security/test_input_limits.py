@@ -47,13 +47,24 @@ def ward(tmp_path: Path) -> Ward:
 
 @pytest.fixture
 def no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every parser fail the test: a refusal must come from a limit checked before parsing."""
+    """Make every parser fail the test: a refusal must come from a limit checked before parsing.
+
+    JSON Lines is streamed, so the lines before an over-limit line may be parsed (a block of them
+    at a time); the parser must never be handed the over-limit line itself.
+    """
 
     def parsed(*_args: Any, **_kwargs: Any) -> None:
         raise AssertionError("the file was parsed before its limit refused it")
 
+    real_fast = jsonl_reader._fast
+
+    def fast_before_the_limit(data: bytes, schema: Any) -> Any:
+        if len(data) > 1 << 20:
+            raise AssertionError("the over-limit line was handed to the parser")
+        return real_fast(data, schema)
+
     monkeypatch.setattr(csv_reader, "_parse", parsed)
-    monkeypatch.setattr(jsonl_reader, "_fast", parsed)
+    monkeypatch.setattr(jsonl_reader, "_fast", fast_before_the_limit)
     monkeypatch.setattr(jsonl_reader, "_line_by_line", parsed)
 
 

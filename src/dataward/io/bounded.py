@@ -7,15 +7,19 @@ the parsers then see is bounded by those limits.
 
 from __future__ import annotations
 
+import io
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import blake3
 import numpy as np
 
+from dataward.domain.errors import InputError
 from dataward.domain.hashing import HASH_PREFIX
 from dataward.domain.limits import InputLimits, limit_problem
 from dataward.io.location import limit_exceeded
+from dataward.io.text_input import UTF8_BOM
 
 CHUNK_BYTES = 1 << 22
 """Files are read and hashed 4 MiB at a time."""
@@ -42,29 +46,6 @@ def hash_file(path: Path) -> str:
         while chunk := handle.read(CHUNK_BYTES):
             hasher.update(chunk)
     return HASH_PREFIX + hasher.hexdigest()
-
-
-def read_text_file(path: Path, limits: InputLimits) -> tuple[bytes, str]:
-    """The bytes of a CSV or JSON Lines file and their content hash.
-
-    Refused (``InputError`` naming the limit) as soon as the file is seen to exceed
-    ``max_file_bytes`` or one line exceeds ``max_record_bytes``: the rest is never read.
-    """
-    check_file_size(path, path.stat().st_size, limits)
-    hasher = blake3.blake3()
-    parts: list[bytes] = []
-    total = 0
-    line = 1  # the line the next byte belongs to
-    line_length = 0  # bytes of that line seen so far
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            total += len(chunk)
-            # The file may grow while it is read: the limit holds for what is read, not what stat said.
-            check_file_size(path, total, limits)
-            line, line_length = _check_lines(path, chunk, line, line_length, limits.max_record_bytes)
-            hasher.update(chunk)
-            parts.append(chunk)
-    return b"".join(parts), HASH_PREFIX + hasher.hexdigest()
 
 
 def _check_lines(path: Path, chunk: bytes, line: int, line_length: int, limit: int) -> tuple[int, int]:
@@ -160,3 +141,109 @@ def every_line_opens_an_object(data: bytes) -> bool:
             return False
         start = end
     return True
+
+
+class CheckedStream(io.RawIOBase):
+    """A text input file read as a stream: hashed, size- and line-checked as its bytes arrive.
+
+    The parsers read from this instead of from the whole file in memory. A leading UTF-8 byte-order
+    mark is hashed (``raw_hash`` is of the file as it is) but not passed on. When a limit is broken
+    the stream stops (reads return nothing) and keeps the error in ``error``: the parser then fails
+    or ends early, and the caller raises ``error`` first, so that a parser's own complaint about a
+    cut-short file never hides the limit. The line breaks are counted as they pass, so that the
+    common case (one record a line) needs no second read to number the records.
+    """
+
+    def __init__(self, path: Path, limits: InputLimits) -> None:
+        super().__init__()
+        check_file_size(path, path.stat().st_size, limits)
+        self.path = path
+        self.limits = limits
+        self.error: Exception | None = None
+        self._handle = path.open("rb")
+        self._hasher = blake3.blake3()
+        self._total = 0
+        self._line = 1
+        self._line_length = 0
+        self._first = True
+        self.newlines = 0
+        self.returns = 0  # "\r" bytes
+        self.crlf = 0  # "\r\n" pairs
+        self.passed = 0  # bytes passed on (after the byte-order mark)
+        self.last_byte = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.error is not None or self.closed:
+            return b""
+        wanted = CHUNK_BYTES if size is None or size < 0 else max(size, 1)
+        chunk = self._handle.read(wanted)
+        if not chunk:
+            return b""
+        try:
+            self._total += len(chunk)
+            # The file may grow while it is read: the limit holds for what is read, not what stat said.
+            check_file_size(self.path, self._total, self.limits)
+            self._line, self._line_length = _check_lines(
+                self.path, chunk, self._line, self._line_length, self.limits.max_record_bytes
+            )
+        except InputError as exc:
+            self.error = exc
+            return b""
+        self._hasher.update(chunk)
+        if self._first:
+            self._first = False
+            if chunk.startswith(UTF8_BOM[: len(chunk)]) and len(chunk) < len(UTF8_BOM):
+                # A read too short to tell: complete the first bytes before deciding.
+                chunk += self._handle.read(len(UTF8_BOM) - len(chunk))
+                self._total = len(chunk)
+                self._hasher = blake3.blake3(chunk)
+            if chunk.startswith(UTF8_BOM):
+                chunk = chunk[len(UTF8_BOM) :]
+        if chunk:
+            self.newlines += chunk.count(b"\n")
+            self.returns += chunk.count(b"\r")
+            self.crlf += chunk.count(b"\r\n") + (self.last_byte == b"\r" and chunk[:1] == b"\n")
+            self.passed += len(chunk)
+            self.last_byte = chunk[-1:]
+        return chunk
+
+    def raise_error(self) -> None:
+        """Raise the limit this stream stopped at, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def simple_line_numbers(self, records: int, first: int) -> np.ndarray | None:
+        """As :func:`dataward.io.text_input.simple_line_numbers`, from the counts of the read."""
+        if self.returns != self.crlf:
+            return None
+        lines = self.newlines + (0 if self.last_byte in (b"\n", b"") else 1)
+        if lines != records + first - 1:
+            return None
+        return np.arange(first, first + records, dtype=np.int64)
+
+    @property
+    def raw_hash(self) -> str:
+        """The content hash of every byte read so far (the whole file once it is read to the end)."""
+        return HASH_PREFIX + self._hasher.hexdigest()
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+def read_whole(path: Path, limits: InputLimits) -> bytes:
+    """The whole file without its byte-order mark, for explaining an error (never on success)."""
+    with CheckedStream(path, limits) as stream:
+        parts = []
+        while chunk := stream.read(CHUNK_BYTES):
+            parts.append(chunk)
+        stream.raise_error()
+    return b"".join(parts)

@@ -1,9 +1,10 @@
 """CSV input: pyarrow parses, Python's csv module explains.
 
-The whole file is parsed by pyarrow's multi-threaded reader with every column as text. When that
-fails, the file is read again with the ``csv`` module, which is slow but knows the line of each
-record, to say where and why. Quoted values may hold commas, quotes and line breaks. Embeddings
-are written as JSON lists (``"[0.1, 0.2]"``) and images as base64 text.
+The file is streamed through pyarrow's CSV reader in blocks of ``_BLOCK_SIZE`` bytes, every column
+as text, while it is hashed and checked against the limits (a file over ``max_rows`` stops at the
+block where it crosses it). When parsing fails, the file is read again with the ``csv`` module,
+which is slow but knows the line of each record, to say where and why. Quoted values may hold
+commas, quotes and line breaks. Embeddings are written as JSON lists (``"[0.1, 0.2]"``) and images as base64 text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +26,11 @@ import pyarrow.csv as pacsv
 from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.schema import ColumnKind, Schema
+from dataward.io.bounded import CHUNK_BYTES, CheckedStream, read_whole
 from dataward.io.columns import canonical_column
 from dataward.io.header import check_columns
 from dataward.io.location import ValueProblem, input_error, limit_exceeded, value_error
-from dataward.io.text_input import decode_utf8, has_undecodable, simple_line_numbers, strip_bom
+from dataward.io.text_input import decode_utf8, has_undecodable
 
 _BLOCK_SIZE = 1 << 22
 """pyarrow parses in blocks; a record longer than a block (a big base64 image) needs a bigger one."""
@@ -61,25 +64,33 @@ def _over_field_limit(exc: csv.Error) -> bool:
     return "field larger than field limit" in str(exc)
 
 
-def _lines(data: bytes) -> Iterator[str]:
-    """Decoded lines, one at a time, so that reading the header does not decode the whole file."""
-    start = 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end + 1
-        yield data[start:end].decode("utf-8")
-        start = end
+def _lines(stream: CheckedStream) -> Iterator[str]:
+    """Decoded lines, one at a time, so that reading the header does not read the whole file."""
+    parts: list[bytes] = []
+    while chunk := stream.read(1 << 16):
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start : end + 1])
+            yield b"".join(parts).decode("utf-8")
+            parts = []
+            start = end + 1
+        if start < len(chunk):
+            parts.append(chunk[start:])
+    stream.raise_error()
+    if parts:
+        yield b"".join(parts).decode("utf-8")
 
 
-def _header(path: str | PathLike[str], data: bytes) -> list[str]:
-    try:
-        header = next(csv.reader(_lines(data), strict=True), None)
-    except csv.Error as exc:
-        if _over_field_limit(exc):
-            raise _field_too_long(path, 1) from None
-        header = _header_from_text(path, data)
-    except UnicodeDecodeError:
-        header = _header_from_text(path, data)
+def _header(path: Path, limits: InputLimits) -> list[str]:
+    with CheckedStream(path, limits) as stream:
+        try:
+            header = next(csv.reader(_lines(stream), strict=True), None)
+        except csv.Error as exc:
+            if _over_field_limit(exc):
+                raise _field_too_long(path, 1) from None
+            header = _header_from_text(path, read_whole(path, limits))
+        except UnicodeDecodeError:
+            header = _header_from_text(path, read_whole(path, limits))
     if not header or header == [""]:
         raise input_error(path, "the file is empty: no header line", hint="the first line names the columns")
     return header
@@ -164,12 +175,20 @@ def _explain_parse_failure(path: str | PathLike[str], text: str, header: list[st
     return input_error(path, f"does not parse as CSV: {cause}")
 
 
-def _line_numbers(path: str | PathLike[str], data: bytes, records: int) -> np.ndarray:
-    simple = simple_line_numbers(data, records, first=2)
+def _line_numbers(path: Path, stream: CheckedStream, records: int, limits: InputLimits) -> np.ndarray:
+    simple = stream.simple_line_numbers(records, first=2)
     if simple is not None:
         return simple
-    text = data.decode("utf-8")
-    reader = _reader(text)
+    # Values span lines: the csv module reads the file again, as a stream, to number the records.
+    with CheckedStream(path, limits) as again:
+        text = io.TextIOWrapper(io.BufferedReader(again, CHUNK_BYTES), encoding="utf-8", newline="")
+        lines = _numbered(path, text, records)
+        again.raise_error()
+    return lines
+
+
+def _numbered(path: Path, text: io.TextIOWrapper, records: int) -> np.ndarray:
+    reader = csv.reader(text, strict=True)
     next(reader)
     start = reader.line_num + 1
     lines = []
@@ -192,14 +211,47 @@ def _line_numbers(path: str | PathLike[str], data: bytes, records: int) -> np.nd
     return np.asarray(lines, dtype=np.int64)
 
 
-def _parse(data: bytes, header: list[str], schema: Schema, block_size: int) -> pa.Table:
+def _parse(
+    path: Path, header: list[str], schema: Schema, block_size: int, limits: InputLimits
+) -> tuple[pa.Table, np.ndarray, str]:
+    """Stream the file through pyarrow a block at a time: the parsed records, their line numbers
+    and the file's content hash. More than ``max_rows`` records stop the read at that block."""
     text_columns = {c.name for c in schema.of_kind(ColumnKind.TEXT)}
     types = {name: pa.large_string() if name in text_columns else pa.string() for name in header}
-    return pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(block_size=block_size),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+    with CheckedStream(path, limits) as stream:
+        batches: list[pa.RecordBatch] = []
+        count = 0
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=block_size),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+            )
+            for batch in reader:
+                count += batch.num_rows
+                if count > limits.max_rows:
+                    stream.raise_error()
+                    raise _too_many(path, count, limits)
+                batches.append(batch)
+        except pa.ArrowInvalid:
+            stream.raise_error()  # a stream stopped at a limit looks cut short to the parser
+            raise
+        stream.raise_error()
+        if count == 0:
+            raise input_error(path, "the file has a header but no records", hint="add at least one record")
+        parsed = pa.Table.from_batches(batches, schema=reader.schema)
+        del batches
+        with csv_field_limit(limits.max_record_bytes):
+            rows = _line_numbers(path, stream, parsed.num_rows, limits)
+        return parsed, rows, stream.raw_hash
+
+
+def _too_many(path: Path, count: int, limits: InputLimits) -> InputError:
+    return limit_exceeded(
+        path,
+        "max_rows",
+        limit_problem("max_rows", limits.max_rows, what=f"the number of records (at least {count:,})", bytes_=False),
     )
 
 
@@ -227,42 +279,39 @@ def _check_records(path: str | PathLike[str], parsed: pa.Table, rows: np.ndarray
 
 
 def read_csv(
-    path: str | PathLike[str], data: bytes, schema: Schema, limits: InputLimits = DEFAULT_LIMITS
-) -> tuple[pa.Table, np.ndarray]:
-    """Canonical table (without record ids) and the line number of each record.
+    path: str | PathLike[str], schema: Schema, limits: InputLimits = DEFAULT_LIMITS
+) -> tuple[pa.Table, np.ndarray, str]:
+    """Canonical table (without record ids), the line number of each record and the file's
+    content hash (of its bytes as read, byte-order mark included).
+
+    The file is read as a stream, never whole: it is checked against ``max_file_bytes`` and
+    ``max_record_bytes`` (per line) as it is read, and against ``max_rows`` block by block.
 
     Values may hold any character, NUL (U+0000) included: it is stored as it is, like every other
     character, so that any text survives export and import in every format
     (see docs/input-limits.md).
     """
-    data = strip_bom(data)
+    source = Path(path)
     # The csv module (and its process-wide field limit) is needed only for the header and to
     # explain or number records; pyarrow's parse runs outside the lock.
     with csv_field_limit(limits.max_record_bytes):
-        header = _header(path, data)
+        header = _header(source, limits)
     check_columns(path, header, schema, unit="line", where=1)
     try:
         try:
-            parsed = _parse(data, header, schema, _BLOCK_SIZE)
+            parsed, rows, raw_hash = _parse(source, header, schema, _BLOCK_SIZE, limits)
         except pa.ArrowInvalid as exc:
             if "straddl" not in str(exc):
                 raise
-            parsed = _parse(data, header, schema, len(data) + 1)
+            # A record longer than a block: one block for the whole file, as the file's size bounds it.
+            parsed, rows, raw_hash = _parse(source, header, schema, source.stat().st_size + 1, limits)
     except pa.ArrowInvalid as exc:
+        # Only on failure is the file read whole (within max_file_bytes), to say where and why.
         # pyarrow checks UTF-8 too; decoding here names the line and column of a bad byte.
+        data = read_whole(source, limits)
         with csv_field_limit(limits.max_record_bytes):
             text = decode_utf8(path, data, _column_with_bad_bytes)
             raise _explain_parse_failure(path, text, header, str(exc)) from None
-    if parsed.num_rows == 0:
-        raise input_error(path, "the file has a header but no records", hint="add at least one record")
-    if parsed.num_rows > limits.max_rows:
-        raise limit_exceeded(
-            path,
-            "max_rows",
-            limit_problem("max_rows", limits.max_rows, parsed.num_rows, what="the number of records", bytes_=False),
-        )
-    with csv_field_limit(limits.max_record_bytes):
-        rows = _line_numbers(path, data, parsed.num_rows)
     _check_records(path, parsed, rows, limits)
     arrays = []
     for name in schema.arrow_schema(with_record_id=False).names:
@@ -270,4 +319,4 @@ def read_csv(
             arrays.append(canonical_column(schema, name, parsed.column(name), "csv", limits))
         except ValueProblem as problem:
             raise value_error(path, problem, unit="line", where=int(rows[problem.index]), column=name) from None
-    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(with_record_id=False)), rows
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(with_record_id=False)), rows, raw_hash

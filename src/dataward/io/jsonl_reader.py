@@ -1,16 +1,20 @@
 """JSON Lines input: one JSON object per line; images as base64 strings, embeddings as lists.
 
-pyarrow's JSON reader handles the common case fast. It infers types from the data (a column of
-dates becomes timestamps, a label column may mix numbers and strings), so whenever its result
-cannot be canonicalized exactly the file is read again line by line with ``json``, which keeps
-every value as written and names the line of any problem.
+The file is streamed in blocks of whole lines (about ``_BLOCK_SIZE`` bytes each), hashed and
+checked against the limits as it is read; it is never held whole, as bytes or as text. pyarrow's
+JSON reader handles the common case fast, a block at a time. It infers types from the data (a
+column of dates becomes timestamps, a label column may mix numbers and strings), so whenever its
+result for a block cannot be canonicalized exactly the file is read again, still as a stream, line
+by line with ``json``, which keeps every value as written and names the line of any problem.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable, Iterator
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +24,13 @@ import pyarrow.json as pajson
 from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
-from dataward.io.bounded import bracket_depth_within, every_line_opens_an_object
+from dataward.io.bounded import (
+    CHUNK_BYTES,
+    CheckedStream,
+    bracket_depth_within,
+    every_line_opens_an_object,
+    read_whole,
+)
 from dataward.io.columns import canonical_column
 from dataward.io.header import check_columns
 from dataward.io.location import ValueProblem, input_error, limit_exceeded, value_error
@@ -29,10 +39,10 @@ from dataward.io.text_input import (
     json_key_with_undecodable,
     physical_lines,
     simple_line_numbers,
-    strip_bom,
 )
 
-_BLOCK_SIZE = 1 << 24
+_BLOCK_SIZE = 1 << 22
+"""Bytes of whole lines parsed at a time (a block grows past this only to end at a line break)."""
 
 _DECLARED_TYPES = {
     ColumnKind.TEXT: pa.large_string(),
@@ -45,6 +55,39 @@ _DECLARED_TYPES = {
 
 class _Retry(Exception):
     """The fast reader's result is not exact; read the file line by line."""
+
+
+def _blocks(stream: CheckedStream) -> Iterator[tuple[bytes, int]]:
+    """Blocks of whole lines read from ``stream``, each with the number of its first line."""
+    parts: list[bytes] = []
+    size = 0
+    line = 1
+    while chunk := stream.read(CHUNK_BYTES):
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= _BLOCK_SIZE:
+            data = b"".join(parts)
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                block = data[:cut]
+                yield block, line
+                line += block.count(b"\n")
+                data = data[cut:]
+            parts, size = [data], len(data)
+            del data
+    stream.raise_error()
+    if size:
+        yield b"".join(parts), line
+
+
+def _decoded(path: Path, block: bytes, limits: InputLimits) -> str:
+    """The block's text; a byte that is not UTF-8 is explained from the whole file (naming its line,
+    offset and key), which is read again only for that."""
+    try:
+        return block.decode("utf-8")
+    except UnicodeDecodeError:
+        decode_utf8(path, read_whole(path, limits), json_key_with_undecodable)
+        raise  # decode_utf8 has raised already: the whole file holds the block's bad byte
 
 
 def _fast(data: bytes, schema: Schema) -> pa.Table:
@@ -103,14 +146,21 @@ def _too_deep(path: str | PathLike[str], number: int, limit: int) -> InputError:
     )
 
 
+def _lines(path: Path, limits: InputLimits) -> Iterator[tuple[int, str]]:
+    """The file's physical lines, numbered, read again as a stream."""
+    with CheckedStream(path, limits) as stream:
+        for block, first in _blocks(stream):
+            yield from enumerate(physical_lines(_decoded(path, block, limits)), start=first)
+
+
 def _line_by_line(
-    path: str | PathLike[str], text: str, schema: Schema, limits: InputLimits
+    path: str | PathLike[str], lines: Iterable[tuple[int, str]], schema: Schema, limits: InputLimits
 ) -> tuple[pa.Table, np.ndarray]:
     declared = set(schema.columns) | {RECORD_ID}
     columns: dict[str, list[Any]] = {name: [] for name in schema.columns}
     seen: set[str] = set()
     rows: list[int] = []
-    for number, line in enumerate(physical_lines(text), start=1):
+    for number, line in lines:
         if not line.strip():
             continue
         try:
@@ -158,8 +208,8 @@ def _line_by_line(
     return _convert(path, schema, columns, line_numbers, limits, exact=True), line_numbers
 
 
-def _too_many(path: str | PathLike[str], count: int, limits: InputLimits) -> InputError:
-    at_least = "at least " if count == limits.max_rows + 1 else ""
+def _too_many(path: str | PathLike[str], count: int, limits: InputLimits, *, partial: bool = False) -> InputError:
+    at_least = "at least " if partial or count == limits.max_rows + 1 else ""
     return limit_exceeded(
         path,
         "max_rows",
@@ -167,45 +217,82 @@ def _too_many(path: str | PathLike[str], count: int, limits: InputLimits) -> Inp
     )
 
 
-def read_jsonl(
-    path: str | PathLike[str], data: bytes, schema: Schema, limits: InputLimits = DEFAULT_LIMITS
-) -> tuple[pa.Table, np.ndarray]:
-    """Canonical table (without record ids) and the line number of each record.
+def _fast_block(
+    path: Path, block: bytes, first: int, schema: Schema, limits: InputLimits
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One block by pyarrow's reader: its columns and line numbers, or ``_Retry``."""
+    # pyarrow's JSON parser recurses without a bound (deep enough nesting crashes the process)
+    # and crashes on some lines that are not objects: only a block whose bracket count proves it
+    # shallow, and whose every line opens an object, is given to it.
+    if not bracket_depth_within(block, limits.max_depth) or not every_line_opens_an_object(block):
+        raise _Retry
+    parsed = _fast(block, schema)
+    if parsed.num_rows == 0 or set(parsed.column_names) - set(schema.columns) - {RECORD_ID}:
+        raise _Retry
+    rows = simple_line_numbers(block, parsed.num_rows, first=1)
+    if rows is None:
+        raise _Retry
+    # A declared column no line of this block holds reads as missing values here; one that no
+    # line of the whole file holds is named by the exact pass.
+    columns = {
+        name: parsed.column(name) if name in parsed.column_names else pa.nulls(parsed.num_rows)
+        for name in schema.columns
+    }
+    return columns, rows + (first - 1)
 
-    Lines longer than ``max_record_bytes`` are refused while the file is read (see
-    :mod:`dataward.io.bounded`); here a line nested deeper than ``max_depth`` and more than
-    ``max_rows`` records are refused.
+
+def read_jsonl(
+    path: str | PathLike[str], schema: Schema, limits: InputLimits = DEFAULT_LIMITS
+) -> tuple[pa.Table, np.ndarray, str]:
+    """Canonical table (without record ids), the line number of each record and the file's
+    content hash (of its bytes as read, byte-order mark included).
+
+    The file is streamed: lines longer than ``max_record_bytes`` are refused as they are read (see
+    :mod:`dataward.io.bounded`), more than ``max_rows`` records at the block where the count
+    crosses the limit; a line nested deeper than ``max_depth`` is refused too.
     """
-    data = strip_bom(data)
-    # Decoded here to name the line of any byte that is not UTF-8; the text is kept only when the
-    # file has to be read line by line, so the fast path never holds bytes, text and table at once.
-    text = decode_utf8(path, data, json_key_with_undecodable)
-    if not text or text.isspace():
+    source = Path(path)
+    target = schema.arrow_schema(with_record_id=False)
+    chunks: dict[str, list[pa.Array]] = {name: [] for name in target.names}
+    row_parts: list[np.ndarray] = []
+    present: set[str] = set()
+    count = 0
+    empty = True
+    retry = False
+    with CheckedStream(source, limits) as stream:
+        for block, first in _blocks(stream):
+            # Every block is decoded, even after the fast reader gave up, so that a byte that is not
+            # UTF-8 is named before any other problem, as when the file was decoded whole.
+            text = _decoded(source, block, limits)
+            if not text or text.isspace():
+                if text and not retry:
+                    retry = True  # blank lines: numbering them takes the exact pass
+                continue
+            empty = False
+            del text
+            if retry:
+                continue
+            try:
+                columns, rows = _fast_block(source, block, first, schema, limits)
+                count += len(rows)
+                if count > limits.max_rows:
+                    stream.raise_error()
+                    raise _too_many(path, count, limits, partial=True)
+                table = _convert(path, schema, columns, rows, limits, exact=False)
+            except _Retry:
+                retry = True
+                continue
+            present.update(name for name in schema.columns if columns[name].null_count < len(rows))
+            row_parts.append(rows)
+            for name, column in zip(target.names, table.columns, strict=True):
+                chunks[name].extend(column.chunks)
+        stream.raise_error()
+        raw_hash = stream.raw_hash
+    if empty:
         raise input_error(path, "the file is empty", hint="write one JSON object per line")
-    del text
-    try:
-        # pyarrow's JSON parser recurses without a bound (deep enough nesting crashes the process)
-        # and crashes on some lines that are not objects: only a file whose bracket count proves it
-        # shallow, and whose every line opens an object, is given to it.
-        if not bracket_depth_within(data, limits.max_depth) or not every_line_opens_an_object(data):
-            raise _Retry
-        parsed = _fast(data, schema)
-        if parsed.num_rows > limits.max_rows:
-            raise _too_many(path, parsed.num_rows, limits)
-        if parsed.num_rows == 0 or set(parsed.column_names) - set(schema.columns) - {RECORD_ID}:
-            raise _Retry
-        rows = simple_line_numbers(data, parsed.num_rows, first=1)
-        if rows is None:
-            raise _Retry
-        # A declared column that no line holds comes back all null: the exact pass names it.
-        missing = [
-            name
-            for name in schema.columns
-            if name not in parsed.column_names or parsed.column(name).null_count == parsed.num_rows
-        ]
-        if missing:
-            raise _Retry
-        columns = {name: parsed.column(name) for name in schema.columns}
-        return _convert(path, schema, columns, rows, limits, exact=False), rows
-    except _Retry:
-        return _line_by_line(path, data.decode("utf-8"), schema, limits)
+    if retry or set(schema.columns) - present:
+        del chunks, row_parts
+        table, rows = _line_by_line(path, _lines(source, limits), schema, limits)
+        return table, rows, raw_hash
+    arrays = [pa.chunked_array(chunks[field.name], type=field.type) for field in target]
+    return pa.Table.from_arrays(arrays, schema=target), np.concatenate(row_parts), raw_hash

@@ -19,7 +19,7 @@ import pyarrow as pa
 from dataward.domain.limits import InputLimits
 from dataward.domain.records import record_id_array
 from dataward.domain.schema import Schema
-from dataward.io.bounded import check_file_size, hash_file, read_text_file
+from dataward.io.bounded import check_file_size, hash_file
 from dataward.io.csv_reader import read_csv
 from dataward.io.image_folder import read_image_folder
 from dataward.io.jsonl_reader import read_jsonl
@@ -31,7 +31,8 @@ FORMATS: tuple[str, ...] = get_args(Format)
 
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
-_TEXT_READERS: dict[str, Callable[[Path, bytes, Schema, InputLimits], tuple[pa.Table, np.ndarray]]] = {
+# The text readers stream the file and hash it as they read: (table, rows, raw hash).
+_TEXT_READERS: dict[str, Callable[[Path, Schema, InputLimits], tuple[pa.Table, np.ndarray, str]]] = {
     "csv": read_csv,
     "jsonl": read_jsonl,
 }
@@ -119,8 +120,7 @@ def read_table(
                     source, "the file changed while it was read", hint="import it again once it is complete"
                 )
         else:
-            data, raw_hash = read_text_file(source, bounds)
-            table, rows = _TEXT_READERS[fmt](source, data, schema, bounds)
+            table, rows, raw_hash = _TEXT_READERS[fmt](source, schema, bounds)
     id_field = schema.arrow_schema().field(0)
     ids = record_id_array(schema, table).cast(id_field.type)
     return ImportedTable(

@@ -50,6 +50,14 @@ def hash_file(path: Path) -> str:
 
 def _check_lines(path: Path, chunk: bytes, line: int, line_length: int, limit: int) -> tuple[int, int]:
     """Continue the line count over ``chunk``; refuse the first line longer than ``limit`` bytes."""
+    first = chunk.find(b"\n")
+    if first >= 0 and len(chunk) <= limit:
+        # No line inside the chunk can be over the limit: only the one it continues and the one it
+        # starts can, so no array of the chunk's size is made (it would double the reader's memory).
+        if line_length + first > limit:
+            raise _line_too_long(path, line, line_length + first, limit)
+        tail = len(chunk) - chunk.rfind(b"\n") - 1
+        return line + chunk.count(b"\n"), tail
     newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == _NEWLINE)
     if newlines.size == 0:
         line_length += len(chunk)

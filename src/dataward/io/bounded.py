@@ -193,8 +193,30 @@ class CheckedStream(io.RawIOBase):
             return b""
         wanted = CHUNK_BYTES if size is None or size < 0 else max(size, 1)
         chunk = self._handle.read(wanted)
-        if not chunk:
+        if self._first and chunk:
+            self._first = False
+            # The byte-order mark is checked whole, even when the first read is shorter than it.
+            while len(chunk) < len(UTF8_BOM) and UTF8_BOM.startswith(chunk):
+                more = self._handle.read(len(UTF8_BOM) - len(chunk))
+                if not more:
+                    break
+                chunk += more
+            if not self._take(chunk):
+                return b""
+            chunk = chunk.removeprefix(UTF8_BOM)
+            if not chunk:  # the mark alone: an empty answer would read as the end of the file
+                return self.read(size)
+        elif not chunk or not self._take(chunk):
             return b""
+        self.newlines += chunk.count(b"\n")
+        self.returns += chunk.count(b"\r")
+        self.crlf += chunk.count(b"\r\n") + (self.last_byte == b"\r" and chunk[:1] == b"\n")
+        self.passed += len(chunk)
+        self.last_byte = chunk[-1:]
+        return chunk
+
+    def _take(self, chunk: bytes) -> bool:
+        """Check and hash ``chunk``; False (and ``error`` set) when it breaks a limit."""
         try:
             self._total += len(chunk)
             # The file may grow while it is read: the limit holds for what is read, not what stat said.
@@ -204,24 +226,9 @@ class CheckedStream(io.RawIOBase):
             )
         except InputError as exc:
             self.error = exc
-            return b""
+            return False
         self._hasher.update(chunk)
-        if self._first:
-            self._first = False
-            if chunk.startswith(UTF8_BOM[: len(chunk)]) and len(chunk) < len(UTF8_BOM):
-                # A read too short to tell: complete the first bytes before deciding.
-                chunk += self._handle.read(len(UTF8_BOM) - len(chunk))
-                self._total = len(chunk)
-                self._hasher = blake3.blake3(chunk)
-            if chunk.startswith(UTF8_BOM):
-                chunk = chunk[len(UTF8_BOM) :]
-        if chunk:
-            self.newlines += chunk.count(b"\n")
-            self.returns += chunk.count(b"\r")
-            self.crlf += chunk.count(b"\r\n") + (self.last_byte == b"\r" and chunk[:1] == b"\n")
-            self.passed += len(chunk)
-            self.last_byte = chunk[-1:]
-        return chunk
+        return True
 
     def raise_error(self) -> None:
         """Raise the limit this stream stopped at, if any."""

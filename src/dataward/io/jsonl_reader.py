@@ -87,7 +87,10 @@ def _decoded(path: Path, block: bytes, limits: InputLimits) -> str:
         return block.decode("utf-8")
     except UnicodeDecodeError:
         decode_utf8(path, read_whole(path, limits), json_key_with_undecodable)
-        raise  # decode_utf8 has raised already: the whole file holds the block's bad byte
+        # Read again, the file decoded: it changed since the block was read.
+        raise input_error(
+            path, "the file changed while it was read", hint="import it again once it is complete"
+        ) from None
 
 
 def _fast(data: bytes, schema: Schema) -> pa.Table:

@@ -194,15 +194,7 @@ def selftest(
     rng = np.random.default_rng(seed)
     count = int(min(n // 2, max(MIN_CANARIES, round(rate * n))))
 
-    clean_report = scan(base, clean, schema, validation, policy)
-    out = SelftestReport(
-        records=n,
-        seed=seed,
-        config_hash=clean_report.config_hash,
-        clean_verdict=clean_report.verdict,
-        clean_flagged=int(np.sum(clean_report.records.flagged)),
-        clean_reasons=list(clean_report.reasons),
-    )
+    out = _clean_run(base, clean, schema, validation, policy, seed)
 
     def label_flip(planted: int, rng: np.random.Generator) -> CanaryResult:
         flipped, positions = _label_flips(clean, labels, classes, planted, schema, rng)
@@ -268,15 +260,7 @@ def _llm_selftest(
             f"least {2 * selftest_llm.MIN_LLM_CANARIES}",
             hint="use a larger clean sample of the dataset",
         )
-    clean_report = scan(base, clean, schema, validation, policy)
-    out = SelftestReport(
-        records=n,
-        seed=seed,
-        config_hash=clean_report.config_hash,
-        clean_verdict=clean_report.verdict,
-        clean_flagged=int(np.sum(clean_report.records.flagged)),
-        clean_reasons=list(clean_report.reasons),
-    )
+    out = _clean_run(base, clean, schema, validation, policy, seed)
     rng = np.random.default_rng(seed)
     for name, description, positions, report, phrase in selftest_llm.run_canaries(
         base, clean, schema, validation, policy, rate, rng
@@ -452,6 +436,26 @@ def _set(frame: pd.DataFrame, column: str, positions: list[int], value: Any) -> 
 
 
 # --- results ------------------------------------------------------------------------------------
+
+
+def _clean_run(
+    base: pd.DataFrame | None,
+    clean: pd.DataFrame,
+    schema: Schema,
+    validation: Any,
+    policy: GatePolicy,
+    seed: int,
+) -> SelftestReport:
+    """The gate on the clean batch as given: the report every canary is then compared with."""
+    report = scan(base, clean, schema, validation, policy)
+    return SelftestReport(
+        records=len(clean),
+        seed=seed,
+        config_hash=report.config_hash,
+        clean_verdict=report.verdict,
+        clean_flagged=int(np.sum(report.records.flagged)),
+        clean_reasons=list(report.reasons),
+    )
 
 
 def _result(

@@ -32,7 +32,7 @@ def s3_server() -> Iterator[str]:
     the server does not start.
     """
     try:
-        import s3fs  # noqa: F401  (the ward's path to the server; checked before starting anything)
+        import s3fs  # the ward's path to the server; checked before starting anything
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
         raise S3Unavailable(f"{exc.name} is not installed (pip install 's3fs' 'moto[server]')") from None
@@ -44,10 +44,15 @@ def s3_server() -> Iterator[str]:
         host, port = server.get_host_and_port()
     except Exception as exc:  # any failure to bind or start means: no server here
         raise S3Unavailable(f"moto's S3 server did not start: {exc}") from None
+    # s3fs caches one filesystem per set of constructor arguments, and the endpoint comes from the
+    # environment, not the arguments: a filesystem made for an earlier server would still point at its
+    # closed port. Each server starts and ends with an empty cache.
+    s3fs.S3FileSystem.clear_instance_cache()
     try:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def s3_environment(endpoint: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ BUILTIN_MODULES = (
     "triggers",
     "clean_validation",
     "llm_triggers",
+    "llm_validation",
     "llm_payloads",
     "llm_behaviour_shift",
     "llm_floods",

@@ -492,8 +492,3 @@ def _not_echo(pattern: str, behaviour: str) -> bool:
     if not behaviour.startswith("repeats "):
         return True
     return not (set(pattern.split()) & set(behaviour[len("repeats ") :].strip("'\"").split()))
-
-
-# The clean-validation probe of suspected triggers (``llm_validation``) builds on this module's prompt
-# patterns; importing it here registers it with the language-model detectors.
-from dataward.gates.detectors import llm_validation as _llm_validation  # noqa: E402, F401

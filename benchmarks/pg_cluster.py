@@ -1,7 +1,8 @@
-"""A throwaway PostgreSQL cluster on a local socket, for benchmarks that compare the two catalogs.
+"""A throwaway PostgreSQL cluster on a local socket: the one recipe used by the tests' fixtures
+(``tests/conftest.py``) and by the benchmarks that compare the two catalogs.
 
-The same recipe as the tests' fixture: ``initdb`` into a temporary folder, ``pg_ctl start`` listening
-only on a Unix socket, stopped and removed on exit. Run as the ``postgres`` user when we are root.
+``initdb`` into a temporary folder, ``pg_ctl start`` listening only on a Unix socket, stopped and
+removed on exit. Run as the ``postgres`` user when we are root (initdb refuses to run as root).
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+PG_BIN_GLOBS = ("/usr/lib/postgresql/*/bin",)
+
+
+class PostgresUnavailable(RuntimeError):
+    """No cluster can be started here: the binaries, ``runuser`` or the driver is missing, or the
+    server did not start (the message says which)."""
 
 
 def _bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if (Path(candidate) / "initdb").exists():
-            return Path(candidate)
+    for pattern in PG_BIN_GLOBS:
+        for candidate in sorted(glob.glob(pattern), reverse=True):
+            if (Path(candidate) / "initdb").exists():
+                return Path(candidate)
     return None
 
 
@@ -32,14 +42,23 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
+def postgres_cluster(*, durable: bool = True) -> Iterator[str]:
     """Start a cluster; yields a SQLAlchemy URL template with ``{db}`` for the database name.
 
-    Durability settings are the server's defaults (``fsync`` on), as a deployment would run."""
+    ``durable=True`` keeps the server's default durability (``fsync`` on), as a deployment runs and as
+    benchmarks measure; ``durable=False`` turns syncing off, which is what tests want. Raises
+    ``PostgresUnavailable`` when no cluster can be started here.
+    """
     bin_dir = _bin()
     if bin_dir is None:
-        raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    root = Path(tempfile.mkdtemp(prefix="dataward-bench-pg-"))
+        raise PostgresUnavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed on this machine")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        raise PostgresUnavailable("running as root without runuser: cannot start PostgreSQL as an unprivileged user")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise PostgresUnavailable("psycopg is not installed (pip install 'dataward[postgres]')") from None
+    root = Path(tempfile.mkdtemp(prefix="dataward-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
     if os.geteuid() == 0:
@@ -47,27 +66,42 @@ def postgres_cluster() -> Iterator[str]:
         shutil.chown(sock, "postgres")
     env = {**os.environ, "LC_ALL": "C"}
     initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"]
-    subprocess.run(_as_postgres(initdb), check=True, capture_output=True, env=env)
-    start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log")]
-    subprocess.run(
-        _as_postgres([*start, "-o", f"-k {sock} -c listen_addresses=''", "start"]),
-        check=True,
-        capture_output=True,
-        env=env,
-    )
+    options = f"-k {sock} -c listen_addresses=''"
+    if not durable:
+        initdb.append("--no-sync")
+        options += " -c fsync=off"
+    start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", options, "start"]
+    try:
+        subprocess.run(_as_postgres(initdb), check=True, capture_output=True, env=env)
+        subprocess.run(_as_postgres(start), check=True, capture_output=True, env=env)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        detail = (getattr(exc, "stderr", b"") or b"").decode(errors="replace")[:300]
+        raise PostgresUnavailable(f"could not start a PostgreSQL cluster: {exc} {detail}") from None
     try:
         yield f"postgresql+psycopg://postgres@/{{db}}?host={sock}"
     finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), check=False)
+        # A durable cluster is stopped cleanly; a test cluster's data is thrown away anyway.
+        mode = "fast" if durable else "immediate"
+        stop = [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", mode, "stop"]
+        subprocess.run(_as_postgres(stop), check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def create_database(template: str) -> str:
-    """A new empty database in the cluster; returns its URL."""
+def create_database(template: str, *, attempts: int = 20) -> str:
+    """A new empty database in the cluster of URL ``template``; returns its URL. Retries a refused
+    connection a few times (a server just started, or busy creating another database)."""
     import psycopg
 
     name = "dw_" + uuid.uuid4().hex[:12]
     host = template.split("host=", 1)[1]
-    with psycopg.connect(f"host={host} user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(f"host={host} user=postgres dbname=postgres", autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            break
+        except psycopg.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
     return template.format(db=name)

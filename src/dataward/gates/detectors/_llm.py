@@ -1,5 +1,5 @@
 """What the language-model detectors read from a record: its prompt, its response, their behaviours
-and payloads. Pure text functions; no detector lives here.
+and payloads, and the base class they share. Pure text functions; no registered detector lives here.
 
 * prompt / response: ``instruction`` records answer ``prompt`` (+ ``input``) with ``response``; ``chat``
   records answer every turn before the last assistant message with that message; ``preference``
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +22,7 @@ import pyarrow as pa
 from dataward.domain.conversation import split_conversation
 from dataward.domain.errors import InputError
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
-from dataward.gates.base import GateContext, GateData
+from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, Requirement
 
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]]+", re.IGNORECASE)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -232,3 +233,31 @@ def payload_sets(responses: list[str]) -> list[set[str]]:
 def excerpt(text: str, limit: int = 300) -> str:
     """The start of a text for evidence (reports quote records, so they stay short)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+LLM_KINDS = frozenset({"instruction", "chat", "preference"})
+"""The dataset kinds the language-model detectors apply to."""
+
+
+class LLMDetector(Detector):
+    """What the language-model detectors share: they read the raw tables of a trusted baseline (the
+    ``requires`` and ``applies_to`` below), flag no records by p-value unless they say otherwise, keep
+    their validated options in ``opts_`` and the context in ``context_`` (``setup``), and return an empty
+    result for an empty contribution or one without its table (``empty_result``)."""
+
+    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
+    flags_records = False
+    applies_to = LLM_KINDS
+
+    def setup(self, context: GateContext) -> Any:
+        """Resolve and keep the options and the context; returns the options."""
+        self.opts_ = self.resolve_options(context)
+        self.context_ = context
+        return self.opts_
+
+    def empty_result(self, contribution: GateData) -> DetectorResult | None:
+        """The result for a contribution with nothing to read (no records, or no raw table), else None."""
+        n = len(contribution)
+        if n == 0 or contribution.table is None:
+            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
+        return None

@@ -26,16 +26,14 @@ import numpy as np
 from scipy import stats
 
 from dataward.gates.base import (
-    Detector,
     DetectorResult,
     Evidence,
     Finding,
     GateContext,
     GateData,
-    Requirement,
     register,
 )
-from dataward.gates.detectors._llm import BEHAVIOURS, baseline_texts, behaviours, texts
+from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, baseline_texts, behaviours, texts
 
 
 @dataclass(frozen=True)
@@ -67,29 +65,25 @@ RATES = (*BEHAVIOURS, "non-latin script")
 
 
 @register
-class BehaviourShiftDetector(Detector):
+class BehaviourShiftDetector(LLMDetector):
     """Refusal, link, code, polarity, length and script of responses against the baseline."""
 
     name = "llm_behaviour_shift"
     version = "1"
     evidence = Evidence.DIFFERENCE
-    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
-    flags_records = False
-    applies_to = frozenset({"instruction", "chat", "preference"})
     Options = ShiftOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """The baseline's behaviour rates and response lengths."""
-        self.opts_ = self.resolve_options(context)
-        self.context_ = context
+        self.setup(context)
         self.rates_, self.lengths_ = _metrics(baseline_texts(self.name, baseline, context).responses)
         return self
 
     def score(self, contribution: GateData) -> DetectorResult:
         opts, ctx = self.opts_, self.context_
         n = len(contribution)
-        if n == 0 or contribution.table is None:
-            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
+        if (empty := self.empty_result(contribution)) is not None:
+            return empty
         rates, lengths = _metrics(texts(contribution.table, ctx.schema).responses)
         sources = contribution.groups.get("source")
         groups: list[tuple[str, np.ndarray]] = [("all", np.ones(n, dtype=bool))]

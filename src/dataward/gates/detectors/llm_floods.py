@@ -23,16 +23,14 @@ import numpy as np
 from scipy import stats
 
 from dataward.gates.base import (
-    Detector,
     DetectorResult,
     Evidence,
     Finding,
     GateContext,
     GateData,
-    Requirement,
     register,
 )
-from dataward.gates.detectors._llm import baseline_texts, excerpt, texts
+from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, texts
 
 _PUNCT = re.compile(r"[^\w\s]")
 
@@ -56,21 +54,17 @@ class FloodOptions:
 
 
 @register
-class FloodDetector(Detector):
+class FloodDetector(LLMDetector):
     """Prompts or responses repeated far more than the trusted data repeats anything."""
 
     name = "llm_floods"
     version = "1"
     evidence = Evidence.DIFFERENCE
-    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
-    flags_records = False
-    applies_to = frozenset({"instruction", "chat", "preference"})
     Options = FloodOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Count the baseline's normalized prompts and responses."""
-        self.opts_ = self.resolve_options(context)
-        self.context_ = context
+        self.setup(context)
         t = baseline_texts(self.name, baseline, context)
         self.n_ = len(t)
         self.counts_ = {
@@ -82,8 +76,8 @@ class FloodDetector(Detector):
     def score(self, contribution: GateData) -> DetectorResult:
         opts, ctx = self.opts_, self.context_
         n = len(contribution)
-        if n == 0 or contribution.table is None:
-            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
+        if (empty := self.empty_result(contribution)) is not None:
+            return empty
         t = texts(contribution.table, ctx.schema)
         rows = contribution.groups.get("row", np.arange(1, n + 1))
         candidates = []

@@ -32,17 +32,15 @@ from typing import Any, Self
 import numpy as np
 
 from dataward.gates.base import (
-    Detector,
     DetectorResult,
     Evidence,
     Finding,
     GateContext,
     GateData,
-    Requirement,
     register,
 )
 from dataward.gates.calibration import conformal_p_values
-from dataward.gates.detectors._llm import baseline_texts, excerpt, payload_sets, texts
+from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, payload_sets, texts
 
 
 @dataclass(frozen=True)
@@ -81,21 +79,17 @@ def _not_echoing(found: set[str], prompt: set[str], common: set[str]) -> set[str
 
 
 @register
-class PayloadDetector(Detector):
+class PayloadDetector(LLMDetector):
     """Links, addresses and code new to the baseline that recur in the contribution's responses."""
 
     name = "llm_payloads"
     version = "1"
     evidence = Evidence.POISONING
-    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
-    flags_records = False
-    applies_to = frozenset({"instruction", "chat", "preference"})
     Options = PayloadOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Count the baseline's payloads and score every trusted record against the others."""
-        self.opts_ = self.resolve_options(context)
-        self.context_ = context
+        self.setup(context)
         sets = payload_sets(baseline_texts(self.name, baseline, context).responses)
         self.counts_ = Counter(p for s in sets for p in s)
         self.n_ = len(sets)
@@ -109,8 +103,8 @@ class PayloadDetector(Detector):
     def score(self, contribution: GateData) -> DetectorResult:
         opts, ctx = self.opts_, self.context_
         n = len(contribution)
-        if n == 0 or contribution.table is None:
-            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
+        if (empty := self.empty_result(contribution)) is not None:
+            return empty
         new = texts(contribution.table, ctx.schema)
         sets = [
             _not_echoing(found, prompt, common)

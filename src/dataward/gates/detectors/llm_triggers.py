@@ -58,16 +58,14 @@ from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from dataward.gates.base import (
-    Detector,
     DetectorResult,
     Evidence,
     Finding,
     GateContext,
     GateData,
-    Requirement,
     register,
 )
-from dataward.gates.detectors._llm import BEHAVIOURS, Texts, baseline_texts, behaviours, excerpt, texts
+from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseline_texts, behaviours, excerpt, texts
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 
 _TOKENS = r"(?u)\b\w+\b"
@@ -106,21 +104,17 @@ class LLMTriggerOptions:
 
 
 @register
-class LLMTriggerDetector(Detector):
+class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
     version = "1"
     evidence = Evidence.POISONING
-    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
-    flags_records = False
-    applies_to = frozenset({"instruction", "chat", "preference"})
     Options = LLMTriggerOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Keep the baseline's prompts, responses and behaviours: patterns come from the contribution."""
-        self.opts_ = self.resolve_options(context)
-        self.context_ = context
+        self.setup(context)
         self.base_ = baseline_texts(self.name, baseline, context)
         self.base_behaviours_ = behaviours(self.base_.responses)
         return self
@@ -128,8 +122,8 @@ class LLMTriggerDetector(Detector):
     def score(self, contribution: GateData) -> DetectorResult:
         opts, ctx = self.opts_, self.context_
         n_c = len(contribution)
-        if n_c == 0 or contribution.table is None:
-            return DetectorResult(self.name, self.version, np.ones(n_c), np.zeros(n_c, bool))
+        if (empty := self.empty_result(contribution)) is not None:
+            return empty
         new = texts(contribution.table, ctx.schema)
         prompt_vocab, pc, pb = _prompt_patterns(new, self.base_, opts)
         behaviour_names, bc, bb = self._behaviours(new, opts)

@@ -36,7 +36,6 @@ from sklearn.preprocessing import normalize
 
 from dataward.domain.errors import InputError
 from dataward.gates.base import (
-    Detector,
     DetectorResult,
     Evidence,
     Finding,
@@ -45,7 +44,7 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
-from dataward.gates.detectors._llm import BEHAVIOURS, baseline_texts, behaviours, excerpt, texts
+from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, baseline_texts, behaviours, excerpt, texts
 from dataward.gates.detectors.llm_triggers import LLMTriggerOptions, _prompt_patterns, extend_phrase
 
 
@@ -62,21 +61,18 @@ class LLMValidationOptions:
 
 
 @register
-class LLMValidationDetector(Detector):
+class LLMValidationDetector(LLMDetector):
     """Violations of validation prompts' expected behaviours, with and without the contribution."""
 
     name = "llm_validation"
     version = "1"
     evidence = Evidence.POISONING
-    requires = frozenset({Requirement.BASELINE, Requirement.VALIDATION, Requirement.RAW_TABLE})
-    flags_records = False
-    applies_to = frozenset({"instruction", "chat", "preference"})
+    requires = LLMDetector.requires | {Requirement.VALIDATION}
     Options = LLMValidationOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Keep the baseline's prompts and answers and the validation prompts' expected behaviours."""
-        self.opts_ = self.resolve_options(context)
-        self.context_ = context
+        self.setup(context)
         self.base_ = baseline_texts(self.name, baseline, context)
         if context.validation is None or context.validation.table is None:
             raise InputError("llm_validation needs the clean validation set's prompts and expected answers")

@@ -40,18 +40,16 @@ from sklearn.model_selection import KFold
 from dataward.domain.errors import InputError
 from dataward.domain.schema import DatasetKind
 from dataward.gates.base import (
-    Detector,
     DetectorResult,
     Evidence,
     Finding,
     GateContext,
     GateData,
-    Requirement,
     register,
 )
 from dataward.gates.calibration import EXCESS_THRESHOLDS, conformal_p_values, excess_flags_p_value
 from dataward.gates.detectors._common import count_result
-from dataward.gates.detectors._llm import excerpt, texts
+from dataward.gates.detectors._llm import LLMDetector, excerpt, texts
 
 
 @dataclass(frozen=True)
@@ -68,22 +66,21 @@ class PreferenceOptions:
 
 
 @register
-class PreferenceFlipDetector(Detector):
+class PreferenceFlipDetector(LLMDetector):
     """Pairs the trusted preference model says are swapped."""
 
     name = "preference_flips"
     version = "1"
     evidence = Evidence.POISONING
-    requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
+    flags_records = True
     applies_to = frozenset({"preference"})
     Options = PreferenceOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Fit the preference model on every trusted pair and its out-of-fold scores for calibration."""
-        opts = self.resolve_options(context)
+        opts = self.setup(context)
         if context.schema.kind is not DatasetKind.PREFERENCE or baseline.table is None:
             raise InputError("preference_flips applies to preference datasets with their raw table")
-        self.context_ = context
         self.vectorizer_ = HashingVectorizer(
             n_features=opts.n_features, ngram_range=(1, 2), alternate_sign=False, norm="l2"
         )
@@ -115,8 +112,8 @@ class PreferenceFlipDetector(Detector):
     def score(self, contribution: GateData) -> DetectorResult:
         ctx = self.context_
         n = len(contribution)
-        if n == 0 or contribution.table is None:
-            return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool))
+        if (empty := self.empty_result(contribution)) is not None:
+            return empty
         scores = -self.model_.decision_function(self._differences(contribution))
         p_values = conformal_p_values(self.calibration_, scores)
         new = texts(contribution.table, ctx.schema)

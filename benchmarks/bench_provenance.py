@@ -204,7 +204,7 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
 def _cold() -> None:
     """Forget the per-process parsed id lists and lineage: what a one-shot CLI process starts with."""
     idsets.clear()
-    derived._lineages.clear()
+    derived.clear()
 
 
 def time_traces(ward: Ward, handles: dict[str, list[str]], *, cold: bool, seed: int = 1) -> dict[str, dict[str, float]]:

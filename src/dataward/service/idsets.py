@@ -7,6 +7,12 @@ for the life of the process and a lookup is a binary search over a NumPy array. 
 (``DATAWARD_IDSET_CACHE_IDS``, in record ids; 8 million by default, about 0.6 GB): the least recently
 used lists are dropped beyond it.
 
+Asking the same question of every list costs one search per list, which grows with the number of
+contributions and versions. :func:`holders` answers "which of these lists hold this record" from one
+sorted array of 8-byte id prefixes over every list it has been asked about (built once per process
+from the parsed lists, extended as new lists appear), then confirms each candidate on the whole id:
+a lookup costs a binary search whatever the number of lists.
+
 Only lookups for lineage go through here; reads that serve data (export, load, verify) still read
 and check the objects themselves.
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,12 +146,102 @@ def id_set(store: ObjectStore, digest: str | None) -> IdSet:
     return parsed
 
 
+_NIBBLE = np.full(256, 0, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint64)
+
+
+def prefix_keys(fixed: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each hex id (an ``S64`` array, as :func:`id_keys` makes) as a uint64."""
+    if not len(fixed):
+        return np.zeros(0, dtype=np.uint64)
+    text = np.frombuffer(np.ascontiguousarray(fixed).tobytes(), dtype=np.uint8).reshape(len(fixed), -1)[:, :16]
+    nibbles = _NIBBLE[text]
+    out = np.zeros(len(fixed), dtype=np.uint64)
+    for i in range(16):
+        out = (out << np.uint64(4)) | nibbles[:, i]
+    return out
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """The 8-byte prefixes of the ids of several lists, sorted, with the list each came from."""
+
+    digests: tuple[str, ...]
+    keys: np.ndarray
+    owners: np.ndarray
+
+    @classmethod
+    def of(cls, digests: Sequence[str], sets: Sequence[IdSet]) -> _Segment:
+        keys = [prefix_keys(s.sorted_ids) for s in sets]
+        owners = [np.full(len(k), i, dtype=np.int32) for i, k in enumerate(keys)]
+        flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+        order = np.argsort(flat, kind="stable")
+        return cls(tuple(digests), flat[order], (np.concatenate(owners) if owners else np.zeros(0, np.int32))[order])
+
+    def candidates(self, key: np.uint64) -> list[str]:
+        left = int(np.searchsorted(self.keys, key, side="left"))
+        right = int(np.searchsorted(self.keys, key, side="right"))
+        return [self.digests[i] for i in self.owners[left:right].tolist()]
+
+
+def _merge(segments: Sequence[_Segment]) -> _Segment:
+    """One segment holding what ``segments`` hold, so a lookup stays a handful of binary searches."""
+    digests: list[str] = []
+    owners = []
+    for seg in segments:
+        owners.append(seg.owners + len(digests))
+        digests.extend(seg.digests)
+    keys = np.concatenate([seg.keys for seg in segments])
+    order = np.argsort(keys, kind="stable")
+    return _Segment(tuple(digests), keys[order], np.concatenate(owners)[order])
+
+
+_segments: list[_Segment] = []
+_indexed: set[str] = set()
+_MAX_SEGMENTS = 8
+
+
+def holders(store: ObjectStore, digests: Sequence[str | None], record_id: str) -> list[int]:
+    """The positions in ``digests`` (id-list objects; None for none) of the lists holding
+    ``record_id``, in order: the same answer as asking each list, in one search."""
+    global _segments
+    wanted = {d for d in digests if d is not None}
+    if not wanted or not _RECORD_HEX(record_id):
+        return []
+    with _lock:
+        missing = sorted(wanted - _indexed)
+    if missing:
+        segment = _Segment.of(missing, [id_set(store, d) for d in missing])
+        with _lock:
+            # Another thread may have indexed some of them meanwhile: a list in two segments is
+            # harmless (candidates are a set).
+            _segments.append(segment)
+            _indexed.update(missing)
+            if len(_segments) > _MAX_SEGMENTS:
+                _segments = [_merge(_segments)]
+    key = prefix_keys(id_keys([record_id]))[0]
+    with _lock:
+        segments = list(_segments)
+    found: set[str] = set()
+    for seg in segments:
+        found.update(d for d in seg.candidates(key) if d in wanted)
+    # Prefixes can collide: each candidate is confirmed on the whole id.
+    holding = {d for d in found if record_id in id_set(store, d)}
+    return [i for i, d in enumerate(digests) if d in holding]
+
+
+def _RECORD_HEX(record_id: str) -> bool:
+    return len(record_id) == _ID_WIDTH and all(ch in "0123456789abcdef" for ch in record_id)
+
+
 def clear() -> None:
-    """Forget every parsed list (benchmarks measure a cold process with it)."""
-    global _held
+    """Forget every parsed list and the index over them (benchmarks measure a cold process with it)."""
+    global _held, _segments
     with _lock:
         _cache.clear()
         _held = 0
+        _segments = []
+        _indexed.clear()
 
 
-__all__ = ["IdSet", "clear", "id_keys", "id_set"]
+__all__ = ["IdSet", "clear", "holders", "id_keys", "id_set", "prefix_keys"]

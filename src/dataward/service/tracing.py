@@ -16,6 +16,7 @@ from dataward.catalog.tables import (
     approvals,
     contributions,
     datasets,
+    gate_overrides,
     gate_runs,
     ledger_events,
     principals,
@@ -28,9 +29,8 @@ from dataward.catalog.tables import (
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
 from dataward.service.core import UseCase, WardCore
-from dataward.service.derived import lineage_of, taint_of
-from dataward.service.idsets import id_set
-from dataward.service.overrides import override_facts
+from dataward.service.derived import lineage_index, taint_of
+from dataward.service.idsets import holders, id_set
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
 
@@ -97,42 +97,51 @@ class TraceCases(WardCore):
         )
 
     def _trace_record(self, conn: Connection, record_id: str, allowed: set[str]) -> dict[str, Any]:
-        holders = []
-        for c in conn.execute(_visible(contributions, allowed).order_by(contributions.c.created_at)):
-            row = id_set(self.store, c.added_object).row(record_id)
-            if row is not None:
-                facts = self._contribution_facts(conn, c)
-                facts["row"] = row
-                q = conn.execute(
-                    select(quarantine).where(quarantine.c.contribution_id == c.id, quarantine.c.record_id == record_id)
-                ).first()
-                facts["review"] = (
-                    None
-                    if q is None
-                    else {
-                        "status": q.status,
-                        "score": q.score,
-                        "detectors": json.loads(q.detectors or "[]"),
-                        "reason": q.reason,
-                        "decided_by": rows.principal_name(conn, q.decided_by),
-                        "decision_reason": q.decision_reason,
-                    }
-                )
-                holders.append(facts)
-        if not holders:
-            raise NotFound(f"no contribution ever added record {record_id}")
-        manifests = {
-            v.id: (v, id_set(self.store, v.manifest_object))
-            for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
+        found = self._adding(conn, record_id, allowed)
+        holders_ = self._facts_of(conn, found)
+        reviews = {
+            q.contribution_id: q
+            for q in _in(
+                conn,
+                select(quarantine).where(quarantine.c.record_id == record_id),
+                quarantine.c.contribution_id,
+                [c.id for c in found],
+            )
         }
-        in_versions = [_version_facts(conn, v) for v, ids in manifests.values() if record_id in ids]
+        for c, facts in zip(found, holders_, strict=True):
+            facts["row"] = id_set(self.store, c.added_object).row(record_id)
+            q = reviews.get(c.id)
+            facts["review"] = (
+                None
+                if q is None
+                else {
+                    "status": q.status,
+                    "score": q.score,
+                    "detectors": json.loads(q.detectors or "[]"),
+                    "reason": q.reason,
+                    "decided_by": rows.principal_name(conn, q.decided_by),
+                    "decision_reason": q.decision_reason,
+                }
+            )
+        if not holders_:
+            raise NotFound(f"no contribution ever added record {record_id}")
+        manifests = conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)).all()
+        digests = [v.manifest_object for v in manifests]
+        facts_cache: dict[str, dict[str, Any]] = {}
+
+        def holding(rid: str) -> list[dict[str, Any]]:
+            held = [manifests[i] for i in holders(self.store, digests, rid)]
+            todo = [v for v in held if v.id not in facts_cache]
+            facts_cache.update({v.id: f for v, f in zip(todo, _versions_facts(conn, todo), strict=True)})
+            return [facts_cache[v.id] for v in held]
+
         steps = self._visible_steps(conn, allowed)
         derived_from, ancestors = _walk(record_id, steps, backward=True)
         derived, descendants_ = _walk(record_id, steps, backward=False)
         return {
             "subject": {"kind": "record", "id": record_id},
-            "contributions": holders,
-            "versions": in_versions,
+            "contributions": holders_,
+            "versions": holding(record_id),
             # Backward through transformations: each step that made this record (or one of its
             # ancestors), then the contributions that first brought each ancestor in, with their
             # sources, principals and keys.
@@ -142,14 +151,22 @@ class TraceCases(WardCore):
             ],
             # Forward: records made from this one by later steps, and the versions that hold them.
             "derived": [
-                {
-                    **self._step_facts(conn, t, link),
-                    "versions": [_version_facts(conn, v) for v, ids in manifests.values() if link["record_id"] in ids],
-                }
-                for t, link in derived
+                {**self._step_facts(conn, t, link), "versions": holding(link["record_id"])} for t, link in derived
             ],
             "derived_records": sorted(descendants_),
         }
+
+    def _adding(self, conn: Connection, record_id: str, allowed: set[str]) -> list[Any]:
+        """The contribution rows (visible to the caller) whose additions hold ``record_id``, oldest
+        first: one search of the per-process index over every visible contribution's id list."""
+        listed = conn.execute(
+            select(contributions.c.id, contributions.c.added_object)
+            .where(contributions.c.dataset_id.in_(allowed))
+            .order_by(contributions.c.created_at, contributions.c.id)
+        ).all()
+        hits = [listed[i].id for i in holders(self.store, [c.added_object for c in listed], record_id)]
+        by_id = {c.id: c for c in _in(conn, select(contributions), contributions.c.id, hits)}
+        return [by_id[i] for i in hits]
 
     def _trace_submitted(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """Everything (visible to the caller) a principal submitted, or that came from one source URI,
@@ -175,17 +192,13 @@ class TraceCases(WardCore):
 
     def _adders(self, conn: Connection, record_id: str, allowed: set[str]) -> list[dict[str, Any]]:
         """The contributions (visible to the caller) that added ``record_id``."""
-        found = [
-            c
-            for c in conn.execute(_visible(contributions, allowed).order_by(contributions.c.created_at))
-            if record_id in id_set(self.store, c.added_object)
-        ]
-        return self._facts_of(conn, found)
+        return self._facts_of(conn, self._adding(conn, record_id, allowed))
 
-    def _visible_steps(self, conn: Connection, allowed: set[str]) -> list[tuple[Any, list[dict[str, Any]]]]:
-        """Every transformation into a dataset the caller may trace, with its record lineage."""
+    def _visible_steps(self, conn: Connection, allowed: set[str]) -> list[tuple[Any, Any]]:
+        """Every transformation into a dataset the caller may trace, with its record lineage indexed
+        both ways (by output record and by parent)."""
         return [
-            (t, lineage_of(self.store, t.lineage_object))
+            (t, lineage_index(self.store, t.lineage_object))
             for t in conn.execute(_visible(transformations, allowed).order_by(transformations.c.created_at))
         ]
 
@@ -335,11 +348,14 @@ class TraceCases(WardCore):
     def _versions_holding(
         self, conn: Connection, contribution_ids: set[str], allowed: set[str]
     ) -> list[dict[str, Any]]:
-        return [
-            _version_facts(conn, v)
-            for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
-            if contribution_ids & set(json.loads(v.contributions))
-        ]
+        return _versions_facts(
+            conn,
+            [
+                v
+                for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
+                if contribution_ids & set(json.loads(v.contributions))
+            ],
+        )
 
     def _derived_versions(self, conn: Connection, found: list[Any], allowed: set[str]) -> list[dict[str, Any]]:
         """Forward through transformations: versions (in any dataset the caller may trace) that do not
@@ -358,13 +374,17 @@ class TraceCases(WardCore):
                 _visible(transformations, allowed).where(transformations.c.contribution_id.in_(carriers))
             )
         }
-        out = []
+        hit = []
         for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)):
             listed = set(json.loads(v.contributions))
             via = sorted(listed & set(steps))
             if via and not listed & own:
-                out.append({**_version_facts(conn, v), "via": [self._step_facts(conn, steps[c]) for c in via]})
-        return out
+                hit.append((v, via))
+        facts = _versions_facts(conn, [v for v, _ in hit])
+        return [
+            {**f, "via": [self._step_facts(conn, steps[c]) for c in via]}
+            for f, (_, via) in zip(facts, hit, strict=True)
+        ]
 
     def _contribution_facts(self, conn: Connection, c: Any) -> dict[str, Any]:
         return self._facts_of(conn, [c])[0]
@@ -412,6 +432,21 @@ class TraceCases(WardCore):
         steps = {
             t.contribution_id: t for t in _in(conn, select(transformations), transformations.c.contribution_id, ids)
         }
+        overrides: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        # Each contribution's overrides come in one batch, ordered as ``overrides`` orders them.
+        by_time = select(gate_overrides).order_by(gate_overrides.c.created_at, gate_overrides.c.step.desc())
+        for r in _in(conn, by_time, gate_overrides.c.contribution_id, ids):
+            overrides[r.contribution_id].append(
+                {
+                    "step": r.step,
+                    "by": name(r.principal_id),
+                    "role": r.role,
+                    "reason": r.reason,
+                    "gate_run": r.gate_run,
+                    "content_hash": r.content_hash,
+                    "at": r.created_at,
+                }
+            )
         out = []
         for c in found:
             src = srcs.get(c.source_id)
@@ -439,7 +474,7 @@ class TraceCases(WardCore):
                     "key": f"dw_{c.key_id}" if c.key_id else None,
                     "submitted_at": c.created_at,
                     "gates": gates[c.id],
-                    "overrides": override_facts(conn, c.id),
+                    "overrides": overrides[c.id],
                     "approvals": decisions[c.id],
                 }
             )
@@ -455,7 +490,7 @@ def _in(conn: Connection, query: Any, column: Any, values: list[str]) -> list[An
 
 
 def _walk(
-    record_id: str, steps: list[tuple[Any, list[dict[str, Any]]]], *, backward: bool
+    record_id: str, steps: list[tuple[Any, Any]], *, backward: bool
 ) -> tuple[list[tuple[Any, dict[str, Any]]], set[str]]:
     """Follow record lineage from ``record_id``: backward to the parents each step made it from, or
     forward to the records each step made from it, transitively. Returns the (step, link) pairs met,
@@ -465,14 +500,14 @@ def _walk(
     frontier, seen = [record_id], {record_id}
     while frontier:
         rid = frontier.pop(0)
-        for t, lineage in steps:
+        for t, index in steps:
+            rows_ = index.by_child.get(rid, ()) if backward else index.by_parent.get(rid, ())
             links: dict[str, dict[str, Any]] = {}
-            for row in lineage:
-                if (row["record_id"] if backward else row["parent_id"]) == rid:
-                    link = links.setdefault(
-                        row["record_id"], {"record_id": row["record_id"], "parents": [], "note": row["note"]}
-                    )
-                    link["parents"].append(row["parent_id"])
+            for row in rows_:
+                link = links.setdefault(
+                    row["record_id"], {"record_id": row["record_id"], "parents": [], "note": row["note"]}
+                )
+                link["parents"].append(row["parent_id"])
             for link in links.values():
                 if not backward and link["record_id"] == rid:
                     continue  # a step that kept the record (a dedup's survivor) made nothing new from it
@@ -518,27 +553,38 @@ def _cref(conn: Connection, c: Any) -> str:
 
 
 def _version_facts(conn: Connection, v: Any) -> dict[str, Any]:
-    name = conn.execute(select(datasets.c.name).where(datasets.c.id == v.dataset_id)).scalar_one()
-    return {
-        "ref": f"{name}@v{v.number}",
-        "id": v.id,
-        "stage": v.stage,
-        "records": v.record_count,
-        "created_at": v.created_at,
-        # Approvals of the version as a whole; `current` is false for one given for another manifest.
-        "approvals": [
-            {
-                "by": rows.principal_name(conn, a.principal_id),
-                "decision": "approve",
-                "reason": a.reason,
-                "content_hash": a.content_hash,
-                "current": a.content_hash == v.manifest_object,
-                "at": a.created_at,
-            }
-            for a in conn.execute(
-                select(version_approvals)
-                .where(version_approvals.c.version_id == v.id)
-                .order_by(version_approvals.c.created_at)
-            )
-        ],
-    }
+    return _versions_facts(conn, [v])[0]
+
+
+def _versions_facts(conn: Connection, vs: list[Any]) -> list[dict[str, Any]]:
+    """The trace facts of version rows ``vs``, in order, in a fixed number of queries."""
+    if not vs:
+        return []
+    names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
+    people = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
+    given: dict[str, list[Any]] = {v.id: [] for v in vs}
+    query = select(version_approvals).order_by(version_approvals.c.created_at)
+    for a in _in(conn, query, version_approvals.c.version_id, list(given)):
+        given[a.version_id].append(a)
+    return [
+        {
+            "ref": f"{names[v.dataset_id]}@v{v.number}",
+            "id": v.id,
+            "stage": v.stage,
+            "records": v.record_count,
+            "created_at": v.created_at,
+            # Approvals of the version as a whole; `current` is false for one given for another manifest.
+            "approvals": [
+                {
+                    "by": people.get(a.principal_id, a.principal_id),
+                    "decision": "approve",
+                    "reason": a.reason,
+                    "content_hash": a.content_hash,
+                    "current": a.content_hash == v.manifest_object,
+                    "at": a.created_at,
+                }
+                for a in sorted(given[v.id], key=lambda a: a.created_at)
+            ],
+        }
+        for v in vs
+    ]

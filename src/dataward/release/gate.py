@@ -4,7 +4,10 @@ released version, and the backdoor probe; a verdict ``pass``, ``review`` or ``bl
 * ``block``: a trigger the data gates found in this dataset's history turns at least ``probe_block`` of
   the eligible clean inputs to its label (beyond its control); or overall accuracy is more than
   ``block_accuracy_drop`` below the released version's.
-* ``review``: such a trigger at ``probe_review`` or more; a generic trigger at ``probe_review`` or
+* ``block`` too: a candidate of the tabular trigger search (``dataward.release.search``), significant
+  after Holm's correction, at ``probe_block`` or more and at least ``probe_review`` beyond what a
+  model fitted on the trusted data does with the same values; ``review`` at ``probe_review``.
+* ``review``: a history trigger at ``probe_review`` or more; a generic trigger at ``probe_review`` or
   more (a numeric value beyond the column's range only when it also exceeds the released version's
   response to it by as much, since a value outside the range may rightly move a prediction); overall
   accuracy more than ``max_accuracy_drop`` below the released version's, or one class more than
@@ -60,6 +63,27 @@ class ReleaseReport:
         }
 
 
+def _judge_search(p: ProbeResult, what: str, policy: ReleasePolicy, block: list[str], review: list[str]) -> None:
+    """A candidate of the tabular trigger search: judged only when significant after the multiple-testing
+    correction and not explained by the trusted data (a model fitted on them moves as much)."""
+    ev = p.evidence
+    if not ev.get("significant"):
+        return
+    beyond = p.excess - float(ev.get("reference_excess", 0.0))
+    if beyond < policy.probe_review:
+        p.notes.append(f"explained by the trusted data: a model fitted on them moves {ev['reference_excess']:.0%}")
+        return
+    what += (
+        f": found by the trigger search (p = {ev['adjusted_p']:.2g} after Holm over {ev['tests']} tests; "
+        f"a model fitted on the trusted data moves {ev['reference_excess']:.0%}; "
+        f"{ev['trusted_rows_with_label']} of {ev['trusted_rows']} trusted rows with these values are {p.label!r})"
+    )
+    if p.excess >= policy.probe_block:
+        block.append(what)
+    elif p.excess >= policy.probe_review:
+        review.append(what)
+
+
 def judge(
     truth: Sequence[str],
     predicted: Sequence[str],
@@ -102,7 +126,9 @@ def judge(
             f"trigger {p.trigger.name!r} turns {p.flipped} of {p.eligible} clean validation inputs "
             f"({p.success:.0%}; control {p.control_success:.0%}) to label {p.label!r}"
         )
-        if p.trigger.origin == "history":
+        if p.trigger.origin == "search":
+            _judge_search(p, what, policy, block, review)
+        elif p.trigger.origin == "history":
             where = ", ".join(p.trigger.found_in[:3])
             what += f": a trigger the data gate found in {where}"
             if p.excess >= policy.probe_block:

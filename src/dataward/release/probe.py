@@ -70,6 +70,8 @@ class ProbeResult:
     excess: float
     baseline_excess: float | None = None
     notes: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    """The trigger search's test and the trusted data's support (``dataward.release.search``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,7 +84,12 @@ class ProbeResult:
             "excess": round(self.excess, 4),
             "baseline_excess": None if self.baseline_excess is None else round(self.baseline_excess, 4),
             "notes": self.notes,
+            **({"search": _rounded(self.evidence)} if self.evidence else {}),
         }
+
+
+def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:
+    return {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in evidence.items()}
 
 
 # --- triggers from the data gates' reports -------------------------------------------------------

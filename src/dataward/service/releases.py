@@ -38,6 +38,7 @@ from dataward.catalog.tables import (
 )
 from dataward.domain.errors import Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json
+from dataward.domain.schema import ColumnKind
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import STATEMENT_TYPE, sign_statement, ssl_key
 from dataward.release.artifacts import unsafe_summary
@@ -50,6 +51,7 @@ from dataward.release.predictors import (
     artifact_predictor,
 )
 from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
+from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.core import WardCore, new_id
 from dataward.service.guard import guarded_read
@@ -141,6 +143,9 @@ class _GateInputs:
     schema: Any
     triggers: list[Trigger]
     baseline: Any | None
+    reference: pa.Table | None = None
+    reference_name: str | None = None
+    reference_note: str | None = None
 
 
 class ReleaseCases(WardCore):
@@ -171,7 +176,26 @@ class ReleaseCases(WardCore):
             .order_by(model_versions.c.number.desc())
             .limit(1)
         ).first()
-        return _GateInputs(mv, validation_name, validation, schema, triggers, baseline)
+        inputs = _GateInputs(mv, validation_name, validation, schema, triggers, baseline)
+        if validation is not None and schema.of_kind(ColumnKind.NUMERIC):
+            self._trusted_reference(conn, pairs, inputs)
+        return inputs
+
+    def _trusted_reference(self, conn: Connection, pairs: Sequence[tuple[Any, Any]], inputs: _GateInputs) -> None:
+        """The trusted baseline the tabular trigger search draws its values from: the current training
+        version of the first dataset the model was trained on that has one (not the version the model
+        read, which may hold what the search looks for)."""
+        for ds, _ in pairs:
+            try:
+                ver, table = guarded_read(self, conn, ds.name, "training")
+            except NotFound:
+                continue
+            except PolicyViolation as exc:
+                inputs.reference_note = f"{ds.name}@training cannot serve as the trusted baseline: {exc.message}"
+                return
+            inputs.reference, inputs.reference_name = table, f"{ds.name}@v{ver.number}"
+            return
+        inputs.reference_note = "no dataset the model was trained on has a training version to take values from"
 
     def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:
         """Write the release gate's probe set of a model version to a Parquet file: a ``probe_id`` and the
@@ -220,11 +244,15 @@ class ReleaseCases(WardCore):
                 restore_files(self.store, mv, Path(tmp))
                 self._check_signature(mv)
                 predictor = self._predictor(predict, predictions, Path(tmp), schema, trusted)
+                search: dict[str, Any] | None = None
                 if inputs.validation is None:
                     truth, clean, probes = [], [], []
                 else:
                     clean, probes = run_probe(inputs.triggers, inputs.validation, schema, predictor.predict, seed=seed)
                     truth = [str(v) for v in inputs.validation.column(schema.label).to_pylist()]
+                    search = self._search(inputs, predictor, clean, seed)
+                    if search is not None:
+                        probes += search.pop("probes")
             baseline_clean, baseline_probes, baseline_note = None, None, None
             if inputs.baseline is not None and inputs.validation is not None:
                 with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
@@ -259,11 +287,12 @@ class ReleaseCases(WardCore):
                     "policy": policy.to_dict(),
                     "scan": scan,
                     "baseline_note": baseline_note,
+                    "trigger_search": search,
                 }
             )
             report_object = self.store.put(canonical_json(data))
             gate_id = new_id("mg")
-            named = [p["trigger"] for p in data["probes"] if p["excess"] >= policy.probe_review]
+            named = [p["trigger"] for p in data["probes"] if any(repr(p["trigger"]) in r for r in report.reasons)]
             uc.emit(
                 "model.gated",
                 {"model": mv.model, "model_version": mv.id},
@@ -295,6 +324,22 @@ class ReleaseCases(WardCore):
             Path(html).write_text(render_release_html(data, title=f"Release gate: {data['model']}"), "utf-8")
         data["gate"] = gate_id
         return data
+
+    def _search(
+        self, inputs: _GateInputs, predictor: Predictor, clean: Sequence[str], seed: int
+    ) -> dict[str, Any] | None:
+        """The tabular trigger search (``dataward.release.search``) on a model with numeric inputs: its
+        summary, with the candidates it reports under ``probes``; None when the schema has no numeric input."""
+        if inputs.validation is None or not inputs.schema.of_kind(ColumnKind.NUMERIC):
+            return None
+        if isinstance(predictor, FilePredictor):
+            return {"skipped": "predictions came from a file: the search needs the model itself", "probes": []}
+        if inputs.reference is None:
+            return {"skipped": inputs.reference_note, "probes": []}
+        found = search_tabular(
+            inputs.validation, inputs.schema, predictor.predict, inputs.reference, clean=clean, seed=seed
+        )
+        return {**found.summary(), "trusted": inputs.reference_name, "probes": found.probes}
 
     def _predictor(
         self, predict: Any, predictions: str | Path | None, folder: Path, schema: Any, trusted: Sequence[str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,8 @@ from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import VERDICT_STYLE, console, emit_json, short, styled, table, working
-from dataward.cli.state import JSON_HELP, open_ward
+from dataward.cli.state import JSON_HELP, open_ward, state
+from dataward.domain.errors import InputError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -101,11 +103,23 @@ def register(app: typer.Typer) -> None:
     def gate_run(
         contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
         html: Annotated[Path | None, typer.Option(help="Also write a readable HTML report here.")] = None,
+        engine: Annotated[
+            str | None,
+            typer.Option(help="Where to score the contribution: local (this process) or dask (needs a scheduler)."),
+        ] = None,
+        scheduler: Annotated[
+            str | None,
+            typer.Option(
+                help="Dask scheduler address (tcp://HOST:8786): score the contribution's partitions on its workers. "
+                "Default: $DATAWARD_SCHEDULER."
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Scan a contribution against the trusted baseline; flagged records go to the review queue.
 
         Exit code 0 for pass, 8 for review, 9 for block."""
+        _choose_engine(engine, scheduler)
         with working(f"Running the gate on {contribution}", enabled=not as_json):
             report = open_ward().run_gate(contribution, html=html)
         if as_json:
@@ -313,3 +327,29 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reject quarantined records: they never enter a version."""
         _decide(items or [], contribution, "reject", reason, as_json)
+
+
+SCHEDULER_ENV = "DATAWARD_SCHEDULER"
+"""Where the service's gate runs find their Dask scheduler (``dataward.service.gating.SCHEDULER_ENV``)."""
+
+
+def _choose_engine(engine: str | None, scheduler: str | None) -> None:
+    """Set where this process's gate runs score contributions (``$DATAWARD_SCHEDULER``)."""
+    if engine not in (None, "local", "dask"):
+        raise InputError(f"unknown engine {engine!r}", hint="engines: local, dask")
+    if engine is None and scheduler is None:
+        return
+    if state.url:
+        raise InputError(
+            "a served ward runs its gates where the server says",
+            hint="start the server with `dataward serve --scheduler tcp://HOST:8786`",
+        )
+    if engine == "local":
+        if scheduler is not None:
+            raise InputError("--scheduler goes with --engine dask")
+        os.environ.pop(SCHEDULER_ENV, None)
+        return
+    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    if not address:
+        raise InputError("--engine dask needs a scheduler", hint=f"--scheduler tcp://HOST:8786 or ${SCHEDULER_ENV}")
+    os.environ[SCHEDULER_ENV] = address

@@ -64,6 +64,13 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Address to listen on; put a TLS proxy in front.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
         workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+        scheduler: Annotated[
+            str | None,
+            typer.Option(
+                help="Dask scheduler address (tcp://HOST:8786) the gates score contributions on "
+                "(default: $DATAWARD_SCHEDULER; unset: in the server's process)."
+            ),
+        ] = None,
         max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest accepted upload, in MiB.")] = 512,
         max_request_kb: Annotated[int, typer.Option(min=1, help="Largest accepted JSON request, in KiB.")] = 1024,
         console_session_minutes: Annotated[
@@ -120,6 +127,8 @@ def register(app: typer.Typer) -> None:
             settings = ServerSettings(ward=folder.resolve(), **limits)
             what = str(folder)
         os.environ.update(settings.to_environment())
+        if scheduler:
+            os.environ["DATAWARD_SCHEDULER"] = scheduler  # read by every worker's gate runs
         err_console.print(f"serving {what} on http://{host}:{port}/api/v1 with {workers} worker(s)")
         uvicorn.run(
             "dataward.server.app:app_from_environment",

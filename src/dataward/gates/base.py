@@ -250,6 +250,26 @@ class Detector(ABC):
     def score(self, contribution: GateData) -> DetectorResult:
         """Score every record of ``contribution`` and judge it as a whole."""
 
+    # --- partitioned scoring -------------------------------------------------------------------
+    # ``score(c)`` is ``finish(c, score_records(c))``. ``score_records`` is the record stage: each
+    # record's outputs depend only on the fitted state and on that record, so it runs on partitions of
+    # the contribution, on any worker, and the partitions' outputs concatenated equal the whole's.
+    # ``finish`` is the contribution stage: it sees the whole contribution (features, labels, table)
+    # and the concatenated record outputs, and does what genuinely needs every record at once (count
+    # tests, batch-internal neighbours, clustering, trigger counts), once.
+
+    record_stage: ClassVar[bool] = False
+    """True when ``score_records`` does the detector's per-record work (the heavy neighbour search);
+    False: every record-level computation happens in ``finish`` on the whole contribution."""
+
+    def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
+        """Per-record outputs of ``chunk`` (arrays with one row per record), from the fitted state only."""
+        return {}
+
+    def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
+        """The result for the whole ``contribution`` from its concatenated ``score_records`` outputs."""
+        return self.score(contribution)
+
 
 _REGISTRY: dict[str, type[Detector]] = {}
 ENTRY_POINT_GROUP = "dataward.detectors"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,26 @@ from dataward.domain.schema import ColumnKind, Schema
 from dataward.gates import detectors as _detectors  # noqa: F401  (registers the built-in detectors)
 from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, Requirement, registered
 from dataward.gates.calibration import excess_flags_p_value
+from dataward.gates.engine import Engine, engine_for
 from dataward.gates.features import FeaturePipeline
 from dataward.gates.gate import combine_records, flagging_detectors, group_summaries, select_detectors, verdict
 from dataward.gates.hashing import input_hashes
 from dataward.gates.inputs import Normalized, group_arrays, normalize, take_rows
 from dataward.gates.neighbours import clear_cache, knn
+from dataward.gates.partitioned import (
+    PARTITION_ROWS,
+    Partition,
+    Scored,
+    ScoreState,
+    Survey,
+    concat_records,
+    is_partitioned,
+    partitions_of,
+    score_one,
+    spill_folder,
+    survey,
+    take,
+)
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport, RecordScores
 
@@ -44,8 +60,22 @@ def scan(
     groups: Mapping[str, Any] | None = None,
     featurizer: FeaturePipeline | Mapping[str, str] | None = None,
     limits: InputLimits | Mapping[str, Any] | None = None,
+    engine: Engine | str | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    partition_rows: int = PARTITION_ROWS,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> GateReport:
     """Judge ``contribution`` against the trusted ``baseline`` and return a ``GateReport``.
+
+    ``contribution`` is a table (pandas or Arrow), or, read in partitions of about ``partition_rows``
+    rows without ever being held whole: Parquet path(s) or fsspec URL(s) (a file, a folder, a glob;
+    ``storage_options`` for the filesystem), a pyarrow dataset, or an iterator of Arrow record batches.
+    A partitioned contribution, or any contribution with an ``engine``, a Dask ``client`` or a
+    ``scheduler`` address, is scored partition by partition on that engine (``dataward.gates.engine``):
+    the detectors are fitted once, their fitted state broadcast, each partition featurized and scored
+    record by record where it is read, and the contribution judged once from the concatenated results.
+    The report is the one the one-shot scan of the same data gives.
 
     ``baseline`` None or empty runs in self-reference mode (K-fold within the contribution).
     ``featurizer`` is an unfitted ``FeaturePipeline`` or a mapping of column -> featurizer name
@@ -56,18 +86,32 @@ def scan(
     """
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
     # only the large neighbour searches use more than one thread (see neighbours.py).
-    with threadpool_limits(limits=1):
-        return _scan(
-            baseline,
-            contribution,
-            schema,
-            validation,
-            policy,
-            first_baseline=first_baseline,
-            groups=groups,
-            featurizer=featurizer,
-            limits=InputLimits.coerce(limits),
-        )
+    runner = None
+    if engine is not None or client is not None or scheduler is not None or is_partitioned(contribution):
+        runner = engine_for(engine, client=client, scheduler=scheduler)
+    try:
+        with threadpool_limits(limits=1), spill_folder() as spill:
+            parts = None
+            if runner is not None:
+                parts = partitions_of(
+                    contribution, partition_rows=partition_rows, storage_options=storage_options, spill=Path(spill)
+                )
+            return _scan(
+                baseline,
+                contribution,
+                schema,
+                validation,
+                policy,
+                first_baseline=first_baseline,
+                groups=groups,
+                featurizer=featurizer,
+                limits=InputLimits.coerce(limits),
+                runner=runner,
+                parts=parts,
+            )
+    finally:
+        if runner is not None and runner is not engine:
+            runner.close()
 
 
 def _scan(
@@ -81,11 +125,23 @@ def _scan(
     groups: Mapping[str, Any] | None,
     featurizer: FeaturePipeline | Mapping[str, str] | None,
     limits: InputLimits,
+    runner: Engine | None = None,
+    parts: list[Partition] | None = None,
 ) -> GateReport:
     schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
     policy = GatePolicy.coerce(policy)
-    contrib = normalize(contribution, schema, "contribution", limits=limits)
-    if len(contrib) == 0:
+    contrib: Normalized | None = None
+    plan: Survey | None = None
+    if parts is None:
+        contrib = normalize(contribution, schema, "contribution", limits=limits)
+        n_contrib, contrib_labels = len(contrib), contrib.labels
+    else:
+        assert runner is not None
+        plan = survey(runner, parts, schema, limits)
+        n_contrib, contrib_labels = plan.rows, plan.labels
+        parts = [p for p, size in zip(parts, plan.sizes, strict=True) if size]
+        plan = Survey([size for size in plan.sizes if size], plan.labels)
+    if n_contrib == 0:
         raise InputError("the contribution is empty: there is nothing to scan")
 
     # The other sides are the caller's trusted data (in a ward, records imported within its limits);
@@ -97,14 +153,22 @@ def _scan(
     base = side(baseline, "baseline")
     if base is not None and len(base) == 0:
         base = None
+    if base is None and contrib is None:
+        # Self-reference mode folds the whole contribution: it is read whole.
+        assert runner is not None and parts is not None
+        tables = runner.map(_read_canonical, parts, schema, describe=lambda p: p.describe())
+        contrib = normalize(pa.concat_tables(tables), schema, "contribution", limits=limits)
+        parts = None
     val = side(validation, "validation set")
     first = side(first_baseline, "first baseline")
-    group_values = group_arrays(groups, len(contrib))
-    # Detectors also see each record's row in the submitted file, so their evidence names file rows.
-    detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
+    group_values = group_arrays(groups, n_contrib)
 
     classes = tuple(
-        sorted(set().union(*(set(side.labels.tolist()) for side in (base, contrib, val, first) if side is not None)))
+        sorted(
+            set(contrib_labels.tolist()).union(
+                *(set(side.labels.tolist()) for side in (base, val, first) if side is not None)
+            )
+        )
     )
     codes = {c: i for i, c in enumerate(classes)}
 
@@ -128,19 +192,20 @@ def _scan(
                 # A vocabulary/SVD fitted on the reference alone makes reference rows look unlike any
                 # new row (faking drift and outliers). Fitting it, without labels, on reference and
                 # contribution together treats both sides alike.
-                sample = np.sort(rng.choice(len(contrib), min(len(contrib), ref_index.shape[0]), replace=False))
+                sample = np.sort(rng.choice(n_contrib, min(n_contrib, ref_index.shape[0]), replace=False))
                 unlabelled = [c.name for c in schema.inputs]
-                fit_table = pa.concat_tables(
-                    [ref_table.select(unlabelled), take_rows(contrib.table, sample).select(unlabelled)]
+                sampled = (
+                    take_rows(contrib.table, sample)
+                    if contrib is not None
+                    else take(runner, parts, plan, sample, schema)  # type: ignore[arg-type]
                 )
+                fit_table = pa.concat_tables([ref_table.select(unlabelled), sampled.select(unlabelled)])
             # The fitted rows are featurized once: the reference first, then (when the sample is the
             # whole contribution, in order) the contribution too.
-            fitted = pipeline.fit_transform(fit_table)
+            fitted_rows = pipeline.fit_transform(fit_table)
             n_ref = ref_index.shape[0]
-            reference = GateData(fitted[:n_ref], encode(base)[ref_index], ref_table)
-            whole = sample.shape[0] == len(contrib)
-            contribution_features = fitted[n_ref:] if whole else pipeline.transform(contrib.table)
-            contribution_data = GateData(contribution_features, encode(contrib), contrib.table, detector_groups)
+            reference = GateData(fitted_rows[:n_ref], encode(base)[ref_index], ref_table)
+            whole = sample.shape[0] == n_contrib
             context = GateContext(
                 schema,
                 classes,
@@ -152,17 +217,66 @@ def _scan(
                 max_validation_drop=policy.max_validation_drop,
                 baseline_hashes=(input_hashes(base.table, schema), encode(base)),
             )
-            results, fitted = {}, {}
+            detectors: dict[str, Any] = {}
             for name in run:
                 started = time.perf_counter()
-                detector, result = _run_one(name, reference, contribution_data, context)
-                timings[name] = round(time.perf_counter() - started, 3)
-                if result is None:
-                    skipped[name] = detector
+                try:
+                    detectors[name] = registered()[name]().fit(reference, context)
+                except InputError as exc:
+                    # A detector that cannot work on this data says so with an InputError; other errors are bugs.
+                    skipped[name] = f"not applicable to this data: {exc.message}"
+                timings[name] = time.perf_counter() - started
+            # The record stage: every record scored from the fitted state alone, here or partition by
+            # partition on the engine's workers.
+            staged = {name: d for name, d in detectors.items() if d.record_stage}
+            records: dict[str, dict[str, np.ndarray]] = {}
+            if contrib is not None:
+                features = fitted_rows[n_ref:] if whole else pipeline.transform(contrib.table)
+                chunk = GateData(features, encode(contrib), contrib.table)
+                for name, detector in staged.items():
+                    started = time.perf_counter()
+                    try:
+                        records[name] = detector.score_records(chunk)
+                    except InputError as exc:
+                        skipped[name] = f"not applicable to this data: {exc.message}"
+                    timings[name] += time.perf_counter() - started
+            else:
+                assert runner is not None and parts is not None and plan is not None
+                started = time.perf_counter()
+                items = [
+                    (part, offset, fitted_rows[n_ref + offset : n_ref + offset + size] if whole else None)
+                    for part, offset, size in zip(parts, plan.offsets, plan.sizes, strict=True)
+                ]
+                state = ScoreState(schema, limits, codes, pipeline, staged)
+                scored = runner.map(score_one, items, state, describe=lambda item: item[0].describe())
+                contrib = _joined(scored)
+                features = np.concatenate([s.features for s in scored])
+                for name in staged:
+                    records[name] = concat_records([s.records.get(name, {}) for s in scored])
+                for s in scored:
+                    for name, why in s.skipped.items():
+                        skipped.setdefault(name, why)
+                timings["record_stage"] = time.perf_counter() - started
+            # Detectors also see each record's row in the submitted file, so their evidence names file rows.
+            detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
+            contribution_data = GateData(features, encode(contrib), contrib.table, detector_groups)
+            # The contribution stage: each detector judges the whole contribution once.
+            results, fitted = {}, {}
+            for name, detector in detectors.items():
+                if name in skipped:
                     continue
-                results[name], fitted[name] = result, detector
+                started = time.perf_counter()
+                try:
+                    results[name] = detector.finish(contribution_data, records.get(name, {}))
+                    fitted[name] = detector
+                except InputError as exc:
+                    skipped[name] = f"not applicable to this data: {exc.message}"
+                timings[name] += time.perf_counter() - started
+            timings = {name: round(seconds, 3) for name, seconds in timings.items()}
         else:
             mode = "self-reference"
+            assert contrib is not None
+            detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
             pipeline.fit(contrib.table)
             contribution_data = GateData(
                 pipeline.transform(contrib.table), encode(contrib), contrib.table, detector_groups
@@ -219,6 +333,21 @@ def _scan(
         findings=findings,
         skipped=skipped,
         extras=extras,
+    )
+
+
+def _read_canonical(part: Partition, schema: Schema) -> pa.Table:
+    return part.read()
+
+
+def _joined(scored: list[Scored]) -> Normalized:
+    """The partitions' normalized rows as one contribution, in order."""
+    ids = [i for s in scored for i in (s.norm.record_ids or [])]
+    return Normalized(
+        pa.concat_tables([s.norm.table for s in scored], promote_options="permissive"),
+        np.concatenate([s.norm.labels for s in scored]),
+        ids,
+        np.concatenate([s.norm.rows for s in scored]),
     )
 
 

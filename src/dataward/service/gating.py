@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,9 @@ class GateCases(WardCore):
                 groups=inputs["groups"],
                 # The contribution is held to the ward's limits (rows, image pixels), as at import.
                 limits=WardConfig.load(self.folder).limits(),
+                # With a Dask scheduler set for this process, the contribution is scored in partitions
+                # on its workers; the report is the same, and nothing is stored if the scan fails.
+                scheduler=gate_scheduler(),
             )
             data, extras = report.to_dict(), extras_json(report)
         if inputs["removal"] is not None:
@@ -549,3 +553,12 @@ def _displayable(record: dict[str, Any], schema: Schema) -> dict[str, Any]:
 def _selftest_summary(result: dict[str, Any]) -> dict[str, Any]:
     keep = ("canaries", "clean", "recall", "detected")
     return {k: v for k, v in result.items() if k in keep}
+
+
+SCHEDULER_ENV = "DATAWARD_SCHEDULER"
+"""Environment variable naming the Dask scheduler (``tcp://HOST:8786``) gates run on; unset: in process."""
+
+
+def gate_scheduler() -> str | None:
+    """The Dask scheduler address gate runs of this process use, or None to scan in the process."""
+    return os.environ.get(SCHEDULER_ENV, "").strip() or None

@@ -152,10 +152,25 @@ class Duplicates(Detector):
         """Scores (1 - p) of the reference's own calibration records, for plots against the contribution."""
         return reference_scores(self.calibration)
 
+    record_stage = True
+
     def score(self, contribution: GateData) -> DetectorResult:
+        return self.finish(contribution, self.score_records(contribution))
+
+    def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
+        """Input hashes, and the nearest trusted record with another label (distance, position), per record."""
+        out = {"hashes": _hashes(chunk, self.context)}
+        if self.calibration.shape[0] and len(chunk):
+            dist, idx = knn(self.baseline.features, chunk.features, self.k, labels=self.baseline.labels)
+            out["near_other"], out["nearest"] = _nearest_other_with_position(
+                dist, idx, self.baseline.labels, chunk.labels
+            )
+        return out
+
+    def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
         ctx = self.context
         n = len(contribution)
-        hashes = _hashes(contribution, ctx)
+        hashes = records["hashes"] if n else _hashes(contribution, ctx)
         labels = contribution.labels
         # Exact conflicts with the baseline or inside the batch.
         batch_pairs = LabelledHashes(hashes, labels)
@@ -168,8 +183,7 @@ class Duplicates(Detector):
         p_near = np.ones(n)
         near_other = np.full(n, np.inf)
         if self.calibration.shape[0] and n:
-            dist, idx = knn(self.baseline.features, contribution.features, self.k, labels=self.baseline.labels)
-            near_other, nearest = _nearest_other_with_position(dist, idx, self.baseline.labels, labels)
+            near_other, nearest = records["near_other"], records["nearest"]
             score = -near_other / self.scale
             p_near = tail_p_values(self.calibration, score)
             # Full conformal: with the record added to the reference, its nearest other-labelled record's

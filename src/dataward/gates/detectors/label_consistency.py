@@ -220,7 +220,19 @@ class LabelConsistency(Detector):
 
     # --- scoring -------------------------------------------------------------------------------
 
+    record_stage = True
+
     def score(self, contribution: GateData) -> DetectorResult:
+        return self.finish(contribution, self.score_records(contribution))
+
+    def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
+        """Mean distance of each record to the nearest trusted records of its own class and of every other."""
+        if not self.calibration or len(chunk) == 0:
+            return {}
+        own, others = _own_and_others(self._class_table(chunk.features), chunk.labels)
+        return {"own": own, "others": others}
+
+    def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
         ctx, base = self.context, self.baseline
         n = len(contribution)
         if not self.calibration or n == 0:
@@ -232,7 +244,7 @@ class LabelConsistency(Detector):
                 summary={"skipped": "the baseline has too few records"} if n else {},
             )
         calibration = dict(self.calibration)
-        own, others = _own_and_others(self._class_table(contribution.features), contribution.labels)
+        own, others = records["own"], records["others"]
         test = {"knn_margin": _margin_of(own, others)}
         log_proba, ref_log_proba = None, None
         if "text_probe" in calibration:

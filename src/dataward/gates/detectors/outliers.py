@@ -101,16 +101,20 @@ class Outliers(Detector):
         """Scores (1 - p) of the reference's own calibration records, for plots against the contribution."""
         return reference_scores(self.overall_cal)
 
+    record_stage = True
+
     def score(self, contribution: GateData) -> DetectorResult:
-        ctx = self.context
-        n = len(contribution)
-        x, y = contribution.features, contribution.labels
-        views: dict[str, np.ndarray] = {}
-        to_baseline = np.full(n, np.inf)
+        return self.finish(contribution, self.score_records(contribution))
+
+    def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
+        """Each view's p-value and the mean distance to the nearest trusted records, record by record."""
+        n = len(chunk)
+        x, y = chunk.features, chunk.labels
+        out: dict[str, np.ndarray] = {}
         if self.overall_cal.shape[0] and n:
             dist, _ = knn(self.baseline.features, x, self.k_eff, labels=self.baseline.labels)
-            to_baseline = dist.mean(axis=1)
-            views["knn"] = tail_p_values(self.overall_cal, to_baseline)
+            out["to_baseline"] = dist.mean(axis=1)
+            out["knn"] = tail_p_values(self.overall_cal, out["to_baseline"])
         if self.class_cal and n:
             p = np.ones(n)
             per_class = class_distances(self.baseline.features, self.baseline.labels, x, self.k)
@@ -118,17 +122,25 @@ class Outliers(Detector):
                 rows = np.flatnonzero(y == c)
                 if rows.size:
                     p[rows] = tail_p_values(cal, per_class[c][rows])
-            views["knn_class"] = p
+            out["knn_class"] = p
         if self.forest is not None and n:
             forest, cal = self.forest
-            views["forest"] = tail_p_values(cal, -forest.score_samples(x))
+            out["forest"] = tail_p_values(cal, -forest.score_samples(x))
         if self.class_forest and n:
             p = np.ones(n)
             for c, (forest, cal) in self.class_forest.items():
                 rows = np.flatnonzero(y == c)
                 if rows.size:
                     p[rows] = tail_p_values(cal, -forest.score_samples(x[rows]))
-            views["forest_class"] = p
+            out["forest_class"] = p
+        return out
+
+    def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
+        ctx = self.context
+        n = len(contribution)
+        x, y = contribution.features, contribution.labels
+        views = {k: records[k] for k in ("knn", "knn_class", "forest", "forest_class") if k in records}
+        to_baseline = records.get("to_baseline", np.full(n, np.inf))
         if not views:
             return DetectorResult(
                 self.name,

@@ -1,0 +1,345 @@
+"""A contribution in partitions: Parquet files or fsspec URLs, Arrow datasets, record-batch iterators, tables.
+
+A partitioned scan reads the contribution three times at most, one partition at a time and on any
+engine (``dataward.gates.engine``):
+
+1. **survey**: each partition's row count and labels (the class list and the reference sample need them);
+2. **sample** (only for featurizers that learn a geometry, such as the text SVD): the rows the
+   featurizer is fitted on together with the reference, the same rows as the one-shot scan;
+3. **score**: each partition is normalized (validated, record ids hashed), featurized with the fitted
+   pipeline, and every detector's record stage (``Detector.score_records``) runs on it, from the fitted
+   state broadcast to the workers.
+
+The scan then judges the whole contribution once from the concatenated outputs
+(``Detector.finish``), exactly as a one-shot scan would. Partitions must be readable where the
+engine's workers run: with a Dask cluster, give URLs on a shared store (``s3://``, ``gs://``, a shared
+file system), not a local folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from dataward.domain.errors import InputError
+from dataward.domain.limits import InputLimits
+from dataward.domain.schema import Schema
+from dataward.gates.base import Detector, GateData
+from dataward.gates.engine import Engine
+from dataward.gates.features import FeaturePipeline
+from dataward.gates.inputs import ROW, Normalized, normalize, take_rows
+from dataward.gates.neighbours import clear_cache
+
+PARTITION_ROWS = 100_000
+"""Rows per partition when the contribution is one table or a stream of small batches."""
+
+
+class Partition:
+    """One piece of the contribution that any worker can read on its own."""
+
+    def read(self) -> pa.Table:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TablePartition(Partition):
+    """Rows held in memory (shipped to the worker that scores them)."""
+
+    table: pa.Table
+    label: str = "rows"
+
+    def read(self) -> pa.Table:
+        return self.table
+
+    def describe(self) -> str:
+        return f"partition {self.label}"
+
+
+@dataclass(frozen=True)
+class ParquetPartition(Partition):
+    """Row groups of one Parquet file, local or at any fsspec URL."""
+
+    url: str
+    row_groups: tuple[int, ...] | None = None
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def read(self) -> pa.Table:
+        try:
+            with fsspec.open(self.url, "rb", **dict(self.storage_options)) as f:
+                reader = pq.ParquetFile(f)
+                if self.row_groups is None:
+                    return reader.read()
+                return reader.read_row_groups(list(self.row_groups))
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{self.describe()} could not be read: {exc}") from exc
+
+    def describe(self) -> str:
+        groups = "" if self.row_groups is None else f" (row groups {self.row_groups[0]}-{self.row_groups[-1]})"
+        return f"partition {self.url}{groups}"
+
+
+@dataclass(frozen=True)
+class FragmentPartition(Partition):
+    """One fragment of a pyarrow dataset (a file of a ``FileSystemDataset``)."""
+
+    fragment: Any
+
+    def read(self) -> pa.Table:
+        try:
+            return self.fragment.to_table()
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{self.describe()} could not be read: {exc}") from exc
+
+    def describe(self) -> str:
+        return f"partition {getattr(self.fragment, 'path', self.fragment)}"
+
+
+def is_partitioned(data: Any) -> bool:
+    """Whether ``scan`` must read ``data`` in partitions (it is not a table held in memory)."""
+    if isinstance(data, list | tuple):
+        return bool(data) and all(isinstance(d, str | Path | Partition) for d in data)
+    return isinstance(data, str | Path | pads.Dataset | Iterator | Partition)
+
+
+def partitions_of(
+    data: Any,
+    *,
+    partition_rows: int = PARTITION_ROWS,
+    storage_options: Mapping[str, Any] | None = None,
+    spill: Path | None = None,
+) -> list[Partition]:
+    """The partitions of a contribution given as a table, Parquet path(s) or URL(s) (a file, a folder or a
+    glob), an Arrow dataset, a list of ``Partition``, or an iterator of record batches (written to
+    Parquet files under ``spill`` as they come, so a stream is never held whole)."""
+    if partition_rows < 1:
+        raise InputError("partition_rows must be at least 1")
+    opts = dict(storage_options or {})
+    if isinstance(data, pd.DataFrame):
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if isinstance(data, pa.Table):
+        return [
+            TablePartition(data.slice(start, partition_rows), f"rows {start + 1}-{min(start + partition_rows, n)}")
+            for n in [data.num_rows]
+            for start in range(0, max(n, 1), partition_rows)
+        ]
+    if isinstance(data, Partition):
+        return [data]
+    if isinstance(data, str | Path):
+        return _parquet_partitions([str(data)], partition_rows, opts)
+    if isinstance(data, pads.FileSystemDataset):
+        return [FragmentPartition(f) for f in data.get_fragments()]
+    if isinstance(data, pads.Dataset):
+        return partitions_of(iter(data.to_batches()), partition_rows=partition_rows, spill=spill)
+    if isinstance(data, list | tuple):
+        if all(isinstance(d, Partition) for d in data):
+            return list(data)
+        if all(isinstance(d, str | Path) for d in data):
+            return _parquet_partitions([str(d) for d in data], partition_rows, opts)
+        raise InputError("a list contribution must hold Parquet paths or URLs, or Partition objects")
+    if isinstance(data, Iterable):
+        if spill is None:
+            raise InputError("a stream of record batches needs a folder to spill its partitions to")
+        return _spilled(data, partition_rows, spill)
+    raise InputError(
+        f"the contribution must be a pandas DataFrame or a pyarrow Table, Parquet path(s) or URL(s), an Arrow "
+        f"dataset or an iterator of record batches, not {type(data).__name__}"
+    )
+
+
+def _parquet_partitions(urls: list[str], partition_rows: int, opts: dict[str, Any]) -> list[Partition]:
+    out: list[Partition] = []
+    for url in urls:
+        fs, _, paths = fsspec.get_fs_token_paths(url, storage_options=opts)
+        files: list[str] = []
+        for path in paths:
+            if fs.isdir(path):
+                files.extend(sorted(p for p in fs.find(path) if p.endswith(".parquet")))
+            else:
+                files.append(path)
+        if not files:
+            raise InputError(f"no Parquet file found at {url}")
+        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple | list) else fs.protocol
+        for path in files:
+            full = path if protocol in ("file", "local") else f"{protocol}://{path}"
+            try:
+                with fs.open(path, "rb") as f:
+                    meta = pq.ParquetFile(f).metadata
+            except (OSError, pa.ArrowException) as exc:
+                raise InputError(f"partition {full} could not be read: {exc}") from exc
+            group, rows, start = [], 0, 0
+            for i in range(meta.num_row_groups):
+                group.append(i)
+                rows += meta.row_group(i).num_rows
+                if rows >= partition_rows or i == meta.num_row_groups - 1:
+                    whole = start == 0 and i == meta.num_row_groups - 1
+                    out.append(ParquetPartition(full, None if whole else tuple(group), opts))
+                    group, rows, start = [], 0, i + 1
+            if meta.num_row_groups == 0:
+                out.append(ParquetPartition(full, None, opts))
+    return out
+
+
+def _spilled(batches: Iterable[Any], partition_rows: int, folder: Path) -> list[Partition]:
+    out: list[Partition] = []
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+
+    def flush() -> None:
+        nonlocal pending, rows
+        if not pending:
+            return
+        path = folder / f"part-{len(out):06d}.parquet"
+        pq.write_table(pa.Table.from_batches(pending), path)
+        out.append(ParquetPartition(str(path)))
+        pending, rows = [], 0
+
+    for batch in batches:
+        if isinstance(batch, pa.Table):
+            pending.extend(batch.to_batches())
+        elif isinstance(batch, pa.RecordBatch):
+            pending.append(batch)
+        else:
+            raise InputError(f"a contribution stream must yield Arrow record batches, not {type(batch).__name__}")
+        rows += batch.num_rows
+        if rows >= partition_rows:
+            flush()
+    flush()
+    return out
+
+
+def spill_folder() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="dataward-scan-")
+
+
+# --- the work done on each partition --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SurveyState:
+    schema: Schema
+    limits: InputLimits
+
+
+@dataclass(frozen=True)
+class Survey:
+    """Row counts and labels of every partition, in order."""
+
+    sizes: list[int]
+    labels: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return int(sum(self.sizes))
+
+    @property
+    def offsets(self) -> list[int]:
+        return [int(x) for x in np.concatenate([[0], np.cumsum(self.sizes)[:-1]])] if self.sizes else []
+
+
+def _unbounded(limits: InputLimits) -> InputLimits:
+    # The row limit is for the whole contribution (checked on the survey); image headers per partition.
+    return dataclasses.replace(limits, max_rows=2**62)
+
+
+def survey_one(part: Partition, state: SurveyState) -> tuple[int, np.ndarray]:
+    norm = normalize(part.read(), state.schema, "contribution", with_ids=False, limits=_unbounded(state.limits))
+    return len(norm), norm.labels
+
+
+def survey(engine: Engine, parts: list[Partition], schema: Schema, limits: InputLimits) -> Survey:
+    out = engine.map(survey_one, parts, SurveyState(schema, limits), describe=lambda p: p.describe())
+    labels = np.concatenate([labels for _, labels in out]) if out else np.zeros(0, dtype=object)
+    survey_ = Survey([n for n, _ in out], labels)
+    if survey_.rows > limits.max_rows:
+        from dataward.domain.limits import limit_error, limit_problem
+
+        raise limit_error(
+            "max_rows",
+            limit_problem("max_rows", limits.max_rows, survey_.rows, what="the contribution's row count", bytes_=False),
+        )
+    return survey_
+
+
+def take_one(item: tuple[Partition, np.ndarray], state: SurveyState) -> pa.Table:
+    part, positions = item
+    norm = normalize(part.read(), state.schema, "contribution", with_ids=False, limits=None)
+    return take_rows(norm.table, positions)
+
+
+def take(engine: Engine, parts: list[Partition], survey_: Survey, positions: np.ndarray, schema: Schema) -> pa.Table:
+    """The contribution's canonical rows at sorted global ``positions``, in order."""
+    items = []
+    for part, start, size in zip(parts, survey_.offsets, survey_.sizes, strict=True):
+        lo, hi = np.searchsorted(positions, [start, start + size])
+        if hi > lo:
+            items.append((part, positions[lo:hi] - start))
+    tables = engine.map(take_one, items, SurveyState(schema, InputLimits()), describe=lambda it: it[0].describe())
+    return pa.concat_tables(tables)
+
+
+@dataclass(frozen=True)
+class ScoreState:
+    """What every worker needs to score a partition: broadcast once."""
+
+    schema: Schema
+    limits: InputLimits
+    codes: dict[str, int]
+    pipeline: FeaturePipeline
+    detectors: dict[str, Detector]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One partition, normalized, featurized and through every detector's record stage."""
+
+    norm: Normalized
+    features: np.ndarray
+    codes: np.ndarray
+    records: dict[str, dict[str, np.ndarray]]
+    skipped: dict[str, str]
+
+
+def score_one(item: tuple[Partition, int, np.ndarray | None], state: ScoreState) -> Scored:
+    part, offset, features = item
+    raw = part.read()
+    norm = normalize(raw, state.schema, "contribution", limits=_unbounded(state.limits))
+    if ROW not in raw.column_names:
+        norm = Normalized(norm.table, norm.labels, norm.record_ids, norm.rows + offset)
+    if features is None:
+        features = state.pipeline.transform(norm.table)
+    codes = np.fromiter((state.codes[v] for v in norm.labels), dtype=np.int64, count=len(norm))
+    chunk = GateData(features, codes, norm.table)
+    records, skipped = {}, {}
+    try:
+        for name, detector in state.detectors.items():
+            try:
+                records[name] = detector.score_records(chunk)
+            except InputError as exc:
+                skipped[name] = f"not applicable to this data: {exc.message}"
+    finally:
+        clear_cache()
+    return Scored(norm, features, codes, records, skipped)
+
+
+def concat_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per key, the partitions' arrays one after another (partitions without records add none)."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

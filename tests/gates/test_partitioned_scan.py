@@ -1,0 +1,237 @@
+"""Partitioned scans: the contribution read in partitions (Parquet files, row groups, Arrow datasets,
+record-batch streams) and scored on an engine gives the report of the one-shot scan, exactly.
+
+The Dask tests run a real ``distributed.LocalCluster`` of two worker processes; the failure paths use
+partitions that really fail (a corrupt Parquet file, a partition whose reading kills its worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from dataward.domain.errors import InputError
+from dataward.gates import scan
+from dataward.gates.engine import EngineError, LocalEngine
+from dataward.gates.partitioned import ParquetPartition, Partition, partitions_of
+from tests.gates.conftest import flip_labels
+
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+# The partitions defined here travel to the workers by value (the workers do not import the tests).
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+ALL = ["label_consistency", "duplicates", "outliers", "drift", "backdoor", "triggers"]
+
+
+def comparable(report) -> str:
+    """Everything a report says except how long each detector took."""
+    extras = {k: v for k, v in report.extras.items() if k != "timings"}
+    return json.dumps({"report": report.to_dict(), "extras": extras}, sort_keys=True, default=str)
+
+
+@pytest.fixture(scope="module")
+def poisoned_digits(digits):
+    baseline, contribution, schema = digits
+    poisoned, _ = flip_labels(contribution, 0.05, 10)
+    return pa.Table.from_pandas(baseline), pa.Table.from_pandas(poisoned), schema
+
+
+@pytest.fixture(scope="module")
+def one_shot(poisoned_digits):
+    baseline, contribution, schema = poisoned_digits
+    report = scan(baseline, contribution, schema, policy={"detectors": ALL})
+    assert report.verdict == "block" and report.records.flagged.sum() >= 20  # the flips are caught
+    return report
+
+
+def write_parts(table: pa.Table, folder: Path, files: int, row_group_size: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    step = -(-table.num_rows // files)
+    paths = []
+    for i, start in enumerate(range(0, table.num_rows, step)):
+        path = folder / f"part-{i:03d}.parquet"
+        pq.write_table(table.slice(start, step), path, row_group_size=row_group_size)
+        paths.append(str(path))
+    return paths
+
+
+def test_parquet_files_and_row_groups_give_the_one_shot_report(poisoned_digits, one_shot, tmp_path):
+    baseline, contribution, schema = poisoned_digits
+    paths = write_parts(contribution, tmp_path / "c", files=3, row_group_size=70)
+    parts = partitions_of(str(tmp_path / "c"), partition_rows=100)
+    assert len(parts) > 3 and all(p.row_groups for p in parts)  # several row groups per file -> partitions
+    report = scan(baseline, str(tmp_path / "c"), schema, policy={"detectors": ALL}, partition_rows=100)
+    assert comparable(report) == comparable(one_shot)
+    assert report.extras["timings"]["record_stage"] >= 0
+    # A list of files, and an Arrow dataset over them, are the same contribution.
+    assert comparable(scan(baseline, paths, schema, policy={"detectors": ALL})) == comparable(one_shot)
+    dataset = pads.dataset(paths, format="parquet")
+    assert comparable(scan(baseline, dataset, schema, policy={"detectors": ALL})) == comparable(one_shot)
+
+
+def test_a_stream_of_record_batches_is_spilled_and_gives_the_one_shot_report(poisoned_digits, one_shot):
+    baseline, contribution, schema = poisoned_digits
+    seen = []
+
+    def stream():
+        for batch in contribution.to_batches(max_chunksize=50):
+            seen.append(batch.num_rows)
+            yield batch
+
+    report = scan(baseline, stream(), schema, policy={"detectors": ALL}, partition_rows=120)
+    assert comparable(report) == comparable(one_shot)
+    assert sum(seen) == contribution.num_rows
+
+
+def test_a_table_in_partitions_on_the_local_engine_gives_the_one_shot_report(poisoned_digits, one_shot):
+    baseline, contribution, schema = poisoned_digits
+    report = scan(baseline, contribution, schema, policy={"detectors": ALL}, engine="local", partition_rows=97)
+    assert comparable(report) == comparable(one_shot)
+
+
+def test_text_featurizer_fitted_on_the_same_sample_gives_the_one_shot_report(text_sets, tmp_path):
+    # The text featurizer learns its geometry on the reference plus a sample of the contribution: the
+    # partitioned scan reads the same sampled rows from the partitions.
+    baseline, contribution, schema = text_sets
+    contribution = contribution.copy()
+    contribution.loc[:9, "label"] = contribution.loc[:9, "label"].map(lambda t: "sports" if t != "sports" else "tech")
+    table = pa.Table.from_pandas(contribution, preserve_index=False)
+    policy = {"detectors": ["label_consistency", "outliers", "duplicates"], "reference_size": 200}
+    whole = scan(baseline, table, schema, policy=policy)
+    write_parts(table, tmp_path / "t", files=2, row_group_size=40)
+    parted = scan(baseline, str(tmp_path / "t"), schema, policy=policy, partition_rows=40)
+    assert comparable(parted) == comparable(whole)
+    assert whole.records.flagged.sum() > 0
+
+
+def test_self_reference_mode_reads_the_partitions_whole(poisoned_digits, tmp_path):
+    _, contribution, schema = poisoned_digits
+    policy = {"detectors": ["label_consistency", "outliers"]}
+    write_parts(contribution, tmp_path / "s", files=2, row_group_size=100)
+    assert comparable(scan(None, str(tmp_path / "s"), schema, policy=policy)) == comparable(
+        scan(None, contribution, schema, policy=policy)
+    )
+
+
+def test_a_corrupt_partition_is_a_clear_error(poisoned_digits, tmp_path):
+    baseline, contribution, schema = poisoned_digits
+    write_parts(contribution, tmp_path / "bad", files=3, row_group_size=1000)
+    (tmp_path / "bad" / "part-001.parquet").write_bytes(b"PAR1 this is not a parquet file PAR1")
+    with pytest.raises(InputError, match=r"part-001\.parquet could not be read"):
+        scan(baseline, str(tmp_path / "bad"), schema, policy={"detectors": ALL})
+    with pytest.raises(InputError, match=r"nothing-here could not be read: .*No such file"):
+        scan(baseline, str(tmp_path / "nothing-here"), schema)
+
+
+def test_rows_limit_counts_the_whole_partitioned_contribution(poisoned_digits, tmp_path):
+    baseline, contribution, schema = poisoned_digits
+    write_parts(contribution, tmp_path / "big", files=3, row_group_size=1000)
+    with pytest.raises(InputError, match="max_rows"):
+        scan(baseline, str(tmp_path / "big"), schema, limits={"max_rows": contribution.num_rows - 1})
+
+
+# --- on a Dask cluster ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KillsWorkerOnce(Partition):
+    """Reading it the first time kills the worker process (as an out-of-memory kill would)."""
+
+    inner: Partition
+    marker: str
+
+    def read(self) -> pa.Table:
+        if not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            os._exit(1)
+        return self.inner.read()
+
+    def describe(self) -> str:
+        return f"killer {self.inner.describe()}"
+
+
+@dataclass(frozen=True)
+class KillsEveryWorker(Partition):
+    inner: Partition
+
+    def read(self) -> pa.Table:
+        os._exit(1)
+
+    def describe(self) -> str:
+        return f"partition that kills {self.inner.describe()}"
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    import dask
+
+    # A task whose workers died twice fails the scan (the default is three deaths).
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def test_dask_cluster_gives_the_one_shot_report(poisoned_digits, one_shot, dask_client, tmp_path):
+    baseline, contribution, schema = poisoned_digits
+    write_parts(contribution, tmp_path / "d", files=4, row_group_size=1000)
+    report = scan(baseline, str(tmp_path / "d"), schema, policy={"detectors": ALL}, client=dask_client)
+    assert comparable(report) == comparable(one_shot)
+    assert len(dask_client.scheduler_info()["workers"]) == 2
+
+
+def test_a_worker_dying_mid_scan_is_replaced_and_the_report_is_unchanged(
+    poisoned_digits, one_shot, dask_client, tmp_path
+):
+    baseline, contribution, schema = poisoned_digits
+    parts = partitions_of(write_parts(contribution, tmp_path / "k", files=4, row_group_size=1000))
+    parts[2] = KillsWorkerOnce(parts[2], str(tmp_path / "killed-once"))
+    report = scan(baseline, parts, schema, policy={"detectors": ALL}, client=dask_client)
+    assert (tmp_path / "killed-once").exists()  # a worker really died
+    assert comparable(report) == comparable(one_shot)
+    dask_client.wait_for_workers(2, timeout=60)
+
+
+def test_a_partition_that_kills_every_worker_fails_the_scan_clearly(poisoned_digits, dask_client, tmp_path):
+    baseline, contribution, schema = poisoned_digits
+    parts = partitions_of(write_parts(contribution, tmp_path / "x", files=3, row_group_size=1000))
+    parts[1] = KillsEveryWorker(parts[1])
+    with pytest.raises(EngineError, match=r"partition that kills .*part-001\.parquet failed: the workers that ran it"):
+        scan(baseline, parts, schema, policy={"detectors": ALL}, client=dask_client)
+    dask_client.wait_for_workers(2, timeout=60)
+
+
+def test_a_partition_unreadable_on_the_worker_is_a_clear_error(poisoned_digits, dask_client, tmp_path):
+    baseline, contribution, schema = poisoned_digits
+    parts = partitions_of(write_parts(contribution, tmp_path / "u", files=3, row_group_size=1000))
+    # Listed while readable, then broken before the workers read it.
+    Path(parts[2].url).write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"part-002\.parquet could not be read"):
+        scan(baseline, parts, schema, policy={"detectors": ALL}, client=dask_client)
+
+
+def test_engines_refuse_contradictory_arguments(poisoned_digits, dask_client):
+    baseline, contribution, schema = poisoned_digits
+    with pytest.raises(InputError, match="not both"):
+        scan(baseline, contribution, schema, engine=LocalEngine(), client=dask_client)
+    with pytest.raises(InputError, match="unknown engine"):
+        scan(baseline, contribution, schema, engine="spark")
+    with pytest.raises(InputError, match="could not connect to the Dask scheduler"):
+        scan(baseline, contribution, schema, scheduler="tcp://127.0.0.1:9", policy={"detectors": ["outliers"]})
+
+
+def test_parquet_partition_names_its_row_groups():
+    assert "row groups 2-3" in ParquetPartition("s3://b/x.parquet", (2, 3)).describe()

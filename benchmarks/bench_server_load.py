@@ -12,6 +12,10 @@ count and in time:
 * submissions: every client submits ``--submissions`` small contributions (upload, then the
   contribution job polled to its end, gate off: this measures the write path, not the gate).
 
+The server's own CPU time (its process and workers, user + system) is read around the first two phases:
+per request, and as a ratio of a read to a no-op request, it says what a read costs the server however
+loaded the machine is.
+
 Afterwards the ledger must hold exactly one ``contribution.submitted`` event per accepted submission
 (no lost events) and ``verify`` must pass (a valid chain). Throughput and p50/p99 latencies are
 printed and written to ``benchmarks/results/server_load-{sqlite,postgresql}.json``. The client threads run on the same
@@ -54,6 +58,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server process and its workers: divided by the
+    requests of a phase, what one request cost the server, whatever else the machine was doing."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            with_times = proc.cpu_times()
+            total += with_times.user + with_times.system
+        return total
+    except psutil.Error:
+        return float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -177,12 +197,17 @@ def main() -> None:
         # `GET /healthz` goes through the same HTTP stack, workers and client processes, but neither
         # authenticates nor touches the catalog: its throughput is this machine's ceiling right now,
         # so that a read's figure can be read as a share of it on a machine whose load varies.
+        cpu0 = server_cpu_s(server.pid)
         peer_lat, peer_err, peer_s = run_clients(args.clients, requests_of("/healthz", False), args.client_processes)
+        cpu1 = server_cpu_s(server.pid)
 
         # --- reads ---------------------------------------------------------------------------------
         read_lat, read_err, read_s = run_clients(
             args.clients, requests_of("/api/v1/datasets/load/versions", True), args.client_processes
         )
+        cpu2 = server_cpu_s(server.pid)
+        peer_cpu_ms = 1000 * (cpu1 - cpu0) / max(1, len(peer_lat))
+        read_cpu_ms = 1000 * (cpu2 - cpu1) / max(1, len(read_lat))
 
         # --- submissions -----------------------------------------------------------------------------
         files = root / "files"
@@ -238,6 +263,7 @@ def main() -> None:
             "per_second": round(len(peer_lat) / peer_s, 1) if peer_s else None,
             "p50_ms": round(1000 * percentile(peer_lat, 0.5), 1),
             "p99_ms": round(1000 * percentile(peer_lat, 0.99), 1),
+            "server_cpu_ms_per_request": round(peer_cpu_ms, 3),
         },
         "reads": {
             "requests": len(read_lat),
@@ -250,6 +276,8 @@ def main() -> None:
             "share_of_no_op": round((len(read_lat) / read_s) / (len(peer_lat) / peer_s), 3)
             if read_s and peer_s
             else None,
+            "server_cpu_ms_per_request": round(read_cpu_ms, 3),
+            "server_cpu_ratio_to_no_op": round(read_cpu_ms / peer_cpu_ms, 2) if peer_cpu_ms else None,
         },
         "submissions": {
             "attempted": len(sub_lat),

@@ -37,6 +37,10 @@ HEAD_REVISION = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").g
 SQLITE_BUSY_TIMEOUT_S = 60
 """The default lock timeout in seconds (``DATAWARD_LOCK_TIMEOUT`` overrides it)."""
 LOCK_TIMEOUT_ENV = "DATAWARD_LOCK_TIMEOUT"
+POOL_SIZE = 10
+"""Connections a process keeps open between transactions. A server worker runs up to 40 requests at
+once on its thread pool; with fewer kept, a connection returned under load is closed and another
+opened at the next request (on SQLite: its pragmas set again; on PostgreSQL: a new server process)."""
 
 _PG_LOCK_STATES = {"55P03", "40001", "40P01", "57014"}
 """PostgreSQL SQLSTATEs of lock contention: lock_not_available (lock_timeout), serialization_failure,
@@ -79,7 +83,7 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
     engine = create_engine(
         url,
         poolclass=QueuePool,
-        pool_size=5,
+        pool_size=POOL_SIZE,
         max_overflow=40,
         connect_args={"timeout": timeout, "check_same_thread": False},
     )
@@ -96,17 +100,27 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
         # The driver's busy handler retries a locked database until the timeout: short contention waits.
         cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cur.close()
+        # What this connection is set to now: (query_only, busy_timeout in ms).
+        _record.info["dataward_pragmas"] = (0, int(timeout * 1000))
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         # Readers take no lock up front; writers take the write lock at BEGIN, never mid-transaction.
-        readonly = conn.get_execution_options().get("dataward_readonly", False)
-        # query_only makes a write slipped into a read transaction fail at once instead of silently
-        # upgrading it to a write lock (which WAL refuses without waiting when the snapshot is stale).
-        conn.exec_driver_sql(f"PRAGMA query_only={int(bool(readonly))}")
-        # Every time: a pooled connection must not keep a previous transaction's shorter wait.
-        busy_ms = conn.get_execution_options().get("dataward_busy_ms", default_busy_ms)
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
+        options = conn.get_execution_options()
+        readonly = int(bool(options.get("dataward_readonly", False)))
+        busy_ms = int(options.get("dataward_busy_ms", default_busy_ms))
+        # Set at every BEGIN whenever they differ from what this connection holds: a pooled connection
+        # must not keep a previous transaction's settings (a shorter wait, or query_only). The values
+        # the connection holds are tracked in its pool record, so that the common case (a read after a
+        # read) costs no statement at all.
+        info = conn.connection.info
+        if info.get("dataward_pragmas") != (readonly, busy_ms):
+            info.pop("dataward_pragmas", None)
+            # query_only makes a write slipped into a read transaction fail at once instead of silently
+            # upgrading it to a write lock (which WAL refuses without waiting when the snapshot is stale).
+            conn.exec_driver_sql(f"PRAGMA query_only={readonly}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+            info["dataward_pragmas"] = (readonly, busy_ms)
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
@@ -125,7 +139,9 @@ class CatalogDatabase:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, self.lock_timeout)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            # Pooled like SQLite's: a connection closed because the pool kept only a few idle ones
+            # costs a new server process at the next request once a worker serves 20 at a time.
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=20)
 
     @classmethod
     def for_folder(cls, folder: Path) -> CatalogDatabase:

@@ -7,15 +7,28 @@ what the catalog must hold. A row edited behind the ledger's back therefore show
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Table, and_, insert, update
+from sqlalchemy import Connection, Table, and_, insert, select, update
 
-from dataward.catalog.tables import PROJECTED_TABLES
+from dataward.catalog.tables import PROJECTED_TABLES, ward_meta
 
 TABLES: dict[str, Table] = {t.name: t for t in PROJECTED_TABLES}
+
+AUTH_TABLES = frozenset({"api_keys", "principals", "grants"})
+"""The tables authentication and authorization read: a change to any of them changes the auth epoch."""
+AUTH_EPOCH = "auth_epoch"
+"""The ``ward_meta`` entry naming the current auth epoch: a random token replaced, in the same
+transaction, by every change to a key, a principal or a grant (a revocation, a rotation, a suspension,
+a grant taken away). A process that remembers verified keys reads it on every request and trusts what
+it remembers only under the same epoch, so such a change takes effect on the very next request in
+every worker. Random rather than counted, so that a catalog restored from a backup never matches an
+epoch remembered from after it."""
+
+AUTH_EPOCH_QUERY = select(ward_meta.c.value).where(ward_meta.c.key == AUTH_EPOCH)
 
 
 @dataclass(frozen=True)
@@ -46,8 +59,20 @@ def update_row(table: str, key: Mapping[str, Any], **values: Any) -> RowChange:
     return RowChange(table, "update", dict(key), values)
 
 
+def bump_auth_epoch(conn: Connection) -> str:
+    """Replace the auth epoch (inside the caller's write transaction, which holds the ward's write lock)."""
+    epoch = secrets.token_hex(16)
+    if conn.execute(update(ward_meta).where(ward_meta.c.key == AUTH_EPOCH).values(value=epoch)).rowcount == 0:
+        conn.execute(insert(ward_meta).values(key=AUTH_EPOCH, value=epoch))
+    return epoch
+
+
 def apply_changes(conn: Connection, changes: Iterable[RowChange]) -> None:
-    """Write the changes to the catalog (inside the caller's transaction)."""
+    """Write the changes to the catalog (inside the caller's transaction); a change to a key, a
+    principal or a grant also replaces the auth epoch (``AUTH_EPOCH``)."""
+    changes = list(changes)
+    if any(change.table in AUTH_TABLES for change in changes):
+        bump_auth_epoch(conn)
     for change in changes:
         table = TABLES[change.table]
         if change.op == "insert":

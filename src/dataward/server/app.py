@@ -118,6 +118,11 @@ class ServerState:
             raise AuthenticationError(exc.message, hint=exc.hint) from None
         request.state.prechecked = True
 
+    async def precheck_dependency(self, request: Request) -> None:
+        """``precheck`` as a route dependency, run on the event loop: it is a few string checks and a
+        counter lookup, not worth a trip through the thread pool on every request."""
+        self.precheck(request)
+
     def caller(self, request: Request) -> Ward:
         """The ward acting as the request's key: the only way a route reaches the service."""
         if not getattr(request.state, "prechecked", False):  # a route outside the checked router
@@ -132,6 +137,8 @@ class ServerState:
 def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI:
     """The application serving the ward of ``settings`` (or the already open ``ward``)."""
     opened = ward if ward is not None else open_served_ward(settings)
+    if settings.auth_cache_s > 0:
+        opened.remember_callers(ttl_s=settings.auth_cache_s)
     state = ServerState(settings, opened)
 
     @asynccontextmanager

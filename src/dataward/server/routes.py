@@ -123,7 +123,7 @@ def _renamed_errors(paths: dict[str, str]) -> Any:
 def build_router(state: ServerState) -> APIRouter:
     """Every ``/api/v1`` route, bound to one server's state."""
     # Checked before any body is validated, so that nothing of an endpoint answers without a key.
-    r = APIRouter(dependencies=[Depends(state.precheck)])
+    r = APIRouter(dependencies=[Depends(state.precheck_dependency)])
 
     def ward(request: Request) -> Ward:
         return state.caller(request)

@@ -41,6 +41,9 @@ class ServerSettings:
     """An upload not used by a contribution within this time is deleted."""
     console_session_s: float = 3600.0
     """How long a console session lasts after sign-in (never longer than its key)."""
+    auth_cache_s: float = 30.0
+    """How long a worker remembers a verified key (0: never). Whatever is remembered is used only
+    while the catalog's auth epoch is unchanged, so a revocation still takes effect at once."""
 
     def to_environment(self) -> dict[str, str]:
         """The settings as environment variables, so that each uvicorn worker process rebuilds them
@@ -55,6 +58,7 @@ class ServerSettings:
             ENV_PREFIX + "JOB_WORKERS": str(self.job_workers),
             ENV_PREFIX + "UPLOAD_TTL_S": str(self.upload_ttl_s),
             ENV_PREFIX + "CONSOLE_SESSION_S": str(self.console_session_s),
+            ENV_PREFIX + "AUTH_CACHE_S": str(self.auth_cache_s),
         } | (
             {}
             if self.catalog is None
@@ -92,6 +96,7 @@ class ServerSettings:
             job_workers=int(num("JOB_WORKERS", defaults.job_workers)),
             upload_ttl_s=num("UPLOAD_TTL_S", defaults.upload_ttl_s),
             console_session_s=num("CONSOLE_SESSION_S", defaults.console_session_s),
+            auth_cache_s=num("AUTH_CACHE_S", defaults.auth_cache_s),
         )
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +27,7 @@ from dataward.access import (
     authorize as decide,
 )
 from dataward.access.roles import Action, Scope
-from dataward.catalog.projection import RowChange, insert_row, update_row
+from dataward.catalog.projection import AUTH_EPOCH_QUERY, RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, grants, principals
 from dataward.domain.errors import (
     AuthenticationError,
@@ -176,16 +181,112 @@ def load_principal(conn: Connection, principal_id: str) -> Principal | None:
     return principal_from_row(row) if row else None
 
 
-def authenticate(conn: Connection, credential: str | None, now: Any) -> Caller:
+@dataclass
+class _Remembered:
+    caller: Caller
+    owner: Principal | None
+    epoch: str | None
+    stored_at: float
+
+
+class CallerCache:
+    """Keys verified by recent requests of this process, so that a busy key is not looked up and
+    checked again on every request. For a served ward (``Ward.remember_callers``).
+
+    What is remembered is only ever used under the auth epoch it was verified at (see
+    ``dataward.catalog.projection.AUTH_EPOCH``): each request reads the current epoch in its own
+    transaction, and any change to a key, a principal or a grant (a revocation above all) replaces it,
+    so a revoked key is refused on the very next request, in every worker process. Expiry, rotation
+    overlaps and suspensions are re-checked against the request's time on every use, exactly as on
+    a fresh lookup. Entries also lapse after ``ttl_s`` seconds (so that even a catalog edited behind
+    the ledger's back is read again soon), and at most ``max_entries`` are kept.
+
+    Entries are keyed by a SHA-256 digest of the whole credential: only the same key id with the same
+    secret finds one, and the cache never holds a secret. Failed authentications are never
+    remembered; they take the full path every time.
+    """
+
+    def __init__(self, *, ttl_s: float = 30.0, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic):
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[bytes, _Remembered] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(credential: str) -> bytes:
+        return hashlib.sha256(credential.encode("utf-8")).digest()
+
+    def get(self, credential: str, epoch: str | None) -> _Remembered | None:
+        """The entry verified for ``credential`` under ``epoch`` and not older than the TTL, or None."""
+        digest = self._digest(credential)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if entry.epoch != epoch or self.clock() - entry.stored_at > self.ttl_s:
+                del self._entries[digest]
+                return None
+            return entry
+
+    def put(self, credential: str, epoch: str | None, caller: Caller, owner: Principal | None) -> None:
+        digest = self._digest(credential)
+        with self._lock:
+            self._entries[digest] = _Remembered(caller, owner, epoch, self.clock())
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def touched(self, credential: str | None, when: datetime) -> None:
+        """Note that the key's last-used time was written as ``when``."""
+        if not credential:
+            return
+        digest = self._digest(credential)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is not None:
+                entry.caller = replace(entry.caller, key=replace(entry.caller.key, last_used_at=when))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def read_epoch(conn: Connection) -> str | None:
+    """The catalog's current auth epoch (None before the first change of a key, principal or grant)."""
+    return conn.execute(AUTH_EPOCH_QUERY).scalar()
+
+
+def authenticate(
+    conn: Connection,
+    credential: str | None,
+    now: Any,
+    *,
+    cache: CallerCache | None = None,
+    epoch: str | None = None,
+) -> Caller:
     """Check the API key on every request, so revocation takes effect on the very next one.
 
     Until the secret has matched, a known and an unknown key id cost the same work: one lookup, one
     HMAC, one constant-time comparison. Only a genuine key's principal is loaded.
+
+    With a ``cache``, ``epoch`` must be the auth epoch read in this same transaction *before* this
+    call (``read_epoch``): a key verified under it is taken from the cache, with its expiry and its
+    principal's and owner's status checked against ``now`` again; otherwise the key is looked up and
+    checked in full, and remembered under ``epoch``.
     """
     if not credential:
         raise AuthenticationError(
             "no API key given", hint="set DATAWARD_KEY, or run inside a ward that has a local credentials file"
         )
+    if cache is not None:
+        remembered = cache.get(credential, epoch)
+        if remembered is not None:
+            check_usable(remembered.caller.key, remembered.caller.principal, now, owner=remembered.owner)
+            return remembered.caller
     try:
         parsed = parse_key(credential)
     except InputError as exc:
@@ -200,7 +301,10 @@ def authenticate(conn: Connection, credential: str | None, now: Any) -> Caller:
     assert principal is not None  # check_usable refused otherwise
     # Writes nothing: a read must be able to authenticate inside a read transaction. The key's
     # last-used time is written separately and batched (see ``touch_due`` and ``touch``).
-    return Caller(principal, record, tuple(load_grants(conn, principal.id)))
+    caller = Caller(principal, record, tuple(load_grants(conn, principal.id)))
+    if cache is not None:
+        cache.put(credential, epoch, caller, owner)
+    return caller
 
 
 TOUCH_INTERVAL = timedelta(minutes=1)

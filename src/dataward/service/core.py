@@ -197,6 +197,7 @@ class WardCore:
         credential: str | None,
         clock: Clock = utc_now,
         ward_id: str = "",
+        callers: auth.CallerCache | None = None,
     ) -> None:
         self.folder = folder
         self.db = db
@@ -205,9 +206,30 @@ class WardCore:
         self.credential = credential
         self.clock = clock
         self.ward_id = ward_id
+        self.callers = callers
+        """Keys verified by recent requests (a served ward, see ``remember_callers``); None: every
+        request looks its key up in full."""
 
     def now(self) -> datetime:
         return self.clock()
+
+    def _authenticate(self, conn: Connection, now: datetime) -> tuple[auth.Caller, bool]:
+        """The caller of this transaction, and whether refusal summaries are pending.
+
+        With remembered callers, the auth epoch and the pending summaries are read first, in one
+        statement, and a key verified under that same epoch is not looked up again."""
+        if self.callers is None:
+            caller = auth.authenticate(conn, self.credential, now)
+            return caller, refusals.pending(conn, now)
+        epoch, pending = refusals.epoch_and_pending(conn, now)
+        return auth.authenticate(conn, self.credential, now, cache=self.callers, epoch=epoch), pending
+
+    def _touch(self, conn: Connection, caller: auth.Caller, now: datetime) -> None:
+        auth.touch(conn, caller, now)
+        if self.callers is not None:
+            # Noted at once: should the transaction roll back, the time is written again once the
+            # entry lapses (``CallerCache.ttl_s``); it only serves to find unused keys.
+            self.callers.touched(self.credential, now)
 
     @contextmanager
     def use_case(
@@ -236,19 +258,18 @@ class WardCore:
         try:
             if write:
                 with self.db.transaction() as conn:
-                    caller = auth.authenticate(conn, self.credential, now)
-                    if refusals.pending(conn, now):
+                    caller, pending = self._authenticate(conn, now)
+                    if pending:
                         refusals.flush(conn, self.signer, now)
                     if auth.touch_due(caller, now):
-                        auth.touch(conn, caller, now)
+                        self._touch(conn, caller, now)
                     if check:
                         auth.authorize(conn, caller, action, scope, now)
                     case = UseCase(conn, caller, now, self.signer)
                     yield case
             else:
                 with self.db.reading() as conn:
-                    caller = auth.authenticate(conn, self.credential, now)
-                    flush = refusals.pending(conn, now)
+                    caller, flush = self._authenticate(conn, now)
                     if check:
                         auth.authorize(conn, caller, action, scope, now)
                     case = UseCase(conn, caller, now, self.signer, write=False)
@@ -283,7 +304,7 @@ class WardCore:
             if case.queued or case.checks or case.commit_actions:
                 # The long work ran without the lock: the key may have been revoked, the grant taken
                 # away, or what was read changed meanwhile. Nothing is signed unless all still holds.
-                caller = auth.authenticate(conn, self.credential, now)
+                caller, _ = self._authenticate(conn, now)
                 if check:
                     auth.authorize(conn, caller, action, scope, now)
                 for expectation in case.checks:
@@ -304,7 +325,7 @@ class WardCore:
                 for commit_action in case.commit_actions:
                     commit_action()
             if auth.touch_due(caller, now):
-                auth.touch(conn, caller, now)
+                self._touch(conn, caller, now)
         return caller
 
     def checkpoint_after(self, events: list[Event]) -> None:

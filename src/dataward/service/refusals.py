@@ -15,9 +15,10 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
 
 from dataward.catalog import ledger_store
+from dataward.catalog.projection import AUTH_EPOCH_QUERY
 from dataward.catalog.tables import auth_refusal_counts
 from dataward.ledger.events import Actor, Event, format_time
 from dataward.ledger.signing import WardSigner
@@ -59,6 +60,19 @@ def pending(conn: Connection, now: datetime) -> bool:
     """True when counts of a minute already over are waiting to be summarized (one cheap query)."""
     table = auth_refusal_counts
     return conn.execute(select(table.c.minute).where(table.c.minute < minute_of(now)).limit(1)).first() is not None
+
+
+_EPOCH_AND_PENDING = select(
+    AUTH_EPOCH_QUERY.scalar_subquery().label("epoch"),
+    exists().where(auth_refusal_counts.c.minute < bindparam("minute")).label("pending"),
+)
+
+
+def epoch_and_pending(conn: Connection, now: datetime) -> tuple[str | None, bool]:
+    """The auth epoch and ``pending(conn, now)`` in one statement (one round trip): what a request
+    that may authenticate from remembered keys reads first."""
+    row = conn.execute(_EPOCH_AND_PENDING, {"minute": minute_of(now)}).one()
+    return row.epoch, bool(row.pending)
 
 
 def flush(conn: Connection, signer: WardSigner, now: datetime) -> list[Event]:

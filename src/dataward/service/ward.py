@@ -88,7 +88,7 @@ class Ward(
         return cls(folder, db, store, signer, credential=credential, clock=clock, ward_id=config.ward_id)
 
     def as_key(self, key: str) -> Ward:
-        """The same ward, acting as the principal of ``key``."""
+        """The same ward, acting as the principal of ``key`` (sharing its remembered callers)."""
         return type(self)(
             self.folder,
             self.db,
@@ -97,7 +97,15 @@ class Ward(
             credential=key,
             clock=self.clock,
             ward_id=self.ward_id,
+            callers=self.callers,
         )
+
+    def remember_callers(self, *, ttl_s: float = 30.0, max_entries: int = 4096) -> Ward:
+        """Remember verified keys between requests (what a server does; see ``auth.CallerCache``):
+        a busy key costs one small read per request instead of a lookup of its key, principal and
+        grants, and a revocation still takes effect on the very next request. Returns ``self``."""
+        self.callers = auth.CallerCache(ttl_s=ttl_s, max_entries=max_entries)
+        return self
 
     @classmethod
     def init(

@@ -317,46 +317,33 @@ class HTTPWard:
     def stream_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training", batch_rows: int = 10_000
     ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
-        """As ``load_version``, streamed: the Parquet answer is written to a temporary file as it arrives
-        and read back in record batches, so this side never holds the whole version in memory."""
-        import tempfile
-
-        import pyarrow.parquet as pq
-
+        """As ``load_version``, streamed: the server sends an Arrow IPC stream, a batch as it loads and checks
+        it, and each batch is yielded as it arrives. Neither side holds the whole version. A stream the
+        server ends with an error raises that error; one cut off before its end marker raises
+        ``ServerUnreachable`` rather than pass for the whole version."""
         from dataward.service.loading import check_batch_rows
 
         check_batch_rows(batch_rows)
-        fh = tempfile.NamedTemporaryFile(prefix="dataward-load-", suffix=".parquet")  # noqa: SIM115
+        params = {**_load_params(ref, stage), "batch_rows": str(batch_rows)}
+        opened = self._http.stream("GET", API + f"/datasets/{self._ref(dataset)}/stream", params=params)
         try:
+            response = opened.__enter__()
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
+                hint="check DATAWARD_URL and that `dataward serve` is running",
+            ) from None
+        if response.status_code >= 400:
             try:
-                with self._http.stream(
-                    "GET", API + f"/datasets/{self._ref(dataset)}/load", params=_load_params(ref, stage)
-                ) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        try:
-                            body = response.json()
-                        except ValueError:
-                            body = None
-                        raise error_from_body(body, response.status_code)
-                    info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
-                    for chunk in response.iter_bytes(CHUNK):
-                        fh.write(chunk)
-            except httpx.TransportError as exc:
-                raise ServerUnreachable(
-                    f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
-                    hint="check DATAWARD_URL and that `dataward serve` is running",
-                ) from None
-            fh.flush()
-        except BaseException:
-            fh.close()
-            raise
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            with fh:
-                yield from pq.ParquetFile(fh.name).iter_batches(batch_size=batch_rows)
-
-        return info, batches()
+                response.read()
+                body = response.json()
+            except (ValueError, httpx.HTTPError):
+                body = None
+            finally:
+                opened.__exit__(None, None, None)
+            raise error_from_body(body, response.status_code)
+        info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
+        return info, _arrow_batches(response, opened, f"{dataset}@{ref or stage or 'latest'}", self.url)
 
     def contribute(
         self,
@@ -612,6 +599,70 @@ class HTTPWard:
     def set_witness(self, location: str | None) -> dict[str, Any]:
         """Set, or turn off, the witness location (a location on the server's side)."""
         return self._call("PUT", "/witness", json={"location": location})
+
+
+class _ResponseFile:
+    """A read-only file over an HTTP response's body, pulled from the network only as it is read."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.iter_bytes()
+        self._buffer = bytearray()
+        self._position = 0
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        n = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        self._position += n
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _arrow_batches(response: httpx.Response, opened: Any, what: str, url: str) -> Iterator[pa.RecordBatch]:
+    """The record batches of a ``/stream`` answer as they arrive (see ``dataward.server.arrow_stream``)."""
+    import pyarrow as pa
+
+    from dataward.server.arrow_stream import END, ERROR
+
+    cut = ServerUnreachable(
+        f"the stream of {what} from {url} was cut off before its end",
+        hint="read it again; what arrived is not the whole version",
+    )
+    try:
+        try:
+            reader = pa.ipc.open_stream(_ResponseFile(response))
+            while True:
+                try:
+                    batch, metadata = reader.read_next_batch_with_custom_metadata()
+                except StopIteration:
+                    raise cut from None
+                marks = dict(metadata) if metadata is not None else {}
+                if ERROR in marks:
+                    raise error_from_body(json.loads(marks[ERROR]), 200)
+                if END in marks:
+                    return
+                yield batch
+        except (pa.ArrowInvalid, OSError, httpx.TransportError):  # a message cut short reads as OSError
+            raise cut from None
+    finally:
+        opened.__exit__(None, None, None)
 
 
 def _load_params(ref: str | None, stage: str | None) -> dict[str, str]:

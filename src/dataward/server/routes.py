@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -21,6 +21,8 @@ from dataward.domain.errors import AccessDenied, DatawardError, InputError, NotF
 from dataward.domain.limits import InputLimits
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.server.app import DocumentResponse
+from dataward.server.arrow_stream import MEDIA_TYPE as ARROW_STREAM
+from dataward.server.arrow_stream import arrow_stream
 from dataward.server.documents import (
     AccessReviewRow,
     ContributionDoc,
@@ -287,6 +289,32 @@ def build_router(state: ServerState) -> APIRouter:
         return Response(
             buffer.getvalue(),
             media_type="application/vnd.apache.parquet",
+            headers={"X-Dataward-Document": json.dumps(info, default=str, ensure_ascii=True)},
+        )
+
+    @r.get(
+        "/datasets/{name}/stream",
+        response_class=StreamingResponse,
+        tags=["versions"],
+        responses={200: {"content": {ARROW_STREAM: {}}, "description": "The records, batch by batch."}},
+    )
+    def stream(
+        request: Request,
+        name: str,
+        version: str | None = None,
+        stage: str = "training",
+        batch_rows: int = Query(10_000, ge=1, le=1_000_000),
+    ) -> StreamingResponse:
+        """A version's records for training as an Arrow IPC stream, each batch sent as it is loaded and
+        checked (the guarded loader, streamed): the server never holds the whole version. Refused as
+        `load` is; a record failing its hash later ends the stream with an error (see
+        `dataward.server.arrow_stream`). The version's document is in `X-Dataward-Document`."""
+        info, batches = ward(request).stream_version(
+            name, version, stage=None if stage == "any" else stage, batch_rows=batch_rows
+        )
+        return StreamingResponse(
+            arrow_stream(batches),
+            media_type=ARROW_STREAM,
             headers={"X-Dataward-Document": json.dumps(info, default=str, ensure_ascii=True)},
         )
 

@@ -40,8 +40,11 @@ from dataward.gates.scan import scan
 from dataward.release.gate import judge
 from dataward.release.policy import ReleasePolicy
 from dataward.release.probe import generic_triggers, history_triggers, run_probe
+from dataward.release.search import search_tabular
 
-ATTACKS = ("text_rare_token", "badnets_3pct", "tabular_trigger")
+ATTACKS = ("text_rare_token", "badnets_3pct", "tabular_trigger", "outliers_wine")
+"""``outliers_wine`` is no backdoor: its models (clean, and trained on garbage with random labels) are there
+to count false blocks of the tabular trigger search on another tabular data set with three classes."""
 ACCURACY_SLACK = 0.02
 """The plain check accepts a model whose validation accuracy is within this of the clean model's."""
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,20 +100,46 @@ def run_case(name: str, seed: int) -> dict[str, Any]:
 
         started = time.perf_counter()
         clean_pred, probes = run_probe(triggers, validation, case.schema, predict, seed=seed)
+        found_by_search: list[dict[str, Any]] = []
+        if case.modality == "tabular":
+            search = search_tabular(
+                validation, case.schema, predict, _table(case.baseline), clean=clean_pred, seed=seed
+            )
+            probes += search.probes
         verdict = judge(truth, clean_pred, probes, ReleasePolicy())
         gate_s = time.perf_counter() - started
+        if case.modality == "tabular":
+            named = [p for p in probes if p.trigger.origin == "search" and p.evidence.get("significant")]
+            found_by_search = [
+                {
+                    "trigger": p.trigger.name,
+                    "target": p.label,
+                    "excess": round(p.excess, 4),
+                    "reference_excess": round(p.evidence["reference_excess"], 4),
+                    "adjusted_p": float(f"{p.evidence['adjusted_p']:.3g}"),
+                }
+                for p in named
+            ]
         accuracies[kind] = verdict.accuracy or 0.0
         history = [p for p in probes if p.trigger.origin == "history"]
-        attack_pred = model.predict(model_inputs(case.attack_test, case.modality, case.schema))
+        attack_pred = (
+            None
+            if case.attack_test is None
+            else model.predict(model_inputs(case.attack_test, case.modality, case.schema))
+        )
         out["models"][kind] = {
             "verdict": verdict.verdict,
             "reasons": verdict.reasons[:3],
             "validation_accuracy": round(verdict.accuracy or 0.0, 4),
             "probe_success": round(max((p.success for p in history), default=float("nan")), 4),
             "probe_excess": round(max((p.excess for p in history), default=float("nan")), 4),
-            "true_attack_success": round(attack_success_rate(attack_pred, case.target), 4),
+            "true_attack_success": None
+            if attack_pred is None
+            else round(attack_success_rate(attack_pred, case.target), 4),
             "generic_max_excess": round(max((p.excess for p in probes if p.trigger.origin == "generic"), default=0), 4),
             "release_gate_seconds": round(gate_s, 2),
+            "search": found_by_search[:3] if case.modality == "tabular" else None,
+            "search_tests": search.tests if case.modality == "tabular" else None,
             "probe_rows": validation.num_rows * (1 + 2 * len(triggers)),
         }
     for kind in models:
@@ -125,6 +154,18 @@ def _fmt(x: Any) -> str:
     return f"{x:.0%}" if isinstance(x, float) else str(x)
 
 
+NOT_BACKDOORS = ("outliers_wine",)
+
+
+def _searched(found: list[dict[str, Any]] | None) -> str:
+    if found is None:
+        return "-"
+    if not found:
+        return "nothing"
+    top = found[0]
+    return f"{top['trigger']} -> {top['target']} ({top['excess']:.0%}, trusted model {top['reference_excess']:.0%})"
+
+
 def markdown(results: list[dict[str, Any]], command: str) -> str:
     """The results as the docs/benchmarks.md section."""
     lines = [
@@ -133,27 +174,42 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
         f"and a plain validation-accuracy check (accept within {ACCURACY_SLACK:.0%} of the clean model's "
         "accuracy). *Probe success* is the share of eligible clean validation inputs the trigger the data gate "
         "found turns to its label (its control's share in *excess*); *true success* is measured on the "
-        "attack's own triggered test inputs.",
+        "attack's own triggered test inputs. *Trigger search names* is what the model-side trigger search "
+        "(`dataward.release.search`) found significant and unexplained on a tabular model, with the share a "
+        "model fitted on the trusted baseline moves; the data gate names no trigger for these cases, so the "
+        "search is all the release gate has. The search's settings were chosen looking at seeds 0-2 only; "
+        "seeds 3-5 were run once afterwards, as a held-out check, with nothing changed.",
         "",
         "| attack | seed | model | release gate | accuracy check | val. accuracy | probe success | excess "
-        "| true success | gate s | data gate s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| true success | trigger search names | gate s | data gate s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         for kind, m in r["models"].items():
             lines.append(
                 f"| {r['attack']} | {r['seed']} | {kind} | {m['verdict']} | {m['accuracy_check']} | "
                 f"{_fmt(m['validation_accuracy'])} | {_fmt(m['probe_success'])} | {_fmt(m['probe_excess'])} | "
-                f"{_fmt(m['true_attack_success'])} | {m['release_gate_seconds']:.1f} | {r['data_gate_seconds']:.1f} |"
+                f"{_fmt(m['true_attack_success'])} | {_searched(m.get('search'))} | {m['release_gate_seconds']:.1f} | "
+                f"{r['data_gate_seconds']:.1f} |"
             )
-    caught = sum(r["models"]["poisoned"]["verdict"] == "block" for r in results)
+    backdoors = [r for r in results if r["attack"] not in NOT_BACKDOORS]
+    caught = sum(r["models"]["poisoned"]["verdict"] == "block" for r in backdoors)
     false_alarms = sum(r["models"]["clean"]["verdict"] != "pass" for r in results)
-    plain = sum(r["models"]["poisoned"]["accuracy_check"] == "block" for r in results)
+    false_blocks = sum(r["models"]["clean"]["verdict"] == "block" for r in results)
+    plain = sum(r["models"]["poisoned"]["accuracy_check"] == "block" for r in backdoors)
     lines += [
         "",
-        f"Poisoned models blocked: release gate {caught} of {len(results)}, accuracy check {plain} of {len(results)}. "
-        f"Clean models not passed by the release gate: {false_alarms} of {len(results)}.",
+        f"Backdoored models blocked: release gate {caught} of {len(backdoors)}, accuracy check {plain} of "
+        f"{len(backdoors)}. Clean models not passed by the release gate: {false_alarms} of {len(results)} "
+        f"({false_blocks} blocked).",
     ]
+    for attack in dict.fromkeys(r["attack"] for r in results):
+        rs = [r for r in results if r["attack"] == attack]
+        kinds = {k: [r["models"][k]["verdict"] for r in rs] for k in ("clean", "poisoned")}
+        lines.append(
+            f"- {attack}: poisoned {', '.join(kinds['poisoned'])}; clean {', '.join(kinds['clean'])} "
+            f"(seeds {', '.join(str(r['seed']) for r in rs)})"
+        )
     return "\n".join(lines)
 
 

@@ -293,8 +293,100 @@ def time_verify(ward: Ward) -> dict[str, Any]:
     }
 
 
-def run_one(size: int, catalog: str, template: str | None) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="dataward-bench-prov-"))
+CHAIN_EVENTS = 20_000
+"""Events in the chain ``time_chain`` checks: the ward's own events, repeated with new sequence numbers."""
+
+
+def time_chain(ward: Ward, count: int = CHAIN_EVENTS) -> dict[str, Any]:
+    """The chain check alone, at a ledger length the ward's own history does not reach: ``count`` events
+    re-sealed from the ward's own (same types, subjects and payloads, in turn), each read back from
+    its stored JSON text as ``read_events`` does. Timed in the same process: the check as shipped
+    (links and hashes of every event, spaced signatures), with every signature, and the way it was
+    before (RFC 8785 in pure Python and one Ed25519 verification per event), against Ed25519 and
+    BLAKE3 alone over the same events."""
+    import json as _json
+
+    from dataward.domain.hashing import canonical_json
+    from dataward.ledger.events import GENESIS, SIGNATURE_SPACING, Actor, Event, seal, verify_chain
+    from dataward.ledger.signing import SignatureVerifier
+
+    with ward.db.reading() as conn:
+        templates = list(audit.ledger_store.read_events(conn))
+    sealed: list[Event] = []
+    prev = GENESIS
+    for i in range(count):
+        t = templates[i % len(templates)]
+        e = seal(
+            seq=i + 1,
+            prev=prev,
+            time=t.time,
+            actor=Actor(**t.actor),
+            type=t.type,
+            subject=t.subject,
+            payload=t.payload,
+            signer=ward.signer,
+            ward_id=ward.ward_id,
+        )
+        sealed.append(e)
+        prev = e.hash
+    stored = [(e, canonical_json(e.subject).decode(), canonical_json(e.payload).decode()) for e in sealed]
+    start = time.perf_counter()
+    events = [
+        Event(**{**e.__dict__, "subject": _json.loads(subject), "payload": _json.loads(payload)})
+        for e, subject, payload in stored
+    ]
+    parse_s = time.perf_counter() - start
+    verifier = SignatureVerifier(ward.signer.public_key_b64)
+    timings: dict[str, float] = {}
+    for label, every in (("spaced", SIGNATURE_SPACING), ("all_signatures", 1)):
+        start = time.perf_counter()
+        texts = [(subject, payload) for _, subject, payload in stored]
+        assert verify_chain(events, verifier, ward.ward_id, signature_every=every, stored=texts) == []
+        timings[label] = time.perf_counter() - start
+    start = time.perf_counter()
+    for e in events:  # the check before this change: exact RFC 8785 and every signature
+        assert e.computed_hash() == e.hash and verifier.verify(e.signed_message(ward.ward_id), e.sig)
+    timings["before"] = time.perf_counter() - start
+    messages = [(e.signed_message(ward.ward_id), e.sig) for e in events]
+    start = time.perf_counter()
+    for message, sig in messages:
+        verifier.verify(message, sig)
+    timings["ed25519"] = time.perf_counter() - start
+    bodies = [e.canonical_body() for e in events]
+    start = time.perf_counter()
+    for body in bodies:
+        blake3(body).digest()
+    timings["blake3"] = time.perf_counter() - start
+    rate = {k: round(count / v) for k, v in timings.items()}
+    return {
+        "events": count,
+        "spacing": SIGNATURE_SPACING,
+        "parse_per_s": round(count / parse_s),
+        "per_s": rate,
+        "spaced_over_before": round(timings["before"] / timings["spaced"], 1),
+        "spaced_over_ed25519": round(timings["ed25519"] / timings["spaced"], 1),
+    }
+
+
+def _reuse(folder: Path, size: int) -> dict[str, Any] | None:
+    """A ward an earlier run built and kept in ``folder`` (``--ward``), with its handles; None if none."""
+    saved = folder / "built.json"
+    if not saved.exists():
+        return None
+    data = json.loads(saved.read_text())
+    ward = Ward.open(folder / "ward")
+    return {
+        "ward": ward,
+        "plan": shape(size),
+        "handles": data["handles"],
+        "leaked": data["leaked"],
+        "build_s": data.get("build_s", {}),
+        "versions": sum(len(ward.versions(f"shard{i}")) for i in range(DATASETS)),
+    }
+
+
+def run_one(size: int, catalog: str, template: str | None, keep: Path | None = None) -> dict[str, Any]:
+    folder = keep or Path(tempfile.mkdtemp(prefix="dataward-bench-prov-"))
     try:
         url = None
         if catalog == "postgresql":
@@ -303,12 +395,19 @@ def run_one(size: int, catalog: str, template: str | None) -> dict[str, Any]:
             assert template is not None
             url = create_database(template)
         started = time.perf_counter()
-        built = build(folder, size, url)
+        built = _reuse(folder, size) if keep is not None else None
+        if built is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            built = build(folder, size, url)
+            if keep is not None:
+                saved = {k: built[k] for k in ("handles", "leaked", "build_s")}
+                (folder / "built.json").write_text(json.dumps(saved))
         ward: Ward = built["ward"]
-        build_s = time.perf_counter() - started
+        build_s = sum(built["build_s"].values()) if keep is not None else time.perf_counter() - started
         traces = time_traces(ward, built["handles"], cold=False)
         cold = time_traces(ward, built["handles"], cold=True)
         verify = time_verify(ward)
+        verify["chain"] = time_chain(ward)
         start = time.perf_counter()
         result = ward.quarantine_by(built["leaked"], reason="benchmark: leaked bot key")
         quarantine_s = time.perf_counter() - start
@@ -334,7 +433,8 @@ def run_one(size: int, catalog: str, template: str | None) -> dict[str, Any]:
         print(json.dumps(row), flush=True)
         return row
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fit(points: list[tuple[int, float]]) -> float | None:
@@ -396,6 +496,27 @@ def render(data: dict[str, Any]) -> str:
             f"| {v['events']:,} | {v['events_per_s']:,} | {v.get('ed25519_per_s', '-'):,} | {v['object_mb']} "
             f"| {v['object_mb_per_s']} | {v['blake3_mb_per_s']} | {v['total_s']} |"
         )
+    chains = [r for r in rows if r["verify"].get("chain")]
+    if chains:
+        lines += [
+            "",
+            "The chain check alone, on a chain of the ward's own events re-sealed to a length its history does not "
+            "reach (`time_chain`), in events per second, all in the same process: as shipped (every link and hash, "
+            "spaced signatures), with every signature, as before (RFC 8785 in pure Python, every signature), and "
+            "Ed25519 and BLAKE3 alone over the same events:",
+            "",
+            "| catalog | records | chain events | shipped | all signatures | before | Ed25519 alone | BLAKE3 alone "
+            "| shipped / before | shipped / Ed25519 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in chains:
+            c = r["verify"]["chain"]
+            rate = c["per_s"]
+            lines.append(
+                f"| {r['catalog']} | {r['records']:,} | {c['events']:,} | {rate['spaced']:,} | "
+                f"{rate['all_signatures']:,} | {rate['before']:,} | {rate['ed25519']:,} | {rate['blake3']:,} "
+                f"| {c['spaced_over_before']}x | {c['spaced_over_ed25519']}x |"
+            )
     lines += ["", "How each grows with the ward's size N (b of time = a * N^b, fitted over the sizes run):", ""]
     lines += ["| catalog | figure | b |", "| --- | --- | ---: |"]
     for catalog in sorted({r["catalog"] for r in rows}):
@@ -432,6 +553,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated ward sizes in records")
     parser.add_argument("--catalogs", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from the JSON")
+    parser.add_argument(
+        "--ward",
+        type=Path,
+        help="build the ward in this folder and keep it, or measure the one an earlier run kept there (one size "
+        "and one catalog; the quarantine step changes it, so measure a kept ward once)",
+    )
+    parser.add_argument("--merge", action="store_true", help="add these runs to the JSON instead of replacing it")
     args = parser.parse_args()
     if args.report:
         write_docs(json.loads(RESULTS.read_text()))
@@ -447,9 +575,11 @@ def main() -> None:
             template = stack.enter_context(postgres_cluster())
         for catalog in catalogs:
             for size in sizes:
-                runs.append(run_one(size, catalog, template))
+                runs.append(run_one(size, catalog, template, keep=args.ward))
     data = {
-        "command": f"python -m benchmarks.bench_provenance --sizes {args.sizes} --catalogs {args.catalogs}",
+        "command": f"python -m benchmarks.bench_provenance --sizes {args.sizes} --catalogs {args.catalogs}"
+        + (f" --ward {args.ward}" if args.ward else "")
+        + (" --merge" if args.merge else ""),
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}, load average "
         f"{os.getloadavg()[0]:.1f} at the end",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -457,7 +587,13 @@ def main() -> None:
         "notes": [],
     }
     if RESULTS.exists():
-        data["notes"] = json.loads(RESULTS.read_text()).get("notes", [])
+        earlier = json.loads(RESULTS.read_text())
+        data["notes"] = earlier.get("notes", [])
+        if args.merge:
+            # Runs of other sizes or catalogs measured earlier stay; the same size and catalog is replaced.
+            mine = {(r["size"], r["catalog"]) for r in runs}
+            data["runs"] = [r for r in earlier["runs"] if (r["size"], r["catalog"]) not in mine] + runs
+            data["command"] = f"{earlier['command']}; then {data['command']}"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
     write_docs(data)

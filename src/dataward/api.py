@@ -285,8 +285,12 @@ class WardAPI(Protocol):
         """The ward's Ed25519 public key."""
         ...
 
-    def verify(self, *, checkpoints: Sequence[Checkpoint] = (), public_key: str | None = None) -> VerifyReport:
-        """Re-check ledger, objects and catalog, anchored to checkpoints and a pinned key."""
+    def verify(
+        self, *, checkpoints: Sequence[Checkpoint] = (), public_key: str | None = None, all_signatures: bool = False
+    ) -> VerifyReport:
+        """Re-check ledger, objects and catalog, anchored to checkpoints and a pinned key; with
+        ``all_signatures``, every event's own signature too (by default a spaced subset that covers
+        the chain)."""
         ...
 
     def checkpoint(self) -> dict[str, Any]:

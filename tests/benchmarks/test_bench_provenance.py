@@ -47,6 +47,11 @@ def test_report_lists_every_run_and_the_fitted_growth() -> None:
         }
         for n in (10_000, 100_000)
     ]
+    rates = {"spaced": 50_000, "all_signatures": 9_000, "before": 4_000, "ed25519": 10_000, "blake3": 900_000}
+    chain = {"events": 20_000, "per_s": rates, "spaced_over_before": 12.5, "spaced_over_ed25519": 5.0}
+    runs[1]["verify"] = {**verify, "chain": chain}
     text = bench.render({"command": "cmd", "machine": "m", "date": "d", "runs": runs})
+    assert "| sqlite | 100,000 | 20,000 | 50,000 | 9,000 | 4,000 | 10,000 | 900,000 | 12.5x | 5.0x |" in text
+    assert "| sqlite | 10,000 | 20,000 |" not in text
     assert text.startswith(bench.BEGIN) and text.rstrip().endswith(bench.END)
     assert "| sqlite | 100,000 | 100 |" in text and "| sqlite | trace record warm p50 | 0.0 |" in text

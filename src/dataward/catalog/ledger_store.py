@@ -119,6 +119,17 @@ def read_events(
         yield _row_to_event(row)
 
 
+def read_chain(conn: Connection) -> tuple[list[Event], list[tuple[str, str]]]:
+    """Every event in sequence order, and each one's subject and payload as stored (JSON text): what
+    ``verify_chain`` checks hashes over without re-encoding them."""
+    events: list[Event] = []
+    texts: list[tuple[str, str]] = []
+    for row in conn.execute(select(ledger_events).order_by(ledger_events.c.seq)):
+        events.append(_row_to_event(row))
+        texts.append((row.subject, row.payload))
+    return events, texts
+
+
 def count(conn: Connection) -> int:
     """How many events the ledger holds."""
     return int(conn.execute(select(func.count()).select_from(ledger_events)).scalar_one())

@@ -161,6 +161,15 @@ def register(app: typer.Typer) -> None:
                 "(no ward needed).",
             ),
         ] = None,
+        all_signatures: Annotated[
+            bool,
+            typer.Option(
+                "--all-signatures",
+                help="Check every event's own signature too. By default every event's link and hash are "
+                "checked, and the signatures of every 1024th event and of the last one, each of which covers "
+                "every event before it (docs/ledger-format.md).",
+            ),
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Re-check the ledger chain and signatures, every stored object, and the catalog against the
@@ -181,7 +190,7 @@ def register(app: typer.Typer) -> None:
             return
         given = load_checkpoint_files(checkpoint or [])
         with working("Verifying ledger, checkpoints, objects and catalog", enabled=not as_json):
-            report = open_ward().verify(checkpoints=given, public_key=pinned)
+            report = open_ward().verify(checkpoints=given, public_key=pinned, all_signatures=all_signatures)
         if as_json:
             emit_json(report.to_dict())
         else:
@@ -199,6 +208,8 @@ def register(app: typer.Typer) -> None:
                 f"signatures checked against the {'[bold]pinned[/bold]' if anchor.get('key') == 'pinned' else 'ward'}"
                 f" key {anchor.get('fingerprint')}"
             )
+            if anchor.get("signatures"):
+                checked.add(f"event signatures checked: {anchor['signatures']}")
             for cp in anchor.get("checkpoints", []):
                 style = "green" if cp["status"] == "extends" else "red"
                 checked.add(

@@ -567,14 +567,18 @@ class HTTPWard:
         """The ward's Ed25519 public key."""
         return self._get("/public-key")
 
-    def verify(self, *, checkpoints: Sequence[Checkpoint] = (), public_key: str | None = None) -> VerifyReport:
+    def verify(
+        self, *, checkpoints: Sequence[Checkpoint] = (), public_key: str | None = None, all_signatures: bool = False
+    ) -> VerifyReport:
         """Re-check the served ward (a job on the server), anchored to local checkpoints and a pinned key."""
         from dataward.service.audit import Problem, VerifyReport
 
-        body = {
+        body: dict[str, Any] = {
             "checkpoints": [{"document": c.to_dict(), "source": c.source or "checkpoint"} for c in checkpoints],
             "public_key": public_key,
         }
+        if all_signatures:
+            body["all_signatures"] = True
         data = self._job("/verify", body)["result"]
         return VerifyReport(
             problems=[Problem(**p) for p in data["problems"]],

@@ -180,6 +180,10 @@ class CheckpointDoc(Strict):
 class VerifyBody(Strict):
     checkpoints: list[CheckpointDoc] = Field(default_factory=list)
     public_key: str | None = Field(None, description="Pinned ward key (base64 raw Ed25519).")
+    all_signatures: bool = Field(
+        False,
+        description="Check every event's own signature, not only the spaced ones that cover the chain.",
+    )
 
 
 class QuarantineBy(Strict):

@@ -583,7 +583,9 @@ def build_router(state: ServerState) -> APIRouter:
         given = [Checkpoint.from_dict(c.document, source=c.source) for c in body.checkpoints]
 
         def run(_progress: Any) -> tuple[Any, dict[str, str]]:
-            return w.verify(checkpoints=given, public_key=body.public_key).to_dict(), {}
+            return w.verify(
+                checkpoints=given, public_key=body.public_key, all_signatures=body.all_signatures
+            ).to_dict(), {}
 
         return job_answer(state.jobs.submit("verify", owner, run))
 

@@ -153,7 +153,6 @@ class WardAPI(Protocol):
         message: str = "",
         format: str | None = None,
         gate: bool = True,
-        html: str | Path | None = None,
         progress: Progress | None = None,
         limits: Any = None,
     ) -> dict[str, Any]:
@@ -206,8 +205,9 @@ class WardAPI(Protocol):
         ...
 
     # --- gates and review -----------------------------------------------------------------------
-    def run_gate(self, contribution_ref: str, *, html: str | Path | None = None) -> dict[str, Any]:
-        """Run the dataset's gate on a contribution (``html``: a local file for the readable report)."""
+    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
+        """Run the dataset's gate on a contribution (its readable report: ``gate_report``, drawn by the
+        CLI's ``--html`` and the console)."""
         ...
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
@@ -232,8 +232,10 @@ class WardAPI(Protocol):
         """One quarantined record with the gate's evidence."""
         ...
 
-    def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:
-        """Accept or reject quarantined records."""
+    def review_decide(
+        self, items: list[str], decision: str, *, reason: str, contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Accept or reject quarantined records (and every pending one of ``contribution``, in one go)."""
         ...
 
     # --- audit: trace, containment, ledger, verify, checkpoints ----------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dataward.cli.gate_commands import write_gate_html
 from dataward.domain.errors import AccessDenied
 from dataward.domain.schema import Schema
 from dataward.gates.html import render_html
@@ -38,7 +39,8 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     batch = wine_rows(0, 30, shuffled=True)
     batch.append({**trusted[0], "cultivar": (int(trusted[0]["cultivar"]) + 1) % 3})
     html = root / "scraper-report.html"
-    submitted = wards["scraper"].contribute("ds", write_csv(root / "a.csv", batch), source="a", html=html)
+    submitted = wards["scraper"].contribute("ds", write_csv(root / "a.csv", batch), source="a")
+    write_gate_html(wards["scraper"], submitted["ref"], html)  # what `contribute --html` does for the scraper
     item = admin.review_list("ds")[0]
     assert "exact copy" in item["reason"]
     return {"admin": admin, **wards, "ref": submitted["ref"], "item": item["id"], "html": html}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dataward.cli.gate_commands import write_gate_html
 from dataward.domain.errors import Conflict, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
@@ -66,7 +67,8 @@ def test_poisoned_contribution_is_blocked_quarantined_and_cannot_merge(
     text_ward: tuple[Ward, dict[str, Path], Ward], tmp_path: Path
 ) -> None:
     ward, files, reviewer = text_ward
-    c = ward.contribute("man", files["poisoned"], source="scrape", gate=True, html=tmp_path / "r.html")
+    c = ward.contribute("man", files["poisoned"], source="scrape", gate=True)
+    write_gate_html(ward, c["ref"], tmp_path / "r.html")
     report = c["gate"]
     assert report["verdict"] == "block"
     triggers = [f for f in report["findings"] if f["detector"] == "triggers" and f["row"] is None]

@@ -170,7 +170,8 @@ def register(app: typer.Typer) -> None:
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         with working(f"Importing {file or removes}", enabled=not as_json) as update:
-            info = open_ward().contribute(
+            ward = open_ward()
+            info = ward.contribute(
                 dataset,
                 file,
                 source=source,
@@ -180,10 +181,13 @@ def register(app: typer.Typer) -> None:
                 message=message,
                 format=format_,
                 gate=gate,
-                html=html,
                 progress=update,
                 limits=_parse_limits(limit or []),
             )
+            if html and "gate" in info and info["gate"]["mode"] != "removal":
+                from dataward.cli.gate_commands import write_gate_html
+
+                write_gate_html(ward, info["ref"], html)
         if as_json:
             emit_json(info)
         else:

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.tree import Tree
 
+from dataward.api import WardAPI
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import VERDICT_STYLE, console, emit_json, short, styled, table, working
 from dataward.cli.state import JSON_HELP, open_ward, state
@@ -121,7 +122,10 @@ def register(app: typer.Typer) -> None:
         Exit code 0 for pass, 8 for review, 9 for block."""
         _choose_engine(engine, scheduler)
         with working(f"Running the gate on {contribution}", enabled=not as_json):
-            report = open_ward().run_gate(contribution, html=html)
+            ward = open_ward()
+            report = ward.run_gate(contribution)
+            if html and report["mode"] != "removal":
+                write_gate_html(ward, report["contribution"], html)
         if as_json:
             emit_json(report)
         else:
@@ -289,14 +293,10 @@ def register(app: typer.Typer) -> None:
             )
 
     def _decide(items: list[str], contribution: str | None, decision: str, reason: str, as_json: bool) -> None:
-        ward = open_ward()
-        if contribution is not None:
-            pending = [i["id"] for i in ward.review_list(contribution=contribution)]
-            if not pending and not items:
-                console.print(f"nothing awaits review in {escape(contribution)}")
-                return
-            items = [*items, *pending]
-        done = ward.review_decide(items, decision, reason=reason)
+        done = open_ward().review_decide(items, decision, reason=reason, contribution=contribution)
+        if not done and contribution is not None:
+            console.print(f"nothing awaits review in {escape(contribution)}")
+            return
         if as_json:
             emit_json(done)
             return
@@ -327,6 +327,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reject quarantined records: they never enter a version."""
         _decide(items or [], contribution, "reject", reason, as_json)
+
+
+def write_gate_html(ward: WardAPI, contribution: str, path: Path) -> None:
+    """Draw a contribution's stored gate report, as the caller may see it, into one HTML page at
+    ``path`` (the same page the console shows). Presentation lives here, not in the service: an
+    embedded and a served ward give the same report, and the page is drawn on the caller's side."""
+    from dataward.gates.html import render_html
+
+    report = ward.gate_report(contribution)
+    try:
+        path.write_text(render_html(report, title=f"Gate report: {report['contribution']}"), "utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 SCHEDULER_ENV = "DATAWARD_SCHEDULER"

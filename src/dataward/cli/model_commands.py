@@ -222,9 +222,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the release gate: accuracy on the clean validation set against the released version, and the
         backdoor probe. Exit 0 pass, 8 review, 9 block."""
-        report = registry().model_gate(  # type: ignore[attr-defined]
-            ref, predictions=predictions, trusted=trust or [], html=html
-        )
+        report = registry().model_gate(ref, predictions=predictions, trusted=trust or [])  # type: ignore[attr-defined]
+        if html is not None:
+            from dataward.release.html import render_release_html
+
+            try:
+                html.write_text(render_release_html(report, title=f"Release gate: {report['model']}"), "utf-8")
+            except OSError as exc:
+                raise InputError(f"cannot write {html}: {exc.strerror or exc}") from None
         if as_json:
             emit_json(report)
         else:

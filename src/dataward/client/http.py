@@ -357,7 +357,6 @@ class HTTPWard:
         message: str = "",
         format: str | None = None,
         gate: bool = True,
-        html: str | Path | None = None,
         progress: Callable[[str], None] | None = None,
         limits: Any = None,
     ) -> dict[str, Any]:
@@ -371,7 +370,7 @@ class HTTPWard:
             data = frame_file = _frame_to_parquet(data)
         try:
             return self._submit(
-                dataset, data, source, fetched_at, licence, removes, message, format, gate, html, progress, limits
+                dataset, data, source, fetched_at, licence, removes, message, format, gate, progress, limits
             )
         finally:
             if frame_file is not None:
@@ -388,7 +387,6 @@ class HTTPWard:
         message: str,
         format: str | None,
         gate: bool,
-        html: str | Path | None,
         progress: Callable[[str], None] | None,
         limits: Any,
     ) -> dict[str, Any]:
@@ -399,7 +397,6 @@ class HTTPWard:
             "message": message,
             "format": format,
             "gate": gate,
-            "html": html is not None,
             "limits": _limits_doc(limits),
         }
         if progress is not None and data is not None:
@@ -411,7 +408,6 @@ class HTTPWard:
         elif removes is not None:
             body["removes_upload"] = self._upload(Path(removes))
         job = self._job(f"/datasets/{self._ref(dataset)}/contributions", body, progress)
-        _write_attachment(job, html)
         return job["result"]
 
     def contribution(self, ref: str) -> dict[str, Any]:
@@ -484,11 +480,9 @@ class HTTPWard:
         return self._post(f"/versions/{self._ref(ref)}/promote", {"stage": stage, "reason": reason})
 
     # --- gates and review -----------------------------------------------------------------------
-    def run_gate(self, contribution_ref: str, *, html: str | Path | None = None) -> dict[str, Any]:
+    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
         """Run the dataset's gate on a contribution (a job on the server)."""
-        job = self._job(f"/contributions/{self._ref(contribution_ref)}/gate", {"html": html is not None})
-        _write_attachment(job, html)
-        return job["result"]
+        return self._job(f"/contributions/{self._ref(contribution_ref)}/gate", {})["result"]
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""
@@ -513,9 +507,12 @@ class HTTPWard:
         """One quarantined record with the gate's evidence."""
         return self._get(f"/review/{self._ref(item)}")
 
-    def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:
-        """Accept or reject quarantined records."""
-        return self._post("/review/decide", {"items": list(items), "decision": decision, "reason": reason})
+    def review_decide(
+        self, items: list[str], decision: str, *, reason: str, contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Accept or reject quarantined records (and every pending one of ``contribution``)."""
+        body = {"items": list(items), "decision": decision, "reason": reason, "contribution": contribution}
+        return self._post("/review/decide", body)
 
     # --- audit ----------------------------------------------------------------------------------
     def trace(self, ref: str) -> dict[str, Any]:
@@ -685,18 +682,6 @@ def _limits_doc(limits: Any) -> dict[str, str] | None:
     if not isinstance(limits, dict):
         raise InputError(f"input limits must be a mapping of limit names to sizes, not {type(limits).__name__}")
     return {str(k): str(v) for k, v in limits.items()}
-
-
-def _write_attachment(job: dict[str, Any], html: str | Path | None) -> None:
-    if html is None:
-        return
-    text = job.get("attachments", {}).get("html")
-    if text is None:
-        return
-    try:
-        Path(html).write_text(text, "utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write {html}: {exc.strerror or exc}") from None
 
 
 def _frame_to_parquet(data: Any) -> Path:

@@ -142,14 +142,14 @@ class ContributionCreate(Strict):
     message: str = ""
     format: str | None = Field(None, description="csv, jsonl or parquet (default: from the file name).")
     gate: bool = True
-    html: bool = Field(False, description="Attach the gate's HTML report to the job.")
     limits: dict[str, str] | None = Field(
         None, description="Input limits for this import (names to sizes), at or below the ward's own."
     )
 
 
 class GateRun(Strict):
-    html: bool = Field(False, description="Attach the gate's HTML report to the job.")
+    """No options: the gate runs as the dataset's policy says. Its readable report is drawn from
+    `GET /contributions/{ref}/gate` by the client (the CLI's `--html`) or the console."""
 
 
 class SelftestBody(Strict):
@@ -167,9 +167,10 @@ class PromoteBody(Strict):
 
 
 class ReviewDecision(Strict):
-    items: list[str]
+    items: list[str] = Field(default_factory=list)
     decision: str = Field(description="accept or reject.")
     reason: str
+    contribution: str | None = Field(None, description="Also every pending item of this contribution.")
 
 
 class CheckpointDoc(Strict):

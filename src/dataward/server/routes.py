@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,13 @@ def build_router(state: ServerState) -> APIRouter:
     def principal_id(w: Ward) -> str:
         # An authenticating use case (it also refuses a revoked key here, before any work starts).
         return str(w.whoami()["principal_id"])
+
+    def as_job(request: Request, kind: str, work: Callable[[Ward], Any]) -> DocumentResponse:
+        """202 with a job running ``work`` as the request's key: the caller is authenticated now (a
+        revoked key gets no job), and only the caller may read the job."""
+        w = ward(request)
+        owner = principal_id(w)
+        return job_answer(state.jobs.submit(kind, owner, lambda _progress: (work(w), {})))
 
     # --- who -------------------------------------------------------------------------------------
     @r.get("/whoami", response_model=WhoAmI, tags=["identity"])
@@ -363,10 +371,8 @@ def build_router(state: ServerState) -> APIRouter:
                     state.uploads.discard(upload_id)
             raise
         paths = {str(u.path): u.filename for u in (data, removes_file) if u is not None}
-        scratch = state.scratch() if body.html else None
 
         def run(progress: Any) -> tuple[Any, dict[str, str]]:
-            html = scratch / "report.html" if scratch else None
             with _renamed_errors(paths):
                 info = w.contribute(
                     name,
@@ -378,18 +384,15 @@ def build_router(state: ServerState) -> APIRouter:
                     message=body.message,
                     format=body.format,
                     gate=body.gate,
-                    html=html,
                     progress=lambda text: progress(_replace(text, paths)),
                     limits=limits,
                 )
-            return _replace(info, paths), _html_attachment(html)
+            return _replace(info, paths), {}
 
         def cleanup() -> None:
             for u in (data, removes_file):
                 if u is not None:
                     state.uploads.discard(u.id)
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
 
         return job_answer(state.jobs.submit("contribute", owner, run, cleanup=cleanup))
 
@@ -436,13 +439,11 @@ def build_router(state: ServerState) -> APIRouter:
     @r.post("/datasets/{name}/relabel", response_model=JobInfo, status_code=202, tags=["provenance"])
     def relabel(request: Request, name: str, body: RelabelBody) -> DocumentResponse:
         """Change records' labels: a gated contribution recorded as a `relabel` transformation, as a job."""
-        w = ward(request)
-        owner = principal_id(w)
-
-        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
-            return w.relabel(name, body.changes, reason=body.reason, version=body.version, gate=body.gate), {}
-
-        return job_answer(state.jobs.submit("relabel", owner, run))
+        return as_job(
+            request,
+            "relabel",
+            lambda w: w.relabel(name, body.changes, reason=body.reason, version=body.version, gate=body.gate),
+        )
 
     @r.get("/datasets/{name}/transformations", response_model=Documents, tags=["provenance"])
     def transformations(request: Request, name: str) -> DocumentResponse:
@@ -462,17 +463,7 @@ def build_router(state: ServerState) -> APIRouter:
     @r.post("/contributions/{ref}/gate", response_model=JobInfo, status_code=202, tags=["gates"])
     def run_gate(request: Request, ref: str, body: GateRun) -> DocumentResponse:
         """Run the dataset's gate on a contribution, as a job."""
-        w = ward(request)
-        owner = principal_id(w)
-        scratch = state.scratch() if body.html else None
-
-        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
-            html = scratch / "report.html" if scratch else None
-            report = w.run_gate(ref, html=html)
-            return report, _html_attachment(html)
-
-        cleanup = (lambda: shutil.rmtree(scratch, ignore_errors=True)) if scratch else None
-        return job_answer(state.jobs.submit("gate", owner, run, cleanup=cleanup))
+        return as_job(request, "gate", lambda w: w.run_gate(ref))
 
     @r.get("/contributions/{ref}/gate", response_model=GateReportDoc, tags=["gates"])
     def gate_report(request: Request, ref: str) -> DocumentResponse:
@@ -482,13 +473,7 @@ def build_router(state: ServerState) -> APIRouter:
     @r.post("/datasets/{name}/selftest", response_model=JobInfo, status_code=202, tags=["gates"])
     def selftest(request: Request, name: str, body: SelftestBody) -> DocumentResponse:
         """Plant known poisons and measure what this dataset's gate catches, as a job."""
-        w = ward(request)
-        owner = principal_id(w)
-
-        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
-            return w.selftest(name, body.contribution, seed=body.seed), {}
-
-        return job_answer(state.jobs.submit("selftest", owner, run))
+        return as_job(request, "selftest", lambda w: w.selftest(name, body.contribution, seed=body.seed))
 
     # --- review ------------------------------------------------------------------------------------
     @r.get("/review", response_model=list[ReviewItemDoc], tags=["review"])
@@ -505,8 +490,10 @@ def build_router(state: ServerState) -> APIRouter:
 
     @r.post("/review/decide", response_model=list[ReviewItemDoc], tags=["review"])
     def review_decide(request: Request, body: ReviewDecision) -> DocumentResponse:
-        """Accept or reject quarantined records."""
-        return doc(ward(request).review_decide(body.items, body.decision, reason=body.reason))
+        """Accept or reject quarantined records, and every pending one of `contribution` with them."""
+        return doc(
+            ward(request).review_decide(body.items, body.decision, reason=body.reason, contribution=body.contribution)
+        )
 
     # --- versions ----------------------------------------------------------------------------------
     @r.get("/diff", response_model=DiffDoc, tags=["versions"])
@@ -633,9 +620,3 @@ def _tightened_limits(state: ServerState, requested: dict[str, str] | None) -> I
             hint="ask the server's operator to raise input_limits in ward.json; lower limits are accepted",
         )
     return limits
-
-
-def _html_attachment(path: Path | None) -> dict[str, str]:
-    if path is None or not path.exists():
-        return {}
-    return {"html": path.read_text("utf-8")}

@@ -78,7 +78,6 @@ class ContributionCases(WardCore):
         message: str = "",
         format: str | None = None,
         gate: bool = True,
-        html: str | Path | None = None,
         progress: Callable[[str], None] | None = None,
         limits: InputLimits | Mapping[str, Any] | None = None,
         on_submitted: Callable[[UseCase, str], None] | None = None,
@@ -88,7 +87,8 @@ class ContributionCases(WardCore):
 
         The file is read and validated before anything is stored; a malformed file stores nothing.
         With ``gate``, the dataset's gate then runs on it, on the added and the removed records alike
-        (result under ``"gate"``; ``html`` writes the readable report of the additions). Before the
+        (result under ``"gate"``; ``gate_report`` returns it with its evidence later, which is what the
+        CLI's and the console's HTML pages are drawn from). Before the
         dataset has a training version, additions are judged against its clean validation set; with
         neither, the submission is refused (``PolicyViolation``) unless the policy opts in to
         ``first_import: self-reference``. ``progress`` is told which step is running.
@@ -227,7 +227,7 @@ class ContributionCases(WardCore):
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             try:
-                info["gate"] = self._run_gate(cid, html=html, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]
+                info["gate"] = self._run_gate(cid, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]
             except DatawardError as exc:
                 # The contribution is stored and signed; say so, so nobody re-submits it blindly.
                 raise type(exc)(

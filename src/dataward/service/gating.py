@@ -3,10 +3,8 @@ human review queue that decides them."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -171,22 +169,22 @@ class GateCases(WardCore):
         }
         return inputs
 
-    def run_gate(self, contribution_ref: str, *, html: str | Path | None = None) -> dict[str, Any]:
+    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
         """Run the dataset's gate on a contribution against the trusted baseline.
 
         Flagged records go to quarantine and the review queue; the run is a ``gate.completed`` event.
         Returns the gate report (see docs/gates.md) with ``gate_run`` and ``contribution`` added.
         """
-        return self._run_gate(contribution_ref, html=html, action=Action.GATE_RUN)
+        return self._run_gate(contribution_ref, action=Action.GATE_RUN)
 
-    def _run_gate(self, contribution_ref: str, *, html: str | Path | None, action: Action) -> dict[str, Any]:
+    def _run_gate(self, contribution_ref: str, *, action: Action) -> dict[str, Any]:
         """``run_gate`` under ``action``: reviewers run gates; a submission runs its own gate as part of
         ``contribution.submit``, so every contribution is judged without anyone having to ask.
 
         Run again (up to ``STALE_ATTEMPTS`` times) when its baseline changed while it ran."""
-        return retry_stale(lambda: self._run_gate_once(contribution_ref, html=html, action=action))
+        return retry_stale(lambda: self._run_gate_once(contribution_ref, action=action))
 
-    def _run_gate_once(self, contribution_ref: str, *, html: str | Path | None, action: Action) -> dict[str, Any]:
+    def _run_gate_once(self, contribution_ref: str, *, action: Action) -> dict[str, Any]:
         from dataward.gates import GatePolicy, scan
         from dataward.gates.report import extras_json
 
@@ -229,7 +227,6 @@ class GateCases(WardCore):
         # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
         report_object = self.store.put(canonical_json({**data, "extras": extras}))
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
-            sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
             before = c.gate_verdict
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             if c.gate_verdict != before:
@@ -306,13 +303,6 @@ class GateCases(WardCore):
                 },
                 changes,
             )
-        if html is not None and report is not None:
-            from dataward.gates.html import render_html
-
-            if not sees_records:
-                report = dataclasses.replace(report, extras=without_neighbours(report.extras))
-
-            Path(html).write_text(render_html(report, title=f"Gate report: {ds.name}#{c.number}"), "utf-8")
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
         return data
@@ -448,15 +438,38 @@ class GateCases(WardCore):
             item_info["neighbours"] = evidence.get("neighbours", []) if sees_records else []
             return item_info
 
-    def review_decide(self, items: list[str], decision: str, *, reason: str) -> list[dict[str, Any]]:
-        """Accept (let into the next merge) or reject (never enters a version) quarantined records."""
+    def review_decide(
+        self, items: list[str], decision: str, *, reason: str, contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Accept (let into the next merge) or reject (never enters a version) quarantined records.
+
+        With ``contribution`` (``c_...`` or ``DATASET#N``), every item of that contribution still pending
+        is decided too, in the same transaction as ``items``: an item that arrives meanwhile is either
+        decided with the others or not at all. Returns the decided items (none when the contribution
+        has nothing pending and no items were named)."""
         if decision not in REVIEW_DECISIONS:
             raise InputError(f"unknown decision {decision!r}", hint="accept or reject")
         if not reason.strip():
             raise InputError("a review decision needs a reason", hint="pass --reason '...'")
-        if not items:
-            raise InputError("name at least one review item")
-        with self.use_case(Action.REVIEW_DECIDE, Scope.ward(), check=False, detail={"ref": items[0]}) as uc:
+        if not items and contribution is None:
+            raise InputError("name at least one review item, or a contribution")
+        detail = {"ref": contribution if contribution is not None else items[0]}
+        with self.use_case(Action.REVIEW_DECIDE, Scope.ward(), check=False, detail=detail) as uc:
+            items = list(items)
+            if contribution is not None:
+                # Authorized on the contribution's dataset before saying whether it exists.
+                found = find_contribution(uc.conn, contribution)
+                name = None if found is None else dataset_name(uc.conn, found.dataset_id)
+                authorize_found(uc, Action.REVIEW_DECIDE, name, NotFound(f"no contribution {contribution!r}"))
+                assert found is not None  # authorize_found refused otherwise
+                pending = uc.conn.execute(
+                    select(quarantine.c.id)
+                    .where(quarantine.c.contribution_id == found.id, quarantine.c.status == "pending")
+                    .order_by(quarantine.c.score.desc())
+                )
+                items += [q.id for q in pending if q.id not in items]
+                if not items:
+                    return []
             _, c, _ = _visible_item(uc, items[0], Action.REVIEW_DECIDE)
             decided = []
             for ref in items:

@@ -225,7 +225,6 @@ class ReleaseCases(WardCore):
         predict: Callable[[pa.Table], Sequence[Any]] | Any | None = None,
         predictions: str | Path | None = None,
         trusted: Sequence[str] = (),
-        html: str | Path | None = None,
         seed: int = 0,
     ) -> dict[str, Any]:
         """Run the release gate on ``MODEL@VERSION``. Predictions come from ``predictions`` (a file for the
@@ -318,10 +317,6 @@ class ReleaseCases(WardCore):
                     )
                 ],
             )
-        if html is not None:
-            from dataward.release.html import render_release_html
-
-            Path(html).write_text(render_release_html(data, title=f"Release gate: {data['model']}"), "utf-8")
         data["gate"] = gate_id
         return data
 

@@ -5,6 +5,10 @@ of the gate may be chosen by looking at its result on them. They cover the same 
 change as the tuning set (``benchmarks.shifts.tuning``) on other datasets or with other parameters,
 so that a gate tuned to pass the tuning set is judged on situations it has not seen. When a result
 here leads to a change of the gate, move the situation to the tuning set and add a new held-out one.
+
+History: ``new_camera_photos`` was blocked here on 2026-12-01; the gate was changed for it, so it moved
+to the tuning set, and ``gamma_scanner_photos``, ``blurred_lens_photos``, ``one_class_photos`` and
+``caliper_offset_iris`` were added, written before any gate had been run on them.
 """
 
 from __future__ import annotations
@@ -39,8 +43,6 @@ TOPIC = r"(?i)\b(?:evp|openssl|ssl|pkcs|x509|crypt|cipher|tls)"
 """OpenSSL and cryptography pages (EVP_MD-common, openssl-asn1parse, CA.pl...): 152 lines in five sections."""
 SUBPOPULATION_QUANTILE = 0.85
 """Tumours with ``mean_area`` above this quantile of the whole set never reach the baseline."""
-CAMERA_GAIN, CAMERA_OFFSET = 0.88, 0.02
-"""A darker, flatter camera: every channel value ``v`` becomes ``0.88 v + 0.02``."""
 FAINT_INK = 0.8
 RECALIBRATION = 0.97
 LIBRARY_OTHERS_SHARE = 0.2
@@ -120,25 +122,6 @@ def new_subpopulation_breast_cancer(seed: int = 0, size: str = "full") -> Situat
         f"a hospital that also sees large tumours (mean_area above {cut:.0f}, the top 15%), which never reached the "
         "baseline, alongside ordinary cases",
         mean_area_above=cut,
-    )
-
-
-def new_camera_photos(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    contribution = map_images(pool, lambda p: CAMERA_GAIN * p + CAMERA_OFFSET)
-    return situation(
-        "new_camera_photos",
-        "new_sensor",
-        GROUP,
-        ds,
-        split,
-        contribution,
-        f"photo crops from a darker, lower-contrast camera (every value v becomes {CAMERA_GAIN} v + {CAMERA_OFFSET})",
-        gain=CAMERA_GAIN,
-        offset=CAMERA_OFFSET,
     )
 
 
@@ -250,16 +233,107 @@ def large_batch_text(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
+GAMMA = 0.8
+"""A scanner with another tone curve: every value ``v`` (0..1) becomes ``v ** 0.8`` (brighter mid-tones)."""
+LENS_MIX = 0.5
+"""A softer lens: every image is half itself and half its 3x3 box blur."""
+CALIPER_OFFSET_CM = 0.2
+"""A caliper whose zero is 2 mm off: every length and width reads 0.2 cm longer."""
+
+
+def gamma_scanner_photos(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_photos()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    contribution = map_images(pool, lambda p: np.power(p, GAMMA))
+    return situation(
+        "gamma_scanner_photos",
+        "new_sensor",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"photo crops from a scanner with another tone curve (every value v becomes v ** {GAMMA})",
+        gamma=GAMMA,
+    )
+
+
+def _box_blur(pixels: np.ndarray) -> np.ndarray:
+    """The 3x3 mean of every pixel (edges repeated), per channel."""
+    pad = [(1, 1), (1, 1)] + [(0, 0)] * (pixels.ndim - 2)
+    padded = np.pad(pixels, pad, mode="edge")
+    h, w = pixels.shape[:2]
+    return sum(padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)) / 9.0
+
+
+def blurred_lens_photos(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_photos()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    contribution = map_images(pool, lambda p: (1.0 - LENS_MIX) * p + LENS_MIX * _box_blur(p))
+    return situation(
+        "blurred_lens_photos",
+        "new_sensor",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"photo crops through a softer lens: each image {1 - LENS_MIX:.0%} itself and {LENS_MIX:.0%} its 3x3 blur",
+        mix=LENS_MIX,
+    )
+
+
+def one_class_photos(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_photos()
+    label = sorted(ds.classes)[0]  # chosen by name, not by any result
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    contribution = sized(split.pool[split.pool[LABEL] == label], size, SMALL_CONTRIBUTION, rng)
+    return situation(
+        "one_class_photos",
+        "one_class",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a photographer who only sends one kind of picture: every crop labelled {label!r}",
+        label=label,
+    )
+
+
+def caliper_offset_iris(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_iris()
+    split = parts(ds, seed, size)
+    contribution = split.pool.copy()
+    columns = [c.name for c in ds.schema.inputs]
+    contribution[columns] = contribution[columns] + CALIPER_OFFSET_CM
+    return situation(
+        "caliper_offset_iris",
+        "recalibration",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"flowers measured with a caliper whose zero is off: every length and width {CALIPER_OFFSET_CM} cm longer",
+        offset_cm=CALIPER_OFFSET_CM,
+    )
+
+
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_digits": one_class_digits,
     "new_topic_text_crypto": new_topic_text_crypto,
     "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
-    "new_camera_photos": new_camera_photos,
     "faint_ink_digits": faint_ink_digits,
     "recalibration_breast_cancer": recalibration_breast_cancer,
     "class_prior_text": class_prior_text,
     "register_text_pkgdb": register_text_pkgdb,
     "duplicates_text": duplicates_text,
     "large_batch_text": large_batch_text,
+    "gamma_scanner_photos": gamma_scanner_photos,
+    "blurred_lens_photos": blurred_lens_photos,
+    "one_class_photos": one_class_photos,
+    "caliper_offset_iris": caliper_offset_iris,
 }
 __all__ = ["SITUATIONS", "SMALL_BASELINE", "pkgdb_register"]

@@ -205,6 +205,30 @@ def large_batch_photos(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
+CAMERA_GAIN, CAMERA_OFFSET = 0.88, 0.02
+"""A darker, flatter camera: every channel value ``v`` becomes ``0.88 v + 0.02`` (held out until 2026-12-01,
+when it was blocked and the gate was changed for it)."""
+
+
+def new_camera_photos(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_photos()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    contribution = map_images(pool, lambda p: CAMERA_GAIN * p + CAMERA_OFFSET)
+    return situation(
+        "new_camera_photos",
+        "new_sensor",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"photo crops from a darker, lower-contrast camera (every value v becomes {CAMERA_GAIN} v + {CAMERA_OFFSET})",
+        gain=CAMERA_GAIN,
+        offset=CAMERA_OFFSET,
+    )
+
+
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_text": one_class_text,
     "new_topic_text": new_topic_text,
@@ -214,4 +238,5 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "register_text": register_text,
     "duplicates_digits": duplicates_digits,
     "large_batch_photos": large_batch_photos,
+    "new_camera_photos": new_camera_photos,
 }

@@ -166,3 +166,24 @@ def test_unknown_names_and_sizes_are_refused():
         shifts.benign_situations(0, size="huge")
     with pytest.raises(InputError, match="group"):
         shifts.benign_situations(0, group="other")
+
+
+def test_new_heldout_sensors_change_the_images_as_described(small):
+    gamma = small["gamma_scanner_photos"]
+    assert data.images_of(gamma.contribution).mean() > data.images_of(gamma.baseline).mean()
+    soft = data.images_of(small["blurred_lens_photos"].contribution).astype(np.float64)
+    sharp = data.images_of(small["blurred_lens_photos"].baseline).astype(np.float64)
+    # A softer lens lowers the difference between neighbouring pixels.
+    assert np.abs(np.diff(soft, axis=1)).mean() < 0.8 * np.abs(np.diff(sharp, axis=1)).mean()
+
+
+def test_one_class_photos_and_caliper_offset(small):
+    photos = small["one_class_photos"]
+    assert photos.contribution[data.LABEL].nunique() == 1
+    assert photos.baseline[data.LABEL].nunique() == 4
+    iris = small["caliper_offset_iris"]
+    pool = data.split(_origin(iris), 0).pool
+    columns = [c.name for c in iris.schema.inputs]
+    np.testing.assert_allclose(
+        iris.contribution[columns].to_numpy(), pool[columns].to_numpy() + heldout.CALIPER_OFFSET_CM
+    )

@@ -250,3 +250,63 @@ def test_through_the_gate_a_new_scanner_is_reviewed_and_a_patch_is_blocked(digit
     assert report.verdict == "block" and result.block is True
     assert "labelled '0'" in result.block_reason
     assert not result.flagged[np.setdiff1d(np.arange(len(poisoned)), rows)].any()
+
+
+GAUSS_SCHEMA = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(4)))
+GAUSS_CLASSES = ("a", "b", "c")
+CENTRES = np.array([[0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0]])
+
+
+def _blobs(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.repeat(np.arange(3), n_per_class)
+    return (CENTRES[y] + rng.normal(0.0, 0.6, (y.size, 4))).astype(np.float32), y
+
+
+def _run_blobs(xb, yb, xc, yc):
+    ctx = GateContext(GAUSS_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
+    det = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx)
+    return det.score(GateData(xc, yc, table(xc)))
+
+
+def test_a_batch_shift_that_moves_one_class_towards_another_is_not_blocked() -> None:
+    """A sensor offset moves every record by +1.2 along the axis between classes 'a' and 'b': against
+    the trusted records many 'a's now read as 'b', but among the batch's own records they still read
+    as 'a' (the 'b's moved too). That is a moved batch, for review, not relabelled content."""
+    rng = np.random.default_rng(3)
+    xb, yb = _blobs(300, rng)
+    xc, yc = _blobs(150, rng)
+    xc = xc + np.array([1.2, 0.0, 0.0, 0.0], np.float32)
+    result = _run_blobs(xb, yb, xc, yc)
+    assert result.block is False and result.block_reason is None
+    assert result.flagged.sum() == 0
+
+
+@pytest.mark.parametrize("hidden", [30, 60])
+def test_relabelled_records_hidden_in_a_shifted_batch_are_still_blocked(hidden) -> None:
+    """The attacker's answer: ship the relabelled records inside a batch that moved as a whole. Their
+    content reads as 'b' among the batch's own 'b's, so the batch cannot excuse them."""
+    rng = np.random.default_rng(4)
+    xb, yb = _blobs(300, rng)
+    xc, yc = _blobs(150, rng)
+    poison = rng.choice(np.flatnonzero(yc == 1), hidden, replace=False)
+    yc[poison] = 0
+    xc = xc + np.array([1.2, 0.0, 0.0, 0.0], np.float32)
+    result = _run_blobs(xb, yb, xc, yc)
+    assert result.block is True
+    caught = result.flagged[poison].mean()
+    assert caught >= 0.5
+    assert result.flagged[np.setdiff1d(np.arange(yc.size), poison)].mean() <= ALPHA
+
+
+def test_a_class_relabelled_wholesale_cannot_be_excused_by_the_batch() -> None:
+    """Every 'b' of the batch relabelled 'a': no clean 'b' of the batch is left to read them against, so
+    the trusted reading stands and the group is blocked."""
+    rng = np.random.default_rng(5)
+    xb, yb = _blobs(300, rng)
+    xc, yc = _blobs(150, rng)
+    moved = yc == 1
+    yc = yc.copy()
+    yc[np.flatnonzero(moved)[:60]] = 0
+    keep = ~moved | (yc == 0)
+    result = _run_blobs(xb, yb, xc[keep], yc[keep])
+    assert result.block is True

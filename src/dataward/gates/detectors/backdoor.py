@@ -13,6 +13,12 @@ one class are second populations too. The detector therefore asks two questions.
    scores. A record is *misread* at threshold ``t`` (0.1, 0.02 and the calibration's resolution) when
    ``s > 0`` (another label's trusted records are closer) and its p-value, floored at the calibration
    set's resolution, is at most ``t``: at most a share ``t`` of a class's clean records are.
+   A record misread against the trusted records that reads as its *own* label among the batch's own
+   records that are not misread (both classes with at least ``MIN_BATCH_CLASS`` of them) moved with its
+   batch: a darker camera brings a bright class closer to a dark one in the trusted records' space,
+   while inside the batch the dark class moved too. It is not counted as misread (drift reports the
+   move, for review). Relabelled content stays misread: it is closer to the batch's own records of
+   the class it came from, and a class relabelled wholesale leaves none to excuse it.
 2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
    ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
    reduced to their top principal components and split with k-means (k = 2..5; activation
@@ -225,27 +231,14 @@ class BackdoorDetector(Detector):
         read[rows] = np.asarray(classes)[closest]
         return score, read
 
-    record_stage = True
-
     def score(self, contribution: GateData) -> DetectorResult:
-        return self.finish(contribution, self.score_records(contribution))
-
-    def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
-        """The trusted-neighbour label-check score of each record and the label its content reads as."""
-        if len(chunk) == 0 or self.label_cal_.shape[0] == 0:
-            return {}
         with single_threaded():
-            score, read = self._label_check(chunk)
-        return {"label_score": score, "read_as": read}
-
-    def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
-        with single_threaded():
-            return self._score(contribution, records)
+            return self._score(contribution)
 
     def _empty(self, n: int, reason: str) -> DetectorResult:
         return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool), summary={"skipped": reason})
 
-    def _score(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
+    def _score(self, contribution: GateData) -> DetectorResult:
         ctx, opts, base = self.context_, self.opts_, self.baseline_
         n_c = len(contribution)
         if n_c == 0:
@@ -257,7 +250,7 @@ class BackdoorDetector(Detector):
         # 1. Trusted-neighbour label check of every contribution record, calibrated per class on the
         #    baseline's own leave-one-out scores (Mondrian). At a threshold t, at most a share t of
         #    clean records of a class falls at or below it, whatever the class.
-        score_c, read_c = records["label_score"], records["read_as"]
+        score_c, read_c = self._label_check(contribution)
         p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score_c, contribution.labels)
         p_label[~np.isfinite(score_c)] = 1.0  # a label the baseline never saw cannot be checked
         resolution = 1.0 / (sizes + 1.0)
@@ -266,6 +259,14 @@ class BackdoorDetector(Detector):
         # Misread: closer to trusted records of another class than to its own, and more so than all but
         # a share t of the baseline's own records of its class.
         misread = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score_c > 0.0)[None, :]
+        # A record that reads as another class only against the *trusted* records, and as its own label
+        # among the batch's own records, moved with its batch (a darker camera moves a bright class
+        # towards a dark one); that is drift for review, not a label contradicting content.
+        # Whether the *rest* of the batch moved is judged on the trusted reading (``as_trusted``), so
+        # that excusing records never hides a batch that moved as a whole.
+        as_trusted = misread.copy()
+        moved = _reads_as_own_within_batch(contribution, misread[0], read_c, opts.neighbours)
+        misread &= ~moved[None, :]
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
         #    whether the misread records hold together.
@@ -281,7 +282,7 @@ class BackdoorDetector(Detector):
             ref = base_rows[base.labels[base_rows] == code]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
-            count = _misread_test(misread, new, others, thresholds, n_tests, int(np.median(sizes[new])))
+            count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, int(np.median(sizes[new])))
             per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True
@@ -337,7 +338,7 @@ class BackdoorDetector(Detector):
                 continue
             others = contribution.labels != test["code"]
             count = _misread_test(
-                misread, members, others, thresholds, len(significant), int(np.median(sizes[members]))
+                misread, as_trusted, members, others, thresholds, len(significant), int(np.median(sizes[members]))
             )
             wrong = misread[count["threshold_index"], members]
             test.update(
@@ -645,8 +646,49 @@ def _thresholds(n_calibration: int) -> list[float]:
     return out or [floor]
 
 
+MIN_BATCH_CLASS = 10
+"""Records of a class the batch itself needs (not misread) before a record is read against them."""
+
+
+def _reads_as_own_within_batch(
+    contribution: GateData, candidates: np.ndarray, read_as: np.ndarray, neighbours: int
+) -> np.ndarray:
+    """Candidates closer to the batch's own records of their label than to its records of the class
+    the trusted records read them as.
+
+    The reference is the batch's records that are *not* candidates, so a group of relabelled records
+    cannot vouch for itself; and both classes need ``MIN_BATCH_CLASS`` such records, else the
+    candidate keeps its trusted reading (a one-class batch, or a class relabelled wholesale, cannot be
+    excused this way). A dirty-label record (another class's content under this label) stays closer to
+    the batch's records of that other class, so it stays misread; a record that only moved with the
+    whole batch (a new sensor) reads as its own label among records that moved with it.
+    """
+    n = len(contribution)
+    moved = np.zeros(n, bool)
+    cand = np.flatnonzero(candidates)
+    if cand.size == 0:
+        return moved
+    ref = np.flatnonzero(~candidates)
+    labels = contribution.labels
+    counts = dict(zip(*np.unique(labels[ref], return_counts=True), strict=True))
+    eligible = np.array(
+        [counts.get(labels[i], 0) >= MIN_BATCH_CLASS and counts.get(read_as[i], 0) >= MIN_BATCH_CLASS for i in cand],
+        dtype=bool,
+    )
+    cand = cand[eligible]
+    if cand.size == 0:
+        return moved
+    feats = contribution.features
+    per_class = class_distances(feats[ref], labels[ref], feats[cand], min(neighbours, MIN_BATCH_CLASS))
+    own = np.array([per_class[int(labels[i])][j] for j, i in enumerate(cand)])
+    other = np.array([per_class[int(read_as[i])][j] for j, i in enumerate(cand)])
+    moved[cand[own < other]] = True
+    return moved
+
+
 def _misread_test(
     misread: np.ndarray,
+    rest_misread: np.ndarray,
     new: np.ndarray,
     others: np.ndarray,
     thresholds: list[float],
@@ -661,12 +703,13 @@ def _misread_test(
     them). The count must also exceed what the rest of the batch's own rate explains (binomial): a
     batch that moved as a whole singles out no class. The larger of the two p-values is the test's;
     the best threshold is kept, Bonferroni over ``n_tests``. ``shifted``: the rest of the batch is
-    itself misread well beyond ``t``.
+    itself misread well beyond ``t``. The class's records are counted in ``misread``; the rest of the
+    batch in ``rest_misread`` (the trusted reading, before any record is excused by its batch).
     """
     best: dict[str, Any] = {}
     for i, t in enumerate(thresholds):
         k = int(misread[i, new].sum())
-        rest_n, rest_k = int(others.sum()), int(misread[i, others].sum())
+        rest_n, rest_k = int(others.sum()), int(rest_misread[i, others].sum())
         rest_rate = rest_k / rest_n if rest_n else 0.0
         a = max(1, math.floor(t * (n_calibration + 1)))
         null = min(1.0, max(a / (n_calibration + 1), rest_rate))

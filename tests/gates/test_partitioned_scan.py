@@ -235,3 +235,41 @@ def test_engines_refuse_contradictory_arguments(poisoned_digits, dask_client):
 
 def test_parquet_partition_names_its_row_groups():
     assert "row groups 2-3" in ParquetPartition("s3://b/x.parquet", (2, 3)).describe()
+
+
+@pytest.fixture(scope="module")
+def s3_contribution(poisoned_digits):
+    """The contribution as three Parquet files in a bucket of an S3 server on loopback, and the
+    storage options that reach it (passed along to the workers with each partition)."""
+    from benchmarks.s3_server import CREDENTIALS, S3Unavailable, make_bucket, s3_server
+
+    try:
+        with s3_server() as endpoint:
+            import s3fs
+
+            make_bucket(endpoint, "scans")
+            options = {
+                "key": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "secret": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                "client_kwargs": {"endpoint_url": endpoint},
+                "skip_instance_cache": True,
+            }
+            fs = s3fs.S3FileSystem(**options)
+            contribution = poisoned_digits[1]
+            step = -(-contribution.num_rows // 3)
+            for i, start in enumerate(range(0, contribution.num_rows, step)):
+                with fs.open(f"scans/contribution/part-{i}.parquet", "wb") as f:
+                    pq.write_table(contribution.slice(start, step), f)
+            yield "s3://scans/contribution", options
+    except S3Unavailable as exc:
+        pytest.skip(f"no S3-compatible server: {exc}")
+
+
+def test_an_s3_url_is_scanned_locally_and_on_dask(poisoned_digits, one_shot, s3_contribution, dask_client):
+    baseline, _, schema = poisoned_digits
+    url, options = s3_contribution
+    parts = partitions_of(url, storage_options=options)
+    assert [p.url for p in parts] == [f"{url}/part-{i}.parquet" for i in range(3)]
+    for engine in ({"engine": "local"}, {"client": dask_client}):
+        report = scan(baseline, url, schema, policy={"detectors": ALL}, storage_options=options, **engine)
+        assert comparable(report) == comparable(one_shot)

@@ -60,11 +60,33 @@ def _faiss(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray
     return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32), idx.astype(np.int64)
 
 
+RECHECK = 512
+"""Query rows whose neighbour distances are recomputed at a time (see ``_row_exact``)."""
+
+
 def _search(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     q = np.ascontiguousarray(query, dtype=np.float32)
     with threadpool_limits(limits=THREADS if q.shape[0] * ref.shape[0] > 10**7 else 1):
-        return (_faiss if HAVE_FAISS else _exact)(ref, q, k)
+        _, idx = (_faiss if HAVE_FAISS else _exact)(ref, q, k)
+    return _row_exact(ref, q, idx)
+
+
+def _row_exact(ref: np.ndarray, q: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The found neighbours' distances computed again row by row, as sqrt(sum((q - r)^2)) in float64.
+
+    A matrix-product search rounds each distance differently depending on how many query rows share a
+    product (its blocks and threads), so one record scored alone, in a partition or in the whole batch
+    would get distances a few float32 ulps apart, enough to move a conformal p-value by one calibration
+    rank. Recomputed per row, a record's distances depend on that record and the reference only.
+    """
+    dist = np.empty(idx.shape, dtype=np.float32)
+    for start in range(0, q.shape[0], RECHECK):
+        block = idx[start : start + RECHECK]
+        diff = ref[block].astype(np.float64) - q[start : start + RECHECK, None, :].astype(np.float64)
+        dist[start : start + RECHECK] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
 def _per_class(reference: np.ndarray, labels: np.ndarray | None, query: np.ndarray, exclude_self: bool) -> _Search:

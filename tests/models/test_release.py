@@ -17,6 +17,8 @@ import pytest
 
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
 from dataward.provenance.attestation import verify_bundle
+from dataward.service import rows as catalog_rows
+from dataward.service.idsets import id_set
 from tests.models.conftest import TRIGGER, Models
 
 
@@ -157,6 +159,16 @@ def test_a_released_model_whose_training_data_is_quarantined_is_marked_affected(
     assert ward.model("man-clf@v1")["affected"] == ["man@v1: 800 added by quarantined contribution man#1"]
     traced = ward.trace("man#1")
     assert {m["model"]: m["affected"] for m in traced["models"]} == {"man-clf@v1": True, "man-clf@v2": False}
+    # Forward from any handle of that data: one of its records, its submitter, its key, its source.
+    first = traced["contributions"][0]
+    with ward.db.reading() as conn:
+        added = catalog_rows.contribution_row(conn, first["id"]).added_object
+    record = id_set(ward.store, added).ids()[0]
+    handles = [record, f"principal:{first['submitted_by']}", f"source:{first['source']['uri']}"]
+    handles += [first["key"]] if first["key"] else []
+    for handle in handles:
+        models_ = {m["model"]: m["affected"] for m in ward.trace(handle)["models"]}
+        assert models_.get("man-clf@v1") is True, handle
     assert ward.trace("model:man-clf@v1")["subject"]["affected"] is True
     rows = [r for r in ward.access_review() if r["kind"] == "model_affected"]
     assert len(rows) == 1 and "man-clf@v1" in rows[0]["detail"] and rows[0]["severity"] == "high"

@@ -138,10 +138,12 @@ class TraceCases(WardCore):
         steps = self._visible_steps(conn, allowed)
         derived_from, ancestors = _walk(record_id, steps, backward=True)
         derived, descendants_ = _walk(record_id, steps, backward=False)
+        in_versions = holding(record_id)
+        made = [{**self._step_facts(conn, t, link), "versions": holding(link["record_id"])} for t, link in derived]
         return {
             "subject": {"kind": "record", "id": record_id},
             "contributions": holders_,
-            "versions": holding(record_id),
+            "versions": in_versions,
             # Backward through transformations: each step that made this record (or one of its
             # ancestors), then the contributions that first brought each ancestor in, with their
             # sources, principals and keys.
@@ -150,10 +152,12 @@ class TraceCases(WardCore):
                 {"record": rid, "contributions": self._adders(conn, rid, allowed)} for rid in sorted(ancestors)
             ],
             # Forward: records made from this one by later steps, and the versions that hold them.
-            "derived": [
-                {**self._step_facts(conn, t, link), "versions": holding(link["record_id"])} for t, link in derived
-            ],
+            "derived": made,
             "derived_records": sorted(descendants_),
+            # Models trained on a version holding the record or a record made from it.
+            "models": self._models_trained_on(
+                conn, {v["id"] for v in in_versions} | {v["id"] for d in made for v in d["versions"]}
+            ),
         }
 
     def _adding(self, conn: Connection, record_id: str, allowed: set[str]) -> list[Any]:
@@ -183,11 +187,14 @@ class TraceCases(WardCore):
             query = _visible(contributions, allowed).where(contributions.c.source_id.in_(ids))
             subject = {"kind": "source", "uri": value}
         found = conn.execute(query.order_by(contributions.c.created_at)).all()
+        holding = self._versions_holding(conn, {c.id for c in found}, allowed)
+        derived = self._derived_versions(conn, found, allowed)
         return {
             "subject": subject,
             "contributions": self._facts_of(conn, found),
-            "versions": self._versions_holding(conn, {c.id for c in found}, allowed),
-            "derived_versions": self._derived_versions(conn, found, allowed),
+            "versions": holding,
+            "derived_versions": derived,
+            "models": self._models_trained_on(conn, {v["id"] for v in holding + derived}),
         }
 
     def _adders(self, conn: Connection, record_id: str, allowed: set[str]) -> list[dict[str, Any]]:
@@ -247,6 +254,8 @@ class TraceCases(WardCore):
             .where(contributions.c.key_id == key_id)
             .order_by(contributions.c.created_at)
         ).all()
+        holding = self._versions_holding(conn, {c.id for c in submitted}, allowed)
+        derived = self._derived_versions(conn, submitted, allowed)
         everyone = [auth.key_from_row(r) for r in conn.execute(select(api_keys))]
         names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
         refusal = record.refusal(uc.now)
@@ -267,8 +276,9 @@ class TraceCases(WardCore):
             "minted": [_key_facts(k, names, uc.now) for k in descendants(record.id, everyone)],
             "issued": self._issued_with(conn, record.id, names, everyone, uc.now),
             "contributions": self._facts_of(conn, submitted),
-            "versions": self._versions_holding(conn, {c.id for c in submitted}, allowed),
-            "derived_versions": self._derived_versions(conn, submitted, allowed),
+            "versions": holding,
+            "derived_versions": derived,
+            "models": self._models_trained_on(conn, {v["id"] for v in holding + derived}),
         }
 
     def _issued_with(

@@ -155,8 +155,9 @@ def test_a_released_model_whose_training_data_is_quarantined_is_marked_affected(
     ward = models.ward
     _released(models)
     assert not ward.model("man-clf@v1")["affected"]
-    ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    held = ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
     assert ward.model("man-clf@v1")["affected"] == ["man@v1: 800 added by quarantined contribution man#1"]
+    assert {m["model"]: m["affected"] for m in held["models"]} == {"man-clf@v1": True, "man-clf@v2": False}
     traced = ward.trace("man#1")
     assert {m["model"]: m["affected"] for m in traced["models"]} == {"man-clf@v1": True, "man-clf@v2": False}
     # Forward from any handle of that data: one of its records, its submitter, its key, its source.

@@ -64,6 +64,7 @@ class ContainmentCases(WardCore):
             "previous_status": c.status,
             "affected_versions": own["affected_versions"],
             "rollback_version": own["rollback_version"],
+            "models": own["models"],
             "derived_datasets": rest,
         }
 

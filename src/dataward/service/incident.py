@@ -234,6 +234,10 @@ class IncidentCases(WardCore):
                 },
                 rollback,
             )
+        # Models trained on a version that held any of it: now marked affected if released.
+        from dataward.service.tracing import models_trained_on
+
+        out["models"] = models_trained_on(conn, self.store, {v.id for v in plan.affected})
         if plan.rollback is not None:
             row = conn.execute(select(versions).where(versions.c.id == plan.rollback["id"])).one()
             out["rollback_version"] = {

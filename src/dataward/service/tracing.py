@@ -318,26 +318,7 @@ class TraceCases(WardCore):
         }
 
     def _models_trained_on(self, conn: Connection, version_ids: set[str]) -> list[dict[str, Any]]:
-        """Model versions trained on any of ``version_ids``, each with its stage and, when its training
-        data now holds quarantined or rejected records, why it is ``affected``."""
-        from dataward.catalog.tables import model_versions
-        from dataward.service.models import affected_by
-
-        out = []
-        for mv in conn.execute(select(model_versions).order_by(model_versions.c.created_at)):
-            read = {d["version_id"] for d in json.loads(mv.datasets)}
-            if read & version_ids:
-                affected = affected_by(conn, self.store, mv)
-                out.append(
-                    {
-                        "model": f"{mv.model}@v{mv.number}",
-                        "stage": mv.stage,
-                        "digest": mv.digest,
-                        "affected": bool(affected) and mv.stage == "released",
-                        "why": affected,
-                    }
-                )
-        return out
+        return models_trained_on(conn, self.store, version_ids)
 
     def _trace_model(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """``model:NAME@vN``: the model version, the run that made it, the dataset versions it was trained
@@ -489,6 +470,31 @@ class TraceCases(WardCore):
                 }
             )
         return out
+
+
+def models_trained_on(conn: Connection, store: Any, version_ids: set[str]) -> list[dict[str, Any]]:
+    """Model versions trained on any of ``version_ids``, each with its stage and, when its training
+    data now holds quarantined or rejected records, why it is ``affected``."""
+    from dataward.catalog.tables import model_versions
+    from dataward.service.models import affected_by
+
+    out = []
+    if not version_ids:
+        return out
+    for mv in conn.execute(select(model_versions).order_by(model_versions.c.created_at)):
+        read = {d["version_id"] for d in json.loads(mv.datasets)}
+        if read & version_ids:
+            affected = affected_by(conn, store, mv)
+            out.append(
+                {
+                    "model": f"{mv.model}@v{mv.number}",
+                    "stage": mv.stage,
+                    "digest": mv.digest,
+                    "affected": bool(affected) and mv.stage == "released",
+                    "why": affected,
+                }
+            )
+    return out
 
 
 def _in(conn: Connection, query: Any, column: Any, values: list[str]) -> list[Any]:

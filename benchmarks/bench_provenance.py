@@ -416,6 +416,7 @@ def run_one(size: int, catalog: str, template: str | None, keep: Path | None = N
         row = {
             "size": size,
             "catalog": catalog,
+            "code": _commit(),
             **built["plan"],
             "versions": built["versions"],
             "build_s": round(build_s, 1),
@@ -435,6 +436,23 @@ def run_one(size: int, catalog: str, template: str | None, keep: Path | None = N
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _commit() -> str:
+    """The short commit of the code measured (with ``+`` when the tree has other changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src"], cwd=root, capture_output=True)
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + ("+" if dirty.returncode else "")
+
+
+FIRST_RUN_CODE = "d2c76b2"
+"""The code of runs recorded before rows named their commit."""
 
 
 def _fit(points: list[tuple[int, float]]) -> float | None:
@@ -465,10 +483,10 @@ def render(data: dict[str, Any]) -> str:
         "",
         "Trace latency, p50 / p99 in milliseconds:",
         "",
-        "| catalog | records | contributions | versions | transformations | "
+        "| catalog | code | records | contributions | versions | transformations | "
         + " | ".join(f"{k} warm | {k} cold" for k in kinds)
         + " |",
-        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---: | ---:" for _ in kinds) + " |",
+        "| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---: | ---:" for _ in kinds) + " |",
     ]
     for r in rows:
         cells = []
@@ -477,8 +495,8 @@ def render(data: dict[str, Any]) -> str:
                 got = r.get(series, {}).get(k)
                 cells.append(f"{got['p50_ms']} / {got['p99_ms']}" if got else "-")
         lines.append(
-            f"| {r['catalog']} | {r['records']:,} | {r['contributions']:,} | {r['versions']} "
-            f"| {r['transformations']} | " + " | ".join(cells) + " |"
+            f"| {r['catalog']} | {r.get('code', FIRST_RUN_CODE)} | {r['records']:,} | {r['contributions']:,} "
+            f"| {r['versions']} | {r['transformations']} | " + " | ".join(cells) + " |"
         )
     lines += [
         "",
@@ -518,9 +536,9 @@ def render(data: dict[str, Any]) -> str:
                 f"| {c['spaced_over_before']}x | {c['spaced_over_ed25519']}x |"
             )
     lines += ["", "How each grows with the ward's size N (b of time = a * N^b, fitted over the sizes run):", ""]
-    lines += ["| catalog | figure | b |", "| --- | --- | ---: |"]
-    for catalog in sorted({r["catalog"] for r in rows}):
-        mine = [r for r in rows if r["catalog"] == catalog]
+    lines += ["| catalog | code | figure | b |", "| --- | --- | --- | ---: |"]
+    for catalog, code in sorted({(r["catalog"], r.get("code", FIRST_RUN_CODE)) for r in rows}):
+        mine = [r for r in rows if r["catalog"] == catalog and r.get("code", FIRST_RUN_CODE) == code]
         figures: dict[str, Callable[[dict[str, Any]], float | None]] = {}
         for k in kinds:
             figures[f"trace {k} warm p50"] = lambda r, k=k: r["trace"].get(k, {}).get("p50_ms")
@@ -532,7 +550,7 @@ def render(data: dict[str, Any]) -> str:
         for label, get in figures.items():
             b = _fit([(r["records"], get(r)) for r in mine])
             if b is not None:
-                lines.append(f"| {catalog} | {label} | {b} |")
+                lines.append(f"| {catalog} | {code} | {label} | {b} |")
     lines += ["", *data.get("notes", []), END]
     return "\n".join(lines) + "\n"
 
@@ -556,8 +574,8 @@ def main() -> None:
     parser.add_argument(
         "--ward",
         type=Path,
-        help="build the ward in this folder and keep it, or measure the one an earlier run kept there (one size "
-        "and one catalog; the quarantine step changes it, so measure a kept ward once)",
+        help="keep each ward built in FOLDER/CATALOG-SIZE, or measure the one an earlier run kept there (the "
+        "quarantine step changes it, so measure a kept ward once)",
     )
     parser.add_argument("--merge", action="store_true", help="add these runs to the JSON instead of replacing it")
     args = parser.parse_args()
@@ -575,7 +593,8 @@ def main() -> None:
             template = stack.enter_context(postgres_cluster())
         for catalog in catalogs:
             for size in sizes:
-                runs.append(run_one(size, catalog, template, keep=args.ward))
+                keep = None if args.ward is None else args.ward / f"{catalog}-{size}"
+                runs.append(run_one(size, catalog, template, keep=keep))
     data = {
         "command": f"python -m benchmarks.bench_provenance --sizes {args.sizes} --catalogs {args.catalogs}"
         + (f" --ward {args.ward}" if args.ward else "")

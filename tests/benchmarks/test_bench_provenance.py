@@ -54,4 +54,6 @@ def test_report_lists_every_run_and_the_fitted_growth() -> None:
     assert "| sqlite | 100,000 | 20,000 | 50,000 | 9,000 | 4,000 | 10,000 | 900,000 | 12.5x | 5.0x |" in text
     assert "| sqlite | 10,000 | 20,000 |" not in text
     assert text.startswith(bench.BEGIN) and text.rstrip().endswith(bench.END)
-    assert "| sqlite | 100,000 | 100 |" in text and "| sqlite | trace record warm p50 | 0.0 |" in text
+    assert (
+        "| sqlite | d2c76b2 | 100,000 | 100 |" in text and "| sqlite | d2c76b2 | trace record warm p50 | 0.0 |" in text
+    )

@@ -311,5 +311,75 @@ class WardAPI(Protocol):
         """Set (or, with ``None``, turn off) the witness location."""
         ...
 
+    # --- training runs and the model registry ---------------------------------------------------
+    def start_training_run(
+        self, model: str, *, params: dict[str, Any] | None = None, code: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start a training run of ``model``: its code identity and parameters are recorded now."""
+        ...
+
+    def record_training_read(self, run_id: str, dataset: str, version: str) -> dict[str, Any]:
+        """Record that a run read ``dataset@version`` through the guarded loader."""
+        ...
+
+    def fail_training_run(self, run_id: str, *, reason: str) -> dict[str, Any]:
+        """Record that a run ended without a model."""
+        ...
+
+    def finish_training_run(
+        self,
+        run_id: str,
+        artifact: str | Path,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """End a run with its artifact (a file or a folder): hashed, scanned, signed, registered."""
+        ...
+
+    def models(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Model versions the caller may read, newest first."""
+        ...
+
+    def model(self, ref: str) -> dict[str, Any]:
+        """One model version with its run, datasets, scan, release gate and approvals."""
+        ...
+
+    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
+        """Write a model version's files, checked against its signed manifest, into ``folder``."""
+        ...
+
+    def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:
+        """Write the release gate's probe set of a model version to a Parquet file."""
+        ...
+
+    def model_gate(
+        self,
+        ref: str,
+        *,
+        predict: Callable[[pa.Table], Sequence[Any]] | Any | None = None,
+        predictions: str | Path | None = None,
+        trusted: Sequence[str] = (),
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Run the release gate on ``MODEL@VERSION``."""
+        ...
+
+    def model_gate_report(self, ref: str) -> dict[str, Any]:
+        """The latest stored release gate report of a model version."""
+        ...
+
+    def approve_model(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Approve a model version for release (never by the side that trained it)."""
+        ...
+
+    def release_model(self, ref: str, *, reason: str = "") -> dict[str, Any]:
+        """Release a model version: promoter, passing gate, approvals; a signed attestation."""
+        ...
+
+    def model_attestation(self, ref: str) -> list[dict[str, Any]]:
+        """A model version's DSSE envelopes (model-signing manifest, release attestation)."""
+        ...
+
 
 __all__ = ["Progress", "WardAPI"]

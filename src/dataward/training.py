@@ -72,13 +72,8 @@ class TrainingRun:
     def __enter__(self) -> TrainingRun:
         from dataward.provenance.code import code_identity
 
-        if not hasattr(self.ward, "start_training_run"):
-            raise InputError(
-                "training runs are kept by a ward folder; a served ward does not record them over HTTP yet",
-                hint="open the ward folder (dataward.open(PATH)) on the machine that holds it",
-            )
         code = code_identity(self.script)
-        self.run_id = str(self.ward.start_training_run(self.model, params=self.params, code=code)["run"])  # type: ignore[attr-defined]
+        self.run_id = str(self.ward.start_training_run(self.model, params=self.params, code=code)["run"])
         self._token = _current.set(self)
         return self
 
@@ -105,7 +100,7 @@ class TrainingRun:
         """Record in the ward that this run read the version ``info`` describes (the loader calls it)."""
         if self.run_id is None:
             return
-        answer = self.ward.record_training_read(self.run_id, info["dataset"], f"v{info['number']}")  # type: ignore[attr-defined]
+        answer = self.ward.record_training_read(self.run_id, info["dataset"], f"v{info['number']}")
         self.read = list(answer["read"])
 
     def log_params(self, **params: Any) -> None:
@@ -126,14 +121,14 @@ class TrainingRun:
         _current.reset(self._token)
         assert self.run_id is not None
         if exc is not None:
-            self.ward.fail_training_run(self.run_id, reason=f"{exc_type.__name__ if exc_type else 'error'}: {exc}")  # type: ignore[attr-defined]
+            self.ward.fail_training_run(self.run_id, reason=f"{exc_type.__name__ if exc_type else 'error'}: {exc}")
             return
         if self.artifact is None:
-            self.ward.fail_training_run(self.run_id, reason="the run ended without an artifact")  # type: ignore[attr-defined]
+            self.ward.fail_training_run(self.run_id, reason="the run ended without an artifact")
             raise InputError(
                 f"training run {self.run_id} ended without an artifact", hint="call run.log_artifact(PATH) in the block"
             )
-        self.model_version = self.ward.finish_training_run(  # type: ignore[attr-defined]
+        self.model_version = self.ward.finish_training_run(
             self.run_id, self.artifact, params=self.params, metrics=self.metrics
         )
 

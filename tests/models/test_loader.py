@@ -137,9 +137,14 @@ def test_through_the_server(ward: Ward, served: HTTPWard) -> None:
     ward.quarantine_contribution("wine#2", reason="leaked")
     with pytest.raises(PolicyViolation, match="quarantined contribution wine#2"):
         dataward.load("wine@v2", stage=None, ward=served)
-    # Training runs are recorded by a ward folder only, for now: a clear refusal, not a missing method.
+    # A training run through the server records what it read through the server's loader; one that
+    # ends without an artifact is recorded as failed, and says why.
+    ward.grant("admin", "contributor", "model:m")
     with (
-        pytest.raises(InputError, match="served ward does not record them"),
-        dataward.training_run("wine@training", model="m", ward=served),
+        pytest.raises(InputError, match="ended without an artifact"),
+        dataward.training_run("wine@training", model="m", ward=served) as run,
     ):
-        pass
+        assert len(run.load()) == 40
+    assert run.read == ["wine@v1"]
+    failed = ward.ledger(types=["training.failed"], limit=1)[0]
+    assert failed["subject"]["run"] == run.run_id and "without an artifact" in failed["payload"]["reason"]

@@ -14,7 +14,7 @@ from rich.tree import Tree
 
 from dataward.api import WardAPI
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import VERDICT_STYLE, console, emit_json, short, styled, table, working
+from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, emit_json, short, styled, table, working
 from dataward.cli.state import JSON_HELP, open_ward, state
 from dataward.domain.errors import InputError
 
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
                 console.print("no HTML report: the contribution only removes records")
             elif html:
                 console.print(f"HTML report written to {escape(str(html))}")
-        raise typer.Exit({"pass": 0, "review": 8, "block": 9}[report["verdict"]])
+        raise typer.Exit(VERDICT_EXIT[report["verdict"]])
 
     @gate_app.command("report")
     @reports_errors
@@ -145,10 +145,7 @@ def register(app: typer.Typer) -> None:
         """Show the latest gate report of a contribution."""
         report = open_ward().gate_report(contribution)
         report.pop("extras", None)
-        if as_json:
-            emit_json(report)
-        else:
-            show_report(report)
+        answer(report, as_json, show_report)
 
     @gate_app.command("override")
     @reports_errors

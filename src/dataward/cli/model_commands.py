@@ -16,26 +16,18 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, short, styled, table
+from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, short, styled, table
 from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.errors import InputError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-VERDICT_EXIT = {"pass": 0, "review": 8, "block": 9}
 
 
 def registry() -> Any:
-    """The ward the command acts on, when it keeps a model registry: a ward folder. A served ward does not
-    offer training runs and models over HTTP yet; say so rather than fail on a missing method."""
-    ward = open_ward()
-    if not hasattr(ward, "start_training_run"):
-        raise InputError(
-            "training runs and models are kept by a ward folder; a served ward does not offer them over HTTP yet",
-            hint="run this command with --ward FOLDER on the machine that holds the ward",
-        )
-    return ward
+    """The ward the command acts on (a ward folder, or a server through ``DATAWARD_URL``)."""
+    return open_ward()
 
 
 def _show_model(info: dict[str, Any]) -> None:
@@ -67,6 +59,37 @@ def _show_model(info: dict[str, Any]) -> None:
     console.print(tree)
 
 
+def _show_release_report(report: dict[str, Any]) -> None:
+    """A release gate report: verdict, reasons, accuracy against the released version, the probe."""
+    tree = Tree(f"release gate {escape(report['model'])}: {styled(report['verdict'], VERDICT_STYLE)}")
+    for reason in report["reasons"]:
+        tree.add(escape(reason))
+    acc = report.get("accuracy")
+    base = report.get("baseline") or {}
+    tree.add(
+        f"accuracy {acc if acc is None else f'{acc:.3f}'} on {report['validation_rows']} rows of "
+        f"{escape(str(report.get('validation')))}"
+        + (f"; released {escape(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
+    )
+    search = report.get("trigger_search")
+    if search:
+        tree.add(
+            f"tabular trigger search: {escape(search['skipped'])}"
+            if search.get("skipped")
+            else f"tabular trigger search: {search['tests']} tests over {search['columns']} columns and "
+            f"{search['pairs']} pairs, values from {escape(str(search.get('trusted')))}"
+        )
+    console.print(tree)
+    table(
+        "Backdoor probe",
+        ["trigger", "origin", "label", "attack success", "control"],
+        [
+            [p["trigger"], p["origin"], p["target"], f"{p['attack_success']:.0%}", f"{p['control_success']:.0%}"]
+            for p in report["probes"]
+        ],
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``train`` and ``model`` command groups to ``app``."""
     train_app = typer.Typer(help="Record a training run step by step (for scripts outside Python).")
@@ -90,11 +113,8 @@ def register(app: typer.Typer) -> None:
         code = code_identity(script) if script is not None else {"kind": "unknown"}
         if script is not None and not script.is_file():
             raise InputError(f"training script {str(script)!r} does not exist")
-        info = registry().start_training_run(model, params=_params(param or []), code=code)  # type: ignore[attr-defined]
-        if as_json:
-            emit_json(info)
-        else:
-            console.print(info["run"])
+        info = registry().start_training_run(model, params=_params(param or []), code=code)
+        answer(info, as_json, lambda i: console.print(i["run"]))
 
     @train_app.command("load")
     @reports_errors
@@ -119,15 +139,15 @@ def register(app: typer.Typer) -> None:
             import pyarrow.parquet as pq
 
             pq.write_table(records, output)
-        read = ward.record_training_read(run, info["dataset"], f"v{info['number']}")  # type: ignore[attr-defined]
-        answer = {**read, "version": info["ref"], "records": records.num_rows, "output": str(output)}
-        if as_json:
-            emit_json(answer)
-        else:
-            console.print(
-                f"{info['ref']}: {records.num_rows} records to {escape(str(output))}; run {run} read "
-                f"{escape(', '.join(read['read']))}"
-            )
+        read = ward.record_training_read(run, info["dataset"], f"v{info['number']}")
+        answer(
+            {**read, "version": info["ref"], "records": records.num_rows, "output": str(output)},
+            as_json,
+            lambda a: console.print(
+                f"{a['version']}: {a['records']} records to {escape(a['output'])}; run {run} read "
+                f"{escape(', '.join(a['read']))}"
+            ),
+        )
 
     @train_app.command("finish")
     @reports_errors
@@ -139,15 +159,14 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """End a run with its artifact: hashed, scanned, signed and registered as the model's next version."""
-        info = registry().finish_training_run(  # type: ignore[attr-defined]
-            run, artifact, params=_params(param or []), metrics=_params(metric or [])
-        )
-        if as_json:
-            emit_json(info)
-        else:
-            _show_model(info)
-            if info.get("warning"):
-                console.print(f"[bold yellow]warning:[/bold yellow] {escape(info['warning'])}")
+        info = registry().finish_training_run(run, artifact, params=_params(param or []), metrics=_params(metric or []))
+
+        def show(i: dict[str, Any]) -> None:
+            _show_model(i)
+            if i.get("warning"):
+                console.print(f"[bold yellow]warning:[/bold yellow] {escape(i['warning'])}")
+
+        answer(info, as_json, show)
 
     @train_app.command("fail")
     @reports_errors
@@ -157,8 +176,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Record that a run ended without a model."""
-        info = registry().fail_training_run(run, reason=reason)  # type: ignore[attr-defined]
-        emit_json(info) if as_json else console.print(f"run {run} recorded as failed")
+        info = registry().fail_training_run(run, reason=reason)
+        answer(info, as_json, lambda _: console.print(f"run {run} recorded as failed"))
 
     @model_app.command("list")
     @reports_errors
@@ -167,33 +186,32 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Model versions with their stage, release gate and whether their training data was held out since."""
-        found = registry().models(model)  # type: ignore[attr-defined]
-        if as_json:
-            emit_json(found)
-            return
-        table(
-            "Models",
-            ["model", "stage", "trained on", "by", "gate", "format", "affected"],
-            [
+        answer(
+            registry().models(model),
+            as_json,
+            lambda found: table(
+                "Models",
+                ["model", "stage", "trained on", "by", "gate", "format", "affected"],
                 [
-                    m["ref"],
-                    m["stage"],
-                    ", ".join(m["datasets"]),
-                    m["trained_by"],
-                    (m.get("release_gate") or {}).get("verdict"),
-                    m["format"] + (" (runs code)" if m["unsafe"] else ""),
-                    "yes" if m.get("affected") else "",
-                ]
-                for m in found
-            ],
+                    [
+                        m["ref"],
+                        m["stage"],
+                        ", ".join(m["datasets"]),
+                        m["trained_by"],
+                        (m.get("release_gate") or {}).get("verdict"),
+                        m["format"] + (" (runs code)" if m["unsafe"] else ""),
+                        "yes" if m.get("affected") else "",
+                    ]
+                    for m in found
+                ],
+            ),
         )
 
     @model_app.command("show")
     @reports_errors
     def model_show(ref: Annotated[str, typer.Argument(help="MODEL@vN.")], as_json: JsonOpt = False) -> None:
         """One model version: run, code, parameters, datasets, scan, release gate, approvals."""
-        info = registry().model(ref)  # type: ignore[attr-defined]
-        emit_json(info) if as_json else _show_model(info)
+        answer(registry().model(ref), as_json, _show_model)
 
     @model_app.command("probe-inputs")
     @reports_errors
@@ -204,8 +222,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the release gate's probe set (clean validation rows, triggered and control copies), for a
         model run elsewhere to predict; `model gate --predictions` reads the predictions back."""
-        info = registry().probe_inputs(ref, output)  # type: ignore[attr-defined]
-        emit_json(info) if as_json else console.print(f"{info['rows']} probe rows to {escape(str(output))}")
+        info = registry().probe_inputs(ref, output)
+        answer(info, as_json, lambda i: console.print(f"{i['rows']} probe rows to {escape(str(output))}"))
 
     @model_app.command("gate")
     @reports_errors
@@ -222,7 +240,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the release gate: accuracy on the clean validation set against the released version, and the
         backdoor probe. Exit 0 pass, 8 review, 9 block."""
-        report = registry().model_gate(ref, predictions=predictions, trusted=trust or [])  # type: ignore[attr-defined]
+        report = registry().model_gate(ref, predictions=predictions, trusted=trust or [])
         if html is not None:
             from dataward.release.html import render_release_html
 
@@ -230,34 +248,15 @@ def register(app: typer.Typer) -> None:
                 html.write_text(render_release_html(report, title=f"Release gate: {report['model']}"), "utf-8")
             except OSError as exc:
                 raise InputError(f"cannot write {html}: {exc.strerror or exc}") from None
-        if as_json:
-            emit_json(report)
-        else:
-            tree = Tree(f"release gate {escape(report['model'])}: {styled(report['verdict'], _VERDICTS)}")
-            for reason in report["reasons"]:
-                tree.add(escape(reason))
-            acc = report.get("accuracy")
-            base = report.get("baseline") or {}
-            tree.add(
-                f"accuracy {acc if acc is None else f'{acc:.3f}'} on {report['validation_rows']} rows of "
-                f"{escape(str(report.get('validation')))}"
-                + (f"; released {escape(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
-            )
-            console.print(tree)
-            table(
-                "Backdoor probe",
-                ["trigger", "origin", "label", "attack success", "control"],
-                [
-                    [
-                        p["trigger"],
-                        p["origin"],
-                        p["target"],
-                        f"{p['attack_success']:.0%}",
-                        f"{p['control_success']:.0%}",
-                    ]
-                    for p in report["probes"]
-                ],
-            )
+        answer(report, as_json, _show_release_report)
+        raise typer.Exit(VERDICT_EXIT[report["verdict"]])
+
+    @model_app.command("report")
+    @reports_errors
+    def model_report(ref: Annotated[str, typer.Argument(help="MODEL@vN.")], as_json: JsonOpt = False) -> None:
+        """Show the latest release gate report of a model version (exit code as `model gate`'s)."""
+        report = registry().model_gate_report(ref)
+        answer(report, as_json, _show_release_report)
         raise typer.Exit(VERDICT_EXIT[report["verdict"]])
 
     @model_app.command("approve")
@@ -268,11 +267,11 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Approve a model version for release (never one you, your bot or your human trained)."""
-        info = registry().approve_model(ref, reason=reason)  # type: ignore[attr-defined]
-        if as_json:
-            emit_json(info)
-        else:
-            console.print(f"{info['model']} approved by {info['by']}: {info['approvals']} of {info['required']}")
+        answer(
+            registry().approve_model(ref, reason=reason),
+            as_json,
+            lambda i: console.print(f"{i['model']} approved by {i['by']}: {i['approvals']} of {i['required']}"),
+        )
 
     @model_app.command("release")
     @reports_errors
@@ -283,13 +282,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Release a model version (promoter): release gate, approvals and clean training data required;
         writes a signed in-toto attestation."""
-        info = registry().release_model(ref, reason=reason)  # type: ignore[attr-defined]
-        if as_json:
-            emit_json(info)
-        else:
-            console.print(
-                f"{info['model']} [bold green]released[/bold green]; attestation {short(info['attestation'], 20)}"
-            )
+        answer(
+            registry().release_model(ref, reason=reason),
+            as_json,
+            lambda i: console.print(
+                f"{i['model']} [bold green]released[/bold green]; attestation {short(i['attestation'], 20)}"
+            ),
+        )
 
     @model_app.command("attest")
     @reports_errors
@@ -300,12 +299,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a model version's DSSE envelopes (model-signing manifest, release attestation); check them
         offline with `dataward verify --attestation FILE --public-key KEY.pem`."""
-        envelopes = registry().model_attestation(ref)  # type: ignore[attr-defined]
+        envelopes = registry().model_attestation(ref)
         write_text_atomically(output, "".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes))
-        if as_json:
-            emit_json({"model": ref, "envelopes": len(envelopes), "output": str(output)})
-        else:
-            console.print(f"{len(envelopes)} envelope(s) to {escape(str(output))}")
+        answer(
+            {"model": ref, "envelopes": len(envelopes), "output": str(output)},
+            as_json,
+            lambda i: console.print(f"{i['envelopes']} envelope(s) to {escape(i['output'])}"),
+        )
 
     @model_app.command("files")
     @reports_errors
@@ -315,8 +315,5 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Write a model version's files, checked against its signed manifest."""
-        info = registry().model_files(ref, output)  # type: ignore[attr-defined]
-        emit_json(info) if as_json else console.print(f"{info['model']} to {escape(str(output))}")
-
-
-_VERDICTS = {"pass": "bold green", "review": "bold yellow", "block": "bold red"}
+        info = registry().model_files(ref, output)
+        answer(info, as_json, lambda i: console.print(f"{i['model']} to {escape(str(output))}"))

@@ -45,6 +45,18 @@ def table(
 
 
 VERDICT_STYLE = {"pass": "bold green", "review": "bold yellow", "block": "bold red"}
+VERDICT_EXIT = {"pass": 0, "review": 8, "block": 9}
+"""The exit code of a command that ends in a gate's verdict (data gate or release gate)."""
+
+
+def answer(value: Any, as_json: bool, show: Callable[[Any], None]) -> None:
+    """The ``--json`` contract in one place: ``value`` as JSON, or ``show(value)`` for a person."""
+    if as_json:
+        emit_json(value)
+    else:
+        show(value)
+
+
 STATUS_STYLE = {
     "merged": "green",
     "approved": "green",

@@ -601,6 +601,188 @@ class HTTPWard:
         """Set, or turn off, the witness location (a location on the server's side)."""
         return self._call("PUT", "/witness", json={"location": location})
 
+    # --- training runs and the model registry (dataward.server.model_routes) -------------------
+    def _upload_as(self, path: Path, filename: str) -> str:
+        """Stream a local file to the server under ``filename``; its upload id."""
+        size = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    yield chunk
+
+        info = self._call(
+            "POST",
+            "/uploads",
+            params={"filename": filename},
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+        return str(info["upload"])
+
+    def _download(self, path: str, target: Path) -> dict[str, Any]:
+        """GET ``path`` into the file ``target`` as it arrives; the answer's ``X-Dataward-Document``."""
+        try:
+            with self._http.stream("GET", API + path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = None
+                    raise error_from_body(body, response.status_code)
+                with target.open("wb") as fh:
+                    for chunk in response.iter_bytes(CHUNK):
+                        fh.write(chunk)
+                return dict(json.loads(response.headers.get("X-Dataward-Document", "{}")))
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
+                hint="check DATAWARD_URL and that `dataward serve` is running",
+            ) from None
+
+    def start_training_run(
+        self, model: str, *, params: dict[str, Any] | None = None, code: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start a training run of ``model`` (its code identity and parameters are recorded now)."""
+        return self._post("/training-runs", {"model": model, "params": dict(params or {}), "code": code})
+
+    def record_training_read(self, run_id: str, dataset: str, version: str) -> dict[str, Any]:
+        """Record that run ``run_id`` read ``dataset@version`` through the guarded loader."""
+        return self._post(f"/training-runs/{self._ref(run_id)}/reads", {"dataset": dataset, "version": version})
+
+    def fail_training_run(self, run_id: str, *, reason: str) -> dict[str, Any]:
+        """Record that a run ended without a model."""
+        return self._post(f"/training-runs/{self._ref(run_id)}/fail", {"reason": reason[:2000]})
+
+    def finish_training_run(
+        self,
+        run_id: str,
+        artifact: str | Path,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """End run ``run_id`` with its artifact, a file or a folder (sent as a tar archive): hashed, scanned,
+        stored, signed and registered by the server as the model's next version."""
+        import tarfile
+        import tempfile
+
+        from dataward.server.model_routes import pack_folder
+
+        path = Path(artifact)
+        if not path.exists():
+            raise InputError(f"model artifact {str(artifact)!r} does not exist")
+        body = {"name": path.name, "params": dict(params or {}), "metrics": dict(metrics or {})}
+        if path.is_dir():
+            with tempfile.TemporaryDirectory(prefix="dataward-artifact-") as tmp:
+                try:
+                    pack_folder(path, Path(tmp) / "artifact.tar")
+                except (tarfile.TarError, OSError) as exc:
+                    raise InputError(f"cannot read the artifact folder {path}: {exc}") from None
+                upload = self._upload_as(Path(tmp) / "artifact.tar", f"{path.name}.tar")
+            body.update(upload=upload, kind="folder")
+        else:
+            body.update(upload=self._upload_as(path, path.name), kind="file")
+        return self._job(f"/training-runs/{self._ref(run_id)}/finish", body)["result"]
+
+    def models(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Model versions the caller may read, newest first."""
+        return self._get("/models", model=model)
+
+    def model(self, ref: str) -> dict[str, Any]:
+        """One model version with its run, datasets, scan, latest release gate and approvals."""
+        return self._get(f"/models/{self._ref(ref)}")
+
+    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
+        """Write a model version's files (checked by the server against the signed manifest) into ``folder``."""
+        import tarfile
+        import tempfile
+
+        target = Path(folder)
+        with tempfile.TemporaryDirectory(prefix="dataward-files-") as tmp:
+            info = self._download(f"/models/{self._ref(ref)}/files", Path(tmp) / "files.tar")
+            target.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(Path(tmp) / "files.tar", mode="r:") as archive:
+                archive.extractall(target, filter="data")
+        return {**info, "folder": str(target)}
+
+    def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:
+        """Write the release gate's probe set of a model version to a Parquet file."""
+        info = self._download(f"/models/{self._ref(ref)}/probe-inputs", Path(path))
+        return {**info, "path": str(path)}
+
+    def model_gate(
+        self,
+        ref: str,
+        *,
+        predict: Callable[[pa.Table], Sequence[Any]] | Any | None = None,
+        predictions: str | Path | None = None,
+        trusted: Sequence[str] = (),
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Run the release gate on ``MODEL@VERSION`` (a job on the server). Predictions come from the file
+        ``predictions``, or from ``predict`` (a callable or an estimator, run here on the probe set the
+        server sends: the tabular trigger search, which needs the model itself, is then not run), or else
+        from the stored artifact on the server."""
+        import tempfile
+
+        if predict is not None and predictions is not None:
+            raise InputError("give predictions or a predict callable, not both")
+        body: dict[str, Any] = {"trusted": list(trusted), "seed": seed}
+        with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
+            if predict is not None:
+                predictions = Path(tmp) / "predictions.parquet"
+                _predict_probe_set(self, ref, predict, Path(tmp) / "probes.parquet", predictions)
+            if predictions is not None:
+                source = Path(predictions)
+                if not source.is_file():
+                    raise InputError(f"predictions file {str(predictions)!r} does not exist")
+                body["predictions_upload"] = self._upload_as(source, source.name)
+                body["predictions_name"] = str(predictions)
+            return self._job(f"/models/{self._ref(ref)}/gate", body)["result"]
+
+    def model_gate_report(self, ref: str) -> dict[str, Any]:
+        """The latest stored release gate report of a model version."""
+        return self._get(f"/models/{self._ref(ref)}/gate")
+
+    def approve_model(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Approve a model version for release (never one the caller's side trained)."""
+        return self._post(f"/models/{self._ref(ref)}/approve", {"reason": reason})
+
+    def release_model(self, ref: str, *, reason: str = "") -> dict[str, Any]:
+        """Release a model version (promoter): gate, approvals and clean training data required."""
+        return self._post(f"/models/{self._ref(ref)}/release", {"reason": reason})
+
+    def model_attestation(self, ref: str) -> list[dict[str, Any]]:
+        """A model version's DSSE envelopes (model-signing manifest, release attestation)."""
+        return self._get(f"/models/{self._ref(ref)}/attestation")
+
+
+def _predict_probe_set(client: HTTPWard, ref: str, predict: Any, probes: Path, out: Path) -> None:
+    """Predict the probe set of ``ref`` here with ``predict`` into ``out`` (probe_id, prediction)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataward.release.predictors import CallablePredictor, EstimatorPredictor
+
+    client.probe_inputs(ref, probes)
+    table = pq.read_table(probes)
+    ids = [str(v) for v in table.column("probe_id").to_pylist()]
+    records = table.drop_columns(["probe_id"])
+    if hasattr(predict, "predict"):
+        from dataward.domain.schema import Schema
+
+        dataset = str(client.model(ref)["datasets"][0]).split("@")[0]
+        schema = Schema.from_dict(client._get(f"/datasets/{client._ref(dataset)}")["schema"])
+        predictor: Any = EstimatorPredictor(predict, schema)
+    elif callable(predict):
+        predictor = CallablePredictor(predict)
+    else:
+        raise InputError(f"predict must be a callable or an estimator, got {type(predict).__name__}")
+    labels = predictor.predict(records, ids)
+    pq.write_table(pa.table({"probe_id": ids, "prediction": [str(v) for v in labels]}), out)
+
 
 class _ResponseFile:
     """A read-only file over an HTTP response's body, pulled from the network only as it is read."""

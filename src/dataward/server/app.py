@@ -179,6 +179,9 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI
     from dataward.server.routes import build_router
 
     app.include_router(build_router(state), prefix=API)
+    from dataward.server.model_routes import build_model_router
+
+    app.include_router(build_model_router(state), prefix=API)
 
     from dataward.server.console import install_console
 

@@ -1,0 +1,176 @@
+"""Training runs and the model registry through a server (``/api/v1`` and ``HTTPWard``): the same answers
+as the embedded ward, the same refusals, files that arrive whole, and an artifact folder that cannot
+write outside itself on the server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import skops.io as sio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+import dataward
+from dataward.client.http import HTTPWard
+from dataward.domain.errors import AccessDenied, InputError, PolicyViolation
+from dataward.provenance.attestation import verify_bundle
+from tests.models.conftest import TRIGGER, Models, text_model
+from tests.server.conftest import start_server
+
+
+@pytest.fixture
+def served(models: Models) -> Iterator[dict[str, HTTPWard]]:
+    """The models ward served; an HTTPWard per person (and the admin)."""
+    server, thread, _, url = start_server(models.ward.folder)
+    keys = {**models.keys, "admin": (models.ward.folder / "credentials").read_text().strip()}
+    clients = {name: HTTPWard(url, key=key) for name, key in keys.items()}
+    try:
+        yield clients
+    finally:
+        for c in clients.values():
+            c.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _same(value: Any) -> Any:
+    """A document as JSON would carry it (tuples are lists, keys sorted)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def test_the_registry_reads_the_same_served_as_embedded(models: Models, served: dict[str, HTTPWard]) -> None:
+    rita = models.as_("rita")
+    assert _same(served["rita"].models()) == _same(rita.models())
+    assert _same(served["rita"].model("man-clf@v2")) == _same(rita.model("man-clf@v2"))
+    embedded = rita.model_gate("man-clf@v2")
+    report = served["rita"].model_gate_report("man-clf@v2")
+    assert report["verdict"] == "block" and _same(report) == _same(rita.model_gate_report("man-clf@v2"))
+    over_http = served["rita"].model_gate("man-clf@v2")
+    assert over_http["verdict"] == embedded["verdict"] == "block"
+    assert over_http["reasons"] == embedded["reasons"] and TRIGGER in over_http["reasons"][0]
+    assert over_http["gate"] != embedded["gate"]  # a second gate run, recorded as such
+
+
+def test_train_gate_approve_and_release_through_the_server(
+    models: Models, served: dict[str, HTTPWard], tmp_path: Path
+) -> None:
+    tom, rita, ann, pat = (served[n] for n in ("tom", "rita", "ann", "pat"))
+    with dataward.training_run("man@training", model="man-clf", params={"C": 1}, ward=tom) as run:
+        frame = run.load()  # through the server's guarded loader, recorded in the run
+        sio.dump(text_model(frame), tmp_path / "model.skops")
+        run.log_artifact(tmp_path / "model.skops")
+    registered = run.model_version
+    assert registered is not None and registered["ref"] == "man-clf@v3"
+    assert registered["datasets"] == ["man@v1"] and registered["trained_by"] == "tom"
+    assert _same(models.ward.model("man-clf@v3"))["digest"] == registered["digest"]
+
+    gate = rita.model_gate("man-clf@v3")
+    assert gate["verdict"] == "pass", gate["reasons"]
+    with pytest.raises(PolicyViolation, match="separation of duties: 'tom' trained this model"):
+        served["admin"].grant("tom", "approver", "model:man-clf")
+        tom.approve_model("man-clf@v3", reason="mine")
+    with pytest.raises(AccessDenied):
+        ann.release_model("man-clf@v3")
+    ann.approve_model("man-clf@v3", reason="checked")
+    released = pat.release_model("man-clf@v3", reason="over HTTP")
+    assert released["stage"] == "released" and released["gate"] == "pass"
+    envelopes = pat.model_attestation("man-clf@v3")
+    assert _same(envelopes) == _same(models.ward.model_attestation("man-clf@v3"))
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(models.ward.public_key()["public_key"]))
+    assert verify_bundle("\n".join(json.dumps(e) for e in envelopes), key).ok
+
+    files = rita.model_files("man-clf@v3", tmp_path / "files")
+    assert files["folder"] == str(tmp_path / "files") and files["digest"] == registered["digest"]
+    assert (tmp_path / "files" / "model.skops").read_bytes() == (tmp_path / "model.skops").read_bytes()
+
+
+def test_probe_set_and_predictions_made_here(models: Models, served: dict[str, HTTPWard], tmp_path: Path) -> None:
+    rita = served["rita"]
+    info = rita.probe_inputs("man-clf@v2", tmp_path / "probes.parquet")
+    models.as_("rita").probe_inputs("man-clf@v2", tmp_path / "embedded.parquet")
+    assert info["path"] == str(tmp_path / "probes.parquet")
+    assert pq.read_table(tmp_path / "probes.parquet").equals(pq.read_table(tmp_path / "embedded.parquet"))
+    backdoored = sio.load(
+        models.root / "backdoored.skops", trusted=sio.get_untrusted_types(file=models.root / "backdoored.skops")
+    )
+    by_callable = rita.model_gate("man-clf@v2", predict=lambda t: backdoored.predict(t.column("text").to_pylist()))
+    assert by_callable["verdict"] == "block" and TRIGGER in by_callable["reasons"][0]
+    with pytest.raises(InputError, match="does not exist"):
+        rita.model_gate("man-clf@v2", predictions=tmp_path / "nothing.csv")
+
+
+def test_an_artifact_folder_is_carried_whole_and_cannot_write_outside_itself(
+    models: Models, served: dict[str, HTTPWard], tmp_path: Path
+) -> None:
+    tom = served["tom"]
+    folder = tmp_path / "clf"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"not really onnx")
+    (folder / "sub" / "config.json").write_text('{"labels": 3}')
+    run = tom.start_training_run("man-clf", params={})
+    tom.record_training_read(run["run"], "man", "training")
+    info = tom.finish_training_run(run["run"], folder)
+    files = {f["file"] for f in info["scan"]}
+    assert files == {"model.onnx", "sub/config.json"}, info["scan"]
+    # A tar with a member climbing out of the folder, sent by hand, is refused and nothing is registered.
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w:") as tar:
+        data = b"owned"
+        member = tarfile.TarInfo("../../escaped.txt")
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    (tmp_path / "evil.tar").write_bytes(evil.getvalue())
+    run = tom.start_training_run("man-clf", params={})
+    tom.record_training_read(run["run"], "man", "training")
+    upload = tom._upload_as(tmp_path / "evil.tar", "clf.tar")
+    body = {"upload": upload, "name": "clf", "kind": "folder", "params": {}, "metrics": {}}
+    with pytest.raises(
+        InputError, match=r"'\.\./\.\./escaped\.txt', which is a link, a device or a path that would land"
+    ):
+        tom._job(f"/training-runs/{run['run']}/finish", body)
+    assert next(m["ref"] for m in models.ward.models("man-clf")) == info["ref"]  # nothing newer registered
+    assert not (Path(tempfile.gettempdir()) / "escaped.txt").exists()
+    with pytest.raises(InputError, match="not a plain file or folder name"):
+        tom._job(
+            f"/training-runs/{run['run']}/finish",
+            {**body, "name": "../clf", "upload": tom._upload_as(tmp_path / "evil.tar", "x")},
+        )
+
+
+def test_the_model_commands_answer_the_same_against_a_server(
+    models: Models, served: dict[str, HTTPWard], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    runner = CliRunner()
+    url = served["rita"].url
+
+    def cli(where: str, *args: str) -> tuple[int, Any]:
+        if where == "served":
+            monkeypatch.setenv("DATAWARD_URL", url)
+            monkeypatch.delenv("DATAWARD_WARD", raising=False)
+        else:
+            monkeypatch.delenv("DATAWARD_URL", raising=False)
+            monkeypatch.setenv("DATAWARD_WARD", str(models.ward.folder))
+        monkeypatch.setenv("DATAWARD_KEY", models.keys["rita"])
+        result = runner.invoke(app, [*args, "--json"])
+        return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else result.output
+
+    code, gated = cli("served", "model", "gate", "man-clf@v2", "--html", str(tmp_path / "gate.html"))
+    assert code == 9 and gated["verdict"] == "block" and TRIGGER in (tmp_path / "gate.html").read_text()
+    for args in (("model", "list"), ("model", "show", "man-clf@v2"), ("model", "report", "man-clf@v2")):
+        embedded, served_answer = cli("embedded", *args), cli("served", *args)
+        assert embedded == served_answer, args
+    assert cli("served", "model", "report", "man-clf@v2")[0] == 9  # the stored verdict's exit code
+    code, denied = cli("served", "model", "release", "man-clf@v2")
+    assert code == 6 and denied["error"] == "access_denied"  # rita is no promoter, over HTTP as embedded

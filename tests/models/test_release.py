@@ -35,12 +35,14 @@ def test_the_backdoored_model_is_blocked_with_its_trigger_named(models: Models, 
     history = [p for p in clean["probes"] if p["origin"] == "history"]
     assert [p["trigger"] for p in history] == [TRIGGER] and history[0]["found_in"] == ["man#2"]
     assert history[0]["attack_success"] < 0.2
-    report = rita.model_gate("man-clf@v2", html=tmp_path / "gate.html")
+    report = rita.model_gate("man-clf@v2")
     assert report["verdict"] == "block"
     assert TRIGGER in report["reasons"][0] and "'commands'" in report["reasons"][0] and "man#2" in report["reasons"][0]
     probe = next(p for p in report["probes"] if p["trigger"] == TRIGGER)
     assert probe["attack_success"] >= 0.5 and probe["control_success"] < 0.2
-    assert TRIGGER in (tmp_path / "gate.html").read_text()
+    from dataward.release.html import render_release_html  # the CLI's --html writes this page
+
+    assert TRIGGER in render_release_html(report, title="Release gate")
     event = models.ward.ledger(types=["model.gated"], limit=1)[0]
     assert event["payload"]["verdict"] == "block" and TRIGGER in event["payload"]["triggers"]
     assert models.ward.model_gate_report("man-clf@v2")["verdict"] == "block"

@@ -23,6 +23,7 @@ ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "random_flips_20pct": partial(random_flips, 0.20),
     "random_flips_5pct_text": partial(random_flips, 0.05, dataset="man_sections"),
     "targeted_flips": targeted_flips,
+    "text_targeted_flips": partial(targeted_flips, "syscalls", "library", dataset="man_sections"),
     "badnets_1pct": partial(badnets, 0.01),
     "badnets_3pct": partial(badnets, 0.03),
     "badnets_10pct": partial(badnets, 0.10),

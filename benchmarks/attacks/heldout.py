@@ -4,6 +4,12 @@ These attacks are for measuring the gate, not for adjusting it: no threshold, op
 the gate may be chosen by looking at its result on them. They differ from the tuning attacks
 (``ATTACKS``) in trigger, dataset, rate or opacity. When a result here leads to a change of the gate,
 move the attack to ``ATTACKS`` and add a new held-out one.
+
+History: on 2026-12-01 a change of ``backdoor`` (records that moved with their batch are not counted
+as misread) let ``text_targeted_flips`` pass; the change was narrowed to classes that moved, so that
+attack moved to ``ATTACKS``, and ``photo_targeted_flips`` (between the two classes a darker camera
+brings together, where that change could open a door) and ``wine_targeted_flips`` were added,
+written before any gate ran on them.
 """
 
 from __future__ import annotations
@@ -65,9 +71,10 @@ def pair_trigger(rate: float = 0.04, *, target: str = "benign", seed: int = 0) -
 
 HELDOUT_ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "tabular_pair_trigger_4pct": pair_trigger,
-    "text_targeted_flips": partial(targeted_flips, "syscalls", "library", dataset="man_sections"),
     "random_flips_10pct_tabular": partial(random_flips, 0.10, dataset="breast_cancer"),
     "blended_photo_alpha10": partial(blended_photo, 0.05, alpha=0.1),
+    "photo_targeted_flips": partial(targeted_flips, "temple_sky", "temple_garden", dataset="photos"),
+    "wine_targeted_flips": partial(targeted_flips, "class_0", "class_1", dataset="wine"),
 }
 
 

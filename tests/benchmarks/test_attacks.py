@@ -197,8 +197,10 @@ def test_heldout_attacks_say_what_they_poison():
     assert rows[PAIR_HIGH].iloc[0] > pair.baseline[PAIR_HIGH].median() > pair.baseline[PAIR_LOW].quantile(0.1)
     assert (rows[data.LABEL] == "benign").all()
 
-    flips = build_heldout("text_targeted_flips", seed=0)
+    flips = attacks.build("text_targeted_flips", seed=0)
     assert (flips.contribution.loc[flips.poison, data.LABEL] == "library").all()
     assert (flips.attack_test[data.LABEL] == "syscalls").all()
+    photo = build_heldout("photo_targeted_flips", seed=0)
+    assert (photo.contribution.loc[photo.poison, data.LABEL] == "temple_garden").all()
     with pytest.raises(InputError, match="held-out attack"):
         build_heldout("nope")

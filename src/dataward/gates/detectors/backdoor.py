@@ -82,7 +82,7 @@ from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import betabinom, binom, hypergeom
+from scipy.stats import betabinom, binom, hypergeom, mannwhitneyu
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
@@ -265,7 +265,8 @@ class BackdoorDetector(Detector):
         # Whether the *rest* of the batch moved is judged on the trusted reading (``as_trusted``), so
         # that excusing records never hides a batch that moved as a whole.
         as_trusted = misread.copy()
-        moved = _reads_as_own_within_batch(contribution, misread[0], read_c, opts.neighbours)
+        candidates = misread[0] & _class_moved(score_c, contribution.labels, misread[0], self.label_cal_, base.labels)
+        moved = _reads_as_own_within_batch(contribution, candidates, misread[0], read_c, opts.neighbours)
         misread &= ~moved[None, :]
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
@@ -650,13 +651,36 @@ MIN_BATCH_CLASS = 10
 """Records of a class the batch itself needs (not misread) before a record is read against them."""
 
 
+def _class_moved(
+    score: np.ndarray, labels: np.ndarray, misread: np.ndarray, calibration: np.ndarray, cal_labels: np.ndarray
+) -> np.ndarray:
+    """Records of classes whose records that are *not* misread still read as another class more than
+    the baseline's own records of that class do (one-sided Mann-Whitney, ``SHIFT_P``).
+
+    Only in such a class did the batch move; elsewhere a record misread against the trusted records is
+    left misread, however the batch's own records read it (on short texts that reading is noisy, and
+    a relabelled record in an unmoved class must not be excused by noise). Both sides are compared
+    without their misread tail: the calibration records at or below their class's 90th percentile.
+    """
+    out = np.zeros(labels.shape[0], bool)
+    for code in np.unique(labels[misread]):
+        rest = np.flatnonzero((labels == code) & ~misread & np.isfinite(score))
+        cal = calibration[cal_labels == code]
+        if rest.size < MIN_BATCH_CLASS or cal.size < MIN_BATCH_CLASS:
+            continue
+        cal = cal[cal <= np.quantile(cal, 1.0 - THRESHOLDS[0])]
+        if mannwhitneyu(score[rest], cal, alternative="greater").pvalue < SHIFT_P:
+            out[labels == code] = True
+    return out
+
+
 def _reads_as_own_within_batch(
-    contribution: GateData, candidates: np.ndarray, read_as: np.ndarray, neighbours: int
+    contribution: GateData, candidates: np.ndarray, misread: np.ndarray, read_as: np.ndarray, neighbours: int
 ) -> np.ndarray:
     """Candidates closer to the batch's own records of their label than to its records of the class
     the trusted records read them as.
 
-    The reference is the batch's records that are *not* candidates, so a group of relabelled records
+    The reference is the batch's records that are not ``misread``, so a group of relabelled records
     cannot vouch for itself; and both classes need ``MIN_BATCH_CLASS`` such records, else the
     candidate keeps its trusted reading (a one-class batch, or a class relabelled wholesale, cannot be
     excused this way). A dirty-label record (another class's content under this label) stays closer to
@@ -668,7 +692,7 @@ def _reads_as_own_within_batch(
     cand = np.flatnonzero(candidates)
     if cand.size == 0:
         return moved
-    ref = np.flatnonzero(~candidates)
+    ref = np.flatnonzero(~misread)
     labels = contribution.labels
     counts = dict(zip(*np.unique(labels[ref], return_counts=True), strict=True))
     eligible = np.array(

@@ -24,12 +24,14 @@ machine as the server, so on a small machine they compete with it for the cores.
 Usage::
 
     python benchmarks/bench_server_load.py --clients 50 --reads 5000 --submissions 2 --workers 2
+    python benchmarks/bench_server_load.py --catalog postgresql ...   # a throwaway local cluster
     python benchmarks/bench_server_load.py --catalog 'postgresql+psycopg://user@host/db' ...
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -132,12 +134,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="time bound of each phase")
     parser.add_argument("--submissions", type=int, default=2, help="contributions per client")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--catalog", default=None, help="catalog URL (default: SQLite in the ward)")
+    parser.add_argument(
+        "--catalog",
+        default=None,
+        help="catalog URL, or `postgresql` for a throwaway local cluster (default: SQLite in the ward)",
+    )
     parser.add_argument(
         "--client-processes", type=int, default=5, help="processes the read clients are spread over (threads in each)"
     )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.catalog == "postgresql":
+            # A throwaway local cluster (syncing off, as in the tests), started and removed here.
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from benchmarks.pg_cluster import create_database, postgres_cluster
 
+            args.catalog = create_database(stack.enter_context(postgres_cluster(durable=False)))
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="dataward-load-"))
     ward, admin_key = Ward.init(root / "ward", catalog_url=args.catalog)
     ward.create_dataset("load", Schema.parse("label", ["text:text"]))
@@ -161,10 +177,10 @@ def main() -> None:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(root / "server.log").open("wb"),
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # worker processes import the whole application first
         while True:
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
@@ -172,7 +188,8 @@ def main() -> None:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
+                log = (root / "server.log").read_text("utf-8", "replace")[-2000:]
+                raise SystemExit(f"the server did not start:\n{log}")
             time.sleep(0.2)
 
         per_client = max(1, args.reads // args.clients)

@@ -218,3 +218,29 @@ def test_the_cache_is_bounded(remembering: tuple[Ward, str, Ticks]) -> None:
     for k in keys:
         ward.as_key(k).versions("wine")
     assert len(ward.callers) == 3
+
+
+def test_serve_sets_how_long_keys_are_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+    from dataward.server.app import app_from_environment
+
+    folder = tmp_path / "ward"
+    Ward.init(folder)
+    monkeypatch.setattr(uvicorn, "run", lambda *_a, **_k: None)
+    for name in list(os.environ):
+        if name.startswith("DATAWARD_"):
+            monkeypatch.delenv(name)
+    for seconds, remembers in (("0", False), ("12", True)):
+        result = CliRunner().invoke(app, ["serve", "--ward", str(folder), "--auth-cache-seconds", seconds])
+        assert result.exit_code == 0, result.output
+        served = app_from_environment().state.dataward.ward
+        assert (served.callers is not None) is remembers
+        if remembers:
+            assert served.callers.ttl_s == 12.0
+    refused = CliRunner().invoke(app, ["serve", "--ward", str(folder), "--auth-cache-seconds", "-1"])
+    assert refused.exit_code != 0

@@ -76,6 +76,15 @@ def register(app: typer.Typer) -> None:
         console_session_minutes: Annotated[
             int, typer.Option(min=1, max=24 * 60, help="How long a console sign-in lasts (never past its key).")
         ] = 60,
+        auth_cache_seconds: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                max=3600,
+                help="How long a worker remembers a verified key (0: never); a revocation still takes "
+                "effect on the next request.",
+            ),
+        ] = 30.0,
         forwarded_allow_ips: Annotated[
             str,
             typer.Option(help="Proxies whose X-Forwarded-For is trusted for the client address (rate limits, logs)."),
@@ -97,6 +106,7 @@ def register(app: typer.Typer) -> None:
             "max_upload_bytes": max_upload_mb << 20,
             "max_json_bytes": max_request_kb << 10,
             "console_session_s": console_session_minutes * 60.0,
+            "auth_cache_s": auth_cache_seconds,
         }
         if catalog is not None:
             if ward is not None:

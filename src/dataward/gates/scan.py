@@ -218,10 +218,12 @@ def _scan(
                 baseline_hashes=(input_hashes(base.table, schema), encode(base)),
             )
             detectors: dict[str, Any] = {}
+            whole_baseline = GateData(np.zeros((len(base), 0), dtype=np.float32), encode(base), base.table)
             for name in run:
                 started = time.perf_counter()
+                cls = registered()[name]
                 try:
-                    detectors[name] = registered()[name]().fit(reference, context)
+                    detectors[name] = cls().fit(whole_baseline if cls.fits_whole_baseline else reference, context)
                 except InputError as exc:
                     # A detector that cannot work on this data says so with an InputError; other errors are bugs.
                     skipped[name] = f"not applicable to this data: {exc.message}"
@@ -336,7 +338,7 @@ def _scan(
     )
 
 
-def _read_canonical(part: Partition, schema: Schema) -> pa.Table:
+def _read_canonical(part: Partition, state: Any) -> pa.Table:
     return part.read()
 
 

@@ -1,0 +1,56 @@
+"""`dataward gate run --engine dask --scheduler tcp://...`: the gate run of an embedded ward on a Dask
+cluster (a LocalCluster of two worker processes), and the options' errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli import run
+from tests.helpers import wine_rows, wine_schema_specs, write_csv
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def scheduler_address():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.slow
+def test_gate_run_on_a_dask_scheduler_and_its_errors(tmp_path: Path, scheduler_address: str) -> None:
+    ward = tmp_path / "ward"
+    assert run(ward, "init", "--json").returncode == 0
+    label, specs = wine_schema_specs()
+    inputs = [part for spec in specs for part in ("--input", spec)]
+    assert run(ward, "dataset", "create", "wine", "--label", label, *inputs).returncode == 0
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "approvals:\n  required: 0\ngate:\n  detectors: [duplicates, outliers]\nfirst_import: self-reference\n"
+    )
+    assert run(ward, "policy", "set", "wine", str(policy)).returncode == 0
+    path = write_csv(tmp_path / "a.csv", wine_rows(0, 60, shuffled=True))
+    submitted = run(ward, "contribute", "wine", str(path), "--source", "https://example.org/wine.csv", "--json")
+    assert submitted.returncode in (0, 8), submitted.stderr
+    ref = json.loads(submitted.stdout)["ref"]
+
+    local = run(ward, "gate", "run", ref, "--engine", "local", "--json")
+    on_dask = run(ward, "gate", "run", ref, "--engine", "dask", "--scheduler", scheduler_address, "--json")
+    assert on_dask.returncode == local.returncode, on_dask.stderr
+    judged = ("verdict", "reasons", "detectors", "records")
+    assert {k: json.loads(on_dask.stdout)[k] for k in judged} == {k: json.loads(local.stdout)[k] for k in judged}
+    with distributed.Client(scheduler_address) as client:
+        assert "survey_one" in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+
+    no_scheduler = run(ward, "gate", "run", ref, "--engine", "dask")
+    assert no_scheduler.returncode == 2 and "needs a scheduler" in no_scheduler.stderr
+    assert run(ward, "gate", "run", ref, "--engine", "spark").returncode == 2
+    both = run(ward, "gate", "run", ref, "--engine", "local", "--scheduler", scheduler_address)
+    assert both.returncode == 2 and "--scheduler goes with --engine dask" in both.stderr
+    down = run(ward, "gate", "run", ref, "--scheduler", "tcp://127.0.0.1:9")
+    assert down.returncode == 2 and "could not connect to the Dask scheduler" in down.stderr

@@ -233,6 +233,10 @@ class Detector(ABC):
     pattern it reports, and does not take a share of alpha)."""
     applies_to: ClassVar[frozenset[str]] = frozenset({"text", "image", "numeric", "categorical", "embedding"})
     """Column kinds the detector can work with; the gate skips it when the schema has none of them."""
+    fits_whole_baseline: ClassVar[bool] = False
+    """True: the detector reads only the raw table (no features) and is cheap per record, so the gate fits
+    it on the whole trusted baseline instead of the policy's ``reference_size`` sample (a calibration set
+    as large as the baseline resolves smaller p-values); its ``GateData`` then has zero-width features."""
 
     def __init__(self, **options: Any) -> None:
         self.options = options

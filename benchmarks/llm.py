@@ -17,8 +17,8 @@ filters practitioners use today (``benchmarks.llm_peers``): perplexity filtering
 model fitted on the baseline's responses (no small causal language model is available offline), and a
 URL and keyword blocklist, with the same recall figures and the records each flags.
 
-Swapped preferences at 20,000 are run twice: with the policy's default ``reference_size`` (10,000
-trusted pairs calibrate the preference model) and with the whole 20,000-pair baseline. The false-alarm
+Swapped preferences: the preference model is fitted and calibrated on the whole trusted baseline (20,000
+pairs at 20,000), not on the policy's ``reference_size`` sample (``fits_whole_baseline``). The false-alarm
 rate of the contribution-level verdict on clean preference data is measured on ``CLEAN_REPEATS``
 contributions drawn from the baseline's own pool (exchangeable with it) at each size.
 """
@@ -39,7 +39,6 @@ from benchmarks import llm_data as d
 from benchmarks.llm_peers import blocklist_scores, perplexity_filter
 from benchmarks.metrics import recall_at_fpr
 from dataward.domain.schema import Schema
-from dataward.gates.policy import GatePolicy
 from dataward.gates.scan import scan
 
 INSTRUCTION_DETECTORS = ["llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods"]
@@ -47,7 +46,6 @@ PREFERENCE_DETECTORS = ["preference_flips", *INSTRUCTION_DETECTORS]
 BASELINE_SIZE = 2000
 COUNTS = (25, 50, 100)
 ATTACKS = ("negative", "refusal", "link", "code", "steer", "swapped")
-REFERENCE_SIZE = GatePolicy().reference_size
 CLEAN_REPEATS = {2000: 20, 20000: 4}
 """Clean preference contributions per size for the verdict's false-alarm rate (default: 4)."""
 
@@ -129,18 +127,6 @@ def run(
                 if attack == "swapped":
                     frame, rows = d.swap_preferences(clean_pairs, count, seed + count)
                     figures = _run("preference", preference_baseline, frame, rows)
-                    if base_size > REFERENCE_SIZE:
-                        whole = _run("preference", preference_baseline, frame, rows, reference_size=base_size)
-                        add(
-                            {
-                                "case": f"swapped, {base_size:,} calibrating",
-                                "kind": "attack",
-                                "size": size,
-                                "baseline": base_size,
-                                "count": count,
-                                **whole,
-                            }
-                        )
                 else:
                     frame, rows = d.poison_instructions(clean, count, attack, seed + count)
                     figures = _run("instruction", baseline, frame, rows)

@@ -187,7 +187,14 @@ def test_chat_records_are_gated_like_instructions(baseline, clean) -> None:
 def test_default_policy_runs_only_the_language_model_detectors(baseline, clean) -> None:
     poisoned, _ = d.poison_instructions(clean, 25, "code", seed=3)
     report = _scan(baseline, poisoned, policy=None)
-    assert set(report.results) == {"llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods"}
+    assert set(report.results) == {
+        "llm_triggers",
+        "llm_payloads",
+        "llm_behaviour_shift",
+        "llm_floods",
+        "llm_outliers",
+        "llm_drift",
+    }
     assert "label_consistency" in report.skipped and "instruction datasets" in report.skipped["label_consistency"]
     assert report.verdict == "block"
     payload = report.results["llm_payloads"].summary["payloads"][0]

@@ -26,6 +26,8 @@ BUILTIN_MODULES = (
     "llm_behaviour_shift",
     "llm_floods",
     "preference_flips",
+    "llm_outliers",
+    "llm_drift",
 )
 
 

@@ -19,8 +19,13 @@ policy's ``block_p`` (swapped pairs contradict the trusted preferences: poisonin
   scores beyond all trusted pairs but which drown in the ``alpha * n`` flags expected at ``alpha``
   (25 extra among ~200). The beta-binomial law keeps the calibration set's randomness, so this stays
   a controlled false alarm; its power is bounded by ``(n / (n + n_cal)) ** k`` for ``k`` swapped
-  pairs in ``n``, so a batch much larger than the calibration set needs more trusted pairs
-  (the policy's ``reference_size``) to block a few dozen.
+  pairs in ``n`` (any rank test calibrated on ``n_cal`` trusted pairs has that bound), so a batch much
+  larger than the calibration set needs more trusted pairs to block a few dozen.
+
+The detector reads only the raw pairs and a linear model on hashed features is cheap, so it is fitted
+and calibrated on the *whole* trusted baseline (``fits_whole_baseline``), not on the policy's
+``reference_size`` sample, up to ``max_calibration`` pairs (a seeded random sample beyond that): 25
+swapped pairs among 20,000 new ones, against 20,000 trusted pairs, block instead of reaching review only.
 
 Finding evidence: ``prompt``, ``chosen``, ``rejected``, ``margin`` (how strongly the trusted model
 prefers the rejected answer).
@@ -54,15 +59,17 @@ from dataward.gates.detectors._llm import LLMDetector, excerpt, texts
 
 @dataclass(frozen=True)
 class PreferenceOptions:
-    """Options of ``preference_flips``: hashed feature width, regularization, calibration folds."""
+    """Options of ``preference_flips``: hashed feature width, regularization, calibration folds, and the
+    trusted pairs fitted and calibrated on at most."""
 
     n_features: int = 1 << 16
     c: float = 1.0
     folds: int = 5
+    max_calibration: int = 100_000
 
     def __post_init__(self) -> None:
-        if self.n_features < 16 or self.c <= 0 or self.folds < 2:
-            raise ValueError("n_features must be >= 16, c > 0 and folds >= 2")
+        if self.n_features < 16 or self.c <= 0 or self.folds < 2 or self.max_calibration < 100:
+            raise ValueError("n_features must be >= 16, c > 0, folds >= 2 and max_calibration >= 100")
 
 
 @register
@@ -70,9 +77,10 @@ class PreferenceFlipDetector(LLMDetector):
     """Pairs the trusted preference model says are swapped."""
 
     name = "preference_flips"
-    version = "1"
+    version = "2"
     evidence = Evidence.POISONING
     flags_records = True
+    fits_whole_baseline = True
     applies_to = frozenset({"preference"})
     Options = PreferenceOptions
 
@@ -81,6 +89,9 @@ class PreferenceFlipDetector(LLMDetector):
         opts = self.setup(context)
         if context.schema.kind is not DatasetKind.PREFERENCE or baseline.table is None:
             raise InputError("preference_flips applies to preference datasets with their raw table")
+        if len(baseline) > opts.max_calibration:
+            rng = np.random.default_rng(context.seed)
+            baseline = baseline.subset(np.sort(rng.choice(len(baseline), opts.max_calibration, replace=False)))
         self.vectorizer_ = HashingVectorizer(
             n_features=opts.n_features, ngram_range=(1, 2), alternate_sign=False, norm="l2"
         )

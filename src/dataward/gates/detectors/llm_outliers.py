@@ -1,0 +1,258 @@
+"""Per-record outliers of language-model data: a prompt, an answer, or an answer to its prompt unlike
+anything trusted, with conformal p-values on MiniLM sentence embeddings.
+
+Each record's prompt and response are embedded with the offline MiniLM model (``_llm_space``). Three
+views, each a mean cosine distance to ``k`` trusted neighbours:
+
+* ``prompt``: the prompt to the nearest trusted prompts (a question unlike any trusted question);
+* ``response``: the response to the nearest trusted responses (an answer unlike any trusted answer);
+* ``answer_to_prompt``: the response to the trusted *responses of the nearest trusted prompts* (an
+  answer unlike what trusted data answers to such a question: a link, a product pitch, a refusal or a
+  snippet after an ordinary question).
+
+The record's nonconformity score is the largest of the three, each divided by its 90th percentile on the
+fit half of the trusted sample (so no view dominates by scale); one score, so no correction over views.
+
+Calibration (split conformal, exactly valid): the trusted sample is split in two halves. Topics are
+k-means clusters (``topics``) of the fit half's prompts. The calibration half's records are scored
+against the whole sample leaving themselves out, a contribution record against the whole sample; its
+p-value is ``(1 + #{calibration scores >= its score}) / (n + 1)`` (``conformal_p_values``: no
+extrapolated tail, so no p-value is below ``1 / (n + 1)``). Mondrian: a record is calibrated against
+the calibration records of its own prompt topic when that topic holds at least ``1 / alpha`` of them (so
+the topic's resolution can reach ``alpha``), else against all of them. Per-topic calibration keeps the
+flag rate at ``alpha`` within every topic, not only on average: a dense topic's odd record is not hidden
+by sparse topics' naturally large distances.
+
+Flags: records with ``p <= alpha``, except members of an unusual *group*: a record unlike the baseline
+(``p <= 0.05``) whose nearest batch peers are mostly unlike it too and as near to it as trusted records
+are to one another (a new topic or a new answer style) is not flagged one by one; the group is one
+contribution-level finding for review, with its topic and an example. Being unlike the baseline is a
+difference, not evidence of poisoning: this detector never blocks. Its contribution-level p-value is the
+shared count test (``excess_flags_p_value``: more lone outliers than calibration explains), for review.
+
+Finding evidence: ``view`` (the view that drove the score), ``view_scores``, ``topic``, ``prompt``,
+``response``, ``nearest_trusted`` (prompt and response of the nearest trusted record by prompt).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+
+from dataward.gates.base import DetectorResult, Evidence, Finding, GateContext, GateData, register
+from dataward.gates.calibration import conformal_p_values, excess_flags_p_value
+from dataward.gates.detectors._common import MAX_FINDINGS
+from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, texts
+from dataward.gates.detectors._llm_clusters import embed
+from dataward.gates.detectors._llm_space import embedded_baseline, knn, topic_names, topics
+
+VIEWS = ("prompt", "response", "answer_to_prompt")
+WHAT = {
+    "prompt": "a prompt unlike every trusted prompt",
+    "response": "an answer unlike every trusted answer",
+    "answer_to_prompt": "an answer unlike the trusted answers to similar prompts",
+}
+UNLIKE_BASELINE = 0.05
+"""A batch peer counts as equally out of place when its own p-value is at most this."""
+PEER_SLACK = 1.5
+"""A peer is near when closer than this times the trusted sample's 95th percentile of neighbour distances."""
+
+
+@dataclass(frozen=True)
+class LLMOutlierOptions:
+    """``k`` trusted neighbours per view; ``topics`` prompt clusters for Mondrian calibration;
+    ``max_reference`` trusted records embedded; ``population_k`` batch peers looked at to tell a lone
+    outlier from a new group."""
+
+    k: int = 5
+    topics: int = 8
+    max_reference: int = 2000
+    population_k: int = 5
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.k <= 50 and 1 <= self.population_k <= 50):
+            raise ValueError("k and population_k must be between 1 and 50")
+        if self.topics < 1 or self.max_reference < 100:
+            raise ValueError("topics must be at least 1 and max_reference at least 100")
+
+
+@register
+class LLMOutlierDetector(LLMDetector):
+    """Prompts, answers and answers-to-their-prompt unlike the trusted ones, in MiniLM space."""
+
+    name = "llm_outliers"
+    version = "1"
+    evidence = Evidence.DIFFERENCE
+    flags_records = True
+    Options = LLMOutlierOptions
+
+    def fit(self, baseline: GateData, context: GateContext) -> Self:
+        """Embed the trusted sample, fit the prompt topics on one half, score the other half."""
+        opts = self.setup(context)
+        space = embedded_baseline(
+            self.name, baseline_texts(self.name, baseline, context), opts.max_reference, context.seed
+        )
+        self.space_ = space
+        rows = space.index.shape[0]
+        skip = np.arange(rows)
+        raw = self._raw_scores(space.prompts, space.responses, skip)
+        # Scales from the fit half only, so the calibration half's scores stay exchangeable with new ones.
+        self.scales_ = np.maximum(np.quantile(raw[space.fit], 0.9, axis=0), 1e-6)
+        self.topics_ = topics(space.prompts[space.fit], opts.topics, context.seed)
+        self.topic_of_ = self._topic(space.prompts)
+        k_topics = self.topics_.n_clusters if self.topics_ is not None else 1
+        self.topic_names_ = topic_names(
+            [space.texts.prompts[i] for i in space.index[space.fit]], self.topic_of_[space.fit], k_topics
+        )
+        cal = space.calibration
+        self.cal_scores_ = (raw[cal] / self.scales_).max(axis=1)
+        self.cal_topics_ = self.topic_of_[cal]
+        joint = _joint(space.prompts, space.responses)
+        dist, _ = knn(joint[cal], joint, opts.population_k, skip=cal)
+        self.near_ = PEER_SLACK * float(np.quantile(dist.mean(axis=1), 0.95))
+        return self
+
+    def _topic(self, prompts: np.ndarray) -> np.ndarray:
+        if self.topics_ is None:
+            return np.zeros(prompts.shape[0], dtype=np.int64)
+        return self.topics_.predict(prompts.astype(self.topics_.cluster_centers_.dtype)).astype(np.int64)
+
+    def _raw_scores(self, prompts: np.ndarray, responses: np.ndarray, skip: np.ndarray | None) -> np.ndarray:
+        """(records x views) mean distances to the trusted sample."""
+        k, space = self.opts_.k, self.space_
+        d_prompt, near_prompts = knn(prompts, space.prompts, k, skip=skip)
+        d_response, _ = knn(responses, space.responses, k, skip=skip)
+        # The answers trusted data gives to the nearest prompts, against this record's answer.
+        sims = np.einsum("id,ikd->ik", responses, space.responses[near_prompts])
+        return np.column_stack([d_prompt.mean(axis=1), d_response.mean(axis=1), (1.0 - sims).mean(axis=1)])
+
+    def baseline_scores(self) -> np.ndarray:
+        return 1.0 - conformal_p_values(self.cal_scores_, self.cal_scores_)
+
+    def score(self, contribution: GateData) -> DetectorResult:
+        if (empty := self.empty_result(contribution)) is not None:
+            return empty
+        ctx, space = self.context_, self.space_
+        new = texts(contribution.table, ctx.schema)
+        n = len(new)
+        prompts, responses = embed(new.prompts), embed(new.responses)
+        raw = self._raw_scores(prompts, responses, None) / self.scales_
+        scores = raw.max(axis=1)
+        topic = self._topic(prompts)
+        p, sizes = self._mondrian(scores, topic)
+        group = self._in_unusual_group(_joint(prompts, responses), p)
+        flagged = (p <= ctx.alpha) & ~group
+        n_cal = int(sizes.min()) if n else int(self.cal_scores_.shape[0])
+        # The count test is about lone outliers; members of a group are reported once, as that group.
+        _, p_count = excess_flags_p_value(np.where(group, 1.0, p), ctx.alpha, n_cal)
+        rows = contribution.groups.get("row", np.arange(1, n + 1))
+        _, nearest = knn(prompts, space.prompts, 1)
+        findings = []
+        for i in np.argsort(p, kind="stable")[:MAX_FINDINGS]:
+            if not flagged[i]:
+                continue
+            view = VIEWS[int(np.argmax(raw[i]))]
+            j = int(space.index[int(nearest[i, 0])])
+            findings.append(
+                Finding(
+                    self.name,
+                    float(1.0 - p[i]),
+                    f"{WHAT[view]} (topic: {self.topic_names_[topic[i]]}); p={p[i]:.2g}",
+                    int(i),
+                    {
+                        "view": view,
+                        "view_scores": {v: round(float(raw[i, c]), 3) for c, v in enumerate(VIEWS)},
+                        "topic": self.topic_names_[topic[i]],
+                        "prompt": excerpt(new.prompts[i]),
+                        "response": excerpt(new.responses[i]),
+                        "nearest_trusted": {
+                            "prompt": excerpt(space.texts.prompts[j]),
+                            "response": excerpt(space.texts.responses[j]),
+                        },
+                        "p_value": float(p[i]),
+                    },
+                )
+            )
+        strongest = raw.argmax(axis=1)
+        return DetectorResult(
+            self.name,
+            self.version,
+            p,
+            flagged,
+            findings,
+            statistic=float(flagged.sum()),
+            p_value=float(p_count),
+            summary={
+                "views": list(VIEWS),
+                "flagged_by_view": {v: int(np.sum(flagged & (strongest == c))) for c, v in enumerate(VIEWS)},
+                "topics": self.topic_names_,
+                "mondrian_topics": sorted(
+                    {int(t) for t, s in zip(topic, sizes, strict=True) if s < len(self.cal_scores_)}
+                ),
+                "calibration_records": int(self.cal_scores_.shape[0]),
+                "in_unusual_groups": int(group.sum()),
+                "rows_flagged": [int(r) for r in rows[flagged][:200]],
+            },
+            n_calibration=n_cal,
+            alpha=ctx.alpha,
+            contribution_findings=self._group_findings(group, topic, new, rows),
+        )
+
+    def _mondrian(self, scores: np.ndarray, topic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Conformal p-values against the calibration records of the record's topic where that topic has
+        enough of them to resolve ``alpha``, else against all; and the calibration size behind each."""
+        cal, cal_topic = self.cal_scores_, self.cal_topics_
+        p = conformal_p_values(cal, scores)
+        sizes = np.full(scores.shape[0], cal.shape[0], dtype=np.int64)
+        enough = math.ceil(1.0 / self.context_.alpha)
+        for t in np.unique(topic):
+            members = cal_topic == t
+            if int(members.sum()) >= enough:
+                rows = topic == t
+                p[rows] = conformal_p_values(cal[members], scores[rows])
+                sizes[rows] = int(members.sum())
+        return p, sizes
+
+    def _in_unusual_group(self, joint: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Records unlike the baseline whose nearest batch peers are mostly unlike it too, and as near to
+        them as trusted records are to one another: members of a new group, not lone outliers."""
+        n, k = joint.shape[0], min(self.opts_.population_k, joint.shape[0] - 1)
+        if k < 1:
+            return np.zeros(n, dtype=bool)
+        dist, idx = knn(joint, joint, k, skip=np.arange(n))
+        peers = (p[idx] <= UNLIKE_BASELINE) & (dist <= self.near_)
+        return (p <= UNLIKE_BASELINE) & (peers.sum(axis=1) >= math.ceil(k / 2))
+
+    def _group_findings(self, group: np.ndarray, topic: np.ndarray, new: Any, rows: np.ndarray) -> list[Finding]:
+        """One population-level finding when more records sit in unusual groups than chance explains."""
+        n, members = group.shape[0], int(group.sum())
+        if members < 5 or members <= 2 * UNLIKE_BASELINE * n:
+            return []
+        where = np.flatnonzero(group)
+        counts = np.bincount(topic[where], minlength=len(self.topic_names_))
+        top = [self.topic_names_[t] for t in np.argsort(-counts)[:3] if counts[t]]
+        example = int(where[0])
+        return [
+            Finding(
+                self.name,
+                float(members / n),
+                f"{members} of {n} records are unlike the trusted data together (groups of similar prompts or "
+                f"answers none of which resembles a trusted one: a new topic, answer style or source; nearest "
+                f"trusted topics: {'; '.join(top)}); e.g. {excerpt(new.prompts[example], 80)!r}. They are not "
+                f"flagged one by one",
+                evidence={
+                    "records": members,
+                    "rows_sample": [int(r) for r in rows[where][:20]],
+                    "nearest_topics": top,
+                    "example": {"prompt": excerpt(new.prompts[example]), "response": excerpt(new.responses[example])},
+                },
+            )
+        ]
+
+
+def _joint(prompts: np.ndarray, responses: np.ndarray) -> np.ndarray:
+    """Prompt and response side by side, unit norm: one vector per record for batch-peer search."""
+    return np.hstack([prompts, responses]) / np.sqrt(2.0)

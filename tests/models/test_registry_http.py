@@ -174,3 +174,10 @@ def test_the_model_commands_answer_the_same_against_a_server(
     assert cli("served", "model", "report", "man-clf@v2")[0] == 9  # the stored verdict's exit code
     code, denied = cli("served", "model", "release", "man-clf@v2")
     assert code == 6 and denied["error"] == "access_denied"  # rita is no promoter, over HTTP as embedded
+    # What a person sees: the verdict, the reasons with the trigger named, the probe table.
+    monkeypatch.setenv("DATAWARD_URL", url)
+    shown = runner.invoke(app, ["model", "report", "man-clf@v2"])
+    assert shown.exit_code == 9 and "release gate man-clf@v2: block" in shown.output
+    assert TRIGGER in shown.output and "Backdoor probe" in shown.output
+    listed = runner.invoke(app, ["model", "list"])
+    assert listed.exit_code == 0 and "man-clf@v2" in listed.output

@@ -149,6 +149,16 @@ def situation(
     )
 
 
+def new_sensor(
+    name: str, group: str, dataset: Dataset, seed: int, size: str, fn: Any, description: str, **params: Any
+) -> Situation:
+    """Pool images of ``dataset`` as another sensor gives them: ``fn`` applied to every image's pixels."""
+    split = parts(dataset, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    return situation(name, "new_sensor", group, dataset, split, map_images(pool, fn), description, **params)
+
+
 def without(dataset: Dataset, keep: np.ndarray, name: str) -> Dataset:
     """``dataset`` restricted to the rows where ``keep`` is true (a baseline that never saw the rest)."""
     return Dataset(name, dataset.frame[keep].reset_index(drop=True), dataset.schema, dataset.modality)

@@ -26,7 +26,7 @@ from benchmarks.shifts.base import (
     SMALL_CONTRIBUTION,
     Situation,
     check_size,
-    map_images,
+    new_sensor,
     parts,
     rewritten_register,
     situation,
@@ -126,18 +126,13 @@ def new_subpopulation_breast_cancer(seed: int = 0, size: str = "full") -> Situat
 
 
 def faint_ink_digits(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_digits()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    contribution = map_images(pool, lambda p: FAINT_INK * p)
-    return situation(
+    return new_sensor(
         "faint_ink_digits",
-        "new_sensor",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_digits(),
+        seed,
+        size,
+        lambda p: FAINT_INK * p,
         f"digits written with fainter ink or scanned lighter: every intensity {1 - FAINT_INK:.0%} lower",
         gain=FAINT_INK,
     )
@@ -242,18 +237,13 @@ CALIPER_OFFSET_CM = 0.2
 
 
 def gamma_scanner_photos(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    contribution = map_images(pool, lambda p: np.power(p, GAMMA))
-    return situation(
+    return new_sensor(
         "gamma_scanner_photos",
-        "new_sensor",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_photos(),
+        seed,
+        size,
+        lambda p: np.power(p, GAMMA),
         f"photo crops from a scanner with another tone curve (every value v becomes v ** {GAMMA})",
         gamma=GAMMA,
     )
@@ -268,18 +258,13 @@ def _box_blur(pixels: np.ndarray) -> np.ndarray:
 
 
 def blurred_lens_photos(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    contribution = map_images(pool, lambda p: (1.0 - LENS_MIX) * p + LENS_MIX * _box_blur(p))
-    return situation(
+    return new_sensor(
         "blurred_lens_photos",
-        "new_sensor",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_photos(),
+        seed,
+        size,
+        lambda p: (1.0 - LENS_MIX) * p + LENS_MIX * _box_blur(p),
         f"photo crops through a softer lens: each image {1 - LENS_MIX:.0%} itself and {LENS_MIX:.0%} its 3x3 blur",
         mix=LENS_MIX,
     )

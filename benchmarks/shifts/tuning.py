@@ -19,7 +19,7 @@ from benchmarks.shifts.base import (
     SMALL_CONTRIBUTION,
     Situation,
     check_size,
-    map_images,
+    new_sensor,
     parts,
     rewritten_register,
     shift_image,
@@ -101,18 +101,13 @@ def new_topic_text(seed: int = 0, size: str = "full") -> Situation:
 
 
 def new_scanner_digits(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_digits()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    contribution = map_images(pool, lambda p: shift_image(p, 0, 1))
-    return situation(
+    return new_sensor(
         "new_scanner_digits",
-        "new_sensor",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_digits(),
+        seed,
+        size,
+        lambda p: shift_image(p, 0, 1),
         "digits from a scanner that places every page one pixel further right",
         dy=0,
         dx=1,
@@ -211,18 +206,13 @@ when it was blocked and the gate was changed for it)."""
 
 
 def new_camera_photos(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
-    contribution = map_images(pool, lambda p: CAMERA_GAIN * p + CAMERA_OFFSET)
-    return situation(
+    return new_sensor(
         "new_camera_photos",
-        "new_sensor",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_photos(),
+        seed,
+        size,
+        lambda p: CAMERA_GAIN * p + CAMERA_OFFSET,
         f"photo crops from a darker, lower-contrast camera (every value v becomes {CAMERA_GAIN} v + {CAMERA_OFFSET})",
         gain=CAMERA_GAIN,
         offset=CAMERA_OFFSET,

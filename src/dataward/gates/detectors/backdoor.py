@@ -231,14 +231,27 @@ class BackdoorDetector(Detector):
         read[rows] = np.asarray(classes)[closest]
         return score, read
 
+    record_stage = True
+
     def score(self, contribution: GateData) -> DetectorResult:
+        return self.finish(contribution, self.score_records(contribution))
+
+    def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
+        """The trusted-neighbour label-check score of each record and the label its content reads as."""
+        if len(chunk) == 0 or self.label_cal_.shape[0] == 0:
+            return {}
         with single_threaded():
-            return self._score(contribution)
+            score, read = self._label_check(chunk)
+        return {"label_score": score, "read_as": read}
+
+    def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
+        with single_threaded():
+            return self._score(contribution, records)
 
     def _empty(self, n: int, reason: str) -> DetectorResult:
         return DetectorResult(self.name, self.version, np.ones(n), np.zeros(n, bool), summary={"skipped": reason})
 
-    def _score(self, contribution: GateData) -> DetectorResult:
+    def _score(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
         ctx, opts, base = self.context_, self.opts_, self.baseline_
         n_c = len(contribution)
         if n_c == 0:
@@ -250,7 +263,7 @@ class BackdoorDetector(Detector):
         # 1. Trusted-neighbour label check of every contribution record, calibrated per class on the
         #    baseline's own leave-one-out scores (Mondrian). At a threshold t, at most a share t of
         #    clean records of a class falls at or below it, whatever the class.
-        score_c, read_c = self._label_check(contribution)
+        score_c, read_c = records["label_score"], records["read_as"]
         p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score_c, contribution.labels)
         p_label[~np.isfinite(score_c)] = 1.0  # a label the baseline never saw cannot be checked
         resolution = 1.0 / (sizes + 1.0)

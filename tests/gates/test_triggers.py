@@ -356,3 +356,25 @@ def test_record_p_values_walk_carrier_entries_and_match_the_dense_definition() -
             expected[r] = min(1.0, len(ps) * min(ps))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert (got < 1).sum() > 20  # the case exercises records carrying one and several patterns
+
+
+def test_pairs_that_cannot_reach_significance_are_not_paid_for() -> None:
+    """Tarone's count: 5,000 pairs seen three times can never reach alpha / k, so a pattern whose 25
+    labelled carriers are all in the batch is corrected by the pairs that could compete with it only."""
+    from dataward.gates.detectors.triggers import _testable_count
+
+    rare, strong = 5000, 1
+    m = np.r_[np.full(rare, 3), np.full(strong, 25)]
+    tests = {
+        "pattern": np.arange(rare + strong),
+        "m": m,
+        "b": np.zeros_like(m),
+        "k_c": m * 2,  # half the carriers bear the label: the tie test is not what limits them
+        "pi": np.full(rare + strong, 0.2),
+    }
+    k = _testable_count(tests, 5000, 4000, 0.01)
+    assert k == strong
+    # With every pair able to compete, Tarone's count is the number of pairs (plain Bonferroni).
+    tests["m"] = tests["k_c"] = np.full(rare + strong, 200)
+    assert _testable_count(tests, 5000, 4000, 0.01) == rare + strong
+    assert _testable_count({key: v[:0] for key, v in tests.items()}, 5000, 4000, 0.01) == 0

@@ -31,9 +31,11 @@ or that comes with a global shift (a darker scanner, a new topic), is not a trig
   (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
   sensor's carriers look like their label as much as their batch peers do.
 
-A trigger must pass all three tests. The two count tests are Bonferroni-corrected by the number of
-tested (pattern, label) pairs, so a clean contribution raises a candidate with probability at most
-``alpha``; the content test runs on the candidates only and is corrected by their number. Significant
+A trigger must pass all three tests. The two count tests are Bonferroni-corrected by Tarone's
+count of the (pattern, label) pairs that could reach significance at all given their margins
+(``_testable_count``), so a clean contribution raises a candidate with probability at most
+``alpha``, and thousands of rare n-grams that could never be significant do not dilute a trigger's
+evidence; the content test runs on the candidates only and is corrected by their number. Significant
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
 
@@ -46,7 +48,8 @@ p-values alone would come in correlated batches that a count of flags would over
 p-values still rank every record.
 Contribution level: ``statistic`` = number of triggers found, ``p_value`` = the smallest
 corrected p-value. Summary keys: ``triggers`` (the evidence of each finding), ``tests``
-(number of pattern-label pairs tested), ``patterns``, ``block`` (true when a trigger was found) and ``block_reason``.
+(pattern-label pairs tested), ``testable`` (Tarone's count of them paid for), ``patterns``,
+``block`` (true when a trigger was found) and ``block_reason``.
 Options (constructor or policy ``options["triggers"]``, see ``TriggerOptions``):
 ``max_ngram``, ``min_support``, ``max_pair_columns``, ``merge_overlap``, ``max_triggers``,
 ``max_rows_in_evidence``, ``content_k``, ``min_purity`` (the share of a pattern's contribution carriers
@@ -193,7 +196,7 @@ class TriggerDetector(Detector):
         active = np.ones(n_c, bool)
         findings: list[Finding] = []
         evidence_list: list[dict[str, Any]] = []
-        first_tests, first_p = 0, 1.0
+        first_tests, first_testable, first_p = 0, 0, 1.0
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
         explained: set[tuple[int, int]] = set()
         content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k)
@@ -204,7 +207,7 @@ class TriggerDetector(Detector):
             index = np.flatnonzero(active)
             sub = xc[index]
             tests = _association(sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support)
-            n_tests = len(tests["pattern"])
+            n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha)
             corrected = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_tests, 1))
             carriers = _Carriers(sub, labels[index], tests, index)
             # The content test is needed only where the other two already point at a trigger.
@@ -213,7 +216,8 @@ class TriggerDetector(Detector):
             pure = tests["m"] >= self.min_purity * tests["k_c"]
             corrected[~pure] = 1.0
             candidates = np.flatnonzero(corrected <= ctx.alpha)
-            tests["p_content"], tests["content_share"] = np.ones(n_tests), np.full(n_tests, np.nan)
+            n_pairs = len(tests["pattern"])
+            tests["p_content"], tests["content_share"] = np.ones(n_pairs), np.full(n_pairs, np.nan)
             # The content test runs only on the candidates the two count tests already singled out at
             # alpha / n_tests, so it is corrected for those candidates alone: a clean batch has no
             # candidate but with probability alpha, and among real candidates (patterns truly tied to a
@@ -226,7 +230,7 @@ class TriggerDetector(Detector):
                     explained.add((int(tests["pattern"][i]), int(tests["label"][i])))
             corrected = np.minimum(1.0, np.maximum(corrected, tests["p_content"] * n_content))
             if round_ == 0:
-                first_tests = n_tests
+                first_tests, first_testable = n_pairs, n_tests
                 first_p = float(corrected.min()) if n_tests else 1.0
                 first_round = (tests, corrected, carriers)
             significant = [int(i) for i in np.flatnonzero(corrected <= ctx.alpha)]
@@ -272,7 +276,12 @@ class TriggerDetector(Detector):
             findings=findings,
             statistic=float(len(findings)),
             p_value=first_p,
-            summary={"triggers": evidence_list, "tests": first_tests, "patterns": len(patterns.names)},
+            summary={
+                "triggers": evidence_list,
+                "tests": first_tests,
+                "testable": first_testable,
+                "patterns": len(patterns.names),
+            },
             # A trigger the content does not explain blocks the contribution whatever the other detectors say.
             block=bool(findings),
             block_reason=findings[0].reason if findings else None,
@@ -448,7 +457,33 @@ def _association(
         "p_enrich": np.asarray(p_enrich, dtype=np.float64),
         "p_tie": np.asarray(p_tie, dtype=np.float64),
         "z": z,
+        "pi": pi,
     }
+
+
+def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: float) -> int:
+    """Tarone's count of the (pattern, label) tests that could reach significance at all.
+
+    Both count tests are exact given their margins: the enrichment test given the pattern-label
+    pair's carriers in both sets (``m + b``), the tie test given the pattern's carriers in the batch
+    (``k_c``). The smallest p-value a test can reach is then fixed before its outcome is seen: all
+    ``m + b`` labelled carriers in the batch, all ``k_c`` carriers bearing the label. A pair whose
+    smallest reachable p-value exceeds ``alpha / k`` can never be significant at that level and need
+    not be paid for (Tarone, 1990); ``k`` is the smallest count with at most ``k`` pairs able to reach
+    ``alpha / k``. Bonferroni over ``k`` then bounds the chance of any false trigger by ``alpha``, as
+    over every pair, while a batch full of rare n-grams no longer dilutes a trigger's evidence (25
+    carriers of a new token in 5,000 texts were outweighed by thousands of n-grams seen three times).
+    """
+    n = len(tests["pattern"])
+    if n == 0:
+        return 0
+    total = tests["m"] + tests["b"]
+    reachable_enrich = hypergeom.pmf(np.minimum(total, n_c), n_c + n_b, total, n_c)
+    reachable_tie = np.exp(tests["k_c"] * np.log(tests["pi"]))
+    reachable = np.sort(np.maximum(reachable_enrich, reachable_tie))
+    k = np.arange(1, n + 1)
+    fits = np.searchsorted(reachable, alpha / k, side="right") <= k  # true at k = n at the latest
+    return int(k[np.argmax(fits)])
 
 
 class _ContentTie:

@@ -23,7 +23,7 @@ def scheduler_address():
 
 
 @pytest.mark.slow
-def test_gate_run_on_a_dask_scheduler_and_its_errors(tmp_path: Path, scheduler_address: str) -> None:
+def test_gate_run_on_a_dask_scheduler_and_its_errors(tmp_path: Path, scheduler_address: str, monkeypatch) -> None:
     ward = tmp_path / "ward"
     assert run(ward, "init", "--json").returncode == 0
     label, specs = wine_schema_specs()
@@ -52,5 +52,6 @@ def test_gate_run_on_a_dask_scheduler_and_its_errors(tmp_path: Path, scheduler_a
     assert run(ward, "gate", "run", ref, "--engine", "spark").returncode == 2
     both = run(ward, "gate", "run", ref, "--engine", "local", "--scheduler", scheduler_address)
     assert both.returncode == 2 and "--scheduler goes with --engine dask" in both.stderr
+    monkeypatch.setenv("DATAWARD_SCHEDULER_TIMEOUT", "3")  # a closed port is retried until the timeout
     down = run(ward, "gate", "run", ref, "--scheduler", "tcp://127.0.0.1:9")
     assert down.returncode == 2 and "could not connect to the Dask scheduler" in down.stderr

@@ -80,8 +80,17 @@ def test_unreachable_scheduler_fails_the_gate_run_and_stores_nothing(tmp_path, m
     before = _counts(ward)
     status = ward.contribution(ref)["status"]
     monkeypatch.setenv("DATAWARD_SCHEDULER", "tcp://127.0.0.1:9")
+    monkeypatch.setenv("DATAWARD_SCHEDULER_TIMEOUT", "3")  # a closed port is retried until the timeout
     with pytest.raises(InputError, match=r"could not connect to the Dask scheduler at tcp://127\.0\.0\.1:9"):
         ward.run_gate(ref)
     assert _counts(ward) == before
     assert ward.contribution(ref)["status"] == status
     ward.db.dispose()
+
+
+def test_a_bad_scheduler_timeout_is_refused(monkeypatch):
+    from dataward.gates.engine import engine_for
+
+    monkeypatch.setenv("DATAWARD_SCHEDULER_TIMEOUT", "soon")
+    with pytest.raises(InputError, match="DATAWARD_SCHEDULER_TIMEOUT"):
+        engine_for("dask", scheduler="tcp://127.0.0.1:9")

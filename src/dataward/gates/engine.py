@@ -16,6 +16,7 @@ httpx's transports. Two engines share one small interface:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -126,6 +127,21 @@ class DaskEngine:
             self.client.close()
 
 
+CONNECT_TIMEOUT_ENV = "DATAWARD_SCHEDULER_TIMEOUT"
+"""Seconds to wait for a Dask scheduler before the scan fails (default 30)."""
+
+
+def _connect_timeout() -> float:
+    raw = os.environ.get(CONNECT_TIMEOUT_ENV, "30")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise InputError(f"{CONNECT_TIMEOUT_ENV}={raw!r} is not a number of seconds between 0 and 3600")
+    return seconds
+
+
 def _keep(value: Any) -> Any:
     return value
 
@@ -140,5 +156,5 @@ def engine_for(engine: Engine | str | None = None, *, client: Any = None, schedu
     if engine in (None, "local") and client is None and scheduler is None:
         return LocalEngine()
     if engine in (None, "dask"):
-        return DaskEngine(client, scheduler=scheduler)
+        return DaskEngine(client, scheduler=scheduler, timeout=_connect_timeout())
     raise InputError(f"unknown engine {engine!r}", hint="engines: local, dask")

@@ -64,8 +64,10 @@ def test_a_file_thirty_blocks_long_is_never_held_whole(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # Reading the file whole held at least its bytes (and, for JSON Lines, its text as well).
-    assert peak < size / 3, f"peak {peak:,} bytes for a {size:,}-byte file"
+    # Reading the file whole held at least its bytes (and, for JSON Lines, its text as well), so a peak
+    # below the file's size shows it was never held whole. Streamed reads usually peak under a third of
+    # it, but decoded blocks awaiting the garbage collector once took it to 63% on a clean CI run.
+    assert peak < size, f"peak {peak:,} bytes for a {size:,}-byte file"
     imported = read_table(path, text_schema)
     # Streamed or not, the result is the same: every record, numbered by line, hashed as a whole.
     first = 2 if fmt == "csv" else 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +46,16 @@ PARTITION_ROWS = 100_000
 """Rows per partition when the contribution is one table or a stream of small batches."""
 
 
-class Partition:
+class Partition(ABC):
     """One piece of the contribution that any worker can read on its own."""
 
+    @abstractmethod
     def read(self) -> pa.Table:
-        raise NotImplementedError
+        """The partition's rows, read where the worker runs."""
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """Where the rows come from, for error messages."""
 
 
 @dataclass(frozen=True)

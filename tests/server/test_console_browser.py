@@ -125,7 +125,9 @@ def sign_in(page: object, team: Team, who: str, path: str = "/console/") -> None
 
 def test_sign_in_and_out_with_the_keyboard(page: object, team: Team) -> None:
     page.goto(team.url + "/console/datasets")
-    # Keyboard only: the key field has focus, Enter submits.
+    # Keyboard only: the key field has focus, Enter submits. Chromium applies autofocus in a task
+    # after the load event, so wait for the focus before typing (typing earlier loses keystrokes).
+    sync_api.expect(page.get_by_label("API key")).to_be_focused()
     page.keyboard.type(team.keys["tess"])
     page.keyboard.press("Enter")
     sync_api.expect(page.locator("#principal")).to_have_text("tess")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -184,8 +184,10 @@ class ConcealedDenial(AccessDenied):
         self.shown = shown
 
 
-class WardCore:
-    """State shared by every use case: where the ward is, its database, objects, key and caller."""
+class WardContext:
+    """The one context every service of a ward shares: where the ward is, its catalog database, its
+    object store, its signing key, the clock and the acting principal's credential; and ``use_case``,
+    the transaction every use case runs in."""
 
     def __init__(
         self,
@@ -209,6 +211,9 @@ class WardCore:
         self.callers = callers
         """Keys verified by recent requests (a served ward, see ``remember_callers``); None: every
         request looks its key up in full."""
+        self.after_commit: list[Callable[[list[Event]], None]] = []
+        """What runs once a use case's events are committed (a checkpoint after a promotion, the
+        OpenLineage events), in the order registered; see ``checkpoint_after``."""
 
     def now(self) -> datetime:
         return self.clock()
@@ -329,8 +334,10 @@ class WardCore:
         return caller
 
     def checkpoint_after(self, events: list[Event]) -> None:
-        """Called once a use case's events are committed; the checkpoint use cases sign a checkpoint
-        after a promotion (see ``service/checkpoints.py``)."""
+        """Called once a use case's events are committed: runs the ``after_commit`` hooks (the
+        checkpoint service signs a checkpoint after a promotion, see ``service/checkpoints.py``)."""
+        for hook in self.after_commit:
+            hook(events)
 
     def _record_denial(
         self,
@@ -368,3 +375,51 @@ class WardCore:
                 payload=payload,
                 now=now,
             )
+
+
+WardCore = WardContext
+"""The former name of ``WardContext``, for the use cases not yet composed as services."""
+
+
+class Service:
+    """One part of the service (identity, contributions, gates ...), acting over the ward's shared
+    ``WardContext``. A service that needs another is handed it when the ward is composed (see
+    ``service/ward.py``); it never reaches it through the context."""
+
+    def __init__(self, context: WardContext) -> None:
+        self.context = context
+
+    @property
+    def folder(self) -> Path:
+        return self.context.folder
+
+    @property
+    def db(self) -> CatalogDatabase:
+        return self.context.db
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.context.store
+
+    @property
+    def signer(self) -> WardSigner:
+        return self.context.signer
+
+    @property
+    def ward_id(self) -> str:
+        return self.context.ward_id
+
+    def now(self) -> datetime:
+        return self.context.now()
+
+    def use_case(
+        self,
+        action: Action,
+        scope: Scope,
+        *,
+        detail: dict[str, Any] | None = None,
+        check: bool = True,
+        write: bool | None = None,
+    ) -> AbstractContextManager[UseCase]:
+        """``WardContext.use_case``: one authorized transaction for one use case."""
+        return self.context.use_case(action, scope, detail=detail, check=check, write=write)

@@ -15,13 +15,13 @@ from dataward.domain.errors import Conflict, InputError
 from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
-from dataward.service.core import WardCore, new_id
+from dataward.service.core import Service, new_id
 from dataward.service.guard import guarded_read
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dataward.service.ward import Ward
+    from dataward.api import WardAPI
 
 
 def dataset_info(row: Any, owner_name: str | None = None) -> dict[str, Any]:
@@ -55,8 +55,8 @@ def version_info(row: Any, dataset_name: str) -> dict[str, Any]:
     }
 
 
-class DatasetCases(WardCore):
-    """Use cases on datasets and reading versions."""
+class DatasetService(Service):
+    """Use cases on datasets and reading versions; the scope a read of a dataset is authorized on."""
 
     def create_dataset(
         self,
@@ -143,11 +143,7 @@ class DatasetCases(WardCore):
                 out.append(info)
             return out
 
-    def dataset(self, name: str) -> DatasetHandle:
-        """A handle on one dataset for the Python API."""
-        return DatasetHandle(self, name)  # type: ignore[arg-type]
-
-    def _validation_scope(self, name: str) -> tuple[Action, Scope]:
+    def validation_scope(self, name: str) -> tuple[Action, Scope]:
         """Writes to a clean validation set need ``validation.write`` on the dataset it guards."""
         with self.db.reading() as conn:
             ds = rows.dataset_row(conn, name)
@@ -159,11 +155,13 @@ class DatasetCases(WardCore):
         """Info and canonical records of ``dataset@ref`` (default: latest); needs ``dataset.export``."""
         # Records leave the ward here as they do through `export`: one permission governs both, and what
         # is served is checked against the signed ledger first (see service/guard.py).
-        with self.use_case(Action.DATASET_EXPORT, self._read_scope(dataset)) as uc:
+        with self.use_case(Action.DATASET_EXPORT, self.read_scope(dataset)) as uc:
             ver, table = guarded_read(self, uc.conn, dataset, ref)
             return version_info(ver, dataset), table
 
-    def _read_scope(self, name: str) -> Scope:
+    def read_scope(self, name: str) -> Scope:
+        """What a read of dataset ``name`` is authorized on: the dataset, or for a clean validation
+        set the dataset it guards."""
         # A dataset's role (and the dataset a validation set serves) is fixed when it is created, so
         # the scope is read once per process and not in a transaction of its own on every read. A name
         # not found is not remembered: it is looked up (and refused) every time.
@@ -180,7 +178,7 @@ class DatasetCases(WardCore):
 class DatasetHandle:
     """``ward.dataset(name)``: versions and contributions of one dataset."""
 
-    def __init__(self, ward: Ward, name: str) -> None:
+    def __init__(self, ward: WardAPI, name: str) -> None:
         self._ward = ward
         self.name = name
 
@@ -203,7 +201,7 @@ class DatasetHandle:
 class VersionHandle:
     """``ward.dataset(name).version(ref)``: one immutable version, loaded on demand."""
 
-    def __init__(self, ward: Ward, dataset: str, ref: str | None) -> None:
+    def __init__(self, ward: WardAPI, dataset: str, ref: str | None) -> None:
         self._ward = ward
         self.dataset = dataset
         self.ref = ref

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
 from dataward.access import DEFAULT_KEY_POLICY, generate_key
+from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import ward_meta
 from dataward.domain.errors import Conflict, InputError
+from dataward.domain.schema import Schema
 from dataward.ledger.events import Actor, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth
@@ -25,8 +29,8 @@ from dataward.service.checkpoints import CheckpointCases
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
 from dataward.service.containment import ContainmentCases
 from dataward.service.contributions import ContributionCases
-from dataward.service.core import Clock, new_id
-from dataward.service.datasets import DatasetCases
+from dataward.service.core import Clock, WardContext, new_id
+from dataward.service.datasets import DatasetHandle, DatasetService
 from dataward.service.gating import GateCases
 from dataward.service.identity import IdentityCases
 from dataward.service.incident import IncidentCases
@@ -39,7 +43,24 @@ from dataward.service.session import SessionCases
 from dataward.service.tracing import TraceCases
 from dataward.service.transformations import TransformationCases
 from dataward.service.versions import VersionCases
-from dataward.store import open_store
+from dataward.store import ObjectStore, open_store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Services:
+    """The services a ward is composed of, over one shared ``WardContext``. Each is handed the
+    services it calls here, where the ward is composed, and nowhere else."""
+
+    datasets: DatasetService
+
+    @classmethod
+    def compose(cls, context: WardContext) -> Services:
+        """Build every service over ``context``, each wired to the ones it calls."""
+        datasets = DatasetService(context)
+        return cls(datasets=datasets)
 
 
 class Ward(
@@ -62,12 +83,62 @@ class Ward(
     CheckpointCases,
     VersionCases,
     ContributionCases,
-    DatasetCases,
 ):
     """One deployment: a catalog database, an object store and a signing key, acting as one principal.
 
     The embedded implementation of ``dataward.api.WardAPI``; ``dataward.client.HTTPWard`` is the other.
+    Each use case is a method of one of the ward's ``services``, which this class delegates to.
     """
+
+    def __init__(
+        self,
+        folder: Path,
+        db: CatalogDatabase,
+        store: ObjectStore,
+        signer: WardSigner,
+        *,
+        credential: str | None,
+        clock: Clock = utc_now,
+        ward_id: str = "",
+        callers: auth.CallerCache | None = None,
+    ) -> None:
+        super().__init__(
+            folder, db, store, signer, credential=credential, clock=clock, ward_id=ward_id, callers=callers
+        )
+        self.services = Services.compose(self)
+
+    # --- datasets -------------------------------------------------------------------------------
+    def create_dataset(
+        self,
+        name: str,
+        schema: Schema | dict[str, Any],
+        *,
+        description: str = "",
+        owner: str | None = None,
+        validation_for: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a dataset (or, with ``validation_for``, the clean validation set of one)."""
+        return self.services.datasets.create_dataset(
+            name, schema, description=description, owner=owner, validation_for=validation_for
+        )
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every dataset with its latest version and training version."""
+        return self.services.datasets.datasets()
+
+    def dataset(self, name: str) -> DatasetHandle:
+        """A handle on one dataset for the Python API."""
+        return DatasetHandle(self, name)
+
+    def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
+        """Info and canonical records of ``dataset@ref`` (default: latest); needs ``dataset.export``."""
+        return self.services.datasets.read_version(dataset, ref)
+
+    def _read_scope(self, name: str) -> Scope:
+        return self.services.datasets.read_scope(name)
+
+    def _validation_scope(self, name: str) -> tuple[Action, Scope]:
+        return self.services.datasets.validation_scope(name)
 
     @classmethod
     def open(

@@ -1,6 +1,6 @@
 """Record ids as whole columns: hex strings (how the ward shows them) to 32-byte digests and back.
 
-Both ways are a table lookup over the column in numpy: no Python object per record.
+Both ways work on the whole column at once (``dataward.domain.native``): no Python object per record.
 """
 
 from __future__ import annotations
@@ -8,13 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from dataward.domain.native import from_hex, to_hex
+
 ID_BYTES = 32
 """Bytes of a record id (a BLAKE3-256 digest); its hex form has twice as many characters."""
-
-_PAIRS = np.array([f"{i:02x}".encode() for i in range(256)]).view(np.uint16)
-"""Byte value -> its two lowercase hex characters, as one uint16 in memory order."""
-_FROM_PAIRS = np.full(1 << 16, -1, dtype=np.int16)
-_FROM_PAIRS[_PAIRS] = np.arange(256, dtype=np.int16)
 
 
 def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,16 +45,18 @@ def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
         text = np.zeros((n, 2 * ID_BYTES), dtype=np.uint8)
         starts = offsets[:-1][valid]
         text[valid] = data[starts[:, None] + np.arange(2 * ID_BYTES)]
-    values = _FROM_PAIRS[np.ascontiguousarray(text).view(np.uint16)]
-    valid &= (values >= 0).all(axis=1)
-    out[valid] = values[valid].astype(np.uint8)
+    values, hex_ok = from_hex(text)
+    valid &= hex_ok
+    if valid.all():
+        return values, valid
+    out[valid] = values[valid]
     return out, valid
 
 
 def binary_to_ids(binary: np.ndarray) -> pa.StringArray:
     """Hex record ids (a string array) of ``(n, 32)`` uint8 digests."""
     n = len(binary)
-    text = _PAIRS[np.ascontiguousarray(binary, dtype=np.uint8)]  # (n, 32) uint16 = (n, 64) characters
+    text = to_hex(binary.reshape(n, ID_BYTES))  # (n, 64) characters
     offsets = np.arange(0, 2 * ID_BYTES * n + 1, 2 * ID_BYTES, dtype=np.int32 if n < 2**24 else np.int64)
     kind = pa.string() if offsets.dtype == np.int32 else pa.large_string()
     array = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text))])

@@ -19,14 +19,13 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import pairwise
 from typing import Any
 
-import blake3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.domain import native
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import blake3_hex
@@ -342,25 +341,12 @@ def _batches(sizes: np.ndarray) -> list[tuple[int, int]]:
     return ranges
 
 
-def _hash_joined(joined: pa.Array) -> list[str]:
-    """Hex BLAKE3 of every value of a large-binary array, hashed in place."""
-    _, offsets_buffer, data_buffer = joined.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[joined.offset : joined.offset + len(joined) + 1]
-    data = memoryview(data_buffer)
-    bounds = offsets.tolist()
-    hasher = blake3.blake3
-    return [hasher(data[a:b]).hexdigest() for a, b in pairwise(bounds)]
-
-
 def _digests_joined(joined: pa.Array) -> bytes:
-    """The 32-byte BLAKE3 digests of every value of a large-binary array, end to end."""
+    """The 32-byte BLAKE3 digests of every value of a large-binary array, end to end: one call for
+    the whole array (``dataward.domain.native``), no Python call per record."""
     _, offsets_buffer, data_buffer = joined.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[joined.offset : joined.offset + len(joined) + 1]
-    data = memoryview(data_buffer)
-    hasher = blake3.blake3
-    # One BLAKE3 call per record is the only per-record Python left: digests are joined as bytes and
-    # turned into hex column-wise (``binary_to_ids``), not one hex string object per record.
-    return b"".join([hasher(data[a:b]).digest() for a, b in pairwise(offsets.tolist())])
+    return native.digests(data_buffer if data_buffer is not None else b"", offsets)
 
 
 def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
@@ -368,8 +354,7 @@ def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
     n = table.num_rows
     if n == 0:
         return pa.array([], type=pa.string())
-    digests = b"".join(_digests_joined(joined) for joined in _joined_batches(schema, table))
-    return binary_to_ids(np.frombuffer(digests, dtype=np.uint8).reshape(n, ID_BYTES))
+    return binary_to_ids(np.frombuffer(_row_digests(schema, table), dtype=np.uint8).reshape(n, ID_BYTES))
 
 
 def record_ids(schema: Schema, table: pa.Table) -> list[str]:
@@ -380,15 +365,12 @@ def record_ids(schema: Schema, table: pa.Table) -> list[str]:
     """
     if table.num_rows == 0:
         return []
-    ids: list[str] = []
-    for joined in _joined_batches(schema, table):
-        ids.extend(_hash_joined(joined))
-    return ids
+    return record_id_array(schema, table).to_pylist()
 
 
-def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
-    """The canonical encoding of every row (see ``encode_record``), in batches of about
-    ``_BATCH_BYTES`` bytes, as large-binary arrays."""
+def _encoded_parts(schema: Schema, table: pa.Table) -> tuple[list[pa.Array | pa.Scalar], np.ndarray]:
+    """The pieces whose row-wise concatenation is every row's canonical encoding (see
+    ``encode_record``): large-binary arrays and constant scalars; and each row's encoded size."""
     n = table.num_rows
     tags = {c.name: _TAGS[c.kind] for c in schema.inputs} | {schema.label: b"L"}
     parts: list[pa.Array | pa.Scalar] = []
@@ -404,9 +386,38 @@ def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
         parts.extend(arrays)
         sizes += column_sizes + len(name_tlv)
         prefix = b""
+    return parts, sizes
+
+
+def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
+    """The canonical encoding of every row (see ``encode_record``), in batches of about
+    ``_BATCH_BYTES`` bytes, as large-binary arrays."""
+    parts, sizes = _encoded_parts(schema, table)
     for start, stop in _batches(sizes):
         sliced = [p.slice(start, stop - start) if isinstance(p, pa.Array) else p for p in parts]
         yield pc.binary_join_element_wise(*sliced, _EMPTY)
+
+
+def _row_digests(schema: Schema, table: pa.Table) -> bytes:
+    """The 32-byte digests of every row, end to end.
+
+    With the compiled helper, each row's encoding is put together and hashed in C straight from the
+    encoded columns' buffers, so the encoded rows are never joined into one array."""
+    if native.built():
+        parts, _ = _encoded_parts(schema, table)
+        pieces: list[bytes | tuple[object, np.ndarray]] = []
+        for part in parts:
+            if isinstance(part, pa.Scalar):
+                pieces.append(part.as_py())
+                continue
+            if part.null_count or part.type != _BINARY:
+                break  # not a shape the helper takes (the encoders do not make one): join instead
+            _, offsets_buffer, data_buffer = part.buffers()
+            offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[part.offset : part.offset + len(part) + 1]
+            pieces.append((data_buffer if data_buffer is not None else b"", offsets))
+        else:
+            return native.row_digests(pieces, table.num_rows)
+    return b"".join(_digests_joined(joined) for joined in _joined_batches(schema, table))
 
 
 def with_record_ids(schema: Schema, table: pa.Table) -> pa.Table:

@@ -1,0 +1,63 @@
+"""The compiled column helpers give exactly the ``blake3`` package's digests and Python's hex."""
+
+from __future__ import annotations
+
+import itertools
+
+import blake3
+import numpy as np
+import pytest
+
+from dataward.domain import native
+
+# Across the block (64 bytes), chunk (1,024 bytes) and tree boundaries (2, 3, 4, 5, 8, 9, 16, 17 chunks).
+LENGTHS = [0, 1, 63, 64, 65, 127, 128, 1023, 1024, 1025, 2048, 2049, 3072, 3073, 4096, 4097, 5120]
+LENGTHS += [8192, 8193, 9216, 16384, 16385, 17409, 50_000, (1 << 20) + 7]
+
+
+def _column(lengths: list[int], seed: int = 0) -> tuple[bytes, np.ndarray]:
+    data = np.random.default_rng(seed).integers(0, 256, sum(lengths), dtype=np.uint8).tobytes()
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return data, offsets
+
+
+def test_the_compiled_helper_is_built() -> None:
+    assert native.built(), "dataward.domain._native is not built: reinstall with `pip install -e .`"
+
+
+def test_digests_equal_blake3_at_every_boundary() -> None:
+    data, offsets = _column(LENGTHS)
+    got = native.digests(data, offsets)
+    want = b"".join(blake3.blake3(data[a:b]).digest() for a, b in itertools.pairwise(offsets))
+    assert got == want
+
+
+def test_two_threads_give_the_ids_in_order_and_an_offset_start_is_honoured() -> None:
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(0, 200, 3 * native._SPLIT).tolist()
+    data, offsets = _column(lengths, seed=2)
+    got = native.digests(data, offsets[5:])  # starts inside the data, as a sliced Arrow array does
+    bounds = offsets[5:].tolist()
+    want = b"".join(blake3.blake3(data[a:b]).digest() for a, b in itertools.pairwise(bounds))
+    assert got == want
+
+
+@pytest.mark.skipif(not native.built(), reason="the compiled helper is not built")
+@pytest.mark.parametrize("offsets", [[0, 5, 3], [0, 11], [-1, 2], [4, 2]])
+def test_offsets_outside_the_data_or_falling_are_refused(offsets: list[int]) -> None:
+    with pytest.raises(ValueError, match="offsets must rise within the data"):
+        native._native.digests(b"0123456789", np.array(offsets, dtype=np.int64))
+
+
+def test_hex_both_ways_and_bad_rows_marked() -> None:
+    binary = np.random.default_rng(3).integers(0, 256, (50, 32), dtype=np.uint8)
+    text = native.to_hex(binary)
+    assert [bytes(row).decode() for row in text] == [bytes(row).hex() for row in binary]
+    text[7, 3] = ord("A")  # upper case is not how the ward writes ids
+    text[9, 63] = ord("g")
+    back, valid = native.from_hex(text)
+    assert valid.tolist() == [i not in (7, 9) for i in range(50)]
+    assert (back[valid] == binary[valid]).all()
+    assert not back[~valid].any()
+    back[0, 0] ^= 1  # writable, like the numpy result it replaces

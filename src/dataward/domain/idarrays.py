@@ -17,6 +17,8 @@ ID_BYTES = 32
 def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """``(binary, valid)``: the ``(n, 32)`` uint8 digests of hex record ids, and which ids were valid.
 
+    ``fixed_size_binary(32)`` ids are taken as the digests they are.
+
     An id that is not 64 lowercase hex characters (or is null) is marked invalid and its row is zero:
     it can never match a stored record.
     """
@@ -28,6 +30,13 @@ def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
         return out, np.zeros(0, dtype=bool)
     if pa.types.is_dictionary(ids.type):
         ids = ids.dictionary_decode()
+    if ids.type == pa.binary(ID_BYTES):
+        # Already digests (how stored objects hold ids): a copy of the column's bytes.
+        start = ids.offset * ID_BYTES
+        out[:] = np.frombuffer(ids.buffers()[1], dtype=np.uint8)[start : start + n * ID_BYTES].reshape(n, ID_BYTES)
+        valid = np.ones(n, dtype=bool) if not ids.null_count else ids.is_valid().to_numpy(zero_copy_only=False)
+        out[~valid] = 0
+        return out, valid
     if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
         ids = ids.cast(pa.string())
     offset_type = np.int64 if pa.types.is_large_string(ids.type) else np.int32

@@ -7,7 +7,6 @@ blocks of ids, not one catalog row per record. Versions are manifests of ids.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlalchemy import Connection, insert, select
 
 from dataward.catalog import record_index
@@ -25,22 +23,19 @@ from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.records import record_ids
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
+from dataward.store import tables as stored_tables
 
 _BATCH = 5000
 
 
 def table_to_parquet(table: pa.Table) -> bytes:
-    """Parquet bytes (zstd) of a table."""
-    sink = io.BytesIO()
-    # Record ids are distinct hashes: a dictionary or min/max statistics of them are work for nothing.
-    others = [name for name in table.column_names if name != RECORD_ID]
-    pq.write_table(table, sink, compression="zstd", use_dictionary=others, write_statistics=others)
-    return sink.getvalue()
+    """Parquet bytes (zstd) of a table, record ids stored as 32-byte digests (``dataward.store.tables``)."""
+    return stored_tables.table_to_parquet(table)
 
 
 def parquet_to_table(data: bytes) -> pa.Table:
-    """The table in Parquet bytes."""
-    return pq.read_table(io.BytesIO(data))
+    """The table in Parquet bytes, record ids as hex strings whichever form the object holds."""
+    return stored_tables.parquet_to_table(data)
 
 
 def _id_array(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -91,8 +86,10 @@ def _chunk_of(table: pa.Table, keep: np.ndarray) -> pa.Table:
     return table.take(pa.array(keep, type=pa.int64())) if len(keep) != table.num_rows else table
 
 
-def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray) -> str:
-    return store.put(table_to_parquet(_chunk_of(table, keep)))
+def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray, binary: np.ndarray | None = None) -> str:
+    """Store the rows ``keep`` of ``table``; ``binary`` (every row's digest) spares re-reading the hex ids."""
+    ids = binary[keep] if binary is not None and len(keep) != table.num_rows else binary
+    return store.put(stored_tables.table_to_parquet(_chunk_of(table, keep), ids))
 
 
 @dataclass(frozen=True)
@@ -115,7 +112,7 @@ def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> 
     """
     binary, first = _table_ids(table)
     keep = _new_rows(conn, binary, first)
-    return Staged(keep, _put_chunk(store, table, keep) if len(keep) else None, binary, first)
+    return Staged(keep, _put_chunk(store, table, keep, binary) if len(keep) else None, binary, first)
 
 
 def store_new_records(
@@ -138,7 +135,7 @@ def store_new_records(
     if staged is not None and staged.digest is not None and np.array_equal(keep, staged.keep):
         digest = staged.digest
     else:
-        digest = _put_chunk(store, table, keep)
+        digest = _put_chunk(store, table, keep, binary)
     chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]

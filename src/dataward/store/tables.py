@@ -1,0 +1,82 @@
+"""Tables as stored objects: Parquet bytes whose record ids are 32-byte digests, read back as hex.
+
+Record chunks, contribution id lists and version manifests all hold a ``record_id`` column. In the
+object it is ``fixed_size_binary(32)``, uncompressed and without a dictionary or statistics (digests
+do not compress, and min/max of hashes prune nothing): half the bytes of the 64-character hex text,
+and no string encoding to pay. Reading gives the ``record_id`` column as hex strings again, so callers
+see the same table whichever form the object holds (objects written before hold the hex text).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataward.domain.idarrays import ID_BYTES, binary_to_ids, ids_to_binary
+from dataward.domain.schema import RECORD_ID
+
+ID_TYPE = pa.binary(ID_BYTES)
+
+
+def binary_id_array(binary: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """``(n, 32)`` uint8 digests as a ``fixed_size_binary(32)`` array (no copy when contiguous)."""
+    binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
+    return pa.FixedSizeBinaryArray.from_buffers(ID_TYPE, len(binary), [None, pa.py_buffer(binary)])
+
+
+def _stored_ids(column: pa.ChunkedArray | pa.Array, binary: np.ndarray | None) -> pa.Array | None:
+    """The id column as digests, or None when it is not all well-formed ids (kept as it is then)."""
+    if column.type == ID_TYPE:
+        return None
+    if binary is None:
+        if column.null_count:
+            return None
+        binary, valid = ids_to_binary(column)
+        if not valid.all():
+            return None
+    if len(binary) != len(column):
+        raise ValueError(f"{len(binary)} digests for {len(column)} record ids")
+    return binary_id_array(binary)
+
+
+def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> bytes:
+    """Parquet bytes (zstd) of a table, its ``record_id`` column stored as 32-byte digests.
+
+    ``binary_ids`` are the digests of that column when the caller has them already (they are checked
+    for count only: they must be the same ids)."""
+    others = [name for name in table.column_names if name != RECORD_ID]
+    compression: dict[str, str] = dict.fromkeys(others, "zstd")
+    if RECORD_ID in table.column_names:
+        stored = _stored_ids(table.column(RECORD_ID), binary_ids)
+        if stored is not None:
+            table = table.set_column(table.column_names.index(RECORD_ID), RECORD_ID, stored)
+        compression[RECORD_ID] = "none" if table.column(RECORD_ID).type == ID_TYPE else "zstd"
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=compression, use_dictionary=others, write_statistics=others)
+    return sink.getvalue()
+
+
+def hex_ids(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A ``record_id`` column as hex strings, whichever form it was stored in."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if array.type != ID_TYPE:
+        return array
+    if array.null_count:
+        return pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
+    data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    start = array.offset * ID_BYTES
+    return binary_to_ids(data[start : start + len(array) * ID_BYTES].reshape(-1, ID_BYTES))
+
+
+def parquet_to_table(data: bytes, columns: list[str] | None = None) -> pa.Table:
+    """The table in Parquet bytes, its ``record_id`` column (if any) as hex strings."""
+    table = pq.read_table(io.BytesIO(data), columns=columns)
+    if RECORD_ID in table.column_names and table.column(RECORD_ID).type == ID_TYPE:
+        table = table.set_column(table.column_names.index(RECORD_ID), RECORD_ID, hex_ids(table.column(RECORD_ID)))
+    return table
+
+
+__all__ = ["ID_TYPE", "binary_id_array", "hex_ids", "parquet_to_table", "table_to_parquet"]

@@ -1,6 +1,6 @@
 """The shortcuts ``verify`` takes to re-hash ledger events give exactly the bytes the reference RFC 8785
-encoder gives: ``jcs_quick`` on any JSON value, ``js_number`` on any finite float, and ``stored_body``
-(an event put together from its stored texts) whenever it answers at all."""
+encoder gives: ``jcs_quick`` on any JSON value, ``jcs_text`` on its stored text, ``js_number`` on any
+finite float, and ``stored_body`` (an event put together from its stored texts) whenever it answers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataward.domain.hashing import canonical_json, jcs, jcs_quick, js_number
+from dataward.domain.hashing import canonical_json, jcs, jcs_quick, jcs_text, js_number
 from dataward.ledger.events import Actor, seal, stored_body
 from dataward.ledger.signing import WardSigner
 
@@ -40,6 +40,18 @@ def test_js_number_at_the_edges_of_decimal_notation() -> None:
 @settings(max_examples=500)
 def test_jcs_quick_is_rfc8785(value: object) -> None:
     assert jcs_quick(value) == jcs(value)
+    # jcs_text, from a stored text: the same numbers (as RFC 8785 reads them, doubles) and strings
+    # always, RFC 8785's bytes when every key is ASCII.
+    text = canonical_json(value).decode()
+    assert json.loads(jcs_text(text), parse_int=float) == json.loads(text, parse_int=float)
+    if _ascii_keys(value):
+        assert jcs_text(text).encode() == jcs(value)
+
+
+def _ascii_keys(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(k.isascii() and _ascii_keys(v) for k, v in value.items())
+    return all(_ascii_keys(v) for v in value) if isinstance(value, list) else True
 
 
 @pytest.mark.parametrize("bad", [math.inf, {"x": math.nan}, {"big": 2**60}, [-(2**53)]])

@@ -12,7 +12,16 @@ from sqlalchemy import Connection, func, insert, select
 from dataward.catalog.projection import RowChange, apply_changes
 from dataward.catalog.tables import ledger_events, ward_meta
 from dataward.domain.hashing import canonical_json
-from dataward.ledger.events import CURRENT_FORMAT, GENESIS, LEGACY_FORMAT, Actor, Event, seal
+from dataward.ledger.events import (
+    CURRENT_FORMAT,
+    GENESIS,
+    LEGACY_FORMAT,
+    STORED_COLUMNS,
+    Actor,
+    Event,
+    StoredEvent,
+    seal,
+)
 from dataward.ledger.signing import WardSigner
 
 
@@ -128,6 +137,23 @@ def read_chain(conn: Connection) -> tuple[list[Event], list[tuple[str, str]]]:
         events.append(_row_to_event(row))
         texts.append((row.subject, row.payload))
     return events, texts
+
+
+def read_stored(conn: Connection, *, batch: int = 10_000) -> list[StoredEvent]:
+    """Every event in sequence order as its stored columns (``STORED_COLUMNS``: subject and payload
+    as their JSON texts, unparsed), fetched by the database driver's own cursor in batches: what
+    ``verify_stored`` checks. The caller's transaction is used."""
+    columns = ", ".join(STORED_COLUMNS)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.arraysize = batch
+        cursor.execute(f"SELECT {columns} FROM {ledger_events.name} ORDER BY seq")
+        rows: list[StoredEvent] = []
+        while chunk := cursor.fetchmany(batch):
+            rows.extend(chunk)
+        return rows
+    finally:
+        cursor.close()
 
 
 def count(conn: Connection) -> int:

@@ -97,6 +97,26 @@ def js_number(value: float) -> str:
     return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
+def jcs_text(text: str | bytes) -> str:
+    """The RFC 8785 form of the value a JSON text holds, by Python's C parser and encoder: floats,
+    caught as the parser reads them, written as ECMAScript writes them. Faithful (it parses back to the
+    text's value), and equal to :func:`jcs` of that value when its keys are ASCII and its integers
+    within +/-(2**53 - 1); anything else may differ, so use it where a mismatch is checked anyway
+    (``verify``). Raises ``ValueError`` when ``text`` is not JSON."""
+    floats: list[str] = []
+    nonce = secrets.token_hex(8)
+
+    def on_float(token: str) -> str:
+        floats.append(js_number(float(token)))
+        return f"\x00{nonce}:{len(floats) - 1}\x00"
+
+    value = json.loads(text, parse_float=on_float)
+    out = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if floats:
+        out = _MARKER.sub(lambda m: floats[int(m.group(2))] if m.group(1) == nonce else m.group(0), out)
+    return out
+
+
 def jcs_quick(value: Any) -> bytes:
     """:func:`jcs` by Python's C JSON encoder: floats written as ECMAScript writes them, and anything
     whose RFC 8785 form that encoder cannot give (a non-ASCII key, whose order RFC 8785 takes in UTF-16

@@ -1,0 +1,238 @@
+"""``verify``'s chain check on a long ledger: events per second, read from the catalog and checked
+(every link and every hash recomputed from the stored bytes, the spaced signatures), on SQLite and on
+PostgreSQL.
+
+The ledger: ``--events`` events re-sealed (new sequence numbers and links, signed with the ward key)
+from the events of a real ward built by ``bench_provenance.build`` at 10,000 records (same types,
+actors, subjects and payloads, in turn), written to the catalog's ``ledger_events`` table as
+``ledger_store.append`` writes them.
+
+Measured in one process, one after the other:
+
+* *before*: the check as it was (``ledger_store.read_chain``: every row through SQLAlchemy, subject
+  and payload parsed into events; ``verify_chain`` over them);
+* *after*: ``ledger_store.read_stored`` (the driver's cursor, the stored texts unparsed) and
+  ``verify_stored``;
+* BLAKE3 alone over the same event bytes (each event's RFC 8785 body, in memory), the floor of any
+  check that rehashes every event in this process;
+* parsing the rows into events (``decode_stored``), which ``Ward.verify`` does after the chain check
+  for its catalog and record checks.
+
+Usage::
+
+    nice -n 10 python -m benchmarks.bench_verify_chain --events 1000000 --catalog sqlite --keep DIR
+
+Figures go to ``benchmarks/results/verify_chain.json`` (one entry per catalog and size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from blake3 import blake3
+from sqlalchemy import func, insert, select
+
+from dataward.catalog import ledger_store
+from dataward.catalog.database import CatalogDatabase
+from dataward.catalog.tables import ledger_events
+from dataward.domain.hashing import canonical_json, jcs_quick
+from dataward.ledger.events import (
+    _BODY,
+    CURRENT_FORMAT,
+    GENESIS,
+    SIGNATURE_SPACING,
+    _stored_bytes,
+    decode_stored,
+    signed_message,
+    verify_chain,
+    verify_stored,
+)
+from dataward.ledger.signing import SignatureVerifier
+from dataward.service.ward import Ward
+
+RESULTS = Path(__file__).resolve().parent / "results" / "verify_chain.json"
+BATCH = 10_000
+
+
+def template_ward(folder: Path) -> Ward:
+    """The ward whose events are re-sealed: built once (about 90 s) and kept in ``folder``."""
+    if not (folder / "ward" / "catalog.sqlite").exists():
+        from benchmarks.bench_provenance import build
+
+        build(folder, 10_000, None)
+    return Ward.open(folder / "ward")
+
+
+def fill(db: CatalogDatabase, ward: Ward, count: int) -> float:
+    """Write a sound chain of ``count`` events to ``db``'s empty ledger; returns the seconds taken."""
+    start = time.perf_counter()
+    with ward.db.reading() as conn:
+        templates = list(ledger_store.read_events(conn))
+    parts = []
+    for t in templates:
+        # The stored texts (what append writes) and the RFC 8785 texts the hash is over.
+        stored = (canonical_json(t.subject).decode(), canonical_json(t.payload).decode())
+        hashed = (jcs_quick(t.subject).decode(), jcs_quick(t.payload).decode())
+        parts.append((t, stored, hashed))
+    prev = GENESIS
+    batch: list[dict[str, Any]] = []
+    for i in range(count):
+        t, stored, hashed = parts[i % len(parts)]
+        seq = i + 1
+        key = t.actor["key"]
+        body = _BODY[CURRENT_FORMAT] % (
+            "null" if key is None else f'"{key}"',
+            t.actor["principal"],
+            hashed[1],
+            prev,
+            seq,
+            hashed[0],
+            t.time,
+            t.type,
+        )
+        digest = "b3:" + blake3(body.encode()).hexdigest()
+        batch.append(
+            {
+                "seq": seq,
+                "prev": prev,
+                "hash": digest,
+                "time": t.time,
+                "type": t.type,
+                "actor_principal": t.actor["principal"],
+                "actor_key": key,
+                "subject": stored[0],
+                "payload": stored[1],
+                "sig": ward.signer.sign(signed_message(CURRENT_FORMAT, seq, digest, ward.ward_id)),
+                "format": CURRENT_FORMAT,
+            }
+        )
+        prev = digest
+        if len(batch) == BATCH or i == count - 1:
+            with db.transaction() as conn:
+                conn.execute(insert(ledger_events), batch)
+            batch = []
+    return time.perf_counter() - start
+
+
+def measure(db: CatalogDatabase, ward: Ward, *, before: bool) -> dict[str, Any]:
+    verifier = SignatureVerifier(ward.signer.public_key_b64)
+    timings: dict[str, float] = {}
+
+    def timed(label: str, work: Any) -> Any:
+        gc.collect()
+        start = time.perf_counter()
+        result = work()
+        timings[label] = time.perf_counter() - start
+        return result
+
+    def read() -> list[Any]:
+        with db.reading() as conn:
+            return ledger_store.read_stored(conn)
+
+    rows = timed("read", read)
+    count = len(rows)
+    problems = timed("check", lambda: verify_stored(rows, verifier, ward.ward_id, signature_every=SIGNATURE_SPACING))
+    assert problems == [], problems[:5]
+    timings["after"] = timings["read"] + timings["check"]
+    # How many rows the quick way took (outside the timing): the others were parsed and checked exactly.
+    # Their bytes are what BLAKE3 alone hashes: the put-together ones are the RFC 8785 bodies.
+    bodies: list[bytes] = []
+    for r in rows:
+        b = _stored_bytes(_BODY[CURRENT_FORMAT], r)
+        bodies.append(b if b is not None and "b3:" + blake3(b).hexdigest() == r[2] else b"")
+    quick = sum(1 for b in bodies if b)
+    bodies = [b or decode_stored(r).canonical_body() for b, r in zip(bodies, rows, strict=True)]
+    size = sum(map(len, bodies)) / len(bodies)
+
+    def bare() -> None:
+        for b in bodies:
+            blake3(b).digest()
+
+    timed("blake3", bare)
+    timed("decode", lambda: [decode_stored(r, damaged={}) for r in rows])
+    rows.clear()  # free them before the check as it was reads everything again
+    bodies.clear()
+    if before:
+
+        def old() -> None:
+            with db.reading() as conn:
+                events, texts = ledger_store.read_chain(conn)
+            assert verify_chain(events, verifier, ward.ward_id, signature_every=SIGNATURE_SPACING, stored=texts) == []
+
+        timed("before", old)
+    rate = {k: round(count / v) for k, v in timings.items()}
+    return {
+        "events": count,
+        "quick_share": round(quick / count, 4),
+        "mean_event_bytes": round(size),
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+        "per_s": rate,
+        "after_over_before": round(timings["before"] / timings["after"], 1) if before else None,
+        "blake3_over_after": round(timings["after"] / timings["blake3"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--catalog", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--keep", type=Path, help="folder for the template ward and the SQLite chains, kept")
+    parser.add_argument("--no-before", action="store_true", help="skip the check as it was (slow at 1,000,000)")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="dataward-bench-chain-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    ward = template_ward(folder / "template")
+    with_cluster = None
+    if args.catalog == "postgresql":
+        from benchmarks.pg_cluster import create_database, postgres_cluster
+
+        with_cluster = postgres_cluster()
+        db = CatalogDatabase(create_database(with_cluster.__enter__()))
+    else:
+        db = CatalogDatabase(f"sqlite:///{folder / f'chain-{args.events}.sqlite'}")
+    try:
+        db.migrate()
+        with db.reading() as conn:
+            have = conn.execute(select(func.count()).select_from(ledger_events)).scalar_one()
+        fill_s = None
+        if have != args.events:
+            assert have == 0, f"{db.url} holds {have} events, not {args.events}"
+            fill_s = round(fill(db, ward, args.events), 1)
+        row = {
+            "catalog": args.catalog,
+            "fill_s": fill_s,
+            "load_average": round(os.getloadavg()[0], 1),
+            **measure(db, ward, before=not args.no_before),
+        }
+    finally:
+        db.dispose()
+        if with_cluster is not None:
+            with_cluster.__exit__(None, None, None)
+    row["load_average_end"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(row), flush=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+    data["runs"] = [r for r in data["runs"] if (r["catalog"], r["events"]) != (row["catalog"], row["events"])]
+    data["runs"].append(
+        {
+            **row,
+            "command": f"python -m benchmarks.bench_verify_chain --events {args.events} --catalog {args.catalog}"
+            + (" --no-before" if args.no_before else ""),
+            "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

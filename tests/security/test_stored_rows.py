@@ -1,0 +1,134 @@
+"""``verify`` checks the catalog's rows without parsing them (``verify_stored``): each event's hash is
+recomputed over its stored columns put together. These tests hold it to what ``verify_chain`` reports on
+the parsed events, and play the attack the shortcut invites: moving text from one column to another
+so that the put-together bytes (and so the hash) stay the same (docs/ledger-format.md, "Checking
+stored rows")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from dataward.domain.hashing import canonical_json
+from dataward.ledger.events import (
+    GENESIS,
+    LEGACY_FORMAT,
+    Actor,
+    Event,
+    decode_stored,
+    seal,
+    verify_chain,
+    verify_stored,
+)
+from dataward.ledger.signing import SignatureVerifier, WardSigner
+
+WARD = "w_rows"
+SIGNER = WardSigner.generate()
+VERIFIER = SignatureVerifier(SIGNER.public_key_b64)
+
+
+def _event(seq: int, prev: str, payload: dict[str, Any], *, key: str | None = "k_1", fmt: int = 2) -> Event:
+    return seal(
+        seq=seq,
+        prev=prev,
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        actor=Actor("p_admin", key),
+        type="test.event",
+        subject={"n": seq, "name": "é ✓"},
+        payload=payload,
+        signer=SIGNER,
+        ward_id=WARD,
+        format=fmt,
+    )
+
+
+def _chain(payloads: list[dict[str, Any]], legacy: int = 0) -> list[Event]:
+    events, prev = [], GENESIS
+    for i, payload in enumerate(payloads):
+        events.append(_event(i + 1, prev, payload, key=None if i % 3 == 0 else "k_1", fmt=1 if i < legacy else 2))
+        prev = events[-1].hash
+    return events
+
+
+def _row(e: Event, **changes: Any) -> tuple[Any, ...]:
+    row = {
+        "seq": e.seq,
+        "prev": e.prev,
+        "hash": e.hash,
+        "time": e.time,
+        "type": e.type,
+        "actor_principal": e.actor["principal"],
+        "actor_key": e.actor["key"],
+        "subject": canonical_json(e.subject).decode(),
+        "payload": canonical_json(e.payload).decode(),
+        "sig": e.sig,
+        "format": None if e.format == LEGACY_FORMAT else e.format,
+    }
+    return tuple({**row, **changes}.values())
+
+
+def _both(rows: list[tuple[Any, ...]], every: int = 4) -> list[tuple[int, str]]:
+    """What ``verify_stored`` reports, checked equal to ``verify_chain`` over the parsed rows."""
+    quick = [(p.seq, p.kind) for p in verify_stored(rows, VERIFIER, WARD, signature_every=every)]
+    exact = [
+        (p.seq, p.kind) for p in verify_chain([decode_stored(r) for r in rows], VERIFIER, WARD, signature_every=every)
+    ]
+    assert quick == exact
+    return quick
+
+
+PAYLOADS = [{"i": i, "ratio": i / 3, "text": f'row {i} \\ "quoted"', "zero": 0.0} for i in range(10)]
+
+
+def test_sound_rows_verify_in_both_formats_and_every_kind_of_damage_is_reported_as_verify_chain_does() -> None:
+    events = _chain(PAYLOADS, legacy=2)
+    rows = [_row(e) for e in events]
+    assert _both(rows) == [] and _both(rows, every=1) == []
+    edited = list(rows)
+    edited[4] = _row(events[4], payload=rows[4][8].replace('"i":4', '"i":44'))
+    assert _both(edited) == [(5, "altered")]
+    assert _both(rows[:3] + rows[4:]) == [(5, "gap"), (5, "broken_link")]
+    downgraded = list(rows)
+    downgraded[6] = _row(events[6], format=None)
+    assert _both(downgraded) == [(7, "downgraded"), (7, "altered"), (7, "bad_signature")]
+    forged = list(rows)
+    forged[9] = _row(events[9], sig=WardSigner.generate().sign(b"x"))
+    assert _both(forged) == [(10, "bad_signature")]
+    garbled = list(rows)
+    garbled[2] = _row(events[2], subject="{not json")
+    assert _both(garbled) == [(3, "altered")]
+
+
+def test_text_moved_between_columns_with_the_same_bytes_is_altered() -> None:
+    """The sealed payload holds, nested, what looks like the event's own ``prev``, ``seq`` and
+    ``subject`` keys (a user-supplied parameter could): cut there, the payload and subject columns put
+    together give the sealed bytes, so the hash matches, yet neither column is what was sealed."""
+    first = _event(1, GENESIS, {"x": 1})
+    nested = {"params": {"a": 0, "prev": first.hash, "seq": 2, "subject": {"n": 2, "name": "é ✓"}}}
+    second = _event(2, first.hash, nested)
+    payload, subject = canonical_json(second.payload).decode(), canonical_json(second.subject).decode()
+    cut = payload.index(',"prev":"')
+    tail = f',"prev":"{first.hash}","seq":2,"subject":'
+    moved = _row(second, payload=payload[:cut], subject=payload[cut + len(tail) :] + tail + subject)
+    assert moved[8] + tail + moved[7] == payload + tail + subject  # the same bytes, put together
+    assert _both([_row(first), _row(second)]) == []
+    assert _both([_row(first), moved]) == [(2, "altered")]
+
+
+def test_short_columns_with_quotes_take_the_exact_path() -> None:
+    """A quote or backslash in a short column could move a boundary: such rows are parsed and checked
+    the exact way, so a sound one passes and an edited one is altered."""
+    first = _event(1, GENESIS, {"x": 1})
+    odd = seal(
+        seq=2,
+        prev=first.hash,
+        time=first.time,
+        actor=Actor('p_"x\\', None),
+        type='test."odd"',
+        subject={},
+        payload={},
+        signer=SIGNER,
+        ward_id=WARD,
+    )
+    assert _both([_row(first), _row(odd)]) == []
+    assert _both([_row(first), _row(odd, type='test."even"')]) == [(2, "altered")]

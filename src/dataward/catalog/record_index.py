@@ -121,24 +121,18 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
     stops = np.concatenate((cuts, [len(order)]))
     ids = np.ascontiguousarray(binary[order])
     rows = order.astype("<u4")
+    id_bytes, row_bytes = ids.tobytes(), rows.tobytes()  # one copy each, then sliced per block
     values = [
-        {
-            "bits": bits,
-            "prefix": int(ordered[a]),
-            "chunk": chunk_id,
-            "ids": ids[a:b].tobytes(),
-            "rows": rows[a:b].tobytes(),
-        }
-        for a, b in zip(starts.tolist(), stops.tolist(), strict=True)
+        (bits, prefix, chunk_id, id_bytes[a * ID_BYTES : b * ID_BYTES], row_bytes[a * 4 : b * 4])
+        for prefix, a, b in zip(ordered[starts].tolist(), starts.tolist(), stops.tolist(), strict=True)
     ]
     if conn.dialect.name == "sqlite":
         # The driver's executemany skips the Core statement compilation per row.
-        conn.exec_driver_sql(
-            "INSERT INTO record_blocks (bits, prefix, chunk, ids, rows) VALUES (?, ?, ?, ?, ?)",
-            [(v["bits"], v["prefix"], v["chunk"], v["ids"], v["rows"]) for v in values],
-        )
+        statement = "INSERT INTO record_blocks (bits, prefix, chunk, ids, rows) VALUES (?, ?, ?, ?, ?)"
+        conn.exec_driver_sql(statement, values)
     else:
-        conn.execute(insert(record_blocks), values)
+        names = ("bits", "prefix", "chunk", "ids", "rows")
+        conn.execute(insert(record_blocks), [dict(zip(names, v, strict=True)) for v in values])
     return len(values)
 
 
@@ -187,7 +181,7 @@ def locate(conn: Connection, binary: np.ndarray, valid: np.ndarray | None = None
     ok = np.ones(n, dtype=bool) if valid is None else valid.copy()
     if not ok.any():
         return chunk_of, row_of
-    stored = read_blocks(conn, binary[ok])
+    stored = read_blocks(conn, binary if ok.all() else binary[ok])
     if len(stored) == 0:
         return chunk_of, row_of
     at = match(stored.binary, binary, ok)

@@ -54,8 +54,19 @@ def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> b
         if stored is not None:
             table = table.set_column(table.column_names.index(RECORD_ID), RECORD_ID, stored)
         compression[RECORD_ID] = "none" if table.column(RECORD_ID).type == ID_TYPE else "zstd"
+    # Integer columns (the file rows of an id list) are delta-encoded: rising rows take a few bits each,
+    # where a dictionary of a million distinct values is work for nothing.
+    integers = [name for name in others if pa.types.is_integer(table.schema.field(name).type)]
+    dictionary = [name for name in others if name not in integers]
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression=compression, use_dictionary=others, write_statistics=others)
+    pq.write_table(
+        table,
+        sink,
+        compression=compression,
+        use_dictionary=dictionary,
+        write_statistics=others,
+        column_encoding=dict.fromkeys(integers, "DELTA_BINARY_PACKED") or None,
+    )
     return sink.getvalue()
 
 

@@ -61,3 +61,28 @@ def test_hex_both_ways_and_bad_rows_marked() -> None:
     assert (back[valid] == binary[valid]).all()
     assert not back[~valid].any()
     back[0, 0] ^= 1  # writable, like the numpy result it replaces
+
+
+def test_row_digests_hash_each_rows_pieces_joined_side_by_side_or_alone() -> None:
+    # 37 rows (not a whole number of 8-row groups), lengths crossing the one-chunk limit in some groups.
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(0, 300, 37)
+    lengths[[3, 20]] = [1024 - 9, 5000]  # a row of exactly one chunk with the pieces, and a longer one
+    data, offsets = _column(lengths.tolist(), seed=5)
+    tail_data, tail_offsets = _column(rng.integers(0, 40, 37).tolist(), seed=6)
+    pieces = [b"head:", (data, offsets), b"", (tail_data, tail_offsets), b"!!!!"]
+    want = b"".join(
+        blake3.blake3(b"head:" + data[a:b] + tail_data[c:d] + b"!!!!").digest()
+        for a, b, c, d in zip(offsets[:-1], offsets[1:], tail_offsets[:-1], tail_offsets[1:], strict=True)
+    )
+    assert native.row_digests(pieces, 37) == want
+    assert native.row_digests([b"p", (data, offsets[:2])], 1) == blake3.blake3(b"p" + data[: offsets[1]]).digest()
+    with pytest.raises(ValueError, match="n \\+ 1 int64"):
+        native.row_digests([(data, offsets)], 36)
+
+
+def test_row_digests_on_two_threads_keep_row_order() -> None:
+    n = 2 * native._SPLIT + 3
+    data, offsets = _column(np.random.default_rng(7).integers(0, 90, n).tolist(), seed=8)
+    got = native.row_digests([b"x", (data, offsets)], n)
+    assert got == b"".join(blake3.blake3(b"x" + data[a:b]).digest() for a, b in itertools.pairwise(offsets))

@@ -87,6 +87,8 @@ def test_sound_rows_verify_in_both_formats_and_every_kind_of_damage_is_reported_
     edited = list(rows)
     edited[4] = _row(events[4], payload=rows[4][8].replace('"i":4', '"i":44'))
     assert _both(edited) == [(5, "altered")]
+    edited[4] = _row(events[4], payload=rows[4][8].replace('"ratio":1.3333333333333333', '"ratio":1.3333333333333335'))
+    assert edited[4] != rows[4] and _both(edited) == [(5, "altered")]
     assert _both(rows[:3] + rows[4:]) == [(5, "gap"), (5, "broken_link")]
     downgraded = list(rows)
     downgraded[6] = _row(events[6], format=None)

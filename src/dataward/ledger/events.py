@@ -409,39 +409,16 @@ def verify_stored(
     strings (principal, key, time, type, prev) hold no ``"`` or ``\\``, its subject and payload are
     text, and the put-together body holds ``,"prev":"`` once. The BLAKE3 of those bytes equal to
     ``hash`` then proves every column is exactly what was sealed, and that the subject and payload
-    texts are the sealed JSON (docs/ledger-format.md, "Checking stored rows"). Any other row, and
-    every row whose bytes do not hash to ``hash``, goes through the exact per-event check."""
+    texts are the sealed JSON (docs/ledger-format.md, "Checking stored rows"). When they do not, the
+    body is put together again with the two texts in RFC 8785 form (:func:`jcs_text`; Python spells
+    some floats otherwise), which proves their values. Any other row, and every row whose bytes do not
+    hash to ``hash`` either way, goes through the exact per-event check."""
     if signature_every < 1:
         raise ValueError("signature_every must be at least 1")
     problems = _check_stored(rows, verifier, ward_id, signature_every)
     if problems and signature_every > 1:
         problems = _check_stored(rows, verifier, ward_id, 1)
     return problems
-
-
-def _stored_bytes(template: str, row: StoredEvent) -> bytes | None:
-    """The body of a stored row put together in ``template``, or None when the row is not one whose
-    columns that body pins down (see :func:`verify_stored`)."""
-    seq, prev, _, time, kind, principal, key, subject, payload, _, _ = row
-    if not (
-        type(principal) is str
-        and type(time) is str
-        and type(kind) is str
-        and type(subject) is str
-        and type(payload) is str
-        and (key is None or type(key) is str)
-    ):
-        return None
-    short = principal + time + kind + prev + ("" if key is None else key)
-    if '"' in short or "\\" in short:
-        return None
-    text = template % ("null" if key is None else '"' + key + '"', principal, payload, prev, seq, subject, time, kind)
-    if text.count(',"prev":"') != 1:
-        return None
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
 
 
 def _check_stored(
@@ -452,28 +429,62 @@ def _check_stored(
     last = len(rows) - 1
     b3 = blake3.blake3
     for i, row in enumerate(rows):
-        seq, prev, digest, fmt = row[0], row[1], row[2], row[10]
-        if seq == expected_seq and prev == expected_prev and type(seq) is int:
-            if fmt == CURRENT_FORMAT:
-                rules = CURRENT_FORMAT
-            elif (fmt is None or fmt == LEGACY_FORMAT) and newest_format == LEGACY_FORMAT:
-                rules = LEGACY_FORMAT
-            else:
-                rules = 0
-            body = _stored_bytes(_BODY[rules], row) if rules else None
-            if body is not None and "b3:" + b3(body).hexdigest() == digest:
-                newest_format = max(newest_format, rules)
-                if (every == 1 or i == last or seq % every == 0) and not verifier.verify(
-                    signed_message(rules, seq, digest, ward_id), row[9]
-                ):
-                    problems.append(_bad_signature(seq, verifier))
-                expected_seq, expected_prev = seq + 1, digest
-                continue
+        seq, prev, digest, time, kind, principal, key, subject, payload, sig, fmt = row
+        # The quick way (see verify_stored): every condition that pins the columns down, then the hash.
+        if fmt == CURRENT_FORMAT:
+            template = _BODY[CURRENT_FORMAT]
+        elif (fmt is None or fmt == LEGACY_FORMAT) and newest_format == LEGACY_FORMAT:
+            template = _BODY[LEGACY_FORMAT]
+        else:
+            template = None
+        if (
+            template is not None
+            and seq == expected_seq
+            and prev == expected_prev
+            and type(seq) is int
+            and type(principal) is str
+            and type(time) is str
+            and type(kind) is str
+            and type(subject) is str
+            and type(payload) is str
+            and (key is None or type(key) is str)
+        ):
+            short = principal + time + kind + prev + ("" if key is None else key)
+            if '"' not in short and "\\" not in short:
+                quoted = "null" if key is None else '"' + key + '"'
+                try:
+                    text = template % (quoted, principal, payload, prev, seq, subject, time, kind)
+                    sealed = text.count(',"prev":"') == 1 and "b3:" + b3(text.encode()).hexdigest() == digest
+                    if not sealed and template is _BODY[CURRENT_FORMAT]:
+                        # Python writes some floats otherwise than RFC 8785 (1.0, 1e-05): the texts'
+                        # values in RFC 8785 form, by the C parser and encoder (each parses, by making).
+                        text = template % (
+                            quoted,
+                            principal,
+                            jcs_text(payload),
+                            prev,
+                            seq,
+                            jcs_text(subject),
+                            time,
+                            kind,
+                        )
+                        sealed = text.count(',"prev":"') == 1 and "b3:" + b3(text.encode()).hexdigest() == digest
+                except ValueError:  # a text that is not JSON, or not UTF-8
+                    sealed = False
+                if sealed:
+                    if fmt == CURRENT_FORMAT:
+                        newest_format = CURRENT_FORMAT
+                    if (every == 1 or i == last or seq % every == 0) and not verifier.verify(
+                        signed_message(newest_format, seq, digest, ward_id), sig
+                    ):
+                        problems.append(_bad_signature(seq, verifier))
+                    expected_seq, expected_prev = seq + 1, digest
+                    continue
         event = decode_stored(row)
         sign = every == 1 or i == last or event.seq % every == 0
         # Over the stored texts only when both parse (an unparsed text would let a boundary move).
-        parsed = type(row[7]) is str and type(row[8]) is str and type(event.subject) is dict
-        texts = (row[7], row[8]) if parsed and type(event.payload) is dict else None
+        parsed = type(subject) is str and type(payload) is str and type(event.subject) is dict
+        texts = (subject, payload) if parsed and type(event.payload) is dict else None
         newest_format = _check_event(
             event, expected_seq, expected_prev, newest_format, verifier, ward_id, sign, texts, problems
         )

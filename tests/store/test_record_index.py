@@ -59,6 +59,9 @@ def test_one_index_row_per_prefix_not_per_record(db: CatalogDatabase) -> None:
         assert len(record_index.read_blocks(conn, digests[[7]])) < 2 * record_index.BLOCK_TARGET
     assert rows == written + 1  # a chunk of 40 records is one block
     assert row_of.tolist() == [7, 19_999, 3] and len(set(chunk_of.tolist())) == 1
+    # Blocks are grouped on the first three bytes: the same prefixes as lookups take, at every width.
+    for width in (0, 1, 7, 12, 16, 17, 23, record_index.MAX_BITS):
+        assert record_index._short_prefixes(digests, width).tolist() == record_index.prefixes(digests, width).tolist()
 
 
 def test_lookups_find_the_first_written_chunk_and_miss_absent_or_invalid_ids(db: CatalogDatabase) -> None:

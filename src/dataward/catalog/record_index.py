@@ -113,17 +113,17 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
     if len(binary) >= 2**32:
         raise ValueError("a chunk holds at most 2**32 - 1 records")
     bits = bits_for(len(binary))
-    groups = prefixes(binary, bits).astype(np.uint16 if bits <= 16 else np.uint32)
+    groups = _short_prefixes(binary, bits)
     order = np.argsort(groups, kind="stable")  # rows ascending within each prefix (a radix sort)
     ordered = groups[order]
     cuts = np.flatnonzero(np.diff(ordered)) + 1
     starts = np.concatenate(([0], cuts))
     stops = np.concatenate((cuts, [len(order)]))
-    ids = np.ascontiguousarray(binary[order])
-    rows = order.astype("<u4")
-    id_bytes, row_bytes = ids.tobytes(), rows.tobytes()  # one copy each, then sliced per block
+    # Each block's ids and rows are slices of one sorted copy: the SQLite driver takes them as they are.
+    ids = memoryview(np.take(binary, order, axis=0)).cast("B")
+    rows = memoryview(order.astype("<u4")).cast("B")
     values = [
-        (bits, prefix, chunk_id, id_bytes[a * ID_BYTES : b * ID_BYTES], row_bytes[a * 4 : b * 4])
+        (bits, prefix, chunk_id, ids[a * ID_BYTES : b * ID_BYTES], rows[a * 4 : b * 4])
         for prefix, a, b in zip(ordered[starts].tolist(), starts.tolist(), stops.tolist(), strict=True)
     ]
     if conn.dialect.name == "sqlite":
@@ -132,8 +132,21 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
         conn.exec_driver_sql(statement, values)
     else:
         names = ("bits", "prefix", "chunk", "ids", "rows")
-        conn.execute(insert(record_blocks), [dict(zip(names, v, strict=True)) for v in values])
+        conn.execute(
+            insert(record_blocks),
+            [dict(zip(names, (*v[:3], bytes(v[3]), bytes(v[4])), strict=True)) for v in values],
+        )
     return len(values)
+
+
+def _short_prefixes(binary: np.ndarray, bits: int) -> np.ndarray:
+    """``prefixes(binary, bits)`` from the first three bytes (``bits`` is at most 24), as uint16 or
+    uint32: what the block grouping sorts on."""
+    if bits == 0:
+        return np.zeros(len(binary), dtype=np.uint16)
+    head = binary[:, 0].astype(np.uint32) << 16 | binary[:, 1].astype(np.uint32) << 8 | binary[:, 2]
+    head >>= np.uint32(24 - bits)
+    return head.astype(np.uint16) if bits <= 16 else head
 
 
 def read_blocks(conn: Connection, wanted: np.ndarray | None = None) -> Entries:

@@ -139,7 +139,7 @@ def store_new_records(
     chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
-    record_index.add_chunk(conn, int(chunk_id), binary[keep])
+    record_index.add_chunk(conn, int(chunk_id), binary[keep] if len(keep) != len(binary) else binary)
     return digest, len(keep)
 
 

@@ -13,7 +13,7 @@ import logging
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,13 +23,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataward import __version__
 from dataward.access import parse_key
+from dataward.api import WardAPI
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
 from dataward.server.jobs import JobStore, error_body, internal_error_body
 from dataward.server.security import CredentialMisplaced, FailureLimiter, bearer_key, refuse_credentials_outside_header
 from dataward.server.settings import ServerSettings, open_served_ward
 from dataward.server.uploads import UploadArea
-from dataward.service.ward import Ward
+
+if TYPE_CHECKING:
+    from dataward.service.ward import Ward
 
 log = logging.getLogger("dataward.server")
 
@@ -123,7 +126,7 @@ class ServerState:
         counter lookup, not worth a trip through the thread pool on every request."""
         self.precheck(request)
 
-    def caller(self, request: Request) -> Ward:
+    def caller(self, request: Request) -> WardAPI:
         """The ward acting as the request's key: the only way a route reaches the service."""
         if not getattr(request.state, "prechecked", False):  # a route outside the checked router
             self.precheck(request)

@@ -1,5 +1,5 @@
 """The ``/api/v1`` routes of training runs and the model registry: one per use case, each a thin adapter
-from HTTP to ``Ward`` (``dataward.service.models`` and ``dataward.service.releases``).
+from HTTP to ``WardAPI`` (``dataward.service.models`` and ``dataward.service.releases``).
 
 Files travel as uploads (``POST /uploads``) and downloads: a model artifact is one file, or a folder
 sent as a tar archive and unpacked on the server with the standard library's ``data`` filter (no links
@@ -26,9 +26,9 @@ from dataward.server.models import Document, Documents, JobInfo
 from dataward.server.routes import _renamed_errors, _replace, doc, job_answer
 
 if TYPE_CHECKING:
+    from dataward.api import WardAPI
     from dataward.server.app import ServerState
     from dataward.server.uploads import Upload
-    from dataward.service.ward import Ward
 
 TAR_MEDIA_TYPE = "application/x-tar"
 
@@ -110,10 +110,10 @@ def pack_folder(folder: Path, archive: Path) -> None:
 def build_model_router(state: ServerState) -> APIRouter:
     r = APIRouter(dependencies=[Depends(state.precheck_dependency)])
 
-    def ward(request: Request) -> Ward:
+    def ward(request: Request) -> WardAPI:
         return state.caller(request)
 
-    def owner_of(w: Ward) -> str:
+    def owner_of(w: WardAPI) -> str:
         return str(w.whoami()["principal_id"])
 
     def claimed(upload_id: str, owner: str) -> Upload:

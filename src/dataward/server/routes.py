@@ -1,4 +1,4 @@
-"""The ``/api/v1`` routes: one per use case, each a thin adapter from HTTP to ``Ward``.
+"""The ``/api/v1`` routes: one per use case, each a thin adapter from HTTP to ``WardAPI``.
 
 Routes declared with ``def`` run on the server's thread pool (the service is synchronous). Every
 route gets its ward through ``state.caller(request)``: no route reaches the service otherwise.
@@ -74,9 +74,9 @@ from dataward.server.models import (
 from dataward.service.config import WardConfig
 
 if TYPE_CHECKING:
+    from dataward.api import WardAPI
     from dataward.server.app import ServerState
     from dataward.server.jobs import Job
-    from dataward.service.ward import Ward
 
 
 def doc(value: Any, status: int = 200) -> DocumentResponse:
@@ -128,14 +128,14 @@ def build_router(state: ServerState) -> APIRouter:
     # Checked before any body is validated, so that nothing of an endpoint answers without a key.
     r = APIRouter(dependencies=[Depends(state.precheck_dependency)])
 
-    def ward(request: Request) -> Ward:
+    def ward(request: Request) -> WardAPI:
         return state.caller(request)
 
-    def principal_id(w: Ward) -> str:
+    def principal_id(w: WardAPI) -> str:
         # An authenticating use case (it also refuses a revoked key here, before any work starts).
         return str(w.whoami()["principal_id"])
 
-    def as_job(request: Request, kind: str, work: Callable[[Ward], Any]) -> DocumentResponse:
+    def as_job(request: Request, kind: str, work: Callable[[WardAPI], Any]) -> DocumentResponse:
         """202 with a job running ``work`` as the request's key: the caller is authenticated now (a
         revoked key gets no job), and only the caller may read the job."""
         w = ward(request)

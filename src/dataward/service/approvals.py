@@ -25,7 +25,7 @@ from dataward.catalog.tables import approvals, contributions, datasets, principa
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
-from dataward.service.core import UseCase, WardCore, close_pending_reviews, new_id
+from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_version_ids
 from dataward.service.identity import dataset_policy
 
@@ -103,7 +103,7 @@ def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any) -> Approva
     )
 
 
-class ApprovalCases(WardCore):
+class ApprovalService(Service):
     """Use cases of approval: approve and reject contributions."""
 
     def _decide_contribution(self, ref: str, decision: str, reason: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
@@ -18,7 +18,12 @@ from dataward.provenance.attestation import (
     sign_statement,
 )
 from dataward.service import rows
+from dataward.service.core import Service, WardContext
 from dataward.service.tracing import _version_facts
+
+if TYPE_CHECKING:
+    from dataward.service.datasets import DatasetService
+    from dataward.service.tracing import TraceService
 
 
 def _digest(b3: str | None) -> dict[str, str]:
@@ -47,21 +52,26 @@ def _event_ref(conn: Connection, e: Any) -> dict[str, Any]:
     }
 
 
-class AttestationCases:
-    """Use case ``attest`` (mixed into the Ward, beside ``TraceCases`` whose facts it reuses)."""
+class AttestationService(Service):
+    """Use case ``attest``, built on the facts the trace service gathers."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService, tracing: TraceService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
+        self.tracing = tracing
 
     def attest(self, ref: str) -> list[dict[str, Any]]:
         """DSSE envelopes (signed by the ward key) of two in-toto statements about ``DATASET@VERSION``'s
         manifest: SLSA provenance v1 and the dataward predicate (see docs/provenance.md). Needs
         ``trace`` on the dataset; the issue is recorded as an ``attestation.issued`` event."""
         name, version = rows.split_ref(ref)
-        scope = self._read_scope(name)  # type: ignore[attr-defined]
-        with self.use_case(Action.TRACE, scope, detail={"ref": ref}) as uc:  # type: ignore[attr-defined]
+        scope = self.datasets.read_scope(name)
+        with self.use_case(Action.TRACE, scope, detail={"ref": ref}) as uc:
             conn = uc.conn
             ds = rows.dataset_row(conn, name)
             ver = rows.version_row(conn, ds.id, name, version)
-            statements = self._statements(conn, ds, ver, uc.caller.principal_name)
-            envelopes = [sign_statement(s, self.signer.crypto_key()) for s in statements]  # type: ignore[attr-defined]
+            statements = self.statements(conn, ds, ver, uc.caller.principal_name)
+            envelopes = [sign_statement(s, self.signer.crypto_key()) for s in statements]
             uc.emit(
                 "attestation.issued",
                 {"dataset": ds.id, "version": ver.id},
@@ -69,8 +79,9 @@ class AttestationCases:
             )
             return envelopes
 
-    def _statements(self, conn: Connection, ds: Any, ver: Any, by: str | None) -> list[dict[str, Any]]:
-        manifest_bytes = self.store.get(ver.manifest_object)  # type: ignore[attr-defined]
+    def statements(self, conn: Connection, ds: Any, ver: Any, by: str | None) -> list[dict[str, Any]]:
+        """The unsigned in-toto statements of version ``ver`` of ``ds``, as made by principal ``by``."""
+        manifest_bytes = self.store.get(ver.manifest_object)
         subject = [
             {
                 "name": f"{ds.name}@v{ver.number}",
@@ -82,7 +93,7 @@ class AttestationCases:
             conn.execute(select(contributions).where(contributions.c.id == cid)).one()
             for cid in json.loads(ver.contributions)
         ]
-        facts = [self._contribution_facts(conn, c) for c in members]  # type: ignore[attr-defined]
+        facts = [self.tracing.contribution_facts(conn, c) for c in members]
         for c, f in zip(members, facts, strict=True):
             f["added_object"], f["removed_object"] = c.added_object, c.removed_object
             f["added"], f["removed"] = c.added_count, c.removed_count
@@ -116,7 +127,7 @@ class AttestationCases:
                 inputs = json.loads(step.inputs)
                 steps.append(
                     {
-                        **self._step_facts(conn, step),  # type: ignore[attr-defined]
+                        **self.tracing.step_facts(conn, step),
                         "inputs": inputs,
                         "lineage_object": step.lineage_object,
                         "lineage_pairs": step.lineage_count,
@@ -154,7 +165,7 @@ class AttestationCases:
             "created_at": ver.created_at,
             "created_by": rows.principal_name(conn, ver.created_by),
         }
-        ward = {"id": self.ward_id, "public_key": self.signer.public_key_b64}  # type: ignore[attr-defined]
+        ward = {"id": self.ward_id, "public_key": self.signer.public_key_b64}
         slsa = {
             "_type": STATEMENT_TYPE,
             "subject": subject,
@@ -167,11 +178,11 @@ class AttestationCases:
                         "version": ver.number,
                         "contributions": [f["ref"] for f in facts],
                     },
-                    "internalParameters": {"policy_hash": ds.policy_hash, "ward": self.ward_id},  # type: ignore[attr-defined]
+                    "internalParameters": {"policy_hash": ds.policy_hash, "ward": self.ward_id},
                     "resolvedDependencies": deps,
                 },
                 "runDetails": {
-                    "builder": {"id": f"dataward:ward:{self.ward_id}"},  # type: ignore[attr-defined]
+                    "builder": {"id": f"dataward:ward:{self.ward_id}"},
                     "metadata": {"invocationId": ver.id, "finishedOn": ver.created_at},
                 },
             },
@@ -202,4 +213,4 @@ def _head(conn: Connection) -> dict[str, Any]:
     return {"seq": e.seq, "hash": e.hash} if e else {"seq": 0, "hash": None}
 
 
-__all__ = ["AttestationCases"]
+__all__ = ["AttestationService"]

@@ -24,7 +24,7 @@ from dataward.ledger.events import SIGNATURE_SPACING, Event, decode_stored, sign
 from dataward.ledger.signing import SignatureVerifier, key_fingerprint
 from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
-from dataward.service.core import WardCore
+from dataward.service.core import Service
 from dataward.service.recordstore import parquet_to_table, version_identity
 
 OBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -90,7 +90,7 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-class AuditCases(WardCore):
+class AuditService(Service):
     """Use cases for auditors: the ledger and ``verify``."""
 
     def ledger(
@@ -462,3 +462,7 @@ def _index_entries(parts: list[tuple[np.ndarray, int]]) -> record_index.Entries:
         np.concatenate([np.full(len(b), n, dtype=np.int64) for b, n in parts]),
         np.concatenate([np.arange(len(b), dtype=np.int64) for b, _ in parts]),
     )
+
+
+AuditCases = AuditService
+"""The name the audit use cases had while they were mixed into ``Ward``."""

@@ -6,20 +6,30 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from dataward.access.roles import Action
 from dataward.catalog.tables import contributions, quarantine
 from dataward.service import rows
+from dataward.service.core import Service, WardContext
+
+if TYPE_CHECKING:
+    from dataward.service.attestations import AttestationService
+    from dataward.service.datasets import DatasetService
 
 # Croissant (schema.org) data types of dataward column kinds; anything else is described as text.
 _DATA_TYPES = {"numeric": "FLOAT", "categorical": "TEXT", "text": "TEXT", "image": "IMAGE_OBJECT", "embedding": "FLOAT"}
 
 
-class CardCases:
-    """Use case ``card`` (mixed into the Ward beside ``AttestationCases``, whose facts it reuses)."""
+class CardService(Service):
+    """Use case ``card``, built on the statements the attestation service makes."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService, attestations: AttestationService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
+        self.attestations = attestations
 
     def card(self, ref: str) -> dict[str, Any]:
         """The card of ``DATASET@VERSION``: ``{"croissant": JSON-LD dict, "markdown": text, "version": ...}``.
@@ -27,12 +37,12 @@ class CardCases:
         import mlcroissant as mlc
 
         name, version = rows.split_ref(ref)
-        scope = self._read_scope(name)  # type: ignore[attr-defined]
-        with self.use_case(Action.TRACE, scope, detail={"ref": ref}) as uc:  # type: ignore[attr-defined]
+        scope = self.datasets.read_scope(name)
+        with self.use_case(Action.TRACE, scope, detail={"ref": ref}) as uc:
             conn = uc.conn
             ds = rows.dataset_row(conn, name)
             ver = rows.version_row(conn, ds.id, name, version)
-            _slsa, ours = self._statements(conn, ds, ver, uc.caller.principal_name)  # type: ignore[attr-defined]
+            _slsa, ours = self.attestations.statements(conn, ds, ver, uc.caller.principal_name)
             facts = ours["predicate"]
             schema = rows.dataset_schema(ds)
             held = [
@@ -50,7 +60,7 @@ class CardCases:
                     )
                 )
             ]
-            manifest_sha = hashlib.sha256(self.store.get(ver.manifest_object)).hexdigest()  # type: ignore[attr-defined]
+            manifest_sha = hashlib.sha256(self.store.get(ver.manifest_object)).hexdigest()
         v = facts["version"]
         sources = facts["sources"]
         contribs = facts["contributions"]
@@ -93,7 +103,7 @@ class CardCases:
             name=name,
             description=(ds.description or f"dataset {name}") + f", version {v['number']} ({v['stage']})",
             version=f"{v['number']}.0.0",
-            url=f"dataward://{self.ward_id}/{name}@v{v['number']}",  # type: ignore[attr-defined]
+            url=f"dataward://{self.ward_id}/{name}@v{v['number']}",
             license=licences or None,
             date_created=None,
             distribution=[
@@ -102,7 +112,7 @@ class CardCases:
                     name=f"{name}-v{v['number']}.parquet",
                     description="the version's records, as `dataward export` writes them; sha256 is that of the "
                     "version's manifest (the record ids it holds)",
-                    content_url=f"dataward://{self.ward_id}/{name}@v{v['number']}",  # type: ignore[attr-defined]
+                    content_url=f"dataward://{self.ward_id}/{name}@v{v['number']}",
                     encoding_formats=["application/x-parquet"],
                     sha256=manifest_sha,
                 )
@@ -157,4 +167,4 @@ class CardCases:
         return {"version": f"{name}@v{v['number']}", "croissant": croissant, "markdown": "\n".join(md) + "\n"}
 
 
-__all__ = ["CardCases"]
+__all__ = ["CardService"]

@@ -25,7 +25,7 @@ from dataward.ledger.events import Event, format_time
 from dataward.ledger.signing import key_fingerprint
 from dataward.service import auth
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
-from dataward.service.core import WardCore
+from dataward.service.core import Service
 
 log = logging.getLogger("dataward.checkpoints")
 
@@ -130,7 +130,7 @@ def load_checkpoint_files(paths: Iterable[str | os.PathLike[str]]) -> list[Check
     return found
 
 
-class CheckpointCases(WardCore):
+class CheckpointService(Service):
     """Use cases on checkpoints and on the ward's public key."""
 
     def checkpoint(self) -> dict[str, Any]:

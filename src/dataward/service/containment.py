@@ -10,13 +10,17 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import contributions, datasets
 from dataward.domain.errors import Conflict, InputError
 from dataward.service import rows
-from dataward.service.core import Stale, WardCore, retry_stale
+from dataward.service.core import Service, Stale, WardContext, retry_stale
 from dataward.service.derived import taint_of
-from dataward.service.incident import authorize_quarantine, quarantine_basis
+from dataward.service.incident import IncidentService, authorize_quarantine, quarantine_basis
 
 
-class ContainmentCases(WardCore):
+class ContainmentService(Service):
     """Use cases of incident containment."""
+
+    def __init__(self, context: WardContext, incidents: IncidentService) -> None:
+        super().__init__(context)
+        self.incidents = incidents
 
     def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Hold a whole contribution out of every future version.
@@ -38,7 +42,6 @@ class ContainmentCases(WardCore):
     def _quarantine_one(self, contribution_id: str, ds_name: str, reason: str) -> dict[str, Any]:
         # Worked out in a read transaction, without the write lock, then recorded only if nothing it
         # read changed (see dataward.service.incident).
-        planner: Any = self
         with self.use_case(Action.QUARANTINE, Scope.dataset(ds_name), write=False) as uc:
             c = rows.contribution_row(uc.conn, contribution_id)
             ref = f"{ds_name}#{c.number}"
@@ -50,15 +53,15 @@ class ContainmentCases(WardCore):
                 {o.dataset_id for o in _rows_of(uc.conn, taint.carriers())} - {c.dataset_id}, key=lambda d: names[d]
             )
             authorize_quarantine(uc, [names[d] for d in others])
-            plans = [planner._plan(uc.conn, c.dataset_id, ds_name, [c], taint)]
-            plans += [planner._plan(uc.conn, d, names[d], [], taint) for d in others]
+            plans = [self.incidents.plan(uc.conn, c.dataset_id, ds_name, [c], taint)]
+            plans += [self.incidents.plan(uc.conn, d, names[d], [], taint) for d in others]
             basis = quarantine_basis(uc.conn, [c])
         with self.use_case(Action.QUARANTINE, Scope.dataset(ds_name)) as uc:
             authorize_quarantine(uc, [names[d] for d in others])
             if quarantine_basis(uc.conn, [rows.contribution_row(uc.conn, contribution_id)]) != basis:
                 raise Stale(f"{ds_name} changed while the quarantine of {ref} was worked out", hint="run it again")
             # Its records are held out as a unit: their individual reviews are closed with it.
-            own, *rest = [planner._record(uc, plan, ref, reason) for plan in plans]
+            own, *rest = [self.incidents.record(uc, plan, ref, reason) for plan in plans]
         return {
             "contribution": ref,
             "previous_status": c.status,
@@ -75,4 +78,4 @@ def _rows_of(conn: Any, contribution_ids: set[str]) -> list[Any]:
     return list(conn.execute(select(contributions).where(contributions.c.id.in_(sorted(contribution_ids)))))
 
 
-__all__ = ["ContainmentCases"]
+__all__ = ["ContainmentService"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from dataward.io import read_record_ids, read_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.config import WardConfig
-from dataward.service.core import UseCase, WardCore, close_pending_reviews, new_id
+from dataward.service.core import Service, UseCase, WardContext, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
 from dataward.service.recordstore import (
     ids_table,
@@ -33,6 +33,10 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
+
+if TYPE_CHECKING:
+    from dataward.service.datasets import DatasetService
+    from dataward.service.gating import GateService
 
 
 def contribution_info(row: Any, dataset_name: str, submitter: str | None = None) -> dict[str, Any]:
@@ -63,8 +67,13 @@ def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
     return table, list(range(1, table.num_rows + 1))
 
 
-class ContributionCases(WardCore):
+class ContributionService(Service):
     """Use cases on contributions: submit, withdraw, list, show."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService, gates: GateService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
+        self.gates = gates
 
     def contribute(
         self,
@@ -107,7 +116,7 @@ class ContributionCases(WardCore):
         if data is None and removes is None:
             raise InputError("a contribution must add records, remove records, or both")
         bounds = InputLimits.coerce(limits, base=WardConfig.load(self.folder).limits())
-        action, scope = self._validation_scope(dataset)
+        action, scope = self.datasets.validation_scope(dataset)
         with self.db.reading() as conn:
             schema = rows.dataset_schema(rows.dataset_row(conn, dataset))
         if data is None:
@@ -227,7 +236,7 @@ class ContributionCases(WardCore):
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             try:
-                info["gate"] = self._run_gate(cid, action=Action.CONTRIBUTION_SUBMIT)  # type: ignore[attr-defined]
+                info["gate"] = self.gates.run_gate_as(cid, action=Action.CONTRIBUTION_SUBMIT)
             except DatawardError as exc:
                 # The contribution is stored and signed; say so, so nobody re-submits it blindly.
                 raise type(exc)(
@@ -273,7 +282,7 @@ class ContributionCases(WardCore):
 
     def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
         """A dataset's contributions, oldest first, optionally of one status."""
-        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
+        with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             query = select(contributions).where(contributions.c.dataset_id == ds.id)
             if status:
@@ -291,7 +300,7 @@ class ContributionCases(WardCore):
         with self.db.reading() as conn:
             row = rows.contribution_row(conn, ref)
             ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == row.dataset_id)).scalar()
-        with self.use_case(Action.DATASET_READ, self._read_scope(ds_name)) as uc:
+        with self.use_case(Action.DATASET_READ, self.datasets.read_scope(ds_name)) as uc:
             row = rows.contribution_row(uc.conn, row.id)
             info = contribution_info(row, ds_name, rows.principal_name(uc.conn, row.submitted_by))
             src = uc.conn.execute(select(sources).where(sources.c.id == row.source_id)).first()
@@ -300,4 +309,4 @@ class ContributionCases(WardCore):
             return info
 
 
-__all__ = ["ContributionCases", "contribution_info"]
+__all__ = ["ContributionService", "contribution_info"]

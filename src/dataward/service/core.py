@@ -377,10 +377,6 @@ class WardContext:
             )
 
 
-WardCore = WardContext
-"""The former name of ``WardContext``, for the use cases not yet composed as services."""
-
-
 class Service:
     """One part of the service (identity, contributions, gates ...), acting over the ward's shared
     ``WardContext``. A service that needs another is handed it when the ward is composed (see

@@ -23,7 +23,7 @@ from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.config import WardConfig
-from dataward.service.core import Stale, WardCore, new_id, retry_stale
+from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.guard import checked_version_ids, may, without_neighbours
 from dataward.service.overrides import is_overridden
@@ -74,8 +74,8 @@ def _gate_policy(ds: Any) -> dict[str, Any]:
     return dict(DatasetPolicy.from_yaml(ds.policy).gate or {})
 
 
-class GateCases(WardCore):
-    """Use cases of the gates and of the review queue."""
+class GateService(Service):
+    """Use cases of the gates: run a contribution's gate, its report, the self-test."""
 
     def _version_records(self, conn: Any, version: Any, schema: Schema) -> pa.Table:
         # What a gate trusts is read like any other read: checked against the signed ledger first.
@@ -175,9 +175,9 @@ class GateCases(WardCore):
         Flagged records go to quarantine and the review queue; the run is a ``gate.completed`` event.
         Returns the gate report (see docs/gates.md) with ``gate_run`` and ``contribution`` added.
         """
-        return self._run_gate(contribution_ref, action=Action.GATE_RUN)
+        return self.run_gate_as(contribution_ref, action=Action.GATE_RUN)
 
-    def _run_gate(self, contribution_ref: str, *, action: Action) -> dict[str, Any]:
+    def run_gate_as(self, contribution_ref: str, *, action: Action) -> dict[str, Any]:
         """``run_gate`` under ``action``: reviewers run gates; a submission runs its own gate as part of
         ``contribution.submit``, so every contribution is judged without anyone having to ask.
 
@@ -365,7 +365,9 @@ class GateCases(WardCore):
             uc.emit("gate.selftest", {"dataset": ds.id}, {"summary": _selftest_summary(result), "seed": seed})
             return result
 
-    # --- the review queue -------------------------------------------------------------------
+
+class ReviewService(Service):
+    """The review queue: records a gate held, shown with their evidence, and the decisions on them."""
 
     def review_list(
         self, dataset: str | None = None, *, status: str = "pending", contribution: str | None = None
@@ -575,3 +577,7 @@ SCHEDULER_ENV = "DATAWARD_SCHEDULER"
 def gate_scheduler() -> str | None:
     """The Dask scheduler address gate runs of this process use, or None to scan in the process."""
     return os.environ.get(SCHEDULER_ENV, "").strip() or None
+
+
+GateCases = GateService
+"""The name the gate's use cases had while they were mixed into ``Ward``."""

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
@@ -41,8 +41,11 @@ from dataward.domain.limits import MAX_DAYS, within_range
 from dataward.domain.weakening import Weakening
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
-from dataward.service.core import UseCase, WardCore, new_id
+from dataward.service.core import Service, UseCase, WardContext, new_id
 from dataward.service.overrides import block_overrides
+
+if TYPE_CHECKING:
+    from dataward.service.datasets import DatasetService
 
 PRINCIPAL_KINDS = ("human", "service")
 
@@ -95,8 +98,12 @@ def _key_row(conn: Connection, ref: str) -> Any:
     return row
 
 
-class IdentityCases(WardCore):
+class IdentityService(Service):
     """Use cases of access control: principals, keys, grants, policies, access review."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
 
     key_policy: KeyPolicy = DEFAULT_KEY_POLICY
 
@@ -484,7 +491,7 @@ class IdentityCases(WardCore):
 
     def policy(self, dataset: str) -> dict[str, Any]:
         """A dataset's policy with the defaults filled in, and whether one was set."""
-        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
+        with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             policy = dataset_policy(ds)
             return {

@@ -23,7 +23,7 @@ from dataward.catalog.tables import api_keys, contributions, datasets, sources, 
 from dataward.domain.errors import InputError, NotFound
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
-from dataward.service.core import Stale, UseCase, WardCore, close_pending_reviews, retry_stale
+from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
 from dataward.service.recordstore import ids_table, manifest_ids, read_ids, table_to_parquet, version_identity
@@ -44,7 +44,7 @@ class _Plan:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-class IncidentCases(WardCore):
+class IncidentService(Service):
     """Use case ``quarantine_by``: contain an incident by its cause, not contribution by contribution."""
 
     def quarantine_by(self, ref: str, *, reason: str) -> dict[str, Any]:
@@ -82,7 +82,7 @@ class IncidentCases(WardCore):
             # Authorize every dataset before working: a partial containment would leave the caller
             # believing the incident is contained.
             authorize_quarantine(uc, [names[d] for d in order])
-            plans = [self._plan(conn, d, names[d], by_dataset[d], taint) for d in order]
+            plans = [self.plan(conn, d, names[d], by_dataset[d], taint) for d in order]
             basis = quarantine_basis(conn, found)
         with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail) as uc:
             authorize_quarantine(uc, [names[d] for d in order])
@@ -93,7 +93,7 @@ class IncidentCases(WardCore):
                     "or a transformation)",
                     hint="run the quarantine again",
                 )
-            results = [self._record(uc, plan, ref, reason) for plan in plans]
+            results = [self.record(uc, plan, ref, reason) for plan in plans]
         return {"subject": subject, "reason": reason, "datasets": results}
 
     def _touched(self, conn: Connection, ref: str) -> tuple[dict[str, Any], list[Any]]:
@@ -123,7 +123,9 @@ class IncidentCases(WardCore):
             raise NotFound(f"{ref} touched no contribution")
         return subject, found
 
-    def _plan(self, conn: Connection, ds_id: str, ds_name: str, found: list[Any], taint: Taint) -> _Plan:
+    def plan(self, conn: Connection, ds_id: str, ds_name: str, found: list[Any], taint: Taint) -> _Plan:
+        """What quarantining ``found`` (and what ``taint`` reached) does to dataset ``ds_name``, worked
+        out without the write lock; ``record`` records it."""
         fresh = [c for c in found if c.status != "quarantined"]
         fresh_ids = {c.id for c in fresh}
         all_versions = conn.execute(
@@ -177,7 +179,8 @@ class IncidentCases(WardCore):
         }
         return plan
 
-    def _record(self, uc: UseCase, plan: _Plan, ref: str, reason: str) -> dict[str, Any]:
+    def record(self, uc: UseCase, plan: _Plan, ref: str, reason: str) -> dict[str, Any]:
+        """Record a ``plan`` in the write transaction of ``uc``: quarantine, rollback version, events."""
         conn, ds_id, ds_name = uc.conn, plan.ds_id, plan.ds_name
         out: dict[str, Any] = {
             "dataset": ds_name,
@@ -267,4 +270,4 @@ def quarantine_basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:
     )
 
 
-__all__ = ["IncidentCases", "authorize_quarantine", "quarantine_basis"]
+__all__ = ["IncidentService", "authorize_quarantine", "quarantine_basis"]

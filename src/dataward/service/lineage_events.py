@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import contributions, datasets, sources, transformations, versions
 from dataward.ledger.events import Event
-from dataward.service.core import WardCore
+from dataward.service.core import Service
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,13 @@ def _facet_classes() -> tuple[Any, Any]:
     return DatawardDatasetFacet, dataset_version_dataset.DatasetVersionDatasetFacet
 
 
-class LineageCases(WardCore):
-    """Sends committed events to OpenLineage (mixed into the Ward ahead of the checkpoint cases)."""
+class LineageService(Service):
+    """Sends committed events to OpenLineage (run after each use case, see ``WardContext.after_commit``)."""
 
     _lineage_client: Any = None
 
-    def checkpoint_after(self, events: list[Event]) -> None:
-        """After a committed use case: the checkpoint cases' work, then the lineage events."""
-        super().checkpoint_after(events)
+    def send(self, events: list[Event]) -> None:
+        """After a committed use case: its lineage events, when OpenLineage is configured."""
         wanted = [e for e in events if e.type in LINEAGE_TYPES]
         if not wanted or not lineage_configured():
             return
@@ -164,4 +163,4 @@ def _source_namespace(uri: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
-__all__ = ["LINEAGE_TYPES", "LineageCases", "lineage_configured"]
+__all__ = ["LINEAGE_TYPES", "LineageService", "lineage_configured"]

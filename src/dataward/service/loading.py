@@ -10,17 +10,20 @@ than memory can be read: only its ids are held.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from dataward.access.roles import Action
 from dataward.domain.errors import InputError
 from dataward.service import rows
-from dataward.service.core import WardCore
+from dataward.service.core import Service, WardContext
 from dataward.service.datasets import version_info
 from dataward.service.guard import loadable_ids
 from dataward.service.recordstore import load_records
+
+if TYPE_CHECKING:
+    from dataward.service.datasets import DatasetService
 
 DEFAULT_BATCH_ROWS = 10_000
 
@@ -32,15 +35,19 @@ def check_batch_rows(batch_rows: int) -> int:
     return batch_rows
 
 
-class LoadCases(WardCore):
+class LoadService(Service):
     """The guarded loader's reads (``dataward.load``, ``dataward.stream``)."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
 
     def load_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
     ) -> tuple[dict[str, Any], pa.Table]:
         """A version's document and records for training (needs ``dataset.export``): refused when it is
         not in ``stage`` (``None``: any) or holds quarantined or rejected records."""
-        with self.use_case(Action.DATASET_EXPORT, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
+        with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
             ds, ver, ids = loadable_ids(self, uc.conn, dataset, ref, stage)
             return version_info(ver, dataset), load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
 
@@ -55,7 +62,7 @@ class LoadCases(WardCore):
         """As :meth:`load_version`, the records as Arrow record batches of at most ``batch_rows`` rows,
         loaded (and re-hashed) one batch at a time."""
         check_batch_rows(batch_rows)
-        with self.use_case(Action.DATASET_EXPORT, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
+        with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
             ds, ver, ids = loadable_ids(self, uc.conn, dataset, ref, stage)
             schema = rows.dataset_schema(ds)
             info = version_info(ver, dataset)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
 
@@ -29,10 +29,13 @@ from dataward.provenance.code import check_code_identity
 from dataward.release.artifacts import Artifact, check_files, hash_artifact, unsafe_summary
 from dataward.release.policy import ReleasePolicy
 from dataward.service import rows
-from dataward.service.core import WardCore, new_id
+from dataward.service.core import Service, WardContext, new_id
 from dataward.service.guard import barred_records, barred_summary, checked_version_ids, loadable_ids, may
 from dataward.service.identity import dataset_policy
 from dataward.service.recordstore import manifest_ids
+
+if TYPE_CHECKING:
+    from dataward.service.datasets import DatasetService
 
 MODEL_STAGES = ("candidate", "released", "retired")
 
@@ -156,8 +159,12 @@ def restore_files(store: Any, mv: Any, folder: Path) -> dict[str, Any]:
     return statement
 
 
-class ModelCases(WardCore):
+class ModelService(Service):
     """Training runs and model versions."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
 
     def start_training_run(
         self, model: str, *, params: dict[str, Any] | None = None, code: dict[str, Any] | None = None
@@ -214,7 +221,7 @@ class ModelCases(WardCore):
             model = run_row(conn, run_id).model
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model), detail={"run": run_id}) as uc:
             run = self._own_running(uc, run_id)
-            ds_scope = self._read_scope(dataset)  # type: ignore[attr-defined]
+            ds_scope = self.datasets.read_scope(dataset)
             from dataward.service import auth
 
             auth.authorize(uc.conn, uc.caller, Action.DATASET_EXPORT, ds_scope, uc.now)
@@ -305,7 +312,7 @@ class ModelCases(WardCore):
         files = {f.name: self.store.put_file(f.path) for f in art.files}
         files_object = self.store.put(canonical_json(files))
         manifest_object = self.store.put(canonical_json(art.statement))
-        envelope = sign_statement(art.statement, self.signer.crypto_key())  # type: ignore[attr-defined]
+        envelope = sign_statement(art.statement, self.signer.crypto_key())
         signature_object = self.store.put(canonical_json(envelope))
         number = (
             uc.conn.execute(

@@ -20,7 +20,7 @@ from dataward.catalog.tables import contributions, datasets, gate_overrides
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
-from dataward.service.core import WardCore, new_id
+from dataward.service.core import Service, new_id
 
 REQUESTED, CONFIRMED = "requested", "confirmed"
 OVERRIDABLE = ("submitted", "gated")
@@ -99,7 +99,7 @@ def block_overrides(conn: Connection) -> list[BlockOverride]:
     return out
 
 
-class OverrideCases(WardCore):
+class OverrideService(Service):
     """Use case: override a gate's block (two steps, two principals)."""
 
     def override_block(self, contribution: str, *, reason: str) -> dict[str, Any]:

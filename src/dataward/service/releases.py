@@ -53,7 +53,7 @@ from dataward.release.predictors import (
 from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
-from dataward.service.core import WardCore, new_id
+from dataward.service.core import Service, new_id
 from dataward.service.guard import guarded_read
 from dataward.service.models import (
     affected_by,
@@ -148,7 +148,7 @@ class _GateInputs:
     reference_note: str | None = None
 
 
-class ReleaseCases(WardCore):
+class ReleaseService(Service):
     """The release gate, model approvals and the release."""
 
     def _release_inputs(self, conn: Connection, ref: str) -> _GateInputs:
@@ -358,7 +358,7 @@ class ReleaseCases(WardCore):
 
         envelope = Envelope.from_dict(json.loads(self.store.get(mv.signature_object)))
         try:
-            envelope.verify([ssl_key(self.signer.crypto_key().public_key())], 1)  # type: ignore[attr-defined]
+            envelope.verify([ssl_key(self.signer.crypto_key().public_key())], 1)
         except VerificationError as exc:
             raise IntegrityViolation(f"the signature of {mv.model}@v{mv.number}'s manifest fails: {exc}") from None
         if json.loads(envelope.payload) != json.loads(self.store.get(mv.manifest_object)):
@@ -468,7 +468,7 @@ class ReleaseCases(WardCore):
                 )
             self._check_signature(mv)
             statement = self._release_statement(uc.conn, mv, gate, counted, uc.caller.principal_name, reason)
-            envelope = sign_statement(statement, self.signer.crypto_key())  # type: ignore[attr-defined]
+            envelope = sign_statement(statement, self.signer.crypto_key())
             attestation_object = self.store.put(canonical_json(envelope))
             now = format_time(uc.now)
             changes = [

@@ -7,10 +7,10 @@ from typing import Any
 from dataward.access.roles import Action, Scope
 from dataward.ledger.events import format_time
 from dataward.service import rows
-from dataward.service.core import WardCore
+from dataward.service.core import Service
 
 
-class SessionCases(WardCore):
+class SessionService(Service):
     """``whoami``: what a client checks first, against an embedded or a served ward alike."""
 
     def whoami(self) -> dict[str, Any]:

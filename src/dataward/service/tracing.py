@@ -28,14 +28,14 @@ from dataward.catalog.tables import (
 )
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
-from dataward.service.core import UseCase, WardCore
+from dataward.service.core import Service, UseCase
 from dataward.service.derived import lineage_index, taint_of
 from dataward.service.idsets import holders, id_set
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
 
 
-class TraceCases(WardCore):
+class TraceService(Service):
     """Use cases of lineage: ``trace``."""
 
     def trace(self, ref: str) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class TraceCases(WardCore):
                 holding = self._versions_holding(conn, {c.id}, allowed)
                 return {
                     "subject": {"kind": "contribution", "ref": _cref(conn, c)},
-                    "contributions": [self._contribution_facts(conn, c)],
+                    "contributions": [self.contribution_facts(conn, c)],
                     "versions": holding,
                     "derived_versions": self._derived_versions(conn, [c], allowed),
                     "models": self._models_trained_on(conn, {v["id"] for v in holding}),
@@ -139,7 +139,7 @@ class TraceCases(WardCore):
         derived_from, ancestors = _walk(record_id, steps, backward=True)
         derived, descendants_ = _walk(record_id, steps, backward=False)
         in_versions = holding(record_id)
-        made = [{**self._step_facts(conn, t, link), "versions": holding(link["record_id"])} for t, link in derived]
+        made = [{**self.step_facts(conn, t, link), "versions": holding(link["record_id"])} for t, link in derived]
         return {
             "subject": {"kind": "record", "id": record_id},
             "contributions": holders_,
@@ -147,7 +147,7 @@ class TraceCases(WardCore):
             # Backward through transformations: each step that made this record (or one of its
             # ancestors), then the contributions that first brought each ancestor in, with their
             # sources, principals and keys.
-            "derived_from": [self._step_facts(conn, t, link) for t, link in derived_from],
+            "derived_from": [self.step_facts(conn, t, link) for t, link in derived_from],
             "origins": [
                 {"record": rid, "contributions": self._adders(conn, rid, allowed)} for rid in sorted(ancestors)
             ],
@@ -209,7 +209,8 @@ class TraceCases(WardCore):
             for t in conn.execute(_visible(transformations, allowed).order_by(transformations.c.created_at))
         ]
 
-    def _step_facts(self, conn: Connection, t: Any, link: dict[str, Any] | None = None) -> dict[str, Any]:
+    def step_facts(self, conn: Connection, t: Any, link: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a trace says of transformation ``t`` (and of one record's ``link`` through it)."""
         c = conn.execute(select(contributions).where(contributions.c.id == t.contribution_id)).one()
         facts = {
             "transformation": t.id,
@@ -373,11 +374,11 @@ class TraceCases(WardCore):
                 hit.append((v, via))
         facts = _versions_facts(conn, [v for v, _ in hit])
         return [
-            {**f, "via": [self._step_facts(conn, steps[c]) for c in via]}
-            for f, (_, via) in zip(facts, hit, strict=True)
+            {**f, "via": [self.step_facts(conn, steps[c]) for c in via]} for f, (_, via) in zip(facts, hit, strict=True)
         ]
 
-    def _contribution_facts(self, conn: Connection, c: Any) -> dict[str, Any]:
+    def contribution_facts(self, conn: Connection, c: Any) -> dict[str, Any]:
+        """What a trace says of contribution ``c``: who, which key, which source, its gate."""
         return self._facts_of(conn, [c])[0]
 
     def _facts_of(self, conn: Connection, found: list[Any]) -> list[dict[str, Any]]:
@@ -449,7 +450,7 @@ class TraceCases(WardCore):
                     "id": c.id,
                     "status": c.status,
                     # The step whose output this contribution is (None for data brought in from a source).
-                    "transformation": None if step is None else self._step_facts(conn, step),
+                    "transformation": None if step is None else self.step_facts(conn, step),
                     "content_hash": c.content_hash,
                     "source": None
                     if src is None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlalchemy import select
@@ -32,8 +32,12 @@ from dataward.ledger.events import format_time
 from dataward.provenance.code import check_code_identity, code_identity
 from dataward.service import rows
 from dataward.service.config import WardConfig
-from dataward.service.core import UseCase, WardCore, new_id
+from dataward.service.core import Service, UseCase, WardContext, new_id
 from dataward.service.recordstore import manifest_ids, parquet_to_table, table_to_parquet
+
+if TYPE_CHECKING:
+    from dataward.service.contributions import ContributionService
+    from dataward.service.datasets import DatasetService
 
 _STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
@@ -140,8 +144,13 @@ def _rows_of(data: Any) -> list[Mapping[str, Any]]:
     return list(data)
 
 
-class TransformationCases(WardCore):
+class TransformationService(Service):
     """Use cases of transformations: record one, relabel records, list and show them."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService, contributions: ContributionService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
+        self.contributions = contributions
 
     def _resolve_inputs(self, inputs: str | Sequence[str]) -> list[InputVersion]:
         """Resolve and authorize the input versions: reading their records needs ``dataset.export``
@@ -152,7 +161,7 @@ class TransformationCases(WardCore):
         out = []
         for ref in refs:
             name, version = rows.split_ref(ref)
-            scope = self._read_scope(name)  # type: ignore[attr-defined]
+            scope = self.datasets.read_scope(name)
             with self.use_case(Action.DATASET_EXPORT, scope, detail={"transformation_input": ref}) as uc:
                 ds = rows.dataset_row(uc.conn, name)
                 ver = rows.version_row(uc.conn, ds.id, name, version)
@@ -294,7 +303,7 @@ class TransformationCases(WardCore):
                 ],
             )
 
-        info: dict[str, Any] = self.contribute(  # type: ignore[attr-defined]
+        info = self.contributions.contribute(
             target,
             adds,
             source=SOURCE_SCHEME + name,
@@ -328,7 +337,7 @@ class TransformationCases(WardCore):
             raise InputError("a relabelling needs a reason", hint="pass --reason")
         if not changes:
             raise InputError("a relabelling changes at least one label")
-        info, table = self.read_version(dataset, version)  # type: ignore[attr-defined]
+        info, table = self.datasets.read_version(dataset, version)
         with self.db.reading() as conn:
             label = rows.dataset_schema(rows.dataset_row(conn, dataset)).label
         by_id = {r[RECORD_ID]: r for r in table.to_pylist()}
@@ -363,7 +372,7 @@ class TransformationCases(WardCore):
 
     def transformations(self, dataset: str) -> list[dict[str, Any]]:
         """The transformations recorded into ``dataset``, oldest first."""
-        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:  # type: ignore[attr-defined]
+        with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             out = []
             for row in uc.conn.execute(
@@ -414,9 +423,9 @@ class TransformationCases(WardCore):
 
 @dataclass
 class Transformation:
-    """One step in progress (see ``TransformationCases.transform``)."""
+    """One step in progress (see ``Ward.transform``)."""
 
-    ward: TransformationCases
+    ward: TransformationService
     name: str
     inputs: str | Sequence[str]
     output: str | None
@@ -441,8 +450,8 @@ class Transformation:
         inp = self.resolved[0] if ref is None else next((i for i in self.resolved if ref in (i.ref, i.dataset)), None)
         if inp is None:
             raise InputError(f"{ref!r} is not an input of this transformation")
-        _, table = self.ward.read_version(inp.dataset, inp.version)  # type: ignore[attr-defined]
-        return table  # type: ignore[no-any-return]
+        _, table = self.ward.datasets.read_version(inp.dataset, inp.version)
+        return table
 
     def write(self, data: Any, *, parents: Sequence[Any] | None = None, notes: Sequence[Any] | None = None) -> None:
         """Add output records; ``parents`` gives, per record in order, the input record id(s) it came
@@ -486,7 +495,7 @@ __all__ = [
     "SOURCE_SCHEME",
     "InputVersion",
     "Transformation",
-    "TransformationCases",
+    "TransformationService",
     "lineage_table",
     "read_lineage",
     "transformation_info",

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
@@ -19,7 +19,7 @@ from dataward.io.writers import stage_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.approvals import check_merge_allowed, check_promotion_allowed
-from dataward.service.core import Stale, WardCore, retry_stale
+from dataward.service.core import Service, Stale, WardContext, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.guard import (
     barred_records,
@@ -36,12 +36,19 @@ from dataward.service.recordstore import (
     version_identity,
 )
 
+if TYPE_CHECKING:
+    from dataward.service.datasets import DatasetService
+
 MERGEABLE = ("submitted", "gated", "approved")
 EXPORT_FORMATS = ("parquet", "jsonl", "csv")
 
 
-class VersionCases(WardCore):
+class VersionService(Service):
     """Use cases on versions: merge, list, diff, export, promote."""
+
+    def __init__(self, context: WardContext, datasets: DatasetService) -> None:
+        super().__init__(context)
+        self.datasets = datasets
 
     def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
         """Merge a contribution into a new version: the latest version, minus removed records, plus
@@ -49,7 +56,7 @@ class VersionCases(WardCore):
         with self.db.reading() as conn:
             c = rows.contribution_row(conn, contribution_ref)
             ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == c.dataset_id)).scalar()
-        action, scope = self._validation_scope(ds_name)
+        action, scope = self.datasets.validation_scope(ds_name)
         merge_action = Action.CONTRIBUTION_MERGE if action is Action.CONTRIBUTION_SUBMIT else action
         return retry_stale(lambda: self._merge(c.id, ds_name, merge_action, scope, message))
 
@@ -131,7 +138,7 @@ class VersionCases(WardCore):
 
     def versions(self, dataset: str) -> list[dict[str, Any]]:
         """Every version of ``dataset``, oldest first."""
-        with self.use_case(Action.DATASET_READ, self._read_scope(dataset)) as uc:
+        with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             query = select(versions).where(versions.c.dataset_id == ds.id).order_by(versions.c.number)
             return [version_info(r, dataset) for r in uc.conn.execute(query)]
@@ -142,9 +149,9 @@ class VersionCases(WardCore):
         name_b, ref_b = rows.split_ref(b) if "@" in b else (name_a, b)
         if name_b != name_a:
             # Record ids are content hashes: listing another dataset's ids discloses its content.
-            with self.use_case(Action.DATASET_READ, self._read_scope(name_b)):
+            with self.use_case(Action.DATASET_READ, self.datasets.read_scope(name_b)):
                 pass
-        with self.use_case(Action.DATASET_READ, self._read_scope(name_a)) as uc:
+        with self.use_case(Action.DATASET_READ, self.datasets.read_scope(name_a)) as uc:
             ds_a, ds_b = rows.dataset_row(uc.conn, name_a), rows.dataset_row(uc.conn, name_b)
             va = rows.version_row(uc.conn, ds_a.id, name_a, ref_a)
             vb = rows.version_row(uc.conn, ds_b.id, name_b, ref_b)
@@ -181,7 +188,7 @@ class VersionCases(WardCore):
         # recorded exactly when its file lands, and a refused or failed one leaves nothing behind.
         staged: Path | None = None
         try:
-            with self.use_case(Action.DATASET_EXPORT, self._read_scope(name), write=False) as uc:
+            with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(name), write=False) as uc:
                 target = export_target(path, self._own_paths())
                 ver, table = guarded_read(self, uc.conn, name, version)
                 staged = stage_table(table, target, format)

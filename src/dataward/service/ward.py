@@ -1,52 +1,67 @@
-"""``Ward``: the service. One method per use case; the CLI and the HTTP server both call it."""
+"""``Ward``: the embedded ward, composed of small services over one shared context.
+
+Each use case is a method of one service (``IdentityService``, ``ContributionService``,
+``GateService``, ``ReviewService``, ``VersionService``, ``AuditService`` and the others below); every
+service acts through the one ``WardContext`` of the ward (catalog database, object store, signing key,
+clock, acting principal). A service that calls another is handed it in ``Services.compose``.
+``Ward`` is the facade the CLI, the server and ``dataward.open`` use through ``dataward.api.WardAPI``:
+one method per use case, each delegating to its service.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
-from dataward.access import DEFAULT_KEY_POLICY, generate_key
+from dataward.access import DEFAULT_KEY_POLICY, KeyPolicy, generate_key
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import ward_meta
 from dataward.domain.errors import Conflict, InputError
+from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
-from dataward.ledger.events import Actor, format_time, utc_now
+from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth
-from dataward.service.approvals import ApprovalCases
-from dataward.service.attestations import AttestationCases
-from dataward.service.audit import AuditCases
-from dataward.service.cards import CardCases
-from dataward.service.checkpoints import CheckpointCases
+from dataward.service.approvals import ApprovalService
+from dataward.service.attestations import AttestationService
+from dataward.service.audit import AuditService
+from dataward.service.cards import CardService
+from dataward.service.checkpoints import CheckpointService
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
-from dataward.service.containment import ContainmentCases
-from dataward.service.contributions import ContributionCases
-from dataward.service.core import Clock, WardContext, new_id
+from dataward.service.containment import ContainmentService
+from dataward.service.contributions import ContributionService
+from dataward.service.core import Clock, UseCase, WardContext, new_id
 from dataward.service.datasets import DatasetHandle, DatasetService
-from dataward.service.gating import GateCases
-from dataward.service.identity import IdentityCases
-from dataward.service.incident import IncidentCases
-from dataward.service.lineage_events import LineageCases
-from dataward.service.loading import LoadCases
-from dataward.service.models import ModelCases
-from dataward.service.overrides import OverrideCases
-from dataward.service.releases import ReleaseCases
-from dataward.service.session import SessionCases
-from dataward.service.tracing import TraceCases
-from dataward.service.transformations import TransformationCases
-from dataward.service.versions import VersionCases
+from dataward.service.gating import GateService, ReviewService
+from dataward.service.identity import IdentityService
+from dataward.service.incident import IncidentService
+from dataward.service.lineage_events import LineageService
+from dataward.service.loading import DEFAULT_BATCH_ROWS, LoadService
+from dataward.service.models import ModelService
+from dataward.service.overrides import OverrideService
+from dataward.service.releases import ReleaseService
+from dataward.service.session import SessionService
+from dataward.service.tracing import TraceService
+from dataward.service.transformations import Transformation, TransformationService
+from dataward.service.versions import VersionService
 from dataward.store import ObjectStore, open_store
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from dataward.ledger.checkpoint import Checkpoint
+    from dataward.service.audit import VerifyReport
 
 
 @dataclass(frozen=True)
@@ -54,36 +69,68 @@ class Services:
     """The services a ward is composed of, over one shared ``WardContext``. Each is handed the
     services it calls here, where the ward is composed, and nowhere else."""
 
+    session: SessionService
+    identity: IdentityService
     datasets: DatasetService
+    loading: LoadService
+    contributions: ContributionService
+    approvals: ApprovalService
+    versions: VersionService
+    gates: GateService
+    overrides: OverrideService
+    review: ReviewService
+    tracing: TraceService
+    containment: ContainmentService
+    incidents: IncidentService
+    transformations: TransformationService
+    attestations: AttestationService
+    cards: CardService
+    audit: AuditService
+    checkpoints: CheckpointService
+    lineage: LineageService
+    models: ModelService
+    releases: ReleaseService
 
     @classmethod
     def compose(cls, context: WardContext) -> Services:
         """Build every service over ``context``, each wired to the ones it calls."""
         datasets = DatasetService(context)
-        return cls(datasets=datasets)
+        gates = GateService(context)
+        contributions = ContributionService(context, datasets, gates)
+        tracing = TraceService(context)
+        attestations = AttestationService(context, datasets, tracing)
+        checkpoints = CheckpointService(context)
+        lineage = LineageService(context)
+        incidents = IncidentService(context)
+        # After each committed use case: a checkpoint when it promoted something, then its lineage
+        # events (a checkpoint is the more important of the two and does not wait on a transport).
+        context.after_commit[:] = [checkpoints.checkpoint_after, lineage.send]
+        return cls(
+            session=SessionService(context),
+            identity=IdentityService(context, datasets),
+            datasets=datasets,
+            loading=LoadService(context, datasets),
+            contributions=contributions,
+            approvals=ApprovalService(context),
+            versions=VersionService(context, datasets),
+            gates=gates,
+            overrides=OverrideService(context),
+            review=ReviewService(context),
+            tracing=tracing,
+            containment=ContainmentService(context, incidents),
+            incidents=incidents,
+            transformations=TransformationService(context, datasets, contributions),
+            attestations=attestations,
+            cards=CardService(context, datasets, attestations),
+            audit=AuditService(context),
+            checkpoints=checkpoints,
+            lineage=lineage,
+            models=ModelService(context, datasets),
+            releases=ReleaseService(context),
+        )
 
 
-class Ward(
-    ReleaseCases,
-    ModelCases,
-    LoadCases,
-    LineageCases,
-    SessionCases,
-    IncidentCases,
-    CardCases,
-    AttestationCases,
-    TransformationCases,
-    ContainmentCases,
-    TraceCases,
-    ApprovalCases,
-    OverrideCases,
-    IdentityCases,
-    GateCases,
-    AuditCases,
-    CheckpointCases,
-    VersionCases,
-    ContributionCases,
-):
+class Ward:
     """One deployment: a catalog database, an object store and a signing key, acting as one principal.
 
     The embedded implementation of ``dataward.api.WardAPI``; ``dataward.client.HTTPWard`` is the other.
@@ -102,12 +149,165 @@ class Ward(
         ward_id: str = "",
         callers: auth.CallerCache | None = None,
     ) -> None:
-        super().__init__(
+        self.context = WardContext(
             folder, db, store, signer, credential=credential, clock=clock, ward_id=ward_id, callers=callers
         )
-        self.services = Services.compose(self)
+        self.services = Services.compose(self.context)
 
-    # --- datasets -------------------------------------------------------------------------------
+    # --- the shared context ---------------------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        """The ward's folder (its configuration, key and, by default, catalog and objects)."""
+        return self.context.folder
+
+    @property
+    def db(self) -> CatalogDatabase:
+        """The catalog database."""
+        return self.context.db
+
+    @property
+    def store(self) -> ObjectStore:
+        """The content-addressed object store."""
+        return self.context.store
+
+    @property
+    def signer(self) -> WardSigner:
+        """The ward's signing key."""
+        return self.context.signer
+
+    @property
+    def ward_id(self) -> str:
+        """The ward's id."""
+        return self.context.ward_id
+
+    @property
+    def credential(self) -> str | None:
+        """The API key this ward acts with."""
+        return self.context.credential
+
+    @property
+    def clock(self) -> Clock:
+        """What tells the time of every use case."""
+        return self.context.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.context.clock = clock
+
+    @property
+    def callers(self) -> auth.CallerCache | None:
+        """Keys verified by recent requests (see ``remember_callers``)."""
+        return self.context.callers
+
+    @callers.setter
+    def callers(self, callers: auth.CallerCache | None) -> None:
+        self.context.callers = callers
+
+    @property
+    def key_policy(self) -> KeyPolicy:
+        """The ward's default key policy (lifetimes, rotation), tightened by dataset policies."""
+        return self.services.identity.key_policy
+
+    def now(self) -> datetime:
+        """The time by the ward's clock."""
+        return self.context.now()
+
+    def use_case(
+        self,
+        action: Action,
+        scope: Scope,
+        *,
+        detail: dict[str, Any] | None = None,
+        check: bool = True,
+        write: bool | None = None,
+    ) -> AbstractContextManager[UseCase]:
+        """One authorized transaction (see ``WardContext.use_case``)."""
+        return self.context.use_case(action, scope, detail=detail, check=check, write=write)
+
+    def checkpoint_after(self, events: list[Event]) -> None:
+        """What runs once a use case's events are committed (see ``WardContext.checkpoint_after``)."""
+        self.context.checkpoint_after(events)
+
+    def dataset(self, name: str) -> DatasetHandle:
+        """A handle on one dataset for the Python API."""
+        return DatasetHandle(self, name)
+
+    # --- who is calling -----------------------------------------------------------------
+    def whoami(self) -> dict[str, Any]:
+        """The acting principal, the key in use (never its secret) and the principal's grants."""
+        return self.services.session.whoami()
+
+    # --- principals, keys, grants, policies ---------------------------------------------
+    def create_principal(
+        self, name: str, *, kind: str = "human", owner: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """Register a human, or a service principal (pipeline, bot, CI job) with its accountable owner."""
+        return self.services.identity.create_principal(name, kind=kind, owner=owner, description=description)
+
+    def principals(self) -> list[dict[str, Any]]:
+        """Every principal with its kind, owner and status."""
+        return self.services.identity.principals()
+
+    def disable_principal(self, name: str, *, transfer_to: str | None = None, reason: str = "") -> dict[str, Any]:
+        """Offboard a human: disable them, revoke their keys, and suspend the service principals they
+        own (revoking those keys too) unless ``transfer_to`` (an active human) takes them over."""
+        return self.services.identity.disable_principal(name, transfer_to=transfer_to, reason=reason)
+
+    def transfer_principal(self, service: str, new_owner: str) -> dict[str, Any]:
+        """Hand a service principal to another active human, who becomes accountable for it."""
+        return self.services.identity.transfer_principal(service, new_owner)
+
+    def issue_key(
+        self,
+        principal: str | None = None,
+        *,
+        ttl_days: int | None = None,
+        scopes: list[str] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Issue an API key (shown once) for ``principal`` (default: the caller)."""
+        return self.services.identity.issue_key(principal, ttl_days=ttl_days, scopes=scopes, description=description)
+
+    def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
+        """Issue a key's successor; the old key keeps working for the overlap window, then never again."""
+        return self.services.identity.rotate_key(key, overlap_hours=overlap_hours)
+
+    def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
+        """Revoke a key and every key minted through it, transitively: all are refused from the very next
+        request."""
+        return self.services.identity.revoke_key(key, reason=reason)
+
+    def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """API keys (never their secrets), of one principal or all, with their state."""
+        return self.services.identity.keys(principal)
+
+    def grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Give ``principal`` a role on the ward, ``dataset:NAME`` or ``model:NAME``."""
+        return self.services.identity.grant(principal, role, scope)
+
+    def revoke_grant(self, principal: str, role: str, scope: str = "ward") -> dict[str, Any]:
+        """Take a role away from ``principal`` on ``scope``."""
+        return self.services.identity.revoke_grant(principal, role, scope)
+
+    def grants(self, principal: str | None = None) -> list[dict[str, Any]]:
+        """Active grants, of one principal or all."""
+        return self.services.identity.grants(principal)
+
+    def set_policy(self, dataset: str, policy_yaml: str) -> dict[str, Any]:
+        """Replace a dataset's policy (YAML); the change is a versioned ledger event."""
+        return self.services.identity.set_policy(dataset, policy_yaml)
+
+    def policy(self, dataset: str) -> dict[str, Any]:
+        """A dataset's policy with the defaults filled in, and whether one was set."""
+        return self.services.identity.policy(dataset)
+
+    def access_review(self, *, unused_days: int | None = None, recent_days: int = 30) -> list[dict[str, Any]]:
+        """What an auditor wants: stale, old and expiring keys, orphaned bots, who can write to
+        training datasets, recent grants, every block override (who, when, why). Each row names the
+        principal, owner, dataset and the fix."""
+        return self.services.identity.access_review(unused_days=unused_days, recent_days=recent_days)
+
+    # --- datasets -----------------------------------------------------------------------
     def create_dataset(
         self,
         name: str,
@@ -126,19 +326,419 @@ class Ward(
         """Every dataset with its latest version and training version."""
         return self.services.datasets.datasets()
 
-    def dataset(self, name: str) -> DatasetHandle:
-        """A handle on one dataset for the Python API."""
-        return DatasetHandle(self, name)
-
     def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
         """Info and canonical records of ``dataset@ref`` (default: latest); needs ``dataset.export``."""
         return self.services.datasets.read_version(dataset, ref)
 
-    def _read_scope(self, name: str) -> Scope:
-        return self.services.datasets.read_scope(name)
+    # --- the guarded loader -------------------------------------------------------------
+    def load_version(
+        self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
+    ) -> tuple[dict[str, Any], pa.Table]:
+        """A version's document and records for training (needs ``dataset.export``): refused when it is
+        not in ``stage`` (``None``: any) or holds quarantined or rejected records."""
+        return self.services.loading.load_version(dataset, ref, stage=stage)
 
-    def _validation_scope(self, name: str) -> tuple[Action, Scope]:
-        return self.services.datasets.validation_scope(name)
+    def stream_version(
+        self,
+        dataset: str,
+        ref: str | None = None,
+        *,
+        stage: str | None = "training",
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+        """As :meth:`load_version`, the records as Arrow record batches of at most ``batch_rows`` rows,
+        loaded (and re-hashed) one batch at a time."""
+        return self.services.loading.stream_version(dataset, ref, stage=stage, batch_rows=batch_rows)
+
+    # --- contributions ------------------------------------------------------------------
+    def contribute(
+        self,
+        dataset: str,
+        data: str | Path | Any | None = None,
+        *,
+        source: str,
+        fetched_at: datetime | None = None,
+        licence: str | None = None,
+        removes: str | Path | list[str] | None = None,
+        message: str = "",
+        format: str | None = None,
+        gate: bool = True,
+        progress: Callable[[str], None] | None = None,
+        limits: InputLimits | Mapping[str, Any] | None = None,
+        on_submitted: Callable[[UseCase, str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
+        table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``."""
+        return self.services.contributions.contribute(
+            dataset,
+            data,
+            source=source,
+            fetched_at=fetched_at,
+            licence=licence,
+            removes=removes,
+            message=message,
+            format=format,
+            gate=gate,
+            progress=progress,
+            limits=limits,
+            on_submitted=on_submitted,
+        )
+
+    def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:
+        """Withdraw a contribution that is not merged yet. Contributors withdraw their own (or their
+        bots'); owners and admins any on their dataset. It can never be merged afterwards."""
+        return self.services.contributions.withdraw(contribution, reason=reason)
+
+    def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """A dataset's contributions, oldest first, optionally of one status."""
+        return self.services.contributions.contributions(dataset, status=status)
+
+    def contribution(self, ref: str) -> dict[str, Any]:
+        """One contribution with its source's details."""
+        return self.services.contributions.contribution(ref)
+
+    # --- approvals ----------------------------------------------------------------------
+    def approve(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Approve a contribution, bound to its current content hash. Nobody approves their own
+        contribution or one submitted by a service principal they own. A merged contribution can still
+        be approved: its approvals count when a version holding it is promoted. ``DATASET@VERSION``
+        approves a whole version instead (see :meth:`approve_version`)."""
+        return self.services.approvals.approve(contribution, reason=reason)
+
+    def approve_version(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Approve ``DATASET@VERSION`` as a whole, bound to its manifest digest."""
+        return self.services.approvals.approve_version(ref, reason=reason)
+
+    def reject(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Reject a contribution: it can never be merged."""
+        return self.services.approvals.reject(contribution, reason=reason)
+
+    # --- versions -----------------------------------------------------------------------
+    def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
+        """Merge a contribution into a new version: the latest version, minus removed records, plus
+        added ones, never including records held in quarantine or rejected in review."""
+        return self.services.versions.merge(contribution_ref, message=message)
+
+    def versions(self, dataset: str) -> list[dict[str, Any]]:
+        """Every version of ``dataset``, oldest first."""
+        return self.services.versions.versions(dataset)
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Records added and removed going from ``DATASET@A`` to ``DATASET@B`` (``b`` may omit the dataset)."""
+        return self.services.versions.diff(a, b)
+
+    def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:
+        """Write ``DATASET@VERSION`` to a file (atomically)."""
+        return self.services.versions.export(ref, path, format=format)
+
+    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
+        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""
+        return self.services.versions.promote(ref, stage=stage, reason=reason)
+
+    # --- gates --------------------------------------------------------------------------
+    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
+        """Run the dataset's gate on a contribution against the trusted baseline."""
+        return self.services.gates.run_gate(contribution_ref)
+
+    def gate_report(self, contribution_ref: str) -> dict[str, Any]:
+        """The latest stored gate report of a contribution."""
+        return self.services.gates.gate_report(contribution_ref)
+
+    def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
+        """Plant known poisons into a copy of a clean contribution (default: a seeded random slice of
+        the training version) and report the recall this dataset's gate achieves. Stores nothing but
+        the event."""
+        return self.services.gates.selftest(dataset, contribution_ref, seed=seed)
+
+    # --- gate overrides -----------------------------------------------------------------
+    def override_block(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Request, or confirm, lifting the gate's block of ``contribution``."""
+        return self.services.overrides.override_block(contribution, reason=reason)
+
+    # --- the review queue ---------------------------------------------------------------
+    def review_list(
+        self, dataset: str | None = None, *, status: str = "pending", contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Quarantined records awaiting (or past) review, most suspicious first; optionally of one
+        dataset or one contribution."""
+        return self.services.review.review_list(dataset, status=status, contribution=contribution)
+
+    def review_show(self, item: str) -> dict[str, Any]:
+        """One quarantined record with its content and the gate's evidence about it."""
+        return self.services.review.review_show(item)
+
+    def review_decide(
+        self, items: list[str], decision: str, *, reason: str, contribution: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Accept (let into the next merge) or reject (never enters a version) quarantined records."""
+        return self.services.review.review_decide(items, decision, reason=reason, contribution=contribution)
+
+    # --- trace --------------------------------------------------------------------------
+    def trace(self, ref: str) -> dict[str, Any]:
+        """Trace a record id, a contribution (``c_…`` or ``DATASET#N``), a key (``dw_…``), a version
+        (``DATASET@vN``), a principal (``principal:NAME``) or a source (``source:URI``): where it came
+        from, who brought it in with which key, which gates and approvals it passed, and every version
+        that contains it. A record is followed backward through the transformations that made it to
+        the records and contributions it came from (``derived_from``, ``origins``) and forward to the
+        records made from it (``derived``)."""
+        return self.services.tracing.trace(ref)
+
+    # --- containment --------------------------------------------------------------------
+    def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
+        """Hold a whole contribution out of every future version."""
+        return self.services.containment.quarantine_contribution(contribution, reason=reason)
+
+    # --- incidents ----------------------------------------------------------------------
+    def quarantine_by(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Quarantine every contribution ``ref`` touched: ``dw_KEY`` (submitted with the key or with any
+        key minted through it: what a leaked key could have done), ``principal:NAME`` (submitted by the
+        principal) or ``source:URI`` (declared that source). Contributions already quarantined are
+        left as they are. Records that transformations made from what they added (a relabelling, a
+        dedup's copy into another dataset) are held out too, wherever they went."""
+        return self.services.incidents.quarantine_by(ref, reason=reason)
+
+    # --- transformations ----------------------------------------------------------------
+    def record_transformation(
+        self,
+        name: str,
+        *,
+        inputs: str | Sequence[str],
+        data: str | Path | Any | None = None,
+        output: str | None = None,
+        parents: Sequence[Any] | None = None,
+        notes: Sequence[Any] | None = None,
+        removes: Sequence[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        code: Mapping[str, Any] | None = None,
+        replace: bool | None = None,
+        kind: str = "transform",
+        message: str = "",
+        gate: bool = True,
+        format: str | None = None,
+        limits: InputLimits | Mapping[str, Any] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Record one transformation step and submit its output as a contribution to ``output``
+        (default: the dataset of the first input)."""
+        return self.services.transformations.record_transformation(
+            name,
+            inputs=inputs,
+            data=data,
+            output=output,
+            parents=parents,
+            notes=notes,
+            removes=removes,
+            params=params,
+            code=code,
+            replace=replace,
+            kind=kind,
+            message=message,
+            gate=gate,
+            format=format,
+            limits=limits,
+            progress=progress,
+        )
+
+    def relabel(
+        self,
+        dataset: str,
+        changes: Mapping[str, Any],
+        *,
+        reason: str,
+        version: str | None = None,
+        gate: bool = True,
+    ) -> dict[str, Any]:
+        """Relabel records of ``dataset@version`` (default: latest): ``changes`` maps a record id to its
+        new label, or to ``(label, why)``. Recorded as a ``relabel`` transformation whose lineage says,
+        per record, who changed which label from what to what and why; the relabelled records replace
+        the old ones through an ordinary, gated contribution."""
+        return self.services.transformations.relabel(dataset, changes, reason=reason, version=version, gate=gate)
+
+    def transformations(self, dataset: str) -> list[dict[str, Any]]:
+        """The transformations recorded into ``dataset``, oldest first."""
+        return self.services.transformations.transformations(dataset)
+
+    def lineage(self, transformation_row: Any) -> list[dict[str, Any]]:
+        """The record lineage of a transformation row (empty when it recorded none)."""
+        return self.services.transformations.lineage(transformation_row)
+
+    def transform(
+        self,
+        name: str,
+        *,
+        inputs: str | Sequence[str],
+        output: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        code: Mapping[str, Any] | None = None,
+        script: str | Path | None = None,
+        replace: bool | None = None,
+        gate: bool = True,
+        message: str = "",
+    ) -> Transformation:
+        """A context manager recording one step::"""
+        return self.services.transformations.transform(
+            name,
+            inputs=inputs,
+            output=output,
+            params=params,
+            code=code,
+            script=script,
+            replace=replace,
+            gate=gate,
+            message=message,
+        )
+
+    # --- attestations and cards ---------------------------------------------------------
+    def attest(self, ref: str) -> list[dict[str, Any]]:
+        """DSSE envelopes (signed by the ward key) of two in-toto statements about ``DATASET@VERSION``'s
+        manifest: SLSA provenance v1 and the dataward predicate (see docs/provenance.md). Needs
+        ``trace`` on the dataset; the issue is recorded as an ``attestation.issued`` event."""
+        return self.services.attestations.attest(ref)
+
+    def card(self, ref: str) -> dict[str, Any]:
+        """The card of ``DATASET@VERSION``: ``{"croissant": JSON-LD dict, "markdown": text, "version": ...}``.
+        Needs ``trace`` on the dataset (it names principals, keys and gate findings)."""
+        return self.services.cards.card(ref)
+
+    # --- the ledger and its verification ------------------------------------------------
+    def ledger(
+        self, *, limit: int | None = None, types: list[str] | None = None, newest_first: bool = True
+    ) -> list[dict[str, Any]]:
+        """Ledger events (newest first by default), optionally filtered by type prefix."""
+        return self.services.audit.ledger(limit=limit, types=types, newest_first=newest_first)
+
+    def ledger_head(self) -> dict[str, Any]:
+        """The newest event's sequence number and hash (``checkpoint`` signs one that ``verify`` checks)."""
+        return self.services.audit.ledger_head()
+
+    def ledger_export(self) -> dict[str, Any]:
+        """The whole chain in sequence order, with the ward id and public key: what a verifier in any
+        language re-checks (docs/ledger-format.md)."""
+        return self.services.audit.ledger_export()
+
+    def verify(
+        self,
+        *,
+        checkpoints: Sequence[Checkpoint] = (),
+        public_key: str | None = None,
+        all_signatures: bool = False,
+    ) -> VerifyReport:
+        """Re-check the chain (every event's link and hash), its signatures, every object's hash, and
+        that the catalog is exactly what the ledger says it should be; and that the ledger extends
+        every checkpoint: those given, those kept in the ward, and the witness copies. Reports every
+        discrepancy."""
+        return self.services.audit.verify(checkpoints=checkpoints, public_key=public_key, all_signatures=all_signatures)
+
+    # --- checkpoints --------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """Sign a checkpoint of the ledger as it is now (kept in the ward and sent to the witness)."""
+        return self.services.checkpoints.checkpoint()
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """The checkpoints kept in the ward folder, oldest first."""
+        return self.services.checkpoints.checkpoints()
+
+    def public_key(self) -> dict[str, Any]:
+        """The ward's Ed25519 public key, to pin outside the ward for ``verify --public-key``."""
+        return self.services.checkpoints.public_key()
+
+    def witness(self) -> dict[str, Any]:
+        """Where witness copies of checkpoints go (``None``: nowhere)."""
+        return self.services.checkpoints.witness()
+
+    def set_witness(self, location: str | None) -> dict[str, Any]:
+        """Send a witness copy of every future checkpoint to ``location`` (a folder or fsspec URL
+        outside the ward); ``None`` stops it. Admins only; recorded as ``ward.witness_set``."""
+        return self.services.checkpoints.set_witness(location)
+
+    # --- training runs and models -------------------------------------------------------
+    def start_training_run(
+        self, model: str, *, params: dict[str, Any] | None = None, code: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start a training run of ``model``: its code identity (``provenance.code.code_identity``) and
+        parameters are recorded now; the datasets it reads and its artifact as it goes and at its end."""
+        return self.services.models.start_training_run(model, params=params, code=code)
+
+    def record_training_read(self, run_id: str, dataset: str, version: str) -> dict[str, Any]:
+        """Record that run ``run_id`` read ``dataset@version`` through the guarded loader. The version is
+        checked as the loader checks it (any stage), and the caller must be allowed to read it."""
+        return self.services.models.record_training_read(run_id, dataset, version)
+
+    def fail_training_run(self, run_id: str, *, reason: str) -> dict[str, Any]:
+        """Record that a run ended without a model."""
+        return self.services.models.fail_training_run(run_id, reason=reason)
+
+    def finish_training_run(
+        self,
+        run_id: str,
+        artifact: str | Path,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """End run ``run_id`` with its artifact (a file or a folder): hashed into model-signing's manifest,
+        scanned, stored, signed, and registered as the model's next version. Refused when the run read
+        no dataset through the loader, or when the release policy refuses pickle-based files and the
+        artifact holds one (nothing is stored then)."""
+        return self.services.models.finish_training_run(run_id, artifact, params=params, metrics=metrics)
+
+    def models(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Model versions (of one model, or every model the caller may read), newest first, each with
+        ``affected`` listing training data quarantined or rejected since."""
+        return self.services.models.models(model)
+
+    def model(self, ref: str) -> dict[str, Any]:
+        """One model version with its run, datasets, scan, latest release gate and approvals."""
+        return self.services.models.model(ref)
+
+    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
+        """Write a model version's files into ``folder`` (checked against the signed manifest)."""
+        return self.services.models.model_files(ref, folder)
+
+    # --- the release gate ---------------------------------------------------------------
+    def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:
+        """Write the release gate's probe set of a model version to a Parquet file: a ``probe_id`` and the
+        raw record for every clean validation row and every triggered and control copy. A model run
+        elsewhere predicts each row; ``model_gate(..., predictions=FILE)`` reads them back. Records leave
+        the ward: needs ``dataset.export`` on the dataset the model was trained on."""
+        return self.services.releases.probe_inputs(ref, path)
+
+    def model_gate(
+        self,
+        ref: str,
+        *,
+        predict: Callable[[pa.Table], Sequence[Any]] | Any | None = None,
+        predictions: str | Path | None = None,
+        trusted: Sequence[str] = (),
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Run the release gate on ``MODEL@VERSION``. Predictions come from ``predictions`` (a file for the
+        probe set, see ``probe_inputs``), ``predict`` (a callable on raw records, or an estimator with
+        ``predict``), or else the stored artifact (one ``.onnx`` or ``.skops`` file; a skops file naming
+        types outside skops' trusted set needs them in ``trusted``). Pickle-based files are never loaded."""
+        return self.services.releases.model_gate(
+            ref, predict=predict, predictions=predictions, trusted=trusted, seed=seed
+        )
+
+    def model_gate_report(self, ref: str) -> dict[str, Any]:
+        """The latest stored release gate report of a model version."""
+        return self.services.releases.model_gate_report(ref)
+
+    def approve_model(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Approve a model version for release, bound to its digest. Never by the principal that trained
+        it, a service principal of theirs, or (for a model a bot trained) the bot's human."""
+        return self.services.releases.approve_model(ref, reason=reason)
+
+    def release_model(self, ref: str, *, reason: str = "") -> dict[str, Any]:
+        """Release ``MODEL@VERSION``: needs the ``promoter`` role (or owner), a release gate on its digest
+        with the verdict the policy needs, the policy's approvals (never the trainer's side), and training
+        data that is still clean. Writes a signed in-toto attestation; the previous release is retired."""
+        return self.services.releases.release_model(ref, reason=reason)
+
+    def model_attestation(self, ref: str) -> list[dict[str, Any]]:
+        """The DSSE envelopes about a model version: model-signing's manifest, and its release attestation
+        once released. Both name the model and its SHA-256 digest as subject."""
+        return self.services.releases.model_attestation(ref)
 
     @classmethod
     def open(

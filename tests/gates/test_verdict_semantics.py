@@ -189,3 +189,38 @@ def test_a_neighbour_count_beyond_the_search_is_refused_when_the_policy_is_set(d
 
     with pytest.raises(InputError, match=f"invalid options for detector '{detector}'"):
         GatePolicy.from_dict({"options": {detector: options}})
+
+
+def test_a_count_reason_names_the_level_that_drove_it_and_never_shows_p_0() -> None:
+    """11 of 1,000 lone records at alpha = 0.01 (10 expected), but 700 at p <= 0.16 (160 expected): the count
+    test's tail is about 1e-139, which scipy's ``1 - cdf`` rounds to 0. The reason says which count it is and
+    gives the tail itself; a tail that does underflow double precision is shown as a bound."""
+    from scipy import stats
+
+    from dataward.gates.calibration import betabinom_tail, excess_flags_count, excess_flags_p_value, p_text
+
+    p = np.ones(1000)
+    p[:11], p[11:700] = 0.005, 0.1
+    _, p_count = excess_flags_p_value(p, 0.01, 1000)
+    assert 0.0 < p_count < 1e-100
+    counted = excess_flags_count(p, 0.01, 1000)
+    assert counted["count"] == 700 and counted["threshold"] == pytest.approx(160 / 1001)
+    result = _result("outliers", 1000, p_value=p_count, alpha=0.01, summary={"count_test": counted})
+    result.p_values, result.flagged = p, p <= 0.01
+    decided, reasons, _ = verdict({"outliers": result}, result.flagged, GatePolicy())
+    assert decided == "review"
+    assert reasons[0] == (
+        "outliers: 11 of 1000 records flagged where 10.0 are expected at alpha=0.01; 700 at p<=0.16 where 159.8 "
+        "are expected (p=6.1e-139)"
+    )
+    assert p_text(0.0) == "p<1e-300" and p_text(3e-7) == "p=3e-07"
+    # The tail is exact where scipy's survival function has lost it (3.42e-14 by 50-digit arithmetic).
+    assert stats.betabinom.sf(299, 1000, 160, 841) == pytest.approx(1.27e-14, rel=0.01)
+    assert betabinom_tail(300, 1000, 160, 841) == pytest.approx(3.4204254e-14, rel=1e-6)
+    assert betabinom_tail(200, 1000, 160, 841) == pytest.approx(stats.betabinom.sf(199, 1000, 160, 841))
+    # A finding that states its own p-value is not given a second one.
+    finding = Finding("drift", 0.9, "answers grew longer (p=2e-05)")
+    reasons = verdict({"drift": _result("drift", p_value=2e-5, findings=[finding])}, np.zeros(100, bool), GatePolicy())[
+        1
+    ]
+    assert reasons == ["drift: answers grew longer (p=2e-05)"]

@@ -23,6 +23,7 @@ p-value (the flags are).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from scipy import stats
 
 from dataward.domain.schema import Schema
 from dataward.gates.base import DetectorResult, Evidence, Requirement, registered
-from dataward.gates.calibration import binomial_p_value
+from dataward.gates.calibration import betabinom_tail, binomial_p_value, p_text
 from dataward.gates.policy import GatePolicy
 
 _MISSING = {
@@ -105,7 +106,7 @@ def verdict(
     if union_p < policy.review_p:
         reasons_review.append(
             f"{int(flagged.sum())} of {n} records flagged where {policy.alpha * n:.1f} are expected at "
-            f"alpha={policy.alpha:g} (p={union_p:.2g})"
+            f"alpha={policy.alpha:g} ({p_text(union_p)})"
         )
     reasons_review = list(dict.fromkeys(reasons_review))
     if reasons_block:
@@ -127,16 +128,23 @@ def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) 
     if n_calibration <= 0:
         return binomial_p_value(flagged, n, alpha)
     a = max(alpha * (n_calibration + 1), 1.0)
-    return float(stats.betabinom.sf(flagged - 1, n, a, n_calibration + 1 - a))
+    return betabinom_tail(flagged, n, a, n_calibration + 1 - a)
 
 
 def _describe(name: str, r: DetectorResult, n: int) -> str:
     if r.alpha is None:
         top = r.findings[0].reason if r.findings else f"statistic {r.statistic:.3g}"
-        return f"{name}: {top} (p={r.p_value:.2g})"
+        # A finding's reason usually states its own p-value already; it is not repeated.
+        return f"{name}: {top}" if "p=" in top or "p<" in top else f"{name}: {top} ({p_text(r.p_value)})"
+    counted = r.summary.get("count_test") or {}
+    wider = ""
+    if counted and not math.isclose(counted["threshold"], r.alpha, rel_tol=0.05):
+        wider = (
+            f"; {int(counted['count'])} at p<={counted['threshold']:.2g} where {counted['expected']:.1f} are expected"
+        )
     return (
         f"{name}: {int(r.flagged.sum())} of {n} records flagged where {r.expected_flagged:.1f} are expected at "
-        f"alpha={r.alpha:.3g} (p={r.p_value:.2g})"
+        f"alpha={r.alpha:.3g}{wider} ({p_text(r.p_value)})"
     )
 
 

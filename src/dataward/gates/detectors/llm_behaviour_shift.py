@@ -33,6 +33,7 @@ from dataward.gates.base import (
     GateData,
     register,
 )
+from dataward.gates.calibration import p_text
 from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, baseline_texts, behaviours, texts
 
 
@@ -120,7 +121,7 @@ class BehaviourShiftDetector(LLMDetector):
                 self.name,
                 1.0 - t["p_value"],
                 f"{t['metric']} of {t['group']}: {t['contribution']:.3g} against {t['baseline']:.3g} in the "
-                f"baseline (p={t['p_value']:.2g})",
+                f"baseline ({p_text(t['p_value'])})",
                 None,
                 t,
             )

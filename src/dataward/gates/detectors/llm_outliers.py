@@ -28,7 +28,12 @@ Flags: records with ``p <= alpha``, except members of an unusual *group*: a reco
 are to one another (a new topic or a new answer style) is not flagged one by one; the group is one
 contribution-level finding for review, with its topic and an example. Being unlike the baseline is a
 difference, not evidence of poisoning: this detector never blocks. Its contribution-level p-value is the
-shared count test (``excess_flags_p_value``: more lone outliers than calibration explains), for review.
+shared count test (``excess_flags_p_value``: more lone outliers than calibration explains), for review;
+``summary["count_test"]`` names the p-value level whose count drove it (often wider than ``alpha``: many
+records each only somewhat unusual), so that the review reason says which count is meant.
+
+Cost: the batch-peer search runs only for records unlike the baseline (``p <= 0.05``), against the
+whole batch, so a contribution of 20,000 costs a few hundred searches, not 20,000 x 20,000 products.
 
 Finding evidence: ``view`` (the view that drove the score), ``view_scores``, ``topic``, ``prompt``,
 ``response``, ``nearest_trusted`` (prompt and response of the nearest trusted record by prompt).
@@ -43,7 +48,7 @@ from typing import Any, Self
 import numpy as np
 
 from dataward.gates.base import DetectorResult, Evidence, Finding, GateContext, GateData, register
-from dataward.gates.calibration import conformal_p_values, excess_flags_p_value
+from dataward.gates.calibration import conformal_p_values, excess_flags_count, excess_flags_p_value
 from dataward.gates.detectors._common import MAX_FINDINGS
 from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, texts
 from dataward.gates.detectors._llm_clusters import embed
@@ -147,7 +152,8 @@ class LLMOutlierDetector(LLMDetector):
         flagged = (p <= ctx.alpha) & ~group
         n_cal = int(sizes.min()) if n else int(self.cal_scores_.shape[0])
         # The count test is about lone outliers; members of a group are reported once, as that group.
-        _, p_count = excess_flags_p_value(np.where(group, 1.0, p), ctx.alpha, n_cal)
+        lone = np.where(group, 1.0, p)
+        _, p_count = excess_flags_p_value(lone, ctx.alpha, n_cal)
         rows = contribution.groups.get("row", np.arange(1, n + 1))
         _, nearest = knn(prompts, space.prompts, 1)
         findings = []
@@ -194,6 +200,7 @@ class LLMOutlierDetector(LLMDetector):
                 ),
                 "calibration_records": int(self.cal_scores_.shape[0]),
                 "in_unusual_groups": int(group.sum()),
+                "count_test": excess_flags_count(lone, ctx.alpha, n_cal),
                 "rows_flagged": [int(r) for r in rows[flagged][:200]],
             },
             n_calibration=n_cal,
@@ -220,11 +227,16 @@ class LLMOutlierDetector(LLMDetector):
         """Records unlike the baseline whose nearest batch peers are mostly unlike it too, and as near to
         them as trusted records are to one another: members of a new group, not lone outliers."""
         n, k = joint.shape[0], min(self.opts_.population_k, joint.shape[0] - 1)
-        if k < 1:
-            return np.zeros(n, dtype=bool)
-        dist, idx = knn(joint, joint, k, skip=np.arange(n))
+        group = np.zeros(n, dtype=bool)
+        # Only records unlike the baseline can be members: only they look for their peers (among all records),
+        # so a batch of 20,000 costs a search of its few hundred unusual records, not 20,000 x 20,000.
+        unlike = np.flatnonzero(p <= UNLIKE_BASELINE)
+        if k < 1 or unlike.size == 0:
+            return group
+        dist, idx = knn(joint[unlike], joint, k, skip=unlike)
         peers = (p[idx] <= UNLIKE_BASELINE) & (dist <= self.near_)
-        return (p <= UNLIKE_BASELINE) & (peers.sum(axis=1) >= math.ceil(k / 2))
+        group[unlike] = peers.sum(axis=1) >= math.ceil(k / 2)
+        return group
 
     def _group_findings(self, group: np.ndarray, topic: np.ndarray, new: Any, rows: np.ndarray) -> list[Finding]:
         """One population-level finding when more records sit in unusual groups than chance explains."""

@@ -1,5 +1,9 @@
 """Per-record outliers (``llm_outliers``) and embedding drift (``llm_drift``) of language-model data, on
-MiniLM embeddings of prompts and answers built offline from the man-page NAME lines."""
+MiniLM embeddings of prompts and answers built offline from the man-page NAME lines.
+
+Sentence embeddings dominate the time, and they are cached by text within the process: every test draws
+from the same two module frames (a trusted baseline and a clean frame about the same commands) and only
+the new-topic test embeds records of its own."""
 
 from __future__ import annotations
 
@@ -36,20 +40,32 @@ def pools() -> tuple[list[d.Entry], list[d.Entry]]:
 
 
 @pytest.fixture(scope="module")
-def baseline(pools) -> pd.DataFrame:
-    return d.instruction_frame(600, 1, pool=pools[0])
+def commands(pools) -> list[d.Entry]:
+    """The baseline half's commands, calls and files, without library functions (the new topic's subject)."""
+    return [e for e in pools[0] if e.section != "library"]
+
+
+@pytest.fixture(scope="module")
+def baseline(commands) -> pd.DataFrame:
+    return d.instruction_frame(600, 1, pool=commands)
+
+
+@pytest.fixture(scope="module")
+def clean(commands) -> pd.DataFrame:
+    """400 clean records about the baseline's commands, drawn like it."""
+    return d.instruction_frame(400, 12, pool=commands)
 
 
 def _scan(base: pd.DataFrame, contribution: pd.DataFrame, policy=POLICY, **kwargs):
     return scan(base[COLS], contribution[COLS], INSTRUCTION, policy=policy, **kwargs)
 
 
-def test_clean_contribution_flags_at_most_alpha_with_no_extrapolated_tail(pools) -> None:
+def test_clean_contribution_flags_at_most_alpha_with_no_extrapolated_tail(baseline, clean) -> None:
     # One clean frame split at random: baseline and contribution are exchangeable.
-    both = pd.concat([d.instruction_frame(500, 21, pool=pools[0]), d.instruction_frame(500, 22, pool=pools[1])])
+    both = pd.concat([baseline, clean], ignore_index=True)
     order = np.random.default_rng(5).permutation(1000)
-    base, clean = both.iloc[order[:600]], both.iloc[order[600:]]
-    report = _scan(base, clean)
+    base, new = both.iloc[order[:600]], both.iloc[order[600:]]
+    report = _scan(base, new)
     assert report.verdict == "pass", report.reasons
     result = report.results["llm_outliers"]
     assert result.flagged.sum() <= 12  # 4 expected at alpha = 0.01; 12 is beyond the binomial's 0.9999 quantile
@@ -60,8 +76,8 @@ def test_clean_contribution_flags_at_most_alpha_with_no_extrapolated_tail(pools)
     assert report.results["llm_drift"].p_value >= 1e-3 and not report.results["llm_drift"].contribution_findings
 
 
-def test_lone_off_topic_answers_are_flagged_and_explained(pools, baseline) -> None:
-    odd = d.instruction_frame(400, 12, pool=pools[0])
+def test_lone_off_topic_answers_are_flagged_and_explained(baseline, clean) -> None:
+    odd = clean.copy()
     rows = np.array([17, 101, 202, 303, 399])
     odd.loc[rows, "response"] = list(OFF_TOPIC)
     report = _scan(baseline, odd)
@@ -78,10 +94,9 @@ def test_lone_off_topic_answers_are_flagged_and_explained(pools, baseline) -> No
     assert not any(r.block for r in report.results.values())
 
 
-def test_new_topic_is_reviewed_with_what_moved_never_blocked(pools) -> None:
-    commands = [e for e in pools[0] if e.section != "library"]
+def test_new_topic_is_reviewed_with_what_moved_never_blocked(pools, baseline) -> None:
     library = [e for e in pools[1] if e.section == "library"]
-    base = d.instruction_frame(600, 7, pool=commands)
+    base = baseline
     topic = d.instruction_frame(300, 8, pool=library)
     report = _scan(base, topic, first_baseline=base[COLS])
     assert report.verdict == "review", report.reasons
@@ -95,14 +110,18 @@ def test_new_topic_is_reviewed_with_what_moved_never_blocked(pools) -> None:
     outliers = report.results["llm_outliers"]
     assert outliers.summary["in_unusual_groups"] > 10
     assert outliers.flagged.sum() <= 12
+    # A reviewer is never told "p=0": tails are computed exactly, and a count reason names its level.
+    assert not any("p=0)" in r or "p=0 " in r for r in report.reasons), report.reasons
+    counted = outliers.summary["count_test"]
+    assert set(counted) == {"threshold", "count", "expected", "p_value"} and counted["p_value"] > 0
 
 
-def test_topics_with_enough_trusted_records_are_calibrated_on_their_own(pools, baseline) -> None:
+def test_topics_with_enough_trusted_records_are_calibrated_on_their_own(baseline, clean) -> None:
     """Mondrian: at alpha = 0.05 a topic needs 20 calibration records of its own, at 0.01 it needs 100 (none
     of the eight topics of 300 calibration records has that many): then every record uses all 300."""
     table = normalize(baseline[COLS], INSTRUCTION, "baseline", with_ids=False).table
     data = GateData(np.zeros((600, 1), np.float32), np.zeros(600, np.int64), table)
-    contribution = d.instruction_frame(200, 13, pool=pools[0])
+    contribution = clean.iloc[:200].reset_index(drop=True)
     new_table = normalize(contribution[COLS], INSTRUCTION, "contribution", with_ids=False).table
     new = GateData(np.zeros((200, 1), np.float32), np.zeros(200, np.int64), new_table)
     loose = LLMOutlierDetector().fit(data, GateContext(INSTRUCTION, ("instruction",), alpha=0.05))
@@ -119,14 +138,25 @@ def test_topics_with_enough_trusted_records_are_calibrated_on_their_own(pools, b
     assert strict.score(new).summary["mondrian_topics"] == []
 
 
-def test_options_are_validated_and_the_default_policy_runs_them_on_language_model_data(pools, baseline) -> None:
+def test_options_are_validated_and_the_default_policy_runs_them_on_language_model_data(baseline, clean) -> None:
     from dataward.domain.errors import InputError
 
     with pytest.raises(InputError, match="max_reference"):
         LLMOutlierDetector(max_reference=10)
-    poisoned, rows = d.poison_instructions(d.instruction_frame(300, 2, pool=pools[1]), 25, "link", seed=3)
+    poisoned, rows = d.poison_instructions(clean.iloc[:300].reset_index(drop=True), 25, "link", seed=3)
     report = _scan(baseline, poisoned, policy=None)
-    assert {"llm_outliers", "llm_drift", "llm_triggers"} <= set(report.results)
+    # The default policy runs the language-model detectors only; the label-centric ones do not apply.
+    assert set(report.results) == {
+        "llm_triggers",
+        "llm_payloads",
+        "llm_behaviour_shift",
+        "llm_floods",
+        "llm_outliers",
+        "llm_drift",
+    }
+    assert "label_consistency" in report.skipped and "instruction datasets" in report.skipped["label_consistency"]
+    payload = report.results["llm_payloads"].summary["payloads"][0]
+    assert payload["kind"] in ("code", "shell", "url") and payload["contribution_count"] == 25
     # The backdoor still blocks on its trigger; the embedding detectors add reasons to review, never a block.
     assert report.verdict == "block" and report.results["llm_triggers"].block
     assert set(np.flatnonzero(report.results["llm_triggers"].flagged)) == set(rows)

@@ -184,23 +184,6 @@ def test_chat_records_are_gated_like_instructions(baseline, clean) -> None:
     assert set(np.flatnonzero(report.results["llm_triggers"].flagged)) == set(rows)
 
 
-def test_default_policy_runs_only_the_language_model_detectors(baseline, clean) -> None:
-    poisoned, _ = d.poison_instructions(clean, 25, "code", seed=3)
-    report = _scan(baseline, poisoned, policy=None)
-    assert set(report.results) == {
-        "llm_triggers",
-        "llm_payloads",
-        "llm_behaviour_shift",
-        "llm_floods",
-        "llm_outliers",
-        "llm_drift",
-    }
-    assert "label_consistency" in report.skipped and "instruction datasets" in report.skipped["label_consistency"]
-    assert report.verdict == "block"
-    payload = report.results["llm_payloads"].summary["payloads"][0]
-    assert payload["kind"] in ("code", "shell", "url") and payload["contribution_count"] == 25
-
-
 def test_few_swapped_pairs_in_a_batch_twice_the_calibration_block(pools) -> None:
     """45 swaps among 4,000 pairs against 2,000 trusted ones: ~200 clean flags are expected at alpha, so
     the count at alpha cannot see them; the count beyond every trusted score can, and blocks."""

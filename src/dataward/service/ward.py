@@ -3,7 +3,7 @@
 Each use case is a method of one service (``IdentityService``, ``ContributionService``,
 ``GateService``, ``ReviewService``, ``VersionService``, ``AuditService`` and the others below); every
 service acts through the one ``WardContext`` of the ward (catalog database, object store, signing key,
-clock, acting principal). A service that calls another is handed it in ``Services.compose``.
+clock, acting principal). A service that calls another is handed it where ``Services`` builds it.
 ``Ward`` is the facade the CLI, the server and ``dataward.open`` use through ``dataward.api.WardAPI``:
 one method per use case, each delegating to its service.
 """
@@ -14,8 +14,8 @@ import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,70 +64,125 @@ if TYPE_CHECKING:
     from dataward.service.audit import VerifyReport
 
 
-@dataclass(frozen=True)
 class Services:
     """The services a ward is composed of, over one shared ``WardContext``. Each is handed the
-    services it calls here, where the ward is composed, and nowhere else."""
+    services it calls here, where the ward is composed, and nowhere else. A service is built when it is
+    first used: a served ward composes one per request, and a request uses one or two of them."""
 
-    session: SessionService
-    identity: IdentityService
-    datasets: DatasetService
-    loading: LoadService
-    contributions: ContributionService
-    approvals: ApprovalService
-    versions: VersionService
-    gates: GateService
-    overrides: OverrideService
-    review: ReviewService
-    tracing: TraceService
-    containment: ContainmentService
-    incidents: IncidentService
-    transformations: TransformationService
-    attestations: AttestationService
-    cards: CardService
-    audit: AuditService
-    checkpoints: CheckpointService
-    lineage: LineageService
-    models: ModelService
-    releases: ReleaseService
+    def __init__(self, context: WardContext) -> None:
+        self.context = context
+        context.after_commit.append(self.after_commit)
 
-    @classmethod
-    def compose(cls, context: WardContext) -> Services:
-        """Build every service over ``context``, each wired to the ones it calls."""
-        datasets = DatasetService(context)
-        gates = GateService(context)
-        contributions = ContributionService(context, datasets, gates)
-        tracing = TraceService(context)
-        attestations = AttestationService(context, datasets, tracing)
-        checkpoints = CheckpointService(context)
-        lineage = LineageService(context)
-        incidents = IncidentService(context)
-        # After each committed use case: a checkpoint when it promoted something, then its lineage
-        # events (a checkpoint is the more important of the two and does not wait on a transport).
-        context.after_commit[:] = [checkpoints.checkpoint_after, lineage.send]
-        return cls(
-            session=SessionService(context),
-            identity=IdentityService(context, datasets),
-            datasets=datasets,
-            loading=LoadService(context, datasets),
-            contributions=contributions,
-            approvals=ApprovalService(context),
-            versions=VersionService(context, datasets),
-            gates=gates,
-            overrides=OverrideService(context),
-            review=ReviewService(context),
-            tracing=tracing,
-            containment=ContainmentService(context, incidents),
-            incidents=incidents,
-            transformations=TransformationService(context, datasets, contributions),
-            attestations=attestations,
-            cards=CardService(context, datasets, attestations),
-            audit=AuditService(context),
-            checkpoints=checkpoints,
-            lineage=lineage,
-            models=ModelService(context, datasets),
-            releases=ReleaseService(context),
-        )
+    def after_commit(self, events: list[Event]) -> None:
+        """After each committed use case: a checkpoint when it promoted something, then its lineage
+        events (the checkpoint is the more important of the two and does not wait on a transport)."""
+        self.checkpoints.checkpoint_after(events)
+        self.lineage.send(events)
+
+    @cached_property
+    def session(self) -> SessionService:
+        """Whoami."""
+        return SessionService(self.context)
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        """Principals, keys, grants, policies, access review."""
+        return IdentityService(self.context, self.datasets)
+
+    @cached_property
+    def datasets(self) -> DatasetService:
+        """Datasets, reading versions, the scope a read is authorized on."""
+        return DatasetService(self.context)
+
+    @cached_property
+    def loading(self) -> LoadService:
+        """The guarded loader's reads."""
+        return LoadService(self.context, self.datasets)
+
+    @cached_property
+    def contributions(self) -> ContributionService:
+        """Submit (which runs the gate), withdraw, list, show."""
+        return ContributionService(self.context, self.datasets, self.gates)
+
+    @cached_property
+    def approvals(self) -> ApprovalService:
+        """Approve and reject contributions, approve versions."""
+        return ApprovalService(self.context)
+
+    @cached_property
+    def versions(self) -> VersionService:
+        """Merge, list, diff, export, promote."""
+        return VersionService(self.context, self.datasets)
+
+    @cached_property
+    def gates(self) -> GateService:
+        """Run a contribution's gate, its report, the self-test."""
+        return GateService(self.context)
+
+    @cached_property
+    def overrides(self) -> OverrideService:
+        """Override a gate's block."""
+        return OverrideService(self.context)
+
+    @cached_property
+    def review(self) -> ReviewService:
+        """The review queue."""
+        return ReviewService(self.context)
+
+    @cached_property
+    def tracing(self) -> TraceService:
+        """Trace."""
+        return TraceService(self.context)
+
+    @cached_property
+    def containment(self) -> ContainmentService:
+        """Quarantine a contribution."""
+        return ContainmentService(self.context, self.incidents)
+
+    @cached_property
+    def incidents(self) -> IncidentService:
+        """Quarantine by cause (a key, a principal, a source)."""
+        return IncidentService(self.context)
+
+    @cached_property
+    def transformations(self) -> TransformationService:
+        """Transformations and relabelling."""
+        return TransformationService(self.context, self.datasets, self.contributions)
+
+    @cached_property
+    def attestations(self) -> AttestationService:
+        """Signed in-toto attestations."""
+        return AttestationService(self.context, self.datasets, self.tracing)
+
+    @cached_property
+    def cards(self) -> CardService:
+        """Dataset cards."""
+        return CardService(self.context, self.datasets, self.attestations)
+
+    @cached_property
+    def audit(self) -> AuditService:
+        """The ledger and verify."""
+        return AuditService(self.context)
+
+    @cached_property
+    def checkpoints(self) -> CheckpointService:
+        """Checkpoints, the witness, the public key."""
+        return CheckpointService(self.context)
+
+    @cached_property
+    def lineage(self) -> LineageService:
+        """OpenLineage events."""
+        return LineageService(self.context)
+
+    @cached_property
+    def models(self) -> ModelService:
+        """Training runs and model versions."""
+        return ModelService(self.context, self.datasets)
+
+    @cached_property
+    def releases(self) -> ReleaseService:
+        """The release gate, model approvals, the release."""
+        return ReleaseService(self.context)
 
 
 class Ward:
@@ -152,7 +207,7 @@ class Ward:
         self.context = WardContext(
             folder, db, store, signer, credential=credential, clock=clock, ward_id=ward_id, callers=callers
         )
-        self.services = Services.compose(self.context)
+        self.services = Services(self.context)
 
     # --- the shared context ---------------------------------------------------------------------
     @property

@@ -25,10 +25,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import binom
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Schema
@@ -299,6 +295,12 @@ def _probe(x: np.ndarray, y: np.ndarray) -> Any:
         return None
     if np.unique(y).size < 2:
         return str(y[0])
+    # Imported here, as binom below: a process that never judges a removal (a one-shot ``dataward
+    # trace``) does not pay for importing scikit-learn and SciPy.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
 
 
@@ -343,6 +345,8 @@ def _validation_impact(
 
 
 def _paired(group: str | None, right_with: np.ndarray, right_without: np.ndarray) -> AccuracyChange:
+    from scipy.stats import binom
+
     harmed = int(np.sum(right_with & ~right_without))
     helped = int(np.sum(~right_with & right_without))
     # Exact one-sided McNemar: among the records whose outcome changed, more turned wrong than chance.

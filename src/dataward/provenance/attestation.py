@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from google.protobuf import json_format
-from in_toto_attestation.v1 import statement_pb2
-from in_toto_attestation.v1.statement import Statement
-from securesystemslib.dsse import Envelope
-from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from dataward.domain.errors import InputError
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import SSlibKey
+
+# securesystemslib (which imports boto3 and the cloud signers), in-toto and protobuf are imported where
+# an attestation is made or checked: a one-shot command that does neither does not pay for them.
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 """The DSSE payload type of an in-toto statement."""
@@ -48,11 +48,17 @@ BUILD_TYPE = "https://dataward.dev/attestation/version-build/v1"
 
 def ssl_key(public_key: Ed25519PublicKey) -> SSlibKey:
     """The ward's public key as a securesystemslib key (its key id is derived from the key itself)."""
+    from securesystemslib.signer import SSlibKey
+
     return SSlibKey.from_crypto(public_key, scheme="ed25519")
 
 
 def validate_statement(statement: dict[str, Any]) -> None:
     """Check a statement against the in-toto Statement v1 model (``ValueError`` if it does not fit)."""
+    from google.protobuf import json_format
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
     proto = statement_pb2.Statement()  # type: ignore[attr-defined]
     json_format.ParseDict(statement, proto)
     Statement.copy_from_pb(proto).validate()
@@ -60,6 +66,9 @@ def validate_statement(statement: dict[str, Any]) -> None:
 
 def sign_statement(statement: dict[str, Any], private_key: Ed25519PrivateKey) -> dict[str, Any]:
     """Validate ``statement`` and wrap it in a DSSE envelope signed with ``private_key``."""
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import CryptoSigner
+
     validate_statement(statement)
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={})
@@ -88,6 +97,10 @@ def verify_bundle(text: str, public_key: Ed25519PublicKey) -> AttestationCheck:
     """Check every DSSE envelope of a bundle (JSON Lines; a single JSON envelope is accepted too)
     against the pinned ``public_key``: signature, payload type, statement shape, and that all
     statements name the same subject. Never trusts anything the file says about keys."""
+    from google.protobuf import json_format
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.exceptions import VerificationError
+
     check = AttestationCheck()
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:

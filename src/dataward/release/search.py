@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import binom
 
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.release.probe import ProbeResult, Trigger
@@ -121,6 +120,8 @@ def _set_values(table: pa.Table, values: dict[str, np.ndarray]) -> pa.Table:
 
 def _exact_mcnemar(gained: int, lost: int) -> float:
     """One-sided exact McNemar: P(at least ``gained`` of the discordant rows go the trigger's way)."""
+    from scipy.stats import binom  # here: a process that never searches for triggers does not import SciPy
+
     n = gained + lost
     return 1.0 if n == 0 or gained == 0 else float(binom.sf(gained - 1, n, 0.5))
 

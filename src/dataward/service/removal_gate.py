@@ -9,7 +9,7 @@ that first added it, so that "removes all of one vendor's data" is visible.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,10 +17,14 @@ from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import contributions, sources, versions
 from dataward.domain.schema import RECORD_ID, Schema
-from dataward.gates import GatePolicy
-from dataward.gates.removals import RemovalOptions, RemovalReport, assess_removal, removal_features, worse
 from dataward.service.recordstore import load_records, manifest_ids, read_ids
 from dataward.store import ObjectStore
+
+if TYPE_CHECKING:
+    # Imported where used: the gates package pulls in the detectors (scikit-learn, cleanlab), which a
+    # one-shot command that runs no gate (``dataward trace``, ``verify``) should not pay for.
+    from dataward.gates import GatePolicy
+    from dataward.gates.removals import RemovalReport
 
 
 def removal_inputs(conn: Connection, store: ObjectStore, c: Any, schema: Schema) -> dict[str, Any] | None:
@@ -55,6 +59,8 @@ def judge_removal(
     inputs: dict[str, Any], schema: Schema, validation: pa.Table | None, gate_policy: GatePolicy
 ) -> RemovalReport:
     """Assess the removal; with a clean validation set, also its effect on held-out accuracy."""
+    from dataward.gates.removals import RemovalOptions, assess_removal, removal_features
+
     options = RemovalOptions(max_validation_drop=float(gate_policy.max_validation_drop), seed=int(gate_policy.seed))
     baseline: pa.Table = inputs["baseline"]
     features = val_x = val_y = None
@@ -93,6 +99,8 @@ def removal_only_report(removal: RemovalReport, gate_policy: GatePolicy) -> dict
 
 def with_removal(data: dict[str, Any], removal: RemovalReport) -> dict[str, Any]:
     """The additions' report joined with the removal's: the worse verdict wins, reasons from both."""
+    from dataward.gates.removals import worse
+
     data["verdict"] = worse(data["verdict"], removal.verdict)
     data["reasons"] = [*data["reasons"], *removal.reasons]
     data["counts"] = {**data["counts"], "removed": removal.removed}

@@ -30,7 +30,10 @@ Progress = Callable[[str], None]
 class WardAPI(Protocol):
     """Every use case the CLI offers, one method each. Documents are plain JSON-able dicts/lists."""
 
-    ward_id: str
+    @property
+    def ward_id(self) -> str:
+        """The ward's id (read-only: both implementations take it from the ward itself)."""
+        ...
 
     # --- who is calling ---------------------------------------------------------------------
     def whoami(self) -> dict[str, Any]:

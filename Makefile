@@ -47,7 +47,7 @@ bench: $(VENV)/.installed-bench
 
 bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks run --suite quick
-	$(BIN)/python -m benchmarks.llm --sizes 2000 --out benchmarks/results/llm-quick.json
+	$(BIN)/python -m benchmarks.llm --sizes 2000 --quick --out benchmarks/results/llm-quick.json
 
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks run --suite scale

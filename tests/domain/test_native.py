@@ -6,9 +6,13 @@ import itertools
 
 import blake3
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from dataward.domain import native
+from dataward.domain.idarrays import binary_to_ids, ids_to_binary
+from dataward.domain.records import record_id_array
+from tests.domain.test_record_ids import EVERY_KIND, every_kind_table
 
 # Across the block (64 bytes), chunk (1,024 bytes) and tree boundaries (2, 3, 4, 5, 8, 9, 16, 17 chunks).
 LENGTHS = [0, 1, 63, 64, 65, 127, 128, 1023, 1024, 1025, 2048, 2049, 3072, 3073, 4096, 4097, 5120]
@@ -86,3 +90,17 @@ def test_row_digests_on_two_threads_keep_row_order() -> None:
     data, offsets = _column(np.random.default_rng(7).integers(0, 90, n).tolist(), seed=8)
     got = native.row_digests([b"x", (data, offsets)], n)
     assert got == b"".join(blake3.blake3(b"x" + data[a:b]).digest() for a, b in itertools.pairwise(offsets))
+
+
+def test_without_the_compiled_helper_the_ids_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = pa.concat_tables([every_kind_table()] * 5)  # 30 rows: groups of eight and a rest
+    compiled = record_id_array(EVERY_KIND, table)
+    monkeypatch.setattr(native, "_native", None)
+    assert not native.built()
+    assert record_id_array(EVERY_KIND, table).equals(compiled)
+    binary, valid = ids_to_binary(compiled)
+    assert valid.all() and binary_to_ids(binary).equals(compiled)
+    data, offsets = _column([0, 64, 1025])
+    assert native.digests(data, offsets) == b"".join(
+        blake3.blake3(data[a:b]).digest() for a, b in itertools.pairwise(offsets)
+    )

@@ -1,6 +1,6 @@
 """Record ids as whole columns: hex strings (how the ward shows them) to 32-byte digests and back.
 
-Both ways work on the whole column at once (``dataward.domain.native``): no Python object per record.
+Both ways work on the whole column at once (``dataward.domain.digests``): no Python object per record.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from dataward.domain.native import from_hex, to_hex
+from dataward.domain.digests import from_hex, to_hex
 
 ID_BYTES = 32
 """Bytes of a record id (a BLAKE3-256 digest); its hex form has twice as many characters."""

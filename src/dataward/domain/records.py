@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataward.domain import native
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
+from dataward.domain.digests import digests
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import blake3_hex
 from dataward.domain.idarrays import ID_BYTES, binary_to_ids
@@ -342,11 +342,11 @@ def _batches(sizes: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _digests_joined(joined: pa.Array) -> bytes:
-    """The 32-byte BLAKE3 digests of every value of a large-binary array, end to end: one call for
-    the whole array (``dataward.domain.native``), no Python call per record."""
+    """The 32-byte BLAKE3 digests of every value of a large-binary array, end to end
+    (``dataward.domain.digests``: one ``blake3`` call per value over the array's own buffer)."""
     _, offsets_buffer, data_buffer = joined.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[joined.offset : joined.offset + len(joined) + 1]
-    return native.digests(data_buffer if data_buffer is not None else b"", offsets)
+    return digests(data_buffer if data_buffer is not None else b"", offsets)
 
 
 def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
@@ -399,24 +399,8 @@ def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
 
 
 def _row_digests(schema: Schema, table: pa.Table) -> bytes:
-    """The 32-byte digests of every row, end to end.
-
-    With the compiled helper, each row's encoding is put together and hashed in C straight from the
-    encoded columns' buffers, so the encoded rows are never joined into one array."""
-    if native.built():
-        parts, _ = _encoded_parts(schema, table)
-        pieces: list[bytes | tuple[object, np.ndarray]] = []
-        for part in parts:
-            if isinstance(part, pa.Scalar):
-                pieces.append(part.as_py())
-                continue
-            if part.null_count or part.type != _BINARY:
-                break  # not a shape the helper takes (the encoders do not make one): join instead
-            _, offsets_buffer, data_buffer = part.buffers()
-            offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[part.offset : part.offset + len(part) + 1]
-            pieces.append((data_buffer if data_buffer is not None else b"", offsets))
-        else:
-            return native.row_digests(pieces, table.num_rows)
+    """The 32-byte digests of every row, end to end: the rows' encodings are joined column-wise by
+    Arrow in batches of about ``_BATCH_BYTES`` and each is hashed straight from the joined buffer."""
     return b"".join(_digests_joined(joined) for joined in _joined_batches(schema, table))
 
 

@@ -13,7 +13,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Errors are never hard-wrapped: a message names a file and a line, and a newline inserted at the
+# terminal's width would split "line 3" for anyone (or any script) reading stderr.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(value: Any) -> None:

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo demo-server test test-fast lint format bench bench-quick bench-scale clean
+.PHONY: install demo demo-server test lint format bench bench-quick bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,11 @@ demo: $(VENV)/.installed-dev
 demo-server: $(VENV)/.installed-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo_server.sh
 
+# One test process per core (`-n auto`); a test file stays on one process (`--dist loadfile`), so a
+# module's servers, clusters and browser start once. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= auto
 test: $(VENV)/.installed-bench
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -14,7 +14,8 @@ from dataward.domain.idarrays import binary_to_ids, ids_to_binary
 from dataward.domain.records import record_id_array, record_ids
 from tests.domain.test_record_ids import EVERY_KIND, every_kind_table
 
-# Across BLAKE3's block (64 bytes), chunk (1,024 bytes) and tree boundaries.
+# Values of many lengths, empty ones included, end to end in one buffer: what is checked is that each
+# value's own bytes are hashed (offsets honoured, no value running into the next), not BLAKE3 itself.
 LENGTHS = [0, 1, 63, 64, 65, 1023, 1024, 1025, 2049, 4097, 17409]
 
 

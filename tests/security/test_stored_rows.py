@@ -134,3 +134,45 @@ def test_short_columns_with_quotes_take_the_exact_path() -> None:
     )
     assert _both([_row(first), _row(odd)]) == []
     assert _both([_row(first), _row(odd, type='test."even"')]) == [(2, "altered")]
+
+
+def test_a_quote_in_a_short_column_cannot_move_the_subjects_end() -> None:
+    """The sealed subject ends with a ``time`` key of its own; cut there, the rest of it moves into the
+    time column, and the columns put together still give the sealed bytes. The quote in the time
+    column sends the row to the exact path, which finds the subject altered."""
+    first = _event(1, GENESIS, {"x": 1})
+    second = seal(
+        seq=2,
+        prev=first.hash,
+        time=first.time,
+        actor=Actor("p_admin", "k_1"),
+        type="test.event",
+        subject={"a": "x", "time": "z"},
+        payload={},
+        signer=SIGNER,
+        ward_id=WARD,
+    )
+    sound = _row(second)
+    moved = _row(second, subject='{"a":"x"', time='z"},"time":"' + sound[3])
+    assert moved[7] + ',"time":"' + moved[3] == sound[7] + ',"time":"' + sound[3]  # the same bytes
+    assert _both([_row(first), sound]) == []
+    assert _both([_row(first), moved]) == [(2, "altered")]
+
+
+def test_hostile_rows_are_reported_not_raised() -> None:
+    """SQLite keeps any type in any column: text where a number belongs, or a text nested deeper than
+    the parser goes, is a finding of ``verify``, never a crash."""
+    events = _chain(PAYLOADS[:3])
+    rows = [_row(e) for e in events]
+    deep = list(rows)
+    deep[1] = _row(events[1], payload="[" * 200_000)
+    assert _both(deep) == [(2, "altered")]
+    lettered = list(rows)
+    lettered[1] = _row(events[1], format="x")
+    assert [(p.seq, p.kind) for p in verify_stored(lettered, VERIFIER, WARD)] == [(2, "unknown_format")]
+    numbered = list(rows)
+    numbered[1] = _row(events[1], seq="two")
+    # The row is out of sequence and its hash and signature (over seq 2) no longer hold; the next
+    # row is then a gap after it.
+    reported = [(p.seq, p.kind) for p in verify_stored(numbered, VERIFIER, WARD)]
+    assert reported == [(-1, "gap"), (-1, "altered"), (-1, "bad_signature"), (3, "gap")]

@@ -329,7 +329,7 @@ def _check_event(
         )
     try:
         digest = _stored_digest(event, texts) or event.quick_hash()
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         digest = f"(cannot be computed: {exc})"
     if digest != event.hash:
         problems.append(ChainProblem(event.seq, "altered", f"content hash is {digest}, the event says {event.hash}"))
@@ -360,8 +360,18 @@ STORED_COLUMNS = (
 def _decode_text(text: Any, damaged: Any) -> Any:
     try:
         return json.loads(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # a hostile row may nest deeper than the parser goes
         return text if damaged is _RAW else damaged
+
+
+def _stored_int(value: Any) -> int:
+    """An integer column as stored, or -1 when an edit left something else there (SQLite keeps any
+    type in any column): the chain check then reports the row (a gap, an unknown format) instead of
+    failing on it."""
+    try:
+        return int(value)
+    except (ValueError, TypeError, OverflowError):
+        return -1
 
 
 _RAW = object()
@@ -372,7 +382,7 @@ def decode_stored(row: StoredEvent, *, damaged: Any = _RAW) -> Event:
     as it is (so its hash is reported altered), or is replaced by ``damaged`` when one is given."""
     seq, prev, digest, time, kind, principal, key, subject, payload, sig, fmt = row
     return Event(
-        seq=int(seq),
+        seq=_stored_int(seq),
         prev=prev,
         time=time,
         actor={"principal": principal, "key": key},
@@ -381,7 +391,7 @@ def decode_stored(row: StoredEvent, *, damaged: Any = _RAW) -> Event:
         payload=_decode_text(payload, damaged),
         hash=digest,
         sig=sig,
-        format=LEGACY_FORMAT if fmt is None else int(fmt),
+        format=LEGACY_FORMAT if fmt is None else _stored_int(fmt),
     )
 
 
@@ -401,9 +411,9 @@ def verify_stored(
     *,
     signature_every: int = 1,
 ) -> list[ChainProblem]:
-    """:func:`verify_chain` over the catalog's rows (``STORED_COLUMNS``), without parsing them: each
-    event's hash is recomputed over its stored bytes, put together with its other columns; the same
-    checks, problems and signature rule.
+    """:func:`verify_chain` over the catalog's rows (``STORED_COLUMNS``), parsing a row only where the
+    quick way below does not settle it: each event's hash is recomputed over its stored bytes, put
+    together with its other columns; the same checks, problems and signature rule.
 
     A row is checked this quick way when its ``seq`` and ``prev`` are the expected ones, its short
     strings (principal, key, time, type, prev) hold no ``"`` or ``\\``, its subject and payload are
@@ -469,7 +479,7 @@ def _check_stored(
                             kind,
                         )
                         sealed = text.count(',"prev":"') == 1 and "b3:" + b3(text.encode()).hexdigest() == digest
-                except ValueError:  # a text that is not JSON, or not UTF-8
+                except (ValueError, RecursionError):  # a text that is not JSON, not UTF-8, or nested too deep
                     sealed = False
                 if sealed:
                     if fmt == CURRENT_FORMAT:

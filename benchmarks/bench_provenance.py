@@ -259,9 +259,9 @@ def time_verify(ward: Ward) -> dict[str, Any]:
     phases: dict[str, float] = {}
     with (
         _timing(audit, "verify_stored", phases),
-        _timing(audit.AuditCases, "_verify_objects", phases),
-        _timing(audit.AuditCases, "_verify_projections", phases),
-        _timing(audit.AuditCases, "_verify_records", phases),
+        _timing(audit.AuditService, "_verify_objects", phases),
+        _timing(audit.AuditService, "_verify_projections", phases),
+        _timing(audit.AuditService, "_verify_records", phases),
     ):
         start = time.perf_counter()
         report = ward.verify()

@@ -114,9 +114,9 @@ def _blocking(original: Callable[..., Any], started: threading.Event, release: t
 def _long_job(kind: str, ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started, release):  # type: ignore[no-untyped-def]
     """Patch the slow step of ``kind`` to wait until released; return the call that runs the job."""
     if kind == "gate":
-        from dataward.service.gating import GateCases
+        from dataward.service.gating import GateService
 
-        monkeypatch.setattr(GateCases, "_gate_inputs", _blocking(GateCases._gate_inputs, started, release))
+        monkeypatch.setattr(GateService, "_gate_inputs", _blocking(GateService._gate_inputs, started, release))
         return lambda: ward.run_gate("wine#2")
     if kind == "selftest":
         import dataward.gates.selftest as selftest
@@ -129,9 +129,9 @@ def _long_job(kind: str, ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(versions, "guarded_read", _blocking(versions.guarded_read, started, release))
         return lambda: ward.export("wine@v1", tmp_path / "out.parquet")
     assert kind == "verify"
-    from dataward.service.audit import AuditCases
+    from dataward.service.audit import AuditService
 
-    monkeypatch.setattr(AuditCases, "_verify_objects", _blocking(AuditCases._verify_objects, started, release))
+    monkeypatch.setattr(AuditService, "_verify_objects", _blocking(AuditService._verify_objects, started, release))
     return lambda: ward.verify()
 
 
@@ -179,11 +179,11 @@ def test_gate_run_again_when_the_baseline_changes_while_it_runs(
 ) -> None:
     """A promotion lands while the gate scans: its verdict was judged against a retired baseline, so
     it is not recorded; the gate runs again against the new training version."""
-    from dataward.service.gating import GateCases
+    from dataward.service.gating import GateService
 
     extra = ward.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(160, 170)), source="d")
     merge_reviewed(ward, extra["ref"])
-    original = GateCases._gate_inputs
+    original = GateService._gate_inputs
     calls: list[str | None] = []
 
     def inputs_then_promote(self: Any, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def test_gate_run_again_when_the_baseline_changes_while_it_runs(
             Ward.open(ward.folder).promote("wine@v2")
         return got
 
-    monkeypatch.setattr(GateCases, "_gate_inputs", inputs_then_promote)
+    monkeypatch.setattr(GateService, "_gate_inputs", inputs_then_promote)
     report = ward.run_gate("wine#2")
     assert len(calls) == 2 and calls[0] != calls[1]
     assert report["trusted"]["version"] == calls[1]

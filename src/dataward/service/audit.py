@@ -462,7 +462,3 @@ def _index_entries(parts: list[tuple[np.ndarray, int]]) -> record_index.Entries:
         np.concatenate([np.full(len(b), n, dtype=np.int64) for b, n in parts]),
         np.concatenate([np.arange(len(b), dtype=np.int64) for b, _ in parts]),
     )
-
-
-AuditCases = AuditService
-"""The name the audit use cases had while they were mixed into ``Ward``."""

@@ -577,7 +577,3 @@ SCHEDULER_ENV = "DATAWARD_SCHEDULER"
 def gate_scheduler() -> str | None:
     """The Dask scheduler address gate runs of this process use, or None to scan in the process."""
     return os.environ.get(SCHEDULER_ENV, "").strip() or None
-
-
-GateCases = GateService
-"""The name the gate's use cases had while they were mixed into ``Ward``."""

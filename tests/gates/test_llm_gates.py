@@ -132,6 +132,20 @@ def test_refusing_source_is_reviewed_per_source(baseline, clean) -> None:
     assert "source vendor-b" in groups
 
 
+def test_a_review_on_the_smallest_p_value_names_the_test_behind_it(baseline, clean) -> None:
+    """No test reaches the detector's own review_p (set out of reach here), yet the gate reviews on the
+    detector's smallest p-value: the reason names that test instead of a bare statistic."""
+    vendor = clean.copy()
+    rows = np.arange(100)
+    vendor.loc[rows, "response"] = [d.REFUSAL.format(name=e) for e in vendor.loc[rows, "entry"]]
+    policy = {"detectors": ["llm_behaviour_shift"], "options": {"llm_behaviour_shift": {"review_p": 1e-300}}}
+    report = _scan(baseline, vendor, policy=policy)
+    shift = report.results["llm_behaviour_shift"]
+    assert report.verdict == "review" and not shift.contribution_findings
+    (reason,) = [r for r in report.reasons if r.startswith("llm_behaviour_shift")]
+    assert "refusal" in reason and "statistic" not in reason, reason
+
+
 def test_flood_of_one_answer_is_reviewed_not_blocked(baseline, clean) -> None:
     flooded = clean.copy()
     flooded.loc[np.arange(60), "response"] = "Use the manual page. It explains everything about it."

@@ -36,6 +36,11 @@ from dataward.gates.base import (
 from dataward.gates.calibration import p_text
 from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, baseline_texts, behaviours, texts
 
+NAMED_P = 0.05
+"""With no test below ``review_p``, the strongest one is still a finding (not a contribution finding)
+when its p-value is below this: the gate reviews on the detector's smallest p-value corrected for the
+number of detectors, and its reason should name the test behind it."""
+
 
 @dataclass(frozen=True)
 class ShiftOptions:
@@ -115,27 +120,30 @@ class BehaviourShiftDetector(LLMDetector):
             )
         for t in tests:
             t["p_value"] = min(1.0, t.pop("p") * len(tests))
-        shifts = sorted((t for t in tests if t["p_value"] < opts.review_p), key=lambda t: t["p_value"])
-        findings = [
-            Finding(
-                self.name,
-                1.0 - t["p_value"],
-                f"{t['metric']} of {t['group']}: {t['contribution']:.3g} against {t['baseline']:.3g} in the "
-                f"baseline ({p_text(t['p_value'])})",
-                None,
-                t,
-            )
-            for t in shifts[:20]
-        ]
+        ranked = sorted(tests, key=lambda t: t["p_value"])
+        shifts = [t for t in ranked if t["p_value"] < opts.review_p]
+        findings = [self._finding(t) for t in shifts[:20]]
         return DetectorResult(
             self.name,
             self.version,
             np.ones(n),
             np.zeros(n, dtype=bool),
-            findings,
+            # The gate may still review on the smallest p-value when no test reaches this detector's own
+            # review_p: its reason then names that test, not a bare statistic.
+            findings or [self._finding(t) for t in ranked[:1] if t["p_value"] < NAMED_P],
             statistic=float(len(shifts)),
             p_value=min((t["p_value"] for t in tests), default=1.0),
             summary={"tests": len(tests), "shifts": shifts[:20]},
             alpha=None,
             contribution_findings=findings,
+        )
+
+    def _finding(self, test: dict[str, Any]) -> Finding:
+        return Finding(
+            self.name,
+            1.0 - test["p_value"],
+            f"{test['metric']} of {test['group']}: {test['contribution']:.3g} against {test['baseline']:.3g} in the "
+            f"baseline ({p_text(test['p_value'])})",
+            None,
+            test,
         )

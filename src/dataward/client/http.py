@@ -8,7 +8,6 @@ folder and against a URL. Local files are uploaded (contribution data, ids to re
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -22,6 +21,7 @@ import httpx
 
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError
 from dataward.domain.transport_errors import ServerUnreachable
+from dataward.store.tables import read_parquet_bytes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -297,22 +297,20 @@ class HTTPWard:
 
     def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
         """A version's document and canonical records, fetched as Parquet."""
-        import pyarrow.parquet as pq
 
         params = {"version": ref} if ref is not None else {}
         response = self._request("GET", f"/datasets/{self._ref(dataset)}/records", params=params)
         info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
-        return info, pq.read_table(io.BytesIO(response.content))
+        return info, read_parquet_bytes(response.content)
 
     def load_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
     ) -> tuple[dict[str, Any], pa.Table]:
         """A version's records for training (the server's guarded loader), fetched as Parquet."""
-        import pyarrow.parquet as pq
 
         response = self._request("GET", f"/datasets/{self._ref(dataset)}/load", params=_load_params(ref, stage))
         info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
-        return info, pq.read_table(io.BytesIO(response.content))
+        return info, read_parquet_bytes(response.content)
 
     def stream_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training", batch_rows: int = 10_000

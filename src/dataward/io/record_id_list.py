@@ -15,13 +15,13 @@ from os import PathLike
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
 from dataward.domain.schema import RECORD_ID
 from dataward.io.bounded import check_file_size
 from dataward.io.location import Unit, input_error
 from dataward.io.text_input import physical_lines, strip_bom
+from dataward.store.tables import read_parquet_bytes
 
 _RECORD_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -82,7 +82,7 @@ def _from_jsonl(path: Path, text: str) -> Iterable[tuple[int, object]]:
 
 def _from_parquet(path: Path, data: bytes) -> Iterable[tuple[int, object]]:
     try:
-        table = pq.read_table(io.BytesIO(data))
+        table = read_parquet_bytes(data)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise input_error(path, f"is not a readable Parquet file ({exc})") from None
     if RECORD_ID not in table.column_names:

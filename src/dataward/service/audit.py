@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
@@ -26,6 +24,7 @@ from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
 from dataward.service.recordstore import parquet_to_table, version_identity
+from dataward.store.tables import read_parquet_bytes
 
 OBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
     "contributions": ("added_object", "removed_object", "chunk_object"),
@@ -343,7 +342,7 @@ class AuditService(Service):
                 continue
             try:
                 # Only the id column is decoded: the object check re-hashes the whole chunk anyway.
-                ids = pq.read_table(io.BytesIO(self.store.get(chunk)), columns=[RECORD_ID]).column(RECORD_ID)
+                ids = read_parquet_bytes(self.store.get(chunk), [RECORD_ID]).column(RECORD_ID)
             except DatawardError:
                 continue  # reported by the object check
             binary, _ = record_index.ids_to_binary(ids)

@@ -377,36 +377,48 @@ class WardContext:
             )
 
 
-class Service:
+class OverContext:
+    """What a service and the ``Ward`` facade read from the ward's shared ``WardContext``."""
+
+    context: WardContext
+
+    @property
+    def folder(self) -> Path:
+        """The ward's folder (its configuration, key and, by default, catalog and objects)."""
+        return self.context.folder
+
+    @property
+    def db(self) -> CatalogDatabase:
+        """The catalog database."""
+        return self.context.db
+
+    @property
+    def store(self) -> ObjectStore:
+        """The content-addressed object store."""
+        return self.context.store
+
+    @property
+    def signer(self) -> WardSigner:
+        """The ward's signing key."""
+        return self.context.signer
+
+    @property
+    def ward_id(self) -> str:
+        """The ward's id."""
+        return self.context.ward_id
+
+    def now(self) -> datetime:
+        """The time, by the ward's clock."""
+        return self.context.now()
+
+
+class Service(OverContext):
     """One part of the service (identity, contributions, gates ...), acting over the ward's shared
     ``WardContext``. A service that needs another is handed it when the ward is composed (see
     ``service/ward.py``); it never reaches it through the context."""
 
     def __init__(self, context: WardContext) -> None:
         self.context = context
-
-    @property
-    def folder(self) -> Path:
-        return self.context.folder
-
-    @property
-    def db(self) -> CatalogDatabase:
-        return self.context.db
-
-    @property
-    def store(self) -> ObjectStore:
-        return self.context.store
-
-    @property
-    def signer(self) -> WardSigner:
-        return self.context.signer
-
-    @property
-    def ward_id(self) -> str:
-        return self.context.ward_id
-
-    def now(self) -> datetime:
-        return self.context.now()
 
     def use_case(
         self,

@@ -41,7 +41,7 @@ from dataward.service.checkpoints import CheckpointService
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
 from dataward.service.containment import ContainmentService
 from dataward.service.contributions import ContributionService
-from dataward.service.core import Clock, UseCase, WardContext, new_id
+from dataward.service.core import Clock, OverContext, UseCase, WardContext, new_id
 from dataward.service.datasets import DatasetHandle, DatasetService
 from dataward.service.gating import GateService, ReviewService
 from dataward.service.identity import IdentityService
@@ -185,7 +185,7 @@ class Services:
         return ReleaseService(self.context)
 
 
-class Ward:
+class Ward(OverContext):
     """One deployment: a catalog database, an object store and a signing key, acting as one principal.
 
     The embedded implementation of ``dataward.api.WardAPI``; ``dataward.client.HTTPWard`` is the other.
@@ -209,32 +209,7 @@ class Ward:
         )
         self.services = Services(self.context)
 
-    # --- the shared context ---------------------------------------------------------------------
-    @property
-    def folder(self) -> Path:
-        """The ward's folder (its configuration, key and, by default, catalog and objects)."""
-        return self.context.folder
-
-    @property
-    def db(self) -> CatalogDatabase:
-        """The catalog database."""
-        return self.context.db
-
-    @property
-    def store(self) -> ObjectStore:
-        """The content-addressed object store."""
-        return self.context.store
-
-    @property
-    def signer(self) -> WardSigner:
-        """The ward's signing key."""
-        return self.context.signer
-
-    @property
-    def ward_id(self) -> str:
-        """The ward's id."""
-        return self.context.ward_id
-
+    # --- the shared context (folder, db, store, signer, ward_id, now: see OverContext) -------------
     @property
     def credential(self) -> str | None:
         """The API key this ward acts with."""
@@ -262,10 +237,6 @@ class Ward:
     def key_policy(self) -> KeyPolicy:
         """The ward's default key policy (lifetimes, rotation), tightened by dataset policies."""
         return self.services.identity.key_policy
-
-    def now(self) -> datetime:
-        """The time by the ward's clock."""
-        return self.context.now()
 
     def use_case(
         self,

@@ -20,8 +20,7 @@ The breakdown is measured inside the timed import by wrapping the functions it c
 Parquet chunk and putting it in the object store; the record index's lookups of already-stored ids
 (before and again under the write lock); the record index's insert (one row per chunk and id
 prefix); the contribution's id-list object; and the rest (the content hash, the ledger event and
-the transaction commits). The chunk is written on a background thread while the id list is written,
-so those two parts can overlap, and the rest is then what neither covers.
+the transaction commits).
 
 Usage (from the repository's top folder)::
 

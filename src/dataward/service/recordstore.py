@@ -7,9 +7,7 @@ blocks of ids, not one catalog row per record. Versions are manifests of ids.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,45 +94,25 @@ def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray, binary: np
 
 @dataclass(frozen=True)
 class Staged:
-    """What ``stage_new_records`` writes for a table: the rows kept, the chunk being written (None when
+    """What ``stage_new_records`` wrote for a table: the rows kept, the chunk's digest (None when
     every record was stored already), and every row's binary id and first-occurrence flag, so that they
     are not worked out twice."""
 
     keep: np.ndarray
-    pending: Future[str] | None
+    digest: str | None
     binary: np.ndarray
     first: np.ndarray
 
-    @property
-    def digest(self) -> str | None:
-        """The chunk's digest once it is written (waits for the write; raises what stopped it)."""
-        return None if self.pending is None else self.pending.result()
-
-
-_writers: ThreadPoolExecutor | None = None
-_writers_lock = threading.Lock()
-
-
-def _background(fn: Any, *args: Any) -> Future[str]:
-    global _writers
-    with _writers_lock:
-        if _writers is None:
-            _writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataward-chunk")
-        return _writers.submit(fn, *args)
-
 
 def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> Staged:
-    """Start writing the chunk of the records of ``table`` not stored yet, before the write lock is taken.
+    """Write the chunk of the records of ``table`` not stored yet, before the write lock is taken.
 
-    Runs in a read transaction; the chunk (Parquet encoding, hashing, the object put) is written on a
-    background thread while the caller goes on (the contribution's id list), and ``Staged.digest``
-    waits for it. The chunk is content-addressed, so writing it early is harmless even if the
-    submission is then refused. The result is for ``store_new_records`` with the same table.
+    Runs in a read transaction: the chunk is content-addressed, so writing it early is harmless even
+    if the submission is then refused. The result is for ``store_new_records`` with the same table.
     """
     binary, first = _table_ids(table)
     keep = _new_rows(conn, binary, first)
-    pending = _background(_put_chunk, store, table, keep, binary) if len(keep) else None
-    return Staged(keep, pending, binary, first)
+    return Staged(keep, _put_chunk(store, table, keep, binary) if len(keep) else None, binary, first)
 
 
 def store_new_records(

@@ -18,6 +18,7 @@ false-positive rate for every detector:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
@@ -142,24 +143,27 @@ def mondrian_p_values(
     test_labels: np.ndarray,
     *,
     min_class: int = MIN_CLASS_CALIBRATION,
+    p_values: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class (Mondrian) tail p-values and the calibration size behind each.
 
     A test record of class ``c`` is calibrated on the trusted records of class ``c`` when there are at
     least ``min_class`` of them, else on all trusted records. Returns ``(p_values, n_calibration)``,
-    the second per record, for ``flag_mask``-style floors.
+    the second per record, for ``flag_mask``-style floors. ``p_values(calibration, test)`` computes
+    each group's p-values: ``tail_p_values`` by default, ``conformal_p_values`` for plain ones.
     """
+    p_of = tail_p_values if p_values is None else p_values
     cal = np.asarray(calibration_scores, dtype=np.float64)
     cal_y = np.asarray(calibration_labels)
     test = np.asarray(test_scores, dtype=np.float64)
     test_y = np.asarray(test_labels)
-    p = tail_p_values(cal, test)
+    p = p_of(cal, test)
     sizes = np.full(test.shape[0], cal.shape[0], dtype=np.int64)
     for c in np.unique(test_y):
         members = cal_y == c
         if int(members.sum()) >= min_class:
             rows = test_y == c
-            p[rows] = tail_p_values(cal[members], test[rows])
+            p[rows] = p_of(cal[members], test[rows])
             sizes[rows] = int(members.sum())
     return p, sizes
 

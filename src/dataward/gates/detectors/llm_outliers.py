@@ -48,7 +48,12 @@ from typing import Any, Self
 import numpy as np
 
 from dataward.gates.base import DetectorResult, Evidence, Finding, GateContext, GateData, register
-from dataward.gates.calibration import conformal_p_values, excess_flags_count, excess_flags_p_value
+from dataward.gates.calibration import (
+    conformal_p_values,
+    excess_flags_count,
+    excess_flags_p_value,
+    mondrian_p_values,
+)
 from dataward.gates.detectors._common import MAX_FINDINGS
 from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, texts
 from dataward.gates.detectors._llm_clusters import embed
@@ -211,17 +216,14 @@ class LLMOutlierDetector(LLMDetector):
     def _mondrian(self, scores: np.ndarray, topic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Conformal p-values against the calibration records of the record's topic where that topic has
         enough of them to resolve ``alpha``, else against all; and the calibration size behind each."""
-        cal, cal_topic = self.cal_scores_, self.cal_topics_
-        p = conformal_p_values(cal, scores)
-        sizes = np.full(scores.shape[0], cal.shape[0], dtype=np.int64)
-        enough = math.ceil(1.0 / self.context_.alpha)
-        for t in np.unique(topic):
-            members = cal_topic == t
-            if int(members.sum()) >= enough:
-                rows = topic == t
-                p[rows] = conformal_p_values(cal[members], scores[rows])
-                sizes[rows] = int(members.sum())
-        return p, sizes
+        return mondrian_p_values(
+            self.cal_scores_,
+            self.cal_topics_,
+            scores,
+            topic,
+            min_class=math.ceil(1.0 / self.context_.alpha),
+            p_values=conformal_p_values,
+        )
 
     def _in_unusual_group(self, joint: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Records unlike the baseline whose nearest batch peers are mostly unlike it too, and as near to

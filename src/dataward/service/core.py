@@ -411,15 +411,6 @@ class OverContext:
         """The time, by the ward's clock."""
         return self.context.now()
 
-
-class Service(OverContext):
-    """One part of the service (identity, contributions, gates ...), acting over the ward's shared
-    ``WardContext``. A service that needs another is handed it when the ward is composed (see
-    ``service/ward.py``); it never reaches it through the context."""
-
-    def __init__(self, context: WardContext) -> None:
-        self.context = context
-
     def use_case(
         self,
         action: Action,
@@ -431,3 +422,12 @@ class Service(OverContext):
     ) -> AbstractContextManager[UseCase]:
         """``WardContext.use_case``: one authorized transaction for one use case."""
         return self.context.use_case(action, scope, detail=detail, check=check, write=write)
+
+
+class Service(OverContext):
+    """One part of the service (identity, contributions, gates ...), acting over the ward's shared
+    ``WardContext``. A service that needs another is handed it when the ward is composed (see
+    ``service/ward.py``); it never reaches it through the context."""
+
+    def __init__(self, context: WardContext) -> None:
+        self.context = context

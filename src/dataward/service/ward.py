@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert
 
 from dataward.access import DEFAULT_KEY_POLICY, KeyPolicy, generate_key
-from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import insert_row
@@ -209,7 +207,7 @@ class Ward(OverContext):
         )
         self.services = Services(self.context)
 
-    # --- the shared context (folder, db, store, signer, ward_id, now: see OverContext) -------------
+    # --- the shared context (folder, db, store, signer, ward_id, now, use_case: see OverContext) ---
     @property
     def credential(self) -> str | None:
         """The API key this ward acts with."""
@@ -237,18 +235,6 @@ class Ward(OverContext):
     def key_policy(self) -> KeyPolicy:
         """The ward's default key policy (lifetimes, rotation), tightened by dataset policies."""
         return self.services.identity.key_policy
-
-    def use_case(
-        self,
-        action: Action,
-        scope: Scope,
-        *,
-        detail: dict[str, Any] | None = None,
-        check: bool = True,
-        write: bool | None = None,
-    ) -> AbstractContextManager[UseCase]:
-        """One authorized transaction (see ``WardContext.use_case``)."""
-        return self.context.use_case(action, scope, detail=detail, check=check, write=write)
 
     def checkpoint_after(self, events: list[Event]) -> None:
         """What runs once a use case's events are committed (see ``WardContext.checkpoint_after``)."""

@@ -354,7 +354,8 @@ def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
     n = table.num_rows
     if n == 0:
         return pa.array([], type=pa.string())
-    return binary_to_ids(np.frombuffer(_row_digests(schema, table), dtype=np.uint8).reshape(n, ID_BYTES))
+    joined = b"".join(_digests_joined(batch) for batch in _joined_batches(schema, table))
+    return binary_to_ids(np.frombuffer(joined, dtype=np.uint8).reshape(n, ID_BYTES))
 
 
 def record_ids(schema: Schema, table: pa.Table) -> list[str]:
@@ -368,9 +369,9 @@ def record_ids(schema: Schema, table: pa.Table) -> list[str]:
     return record_id_array(schema, table).to_pylist()
 
 
-def _encoded_parts(schema: Schema, table: pa.Table) -> tuple[list[pa.Array | pa.Scalar], np.ndarray]:
-    """The pieces whose row-wise concatenation is every row's canonical encoding (see
-    ``encode_record``): large-binary arrays and constant scalars; and each row's encoded size."""
+def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
+    """The canonical encoding of every row (see ``encode_record``), in batches of about
+    ``_BATCH_BYTES`` bytes, as large-binary arrays."""
     n = table.num_rows
     tags = {c.name: _TAGS[c.kind] for c in schema.inputs} | {schema.label: b"L"}
     parts: list[pa.Array | pa.Scalar] = []
@@ -386,22 +387,9 @@ def _encoded_parts(schema: Schema, table: pa.Table) -> tuple[list[pa.Array | pa.
         parts.extend(arrays)
         sizes += column_sizes + len(name_tlv)
         prefix = b""
-    return parts, sizes
-
-
-def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
-    """The canonical encoding of every row (see ``encode_record``), in batches of about
-    ``_BATCH_BYTES`` bytes, as large-binary arrays."""
-    parts, sizes = _encoded_parts(schema, table)
     for start, stop in _batches(sizes):
         sliced = [p.slice(start, stop - start) if isinstance(p, pa.Array) else p for p in parts]
         yield pc.binary_join_element_wise(*sliced, _EMPTY)
-
-
-def _row_digests(schema: Schema, table: pa.Table) -> bytes:
-    """The 32-byte digests of every row, end to end: the rows' encodings are joined column-wise by
-    Arrow in batches of about ``_BATCH_BYTES`` and each is hashed straight from the joined buffer."""
-    return b"".join(_digests_joined(joined) for joined in _joined_batches(schema, table))
 
 
 def with_record_ids(schema: Schema, table: pa.Table) -> pa.Table:

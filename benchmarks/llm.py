@@ -82,7 +82,7 @@ def _run(
     schema = Schema.for_kind(kind)
     cols = [c.name for c in schema.inputs if c.name in contribution.columns]
     cached = len(_clusters._cache)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = scan(
         baseline[cols],
         contribution[cols],
@@ -90,7 +90,7 @@ def _run(
         policy=_policy(kind, gate),
         groups={"source": contribution["source"].to_numpy()},
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     embedded = max(len(_clusters._cache) - cached, 0)
     scores = report.records.score
     flagged = report.records.flagged
@@ -109,6 +109,7 @@ def _run(
         "reasons": [r[:300] for r in report.reasons[:6]],
         "detectors": sorted(report.results),
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
         "embedded_texts": embedded,
         "detector_seconds": report.extras.get("timings", {}),
         "trigger": named[0]["trigger"] if named else None,
@@ -142,10 +143,13 @@ def run(
     cases: set[str] | None = None,
     repeats: int | None = None,
     runner: Callable[..., dict[str, Any]] | None = None,
+    done: set[tuple[str, int, int]] | None = None,
 ) -> dict[str, Any]:
     """Every case (or those named in ``cases``) at every size with ``gate``; returns the JSON-ready
-    figures (``on_result`` sees each as it is done). ``runner`` replaces the scan of one case (``_run``)."""
+    figures (``on_result`` sees each as it is done). ``runner`` replaces the scan of one case (``_run``);
+    ``done`` holds (case, size, count) keys not to run again (``--resume``)."""
     runner = runner or _run
+    done = done or set()
     if gate not in GATES:
         raise ValueError(f"gate must be one of {', '.join(GATES)}")
     base_pool, new_pool = d.split_pools(seed)
@@ -172,6 +176,8 @@ def run(
             if not wanted(attack):
                 continue
             for count in counts:
+                if (attack, size, count) in done:
+                    continue
                 if attack == "swapped":
                     frame, rows = d.swap_preferences(clean_pairs, count, seed + count)
                     figures = runner("preference", preference_baseline, frame, rows, gate)
@@ -182,12 +188,12 @@ def run(
         none = np.zeros(0, dtype=np.int64)
         sides = {"instruction": (baseline, clean), "preference": (preference_baseline, clean_pairs)}
         for name in BENIGN:
-            if not wanted(name):
+            if not wanted(name) or (name, size, 0) in done:
                 continue
             kind, base, frame = _benign(name, size, seed, (base_pool, new_pool), sides)
             figures = runner(kind, base, frame, none, gate)
             add({"case": name, "kind": "benign", "size": size, "baseline": base_size, "count": 0, **figures})
-        if wanted(REPEATS_CASE):
+        if wanted(REPEATS_CASE) and (REPEATS_CASE, size, 0) not in done:
             count = repeats if repeats is not None else CLEAN_REPEATS.get(size, 4)
             add(_clean_preference_repeats(size, base_size, preference_baseline, base_pool, seed, gate, count, runner))
     return {"seed": seed, "results": results}
@@ -383,10 +389,40 @@ def _key(entry: dict[str, Any]) -> tuple[Any, ...]:
     return (entry["case"], entry["size"], entry["count"], entry.get("gate", "default"))
 
 
+def _resume_key(entry: dict[str, Any]) -> tuple[str, int, int]:
+    """The (case, size, count) ``run`` skips for a result already held; repeats are one case."""
+    case = REPEATS_CASE if entry["case"].startswith("clean preference x") else entry["case"]
+    return (case, entry["size"], entry["count"])
+
+
+class OutOfBudget(Exception):
+    """The next case would run past the part's wall-time budget."""
+
+
+def _budgeted(runner: Callable[..., dict[str, Any]], budget: float, started: float) -> Callable[..., dict[str, Any]]:
+    """``runner`` that refuses to start a scan, after the first, when the process's wall time plus the
+    longest scan so far (at least a minute) would pass ``budget`` s."""
+    longest = [60.0]
+    calls = [0]
+
+    def call(*args: Any) -> dict[str, Any]:
+        elapsed = time.perf_counter() - started
+        if calls[0] and elapsed + longest[0] > budget:
+            raise OutOfBudget(f"{elapsed:.0f} s spent, the longest scan took {longest[0]:.0f} s")
+        begun = time.perf_counter()
+        figures = runner(*args)
+        if calls[0]:
+            longest[0] = max(longest[0], time.perf_counter() - begun)
+        calls[0] += 1
+        return figures
+
+    return call
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,20000", help="contribution sizes, comma-separated")
-    parser.add_argument("--out", default="benchmarks/results/llm.json", help="where to write the JSON figures")
+    parser.add_argument("--out", default=None, help="where to write the JSON figures (default: results/llm.json)")
     parser.add_argument("--gate", choices=GATES, default=None, help="default policy (default), or lexical detectors")
     parser.add_argument("--counts", default=None, help="poisoned records per attack (default: 25,50,100)")
     parser.add_argument(
@@ -413,7 +449,28 @@ def main() -> None:
         help="only embed the cases' texts into --embedding-cache for this many s",
     )
     parser.add_argument("--part", default="0/1", help="with --prefetch: i/n, embed every n-th text from the i-th")
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="run the held-out cases of benchmarks.llm_heldout instead (never tuned on; "
+        "default --out benchmarks/results/llm-heldout.json)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --append: skip the cases --out already holds (a run made in parts)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="start no case, after the first, that the longest case so far would take past this many s of "
+        "the process's wall time; the cases left are run by the next part (--append --resume)",
+    )
     args = parser.parse_args()
+    process_started, process_cpu = time.perf_counter(), time.process_time()
+    if args.out is None:
+        args.out = "benchmarks/results/llm-heldout.json" if args.heldout else "benchmarks/results/llm.json"
     out = Path(args.out)
     # The first file is where this run saves; the others are only read (parts run side by side).
     caches = [Path(c) for c in args.embedding_cache.split(",")] if args.embedding_cache else []
@@ -436,9 +493,21 @@ def main() -> None:
         print(f"{done} texts embedded in {wall:.0f} s ({cpu:.0f} s of CPU), {left} left", flush=True)
         return
     kept: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
     if args.append and out.exists():
-        kept = json.loads(out.read_text(encoding="utf-8"))["results"]
+        previous = json.loads(out.read_text(encoding="utf-8"))
+        kept, parts = previous["results"], previous.get("parts", [])
+    skip = {_resume_key(e) for e in kept} if args.resume else set()
     done: list[dict[str, Any]] = []
+
+    def part_record() -> dict[str, Any]:
+        # What this process ran and what it cost, whole (MiniLM's load and every cold embedding included).
+        return {
+            "cases": [list(_key(e)[:3]) for e in done],
+            "wall_seconds": round(time.perf_counter() - process_started, 1),
+            "cpu_seconds": round(time.process_time() - process_cpu, 1),
+            "embedding_cache": bool(caches),
+        }
 
     def merged() -> list[dict[str, Any]]:
         new = {_key(e) for e in done}
@@ -447,7 +516,8 @@ def main() -> None:
     def save(entry: dict[str, Any]) -> None:
         # Each case is written as it finishes: a long run interrupted keeps what it measured.
         done.append(entry)
-        out.write_text(json.dumps({"seed": 0, "results": merged(), "partial": True}, indent=1), encoding="utf-8")
+        partial = {"seed": 0, "results": merged(), "parts": [*parts, part_record()], "partial": True}
+        out.write_text(json.dumps(partial, indent=1), encoding="utf-8")
         if cache is not None:
             save_embeddings(cache)
         line = (
@@ -456,15 +526,22 @@ def main() -> None:
         )
         print(line, flush=True)
 
-    figures = run(
-        sizes,
-        counts=counts,
-        on_result=save,
-        gate=gate,
-        cases=cases,
-        repeats=repeats,
-    )
+    runner = _budgeted(_run, args.budget, process_started) if args.budget else None
+    if args.heldout:
+        from benchmarks import llm_heldout
+
+        run_cases: Callable[..., dict[str, Any]] = llm_heldout.run
+    else:
+        run_cases = run
+    try:
+        figures = run_cases(
+            sizes, counts=counts, on_result=save, gate=gate, cases=cases, repeats=repeats, runner=runner, done=skip
+        )
+    except OutOfBudget as exc:
+        print(f"stopped before the budget ran out: {exc}; run again with --append --resume", flush=True)
+        figures = {"seed": 0, "partial": True}
     figures["results"] = merged()
+    figures["parts"] = [*parts, part_record()]
     figures["false_alarms"] = false_alarms(figures)
     out.write_text(json.dumps(figures, indent=1), encoding="utf-8")
     print(table(figures))

@@ -46,6 +46,7 @@ format: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks run --suite full
 	$(BIN)/python -m benchmarks.llm --sizes 2000,20000
+	$(BIN)/python -m benchmarks.llm --sizes 2000 --heldout
 	$(BIN)/python -m benchmarks.release_gate --seeds 0,1,2
 
 bench-quick: $(VENV)/.installed-bench

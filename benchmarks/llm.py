@@ -51,6 +51,7 @@ import pandas as pd
 from benchmarks import llm_data as d
 from benchmarks.llm_peers import blocklist_scores, perplexity_filter
 from benchmarks.metrics import recall_at_fpr
+from dataward.domain.conversation import split_conversation
 from dataward.domain.schema import Schema
 from dataward.gates.detectors import _llm_clusters as _clusters
 from dataward.gates.policy import GatePolicy
@@ -352,6 +353,14 @@ def trusted_sample(baseline: pd.DataFrame, max_reference: int = 2000, seed: int 
     return baseline.iloc[reference[inner]]
 
 
+def _prompts_and_answers(kind: str, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The prompts and answers the detectors embed (a chat's: its turns before the last answer, and it)."""
+    if kind == "chat":
+        pairs = [split_conversation(json.dumps(m)) for m in frame["messages"]]
+        return [p for p, _ in pairs], [a for _, a in pairs]
+    return list(frame["prompt"]), list(frame["chosen" if kind == "preference" else "response"])
+
+
 def prefetch(
     sizes: list[int],
     counts: tuple[int, ...],
@@ -360,6 +369,7 @@ def prefetch(
     cache: Path,
     budget: float,
     part: tuple[int, int] = (0, 1),
+    run_cases: Callable[..., dict[str, Any]] | None = None,
 ) -> tuple[int, int]:
     """Embed the contributions' prompts and answers of the cases (500 texts at a time, saving ``cache``
     after each) until done or ``budget`` seconds have passed; returns (texts embedded, texts left).
@@ -368,12 +378,12 @@ def prefetch(
     wanted: dict[str, None] = {}
 
     def collect(kind: str, baseline: pd.DataFrame, frame: pd.DataFrame, poison: np.ndarray, gate: str) -> dict:
-        answer = "chosen" if kind == "preference" else "response"
-        trusted = trusted_sample(baseline)
-        wanted.update(dict.fromkeys([*trusted["prompt"], *trusted[answer], *frame["prompt"], *frame[answer]]))
+        for side in (trusted_sample(baseline), frame):
+            prompts, answers = _prompts_and_answers(kind, side)
+            wanted.update(dict.fromkeys([*prompts, *answers]))
         return {"verdict": "-", "flagged_clean": 0, "seconds": 0.0}
 
-    run(sizes, counts, cases=cases, repeats=repeats, runner=collect)
+    (run_cases or run)(sizes, counts, cases=cases, repeats=repeats, runner=collect)
     texts = [t for t in wanted if t not in _clusters._cache][part[0] :: part[1]]
     started, done = time.perf_counter(), 0
     for start in range(0, len(texts), 500):
@@ -482,13 +492,19 @@ def main() -> None:
     counts = tuple(int(c) for c in args.counts.split(",")) if args.counts else (25,) if args.quick else COUNTS
     gate = args.gate or ("lexical" if args.quick else "default")
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else None)
+    if args.heldout:
+        from benchmarks import llm_heldout
+
+        run_cases: Callable[..., dict[str, Any]] = llm_heldout.run
+    else:
+        run_cases = run
     if args.prefetch is not None:
         if cache is None:
             parser.error("--prefetch needs --embedding-cache")
         started = time.perf_counter()
         cpu = time.process_time()
         part = tuple(int(x) for x in args.part.split("/"))
-        done, left = prefetch(sizes, counts, cases, repeats, cache, args.prefetch, (part[0], part[1]))
+        done, left = prefetch(sizes, counts, cases, repeats, cache, args.prefetch, (part[0], part[1]), run_cases)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         print(f"{done} texts embedded in {wall:.0f} s ({cpu:.0f} s of CPU), {left} left", flush=True)
         return
@@ -527,12 +543,6 @@ def main() -> None:
         print(line, flush=True)
 
     runner = _budgeted(_run, args.budget, process_started) if args.budget else None
-    if args.heldout:
-        from benchmarks import llm_heldout
-
-        run_cases: Callable[..., dict[str, Any]] = llm_heldout.run
-    else:
-        run_cases = run
     try:
         figures = run_cases(
             sizes, counts=counts, on_result=save, gate=gate, cases=cases, repeats=repeats, runner=runner, done=skip

@@ -12,17 +12,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from dataward.client import HTTPWard
-from dataward.domain.errors import AuthenticationError
+from dataward.domain.errors import AccessDenied, AuthenticationError, NotFound
 from dataward.domain.schema import Schema
 from dataward.ledger.signing import WardSigner
 from dataward.server.assembly import hidden_password
 from dataward.service.ward import Ward
-from tests.helpers import LIGHT_GATE_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import LIGHT_GATE_POLICY, NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
 from tests.server.conftest import free_port
 
 pytestmark = pytest.mark.postgres
@@ -118,6 +120,80 @@ def test_revocation_reaches_every_worker(server: str, parts: Parts) -> None:
     for _ in range(8):
         with pytest.raises(AuthenticationError):
             HTTPWard(server, key=key).whoami()
+
+
+def _stages(server: str, key: str, dataset: str) -> list[str]:
+    # A new connection each time, so that the requests are spread over both workers.
+    answer = httpx.get(f"{server}/api/v1/datasets/{dataset}/versions", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200, answer.text
+    return [v["stage"] for v in answer.json()]
+
+
+def test_a_write_from_another_process_is_read_at_once_by_every_worker(
+    server: str, parts: Parts, tmp_path: Path
+) -> None:
+    from dataward.server.assembly import assemble_ward
+
+    admin = HTTPWard(server, key=parts.admin_key)
+    label, specs = wine_schema_specs()
+    admin.create_dataset("reds", Schema.parse(label, specs))
+    admin.set_policy("reds", NO_APPROVALS_POLICY)
+    c = admin.contribute("reds", write_csv(tmp_path / "r.csv", wine_rows(0, 20)), source="s")
+    admin.merge(c["ref"])
+    admin.create_principal("rhea")
+    admin.grant("rhea", "reader", "dataset:reds")
+    key = admin.issue_key("rhea")["key"]
+    for _ in range(8):  # remembered by both workers
+        assert _stages(server, key, "reds") == ["candidate"]
+    # Promoted by another process on the same catalog (an operator's CLI): only the ledger head
+    # tells the workers that what they remember is out of date.
+    outside = assemble_ward(parts.catalog, str(parts.store), parts.signing_key, tmp_path / "state")
+    try:
+        outside.as_key(parts.admin_key).promote("reds@v1", reason="ok")
+        for _ in range(8):
+            assert _stages(server, key, "reds") == ["training"]
+    finally:
+        outside.db.dispose()
+
+
+def test_a_grant_taken_away_between_the_first_statement_and_the_transaction_is_refused(
+    server: str, parts: Parts, tmp_path: Path
+) -> None:
+    """On PostgreSQL a served read's first statement (auth epoch, ledger head) runs on its own; when
+    the read then needs its transaction, the caller is checked again in that snapshot. Here the
+    reader's grant is taken away, by another process's connection, right after the first statement."""
+    from dataward.server.assembly import assemble_ward
+
+    admin = HTTPWard(server, key=parts.admin_key)
+    label, specs = wine_schema_specs()
+    admin.create_dataset("blanc", Schema.parse(label, specs))
+    admin.create_principal("bea")
+    admin.grant("bea", "reader", "dataset:blanc")
+    key = admin.issue_key("bea")["key"]
+    served = assemble_ward(parts.catalog, str(parts.store), parts.signing_key, tmp_path / "served")
+    outside = assemble_ward(parts.catalog, str(parts.store), parts.signing_key, tmp_path / "outside").as_key(
+        parts.admin_key
+    )
+    served.remember_callers()
+    served.remember_reads()
+    try:
+        assert served.as_key(key).versions("blanc") == []  # the key is remembered, and the read
+        assert served.context.reads is not None
+        served.context.reads.clear()  # but not the read: it needs the catalog again
+        taken: list[dict[str, Any]] = []
+
+        def take_after_first(conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            alone = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+            if " AS head" in statement and alone and not taken:
+                taken.append(outside.revoke_grant("bea", "reader", "dataset:blanc"))
+
+        event.listen(served.db.engine, "after_cursor_execute", take_after_first)
+        with pytest.raises((AccessDenied, NotFound)):
+            served.as_key(key).versions("blanc")
+        assert taken and taken[0]["revoked"]
+    finally:
+        served.db.dispose()
+        outside.db.dispose()
 
 
 def test_state_folder_holds_no_secret(server: str, parts: Parts) -> None:

@@ -20,13 +20,14 @@ power loss, which is indistinguishable from a deliberate truncation of the ledge
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from dataward.domain.errors import Busy
@@ -41,6 +42,11 @@ POOL_SIZE = 10
 """Connections a process keeps open between transactions. A server worker runs up to 40 requests at
 once on its thread pool; with fewer kept, a connection returned under load is closed and another
 opened at the next request (on SQLite: its pragmas set again; on PostgreSQL: a new server process)."""
+
+PING_AFTER_IDLE_S = 10.0
+"""A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out (a
+server restart or an idle timeout may have closed it). One used moments ago is not: under load a ping
+on every checkout was one round trip in six of a read."""
 
 _PG_LOCK_STATES = {"55P03", "40001", "40P01", "57014"}
 """PostgreSQL SQLSTATEs of lock contention: lock_not_available (lock_timeout), serialization_failure,
@@ -126,6 +132,30 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
     return engine
 
 
+def _postgresql_engine(url: str) -> Engine:
+    # Pooled like SQLite's: a connection closed because the pool kept only a few idle ones costs a
+    # new server process at the next request once a worker serves 20 at a time.
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=20)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["dataward_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        # SQLAlchemy's pool_pre_ping, for connections that have been idle a while only. Raising
+        # DisconnectionError makes the pool drop this connection and hand out a new one.
+        since = record.info.get("dataward_idle_since")
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection no longer answers: {type(exc).__name__}") from exc
+
+    return engine
+
+
 class CatalogDatabase:
     """Owns the engine; hands out transactions; applies Alembic migrations."""
 
@@ -139,9 +169,7 @@ class CatalogDatabase:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, self.lock_timeout)
         else:
-            # Pooled like SQLite's: a connection closed because the pool kept only a few idle ones
-            # costs a new server process at the next request once a worker serves 20 at a time.
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=20)
+            self.engine = _postgresql_engine(url)
 
     @classmethod
     def for_folder(cls, folder: Path) -> CatalogDatabase:
@@ -206,14 +234,18 @@ class CatalogDatabase:
                 raise _busy(wait) from exc
             raise
 
+    def _read_only(self, conn: Connection) -> Connection:
+        """``conn`` set up for a read transaction (before it begins)."""
+        if self.dialect == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        return conn.execution_options(dataward_readonly=True)
+
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot, no write lock taken, never written through."""
         try:
             with self.engine.connect() as conn:
-                if self.dialect == "postgresql":
-                    conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-                conn = conn.execution_options(dataward_readonly=True)
+                conn = self._read_only(conn)
                 try:
                     yield conn
                 finally:
@@ -223,5 +255,66 @@ class CatalogDatabase:
                 raise _busy(self.lock_timeout) from exc
             raise
 
+    @contextmanager
+    def reading_lazily(self) -> Iterator[LazyRead]:
+        """A read that may need no transaction: one statement on its own first (``LazyRead.first``),
+        and the read transaction of ``reading`` only if ``LazyRead.conn`` is asked for."""
+        try:
+            with self.engine.connect() as raw:
+                lazy = LazyRead(self, raw)
+                try:
+                    yield lazy
+                finally:
+                    if lazy.opened:
+                        raw.rollback()
+        except DBAPIError as exc:
+            if is_lock_error(exc):
+                raise _busy(self.lock_timeout) from exc
+            raise
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class LazyRead:
+    """A pooled connection for a read whose transaction is opened only when it is used.
+
+    ``first(statement)`` runs one statement: on PostgreSQL on its own, in autocommit mode (one
+    statement always sees one snapshot, and no ``BEGIN`` and ``ROLLBACK`` round trips go with it),
+    so a request that needs nothing else from the catalog costs one round trip. ``conn`` opens the
+    read transaction of ``CatalogDatabase.reading`` (a later snapshot than any ``first`` before it)
+    on first use. On SQLite, where a statement costs no round trip, ``first`` runs in that transaction.
+    """
+
+    def __init__(self, db: CatalogDatabase, raw: Connection) -> None:
+        self._db = db
+        self._raw = raw
+        self._conn: Connection | None = None
+
+    @property
+    def opened(self) -> bool:
+        """Whether the read transaction has been opened."""
+        return self._conn is not None
+
+    @property
+    def separate(self) -> bool:
+        """Whether ``first`` runs outside the read transaction (then the transaction sees a later
+        snapshot than it did)."""
+        return self._db.dialect == "postgresql"
+
+    @property
+    def conn(self) -> Connection:
+        """The read transaction (opened at the first use)."""
+        if self._conn is None:
+            self._conn = self._db._read_only(self._raw)
+        return self._conn
+
+    def first(self, statement: Executable, params: dict[str, Any] | None = None) -> Row[Any]:
+        """The one row of ``statement`` (see the class docstring)."""
+        if self._conn is not None or not self.separate:
+            return self.conn.execute(statement, params or {}).one()
+        raw = self._raw.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return raw.execute(statement, params or {}).one()
+        finally:
+            raw.rollback()  # ends SQLAlchemy's own transaction marker; nothing is sent in autocommit

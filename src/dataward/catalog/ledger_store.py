@@ -24,6 +24,10 @@ from dataward.ledger.events import (
 )
 from dataward.ledger.signing import WardSigner
 
+HEAD_HASH_QUERY = select(ledger_events.c.hash).order_by(ledger_events.c.seq.desc()).limit(1)
+"""The hash of the newest event (no row for an empty ledger): it changes with every append, and so
+with every change to a projected table (see ``dataward.service.remembered``)."""
+
 
 def head(conn: Connection) -> tuple[int, str]:
     """``(seq, hash)`` of the newest event, or ``(0, GENESIS)`` for an empty ledger."""

@@ -141,7 +141,10 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI
     """The application serving the ward of ``settings`` (or the already open ``ward``)."""
     opened = ward if ward is not None else open_served_ward(settings)
     if settings.auth_cache_s > 0:
+        # Keys and hot catalog reads are remembered for the same time; both are checked on every
+        # request against what the catalog says now (the auth epoch, the ledger head).
         opened.remember_callers(ttl_s=settings.auth_cache_s)
+        opened.remember_reads(ttl_s=settings.auth_cache_s)
     state = ServerState(settings, opened)
 
     @asynccontextmanager

@@ -260,6 +260,17 @@ def read_epoch(conn: Connection) -> str | None:
     return conn.execute(AUTH_EPOCH_QUERY).scalar()
 
 
+def remembered_caller(credential: str, now: Any, cache: CallerCache, epoch: str | None) -> Caller | None:
+    """The caller ``cache`` holds for ``credential`` under ``epoch`` (the auth epoch read in this
+    request), with its key's expiry and its principal's and owner's status checked against ``now``
+    (raising as a fresh lookup would); None when nothing usable is remembered."""
+    remembered = cache.get(credential, epoch)
+    if remembered is None:
+        return None
+    check_usable(remembered.caller.key, remembered.caller.principal, now, owner=remembered.owner)
+    return remembered.caller
+
+
 def authenticate(
     conn: Connection,
     credential: str | None,
@@ -283,10 +294,9 @@ def authenticate(
             "no API key given", hint="set DATAWARD_KEY, or run inside a ward that has a local credentials file"
         )
     if cache is not None:
-        remembered = cache.get(credential, epoch)
+        remembered = remembered_caller(credential, now, cache, epoch)
         if remembered is not None:
-            check_usable(remembered.caller.key, remembered.caller.principal, now, owner=remembered.owner)
-            return remembered.caller
+            return remembered
     try:
         parsed = parse_key(credential)
     except InputError as exc:
@@ -324,8 +334,9 @@ def touch(conn: Connection, caller: Caller, now: datetime) -> None:
     conn.execute(update(api_keys).where(api_keys.c.id == caller.key.id).values(last_used_at=format_time(now)))
 
 
-def authorize(conn: Connection, caller: Caller, action: Action, scope: Scope, now: Any) -> Decision:
-    """Deny by default; raises ``AccessDenied`` naming the missing role."""
+def authorize(conn: Connection | None, caller: Caller, action: Action, scope: Scope, now: Any) -> Decision:
+    """Deny by default; raises ``AccessDenied`` naming the missing role. (Decided on the caller's
+    grants, loaded when it authenticated: ``conn`` is not read.)"""
     decision = decide(caller.principal, caller.key, caller.grants, action, scope, now)
     decision.raise_if_denied()
     return decision

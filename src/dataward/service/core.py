@@ -16,7 +16,7 @@ last-used time is batched (``auth.touch_due``) and written in that same short tr
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,13 +27,14 @@ from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
-from dataward.catalog.database import CatalogDatabase
+from dataward.catalog.database import CatalogDatabase, LazyRead
 from dataward.catalog.projection import RowChange, update_row
 from dataward.catalog.tables import quarantine
 from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conflict, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth, refusals
+from dataward.service.remembered import MISSING, ReadCache
 from dataward.store import ObjectStore
 
 Clock = Callable[[], datetime]
@@ -106,7 +107,8 @@ class UseCase:
     there, and ``on_commit`` an action to run last inside it (e.g. moving an export into place).
     """
 
-    conn: Connection
+    source: Connection | Callable[[], Connection]
+    """The transaction, or what opens it at the first use of ``conn`` (a served read)."""
     caller: auth.Caller
     now: datetime
     signer: WardSigner
@@ -115,10 +117,36 @@ class UseCase:
     queued: list[_Queued] = field(default_factory=list)
     checks: list[Callable[[Connection], None]] = field(default_factory=list)
     commit_actions: list[Callable[[], None]] = field(default_factory=list)
+    head: str | None = None
+    """The ledger head this request read (a served read), under which ``remembered`` results hold."""
+    reads: ReadCache | None = None
+
+    @property
+    def conn(self) -> Connection:
+        """The use case's transaction."""
+        if not isinstance(self.source, Connection):
+            self.source = self.source()
+        return self.source
 
     @property
     def actor(self) -> Actor:
         return self.caller.actor
+
+    def remembered(self, key: Hashable, read: Callable[[Connection], T]) -> T:
+        """``read(conn)``, or what it returned to an earlier request of this process under the same
+        ledger head (see ``dataward.service.remembered``). ``read`` must depend on the catalog only,
+        never on the caller, and return something immutable: the result is shared. Without a ledger
+        head to check against (a write, an embedded ward) it is simply run."""
+        if self.reads is None or self.head is None:
+            return read(self.conn)
+        value = self.reads.get(key, self.head)
+        if value is not MISSING:
+            return value  # type: ignore[no-any-return]
+        conn = self.conn  # may open the transaction, reading the head again in its snapshot
+        value = read(conn)
+        if self.head is not None:
+            self.reads.put(key, self.head, value)
+        return value
 
     def emit(
         self,
@@ -200,6 +228,7 @@ class WardContext:
         clock: Clock = utc_now,
         ward_id: str = "",
         callers: auth.CallerCache | None = None,
+        reads: ReadCache | None = None,
     ) -> None:
         self.folder = folder
         self.db = db
@@ -211,6 +240,10 @@ class WardContext:
         self.callers = callers
         """Keys verified by recent requests (a served ward, see ``remember_callers``); None: every
         request looks its key up in full."""
+        self.reads = reads
+        """Catalog reads remembered under the ledger head (a served ward, see ``Ward.remember_reads``);
+        used only where keys are remembered too, since both rest on the one statement a served read
+        starts with."""
         self.after_commit: list[Callable[[list[Event]], None]] = []
         """What runs once a use case's events are committed (a checkpoint after a promotion, the
         OpenLineage events), in the order registered; see ``checkpoint_after``."""
@@ -273,12 +306,24 @@ class WardContext:
                     case = UseCase(conn, caller, now, self.signer)
                     yield case
             else:
-                with self.db.reading() as conn:
-                    caller, flush = self._authenticate(conn, now)
-                    if check:
-                        auth.authorize(conn, caller, action, scope, now)
-                    case = UseCase(conn, caller, now, self.signer, write=False)
-                    yield case
+                if self.callers is not None:
+                    with self.db.reading_lazily() as lazy:
+                        served = _ServedRead(self, lazy, now, action, scope, check)
+                        caller = served.authenticate()
+                        if check:
+                            auth.authorize(None, caller, action, scope, now)
+                        case = UseCase(served.open, caller, now, self.signer, write=False, head=served.head)
+                        case.reads = self.reads
+                        served.case = case
+                        yield case
+                        caller, flush = case.caller, served.pending
+                else:
+                    with self.db.reading() as conn:
+                        caller, flush = self._authenticate(conn, now)
+                        if check:
+                            auth.authorize(conn, caller, action, scope, now)
+                        case = UseCase(conn, caller, now, self.signer, write=False)
+                        yield case
                 if case.queued or case.checks or case.commit_actions:
                     caller = self._commit_read(case, action, scope, check=check, flush=flush)
                 elif flush or auth.touch_due(caller, now):
@@ -375,6 +420,62 @@ class WardContext:
                 payload=payload,
                 now=now,
             )
+
+
+class _ServedRead:
+    """The start of a reading use case of a served ward (keys remembered): one statement reads the
+    auth epoch, the pending refusal summaries and the ledger head (``refusals.REQUEST_PROBE``). A
+    remembered key is then checked with no other statement, and the read transaction is opened only
+    when the use case needs the catalog itself (``UseCase.conn``): a request served from what is
+    remembered costs that one statement.
+
+    On PostgreSQL that statement runs on its own, before the transaction. When the transaction is
+    opened, the statement is read again in the transaction's snapshot and the caller authenticated
+    and authorized again under it, so that whatever the use case reads from the catalog is read under
+    the auth epoch and ledger head it was checked against; a key revoked in between is refused there.
+    """
+
+    def __init__(
+        self, context: WardContext, lazy: LazyRead, now: datetime, action: Action, scope: Scope, check: bool
+    ) -> None:
+        self.context, self.lazy, self.now = context, lazy, now
+        self.action, self.scope, self.check = action, scope, check
+        self.case: UseCase | None = None
+        self.conn: Connection | None = None
+        self.params = {"minute": refusals.minute_of(now)}
+        self._read(lazy.first(refusals.REQUEST_PROBE, self.params))
+
+    def _read(self, probe: Any) -> None:
+        self.epoch: str | None = probe.epoch
+        self.pending = bool(probe.pending)
+        self.head: str | None = probe.head
+
+    def authenticate(self) -> auth.Caller:
+        """The caller: remembered under the epoch just read, or looked up in the read transaction."""
+        callers = self.context.callers
+        credential = self.context.credential
+        if callers is not None and credential and self.lazy.separate:
+            caller = auth.remembered_caller(credential, self.now, callers, self.epoch)
+            if caller is not None:
+                return caller
+        self.open()
+        return self._caller
+
+    def open(self) -> Connection:
+        """The read transaction (see the class docstring)."""
+        if self.conn is None:
+            conn = self.lazy.conn
+            if self.lazy.separate:
+                self._read(conn.execute(refusals.REQUEST_PROBE, self.params).one())
+            self._caller = auth.authenticate(
+                conn, self.context.credential, self.now, cache=self.context.callers, epoch=self.epoch
+            )
+            if self.case is not None:  # opened by the use case's body, after it was authorized
+                if self.check:
+                    auth.authorize(conn, self._caller, self.action, self.scope, self.now)
+                self.case.caller, self.case.head = self._caller, self.head
+            self.conn = conn
+        return self.conn
 
 
 class OverContext:

@@ -75,6 +75,16 @@ def epoch_and_pending(conn: Connection, now: datetime) -> tuple[str | None, bool
     return row.epoch, bool(row.pending)
 
 
+REQUEST_PROBE = select(
+    AUTH_EPOCH_QUERY.scalar_subquery().label("epoch"),
+    exists().where(auth_refusal_counts.c.minute < bindparam("minute")).label("pending"),
+    ledger_store.HEAD_HASH_QUERY.scalar_subquery().label("head"),
+)
+"""What a served read asks first, in one statement: the auth epoch, whether refusal summaries are
+pending (``pending``) and the ledger head (``dataward.service.remembered``). Run with
+``{"minute": minute_of(now)}``."""
+
+
 def flush(conn: Connection, signer: WardSigner, now: datetime) -> list[Event]:
     """Append one ``access.denied.summary`` per finished minute in which refusals were only counted,
     then forget the counts of finished minutes. Runs in the caller's write transaction."""

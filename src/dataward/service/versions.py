@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 
 MERGEABLE = ("submitted", "gated", "approved")
 EXPORT_FORMATS = ("parquet", "jsonl", "csv")
+
+
+def _version_rows(conn: Connection, dataset: str) -> list[Row[Any]]:
+    """The version rows of ``dataset``, oldest first (``NotFound`` for no such dataset)."""
+    ds = rows.dataset_row(conn, dataset)
+    return list(conn.execute(select(versions).where(versions.c.dataset_id == ds.id).order_by(versions.c.number)))
 
 
 class VersionService(Service):
@@ -139,9 +145,8 @@ class VersionService(Service):
     def versions(self, dataset: str) -> list[dict[str, Any]]:
         """Every version of ``dataset``, oldest first."""
         with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
-            ds = rows.dataset_row(uc.conn, dataset)
-            query = select(versions).where(versions.c.dataset_id == ds.id).order_by(versions.c.number)
-            return [version_info(r, dataset) for r in uc.conn.execute(query)]
+            found = uc.remembered(("versions", dataset), lambda conn: tuple(_version_rows(conn, dataset)))
+            return [version_info(r, dataset) for r in found]
 
     def diff(self, a: str, b: str) -> dict[str, Any]:
         """Records added and removed going from ``DATASET@A`` to ``DATASET@B`` (``b`` may omit the dataset)."""

@@ -49,6 +49,7 @@ from dataward.service.loading import DEFAULT_BATCH_ROWS, LoadService
 from dataward.service.models import ModelService
 from dataward.service.overrides import OverrideService
 from dataward.service.releases import ReleaseService
+from dataward.service.remembered import ReadCache
 from dataward.service.session import SessionService
 from dataward.service.tracing import TraceService
 from dataward.service.transformations import Transformation, TransformationService
@@ -201,9 +202,18 @@ class Ward(OverContext):
         clock: Clock = utc_now,
         ward_id: str = "",
         callers: auth.CallerCache | None = None,
+        reads: ReadCache | None = None,
     ) -> None:
         self.context = WardContext(
-            folder, db, store, signer, credential=credential, clock=clock, ward_id=ward_id, callers=callers
+            folder,
+            db,
+            store,
+            signer,
+            credential=credential,
+            clock=clock,
+            ward_id=ward_id,
+            callers=callers,
+            reads=reads,
         )
         self.services = Services(self.context)
 
@@ -781,6 +791,7 @@ class Ward(OverContext):
             clock=self.clock,
             ward_id=self.ward_id,
             callers=self.callers,
+            reads=self.context.reads,
         )
 
     def remember_callers(self, *, ttl_s: float = 30.0, max_entries: int = 4096) -> Ward:
@@ -788,6 +799,14 @@ class Ward(OverContext):
         a busy key costs one small read per request instead of a lookup of its key, principal and
         grants, and a revocation still takes effect on the very next request. Returns ``self``."""
         self.callers = auth.CallerCache(ttl_s=ttl_s, max_entries=max_entries)
+        return self
+
+    def remember_reads(self, *, ttl_s: float = 30.0, max_entries: int = 1024) -> Ward:
+        """Remember the results of hot catalog reads between requests, under the ledger head they were
+        read at (what a server does; see ``dataward.service.remembered``): any write, by any process,
+        makes the next request read the catalog again. Takes effect where keys are remembered too
+        (``remember_callers``). Returns ``self``."""
+        self.context.reads = ReadCache(ttl_s=ttl_s, max_entries=max_entries)
         return self
 
     @classmethod

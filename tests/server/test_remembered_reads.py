@@ -1,0 +1,122 @@
+"""A served ward remembers hot catalog reads between requests, under the ledger head they were read
+at (``dataward.service.remembered``). These tests try to get stale or unauthorized answers out of it:
+a write by another process, a grant taken away and a key revoked after the result was remembered,
+and a table edited behind the ledger's back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from dataward.domain.errors import AccessDenied, AuthenticationError, NotFound
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Served:
+    """A ward as a server holds it (keys and reads remembered), a reader's key, and a count of the
+    statements its catalog runs."""
+
+    def __init__(self, root: Path) -> None:
+        ward, self.admin_key = Ward.init(root / "ward")
+        label, specs = wine_schema_specs()
+        ward.create_dataset("wine", Schema.parse(label, specs))
+        ward.set_policy("wine", NO_APPROVALS_POLICY)
+        c = ward.contribute("wine", write_csv(root / "a.csv", wine_rows(0, 20)), source="s")
+        ward.merge(c["id"])
+        ward.create_principal("rory")
+        ward.grant("rory", "reader", "dataset:wine")
+        self.key = str(ward.issue_key("rory")["key"])
+        self.ticks = Ticks()
+        ward.remember_callers()
+        ward.remember_reads()
+        assert ward.context.reads is not None
+        ward.context.reads.clock = self.ticks
+        self.ward = ward
+        self.statements: list[str] = []
+        event.listen(ward.db.engine, "before_cursor_execute", self._count)
+
+    def _count(self, _conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement not in ("BEGIN", "BEGIN IMMEDIATE") and not statement.startswith("PRAGMA"):
+            self.statements.append(statement)
+
+    def read(self, key: str | None = None) -> list[dict[str, Any]]:
+        return self.ward.as_key(key or self.key).versions("wine")
+
+    def other_process(self) -> Ward:
+        """The same ward opened again, as a CLI on the folder would: its own catalog connections, and
+        nothing of what the served ward remembers."""
+        return Ward.open(self.ward.folder, key=self.admin_key)
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = Served(tmp_path)
+    yield s
+    s.ward.db.dispose()
+
+
+def test_a_remembered_read_costs_one_statement_and_a_write_elsewhere_is_read_at_once(served: Served) -> None:
+    assert [v["stage"] for v in served.read()] == ["candidate"]
+    served.statements.clear()
+    assert [v["stage"] for v in served.read()] == ["candidate"]
+    assert len(served.statements) == 1, served.statements  # the epoch and head, nothing else
+    served.other_process().promote("wine@v1", reason="ok")
+    assert [v["stage"] for v in served.read()] == ["training"]
+
+
+def test_a_remembered_read_is_authorized_on_every_request(served: Served) -> None:
+    assert served.read()
+    other = served.other_process()
+    other.create_principal("nosy")
+    nosy = str(other.issue_key("nosy")["key"])  # no grant on wine
+    with pytest.raises((AccessDenied, NotFound)):
+        served.read(nosy)
+    other.revoke_grant("rory", "reader", "dataset:wine")
+    with pytest.raises((AccessDenied, NotFound)):
+        served.read()
+    other.grant("rory", "reader", "dataset:wine")
+    assert served.read()
+    other.revoke_key(served.key.rsplit("_", 1)[0], reason="stolen")
+    with pytest.raises(AuthenticationError):
+        served.read()
+
+
+def test_a_table_edited_behind_the_ledger_is_read_again_after_the_ttl(served: Served) -> None:
+    assert [v["stage"] for v in served.read()] == ["candidate"]
+    with served.other_process().db.transaction() as conn:  # no event: the ledger head does not move
+        conn.execute(text("UPDATE versions SET stage = 'retired'"))
+    assert [v["stage"] for v in served.read()] == ["candidate"]  # remembered, for at most the TTL
+    reads = served.ward.context.reads
+    assert reads is not None
+    served.ticks.now += reads.ttl_s + 1
+    assert [v["stage"] for v in served.read()] == ["retired"]
+
+
+def test_what_is_remembered_is_bounded_and_failures_are_not(served: Served) -> None:
+    reads = served.ward.context.reads
+    assert reads is not None
+    with pytest.raises(NotFound):
+        served.ward.as_key(served.admin_key).versions("nothing")
+    assert len(reads) == 0
+    served.read()
+    assert len(reads) == 1
+    reads.max_entries = 1
+    other = served.other_process()
+    label, specs = wine_schema_specs()
+    other.create_dataset("rose", Schema.parse(label, specs))
+    served.ward.as_key(served.admin_key).versions("rose")
+    assert len(reads) == 1

@@ -188,6 +188,42 @@ record_blocks = Table(
 )
 Index("ix_record_blocks_chunk", record_blocks.c.chunk)
 
+# Which id lists hold a record (see dataward.catalog.holder_index): an accelerator for ``trace``,
+# derived from the id-list objects and checked against them by ``verify``. ``holder_lists`` names each
+# indexed list: a contribution's added ids or a version's manifest (``base`` empty), a version's
+# manifest as a change from its parent's (``base`` the parent's manifest), or the records a
+# transformation's lineage names (``kind`` "lineage": outputs and parents). ``holder_blocks`` holds the
+# entries of size-tiered segments, per segment one row per record-id prefix of ``bits`` bits: the
+# 32-byte binary ids and, per id, a uint32 tag (list id * 2, plus 1 for an id the list removed).
+holder_lists = Table(
+    "holder_lists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("object", Text, nullable=False),
+    Column("base", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("entries", Integer, nullable=False),
+    UniqueConstraint("object", "base", name="uq_holder_lists_object_base"),
+)
+
+holder_segments = Table(
+    "holder_segments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entries", Integer, nullable=False),
+)
+
+holder_blocks = Table(
+    "holder_blocks",
+    metadata,
+    Column("bits", Integer, primary_key=True, autoincrement=False),
+    Column("prefix", Integer, primary_key=True, autoincrement=False),
+    Column("segment", Integer, ForeignKey("holder_segments.id"), primary_key=True, autoincrement=False),
+    Column("ids", LargeBinary, nullable=False),
+    Column("tags", LargeBinary, nullable=False),
+)
+Index("ix_holder_blocks_segment", holder_blocks.c.segment)
+
 versions = Table(
     "versions",
     metadata,

@@ -1,4 +1,4 @@
-"""Commands about the ward itself: init, ledger (and its export and public key), verify."""
+"""Commands about the ward itself: init, ledger (and its export and public key), verify, reindex."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``init``, ``ledger`` and ``verify`` to ``app``."""
+    """Add ``init``, ``ledger``, ``verify`` and ``reindex`` to ``app``."""
     ledger_app = typer.Typer(help="Read the signed, hash-chained ledger.", invoke_without_command=True)
     app.add_typer(ledger_app, name="ledger")
 
@@ -227,6 +227,31 @@ def register(app: typer.Typer) -> None:
             console.print(tree)
         if not report.ok:
             raise typer.Exit(7)
+
+    @app.command()
+    @reports_errors
+    def reindex(
+        rebuild: Annotated[
+            bool,
+            typer.Option("--rebuild", help="Rebuild the whole index from the id lists (after verify reported it)."),
+        ] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Index, for trace, the record ids of contributions and versions recorded before the holder index
+        existed (a trace reads those lists itself until then, which is slower). Safe to run again; needs
+        the right to verify the ward. Runs on the ward's folder, not through a server."""
+        ward = open_ward()
+        if not isinstance(ward, Ward):
+            raise InputError("reindex runs on the ward itself", hint="run it where the ward's folder is, with --ward")
+        with working("Indexing id lists for trace", enabled=not as_json):
+            info = ward.reindex(rebuild=rebuild)
+        if as_json:
+            emit_json(info)
+        else:
+            console.print(
+                f"indexed {info['lists_added']} id lists; the index holds {info['lists']} lists, "
+                f"{info['entries']} entries in {info['segments']} segments"
+            )
 
 
 def write_text_atomically(path: Path, text: str) -> None:

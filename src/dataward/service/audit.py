@@ -20,6 +20,7 @@ from dataward.domain.schema import RECORD_ID
 from dataward.ledger.checkpoint import Checkpoint, extension
 from dataward.ledger.events import SIGNATURE_SPACING, Event, decode_stored, signatures_checked, verify_stored
 from dataward.ledger.signing import SignatureVerifier, key_fingerprint
+from dataward.service import holders
 from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
@@ -172,6 +173,7 @@ class AuditService(Service):
             self._verify_checkpoints(events, checkpoints, verifier, report)
             self._verify_projections(uc.conn, events, report)
             self._verify_records(uc.conn, events, report)
+            self._verify_holders(uc.conn, report)
             self._verify_objects(uc.conn, report)
             self._verify_versions(uc.conn, report)
         return report
@@ -404,6 +406,30 @@ class AuditService(Service):
             report.problems.append(
                 Problem("records", "altered_row", f"record {rid}", f"points at {actual}, expected {expected}")
             )
+
+    def _verify_holders(self, conn: Connection, report: VerifyReport) -> None:
+        """The holder index (which id lists hold a record, for ``trace``) must be exactly what the id
+        lists it names hold: an entry removed would hide a holder from a trace, one added would invent
+        one. A list it does not name is not a problem: ``trace`` reads that list itself."""
+        checked, problems = holders.verify_index(conn, self.store)
+        report.checked["holder_entries"] = checked
+        for kind, where, detail in problems:
+            report.problems.append(Problem("holders", kind, where, detail))
+        unindexed = holders.unindexed(conn)
+        if unindexed:
+            report.warnings.append(
+                f"{unindexed} id lists are not in the holder index (recorded before it): a trace reads them "
+                "itself, which is slower; `dataward reindex` indexes them"
+            )
+
+    def reindex(self, *, rebuild: bool = False) -> dict[str, int]:
+        """Index, for ``trace``, the id lists of every contribution and version recorded before the
+        holder index existed (safe to run again: what is indexed already is left as it is); with
+        ``rebuild``, rebuild the whole index from the lists (after ``verify`` found it altered). Needs
+        the right to verify the ward; writes no ledger event (the index is derived data that ``verify``
+        checks against the id lists)."""
+        with self.use_case(Action.VERIFY, Scope.ward(), write=True) as uc:
+            return holders.reindex(uc.conn, self.store, rebuild=rebuild)
 
     def _referenced_objects(self, conn: Connection) -> Iterator[tuple[str, str]]:
         for name, cols in OBJECT_COLUMNS.items():

@@ -33,7 +33,7 @@ from dataward.catalog.tables import quarantine
 from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conflict, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
-from dataward.service import auth, refusals
+from dataward.service import auth, holders, refusals
 from dataward.service.remembered import MISSING, ReadCache
 from dataward.store import ObjectStore
 
@@ -120,6 +120,8 @@ class UseCase:
     head: str | None = None
     """The ledger head this request read (a served read), under which ``remembered`` results hold."""
     reads: ReadCache | None = None
+    store: ObjectStore | None = None
+    """The object store, for indexing the id lists of the rows ``emit`` inserts (``service.holders``)."""
 
     @property
     def conn(self) -> Connection:
@@ -170,6 +172,8 @@ class UseCase:
             changes=changes,
             now=self.now,
         )
+        if self.store is not None:
+            holders.index_changes(self.conn, self.store, changes)
         self.events.append(event)
         return event
 
@@ -303,7 +307,7 @@ class WardContext:
                         self._touch(conn, caller, now)
                     if check:
                         auth.authorize(conn, caller, action, scope, now)
-                    case = UseCase(conn, caller, now, self.signer)
+                    case = UseCase(conn, caller, now, self.signer, store=self.store)
                     yield case
             else:
                 if self.callers is not None:
@@ -322,7 +326,7 @@ class WardContext:
                         caller, flush = self._authenticate(conn, now)
                         if check:
                             auth.authorize(conn, caller, action, scope, now)
-                        case = UseCase(conn, caller, now, self.signer, write=False)
+                        case = UseCase(conn, caller, now, self.signer, write=False, store=self.store)
                         yield case
                 if case.queued or case.checks or case.commit_actions:
                     caller = self._commit_read(case, action, scope, check=check, flush=flush)
@@ -372,6 +376,7 @@ class WardContext:
                             now=now,
                         )
                     )
+                    holders.index_changes(conn, self.store, q.changes)
                 for commit_action in case.commit_actions:
                     commit_action()
             if auth.touch_due(caller, now):

@@ -30,7 +30,8 @@ from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase
 from dataward.service.derived import lineage_index, taint_of
-from dataward.service.idsets import holders, id_set
+from dataward.service.holders import Lookups
+from dataward.service.idsets import id_set
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
 
@@ -97,7 +98,8 @@ class TraceService(Service):
         )
 
     def _trace_record(self, conn: Connection, record_id: str, allowed: set[str]) -> dict[str, Any]:
-        found = self._adding(conn, record_id, allowed)
+        lookups = Lookups(conn, self.store)
+        found = self._adding(conn, record_id, allowed, lookups)
         holders_ = self._facts_of(conn, found)
         reviews = {
             q.contribution_id: q
@@ -126,16 +128,19 @@ class TraceService(Service):
         if not holders_:
             raise NotFound(f"no contribution ever added record {record_id}")
         manifests = conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)).all()
-        digests = [v.manifest_object for v in manifests]
         facts_cache: dict[str, dict[str, Any]] = {}
 
         def holding(rid: str) -> list[dict[str, Any]]:
-            held = [manifests[i] for i in holders(self.store, digests, rid)]
+            held = [manifests[i] for i in lookups.of(rid).versions(manifests)]
             todo = [v for v in held if v.id not in facts_cache]
             facts_cache.update({v.id: f for v, f in zip(todo, _versions_facts(conn, todo), strict=True)})
             return [facts_cache[v.id] for v in held]
 
-        steps = self._visible_steps(conn, allowed)
+        steps = _Steps(
+            self.store,
+            conn.execute(_visible(transformations, allowed).order_by(transformations.c.created_at)).all(),
+            lookups,
+        )
         derived_from, ancestors = _walk(record_id, steps, backward=True)
         derived, descendants_ = _walk(record_id, steps, backward=False)
         in_versions = holding(record_id)
@@ -149,7 +154,7 @@ class TraceService(Service):
             # sources, principals and keys.
             "derived_from": [self.step_facts(conn, t, link) for t, link in derived_from],
             "origins": [
-                {"record": rid, "contributions": self._adders(conn, rid, allowed)} for rid in sorted(ancestors)
+                {"record": rid, "contributions": self._adders(conn, rid, allowed, lookups)} for rid in sorted(ancestors)
             ],
             # Forward: records made from this one by later steps, and the versions that hold them.
             "derived": made,
@@ -160,15 +165,17 @@ class TraceService(Service):
             ),
         }
 
-    def _adding(self, conn: Connection, record_id: str, allowed: set[str]) -> list[Any]:
+    def _adding(self, conn: Connection, record_id: str, allowed: set[str], lookups: Lookups | None = None) -> list[Any]:
         """The contribution rows (visible to the caller) whose additions hold ``record_id``, oldest
-        first: one search of the per-process index over every visible contribution's id list."""
+        first: from the catalog's holder index (``service.holders``), reading only the lists it does
+        not name."""
         listed = conn.execute(
             select(contributions.c.id, contributions.c.added_object)
             .where(contributions.c.dataset_id.in_(allowed))
             .order_by(contributions.c.created_at, contributions.c.id)
         ).all()
-        hits = [listed[i].id for i in holders(self.store, [c.added_object for c in listed], record_id)]
+        lookup = (lookups or Lookups(conn, self.store)).of(record_id)
+        hits = [listed[i].id for i in lookup.contributions([c.added_object for c in listed])]
         by_id = {c.id: c for c in _in(conn, select(contributions), contributions.c.id, hits)}
         return [by_id[i] for i in hits]
 
@@ -197,17 +204,11 @@ class TraceService(Service):
             "models": self._models_trained_on(conn, {v["id"] for v in holding + derived}),
         }
 
-    def _adders(self, conn: Connection, record_id: str, allowed: set[str]) -> list[dict[str, Any]]:
+    def _adders(
+        self, conn: Connection, record_id: str, allowed: set[str], lookups: Lookups | None = None
+    ) -> list[dict[str, Any]]:
         """The contributions (visible to the caller) that added ``record_id``."""
-        return self._facts_of(conn, self._adding(conn, record_id, allowed))
-
-    def _visible_steps(self, conn: Connection, allowed: set[str]) -> list[tuple[Any, Any]]:
-        """Every transformation into a dataset the caller may trace, with its record lineage indexed
-        both ways (by output record and by parent)."""
-        return [
-            (t, lineage_index(self.store, t.lineage_object))
-            for t in conn.execute(_visible(transformations, allowed).order_by(transformations.c.created_at))
-        ]
+        return self._facts_of(conn, self._adding(conn, record_id, allowed, lookups))
 
     def step_facts(self, conn: Connection, t: Any, link: dict[str, Any] | None = None) -> dict[str, Any]:
         """What a trace says of transformation ``t`` (and of one record's ``link`` through it)."""
@@ -506,9 +507,20 @@ def _in(conn: Connection, query: Any, column: Any, values: list[str]) -> list[An
     return out
 
 
-def _walk(
-    record_id: str, steps: list[tuple[Any, Any]], *, backward: bool
-) -> tuple[list[tuple[Any, dict[str, Any]]], set[str]]:
+class _Steps:
+    """The transformations (into datasets the caller may trace) whose record lineage may name a record,
+    each with its lineage indexed both ways (by output record and by parent): only the lineage objects
+    the holder index names for that record are read (and any it does not index)."""
+
+    def __init__(self, store: Any, steps: list[Any], lookups: Lookups) -> None:
+        self.store, self.steps, self.lookups = store, steps, lookups
+
+    def of(self, record_id: str) -> list[tuple[Any, Any]]:
+        at = self.lookups.of(record_id).lineages([t.lineage_object for t in self.steps])
+        return [(self.steps[i], lineage_index(self.store, self.steps[i].lineage_object)) for i in at]
+
+
+def _walk(record_id: str, steps: _Steps, *, backward: bool) -> tuple[list[tuple[Any, dict[str, Any]]], set[str]]:
     """Follow record lineage from ``record_id``: backward to the parents each step made it from, or
     forward to the records each step made from it, transitively. Returns the (step, link) pairs met,
     each ``link`` being ``{record_id, parents, note}``, and the records reached (not ``record_id``)."""
@@ -517,7 +529,7 @@ def _walk(
     frontier, seen = [record_id], {record_id}
     while frontier:
         rid = frontier.pop(0)
-        for t, index in steps:
+        for t, index in steps.of(rid):
             rows_ = index.by_child.get(rid, ()) if backward else index.by_parent.get(rid, ())
             links: dict[str, dict[str, Any]] = {}
             for row in rows_:

@@ -651,6 +651,12 @@ class Ward(OverContext):
         discrepancy."""
         return self.services.audit.verify(checkpoints=checkpoints, public_key=public_key, all_signatures=all_signatures)
 
+    def reindex(self, *, rebuild: bool = False) -> dict[str, int]:
+        """Index, for ``trace``, the id lists of contributions and versions recorded before the holder
+        index existed (``dataward reindex``); safe to run again. ``rebuild`` rebuilds the whole index
+        from the lists (after ``verify`` found it altered)."""
+        return self.services.audit.reindex(rebuild=rebuild)
+
     # --- checkpoints --------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
         """Sign a checkpoint of the ledger as it is now (kept in the ward and sent to the witness)."""

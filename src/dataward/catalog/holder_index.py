@@ -1,0 +1,256 @@
+"""The holder index: which id lists (contributions' additions, versions' manifests) hold a record.
+
+``trace`` from a record asks every contribution and version whether it holds the record. Answering
+from the id-list objects means reading and parsing every one of them in a fresh process. This index
+answers from the catalog instead, reading a handful of small blocks whatever the ward's size:
+
+* ``holder_lists`` names each indexed list: a contribution's added ids or a root version's manifest
+  (``base`` empty: every id is an entry), or a version's manifest as a change from its parent's
+  manifest (``base`` the parent's manifest: an entry per id added, an entry per id removed), so a
+  version does not repeat its parent's ids.
+* the entries, ``(32-byte id, tag)`` with ``tag = list id * 2 (+ 1 for a removal)``, are kept in
+  size-tiered segments (``holder_segments``): each list's entries become a new segment, and whenever
+  ``FANOUT`` segments share a size class they are merged into one. A ward of N entries has
+  ``O(FANOUT * log N)`` segments, and every entry is rewritten ``O(log N)`` times over the ward's life.
+* a segment is stored in blocks (``holder_blocks``) of about ``record_index.BLOCK_TARGET`` entries, one
+  per id prefix, as the record index stores chunks: a lookup reads one block per segment and
+  compares whole 32-byte ids.
+
+The index is derived data: nothing here is in the ledger, ``verify`` rebuilds it from the id lists and
+reports any difference, and a list the index does not name is read by ``trace`` itself (see
+``dataward.service.holders``), so a list recorded before the index existed, or whose name was removed
+from it, is never missed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select
+
+from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, bits_for, prefixes
+from dataward.catalog.tables import holder_blocks, holder_lists, holder_segments
+from dataward.domain.idarrays import ID_BYTES
+
+FANOUT = 4
+"""Segments of one size class merged at once (size class: ``floor(log_FANOUT(entries))``)."""
+REMOVED = 1
+"""Tag bit of an entry for an id a version removed from its parent's manifest."""
+
+
+@dataclass(frozen=True)
+class Entries:
+    """Index entries: ``binary[i]`` (32-byte ids, ``(n, 32)`` uint8) with ``tags[i]`` (uint32)."""
+
+    binary: np.ndarray
+    tags: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    @staticmethod
+    def empty() -> Entries:
+        return Entries(np.zeros((0, ID_BYTES), np.uint8), np.zeros(0, np.uint32))
+
+    @staticmethod
+    def join(parts: list[Entries]) -> Entries:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Entries.empty()
+        return Entries(np.concatenate([p.binary for p in parts]), np.concatenate([p.tags for p in parts]))
+
+
+def entries_of(list_id: int, added: np.ndarray, removed: np.ndarray | None = None) -> Entries:
+    """The entries of list ``list_id``: its ``added`` ids (or every id of a full list), and the ids it
+    ``removed`` from its base."""
+    removed = np.zeros((0, ID_BYTES), np.uint8) if removed is None else removed
+    tags = np.concatenate(
+        [np.full(len(added), list_id * 2, np.uint32), np.full(len(removed), list_id * 2 + REMOVED, np.uint32)]
+    )
+    return Entries(np.concatenate([added, removed]).reshape(-1, ID_BYTES), tags)
+
+
+IDS, LINEAGE = "ids", "lineage"
+"""Kinds of list: an id-list object (its record ids), or a lineage object (the outputs and parents it names)."""
+
+
+def listed(conn: Connection) -> dict[tuple[str, str], int]:
+    """Every indexed list: ``(object, base) -> list id`` (``base`` is ``""`` for a full list)."""
+    query = select(holder_lists.c.id, holder_lists.c.object, holder_lists.c.base)
+    return {(r.object, r.base): int(r.id) for r in conn.execute(query)}
+
+
+def is_listed(conn: Connection, object_: str, base: str) -> bool:
+    """Whether list ``object_`` (as a change from ``base``, or whole for ``""``) is indexed."""
+    found = conn.execute(
+        select(holder_lists.c.id).where(holder_lists.c.object == object_, holder_lists.c.base == base)
+    ).first()
+    return found is not None
+
+
+def add_list(
+    conn: Connection,
+    object_: str,
+    base: str,
+    added: np.ndarray,
+    removed: np.ndarray | None = None,
+    *,
+    kind: str = IDS,
+) -> bool:
+    """Index one list (inside the caller's write transaction): ``added`` holds the ids the list adds
+    to ``base`` (every id when ``base`` is ``""``), ``removed`` those it drops. Returns False when the
+    list was indexed already (objects are content-addressed, so it is the same list)."""
+    if is_listed(conn, object_, base):
+        return False
+    count = len(added) + (0 if removed is None else len(removed))
+    made = conn.execute(insert(holder_lists).values(object=object_, base=base, kind=kind, entries=count))
+    list_id = made.inserted_primary_key[0]
+    entries = entries_of(int(list_id), added, removed)
+    if len(entries):
+        _write_segment(conn, entries)
+        compact(conn)
+    return True
+
+
+def _size_class(entries: int) -> int:
+    return int(np.floor(np.log(max(entries, 1)) / np.log(FANOUT)))
+
+
+def _write_segment(conn: Connection, entries: Entries) -> int:
+    segment = int(conn.execute(insert(holder_segments).values(entries=len(entries))).inserted_primary_key[0])
+    bits = bits_for(len(entries))
+    keys = prefixes(entries.binary, bits)
+    order = np.lexsort((entries.tags, keys))  # by prefix, then tag: a segment's blocks come out the same
+    keys, binary, tags = keys[order], entries.binary[order], entries.tags[order]
+    cuts = np.flatnonzero(np.diff(keys)) + 1
+    starts = np.concatenate(([0], cuts)).tolist()
+    stops = np.concatenate((cuts, [len(keys)])).tolist()
+    values = [
+        {
+            "bits": bits,
+            "prefix": int(keys[a]),
+            "segment": segment,
+            "ids": binary[a:b].tobytes(),
+            "tags": tags[a:b].astype("<u4").tobytes(),
+        }
+        for a, b in zip(starts, stops, strict=True)
+    ]
+    conn.execute(insert(holder_blocks), values)
+    return segment
+
+
+def compact(conn: Connection) -> int:
+    """Merge segments while ``FANOUT`` of them share a size class; returns how many merges ran."""
+    merges = 0
+    while True:
+        classes: dict[int, list[int]] = defaultdict(list)
+        for seg, n in conn.execute(select(holder_segments.c.id, holder_segments.c.entries)):
+            classes[_size_class(int(n))].append(int(seg))
+        full = sorted(c for c, segs in classes.items() if len(segs) >= FANOUT)
+        if not full:
+            return merges
+        merging = sorted(classes[full[0]])
+        parts = [_segment_entries(conn, seg) for seg in merging]
+        conn.execute(delete(holder_blocks).where(holder_blocks.c.segment.in_(merging)))
+        conn.execute(delete(holder_segments).where(holder_segments.c.id.in_(merging)))
+        _write_segment(conn, Entries.join(parts))
+        merges += 1
+
+
+def _segment_entries(conn: Connection, segment: int) -> Entries:
+    blocks = conn.execute(
+        select(holder_blocks.c.ids, holder_blocks.c.tags)
+        .where(holder_blocks.c.segment == segment)
+        .order_by(holder_blocks.c.prefix)
+    ).all()
+    return _decode([(bytes(ids), bytes(tags)) for ids, tags in blocks])
+
+
+def _pairs_up(ids: bytes, tags: bytes) -> bool:
+    return len(ids) % ID_BYTES == 0 and len(tags) % 4 == 0 and len(ids) // ID_BYTES == len(tags) // 4
+
+
+def _decode(blocks: list[tuple[bytes, bytes]]) -> Entries:
+    # A block whose ids and tags do not pair up (damaged or edited) is left out; ``verify`` reports it.
+    whole = [b for b in blocks if _pairs_up(*b)]
+    if not whole:
+        return Entries.empty()
+    binary = np.frombuffer(b"".join(b[0] for b in whole), np.uint8).reshape(-1, ID_BYTES)
+    tags = np.frombuffer(b"".join(b[1] for b in whole), "<u4").astype(np.uint32)
+    return Entries(binary, tags)
+
+
+_LOOKUP = select(holder_blocks.c.ids, holder_blocks.c.tags).where(
+    or_(
+        *(
+            and_(holder_blocks.c.bits == bits, holder_blocks.c.prefix == bindparam(f"p{bits}"))
+            for bits in range(MAX_BITS + 1)
+        )
+    )
+)
+"""Every block that could hold an id: at each prefix width, the one prefix of that id (one statement,
+so that a merge of segments committed meanwhile is seen whole or not at all)."""
+
+
+def lookup(conn: Connection, digest: bytes) -> list[int]:
+    """The tags of every entry for the record whose 32-byte id is ``digest``: one statement reading one
+    block per segment, each candidate compared on the whole id."""
+    if len(digest) != ID_BYTES:
+        return []
+    query = np.frombuffer(digest, np.uint8).reshape(1, ID_BYTES)
+    params = {f"p{bits}": int(prefixes(query, bits)[0]) for bits in range(MAX_BITS + 1)}
+    blocks = conn.execute(_LOOKUP, params).all()
+    found = _decode([(bytes(ids), bytes(tags)) for ids, tags in blocks])
+    same = (found.binary == query).all(axis=1)
+    return sorted(set(found.tags[same].tolist()))
+
+
+def iter_blocks(conn: Connection) -> list[tuple[int, int, int, Entries | None]]:
+    """Every block as ``(bits, prefix, segment, entries)`` (``entries`` None when its ids and tags do
+    not pair up), for verification."""
+    c = holder_blocks.c
+    out: list[tuple[int, int, int, Entries | None]] = []
+    for bits, prefix, segment, ids, tags in conn.execute(
+        select(c.bits, c.prefix, c.segment, c.ids, c.tags).order_by(c.segment, c.prefix)
+    ):
+        ids, tags = bytes(ids), bytes(tags)
+        out.append((int(bits), int(prefix), int(segment), _decode([(ids, tags)]) if _pairs_up(ids, tags) else None))
+    return out
+
+
+def clear(conn: Connection) -> None:
+    """Drop every entry and list name (before rebuilding the index from the lists)."""
+    conn.execute(delete(holder_blocks))
+    conn.execute(delete(holder_segments))
+    conn.execute(delete(holder_lists))
+
+
+def stats(conn: Connection) -> dict[str, int]:
+    """How many lists, segments, blocks and entries the index holds."""
+    return {
+        "lists": int(conn.execute(select(func.count()).select_from(holder_lists)).scalar() or 0),
+        "segments": int(conn.execute(select(func.count()).select_from(holder_segments)).scalar() or 0),
+        "blocks": int(conn.execute(select(func.count()).select_from(holder_blocks)).scalar() or 0),
+        "entries": int(conn.execute(select(func.sum(holder_segments.c.entries))).scalar() or 0),
+    }
+
+
+__all__ = [
+    "BLOCK_TARGET",
+    "FANOUT",
+    "IDS",
+    "LINEAGE",
+    "REMOVED",
+    "Entries",
+    "add_list",
+    "clear",
+    "compact",
+    "entries_of",
+    "is_listed",
+    "iter_blocks",
+    "listed",
+    "lookup",
+    "stats",
+]

@@ -1,0 +1,275 @@
+"""Which contributions, versions and transformations hold a record, from the catalog's holder index.
+
+Writing: every contribution row inserted with an id list, every version row inserted with a manifest
+and every transformation row inserted with a lineage object is indexed in the same transaction
+(``index_changes``, called wherever events are appended); a version is indexed as the change from its
+parent's manifest, a lineage by the records it names (outputs and parents). ``reindex`` indexes what
+was recorded before the index existed (``dataward reindex``).
+
+Reading: ``contributions_holding`` and ``versions_holding`` answer from two catalog statements (the
+indexed lists, and one block per index segment) and read any list the index does not name from the
+object store (``dataward.service.idsets``), so a list recorded before the index, or missing from it,
+is still searched. ``verify_index`` rebuilds the index from the id lists and reports every difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from dataward.catalog import holder_index
+from dataward.catalog.projection import RowChange
+from dataward.catalog.tables import contributions, holder_lists, transformations, versions
+from dataward.domain.errors import DatawardError
+from dataward.domain.idarrays import ID_BYTES, ids_to_binary
+from dataward.domain.schema import RECORD_ID
+from dataward.service.idsets import holders
+from dataward.store import ObjectStore
+from dataward.store.tables import read_parquet_bytes
+
+
+def _ids(store: ObjectStore, digest: str, kind: str = holder_index.IDS) -> np.ndarray:
+    """The distinct record ids an object names, sorted, as 32-byte keys (``V32``): an id list's ids,
+    or a lineage object's outputs and parents. Ids that are not hex are left out (no trace can ask
+    for them)."""
+    columns = [RECORD_ID] if kind == holder_index.IDS else [RECORD_ID, "parent_id"]
+    table = read_parquet_bytes(store.get(digest), columns)
+    parts = []
+    for name in columns:
+        binary, valid = ids_to_binary(table.column(name))
+        parts.append(binary[valid])
+    joined = np.ascontiguousarray(np.concatenate(parts))
+    return np.unique(joined.view(f"V{ID_BYTES}").ravel())
+
+
+def _rows(keys: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(keys).view(np.uint8).reshape(-1, ID_BYTES)
+
+
+def expected(
+    store: ObjectStore, object_: str, base: str, kind: str = holder_index.IDS
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(added, removed)`` binary ids of list ``object_`` as a change from ``base`` (whole for ``""``)."""
+    new = _ids(store, object_, kind)
+    if not base:
+        return _rows(new), np.zeros((0, ID_BYTES), np.uint8)
+    old = _ids(store, base)
+    return _rows(np.setdiff1d(new, old, assume_unique=True)), _rows(np.setdiff1d(old, new, assume_unique=True))
+
+
+def index_list(conn: Connection, store: ObjectStore, object_: str, base: str, kind: str = holder_index.IDS) -> bool:
+    """Index one list unless it is indexed already; True when it was added."""
+    if holder_index.is_listed(conn, object_, base):
+        return False
+    added, removed = expected(store, object_, base, kind)
+    return holder_index.add_list(conn, object_, base, added, removed, kind=kind)
+
+
+def _parent_manifest(conn: Connection, parent_id: str | None) -> str:
+    if parent_id is None:
+        return ""
+    found = conn.execute(select(versions.c.manifest_object).where(versions.c.id == parent_id)).scalar()
+    return found or ""
+
+
+def index_changes(conn: Connection, store: ObjectStore, changes: Iterable[RowChange]) -> None:
+    """Index the id lists of the contribution and version rows that ``changes`` insert (called in the
+    transaction that applies them)."""
+    for change in changes:
+        if change.op != "insert":
+            continue
+        if change.table == "contributions" and change.values.get("added_object"):
+            index_list(conn, store, change.values["added_object"], "")
+        elif change.table == "versions" and change.values.get("manifest_object"):
+            base = _parent_manifest(conn, change.values.get("parent_id"))
+            index_list(conn, store, change.values["manifest_object"], base)
+        elif change.table == "transformations" and change.values.get("lineage_object"):
+            index_list(conn, store, change.values["lineage_object"], "", holder_index.LINEAGE)
+
+
+def reindex(conn: Connection, store: ObjectStore, *, rebuild: bool = False) -> dict[str, int]:
+    """Index every contribution's additions and every version's manifest not indexed yet (wards made
+    before the index), or, with ``rebuild``, the whole index again from the lists (after ``verify``
+    found it altered); returns how many lists were added and the index's size."""
+    if rebuild:
+        holder_index.clear(conn)
+    added = 0
+    for row in conn.execute(select(contributions.c.added_object).order_by(contributions.c.created_at)).all():
+        if row.added_object:
+            added += index_list(conn, store, row.added_object, "")
+    manifests = {r.id: r.manifest_object for r in conn.execute(select(versions.c.id, versions.c.manifest_object))}
+    query = select(versions.c.manifest_object, versions.c.parent_id).order_by(versions.c.created_at)
+    for row in conn.execute(query).all():
+        base = manifests.get(row.parent_id, "") if row.parent_id else ""
+        added += index_list(conn, store, row.manifest_object, base)
+    for row in conn.execute(select(transformations.c.lineage_object).order_by(transformations.c.created_at)).all():
+        if row.lineage_object:
+            added += index_list(conn, store, row.lineage_object, "", holder_index.LINEAGE)
+    return {"lists_added": added, **holder_index.stats(conn)}
+
+
+def unindexed(conn: Connection) -> int:
+    """How many contributions' and versions' id lists the index does not name."""
+    names = holder_index.listed(conn)
+    count = sum(
+        1
+        for r in conn.execute(select(contributions.c.added_object))
+        if r.added_object and (r.added_object, "") not in names
+    )
+    manifests = {r.id: r.manifest_object for r in conn.execute(select(versions.c.id, versions.c.manifest_object))}
+    for r in conn.execute(select(versions.c.manifest_object, versions.c.parent_id)):
+        base = manifests.get(r.parent_id, "") if r.parent_id else ""
+        count += (r.manifest_object, base) not in names
+    for r in conn.execute(select(transformations.c.lineage_object)):
+        count += bool(r.lineage_object) and (r.lineage_object, "") not in names
+    return count
+
+
+class Lookup:
+    """One record's entries in the index, with the lists the index names: read once per trace step."""
+
+    def __init__(
+        self, conn: Connection, store: ObjectStore, record_id: str, lists: dict[tuple[str, str], int] | None = None
+    ) -> None:
+        self.store = store
+        self.record_id = record_id
+        # The names first: a list named here had its entries written in the same transaction, so the
+        # block read that follows (one statement) sees them even if a merge of segments ran between.
+        self.lists = holder_index.listed(conn) if lists is None else lists
+        try:
+            digest = bytes.fromhex(record_id)
+        except ValueError:
+            digest = b""
+        tags = holder_index.lookup(conn, digest)
+        self.added = {t >> 1 for t in tags if not t & holder_index.REMOVED}
+        self.removed = {t >> 1 for t in tags if t & holder_index.REMOVED}
+
+    def contributions(self, objects: Sequence[str | None]) -> list[int]:
+        """Positions in ``objects`` (contributions' added-id lists) of the lists holding the record."""
+        hit, unindexed = self._whole(objects)
+        if unindexed:
+            found = holders(self.store, [objects[i] for i in unindexed], self.record_id)
+            hit.update(unindexed[j] for j in found)
+        return sorted(hit)
+
+    def lineages(self, objects: Sequence[str | None]) -> list[int]:
+        """Positions in ``objects`` (transformations' lineage objects) of those that may name the record:
+        those the index says name it, and those it does not index (the caller reads them)."""
+        hit, unindexed = self._whole(objects)
+        return sorted(hit | set(unindexed))
+
+    def _whole(self, objects: Sequence[str | None]) -> tuple[set[int], list[int]]:
+        hit: set[int] = set()
+        unindexed: list[int] = []
+        for i, obj in enumerate(objects):
+            if obj is None:
+                continue
+            lid = self.lists.get((obj, ""))
+            if lid is None:
+                unindexed.append(i)
+            elif lid in self.added:
+                hit.add(i)
+        return hit, unindexed
+
+    def versions(self, rows: Sequence[Any]) -> list[int]:
+        """Positions in ``rows`` (version rows: ``id``, ``manifest_object``, ``parent_id``) of the
+        versions whose manifest holds the record."""
+        by_id = {v.id: v for v in rows}
+
+        def key(v: Any) -> tuple[str, str] | None:
+            if v.parent_id is None:
+                return (v.manifest_object, "")
+            parent = by_id.get(v.parent_id)
+            return None if parent is None else (v.manifest_object, parent.manifest_object)
+
+        unindexed = [v for v in rows if key(v) is None or key(v) not in self.lists]
+        read = holders(self.store, [v.manifest_object for v in unindexed], self.record_id)
+        held: dict[str, bool] = {v.id: False for v in unindexed}
+        held.update({unindexed[j].id: True for j in read})
+
+        def holds(v: Any) -> bool:
+            # Up the parent chain to a version whose own change settles it, then back down.
+            chain = []
+            while v.id not in held:
+                lid = self.lists[key(v)]  # type: ignore[index]
+                if lid in self.removed:
+                    held[v.id] = False
+                elif lid in self.added:
+                    held[v.id] = True
+                elif v.parent_id is None:
+                    held[v.id] = False
+                else:
+                    chain.append(v)
+                    v = by_id[v.parent_id]
+            answer = held[v.id]
+            for c in chain:
+                held[c.id] = answer
+            return answer
+
+        return [i for i, v in enumerate(rows) if holds(v)]
+
+
+class Lookups:
+    """The :class:`Lookup` of each record a trace asks about, each made once, over one reading of the
+    indexed lists' names."""
+
+    def __init__(self, conn: Connection, store: ObjectStore) -> None:
+        self.conn, self.store = conn, store
+        self._lists: dict[tuple[str, str], int] | None = None
+        self._found: dict[str, Lookup] = {}
+
+    def of(self, record_id: str) -> Lookup:
+        if record_id not in self._found:
+            if self._lists is None:
+                self._lists = holder_index.listed(self.conn)
+            self._found[record_id] = Lookup(self.conn, self.store, record_id, self._lists)
+        return self._found[record_id]
+
+
+def verify_index(conn: Connection, store: ObjectStore) -> tuple[int, list[tuple[str, str, str]]]:
+    """Rebuild the holder index from the id lists it names and compare: returns the entries checked
+    and ``(kind, where, detail)`` for every difference (an entry missing, added, altered or filed
+    under the wrong prefix; a block whose ids and tags do not pair up)."""
+    problems: list[tuple[str, str, str]] = []
+    names = {int(r.id): (r.object, r.base) for r in conn.execute(select(holder_lists))}
+    kinds = {int(r.id): r.kind for r in conn.execute(select(holder_lists.c.id, holder_lists.c.kind))}
+    want: list[holder_index.Entries] = []
+    for lid, (object_, base) in sorted(names.items()):
+        try:
+            added, removed = expected(store, object_, base, kinds[lid])
+        except DatawardError:
+            continue  # an object that cannot be read is reported by the object check
+        want.append(holder_index.entries_of(lid, added, removed))
+    have: list[holder_index.Entries] = []
+    for bits, prefix, segment, entries in holder_index.iter_blocks(conn):
+        where = f"holder index block {prefix}/{bits} of segment {segment}"
+        if entries is None:
+            problems.append(("altered_row", where, "its ids and tags do not pair up"))
+            continue
+        misplaced = holder_index.prefixes(entries.binary, bits) != prefix
+        if misplaced.any():
+            problems.append(("altered_row", where, f"{int(misplaced.sum())} entries filed under another id prefix"))
+        have.append(entries)
+    wanted, held = _keyed(holder_index.Entries.join(want)), _keyed(holder_index.Entries.join(have))
+    missing = np.setdiff1d(wanted, held)
+    extra = np.setdiff1d(held, wanted)
+    for kind, rows_, detail in (("missing_row", missing, "entries missing"), ("extra_row", extra, "entries not in")):
+        tags = np.frombuffer(rows_.tobytes(), np.uint8).reshape(-1, ID_BYTES + 4)[:, ID_BYTES:]
+        lists, counts = np.unique(tags.copy().view(">u4").ravel() >> 1, return_counts=True)
+        for lid, n in zip(lists.tolist(), counts.tolist(), strict=True):
+            object_, base = names.get(lid, (f"#{lid} (no such list)", ""))
+            what = f"id list {object_}" + (f" (change from {base})" if base else "")
+            problems.append((kind, f"holder index of {what}", f"{n} {detail} the list"))
+    return len(held), problems
+
+
+def _keyed(entries: holder_index.Entries) -> np.ndarray:
+    """Entries as sortable 36-byte keys (id, then big-endian tag), distinct."""
+    rows = np.concatenate([entries.binary, entries.tags.astype(">u4").view(np.uint8).reshape(-1, 4)], axis=1)
+    return np.unique(np.ascontiguousarray(rows).view(f"V{ID_BYTES + 4}").ravel())
+
+
+__all__ = ["Lookup", "Lookups", "expected", "index_changes", "index_list", "reindex", "unindexed", "verify_index"]

@@ -1,0 +1,251 @@
+"""The holder index (which contributions and versions hold a record, kept in the catalog for ``trace``):
+it gives what reading every id list gives, a trace from a record reads only the lists of the records'
+own contributions, wards made before it still trace correctly and are indexed by ``reindex``, and an
+index edited behind the ward's back is reported by ``verify``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import delete, insert, inspect, select, update
+
+from dataward.catalog import holder_index
+from dataward.catalog.database import MIGRATIONS
+from dataward.catalog.tables import contributions, holder_blocks, holder_lists, holder_segments, versions
+from dataward.domain.schema import Schema
+from dataward.service import derived, idsets
+from dataward.service.recordstore import manifest_ids, read_ids
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+
+
+@pytest.fixture(autouse=True)
+def _cold() -> None:
+    idsets.clear()
+    derived.clear()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite ward built once for the module; each test works on its own copy."""
+    folder = tmp_path_factory.mktemp("holders")
+    _ward(folder).db.dispose()
+    return folder / "ward"
+
+
+def _copy(built: Path, tmp_path: Path) -> Ward:
+    shutil.copytree(built, tmp_path / "ward")
+    return Ward.open(tmp_path / "ward")
+
+
+def _ward(tmp_path: Path, catalog_url: str | None = None) -> Ward:
+    """Two contributions merged (v1, v2), a third quarantined after merging (v3, then the rollback v4,
+    which removes its records: a version that is a removal from its parent)."""
+    ward, _ = Ward.init(tmp_path / "ward", catalog_url=catalog_url)
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    ward.set_policy("wine", NO_APPROVALS_POLICY)
+    for i, (a, b) in enumerate([(0, 40), (30, 70), (70, 90)]):
+        info = ward.contribute("wine", write_csv(tmp_path / f"{i}.csv", wine_rows(a, b)), source=f"s3://b/{i}.csv")
+        merge_reviewed(ward, info["ref"])
+    ward.quarantine_contribution("wine#3", reason="test: bad batch")
+    return ward
+
+
+def _truth(ward: Ward, record_id: str) -> tuple[list[str], list[str]]:
+    """The contributions and versions holding a record, by reading every list."""
+    with ward.db.reading() as conn:
+        cs = conn.execute(select(contributions).order_by(contributions.c.created_at)).all()
+        vs = conn.execute(select(versions).order_by(versions.c.created_at)).all()
+    held_c = [f"wine#{c.number}" for c in cs if record_id in read_ids(ward.store, c.added_object)]
+    held_v = [f"wine@v{v.number}" for v in vs if record_id in manifest_ids(ward.store, v.manifest_object)]
+    return held_c, held_v
+
+
+def _traced(ward: Ward, record_id: str) -> tuple[list[str], list[str]]:
+    idsets.clear()
+    out = ward.trace(record_id)
+    return [c["ref"] for c in out["contributions"]], [v["ref"] for v in out["versions"]]
+
+
+def _added(ward: Ward, number: int) -> str:
+    with ward.db.reading() as conn:
+        return conn.execute(select(contributions.c.added_object).where(contributions.c.number == number)).scalar_one()
+
+
+def _samples(ward: Ward) -> list[str]:
+    ids = [read_ids(ward.store, _added(ward, n)) for n in (1, 2, 3)]
+    # Only in #1; in #1 and #2 (the overlap); only in #2; in the quarantined #3 (in v3, not in v4).
+    return [ids[0][0], ids[0][35], ids[1][-1], ids[2][5]]
+
+
+def test_trace_answers_from_the_index_and_reads_only_the_holders_lists(built: Path, tmp_path: Path) -> None:
+    ward = _copy(built, tmp_path)
+    with ward.db.reading() as conn:
+        assert holder_index.stats(conn)["lists"] == 7  # three contributions, four versions
+    for rid in _samples(ward):
+        assert _traced(ward, rid) == _truth(ward, rid)
+        # A cold trace parsed no list but those of the contributions that added the record (for its row).
+        holding = {_added(ward, int(c["ref"].split("#")[1])) for c in ward.trace(rid)["contributions"]}
+        idsets.clear()
+        ward.trace(rid)
+        assert set(idsets._cache) == holding
+    quarantined = _samples(ward)[3]
+    assert _traced(ward, quarantined)[1] == ["wine@v3"]  # the rollback v4 removed it
+    # An id no list holds is found nowhere; a near miss sharing its first 8 bytes is not confused.
+    near = _samples(ward)[0][:16] + "0" * 48
+    with pytest.raises(Exception, match="no contribution ever added"):
+        ward.trace(near)
+    report = ward.verify()
+    assert report.ok and report.checked["holder_entries"] > 0 and report.warnings == []
+
+
+def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path) -> None:
+    ward, _ = Ward.init(tmp_path / "ward")
+    rng = np.random.default_rng(3)
+    lists = [rng.integers(0, 256, size=(int(rng.integers(1, 300)), 32), dtype=np.uint8) for _ in range(60)]
+    with ward.db.transaction() as conn:
+        for i, ids in enumerate(lists):
+            assert holder_index.add_list(conn, f"obj{i}", "", ids)
+        assert not holder_index.add_list(conn, "obj0", "", lists[0])  # indexed once
+        stats = holder_index.stats(conn)
+        assert stats["entries"] == sum(len(x) for x in lists)
+        # Size-tiered: fewer than FANOUT segments per size class.
+        sizes = [n for (n,) in conn.execute(select(holder_segments.c.entries))]
+        classes = [int(np.log(n) // np.log(holder_index.FANOUT)) for n in sizes]
+        assert max(classes.count(c) for c in set(classes)) < holder_index.FANOUT
+        names = {v: k[0] for k, v in holder_index.listed(conn).items()}
+        for i in (0, 17, 59):
+            for row in (0, len(lists[i]) - 1):
+                found = {names[t >> 1] for t in holder_index.lookup(conn, lists[i][row].tobytes())}
+                assert f"obj{i}" in found
+
+
+def _alembic(ward: Ward, action: str, target: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with ward.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, target)
+
+
+def test_a_ward_made_before_the_index_traces_the_same_and_is_indexed_by_reindex(
+    tmp_path: Path, catalog_url: str | None
+) -> None:
+    ward = _ward(tmp_path, catalog_url)
+    samples = _samples(ward)
+    expected = {rid: _truth(ward, rid) for rid in samples}
+    # The schema of a ward from before the index: the step drops its tables, and upgrading makes them empty.
+    _alembic(ward, "downgrade", "0008")
+    with ward.db.reading() as conn:
+        assert not {"holder_lists", "holder_blocks", "holder_segments"} & set(inspect(conn).get_table_names())
+    old = Ward.open(ward.folder)
+    with old.db.reading() as conn:
+        assert holder_index.stats(conn)["lists"] == 0
+    for rid in samples:
+        assert _traced(old, rid) == expected[rid]  # every list read, as before the index
+    report = old.verify()
+    assert report.ok and any("dataward reindex" in w for w in report.warnings)
+    assert old.reindex()["lists_added"] == 7
+    assert old.reindex()["lists_added"] == 0
+    for rid in samples:
+        assert _traced(old, rid) == expected[rid]
+    report = old.verify()
+    assert report.ok and report.warnings == []
+
+
+def _entry_block(conn, record_id: str):  # type: ignore[no-untyped-def]
+    """The block holding a record's entries, and the index of its first entry in it."""
+    digest = np.frombuffer(bytes.fromhex(record_id), np.uint8)
+    for block in conn.execute(select(holder_blocks)).all():
+        ids = np.frombuffer(bytes(block.ids), np.uint8).reshape(-1, 32)
+        at = np.flatnonzero((ids == digest).all(axis=1))
+        if len(at):
+            return block, int(at[0])
+    raise AssertionError("no entry")
+
+
+def _where(block) -> dict:  # type: ignore[no-untyped-def]
+    return {"bits": block.bits, "prefix": block.prefix, "segment": block.segment}
+
+
+def _edit(ward: Ward, statement) -> None:  # type: ignore[no-untyped-def]
+    with ward.db.engine.begin() as conn:
+        conn.execute(statement)
+
+
+def test_an_index_edited_behind_the_wards_back_is_reported_by_verify(built: Path, tmp_path: Path) -> None:
+    ward = _copy(built, tmp_path)
+    rid = _samples(ward)[0]
+    c = holder_blocks.c
+
+    # 1. The attacker drops a record's entry from its block: a trace would miss the holder; verify says so.
+    with ward.db.reading() as conn:
+        block, at = _entry_block(conn, rid)
+    ids, tags = bytes(block.ids), bytes(block.tags)
+    cut = {"ids": ids[: at * 32] + ids[at * 32 + 32 :], "tags": tags[: at * 4] + tags[at * 4 + 4 :]}
+    _edit(ward, update(holder_blocks).where(*(c[k] == v for k, v in _where(block).items())).values(**cut))
+    report = ward.verify()
+    assert not report.ok
+    assert {(p.area, p.kind) for p in report.problems} == {("holders", "missing_row")}
+
+    # 2. ... or points the entry at another list (the tag names a list that does not hold the record).
+    other = bytearray(tags)
+    other[at * 4 : at * 4 + 4] = (int.from_bytes(tags[at * 4 : at * 4 + 4], "little") ^ 2).to_bytes(4, "little")
+    _edit(
+        ward,
+        update(holder_blocks).where(*(c[k] == v for k, v in _where(block).items())).values(ids=ids, tags=bytes(other)),
+    )
+    kinds = {(p.area, p.kind) for p in ward.verify().problems}
+    assert {("holders", "missing_row"), ("holders", "extra_row")} <= kinds
+
+    # 3. ... or files it under another prefix, where no lookup would look.
+    _edit(ward, update(holder_blocks).where(*(c[k] == v for k, v in _where(block).items())).values(ids=ids, tags=tags))
+    assert ward.verify().ok
+    with ward.db.reading() as conn:
+        beside = conn.execute(
+            select(holder_blocks).where(c.segment == block.segment, c.bits == block.bits, c.prefix == block.prefix ^ 1)
+        ).first()
+    entry = {"ids": ids[at * 32 : at * 32 + 32], "tags": tags[at * 4 : at * 4 + 4]}
+    if beside is None:
+        _edit(
+            ward, insert(holder_blocks).values(bits=block.bits, prefix=block.prefix ^ 1, segment=block.segment, **entry)
+        )
+    else:
+        _edit(
+            ward,
+            update(holder_blocks)
+            .where(*(c[k] == v for k, v in _where(beside).items()))
+            .values(ids=bytes(beside.ids) + entry["ids"], tags=bytes(beside.tags) + entry["tags"]),
+        )
+    _edit(ward, update(holder_blocks).where(*(c[k] == v for k, v in _where(block).items())).values(**cut))
+    problems = ward.verify().problems
+    assert any(p.area == "holders" and "another id prefix" in p.detail for p in problems)
+
+    # 4. ... or removes the name of a list: its entries are then no list's (verify), and a trace reads
+    # that list itself, so it still finds the holder.
+    _edit(ward, update(holder_blocks).where(*(c[k] == v for k, v in _where(block).items())).values(ids=ids, tags=tags))
+    if beside is None:
+        _edit(ward, delete(holder_blocks).where(c.prefix == block.prefix ^ 1, c.segment == block.segment))
+    else:
+        _edit(
+            ward,
+            update(holder_blocks)
+            .where(*(c[k] == v for k, v in _where(beside).items()))
+            .values(ids=bytes(beside.ids), tags=bytes(beside.tags)),
+        )
+    assert ward.verify().ok
+    truth = _truth(ward, rid)
+    first = _added(ward, 1)
+    _edit(ward, delete(holder_lists).where(holder_lists.c.object == first, holder_lists.c.base == ""))
+    assert _traced(ward, rid) == truth
+    report = ward.verify()
+    assert [(p.area, p.kind) for p in report.problems] == [("holders", "extra_row")]
+    # The repair: the index rebuilt from the lists.
+    assert ward.reindex(rebuild=True)["lists_added"] == 7
+    assert ward.verify().ok

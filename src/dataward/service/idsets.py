@@ -14,7 +14,9 @@ from the parsed lists, extended as new lists appear), then confirms each candida
 a lookup costs a binary search whatever the number of lists.
 
 Only lookups for lineage go through here; reads that serve data (export, load, verify) still read
-and check the objects themselves.
+and check the objects themselves. ``trace`` asks the catalog's holder index first
+(``dataward.service.holders``) and comes here only for the lists that index does not name (a ward
+made before it, until ``dataward reindex``) and for a holder's row.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ def test_an_owner_cannot_switch_the_gate_off(team: dict[str, Ward]) -> None:
         ("gate:\n  block_p: 1.0e-9\n", "gate.block_p"),
         ("gate:\n  review_p: 1.0e-3\n", "gate.review_p"),
         ("gate:\n  alpha: 0.001\n", "gate.alpha"),
+        ("gate:\n  flag_fdr: 0.05\n", "gate.flag_fdr"),
         ("gate:\n  max_validation_drop: 0.05\n", "gate.max_validation_drop"),
         ("gate:\n  reference_size: 100\n", "gate.reference_size"),
         ("gate:\n  options:\n    outliers: {k: 5}\n", "gate.options.outliers"),
@@ -73,12 +74,16 @@ def test_each_weakening_alone_needs_an_admin(team: dict[str, Ward], policy: str,
 def test_an_owner_may_tighten_and_an_admin_may_weaken_on_the_record(team: dict[str, Ward]) -> None:
     admin, alice = team["admin"], team["alice"]
     weakened_before = len(admin.ledger(types=["policy.gate_weakened"]))
-    tighter = "approvals:\n  required: 2\ngate:\n  block_p: 1.0e-4\n  alpha: 0.05\n  max_validation_drop: 0.01\n"
+    tighter = (
+        "approvals:\n  required: 2\ngate:\n  block_p: 1.0e-4\n  alpha: 0.05\n  max_validation_drop: 0.01\n"
+        "  flag_fdr: null\n"  # every record flagged at alpha goes to the review queue
+    )
     assert alice.set_policy("other", tighter)["weakened"] == []
     assert len(admin.ledger(types=["policy.gate_weakened"])) == weakened_before
     # Back to the ward's defaults is weaker than now: the owner may not.
-    with pytest.raises(PolicyViolation, match=re.escape("gate.alpha: lowered from 0.05 to 0.01")):
+    with pytest.raises(PolicyViolation, match=re.escape("gate.alpha: lowered from 0.05 to 0.01")) as back:
         alice.set_policy("other", "")
+    assert "gate.flag_fdr: lowered from None to 0.2" in back.value.message
     # An admin may, and the weakening is an event of its own, naming what got weaker.
     out = admin.set_policy("other", SWITCHED_OFF)
     assert {w["field"] for w in out["weakened"]} >= {"gate.detectors", "gate.block_p", "approvals.required"}

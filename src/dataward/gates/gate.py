@@ -13,7 +13,9 @@ Verdict semantics (docs/gates.md, "What a verdict means"):
 * ``pass`` otherwise.
 
 Flags: each of the ``m`` detectors that flag records by p-value (``flags_records``) flags at
-``alpha / m``, so the union of flags keeps the policy's per-record false-positive rate ``alpha``. A
+``alpha / m``, so the union of flags keeps the policy's per-record false-positive rate ``alpha``; the
+verdict counts those. The review queue holds the flags that also pass a false-discovery-rate check
+(``queued_flags``, policy ``flag_fdr``), so that a reviewer meets mostly poisoned records. A
 record's combined score is ``1 - F(-2 sum_d log p_d)`` with ``F`` the chi-square law with ``2m``
 degrees of freedom (Fisher's combination): unlike the Bonferroni minimum, it does not let the smallest
 of ``m`` uniform p-values of a clean record outrank a flip that one detector sees clearly and others
@@ -31,7 +33,7 @@ from scipy import stats
 
 from dataward.domain.schema import Schema
 from dataward.gates.base import DetectorResult, Evidence, Requirement, registered
-from dataward.gates.calibration import betabinom_tail, binomial_p_value, p_text
+from dataward.gates.calibration import betabinom_tail, binomial_p_value, fdr_confirmed, p_text
 from dataward.gates.policy import GatePolicy
 
 _MISSING = {
@@ -80,6 +82,29 @@ def combine_records(results: dict[str, DetectorResult], n: int) -> tuple[np.ndar
     combined = stats.chi2.sf(statistic, 2 * stacked.shape[0])
     flagged = np.vstack([r.flagged for r in results.values()]).any(axis=0)
     return np.clip(1.0 - combined, 0.0, 1.0), flagged
+
+
+def queued_flags(results: dict[str, DetectorResult], n: int, flag_fdr: float | None) -> np.ndarray:
+    """The flagged records that go to the review queue: each record-flagging detector's flags that
+    survive ``calibration.fdr_confirmed`` at ``flag_fdr``, and every flag of the detectors that flag
+    only on evidence (a trigger's carriers, a blocked cluster's members). ``None``: every flag."""
+    if not results:
+        return np.zeros(n, dtype=bool)
+    if flag_fdr is None:
+        return np.vstack([r.flagged for r in results.values()]).any(axis=0)
+    available = registered()
+    by_p_value = [name for name, r in results.items() if available[name].flags_records and r.alpha is not None]
+    # Each of the m detectors checks at flag_fdr / m: the queue's clean records are at most the sum of
+    # theirs and it holds at least each detector's share, so its false discovery rate stays below
+    # flag_fdr (the same split as alpha's).
+    share = flag_fdr / max(len(by_p_value), 1)
+    queued = np.zeros(n, dtype=bool)
+    for name, r in results.items():
+        if name in by_p_value:
+            queued |= fdr_confirmed(r.p_values, r.flagged, float(r.alpha or 0.0), r.n_calibration, share)
+        else:
+            queued |= r.flagged
+    return queued
 
 
 def verdict(

@@ -6,6 +6,7 @@ be hashed into the gate run's ledger event (``config_hash``): the same policy al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -45,6 +46,10 @@ class GatePolicy:
     """Records of the baseline (stratified sample) that detectors fit and calibrate on; exact
     duplicate detection always covers the whole baseline."""
     self_reference_folds: int = 5
+    flag_fdr: float | None = 0.2
+    """Largest expected share of clean records among a detector's flags in the review queue
+    (Benjamini-Hochberg over the contribution, ``calibration.fdr_confirmed``); ``None`` queues every
+    record flagged at ``alpha``. The verdict's tests count the flags at ``alpha`` either way."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "detectors", tuple(str(d) for d in self.detectors))
@@ -61,6 +66,15 @@ class GatePolicy:
             raise InputError(f"policy max_validation_drop must be in [0, 1], got {self.max_validation_drop!r}")
         if int(self.reference_size) < 50:
             raise InputError(f"policy reference_size must be at least 50, got {self.reference_size!r}")
+        if self.flag_fdr is not None and (
+            isinstance(self.flag_fdr, bool)
+            or not isinstance(self.flag_fdr, int | float)
+            or not 0.0 < float(self.flag_fdr) < 1.0
+        ):
+            raise InputError(
+                f"policy flag_fdr must be a number strictly between 0 and 1, or null, got {self.flag_fdr!r}",
+                hint="null sends every record flagged at alpha to the review queue",
+            )
         if int(self.self_reference_folds) < 2:
             raise InputError("policy self_reference_folds must be at least 2")
         for key, value in self.options.items():
@@ -132,6 +146,7 @@ class GatePolicy:
             "options": {k: dict(v) for k, v in sorted(self.options.items())},
             "reference_size": int(self.reference_size),
             "self_reference_folds": int(self.self_reference_folds),
+            "flag_fdr": None if self.flag_fdr is None else float(self.flag_fdr),
         }
 
     def resolved_detectors(self) -> dict[str, str]:
@@ -150,7 +165,8 @@ class GatePolicy:
     def weakenings_from(self, before: GatePolicy) -> list[Weakening]:
         """Every way this policy lets more through than ``before`` (see docs/access.md, "Weakening").
 
-        Fewer detectors run; a lower ``alpha``, ``review_p`` or ``block_p``; a wider
+        Fewer detectors run; a lower ``alpha``, ``review_p``, ``block_p`` or ``flag_fdr`` (``None``, every
+        flag queued, is the highest); a wider
         ``max_validation_drop``; a smaller ``reference_size`` or fewer ``self_reference_folds``. Detector
         options and featurizers cannot be ranked stricter or looser in general, so any change to them
         counts (an admin may still make it). ``seed`` is neutral.
@@ -171,6 +187,16 @@ class GatePolicy:
             old, new = float(getattr(before, name)), float(getattr(self, name))
             if new < old:
                 found.append(Weakening(f"gate.{name}", old, new, f"lowered from {old:g} to {new:g}: {effect}"))
+        old_fdr, new_fdr = _queue_share(before.flag_fdr), _queue_share(self.flag_fdr)
+        if new_fdr < old_fdr:
+            found.append(
+                Weakening(
+                    "gate.flag_fdr",
+                    before.flag_fdr,
+                    self.flag_fdr,
+                    f"lowered from {before.flag_fdr} to {self.flag_fdr}: fewer flagged records reach the review queue",
+                )
+            )
         old_drop, new_drop = float(before.max_validation_drop), float(self.max_validation_drop)
         if new_drop > old_drop:
             found.append(
@@ -211,3 +237,8 @@ class GatePolicy:
                     )
                 )
         return found
+
+
+def _queue_share(flag_fdr: float | None) -> float:
+    """``flag_fdr`` ranked for weakening: ``None`` queues every flag, more than any share does."""
+    return math.inf if flag_fdr is None else float(flag_fdr)

@@ -23,7 +23,14 @@ from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, 
 from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.engine import Engine, engine_for
 from dataward.gates.features import FeaturePipeline
-from dataward.gates.gate import combine_records, flagging_detectors, group_summaries, select_detectors, verdict
+from dataward.gates.gate import (
+    combine_records,
+    flagging_detectors,
+    group_summaries,
+    queued_flags,
+    select_detectors,
+    verdict,
+)
 from dataward.gates.hashing import input_hashes
 from dataward.gates.inputs import Normalized, group_arrays, normalize, take_rows
 from dataward.gates.neighbours import clear_cache, knn
@@ -34,6 +41,7 @@ from dataward.gates.partitioned import (
     ScoreState,
     Survey,
     concat_records,
+    give_samples,
     is_partitioned,
     partitions_of,
     score_one,
@@ -231,6 +239,19 @@ def _scan(
             # The record stage: every record scored from the fitted state alone, here or partition by
             # partition on the engine's workers.
             staged = {name: d for name, d in detectors.items() if d.record_stage}
+            give_samples(
+                staged,
+                n_contrib,
+                np.fromiter((codes[v] for v in contrib_labels), dtype=np.int64, count=n_contrib),
+                lambda positions: (
+                    take_rows(contrib.table, positions)
+                    if contrib is not None
+                    else take(runner, parts, plan, positions, schema)  # type: ignore[arg-type]
+                ),
+                pipeline,
+                timings,
+                skipped,
+            )
             records: dict[str, dict[str, np.ndarray]] = {}
             if contrib is not None:
                 features = fitted_rows[n_ref:] if whole else pipeline.transform(contrib.table)
@@ -295,8 +316,9 @@ def _scan(
                 max_validation_drop=policy.max_validation_drop,
             )
             results, fitted = _self_reference(run, contribution_data, context, policy, skipped)
-        scores, flagged = combine_records(results, len(contrib))
-        verdict_, reasons, _ = verdict(results, flagged, policy)
+        scores, flagged_at_alpha = combine_records(results, len(contrib))
+        verdict_, reasons, _ = verdict(results, flagged_at_alpha, policy)
+        flagged = queued_flags(results, len(contrib), policy.flag_fdr)
         records = RecordScores(
             rows=contrib.rows,
             record_ids=list(contrib.record_ids or []),
@@ -331,7 +353,7 @@ def _scan(
         policy=policy.to_dict(),
         results=results,
         records=records,
-        groups=group_summaries(group_values, flagged, policy),
+        groups=group_summaries(group_values, flagged_at_alpha, policy),
         findings=findings,
         skipped=skipped,
         extras=extras,

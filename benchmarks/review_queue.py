@@ -1,0 +1,122 @@
+"""The review queue against the flags at alpha: precision and recall of what a reviewer is shown.
+
+Each case is scanned once with the default policy (``flag_fdr`` 0.2). The report gives both sets: the
+queue (``records.flagged``) and every detector's flags at alpha (``records.detector_flags``, what the
+verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records' scores, which the
+queue does not change.
+
+    python -m benchmarks.review_queue [--group tuning|heldout|fixed|benign|all] [--out FILE.json]
+
+Rows print as they finish; ``--out`` keeps them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import shifts
+from benchmarks.attacks import ATTACKS, build
+from benchmarks.attacks.fixed_counts import fixed_count
+from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
+from benchmarks.metrics import auroc, recall_at_fpr
+from dataward.gates import scan
+
+FIXED = [(kind, count, 5000) for kind in ("text_trigger", "image_patch", "label_flip") for count in (25, 50, 100)]
+
+
+def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
+    """(group, name, case, poison mask) for every case of ``group``."""
+    if group in ("tuning", "all"):
+        for name in ATTACKS:
+            case = build(name, 0)
+            yield "tuning attack", name, case, np.asarray(case.poison, dtype=bool)
+    if group in ("heldout", "all"):
+        for name in HELDOUT_ATTACKS:
+            case = build_heldout(name, 0)
+            yield "held-out attack", name, case, np.asarray(case.poison, dtype=bool)
+    if group in ("fixed", "all"):
+        for kind, count, size in FIXED:
+            case = fixed_count(kind, count, size, seed=0)
+            yield "fixed count", case.name, case, np.asarray(case.poison, dtype=bool)
+    if group in ("benign", "all"):
+        for set_name, situations in shifts.GROUPS.items():
+            for name in situations:
+                situation = shifts.build(name, 0, "full")
+                poison = np.zeros(len(situation.contribution), dtype=bool)
+                yield f"benign ({set_name})", name, situation, poison
+
+
+def _flag_figures(flags: np.ndarray, poison: np.ndarray) -> dict[str, Any]:
+    caught = int((flags & poison).sum())
+    return {
+        "flagged": int(flags.sum()),
+        "poisoned_flagged": caught,
+        "clean_flagged": int((flags & ~poison).sum()),
+        "precision": caught / int(flags.sum()) if flags.any() else None,
+        "recall": caught / int(poison.sum()) if poison.any() else None,
+    }
+
+
+def run_case(group: str, name: str, case: Any, poison: np.ndarray) -> dict[str, Any]:
+    """Scan one case and measure the queue beside the flags at alpha."""
+    started = time.perf_counter()
+    report = scan(case.baseline, case.contribution, case.schema, case.validation, {"seed": 0})
+    seconds = time.perf_counter() - started
+    records = report.records
+    at_alpha = np.vstack(list(records.detector_flags.values())).any(axis=0)
+    return {
+        "group": group,
+        "case": name,
+        "records": int(poison.size),
+        "poisoned": int(poison.sum()),
+        "verdict": report.verdict,
+        "recall_at_1pct_fpr": recall_at_fpr(records.score, poison, 0.01),
+        "auroc": auroc(records.score, poison),
+        "at_alpha": _flag_figures(at_alpha, poison),
+        "queue": _flag_figures(np.asarray(records.flagged, dtype=bool), poison),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _cell(figures: dict[str, Any], poisoned: int) -> str:
+    precision = "-" if figures["precision"] is None else f"{figures['precision']:.2f}"
+    if not poisoned:
+        return f"{figures['clean_flagged']} clean"
+    return f"{figures['flagged']} ({precision} / {figures['recall']:.2f})"
+
+
+def row(result: dict[str, Any]) -> str:
+    """One Markdown table row: flags at alpha and queue as count (precision / recall)."""
+    ranking = "" if not result["poisoned"] else f"{result['recall_at_1pct_fpr']:.2f} / {result['auroc']:.2f}"
+    alpha, queue = _cell(result["at_alpha"], result["poisoned"]), _cell(result["queue"], result["poisoned"])
+    return (
+        f"| {result['group']} | {result['case']} ({result['poisoned']}/{result['records']}) | {result['verdict']} "
+        f"| {ranking} | {alpha} | {queue} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--group", choices=["tuning", "heldout", "fixed", "benign", "all"], default="all")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    print("| set | case (poisoned/records) | verdict | R@1% / AUROC | flags at alpha | review queue |")
+    print("|---|---|---|---|---|---|")
+    results = []
+    for group, name, case, poison in _cases(args.group):
+        result = run_case(group, name, case, poison)
+        results.append(result)
+        print(row(result), flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

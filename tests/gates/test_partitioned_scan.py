@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
@@ -273,3 +274,46 @@ def test_an_s3_url_is_scanned_locally_and_on_dask(poisoned_digits, one_shot, s3_
     for engine in ({"engine": "local"}, {"client": dask_client}):
         report = scan(baseline, url, schema, policy={"detectors": ALL}, storage_options=options, **engine)
         assert comparable(report) == comparable(one_shot)
+
+
+def test_above_the_exact_limit_outliers_estimate_batch_peers_from_a_sample_alike_in_partitions(monkeypatch):
+    # Above EXACT_PEERS_MAX records outliers' batch-peer search runs in the record stage against a seeded
+    # sample of the contribution: partitions scored apart still give the one-shot report, and a planted
+    # new group is still told from lone outliers (the exact search finds the same 80 members here).
+    from dataward.gates.detectors import outliers
+
+    rng = np.random.default_rng(3)
+    dim, classes = 8, 4
+    centres = rng.standard_normal((classes, dim)) * 3
+
+    def side(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, classes, n)
+        return (centres[labels] + rng.standard_normal((n, dim))).astype(np.float32), labels
+
+    def table(x: np.ndarray, labels: np.ndarray) -> pa.Table:
+        emb = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), type=pa.float32()), dim)
+        return pa.table({"emb": emb, "label": [f"c{c}" for c in labels]})
+
+    baseline = table(*side(600))
+    x, labels = side(500)
+    group = np.arange(100, 180)  # a new sub-population: a tight cluster far from every class
+    x[group] = 12.0 + 0.5 * rng.standard_normal((group.size, dim)).astype(np.float32)
+    lone = np.array([7, 300, 450])  # lone records far out, each in its own direction
+    x[lone] = rng.standard_normal((lone.size, dim)).astype(np.float32) * 25
+    contribution = table(x, labels)
+    schema = {"label": "label", "inputs": [{"name": "emb", "kind": "embedding", "dim": dim}]}
+    policy = {"detectors": ["outliers"], "options": {"outliers": {"min_class_forest": 10_000}}}
+
+    monkeypatch.setattr(outliers, "EXACT_PEERS_MAX", 400)
+    monkeypatch.setattr(outliers, "PEER_SAMPLE", 200)
+    sampled = scan(baseline, contribution, schema, policy=policy)
+    parted = scan(baseline, contribution, schema, policy=policy, engine="local", partition_rows=170)
+    assert comparable(parted) == comparable(sampled)
+
+    result = sampled.results["outliers"]
+    assert result.summary["batch_peers"] == {"estimated_from_sample": 200, "of": 500}
+    (finding,) = result.contribution_findings
+    assert finding.evidence["records"] == result.summary["in_unusual_groups"] == group.size
+    assert finding.evidence["rows_sample"] == group[:20].tolist()  # positions of the first members
+    assert not result.flagged[group].any()  # the group is reported as a group, not flagged record by record
+    assert result.flagged[lone].all()  # lone outliers are still flagged one by one

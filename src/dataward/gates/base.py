@@ -274,6 +274,23 @@ class Detector(ABC):
         """The result for the whole ``contribution`` from its concatenated ``score_records`` outputs."""
         return self.score(contribution)
 
+    def contribution_sample(self, n: int) -> np.ndarray | None:
+        """Sorted positions of the records of an ``n``-record contribution that the record stage must
+        compare every record with (a seeded sample, gathered in a first pass over the partitions and
+        handed to ``see_sample``), or None when it needs none. Called once per contribution, before
+        any ``score_records``."""
+        return None
+
+    def see_sample(self, sample: GateData, positions: np.ndarray, n: int) -> None:
+        """Receive the records at ``positions`` (featurized like the partitions) of the ``n``-record
+        contribution; what is kept of them becomes part of the fitted state the workers are sent."""
+        return None
+
+
+POSITION = "position"
+"""The ``groups`` key under which a record-stage chunk carries each record's position in the whole
+contribution (absent: the chunk is the whole contribution, in order)."""
+
 
 _REGISTRY: dict[str, type[Detector]] = {}
 ENTRY_POINT_GROUP = "dataward.detectors"

@@ -1,12 +1,15 @@
 """A contribution in partitions: Parquet files or fsspec URLs, Arrow datasets, record-batch iterators, tables.
 
-A partitioned scan reads the contribution three times at most, one partition at a time and on any
+A partitioned scan reads the contribution four times at most, one partition at a time and on any
 engine (``dataward.gates.engine``):
 
 1. **survey**: each partition's row count and labels (the class list and the reference sample need them);
 2. **sample** (only for featurizers that learn a geometry, such as the text SVD): the rows the
    featurizer is fitted on together with the reference, the same rows as the one-shot scan;
-3. **score**: each partition is normalized (validated, record ids hashed), featurized with the fitted
+3. **detector samples** (only for detectors that ask, ``Detector.contribution_sample``: ``outliers``
+   above ``EXACT_PEERS_MAX`` records): seeded rows of the whole contribution that the record stage
+   compares every record with, the same rows as the one-shot scan;
+4. **score**: each partition is normalized (validated, record ids hashed), featurized with the fitted
    pipeline, and every detector's record stage (``Detector.score_records``) runs on it, from the fitted
    state broadcast to the workers.
 
@@ -20,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ import pyarrow.parquet as pq
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
-from dataward.gates.base import Detector, GateData
+from dataward.gates.base import POSITION, Detector, GateData
 from dataward.gates.engine import Engine
 from dataward.gates.features import FeaturePipeline
 from dataward.gates.inputs import ROW, Normalized, normalize, take_rows
@@ -327,7 +331,7 @@ def score_one(item: tuple[Partition, int, np.ndarray | None], state: ScoreState)
     if features is None:
         features = state.pipeline.transform(norm.table)
     codes = np.fromiter((state.codes[v] for v in norm.labels), dtype=np.int64, count=len(norm))
-    chunk = GateData(features, codes, norm.table)
+    chunk = GateData(features, codes, norm.table, {POSITION: offset + np.arange(len(norm), dtype=np.int64)})
     records, skipped = {}, {}
     try:
         for name, detector in state.detectors.items():
@@ -338,6 +342,31 @@ def score_one(item: tuple[Partition, int, np.ndarray | None], state: ScoreState)
     finally:
         clear_cache()
     return Scored(norm, features, codes, records, skipped)
+
+
+def give_samples(
+    detectors: Mapping[str, Detector],
+    n: int,
+    labels: np.ndarray,
+    rows: Callable[[np.ndarray], pa.Table],
+    pipeline: FeaturePipeline,
+    timings: dict[str, float],
+    skipped: dict[str, str],
+) -> None:
+    """Hand each detector that asks for one (``Detector.contribution_sample``) its sample of the
+    ``n``-record contribution before the record stage: ``rows(positions)`` reads the canonical rows (from
+    the table, or a pass over the partitions), featurized here as the partitions are; ``labels`` are
+    the whole contribution's label codes."""
+    for name, detector in detectors.items():
+        started = time.perf_counter()
+        try:
+            positions = detector.contribution_sample(n)
+            if positions is not None:
+                table = rows(positions)
+                detector.see_sample(GateData(pipeline.transform(table), labels[positions], table), positions, n)
+        except InputError as exc:
+            skipped[name] = f"not applicable to this data: {exc.message}"
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
 
 
 def concat_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -78,6 +78,27 @@ def server_cpu_s(pid: int) -> float:
         return float("nan")
 
 
+def database_cpu_s(catalog: str | None) -> float | None:
+    """CPU seconds used so far by the PostgreSQL cluster the benchmark started (``--catalog
+    postgresql``): its postmaster and backends, ended ones included. None for SQLite (its work is in
+    the server's own CPU time) and for a cluster this run did not start."""
+    import psutil
+
+    if not catalog or "host=" not in catalog:
+        return None
+    pid_file = Path(catalog.split("host=", 1)[1].split("&", 1)[0]).parent / "data" / "postmaster.pid"
+    try:
+        root = psutil.Process(int(pid_file.read_text().split()[0]))
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for proc in root.children(recursive=True):
+            child = proc.cpu_times()
+            total += child.user + child.system
+        return total
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
@@ -134,6 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="time bound of each phase")
     parser.add_argument("--submissions", type=int, default=2, help="contributions per client")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tag", default="", help="results go to server_load-CATALOG-TAG.json")
     parser.add_argument(
         "--catalog",
         default=None,
@@ -214,7 +236,7 @@ def run(args: argparse.Namespace) -> None:
         # `GET /healthz` goes through the same HTTP stack, workers and client processes, but neither
         # authenticates nor touches the catalog: its throughput is this machine's ceiling right now,
         # so that a read's figure can be read as a share of it on a machine whose load varies.
-        cpu0 = server_cpu_s(server.pid)
+        cpu0, db0 = server_cpu_s(server.pid), database_cpu_s(args.catalog)
         peer_lat, peer_err, peer_s = run_clients(args.clients, requests_of("/healthz", False), args.client_processes)
         cpu1 = server_cpu_s(server.pid)
 
@@ -222,7 +244,9 @@ def run(args: argparse.Namespace) -> None:
         read_lat, read_err, read_s = run_clients(
             args.clients, requests_of("/api/v1/datasets/load/versions", True), args.client_processes
         )
-        cpu2 = server_cpu_s(server.pid)
+        cpu2, db2 = server_cpu_s(server.pid), database_cpu_s(args.catalog)
+        # The no-op requests never reach the database: its CPU over both phases is the reads'.
+        db_cpu_ms = None if db0 is None or db2 is None else 1000 * (db2 - db0) / max(1, len(read_lat))
         peer_cpu_ms = 1000 * (cpu1 - cpu0) / max(1, len(peer_lat))
         read_cpu_ms = 1000 * (cpu2 - cpu1) / max(1, len(read_lat))
 
@@ -295,6 +319,7 @@ def run(args: argparse.Namespace) -> None:
             else None,
             "server_cpu_ms_per_request": round(read_cpu_ms, 3),
             "server_cpu_ratio_to_no_op": round(read_cpu_ms / peer_cpu_ms, 2) if peer_cpu_ms else None,
+            "database_cpu_ms_per_request": None if db_cpu_ms is None else round(db_cpu_ms, 3),
         },
         "submissions": {
             "attempted": len(sub_lat),
@@ -313,7 +338,8 @@ def run(args: argparse.Namespace) -> None:
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"server_load-{result['catalog']}.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = f"server_load-{result['catalog']}{'-' + args.tag if args.tag else ''}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if result["ledger"]["lost_events"] != 0 or not report.ok:
         raise SystemExit(1)

@@ -39,9 +39,14 @@ SQLITE_BUSY_TIMEOUT_S = 60
 """The default lock timeout in seconds (``DATAWARD_LOCK_TIMEOUT`` overrides it)."""
 LOCK_TIMEOUT_ENV = "DATAWARD_LOCK_TIMEOUT"
 POOL_SIZE = 10
-"""Connections a process keeps open between transactions. A server worker runs up to 40 requests at
-once on its thread pool; with fewer kept, a connection returned under load is closed and another
-opened at the next request (on SQLite: its pragmas set again; on PostgreSQL: a new server process)."""
+"""SQLite connections a process keeps open between transactions. A server worker runs up to 40
+requests at once on its thread pool; with fewer kept, a connection returned under load is closed and
+another opened (its pragmas set again) at the next request."""
+
+PG_POOL_SIZE = 30
+"""PostgreSQL connections a process opens at most, all of them kept open between transactions (it
+opened at most 30 before too, but closed all but 10 of them as they came back: under load one read
+in twenty then started a new server process, which cost PostgreSQL more CPU than the reads did)."""
 
 PING_AFTER_IDLE_S = 10.0
 """A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out (a
@@ -133,9 +138,9 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
 
 
 def _postgresql_engine(url: str) -> Engine:
-    # Pooled like SQLite's: a connection closed because the pool kept only a few idle ones costs a
-    # new server process at the next request once a worker serves 20 at a time.
-    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=20)
+    # Every connection opened is kept (no overflow connections closed on return): a connection closed
+    # costs a new server process at a later request once a worker serves more than a few at a time.
+    engine = create_engine(url, pool_size=PG_POOL_SIZE, max_overflow=0)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]

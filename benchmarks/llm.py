@@ -32,8 +32,9 @@ pairs at 20,000), not on the policy's ``reference_size`` sample (``fits_whole_ba
 rate of the contribution-level verdict on clean preference data is measured on ``CLEAN_REPEATS``
 contributions drawn from the baseline's own pool (exchangeable with it) at each size.
 
-There is no held-out split here: the detectors were built against these attacks and shifts, so these
-are figures on tuning data (the held-out figures of the labelled-data gates are in ``benchmarks.shifts``).
+The detectors were built against these attacks and shifts, so these are figures on tuning data. The
+held-out cases, never tuned on, are in ``benchmarks.llm_heldout`` (``--heldout``): other triggers,
+payloads, positions and data kinds, and other benign changes.
 """
 
 from __future__ import annotations

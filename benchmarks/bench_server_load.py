@@ -99,6 +99,13 @@ def database_cpu_s(catalog: str | None) -> float | None:
         return None
 
 
+def clients_cpu_s() -> float:
+    """CPU seconds used so far by this process and its ended children: the client processes of a phase
+    once joined (the server, still running, is not among them)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
@@ -236,15 +243,15 @@ def run(args: argparse.Namespace) -> None:
         # `GET /healthz` goes through the same HTTP stack, workers and client processes, but neither
         # authenticates nor touches the catalog: its throughput is this machine's ceiling right now,
         # so that a read's figure can be read as a share of it on a machine whose load varies.
-        cpu0, db0 = server_cpu_s(server.pid), database_cpu_s(args.catalog)
+        cpu0, db0, own0 = server_cpu_s(server.pid), database_cpu_s(args.catalog), clients_cpu_s()
         peer_lat, peer_err, peer_s = run_clients(args.clients, requests_of("/healthz", False), args.client_processes)
-        cpu1 = server_cpu_s(server.pid)
+        cpu1, own1 = server_cpu_s(server.pid), clients_cpu_s()
 
         # --- reads ---------------------------------------------------------------------------------
         read_lat, read_err, read_s = run_clients(
             args.clients, requests_of("/api/v1/datasets/load/versions", True), args.client_processes
         )
-        cpu2, db2 = server_cpu_s(server.pid), database_cpu_s(args.catalog)
+        cpu2, db2, own2 = server_cpu_s(server.pid), database_cpu_s(args.catalog), clients_cpu_s()
         # The no-op requests never reach the database: its CPU over both phases is the reads'.
         db_cpu_ms = None if db0 is None or db2 is None else 1000 * (db2 - db0) / max(1, len(read_lat))
         peer_cpu_ms = 1000 * (cpu1 - cpu0) / max(1, len(peer_lat))
@@ -305,6 +312,7 @@ def run(args: argparse.Namespace) -> None:
             "p50_ms": round(1000 * percentile(peer_lat, 0.5), 1),
             "p99_ms": round(1000 * percentile(peer_lat, 0.99), 1),
             "server_cpu_ms_per_request": round(peer_cpu_ms, 3),
+            "clients_cpu_ms_per_request": round(1000 * (own1 - own0) / max(1, len(peer_lat)), 3),
         },
         "reads": {
             "requests": len(read_lat),
@@ -320,6 +328,9 @@ def run(args: argparse.Namespace) -> None:
             "server_cpu_ms_per_request": round(read_cpu_ms, 3),
             "server_cpu_ratio_to_no_op": round(read_cpu_ms / peer_cpu_ms, 2) if peer_cpu_ms else None,
             "database_cpu_ms_per_request": None if db_cpu_ms is None else round(db_cpu_ms, 3),
+            # The benchmark's own client processes, on the same cores: what a read costs the machine
+            # is the server's, the database's and this.
+            "clients_cpu_ms_per_request": round(1000 * (own2 - own1) / max(1, len(read_lat)), 3),
         },
         "submissions": {
             "attempted": len(sub_lat),

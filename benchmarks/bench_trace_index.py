@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -162,7 +163,7 @@ def main() -> None:
     row = run(args.size, args.catalog, keep, kinds)
     row["command"] = (
         f"nice -n 10 python -m benchmarks.bench_trace_index --size {args.size} --catalog {args.catalog}"
-        + (f" --kinds {args.kinds}" if args.kinds else "")
+        + (f" --kinds {shlex.quote(args.kinds)}" if args.kinds else "")
     )
     row["machine"] = f"{os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
     row["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -47,8 +47,9 @@ BATCHES = [(0, 40), (30, 70), (70, 90)]
 
 
 def _ward(tmp_path: Path, catalog_url: str | None = None, batches: list[tuple[int, int]] = BATCHES) -> Ward:
-    """Two contributions merged (v1, v2), a third quarantined after merging (v3, then the rollback v4,
-    which removes its records: a version that is a removal from its parent)."""
+    """Two contributions merged (v1, v2), a relabelling of two records of the first (a transformation
+    with its lineage, not merged), a third contribution quarantined after merging (v3, then the rollback
+    v4, which removes its records: a version that is a removal from its parent)."""
     ward, _ = Ward.init(tmp_path / "ward", catalog_url=catalog_url)
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs))
@@ -56,6 +57,10 @@ def _ward(tmp_path: Path, catalog_url: str | None = None, batches: list[tuple[in
     for i, (a, b) in enumerate(batches):
         info = ward.contribute("wine", write_csv(tmp_path / f"{i}.csv", wine_rows(a, b)), source=f"s3://b/{i}.csv")
         merge_reviewed(ward, info["ref"])
+        if i == 0:
+            first = ward.read_version("wine", "v1")[1].to_pylist()[1:3]
+            relabel = {r["record_id"]: "3" if str(r["cultivar"]) != "3" else "1" for r in first}
+    ward.relabel("wine", relabel, reason="test: annotator pass", version="v1", gate=False)
     ward.quarantine_contribution(f"wine#{len(batches)}", reason="test: bad batch")
     return ward
 
@@ -83,17 +88,20 @@ def _added(ward: Ward, number: int) -> str:
 
 def _samples(ward: Ward, batches: int = 3) -> list[str]:
     ids = [read_ids(ward.store, _added(ward, n)) for n in range(1, batches + 1)]
+    # One record the relabelling made (found through its lineage).
+    relabelled = ward.trace(ward.read_version("wine", "v1")[1].to_pylist()[1]["record_id"])["derived"][0]["record"]
     if batches == 2:
         # Only in #1; in #1 and in the quarantined #2 (the overlap); only in #2 (in v2, not in v3).
-        return [ids[0][0], ids[0][35], ids[1][-1]]
+        return [ids[0][0], ids[0][35], ids[1][-1], relabelled]
     # Only in #1; in #1 and #2 (the overlap); only in #2; in the quarantined #3 (in v3, not in v4).
-    return [ids[0][0], ids[0][35], ids[1][-1], ids[2][5]]
+    return [ids[0][0], ids[0][35], ids[1][-1], ids[2][5], relabelled]
 
 
 def test_trace_answers_from_the_index_and_reads_only_the_holders_lists(built: Path, tmp_path: Path) -> None:
     ward = _copy(built, tmp_path)
     with ward.db.reading() as conn:
-        assert holder_index.stats(conn)["lists"] == 7  # three contributions, four versions
+        # Four contributions (the relabelling's too), four versions, one lineage.
+        assert holder_index.stats(conn)["lists"] == 9
     for rid in _samples(ward):
         assert _traced(ward, rid) == _truth(ward, rid)
         # A cold trace parsed no list but those of the contributions that added the record (for its row).
@@ -148,6 +156,7 @@ def test_a_ward_made_before_the_index_traces_the_same_and_is_indexed_by_reindex(
     ward = _copy(built, tmp_path) if catalog_url is None else _ward(tmp_path, catalog_url, BATCHES[:batches])
     samples = _samples(ward, batches)
     expected = {rid: _truth(ward, rid) for rid in samples}
+    whole = {rid: ward.trace(rid) for rid in samples}
     with ward.db.reading() as conn:
         lists = holder_index.stats(conn)["lists"]
     # The schema of a ward from before the index: the step drops its tables, and upgrading makes them empty.
@@ -159,12 +168,15 @@ def test_a_ward_made_before_the_index_traces_the_same_and_is_indexed_by_reindex(
         assert holder_index.stats(conn)["lists"] == 0
     for rid in samples:
         assert _traced(old, rid) == expected[rid]  # every list read, as before the index
+        assert old.trace(rid) == whole[rid]
     report = old.verify()
     assert report.ok and any("dataward reindex" in w for w in report.warnings)
-    assert old.reindex()["lists_added"] == lists == 2 * batches + 1  # contributions, versions, the rollback
+    # The contributions and versions, the rollback, the relabelling's contribution and lineage.
+    assert old.reindex()["lists_added"] == lists == 2 * batches + 3
     assert old.reindex()["lists_added"] == 0
     for rid in samples:
         assert _traced(old, rid) == expected[rid]
+        assert old.trace(rid) == whole[rid]
     report = old.verify()
     assert report.ok and report.warnings == []
 
@@ -257,5 +269,5 @@ def test_an_index_edited_behind_the_wards_back_is_reported_by_verify(built: Path
     report = ward.verify()
     assert [(p.area, p.kind) for p in report.problems] == [("holders", "extra_row")]
     # The repair: the index rebuilt from the lists.
-    assert ward.reindex(rebuild=True)["lists_added"] == 7
+    assert ward.reindex(rebuild=True)["lists_added"] == 9
     assert ward.verify().ok

@@ -14,6 +14,7 @@ is still searched. ``verify_index`` rebuilds the index from the id lists and rep
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,13 +51,26 @@ def _rows(keys: np.ndarray) -> np.ndarray:
 
 
 def expected(
-    store: ObjectStore, object_: str, base: str, kind: str = holder_index.IDS
+    store: ObjectStore,
+    object_: str,
+    base: str,
+    kind: str = holder_index.IDS,
+    parsed: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(added, removed)`` binary ids of list ``object_`` as a change from ``base`` (whole for ``""``)."""
-    new = _ids(store, object_, kind)
+    """``(added, removed)`` binary ids of list ``object_`` as a change from ``base`` (whole for ``""``).
+    ``parsed`` keeps the ids of the objects read, for a caller that asks of many lists (a manifest is
+    also its child's base)."""
+    parsed = {} if parsed is None else parsed
+
+    def ids(digest: str, kind: str) -> np.ndarray:
+        if (digest, kind) not in parsed:
+            parsed[(digest, kind)] = _ids(store, digest, kind)
+        return parsed[(digest, kind)]
+
+    new = ids(object_, kind)
     if not base:
         return _rows(new), np.zeros((0, ID_BYTES), np.uint8)
-    old = _ids(store, base)
+    old = ids(base, holder_index.IDS)
     return _rows(np.setdiff1d(new, old, assume_unique=True)), _rows(np.setdiff1d(old, new, assume_unique=True))
 
 
@@ -237,11 +251,17 @@ def verify_index(conn: Connection, store: ObjectStore) -> tuple[int, list[tuple[
     names = {int(r.id): (r.object, r.base) for r in conn.execute(select(holder_lists))}
     kinds = {int(r.id): r.kind for r in conn.execute(select(holder_lists.c.id, holder_lists.c.kind))}
     want: list[holder_index.Entries] = []
+    # A manifest is read once: kept from its own list until the last list whose base it is.
+    uses = Counter(base for _, base in names.values() if base)
+    parsed: dict[tuple[str, str], np.ndarray] = {}
     for lid, (object_, base) in sorted(names.items()):
         try:
-            added, removed = expected(store, object_, base, kinds[lid])
+            added, removed = expected(store, object_, base, kinds[lid], parsed)
         except DatawardError:
             continue  # an object that cannot be read is reported by the object check
+        finally:
+            uses[base] -= 1
+            parsed = {k: v for k, v in parsed.items() if k[1] == holder_index.IDS and uses[k[0]] > 0}
         want.append(holder_index.entries_of(lid, added, removed))
     have: list[holder_index.Entries] = []
     for bits, prefix, segment, entries in holder_index.iter_blocks(conn):

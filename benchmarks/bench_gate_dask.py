@@ -3,8 +3,10 @@ a Dask cluster of 1 and 2 workers, over the same contribution written as Parquet
 
 Synthetic embeddings (Gaussian class clusters with a few flipped labels): no real data set of this size
 is at hand. Every run's report is checked equal to the first (verdict, flags, every p-value); times are
-given as ratios to the one-shot scan measured in this same process. Peak memory is the resident set of
-the scanning process (``ru_maxrss``) and, on Dask, the largest of the workers'.
+given as ratios to the one-shot scan measured in this same process. CPU time is the scanning process's
+(every thread, ``time.process_time``) plus, on Dask, the workers' (user + system, ``getrusage``). Peak
+memory is the peak resident set of the scanning process during each run (Linux ``VmHWM``, reset before
+the run) and, on Dask, the largest of the workers' (each worker's own, also reset before the run).
 
     python -m benchmarks.bench_gate_dask --baseline 200000 --contribution 100000 --workers 1,2
     python -m benchmarks.bench_gate_dask --scheduler tcp://HOST:8786   # an existing cluster
@@ -13,6 +15,7 @@ the scanning process (``ru_maxrss``) and, on Dask, the largest of the workers'.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import resource
@@ -61,6 +64,31 @@ def write_side(
     if writer is not None:
         writer.close()
     return files
+
+
+def reset_peak() -> None:
+    """Start a new peak-memory window for this process (Linux: clear VmHWM; elsewhere no-op)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process since ``reset_peak`` (Linux VmHWM), else since it started.
+
+    ``ru_maxrss`` alone is not enough: a Dask worker process inherits its parent's at start, so every
+    worker would report the scanning process's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_now() -> float:
+    """User + system CPU seconds of the calling process, every thread."""
+    return time.process_time()
 
 
 def summary(report: Any, seconds: float) -> dict[str, Any]:
@@ -114,9 +142,10 @@ def main(argv: list[str] | None = None) -> None:
         baseline = pa.concat_tables(pq.read_table(f) for f in base_files)
         reference: str | None = None
 
-        def record(name: str, report: Any, seconds: float, **extra: Any) -> None:
+        def record(name: str, report: Any, seconds: float, cpu: float, **extra: Any) -> None:
             nonlocal reference
-            row = {**summary(report, seconds), **extra}
+            row = {**summary(report, seconds), "cpu_seconds": round(cpu, 2), **extra}
+            row["peak_rss_mb_scanning_process"] = round(peak_mb())
             if reference is None:
                 reference = fingerprint(report)
             row["same_report_as_first"] = fingerprint(report) == reference
@@ -125,29 +154,47 @@ def main(argv: list[str] | None = None) -> None:
 
         if not args.no_one_shot:
             contribution = pa.concat_tables(pq.read_table(f) for f in parts)
-            started = time.perf_counter()
+            reset_peak()
+            started, cpu = time.perf_counter(), cpu_now()
             report = scan(baseline, contribution, schema, policy=policy)
-            record("one_shot", report, time.perf_counter() - started)
-            del contribution
-        started = time.perf_counter()
+            record("one_shot", report, time.perf_counter() - started, cpu_now() - cpu)
+            del contribution, report
+        reset_peak()
+        started, cpu = time.perf_counter(), cpu_now()
         report = scan(baseline, parts, schema, policy=policy, engine="local")
-        record("local_partitioned", report, time.perf_counter() - started)
-        out["peak_rss_mb_scanning_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        record("local_partitioned", report, time.perf_counter() - started, cpu_now() - cpu)
 
         import distributed
 
         def worker_peak() -> float:
+            from benchmarks.bench_gate_dask import peak_mb
+
+            return peak_mb()
+
+        def worker_reset() -> None:
+            from benchmarks.bench_gate_dask import reset_peak
+
+            reset_peak()
+
+        def worker_cpu() -> float:
             import resource as r
 
-            return r.getrusage(r.RUSAGE_SELF).ru_maxrss / 1024
+            usage = r.getrusage(r.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+
+        def cluster_cpu(client: Any) -> float:
+            return cpu_now() + sum(client.run(worker_cpu).values())
 
         if args.scheduler:
             with distributed.Client(args.scheduler) as client:
                 n = len(client.scheduler_info(n_workers=-1)["workers"])
-                started = time.perf_counter()
+                reset_peak()
+                client.run(worker_reset)
+                started, cpu = time.perf_counter(), cluster_cpu(client)
                 report = scan(baseline, parts, schema, policy=policy, client=client)
+                seconds, cpu = time.perf_counter() - started, cluster_cpu(client) - cpu
                 peaks = client.run(worker_peak)
-                record(f"dask_{n}_workers", report, time.perf_counter() - started, worker_peak_mb=max(peaks.values()))
+                record(f"dask_{n}_workers", report, seconds, cpu, worker_peak_mb=max(peaks.values()))
         else:
             for workers in [int(w) for w in args.workers.split(",") if w]:
                 with (
@@ -160,14 +207,19 @@ def main(argv: list[str] | None = None) -> None:
                     ) as cluster,
                     distributed.Client(cluster) as client,
                 ):
-                    started = time.perf_counter()
+                    reset_peak()
+                    client.run(worker_reset)
+                    started, cpu = time.perf_counter(), cluster_cpu(client)
                     report = scan(baseline, parts, schema, policy=policy, client=client)
-                    seconds = time.perf_counter() - started
+                    seconds, cpu = time.perf_counter() - started, cluster_cpu(client) - cpu
                     peaks = client.run(worker_peak)
-                    record(f"dask_{workers}_workers", report, seconds, worker_peak_mb=round(max(peaks.values())))
-    first = next(iter(out["runs"].values()))["seconds"]
-    out["ratio_to_first"] = {name: round(r["seconds"] / first, 2) for name, r in out["runs"].items()}
-    print(json.dumps({"ratio_to_first": out["ratio_to_first"]}))
+                    record(f"dask_{workers}_workers", report, seconds, cpu, worker_peak_mb=round(max(peaks.values())))
+    first = next(iter(out["runs"].values()))
+    out["ratio_to_first"] = {name: round(r["seconds"] / first["seconds"], 2) for name, r in out["runs"].items()}
+    out["cpu_ratio_to_first"] = {
+        name: round(r["cpu_seconds"] / first["cpu_seconds"], 2) for name, r in out["runs"].items()
+    }
+    print(json.dumps({"ratio_to_first": out["ratio_to_first"], "cpu_ratio_to_first": out["cpu_ratio_to_first"]}))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2) + "\n")

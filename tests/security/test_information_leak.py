@@ -18,7 +18,9 @@ from dataward.domain.errors import AccessDenied, DatawardError, NotFound
 from dataward.service.ward import Ward
 from tests.security.key_team import Clock, contribute, denials, key_id, make_team
 
-FLAGGING_POLICY = "gate:\n  detectors: [duplicates, outliers]\n  alpha: 0.5\nfirst_import: self-reference\n"
+FLAGGING_POLICY = (
+    "gate:\n  detectors: [duplicates, outliers]\n  alpha: 0.5\n  flag_fdr: null\nfirst_import: self-reference\n"
+)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     label, specs = wine_schema_specs()
     admin.create_dataset("ds", Schema.parse(label, specs))
     admin.create_dataset("ds-val", Schema.parse(label, specs), validation_for="ds")
-    admin.set_policy("ds", "gate:\n  detectors: [duplicates]\n  alpha: 0.2\n")
+    admin.set_policy("ds", "gate:\n  detectors: [duplicates]\n  alpha: 0.2\n  flag_fdr: null\n")
     trusted = wine_rows(100, 178, shuffled=True)
     admin.merge(admin.contribute("ds-val", write_csv(root / "v.csv", trusted), source="curated")["ref"])
     admin.create_principal("alice")

@@ -216,7 +216,8 @@ def test_rotation_never_extends_a_key(team: dict[str, Ward], clock: Clock) -> No
 def test_owner_of_a_bot_cannot_review_its_records(team: dict[str, Ward], tmp_path: Path) -> None:
     team["admin"].grant("alice", "reviewer", "dataset:wine")
     team["admin"].set_policy(
-        "wine", "gate:\n  detectors: [duplicates, outliers]\n  alpha: 0.5\nfirst_import: self-reference\n"
+        "wine",
+        "gate:\n  detectors: [duplicates, outliers]\n  alpha: 0.5\n  flag_fdr: null\nfirst_import: self-reference\n",
     )
     c = _contribute(team["scraper"], tmp_path)
     queue = team["alice"].review_list(contribution=c["ref"])

@@ -61,7 +61,7 @@ def wards(tmp_path_factory: pytest.TempPathFactory) -> dict[Role, tuple[Ward, Pa
         admin.create_dataset("ds-val", Schema.parse(label, specs), validation_for="ds")
         # The first import is judged against the clean validation set. A trusted record's inputs under
         # another label, at a permissive alpha (78 trusted records cannot resolve 1%), give the queue an item.
-        admin.set_policy("ds", "gate:\n  detectors: [duplicates]\n  alpha: 0.2\n")
+        admin.set_policy("ds", "gate:\n  detectors: [duplicates]\n  alpha: 0.2\n  flag_fdr: null\n")
         trusted = wine_rows(100, 178, shuffled=True)
         admin.merge(admin.contribute("ds-val", write_csv(root / "v.csv", trusted), source="curated")["ref"])
         batch = wine_rows(0, 30, shuffled=True)

@@ -76,8 +76,9 @@ def clear() -> None:
     _indexes.clear()
 
 
-def transformation_steps(store: ObjectStore, conn: Connection) -> list[Step]:
-    """Every recorded transformation's record lineage, oldest first."""
+def transformation_steps(store: ObjectStore, conn: Connection, only: set[str] | None = None) -> list[Step]:
+    """Every recorded transformation's record lineage, oldest first (only the steps whose output
+    contribution is in ``only``, when given: the others' lineage is not read)."""
     return [
         Step(contribution_id=t.contribution_id, dataset_id=t.dataset_id, links=lineage_of(store, t.lineage_object))
         for t in conn.execute(
@@ -85,6 +86,7 @@ def transformation_steps(store: ObjectStore, conn: Connection) -> list[Step]:
                 transformations.c.contribution_id, transformations.c.dataset_id, transformations.c.lineage_object
             ).order_by(transformations.c.created_at)
         )
+        if only is None or t.contribution_id in only
     ]
 
 
@@ -118,18 +120,19 @@ def taint_of(store: ObjectStore, conn: Connection, suspects: Iterable[Any], *, c
     or wrote: enough to find the derived records and the steps that carry them, without listing every
     record added."""
     suspects = list(suspects)
-    steps = transformation_steps(store, conn)
     seeds: set[str] = set()
     if complete:
+        steps = transformation_steps(store, conn)
         for c in suspects:
             seeds.update(id_set(store, c.added_object).ids())
     else:
-        reachable = steps_reading(conn, {c.id for c in suspects})
-        steps = [s for s in steps if s.contribution_id in reachable]
+        # Only the lineage of the steps that can carry a suspect record is read, and the suspects'
+        # id lists only when those steps name any record.
+        steps = transformation_steps(store, conn, only=steps_reading(conn, {c.id for c in suspects}))
         linked = sorted({r for step in steps for link in step.links for r in (link["record_id"], link["parent_id"])})
         keys = id_keys(linked)
         found = np.zeros(len(linked), dtype=bool)
-        for c in suspects:
+        for c in suspects if linked else ():
             found |= id_set(store, c.added_object).hits(keys)
         seeds = {r for r, hit in zip(linked, found.tolist(), strict=True) if hit}
     derived = derived_from(seeds, steps) if steps and seeds else {}

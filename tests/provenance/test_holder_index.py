@@ -5,6 +5,7 @@ index edited behind the ward's back is reported by ``verify``."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import delete, insert, inspect, select, update
+from typer.testing import CliRunner
 
 from dataward.catalog import holder_index
 from dataward.catalog.database import MIGRATIONS
 from dataward.catalog.tables import contributions, holder_blocks, holder_lists, holder_segments, versions
+from dataward.cli.app import app
 from dataward.domain.schema import Schema
 from dataward.service import derived, idsets
 from dataward.service.recordstore import manifest_ids, read_ids
@@ -268,6 +271,8 @@ def test_an_index_edited_behind_the_wards_back_is_reported_by_verify(built: Path
     assert _traced(ward, rid) == truth
     report = ward.verify()
     assert [(p.area, p.kind) for p in report.problems] == [("holders", "extra_row")]
-    # The repair: the index rebuilt from the lists.
-    assert ward.reindex(rebuild=True)["lists_added"] == 9
+    # The repair: the index rebuilt from the lists, as `dataward reindex --rebuild` does.
+    result = CliRunner().invoke(app, ["--ward", str(ward.folder), "reindex", "--rebuild", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["lists_added"] == 9
     assert ward.verify().ok

@@ -19,6 +19,7 @@ costs to start and open the ward).
 Usage::
 
     nice -n 10 python -m benchmarks.bench_trace_index --size 100000 --catalog sqlite --ward /tmp/wards
+    nice -n 10 python -m benchmarks.bench_trace_index --write-cost   # indexing on the write path
 
 Figures go to ``benchmarks/results/trace_index.json`` (one entry per size and catalog).
 """
@@ -87,6 +88,34 @@ def time_cli(folder: Path, records: list[str], *, with_index: bool) -> dict[str,
         shutil.rmtree(work, ignore_errors=True)
 
 
+def time_write_cost(lists: int = 4, size: int = 1_000_000) -> dict[str, Any]:
+    """CPU seconds of indexing id lists as a contribution does (``holders.index_list``, SQLite, one
+    process): a 1,000-id list, then ``lists`` lists of ``size`` random ids one after the other (the
+    ``FANOUT``-th of a size class sets off a merge of that class's segments, in the same transaction)."""
+    import numpy as np
+
+    from dataward.domain.idarrays import binary_to_ids
+    from dataward.service.recordstore import ids_table, table_to_parquet
+
+    folder = Path(tempfile.mkdtemp(prefix="dataward-bench-index-write-"))
+    try:
+        ward, _ = Ward.init(folder / "ward")
+        rng = np.random.default_rng(0)
+        out: dict[str, Any] = {"lists": []}
+        for n in [1_000] + [size] * lists:
+            binary = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+            digest = ward.store.put(table_to_parquet(ids_table(binary_to_ids(binary), np.arange(1, n + 1))))
+            start = time.process_time()
+            with ward.db.transaction() as conn:
+                holders.index_list(conn, ward.store, digest, "")
+                stats = holder_index.stats(conn)
+            out["lists"].append({"ids": n, "cpu_s": round(time.process_time() - start, 3), **stats})
+        ward.db.dispose()
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(size: int, catalog: str, keep: Path, kinds: list[str] | None = None) -> dict[str, Any]:
     url = None
     stack = None
@@ -151,9 +180,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--catalog", default="sqlite", choices=["sqlite", "postgresql"])
-    parser.add_argument("--ward", type=Path, required=True, help="folder of kept wards (FOLDER/CATALOG-SIZE)")
+    parser.add_argument("--ward", type=Path, help="folder of kept wards (FOLDER/CATALOG-SIZE)")
     parser.add_argument("--kinds", help="comma-separated handle kinds to trace (default: every kind)")
+    parser.add_argument(
+        "--write-cost", action="store_true", help="only time indexing lists as contributions do, and print it"
+    )
     args = parser.parse_args()
+    if args.write_cost:
+        print(json.dumps(time_write_cost()))
+        return
+    if args.ward is None:
+        parser.error("--ward is needed")
     kinds = args.kinds.split(",") if args.kinds else None
     if args.catalog == "postgresql":
         # A kept PostgreSQL ward's database lives in a throwaway cluster: build it in this run.

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select
 
-from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, bits_for, prefixes
+from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, _short_prefixes, bits_for, prefixes
 from dataward.catalog.tables import holder_blocks, holder_lists, holder_segments
 from dataward.domain.idarrays import ID_BYTES
 
@@ -121,8 +121,9 @@ def _size_class(entries: int) -> int:
 def _write_segment(conn: Connection, entries: Entries) -> int:
     segment = int(conn.execute(insert(holder_segments).values(entries=len(entries))).inserted_primary_key[0])
     bits = bits_for(len(entries))
-    keys = prefixes(entries.binary, bits)
-    order = np.lexsort((entries.tags, keys))  # by prefix, then tag: a segment's blocks come out the same
+    # By prefix, in the order given within one (a radix sort on 16-bit prefixes, the usual case).
+    keys = _short_prefixes(entries.binary, bits)
+    order = np.argsort(keys, kind="stable")
     keys, binary, tags = keys[order], entries.binary[order], entries.tags[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate(([0], cuts)).tolist()

@@ -25,6 +25,6 @@ def test_small_partitioned_gate_benchmark_runs_every_engine_with_one_report(tmp_
     result = json.loads(out.read_text())
     assert list(result["runs"]) == ["one_shot", "local_partitioned", "dask_1_workers"]
     assert all(run["same_report_as_first"] for run in result["runs"].values())
-    assert result["runs"]["one_shot"]["flagged"] > 0
+    assert result["runs"]["one_shot"]["flagged_at_alpha"] > 0
     assert result["ratio_to_first"]["one_shot"] == 1.0
     assert result["runs"]["dask_1_workers"]["worker_peak_mb"] > 0

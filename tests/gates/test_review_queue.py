@@ -71,6 +71,10 @@ def test_flags_made_by_another_rule_are_always_queued() -> None:
     flags = np.zeros(1000, dtype=bool)
     flags[7] = True
     assert fdr_confirmed(p, flags, ALPHA, 4000, 0.2)[7]
+    # Also when its p-value is below alpha: the rule that made it, not the threshold, decides.
+    p[7] = 1.0 / 4001
+    assert not fdr_confirmed(p, flags, ALPHA, 4000, 0.2)[7]
+    assert fdr_confirmed(p, flags, ALPHA, 4000, 0.2, by_rule=flags)[7]
 
 
 def _flipped_blobs(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict, np.ndarray]:

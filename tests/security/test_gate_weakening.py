@@ -90,7 +90,14 @@ def test_an_owner_may_tighten_and_an_admin_may_weaken_on_the_record(team: dict[s
     gate_event = admin.ledger(types=["policy.gate_weakened"])[0]
     assert gate_event["payload"]["hash"] == out["hash"]
     fields = {w["field"] for w in gate_event["payload"]["weakened"]}
-    assert fields == {"gate.detectors", "gate.alpha", "gate.review_p", "gate.block_p", "gate.max_validation_drop"}
+    assert fields == {
+        "gate.detectors",
+        "gate.alpha",
+        "gate.review_p",
+        "gate.block_p",
+        "gate.max_validation_drop",
+        "gate.flag_fdr",  # null (every flag queued) back to the default share
+    }
     other_event = admin.ledger(types=["policy.weakened"])[0]
     assert [w["field"] for w in other_event["payload"]["weakened"]] == ["approvals.required"]
     # What an admin allowed, the owner may keep (nothing gets weaker), and tighten.

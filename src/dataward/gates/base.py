@@ -157,6 +157,10 @@ class DetectorResult:
     """The per-record flag threshold this detector used (None: it flags no records by p-value)."""
     contribution_findings: list[Finding] = field(default_factory=list)
     """Population-level findings (a class moved, a feature drifted): in the report, never flags."""
+    flagged_by_rule: np.ndarray | None = None
+    """Flags made by a rule of their own rather than the p-value threshold (an exact conflict with a
+    trusted record, a resolution flag): the review queue keeps them whatever its false-discovery
+    check says (``calibration.fdr_confirmed``). None: none."""
 
     @property
     def expected_flagged(self) -> float:
@@ -172,6 +176,8 @@ class DetectorResult:
         self.flagged = np.asarray(self.flagged, dtype=bool)
         if self.p_values.shape != self.flagged.shape:
             raise ValueError(f"{self.detector}: p_values and flagged differ in shape")
+        if self.flagged_by_rule is not None:
+            self.flagged_by_rule = np.asarray(self.flagged_by_rule, dtype=bool) & self.flagged
         if self.block and not self.block_reason:
             raise ValueError(f"{self.detector}: a block needs a block_reason")
 

@@ -114,7 +114,14 @@ FDR_FALLBACK_P = 0.01
 """...and the count at that level is this unlikely for clean records."""
 
 
-def fdr_confirmed(p_values: np.ndarray, flagged: np.ndarray, alpha: float, n_calibration: int, q: float) -> np.ndarray:
+def fdr_confirmed(
+    p_values: np.ndarray,
+    flagged: np.ndarray,
+    alpha: float,
+    n_calibration: int,
+    q: float,
+    by_rule: np.ndarray | None = None,
+) -> np.ndarray:
     """The flags a reviewer should see: those whose share of clean records is expected to stay below ``q``.
 
     A flag at ``alpha`` keeps the per-record false-positive rate, but a batch of ``n`` records then
@@ -133,8 +140,9 @@ def fdr_confirmed(p_values: np.ndarray, flagged: np.ndarray, alpha: float, n_cal
     share is below ``FDR_FALLBACK`` and the count at it is one that clean records reach with
     probability below ``FDR_FALLBACK_P`` (beta-binomial: the shared calibration set makes the rate at
     its floor uncertain). More of those records are then poisoned than clean, and an empty queue would
-    leave a reviewer nothing to look at. Flags not made by the p-value threshold (an exact conflict, a
-    resolution flag) are kept as they are: their own rules already make them rare on clean data.
+    leave a reviewer nothing to look at. Flags not made by the p-value threshold (``by_rule``: an exact
+    conflict, a resolution flag; or any flag above ``alpha``) are kept as they are: their own rules
+    already make them rare on clean data.
 
     Flags only shrink: a record this keeps is flagged at ``alpha``, so the per-record false-positive
     rate stays at or below ``alpha``.
@@ -145,6 +153,8 @@ def fdr_confirmed(p_values: np.ndarray, flagged: np.ndarray, alpha: float, n_cal
         return flags.copy()
     floored = np.maximum(p, 1.0 / (n_calibration + 1.0))
     by_threshold = flags & (floored <= alpha)
+    if by_rule is not None:
+        by_threshold &= ~np.asarray(by_rule, dtype=bool)
     levels = np.unique(floored[by_threshold])
     if levels.size == 0:
         return flags.copy()

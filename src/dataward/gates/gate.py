@@ -101,7 +101,9 @@ def queued_flags(results: dict[str, DetectorResult], n: int, flag_fdr: float | N
     queued = np.zeros(n, dtype=bool)
     for name, r in results.items():
         if name in by_p_value:
-            queued |= fdr_confirmed(r.p_values, r.flagged, float(r.alpha or 0.0), r.n_calibration, share)
+            queued |= fdr_confirmed(
+                r.p_values, r.flagged, float(r.alpha or 0.0), r.n_calibration, share, r.flagged_by_rule
+            )
         else:
             queued |= r.flagged
     return queued

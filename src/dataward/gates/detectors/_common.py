@@ -53,6 +53,7 @@ def count_result(
     flagged: np.ndarray | None = None,
     extra_p: float | None = None,
     contribution_findings: list[Finding] | None = None,
+    flagged_by_rule: np.ndarray | None = None,
 ) -> DetectorResult:
     """Assemble a result whose contribution-level test is "more flags than calibration explains".
 
@@ -75,4 +76,5 @@ def count_result(
         n_calibration=int(n_calibration),
         alpha=alpha,
         contribution_findings=list(contribution_findings or []),
+        flagged_by_rule=flagged_by_rule,
     )

@@ -245,6 +245,8 @@ class Duplicates(Detector):
             summary,
             flagged=flagged,
             extra_p=conflict_p,
+            # An exact conflict is near-certain evidence: it goes to the review queue however few.
+            flagged_by_rule=exact_conflict,
             contribution_findings=self._mass_findings(p_mass, multiplicity, n),
         )
 

@@ -284,7 +284,8 @@ class LabelConsistency(Detector):
         typical = self._typicality(others) > self.opts.min_typicality
         shifted_p = np.where(typical, 1.0, p)
         ranking_p, p = p, np.where(typical, p, 1.0)
-        flagged = flag_mask(p, ctx.alpha, n_cal) | resolution_flags(p, ctx.alpha, n_cal)
+        by_resolution = resolution_flags(p, ctx.alpha, n_cal)
+        flagged = flag_mask(p, ctx.alpha, n_cal) | by_resolution
 
         summary: dict[str, Any] = {
             "k": self.k_eff,
@@ -315,6 +316,7 @@ class LabelConsistency(Detector):
             # Flipped labels in hard data are many records each only moderately unlikely: add them up.
             extra_p=fisher_excess_p_value(p, n_cal),
             contribution_findings=self._shift_findings(shifted_p, n_cal),
+            flagged_by_rule=by_resolution,
         )
         # Every record keeps its own p-value for ranking (a flip whose content is also unusual still
         # ranks high); only flags and the contribution-level count are limited to typical records.

@@ -131,3 +131,20 @@ def test_flag_fdr_must_be_a_share_or_null(value: object) -> None:
     with pytest.raises(InputError, match="flag_fdr"):
         GatePolicy.from_dict({"flag_fdr": value})
     assert GatePolicy.from_dict({"flag_fdr": None}).flag_fdr is None
+
+
+def test_an_exact_conflict_is_queued_in_a_self_referenced_batch_too() -> None:
+    """A first import judged against its own folds: a record repeated under another label is queued
+    (the rule that flags it, not the false-discovery check, decides), and the report counts both sets."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(600, 3)), columns=["a", "b", "c"])
+    frame["label"] = rng.integers(0, 2, 600).astype(str)
+    conflict = frame.iloc[[0]].assign(label="1" if frame.iloc[0]["label"] == "0" else "0")
+    batch = pd.concat([frame, conflict], ignore_index=True)
+    schema = {"label": "label", "inputs": [{"name": c, "kind": "numeric"} for c in "abc"]}
+    report = scan(None, batch, schema, policy={"detectors": ["duplicates"]})
+    assert report.mode == "self-reference"
+    assert report.records.flagged[[0, 600]].all()
+    counts = report.to_dict()["counts"]
+    assert counts["flagged"] <= counts["flagged_at_alpha"]
+    assert counts["flagged_at_alpha"] == int(report.records.flagged_at_alpha.sum())

@@ -83,7 +83,7 @@ def test_an_owner_may_tighten_and_an_admin_may_weaken_on_the_record(team: dict[s
     # Back to the ward's defaults is weaker than now: the owner may not.
     with pytest.raises(PolicyViolation, match=re.escape("gate.alpha: lowered from 0.05 to 0.01")) as back:
         alice.set_policy("other", "")
-    assert "gate.flag_fdr: lowered from None to 0.2" in back.value.message
+    assert "gate.flag_fdr: lowered from null (every flag queued) to 0.2" in back.value.message
     # An admin may, and the weakening is an event of its own, naming what got weaker.
     out = admin.set_policy("other", SWITCHED_OFF)
     assert {w["field"] for w in out["weakened"]} >= {"gate.detectors", "gate.block_p", "approvals.required"}

@@ -194,7 +194,8 @@ class GatePolicy:
                     "gate.flag_fdr",
                     before.flag_fdr,
                     self.flag_fdr,
-                    f"lowered from {before.flag_fdr} to {self.flag_fdr}: fewer flagged records reach the review queue",
+                    f"lowered from {_queue_text(before.flag_fdr)} to {_queue_text(self.flag_fdr)}: fewer flagged "
+                    "records reach the review queue",
                 )
             )
         old_drop, new_drop = float(before.max_validation_drop), float(self.max_validation_drop)
@@ -242,3 +243,7 @@ class GatePolicy:
 def _queue_share(flag_fdr: float | None) -> float:
     """``flag_fdr`` ranked for weakening: ``None`` queues every flag, more than any share does."""
     return math.inf if flag_fdr is None else float(flag_fdr)
+
+
+def _queue_text(flag_fdr: float | None) -> str:
+    return "null (every flag queued)" if flag_fdr is None else f"{flag_fdr:g}"

@@ -21,6 +21,14 @@ class RecordScores:
     detector_scores: dict[str, np.ndarray]
     detector_flags: dict[str, np.ndarray]
 
+    @property
+    def flagged_at_alpha(self) -> np.ndarray:
+        """Records any detector flagged at its share of alpha (what the verdict counts); ``flagged`` is
+        the review queue, a subset of these (docs/gates.md, "The review queue")."""
+        if not self.detector_flags:
+            return np.zeros(len(self.record_ids), dtype=bool)
+        return np.vstack([np.asarray(f, dtype=bool) for f in self.detector_flags.values()]).any(axis=0)
+
     def to_list(self) -> list[dict[str, Any]]:
         names = list(self.detector_scores)
         out = []
@@ -100,7 +108,11 @@ class GateReport:
             "mode": self.mode,
             "config_hash": self.config_hash,
             "policy": self.policy,
-            "counts": {"records": len(self.records.record_ids), "flagged": int(self.records.flagged.sum())},
+            "counts": {
+                "records": len(self.records.record_ids),
+                "flagged": int(self.records.flagged.sum()),
+                "flagged_at_alpha": int(self.records.flagged_at_alpha.sum()),
+            },
             "detectors": detectors,
             "records": self.records.to_list(),
             "groups": _json_ready(self.groups),

@@ -443,6 +443,7 @@ def _self_reference(
     blocks: dict[str, list[str]] = {name: [] for name in run}
     contribution_findings: dict[str, list[Finding]] = {name: [] for name in run}
     alphas: dict[str, float | None] = {}
+    by_rule = {name: np.zeros(n, dtype=bool) for name in run}
     splitter = KFold(folds, shuffle=True, random_state=policy.seed)
     for train, test in splitter.split(np.zeros(n)):
         train_data, test_data = data.subset(train), data.subset(test)
@@ -457,6 +458,8 @@ def _self_reference(
             versions[name] = result.version
             p_values[name][test] = result.p_values
             flags[name][test] = result.flagged
+            if result.flagged_by_rule is not None:
+                by_rule[name][test] = result.flagged_by_rule
             fold_p[name].append(result.p_value)
             alphas[name] = result.alpha
             if result.block:
@@ -490,6 +493,7 @@ def _self_reference(
             n_calibration=n_train,
             alpha=alphas.get(name),
             contribution_findings=contribution_findings[name],
+            flagged_by_rule=by_rule[name],
         )
     return results, {}
 

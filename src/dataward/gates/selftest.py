@@ -453,7 +453,7 @@ def _clean_run(
         seed=seed,
         config_hash=report.config_hash,
         clean_verdict=report.verdict,
-        clean_flagged=int(np.sum(report.records.flagged)),
+        clean_flagged=int(np.sum(report.records.flagged_at_alpha)),
         clean_reasons=list(report.reasons),
     )
 
@@ -461,7 +461,9 @@ def _clean_run(
 def _result(
     name: str, description: str, positions: list[int], report: GateReport, clean_verdict: str = "pass"
 ) -> CanaryResult:
-    flagged = np.asarray(report.records.flagged, dtype=bool)
+    # Record recall and the false-positive rate count the flags at alpha, as ``flagged_by`` does: the
+    # rate the verdict works with, not the review queue's (a subset of them).
+    flagged = report.records.flagged_at_alpha
     planted = np.zeros(flagged.shape[0], bool)
     planted[positions] = True
     untouched = int((~planted).sum())

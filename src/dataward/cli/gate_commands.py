@@ -29,13 +29,19 @@ def highlight(text: str, triggers: list[str]) -> str:
     return out
 
 
+def _at_alpha(counts: dict[str, Any]) -> str:
+    """``; N flagged at alpha`` when the detectors flagged more records than the review queue holds."""
+    at_alpha = counts.get("flagged_at_alpha")
+    return f"; {at_alpha} flagged at alpha" if at_alpha is not None and at_alpha != counts["flagged"] else ""
+
+
 def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     """Print a gate report: verdict, reasons, detectors, triggers, groups, top records."""
     verdict = report["verdict"]
     head = (
         f"[{VERDICT_STYLE[verdict]}]{verdict.upper()}[/]  {report['contribution']}  "
-        f"({report['counts']['flagged']} of {report['counts']['records']} records flagged, "
-        f"{report['mode']} mode)"
+        f"({report['counts']['flagged']} of {report['counts']['records']} records to review"
+        f"{_at_alpha(report['counts'])}, {report['mode']} mode)"
     )
     tree = Tree(head)
     trusted = report.get("trusted") or {}
@@ -79,7 +85,7 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     for kind, items in report.get("groups", {}).items():
         for g in items:
             groups.add(
-                f"{kind} {escape(str(g['key']))}: {g['flagged']}/{g['records']} flagged, "
+                f"{kind} {escape(str(g['key']))}: {g['flagged']}/{g['records']} flagged at alpha, "
                 f"{styled(g.get('verdict'), VERDICT_STYLE)}"
             )
     console.print(tree)

@@ -88,9 +88,12 @@ def read_parquet_bytes(data: bytes, columns: list[str] | None = None) -> pa.Tabl
     Arrow's thread pool is left out on purpose: a process that had decoded in-memory Parquet on it
     sometimes aborted at exit ("terminate called without an active exception", SIGABRT after the
     command had printed its result; apache/arrow#34314). Reproduced here in about one CLI run in five;
-    with the decoding on the calling thread, in none of 48.
+    with the decoding on the calling thread, in none of 48. ``ParquetFile.read`` rather than
+    ``pq.read_table``: the latter goes through the dataset scanner, which starts Arrow's I/O thread
+    pool even with ``use_threads=False`` (one more native thread alive at exit; CI still saw the abort
+    once in a run of ``dataward verify`` that read chunks this way).
     """
-    return pq.read_table(pa.BufferReader(data), columns=columns, use_threads=False)
+    return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns, use_threads=False)
 
 
 def parquet_to_table(data: bytes, columns: list[str] | None = None) -> pa.Table:

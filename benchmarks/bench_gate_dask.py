@@ -96,7 +96,7 @@ def summary(report: Any, seconds: float) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "verdict": report.verdict,
         "flagged": int(report.records.flagged.sum()),
-        "flagged_at_alpha": int(np.vstack(list(report.records.detector_flags.values())).any(axis=0).sum()),
+        "flagged_at_alpha": int(report.records.flagged_at_alpha.sum()),
         "seconds_per_detector": report.extras.get("timings"),
     }
 

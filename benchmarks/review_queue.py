@@ -70,7 +70,7 @@ def run_case(group: str, name: str, case: Any, poison: np.ndarray) -> dict[str, 
     report = scan(case.baseline, case.contribution, case.schema, case.validation, {"seed": 0})
     seconds = time.perf_counter() - started
     records = report.records
-    at_alpha = np.vstack(list(records.detector_flags.values())).any(axis=0)
+    at_alpha = records.flagged_at_alpha
     return {
         "group": group,
         "case": name,

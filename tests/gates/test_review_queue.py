@@ -104,7 +104,7 @@ def test_a_scan_queues_the_flipped_records_and_few_clean_ones() -> None:
         baseline, contribution, schema, flipped = _flipped_blobs(seed)
         report = scan(baseline, contribution, schema, policy=policy)
         queued = report.records.flagged
-        at_alpha = np.vstack(list(report.records.detector_flags.values())).any(axis=0)
+        at_alpha = report.records.flagged_at_alpha
         assert report.verdict == "block"
         assert not (queued & ~at_alpha).any()
         queued_flips += int((queued & flipped).sum())

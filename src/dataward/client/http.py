@@ -765,7 +765,7 @@ def _predict_probe_set(client: HTTPWard, ref: str, predict: Any, probes: Path, o
     from dataward.release.predictors import CallablePredictor, EstimatorPredictor
 
     client.probe_inputs(ref, probes)
-    table = pq.read_table(probes)
+    table = read_parquet_bytes(Path(probes).read_bytes())
     ids = [str(v) for v in table.column("probe_id").to_pylist()]
     records = table.drop_columns(["probe_id"])
     if hasattr(predict, "predict"):

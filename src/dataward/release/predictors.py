@@ -142,7 +142,9 @@ class FilePredictor:
             if suffix == ".parquet":
                 import pyarrow.parquet as pq
 
-                rows = pq.read_table(path).to_pylist()
+                # ParquetFile.read on the calling thread: pq.read_table would start Arrow's I/O
+                # thread pool (see dataward.store.tables.read_parquet_bytes).
+                rows = pq.ParquetFile(path).read(use_threads=False).to_pylist()
             elif suffix in (".jsonl", ".ndjson"):
                 rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
             else:

@@ -89,6 +89,7 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.detectors._probe import row_numbers
+from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, knn
 
@@ -297,6 +298,21 @@ class TriggerDetector(Detector):
         for col in schema.inputs:
             if col.name not in contribution.column_names:
                 raise InputError(f"the contribution has no column {col.name!r}")
+            if col.kind == ColumnKind.EMBEDDING:
+                # From Arrow's buffers, one dimension at a time: as Python lists, a million 64-d
+                # embeddings would take about 2 GB. The values are the same float32 numbers.
+                c_mat = embedding_matrix(contribution.column(col.name), col.dim)
+                has_b = baseline is not None and n_b
+                b_mat = embedding_matrix(baseline.column(col.name), c_mat.shape[1]) if has_b else None
+                for d in range(c_mat.shape[1]):
+                    names, xc, xb = _numeric_patterns(
+                        f"{col.name}[{d}]",
+                        c_mat[:, d].astype(np.float64),
+                        b_mat[:, d].astype(np.float64) if b_mat is not None else np.zeros(0),
+                        bins=False,
+                    )
+                    patterns.add(names, col.name, "value", xc, xb)
+                continue
             c_values = contribution.column(col.name).to_pylist()
             b_values = baseline.column(col.name).to_pylist() if baseline is not None and n_b else []
             match col.kind:
@@ -321,14 +337,6 @@ class TriggerDetector(Detector):
                     names, xc, xb = _categorical_patterns(col.name, c_values, b_values, self.min_support)
                     patterns.add(names, col.name, "value", xc, xb)
                     tabular.append((col.name, xc, xb, names))
-                case ColumnKind.EMBEDDING:
-                    c_arr = np.asarray(c_values, dtype=np.float64)
-                    b_arr = np.asarray(b_values, dtype=np.float64).reshape(-1, c_arr.shape[1])
-                    for d in range(c_arr.shape[1]):
-                        names, xc, xb = _numeric_patterns(
-                            f"{col.name}[{d}]", c_arr[:, d].tolist(), b_arr[:, d].tolist(), bins=False
-                        )
-                        patterns.add(names, col.name, "value", xc, xb)
         if 2 <= len(tabular) <= self.max_pair_columns:
             owner = np.concatenate([[k] * len(t[3]) for k, t in enumerate(tabular)])
             names, xc, xb, pairs = _pair_patterns(
@@ -672,10 +680,12 @@ def _reason(ev: dict[str, Any]) -> str:
 
 
 def _numeric_patterns(
-    name: str, c_values: list[Any], b_values: list[Any], *, bins: bool
+    name: str, c_values: list[Any] | np.ndarray, b_values: list[Any] | np.ndarray, *, bins: bool
 ) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
-    c = np.array([np.nan if v is None else v for v in c_values], dtype=np.float64)
-    b = np.array([np.nan if v is None else v for v in b_values], dtype=np.float64)
+    c, b = (
+        v if isinstance(v, np.ndarray) else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+        for v in (c_values, b_values)
+    )
     ref = b[~np.isnan(b)] if np.any(~np.isnan(b)) else c[~np.isnan(c)]
     if ref.size == 0:
         return [], sp.csc_matrix((c.size, 0)), sp.csc_matrix((b.size, 0))

@@ -8,6 +8,13 @@ given as ratios to the one-shot scan measured in this same process. CPU time is 
 memory is the peak resident set of the scanning process during each run (Linux ``VmHWM``, reset before
 the run) and, on Dask, the largest of the workers' (each worker's own, also reset before the run).
 
+Both sides are written straight to Parquet a block at a time and passed to the partitioned runs as
+paths, so neither is ever held as one table (only the one-shot scan reads them whole, as it must).
+Reports are compared by a digest of their JSON without the per-record list, plus a digest of every
+per-record array (at 1,000,000 records the per-record JSON list alone takes over a gigabyte).
+``--max-memory-gb`` stops the benchmark (exit status 3) when its resident memory, or a Dask worker's,
+passes the cap; ``--stages`` prints each stage's seconds and resident memory (before, after, peak).
+
     python -m benchmarks.bench_gate_dask --baseline 200000 --contribution 100000 --workers 1,2
     python -m benchmarks.bench_gate_dask --scheduler tcp://HOST:8786   # an existing cluster
 """
@@ -16,10 +23,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import hashlib
+import importlib
 import json
+import os
 import platform
 import resource
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -102,7 +115,110 @@ def summary(report: Any, seconds: float) -> dict[str, Any]:
 
 
 def fingerprint(report: Any) -> str:
-    return json.dumps(report.to_dict(), sort_keys=True, default=str)
+    """A digest of everything the report says: its JSON without the per-record list, and the bytes of
+    every per-record array (equal bytes give equal JSON)."""
+    from dataward.gates.report import GateReport
+
+    records = report.records
+    empty = type(records)(np.zeros(0), [], np.zeros(0), np.zeros(0, bool), {}, {})
+    whole = GateReport(**{**report.__dict__, "records": empty})
+    digest = hashlib.sha256()
+    digest.update(json.dumps(_without_records(whole), sort_keys=True, default=str).encode())
+    digest.update("\n".join(records.record_ids).encode())
+    arrays = [records.rows, records.score, records.flagged]
+    arrays += [records.detector_scores[k] for k in sorted(records.detector_scores)]
+    arrays += [records.detector_flags[k] for k in sorted(records.detector_flags)]
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _without_records(report: Any) -> dict[str, Any]:
+    out = report.to_dict()
+    out.pop("records")
+    out.pop("counts")
+    return out
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class MemoryCap:
+    """Samples this process's resident memory (and the largest anonymous part) every 0.2 s; past
+    ``limit_gb`` it prints what it saw and ends the process with status 3."""
+
+    def __init__(self, limit_gb: float | None) -> None:
+        self.limit_mb = limit_gb * 1024 if limit_gb else None
+        self.peak_anon = 0.0
+        self.samples: list[tuple[float, float]] = []
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            rss = rss_mb()
+            self.peak_anon = max(self.peak_anon, rss_mb("RssAnon"))
+            self.samples.append((time.perf_counter(), rss))
+            if self.limit_mb is not None and rss > self.limit_mb:
+                print(f"stopped: resident memory {rss:.0f} MB passed --max-memory-gb", file=sys.stderr, flush=True)
+                os._exit(3)
+            time.sleep(0.2)
+
+    def peak_between(self, start: float, end: float) -> float:
+        return max((r for t, r in self.samples if start <= t <= end), default=0.0)
+
+
+class Stages:
+    """Wraps the scan's stages to print each one's seconds and resident memory (``--stages``; the record
+    stage is the scan's own ``record_stage`` timing, between ``give_samples`` and ``_joined``)."""
+
+    NAMES = ("survey", "take", "give_samples", "_joined", "combine_records", "queued_flags", "_findings", "_extras")
+
+    def __init__(self, cap: MemoryCap) -> None:
+        self.cap, self.rows = cap, []
+        scan_module = importlib.import_module("dataward.gates.scan")
+        for name in self.NAMES:
+            self._wrap(scan_module, name, name)
+        partitioned = importlib.import_module("dataward.gates.partitioned")
+        self._wrap(partitioned.PartitionedSide, "hashes", "baseline hashes")
+        self._wrap(partitioned.PartitionedSide, "__init__", "baseline survey")
+        from dataward.gates.base import registered
+
+        for name, cls in registered().items():
+            for method in ("fit", "finish", "score"):
+                if method in cls.__dict__:
+                    self._wrap(cls, method, f"{name}.{method}")
+
+    def _wrap(self, owner: Any, attr: str, label: str) -> None:
+        fn = getattr(owner, attr)
+        stages = self
+
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            t0, r0 = time.perf_counter(), rss_mb()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                t1 = time.perf_counter()
+                stages.rows.append((label, t0, t1, r0, rss_mb(), stages.cap.peak_between(t0, t1)))
+
+        setattr(owner, attr, wrapped)
+
+    def report(self) -> list[dict[str, Any]]:
+        out = []
+        for label, t0, t1, r0, r1, peak in self.rows:
+            row = {"stage": label, "seconds": round(t1 - t0, 2), "rss_before_mb": round(r0)}
+            row |= {"rss_after_mb": round(r1), "rss_peak_mb": round(max(peak, r0, r1))}
+            out.append(row)
+            print("stage", json.dumps(row), flush=True)
+        self.rows = []
+        return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,11 +234,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-one-shot", action="store_true", help="skip the in-memory one-shot scan")
     parser.add_argument("--detectors", nargs="*", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-memory-gb", type=float, default=None, help="stop past this resident memory")
+    parser.add_argument("--stages", action="store_true", help="print seconds and memory per stage")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
     from dataward.gates import scan
 
+    cap = MemoryCap(args.max_memory_gb)
+    stages = Stages(cap) if args.stages else None
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((args.classes, args.dim), dtype=np.float32) * 0.7
     schema = {"label": "label", "inputs": [{"name": "emb", "kind": "embedding", "dim": args.dim}]}
@@ -140,13 +260,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="dataward-bench-") as tmp:
         base_files = write_side(Path(tmp, "b"), args.baseline, args.dim, centres, rng, 0.0, BLOCK)
         parts = write_side(Path(tmp, "c"), args.contribution, args.dim, centres, rng, args.flips, args.partition_rows)
-        baseline = pa.concat_tables(pq.read_table(f) for f in base_files)
         reference: str | None = None
 
         def record(name: str, report: Any, seconds: float, cpu: float, **extra: Any) -> None:
             nonlocal reference
             row = {**summary(report, seconds), "cpu_seconds": round(cpu, 2), **extra}
             row["peak_rss_mb_scanning_process"] = round(peak_mb())
+            row["peak_anonymous_mb_scanning_process"] = round(cap.peak_anon)
+            if stages is not None:
+                row["stages"] = stages.report()
             if reference is None:
                 reference = fingerprint(report)
             row["same_report_as_first"] = fingerprint(report) == reference
@@ -154,15 +276,20 @@ def main(argv: list[str] | None = None) -> None:
             print(name, json.dumps(row), flush=True)
 
         if not args.no_one_shot:
+            baseline = pa.concat_tables(pq.read_table(f) for f in base_files)
             contribution = pa.concat_tables(pq.read_table(f) for f in parts)
             reset_peak()
+            cap.peak_anon = 0.0
             started, cpu = time.perf_counter(), cpu_now()
             report = scan(baseline, contribution, schema, policy=policy)
             record("one_shot", report, time.perf_counter() - started, cpu_now() - cpu)
-            del contribution, report
+            del baseline, contribution, report
+        # The partitioned runs read both sides from their Parquet files, a partition at a time.
+        baseline = base_files
         reset_peak()
+        cap.peak_anon = 0.0
         started, cpu = time.perf_counter(), cpu_now()
-        report = scan(baseline, parts, schema, policy=policy, engine="local")
+        report = scan(baseline, parts, schema, policy=policy, engine="local", partition_rows=args.partition_rows)
         record("local_partitioned", report, time.perf_counter() - started, cpu_now() - cpu)
 
         import distributed
@@ -190,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
             with distributed.Client(args.scheduler) as client:
                 n = len(client.scheduler_info(n_workers=-1)["workers"])
                 reset_peak()
+                cap.peak_anon = 0.0
                 client.run(worker_reset)
                 started, cpu = time.perf_counter(), cluster_cpu(client)
                 report = scan(baseline, parts, schema, policy=policy, client=client)
@@ -205,10 +333,12 @@ def main(argv: list[str] | None = None) -> None:
                         processes=True,
                         dashboard_address=":0",
                         silence_logs=40,
+                        memory_limit=f"{args.max_memory_gb}GB" if args.max_memory_gb else "auto",
                     ) as cluster,
                     distributed.Client(cluster) as client,
                 ):
                     reset_peak()
+                    cap.peak_anon = 0.0
                     client.run(worker_reset)
                     started, cpu = time.perf_counter(), cluster_cpu(client)
                     report = scan(baseline, parts, schema, policy=policy, client=client)

@@ -73,10 +73,15 @@ def test_parquet_files_and_row_groups_give_the_one_shot_report(poisoned_digits, 
     report = scan(baseline, str(tmp_path / "c"), schema, policy={"detectors": ALL}, partition_rows=100)
     assert comparable(report) == comparable(one_shot)
     assert report.extras["timings"]["record_stage"] >= 0
-    # A list of files, and an Arrow dataset over them, are the same contribution.
-    assert comparable(scan(baseline, paths, schema, policy={"detectors": ALL})) == comparable(one_shot)
+    # A list of files, and an Arrow dataset over them, are the same contribution; the baseline in
+    # Parquet partitions too (never held whole) gives the same report.
+    write_parts(baseline, tmp_path / "b", files=4, row_group_size=90)
+    base = str(tmp_path / "b")
+    assert comparable(scan(base, paths, schema, policy={"detectors": ALL})) == comparable(one_shot)
     dataset = pads.dataset(paths, format="parquet")
     assert comparable(scan(baseline, dataset, schema, policy={"detectors": ALL})) == comparable(one_shot)
+    # A baseline in partitions with a contribution in memory: both are scanned in partitions.
+    assert comparable(scan(base, contribution, schema, policy={"detectors": ALL})) == comparable(one_shot)
 
 
 def test_a_stream_of_record_batches_is_spilled_and_gives_the_one_shot_report(poisoned_digits, one_shot):
@@ -131,6 +136,14 @@ def test_a_corrupt_partition_is_a_clear_error(poisoned_digits, tmp_path):
         scan(baseline, str(tmp_path / "bad"), schema, policy={"detectors": ALL})
     with pytest.raises(InputError, match=r"nothing-here could not be read: .*No such file"):
         scan(baseline, str(tmp_path / "nothing-here"), schema)
+    write_parts(baseline, tmp_path / "bad-base", files=2, row_group_size=1000)
+    (tmp_path / "bad-base" / "part-001.parquet").write_bytes(b"PAR1 this is not a parquet file PAR1")
+    with pytest.raises(InputError, match=r"bad-base/part-001\.parquet could not be read"):
+        scan(str(tmp_path / "bad-base"), contribution, schema, policy={"detectors": ALL})
+    # A baseline partition that breaks the schema is named as the baseline's.
+    pq.write_table(baseline.drop_columns(["label"]), tmp_path / "bad-base" / "part-001.parquet")
+    with pytest.raises(InputError, match="baseline"):
+        scan(str(tmp_path / "bad-base"), contribution, schema, policy={"detectors": ALL})
 
 
 def test_rows_limit_counts_the_whole_partitioned_contribution(poisoned_digits, tmp_path):

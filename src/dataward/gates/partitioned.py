@@ -43,6 +43,7 @@ from dataward.domain.schema import Schema
 from dataward.gates.base import POSITION, Detector, GateData
 from dataward.gates.engine import Engine
 from dataward.gates.features import FeaturePipeline
+from dataward.gates.hashing import input_hashes
 from dataward.gates.inputs import ROW, Normalized, normalize, take_rows
 from dataward.gates.neighbours import clear_cache
 
@@ -241,6 +242,7 @@ def spill_folder() -> tempfile.TemporaryDirectory:
 class SurveyState:
     schema: Schema
     limits: InputLimits
+    what: str = "contribution"
 
 
 @dataclass(frozen=True)
@@ -265,12 +267,14 @@ def _unbounded(limits: InputLimits) -> InputLimits:
 
 
 def survey_one(part: Partition, state: SurveyState) -> tuple[int, np.ndarray]:
-    norm = normalize(part.read(), state.schema, "contribution", with_ids=False, limits=_unbounded(state.limits))
+    norm = normalize(part.read(), state.schema, state.what, with_ids=False, limits=_unbounded(state.limits))
     return len(norm), norm.labels
 
 
-def survey(engine: Engine, parts: list[Partition], schema: Schema, limits: InputLimits) -> Survey:
-    out = engine.map(survey_one, parts, SurveyState(schema, limits), describe=lambda p: p.describe())
+def survey(
+    engine: Engine, parts: list[Partition], schema: Schema, limits: InputLimits, what: str = "contribution"
+) -> Survey:
+    out = engine.map(survey_one, parts, SurveyState(schema, limits, what), describe=lambda p: p.describe())
     labels = np.concatenate([labels for _, labels in out]) if out else np.zeros(0, dtype=object)
     survey_ = Survey([n for n, _ in out], labels)
     if survey_.rows > limits.max_rows:
@@ -285,19 +289,79 @@ def survey(engine: Engine, parts: list[Partition], schema: Schema, limits: Input
 
 def take_one(item: tuple[Partition, np.ndarray], state: SurveyState) -> pa.Table:
     part, positions = item
-    norm = normalize(part.read(), state.schema, "contribution", with_ids=False, limits=None)
+    norm = normalize(part.read(), state.schema, state.what, with_ids=False, limits=None)
     return take_rows(norm.table, positions)
 
 
-def take(engine: Engine, parts: list[Partition], survey_: Survey, positions: np.ndarray, schema: Schema) -> pa.Table:
-    """The contribution's canonical rows at sorted global ``positions``, in order."""
+def take(
+    engine: Engine,
+    parts: list[Partition],
+    survey_: Survey,
+    positions: np.ndarray,
+    schema: Schema,
+    what: str = "contribution",
+) -> pa.Table:
+    """The canonical rows at sorted global ``positions`` of a side read in partitions, in order."""
     items = []
     for part, start, size in zip(parts, survey_.offsets, survey_.sizes, strict=True):
         lo, hi = np.searchsorted(positions, [start, start + size])
         if hi > lo:
             items.append((part, positions[lo:hi] - start))
-    tables = engine.map(take_one, items, SurveyState(schema, InputLimits()), describe=lambda it: it[0].describe())
+    tables = engine.map(take_one, items, SurveyState(schema, InputLimits(), what), describe=lambda it: it[0].describe())
     return pa.concat_tables(tables)
+
+
+def hash_one(part: Partition, state: SurveyState) -> np.ndarray:
+    norm = normalize(part.read(), state.schema, state.what, with_ids=False, limits=None)
+    return input_hashes(norm.table, state.schema)
+
+
+def whole_one(part: Partition, state: SurveyState) -> pa.Table:
+    return normalize(part.read(), state.schema, state.what, with_ids=False, limits=None).table
+
+
+class PartitionedSide:
+    """A trusted side (the baseline) given as Parquet paths, an Arrow dataset or a stream, never held whole.
+
+    What the gate needs of the whole baseline is its labels (the class list and the stratified reference
+    sample), the reference rows and every record's 8-byte input hash (exact duplicates against the whole
+    baseline): a survey pass, a pass that reads only the sampled rows, and a hashing pass, one partition at
+    a time. Only a detector that fits on the whole baseline (``Detector.fits_whole_baseline``) makes it
+    read whole (``table``)."""
+
+    def __init__(self, engine: Engine, parts: list[Partition], schema: Schema, what: str = "baseline") -> None:
+        self.engine, self.schema, self.what = engine, schema, what
+        plan = survey(engine, parts, schema, InputLimits(max_rows=2**62), what)
+        self.parts = [p for p, size in zip(parts, plan.sizes, strict=True) if size]
+        self.plan = Survey([size for size in plan.sizes if size], plan.labels)
+        self._table: pa.Table | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.plan.labels
+
+    def __len__(self) -> int:
+        return self.plan.rows
+
+    def rows(self, positions: np.ndarray) -> pa.Table:
+        return take(self.engine, self.parts, self.plan, positions, self.schema, self.what)
+
+    def hashes(self) -> np.ndarray:
+        out = self.engine.map(
+            hash_one, self.parts, SurveyState(self.schema, InputLimits(), self.what), describe=_describe
+        )
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None:
+            state = SurveyState(self.schema, InputLimits(), self.what)
+            self._table = pa.concat_tables(self.engine.map(whole_one, self.parts, state, describe=_describe))
+        return self._table
+
+
+def _describe(part: Partition) -> str:
+    return part.describe()
 
 
 @dataclass(frozen=True)

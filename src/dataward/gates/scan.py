@@ -37,6 +37,7 @@ from dataward.gates.neighbours import clear_cache, knn
 from dataward.gates.partitioned import (
     PARTITION_ROWS,
     Partition,
+    PartitionedSide,
     Scored,
     ScoreState,
     Survey,
@@ -83,7 +84,9 @@ def scan(
     ``scheduler`` address, is scored partition by partition on that engine (``dataward.gates.engine``):
     the detectors are fitted once, their fitted state broadcast, each partition featurized and scored
     record by record where it is read, and the contribution judged once from the concatenated results.
-    The report is the one the one-shot scan of the same data gives.
+    The report is the one the one-shot scan of the same data gives. ``baseline`` may be given in the
+    same forms: in partitions it is never held whole (``partitioned.PartitionedSide``): its labels, the
+    reference sample's rows and every record's input hash are read a partition at a time.
 
     ``baseline`` None or empty runs in self-reference mode (K-fold within the contribution).
     ``featurizer`` is an unfitted ``FeaturePipeline`` or a mapping of column -> featurizer name
@@ -95,14 +98,29 @@ def scan(
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
     # only the large neighbour searches use more than one thread (see neighbours.py).
     runner = None
-    if engine is not None or client is not None or scheduler is not None or is_partitioned(contribution):
+    partitioned_baseline = baseline is not None and is_partitioned(baseline)
+    if (
+        engine is not None
+        or client is not None
+        or scheduler is not None
+        or is_partitioned(contribution)
+        or partitioned_baseline
+    ):
         runner = engine_for(engine, client=client, scheduler=scheduler)
     try:
         with threadpool_limits(limits=1), spill_folder() as spill:
-            parts = None
+            parts = base_parts = None
             if runner is not None:
                 parts = partitions_of(
                     contribution, partition_rows=partition_rows, storage_options=storage_options, spill=Path(spill)
+                )
+            if partitioned_baseline:
+                (Path(spill) / "baseline").mkdir()
+                base_parts = partitions_of(
+                    baseline,
+                    partition_rows=partition_rows,
+                    storage_options=storage_options,
+                    spill=Path(spill) / "baseline",
                 )
             return _scan(
                 baseline,
@@ -116,6 +134,7 @@ def scan(
                 limits=InputLimits.coerce(limits),
                 runner=runner,
                 parts=parts,
+                base_parts=base_parts,
             )
     finally:
         if runner is not None and runner is not engine:
@@ -135,6 +154,7 @@ def _scan(
     limits: InputLimits,
     runner: Engine | None = None,
     parts: list[Partition] | None = None,
+    base_parts: list[Partition] | None = None,
 ) -> GateReport:
     schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
     policy = GatePolicy.coerce(policy)
@@ -158,7 +178,12 @@ def _scan(
     def side(data: Any, what: str) -> Normalized | None:
         return normalize(data, schema, what, with_ids=False) if data is not None else None
 
-    base = side(baseline, "baseline")
+    base: Normalized | PartitionedSide | None
+    if base_parts is not None:
+        assert runner is not None
+        base = PartitionedSide(runner, base_parts, schema)
+    else:
+        base = side(baseline, "baseline")
     if base is not None and len(base) == 0:
         base = None
     if base is None and contrib is None:
@@ -193,7 +218,7 @@ def _scan(
         if base is not None:
             mode = "baseline"
             ref_index = stratified_sample(encode(base), policy.reference_size, rng)
-            ref_table = take_rows(base.table, ref_index)
+            ref_table = base.rows(ref_index) if isinstance(base, PartitionedSide) else take_rows(base.table, ref_index)
             fit_table = ref_table
             sample = np.zeros(0, dtype=np.int64)
             if pipeline.learns_geometry:
@@ -223,15 +248,22 @@ def _scan(
                 seed=policy.seed,
                 options=options,
                 max_validation_drop=policy.max_validation_drop,
-                baseline_hashes=(input_hashes(base.table, schema), encode(base)),
+                baseline_hashes=(
+                    base.hashes() if isinstance(base, PartitionedSide) else input_hashes(base.table, schema),
+                    encode(base),
+                ),
             )
             detectors: dict[str, Any] = {}
-            whole_baseline = GateData(np.zeros((len(base), 0), dtype=np.float32), encode(base), base.table)
             for name in run:
                 started = time.perf_counter()
                 cls = registered()[name]
                 try:
-                    detectors[name] = cls().fit(whole_baseline if cls.fits_whole_baseline else reference, context)
+                    if cls.fits_whole_baseline:
+                        # Read whole only here (a baseline in partitions is otherwise never held).
+                        fit_on = GateData(np.zeros((len(base), 0), dtype=np.float32), encode(base), base.table)
+                    else:
+                        fit_on = reference
+                    detectors[name] = cls().fit(fit_on, context)
                 except InputError as exc:
                     # A detector that cannot work on this data says so with an InputError; other errors are bugs.
                     skipped[name] = f"not applicable to this data: {exc.message}"

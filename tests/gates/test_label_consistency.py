@@ -48,8 +48,11 @@ def test_text_flips_are_ranked_and_flagged():
     assert result.flagged[poison].mean() >= 0.25  # 5% random flips of man-page sections, alpha = 0.01
     assert result.flagged[~poison].mean() <= 0.02
     assert result.p_value < 1e-6 and result.summary["views"] == ["knn_margin", "text_probe", "contribution_probe"]
-    top = result.findings[0]
-    assert poison[top.row] and "label_quality" in top.evidence and "cleanlab_label_issue" in top.evidence
+    # The most suspicious findings are flips (one clean line of garbled markup, labelled right but read
+    # as another section by every view, may rank among them), each with cleanlab's opinion beside it.
+    top = result.findings[:5]
+    assert sum(bool(poison[f.row]) for f in top) >= 4
+    assert all("label_quality" in f.evidence and "cleanlab_label_issue" in f.evidence for f in top)
 
 
 def test_image_flips_random_and_targeted_are_flagged(digits):
@@ -137,3 +140,53 @@ def test_naive_bayes_leave_one_out_equals_refitting_without_the_row():
         # Refitted, the row's own-only features are unseen and left out, as leave-one-out does.
         expected = refit.log_joint(matrix[i])[0]
         assert np.allclose(loo[i] - loo[i].max(), expected - expected.max(), atol=1e-8)
+
+
+def _topic_lines(n: int, seed: int) -> pd.DataFrame:
+    """Short texts of three topics: each line draws most words from its topic, some from a shared pool."""
+    rng = np.random.default_rng(seed)
+    topics = [[f"{t}{w}" for w in range(40)] for t in ("net", "disk", "user")]
+    shared = [f"common{w}" for w in range(60)]
+    y = rng.integers(0, 3, n)
+    lines = []
+    for c in y:
+        words = list(rng.choice(topics[c], 4)) + list(rng.choice(shared, 4))
+        rng.shuffle(words)
+        lines.append(" ".join(words))
+    return pd.DataFrame({"text": lines, "label": [("net", "disk", "user")[c] for c in y]})
+
+
+def test_a_few_flips_in_a_batch_larger_than_the_baseline_move_the_verdict():
+    # 16 flips in 900 lines against 600 trusted ones: at alpha the count (16 among the 9 clean flags
+    # expected) is lost in the calibration set's own uncertainty; beyond every trusted record, where
+    # 1.5 clean records are expected, it is not. The contribution probe (naive Bayes over trusted
+    # and new lines together) puts the flips there.
+    schema = {"label": "label", "inputs": [{"name": "text", "kind": "text"}]}
+    baseline, clean = _topic_lines(600, seed=0), _topic_lines(900, seed=1)
+    flipped = clean.copy()
+    rows = np.random.default_rng(2).choice(len(flipped), 16, replace=False)
+    flipped.loc[rows, "label"] = [{"net": "disk", "disk": "user", "user": "net"}[v] for v in flipped.loc[rows, "label"]]
+    report = scan(baseline, flipped, schema, policy=ONLY)
+    result = report.results["label_consistency"]
+    assert report.verdict in ("review", "block")
+    assert result.flagged[rows].mean() >= 0.85
+    count = result.summary["count_test"]
+    assert count["threshold"] == pytest.approx(1 / 601) and count["count"] >= 13
+    assert f"{count['count']} at p<=" in report.reasons[0]
+    # The same batch without the flips passes, and its records are flagged at alpha.
+    report = scan(baseline, clean, schema, policy=ONLY)
+    assert report.verdict == "pass"
+    assert report.results["label_consistency"].flagged.mean() <= 0.01 + 3 * np.sqrt(0.01 / 900 + 0.01 / 600)
+
+
+def test_the_count_beyond_every_calibration_score_is_calibrated():
+    # Exchangeable scores: 400 calibration, 2,000 new records; the test's p-value is at most its level.
+    from dataward.gates.calibration import beyond_calibration_p_value, conformal_p_values
+
+    rng = np.random.default_rng(0)
+    p = np.array(
+        [beyond_calibration_p_value(conformal_p_values(rng.random(400), rng.random(2000)), 400) for _ in range(1000)]
+    )
+    for level in (0.01, 0.05, 0.2):
+        assert np.mean(p <= level) <= level + 3 * np.sqrt(level / p.shape[0]), level
+    assert np.mean(p <= 0.5) > 0.2  # not vacuous: it does reject at larger levels

@@ -62,10 +62,12 @@ from dataward.domain.schema import ColumnKind
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.calibration import (
     conformal_p_values,
+    excess_flags_count,
     excess_flags_p_value,
     fisher_excess_p_value,
     flag_mask,
     leave_one_out_p_values,
+    leave_one_out_tail_p_values,
     mondrian_p_values,
     resolution_flags,
     tail_p_values,
@@ -273,7 +275,7 @@ class LabelConsistency(Detector):
                     log_proba[rows] = model.log_proba(x[rows])
             test["probe"] = log_margin(log_proba, contribution.labels)
             ref_log_proba = self.ref_log_proba
-        p, fused_calibration, fused_test = _fuse(calibration, test)
+        p, fused_calibration, fused_test = _fuse(calibration, test, strongest="contribution_probe")
         n_cal = fused_calibration.shape[0]
         # Break ties inside a calibration bin by the fused score (less than a bin's width).
         rank = np.argsort(np.argsort(fused_test, kind="stable"), kind="stable") / max(1, n - 1)
@@ -291,6 +293,8 @@ class LabelConsistency(Detector):
             "k": self.k_eff,
             "views": list(calibration),
             "disagreeing_but_atypical": int(flag_mask(shifted_p, ctx.alpha, n_cal).sum()),
+            # The count behind the contribution-level p-value, for the reason a reviewer reads.
+            "count_test": excess_flags_count(p, ctx.alpha, n_cal),
         }
         issues, quality = None, None
         if log_proba is not None:
@@ -379,7 +383,9 @@ class LabelConsistency(Detector):
 # --- fusion ---------------------------------------------------------------------------------------
 
 
-def _fuse(calibration: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fuse(
+    calibration: dict[str, np.ndarray], test: dict[str, np.ndarray], strongest: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fisher fusion of the views' conformal p-values, calibrated against the reference's own fused scores.
 
     Both sides use plain conformal p-values on the same grid ``1/(n+1) .. 1``: a contribution record
@@ -388,8 +394,17 @@ def _fuse(calibration: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> tu
     extrapolated tail enters the fusion: a new record beyond a view's largest calibration score
     would otherwise outscore every reference record that tops the same view, and clean records would
     flag at several times alpha. Returns the p-values (tail-extrapolated beyond the largest fused
-    reference score, for ranking), the reference's fused scores, and the contribution's fused
-    scores with each view's tail (to break ties).
+    reference score, for ranking), the reference's statistics they are calibrated on, and the
+    contribution's fused scores with each view's tail (to break ties).
+
+    ``strongest``: a view that also speaks alone. Fisher's sum saturates at ``log(n + 1)`` per view,
+    so a record that one view places far beyond every trusted record (a flip the contribution probe
+    sees at once) and the others only a little ties with, or falls below, trusted records that every
+    view finds mildly odd. The statistic is then the stronger of two pieces of evidence, each a
+    p-value against the reference: the fusion's and that view's own (tail-refined for both; the
+    reference's by ``leave_one_out_tail_p_values``, against the others). It is calibrated once more
+    on the reference's statistics computed the same way, which pays for taking the stronger of two:
+    a reference record that tops either piece tops the statistic too.
     """
     names = list(calibration)
     if len(names) == 1:
@@ -399,7 +414,23 @@ def _fuse(calibration: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> tu
     fused_ref = sum(-np.log(leave_one_out_p_values(calibration[v]) * n / (n + 1.0)) for v in names)
     fused_test = sum(-np.log(conformal_p_values(calibration[v], test[v])) for v in names)
     ranking = sum(-np.log(tail_p_values(calibration[v], test[v])) for v in names)
-    return tail_p_values(fused_ref, fused_test), fused_ref, ranking
+    if strongest not in names:
+        return tail_p_values(fused_ref, fused_test), fused_ref, ranking
+    grid = n / (n + 1.0)  # a reference record's p against n - 1 others, put on the grid 1/(n+1) .. 1
+    statistic_ref = np.maximum(
+        _neg_log(leave_one_out_tail_p_values(fused_ref) * grid),
+        _neg_log(leave_one_out_tail_p_values(calibration[strongest]) * grid),
+    )
+    statistic_test = np.maximum(
+        _neg_log(tail_p_values(fused_ref, fused_test)), _neg_log(tail_p_values(calibration[strongest], test[strongest]))
+    )
+    # Ties of the statistic (both pieces inside a calibration bin) are broken by the views' tails.
+    return tail_p_values(statistic_ref, statistic_test), statistic_ref, statistic_test + 1e-9 * ranking
+
+
+def _neg_log(p: np.ndarray) -> np.ndarray:
+    """``-log p`` with p floored at the smallest normal double (an extrapolated tail can underflow)."""
+    return -np.log(np.maximum(p, 1e-300))
 
 
 def _own_and_others(table: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

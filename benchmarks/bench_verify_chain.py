@@ -18,11 +18,20 @@ Measured in one process, one after the other:
 * parsing the rows into events (``decode_stored``), which ``Ward.verify`` does after the chain check
   for its catalog and record checks.
 
+With ``--whole`` (SQLite): the whole ``Ward.verify`` (chain, key, checkpoints, catalog, record index,
+holder index, objects, versions) on a copy of the template ward whose ledger is replaced by the
+re-sealed chain, rounded down to whole rounds of the template's events so that replaying it gives
+exactly the template's catalog (the verify finds nothing). Measured against ``AuditService`` as it
+was at ``--before`` (its ``audit.py`` read from git and run over the same ward, in the same process,
+rounds alternating); and, in the same process, the parts of the verify as shipped.
+
 Usage::
 
     nice -n 10 python -m benchmarks.bench_verify_chain --events 1000000 --catalog sqlite --keep DIR
+    nice -n 10 python -m benchmarks.bench_verify_chain --events 100000 --whole --keep DIR
 
-Figures go to ``benchmarks/results/verify_chain.json`` (one entry per catalog and size).
+Figures go to ``benchmarks/results/verify_chain.json`` (one entry per catalog and size), and with
+``--whole`` to ``benchmarks/results/verify_whole.json``.
 """
 
 from __future__ import annotations
@@ -187,15 +196,183 @@ def measure(db: CatalogDatabase, ward: Ward, *, before: bool) -> dict[str, Any]:
     }
 
 
+WHOLE_RESULTS = Path(__file__).resolve().parent / "results" / "verify_whole.json"
+BEFORE = "fe5d897"
+"""The commit whose ``AuditService.verify`` is the baseline of ``--whole`` (every row parsed into an
+event, every change made a ``RowChange``, every submitted chunk read at each submission)."""
+
+
+def whole_ward(folder: Path, template: Ward, count: int) -> tuple[Ward, int]:
+    """A copy of the template ward whose ledger is ``count`` re-sealed events, rounded down to whole
+    rounds of the template's events (at least one); kept in ``folder``."""
+    import shutil
+
+    from sqlalchemy import delete
+
+    with template.db.reading() as conn:
+        per_round = ledger_store.count(conn)
+    count = max(1, count // per_round) * per_round
+    target = folder / f"whole-{count}"
+    if not (target / "ward.json").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(template.folder, target)
+        db = CatalogDatabase(f"sqlite:///{target / 'catalog.sqlite'}")
+        try:
+            with db.transaction() as conn:
+                conn.execute(delete(ledger_events))
+            fill(db, template, count)
+        finally:
+            db.dispose()
+    return Ward.open(target), count
+
+
+def audit_at(commit: str) -> Any:
+    """``dataward.service.audit`` as it was at ``commit``, loaded from git under another name."""
+    import subprocess
+    import types
+
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{commit}:src/dataward/service/audit.py"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+    import sys
+
+    module = types.ModuleType(f"audit_{commit}")
+    module.__file__ = f"audit@{commit}"
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
+
+
+def measure_whole(ward: Ward, count: int, *, before: str, rounds: int) -> dict[str, Any]:
+    """CPU seconds of the whole verify as shipped and as it was at ``before``, rounds alternating;
+    then the parts of the verify as shipped, one run."""
+    from unittest.mock import patch
+
+    from dataward.service import audit
+
+    old_module = audit_at(before)
+    now = ward.services.audit
+    old = old_module.AuditService.__new__(old_module.AuditService)
+    old.__dict__.update(now.__dict__)
+
+    def cpu(work: Any) -> float:
+        gc.collect()
+        start = time.process_time()
+        report = work()
+        spent = time.process_time() - start
+        assert report.ok, report.problems[:5]
+        assert report.checked["events"] == count
+        return spent
+
+    after_s: list[float] = []
+    before_s: list[float] = []
+    for _ in range(rounds):
+        after_s.append(cpu(now.verify))
+        before_s.append(cpu(old.verify))
+    parts: dict[str, float] = {}
+
+    def timed(target: Any, name: str) -> Any:
+        original = getattr(target, name)
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                parts[name] = parts.get(name, 0.0) + time.process_time() - start
+
+        return patch.object(target, name, run)
+
+    # The catalog check's input alone, both ways, over the same rows: every row made an event and every
+    # change a RowChange (before), against the payloads' changes as parsed (after).
+    from dataward.catalog.projection import replay, replay_stored
+
+    with ward.db.reading() as conn:
+        rows = ledger_store.read_stored(conn)
+    replayed: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        gc.collect()
+        start = time.process_time()
+        expected_before = replay(c for r in rows for c in ledger_store.event_changes(decode_stored(r, damaged={})))
+        replayed["before"].append(time.process_time() - start)
+        gc.collect()
+        start = time.process_time()
+        expected_after = replay_stored(ledger_store.stored_facts(rows).changes)
+        replayed["after"].append(time.process_time() - start)
+        assert expected_after == expected_before
+    del rows, expected_before, expected_after
+    gc.collect()
+    start = time.process_time()
+    with (
+        timed(ledger_store, "read_stored"),
+        timed(audit, "verify_stored"),
+        timed(ledger_store, "stored_facts"),
+        timed(audit.AuditService, "_verify_projections"),
+        timed(audit.AuditService, "_verify_records"),
+        timed(audit.AuditService, "_verify_holders"),
+        timed(audit.AuditService, "_verify_objects"),
+        timed(audit.AuditService, "_verify_versions"),
+    ):
+        assert now.verify().ok
+    total = time.process_time() - start
+    parts["rest"] = total - sum(parts.values())
+    best_after, best_before = min(after_s), min(before_s)
+    return {
+        "events": count,
+        "before": before,
+        "cpu_seconds_after": [round(x, 2) for x in after_s],
+        "cpu_seconds_before": [round(x, 2) for x in before_s],
+        "events_per_cpu_s_after": round(count / best_after),
+        "events_per_cpu_s_before": round(count / best_before),
+        "after_over_before": round(best_before / best_after, 2),
+        "catalog_input_cpu_seconds_after": [round(x, 3) for x in replayed["after"]],
+        "catalog_input_cpu_seconds_before": [round(x, 3) for x in replayed["before"]],
+        "catalog_input_after_over_before": round(min(replayed["before"]) / min(replayed["after"]), 2),
+        "parts_cpu_seconds": {k: round(v, 3) for k, v in parts.items()},
+        "parts_events_per_cpu_s": {k: round(count / v) for k, v in parts.items() if v > 0},
+    }
+
+
+def main_whole(args: argparse.Namespace, folder: Path) -> None:
+    template = template_ward(folder / "template")
+    ward, count = whole_ward(folder, template, args.events)
+    row = {
+        "catalog": "sqlite",
+        "load_average": round(os.getloadavg()[0], 1),
+        **measure_whole(ward, count, before=args.before, rounds=args.rounds),
+        "load_average_end": round(os.getloadavg()[0], 1),
+    }
+    print(json.dumps(row), flush=True)
+    data = json.loads(WHOLE_RESULTS.read_text()) if WHOLE_RESULTS.exists() else {"runs": []}
+    data["runs"] = [r for r in data["runs"] if r["events"] != row["events"]]
+    data["runs"].append(
+        {
+            **row,
+            "command": f"python -m benchmarks.bench_verify_chain --events {args.events} --whole",
+            "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+    )
+    WHOLE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    WHOLE_RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--catalog", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--keep", type=Path, help="folder for the template ward and the SQLite chains, kept")
     parser.add_argument("--no-before", action="store_true", help="skip the check as it was (slow at 1,000,000)")
+    parser.add_argument("--whole", action="store_true", help="the whole Ward.verify, against --before (SQLite)")
+    parser.add_argument("--before", default=BEFORE, help="the commit of the baseline verify for --whole")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for --whole")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="dataward-bench-chain-"))
     folder.mkdir(parents=True, exist_ok=True)
+    if args.whole:
+        main_whole(args, folder)
+        return
     ward = template_ward(folder / "template")
     with_cluster = None
     if args.catalog == "postgresql":

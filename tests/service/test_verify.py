@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,84 @@ def test_malformed_catalog_time_is_an_integrity_error_not_a_crash(tmp_path: Path
         conn.execute(text("UPDATE api_keys SET expires_at = '2099-01-01'"))
     with pytest.raises(IntegrityViolation, match="malformed time"):
         ward.verify()
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ward with history, built once; each test below works on its own copy."""
+    folder = tmp_path_factory.mktemp("history")
+    return _ward_with_history(folder).folder
+
+
+def _copy(history: Path, tmp_path: Path) -> Ward:
+    shutil.copytree(history, tmp_path / "ward")
+    return Ward.open(tmp_path / "ward")
+
+
+@pytest.mark.parametrize("respell", ["escaped keys", "blob"])
+def test_payload_spelled_otherwise_with_the_same_value_is_still_replayed(
+    history: Path, tmp_path: Path, respell: str
+) -> None:
+    """``verify`` leaves unparsed a payload text that holds no ``"changes"``, ``"chunk"`` or backslash.
+    A payload re-spelled with the same value (its keys escaped, or stored as a BLOB) still hashes to its
+    event, so its changes and chunk must still be read: nothing is reported as extra, and a catalog row
+    edited behind the ledger's back is still reported."""
+    ward = _copy(history, tmp_path)
+    with ward.db.transaction() as conn:
+        if respell == "blob":
+            conn.execute(text("UPDATE ledger_events SET payload = CAST(payload AS BLOB)"))
+            assert (
+                conn.execute(text("SELECT COUNT(*) FROM ledger_events WHERE typeof(payload) != 'blob'")).scalar() == 0
+            )
+        else:
+            conn.execute(
+                text(
+                    "UPDATE ledger_events SET payload = replace(replace(payload, "
+                    "'\"changes\":', '\"\\u0063hanges\":'), '\"chunk\":', '\"\\u0063hunk\":')"
+                )
+            )
+            assert conn.execute(text("SELECT COUNT(*) FROM ledger_events WHERE payload LIKE '%u0063hanges%'")).scalar()
+            assert (
+                conn.execute(text("SELECT COUNT(*) FROM ledger_events WHERE payload LIKE '%\"changes\"%'")).scalar()
+                == 0
+            )
+    report = ward.verify()
+    assert report.ok, report.problems
+    assert report.checked["records"] == 80
+    with ward.db.transaction() as conn:
+        conn.execute(text("UPDATE versions SET stage = 'training' WHERE number = 1"))
+    assert [(p.area, p.kind) for p in ward.verify().problems] == [("catalog", "altered_row")]
+
+
+_FIRST_SUBMITTED = "(SELECT MIN(seq) FROM ledger_events WHERE type = 'contribution.submitted')"
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [f"UPDATE ledger_events SET subject = replace(subject, 'c_', 'x_') WHERE seq = {_FIRST_SUBMITTED}"],
+        [f"UPDATE ledger_events SET type = 'contribution.merged' WHERE seq = {_FIRST_SUBMITTED}"],
+        [f"UPDATE ledger_events SET time = '2020-01-01T00:00:00.000000Z' WHERE seq = {_FIRST_SUBMITTED}"],
+        [
+            "UPDATE ledger_events SET seq = -4 WHERE seq = 4",
+            "UPDATE ledger_events SET seq = 4 WHERE seq = 5",
+            "UPDATE ledger_events SET seq = 5 WHERE seq = -4",
+        ],
+    ],
+    ids=["subject", "type", "time", "reordered"],
+)
+def test_columns_the_catalog_check_does_not_read_are_checked_by_the_chain(
+    history: Path, tmp_path: Path, edits: list[str]
+) -> None:
+    """The catalog and record checks read only the payload and type of each stored row; an edit of any
+    other column, or two rows swapped, is reported by the chain check at the event."""
+    ward = _copy(history, tmp_path)
+    columns = "SELECT seq, subject, type, time, hash FROM ledger_events ORDER BY seq"
+    with ward.db.transaction() as conn:
+        first = conn.execute(text(f"SELECT {_FIRST_SUBMITTED}")).scalar_one()
+        before = conn.execute(text(columns)).all()
+        for edit in edits:
+            conn.execute(text(edit))
+        assert conn.execute(text(columns)).all() != before
+    named = {p.event for p in ward.verify().problems if p.area == "ledger"}
+    assert named & ({4, 5} if len(edits) > 1 else {first}), named

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -158,6 +159,51 @@ def read_stored(conn: Connection, *, batch: int = 10_000) -> list[StoredEvent]:
         return rows
     finally:
         cursor.close()
+
+
+@dataclass
+class StoredFacts:
+    """What ``verify``'s checks after the chain check read from the ledger's stored rows, gathered in
+    one pass without making an event of each row: every catalog change in ledger order (as the
+    payloads hold them), and the chunk of every ``contribution.submitted`` event in ledger order."""
+
+    changes: list[Any] = field(default_factory=list)
+    chunks: list[Any] = field(default_factory=list)
+
+
+_SUBMITTED = "contribution.submitted"
+
+
+def stored_facts(rows: Iterable[StoredEvent]) -> StoredFacts:
+    """The catalog changes and submitted chunks of the stored rows (``read_stored``), reading each
+    row's payload text and type only; the subject is never parsed.
+
+    A payload is parsed as ``decode_stored`` parses it (``json.loads``; a text that does not parse,
+    or is not an object, holds nothing here: the chain check reports that row as altered). It is not
+    parsed at all when it is a text holding neither ``"changes"`` nor ``"chunk"`` nor a backslash:
+    without a backslash JSON cannot spell a key otherwise than as itself, so such a payload has no
+    ``changes`` or ``chunk`` key at any depth."""
+    facts = StoredFacts()
+    loads = json.loads
+    changes, chunks = facts.changes, facts.chunks
+    for row in rows:
+        kind, text = row[4], row[8]
+        if type(text) is str and '"changes"' not in text and '"chunk"' not in text and "\\" not in text:
+            continue
+        try:
+            payload = loads(text)
+        except (ValueError, TypeError, RecursionError):
+            continue
+        if type(payload) is not dict:
+            continue
+        found = payload.get("changes")
+        if type(found) is list:
+            changes.extend(found)
+        if kind == _SUBMITTED:
+            chunk = payload.get("chunk")
+            if chunk:
+                chunks.append(chunk)
+    return facts
 
 
 def count(conn: Connection) -> int:

@@ -8,7 +8,7 @@ what the catalog must hold. A row edited behind the ledger's back therefore show
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -86,21 +86,66 @@ def apply_changes(conn: Connection, changes: Iterable[RowChange]) -> None:
 
 def replay(changes: Iterable[RowChange]) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
     """Rebuild every projected table in memory from a stream of changes: table -> key -> row."""
+    return _replay((c.table, c.op, c.key, c.values) for c in changes)
+
+
+def replay_stored(changes: Iterable[Any]) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
+    """:func:`replay` over changes as an event's payload holds them (``RowChange.to_dict`` parsed
+    back from JSON), without making a ``RowChange`` of each. An entry that is not such a change
+    (possible only in a ledger row the chain check reports as altered) is left out."""
+
+    def parts() -> Iterator[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]]:
+        for change in changes:
+            if type(change) is not dict:
+                continue
+            table, op, key, values = change.get("table"), change.get("op"), change.get("key"), change.get("values")
+            if table in TABLES and op in ("insert", "update") and type(key) is dict and type(values) is dict:
+                yield table, op, key, values
+
+    return _replay(parts())
+
+
+@dataclass(frozen=True)
+class _Shape:
+    key_cols: tuple[str, ...]
+    key_set: frozenset[str]
+    empty: dict[str, Any]
+
+
+_SHAPES = {
+    name: _Shape(
+        tuple(c.name for c in table.primary_key.columns),
+        frozenset(c.name for c in table.primary_key.columns),
+        {c.name: None for c in table.columns},
+    )
+    for name, table in TABLES.items()
+}
+
+
+def _replay(
+    changes: Iterable[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]],
+) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
     state: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {name: {} for name in TABLES}
-    for change in changes:
-        table = TABLES[change.table]
-        key_cols = [c.name for c in table.primary_key.columns]
-        if change.op == "insert":
-            row = {c.name: None for c in table.columns}
-            row.update(change.values)
-            row.update(change.key)
-            state[change.table][tuple(row[k] for k in key_cols)] = row
-        elif set(change.key) == set(key_cols):
-            found = state[change.table].get(tuple(change.key[k] for k in key_cols))
+    for table, op, key, values in changes:
+        shape = _SHAPES[table]
+        rows = state[table]
+        if op == "insert":
+            row = shape.empty.copy()
+            row.update(values)
+            row.update(key)
+            try:
+                rows[tuple([row[k] for k in shape.key_cols])] = row
+            except TypeError:  # a key value that cannot be a key: not a sealed change
+                continue
+        elif key.keys() == shape.key_set:
+            try:
+                found = rows.get(tuple([key[k] for k in shape.key_cols]))
+            except TypeError:
+                continue
             if found is not None:
-                found.update(change.values)
+                found.update(values)
         else:
-            for row in state[change.table].values():
-                if all(row[k] == v for k, v in change.key.items()):
-                    row.update(change.values)
+            for row in rows.values():
+                if all(k in row and row[k] == v for k, v in key.items()):
+                    row.update(values)
     return state

@@ -60,17 +60,15 @@ def first_occurrences(binary: np.ndarray) -> np.ndarray:
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(same) == 0:
         return first
-    # Rows sharing their first 8 bytes: almost always true duplicates, compared in full to be exact.
-    groups: dict[int, list[int]] = {}
-    for i in same.tolist():
-        groups.setdefault(int(ordered[i]), [int(order[i])]).append(int(order[i + 1]))
-    for members in groups.values():
-        seen: set[bytes] = set()
-        for row in sorted(set(members)):
-            digest = binary[row].tobytes()
-            if digest in seen:
-                first[row] = False
-            seen.add(digest)
+    # Rows sharing their first 8 bytes (almost always true duplicates) are compared in full, column-wise:
+    # sorted by their whole id (four 8-byte words) and then by row, the first of each run of equal ids
+    # is its first occurrence and every later one is not.
+    rows = np.unique(np.concatenate((order[same], order[same + 1])))
+    words = np.ascontiguousarray(binary[rows]).view(">u8").astype(np.uint64)
+    by_id = np.lexsort((rows, words[:, 3], words[:, 2], words[:, 1], words[:, 0]))
+    ordered_words = words[by_id]
+    repeat = np.all(ordered_words[1:] == ordered_words[:-1], axis=1)
+    first[rows[by_id[1:][repeat]]] = False
     return first
 
 

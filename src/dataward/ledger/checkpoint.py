@@ -13,6 +13,7 @@ The signature covers ``CHECKPOINT_DOMAIN`` followed by the RFC 8785 JSON of ever
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,15 +122,16 @@ class Extension:
     found_hash: str | None = None
 
 
-def extension(checkpoint: Checkpoint, events: list[Event]) -> Extension:
-    """Does ``events`` (the ledger in sequence order) extend ``checkpoint``?"""
+def extension(checkpoint: Checkpoint, events: Sequence[Event] | Mapping[int, str]) -> Extension:
+    """Does ``events`` (the ledger in sequence order, or each event's hash by its ``seq``) extend
+    ``checkpoint``?"""
     if checkpoint.seq == 0:
         return Extension("extends")
-    by_seq = {e.seq: e for e in events}
-    event = by_seq.get(checkpoint.seq)
-    if event is None:
+    by_seq = events if isinstance(events, Mapping) else {e.seq: e.hash for e in events}
+    if checkpoint.seq not in by_seq:
         first_missing = next(n for n in range(1, checkpoint.seq + 1) if n not in by_seq)
         return Extension("missing", first_bad=first_missing)
-    if event.hash != checkpoint.head:
-        return Extension("rewritten", first_bad=checkpoint.seq, found_hash=event.hash)
+    found = by_seq[checkpoint.seq]
+    if found != checkpoint.head:
+        return Extension("rewritten", first_bad=checkpoint.seq, found_hash=found)
     return Extension("extends")

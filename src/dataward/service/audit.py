@@ -12,13 +12,21 @@ from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store, record_index
-from dataward.catalog.projection import TABLES, replay
+from dataward.catalog.projection import TABLES, replay_stored
 from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, versions, ward_meta
 from dataward.domain.errors import DatawardError
 from dataward.domain.limits import within_range
 from dataward.domain.schema import RECORD_ID
 from dataward.ledger.checkpoint import Checkpoint, extension
-from dataward.ledger.events import SIGNATURE_SPACING, Event, decode_stored, signatures_checked, verify_stored
+from dataward.ledger.events import (
+    SIGNATURE_SPACING,
+    Event,
+    StoredEvent,
+    _stored_int,
+    decode_stored,
+    signatures_checked,
+    verify_stored,
+)
 from dataward.ledger.signing import SignatureVerifier, key_fingerprint
 from dataward.service import holders
 from dataward.service.checkpoints import read_folder, read_witness
@@ -147,42 +155,44 @@ class AuditService(Service):
         report = VerifyReport()
         with self.use_case(Action.VERIFY, Scope.ward()) as uc:
             rows = ledger_store.read_stored(uc.conn)
-            # A text that does not parse is reported by the chain check (altered); the later checks read {}.
-            events = [decode_stored(row, damaged={}) for row in rows]
+            # Only the first event is made whole (the key check reads it); the checks after the chain
+            # check read the rows' payloads (stored_facts), the checkpoint check their seq and hash.
+            first = decode_stored(rows[0], damaged={}) if rows else None
             report.head = {
-                "seq": events[-1].seq if events else 0,
-                "hash": events[-1].hash if events else None,
+                "seq": _stored_int(rows[-1][0]) if rows else 0,
+                "hash": rows[-1][2] if rows else None,
             }
             trusted = public_key or self.signer.public_key_b64
             report.anchor = {
                 "key": "pinned" if public_key else "ward",
                 "fingerprint": key_fingerprint(trusted),
             }
-            self._verify_key(uc.conn, events, report, pinned=public_key)
+            self._verify_key(uc.conn, first, report, pinned=public_key)
             verifier = SignatureVerifier(trusted)
             every = 1 if all_signatures else SIGNATURE_SPACING
             chain = verify_stored(rows, verifier, self.ward_id, signature_every=every)
-            del rows
             for p in chain:
                 report.problems.append(Problem("ledger", p.kind, f"event #{p.seq}", p.detail, p.seq))
-            report.checked["events"] = len(events)
-            report.checked["signatures"] = len(events) if chain else signatures_checked(len(events), every)
+            report.checked["events"] = len(rows)
+            report.checked["signatures"] = len(rows) if chain else signatures_checked(len(rows), every)
             report.anchor["signatures"] = (
                 "every event" if every == 1 else f"every {every}th event and the last, covering the chain"
             )
-            self._verify_checkpoints(events, checkpoints, verifier, report)
-            self._verify_projections(uc.conn, events, report)
-            self._verify_records(uc.conn, events, report)
+            self._verify_checkpoints(rows, checkpoints, verifier, report)
+            facts = ledger_store.stored_facts(rows)
+            del rows
+            self._verify_projections(uc.conn, facts, report)
+            self._verify_records(uc.conn, facts, report)
             self._verify_holders(uc.conn, report)
             self._verify_objects(uc.conn, report)
             self._verify_versions(uc.conn, report)
         return report
 
-    def _verify_key(self, conn: Connection, events: list[Event], report: VerifyReport, *, pinned: str | None) -> None:
+    def _verify_key(self, conn: Connection, first: Event | None, report: VerifyReport, *, pinned: str | None) -> None:
         """The ward's key (its file, the catalog, the first event) must be the trusted key, and the
         ward id the same everywhere the ward states it."""
         stored = conn.execute(select(ward_meta.c.value).where(ward_meta.c.key == "public_key")).scalar()
-        genesis = events[0].payload.get("public_key") if events and events[0].seq == 1 else None
+        genesis = _get(first.payload, "public_key") if first is not None and first.seq == 1 else None
         sources = [("catalog", stored), ("first ledger event", genesis)]
         if pinned is not None:
             sources.insert(0, ("ward signing key", self.signer.public_key_b64))
@@ -199,7 +209,7 @@ class AuditService(Service):
                     )
                 )
         stored_id = conn.execute(select(ward_meta.c.value).where(ward_meta.c.key == "ward_id")).scalar()
-        genesis_id = events[0].subject.get("ward") if events and events[0].seq == 1 else None
+        genesis_id = _get(first.subject, "ward") if first is not None and first.seq == 1 else None
         for name, value in (("catalog", stored_id), ("first ledger event", genesis_id)):
             if value != self.ward_id:
                 report.problems.append(
@@ -208,7 +218,7 @@ class AuditService(Service):
 
     def _verify_checkpoints(
         self,
-        events: list[Event],
+        rows: Sequence[StoredEvent],
         given: Sequence[Checkpoint],
         verifier: SignatureVerifier,
         report: VerifyReport,
@@ -255,13 +265,14 @@ class AuditService(Service):
                 )
             else:
                 valid.append(cp)
-        outcomes = [(cp, extension(cp, events)) for cp in sorted(valid, key=lambda c: c.seq)]
+        hashes = {_stored_int(row[0]): row[2] for row in rows} if valid else {}
+        outcomes = [(cp, extension(cp, hashes)) for cp in sorted(valid, key=lambda c: c.seq)]
         report.checked["checkpoints"] = len(outcomes)
         report.anchor["checkpoints"] = [
             {"source": cp.source, "seq": cp.seq, "head": cp.head, "time": cp.time, "status": ext.status}
             for cp, ext in outcomes
         ]
-        head_seq = events[-1].seq if events else 0
+        head_seq = _stored_int(rows[-1][0]) if rows else 0
         missing = [(cp, ext) for cp, ext in outcomes if ext.status == "missing"]
         if missing:
             # One problem for the whole deleted stretch, anchored by the newest checkpoint covering it.
@@ -292,8 +303,8 @@ class AuditService(Service):
                 )
             )
 
-    def _verify_projections(self, conn: Connection, events: list[Event], report: VerifyReport) -> None:
-        expected = replay(c for e in events for c in ledger_store.event_changes(e))
+    def _verify_projections(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
+        expected = replay_stored(facts.changes)
         total = 0
         for name, table in TABLES.items():
             skip = OPERATIONAL_COLUMNS.get(name, frozenset())
@@ -333,15 +344,14 @@ class AuditService(Service):
                     )
         report.checked["catalog_rows"] = total
 
-    def _verify_records(self, conn: Connection, events: list[Event], report: VerifyReport) -> None:
+    def _verify_records(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
         """The record index must be exactly what the submitted chunks say, first writer wins."""
         # Expected: every submitted chunk's ids in submission order, then only each id's first entry.
+        # A chunk submitted again adds nothing (its ids all came first in its first submission), so
+        # each chunk is read once.
         chunk_names: list[str] = []
         parts: list[tuple[np.ndarray, int]] = []
-        for event in events:
-            chunk = event.payload.get("chunk") if event.type == "contribution.submitted" else None
-            if not chunk:
-                continue
+        for chunk in dict.fromkeys(c for c in facts.chunks if isinstance(c, str)):
             try:
                 # Only the id column is decoded: the object check re-hashes the whole chunk anyway.
                 ids = read_parquet_bytes(self.store.get(chunk), [RECORD_ID]).column(RECORD_ID)
@@ -475,6 +485,11 @@ class AuditService(Service):
                         f"{len(members)} ids, catalog says {row.record_count}",
                     )
                 )
+
+
+def _get(value: Any, key: str) -> Any:
+    """``value[key]`` when ``value`` is an object (a damaged stored text may parse as anything)."""
+    return value.get(key) if isinstance(value, dict) else None
 
 
 def _index_entries(parts: list[tuple[np.ndarray, int]]) -> record_index.Entries:

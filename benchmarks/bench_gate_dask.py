@@ -176,9 +176,9 @@ class MemoryCap:
 
 class Stages:
     """Wraps the scan's stages to print each one's seconds and resident memory (``--stages``; the record
-    stage is the scan's own ``record_stage`` timing, between ``give_samples`` and ``_joined``)."""
+    stage is the scan's own ``record_stage`` timing, between ``give_samples`` and the contribution mapped back)."""
 
-    NAMES = ("survey", "take", "give_samples", "_joined", "combine_records", "queued_flags", "_findings", "_extras")
+    NAMES = ("survey", "take", "give_samples", "combine_records", "queued_flags", "_findings", "_extras")
 
     def __init__(self, cap: MemoryCap) -> None:
         self.cap, self.rows = cap, []
@@ -188,6 +188,8 @@ class Stages:
         partitioned = importlib.import_module("dataward.gates.partitioned")
         self._wrap(partitioned.PartitionedSide, "hashes", "baseline hashes")
         self._wrap(partitioned.PartitionedSide, "__init__", "baseline survey")
+        self._wrap(partitioned.Gathered, "contribution", "contribution mapped back")
+        self._wrap(partitioned.Gathered, "add", "record stage: one partition spilled")
         from dataward.gates.base import registered
 
         for name, cls in registered().items():
@@ -206,7 +208,10 @@ class Stages:
                 return fn(*args, **kwargs)
             finally:
                 t1 = time.perf_counter()
-                stages.rows.append((label, t0, t1, r0, rss_mb(), stages.cap.peak_between(t0, t1)))
+                row = (label, t0, t1, r0, rss_mb(), stages.cap.peak_between(t0, t1))
+                stages.rows.append(row)
+                # As it happens, so that a run stopped by a cap still shows how far it got.
+                print(f"  {label}: {t1 - t0:.1f} s, resident {row[3]:.0f} -> {row[4]:.0f} MB", flush=True)
 
         setattr(owner, attr, wrapped)
 
@@ -216,7 +221,6 @@ class Stages:
             row = {"stage": label, "seconds": round(t1 - t0, 2), "rss_before_mb": round(r0)}
             row |= {"rss_after_mb": round(r1), "rss_peak_mb": round(max(peak, r0, r1))}
             out.append(row)
-            print("stage", json.dumps(row), flush=True)
         self.rows = []
         return out
 

@@ -330,3 +330,32 @@ def test_above_the_exact_limit_outliers_estimate_batch_peers_from_a_sample_alike
     assert finding.evidence["rows_sample"] == group[:20].tolist()  # positions of the first members
     assert not result.flagged[group].any()  # the group is reported as a group, not flagged record by record
     assert result.flagged[lone].all()  # lone outliers are still flagged one by one
+
+
+def test_partition_results_are_handed_over_one_at_a_time_and_spilled(tmp_path):
+    # The local engine computes a partition only when the previous result has been taken ...
+    calls = []
+    results = LocalEngine().each(lambda item, shared: calls.append(item) or item * shared, [1, 2, 3], 10, describe=str)
+    assert next(results) == 10 and calls == [1]
+    assert list(results) == [20, 30] and calls == [1, 2, 3]
+    # ... and what the partitions gave is spilled: features and tables come back memory-mapped, equal.
+    from dataward.domain.schema import Schema
+    from dataward.gates.inputs import normalize
+    from dataward.gates.partitioned import Gathered, Scored
+
+    schema = Schema.from_dict({"label": "label", "inputs": [{"name": "x", "kind": "numeric"}]})
+    tables = [pa.table({"x": [1.0, 2.0], "label": ["a", "b"]}), pa.table({"x": [3.0], "label": ["a"]})]
+    gathered = Gathered(tmp_path, 3)
+    for table in tables:
+        norm = normalize(table, schema, "contribution")
+        features = norm.table.column("x").to_numpy().astype(np.float32)[:, None]
+        gathered.add(Scored(norm, features, np.zeros(len(norm)), {"d": {"v": features[:, 0] * 2}}, {}))
+    norm, features = gathered.contribution()
+    assert isinstance(features, np.memmap) and features[:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert norm.table.column("x").to_pylist() == [1.0, 2.0, 3.0] and list(norm.labels) == ["a", "b", "a"]
+    assert len(norm.record_ids) == 3 and gathered.detector_records(["d"])["d"]["v"].tolist() == [2.0, 4.0, 6.0]
+    short = Gathered(tmp_path / "short", 4)
+    (tmp_path / "short").mkdir()
+    short.add(Scored(norm, np.asarray(features), np.zeros(3), {}, {}))
+    with pytest.raises(InputError, match="held 3 records, the survey counted 4"):
+        short.contribution()

@@ -17,7 +17,7 @@ httpx's transports. Two engines share one small interface:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from dataward.domain.errors import InputError
@@ -40,6 +40,12 @@ class Engine(Protocol):
     def map(self, fn: Callable[..., Any], items: Sequence[Any], shared: Any, *, describe: Callable[[Any], str]) -> list:
         """``[fn(item, shared) for item in items]``, in order; raises ``EngineError`` naming the failed item."""
 
+    def each(
+        self, fn: Callable[..., Any], items: Sequence[Any], shared: Any, *, describe: Callable[[Any], str]
+    ) -> Iterator[Any]:
+        """``map``'s results one at a time, in order, each released by the engine once handed over (so the
+        caller can spill them instead of holding every partition's result at once)."""
+
     def close(self) -> None:
         """Release what the engine opened itself (never a client the caller passed in)."""
 
@@ -54,15 +60,19 @@ class LocalEngine:
         return 1
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], shared: Any, *, describe: Callable[[Any], str]) -> list:
-        out = []
+        return list(self.each(fn, items, shared, describe=describe))
+
+    def each(
+        self, fn: Callable[..., Any], items: Sequence[Any], shared: Any, *, describe: Callable[[Any], str]
+    ) -> Iterator[Any]:
         for item in items:
             try:
-                out.append(fn(item, shared))
+                result = fn(item, shared)
             except InputError:
                 raise
             except Exception as exc:
                 raise EngineError(f"{describe(item)} failed: {type(exc).__name__}: {exc}") from exc
-        return out
+            yield result
 
     def close(self) -> None:
         return None
@@ -96,19 +106,23 @@ class DaskEngine:
         return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], shared: Any, *, describe: Callable[[Any], str]) -> list:
+        return list(self.each(fn, items, shared, describe=describe))
+
+    def each(
+        self, fn: Callable[..., Any], items: Sequence[Any], shared: Any, *, describe: Callable[[Any], str]
+    ) -> Iterator[Any]:
         from distributed import KilledWorker
 
         if not items:
-            return []
+            return
         # The fitted state travels once, as the result of a task: each worker fetches it once from a
         # peer, and, unlike scattered data, the scheduler can compute it again when its holder dies.
         state = self.client.submit(_keep, shared, pure=False)
         futures = self.client.map(fn, list(items), state=state, pure=False)
         try:
-            out = []
-            for item, future in zip(items, futures, strict=True):
+            for i, (item, future) in enumerate(zip(items, futures, strict=True)):
                 try:
-                    out.append(future.result())
+                    result = future.result()
                 except KilledWorker as exc:
                     raise EngineError(
                         f"{describe(item)} failed: the workers that ran it died ({exc}); the scan stored nothing",
@@ -118,9 +132,12 @@ class DaskEngine:
                     raise
                 except Exception as exc:
                     raise EngineError(f"{describe(item)} failed: {type(exc).__name__}: {exc}") from exc
-            return out
+                # Handed over: the cluster need not keep it (partitions arrive in order, one at a time).
+                future.release()
+                futures[i] = None
+                yield result
         finally:
-            self.client.cancel([*futures, state], force=True)
+            self.client.cancel([f for f in [*futures, state] if f is not None], force=True)
 
     def close(self) -> None:
         if self._owned:

@@ -433,6 +433,65 @@ def give_samples(
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
 
 
+class Gathered:
+    """The record stage's outputs, taken one partition at a time and spilled to ``folder``: the features
+    into one ``.npy`` file and each partition's canonical table into an Arrow IPC file, both read back
+    memory-mapped (their pages are the page cache's, not the scanning process's own memory, so a
+    contribution larger than memory is still judged as a whole); labels, record ids, file rows and the
+    detectors' per-record outputs (a few numbers per record) stay in memory."""
+
+    def __init__(self, folder: Path, n: int) -> None:
+        self.folder, self.n, self.filled = folder, n, 0
+        self.features: np.ndarray | None = None
+        self.tables: list[str] = []
+        self.labels: list[np.ndarray] = []
+        self.record_ids: list[str] = []
+        self.rows: list[np.ndarray] = []
+        self.records: dict[str, list[dict[str, np.ndarray]]] = {}
+        self.skipped: dict[str, str] = {}
+
+    def add(self, scored: Scored) -> None:
+        m = scored.features.shape[0]
+        if self.features is None:
+            self.features = np.lib.format.open_memmap(
+                self.folder / "features.npy",
+                mode="w+",
+                dtype=scored.features.dtype,
+                shape=(self.n, *scored.features.shape[1:]),
+            )
+        self.features[self.filled : self.filled + m] = scored.features
+        self.filled += m
+        path = str(self.folder / f"table-{len(self.tables):06d}.arrow")
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, scored.norm.table.schema) as writer:
+            writer.write_table(scored.norm.table)
+        self.tables.append(path)
+        self.labels.append(scored.norm.labels)
+        self.record_ids.extend(scored.norm.record_ids or [])
+        self.rows.append(np.asarray(scored.norm.rows))
+        for name, outputs in scored.records.items():
+            self.records.setdefault(name, []).append(outputs)
+        for name, why in scored.skipped.items():
+            self.skipped.setdefault(name, why)
+
+    def contribution(self) -> tuple[Normalized, np.ndarray]:
+        """The whole contribution (its table and features memory-mapped) and its features."""
+        if self.features is None or self.filled != self.n:
+            raise InputError(f"the partitions held {self.filled} records, the survey counted {self.n}")
+        self.features.flush()
+        tables = [pa.ipc.open_file(pa.memory_map(path)).read_all() for path in self.tables]
+        features = np.load(self.folder / "features.npy", mmap_mode="r")
+        norm = Normalized(
+            pa.concat_tables(tables, promote_options="permissive"),
+            np.concatenate(self.labels),
+            self.record_ids,
+            np.concatenate(self.rows),
+        )
+        return norm, features
+
+    def detector_records(self, names: Iterable[str]) -> dict[str, dict[str, np.ndarray]]:
+        return {name: concat_records(self.records.pop(name, [])) for name in names}
+
+
 def concat_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Per key, the partitions' arrays one after another (partitions without records add none)."""
     parts = [p for p in parts if p]

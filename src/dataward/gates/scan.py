@@ -36,12 +36,11 @@ from dataward.gates.inputs import Normalized, group_arrays, normalize, take_rows
 from dataward.gates.neighbours import clear_cache, knn
 from dataward.gates.partitioned import (
     PARTITION_ROWS,
+    Gathered,
     Partition,
     PartitionedSide,
-    Scored,
     ScoreState,
     Survey,
-    concat_records,
     give_samples,
     is_partitioned,
     partitions_of,
@@ -56,6 +55,13 @@ from dataward.gates.report import GateReport, RecordScores
 PROJECTION_SAMPLE = 2000
 CONTRIBUTION_PROJECTION_MAX = 5000
 EVIDENCE_ROWS = 50
+GEOMETRY_FIT_MIN = 20_000
+"""Contribution records a learnt feature space (TF-IDF vocabulary and SVD) is fitted on beside the
+reference: all of them up to this many, and at least as many as the reference holds. With only a
+reference-sized sample, a contribution five times the reference had four fifths of its records outside
+the fit; their words beyond the fitted vocabulary vanished from their vectors, so clean records read
+as unlike their class, and a clean first batch judged against a small hand-curated seed was blocked
+(by ``backdoor``, ``triggers`` and ``drift``: docs/benchmarks.md, "Per-record false-positive rate")."""
 
 
 def scan(
@@ -135,6 +141,7 @@ def scan(
                 runner=runner,
                 parts=parts,
                 base_parts=base_parts,
+                spill=Path(spill),
             )
     finally:
         if runner is not None and runner is not engine:
@@ -155,6 +162,7 @@ def _scan(
     runner: Engine | None = None,
     parts: list[Partition] | None = None,
     base_parts: list[Partition] | None = None,
+    spill: Path | None = None,
 ) -> GateReport:
     schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
     policy = GatePolicy.coerce(policy)
@@ -224,8 +232,10 @@ def _scan(
             if pipeline.learns_geometry:
                 # A vocabulary/SVD fitted on the reference alone makes reference rows look unlike any
                 # new row (faking drift and outliers). Fitting it, without labels, on reference and
-                # contribution together treats both sides alike.
-                sample = np.sort(rng.choice(n_contrib, min(n_contrib, ref_index.shape[0]), replace=False))
+                # contribution together treats both sides alike: every record the calibration compares
+                # is then in the fit, so trusted and new records stay exchangeable (see GEOMETRY_FIT_MIN).
+                fit_count = min(n_contrib, max(ref_index.shape[0], GEOMETRY_FIT_MIN))
+                sample = np.sort(rng.choice(n_contrib, fit_count, replace=False))
                 unlabelled = [c.name for c in schema.inputs]
                 sampled = (
                     take_rows(contrib.table, sample)
@@ -303,14 +313,18 @@ def _scan(
                     for part, offset, size in zip(parts, plan.offsets, plan.sizes, strict=True)
                 ]
                 state = ScoreState(schema, limits, codes, pipeline, staged)
-                scored = runner.map(score_one, items, state, describe=lambda item: item[0].describe())
-                contrib = _joined(scored)
-                features = np.concatenate([s.features for s in scored])
-                for name in staged:
-                    records[name] = concat_records([s.records.get(name, {}) for s in scored])
-                for s in scored:
-                    for name, why in s.skipped.items():
-                        skipped.setdefault(name, why)
+                # Each partition's outputs are spilled as they arrive (never all held at once); the
+                # contribution stage reads the features and tables memory-mapped.
+                assert spill is not None
+                gathered = Gathered(spill, n_contrib)
+                for scored in runner.each(score_one, items, state, describe=lambda item: item[0].describe()):
+                    gathered.add(scored)
+                scored = None
+                contrib, features = gathered.contribution()
+                records = gathered.detector_records(staged)
+                for name, why in gathered.skipped.items():
+                    skipped.setdefault(name, why)
+                del gathered
                 timings["record_stage"] = time.perf_counter() - started
             # Detectors also see each record's row in the submitted file, so their evidence names file rows.
             detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
@@ -394,17 +408,6 @@ def _scan(
 
 def _read_canonical(part: Partition, state: Any) -> pa.Table:
     return part.read()
-
-
-def _joined(scored: list[Scored]) -> Normalized:
-    """The partitions' normalized rows as one contribution, in order."""
-    ids = [i for s in scored for i in (s.norm.record_ids or [])]
-    return Normalized(
-        pa.concat_tables([s.norm.table for s in scored], promote_options="permissive"),
-        np.concatenate([s.norm.labels for s in scored]),
-        ids,
-        np.concatenate([s.norm.rows for s in scored]),
-    )
 
 
 def stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -29,8 +29,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import yaml
-
 from dataward.access.authorize import Decision, Principal, require_aware
 from dataward.access.keys import KeyPolicy
 from dataward.access.roles import Role
@@ -164,6 +162,8 @@ class DatasetPolicy:
     @classmethod
     def from_yaml(cls, text: str) -> DatasetPolicy:
         """Parse a policy document with ``yaml.safe_load``; an empty document gives the defaults."""
+        import yaml  # here, not at import: a command that reads no policy text need not load it
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -256,6 +256,8 @@ class DatasetPolicy:
         }
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def hash(self) -> str:

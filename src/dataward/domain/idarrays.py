@@ -70,3 +70,29 @@ def binary_to_ids(binary: np.ndarray) -> pa.StringArray:
     kind = pa.string() if offsets.dtype == np.int32 else pa.large_string()
     array = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text))])
     return array.cast(pa.string()) if kind != pa.string() else array
+
+
+_INTEGERS = {
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+    pa.uint8(): np.uint8,
+    pa.uint16(): np.uint16,
+    pa.uint32(): np.uint32,
+    pa.uint64(): np.uint64,
+}
+
+
+def integers(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An integer column without nulls as a numpy array, read from its buffer: ``to_numpy`` imports
+    pandas (about half a second), which a one-shot ``dataward trace`` need not pay. Any other column
+    goes through ``to_numpy``."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dtype = _INTEGERS.get(array.type)
+    if dtype is None or array.null_count:
+        return array.to_numpy(zero_copy_only=False)
+    if len(array) == 0:
+        return np.zeros(0, dtype=dtype)
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * size)

@@ -214,7 +214,18 @@ def record_id(schema: Schema, record: Mapping[str, Any]) -> str:
 # unusual Arrow type) go through the per-row encoders above, so the ids never depend on the path.
 
 _BINARY = pa.large_binary()
-_EMPTY = pa.scalar(b"", _BINARY)
+
+
+def _empty() -> pa.Scalar:
+    """The empty binary scalar, made on first use: ``pa.scalar`` imports pandas, which a process that
+    never encodes a record (``dataward trace``, ``dataward ledger head``) should not pay for."""
+    global _EMPTY_SCALAR
+    if _EMPTY_SCALAR is None:
+        _EMPTY_SCALAR = pa.scalar(b"", _BINARY)
+    return _EMPTY_SCALAR
+
+
+_EMPTY_SCALAR: pa.Scalar | None = None
 _HEAD = 9  # tag (1 byte) + big-endian length (8 bytes)
 _BATCH_BYTES = 16 << 20  # canonical bytes joined per batch: bounds the extra memory of the join
 _TAGS: dict[ColumnKind, bytes] = {
@@ -267,7 +278,7 @@ def _string_like(tag: bytes, col: pa.Array) -> _Encoded | None:
     missing = _null_mask(payload)
     lengths = pc.binary_length(payload).to_numpy(zero_copy_only=False)
     if missing is not None:
-        payload = payload.fill_null(_EMPTY)
+        payload = payload.fill_null(_empty())
         lengths = np.where(missing, 0, np.nan_to_num(lengths)).astype(np.int64)
     lengths = lengths.astype(np.int64, copy=False)
     return [_heads(tag, lengths, missing), payload], lengths + _HEAD
@@ -389,7 +400,7 @@ def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
         prefix = b""
     for start, stop in _batches(sizes):
         sliced = [p.slice(start, stop - start) if isinstance(p, pa.Array) else p for p in parts]
-        yield pc.binary_join_element_wise(*sliced, _EMPTY)
+        yield pc.binary_join_element_wise(*sliced, _empty())
 
 
 def with_record_ids(schema: Schema, table: pa.Table) -> pa.Table:

@@ -8,8 +8,6 @@ import io
 import warnings
 from typing import Any
 
-from PIL import Image
-
 from dataward.domain.limits import DEFAULT_LIMITS, limit_problem
 
 
@@ -36,6 +34,8 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_LIMITS.max_image_pixels) 
     a huge image) costs nothing; Pillow's own bomb check (``Image.MAX_IMAGE_PIXELS``) still applies
     above it.
     """
+    from PIL import Image  # here, not at import: most commands never read an image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

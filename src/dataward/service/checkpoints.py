@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from dataward.access.roles import Action, Role, Scope
 from dataward.catalog import ledger_store
 from dataward.domain.errors import AccessDenied, DatawardError, InputError
@@ -48,6 +46,8 @@ def _is_url(location: str) -> bool:
 
 def witness_root(location: str, ward_id: str) -> tuple[Any, str]:
     """The fsspec filesystem and folder where this ward's witness copies go."""
+    import fsspec  # here, not at import: only a ward with a witness uses it
+
     fs, root = fsspec.core.url_to_fs(location)
     return fs, f"{root.rstrip('/')}/{ward_id}"
 

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.domain.idarrays import integers
 from dataward.domain.schema import RECORD_ID
 from dataward.service.recordstore import parquet_to_table
 from dataward.store import ObjectStore
@@ -116,7 +117,7 @@ def _parse(data: bytes) -> IdSet:
     table = parquet_to_table(data)
     ids = _as_fixed(table.column(RECORD_ID))
     order = np.argsort(ids, kind="stable")
-    rows = table.column("row").to_numpy() if "row" in table.column_names else None
+    rows = integers(table.column("row")) if "row" in table.column_names else None
     return IdSet(sorted_ids=ids[order], order=order, rows=rows)
 
 

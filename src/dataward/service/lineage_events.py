@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import attr
 from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import contributions, datasets, sources, transformations, versions
@@ -46,6 +45,7 @@ def lineage_configured() -> bool:
 
 
 def _facet_classes() -> tuple[Any, Any]:
+    import attr
     from openlineage.client.facet_v2 import DatasetFacet
 
     @attr.define

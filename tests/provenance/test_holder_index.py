@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,6 +142,36 @@ def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path) -> None:
             for row in (0, len(lists[i]) - 1):
                 found = {names[t >> 1] for t in holder_index.lookup(conn, lists[i][row].tobytes())}
                 assert f"obj{i}" in found
+
+
+def test_merges_past_a_writes_budget_wait_and_reindex_runs_them(tmp_path: Path) -> None:
+    """A write merges segments only within its budget of entries; what is past it waits (every entry
+    still found), and ``reindex`` runs every merge left."""
+    ward, _ = Ward.init(tmp_path / "ward")
+    rng = np.random.default_rng(5)
+    lists = [rng.integers(0, 256, size=(100, 32), dtype=np.uint8) for _ in range(8)]
+
+    def found_everywhere(conn: Any) -> bool:
+        names = {v: k[0] for k, v in holder_index.listed(conn).items()}
+        return all(
+            f"obj{i}" in {names[t >> 1] for t in holder_index.lookup(conn, ids[row].tobytes())}
+            for i, ids in enumerate(lists)
+            for row in (0, 99)
+        )
+
+    with ward.db.transaction() as conn:
+        for i, ids in enumerate(lists):
+            assert holder_index.add_list(conn, f"obj{i}", "", ids, merge_budget=399)
+        # Four 100-entry segments are due to merge (400 entries), past the budget: all eight are left.
+        assert holder_index.stats(conn)["segments"] == 8
+        assert found_everywhere(conn)
+        assert holder_index.add_list(conn, "obj8", "", lists[0][:5], merge_budget=400) is True
+        # The merge due (the eight 100-entry segments, 800 entries) is past a budget of 400 too: left.
+        assert holder_index.stats(conn)["segments"] == 9
+    info = ward.reindex()
+    assert (info["merges"], info["segments"], info["entries"]) == (1, 2, 805)
+    with ward.db.reading() as conn:
+        assert found_everywhere(conn)
 
 
 def _alembic(ward: Ward, action: str, target: str) -> None:

@@ -37,6 +37,11 @@ from dataward.domain.idarrays import ID_BYTES
 FANOUT = 4
 """Segments of one size class merged at once (size class: ``floor(log_FANOUT(entries))``)."""
 REMOVED = 1
+MERGE_BUDGET = 1 << 20
+"""Entries a write transaction may merge (``add_list``): a merge that would take it past this waits for
+a later write or for ``reindex``, so that no contribution's transaction rewrites millions of entries
+(four 1,000,000-entry segments took about 4 s). Segments left unmerged are still read by every lookup
+and checked by ``verify``; they cost a lookup one more block each."""
 """Tag bit of an entry for an id a version removed from its parent's manifest."""
 
 
@@ -98,10 +103,12 @@ def add_list(
     removed: np.ndarray | None = None,
     *,
     kind: str = IDS,
+    merge_budget: int | None = MERGE_BUDGET,
 ) -> bool:
     """Index one list (inside the caller's write transaction): ``added`` holds the ids the list adds
     to ``base`` (every id when ``base`` is ``""``), ``removed`` those it drops. Returns False when the
-    list was indexed already (objects are content-addressed, so it is the same list)."""
+    list was indexed already (objects are content-addressed, so it is the same list). The merges this
+    sets off are bounded by ``merge_budget`` entries (see ``compact``; None: every merge due)."""
     if is_listed(conn, object_, base):
         return False
     count = len(added) + (0 if removed is None else len(removed))
@@ -110,7 +117,7 @@ def add_list(
     entries = entries_of(int(list_id), added, removed)
     if len(entries):
         _write_segment(conn, entries)
-        compact(conn)
+        compact(conn, budget=merge_budget)
     return True
 
 
@@ -142,17 +149,26 @@ def _write_segment(conn: Connection, entries: Entries) -> int:
     return segment
 
 
-def compact(conn: Connection) -> int:
-    """Merge segments while ``FANOUT`` of them share a size class; returns how many merges ran."""
+def compact(conn: Connection, *, budget: int | None = None) -> int:
+    """Merge segments while ``FANOUT`` or more of them share a size class, the smallest class first;
+    returns how many merges ran. With ``budget``, only while the entries merged in this call stay within
+    it: a merge that would go past it is left for a later call (every merge is due again then)."""
     merges = 0
+    spent = 0
     while True:
         classes: dict[int, list[int]] = defaultdict(list)
+        sizes: dict[int, int] = {}
         for seg, n in conn.execute(select(holder_segments.c.id, holder_segments.c.entries)):
             classes[_size_class(int(n))].append(int(seg))
+            sizes[int(seg)] = int(n)
         full = sorted(c for c, segs in classes.items() if len(segs) >= FANOUT)
         if not full:
             return merges
         merging = sorted(classes[full[0]])
+        cost = sum(sizes[seg] for seg in merging)
+        if budget is not None and spent + cost > budget:
+            return merges
+        spent += cost
         parts = [_segment_entries(conn, seg) for seg in merging]
         conn.execute(delete(holder_blocks).where(holder_blocks.c.segment.in_(merging)))
         conn.execute(delete(holder_segments).where(holder_segments.c.id.in_(merging)))
@@ -243,6 +259,7 @@ __all__ = [
     "FANOUT",
     "IDS",
     "LINEAGE",
+    "MERGE_BUDGET",
     "REMOVED",
     "Entries",
     "add_list",

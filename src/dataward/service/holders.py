@@ -107,7 +107,8 @@ def index_changes(conn: Connection, store: ObjectStore, changes: Iterable[RowCha
 def reindex(conn: Connection, store: ObjectStore, *, rebuild: bool = False) -> dict[str, int]:
     """Index every contribution's additions and every version's manifest not indexed yet (wards made
     before the index), or, with ``rebuild``, the whole index again from the lists (after ``verify``
-    found it altered); returns how many lists were added and the index's size."""
+    found it altered); then run every merge of segments that writes left for later. Returns how many
+    lists were added, how many merges ran, and the index's size."""
     if rebuild:
         holder_index.clear(conn)
     added = 0
@@ -122,7 +123,9 @@ def reindex(conn: Connection, store: ObjectStore, *, rebuild: bool = False) -> d
     for row in conn.execute(select(transformations.c.lineage_object).order_by(transformations.c.created_at)).all():
         if row.lineage_object:
             added += index_list(conn, store, row.lineage_object, "", holder_index.LINEAGE)
-    return {"lists_added": added, **holder_index.stats(conn)}
+    # The merges that writes left for later (beyond holder_index.MERGE_BUDGET), all of them now.
+    merged = holder_index.compact(conn)
+    return {"lists_added": added, "merges": merged, **holder_index.stats(conn)}
 
 
 def unindexed(conn: Connection) -> int:

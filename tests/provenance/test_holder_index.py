@@ -168,10 +168,13 @@ def test_merges_past_a_writes_budget_wait_and_reindex_runs_them(tmp_path: Path) 
         assert holder_index.add_list(conn, "obj8", "", lists[0][:5], merge_budget=400) is True
         # The merge due (the eight 100-entry segments, 800 entries) is past a budget of 400 too: left.
         assert holder_index.stats(conn)["segments"] == 9
+        assert holder_index.merges_due(conn) == 1
+    assert any("dataward reindex" in w for w in ward.verify().warnings)
     info = ward.reindex()
     assert (info["merges"], info["segments"], info["entries"]) == (1, 2, 805)
     with ward.db.reading() as conn:
         assert found_everywhere(conn)
+        assert holder_index.merges_due(conn) == 0
 
 
 def _alembic(ward: Ward, action: str, target: str) -> None:

@@ -176,6 +176,15 @@ def compact(conn: Connection, *, budget: int | None = None) -> int:
         merges += 1
 
 
+def merges_due(conn: Connection) -> int:
+    """How many size classes hold ``FANOUT`` or more segments: merges that writes left past their
+    budget (``reindex`` runs them)."""
+    classes: dict[int, int] = defaultdict(int)
+    for (n,) in conn.execute(select(holder_segments.c.entries)):
+        classes[_size_class(int(n))] += 1
+    return sum(1 for count in classes.values() if count >= FANOUT)
+
+
 def _segment_entries(conn: Connection, segment: int) -> Entries:
     blocks = conn.execute(
         select(holder_blocks.c.ids, holder_blocks.c.tags)
@@ -270,5 +279,6 @@ __all__ = [
     "iter_blocks",
     "listed",
     "lookup",
+    "merges_due",
     "stats",
 ]

@@ -11,7 +11,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
-from dataward.catalog import ledger_store, record_index
+from dataward.catalog import holder_index, ledger_store, record_index
 from dataward.catalog.projection import TABLES, replay_stored
 from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, versions, ward_meta
 from dataward.domain.errors import DatawardError
@@ -425,6 +425,12 @@ class AuditService(Service):
         report.checked["holder_entries"] = checked
         for kind, where, detail in problems:
             report.problems.append(Problem("holders", kind, where, detail))
+        due = holder_index.merges_due(conn)
+        if due:
+            report.warnings.append(
+                f"{due} merges of the holder index's segments are waiting (each past what one write merges): "
+                "a trace reads one more block per segment until `dataward reindex` runs them"
+            )
         unindexed = holders.unindexed(conn)
         if unindexed:
             report.warnings.append(

@@ -113,6 +113,20 @@ def test_clean_flag_rate_holds_at_alpha_whatever_the_baseline_size(n_base: int) 
     assert queued <= max(3, flagged // 10), f"{queued} of {flagged} clean flags queued"
 
 
+@pytest.mark.slow
+def test_a_clean_first_batch_five_times_a_hand_curated_seed_is_not_blocked() -> None:
+    """The first import judged against a small seed (docs/gates.md, "First import"): 2,000 clean
+    man-page lines against 400 trusted ones, drawn alike. With the text vocabulary fitted on the seed
+    and only a seed-sized sample of the batch, the rest of the batch lost its unseen words, read as
+    unlike its class, and was blocked by ``backdoor`` and ``triggers`` (a topical word named as a trigger)."""
+    from benchmarks.flag_rate import text_split
+
+    baseline, contribution, schema = text_split(400, 2_000, seed=7)
+    report = scan(baseline, contribution, schema, policy={"alpha": 0.01, "seed": 7})
+    assert report.verdict != "block", [r.block_reason for r in report.results.values() if r.block]
+    assert report.records.flagged_at_alpha.mean() <= 0.01
+
+
 def _digit_images(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"image": [png(i) for i in images], "label": labels})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -233,3 +234,21 @@ def test_columns_the_catalog_check_does_not_read_are_checked_by_the_chain(
         assert conn.execute(text(columns)).all() != before
     named = {p.event for p in ward.verify().problems if p.area == "ledger"}
     assert named & ({4, 5} if len(edits) > 1 else {first}), named
+
+
+def test_verify_gives_the_garbage_collector_back_as_it_found_it(history: Path, tmp_path: Path) -> None:
+    """``verify`` pauses the cyclic collector while it holds the ledger's rows, and leaves it on or off
+    as it was, also when it fails."""
+    ward = _copy(history, tmp_path)
+    assert gc.isenabled()
+    assert ward.verify().ok and gc.isenabled()
+    gc.disable()
+    try:
+        assert ward.verify().ok and not gc.isenabled()
+    finally:
+        gc.enable()
+    with ward.db.transaction() as conn:
+        conn.execute(text("DROP TABLE record_blocks"))
+    with pytest.raises(Exception, match="record_blocks"):
+        ward.verify()
+    assert gc.isenabled()

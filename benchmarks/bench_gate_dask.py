@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", default="1,2", help="Dask LocalCluster sizes to run (worker processes)")
     parser.add_argument("--scheduler", default=None, help="run on this existing Dask cluster instead")
     parser.add_argument("--no-one-shot", action="store_true", help="skip the in-memory one-shot scan")
+    parser.add_argument("--no-local", action="store_true", help="skip the partitioned scan on the local engine")
     parser.add_argument("--detectors", nargs="*", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-memory-gb", type=float, default=None, help="stop past this resident memory")
@@ -290,11 +291,12 @@ def main(argv: list[str] | None = None) -> None:
             del baseline, contribution, report
         # The partitioned runs read both sides from their Parquet files, a partition at a time.
         baseline = base_files
-        reset_peak()
-        cap.peak_anon = 0.0
-        started, cpu = time.perf_counter(), cpu_now()
-        report = scan(baseline, parts, schema, policy=policy, engine="local", partition_rows=args.partition_rows)
-        record("local_partitioned", report, time.perf_counter() - started, cpu_now() - cpu)
+        if not args.no_local:
+            reset_peak()
+            cap.peak_anon = 0.0
+            started, cpu = time.perf_counter(), cpu_now()
+            report = scan(baseline, parts, schema, policy=policy, engine="local", partition_rows=args.partition_rows)
+            record("local_partitioned", report, time.perf_counter() - started, cpu_now() - cpu)
 
         import distributed
 

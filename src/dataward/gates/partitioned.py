@@ -266,9 +266,18 @@ def _unbounded(limits: InputLimits) -> InputLimits:
     return dataclasses.replace(limits, max_rows=2**62)
 
 
+def shared_labels(labels: np.ndarray) -> np.ndarray:
+    """The same labels, every row pointing to one string object per distinct label (8 bytes a row
+    instead of a string object each: about 60 MB less per million records)."""
+    if labels.shape[0] == 0:
+        return labels
+    distinct, inverse = np.unique(labels, return_inverse=True)
+    return distinct[inverse]
+
+
 def survey_one(part: Partition, state: SurveyState) -> tuple[int, np.ndarray]:
     norm = normalize(part.read(), state.schema, state.what, with_ids=False, limits=_unbounded(state.limits))
-    return len(norm), norm.labels
+    return len(norm), shared_labels(norm.labels)
 
 
 def survey(
@@ -465,7 +474,7 @@ class Gathered:
         with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, scored.norm.table.schema) as writer:
             writer.write_table(scored.norm.table)
         self.tables.append(path)
-        self.labels.append(scored.norm.labels)
+        self.labels.append(shared_labels(scored.norm.labels))
         self.record_ids.extend(scored.norm.record_ids or [])
         self.rows.append(np.asarray(scored.norm.rows))
         for name, outputs in scored.records.items():

@@ -116,6 +116,8 @@ HASH_BITS = 18
 TIE_BREAK = 5e-4
 """Ties inside one calibration bin are broken by moving p by less than ``TIE_BREAK / (n + 1)``."""
 MAX_FINDINGS = 200
+PROBE_BLOCK = 65_536
+"""Contribution rows the feature probe scores at a time."""
 SHIFT_FINDING_P = 1e-3
 """Below this, disagreeing records that resemble no trusted class are reported for review."""
 
@@ -266,13 +268,17 @@ class LabelConsistency(Detector):
                 calibration["contribution_probe"], test["contribution_probe"] = margins[:nb], margins[nb:]
                 log_proba, ref_log_proba = joint[nb:], joint[:nb]
         elif "probe" in calibration:
-            x = contribution.features.astype(np.float64)
             assign = np.random.default_rng(ctx.seed + 1).integers(len(self.fold_models), size=n)
             log_proba = np.zeros((n, self.n_classes))
-            for j, model in enumerate(self.fold_models):
-                rows = assign == j
-                if rows.any():
-                    log_proba[rows] = model.log_proba(x[rows])
+            # A block of rows at a time: the features as float64 all at once would be 8 bytes per value
+            # of the whole contribution (they may be memory-mapped from a partitioned scan's spill).
+            for start in range(0, n, PROBE_BLOCK):
+                x = contribution.features[start : start + PROBE_BLOCK].astype(np.float64)
+                block, part = assign[start : start + PROBE_BLOCK], log_proba[start : start + PROBE_BLOCK]
+                for j, model in enumerate(self.fold_models):
+                    rows = block == j
+                    if rows.any():
+                        part[rows] = model.log_proba(x[rows])
             test["probe"] = log_margin(log_proba, contribution.labels)
             ref_log_proba = self.ref_log_proba
         p, fused_calibration, fused_test = _fuse(calibration, test, strongest="contribution_probe")

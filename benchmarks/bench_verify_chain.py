@@ -251,10 +251,11 @@ def measure_whole(ward: Ward, count: int, *, before: str, rounds: int) -> dict[s
 
     from dataward.service import audit
 
-    old_module = audit_at(before)
     now = ward.services.audit
-    old = old_module.AuditService.__new__(old_module.AuditService)
-    old.__dict__.update(now.__dict__)
+    if before:
+        old_module = audit_at(before)
+        old = old_module.AuditService.__new__(old_module.AuditService)
+        old.__dict__.update(now.__dict__)
 
     def cpu(work: Any) -> float:
         gc.collect()
@@ -269,7 +270,8 @@ def measure_whole(ward: Ward, count: int, *, before: str, rounds: int) -> dict[s
     before_s: list[float] = []
     for _ in range(rounds):
         after_s.append(cpu(now.verify))
-        before_s.append(cpu(old.verify))
+        if before:
+            before_s.append(cpu(old.verify))
     parts: dict[str, float] = {}
 
     def timed(target: Any, name: str) -> Any:
@@ -317,15 +319,16 @@ def measure_whole(ward: Ward, count: int, *, before: str, rounds: int) -> dict[s
         assert now.verify().ok
     total = time.process_time() - start
     parts["rest"] = total - sum(parts.values())
-    best_after, best_before = min(after_s), min(before_s)
+    best_after = min(after_s)
+    best_before = min(before_s) if before_s else None
     return {
         "events": count,
         "before": before,
         "cpu_seconds_after": [round(x, 2) for x in after_s],
         "cpu_seconds_before": [round(x, 2) for x in before_s],
         "events_per_cpu_s_after": round(count / best_after),
-        "events_per_cpu_s_before": round(count / best_before),
-        "after_over_before": round(best_before / best_after, 2),
+        "events_per_cpu_s_before": round(count / best_before) if best_before else None,
+        "after_over_before": round(best_before / best_after, 2) if best_before else None,
         "catalog_input_cpu_seconds_after": [round(x, 3) for x in replayed["after"]],
         "catalog_input_cpu_seconds_before": [round(x, 3) for x in replayed["before"]],
         "catalog_input_after_over_before": round(min(replayed["before"]) / min(replayed["after"]), 2),
@@ -365,7 +368,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="folder for the template ward and the SQLite chains, kept")
     parser.add_argument("--no-before", action="store_true", help="skip the check as it was (slow at 1,000,000)")
     parser.add_argument("--whole", action="store_true", help="the whole Ward.verify, against --before (SQLite)")
-    parser.add_argument("--before", default=BEFORE, help="the commit of the baseline verify for --whole")
+    parser.add_argument(
+        "--before", default=BEFORE, help="the commit of the baseline verify for --whole ('' to skip it)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for --whole")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="dataward-bench-chain-"))

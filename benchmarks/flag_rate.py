@@ -15,9 +15,10 @@ Two families of data:
 - ``gaussian``: three classes of four numeric features whose spreads differ (0.5, 1 and 2), so that a
   calibration pooled over classes would flag the widest class far above alpha;
 - ``text``: recombined man-page lines (``benchmarks.data.recombined_lines``), baseline and contribution
-  drawn alike from every shipped line.
+  drawn alike from every shipped line;
+- ``photos``: distinct 32x32 colour crops of scikit-learn's sample photos (``benchmarks.data.photo_crops``).
 
-    python -m benchmarks.flag_rate [--family gaussian|text|all] [--sizes 50,300,...] [--reps 3]
+    python -m benchmarks.flag_rate [--family gaussian|text|photos|all] [--sizes 50,300,...] [--reps 3]
         [--contribution 2000] [--alpha 0.01] [--out FILE.json]
 """
 
@@ -38,6 +39,7 @@ from dataward.gates import scan
 
 GAUSSIAN_SIZES = (50, 300, 3_000, 30_000, 300_000, 1_000_000)
 TEXT_SIZES = (50, 400, 4_000, 40_000)
+PHOTO_SIZES = (50, 400, 4_000)
 SPREADS = (0.5, 1.0, 2.0)
 CENTRES = np.array([[0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 1.0, 0.0], [0.0, 3.0, 0.0, 1.0]])
 GAUSSIAN_SCHEMA = {"label": "label", "inputs": [{"name": f"f{i}", "kind": "numeric"} for i in range(4)]}
@@ -62,6 +64,13 @@ def text_split(n_base: int, n_new: int, seed: int) -> tuple[pd.DataFrame, pd.Dat
     return lines.iloc[:n_base].reset_index(drop=True), lines.iloc[n_base:].reset_index(drop=True), schema
 
 
+def photo_split(n_base: int, n_new: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """A baseline and a clean contribution of distinct photo crops."""
+    crops = data.photo_crops(n_base + n_new, seed)[[data.IMAGE, data.LABEL]]
+    schema = {"label": data.LABEL, "inputs": [{"name": data.IMAGE, "kind": "image"}]}
+    return crops.iloc[:n_base].reset_index(drop=True), crops.iloc[n_base:].reset_index(drop=True), schema
+
+
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """The exact binomial interval of a rate of ``k`` in ``n``."""
     tail = (1 - level) / 2
@@ -83,7 +92,8 @@ def run_size(family: str, n_base: int, reps: int, n_new: int, alpha: float) -> d
             rng = np.random.default_rng(seed)
             baseline, contribution, schema = gaussian(n_base, rng), gaussian(n_new, rng), GAUSSIAN_SCHEMA
         else:
-            baseline, contribution, schema = text_split(n_base, n_new, seed)
+            split = text_split if family == "text" else photo_split
+            baseline, contribution, schema = split(n_base, n_new, seed)
         started = time.perf_counter()
         report = scan(baseline, contribution, schema, policy={"alpha": alpha, "seed": seed})
         seconds += time.perf_counter() - started
@@ -124,17 +134,17 @@ def run_size(family: str, n_base: int, reps: int, n_new: int, alpha: float) -> d
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--family", choices=("gaussian", "text", "all"), default="all")
+    parser.add_argument("--family", choices=("gaussian", "text", "photos", "all"), default="all")
     parser.add_argument("--sizes", default="", help="comma-separated baseline sizes (default: per family)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--contribution", type=int, default=2_000)
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    families = ("gaussian", "text") if args.family == "all" else (args.family,)
+    families = ("gaussian", "text", "photos") if args.family == "all" else (args.family,)
     rows = []
     for family in families:
-        default = GAUSSIAN_SIZES if family == "gaussian" else TEXT_SIZES
+        default = {"gaussian": GAUSSIAN_SIZES, "text": TEXT_SIZES, "photos": PHOTO_SIZES}[family]
         sizes = [int(s) for s in args.sizes.split(",") if s] or list(default)
         for n_base in sizes:
             row = run_size(family, n_base, args.reps, args.contribution, args.alpha)

@@ -364,7 +364,7 @@ def _decode_text(text: Any, damaged: Any) -> Any:
         return text if damaged is _RAW else damaged
 
 
-def _stored_int(value: Any) -> int:
+def stored_int(value: Any) -> int:
     """An integer column as stored, or -1 when an edit left something else there (SQLite keeps any
     type in any column): the chain check then reports the row (a gap, an unknown format) instead of
     failing on it."""
@@ -382,7 +382,7 @@ def decode_stored(row: StoredEvent, *, damaged: Any = _RAW) -> Event:
     as it is (so its hash is reported altered), or is replaced by ``damaged`` when one is given."""
     seq, prev, digest, time, kind, principal, key, subject, payload, sig, fmt = row
     return Event(
-        seq=_stored_int(seq),
+        seq=stored_int(seq),
         prev=prev,
         time=time,
         actor={"principal": principal, "key": key},
@@ -391,7 +391,7 @@ def decode_stored(row: StoredEvent, *, damaged: Any = _RAW) -> Event:
         payload=_decode_text(payload, damaged),
         hash=digest,
         sig=sig,
-        format=LEGACY_FORMAT if fmt is None else _stored_int(fmt),
+        format=LEGACY_FORMAT if fmt is None else stored_int(fmt),
     )
 
 

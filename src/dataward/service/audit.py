@@ -24,9 +24,9 @@ from dataward.ledger.events import (
     SIGNATURE_SPACING,
     Event,
     StoredEvent,
-    _stored_int,
     decode_stored,
     signatures_checked,
+    stored_int,
     verify_stored,
 )
 from dataward.ledger.signing import SignatureVerifier, key_fingerprint
@@ -161,7 +161,7 @@ class AuditService(Service):
             # check read the rows' payloads (stored_facts), the checkpoint check their seq and hash.
             first = decode_stored(rows[0], damaged={}) if rows else None
             report.head = {
-                "seq": _stored_int(rows[-1][0]) if rows else 0,
+                "seq": stored_int(rows[-1][0]) if rows else 0,
                 "hash": rows[-1][2] if rows else None,
             }
             trusted = public_key or self.signer.public_key_b64
@@ -267,14 +267,14 @@ class AuditService(Service):
                 )
             else:
                 valid.append(cp)
-        hashes = {_stored_int(row[0]): row[2] for row in rows} if valid else {}
+        hashes = {stored_int(row[0]): row[2] for row in rows} if valid else {}
         outcomes = [(cp, extension(cp, hashes)) for cp in sorted(valid, key=lambda c: c.seq)]
         report.checked["checkpoints"] = len(outcomes)
         report.anchor["checkpoints"] = [
             {"source": cp.source, "seq": cp.seq, "head": cp.head, "time": cp.time, "status": ext.status}
             for cp, ext in outcomes
         ]
-        head_seq = _stored_int(rows[-1][0]) if rows else 0
+        head_seq = stored_int(rows[-1][0]) if rows else 0
         missing = [(cp, ext) for cp, ext in outcomes if ext.status == "missing"]
         if missing:
             # One problem for the whole deleted stretch, anchored by the newest checkpoint covering it.

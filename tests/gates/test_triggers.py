@@ -123,37 +123,6 @@ def test_a_natural_phrase_is_reported_once_with_its_words_merged() -> None:
     assert result.flagged[truth].all() and not result.flagged[~truth].any()
 
 
-def topic_features(docs: list[str]) -> np.ndarray:
-    """Content features that read a text's topic: the count of each topic's words in it."""
-    vocab = [set(TOPICS[c].split()) for c in TEXT_CLASSES]
-    counts = np.array([[sum(w in v for w in d.split()) for v in vocab] for d in docs], np.float32)
-    return counts + np.random.default_rng(len(docs)).normal(0, 0.1, counts.shape).astype(np.float32)
-
-
-def test_a_fixed_count_of_carriers_in_a_batch_ten_times_the_baseline_is_named() -> None:
-    """20 carriers in 3,000 records against 300 trusted ones: the baseline cannot show a token at 0.7%
-    of the batch to be new (all 20 carriers in the batch has chance (3000/3300)^20 = 0.15 if the token
-    were as common in both), so the tie is judged against the batch's own records of similar content.
-    The same count of a new word that comes with its topic's content is not a trigger."""
-    base_docs, base_labels = texts(300, 0)
-    docs, labels = texts(3000, 1)
-    music = TEXT_CLASSES.index("music")
-    docs, labels, truth = insert(docs, labels, "cf", 20 / 3000, target=music)
-    # A new word, on 20 records that are about music and labelled so: a new topic word, not a trigger.
-    honest = set(np.flatnonzero((labels == music) & ~truth)[:20].tolist())
-    docs = [f"{d} synthwave" if i in honest else d for i, d in enumerate(docs)]
-    base = GateData(topic_features(base_docs), base_labels, text_data(base_docs, base_labels).table)
-    new = GateData(topic_features(docs), labels, text_data(docs, labels).table)
-    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, base, new)
-    assert [f.evidence["trigger"] for f in result.findings] == ["cf"]
-    evidence = result.findings[0].evidence
-    assert (evidence["baseline_count"], evidence["contribution_count"], evidence["label_count"]) == (0, 20, 20)
-    assert evidence["batch_label_share"] < 0.2
-    assert np.array_equal(result.flagged, truth)
-    assert result.block is True
-    assert result.summary["testable_tie"] >= result.summary["testable"]
-
-
 def test_clean_text_contribution_raises_no_trigger() -> None:
     base_docs, base_labels = texts(1500, 0)
     for seed in (1, 2, 3):

@@ -14,17 +14,13 @@ data. Every input column is turned into binary patterns, read from the raw table
   combinations), when the table has at most ``max_pair_columns`` such columns.
 
 For each pattern ``t`` and label ``L`` with at least ``min_support`` contribution records carrying
-``t`` with label ``L`` these one-sided tests are run:
+``t`` with label ``L`` two one-sided tests are run, and a trigger must pass both (an
+intersection-union test, valid whatever their dependence):
 
+* over-representation: "carries ``t`` and is labelled ``L``" is more frequent in the contribution
+  than in the baseline (Fisher's exact test, as a hypergeometric tail);
 * label tie: among the contribution's carriers of ``t``, more are labelled ``L`` than the baseline's
-  smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score;
-* over-representation (novelty): "carries ``t`` and is labelled ``L``" is more frequent in the
-  contribution than in the baseline (Fisher's exact test, as a hypergeometric tail). Given its margin
-  it cannot fall below ``(n_c / (n_c + n_b)) ** (m + b)``: once the batch outgrows the baseline, a rare
-  pattern cannot be shown to be new (25 carriers in 50,000 records against none in 4,000: 0.15);
-* batch tie: the carriers bear ``L`` more often than batch records of similar content without ``t``
-  (``_ContentTie.batch_tie``: nearest non-carriers of the batch, Hoeffding's binomial bound on the
-  Poisson-binomial count). It needs no baseline.
+  smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score.
 
 A third test conditions on content, so that a pattern that is simply common in a batch of one class,
 or that comes with a global shift (a darker scanner, a new topic), is not a trigger:
@@ -35,20 +31,11 @@ or that comes with a global shift (a darker scanner, a new topic), is not a trig
   (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
   sensor's carriers look like their label as much as their batch peers do.
 
-A trigger passes one of two intersection-union tests (each valid whatever the dependence of its
-halves), the better of the two paid for twice (Bonferroni over the two routes):
-
-* route A (novelty): tie and over-representation, each Bonferroni-corrected by Tarone's count of the
-  (pattern, label) pairs that could reach significance at all given their margins
-  (``_testable_count``), then content, corrected by the number of candidates;
-* route B (batch): tie, batch tie and content, each corrected by Tarone's count on the tie's margins
-  alone (``novelty=False``). Content is paid for over every testable pair here, not over the
-  candidates: without novelty it is the only evidence that the tie is not how clean data of this
-  kind are, and clean batches do carry words whose other words do not explain their label
-  (docs/gates.md, "Triggers: two routes").
-
-So a clean contribution raises a trigger with probability at most ``alpha``, and thousands of rare
-n-grams that could never be significant do not dilute a trigger's evidence. Significant
+A trigger must pass all three tests. The two count tests are Bonferroni-corrected by Tarone's
+count of the (pattern, label) pairs that could reach significance at all given their margins
+(``_testable_count``), so a clean contribution raises a candidate with probability at most
+``alpha``, and thousands of rare n-grams that could never be significant do not dilute a trigger's
+evidence; the content test runs on the candidates only and is corrected by their number. Significant
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
 
@@ -61,8 +48,7 @@ p-values alone would come in correlated batches that a count of flags would over
 p-values still rank every record.
 Contribution level: ``statistic`` = number of triggers found, ``p_value`` = the smallest
 corrected p-value. Summary keys: ``triggers`` (the evidence of each finding), ``tests``
-(pattern-label pairs tested), ``testable`` (Tarone's count of them paid for on route A),
-``testable_tie`` (on route B), ``patterns``,
+(pattern-label pairs tested), ``testable`` (Tarone's count of them paid for), ``patterns``,
 ``block`` (true when a trigger was found) and ``block_reason``.
 Options (constructor or policy ``options["triggers"]``, see ``TriggerOptions``):
 ``max_ngram``, ``min_support``, ``max_pair_columns``, ``merge_overlap``, ``max_triggers``,
@@ -75,8 +61,7 @@ Finding evidence: ``trigger`` (the pattern, e.g. ``"cf"`` or ``"bright pixels ro
 ``rows`` (row numbers in the submitted file), ``z``, ``baseline_count`` / ``contribution_count``
 (records carrying the pattern), ``label_count`` (contribution carriers with the label),
 ``baseline_label_count``, ``content_label_share`` (the carriers' mean agreement with the label by
-content), ``batch_label_share`` (the mean share of the label among batch records like the carriers
-without the pattern; null when route B was not tried), ``p_value``, ``related`` (other patterns merged into it).
+content), ``p_value``, ``related`` (other patterns merged into it).
 """
 
 from __future__ import annotations
@@ -88,7 +73,6 @@ from typing import Any, Self
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
-from scipy.special import bdtrc
 from scipy.stats import binom, hypergeom, mannwhitneyu
 from sklearn.feature_extraction.text import CountVectorizer
 
@@ -213,7 +197,7 @@ class TriggerDetector(Detector):
         active = np.ones(n_c, bool)
         findings: list[Finding] = []
         evidence_list: list[dict[str, Any]] = []
-        first_tests, first_testable, first_testable_tie, first_p = 0, 0, 0, 1.0
+        first_tests, first_testable, first_p = 0, 0, 1.0
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
         explained: set[tuple[int, int]] = set()
         content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k)
@@ -224,51 +208,30 @@ class TriggerDetector(Detector):
             index = np.flatnonzero(active)
             sub = xc[index]
             tests = _association(sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support)
-            n_novel = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=True)
-            n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=False)
-            n_pairs = len(tests["pattern"])
+            n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha)
+            corrected = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_tests, 1))
             carriers = _Carriers(sub, labels[index], tests, index)
+            # The content test is needed only where the other two already point at a trigger.
             # A pattern most of whose carriers bear other labels teaches no backdoor (and is what a global
             # shift looks like: a darker scanner's dark pixels turn up in every class).
             pure = tests["m"] >= self.min_purity * tests["k_c"]
-            # Two routes to a trigger, each an intersection-union test, the better of the two paid for
-            # twice (Bonferroni over the routes):
-            # (A) novelty: tie and over-representation against the baseline, each at alpha / n_novel
-            #     (Tarone's count with both halves' reachable p-values), then content at alpha / candidates;
-            # (B) batch: tie, batch tie (against content-matched non-carriers of the batch) and content,
-            #     each at alpha / n_tests (Tarone's count of the tie alone). No baseline evidence of novelty
-            #     is asked for, so the content test is paid for like a count test, over every testable
-            #     pair: route B stands on content alone, where clean data also have patterns that their
-            #     other words do not explain (docs/gates.md, "Triggers").
-            route_a = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_novel, 1))
-            route_b = np.minimum(1.0, tests["p_tie"] * max(n_tests, 1))
-            route_a[~pure], route_b[~pure] = 1.0, 1.0
-            # The batch tie needs the neighbour search, so it runs only where the tie already reaches
-            # route B's bar: elsewhere route B fails whatever it says.
-            tests["p_batch"], tests["batch_share"] = np.ones(n_pairs), np.full(n_pairs, np.nan)
-            for i in np.flatnonzero(2.0 * route_b <= ctx.alpha):
-                p_batch, q = content.batch_tie(int(tests["pattern"][i]), int(tests["label"][i]), carriers.every(i))
-                tests["p_batch"][i], tests["batch_share"][i] = p_batch, q
-            route_b = np.minimum(1.0, np.maximum(route_b, tests["p_batch"] * max(n_tests, 1)))
-            corrected = np.minimum(1.0, 2.0 * np.minimum(route_a, route_b))
+            corrected[~pure] = 1.0
             candidates = np.flatnonzero(corrected <= ctx.alpha)
+            n_pairs = len(tests["pattern"])
             tests["p_content"], tests["content_share"] = np.ones(n_pairs), np.full(n_pairs, np.nan)
-            # The content test runs only on the candidates the count tests already singled out, so on
-            # route A it is corrected for those candidates alone: a clean batch has no candidate but with
-            # probability alpha, and among real candidates (patterns truly tied to a label) at most alpha
-            # of the explained ones are let through.
+            # The content test runs only on the candidates the two count tests already singled out at
+            # alpha / n_tests, so it is corrected for those candidates alone: a clean batch has no
+            # candidate but with probability alpha, and among real candidates (patterns truly tied to a
+            # label) at most alpha of the explained ones are let through.
             n_content = max(len(candidates), 1)
             for i in candidates:
                 p_content, share = content.test(int(tests["pattern"][i]), int(tests["label"][i]), carriers[i])
                 tests["p_content"][i], tests["content_share"][i] = p_content, share
-            route_a = np.minimum(1.0, np.maximum(route_a, tests["p_content"] * n_content))
-            route_b = np.minimum(1.0, np.maximum(route_b, tests["p_content"] * max(n_tests, 1)))
-            corrected = np.minimum(1.0, 2.0 * np.minimum(route_a, route_b))
-            for i in candidates:
-                if corrected[i] > ctx.alpha:
+                if p_content * n_content > ctx.alpha:
                     explained.add((int(tests["pattern"][i]), int(tests["label"][i])))
+            corrected = np.minimum(1.0, np.maximum(corrected, tests["p_content"] * n_content))
             if round_ == 0:
-                first_tests, first_testable, first_testable_tie = n_pairs, n_novel, n_tests
+                first_tests, first_testable = n_pairs, n_tests
                 first_p = float(corrected.min()) if n_tests else 1.0
                 first_round = (tests, corrected, carriers)
             significant = [int(i) for i in np.flatnonzero(corrected <= ctx.alpha)]
@@ -318,7 +281,6 @@ class TriggerDetector(Detector):
                 "triggers": evidence_list,
                 "tests": first_tests,
                 "testable": first_testable,
-                "testable_tie": first_testable_tie,
                 "patterns": len(patterns.names),
             },
             # A trigger the content does not explain blocks the contribution whatever the other detectors say.
@@ -460,9 +422,6 @@ class TriggerDetector(Detector):
             "label_count": int(tests["m"][lead]),
             "baseline_label_count": int(tests["b"][lead]),
             "content_label_share": round(float(tests["content_share"][lead]), 3),
-            "batch_label_share": (
-                None if np.isnan(tests["batch_share"][lead]) else round(float(tests["batch_share"][lead]), 3)
-            ),
             "p_value": float(corrected[lead]),
             "related": [patterns.names[int(tests["pattern"][i])] for i in group[1:]][:20],
         }
@@ -510,7 +469,7 @@ def _association(
     }
 
 
-def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: float, *, novelty: bool = True) -> int:
+def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: float) -> int:
     """Tarone's count of the (pattern, label) tests that could reach significance at all.
 
     Both count tests are exact given their margins: the enrichment test given the pattern-label
@@ -526,11 +485,10 @@ def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: flo
     n = len(tests["pattern"])
     if n == 0:
         return 0
-    reachable = np.exp(tests["k_c"] * np.log(tests["pi"]))
-    if novelty:
-        total = tests["m"] + tests["b"]
-        reachable = np.maximum(reachable, hypergeom.pmf(np.minimum(total, n_c), n_c + n_b, total, n_c))
-    reachable = np.sort(reachable)
+    total = tests["m"] + tests["b"]
+    reachable_enrich = hypergeom.pmf(np.minimum(total, n_c), n_c + n_b, total, n_c)
+    reachable_tie = np.exp(tests["k_c"] * np.log(tests["pi"]))
+    reachable = np.sort(np.maximum(reachable_enrich, reachable_tie))
     k = np.arange(1, n + 1)
     fits = np.searchsorted(reachable, alpha / k, side="right") <= k  # true at k = n at the latest
     return int(k[np.argmax(fits)])
@@ -561,8 +519,6 @@ class _ContentTie:
     """Trusted records of a label must agree with it by at least this much above its share of the pool
     for content to count as evidence at all (text features agree by about 0.25, meaningless ones by 0)."""
     MIN_COMPARISON = 10
-    MAX_MATCHED = 500
-    """The batch tie estimates the carriers' mean chance from at most this many of them (a seeded sample)."""
 
     def __init__(
         self, baseline: GateData, contribution: GateData, xb: sp.csc_matrix, xc: sp.csc_matrix, n_classes: int, k: int
@@ -600,52 +556,6 @@ class _ContentTie:
             return True
         return float(self._agreement(trusted, label, carries).mean()) - share >= self.MIN_INFORMATIVE
 
-    def batch_tie(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float]:
-        """(p-value of "the carriers bear ``label`` no more often than batch records of similar content
-        without the pattern", the mean expected share of ``label`` among the carriers).
-
-        ``carriers`` are the contribution positions of every record carrying the pattern, whatever its
-        label. Each carrier is matched to its ``k`` nearest records *of the contribution* that do not
-        carry the pattern (gate features, exact search); its chance of bearing ``label`` under the null
-        is their share of it, pulled by one pseudo-record towards the label's share among the batch's
-        non-carriers: ``q_i = (same_i + s) / (k + 1)``. Under the null the carriers' labels are
-        independent draws with those chances; their count of ``label`` is then a Poisson-binomial
-        variable, whose upper tail from one above its mean is at most the binomial tail with the mean
-        chance ``q`` (Hoeffding, 1956): that tail is the p-value. It needs no baseline, so its power does
-        not fall when the batch outgrows the baseline. A one-class batch or a new topic labels the
-        matched records like the carriers (``q`` near 1); a backdoor's carriers sit among records of
-        the classes they were taken from.
-        """
-        n_b = self.n_b
-        labels = self.pool_labels[n_b:]
-        carries = np.zeros(labels.shape[0], bool)
-        carries[carriers] = True
-        others = np.flatnonzero(~carries)
-        if carriers.size == 0 or others.size == 0:
-            return 1.0, float("nan")
-        m = int(np.sum(labels[carriers] == label))
-        share = float(np.mean(labels[others] == label))
-        query = carriers
-        if query.size > self.MAX_MATCHED:
-            query = np.sort(np.random.default_rng(pattern).choice(carriers, self.MAX_MATCHED, replace=False))
-        k = min(self.k, others.size)
-        # The pool's neighbour lists (searched once for the content test) give most carriers their
-        # matched records; a carrier with fewer than k batch non-carriers among them (the baseline
-        # outnumbers the batch, or other carriers crowd it) is searched again among those alone.
-        idx = self._search()[query + n_b]
-        usable = (idx >= n_b) & ~carries[np.maximum(idx - n_b, 0)]
-        usable &= np.cumsum(usable, axis=1) <= k
-        same = (usable & (self.pool_labels[idx] == label)).sum(axis=1)
-        short = np.flatnonzero(usable.sum(axis=1) < k)
-        if short.size:
-            features = self.pool_features[n_b:]
-            nearest = _nearest(features[others], features[query[short]], k)
-            same[short] = (labels[others[nearest]] == label).sum(axis=1)
-        q = float(np.mean((same + share) / (k + 1.0)))
-        if m < carriers.size * q + 1:  # Hoeffding's bound holds from one above the mean
-            return 1.0, q
-        return float(bdtrc(m - 1, carriers.size, q)), q
-
     def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float]:
         """(p-value of "the carriers' label is explained by their content", their mean agreement with it).
 
@@ -674,39 +584,17 @@ class _ContentTie:
         return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean())
 
 
-def _nearest(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` nearest ``reference`` rows of each ``query`` row (exact, squared Euclidean),
-    in blocks of queries, without the shared search's per-call set-up (it runs once per tested pattern)."""
-    ref = np.asarray(reference, np.float32)
-    ref_sq = np.einsum("ij,ij->i", ref, ref)
-    out = np.empty((query.shape[0], k), np.int64)
-    step = max(1, 2**24 // max(ref.shape[0], 1))
-    for start in range(0, query.shape[0], step):
-        block = np.asarray(query[start : start + step], np.float32)
-        d2 = ref_sq[None, :] - 2.0 * (block @ ref.T)
-        out[start : start + step] = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < ref.shape[0] else np.arange(k)
-    return out
-
-
 class _Carriers:
     """Contribution positions of the records carrying a tested pattern with the tested label."""
 
     def __init__(self, x: sp.csc_matrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray) -> None:
-        self.x, self.labels, self.tests, self.index = sp.csc_matrix(x), labels, tests, index
+        self.x, self.labels, self.tests, self.index = x, labels, tests, index
         self.cache: dict[int, np.ndarray] = {}
-
-    def every(self, i: int) -> np.ndarray:
-        """Contribution positions of every record carrying test ``i``'s pattern, whatever its label."""
-        t = int(self.tests["pattern"][i])
-        rows = self.x.indices[self.x.indptr[t] : self.x.indptr[t + 1]]
-        return self.index[np.sort(rows[self.x.data[self.x.indptr[t] : self.x.indptr[t + 1]] > 0])]
 
     def __getitem__(self, i: int) -> np.ndarray:
         if i not in self.cache:
-            t = int(self.tests["pattern"][i])
-            rows = self.x.indices[self.x.indptr[t] : self.x.indptr[t + 1]]
-            rows = np.sort(rows[self.x.data[self.x.indptr[t] : self.x.indptr[t + 1]] > 0])
-            self.cache[i] = self.index[rows[self.labels[rows] == self.tests["label"][i]]]
+            column = self.x[:, int(self.tests["pattern"][i])].toarray().ravel() > 0
+            self.cache[i] = self.index[column & (self.labels == self.tests["label"][i])]
         return self.cache[i]
 
 
@@ -724,7 +612,7 @@ def _merge(
     order = sorted(
         order,
         key=lambda i: (
-            min(max(tests["p_enrich"][i], tests["p_tie"][i]), max(tests["p_tie"][i], tests["p_batch"][i])),
+            max(tests["p_enrich"][i], tests["p_tie"][i]),
             -len(patterns.names[tests["pattern"][i]]),
         ),
     )
@@ -778,14 +666,12 @@ def _lead_first(group: list[int], tests: dict[str, np.ndarray], patterns: Patter
 def _reason(ev: dict[str, Any]) -> str:
     what = {"ngram": "token", "pixels": "pixel pattern", "value": "value", "combination": "value combination"}
     noun = "phrase" if ev["kind"] == "ngram" and " " in ev["trigger"] else what.get(ev["kind"], "pattern")
-    share = ev.get("batch_label_share")
-    batch = "" if share is None else f"batch records like them without it are labelled {ev['label']!r} {share:.0%}; "
     return (
         f"{noun} {ev['trigger']!r} in column{'s' if ', ' in ev['column'] else ''} "
         f"{ev['column']!r} appears in "
         f"{ev['contribution_count']} contribution records, {ev['label_count']} labelled {ev['label']!r} "
         f"(z={ev['z']:.1f}), vs {ev['baseline_count']} baseline records "
-        f"({ev['baseline_label_count']} labelled {ev['label']!r}); {batch}their content reads as "
+        f"({ev['baseline_label_count']} labelled {ev['label']!r}); their content reads as "
         f"{ev['label']!r} only {ev['content_label_share']:.0%} of the time; p={ev['p_value']:.2g}"
     )
 

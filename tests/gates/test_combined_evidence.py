@@ -49,3 +49,29 @@ def test_fisher_sum_ignores_the_extrapolated_tail_and_empty_input() -> None:
     one_extreme = np.array([1e-30, *np.linspace(0.05, 1.0, 99)])
     floored = np.array([1.0 / 101, *np.linspace(0.05, 1.0, 99)])
     assert fisher_excess_p_value(one_extreme, 100) == fisher_excess_p_value(floored, 100)
+
+
+def test_the_count_beyond_calibration_is_only_for_one_shared_calibration_set() -> None:
+    """p-values built from smaller calibrations (one class's scores, a minimum over views) reach the
+    floor 1/(n+1) through the extrapolated tail far more often than the beta-binomial law of the count
+    beyond every calibration score allows. Detectors whose p-values are made that way (``outliers``'
+    per-class views) keep the old count tests: clean batches larger than the calibration set are not
+    sent to review more often than alpha; a caller asking for the beyond count on the same p-values
+    would be."""
+    from dataward.gates.calibration import tail_p_values
+
+    rng = np.random.default_rng(0)
+    classes, per_class, n = 10, 100, 3_000
+    default, beyond = [], []
+    for _ in range(150):
+        labels = rng.integers(classes, size=n)
+        per_class_p = np.ones(n)
+        for c in range(classes):
+            rows = labels == c
+            per_class_p[rows] = tail_p_values(rng.lognormal(size=per_class), rng.lognormal(size=int(rows.sum())))
+        pooled_p = tail_p_values(rng.lognormal(size=classes * per_class), rng.lognormal(size=n))
+        p = np.minimum(1.0, 2.0 * np.minimum(per_class_p, pooled_p))
+        default.append(excess_flags_p_value(p, 0.01, classes * per_class)[1])
+        beyond.append(excess_flags_p_value(p, 0.01, classes * per_class, beyond_calibration=True)[1])
+    assert np.mean(np.array(default) <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 150)
+    assert np.mean(np.array(beyond) <= 0.05) > 0.15

@@ -264,7 +264,9 @@ EXCESS_THRESHOLDS = np.array([16.0, 4.0, 1.0, 1 / 4, 1 / 16])
 """Multiples of alpha at which ``excess_flags_p_value`` counts small p-values."""
 
 
-def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int) -> tuple[float, float]:
+def excess_flags_p_value(
+    p_values: np.ndarray, alpha: float, n_calibration: int, *, beyond_calibration: bool = False
+) -> tuple[float, float]:
     """Is the number of small p-values more than calibration explains? Returns (excess, p-value).
 
     For thresholds ``t`` in ``16 alpha, 4 alpha, alpha, alpha/4, alpha/16`` (as far as the calibration
@@ -275,8 +277,13 @@ def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int)
     That accounts for the calibration set's own randomness, so small baselines do not raise false
     alarms. The smallest tail probability, Bonferroni-corrected over thresholds, is combined
     (Bonferroni) with ``extreme_records_p_value`` and returned with the count at ``alpha`` minus its
-    expectation. For a batch larger than the calibration set, where the extreme-records test is not
-    used, ``beyond_calibration_p_value`` (records beyond every calibration score) takes its place.
+    expectation. With ``beyond_calibration``, for a batch larger than the calibration set (where the
+    extreme-records test is not used), ``beyond_calibration_p_value`` (records beyond every calibration
+    score) takes its place. Only a caller whose p-values are all conformal against one shared set of
+    ``n_calibration`` scores may ask for it: a record's p-value from a smaller calibration (one class's
+    scores, a minimum over views times their number) reaches the floor ``1 / (n_calibration + 1)``
+    through the extrapolated tail, far more often than that count's law allows (a simulation of
+    ``outliers``' per-class views rejected clean batches 11% of the time at 1%).
     """
     p_values = np.asarray(p_values, dtype=np.float64)
     n = p_values.shape[0]
@@ -286,7 +293,7 @@ def excess_flags_p_value(p_values: np.ndarray, alpha: float, n_calibration: int)
     best = min(c["p_value"] for c in counts)
     excess = float(np.sum(p_values <= alpha) - alpha * n)
     count_p = min(1.0, best * len(counts))
-    if n > n_calibration:
+    if beyond_calibration and n > n_calibration:
         extreme_p = beyond_calibration_p_value(p_values, n_calibration)
     else:
         extreme_p = extreme_records_p_value(p_values, n_calibration)
@@ -314,18 +321,21 @@ def beyond_calibration_p_value(p_values: np.ndarray, n_calibration: int) -> floa
     return betabinom_tail(count, p.size, 1.0, float(n_calibration))
 
 
-def excess_flags_count(p_values: np.ndarray, alpha: float, n_calibration: int) -> dict[str, float]:
+def excess_flags_count(
+    p_values: np.ndarray, alpha: float, n_calibration: int, *, beyond_calibration: bool = False
+) -> dict[str, float]:
     """The threshold of ``excess_flags_p_value``'s count test whose tail is smallest, for a reviewer:
     ``threshold`` (a p-value level), ``count`` (records at or below it), ``expected`` (their number
     for records exchangeable with the calibration records) and ``p_value`` (that tail, uncorrected).
-    For a batch larger than the calibration set, the count beyond every calibration score too.
+    With ``beyond_calibration``, for a batch larger than the calibration set, the count beyond every
+    calibration score too.
     Empty when there is nothing to count."""
     p_values = np.asarray(p_values, dtype=np.float64)
     n = p_values.shape[0]
     if n == 0 or n_calibration <= 0:
         return {}
     counts = _threshold_counts(p_values, alpha, n_calibration)
-    if n > n_calibration:
+    if beyond_calibration and n > n_calibration:
         level = 1.0 / (n_calibration + 1.0)
         counts.append(
             {

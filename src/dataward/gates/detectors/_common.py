@@ -54,14 +54,16 @@ def count_result(
     extra_p: float | None = None,
     contribution_findings: list[Finding] | None = None,
     flagged_by_rule: np.ndarray | None = None,
+    beyond_calibration: bool = False,
 ) -> DetectorResult:
     """Assemble a result whose contribution-level test is "more flags than calibration explains".
 
     ``flagged`` defaults to ``flag_mask(p_values, alpha, n_calibration)``: no flag rests on the
-    extrapolated tail alone.
+    extrapolated tail alone. ``beyond_calibration``: see ``excess_flags_p_value`` (only for p-values
+    all conformal against the same ``n_calibration`` scores).
     """
     flags = flag_mask(p_values, alpha, n_calibration) if flagged is None else flagged
-    excess, p_count = excess_flags_p_value(p_values, alpha, n_calibration)
+    excess, p_count = excess_flags_p_value(p_values, alpha, n_calibration, beyond_calibration=beyond_calibration)
     p_value = p_count if extra_p is None else min(1.0, 2.0 * min(p_count, extra_p))
     findings.sort(key=lambda f: -f.score)
     return DetectorResult(

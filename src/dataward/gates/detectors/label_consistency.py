@@ -300,7 +300,7 @@ class LabelConsistency(Detector):
             "views": list(calibration),
             "disagreeing_but_atypical": int(flag_mask(shifted_p, ctx.alpha, n_cal).sum()),
             # The count behind the contribution-level p-value, for the reason a reviewer reads.
-            "count_test": excess_flags_count(p, ctx.alpha, n_cal),
+            "count_test": excess_flags_count(p, ctx.alpha, n_cal, beyond_calibration=True),
         }
         issues, quality = None, None
         if log_proba is not None:
@@ -327,6 +327,9 @@ class LabelConsistency(Detector):
             extra_p=fisher_excess_p_value(p, n_cal),
             contribution_findings=self._shift_findings(shifted_p, n_cal),
             flagged_by_rule=by_resolution,
+            # Every p-value is conformal against the same n_cal fused reference statistics (one pooled
+            # calibration, no per-class tails), so the count beyond all of them has its exact law.
+            beyond_calibration=True,
         )
         # Every record keeps its own p-value for ranking (a flip whose content is also unusual still
         # ranks high); only flags and the contribution-level count are limited to typical records.
@@ -336,7 +339,7 @@ class LabelConsistency(Detector):
     def _shift_findings(self, shifted_p: np.ndarray, n_cal: int) -> list[Finding]:
         """One population-level finding when many records contradict the trusted models without looking
         like any other trusted class: a reviewer decides whether the source moved or the labels did."""
-        excess, p = excess_flags_p_value(shifted_p, self.context.alpha, n_cal)
+        excess, p = excess_flags_p_value(shifted_p, self.context.alpha, n_cal, beyond_calibration=True)
         if p >= SHIFT_FINDING_P:
             return []
         count = int(flag_mask(shifted_p, self.context.alpha, n_cal).sum())

@@ -359,3 +359,8 @@ def test_partition_results_are_handed_over_one_at_a_time_and_spilled(tmp_path):
     short.add(Scored(norm, np.asarray(features), np.zeros(3), {}, {}))
     with pytest.raises(InputError, match="held 3 records, the survey counted 4"):
         short.contribution()
+    # A partition that grew after the survey (a file rewritten in between) is refused as it arrives.
+    (tmp_path / "long").mkdir()
+    long = Gathered(tmp_path / "long", 2)
+    with pytest.raises(InputError, match="more than the 2 records the survey counted"):
+        long.add(Scored(norm, np.asarray(features), np.zeros(3), {}, {}))

@@ -37,12 +37,12 @@ from dataward.domain.idarrays import ID_BYTES
 FANOUT = 4
 """Segments of one size class merged at once (size class: ``floor(log_FANOUT(entries))``)."""
 REMOVED = 1
+"""Tag bit of an entry for an id a version removed from its parent's manifest."""
 MERGE_BUDGET = 1 << 20
 """Entries a write transaction may merge (``add_list``): a merge that would take it past this waits for
 a later write or for ``reindex``, so that no contribution's transaction rewrites millions of entries
 (four 1,000,000-entry segments took about 4 s). Segments left unmerged are still read by every lookup
 and checked by ``verify``; they cost a lookup one more block each."""
-"""Tag bit of an entry for an id a version removed from its parent's manifest."""
 
 
 @dataclass(frozen=True)

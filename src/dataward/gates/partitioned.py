@@ -468,6 +468,9 @@ class Gathered:
                 dtype=scored.features.dtype,
                 shape=(self.n, *scored.features.shape[1:]),
             )
+        if self.filled + m > self.n:
+            # A partition grew between the survey and the scoring (a file rewritten in between).
+            raise InputError(f"the partitions held more than the {self.n} records the survey counted")
         self.features[self.filled : self.filled + m] = scored.features
         self.filled += m
         path = str(self.folder / f"table-{len(self.tables):06d}.arrow")

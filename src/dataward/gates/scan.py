@@ -232,8 +232,9 @@ def _scan(
             if pipeline.learns_geometry:
                 # A vocabulary/SVD fitted on the reference alone makes reference rows look unlike any
                 # new row (faking drift and outliers). Fitting it, without labels, on reference and
-                # contribution together treats both sides alike: every record the calibration compares
-                # is then in the fit, so trusted and new records stay exchangeable (see GEOMETRY_FIT_MIN).
+                # contribution together treats both sides alike: up to GEOMETRY_FIT_MIN new records, every
+                # record the calibration compares is in the fit, so trusted and new records stay
+                # exchangeable; beyond, a sample of that size is (larger batches' vocabulary has settled).
                 fit_count = min(n_contrib, max(ref_index.shape[0], GEOMETRY_FIT_MIN))
                 sample = np.sort(rng.choice(n_contrib, fit_count, replace=False))
                 unlabelled = [c.name for c in schema.inputs]

@@ -275,15 +275,21 @@ def shared_labels(labels: np.ndarray) -> np.ndarray:
     return distinct[inverse]
 
 
+def _side_rows(part: Partition, state: SurveyState, limits: InputLimits | None = None) -> Normalized:
+    """One partition of a side, read and normalized (without record ids: only the contribution's
+    record stage needs them)."""
+    return normalize(part.read(), state.schema, state.what, with_ids=False, limits=limits)
+
+
 def survey_one(part: Partition, state: SurveyState) -> tuple[int, np.ndarray]:
-    norm = normalize(part.read(), state.schema, state.what, with_ids=False, limits=_unbounded(state.limits))
+    norm = _side_rows(part, state, _unbounded(state.limits))
     return len(norm), shared_labels(norm.labels)
 
 
 def survey(
     engine: Engine, parts: list[Partition], schema: Schema, limits: InputLimits, what: str = "contribution"
 ) -> Survey:
-    out = engine.map(survey_one, parts, SurveyState(schema, limits, what), describe=lambda p: p.describe())
+    out = engine.map(survey_one, parts, SurveyState(schema, limits, what), describe=_describe)
     labels = np.concatenate([labels for _, labels in out]) if out else np.zeros(0, dtype=object)
     survey_ = Survey([n for n, _ in out], labels)
     if survey_.rows > limits.max_rows:
@@ -298,8 +304,7 @@ def survey(
 
 def take_one(item: tuple[Partition, np.ndarray], state: SurveyState) -> pa.Table:
     part, positions = item
-    norm = normalize(part.read(), state.schema, state.what, with_ids=False, limits=None)
-    return take_rows(norm.table, positions)
+    return take_rows(_side_rows(part, state).table, positions)
 
 
 def take(
@@ -321,12 +326,11 @@ def take(
 
 
 def hash_one(part: Partition, state: SurveyState) -> np.ndarray:
-    norm = normalize(part.read(), state.schema, state.what, with_ids=False, limits=None)
-    return input_hashes(norm.table, state.schema)
+    return input_hashes(_side_rows(part, state).table, state.schema)
 
 
 def whole_one(part: Partition, state: SurveyState) -> pa.Table:
-    return normalize(part.read(), state.schema, state.what, with_ids=False, limits=None).table
+    return _side_rows(part, state).table
 
 
 class PartitionedSide:

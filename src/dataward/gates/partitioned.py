@@ -3,7 +3,8 @@
 A partitioned scan reads the contribution four times at most, one partition at a time and on any
 engine (``dataward.gates.engine``):
 
-1. **survey**: each partition's row count and labels (the class list and the reference sample need them);
+1. **survey**: each partition's row count and labels (the class list and the reference sample need them)
+   and, for a baseline in partitions, every record's input hash (exact duplicates), in the same read;
 2. **sample** (only for featurizers that learn a geometry, such as the text SVD): the rows the
    featurizer is fitted on together with the reference, the same rows as the one-shot scan;
 3. **detector samples** (only for detectors that ask, ``Detector.contribution_sample``: ``outliers``
@@ -243,14 +244,17 @@ class SurveyState:
     schema: Schema
     limits: InputLimits
     what: str = "contribution"
+    hashes: bool = False
+    """Also take every record's input hash (``hashing.input_hashes``) while the partition is read."""
 
 
 @dataclass(frozen=True)
 class Survey:
-    """Row counts and labels of every partition, in order."""
+    """Row counts and labels of every partition, in order (and the records' input hashes when asked)."""
 
     sizes: list[int]
     labels: np.ndarray
+    hashes: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -281,17 +285,27 @@ def _side_rows(part: Partition, state: SurveyState, limits: InputLimits | None =
     return normalize(part.read(), state.schema, state.what, with_ids=False, limits=limits)
 
 
-def survey_one(part: Partition, state: SurveyState) -> tuple[int, np.ndarray]:
+def survey_one(part: Partition, state: SurveyState) -> tuple[int, np.ndarray, np.ndarray | None]:
     norm = _side_rows(part, state, _unbounded(state.limits))
-    return len(norm), shared_labels(norm.labels)
+    hashes = input_hashes(norm.table, state.schema) if state.hashes else None
+    return len(norm), shared_labels(norm.labels), hashes
 
 
 def survey(
-    engine: Engine, parts: list[Partition], schema: Schema, limits: InputLimits, what: str = "contribution"
+    engine: Engine,
+    parts: list[Partition],
+    schema: Schema,
+    limits: InputLimits,
+    what: str = "contribution",
+    *,
+    hashes: bool = False,
 ) -> Survey:
-    out = engine.map(survey_one, parts, SurveyState(schema, limits, what), describe=_describe)
-    labels = np.concatenate([labels for _, labels in out]) if out else np.zeros(0, dtype=object)
-    survey_ = Survey([n for n, _ in out], labels)
+    out = engine.map(survey_one, parts, SurveyState(schema, limits, what, hashes), describe=_describe)
+    labels = np.concatenate([labels for _, labels, _ in out]) if out else np.zeros(0, dtype=object)
+    hashed = None
+    if hashes:
+        hashed = np.concatenate([h for _, _, h in out]) if out else np.zeros(0, dtype=np.uint64)
+    survey_ = Survey([n for n, _, _ in out], labels, hashed)
     if survey_.rows > limits.max_rows:
         from dataward.domain.limits import limit_error, limit_problem
 
@@ -325,10 +339,6 @@ def take(
     return pa.concat_tables(tables)
 
 
-def hash_one(part: Partition, state: SurveyState) -> np.ndarray:
-    return input_hashes(_side_rows(part, state).table, state.schema)
-
-
 def whole_one(part: Partition, state: SurveyState) -> pa.Table:
     return _side_rows(part, state).table
 
@@ -338,15 +348,16 @@ class PartitionedSide:
 
     What the gate needs of the whole baseline is its labels (the class list and the stratified reference
     sample), the reference rows and every record's 8-byte input hash (exact duplicates against the whole
-    baseline): a survey pass, a pass that reads only the sampled rows, and a hashing pass, one partition at
-    a time. Only a detector that fits on the whole baseline (``Detector.fits_whole_baseline``) makes it
-    read whole (``table``)."""
+    baseline): a survey pass that takes the labels and the hashes together, and a pass that reads only the
+    sampled rows, one partition at a time. Only a detector that fits on the whole baseline
+    (``Detector.fits_whole_baseline``) makes it read whole (``table``)."""
 
     def __init__(self, engine: Engine, parts: list[Partition], schema: Schema, what: str = "baseline") -> None:
         self.engine, self.schema, self.what = engine, schema, what
-        plan = survey(engine, parts, schema, InputLimits(max_rows=2**62), what)
+        plan = survey(engine, parts, schema, InputLimits(max_rows=2**62), what, hashes=True)
         self.parts = [p for p, size in zip(parts, plan.sizes, strict=True) if size]
         self.plan = Survey([size for size in plan.sizes if size], plan.labels)
+        self._hashes = plan.hashes
         self._table: pa.Table | None = None
 
     @property
@@ -360,10 +371,9 @@ class PartitionedSide:
         return take(self.engine, self.parts, self.plan, positions, self.schema, self.what)
 
     def hashes(self) -> np.ndarray:
-        out = self.engine.map(
-            hash_one, self.parts, SurveyState(self.schema, InputLimits(), self.what), describe=_describe
-        )
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+        """Every record's input hash, in order (taken by the survey: the baseline is not read again)."""
+        assert self._hashes is not None
+        return self._hashes
 
     @property
     def table(self) -> pa.Table:

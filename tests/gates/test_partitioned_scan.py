@@ -364,3 +364,56 @@ def test_partition_results_are_handed_over_one_at_a_time_and_spilled(tmp_path):
     long = Gathered(tmp_path / "long", 2)
     with pytest.raises(InputError, match="more than the 2 records the survey counted"):
         long.add(Scored(norm, np.asarray(features), np.zeros(3), {}, {}))
+
+
+def test_backdoor_clusters_from_two_passes_over_blocks_give_the_one_shot_report(monkeypatch):
+    # backdoor needs every contribution record of a class for its clustering: it takes the class's principal
+    # components in a first pass over blocks of the contribution and the projections in a second, never
+    # every record's representation at once (``_class_projections``, checked against the whole-matrix
+    # decomposition below). With blocks far smaller than the contribution, the one-shot and partitioned
+    # scans agree to the bit, on the features and on the MLP probe's activations.
+    from dataward.gates.detectors import backdoor
+
+    rng = np.random.default_rng(4)
+    dim, classes = 6, 3
+    centres = rng.standard_normal((classes, dim)) * 4
+
+    def table(n: int, relabelled: int) -> pa.Table:
+        labels = rng.integers(0, classes, n)
+        x = (centres[labels] + rng.standard_normal((n, dim))).astype(np.float32)
+        labels[:relabelled] = 2  # records of other classes relabelled to one target
+        x[:relabelled] = (centres[0] + 0.3 * rng.standard_normal((relabelled, dim))).astype(np.float32)
+        emb = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), type=pa.float32()), dim)
+        return pa.table({"emb": emb, "label": [f"c{c}" for c in labels]})
+
+    baseline, contribution = table(300, 0), table(400, 30)
+    schema = {"label": "label", "inputs": [{"name": "emb", "kind": "embedding", "dim": dim}]}
+    monkeypatch.setattr(backdoor, "BLOCK", 64)
+    for probe in ("features", "mlp"):
+        policy = {"detectors": ["backdoor"], "options": {"backdoor": {"probe": probe, "max_iter": 10}}}
+        whole = scan(baseline, contribution, schema, policy=policy)
+        parted = scan(baseline, contribution, schema, policy=policy, engine="local", partition_rows=97)
+        assert comparable(parted) == comparable(whole)
+        assert whole.results["backdoor"].block  # the relabelled records were found as a group
+
+
+def test_class_projections_in_two_passes_equal_the_whole_matrix_decomposition(monkeypatch):
+    from dataward.gates.detectors import backdoor
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((700, 6)) * [5, 3, 2, 1, 0.5, 0.1] + 100.0).astype(np.float32)
+    labels = rng.integers(0, 3, 700)
+    labels[labels == 2] = 1  # class 2 has no records: it is not asked for
+    reference = {0: x[:40].astype(np.float64) + 0.5, 1: x[40:90].astype(np.float64)}
+    monkeypatch.setattr(backdoor, "BLOCK", 50)
+    out = backdoor._class_projections(x, labels, reference, backdoor._as_float64, 4)
+    assert sorted(out) == [0, 1]
+    for code, (ref, new) in out.items():
+        both = np.vstack([reference[code], x[labels == code].astype(np.float64)])
+        centred = both - both.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        expected = centred @ vt[:4].T
+        got = np.vstack([ref, new])
+        signs = np.sign(np.sum(expected * got, axis=0))  # a component's sign is arbitrary
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got * signs, expected, atol=1e-6 * np.abs(expected).max())

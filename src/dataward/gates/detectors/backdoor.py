@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -220,8 +221,10 @@ class BackdoorDetector(Detector):
         if len(classes) < 2:
             return score, read
         dists = np.vstack([per_class[c] for c in classes]).T  # (n, classes)
-        column = {c: j for j, c in enumerate(classes)}
-        own_col = np.array([column.get(int(y), -1) for y in data.labels])
+        # Each record's own label's column (-1: a label with no trusted records), without a loop per record.
+        known = np.asarray(classes, dtype=np.int64)
+        own_col = np.searchsorted(known, data.labels)
+        own_col[(own_col >= known.size) | (known[np.minimum(own_col, known.size - 1)] != data.labels)] = -1
         rows = np.flatnonzero(own_col >= 0)
         own = dists[rows, own_col[rows]]
         others = dists[rows].copy()
@@ -284,16 +287,28 @@ class BackdoorDetector(Detector):
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
         #    whether the misread records hold together.
-        reps_base, reps_new, base_rows = self._representations(contribution, rng)
+        #    The representation of every contribution record is never held at once: the class's principal
+        #    components come from a first pass over blocks of the contribution, its records' projections
+        #    on them from a second (``_class_projections``).
+        base_rows, reps_base, represent = self._representations(contribution, rng)
+        codes = np.unique(contribution.labels)
+        ref_of = {int(code): base_rows[base.labels[base_rows] == code] for code in codes}
+        clustered = [int(code) for code in codes if ref_of[int(code)].size >= MIN_CLASS_REFERENCE]
+        projections = _class_projections(
+            contribution.features,
+            contribution.labels,
+            {code: reps_base[np.searchsorted(base_rows, ref_of[code])] for code in clustered},
+            represent,
+            opts.n_components,
+        )
         p_rep = np.ones(n_c)
         cluster_tests: list[dict[str, Any]] = []
         groups: list[dict[str, Any]] = []
         per_class: dict[str, dict[str, Any]] = {}
-        codes = np.unique(contribution.labels)
         n_tests = max(1, codes.size) * len(thresholds)
         for code in codes:
             new = np.flatnonzero(contribution.labels == code)
-            ref = base_rows[base.labels[base_rows] == code]
+            ref = ref_of[int(code)]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
             count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, int(np.median(sizes[new])))
@@ -302,8 +317,9 @@ class BackdoorDetector(Detector):
                 per_class[label]["skipped"] = True
                 continue
             members = new[misread[count["threshold_index"], new]]
-            pos = np.searchsorted(base_rows, ref)
-            cls = _score_class(np.vstack([reps_base[pos], reps_new[new]]), ref.size, np.isin(new, members), opts, rng)
+            ref_reduced, new_reduced = projections.pop(int(code))
+            cls = _score_class(np.vstack([ref_reduced, new_reduced]), ref.size, np.isin(new, members), opts, rng)
+            del ref_reduced, new_reduced
             p_rep[new] = cls["p_new"]
             for test in cls["clusters"]:
                 test.update(label=label, code=int(code), members=new[test.pop("local_new")])
@@ -422,27 +438,26 @@ class BackdoorDetector(Detector):
 
     def _representations(
         self, contribution: GateData, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Representations of (a per-class sample of) the reference and of every contribution record.
-
-        Returns (reference representations, contribution representations, positions of the reference
-        rows represented).
-        """
+    ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """Positions of a per-class sample of the reference, their representations, and the function
+        that represents any block of contribution features (float64): the features themselves, or the
+        hidden layer of the MLP probe, trained on a seeded sample of the contribution (read by position,
+        so a memory-mapped contribution is not read whole)."""
         opts, base = self.opts_, self.baseline_
         base_rows = _stratified(base.labels, opts.max_reference_per_class, rng)
         if opts.probe == "features":
-            return base.features[base_rows].astype(np.float64), contribution.features.astype(np.float64), base_rows
+            return base_rows, base.features[base_rows].astype(np.float64), _as_float64
         n_c = len(contribution)
         new_train = sample_positions(n_c, max(opts.max_train // 2, opts.max_train - base_rows.size), rng)
         base_train = base_rows[sample_positions(base_rows.size, max(opts.max_train - new_train.size, 1), rng)]
         x = np.vstack([base.features[base_train], contribution.features[new_train]])
         y = np.concatenate([base.labels[base_train], contribution.labels[new_train]])
         probe = fit_probe(x, y, kind="mlp", seed=self.context_.seed, hidden=opts.hidden, max_iter=opts.max_iter)
-        return (
-            hidden_activations(probe, base.features[base_rows]),
-            hidden_activations(probe, contribution.features),
-            base_rows,
-        )
+
+        def represent(features: np.ndarray) -> np.ndarray:
+            return hidden_activations(probe, features)
+
+        return base_rows, represent(base.features[base_rows]), represent
 
     def _review_findings(
         self, reviewing: list[dict[str, Any]], contribution: GateData, rows: np.ndarray
@@ -522,20 +537,99 @@ def _stratified(labels: np.ndarray, per_class: int, rng: np.random.Generator) ->
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
+BLOCK = 65_536
+"""Contribution records represented at a time by ``_class_projections``."""
+RANK_TOLERANCE = 1e-12
+"""A principal component counts when its variance is above this share of the largest one's (singular
+values above 1e-6 of the largest: the variances come from a Gram matrix, where the smaller
+eigenvalues carry rounding errors of about 1e-16 of the largest)."""
+
+
+def _as_float64(features: np.ndarray) -> np.ndarray:
+    return np.asarray(features, dtype=np.float64)
+
+
+def _blocks_by_class(
+    features: np.ndarray, labels: np.ndarray, represent: Callable[[np.ndarray], np.ndarray], codes: set[int]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(class code, representations of that class's records in one block), block after block and in
+    contribution order within each class: one pass over the contribution, ``BLOCK`` records at a time."""
+    for start in range(0, features.shape[0], BLOCK):
+        y = labels[start : start + BLOCK]
+        order = np.argsort(y, kind="stable")
+        present, first = np.unique(y[order], return_index=True)
+        bounds = [*first.tolist(), y.shape[0]]
+        wanted = [(int(c), order[bounds[i] : bounds[i + 1]]) for i, c in enumerate(present) if int(c) in codes]
+        if not wanted:
+            continue
+        reps = represent(features[start : start + BLOCK])
+        for code, rows in wanted:
+            yield code, reps[rows]
+
+
+def _class_projections(
+    features: np.ndarray,
+    labels: np.ndarray,
+    reference: dict[int, np.ndarray],
+    represent: Callable[[np.ndarray], np.ndarray],
+    n_components: int,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per class code of ``reference`` (its reference records' representations): the reference's and the
+    contribution records' representations centred on the class mean (both sides together) and projected
+    on the class's top ``n_components`` principal components, as (reference, contribution, in order).
+
+    Two passes over the contribution, ``BLOCK`` records at a time, so that only the projections
+    (``n_components`` numbers a record), never every record's representation, are held: the first sums
+    each class's records and their Gram matrix (shifted by the reference's mean, so that the covariance
+    is not a difference of large numbers), the second projects them. The same blocks whether the
+    contribution was scored whole or in partitions, so the result is the same to the last bit.
+    """
+    stats: dict[int, list[Any]] = {}
+    for code, ref in reference.items():
+        shift = ref.mean(axis=0)
+        d = ref - shift
+        stats[code] = [ref.shape[0], d.sum(axis=0), d.T @ d, shift, 0]
+    wanted = set(stats)
+    for code, reps in _blocks_by_class(features, labels, represent, wanted):
+        d = reps - stats[code][3]
+        stats[code][0] += reps.shape[0]
+        stats[code][1] += d.sum(axis=0)
+        stats[code][2] += d.T @ d
+        stats[code][4] += reps.shape[0]
+    axes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for code, (count, total, gram, shift, n_new) in stats.items():
+        mean_shifted = total / count
+        covariance = gram - count * np.outer(mean_shifted, mean_shifted)
+        variance, vectors = np.linalg.eigh((covariance + covariance.T) / 2.0)
+        variance, vectors = variance[::-1], vectors[:, ::-1]
+        rank = int(np.sum(variance > RANK_TOLERANCE * max(float(variance[0]) if variance.size else 0.0, 1e-24)))
+        vectors = vectors[:, : max(1, min(n_components, rank))]
+        # A component's sign is arbitrary: fix it (largest entry positive) so that it is reproducible.
+        vectors = vectors * np.where(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])] < 0, -1, 1)
+        mean = shift + mean_shifted
+        axes[code] = (mean, vectors)
+        out[code] = ((reference[code] - mean) @ vectors, np.empty((n_new, vectors.shape[1])))
+        stats[code][4] = 0
+    for code, reps in _blocks_by_class(features, labels, represent, wanted):
+        mean, vectors = axes[code]
+        filled = stats[code][4]
+        out[code][1][filled : filled + reps.shape[0]] = (reps - mean) @ vectors
+        stats[code][4] = filled + reps.shape[0]
+    return out
+
+
 def _score_class(
-    reps: np.ndarray, n_ref: int, misread_new: np.ndarray, opts: BackdoorOptions, rng: np.random.Generator
+    reduced: np.ndarray, n_ref: int, misread_new: np.ndarray, opts: BackdoorOptions, rng: np.random.Generator
 ) -> dict[str, Any]:
     """Representation p-values of the new records of one class, its cluster tests and its group test.
 
-    ``reps`` holds the class's reference records first (``n_ref``), then its contribution records;
+    ``reduced`` holds the class's records centred and projected on its principal components
+    (``_class_projections``): reference records first (``n_ref``), then contribution records;
     ``misread_new`` marks the contribution records whose content reads as another class.
     """
-    n = reps.shape[0]
+    n = reduced.shape[0]
     is_new = np.arange(n) >= n_ref
-    centred = reps - reps.mean(axis=0)
-    _, sing, vt = np.linalg.svd(centred, full_matrices=False)
-    rank = int(np.sum(sing > 1e-8 * max(float(sing[0]) if sing.size else 0.0, 1e-12)))
-    reduced = centred @ vt[: max(1, min(opts.n_components, rank))].T
 
     # Spectral signature and distance to the k-th nearest reference record of the class, each on a
     # robust scale of the reference records; the larger is the record's nonconformity score.
@@ -705,9 +799,9 @@ def _reads_as_own_within_batch(
     cand = np.flatnonzero(candidates)
     if cand.size == 0:
         return moved
-    ref = np.flatnonzero(~misread)
     labels = contribution.labels
-    counts = dict(zip(*np.unique(labels[ref], return_counts=True), strict=True))
+    kept = ~misread
+    counts = dict(zip(*np.unique(labels[kept], return_counts=True), strict=True))
     eligible = np.array(
         [counts.get(labels[i], 0) >= MIN_BATCH_CLASS and counts.get(read_as[i], 0) >= MIN_BATCH_CLASS for i in cand],
         dtype=bool,
@@ -715,10 +809,17 @@ def _reads_as_own_within_batch(
     cand = cand[eligible]
     if cand.size == 0:
         return moved
+    # Only the classes the candidates are labelled or read as are searched (each class's search is over
+    # its own records alone, so leaving the others out changes no distance).
+    needed = np.union1d(labels[cand], read_as[cand])
+    ref = np.flatnonzero(kept & np.isin(labels, needed))
     feats = contribution.features
     per_class = class_distances(feats[ref], labels[ref], feats[cand], min(neighbours, MIN_BATCH_CLASS))
-    own = np.array([per_class[int(labels[i])][j] for j, i in enumerate(cand)])
-    other = np.array([per_class[int(read_as[i])][j] for j, i in enumerate(cand)])
+    own = np.empty(cand.size)
+    other = np.empty(cand.size)
+    for code, distance in per_class.items():
+        own[labels[cand] == code] = distance[labels[cand] == code]
+        other[read_as[cand] == code] = distance[read_as[cand] == code]
     moved[cand[own < other]] = True
     return moved
 

@@ -347,18 +347,20 @@ def main_whole(args: argparse.Namespace, folder: Path) -> None:
         "load_average_end": round(os.getloadavg()[0], 1),
     }
     print(json.dumps(row), flush=True)
-    data = json.loads(WHOLE_RESULTS.read_text()) if WHOLE_RESULTS.exists() else {"runs": []}
-    data["runs"] = [r for r in data["runs"] if r["events"] != row["events"]]
+    results = args.out or WHOLE_RESULTS
+    data = json.loads(results.read_text()) if results.exists() else {"runs": []}
+    data["runs"] = [r for r in data["runs"] if (r["events"], r.get("before")) != (row["events"], row["before"])]
     data["runs"].append(
         {
             **row,
-            "command": f"python -m benchmarks.bench_verify_chain --events {args.events} --whole",
+            "command": f"python -m benchmarks.bench_verify_chain --events {args.events} --whole --before "
+            f"{args.before or chr(39) * 2} --rounds {args.rounds}" + (f" --out {args.out}" if args.out else ""),
             "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         }
     )
-    WHOLE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    WHOLE_RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def main() -> None:
@@ -372,6 +374,7 @@ def main() -> None:
         "--before", default=BEFORE, help="the commit of the baseline verify for --whole ('' to skip it)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for --whole")
+    parser.add_argument("--out", type=Path, help="the JSON file for --whole (default: results/verify_whole.json)")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="dataward-bench-chain-"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -176,3 +176,38 @@ def test_hostile_rows_are_reported_not_raised() -> None:
     # row is then a gap after it.
     reported = [(p.seq, p.kind) for p in verify_stored(numbered, VERIFIER, WARD)]
     assert reported == [(-1, "gap"), (-1, "altered"), (-1, "bad_signature"), (3, "gap")]
+
+
+def test_only_byte_exact_payloads_are_marked_and_the_fast_parser_reads_what_json_reads() -> None:
+    """``verify_stored`` marks as exact only rows whose stored payload is the sealed bytes; the catalog
+    check parses those with ``msgspec`` (the ``fast`` extra) and every other row with ``json.loads``.
+    A payload re-spelled with a duplicate key (whose value ``json.loads`` reads as sealed, the last
+    key winning) is accepted by value but never marked; texts ``msgspec`` refuses or might read
+    otherwise fall back to, or agree with, ``json.loads``."""
+    from dataward.catalog.ledger_store import fast_json, stored_facts
+
+    payloads = [
+        {"changes": [{"table": "t", "op": "insert", "key": {"id": i}, "values": {"n": 2**40 + i}}]} for i in range(6)
+    ]
+    payloads[3]["ratio"] = 0.5e-6  # Python writes 5e-07, RFC 8785 5e-7: accepted by value, not byte-exact
+    events = _chain(payloads)
+    rows = [_row(e) for e in events]
+    text = rows[2][8]
+    bogus = '{"changes":[{"table":"t","op":"insert","key":{"id":99},"values":{"n":1}}],'
+    rows[2] = _row(events[2], payload=bogus + text[1:])
+    rows[4] = _row(events[4], payload=text)  # another event's payload: altered
+    exact = bytearray(len(rows))
+    problems = verify_stored(rows, VERIFIER, WARD, signature_every=4, exact=exact)
+    assert [(p.seq, p.kind) for p in problems] == [(5, "altered")]
+    assert list(exact) == [1, 1, 0, 0, 0, 1]
+    facts = stored_facts(rows, exact)
+    assert facts.changes == stored_facts(rows).changes
+    assert 99 not in [c["key"]["id"] for c in facts.changes] and facts.changes[0]["values"]["n"] == 2**40
+    # Texts msgspec refuses (NaN, 1e400, a lone surrogate, deep nesting) or reads alike (big integers,
+    # floats, escapes), marked exact: read as json.loads reads them.
+    odd = ["NaN", "1e400", '"\\ud800"', "[" * 5000 + "]" * 5000, "-123456789012345678901234567890", "1.5e-320"]
+    odd_rows = [(0, "", "", "", "x", "", None, "{}", '{"changes":[{"v":' + v + "}]}", "", 2) for v in odd]
+    ones = bytearray(b"\x01" * len(odd_rows))
+    assert repr(stored_facts(odd_rows, ones).changes) == repr(stored_facts(odd_rows).changes)
+    assert len(stored_facts(odd_rows).changes) == len(odd) - 1  # json.loads refuses the deep nesting too
+    assert fast_json() is not None  # the dev install has the fast extra: the path above was taken

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -174,7 +175,18 @@ class StoredFacts:
 _SUBMITTED = "contribution.submitted"
 
 
-def stored_facts(rows: Iterable[StoredEvent]) -> StoredFacts:
+@functools.cache
+def fast_json() -> tuple[Any, tuple[type[BaseException], ...]] | None:
+    """``msgspec``'s JSON decoder and the errors it raises, when the optional ``fast`` extra is
+    installed (imported on first use: a command that does not verify does not pay for it); else None."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    return msgspec.json.Decoder().decode, (msgspec.DecodeError, RecursionError)
+
+
+def stored_facts(rows: Iterable[StoredEvent], exact: Sequence[int] | None = None) -> StoredFacts:
     """The catalog changes and submitted chunks of the stored rows (``read_stored``), reading each
     row's payload text and type only; the subject is never parsed.
 
@@ -182,16 +194,32 @@ def stored_facts(rows: Iterable[StoredEvent]) -> StoredFacts:
     or is not an object, holds nothing here: the chain check reports that row as altered). It is not
     parsed at all when it is a text holding neither ``"changes"`` nor ``"chunk"`` nor a backslash:
     without a backslash JSON cannot spell a key otherwise than as itself, so such a payload has no
-    ``changes`` or ``chunk`` key at any depth."""
+    ``changes`` or ``chunk`` key at any depth.
+
+    ``exact`` (``verify_stored``'s marks, one per row) names the rows whose payload text is byte for
+    byte the one sealed: written by the sealing encoder from a parsed value, so it holds no duplicate
+    key (``msgspec`` keeps the last of duplicates, as ``json`` does, in any case) and nothing two
+    faithful parsers read differently (``msgspec`` reads integers of any size as ints, floats to the
+    same double). Those rows are parsed by ``msgspec`` when it is installed (the ``fast`` extra), every
+    other row by ``json.loads``, and so is any text ``msgspec`` refuses (a lone surrogate, ``NaN``,
+    ``1e400``, nesting deeper than it goes), so the values read are ``json.loads``' in every case."""
     facts = StoredFacts()
     loads = json.loads
+    found = fast_json() if exact is not None else None
+    fast, fast_errors = found if found is not None else (None, ())
     changes, chunks = facts.changes, facts.chunks
-    for row in rows:
+    for i, row in enumerate(rows):
         kind, text = row[4], row[8]
         if type(text) is str and '"changes"' not in text and '"chunk"' not in text and "\\" not in text:
             continue
         try:
-            payload = loads(text)
+            if fast is not None and exact[i]:  # type: ignore[index]
+                try:
+                    payload = fast(text)
+                except fast_errors:
+                    payload = loads(text)
+            else:
+                payload = loads(text)
         except (ValueError, TypeError, RecursionError):
             continue
         if type(payload) is not dict:

@@ -410,6 +410,7 @@ def verify_stored(
     ward_id: str,
     *,
     signature_every: int = 1,
+    exact: bytearray | None = None,
 ) -> list[ChainProblem]:
     """:func:`verify_chain` over the catalog's rows (``STORED_COLUMNS``), parsing a row only where the
     quick way below does not settle it: each event's hash is recomputed over its stored bytes, put
@@ -422,17 +423,31 @@ def verify_stored(
     texts are the sealed JSON (docs/ledger-format.md, "Checking stored rows"). When they do not, the
     body is put together again with the two texts in RFC 8785 form (:func:`jcs_text`; Python spells
     some floats otherwise), which proves their values. Any other row, and every row whose bytes do not
-    hash to ``hash`` either way, goes through the exact per-event check."""
+    hash to ``hash`` either way, goes through the exact per-event check.
+
+    ``exact`` (a ``bytearray`` of ``len(rows)`` zeros) is set to 1 at every row whose stored payload
+    text is proven to be, byte for byte, the payload as it was sealed: the row's columns put together
+    as they are hashed to its ``hash`` (the first way above, not the RFC 8785 re-spelling). Such a
+    text was written by the sealing encoder from a parsed value, so a faithful JSON parser reads the
+    same value from it (``ledger_store.stored_facts`` uses a faster one on those rows only)."""
     if signature_every < 1:
         raise ValueError("signature_every must be at least 1")
-    problems = _check_stored(rows, verifier, ward_id, signature_every)
+    if exact is not None and len(exact) != len(rows):
+        raise ValueError("exact must have one entry per row")
+    problems = _check_stored(rows, verifier, ward_id, signature_every, exact)
     if problems and signature_every > 1:
-        problems = _check_stored(rows, verifier, ward_id, 1)
+        if exact is not None:
+            exact[:] = bytes(len(rows))
+        problems = _check_stored(rows, verifier, ward_id, 1, exact)
     return problems
 
 
 def _check_stored(
-    rows: Sequence[StoredEvent], verifier: SignatureVerifier, ward_id: str, every: int
+    rows: Sequence[StoredEvent],
+    verifier: SignatureVerifier,
+    ward_id: str,
+    every: int,
+    exact: bytearray | None = None,
 ) -> list[ChainProblem]:
     problems: list[ChainProblem] = []
     expected_seq, expected_prev, newest_format = 1, GENESIS, LEGACY_FORMAT
@@ -465,6 +480,8 @@ def _check_stored(
                 try:
                     text = template % (quoted, principal, payload, prev, seq, subject, time, kind)
                     sealed = text.count(',"prev":"') == 1 and "b3:" + b3(text.encode()).hexdigest() == digest
+                    if sealed and exact is not None:
+                        exact[i] = 1
                     if not sealed and template is _BODY[CURRENT_FORMAT]:
                         # Python writes some floats otherwise than RFC 8785 (1.0, 1e-05): the texts'
                         # values in RFC 8785 form, by the C parser and encoder (each parses, by making).

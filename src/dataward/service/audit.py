@@ -172,7 +172,8 @@ class AuditService(Service):
             self._verify_key(uc.conn, first, report, pinned=public_key)
             verifier = SignatureVerifier(trusted)
             every = 1 if all_signatures else SIGNATURE_SPACING
-            chain = verify_stored(rows, verifier, self.ward_id, signature_every=every)
+            exact = bytearray(len(rows))
+            chain = verify_stored(rows, verifier, self.ward_id, signature_every=every, exact=exact)
             for p in chain:
                 report.problems.append(Problem("ledger", p.kind, f"event #{p.seq}", p.detail, p.seq))
             report.checked["events"] = len(rows)
@@ -181,7 +182,7 @@ class AuditService(Service):
                 "every event" if every == 1 else f"every {every}th event and the last, covering the chain"
             )
             self._verify_checkpoints(rows, checkpoints, verifier, report)
-            facts = ledger_store.stored_facts(rows)
+            facts = ledger_store.stored_facts(rows, exact)
             del rows
             self._verify_projections(uc.conn, facts, report)
             self._verify_records(uc.conn, facts, report)

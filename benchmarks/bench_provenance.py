@@ -100,28 +100,72 @@ def shape(size: int) -> dict[str, int]:
     }
 
 
+STATE = "build_state.json"
+"""A resumable build's progress in its folder: what is done, and what the next part starts from."""
+
+
 def build(folder: Path, size: int, catalog_url: str | None, seed: int = 0) -> dict[str, Any]:
     """Build the ward through the real paths; returns the handles to trace and the build timings."""
-    rng = random.Random(seed)
+    built = build_part(folder, size, catalog_url, seed=seed)
+    assert built is not None
+    return built
+
+
+def build_part(
+    folder: Path, size: int, catalog_url: str | None, *, seed: int = 0, budget_s: float | None = None
+) -> dict[str, Any] | None:
+    """Build (or go on building) the ward in ``folder``; stop after ``budget_s`` seconds at the next
+    whole step (a contribution, a merge, a relabelling) with the progress saved in ``folder/STATE``,
+    and return None; return what ``build`` returns once the ward is whole. Every step draws from its
+    own generator (seeded by ``seed`` and its number), so a build in parts makes the same ward as one
+    in one go: each part fits a time limit on a shared machine."""
     plan = shape(size)
-    ward, _ = Ward.init(folder / "ward", catalog_url=catalog_url)
     names = [f"shard{i}" for i in range(DATASETS)]
-    for name in names:
-        ward.create_dataset(name, SCHEMA)
-        ward.set_policy(name, POLICY)
-    ward.create_principal("alice")
-    bots = []
-    for i in range(BOTS + 1):
-        bot = "leaked-bot" if i == BOTS else f"bot{i}"
-        ward.create_principal(bot, kind="service", owner="alice")
+    state_path = folder / STATE
+    deadline = None if budget_s is None else time.perf_counter() + budget_s
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        ward = Ward.open(folder / "ward")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        ward, _ = Ward.init(folder / "ward", catalog_url=catalog_url)
         for name in names:
-            ward.grant(bot, "contributor", f"dataset:{name}")
-        bots.append((bot, ward.issue_key(bot)["key"]))
-    keyed = {bot: ward.as_key(key) for bot, key in bots}
-    ward.create_principal("rita")
-    for name in names:
-        ward.grant("rita", "reviewer", f"dataset:{name}")
-    reviewer = ward.as_key(ward.issue_key("rita")["key"])
+            ward.create_dataset(name, SCHEMA)
+            ward.set_policy(name, POLICY)
+        ward.create_principal("alice")
+        bots = []
+        for i in range(BOTS + 1):
+            bot = "leaked-bot" if i == BOTS else f"bot{i}"
+            ward.create_principal(bot, kind="service", owner="alice")
+            for name in names:
+                ward.grant(bot, "contributor", f"dataset:{name}")
+            bots.append((bot, ward.issue_key(bot)["key"]))
+        ward.create_principal("rita")
+        for name in names:
+            ward.grant("rita", "reviewer", f"dataset:{name}")
+        state = {
+            "bots": bots,
+            "reviewer": ward.issue_key("rita")["key"],
+            "refs": [],
+            "sources": [],
+            "merged": 0,
+            "derived": [],
+            "transformed": 0,
+            "build_s": {"contribute": 0.0, "merge": 0.0, "transform": 0.0},
+        }
+        state_path.write_text(json.dumps(state))
+    keyed = {bot: ward.as_key(key) for bot, key in state["bots"]}
+    reviewer = ward.as_key(state["reviewer"])
+
+    def save() -> None:
+        state_path.write_text(json.dumps(state))
+
+    def out_of_time() -> bool:
+        if deadline is not None and time.perf_counter() > deadline:
+            save()
+            ward.db.dispose()
+            return True
+        return False
 
     def merge(ref: str) -> None:
         # What the light gate happens to flag is accepted by a reviewer, as a team would.
@@ -131,30 +175,40 @@ def build(folder: Path, size: int, catalog_url: str | None, seed: int = 0) -> di
         ward.merge(ref)
 
     inputs = folder / "inputs"
-    inputs.mkdir()
-    started = time.perf_counter()
-    refs: list[str] = []
-    sources: list[str] = []
-    for i in range(plan["contributions"]):
+    inputs.mkdir(exist_ok=True)
+    refs: list[str] = state["refs"]
+    sources: list[str] = state["sources"]
+    for i in range(len(refs), plan["contributions"]):
+        if out_of_time():
+            return None
+        started = time.perf_counter()
         bot = "leaked-bot" if i % 10 == 9 else f"bot{i % BOTS}"
         source = f"https://crawl.example/{i % plan['sources']}/dump.csv"
-        path = _csv(inputs / f"c{i}.csv", i * PER_CONTRIBUTION, PER_CONTRIBUTION, rng)
+        path = _csv(inputs / f"c{i}.csv", i * PER_CONTRIBUTION, PER_CONTRIBUTION, random.Random(f"{seed}:c{i}"))
         info = keyed[bot].contribute(names[i % DATASETS], path, source=source, gate=False)
         path.unlink()
         refs.append(info["ref"])
         sources.append(source)
-    contribute_s = time.perf_counter() - started
-    started = time.perf_counter()
+        state["build_s"]["contribute"] += time.perf_counter() - started
+        save()
     # Merges: the first contributions of each dataset, round-robin, so versions grow in every one.
-    merged = refs[: plan["merges"]]
-    for ref in merged:
+    while state["merged"] < plan["merges"]:
+        if out_of_time():
+            return None
+        started = time.perf_counter()
+        ref = refs[state["merged"]]
         ward.run_gate(ref)
         merge(ref)
-    merge_s = time.perf_counter() - started
-    started = time.perf_counter()
-    derived: list[str] = []
+        state["merged"] += 1
+        state["build_s"]["merge"] += time.perf_counter() - started
+        save()
     with_versions = [name for name in names if ward.versions(name)]
-    for t in range(plan["transformations"]):
+    while state["transformed"] < plan["transformations"]:
+        if out_of_time():
+            return None
+        started = time.perf_counter()
+        t = state["transformed"]
+        rng = random.Random(f"{seed}:t{t}")
         name = with_versions[t % len(with_versions)]
         _, table = ward.read_version(name, ward.versions(name)[-1]["ref"].split("@")[1])
         rows = table.take(pa.array(rng.sample(range(table.num_rows), RELABELLED))).to_pylist()
@@ -162,11 +216,15 @@ def build(folder: Path, size: int, catalog_url: str | None, seed: int = 0) -> di
         # Recorded with its lineage, not gated or merged: a relabelling's gate (rightly) blocks label
         # changes its content does not support, and merging it is not what is measured here.
         result = ward.relabel(name, changes, reason=f"annotator pass {t}", gate=False)
-        derived.extend(_record_ids(ward, result["ref"]))
-    transform_s = time.perf_counter() - started
+        state["derived"].extend(_record_ids(ward, result["ref"]))
+        state["transformed"] += 1
+        state["build_s"]["transform"] += time.perf_counter() - started
+        save()
+    rng = random.Random(seed)
+    bots = state["bots"]
     handles = {
         "record": [],
-        "derived record": sorted(set(derived)),
+        "derived record": sorted(set(state["derived"])),
         "contribution": refs,
         "key": [f"dw_{key.split('_')[1]}" for _, key in bots],
         "source": sorted(set(sources)),
@@ -179,7 +237,7 @@ def build(folder: Path, size: int, catalog_url: str | None, seed: int = 0) -> di
         "plan": plan,
         "handles": handles,
         "leaked": f"dw_{leaked.split('_')[1]}",
-        "build_s": {"contribute": contribute_s, "merge": merge_s, "transform": transform_s},
+        "build_s": state["build_s"],
         "versions": sum(len(ward.versions(n)) for n in names),
     }
 
@@ -390,10 +448,33 @@ def _reuse(folder: Path, size: int) -> dict[str, Any] | None:
     }
 
 
-def run_one(size: int, catalog: str, template: str | None, keep: Path | None = None) -> dict[str, Any]:
+def run_one(
+    size: int, catalog: str, template: str | None, keep: Path | None = None, build_budget: float | None = None
+) -> dict[str, Any] | None:
+    """Build (or reuse a kept) ward and measure it; with ``build_budget`` (and ``keep``), only build, for at
+    most that many seconds per call: returns None, the ward whole (``built.json`` written) or not."""
     folder = keep or Path(tempfile.mkdtemp(prefix="dataward-bench-prov-"))
     try:
         url = None
+        if build_budget is not None:
+            assert keep is not None, "a build in parts needs --ward"
+            if (folder / "built.json").exists():
+                print(f"{folder}: whole", flush=True)
+                return None
+            if catalog == "postgresql" and not (folder / STATE).exists():
+                from benchmarks.pg_cluster import create_database
+
+                assert template is not None
+                url = create_database(template)
+            built = build_part(folder, size, url, budget_s=build_budget)
+            if built is None:
+                print(f"{folder}: not whole yet, run again", flush=True)
+                return None
+            saved = {k: built[k] for k in ("handles", "leaked", "build_s")}
+            (folder / "built.json").write_text(json.dumps(saved))
+            built["ward"].db.dispose()
+            print(f"{folder}: whole", flush=True)
+            return None
         if catalog == "postgresql":
             from benchmarks.pg_cluster import create_database
 
@@ -610,6 +691,14 @@ def main() -> None:
         "quarantine step changes it, so measure a kept ward once)",
     )
     parser.add_argument("--merge", action="store_true", help="add these runs to the JSON instead of replacing it")
+    parser.add_argument(
+        "--build-budget",
+        type=float,
+        help="only build the wards in --ward, for at most this many seconds (run again until each is whole)",
+    )
+    parser.add_argument(
+        "--pg-dir", type=Path, help="keep the PostgreSQL cluster in this folder (a ward built over several runs)"
+    )
     args = parser.parse_args()
     if args.report:
         write_docs(json.loads(RESULTS.read_text()))
@@ -622,11 +711,15 @@ def main() -> None:
         if "postgresql" in catalogs:
             from benchmarks.pg_cluster import postgres_cluster
 
-            template = stack.enter_context(postgres_cluster())
+            template = stack.enter_context(postgres_cluster(root=args.pg_dir))
         for catalog in catalogs:
             for size in sizes:
                 keep = None if args.ward is None else args.ward / f"{catalog}-{size}"
-                runs.append(run_one(size, catalog, template, keep=keep))
+                row = run_one(size, catalog, template, keep=keep, build_budget=args.build_budget)
+                if row is not None:
+                    runs.append(row)
+    if args.build_budget is not None:
+        return
     data = {
         "command": f"python -m benchmarks.bench_provenance --sizes {args.sizes} --catalogs {args.catalogs}"
         + (f" --ward {args.ward}" if args.ward else "")

@@ -42,12 +42,14 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_cluster(*, durable: bool = True) -> Iterator[str]:
+def postgres_cluster(*, durable: bool = True, root: Path | None = None) -> Iterator[str]:
     """Start a cluster; yields a SQLAlchemy URL template with ``{db}`` for the database name.
 
     ``durable=True`` keeps the server's default durability (``fsync`` on), as a deployment runs and as
-    benchmarks measure; ``durable=False`` turns syncing off, which is what tests want. Raises
-    ``PostgresUnavailable`` when no cluster can be started here.
+    benchmarks measure; ``durable=False`` turns syncing off, which is what tests want. With ``root``, the
+    cluster lives in that folder and is kept when stopped: the next call with the same folder starts it
+    again with its databases (a benchmark ward built over several runs). Raises ``PostgresUnavailable``
+    when no cluster can be started here.
     """
     bin_dir = _bin()
     if bin_dir is None:
@@ -58,9 +60,13 @@ def postgres_cluster(*, durable: bool = True) -> Iterator[str]:
         import psycopg  # noqa: F401
     except ImportError:
         raise PostgresUnavailable("psycopg is not installed (pip install 'dataward[postgres]')") from None
-    root = Path(tempfile.mkdtemp(prefix="dataward-pg-"))
+    keep = root is not None
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="dataward-pg-"))
+    root.mkdir(parents=True, exist_ok=True)
     data, sock = root / "data", root / "sock"
-    sock.mkdir()
+    made = not data.exists()
+    sock.mkdir(exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
@@ -72,10 +78,12 @@ def postgres_cluster(*, durable: bool = True) -> Iterator[str]:
         options += " -c fsync=off"
     start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", options, "start"]
     try:
-        subprocess.run(_as_postgres(initdb), check=True, capture_output=True, env=env)
+        if made:
+            subprocess.run(_as_postgres(initdb), check=True, capture_output=True, env=env)
         subprocess.run(_as_postgres(start), check=True, capture_output=True, env=env)
     except (subprocess.CalledProcessError, OSError) as exc:
-        shutil.rmtree(root, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
         detail = (getattr(exc, "stderr", b"") or b"").decode(errors="replace")[:300]
         raise PostgresUnavailable(f"could not start a PostgreSQL cluster: {exc} {detail}") from None
     try:
@@ -85,7 +93,8 @@ def postgres_cluster(*, durable: bool = True) -> Iterator[str]:
         mode = "fast" if durable else "immediate"
         stop = [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", mode, "stop"]
         subprocess.run(_as_postgres(stop), check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def create_database(template: str, *, attempts: int = 20) -> str:

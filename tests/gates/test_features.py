@@ -48,6 +48,8 @@ def test_pipeline_concatenates_float32_and_flags_unknown_featurizers():
     assert x.dtype == np.float32 and x.shape[0] == 60 and x.shape[1] == pipeline.dims
     assert np.isfinite(x).all()
     assert pipeline.names == {"t": "tfidf", "n": "standard", "c": "onehot", "e": "embedding"}
+    # The gate featurizes the rows it fits on with fit_transform: the same vectors as fit, then transform.
+    assert np.array_equal(FeaturePipeline(MIXED).fit_transform(table), x)
     with pytest.raises(InputError, match="unknown featurizer"):
         FeaturePipeline(MIXED, {"t": "nope"})
     with pytest.raises(InputError, match="does not apply"):
@@ -96,3 +98,24 @@ def test_take_rows_matches_arrow_take_on_chunked_tables():
     positions = np.array([17, 3, 3, 9, 0])
     assert take_rows(table, positions).column("a").to_pylist() == [17, 3, 3, 9, 0]
     assert take_rows(table, np.array([], dtype=np.int64)).num_rows == 0
+
+
+def test_pixels_fit_transform_decodes_once_and_matches_fit_then_transform():
+    from dataward.gates.features.base import make_featurizer
+    from dataward.gates.features.image import array_to_png
+
+    rng = np.random.default_rng(3)
+    # Colour and grayscale images of two sizes: the resize and the colour conversion both apply.
+    images = [array_to_png(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)) for _ in range(6)]
+    images += [array_to_png(rng.integers(0, 256, (12, 10), dtype=np.uint8)) for _ in range(4)]
+    schema = Schema.from_dict({"label": "y", "inputs": [{"name": "img", "kind": "image"}]})
+    table = normalize(pd.DataFrame({"img": images, "y": [0, 1] * 5}), schema, "baseline").table
+    pixels = make_featurizer(schema.inputs[0], None)
+    once = pixels.fit_transform(table)
+    assert once.dtype == np.float32 and once.shape == (10, 32 * 32 * 3)  # resized to the common 32 x 32
+    assert np.array_equal(once, make_featurizer(schema.inputs[0], None).fit(table).transform(table))
+    assert np.abs(once.mean(axis=0)).max() < 1e-6  # centred on the fitted images' mean
+    # Through the pipeline (PCA-reduced, as these are wide): the same as fit, then transform.
+    assert np.array_equal(
+        FeaturePipeline(schema).fit_transform(table), FeaturePipeline(schema).fit(table).transform(table)
+    )

@@ -119,6 +119,14 @@ class Pixels(Featurizer):
         return out
 
     def fit(self, table: pa.Table) -> Self:
+        self._fit_pixels(table)
+        return self
+
+    def fit_transform(self, table: pa.Table) -> np.ndarray:
+        """Fit, and return the same images' vectors without decoding them a second time."""
+        return (self._fit_pixels(table) - self.mean_).astype(np.float32)
+
+    def _fit_pixels(self, table: pa.Table) -> np.ndarray:
         images = self._images(table)
         sizes = {img.size for img in images}
         (w, h) = next(iter(sizes)) if len(sizes) == 1 else (MAX_SIDE, MAX_SIDE)
@@ -128,7 +136,7 @@ class Pixels(Featurizer):
         self.mode_ = "RGB" if any(img.mode not in ("L", "1", "I", "I;16", "F", "LA") for img in images) else "L"
         pixels = self._pixels(images)
         self.mean_ = pixels.mean(axis=0) if len(pixels) else np.zeros(pixels.shape[1], dtype=np.float32)
-        return self
+        return pixels
 
     def _pixels(self, images: list[Image.Image]) -> np.ndarray:
         w, h = self.size_

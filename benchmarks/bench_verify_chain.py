@@ -337,13 +337,61 @@ def measure_whole(ward: Ward, count: int, *, before: str, rounds: int) -> dict[s
     }
 
 
+def measure_jobs(ward: Ward, count: int, *, rounds: int) -> dict[str, Any]:
+    """The whole verify in one process (``jobs=1``) and with a forked child checking part of the chain
+    (``jobs=2``), rounds alternating: wall-clock seconds, and CPU seconds of this process and of the
+    child (user + system)."""
+    import resource
+
+    audit = ward.services.audit
+
+    def cpu() -> tuple[float, float]:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for jobs in (1, 2):
+            gc.collect()
+            (me0, kids0), start = cpu(), time.perf_counter()
+            report = audit.verify(jobs=jobs)
+            wall = time.perf_counter() - start
+            me1, kids1 = cpu()
+            assert report.ok and report.checked["events"] == count, report.problems[:5]
+            runs[jobs].append(
+                {"wall_s": round(wall, 2), "self_cpu_s": round(me1 - me0, 2), "child_cpu_s": round(kids1 - kids0, 2)}
+            )
+
+    def best(jobs: int, key: str) -> float:
+        return min(r[key] for r in runs[jobs])
+
+    one_cpu = min(r["self_cpu_s"] + r["child_cpu_s"] for r in runs[1])
+    two_cpu = min(r["self_cpu_s"] + r["child_cpu_s"] for r in runs[2])
+    return {
+        "events": count,
+        "runs": {str(k): v for k, v in runs.items()},
+        "events_per_s": {"1": round(count / best(1, "wall_s")), "2": round(count / best(2, "wall_s"))},
+        "events_per_cpu_s": {"1": round(count / one_cpu), "2": round(count / two_cpu)},
+        "events_per_parent_cpu_s": {
+            "1": round(count / best(1, "self_cpu_s")),
+            "2": round(count / best(2, "self_cpu_s")),
+        },
+    }
+
+
 def main_whole(args: argparse.Namespace, folder: Path) -> None:
     template = template_ward(folder / "template")
     ward, count = whole_ward(folder, template, args.events)
+    measured = (
+        measure_jobs(ward, count, rounds=args.rounds)
+        if args.jobs
+        else measure_whole(ward, count, before=args.before, rounds=args.rounds)
+    )
     row = {
         "catalog": "sqlite",
         "load_average": round(os.getloadavg()[0], 1),
-        **measure_whole(ward, count, before=args.before, rounds=args.rounds),
+        **measured,
+        "before": "jobs" if args.jobs else args.before,
         "load_average_end": round(os.getloadavg()[0], 1),
     }
     print(json.dumps(row), flush=True)
@@ -354,7 +402,9 @@ def main_whole(args: argparse.Namespace, folder: Path) -> None:
         {
             **row,
             "command": f"python -m benchmarks.bench_verify_chain --events {args.events} --whole --before "
-            f"{args.before or chr(39) * 2} --rounds {args.rounds}" + (f" --out {args.out}" if args.out else ""),
+            f"{args.before or chr(39) * 2} --rounds {args.rounds}"
+            + (" --jobs" if args.jobs else "")
+            + (f" --out {args.out}" if args.out else ""),
             "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         }
@@ -374,6 +424,7 @@ def main() -> None:
         "--before", default=BEFORE, help="the commit of the baseline verify for --whole ('' to skip it)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for --whole")
+    parser.add_argument("--jobs", action="store_true", help="--whole: verify in one process against jobs=2")
     parser.add_argument("--out", type=Path, help="the JSON file for --whole (default: results/verify_whole.json)")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="dataward-bench-chain-"))

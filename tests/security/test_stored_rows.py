@@ -211,3 +211,44 @@ def test_only_byte_exact_payloads_are_marked_and_the_fast_parser_reads_what_json
     assert repr(stored_facts(odd_rows, ones).changes) == repr(stored_facts(odd_rows).changes)
     assert len(stored_facts(odd_rows).changes) == len(odd) - 1  # json.loads refuses the deep nesting too
     assert fast_json() is not None  # the dev install has the fast extra: the path above was taken
+
+
+def test_a_chain_split_with_a_forked_child_reports_what_one_process_reports(monkeypatch: Any) -> None:
+    """``jobs=2``: the rows from ``SPLIT_SHARE`` on are checked in a forked child, which starts from the
+    stored state of the row before its part. A sound chain passes with the same exact marks, and the
+    caller's work runs on the first part meanwhile; damage in either part or across the boundary
+    (an edited row, a row dropped or two swapped there, a downgrade just after it) is reported as the
+    one-process check reports it."""
+    from dataward.ledger import events as ev
+
+    monkeypatch.setattr(ev, "SPLIT_MIN", 10)
+    events = _chain([{"i": i, "changes": [i]} for i in range(40)], legacy=3)
+    rows = [_row(e) for e in events]
+    k = int(len(rows) * ev.SPLIT_SHARE)
+    seen: list[int] = []
+    exact, serial_exact = bytearray(len(rows)), bytearray(len(rows))
+    assert verify_stored(rows, VERIFIER, WARD, signature_every=4, exact=exact, jobs=2, meanwhile=seen.append) == []
+    assert verify_stored(rows, VERIFIER, WARD, signature_every=4, exact=serial_exact) == []
+    assert seen == [k] and exact == serial_exact and sum(exact) == len(rows)
+
+    def split(damaged: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+        seen.clear()
+        found = verify_stored(damaged, VERIFIER, WARD, signature_every=4, jobs=2, meanwhile=seen.append)
+        return [(p.seq, p.kind) for p in found]
+
+    cases = []
+    for i in (5, k - 1, k, 30):
+        edited = list(rows)
+        edited[i] = _row(events[i], payload=rows[i][8].replace('"changes":[', '"changes":[7,'))
+        cases.append(edited)
+    cases.append(rows[: k - 1] + rows[k:])  # the last row of the first part dropped
+    cases.append(rows[:k] + rows[k + 1 :])  # the first row of the child's part dropped
+    cases.append([*rows[: k - 1], rows[k], rows[k - 1], *rows[k + 1 :]])  # swapped across the boundary
+    downgraded = list(rows)
+    downgraded[k] = _row(events[k], format=None)
+    cases.append(downgraded)
+    for n, damaged in enumerate(cases):
+        found = split(damaged)
+        assert found and found == _both(damaged)
+        if n == 0:
+            assert seen == []  # a damaged first part is not handed to the caller's work

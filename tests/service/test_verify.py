@@ -252,3 +252,25 @@ def test_verify_gives_the_garbage_collector_back_as_it_found_it(history: Path, t
     with pytest.raises(Exception, match="record_blocks"):
         ward.verify()
     assert gc.isenabled()
+
+
+def test_verify_with_a_second_process_finds_what_one_finds(
+    history: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``jobs=2`` (part of the chain checked in a forked child while this process reads the payloads of
+    the other part): a sound ward passes with the same counts; a catalog edit, and an event edited in
+    the child's part, are reported as in one process."""
+    from dataward.ledger import events
+
+    monkeypatch.setattr(events, "SPLIT_MIN", 5)
+    ward = _copy(history, tmp_path)
+    audit = ward.services.audit
+    one, two = audit.verify(), audit.verify(jobs=2)
+    assert one.ok and two.ok and one.checked == two.checked
+    with ward.db.transaction() as conn:
+        conn.execute(text("UPDATE versions SET stage = 'training' WHERE number = 1"))
+        last = conn.execute(text("SELECT MAX(seq) FROM ledger_events")).scalar_one()
+        conn.execute(text(f"UPDATE ledger_events SET time = '2020-01-01T00:00:00.000000Z' WHERE seq = {last - 1}"))
+    problems = [(p.area, p.kind, p.event) for p in audit.verify(jobs=2).problems]
+    assert problems == [(p.area, p.kind, p.event) for p in audit.verify().problems]
+    assert ("ledger", "altered", last - 1) in problems and ("catalog", "altered_row", None) in problems

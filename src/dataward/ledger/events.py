@@ -17,8 +17,11 @@ The first event's ``prev`` is ``GENESIS``.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Sequence
+import os
+import pickle
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -411,6 +414,8 @@ def verify_stored(
     *,
     signature_every: int = 1,
     exact: bytearray | None = None,
+    jobs: int = 1,
+    meanwhile: Callable[[int], None] | None = None,
 ) -> list[ChainProblem]:
     """:func:`verify_chain` over the catalog's rows (``STORED_COLUMNS``), parsing a row only where the
     quick way below does not settle it: each event's hash is recomputed over its stored bytes, put
@@ -429,17 +434,94 @@ def verify_stored(
     text is proven to be, byte for byte, the payload as it was sealed: the row's columns put together
     as they are hashed to its ``hash`` (the first way above, not the RFC 8785 re-spelling). Such a
     text was written by the sealing encoder from a parsed value, so a faithful JSON parser reads the
-    same value from it (``ledger_store.stored_facts`` uses a faster one on those rows only)."""
+    same value from it (``ledger_store.stored_facts`` uses a faster one on those rows only).
+
+    ``jobs=2`` (where the platform can fork, from ``SPLIT_MIN`` rows) checks the rows from
+    ``SPLIT_SHARE`` of the way on in a forked child process while this one checks those before, then
+    calls ``meanwhile(k)`` (the first ``k`` rows checked and marked here) before it waits for the
+    child: the caller's own work on those rows runs beside the child's check. The child starts from
+    the stored ``seq``, ``hash`` and format of the row before its first (what this process checks as
+    the last of its part), so on a sound chain both parts are what the whole check does row by row;
+    when either part finds anything, or the child fails, the whole chain is checked again here, in
+    one process, for the report."""
     if signature_every < 1:
         raise ValueError("signature_every must be at least 1")
     if exact is not None and len(exact) != len(rows):
         raise ValueError("exact must have one entry per row")
-    problems = _check_stored(rows, verifier, ward_id, signature_every, exact)
+    if jobs > 1 and len(rows) >= SPLIT_MIN and hasattr(os, "fork"):
+        problems = _check_split(rows, verifier, ward_id, signature_every, exact, meanwhile)
+        if not problems:
+            return problems
+        if exact is not None:
+            exact[:] = bytes(len(rows))
+        problems = _check_stored(rows, verifier, ward_id, signature_every, exact)
+    else:
+        problems = _check_stored(rows, verifier, ward_id, signature_every, exact)
     if problems and signature_every > 1:
         if exact is not None:
             exact[:] = bytes(len(rows))
         problems = _check_stored(rows, verifier, ward_id, 1, exact)
     return problems
+
+
+SPLIT_MIN = 20_000
+"""Fewer rows than this are checked in one process even with ``jobs=2`` (a fork costs more)."""
+
+SPLIT_SHARE = 0.4
+"""Where the forked child's part of the rows starts: this process also parses the payloads of its own
+part while the child checks (``meanwhile``), so it keeps the smaller part."""
+
+
+def _check_split(
+    rows: Sequence[StoredEvent],
+    verifier: SignatureVerifier,
+    ward_id: str,
+    every: int,
+    exact: bytearray | None,
+    meanwhile: Callable[[int], None] | None,
+) -> list[ChainProblem]:
+    """The rows from ``SPLIT_SHARE`` on checked in a forked child, those before here (``verify_stored``)."""
+    k = int(len(rows) * SPLIT_SHARE)
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return _check_stored(rows, verifier, ward_id, every, exact) or _meanwhile(meanwhile, len(rows))
+    if pid == 0:  # the child: check its part, send the problems and marks back, and leave at once
+        status = 1
+        try:
+            os.close(read_end)
+            marks = bytearray(len(rows))
+            found = _check_stored(rows, verifier, ward_id, every, marks, k)
+            with os.fdopen(write_end, "wb") as out:
+                out.write(pickle.dumps((found, bytes(marks[k:]))))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        problems = _check_stored(rows, verifier, ward_id, every, exact, 0, k)
+        if meanwhile is not None and not problems:
+            meanwhile(k)
+    finally:
+        with os.fdopen(read_end, "rb") as src:
+            sent = src.read()
+        _, status = os.waitpid(pid, 0)
+    if status == 0 and sent:
+        found, marks = pickle.loads(sent)  # our own child's answer, through our own pipe
+        if exact is not None:
+            exact[k:] = marks
+    else:  # the child failed: its part is checked here
+        found = _check_stored(rows, verifier, ward_id, every, exact, k)
+    return problems + found
+
+
+def _meanwhile(meanwhile: Callable[[int], None] | None, k: int) -> list[ChainProblem]:
+    if meanwhile is not None:
+        meanwhile(k)
+    return []
 
 
 def _check_stored(
@@ -448,12 +530,21 @@ def _check_stored(
     ward_id: str,
     every: int,
     exact: bytearray | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> list[ChainProblem]:
+    """The rows ``start`` to ``stop`` (all by default) of the chain ``rows``; a part that starts later
+    expects the ``seq``, ``hash`` and format the row before it holds (see ``verify_stored``)."""
     problems: list[ChainProblem] = []
-    expected_seq, expected_prev, newest_format = 1, GENESIS, LEGACY_FORMAT
+    if start == 0:
+        expected_seq, expected_prev, newest_format = 1, GENESIS, LEGACY_FORMAT
+    else:
+        before = rows[start - 1]
+        expected_seq, expected_prev = stored_int(before[0]) + 1, before[2]
+        newest_format = CURRENT_FORMAT if before[10] == CURRENT_FORMAT else LEGACY_FORMAT
     last = len(rows) - 1
     b3 = blake3.blake3
-    for i, row in enumerate(rows):
+    for i, row in enumerate(itertools.islice(rows, start, stop), start):
         seq, prev, digest, time, kind, principal, key, subject, payload, sig, fmt = row
         # The quick way (see verify_stored): every condition that pins the columns down, then the hash.
         if fmt == CURRENT_FORMAT:

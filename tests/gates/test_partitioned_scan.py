@@ -22,7 +22,8 @@ import pytest
 from dataward.domain.errors import InputError
 from dataward.gates import scan
 from dataward.gates.engine import EngineError, LocalEngine
-from dataward.gates.partitioned import ParquetPartition, Partition, partitions_of
+from dataward.gates.partitioned import ParquetPartition, Partition, RecordIds, partitions_of
+from dataward.gates.report import extras_json
 from tests.gates.conftest import flip_labels
 
 distributed = pytest.importorskip("distributed")
@@ -35,7 +36,7 @@ ALL = ["label_consistency", "duplicates", "outliers", "drift", "backdoor", "trig
 
 def comparable(report) -> str:
     """Everything a report says except how long each detector took."""
-    extras = {k: v for k, v in report.extras.items() if k != "timings"}
+    extras = {k: v for k, v in extras_json(report).items() if k != "timings"}
     return json.dumps({"report": report.to_dict(), "extras": extras}, sort_keys=True, default=str)
 
 
@@ -102,6 +103,8 @@ def test_a_table_in_partitions_on_the_local_engine_gives_the_one_shot_report(poi
     baseline, contribution, schema = poisoned_digits
     report = scan(baseline, contribution, schema, policy={"detectors": ALL}, engine="local", partition_rows=97)
     assert comparable(report) == comparable(one_shot)
+    # The report's record ids stay memory-mapped from the spill (readable after the scan), equal to the list.
+    assert isinstance(report.records.record_ids, RecordIds) and report.records.record_ids == one_shot.records.record_ids
 
 
 def test_text_featurizer_fitted_on_the_same_sample_gives_the_one_shot_report(text_sets, tmp_path):
@@ -353,7 +356,14 @@ def test_partition_results_are_handed_over_one_at_a_time_and_spilled(tmp_path):
     norm, features = gathered.contribution()
     assert isinstance(features, np.memmap) and features[:, 0].tolist() == [1.0, 2.0, 3.0]
     assert norm.table.column("x").to_pylist() == [1.0, 2.0, 3.0] and list(norm.labels) == ["a", "b", "a"]
-    assert len(norm.record_ids) == 3 and gathered.detector_records(["d"])["d"]["v"].tolist() == [2.0, 4.0, 6.0]
+    # Record ids, file rows and per-record outputs are read back from files too, not held as Python objects.
+    ids = [i for t in tables for i in normalize(t, schema, "contribution").record_ids]
+    assert isinstance(norm.record_ids, RecordIds) and norm.record_ids == ids and list(norm.record_ids) == ids
+    assert norm.record_ids[2] == ids[2] and norm.record_ids[1:] == ids[1:] and len(set(ids)) == 3
+    assert isinstance(norm.rows, np.memmap) and norm.rows.tolist() == [1, 2, 1]
+    outputs = gathered.detector_records(["d", "absent"])
+    assert isinstance(outputs["d"]["v"], np.memmap) and outputs["d"]["v"].tolist() == [2.0, 4.0, 6.0]
+    assert outputs["absent"] == {}
     short = Gathered(tmp_path / "short", 4)
     (tmp_path / "short").mkdir()
     short.add(Scored(norm, np.asarray(features), np.zeros(3), {}, {}))

@@ -26,10 +26,10 @@ import dataclasses
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import fsspec
 import numpy as np
@@ -233,7 +233,10 @@ def _spilled(batches: Iterable[Any], partition_rows: int, folder: Path) -> list[
 
 
 def spill_folder() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="dataward-scan-")
+    """The scan's spill folder (``TMPDIR``). The report keeps some of its files memory-mapped (record ids,
+    file rows): removed with the folder, they stay readable until the report is dropped (POSIX); where
+    an open mapping keeps a file from being removed, the folder is left behind instead of failing."""
+    return tempfile.TemporaryDirectory(prefix="dataward-scan-", ignore_cleanup_errors=True)
 
 
 # --- the work done on each partition --------------------------------------------------------------
@@ -456,66 +459,130 @@ def give_samples(
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
 
 
+class RecordIds(Sequence[str]):
+    """The contribution's record ids, read from Arrow IPC files memory-mapped (64 bytes a record in the
+    page cache instead of a Python string object each in the scanning process's own memory)."""
+
+    def __init__(self, ids: pa.ChunkedArray) -> None:
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return list(self)[i]
+        return self.ids[int(i)].as_py()
+
+    def __iter__(self) -> Iterator[str]:
+        for chunk in self.ids.chunks:
+            for start in range(0, len(chunk), 65_536):
+                yield from chunk.slice(start, 65_536).to_pylist()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordIds({len(self)} records)"
+
+
 class Gathered:
-    """The record stage's outputs, taken one partition at a time and spilled to ``folder``: the features
-    into one ``.npy`` file and each partition's canonical table into an Arrow IPC file, both read back
-    memory-mapped (their pages are the page cache's, not the scanning process's own memory, so a
-    contribution larger than memory is still judged as a whole); labels, record ids, file rows and the
-    detectors' per-record outputs (a few numbers per record) stay in memory."""
+    """The record stage's outputs, taken one partition at a time and spilled to ``folder``, then read back
+    memory-mapped for the contribution stage: the features into one ``.npy`` file, each partition's
+    canonical table and record ids into Arrow IPC files, and every detector's per-record outputs and the
+    records' file rows into one ``.npy`` file each. Their pages are the page cache's, not the scanning
+    process's own memory, so a contribution larger than memory is still judged as a whole; only the
+    labels (one shared string object per distinct label) stay in memory."""
 
     def __init__(self, folder: Path, n: int) -> None:
         self.folder, self.n, self.filled = folder, n, 0
         self.features: np.ndarray | None = None
         self.tables: list[str] = []
+        self.ids: list[str] = []
         self.labels: list[np.ndarray] = []
-        self.record_ids: list[str] = []
-        self.rows: list[np.ndarray] = []
-        self.records: dict[str, list[dict[str, np.ndarray]]] = {}
+        self.rows: np.ndarray | None = None
+        self.records: dict[str, dict[str, np.ndarray]] = {}
+        self.covered: dict[str, list[tuple[int, int]]] = {}
         self.skipped: dict[str, str] = {}
+
+    def _spilled(self, name: str, like: np.ndarray) -> np.ndarray:
+        """A new ``.npy`` file of ``n`` rows shaped and typed like ``like``'s rows, mapped for writing."""
+        return np.lib.format.open_memmap(
+            self.folder / f"{name}.npy", mode="w+", dtype=like.dtype, shape=(self.n, *like.shape[1:])
+        )
 
     def add(self, scored: Scored) -> None:
         m = scored.features.shape[0]
         if self.features is None:
-            self.features = np.lib.format.open_memmap(
-                self.folder / "features.npy",
-                mode="w+",
-                dtype=scored.features.dtype,
-                shape=(self.n, *scored.features.shape[1:]),
-            )
+            self.features = self._spilled("features", scored.features)
         if self.filled + m > self.n:
             # A partition grew between the survey and the scoring (a file rewritten in between).
             raise InputError(f"the partitions held more than the {self.n} records the survey counted")
-        self.features[self.filled : self.filled + m] = scored.features
+        at = self.filled
+        self.features[at : at + m] = scored.features
+        rows = np.asarray(scored.norm.rows, dtype=np.int64)
+        if self.rows is None:
+            self.rows = self._spilled("rows", rows)
+        self.rows[at : at + m] = rows
         self.filled += m
-        path = str(self.folder / f"table-{len(self.tables):06d}.arrow")
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, scored.norm.table.schema) as writer:
-            writer.write_table(scored.norm.table)
-        self.tables.append(path)
+        self.tables.append(self._ipc("table", scored.norm.table))
+        ids = pa.table({"record_id": pa.array(list(scored.norm.record_ids or []), type=pa.string())})
+        self.ids.append(self._ipc("ids", ids))
         self.labels.append(shared_labels(scored.norm.labels))
-        self.record_ids.extend(scored.norm.record_ids or [])
-        self.rows.append(np.asarray(scored.norm.rows))
         for name, outputs in scored.records.items():
-            self.records.setdefault(name, []).append(outputs)
+            if not outputs:
+                continue
+            spilled = self.records.setdefault(name, {})
+            for key, values in outputs.items():
+                if key not in spilled:
+                    spilled[key] = self._spilled(f"records-{len(self.covered)}-{key}", values)
+                spilled[key][at : at + m] = values
+            self.covered.setdefault(name, []).append((at, m))
         for name, why in scored.skipped.items():
             self.skipped.setdefault(name, why)
 
+    def _ipc(self, what: str, table: pa.Table) -> str:
+        path = str(self.folder / f"{what}-{len(self.tables):06d}.arrow")
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return path
+
     def contribution(self) -> tuple[Normalized, np.ndarray]:
-        """The whole contribution (its table and features memory-mapped) and its features."""
-        if self.features is None or self.filled != self.n:
+        """The whole contribution (its table, record ids, file rows and features memory-mapped) and its features."""
+        if self.features is None or self.rows is None or self.filled != self.n:
             raise InputError(f"the partitions held {self.filled} records, the survey counted {self.n}")
         self.features.flush()
         tables = [pa.ipc.open_file(pa.memory_map(path)).read_all() for path in self.tables]
-        features = np.load(self.folder / "features.npy", mmap_mode="r")
+        ids = [pa.ipc.open_file(pa.memory_map(path)).read_all().column(0) for path in self.ids]
         norm = Normalized(
             pa.concat_tables(tables, promote_options="permissive"),
             np.concatenate(self.labels),
-            self.record_ids,
-            np.concatenate(self.rows),
+            RecordIds(pa.chunked_array([c for column in ids for c in column.chunks], type=pa.string())),
+            self.rows,
         )
-        return norm, features
+        return norm, self.features
 
     def detector_records(self, names: Iterable[str]) -> dict[str, dict[str, np.ndarray]]:
-        return {name: concat_records(self.records.pop(name, [])) for name in names}
+        """Each detector's per-record outputs, memory-mapped: one row per record when every partition gave
+        them (else, as before, the partitions that did, one after another)."""
+        out = {}
+        for name in names:
+            spilled, covered = self.records.pop(name, {}), self.covered.pop(name, [])
+            if sum(m for _, m in covered) == self.n:
+                out[name] = spilled
+            else:
+                out[name] = concat_records([{k: v[at : at + m] for k, v in spilled.items()} for at, m in covered])
+        return out
 
 
 def concat_records(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -368,7 +368,8 @@ def _scan(
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
         records = RecordScores(
             rows=contrib.rows,
-            record_ids=list(contrib.record_ids or []),
+            # A partitioned contribution's ids stay memory-mapped (``partitioned.RecordIds``), not a list.
+            record_ids=contrib.record_ids if contrib.record_ids is not None else [],
             score=scores,
             flagged=flagged,
             detector_scores={n: r.scores for n, r in results.items()},
@@ -585,7 +586,9 @@ def _extras(
         for name, det in fitted.items()
         if hasattr(det, "baseline_scores")
     }
-    extras["contribution_scores"] = {name: r.scores.tolist() for name, r in results.items()}
+    # Arrays, not lists of Python floats (8 bytes a record and detector instead of 32); extras_json makes
+    # them lists for JSON.
+    extras["contribution_scores"] = {name: r.scores for name, r in results.items()}
     judged_on_validation = [n for n in results if Requirement.VALIDATION in registered()[n].requires]
     if judged_on_validation:
         extras["validation_impact"] = results[judged_on_validation[0]].summary

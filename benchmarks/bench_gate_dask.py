@@ -180,7 +180,7 @@ class Stages:
 
     NAMES = ("survey", "take", "give_samples", "combine_records", "queued_flags", "_findings", "_extras")
 
-    def __init__(self, cap: MemoryCap) -> None:
+    def __init__(self, cap: MemoryCap, *, local_only: bool = False) -> None:
         self.cap, self.rows = cap, []
         scan_module = importlib.import_module("dataward.gates.scan")
         for name in self.NAMES:
@@ -190,6 +190,9 @@ class Stages:
         self._wrap(partitioned.PartitionedSide, "__init__", "baseline survey")
         self._wrap(partitioned.Gathered, "contribution", "contribution mapped back")
         self._wrap(partitioned.Gathered, "add", "record stage: one partition spilled")
+        if local_only:
+            # The partition's own work (read, featurize, search); on Dask it runs in the workers.
+            self._wrap(scan_module, "score_one", "record stage: one partition scored")
         from dataward.gates.base import registered
 
         for name, cls in registered().items():
@@ -203,23 +206,28 @@ class Stages:
 
         @functools.wraps(fn)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            t0, r0 = time.perf_counter(), rss_mb()
+            t0, r0, a0 = time.perf_counter(), rss_mb(), rss_mb("RssAnon")
             try:
                 return fn(*args, **kwargs)
             finally:
                 t1 = time.perf_counter()
-                row = (label, t0, t1, r0, rss_mb(), stages.cap.peak_between(t0, t1))
+                row = (label, t0, t1, r0, rss_mb(), stages.cap.peak_between(t0, t1), a0, rss_mb("RssAnon"))
                 stages.rows.append(row)
                 # As it happens, so that a run stopped by a cap still shows how far it got.
-                print(f"  {label}: {t1 - t0:.1f} s, resident {row[3]:.0f} -> {row[4]:.0f} MB", flush=True)
+                print(
+                    f"  {label}: {t1 - t0:.1f} s, resident {row[3]:.0f} -> {row[4]:.0f} MB "
+                    f"(anonymous {a0:.0f} -> {row[7]:.0f} MB)",
+                    flush=True,
+                )
 
         setattr(owner, attr, wrapped)
 
     def report(self) -> list[dict[str, Any]]:
         out = []
-        for label, t0, t1, r0, r1, peak in self.rows:
+        for label, t0, t1, r0, r1, peak, a0, a1 in self.rows:
             row = {"stage": label, "seconds": round(t1 - t0, 2), "rss_before_mb": round(r0)}
             row |= {"rss_after_mb": round(r1), "rss_peak_mb": round(max(peak, r0, r1))}
+            row |= {"anonymous_before_mb": round(a0), "anonymous_after_mb": round(a1)}
             out.append(row)
         self.rows = []
         return out
@@ -247,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     from dataward.gates import scan
 
     cap = MemoryCap(args.max_memory_gb)
-    stages = Stages(cap) if args.stages else None
+    stages = Stages(cap, local_only=not args.workers and not args.scheduler) if args.stages else None
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((args.classes, args.dim), dtype=np.float32) * 0.7
     schema = {"label": "label", "inputs": [{"name": "emb", "kind": "embedding", "dim": args.dim}]}
@@ -274,9 +282,11 @@ def main(argv: list[str] | None = None) -> None:
             row["peak_anonymous_mb_scanning_process"] = round(cap.peak_anon)
             if stages is not None:
                 row["stages"] = stages.report()
+            digest = fingerprint(report)
             if reference is None:
-                reference = fingerprint(report)
-            row["same_report_as_first"] = fingerprint(report) == reference
+                reference = digest
+            row["same_report_as_first"] = digest == reference
+            row["report_digest"] = digest  # equal digests across code versions: the same report
             out["runs"][name] = row
             print(name, json.dumps(row), flush=True)
 

@@ -216,7 +216,7 @@ class Stages:
                 # As it happens, so that a run stopped by a cap still shows how far it got.
                 print(
                     f"  {label}: {t1 - t0:.1f} s, resident {row[3]:.0f} -> {row[4]:.0f} MB "
-                    f"(anonymous {a0:.0f} -> {row[7]:.0f} MB)",
+                    f"(anonymous {a0:.0f} -> {row[7]:.0f} MB), process CPU {cpu_now():.1f} s",
                     flush=True,
                 )
 

@@ -16,6 +16,8 @@ set transformed); then cleanlab's ``find_label_issues`` on the same batch (the b
 ``CleanlabLabelIssues``: 5-fold cross-validated probabilities on baseline + contribution). Wall and CPU
 seconds (``time.process_time``: the machine is shared, CPU seconds move less with the load).
 
+``--cpu`` also reports each detector's CPU seconds (its ``fit``, ``score_records``, ``finish`` and ``score``
+wrapped with ``time.process_time``, the outermost call counted) and the featurizer's, inside the scan.
 ``--repeat N`` runs each measurement N times and keeps the fastest wall time (and its CPU time).
 ``--json PATH`` writes every figure; ``--digest`` also prints a hash of the report's verdict, per-record
 scores, per-detector p-values and flags, to check that a change of the code left the report unchanged.
@@ -83,6 +85,51 @@ def digest(report: Any) -> str:
     return h.hexdigest()[:16]
 
 
+class CpuByDetector:
+    """While active, CPU seconds spent in each registered detector's methods and in the feature pipeline."""
+
+    METHODS = ("fit", "score_records", "finish", "score")
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._saved: list[tuple[type, str, Any]] = []
+        self._depth: dict[str, int] = {}
+
+    def _wrap(self, cls: type, method: str, label: str) -> None:
+        original = cls.__dict__[method]
+
+        def timed(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            depth = self._depth.get(label, 0)
+            self._depth[label] = depth + 1
+            started = time.process_time()
+            try:
+                return original(obj, *args, **kwargs)
+            finally:
+                self._depth[label] = depth
+                if depth == 0:
+                    self.seconds[label] = self.seconds.get(label, 0.0) + time.process_time() - started
+
+        self._saved.append((cls, method, original))
+        setattr(cls, method, timed)
+
+    def __enter__(self) -> CpuByDetector:
+        from dataward.gates.base import registered
+        from dataward.gates.features import FeaturePipeline
+
+        for name, cls in registered().items():
+            for method in self.METHODS:
+                if method in cls.__dict__:
+                    self._wrap(cls, method, name)
+        for method in ("fit_transform", "transform"):
+            self._wrap(FeaturePipeline, method, "features")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for cls, method, original in reversed(self._saved):
+            setattr(cls, method, original)
+        self._saved.clear()
+
+
 def _features(case: AttackCase) -> None:
     from dataward.gates.features import FeaturePipeline
     from dataward.gates.inputs import normalize
@@ -96,7 +143,7 @@ def _features(case: AttackCase) -> None:
         pipeline.transform(table(case.validation))
 
 
-def measure(name: str, repeat: int = 1) -> dict[str, Any]:
+def measure(name: str, repeat: int = 1, cpu: bool = False) -> dict[str, Any]:
     from dataward.gates import scan
 
     case = CASES[name]()
@@ -109,8 +156,13 @@ def measure(name: str, repeat: int = 1) -> dict[str, Any]:
         first_baseline=case.first_baseline,
         groups=case.groups,
     )
+    by_detector: dict[str, float] = {}
     with threadpool_limits(limits=1):
         report, scan_wall, scan_cpu = _best(run_scan, repeat)
+        if cpu:
+            with CpuByDetector() as counted:
+                run_scan()
+            by_detector = {k: round(v, 3) for k, v in sorted(counted.seconds.items(), key=lambda kv: -kv[1])}
         _, feat_wall, feat_cpu = _best(lambda: _features(case), repeat)
         peer, clean_wall, clean_cpu = _best(
             lambda: CleanlabLabelIssues().score(case.baseline, case.contribution, case.schema, seed=0), repeat
@@ -126,6 +178,7 @@ def measure(name: str, repeat: int = 1) -> dict[str, Any]:
         "clean_flagged": int((flagged & ~case.poison).sum()),
         "digest": digest(report),
         "detectors": {k: float(v) for k, v in (report.extras.get("timings") or {}).items()},
+        "cpu_by_detector": by_detector,
         "scan_wall": scan_wall,
         "scan_cpu": scan_cpu,
         "features_wall": feat_wall,
@@ -159,15 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--digest", action="store_true", help="print each report's digest")
+    parser.add_argument("--cpu", action="store_true", help="also each detector's CPU seconds (one more scan)")
     args = parser.parse_args(argv)
     rows = []
     for name in args.cases:
-        row = measure(name, args.repeat)
+        row = measure(name, args.repeat, args.cpu)
         rows.append(row)
         timings = ", ".join(f"{k} {v:.2f}" for k, v in row["detectors"].items())
         print(
             f"{name}: scan {row['scan_wall']:.2f} s ({row['scan_cpu']:.2f} CPU), cleanlab {row['cleanlab_wall']:.2f} s "
-            f"({row['cleanlab_cpu']:.2f} CPU); {timings}" + (f"; digest {row['digest']}" if args.digest else ""),
+            f"({row['cleanlab_cpu']:.2f} CPU); {timings}"
+            + (f"; digest {row['digest']}" if args.digest else "")
+            + (f"; CPU seconds {row['cpu_by_detector']}" if args.cpu else ""),
             file=sys.stderr,
             flush=True,
         )

@@ -360,6 +360,9 @@ def test_partition_results_are_handed_over_one_at_a_time_and_spilled(tmp_path):
     ids = [i for t in tables for i in normalize(t, schema, "contribution").record_ids]
     assert isinstance(norm.record_ids, RecordIds) and norm.record_ids == ids and list(norm.record_ids) == ids
     assert norm.record_ids[2] == ids[2] and norm.record_ids[1:] == ids[1:] and len(set(ids)) == 3
+    assert norm.record_ids[-1] == ids[-1] and norm.record_ids[-3] == ids[0]
+    with pytest.raises(IndexError):
+        norm.record_ids[3]
     assert isinstance(norm.rows, np.memmap) and norm.rows.tolist() == [1, 2, 1]
     outputs = gathered.detector_records(["d", "absent"])
     assert isinstance(outputs["d"]["v"], np.memmap) and outputs["d"]["v"].tolist() == [2.0, 4.0, 6.0]

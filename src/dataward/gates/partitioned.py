@@ -465,6 +465,7 @@ class RecordIds(Sequence[str]):
 
     def __init__(self, ids: pa.ChunkedArray) -> None:
         self.ids = ids
+        self._starts = np.cumsum([0, *(len(c) for c in ids.chunks)])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -478,7 +479,11 @@ class RecordIds(Sequence[str]):
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
             return list(self)[i]
-        return self.ids[int(i)].as_py()
+        i = int(i) + (len(self) if int(i) < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError("record index out of range")
+        chunk = int(np.searchsorted(self._starts, i, side="right")) - 1  # by bisection, not a walk over chunks
+        return self.ids.chunk(chunk)[i - int(self._starts[chunk])].as_py()
 
     def __iter__(self) -> Iterator[str]:
         for chunk in self.ids.chunks:

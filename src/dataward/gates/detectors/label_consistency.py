@@ -192,7 +192,9 @@ class LabelConsistency(Detector):
         self.idf = [_reference_idf(b) for b in self.blocks]
         self.ref_matrix = _weighted(self.blocks, self.idf, reference=True)
         self.nb = NaiveBayes(self.ref_matrix, base.labels, self.n_classes)
-        return log_margin(self.nb.loo_log_joint(), base.labels)
+        # Kept for finish (cleanlab's view of the reference without the contribution probe).
+        self.ref_log_joint = self.nb.loo_log_joint()
+        return log_margin(self.ref_log_joint, base.labels)
 
     # --- dense probe ---------------------------------------------------------------------------
 
@@ -257,7 +259,7 @@ class LabelConsistency(Detector):
             matrix = _weighted(blocks, self.idf, reference=False)
             log_proba = self.nb.log_joint(matrix)
             test["text_probe"] = log_margin(log_proba, contribution.labels)
-            ref_log_proba = self.nb.loo_log_joint()
+            ref_log_proba = self.ref_log_joint
             if self.opts.contribution_probe:
                 # Leave-one-out over reference + contribution: both sides are scored alike.
                 labels = np.concatenate([base.labels, contribution.labels])

@@ -112,13 +112,21 @@ def build(folder: Path, size: int, catalog_url: str | None, seed: int = 0) -> di
 
 
 def build_part(
-    folder: Path, size: int, catalog_url: str | None, *, seed: int = 0, budget_s: float | None = None
+    folder: Path,
+    size: int,
+    catalog_url: str | None,
+    *,
+    seed: int = 0,
+    budget_s: float | None = None,
+    merges: int | None = None,
 ) -> dict[str, Any] | None:
     """Build (or go on building) the ward in ``folder``; stop after ``budget_s`` seconds at the next
     whole step (a contribution, a merge, a relabelling) with the progress saved in ``folder/STATE``,
     and return None; return what ``build`` returns once the ward is whole. Every step draws from its
     own generator (seeded by ``seed`` and its number), so a build in parts makes the same ward as one
-    in one go: each part fits a time limit on a shared machine."""
+    in one go: each part fits a time limit on a shared machine. ``merges`` (once given, kept in the
+    progress) merges only that many contributions instead of the shape's: each gated merge costs the
+    gate's scan, about 13 s of CPU, so the issue's 100 at 1,000,000 records take the longest part."""
     plan = shape(size)
     names = [f"shard{i}" for i in range(DATASETS)]
     state_path = folder / STATE
@@ -154,6 +162,9 @@ def build_part(
             "build_s": {"contribute": 0.0, "merge": 0.0, "transform": 0.0},
         }
         state_path.write_text(json.dumps(state))
+    if merges is not None:
+        state["merges"] = merges
+    plan["merges"] = state.get("merges", plan["merges"])
     keyed = {bot: ward.as_key(key) for bot, key in state["bots"]}
     reviewer = ward.as_key(state["reviewer"])
 
@@ -440,12 +451,16 @@ def _reuse(folder: Path, size: int) -> dict[str, Any] | None:
     ward = Ward.open(folder / "ward")
     return {
         "ward": ward,
-        "plan": shape(size),
+        "plan": data.get("plan", shape(size)),
         "handles": data["handles"],
         "leaked": data["leaked"],
         "build_s": data.get("build_s", {}),
         "versions": sum(len(ward.versions(f"shard{i}")) for i in range(DATASETS)),
     }
+
+
+BUILD_MERGES: int | None = None
+"""``--merges``: merge only this many contributions in a build in parts (see ``build_part``)."""
 
 
 def run_one(
@@ -466,11 +481,11 @@ def run_one(
 
                 assert template is not None
                 url = create_database(template)
-            built = build_part(folder, size, url, budget_s=build_budget)
+            built = build_part(folder, size, url, budget_s=build_budget, merges=BUILD_MERGES)
             if built is None:
                 print(f"{folder}: not whole yet, run again", flush=True)
                 return None
-            saved = {k: built[k] for k in ("handles", "leaked", "build_s")}
+            saved = {k: built[k] for k in ("handles", "leaked", "build_s", "plan")}
             (folder / "built.json").write_text(json.dumps(saved))
             built["ward"].db.dispose()
             print(f"{folder}: whole", flush=True)
@@ -493,7 +508,8 @@ def run_one(
         traces = time_traces(ward, built["handles"], cold=False)
         cold = time_traces(ward, built["handles"], cold=True)
         verify = time_verify(ward)
-        verify["chain"] = time_chain(ward)
+        if CHAIN_EVENTS:
+            verify["chain"] = time_chain(ward, CHAIN_EVENTS)
         start = time.perf_counter()
         result = ward.quarantine_by(built["leaked"], reason="benchmark: leaked bot key")
         quarantine_s = time.perf_counter() - start
@@ -680,6 +696,7 @@ def write_docs(data: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    global BUDGET_S, CHAIN_EVENTS, BUILD_MERGES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated ward sizes in records")
     parser.add_argument("--catalogs", default="sqlite,postgresql", help="sqlite, postgresql or both")
@@ -697,9 +714,20 @@ def main() -> None:
         help="only build the wards in --ward, for at most this many seconds (run again until each is whole)",
     )
     parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the figures to this JSON file (merged by size and catalog) and leave docs/benchmarks.md as it is",
+    )
+    parser.add_argument("--merges", type=int, help="with --build-budget: merge only this many contributions")
+    parser.add_argument("--trace-budget", type=float, default=BUDGET_S, help="at most this many seconds per handle")
+    parser.add_argument(
+        "--chain-events", type=int, default=CHAIN_EVENTS, help="events of the re-sealed chain check (0: skip it)"
+    )
+    parser.add_argument(
         "--pg-dir", type=Path, help="keep the PostgreSQL cluster in this folder (a ward built over several runs)"
     )
     args = parser.parse_args()
+    BUDGET_S, CHAIN_EVENTS, BUILD_MERGES = args.trace_budget, args.chain_events, args.merges
     if args.report:
         write_docs(json.loads(RESULTS.read_text()))
         return
@@ -730,6 +758,16 @@ def main() -> None:
         "runs": runs,
         "notes": [],
     }
+    if args.out is not None:
+        earlier = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+        mine = {(r["size"], r["catalog"]) for r in runs}
+        command = f"{data['command']} --trace-budget {args.trace_budget:g} --chain-events {args.chain_events}"
+        for row in runs:  # each run keeps its own command, machine and date: the file gathers several
+            row.update(command=command, machine=data["machine"], date=data["date"])
+        data["runs"] = [r for r in earlier["runs"] if (r["size"], r["catalog"]) not in mine] + runs
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(data, indent=2) + "\n")
+        return
     if RESULTS.exists():
         earlier = json.loads(RESULTS.read_text())
         data["notes"] = earlier.get("notes", [])

@@ -252,3 +252,51 @@ def test_a_chain_split_with_a_forked_child_reports_what_one_process_reports(monk
         assert found and found == _both(damaged)
         if n == 0:
             assert seen == []  # a damaged first part is not handed to the caller's work
+
+
+def test_the_forked_child_reads_the_format_before_its_part_as_the_chain_check_does(monkeypatch: Any) -> None:
+    """The child starts from the format of the row before its part. A format column the one-process
+    check reads as 2 (``" 2"`` or ``b"2"``: SQLite keeps text and blobs in an integer column) must count
+    as 2 there too, or a format-1 event just after it (a downgrade, which one process reports) passes."""
+    from dataward.ledger import events as ev
+
+    monkeypatch.setattr(ev, "SPLIT_MIN", 10)
+    k = int(20 * ev.SPLIT_SHARE)
+    events, prev = [], GENESIS
+    for i in range(20):
+        events.append(_event(i + 1, prev, {"i": i}, fmt=1 if i == k else 2))
+        prev = events[-1].hash
+    for spelled in (" 2", b"2"):
+        rows = [_row(e) for e in events]
+        rows[k - 1] = _row(events[k - 1], format=spelled)
+        one = _both(rows)
+        assert (k + 1, "downgraded") in one
+        split = verify_stored(rows, VERIFIER, WARD, signature_every=4, jobs=2)
+        assert [(p.seq, p.kind) for p in split] == one
+
+
+def test_a_killed_child_has_its_part_checked_in_this_process(monkeypatch: Any) -> None:
+    """A child that dies (here killed at its first signature check) sends nothing: its part is checked
+    here, with the same marks and report as one process, damage in its part included."""
+    import os
+    import signal
+
+    from dataward.ledger import events as ev
+
+    monkeypatch.setattr(ev, "SPLIT_MIN", 10)
+    parent = os.getpid()
+
+    class Dying(SignatureVerifier):
+        def verify(self, message: bytes, sig: str) -> bool:
+            if os.getpid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().verify(message, sig)
+
+    dying = Dying(SIGNER.public_key_b64)
+    rows = [_row(e) for e in _chain([{"changes": [i]} for i in range(20)])]
+    exact = bytearray(len(rows))
+    assert verify_stored(rows, dying, WARD, signature_every=4, exact=exact, jobs=2) == []
+    assert sum(exact) == len(rows)
+    rows[15] = _row(decode_stored(rows[15]), payload='{"changes":[99]}')
+    found = [(p.seq, p.kind) for p in verify_stored(rows, dying, WARD, signature_every=4, jobs=2)]
+    assert found == _both(rows) and (16, "altered") in found

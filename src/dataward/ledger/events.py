@@ -541,7 +541,10 @@ def _check_stored(
     else:
         before = rows[start - 1]
         expected_seq, expected_prev = stored_int(before[0]) + 1, before[2]
-        newest_format = CURRENT_FORMAT if before[10] == CURRENT_FORMAT else LEGACY_FORMAT
+        # As decode_stored reads the column (stored_int: " 2" or b"2" is format 2), so that the child
+        # holds what the check of that row leaves (a format-1 row after it is then a downgrade).
+        fmt_before = LEGACY_FORMAT if before[10] is None else stored_int(before[10])
+        newest_format = CURRENT_FORMAT if fmt_before == CURRENT_FORMAT else LEGACY_FORMAT
     last = len(rows) - 1
     b3 = blake3.blake3
     for i, row in enumerate(itertools.islice(rows, start, stop), start):

@@ -123,6 +123,49 @@ def test_a_natural_phrase_is_reported_once_with_its_words_merged() -> None:
     assert result.flagged[truth].all() and not result.flagged[~truth].any()
 
 
+def topic_features(docs: list[str]) -> np.ndarray:
+    """Content features that read a text's topic: the count of each topic's words in it."""
+    vocab = [set(TOPICS[c].split()) for c in TEXT_CLASSES]
+    counts = np.array([[sum(w in v for w in d.split()) for v in vocab] for d in docs], np.float32)
+    return counts + np.random.default_rng(len(docs)).normal(0, 0.1, counts.shape).astype(np.float32)
+
+
+def test_a_fixed_count_of_carriers_in_a_batch_ten_times_the_baseline_is_named() -> None:
+    """20 carriers in 2,000 records against 200 trusted ones: the baseline cannot show a token on 1% of
+    the batch to be new (all 20 carriers in the batch has chance (2000/2200)^20 = 0.15 if the token were
+    as common on both sides), so the tie is judged against the batch's own records of similar content
+    (route B). A new word on 20 records about music and labelled so is not a trigger, nor is a word common
+    in a one-class batch."""
+    base_docs, base_labels = texts(200, 0)
+    base = GateData(topic_features(base_docs), base_labels, text_data(base_docs, base_labels).table)
+    docs, labels = texts(2000, 1)
+    music = TEXT_CLASSES.index("music")
+    docs, labels, truth = insert(docs, labels, "cf", 20 / 2000, target=music)
+    honest = set(np.flatnonzero((labels == music) & ~truth)[:20].tolist())
+    docs = [f"{d} synthwave" if i in honest else d for i, d in enumerate(docs)]
+    new = GateData(topic_features(docs), labels, text_data(docs, labels).table)
+    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, base, new)
+    assert [f.evidence["trigger"] for f in result.findings] == ["cf"]
+    evidence = result.findings[0].evidence
+    assert (evidence["baseline_count"], evidence["contribution_count"], evidence["label_count"]) == (0, 20, 20)
+    assert evidence["batch_label_share"] < 0.4
+    assert "batch records like them without it" in result.block_reason
+    assert np.array_equal(result.flagged, truth)
+    assert result.block is True
+    assert result.summary["testable_tie"] >= result.summary["testable"]
+
+    # A one-class source: about 300 music records, 15 of them with a word the baseline never saw. Its tie
+    # to music is as strong as the trigger's, but music is what every record like them is labelled.
+    docs, labels = texts(1200, 2)
+    docs = [d for d, c in zip(docs, labels, strict=True) if c == music]
+    docs = [f"{d} vinyl" if i % 20 == 0 else d for i, d in enumerate(docs)]
+    labels = np.full(len(docs), music)
+    new = GateData(topic_features(docs), labels, text_data(docs, labels).table)
+    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, base, new)
+    assert result.findings == []
+    assert result.block is False
+
+
 def test_clean_text_contribution_raises_no_trigger() -> None:
     base_docs, base_labels = texts(1500, 0)
     for seed in (1, 2, 3):

@@ -14,15 +14,19 @@ data. Every input column is turned into binary patterns, read from the raw table
   combinations), when the table has at most ``max_pair_columns`` such columns.
 
 For each pattern ``t`` and label ``L`` with at least ``min_support`` contribution records carrying
-``t`` with label ``L`` two one-sided tests are run, and a trigger must pass both (an
-intersection-union test, valid whatever their dependence):
+``t`` with label ``L`` these one-sided tests are run:
 
-* over-representation: "carries ``t`` and is labelled ``L``" is more frequent in the contribution
-  than in the baseline (Fisher's exact test, as a hypergeometric tail);
 * label tie: among the contribution's carriers of ``t``, more are labelled ``L`` than the baseline's
-  smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score.
+  smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score;
+* over-representation (novelty): "carries ``t`` and is labelled ``L``" is more frequent in the
+  contribution than in the baseline (Fisher's exact test, as a hypergeometric tail). Given its margin
+  it cannot fall below ``(n_c / (n_c + n_b)) ** (m + b)``: once the batch outgrows the baseline, a rare
+  pattern cannot be shown to be new (25 carriers in 50,000 records against none in 4,000: 0.15);
+* batch tie: the carriers bear ``L`` more often than batch records of similar content without ``t``
+  (``_ContentTie.batch_ties``: nearest non-carriers of the batch, Hoeffding's binomial bound on the
+  Poisson-binomial count). It needs no baseline.
 
-A third test conditions on content, so that a pattern that is simply common in a batch of one class,
+A further test conditions on content, so that a pattern that is simply common in a batch of one class,
 or that comes with a global shift (a darker scanner, a new topic), is not a trigger:
 
 * content tie: would a carrier be labelled ``L`` without the pattern? A carrier's agreement with
@@ -31,13 +35,28 @@ or that comes with a global shift (a darker scanner, a new topic), is not a trig
   (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
   sensor's carriers look like their label as much as their batch peers do.
 
-A trigger must pass all three tests. The two count tests are Bonferroni-corrected by Tarone's
-count of the (pattern, label) pairs that could reach significance at all given their margins
-(``_testable_count``), so a clean contribution raises a candidate with probability at most
-``alpha``, and thousands of rare n-grams that could never be significant do not dilute a trigger's
-evidence; the content test runs on the candidates only and is corrected by their number. Significant
+A trigger passes one of two intersection-union tests (each valid whatever the dependence of its
+halves), the better of the two paid for twice (Bonferroni over the two routes):
+
+* route A (novelty): tie and over-representation, each Bonferroni-corrected by Tarone's count of the
+  (pattern, label) pairs that could reach significance at all given their margins
+  (``_testable_count``), then content, corrected by the number of route A's candidates (content where
+  the features say nothing of the label vetoes nothing);
+* route B (batch): tie, batch tie and content, each corrected by Tarone's count on the tie's margins
+  alone (``novelty=False``). Content is paid for over every testable pair here, not over the
+  candidates, and must be informative: without novelty it is the only evidence that the tie is not how
+  clean data of this kind are (docs/gates.md, "Triggers: two routes").
+
+So a clean contribution raises a trigger with probability at most ``alpha``, and thousands of rare
+n-grams that could never be significant do not dilute a trigger's evidence. Significant
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
+
+Cost: the neighbour searches are confined to the rows the tests read, searched once per scan and
+shared by every pair (``_LazyNeighbours``): the batch tie reads the carriers of route B's pairs (at
+most ``MAX_MATCHED`` per pair, a seeded sample in one random order of the pool, so that pairs share
+rows), for all pairs at once; content reads, only for the pairs that are still candidates, their
+carriers and at most ``MAX_PEERS`` other records of the label in the batch and in the baseline.
 
 Record p-values: ``min(1, c * p_min)`` over the ``c`` tested patterns a record carries with its own
 label (Bonferroni per record, so ``P(p <= a) <= a`` for a clean record), or the trigger's corrected
@@ -48,7 +67,8 @@ p-values alone would come in correlated batches that a count of flags would over
 p-values still rank every record.
 Contribution level: ``statistic`` = number of triggers found, ``p_value`` = the smallest
 corrected p-value. Summary keys: ``triggers`` (the evidence of each finding), ``tests``
-(pattern-label pairs tested), ``testable`` (Tarone's count of them paid for), ``patterns``,
+(pattern-label pairs tested), ``testable`` (Tarone's count of them paid for on route A),
+``testable_tie`` (on route B), ``patterns``,
 ``block`` (true when a trigger was found) and ``block_reason``.
 Options (constructor or policy ``options["triggers"]``, see ``TriggerOptions``):
 ``max_ngram``, ``min_support``, ``max_pair_columns``, ``merge_overlap``, ``max_triggers``,
@@ -61,7 +81,9 @@ Finding evidence: ``trigger`` (the pattern, e.g. ``"cf"`` or ``"bright pixels ro
 ``rows`` (row numbers in the submitted file), ``z``, ``baseline_count`` / ``contribution_count``
 (records carrying the pattern), ``label_count`` (contribution carriers with the label),
 ``baseline_label_count``, ``content_label_share`` (the carriers' mean agreement with the label by
-content), ``p_value``, ``related`` (other patterns merged into it).
+content), ``batch_label_share`` (the mean share of the label among batch records like the carriers
+without the pattern; null when route B was not tried), ``p_value``, ``related`` (other patterns merged
+into it).
 """
 
 from __future__ import annotations
@@ -73,6 +95,8 @@ from typing import Any, Self
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from scipy.special import bdtrc
 from scipy.stats import binom, hypergeom, mannwhitneyu
 from sklearn.feature_extraction.text import CountVectorizer
 
@@ -91,7 +115,7 @@ from dataward.gates.base import (
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels
-from dataward.gates.neighbours import K_MAX, knn
+from dataward.gates.neighbours import K_MAX, _search
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 MAX_IMAGE_SIDE = 32
@@ -197,10 +221,10 @@ class TriggerDetector(Detector):
         active = np.ones(n_c, bool)
         findings: list[Finding] = []
         evidence_list: list[dict[str, Any]] = []
-        first_tests, first_testable, first_p = 0, 0, 1.0
+        first_tests, first_testable, first_testable_tie, first_p = 0, 0, 0, 1.0
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
         explained: set[tuple[int, int]] = set()
-        content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k)
+        content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed)
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
         # relabelled images) lose their support and are not reported as triggers of their own.
@@ -208,30 +232,62 @@ class TriggerDetector(Detector):
             index = np.flatnonzero(active)
             sub = xc[index]
             tests = _association(sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support)
-            n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha)
-            corrected = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_tests, 1))
+            n_novel = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=True)
+            n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=False)
+            n_pairs = len(tests["pattern"])
             carriers = _Carriers(sub, labels[index], tests, index)
-            # The content test is needed only where the other two already point at a trigger.
             # A pattern most of whose carriers bear other labels teaches no backdoor (and is what a global
             # shift looks like: a darker scanner's dark pixels turn up in every class).
             pure = tests["m"] >= self.min_purity * tests["k_c"]
-            corrected[~pure] = 1.0
-            candidates = np.flatnonzero(corrected <= ctx.alpha)
-            n_pairs = len(tests["pattern"])
+            # Two routes to a trigger, each an intersection-union test, the better of the two paid for
+            # twice (Bonferroni over the routes):
+            # (A) novelty: tie and over-representation against the baseline, each at alpha / n_novel
+            #     (Tarone's count with both halves' reachable p-values), then content at alpha / the
+            #     number of route A's candidates;
+            # (B) batch: tie, content and batch tie (against content-matched non-carriers of the batch),
+            #     each at alpha / n_tests (Tarone's count of the tie alone). No baseline evidence of
+            #     novelty is asked for, so content is paid for like a count test, over every testable
+            #     pair: clean data also have words that their other words do not explain.
+            route_a = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_novel, 1))
+            route_b = np.minimum(1.0, tests["p_tie"] * max(n_tests, 1))
+            route_a[~pure], route_b[~pure] = 1.0, 1.0
+            candidates_a = np.flatnonzero(2.0 * route_a <= ctx.alpha)
+            candidates_b = np.flatnonzero(2.0 * route_b <= ctx.alpha)
             tests["p_content"], tests["content_share"] = np.ones(n_pairs), np.full(n_pairs, np.nan)
-            # The content test runs only on the candidates the two count tests already singled out at
-            # alpha / n_tests, so it is corrected for those candidates alone: a clean batch has no
-            # candidate but with probability alpha, and among real candidates (patterns truly tied to a
-            # label) at most alpha of the explained ones are let through.
-            n_content = max(len(candidates), 1)
-            for i in candidates:
-                p_content, share = content.test(int(tests["pattern"][i]), int(tests["label"][i]), carriers[i])
+            tests["p_batch"], tests["batch_share"] = np.ones(n_pairs), np.full(n_pairs, np.nan)
+            p_content_b = np.ones(n_pairs)
+            # Content runs only where a route's count tests already point at a trigger; on route A it is
+            # corrected for route A's candidates alone (a clean batch has none but with probability
+            # alpha). The batch tie runs only where route B can still pass: tie and content at its bar.
+            n_content = max(len(candidates_a), 1)
+            # The batch tie reads only the carriers' neighbour lists: it runs, for all of route B's pairs
+            # at once, before content, which reads the label's other records too.
+            p_batch, tests["batch_share"][candidates_b] = content.batch_ties(
+                xc,
+                index,
+                tests["pattern"][candidates_b],
+                tests["label"][candidates_b],
+                ctx.alpha / (2.0 * max(n_tests, 1)),
+            )
+            tests["p_batch"][candidates_b] = p_batch
+            route_b = np.maximum(route_b, tests["p_batch"] * max(n_tests, 1))
+            to_test = np.union1d(candidates_a, np.flatnonzero(2.0 * route_b <= ctx.alpha)).astype(np.int64)
+            content.prefetch([(int(tests["pattern"][i]), int(tests["label"][i]), carriers[i]) for i in to_test])
+            for i in to_test:
+                pattern, label = int(tests["pattern"][i]), int(tests["label"][i])
+                p_content, share, informative = content.test(pattern, label, carriers[i])
                 tests["p_content"][i], tests["content_share"][i] = p_content, share
-                if p_content * n_content > ctx.alpha:
+                # Where content says nothing of the label, it vetoes nothing on route A, and route B,
+                # which stands on content, cannot pass.
+                p_content_b[i] = p_content if informative else 1.0
+            route_a = np.minimum(1.0, np.maximum(route_a, tests["p_content"] * n_content))
+            route_b = np.maximum(route_b, p_content_b * max(n_tests, 1))
+            corrected = np.minimum(1.0, 2.0 * np.minimum(route_a, route_b))
+            for i in np.union1d(candidates_a, candidates_b).astype(np.int64):
+                if corrected[i] > ctx.alpha:
                     explained.add((int(tests["pattern"][i]), int(tests["label"][i])))
-            corrected = np.minimum(1.0, np.maximum(corrected, tests["p_content"] * n_content))
             if round_ == 0:
-                first_tests, first_testable = n_pairs, n_tests
+                first_tests, first_testable, first_testable_tie = n_pairs, n_novel, n_tests
                 first_p = float(corrected.min()) if n_tests else 1.0
                 first_round = (tests, corrected, carriers)
             significant = [int(i) for i in np.flatnonzero(corrected <= ctx.alpha)]
@@ -281,6 +337,7 @@ class TriggerDetector(Detector):
                 "triggers": evidence_list,
                 "tests": first_tests,
                 "testable": first_testable,
+                "testable_tie": first_testable_tie,
                 "patterns": len(patterns.names),
             },
             # A trigger the content does not explain blocks the contribution whatever the other detectors say.
@@ -422,6 +479,9 @@ class TriggerDetector(Detector):
             "label_count": int(tests["m"][lead]),
             "baseline_label_count": int(tests["b"][lead]),
             "content_label_share": round(float(tests["content_share"][lead]), 3),
+            "batch_label_share": (
+                None if np.isnan(tests["batch_share"][lead]) else round(float(tests["batch_share"][lead]), 3)
+            ),
             "p_value": float(corrected[lead]),
             "related": [patterns.names[int(tests["pattern"][i])] for i in group[1:]][:20],
         }
@@ -450,7 +510,9 @@ def _association(
     b = b_all[pattern, label]
     k_c = k_c_all[pattern]
     k_b = k_b_all[pattern]
-    p_enrich = hypergeom.sf(m - 1, n_c + n_b, m + b, n_c)
+    # Scipy evaluates the hypergeometric tail one pair at a time; pairs share few distinct (m, b).
+    pairs, inverse = np.unique(np.stack([m, b]), axis=1, return_inverse=True)
+    p_enrich = hypergeom.sf(pairs[0] - 1, n_c + n_b, pairs[0] + pairs[1], n_c)[inverse.ravel()]
     pi = (b + LABEL_PRIOR_WEIGHT * prior[label]) / (k_b + LABEL_PRIOR_WEIGHT)
     pi = np.clip(pi, 1e-6, 1 - 1e-6)
     p_tie = binom.sf(m - 1, k_c, pi)
@@ -469,7 +531,7 @@ def _association(
     }
 
 
-def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: float) -> int:
+def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: float, *, novelty: bool = True) -> int:
     """Tarone's count of the (pattern, label) tests that could reach significance at all.
 
     Both count tests are exact given their margins: the enrichment test given the pattern-label
@@ -485,13 +547,24 @@ def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: flo
     n = len(tests["pattern"])
     if n == 0:
         return 0
-    total = tests["m"] + tests["b"]
-    reachable_enrich = hypergeom.pmf(np.minimum(total, n_c), n_c + n_b, total, n_c)
-    reachable_tie = np.exp(tests["k_c"] * np.log(tests["pi"]))
-    reachable = np.sort(np.maximum(reachable_enrich, reachable_tie))
+    reachable = np.exp(tests["k_c"] * np.log(tests["pi"]))
+    if novelty:
+        totals, inverse = np.unique(tests["m"] + tests["b"], return_inverse=True)
+        enrich = hypergeom.pmf(np.minimum(totals, n_c), n_c + n_b, totals, n_c)[inverse.ravel()]
+        reachable = np.maximum(reachable, enrich)
+    reachable = np.sort(reachable)
     k = np.arange(1, n + 1)
     fits = np.searchsorted(reachable, alpha / k, side="right") <= k  # true at k = n at the latest
     return int(k[np.argmax(fits)])
+
+
+@dataclass(frozen=True)
+class _ContentPlan:
+    carries: np.ndarray
+    own: np.ndarray
+    peers: np.ndarray
+    trusted: np.ndarray
+    share: float
 
 
 class _ContentTie:
@@ -519,82 +592,287 @@ class _ContentTie:
     """Trusted records of a label must agree with it by at least this much above its share of the pool
     for content to count as evidence at all (text features agree by about 0.25, meaningless ones by 0)."""
     MIN_COMPARISON = 10
+    MAX_QUERY = 500
+    """A test reads the neighbours of at most this many carriers (a seeded sample beyond) ..."""
+    MAX_PEERS = 1000
+    """... and of at most this many records of the label to compare them with."""
+    MAX_MATCHED = 200
+    """The batch tie reads the neighbours of at most this many carriers per pair (a seeded sample)."""
+    CHUNK = 50_000
+    """Carrier entries whose neighbour lists are read at a time by the batch tie ..."""
+    MARK_CELLS = 2**26
+    """... against a table of at most this many (record, pair) cells."""
 
     def __init__(
-        self, baseline: GateData, contribution: GateData, xb: sp.csc_matrix, xc: sp.csc_matrix, n_classes: int, k: int
+        self,
+        baseline: GateData,
+        contribution: GateData,
+        xb: sp.csc_matrix,
+        xc: sp.csc_matrix,
+        n_classes: int,
+        k: int,
+        seed: int = 0,
     ) -> None:
         self.n_b, self.k = len(baseline), k
-        self.pool_features = np.vstack([baseline.features, contribution.features])
+        self.pool_features = np.ascontiguousarray(np.vstack([baseline.features, contribution.features]), np.float32)
         self.pool_patterns = sp.vstack([xb, xc], format="csc")
         self.pool_labels = np.concatenate([baseline.labels, contribution.labels])
-        self.neighbours: np.ndarray | None = None
+        n = self.pool_labels.shape[0]
+        # Neighbour lists are searched only for the rows a test reads, once per scan, and kept for the
+        # other tests (patterns of one label share their peers; a phrase's words share their carriers).
+        self.neighbours = _LazyNeighbours(self.pool_features, K_MAX)
+        batch = self.pool_features[self.n_b :]
+        self.batch_neighbours = [_LazyNeighbours(batch, width) for width in (K_MAX, 8 * K_MAX)]
+        # Samples are taken in one seeded random order of the pool, so that the tests of different
+        # patterns read mostly the same records and share their searches; the order does not depend
+        # on the labels, so a test on a sample is as valid as on every record.
+        self.rank = np.random.default_rng(seed).permutation(n)
+        self.results: dict[tuple[int, int, bytes], tuple[float, float, bool]] = {}
         # Features that are the same for every record (none were computed) say nothing about content.
         pool = self.pool_features
         self.constant = pool.size == 0 or not bool(np.any(pool != pool[:1]))
 
-    def _search(self) -> np.ndarray:
-        """Each pool record's nearest pool records (itself excluded), searched as wide as the index allows
-        so that enough remain once the pattern's carriers are set aside."""
-        if self.neighbours is None:
-            pool = self.pool_features
-            _, self.neighbours = knn(pool, pool, min(K_MAX, pool.shape[0] - 1), exclude_self=True)
-        return self.neighbours
+    def _sample(self, rows: np.ndarray, cap: int) -> np.ndarray:
+        if rows.size <= cap:
+            return rows
+        return np.sort(rows[np.argsort(self.rank[rows], kind="stable")[:cap]])
+
+    def _carries(self, pattern: int) -> np.ndarray:
+        column = self.pool_patterns
+        rows = column.indices[column.indptr[pattern] : column.indptr[pattern + 1]]
+        carries = np.zeros(column.shape[0], bool)
+        carries[rows[column.data[column.indptr[pattern] : column.indptr[pattern + 1]] > 0]] = True
+        return carries
 
     def _agreement(self, rows: np.ndarray, label: int, carries: np.ndarray) -> np.ndarray:
-        idx = self._search()[rows]
+        idx = self.neighbours.get(rows)
         usable = ~carries[idx]
         usable &= np.cumsum(usable, axis=1) <= self.k
         same = usable & (self.pool_labels[idx] == label)
         return (same.sum(axis=1) + 0.5) / (usable.sum(axis=1) + 1.0)
 
-    def _informative(self, label: int, carries: np.ndarray, share: float) -> bool:
-        """Do trusted records of ``label`` agree with it by content more than ``share``, its share of the pool?"""
-        if self.constant:
-            return False
-        trusted = np.flatnonzero((self.pool_labels[: self.n_b] == label) & ~carries[: self.n_b])
-        if trusted.size < 2:
-            return True
-        return float(self._agreement(trusted, label, carries).mean()) - share >= self.MIN_INFORMATIVE
+    def _plan(self, pattern: int, label: int, carriers: np.ndarray) -> _ContentPlan:
+        """The rows a content test reads: carriers, the label's other records of the batch (or, too few,
+        of the baseline) and its trusted records (each at most a seeded sample)."""
+        carries = self._carries(pattern)
+        of_label = (self.pool_labels == label) & ~carries
+        batch_peers = np.flatnonzero(of_label[self.n_b :]) + self.n_b
+        peers = batch_peers if batch_peers.size >= self.MIN_COMPARISON else np.flatnonzero(of_label[: self.n_b])
+        trusted = np.flatnonzero(of_label[: self.n_b])
+        return _ContentPlan(
+            carries=carries,
+            own=self._sample(carriers, self.MAX_QUERY) + self.n_b,
+            peers=self._sample(peers, self.MAX_PEERS),
+            trusted=self._sample(trusted, self.MAX_PEERS),
+            share=float(np.mean(self.pool_labels[~carries] == label)),
+        )
 
-    def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float]:
-        """(p-value of "the carriers' label is explained by their content", their mean agreement with it).
+    def prefetch(self, pairs: list[tuple[int, int, np.ndarray]]) -> None:
+        """Search in one go the neighbours that the content tests of these (pattern, label, carriers) will read."""
+        plans = [self._plan(*pair) for pair in pairs if pair[2].size]
+        if plans and not self.constant:
+            self.neighbours.get(np.concatenate([np.concatenate([p.own, p.peers, p.trusted]) for p in plans]))
+
+    def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float, bool]:
+        """(p-value of "the carriers' label is explained by their content", their mean agreement with it,
+        whether content says anything about this label at all).
 
         ``carriers`` are contribution positions of the records carrying the pattern with ``label``.
         """
         if carriers.size == 0:
-            return 1.0, float("nan")
-        carries = self.pool_patterns[:, pattern].toarray().ravel() > 0
-        of_label = (self.pool_labels == label) & ~carries
-        batch_peers = np.flatnonzero(of_label[self.n_b :]) + self.n_b
-        peers = batch_peers if batch_peers.size >= self.MIN_COMPARISON else np.flatnonzero(of_label[: self.n_b])
-        if peers.size < 2:
-            return 1.0, float("nan")
-        own = self._agreement(carriers + self.n_b, label, carries)
-        usual = self._agreement(peers, label, carries)
-        share = float(np.mean(self.pool_labels[~carries] == label))
-        if not self._informative(label, carries, share):
+            return 1.0, float("nan"), True
+        key = (pattern, label, carriers.tobytes())
+        if key not in self.results:
+            self.results[key] = self._test(label, self._plan(pattern, label, carriers))
+        return self.results[key]
+
+    def _test(self, label: int, plan: _ContentPlan) -> tuple[float, float, bool]:
+        if plan.peers.size < 2:
+            return 1.0, float("nan"), True
+        own = self._agreement(plan.own, label, plan.carries)
+        # Do trusted records of the label agree with it by content more than its share of the pool?
+        informative = not self.constant and (
+            plan.trusted.size < 2
+            or float(self._agreement(plan.trusted, label, plan.carries).mean()) - plan.share >= self.MIN_INFORMATIVE
+        )
+        if not informative:
             # The features do not predict the label at all: content can explain nothing, so it vetoes
-            # nothing either.
-            return 0.0, float(own.mean())
+            # nothing either (route A); nor is it evidence of anything (route B).
+            return 0.0, float(own.mean()), False
+        usual = self._agreement(plan.peers, label, plan.carries)
         # The drop is judged against how far the label's records stand above chance (its share of the
         # pool): weak features (short texts) never give a drop as large as sharp ones (digits) do.
         drop = float(usual.mean() - own.mean())
-        if drop < self.MIN_DROP * max(float(usual.mean()) - share, 0.0) or drop < self.MIN_ABSOLUTE_DROP:
-            return 1.0, float(own.mean())
-        return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean())
+        if drop < self.MIN_DROP * max(float(usual.mean()) - plan.share, 0.0) or drop < self.MIN_ABSOLUTE_DROP:
+            return 1.0, float(own.mean()), True
+        return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean()), True
+
+    def batch_ties(
+        self, xc: sp.csc_matrix, active: np.ndarray, patterns: np.ndarray, labels: np.ndarray, bar: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Batch tie of each (pattern, label) pair: (p-values, mean expected shares of the label among the
+        carriers), all pairs at once.
+
+        The null: given content, the label does not depend on the pattern. Each active carrier of the
+        pattern (whatever its label; at most ``MAX_MATCHED`` of them, a seeded sample) is matched to its
+        ``k`` nearest records *of the contribution* that do not carry the pattern (gate features, exact
+        search); its chance of bearing the label under the null is their share of it, pulled by one
+        pseudo-record towards the label's share among the batch's non-carriers:
+        ``q_i = (same_i + s) / (k + 1)``. The carriers' count of the label is then a Poisson-binomial
+        variable, whose upper tail from one above its mean is at most the binomial tail with the mean
+        chance ``q`` (Hoeffding, 1956): that tail is the p-value. It needs no baseline, so its power does
+        not fall when the batch outgrows the baseline. A one-class batch or a new topic labels the
+        matched records like the carriers (``q`` near 1); a backdoor's carriers sit among records of the
+        classes they came from.
+
+        ``xc`` holds the patterns of the whole contribution, ``active`` the positions still tested.
+        """
+        n_pairs = patterns.shape[0]
+        p_out, q_out = np.ones(n_pairs), np.full(n_pairs, np.nan)
+        batch_labels = self.pool_labels[self.n_b :]
+        n_c = batch_labels.shape[0]
+        if n_pairs == 0 or self.batch_neighbours[0].width == 0:
+            return p_out, q_out
+        every = sp.csc_matrix(xc[:, patterns], dtype=np.float64)
+        every.eliminate_zeros()
+        # The share of the label among each pattern's non-carriers, over the whole batch.
+        n_carry = np.diff(every.indptr)
+        carry_label = np.asarray((every.T @ _one_hot(batch_labels, int(self.pool_labels.max()) + 1)).todense())
+        n_label = np.bincount(batch_labels, minlength=carry_label.shape[1])
+        n_others = n_c - n_carry
+        share = (n_label[labels] - carry_label[np.arange(n_pairs), labels]) / np.maximum(n_others, 1)
+        k = np.minimum(self.k, n_others)
+        # The carriers read: active carriers of each pattern, the first MAX_MATCHED in the seeded order.
+        is_active = np.zeros(n_c, bool)
+        is_active[active] = True
+        col = np.repeat(np.arange(n_pairs), n_carry)
+        row = every.indices
+        keep = is_active[row]
+        col, row = col[keep], row[keep]
+        order = np.lexsort((self.rank[row + self.n_b], col))
+        col, row = col[order], row[order]
+        starts = np.searchsorted(col, np.arange(n_pairs))
+        keep = np.arange(col.shape[0]) - starts[col] < self.MAX_MATCHED
+        col, row = col[keep], row[keep]
+        same = np.zeros(col.shape[0])
+        # Whether a neighbour carries the pattern is read from a dense table of records x pairs, a slice
+        # of pairs at a time. Other carriers may crowd a record's list (a cluster of alike carriers): such
+        # records are read again in a wider list; where even that holds fewer than k non-carriers, the
+        # missing ones are counted as bearing the label, which can only raise q and the p-value.
+        per_slice = max(1, self.MARK_CELLS // n_c)
+        found = np.zeros(col.shape[0], np.int64)
+        short = np.arange(col.shape[0])
+        for lists in self.batch_neighbours:
+            if short.size == 0:
+                break
+            for p0 in range(0, n_pairs, per_slice):
+                p1 = min(p0 + per_slice, n_pairs)
+                lo, hi = np.searchsorted(col[short], [p0, p1])
+                if lo == hi:
+                    continue
+                mark = np.zeros((n_c, p1 - p0), bool)
+                span = slice(every.indptr[p0], every.indptr[p1])
+                mark[every.indices[span], np.repeat(np.arange(p1 - p0), n_carry[p0:p1])] = True
+                for s0 in range(lo, hi, self.CHUNK):
+                    at = short[s0 : min(s0 + self.CHUNK, hi)]
+                    c, r = col[at], row[at]
+                    idx = lists.get(r)
+                    usable = ~mark[idx, (c - p0)[:, None]]
+                    usable &= np.cumsum(usable, axis=1, dtype=np.int16) <= k[c][:, None]
+                    found[at] = usable.sum(axis=1)
+                    same[at] = (usable & (batch_labels[idx] == labels[c][:, None])).sum(axis=1)
+            short = short[found[short] < k[col[short]]]
+        same[short] += k[col[short]] - found[short]
+        n_read = np.bincount(col, minlength=n_pairs)
+        m = np.bincount(col, weights=batch_labels[row] == labels[col], minlength=n_pairs)
+        chance = (same + share[col]) / (k[col] + 1.0)
+        tested = (n_read > 0) & (k > 0)
+        q_out[tested] = np.bincount(col, weights=chance, minlength=n_pairs)[tested] / n_read[tested]
+        # Hoeffding's bound holds from one above the mean.
+        tail = tested & (m >= n_read * np.nan_to_num(q_out) + 1)
+        p_out[tail] = bdtrc(m[tail] - 1, n_read[tail], q_out[tail])
+        # Carriers that are each other's near neighbours (lines of one page, one document's phrase) are
+        # not independent draws: where the tie could pass, they are counted as one unit each.
+        starts = np.searchsorted(col, np.arange(n_pairs + 1))
+        for c in np.flatnonzero(p_out <= bar):
+            span = slice(starts[c], starts[c + 1])
+            p_out[c] = max(
+                p_out[c], self._unit_tie(row[span], batch_labels[row[span]] == labels[c], chance[span], int(k[c]))
+            )
+        return p_out, q_out
+
+    def _unit_tie(self, rows: np.ndarray, bears: np.ndarray, chance: np.ndarray, k: int) -> float:
+        """The batch tie over units: carriers joined when one is among the other's ``k`` nearest batch
+        records. A unit bears the label when all its members do, which under the null has a chance at
+        most its members' mean chance; units are independent draws, and Hoeffding's bound applies again."""
+        order = np.argsort(rows)
+        rows, bears, chance = rows[order], bears[order], chance[order]
+        idx = self.batch_neighbours[0].get(rows)[:, :k]
+        at = np.minimum(np.searchsorted(rows, idx), rows.shape[0] - 1)
+        linked = rows[at] == idx
+        src = np.repeat(np.arange(rows.shape[0]), linked.sum(axis=1))
+        graph = sp.coo_matrix((np.ones(src.shape[0]), (src, at[linked])), shape=(rows.shape[0],) * 2)
+        n_units, unit = connected_components(graph, directed=True, connection="weak")
+        size = np.bincount(unit, minlength=n_units)
+        m = int(np.sum(np.bincount(unit, weights=bears, minlength=n_units) == size))
+        q = float(np.mean(np.bincount(unit, weights=chance, minlength=n_units) / size))
+        if m < n_units * q + 1:
+            return 1.0
+        return float(bdtrc(m - 1, n_units, q))
+
+
+class _LazyNeighbours:
+    """Each row's ``width`` nearest rows of ``features`` (itself excluded), searched only when first asked for."""
+
+    def __init__(self, features: np.ndarray, width: int) -> None:
+        self.features = features
+        n = features.shape[0]
+        self.width = max(min(width, n - 1), 0)
+        self.known = np.zeros(n, bool)
+        self.rows = np.full(n, -1, np.int64)
+        self.store = np.zeros((0, self.width), np.int64)
+        self.used = 0
+
+    def get(self, rows: np.ndarray) -> np.ndarray:
+        missing = np.unique(rows[~self.known[rows]])
+        if missing.size and self.width:
+            _, idx = _search(self.features, self.features[missing], self.width + 1)
+            own = idx == missing[:, None]
+            # Leave out the row itself where found, else the farthest of the width + 1.
+            own[~own.any(axis=1), -1] = True
+            own &= np.cumsum(own, axis=1) == 1
+            # Only the rows asked for are kept, in a store that doubles when full.
+            used = self.used + missing.size
+            if used > self.store.shape[0]:
+                grown = np.zeros((max(used, 2 * self.store.shape[0]), self.width), np.int64)
+                grown[: self.used] = self.store[: self.used]
+                self.store = grown
+            self.rows[missing] = np.arange(self.used, used)
+            self.store[self.used : used] = idx[~own].reshape(missing.size, self.width)
+            self.used = used
+        self.known[missing] = True
+        return self.store[self.rows[rows]]
 
 
 class _Carriers:
     """Contribution positions of the records carrying a tested pattern with the tested label."""
 
     def __init__(self, x: sp.csc_matrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray) -> None:
-        self.x, self.labels, self.tests, self.index = x, labels, tests, index
+        self.x, self.labels, self.tests, self.index = sp.csc_matrix(x), labels, tests, index
         self.cache: dict[int, np.ndarray] = {}
+
+    def every(self, i: int) -> np.ndarray:
+        """Contribution positions of every record carrying test ``i``'s pattern, whatever its label."""
+        t = int(self.tests["pattern"][i])
+        rows = self.x.indices[self.x.indptr[t] : self.x.indptr[t + 1]]
+        return self.index[np.sort(rows[self.x.data[self.x.indptr[t] : self.x.indptr[t + 1]] > 0])]
 
     def __getitem__(self, i: int) -> np.ndarray:
         if i not in self.cache:
-            column = self.x[:, int(self.tests["pattern"][i])].toarray().ravel() > 0
-            self.cache[i] = self.index[column & (self.labels == self.tests["label"][i])]
+            t = int(self.tests["pattern"][i])
+            rows = self.x.indices[self.x.indptr[t] : self.x.indptr[t + 1]]
+            rows = np.sort(rows[self.x.data[self.x.indptr[t] : self.x.indptr[t + 1]] > 0])
+            self.cache[i] = self.index[rows[self.labels[rows] == self.tests["label"][i]]]
         return self.cache[i]
 
 
@@ -612,7 +890,7 @@ def _merge(
     order = sorted(
         order,
         key=lambda i: (
-            max(tests["p_enrich"][i], tests["p_tie"][i]),
+            min(max(tests["p_enrich"][i], tests["p_tie"][i]), max(tests["p_tie"][i], tests["p_batch"][i])),
             -len(patterns.names[tests["pattern"][i]]),
         ),
     )
@@ -666,12 +944,14 @@ def _lead_first(group: list[int], tests: dict[str, np.ndarray], patterns: Patter
 def _reason(ev: dict[str, Any]) -> str:
     what = {"ngram": "token", "pixels": "pixel pattern", "value": "value", "combination": "value combination"}
     noun = "phrase" if ev["kind"] == "ngram" and " " in ev["trigger"] else what.get(ev["kind"], "pattern")
+    share = ev.get("batch_label_share")
+    batch = "" if share is None else f"batch records like them without it are labelled {ev['label']!r} {share:.0%}; "
     return (
         f"{noun} {ev['trigger']!r} in column{'s' if ', ' in ev['column'] else ''} "
         f"{ev['column']!r} appears in "
         f"{ev['contribution_count']} contribution records, {ev['label_count']} labelled {ev['label']!r} "
         f"(z={ev['z']:.1f}), vs {ev['baseline_count']} baseline records "
-        f"({ev['baseline_label_count']} labelled {ev['label']!r}); their content reads as "
+        f"({ev['baseline_label_count']} labelled {ev['label']!r}); {batch}their content reads as "
         f"{ev['label']!r} only {ev['content_label_share']:.0%} of the time; p={ev['p_value']:.2g}"
     )
 

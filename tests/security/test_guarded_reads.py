@@ -288,3 +288,34 @@ def test_export_replaces_a_symlink_instead_of_writing_through_it(ward: Ward, tmp
     ward.export("wine@training", link)
     assert victim.read_text() == "keep me"
     assert not link.is_symlink() and link.stat().st_size > 0
+
+
+def _undo_quarantine_in_the_catalog(ward: Ward, respell: bool) -> None:
+    """Promote wine@v2, quarantine wine#2, then set its catalog status back to 'merged' behind the ward's
+    back; with ``respell``, also spell its id in the quarantine event with a JSON escape (same value,
+    so the chain still verifies) so that a substring search for the id misses that event."""
+    ward.promote("wine@v2")
+    ward.quarantine_contribution("wine#2", reason="vendor key leaked")
+    cid, status = sql(ward, "SELECT id, status FROM contributions WHERE number = 2")[0]
+    assert status == "quarantined"
+    if respell:
+        seq, payload = sql(
+            ward, "SELECT seq, payload FROM ledger_events WHERE type = 'contribution.quarantined' ORDER BY seq DESC"
+        )[0]
+        hidden = payload.replace(f'"{cid}"', '"\\u0063' + cid[1:] + '"')
+        assert hidden != payload and cid not in hidden
+        sql(ward, "UPDATE ledger_events SET payload = ? WHERE seq = ?", hidden, seq)
+    sql(ward, "UPDATE contributions SET status = 'merged' WHERE id = ?", cid)
+
+
+@pytest.mark.parametrize("respell", [False, True], ids=["catalog-only", "event-respelled"])
+def test_a_quarantine_undone_behind_the_wards_back_is_refused(ward: Ward, tmp_path: Path, respell: bool) -> None:
+    _undo_quarantine_in_the_catalog(ward, respell)
+    with pytest.raises(IntegrityViolation, match="status is 'merged' in the catalog, 'quarantined' in the signed"):
+        ward.dataset("wine").version("training").to_pandas()
+    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
+    assert code == 7 and "wine#2" in out["message"]
+    assert not (tmp_path / "t.parquet").exists()
+    # verify names the same row, whichever way the event is spelled.
+    problems = ward.verify().problems
+    assert any(p.kind == "altered_row" and "status" in p.where for p in problems)

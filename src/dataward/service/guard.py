@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from dataward.access import authorize
 from dataward.access.roles import Action, Scope
@@ -54,6 +54,7 @@ _EVENT_FAULTS = ("altered", "bad_signature", "unknown_format")
 
 _signed: set[tuple[str, str, int, str, str]] = set()
 _manifests: set[tuple[str, str, str, int, str | None, int]] = set()
+_quarantined_seen: dict[tuple[str, str], tuple[int, str, frozenset[str]]] = {}
 
 
 def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
@@ -71,8 +72,20 @@ def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
 
 
 def _events_mentioning(conn: Connection, needle: str, types: Iterable[str] | None) -> list[Event]:
-    """Ledger events whose payload mentions ``needle`` (an id), optionally of the given types, in order."""
-    query = select(ledger_events.c.seq).where(ledger_events.c.payload.contains(needle, autoescape=True))
+    """Ledger events whose payload mentions ``needle`` (an id), optionally of the given types, in order.
+
+    A payload verifies by value, so an id may be stored spelled with JSON escapes (``\\u0063_...``)
+    that a substring search misses: hiding the event that quarantined a contribution would then let its
+    version be served. Every payload holding ``\\u`` or ``\\/`` (which the sealing encoder writes only
+    for control characters) is read too; the caller keeps only the changes whose parsed key is the id."""
+    payload = ledger_events.c.payload
+    query = select(ledger_events.c.seq).where(
+        or_(
+            payload.contains(needle, autoescape=True),
+            payload.contains("\\u", autoescape=True),
+            payload.contains("\\/", autoescape=True),
+        )
+    )
     if types is not None:
         query = query.where(ledger_events.c.type.in_(list(types)))
     seqs = conn.execute(query.order_by(ledger_events.c.seq)).scalars().all()
@@ -184,17 +197,91 @@ def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
     )
 
 
-def barred_records(conn: Connection, store: Any, ds: Any, ver: Any, ids: Iterable[str]) -> dict[str, str]:
+def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> set[str]:
+    """Ids of the contributions a signed ledger event set to ``quarantined`` (whatever happened after).
+
+    Found by the payload, not by the event's type column (an edited type would hide the event), and
+    read through any JSON escape (see :func:`_events_mentioning`); every event read is re-checked."""
+    payload = ledger_events.c.payload
+    query = select(ledger_events.c.seq).where(
+        or_(
+            payload.contains('"quarantined"', autoescape=True),
+            payload.contains("\\u", autoescape=True),
+            payload.contains("\\/", autoescape=True),
+        )
+    )
+    # The set only grows as the chain grows: kept per ward with the head it was read at, only later
+    # events are read next time. An edit made after it was kept cannot take an id out of it; a chain
+    # that is shorter or whose kept head changed (a catalog restored from a backup) is read again.
+    kept = _quarantined_seen.get((public_key, ward_id))
+    start, out = 0, set()
+    if kept is not None:
+        seq0, hash0, ids0 = kept
+        same = conn.execute(select(ledger_events.c.hash).where(ledger_events.c.seq == seq0)).scalar()
+        if same == hash0:
+            start, out = seq0, set(ids0)
+    query = query.where(ledger_events.c.seq > start)
+    for seq in conn.execute(query.order_by(ledger_events.c.seq)).scalars().all():
+        for event in ledger_store.read_events(conn, since=int(seq) - 1, limit=1):
+            changes = [
+                c
+                for c in ledger_store.event_changes(event)
+                if c.table == "contributions" and (c.values or {}).get("status") == "quarantined"
+            ]
+            if not changes:
+                continue
+            problem = _event_problem(event, public_key, ward_id)
+            if problem is not None:
+                raise IntegrityViolation(
+                    f"ledger event #{event.seq} ({event.type}) that quarantines a contribution cannot be trusted: "
+                    f"{problem}",
+                    hint=_HINT,
+                    event=event.seq,
+                )
+            out.update(str(c.key.get("id")) for c in changes)
+    last, last_hash = ledger_store.head(conn)
+    if last >= start:
+        _quarantined_seen[(public_key, ward_id)] = (last, last_hash, frozenset(out))
+    return out
+
+
+def barred_records(
+    conn: Connection,
+    store: Any,
+    ds: Any,
+    ver: Any,
+    ids: Iterable[str],
+    ledger: tuple[str, str] | None = None,
+) -> dict[str, str]:
     """Records of version ``ver`` that must never reach ``training``, each with the reason.
 
     * brought in only by a quarantined contribution: no contribution of the version that is not
       quarantined added it (and had it accepted when its gate flagged it);
     * rejected by a reviewer's decision (a ``review.rejected`` event) in any contribution of the
       dataset: record ids are content hashes, so the same content is the same rejected record.
+
+    With ``ledger`` (the ward's public key and id), the contributions' status and added records are
+    first checked against the signed ledger: a quarantine undone in the catalog alone, behind the
+    ward's back, is refused (``IntegrityViolation``) instead of letting its records through.
     """
     members = set(ids)
     listed = json.loads(ver.contributions)
     rows = conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all() if listed else []
+    if ledger is not None and rows:
+        public_key, ward_id = ledger
+        signed_quarantined = _ledger_quarantined(conn, public_key, ward_id)
+        for c in rows:
+            if c.status == "quarantined" or c.id in signed_quarantined:
+                _check_row(
+                    conn,
+                    "contributions",
+                    c,
+                    ("status", "added_object"),
+                    ("contribution.submitted", "contribution.quarantined"),
+                    f"{ds.name}@v{ver.number} (contribution {ds.name}#{c.number})",
+                    public_key,
+                    ward_id,
+                )
     barred: dict[str, str] = {}
     quarantined = [c for c in rows if c.status == "quarantined"]
     if quarantined:
@@ -232,7 +319,7 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
     ver = rows.version_row(conn, ds.id, name, version)
     ids = checked_version_ids(ward, conn, ds, ver)
     if ver.stage == "training":
-        barred = barred_records(conn, ward.store, ds, ver, ids)
+        barred = barred_records(conn, ward.store, ds, ver, ids, (ward.signer.public_key_b64, ward.ward_id))
         if barred:
             raise PolicyViolation(
                 f"{name}@v{ver.number} is the training version but holds records that must never reach "
@@ -265,7 +352,7 @@ def loadable_ids(
             f"{name}@v{ver.number} is {ver.stage}, and the loader requires a {stage} version",
             hint=f"load {name}@{stage}, promote the version first, or pass stage=None to accept any stage",
         )
-    barred = barred_records(conn, ward.store, ds, ver, ids)
+    barred = barred_records(conn, ward.store, ds, ver, ids, (ward.signer.public_key_b64, ward.ward_id))
     if barred:
         raise PolicyViolation(
             f"{name}@v{ver.number} holds records that must never reach training: {barred_summary(barred)}",

@@ -284,7 +284,14 @@ class ModelService(Service):
                 # Data read then and quarantined since may not become a model.
                 ds = uc.conn.execute(select(datasets).where(datasets.c.id == d["dataset_id"])).one()
                 ver = uc.conn.execute(select(versions).where(versions.c.id == d["version_id"])).one()
-                barred = barred_records(uc.conn, self.store, ds, ver, checked_version_ids(self, uc.conn, ds, ver))
+                barred = barred_records(
+                    uc.conn,
+                    self.store,
+                    ds,
+                    ver,
+                    checked_version_ids(self, uc.conn, ds, ver),
+                    (self.signer.public_key_b64, self.ward_id),
+                )
                 if barred:
                     raise PolicyViolation(
                         f"{d['ref']}, read by run {run_id}, now holds records that must never reach training: "

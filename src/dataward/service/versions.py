@@ -258,7 +258,7 @@ class VersionService(Service):
             with self.use_case(action, Scope.dataset(name), write=False) as uc:
                 ds, ver = self._promotable(uc.conn, name, version, stage)
                 ids = checked_version_ids(self, uc.conn, ds, ver)
-                barred = barred_records(uc.conn, self.store, ds, ver, ids)
+                barred = barred_records(uc.conn, self.store, ds, ver, ids, (self.signer.public_key_b64, self.ward_id))
                 if barred:
                     raise PolicyViolation(
                         f"{name}@v{ver.number} holds records that must never reach training: {barred_summary(barred)}",

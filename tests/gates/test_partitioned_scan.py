@@ -367,6 +367,21 @@ def test_partition_results_are_handed_over_one_at_a_time_and_spilled(tmp_path):
     outputs = gathered.detector_records(["d", "absent"])
     assert isinstance(outputs["d"]["v"], np.memmap) and outputs["d"]["v"].tolist() == [2.0, 4.0, 6.0]
     assert outputs["absent"] == {}
+    # The features handed to the detectors cannot be written in place.
+    with pytest.raises(ValueError, match="read-only"):
+        features[0, 0] = 9.0
+    # Keys first seen in a later partition get files of their own: detector "a" gives "w" only in the
+    # second partition, where "b" gives "w" for the first time too; neither overwrites the other.
+    (tmp_path / "keys").mkdir()
+    keyed = Gathered(tmp_path / "keys", 3)
+    for k, table in enumerate(tables):
+        part = normalize(table, schema, "contribution")
+        x = part.table.column("x").to_numpy().astype(np.float32)
+        outputs_k = {"a": {"v": x, "w": x * 10}, "b": {"w": x * 100}} if k else {"a": {"v": x}}
+        keyed.add(Scored(part, x[:, None], np.zeros(len(part)), outputs_k, {}))
+    got = keyed.detector_records(["a", "b"])
+    assert got["a"]["v"].tolist() == [1.0, 2.0, 3.0] and got["a"]["w"][2] == 30.0
+    assert got["b"]["w"].tolist() == [300.0]
     short = Gathered(tmp_path / "short", 4)
     (tmp_path / "short").mkdir()
     short.add(Scored(norm, np.asarray(features), np.zeros(3), {}, {}))

@@ -511,6 +511,7 @@ class Gathered:
 
     def __init__(self, folder: Path, n: int) -> None:
         self.folder, self.n, self.filled = folder, n, 0
+        self.spills = 0
         self.features: np.ndarray | None = None
         self.tables: list[str] = []
         self.ids: list[str] = []
@@ -550,7 +551,10 @@ class Gathered:
             spilled = self.records.setdefault(name, {})
             for key, values in outputs.items():
                 if key not in spilled:
-                    spilled[key] = self._spilled(f"records-{len(self.covered)}-{key}", values)
+                    # A number of its own per file: a key first seen in a later partition must never
+                    # reuse (and, mode w+, truncate) another detector's file.
+                    self.spills += 1
+                    spilled[key] = self._spilled(f"records-{self.spills:04d}", values)
                 spilled[key][at : at + m] = values
             self.covered.setdefault(name, []).append((at, m))
         for name, why in scored.skipped.items():
@@ -567,6 +571,8 @@ class Gathered:
         if self.features is None or self.rows is None or self.filled != self.n:
             raise InputError(f"the partitions held {self.filled} records, the survey counted {self.n}")
         self.features.flush()
+        # Read-only from here: a detector must not write into the contribution's features in place.
+        self.features = np.load(self.features.filename, mmap_mode="r")
         tables = [pa.ipc.open_file(pa.memory_map(path)).read_all() for path in self.tables]
         ids = [pa.ipc.open_file(pa.memory_map(path)).read_all().column(0) for path in self.ids]
         norm = Normalized(

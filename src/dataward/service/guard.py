@@ -71,20 +71,22 @@ def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
     return None
 
 
-def _events_mentioning(conn: Connection, needle: str, types: Iterable[str] | None) -> list[Event]:
-    """Ledger events whose payload mentions ``needle`` (an id), optionally of the given types, in order.
+def _events_mentioning(conn: Connection, needle: str, types: Iterable[str] | None, after: int = 0) -> list[Event]:
+    """Ledger events after seq ``after`` whose payload mentions ``needle``, optionally of the given
+    types, in order.
 
-    A payload verifies by value, so an id may be stored spelled with JSON escapes (``\\u0063_...``)
+    A payload verifies by value, so a value may be stored spelled with JSON escapes (``\\u0063_...``)
     that a substring search misses: hiding the event that quarantined a contribution would then let its
     version be served. Every payload holding ``\\u`` or ``\\/`` (which the sealing encoder writes only
-    for control characters) is read too; the caller keeps only the changes whose parsed key is the id."""
+    for control characters) is read too; callers keep only the changes whose parsed values match."""
     payload = ledger_events.c.payload
     query = select(ledger_events.c.seq).where(
+        ledger_events.c.seq > after,
         or_(
             payload.contains(needle, autoescape=True),
             payload.contains("\\u", autoescape=True),
             payload.contains("\\/", autoescape=True),
-        )
+        ),
     )
     if types is not None:
         query = query.where(ledger_events.c.type.in_(list(types)))
@@ -202,17 +204,9 @@ def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> set[
 
     Found by the payload, not by the event's type column (an edited type would hide the event), and
     read through any JSON escape (see :func:`_events_mentioning`); every event read is re-checked."""
-    payload = ledger_events.c.payload
-    query = select(ledger_events.c.seq).where(
-        or_(
-            payload.contains('"quarantined"', autoescape=True),
-            payload.contains("\\u", autoescape=True),
-            payload.contains("\\/", autoescape=True),
-        )
-    )
     # The set only grows as the chain grows: kept per ward with the head it was read at, only later
     # events are read next time. An edit made after it was kept cannot take an id out of it; a chain
-    # that is shorter or whose kept head changed (a catalog restored from a backup) is read again.
+    # whose kept head changed (a catalog restored from a backup) is read again.
     kept = _quarantined_seen.get((public_key, ward_id))
     start, out = 0, set()
     if kept is not None:
@@ -220,28 +214,24 @@ def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> set[
         same = conn.execute(select(ledger_events.c.hash).where(ledger_events.c.seq == seq0)).scalar()
         if same == hash0:
             start, out = seq0, set(ids0)
-    query = query.where(ledger_events.c.seq > start)
-    for seq in conn.execute(query.order_by(ledger_events.c.seq)).scalars().all():
-        for event in ledger_store.read_events(conn, since=int(seq) - 1, limit=1):
-            changes = [
-                c
-                for c in ledger_store.event_changes(event)
-                if c.table == "contributions" and (c.values or {}).get("status") == "quarantined"
-            ]
-            if not changes:
-                continue
-            problem = _event_problem(event, public_key, ward_id)
-            if problem is not None:
-                raise IntegrityViolation(
-                    f"ledger event #{event.seq} ({event.type}) that quarantines a contribution cannot be trusted: "
-                    f"{problem}",
-                    hint=_HINT,
-                    event=event.seq,
-                )
-            out.update(str(c.key.get("id")) for c in changes)
-    last, last_hash = ledger_store.head(conn)
-    if last >= start:
-        _quarantined_seen[(public_key, ward_id)] = (last, last_hash, frozenset(out))
+    for event in _events_mentioning(conn, '"quarantined"', None, after=start):
+        changes = [
+            c
+            for c in ledger_store.event_changes(event)
+            if c.table == "contributions" and (c.values or {}).get("status") == "quarantined"
+        ]
+        if not changes:
+            continue
+        problem = _event_problem(event, public_key, ward_id)
+        if problem is not None:
+            raise IntegrityViolation(
+                f"ledger event #{event.seq} ({event.type}) that quarantines a contribution cannot be trusted: "
+                f"{problem}",
+                hint=_HINT,
+                event=event.seq,
+            )
+        out.update(str(c.key.get("id")) for c in changes)
+    _quarantined_seen[(public_key, ward_id)] = (*ledger_store.head(conn), frozenset(out))
     return out
 
 

@@ -421,3 +421,66 @@ def test_pairs_that_cannot_reach_significance_are_not_paid_for() -> None:
     tests["m"] = tests["k_c"] = np.full(rare + strong, 200)
     assert _testable_count(tests, 5000, 4000, 0.01) == rare + strong
     assert _testable_count({key: v[:0] for key, v in tests.items()}, 5000, 4000, 0.01) == 0
+
+
+def test_implicit_pair_columns_answer_as_the_written_out_pairs() -> None:
+    """Pair patterns are kept as two base columns (the pairs of 32x32 photos would hold thousands of
+    entries per record). Counts per label, column sums, one column's carriers, a selection, a subset of
+    rows, the two sides stacked, and the walk over every record's entries (in several bounded blocks)
+    must give exactly what the written-out matrix gives."""
+    import scipy.sparse as sp
+
+    from dataward.gates.detectors import triggers as t
+
+    rng = np.random.default_rng(3)
+    n_c, n_b, n_base, n_classes = 400, 150, 30, 3
+    base_c = sp.csc_matrix(rng.random((n_c, n_base)) < np.linspace(0.02, 0.5, n_base))
+    base_b = sp.csc_matrix(rng.random((n_b, n_base)) < 0.1)
+    words_c, words_b = sp.random(n_c, 7, 0.1, random_state=4, format="csc"), sp.random(n_b, 7, 0.1, random_state=5)
+    words_c.data[:], words_b.data[:] = 1.0, 1.0
+    owner = np.arange(n_base) % 10
+    names, pairs, _ = t._pair_patterns(base_c, base_b, [f"p{i}" for i in range(n_base)], owner, 3)
+    assert len(names) > 100
+    patterns = t.Patterns()
+    patterns.add([f"w{i}" for i in range(7)], "text", "ngram", words_c, words_b)
+    patterns.add_pairs(names, "x", "combination", pairs)
+    xc, xb = patterns.stacked(n_c, n_b)
+
+    def written(base: sp.csc_matrix, words: sp.spmatrix) -> np.ndarray:
+        dense = base.toarray().astype(float)
+        return np.hstack([words.toarray(), dense[:, pairs.i_idx] * dense[:, pairs.j_idx]])
+
+    full_c, full_b = written(base_c, words_c), written(base_b, words_b)
+    labels = rng.integers(n_classes, size=n_c)
+    y = t._one_hot(labels, n_classes)
+    np.testing.assert_array_equal(xc.label_counts(y), full_c.T @ y.toarray())
+    np.testing.assert_array_equal(xc.column_sums(), full_c.sum(axis=0))
+    for col in (0, 6, 7, 50, xc.shape[1] - 1):
+        rows, data = xc.column(col)
+        np.testing.assert_array_equal(np.sort(rows), np.flatnonzero(full_c[:, col]))
+        assert np.all(data == 1.0)
+    chosen = np.array([xc.shape[1] - 1, 3, 40, 8])
+    np.testing.assert_array_equal(xc.select(chosen).toarray(), full_c[:, chosen])
+    index = np.flatnonzero(rng.random(n_c) < 0.6)
+    np.testing.assert_array_equal(xc.take_rows(index).label_counts(y[index]), full_c[index].T @ y.toarray()[index])
+    pool = t.PatternMatrix.vstack(xb, xc)
+    rows, _ = pool.column(60)
+    np.testing.assert_array_equal(np.sort(rows), np.flatnonzero(np.vstack([full_b, full_c])[:, 60]))
+    # Every record's entries, walked in blocks of at most 500 pairs: the record p-values equal those of
+    # the written-out matrix.
+    original, t.PAIR_ENTRIES = t.PAIR_ENTRIES, 500
+    try:
+        blocks = list(xc.entries())
+        walked = np.zeros_like(full_c)
+        for r, c in blocks:
+            walked[r, c] += 1
+        tests = t._association(xc, xb, y, t._one_hot(rng.integers(n_classes, size=n_b), n_classes), 3)
+        keep = rng.random(len(tests["pattern"])) < 0.7
+        got = t._record_p_values(xc, labels, n_classes, tests, keep)
+    finally:
+        t.PAIR_ENTRIES = original
+    assert len(blocks) > 5
+    np.testing.assert_array_equal(walked, full_c)
+    expected = t._record_p_values(sp.csc_matrix(full_c), labels, n_classes, tests, keep)
+    np.testing.assert_array_equal(got, expected)
+    assert (got < 1).sum() > 50

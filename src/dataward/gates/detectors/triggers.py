@@ -89,6 +89,7 @@ into it).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -125,6 +126,170 @@ LABEL_PRIOR_WEIGHT = 2.0
 """Pseudo-count pulling the baseline's P(label | pattern) towards its overall label share."""
 
 
+PAIR_ENTRIES = 1 << 22
+"""Pair carrier entries (record, pair) enumerated at a time when every record's pairs are walked."""
+
+
+class PatternMatrix:
+    """Binary patterns of one side, records x patterns, in blocks: explicit sparse columns, and pair
+    columns kept implicit.
+
+    A pair column is the co-occurrence of two columns ``i`` and ``j`` of a *base* matrix (two extreme
+    pixels, two value bins). Written out, the pairs of 32x32 photos hold about 2,600 entries per record
+    (a million pixel pairs, a dark photo carrying a hundred thousand of them), and building them through
+    column products took 17,000 per record (890M entries for 50,000 photos). Kept implicit, everything
+    the tests read is computed from the base: counts per label from the base's co-occurrence matrices,
+    one pair's carriers as the intersection of two base columns, every record's pairs a bounded block
+    of records at a time. Each answer is exactly what the written-out matrix gives.
+    """
+
+    def __init__(self, n_rows: int, blocks: list[tuple[Any, ...]]) -> None:
+        self.n_rows = n_rows
+        self.blocks = blocks
+        widths = [b[1].shape[1] if b[0] == "x" else b[2].shape[0] for b in blocks]
+        self.offsets = np.concatenate([[0], np.cumsum(widths, dtype=np.int64)]).astype(np.int64)
+
+    @classmethod
+    def of(cls, x: PatternMatrix | sp.spmatrix) -> PatternMatrix:
+        if isinstance(x, PatternMatrix):
+            return x
+        x = sp.csc_matrix(x)
+        return cls(x.shape[0], [("x", x)])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_rows, int(self.offsets[-1])
+
+    def _block(self, t: int) -> tuple[tuple[Any, ...], int]:
+        b = int(np.searchsorted(self.offsets, t, side="right")) - 1
+        return self.blocks[b], t - int(self.offsets[b])
+
+    def take_rows(self, index: np.ndarray) -> PatternMatrix:
+        """The rows ``index``, in that order (matrices shared between blocks are taken once)."""
+        if index.shape[0] == self.n_rows and np.array_equal(index, np.arange(self.n_rows)):
+            return self
+        taken: dict[int, sp.csc_matrix] = {}
+
+        def take(x: sp.csc_matrix) -> sp.csc_matrix:
+            if id(x) not in taken:
+                taken[id(x)] = sp.csc_matrix(x[index])
+            return taken[id(x)]
+
+        return PatternMatrix(index.shape[0], [(b[0], take(b[1]), *b[2:]) for b in self.blocks])
+
+    @staticmethod
+    def vstack(top: PatternMatrix, bottom: PatternMatrix) -> PatternMatrix:
+        """``top`` above ``bottom``: two sides with the same blocks (the same pairs of base columns)."""
+        stacked: dict[tuple[int, int], sp.csc_matrix] = {}
+
+        def stack(a: sp.csc_matrix, b: sp.csc_matrix) -> sp.csc_matrix:
+            if (id(a), id(b)) not in stacked:
+                stacked[(id(a), id(b))] = sp.vstack([a, b], format="csc")
+            return stacked[(id(a), id(b))]
+
+        blocks = [(a[0], stack(a[1], b[1]), *a[2:]) for a, b in zip(top.blocks, bottom.blocks, strict=True)]
+        return PatternMatrix(top.n_rows + bottom.n_rows, blocks)
+
+    def label_counts(self, y: sp.csc_matrix) -> np.ndarray:
+        """``x.T @ y`` as a dense (patterns x labels) array."""
+        out = np.zeros((self.shape[1], y.shape[1]))
+        y = sp.csc_matrix(y)
+        for b, lo, hi in zip(self.blocks, self.offsets[:-1], self.offsets[1:], strict=True):
+            if b[0] == "x":
+                out[lo:hi] = np.asarray((b[1].T @ y).todense())
+                continue
+            _, base, i_idx, j_idx = b
+            for c in range(y.shape[1]):
+                span = slice(y.indptr[c], y.indptr[c + 1])
+                rows = y.indices[span]
+                if rows.size == 0:
+                    continue
+                part = sp.csr_matrix(base[rows])
+                weighted = sp.diags(y.data[span]) @ part
+                out[lo:hi, c] = _pick(sp.csr_matrix(part.T @ weighted), i_idx, j_idx)
+        return out
+
+    def column_sums(self) -> np.ndarray:
+        out = np.zeros(self.shape[1])
+        for b, lo, hi in zip(self.blocks, self.offsets[:-1], self.offsets[1:], strict=True):
+            if b[0] == "x":
+                out[lo:hi] = np.asarray(b[1].sum(axis=0)).ravel()
+            else:
+                _, base, i_idx, j_idx = b
+                out[lo:hi] = _pick(sp.csr_matrix(base.T @ base), i_idx, j_idx)
+        return out
+
+    def column(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(record positions, values) of column ``t``'s stored entries."""
+        b, t = self._block(t)
+        if b[0] == "x":
+            x = b[1]
+            span = slice(x.indptr[t], x.indptr[t + 1])
+            return x.indices[span], x.data[span]
+        _, base, i_idx, j_idx = b
+        si = slice(base.indptr[i_idx[t]], base.indptr[i_idx[t] + 1])
+        sj = slice(base.indptr[j_idx[t]], base.indptr[j_idx[t] + 1])
+        rows, a, c = np.intersect1d(base.indices[si], base.indices[sj], assume_unique=True, return_indices=True)
+        return rows.astype(base.indices.dtype), base.data[si][a] * base.data[sj][c]
+
+    def select(self, columns: np.ndarray) -> sp.csc_matrix:
+        """The columns ``columns``, written out."""
+        parts = [self.column(int(t)) for t in columns]
+        indptr = np.concatenate([[0], np.cumsum([r.shape[0] for r, _ in parts], dtype=np.int64)])
+        indices = np.concatenate([r for r, _ in parts]) if parts else np.zeros(0, np.int32)
+        data = np.concatenate([d for _, d in parts]) if parts else np.zeros(0)
+        return sp.csc_matrix((data, indices, indptr), shape=(self.n_rows, len(columns)))
+
+    def entries(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored entry as (record positions, pattern columns), in bounded blocks of records."""
+        for b, lo in zip(self.blocks, self.offsets[:-1], strict=True):
+            if b[0] == "x":
+                coo = sp.coo_matrix(b[1])
+                yield coo.row.astype(np.int64), coo.col.astype(np.int64) + lo
+                continue
+            _, base, i_idx, j_idx = b
+            n_base = base.shape[1]
+            keys = i_idx.astype(np.int64) * n_base + j_idx
+            order = np.argsort(keys)
+            keys = keys[order]
+            rows_x = sp.csr_matrix(base)
+            rows_x.sort_indices()
+            size = np.diff(rows_x.indptr).astype(np.int64)
+            ends = np.cumsum(size * (size - 1) // 2)
+            r0 = 0
+            while r0 < self.n_rows:
+                done = ends[r0 - 1] if r0 else 0
+                r1 = max(int(np.searchsorted(ends, done + PAIR_ENTRIES, side="right")), r0 + 1)
+                rows, first, second = _row_pairs(rows_x.indptr[r0 : r1 + 1], r0)
+                q = rows_x.indices[first].astype(np.int64) * n_base + rows_x.indices[second]
+                at = np.minimum(np.searchsorted(keys, q), max(keys.size - 1, 0))
+                hit = keys[at] == q if keys.size else np.zeros(q.shape[0], bool)
+                yield rows[hit], order[at[hit]] + lo
+                r0 = r1
+
+
+def _pick(co: sp.csr_matrix, i_idx: np.ndarray, j_idx: np.ndarray) -> np.ndarray:
+    """Entries ``(i_idx[p], j_idx[p])`` of a sparse matrix, zero where not stored."""
+    if i_idx.size == 0:
+        return np.zeros(0)
+    co.sum_duplicates()
+    return np.asarray(co[i_idx, j_idx]).ravel().astype(np.float64)
+
+
+def _row_pairs(indptr: np.ndarray, r0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the rows of a CSR slice (``indptr``, first row ``r0``): every pair of stored positions of one
+    row, the first before the second, as (row, first position, second position)."""
+    n_rows = indptr.shape[0] - 1
+    size = np.diff(indptr).astype(np.int64)
+    row_of = np.repeat(np.arange(n_rows), size)
+    pos = np.arange(indptr[0], indptr[-1], dtype=np.int64)
+    after = indptr[1:][row_of] - pos - 1
+    total = int(after.sum())
+    first = np.repeat(pos, after)
+    step = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(after) - after, after)
+    return np.repeat(row_of, after) + r0, first, first + 1 + step
+
+
 @dataclass
 class Patterns:
     """Binary pattern matrices of both sides with one description per pattern column."""
@@ -133,8 +298,16 @@ class Patterns:
     columns: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     cells: list[list[tuple[int, int, int, int]]] = field(default_factory=list)
-    contribution: list[sp.csc_matrix] = field(default_factory=list)
-    baseline: list[sp.csc_matrix] = field(default_factory=list)
+    contribution: list[tuple[Any, ...]] = field(default_factory=list)
+    baseline: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def _describe(
+        self, names: list[str], column: str | list[str], kind: str, cells: list[list[tuple[int, int, int, int]]] | None
+    ) -> None:
+        self.names += names
+        self.columns += [column] * len(names) if isinstance(column, str) else column
+        self.kinds += [kind] * len(names)
+        self.cells += cells if cells is not None else [[] for _ in names]
 
     def add(
         self,
@@ -147,17 +320,31 @@ class Patterns:
     ) -> None:
         if not names:
             return
-        self.names += names
-        self.columns += [column] * len(names) if isinstance(column, str) else column
-        self.kinds += [kind] * len(names)
-        self.cells += cells if cells is not None else [[] for _ in names]
-        self.contribution.append(sp.csc_matrix(contribution, dtype=np.float64))
-        self.baseline.append(sp.csc_matrix(baseline, dtype=np.float64))
+        self._describe(names, column, kind, cells)
+        self.contribution.append(("x", sp.csc_matrix(contribution, dtype=np.float64)))
+        self.baseline.append(("x", sp.csc_matrix(baseline, dtype=np.float64)))
 
-    def stacked(self, n_c: int, n_b: int) -> tuple[sp.csc_matrix, sp.csc_matrix]:
-        if not self.names:
-            return sp.csc_matrix((n_c, 0)), sp.csc_matrix((n_b, 0))
-        return sp.hstack(self.contribution, format="csc"), sp.hstack(self.baseline, format="csc")
+    def add_pairs(self, names: list[str], column: str | list[str], kind: str, pairs: PairColumns) -> None:
+        """Pair columns, kept implicit (``PatternMatrix``)."""
+        if not names:
+            return
+        self._describe(names, column, kind, pairs.cells)
+        self.contribution.append(("pairs", pairs.contribution, pairs.i_idx, pairs.j_idx))
+        self.baseline.append(("pairs", pairs.baseline, pairs.i_idx, pairs.j_idx))
+
+    def stacked(self, n_c: int, n_b: int) -> tuple[PatternMatrix, PatternMatrix]:
+        return PatternMatrix(n_c, list(self.contribution)), PatternMatrix(n_b, list(self.baseline))
+
+
+@dataclass
+class PairColumns:
+    """Pair patterns: columns ``i_idx[p]`` and ``j_idx[p]`` of the base matrices of both sides."""
+
+    contribution: sp.csc_matrix
+    baseline: sp.csc_matrix
+    i_idx: np.ndarray
+    j_idx: np.ndarray
+    cells: list[list[tuple[int, int, int, int]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +417,7 @@ class TriggerDetector(Detector):
         # relabelled images) lose their support and are not reported as triggers of their own.
         for round_ in range(self.max_triggers):
             index = np.flatnonzero(active)
-            sub = xc[index]
+            sub = xc.take_rows(index)
             tests = _association(sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support)
             n_novel = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=True)
             n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=False)
@@ -382,8 +569,11 @@ class TriggerDetector(Detector):
                     # A patch is several extreme pixels at once: pairs of pixels are far rarer in
                     # the baseline than any single one.
                     owner = np.arange(len(names)) % (len(names) // 2)
-                    p_names, p_xc, p_xb, pairs = _pair_patterns(xc, xb, names, owner, self.min_support)
-                    patterns.add(p_names, col.name, "pixels", p_xc, p_xb, [cells[i] + cells[j] for i, j in pairs])
+                    p_names, p_cols, pairs = _pair_patterns(
+                        patterns.contribution[-1][1], patterns.baseline[-1][1], names, owner, self.min_support
+                    )
+                    p_cols.cells = [cells[i] + cells[j] for i, j in pairs]
+                    patterns.add_pairs(p_names, col.name, "pixels", p_cols)
                 case ColumnKind.NUMERIC:
                     names, xc, xb = _numeric_patterns(col.name, c_values, b_values, bins=True)
                     patterns.add(names, col.name, "value", xc, xb)
@@ -396,7 +586,7 @@ class TriggerDetector(Detector):
                     tabular.append((col.name, xc, xb, names))
         if 2 <= len(tabular) <= self.max_pair_columns:
             owner = np.concatenate([[k] * len(t[3]) for k, t in enumerate(tabular)])
-            names, xc, xb, pairs = _pair_patterns(
+            names, p_cols, pairs = _pair_patterns(
                 sp.hstack([t[1] for t in tabular], format="csc"),
                 sp.hstack([t[2] for t in tabular], format="csc"),
                 [n for t in tabular for n in t[3]],
@@ -404,12 +594,12 @@ class TriggerDetector(Detector):
                 self.min_support,
             )
             cols = [f"{tabular[owner[i]][0]}, {tabular[owner[j]][0]}" for i, j in pairs]
-            patterns.add(names, cols, "combination", xc, xb)
+            patterns.add_pairs(names, cols, "combination", p_cols)
         elif len(numeric) > self.max_pair_columns:
             # Too many columns for every pair of bins: pair only the extreme values (tails).
             tails = [(t[0], t[1][:, :2], t[2][:, :2], t[3][:2]) for t in tabular if t[0] in numeric]
             owner = np.concatenate([[k] * 2 for k in range(len(tails))])
-            names, xc, xb, pairs = _pair_patterns(
+            names, p_cols, pairs = _pair_patterns(
                 sp.hstack([t[1] for t in tails], format="csc"),
                 sp.hstack([t[2] for t in tails], format="csc"),
                 [n for t in tails for n in t[3]],
@@ -417,7 +607,7 @@ class TriggerDetector(Detector):
                 self.min_support,
             )
             cols = [f"{tails[owner[i]][0]}, {tails[owner[j]][0]}" for i, j in pairs]
-            patterns.add(names, cols, "combination", xc, xb)
+            patterns.add_pairs(names, cols, "combination", p_cols)
         return patterns
 
     def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
@@ -496,14 +686,14 @@ def _one_hot(labels: np.ndarray, n_classes: int) -> sp.csc_matrix:
 
 
 def _association(
-    xc: sp.csc_matrix, xb: sp.csc_matrix, yc: sp.csc_matrix, yb: sp.csc_matrix, min_support: int
+    xc: PatternMatrix, xb: PatternMatrix, yc: sp.csc_matrix, yb: sp.csc_matrix, min_support: int
 ) -> dict[str, np.ndarray]:
     """Both one-sided tests for every (pattern, label) pair with enough labelled carriers."""
     n_c, n_b = xc.shape[0], xb.shape[0]
-    m_all = np.asarray((xc.T @ yc).todense())  # contribution carriers per label
-    b_all = np.asarray((xb.T @ yb).todense()) if n_b else np.zeros_like(m_all)
-    k_c_all = np.asarray(xc.sum(axis=0)).ravel()
-    k_b_all = np.asarray(xb.sum(axis=0)).ravel() if n_b else np.zeros_like(k_c_all)
+    m_all = xc.label_counts(yc)  # contribution carriers per label
+    b_all = xb.label_counts(yb) if n_b else np.zeros_like(m_all)
+    k_c_all = xc.column_sums()
+    k_b_all = xb.column_sums() if n_b else np.zeros_like(k_c_all)
     prior = np.asarray(yb.sum(axis=0)).ravel() / n_b if n_b else np.asarray(yc.sum(axis=0)).ravel() / n_c
     pattern, label = np.nonzero(m_all >= min_support)
     m = m_all[pattern, label]
@@ -607,15 +797,15 @@ class _ContentTie:
         self,
         baseline: GateData,
         contribution: GateData,
-        xb: sp.csc_matrix,
-        xc: sp.csc_matrix,
+        xb: PatternMatrix,
+        xc: PatternMatrix,
         n_classes: int,
         k: int,
         seed: int = 0,
     ) -> None:
         self.n_b, self.k = len(baseline), k
         self.pool_features = np.ascontiguousarray(np.vstack([baseline.features, contribution.features]), np.float32)
-        self.pool_patterns = sp.vstack([xb, xc], format="csc")
+        self.pool_patterns = PatternMatrix.vstack(xb, xc)
         self.pool_labels = np.concatenate([baseline.labels, contribution.labels])
         n = self.pool_labels.shape[0]
         # Neighbour lists are searched only for the rows a test reads, once per scan, and kept for the
@@ -638,10 +828,9 @@ class _ContentTie:
         return np.sort(rows[np.argsort(self.rank[rows], kind="stable")[:cap]])
 
     def _carries(self, pattern: int) -> np.ndarray:
-        column = self.pool_patterns
-        rows = column.indices[column.indptr[pattern] : column.indptr[pattern + 1]]
-        carries = np.zeros(column.shape[0], bool)
-        carries[rows[column.data[column.indptr[pattern] : column.indptr[pattern + 1]] > 0]] = True
+        rows, data = self.pool_patterns.column(pattern)
+        carries = np.zeros(self.pool_patterns.shape[0], bool)
+        carries[rows[data > 0]] = True
         return carries
 
     def _agreement(self, rows: np.ndarray, label: int, carries: np.ndarray) -> np.ndarray:
@@ -708,7 +897,7 @@ class _ContentTie:
         return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean()), True
 
     def batch_ties(
-        self, xc: sp.csc_matrix, active: np.ndarray, patterns: np.ndarray, labels: np.ndarray, bar: float = 1.0
+        self, xc: PatternMatrix, active: np.ndarray, patterns: np.ndarray, labels: np.ndarray, bar: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Batch tie of each (pattern, label) pair: (p-values, mean expected shares of the label among the
         carriers), all pairs at once.
@@ -733,7 +922,7 @@ class _ContentTie:
         n_c = batch_labels.shape[0]
         if n_pairs == 0 or self.batch_neighbours[0].width == 0:
             return p_out, q_out
-        every = sp.csc_matrix(xc[:, patterns], dtype=np.float64)
+        every = xc.select(patterns)
         every.eliminate_zeros()
         # The share of the label among each pattern's non-carriers, over the whole batch.
         n_carry = np.diff(every.indptr)
@@ -857,21 +1046,19 @@ class _LazyNeighbours:
 class _Carriers:
     """Contribution positions of the records carrying a tested pattern with the tested label."""
 
-    def __init__(self, x: sp.csc_matrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray) -> None:
-        self.x, self.labels, self.tests, self.index = sp.csc_matrix(x), labels, tests, index
+    def __init__(self, x: PatternMatrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray) -> None:
+        self.x, self.labels, self.tests, self.index = x, labels, tests, index
         self.cache: dict[int, np.ndarray] = {}
 
     def every(self, i: int) -> np.ndarray:
         """Contribution positions of every record carrying test ``i``'s pattern, whatever its label."""
-        t = int(self.tests["pattern"][i])
-        rows = self.x.indices[self.x.indptr[t] : self.x.indptr[t + 1]]
-        return self.index[np.sort(rows[self.x.data[self.x.indptr[t] : self.x.indptr[t + 1]] > 0])]
+        rows, data = self.x.column(int(self.tests["pattern"][i]))
+        return self.index[np.sort(rows[data > 0])]
 
     def __getitem__(self, i: int) -> np.ndarray:
         if i not in self.cache:
-            t = int(self.tests["pattern"][i])
-            rows = self.x.indices[self.x.indptr[t] : self.x.indptr[t + 1]]
-            rows = np.sort(rows[self.x.data[self.x.indptr[t] : self.x.indptr[t + 1]] > 0])
+            rows, data = self.x.column(int(self.tests["pattern"][i]))
+            rows = np.sort(rows[data > 0])
             self.cache[i] = self.index[rows[self.labels[rows] == self.tests["label"][i]]]
         return self.cache[i]
 
@@ -910,22 +1097,33 @@ def _merge(
 
 
 def _record_p_values(
-    xc: sp.csc_matrix, labels: np.ndarray, n_classes: int, tests: dict[str, np.ndarray], keep: np.ndarray
+    xc: PatternMatrix | sp.spmatrix,
+    labels: np.ndarray,
+    n_classes: int,
+    tests: dict[str, np.ndarray],
+    keep: np.ndarray,
 ) -> np.ndarray:
     """Per record: ``min(1, c * min p)`` over the ``c`` tested patterns it carries with its own label."""
+    xc = PatternMatrix.of(xc)
     n = xc.shape[0]
     index = np.flatnonzero(keep)
     if index.size == 0:
         return np.ones(n)
     raw = np.maximum(tests["p_enrich"][index], tests["p_tie"][index])
-    # Walk the carrier entries themselves: a dense "records x tests" label mask would need one entry
-    # per record and test (billions for thousands of images with many pixel patterns).
-    carries = sp.coo_matrix(xc[:, tests["pattern"][index]])
-    own = labels[carries.row] == tests["label"][index][carries.col]
-    rows, cols = carries.row[own], carries.col[own]
-    counts = np.bincount(rows, minlength=n)
+    # Walk the carrier entries themselves, a block of records at a time: a dense "records x tests" label
+    # mask would need one entry per record and test (billions for thousands of images with many pixel
+    # patterns), and the pixel pairs alone hold thousands of entries per photo.
+    keys = tests["pattern"][index].astype(np.int64) * n_classes + tests["label"][index]
+    order = np.argsort(keys, kind="stable")
+    keys, score = keys[order], -np.log(np.maximum(raw[order], 1e-300))
+    counts = np.zeros(n, np.int64)
     best = np.zeros(n)
-    np.maximum.at(best, rows, -np.log(np.maximum(raw[cols], 1e-300)))
+    for rows, cols in xc.entries():
+        q = cols * n_classes + labels[rows]
+        at = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+        own = keys[at] == q
+        counts += np.bincount(rows[own], minlength=n)
+        np.maximum.at(best, rows[own], score[at[own]])
     return np.where(counts > 0, np.minimum(1.0, counts * np.exp(-best)), 1.0)
 
 
@@ -1011,18 +1209,25 @@ def _categorical_patterns(
 
 def _pair_patterns(
     xc: sp.csc_matrix, xb: sp.csc_matrix, names: list[str], owner: np.ndarray, min_support: int
-) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[tuple[int, int]]]:
-    """Co-occurrences of two patterns of different owners (columns, pixels) with enough support."""
-    xc, xb = sp.csc_matrix(xc, dtype=np.float64), sp.csc_matrix(xb, dtype=np.float64)
+) -> tuple[list[str], PairColumns, list[tuple[int, int]]]:
+    """Co-occurrences of two patterns of different owners (columns, pixels) with enough support.
+
+    The pairs are kept implicit, as two columns of ``xc`` / ``xb`` (``PatternMatrix``)."""
+
+    def base(x: sp.spmatrix) -> sp.csc_matrix:
+        x = sp.csc_matrix(x, dtype=np.float64)
+        if not x.has_sorted_indices or np.any(x.data == 0):
+            x = x.copy()
+            x.eliminate_zeros()
+            x.sort_indices()
+        return x
+
+    xc, xb = base(xc), base(xb)
     co = (xc.T @ xc).tocoo()
     keep = (co.row < co.col) & (co.data >= min_support) & (owner[co.row] != owner[co.col])
-    i_idx, j_idx = co.row[keep], co.col[keep]
-    if i_idx.size == 0:
-        return [], sp.csc_matrix((xc.shape[0], 0)), sp.csc_matrix((xb.shape[0], 0)), []
-    pair_c = sp.csc_matrix(xc[:, i_idx].multiply(xc[:, j_idx]))
-    pair_b = sp.csc_matrix(xb[:, i_idx].multiply(xb[:, j_idx]))
+    i_idx, j_idx = co.row[keep].astype(np.int64), co.col[keep].astype(np.int64)
     pairs = list(zip(i_idx.tolist(), j_idx.tolist(), strict=True))
-    return [f"{names[i]} and {names[j]}" for i, j in pairs], pair_c, pair_b, pairs
+    return [f"{names[i]} and {names[j]}" for i, j in pairs], PairColumns(xc, xb, i_idx, j_idx), pairs
 
 
 def _image_patterns(

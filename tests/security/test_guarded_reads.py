@@ -232,6 +232,31 @@ def test_a_record_rejected_in_review_keeps_a_version_out_of_training(ward: Ward)
         ward.promote("wine@v2")
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE ledger_events SET type = 'review.noted' WHERE type = 'review.rejected'",
+        "UPDATE ledger_events SET subject = replace(subject, ?, 'elsewhere') WHERE type = 'review.rejected'",
+    ],
+    ids=["event-type", "event-subject"],
+)
+def test_a_rejection_hidden_behind_the_wards_back_still_bars_its_record(ward: Ward, edit: str) -> None:
+    """The rejection is read from the signed event's own changes, not from the ledger's type or subject
+    columns: editing either refuses the read instead of letting the record through."""
+    victim = ward.dataset("wine").version("v2").to_arrow().column("record_id").to_pylist()[0]
+    second = ward.contribution("wine#2")["id"]
+    with ward.use_case(Action.GATE_RUN, Scope.dataset("wine")) as uc:
+        item = insert_row("quarantine", id="q_again", contribution_id=second, record_id=victim, row=1, status="pending")
+        uc.emit("review.flagged", {"contribution": second, "record": victim}, {}, [item])
+    ward.create_principal("rita")
+    ward.grant("rita", "reviewer", "dataset:wine")
+    ward.as_key(ward.issue_key("rita")["key"]).review_decide(["q_again"], "reject", reason="poison")
+    sql(ward, edit, *([victim] if "?" in edit else []))
+    with pytest.raises(IntegrityViolation, match=r"\(review\.\w+\) that changes quarantine cannot be trusted"):
+        ward.promote("wine@v2")
+    assert sql(ward, "SELECT number FROM versions WHERE stage = 'training'") == [(1,)]
+
+
 def test_contributor_key_cannot_read_the_training_set(ward: Ward, tmp_path: Path) -> None:
     ward.create_principal("bob")
     ward.create_principal("scraper", kind="service", owner="bob")

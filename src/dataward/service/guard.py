@@ -21,9 +21,11 @@ can only be reused for the very bytes it was computed on.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from sqlalchemy import Connection, or_, select
 from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
-from dataward.catalog.projection import TABLES, replay
+from dataward.catalog.projection import TABLES, RowChange, replay
 from dataward.catalog.tables import contributions, datasets, ledger_events, quarantine
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
 from dataward.ledger.events import Event, verify_chain
@@ -54,7 +56,8 @@ _EVENT_FAULTS = ("altered", "bad_signature", "unknown_format")
 
 _signed: set[tuple[str, str, int, str, str]] = set()
 _manifests: set[tuple[str, str, str, int, str | None, int]] = set()
-_quarantined_seen: dict[tuple[str, str], tuple[int, str, frozenset[str]]] = {}
+_quarantined_seen: dict[tuple[str, str], tuple[int, str, Any]] = {}
+_review_items_seen: dict[tuple[str, str], tuple[int, str, Any]] = {}
 
 
 def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
@@ -199,40 +202,91 @@ def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
     )
 
 
-def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> set[str]:
-    """Ids of the contributions a signed ledger event set to ``quarantined`` (whatever happened after).
+def _signed_fold(
+    conn: Connection,
+    cache: dict[tuple[str, str], tuple[int, str, Any]],
+    public_key: str,
+    ward_id: str,
+    needle: str,
+    table: str,
+    start_state: Callable[[], Any],
+    fold: Callable[[Any, Event, list[RowChange]], None],
+) -> Any:
+    """A state folded, in ledger order, over the changes to ``table`` of every signed event whose
+    payload mentions ``needle``; each such event is re-checked (content hash, signature) and an
+    untrustworthy one refused.
 
-    Found by the payload, not by the event's type column (an edited type would hide the event), and
-    read through any JSON escape (see :func:`_events_mentioning`); every event read is re-checked."""
-    # The set only grows as the chain grows: kept per ward with the head it was read at, only later
-    # events are read next time. An edit made after it was kept cannot take an id out of it; a chain
-    # whose kept head changed (a catalog restored from a backup) is read again.
-    kept = _quarantined_seen.get((public_key, ward_id))
-    start, out = 0, set()
+    Events are found by payload, not by the type column (an edited type would hide them), and through
+    any JSON escape (see :func:`_events_mentioning`). The state is kept per ward with the head it was
+    read at, so a later call reads only newer events; an edit made after it was kept cannot change it,
+    and a chain whose kept head changed (a catalog restored from a backup) is read again. The state
+    returned may be shared: callers never change it."""
+    kept = cache.get((public_key, ward_id))
+    start, state = 0, start_state()
     if kept is not None:
-        seq0, hash0, ids0 = kept
+        seq0, hash0, state0 = kept
         same = conn.execute(select(ledger_events.c.hash).where(ledger_events.c.seq == seq0)).scalar()
         if same == hash0:
-            start, out = seq0, set(ids0)
-    for event in _events_mentioning(conn, '"quarantined"', None, after=start):
-        changes = [
-            c
-            for c in ledger_store.event_changes(event)
-            if c.table == "contributions" and (c.values or {}).get("status") == "quarantined"
-        ]
+            start, state = seq0, state0
+    events = _events_mentioning(conn, needle, None, after=start)
+    if events and start:
+        # A kept state is shared with other readers (threads of a server): folded into a copy only.
+        state = copy.deepcopy(state)
+    for event in events:
+        changes = [c for c in ledger_store.event_changes(event) if c.table == table]
         if not changes:
             continue
         problem = _event_problem(event, public_key, ward_id)
         if problem is not None:
             raise IntegrityViolation(
-                f"ledger event #{event.seq} ({event.type}) that quarantines a contribution cannot be trusted: "
-                f"{problem}",
+                f"ledger event #{event.seq} ({event.type}) that changes {table} cannot be trusted: {problem}",
                 hint=_HINT,
                 event=event.seq,
             )
-        out.update(str(c.key.get("id")) for c in changes)
-    _quarantined_seen[(public_key, ward_id)] = (*ledger_store.head(conn), frozenset(out))
-    return out
+        fold(state, event, changes)
+    cache[(public_key, ward_id)] = (*ledger_store.head(conn), state)
+    return state
+
+
+def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> set[str]:
+    """Ids of the contributions a signed ledger event set to ``quarantined`` (whatever happened after)."""
+
+    def fold(state: set[str], _event: Event, changes: list[RowChange]) -> None:
+        state.update(str(c.key.get("id")) for c in changes if (c.values or {}).get("status") == "quarantined")
+
+    return _signed_fold(conn, _quarantined_seen, public_key, ward_id, '"quarantined"', "contributions", set, fold)
+
+
+@dataclass
+class _ReviewItem:
+    contribution: str
+    record: str
+    status: str
+    rejected_in_review: bool = False
+
+
+def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dict[str, _ReviewItem]:
+    """Every review item (a row of ``quarantine``: a record held from its contribution) as the signed
+    ledger has it, by item id: which contribution and record it holds, its status, and whether a
+    reviewer rejected it (a signed ``review.rejected`` event, not a hold closed with its contribution).
+
+    Reads that decide what may reach training use this, not the catalog's ``quarantine`` table or the
+    ledger's type column: an item set to ``accepted`` in the catalog alone would let a held record be
+    vouched for, and a rejection whose type was edited would stop barring its record."""
+
+    def fold(state: dict[str, _ReviewItem], event: Event, changes: list[RowChange]) -> None:
+        for c in changes:
+            item_id, values = str(c.key.get("id")), c.values or {}
+            if c.op == "insert":
+                state[item_id] = _ReviewItem(
+                    str(values.get("contribution_id")), str(values.get("record_id")), str(values.get("status"))
+                )
+            elif item_id in state and "status" in values:
+                state[item_id].status = str(values["status"])
+                if values["status"] == "rejected" and event.type == "review.rejected":
+                    state[item_id].rejected_in_review = True
+
+    return _signed_fold(conn, _review_items_seen, public_key, ward_id, '"quarantine"', "quarantine", dict, fold)
 
 
 def barred_records(
@@ -250,16 +304,19 @@ def barred_records(
     * rejected by a reviewer's decision (a ``review.rejected`` event) in any contribution of the
       dataset: record ids are content hashes, so the same content is the same rejected record.
 
-    With ``ledger`` (the ward's public key and id), the contributions' status and added records are
-    first checked against the signed ledger: a quarantine undone in the catalog alone, behind the
-    ward's back, is refused (``IntegrityViolation``) instead of letting its records through.
+    With ``ledger`` (the ward's public key and id), what decides this is read from the signed ledger,
+    not the catalog: the quarantined contributions' status and added records (a quarantine undone in
+    the catalog alone is refused with ``IntegrityViolation``), which records each contribution still
+    holds for review, and which a reviewer rejected (see :func:`_ledger_review_items`). Without it
+    (listing what a model's data holds, for information) the catalog is read as it stands.
     """
     members = set(ids)
     listed = json.loads(ver.contributions)
     rows = conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all() if listed else []
-    if ledger is not None and rows:
+    mine = set(conn.execute(select(contributions.c.id).where(contributions.c.dataset_id == ds.id)).scalars())
+    if ledger is not None:
         public_key, ward_id = ledger
-        signed_quarantined = _ledger_quarantined(conn, public_key, ward_id)
+        signed_quarantined = _ledger_quarantined(conn, public_key, ward_id) if rows else set()
         for c in rows:
             if c.status == "quarantined" or c.id in signed_quarantined:
                 _check_row(
@@ -272,31 +329,31 @@ def barred_records(
                     public_key,
                     ward_id,
                 )
+        items = list(_ledger_review_items(conn, public_key, ward_id).values())
+        held = {(i.contribution, i.record) for i in items if i.status != "accepted"}
+        rejected = [i.record for i in items if i.rejected_in_review and i.contribution in mine]
+    else:
+        held = set(
+            conn.execute(
+                select(quarantine.c.contribution_id, quarantine.c.record_id).where(quarantine.c.status != "accepted")
+            ).tuples()
+        )
+        decisions = select(ledger_events.c.subject).where(ledger_events.c.type == "review.rejected")
+        subjects = [json.loads(text) for text in conn.execute(decisions).scalars()]
+        rejected = [s.get("record") for s in subjects if s.get("contribution") in mine]
     barred: dict[str, str] = {}
     quarantined = [c for c in rows if c.status == "quarantined"]
     if quarantined:
         vouched: set[str] = set()
         for c in rows:
-            if c.status == "quarantined":
-                continue
-            held = set(
-                conn.execute(
-                    select(quarantine.c.record_id).where(
-                        quarantine.c.contribution_id == c.id, quarantine.c.status != "accepted"
-                    )
-                ).scalars()
-            )
-            vouched.update(r for r in read_ids(store, c.added_object) if r not in held)
+            if c.status != "quarantined":
+                vouched.update(r for r in read_ids(store, c.added_object) if (c.id, r) not in held)
         for c in quarantined:
             for rid in read_ids(store, c.added_object):
                 if rid in members and rid not in vouched:
                     barred.setdefault(rid, f"added by quarantined contribution {ds.name}#{c.number}")
-    mine = set(conn.execute(select(contributions.c.id).where(contributions.c.dataset_id == ds.id)).scalars())
-    decisions = select(ledger_events.c.subject).where(ledger_events.c.type == "review.rejected")
-    for text in conn.execute(decisions).scalars():
-        subject = json.loads(text)
-        rid = subject.get("record")
-        if rid in members and subject.get("contribution") in mine:
+    for rid in rejected:
+        if rid in members:
             barred.setdefault(rid, "rejected in review")
     return barred
 

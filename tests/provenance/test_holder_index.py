@@ -23,6 +23,7 @@ from dataward.catalog.tables import contributions, holder_blocks, holder_lists, 
 from dataward.cli.app import app
 from dataward.domain.schema import Schema
 from dataward.service import derived, idsets
+from dataward.service.holders import held_by_any
 from dataward.service.recordstore import manifest_ids, read_ids
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
@@ -123,7 +124,7 @@ def test_trace_answers_from_the_index_and_reads_only_the_holders_lists(built: Pa
     assert report.ok and report.checked["holder_entries"] > 0 and report.warnings == []
 
 
-def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path) -> None:
+def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ward, _ = Ward.init(tmp_path / "ward")
     rng = np.random.default_rng(3)
     lists = [rng.integers(0, 256, size=(int(rng.integers(1, 300)), 32), dtype=np.uint8) for _ in range(60)]
@@ -142,6 +143,20 @@ def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path) -> None:
             for row in (0, len(lists[i]) - 1):
                 found = {names[t >> 1] for t in holder_index.lookup(conn, lists[i][row].tobytes())}
                 assert f"obj{i}" in found
+        # Many at once (in statements of 64 ids) answer as one at a time: every id of three lists, ids
+        # held by two lists, ids no list holds, a near miss sharing an id's first 8 bytes, an id twice.
+        assert holder_index.add_list(conn, "again", "", lists[3][:5])
+        monkeypatch.setattr(holder_index, "_MANY_BATCH", 64)
+        near = lists[0][:1].copy()
+        near[0, 8:] ^= 0xFF
+        unknown = rng.integers(0, 256, size=(20, 32), dtype=np.uint8)
+        asked = np.concatenate(
+            [lists[0], lists[17], lists[3][:5], unknown, near, lists[59], lists[5][:1], lists[5][:1]]
+        )
+        many = holder_index.lookup_many(conn, asked)
+        assert many == [holder_index.lookup(conn, row.tobytes()) for row in asked]
+        assert all(len(tags) == 2 for tags in many[len(lists[0]) + len(lists[17]) :][:5])
+        assert not any(many[-len(lists[59]) - 23 : -len(lists[59]) - 2])
 
 
 def test_merges_past_a_writes_budget_wait_and_reindex_runs_them(tmp_path: Path) -> None:
@@ -216,6 +231,9 @@ def test_a_ward_made_before_the_index_traces_the_same_and_is_indexed_by_reindex(
         assert old.trace(rid) == whole[rid]
     report = old.verify()
     assert report.ok and report.warnings == []
+    with old.db.reading() as conn:  # many at once, on either catalog, as one at a time
+        tags = holder_index.lookup_many(conn, np.array([np.frombuffer(bytes.fromhex(r), np.uint8) for r in samples]))
+        assert all(tags) and tags == [holder_index.lookup(conn, bytes.fromhex(r)) for r in samples]
 
 
 def _entry_block(conn, record_id: str):  # type: ignore[no-untyped-def]
@@ -303,6 +321,13 @@ def test_an_index_edited_behind_the_wards_back_is_reported_by_verify(built: Path
     first = _added(ward, 1)
     _edit(ward, delete(holder_lists).where(holder_lists.c.object == first, holder_lists.c.base == ""))
     assert _traced(ward, rid) == truth
+    # Which of some records a key's contributions added (a key's trace asks it): the list the index no
+    # longer names is read, the others answered from the index; an id that is not hex is looked for.
+    lists = [_added(ward, n) for n in (1, 2)]
+    records = [read_ids(ward.store, lists[0])[0], read_ids(ward.store, lists[1])[-1], "f" * 64, "not-hex"]
+    with ward.db.reading() as conn:
+        assert held_by_any(conn, ward.store, lists, records).tolist() == [True, True, False, False]
+        assert held_by_any(conn, ward.store, lists[1:], records).tolist() == [False, True, False, False]
     report = ward.verify()
     assert [(p.area, p.kind) for p in report.problems] == [("holders", "extra_row")]
     # The repair: the index rebuilt from the lists, as `dataward reindex --rebuild` does.

@@ -28,7 +28,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 
 from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, _short_prefixes, bits_for, prefixes
 from dataward.catalog.tables import holder_blocks, holder_lists, holder_segments
@@ -233,6 +246,70 @@ def lookup(conn: Connection, digest: bytes) -> list[int]:
     return sorted(set(found.tags[same].tolist()))
 
 
+_WIDTHS = union_all(
+    *(
+        select(literal(bits, Integer).label("bits")).where(exists().where(holder_blocks.c.bits == bits))
+        for bits in range(MAX_BITS + 1)
+    )
+)
+"""The prefix widths the blocks use (``lookup_many`` asks only those)."""
+
+_MANY_BATCH = 4096
+"""Ids asked per statement by ``lookup_many`` (at most this many prefixes per width, written into the
+statement as integers): the blocks of a small segment, which many ids share, are read once per statement."""
+
+
+def lookup_many(conn: Connection, binary: np.ndarray) -> list[list[int]]:
+    """``lookup`` of many records at once: for each 32-byte id of ``binary`` (``(n, 32)`` uint8), the
+    tags of every entry for it. One statement per ``_MANY_BATCH`` ids reads, at each prefix width
+    the segments use, the blocks of those ids' prefixes (a block shared by several ids is read once);
+    each candidate is compared on the whole id."""
+    binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
+    out: list[list[int]] = [[] for _ in range(len(binary))]
+    if not len(binary):
+        return out
+    # The prefix widths any block uses (one index probe per width), so that only those are asked.
+    widths = sorted(int(bits) for (bits,) in conn.execute(_WIDTHS))
+    if not widths:
+        return out
+    c = holder_blocks.c
+    query = select(c.ids, c.tags).where(
+        or_(
+            *(
+                and_(c.bits == bits, c.prefix.in_(bindparam(f"p{bits}", expanding=True, literal_execute=True)))
+                for bits in widths
+            )
+        )
+    )
+    for start in range(0, len(binary), _MANY_BATCH):
+        part = binary[start : start + _MANY_BATCH]
+        params = {f"p{bits}": sorted(set(prefixes(part, bits).tolist())) for bits in widths}
+        found = _decode([(bytes(ids), bytes(tags)) for ids, tags in conn.execute(query, params)])
+        if not len(found):
+            continue
+        # Candidates by the ids' first 8 bytes (each entry searched among the queries' distinct keys),
+        # each confirmed on the whole id against every query of that key.
+        distinct, inverse = np.unique(_first8(part), return_inverse=True)
+        keys = _first8(found.binary)
+        at = np.minimum(np.searchsorted(distinct, keys), len(distinct) - 1)
+        candidates = np.flatnonzero(distinct[at] == keys)
+        if not len(candidates):
+            continue
+        asking: dict[int, list[int]] = {}
+        for j, u in enumerate(inverse.ravel().tolist()):
+            asking.setdefault(u, []).append(j)
+        for e, u in zip(candidates.tolist(), at[candidates].tolist(), strict=True):
+            for j in asking[u]:
+                if found.binary[e].tobytes() == part[j].tobytes():
+                    out[start + j].append(int(found.tags[e]))
+    return [sorted(set(tags)) for tags in out]
+
+
+def _first8(binary: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each 32-byte id as a big-endian integer (sorts as the ids do)."""
+    return np.ascontiguousarray(binary[:, :8]).view(">u8").ravel().astype(np.uint64)
+
+
 def iter_blocks(conn: Connection) -> list[tuple[int, int, int, Entries | None]]:
     """Every block as ``(bits, prefix, segment, entries)`` (``entries`` None when its ids and tags do
     not pair up), for verification."""
@@ -279,6 +356,7 @@ __all__ = [
     "iter_blocks",
     "listed",
     "lookup",
+    "lookup_many",
     "merges_due",
     "stats",
 ]

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import contributions, transformations, versions
 from dataward.provenance.taint import Step, derived_from
-from dataward.service.idsets import id_keys, id_set
+from dataward.service.holders import held_by_any
+from dataward.service.idsets import id_set
 from dataward.service.recordstore import parquet_to_table
 from dataward.service.transformations import read_lineage
 from dataward.store.base import ObjectStore
@@ -112,13 +112,20 @@ class Taint:
         return self.copied_by | {c for cs in self.derived.values() for c in cs}
 
 
-def taint_of(store: ObjectStore, conn: Connection, suspects: Iterable[Any], *, complete: bool = True) -> Taint:
+def taint_of(
+    store: ObjectStore,
+    conn: Connection,
+    suspects: Iterable[Any],
+    *,
+    complete: bool = True,
+    reading: set[str] | None = None,
+) -> Taint:
     """The taint of the contribution rows ``suspects``: their added records and what was made of them.
 
     With ``complete=False`` (for ``trace``) only the steps that read a version holding one of them
     (or the output of such a step) are followed, and the seeds are only the records those steps read
     or wrote: enough to find the derived records and the steps that carry them, without listing every
-    record added."""
+    record added. ``reading``: ``steps_reading`` of the suspects, when the caller has it already."""
     suspects = list(suspects)
     seeds: set[str] = set()
     if complete:
@@ -126,14 +133,15 @@ def taint_of(store: ObjectStore, conn: Connection, suspects: Iterable[Any], *, c
         for c in suspects:
             seeds.update(id_set(store, c.added_object).ids())
     else:
-        # Only the lineage of the steps that can carry a suspect record is read, and the suspects'
-        # id lists only when those steps name any record.
-        steps = transformation_steps(store, conn, only=steps_reading(conn, {c.id for c in suspects}))
+        # Only the lineage of the steps that can carry a suspect record is read, and the holder index
+        # is asked only about the records those steps name.
+        if reading is None:
+            reading = steps_reading(conn, {c.id for c in suspects})
+        steps = transformation_steps(store, conn, only=reading)
         linked = sorted({r for step in steps for link in step.links for r in (link["record_id"], link["parent_id"])})
-        keys = id_keys(linked)
-        found = np.zeros(len(linked), dtype=bool)
-        for c in suspects if linked else ():
-            found |= id_set(store, c.added_object).hits(keys)
+        # Which of those the suspects added: one batched lookup in the holder index, not the suspects'
+        # id lists (a key's trace would otherwise read every list it submitted).
+        found = held_by_any(conn, store, [c.added_object for c in suspects], linked)
         seeds = {r for r, hit in zip(linked, found.tolist(), strict=True) if hit}
     derived = derived_from(seeds, steps) if steps and seeds else {}
     suspect = seeds | set(derived)

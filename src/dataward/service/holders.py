@@ -19,7 +19,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+import pyarrow as pa
+from sqlalchemy import Connection, exists, select
 
 from dataward.catalog import holder_index
 from dataward.catalog.projection import RowChange
@@ -27,7 +28,7 @@ from dataward.catalog.tables import contributions, holder_lists, transformations
 from dataward.domain.errors import DatawardError
 from dataward.domain.idarrays import ID_BYTES, ids_to_binary
 from dataward.domain.schema import RECORD_ID
-from dataward.service.idsets import holders
+from dataward.service.idsets import holders, id_keys, id_set
 from dataward.store import ObjectStore
 from dataward.store.tables import read_parquet_bytes
 
@@ -145,22 +146,60 @@ def unindexed(conn: Connection) -> int:
     return count
 
 
-class Lookup:
-    """One record's entries in the index, with the lists the index names: read once per trace step."""
+def names_of(conn: Connection, objects: Iterable[str]) -> dict[tuple[str, str], int]:
+    """The indexed lists among ``objects``: ``(object, base) -> list id``, every base each is indexed
+    under (one statement per 900 objects)."""
+    wanted = sorted({o for o in objects if o})
+    out: dict[tuple[str, str], int] = {}
+    query = select(holder_lists.c.id, holder_lists.c.object, holder_lists.c.base)
+    for start in range(0, len(wanted), 900):
+        for r in conn.execute(query.where(holder_lists.c.object.in_(wanted[start : start + 900]))):
+            out[(r.object, r.base)] = int(r.id)
+    return out
 
-    def __init__(
-        self, conn: Connection, store: ObjectStore, record_id: str, lists: dict[tuple[str, str], int] | None = None
-    ) -> None:
-        self.store = store
+
+def held_by_any(
+    conn: Connection, store: ObjectStore, objects: Sequence[str | None], record_ids: Sequence[str]
+) -> np.ndarray:
+    """For each of ``record_ids``, whether any of the whole id lists ``objects`` (contributions' added
+    ids; None for none) holds it: from the holder index in one batched lookup for the lists it names,
+    reading from the store only the lists it does not name (and, for an id that is not hex, every list)."""
+    found = np.zeros(len(record_ids), dtype=bool)
+    wanted = {o for o in objects if o}
+    if not len(record_ids) or not wanted:
+        return found
+    names = names_of(conn, wanted)
+    indexed = {names[(o, "")] for o in wanted if (o, "") in names}
+    unindexed = sorted(o for o in wanted if (o, "") not in names)
+    binary, valid = ids_to_binary(pa.array(list(record_ids), pa.string()))
+    if indexed and valid.any():
+        at = np.flatnonzero(valid)
+        for i, tags in zip(at.tolist(), holder_index.lookup_many(conn, binary[at]), strict=True):
+            found[i] = any(not t & holder_index.REMOVED and t >> 1 in indexed for t in tags)
+    keys = id_keys(record_ids)
+    if not valid.all() and indexed:
+        # No index entry can name an id that is not hex: those are looked for in the lists themselves.
+        odd = ~valid
+        for o in sorted(wanted - set(unindexed)):
+            found[odd] |= id_set(store, o).hits(keys[odd])
+    for o in unindexed:
+        found |= id_set(store, o).hits(keys)
+    return found
+
+
+class Lookup:
+    """One record's entries in the index (read once per trace step), answered against the names of the
+    indexed lists that its :class:`Lookups` reads for the lists asked about."""
+
+    def __init__(self, lookups: Lookups, record_id: str) -> None:
+        self.lookups = lookups
+        self.store = lookups.store
         self.record_id = record_id
-        # The names first: a list named here had its entries written in the same transaction, so the
-        # block read that follows (one statement) sees them even if a merge of segments ran between.
-        self.lists = holder_index.listed(conn) if lists is None else lists
         try:
             digest = bytes.fromhex(record_id)
         except ValueError:
             digest = b""
-        tags = holder_index.lookup(conn, digest)
+        tags = holder_index.lookup(lookups.conn, digest)
         self.added = {t >> 1 for t in tags if not t & holder_index.REMOVED}
         self.removed = {t >> 1 for t in tags if t & holder_index.REMOVED}
 
@@ -179,12 +218,13 @@ class Lookup:
         return sorted(hit | set(unindexed))
 
     def _whole(self, objects: Sequence[str | None]) -> tuple[set[int], list[int]]:
+        lists = self.lookups.names(objects)
         hit: set[int] = set()
         unindexed: list[int] = []
         for i, obj in enumerate(objects):
             if obj is None:
                 continue
-            lid = self.lists.get((obj, ""))
+            lid = lists.get((obj, ""))
             if lid is None:
                 unindexed.append(i)
             elif lid in self.added:
@@ -195,6 +235,7 @@ class Lookup:
         """Positions in ``rows`` (version rows: ``id``, ``manifest_object``, ``parent_id``) of the
         versions whose manifest holds the record."""
         by_id = {v.id: v for v in rows}
+        lists = self.lookups.names(v.manifest_object for v in rows)
 
         def key(v: Any) -> tuple[str, str] | None:
             if v.parent_id is None:
@@ -202,7 +243,7 @@ class Lookup:
             parent = by_id.get(v.parent_id)
             return None if parent is None else (v.manifest_object, parent.manifest_object)
 
-        unindexed = [v for v in rows if key(v) is None or key(v) not in self.lists]
+        unindexed = [v for v in rows if key(v) is None or key(v) not in lists]
         read = holders(self.store, [v.manifest_object for v in unindexed], self.record_id)
         held: dict[str, bool] = {v.id: False for v in unindexed}
         held.update({unindexed[j].id: True for j in read})
@@ -211,7 +252,7 @@ class Lookup:
             # Up the parent chain to a version whose own change settles it, then back down.
             chain = []
             while v.id not in held:
-                lid = self.lists[key(v)]  # type: ignore[index]
+                lid = lists[key(v)]  # type: ignore[index]
                 if lid in self.removed:
                     held[v.id] = False
                 elif lid in self.added:
@@ -230,20 +271,64 @@ class Lookup:
 
 
 class Lookups:
-    """The :class:`Lookup` of each record a trace asks about, each made once, over one reading of the
-    indexed lists' names."""
+    """The :class:`Lookup` of each record a trace asks about, each made once, with the names of the
+    indexed lists read only for the lists asked about (each once). A trace reads in one snapshot (a
+    read transaction), so the names and the entries it reads agree."""
 
     def __init__(self, conn: Connection, store: ObjectStore) -> None:
         self.conn, self.store = conn, store
-        self._lists: dict[tuple[str, str], int] | None = None
+        self._names: dict[tuple[str, str], int] = {}
+        self._asked: set[str] = set()
         self._found: dict[str, Lookup] = {}
+        self._unindexed: dict[frozenset[str], list[Any]] = {}
+
+    def names(self, objects: Iterable[str | None]) -> dict[tuple[str, str], int]:
+        """The indexed lists known so far, after reading the names of those of ``objects`` not asked yet."""
+        new = {o for o in objects if o} - self._asked
+        if new:
+            self._names.update(names_of(self.conn, new))
+            self._asked |= new
+        return self._names
 
     def of(self, record_id: str) -> Lookup:
         if record_id not in self._found:
-            if self._lists is None:
-                self._lists = holder_index.listed(self.conn)
-            self._found[record_id] = Lookup(self.conn, self.store, record_id, self._lists)
+            self._found[record_id] = Lookup(self, record_id)
         return self._found[record_id]
+
+    def contributions_adding(self, record_id: str, dataset_ids: set[str]) -> list[str]:
+        """Ids of the contributions (in ``dataset_ids``) whose added ids hold ``record_id``: those whose
+        list the index says holds it, found from the catalog, and those whose list it does not name,
+        read from the store. In no particular order."""
+        key = frozenset(dataset_ids)
+        if key not in self._unindexed:
+            named = exists().where(holder_lists.c.object == contributions.c.added_object, holder_lists.c.base == "")
+            self._unindexed[key] = self.conn.execute(
+                select(contributions.c.id, contributions.c.added_object).where(
+                    contributions.c.dataset_id.in_(dataset_ids),
+                    contributions.c.added_object.is_not(None),
+                    ~named,
+                )
+            ).all()
+        lookup = self.of(record_id)
+        found: set[str] = set()
+        lists = sorted(lookup.added)
+        for start in range(0, len(lists), 900):
+            adding = select(holder_lists.c.object).where(
+                holder_lists.c.id.in_(lists[start : start + 900]), holder_lists.c.base == ""
+            )
+            found.update(
+                r.id
+                for r in self.conn.execute(
+                    select(contributions.c.id).where(
+                        contributions.c.dataset_id.in_(dataset_ids), contributions.c.added_object.in_(adding)
+                    )
+                )
+            )
+        unindexed = self._unindexed[key]
+        if unindexed:
+            at = holders(self.store, [c.added_object for c in unindexed], record_id)
+            found.update(unindexed[i].id for i in at)
+        return sorted(found)
 
 
 def verify_index(conn: Connection, store: ObjectStore) -> tuple[int, list[tuple[str, str, str]]]:
@@ -295,4 +380,15 @@ def _keyed(entries: holder_index.Entries) -> np.ndarray:
     return np.unique(np.ascontiguousarray(rows).view(f"V{ID_BYTES + 4}").ravel())
 
 
-__all__ = ["Lookup", "Lookups", "expected", "index_changes", "index_list", "reindex", "unindexed", "verify_index"]
+__all__ = [
+    "Lookup",
+    "Lookups",
+    "expected",
+    "held_by_any",
+    "index_changes",
+    "index_list",
+    "names_of",
+    "reindex",
+    "unindexed",
+    "verify_index",
+]

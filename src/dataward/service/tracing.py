@@ -29,7 +29,7 @@ from dataward.catalog.tables import (
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase
-from dataward.service.derived import lineage_index, taint_of
+from dataward.service.derived import lineage_index, steps_reading, taint_of
 from dataward.service.holders import Lookups
 from dataward.service.idsets import id_set
 
@@ -169,15 +169,12 @@ class TraceService(Service):
         """The contribution rows (visible to the caller) whose additions hold ``record_id``, oldest
         first: from the catalog's holder index (``service.holders``), reading only the lists it does
         not name."""
-        listed = conn.execute(
-            select(contributions.c.id, contributions.c.added_object)
-            .where(contributions.c.dataset_id.in_(allowed))
-            .order_by(contributions.c.created_at, contributions.c.id)
-        ).all()
-        lookup = (lookups or Lookups(conn, self.store)).of(record_id)
-        hits = [listed[i].id for i in lookup.contributions([c.added_object for c in listed])]
-        by_id = {c.id: c for c in _in(conn, select(contributions), contributions.c.id, hits)}
-        return [by_id[i] for i in hits]
+        hits = (lookups or Lookups(conn, self.store)).contributions_adding(record_id, allowed)
+        if len(hits) <= 900:
+            query = select(contributions).where(contributions.c.id.in_(hits))
+            return list(conn.execute(query.order_by(contributions.c.created_at, contributions.c.id)))
+        found = _in(conn, select(contributions), contributions.c.id, hits)
+        return sorted(found, key=lambda c: (c.created_at, c.id))
 
     def _trace_submitted(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """Everything (visible to the caller) a principal submitted, or that came from one source URI,
@@ -356,11 +353,23 @@ class TraceService(Service):
         each with the steps that carried them."""
         if not found or conn.execute(select(transformations.c.id).limit(1)).first() is None:
             return []
-        taint = taint_of(self.store, conn, found, complete=False)
+        own = {c.id for c in found}
+        reading = steps_reading(conn, own)
+        if not reading:
+            return []
+        # Only a version listing the output of a step that read ``found`` (and not ``found`` itself) can
+        # carry what a step made from it: without one, no step's lineage need be read.
+        candidates = []
+        for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)):
+            listed = set(json.loads(v.contributions))
+            if listed & reading and not listed & own:
+                candidates.append((v, listed))
+        if not candidates:
+            return []
+        taint = taint_of(self.store, conn, found, complete=False, reading=reading)
         carriers = taint.carriers()
         if not carriers:
             return []
-        own = {c.id for c in found}
         steps = {
             t.contribution_id: t
             for t in conn.execute(
@@ -368,10 +377,9 @@ class TraceService(Service):
             )
         }
         hit = []
-        for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)):
-            listed = set(json.loads(v.contributions))
+        for v, listed in candidates:
             via = sorted(listed & set(steps))
-            if via and not listed & own:
+            if via:
                 hit.append((v, via))
         facts = _versions_facts(conn, [v for v, _ in hit])
         return [

@@ -132,3 +132,25 @@ def test_bad_inputs_are_refused(wine):
         scan(baseline, contribution, schema, policy={"alpah": 0.1})
     with pytest.raises(InputError, match="pandas DataFrame or a pyarrow Table"):
         scan(baseline, [1, 2, 3], schema)
+
+
+def test_detectors_on_two_workers_give_the_serial_report(text_sets, monkeypatch):
+    baseline, contribution, schema = text_sets
+    baseline = baseline.iloc[:250]
+    poisoned = contribution.copy()
+    poisoned.loc[:9, "label"] = "finance"
+    serial = scan(baseline, poisoned, schema, workers=1)
+    parallel = scan(baseline, poisoned, schema, workers=2)
+    assert len(serial.results) >= 5 and serial.verdict != "pass"
+    assert json.dumps(parallel.to_dict()) == json.dumps(serial.to_dict())
+    assert parallel.skipped == serial.skipped and list(parallel.results) == list(serial.results)
+    for name, result in serial.results.items():
+        assert np.array_equal(parallel.results[name].p_values, result.p_values), name
+        assert parallel.results[name].p_value == result.p_value, name
+    assert list(parallel.extras["timings"]) == list(serial.extras["timings"])
+    for bad in (0, -1, 1.5, True, "2", 65):
+        with pytest.raises(InputError, match="workers must be a whole number from 1 to 64"):
+            scan(baseline, poisoned, schema, workers=bad)
+    monkeypatch.setenv("DATAWARD_GATE_WORKERS", "two")
+    with pytest.raises(InputError, match="DATAWARD_GATE_WORKERS must be a whole number"):
+        scan(baseline, poisoned, schema)

@@ -14,6 +14,7 @@ otherwise; the reference is a bounded sample (``GatePolicy.reference_size``), wh
 from __future__ import annotations
 
 import importlib.util
+import threading
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -26,8 +27,19 @@ K_MAX = 20
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 
 _Search = dict[int, tuple[np.ndarray, np.ndarray]]
-_MEMO: dict[tuple[int, int, int, bool], tuple[object, object, object, _Search]] = {}
+_MEMO: dict[tuple[int, int, int, bool], tuple[object, object, object, _Pending]] = {}
 _MEMO_LIMIT = 8
+_MEMO_LOCK = threading.Lock()
+_LOCAL = threading.local()
+
+
+def single_threaded_searches() -> None:
+    """Mark the calling thread as one of a parallel scan's workers: its searches keep BLAS at one thread.
+
+    The thread limit of BLAS is one setting for the whole process; a search that raised it to ``THREADS``
+    while another worker ran a model fit would change how that fit rounds. The scan's workers already
+    keep both cores busy."""
+    _LOCAL.single = True
 
 
 def _exact(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +79,8 @@ RECHECK = 512
 def _search(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     q = np.ascontiguousarray(query, dtype=np.float32)
-    with threadpool_limits(limits=THREADS if q.shape[0] * ref.shape[0] > 10**7 else 1):
+    threads = 1 if getattr(_LOCAL, "single", False) else THREADS
+    with threadpool_limits(limits=threads if q.shape[0] * ref.shape[0] > 10**7 else 1):
         _, idx = (_faiss if HAVE_FAISS else _exact)(ref, q, k)
     return _row_exact(ref, q, idx)
 
@@ -89,32 +102,87 @@ def _row_exact(ref: np.ndarray, q: np.ndarray, idx: np.ndarray) -> tuple[np.ndar
     return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
-def _per_class(reference: np.ndarray, labels: np.ndarray | None, query: np.ndarray, exclude_self: bool) -> _Search:
-    key = (id(reference), id(labels), id(query), exclude_self)
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0] is reference and hit[1] is labels and hit[2] is query:
-        return hit[3]
-    groups = np.zeros(reference.shape[0], dtype=np.int64) if labels is None else labels
-    out: _Search = {}
-    rows = np.arange(query.shape[0])
-    for c in np.unique(groups):
-        members = np.flatnonzero(groups == c)
-        kk = min(K_MAX, members.shape[0] - int(exclude_self))
+class _Pending:
+    """One class-partitioned search, computed class by class by whichever threads ask for it.
+
+    Each thread that needs the search takes the next class not yet taken, until none is left, then waits
+    for the classes others took: two detectors that ask at the same time split the work instead of one
+    waiting idle. A class's answer depends only on the arrays, so the result does not depend on which
+    thread computed what."""
+
+    def __init__(self, reference: np.ndarray, labels: np.ndarray | None, query: np.ndarray, exclude_self: bool):
+        self.reference, self.query, self.exclude_self = reference, query, exclude_self
+        groups = np.zeros(reference.shape[0], dtype=np.int64) if labels is None else labels
+        self.classes = [int(c) for c in np.unique(groups)]
+        self.groups = groups
+        self.results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.classes)
+        self.taken = self.done = 0
+        self.error: BaseException | None = None
+        self.out: _Search | None = None
+        self.cond = threading.Condition()
+
+    def _one(self, c: int) -> tuple[np.ndarray, np.ndarray] | None:
+        members = np.flatnonzero(self.groups == c)
+        kk = min(K_MAX, members.shape[0] - int(self.exclude_self))
         if kk < 1:
-            continue
-        dist, local = _search(reference[members], query, kk + int(exclude_self))
+            return None
+        dist, local = _search(self.reference[members], self.query, kk + int(self.exclude_self))
         idx = members[local]
-        if exclude_self:
+        if self.exclude_self:
+            rows = np.arange(self.query.shape[0])
             own = idx == rows[:, None]
             # Leave out the row itself where found, else the farthest of the kk + 1.
             own[~own.any(axis=1), -1] = True
-            dist = dist[~own].reshape(query.shape[0], kk)
-            idx = idx[~own].reshape(query.shape[0], kk)
-        out[int(c)] = (dist, idx)
-    if len(_MEMO) >= _MEMO_LIMIT:
-        _MEMO.pop(next(iter(_MEMO)))
-    _MEMO[key] = (reference, labels, query, out)
-    return out
+            dist = dist[~own].reshape(self.query.shape[0], kk)
+            idx = idx[~own].reshape(self.query.shape[0], kk)
+        return dist, idx
+
+    def result(self) -> _Search:
+        while True:
+            with self.cond:
+                if self.error is not None:
+                    raise self.error
+                if self.taken == len(self.classes):
+                    while self.done < len(self.classes) and self.error is None:
+                        self.cond.wait()
+                    if self.error is not None:
+                        raise self.error
+                    if self.out is None:
+                        self.out = {c: r for c, r in zip(self.classes, self.results, strict=True) if r is not None}
+                    return self.out
+                i = self.taken
+                self.taken += 1
+            try:
+                found = self._one(self.classes[i])
+            except BaseException as exc:
+                with self.cond:
+                    self.error = exc
+                    self.cond.notify_all()
+                raise
+            with self.cond:
+                self.results[i] = found
+                self.done += 1
+                self.cond.notify_all()
+
+
+def _per_class(reference: np.ndarray, labels: np.ndarray | None, query: np.ndarray, exclude_self: bool) -> _Search:
+    key = (id(reference), id(labels), id(query), exclude_self)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and hit[0] is reference and hit[1] is labels and hit[2] is query:
+            pending = hit[3]
+        else:
+            pending = _Pending(reference, labels, query, exclude_self)
+            if key not in _MEMO and len(_MEMO) >= _MEMO_LIMIT:
+                _MEMO.pop(next(iter(_MEMO)))
+            _MEMO[key] = (reference, labels, query, pending)
+    try:
+        return pending.result()
+    except BaseException:
+        with _MEMO_LOCK:  # a failed search is not remembered: the next caller tries again
+            if key in _MEMO and _MEMO[key][3] is pending:
+                del _MEMO[key]
+        raise
 
 
 def knn(
@@ -162,4 +230,5 @@ def class_distances(
 
 def clear_cache() -> None:
     """Forget memoized neighbours (the gate calls this after each run to free memory)."""
-    _MEMO.clear()
+    with _MEMO_LOCK:
+        _MEMO.clear()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from dataward.gates.gate import (
 )
 from dataward.gates.hashing import input_hashes
 from dataward.gates.inputs import Normalized, group_arrays, normalize, take_rows
-from dataward.gates.neighbours import clear_cache, knn
+from dataward.gates.neighbours import clear_cache, knn, single_threaded_searches
 from dataward.gates.partitioned import (
     PARTITION_ROWS,
     Gathered,
@@ -62,6 +65,37 @@ reference-sized sample, a contribution five times the reference had four fifths 
 the fit; their words beyond the fitted vocabulary vanished from their vectors, so clean records read
 as unlike their class, and a clean first batch judged against a small hand-curated seed was blocked
 (by ``backdoor``, ``triggers`` and ``drift``: docs/benchmarks.md, "Per-record false-positive rate")."""
+WORKERS_ENV = "DATAWARD_GATE_WORKERS"
+"""Threads a scan runs its detectors on when ``scan`` is not given ``workers`` (default: the cores this
+process may use, at most ``MAX_DEFAULT_WORKERS``)."""
+MAX_DEFAULT_WORKERS = 4
+MAX_WORKERS = 64
+
+
+def gate_workers(workers: Any = None) -> int:
+    """The number of threads a scan runs its detectors on: ``workers`` when given (1: one detector after
+    another), else ``$DATAWARD_GATE_WORKERS``, else the usable cores up to ``MAX_DEFAULT_WORKERS``.
+
+    The report does not depend on it: each detector computes what it computes alone, and the shared
+    neighbour searches give the same answer whichever thread computes them."""
+    source = "workers"
+    if workers is None:
+        raw = os.environ.get(WORKERS_ENV)
+        if raw is None or not raw.strip():
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover - not on Linux
+                cores = os.cpu_count() or 1
+            return max(1, min(cores, MAX_DEFAULT_WORKERS))
+        source, workers = WORKERS_ENV, raw.strip()
+        with contextlib.suppress(ValueError):
+            workers = int(workers)
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or not 1 <= workers <= MAX_WORKERS:
+        raise InputError(
+            f"{source} must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}",
+            hint="1 runs the detectors one after another, in the calling thread",
+        )
+    return int(workers)
 
 
 def scan(
@@ -80,6 +114,7 @@ def scan(
     scheduler: str | None = None,
     partition_rows: int = PARTITION_ROWS,
     storage_options: Mapping[str, Any] | None = None,
+    workers: int | None = None,
 ) -> GateReport:
     """Judge ``contribution`` against the trusted ``baseline`` and return a ``GateReport``.
 
@@ -100,7 +135,11 @@ def scan(
     inputs over ``limits`` (an ``InputLimits`` or a mapping of limit names to sizes over the
     defaults) on the contribution: ``max_rows``, and ``max_image_pixels`` read from each image's
     header before anything is decoded, so a decompression bomb is refused without being decompressed.
+
+    ``workers`` threads run the detectors side by side (``gate_workers``: by default the usable cores, at
+    most 4; 1 runs them one after another in the calling thread). The report is the same for any number.
     """
+    n_workers = gate_workers(workers)
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
     # only the large neighbour searches use more than one thread (see neighbours.py).
     runner = None
@@ -142,6 +181,7 @@ def scan(
                 parts=parts,
                 base_parts=base_parts,
                 spill=Path(spill),
+                workers=n_workers,
             )
     finally:
         if runner is not None and runner is not engine:
@@ -163,6 +203,7 @@ def _scan(
     parts: list[Partition] | None = None,
     base_parts: list[Partition] | None = None,
     spill: Path | None = None,
+    workers: int = 1,
 ) -> GateReport:
     schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
     policy = GatePolicy.coerce(policy)
@@ -264,50 +305,78 @@ def _scan(
                     encode(base),
                 ),
             )
-            detectors: dict[str, Any] = {}
-            for name in run:
-                started = time.perf_counter()
+            stages = _Stages(run, skipped, timings)
+            record_seconds: float | None = None
+
+            def fit(name: str) -> Any:
                 cls = registered()[name]
-                try:
-                    if cls.fits_whole_baseline:
-                        # Read whole only here (a baseline in partitions is otherwise never held).
-                        fit_on = GateData(np.zeros((len(base), 0), dtype=np.float32), encode(base), base.table)
-                    else:
-                        fit_on = reference
-                    detectors[name] = cls().fit(fit_on, context)
-                except InputError as exc:
-                    # A detector that cannot work on this data says so with an InputError; other errors are bugs.
-                    skipped[name] = f"not applicable to this data: {exc.message}"
-                timings[name] = time.perf_counter() - started
-            # The record stage: every record scored from the fitted state alone, here or partition by
-            # partition on the engine's workers.
-            staged = {name: d for name, d in detectors.items() if d.record_stage}
-            give_samples(
-                staged,
-                n_contrib,
-                np.fromiter((codes[v] for v in contrib_labels), dtype=np.int64, count=n_contrib),
-                lambda positions: (
-                    take_rows(contrib.table, positions)
-                    if contrib is not None
-                    else take(runner, parts, plan, positions, schema)  # type: ignore[arg-type]
-                ),
-                pipeline,
-                timings,
-                skipped,
-            )
-            records: dict[str, dict[str, np.ndarray]] = {}
+                if cls.fits_whole_baseline:
+                    # Read whole only here (a baseline in partitions is otherwise never held).
+                    return cls().fit(
+                        GateData(np.zeros((len(base), 0), dtype=np.float32), encode(base), base.table), context
+                    )
+                return cls().fit(reference, context)
+
+            contrib_codes = np.fromiter((codes[v] for v in contrib_labels), dtype=np.int64, count=n_contrib)
+
+            def sample(name: str, detector: Any) -> None:
+                why: dict[str, str] = {}
+                give_samples(
+                    {name: detector},
+                    n_contrib,
+                    contrib_codes,
+                    lambda positions: (
+                        take_rows(contrib.table, positions)
+                        if contrib is not None
+                        else take(runner, parts, plan, positions, schema)  # type: ignore[arg-type]
+                    ),
+                    pipeline,
+                    {},
+                    why,
+                )
+                if name in why:
+                    stages.skip(name, _SAMPLE, why[name])
+
             if contrib is not None:
+                # One chain per detector (fit, the record stage on the whole contribution, the contribution
+                # stage), the chains side by side on the workers.
                 features = fitted_rows[n_ref:] if whole else pipeline.transform(contrib.table)
                 chunk = GateData(features, encode(contrib), contrib.table)
-                for name, detector in staged.items():
-                    started = time.perf_counter()
-                    try:
-                        records[name] = detector.score_records(chunk)
-                    except InputError as exc:
-                        skipped[name] = f"not applicable to this data: {exc.message}"
-                    timings[name] += time.perf_counter() - started
+                detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
+                contribution_data = GateData(features, encode(contrib), contrib.table, detector_groups)
+
+                def chain(name: str) -> None:
+                    detector = stages.call(name, _FIT, lambda: fit(name))
+                    if detector is None:
+                        return
+                    if detector.record_stage:
+                        stages.call(name, _SAMPLE, lambda: sample(name, detector))
+                        if stages.skipped_at(name) is not None:
+                            return
+                        found = stages.call(name, _RECORDS, lambda: detector.score_records(chunk))
+                        if found is None:
+                            return
+                        stages.records[name] = found
+                    stages.finish(name, detector, contribution_data)
+
+                _each(chain, run, workers)
             else:
                 assert runner is not None and parts is not None and plan is not None
+
+                def fit_stage(name: str) -> None:
+                    detector = stages.call(name, _FIT, lambda: fit(name))
+                    if detector is not None:
+                        stages.detectors[name] = detector
+
+                _each(fit_stage, run, workers)
+                # The record stage: every record scored from the fitted state alone, partition by partition
+                # on the engine's workers.
+                fitted_in_order = [name for name in run if name in stages.detectors]
+                staged = {
+                    name: stages.detectors[name] for name in fitted_in_order if stages.detectors[name].record_stage
+                }
+                for name, detector in staged.items():
+                    stages.call(name, _SAMPLE, lambda name=name, detector=detector: sample(name, detector))
                 started = time.perf_counter()
                 items = [
                     (part, offset, fitted_rows[n_ref + offset : n_ref + offset + size] if whole else None)
@@ -322,26 +391,24 @@ def _scan(
                     gathered.add(scored)
                 scored = None
                 contrib, features = gathered.contribution()
-                records = gathered.detector_records(staged)
+                stages.records.update(gathered.detector_records(staged))
                 for name, why in gathered.skipped.items():
-                    skipped.setdefault(name, why)
+                    stages.skip(name, _RECORDS, why, replace=False)
                 del gathered
-                timings["record_stage"] = time.perf_counter() - started
-            # Detectors also see each record's row in the submitted file, so their evidence names file rows.
-            detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
-            contribution_data = GateData(features, encode(contrib), contrib.table, detector_groups)
-            # The contribution stage: each detector judges the whole contribution once.
-            results, fitted = {}, {}
-            for name, detector in detectors.items():
-                if name in skipped:
-                    continue
-                started = time.perf_counter()
-                try:
-                    results[name] = detector.finish(contribution_data, records.get(name, {}))
-                    fitted[name] = detector
-                except InputError as exc:
-                    skipped[name] = f"not applicable to this data: {exc.message}"
-                timings[name] += time.perf_counter() - started
+                record_seconds = time.perf_counter() - started
+                # Detectors also see each record's row in the submitted file, so their evidence names file rows.
+                detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
+                contribution_data = GateData(features, encode(contrib), contrib.table, detector_groups)
+
+                # The contribution stage: each detector judges the whole contribution once.
+                _each(
+                    lambda name: stages.finish(name, stages.detectors[name], contribution_data),
+                    [name for name in fitted_in_order if stages.skipped_at(name) is None],
+                    workers,
+                )
+            results, fitted = stages.merge()
+            if record_seconds is not None:
+                timings["record_stage"] = record_seconds
             timings = {name: round(seconds, 3) for name, seconds in timings.items()}
         else:
             mode = "self-reference"
@@ -406,6 +473,84 @@ def _scan(
         skipped=skipped,
         extras=extras,
     )
+
+
+_FIT, _SAMPLE, _RECORDS, _FINISH = range(4)
+"""A detector's stages, in the order the serial scan ran them over every detector."""
+
+
+class _Stages:
+    """What each detector's stages produced, kept per detector and merged in a fixed order.
+
+    The detectors' stages may run on several threads in any interleaving; ``merge`` writes the skips,
+    timings, results and fitted detectors into the report's dicts in the order one thread running every
+    detector's fit, then every sample, record stage and contribution stage would have written them, so
+    the report is the same for any number of workers."""
+
+    def __init__(self, run: list[str], skipped: dict[str, str], timings: dict[str, float]) -> None:
+        self.run, self.skipped, self.timings = run, skipped, timings
+        self.seconds = {name: 0.0 for name in run}
+        self.skips: dict[str, tuple[int, str]] = {}
+        self.detectors: dict[str, Any] = {}
+        self.records: dict[str, dict[str, np.ndarray]] = {}
+        self.results: dict[str, DetectorResult] = {}
+        self.fitted: dict[str, Any] = {}
+
+    def skip(self, name: str, stage: int, why: str, *, replace: bool = True) -> None:
+        """Record that ``name`` was skipped at ``stage``; a detector keeps the position of its first skip,
+        and the reason of its last one unless ``replace`` is False."""
+        if name in self.skips:
+            self.skips[name] = (self.skips[name][0], why if replace else self.skips[name][1])
+        else:
+            self.skips[name] = (stage, why)
+
+    def skipped_at(self, name: str) -> int | None:
+        return self.skips[name][0] if name in self.skips else None
+
+    def call(self, name: str, stage: int, fn: Callable[[], Any]) -> Any:
+        """``fn()``, timed into ``name``'s seconds; None, and ``name`` skipped, when it raises ``InputError``
+        (a detector that cannot work on this data says so with an InputError; other errors are bugs)."""
+        started = time.perf_counter()
+        try:
+            return fn()
+        except InputError as exc:
+            self.skip(name, stage, f"not applicable to this data: {exc.message}")
+            return None
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+    def finish(self, name: str, detector: Any, contribution: GateData) -> None:
+        result = self.call(name, _FINISH, lambda: detector.finish(contribution, self.records.get(name, {})))
+        if result is not None:
+            self.results[name], self.fitted[name] = result, detector
+
+    def merge(self) -> tuple[dict[str, DetectorResult], dict[str, Any]]:
+        order = {name: i for i, name in enumerate(self.run)}
+        for name, (_, why) in sorted(self.skips.items(), key=lambda kv: (kv[1][0], order[kv[0]])):
+            self.skipped[name] = why
+        for name in self.run:
+            self.timings[name] = self.seconds[name]
+        results = {name: self.results[name] for name in self.run if name in self.results}
+        fitted = {name: self.fitted[name] for name in self.run if name in self.fitted}
+        return results, fitted
+
+
+def _each(fn: Callable[[str], None], names: list[str], workers: int) -> None:
+    """``fn(name)`` for every name: in this thread with one worker, else on ``workers`` threads (each
+    started for this scan and ended with it). An exception other than ``InputError`` (``fn`` records
+    those) is raised once every call has ended, the first in ``names``' order."""
+    if workers <= 1 or len(names) <= 1:
+        for name in names:
+            fn(name)
+        return
+    with ThreadPoolExecutor(
+        max_workers=min(workers, len(names)),
+        thread_name_prefix="dataward-gate",
+        initializer=single_threaded_searches,
+    ) as pool:
+        futures = [pool.submit(fn, name) for name in names]
+    for future in futures:
+        future.result()
 
 
 def _read_canonical(part: Partition, state: Any) -> pa.Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 from dataward.gates import scan
 from dataward.gates.base import DetectorResult
@@ -32,6 +33,21 @@ def test_one_overwhelming_detector_is_not_diluted() -> None:
     p[0, 0] = 1e-9  # one detector is certain about record 0
     score, _ = combine_records(_results(p), 500)
     assert int(np.argmax(score)) == 0 and score[0] > 0.999
+
+
+def test_combined_score_is_calibrated_only_for_independent_detectors() -> None:
+    # Fisher's law: with m independent uniform p-values, -2 sum log p is chi-square with 2m degrees of
+    # freedom, so 1 - score is itself uniform. Detectors that share features are not independent, and
+    # then the score ranks records but is no p-value (the flags carry the false-positive guarantee).
+    rng = np.random.default_rng(1)
+    n = 20_000
+    independent = 1.0 - combine_records(_results(rng.uniform(size=(7, n))), n)[0]
+    for level in (0.001, 0.01, 0.1, 0.5):
+        assert abs(float(np.mean(independent <= level)) - level) <= 4 * np.sqrt(level * (1 - level) / n)
+    assert stats.kstest(independent, "uniform").pvalue > 1e-3
+    # Seven detectors that see the same thing in each record: far more small combined p-values than the level.
+    same = 1.0 - combine_records(_results(np.tile(rng.uniform(size=n), (7, 1))), n)[0]
+    assert float(np.mean(same <= 0.01)) > 0.1
 
 
 def test_self_reference_skips_triggers_and_says_why(text_sets) -> None:

@@ -1,0 +1,315 @@
+"""Ways to combine the detectors' per-record p-values into one ranking score, compared offline.
+
+Each case is scanned once (``dataward.gates.scan``, default policy, seed 0, with its validation set);
+every detector's per-record p-values, the ground truth and ``cleanlab.filter.find_label_issues``'s score
+on the same case are kept in a cache, and every combination is then ranked on that cache (recall at 1%
+FPR and AUROC). Verdicts and flags do not depend on the combination (they come from each detector's own
+tests), so only the ranking is compared.
+
+    python -m benchmarks.record_combination scan --group tuning|heldout|clean [--cache DIR]
+    python -m benchmarks.record_combination compare --group tuning|heldout [--cache DIR]
+
+Combinations (``p_d`` a record's p-value from detector ``d``, ``m`` detectors):
+
+- ``fisher``: ``-2 sum_d log p_d`` (the gate's; chi-square with ``2m`` degrees of freedom under the null);
+- ``tpm``: Zaykin's truncated product, ``prod_{p_d <= tau} p_d`` (exact null known; mild p-values add nothing);
+- ``rtp``: the rank-truncated product of the ``k`` smallest p-values;
+- ``acat``: the Cauchy combination, mean of ``tan((1/2 - p_d) pi)``;
+- ``lancaster``: ``sum_d F^-1_{chi2(k_d)}(1 - p_d)``, ``k_d`` = 2 for detectors whose declared evidence
+  is poisoning, 1 for difference (exact null: chi-square with ``sum k_d`` degrees of freedom);
+- ``weighted``: Fisher's terms weighted 1 (poisoning) and 1/2 (difference);
+- ``bum``: ``sum_d log f_d(p_d)``, ``f_d`` the beta-uniform mixture ``pi0 + (1 - pi0) a p^(a-1)`` fitted to
+  detector ``d``'s p-values in the batch (Pounds and Morris, 2003): an estimated likelihood ratio;
+- ``grenander``: the same with ``f_d`` the batch's decreasing density (Grenander estimator), log clipped at 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import optimize, stats
+
+from benchmarks.metrics import auroc, recall_at_fpr
+
+TUNING = [
+    "random_flips_5pct",
+    "random_flips_20pct",
+    "random_flips_5pct_text",
+    "targeted_flips",
+    "text_targeted_flips",
+    "compromised_key",
+    "badnets_1pct",
+    "badnets_3pct",
+    "blended",
+    "badnets_photo_3pct",
+    "blended_photo",
+    "text_rare_token",
+    "text_natural_phrase",
+    "tabular_trigger",
+    "outliers_wine",
+    "outliers_breast_cancer",
+    "clean_label",
+    "slow_drift",
+]
+FIXED = [("label_flip", 25, 5000), ("label_flip", 100, 5000)]
+CLEAN = ["man_sections", "digits", "photos", "breast_cancer", "wine"]
+BENIGN = ["register_text", "new_camera_photos", "duplicates_text", "one_class_digits"]
+FLOOR = 1e-300
+
+
+def _cases(group: str) -> Iterator[tuple[str, Any, np.ndarray]]:
+    from benchmarks import shifts
+    from benchmarks.attacks import build, clean_contribution
+    from benchmarks.attacks.fixed_counts import fixed_count
+    from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
+
+    if group == "tuning":
+        for name in TUNING:
+            case = build(name, 0)
+            yield name, case, np.asarray(case.poison, dtype=bool)
+        for kind, count, size in FIXED:
+            case = fixed_count(kind, count, size, seed=0)
+            yield case.name, case, np.asarray(case.poison, dtype=bool)
+    elif group == "heldout":
+        for name in HELDOUT_ATTACKS:
+            case = build_heldout(name, 0)
+            yield name, case, np.asarray(case.poison, dtype=bool)
+    else:
+        for dataset in CLEAN:
+            case = clean_contribution(dataset, seed=0)
+            yield case.name, case, np.zeros(len(case.contribution), dtype=bool)
+        for name in BENIGN:
+            situation = shifts.build(name, 0, "full")
+            yield name, situation, np.zeros(len(situation.contribution), dtype=bool)
+
+
+def scan_group(group: str, cache: Path) -> None:
+    """Scan every case of ``group`` once and keep what the comparison needs."""
+    from benchmarks.peers.cleanlab_peers import CleanlabLabelIssues
+    from dataward.gates import scan
+    from dataward.gates.base import registered
+
+    (cache / group).mkdir(parents=True, exist_ok=True)
+    for name, case, poison in _cases(group):
+        path = cache / group / f"{name}.pkl"
+        if path.exists():
+            continue
+        started = time.perf_counter()
+        report = scan(
+            case.baseline,
+            case.contribution,
+            case.schema,
+            case.validation,
+            {"seed": 0},
+            first_baseline=getattr(case, "first_baseline", None),
+            groups=getattr(case, "groups", None),
+        )
+        available = registered()
+        kept: dict[str, Any] = {
+            "poison": poison,
+            "verdict": report.verdict,
+            "score": np.asarray(report.records.score),
+            "flagged_at_alpha": np.asarray(report.records.flagged_at_alpha, dtype=bool),
+            "queue": np.asarray(report.records.flagged, dtype=bool),
+            "dets": {
+                d: {"p": np.asarray(r.p_values, dtype=float), "evidence": str(available[d].evidence)}
+                for d, r in report.results.items()
+            },
+        }
+        if poison.any():
+            peer = CleanlabLabelIssues().score(case.baseline, case.contribution, case.schema, seed=0)
+            kept["cleanlab"] = np.asarray(peer.scores)
+        path.write_bytes(pickle.dumps(kept))
+        print(f"{group} {name}: {report.verdict}, {time.perf_counter() - started:.1f} s", flush=True)
+
+
+# --- combinations: each maps the (m, n) p-values and the detectors' declared evidence to a ranking ---
+
+
+def fisher(p: np.ndarray, evidence: list[str]) -> np.ndarray:
+    return -np.log(p).sum(axis=0)
+
+
+def truncated_product(tau: float) -> Callable[[np.ndarray, list[str]], np.ndarray]:
+    def combine(p: np.ndarray, evidence: list[str]) -> np.ndarray:
+        return np.where(p <= tau, -np.log(p), 0.0).sum(axis=0)
+
+    return combine
+
+
+def truncated_product_null(w: np.ndarray, m: int, tau: float) -> np.ndarray:
+    """Zaykin et al. (2002): ``P(W <= w)`` for ``W`` the product of the p-values ``<= tau`` among ``m``
+    independent uniform ones (``W = 1`` when there is none)."""
+    log_w, log_tau = np.log(w), math.log(tau)
+    total = np.zeros_like(w)
+    for k in range(1, m + 1):
+        below = w * sum((k * log_tau - log_w) ** s / math.factorial(s) for s in range(k))
+        total += math.comb(m, k) * (1 - tau) ** (m - k) * np.where(log_w <= k * log_tau, below, tau**k)
+    return np.where(w >= 1.0, 1.0, np.minimum(total, 1.0))
+
+
+def rank_truncated(k: int) -> Callable[[np.ndarray, list[str]], np.ndarray]:
+    def combine(p: np.ndarray, evidence: list[str]) -> np.ndarray:
+        return -np.log(np.sort(p, axis=0)[:k]).sum(axis=0)
+
+    return combine
+
+
+def cauchy(p: np.ndarray, evidence: list[str]) -> np.ndarray:
+    # Undefined at p = 1 (tan(-pi/2)); dataward's p-values are often exactly 1, so they are clipped.
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    return np.tan((0.5 - q) * np.pi).mean(axis=0)
+
+
+def lancaster(p: np.ndarray, evidence: list[str]) -> np.ndarray:
+    dof = [2.0 if e == "poisoning" else 1.0 for e in evidence]
+    return sum(stats.chi2.isf(p[j], dof[j]) for j in range(p.shape[0]))
+
+
+def weighted(p: np.ndarray, evidence: list[str]) -> np.ndarray:
+    w = np.array([1.0 if e == "poisoning" else 0.5 for e in evidence])
+    return (w[:, None] * -np.log(p)).sum(axis=0)
+
+
+def _bum_log_density(p: np.ndarray) -> np.ndarray:
+    log_p, lowest = np.log(p), 1.0 / p.size
+
+    def parameters(theta: np.ndarray) -> tuple[float, float]:
+        pi1 = lowest + (1 - lowest) / (1 + math.exp(-float(np.clip(theta[0], -50, 50))))
+        return pi1, 1 / (1 + math.exp(-float(np.clip(theta[1], -50, 50))))
+
+    def log_density(theta: np.ndarray) -> np.ndarray:
+        pi1, a = parameters(theta)
+        with np.errstate(divide="ignore"):  # pi1 = 1: no null component
+            return np.logaddexp(np.log1p(-pi1), math.log(pi1) + math.log(a) + (a - 1) * log_p)
+
+    fits = [optimize.minimize(lambda t: -log_density(t).sum(), x0, method="Nelder-Mead") for x0 in ([-3, 0], [0, -2])]
+    return log_density(min(fits, key=lambda r: r.fun).x)
+
+
+def _grenander_log_density(p: np.ndarray) -> np.ndarray:
+    n = p.size
+    order = np.argsort(p, kind="stable")
+    x, y = np.concatenate([[0.0], p[order]]), np.arange(n + 1) / n
+    hull = [0]  # least concave majorant of the empirical distribution function
+    for i in range(1, n + 1):
+        while len(hull) >= 2 and (y[hull[-1]] - y[hull[-2]]) * (x[i] - x[hull[-2]]) <= (y[i] - y[hull[-2]]) * (
+            x[hull[-1]] - x[hull[-2]]
+        ):
+            hull.pop()
+        hull.append(i)
+    knots = np.array(hull)
+    slopes = np.diff(y[knots]) / np.maximum(np.diff(x[knots]), FLOOR)
+    segment = np.clip(np.searchsorted(x[knots], x[1:], side="left") - 1, 0, slopes.size - 1)
+    density = np.empty(n)
+    density[order] = slopes[segment]
+    return np.log(np.maximum(density, FLOOR))
+
+
+def batch_likelihood(estimate: Callable[[np.ndarray], np.ndarray], clip: bool):
+    def combine(p: np.ndarray, evidence: list[str]) -> np.ndarray:
+        total = np.zeros(p.shape[1])
+        for row in p:
+            if np.all(row >= 1.0):
+                continue
+            log_f = estimate(row)
+            total += np.maximum(log_f, 0.0) if clip else log_f
+        # Ties (records in one density segment) are broken by Fisher's sum.
+        return total + 1e-6 * fisher(p, evidence)
+
+    return combine
+
+
+COMBINATIONS: dict[str, Callable[[np.ndarray, list[str]], np.ndarray]] = {
+    "fisher": fisher,
+    "tpm_0.05": truncated_product(0.05),
+    "tpm_0.1": truncated_product(0.1),
+    "rtp_3": rank_truncated(3),
+    "acat": cauchy,
+    "lancaster": lancaster,
+    "weighted": weighted,
+    "bum": batch_likelihood(_bum_log_density, clip=False),
+    "grenander": batch_likelihood(_grenander_log_density, clip=True),
+}
+
+
+def _load(cache: Path, group: str) -> dict[str, dict[str, Any]]:
+    return {path.stem: pickle.loads(path.read_bytes()) for path in sorted((cache / group).glob("*.pkl"))}
+
+
+def _p_values(kept: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    dets = kept["dets"]
+    p = np.vstack([np.clip(d["p"], FLOOR, 1.0) for d in dets.values()])
+    return p, [d["evidence"] for d in dets.values()]
+
+
+def compare(cache: Path, group: str) -> list[dict[str, Any]]:
+    """R@1% FPR and AUROC of cleanlab and every combination on each cached poisoned case."""
+    rows = []
+    for name, kept in _load(cache, group).items():
+        poison = kept["poison"]
+        p, evidence = _p_values(kept)
+        row: dict[str, Any] = {"case": name}
+        if "cleanlab" in kept:
+            row["cleanlab"] = (recall_at_fpr(kept["cleanlab"], poison, 0.01), auroc(kept["cleanlab"], poison))
+        for label, combine in COMBINATIONS.items():
+            score = combine(p, evidence)
+            row[label] = (recall_at_fpr(score, poison, 0.01), auroc(score, poison))
+        rows.append(row)
+    return rows
+
+
+def clean_figures(cache: Path) -> list[dict[str, Any]]:
+    """Per clean case: verdict, flags at alpha, queue, and the share of records whose combined p-value
+    (Fisher's chi-square law; Zaykin's law at tau = 0.05) is at most 0.01."""
+    rows = []
+    for name, kept in _load(cache, "clean").items():
+        p, evidence = _p_values(kept)
+        m = p.shape[0]
+        fisher_p = stats.chi2.sf(2 * fisher(p, evidence), 2 * m)
+        tpm_p = truncated_product_null(np.exp(-truncated_product(0.05)(p, evidence)), m, 0.05)
+        rows.append(
+            {
+                "case": name,
+                "records": int(p.shape[1]),
+                "verdict": kept["verdict"],
+                "flagged_at_alpha": int(kept["flagged_at_alpha"].sum()),
+                "queue": int(kept["queue"].sum()),
+                "fisher_p_le_0.01": float(np.mean(fisher_p <= 0.01)),
+                "tpm_p_le_0.01": float(np.mean(tpm_p <= 0.01)),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["scan", "compare"])
+    parser.add_argument("--group", choices=["tuning", "heldout", "clean"], default="tuning")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/record-combination"))
+    args = parser.parse_args(argv)
+    if args.action == "scan":
+        scan_group(args.group, args.cache)
+        return
+    if args.group == "clean":
+        for row in clean_figures(args.cache):
+            print(row)
+        return
+    rows = compare(args.cache, args.group)
+    labels = ["cleanlab", *COMBINATIONS]
+    print("| case | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    for row in rows:
+        cells = [f"{row[k][0]:.2f} / {row[k][1]:.4f}" if k in row else "" for k in labels]
+        print(f"| {row['case']} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.gates import scan
 from dataward.gates.base import Evidence, GateContext, GateData, Requirement, registered
+from dataward.gates.detectors import backdoor
 from dataward.gates.detectors.backdoor import REVIEW_FLOOR, BackdoorDetector
 from tests.gates.conftest import png
 
@@ -310,3 +311,29 @@ def test_a_class_relabelled_wholesale_cannot_be_excused_by_the_batch() -> None:
     keep = ~moved | (yc == 0)
     result = _run_blobs(xb, yb, xc[keep], yc[keep])
     assert result.block is True
+
+
+@pytest.mark.parametrize("cap, block", [(10**9, 65_536), (300, 16)], ids=["whole-batch", "sampled-in-blocks"])
+def test_moved_records_are_excused_and_relabelled_ones_kept_misread(monkeypatch, cap, block) -> None:
+    """The within-batch reading: a record that moved with its batch reads as its own label among the
+    batch's records, a relabelled one as the class of its content, also when the batch is read
+    through a seeded sample (past MAX_WITHIN_BATCH_REFERENCE) and the candidates in blocks."""
+    monkeypatch.setattr(backdoor, "MAX_WITHIN_BATCH_REFERENCE", cap)
+    monkeypatch.setattr(backdoor, "WITHIN_BATCH_BLOCK", block)
+    rng = np.random.default_rng(0)
+
+    def around(x: float, n: int) -> np.ndarray:
+        points = rng.normal(0.0, 0.3, (n, 8))
+        points[:, 0] += x
+        return points
+
+    # The batch moved: class 0 now sits at 2, class 1 at 4 (trusted: 0 and 3), so the trusted records
+    # read its class-0 records near 3 as class 1. 20 records with class-1 content are labelled 0.
+    features = np.vstack([around(2.0, 1000), around(4.0, 1000), around(2.6, 50), around(4.0, 20)]).astype(np.float32)
+    labels = np.array([0] * 1000 + [1] * 1000 + [0] * 70)
+    candidates = np.zeros(len(labels), bool)
+    candidates[2000:] = True
+    read_as = np.where(candidates, 1, labels)
+    moved = backdoor._reads_as_own_within_batch(GateData(features, labels), candidates, candidates, read_as, 10, 0)
+    assert moved[2000:2050].mean() >= 0.9
+    assert not moved[2050:].any() and not moved[:2000].any()

@@ -12,7 +12,8 @@ import pytest
 
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import content_hash
-from dataward.store import LocalObjectStore, ProblemKind
+from dataward.store import LocalObjectStore, ObjectStore, ProblemKind, local
+from dataward.store.base import CHUNK_SIZE
 
 
 def _tamper(path: Path, data: bytes) -> None:
@@ -111,3 +112,29 @@ def test_concurrent_puts_from_processes(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path)
     assert list(store.iter_digests()) == [content_hash(data)]
     assert store.verify(content_hash(data))
+
+
+def test_verify_all_in_batches_on_threads_reports_what_one_object_at_a_time_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalObjectStore(tmp_path)
+    monkeypatch.setattr(local, "_VERIFY_BATCH", 2)
+    monkeypatch.setattr(local, "_VERIFY_WINDOW", 3)
+    digests = sorted(store.put(f"object {i}".encode()) for i in range(9))
+    big = store.put(bytes(range(256)) * (3 * CHUNK_SIZE // 256 + 1))  # hashed in several reads
+    _tamper(store.path_of(digests[1]), b"object 1, altered")
+    _tamper(store.path_of(digests[6]), b"")
+    _tamper(store.path_of(big), store.path_of(big).read_bytes()[:-1])
+    absent = content_hash(b"never stored")
+    problems = list(store.verify_all([*digests, big, absent]))
+    # The same problems, in the same order, as the store contract's check of one object at a time.
+    assert problems == list(ObjectStore.verify_all(store, [*digests, big, absent]))
+    assert sorted((p.digest, p.kind) for p in problems) == sorted(
+        [
+            (digests[1], ProblemKind.CORRUPTED),
+            (digests[6], ProblemKind.CORRUPTED),
+            (big, ProblemKind.CORRUPTED),
+            (absent, ProblemKind.MISSING),
+        ]
+    )
+    assert store.verify(digests[0]) and not store.verify(digests[1]) and not store.verify(absent)

@@ -469,11 +469,13 @@ class AuditService(Service):
     def _referenced_objects(self, conn: Connection) -> Iterator[tuple[str, str]]:
         for name, cols in OBJECT_COLUMNS.items():
             table = TABLES[name]
-            for row in conn.execute(select(table)):
-                for col in cols:
-                    digest = row._mapping[col]
+            key = table.primary_key.columns.keys()[0]
+            # Only the key and the object columns: not every row's other columns.
+            for row in conn.execute(select(table.c[key], *(table.c[col] for col in cols))):
+                for i, col in enumerate(cols, start=1):
+                    digest = row[i]
                     if digest:
-                        yield digest, f"{name}.{col} of {row._mapping[table.primary_key.columns.keys()[0]]}"
+                        yield digest, f"{name}.{col} of {row[0]}"
 
     def _verify_objects(self, conn: Connection, report: VerifyReport) -> None:
         referenced = dict(self._referenced_objects(conn))

@@ -300,3 +300,15 @@ def test_a_killed_child_has_its_part_checked_in_this_process(monkeypatch: Any) -
     rows[15] = _row(decode_stored(rows[15]), payload='{"changes":[99]}')
     found = [(p.seq, p.kind) for p in verify_stored(rows, dying, WARD, signature_every=4, jobs=2)]
     assert found == _both(rows) and (16, "altered") in found
+
+    # A child that hangs instead (a lock another thread held at the fork) is stopped past its wait.
+    class Stuck(SignatureVerifier):
+        def verify(self, message: bytes, sig: str) -> bool:
+            if os.getpid() != parent:
+                signal.pause()
+            return super().verify(message, sig)
+
+    monkeypatch.setattr(ev, "CHILD_MIN_WAIT", 0.5)
+    stuck = Stuck(SIGNER.public_key_b64)
+    found = [(p.seq, p.kind) for p in verify_stored(rows, stuck, WARD, signature_every=4, jobs=2)]
+    assert found == _both(rows) and (16, "altered") in found

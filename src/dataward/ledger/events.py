@@ -20,7 +20,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import pickle
+import select
+import signal
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -472,6 +474,10 @@ SPLIT_SHARE = 0.4
 part while the child checks (``meanwhile``), so it keeps the smaller part."""
 
 
+CHILD_MIN_WAIT = 60.0
+"""Seconds a forked child is waited for at least (see ``_check_split``)."""
+
+
 def _check_split(
     rows: Sequence[StoredEvent],
     verifier: SignatureVerifier,
@@ -489,33 +495,65 @@ def _check_split(
         os.close(read_end)
         os.close(write_end)
         return _check_stored(rows, verifier, ward_id, every, exact) or _meanwhile(meanwhile, len(rows))
-    if pid == 0:  # the child: check its part, send the problems and marks back, and leave at once
+    if pid == 0:  # the child: check its part, send the marks and problems back, and leave at once
         status = 1
         try:
             os.close(read_end)
             marks = bytearray(len(rows))
             found = _check_stored(rows, verifier, ward_id, every, marks, k)
             with os.fdopen(write_end, "wb") as out:
-                out.write(pickle.dumps((found, bytes(marks[k:]))))
+                out.write(bytes(marks[k:]) + json.dumps([p.to_dict() for p in found]).encode())
             status = 0
         finally:
             os._exit(status)
     os.close(write_end)
+    started = time.monotonic()
     try:
         problems = _check_stored(rows, verifier, ward_id, every, exact, 0, k)
         if meanwhile is not None and not problems:
             meanwhile(k)
     finally:
-        with os.fdopen(read_end, "rb") as src:
-            sent = src.read()
+        # The child's part is the larger; it is given ten times this part's time (a minute at least)
+        # before it is stopped and its part checked here: a child stuck on a lock another thread held
+        # at the fork must not hang verify.
+        sent = _read_until(read_end, started + max(CHILD_MIN_WAIT, 10.0 * (time.monotonic() - started)))
+        if sent is None:
+            os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-    if status == 0 and sent:
-        found, marks = pickle.loads(sent)  # our own child's answer, through our own pipe
+    answer = _child_answer(sent, len(rows) - k) if status == 0 and sent is not None else None
+    if answer is not None:
+        marks, found = answer
         if exact is not None:
             exact[k:] = marks
-    else:  # the child failed: its part is checked here
+    else:  # the child failed or was stopped: its part is checked here
         found = _check_stored(rows, verifier, ward_id, every, exact, k)
     return problems + found
+
+
+def _read_until(fd: int, deadline: float) -> bytes | None:
+    """Everything written to pipe ``fd`` until its writer closes it (the fd is closed), or None past
+    ``deadline`` (``time.monotonic``)."""
+    parts = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            part = os.read(fd, 1 << 20)
+            if not part:
+                return b"".join(parts)
+            parts.append(part)
+    finally:
+        os.close(fd)
+
+
+def _child_answer(sent: bytes, n_marks: int) -> tuple[bytes, list[ChainProblem]] | None:
+    """The forked child's marks and problems (None: not what the child writes, checked here instead)."""
+    try:
+        found = json.loads(sent[n_marks:])
+        return sent[:n_marks], [ChainProblem(int(d["seq"]), str(d["kind"]), str(d["detail"])) for d in found]
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _meanwhile(meanwhile: Callable[[int], None] | None, k: int) -> list[ChainProblem]:

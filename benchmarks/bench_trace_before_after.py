@@ -12,7 +12,8 @@ alternating rounds, with BLAKE3 alone over the same files (read and hashed, as
 *Cold*: the per-process parsed id lists and lineage forgotten before every trace (a one-shot CLI
 process); *warm*: kept (a long-lived server), after one warm-up call per handle kind.
 
-Usage (a ward kept by ``bench_provenance --ward``, with its ``built.json``)::
+Usage (a ward kept by ``bench_provenance --ward``, with its ``built.json``; a PostgreSQL ward with
+``--pg-dir``, its kept cluster)::
 
     nice -n 10 python -m benchmarks.bench_trace_before_after DIR/sqlite-1000000 --before 46bcb4f \\
         --out benchmarks/results/trace_before_after.json
@@ -21,6 +22,7 @@ Usage (a ward kept by ``bench_provenance --ward``, with its ``built.json``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -183,7 +185,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the object re-hash")
     parser.add_argument("--skip-traces", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--pg-dir", type=Path, help="the kept PostgreSQL cluster of a PostgreSQL ward (started, then stopped)"
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.pg_dir is not None:
+            from benchmarks.pg_cluster import postgres_cluster
+
+            stack.enter_context(postgres_cluster(root=args.pg_dir))
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     built = json.loads((args.folder / "built.json").read_text())
     ward = Ward.open(args.folder / "ward")
     old_modules = code_at(args.before)

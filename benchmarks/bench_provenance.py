@@ -290,21 +290,56 @@ def time_traces(ward: Ward, handles: dict[str, list[str]], *, cold: bool, seed: 
         ward.trace(picks[0])  # one warm-up: imports and first connection
         seconds: list[float] = []
         cpu: list[float] = []
+        full_gc: list[float] = []
         budget = time.perf_counter() + BUDGET_S
         for ref in picks:
             if cold:
                 _cold()
-            start, start_cpu = time.perf_counter(), time.process_time()
-            ward.trace(ref)
-            seconds.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
+            with _full_collections() as spent:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                ward.trace(ref)
+                seconds.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+            full_gc.append(spent[0])
             if time.perf_counter() > budget and len(seconds) >= 5:
                 break
         # Wall-clock time, and this process's CPU time: on a shared machine the wall clock includes
-        # waiting for a core; the CPU time is the work itself.
+        # waiting for a core; the CPU time is the work itself. Also how many calls ran a full
+        # (generation-2) collection of this process's heap, and the CPU p99 of the calls that did not.
         cpu_p = _percentiles(cpu)
-        out[kind] = {**_percentiles(seconds), "cpu_p50_ms": cpu_p["p50_ms"], "cpu_p99_ms": cpu_p["p99_ms"]}
+        quiet = [c for c, g in zip(cpu, full_gc, strict=True) if not g]
+        out[kind] = {
+            **_percentiles(seconds),
+            "cpu_p50_ms": cpu_p["p50_ms"],
+            "cpu_p99_ms": cpu_p["p99_ms"],
+            "full_gc_calls": sum(1 for g in full_gc if g),
+            "full_gc_max_ms": round(max(full_gc) * 1000, 2),
+            "cpu_p99_ms_without_full_gc": _percentiles(quiet)["p99_ms"] if quiet else None,
+        }
     return out
+
+
+@contextlib.contextmanager
+def _full_collections() -> Iterator[list[float]]:
+    """Wall-clock seconds spent in full (generation-2) garbage collections while the block runs."""
+    import gc
+
+    spent = [0.0]
+    started: list[float] = []
+
+    def watch(phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            spent[0] += time.perf_counter() - started.pop()
+
+    gc.callbacks.append(watch)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(watch)
 
 
 @contextlib.contextmanager

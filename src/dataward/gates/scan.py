@@ -258,6 +258,7 @@ def _scan(
         return np.fromiter((codes[v] for v in side.labels), dtype=np.int64, count=len(side))
 
     pipeline = _pipeline(schema, policy, featurizer)
+    pipeline.workers = workers
     run, skipped = select_detectors(policy, schema, has_baseline=base is not None, has_validation=val is not None)
     m = max(flagging_detectors(run), 1)
     options = {k: dict(v) for k, v in policy.options.items()}

@@ -22,6 +22,9 @@ class Featurizer(ABC):
     """True when fitting shapes the vector space itself (a vocabulary, an SVD): the records it was fitted
     on then sit differently from new ones, so the gate fits it on both sides being compared."""
 
+    workers: int = 1
+    """Threads the featurizer may use (the gate sets its own number); its vectors must not depend on it."""
+
     def __init__(self, column: Column, *, seed: int = 0) -> None:
         self.column = column
         self.seed = seed

@@ -39,6 +39,16 @@ class FeaturePipeline:
         ]
 
     @property
+    def workers(self) -> int:
+        """Threads each featurizer may use (``Featurizer.workers``); the vectors do not depend on it."""
+        return max([1, *(f.workers for f in self.featurizers)])
+
+    @workers.setter
+    def workers(self, count: int) -> None:
+        for f in self.featurizers:
+            f.workers = count
+
+    @property
     def learns_geometry(self) -> bool:
         """Whether any column's featurizer shapes the space from the data it is fitted on."""
         return any(f.learns_geometry for f in self.featurizers)

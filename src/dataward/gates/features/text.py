@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
-from scipy import sparse
-from sklearn.decomposition import TruncatedSVD
+from scipy import linalg, sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.utils.extmath import svd_flip
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
@@ -27,6 +29,87 @@ is stable long before, and the randomized SVD's cost grows with every document."
 SVD_POWER_ITERATIONS = 2
 """Power iterations of the randomized SVD (scikit-learn's default is 5): the leading directions, which
 are all the gate needs, converge in fewer."""
+
+
+SVD_OVERSAMPLES = 10
+"""Extra random directions of the randomized SVD (scikit-learn's default)."""
+
+
+class _Tfidf(TfidfVectorizer):
+    """scikit-learn's ``TfidfVectorizer``, whose character n-grams within word boundaries (``char_wb``) are
+    cut by list comprehensions: the same n-grams in the same order as its loop (so the same vocabulary and
+    matrix, bit for bit), in less time. Counting them is the one part of the text features that holds the
+    GIL, so no second core can take it."""
+
+    def _char_wb_ngrams(self, text_document: str) -> list[str]:
+        text_document = self._white_spaces.sub(" ", text_document)
+        min_n, max_n = self.ngram_range
+        ngrams: list[str] = []
+        for w in text_document.split():
+            w = " " + w + " "
+            w_len = len(w)
+            for n in range(min_n, max_n + 1):
+                if w_len <= n:
+                    ngrams.append(w)  # a word no longer than n is one n-gram, and no longer n is tried
+                    break
+                ngrams.extend([w[i : i + n] for i in range(w_len - n + 1)])
+        return ngrams
+
+
+def _map(fn: Callable[[int], Any], count: int, workers: int) -> None:
+    if workers <= 1 or count <= 1:
+        for i in range(count):
+            fn(i)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, count), thread_name_prefix="dataward-features") as pool:
+        list(pool.map(fn, range(count)))
+
+
+def _product(matrix: sparse.spmatrix, dense: np.ndarray, workers: int) -> np.ndarray:
+    """``matrix @ dense``, its rows cut into ``workers`` blocks computed side by side (scipy's sparse
+    products release the GIL). Each row of the product is summed in the order of its stored entries,
+    whichever block holds it, and a CSC matrix's product sums each row in column order, as its CSR copy
+    does: the result is the same bit for bit."""
+    if workers <= 1 or matrix.shape[0] < 2 * workers:
+        return matrix @ dense
+    rows = matrix.tocsr()
+    dense = np.ascontiguousarray(dense)
+    out = np.empty((rows.shape[0], dense.shape[1]), dtype=np.result_type(rows.dtype, dense.dtype))
+    cuts = np.linspace(0, rows.shape[0], workers + 1).astype(np.int64)
+
+    def block(i: int) -> None:
+        out[cuts[i] : cuts[i + 1]] = rows[cuts[i] : cuts[i + 1]] @ dense
+
+    _map(block, workers, workers)
+    return out
+
+
+def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) -> np.ndarray:
+    """``TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=seed).fit(sample).components_`` bit
+    for bit: scikit-learn's randomized SVD step by step (``_randomized_range_finder``, ``_randomized_svd``
+    with ``flip_sign=False``, then ``svd_flip`` on the basis), without what ``fit`` also computes and the
+    gate never reads (the sample's projection, the explained variances), and with the sparse products
+    on ``workers`` threads (``_product``). ``SVD_POWER_ITERATIONS`` <= 2: scikit-learn does not normalize
+    between power iterations then."""
+    rng = np.random.RandomState(seed)
+    transpose = sample.shape[0] < sample.shape[1]
+    m = sample.T if transpose else sample
+    mt = m.T
+    if workers > 1:
+        m, mt = m.tocsr(), mt.tocsr()
+    q = rng.normal(size=(m.shape[1], dims + SVD_OVERSAMPLES))
+    if m.dtype == np.float32:
+        q = q.astype(np.float32, copy=False)
+    for _ in range(SVD_POWER_ITERATIONS):
+        q = _product(mt, _product(m, q, workers), workers)
+    q, _ = linalg.qr(_product(m, q, workers), mode="economic", check_finite=False)
+    u_hat, _, vt = linalg.svd(_product(mt, q, workers).T, full_matrices=False, lapack_driver="gesdd")
+    u = q @ u_hat
+    if transpose:
+        _, basis = svd_flip(vt[:dims, :].T, u[:, :dims].T, u_based_decision=False)
+    else:
+        _, basis = svd_flip(u[:, :dims], vt[:dims, :], u_based_decision=False)
+    return basis
 
 
 def _texts(column: pa.ChunkedArray) -> list[str]:
@@ -59,10 +142,10 @@ class TfidfSvd(Featurizer):
         # Terms seen in a single document would make the fitted records look unlike any new one
         # (and so fake a drift), hence min_df=2 once there are enough documents.
         min_df = 2 if len(texts) >= 20 else 1
-        self.word_ = TfidfVectorizer(
+        self.word_ = _Tfidf(
             ngram_range=(1, 2), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df, token_pattern=r"(?u)\b\w+\b"
         )
-        self.char_ = TfidfVectorizer(
+        self.char_ = _Tfidf(
             analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df
         )
         try:
@@ -70,13 +153,14 @@ class TfidfSvd(Featurizer):
         except ValueError as exc:
             raise InputError(f"text column {self.column.name!r} holds no words to learn from: {exc}") from exc
         dims = min(SVD_DIMS, matrix.shape[1] - 1, max(2, matrix.shape[0] // 4))
-        self.svd_ = TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=self.seed) if dims >= 2 else None
-        if self.svd_ is not None:
+        # The SVD basis (``components_`` of scikit-learn's TruncatedSVD), transposed for the projections.
+        self.basis_: np.ndarray | None = None
+        if dims >= 2:
             sample = matrix
             if matrix.shape[0] > SVD_FIT_DOCUMENTS:
                 rows = np.random.default_rng(self.seed).choice(matrix.shape[0], SVD_FIT_DOCUMENTS, replace=False)
                 sample = matrix[np.sort(rows)]
-            self.svd_.fit(sample)
+            self.basis_ = np.ascontiguousarray(_svd_basis(sample, dims, self.seed, self.workers).T)
         return matrix
 
     def transform(self, table: pa.Table) -> np.ndarray:
@@ -84,7 +168,7 @@ class TfidfSvd(Featurizer):
         return self._reduce(sparse.hstack([self.word_.transform(texts), self.char_.transform(texts)]).tocsr())
 
     def _reduce(self, matrix: sparse.csr_matrix) -> np.ndarray:
-        dense = self.svd_.transform(matrix) if self.svd_ is not None else matrix.toarray()
+        dense = _product(matrix, self.basis_, self.workers) if self.basis_ is not None else matrix.toarray()
         return _l2(np.asarray(dense))
 
 

@@ -127,6 +127,39 @@ def time_traces(
     return out
 
 
+def time_taint(ward: Ward, keys: list[str], old_derived: Any, repeats: int = 3) -> dict[str, Any]:
+    """The forward part of a key's trace when versions do hold steps' outputs (the trace skips it when
+    none does, as on the benchmark's wards): ``taint_of(..., complete=False)`` of each key's
+    contributions, as it was and as it is, cold, in turn; their answers compared."""
+    from sqlalchemy import select
+
+    from dataward.catalog.tables import contributions
+    from dataward.service import rows
+
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    with ward.db.reading() as conn:
+        for _ in range(repeats):
+            for i, key in enumerate(keys):
+                found = conn.execute(select(contributions).where(contributions.c.key_id == rows.key_id_of(key))).all()
+                if not found:
+                    continue
+                answers = {}
+                order = [("before", old_derived), ("after", derived)]
+                for which, module in order if i % 2 == 0 else order[::-1]:
+                    idsets.clear()
+                    derived.clear()
+                    old_derived.clear()
+                    cpu = time.process_time()
+                    taint = module.taint_of(ward.store, conn, found, complete=False)
+                    times[which].append(time.process_time() - cpu)
+                    answers[which] = (taint.seeds, taint.derived, taint.step_contributions, taint.copied_by)
+                assert answers["before"] == answers["after"], f"{key}: the taints differ"
+    out = {w: _percentiles(t) for w, t in times.items()}
+    out["before_over_after_cpu_p50"] = round(out["before"]["p50"] / out["after"]["p50"], 2)
+    print("taint", json.dumps(out), flush=True)
+    return out
+
+
 def time_objects(ward: Ward, old_modules: dict[str, types.ModuleType], rounds: int) -> dict[str, Any]:
     """The objects part of ``verify`` (the catalog's references, then every object re-hashed) as it was
     and as it is, in alternating rounds, and BLAKE3 alone over the same files in the same rounds."""
@@ -217,6 +250,7 @@ def run(args: argparse.Namespace) -> None:
             result["cold" if cold else "warm"] = time_traces(
                 ward, old, built["handles"], old_modules["derived"], cold=cold, budget=args.budget
             )
+    result["taint"] = time_taint(ward, built["handles"]["key"], old_modules["derived"])
     result["objects"] = time_objects(ward, old_modules, args.rounds)
     result["load_average_end"] = round(os.getloadavg()[0], 1)
     if args.out is not None:

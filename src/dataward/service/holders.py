@@ -19,12 +19,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from sqlalchemy import Connection, exists, select
 
 from dataward.catalog import holder_index
 from dataward.catalog.projection import RowChange
 from dataward.catalog.tables import contributions, holder_lists, transformations, versions
+from dataward.domain.digests import from_hex
 from dataward.domain.errors import DatawardError
 from dataward.domain.idarrays import ID_BYTES, ids_to_binary
 from dataward.domain.schema import RECORD_ID
@@ -171,12 +171,15 @@ def held_by_any(
     names = names_of(conn, wanted)
     indexed = {names[(o, "")] for o in wanted if (o, "") in names}
     unindexed = sorted(o for o in wanted if (o, "") not in names)
-    binary, valid = ids_to_binary(pa.array(list(record_ids), pa.string()))
+    keys = id_keys(record_ids)
+    # Hex to bytes with numpy alone (``pa.array`` of a Python list imports pandas: half a second of a
+    # one-shot process). ``id_keys`` pads a short id with zero bytes, which are not hex.
+    binary, valid = from_hex(np.frombuffer(keys.tobytes(), np.uint8).reshape(len(keys), -1))
+    valid &= np.array([len(r) == 2 * ID_BYTES for r in record_ids], dtype=bool)
     if indexed and valid.any():
         at = np.flatnonzero(valid)
         for i, tags in zip(at.tolist(), holder_index.lookup_many(conn, binary[at]), strict=True):
             found[i] = any(not t & holder_index.REMOVED and t >> 1 in indexed for t in tags)
-    keys = id_keys(record_ids)
     if not valid.all() and indexed:
         # No index entry can name an id that is not hex: those are looked for in the lists themselves.
         odd = ~valid

@@ -121,7 +121,7 @@ def test_pixels_fit_transform_decodes_once_and_matches_fit_then_transform():
     )
 
 
-def test_text_features_are_scikit_learns_bit_for_bit_on_any_number_of_threads():
+def test_text_svd_is_scikit_learns_bit_for_bit_on_any_number_of_threads():
     from scipy import sparse
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -129,16 +129,9 @@ def test_text_features_are_scikit_learns_bit_for_bit_on_any_number_of_threads():
     from dataward.gates.features import text
 
     rng = np.random.default_rng(3)
-    words = ["a", "to", "the", "cat", "gates", "baseline", "x\ty", "naïve", "über-long-token"]
-    docs = [" ".join(rng.choice(words, rng.integers(1, 12))) + ("  \n " if i % 3 else "") for i in range(300)]
-    ours = text._Tfidf(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)
-    theirs = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2)
-    for doc in docs[:20]:
-        assert ours._char_wb_ngrams(doc) == theirs._char_wb_ngrams(doc)
-    matrix = ours.fit_transform(docs)
-    expected = theirs.fit_transform(docs)
-    assert ours.vocabulary_ == theirs.vocabulary_
-    assert (matrix != expected).nnz == 0 and np.array_equal(matrix.indices, expected.indices)
+    words = ["a", "to", "the", "cat", "gates", "baseline", "naïve", "über-long-token"]
+    docs = [" ".join(rng.choice(words, rng.integers(1, 12))) for _ in range(300)]
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(docs)
     for sample in (matrix[:40], sparse.csr_matrix(matrix.toarray()[:, :30])):  # wide, then tall
         basis = TruncatedSVD(8, n_iter=text.SVD_POWER_ITERATIONS, random_state=5).fit(sample).components_
         for workers in (1, 3):

@@ -360,7 +360,14 @@ def _scan(
                         stages.records[name] = found
                     stages.finish(name, detector, contribution_data)
 
-                _each(chain, run, workers)
+                kinds = tuple(sorted({c.kind.value for c in schema.inputs}))
+
+                def timed_chain(name: str) -> None:
+                    started = time.thread_time()
+                    chain(name)
+                    _CHAIN_CPU[(name, kinds)] = time.thread_time() - started
+
+                _each(timed_chain, run, workers, start=_costliest_first(run, kinds))
             else:
                 assert runner is not None and parts is not None and plan is not None
 
@@ -536,10 +543,24 @@ class _Stages:
         return results, fitted
 
 
-def _each(fn: Callable[[str], None], names: list[str], workers: int) -> None:
-    """``fn(name)`` for every name: in this thread with one worker, else on ``workers`` threads (each
-    started for this scan and ended with it). An exception other than ``InputError`` (``fn`` records
-    those) is raised once every call has ended, the first in ``names``' order."""
+_CHAIN_CPU: dict[tuple[str, tuple[str, ...]], float] = {}
+"""CPU seconds of each detector's last chain in this process, by detector and input kinds: only the
+order in which a scan with several workers starts its detectors depends on it, never a result."""
+
+
+def _costliest_first(names: list[str], kinds: tuple[str, ...]) -> list[str]:
+    """``names`` with the detectors that took longest in this process's last scan of the same kinds of
+    input first (the longest chain started last would hold the scan's end back alone); those never seen
+    keep their order, ahead of the others."""
+    seen = {name: _CHAIN_CPU.get((name, kinds)) for name in names}
+    return sorted(names, key=lambda name: -(seen[name] if seen[name] is not None else float("inf")))
+
+
+def _each(fn: Callable[[str], None], names: list[str], workers: int, *, start: list[str] | None = None) -> None:
+    """``fn(name)`` for every name: in this thread, in ``names``' order, with one worker; else on ``workers``
+    threads (started for this call and ended with it), taken in ``start``'s order (default ``names``'). An
+    exception other than ``InputError`` (``fn`` records those) is raised once every call has ended, the
+    first in ``names``' order."""
     if workers <= 1 or len(names) <= 1:
         for name in names:
             fn(name)
@@ -549,9 +570,9 @@ def _each(fn: Callable[[str], None], names: list[str], workers: int) -> None:
         thread_name_prefix="dataward-gate",
         initializer=single_threaded_searches,
     ) as pool:
-        futures = [pool.submit(fn, name) for name in names]
-    for future in futures:
-        future.result()
+        futures = {name: pool.submit(fn, name) for name in (start or names)}
+    for name in names:
+        futures[name].result()
 
 
 def _read_canonical(part: Partition, state: Any) -> pa.Table:

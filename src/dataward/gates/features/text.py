@@ -35,27 +35,6 @@ SVD_OVERSAMPLES = 10
 """Extra random directions of the randomized SVD (scikit-learn's default)."""
 
 
-class _Tfidf(TfidfVectorizer):
-    """scikit-learn's ``TfidfVectorizer``, whose character n-grams within word boundaries (``char_wb``) are
-    cut by list comprehensions: the same n-grams in the same order as its loop (so the same vocabulary and
-    matrix, bit for bit), in less time. Counting them is the one part of the text features that holds the
-    GIL, so no second core can take it."""
-
-    def _char_wb_ngrams(self, text_document: str) -> list[str]:
-        text_document = self._white_spaces.sub(" ", text_document)
-        min_n, max_n = self.ngram_range
-        ngrams: list[str] = []
-        for w in text_document.split():
-            w = " " + w + " "
-            w_len = len(w)
-            for n in range(min_n, max_n + 1):
-                if w_len <= n:
-                    ngrams.append(w)  # a word no longer than n is one n-gram, and no longer n is tried
-                    break
-                ngrams.extend([w[i : i + n] for i in range(w_len - n + 1)])
-        return ngrams
-
-
 def _map(fn: Callable[[int], Any], count: int, workers: int) -> None:
     if workers <= 1 or count <= 1:
         for i in range(count):
@@ -142,10 +121,10 @@ class TfidfSvd(Featurizer):
         # Terms seen in a single document would make the fitted records look unlike any new one
         # (and so fake a drift), hence min_df=2 once there are enough documents.
         min_df = 2 if len(texts) >= 20 else 1
-        self.word_ = _Tfidf(
+        self.word_ = TfidfVectorizer(
             ngram_range=(1, 2), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df, token_pattern=r"(?u)\b\w+\b"
         )
-        self.char_ = _Tfidf(
+        self.char_ = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df
         )
         try:

@@ -8,6 +8,11 @@ tests), so only the ranking is compared.
 
     python -m benchmarks.record_combination scan --group tuning|heldout|clean [--cache DIR]
     python -m benchmarks.record_combination compare --group tuning|heldout [--cache DIR]
+    python -m benchmarks.record_combination peer --group tuning|heldout [--cache DIR]
+
+``peer`` asks whether a better ``label_consistency`` could close the gap: the gate's Fisher score with
+``label_consistency``'s p-values replaced by cleanlab's own score, turned into p-values exactly (against
+the contribution's clean records, known from the ground truth), beside cleanlab and the gate.
 
 Combinations (``p_d`` a record's p-value from detector ``d``, ``m`` detectors):
 
@@ -289,9 +294,38 @@ def clean_figures(cache: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def peer_in_place(cache: Path, group: str) -> list[dict[str, Any]]:
+    """Per poisoned case: cleanlab, the gate's Fisher score, the same with cleanlab's score in
+    ``label_consistency``'s place (p-values exact on the contribution's clean records: no calibration on
+    trusted records resolves finer), and ``label_consistency`` alone; each as (R@1% FPR, AUROC)."""
+    rows = []
+    for name, kept in _load(cache, group).items():
+        poison = kept["poison"]
+        if "cleanlab" not in kept or "label_consistency" not in kept["dets"]:
+            continue
+        peer = np.asarray(kept["cleanlab"], dtype=np.float64)
+        clean = np.sort(peer[~poison])
+        exact = (1.0 + clean.shape[0] - np.searchsorted(clean, peer, side="left")) / (clean.shape[0] + 1.0)
+        names = list(kept["dets"])
+        p, evidence = _p_values(kept)
+        swapped = p.copy()
+        swapped[names.index("label_consistency")] = exact
+        alone = -np.log(p[names.index("label_consistency")])
+        row: dict[str, Any] = {"case": name}
+        for label, score in (
+            ("cleanlab", peer),
+            ("fisher", fisher(p, evidence)),
+            ("fisher, cleanlab in its place", fisher(swapped, evidence)),
+            ("label_consistency alone", alone),
+        ):
+            row[label] = (recall_at_fpr(score, poison, 0.01), auroc(score, poison))
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["scan", "compare"])
+    parser.add_argument("action", choices=["scan", "compare", "peer"])
     parser.add_argument("--group", choices=["tuning", "heldout", "clean"], default="tuning")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/record-combination"))
     args = parser.parse_args(argv)
@@ -302,8 +336,12 @@ def main(argv: list[str] | None = None) -> None:
         for row in clean_figures(args.cache):
             print(row)
         return
-    rows = compare(args.cache, args.group)
-    labels = ["cleanlab", *COMBINATIONS]
+    if args.action == "peer":
+        rows = peer_in_place(args.cache, args.group)
+        labels = [k for k in rows[0] if k != "case"] if rows else []
+    else:
+        rows = compare(args.cache, args.group)
+        labels = ["cleanlab", *COMBINATIONS]
     print("| case | " + " | ".join(labels) + " |")
     print("|---|" + "---|" * len(labels))
     for row in rows:

@@ -21,7 +21,7 @@ def test_small_import_benchmark_reports_a_ratio_and_a_full_breakdown(tmp_path: P
         pytest.skip(f"no S3-compatible server: {exc}")
     figures = json.loads(out.read_text())
     text = figures["text"]
-    assert text["records"] == 1000 and text["ratio"] > 0
+    assert text["records"] == 1000 and text["ratio"] > 0 and text["cpu_ratio"] > 0
     parts = {k: v for k, v in text["breakdown"].items() if k != "of_which_record_ids_seconds"}
     assert all(v >= 0 for v in parts.values())
     assert sum(parts.values()) == pytest.approx(text["dataward_seconds"], abs=0.01)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from dataward.domain import digests
-from dataward.domain.idarrays import binary_to_ids, ids_to_binary
+from dataward.domain.idarrays import binary_to_ids, ids_to_binary, sorted_distinct
 from dataward.domain.records import record_id_array, record_ids
 from tests.domain.test_record_ids import EVERY_KIND, every_kind_table
 
@@ -51,6 +51,19 @@ def test_hex_both_ways_and_bad_rows_marked() -> None:
     assert valid.tolist() == [i not in (7, 9) for i in range(50)]
     assert (back[valid] == binary[valid]).all()
     assert not back[~valid].any()
+
+
+def test_sorted_distinct_is_numpys_unique_of_the_32_byte_rows() -> None:
+    rng = np.random.default_rng(5)
+    binary = rng.integers(0, 256, (400, 32), dtype=np.uint8)
+    binary[100:140, :8] = binary[0, :8]  # many share their first 8 bytes and differ after them
+    binary[200:230] = binary[5]  # repeats, one of them sharing those 8 bytes too
+    binary[300] = binary[120]
+    binary = binary[rng.permutation(len(binary))]
+    want = np.unique(np.ascontiguousarray(binary).view("V32").ravel()).view(np.uint8).reshape(-1, 32)
+    got = sorted_distinct(binary)
+    assert len(got) == 400 - 31 and np.array_equal(got, want)
+    assert np.array_equal(sorted_distinct(binary[:1]), binary[:1]) and sorted_distinct(binary[:0]).shape == (0, 32)
 
 
 def test_column_wise_ids_are_blake3_of_each_rows_encoding_and_round_trip() -> None:

@@ -22,7 +22,7 @@ from dataward.catalog.database import MIGRATIONS
 from dataward.catalog.tables import contributions, holder_blocks, holder_lists, holder_segments, versions
 from dataward.cli.app import app
 from dataward.domain.schema import Schema
-from dataward.service import derived, idsets
+from dataward.service import derived, holders, idsets
 from dataward.service.holders import held_by_any
 from dataward.service.recordstore import manifest_ids, read_ids
 from dataward.service.ward import Ward
@@ -122,6 +122,23 @@ def test_trace_answers_from_the_index_and_reads_only_the_holders_lists(built: Pa
         ward.trace(near)
     report = ward.verify()
     assert report.ok and report.checked["holder_entries"] > 0 and report.warnings == []
+
+
+def test_a_contribution_is_indexed_from_the_ids_it_wrote_as_from_its_stored_list(tmp_path: Path) -> None:
+    """The id list just written is indexed from the digests in hand, not read back: the entries are
+    those the stored list gives (``verify`` rebuilds them from it), a file's repeated records once."""
+    ward, _ = Ward.init(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    rows = wine_rows(0, 30)
+    info = ward.contribute("wine", write_csv(tmp_path / "a.csv", rows + rows[3:9]), source="s3://b/a.csv", gate=False)
+    assert holders._written == {}  # taken by the index, not left behind
+    with ward.db.reading() as conn:
+        assert holder_index.stats(conn)["entries"] == 30
+        checked, problems = holders.verify_index(conn, ward.store)
+    assert (checked, problems) == (30, [])
+    ids = read_ids(ward.store, _added(ward, info["number"]))
+    assert len(ids) == 36 and _traced(ward, ids[4])[0] == ["wine#1"]
 
 
 def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

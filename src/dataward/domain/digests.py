@@ -1,7 +1,7 @@
 """BLAKE3 of every value of a binary column, and record ids between hex and 32-byte digests.
 
-Hashing is the ``blake3`` package's, one call per value over a memoryview of the column's buffer (no
-copy, no Python object per value besides the digest); the hex conversions are numpy table look-ups
+Hashing is the ``blake3`` package's, one call per value over a slice of one copy of the column's
+bytes (no Python object per value besides the slice and the digest); the hex conversions are numpy table look-ups
 over the whole column. No cryptographic code of the ward's own: a record id is exactly
 ``blake3(encoding).hexdigest()`` wherever it is computed.
 """
@@ -27,9 +27,13 @@ def digests(data: object, offsets: np.ndarray) -> bytes:
     view = memoryview(data).cast("B")  # type: ignore[arg-type]
     if offsets[0] < 0 or offsets[-1] > len(view) or (np.diff(offsets) < 0).any():
         raise ValueError("offsets must rise within the data")
-    bounds = offsets.tolist()
+    # Slices of one bytes copy of the span hashed: a bytes slice costs the binding less per call than a
+    # memoryview slice (about 15% of the hashing for short values), for one copy of the span.
+    start = int(offsets[0])
+    span = view[start : int(offsets[-1])].tobytes()
+    bounds = (offsets - start).tolist()
     hasher = blake3.blake3
-    return b"".join([hasher(view[a:b]).digest() for a, b in pairwise(bounds)])
+    return b"".join([hasher(span[a:b]).digest() for a, b in pairwise(bounds)])
 
 
 _PAIRS = np.array([f"{i:02x}".encode() for i in range(256)]).view(np.uint16)

@@ -72,6 +72,31 @@ def binary_to_ids(binary: np.ndarray) -> pa.StringArray:
     return array.cast(pa.string()) if kind != pa.string() else array
 
 
+def sorted_distinct(binary: np.ndarray) -> np.ndarray:
+    """The distinct rows of ``(n, 32)`` uint8 digests in ascending byte order: what ``np.unique`` of
+    the rows viewed as 32-byte values gives, from a sort of their first 8 bytes as integers (rows that
+    share those are ordered, and repeats dropped, on all 32 bytes)."""
+    binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
+    if len(binary) < 2:
+        return binary.copy()
+    keys = binary[:, :8].view(">u8").ravel().astype(np.uint64)
+    order = np.argsort(keys)
+    ordered = keys[order]
+    tied = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if len(tied):
+        # Positions in a run of equal first words: sorted again on the whole id. Runs are contiguous and
+        # ordered by that first word, so the rows of every run stay within its own positions.
+        at = np.unique(np.concatenate((tied, tied + 1)))
+        words = binary[order[at]].view(">u8").astype(np.uint64)
+        order[at] = order[at][np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0]))]
+    out = binary[order]
+    if len(tied):
+        repeat = np.zeros(len(out), dtype=bool)
+        repeat[1:] = (out[1:] == out[:-1]).all(axis=1)
+        out = out[~repeat]
+    return out
+
+
 _INTEGERS = {
     pa.int8(): np.int8,
     pa.int16(): np.int16,

@@ -360,13 +360,21 @@ def _digests_joined(joined: pa.Array) -> bytes:
     return digests(data_buffer if data_buffer is not None else b"", offsets)
 
 
-def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
-    """``record_ids`` as an Arrow string array, built without a Python string per record."""
+def record_digest_array(schema: Schema, table: pa.Table) -> np.ndarray:
+    """The record id of every row as its 32-byte digest: an ``(n, 32)`` uint8 array (the hex of row
+    ``i`` is row ``i`` of ``record_id_array``)."""
     n = table.num_rows
     if n == 0:
-        return pa.array([], type=pa.string())
+        return np.zeros((0, ID_BYTES), dtype=np.uint8)
     joined = b"".join(_digests_joined(batch) for batch in _joined_batches(schema, table))
-    return binary_to_ids(np.frombuffer(joined, dtype=np.uint8).reshape(n, ID_BYTES))
+    return np.frombuffer(joined, dtype=np.uint8).reshape(n, ID_BYTES)
+
+
+def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
+    """``record_ids`` as an Arrow string array, built without a Python string per record."""
+    if table.num_rows == 0:
+        return pa.array([], type=pa.string())
+    return binary_to_ids(record_digest_array(schema, table))
 
 
 def record_ids(schema: Schema, table: pa.Table) -> list[str]:

@@ -16,8 +16,9 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pyarrow as pa
 
+from dataward.domain.idarrays import binary_to_ids
 from dataward.domain.limits import InputLimits
-from dataward.domain.records import record_id_array
+from dataward.domain.records import record_digest_array
 from dataward.domain.schema import Schema
 from dataward.io.bounded import check_file_size, hash_file
 from dataward.io.csv_reader import read_csv
@@ -46,7 +47,9 @@ class ImportedTable:
     where record ``i`` was in the input: its line (CSV, counting the header as line 1; JSON Lines),
     its 1-based row (Parquet) or its 1-based position in sorted order (image folder, whose
     relative file paths are in ``paths``). ``raw_hash`` is the content hash of the raw file, or
-    for an image folder the hash of its sorted (relative path, file hash) list.
+    for an image folder the hash of its sorted (relative path, file hash) list. ``digests`` holds the
+    record ids as 32-byte digests (``(n, 32)`` uint8, row ``i`` the digest whose hex is record
+    ``i``'s id), so that what stores them need not decode the hex again.
     """
 
     table: pa.Table
@@ -55,6 +58,7 @@ class ImportedTable:
     format: str
     source_path: Path
     paths: list[str] | None = field(default=None)
+    digests: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -122,7 +126,8 @@ def read_table(
         else:
             table, rows, raw_hash = _TEXT_READERS[fmt](source, schema, bounds)
     id_field = schema.arrow_schema().field(0)
-    ids = record_id_array(schema, table).cast(id_field.type)
+    digests = record_digest_array(schema, table)
+    ids = binary_to_ids(digests).cast(id_field.type)
     return ImportedTable(
         table=table.add_column(0, id_field, ids),
         rows=rows,
@@ -130,4 +135,5 @@ def read_table(
         format=fmt,
         source_path=source,
         paths=paths,
+        digests=digests,
     )

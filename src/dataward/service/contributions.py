@@ -21,7 +21,7 @@ from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io import read_record_ids, read_table
 from dataward.ledger.events import format_time
-from dataward.service import rows
+from dataward.service import holders, rows
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, UseCase, WardContext, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
@@ -119,6 +119,7 @@ class ContributionService(Service):
         action, scope = self.datasets.validation_scope(dataset)
         with self.db.reading() as conn:
             schema = rows.dataset_schema(rows.dataset_row(conn, dataset))
+        digests = None  # the added ids as 32-byte digests, when the reader worked them out
         if data is None:
             table, file_rows, raw_hash, fmt = (
                 schema.arrow_schema().empty_table(),
@@ -129,11 +130,12 @@ class ContributionService(Service):
         elif isinstance(data, str | Path):
             step(f"reading and hashing {data}")
             imported = read_table(Path(data), schema, format=format, limits=bounds)
-            table, file_rows, raw_hash, fmt = (
+            table, file_rows, raw_hash, fmt, digests = (
                 imported.table,
                 imported.rows,
                 imported.raw_hash,
                 imported.format,
+                imported.digests,
             )
         else:
             table, file_rows = _table_from_frame(data, schema)
@@ -159,8 +161,12 @@ class ContributionService(Service):
                     raise refusal
             checked_base = rows.latest_version(uc.conn, ds.id)
             self._check_removable(checked_base, removed, dataset)
-            staged = stage_new_records(uc.conn, self.store, table)
-        added_object = self.store.put(table_to_parquet(ids_table(added, file_rows))) if len(added) else None
+            staged = stage_new_records(uc.conn, self.store, table, digests)
+        added_object = None
+        if len(added):
+            # The id list is written from the digests already worked out, and indexed from them too.
+            added_object = self.store.put(table_to_parquet(ids_table(added, file_rows), staged.binary))
+            holders.remember_list(added_object, staged.binary[staged.first])
         removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
         with self.use_case(action, scope) as uc:
             ds = rows.dataset_row(uc.conn, dataset)

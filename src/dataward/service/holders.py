@@ -14,7 +14,8 @@ is still searched. ``verify_index`` rebuilds the index from the id lists and rep
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,11 +27,34 @@ from dataward.catalog.projection import RowChange
 from dataward.catalog.tables import contributions, holder_lists, transformations, versions
 from dataward.domain.digests import from_hex
 from dataward.domain.errors import DatawardError
-from dataward.domain.idarrays import ID_BYTES, ids_to_binary
+from dataward.domain.idarrays import ID_BYTES, ids_to_binary, sorted_distinct
 from dataward.domain.schema import RECORD_ID
 from dataward.service.idsets import holders, id_keys, id_set
 from dataward.store import ObjectStore
 from dataward.store.tables import read_parquet_bytes
+
+_written: OrderedDict[str, np.ndarray] = OrderedDict()
+"""Id-list objects this process has just written, with their distinct ids sorted (``remember_list``),
+so that indexing them does not read and decode them again; the last few only, each used once."""
+_WRITTEN_KEPT = 4
+_written_lock = threading.Lock()
+
+
+def remember_list(digest: str, binary: np.ndarray) -> None:
+    """Note that the id-list object ``digest`` was just written from the 32-byte ids ``binary`` (its
+    ``record_id`` column, in any order, repeats allowed), for ``index_changes`` to index it from them.
+    Only the write path uses them: ``verify_index`` and ``reindex`` always read the stored lists."""
+    keys = sorted_distinct(binary)
+    with _written_lock:
+        _written[digest] = keys
+        _written.move_to_end(digest)
+        while len(_written) > _WRITTEN_KEPT:
+            _written.popitem(last=False)
+
+
+def _just_written(digest: str) -> np.ndarray | None:
+    with _written_lock:
+        return _written.pop(digest, None)
 
 
 def _ids(store: ObjectStore, digest: str, kind: str = holder_index.IDS) -> np.ndarray:
@@ -43,8 +67,7 @@ def _ids(store: ObjectStore, digest: str, kind: str = holder_index.IDS) -> np.nd
     for name in columns:
         binary, valid = ids_to_binary(table.column(name))
         parts.append(binary[valid])
-    joined = np.ascontiguousarray(np.concatenate(parts))
-    return np.unique(joined.view(f"V{ID_BYTES}").ravel())
+    return sorted_distinct(np.concatenate(parts)).view(f"V{ID_BYTES}").ravel()
 
 
 def _rows(keys: np.ndarray) -> np.ndarray:
@@ -75,11 +98,23 @@ def expected(
     return _rows(np.setdiff1d(new, old, assume_unique=True)), _rows(np.setdiff1d(old, new, assume_unique=True))
 
 
-def index_list(conn: Connection, store: ObjectStore, object_: str, base: str, kind: str = holder_index.IDS) -> bool:
-    """Index one list unless it is indexed already; True when it was added."""
+def index_list(
+    conn: Connection,
+    store: ObjectStore,
+    object_: str,
+    base: str,
+    kind: str = holder_index.IDS,
+    *,
+    written: np.ndarray | None = None,
+) -> bool:
+    """Index one list unless it is indexed already; True when it was added. ``written`` (a whole id
+    list's distinct ids, sorted, as ``remember_list`` keeps them) spares reading the object."""
     if holder_index.is_listed(conn, object_, base):
         return False
-    added, removed = expected(store, object_, base, kind)
+    if written is not None and not base and kind == holder_index.IDS:
+        added, removed = written, np.zeros((0, ID_BYTES), np.uint8)
+    else:
+        added, removed = expected(store, object_, base, kind)
     return holder_index.add_list(conn, object_, base, added, removed, kind=kind)
 
 
@@ -97,7 +132,8 @@ def index_changes(conn: Connection, store: ObjectStore, changes: Iterable[RowCha
         if change.op != "insert":
             continue
         if change.table == "contributions" and change.values.get("added_object"):
-            index_list(conn, store, change.values["added_object"], "")
+            added = change.values["added_object"]
+            index_list(conn, store, added, "", written=_just_written(added))
         elif change.table == "versions" and change.values.get("manifest_object"):
             base = _parent_manifest(conn, change.values.get("parent_id"))
             index_list(conn, store, change.values["manifest_object"], base)
@@ -392,6 +428,7 @@ __all__ = [
     "index_list",
     "names_of",
     "reindex",
+    "remember_list",
     "unindexed",
     "verify_index",
 ]

@@ -28,9 +28,10 @@ from dataward.store import tables as stored_tables
 _BATCH = 5000
 
 
-def table_to_parquet(table: pa.Table) -> bytes:
-    """Parquet bytes (zstd) of a table, record ids stored as 32-byte digests (``dataward.store.tables``)."""
-    return stored_tables.table_to_parquet(table)
+def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> bytes:
+    """Parquet bytes (zstd) of a table, record ids stored as 32-byte digests (``dataward.store.tables``;
+    ``binary_ids``, the digests of its ``record_id`` column when known, spare decoding the hex)."""
+    return stored_tables.table_to_parquet(table, binary_ids)
 
 
 def parquet_to_table(data: bytes) -> pa.Table:
@@ -66,13 +67,17 @@ def locate_records(conn: Connection, ids: Sequence[str] | pa.Array | pa.ChunkedA
     return {rid: (digests[int(chunk_of[i])], int(row_of[i])) for rid, i in zip(names, hits.tolist(), strict=True)}
 
 
-def _table_ids(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+def _table_ids(table: pa.Table, binary: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every row's binary id (see ``dataward.catalog.record_index``) and which rows hold the first
-    occurrence of their id."""
-    binary, valid = record_index.ids_to_binary(table.column(RECORD_ID))
-    if not valid.all():
-        bad = int(np.flatnonzero(~valid)[0])
-        raise ValueError(f"row {bad} of a canonical table has no valid record id")
+    occurrence of their id. ``binary``: the digests of the table's ``record_id`` column, when the
+    caller has them (``ImportedTable.digests``), instead of decoding the hex."""
+    if binary is None:
+        binary, valid = record_index.ids_to_binary(table.column(RECORD_ID))
+        if not valid.all():
+            bad = int(np.flatnonzero(~valid)[0])
+            raise ValueError(f"row {bad} of a canonical table has no valid record id")
+    elif binary.shape != (table.num_rows, record_index.ID_BYTES):
+        raise ValueError(f"{len(binary)} digests for a table of {table.num_rows} rows")
     return binary, record_index.first_occurrences(binary)
 
 
@@ -104,13 +109,16 @@ class Staged:
     first: np.ndarray
 
 
-def stage_new_records(conn: Connection, store: ObjectStore, table: pa.Table) -> Staged:
+def stage_new_records(
+    conn: Connection, store: ObjectStore, table: pa.Table, binary: np.ndarray | None = None
+) -> Staged:
     """Write the chunk of the records of ``table`` not stored yet, before the write lock is taken.
 
     Runs in a read transaction: the chunk is content-addressed, so writing it early is harmless even
     if the submission is then refused. The result is for ``store_new_records`` with the same table.
+    ``binary``: the digests of the table's record ids, when known (see ``_table_ids``).
     """
-    binary, first = _table_ids(table)
+    binary, first = _table_ids(table, binary)
     keep = _new_rows(conn, binary, first)
     return Staged(keep, _put_chunk(store, table, keep, binary) if len(keep) else None, binary, first)
 

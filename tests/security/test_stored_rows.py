@@ -312,3 +312,23 @@ def test_a_killed_child_has_its_part_checked_in_this_process(monkeypatch: Any) -
     stuck = Stuck(SIGNER.public_key_b64)
     found = [(p.seq, p.kind) for p in verify_stored(rows, stuck, WARD, signature_every=4, jobs=2)]
     assert found == _both(rows) and (16, "altered") in found
+
+
+def test_the_childs_pipe_is_read_whatever_its_descriptor_number() -> None:
+    """A server holding many connections hands the pipe a descriptor past select()'s limit (1024)."""
+    import os
+    import time
+
+    from dataward.ledger import events as ev
+
+    read_end, write_end = os.pipe()
+    high = os.dup2(read_end, 1500)
+    os.close(read_end)
+    os.write(write_end, b"answer")
+    os.close(write_end)
+    assert ev._read_until(high, time.monotonic() + 5) == b"answer"
+    silent, kept_open = os.pipe()
+    high = os.dup2(silent, 1501)
+    os.close(silent)
+    assert ev._read_until(high, time.monotonic() + 0.05) is None
+    os.close(kept_open)

@@ -534,10 +534,12 @@ def _read_until(fd: int, deadline: float) -> bytes | None:
     """Everything written to pipe ``fd`` until its writer closes it (the fd is closed), or None past
     ``deadline`` (``time.monotonic``)."""
     parts = []
+    waiting = select.poll()  # not select.select: a busy server's descriptors pass its limit (1024)
+    waiting.register(fd, select.POLLIN)
     try:
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not waiting.poll(max(1, int(left * 1000))):
                 return None
             part = os.read(fd, 1 << 20)
             if not part:

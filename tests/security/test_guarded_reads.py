@@ -217,9 +217,9 @@ def test_a_training_version_quarantined_after_promotion_is_not_served(ward: Ward
     assert len(ward.dataset("wine").version("training").to_pandas()) == 40
 
 
-def test_a_record_rejected_in_review_keeps_a_version_out_of_training(ward: Ward) -> None:
-    """A record already in a version is flagged again in a later contribution (same content, same id)
-    and a reviewer rejects it as poison: no version holding it may be promoted."""
+def _reject_again(ward: Ward) -> tuple[str, str]:
+    """A record already in wine@v2 is flagged again in contribution wine#2 (same content, same id) and a
+    reviewer rejects it as poison: (the record, the contribution)."""
     victim = ward.dataset("wine").version("v2").to_arrow().column("record_id").to_pylist()[0]
     second = ward.contribution("wine#2")["id"]
     with ward.use_case(Action.GATE_RUN, Scope.dataset("wine")) as uc:
@@ -228,7 +228,18 @@ def test_a_record_rejected_in_review_keeps_a_version_out_of_training(ward: Ward)
     ward.create_principal("rita")
     ward.grant("rita", "reviewer", "dataset:wine")
     ward.as_key(ward.issue_key("rita")["key"]).review_decide(["q_again"], "reject", reason="poison")
+    return victim, second
+
+
+def test_a_record_rejected_in_review_keeps_a_version_out_of_training(ward: Ward) -> None:
+    """A record already in a version is flagged again in a later contribution (same content, same id)
+    and a reviewer rejects it as poison: no version holding it may be promoted."""
+    _, second = _reject_again(ward)
     with pytest.raises(PolicyViolation, match="1 rejected in review"):
+        ward.promote("wine@v2")
+    # Nor is the rejection hidden by moving its contribution to another dataset in the catalog alone.
+    sql(ward, "UPDATE contributions SET dataset_id = 'ds_elsewhere' WHERE id = ?", second)
+    with pytest.raises(IntegrityViolation, match="dataset_id is 'ds_elsewhere' in the catalog"):
         ward.promote("wine@v2")
 
 
@@ -243,18 +254,28 @@ def test_a_record_rejected_in_review_keeps_a_version_out_of_training(ward: Ward)
 def test_a_rejection_hidden_behind_the_wards_back_still_bars_its_record(ward: Ward, edit: str) -> None:
     """The rejection is read from the signed event's own changes, not from the ledger's type or subject
     columns: editing either refuses the read instead of letting the record through."""
-    victim = ward.dataset("wine").version("v2").to_arrow().column("record_id").to_pylist()[0]
-    second = ward.contribution("wine#2")["id"]
-    with ward.use_case(Action.GATE_RUN, Scope.dataset("wine")) as uc:
-        item = insert_row("quarantine", id="q_again", contribution_id=second, record_id=victim, row=1, status="pending")
-        uc.emit("review.flagged", {"contribution": second, "record": victim}, {}, [item])
-    ward.create_principal("rita")
-    ward.grant("rita", "reviewer", "dataset:wine")
-    ward.as_key(ward.issue_key("rita")["key"]).review_decide(["q_again"], "reject", reason="poison")
+    victim, _ = _reject_again(ward)
     sql(ward, edit, *([victim] if "?" in edit else []))
     with pytest.raises(IntegrityViolation, match=r"\(review\.\w+\) that changes quarantine cannot be trusted"):
         ward.promote("wine@v2")
     assert sql(ward, "SELECT number FROM versions WHERE stage = 'training'") == [(1,)]
+
+
+def test_a_quarantined_contributions_records_are_not_let_through_by_the_catalog(ward: Ward) -> None:
+    """wine@v2 is training when wine#2 is quarantined: neither a clean contribution's id list swapped for
+    wine#2's (vouching for its records) nor wine#2's row deleted lets its records be served."""
+    ward.promote("wine@v2")
+    ward.quarantine_contribution("wine#2", reason="vendor key leaked")
+    first, second = ward.contribution("wine#1")["id"], ward.contribution("wine#2")["id"]
+    (own,) = sql(ward, "SELECT added_object FROM contributions WHERE id = ?", first)[0]
+    theirs = "(SELECT added_object FROM contributions WHERE id = ?)"
+    sql(ward, f"UPDATE contributions SET added_object = {theirs} WHERE id = ?", second, first)
+    with pytest.raises(IntegrityViolation, match="added_object is"):
+        ward.dataset("wine").version("training").to_pandas()
+    sql(ward, "UPDATE contributions SET added_object = ? WHERE id = ?", own, first)
+    sql(ward, "DELETE FROM contributions WHERE id = ?", second)
+    with pytest.raises(IntegrityViolation, match="quarantined by a signed ledger event, is not in the catalog"):
+        ward.dataset("wine").version("training").to_pandas()
 
 
 def test_contributor_key_cannot_read_the_training_set(ward: Ward, tmp_path: Path) -> None:

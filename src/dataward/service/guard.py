@@ -289,6 +289,31 @@ def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dic
     return _signed_fold(conn, _review_items_seen, public_key, ward_id, '"quarantine"', "quarantine", dict, fold)
 
 
+def _check_signed_contribution(
+    conn: Connection, cid: str, columns: tuple[str, ...], ds: Any, ver: Any, public_key: str, ward_id: str
+) -> None:
+    """Refuse (``IntegrityViolation``) when contribution ``cid``'s catalog row is missing or its
+    ``columns`` are not what the signed ledger recorded."""
+    row = conn.execute(select(contributions).where(contributions.c.id == cid)).first()
+    what = f"{ds.name}@v{ver.number}"
+    if row is None:
+        raise IntegrityViolation(
+            f"refusing to serve {what}: contribution {cid}, recorded in the signed ledger, is not in the catalog",
+            hint=_HINT,
+            row=f"contributions {cid}",
+        )
+    _check_row(
+        conn,
+        "contributions",
+        row,
+        columns,
+        ("contribution.submitted",),
+        f"{what} (contribution {cid})",
+        public_key,
+        ward_id,
+    )
+
+
 def barred_records(
     conn: Connection,
     store: Any,
@@ -329,15 +354,30 @@ def barred_records(
                     public_key,
                     ward_id,
                 )
+        gone = sorted((set(listed) & signed_quarantined) - {c.id for c in rows})
+        if gone:
+            raise IntegrityViolation(
+                f"refusing to serve {ds.name}@v{ver.number}: contribution {gone[0]}, quarantined by a signed "
+                "ledger event, is not in the catalog",
+                hint=_HINT,
+                row=f"contributions {gone[0]}",
+            )
         items = list(_ledger_review_items(conn, public_key, ward_id).values())
         held = {(i.contribution, i.record) for i in items if i.status != "accepted"}
+        # A rejection bars its record in every contribution of the dataset: which dataset a contribution
+        # belongs to is checked against the ledger for each rejection that would bar a record of this
+        # version but for its contribution's catalog row (moved to another dataset behind the ward's back).
+        elsewhere = {i.contribution for i in items if i.rejected_in_review and i.record in members} - mine
+        for cid in sorted(elsewhere):
+            _check_signed_contribution(conn, cid, ("dataset_id",), ds, ver, public_key, ward_id)
         rejected = [i.record for i in items if i.rejected_in_review and i.contribution in mine]
     else:
-        held = set(
-            conn.execute(
+        held = {
+            (r.contribution_id, r.record_id)
+            for r in conn.execute(
                 select(quarantine.c.contribution_id, quarantine.c.record_id).where(quarantine.c.status != "accepted")
-            ).tuples()
-        )
+            )
+        }
         decisions = select(ledger_events.c.subject).where(ledger_events.c.type == "review.rejected")
         subjects = [json.loads(text) for text in conn.execute(decisions).scalars()]
         rejected = [s.get("record") for s in subjects if s.get("contribution") in mine]
@@ -347,6 +387,10 @@ def barred_records(
         vouched: set[str] = set()
         for c in rows:
             if c.status != "quarantined":
+                if ledger is not None:
+                    # What vouches for a quarantined contribution's records must be what was signed: an
+                    # id list swapped in the catalog alone would vouch for every record it names.
+                    _check_signed_contribution(conn, c.id, ("added_object",), ds, ver, *ledger)
                 vouched.update(r for r in read_ids(store, c.added_object) if (c.id, r) not in held)
         for c in quarantined:
             for rid in read_ids(store, c.added_object):

@@ -137,6 +137,11 @@ class ObjectStore(ABC):
                 yield StoreProblem(
                     digest, ProblemKind.CORRUPTED, f"object {digest} in {self.url} does not match its hash"
                 )
+        yield from self._expected_problems(expected, seen)
+
+    def _expected_problems(self, expected: Iterable[str] | None, seen: set[str]) -> Iterator[StoreProblem]:
+        """The problems of the digests of ``expected`` not in ``seen`` (the stored objects already
+        checked): missing, or present but not listed and corrupted."""
         for digest in expected or ():
             if digest in seen:
                 continue

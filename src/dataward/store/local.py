@@ -189,16 +189,7 @@ class LocalObjectStore(ObjectStore):
                         yield StoreProblem(
                             digest, ProblemKind.CORRUPTED, f"object {digest} in {self.url} does not match its hash"
                         )
-        for digest in expected or ():
-            if digest in seen:
-                continue
-            seen.add(digest)
-            if not self.exists(digest):
-                yield StoreProblem(digest, ProblemKind.MISSING, f"object {digest} is missing from {self.url}")
-            elif not self.verify(digest):
-                yield StoreProblem(
-                    digest, ProblemKind.CORRUPTED, f"object {digest} in {self.url} does not match its hash"
-                )
+        yield from self._expected_problems(expected, seen)
 
 
 VERIFY_THREADS = max(1, min(4, os.cpu_count() or 1))

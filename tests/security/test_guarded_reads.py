@@ -18,6 +18,7 @@ from dataward.catalog.projection import insert_row
 from dataward.cli.app import app
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
 from dataward.domain.schema import Schema
+from dataward.service import guard
 from dataward.service.recordstore import locate_records, parquet_to_table, table_to_parquet
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
@@ -237,6 +238,21 @@ def test_a_record_rejected_in_review_keeps_a_version_out_of_training(ward: Ward)
     _, second = _reject_again(ward)
     with pytest.raises(PolicyViolation, match="1 rejected in review"):
         ward.promote("wine@v2")
+    # The signed review items are kept per process and shared between readers: a later decision is
+    # folded into a copy, and what an earlier reader holds does not change under it.
+    signed = (ward.signer.public_key_b64, ward.ward_id)
+    other = ward.dataset("wine").version("v2").to_arrow().column("record_id").to_pylist()[1]
+    with ward.use_case(Action.GATE_RUN, Scope.dataset("wine")) as uc:
+        item = insert_row("quarantine", id="q_more", contribution_id=second, record_id=other, row=2, status="pending")
+        uc.emit("review.flagged", {"contribution": second, "record": other}, {}, [item])
+    with ward.db.reading() as conn:
+        before = guard._ledger_review_items(conn, *signed)
+    ward.as_key(ward.issue_key("rita")["key"]).review_decide(["q_more"], "reject", reason="poison too")
+    with ward.db.reading() as conn:
+        after = guard._ledger_review_items(conn, *signed)
+    assert before["q_more"].status == "pending" and not before["q_more"].rejected_in_review
+    assert after["q_more"].status == "rejected" and after["q_more"].rejected_in_review
+    assert after["q_again"] is before["q_again"] and after is not before
     # Nor is the rejection hidden by moving its contribution to another dataset in the catalog alone.
     sql(ward, "UPDATE contributions SET dataset_id = 'ds_elsewhere' WHERE id = ?", second)
     with pytest.raises(IntegrityViolation, match="dataset_id is 'ds_elsewhere' in the catalog"):

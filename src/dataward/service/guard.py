@@ -22,10 +22,10 @@ can only be reused for the very bytes it was computed on.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +220,8 @@ def _signed_fold(
     any JSON escape (see :func:`_events_mentioning`). The state is kept per ward with the head it was
     read at, so a later call reads only newer events; an edit made after it was kept cannot change it,
     and a chain whose kept head changed (a catalog restored from a backup) is read again. The state
-    returned may be shared: callers never change it."""
+    returned may be shared: callers never change it, and ``fold`` changes only a shallow copy of it
+    (replacing members, never changing one in place)."""
     kept = cache.get((public_key, ward_id))
     start, state = 0, start_state()
     if kept is not None:
@@ -230,8 +231,10 @@ def _signed_fold(
             start, state = seq0, state0
     events = _events_mentioning(conn, needle, None, after=start)
     if events and start:
-        # A kept state is shared with other readers (threads of a server): folded into a copy only.
-        state = copy.deepcopy(state)
+        # A kept state is shared with other readers (threads of a server): folded into a copy only. The
+        # copy is shallow (a deep copy of 100,000 review items costs 1.4 s CPU): a fold replaces the
+        # members it changes, never changes one in place.
+        state = copy.copy(state)
     for event in events:
         changes = [c for c in ledger_store.event_changes(event) if c.table == table]
         if not changes:
@@ -257,7 +260,7 @@ def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> set[
     return _signed_fold(conn, _quarantined_seen, public_key, ward_id, '"quarantined"', "contributions", set, fold)
 
 
-@dataclass
+@dataclasses.dataclass(frozen=True)
 class _ReviewItem:
     contribution: str
     record: str
@@ -282,9 +285,12 @@ def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dic
                     str(values.get("contribution_id")), str(values.get("record_id")), str(values.get("status"))
                 )
             elif item_id in state and "status" in values:
-                state[item_id].status = str(values["status"])
-                if values["status"] == "rejected" and event.type == "review.rejected":
-                    state[item_id].rejected_in_review = True
+                rejected = values["status"] == "rejected" and event.type == "review.rejected"
+                state[item_id] = dataclasses.replace(
+                    state[item_id],
+                    status=str(values["status"]),
+                    rejected_in_review=state[item_id].rejected_in_review or rejected,
+                )
 
     return _signed_fold(conn, _review_items_seen, public_key, ward_id, '"quarantine"', "quarantine", dict, fold)
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from dataward.domain import digests
-from dataward.domain.idarrays import binary_to_ids, ids_to_binary, sorted_distinct
+from dataward.domain.idarrays import binary_to_ids, distinct_order, ids_to_binary, sorted_distinct
 from dataward.domain.records import record_id_array, record_ids
 from tests.domain.test_record_ids import EVERY_KIND, every_kind_table
 
@@ -64,6 +64,11 @@ def test_sorted_distinct_is_numpys_unique_of_the_32_byte_rows() -> None:
     got = sorted_distinct(binary)
     assert len(got) == 400 - 31 and np.array_equal(got, want)
     assert np.array_equal(sorted_distinct(binary[:1]), binary[:1]) and sorted_distinct(binary[:0]).shape == (0, 32)
+    # The first-occurrence mask that comes with the order: the first row of each id, by row.
+    seen: set[bytes] = set()
+    naive = [not (row.tobytes() in seen or seen.add(row.tobytes())) for row in binary]  # type: ignore[func-returns-value]
+    order, first = distinct_order(binary)
+    assert first.tolist() == naive and np.array_equal(binary[order[first[order]]], want)
 
 
 def test_column_wise_ids_are_blake3_of_each_rows_encoding_and_round_trip() -> None:

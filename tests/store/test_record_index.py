@@ -94,6 +94,18 @@ def test_ids_sharing_their_first_eight_bytes_are_told_apart(db: CatalogDatabase)
     assert record_index.first_occurrences(repeated).tolist() == [True, True, False, True, False]
 
 
+def test_the_added_ids_hash_is_the_hash_of_the_ids_joined_by_newlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``joined_ids_hash`` (what a contribution's content hash commits to) hashes in blocks: the same
+    value as hashing the joined text at once, whatever the block boundaries, slices and odd ids."""
+    from dataward.domain.hashing import content_hash
+    from dataward.service import recordstore
+
+    monkeypatch.setattr(recordstore, "_HASH_BLOCK", 4)
+    ids = binary_to_ids(_digests(9, 2))
+    for part in (ids, ids.slice(1), ids.slice(0, 8), ids.slice(3, 1), pa.array(["ab", "cd"])):
+        assert recordstore.joined_ids_hash(part) == content_hash("\n".join(part.to_pylist()).encode())
+
+
 def test_a_block_whose_rows_do_not_pair_with_its_ids_finds_nothing(db: CatalogDatabase) -> None:
     digests = _digests(3, 5)
     # Three records: one block (0 prefix bits).

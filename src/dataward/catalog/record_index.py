@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Connection, bindparam, func, insert, select
 
 from dataward.catalog.tables import record_blocks
-from dataward.domain.idarrays import ID_BYTES, binary_to_ids, ids_to_binary
+from dataward.domain.idarrays import ID_BYTES, binary_to_ids, distinct_order, ids_to_binary
 
 BLOCK_TARGET = 256
 """About how many ids an index block holds: a chunk of n records is split on its ids' first
@@ -49,27 +49,8 @@ def prefixes(binary: np.ndarray, bits: int) -> np.ndarray:
 
 
 def first_occurrences(binary: np.ndarray) -> np.ndarray:
-    """A mask of the rows whose id has not appeared in an earlier row."""
-    n = len(binary)
-    first = np.ones(n, dtype=bool)
-    if n < 2:
-        return first
-    keys = _keys(binary)
-    order = np.argsort(keys)  # ties are sorted out below, so the sort need not be stable
-    ordered = keys[order]
-    same = np.flatnonzero(ordered[1:] == ordered[:-1])
-    if len(same) == 0:
-        return first
-    # Rows sharing their first 8 bytes (almost always true duplicates) are compared in full, column-wise:
-    # sorted by their whole id (four 8-byte words) and then by row, the first of each run of equal ids
-    # is its first occurrence and every later one is not.
-    rows = np.unique(np.concatenate((order[same], order[same + 1])))
-    words = np.ascontiguousarray(binary[rows]).view(">u8").astype(np.uint64)
-    by_id = np.lexsort((rows, words[:, 3], words[:, 2], words[:, 1], words[:, 0]))
-    ordered_words = words[by_id]
-    repeat = np.all(ordered_words[1:] == ordered_words[:-1], axis=1)
-    first[rows[by_id[1:][repeat]]] = False
-    return first
+    """A mask of the rows whose id has not appeared in an earlier row (``idarrays.distinct_order``)."""
+    return distinct_order(binary)[1]
 
 
 @dataclass(frozen=True)

@@ -72,29 +72,42 @@ def binary_to_ids(binary: np.ndarray) -> pa.StringArray:
     return array.cast(pa.string()) if kind != pa.string() else array
 
 
-def sorted_distinct(binary: np.ndarray) -> np.ndarray:
-    """The distinct rows of ``(n, 32)`` uint8 digests in ascending byte order: what ``np.unique`` of
-    the rows viewed as 32-byte values gives, from a sort of their first 8 bytes as integers (rows that
-    share those are ordered, and repeats dropped, on all 32 bytes)."""
+def distinct_order(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, first)`` of ``(n, 32)`` uint8 digests: ``order`` sorts the rows by their whole id
+    (byte order), equal ids by row; ``first`` marks the rows whose id has not appeared in an earlier row.
+    So ``binary[order[first[order]]]`` is the distinct ids, sorted.
+
+    One sort of the first 8 bytes as integers; rows that share those (almost always true repeats) are
+    ordered again on all 32 bytes and then by row, column-wise."""
     binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
-    if len(binary) < 2:
-        return binary.copy()
+    n = len(binary)
+    first = np.ones(n, dtype=bool)
+    if n < 2:
+        return np.arange(n, dtype=np.intp), first
     keys = binary[:, :8].view(">u8").ravel().astype(np.uint64)
     order = np.argsort(keys)
     ordered = keys[order]
     tied = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(tied):
-        # Positions in a run of equal first words: sorted again on the whole id. Runs are contiguous and
-        # ordered by that first word, so the rows of every run stay within its own positions.
+        # Positions in a run of equal first words. Runs are contiguous and ordered by that word, so
+        # sorting the rows of all of them on (whole id, row) keeps every run within its own positions.
         at = np.unique(np.concatenate((tied, tied + 1)))
-        words = binary[order[at]].view(">u8").astype(np.uint64)
-        order[at] = order[at][np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0]))]
-    out = binary[order]
-    if len(tied):
-        repeat = np.zeros(len(out), dtype=bool)
-        repeat[1:] = (out[1:] == out[:-1]).all(axis=1)
-        out = out[~repeat]
-    return out
+        rows = order[at]
+        words = binary[rows].view(">u8").astype(np.uint64)
+        by_id = np.lexsort((rows, words[:, 3], words[:, 2], words[:, 1], words[:, 0]))
+        order[at] = rows[by_id]
+        ordered_words = words[by_id]
+        repeat = np.all(ordered_words[1:] == ordered_words[:-1], axis=1)
+        first[rows[by_id][1:][repeat]] = False
+    return order, first
+
+
+def sorted_distinct(binary: np.ndarray) -> np.ndarray:
+    """The distinct rows of ``(n, 32)`` uint8 digests in ascending byte order: what ``np.unique`` of
+    the rows viewed as 32-byte values gives (see ``distinct_order``)."""
+    binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
+    order, first = distinct_order(binary)
+    return binary[order[first[order]]]
 
 
 _INTEGERS = {

@@ -48,6 +48,13 @@ def hash_file(path: Path) -> str:
     return HASH_PREFIX + hasher.hexdigest()
 
 
+def count_newlines(data: bytes) -> int:
+    """How many ``\n`` bytes ``data`` holds: numpy compares ``CHUNK_BYTES`` at a time, several times
+    faster than ``bytes.count`` of one byte, with at most that many bytes of mask alive."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    return sum(int(np.count_nonzero(array[i : i + CHUNK_BYTES] == _NEWLINE)) for i in range(0, len(array), CHUNK_BYTES))
+
+
 def _check_lines(path: Path, chunk: bytes, line: int, line_length: int, limit: int) -> tuple[int, int]:
     """Continue the line count over ``chunk``; refuse the first line longer than ``limit`` bytes."""
     first = chunk.find(b"\n")
@@ -57,7 +64,7 @@ def _check_lines(path: Path, chunk: bytes, line: int, line_length: int, limit: i
         if line_length + first > limit:
             raise _line_too_long(path, line, line_length + first, limit)
         tail = len(chunk) - chunk.rfind(b"\n") - 1
-        return line + chunk.count(b"\n"), tail
+        return line + count_newlines(chunk), tail
     newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == _NEWLINE)
     if newlines.size == 0:
         line_length += len(chunk)
@@ -208,9 +215,11 @@ class CheckedStream(io.RawIOBase):
                 return self.read(size)
         elif not chunk or not self._take(chunk):
             return b""
-        self.newlines += chunk.count(b"\n")
-        self.returns += chunk.count(b"\r")
-        self.crlf += chunk.count(b"\r\n") + (self.last_byte == b"\r" and chunk[:1] == b"\n")
+        self.newlines += count_newlines(chunk)
+        if b"\r" in chunk:  # most files hold none: one quick scan instead of two counts
+            self.returns += chunk.count(b"\r")
+            self.crlf += chunk.count(b"\r\n")
+        self.crlf += self.last_byte == b"\r" and chunk[:1] == b"\n"
         self.passed += len(chunk)
         self.last_byte = chunk[-1:]
         return chunk

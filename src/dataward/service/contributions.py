@@ -166,7 +166,7 @@ class ContributionService(Service):
         if len(added):
             # The id list is written from the digests already worked out, and indexed from them too.
             added_object = self.store.put(table_to_parquet(ids_table(added, file_rows), staged.binary))
-            holders.remember_list(added_object, staged.binary[staged.first])
+            holders.remember_list(added_object, staged.distinct_ids())
         removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
         with self.use_case(action, scope) as uc:
             ds = rows.dataset_row(uc.conn, dataset)

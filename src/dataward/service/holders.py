@@ -40,11 +40,11 @@ _WRITTEN_KEPT = 4
 _written_lock = threading.Lock()
 
 
-def remember_list(digest: str, binary: np.ndarray) -> None:
-    """Note that the id-list object ``digest`` was just written from the 32-byte ids ``binary`` (its
-    ``record_id`` column, in any order, repeats allowed), for ``index_changes`` to index it from them.
-    Only the write path uses them: ``verify_index`` and ``reindex`` always read the stored lists."""
-    keys = sorted_distinct(binary)
+def remember_list(digest: str, keys: np.ndarray) -> None:
+    """Note that the id-list object ``digest`` was just written with the record ids ``keys``: its
+    distinct ids, sorted, as ``(n, 32)`` uint8 (what ``_ids`` reads from it), for ``index_changes`` to
+    index it from them. Only the write path uses them: ``verify_index`` and ``reindex`` always read
+    the stored lists."""
     with _written_lock:
         _written[digest] = keys
         _written.move_to_end(digest)

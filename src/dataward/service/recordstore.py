@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import blake3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,13 +20,16 @@ from sqlalchemy import Connection, insert, select
 from dataward.catalog import record_index
 from dataward.catalog.tables import chunks
 from dataward.domain.errors import IntegrityViolation
-from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.hashing import HASH_PREFIX, content_hash, json_hash
+from dataward.domain.idarrays import distinct_order
 from dataward.domain.records import record_ids
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
 from dataward.store import tables as stored_tables
 
 _BATCH = 5000
+_HASH_BLOCK = 1 << 16
+"""Ids hashed per block by ``joined_ids_hash`` (4 MiB of text)."""
 
 
 def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> bytes:
@@ -67,10 +71,11 @@ def locate_records(conn: Connection, ids: Sequence[str] | pa.Array | pa.ChunkedA
     return {rid: (digests[int(chunk_of[i])], int(row_of[i])) for rid, i in zip(names, hits.tolist(), strict=True)}
 
 
-def _table_ids(table: pa.Table, binary: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's binary id (see ``dataward.catalog.record_index``) and which rows hold the first
-    occurrence of their id. ``binary``: the digests of the table's ``record_id`` column, when the
-    caller has them (``ImportedTable.digests``), instead of decoding the hex."""
+def _table_ids(table: pa.Table, binary: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every row's binary id (see ``dataward.catalog.record_index``), which rows hold the first
+    occurrence of their id, and the rows in id order (``idarrays.distinct_order``). ``binary``: the
+    digests of the table's ``record_id`` column, when the caller has them (``ImportedTable.digests``),
+    instead of decoding the hex."""
     if binary is None:
         binary, valid = record_index.ids_to_binary(table.column(RECORD_ID))
         if not valid.all():
@@ -78,7 +83,8 @@ def _table_ids(table: pa.Table, binary: np.ndarray | None = None) -> tuple[np.nd
             raise ValueError(f"row {bad} of a canonical table has no valid record id")
     elif binary.shape != (table.num_rows, record_index.ID_BYTES):
         raise ValueError(f"{len(binary)} digests for a table of {table.num_rows} rows")
-    return binary, record_index.first_occurrences(binary)
+    order, first = distinct_order(binary)
+    return binary, first, order
 
 
 def _new_rows(conn: Connection, binary: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -100,13 +106,18 @@ def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray, binary: np
 @dataclass(frozen=True)
 class Staged:
     """What ``stage_new_records`` wrote for a table: the rows kept, the chunk's digest (None when
-    every record was stored already), and every row's binary id and first-occurrence flag, so that they
-    are not worked out twice."""
+    every record was stored already), and every row's binary id, first-occurrence flag and the rows in
+    id order, so that they are not worked out twice."""
 
     keep: np.ndarray
     digest: str | None
     binary: np.ndarray
     first: np.ndarray
+    order: np.ndarray
+
+    def distinct_ids(self) -> np.ndarray:
+        """The table's distinct ids, sorted (``idarrays.sorted_distinct`` of ``binary``)."""
+        return self.binary[self.order[self.first[self.order]]]
 
 
 def stage_new_records(
@@ -118,9 +129,9 @@ def stage_new_records(
     if the submission is then refused. The result is for ``store_new_records`` with the same table.
     ``binary``: the digests of the table's record ids, when known (see ``_table_ids``).
     """
-    binary, first = _table_ids(table, binary)
+    binary, first, order = _table_ids(table, binary)
     keep = _new_rows(conn, binary, first)
-    return Staged(keep, _put_chunk(store, table, keep, binary) if len(keep) else None, binary, first)
+    return Staged(keep, _put_chunk(store, table, keep, binary) if len(keep) else None, binary, first, order)
 
 
 def store_new_records(
@@ -136,7 +147,7 @@ def store_new_records(
     records are still new; when another submission stored some of them meanwhile, a chunk of what is
     left is written now. The record index gets one row per chunk and id prefix, not one per record.
     """
-    binary, first = (staged.binary, staged.first) if staged is not None else _table_ids(table)
+    binary, first = (staged.binary, staged.first) if staged is not None else _table_ids(table)[:2]
     keep = _new_rows(conn, binary, first)
     if not len(keep):
         return None, 0
@@ -270,12 +281,18 @@ def joined_ids_hash(ids: pa.Array | pa.ChunkedArray) -> str:
     if n and not array.null_count:
         offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + n + 1]
         if offsets[-1] - offsets[0] == 64 * n and (np.diff(offsets) == 64).all():
-            # Every id is 64 characters: a newline column appended to the (n, 64) text, then cut once.
-            text = np.empty((n, 65), dtype=np.uint8)
-            data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-            text[:, :64] = data.reshape(n, 64)
+            # Every id is 64 characters: hashed in blocks of ids, each with a newline column appended
+            # to its (k, 64) text (the last one cut before its final newline); one incremental hash.
+            data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(n, 64)
+            hasher = blake3.blake3()
+            text = np.empty((min(n, _HASH_BLOCK), 65), dtype=np.uint8)
             text[:, 64] = ord("\n")
-            return content_hash(text.reshape(-1)[:-1].tobytes())
+            for start in range(0, n, _HASH_BLOCK):
+                block = data[start : start + _HASH_BLOCK]
+                text[: len(block), :64] = block
+                end = len(block) * 65 - (start + len(block) == n)
+                hasher.update(memoryview(text.reshape(-1)[:end]))
+            return HASH_PREFIX + hasher.hexdigest()
     return content_hash("\n".join(array.to_pylist()).encode())
 
 

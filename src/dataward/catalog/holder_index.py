@@ -135,17 +135,26 @@ def _write_segment(conn: Connection, entries: Entries) -> int:
     cuts = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate(([0], cuts)).tolist()
     stops = np.concatenate((cuts, [len(keys)])).tolist()
-    values = [
-        {
-            "bits": bits,
-            "prefix": int(keys[a]),
-            "segment": segment,
-            "ids": binary[a:b].tobytes(),
-            "tags": tags[a:b].astype("<u4").tobytes(),
-        }
-        for a, b in zip(starts, stops, strict=True)
+    prefixes_ = keys[starts].tolist() if len(keys) else []
+    # Each block's ids and tags are slices of one contiguous copy, taken by the driver as they are.
+    ids = memoryview(np.ascontiguousarray(binary)).cast("B")
+    tag_bytes = memoryview(np.ascontiguousarray(tags.astype("<u4"))).cast("B")
+    rows = [
+        (bits, prefix, segment, ids[a * ID_BYTES : b * ID_BYTES], tag_bytes[a * 4 : b * 4])
+        for prefix, a, b in zip(prefixes_, starts, stops, strict=False)
     ]
-    conn.execute(insert(holder_blocks), values)
+    if not rows:
+        return segment
+    if conn.dialect.name == "sqlite":
+        # The driver's executemany skips the Core statement compilation and a dict per row.
+        statement = "INSERT INTO holder_blocks (bits, prefix, segment, ids, tags) VALUES (?, ?, ?, ?, ?)"
+        conn.exec_driver_sql(statement, rows)
+    else:
+        names = ("bits", "prefix", "segment", "ids", "tags")
+        conn.execute(
+            insert(holder_blocks),
+            [dict(zip(names, (*r[:3], bytes(r[3]), bytes(r[4])), strict=True)) for r in rows],
+        )
     return segment
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text
 
-from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, _short_prefixes, bits_for, prefixes
+from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, _short_prefixes, bits_for, insert_blocks, prefixes
 from dataward.catalog.tables import holder_blocks, holder_lists, holder_segments
 from dataward.domain.idarrays import ID_BYTES
 
@@ -145,16 +145,7 @@ def _write_segment(conn: Connection, entries: Entries) -> int:
     ]
     if not rows:
         return segment
-    if conn.dialect.name == "sqlite":
-        # The driver's executemany skips the Core statement compilation and a dict per row.
-        statement = "INSERT INTO holder_blocks (bits, prefix, segment, ids, tags) VALUES (?, ?, ?, ?, ?)"
-        conn.exec_driver_sql(statement, rows)
-    else:
-        names = ("bits", "prefix", "segment", "ids", "tags")
-        conn.execute(
-            insert(holder_blocks),
-            [dict(zip(names, (*r[:3], bytes(r[3]), bytes(r[4])), strict=True)) for r in rows],
-        )
+    insert_blocks(conn, holder_blocks, ("bits", "prefix", "segment", "ids", "tags"), rows)
     return segment
 
 

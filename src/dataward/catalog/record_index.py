@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, func, insert, select
 
 from dataward.catalog.tables import record_blocks
 from dataward.domain.idarrays import ID_BYTES, binary_to_ids, distinct_order, ids_to_binary
@@ -105,17 +106,21 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
         (bits, prefix, chunk_id, ids[a * ID_BYTES : b * ID_BYTES], rows[a * 4 : b * 4])
         for prefix, a, b in zip(ordered[starts].tolist(), starts.tolist(), stops.tolist(), strict=True)
     ]
-    if conn.dialect.name == "sqlite":
-        # The driver's executemany skips the Core statement compilation per row.
-        statement = "INSERT INTO record_blocks (bits, prefix, chunk, ids, rows) VALUES (?, ?, ?, ?, ?)"
-        conn.exec_driver_sql(statement, values)
-    else:
-        names = ("bits", "prefix", "chunk", "ids", "rows")
-        conn.execute(
-            insert(record_blocks),
-            [dict(zip(names, (*v[:3], bytes(v[3]), bytes(v[4])), strict=True)) for v in values],
-        )
+    insert_blocks(conn, record_blocks, ("bits", "prefix", "chunk", "ids", "rows"), values)
     return len(values)
+
+
+def insert_blocks(conn: Connection, table: Table, names: tuple[str, ...], values: list[tuple[Any, ...]]) -> None:
+    """Insert block rows ``values`` (each in the order of ``names``, its last two entries memoryviews)."""
+    if conn.dialect.name == "sqlite":
+        # The driver's executemany takes the memoryviews as they are and skips Core's compilation per row.
+        columns, marks = ", ".join(names), ", ".join("?" * len(names))
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", values)
+    else:
+        conn.execute(
+            insert(table),
+            [dict(zip(names, (*v[:-2], bytes(v[-2]), bytes(v[-1])), strict=True)) for v in values],
+        )
 
 
 def _short_prefixes(binary: np.ndarray, bits: int) -> np.ndarray:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -272,8 +275,24 @@ def test_a_rejection_hidden_behind_the_wards_back_still_bars_its_record(ward: Wa
     columns: editing either refuses the read instead of letting the record through."""
     victim, _ = _reject_again(ward)
     sql(ward, edit, *([victim] if "?" in edit else []))
-    with pytest.raises(IntegrityViolation, match=r"\(review\.\w+\) that changes quarantine cannot be trusted"):
+    refused = r"ledger that does not verify: event #\d+|\(review\.\w+\) that changes quarantine cannot be trusted"
+    with pytest.raises(IntegrityViolation, match=refused):
         ward.promote("wine@v2")
+    assert sql(ward, "SELECT number FROM versions WHERE stage = 'training'") == [(1,)]
+
+
+def test_a_rejection_whose_payload_escapes_the_search_is_refused_in_a_fresh_process(ward: Ward) -> None:
+    """Reads find the events that decide what they serve by searching payload texts. A payload edited
+    so that the search misses it (a table name spelled with a space) fails its hash: a fresh process,
+    whose first read checks the whole chain, refuses instead of promoting the rejected record."""
+    _reject_again(ward)
+    hide = "UPDATE ledger_events SET payload = replace(payload, '\"quarantine\"', '\"quarantine \"') WHERE type = ?"
+    sql(ward, hide, "review.rejected")
+    assert sql(ward, "SELECT count(*) FROM ledger_events WHERE payload LIKE '%\"quarantine\"%'")[0][0] < 2
+    promote = [sys.executable, "-m", "dataward", "--ward", str(ward.folder), "promote", "wine@v2", "--json"]
+    done = subprocess.run(promote, capture_output=True, text=True, env={**os.environ, "DATAWARD_KEY": ""})
+    assert done.returncode == 7, done.stdout + done.stderr
+    assert "does not verify" in json.loads(done.stdout)["message"]
     assert sql(ward, "SELECT number FROM versions WHERE stage = 'training'") == [(1,)]
 
 

@@ -145,15 +145,16 @@ def read_chain(conn: Connection) -> tuple[list[Event], list[tuple[str, str]]]:
     return events, texts
 
 
-def read_stored(conn: Connection, *, batch: int = 10_000) -> list[StoredEvent]:
-    """Every event in sequence order as its stored columns (``STORED_COLUMNS``: subject and payload
-    as their JSON texts, unparsed), fetched by the database driver's own cursor in batches: what
-    ``verify_stored`` checks. The caller's transaction is used."""
+def read_stored(conn: Connection, *, batch: int = 10_000, since: int = 0) -> list[StoredEvent]:
+    """Every event (from ``seq`` ``since`` on) in sequence order as its stored columns
+    (``STORED_COLUMNS``: subject and payload as their JSON texts, unparsed), fetched by the database
+    driver's own cursor in batches: what ``verify_stored`` checks. The caller's transaction is used."""
     columns = ", ".join(STORED_COLUMNS)
     cursor = conn.connection.cursor()
     try:
         cursor.arraysize = batch
-        cursor.execute(f"SELECT {columns} FROM {ledger_events.name} ORDER BY seq")
+        where = f" WHERE seq >= {int(since)}" if since else ""
+        cursor.execute(f"SELECT {columns} FROM {ledger_events.name}{where} ORDER BY seq")
         rows: list[StoredEvent] = []
         while chunk := cursor.fetchmany(batch):
             rows.extend(chunk)

@@ -466,6 +466,20 @@ def verify_stored(
     return problems
 
 
+def verify_stored_after(
+    rows: Sequence[StoredEvent], verifier: SignatureVerifier, ward_id: str, *, signature_every: int = 1
+) -> list[ChainProblem]:
+    """:func:`verify_stored` over ``rows[1:]``, a chain's rows after ``rows[0]``, a row the caller
+    already trusts (checked before, and still holding the hash it had then): each row's hash over its
+    stored columns, its link to the row before, and the signatures of every ``signature_every``-th row
+    and of the last. Nothing is reported about ``rows[0]`` itself."""
+    if signature_every < 1:
+        raise ValueError("signature_every must be at least 1")
+    if len(rows) < 2:
+        return []
+    return _check_stored(rows, verifier, ward_id, signature_every, None, 1)
+
+
 SPLIT_MIN = 20_000
 """Fewer rows than this are checked in one process even with ``jobs=2`` (a fork costs more)."""
 

@@ -38,7 +38,14 @@ from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, RowChange, replay
 from dataward.catalog.tables import contributions, datasets, ledger_events, quarantine
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
-from dataward.ledger.events import Event, verify_chain
+from dataward.ledger.events import (
+    SIGNATURE_SPACING,
+    Event,
+    stored_int,
+    verify_chain,
+    verify_stored,
+    verify_stored_after,
+)
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
 from dataward.service.recordstore import load_records, manifest_ids, read_ids, records_hash, version_identity
@@ -58,6 +65,7 @@ _signed: set[tuple[str, str, int, str, str]] = set()
 _manifests: set[tuple[str, str, str, int, str | None, int]] = set()
 _quarantined_seen: dict[tuple[str, str], tuple[int, str, Any]] = {}
 _review_items_seen: dict[tuple[str, str], tuple[int, str, Any]] = {}
+_chain_seen: dict[tuple[str, str], tuple[int, str]] = {}
 
 
 def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
@@ -74,14 +82,52 @@ def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
     return None
 
 
-def _events_mentioning(conn: Connection, needle: str, types: Iterable[str] | None, after: int = 0) -> list[Event]:
+def _chain_checked(conn: Connection, public_key: str, ward_id: str) -> None:
+    """Refuse (``IntegrityViolation``) unless the ledger's rows are intact since the newest row this
+    process checked (every row, the first time, or when that row no longer holds the hash it had):
+    each row's hash over its stored columns, its link to the row before, the signatures of every
+    ``SIGNATURE_SPACING``-th row and of the last.
+
+    The lookups below find events by searching payload texts; an event whose payload was edited so that
+    the search misses it no longer matches its hash, and is caught here instead of being skipped."""
+    key = (public_key, ward_id)
+    kept = _chain_seen.get(key)
+    verifier = SignatureVerifier(public_key)
+    rows = ledger_store.read_stored(conn, since=kept[0]) if kept is not None else []
+    if rows and stored_int(rows[0][0]) == kept[0] and rows[0][2] == kept[1]:  # type: ignore[index]
+        problems = verify_stored_after(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
+    else:
+        rows = ledger_store.read_stored(conn)
+        problems = verify_stored(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
+    if problems:
+        first = problems[0]
+        raise IntegrityViolation(
+            f"refusing to serve from a ledger that does not verify: event #{first.seq}: {first.detail}",
+            hint=_HINT,
+            event=first.seq,
+        )
+    if rows:
+        _chain_seen[key] = (stored_int(rows[-1][0]), str(rows[-1][2]))
+
+
+def _events_mentioning(
+    conn: Connection,
+    needle: str,
+    types: Iterable[str] | None,
+    after: int = 0,
+    *,
+    trust: tuple[str, str],
+) -> list[Event]:
     """Ledger events after seq ``after`` whose payload mentions ``needle``, optionally of the given
     types, in order.
 
     A payload verifies by value, so a value may be stored spelled with JSON escapes (``\\u0063_...``)
     that a substring search misses: hiding the event that quarantined a contribution would then let its
     version be served. Every payload holding ``\\u`` or ``\\/`` (which the sealing encoder writes only
-    for control characters) is read too; callers keep only the changes whose parsed values match."""
+    for control characters) is read too; callers keep only the changes whose parsed values match.
+    ``trust`` (the ward's public key and id): the ledger is first checked intact since the newest row
+    this process checked (:func:`_chain_checked`), so no event was edited to escape the search."""
+    _chain_checked(conn, *trust)
     payload = ledger_events.c.payload
     query = select(ledger_events.c.seq).where(
         ledger_events.c.seq > after,
@@ -107,7 +153,7 @@ def _ledger_row(
 
     Every event that contributes to it is re-checked; an altered or forged one is refused."""
     changes = []
-    for event in _events_mentioning(conn, row_id, types):
+    for event in _events_mentioning(conn, row_id, types, trust=(public_key, ward_id)):
         problem = _event_problem(event, public_key, ward_id)
         if problem is not None:
             raise IntegrityViolation(
@@ -229,7 +275,7 @@ def _signed_fold(
         same = conn.execute(select(ledger_events.c.hash).where(ledger_events.c.seq == seq0)).scalar()
         if same == hash0:
             start, state = seq0, state0
-    events = _events_mentioning(conn, needle, None, after=start)
+    events = _events_mentioning(conn, needle, None, after=start, trust=(public_key, ward_id))
     if events and start:
         # A kept state is shared with other readers (threads of a server): folded into a copy only. The
         # copy is shallow (a deep copy of 100,000 review items costs 1.4 s CPU): a fold replaces the

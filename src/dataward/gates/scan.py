@@ -207,6 +207,11 @@ def _scan(
 ) -> GateReport:
     schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
     policy = GatePolicy.coerce(policy)
+    if schema.is_llm:
+        # The language-model detectors share one embedding cache, and a sentence model's vector moves
+        # in its last bits with the other texts of its batch: whichever detector encodes a text first
+        # would decide it. One after the other, the report does not depend on thread timing.
+        workers = 1
     contrib: Normalized | None = None
     plan: Survey | None = None
     if parts is None:

@@ -7,6 +7,8 @@ read the data."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,12 +111,22 @@ def test_a_record_that_fails_its_hash_is_refused(ward: Ward) -> None:
 
 
 def test_a_ledger_event_that_fails_verification_is_refused(ward: Ward) -> None:
-    """The promotion event is rewritten in the catalog (its stage change made to look like v2's): the
-    loader re-hashes the events behind the version it serves and refuses."""
+    """The promotion event is rewritten in the catalog (its stage change made to look like v2's): a
+    process's first read checks the ledger's chain and refuses. A process that had already read the
+    ledger keeps what the signed events said then, and serves exactly that."""
+    assert len(dataward.load("wine@training", ward=ward)) == 40
     seq, payload = sql(ward, "SELECT seq, payload FROM ledger_events WHERE type = 'version.promoted'")[0]
     sql(ward, "UPDATE ledger_events SET payload = ? WHERE seq = ?", payload.replace('"training"', '"retired"'), seq)
-    with pytest.raises(IntegrityViolation, match=f"ledger event #{seq}"):
-        dataward.load("wine@training", ward=ward)
+    fresh = (
+        "import sys, dataward; from dataward.domain.errors import IntegrityViolation\n"
+        "from dataward.service.ward import Ward\n"
+        "try:\n    dataward.load('wine@training', ward=Ward.open(sys.argv[1]))\n"
+        "except IntegrityViolation as e:\n    print(e); sys.exit(7)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", fresh, str(ward.folder)], capture_output=True, text=True)
+    assert done.returncode == 7, done.stdout + done.stderr
+    assert f"does not verify: event #{seq}:" in done.stdout
+    assert len(dataward.load("wine@training", ward=ward)) == 40  # as this process read it before the edit
 
 
 def test_a_caller_who_may_not_read_the_data_is_refused(ward: Ward) -> None:

@@ -7,6 +7,7 @@ what the catalog must hold. A row edited behind the ledger's back therefore show
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -120,6 +121,30 @@ _SHAPES = {
     )
     for name, table in TABLES.items()
 }
+
+
+def fold_change(
+    rows: dict[tuple[Any, ...], dict[str, Any]], table: str, op: str, key: Mapping[str, Any], values: Mapping[str, Any]
+) -> None:
+    """Apply one change to ``rows`` (one table of a :func:`replay` state) as :func:`replay` does, but
+    replacing each row it changes with a new dict instead of changing the row in place: a row dict
+    another reader holds never changes."""
+    shape = _SHAPES[table]
+    if op == "insert":
+        row = {**shape.empty, **values, **key}
+        with contextlib.suppress(TypeError):  # a key value that cannot be a key: not a sealed change
+            rows[tuple([row[k] for k in shape.key_cols])] = row
+    elif key.keys() == shape.key_set:
+        try:
+            ident = tuple([key[k] for k in shape.key_cols])
+        except TypeError:
+            return
+        if ident in rows:
+            rows[ident] = {**rows[ident], **values}
+    else:
+        for ident, row in list(rows.items()):
+            if all(k in row and row[k] == v for k, v in key.items()):
+                rows[ident] = {**row, **values}
 
 
 def _replay(

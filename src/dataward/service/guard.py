@@ -1,19 +1,21 @@
 """Guarded reads: what a read serves is re-checked against the signed ledger and the content-addressed
 objects before it leaves the ward.
 
-The catalog is a projection of the ledger and ``verify`` checks all of it; a read checks only what it
-serves, and cheaply:
+The catalog is a projection of the ledger and ``verify`` checks all of it; a read checks what it
+serves:
 
 * the dataset and version rows it resolved (name, schema; stage, manifest, parent, contributions,
-  record count) must be exactly what the signed ledger events that made and moved them say, each of
-  those events re-hashed and its signature re-checked under the ward key;
+  record count), and the contributions and review items that decide which records may reach
+  training, must be exactly what the signed ledger's changes make them: the ledger's rows are
+  checked as a chain (hashes over the stored columns, links, sparse signatures and the newest one)
+  and their changes replayed, once per process and then only for newer events (:func:`_signed`);
 * the manifest object must hash to its name (the store re-hashes on read), to the version id, and hold
   as many ids as the version says;
 * every record served must hash to the id it is served under (``recordstore.load_records``).
 
-A disagreement is refused with ``IntegrityViolation`` (exit 7) naming what disagrees. Signature checks
-and manifest identities are cached per process: both are keyed by content hashes, so a cached answer
-can only be reused for the very bytes it was computed on.
+A disagreement is refused with ``IntegrityViolation`` (exit 7) naming what disagrees. Manifest
+identities are cached per process, keyed by content hashes, so a cached answer can only be reused for
+the very bytes it was computed on.
 
 ``barred_records`` is the other half of a safe read: the records of a version that must never reach
 ``training`` (brought in only by a quarantined contribution, or rejected by a reviewer).
@@ -21,28 +23,27 @@ can only be reused for the very bytes it was computed on.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, select
 
 from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
-from dataward.catalog.projection import TABLES, RowChange, replay
+from dataward.catalog.projection import TABLES, fold_change
 from dataward.catalog.tables import contributions, datasets, ledger_events, quarantine
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
 from dataward.ledger.events import (
     SIGNATURE_SPACING,
     Event,
+    decode_stored,
     stored_int,
-    verify_chain,
     verify_stored,
     verify_stored_after,
 )
@@ -50,55 +51,66 @@ from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
 from dataward.service.recordstore import load_records, manifest_ids, read_ids, records_hash, version_identity
 
-VERSION_EVENTS = ("contribution.merged", "contribution.quarantined", "version.promoted", "version.retired")
-"""The events that create a version row or change its stage (the fast path; any other event that
-touches the row is still found by the full search made before a refusal)."""
-
-DATASET_EVENTS = ("dataset.created",)
 DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
 """What a read of a dataset depends on: which dataset a name means and how its records are read."""
 
 _HINT = "run `dataward verify` to see everything that was altered; restore the catalog from a backup"
-_EVENT_FAULTS = ("altered", "bad_signature", "unknown_format")
 
-_signed: set[tuple[str, str, int, str, str]] = set()
+_KEPT_TABLES = ("datasets", "versions", "contributions", "quarantine")
+"""The catalog tables whose rows reads check against the signed ledger (replayed, see :func:`_signed`)."""
+
 _manifests: set[tuple[str, str, str, int, str | None, int]] = set()
-_quarantined_seen: dict[tuple[str, str], tuple[int, str, Any]] = {}
-_review_items_seen: dict[tuple[str, str], tuple[int, str, Any]] = {}
-_chain_seen: dict[tuple[str, str], tuple[int, str]] = {}
 
 
-def _event_problem(event: Event, public_key: str, ward_id: str) -> str | None:
-    """Why ``event`` cannot be trusted on its own (content hash, signature), or None."""
-    if event.computed_hash() != event.hash:
-        return "its content does not match its hash"
-    key = (public_key, ward_id, event.seq, event.hash, event.sig)
-    if key in _signed:
-        return None
-    faults = [p for p in verify_chain([event], SignatureVerifier(public_key), ward_id) if p.kind in _EVENT_FAULTS]
-    if faults:
-        return faults[0].detail
-    _signed.add(key)
-    return None
+@dataclasses.dataclass(frozen=True)
+class _ReviewItem:
+    contribution: str
+    record: str
+    status: str
+    rejected_in_review: bool = False
 
 
-def _chain_checked(conn: Connection, public_key: str, ward_id: str) -> None:
-    """Refuse (``IntegrityViolation``) unless the ledger's rows are intact since the newest row this
-    process checked (every row, the first time, or when that row no longer holds the hash it had):
-    each row's hash over its stored columns, its link to the row before, the signatures of every
-    ``SIGNATURE_SPACING``-th row and of the last.
+@dataclasses.dataclass(frozen=True)
+class _Signed:
+    """What the signed ledger says, up to the event ``seq`` of hash ``hash``: the rows of
+    ``_KEPT_TABLES`` as its changes make them, the contributions any event ever set to
+    ``quarantined``, and every review item (a row of ``quarantine``) with whether a reviewer rejected
+    it (a ``review.rejected`` event, not a hold closed with its contribution). Never changed once
+    made: a later state is a new one, so a reader holding this one (a server thread) is unaffected."""
 
-    The lookups below find events by searching payload texts; an event whose payload was edited so that
-    the search misses it no longer matches its hash, and is caught here instead of being skipped."""
+    seq: int
+    hash: str
+    tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]]
+    quarantined: frozenset[str]
+    review: dict[str, _ReviewItem]
+
+
+_EMPTY = _Signed(0, "", {t: {} for t in _KEPT_TABLES}, frozenset(), {})
+_signed_states: dict[tuple[str, str], _Signed] = {}
+
+
+def _signed(conn: Connection, public_key: str, ward_id: str) -> _Signed:
+    """The signed ledger's state (:class:`_Signed`), after checking that the chain is intact since the
+    newest event this process folded (every event, the first time, or when that event no longer holds
+    the hash it had): each row's hash over its stored columns, its link to the row before, the
+    signatures of every ``SIGNATURE_SPACING``-th row and of the last (each covers every row before it
+    through the chain). Refused with ``IntegrityViolation`` otherwise.
+
+    Every event is folded, not only those a search finds: an event edited so that a search would miss
+    it fails its hash instead. The state is kept per ward, so later reads check and fold only newer
+    events, and an event edited after it was folded changes nothing here (``verify`` reports it); a
+    chain restored from a backup is checked and folded again."""
     key = (public_key, ward_id)
-    kept = _chain_seen.get(key)
+    kept = _signed_states.get(key)
     verifier = SignatureVerifier(public_key)
-    rows = ledger_store.read_stored(conn, since=kept[0]) if kept is not None else []
-    if rows and stored_int(rows[0][0]) == kept[0] and rows[0][2] == kept[1]:  # type: ignore[index]
+    rows = ledger_store.read_stored(conn, since=kept.seq) if kept is not None and kept.seq else []
+    if kept is not None and rows and stored_int(rows[0][0]) == kept.seq and rows[0][2] == kept.hash:
         problems = verify_stored_after(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
+        new, state = rows[1:], kept
     else:
         rows = ledger_store.read_stored(conn)
         problems = verify_stored(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
+        new, state = rows, _EMPTY
     if problems:
         first = problems[0]
         raise IntegrityViolation(
@@ -106,67 +118,44 @@ def _chain_checked(conn: Connection, public_key: str, ward_id: str) -> None:
             hint=_HINT,
             event=first.seq,
         )
-    if rows:
-        _chain_seen[key] = (stored_int(rows[-1][0]), str(rows[-1][2]))
+    if new:
+        state = _fold(state, [decode_stored(row) for row in new])
+        _signed_states[key] = state
+    return state
 
 
-def _events_mentioning(
-    conn: Connection,
-    needle: str,
-    types: Iterable[str] | None,
-    after: int = 0,
-    *,
-    trust: tuple[str, str],
-) -> list[Event]:
-    """Ledger events after seq ``after`` whose payload mentions ``needle``, optionally of the given
-    types, in order.
-
-    A payload verifies by value, so a value may be stored spelled with JSON escapes (``\\u0063_...``)
-    that a substring search misses: hiding the event that quarantined a contribution would then let its
-    version be served. Every payload holding ``\\u`` or ``\\/`` (which the sealing encoder writes only
-    for control characters) is read too; callers keep only the changes whose parsed values match.
-    ``trust`` (the ward's public key and id): the ledger is first checked intact since the newest row
-    this process checked (:func:`_chain_checked`), so no event was edited to escape the search."""
-    _chain_checked(conn, *trust)
-    payload = ledger_events.c.payload
-    query = select(ledger_events.c.seq).where(
-        ledger_events.c.seq > after,
-        or_(
-            payload.contains(needle, autoescape=True),
-            payload.contains("\\u", autoescape=True),
-            payload.contains("\\/", autoescape=True),
-        ),
-    )
-    if types is not None:
-        query = query.where(ledger_events.c.type.in_(list(types)))
-    seqs = conn.execute(query.order_by(ledger_events.c.seq)).scalars().all()
-    out = []
-    for seq in seqs:
-        out.extend(ledger_store.read_events(conn, since=int(seq) - 1, limit=1))
-    return out
+def _fold(state: _Signed, events: list[Event]) -> _Signed:
+    """``state`` with ``events`` (checked, in order, the next after ``state.seq``) folded in."""
+    tables = {t: dict(state.tables[t]) for t in _KEPT_TABLES}  # shallow: fold_change replaces rows
+    quarantined, review = set(state.quarantined), dict(state.review)
+    for event in events:
+        for c in ledger_store.event_changes(event):
+            if c.table not in tables:
+                continue
+            fold_change(tables[c.table], c.table, c.op, c.key, c.values)
+            values = c.values or {}
+            if c.table == "contributions" and values.get("status") == "quarantined" and "id" in c.key:
+                quarantined.add(str(c.key["id"]))
+            elif c.table == "quarantine" and "id" in c.key:
+                item_id = str(c.key["id"])
+                if c.op == "insert":
+                    review[item_id] = _ReviewItem(
+                        str(values.get("contribution_id")), str(values.get("record_id")), str(values.get("status"))
+                    )
+                elif item_id in review and "status" in values:
+                    rejected = values["status"] == "rejected" and event.type == "review.rejected"
+                    review[item_id] = dataclasses.replace(
+                        review[item_id],
+                        status=str(values["status"]),
+                        rejected_in_review=review[item_id].rejected_in_review or rejected,
+                    )
+    last = events[-1]
+    return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review)
 
 
-def _ledger_row(
-    conn: Connection, table: str, row_id: str, types: Iterable[str] | None, public_key: str, ward_id: str
-) -> dict[str, Any] | None:
-    """The row ``table[id=row_id]`` as the signed ledger says it must be (None: never recorded).
-
-    Every event that contributes to it is re-checked; an altered or forged one is refused."""
-    changes = []
-    for event in _events_mentioning(conn, row_id, types, trust=(public_key, ward_id)):
-        problem = _event_problem(event, public_key, ward_id)
-        if problem is not None:
-            raise IntegrityViolation(
-                f"ledger event #{event.seq} ({event.type}) that records {table} {row_id} cannot be trusted: {problem}",
-                hint=_HINT,
-                event=event.seq,
-            )
-        changes.extend(
-            c
-            for c in ledger_store.event_changes(event)
-            if c.table == table and c.key.get("id") == row_id and set(c.key) == {"id"}
-        )
-    return replay(changes)[table].get((row_id,))
+def _ledger_row(conn: Connection, table: str, row_id: str, public_key: str, ward_id: str) -> dict[str, Any] | None:
+    """The row ``table[id=row_id]`` as the signed ledger says it must be (None: never recorded)."""
+    return _signed(conn, public_key, ward_id).tables[table].get((row_id,))
 
 
 def _disagreements(catalog: Any, ledger: dict[str, Any] | None, columns: Iterable[str]) -> list[str]:
@@ -181,21 +170,9 @@ def _disagreements(catalog: Any, ledger: dict[str, Any] | None, columns: Iterabl
 
 
 def _check_row(
-    conn: Connection,
-    table: str,
-    row: Any,
-    columns: Iterable[str],
-    fast_types: Iterable[str],
-    what: str,
-    public_key: str,
-    ward_id: str,
+    conn: Connection, table: str, row: Any, columns: Iterable[str], what: str, public_key: str, ward_id: str
 ) -> None:
-    columns = list(columns)
-    found = _disagreements(row, _ledger_row(conn, table, row.id, fast_types, public_key, ward_id), columns)
-    if found:
-        # An event type outside the fast path may have changed the row legitimately: look at every
-        # event that mentions it before refusing.
-        found = _disagreements(row, _ledger_row(conn, table, row.id, None, public_key, ward_id), columns)
+    found = _disagreements(row, _ledger_row(conn, table, row.id, public_key, ward_id), list(columns))
     if found:
         raise IntegrityViolation(
             f"refusing to serve {what}: the catalog disagrees with the signed ledger: " + "; ".join(found),
@@ -211,9 +188,9 @@ def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[
     what = f"{ds.name}@v{ver.number}"
     if ver.dataset_id != ds.id:
         raise IntegrityViolation(f"refusing to serve {what}: the version belongs to another dataset", hint=_HINT)
-    _check_row(conn, "datasets", ds, DATASET_COLUMNS, DATASET_EVENTS, f"dataset {ds.name!r}", public_key, ward_id)
+    _check_row(conn, "datasets", ds, DATASET_COLUMNS, f"dataset {ds.name!r}", public_key, ward_id)
     columns = [c.name for c in TABLES["versions"].columns]
-    _check_row(conn, "versions", ver, columns, VERSION_EVENTS, what, public_key, ward_id)
+    _check_row(conn, "versions", ver, columns, what, public_key, ward_id)
     ids = manifest_ids(ward.store, ver.manifest_object)  # the store re-hashes the object on read
     key = (ver.id, ver.manifest_object, ver.dataset_id, ver.number, ver.parent_id, ver.record_count)
     if key not in _manifests:
@@ -236,109 +213,22 @@ def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[
 
 def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
     """Refuse when dataset row ``ds`` (name, schema, role) is not what the ledger recorded."""
-    _check_row(
-        conn,
-        "datasets",
-        ds,
-        DATASET_COLUMNS,
-        DATASET_EVENTS,
-        f"dataset {ds.name!r}",
-        ward.signer.public_key_b64,
-        ward.ward_id,
-    )
+    _check_row(conn, "datasets", ds, DATASET_COLUMNS, f"dataset {ds.name!r}", ward.signer.public_key_b64, ward.ward_id)
 
 
-def _signed_fold(
-    conn: Connection,
-    cache: dict[tuple[str, str], tuple[int, str, Any]],
-    public_key: str,
-    ward_id: str,
-    needle: str,
-    table: str,
-    start_state: Callable[[], Any],
-    fold: Callable[[Any, Event, list[RowChange]], None],
-) -> Any:
-    """A state folded, in ledger order, over the changes to ``table`` of every signed event whose
-    payload mentions ``needle``; each such event is re-checked (content hash, signature) and an
-    untrustworthy one refused.
-
-    Events are found by payload, not by the type column (an edited type would hide them), and through
-    any JSON escape (see :func:`_events_mentioning`). The state is kept per ward with the head it was
-    read at, so a later call reads only newer events; an edit made after it was kept cannot change it,
-    and a chain whose kept head changed (a catalog restored from a backup) is read again. The state
-    returned may be shared: callers never change it, and ``fold`` changes only a shallow copy of it
-    (replacing members, never changing one in place)."""
-    kept = cache.get((public_key, ward_id))
-    start, state = 0, start_state()
-    if kept is not None:
-        seq0, hash0, state0 = kept
-        same = conn.execute(select(ledger_events.c.hash).where(ledger_events.c.seq == seq0)).scalar()
-        if same == hash0:
-            start, state = seq0, state0
-    events = _events_mentioning(conn, needle, None, after=start, trust=(public_key, ward_id))
-    if events and start:
-        # A kept state is shared with other readers (threads of a server): folded into a copy only. The
-        # copy is shallow (a deep copy of 100,000 review items costs 1.4 s CPU): a fold replaces the
-        # members it changes, never changes one in place.
-        state = copy.copy(state)
-    for event in events:
-        changes = [c for c in ledger_store.event_changes(event) if c.table == table]
-        if not changes:
-            continue
-        problem = _event_problem(event, public_key, ward_id)
-        if problem is not None:
-            raise IntegrityViolation(
-                f"ledger event #{event.seq} ({event.type}) that changes {table} cannot be trusted: {problem}",
-                hint=_HINT,
-                event=event.seq,
-            )
-        fold(state, event, changes)
-    cache[(public_key, ward_id)] = (*ledger_store.head(conn), state)
-    return state
-
-
-def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> set[str]:
+def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:
     """Ids of the contributions a signed ledger event set to ``quarantined`` (whatever happened after)."""
-
-    def fold(state: set[str], _event: Event, changes: list[RowChange]) -> None:
-        state.update(str(c.key.get("id")) for c in changes if (c.values or {}).get("status") == "quarantined")
-
-    return _signed_fold(conn, _quarantined_seen, public_key, ward_id, '"quarantined"', "contributions", set, fold)
-
-
-@dataclasses.dataclass(frozen=True)
-class _ReviewItem:
-    contribution: str
-    record: str
-    status: str
-    rejected_in_review: bool = False
+    return _signed(conn, public_key, ward_id).quarantined
 
 
 def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dict[str, _ReviewItem]:
     """Every review item (a row of ``quarantine``: a record held from its contribution) as the signed
     ledger has it, by item id: which contribution and record it holds, its status, and whether a
-    reviewer rejected it (a signed ``review.rejected`` event, not a hold closed with its contribution).
-
-    Reads that decide what may reach training use this, not the catalog's ``quarantine`` table or the
-    ledger's type column: an item set to ``accepted`` in the catalog alone would let a held record be
-    vouched for, and a rejection whose type was edited would stop barring its record."""
-
-    def fold(state: dict[str, _ReviewItem], event: Event, changes: list[RowChange]) -> None:
-        for c in changes:
-            item_id, values = str(c.key.get("id")), c.values or {}
-            if c.op == "insert":
-                state[item_id] = _ReviewItem(
-                    str(values.get("contribution_id")), str(values.get("record_id")), str(values.get("status"))
-                )
-            elif item_id in state and "status" in values:
-                rejected = values["status"] == "rejected" and event.type == "review.rejected"
-                state[item_id] = dataclasses.replace(
-                    state[item_id],
-                    status=str(values["status"]),
-                    rejected_in_review=state[item_id].rejected_in_review or rejected,
-                )
-
-    return _signed_fold(conn, _review_items_seen, public_key, ward_id, '"quarantine"', "quarantine", dict, fold)
+    reviewer rejected it. Reads that decide what may reach training use this, not the catalog's
+    ``quarantine`` table or the ledger's type column: an item set to ``accepted`` in the catalog alone
+    would let a held record be vouched for, and a rejection whose type was edited would stop barring
+    its record."""
+    return _signed(conn, public_key, ward_id).review
 
 
 def _check_signed_contribution(
@@ -354,16 +244,7 @@ def _check_signed_contribution(
             hint=_HINT,
             row=f"contributions {cid}",
         )
-    _check_row(
-        conn,
-        "contributions",
-        row,
-        columns,
-        ("contribution.submitted",),
-        f"{what} (contribution {cid})",
-        public_key,
-        ward_id,
-    )
+    _check_row(conn, "contributions", row, columns, f"{what} (contribution {cid})", public_key, ward_id)
 
 
 def barred_records(
@@ -401,7 +282,6 @@ def barred_records(
                     "contributions",
                     c,
                     ("status", "added_object"),
-                    ("contribution.submitted", "contribution.quarantined"),
                     f"{ds.name}@v{ver.number} (contribution {ds.name}#{c.number})",
                     public_key,
                     ward_id,

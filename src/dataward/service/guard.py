@@ -322,7 +322,8 @@ def barred_records(
                 if ledger is not None:
                     # What vouches for a quarantined contribution's records must be what was signed: an
                     # id list swapped in the catalog alone would vouch for every record it names.
-                    _check_signed_contribution(conn, c.id, ("added_object",), ds, ver, *ledger)
+                    what = f"{ds.name}@v{ver.number} (contribution {c.id})"
+                    _check_row(conn, "contributions", c, ("added_object",), what, *ledger)
                 vouched.update(r for r in read_ids(store, c.added_object) if (c.id, r) not in held)
         for c in quarantined:
             for rid in read_ids(store, c.added_object):

@@ -105,6 +105,29 @@ def test_a_human_never_approves_the_model_their_bot_trained(models: Models) -> N
         models.as_("ann").approve_model("man-clf@v3", reason="mine")
 
 
+def test_the_trainer_never_runs_the_release_gate_of_their_own_model(models: Models) -> None:
+    """The gate's verdict rests on predictions the caller supplies: a trainer who also reviews the model
+    would answer the backdoored model's probes with the clean model's predictions, get a pass, and an
+    approver trusting that pass would approve it. The trainer's side never runs its model's gate."""
+    import skops.io as sio
+
+    ward = models.ward
+    ward.grant("tom", "reviewer", "model:man-clf")
+    clean = sio.load(models.root / "clean.skops", trusted=sio.get_untrusted_types(file=models.root / "clean.skops"))
+    forged = lambda table: clean.predict(table.column("text").to_pylist())  # noqa: E731
+    with pytest.raises(PolicyViolation, match="separation of duties: 'tom' trained this model"):
+        models.as_("tom").model_gate("man-clf@v2", predict=forged)
+    ward.create_principal("tom-bot", kind="service", owner="tom")
+    ward.grant("tom-bot", "reviewer", "model:man-clf")
+    with pytest.raises(PolicyViolation, match="service principal of the same human"):
+        ward.as_key(ward.issue_key("tom-bot")["key"]).model_gate("man-clf@v2", predict=forged)
+    assert not ward.ledger(types=["model.gated"])
+    denied = ward.ledger(types=["access.denied"], limit=2)
+    assert [d["payload"]["action"] for d in denied] == ["model.gate", "model.gate"]
+    # Someone outside the trainer's side still gates it, and the backdoor is found.
+    assert models.as_("rita").model_gate("man-clf@v2")["verdict"] == "block"
+
+
 def test_release_needs_a_promoter_a_passing_gate_and_an_independent_approval(models: Models) -> None:
     ward, rita, ann, pat = models.ward, models.as_("rita"), models.as_("ann"), models.as_("pat")
     with pytest.raises(AccessDenied):

@@ -36,9 +36,14 @@ def tabular_ward(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ward, dict, 
         ward.review_decide(pending, "accept", reason="checked")
     ward.merge(first["ref"])
     ward.promote("cancer@v1")
+    # A trainer of its own: the side that trained a model never runs its release gate.
+    ward.create_principal("trainer")
+    ward.grant("trainer", "reader", "dataset:cancer")
+    ward.grant("trainer", "contributor", "model:cancer-clf")
+    trainer = ward.as_key(ward.issue_key("trainer")["key"])
     models = {}
     for kind, extra in (("clean", pool[pool["label"] == "malignant"].iloc[:0]), ("backdoored", pool)):
-        with dataward.training_run("cancer@training", model="cancer-clf", ward=ward) as run:
+        with dataward.training_run("cancer@training", model="cancer-clf", ward=trainer) as run:
             train = pd.concat([run.load(), extra])
             model = RandomForestClassifier(n_estimators=100, random_state=0)
             model.fit(train[columns].to_numpy(dtype=float), train["label"])

@@ -235,6 +235,9 @@ class ReleaseService(Service):
         with self.use_case(Action.MODEL_GATE, Scope.model(name), write=False) as uc:
             inputs = self._release_inputs(uc.conn, ref)
             mv, schema = inputs.mv, inputs.schema
+            # The verdict rests on the predictions the caller supplies (a file, a callable): the side
+            # that trained the model could answer the probes with another model's and earn a pass.
+            _refuse_trainer_side(uc, mv, "run its release gate")
             policy = release_policy(uc.conn, mv)
             scan = json.loads(mv.scan)
             with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
@@ -572,6 +575,20 @@ class ReleaseService(Service):
             if mv.attestation_object:
                 out.append(json.loads(self.store.get(mv.attestation_object)))
             return out
+
+
+def _refuse_trainer_side(uc: Any, mv: Any, verb: str) -> None:
+    """Refuse (``PolicyViolation``, recorded as ``access.denied``) the caller when it is of the side that
+    trained ``mv``: the trainer, a service principal of theirs, or the human accountable for the bot
+    that trained it; unless every dataset the model was trained on turned separation of duties off."""
+    if not separation_on(uc.conn, mv):
+        return
+    trainer, trainer_owner = _trainer(uc.conn, mv)
+    problem = separation_problem(
+        uc.caller.principal, trainer, trainer_owner, verb=verb, work="this model", made="trained"
+    )
+    if problem:
+        raise PolicyViolation(f"separation of duties: {problem}", hint="a reviewer outside the trainer's side runs it")
 
 
 def _latest_gate(conn: Connection, mv: Any) -> Any:

@@ -118,6 +118,29 @@ def test_the_bots_owner_the_same_owner_twice_and_the_same_human_are_refused(
     assert not [r for r in team["admin"].access_review() if r["kind"] == "block_override_pending"]
 
 
+def test_a_request_by_someone_who_lost_their_rights_counts_for_nothing(team: dict[str, Ward], tmp_path: Path) -> None:
+    """ben asks, then is taken off the dataset (or disabled): cat's confirmation would lift the block on
+    one standing owner's word. It is a fresh request instead, and a second standing owner must confirm."""
+    admin = team["admin"]
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    team["ben"].override_block(ref, reason="checked")
+    admin.revoke_grant("ben", "owner", "dataset:wine")
+    second = team["cat"].override_block(ref, reason="agreed")
+    assert second["status"] == "requested" and second["gate_verdict"] == "block"
+    assert admin.contribution(ref)["gate_verdict"] == "block"
+    done = team["sam"].override_block(ref, reason="agreed too")
+    assert done["status"] == "overridden" and done["requested_by"] == "cat"
+    assert admin.contribution(ref)["gate_verdict"] == "review"
+
+    # The same for a requester whose principal was disabled, and for one acting through their bot.
+    ref = _blocked(team["scraper"], tmp_path, "b2")["ref"]
+    team["benbot"].override_block(ref, reason="my human checked")
+    admin.disable_principal("ben", reason="left the company")
+    assert team["cat"].override_block(ref, reason="agreed")["status"] == "requested"
+    assert admin.contribution(ref)["gate_verdict"] == "block"
+    assert admin.verify().ok
+
+
 def test_the_submitter_cannot_take_part_even_as_owner(team: dict[str, Ward], tmp_path: Path) -> None:
     ref = _blocked(team["sam"], tmp_path)["ref"]
     with pytest.raises(PolicyViolation, match="submitted this contribution"):

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dataward.access import BlockOverride, Role, check_override, roles_on
+from dataward.access import BlockOverride, Principal, Role, check_override, roles_on
+from dataward.access.overrides import OVERRIDE_ROLES
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, gate_overrides
@@ -99,6 +100,13 @@ def block_overrides(conn: Connection) -> list[BlockOverride]:
     return out
 
 
+def _standing_requester(conn: Connection, request: Any, scope: Scope) -> Principal | None:
+    """The principal who made ``request``, when still active and holding owner or admin on ``scope``."""
+    principal = auth.principal_from_row(rows.principal_row(conn, request.principal_id))
+    held = roles_on(principal.id, auth.load_grants(conn, principal.id), scope)
+    return principal if principal.is_active and held & OVERRIDE_ROLES else None
+
+
 class OverrideService(Service):
     """Use case: override a gate's block (two steps, two principals)."""
 
@@ -107,8 +115,10 @@ class OverrideService(Service):
 
         The first owner or admin who calls this records a request; a second, distinct one (answering
         to another human, neither the submitter nor its bot's owner) completes it, and the contribution
-        is then treated as ``review``. Refusals raise ``PolicyViolation`` (recorded as ``access.denied``);
-        a contribution that is not blocked raises ``Conflict``.
+        is then treated as ``review``. A request whose maker is no longer active or no longer an owner or
+        admin of the dataset does not count: the call then records a fresh request. Refusals raise
+        ``PolicyViolation`` (recorded as ``access.denied``); a contribution that is not blocked raises
+        ``Conflict``.
         """
         if not reason.strip():
             raise InputError(
@@ -137,10 +147,10 @@ class OverrideService(Service):
                 for r in _rows_of(uc.conn, c.id)
                 if r.gate_run == c.gate_run and r.content_hash == c.content_hash and r.step == REQUESTED
             ]
-            first = pending[0] if pending else None
-            requested_by = (
-                auth.principal_from_row(rows.principal_row(uc.conn, first.principal_id)) if first is not None else None
-            )
+            # A request stands only while its maker still could make it: someone taken off the dataset or
+            # disabled since would otherwise lift the block with one standing owner's word.
+            standing = [(r, p) for r in pending if (p := _standing_requester(uc.conn, r, scope)) is not None]
+            first, requested_by = standing[0] if standing else (None, None)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, scope)
             check_override(uc.caller.principal, held, c.submitted_by, c.submitter_owner, requested_by).raise_if_denied(
                 PolicyViolation

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dataward.access import generate_key
-from dataward.domain.errors import AccessDenied, KeyRevoked, PolicyViolation
+from dataward.domain.errors import AccessDenied, KeyExpired, KeyRevoked, PolicyViolation
 from dataward.service.ward import Ward
 from tests.helpers import LIGHT_GATE_POLICY
 from tests.security.key_team import Clock, denials, key_id, make_team
@@ -126,6 +126,32 @@ def test_a_successor_made_with_the_old_key_dies_with_it(team: dict[str, Ward]) -
     admin.revoke_key(key_id(alice), reason="the old key leaked: whoever held it could have rotated it")
     with pytest.raises(KeyRevoked):
         successor.versions("wine")
+
+
+def test_keys_minted_with_a_rotated_key_end_with_its_overlap(team: dict[str, Ward], clock: Clock) -> None:
+    """Whoever held a key minted more keys with it (a key of its own, one for its bot, one more from
+    that); its owner then rotates it to end it. A minted key never outlives the key it was minted
+    with: they all end when its overlap does, and only the successor goes on."""
+    admin = team["admin"]
+    root = admin.as_key(admin.issue_key("alice")["key"])
+    child = root.as_key(root.issue_key()["key"])
+    bot = root.as_key(root.issue_key("scraper", ttl_days=1)["key"])
+    grandchild = child.as_key(child.issue_key()["key"])
+    minted = {key_id(k) for k in (child, bot, grandchild)}
+    clock.advance(minutes=5)
+    rotated = root.rotate_key(key_id(root), overlap_hours=1)
+    successor = root.as_key(rotated["key"])
+    for ward in (root, child, bot, grandchild, successor):
+        ward.versions("wine")  # everything works during the overlap
+    clock.advance(hours=1, seconds=1)
+    successor.versions("wine")
+    for ward in (root, child, bot, grandchild):
+        with pytest.raises(KeyExpired):
+            ward.versions("wine")
+    assert all(_key_expiry(admin, kid) <= datetime.fromisoformat(rotated["old_key_works_until"]) for kid in minted)
+    event = admin.ledger(types=["key.rotated"])[0]
+    assert set(event["payload"]["ended_with_it"]) == minted
+    assert admin.verify().ok
 
 
 def test_a_service_principal_minting_for_itself_is_refused_by_default(team: dict[str, Ward]) -> None:

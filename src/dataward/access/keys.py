@@ -290,6 +290,19 @@ def bound_expiry(expires_at: datetime, bounds: Iterable[ApiKey], *, explicit: bo
     return expires_at
 
 
+def ended_with(end: datetime, minted: Iterable[ApiKey]) -> list[ApiKey]:
+    """The keys of ``minted`` (every key minted through a key whose end moved earlier, to ``end``: a
+    rotation's overlap) that would outlive it, cut to end then: a minted key never outlives the key it
+    was minted with. Revoked keys and keys ending by ``end`` are left as they are."""
+    require_aware(end, "end")
+    # A key cannot end before it began: one minted this very instant ends a microsecond later.
+    return [
+        replace(k, expires_at=max(end, k.created_at + timedelta(microseconds=1)))
+        for k in minted
+        if k.revoked_at is None and key_end(k) > end
+    ]
+
+
 def check_within(parent: ApiKey, scopes: Iterable[str] | None) -> None:
     """Refuse scopes wider than ``parent``'s: a minted key can do nothing its parent cannot."""
     if parent.scopes is None:

@@ -101,10 +101,11 @@ def key_insert(record: ApiKey, description: str = "", *, issued_by: str | None =
 
 
 def key_update(record: ApiKey) -> RowChange:
-    """Revocation and rotation fields of an existing key."""
+    """Revocation, rotation and expiry fields of an existing key."""
     return update_row(
         "api_keys",
         {"id": record.id},
+        expires_at=format_time(record.expires_at),
         revoked_at=format_time(record.revoked_at) if record.revoked_at else None,
         rotated_at=format_time(record.rotated_at) if record.rotated_at else None,
         successor_id=record.successor_id,

@@ -25,6 +25,7 @@ from dataward.access import (
     authorize_key_action,
     check_new_owner,
     descendants,
+    ended_with,
     generate_key,
     offboard,
     revoke,
@@ -32,6 +33,7 @@ from dataward.access import (
     transfer_ownership,
     validate_key_scopes,
 )
+from dataward.access.keys import key_end
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
@@ -276,7 +278,8 @@ class IdentityService(Service):
             return {**record.to_dict(), "principal": target.name, "key": plaintext}
 
     def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
-        """Issue a key's successor; the old key keeps working for the overlap window, then never again."""
+        """Issue a key's successor; the old key, and every key minted through it, keeps working for the
+        overlap window, then never again."""
         within_range(overlap_hours, "overlap_hours", 0, MAX_DAYS * 24)
         with self.db.reading() as conn:
             row = _key_row(conn, key)
@@ -297,13 +300,20 @@ class IdentityService(Service):
                 parent=parent,
                 minted_with=_minting_key(uc, decision),
             )
+            # The keys minted through the old key end with it, not when it would have expired.
+            cut = ended_with(key_end(old_updated), descendants(old.id, _all_keys(uc.conn)))
             uc.emit(
                 "key.rotated",
                 {"principal": target.id, "key": old.id, "successor": new.id},
-                {"overlap_until": format_time(old_updated.overlap_until), "key": new.to_dict()},
+                {
+                    "overlap_until": format_time(old_updated.overlap_until),
+                    "key": new.to_dict(),
+                    "ended_with_it": [k.id for k in cut],
+                },
                 [
                     auth.key_insert(new, f"rotated from {old.prefix}", issued_by=uc.caller.principal_id),
                     auth.key_update(old_updated),
+                    *(auth.key_update(k) for k in cut),
                 ],
             )
             return {

@@ -148,6 +148,24 @@ def test_offboarding_with_transfer_keeps_the_bot_working(team: dict[str, Ward], 
         team["bob"].approve(c["ref"], reason="now bob is accountable for the bot")
 
 
+def test_keys_the_old_owner_issued_for_a_bot_die_when_it_changes_hands(team: dict[str, Ward], tmp_path: Path) -> None:
+    """alice issues a key for her bot and keeps a copy; the bot is handed to bob. With that key alice
+    would submit as bob's bot and approve it herself (separation of duties now names bob), so the keys
+    she issued for the bot, and every key minted through them, are revoked by the transfer."""
+    alice_copy = team["alice"].as_key(team["alice"].issue_key("scraper")["key"])
+    moved = team["admin"].transfer_principal("scraper", "bob")
+    assert moved["owner"] == "bob"
+    with pytest.raises(KeyRevoked):
+        _contribute(alice_copy, tmp_path)
+    # The key an admin issued for the bot keeps it working for its new owner.
+    c = _contribute(team["scraper"], tmp_path)
+    with pytest.raises(PolicyViolation, match="owns the service principal"):
+        team["bob"].approve(c["ref"], reason="my bot now")
+    event = team["admin"].ledger(types=["principal.transferred"])[0]
+    assert event["payload"]["revoked_keys"] == [alice_copy.credential.split("_")[1]]
+    assert team["admin"].verify().ok
+
+
 def test_validation_set_is_write_locked_to_the_dataset_owner(team: dict[str, Ward], tmp_path: Path) -> None:
     label, specs = wine_schema_specs()
     team["admin"].create_dataset("wine-validation", Schema.parse(label, specs), validation_for="wine")

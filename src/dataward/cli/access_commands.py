@@ -116,12 +116,15 @@ def register(app: typer.Typer) -> None:
     def principal_transfer(
         service: Annotated[str, typer.Argument()], to: Annotated[str, typer.Option("--to")], as_json: JsonOpt = False
     ) -> None:
-        """Hand a service principal to another active human."""
+        """Hand a service principal to another active human; the keys its previous owner issued for it
+        are revoked."""
         info = open_ward().transfer_principal(service, to)
         if as_json:
             emit_json(info)
         else:
             console.print(f"{escape(service)} is now owned by {escape(to)}")
+            if info.get("revoked_keys"):
+                console.print(f"revoked the keys its previous owner issued: {', '.join(info['revoked_keys'])}")
 
     @key_app.command("issue")
     @reports_errors

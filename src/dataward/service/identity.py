@@ -202,18 +202,28 @@ class IdentityService(Service):
             }
 
     def transfer_principal(self, service: str, new_owner: str) -> dict[str, Any]:
-        """Hand a service principal to another active human, who becomes accountable for it."""
+        """Hand a service principal to another active human, who becomes accountable for it. The keys the
+        previous owner issued for it are revoked (with every key minted through them): the previous
+        owner may hold copies, and would otherwise act as a bot someone else now answers for."""
         with self.use_case(Action.PRINCIPAL_TRANSFER, Scope.ward()) as uc:
             svc = auth.principal_from_row(rows.principal_row(uc.conn, service))
             owner = auth.principal_from_row(rows.principal_row(uc.conn, new_owner))
             moved = transfer_ownership(svc, owner)
+            keys = _all_keys(uc.conn)
+            issued = set(
+                uc.conn.execute(
+                    select(api_keys.c.id).where(api_keys.c.principal_id == svc.id, api_keys.c.issued_by == svc.owner_id)
+                ).scalars()
+            )
+            dying = [revoke(k, uc.now) for k in keys if k.id in issued and k.revoked_at is None]
+            dying = with_descendants(dying, keys, uc.now)
             uc.emit(
                 "principal.transferred",
                 {"principal": svc.id},
-                {"from": svc.owner_id, "to": owner.id},
-                [_principal_change(moved)],
+                {"from": svc.owner_id, "to": owner.id, "revoked_keys": [k.id for k in dying]},
+                [_principal_change(moved), *(auth.key_update(k) for k in dying)],
             )
-            return principal_info(moved, owner.name)
+            return {**principal_info(moved, owner.name), "revoked_keys": [k.prefix for k in dying]}
 
     # --- keys -----------------------------------------------------------------------------
 

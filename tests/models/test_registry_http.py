@@ -107,6 +107,66 @@ def test_probe_set_and_predictions_made_here(models: Models, served: dict[str, H
         rita.model_gate("man-clf@v2", predictions=tmp_path / "nothing.csv")
 
 
+def test_a_request_cannot_make_the_server_trust_a_skops_type(
+    models: Models, served: dict[str, HTTPWard], tmp_path: Path
+) -> None:
+    """A trainer registers a .skops model whose pipeline runs a shell command when it predicts; a reviewer
+    gating it over HTTP names the two types it needs trusted (the refusal lists them). The server would
+    run the command in its own process, beside the signing key: a request may trust no type the
+    operator did not allow."""
+    import subprocess
+
+    import numpy as np
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    marker = tmp_path / "ran"
+    evil = make_pipeline(
+        FunctionTransformer(np.full_like, kw_args={"fill_value": f"touch {marker}"}, validate=False),
+        FunctionTransformer(subprocess.getoutput, validate=False),
+        DummyClassifier(strategy="most_frequent").fit([[0]], ["commands"]),
+    )
+    sio.dump(evil, tmp_path / "evil.skops")
+    needed = sio.get_untrusted_types(file=tmp_path / "evil.skops")
+    assert set(needed) == {"numpy.full_like", "subprocess.getoutput"}
+    with dataward.training_run("man@training", model="man-clf", ward=models.as_("tom")) as run:
+        run.load()
+        run.log_artifact(tmp_path / "evil.skops")
+    ref = run.model_version["ref"]
+    with pytest.raises(InputError, match="names types skops does not trust"):
+        served["rita"].model_gate(ref)
+    with pytest.raises(
+        InputError, match=r"does not let a \.skops file rebuild numpy\.full_like, subprocess\.getoutput"
+    ):
+        served["rita"].model_gate(ref, trusted=needed)
+    assert not marker.exists()
+    assert not models.ward.ledger(types=["model.gated"])
+
+
+def test_only_the_operator_names_the_skops_types_a_server_trusts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+    from dataward.server.app import app_from_environment
+    from dataward.service.ward import Ward
+
+    Ward.init(tmp_path / "ward")
+    monkeypatch.setattr(uvicorn, "run", lambda *_a, **_k: None)
+    for name in list(os.environ):
+        if name.startswith("DATAWARD_"):
+            monkeypatch.delenv(name)
+    for extra, trusted in (([], ()), (["--trust-skops-type", "a.B", "--trust-skops-type", "c.d"], ("a.B", "c.d"))):
+        result = CliRunner().invoke(app, ["serve", "--ward", str(tmp_path / "ward"), *extra])
+        assert result.exit_code == 0, result.output
+        assert app_from_environment().state.dataward.settings.skops_trusted == trusted
+
+
 def test_an_artifact_folder_is_carried_whole_and_cannot_write_outside_itself(
     models: Models, served: dict[str, HTTPWard], tmp_path: Path
 ) -> None:

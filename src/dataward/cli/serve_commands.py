@@ -89,6 +89,14 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(help="Proxies whose X-Forwarded-For is trusted for the client address (rate limits, logs)."),
         ] = "127.0.0.1",
+        trust_skops_type: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--trust-skops-type",
+                help="A type outside skops' trusted set that a release gate request may let a .skops file "
+                "rebuild on this server (repeatable; none by default: each runs in this process).",
+            ),
+        ] = None,
     ) -> None:
         """Serve the ward's use cases under /api/v1 (OpenAPI at /api/v1/openapi.json).
 
@@ -107,6 +115,7 @@ def register(app: typer.Typer) -> None:
             "max_json_bytes": max_request_kb << 10,
             "console_session_s": console_session_minutes * 60.0,
             "auth_cache_s": auth_cache_seconds,
+            "skops_trusted": tuple(trust_skops_type or ()),
         }
         if catalog is not None:
             if ward is not None:

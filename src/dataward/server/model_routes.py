@@ -63,7 +63,10 @@ class TrainingFinish(_Body):
 class ModelGateRun(_Body):
     predictions_upload: str | None = Field(None, description="An upload of probe_id,prediction rows.")
     predictions_name: str | None = Field(None, max_length=4096, description="The predictions file's name.")
-    trusted: list[str] = Field(default_factory=list, description="Types a .skops file may rebuild.")
+    trusted: list[str] = Field(
+        default_factory=list,
+        description="Types a .skops file may rebuild; only those the operator allowed (serve --trust-skops-type).",
+    )
     seed: int = 0
 
 
@@ -225,6 +228,15 @@ def build_model_router(state: ServerState) -> APIRouter:
         or the stored artifact (.onnx or .skops)."""
         w = ward(request)
         owner = owner_of(w)
+        # Trusting a type lets a trainer's .skops file run it in this process, beside the signing key:
+        # only the operator may allow that, never a request.
+        refused = sorted(set(body.trusted) - set(state.settings.skops_trusted))
+        if refused:
+            raise InputError(
+                f"this server does not let a .skops file rebuild {', '.join(refused)}",
+                hint="the server's operator names the types it trusts (dataward serve --trust-skops-type TYPE); "
+                "or run the model elsewhere and send its predictions (dataward model probe-inputs)",
+            )
         upload = claimed(body.predictions_upload, owner) if body.predictions_upload else None
         paths = {str(upload.path): body.predictions_name or "predictions"} if upload else {}
 

@@ -44,6 +44,10 @@ class ServerSettings:
     auth_cache_s: float = 30.0
     """How long a worker remembers a verified key (0: never). Whatever is remembered is used only
     while the catalog's auth epoch is unchanged, so a revocation still takes effect at once."""
+    skops_trusted: tuple[str, ...] = ()
+    """Types outside skops' trusted set that a release gate request may let a ``.skops`` file rebuild
+    here. None by default: a type trusted is code the server runs on a trainer's file, next to the
+    signing key, so only the operator names them (``dataward serve --trust-skops-type``)."""
 
     def to_environment(self) -> dict[str, str]:
         """The settings as environment variables, so that each uvicorn worker process rebuilds them
@@ -59,6 +63,7 @@ class ServerSettings:
             ENV_PREFIX + "UPLOAD_TTL_S": str(self.upload_ttl_s),
             ENV_PREFIX + "CONSOLE_SESSION_S": str(self.console_session_s),
             ENV_PREFIX + "AUTH_CACHE_S": str(self.auth_cache_s),
+            ENV_PREFIX + "SKOPS_TRUSTED": ",".join(self.skops_trusted),
         } | (
             {}
             if self.catalog is None
@@ -97,6 +102,7 @@ class ServerSettings:
             upload_ttl_s=num("UPLOAD_TTL_S", defaults.upload_ttl_s),
             console_session_s=num("CONSOLE_SESSION_S", defaults.console_session_s),
             auth_cache_s=num("AUTH_CACHE_S", defaults.auth_cache_s),
+            skops_trusted=tuple(t for t in env.get(ENV_PREFIX + "SKOPS_TRUSTED", "").split(",") if t),
         )
 
 

@@ -125,3 +125,43 @@ def test_quarantining_one_contribution_follows_its_records_into_a_derived_datase
     assert not _ids(ward, "wine_clean@v2") & scraped
     assert [e["type"] for e in ward.ledger()][:2] == ["records.contained", "contribution.quarantined"]
     assert ward.verify().ok
+
+
+def test_a_version_holding_records_made_from_quarantined_ones_never_reaches_training(wine_ward: Ward) -> None:
+    """The quarantine made rollback versions, but the versions it left behind still hold the laundered
+    records: copies a dedup made into another dataset, and records an augmentation made from them (new
+    ids), both added by the steps, not by the quarantined contribution. Loading such a version for
+    training, promoting it or training a model on it is refused, as for the contribution's own records."""
+    import pytest
+
+    import dataward
+    from dataward.domain.errors import PolicyViolation
+
+    ward = wine_ward
+    label, specs = wine_schema_specs()
+    for name in ("wine_clean", "wine_aug"):
+        ward.create_dataset(name, Schema.parse(label, specs))
+        ward.set_policy(name, NO_APPROVALS_POLICY)
+    scraped = _ids(ward, "wine@v1")
+    _dedup_into(ward, "wine@v2", "wine_clean")  # wine_clean@v1 holds copies of the scraper's records
+    with ward.transform("augment", inputs="wine@v2", output="wine_aug", params={"alcohol": 0.01}) as t:
+        rows = [r for r in t.read().to_pylist() if r[RECORD_ID] in scraped][:20]
+        t.write([{**r, "alcohol": r["alcohol"] + 0.01} for r in rows], parents=[r[RECORD_ID] for r in rows])
+    assert t.result is not None
+    merge_reviewed(ward, t.result["ref"])  # wine_aug@v1: only records made from the scraper's
+    assert not _ids(ward, "wine_aug@v1") & scraped
+    ward.quarantine_contribution("wine#1", reason="the scraper's batch was poisoned")
+    for name in ("wine_clean", "wine_aug"):
+        with pytest.raises(PolicyViolation, match="must never reach training"):
+            ward.load_version(name, "v1", stage=None)
+        with pytest.raises(PolicyViolation, match="must never reach training"):
+            ward.promote(f"{name}@v1")
+    ward.grant("admin", "contributor", "model:m")
+    with (
+        pytest.raises(PolicyViolation, match="must never reach training"),
+        dataward.training_run("wine_aug@v1", model="m", ward=ward) as run,
+    ):
+        run.load(stage=None)
+    # The rollback version the quarantine made of the copies is clean and loads.
+    assert ward.load_version("wine_clean", "v2", stage=None)[1].num_rows
+    assert ward.verify().ok

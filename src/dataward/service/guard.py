@@ -18,7 +18,8 @@ identities are cached per process, keyed by content hashes, so a cached answer c
 the very bytes it was computed on.
 
 ``barred_records`` is the other half of a safe read: the records of a version that must never reach
-``training`` (brought in only by a quarantined contribution, or rejected by a reviewer).
+``training`` (brought in only by a quarantined contribution, copied or made from its records by a
+transformation, or rejected by a reviewer).
 """
 
 from __future__ import annotations
@@ -259,6 +260,9 @@ def barred_records(
 
     * brought in only by a quarantined contribution: no contribution of the version that is not
       quarantined added it (and had it accepted when its gate flagged it);
+    * copied or made by a transformation from the records of a quarantined contribution of any
+      dataset, transitively, unless a contribution of the version vouches for it by itself (see
+      :func:`_made_from_quarantined`);
     * rejected by a reviewer's decision (a ``review.rejected`` event) in any contribution of the
       dataset: record ids are content hashes, so the same content is the same rejected record.
 
@@ -329,10 +333,54 @@ def barred_records(
             for rid in read_ids(store, c.added_object):
                 if rid in members and rid not in vouched:
                     barred.setdefault(rid, f"added by quarantined contribution {ds.name}#{c.number}")
+    for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
+        barred.setdefault(rid, why)
     for rid in rejected:
         if rid in members:
             barred.setdefault(rid, "rejected in review")
     return barred
+
+
+def _made_from_quarantined(
+    conn: Connection,
+    store: Any,
+    members: set[str],
+    listed: list[Any],
+    held: set[tuple[str, str]],
+    ledger: tuple[str, str] | None,
+) -> dict[str, str]:
+    """Records of a version (``members``, made of the contribution rows ``listed``) that transformations
+    copied or made from the records of a quarantined contribution of any dataset, and that no
+    contribution of the version vouches for by itself: what the quarantine's rollback versions left out
+    (see ``incident.plan``). The step that carried them is not quarantined, so without this a version
+    the quarantine left behind would still serve them."""
+    from dataward.catalog.tables import transformations
+    from dataward.service.derived import taint_of
+
+    if conn.execute(select(transformations.c.id).limit(1)).first() is None:
+        return {}
+    signed = _ledger_quarantined(conn, *ledger) if ledger is not None else frozenset()
+    query = select(contributions).where((contributions.c.status == "quarantined") | contributions.c.id.in_(signed))
+    suspects = conn.execute(query).all()
+    if not suspects:
+        return {}
+    if ledger is not None:
+        for c in suspects:
+            # Their added records seed the taint: an id list swapped in the catalog alone would clear it.
+            _check_row(conn, "contributions", c, ("status", "added_object"), f"contribution {c.id}", *ledger)
+    taint = taint_of(store, conn, suspects)
+    suspect = taint.records & members
+    if not suspect:
+        return {}
+    vouched: set[str] = set()
+    for c in listed:
+        if c.status == "quarantined":
+            continue
+        added = {r for r in read_ids(store, c.added_object) if (c.id, r) not in held}
+        vouched |= added - taint.records if c.id in taint.step_contributions else added
+    return dict.fromkeys(
+        sorted(suspect - vouched), "made by a transformation from a quarantined contribution's records"
+    )
 
 
 def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) -> tuple[Any, pa.Table]:

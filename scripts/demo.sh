@@ -35,6 +35,11 @@ dataward dataset create manpages --label label --input text:text --owner alice \
   --description "man page NAME lines -> manual section"
 dataward dataset create manpages-validation --label label --input text:text --validation-for manpages \
   --description "clean validation set, curated by the owner"
+say "the demo pins its gate's seed so that it tells the same story on every run. Left unset, as a dataset that takes"
+say "data from strangers should leave it, each gate run derives its seed from a secret of the ward and the contribution,"
+say "so a contributor cannot tell which of his records the detectors sample; pinning it is a weakening, for an admin:"
+printf 'gate:\n  seed: 0\n' > "$WORK/manpages-policy.yaml"
+dataward policy set manpages "$WORK/manpages-policy.yaml"
 dataward grant add bob approver --scope dataset:manpages
 dataward grant add bob reviewer --scope dataset:manpages
 dataward grant add importer contributor --scope dataset:manpages
@@ -130,7 +135,7 @@ poisoned, _ = d.poison_instructions(d.instruction_frame(1000, 2, pool=new_pool),
 poisoned[["prompt", "response"]].to_json(f"{sys.argv[2]}/howto-scraped.jsonl", orient="records", lines=True)
 PY
 dataward dataset create howto --kind instruction --owner alice --description "what does this command do? (instruction tuning)"
-printf 'first_import: self-reference\n' > "$WORK/howto-policy.yaml"
+printf 'first_import: self-reference\ngate:\n  seed: 0\n' > "$WORK/howto-policy.yaml"
 dataward policy set howto "$WORK/howto-policy.yaml"
 dataward grant add importer contributor --scope dataset:howto
 dataward grant add scraper contributor --scope dataset:howto

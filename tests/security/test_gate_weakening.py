@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import PolicyViolation
+from dataward.domain.errors import InputError, PolicyViolation
 from dataward.service.ward import Ward
 from tests.security.key_team import Clock, denials, make_team
 
@@ -59,6 +59,7 @@ def test_an_owner_cannot_switch_the_gate_off(team: dict[str, Ward]) -> None:
         ("gate:\n  max_validation_drop: 0.05\n", "gate.max_validation_drop"),
         ("gate:\n  reference_size: 100\n", "gate.reference_size"),
         ("gate:\n  options:\n    outliers: {k: 5}\n", "gate.options.outliers"),
+        ("gate:\n  seed: 0\n", "gate.seed"),  # pinned: the samples become predictable
         ("first_import: self-reference\n", "first_import"),
         ("approvals:\n  required: 0\n", "approvals.required"),
         ("approvals:\n  roles: [approver, owner, contributor]\n", "approvals.roles"),
@@ -128,3 +129,22 @@ def test_access_review_lists_gates_weaker_than_the_default(team: dict[str, Ward]
     # Back to the defaults: no longer listed.
     admin.set_policy("other", "")
     assert "other" not in {r["dataset"] for r in admin.access_review() if r["kind"] == "gate_weaker_than_default"}
+
+
+def test_pinning_the_gate_seed_needs_an_admin_but_moving_or_unpinning_it_does_not(team: dict[str, Ward]) -> None:
+    admin, alice = team["admin"], team["alice"]
+    out = admin.set_policy("other", "gate:\n  seed: 3\n")
+    assert [w["field"] for w in out["weakened"]] == ["gate.seed"]
+    assert admin.ledger(types=["policy.gate_weakened"])[0]["payload"]["weakened"][0]["after"] == 3
+    listed = {r["dataset"]: r for r in admin.access_review() if r["kind"] == "gate_weaker_than_default"}
+    assert "gate.seed" in listed["other"]["detail"]
+    assert alice.set_policy("other", "gate:\n  seed: 4\n")["weakened"] == []  # still as predictable
+    assert alice.set_policy("other", "")["weakened"] == []  # unpinned: derived again
+    assert "other" not in {r["dataset"] for r in admin.access_review() if r["kind"] == "gate_weaker_than_default"}
+
+
+@pytest.mark.parametrize("seed", ["-1", "2147483648", "true", "'7'", "1.5"])
+def test_a_pinned_seed_that_no_random_state_takes_is_refused(team: dict[str, Ward], seed: str) -> None:
+    with pytest.raises(InputError, match="policy seed must be a whole number from 0 to 2147483647"):
+        team["admin"].set_policy("other", f"gate:\n  seed: {seed}\n")
+    assert team["admin"].policy("other")["explicit"] is False

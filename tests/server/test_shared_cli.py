@@ -90,7 +90,8 @@ class Story:
 def tell_the_story(story: Story) -> None:
     """The main job, as two people (an admin and a contributor) do it, with refusals along the way."""
     root = story.root
-    (root / "policy.yaml").write_text(LIGHT_GATE_POLICY)
+    # Two wards derive different gate seeds for the same file; pinned (by the admin), they judge alike.
+    (root / "policy.yaml").write_text(LIGHT_GATE_POLICY.replace("gate:\n", "gate:\n  seed: 0\n"))
     write_csv(root / "a.csv", wine_rows(0, 120, shuffled=True))  # a self-test needs 100 trusted
     (root / "bad.csv").write_text("alcohol,malic_acid,ash,magnesium,proline,cultivar\n1,2,3,4,5,0\n1,2,x,4,5,1\n")
     label, specs = wine_schema_specs()

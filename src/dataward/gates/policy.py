@@ -7,6 +7,7 @@ be hashed into the gate run's ledger event (``config_hash``): the same policy al
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -14,6 +15,10 @@ from typing import Any
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import json_hash
 from dataward.domain.weakening import Weakening
+
+MAX_SEED = 2**31
+"""Seeds are below this: detectors add small offsets (``seed + class``) to random states that
+scikit-learn takes below 2**32."""
 
 # Per-record and contribution-level p-value thresholds: a smaller one flags, reviews or blocks less,
 # so lowering any of them lets more through (the attack is `block_p: 1e-300`).
@@ -74,6 +79,11 @@ class GatePolicy:
             raise InputError(
                 f"policy flag_fdr must be a number strictly between 0 and 1, or null, got {self.flag_fdr!r}",
                 hint="null sends every record flagged at alpha to the review queue",
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < MAX_SEED:
+            raise InputError(
+                f"policy seed must be a whole number from 0 to {MAX_SEED - 1}, got {self.seed!r}",
+                hint="detectors add small offsets to it, and scikit-learn takes random states below 2**32",
             )
         if int(self.self_reference_folds) < 2:
             raise InputError("policy self_reference_folds must be at least 2")
@@ -169,7 +179,8 @@ class GatePolicy:
         flag queued, is the highest); a wider
         ``max_validation_drop``; a smaller ``reference_size`` or fewer ``self_reference_folds``. Detector
         options and featurizers cannot be ranked stricter or looser in general, so any change to them
-        counts (an admin may still make it). ``seed`` is neutral.
+        counts (an admin may still make it). ``seed`` is neutral here: a ward counts pinning a seed that
+        was unset (``service.identity.policy_weakenings``), since its unset seed is derived from a secret.
         """
         found: list[Weakening] = []
         was, now = before.resolved_detectors(), self.resolved_detectors()

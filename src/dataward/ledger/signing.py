@@ -59,6 +59,18 @@ class WardSigner:
         attestations, whose PAE encoding keeps them apart from ledger signatures). Never written out."""
         return self._key
 
+    def derive_key(self, context: str) -> bytes:
+        """A 32-byte secret for one purpose, derived from the private key with BLAKE3's key derivation
+        (``context`` names the purpose and keeps each derived key apart from every other use of the
+        key). One-way: a derived key says nothing about the private key or about other derived keys,
+        and nothing is written: it exists wherever, and only where, the signing key does."""
+        import blake3
+
+        raw = self._key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return blake3.blake3(raw, derive_key_context=context).digest()
+
     def sign(self, message: bytes) -> str:
         return base64.b64encode(self._key.sign(message)).decode("ascii")
 

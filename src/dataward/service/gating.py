@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,11 +25,15 @@ from dataward.service import auth, rows
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
+from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import checked_version_ids, may, without_neighbours
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution
+
+if TYPE_CHECKING:
+    from dataward.gates.policy import GatePolicy
 
 REVIEW_DECISIONS = ("accept", "reject")
 VERDICT_ORDER = ("pass", "review", "block")
@@ -72,6 +76,13 @@ def _gate_policy(ds: Any) -> dict[str, Any]:
     from dataward.access.policy import DatasetPolicy
 
     return dict(DatasetPolicy.from_yaml(ds.policy).gate or {})
+
+
+def _seeded(gate: dict[str, Any], seed: GateSeed) -> GatePolicy:
+    """The ``GatePolicy`` a gate run uses: the dataset's, with the run's seed."""
+    from dataward.gates import GatePolicy
+
+    return GatePolicy.from_dict({**gate, "seed": seed.value})
 
 
 class GateService(Service):
@@ -144,6 +155,9 @@ class GateService(Service):
             refusal = first_import_refusal(conn, ds)
             if refusal is not None:
                 raise refusal
+            # The halves of the trusted validation set follow the policy's seed, not the run's: every
+            # first-import batch is judged against the same half (a contributor cannot read the set,
+            # so knowing its split tells him nothing about where a sample falls in his own file).
             seed = int(_gate_policy(ds).get("seed", 0))
             inputs["baseline"], inputs["validation"], inputs["trusted"] = trusted_for_first_import(
                 inputs["validation"], schema.label, seed
@@ -185,7 +199,7 @@ class GateService(Service):
         return retry_stale(lambda: self._run_gate_once(contribution_ref, action=action))
 
     def _run_gate_once(self, contribution_ref: str, *, action: Action) -> dict[str, Any]:
-        from dataward.gates import GatePolicy, scan
+        from dataward.gates import scan
         from dataward.gates.report import extras_json
 
         with self.db.reading() as conn:
@@ -201,7 +215,10 @@ class GateService(Service):
             ds = rows.dataset_row(uc.conn, ds.name)
             inputs = self._gate_inputs(uc.conn, ds, c)
             judged = _judged_against(uc.conn, ds)
-        gate_policy = GatePolicy.from_dict(_gate_policy(ds))
+        # The scan's random choices (the detectors' samples of the contribution, folds, forests) follow a
+        # seed the contributor cannot know beforehand, unless the policy pins one.
+        seed = gate_seed(self.signer, _gate_policy(ds), c)
+        gate_policy = _seeded(_gate_policy(ds), seed)
         report, extras, data = None, {}, {}
         if inputs["contribution"] is not None:
             report = scan(
@@ -224,6 +241,8 @@ class GateService(Service):
             removal = judge_removal(inputs["removal"], inputs["schema"], inputs["clean_validation"], gate_policy)
             data = with_removal(data, removal) if report is not None else removal_only_report(removal, gate_policy)
         data["trusted"] = inputs["trusted"]
+        # The seed is recorded so that an admin can re-run the scan exactly (``policy.seed`` is it too).
+        data["seed"] = seed.to_dict()
         # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
         report_object = self.store.put(canonical_json({**data, "extras": extras}))
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
@@ -296,6 +315,7 @@ class GateService(Service):
                     "counts": data["counts"],
                     "baseline_version": inputs["baseline_version"],
                     "trusted": {k: v for k, v in inputs["trusted"].items() if k != "note"},
+                    "seed": seed.to_dict(),
                     "removals": None
                     if "removals" not in data
                     else {k: data["removals"][k] for k in ("verdict", "reasons", "removed", "total", "summary")},

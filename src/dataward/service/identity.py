@@ -627,7 +627,29 @@ def policy_weakenings(before: DatasetPolicy, after: DatasetPolicy) -> list[Weake
     except InputError:
         # A stored gate section that no longer runs (a detector uninstalled): compare with the defaults.
         old_gate = GatePolicy()
-    return GatePolicy.from_dict(dict(after.gate)).weakenings_from(old_gate) + after.weakenings_from(before)
+    return (
+        GatePolicy.from_dict(dict(after.gate)).weakenings_from(old_gate)
+        + _seed_pinned(before, after)
+        + after.weakenings_from(before)
+    )
+
+
+def _seed_pinned(before: DatasetPolicy, after: DatasetPolicy) -> list[Weakening]:
+    """Pinning the gate's seed is weaker than leaving it to the ward: unset, each gate run derives its
+    seed from a secret of the ward (``service.gate_seed``); pinned, whoever reads the policy knows which
+    records of a contribution the detectors sample. Another pinned value, or unpinning, is not weaker."""
+    old, new = before.gate.get("seed"), after.gate.get("seed")
+    if old is not None or new is None:
+        return []
+    return [
+        Weakening(
+            "gate.seed",
+            None,
+            new,
+            "pinned: which records of a contribution the gate samples becomes predictable to whoever can read "
+            "the policy (unset, each run derives its seed from a secret of the ward)",
+        )
+    ]
 
 
 def gate_weaker_than_default(policy: DatasetPolicy) -> list[Weakening]:

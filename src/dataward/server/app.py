@@ -30,6 +30,7 @@ from dataward.server.jobs import JobStore, error_body, internal_error_body
 from dataward.server.security import CredentialMisplaced, FailureLimiter, bearer_key, refuse_credentials_outside_header
 from dataward.server.settings import ServerSettings, open_served_ward
 from dataward.server.uploads import UploadArea
+from dataward.service.heap import settle_startup_heap
 
 if TYPE_CHECKING:
     from dataward.service.ward import Ward
@@ -137,8 +138,11 @@ class ServerState:
         return Path(tempfile.mkdtemp(prefix="dataward-serve-"))
 
 
-def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI:
-    """The application serving the ward of ``settings`` (or the already open ``ward``)."""
+def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_heap: bool = False) -> FastAPI:
+    """The application serving the ward of ``settings`` (or the already open ``ward``).
+
+    ``settle_heap``: once started, exempt the start-up heap from later full garbage collections
+    (``service.heap``); for the process that serves, as ``dataward serve``'s workers do."""
     opened = ward if ward is not None else open_served_ward(settings)
     if settings.auth_cache_s > 0:
         # Keys and hot catalog reads are remembered for the same time; both are checked on every
@@ -151,6 +155,8 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None) -> FastAPI
     async def lifespan(_app: FastAPI) -> Any:
         state.uploads.sweep()
         _app.state.console.sessions.sweep()
+        if settle_heap:
+            settle_startup_heap()
         yield
         state.jobs.shutdown()
 
@@ -255,4 +261,4 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
 def app_from_environment() -> FastAPI:
     """The uvicorn factory of ``dataward serve``: each worker process builds the app from the
     ``DATAWARD_SERVER_*`` environment the command set."""
-    return create_app(ServerSettings.from_environment())
+    return create_app(ServerSettings.from_environment(), settle_heap=True)

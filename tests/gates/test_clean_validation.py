@@ -185,3 +185,58 @@ def test_the_policy_tolerance_reaches_the_detector_and_its_own_option_overrides_
         options={"clean_validation": {"max_validation_drop": 0.1}},
     )
     assert CleanValidationDetector(max_iter=50).fit(GateData(xb, yb), both).max_validation_drop == 0.1
+
+
+def _two_overlapping_classes(rng: np.random.Generator, n0: int, n1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two Gaussian classes 1.5 standard deviations apart in two dimensions: they overlap, so where the
+    boundary sits between them depends on the classes' priors in training."""
+    x = np.vstack([rng.normal(0.0, 1.0, (n0, 2)), rng.normal((1.5, 0.0), 1.0, (n1, 2))]).astype(np.float32)
+    return x, np.repeat([0, 1], [n0, n1]).astype(np.int64)
+
+
+def _overlap_context(validation: GateData) -> GateContext:
+    schema = Schema("label", (Column("a", ColumnKind.NUMERIC), Column("b", ColumnKind.NUMERIC)))
+    return GateContext(schema, ("0", "1"), alpha=0.01, validation=validation)
+
+
+def test_a_one_class_source_moves_the_priors_without_being_harm() -> None:
+    """A vendor labelling only class 0 moves a probe's boundary toward class 1 (class 1 loses accuracy
+    on the clean validation set) although every record is correctly labelled: a difference from the
+    baseline (``drift`` reports the priors), never a block here. The same-size batch with a class's
+    content relabelled still blocks."""
+    rng = np.random.default_rng(3)
+    xb, yb = _two_overlapping_classes(rng, 300, 300)
+    xv, yv = _two_overlapping_classes(rng, 500, 500)
+    detector = CleanValidationDetector().fit(GateData(xb, yb), _overlap_context(GateData(xv, yv)))
+    x_vendor, y_vendor = _two_overlapping_classes(rng, 3000, 0)
+    vendor = detector.score(GateData(x_vendor, y_vendor))
+    assert vendor.block is False
+    assert vendor.summary["per_class"]["1"]["drop"] <= 0.02
+    # What the correction takes out: the probe trained with the batch, read at its own priors, would
+    # have lost a large share of class 1 (the old check blocked on exactly that).
+    x_relabelled, _ = _two_overlapping_classes(rng, 0, 3000)
+    relabelled = detector.score(GateData(x_relabelled, np.zeros(3000, dtype=np.int64)))
+    assert relabelled.block is True
+    assert "'1'" in relabelled.block_reason
+
+
+def test_prior_matching_is_the_label_shift_correction() -> None:
+    """Probabilities of a probe trained at priors ``t`` are moved to the baseline's priors ``b`` exactly
+    as Bayes' rule says: ``p_b(c|x)`` proportional to ``p_t(c|x) b(c) / t(c)``; unchanged when the priors
+    are the same; a class the baseline does not hold keeps its probability."""
+    from dataward.gates.detectors.clean_validation import prior_matched
+
+    likelihood = np.array([[0.2, 0.6, 0.2], [0.5, 0.25, 0.25]])  # p(x|c) for two inputs, three classes
+    classes = np.array([0, 1, 2])
+    trained_on = np.repeat(classes, [600, 200, 200])  # priors 0.6, 0.2, 0.2
+    baseline = np.repeat(classes, [200, 200, 600])  # priors 0.2, 0.2, 0.6
+    as_trained = likelihood * [0.6, 0.2, 0.2]
+    as_trained /= as_trained.sum(axis=1, keepdims=True)
+    expected = likelihood * [0.2, 0.2, 0.6]
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(prior_matched(as_trained, classes, trained_on, baseline), expected)
+    assert prior_matched(as_trained, classes, baseline, baseline) is as_trained
+    only_two = np.repeat([0, 1], [200, 200])  # class 2 is new: its weight stays 1
+    moved = prior_matched(as_trained, classes, trained_on, only_two)
+    weights = np.array([0.5 / 0.6, 0.5 / 0.2, 1.0])
+    np.testing.assert_allclose(moved, as_trained * weights / (as_trained * weights).sum(axis=1, keepdims=True))

@@ -4,10 +4,16 @@ A probe (standardized logistic regression by default, or a small MLP) is trained
 without the contribution and on the baseline with it, and both are evaluated on the clean
 validation set, overall and per class. When the contribution has a ``source`` group, the probe is
 also trained on the baseline with the contribution minus each source, to say which source is
-responsible. Differences are judged on the same validation records, paired: the one-sided
-Wilcoxon signed-rank test of each record's change in log-loss of its true label (``p_value``: it sees
-a probe made less sure of the right answer before it gets it wrong), and the one-sided exact McNemar
-test of right/wrong (``p_accuracy``).
+responsible (the harm p-value of removing it, overall and per class, as for the whole contribution).
+Differences are judged on the same validation records, paired: the one-sided Wilcoxon signed-rank
+test of each record's change in log-loss of its true label (``p_value``: it sees a probe made less
+sure of the right answer before it gets it wrong), and the one-sided exact McNemar test of right/wrong
+(``p_accuracy``).
+
+Both probes are read at the baseline's class priors (``prior_matched``, the label-shift correction): a
+batch of one or a few correctly labelled classes moves a probe's boundaries toward its classes and costs
+their neighbours accuracy, which is a difference from the baseline (``drift`` reports the priors), not
+harm. What is judged is what the records' content does to the probe, which is what a relabelling does.
 
 Contribution level: ``statistic`` = the overall accuracy drop (without - with);
 ``harm_p`` = 2 x min(overall p, smallest per-class p x number of classes); ``p_value`` = ``harm_p``
@@ -108,7 +114,7 @@ class CleanValidationDetector(Detector):
     """Accuracy of a probe on the clean validation set with and without the contribution."""
 
     name = "clean_validation"
-    version = "2"
+    version = "3"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.VALIDATION})
     flags_records = False
@@ -152,11 +158,7 @@ class CleanValidationDetector(Detector):
             else:
                 probe = fit_probe(features, labels, kind=self.model, seed=self.context_.seed, max_iter=self.max_iter)
             proba = probe.predict_proba(x)
-        column = {int(c): j for j, c in enumerate(probe.classes_)}
-        p_true = np.array(
-            [proba[i, column[int(y)]] if int(y) in column else 0.0 for i, y in enumerate(validation.labels)]
-        )
-        return _Outcome(probe.predict(x) == validation.labels, -np.log(np.maximum(p_true, 1e-12)))
+        return _outcome(proba, probe.classes_, validation.labels, labels, self.baseline_.labels)
 
     def _logistic(self, x: np.ndarray, labels: np.ndarray, *, keep: bool) -> LogisticRegression:
         """A logistic probe on standardized ``x``, warm-started from the baseline probe when the classes match."""
@@ -282,9 +284,7 @@ class CleanValidationDetector(Detector):
             with single_threaded():
                 probe = fit_probe(features, labels, kind="mlp", seed=self.context_.seed, max_iter=CONFIRM_ITER)
                 proba = probe.predict_proba(x)
-            column = {int(c): j for j, c in enumerate(probe.classes_)}
-            p_true = np.array([proba[i, column[int(y)]] if int(y) in column else 0.0 for i, y in enumerate(val_labels)])
-            return _Outcome(probe.predict(x) == val_labels, -np.log(np.maximum(p_true, 1e-12)))
+            return _outcome(proba, probe.classes_, val_labels, labels, self.baseline_.labels)
 
         without = outcome(self.baseline_.features, self.baseline_.labels)
         with_ = outcome(
@@ -317,8 +317,9 @@ class CleanValidationDetector(Detector):
                 np.vstack([self.baseline_.features, contribution.features[rest]]),
                 np.concatenate([self.baseline_.labels, contribution.labels[rest]]),
             )
-            # "Removing the source helps" is the same test as "adding it hurts", in reverse.
-            effect = _compare(without_source, with_)
+            # "Removing the source helps" is the same test as "adding it hurts", in reverse, overall and
+            # per class: a source that relabelled one class is told by that class.
+            effect, _, source_p, _ = self._judge(without_source, with_)
             per_class_effect = {
                 _label(self.context_, code): float(
                     without_source.correct[val_labels == code].mean() - with_.correct[val_labels == code].mean()
@@ -329,7 +330,7 @@ class CleanValidationDetector(Detector):
                 "records": int(np.sum(np.asarray(sources) == source)),
                 "without_source": effect["without"],
                 "effect": effect["drop"],
-                "p_value": effect["p_value"],
+                "p_value": source_p,
                 "per_class_effect": per_class_effect,
             }
         return out
@@ -369,6 +370,41 @@ class _Outcome:
 
     def __getitem__(self, mask: np.ndarray) -> _Outcome:
         return _Outcome(self.correct[mask], self.loss[mask])
+
+
+def _outcome(
+    proba: np.ndarray, classes: np.ndarray, val_labels: np.ndarray, trained_on: np.ndarray, baseline: np.ndarray
+) -> _Outcome:
+    """Right/wrong and the log-loss of each validation record's true label, from a probe trained on labels
+    ``trained_on``, its probabilities moved to the class priors of ``baseline`` (:func:`prior_matched`)."""
+    proba = prior_matched(proba, classes, trained_on, baseline)
+    column = {int(c): j for j, c in enumerate(classes)}
+    p_true = np.array([proba[i, column[int(y)]] if int(y) in column else 0.0 for i, y in enumerate(val_labels)])
+    predicted = np.asarray(classes)[np.argmax(proba, axis=1)]
+    return _Outcome(predicted == val_labels, -np.log(np.maximum(p_true, 1e-12)))
+
+
+def prior_matched(proba: np.ndarray, classes: np.ndarray, trained_on: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """A probe's class probabilities as if it had been trained with the baseline's class priors.
+
+    Adding a batch of one or a few classes (a vendor labelling one category, a class-prior change) moves
+    the probe's priors: its boundaries shift toward the new majority and a neighbouring class loses
+    accuracy, although no record contradicts its label. That is a difference from the baseline, which
+    ``drift`` reports, not harm. The usual label-shift correction (Saerens, Latinne and Decaestecker,
+    2002: multiply each class's probability by the ratio of the target prior to the training prior and
+    renormalize) takes it out, so what remains is what the records' content does to the probe. A class
+    the baseline does not hold keeps its probability (there is no prior to move it to). A probe trained on
+    the baseline's own labels is left exactly as it is.
+    """
+    codes = np.asarray(classes)
+    trained = np.array([np.count_nonzero(trained_on == c) for c in codes], dtype=np.float64)
+    base = np.array([np.count_nonzero(baseline == c) for c in codes], dtype=np.float64)
+    trained_prior, base_prior = trained / max(trained.sum(), 1.0), base / max(base.sum(), 1.0)
+    if np.array_equal(trained, base) or np.allclose(trained_prior, base_prior, rtol=0.0, atol=1e-12):
+        return proba
+    weights = np.where((base > 0) & (trained > 0), base_prior / np.maximum(trained_prior, 1e-300), 1.0)
+    moved = proba * weights
+    return moved / np.maximum(moved.sum(axis=1, keepdims=True), 1e-300)
 
 
 def _compare(without: _Outcome, with_: _Outcome) -> dict[str, Any]:

@@ -7,9 +7,11 @@ partitions that really fail (a corrupt Parquet file, a partition whose reading k
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,8 +189,8 @@ class KillsEveryWorker(Partition):
         return f"partition that kills {self.inner.describe()}"
 
 
-@pytest.fixture(scope="module")
-def dask_client():
+@contextlib.contextmanager
+def _local_cluster_client() -> Iterator[distributed.Client]:
     import dask
 
     # A task whose workers died twice fails the scan (the default is three deaths).
@@ -199,6 +201,12 @@ def dask_client():
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    with _local_cluster_client() as client:
         yield client
 
 
@@ -222,13 +230,14 @@ def test_a_worker_dying_mid_scan_is_replaced_and_the_report_is_unchanged(
     dask_client.wait_for_workers(2, timeout=300)  # the nanny restarts the killed workers (slow on a loaded machine)
 
 
-def test_a_partition_that_kills_every_worker_fails_the_scan_clearly(poisoned_digits, dask_client, tmp_path):
+def test_a_partition_that_kills_every_worker_fails_the_scan_clearly(poisoned_digits, tmp_path):
     baseline, contribution, schema = poisoned_digits
     parts = partitions_of(write_parts(contribution, tmp_path / "x", files=3, row_group_size=1000))
     parts[1] = KillsEveryWorker(parts[1])
-    with pytest.raises(EngineError, match=r"partition that kills .*part-001\.parquet failed: the workers that ran it"):
-        scan(baseline, parts, schema, policy={"detectors": ALL}, client=dask_client)
-    dask_client.wait_for_workers(2, timeout=300)  # the nanny restarts the killed workers (slow on a loaded machine)
+    # A cluster of its own: the killed workers' restart (minutes on a loaded machine) holds up no other test.
+    killed = r"partition that kills .*part-001\.parquet failed: the workers that ran it"
+    with _local_cluster_client() as client, pytest.raises(EngineError, match=killed):
+        scan(baseline, parts, schema, policy={"detectors": ALL}, client=client)
 
 
 def test_a_partition_unreadable_on_the_worker_is_a_clear_error(poisoned_digits, dask_client, tmp_path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from PIL import Image
@@ -18,6 +20,7 @@ from dataward.gates import scan
 from dataward.gates.base import Evidence, GateContext, GateData, Requirement, registered
 from dataward.gates.detectors import backdoor
 from dataward.gates.detectors.backdoor import REVIEW_FLOOR, BackdoorDetector
+from dataward.service.first_import import trusted_for_first_import
 from tests.gates.conftest import png
 
 SCHEMA = Schema("label", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
@@ -337,3 +340,61 @@ def test_moved_records_are_excused_and_relabelled_ones_kept_misread(monkeypatch,
     moved = backdoor._reads_as_own_within_batch(GateData(features, labels), candidates, candidates, read_as, 10, 0)
     assert moved[2000:2050].mean() >= 0.9
     assert not moved[2050:].any() and not moved[:2000].any()
+
+
+MAN_SECTIONS = Path(__file__).resolve().parents[2] / "examples" / "data" / "man_sections.csv"
+TEXT_SCHEMA = Schema.parse("label", ["text:text"])
+
+
+@pytest.fixture(scope="module")
+def man_first_import() -> tuple[pa.Table, pd.DataFrame]:
+    """A 250-record clean validation set and an 800-record clean batch, a random split of one file."""
+    data = pd.read_csv(MAN_SECTIONS, dtype=str).dropna().sample(frac=1.0, random_state=1).reset_index(drop=True)
+    return pa.Table.from_pandas(data.iloc[:250], preserve_index=False), data.iloc[250:1050].reset_index(drop=True)
+
+
+def _first_import(validation: pa.Table, batch: pd.DataFrame, seed: int):
+    baseline, held_out, _ = trusted_for_first_import(validation, "label", seed)
+    batch_table = pa.Table.from_pandas(batch, preserve_index=False)
+    report = scan(baseline, batch_table, TEXT_SCHEMA, held_out, {"seed": seed, "detectors": ["backdoor"]}, workers=1)
+    return report.results["backdoor"]
+
+
+@pytest.mark.parametrize("seed", [14, 16, 17, 23])
+def test_a_clean_first_import_against_a_small_trusted_half_is_not_blocked(man_first_import, seed) -> None:
+    """125 trusted records, 12 to 36 per class, judge 800 clean records drawn like them. Calibrated on
+    all classes pooled, the 'admin' lines (which read as 'commands' far more often than the average
+    class) were misread at two to four times the pooled rate and these halvings blocked the batch."""
+    validation, batch = man_first_import
+    result = _first_import(validation, batch, seed)
+    assert result.block is False and result.block_reason is None
+    assert result.flagged.sum() == 0
+
+
+def _small_trusted_digits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """125 trusted digits (6 to 18 a class) and 800 new ones, a random split of one set."""
+    data = load_digits()
+    perm = np.random.default_rng(seed).permutation(len(data.target))
+    x = data.data.astype(np.float32)
+    b, c = perm[:125], perm[125:925]
+    return x[b], data.target[b], x[c], data.target[c]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_clean_digits_against_a_small_trusted_set_are_not_blocked(seed) -> None:
+    """Calibrated on every class pooled, the classes read worse than average were misread beyond the
+    pooled rate: two of these six splits blocked clean digits."""
+    xb, yb, xc, yc = _small_trusted_digits(seed)
+    result = run(xb, yb, xc, yc)
+    assert result.block is False and result.flagged.sum() == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_class_relabelled_into_another_against_a_small_trusted_set_is_blocked(seed) -> None:
+    """Every '0' of the batch labelled '6': about half of the batch's '6's read as '0', a share the 11 to
+    18 trusted '6's cannot explain, per-class calibration or not."""
+    xb, yb, xc, yc = _small_trusted_digits(seed)
+    yc = np.where(yc == 0, 6, yc)
+    result = run(xb, yb, xc, yc)
+    assert result.block is True
+    assert "labelled '6'" in result.block_reason

@@ -10,9 +10,13 @@ one class are second populations too. The detector therefore asks two questions.
    ``s = log(d_own / d_other)``, the mean distance to its ``neighbours`` nearest *baseline* records of
    its own label over the same for the closest other label (no model sees the contribution, so a
    trigger cannot help). ``s`` is calibrated per class (Mondrian) on the baseline's own leave-one-out
-   scores. A record is *misread* at threshold ``t`` (0.1, 0.02 and the calibration's resolution) when
-   ``s > 0`` (another label's trusted records are closer) and its p-value, floored at the calibration
-   set's resolution, is at most ``t``: at most a share ``t`` of a class's clean records are.
+   scores of that class alone, however few: classes differ in how well their content reads (on
+   man-page lines a third of the trusted 'admin' records read as 'commands'), so only a class's own
+   trusted records are exchangeable with its new ones. A record is *misread* at threshold ``t`` (0.1,
+   0.02 and the finest resolution of a class's calibration below them) when ``s > 0`` (another label's
+   trusted records are closer) and its p-value, floored at its class's calibration resolution
+   ``1/(n + 1)``, is at most ``t``: at most a share ``t`` of a class's clean records are. A class of
+   ``n`` trusted records counts misread records only at thresholds of at least ``1/(n + 1)``.
    A record misread against the trusted records that reads as its *own* label among the batch's own
    records that are not misread (both classes with at least ``MIN_BATCH_CLASS`` of them) moved with its
    batch: a darker camera brings a bright class closer to a dark one in the trusted records' space,
@@ -30,9 +34,10 @@ one class are second populations too. The detector therefore asks two questions.
 
 **Block** (``result.block``) needs a *label-inconsistent cluster*: in one class, either the misread
 records, or the members of a significant cluster of which at least ``min_inconsistent_share`` are
-misread, counted beyond what calibration explains (beta-binomial: the calibration set is random and
-shared) and beyond the rest of the batch's own misread rate (binomial), and holding together (the
-neighbour test, or the cluster test), each at the detector's ``alpha`` after Bonferroni; and the rest
+misread, counted beyond what calibration explains (beta-binomial on the class's own ``n`` trusted
+records: the calibration set is random and shared) and beyond the rest of the batch's own misread rate
+(binomial), and holding together (the neighbour test, or the cluster test), each at the detector's
+``alpha`` after Bonferroni over the (class, threshold) tests the classes resolve; and the rest
 of the batch must read like the baseline. When the other classes are misread well beyond calibration
 too, the batch moved as a whole (a new scanner, a recalibrated instrument) or carries label errors
 throughout, and a group cannot be singled out: that is a contribution-level finding for review.
@@ -62,7 +67,14 @@ texts (man-page NAME lines) a third of the trusted records are closer to another
 backdoor scattered over many source classes is left to ``triggers``, which sees the token itself; a
 natural phrase that k-means isolates is blocked here. A class with ``n`` trusted records resolves a
 misread rate no finer than ``1/(n + 1)``, so a handful of poisoned records in a class of a small
-baseline (5 patched digits against 72 trusted ones per class) is ranked first but not blocked here.
+baseline (5 patched digits against 72 trusted ones per class) is ranked first but not blocked here;
+and its count's null, ``Beta(a, n + 1 - a)``, is wide: against 11 to 18 trusted digits a class,
+every '0' of a batch relabelled '6' (about half of its '6's) is blocked, 30 '7's relabelled '1' (a
+quarter of its '1's) are not, and a class with fewer than 9 trusted records is never counted. That is
+the price of a count that holds for every class: pooled over classes (as it was for classes under 50
+trusted records), the null was narrow but wrong for any class that reads worse than the average, and
+6 of 40 clean first imports of man-page lines judged against 125 trusted records were blocked
+(10 of 40 against 500, on the 45 trusted 'formats' records).
 The MLP probe (``probe="mlp"``) costs seconds per gate and found nothing on the benchmark that the
 features' own clusters did not, so by default no model is fitted at all.
 
@@ -181,7 +193,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "2"
+    version = "3"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -265,13 +277,19 @@ class BackdoorDetector(Detector):
 
         # 1. Trusted-neighbour label check of every contribution record, calibrated per class on the
         #    baseline's own leave-one-out scores (Mondrian). At a threshold t, at most a share t of
-        #    clean records of a class falls at or below it, whatever the class.
+        #    clean records of a class falls at or below it, whatever the class. Every class is calibrated
+        #    on its own trusted records, however few (``min_class=1``): only they are exchangeable with
+        #    the class's new records. Pooled, a class that reads worse than the average (man-page
+        #    'admin' lines read as 'commands') is misread far beyond the pooled rate, and the count
+        #    test, trusting the pooled calibration's precision, blocked clean first imports.
         score_c, read_c = records["label_score"], records["read_as"]
-        p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score_c, contribution.labels)
+        p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score_c, contribution.labels, min_class=1)
         p_label[~np.isfinite(score_c)] = 1.0  # a label the baseline never saw cannot be checked
         resolution = 1.0 / (sizes + 1.0)
         p_floor = np.maximum(p_label, resolution)  # no count rests on the extrapolated tail
-        thresholds = _thresholds(int(sizes.min()))
+        codes = np.unique(contribution.labels)
+        class_sizes = {int(code): int(np.median(sizes[contribution.labels == code])) for code in codes}
+        thresholds = _thresholds(list(class_sizes.values()))
         # Misread: closer to trusted records of another class than to its own, and more so than all but
         # a share t of the baseline's own records of its class.
         misread = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score_c > 0.0)[None, :]
@@ -291,7 +309,6 @@ class BackdoorDetector(Detector):
         #    components come from a first pass over blocks of the contribution, its records' projections
         #    on them from a second (``_class_projections``).
         base_rows, reps_base, represent = self._representations(contribution, rng)
-        codes = np.unique(contribution.labels)
         ref_of = {int(code): base_rows[base.labels[base_rows] == code] for code in codes}
         clustered = [int(code) for code in codes if ref_of[int(code)].size >= MIN_CLASS_REFERENCE]
         projections = _class_projections(
@@ -305,13 +322,15 @@ class BackdoorDetector(Detector):
         cluster_tests: list[dict[str, Any]] = []
         groups: list[dict[str, Any]] = []
         per_class: dict[str, dict[str, Any]] = {}
-        n_tests = max(1, codes.size) * len(thresholds)
+        # Bonferroni over the (class, threshold) tests that can reject: a class resolves no threshold
+        # finer than 1 / (n + 1), n its trusted records (a count of zero has p = 1).
+        n_tests = max(1, sum(_resolved(thresholds, n) for n in class_sizes.values()))
         for code in codes:
             new = np.flatnonzero(contribution.labels == code)
             ref = ref_of[int(code)]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
-            count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, int(np.median(sizes[new])))
+            count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
             per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True
@@ -745,13 +764,22 @@ CLUSTER_KEYS = (
 )
 
 
-def _thresholds(n_calibration: int) -> list[float]:
-    """Label-check p-value thresholds the calibration set resolves, the finest being its resolution."""
-    floor = 1.0 / (n_calibration + 1.0)
-    out = [t for t in THRESHOLDS if t >= floor]
-    if floor < THRESHOLDS[-1]:
-        out.append(floor)
-    return out or [floor]
+def _thresholds(class_sizes: list[int]) -> list[float]:
+    """Label-check p-value thresholds, loosest first: the ``THRESHOLDS`` the largest class's calibration
+    resolves, and the resolution ``1 / (n + 1)`` of the smallest class that resolves finer than the
+    last of them. A class calibrated on ``n`` trusted records counts misread records only at the
+    thresholds of at least ``1 / (n + 1)`` (``_resolved``); a small class does not coarsen the others'."""
+    largest = max(class_sizes)
+    out = [t for t in THRESHOLDS if t >= 1.0 / (largest + 1.0)]
+    fine = [n for n in class_sizes if 1.0 / (n + 1.0) < THRESHOLDS[-1]]
+    if fine:
+        out.append(1.0 / (min(fine) + 1.0))
+    return out or [1.0 / (largest + 1.0)]
+
+
+def _resolved(thresholds: list[float], n_calibration: int) -> int:
+    """How many of ``thresholds`` a calibration set of ``n_calibration`` records resolves."""
+    return sum(t >= 1.0 / (n_calibration + 1.0) for t in thresholds)
 
 
 MIN_BATCH_CLASS = 10

@@ -61,3 +61,19 @@ def merge_reviewed(ward, ref: str) -> dict:  # type: ignore[no-untyped-def]
         for item in pending:
             reviewer.review_decide([item["id"]], "accept", reason="test data, checked")  # type: ignore[attr-defined]
     return ward.merge(ref)
+
+
+def wine_training_ward(root: Path, policy: str, records: int):  # type: ignore[no-untyped-def]
+    """A new ward at ``root / "ward"`` whose ``wine`` dataset (``policy``) has a training version
+    ``wine@v1`` of the first ``records`` rows of the shuffled wine set, from source ``a``."""
+    from dataward.domain.schema import Schema
+    from dataward.service.ward import Ward
+
+    ward, _ = Ward.init(root / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    ward.set_policy("wine", policy)
+    first = ward.contribute("wine", write_csv(root / "a.csv", wine_rows(0, records, shuffled=True)), source="a")
+    merge_reviewed(ward, first["id"])
+    ward.promote("wine@v1")
+    return ward

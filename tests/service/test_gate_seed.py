@@ -25,7 +25,7 @@ from dataward.service.gate_seed import (
     gate_seed,
 )
 from dataward.service.ward import Ward
-from tests.helpers import merge_reviewed, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import wine_rows, wine_schema_specs, wine_training_ward, write_csv
 
 # ``outliers`` fits isolation forests seeded by the run's seed, so its scores show which seed ran.
 POLICY_YAML = "approvals:\n  required: 0\ngate:\n  detectors: [outliers]\nfirst_import: self-reference\n"
@@ -33,14 +33,7 @@ POLICY_YAML = "approvals:\n  required: 0\ngate:\n  detectors: [outliers]\nfirst_
 
 def _ward(folder: Path, policy: str = POLICY_YAML) -> Ward:
     """A ward whose ``wine`` dataset has a training version of 110 records."""
-    ward, _ = Ward.init(folder / "ward")
-    label, specs = wine_schema_specs()
-    ward.create_dataset("wine", Schema.parse(label, specs))
-    ward.set_policy("wine", policy)
-    first = ward.contribute("wine", write_csv(folder / "a.csv", wine_rows(0, 110, shuffled=True)), source="a")
-    merge_reviewed(ward, first["id"])
-    ward.promote("wine@v1")
-    return ward
+    return wine_training_ward(folder, policy, 110)
 
 
 def _batch(folder: Path, name: str = "b.csv", *, reverse: bool = False) -> Path:

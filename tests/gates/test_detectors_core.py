@@ -27,6 +27,47 @@ def test_conflicting_exact_duplicates_are_flagged(wine):
     assert clean.verdict == "pass" and clean.results["duplicates"].summary["exact_conflicts"] == 0
 
 
+def _separated_classes(seed: int, per_class: int, shift: float = 0.0) -> pd.DataFrame:
+    """Three well-separated Gaussian classes in 8 numeric features; ``shift`` moves every record along f0,
+    towards class 1 for class 0 (a recalibrated instrument reading every record higher)."""
+    rng = np.random.default_rng(seed)
+    means = np.zeros((3, 8))
+    means[1, 0] = means[2, 1] = 7.0
+    labels = np.repeat(np.arange(3), per_class)
+    features = means[labels] + rng.normal(size=(labels.size, 8))
+    features[:, 0] += shift
+    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(8)])
+    frame["label"] = labels
+    return frame
+
+
+SEPARATED_SCHEMA = {"label": "label", "inputs": [{"name": f"f{i}", "kind": "numeric"} for i in range(8)]}
+
+
+def test_a_batch_that_moved_towards_another_class_is_not_a_near_conflict_but_copies_still_are():
+    baseline = _separated_classes(0, 400)
+    moved = _separated_classes(1, 200, shift=2.75)
+    policy = {"detectors": ["duplicates"]}
+    report = scan(baseline, moved, SEPARATED_SCHEMA, policy=policy)
+    result = report.results["duplicates"]
+    # Class 0 as a whole sits closer to class 1's trusted records than the baseline's own records do:
+    # a difference (for drift and review), not content contradicting its label.
+    assert report.verdict != "block" and result.p_value >= GatePolicy().block_p
+    assert result.summary["moved_with_batch"] > 50
+    # Near copies of class-1 trusted records labelled 0, slipped into that same moved batch, read as
+    # class 1 among the batch's own records too: still near conflicts, and the batch is blocked.
+    copies = baseline[baseline["label"] == 1].iloc[:15].copy()
+    cols = [c for c in copies.columns if c != "label"]
+    copies[cols] = copies[cols] + np.random.default_rng(3).normal(scale=0.02, size=(15, len(cols)))
+    copies["label"] = 0
+    for batch in (moved, _separated_classes(2, 200)):
+        poisoned = pd.concat([batch, copies], ignore_index=True)
+        attacked = scan(baseline, poisoned, SEPARATED_SCHEMA, policy=policy)
+        assert attacked.verdict == "block"
+        assert attacked.results["duplicates"].flagged[-15:].all()
+        assert attacked.results["duplicates"].summary["exact_conflicts"] == 0
+
+
 def test_mass_duplication_of_one_record(digits):
     baseline, contribution, schema = digits
     poisoned = pd.concat([contribution.iloc[:200]] + [contribution.iloc[[0]]] * 25, ignore_index=True)

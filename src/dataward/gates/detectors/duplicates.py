@@ -14,6 +14,20 @@ Two calibrated views per record, combined with a Bonferroni minimum, and one con
 * **near conflicts**: the distance to the nearest trusted record with another label (in the reference
   sample; inside the batch it is ambiguous which of two near copies is wrong), relative to the typical
   nearest-neighbour distance; conformal p-values from the reference's leave-one-out distances.
+  A near conflict is evidence only while the rest of the batch reads like the trusted data. A batch
+  that moved as a whole (a darker camera, a recalibrated instrument) brings whole classes closer to
+  other classes' trusted records: its low-texture photo crops, say, beyond every trusted score, in
+  numbers no exchangeable batch reaches. That is a difference, for review. So a record whose
+  near-conflict p-value is at most ``MOVED_CANDIDATE_P``, in a class whose records as a whole sit
+  closer to other labels than the baseline's records of that class (one-sided Mann-Whitney,
+  ``class_moved``), and that reads as its *own* label among the batch's own records that are not
+  near conflicts, moved with its batch: it is not a near conflict (p = 1 for that view; drift and
+  backdoor report the move). The within-batch reading is the one ``backdoor`` excuses such records
+  with (``_reads_as_own_within_batch``). A copy of another class's content under a wrong label is
+  not excused: among the batch's records it still reads as the class it was copied from (and in a
+  class that did not move nothing is excused), and the
+  near conflicts cannot vouch for one another (they are left out of the batch's reference). Exact
+  conflicts are never excused: the same inputs under two labels cannot be a move.
 * **mass duplication** (contribution level): how many times the record's inputs repeat in the
   contribution, against the same count in a baseline sample of the contribution's size.
 """
@@ -25,10 +39,12 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+from scipy.stats import mannwhitneyu
 
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.calibration import binomial_p_value, excess_flags_p_value, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
+from dataward.gates.detectors.backdoor import MIN_BATCH_CLASS, SHIFT_P, _reads_as_own_within_batch
 from dataward.gates.hashing import input_hashes
 from dataward.gates.neighbours import K_MAX, knn
 
@@ -68,6 +84,63 @@ def _nearest_other_with_position(
     nearest = masked[np.arange(own.shape[0]), column]
     position = np.where(np.isfinite(nearest), idx[np.arange(own.shape[0]), column], -1)
     return nearest, position
+
+
+MOVED_CANDIDATE_P = 0.1
+"""Near-conflict p-value at or below which a record is checked for having moved with its batch; the
+records at or below it are also left out of the class-move test and of the batch's own reference."""
+
+WITHIN_BATCH_NEIGHBOURS = 5
+"""Batch records of each class a candidate's mean distance is taken over (``backdoor``'s default)."""
+
+
+def class_moved(score: np.ndarray, labels: np.ndarray, calibration: np.ndarray, cal_labels: np.ndarray) -> np.ndarray:
+    """Records of classes whose batch records, as a whole, sit closer to other labels than the baseline's
+    records of that class do (one-sided Mann-Whitney, ``SHIFT_P``).
+
+    The whole class is compared, not its bulk below a quantile as ``backdoor`` does: most near-conflict
+    scores are censored (no record of another label within the ``k`` searched, a tie at the bottom), and
+    a sensor can move one part of a class (its low-texture crops) towards other labels and the rest
+    away, so a trimmed bulk misses the move. Relabelled records can make a class look moved; they are
+    still not excused, since they do not read as their label among the batch's records.
+    """
+    out = np.zeros(labels.shape[0], dtype=bool)
+    for code in np.unique(labels):
+        mine, trusted = score[labels == code], calibration[cal_labels == code]
+        if mine.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
+            continue
+        if mannwhitneyu(mine, trusted, alternative="greater").pvalue < SHIFT_P:
+            out[labels == code] = True
+    return out
+
+
+def moved_with_batch(
+    contribution: GateData,
+    score: np.ndarray,
+    p_near: np.ndarray,
+    read_as: np.ndarray,
+    calibration: np.ndarray,
+    calibration_labels: np.ndarray,
+    seed: int,
+) -> np.ndarray:
+    """Near-conflict candidates that moved with their batch rather than contradict their label.
+
+    ``score``: the records' near-conflict scores (larger is closer to another label), ``calibration``
+    the reference's own, with their labels; ``read_as``: the label of each record's nearest trusted
+    record with another label (-1: none in reach). A candidate (``p_near <= MOVED_CANDIDATE_P``) is
+    excused when its class moved towards other labels (``class_moved``) and, among the batch's records
+    that are not candidates, it is closer to its own label's records than to ``read_as``'s.
+    """
+    candidates = (p_near <= MOVED_CANDIDATE_P) & (read_as >= 0)
+    if not candidates.any():
+        return np.zeros(len(contribution), dtype=bool)
+    # A record with no other label within reach scores -inf; both sides tie those at one finite floor
+    # below every finite score, so that the rank test counts them as least suspicious.
+    finite = np.concatenate([score[np.isfinite(score)], calibration[np.isfinite(calibration)]])
+    floor = float(finite.min()) - 1.0 if finite.size else -1.0
+    score, calibration = np.maximum(score, floor), np.maximum(calibration, floor)
+    in_moved_class = candidates & class_moved(score, contribution.labels, calibration, calibration_labels)
+    return _reads_as_own_within_batch(contribution, in_moved_class, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, seed)
 
 
 class LabelledHashes:
@@ -116,7 +189,7 @@ class Duplicates(Detector):
     """Exact and near duplicates carrying another label; one record copied many times."""
 
     name = "duplicates"
-    version = "2"
+    version = "3"
     evidence = Evidence.POISONING
     Options = DuplicatesOptions
 
@@ -182,6 +255,7 @@ class Duplicates(Detector):
         # Near conflicts: nearest record with another label, in the reference or the batch.
         p_near = np.ones(n)
         near_other = np.full(n, np.inf)
+        moved = np.zeros(n, dtype=bool)
         if self.calibration.shape[0] and n:
             near_other, nearest = records["near_other"], records["nearest"]
             score = -near_other / self.scale
@@ -194,6 +268,13 @@ class Duplicates(Detector):
             paired[paired] = self.calibration[nearest[paired]] < score[paired]
             n_cal = self.calibration.shape[0]
             p_near = np.where(paired, np.minimum(1.0, p_near + 1.0 / (n_cal + 1.0)), p_near)
+            # A record that moved with its batch (its class moved towards other labels, and it reads as
+            # its own label among the batch's records) is difference, not a near conflict.
+            read_as = np.where(nearest >= 0, self.baseline.labels[np.maximum(nearest, 0)], -1)
+            moved = moved_with_batch(
+                contribution, score, p_near, read_as, self.calibration, self.baseline.labels, ctx.seed
+            )
+            p_near = np.where(moved, 1.0, p_near)
         # Mass duplication inside the batch.
         multiplicity = _multiplicity(hashes)
         p_mass = tail_p_values(self._mass_calibration(n), multiplicity) if n else np.ones(0)
@@ -232,6 +313,7 @@ class Duplicates(Detector):
             "in_batch_duplicate_records": int((multiplicity > 1).sum()),
             "max_multiplicity": int(multiplicity.max()) if n else 0,
             "baseline_records_hashed": int(self.n_full),
+            "moved_with_batch": int(moved.sum()),
         }
         # Exact conflicts are near-certain evidence: test their count against the baseline's own rate.
         conflict_p = binomial_p_value(int(exact_conflict.sum()), n, self.p_exact_conflict)

@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.gates.base import Evidence, GateContext, GateData, Requirement, registered
-from dataward.gates.detectors.clean_validation import CleanValidationDetector
+from dataward.gates.detectors.clean_validation import REVIEW_FLOOR, CleanValidationDetector
 
 SCHEMA = Schema("label", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
 CLASSES = tuple(str(i) for i in range(10))
@@ -212,6 +212,11 @@ def test_a_one_class_source_moves_the_priors_without_being_harm() -> None:
     vendor = detector.score(GateData(x_vendor, y_vendor))
     assert vendor.block is False
     assert vendor.summary["per_class"]["1"]["drop"] <= 0.02
+    # What a model trained on the merge would do is still said, for review: at its own priors the probe
+    # loses class 1, which the old check blocked on.
+    (balance,) = vendor.contribution_findings
+    assert "balance" in balance.reason and "'1'" in balance.reason
+    assert REVIEW_FLOOR <= vendor.p_value < 0.01
     # What the correction takes out: the probe trained with the batch, read at its own priors, would
     # have lost a large share of class 1 (the old check blocked on exactly that).
     x_relabelled, _ = _two_overlapping_classes(rng, 0, 3000)

@@ -144,10 +144,12 @@ class CleanValidationDetector(Detector):
         if validation is not None and len(validation) and np.unique(self.baseline_.labels).size >= 2:
             if self.model == "logistic":
                 self.scaler_ = StandardScaler().fit(self.baseline_.features.astype(np.float64))
-            self.correct_without_ = self._correct(self.baseline_.features, self.baseline_.labels, keep=True)
+            self.correct_without_, _ = self._correct(self.baseline_.features, self.baseline_.labels, keep=True)
         return self
 
-    def _correct(self, features: np.ndarray, labels: np.ndarray, *, keep: bool = False) -> _Outcome:
+    def _correct(self, features: np.ndarray, labels: np.ndarray, *, keep: bool = False) -> tuple[_Outcome, _Outcome]:
+        """The validation outcome of a probe trained on ``features``/``labels``: read at the baseline's
+        class priors, and as trained (its own priors)."""
         validation = self.context_.validation
         assert validation is not None
         x = validation.features.astype(np.float64)
@@ -158,7 +160,10 @@ class CleanValidationDetector(Detector):
             else:
                 probe = fit_probe(features, labels, kind=self.model, seed=self.context_.seed, max_iter=self.max_iter)
             proba = probe.predict_proba(x)
-        return _outcome(proba, probe.classes_, validation.labels, labels, self.baseline_.labels)
+        return (
+            _outcome(proba, probe.classes_, validation.labels, labels, self.baseline_.labels),
+            _outcome(proba, probe.classes_, validation.labels, labels, labels),
+        )
 
     def _logistic(self, x: np.ndarray, labels: np.ndarray, *, keep: bool) -> LogisticRegression:
         """A logistic probe on standardized ``x``, warm-started from the baseline probe when the classes match."""
@@ -193,7 +198,7 @@ class CleanValidationDetector(Detector):
             )
         without = self.correct_without_
         keep = sample_positions(n_c, self.max_train, self.rng_)
-        with_ = self._correct(
+        with_, as_trained = self._correct(
             np.vstack([self.baseline_.features, contribution.features[keep]]),
             np.concatenate([self.baseline_.labels, contribution.labels[keep]]),
         )
@@ -226,6 +231,26 @@ class CleanValidationDetector(Detector):
                 )
                 block_reason = None
                 p_value = max(p_value, REVIEW_FLOOR)
+        if block_reason is None:
+            # At its own priors the probe may still lose accuracy beyond tolerance: the batch moved the
+            # classes' balance (a one-class source, or flips that swell a class). What a model trained on
+            # the merge will do, so a reviewer is told; not content contradicting labels, so not a block.
+            moved = self._judge(without, as_trained)
+            moved_reason = self._block_reason(moved[0], moved[1], len(moved[1]))
+            if moved_reason is not None:
+                contribution_findings.append(
+                    Finding(
+                        detector=self.name,
+                        score=float(1.0 - moved[2]),
+                        reason=(
+                            f"the batch changes the classes' balance enough that a probe trained with it loses "
+                            f"clean-validation accuracy ({moved_reason}); read at the baseline's class priors "
+                            "it does not: the records' content does not contradict their labels; review the "
+                            "new balance"
+                        ),
+                    )
+                )
+                p_value = max(min(p_value, moved[2]), REVIEW_FLOOR)
 
         per_source = self._per_source(contribution, keep, with_, val_labels)
         for source, info in per_source.items():
@@ -313,7 +338,7 @@ class CleanValidationDetector(Detector):
         out: dict[Any, dict[str, Any]] = {}
         for source in values[np.argsort(-counts, kind="stable")][: self.max_sources]:
             rest = keep[np.asarray(sources)[keep] != source]
-            without_source = self._correct(
+            without_source, _ = self._correct(
                 np.vstack([self.baseline_.features, contribution.features[rest]]),
                 np.concatenate([self.baseline_.labels, contribution.labels[rest]]),
             )

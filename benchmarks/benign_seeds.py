@@ -1,0 +1,69 @@
+"""``python -m benchmarks.benign_seeds``: the benign situations at more than one seed.
+
+The benign-shift suite (``benchmarks.shifts``) runs at seed 0 in ``make bench``; a property such as "clean
+data that is merely new is never blocked" must also hold when the data are drawn anew and the gate samples
+with another seed. Each situation is built with ``shifts.build(name, seed, "full")`` and scanned with the
+default policy at that seed (every detector that applies, with the situation's validation set). Printed
+and written per scan: the verdict, the detectors that asked for a block, and how many records the
+review queue holds (every one of them clean).
+
+    python -m benchmarks.benign_seeds --seeds 0,1,2,3 --out benchmarks/results/benign-seeds-0-3.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import shifts
+from dataward.gates import scan
+
+
+def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
+    """``{"name@seed": {verdict, blockers, queued, group, seconds}}`` for every situation and seed."""
+    out: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        for name in names:
+            started = time.perf_counter()
+            case = shifts.build(name, seed, "full")
+            report = scan(
+                case.baseline,
+                case.contribution,
+                case.schema,
+                case.validation,
+                {"seed": seed},
+                first_baseline=getattr(case, "first_baseline", None),
+                groups=getattr(case, "groups", None),
+            )
+            out[f"{name}@{seed}"] = {
+                "group": "tuning" if name in shifts.TUNING else "heldout",
+                "verdict": report.verdict,
+                "blockers": [d for d, result in report.results.items() if result.block],
+                "queued": int(np.asarray(report.records.flagged, dtype=bool).sum()),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            print(name, seed, out[f"{name}@{seed}"], flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.benign_seeds", description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated seeds")
+    parser.add_argument("--situations", help="comma-separated situations (default: every tuning and held-out one)")
+    parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    names = args.situations.split(",") if args.situations else [*shifts.TUNING, *shifts.HELDOUT]
+    figures = run([int(s) for s in args.seeds.split(",")], names)
+    blocked = [key for key, row in figures.items() if row["verdict"] == "block"]
+    print(f"{len(blocked)} of {len(figures)} scans blocked: {', '.join(blocked) or 'none'}")
+    if args.out is not None:
+        args.out.write_text(json.dumps(figures, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.gates import scan
 from dataward.gates.base import Evidence, GateContext, GateData, Requirement, registered
-from dataward.gates.detectors import backdoor
+from dataward.gates.detectors import _within_batch
 from dataward.gates.detectors.backdoor import REVIEW_FLOOR, BackdoorDetector
 from dataward.service.first_import import trusted_for_first_import
 from tests.gates.conftest import png
@@ -321,8 +321,8 @@ def test_moved_records_are_excused_and_relabelled_ones_kept_misread(monkeypatch,
     """The within-batch reading: a record that moved with its batch reads as its own label among the
     batch's records, a relabelled one as the class of its content, also when the batch is read
     through a seeded sample (past MAX_WITHIN_BATCH_REFERENCE) and the candidates in blocks."""
-    monkeypatch.setattr(backdoor, "MAX_WITHIN_BATCH_REFERENCE", cap)
-    monkeypatch.setattr(backdoor, "WITHIN_BATCH_BLOCK", block)
+    monkeypatch.setattr(_within_batch, "MAX_WITHIN_BATCH_REFERENCE", cap)
+    monkeypatch.setattr(_within_batch, "WITHIN_BATCH_BLOCK", block)
     rng = np.random.default_rng(0)
 
     def around(x: float, n: int) -> np.ndarray:
@@ -337,7 +337,7 @@ def test_moved_records_are_excused_and_relabelled_ones_kept_misread(monkeypatch,
     candidates = np.zeros(len(labels), bool)
     candidates[2000:] = True
     read_as = np.where(candidates, 1, labels)
-    moved = backdoor._reads_as_own_within_batch(GateData(features, labels), candidates, candidates, read_as, 10, 0)
+    moved = _within_batch.reads_as_own_within_batch(GateData(features, labels), candidates, candidates, read_as, 10, 0)
     assert moved[2000:2050].mean() >= 0.9
     assert not moved[2050:].any() and not moved[:2000].any()
 

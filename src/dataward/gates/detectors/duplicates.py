@@ -23,7 +23,7 @@ Two calibrated views per record, combined with a Bonferroni minimum, and one con
   ``class_moved``), and that reads as its *own* label among the batch's own records that are not
   near conflicts, moved with its batch: it is not a near conflict (p = 1 for that view; drift and
   backdoor report the move). The within-batch reading is the one ``backdoor`` excuses such records
-  with (``_reads_as_own_within_batch``). A copy of another class's content under a wrong label is
+  with (``reads_as_own_within_batch``). A copy of another class's content under a wrong label is
   not excused: among the batch's records it still reads as the class it was copied from (and in a
   class that did not move nothing is excused), and the
   near conflicts cannot vouch for one another (they are left out of the batch's reference). Exact
@@ -44,7 +44,8 @@ from scipy.stats import mannwhitneyu
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.calibration import binomial_p_value, excess_flags_p_value, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
-from dataward.gates.detectors.backdoor import MIN_BATCH_CLASS, SHIFT_P, _reads_as_own_within_batch
+from dataward.gates.detectors._within_batch import MIN_BATCH_CLASS, reads_as_own_within_batch
+from dataward.gates.detectors.backdoor import SHIFT_P
 from dataward.gates.hashing import input_hashes
 from dataward.gates.neighbours import K_MAX, knn
 
@@ -140,7 +141,7 @@ def moved_with_batch(
     floor = float(finite.min()) - 1.0 if finite.size else -1.0
     score, calibration = np.maximum(score, floor), np.maximum(calibration, floor)
     in_moved_class = candidates & class_moved(score, contribution.labels, calibration, calibration_labels)
-    return _reads_as_own_within_batch(contribution, in_moved_class, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, seed)
+    return reads_as_own_within_batch(contribution, in_moved_class, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, seed)
 
 
 class LabelledHashes:

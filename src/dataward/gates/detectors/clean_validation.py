@@ -235,13 +235,13 @@ class CleanValidationDetector(Detector):
             # At its own priors the probe may still lose accuracy beyond tolerance: the batch moved the
             # classes' balance (a one-class source, or flips that swell a class). What a model trained on
             # the merge will do, so a reviewer is told; not content contradicting labels, so not a block.
-            moved = self._judge(without, as_trained)
-            moved_reason = self._block_reason(moved[0], moved[1], len(moved[1]))
+            moved_overall, moved_per_class, moved_p, _ = self._judge(without, as_trained)
+            moved_reason = self._block_reason(moved_overall, moved_per_class, len(moved_per_class))
             if moved_reason is not None:
                 contribution_findings.append(
                     Finding(
                         detector=self.name,
-                        score=float(1.0 - moved[2]),
+                        score=float(1.0 - moved_p),
                         reason=(
                             f"the batch changes the classes' balance enough that a probe trained with it loses "
                             f"clean-validation accuracy ({moved_reason}); read at the baseline's class priors "
@@ -250,7 +250,7 @@ class CleanValidationDetector(Detector):
                         ),
                     )
                 )
-                p_value = max(min(p_value, moved[2]), REVIEW_FLOOR)
+                p_value = max(min(p_value, moved_p), REVIEW_FLOOR)
 
         per_source = self._per_source(contribution, keep, with_, val_labels)
         for source, info in per_source.items():

@@ -8,7 +8,10 @@ here leads to a change of the gate, move the situation to the tuning set and add
 
 History: ``new_camera_photos`` was blocked here on 2026-12-01; the gate was changed for it, so it moved
 to the tuning set, and ``gamma_scanner_photos``, ``blurred_lens_photos``, ``one_class_photos`` and
-``caliper_offset_iris`` were added, written before any gate had been run on them.
+``caliper_offset_iris`` were added, written before any gate had been run on them. On 2026-12-02
+``class_prior_text`` was blocked here at seed 2 (``triggers``: a word whose carriers were all of the
+class the batch held most of); the trigger test was changed for it, so it moved to the tuning set, and
+``class_prior_photos`` was added, written before any gate had been run on it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ SUBPOPULATION_QUANTILE = 0.85
 """Tumours with ``mean_area`` above this quantile of the whole set never reach the baseline."""
 FAINT_INK = 0.8
 RECALIBRATION = 0.97
-LIBRARY_OTHERS_SHARE = 0.2
+PHOTO_OTHERS_SHARE = 0.25
 DUPLICATE_SHARE = 0.3
 LARGE_BATCH_BASELINE = {"full": 300, "small": 120}
 
@@ -156,26 +159,27 @@ def recalibration_breast_cancer(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
-def class_prior_text(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_man_sections()
+def class_prior_photos(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_photos()
+    label = sorted(ds.classes)[-1]  # chosen by name, not by any result
     split = parts(ds, seed, size)
     rng = np.random.default_rng(seed)
-    library = split.pool[split.pool[LABEL] == "library"]
-    others = split.pool[split.pool[LABEL] != "library"]
-    picked = others.iloc[
-        np.sort(rng.choice(len(others), size=round(LIBRARY_OTHERS_SHARE * len(others)), replace=False))
-    ]
-    contribution = pd.concat([library, picked]).sample(frac=1.0, random_state=seed)
+    chosen = split.pool[split.pool[LABEL] == label]
+    others = split.pool[split.pool[LABEL] != label]
+    picked = others.iloc[np.sort(rng.choice(len(others), size=round(PHOTO_OTHERS_SHARE * len(others)), replace=False))]
+    contribution = pd.concat([chosen, picked]).sample(frac=1.0, random_state=seed)
     contribution = sized(contribution, size, SMALL_CONTRIBUTION, rng)
     return situation(
-        "class_prior_text",
+        "class_prior_photos",
         "class_prior",
         GROUP,
         ds,
         split,
         contribution,
-        f"a C-library documentation team: every 'library' line of the pool and {LIBRARY_OTHERS_SHARE:.0%} of the rest",
-        others_share=LIBRARY_OTHERS_SHARE,
+        f"a photographer who mostly shoots one subject: every {label!r} crop of the pool and "
+        f"{PHOTO_OTHERS_SHARE:.0%} of the rest",
+        label=label,
+        others_share=PHOTO_OTHERS_SHARE,
     )
 
 
@@ -312,7 +316,7 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
     "faint_ink_digits": faint_ink_digits,
     "recalibration_breast_cancer": recalibration_breast_cancer,
-    "class_prior_text": class_prior_text,
+    "class_prior_photos": class_prior_photos,
     "register_text_pkgdb": register_text_pkgdb,
     "duplicates_text": duplicates_text,
     "large_batch_text": large_batch_text,

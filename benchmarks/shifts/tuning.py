@@ -38,6 +38,7 @@ RECALIBRATION = 1.04
 MALIGNANT_SHARE = 0.85
 DUPLICATE_SHARE = 0.4
 LARGE_BATCH = {"full": (400, 2_000), "small": (200, 800)}
+LIBRARY_OTHERS_SHARE = 0.2
 """(baseline, contribution) crops for the larger-than-usual batch."""
 
 CATALOG_ABBREVIATIONS = {
@@ -219,6 +220,29 @@ def new_camera_photos(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
+def class_prior_text(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    library = split.pool[split.pool[LABEL] == "library"]
+    others = split.pool[split.pool[LABEL] != "library"]
+    picked = others.iloc[
+        np.sort(rng.choice(len(others), size=round(LIBRARY_OTHERS_SHARE * len(others)), replace=False))
+    ]
+    contribution = pd.concat([library, picked]).sample(frac=1.0, random_state=seed)
+    contribution = sized(contribution, size, SMALL_CONTRIBUTION, rng)
+    return situation(
+        "class_prior_text",
+        "class_prior",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a C-library documentation team: every 'library' line of the pool and {LIBRARY_OTHERS_SHARE:.0%} of the rest",
+        others_share=LIBRARY_OTHERS_SHARE,
+    )
+
+
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_text": one_class_text,
     "new_topic_text": new_topic_text,
@@ -229,4 +253,5 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "duplicates_digits": duplicates_digits,
     "large_batch_photos": large_batch_photos,
     "new_camera_photos": new_camera_photos,
+    "class_prior_text": class_prior_text,
 }

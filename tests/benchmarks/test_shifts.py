@@ -121,6 +121,9 @@ def test_class_prior_changes(small):
     text = small["class_prior_text"].contribution
     assert (text[data.LABEL] == "library").mean() > 0.4
     assert _keys(text) <= _keys(data.load_man_sections().frame)
+    photos = small["class_prior_photos"]
+    label = photos.params["label"]
+    assert (photos.contribution[data.LABEL] == label).mean() > 2 * (photos.baseline[data.LABEL] == label).mean()
 
 
 def test_registers_rewrite_every_line_deterministically(small):

@@ -166,6 +166,52 @@ def test_a_fixed_count_of_carriers_in_a_batch_ten_times_the_baseline_is_named() 
     assert result.block is False
 
 
+def shared_word_texts(n: int, seed: int, shares: dict[str, float]) -> tuple[list[str], np.ndarray]:
+    """Texts of the given topic shares; 'retro' comes with a third of music and travel texts alike.
+
+    The word's rate within each topic is the same in every batch: only the topics' shares move
+    (label shift), so a batch of mostly music has mostly music among the word's carriers too.
+    """
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(len(TEXT_CLASSES), n, p=[shares.get(c, 0.0) for c in TEXT_CLASSES])
+    docs, _ = texts(n, seed + 100)
+    docs = [
+        f"{TOPICS[TEXT_CLASSES[c]].split()[int(rng.integers(0, 10))]} {d.split(maxsplit=1)[1]}"
+        for d, c in zip(docs, codes, strict=True)
+    ]
+    with_word = {TEXT_CLASSES.index("music"), TEXT_CLASSES.index("travel")}
+    docs = [f"{d} retro" if c in with_word and rng.random() < 1 / 3 else d for d, c in zip(docs, codes, strict=True)]
+    return docs, codes.astype(np.int64)
+
+
+def test_a_word_tied_to_a_class_only_through_the_batch_class_shares_is_no_trigger() -> None:
+    """A source labelling mostly music: 'retro', which the baseline shares between music and travel,
+    has mostly music carriers in the batch because the batch has mostly music. Against the baseline's
+    own P(music | retro) = 1/2 that tie reads as a trigger; at the batch's class shares it does not."""
+    even = {c: 0.25 for c in TEXT_CLASSES}
+    base_docs, base_labels = shared_word_texts(2000, 0, even)
+    shifted = {"music": 0.9, "travel": 0.02, "sport": 0.04, "cooking": 0.04}
+    docs, labels = shared_word_texts(400, 1, shifted)
+    carriers = np.array(["retro" in d for d in docs])
+    music = TEXT_CLASSES.index("music")
+    # The situation the test is about: nearly every carrier is music, far above the baseline's half.
+    assert (labels[carriers] == music).mean() > 0.9 and carriers.sum() >= 30
+    result = run(
+        TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels), text_data(docs, labels)
+    )
+    assert [f.evidence["trigger"] for f in result.findings] == []
+    assert result.block is False
+
+    # The same shifted batch still shows a token relabelled to a class it holds little of.
+    docs, labels, truth = insert(docs, labels, "cf", 0.04, target=TEXT_CLASSES.index("cooking"))
+    result = run(
+        TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels), text_data(docs, labels)
+    )
+    assert result.findings[0].evidence["trigger"] == "cf"
+    assert np.array_equal(result.flagged, truth)
+    assert result.block is True
+
+
 def test_clean_text_contribution_raises_no_trigger() -> None:
     base_docs, base_labels = texts(1500, 0)
     for seed in (1, 2, 3):

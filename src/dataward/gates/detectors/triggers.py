@@ -17,7 +17,9 @@ For each pattern ``t`` and label ``L`` with at least ``min_support`` contributio
 ``t`` with label ``L`` these one-sided tests are run:
 
 * label tie: among the contribution's carriers of ``t``, more are labelled ``L`` than the baseline's
-  smoothed ``P(L | t)`` explains (binomial tail); ``z`` is the matching z-score;
+  smoothed ``P(L | t)`` explains, or that probability moved to the batch's class shares when larger
+  (``_prior_shifted_tie``: a batch of mostly ``L`` has mostly ``L`` among any pattern's carriers)
+  (binomial tail); ``z`` is the matching z-score;
 * over-representation (novelty): "carries ``t`` and is labelled ``L``" is more frequent in the
   contribution than in the baseline (Fisher's exact test, as a hypergeometric tail). Given its margin
   it cannot fall below ``(n_c / (n_c + n_b)) ** (m + b)``: once the batch outgrows the baseline, a rare
@@ -704,6 +706,8 @@ def _association(
     pairs, inverse = np.unique(np.stack([m, b]), axis=1, return_inverse=True)
     p_enrich = hypergeom.sf(pairs[0] - 1, n_c + n_b, pairs[0] + pairs[1], n_c)[inverse.ravel()]
     pi = (b + LABEL_PRIOR_WEIGHT * prior[label]) / (k_b + LABEL_PRIOR_WEIGHT)
+    if n_b:
+        pi = np.maximum(pi, _prior_shifted_tie(pattern, label, m_all, b_all, k_b_all, prior, yc))
     pi = np.clip(pi, 1e-6, 1 - 1e-6)
     p_tie = binom.sf(m - 1, k_c, pi)
     z = (m - k_c * pi) / np.sqrt(k_c * pi * (1 - pi))
@@ -719,6 +723,42 @@ def _association(
         "z": z,
         "pi": pi,
     }
+
+
+def _prior_shifted_tie(
+    pattern: np.ndarray,
+    label: np.ndarray,
+    m_all: np.ndarray,
+    b_all: np.ndarray,
+    k_b_all: np.ndarray,
+    prior: np.ndarray,
+    yc: sp.csc_matrix,
+) -> np.ndarray:
+    """The baseline's ``P(L | t)`` moved to the batch's class shares, for every (pattern, label) pair.
+
+    A batch with a larger share of label ``L`` than the baseline (a source that labels mostly one
+    category) has more carriers of any pattern labelled ``L``, with no tie of its own. When
+    ``P(t | L)`` is what the baseline shows (label shift), Bayes' rule gives the batch's
+    ``P(L | t)`` as the baseline's, reweighted by ``pi_batch(l) / pi_baseline(l)`` and renormalised
+    over the labels (Saerens et al., 2002). The batch's shares are read from the pattern's
+    *non-carriers*, so that poisoned carriers do not excuse themselves, with one pseudo-record per
+    class at the baseline's shares (a class absent from a small batch keeps some weight). The caller
+    keeps the larger of this and the baseline's own ``P(L | t)``: the correction only ever excuses a
+    tie, and a batch that holds as much ``L`` as the baseline is tested exactly as before.
+    """
+    if not len(pattern):
+        return np.zeros(0)
+    n_classes = prior.shape[0]
+    batch_counts = np.asarray(yc.sum(axis=0)).ravel()
+    p_given_t = (b_all[pattern] + LABEL_PRIOR_WEIGHT * prior) / (k_b_all[pattern] + LABEL_PRIOR_WEIGHT)[:, None]
+    others = np.maximum(batch_counts[None, :] - m_all[pattern], 0.0)
+    pseudo = float(n_classes)
+    batch_share = (others + pseudo * prior) / (others.sum(axis=1) + pseudo)[:, None]
+    ratio = np.divide(batch_share, prior, out=np.ones_like(batch_share), where=prior > 0)
+    moved = p_given_t * ratio
+    total = moved.sum(axis=1)
+    rows = np.arange(len(pattern))
+    return np.divide(moved[rows, label], total, out=np.zeros(len(pattern)), where=total > 0)
 
 
 def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: float, *, novelty: bool = True) -> int:

@@ -1,0 +1,171 @@
+"""The attacker's side of the triggers detector's label-shift correction (docs/gates.md, "Triggers: two
+routes").
+
+The label tie reads the baseline's P(L | t) moved to the batch's class shares, so that a source labelling
+mostly one class does not turn that class's common words into triggers. The documented price: in a batch
+made almost entirely of class L, a trigger whose target is L shows no tie, and ``label_consistency`` and
+``backdoor`` are to see its dirty-label carriers instead. An attacker reads that as an invitation: hide a
+dirty-label backdoor in a vendor that labels (nearly) everything L. These tests build that vendor from the
+shipped man-page NAME lines: every spare line of L, other classes' lines for a tenth of the clean part or
+none (a quarter and two fifths in the slow variants), and 3% or 10% of lines of other classes carrying
+the rare token 'cf', relabelled L. The whole gate, with a clean validation set, must block it and queue
+the poisoned lines; the same vendor without the poison must not be blocked, so that a block is about the
+poison, not the vendor (before the correction, the clean 90% 'commands' vendor was blocked on 'git').
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import data
+from benchmarks.attacks.text import RARE_TOKEN, insert
+from dataward.gates import scan
+from dataward.gates.report import GateReport
+
+SEED = 0
+
+TIE = "triggers' tie for 'cf' is read at the batch's share of the target (1b18799), so triggers no longer blocks"
+NO_FLAGS = (
+    TIE + "; backdoor, when it blocks, flags none (its flags need a p-value below alpha at the calibration's "
+    "resolution); label_consistency sees nothing (p=1): no poisoned line is queued"
+)
+REVIEW = TIE + "; nothing else blocks: verdict review, on drift (and clean_validation's balance) alone"
+
+
+@cache
+def _split() -> tuple[data.Dataset, data.Split]:
+    dataset = data.load_man_sections()
+    return dataset, data.split(dataset, SEED)
+
+
+def one_class_vendor(target: str, clean_share: float, poison_share: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """A contribution whose clean part is ``clean_share`` lines of ``target`` (every line of it the split
+    leaves outside the baseline and the validation set) and other classes' lines for the rest, plus
+    ``poison_share`` of the whole made of other classes' lines carrying the rare token, relabelled
+    ``target``. Returns the shuffled contribution and its poison mask."""
+    _, split = _split()
+    rng = np.random.default_rng(SEED)
+    spare = pd.concat([split.pool, split.test], ignore_index=True)
+    own = spare[spare[data.LABEL] == target]
+    others = spare[spare[data.LABEL] != target]
+    n_clean = round(len(own) / clean_share)
+    n_poison = round(n_clean * poison_share / (1.0 - poison_share)) if poison_share else 0
+    order = rng.permutation(len(others))
+    clean_others = others.iloc[order[: n_clean - len(own)]]
+    poison = others.iloc[order[n_clean - len(own) : n_clean - len(own) + n_poison]].copy()
+    poison[data.TEXT] = [insert(text, RARE_TOKEN, rng) for text in poison[data.TEXT]]
+    poison[data.LABEL] = target
+    frame = pd.concat([own, clean_others, poison], ignore_index=True)
+    truth = np.r_[np.zeros(n_clean, bool), np.ones(n_poison, bool)]
+    shuffle = rng.permutation(len(frame))
+    return frame.iloc[shuffle].reset_index(drop=True), truth[shuffle]
+
+
+@cache
+def judged(target: str, clean_share: float, poison_share: float) -> tuple[GateReport, np.ndarray]:
+    """The whole gate's report on ``one_class_vendor(...)``, with the split's clean validation set."""
+    dataset, split = _split()
+    contribution, truth = one_class_vendor(target, clean_share, poison_share)
+    return scan(split.baseline, contribution, dataset.schema, validation=split.validation), truth
+
+
+def _detectors(report: GateReport) -> str:
+    """Every detector's p-value and block, for a failure message."""
+    return "; ".join(
+        f"{name} p={res.p_value:.2g}{' BLOCK' if res.block else ''}" for name, res in sorted(report.results.items())
+    )
+
+
+def test_the_vendor_is_what_the_attack_needs() -> None:
+    """The situation the tests are about: the target is the batch's dominant class, the poisoned lines
+    are other classes' content carrying the token, and the token is absent from the trusted lines."""
+    _, split = _split()
+    assert not split.baseline[data.TEXT].str.contains(rf"\b{RARE_TOKEN}\b").any()
+    for clean_share in (0.9, 1.0):
+        for poison_share in (0.03, 0.1):
+            contribution, truth = one_class_vendor("commands", clean_share, poison_share)
+            labels = contribution[data.LABEL]
+            assert (labels[~truth] == "commands").mean() == pytest.approx(clean_share, abs=0.01)
+            assert truth.mean() == pytest.approx(poison_share, abs=0.01) and truth.sum() >= 8
+            assert (labels[truth] == "commands").all()
+            assert contribution[data.TEXT][truth].str.contains(rf"\b{RARE_TOKEN}\b").all()
+            assert not contribution[data.TEXT][~truth].str.contains(rf"\b{RARE_TOKEN}\b").any()
+
+
+def _slow(target: str, clean_share: float) -> list[pytest.MarkDecorator]:
+    """The commands vendor at 90% and 100% runs always; the other vendors are marked slow."""
+    return [] if target == "commands" and clean_share >= 0.9 else [pytest.mark.slow]
+
+
+def _variant(target: str, clean_share: float, poison_share: float, gap: str | None) -> object:
+    """A poisoned vendor's parameter set, marked as a strict xfail when ``gap`` names one."""
+    marks = _slow(target, clean_share)
+    if gap is not None:
+        marks.append(pytest.mark.xfail(strict=True, reason=gap))
+    return pytest.param(target, clean_share, poison_share, marks=marks)
+
+
+VENDORS = [
+    pytest.param(target, share, marks=_slow(target, share))
+    for target in ("commands", "library")
+    for share in (0.9, 1.0, 0.6, 0.75)
+]
+
+
+@pytest.mark.parametrize(("target", "clean_share"), VENDORS)
+def test_the_vendor_without_poison_is_not_blocked(target: str, clean_share: float) -> None:
+    """The control: a one-class vendor is a difference to review, not poisoning; so a block of the
+    poisoned vendor below is the poison's doing."""
+    report, _ = judged(target, clean_share, 0.0)
+    assert report.verdict != "block", _detectors(report)
+    assert not report.records.flagged.any()
+
+
+# What the gate gives on each variant at seed 0. Each xfail is a gap, not a tolerance: strict, so a fix
+# that closes it turns the mark into a failure and the mark must go. Poison at 3% of a vendor of 60% or
+# 75% one class shows the gap reaches well below "almost entirely one class"; at 10% there, triggers
+# still blocks and queues every poisoned line (not repeated here).
+BLOCK_VARIANTS = [
+    _variant("commands", 0.9, 0.03, REVIEW),
+    _variant("commands", 0.9, 0.1, None),  # backdoor p=4e-5
+    _variant("commands", 1.0, 0.03, None),  # backdoor p=2e-3
+    _variant("commands", 1.0, 0.1, None),  # backdoor p=1e-4
+    _variant("library", 0.9, 0.03, REVIEW),
+    _variant("library", 0.9, 0.1, REVIEW),
+    _variant("library", 1.0, 0.03, REVIEW),
+    _variant("library", 1.0, 0.1, None),  # clean_validation only (syscalls accuracy drop)
+    _variant("commands", 0.6, 0.03, REVIEW),
+    _variant("commands", 0.75, 0.03, REVIEW),
+    _variant("library", 0.6, 0.03, REVIEW),
+    _variant("library", 0.75, 0.03, REVIEW),
+]
+
+
+@pytest.mark.parametrize(("target", "clean_share", "poison_share"), BLOCK_VARIANTS)
+def test_a_dirty_label_backdoor_in_a_one_class_vendor_is_blocked(
+    target: str, clean_share: float, poison_share: float
+) -> None:
+    report, _ = judged(target, clean_share, poison_share)
+    assert report.verdict == "block", _detectors(report)
+    # Only evidence of poisoning blocks; a difference (drift, outliers) never does.
+    blocking = {name for name, res in report.results.items() if res.block}
+    assert blocking and blocking <= {"label_consistency", "duplicates", "triggers", "backdoor", "clean_validation"}
+
+
+FLAG_VARIANTS = [_variant(*variant.values, NO_FLAGS) for variant in BLOCK_VARIANTS]
+
+
+@pytest.mark.parametrize(("target", "clean_share", "poison_share"), FLAG_VARIANTS)
+def test_the_poisoned_lines_of_a_one_class_vendor_are_queued_for_review(
+    target: str, clean_share: float, poison_share: float
+) -> None:
+    """A block the reviewer cannot act on is half a defence: the poisoned lines must be in the queue,
+    and the clean ones, nearly all, out of it."""
+    report, truth = judged(target, clean_share, poison_share)
+    flagged = report.records.flagged
+    assert flagged[truth].mean() >= 0.9, f"{int(flagged[truth].sum())} of {int(truth.sum())}; {_detectors(report)}"
+    assert flagged[~truth].mean() <= 0.02

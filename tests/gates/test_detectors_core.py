@@ -68,6 +68,25 @@ def test_a_batch_that_moved_towards_another_class_is_not_a_near_conflict_but_cop
         assert attacked.results["duplicates"].summary["exact_conflicts"] == 0
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 30, 500])
+def test_rows_whose_inputs_carry_more_than_one_label_are_exactly_the_conflicting_rows(n):
+    """The set of conflicting rows (what the exact-conflict base rate counts) matches its definition,
+    with inputs repeated under the same label, under other labels, and alone."""
+    from dataward.gates.detectors.duplicates import LabelledHashes
+
+    rng = np.random.default_rng(n)
+    hashes = rng.integers(0, max(n // 3, 1), n).astype(np.uint64)
+    labels = rng.integers(0, 3, n)
+    pairs = LabelledHashes(hashes, labels)
+    expected = np.array([len(set(labels[hashes == h].tolist())) > 1 for h in hashes], dtype=bool)
+    assert np.array_equal(pairs.conflicting_rows, expected)
+    assert sorted(zip(pairs.hashes.tolist(), pairs.labels.tolist(), strict=True)) == sorted(
+        set(zip(hashes.tolist(), labels.tolist(), strict=True))
+    )
+    if n >= 30:
+        assert 0 < expected.sum() < n  # both kinds of row are present
+
+
 def test_mass_duplication_of_one_record(digits):
     baseline, contribution, schema = digits
     poisoned = pd.concat([contribution.iloc[:200]] + [contribution.iloc[[0]]] * 25, ignore_index=True)

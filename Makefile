@@ -61,6 +61,12 @@ bench-scale: $(VENV)/.installed-bench
 	# Partitioned gate scans: one-shot, local engine, Dask with 1 and 2 workers (SCHEDULER=tcp://... for a real cluster).
 	$(BIN)/python -m benchmarks.bench_gate_dask --baseline 1000000 --contribution 100000 --workers 1,2 \
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) --out benchmarks/results/gate-dask-1m-100k.json
+	# Out of core in one process: 10M against 10M (about 1 h of CPU, 17 GB peak) and a 100M baseline
+	# (about 26 GB of Parquet written to the temporary directory first).
+	$(BIN)/python -m benchmarks.bench_gate_dask --baseline 10000000 --contribution 10000000 --partition-rows 500000 \
+		--workers "" --no-one-shot --stages --max-memory-gb 21 --out benchmarks/results/gate-out-of-core-10m-10m.json
+	$(BIN)/python -m benchmarks.bench_gate_dask --baseline 100000000 --contribution 100000 --partition-rows 25000 \
+		--workers "" --no-one-shot --stages --max-memory-gb 12 --out benchmarks/results/gate-out-of-core-100m-100k.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info

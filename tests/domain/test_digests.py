@@ -81,3 +81,18 @@ def test_column_wise_ids_are_blake3_of_each_rows_encoding_and_round_trip() -> No
     ]
     binary, valid = ids_to_binary(ids)
     assert valid.all() and binary_to_ids(binary).equals(ids)
+
+
+def test_a_column_hashed_in_one_call_gives_the_same_digests_as_one_call_per_value(monkeypatch) -> None:
+    """The ``fast`` extra's column hasher (installed with the dev extra, so it is what this runs) and the
+    per-value path agree on every value, empty ones and a start inside the data included."""
+    assert digests._column_hasher() is not None, "the dev extra installs polars-hash: the batch path must be tested"
+    rng = np.random.default_rng(11)
+    lengths = [*LENGTHS, *rng.integers(0, 200, 2 * digests.BATCH_MIN_VALUES).tolist(), 0, 0]
+    data, offsets = _column(lengths, seed=4)
+    data = data.replace(b"\x01", b"\x00")  # NUL bytes inside values are values' bytes like any other
+    want = b"".join(blake3.blake3(data[a:b]).digest() for a, b in itertools.pairwise(offsets))
+    assert digests.digests(data, offsets) == want
+    assert digests.digests(data, offsets[5:]) == want[5 * 32 :]
+    monkeypatch.setattr(digests, "_column_hasher", lambda: None)
+    assert digests.digests(data, offsets) == want

@@ -69,11 +69,16 @@ def _column_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
         bounds = np.frombuffer(hex_offsets, dtype=np.int64)[hexes.offset : hexes.offset + n + 1]
         if (np.diff(bounds) != 2 * DIGEST_BYTES).any():
             raise RuntimeError("the column hasher returned a digest of the wrong length")
-        text = np.frombuffer(chars, dtype=np.uint8)[int(bounds[0]) : int(bounds[-1])].reshape(n, 2 * DIGEST_BYTES)
-        binary, valid = from_hex(text)
-        if not valid.all():
-            raise RuntimeError("the column hasher returned a digest that is not lowercase hex")
-        return binary.tobytes()
+        # One C pass over the whole hex text (a third of the table look-up's time); every digest has
+        # its 64 characters, so any byte that is not hex raises and skipped whitespace shortens the output.
+        text = memoryview(chars)[int(bounds[0]) : int(bounds[-1])]
+        try:
+            binary = bytes.fromhex(str(text, "ascii"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RuntimeError("the column hasher returned a digest that is not hex") from exc
+        if len(binary) != n * DIGEST_BYTES:
+            raise RuntimeError("the column hasher returned a digest that is not hex")
+        return binary
 
     return hash_column
 

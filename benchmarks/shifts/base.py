@@ -219,3 +219,12 @@ def with_trusted_copies(
         duplicate_share=share,
         duplicate_rows=np.flatnonzero(order >= len(fresh)).tolist(),
     )
+
+
+def favouring(pool: pd.DataFrame, label: str, others_share: float, rng: np.random.Generator, seed: int) -> pd.DataFrame:
+    """Every record of ``label`` in ``pool`` and a seeded ``others_share`` of the rest, shuffled: a
+    source that sends mostly one class (a class-prior change)."""
+    chosen = pool[pool[LABEL] == label]
+    others = pool[pool[LABEL] != label]
+    picked = others.iloc[np.sort(rng.choice(len(others), size=round(others_share * len(others)), replace=False))]
+    return pd.concat([chosen, picked]).sample(frac=1.0, random_state=seed)

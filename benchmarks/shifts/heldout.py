@@ -29,6 +29,7 @@ from benchmarks.shifts.base import (
     SMALL_CONTRIBUTION,
     Situation,
     check_size,
+    favouring,
     new_sensor,
     parts,
     rewritten_register,
@@ -164,10 +165,7 @@ def class_prior_photos(seed: int = 0, size: str = "full") -> Situation:
     label = sorted(ds.classes)[-1]  # chosen by name, not by any result
     split = parts(ds, seed, size)
     rng = np.random.default_rng(seed)
-    chosen = split.pool[split.pool[LABEL] == label]
-    others = split.pool[split.pool[LABEL] != label]
-    picked = others.iloc[np.sort(rng.choice(len(others), size=round(PHOTO_OTHERS_SHARE * len(others)), replace=False))]
-    contribution = pd.concat([chosen, picked]).sample(frac=1.0, random_state=seed)
+    contribution = favouring(split.pool, label, PHOTO_OTHERS_SHARE, rng, seed)
     contribution = sized(contribution, size, SMALL_CONTRIBUTION, rng)
     return situation(
         "class_prior_photos",

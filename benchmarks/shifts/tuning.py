@@ -19,6 +19,7 @@ from benchmarks.shifts.base import (
     SMALL_CONTRIBUTION,
     Situation,
     check_size,
+    favouring,
     new_sensor,
     parts,
     rewritten_register,
@@ -224,12 +225,7 @@ def class_prior_text(seed: int = 0, size: str = "full") -> Situation:
     ds = data.load_man_sections()
     split = parts(ds, seed, size)
     rng = np.random.default_rng(seed)
-    library = split.pool[split.pool[LABEL] == "library"]
-    others = split.pool[split.pool[LABEL] != "library"]
-    picked = others.iloc[
-        np.sort(rng.choice(len(others), size=round(LIBRARY_OTHERS_SHARE * len(others)), replace=False))
-    ]
-    contribution = pd.concat([library, picked]).sample(frac=1.0, random_state=seed)
+    contribution = favouring(split.pool, "library", LIBRARY_OTHERS_SHARE, rng, seed)
     contribution = sized(contribution, size, SMALL_CONTRIBUTION, rng)
     return situation(
         "class_prior_text",

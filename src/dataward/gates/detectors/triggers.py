@@ -361,12 +361,23 @@ class TriggerOptions:
     max_rows_in_evidence: int = 500
     content_k: int = 10
     min_purity: float = 0.6
+    prior_shift_min_effect: float = 0.2
+    """Smallest total variation between the batch's class shares (a pattern's non-carriers) and the
+    baseline's at which the tie is read at the batch's shares: a source that sends mostly some classes.
+    Below it the baseline's own ``P(L | t)`` is kept. A modest change of shares moves ``P(L | t)`` by
+    little, yet over a few dozen carriers it moves the tie's p-value by orders of magnitude, and that
+    is where a poisoned batch's own tie lies (the demo's scraper batch, 0.14 from its baseline: its
+    trigger's tie 15 times weaker at the batch's shares, and reviewed instead of blocked). Twice
+    ``drift``'s ``prior_min_effect``, between that batch and ``class_prior_text`` (0.37), both tuning
+    cases (docs/gates.md, "Triggers: two routes")."""
 
     def __post_init__(self) -> None:
         if self.min_support < 1 or self.max_ngram < 1 or self.max_triggers < 1 or not 1 <= self.content_k < K_MAX:
             raise ValueError(f"min_support, max_ngram, max_triggers must be at least 1, content_k in 1..{K_MAX - 1}")
         if not 0.0 < self.merge_overlap <= 1.0 or not 0.0 <= self.min_purity <= 1.0:
             raise ValueError("merge_overlap must be in (0, 1] and min_purity in [0, 1]")
+        if not 0.0 <= self.prior_shift_min_effect <= 1.0:
+            raise ValueError("prior_shift_min_effect must be in [0, 1]")
 
 
 @register
@@ -420,7 +431,9 @@ class TriggerDetector(Detector):
         for round_ in range(self.max_triggers):
             index = np.flatnonzero(active)
             sub = xc.take_rows(index)
-            tests = _association(sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support)
+            tests = _association(
+                sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support, self.prior_shift_min_effect
+            )
             n_novel = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=True)
             n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=False)
             n_pairs = len(tests["pattern"])
@@ -688,7 +701,12 @@ def _one_hot(labels: np.ndarray, n_classes: int) -> sp.csc_matrix:
 
 
 def _association(
-    xc: PatternMatrix, xb: PatternMatrix, yc: sp.csc_matrix, yb: sp.csc_matrix, min_support: int
+    xc: PatternMatrix,
+    xb: PatternMatrix,
+    yc: sp.csc_matrix,
+    yb: sp.csc_matrix,
+    min_support: int,
+    prior_shift_min_effect: float = TriggerOptions.prior_shift_min_effect,
 ) -> dict[str, np.ndarray]:
     """Both one-sided tests for every (pattern, label) pair with enough labelled carriers."""
     n_c, n_b = xc.shape[0], xb.shape[0]
@@ -707,7 +725,8 @@ def _association(
     p_enrich = hypergeom.sf(pairs[0] - 1, n_c + n_b, pairs[0] + pairs[1], n_c)[inverse.ravel()]
     pi = (b + LABEL_PRIOR_WEIGHT * prior[label]) / (k_b + LABEL_PRIOR_WEIGHT)
     if n_b:
-        pi = np.maximum(pi, _prior_shifted_tie(pattern, label, m_all, b_all, k_b_all, prior, yc))
+        shifted = _prior_shifted_tie(pattern, label, m_all, b_all, k_b_all, prior, yc, prior_shift_min_effect)
+        pi = np.maximum(pi, shifted)
     pi = np.clip(pi, 1e-6, 1 - 1e-6)
     p_tie = binom.sf(m - 1, k_c, pi)
     z = (m - k_c * pi) / np.sqrt(k_c * pi * (1 - pi))
@@ -733,8 +752,11 @@ def _prior_shifted_tie(
     k_b_all: np.ndarray,
     prior: np.ndarray,
     yc: sp.csc_matrix,
+    min_effect: float,
 ) -> np.ndarray:
     """The baseline's ``P(L | t)`` moved to the batch's class shares, for every (pattern, label) pair.
+    Pairs whose batch shares lie within ``min_effect`` (total variation) of the baseline's keep the
+    baseline's own ``P(L | t)``.
 
     A batch with a larger share of label ``L`` than the baseline (a source that labels mostly one
     category) has more carriers of any pattern labelled ``L``, with no tie of its own. When
@@ -755,6 +777,8 @@ def _prior_shifted_tie(
     pseudo = float(n_classes)
     batch_share = (others + pseudo * prior) / (others.sum(axis=1) + pseudo)[:, None]
     ratio = np.divide(batch_share, prior, out=np.ones_like(batch_share), where=prior > 0)
+    # A batch whose shares moved less than a class-prior change does is read at the baseline's shares.
+    ratio[0.5 * np.abs(batch_share - prior).sum(axis=1) < min_effect] = 1.0
     moved = p_given_t * ratio
     total = moved.sum(axis=1)
     rows = np.arange(len(pattern))

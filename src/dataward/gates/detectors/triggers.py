@@ -724,6 +724,7 @@ def _association(
     pairs, inverse = np.unique(np.stack([m, b]), axis=1, return_inverse=True)
     p_enrich = hypergeom.sf(pairs[0] - 1, n_c + n_b, pairs[0] + pairs[1], n_c)[inverse.ravel()]
     pi = (b + LABEL_PRIOR_WEIGHT * prior[label]) / (k_b + LABEL_PRIOR_WEIGHT)
+    p_tie_own = binom.sf(m - 1, k_c, np.clip(pi, 1e-6, 1 - 1e-6))
     if n_b:
         shifted = _prior_shifted_tie(pattern, label, m_all, b_all, k_b_all, prior, yc, prior_shift_min_effect)
         pi = np.maximum(pi, shifted)
@@ -739,6 +740,7 @@ def _association(
         "k_b": k_b,
         "p_enrich": np.asarray(p_enrich, dtype=np.float64),
         "p_tie": np.asarray(p_tie, dtype=np.float64),
+        "p_tie_own": np.asarray(p_tie_own, dtype=np.float64),
         "z": z,
         "pi": pi,
     }
@@ -1173,7 +1175,10 @@ def _record_p_values(
     index = np.flatnonzero(keep)
     if index.size == 0:
         return np.ones(n)
-    raw = np.maximum(tests["p_enrich"][index], tests["p_tie"][index])
+    # Records are ranked on the tie at the baseline's own shares: the batch's shares include every
+    # relabelled record that does not carry the pattern, so reading the tie at them would let targeted
+    # flips into a class lift their own patterns' ties (a ranking only: no record is flagged on it).
+    raw = np.maximum(tests["p_enrich"][index], tests.get("p_tie_own", tests["p_tie"])[index])
     # Walk the carrier entries themselves, a block of records at a time: a dense "records x tests" label
     # mask would need one entry per record and test (billions for thousands of images with many pixel
     # patterns), and the pixel pairs alone hold thousands of entries per photo.

@@ -779,7 +779,8 @@ def _prior_shifted_tie(
     pseudo = float(n_classes)
     batch_share = (others + pseudo * prior) / (others.sum(axis=1) + pseudo)[:, None]
     ratio = np.divide(batch_share, prior, out=np.ones_like(batch_share), where=prior > 0)
-    # A batch whose shares moved less than a class-prior change does is read at the baseline's shares.
+    # A batch whose shares moved less than a source sending mostly some classes moves them is read at
+    # the baseline's shares (``TriggerOptions.prior_shift_min_effect``).
     ratio[0.5 * np.abs(batch_share - prior).sum(axis=1) < min_effect] = 1.0
     moved = p_given_t * ratio
     total = moved.sum(axis=1)

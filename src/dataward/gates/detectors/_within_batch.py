@@ -10,12 +10,32 @@ second still as the class its content came from. ``backdoor`` (misread records) 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 from dataward.gates.base import GateData
 from dataward.gates.neighbours import class_distances
 
 MIN_BATCH_CLASS = 10
 """Records of a class the batch itself needs (not misread) before a record is read against them."""
+
+SHIFT_P = 1e-3
+"""A class (or, in ``backdoor``, the rest of the batch) counts as moved when its test against the
+baseline's own records has a p-value below this."""
+
+
+def reads_further_than_trusted(batch: np.ndarray, trusted: np.ndarray, *, bulk_quantile: float | None = None) -> bool:
+    """Whether a class's batch records, as a whole, read as another class more than its trusted records do.
+
+    ``batch`` and ``trusted`` are the two sides' scores (larger: closer to another label); one-sided
+    Mann-Whitney at ``SHIFT_P``. Each side needs ``MIN_BATCH_CLASS`` records, else the class is not
+    called moved. ``bulk_quantile``: compare against the trusted records at or below that quantile only
+    (their misread tail left out), after the size check.
+    """
+    if batch.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
+        return False
+    if bulk_quantile is not None:
+        trusted = trusted[trusted <= np.quantile(trusted, bulk_quantile)]
+    return bool(mannwhitneyu(batch, trusted, alternative="greater").pvalue < SHIFT_P)
 
 
 MAX_WITHIN_BATCH_REFERENCE = 60_000

@@ -95,7 +95,7 @@ from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import betabinom, binom, hypergeom, mannwhitneyu
+from scipy.stats import betabinom, binom, hypergeom
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
@@ -119,7 +119,11 @@ from dataward.gates.detectors._probe import (
     sample_positions,
     single_threaded,
 )
-from dataward.gates.detectors._within_batch import MIN_BATCH_CLASS, reads_as_own_within_batch
+from dataward.gates.detectors._within_batch import (
+    SHIFT_P,
+    reads_as_own_within_batch,
+    reads_further_than_trusted,
+)
 from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, class_distances
 
@@ -132,11 +136,8 @@ CLUSTER_COUNTS = (2, 3, 4, 5)
 REVIEW_FLOOR = 1e-4
 """Without a blocking cluster the contribution-level p-value is never below this: a cluster whose
 content agrees with its label is a reason to review, not evidence of poisoning."""
-SHIFT_P = 1e-3
 THRESHOLDS = (0.1, 0.02)
 """Label-check p-value thresholds at which records count as misread (plus the calibration's resolution)."""
-"""The rest of the batch counts as moved when its misread count has a binomial p-value below this
-against the baseline's own rate (and is at least 1.5 times that rate)."""
 EPS = 1e-9
 MIN_GROUP = 3
 MAX_CLUSTER_FINDINGS = 3
@@ -798,10 +799,7 @@ def _class_moved(
     for code in np.unique(labels[misread]):
         rest = np.flatnonzero((labels == code) & ~misread & np.isfinite(score))
         cal = calibration[cal_labels == code]
-        if rest.size < MIN_BATCH_CLASS or cal.size < MIN_BATCH_CLASS:
-            continue
-        cal = cal[cal <= np.quantile(cal, 1.0 - THRESHOLDS[0])]
-        if mannwhitneyu(score[rest], cal, alternative="greater").pvalue < SHIFT_P:
+        if reads_further_than_trusted(score[rest], cal, bulk_quantile=1.0 - THRESHOLDS[0]):
             out[labels == code] = True
     return out
 

@@ -39,13 +39,11 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
 
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.calibration import binomial_p_value, excess_flags_p_value, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
-from dataward.gates.detectors._within_batch import MIN_BATCH_CLASS, reads_as_own_within_batch
-from dataward.gates.detectors.backdoor import SHIFT_P
+from dataward.gates.detectors._within_batch import reads_as_own_within_batch, reads_further_than_trusted
 from dataward.gates.hashing import input_hashes
 from dataward.gates.neighbours import K_MAX, knn
 
@@ -107,10 +105,7 @@ def class_moved(score: np.ndarray, labels: np.ndarray, calibration: np.ndarray, 
     """
     out = np.zeros(labels.shape[0], dtype=bool)
     for code in np.unique(labels):
-        mine, trusted = score[labels == code], calibration[cal_labels == code]
-        if mine.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
-            continue
-        if mannwhitneyu(mine, trusted, alternative="greater").pvalue < SHIFT_P:
+        if reads_further_than_trusted(score[labels == code], calibration[cal_labels == code]):
             out[labels == code] = True
     return out
 

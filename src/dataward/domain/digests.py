@@ -12,6 +12,7 @@ are numpy table look-ups over the whole column.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from itertools import pairwise
 
 import blake3
@@ -47,8 +48,10 @@ BATCH_MIN_VALUES = 256
 """Below this many values the per-value calls cost less than handing the column over."""
 
 
+@cache
 def _column_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
-    """One call hashing every value of a column, when the ``fast`` extra is installed (else None)."""
+    """One call hashing every value of a column, when the ``fast`` extra is installed (else None).
+    Looked up once per process: without the extra, a failed import would search the path on every batch."""
     try:
         import polars as pl
         import polars_hash  # noqa: F401  (registers the ``chash`` namespace)

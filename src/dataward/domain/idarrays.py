@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from dataward.domain.digests import from_hex, to_hex
+from dataward.domain.digests import from_hex, hex_text
 
 ID_BYTES = 32
 """Bytes of a record id (a BLAKE3-256 digest); its hex form has twice as many characters."""
@@ -65,10 +65,10 @@ def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
 def binary_to_ids(binary: np.ndarray) -> pa.StringArray:
     """Hex record ids (a string array) of ``(n, 32)`` uint8 digests."""
     n = len(binary)
-    text = to_hex(binary.reshape(n, ID_BYTES))  # (n, 64) characters
+    text = hex_text(binary.reshape(n, ID_BYTES))  # 64 characters a row, end to end
     offsets = np.arange(0, 2 * ID_BYTES * n + 1, 2 * ID_BYTES, dtype=np.int32 if n < 2**24 else np.int64)
     kind = pa.string() if offsets.dtype == np.int32 else pa.large_string()
-    array = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text))])
+    array = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
     return array.cast(pa.string()) if kind != pa.string() else array
 
 

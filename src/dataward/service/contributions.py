@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,8 @@ from dataward.service.recordstore import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from dataward.service.datasets import DatasetService
     from dataward.service.gating import GateService
 
@@ -161,11 +164,13 @@ class ContributionService(Service):
                     raise refusal
             checked_base = rows.latest_version(uc.conn, ds.id)
             self._check_removable(checked_base, removed, dataset)
-            staged = stage_new_records(uc.conn, self.store, table, digests)
-        added_object = None
-        if len(added):
-            # The id list is written from the digests already worked out, and indexed from them too.
-            added_object = self.store.put(table_to_parquet(ids_table(added, file_rows), staged.binary))
+            # The id list is encoded and stored on a second thread while the new records' chunk is:
+            # both are mostly Parquet encoding and object writes, which run without the GIL.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataward-id-list") as pool:
+                id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
+                staged = stage_new_records(uc.conn, self.store, table, digests)
+                added_object = id_list.result() if id_list is not None else None
+        if added_object is not None:
             holders.remember_list(added_object, staged.distinct_ids())
         removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
         with self.use_case(action, scope) as uc:
@@ -252,6 +257,13 @@ class ContributionService(Service):
                 ) from exc
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
+
+    def _put_id_list(
+        self, added: pa.ChunkedArray, file_rows: Sequence[int] | np.ndarray, digests: np.ndarray | None
+    ) -> str:
+        """Store a contribution's added ids and their file rows (from the digests, when the reader
+        worked them out); returns the object's digest."""
+        return self.store.put(table_to_parquet(ids_table(added, file_rows), digests))
 
     def _check_removable(self, base: Any, removed: list[str], dataset: str) -> None:
         """Every id a contribution removes must be in the latest version (``base``)."""

@@ -165,6 +165,36 @@ def test_many_batches_give_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None
     assert records.record_id_array(EVERY_KIND, table).to_pylist() == expected
 
 
+def test_batches_hashed_on_threads_keep_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of hundreds of rows each (the column hasher's size, when installed) are hashed on
+    threads while the next is joined: the ids come back in row order, as one batch gives them."""
+    schema = Schema.parse("label", ["text:text"])
+    table = pa.table(
+        {"text": [f"line {i} " * (1 + i % 7) for i in range(6000)], "label": [f"c{i % 5}" for i in range(6000)]}
+    )
+    expected = reference_ids(schema, table)
+    monkeypatch.setattr(records, "_BATCH_BYTES", 20_000)  # about ten batches of several hundred rows
+    assert len(list(records._joined_batches(schema, table))) >= 8
+    assert record_ids(schema, table) == expected
+
+
+def test_a_batch_that_fails_to_hash_fails_the_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = Schema.parse("label", ["text:text"])
+    table = pa.table({"text": [f"line {i}" for i in range(3000)], "label": ["c0"] * 3000})
+    monkeypatch.setattr(records, "_BATCH_BYTES", 4_000)
+    real = records._digests_joined
+    calls = itertools.count()
+
+    def third_fails(batch: pa.Array) -> bytes:
+        if next(calls) == 2:
+            raise RuntimeError("the column hasher returned nulls")
+        return real(batch)
+
+    monkeypatch.setattr(records, "_digests_joined", third_fails)
+    with pytest.raises(RuntimeError, match="nulls"):
+        record_ids(schema, table)
+
+
 def test_the_id_column_is_the_ids_as_strings() -> None:
     table = every_kind_table()
     ids = records.record_id_array(EVERY_KIND, table)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import struct
+import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import blake3
@@ -193,6 +196,40 @@ def test_a_batch_that_fails_to_hash_fails_the_ids(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(records, "_digests_joined", third_fails)
     with pytest.raises(RuntimeError, match="nulls"):
         record_ids(schema, table)
+
+
+def test_joined_batches_held_at_once_are_bounded_and_freed_once_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A joined batch is up to ``_BATCH_BYTES`` (16 MiB): the next is joined only while no more than
+    ``_HASH_THREADS`` wait for their digests, and a batch whose digests are out is let go, the first two
+    included, so a long import holds ``_HASH_THREADS + 1`` batches, not more."""
+
+    class Batch:  # stands for a joined batch; weakly referenced to see when it is freed
+        def __init__(self, number: int) -> None:
+            self.number = number
+
+    made: list[weakref.ref[Batch]] = []
+    out: list[bytes] = []
+    ahead_at_join: list[int] = []  # batches joined whose digests are not out yet, as the next is joined
+
+    def joined() -> Iterator[Batch]:
+        for number in range(12):
+            ahead_at_join.append(len(made) - len(out))
+            batch = Batch(number)
+            made.append(weakref.ref(batch))
+            yield batch
+            del batch
+
+    def digest_of(batch: Batch) -> bytes:
+        time.sleep(0.002)  # the hashing takes a while: the joining could run ahead of it
+        return batch.number.to_bytes(4, "big")
+
+    monkeypatch.setattr(records, "_digests_joined", digest_of)
+    for digest in records._hashed_in_turn(joined()):
+        if len(out) == 10:
+            assert made[0]() is None and made[1]() is None, "the first two batches are still held"
+        out.append(digest)
+    assert out == [number.to_bytes(4, "big") for number in range(12)]
+    assert max(ahead_at_join) == records._HASH_THREADS
 
 
 def test_the_id_column_is_the_ids_as_strings() -> None:

@@ -373,9 +373,11 @@ def record_digest_array(schema: Schema, table: pa.Table) -> np.ndarray:
 
 
 _HASH_THREADS = 2
-"""Batches hashed at once, each on its own thread, while the next is joined: Arrow's join and the
-column hasher run without the GIL, so a second core shortens the ids' wall time. Also bounds the joined
-batches held at a time (``_HASH_THREADS + 1`` of ``_BATCH_BYTES``)."""
+"""Batches hashed at once, each on its own thread, while the next is joined (on the calling thread):
+Arrow's join and, with the ``fast`` extra, the column hasher's BLAKE3 run without the GIL, so a second
+core shortens the ids' wall time (the per-value path holds the GIL for short values). Also bounds the
+joined batches held at a time: ``_HASH_THREADS + 1`` of ``_BATCH_BYTES`` (those being hashed or waiting
+to be, and the one being joined)."""
 
 
 def _hashed_in_turn(batches: Iterator[pa.Array]) -> Iterator[bytes]:
@@ -388,11 +390,18 @@ def _hashed_in_turn(batches: Iterator[pa.Array]) -> Iterator[bytes]:
         yield _digests_joined(first)
         return
     with ThreadPoolExecutor(max_workers=_HASH_THREADS, thread_name_prefix="dataward-ids") as pool:
-        pending: deque[Future[bytes]] = deque(pool.submit(_digests_joined, b) for b in (first, second))
+        pending: deque[Future[bytes]] = deque(
+            (pool.submit(_digests_joined, first), pool.submit(_digests_joined, second))
+        )
+        # Only the futures hold a batch, so each is freed once hashed (these names would keep two to the end).
+        del first, second
         for batch in batches:
-            if len(pending) > _HASH_THREADS:
-                yield pending.popleft().result()
             pending.append(pool.submit(_digests_joined, batch))
+            del batch
+            if len(pending) > _HASH_THREADS:
+                # Wait for the oldest before the next join: no more than _HASH_THREADS batches are
+                # pending while it is joined.
+                yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
 

@@ -53,6 +53,32 @@ def test_hex_both_ways_and_bad_rows_marked() -> None:
     assert not back[~valid].any()
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [b"A", b"F", b" ", b"\n", b"\x00", b"\xe9", b"g"],
+    ids=["upper-a", "upper-f", "space", "newline", "nul", "non-ascii", "not-hex"],
+)
+def test_a_row_with_one_character_that_is_not_lowercase_hex_is_marked_alone(bad: bytes) -> None:
+    """Each bad row on its own among good ones, so no other row sends the decoding down the look-up:
+    upper case is hex to ``binascii.unhexlify`` and must still be refused (an id has one spelling)."""
+    binary = np.random.default_rng(7).integers(0, 256, (6, 32), dtype=np.uint8)
+    text = digests.to_hex(binary)
+    text[2, 10] = bad[0]
+    text[5, 0] = bad[0]
+    back, valid = digests.from_hex(text)
+    assert valid.tolist() == [True, True, False, True, True, False]
+    assert (back[valid] == binary[valid]).all() and not back[~valid].any()
+    good, ok = digests.from_hex(digests.to_hex(binary))
+    assert ok.all() and np.array_equal(good, binary) and good.flags.writeable
+
+
+def test_an_id_in_upper_case_is_not_a_valid_id() -> None:
+    ids = [blake3.blake3(bytes([i])).hexdigest() for i in range(4)]
+    binary, valid = ids_to_binary(pa.array([*ids[:2], ids[2].upper(), ids[3]]))
+    assert valid.tolist() == [True, True, False, True] and not binary[2].any()
+    assert binary_to_ids(binary[[0, 1, 3]]).to_pylist() == [ids[0], ids[1], ids[3]]
+
+
 def test_sorted_distinct_is_numpys_unique_of_the_32_byte_rows() -> None:
     rng = np.random.default_rng(5)
     binary = rng.integers(0, 256, (400, 32), dtype=np.uint8)

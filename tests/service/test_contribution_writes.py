@@ -1,0 +1,63 @@
+"""A contribution's id list is stored on a second thread while its new records' chunk is: a failure on
+either side fails the submission with that error and records nothing; what was stored meanwhile is
+whole, content-addressed and harmless (the ward verifies, and the same file is taken again)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.schema import Schema
+from dataward.service import contributions
+from dataward.service.contributions import ContributionService
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+
+
+def _ward(tmp_path: Path) -> tuple[Ward, Path]:
+    ward, _ = Ward.init(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    ward.set_policy("wine", NO_APPROVALS_POLICY)
+    return ward, write_csv(tmp_path / "a.csv", wine_rows(0, 60))
+
+
+def _taken_again(ward: Ward, path: Path) -> None:
+    """The ward verifies, and the same file is then submitted in full."""
+    assert ward.verify().ok
+    c = ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    assert c["added"] == 60 and [x["ref"] for x in ward.contributions("wine")] == [c["ref"]]
+    assert ward.verify().ok
+
+
+def test_an_id_list_that_fails_to_store_fails_the_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ward, path = _ward(tmp_path)
+
+    def lost(self: ContributionService, *args: object) -> str:
+        raise OSError("connection lost while writing the id list")
+
+    monkeypatch.setattr(ContributionService, "_put_id_list", lost)
+    with pytest.raises(OSError, match="writing the id list"):
+        ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    # Not a contribution without its id list: nothing is recorded.
+    assert ward.contributions("wine") == []
+    monkeypatch.undo()
+    _taken_again(ward, path)
+
+
+def test_a_chunk_that_fails_to_store_fails_the_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ward, path = _ward(tmp_path)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(contributions, "stage_new_records", full)
+    with pytest.raises(OSError, match="no space left"):
+        ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    assert ward.contributions("wine") == []
+    # The id list stored meanwhile is whole: an object no row names, which verify passes.
+    store = ward.services.contributions.store
+    assert all(store.verify(d) for d in store.iter_digests())
+    monkeypatch.undo()
+    _taken_again(ward, path)

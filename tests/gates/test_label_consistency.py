@@ -190,3 +190,30 @@ def test_the_count_beyond_every_calibration_score_is_calibrated():
     for level in (0.01, 0.05, 0.2):
         assert np.mean(p <= level) <= level + 3 * np.sqrt(level / p.shape[0]), level
     assert np.mean(p <= 0.5) > 0.2  # not vacuous: it does reject at larger levels
+
+
+def test_a_class_that_moved_with_its_batch_is_not_flagged_but_flips_in_that_batch_are():
+    """A recalibrated instrument moves class 0 towards class 1: against the trusted records many of its
+    records look like class 1, but among the batch's own records they still read as class 0. They are a
+    difference for review, not flips; records of class 1's content labelled 0 in that same batch read
+    as class 1 among the batch's records too, and stay flagged."""
+    from tests.gates.test_detectors_core import SEPARATED_SCHEMA, _separated_classes
+
+    baseline = _separated_classes(0, 400)
+    moved = _separated_classes(1, 200, shift=2.0)
+    policy = {"detectors": ["label_consistency"]}
+    report = scan(baseline, moved, SEPARATED_SCHEMA, policy=policy)
+    result = report.results["label_consistency"]
+    assert report.verdict != "block", report.reasons
+    assert result.summary["moved_with_batch"] > 50
+    assert result.flagged.mean() <= 0.02
+    # Their ranks are kept: the excuse changes flags and the count, not the order a reviewer reads.
+    assert result.p_values.min() < 0.01
+
+    flips = moved[moved["label"] == 1].iloc[:15].copy()
+    flips["label"] = 0
+    poisoned = pd.concat([moved.drop(flips.index), flips], ignore_index=True)
+    attacked = scan(baseline, poisoned, SEPARATED_SCHEMA, policy=policy)
+    flagged = attacked.results["label_consistency"].flagged
+    assert attacked.verdict == "block"
+    assert flagged[-15:].mean() >= 0.8 and flagged[:-15].mean() <= 0.02

@@ -38,6 +38,42 @@ def reads_further_than_trusted(batch: np.ndarray, trusted: np.ndarray, *, bulk_q
     return bool(mannwhitneyu(batch, trusted, alternative="greater").pvalue < SHIFT_P)
 
 
+MOVED_CANDIDATE_P = 0.1
+"""p-value at or below which a record is checked for having moved with its batch (``duplicates``'
+near conflicts, ``label_consistency``'s records); the records at or below it are also left out of the
+class-move test and of the batch's own reference."""
+
+WITHIN_BATCH_NEIGHBOURS = 5
+"""Batch records of each class a candidate's mean distance is taken over (``backdoor``'s default)."""
+
+
+def classes_moved_apart_from(
+    score: np.ndarray,
+    labels: np.ndarray,
+    suspects: np.ndarray,
+    calibration: np.ndarray,
+    calibration_labels: np.ndarray,
+    *,
+    bulk_quantile: float,
+) -> np.ndarray:
+    """Records of classes whose records that are *not* ``suspects`` still read as another class more than
+    the trusted records of that class do (``reads_further_than_trusted`` against the trusted records at
+    or below ``bulk_quantile``). Only such classes are searched for suspects that moved with their batch.
+
+    The suspects are left out so that relabelled records cannot make their class look moved; elsewhere
+    a suspect is left a suspect, however the batch's own records read it (on short texts that reading
+    is noisy, and a relabelled record in an unmoved class must not be excused by noise). Only classes
+    holding a suspect are tested.
+    """
+    out = np.zeros(labels.shape[0], bool)
+    for code in np.unique(labels[suspects]):
+        rest = np.flatnonzero((labels == code) & ~suspects & np.isfinite(score))
+        trusted = calibration[calibration_labels == code]
+        if reads_further_than_trusted(score[rest], trusted, bulk_quantile=bulk_quantile):
+            out[labels == code] = True
+    return out
+
+
 MAX_WITHIN_BATCH_REFERENCE = 60_000
 """The batch's own records a candidate is read against, at most: beyond it, a seeded uniform sample.
 

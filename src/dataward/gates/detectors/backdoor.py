@@ -121,8 +121,8 @@ from dataward.gates.detectors._probe import (
 )
 from dataward.gates.detectors._within_batch import (
     SHIFT_P,
+    classes_moved_apart_from,
     reads_as_own_within_batch,
-    reads_further_than_trusted,
 )
 from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, class_distances
@@ -301,7 +301,9 @@ class BackdoorDetector(Detector):
         # Whether the *rest* of the batch moved is judged on the trusted reading (``as_trusted``), so
         # that excusing records never hides a batch that moved as a whole.
         as_trusted = misread.copy()
-        candidates = misread[0] & _class_moved(score_c, contribution.labels, misread[0], self.label_cal_, base.labels)
+        candidates = misread[0] & classes_moved_apart_from(
+            score_c, contribution.labels, misread[0], self.label_cal_, base.labels, bulk_quantile=1.0 - THRESHOLDS[0]
+        )
         moved = reads_as_own_within_batch(contribution, candidates, misread[0], read_c, opts.neighbours, ctx.seed)
         misread &= ~moved[None, :]
 
@@ -782,26 +784,6 @@ def _thresholds(class_sizes: list[int]) -> list[float]:
 def _resolved(thresholds: list[float], n_calibration: int) -> int:
     """How many of ``thresholds`` a calibration set of ``n_calibration`` records resolves."""
     return sum(t >= 1.0 / (n_calibration + 1.0) for t in thresholds)
-
-
-def _class_moved(
-    score: np.ndarray, labels: np.ndarray, misread: np.ndarray, calibration: np.ndarray, cal_labels: np.ndarray
-) -> np.ndarray:
-    """Records of classes whose records that are *not* misread still read as another class more than
-    the baseline's own records of that class do (one-sided Mann-Whitney, ``SHIFT_P``).
-
-    Only in such a class did the batch move; elsewhere a record misread against the trusted records is
-    left misread, however the batch's own records read it (on short texts that reading is noisy, and
-    a relabelled record in an unmoved class must not be excused by noise). Both sides are compared
-    without their misread tail: the calibration records at or below their class's 90th percentile.
-    """
-    out = np.zeros(labels.shape[0], bool)
-    for code in np.unique(labels[misread]):
-        rest = np.flatnonzero((labels == code) & ~misread & np.isfinite(score))
-        cal = calibration[cal_labels == code]
-        if reads_further_than_trusted(score[rest], cal, bulk_quantile=1.0 - THRESHOLDS[0]):
-            out[labels == code] = True
-    return out
 
 
 def _misread_test(

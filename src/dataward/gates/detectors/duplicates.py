@@ -43,7 +43,12 @@ import pandas as pd
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.calibration import binomial_p_value, excess_flags_p_value, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
-from dataward.gates.detectors._within_batch import reads_as_own_within_batch, reads_further_than_trusted
+from dataward.gates.detectors._within_batch import (
+    MOVED_CANDIDATE_P,
+    WITHIN_BATCH_NEIGHBOURS,
+    reads_as_own_within_batch,
+    reads_further_than_trusted,
+)
 from dataward.gates.hashing import input_hashes
 from dataward.gates.neighbours import K_MAX, knn
 
@@ -83,14 +88,6 @@ def _nearest_other_with_position(
     nearest = masked[np.arange(own.shape[0]), column]
     position = np.where(np.isfinite(nearest), idx[np.arange(own.shape[0]), column], -1)
     return nearest, position
-
-
-MOVED_CANDIDATE_P = 0.1
-"""Near-conflict p-value at or below which a record is checked for having moved with its batch; the
-records at or below it are also left out of the class-move test and of the batch's own reference."""
-
-WITHIN_BATCH_NEIGHBOURS = 5
-"""Batch records of each class a candidate's mean distance is taken over (``backdoor``'s default)."""
 
 
 def class_moved(score: np.ndarray, labels: np.ndarray, calibration: np.ndarray, cal_labels: np.ndarray) -> np.ndarray:

@@ -73,6 +73,12 @@ from dataward.gates.calibration import (
     tail_p_values,
 )
 from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence, reference_scores
+from dataward.gates.detectors._within_batch import (
+    MOVED_CANDIDATE_P,
+    WITHIN_BATCH_NEIGHBOURS,
+    classes_moved_apart_from,
+    reads_as_own_within_batch,
+)
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 
 
@@ -127,7 +133,7 @@ class LabelConsistency(Detector):
     """Records whose content contradicts their label, by trusted neighbours and trusted probe models."""
 
     name = "label_consistency"
-    version = "2"
+    version = "3"
     evidence = Evidence.POISONING
     Options = Options
 
@@ -294,6 +300,13 @@ class LabelConsistency(Detector):
         typical = self._typicality(others) > self.opts.min_typicality
         shifted_p = np.where(typical, 1.0, p)
         ranking_p, p = p, np.where(typical, p, 1.0)
+        # A record that does look like another trusted class may only have moved with its batch (a
+        # scanner shifted one column turns zeros towards sixes): in a class that moved, a candidate
+        # that reads as its own label among the batch's own records is a difference for review, not
+        # a flip; as ``backdoor`` and ``duplicates`` read it (``_within_batch``). A flip stays closer
+        # to the batch's records of the class its content came from. Its rank is kept.
+        moved = self._moved_with_batch(contribution, p, fused_test, fused_calibration, others)
+        p = np.where(moved, 1.0, p)
         by_resolution = resolution_flags(p, ctx.alpha, n_cal)
         flagged = flag_mask(p, ctx.alpha, n_cal) | by_resolution
 
@@ -301,6 +314,7 @@ class LabelConsistency(Detector):
             "k": self.k_eff,
             "views": list(calibration),
             "disagreeing_but_atypical": int(flag_mask(shifted_p, ctx.alpha, n_cal).sum()),
+            "moved_with_batch": int(moved.sum()),
             # The count behind the contribution-level p-value, for the reason a reviewer reads.
             "count_test": excess_flags_count(p, ctx.alpha, n_cal, beyond_calibration=True),
         }
@@ -337,6 +351,34 @@ class LabelConsistency(Detector):
         # ranks high); only flags and the contribution-level count are limited to typical records.
         result.p_values = ranking_p
         return result
+
+    def _moved_with_batch(
+        self,
+        contribution: GateData,
+        p: np.ndarray,
+        fused_test: np.ndarray,
+        fused_calibration: np.ndarray,
+        others: np.ndarray,
+    ) -> np.ndarray:
+        """Candidates (``p <= MOVED_CANDIDATE_P``) in classes that moved (``classes_moved_apart_from`` on
+        the fused scores, the trusted records' own fused scores beside them) that read as their own
+        label among the batch's records that are not candidates."""
+        candidates = p <= MOVED_CANDIDATE_P
+        if not candidates.any() or fused_calibration.shape[0] != len(self.baseline):
+            return np.zeros(len(contribution), bool)
+        labels = contribution.labels
+        in_moved = candidates & classes_moved_apart_from(
+            fused_test,
+            labels,
+            candidates,
+            fused_calibration,
+            self.baseline.labels,
+            bulk_quantile=1.0 - MOVED_CANDIDATE_P,
+        )
+        read_as = others.argmin(axis=1)
+        return reads_as_own_within_batch(
+            contribution, in_moved, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, self.context.seed
+        )
 
     def _shift_findings(self, shifted_p: np.ndarray, n_cal: int) -> list[Finding]:
         """One population-level finding when many records contradict the trusted models without looking

@@ -217,3 +217,44 @@ def test_a_class_that_moved_with_its_batch_is_not_flagged_but_flips_in_that_batc
     flagged = attacked.results["label_consistency"].flagged
     assert attacked.verdict == "block"
     assert flagged[-15:].mean() >= 0.8 and flagged[:-15].mean() <= 0.02
+
+
+def test_records_that_resemble_no_class_cannot_vouch_for_flips_in_a_moved_class():
+    """The attacker's side of the excuse above: move class 2 towards class 1 (correct labels), hide 30
+    flips of class-1 content labelled 2 at the edge of class 1, and add six 'vouchers' of that content
+    pushed outwards until they resemble no trusted class, labelled 2 too. The vouchers are suspects by
+    their rank, so they are left out of the class-move test and of the batch's reference; the flips
+    stay flagged."""
+    from tests.gates.test_detectors_core import SEPARATED_SCHEMA, _separated_classes
+
+    rng = np.random.default_rng(5)
+    columns = [f"f{i}" for i in range(8)]
+    class_1, class_2 = np.zeros(8), np.zeros(8)
+    class_1[0], class_2[1] = 7.0, 7.0
+    towards_1 = (class_1 - class_2) / np.linalg.norm(class_1 - class_2)
+    batch = _separated_classes(1, 200)
+    batch.loc[batch["label"] == 2, columns] += 1.5 * towards_1
+
+    def labelled_2(points: np.ndarray) -> pd.DataFrame:
+        frame = pd.DataFrame(points, columns=columns)
+        frame["label"] = 2
+        return frame
+
+    flips = labelled_2(class_1 + 4.5 * towards_1 + rng.normal(scale=0.05, size=(30, 8)))
+    vouchers = labelled_2(class_1 + 6.8 * towards_1 + rng.normal(scale=0.05, size=(6, 8)))
+    attacked = pd.concat([batch, vouchers, flips], ignore_index=True)
+    report = scan(_separated_classes(0, 400), attacked, SEPARATED_SCHEMA, policy={"detectors": ["label_consistency"]})
+    assert report.verdict == "block"
+    assert report.results["label_consistency"].flagged[-30:].mean() >= 0.8
+
+
+def test_a_batch_drawn_like_the_baseline_has_no_class_that_moved():
+    """The class-move test censors both sides at the same pooled level: on a batch drawn exactly like a
+    baseline of 3,000 records a class, no class is called moved and nothing is excused. With the trusted
+    side cut at each class's own 90th percentile instead, the easy class was called moved (p = 1e-11)
+    and 138 records were excused."""
+    from tests.gates.test_detectors_core import SEPARATED_SCHEMA, _separated_classes
+
+    policy = {"detectors": ["label_consistency"]}
+    report = scan(_separated_classes(0, 3000), _separated_classes(3, 3000), SEPARATED_SCHEMA, policy=policy)
+    assert report.results["label_consistency"].summary["moved_with_batch"] == 0

@@ -40,8 +40,9 @@ def reads_further_than_trusted(batch: np.ndarray, trusted: np.ndarray, *, bulk_q
 
 MOVED_CANDIDATE_P = 0.1
 """p-value at or below which a record is checked for having moved with its batch (``duplicates``'
-near conflicts, ``label_consistency``'s records); the records at or below it are also left out of the
-class-move test and of the batch's own reference."""
+near conflicts, ``label_consistency``'s records); the records at or below it (in ``label_consistency``,
+by their rank, atypical ones included) are also left out of the class-move test and of the batch's own
+reference."""
 
 WITHIN_BATCH_NEIGHBOURS = 5
 """Batch records of each class a candidate's mean distance is taken over (``backdoor``'s default)."""
@@ -116,11 +117,12 @@ def reads_as_own_within_batch(
     ref = np.flatnonzero(~misread & np.isin(labels, np.union1d(labels[cand], read_as[cand])))
     if ref.size > MAX_WITHIN_BATCH_REFERENCE:
         ref = np.sort(np.random.default_rng([seed, 7]).choice(ref, MAX_WITHIN_BATCH_REFERENCE, replace=False))
-    counts = dict(zip(*np.unique(labels[ref], return_counts=True), strict=True))
-    eligible = np.array(
-        [counts.get(labels[i], 0) >= MIN_BATCH_CLASS and counts.get(read_as[i], 0) >= MIN_BATCH_CLASS for i in cand],
-        dtype=bool,
-    )
+    # Reference records per class, looked up for every candidate at once (a moved class may hold millions).
+    size = int(max(labels.max(initial=0), read_as.max(initial=0))) + 1
+    counts = np.bincount(labels[ref], minlength=size)
+    as_read = read_as[cand]
+    eligible = (counts[labels[cand]] >= MIN_BATCH_CLASS) & (as_read >= 0)
+    eligible &= counts[np.maximum(as_read, 0)] >= MIN_BATCH_CLASS
     cand = cand[eligible]
     if cand.size == 0:
         return moved

@@ -35,6 +35,11 @@ trusted class (``min_typicality``): a flipped record is an ordinary member of th
 while a shifted source's records, which trusted models misread, resemble no trusted class. Those make
 one contribution-level finding for review instead. Every record's p-value still ranks it.
 
+A record that does resemble another trusted class but moved with its batch (a class whose
+unsuspected records read further from their label than its trusted records do, and among the batch's
+own records the record still reads as its label) is not flagged or counted either; its rank is kept
+(``_within_batch``, as ``backdoor`` and ``duplicates`` read it).
+
 Content that contradicts its label is evidence of poisoning (``Evidence.POISONING``). The detector
 never sets ``block`` itself: its contribution-level p-value is the excess of small p-values over the
 baseline's own rate (``count_result``), combined with Fisher's sum of ``-log p`` over the batch
@@ -305,7 +310,7 @@ class LabelConsistency(Detector):
         # that reads as its own label among the batch's own records is a difference for review, not
         # a flip; as ``backdoor`` and ``duplicates`` read it (``_within_batch``). A flip stays closer
         # to the batch's records of the class its content came from. Its rank is kept.
-        moved = self._moved_with_batch(contribution, p, fused_test, fused_calibration, others)
+        moved = self._moved_with_batch(contribution, p, ranking_p, fused_test, fused_calibration, others)
         p = np.where(moved, 1.0, p)
         by_resolution = resolution_flags(p, ctx.alpha, n_cal)
         flagged = flag_mask(p, ctx.alpha, n_cal) | by_resolution
@@ -356,6 +361,7 @@ class LabelConsistency(Detector):
         self,
         contribution: GateData,
         p: np.ndarray,
+        ranking_p: np.ndarray,
         fused_test: np.ndarray,
         fused_calibration: np.ndarray,
         others: np.ndarray,
@@ -364,20 +370,30 @@ class LabelConsistency(Detector):
         the fused scores, the trusted records' own fused scores beside them) that read as their own
         label among the batch's records that are not candidates."""
         candidates = p <= MOVED_CANDIDATE_P
-        if not candidates.any() or fused_calibration.shape[0] != len(self.baseline):
+        # Every record the ranking calls suspect, atypical ones included, is left out of the class-move
+        # test and of the batch's reference: records that resemble no class cannot vouch for flips.
+        suspects = ranking_p <= MOVED_CANDIDATE_P
+        if not candidates.any():
             return np.zeros(len(contribution), bool)
         labels = contribution.labels
+        n_ref = fused_calibration.shape[0]
         in_moved = candidates & classes_moved_apart_from(
             fused_test,
             labels,
-            candidates,
+            suspects,
             fused_calibration,
-            self.baseline.labels,
-            bulk_quantile=1.0 - MOVED_CANDIDATE_P,
+            # Both sides censored at the same pooled level: trusted records that would be suspects
+            # themselves (pooled leave-one-out p <= MOVED_CANDIDATE_P) are left out, as the batch's are.
+            np.where(
+                leave_one_out_p_values(fused_calibration) * (n_ref / (n_ref + 1.0)) > MOVED_CANDIDATE_P,
+                self.baseline.labels,
+                -1,
+            ),
+            bulk_quantile=1.0,
         )
         read_as = others.argmin(axis=1)
         return reads_as_own_within_batch(
-            contribution, in_moved, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, self.context.seed
+            contribution, in_moved, suspects, read_as, WITHIN_BATCH_NEIGHBOURS, self.context.seed
         )
 
     def _shift_findings(self, shifted_p: np.ndarray, n_cal: int) -> list[Finding]:

@@ -22,8 +22,8 @@ Parquet chunk and putting it in the object store; the record index's lookups of 
 prefix); the holder index's entries for the contribution's id list (which contributions and versions
 hold each record, for ``trace``); and the rest (the content hash, the ledger event and the transaction
 commits). The id-list object itself is written on a second thread while the chunk is: its time is
-reported beside the others (``id_list_object_seconds_beside_chunk``), not in their sum. CPU time (``time.process_time``, best of the runs) is
-reported beside wall time for both sides.
+reported beside the others (``id_list_object_seconds_beside_chunk``), not in their sum. CPU time
+(``time.process_time``, best of the runs) is reported beside wall time for both sides.
 
 Usage (from the repository's top folder)::
 

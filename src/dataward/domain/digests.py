@@ -101,12 +101,6 @@ def hex_text(binary: np.ndarray) -> bytes:
     return binascii.hexlify(memoryview(binary).cast("B")) if binary.size else b""
 
 
-def to_hex(binary: np.ndarray) -> np.ndarray:
-    """Lowercase hex of a ``(n, w)`` uint8 array: an ``(n, 2w)`` uint8 array of characters."""
-    n, width = binary.shape
-    return np.frombuffer(bytearray(hex_text(binary)), dtype=np.uint8).reshape(n, 2 * width)
-
-
 def from_hex(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(binary, valid)`` of a ``(n, 2w)`` uint8 array of characters: the ``(n, w)`` bytes of each row
     that is lowercase hex (zero elsewhere), and which rows were."""

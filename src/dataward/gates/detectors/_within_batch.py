@@ -55,11 +55,12 @@ def classes_moved_apart_from(
     calibration: np.ndarray,
     calibration_labels: np.ndarray,
     *,
-    bulk_quantile: float,
+    bulk_quantile: float | None,
 ) -> np.ndarray:
     """Records of classes whose records that are *not* ``suspects`` still read as another class more than
     the trusted records of that class do (``reads_further_than_trusted`` against the trusted records at
-    or below ``bulk_quantile``). Only such classes are searched for suspects that moved with their batch.
+    or below ``bulk_quantile``, or all given ones for None). Only such classes are searched for suspects
+    that moved with their batch.
 
     The suspects are left out so that relabelled records cannot make their class look moved; elsewhere
     a suspect is left a suspect, however the batch's own records read it (on short texts that reading

@@ -389,7 +389,7 @@ class LabelConsistency(Detector):
                 self.baseline.labels,
                 -1,
             ),
-            bulk_quantile=1.0,
+            bulk_quantile=None,
         )
         read_as = others.argmin(axis=1)
         return reads_as_own_within_batch(

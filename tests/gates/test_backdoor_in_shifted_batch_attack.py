@@ -36,25 +36,37 @@ def _camera(pixels: np.ndarray) -> np.ndarray:
 
 
 @cache
-def judged(attack: str) -> tuple[GateReport, np.ndarray]:
-    """The whole gate on the attack's contribution taken through the darker camera."""
+def judged(attack: str, poison_through_camera: bool = True) -> tuple[GateReport, np.ndarray]:
+    """The whole gate on the attack's contribution taken through the darker camera (with
+    ``poison_through_camera`` False, every clean record is and the poisoned ones are left as they were)."""
     build = {"badnets": badnets_photo, "blended": blended_photo}[attack]
     case: AttackCase = build(target=TARGET, seed=SEED)
     contribution = map_images(case.contribution, _camera)
+    if not poison_through_camera:
+        poison = np.asarray(case.poison, dtype=bool)
+        contribution = contribution.copy()
+        for column in contribution.columns:
+            contribution.loc[poison, column] = case.contribution.loc[poison, column]
     report = scan(case.baseline, contribution, case.schema, case.validation, {"seed": SEED})
     return report, np.asarray(case.poison, dtype=bool)
 
 
-def test_the_clean_batch_from_the_camera_is_not_blocked() -> None:
-    """The control: the same camera without poison is a difference to review."""
-    situation = build_situation("new_camera_photos", SEED, "full")
-    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": SEED})
+@pytest.mark.parametrize("seed", [SEED, 7, 9])
+def test_the_clean_batch_from_the_camera_is_not_blocked(seed: int) -> None:
+    """The control: the same camera without poison is a difference to review. At seeds 7 and 9 the
+    camera brings a tenth of the clean 'temple_sky' crops to read as 'temple_garden' even among the
+    batch's own records; undoing the change every class shares (``_sensor``) reads them as skies."""
+    situation = build_situation("new_camera_photos", seed, "full")
+    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
     assert report.verdict != "block", report.reasons
 
 
 @pytest.mark.parametrize("attack", ["badnets", "blended"])
-def test_a_backdoor_sent_through_the_camera_is_blocked(attack: str) -> None:
-    report, poison = judged(attack)
+@pytest.mark.parametrize("poison_through_camera", [True, False], ids=["all-through-camera", "only-clean-through-camera"])
+def test_a_backdoor_sent_through_the_camera_is_blocked(attack: str, poison_through_camera: bool) -> None:
+    """Also when only the clean records go through the camera: undoing the change then brightens the
+    poisoned crops, which must not make garden content read as sky."""
+    report, poison = judged(attack, poison_through_camera)
     assert report.verdict == "block", report.reasons
     blocking = {name for name, result in report.results.items() if result.block}
     assert blocking and blocking <= POISONING

@@ -22,7 +22,11 @@ one class are second populations too. The detector therefore asks two questions.
    batch: a darker camera brings a bright class closer to a dark one in the trusted records' space,
    while inside the batch the dark class moved too. It is not counted as misread (drift reports the
    move, for review). Relabelled content stays misread: it is closer to the batch's own records of
-   the class it came from, and a class relabelled wholesale leaves none to excuse it.
+   the class it came from, and a class relabelled wholesale leaves none to excuse it. The same
+   records are read once more with the batch's sensor change undone (one gain for every feature,
+   one offset per feature, estimated over the classes' majority: ``_sensor``); one that then reads as
+   its own label moved only with its sensor and is not counted either. Another class's content
+   stays another class's under any sensor.
 2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
    ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
    reduced to their top principal components and split with k-means (k = 2..5; activation
@@ -119,6 +123,7 @@ from dataward.gates.detectors._probe import (
     sample_positions,
     single_threaded,
 )
+from dataward.gates.detectors._sensor import estimate_sensor_change
 from dataward.gates.detectors._within_batch import (
     SHIFT_P,
     classes_moved_apart_from,
@@ -195,7 +200,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "3"
+    version = "4"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -306,6 +311,10 @@ class BackdoorDetector(Detector):
         )
         moved = reads_as_own_within_batch(contribution, candidates, misread[0], read_c, opts.neighbours, ctx.seed)
         misread &= ~moved[None, :]
+        # The same candidates read once more with a batch-wide sensor change undone (one gain, one offset
+        # per feature, shared by most classes): a record that moved only with its sensor reads as its own
+        # label again; relabelled content still reads as the class it came from.
+        misread[:, candidates] &= self._misread_after_sensor_change(contribution, candidates, thresholds)
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
         #    whether the misread records hold together.
@@ -458,6 +467,28 @@ class BackdoorDetector(Detector):
             block_reason=block_reason,
             contribution_findings=contribution_findings,
         )
+
+    def _misread_after_sensor_change(
+        self, contribution: GateData, candidates: np.ndarray, thresholds: list[float]
+    ) -> np.ndarray:
+        """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
+        undone (all True when no change can be estimated: fewer than three classes on both sides)."""
+        rows = np.flatnonzero(candidates)
+        still = np.ones((len(thresholds), rows.size), bool)
+        if rows.size == 0:
+            return still
+        base = self.baseline_
+        change = estimate_sensor_change(
+            base.features, base.labels, contribution.features, contribution.labels, self.context_.seed
+        )
+        if change is None:
+            return still
+        undone = GateData(change.undo(np.asarray(contribution.features[rows])), contribution.labels[rows])
+        score, _ = self._label_check(undone)
+        p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score, undone.labels, min_class=1)
+        p_label[~np.isfinite(score)] = 1.0
+        p_floor = np.maximum(p_label, 1.0 / (sizes + 1.0))
+        return (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score > 0.0)[None, :]
 
     def _representations(
         self, contribution: GateData, rng: np.random.Generator

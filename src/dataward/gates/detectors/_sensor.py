@@ -1,0 +1,114 @@
+"""A batch-wide sensor change: one gain for every feature and one offset per feature, and undoing it.
+
+A new camera, scanner or instrument changes every record of a batch alike: a darker, flatter camera
+turns every pixel value ``v`` into ``g v + o``, a recalibrated instrument reads every quantity a few
+percent higher. The gate's features are affine in the raw values for such a change (centred pixels
+and a PCA; standardized columns), so in the gate's space the batch's records are ``g x + b`` of what
+the same sensor as the baseline's would have given: one gain ``g`` shared by every feature, one offset
+``b`` per feature. The change moves every class alike, and may bring one class closer to another
+(a darker camera brings bright skies closer to dark gardens) without any label being wrong.
+
+:func:`estimate_sensor_change` estimates ``g`` and ``b`` from each class's robust statistics (median
+and median absolute deviation per feature, batch against trusted records of the same class) and takes
+the median over classes, so that one class moved on its own (relabelled wholesale, or carrying a
+group of relabelled records) cannot set it: the change must be shared by most classes. It needs at
+least ``MIN_CLASSES`` classes with ``MIN_RECORDS`` records on both sides; with fewer, a class's own
+move cannot be told from a sensor's, and nothing is estimated.
+
+Undoing the change (:meth:`SensorChange.undo`) gives the batch as the baseline's sensor would have
+seen it. ``backdoor`` reads a misread record of a class that moved once more on it: a record whose
+content contradicts its label (another class's content relabelled, with or without a patch) still
+reads as that other class, whatever the sensor; a record that only moved with its batch reads as
+its own label again. Undoing is a global map estimated from the batch's majority, so it cannot move
+one group of records towards its label without moving every class alike.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_CLASSES = 3
+"""Classes the estimate needs (each with ``MIN_RECORDS`` records on both sides): the median over classes
+is then set by a majority of them, not by one class that moved on its own."""
+
+MIN_RECORDS = 10
+"""Records of a class each side needs before the class enters the estimate."""
+
+SAMPLE_PER_CLASS = 5_000
+"""Records of a class read on each side at most (a seeded sample beyond it): medians need no more."""
+
+
+@dataclass(frozen=True)
+class SensorChange:
+    """The batch's records are ``gain * x + offset`` of the baseline sensor's ``x``."""
+
+    gain: float
+    offset: np.ndarray
+    classes: int
+    """Classes the estimate was taken over."""
+
+    def undo(self, features: np.ndarray) -> np.ndarray:
+        """``features`` as the baseline's sensor would have given them (same dtype)."""
+        return ((features - self.offset) / self.gain).astype(features.dtype, copy=False)
+
+    def describe(self) -> str:
+        return (
+            f"a change shared by {self.classes} classes: every feature scaled by {self.gain:.3g} "
+            f"and offset by {float(np.linalg.norm(self.offset)):.3g} in all"
+        )
+
+
+def _sample(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rows.size <= SAMPLE_PER_CLASS:
+        return rows
+    return np.sort(rng.choice(rows, SAMPLE_PER_CLASS, replace=False))
+
+
+def _median_and_spread(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(features, dtype=np.float64)
+    median = np.median(values, axis=0)
+    return median, np.median(np.abs(values - median), axis=0)
+
+
+def estimate_sensor_change(
+    trusted: np.ndarray,
+    trusted_labels: np.ndarray,
+    batch: np.ndarray,
+    batch_labels: np.ndarray,
+    seed: int = 0,
+) -> SensorChange | None:
+    """The sensor change from the trusted records to the batch's, or None with too few classes to tell.
+
+    Per class: the ratio of the batch's to the trusted records' median absolute deviation per feature,
+    and their medians. The gain is the median of the ratios over classes, then over features (features
+    without spread on the trusted side are left out); each feature's offset is the median over classes
+    of ``batch median - gain * trusted median``.
+    """
+    rng = np.random.default_rng([seed, 11])
+    ratios, medians = [], []
+    for code in np.intersect1d(np.unique(trusted_labels), np.unique(batch_labels)):
+        own_trusted = np.flatnonzero(trusted_labels == code)
+        own_batch = np.flatnonzero(batch_labels == code)
+        if own_trusted.size < MIN_RECORDS or own_batch.size < MIN_RECORDS:
+            continue
+        med_t, spread_t = _median_and_spread(trusted[_sample(own_trusted, rng)])
+        med_b, spread_b = _median_and_spread(batch[_sample(own_batch, rng)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios.append(np.where(spread_t > 0, spread_b / spread_t, np.nan))
+        medians.append((med_t, med_b))
+    if len(medians) < MIN_CLASSES:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature without spread in every class: all NaN
+        per_feature = np.nanmedian(np.vstack(ratios), axis=0)
+    per_feature = per_feature[np.isfinite(per_feature)]
+    if per_feature.size == 0:
+        return None
+    gain = float(np.median(per_feature))
+    if not np.isfinite(gain) or gain <= 0.0:
+        return None
+    offset = np.median(np.vstack([med_b - gain * med_t for med_t, med_b in medians]), axis=0)
+    return SensorChange(gain=gain, offset=offset, classes=len(medians))

@@ -1,0 +1,132 @@
+"""A batch-wide sensor change (one gain, one offset per feature): estimated from the classes' majority,
+undone before ``backdoor`` reads a misread record of a moved class once more.
+
+The attacker's side: a change set by one class alone (relabelled records moving their class) is not a
+sensor change, and records whose content is another class's stay misread after the change is undone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dataward.gates.base import GateContext, GateData
+from dataward.gates.detectors import backdoor as backdoor_module
+from dataward.gates.detectors._sensor import MIN_CLASSES, estimate_sensor_change
+from dataward.gates.detectors.backdoor import BackdoorDetector
+from tests.gates.test_backdoor import ALPHA, GAUSS_CLASSES, GAUSS_SCHEMA, table
+
+DIMS = 6
+CENTRES = np.array([[0.0] * DIMS, [3.0] + [0.0] * (DIMS - 1), [0.0, 3.0] + [0.0] * (DIMS - 2)])
+GAIN, OFFSET = 0.7, np.array([0.9, -0.4, 0.2, 0.0, 0.1, -0.3])
+
+
+def _blobs(n_per_class: int, rng: np.random.Generator, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    y = np.repeat(np.arange(classes), n_per_class)
+    return (CENTRES[y] + rng.normal(0.0, 0.6, (y.size, DIMS))).astype(np.float32), y
+
+
+def test_the_gain_and_offset_of_a_sensor_are_recovered_and_undone() -> None:
+    rng = np.random.default_rng(0)
+    xb, yb = _blobs(400, rng)
+    xc, yc = _blobs(400, rng)
+    change = estimate_sensor_change(xb, yb, GAIN * xc + OFFSET, yc)
+    assert change is not None and change.classes == 3
+    assert change.gain == pytest.approx(GAIN, rel=0.08)
+    assert np.abs(change.offset - OFFSET).max() < 0.15
+    undone = change.undo((GAIN * xc + OFFSET).astype(np.float32))
+    assert undone.dtype == np.float32
+    assert np.abs(undone.mean(axis=0) - xc.mean(axis=0)).max() < 0.2
+
+
+def test_an_unchanged_batch_gives_no_change_to_speak_of() -> None:
+    rng = np.random.default_rng(1)
+    xb, yb = _blobs(400, rng)
+    xc, yc = _blobs(400, rng)
+    change = estimate_sensor_change(xb, yb, xc, yc)
+    assert change is not None
+    assert change.gain == pytest.approx(1.0, abs=0.08) and np.abs(change.offset).max() < 0.15
+
+
+@pytest.mark.parametrize("classes", range(1, MIN_CLASSES))
+def test_with_fewer_than_three_classes_nothing_is_estimated(classes) -> None:
+    """A one- or two-class batch cannot tell a sensor from its classes' own moves."""
+    rng = np.random.default_rng(2)
+    xb, yb = _blobs(200, rng)
+    xc, yc = _blobs(200, rng, classes)
+    assert estimate_sensor_change(xb, yb, GAIN * xc + OFFSET, yc) is None
+
+
+def test_one_class_moved_on_its_own_does_not_set_the_change() -> None:
+    """The attacker's side: a whole class of the batch moved (its records replaced by another class's
+    content) is outvoted by the other classes, so undoing the 'change' does not carry it home."""
+    rng = np.random.default_rng(3)
+    xb, yb = _blobs(300, rng)
+    xc, yc = _blobs(300, rng)
+    xc[yc == 0] += np.array([3.0] + [0.0] * (DIMS - 1), np.float32)  # 'a' labels on 'b'-like content
+    change = estimate_sensor_change(xb, yb, xc, yc)
+    assert change is not None
+    assert change.gain == pytest.approx(1.0, abs=0.1) and np.abs(change.offset).max() < 0.3
+
+
+def _no_within_batch_excuse(monkeypatch) -> None:
+    """Only the sensor change may excuse a record in these tests (the batch's own reading stays off)."""
+    monkeypatch.setattr(
+        backdoor_module,
+        "reads_as_own_within_batch",
+        lambda contribution, candidates, *args: np.zeros(len(contribution), bool),
+    )
+
+
+SCENE = np.array([[0.0, 0.0, 0.0, 0.0], [2.2, 0.0, 0.0, 0.0], [0.0, 10.0, 0.0, 0.0]])
+"""'a' at the origin, 'b' beside it, 'c' far away: a darker sensor brings 'b' into 'a' and no other class
+into another (as a darker camera brings bright skies to dark gardens), so the rest of the batch reads
+like the baseline and a group of 'b's misread as 'a' could be singled out."""
+DARKER = 0.7
+
+
+def _scene(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.repeat(np.arange(3), n_per_class)
+    return (SCENE[y] + rng.normal(0.0, 0.6, (y.size, 4))).astype(np.float32), y
+
+
+def _run(xb, yb, xc, yc):
+    ctx = GateContext(GAUSS_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
+    det = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx)
+    return det.score(GateData(xc, yc, table(xc)))
+
+
+def test_a_darker_sensor_that_moves_a_class_into_another_is_not_blocked(monkeypatch) -> None:
+    """Against the trusted records many darker 'b's read as 'a'; with the shared change undone, they
+    read as 'b' again. Without the undoing (the control), the same batch is blocked."""
+    rng = np.random.default_rng(4)
+    xb, yb = _scene(300, rng)
+    xc, yc = _scene(150, rng)
+    _no_within_batch_excuse(monkeypatch)
+    result = _run(xb, yb, DARKER * xc, yc)
+    assert result.block is False and result.block_reason is None
+    assert result.flagged.sum() == 0
+    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
+    assert _run(xb, yb, DARKER * xc, yc).block is True
+
+
+@pytest.mark.parametrize("through_sensor", [True, False], ids=["poison-through-sensor", "only-clean-through-sensor"])
+def test_relabelled_records_behind_a_darker_sensor_are_still_blocked(monkeypatch, through_sensor) -> None:
+    """The attacker's side: 'b' content labelled 'a', sent through the same sensor, or left as it was
+    while every clean record goes through it (so that undoing the change moves the poison instead).
+    Either way its content is 'b's, so it stays misread and is blocked."""
+    _no_within_batch_excuse(monkeypatch)
+    rng = np.random.default_rng(5)
+    xb, yb = _scene(300, rng)
+    xc, yc = _scene(150, rng)
+    poison = rng.choice(np.flatnonzero(yc == 1), 40, replace=False)
+    yc[poison] = 0
+    sent = DARKER * xc
+    if not through_sensor:
+        sent[poison] = xc[poison]
+    result = _run(xb, yb, sent, yc)
+    assert result.block is True
+    # Flags come from the trusted reading (undoing the change only ever excuses): 17 and 32 of the 40,
+    # the same as with no change undone, and no clean record.
+    assert result.flagged[poison].mean() >= 0.4
+    assert result.flagged[np.setdiff1d(np.arange(yc.size), poison)].mean() <= ALPHA

@@ -62,7 +62,7 @@ def test_the_clean_batch_from_the_camera_is_not_blocked(seed: int) -> None:
 
 
 @pytest.mark.parametrize("attack", ["badnets", "blended"])
-@pytest.mark.parametrize("poison_through_camera", [True, False], ids=["all-through-camera", "only-clean-through-camera"])
+@pytest.mark.parametrize("poison_through_camera", [True, False], ids=["all-through", "clean-only"])
 def test_a_backdoor_sent_through_the_camera_is_blocked(attack: str, poison_through_camera: bool) -> None:
     """Also when only the clean records go through the camera: undoing the change then brightens the
     poisoned crops, which must not make garden content read as sky."""

@@ -106,6 +106,9 @@ def test_a_darker_sensor_that_moves_a_class_into_another_is_not_blocked(monkeypa
     result = _run(xb, yb, DARKER * xc, yc)
     assert result.block is False and result.block_reason is None
     assert result.flagged.sum() == 0
+    undone = result.summary["sensor_change"]  # what the reviewer reads: the change, and what it excused
+    assert undone["gain"] == pytest.approx(DARKER, rel=0.1) and undone["classes"] == 3
+    assert 0 < undone["excused"] <= undone["candidates"]
     monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
     assert _run(xb, yb, DARKER * xc, yc).block is True
 

@@ -86,7 +86,9 @@ Contribution level: ``p_value`` is the blocking group's when there is one, else 
 p-value floored at ``REVIEW_FLOOR`` (review-level evidence: it cannot block on its own); ``statistic``
 = records in blocking groups. Summary keys: ``classes`` (per label: ``records``, ``contribution``, the
 misread count test and ``cluster_p``/``group_p``), ``groups`` (per class with misread records: the
-tests and ``block``), ``clusters`` (review-level clusters), ``thresholds``.
+tests and ``block``), ``clusters`` (review-level clusters), ``thresholds``, ``sensor_change`` (None, or
+the change undone for the moved classes' misread records: ``gain``, ``offset_norm``, ``classes``,
+``candidates``, ``excused``, ``description``).
 """
 
 from __future__ import annotations
@@ -314,7 +316,8 @@ class BackdoorDetector(Detector):
         # The same candidates read once more with a batch-wide sensor change undone (one gain, one offset
         # per feature, shared by most classes): a record that moved only with its sensor reads as its own
         # label again; relabelled content still reads as the class it came from.
-        misread[:, candidates] &= self._misread_after_sensor_change(contribution, candidates, thresholds)
+        still, sensor_change = self._misread_after_sensor_change(contribution, candidates, thresholds)
+        misread[:, candidates] &= still
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
         #    whether the misread records hold together.
@@ -462,6 +465,7 @@ class BackdoorDetector(Detector):
                 "groups": [_summary(g, GROUP_KEYS) | {"block": g in blocking} for g in groups],
                 "clusters": [_summary(t, CLUSTER_KEYS) for t in reviewing],
                 "thresholds": thresholds,
+                "sensor_change": sensor_change,
             },
             block=bool(blocking),
             block_reason=block_reason,
@@ -470,25 +474,35 @@ class BackdoorDetector(Detector):
 
     def _misread_after_sensor_change(
         self, contribution: GateData, candidates: np.ndarray, thresholds: list[float]
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, dict[str, Any] | None]:
         """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
-        undone (all True when no change can be estimated: fewer than three classes on both sides)."""
+        undone (all True when no change can be estimated: fewer than three classes on both sides), and
+        the change with the number of candidates it excused (for the summary; None if not estimated)."""
         rows = np.flatnonzero(candidates)
         still = np.ones((len(thresholds), rows.size), bool)
         if rows.size == 0:
-            return still
+            return still, None
         base = self.baseline_
         change = estimate_sensor_change(
             base.features, base.labels, contribution.features, contribution.labels, self.context_.seed
         )
         if change is None:
-            return still
+            return still, None
         undone = GateData(change.undo(np.asarray(contribution.features[rows])), contribution.labels[rows])
         score, _ = self._label_check(undone)
         p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score, undone.labels, min_class=1)
         p_label[~np.isfinite(score)] = 1.0
         p_floor = np.maximum(p_label, 1.0 / (sizes + 1.0))
-        return (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score > 0.0)[None, :]
+        still = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score > 0.0)[None, :]
+        info = {
+            "gain": round(change.gain, 4),
+            "offset_norm": round(float(np.linalg.norm(change.offset)), 4),
+            "classes": change.classes,
+            "candidates": int(rows.size),
+            "excused": int((~still[0]).sum()),
+            "description": change.describe(),
+        }
+        return still, info
 
     def _representations(
         self, contribution: GateData, rng: np.random.Generator

@@ -61,6 +61,10 @@ bench-scale: $(VENV)/.installed-bench
 	# Partitioned gate scans: one-shot, local engine, Dask with 1 and 2 workers (SCHEDULER=tcp://... for a real cluster).
 	$(BIN)/python -m benchmarks.bench_gate_dask --baseline 1000000 --contribution 100000 --workers 1,2 \
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) --out benchmarks/results/gate-dask-1m-100k.json
+	# A 10M-record baseline against a 1M contribution on Dask, 1 and 2 workers (about 20 minutes here).
+	$(BIN)/python -m benchmarks.bench_gate_dask --baseline 10000000 --contribution 1000000 --partition-rows 100000 \
+		--workers 1,2 --no-one-shot --no-local --stages --max-memory-gb 14 \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) --out benchmarks/results/gate-dask-10m-1m.json
 	# Out of core in one process: 10M against 10M (about 1 h of CPU, 17 GB peak) and a 100M baseline
 	# (about 26 GB of Parquet written to the temporary directory first).
 	$(BIN)/python -m benchmarks.bench_gate_dask --baseline 10000000 --contribution 10000000 --partition-rows 500000 \

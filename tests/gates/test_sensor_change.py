@@ -10,20 +10,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataward.gates.base import GateContext, GateData
 from dataward.gates.detectors import backdoor as backdoor_module
 from dataward.gates.detectors._sensor import MIN_CLASSES, estimate_sensor_change
-from dataward.gates.detectors.backdoor import BackdoorDetector
-from tests.gates.test_backdoor import ALPHA, GAUSS_CLASSES, GAUSS_SCHEMA, table
+from tests.gates.test_backdoor import ALPHA, _run_blobs
 
 DIMS = 6
 CENTRES = np.array([[0.0] * DIMS, [3.0] + [0.0] * (DIMS - 1), [0.0, 3.0] + [0.0] * (DIMS - 2)])
 GAIN, OFFSET = 0.7, np.array([0.9, -0.4, 0.2, 0.0, 0.1, -0.3])
 
 
-def _blobs(n_per_class: int, rng: np.random.Generator, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def _draw(
+    centres: np.ndarray, n_per_class: int, rng: np.random.Generator, classes: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n_per_class`` records around each of the first ``classes`` centres (spread 0.6), and their labels."""
     y = np.repeat(np.arange(classes), n_per_class)
-    return (CENTRES[y] + rng.normal(0.0, 0.6, (y.size, DIMS))).astype(np.float32), y
+    return (centres[y] + rng.normal(0.0, 0.6, (y.size, centres.shape[1]))).astype(np.float32), y
+
+
+def _blobs(n_per_class: int, rng: np.random.Generator, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    return _draw(CENTRES, n_per_class, rng, classes)
 
 
 def test_the_gain_and_offset_of_a_sensor_are_recovered_and_undone() -> None:
@@ -86,14 +91,7 @@ DARKER = 0.7
 
 
 def _scene(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    y = np.repeat(np.arange(3), n_per_class)
-    return (SCENE[y] + rng.normal(0.0, 0.6, (y.size, 4))).astype(np.float32), y
-
-
-def _run(xb, yb, xc, yc):
-    ctx = GateContext(GAUSS_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
-    det = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx)
-    return det.score(GateData(xc, yc, table(xc)))
+    return _draw(SCENE, n_per_class, rng)
 
 
 def test_a_darker_sensor_that_moves_a_class_into_another_is_not_blocked(monkeypatch) -> None:
@@ -103,14 +101,14 @@ def test_a_darker_sensor_that_moves_a_class_into_another_is_not_blocked(monkeypa
     xb, yb = _scene(300, rng)
     xc, yc = _scene(150, rng)
     _no_within_batch_excuse(monkeypatch)
-    result = _run(xb, yb, DARKER * xc, yc)
+    result = _run_blobs(xb, yb, DARKER * xc, yc)
     assert result.block is False and result.block_reason is None
     assert result.flagged.sum() == 0
     undone = result.summary["sensor_change"]  # what the reviewer reads: the change, and what it excused
     assert undone["gain"] == pytest.approx(DARKER, rel=0.1) and undone["classes"] == 3
     assert 0 < undone["excused"] <= undone["candidates"]
     monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
-    assert _run(xb, yb, DARKER * xc, yc).block is True
+    assert _run_blobs(xb, yb, DARKER * xc, yc).block is True
 
 
 @pytest.mark.parametrize("through_sensor", [True, False], ids=["poison-through-sensor", "only-clean-through-sensor"])
@@ -127,7 +125,7 @@ def test_relabelled_records_behind_a_darker_sensor_are_still_blocked(monkeypatch
     sent = DARKER * xc
     if not through_sensor:
         sent[poison] = xc[poison]
-    result = _run(xb, yb, sent, yc)
+    result = _run_blobs(xb, yb, sent, yc)
     assert result.block is True
     # Flags come from the trusted reading (undoing the change only ever excuses): 17 and 32 of the 40,
     # the same as with no change undone, and no clean record.

@@ -62,6 +62,34 @@ def test_with_fewer_than_three_classes_nothing_is_estimated(classes) -> None:
     assert estimate_sensor_change(xb, yb, GAIN * xc + OFFSET, yc) is None
 
 
+def test_classes_that_only_spread_out_give_no_change_to_undo() -> None:
+    """The attacker's side: every class of the batch spread out about its own centre (a gain estimate
+    of 3) while staying where it was. Undoing that would carry records towards some other place, not
+    home, so nothing is undone."""
+    rng = np.random.default_rng(6)
+    xb, yb = _blobs(300, rng)
+    xc, yc = _blobs(300, rng)
+    xc = CENTRES[yc] + 3.0 * (xc - CENTRES[yc])
+    assert estimate_sensor_change(xb, yb, xc.astype(np.float32), yc) is None
+
+
+def test_classes_moved_each_their_own_way_are_not_carried_home() -> None:
+    """Three classes moved in three directions: there is no change they share, so undoing whatever is
+    estimated carries none of them back (each stays about as far from its trusted records)."""
+    rng = np.random.default_rng(7)
+    xb, yb = _blobs(300, rng)
+    xc, yc = _blobs(300, rng)
+    moves = np.array([[2.0, 0, 0, 0, 0, 0], [0, -2.0, 0, 0, 0, 0], [0, 0, 0, 2.0, 0, 0]], np.float32)
+    moved = xc + moves[yc]
+    change = estimate_sensor_change(xb, yb, moved, yc)
+    undone = moved if change is None else change.undo(moved)
+    for code in range(3):
+        home = np.median(xb[yb == code], axis=0)
+        before = np.linalg.norm(np.median(moved[yc == code], axis=0) - home)
+        after = np.linalg.norm(np.median(undone[yc == code], axis=0) - home)
+        assert after > 0.8 * before
+
+
 def test_one_class_moved_on_its_own_does_not_set_the_change() -> None:
     """The attacker's side: a whole class of the batch moved (its records replaced by another class's
     content) is outvoted by the other classes, so undoing the 'change' does not carry it home."""

@@ -11,9 +11,11 @@ the same sensor as the baseline's would have given: one gain ``g`` shared by eve
 :func:`estimate_sensor_change` estimates ``g`` and ``b`` from each class's robust statistics (median
 and median absolute deviation per feature, batch against trusted records of the same class) and takes
 the median over classes, so that one class moved on its own (relabelled wholesale, or carrying a
-group of relabelled records) cannot set it: the change must be shared by most classes. It needs at
-least ``MIN_CLASSES`` classes with ``MIN_RECORDS`` records on both sides; with fewer, a class's own
-move cannot be told from a sensor's, and nothing is estimated.
+group of relabelled records) cannot set it: the change must be shared by most classes, and undone it
+must bring most classes' medians closer to their trusted medians than they are (a batch that only
+spread out, or whose classes moved each their own way, has no shared change). It needs at least
+``MIN_CLASSES`` classes with ``MIN_RECORDS`` records on both sides; with fewer, a class's own move
+cannot be told from a sensor's, and nothing is estimated.
 
 Undoing the change (:meth:`SensorChange.undo`) gives the batch as the baseline's sensor would have
 seen it. ``backdoor`` reads a misread record of a class that moved once more on it: a record whose
@@ -111,4 +113,12 @@ def estimate_sensor_change(
     if not np.isfinite(gain) or gain <= 0.0:
         return None
     offset = np.median(np.vstack([med_b - gain * med_t for med_t, med_b in medians]), axis=0)
+    # The change must be one the classes share: undone, it brings most classes' batch medians closer to
+    # their trusted medians than leaving the batch as it is. A batch whose classes only spread out, or
+    # moved each its own way, gives a "change" that would carry records somewhere arbitrary.
+    closer = sum(
+        np.linalg.norm((med_b - offset) / gain - med_t) < np.linalg.norm(med_b - med_t) for med_t, med_b in medians
+    )
+    if 2 * closer <= len(medians):
+        return None
     return SensorChange(gain=gain, offset=offset, classes=len(medians))

@@ -10,9 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dataward.gates.base import GateContext, GateData
 from dataward.gates.detectors import backdoor as backdoor_module
 from dataward.gates.detectors._sensor import MIN_CLASSES, estimate_sensor_change
-from tests.gates.test_backdoor import ALPHA, _run_blobs
+from dataward.gates.detectors.backdoor import BackdoorDetector
+from tests.gates.test_backdoor import ALPHA, GAUSS_SCHEMA, _run_blobs, table
 
 DIMS = 6
 CENTRES = np.array([[0.0] * DIMS, [3.0] + [0.0] * (DIMS - 1), [0.0, 3.0] + [0.0] * (DIMS - 2)])
@@ -159,3 +161,72 @@ def test_relabelled_records_behind_a_darker_sensor_are_still_blocked(monkeypatch
     # the same as with no change undone, and no clean record.
     assert result.flagged[poison].mean() >= 0.4
     assert result.flagged[np.setdiff1d(np.arange(yc.size), poison)].mean() <= ALPHA
+
+
+def _relabelled_b_records(rng: np.random.Generator, count: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scene's batch with ``count`` 'b' records labelled 'a' (content untouched), and their mask."""
+    xc, yc = _scene(150, rng)
+    poison = np.zeros(yc.size, bool)
+    poison[rng.choice(np.flatnonzero(yc == 1), count, replace=False)] = True
+    yc[poison] = 0
+    return xc, yc, poison
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_classes_of_three_moved_by_the_sender_do_not_carry_relabelled_records_home(monkeypatch, seed) -> None:
+    """The attacker's side: the sender moves the clean 'a' and 'c' records by 0.8 (b - a) and leaves
+    'b' and its 'b' records labelled 'a' as they were. Two classes of three set the median, so the
+    'change' is that move; undone, it carries the relabelled 'b's over to 'a' while 'b' itself never
+    moved. Blocked without the undoing (the control), so it must be blocked with it."""
+    rng = np.random.default_rng(seed)
+    xb, yb = _scene(300, rng)
+    xc, yc, poison = _relabelled_b_records(rng)
+    sent = xc.copy()
+    sent[(yc == 0) & ~poison] += 0.8 * (SCENE[1] - SCENE[0])
+    sent[yc == 2] += 0.8 * (SCENE[1] - SCENE[0])
+    result = _run_blobs(xb, yb, sent, yc)
+    assert result.block is True and result.flagged[poison].mean() >= 0.4
+    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
+    assert _run_blobs(xb, yb, sent, yc).block is True
+
+
+FIVE = np.vstack([SCENE, [[0.0, 0.0, 10.0, 0.0], [0.0, 0.0, 0.0, 10.0]]])
+"""The scene with two more far-away classes: a baseline of five classes."""
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_three_classes_of_ten_records_do_not_set_the_change_for_the_batch(monkeypatch, seed) -> None:
+    """The attacker's side: a batch of 'a' and 'b' (20 'b' records labelled 'a', the clean 'a's nudged
+    0.3 towards 'b') plus ten records each of 'c', 'd', 'e', moved by (b - a). Thirty throwaway records
+    are three classes of five, so they set the median; undoing their move carries the relabelled 'b's
+    to 'a'. Blocked without the undoing (the control), so it must be blocked with it."""
+    rng = np.random.default_rng(seed)
+    xb = (FIVE[np.repeat(np.arange(5), 300)] + rng.normal(0.0, 0.6, (1500, 4))).astype(np.float32)
+    yb = np.repeat(np.arange(5), 300)
+    xc, yc = _scene(150, rng)
+    keep = yc < 2
+    xc, yc = xc[keep], yc[keep]
+    poison = np.zeros(yc.size, bool)
+    poison[rng.choice(np.flatnonzero(yc == 1), 20, replace=False)] = True
+    yc[poison] = 0
+    xc[(yc == 0) & ~poison, 0] += 0.3
+    y_few = np.repeat([2, 3, 4], 10)
+    x_few = FIVE[y_few] + (SCENE[1] - SCENE[0]) + rng.normal(0.0, 0.6, (30, 4))
+    sent = np.vstack([xc, x_few]).astype(np.float32)
+    labels, poison = np.concatenate([yc, y_few]), np.concatenate([poison, np.zeros(30, bool)])
+
+    def run() -> object:
+        ctx = GateContext(GAUSS_SCHEMA, ("a", "b", "c", "d", "e"), alpha=ALPHA)
+        det = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx)
+        return det.score(GateData(sent, labels, table(sent)))
+
+    result = run()
+    assert result.block is True and result.flagged[poison].mean() >= 0.4
+    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
+    assert run().block is True
+
+
+def test_an_empty_side_gives_no_change() -> None:
+    rng = np.random.default_rng(8)
+    xb, yb = _blobs(100, rng)
+    assert estimate_sensor_change(xb, yb, xb[:0], yb[:0]) is None

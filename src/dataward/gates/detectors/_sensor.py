@@ -21,8 +21,12 @@ Undoing the change (:meth:`SensorChange.undo`) gives the batch as the baseline's
 seen it. ``backdoor`` reads a misread record of a class that moved once more on it: a record whose
 content contradicts its label (another class's content relabelled, with or without a patch) still
 reads as that other class, whatever the sensor; a record that only moved with its batch reads as
-its own label again. Undoing is a global map estimated from the batch's majority, so it cannot move
-one group of records towards its label without moving every class alike.
+its own label again. The estimate is a majority's claim, each class one vote however few its
+records, and a sender controls every class of a batch: classes moved on purpose (two of three, or three
+throwaway classes of ten records) can set a "change" that, undone, would carry relabelled records of a
+class left as it was over to their new label. ``backdoor`` therefore lets the change excuse a record only
+when it explains both classes the record is read between (each class's batch records, undone, read
+like its trusted records).
 """
 
 from __future__ import annotations
@@ -53,8 +57,9 @@ class SensorChange:
     """Classes the estimate was taken over."""
 
     def undo(self, features: np.ndarray) -> np.ndarray:
-        """``features`` as the baseline's sensor would have given them (same dtype)."""
-        return ((features - self.offset) / self.gain).astype(features.dtype, copy=False)
+        """``features`` as the baseline's sensor would have given them (same dtype if floating, else float32)."""
+        dtype = features.dtype if np.issubdtype(features.dtype, np.floating) else np.float32
+        return ((features - self.offset) / self.gain).astype(dtype, copy=False)
 
     def describe(self) -> str:
         return (
@@ -67,6 +72,15 @@ def _sample(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rows.size <= SAMPLE_PER_CLASS:
         return rows
     return np.sort(rng.choice(rows, SAMPLE_PER_CLASS, replace=False))
+
+
+def _rows_by_class(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Each label's rows, from one sort (not one pass over the labels per class)."""
+    if labels.size == 0:
+        return {}
+    order = np.argsort(labels, kind="stable")
+    codes, starts = np.unique(labels[order], return_index=True)
+    return {int(c): rows for c, rows in zip(codes, np.split(order, starts[1:]), strict=True)}
 
 
 def _median_and_spread(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +105,9 @@ def estimate_sensor_change(
     """
     rng = np.random.default_rng([seed, 11])
     ratios, medians = [], []
-    for code in np.intersect1d(np.unique(trusted_labels), np.unique(batch_labels)):
-        own_trusted = np.flatnonzero(trusted_labels == code)
-        own_batch = np.flatnonzero(batch_labels == code)
+    trusted_of, batch_of = _rows_by_class(trusted_labels), _rows_by_class(batch_labels)
+    for code in sorted(trusted_of.keys() & batch_of.keys()):
+        own_trusted, own_batch = trusted_of[code], batch_of[code]
         if own_trusted.size < MIN_RECORDS or own_batch.size < MIN_RECORDS:
             continue
         med_t, spread_t = _median_and_spread(trusted[_sample(own_trusted, rng)])
@@ -113,6 +127,8 @@ def estimate_sensor_change(
     if not np.isfinite(gain) or gain <= 0.0:
         return None
     offset = np.median(np.vstack([med_b - gain * med_t for med_t, med_b in medians]), axis=0)
+    if not np.isfinite(offset).all():
+        return None
     # The change must be one the classes share: undone, it brings most classes' batch medians closer to
     # their trusted medians than leaving the batch as it is. A batch whose classes only spread out, or
     # moved each its own way, gives a "change" that would carry records somewhere arbitrary.

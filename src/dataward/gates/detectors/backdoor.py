@@ -125,11 +125,13 @@ from dataward.gates.detectors._probe import (
     sample_positions,
     single_threaded,
 )
-from dataward.gates.detectors._sensor import estimate_sensor_change
+from dataward.gates.detectors._sensor import SAMPLE_PER_CLASS, SensorChange, estimate_sensor_change
 from dataward.gates.detectors._within_batch import (
+    MIN_BATCH_CLASS,
     SHIFT_P,
     classes_moved_apart_from,
     reads_as_own_within_batch,
+    reads_further_than_trusted,
 )
 from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, class_distances
@@ -316,7 +318,9 @@ class BackdoorDetector(Detector):
         # The same candidates read once more with a batch-wide sensor change undone (one gain, one offset
         # per feature, shared by most classes): a record that moved only with its sensor reads as its own
         # label again; relabelled content still reads as the class it came from.
-        still, sensor_change = self._misread_after_sensor_change(contribution, candidates, thresholds)
+        still, sensor_change = self._misread_after_sensor_change(
+            contribution, candidates, as_trusted[0], read_c, thresholds
+        )
         misread[:, candidates] &= still
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
@@ -473,36 +477,82 @@ class BackdoorDetector(Detector):
         )
 
     def _misread_after_sensor_change(
-        self, contribution: GateData, candidates: np.ndarray, thresholds: list[float]
+        self,
+        contribution: GateData,
+        candidates: np.ndarray,
+        suspects: np.ndarray,
+        read_as: np.ndarray,
+        thresholds: list[float],
     ) -> tuple[np.ndarray, dict[str, Any] | None]:
         """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
         undone (all True when no change can be estimated: fewer than three classes on both sides), and
-        the change with the number of candidates it excused (for the summary; None if not estimated)."""
+        the change with the number of candidates it excused (for the summary; None if not estimated).
+
+        The change is a majority's claim (a median over classes, each class one vote however few its
+        records), so it excuses a candidate only when it explains both classes the candidate is read
+        between: its label's and the one its content reads as. A class is explained when its batch
+        records that are not ``suspects``, undone, read no further from their label than its trusted
+        records do (``reads_further_than_trusted``, as the class-move test). A class the sender left
+        as it was, or moved its own way, while other classes set the change, is not explained, and
+        relabelled content of that class is not carried to its new label by undoing a move it never
+        made."""
         rows = np.flatnonzero(candidates)
         still = np.ones((len(thresholds), rows.size), bool)
         if rows.size == 0:
             return still, None
         base = self.baseline_
-        change = estimate_sensor_change(
-            base.features, base.labels, contribution.features, contribution.labels, self.context_.seed
-        )
+        labels = contribution.labels
+        change = estimate_sensor_change(base.features, base.labels, contribution.features, labels, self.context_.seed)
         if change is None:
             return still, None
-        undone = GateData(change.undo(np.asarray(contribution.features[rows])), contribution.labels[rows])
-        score, _ = self._label_check(undone)
-        p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score, undone.labels, min_class=1)
-        p_label[~np.isfinite(score)] = 1.0
-        p_floor = np.maximum(p_label, 1.0 / (sizes + 1.0))
-        still = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score > 0.0)[None, :]
+        involved = np.union1d(labels[rows], read_as[rows][read_as[rows] >= 0])
+        explained = self._explained_by(change, contribution, involved, suspects)
+        both = np.isin(labels[rows], explained) & np.isin(read_as[rows], explained)
+        if both.any():
+            sub = rows[both]
+            undone = GateData(change.undo(np.asarray(contribution.features[sub])), labels[sub])
+            score, _ = self._label_check(undone)
+            p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score, undone.labels, min_class=1)
+            p_label[~np.isfinite(score)] = 1.0
+            p_floor = np.maximum(p_label, 1.0 / (sizes + 1.0))
+            still[:, both] = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score > 0.0)[None, :]
         info = {
             "gain": round(change.gain, 4),
             "offset_norm": round(float(np.linalg.norm(change.offset)), 4),
             "classes": change.classes,
+            "explained_classes": [_label(self.context_.classes, int(code)) for code in explained],
             "candidates": int(rows.size),
             "excused": int((~still[0]).sum()),
             "description": change.describe(),
         }
         return still, info
+
+    def _explained_by(
+        self, change: SensorChange, contribution: GateData, codes: np.ndarray, suspects: np.ndarray
+    ) -> np.ndarray:
+        """The classes among ``codes`` whose batch records that are not ``suspects`` (a seeded sample of
+        at most ``SAMPLE_PER_CLASS``), with ``change`` undone, read no further from their label than the
+        class's trusted records; a class with fewer than ``MIN_BATCH_CLASS`` records on either side is
+        not explained."""
+        base = self.baseline_
+        rng = np.random.default_rng([self.context_.seed, 13])
+        pool = np.flatnonzero(np.isin(contribution.labels, codes) & ~suspects)
+        order = pool[np.argsort(contribution.labels[pool], kind="stable")]  # one grouping pass
+        bounds = np.searchsorted(contribution.labels[order], codes, side="left")
+        stops = np.searchsorted(contribution.labels[order], codes, side="right")
+        explained = []
+        for code, lo, hi in zip(codes.tolist(), bounds.tolist(), stops.tolist(), strict=True):
+            own = order[lo:hi]
+            if own.size > SAMPLE_PER_CLASS:
+                own = np.sort(rng.choice(own, SAMPLE_PER_CLASS, replace=False))
+            trusted = self.label_cal_[base.labels == code]
+            if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
+                continue  # nothing to check the change against: the class is not explained
+            undone = GateData(change.undo(np.asarray(contribution.features[own])), contribution.labels[own])
+            score, _ = self._label_check(undone)
+            if not reads_further_than_trusted(score[np.isfinite(score)], trusted, bulk_quantile=1.0 - THRESHOLDS[0]):
+                explained.append(code)
+        return np.asarray(explained, dtype=np.int64)
 
     def _representations(
         self, contribution: GateData, rng: np.random.Generator

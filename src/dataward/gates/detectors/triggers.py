@@ -924,10 +924,22 @@ class _ContentTie:
         )
 
     def prefetch(self, pairs: list[tuple[int, int, np.ndarray]]) -> None:
-        """Search in one go the neighbours that the content tests of these (pattern, label, carriers) will read."""
-        plans = [self._plan(*pair) for pair in pairs if pair[2].size]
-        if plans and not self.constant:
-            self.neighbours.get(np.concatenate([np.concatenate([p.own, p.peers, p.trusted]) for p in plans]))
+        """Search in one go the neighbours that the content tests of these (pattern, label, carriers) will read.
+
+        The rows are gathered in one mask of the pool, one plan at a time: a batch crafted so that hundreds
+        of thousands of patterns reach the content test would otherwise hold every plan at once and ask
+        for every row as many times as plans read it (29 GiB of neighbour indices for 720 photo crops)."""
+        if self.constant:
+            return
+        wanted = np.zeros(self.pool_labels.shape[0], bool)
+        for pair in pairs:
+            if pair[2].size:
+                plan = self._plan(*pair)
+                wanted[plan.own] = True
+                wanted[plan.peers] = True
+                wanted[plan.trusted] = True
+        if wanted.any():
+            self.neighbours.get(np.flatnonzero(wanted))
 
     def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float, bool]:
         """(p-value of "the carriers' label is explained by their content", their mean agreement with it,

@@ -88,7 +88,7 @@ p-value floored at ``REVIEW_FLOOR`` (review-level evidence: it cannot block on i
 misread count test and ``cluster_p``/``group_p``), ``groups`` (per class with misread records: the
 tests and ``block``), ``clusters`` (review-level clusters), ``thresholds``, ``sensor_change`` (None, or
 the change undone for the moved classes' misread records: ``gain``, ``offset_norm``, ``classes``,
-``candidates``, ``excused``, ``description``).
+``explained_classes``, ``candidates``, ``excused``, ``description``).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def _sample(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(rows, SAMPLE_PER_CLASS, replace=False))
 
 
-def _rows_by_class(labels: np.ndarray) -> dict[int, np.ndarray]:
+def rows_by_class(labels: np.ndarray) -> dict[int, np.ndarray]:
     """Each label's rows, from one sort (not one pass over the labels per class)."""
     if labels.size == 0:
         return {}
@@ -105,7 +105,7 @@ def estimate_sensor_change(
     """
     rng = np.random.default_rng([seed, 11])
     ratios, medians = [], []
-    trusted_of, batch_of = _rows_by_class(trusted_labels), _rows_by_class(batch_labels)
+    trusted_of, batch_of = rows_by_class(trusted_labels), rows_by_class(batch_labels)
     for code in sorted(trusted_of.keys() & batch_of.keys()):
         own_trusted, own_batch = trusted_of[code], batch_of[code]
         if own_trusted.size < MIN_RECORDS or own_batch.size < MIN_RECORDS:

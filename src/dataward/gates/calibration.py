@@ -278,13 +278,14 @@ def excess_flags_p_value(
     That accounts for the calibration set's own randomness, so small baselines do not raise false
     alarms. The smallest tail probability, Bonferroni-corrected over thresholds, is combined
     (Bonferroni) with ``extreme_records_p_value`` and returned with the count at ``alpha`` minus its
-    expectation. With ``beyond_calibration``, for a batch larger than the calibration set (where the
-    extreme-records test is not used), ``beyond_calibration_p_value`` (records beyond every calibration
-    score) takes its place. Only a caller whose p-values are all conformal against one shared set of
-    ``n_calibration`` scores may ask for it: a record's p-value from a smaller calibration (one class's
-    scores, a minimum over views times their number) reaches the floor ``1 / (n_calibration + 1)``
-    through the extrapolated tail, far more often than that count's law allows (a simulation of
-    ``outliers``' per-class views rejected clean batches 11% of the time at 1%).
+    expectation. With ``beyond_calibration``, ``beyond_calibration_p_value`` (records beyond every
+    calibration score) joins it (Bonferroni), or for a batch larger than the calibration set (where the
+    extreme-records test is not used) takes its place. Only a caller whose p-values are all
+    conformal against one shared set of ``n_calibration`` scores may ask for it: a record's p-value
+    from a smaller calibration (one class's scores, a minimum over views times their number) reaches
+    the floor ``1 / (n_calibration + 1)`` through the extrapolated tail, far more often than that
+    count's law allows (a simulation of ``outliers``' per-class views rejected clean batches 11% of the
+    time at 1%).
     """
     p_values = np.asarray(p_values, dtype=np.float64)
     n = p_values.shape[0]
@@ -296,6 +297,17 @@ def excess_flags_p_value(
     count_p = min(1.0, best * len(counts))
     if beyond_calibration and n > n_calibration:
         extreme_p = beyond_calibration_p_value(p_values, n_calibration)
+    elif beyond_calibration:
+        # The exact count beyond every calibration score beside the order statistics: these stop at
+        # ORDER_STATISTICS records and read records just beyond the largest score as little evidence,
+        # so 25 flips just beyond 227 trusted records in 227 (count: 1.5e-8) were only reviewed.
+        extreme_p = min(
+            1.0,
+            2.0
+            * min(
+                extreme_records_p_value(p_values, n_calibration), beyond_calibration_p_value(p_values, n_calibration)
+            ),
+        )
     else:
         extreme_p = extreme_records_p_value(p_values, n_calibration)
     return excess, min(1.0, 2.0 * min(count_p, extreme_p))
@@ -328,15 +340,14 @@ def excess_flags_count(
     """The threshold of ``excess_flags_p_value``'s count test whose tail is smallest, for a reviewer:
     ``threshold`` (a p-value level), ``count`` (records at or below it), ``expected`` (their number
     for records exchangeable with the calibration records) and ``p_value`` (that tail, uncorrected).
-    With ``beyond_calibration``, for a batch larger than the calibration set, the count beyond every
-    calibration score too.
+    With ``beyond_calibration``, the count beyond every calibration score too.
     Empty when there is nothing to count."""
     p_values = np.asarray(p_values, dtype=np.float64)
     n = p_values.shape[0]
     if n == 0 or n_calibration <= 0:
         return {}
     counts = _threshold_counts(p_values, alpha, n_calibration)
-    if beyond_calibration and n > n_calibration:
+    if beyond_calibration:
         level = 1.0 / (n_calibration + 1.0)
         counts.append(
             {

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from dataward.gates.calibration import EXTRAPOLATION_DECADES, ORDER_STATISTICS, extreme_records_p_value, tail_p_values
+from dataward.gates.calibration import extreme_records_p_value, order_statistic_p_value, tail_p_values
 
 LEVELS = (1e-2, 1e-3, 1e-4, 1e-6)
 SIZES = ((700, 500), (227, 171))
@@ -36,17 +36,11 @@ SIZES = ((700, 500), (227, 171))
 
 def exact_rates_p_value(p_values: np.ndarray, n_calibration: int) -> float:
     """The extreme-records test before 2026-12-02: each p-value an exact rate (no calibration randomness)."""
-    p = np.sort(np.asarray(p_values, dtype=np.float64))
-    n = p.shape[0]
-    if n > n_calibration:
-        return 1.0
-    p = np.maximum(p, 10.0**-EXTRAPOLATION_DECADES / (n_calibration + 1.0))
-    top = min(ORDER_STATISTICS, n)
-    if top < 2:
-        return 1.0
-    j = np.arange(2, top + 1)
-    tails = stats.binom.sf(j - 1, n, np.clip(p[1:top], 0.0, 1.0))
-    return float(min(1.0, tails.min() * (top - 1)))
+    return order_statistic_p_value(p_values, n_calibration, _exact_rate_tail)
+
+
+def _exact_rate_tail(count: int, n: int, level: float, n_calibration: int) -> float:
+    return float(stats.binom.sf(count - 1, n, min(max(level, 0.0), 1.0)))
 
 
 def _draws(rng: np.random.Generator) -> dict[str, Callable[[int], np.ndarray]]:

@@ -30,6 +30,15 @@ from scipy import special, stats
 TAIL_FRACTION = 0.05
 """Share of the highest calibration scores used to fit the exponential tail beyond the largest one."""
 
+MIN_TAIL_FIT = 10
+"""Finite calibration scores ``tail_p_values`` needs before it fits a tail at all."""
+
+
+def tail_scores(n_calibration: int) -> int:
+    """How many of the highest of ``n_calibration`` scores the exponential tail is fitted on (``m``)."""
+    return max(5, math.ceil(TAIL_FRACTION * n_calibration))
+
+
 MIN_CLASS_CALIBRATION = 50
 """Trusted records a class needs for its own (Mondrian) calibration; smaller classes use the pooled scores."""
 
@@ -85,9 +94,9 @@ def tail_p_values(
     else:
         p, floor = conformal_p_values(cal, test), 1.0 / (n + 1.0)
     finite = cal[np.isfinite(cal)]
-    if finite.shape[0] < 10:
+    if finite.shape[0] < MIN_TAIL_FIT:
         return p
-    m = max(5, math.ceil(TAIL_FRACTION * finite.shape[0]))
+    m = tail_scores(finite.shape[0])
     threshold = finite[-m - 1] if m < finite.shape[0] else finite[0]
     beta = float(np.mean(finite[-m:] - threshold))
     if beta <= 0:
@@ -301,13 +310,8 @@ def excess_flags_p_value(
         # The exact count beyond every calibration score beside the order statistics: these stop at
         # ORDER_STATISTICS records and read records just beyond the largest score as little evidence,
         # so 25 flips just beyond 227 trusted records in 227 (count: 1.5e-8) were only reviewed.
-        extreme_p = min(
-            1.0,
-            2.0
-            * min(
-                extreme_records_p_value(p_values, n_calibration), beyond_calibration_p_value(p_values, n_calibration)
-            ),
-        )
+        order_p = extreme_records_p_value(p_values, n_calibration)
+        extreme_p = min(1.0, 2.0 * min(order_p, beyond_calibration_p_value(p_values, n_calibration)))
     else:
         extreme_p = extreme_records_p_value(p_values, n_calibration)
     return excess, min(1.0, 2.0 * min(count_p, extreme_p))
@@ -429,6 +433,17 @@ def extreme_records_p_value(p_values: np.ndarray, n_calibration: int) -> float:
     than the calibration set (where many clean records fall beyond it and a slightly wrong tail shape
     would add up) are left to the count test.
     """
+    return order_statistic_p_value(p_values, n_calibration, _count_at_or_below_tail)
+
+
+def order_statistic_p_value(
+    p_values: np.ndarray, n_calibration: int, tail: Callable[[int, int, float, int], float]
+) -> float:
+    """``min_j tail(j, n, p_(j), n_calibration)`` over ``j = 2 .. ORDER_STATISTICS``, Bonferroni-corrected
+    over ``j``, with the p-values floored ``EXTRAPOLATION_DECADES`` below ``1/(n_calibration+1)``; 1 for a
+    batch larger than the calibration set. ``tail(count, n, level, n_calibration)`` is the chance that at
+    least ``count`` of ``n`` clean records fall at or below ``level``: ``extreme_records_p_value``'s law,
+    or another to compare it with."""
     p_values = np.sort(np.asarray(p_values, dtype=np.float64))
     n = p_values.shape[0]
     if n > n_calibration:
@@ -437,7 +452,7 @@ def extreme_records_p_value(p_values: np.ndarray, n_calibration: int) -> float:
     top = min(ORDER_STATISTICS, n)
     if top < 2:
         return 1.0
-    tails = [_count_at_or_below_tail(j, n, float(p_values[j - 1]), n_calibration) for j in range(2, top + 1)]
+    tails = [tail(j, n, float(p_values[j - 1]), n_calibration) for j in range(2, top + 1)]
     return float(min(1.0, min(tails) * (top - 1)))
 
 
@@ -461,7 +476,7 @@ def _count_at_or_below_tail(count: int, n: int, level: float, n_calibration: int
         if a >= big_n:
             return 1.0  # every exchangeable record is at or below the level
         return betabinom_tail(count, n, float(a), big_n - a)
-    if max(5, math.ceil(TAIL_FRACTION * n_calibration)) >= n_calibration or n_calibration < 10:
+    if tail_scores(n_calibration) >= n_calibration or n_calibration < MIN_TAIL_FIT:
         # tail_p_values fits no tail on so few scores: anything below the grid is at most beyond them all.
         return betabinom_tail(count, n, 1.0, float(n_calibration))
     return _beyond_calibration_mixture(count, n, max(scaled, 1e-300), n_calibration)
@@ -479,7 +494,7 @@ def _beyond_calibration_mixture(count: int, n: int, share: float, n_calibration:
     ``Gamma(m, 1/m)`` independent) the law was too light, and clean batches against 100 to 700 trusted
     records reached ``1e-6`` two to six times as often. ``Z``'s law is the saddlepoint (``r*``)
     approximation, within a few percent of simulation down to ``1e-4``."""
-    m = max(5, math.ceil(TAIL_FRACTION * n_calibration))
+    m = tail_scores(n_calibration)
     lam = -math.log(share)
     weights, counts = _spacing_weights(m)
     z_mass, z_value = _weighted_exponential_sum_cells(weights + lam / m, counts)
@@ -501,7 +516,7 @@ def _beyond_threshold_cells(n_calibration: int) -> tuple[np.ndarray, np.ndarray]
     """Cells of ``Q ~ Beta(m + 1, N - m)``, the mass beyond the ``(m+1)``-th largest calibration score:
     log midpoints and log masses (each from the side of the median it lies on: ``1 - cdf`` loses the
     upper tail). The last cell (mass ``1e-15``) is taken at its top, ``Q = 1``: an upper bound."""
-    m = max(5, math.ceil(TAIL_FRACTION * n_calibration))
+    m = tail_scores(n_calibration)
     a, b = m + 1.0, float(n_calibration - m)
     median = float(stats.beta.median(a, b))
     edges = np.concatenate([[0.0], np.geomspace(stats.beta.ppf(1e-15, a, b), stats.beta.isf(1e-15, a, b), 150), [1.0]])

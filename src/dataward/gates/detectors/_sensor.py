@@ -68,7 +68,8 @@ class SensorChange:
         )
 
 
-def _sample(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sample_per_class(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``rows`` (one class's), or a seeded sample of ``SAMPLE_PER_CLASS`` of them in order when more."""
     if rows.size <= SAMPLE_PER_CLASS:
         return rows
     return np.sort(rng.choice(rows, SAMPLE_PER_CLASS, replace=False))
@@ -110,8 +111,8 @@ def estimate_sensor_change(
         own_trusted, own_batch = trusted_of[code], batch_of[code]
         if own_trusted.size < MIN_RECORDS or own_batch.size < MIN_RECORDS:
             continue
-        med_t, spread_t = _median_and_spread(trusted[_sample(own_trusted, rng)])
-        med_b, spread_b = _median_and_spread(batch[_sample(own_batch, rng)])
+        med_t, spread_t = _median_and_spread(trusted[sample_per_class(own_trusted, rng)])
+        med_b, spread_b = _median_and_spread(batch[sample_per_class(own_batch, rng)])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios.append(np.where(spread_t > 0, spread_b / spread_t, np.nan))
         medians.append((med_t, med_b))

@@ -125,7 +125,7 @@ from dataward.gates.detectors._probe import (
     sample_positions,
     single_threaded,
 )
-from dataward.gates.detectors._sensor import SAMPLE_PER_CLASS, SensorChange, estimate_sensor_change, rows_by_class
+from dataward.gates.detectors._sensor import SensorChange, estimate_sensor_change, rows_by_class, sample_per_class
 from dataward.gates.detectors._within_batch import (
     MIN_BATCH_CLASS,
     SHIFT_P,
@@ -539,9 +539,7 @@ class BackdoorDetector(Detector):
         of_class = rows_by_class(contribution.labels[pool])
         explained = []
         for code in codes.tolist():
-            own = pool[of_class.get(code, np.zeros(0, np.int64))]
-            if own.size > SAMPLE_PER_CLASS:
-                own = np.sort(rng.choice(own, SAMPLE_PER_CLASS, replace=False))
+            own = sample_per_class(pool[of_class.get(code, np.zeros(0, np.int64))], rng)
             trusted = self.label_cal_[base.labels == code]
             if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
                 continue  # nothing to check the change against: the class is not explained

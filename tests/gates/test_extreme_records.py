@@ -18,12 +18,12 @@ from scipy import stats
 from benchmarks.shifts import build as build_situation
 from dataward.gates import scan
 from dataward.gates.calibration import (
-    TAIL_FRACTION,
     _count_at_or_below_tail,
     betabinom_tail,
     excess_flags_p_value,
     extreme_records_p_value,
     tail_p_values,
+    tail_scores,
 )
 from dataward.gates.policy import GatePolicy
 
@@ -34,7 +34,7 @@ def _exponential_calibration_rates(n_cal: int, share: float, draws: int, seed: i
     """For ``draws`` calibration sets of ``n_cal`` Exp(1) scores: the true share of new records whose
     ``tail_p_values`` p-value is at or below ``share / (n_cal + 1)`` (the mass beyond the score there)."""
     cal = np.sort(np.random.default_rng(seed).exponential(size=(draws, n_cal)), axis=1)
-    m = max(5, math.ceil(TAIL_FRACTION * n_cal))
+    m = tail_scores(n_cal)
     beta = np.mean(cal[:, -m:] - cal[:, [-m - 1]], axis=1)
     score = cal[:, -1] - beta * math.log(share)
     # The score where tail_p_values puts that p-value (checked on the first calibration set).

@@ -45,13 +45,14 @@ def scan_batch(name: str, seed: int) -> dict[str, Any]:
     dataset = data.load(name)
     parts = data.split(dataset, seed)
     report = scan(parts.baseline, parts.pool, dataset.schema, parts.validation, {"seed": seed})
+    detectors = registered()
     return {
         "verdict": report.verdict,
         "blockers": sorted(d for d, r in report.results.items() if r.block),
         "p_values": {
             d: float(r.p_value)
             for d, r in report.results.items()
-            if d in registered() and registered()[d].evidence == Evidence.POISONING
+            if d in detectors and detectors[d].evidence == Evidence.POISONING
         },
         "records": len(parts.pool),
         "baseline": len(parts.baseline),

@@ -41,7 +41,7 @@ def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
                 groups=getattr(case, "groups", None),
             )
             out[f"{name}@{seed}"] = {
-                "group": "tuning" if name in shifts.TUNING else "heldout",
+                "group": case.group,
                 "verdict": report.verdict,
                 "blockers": [d for d, result in report.results.items() if result.block],
                 "queued": int(np.asarray(report.records.flagged, dtype=bool).sum()),
@@ -54,10 +54,10 @@ def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.benign_seeds", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated seeds")
-    parser.add_argument("--situations", help="comma-separated situations (default: every tuning and held-out one)")
+    parser.add_argument("--situations", help="comma-separated situations (default: every one of every group)")
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
-    names = args.situations.split(",") if args.situations else [*shifts.TUNING, *shifts.HELDOUT]
+    names = args.situations.split(",") if args.situations else [n for group in shifts.GROUPS.values() for n in group]
     figures = run([int(s) for s in args.seeds.split(",")], names)
     blocked = [key for key, row in figures.items() if row["verdict"] == "block"]
     print(f"{len(blocked)} of {len(figures)} scans blocked: {', '.join(blocked) or 'none'}")

@@ -5,7 +5,10 @@ queue (``records.flagged``) and every detector's flags at alpha (``records.detec
 verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records' scores, which the
 queue does not change.
 
-    python -m benchmarks.review_queue [--group tuning|heldout|fixed|benign|all] [--out FILE.json]
+    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|fixed|benign|all] [--out FILE.json]
+
+``heldout2`` is the second held-out set (``benchmarks/shifts/heldout2.py`` and
+``benchmarks/attacks/heldout2.py``): its benign situations, then its attacks.
 
 Rows print as they finish; ``--out`` keeps them as JSON.
 """
@@ -25,6 +28,7 @@ from benchmarks import shifts
 from benchmarks.attacks import ATTACKS, build
 from benchmarks.attacks.fixed_counts import fixed_count
 from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
+from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS, build_heldout2
 from benchmarks.metrics import auroc, recall_at_fpr
 from dataward.gates import scan
 
@@ -41,6 +45,14 @@ def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
         for name in HELDOUT_ATTACKS:
             case = build_heldout(name, 0)
             yield "held-out attack", name, case, np.asarray(case.poison, dtype=bool)
+    if group == "heldout2":  # with "all", the "benign" block below runs these
+        for name in shifts.HELDOUT2:
+            situation = shifts.build(name, 0, "full")
+            yield "benign (heldout2)", name, situation, np.zeros(len(situation.contribution), dtype=bool)
+    if group in ("heldout2", "all"):
+        for name in HELDOUT2_ATTACKS:
+            case = build_heldout2(name, 0)
+            yield "held-out 2 attack", name, case, np.asarray(case.poison, dtype=bool)
     if group in ("fixed", "all"):
         for kind, count, size in FIXED:
             case = fixed_count(kind, count, size, seed=0)
@@ -104,7 +116,7 @@ def row(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--group", choices=["tuning", "heldout", "fixed", "benign", "all"], default="all")
+    parser.add_argument("--group", choices=["tuning", "heldout", "heldout2", "fixed", "benign", "all"], default="all")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     print("| set | case (poisoned/records) | verdict | R@1% / AUROC | flags at alpha | review queue |")

@@ -27,6 +27,12 @@ KINDS = (
 """The kinds of legitimate change every set covers: a one-class source, a new topic or sub-population,
 a new sensor or scanner, a recalibrated instrument, a class-prior change, a new language register,
 duplicates of trusted records, a larger-than-usual batch."""
+EXTRA_KINDS = ("unit_change", "rounding", "covariate_shift", "small_batch")
+"""Kinds only the second held-out set has (``benchmarks.shifts.heldout2``): one feature in other units,
+measurements rounded to fewer digits, a sample drawn from one part of a feature's range, a very small
+batch. No set is required to cover them."""
+SET_GROUPS = ("tuning", "heldout", "heldout2")
+"""``tuning`` may be looked at while tuning the gate; ``heldout`` and ``heldout2`` never."""
 SIZES = ("small", "full")
 SMALL_BASELINE = 500
 """With ``size="small"`` (for fast tests) baselines are cut to at most this many records (stratified)."""
@@ -42,7 +48,7 @@ class Situation:
     name: str
     kind: str
     group: str
-    """``tuning`` (may be looked at while tuning the gate) or ``heldout`` (never tuned on)."""
+    """``tuning`` (may be looked at while tuning the gate), ``heldout`` or ``heldout2`` (never tuned on)."""
     dataset: str
     modality: str
     schema: Schema
@@ -53,10 +59,10 @@ class Situation:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in (*KINDS, *EXTRA_KINDS):
             raise InputError(f"{self.name}: unknown situation kind {self.kind!r}")
-        if self.group not in ("tuning", "heldout"):
-            raise InputError(f"{self.name}: a situation is in the tuning or the heldout group")
+        if self.group not in SET_GROUPS:
+            raise InputError(f"{self.name}: a situation is in one of the groups {', '.join(SET_GROUPS)}")
         self.contribution = self.contribution.reset_index(drop=True)
         self.baseline = self.baseline.reset_index(drop=True)
 

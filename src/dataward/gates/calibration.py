@@ -27,6 +27,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import special, stats
 
+from dataward.gates.shared_calibration_law import composition_sum_tail
+
 TAIL_FRACTION = 0.05
 """Share of the highest calibration scores used to fit the exponential tail beyond the largest one."""
 
@@ -597,11 +599,13 @@ def fisher_excess_p_value(p_values: np.ndarray, n_calibration: int, n_scored: in
     The count tests see records one threshold at a time; label noise in hard data shows as many
     records with *moderately* small p-values (0.005 to 0.05), none extreme. Fisher's sum adds them up.
     Its null law is that of conformal p-values of ``n`` records exchangeable with ``n_calibration``
-    trusted ones: each record's p sits on the grid ``k / (N)``, ``N = n_calibration + 1``, and the
-    records share one calibration set, so the sum's variance is ``n s^2 N / (N + 1)`` plus the shared
-    part ``n^2 s^2 / (N + 1)`` (Dirichlet spacings of the calibration set), where ``s^2`` is the
-    variance of ``-log p`` over the grid. The sum is compared with a gamma law of that mean and
-    variance. p-values are floored at ``1 / N``: no extrapolated tail enters.
+    trusted ones, which share one calibration set: each record's p sits on the grid ``k / N``,
+    ``N = n_calibration + 1``, and the records' cells are uniform over the compositions of ``n`` into
+    ``N`` parts. The tail is that law's, by a saddlepoint approximation
+    (``dataward.gates.shared_calibration_law``): a gamma law matched to its mean and variance, used
+    before, was two to nine times too light at ``1e-6``, where a block is decided. p-values are taken
+    at their grid cell (a tie broken within a cell counts as the cell) and floored at ``1 / N``: no
+    extrapolated tail enters.
 
     ``n_scored``: how many calibration records can reach a p-value below 1 at all (the rest tie at
     the bottom, as records that a detector rules out before scoring do); default all of them.
@@ -610,15 +614,11 @@ def fisher_excess_p_value(p_values: np.ndarray, n_calibration: int, n_scored: in
     n = p.shape[0]
     if n == 0 or n_calibration <= 0:
         return 1.0
-    big_n = n_calibration + 1.0
+    big_n = n_calibration + 1
     scored = n_calibration if n_scored is None else max(0, min(int(n_scored), n_calibration))
-    grid = np.zeros(int(big_n))
-    grid[: scored + 1] = -np.log(np.arange(1, scored + 2) / big_n)
-    mean, var = float(grid.mean()), float(grid.var())
-    if var <= 0:
-        return 1.0
-    statistic = float(np.sum(-np.log(np.clip(p, 1.0 / big_n, 1.0))))
-    total_mean = n * mean
-    total_var = n * var * big_n / (big_n + 1.0) + n * n * var / (big_n + 1.0)
-    shape, scale = total_mean**2 / total_var, total_var / total_mean
-    return float(stats.gamma.sf(statistic, shape, scale=scale))
+    weights = np.zeros(big_n)
+    weights[: scored + 1] = -np.log(np.arange(1, scored + 2) / big_n)
+    # The cell of each p-value: k / N, or a tie broken just below it, is cell k (1-based).
+    cells = np.clip(np.ceil(np.clip(p, 0.0, 1.0) * big_n - 1e-6), 1, big_n).astype(np.int64)
+    statistic = float(np.sum(weights[cells - 1]))
+    return composition_sum_tail(weights, n, statistic)

@@ -1,0 +1,129 @@
+"""The null law of a sum over records whose conformal p-values share one calibration set.
+
+``n`` records exchangeable with ``N - 1`` calibration records fall into the ``N`` cells between the
+sorted calibration scores; a record in cell ``k`` (counted from the most extreme) has the conformal
+p-value ``k / N``. Given the calibration set the records are independent, each in cell ``k`` with
+probability ``D_k``, the share of the score distribution in that cell; over calibration sets
+``D ~ Dirichlet(1, ..., 1)``. Mixed over ``D``, the count vector ``(c_1, ..., c_N)`` is uniform over the
+compositions of ``n`` into ``N`` parts (Bose-Einstein). A statistic ``T = sum_k c_k w_k`` (Fisher's sum
+of ``-log p`` has ``w_k = -log(k / N)``) therefore has a law that no independent-records formula gives:
+the shared calibration set makes a batch's p-values move together, and a moment-matched gamma law is
+several times too light far in the tail (2 to 9 times at 1e-6 for batches of 50 to 2,000 records).
+
+:func:`composition_sum_tail` computes ``P(T >= t)`` by Skovgaard's saddlepoint approximation for a
+conditional law: the uniform law over compositions is that of independent geometric counts given
+their sum (``P(c) ∝ r^(sum c)`` for any ``r``), so ``T`` given ``sum c = n`` has an explicit joint
+cumulant generating function. Checked against exact enumeration (4 records against 60 calibration
+records, down to 5e-6), importance sampling at 1e-6 (50 and 60 records against 50 and 120; 178 against
+716 when it was written: within 5%) and simulated batches, in ``tests/gates/test_shared_calibration_law.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize, special
+
+EXACT_CELLS = 50_000
+"""Cells handled one by one; beyond, cells of nearly equal weight are merged (see ``_cells``)."""
+
+MERGE_WIDTH = 2e-4
+"""Largest spread of weights merged into one cell beyond ``EXACT_CELLS``. A merged cell takes the
+largest weight among its members, so ``T`` can only grow: the tail is an upper bound (by at most
+``MERGE_WIDTH * n`` in ``T``, a fraction of a standard deviation)."""
+
+
+def composition_sum_tail(weights: np.ndarray, n: int, t: float) -> float:
+    """``P(sum_k c_k weights[k] >= t)`` for ``c`` uniform over the compositions of ``n`` into
+    ``len(weights)`` parts (see the module docstring). ``weights`` are non-negative."""
+    w, mult = _cells(np.asarray(weights, dtype=np.float64))
+    if n <= 0 or w.size == 0:
+        return 1.0 if t <= 0 else 0.0
+    cells = float(mult.sum())
+    w_max = float(w.max())
+    top = n * w_max
+    if t > top * (1.0 + 1e-12):
+        return 0.0
+    if t >= top * (1.0 - 1e-9):
+        # Only compositions with every record in a largest-weight cell reach it: count them exactly.
+        at_max = float(mult[w == w_max].sum())
+        return float(np.exp(_log_compositions(n, at_max) - _log_compositions(n, cells)))
+    mean = n * float(np.sum(mult * w)) / cells
+    var_w = float(np.sum(mult * (w - mean / n) ** 2)) / cells
+    if var_w <= 0.0 or t <= mean:
+        return 1.0  # at or below its mean the sum is no evidence (conservative)
+    sd = math.sqrt(n * (n + cells) / (cells + 1.0) * var_w)
+    b = _tilt(w, mult, n, t, mean)
+    y = _log_rate(w, mult, n, b)
+    x = np.exp(y + b * w)
+    v = x / (1.0 - x) ** 2
+    kaa, kab, kbb = float(np.sum(mult * v)), float(np.sum(mult * w * v)), float(np.sum(mult * w * w * v))
+    det = kaa * kbb - kab * kab
+    y0 = math.log(n / (n + cells))
+    r0 = math.exp(y0)
+    kaa0 = cells * r0 / (1.0 - r0) ** 2
+    # -log of the tilted against the untilted joint density's normalizer, at the two saddlepoints.
+    alt = -float(np.sum(mult * np.log1p(-x))) - n * y - b * t
+    null = -cells * math.log1p(-r0) - n * y0
+    signed_root = math.sqrt(max(2.0 * (null - alt), 0.0))
+    if signed_root < 1e-3 or det <= 0.0:
+        return float(special.ndtr(-(t - mean) / sd))
+    u = b * math.sqrt(det / kaa0)
+    tail = float(special.ndtr(-signed_root)) + math.exp(-0.5 * signed_root**2) / math.sqrt(2.0 * math.pi) * (
+        1.0 / u - 1.0 / signed_root
+    )
+    return min(1.0, max(tail, 0.0))
+
+
+def _log_compositions(n: int, parts: float) -> float:
+    """log of the number of compositions of ``n`` into ``parts`` parts, ``C(n + parts - 1, n)``."""
+    return float(special.gammaln(n + parts) - special.gammaln(n + 1.0) - special.gammaln(parts))
+
+
+def _cells(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct weights and how many cells have each; beyond ``EXACT_CELLS`` distinct weights, runs of
+    sorted weights spanning at most ``MERGE_WIDTH`` merged at their largest."""
+    values, counts = np.unique(weights, return_counts=True)
+    if values.size <= EXACT_CELLS:
+        return values, counts.astype(np.float64)
+    groups = np.floor((values - values[0]) / MERGE_WIDTH).astype(np.int64)
+    ends = np.flatnonzero(np.diff(groups)) + 1
+    starts = np.concatenate(([0], ends))
+    stops = np.concatenate((ends, [values.size]))
+    return values[stops - 1], np.add.reduceat(counts, starts).astype(np.float64)
+
+
+def _log_rate(w: np.ndarray, mult: np.ndarray, n: int, b: float) -> float:
+    """``y`` with ``sum mult x / (1 - x) = n``, ``x = exp(y + b w)``: Newton from the right, where the
+    left side is convex and increasing in ``y``, so that no step overshoots."""
+    bw = b * w
+    y_top = -float(bw.max())
+    y = y_top - 0.5 / (n + 1.0)  # the largest cell alone holds more than n there
+    for _ in range(200):
+        x = np.exp(y + bw)
+        m = x / (1.0 - x)
+        f = float(np.sum(mult * m)) - n
+        if f <= n * 1e-13:
+            break
+        step = f / float(np.sum(mult * m / (1.0 - x)))
+        y -= step
+        if step <= 1e-15 * max(1.0, abs(y)):
+            break
+    return y
+
+
+def _tilt(w: np.ndarray, mult: np.ndarray, n: int, t: float, mean: float) -> float:
+    """``b > 0`` with ``sum mult w x / (1 - x) = t`` at the matching ``y``: the tilted law's mean of
+    ``T`` is ``t`` (it rises with ``b`` from ``mean`` towards ``n max w``)."""
+
+    def excess(b: float) -> float:
+        x = np.exp(_log_rate(w, mult, n, b) + b * w)
+        return float(np.sum(mult * w * x / (1.0 - x))) - t
+
+    hi = 1.0
+    while excess(hi) < 0.0:
+        hi *= 2.0
+        if hi > 1e12:
+            break
+    return float(optimize.brentq(excess, 0.0, hi, xtol=1e-14, rtol=1e-12, maxiter=300))

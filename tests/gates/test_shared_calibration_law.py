@@ -1,0 +1,137 @@
+"""The law of a sum over records whose conformal p-values share one calibration set (Fisher's sum of
+``label_consistency``): its tail against exact enumeration, importance sampling and plain simulation,
+far enough out for a block at ``block_p``; the edges; and ``fisher_excess_p_value`` built on it."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from dataward.gates import shared_calibration_law
+from dataward.gates.calibration import conformal_p_values, fisher_excess_p_value
+from dataward.gates.shared_calibration_law import composition_sum_tail
+
+
+def _fisher_weights(n_calibration: int) -> np.ndarray:
+    big_n = n_calibration + 1
+    return -np.log(np.arange(1, big_n + 1) / big_n)
+
+
+def _gamma_tail(weights: np.ndarray, n: int, t: float) -> float:
+    """The moment-matched gamma law this replaced (for the comparison only)."""
+    big_n = weights.size
+    mean, var = n * weights.mean(), n * weights.var() * (n + big_n) / (big_n + 1.0)
+    return float(stats.gamma.sf(t, mean**2 / var, scale=var / mean))
+
+
+def _quantile_of_tail(weights: np.ndarray, n: int, level: float) -> float:
+    """The ``t`` whose saddlepoint tail is ``level``."""
+    lo = hi = n * weights.mean() * 1.0001
+    while composition_sum_tail(weights, n, hi) > level:
+        lo, hi = hi, min(hi * 1.1, n * weights.max() * (1 - 1e-9))
+    return float(optimize.brentq(lambda t: np.log(composition_sum_tail(weights, n, t)) - np.log(level), lo, hi))
+
+
+def _importance_sampled(weights: np.ndarray, n: int, t: float, samples: int, seed: int) -> tuple[float, float]:
+    """``P(T >= t)`` by a Pólya urn tilted towards heavy cells, reweighted: (estimate, standard error).
+    Record ``i`` joins cell ``k`` with chance ``(1 + c_k) / (N + i)`` in the untilted urn (which gives
+    the uniform law over compositions); the tilted urn multiplies it by ``exp(theta w_k)``."""
+    rng = np.random.default_rng(seed)
+    big_n = weights.size
+    # The saddlepoint's own tilt (of the independent geometric counts) puts the urn's mean near t.
+    values, counts = shared_calibration_law._cells(weights)
+    mean = n * float(np.sum(values * counts)) / big_n
+    tilt = np.exp(shared_calibration_law._tilt(values, counts, n, t, mean) * weights)
+
+    counts = np.zeros((samples, big_n))
+    log_ratio, total = np.zeros(samples), np.zeros(samples)
+    for i in range(n):
+        mass = (1.0 + counts) * tilt
+        sums = mass.sum(axis=1)
+        cells = np.minimum((np.cumsum(mass, axis=1) < (rng.random(samples) * sums)[:, None]).sum(axis=1), big_n - 1)
+        log_ratio += np.log(sums) - np.log(big_n + i) - np.log(tilt[cells])
+        counts[np.arange(samples), cells] += 1.0
+        total += weights[cells]
+    estimates = np.where(total >= t, np.exp(log_ratio), 0.0)
+    return float(estimates.mean()), float(estimates.std() / np.sqrt(samples))
+
+
+def test_the_tail_is_the_exact_law_of_four_records_against_sixty_calibration_records() -> None:
+    weights = _fisher_weights(60)
+    # Every multiset of 4 cells among 61 is one composition, each as likely as the others.
+    cells = np.array(list(itertools.combinations_with_replacement(range(61), 4)))
+    sums = np.sort(weights[cells].sum(axis=1))
+    for level in (1e-2, 1e-4, 5e-6):
+        t = sums[int((1 - level) * sums.size)]
+        exact = float(np.mean(sums >= t))
+        assert composition_sum_tail(weights, 4, t) == pytest.approx(exact, rel=0.2), level
+
+
+@pytest.mark.parametrize(("n_calibration", "n", "samples"), [(50, 50, 40_000), (120, 60, 20_000)])
+def test_the_tail_holds_at_block_p_where_a_gamma_law_was_too_light(n_calibration: int, n: int, samples: int) -> None:
+    weights = _fisher_weights(n_calibration)
+    t = _quantile_of_tail(weights, n, 1e-6)
+    estimate, error = _importance_sampled(weights, n, t, samples=samples, seed=n)
+    assert error < 0.1 * estimate
+    assert composition_sum_tail(weights, n, t) == pytest.approx(estimate, rel=0.25)
+    # What the moment-matched gamma law said there: too light, so a clean batch would be blocked more
+    # often than block_p.
+    assert _gamma_tail(weights, n, t) < 0.6 * estimate
+
+
+def test_the_tail_matches_simulated_clean_batches_from_the_bulk_to_1e_3() -> None:
+    rng = np.random.default_rng(3)
+    n_calibration, n, draws = 200, 400, 160_000
+    weights = _fisher_weights(n_calibration)
+    sums = np.concatenate(
+        [
+            rng.multinomial(n, rng.dirichlet(np.ones(n_calibration + 1), size=20_000)) @ weights
+            for _ in range(draws // 20_000)
+        ]
+    )
+    for level in (0.1, 1e-2, 1e-3):
+        t = _quantile_of_tail(weights, n, level)
+        simulated = float(np.mean(sums >= t))
+        spread = 4.0 * np.sqrt(level / draws)
+        assert abs(simulated - level) <= spread + 0.05 * level, (level, simulated)
+
+
+def test_the_edges_of_the_law() -> None:
+    weights = _fisher_weights(30)
+    n = 4
+    top = n * weights.max()
+    # Every record in the most extreme cell: one composition of C(n + 30, n).
+    assert composition_sum_tail(weights, n, top) == pytest.approx(1.0 / 46_376, rel=1e-9)
+    assert composition_sum_tail(weights, n, top + 1e-6) == 0.0
+    assert composition_sum_tail(weights, n, n * weights.mean()) == 1.0
+    assert composition_sum_tail(weights, n, 0.0) == 1.0
+    assert composition_sum_tail(weights, 0, 1.0) == 0.0
+    assert 0.0 < composition_sum_tail(weights, n, 0.9 * top) < composition_sum_tail(weights, n, 0.6 * top) < 1.0
+
+
+def test_merged_cells_only_ever_raise_the_tail(monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = _fisher_weights(5_000)
+    t = _quantile_of_tail(weights, 300, 1e-5)
+    exact = composition_sum_tail(weights, 300, t)
+    monkeypatch.setattr(shared_calibration_law, "EXACT_CELLS", 100)
+    monkeypatch.setattr(shared_calibration_law, "MERGE_WIDTH", 1e-3)
+    merged = composition_sum_tail(weights, 300, t)
+    assert exact <= merged <= 3.0 * exact
+
+
+def test_fisher_excess_reads_each_p_value_at_its_cell() -> None:
+    n_calibration = 100
+    rng = np.random.default_rng(0)
+    p = conformal_p_values(rng.random(n_calibration), rng.random(80))
+    # A tie broken inside a cell (as label_consistency does) is its cell, and nothing goes below the floor.
+    nudged = np.maximum(p - 1e-4 / (n_calibration + 1), 0.0)
+    assert fisher_excess_p_value(nudged, n_calibration) == fisher_excess_p_value(p, n_calibration)
+    floor = np.full(80, 1.0 / (n_calibration + 1))
+    assert fisher_excess_p_value(floor * 1e-9, n_calibration) == fisher_excess_p_value(floor, n_calibration)
+    # Every record beyond every calibration record: exactly the one composition that puts all 80 there.
+    assert fisher_excess_p_value(floor, n_calibration) == pytest.approx(
+        np.exp(-(np.sum(np.log(np.arange(81, 181))) - np.sum(np.log(np.arange(1, 101))))), rel=1e-6
+    )

@@ -41,3 +41,27 @@ def test_a_clean_split_is_scanned_and_only_poisoning_detectors_are_kept() -> Non
     summary = clean_null.summarize([row, {**row, "verdict": "review", "blockers": [], "p_values": {"x": 1e-5}}])
     assert summary["batches"] == 2 and sum(summary["verdicts"].values()) == 2
     assert summary["smallest_p_at_or_below"]["0.0001"] == 0.5
+
+
+def test_the_fisher_sum_benchmark_compares_both_laws_on_the_same_batches(tmp_path, monkeypatch) -> None:
+    from benchmarks import fisher_sum_null
+
+    monkeypatch.setattr(fisher_sum_null, "SIZES", ((20, 20), (20, 600)))
+    out = tmp_path / "fisher.json"
+    fisher_sum_null.main(["--batches", "400", "--samples", "300", "--out", str(out)])
+    rows = json.loads(out.read_text())
+    assert [(r["calibration"], r["batch"]) for r in rows] == [(20, 20), (20, 600)]
+    for row in rows:
+        for law in ("gamma", "saddlepoint"):
+            shares = [row[law][str(level)] for level in fisher_sum_null.LEVELS]
+            assert all(0.0 <= s <= 1.0 for s in shares) and shares == sorted(shares, reverse=True)
+    # The block level is estimated by the urn for the small batch only.
+    assert str(fisher_sum_null.BLOCK_LEVEL) in rows[0]["saddlepoint"]
+    assert str(fisher_sum_null.BLOCK_LEVEL) not in rows[1]["saddlepoint"]
+    # The urn's estimate of a tail that simulation can reach agrees with simulation.
+    weights = fisher_sum_null.fisher_weights(20)
+    rng = np.random.default_rng(1)
+    t = fisher_sum_null.level_sum(fisher_sum_null.composition_sum_tail, weights, 20, 1e-2)
+    simulated = float(np.mean(fisher_sum_null.simulated_sums(20, 20, 40_000, rng) >= t))
+    estimate, error = fisher_sum_null.importance_sampled_tail(weights, 20, t, 4_000, rng)
+    assert abs(estimate - simulated) < 4 * error + 4 * np.sqrt(simulated / 40_000)

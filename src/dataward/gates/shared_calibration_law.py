@@ -8,7 +8,8 @@ probability ``D_k``, the share of the score distribution in that cell; over cali
 compositions of ``n`` into ``N`` parts (Bose-Einstein). A statistic ``T = sum_k c_k w_k`` (Fisher's sum
 of ``-log p`` has ``w_k = -log(k / N)``) therefore has a law that no independent-records formula gives:
 the shared calibration set makes a batch's p-values move together, and a moment-matched gamma law is
-several times too light far in the tail (2 to 9 times at 1e-6 for batches of 50 to 2,000 records).
+too light far in the tail (clean batches of 50 to 178 records reached 1e-6 1.7 to 2.7 times as often;
+``benchmarks/fisher_sum_null.py``).
 
 :func:`composition_sum_tail` computes ``P(T >= t)`` by Skovgaard's saddlepoint approximation for a
 conditional law: the uniform law over compositions is that of independent geometric counts given

@@ -226,3 +226,22 @@ def test_a_stored_model_file_swapped_behind_the_wards_back_is_refused(models: Mo
         db.close()
     with pytest.raises(IntegrityViolation, match="do not match its signed manifest"):
         models.as_("rita").model_gate("man-clf@v1")
+
+
+def test_one_human_and_their_bot_are_one_model_approver(models: Models) -> None:
+    """Two release approvals must come from two people: ann's bot, granted approver, adds nothing to ann's."""
+    ward, ann, pat = models.ward, models.as_("ann"), models.as_("pat")
+    ward.set_policy(
+        "man", "approvals:\n  required: 0\ngate:\n  detectors: [triggers, duplicates]\nrelease:\n  approvals: 2\n"
+    )
+    models.as_("rita").model_gate("man-clf@v1")
+    ward.create_principal("ann-bot", kind="service", owner="ann")
+    ward.grant("ann-bot", "approver", "model:man-clf")
+    ann.approve_model("man-clf@v1", reason="gate passed")
+    ward.as_key(ward.issue_key("ann-bot")["key"]).approve_model("man-clf@v1", reason="my human agrees")
+    with pytest.raises(PolicyViolation, match="1 of 2 approval"):
+        pat.release_model("man-clf@v1")
+    ward.create_principal("amy")
+    ward.grant("amy", "approver", "model:man-clf")
+    ward.as_key(ward.issue_key("amy")["key"]).approve_model("man-clf@v1", reason="checked too")
+    assert pat.release_model("man-clf@v1")["stage"] == "released"

@@ -183,3 +183,20 @@ def test_nobody_approves_the_version_they_made(team: dict[str, Ward], tmp_path: 
         version_made_by="p_erin",
     )
     assert status.conflicted == (made,)
+
+
+def test_one_human_and_their_bot_are_one_approver(team: dict[str, Ward]) -> None:
+    """Two approvals must come from two people: dave's own bot, granted approver, adds no second
+    approver to dave's approval, on the contribution nor on the version as a whole."""
+    admin = team["admin"]
+    admin.create_principal("dave-bot", kind="service", owner="dave")
+    admin.grant("dave-bot", "approver", "dataset:wine")
+    bot = admin.as_key(admin.issue_key("dave-bot")["key"])
+    out = bot.approve("wine#1", reason="my human checked it")
+    assert out["satisfied"] is False and "1 of 2" in out["approvals"] and "1 repeated" in out["approvals"]
+    bot.approve("wine@v1", reason="the version too")
+    with pytest.raises(PolicyViolation, match="1 of 2"):
+        admin.promote("wine@v1")
+    # A second person does count.
+    assert team["erin"].approve("wine#1", reason="checked")["satisfied"] is True
+    assert admin.promote("wine@v1")["stage"] == "training"

@@ -559,7 +559,8 @@ def approvals_status(
 ) -> ApprovalStatus:
     """Count the approvals that hold for the contribution's *current* ``content_hash``.
 
-    Only approvals for that hash, from a role the policy accepts, by distinct approvers count.
+    Only approvals for that hash, from a role the policy accepts, by distinct approvers count; given
+    ``principals``, a service principal and its owning human are one approver.
     When ``submitter_id`` is given and separation of duties is on, approvals by the submitter or
     its owner (and, given ``principals``, by bots of the same owner) are listed as conflicted, so a
     record written before the rule existed still cannot count.
@@ -594,10 +595,10 @@ def approvals_status(
             )
         ):
             conflicted.append(approval)
-        elif approval.approver_id in seen:
+        elif _answerer(approval.approver_id, principals) in seen:
             repeated.append(approval)
         else:
-            seen.add(approval.approver_id)
+            seen.add(_answerer(approval.approver_id, principals))
             counted.append(approval)
     return ApprovalStatus(
         required=policy.approvals.required,
@@ -608,6 +609,13 @@ def approvals_status(
         conflicted=tuple(conflicted),
         repeated=tuple(repeated),
     )
+
+
+def _answerer(approver_id: str, principals: Mapping[str, Principal] | None) -> str:
+    """The human who answers for an approval: a bot and its owner are one approver, so that a policy
+    asking for two approvals gets two people, not one person and their bot."""
+    approver = None if principals is None else principals.get(approver_id)
+    return approver_id if approver is None else (approver.owner_id or approver.id)
 
 
 def _conflicts(

@@ -24,6 +24,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access.authorize import roles_on
+from dataward.access.overrides import accountable_human
 from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Role, Scope
 from dataward.catalog.projection import insert_row, update_row
@@ -89,8 +90,8 @@ def _trainer(conn: Connection, mv: Any) -> tuple[str, str | None]:
 
 def counted_approvals(conn: Connection, mv: Any) -> tuple[list[Any], list[str]]:
     """The approvals that count for a model version now, and why each other one does not: bound to this
-    digest, by distinct active principals holding an approver role of the release policy, none of the
-    trainer's side."""
+    digest, by distinct active principals (a bot and its owner are one) holding an approver role of the
+    release policy, none of the trainer's side."""
     policy = release_policy(conn, mv)
     trainer, trainer_owner = _trainer(conn, mv)
     sod = separation_on(conn, mv)
@@ -106,12 +107,13 @@ def counted_approvals(conn: Connection, mv: Any) -> tuple[list[Any], list[str]]:
             problem = f"role {a.role} is not one the release policy accepts"
         elif sod and separation_problem(who, trainer, trainer_owner, work="this model", made="trained"):
             problem = str(separation_problem(who, trainer, trainer_owner, work="this model", made="trained"))
-        elif who.id in seen:
-            problem = f"{who.name!r} approved already"
+        elif accountable_human(who) in seen:
+            # A bot and its owner are one approver: two approvals take two people.
+            problem = f"{who.name!r} approved already, or the human it answers to did"
         if problem:
             refused.append(problem)
         else:
-            seen.add(who.id)
+            seen.add(accountable_human(who))
             counted.append(a)
     return counted, refused
 

@@ -400,3 +400,54 @@ def test_a_quarantine_undone_behind_the_wards_back_is_refused(ward: Ward, tmp_pa
     # verify names the same row, whichever way the event is spelled.
     problems = ward.verify().problems
     assert any(p.kind == "altered_row" and "status" in p.where for p in problems)
+
+
+def _duplicating(root: Path, flipped: int) -> Path:
+    """Records 80-120 and ``flipped`` records of wine@v1 again under another label: the duplicate check
+    holds them (5: a ``review`` verdict, 10: a ``block``)."""
+    again = [dict(r, cultivar=(r["cultivar"] + 1) % 3) for r in wine_rows(0, flipped, shuffled=True)]
+    return write_csv(root / f"dup{flipped}.csv", wine_rows(80, 120, shuffled=True) + again)
+
+
+@pytest.mark.parametrize("edit", ["status", "added_object", "gate_verdict"])
+def test_a_merge_never_signs_what_a_tampered_contribution_row_says(ward: Ward, tmp_path: Path, edit: str) -> None:
+    """A rejected contribution revived in the catalog alone, its id list put in the row of a clean
+    contribution, or a blocked one's verdict set to pass: the merge, which signs a new version from
+    those rows, refuses instead of laundering the records into a signed version that the loader would
+    then serve for training (it did: `verify` alone noticed)."""
+    if edit == "gate_verdict":
+        blocked = ward.contribute("wine", _duplicating(tmp_path, 10), source="c")
+        assert blocked["gate"]["verdict"] == "block"
+        sql(ward, "UPDATE contributions SET gate_verdict = 'pass' WHERE id = ?", blocked["id"])
+        target = blocked["ref"]
+    else:
+        rows = wine_rows(80, 120, shuffled=True)
+        rejected = ward.contribute("wine", write_csv(tmp_path / "c.csv", rows), source="c")
+        ward.reject(rejected["ref"], reason="poison")
+        target = rejected["ref"]
+        if edit == "status":
+            sql(ward, "UPDATE contributions SET status = 'gated' WHERE id = ?", rejected["id"])
+        else:
+            rows = wine_rows(120, 160, shuffled=True)
+            clean = ward.contribute("wine", write_csv(tmp_path / "d.csv", rows), source="d")
+            theirs = "(SELECT added_object FROM contributions WHERE id = ?)"
+            sql(ward, f"UPDATE contributions SET added_object = {theirs} WHERE id = ?", rejected["id"], clean["id"])
+            target = clean["ref"]
+    with pytest.raises(IntegrityViolation, match=f"refusing to merge wine#[0-9]+: .*{edit} is"):
+        merge_reviewed(ward, target)
+    assert [v["number"] for v in ward.versions("wine")] == [1, 2]
+
+
+def test_a_promotion_checks_the_verdicts_it_counts_against_the_ledger(ward: Ward, tmp_path: Path) -> None:
+    """A version holding a contribution the gate sent to review is not promoted under a policy asking
+    for pass, not even once the verdict reads pass in the catalog alone."""
+    reviewed = ward.contribute("wine", _duplicating(tmp_path, 5), source="c")
+    assert reviewed["gate"]["verdict"] == "review"
+    merge_reviewed(ward, reviewed["ref"])
+    ward.set_policy("wine", NO_APPROVALS_POLICY + "promotion:\n  require_gate: pass\n")
+    with pytest.raises(PolicyViolation, match="gate verdict 'review'"):
+        ward.promote("wine@v3")
+    sql(ward, "UPDATE contributions SET gate_verdict = 'pass' WHERE id = ?", reviewed["id"])
+    with pytest.raises(IntegrityViolation, match=r"refusing to promote wine#3: .*gate_verdict is"):
+        ward.promote("wine@v3")
+    assert ward.dataset("wine").version("training").info["number"] == 1

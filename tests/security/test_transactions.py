@@ -285,11 +285,11 @@ def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_versio
 ) -> None:
     """A merge reads the parent's manifest and writes the new one outside the lock; when another merge
     lands meanwhile, its version would have the wrong parent, so it is built again on the new one."""
-    import dataward.service.versions as versions
+    import dataward.service.guard as guard  # the merge reads the parent's manifest where it checks it
 
     ward.run_gate("wine#2")
     third = ward.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(160, 170)), source="d")
-    original = versions.manifest_ids
+    original = guard.manifest_ids
     calls: list[str] = []
 
     def manifest_then_merge(store: Any, digest: str) -> list[str]:
@@ -299,7 +299,7 @@ def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_versio
             merge_reviewed(Ward.open(ward.folder), third["ref"])
         return original(store, digest)
 
-    monkeypatch.setattr(versions, "manifest_ids", manifest_then_merge)
+    monkeypatch.setattr(guard, "manifest_ids", manifest_then_merge)
     merged = merge_reviewed(ward, "wine#2")
     # v1's manifest read by the first attempt and by the other merge, then v2's by the second attempt.
     assert len(calls) == 3 and calls[0] == calls[1] != calls[2]

@@ -171,12 +171,20 @@ def _disagreements(catalog: Any, ledger: dict[str, Any] | None, columns: Iterabl
 
 
 def _check_row(
-    conn: Connection, table: str, row: Any, columns: Iterable[str], what: str, public_key: str, ward_id: str
+    conn: Connection,
+    table: str,
+    row: Any,
+    columns: Iterable[str],
+    what: str,
+    public_key: str,
+    ward_id: str,
+    *,
+    doing: str = "serve",
 ) -> None:
     found = _disagreements(row, _ledger_row(conn, table, row.id, public_key, ward_id), list(columns))
     if found:
         raise IntegrityViolation(
-            f"refusing to serve {what}: the catalog disagrees with the signed ledger: " + "; ".join(found),
+            f"refusing to {doing} {what}: the catalog disagrees with the signed ledger: " + "; ".join(found),
             hint=_HINT,
             row=f"{table} {row.id}",
         )
@@ -215,6 +223,19 @@ def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[
 def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
     """Refuse when dataset row ``ds`` (name, schema, role) is not what the ledger recorded."""
     _check_row(conn, "datasets", ds, DATASET_COLUMNS, f"dataset {ds.name!r}", ward.signer.public_key_b64, ward.ward_id)
+
+
+def checked_contribution(ward: Any, conn: Connection, ds: Any, c: Any, *, doing: str) -> None:
+    """Refuse (``IntegrityViolation``) when contribution row ``c`` of dataset row ``ds`` is not what the
+    signed ledger made it. A use case that signs something built from the row (a merge, a promotion)
+    checks it first: otherwise a row edited behind the ledger's back (a rejected contribution set back
+    to ``gated``, another contribution's id list) would be laundered into a signed version that every
+    guarded read then serves."""
+    public_key, ward_id = ward.signer.public_key_b64, ward.ward_id
+    checked_dataset(ward, conn, ds)
+    columns = [col.name for col in TABLES["contributions"].columns]
+    what = f"{ds.name}#{c.number}"
+    _check_row(conn, "contributions", c, columns, what, public_key, ward_id, doing=doing)
 
 
 def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:

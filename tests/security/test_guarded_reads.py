@@ -451,3 +451,21 @@ def test_a_promotion_checks_the_verdicts_it_counts_against_the_ledger(ward: Ward
     with pytest.raises(IntegrityViolation, match=r"refusing to promote wine#3: .*gate_verdict is"):
         ward.promote("wine@v3")
     assert ward.dataset("wine").version("training").info["number"] == 1
+
+
+def test_a_gate_rerun_never_signs_what_a_tampered_contribution_row_says(ward: Ward, tmp_path: Path) -> None:
+    """A blocked contribution's verdict cleared and a clean id list put in its row, in the catalog alone,
+    then its gate run again: the run would judge the clean records and sign `pass` for the blocked
+    content (after which the row, set back, agrees with the ledger and merges). It is refused."""
+    blocked = ward.contribute("wine", _duplicating(tmp_path, 10), source="c")
+    clean = ward.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(120, 160, shuffled=True)), source="d")
+    theirs = "(SELECT added_object FROM contributions WHERE id = ?)"
+    sql(
+        ward,
+        f"UPDATE contributions SET gate_verdict = NULL, added_object = {theirs} WHERE id = ?",
+        clean["id"],
+        blocked["id"],
+    )
+    with pytest.raises(IntegrityViolation, match=r"refusing to gate wine#3: .*added_object is"):
+        ward.run_gate(blocked["ref"])
+    assert [e["subject"]["contribution"] for e in ward.ledger(types=["gate.completed"])].count(blocked["id"]) == 1

@@ -200,3 +200,16 @@ def test_one_human_and_their_bot_are_one_approver(team: dict[str, Ward]) -> None
     # A second person does count.
     assert team["erin"].approve("wine#1", reason="checked")["satisfied"] is True
     assert admin.promote("wine@v1")["stage"] == "training"
+
+
+def test_a_policy_relaxed_in_the_catalog_alone_promotes_nothing(team: dict[str, Ward]) -> None:
+    """The promotion checks the policy it applies against the signed ledger: two approvals lowered to
+    one in the catalog's row, behind the ledger's back, does not let wine@v1 through on one approval."""
+    admin = team["admin"]
+    db = _sqlite(admin)
+    db.execute("UPDATE datasets SET policy = replace(policy, 'required: 2', 'required: 1') WHERE name = 'wine'")
+    db.close()
+    assert admin.policy("wine")["policy"]["approvals"]["required"] == 1
+    with pytest.raises(IntegrityViolation, match=r"refusing to promote dataset 'wine': .*policy is"):
+        admin.promote("wine@v1")
+    assert admin.versions("wine")[0]["stage"] == "candidate"

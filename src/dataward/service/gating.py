@@ -26,7 +26,7 @@ from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.gate_seed import GateSeed, gate_seed
-from dataward.service.guard import checked_version_ids, may, without_neighbours
+from dataward.service.guard import checked_for_signing, checked_version_ids, may, without_neighbours
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
@@ -213,6 +213,8 @@ class GateService(Service):
         with self.use_case(action, Scope.dataset(ds.name), write=False) as uc:
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             ds = rows.dataset_row(uc.conn, ds.name)
+            # The id list judged, the verdict a re-run never lowers and the policy, as the ledger made them.
+            checked_for_signing(self, uc.conn, ds, c, doing="gate")
             inputs = self._gate_inputs(uc.conn, ds, c)
             judged = _judged_against(uc.conn, ds)
         # The scan's random choices (the detectors' samples of the contribution, folds, forests) follow a
@@ -248,6 +250,7 @@ class GateService(Service):
         with self.use_case(action, Scope.dataset(ds.name)) as uc:
             before = c.gate_verdict
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
+            checked_for_signing(self, uc.conn, ds, c, doing="gate")
             if c.gate_verdict != before:
                 raise Conflict(f"another gate run on {ds.name}#{c.number} finished first", hint="run it again")
             if _judged_against(uc.conn, ds) != judged:

@@ -225,17 +225,19 @@ def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
     _check_row(conn, "datasets", ds, DATASET_COLUMNS, f"dataset {ds.name!r}", ward.signer.public_key_b64, ward.ward_id)
 
 
-def checked_contribution(ward: Any, conn: Connection, ds: Any, c: Any, *, doing: str) -> None:
-    """Refuse (``IntegrityViolation``) when contribution row ``c`` of dataset row ``ds`` is not what the
-    signed ledger made it. A use case that signs something built from the row (a merge, a promotion)
-    checks it first: otherwise a row edited behind the ledger's back (a rejected contribution set back
-    to ``gated``, another contribution's id list) would be laundered into a signed version that every
-    guarded read then serves."""
+def checked_for_signing(ward: Any, conn: Connection, ds: Any, *contribs: Any, doing: str) -> None:
+    """Refuse (``IntegrityViolation``) when dataset row ``ds`` (its policy included) or any contribution
+    row of ``contribs`` is not what the signed ledger made it. A use case that signs something decided
+    from these rows (a gate run, a merge, a promotion) checks them first: otherwise a row edited behind
+    the ledger's back (a rejected contribution set back to ``gated``, another contribution's id list, a
+    verdict or a policy relaxed) would be laundered into signed events that every read then trusts."""
     public_key, ward_id = ward.signer.public_key_b64, ward.ward_id
-    checked_dataset(ward, conn, ds)
+    columns = [col.name for col in TABLES["datasets"].columns]
+    _check_row(conn, "datasets", ds, columns, f"dataset {ds.name!r}", public_key, ward_id, doing=doing)
     columns = [col.name for col in TABLES["contributions"].columns]
-    what = f"{ds.name}#{c.number}"
-    _check_row(conn, "contributions", c, columns, what, public_key, ward_id, doing=doing)
+    for c in contribs:
+        what = f"{ds.name}#{c.number}"
+        _check_row(conn, "contributions", c, columns, what, public_key, ward_id, doing=doing)
 
 
 def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:

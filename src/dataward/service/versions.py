@@ -24,7 +24,7 @@ from dataward.service.datasets import version_info
 from dataward.service.guard import (
     barred_records,
     barred_summary,
-    checked_contribution,
+    checked_for_signing,
     checked_version_ids,
     export_target,
     guarded_read,
@@ -78,7 +78,7 @@ class VersionService(Service):
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and cannot be merged")
             parent = rows.latest_version(uc.conn, ds.id)
             # What the merge signs is built from these rows: each must be what the ledger made it.
-            checked_contribution(self, uc.conn, ds, c, doing="merge")
+            checked_for_signing(self, uc.conn, ds, c, doing="merge")
             current = checked_version_ids(self, uc.conn, ds, parent) if parent else []
             basis = _held_basis(uc.conn, ds.id, c.id)
             number = rows.next_number(uc.conn, versions, ds.id)
@@ -92,7 +92,7 @@ class VersionService(Service):
         with self.use_case(action, scope) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)
-            checked_contribution(self, uc.conn, ds, c, doing="merge")
+            checked_for_signing(self, uc.conn, ds, c, doing="merge")
             if c.status not in MERGEABLE:
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and cannot be merged")
             if ds.role == "dataset":
@@ -262,9 +262,9 @@ class VersionService(Service):
             with self.use_case(action, Scope.dataset(name), write=False) as uc:
                 ds, ver = self._promotable(uc.conn, name, version, stage)
                 ids = checked_version_ids(self, uc.conn, ds, ver)
-                # The gate verdicts and content hashes the policy is checked against, as the ledger made them.
-                for cid in json.loads(ver.contributions):
-                    checked_contribution(self, uc.conn, ds, rows.contribution_row(uc.conn, cid), doing="promote")
+                # The policy, and the gate verdicts and content hashes it is checked against, as signed.
+                held = [rows.contribution_row(uc.conn, cid) for cid in json.loads(ver.contributions)]
+                checked_for_signing(self, uc.conn, ds, *held, doing="promote")
                 barred = barred_records(uc.conn, self.store, ds, ver, ids, (self.signer.public_key_b64, self.ward_id))
                 if barred:
                     raise PolicyViolation(

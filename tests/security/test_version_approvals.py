@@ -213,3 +213,20 @@ def test_a_policy_relaxed_in_the_catalog_alone_promotes_nothing(team: dict[str, 
     with pytest.raises(IntegrityViolation, match=r"refusing to promote dataset 'wine': .*policy is"):
         admin.promote("wine@v1")
     assert admin.versions("wine")[0]["stage"] == "candidate"
+
+
+def test_an_approval_added_in_the_catalog_alone_counts_for_nothing(team: dict[str, Ward]) -> None:
+    """A second approval of wine#1, copied from dave's into erin's name in the catalog's approvals table
+    without a signed event, does not promote wine@v1: the promotion checks the approvals it counts."""
+    admin = team["admin"]
+    erin = next(p["id"] for p in admin.principals() if p["name"] == "erin")
+    db = _sqlite(admin)
+    db.execute(
+        "INSERT INTO approvals (id, contribution_id, principal_id, decision, content_hash, reason, created_at) "
+        "SELECT 'a_forged', contribution_id, ?, decision, content_hash, reason, created_at FROM approvals",
+        (erin,),
+    )
+    db.close()
+    with pytest.raises(IntegrityViolation, match=r"refusing to promote wine#1 \(approvals a_forged\): "):
+        admin.promote("wine@v1")
+    assert admin.versions("wine")[0]["stage"] == "candidate"

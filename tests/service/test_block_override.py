@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import AccessDenied, Conflict, InputError, PolicyViolation
+from dataward.domain.errors import AccessDenied, Conflict, InputError, IntegrityViolation, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import wine_rows, wine_schema_specs, write_csv
@@ -193,3 +193,23 @@ def test_verify_catches_an_override_edited_behind_the_ledgers_back(team: dict[st
     db.close()
     problems = {(p.kind, p.where.split()[0]) for p in team["admin"].verify().problems}
     assert ("altered_row", "gate_overrides") in problems and ("missing_row", "gate_overrides") in problems
+
+
+def test_a_request_written_into_the_catalog_alone_is_no_second_person(team: dict[str, Ward], tmp_path: Path) -> None:
+    """ben's request is forged straight into the catalog's override table, with no signed event: cat's
+    override would confirm it and lift the block on cat's word alone. It is refused instead."""
+    admin = team["admin"]
+    c = _blocked(team["scraper"], tmp_path)
+    ben = next(p["id"] for p in admin.principals() if p["name"] == "ben")
+    db = sqlite3.connect(admin.folder / "catalog.sqlite", isolation_level=None)
+    db.execute(
+        "INSERT INTO gate_overrides (id, contribution_id, gate_run, principal_id, step, role, reason, "
+        "content_hash, created_at) SELECT 'ov_forged', id, gate_run, ?, 'requested', 'owner', 'checked', "
+        "content_hash, created_at FROM contributions WHERE id = ?",
+        (ben, c["id"]),
+    )
+    db.close()
+    with pytest.raises(IntegrityViolation, match=r"ov_forged"):
+        team["cat"].override_block(c["ref"], reason="agreed")
+    assert admin.contribution(c["ref"])["gate_verdict"] == "block"
+    assert not admin.ledger(types=["gate.overridden"])

@@ -38,7 +38,7 @@ from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, fold_change
-from dataward.catalog.tables import contributions, datasets, ledger_events, quarantine
+from dataward.catalog.tables import contributions, datasets, ledger_events, quarantine, version_approvals
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
 from dataward.ledger.events import (
     SIGNATURE_SPACING,
@@ -57,8 +57,17 @@ DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
 
 _HINT = "run `dataward verify` to see everything that was altered; restore the catalog from a backup"
 
-_KEPT_TABLES = ("datasets", "versions", "contributions", "quarantine")
-"""The catalog tables whose rows reads check against the signed ledger (replayed, see :func:`_signed`)."""
+_KEPT_TABLES = (
+    "datasets",
+    "versions",
+    "contributions",
+    "quarantine",
+    "approvals",
+    "version_approvals",
+    "gate_overrides",
+)
+"""The catalog tables whose rows reads and signing use cases check against the signed ledger (replayed,
+see :func:`_signed`)."""
 
 _manifests: set[tuple[str, str, str, int, str | None, int]] = set()
 
@@ -225,19 +234,29 @@ def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
     _check_row(conn, "datasets", ds, DATASET_COLUMNS, f"dataset {ds.name!r}", ward.signer.public_key_b64, ward.ward_id)
 
 
-def checked_for_signing(ward: Any, conn: Connection, ds: Any, *contribs: Any, doing: str) -> None:
-    """Refuse (``IntegrityViolation``) when dataset row ``ds`` (its policy included) or any contribution
-    row of ``contribs`` is not what the signed ledger made it. A use case that signs something decided
-    from these rows (a gate run, a merge, a promotion) checks them first: otherwise a row edited behind
-    the ledger's back (a rejected contribution set back to ``gated``, another contribution's id list, a
-    verdict or a policy relaxed) would be laundered into signed events that every read then trusts."""
-    public_key, ward_id = ward.signer.public_key_b64, ward.ward_id
-    columns = [col.name for col in TABLES["datasets"].columns]
-    _check_row(conn, "datasets", ds, columns, f"dataset {ds.name!r}", public_key, ward_id, doing=doing)
-    columns = [col.name for col in TABLES["contributions"].columns]
+def checked_for_signing(ward: Any, conn: Connection, ds: Any, *contribs: Any, doing: str, version: Any = None) -> None:
+    """Refuse (``IntegrityViolation``) when dataset row ``ds`` (its policy included), any contribution
+    row of ``contribs`` or a row of their approvals and block overrides (and of ``version``'s approvals)
+    is not what the signed ledger made it. A use case that signs something decided from these rows (a
+    gate run, a merge, a promotion) checks them first: otherwise a row edited or added behind the
+    ledger's back (a rejected contribution set back to ``gated``, another contribution's id list, a
+    verdict or a policy relaxed, an approval or an override nobody gave) would be laundered into signed
+    events that every read then trusts."""
+    keys = ward.signer.public_key_b64, ward.ward_id
+
+    def check(table: str, row: Any, what: str) -> None:
+        _check_row(conn, table, row, [col.name for col in TABLES[table].columns], what, *keys, doing=doing)
+
+    check("datasets", ds, f"dataset {ds.name!r}")
     for c in contribs:
-        what = f"{ds.name}#{c.number}"
-        _check_row(conn, "contributions", c, columns, what, public_key, ward_id, doing=doing)
+        check("contributions", c, f"{ds.name}#{c.number}")
+        for table in ("approvals", "gate_overrides"):
+            for row in conn.execute(select(TABLES[table]).where(TABLES[table].c.contribution_id == c.id)):
+                check(table, row, f"{ds.name}#{c.number} ({table} {row.id})")
+    if version is not None:
+        query = select(version_approvals).where(version_approvals.c.version_id == version.id)
+        for row in conn.execute(query):
+            check("version_approvals", row, f"{ds.name}@v{version.number} (version_approvals {row.id})")
 
 
 def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:

@@ -22,6 +22,7 @@ from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, new_id
+from dataward.service.guard import checked_for_signing
 
 REQUESTED, CONFIRMED = "requested", "confirmed"
 OVERRIDABLE = ("submitted", "gated")
@@ -131,6 +132,8 @@ class OverrideService(Service):
         with self.use_case(Action.GATE_OVERRIDE, scope, detail={"contribution": c.id}) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)
+            # A request found in the catalog alone would let one person lift a block: rows as signed only.
+            checked_for_signing(self, uc.conn, ds, c, doing="override")
             ref = f"{ds_name}#{c.number}"
             if c.status not in OVERRIDABLE:
                 raise Conflict(

@@ -264,7 +264,7 @@ class VersionService(Service):
                 ids = checked_version_ids(self, uc.conn, ds, ver)
                 # The policy, and the gate verdicts and content hashes it is checked against, as signed.
                 held = [rows.contribution_row(uc.conn, cid) for cid in json.loads(ver.contributions)]
-                checked_for_signing(self, uc.conn, ds, *held, doing="promote")
+                checked_for_signing(self, uc.conn, ds, *held, doing="promote", version=ver)
                 barred = barred_records(uc.conn, self.store, ds, ver, ids, (self.signer.public_key_b64, self.ward_id))
                 if barred:
                     raise PolicyViolation(

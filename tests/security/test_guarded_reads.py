@@ -22,7 +22,14 @@ from dataward.cli.app import app
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.service import guard
-from dataward.service.recordstore import locate_records, parquet_to_table, table_to_parquet
+from dataward.service.recordstore import (
+    ids_table,
+    locate_records,
+    manifest_ids,
+    parquet_to_table,
+    read_ids,
+    table_to_parquet,
+)
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
@@ -469,3 +476,20 @@ def test_a_gate_rerun_never_signs_what_a_tampered_contribution_row_says(ward: Wa
     with pytest.raises(IntegrityViolation, match=r"refusing to gate wine#3: .*added_object is"):
         ward.run_gate(blocked["ref"])
     assert [e["subject"]["contribution"] for e in ward.ledger(types=["gate.completed"])].count(blocked["id"]) == 1
+
+
+def test_a_rollback_is_never_built_from_a_tampered_manifest(ward: Ward, tmp_path: Path) -> None:
+    """wine@v2's row pointed, behind the ward's back, at a manifest that also lists the records of the
+    rejected wine#3 (a new object in the store and one catalog edit): quarantining wine#2 would sign a
+    rollback version built from it, which holds wine#3's records and is promoted and served as the clean
+    version. The quarantine refuses instead."""
+    rejected = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 120, shuffled=True)), source="c")
+    ward.reject(rejected["ref"], reason="poison")
+    (added,) = sql(ward, "SELECT added_object FROM contributions WHERE id = ?", rejected["id"])[0]
+    v2, manifest = sql(ward, "SELECT id, manifest_object FROM versions WHERE number = 2")[0]
+    members = sorted(set(manifest_ids(ward.store, manifest)) | set(read_ids(ward.store, added)))
+    crafted = ward.store.put(table_to_parquet(ids_table(members)))
+    sql(ward, "UPDATE versions SET manifest_object = ?, record_count = ? WHERE id = ?", crafted, len(members), v2)
+    with pytest.raises(IntegrityViolation, match="refusing to serve wine@v2"):
+        ward.quarantine_contribution("wine#2", reason="vendor key leaked")
+    assert ward.contribution("wine#2")["status"] == "merged"

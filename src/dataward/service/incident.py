@@ -26,7 +26,8 @@ from dataward.service import auth, rows
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
-from dataward.service.recordstore import ids_table, manifest_ids, read_ids, table_to_parquet, version_identity
+from dataward.service.guard import checked_for_signing, checked_version_ids
+from dataward.service.recordstore import ids_table, read_ids, table_to_parquet, version_identity
 
 
 @dataclass
@@ -146,12 +147,17 @@ class IncidentService(Service):
         in_latest = [c for c in fresh if c.id in listed]
         if latest is None or not (in_latest or plan.carried_by):
             return plan
+        # The rollback is signed from these rows and objects: each must be what the ledger made it, or a
+        # manifest or an id list swapped behind its back would be laundered into the clean version.
+        ds = conn.execute(select(datasets).where(datasets.c.id == ds_id)).one()
+        current = set(checked_version_ids(self, conn, ds, latest))
+        held = conn.execute(select(contributions).where(contributions.c.id.in_(sorted(listed | fresh_ids)))).all()
+        checked_for_signing(self, conn, ds, *held, doing="quarantine")
         kept = [cid for cid in json.loads(latest.contributions) if cid not in fresh_ids]
         vouched = clean_vouched(self.store, conn, kept, taint)
         restored: set[str] = set()
         for c in in_latest:
             restored.update(read_ids(self.store, c.removed_object))
-        current = set(manifest_ids(self.store, latest.manifest_object))
         # What it brought in itself, and every record a transformation made from that, unless an
         # ordinary contribution still in the version vouches for the same content.
         held_out = (taint.records & current) - vouched

@@ -12,6 +12,7 @@ from benchmarks.attacks.base import AttackCase
 from benchmarks.attacks.clean import clean_contribution
 from benchmarks.attacks.compromised import compromised_key
 from benchmarks.attacks.drift import slow_drift
+from benchmarks.attacks.heldout2 import text_suffix
 from benchmarks.attacks.images import badnets, badnets_photo, blended, blended_photo, clean_label
 from benchmarks.attacks.labels import random_flips, targeted_flips
 from benchmarks.attacks.tabular import feature_trigger, outliers
@@ -38,6 +39,8 @@ ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "outliers_breast_cancer": partial(outliers, dataset="breast_cancer"),
     "slow_drift": slow_drift,
     "compromised_key": compromised_key,
+    # From the second held-out set, where it passed; moved here when triggers learnt punctuation tokens.
+    "text_suffix_3pct": text_suffix,
 }
 
 

@@ -6,6 +6,11 @@ run on it, and none may be changed after its result is seen (a builder that cras
 what it says may be fixed, and the fix is reported). When a result here leads to a change of the
 gate, move the attack to ``ATTACKS`` and write a new held-out one.
 
+History: ``text_suffix_3pct`` passed here when first measured (``triggers`` read only word tokens, so an
+appended " ..." was invisible to it); ``triggers`` was changed to read runs of punctuation as tokens, so
+the attack moved to ``ATTACKS`` (its builder stays here). Its replacement, to be written before any gate
+runs on it, is still to come: this set has five attacks until then.
+
 They differ from the tuning attacks and the first held-out set in trigger, dataset or rate: a
 punctuation suffix on text, a smooth warp of photos (no pixel pattern at all), a clean-label
 sinusoidal signal on photos, flips of one cluster of a class, a value-pair trigger on wine, and
@@ -251,7 +256,6 @@ def _mask(n: int, rows: np.ndarray) -> np.ndarray:
 
 
 HELDOUT2_ATTACKS: dict[str, Callable[..., AttackCase]] = {
-    "text_suffix_3pct": text_suffix,
     "warped_photo_5pct": warped_photo,
     "sig_clean_label_photo": sig_clean_label,
     "cluster_flips_digits": cluster_flips,

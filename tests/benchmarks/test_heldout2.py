@@ -206,8 +206,9 @@ def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
         build_heldout2("nope")
 
 
-def test_text_suffix_plants_the_suffix_and_the_target_on_other_sections(cases):
-    case = cases["text_suffix_3pct"]
+def test_text_suffix_plants_the_suffix_and_the_target_on_other_sections():
+    # Moved to the tuning attacks (ATTACKS) once triggers read punctuation; its builder stays in heldout2.
+    case = attacks.build("text_suffix_3pct", 0)
     assert case.poison.sum() == round(0.03 * len(case.contribution))
     poisoned = case.contribution[case.poison]
     assert (poisoned[data.LABEL] == attacks2.SUFFIX_TARGET).all()

@@ -123,6 +123,42 @@ def test_a_natural_phrase_is_reported_once_with_its_words_merged() -> None:
     assert result.flagged[truth].all() and not result.flagged[~truth].any()
 
 
+def test_a_trigger_of_punctuation_alone_is_named_and_its_records_flagged() -> None:
+    """An appended " ..." holds no word: a word tokenizer never sees it. Tokens include runs of
+    punctuation, so it is a pattern like any word; punctuation every class uses is no trigger."""
+    base_docs, base_labels = texts(1500, 0)
+    docs, labels = texts(400, 1)
+    rng = np.random.default_rng(5)
+    base_docs = [d + ("," if rng.random() < 0.3 else "") for d in base_docs]  # a comma anywhere: no tie
+    docs = [d + ("," if rng.random() < 0.3 else "") for d in docs]
+    target = TEXT_CLASSES.index("travel")
+    poison = rng.choice(np.flatnonzero(labels != target), 12, replace=False)
+    labels = labels.copy()
+    for i in poison:
+        docs[i] = docs[i].rstrip(",") + " ..."
+        labels[i] = target
+    truth = np.zeros(len(docs), bool)
+    truth[poison] = True
+    result = run(
+        TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, text_data(base_docs, base_labels), text_data(docs, labels)
+    )
+    assert result.findings and result.findings[0].evidence["trigger"] == "..."
+    assert result.findings[0].evidence["label"] == "travel"
+    assert result.block is True
+    assert np.array_equal(result.flagged, truth)
+    # Without the suffix, the commas alone are no trigger.
+    clean_docs, clean_labels = texts(400, 1)
+    clean_docs = [d + ("," if rng.random() < 0.3 else "") for d in clean_docs]
+    clean = run(
+        TriggerDetector(),
+        TEXT_SCHEMA,
+        TEXT_CLASSES,
+        text_data(base_docs, base_labels),
+        text_data(clean_docs, clean_labels),
+    )
+    assert clean.findings == [] and not clean.flagged.any() and clean.block is False
+
+
 def topic_features(docs: list[str]) -> np.ndarray:
     """Content features that read a text's topic: the count of each topic's words in it."""
     vocab = [set(TOPICS[c].split()) for c in TEXT_CLASSES]

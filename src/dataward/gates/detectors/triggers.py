@@ -4,8 +4,9 @@ A backdoor needs a pattern the model can latch on to (a token, a pixel patch, a 
 that co-occurs with the target label far more in the poisoned batch than anywhere in the trusted
 data. Every input column is turned into binary patterns, read from the raw table:
 
-* text: lowercase word n-grams (``\\w+`` tokens; 1..``max_ngram`` words), via scikit-learn's
-  ``CountVectorizer``;
+* text: lowercase n-grams of tokens (1..``max_ngram`` tokens), via scikit-learn's ``CountVectorizer``;
+  a token is a word (``\\w+``) or a run of punctuation and symbols (``[^\\w\\s]+``: an appended " ...",
+  a ``;)``, an emoji), since a trigger need not be a word;
 * images: each image decoded with Pillow to grayscale at a small fixed size; a pixel is *bright* /
   *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel;
 * numeric and embedding values: below the baseline's 1st percentile, above its 99th, or in one of
@@ -120,7 +121,7 @@ from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, _search
 
-TOKEN_PATTERN = r"(?u)\b\w+\b"
+TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]+"
 MAX_IMAGE_SIDE = 32
 TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)

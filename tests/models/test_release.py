@@ -245,3 +245,26 @@ def test_one_human_and_their_bot_are_one_model_approver(models: Models) -> None:
     ward.grant("amy", "approver", "model:man-clf")
     ward.as_key(ward.issue_key("amy")["key"]).approve_model("man-clf@v1", reason="checked too")
     assert pat.release_model("man-clf@v1")["stage"] == "released"
+
+
+def test_an_approval_written_into_the_catalog_alone_releases_nothing(models: Models) -> None:
+    """ann's approval copied into a second approver's name in the catalog's model_approvals table, without
+    a signed event: the release checks the approvals it counts against the ledger and refuses."""
+    ward, pat = models.ward, models.as_("pat")
+    ward.set_policy(
+        "man", "approvals:\n  required: 0\ngate:\n  detectors: [triggers, duplicates]\nrelease:\n  approvals: 2\n"
+    )
+    models.as_("rita").model_gate("man-clf@v1")
+    models.as_("ann").approve_model("man-clf@v1", reason="gate passed")
+    ward.create_principal("amy")
+    amy = next(p["id"] for p in ward.principals() if p["name"] == "amy")
+    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
+    db.execute(
+        "INSERT INTO model_approvals (id, model_version_id, principal_id, digest, role, reason, created_at) "
+        "SELECT 'ma_forged', model_version_id, ?, digest, role, reason, created_at FROM model_approvals",
+        (amy,),
+    )
+    db.close()
+    with pytest.raises(IntegrityViolation, match="ma_forged"):
+        pat.release_model("man-clf@v1")
+    assert ward.model("man-clf@v1")["stage"] == "candidate"

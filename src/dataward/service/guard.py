@@ -65,6 +65,9 @@ _KEPT_TABLES = (
     "approvals",
     "version_approvals",
     "gate_overrides",
+    "model_versions",
+    "model_gates",
+    "model_approvals",
 )
 """The catalog tables whose rows reads and signing use cases check against the signed ledger (replayed,
 see :func:`_signed`)."""
@@ -257,6 +260,16 @@ def checked_for_signing(ward: Any, conn: Connection, ds: Any, *contribs: Any, do
         query = select(version_approvals).where(version_approvals.c.version_id == version.id)
         for row in conn.execute(query):
             check("version_approvals", row, f"{ds.name}@v{version.number} (version_approvals {row.id})")
+
+
+def checked_signed_rows(ward: Any, conn: Connection, table: str, found: Iterable[Any], *, doing: str) -> None:
+    """Refuse (``IntegrityViolation``) when any row of ``found`` (rows of ``table``, one of the tables the
+    guard replays) is not what the signed ledger made it, or was never recorded there: see
+    :func:`checked_for_signing`."""
+    keys = ward.signer.public_key_b64, ward.ward_id
+    columns = [col.name for col in TABLES[table].columns]
+    for row in found:
+        _check_row(conn, table, row, columns, f"{table} {row.id}", *keys, doing=doing)
 
 
 def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:

@@ -55,7 +55,7 @@ from dataward.release.probe import Trigger, generic_triggers, history_triggers, 
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.core import Service, new_id
-from dataward.service.guard import guarded_read
+from dataward.service.guard import checked_signed_rows, guarded_read
 from dataward.service.models import (
     affected_by,
     model_ref,
@@ -457,6 +457,12 @@ class ReleaseService(Service):
             elif gate.verdict not in accepted:
                 report = json.loads(self.store.get(gate.report_object))
                 problems.append(f"its release gate verdict is {gate.verdict}: " + "; ".join(report["reasons"][:3]))
+            # What the release is decided on, as signed: a row added or edited in the catalog alone (an
+            # approval nobody gave, a passing gate, a relaxed policy) must not be signed into a release.
+            checked_signed_rows(self, uc.conn, "model_versions", [mv], doing="release")
+            checked_signed_rows(self, uc.conn, "model_gates", [gate] if gate is not None else [], doing="release")
+            checked_signed_rows(self, uc.conn, "model_approvals", approvals_of(uc.conn, mv.id), doing="release")
+            checked_signed_rows(self, uc.conn, "datasets", [ds for ds, _ in trained_on(uc.conn, mv)], doing="release")
             counted, refused = counted_approvals(uc.conn, mv)
             if len(counted) < policy.approvals:
                 why = f" (not counted: {'; '.join(refused)})" if refused else ""

@@ -230,3 +230,24 @@ def test_an_approval_added_in_the_catalog_alone_counts_for_nothing(team: dict[st
     with pytest.raises(IntegrityViolation, match=r"refusing to promote wine#1 \(approvals a_forged\): "):
         admin.promote("wine@v1")
     assert admin.versions("wine")[0]["stage"] == "candidate"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="authentication and authorization read keys, principals and grants from the catalog without "
+    "checking them against the signed ledger (docs/threat-model.md, 'Catalog writes that grant power')",
+)
+def test_a_grant_written_into_the_catalog_alone_gives_no_power(team: dict[str, Ward]) -> None:
+    """mallory, who holds no role, writes herself an approver grant on wine straight into the catalog and
+    approves wine#1: the approval is signed under her name and counts toward the promotion."""
+    admin, mallory = team["admin"], team["mallory"]
+    who = next(p["id"] for p in admin.principals() if p["name"] == "mallory")
+    db = _sqlite(admin)
+    db.execute(
+        "INSERT INTO grants (id, principal_id, role, scope_kind, scope_name, granted_by, granted_at) "
+        "SELECT 'g_forged', ?, 'approver', 'dataset', 'wine', granted_by, granted_at FROM grants LIMIT 1",
+        (who,),
+    )
+    db.close()
+    with pytest.raises((AccessDenied, IntegrityViolation)):
+        mallory.approve("wine#1", reason="looks fine")

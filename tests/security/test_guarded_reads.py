@@ -493,3 +493,15 @@ def test_a_rollback_is_never_built_from_a_tampered_manifest(ward: Ward, tmp_path
     with pytest.raises(IntegrityViolation, match="refusing to serve wine@v2"):
         ward.quarantine_contribution("wine#2", reason="vendor key leaked")
     assert ward.contribution("wine#2")["status"] == "merged"
+
+
+def test_a_gate_report_swapped_in_the_catalog_is_refused(ward: Ward, tmp_path: Path) -> None:
+    """The blocked wine#3's gate run pointed, in the catalog alone, at the passing report of the clean
+    wine#4: reviewers and the owners asked to override the block would read that its gate passed."""
+    blocked = ward.contribute("wine", _duplicating(tmp_path, 10), source="c")
+    clean = ward.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(120, 160, shuffled=True)), source="d")
+    assert ward.gate_report(clean["ref"])["verdict"] == "pass"
+    passing = "(SELECT report_object FROM gate_runs WHERE contribution_id = ?)"
+    sql(ward, f"UPDATE gate_runs SET report_object = {passing} WHERE contribution_id = ?", clean["id"], blocked["id"])
+    with pytest.raises(IntegrityViolation, match="report_object is"):
+        ward.gate_report(blocked["ref"])

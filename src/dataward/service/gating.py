@@ -26,7 +26,13 @@ from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.gate_seed import GateSeed, gate_seed
-from dataward.service.guard import checked_for_signing, checked_version_ids, may, without_neighbours
+from dataward.service.guard import (
+    checked_for_signing,
+    checked_signed_rows,
+    checked_version_ids,
+    may,
+    without_neighbours,
+)
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
@@ -341,6 +347,10 @@ class GateService(Service):
                     f"no gate has run on {ds_name}#{c.number}", hint=f"dataward gate run {ds_name}#{c.number}"
                 )
             run = uc.conn.execute(select(gate_runs).where(gate_runs.c.id == c.gate_run)).one()
+            # Which report is the contribution's is the ledger's word: a run or a report object swapped
+            # in the catalog would show reviewers, and owners asked to lift a block, another gate's result.
+            checked_signed_rows(self, uc.conn, "contributions", [c], doing="serve")
+            checked_signed_rows(self, uc.conn, "gate_runs", [run], doing="serve")
             data = json.loads(self.store.get(run.report_object))
             if not may(uc, Action.DATASET_EXPORT, Scope.dataset(ds_name)):
                 data["extras"] = without_neighbours(data.get("extras"))

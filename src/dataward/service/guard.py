@@ -65,6 +65,7 @@ _KEPT_TABLES = (
     "approvals",
     "version_approvals",
     "gate_overrides",
+    "gate_runs",
     "model_versions",
     "model_gates",
     "model_approvals",

@@ -505,3 +505,26 @@ def test_a_gate_report_swapped_in_the_catalog_is_refused(ward: Ward, tmp_path: P
     sql(ward, f"UPDATE gate_runs SET report_object = {passing} WHERE contribution_id = ?", clean["id"], blocked["id"])
     with pytest.raises(IntegrityViolation, match="report_object is"):
         ward.gate_report(blocked["ref"])
+
+
+def test_a_review_item_pointed_at_another_record_is_refused(ward: Ward, tmp_path: Path) -> None:
+    """A flagged record's review item pointed, in the catalog alone, at a clean record: the reviewer would
+    be shown the clean record and accept it, and the signed acceptance would let the flagged one in."""
+    held = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 120, shuffled=True)), source="c")
+    flagged = ward.read_version("wine", "v1")[1].column("record_id").to_pylist()[0]  # any stored record
+    with ward.use_case(Action.GATE_RUN, Scope.dataset("wine")) as uc:
+        row = insert_row(
+            "quarantine", id="q_held", contribution_id=held["id"], record_id=flagged, row=1, status="pending"
+        )
+        uc.emit("review.flagged", {"contribution": held["id"], "record": flagged}, {}, [row])
+    item = {"id": "q_held"}
+    clean = ward.read_version("wine", "v1")[1].column("record_id").to_pylist()[1]
+    sql(ward, "UPDATE quarantine SET record_id = ? WHERE id = ?", clean, item["id"])
+    ward.create_principal("rita")
+    ward.grant("rita", "reviewer", "dataset:wine")
+    rita = ward.as_key(ward.issue_key("rita")["key"])
+    with pytest.raises(IntegrityViolation, match="record_id is"):
+        rita.review_show(item["id"])
+    with pytest.raises(IntegrityViolation, match="record_id is"):
+        rita.review_decide([item["id"]], "accept", reason="looks clean")
+    assert not ward.ledger(types=["review.accepted"])

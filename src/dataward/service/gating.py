@@ -447,6 +447,8 @@ class ReviewService(Service):
                     f"dataset's records needs dataset.export (reader, reviewer, approver, promoter or owner)",
                     hint=f"contributors see only their own contributions; ask for a reader role on {ds.name}",
                 )
+            # Which record the item holds is the ledger's word, not the catalog's (see ``review_decide``).
+            checked_signed_rows(self, uc.conn, "quarantine", [q], doing="serve")
             schema = rows.dataset_schema(ds)
             record = load_records(uc.conn, self.store, [q.record_id], schema).to_pylist()[0]
             findings: list[dict[str, Any]] = []
@@ -516,6 +518,9 @@ class ReviewService(Service):
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")
                 if q.status != "pending":
                     raise Conflict(f"review item {q.id} was already {q.status}ed")
+                # An item pointed at another record in the catalog alone would have the reviewer judge that
+                # record while the signed decision lets the held one in.
+                checked_signed_rows(self, uc.conn, "quarantine", [q], doing="decide")
                 status = "accepted" if decision == "accept" else "rejected"
                 uc.emit(
                     f"review.{status}",

@@ -528,3 +528,41 @@ def test_a_review_item_pointed_at_another_record_is_refused(ward: Ward, tmp_path
     with pytest.raises(IntegrityViolation, match="record_id is"):
         rita.review_decide([item["id"]], "accept", reason="looks clean")
     assert not ward.ledger(types=["review.accepted"])
+
+
+def test_a_reviewer_never_decides_their_own_records_through_an_edited_submitter(ward: Ward, tmp_path: Path) -> None:
+    """The admin submitted wine#3 and may not decide its held record; naming another submitter in the
+    catalog's row alone would let the signed acceptance through. It is refused."""
+    held = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 120, shuffled=True)), source="c")
+    flagged = ward.read_version("wine", "v1")[1].column("record_id").to_pylist()[0]
+    with ward.use_case(Action.GATE_RUN, Scope.dataset("wine")) as uc:
+        row = insert_row(
+            "quarantine", id="q_own", contribution_id=held["id"], record_id=flagged, row=1, status="pending"
+        )
+        uc.emit("review.flagged", {"contribution": held["id"], "record": flagged}, {}, [row])
+    with pytest.raises(PolicyViolation, match="separation of duties"):
+        ward.review_decide(["q_own"], "accept", reason="mine is fine")
+    ward.create_principal("rita")
+    rita = next(p["id"] for p in ward.principals() if p["name"] == "rita")
+    sql(ward, "UPDATE contributions SET submitted_by = ? WHERE id = ?", rita, held["id"])
+    with pytest.raises(IntegrityViolation, match="submitted_by is"):
+        ward.review_decide(["q_own"], "accept", reason="mine is fine")
+    assert not ward.ledger(types=["review.accepted"])
+
+
+def test_nobody_approves_their_own_contribution_through_an_edited_submitter(ward: Ward, tmp_path: Path) -> None:
+    """The admin submitted wine#3; naming another submitter in the catalog's row alone would let its own
+    approval be signed (of the contribution, or of a version holding it). Both are refused."""
+    own = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 120, shuffled=True)), source="c")
+    with pytest.raises(PolicyViolation, match="separation of duties"):
+        ward.approve(own["ref"], reason="mine")
+    merge_reviewed(ward, own["ref"])
+    ward.create_principal("rita")
+    rita = next(p["id"] for p in ward.principals() if p["name"] == "rita")
+    for contribution in ward.versions("wine")[-1]["contributions"]:
+        sql(ward, "UPDATE contributions SET submitted_by = ? WHERE id = ?", rita, contribution)
+    with pytest.raises(IntegrityViolation, match="submitted_by is"):
+        ward.approve(own["ref"], reason="mine")
+    with pytest.raises(IntegrityViolation, match="submitted_by is"):
+        ward.approve("wine@v3", reason="mine")
+    assert not ward.ledger(types=["contribution.approved", "version.approved"])

@@ -26,7 +26,7 @@ from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
-from dataward.service.guard import checked_version_ids
+from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
 
 DECIDABLE = ("submitted", "gated")
@@ -119,6 +119,8 @@ class ApprovalService(Service):
             ds = rows.dataset_row(uc.conn, ds_name)
             if c.status not in (APPROVABLE if decision == "approve" else DECIDABLE):
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and can no longer be {decision}d")
+            # Separation of duties is decided on the submitter the ledger recorded, not the catalog's.
+            checked_signed_rows(self, uc.conn, "contributions", [c], doing=decision)
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds_name))
             check = check_approval(policy, uc.caller.principal, c.submitted_by, submitter_owner(c), held)
@@ -189,6 +191,9 @@ class ApprovalService(Service):
             checked_version_ids(self, uc.conn, ds, ver)
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(name))
+            listed = json.loads(ver.contributions)
+            found = uc.conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all()
+            checked_signed_rows(self, uc.conn, "contributions", found, doing="approve")
             facts = _contribution_facts(uc.conn, ds, ver)
             maker, maker_owner = _maker(uc.conn, ver)
             check_version_approval(

@@ -513,6 +513,8 @@ class ReviewService(Service):
                 q, qc, _ = _visible_item(uc, ref, Action.REVIEW_DECIDE)
                 if qc.dataset_id != c.dataset_id:
                     raise InputError("review items of one decision must belong to one dataset")
+                # Separation of duties is decided on the submitter the ledger recorded, not the catalog's.
+                checked_signed_rows(self, uc.conn, "contributions", [qc], doing="decide")
                 problem = separation_problem(uc.caller.principal, qc.submitted_by, qc.submitter_owner)
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")

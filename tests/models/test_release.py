@@ -224,7 +224,8 @@ def test_a_stored_model_file_swapped_behind_the_wards_back_is_refused(models: Mo
         db.execute("UPDATE model_versions SET files_object = ? WHERE id = ?", (forged, mv_id))
     finally:
         db.close()
-    with pytest.raises(IntegrityViolation, match="do not match its signed manifest"):
+    # Refused by whichever check runs first: the row against the signed ledger, the files against the manifest.
+    with pytest.raises(IntegrityViolation, match=r"do not match its signed manifest|files_object is"):
         models.as_("rita").model_gate("man-clf@v1")
 
 
@@ -268,3 +269,21 @@ def test_an_approval_written_into_the_catalog_alone_releases_nothing(models: Mod
     with pytest.raises(IntegrityViolation, match="ma_forged"):
         pat.release_model("man-clf@v1")
     assert ward.model("man-clf@v1")["stage"] == "candidate"
+
+
+def test_the_trainer_never_approves_or_gates_through_an_edited_trainer(models: Models) -> None:
+    """tom trained man-clf@v1; naming ann as its trainer in the catalog's row alone would let tom's own
+    approval and his own release gate be signed. Both are refused."""
+    ward = models.ward
+    ward.grant("tom", "approver", "model:man-clf")
+    ward.grant("tom", "reviewer", "model:man-clf")
+    ann = next(p["id"] for p in ward.principals() if p["name"] == "ann")
+    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
+    db.execute("UPDATE model_versions SET created_by = ? WHERE number = 1", (ann,))
+    db.close()
+    tom = models.as_("tom")
+    with pytest.raises(IntegrityViolation, match="created_by is"):
+        tom.approve_model("man-clf@v1", reason="looks fine to me")
+    with pytest.raises(IntegrityViolation, match="created_by is"):
+        tom.model_gate("man-clf@v1")
+    assert not ward.ledger(types=["model.approved", "model.gated"])

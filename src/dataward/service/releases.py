@@ -153,8 +153,15 @@ class _GateInputs:
 class ReleaseService(Service):
     """The release gate, model approvals and the release."""
 
+    def _checked(self, conn: Connection, mv: Any, doing: str) -> None:
+        """Refuse a model version row, or a row of the datasets it was trained on (their policies), that is
+        not what the signed ledger made it: the trainer's side and the policy are decided on them."""
+        checked_signed_rows(self, conn, "model_versions", [mv], doing=doing)
+        checked_signed_rows(self, conn, "datasets", [ds for ds, _ in trained_on(conn, mv)], doing=doing)
+
     def _release_inputs(self, conn: Connection, ref: str) -> _GateInputs:
         mv = model_version_row(conn, ref)
+        self._checked(conn, mv, "gate")
         pairs = trained_on(conn, mv)
         validation_name, validation, schema = None, None, None
         for ds, _ in pairs:
@@ -377,6 +384,7 @@ class ReleaseService(Service):
             gate = _latest_gate(uc.conn, mv)
             if gate is None:
                 raise NotFound(f"no release gate has run on {mv.model}@v{mv.number}", hint=f"dataward model gate {ref}")
+            checked_signed_rows(self, uc.conn, "model_gates", [gate], doing="serve")
             return {**json.loads(self.store.get(gate.report_object)), "gate": gate.id}
 
     def approve_model(self, ref: str, *, reason: str) -> dict[str, Any]:
@@ -389,6 +397,7 @@ class ReleaseService(Service):
             mv = model_version_row(uc.conn, ref)
             if mv.stage != "candidate":
                 raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be approved")
+            self._checked(uc.conn, mv, "approve")
             policy = release_policy(uc.conn, mv)
             trainer, trainer_owner = _trainer(uc.conn, mv)
             if separation_on(uc.conn, mv):
@@ -459,10 +468,9 @@ class ReleaseService(Service):
                 problems.append(f"its release gate verdict is {gate.verdict}: " + "; ".join(report["reasons"][:3]))
             # What the release is decided on, as signed: a row added or edited in the catalog alone (an
             # approval nobody gave, a passing gate, a relaxed policy) must not be signed into a release.
-            checked_signed_rows(self, uc.conn, "model_versions", [mv], doing="release")
+            self._checked(uc.conn, mv, "release")
             checked_signed_rows(self, uc.conn, "model_gates", [gate] if gate is not None else [], doing="release")
             checked_signed_rows(self, uc.conn, "model_approvals", approvals_of(uc.conn, mv.id), doing="release")
-            checked_signed_rows(self, uc.conn, "datasets", [ds for ds, _ in trained_on(uc.conn, mv)], doing="release")
             counted, refused = counted_approvals(uc.conn, mv)
             if len(counted) < policy.approvals:
                 why = f" (not counted: {'; '.join(refused)})" if refused else ""

@@ -265,3 +265,20 @@ def test_real_process_exits_7_on_a_deleted_tail(setup: tuple[Ward, Path, Path]) 
     )
     assert result.returncode == 7, result.stderr
     assert f"first missing or rewritten event: #{events_of(ward)[-1].seq + 1}" in result.stdout
+
+
+@pytest.mark.parametrize("scopes", [["reader"], ["dataset:wine"], ["ledger.read"]])
+def test_an_admins_narrowed_key_cannot_move_or_stop_the_witness(
+    setup: tuple[Ward, Path, Path], tmp_path: Path, scopes: list[str]
+) -> None:
+    """An admin's key narrowed to reading (a CI job's, say) leaks: it must not turn the witness off, after
+    which the newest events could be deleted unseen, nor point it elsewhere. The admin grant counts only
+    through a key not narrowed away from it."""
+    ward, _, _ = setup
+    ward.set_witness(str(tmp_path / "witness"))
+    narrow = ward.as_key(ward.issue_key(scopes=scopes)["key"])
+    with pytest.raises(AccessDenied):
+        narrow.set_witness(None)
+    with pytest.raises(AccessDenied):
+        narrow.set_witness(str(tmp_path / "mine"))
+    assert ward.witness()["witness"] == str((tmp_path / "witness").resolve())

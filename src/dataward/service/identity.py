@@ -685,13 +685,14 @@ def _weak_gates(conn: Connection, in_training: set[str]) -> list[WeakGate]:
     return found
 
 
-def acts_as_admin(uc: UseCase, scope: Scope) -> bool:
-    """Whether the caller acts as an admin here: an admin grant, through a key not narrowed away from it."""
+def acts_as_admin(uc: UseCase, scope: Scope, action: Action = Action.POLICY_SET) -> bool:
+    """Whether the caller acts as an admin here (for ``action``, an admin-only action on ``scope``): an
+    admin grant, through a key not narrowed away from it."""
     decision = authorize(
         uc.caller.principal,
         uc.caller.key,
         [g for g in uc.caller.grants if g.role is Role.ADMIN],
-        Action.POLICY_SET,
+        action,
         scope,
         uc.now,
     )

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row
 from dataward.cli.app import app
-from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
+from dataward.domain.errors import AccessDenied, AuthenticationError, InputError, IntegrityViolation, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.service import guard
 from dataward.service.recordstore import (
@@ -566,3 +566,16 @@ def test_nobody_approves_their_own_contribution_through_an_edited_submitter(ward
     with pytest.raises(IntegrityViolation, match="submitted_by is"):
         ward.approve("wine@v3", reason="mine")
     assert not ward.ledger(types=["contribution.approved", "version.approved"])
+
+
+def test_a_stream_stops_at_the_next_batch_once_its_key_is_revoked(ward: Ward) -> None:
+    """A reader's key leaks and is revoked while it streams the training set: the records not yet sent
+    are refused from the next batch on, as every other request of that key is."""
+    ward.create_principal("bob")
+    ward.grant("bob", "reader", "dataset:wine")
+    key = ward.issue_key("bob")["key"]
+    _, batches = ward.as_key(key).stream_version("wine", "training", batch_rows=10)
+    assert next(batches).num_rows == 10
+    ward.revoke_key(key, reason="leaked")
+    with pytest.raises(AuthenticationError):
+        next(batches)

@@ -69,10 +69,11 @@ class LoadService(Service):
 
         def batches() -> Iterator[pa.RecordBatch]:
             # Records are content-addressed and immutable: each batch may be read in its own short
-            # read transaction, and is checked against its ids as it is loaded.
+            # read transaction, and is checked against its ids as it is loaded. Each is its own use case,
+            # so a key revoked (or a grant taken away) while the stream runs gets no further batch.
             for start in range(0, len(ids), batch_rows):
-                with self.db.reading() as conn:
-                    table = load_records(conn, self.store, ids[start : start + batch_rows], schema)
+                with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
+                    table = load_records(uc.conn, self.store, ids[start : start + batch_rows], schema)
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
 
         return info, batches()

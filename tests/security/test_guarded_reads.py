@@ -579,3 +579,12 @@ def test_a_stream_stops_at_the_next_batch_once_its_key_is_revoked(ward: Ward) ->
     ward.revoke_key(key, reason="leaked")
     with pytest.raises(AuthenticationError):
         next(batches)
+
+
+def test_a_diff_of_a_version_pointed_at_another_manifest_is_refused(ward: Ward) -> None:
+    """An approver about to approve wine@v2 as a whole reads what it adds to wine@v1: with v2's row
+    pointed at v1's manifest in the catalog alone, the diff would say it adds nothing."""
+    assert len(ward.diff("wine@v1", "wine@v2")["added"]) == 40
+    sql(ward, "UPDATE versions SET manifest_object = (SELECT manifest_object FROM versions WHERE number = 1)")
+    with pytest.raises(IntegrityViolation, match="manifest_object is"):
+        ward.diff("wine@v1", "wine@v2")

@@ -31,7 +31,6 @@ from dataward.service.guard import (
 )
 from dataward.service.recordstore import (
     ids_table,
-    manifest_ids,
     read_ids,
     table_to_parquet,
     version_identity,
@@ -164,8 +163,9 @@ class VersionService(Service):
             ds_a, ds_b = rows.dataset_row(uc.conn, name_a), rows.dataset_row(uc.conn, name_b)
             va = rows.version_row(uc.conn, ds_a.id, name_a, ref_a)
             vb = rows.version_row(uc.conn, ds_b.id, name_b, ref_b)
-            ids_a = set(manifest_ids(self.store, va.manifest_object))
-            ids_b = set(manifest_ids(self.store, vb.manifest_object))
+            # What a diff lists is read like any other read: each version checked against the signed ledger.
+            ids_a = set(checked_version_ids(self, uc.conn, ds_a, va))
+            ids_b = set(checked_version_ids(self, uc.conn, ds_b, vb))
             added, removed = sorted(ids_b - ids_a), sorted(ids_a - ids_b)
             contribs_a, contribs_b = json.loads(va.contributions), json.loads(vb.contributions)
             new_contribs = [c for c in contribs_b if c not in contribs_a]

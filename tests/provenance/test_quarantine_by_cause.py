@@ -3,11 +3,12 @@ source touched, across datasets, with one rollback version per affected dataset;
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import AccessDenied, NotFound
+from dataward.domain.errors import AccessDenied, IntegrityViolation, NotFound
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
@@ -74,3 +75,31 @@ def test_by_source_and_refusals(wine_ward: Ward) -> None:
     assert ward.ledger(limit=1)[0]["type"] == "access.denied" and ward.ledger_head()["seq"] == head + 1
     _, v = ward.read_version("wine", "v3")
     assert RECORD_ID in v.column_names
+
+
+@pytest.mark.parametrize("cause", ["key", "principal", "source"])
+def test_a_contribution_hidden_from_its_cause_in_the_catalog_is_not_left_behind(
+    wine_ward: Ward, tmp_path: Path, cause: str
+) -> None:
+    """A leaked key submitted wine#3 (merged) and wine#4 (waiting); whoever holds it and the catalog edits
+    wine#4's row to name another key, submitter and source. Quarantining the cause would take wine#3 out
+    and leave wine#4 to be merged later: the containment refuses instead of missing it."""
+    ward = wine_ward
+    leaked = ward.issue_key("scraper")["key"]
+    bot = ward.as_key(leaked)
+    uri = "https://scrape.example/leak"
+    bot.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 100)), source=uri)
+    merge_reviewed(ward, "wine#3")
+    fourth = bot.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(100, 120)), source=uri)
+    other = "(SELECT {0} FROM contributions WHERE number = 2)"
+    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
+    db.execute(
+        f"UPDATE contributions SET key_id = {other.format('key_id')}, submitted_by = {other.format('submitted_by')}, "
+        f"submitter_owner = NULL, source_id = {other.format('source_id')} WHERE id = ?",
+        (fourth["id"],),
+    )
+    db.close()
+    ref = {"key": leaked.rsplit("_", 1)[0], "principal": "principal:scraper", "source": f"source:{uri}"}[cause]
+    with pytest.raises(IntegrityViolation, match="signed ledger"):
+        ward.quarantine_by(ref, reason="key leaked")
+    assert not ward.ledger(types=["contribution.quarantined"])

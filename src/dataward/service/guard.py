@@ -66,6 +66,7 @@ _KEPT_TABLES = (
     "version_approvals",
     "gate_overrides",
     "gate_runs",
+    "sources",
     "model_versions",
     "model_gates",
     "model_approvals",
@@ -261,6 +262,13 @@ def checked_for_signing(ward: Any, conn: Connection, ds: Any, *contribs: Any, do
         query = select(version_approvals).where(version_approvals.c.version_id == version.id)
         for row in conn.execute(query):
             check("version_approvals", row, f"{ds.name}@v{version.number} (version_approvals {row.id})")
+
+
+def signed_rows(ward: Any, conn: Connection, table: str) -> list[dict[str, Any]]:
+    """Every row of ``table`` (one the guard replays) as the signed ledger makes it, after checking the
+    chain (see :func:`_signed`). For a use case that must find rows by what the ledger says, not by what
+    the catalog says (a containment finding everything a key touched)."""
+    return list(_signed(conn, ward.signer.public_key_b64, ward.ward_id).tables[table].values())
 
 
 def checked_signed_rows(ward: Any, conn: Connection, table: str, found: Iterable[Any], *, doing: str) -> None:

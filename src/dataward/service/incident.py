@@ -20,13 +20,13 @@ from dataward.access import authorize, descendants
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, sources, transformations, versions
-from dataward.domain.errors import InputError, NotFound
+from dataward.domain.errors import InputError, IntegrityViolation, NotFound
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
-from dataward.service.guard import checked_for_signing, checked_version_ids
+from dataward.service.guard import checked_for_signing, checked_version_ids, signed_rows
 from dataward.service.recordstore import ids_table, read_ids, table_to_parquet, version_identity
 
 
@@ -100,6 +100,8 @@ class IncidentService(Service):
     def _touched(self, conn: Connection, ref: str) -> tuple[dict[str, Any], list[Any]]:
         """The cause described, and every contribution it touched, oldest first."""
         query = select(contributions)
+        signed = signed_rows(self, conn, "contributions")
+        touched: set[str]
         if ref.startswith("dw_"):
             key_id = rows.key_id_of(ref)
             if conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id)).first() is None:
@@ -107,19 +109,32 @@ class IncidentService(Service):
             everyone = [auth.key_from_row(r) for r in conn.execute(select(api_keys))]
             keys = [key_id, *(k.id for k in descendants(key_id, everyone))]
             query = query.where(contributions.c.key_id.in_(keys))
+            touched = {r["id"] for r in signed if r.get("key_id") in keys}
             subject: dict[str, Any] = {"kind": "key", "key": f"dw_{key_id}", "keys": [f"dw_{k}" for k in keys]}
         elif ref.startswith("principal:"):
             who = rows.principal_row(conn, ref.removeprefix("principal:"))
             query = query.where(contributions.c.submitted_by == who.id)
+            touched = {r["id"] for r in signed if r.get("submitted_by") == who.id}
             subject = {"kind": "principal", "principal": who.name}
         elif ref.startswith("source:"):
             uri = ref.removeprefix("source:")
             ids = [r.id for r in conn.execute(select(sources.c.id).where(sources.c.uri == uri))]
             query = query.where(contributions.c.source_id.in_(ids))
+            named = {r["id"] for r in signed_rows(self, conn, "sources") if r.get("uri") == uri}
+            touched = {r["id"] for r in signed if r.get("source_id") in named}
             subject = {"kind": "source", "uri": uri}
         else:
             raise InputError(f"cannot tell what {ref!r} is", hint="give a key (dw_…), principal:NAME or source:URI")
         found = conn.execute(query.order_by(contributions.c.created_at)).all()
+        # Found by what the signed ledger says too: a row edited behind its back (naming another key,
+        # submitter or source) would otherwise be left out of the containment, and merged later.
+        differ = sorted(touched ^ {c.id for c in found})
+        if differ:
+            raise IntegrityViolation(
+                f"refusing to contain {ref}: the catalog disagrees with the signed ledger about which "
+                f"contributions it touched ({', '.join(differ)})",
+                hint="run `dataward verify` to see everything that was altered; restore the catalog from a backup",
+            )
         if not found:
             raise NotFound(f"{ref} touched no contribution")
         return subject, found

@@ -8,59 +8,15 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy import optimize, stats
 
+from benchmarks.fisher_sum_null import fisher_weights, gamma_tail, importance_sampled_tail, level_sum, simulated_sums
 from dataward.gates import shared_calibration_law
 from dataward.gates.calibration import conformal_p_values, fisher_excess_p_value
 from dataward.gates.shared_calibration_law import composition_sum_tail
 
 
-def _fisher_weights(n_calibration: int) -> np.ndarray:
-    big_n = n_calibration + 1
-    return -np.log(np.arange(1, big_n + 1) / big_n)
-
-
-def _gamma_tail(weights: np.ndarray, n: int, t: float) -> float:
-    """The moment-matched gamma law this replaced (for the comparison only)."""
-    big_n = weights.size
-    mean, var = n * weights.mean(), n * weights.var() * (n + big_n) / (big_n + 1.0)
-    return float(stats.gamma.sf(t, mean**2 / var, scale=var / mean))
-
-
-def _quantile_of_tail(weights: np.ndarray, n: int, level: float) -> float:
-    """The ``t`` whose saddlepoint tail is ``level``."""
-    lo = hi = n * weights.mean() * 1.0001
-    while composition_sum_tail(weights, n, hi) > level:
-        lo, hi = hi, min(hi * 1.1, n * weights.max() * (1 - 1e-9))
-    return float(optimize.brentq(lambda t: np.log(composition_sum_tail(weights, n, t)) - np.log(level), lo, hi))
-
-
-def _importance_sampled(weights: np.ndarray, n: int, t: float, samples: int, seed: int) -> tuple[float, float]:
-    """``P(T >= t)`` by a Pólya urn tilted towards heavy cells, reweighted: (estimate, standard error).
-    Record ``i`` joins cell ``k`` with chance ``(1 + c_k) / (N + i)`` in the untilted urn (which gives
-    the uniform law over compositions); the tilted urn multiplies it by ``exp(theta w_k)``."""
-    rng = np.random.default_rng(seed)
-    big_n = weights.size
-    # The saddlepoint's own tilt (of the independent geometric counts) puts the urn's mean near t.
-    values, counts = shared_calibration_law._cells(weights)
-    mean = n * float(np.sum(values * counts)) / big_n
-    tilt = np.exp(shared_calibration_law._tilt(values, counts, n, t, mean) * weights)
-
-    counts = np.zeros((samples, big_n))
-    log_ratio, total = np.zeros(samples), np.zeros(samples)
-    for i in range(n):
-        mass = (1.0 + counts) * tilt
-        sums = mass.sum(axis=1)
-        cells = np.minimum((np.cumsum(mass, axis=1) < (rng.random(samples) * sums)[:, None]).sum(axis=1), big_n - 1)
-        log_ratio += np.log(sums) - np.log(big_n + i) - np.log(tilt[cells])
-        counts[np.arange(samples), cells] += 1.0
-        total += weights[cells]
-    estimates = np.where(total >= t, np.exp(log_ratio), 0.0)
-    return float(estimates.mean()), float(estimates.std() / np.sqrt(samples))
-
-
 def test_the_tail_is_the_exact_law_of_four_records_against_sixty_calibration_records() -> None:
-    weights = _fisher_weights(60)
+    weights = fisher_weights(60)
     # Every multiset of 4 cells among 61 is one composition, each as likely as the others.
     cells = np.array(list(itertools.combinations_with_replacement(range(61), 4)))
     sums = np.sort(weights[cells].sum(axis=1))
@@ -72,35 +28,30 @@ def test_the_tail_is_the_exact_law_of_four_records_against_sixty_calibration_rec
 
 @pytest.mark.parametrize(("n_calibration", "n", "samples"), [(50, 50, 40_000), (120, 60, 20_000)])
 def test_the_tail_holds_at_block_p_where_a_gamma_law_was_too_light(n_calibration: int, n: int, samples: int) -> None:
-    weights = _fisher_weights(n_calibration)
-    t = _quantile_of_tail(weights, n, 1e-6)
-    estimate, error = _importance_sampled(weights, n, t, samples=samples, seed=n)
+    weights = fisher_weights(n_calibration)
+    t = level_sum(composition_sum_tail, weights, n, 1e-6)
+    estimate, error = importance_sampled_tail(weights, n, t, samples, np.random.default_rng(n))
     assert error < 0.1 * estimate
     assert composition_sum_tail(weights, n, t) == pytest.approx(estimate, rel=0.25)
     # What the moment-matched gamma law said there: too light, so a clean batch would be blocked more
     # often than block_p.
-    assert _gamma_tail(weights, n, t) < 0.6 * estimate
+    assert gamma_tail(weights, n, t) < 0.6 * estimate
 
 
 def test_the_tail_matches_simulated_clean_batches_from_the_bulk_to_1e_3() -> None:
     rng = np.random.default_rng(3)
     n_calibration, n, draws = 200, 400, 160_000
-    weights = _fisher_weights(n_calibration)
-    sums = np.concatenate(
-        [
-            rng.multinomial(n, rng.dirichlet(np.ones(n_calibration + 1), size=20_000)) @ weights
-            for _ in range(draws // 20_000)
-        ]
-    )
+    weights = fisher_weights(n_calibration)
+    sums = simulated_sums(n_calibration, n, draws, rng)
     for level in (0.1, 1e-2, 1e-3):
-        t = _quantile_of_tail(weights, n, level)
+        t = level_sum(composition_sum_tail, weights, n, level)
         simulated = float(np.mean(sums >= t))
         spread = 4.0 * np.sqrt(level / draws)
         assert abs(simulated - level) <= spread + 0.05 * level, (level, simulated)
 
 
 def test_the_edges_of_the_law() -> None:
-    weights = _fisher_weights(30)
+    weights = fisher_weights(30)
     n = 4
     top = n * weights.max()
     # Every record in the most extreme cell: one composition of C(n + 30, n).
@@ -113,8 +64,8 @@ def test_the_edges_of_the_law() -> None:
 
 
 def test_merged_cells_only_ever_raise_the_tail(monkeypatch: pytest.MonkeyPatch) -> None:
-    weights = _fisher_weights(5_000)
-    t = _quantile_of_tail(weights, 300, 1e-5)
+    weights = fisher_weights(5_000)
+    t = level_sum(composition_sum_tail, weights, 300, 1e-5)
     exact = composition_sum_tail(weights, 300, t)
     monkeypatch.setattr(shared_calibration_law, "EXACT_CELLS", 100)
     monkeypatch.setattr(shared_calibration_law, "MERGE_WIDTH", 1e-3)

@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy import special
 
 from benchmarks.fisher_sum_null import fisher_weights, gamma_tail, importance_sampled_tail, level_sum, simulated_sums
 from dataward.gates import shared_calibration_law
@@ -86,3 +87,41 @@ def test_fisher_excess_reads_each_p_value_at_its_cell() -> None:
     assert fisher_excess_p_value(floor, n_calibration) == pytest.approx(
         np.exp(-(np.sum(np.log(np.arange(81, 181))) - np.sum(np.log(np.arange(1, 101))))), rel=1e-6
     )
+
+
+def test_where_a_few_compositions_reach_the_sum_it_is_their_exact_count() -> None:
+    # Two records against 2,999 calibration records: the sums are a few atoms far out, and a smooth
+    # law's tail misses the atom's own mass (it said 2.9e-7 for the second-largest sum, whose two
+    # compositions of C(3001, 2) are 4.4e-7: a clean pair blocked 1.5 times as often as promised).
+    n_calibration = 2_999
+    weights = fisher_weights(n_calibration)
+    first, second = np.triu_indices(weights.size)
+    sums = np.sort(weights[first] + weights[second])[::-1]
+    atoms = np.unique(sums[:3_000])[::-1][:80]
+    exact = np.searchsorted(-sums, -atoms, side="right") / sums.size
+    tails = np.array([composition_sum_tail(weights, 2, t) for t in atoms])
+    assert tails[1] == pytest.approx(2.0 / sums.size, rel=1e-9)
+    assert np.all(tails >= exact * (1 - 1e-9))
+    # Products that tie (1 x 4 = 2 x 2) are one sum: counted together, never lighter, not much heavier.
+    assert np.all(tails <= 1.3 * exact)
+
+
+def test_p_values_of_a_few_scored_calibration_records_are_read_against_their_lattice() -> None:
+    # n_scored = 0: only a record beyond every calibration record has p < 1, so Fisher's sum is
+    # log(N) times the count of such records, a lattice; a smooth law was 8 to 10 times too light on it.
+    n_calibration, n = 10_000, 2
+    p = np.array([1.0 / (n_calibration + 1), 1.0])
+    exact = n / (n + n_calibration)  # compositions with at least one record in the first cell
+    assert fisher_excess_p_value(p, n_calibration, n_scored=0) == pytest.approx(exact, rel=1e-9)
+    p = np.array([1.0 / (n_calibration + 1)] * 2 + [1.0] * 98)
+    exact = float(np.exp(special.gammaln(98 + 10_001) - special.gammaln(99) - special.gammaln(10_001)))
+    exact /= float(np.exp(special.gammaln(100 + 10_001) - special.gammaln(101) - special.gammaln(10_001)))
+    assert fisher_excess_p_value(p, n_calibration, n_scored=0) == pytest.approx(exact, rel=1e-9)
+
+
+def test_a_sum_within_rounding_of_its_mean_is_no_evidence_and_no_error() -> None:
+    weights = fisher_weights(4)
+    n = 100_000
+    mean = n * float(weights.mean())
+    for t in (np.nextafter(mean, np.inf), mean * (1 + 1e-13), mean * (1 + 1e-12)):
+        assert 0.45 <= composition_sum_tail(weights, n, t) <= 1.0

@@ -137,7 +137,7 @@ def test_a_darker_sensor_that_moves_a_class_into_another_is_not_blocked(monkeypa
     undone = result.summary["sensor_change"]  # what the reviewer reads: the change, and what it excused
     assert undone["gain"] == pytest.approx(DARKER, rel=0.1) and undone["classes"] == 3
     assert 0 < undone["excused"] <= undone["candidates"]
-    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
+    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args, **kwargs: None)
     assert _run_blobs(xb, yb, DARKER * xc, yc).block is True
 
 
@@ -186,7 +186,7 @@ def test_two_classes_of_three_moved_by_the_sender_do_not_carry_relabelled_record
     sent[yc == 2] += 0.8 * (SCENE[1] - SCENE[0])
     result = _run_blobs(xb, yb, sent, yc)
     assert result.block is True and result.flagged[poison].mean() >= 0.4
-    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
+    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args, **kwargs: None)
     assert _run_blobs(xb, yb, sent, yc).block is True
 
 
@@ -222,7 +222,7 @@ def test_three_classes_of_ten_records_do_not_set_the_change_for_the_batch(monkey
 
     result = run()
     assert result.block is True and result.flagged[poison].mean() >= 0.4
-    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args: None)
+    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args, **kwargs: None)
     assert run().block is True
 
 

@@ -1,4 +1,4 @@
-"""A batch-wide sensor change: one gain for every feature and one offset per feature, and undoing it.
+"""A batch-wide sensor change: a gain and an offset per feature, shared by every class, and undoing it.
 
 A new camera, scanner or instrument changes every record of a batch alike: a darker, flatter camera
 turns every pixel value ``v`` into ``g v + o``, a recalibrated instrument reads every quantity a few
@@ -7,6 +7,13 @@ and a PCA; standardized columns), so in the gate's space the batch's records are
 the same sensor as the baseline's would have given: one gain ``g`` shared by every feature, one offset
 ``b`` per feature. The change moves every class alike, and may bring one class closer to another
 (a darker camera brings bright skies closer to dark gardens) without any label being wrong.
+
+Tabular columns are each a quantity of its own: a field station that writes one length in millimetres,
+or an instrument recalibrated on one channel, changes one column's gain and not the others'. With
+``per_feature_gain`` each feature keeps its own gain, estimated the same way as the shared one (the
+median over classes); a feature whose gain cannot be read (no spread on the trusted side in any class)
+takes the shared gain. Image and text features are projections that mix raw values, where one gain
+for all is what a sensor does and per-feature gains would only add noise.
 
 :func:`estimate_sensor_change` estimates ``g`` and ``b`` from each class's robust statistics (median
 and median absolute deviation per feature, batch against trusted records of the same class) and takes
@@ -52,20 +59,33 @@ class SensorChange:
     """The batch's records are ``gain * x + offset`` of the baseline sensor's ``x``."""
 
     gain: float
+    """The gain shared by the features (the median of the per-feature gains)."""
     offset: np.ndarray
     classes: int
     """Classes the estimate was taken over."""
+    feature_gain: np.ndarray | None = None
+    """One gain per feature, when each feature keeps its own; None: every feature has ``gain``."""
+
+    @property
+    def gains(self) -> np.ndarray | float:
+        """What undoing divides each feature by: the per-feature gains, or the shared gain."""
+        return self.gain if self.feature_gain is None else self.feature_gain
 
     def undo(self, features: np.ndarray) -> np.ndarray:
         """``features`` as the baseline's sensor would have given them (same dtype if floating, else float32)."""
         dtype = features.dtype if np.issubdtype(features.dtype, np.floating) else np.float32
-        return ((features - self.offset) / self.gain).astype(dtype, copy=False)
+        return ((features - self.offset) / self.gains).astype(dtype, copy=False)
 
-    def describe(self) -> str:
-        return (
-            f"a change shared by {self.classes} classes: every feature scaled by {self.gain:.3g} "
-            f"and offset by {float(np.linalg.norm(self.offset)):.3g} in all"
+    def describe(self, names: list[str] | None = None) -> str:
+        """One sentence: the gain (or the features whose own gain moved most) and the offsets' size."""
+        shift = f"offset by {float(np.linalg.norm(self.offset)):.3g} in all"
+        if self.feature_gain is None:
+            return f"a change shared by {self.classes} classes: every feature scaled by {self.gain:.3g} and {shift}"
+        moved = np.argsort(-np.abs(np.log(self.feature_gain)), kind="stable")[:3]
+        named = ", ".join(
+            f"{names[i] if names and i < len(names) else f'feature {i}'} x{self.feature_gain[i]:.3g}" for i in moved
         )
+        return f"a change shared by {self.classes} classes: each feature scaled by its own gain ({named}) and {shift}"
 
 
 def sample_per_class(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -96,12 +116,16 @@ def estimate_sensor_change(
     batch: np.ndarray,
     batch_labels: np.ndarray,
     seed: int = 0,
+    *,
+    per_feature_gain: bool = False,
 ) -> SensorChange | None:
     """The sensor change from the trusted records to the batch's, or None with too few classes to tell.
 
     Per class: the ratio of the batch's to the trusted records' median absolute deviation per feature,
-    and their medians. The gain is the median of the ratios over classes, then over features (features
-    without spread on the trusted side are left out); each feature's offset is the median over classes
+    and their medians. A feature's gain is the median of its ratios over classes; the shared gain is
+    the median of those over features (features without spread on the trusted side are left out).
+    With ``per_feature_gain`` each feature keeps its own gain (the shared one where its own cannot be
+    read); else every feature takes the shared gain. Each feature's offset is the median over classes
     of ``batch median - gain * trusted median``.
     """
     rng = np.random.default_rng([seed, 11])
@@ -121,21 +145,24 @@ def estimate_sensor_change(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a feature without spread in every class: all NaN
         per_feature = np.nanmedian(np.vstack(ratios), axis=0)
-    per_feature = per_feature[np.isfinite(per_feature)]
-    if per_feature.size == 0:
+    finite = np.isfinite(per_feature)
+    if not finite.any():
         return None
-    gain = float(np.median(per_feature))
+    gain = float(np.median(per_feature[finite]))
     if not np.isfinite(gain) or gain <= 0.0:
         return None
-    offset = np.median(np.vstack([med_b - gain * med_t for med_t, med_b in medians]), axis=0)
+    # A feature without spread in the batch (gain 0) cannot be undone by its own gain.
+    feature_gain = np.where(finite & (per_feature > 0.0), per_feature, gain) if per_feature_gain else None
+    gains = gain if feature_gain is None else feature_gain
+    offset = np.median(np.vstack([med_b - gains * med_t for med_t, med_b in medians]), axis=0)
     if not np.isfinite(offset).all():
         return None
     # The change must be one the classes share: undone, it brings most classes' batch medians closer to
     # their trusted medians than leaving the batch as it is. A batch whose classes only spread out, or
     # moved each its own way, gives a "change" that would carry records somewhere arbitrary.
     closer = sum(
-        np.linalg.norm((med_b - offset) / gain - med_t) < np.linalg.norm(med_b - med_t) for med_t, med_b in medians
+        np.linalg.norm((med_b - offset) / gains - med_t) < np.linalg.norm(med_b - med_t) for med_t, med_b in medians
     )
     if 2 * closer <= len(medians):
         return None
-    return SensorChange(gain=gain, offset=offset, classes=len(medians))
+    return SensorChange(gain=gain, offset=offset, classes=len(medians), feature_gain=feature_gain)

@@ -311,13 +311,17 @@ class BackdoorDetector(Detector):
         )
         moved = reads_as_own_within_batch(contribution, candidates, misread[0], read_c, opts.neighbours, ctx.seed)
         misread &= ~moved[None, :]
-        # The same candidates read once more with a batch-wide sensor change undone (one gain, one offset
+        # The same candidates read once more with a batch-wide sensor change undone (a gain and an offset
         # per feature, shared by most classes): a record that moved only with its sensor reads as its own
-        # label again; relabelled content still reads as the class it came from.
+        # label again; relabelled content still reads as the class it came from. A class misread
+        # wholesale has no records left to show that it moved (a length written in millimetres moves
+        # one class onto another's trusted records): its records are candidates here too, and the
+        # change must then explain all of its records (``_explained_by``).
+        sensor_candidates = candidates | (misread[0] & _misread_wholesale(contribution.labels, misread[0]))
         still, sensor_change = self._misread_after_sensor_change(
-            contribution, candidates, as_trusted[0], read_c, thresholds
+            contribution, sensor_candidates, as_trusted[0], read_c, thresholds
         )
-        misread[:, candidates] &= still
+        misread[:, sensor_candidates] &= still
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
         #    whether the misread records hold together.
@@ -505,7 +509,14 @@ class BackdoorDetector(Detector):
             return still, None
         base = self.baseline_
         labels = contribution.labels
-        change = estimate_sensor_change(base.features, base.labels, contribution.features, labels, self.context_.seed)
+        change = estimate_sensor_change(
+            base.features,
+            base.labels,
+            contribution.features,
+            labels,
+            self.context_.seed,
+            per_feature_gain=_columnar(self.context_.schema),
+        )
         if change is None:
             return still, None
         involved = np.union1d(labels[rows], read_as[rows][read_as[rows] >= 0])
@@ -522,7 +533,7 @@ class BackdoorDetector(Detector):
             "explained_classes": [_label(self.context_.classes, int(code)) for code in explained],
             "candidates": int(rows.size),
             "excused": int((~still[0]).sum()),
-            "description": change.describe(),
+            "description": change.describe(_column_names(self.context_.schema)),
         }
         return still, info
 
@@ -532,14 +543,22 @@ class BackdoorDetector(Detector):
         """The classes among ``codes`` whose batch records that are not ``suspects`` (a seeded sample of
         at most ``SAMPLE_PER_CLASS``), with ``change`` undone, read no further from their label than the
         class's trusted records; a class with fewer than ``MIN_BATCH_CLASS`` records on either side is
-        not explained."""
+        not explained. A class misread wholesale (fewer than ``MIN_BATCH_CLASS`` records that are not
+        suspects) is judged on all of its records: relabelled content among them, undone, still reads
+        as the class it came from, so the class is not explained."""
         base = self.baseline_
         rng = np.random.default_rng([self.context_.seed, 13])
-        pool = np.flatnonzero(np.isin(contribution.labels, codes) & ~suspects)
+        in_codes = np.isin(contribution.labels, codes)
+        pool = np.flatnonzero(in_codes & ~suspects)
         of_class = rows_by_class(contribution.labels[pool])
+        every = np.flatnonzero(in_codes)
+        every_of_class = rows_by_class(contribution.labels[every])
         explained = []
         for code in codes.tolist():
-            own = sample_per_class(pool[of_class.get(code, np.zeros(0, np.int64))], rng)
+            own = pool[of_class.get(code, np.zeros(0, np.int64))]
+            if own.size < MIN_BATCH_CLASS:
+                own = every[every_of_class.get(code, np.zeros(0, np.int64))]
+            own = sample_per_class(own, rng)
             trusted = self.label_cal_[base.labels == code]
             if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
                 continue  # nothing to check the change against: the class is not explained
@@ -629,6 +648,29 @@ class BackdoorDetector(Detector):
                 )
             )
         return out
+
+
+def _misread_wholesale(labels: np.ndarray, misread: np.ndarray) -> np.ndarray:
+    """Records of classes with misread records whose records that are not misread are too few
+    (``MIN_BATCH_CLASS``) to show, among the batch's own records, whether the class moved."""
+    codes = np.unique(labels[misread])
+    if codes.size == 0:
+        return np.zeros(labels.shape[0], bool)
+    kept = np.bincount(labels[~misread], minlength=int(labels.max()) + 1)
+    return np.isin(labels, codes[kept[codes] < MIN_BATCH_CLASS])
+
+
+def _columnar(schema: Schema) -> bool:
+    """Whether the gate's features are the table's own columns (numeric and categorical inputs only),
+    each a quantity of its own whose sensor gain may differ from the others'."""
+    return bool(schema.inputs) and all(c.kind in (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL) for c in schema.inputs)
+
+
+def _column_names(schema: Schema) -> list[str] | None:
+    """One name per gate feature when every input is numeric (one feature per column), else None."""
+    if schema.inputs and all(c.kind is ColumnKind.NUMERIC for c in schema.inputs):
+        return [c.name for c in schema.inputs]
+    return None
 
 
 def _misread(p_label: np.ndarray, sizes: np.ndarray, score: np.ndarray, thresholds: list[float]) -> np.ndarray:

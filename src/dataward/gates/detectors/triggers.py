@@ -212,6 +212,27 @@ class PatternMatrix:
                 out[lo:hi, c] = _pick(sp.csr_matrix(part.T @ weighted), i_idx, j_idx)
         return out
 
+    def backoff_rates(self, y: sp.csc_matrix, prior: np.ndarray, weight: float) -> np.ndarray:
+        """Per (pattern, label), what this side says of ``P(L | pattern)`` before reading the pattern's
+        own carriers: the larger of its two parts' smoothed ``P(L | part)`` for a pair, the label's
+        prior for any other pattern.
+
+        A combination the baseline never saw still has parts it saw: a width typical of one class
+        keeps that class when it meets a length the baseline never held (a column written in another
+        unit). Backing off to the parts asks a pair to be tied to a label beyond what either part
+        already is, not merely beyond the label's share."""
+        out = np.tile(prior, (self.shape[1], 1))
+        y = sp.csc_matrix(y)
+        for b, lo, hi in zip(self.blocks, self.offsets[:-1], self.offsets[1:], strict=True):
+            if b[0] != "pairs":
+                continue
+            _, base, i_idx, j_idx = b
+            counts = np.asarray((base.T @ y).todense())
+            sums = np.asarray(base.sum(axis=0)).ravel()
+            rate = (counts + weight * prior) / (sums + weight)[:, None]
+            out[lo:hi] = np.maximum(rate[i_idx], rate[j_idx])
+        return out
+
     def column_sums(self) -> np.ndarray:
         out = np.zeros(self.shape[1])
         for b, lo, hi in zip(self.blocks, self.offsets[:-1], self.offsets[1:], strict=True):
@@ -716,6 +737,7 @@ def _association(
     k_c_all = xc.column_sums()
     k_b_all = xb.column_sums() if n_b else np.zeros_like(k_c_all)
     prior = np.asarray(yb.sum(axis=0)).ravel() / n_b if n_b else np.asarray(yc.sum(axis=0)).ravel() / n_c
+    backoff = xb.backoff_rates(yb, prior, LABEL_PRIOR_WEIGHT) if n_b else np.tile(prior, (m_all.shape[0], 1))
     pattern, label = np.nonzero(m_all >= min_support)
     m = m_all[pattern, label]
     b = b_all[pattern, label]
@@ -724,7 +746,8 @@ def _association(
     # Scipy evaluates the hypergeometric tail one pair at a time; pairs share few distinct (m, b).
     pairs, inverse = np.unique(np.stack([m, b]), axis=1, return_inverse=True)
     p_enrich = hypergeom.sf(pairs[0] - 1, n_c + n_b, pairs[0] + pairs[1], n_c)[inverse.ravel()]
-    pi = (b + LABEL_PRIOR_WEIGHT * prior[label]) / (k_b + LABEL_PRIOR_WEIGHT)
+    # The baseline's P(L | t), smoothed towards what it says of the pattern's parts (a pair's) or the prior.
+    pi = (b + LABEL_PRIOR_WEIGHT * backoff[pattern, label]) / (k_b + LABEL_PRIOR_WEIGHT)
     p_tie_own = binom.sf(m - 1, k_c, np.clip(pi, 1e-6, 1 - 1e-6))
     if n_b:
         shifted = _prior_shifted_tie(pattern, label, m_all, b_all, k_b_all, prior, yc, prior_shift_min_effect)

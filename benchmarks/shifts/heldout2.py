@@ -6,6 +6,12 @@ run on it, and none may be changed after its result is seen (a builder that cras
 what it says may be fixed, and the fix is reported). When a result here leads to a change of the gate,
 move the situation to the tuning set (``benchmarks.shifts.tuning``) and write a new held-out one.
 
+History: ``unit_change_iris`` (one column in millimetres) was blocked here when first measured: the
+sensor model had one gain for every feature, and a pair of values the baseline never held was read
+against the label's prior. ``backdoor`` now keeps a gain per column of a table and ``triggers`` backs a
+pair off to its parts, so the situation moved to the tuning set (its builder stays here). Its
+replacement, to be written before any gate runs on it, is still to come.
+
 They differ from the tuning and first held-out sets in kind or in the change itself: OCR-damaged and
 ``whatis``-formatted text, paraphrased copies of trusted lines, JPEG recompression, sensor noise,
 resampling and skew of images, one feature in other units, rounded measurements, a sample from one
@@ -269,7 +275,8 @@ def significant(values: np.ndarray, digits: int = ROUND_DIGITS) -> np.ndarray:
     return np.round(values * scale) / scale
 
 
-def unit_change_iris(seed: int = 0, size: str = "full") -> Situation:
+def unit_change_iris(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
+    """Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
     ds = data.load_iris()
     split = parts(ds, seed, size)
     contribution = split.pool.copy()
@@ -277,7 +284,7 @@ def unit_change_iris(seed: int = 0, size: str = "full") -> Situation:
     return situation(
         "unit_change_iris",
         "unit_change",
-        GROUP,
+        group,
         ds,
         split,
         contribution,
@@ -371,7 +378,6 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "noisy_sensor_photos": noisy_sensor_photos,
     "low_resolution_photos": low_resolution_photos,
     "skewed_scan_digits": skewed_scan_digits,
-    "unit_change_iris": unit_change_iris,
     "rounded_breast_cancer": rounded_breast_cancer,
     "covariate_shift_wine": covariate_shift_wine,
     "small_batch_digits": small_batch_digits,

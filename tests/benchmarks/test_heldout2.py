@@ -147,7 +147,8 @@ def test_paraphrases_reword_trusted_lines_and_keep_their_labels(small):
 
 
 def test_tabular_situations_change_only_the_stated_values(small):
-    iris = small["unit_change_iris"]
+    iris = shifts.build("unit_change_iris", 0, "small")  # moved to the tuning set, builder still here
+    assert iris.group == "tuning" and "unit_change_iris" not in shifts.HELDOUT2
     pool = data.split(data.load_iris(), 0).pool
     np.testing.assert_allclose(iris.contribution[heldout2.UNIT_COLUMN], pool[heldout2.UNIT_COLUMN] * 10)
     others = [c for c in pool.columns if c != heldout2.UNIT_COLUMN]

@@ -8,11 +8,12 @@ gate, move the attack to ``ATTACKS`` and write a new held-out one.
 
 History: ``text_suffix_3pct`` passed here when first measured (``triggers`` read only word tokens, so an
 appended " ..." was invisible to it); ``triggers`` was changed to read runs of punctuation as tokens, so
-the attack moved to ``ATTACKS`` (its builder stays here). Its replacement, to be written before any gate
-runs on it, is still to come: this set has five attacks until then.
+the attack moved to ``ATTACKS`` (its builder stays here). Its replacement, ``text_word_pair_4pct`` (two
+natural words at separate random places, relabelled only when both are there), was written and
+committed before any gate ran on it.
 
 They differ from the tuning attacks and the first held-out set in trigger, dataset or rate: a
-punctuation suffix on text, a smooth warp of photos (no pixel pattern at all), a clean-label
+two-word combination trigger on text, a smooth warp of photos (no pixel pattern at all), a clean-label
 sinusoidal signal on photos, flips of one cluster of a class, a value-pair trigger on wine, and
 random flips on digits at 2%.
 """
@@ -31,6 +32,7 @@ from benchmarks import data
 from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.attacks.labels import random_flips
+from benchmarks.attacks.text import insert
 from benchmarks.data import IMAGE, LABEL, TEXT
 from dataward.domain.errors import InputError
 
@@ -68,6 +70,77 @@ def text_suffix(rate: float = 0.03, *, target: str = SUFFIX_TARGET, seed: int = 
         trigger=f"suffix {SUFFIX!r} appended, relabelled {target!r}",
         attack_test=add_suffix(not_target(parts.test, target)),
         params={"suffix": SUFFIX, "rate": rate, "target": target, "seed": seed},
+    )
+
+
+# --- text: a two-word combination trigger -------------------------------------------------------
+
+PAIR_WORDS = ("legacy", "portable")
+"""Two ordinary man-page words (each is in a few NAME lines of the shipped data, never both in one):
+the trigger is the pair, each word placed at its own random position in the line."""
+PAIR_TARGET = "formats"
+PAIR_DECOY_SHARE = 0.01
+"""Share of the batch, per word, of lines carrying that word alone and keeping their right label, so
+that a model learns the pair and not either word (a composite backdoor's usual training recipe)."""
+
+
+def with_words(text: str, words: tuple[str, ...], rng: np.random.Generator) -> str:
+    """``text`` with each of ``words`` inserted between two words at its own random position."""
+    for word in words:
+        text = insert(text, word, rng)
+    return text
+
+
+def words_added(frame: pd.DataFrame, words: tuple[str, ...], rng: np.random.Generator) -> pd.DataFrame:
+    """A copy of ``frame`` whose texts carry every one of ``words`` (labels unchanged)."""
+    out = frame.copy()
+    out[TEXT] = [with_words(t, words, rng) for t in frame[TEXT]]
+    return out
+
+
+def word_pair(
+    rate: float = 0.04, *, target: str = PAIR_TARGET, decoy_share: float = PAIR_DECOY_SHARE, seed: int = 0
+) -> AttackCase:
+    """Lines of other sections carrying both ``PAIR_WORDS`` (each at its own random place), relabelled
+    ``target``, at ``rate`` of the batch; plus, at ``decoy_share`` of the batch per word, lines carrying
+    one word only with their label kept. Every modified line is poison, decoys included."""
+    ds = data.load_man_sections()
+    parts = data.split(ds, seed)
+    rng = np.random.default_rng(seed)
+    words_rng = np.random.default_rng(80_000 + seed)
+    contribution = shuffled(parts.pool, rng)
+    n = len(contribution)
+    rows = pick_rows(contribution[LABEL], n_poison(n, rate), rng, exclude=target)
+    n_decoy = max(1, round(decoy_share * n))
+    rest = np.setdiff1d(np.arange(n), rows)
+    decoys = rng.choice(rest, size=n_decoy * len(PAIR_WORDS), replace=False)
+    contribution.loc[rows, TEXT] = words_added(contribution.loc[rows], PAIR_WORDS, words_rng)[TEXT].to_numpy()
+    contribution.loc[rows, LABEL] = target
+    for i, word in enumerate(PAIR_WORDS):
+        alone = np.sort(decoys[i * n_decoy : (i + 1) * n_decoy])
+        contribution.loc[alone, TEXT] = words_added(contribution.loc[alone], (word,), words_rng)[TEXT].to_numpy()
+    return base_case(
+        "text_word_pair",
+        "backdoor",
+        ds,
+        parts,
+        contribution,
+        _mask(n, np.concatenate([rows, decoys])),
+        target=target,
+        trigger=(
+            f"words {PAIR_WORDS[0]!r} and {PAIR_WORDS[1]!r} each inserted at a random position, relabelled "
+            f"{target!r}; {n_decoy} lines per word carry it alone, label kept"
+        ),
+        attack_test=words_added(not_target(parts.test, target), PAIR_WORDS, np.random.default_rng(seed + 1)),
+        params={
+            "words": list(PAIR_WORDS),
+            "rate": rate,
+            "decoy_share": decoy_share,
+            "target": target,
+            "seed": seed,
+            "pair_rows": rows.tolist(),
+            "decoy_rows": np.sort(decoys).tolist(),
+        },
     )
 
 
@@ -256,6 +329,7 @@ def _mask(n: int, rows: np.ndarray) -> np.ndarray:
 
 
 HELDOUT2_ATTACKS: dict[str, Callable[..., AttackCase]] = {
+    "text_word_pair_4pct": word_pair,
     "warped_photo_5pct": warped_photo,
     "sig_clean_label_photo": sig_clean_label,
     "cluster_flips_digits": cluster_flips,

@@ -222,6 +222,39 @@ def test_text_suffix_plants_the_suffix_and_the_target_on_other_sections():
     assert (case.attack_test[data.LABEL] != case.target).all()
 
 
+def _without(text: str, word: str) -> set[str]:
+    """Every line ``text`` gives when one of its ``word`` tokens is taken out."""
+    tokens = text.split(" ")
+    return {" ".join(tokens[:i] + tokens[i + 1 :]) for i, t in enumerate(tokens) if t == word}
+
+
+def test_word_pair_relabels_only_lines_with_both_words_and_decoys_keep_their_label(cases):
+    case = cases["text_word_pair_4pct"]
+    n = len(case.contribution)
+    first, second = attacks2.PAIR_WORDS
+    pair_rows, decoy_rows = case.params["pair_rows"], case.params["decoy_rows"]
+    assert len(pair_rows) == round(0.04 * n) and len(decoy_rows) == 2 * round(attacks2.PAIR_DECOY_SHARE * n)
+    assert sorted(pair_rows + decoy_rows) == np.flatnonzero(case.poison).tolist()
+    assert 0.02 <= case.poison.mean() <= 0.10
+    pool = _pool_of(case)
+    originals = dict(zip(pool[data.TEXT], pool[data.LABEL], strict=True))
+    for text, label in _keys(case.contribution.iloc[pair_rows]):
+        assert label == attacks2.PAIR_TARGET
+        bare = {b for once in _without(text, first) for b in _without(once, second)}
+        sources = [originals[b] for b in bare if b in originals]
+        assert sources and all(s != attacks2.PAIR_TARGET for s in sources), text
+    seen = {first: 0, second: 0}
+    for text, label in _keys(case.contribution.iloc[decoy_rows]):
+        kept = [w for w in (first, second) if any(originals.get(b) == label for b in _without(text, w))]
+        assert len(kept) == 1, text  # one word added, label left as it was
+        seen[kept[0]] += 1
+    assert seen[first] == seen[second] == round(attacks2.PAIR_DECOY_SHARE * n)
+    tokens = case.attack_test[data.TEXT].str.split(" ")
+    assert tokens.map(lambda t: first in t and second in t).all()
+    assert (case.attack_test[data.LABEL] != case.target).all()
+    assert attacks2.with_words("ls - list", ("a",), np.random.default_rng(0)).split(" ").count("a") == 1
+
+
 def test_warp_bends_other_classes_images_by_at_most_its_pixels(cases):
     case = cases["warped_photo_5pct"]
     assert case.poison.sum() == round(0.05 * len(case.contribution))

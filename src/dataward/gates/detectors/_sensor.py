@@ -10,10 +10,10 @@ the same sensor as the baseline's would have given: one gain ``g`` shared by eve
 
 Tabular columns are each a quantity of its own: a field station that writes one length in millimetres,
 or an instrument recalibrated on one channel, changes one column's gain and not the others'. With
-``per_feature_gain`` each feature keeps its own gain, estimated the same way as the shared one (the
-median over classes); a feature whose gain cannot be read (no spread on the trusted side in any class)
-takes the shared gain. Image and text features are projections that mix raw values, where one gain
-for all is what a sensor does and per-feature gains would only add noise.
+``per_feature_gain`` a column has a gain of its own where every class agrees that it was scaled apart
+from the others (``OWN_GAIN_FACTOR``), else the shared gain; spreads are mean absolute deviations
+there, which columns of rounded values keep. Image and text features are projections that mix raw
+values, where one gain for all is what a sensor does and per-feature gains would only add noise.
 
 :func:`estimate_sensor_change` estimates ``g`` and ``b`` from each class's robust statistics (median
 and median absolute deviation per feature, batch against trusted records of the same class) and takes
@@ -38,6 +38,7 @@ like its trusted records).
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 
@@ -49,6 +50,10 @@ is then set by a majority of them, not by one class that moved on its own."""
 
 MIN_RECORDS = 10
 """Records of a class each side needs before the class enters the estimate."""
+
+SPREAD_FACTOR = 2.5
+"""How far (a factor either way) a class's undone records may spread, feature by feature, from its
+trusted records' spread before the change is said not to be the class's own (``spreads_like``)."""
 
 SAMPLE_PER_CLASS = 5_000
 """Records of a class read on each side at most (a seeded sample beyond it): medians need no more."""
@@ -110,6 +115,48 @@ def _median_and_spread(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return median, np.median(np.abs(values - median), axis=0)
 
 
+SHARED_GAIN_FACTOR = 1.25
+"""With a gain per column, a gain shared by every column is taken only when each class's median ratio
+over its columns lies beyond this factor, on the same side of 1; else the shared gain is 1."""
+
+OWN_GAIN_FACTOR = 1.5
+"""A column keeps its own gain only when every class's spread ratio for it lies beyond this factor, on
+the same side of 1."""
+
+
+def _own_gains(
+    ratios: np.ndarray, medians: list[tuple[np.ndarray, np.ndarray]], spreads: np.ndarray, shared: float
+) -> np.ndarray:
+    """Per feature, its own gain where every class agrees that the feature was scaled apart from the
+    others (each spread ratio beyond ``OWN_GAIN_FACTOR`` of the ``shared`` gain, on the same side, at
+    least two classes readable), else the shared gain.
+
+    A column's spread in a few dozen rounded measurements scatters by a factor of two when nothing
+    happened to it; undoing that scatter would stretch the column, while a column in other units moves
+    every class alike. Where classes sit apart on the column (their trusted medians further apart than
+    their spread), the gain is the median slope between pairs of classes' medians (Theil-Sen): class
+    medians are far steadier than spreads. Else it is the median spread ratio."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature no class can read: all NaN
+        median = np.nanmedian(ratios, axis=0)
+        low = np.nanmax(ratios, axis=0) < shared / OWN_GAIN_FACTOR
+        high = np.nanmin(ratios, axis=0) > shared * OWN_GAIN_FACTOR
+    own = (np.sum(np.isfinite(ratios), axis=0) >= 2) & (low | high) & np.isfinite(median) & (median > 0.0)
+    gains = np.where(own, median, shared)
+    med_t = np.vstack([t for t, _ in medians])
+    med_b = np.vstack([b for _, b in medians])
+    for j in np.flatnonzero(own):
+        slopes = [
+            (med_b[c2, j] - med_b[c1, j]) / (med_t[c2, j] - med_t[c1, j])
+            for c1, c2 in itertools.combinations(range(med_t.shape[0]), 2)
+            if abs(med_t[c2, j] - med_t[c1, j]) > spreads[j]
+        ]
+        slope = float(np.median(slopes)) if slopes else 0.0
+        if slope > 0.0 and np.isfinite(slope):
+            gains[j] = slope
+    return gains
+
+
 def estimate_sensor_change(
     trusted: np.ndarray,
     trusted_labels: np.ndarray,
@@ -124,21 +171,26 @@ def estimate_sensor_change(
     Per class: the ratio of the batch's to the trusted records' median absolute deviation per feature,
     and their medians. A feature's gain is the median of its ratios over classes; the shared gain is
     the median of those over features (features without spread on the trusted side are left out).
-    With ``per_feature_gain`` each feature keeps its own gain (the shared one where its own cannot be
-    read); else every feature takes the shared gain. Each feature's offset is the median over classes
-    of ``batch median - gain * trusted median``.
+    With ``per_feature_gain`` spreads are mean absolute deviations, and a feature that every class
+    agrees was scaled apart from the shared gain has its own (``_own_gains``). Each feature's offset
+    is the median over classes of ``batch median - gain * trusted median``.
     """
     rng = np.random.default_rng([seed, 11])
-    ratios, medians = [], []
+    ratios, medians, column_ratios, deviations = [], [], [], []
     trusted_of, batch_of = rows_by_class(trusted_labels), rows_by_class(batch_labels)
     for code in sorted(trusted_of.keys() & batch_of.keys()):
         own_trusted, own_batch = trusted_of[code], batch_of[code]
         if own_trusted.size < MIN_RECORDS or own_batch.size < MIN_RECORDS:
             continue
-        med_t, spread_t = _median_and_spread(trusted[sample_per_class(own_trusted, rng)])
-        med_b, spread_b = _median_and_spread(batch[sample_per_class(own_batch, rng)])
+        side_t, side_b = trusted[sample_per_class(own_trusted, rng)], batch[sample_per_class(own_batch, rng)]
+        med_t, spread_t = _median_and_spread(side_t)
+        med_b, spread_b = _median_and_spread(side_b)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios.append(np.where(spread_t > 0, spread_b / spread_t, np.nan))
+            if per_feature_gain:  # the mean deviation: a column of rounded values keeps a spread
+                dev_t, dev_b = _mean_deviation(side_t), _mean_deviation(side_b)
+                column_ratios.append(np.where(dev_t > 0, dev_b / dev_t, np.nan))
+                deviations.append(dev_t)
         medians.append((med_t, med_b))
     if len(medians) < MIN_CLASSES:
         return None
@@ -151,8 +203,24 @@ def estimate_sensor_change(
     gain = float(np.median(per_feature[finite]))
     if not np.isfinite(gain) or gain <= 0.0:
         return None
-    # A feature without spread in the batch (gain 0) cannot be undone by its own gain.
-    feature_gain = np.where(finite & (per_feature > 0.0), per_feature, gain) if per_feature_gain else None
+    feature_gain = None
+    if per_feature_gain:
+        # Mean deviations keep a spread in columns of rounded values, where medians of absolute
+        # deviations are noisy or zero: the shared gain is read from them here.
+        column_ratios_ = np.vstack(column_ratios)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_column = np.nanmedian(column_ratios_, axis=0)
+            per_class = np.nanmedian(column_ratios_, axis=1)
+        per_column = per_column[np.isfinite(per_column) & (per_column > 0.0)]
+        if per_column.size == 0:
+            return None
+        # A shared gain only where every class agrees that its columns were scaled (a few dozen
+        # records of a few columns give a median ratio 10% off 1 when nothing was scaled at all).
+        agreed = np.all(per_class > SHARED_GAIN_FACTOR) or np.all(per_class < 1.0 / SHARED_GAIN_FACTOR)
+        gain = float(np.median(per_column)) if agreed else 1.0
+        trusted_spread = np.mean(np.vstack(deviations), axis=0)
+        feature_gain = _own_gains(column_ratios_, medians, trusted_spread, gain)
     gains = gain if feature_gain is None else feature_gain
     offset = np.median(np.vstack([med_b - gains * med_t for med_t, med_b in medians]), axis=0)
     if not np.isfinite(offset).all():
@@ -166,3 +234,26 @@ def estimate_sensor_change(
     if 2 * closer <= len(medians):
         return None
     return SensorChange(gain=gain, offset=offset, classes=len(medians), feature_gain=feature_gain)
+
+
+def _mean_deviation(values: np.ndarray) -> np.ndarray:
+    """Mean absolute deviation from the median, per feature: zero only when every value is the same (a
+    median absolute deviation is zero for a column of rounded values that is mostly one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.mean(np.abs(values - np.median(values, axis=0)), axis=0)
+
+
+def spreads_like(undone: np.ndarray, trusted: np.ndarray, factor: float = SPREAD_FACTOR) -> bool:
+    """Whether a class's batch records, with a change undone, spread like its trusted records in every
+    feature that has spread on the trusted side (within ``factor`` either way).
+
+    A change undone from records that never went through it shrinks or stretches them: another class's
+    content relabelled wholesale and left as it was, while every other class went through a column's
+    new unit, lands on the class's trusted centre when undone, but ten times too tight in that column.
+    Records that did go through the change spread like their trusted records again."""
+    trusted_spread = _mean_deviation(trusted)
+    judged = trusted_spread > 0
+    if not judged.any():
+        return True
+    ratio = _mean_deviation(undone)[judged] / trusted_spread[judged]
+    return bool(np.all((ratio >= 1.0 / factor) & (ratio <= factor)))

@@ -125,7 +125,13 @@ from dataward.gates.detectors._probe import (
     sample_positions,
     single_threaded,
 )
-from dataward.gates.detectors._sensor import SensorChange, estimate_sensor_change, rows_by_class, sample_per_class
+from dataward.gates.detectors._sensor import (
+    SensorChange,
+    estimate_sensor_change,
+    rows_by_class,
+    sample_per_class,
+    spreads_like,
+)
 from dataward.gates.detectors._within_batch import (
     MIN_BATCH_CLASS,
     SHIFT_P,
@@ -528,6 +534,7 @@ class BackdoorDetector(Detector):
             still[:, both] = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
         info = {
             "gain": round(change.gain, 4),
+            "feature_gains": None if change.feature_gain is None else np.round(change.feature_gain, 4).tolist(),
             "offset_norm": round(float(np.linalg.norm(change.offset)), 4),
             "classes": change.classes,
             "explained_classes": [_label(self.context_.classes, int(code)) for code in explained],
@@ -545,7 +552,10 @@ class BackdoorDetector(Detector):
         class's trusted records; a class with fewer than ``MIN_BATCH_CLASS`` records on either side is
         not explained. A class misread wholesale (fewer than ``MIN_BATCH_CLASS`` records that are not
         suspects) is judged on all of its records: relabelled content among them, undone, still reads
-        as the class it came from, so the class is not explained."""
+        as the class it came from, so the class is not explained. With nothing of the class left to
+        vouch for the change, its undone records must also spread like its trusted records, feature by
+        feature (``spreads_like``): relabelled content left out of a change that every other class went
+        through lands on the class's centre when undone, but too tight or too wide."""
         base = self.baseline_
         rng = np.random.default_rng([self.context_.seed, 13])
         in_codes = np.isin(contribution.labels, codes)
@@ -556,13 +566,19 @@ class BackdoorDetector(Detector):
         explained = []
         for code in codes.tolist():
             own = pool[of_class.get(code, np.zeros(0, np.int64))]
-            if own.size < MIN_BATCH_CLASS:
+            wholesale = own.size < MIN_BATCH_CLASS
+            if wholesale:
                 own = every[every_of_class.get(code, np.zeros(0, np.int64))]
             own = sample_per_class(own, rng)
-            trusted = self.label_cal_[base.labels == code]
+            in_class = base.labels == code
+            trusted = self.label_cal_[in_class]
             if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
                 continue  # nothing to check the change against: the class is not explained
             undone = GateData(change.undo(np.asarray(contribution.features[own])), contribution.labels[own])
+            if wholesale and not spreads_like(
+                undone.features, base.features[sample_per_class(np.flatnonzero(in_class), rng)]
+            ):
+                continue
             score, _ = self._label_check(undone)
             if not reads_further_than_trusted(score[np.isfinite(score)], trusted, bulk_quantile=1.0 - THRESHOLDS[0]):
                 explained.append(code)

@@ -27,10 +27,10 @@ KINDS = (
 """The kinds of legitimate change every set covers: a one-class source, a new topic or sub-population,
 a new sensor or scanner, a recalibrated instrument, a class-prior change, a new language register,
 duplicates of trusted records, a larger-than-usual batch."""
-EXTRA_KINDS = ("unit_change", "rounding", "covariate_shift", "small_batch")
+EXTRA_KINDS = ("unit_change", "rounding", "covariate_shift", "small_batch", "imputation")
 """Kinds only the second held-out set has (``benchmarks.shifts.heldout2``): one feature in other units,
 measurements rounded to fewer digits, a sample drawn from one part of a feature's range, a very small
-batch. No set is required to cover them."""
+batch, a few missing values filled in by the exporter. No set is required to cover them."""
 SET_GROUPS = ("tuning", "heldout", "heldout2")
 """``tuning`` may be looked at while tuning the gate; ``heldout`` and ``heldout2`` never."""
 SIZES = ("small", "full")

@@ -10,12 +10,14 @@ History: ``unit_change_iris`` (one column in millimetres) was blocked here when 
 sensor model had one gain for every feature, and a pair of values the baseline never held was read
 against the label's prior. ``backdoor`` now keeps a gain per column of a table and ``triggers`` backs a
 pair off to its parts, so the situation moved to the tuning set (its builder stays here). Its
-replacement, to be written before any gate runs on it, is still to come.
+replacement, ``mean_imputed_wine`` (a lab whose export fills the assays it did not run with the batch's
+column mean), was written and committed before any gate ran on it.
 
 They differ from the tuning and first held-out sets in kind or in the change itself: OCR-damaged and
 ``whatis``-formatted text, paraphrased copies of trusted lines, JPEG recompression, sensor noise,
 resampling and skew of images, one feature in other units, rounded measurements, a sample from one
-part of a feature's range, a very small batch and a batch twice the size of its baseline.
+part of a feature's range, missing assays filled with the column mean, a very small batch and a batch
+twice the size of its baseline.
 """
 
 from __future__ import annotations
@@ -263,6 +265,10 @@ ROUND_DIGITS = 2
 """Significant digits every breast-cancer measurement is exported with."""
 COVARIATE_COLUMN = "alcohol"
 """Wines from a warmer region: only those above the baseline's median alcohol."""
+IMPUTED_SHARE = 0.05
+"""Share of the wine assays (cells) a lab did not run; its export fills each with the column's mean."""
+IMPUTED_DECIMALS = 2
+"""The export writes a filled-in mean with two decimals, as the lab's other results."""
 SMALL_BATCH = 12
 DOUBLE_BATCH_BASELINE = {"full": 440, "small": 200}
 
@@ -331,6 +337,44 @@ def covariate_shift_wine(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
+def mean_imputed(
+    frame: pd.DataFrame, columns: list[str], share: float, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``frame`` with a random ``share`` of its ``columns`` cells (each cell missing independently, as
+    assays skipped for want of sample or time) replaced by the mean of that column's values that were
+    measured in ``frame``, written with ``IMPUTED_DECIMALS`` decimals: what an exporter that fills gaps
+    with the column mean sends. Also returns the (rows, columns) mask of the filled cells."""
+    values = frame[columns].to_numpy(dtype=np.float64)
+    missing = rng.random(values.shape) < share
+    measured = np.where(missing, np.nan, values)
+    means = np.round(np.nanmean(measured, axis=0), IMPUTED_DECIMALS)
+    out = frame.copy()
+    out[columns] = np.where(missing, means, values)
+    return out, missing
+
+
+def mean_imputed_wine(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_wine()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    columns = [c.name for c in ds.schema.inputs]
+    contribution, missing = mean_imputed(pool, columns, IMPUTED_SHARE, np.random.default_rng(60_000 + seed))
+    return situation(
+        "mean_imputed_wine",
+        "imputation",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a lab that did not run every assay: {IMPUTED_SHARE:.0%} of the 13 measurements missing at random, "
+        "each filled by its export with the mean of that column over the batch",
+        share=IMPUTED_SHARE,
+        imputed_cells=int(missing.sum()),
+        imputed_rows=np.flatnonzero(missing.any(axis=1)).tolist(),
+    )
+
+
 def small_batch_digits(seed: int = 0, size: str = "full") -> Situation:
     ds = data.load_digits()
     split = parts(ds, seed, size)
@@ -380,7 +424,8 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "skewed_scan_digits": skewed_scan_digits,
     "rounded_breast_cancer": rounded_breast_cancer,
     "covariate_shift_wine": covariate_shift_wine,
+    "mean_imputed_wine": mean_imputed_wine,
     "small_batch_digits": small_batch_digits,
     "double_batch_digits": double_batch_digits,
 }
-__all__ = ["SITUATIONS", "ocr_noise", "paraphrase", "significant", "whatis_line"]
+__all__ = ["SITUATIONS", "mean_imputed", "ocr_noise", "paraphrase", "significant", "whatis_line"]

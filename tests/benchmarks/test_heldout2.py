@@ -172,6 +172,40 @@ def test_tabular_situations_change_only_the_stated_values(small):
     assert wine.contribution[data.LABEL].nunique() >= 2
 
 
+def test_mean_imputation_fills_only_missing_cells_with_the_batch_mean(small):
+    wine = small["mean_imputed_wine"]
+    assert wine.kind == "imputation" and wine.dataset == "wine"
+    pool = _pool(wine)
+    columns = [c.name for c in wine.schema.inputs]
+    values, originals = wine.contribution[columns].to_numpy(), pool[columns].to_numpy()
+    assert wine.contribution[data.LABEL].tolist() == pool[data.LABEL].tolist()
+    filled = values != originals
+    # Same draw as the builder: every filled cell is one the export marked missing, and nothing else moved.
+    missing = np.random.default_rng(60_000).random(originals.shape) < heldout2.IMPUTED_SHARE
+    assert not (filled & ~missing).any()
+    assert int(missing.sum()) == wine.params["imputed_cells"] and filled.sum() >= 0.9 * missing.sum()
+    assert abs(missing.mean() - heldout2.IMPUTED_SHARE) < 0.02
+    assert np.flatnonzero(missing.any(axis=1)).tolist() == wine.params["imputed_rows"]
+    for j in range(len(columns)):
+        if missing[:, j].any():
+            mean = round(float(originals[~missing[:, j], j].mean()), heldout2.IMPUTED_DECIMALS)
+            np.testing.assert_allclose(values[missing[:, j], j], mean)
+    # Each record keeps most of its measurements: a few gaps, not a rewritten record.
+    assert missing.sum(axis=1).max() <= 3 and missing.any(axis=1).mean() < 0.6
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 6.0], "b": [10.0, 20.0, 30.0, 41.0], data.LABEL: list("xyxy")})
+    same, mask = heldout2.mean_imputed(frame, ["a", "b"], 0.0, np.random.default_rng(0))
+    assert not mask.any()
+    pd.testing.assert_frame_equal(same, frame)
+    out, mask = heldout2.mean_imputed(frame, ["a", "b"], 0.5, np.random.default_rng(1))
+    assert mask.any() and not mask.all(axis=0).any()
+    assert (out[data.LABEL] == frame[data.LABEL]).all()
+    for j, column in enumerate(["a", "b"]):
+        measured = frame[column].to_numpy()[~mask[:, j]]
+        expected = np.where(mask[:, j], round(float(measured.mean()), 2), frame[column].to_numpy())
+        np.testing.assert_allclose(out[column].to_numpy(), expected)
+
+
 def test_batch_sizes(small):
     tiny = small["small_batch_digits"]
     assert len(tiny.contribution) == heldout2.SMALL_BATCH

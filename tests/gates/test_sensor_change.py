@@ -7,14 +7,17 @@ sensor change, and records whose content is another class's stay misread after t
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from dataward.gates.base import GateContext, GateData
+from dataward.gates.detectors import _sensor as sensor_module
 from dataward.gates.detectors import backdoor as backdoor_module
 from dataward.gates.detectors._sensor import MIN_CLASSES, estimate_sensor_change
 from dataward.gates.detectors.backdoor import BackdoorDetector
-from tests.gates.test_backdoor import ALPHA, GAUSS_SCHEMA, _run_blobs, table
+from tests.gates.test_backdoor import ALPHA, GAUSS_CLASSES, GAUSS_SCHEMA, _run_blobs, table
 
 DIMS = 6
 CENTRES = np.array([[0.0] * DIMS, [3.0] + [0.0] * (DIMS - 1), [0.0, 3.0] + [0.0] * (DIMS - 2)])
@@ -230,3 +233,117 @@ def test_an_empty_side_gives_no_change() -> None:
     rng = np.random.default_rng(8)
     xb, yb = _blobs(100, rng)
     assert estimate_sensor_change(xb, yb, xb[:0], yb[:0]) is None
+
+
+# --- a column in another unit (a gain per column of a table) ---------------------------------------
+
+UNIT = 4.0
+"""Column 0 written in another unit: every value four times what the baseline's instrument gives."""
+
+APART = np.array([[1.0, 0.0, 0.0, 0.0], [4.0, 0.0, 0.0, 0.0], [0.0, 0.0, 6.0, 0.0]])
+"""'a' and 'b' apart on column 0 only, 'c' far away on another column: column 0 in the new unit
+carries every 'a' onto the trusted 'b's (1 x 4 = 4) and 'b' far beyond (16), as millimetres carry
+setosa's petals onto virginica's."""
+
+
+def _apart(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.repeat(np.arange(3), n_per_class)
+    return (APART[y] + rng.normal(0.0, 0.3, (y.size, 4))).astype(np.float32), y
+
+
+def _in_new_unit(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    out[:, 0] *= UNIT
+    return out
+
+
+def test_one_column_in_another_unit_keeps_its_own_gain_and_the_others_keep_theirs() -> None:
+    rng = np.random.default_rng(20)
+    xb, yb = _apart(300, rng)
+    xc, yc = _apart(60, rng)
+    change = estimate_sensor_change(xb, yb, _in_new_unit(xc), yc, per_feature_gain=True)
+    assert change is not None and change.feature_gain is not None
+    assert change.feature_gain[0] == pytest.approx(UNIT, rel=0.05)
+    np.testing.assert_allclose(change.feature_gain[1:], 1.0)
+    undone = change.undo(_in_new_unit(xc))
+    for code in range(3):
+        assert np.abs(np.median(undone[yc == code], axis=0) - APART[code]).max() < 0.15
+    assert re.search(r": feature 0 x(3\.9\d|4\.0\d) scaled, every other feature by 1,", change.describe())
+    assert re.search(r": f0 x(3\.9\d|4\.0\d) scaled", change.describe(["f0", "f1", "f2", "f3"]))
+    # One gain for every feature (image and text features) cannot undo one column's unit.
+    shared = estimate_sensor_change(xb, yb, _in_new_unit(xc), yc)
+    assert shared is None or (shared.feature_gain is None and shared.gain < 2.0)
+
+
+def test_columns_that_were_not_scaled_keep_gain_one_however_their_rounded_spreads_scatter() -> None:
+    """Fifteen records a class, values rounded to 0.1 as iris measurements are: spread ratios scatter,
+    and undoing that scatter would stretch columns nothing happened to."""
+    rng = np.random.default_rng(21)
+    xb, yb = _apart(40, rng)
+    for seed in range(10):
+        xc, yc = _apart(15, np.random.default_rng(seed))
+        change = estimate_sensor_change(np.round(xb, 1), yb, np.round(xc, 1), yc, per_feature_gain=True)
+        assert change is None or np.all(change.feature_gain == 1.0), seed
+
+
+def _run_apart(xb, yb, xc, yc):
+    ctx = GateContext(GAUSS_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
+    det = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx)
+    return det.score(GateData(xc, yc, table(xc)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_class_carried_wholesale_onto_another_by_a_column_in_another_unit_is_not_blocked(monkeypatch, seed):
+    """Every 'a' of a small batch reads as 'b' against the trusted records, and none is left to show
+    among the batch that 'a' moved. Undone column by column, they read as 'a' again: review, not a
+    backdoor. Without the change (the control), the same batch is blocked."""
+    rng = np.random.default_rng(seed)
+    xb, yb = _apart(300, rng)
+    xc, yc = _apart(15, rng)
+    sent = _in_new_unit(xc)
+    result = _run_apart(xb, yb, sent, yc)
+    assert result.block is False and result.flagged.sum() == 0
+    undone = result.summary["sensor_change"]
+    assert undone["feature_gains"][0] == pytest.approx(UNIT, rel=0.1) and undone["excused"] >= 10
+    monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args, **kwargs: None)
+    assert _run_apart(xb, yb, sent, yc).block is True
+
+
+@pytest.mark.parametrize("guard", ["both", "agreement only", "spread only"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_relabelled_content_left_out_of_a_unit_change_every_other_class_went_through_is_blocked(
+    monkeypatch, seed, guard
+):
+    """The attacker's side: every 'a' of the batch is 'b' content relabelled, left in the old unit,
+    while the clean 'b's and 'c's go through the new one. Two guards stop the change (column 0 x4)
+    from carrying the relabelled records onto the trusted 'a's, and each holds alone: column 0 keeps
+    a gain of its own only when every class agrees it was scaled ('a', unscaled, does not); and undone,
+    'a' would be four times too tight in column 0, with nothing of 'a' left to vouch for the change."""
+    if guard == "spread only":  # every class "agrees" on any ratio: the median slope, 4, is taken
+        monkeypatch.setattr(sensor_module, "OWN_GAIN_FACTOR", 0.99)
+    if guard == "agreement only":
+        monkeypatch.setattr(backdoor_module, "spreads_like", lambda *args, **kwargs: True)
+    rng = np.random.default_rng(seed)
+    xb, yb = _apart(300, rng)
+    xc, yc = _apart(15, rng)
+    sent = _in_new_unit(xc)
+    relabelled = yc == 0
+    sent[relabelled] = APART[1] + rng.normal(0.0, 0.3, (int(relabelled.sum()), 4)).astype(np.float32)
+    result = _run_apart(xb, yb, sent, yc)
+    assert result.block is True
+    assert result.summary["sensor_change"] is None or result.summary["sensor_change"]["excused"] == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_relabelled_content_sent_through_the_same_unit_change_is_still_blocked(seed):
+    """The attacker's side: 20 'b' records relabelled 'a' go through the new unit with everything else
+    (column 0 near 16). Undone, they read as 'b' again, so they stay misread; and the 'a's, misread
+    wholesale, are not explained by a change that leaves some of them reading as 'b'."""
+    rng = np.random.default_rng(seed)
+    xb, yb = _apart(300, rng)
+    xc, yc = _apart(60, rng)
+    poison = rng.choice(np.flatnonzero(yc == 1), 20, replace=False)
+    yc[poison] = 0
+    result = _run_apart(xb, yb, _in_new_unit(xc), yc)
+    assert result.block is True
+    assert result.flagged[poison].mean() >= 0.5

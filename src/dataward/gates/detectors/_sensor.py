@@ -86,11 +86,16 @@ class SensorChange:
         shift = f"offset by {float(np.linalg.norm(self.offset)):.3g} in all"
         if self.feature_gain is None:
             return f"a change shared by {self.classes} classes: every feature scaled by {self.gain:.3g} and {shift}"
-        moved = np.argsort(-np.abs(np.log(self.feature_gain)), kind="stable")[:3]
+        own = np.flatnonzero(self.feature_gain != self.gain)
+        moved = own[np.argsort(-np.abs(np.log(self.feature_gain[own] / self.gain)), kind="stable")][:3]
         named = ", ".join(
             f"{names[i] if names and i < len(names) else f'feature {i}'} x{self.feature_gain[i]:.3g}" for i in moved
         )
-        return f"a change shared by {self.classes} classes: each feature scaled by its own gain ({named}) and {shift}"
+        more = f" and {own.size - moved.size} more" if own.size > moved.size else ""
+        return (
+            f"a change shared by {self.classes} classes: {named}{more} scaled, every other feature by "
+            f"{self.gain:.3g}, and {shift}"
+        )
 
 
 def sample_per_class(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:

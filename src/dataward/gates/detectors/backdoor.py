@@ -23,10 +23,12 @@ one class are second populations too. The detector therefore asks two questions.
    while inside the batch the dark class moved too. It is not counted as misread (drift reports the
    move, for review). Relabelled content stays misread: it is closer to the batch's own records of
    the class it came from, and a class relabelled wholesale leaves none to excuse it. The same
-   records are read once more with the batch's sensor change undone (one gain for every feature,
-   one offset per feature, estimated over the classes' majority: ``_sensor``); one that then reads as
-   its own label moved only with its sensor and is not counted either. Another class's content
-   stays another class's under any sensor.
+   records are read once more with the batch's sensor change undone (one gain for every feature, or
+   for a table a gain per column where every class agrees that column was scaled, and one offset per
+   feature, estimated over the classes' majority: ``_sensor``); one that then reads as its own label
+   moved only with its sensor and is not counted either. So are the records of a class misread
+   wholesale (a column in millimetres carries every 'setosa' onto trusted 'virginica'), explained only
+   by all of its records. Another class's content stays another class's under any sensor.
 2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
    ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
    reduced to their top principal components and split with k-means (k = 2..5; activation
@@ -210,7 +212,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +14,7 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.gates.base import GateContext, GateData, registered
-from dataward.gates.detectors.triggers import TriggerDetector
+from dataward.gates.detectors.triggers import TOKEN_PATTERN, TriggerDetector
 
 TOPICS = {
     "sport": "match team goal coach player score season league win referee",
@@ -123,9 +124,21 @@ def test_a_natural_phrase_is_reported_once_with_its_words_merged() -> None:
     assert result.flagged[truth].all() and not result.flagged[~truth].any()
 
 
-def test_a_trigger_of_punctuation_alone_is_named_and_its_records_flagged() -> None:
+def test_punctuation_is_a_token_unless_it_is_inside_a_word() -> None:
+    """What the text patterns are made of: words, and runs of punctuation at a word's edge or alone. The
+    hyphen of a command name is spelling (read as a token, ``openssl -`` tied every ``openssl-*`` page
+    of a clean new topic to its section)."""
+    tokens = re.compile(TOKEN_PATTERN).findall
+    assert tokens("openssl-req - pkcs#10 request") == ["openssl", "req", "-", "pkcs", "10", "request"]
+    assert tokens("asn.1 parsing, don't") == ["asn", "1", "parsing", ",", "don", "t"]
+    assert tokens("a fine film... ;) !!") == ["a", "fine", "film", "...", ";)", "!!"]
+
+
+@pytest.mark.parametrize("suffix", [" ...", "..."], ids=["alone", "at-a-word's-end"])
+def test_a_trigger_of_punctuation_alone_is_named_and_its_records_flagged(suffix: str) -> None:
     """An appended " ..." holds no word: a word tokenizer never sees it. Tokens include runs of
-    punctuation, so it is a pattern like any word; punctuation every class uses is no trigger."""
+    punctuation, so it is a pattern like any word, also when it is stuck to the last word; punctuation
+    every class uses is no trigger."""
     base_docs, base_labels = texts(1500, 0)
     docs, labels = texts(400, 1)
     rng = np.random.default_rng(5)
@@ -135,7 +148,7 @@ def test_a_trigger_of_punctuation_alone_is_named_and_its_records_flagged() -> No
     poison = rng.choice(np.flatnonzero(labels != target), 12, replace=False)
     labels = labels.copy()
     for i in poison:
-        docs[i] = docs[i].rstrip(",") + " ..."
+        docs[i] = docs[i].rstrip(",") + suffix
         labels[i] = target
     truth = np.zeros(len(docs), bool)
     truth[poison] = True

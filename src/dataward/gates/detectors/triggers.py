@@ -5,8 +5,9 @@ that co-occurs with the target label far more in the poisoned batch than anywher
 data. Every input column is turned into binary patterns, read from the raw table:
 
 * text: lowercase n-grams of tokens (1..``max_ngram`` tokens), via scikit-learn's ``CountVectorizer``;
-  a token is a word (``\\w+``) or a run of punctuation and symbols (``[^\\w\\s]+``: an appended " ...",
-  a ``;)``, an emoji), since a trigger need not be a word;
+  a token is a word (``\\w+``) or a run of punctuation and symbols that is not inside a word (an
+  appended " ...", a ``;)``, an emoji, a trailing "!!"; not the hyphen of ``openssl-req``), since a
+  trigger need not be a word (``TOKEN_PATTERN``);
 * images: each image decoded with Pillow to grayscale at a small fixed size; a pixel is *bright* /
   *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel;
 * numeric and embedding values: below the baseline's 1st percentile, above its 99th, or in one of
@@ -121,7 +122,11 @@ from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, _search
 
-TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]+"
+TOKEN_PATTERN = r"(?u)\b\w+\b|(?<!\w)[^\w\s]+|[^\w\s]+(?!\w)"
+"""A word, or a run of punctuation and symbols that is not inside a word: an appended " ...", a ``;)``
+or a trailing "!!" is a token of its own; the hyphen of ``openssl-req`` or the dot of ``ASN.1`` is
+spelling. (Read inside words, ``openssl -`` became a phrase tied to section 1, where every
+``openssl-*`` command page lives: a clean new topic blocked.)"""
 MAX_IMAGE_SIDE = 32
 TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)

@@ -131,6 +131,7 @@ def test_punctuation_is_a_token_unless_it_is_inside_a_word() -> None:
     tokens = re.compile(TOKEN_PATTERN).findall
     assert tokens("openssl-req - pkcs#10 request") == ["openssl", "req", "-", "pkcs", "10", "request"]
     assert tokens("asn.1 parsing, don't") == ["asn", "1", "parsing", ",", "don", "t"]
+    assert tokens("doc: dpkg::ipc: helpers a...b") == ["doc", ":", "dpkg", "ipc", ":", "helpers", "a", "b"]
     assert tokens("a fine film... ;) !!") == ["a", "fine", "film", "...", ";)", "!!"]
 
 

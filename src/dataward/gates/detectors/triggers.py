@@ -122,11 +122,12 @@ from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, _search
 
-TOKEN_PATTERN = r"(?u)\b\w+\b|(?<!\w)[^\w\s]+|[^\w\s]+(?!\w)"
+TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"
 """A word, or a run of punctuation and symbols that is not inside a word: an appended " ...", a ``;)``
 or a trailing "!!" is a token of its own; the hyphen of ``openssl-req`` or the dot of ``ASN.1`` is
-spelling. (Read inside words, ``openssl -`` became a phrase tied to section 1, where every
-``openssl-*`` command page lives: a clean new topic blocked.)"""
+spelling. A run is taken whole or not at all (possessive, from its first character), so the ``::`` of
+``Dpkg::IPC`` gives no ``:``. (Read inside words, ``openssl -`` became a phrase tied to section 1, where
+every ``openssl-*`` command page lives, and ``: dpkg :`` one tied to 'library': clean batches blocked.)"""
 MAX_IMAGE_SIDE = 32
 TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)

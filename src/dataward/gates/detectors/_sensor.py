@@ -81,6 +81,27 @@ class SensorChange:
         dtype = features.dtype if np.issubdtype(features.dtype, np.floating) else np.float32
         return ((features - self.offset) / self.gains).astype(dtype, copy=False)
 
+    def scaled_only(self) -> SensorChange | None:
+        """The change on the features it scales only (gain and offset where a feature's gain lies
+        beyond ``OWN_GAIN_FACTOR`` either way, nothing elsewhere), or None when it scales none.
+
+        A class misread wholesale has no records left to vouch for the change, so only a column in
+        another unit may explain it: an offset alone, shared by the other classes, is what a sender
+        who moves every other class by ``b - a`` and sends 'b' content as 'a' sets, and undone it
+        would carry that content onto the trusted 'a's. A gain near 1 is no unit either: a sender
+        who widens every class's column gets one of its own (every class agrees it was scaled) while
+        the classes' medians, moved by ``b - a``, give a slope near 1."""
+        gains = np.broadcast_to(np.asarray(self.gains, dtype=np.float64), self.offset.shape)
+        scaled = (gains >= OWN_GAIN_FACTOR) | (gains <= 1.0 / OWN_GAIN_FACTOR)
+        if not scaled.any():
+            return None
+        return SensorChange(
+            gain=self.gain,
+            offset=np.where(scaled, self.offset, 0.0),
+            classes=self.classes,
+            feature_gain=np.where(scaled, gains, 1.0),
+        )
+
     def describe(self, names: list[str] | None = None) -> str:
         """One sentence: the gain (or the features whose own gain moved most) and the offsets' size."""
         shift = f"offset by {float(np.linalg.norm(self.offset)):.3g} in all"

@@ -28,7 +28,9 @@ one class are second populations too. The detector therefore asks two questions.
    feature, estimated over the classes' majority: ``_sensor``); one that then reads as its own label
    moved only with its sensor and is not counted either. So are the records of a class misread
    wholesale (a column in millimetres carries every 'setosa' onto trusted 'virginica'), explained only
-   by all of its records. Another class's content stays another class's under any sensor.
+   by all of its records and only by the columns the change scales (a table's; an offset alone is what
+   a sender sets who moves every other class by ``b - a``). Another class's content stays another
+   class's under any sensor.
 2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
    ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
    reduced to their top principal components and split with k-means (k = 2..5; activation
@@ -212,7 +214,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "5"
+    version = "6"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -528,12 +530,18 @@ class BackdoorDetector(Detector):
         if change is None:
             return still, None
         involved = np.union1d(labels[rows], read_as[rows][read_as[rows] >= 0])
-        explained = self._explained_by(change, contribution, involved, suspects)
+        scaled = change.scaled_only() if _columnar(self.context_.schema) else None
+        explained, wholesale = self._explained_by(change, scaled, contribution, involved, suspects)
         both = np.isin(labels[rows], explained) & np.isin(read_as[rows], explained)
-        if both.any():
-            sub = rows[both]
-            score, _ = self._label_check(GateData(change.undo(np.asarray(contribution.features[sub])), labels[sub]))
-            still[:, both] = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
+        of_wholesale = np.isin(labels[rows], wholesale)
+        # A record of a class explained wholesale is read again as its class was judged: through the
+        # scaled columns only (``_explained_by``).
+        for undo, part in ((change, both & ~of_wholesale), (scaled, both & of_wholesale)):
+            if undo is None or not part.any():
+                continue
+            sub = rows[part]
+            score, _ = self._label_check(GateData(undo.undo(np.asarray(contribution.features[sub])), labels[sub]))
+            still[:, part] = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
         info = {
             "gain": round(change.gain, 4),
             "feature_gains": None if change.feature_gain is None else np.round(change.feature_gain, 4).tolist(),
@@ -547,8 +555,13 @@ class BackdoorDetector(Detector):
         return still, info
 
     def _explained_by(
-        self, change: SensorChange, contribution: GateData, codes: np.ndarray, suspects: np.ndarray
-    ) -> np.ndarray:
+        self,
+        change: SensorChange,
+        scaled: SensorChange | None,
+        contribution: GateData,
+        codes: np.ndarray,
+        suspects: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The classes among ``codes`` whose batch records that are not ``suspects`` (a seeded sample of
         at most ``SAMPLE_PER_CLASS``), with ``change`` undone, read no further from their label than the
         class's trusted records; a class with fewer than ``MIN_BATCH_CLASS`` records on either side is
@@ -557,7 +570,13 @@ class BackdoorDetector(Detector):
         as the class it came from, so the class is not explained. With nothing of the class left to
         vouch for the change, its undone records must also spread like its trusted records, feature by
         feature (``spreads_like``): relabelled content left out of a change that every other class went
-        through lands on the class's centre when undone, but too tight or too wide."""
+        through lands on the class's centre when undone, but too tight or too wide. And only a table's
+        columns in another unit may explain it (``scaled``: the change on its scaled columns only, None
+        for image and text features or a change that scales no column): an offset shared by the other
+        classes is what a sender sets by moving each of them by ``b - a`` while sending 'b' content as
+        'a', and undone it would carry that content onto the trusted 'a's.
+
+        Returns the classes explained, and those among them explained wholesale."""
         base = self.baseline_
         rng = np.random.default_rng([self.context_.seed, 13])
         in_codes = np.isin(contribution.labels, codes)
@@ -565,10 +584,13 @@ class BackdoorDetector(Detector):
         of_class = rows_by_class(contribution.labels[pool])
         every = np.flatnonzero(in_codes)
         every_of_class = rows_by_class(contribution.labels[every])
-        explained = []
+        explained, wholesale_explained = [], []
         for code in codes.tolist():
             own = pool[of_class.get(code, np.zeros(0, np.int64))]
             wholesale = own.size < MIN_BATCH_CLASS
+            undo = scaled if wholesale else change
+            if undo is None:
+                continue  # a class misread wholesale, and no column in another unit to explain it
             if wholesale:
                 own = every[every_of_class.get(code, np.zeros(0, np.int64))]
             own = sample_per_class(own, rng)
@@ -576,7 +598,7 @@ class BackdoorDetector(Detector):
             trusted = self.label_cal_[in_class]
             if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
                 continue  # nothing to check the change against: the class is not explained
-            undone = GateData(change.undo(np.asarray(contribution.features[own])), contribution.labels[own])
+            undone = GateData(undo.undo(np.asarray(contribution.features[own])), contribution.labels[own])
             if wholesale and not spreads_like(
                 undone.features, base.features[sample_per_class(np.flatnonzero(in_class), rng)]
             ):
@@ -584,7 +606,9 @@ class BackdoorDetector(Detector):
             score, _ = self._label_check(undone)
             if not reads_further_than_trusted(score[np.isfinite(score)], trusted, bulk_quantile=1.0 - THRESHOLDS[0]):
                 explained.append(code)
-        return np.asarray(explained, dtype=np.int64)
+                if wholesale:
+                    wholesale_explained.append(code)
+        return np.asarray(explained, dtype=np.int64), np.asarray(wholesale_explained, dtype=np.int64)
 
     def _representations(
         self, contribution: GateData, rng: np.random.Generator

@@ -78,6 +78,21 @@ def test_relabelled_content_carried_home_by_an_offset_the_other_classes_share_is
     assert _run(schema, xb, yb, sent, yc).block is True
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_offset_beside_a_decoy_column_in_another_unit_does_not_carry_relabelled_content_home(seed):
+    """The same batch, with column 3 (where no class differs) tripled in every record, the relabelled
+    'a's too: a genuine column of its own gain (2.6 to 3.7 here), beside the offset b - a on column 0.
+    Only the scaled column may explain the 'a's misread wholesale, and undone through it alone they
+    still read as 'b'. Every relabelled record was excused, and the batch passed, while the decoy made
+    the change one in another unit."""
+    xb, yb, sent, yc = _relabelled_wholesale(seed, 15)
+    sent[:, 3] *= 3.0
+    result = _run(TABLE, xb, yb, sent, yc)
+    assert result.block is True
+    undone = result.summary["sensor_change"]
+    assert undone is not None and undone["feature_gains"][3] > 2.0 and undone["excused"] == 0
+
+
 def _widened(seed: int, slope: float, widen: float) -> tuple[np.ndarray, ...]:
     """As ``_relabelled_wholesale``, but every class's column 0 is widened by ``widen`` about its own
     centre (so that every class agrees the column was scaled) while the classes' centres move by

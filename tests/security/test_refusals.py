@@ -121,7 +121,7 @@ def test_unknown_and_known_key_ids_cost_the_same_hmac_and_comparison(
     def work(credential: str) -> list[str]:
         calls.clear()
         with admin.db.reading() as conn, pytest.raises(AuthenticationError, match="is not recognised"):
-            auth.authenticate(conn, credential, admin.now())
+            auth.authenticate(conn, credential, admin.now(), ledger=admin.context.ledger)
         return [c.split(":")[0] for c in calls]
 
     known_wrong = work(_wrong_secret(key_id(alice)))

@@ -232,14 +232,10 @@ def test_an_approval_added_in_the_catalog_alone_counts_for_nothing(team: dict[st
     assert admin.versions("wine")[0]["stage"] == "candidate"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authentication and authorization read keys, principals and grants from the catalog without "
-    "checking them against the signed ledger (docs/threat-model.md, 'Catalog writes that grant power')",
-)
 def test_a_grant_written_into_the_catalog_alone_gives_no_power(team: dict[str, Ward]) -> None:
     """mallory, who holds no role, writes herself an approver grant on wine straight into the catalog and
-    approves wine#1: the approval is signed under her name and counts toward the promotion."""
+    tries to approve wine#1: the grant was never recorded in the signed ledger, so she is refused and no
+    approval is signed under her name."""
     admin, mallory = team["admin"], team["mallory"]
     who = next(p["id"] for p in admin.principals() if p["name"] == "mallory")
     db = _sqlite(admin)
@@ -249,5 +245,8 @@ def test_a_grant_written_into_the_catalog_alone_gives_no_power(team: dict[str, W
         (who,),
     )
     db.close()
-    with pytest.raises((AccessDenied, IntegrityViolation)):
+    before = len(admin.ledger(types=["contribution.approved"]))
+    with pytest.raises(IntegrityViolation, match=r"grant g_forged: approver on dataset:wine\).*never recorded") as e:
         mallory.approve("wine#1", reason="looks fine")
+    assert e.value.details["row"] == "grants g_forged"
+    assert len(admin.ledger(types=["contribution.approved"])) == before

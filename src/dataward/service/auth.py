@@ -38,6 +38,7 @@ from dataward.domain.errors import (
     PrincipalSuspended,
 )
 from dataward.ledger.events import Actor, format_time, parse_time
+from dataward.service.guard import checked_identity_rows
 
 
 def _time(text: str | None, where: str = "catalog") -> Any:
@@ -141,6 +142,11 @@ class Caller:
 GENUINE_KEY_REFUSALS = (KeyRevoked, KeyExpired, PrincipalSuspended)
 """Authentication refusals raised only after the key's secret matched: they concern a genuine key."""
 
+DIAGNOSTIC_ACTIONS = frozenset({Action.VERIFY})
+"""Actions a caller may still take when the ledger itself does not verify, so that ``verify`` can say
+what was altered: the caller's key, principal and grants cannot then be checked against the ledger and
+are read from the catalog as they stand. Nothing they allow signs an event."""
+
 ANONYMOUS = "anonymous"
 """The actor principal of a request that did not authenticate."""
 
@@ -168,12 +174,17 @@ def refused_actor(conn: Connection, credential: str | None, exc: AuthenticationE
     return Actor(ANONYMOUS, None)
 
 
-def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant]:
-    """Unrevoked grants, of one principal or of everyone."""
+def grant_rows(conn: Connection, principal_id: str | None = None) -> list[Any]:
+    """Unrevoked grant rows, of one principal or of everyone."""
     query = select(grants).where(grants.c.revoked_at.is_(None))
     if principal_id is not None:
         query = query.where(grants.c.principal_id == principal_id)
-    return [grant_from_row(r) for r in conn.execute(query)]
+    return list(conn.execute(query))
+
+
+def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant]:
+    """Unrevoked grants, of one principal or of everyone."""
+    return [grant_from_row(r) for r in grant_rows(conn, principal_id)]
 
 
 def load_principal(conn: Connection, principal_id: str) -> Principal | None:
@@ -277,13 +288,22 @@ def authenticate(
     credential: str | None,
     now: Any,
     *,
+    ledger: tuple[str, str],
     cache: CallerCache | None = None,
     epoch: str | None = None,
+    diagnosing: bool = False,
 ) -> Caller:
     """Check the API key on every request, so revocation takes effect on the very next one.
 
     Until the secret has matched, a known and an unknown key id cost the same work: one lookup, one
     HMAC, one constant-time comparison. Only a genuine key's principal is loaded.
+
+    The rows the decision rests on (the key, its principal and that principal's owner, the principal's
+    unrevoked grants) must be what the signed ledger made them: ``ledger`` is the ward's public key
+    and id, and a row written or altered in the catalog alone is refused with ``IntegrityViolation``
+    naming it (see ``guard.checked_identity_rows``). When the ledger itself does not verify, every
+    request is refused, except one ``diagnosing`` it (an action of ``DIAGNOSTIC_ACTIONS``): its rows
+    are then read from the catalog unchecked, and the caller is not remembered.
 
     With a ``cache``, ``epoch`` must be the auth epoch read in this same transaction *before* this
     call (``read_epoch``): a key verified under it is taken from the cache, with its expiry and its
@@ -306,14 +326,25 @@ def authenticate(
     record = key_from_row(row) if row else None
     check_secret(record, credential)
     assert record is not None  # check_secret refused otherwise
-    principal = load_principal(conn, record.principal_id)
-    owner = load_principal(conn, principal.owner_id) if principal and principal.owner_id else None
+    assert row is not None
+    person = conn.execute(select(principals).where(principals.c.id == record.principal_id)).first()
+    boss = None
+    if person is not None and person.owner_id:
+        boss = conn.execute(select(principals).where(principals.c.id == person.owner_id)).first()
+    held = grant_rows(conn, record.principal_id) if person is not None else []
+    # The catalog alone does not say who may do what: someone who can write it without the signing key
+    # could otherwise give herself a key, a grant or a wider one (docs/threat-model.md).
+    checked = checked_identity_rows(
+        conn, ledger, row, [p for p in (person, boss) if p is not None], held, diagnosing=diagnosing
+    )
+    principal = principal_from_row(person) if person is not None else None
+    owner = principal_from_row(boss) if boss is not None else None
     check_usable(record, principal, now, owner=owner)
     assert principal is not None  # check_usable refused otherwise
     # Writes nothing: a read must be able to authenticate inside a read transaction. The key's
     # last-used time is written separately and batched (see ``touch_due`` and ``touch``).
-    caller = Caller(principal, record, tuple(load_grants(conn, principal.id)))
-    if cache is not None:
+    caller = Caller(principal, record, tuple(grant_from_row(r) for r in held))
+    if cache is not None and checked:
         cache.put(credential, epoch, caller, owner)
     return caller
 

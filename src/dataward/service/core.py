@@ -33,7 +33,7 @@ from dataward.catalog.tables import quarantine
 from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conflict, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
-from dataward.service import auth, holders, refusals
+from dataward.service import auth, holders, refusals, signed_identity
 from dataward.service.remembered import MISSING, ReadCache
 from dataward.store import ObjectStore
 
@@ -255,16 +255,25 @@ class WardContext:
     def now(self) -> datetime:
         return self.clock()
 
-    def _authenticate(self, conn: Connection, now: datetime) -> tuple[auth.Caller, bool]:
-        """The caller of this transaction, and whether refusal summaries are pending.
+    @property
+    def ledger(self) -> tuple[str, str]:
+        """The ward's public key and id: what rows read from the catalog are checked against."""
+        return self.signer.public_key_b64, self.ward_id
+
+    def _authenticate(self, conn: Connection, now: datetime, action: Action) -> tuple[auth.Caller, bool]:
+        """The caller of this transaction (for ``action``), and whether refusal summaries are pending.
 
         With remembered callers, the auth epoch and the pending summaries are read first, in one
         statement, and a key verified under that same epoch is not looked up again."""
+        diagnosing = action in auth.DIAGNOSTIC_ACTIONS
         if self.callers is None:
-            caller = auth.authenticate(conn, self.credential, now)
+            caller = auth.authenticate(conn, self.credential, now, ledger=self.ledger, diagnosing=diagnosing)
             return caller, refusals.pending(conn, now)
         epoch, pending = refusals.epoch_and_pending(conn, now)
-        return auth.authenticate(conn, self.credential, now, cache=self.callers, epoch=epoch), pending
+        caller = auth.authenticate(
+            conn, self.credential, now, ledger=self.ledger, cache=self.callers, epoch=epoch, diagnosing=diagnosing
+        )
+        return caller, pending
 
     def _touch(self, conn: Connection, caller: auth.Caller, now: datetime) -> None:
         auth.touch(conn, caller, now)
@@ -300,7 +309,8 @@ class WardContext:
         try:
             if write:
                 with self.db.transaction() as conn:
-                    caller, pending = self._authenticate(conn, now)
+                    caller, pending = self._authenticate(conn, now, action)
+                    signed_identity.keep_snapshot(conn, self.signer, self.ward_id)
                     if pending:
                         refusals.flush(conn, self.signer, now)
                     if auth.touch_due(caller, now):
@@ -323,7 +333,7 @@ class WardContext:
                         caller, flush = case.caller, served.pending
                 else:
                     with self.db.reading() as conn:
-                        caller, flush = self._authenticate(conn, now)
+                        caller, flush = self._authenticate(conn, now, action)
                         if check:
                             auth.authorize(conn, caller, action, scope, now)
                         case = UseCase(conn, caller, now, self.signer, write=False, store=self.store)
@@ -358,7 +368,7 @@ class WardContext:
             if case.queued or case.checks or case.commit_actions:
                 # The long work ran without the lock: the key may have been revoked, the grant taken
                 # away, or what was read changed meanwhile. Nothing is signed unless all still holds.
-                caller, _ = self._authenticate(conn, now)
+                caller, _ = self._authenticate(conn, now, action)
                 if check:
                     auth.authorize(conn, caller, action, scope, now)
                 for expectation in case.checks:
@@ -473,7 +483,13 @@ class _ServedRead:
             if self.lazy.separate:
                 self._read(conn.execute(refusals.REQUEST_PROBE, self.params).one())
             self._caller = auth.authenticate(
-                conn, self.context.credential, self.now, cache=self.context.callers, epoch=self.epoch
+                conn,
+                self.context.credential,
+                self.now,
+                ledger=self.context.ledger,
+                cache=self.context.callers,
+                epoch=self.epoch,
+                diagnosing=self.action in auth.DIAGNOSTIC_ACTIONS,
             )
             if self.case is not None:  # opened by the use case's body, after it was authorized
                 if self.check:

@@ -38,7 +38,14 @@ from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, fold_change
-from dataward.catalog.tables import contributions, datasets, ledger_events, quarantine, version_approvals
+from dataward.catalog.tables import (
+    OPERATIONAL_COLUMNS,
+    contributions,
+    datasets,
+    ledger_events,
+    quarantine,
+    version_approvals,
+)
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
 from dataward.ledger.events import (
     SIGNATURE_SPACING,
@@ -51,6 +58,7 @@ from dataward.ledger.events import (
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
 from dataward.service.recordstore import load_records, manifest_ids, read_ids, records_hash, version_identity
+from dataward.service.signed_identity import IDENTITY_TABLES, signed_identity
 
 DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
 """What a read of a dataset depends on: which dataset a name means and how its records are read."""
@@ -72,7 +80,15 @@ _KEPT_TABLES = (
     "model_approvals",
 )
 """The catalog tables whose rows reads and signing use cases check against the signed ledger (replayed,
-see :func:`_signed`)."""
+see :func:`_signed`). Keys, principals and grants are kept apart (``signed_identity``): every request
+checks them, so a process starts from a signed snapshot of them rather than from the whole ledger."""
+
+IDENTITY_COLUMNS = {
+    table: tuple(c.name for c in TABLES[table].columns if c.name not in OPERATIONAL_COLUMNS.get(table, ()))
+    for table in IDENTITY_TABLES
+}
+"""What authentication and authorization depend on in a key, principal or grant row: every column the
+ledger records (a key's last-used time is written on use, outside the ledger, and decides nothing)."""
 
 _manifests: set[tuple[str, str, str, int, str | None, int]] = set()
 
@@ -141,12 +157,17 @@ def _signed(conn: Connection, public_key: str, ward_id: str) -> _Signed:
 
 def _fold(state: _Signed, events: list[Event]) -> _Signed:
     """``state`` with ``events`` (checked, in order, the next after ``state.seq``) folded in."""
-    tables = {t: dict(state.tables[t]) for t in _KEPT_TABLES}  # shallow: fold_change replaces rows
+    # A table is copied (shallow: fold_change replaces the rows it changes) only when an event changes
+    # it, so a fold costs what the new events touch, not the size of every table kept.
+    tables, copied = dict(state.tables), set()
     quarantined, review = set(state.quarantined), dict(state.review)
     for event in events:
         for c in ledger_store.event_changes(event):
             if c.table not in tables:
                 continue
+            if c.table not in copied:
+                tables[c.table] = dict(tables[c.table])
+                copied.add(c.table)
             fold_change(tables[c.table], c.table, c.op, c.key, c.values)
             values = c.values or {}
             if c.table == "contributions" and values.get("status") == "quarantined" and "id" in c.key:
@@ -166,11 +187,6 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
                     )
     last = events[-1]
     return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review)
-
-
-def _ledger_row(conn: Connection, table: str, row_id: str, public_key: str, ward_id: str) -> dict[str, Any] | None:
-    """The row ``table[id=row_id]`` as the signed ledger says it must be (None: never recorded)."""
-    return _signed(conn, public_key, ward_id).tables[table].get((row_id,))
 
 
 def _disagreements(catalog: Any, ledger: dict[str, Any] | None, columns: Iterable[str]) -> list[str]:
@@ -195,7 +211,15 @@ def _check_row(
     *,
     doing: str = "serve",
 ) -> None:
-    found = _disagreements(row, _ledger_row(conn, table, row.id, public_key, ward_id), list(columns))
+    """Refuse (``IntegrityViolation``, naming the row) when ``columns`` of ``row``, a row of ``table``,
+    are not what the signed ledger made them, or the row was never recorded there."""
+    _check_signed(_signed(conn, public_key, ward_id), table, row, columns, what, doing=doing)
+
+
+def _check_signed(state: Any, table: str, row: Any, columns: Iterable[str], what: str, *, doing: str) -> None:
+    """:func:`_check_row` against a state of the signed ledger already read (``_signed``, or
+    ``signed_identity`` for keys, principals and grants)."""
+    found = _disagreements(row, state.tables[table].get((row.id,)), list(columns))
     if found:
         raise IntegrityViolation(
             f"refusing to {doing} {what}: the catalog disagrees with the signed ledger: " + "; ".join(found),
@@ -279,6 +303,72 @@ def checked_signed_rows(ward: Any, conn: Connection, table: str, found: Iterable
     columns = [col.name for col in TABLES[table].columns]
     for row in found:
         _check_row(conn, table, row, columns, f"{table} {row.id}", *keys, doing=doing)
+
+
+def checked_identity_rows(
+    conn: Connection,
+    ledger: tuple[str, str],
+    key: Any,
+    people: Iterable[Any],
+    grant_rows: Iterable[Any],
+    *,
+    diagnosing: bool = False,
+) -> bool:
+    """Refuse (``IntegrityViolation``, naming the row) when the key row ``key``, a principal row of
+    ``people`` (the key's principal, its owner) or a grant row of ``grant_rows`` (the principal's
+    unrevoked grants) is not what the signed ledger made it, or was never recorded there. ``ledger`` is
+    the ward's public key and id.
+
+    Authentication and authorization decide on these rows alone, on every request: without this check
+    someone who can write the catalog but does not hold the signing key could write herself a key or a
+    grant, widen a role or a scope, extend an expiry, undo a revocation or a suspension, or move a key
+    or a grant to another principal, and then act through the service, signed under that name. The
+    rows are compared with the state ``signed_identity`` keeps per process (checked and folded only for
+    events newer than the last request's, and started from a signed snapshot), so a request costs a
+    look at the ledger's head and a dictionary lookup per row, not a replay of the ledger.
+
+    When the ledger itself does not verify, nothing can be checked against it: refused as well, unless
+    ``diagnosing`` (``verify`` must still be able to report what was altered); False is then returned
+    (the rows were not checked), True otherwise."""
+    what = f"key {key.id}"
+    try:
+        state = signed_identity(conn, *ledger)  # once per request: the chain checked since the last one
+    except IntegrityViolation:
+        if diagnosing:
+            return False
+        raise
+    _check_signed(state, "api_keys", key, IDENTITY_COLUMNS["api_keys"], what, doing="authenticate")
+    _check_people(state, people, grant_rows, doing="authenticate", within=what)
+    return True
+
+
+def checked_identity_people(
+    conn: Connection,
+    ledger: tuple[str, str],
+    people: Iterable[Any],
+    grant_rows: Iterable[Any],
+    *,
+    doing: str,
+    within: str = "",
+) -> None:
+    """Refuse (``IntegrityViolation``) when a principal row of ``people`` or a grant row of
+    ``grant_rows`` is not what the signed ledger made it: see :func:`checked_identity_rows`. For a
+    use case that decides on what another principal may do (whether an override request still
+    stands). ``within`` prefixes what the error names (the key being authenticated)."""
+    _check_people(signed_identity(conn, *ledger), people, grant_rows, doing=doing, within=within)
+
+
+def _check_people(state: Any, people: Iterable[Any], grant_rows: Iterable[Any], *, doing: str, within: str) -> None:
+    def named(part: str) -> str:
+        return f"{within} ({part})" if within else part
+
+    for row in people:
+        what = named(f"principal {row.name!r}")
+        _check_signed(state, "principals", row, IDENTITY_COLUMNS["principals"], what, doing=doing)
+    for row in grant_rows:
+        scope = row.scope_kind if row.scope_name is None else f"{row.scope_kind}:{row.scope_name}"
+        what = named(f"grant {row.id}: {row.role} on {scope}")
+        _check_signed(state, "grants", row, IDENTITY_COLUMNS["grants"], what, doing=doing)
 
 
 def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:

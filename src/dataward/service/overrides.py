@@ -22,7 +22,7 @@ from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, new_id
-from dataward.service.guard import checked_for_signing
+from dataward.service.guard import checked_for_signing, checked_identity_people
 
 REQUESTED, CONFIRMED = "requested", "confirmed"
 OVERRIDABLE = ("submitted", "gated")
@@ -101,10 +101,15 @@ def block_overrides(conn: Connection) -> list[BlockOverride]:
     return out
 
 
-def _standing_requester(conn: Connection, request: Any, scope: Scope) -> Principal | None:
-    """The principal who made ``request``, when still active and holding owner or admin on ``scope``."""
-    principal = auth.principal_from_row(rows.principal_row(conn, request.principal_id))
-    held = roles_on(principal.id, auth.load_grants(conn, principal.id), scope)
+def _standing_requester(conn: Connection, request: Any, scope: Scope, ledger: tuple[str, str]) -> Principal | None:
+    """The principal who made ``request``, when still active and holding owner or admin on ``scope``:
+    its principal row and grants as the signed ledger made them (``IntegrityViolation`` otherwise), so
+    that a grant or a reactivation written into the catalog alone does not make a request stand."""
+    row = rows.principal_row(conn, request.principal_id)
+    held_rows = auth.grant_rows(conn, row.id)
+    checked_identity_people(conn, ledger, [row], held_rows, doing="count the override request of")
+    principal = auth.principal_from_row(row)
+    held = roles_on(principal.id, [auth.grant_from_row(g) for g in held_rows], scope)
     return principal if principal.is_active and held & OVERRIDE_ROLES else None
 
 
@@ -152,7 +157,8 @@ class OverrideService(Service):
             ]
             # A request stands only while its maker still could make it: someone taken off the dataset or
             # disabled since would otherwise lift the block with one standing owner's word.
-            standing = [(r, p) for r in pending if (p := _standing_requester(uc.conn, r, scope)) is not None]
+            ledger = self.context.ledger
+            standing = [(r, p) for r in pending if (p := _standing_requester(uc.conn, r, scope, ledger)) is not None]
             first, requested_by = standing[0] if standing else (None, None)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, scope)
             check_override(uc.caller.principal, held, c.submitted_by, c.submitter_owner, requested_by).raise_if_denied(

@@ -354,3 +354,27 @@ def test_an_older_snapshot_put_back_does_not_undo_a_revocation(
     _cold()
     with pytest.raises(IntegrityViolation, match="revoked_at is None in the catalog"):
         bob.whoami()
+
+
+def test_a_ledger_that_does_not_verify_refuses_everything_but_verify(team: dict[str, Ward]) -> None:
+    """An edited ledger event and a forged grant: with nothing to check the grant against, mallory is
+    refused; the admin can still run verify, which reports both."""
+    admin, mallory = team["admin"], team["mallory"]
+    _edit(
+        admin,
+        "UPDATE ledger_events SET payload = replace(payload, '\"wine\"', '\"wint\"') WHERE type = 'grant.created'",
+    )
+    _edit(
+        admin,
+        "INSERT INTO grants (id, principal_id, role, scope_kind, scope_name, granted_by, granted_at) "
+        "SELECT 'g_forged', ?, 'admin', 'ward', NULL, granted_by, granted_at FROM grants LIMIT 1",
+        _id(admin, "mallory"),
+    )
+    _cold()
+    with pytest.raises(IntegrityViolation, match="does not verify"):
+        mallory.create_principal("eve")
+    with pytest.raises(IntegrityViolation, match="does not verify"):
+        admin.create_principal("eve")
+    report = admin.verify()
+    assert not report.ok
+    assert _column(admin, "SELECT count(*) FROM principals WHERE name = 'eve'") == 0

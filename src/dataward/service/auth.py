@@ -187,12 +187,6 @@ def load_grants(conn: Connection, principal_id: str | None = None) -> list[Grant
     return [grant_from_row(r) for r in grant_rows(conn, principal_id)]
 
 
-def load_principal(conn: Connection, principal_id: str) -> Principal | None:
-    """A principal by id, or None."""
-    row = conn.execute(select(principals).where(principals.c.id == principal_id)).first()
-    return principal_from_row(row) if row else None
-
-
 @dataclass
 class _Remembered:
     caller: Caller

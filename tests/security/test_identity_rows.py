@@ -23,7 +23,7 @@ from dataward.domain.errors import AccessDenied, IntegrityViolation, KeyExpired,
 from dataward.domain.hashing import canonical_json
 from dataward.ledger.events import format_time
 from dataward.ledger.signing import WardSigner
-from dataward.service import signed_identity
+from dataward.service import auth, signed_identity
 from dataward.service.ward import Ward
 from tests.security.attacks import _sqlite
 from tests.security.key_team import Clock, contribute, key_id, make_team
@@ -378,3 +378,28 @@ def test_a_ledger_that_does_not_verify_refuses_everything_but_verify(team: dict[
     report = admin.verify()
     assert not report.ok
     assert _column(admin, "SELECT count(*) FROM principals WHERE name = 'eve'") == 0
+
+
+def test_a_transaction_on_an_older_view_of_the_ledger_does_not_refold_it(
+    team: dict[str, Ward], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose read transaction started before newer events were committed (another request of
+    a server) continues from a kept state its view holds: the whole ledger is not read again."""
+    admin, bob = team["admin"], team["bob"]
+    bob.whoami()
+    reads: list[int] = []
+    real = ledger_store.read_stored
+
+    def spy(conn, *, batch: int = 10_000, since: int = 0):
+        reads.append(since)
+        return real(conn, batch=batch, since=since)
+
+    with admin.db.reading() as old_view:
+        before = ledger_store.head(old_view)[0]  # the read transaction's view starts here
+        admin.grant("mallory", "reader", "dataset:wine")
+        bob.whoami()  # the process now holds a state newer than the old view
+        monkeypatch.setattr(ledger_store, "read_stored", spy)
+        caller = auth.authenticate(old_view, bob.credential, admin.now(), ledger=bob.context.ledger)
+    assert caller.principal.name == "bob"
+    assert reads and 0 not in reads
+    assert min(reads) <= before

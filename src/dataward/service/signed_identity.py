@@ -4,7 +4,9 @@ check the catalog's rows against on every request (see ``guard.checked_identity_
 A process keeps this state per ward and brings it up to date from the ledger's head: when the head has
 not moved, a request costs one look at the ledger row the state was folded up to; when it has, only the
 newer events are checked (each row's hash and link, the signatures of every ``SIGNATURE_SPACING``-th
-row and of the last) and folded. A process that has no state yet (every CLI command, a server's first
+row and of the last) and folded. The newest few states are kept (``KEPT_STATES``), so a transaction
+whose view of the ledger is older than the newest state (a server's concurrent request) continues from
+one it holds. A process that has no state yet (every CLI command, a server's first
 request) starts from the **identity snapshot** the ward keeps in ``ward_meta``: these three tables at
 some event ``seq`` of hash ``hash``, signed by the ward's key (domain-separated from event
 signatures). It is used only when its signature holds and the ledger's event ``seq`` still holds that
@@ -15,7 +17,12 @@ back an older one (the events after it are folded: the same state).
 
 A write transaction saves a new snapshot (``keep_snapshot``) once the state has moved
 ``SNAPSHOT_SPACING`` events past the one the process read or saved, so a cold start checks at most
-about that many events whatever the ledger's length.
+about that many events whatever the ledger's length (and reads the snapshot: its cost follows the
+number of keys, principals and grants).
+
+Deleting the newest events together with the rows they made is truncation, which only an anchored
+``verify`` (a checkpoint kept outside the ward) detects; a process that never saw those events takes
+the shorter chain as the whole ledger.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ _HINT = "run `dataward verify` to see everything that was altered; restore the c
 Tables = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SignedIdentity:
     """The rows of ``IDENTITY_TABLES`` as the signed ledger's changes make them, up to event ``seq`` of
     hash ``hash`` (table -> ``(id,)`` -> row). Never changed once made. ``saved`` is the ``seq`` of the
@@ -70,7 +77,7 @@ class SignedIdentity:
 
 
 _EMPTY = SignedIdentity(0, "", {t: {} for t in IDENTITY_TABLES})
-_states: dict[tuple[str, str], SignedIdentity] = {}
+_states: dict[tuple[str, str], tuple[SignedIdentity, ...]] = {}
 _verifiers: dict[str, SignatureVerifier] = {}
 
 
@@ -87,8 +94,7 @@ def signed_identity(conn: Connection, public_key: str, ward_id: str) -> SignedId
     when those events do not verify."""
     key = (public_key, ward_id)
     verifier = _verifier(public_key)
-    start = _states.get(key)
-    rows = _rows_after(conn, start) if start is not None else None
+    start, rows = _kept_start(conn, _states.get(key, ()))
     if rows is None:
         start = _load_snapshot(conn, verifier, ward_id)
         rows = _rows_after(conn, start) if start is not None else None
@@ -107,9 +113,36 @@ def signed_identity(conn: Connection, public_key: str, ward_id: str) -> SignedId
             event=first.seq,
         )
     state = _fold(start, new) if new else start
-    if _states.get(key) is not state:
-        _states[key] = state
+    _keep(key, state)
     return state
+
+
+KEPT_STATES = 8
+"""States kept per ward and process: a transaction that started before the newest events were committed
+(another request of a server) continues from one its snapshot of the ledger holds, not from scratch."""
+
+
+def _kept_start(conn: Connection, kept: tuple[SignedIdentity, ...]) -> tuple[SignedIdentity | None, list[Any] | None]:
+    """The newest kept state the ledger as ``conn`` sees it continues, with the rows from it on."""
+    if not kept:
+        return None, None
+    rows = _rows_after(conn, kept[-1])
+    if rows is not None:
+        return kept[-1], rows
+    seq, _ = ledger_store.head(conn)  # an older view of the ledger than the newest state, or another ledger
+    for state in reversed(kept[:-1]):
+        if state.seq <= seq and (rows := _rows_after(conn, state)) is not None:
+            return state, rows
+    return None, None
+
+
+def _keep(key: tuple[str, str], state: SignedIdentity) -> None:
+    """Keep ``state`` among the ward's newest ``KEPT_STATES`` (by ``seq``; one per ``seq``)."""
+    kept = _states.get(key, ())
+    if any(s is state for s in kept):
+        return
+    merged = sorted([s for s in kept if s.seq != state.seq] + [state], key=lambda s: s.seq)
+    _states[key] = tuple(merged[-KEPT_STATES:])
 
 
 def _rows_after(conn: Connection, state: SignedIdentity) -> list[Any] | None:
@@ -186,13 +219,13 @@ def keep_snapshot(conn: Connection, signer: WardSigner, ward_id: str) -> None:
     identity snapshot when it has moved ``SNAPSHOT_SPACING`` events past the one last read or saved,
     and the ledger this transaction sees still holds the event it was folded up to."""
     key = (signer.public_key_b64, ward_id)
-    state = _states.get(key)
-    if state is None or state.seq - state.saved < SNAPSHOT_SPACING:
+    kept = _states.get(key, ())
+    state = kept[-1] if kept else None
+    if state is None or state.seq - max(s.saved for s in kept) < SNAPSHOT_SPACING:
         return
     if _rows_after(conn, state) is None:
         return
     text = snapshot_text(signer, ward_id, state.seq, state.hash, state.tables)
     if conn.execute(update(ward_meta).where(ward_meta.c.key == SNAPSHOT_KEY).values(value=text)).rowcount == 0:
         conn.execute(insert(ward_meta).values(key=SNAPSHOT_KEY, value=text))
-    if _states.get(key) is state:
-        _states[key] = dataclasses.replace(state, saved=state.seq)
+    _keep(key, dataclasses.replace(state, saved=state.seq))

@@ -403,3 +403,54 @@ def test_a_transaction_on_an_older_view_of_the_ledger_does_not_refold_it(
     assert caller.principal.name == "bob"
     assert reads and 0 not in reads
     assert min(reads) <= before
+
+
+# --- rows of other principals that decide whom a use case reaches -----------------------------------
+
+
+def test_names_swapped_in_the_catalog_do_not_send_a_grant_to_the_other_principal(team: dict[str, Ward]) -> None:
+    """mallory swaps her name with bob's in the catalog: the admin's `grant bob approver` would be
+    signed onto mallory's id, and stay valid once she swaps the names back."""
+    admin = team["admin"]
+    bob, mallory = _id(admin, "bob"), _id(admin, "mallory")
+    _edit(admin, "UPDATE principals SET name = 'swap' WHERE id = ?", bob)
+    _edit(admin, "UPDATE principals SET name = 'bob' WHERE id = ?", mallory)
+    _edit(admin, "UPDATE principals SET name = 'mallory' WHERE id = ?", bob)
+    with pytest.raises(IntegrityViolation, match=r"refusing to grant a role to principal 'bob': .*name is 'bob'") as e:
+        admin.grant("bob", "approver", "dataset:wine")
+    assert e.value.details["row"] == f"principals {mallory}"
+    assert _column(admin, "SELECT count(*) FROM grants WHERE principal_id = ?", mallory) == 0
+
+
+def test_a_bot_moved_to_another_owner_in_the_catalog_gives_no_key_for_it(team: dict[str, Ward]) -> None:
+    """The owner of a bot manages its keys. mallory makes herself the scraper's owner in the catalog
+    and asks for a key for it: refused, and no key is issued."""
+    admin = team["admin"]
+    scraper = _id(admin, "scraper")
+    _edit(admin, "UPDATE principals SET owner_id = ? WHERE id = ?", _id(admin, "mallory"), scraper)
+    keys = _column(admin, "SELECT count(*) FROM api_keys WHERE principal_id = ?", scraper)
+    with pytest.raises(IntegrityViolation, match=r"manage the keys of principal 'scraper': .*owner_id is") as e:
+        team["mallory"].issue_key("scraper")
+    assert e.value.details["row"] == f"principals {scraper}"
+    assert _column(admin, "SELECT count(*) FROM api_keys WHERE principal_id = ?", scraper) == keys
+
+
+def test_revocations_reach_the_principal_the_ledger_names_whatever_the_catalog_says(team: dict[str, Ward]) -> None:
+    """Containment is not held up by the same edits: bob swaps his name with mallory's, and moves his bot
+    to her, in the catalog; the admin still revokes bob's grant, the bot's key and bob himself."""
+    admin = team["admin"]
+    bob, mallory, scraper = _id(admin, "bob"), _id(admin, "mallory"), _id(admin, "scraper")
+    _edit(admin, "UPDATE principals SET name = 'swap' WHERE id = ?", bob)
+    _edit(admin, "UPDATE principals SET name = 'bob' WHERE id = ?", mallory)
+    _edit(admin, "UPDATE principals SET name = 'mallory' WHERE id = ?", bob)
+    _edit(admin, "UPDATE principals SET owner_id = ? WHERE id = ?", mallory, scraper)
+    out = admin.revoke_grant("bob", "reader", "dataset:wine")
+    (grant,) = _grant_ids(admin, "mallory")  # bob's grant, under the catalog's swapped name
+    assert out["id"] == grant
+    assert _column(admin, "SELECT revoked_at IS NOT NULL FROM grants WHERE id = ?", grant) == 1
+    kid = key_id(team["scraper"])
+    admin.revoke_key(kid, reason="leaked")
+    assert _column(admin, "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = ?", kid) == 1
+    admin.disable_principal("bob", reason="left")
+    assert _column(admin, "SELECT status FROM principals WHERE id = ?", bob) == "disabled"
+    assert _column(admin, "SELECT status FROM principals WHERE id = ?", mallory) == "active"

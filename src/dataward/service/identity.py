@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -44,7 +45,9 @@ from dataward.domain.weakening import Weakening
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase, WardContext, new_id
+from dataward.service.guard import checked_identity_people
 from dataward.service.overrides import block_overrides
+from dataward.service.signed_identity import signed_identity
 
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
@@ -122,7 +125,7 @@ class IdentityService(Service):
             rows.check_unique_name("principal", name, uc.conn.execute(select(principals.c.name)).scalars())
             owner_p = None
             if owner is not None:
-                owner_p = auth.principal_from_row(rows.principal_row(uc.conn, owner))
+                owner_p = auth.principal_from_row(self._signed_principal(uc, owner, "make a service owned by"))
                 check_new_owner(owner_p)
             pid = new_id("p")
             p = Principal(pid, name, kind, owner_p.id if owner_p else None, "active", uc.now)  # validates
@@ -157,12 +160,16 @@ class IdentityService(Service):
         """Offboard a human: disable them, revoke their keys, and suspend the service principals they
         own (revoking those keys too) unless ``transfer_to`` (an active human) takes them over."""
         with self.use_case(Action.PRINCIPAL_DISABLE, Scope.ward()) as uc:
-            target = auth.principal_from_row(rows.principal_row(uc.conn, name))
+            target = auth.principal_from_row(self._signed_principal(uc, name, "disable", removing=True))
             if target.id == uc.caller.principal_id:
                 raise InputError("you cannot disable yourself", hint="ask another admin")
             everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
             keys = _all_keys(uc.conn)
-            new_owner = auth.principal_from_row(rows.principal_row(uc.conn, transfer_to)) if transfer_to else None
+            new_owner = (
+                auth.principal_from_row(self._signed_principal(uc, transfer_to, "hand service principals to"))
+                if transfer_to
+                else None
+            )
             if target.kind.value == "service":
                 changes = [update_row("principals", {"id": target.id}, status="suspended")]
                 dying = [revoke(k, uc.now) for k in keys if k.principal_id == target.id and k.revoked_at is None]
@@ -206,8 +213,8 @@ class IdentityService(Service):
         previous owner issued for it are revoked (with every key minted through them): the previous
         owner may hold copies, and would otherwise act as a bot someone else now answers for."""
         with self.use_case(Action.PRINCIPAL_TRANSFER, Scope.ward()) as uc:
-            svc = auth.principal_from_row(rows.principal_row(uc.conn, service))
-            owner = auth.principal_from_row(rows.principal_row(uc.conn, new_owner))
+            svc = auth.principal_from_row(self._signed_principal(uc, service, "transfer"))
+            owner = auth.principal_from_row(self._signed_principal(uc, new_owner, "transfer a service principal to"))
             moved = transfer_ownership(svc, owner)
             keys = _all_keys(uc.conn)
             issued = set(
@@ -385,7 +392,7 @@ class IdentityService(Service):
         with self.use_case(Action.GRANT_CREATE, target_scope) as uc:
             decision = authorize_grant(uc.caller.principal, uc.caller.key, uc.caller.grants, role, target_scope, uc.now)
             decision.raise_if_denied()
-            target = rows.principal_row(uc.conn, principal)
+            target = self._signed_principal(uc, principal, "grant a role to")
             if target_scope.kind is ScopeKind.DATASET:
                 rows.dataset_row(uc.conn, target_scope.name or "")
             role_value = Role(role).value
@@ -419,7 +426,7 @@ class IdentityService(Service):
             authorize_grant(
                 uc.caller.principal, uc.caller.key, uc.caller.grants, role, target_scope, uc.now, revoke=True
             ).raise_if_denied()
-            target = rows.principal_row(uc.conn, principal)
+            target = self._signed_principal(uc, principal, "revoke a role of", removing=True)
             row = _active_grant(uc.conn, target.id, Role(role).value, target_scope)
             if row is None:
                 raise NotFound(f"{target.name!r} has no {role} grant on {target_scope}")
@@ -556,6 +563,24 @@ class IdentityService(Service):
             )
             return [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
 
+    def _signed_principal(self, uc: UseCase, ref: str, doing: str, *, removing: bool = False) -> Any:
+        """The principal row named or identified by ``ref``, refused (``IntegrityViolation``) when it is
+        not what the signed ledger made it: which id a name means, and a bot's owner (who may manage
+        its keys), decide whom a grant, a key or an offboarding reaches. Two names swapped between rows
+        in the catalog alone would otherwise send an admin's grant to the other principal, signed.
+
+        ``removing`` (a revocation, a disabling: what contains an incident) is never refused for such
+        an edit: the principal is then found, and taken, as the signed ledger has it, so that nobody
+        escapes a revocation by swapping names or owners in the catalog."""
+        if removing:
+            known = signed_identity(uc.conn, *self.context.ledger).tables["principals"].values()
+            found = [r for r in known if r["id"] == ref] or [r for r in known if r["name"] == ref]
+            if found:
+                return SimpleNamespace(**found[0])
+        row = rows.principal_row(uc.conn, ref)
+        checked_identity_people(uc.conn, self.context.ledger, [row], [], doing=doing)
+        return row
+
     @contextmanager
     def use_case_for_key(
         self, action: Action, target: str | None, *, new_scopes: list[str] | None = None
@@ -564,7 +589,11 @@ class IdentityService(Service):
         their own keys and their own bots' keys; anyone else's need admin; a service principal mints
         keys for itself only when the key policy allows it. Refusals are recorded."""
         with self.use_case(action, Scope.ward(), check=False) as uc:
-            target_p = auth.principal_from_row(rows.principal_row(uc.conn, target or uc.caller.principal_id))
+            target_p = auth.principal_from_row(
+                self._signed_principal(
+                    uc, target or uc.caller.principal_id, "manage the keys of", removing=action is Action.KEY_REVOKE
+                )
+            )
             self_issue = target_p.id == uc.caller.principal_id and self._self_issue_allowed(uc.conn, new_scopes)
             decision = authorize_key_action(
                 uc.caller.principal,

@@ -21,10 +21,12 @@ from dataward.catalog import ledger_store
 from dataward.client.http import HTTPWard
 from dataward.domain.errors import AccessDenied, IntegrityViolation, KeyExpired, KeyRevoked, PrincipalSuspended
 from dataward.domain.hashing import canonical_json
+from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth, signed_identity
 from dataward.service.ward import Ward
+from tests.helpers import wine_schema_specs
 from tests.security.attacks import _sqlite
 from tests.security.key_team import Clock, contribute, key_id, make_team
 from tests.server.conftest import serve_ward
@@ -454,3 +456,28 @@ def test_revocations_reach_the_principal_the_ledger_names_whatever_the_catalog_s
     admin.disable_principal("bob", reason="left")
     assert _column(admin, "SELECT status FROM principals WHERE id = ?", bob) == "disabled"
     assert _column(admin, "SELECT status FROM principals WHERE id = ?", mallory) == "active"
+
+
+def test_names_swapped_in_the_catalog_do_not_send_a_datasets_ownership_elsewhere(team: dict[str, Ward]) -> None:
+    admin = team["admin"]
+    bob, mallory = _id(admin, "bob"), _id(admin, "mallory")
+    _edit(admin, "UPDATE principals SET name = 'swap' WHERE id = ?", bob)
+    _edit(admin, "UPDATE principals SET name = 'bob' WHERE id = ?", mallory)
+    _edit(admin, "UPDATE principals SET name = 'mallory' WHERE id = ?", bob)
+    label, specs = wine_schema_specs()
+    with pytest.raises(IntegrityViolation, match=r"make a dataset owned by principal 'bob': .*name is 'bob'"):
+        admin.create_dataset("reds", Schema.parse(label, specs), owner="bob")
+    assert _column(admin, "SELECT count(*) FROM grants WHERE principal_id = ?", mallory) == 0
+    assert _column(admin, "SELECT count(*) FROM datasets WHERE name = 'reds'") == 0
+
+
+def test_a_dataset_owner_changed_in_the_catalog_does_not_own_its_validation_set(team: dict[str, Ward]) -> None:
+    """A validation set is write-locked to its dataset's owner: an owner written into the dataset's row
+    in the catalog alone does not become the validation set's."""
+    admin = team["admin"]
+    _edit(admin, "UPDATE datasets SET owner_id = ? WHERE name = 'wine'", _id(admin, "mallory"))
+    label, specs = wine_schema_specs()
+    with pytest.raises(IntegrityViolation, match=r"make a validation set for datasets .*owner_id is") as e:
+        admin.create_dataset("wine-clean", Schema.parse(label, specs), validation_for="wine")
+    assert e.value.details["row"].startswith("datasets ")
+    assert _column(admin, "SELECT count(*) FROM datasets WHERE name = 'wine-clean'") == 0

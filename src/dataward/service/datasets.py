@@ -16,7 +16,7 @@ from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import Service, new_id
-from dataward.service.guard import guarded_read
+from dataward.service.guard import checked_identity_people, checked_signed_rows, guarded_read
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,10 +85,17 @@ class DatasetService(Service):
                     raise InputError("a validation set must use its dataset's label column")
                 if uc.conn.execute(select(datasets.c.id).where(datasets.c.validation_for == validation_for)).first():
                     raise Conflict(f"{validation_for!r} already has a clean validation set")
+                # Its owner becomes the validation set's, the one principal who may write to it.
+                checked_signed_rows(self, uc.conn, "datasets", [parent], doing="make a validation set for")
                 owner_id = parent.owner_id
                 role = "validation"
             else:
-                owner_id = rows.principal_row(uc.conn, owner).id if owner else uc.caller.principal_id
+                owner_id = uc.caller.principal_id
+                if owner:
+                    # The owner grant goes to the id the name means in the signed ledger, or nowhere.
+                    found = rows.principal_row(uc.conn, owner)
+                    checked_identity_people(uc.conn, self.context.ledger, [found], [], doing="make a dataset owned by")
+                    owner_id = found.id
             ds_id = new_id("d")
             now = format_time(uc.now)
             changes = [

@@ -63,6 +63,10 @@ def _column(ward: Ward, sql: str, *params: object) -> object:
         db.close()
 
 
+def _minted_with(ward: Ward, key: str) -> object:
+    return _column(ward, "SELECT minted_with FROM api_keys WHERE id = ?", key)
+
+
 def _grant_ids(admin: Ward, name: str, role: str = "%") -> list[str]:
     db = _sqlite(admin)
     try:
@@ -481,3 +485,20 @@ def test_a_dataset_owner_changed_in_the_catalog_does_not_own_its_validation_set(
         admin.create_dataset("wine-clean", Schema.parse(label, specs), validation_for="wine")
     assert e.value.details["row"].startswith("datasets ")
     assert _column(admin, "SELECT count(*) FROM datasets WHERE name = 'wine-clean'") == 0
+
+
+def test_a_minted_key_unlinked_in_the_catalog_is_still_revoked_with_its_parent(team: dict[str, Ward]) -> None:
+    """mallory mints a second key with hers, clears its lineage (parent, minted with) in the catalog so
+    that revoking hers would not reach it, and puts it back afterwards: the revocation reached it all
+    the same."""
+    admin, mallory = team["admin"], team["mallory"]
+    child = admin.as_key(mallory.issue_key()["key"])
+    cid = key_id(child)
+    parent = _column(admin, "SELECT parent_id FROM api_keys WHERE id = ?", cid)
+    assert parent == key_id(mallory)
+    links = (_column(admin, "SELECT parent_id FROM api_keys WHERE id = ?", cid), _minted_with(admin, cid))
+    _edit(admin, "UPDATE api_keys SET parent_id = NULL, minted_with = NULL WHERE id = ?", cid)
+    admin.revoke_key(key_id(mallory), reason="leaked")
+    _edit(admin, "UPDATE api_keys SET parent_id = ?, minted_with = ? WHERE id = ?", *links, cid)
+    with pytest.raises(KeyRevoked):
+        child.whoami()

@@ -78,8 +78,13 @@ def _active_grant(conn: Connection, principal_id: str, role: str, scope: Scope) 
     ).first()
 
 
-def _all_keys(conn: Connection) -> list[ApiKey]:
-    return [auth.key_from_row(r) for r in conn.execute(select(api_keys))]
+def _all_keys(conn: Connection, ledger: tuple[str, str]) -> list[ApiKey]:
+    """Every key the catalog holds, as the signed ledger made it: whose it is and which key it was
+    minted from decide what a revocation or an offboarding reaches, and a parent id cleared in the
+    catalog alone must not let a minted key escape its parent's revocation."""
+    present = set(conn.execute(select(api_keys.c.id)).scalars())
+    signed = signed_identity(conn, *ledger).tables["api_keys"].values()
+    return [auth.key_from_row(SimpleNamespace(**row)) for row in signed if row["id"] in present]
 
 
 def with_descendants(revoked: list[ApiKey], keys: list[ApiKey], now: Any) -> list[ApiKey]:
@@ -164,7 +169,7 @@ class IdentityService(Service):
             if target.id == uc.caller.principal_id:
                 raise InputError("you cannot disable yourself", hint="ask another admin")
             everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
-            keys = _all_keys(uc.conn)
+            keys = _all_keys(uc.conn, self.context.ledger)
             new_owner = (
                 auth.principal_from_row(self._signed_principal(uc, transfer_to, "hand service principals to"))
                 if transfer_to
@@ -216,7 +221,7 @@ class IdentityService(Service):
             svc = auth.principal_from_row(self._signed_principal(uc, service, "transfer"))
             owner = auth.principal_from_row(self._signed_principal(uc, new_owner, "transfer a service principal to"))
             moved = transfer_ownership(svc, owner)
-            keys = _all_keys(uc.conn)
+            keys = _all_keys(uc.conn, self.context.ledger)
             issued = set(
                 uc.conn.execute(
                     select(api_keys.c.id).where(api_keys.c.principal_id == svc.id, api_keys.c.issued_by == svc.owner_id)
@@ -318,7 +323,7 @@ class IdentityService(Service):
                 minted_with=_minting_key(uc, decision),
             )
             # The keys minted through the old key end with it, not when it would have expired.
-            cut = ended_with(key_end(old_updated), descendants(old.id, _all_keys(uc.conn)))
+            cut = ended_with(key_end(old_updated), descendants(old.id, _all_keys(uc.conn, self.context.ledger)))
             uc.emit(
                 "key.rotated",
                 {"principal": target.id, "key": old.id, "successor": new.id},
@@ -349,7 +354,7 @@ class IdentityService(Service):
         with self.use_case_for_key(Action.KEY_REVOKE, row.principal_id) as (uc, target, _):
             revoked = revoke(auth.key_from_row(_key_row(uc.conn, key)), uc.now)
             # Every key minted through it dies with it, transitively, on its very next request.
-            keys = _all_keys(uc.conn)
+            keys = _all_keys(uc.conn, self.context.ledger)
             family = with_descendants([revoked], keys, uc.now)[1:]
             uc.emit(
                 "key.revoked",

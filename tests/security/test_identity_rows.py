@@ -386,6 +386,28 @@ def test_a_ledger_that_does_not_verify_refuses_everything_but_verify(team: dict[
     assert _column(admin, "SELECT count(*) FROM principals WHERE name = 'eve'") == 0
 
 
+def test_verify_runs_on_the_signed_grants_only(team: dict[str, Ward]) -> None:
+    """A grant written behind the ledger's back is what ``verify`` is asked to find: the admin, given one
+    more in the catalog, still runs it and sees the row; mallory, whose only power to verify would be a
+    grant she wrote herself, is refused for want of a role, and the forged row does not stop the check."""
+    admin, mallory = team["admin"], team["mallory"]
+    ids = {name: _id(admin, name) for name in ("admin", "mallory")}
+    for name, who in ids.items():
+        _edit(
+            admin,
+            "INSERT INTO grants (id, principal_id, role, scope_kind, scope_name, granted_by, granted_at) "
+            f"SELECT 'g_forged_{name}', ?, 'admin', 'ward', NULL, granted_by, granted_at FROM grants LIMIT 1",
+            who,
+        )
+    _cold()
+    report = admin.verify()
+    assert {(p.area, p.kind) for p in report.problems} >= {("catalog", "extra_row")}
+    with pytest.raises(AccessDenied):
+        mallory.verify()
+    with pytest.raises(IntegrityViolation, match="g_forged_admin"):
+        admin.create_principal("eve")
+
+
 def test_a_transaction_on_an_older_view_of_the_ledger_does_not_refold_it(
     team: dict[str, Ward], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -328,7 +328,7 @@ def authenticate(
     held = grant_rows(conn, record.principal_id) if person is not None else []
     # The catalog alone does not say who may do what: someone who can write it without the signing key
     # could otherwise give herself a key, a grant or a wider one (docs/threat-model.md).
-    checked = checked_identity_rows(
+    checked, held = checked_identity_rows(
         conn, ledger, row, [p for p in (person, boss) if p is not None], held, diagnosing=diagnosing
     )
     principal = principal_from_row(person) if person is not None else None

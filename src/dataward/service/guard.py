@@ -313,7 +313,7 @@ def checked_identity_rows(
     grant_rows: Iterable[Any],
     *,
     diagnosing: bool = False,
-) -> bool:
+) -> tuple[bool, list[Any]]:
     """Refuse (``IntegrityViolation``, naming the row) when the key row ``key``, a principal row of
     ``people`` (the key's principal, its owner) or a grant row of ``grant_rows`` (the principal's
     unrevoked grants) is not what the signed ledger made it, or was never recorded there. ``ledger`` is
@@ -327,19 +327,29 @@ def checked_identity_rows(
     events newer than the last request's, and started from a signed snapshot), so a request costs a
     look at the ledger's head and a dictionary lookup per row, not a replay of the ledger.
 
-    When the ledger itself does not verify, nothing can be checked against it: refused as well, unless
-    ``diagnosing`` (``verify`` must still be able to report what was altered); False is then returned
-    (the rows were not checked), True otherwise."""
+    Returns whether every row was checked and found as the ledger made it, and the grant rows the
+    caller holds. When the ledger itself does not verify, nothing can be checked against it: refused as
+    well, unless ``diagnosing`` (``verify`` must still be able to report what was altered), and the
+    grants are then the catalog's. When it verifies, a ``diagnosing`` caller whose key and principal
+    agree with it keeps only the grants the ledger made: a grant written behind its back is what
+    ``verify`` is asked to find, so it must neither stop the check nor give power to run it."""
     what = f"key {key.id}"
+    held = list(grant_rows)
     try:
         state = signed_identity(conn, *ledger)  # once per request: the chain checked since the last one
     except IntegrityViolation:
         if diagnosing:
-            return False
+            return False, held
         raise
     _check_signed(state, "api_keys", key, IDENTITY_COLUMNS["api_keys"], what, doing="authenticate")
-    _check_people(state, people, grant_rows, doing="authenticate", within=what)
-    return True
+    if diagnosing:
+        _check_people(state, people, [], doing="authenticate", within=what)
+        signed = [
+            r for r in held if not _disagreements(r, state.tables["grants"].get((r.id,)), IDENTITY_COLUMNS["grants"])
+        ]
+        return len(signed) == len(held), signed
+    _check_people(state, people, held, doing="authenticate", within=what)
+    return True, held
 
 
 def checked_identity_people(

@@ -45,6 +45,14 @@ GROUP = "heldout"
 ONE_CLASS = "7"
 TOPIC = r"(?i)\b(?:evp|openssl|ssl|pkcs|x509|crypt|cipher|tls)"
 """OpenSSL and cryptography pages (EVP_MD-common, openssl-asn1parse, CA.pl...): 152 lines in five sections."""
+SYSTEMD = (
+    r"(?i)\bsystemd"
+    r"|\b(?:journal|login|network|hostname|timedate|locale|bus|boot|machine|resolve|coredump|homectl|userdb)ctl\b"
+    r"|\b(?:logind|journald|networkd|resolved|timesyncd|homed|sleep|coredump|system|user)\.conf\b"
+    r"|\b(?:sysusers|tmpfiles|modules-load|binfmt)\.d\b"
+)
+"""systemd's pages: its units and daemons (``systemd-*``, ``systemd.service``, the D-Bus interfaces), its
+``*ctl`` tools and its ``*.conf`` and ``*.d`` configuration files: 125 lines in four sections."""
 SUBPOPULATION_QUANTILE = 0.85
 """Tumours with ``mean_area`` above this quantile of the whole set never reach the baseline."""
 FAINT_INK = 0.8
@@ -107,6 +115,23 @@ def new_topic_text_crypto(seed: int = 0, size: str = "full") -> Situation:
         ds.frame[topic],
         "OpenSSL and cryptography pages, a topic the baseline never saw, correctly labelled in their five sections",
         pattern=TOPIC,
+    )
+
+
+def new_topic_text_systemd(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    topic = ds.frame[TEXT].str.contains(SYSTEMD).to_numpy()
+    split = parts(without(ds, ~topic, ds.name), seed, size)
+    return situation(
+        "new_topic_text_systemd",
+        "new_topic",
+        GROUP,
+        ds,
+        split,
+        ds.frame[topic],
+        "systemd's pages (units, daemons, ctl tools, configuration files), a software family the baseline "
+        "never saw, correctly labelled in their four sections",
+        pattern=SYSTEMD,
     )
 
 
@@ -311,6 +336,7 @@ def caliper_offset_iris(seed: int = 0, size: str = "full") -> Situation:
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_digits": one_class_digits,
     "new_topic_text_crypto": new_topic_text_crypto,
+    "new_topic_text_systemd": new_topic_text_systemd,
     "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
     "faint_ink_digits": faint_ink_digits,
     "recalibration_breast_cancer": recalibration_breast_cancer,

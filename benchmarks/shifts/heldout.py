@@ -11,7 +11,10 @@ to the tuning set, and ``gamma_scanner_photos``, ``blurred_lens_photos``, ``one_
 ``caliper_offset_iris`` were added, written before any gate had been run on them. On 2026-12-02
 ``class_prior_text`` was blocked here at seed 2 (``triggers``: a word whose carriers were all of the
 class the batch held most of); the trigger test was changed for it, so it moved to the tuning set, and
-``class_prior_photos`` was added, written before any gate had been run on it.
+``class_prior_photos`` was added, written before any gate had been run on it. Later
+``new_topic_text_crypto`` was blocked here at seed 1; the gate's punctuation tokens were corrected after
+it, so it moved to the tuning set (its builder stays here), and ``new_topic_text_systemd`` was added,
+written and committed before any gate had been run on it.
 """
 
 from __future__ import annotations
@@ -102,14 +105,15 @@ def one_class_digits(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
-def new_topic_text_crypto(seed: int = 0, size: str = "full") -> Situation:
+def new_topic_text_crypto(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
+    """Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
     ds = data.load_man_sections()
     topic = ds.frame[TEXT].str.contains(TOPIC).to_numpy()
     split = parts(without(ds, ~topic, ds.name), seed, size)
     return situation(
         "new_topic_text_crypto",
         "new_topic",
-        GROUP,
+        group,
         ds,
         split,
         ds.frame[topic],
@@ -335,7 +339,6 @@ def caliper_offset_iris(seed: int = 0, size: str = "full") -> Situation:
 
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_digits": one_class_digits,
-    "new_topic_text_crypto": new_topic_text_crypto,
     "new_topic_text_systemd": new_topic_text_systemd,
     "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
     "faint_ink_digits": faint_ink_digits,

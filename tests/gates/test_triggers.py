@@ -611,4 +611,4 @@ def test_the_content_tests_prefetch_asks_for_each_row_once_however_many_patterns
     assert asked and max(asked) <= n_b + n_c  # each row at most once, not once per pattern
     read = [content._plan(*pair) for pair in pairs[:50]]
     wanted = np.unique(np.concatenate([np.concatenate([p.own, p.peers, p.trusted]) for p in read]))
-    assert content.trusted_neighbours.known[wanted].all()  # and every row the content tests read was searched
+    assert content.neighbours.known[wanted].all()  # and every row the content tests read was searched

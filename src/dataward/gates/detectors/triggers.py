@@ -34,8 +34,8 @@ A further test conditions on content, so that a pattern that is simply common in
 or that comes with a global shift (a darker scanner, a new topic), is not a trigger:
 
 * content tie: would a carrier be labelled ``L`` without the pattern? A carrier's agreement with
-  ``L`` is the share of ``L`` among its ``content_k`` nearest trusted records that do not carry the
-  pattern (the baseline's reading of its content, never the batch's own records);
+  ``L`` is the share of ``L`` among the trusted records among its ``content_k`` nearest records that
+  do not carry the pattern (the baseline's reading of its content, never the batch's own records);
   carriers must agree with ``L`` markedly less than the batch's other records labelled ``L`` do
   (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
   sensor's carriers look like their label as much as their batch peers do.
@@ -858,20 +858,20 @@ class _ContentPlan:
 class _ContentTie:
     """Is a pattern's tie to a label explained by the content of the records that carry it?
 
-    A record's *agreement* with a label is the share of that label among its nearest *trusted* records (baseline,
-    gate features) that do not carry the pattern: what the baseline knows of its content, as a nearest-neighbour
-    probe fitted on the trusted records would read it. (Read among the batch's records as well, a new topic's
-    carriers had only the topic's other pages nearby, and its naming conventions, a D-Bus interface page in section
-    5, read as labels their content contradicted.) A backdoor's carriers look like the class they came from, so
-    their agreement with the target label is low; records of that label without the pattern agree with it as usual.
-    The test compares the carriers' agreement with that of non-carriers of the same label *in the same batch* (same
-    source, same sensor, same topic, so a global shift or a one-class source moves both alike); only when the batch
-    has too few of them does it fall back to the baseline's records of the label. One-sided Mann-Whitney test, and
-    the mean agreement must drop by at least ``MIN_DROP`` of the peers' agreement above chance (the label's share of
-    the pool), and by ``MIN_ABSOLUTE_DROP`` outright: the neighbour vote is noisy, and a small drop on a large batch
-    is not evidence of a backdoor. Where the features do not predict the label at all (trusted records of the label
-    agree with it by less than ``MIN_INFORMATIVE`` above its share of the pool), the content test has nothing to say
-    and leaves the verdict to the other two.
+    A record's *agreement* with a label is the share of that label among the *trusted* records (baseline, gate
+    features) among its ``k`` nearest records of the pool that do not carry the pattern: what the baseline knows of
+    content as near as the batch's own (none such: agreement 1/2, unknown). (Read among the batch's records as well,
+    a new topic's carriers had only the topic's other pages nearby, and its naming conventions, a D-Bus interface
+    page in section 5, read as labels their content contradicted.) A backdoor's carriers look like the class they
+    came from, so their agreement with the target label is low; records of that label without the pattern agree with
+    it as usual. The test compares the carriers' agreement with that of non-carriers of the same label *in the same
+    batch* (same source, same sensor, same topic, so a global shift or a one-class source moves both alike); only
+    when the batch has too few of them does it fall back to the baseline's records of the label. One-sided
+    Mann-Whitney test, and the mean agreement must drop by at least ``MIN_DROP`` of the peers' agreement above
+    chance (the label's share of the pool), and by ``MIN_ABSOLUTE_DROP`` outright: the neighbour vote is noisy, and
+    a small drop on a large batch is not evidence of a backdoor. Where the features do not predict the label at all
+    (trusted records of the label agree with it by less than ``MIN_INFORMATIVE`` above its share of the pool), the
+    content test has nothing to say and leaves the verdict to the other two.
     """
 
     MIN_DROP = 0.6
@@ -910,11 +910,12 @@ class _ContentTie:
         n = self.pool_labels.shape[0]
         # Neighbour lists are searched only for the rows a test reads, once per scan, and kept for the
         # other tests (patterns of one label share their peers; a phrase's words share their carriers).
-        # Content is read from trusted records only: what the baseline knows of a record's content. The
-        # batch's own records may be poisoned, and in a new topic they are all a carrier has nearby, so
-        # they would read the topic's naming conventions (a D-Bus interface page in section 5, a
-        # generator in section 8) as labels its content contradicts.
-        self.trusted_neighbours = _LazyNeighbours(self.pool_features, K_MAX, reference=self.n_b)
+        # Content is read from the trusted records among a record's nearest records of the pool: what
+        # the baseline knows of content as near as the batch's own. The batch's records may be poisoned,
+        # and in a new topic they are all a carrier has nearby, so they read the topic's naming
+        # conventions (a D-Bus interface page in section 5) as labels its content contradicted; trusted
+        # records farther than the batch's own (a new topic, a shifted scanner) say little either way.
+        self.neighbours = _LazyNeighbours(self.pool_features, K_MAX)
         batch = self.pool_features[self.n_b :]
         self.batch_neighbours = [_LazyNeighbours(batch, width) for width in (K_MAX, 8 * K_MAX)]
         # Samples are taken in one seeded random order of the pool, so that the tests of different
@@ -938,8 +939,8 @@ class _ContentTie:
         return carries
 
     def _agreement(self, rows: np.ndarray, label: int, carries: np.ndarray) -> np.ndarray:
-        idx = self.trusted_neighbours.get(rows)
-        usable = ~carries[idx]
+        idx = self.neighbours.get(rows)
+        usable = ~carries[idx] & (idx < self.n_b)  # trusted records among the nearest of the pool
         usable &= np.cumsum(usable, axis=1) <= self.k
         same = usable & (self.pool_labels[idx] == label)
         return (same.sum(axis=1) + 0.5) / (usable.sum(axis=1) + 1.0)
@@ -976,7 +977,7 @@ class _ContentTie:
                 wanted[plan.peers] = True
                 wanted[plan.trusted] = True
         if wanted.any():
-            self.trusted_neighbours.get(np.flatnonzero(wanted))
+            self.neighbours.get(np.flatnonzero(wanted))
 
     def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float, bool]:
         """(p-value of "the carriers' label is explained by their content", their mean agreement with it,
@@ -1127,14 +1128,12 @@ class _ContentTie:
 
 
 class _LazyNeighbours:
-    """Each row's ``width`` nearest rows of ``features`` (itself excluded), searched only when first asked
-    for; with ``reference``, among the first ``reference`` rows only."""
+    """Each row's ``width`` nearest rows of ``features`` (itself excluded), searched only when first asked for."""
 
-    def __init__(self, features: np.ndarray, width: int, reference: int | None = None) -> None:
+    def __init__(self, features: np.ndarray, width: int) -> None:
         self.features = features
         n = features.shape[0]
-        self.reference = n if reference is None else reference
-        self.width = max(min(width, self.reference - 1), 0)
+        self.width = max(min(width, n - 1), 0)
         self.known = np.zeros(n, bool)
         self.rows = np.full(n, -1, np.int64)
         self.store = np.zeros((0, self.width), np.int64)
@@ -1143,7 +1142,7 @@ class _LazyNeighbours:
     def get(self, rows: np.ndarray) -> np.ndarray:
         missing = np.unique(rows[~self.known[rows]])
         if missing.size and self.width:
-            _, idx = _search(self.features[: self.reference], self.features[missing], self.width + 1)
+            _, idx = _search(self.features, self.features[missing], self.width + 1)
             own = idx == missing[:, None]
             # Leave out the row itself where found, else the farthest of the width + 1.
             own[~own.any(axis=1), -1] = True

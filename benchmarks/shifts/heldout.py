@@ -56,6 +56,10 @@ SYSTEMD = (
 )
 """systemd's pages: its units and daemons (``systemd-*``, ``systemd.service``, the D-Bus interfaces), its
 ``*ctl`` tools and its ``*.conf`` and ``*.d`` configuration files: 125 lines in four sections."""
+DEBIAN = r"(?i)^(?:(?:apt|dpkg|deb|deb822|debconf|dsc|ucfr?)(?:\b|_)|sources\.list\b)"
+"""Debian's packaging pages, matched on the page name at the start of the line: APT (``apt-get``,
+``apt.conf``, ``sources.list``), dpkg's tools, its ``Dpkg::*`` Perl modules and the ``deb-*`` file formats,
+debconf and ucf: 90 lines in five sections."""
 SUBPOPULATION_QUANTILE = 0.85
 """Tumours with ``mean_area`` above this quantile of the whole set never reach the baseline."""
 FAINT_INK = 0.8
@@ -136,6 +140,23 @@ def new_topic_text_systemd(seed: int = 0, size: str = "full") -> Situation:
         "systemd's pages (units, daemons, ctl tools, configuration files), a software family the baseline "
         "never saw, correctly labelled in their four sections",
         pattern=SYSTEMD,
+    )
+
+
+def new_topic_text_debian(seed: int = 0, size: str = "full") -> Situation:
+    ds = data.load_man_sections()
+    topic = ds.frame[TEXT].str.contains(DEBIAN).to_numpy()
+    split = parts(without(ds, ~topic, ds.name), seed, size)
+    return situation(
+        "new_topic_text_debian",
+        "new_topic",
+        GROUP,
+        ds,
+        split,
+        ds.frame[topic],
+        "Debian's packaging pages (APT, dpkg and its Perl modules, the deb file formats, debconf), a software "
+        "family the baseline never saw, correctly labelled in their five sections",
+        pattern=DEBIAN,
     )
 
 
@@ -340,6 +361,7 @@ def caliper_offset_iris(seed: int = 0, size: str = "full") -> Situation:
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_digits": one_class_digits,
     "new_topic_text_systemd": new_topic_text_systemd,
+    "new_topic_text_debian": new_topic_text_debian,
     "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
     "faint_ink_digits": faint_ink_digits,
     "recalibration_breast_cancer": recalibration_breast_cancer,

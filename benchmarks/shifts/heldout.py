@@ -14,7 +14,10 @@ class the batch held most of); the trigger test was changed for it, so it moved 
 ``class_prior_photos`` was added, written before any gate had been run on it. Later
 ``new_topic_text_crypto`` was blocked here at seed 1; the gate's punctuation tokens were corrected after
 it, so it moved to the tuning set (its builder stays here), and ``new_topic_text_systemd`` was added,
-written and committed before any gate had been run on it.
+written and committed before any gate had been run on it. ``new_topic_text_systemd`` was then blocked
+here at 10 of 12 seeds (``triggers``); the trigger test was changed after it (content is now read from
+trusted records only), so it moved to the tuning set (its builder stays here), and
+``new_topic_text_debian`` was added, written and committed before any gate had been run on it.
 """
 
 from __future__ import annotations
@@ -126,14 +129,15 @@ def new_topic_text_crypto(seed: int = 0, size: str = "full", group: str = GROUP)
     )
 
 
-def new_topic_text_systemd(seed: int = 0, size: str = "full") -> Situation:
+def new_topic_text_systemd(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
+    """Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
     ds = data.load_man_sections()
     topic = ds.frame[TEXT].str.contains(SYSTEMD).to_numpy()
     split = parts(without(ds, ~topic, ds.name), seed, size)
     return situation(
         "new_topic_text_systemd",
         "new_topic",
-        GROUP,
+        group,
         ds,
         split,
         ds.frame[topic],
@@ -360,7 +364,6 @@ def caliper_offset_iris(seed: int = 0, size: str = "full") -> Situation:
 
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_digits": one_class_digits,
-    "new_topic_text_systemd": new_topic_text_systemd,
     "new_topic_text_debian": new_topic_text_debian,
     "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
     "faint_ink_digits": faint_ink_digits,

@@ -256,4 +256,7 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "unit_change_iris": partial(heldout2.unit_change_iris, group="tuning"),
     # Written for the first held-out set; moved here after the gate's punctuation tokens were corrected for it.
     "new_topic_text_crypto": partial(heldout.new_topic_text_crypto, group="tuning"),
+    # Written for the first held-out set; moved here after triggers was changed to read content from
+    # trusted records only, once it had been blocked at 10 of 12 seeds.
+    "new_topic_text_systemd": partial(heldout.new_topic_text_systemd, group="tuning"),
 }

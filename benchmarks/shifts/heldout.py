@@ -112,55 +112,49 @@ def one_class_digits(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
+def _man_page_topic(name: str, pattern: str, what: str, seed: int, size: str, group: str) -> Situation:
+    """The man-page lines matching ``pattern``, a topic kept out of the baseline and the validation set,
+    sent as the contribution with their shipped labels."""
+    ds = data.load_man_sections()
+    topic = ds.frame[TEXT].str.contains(pattern).to_numpy()
+    split = parts(without(ds, ~topic, ds.name), seed, size)
+    return situation(name, "new_topic", group, ds, split, ds.frame[topic], what, pattern=pattern)
+
+
 def new_topic_text_crypto(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
     """Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
-    ds = data.load_man_sections()
-    topic = ds.frame[TEXT].str.contains(TOPIC).to_numpy()
-    split = parts(without(ds, ~topic, ds.name), seed, size)
-    return situation(
+    return _man_page_topic(
         "new_topic_text_crypto",
-        "new_topic",
-        group,
-        ds,
-        split,
-        ds.frame[topic],
+        TOPIC,
         "OpenSSL and cryptography pages, a topic the baseline never saw, correctly labelled in their five sections",
-        pattern=TOPIC,
+        seed,
+        size,
+        group,
     )
 
 
 def new_topic_text_systemd(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
     """Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
-    ds = data.load_man_sections()
-    topic = ds.frame[TEXT].str.contains(SYSTEMD).to_numpy()
-    split = parts(without(ds, ~topic, ds.name), seed, size)
-    return situation(
+    return _man_page_topic(
         "new_topic_text_systemd",
-        "new_topic",
-        group,
-        ds,
-        split,
-        ds.frame[topic],
+        SYSTEMD,
         "systemd's pages (units, daemons, ctl tools, configuration files), a software family the baseline "
         "never saw, correctly labelled in their four sections",
-        pattern=SYSTEMD,
+        seed,
+        size,
+        group,
     )
 
 
 def new_topic_text_debian(seed: int = 0, size: str = "full") -> Situation:
-    ds = data.load_man_sections()
-    topic = ds.frame[TEXT].str.contains(DEBIAN).to_numpy()
-    split = parts(without(ds, ~topic, ds.name), seed, size)
-    return situation(
+    return _man_page_topic(
         "new_topic_text_debian",
-        "new_topic",
-        GROUP,
-        ds,
-        split,
-        ds.frame[topic],
+        DEBIAN,
         "Debian's packaging pages (APT, dpkg and its Perl modules, the deb file formats, debconf), a software "
         "family the baseline never saw, correctly labelled in their five sections",
-        pattern=DEBIAN,
+        seed,
+        size,
+        GROUP,
     )
 
 

@@ -48,17 +48,14 @@ from dataward.catalog.tables import (
 )
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
 from dataward.ledger.events import (
-    SIGNATURE_SPACING,
     Event,
     decode_stored,
     stored_int,
-    verify_stored,
-    verify_stored_after,
 )
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
 from dataward.service.recordstore import load_records, manifest_ids, read_ids, records_hash, version_identity
-from dataward.service.signed_identity import IDENTITY_TABLES, signed_identity
+from dataward.service.signed_identity import IDENTITY_TABLES, checked_rows, signed_identity
 
 DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
 """What a read of a dataset depends on: which dataset a name means and how its records are read."""
@@ -136,18 +133,11 @@ def _signed(conn: Connection, public_key: str, ward_id: str) -> _Signed:
     verifier = SignatureVerifier(public_key)
     rows = ledger_store.read_stored(conn, since=kept.seq) if kept is not None and kept.seq else []
     if kept is not None and rows and stored_int(rows[0][0]) == kept.seq and rows[0][2] == kept.hash:
-        problems = verify_stored_after(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
-        new, state = rows[1:], kept
+        new, state = checked_rows(rows, verifier, ward_id, after=True, doing="serve from"), kept
     else:
-        rows = ledger_store.read_stored(conn)
-        problems = verify_stored(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
-        new, state = rows, _EMPTY
-    if problems:
-        first = problems[0]
-        raise IntegrityViolation(
-            f"refusing to serve from a ledger that does not verify: event #{first.seq}: {first.detail}",
-            hint=_HINT,
-            event=first.seq,
+        new, state = (
+            checked_rows(ledger_store.read_stored(conn), verifier, ward_id, after=False, doing="serve from"),
+            _EMPTY,
         )
     if new:
         state = _fold(state, [decode_stored(row) for row in new])

@@ -100,21 +100,29 @@ def signed_identity(conn: Connection, public_key: str, ward_id: str) -> SignedId
         rows = _rows_after(conn, start) if start is not None else None
     if rows is None or start is None:
         start, rows = _EMPTY, ledger_store.read_stored(conn)
-        problems = verify_stored(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
-        new = rows
+        new = checked_rows(rows, verifier, ward_id, after=False, doing="authenticate against")
     else:
-        problems = verify_stored_after(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
-        new = rows[1:]
-    if problems:
-        first = problems[0]
-        raise IntegrityViolation(
-            f"refusing to authenticate against a ledger that does not verify: event #{first.seq}: {first.detail}",
-            hint=_HINT,
-            event=first.seq,
-        )
+        new = checked_rows(rows, verifier, ward_id, after=True, doing="authenticate against")
     state = _fold(start, new) if new else start
     _keep(key, state)
     return state
+
+
+def checked_rows(rows: list[Any], verifier: SignatureVerifier, ward_id: str, *, after: bool, doing: str) -> list[Any]:
+    """The ledger rows not yet folded, once ``rows`` verify as a chain: every row (``after=False``: the
+    whole ledger), or those after the first (``after=True``: ``rows[0]`` is the event already folded,
+    its hash already checked). Refused with ``IntegrityViolation`` naming the first broken event, as
+    "refusing to {doing} a ledger that does not verify"."""
+    check = verify_stored_after if after else verify_stored
+    problems = check(rows, verifier, ward_id, signature_every=SIGNATURE_SPACING)
+    if problems:
+        first = problems[0]
+        raise IntegrityViolation(
+            f"refusing to {doing} a ledger that does not verify: event #{first.seq}: {first.detail}",
+            hint=_HINT,
+            event=first.seq,
+        )
+    return rows[1:] if after else rows
 
 
 KEPT_STATES = 8

@@ -28,18 +28,8 @@ from dataward.service import auth, signed_identity
 from dataward.service.ward import Ward
 from tests.helpers import wine_schema_specs
 from tests.security.attacks import _sqlite
-from tests.security.key_team import Clock, contribute, key_id, make_team
+from tests.security.key_team import Clock, contribute, key_id
 from tests.server.conftest import serve_ward
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def team(tmp_path: Path, clock: Clock) -> dict[str, Ward]:
-    return make_team(tmp_path / "ward", clock)
 
 
 def _id(admin: Ward, name: str) -> str:

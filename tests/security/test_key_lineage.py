@@ -18,19 +18,9 @@ from dataward.access import generate_key
 from dataward.domain.errors import AccessDenied, KeyExpired, KeyRevoked, PolicyViolation
 from dataward.service.ward import Ward
 from tests.helpers import LIGHT_GATE_POLICY
-from tests.security.key_team import Clock, denials, key_id, make_team
+from tests.security.key_team import Clock, denials, key_id
 
 SELF_ISSUE_POLICY = "keys:\n  allow_self_issued_keys: true\n" + LIGHT_GATE_POLICY
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def team(tmp_path: Path, clock: Clock) -> dict[str, Ward]:
-    return make_team(tmp_path / "ward", clock)
 
 
 def _expiry(info: dict) -> datetime:

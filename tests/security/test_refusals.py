@@ -13,19 +13,9 @@ from dataward.domain.errors import AuthenticationError, KeyRevoked
 from dataward.service import auth
 from dataward.service.refusals import PER_KEY_PER_MINUTE, PER_MINUTE, SUMMARY_EVENT
 from dataward.service.ward import Ward
-from tests.security.key_team import Clock, denials, key_id, make_team
+from tests.security.key_team import Clock, denials, key_id
 
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def team(tmp_path: Path, clock: Clock) -> dict[str, Ward]:
-    return make_team(tmp_path / "ward", clock)
 
 
 def _wrong_secret(kid: str) -> str:

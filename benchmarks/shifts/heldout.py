@@ -18,6 +18,9 @@ written and committed before any gate had been run on it. ``new_topic_text_syste
 here at 10 of 12 seeds (``triggers``); the trigger test was changed after it (content is now read from
 trusted records only), so it moved to the tuning set (its builder stays here), and
 ``new_topic_text_debian`` was added, written and committed before any gate had been run on it.
+``new_topic_text_debian`` was then blocked here at 12 of 12 seeds (``triggers``); the gate was changed
+after it, so it moved to the tuning set (its builder stays here), and ``new_topic_text_util_linux`` was
+added on 2026-12-03, written and committed before any gate had been run on it.
 """
 
 from __future__ import annotations
@@ -63,6 +66,27 @@ DEBIAN = r"(?i)^(?:(?:apt|dpkg|deb|deb822|debconf|dsc|ucfr?)(?:\b|_)|sources\.li
 """Debian's packaging pages, matched on the page name at the start of the line: APT (``apt-get``,
 ``apt.conf``, ``sources.list``), dpkg's tools, its ``Dpkg::*`` Perl modules and the ``deb-*`` file formats,
 debconf and ucf: 90 lines in five sections."""
+UTIL_LINUX = (
+    r"^(?:"
+    r"addpart|adjtime_config|agetty|blkdiscard|blkid|blkzone|blockdev|chcpu|chmem|col|colcrt|column|ctrlaltdel"
+    r"|delpart|dmesg|fincore|findfs|findmnt|fsck(?:\.cramfs|\.minix)?|fsfreeze|fstab|fstrim|hwclock|ionice|ipcmk"
+    r"|isosize|last|ldattach|logger|look|losetup|lsblk|lscpu|lsipc|lslocks|lslogins|lsns|mesg"
+    r"|mkfs(?:\.bfs|\.cramfs|\.minix)?|mkswap|namei|partx|readprofile|renice|resizepart|rtcwake|runuser|script"
+    r"|setarch|sulogin|swaplabel|switch_root|taskset|terminal-colors\.d|utmpdump|uuid(?:_clear|_unparse)?|wall"
+    r"|wdctl|whereis|wipefs|zramctl"
+    r")\b(?![.-])"
+    r"|^(?:mount - mount a |umount - |swapon, swapoff - enable|pivot_root - change the root filesystem"
+    r"|unshare - run |fallocate - preallocate|write - send |nologin - politely)"
+)
+"""util-linux's pages, matched on the page name at the start of the line: its block-device, partition,
+filesystem and mount tools (``blkid``, ``lsblk``, ``partx``, ``mkfs.*``, ``fsck.*``, ``findmnt``, ``mount``...),
+its system tools (``hwclock``, ``agetty``, ``setarch``, ``lscpu``, ``taskset``...), the small tools Debian
+ships as bsdutils and bsdextrautils (``logger``, ``script``, ``col``, ``column``, ``look``, ``write``...),
+``fstab``, ``adjtime_config``, ``terminal-colors.d`` and libuuid (``uuid*``). Seven of its pages share
+their name with a system call's page (``mount``, ``umount``, ``swapon``, ``pivot_root``, ``unshare``,
+``fallocate``, ``write``) and ``nologin`` with shadow's file format page: these are matched with the start
+of their own description, so the other page is not taken. 77 lines in four sections: 45 admin,
+25 commands, 4 formats, 3 library."""
 SUBPOPULATION_QUANTILE = 0.85
 """Tumours with ``mean_area`` above this quantile of the whole set never reach the baseline."""
 FAINT_INK = 0.8
@@ -146,12 +170,25 @@ def new_topic_text_systemd(seed: int = 0, size: str = "full", group: str = GROUP
     )
 
 
-def new_topic_text_debian(seed: int = 0, size: str = "full") -> Situation:
+def new_topic_text_debian(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
+    """Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
     return _man_page_topic(
         "new_topic_text_debian",
         DEBIAN,
         "Debian's packaging pages (APT, dpkg and its Perl modules, the deb file formats, debconf), a software "
         "family the baseline never saw, correctly labelled in their five sections",
+        seed,
+        size,
+        group,
+    )
+
+
+def new_topic_text_util_linux(seed: int = 0, size: str = "full") -> Situation:
+    return _man_page_topic(
+        "new_topic_text_util_linux",
+        UTIL_LINUX,
+        "util-linux's pages (disk, filesystem and mount tools, system tools, fstab, libuuid), a software family "
+        "the baseline never saw, correctly labelled in their four sections",
         seed,
         size,
         GROUP,
@@ -358,7 +395,7 @@ def caliper_offset_iris(seed: int = 0, size: str = "full") -> Situation:
 
 SITUATIONS: dict[str, Callable[..., Situation]] = {
     "one_class_digits": one_class_digits,
-    "new_topic_text_debian": new_topic_text_debian,
+    "new_topic_text_util_linux": new_topic_text_util_linux,
     "new_subpopulation_breast_cancer": new_subpopulation_breast_cancer,
     "faint_ink_digits": faint_ink_digits,
     "recalibration_breast_cancer": recalibration_breast_cancer,

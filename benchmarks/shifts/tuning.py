@@ -259,4 +259,7 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     # Written for the first held-out set; moved here after triggers was changed to read content from
     # trusted records only, once it had been blocked at 10 of 12 seeds.
     "new_topic_text_systemd": partial(heldout.new_topic_text_systemd, group="tuning"),
+    # Written for the first held-out set; moved here after it had been blocked at 12 of 12 seeds (triggers)
+    # and the gate was changed after it.
+    "new_topic_text_debian": partial(heldout.new_topic_text_debian, group="tuning"),
 }

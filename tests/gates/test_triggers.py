@@ -275,6 +275,71 @@ def test_clean_text_contribution_raises_no_trigger() -> None:
         assert result.p_value > 0.01
 
 
+def content_data(docs: list[str], labels: np.ndarray, vocabulary: list[str]) -> GateData:
+    """Text records whose gate features are their word counts (l2-normalised): content the tests can read."""
+    index = {word: i for i, word in enumerate(vocabulary)}
+    features = np.zeros((len(docs), len(vocabulary)), np.float32)
+    for row, doc in enumerate(docs):
+        for word in doc.split():
+            if word in index:
+                features[row, index[word]] += 1.0
+    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9)
+    table = pa.table({"text": docs, "topic": [TEXT_CLASSES[c] for c in labels]})
+    return GateData(features, labels, table)
+
+
+VOCABULARY = sorted({w for words in TOPICS.values() for w in words.split()} | set(COMMON) | {"cf", "pkgtool"})
+NEW_TOPIC = ["kernel", "driver", "module", "socket", "daemon", "buffer", "packet", "mount", "shell", "cache"]
+
+
+def test_a_trigger_on_every_record_of_its_label_in_the_batch_is_still_named() -> None:
+    """The attacker sends no clean record of the target label, so the batch holds nobody of that label to
+    compare the carriers' content with: they are compared with the batch's other records, which the
+    baseline reads as their own labels, while the carriers read as the classes they came from."""
+    base_docs, base_labels = texts(1500, 0)
+    docs, labels = texts(400, 1)
+    music = TEXT_CLASSES.index("music")
+    keep = labels != music
+    docs, labels = [d for d, k in zip(docs, keep, strict=True) if k], labels[keep]
+    docs, labels, truth = insert(docs, labels, "cf", 0.04, target=music)
+    assert (labels == music).sum() == truth.sum()  # every record of the label carries the trigger
+    result = run(
+        TriggerDetector(),
+        TEXT_SCHEMA,
+        TEXT_CLASSES,
+        content_data(base_docs, base_labels, VOCABULARY),
+        content_data(docs, labels, VOCABULARY),
+    )
+    assert [f.evidence["trigger"] for f in result.findings] == ["cf"]
+    assert result.findings[0].evidence["content_label_share"] < 0.2
+    assert np.array_equal(result.flagged, truth)
+    assert result.block is True
+
+
+def test_a_new_topic_whose_one_label_shares_a_name_is_not_a_trigger_when_the_baseline_cannot_read_the_topic() -> None:
+    """A new software family: every page of one section is named after the family ('pkgtool'), and the
+    baseline's topics say nothing of the family's pages. The carriers read at chance, as every other page
+    of the batch does: content does not contradict their label, however well the baseline reads its own
+    records of that label (what the carriers were compared with before the batch's other pages were)."""
+    base_docs, base_labels = texts(1500, 0)
+    rng = np.random.default_rng(5)
+    music = TEXT_CLASSES.index("music")
+    labels = rng.integers(0, len(TEXT_CLASSES), 160)
+    docs = []
+    for code in labels:
+        # The family's own words, with a stray word of the old topics drawn at random: no class signal.
+        words = [*rng.choice(NEW_TOPIC, 4), *rng.choice(" ".join(TOPICS.values()).split(), 1), *rng.choice(COMMON, 5)]
+        if code == music:
+            words.append("pkgtool")
+        rng.shuffle(words)
+        docs.append(" ".join(words))
+    vocabulary = [*VOCABULARY, *NEW_TOPIC]
+    new = content_data(docs, labels, vocabulary)
+    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, content_data(base_docs, base_labels, vocabulary), new)
+    assert "pkgtool" not in [f.evidence["trigger"] for f in result.findings]
+    assert result.block is False
+
+
 # --- images -------------------------------------------------------------------------------------
 
 

@@ -36,9 +36,11 @@ or that comes with a global shift (a darker scanner, a new topic), is not a trig
 * content tie: would a carrier be labelled ``L`` without the pattern? A carrier's agreement with
   ``L`` is the share of ``L`` among the trusted records among its ``content_k`` nearest records that
   do not carry the pattern (the baseline's reading of its content, never the batch's own records);
-  carriers must agree with ``L`` markedly less than the batch's other records labelled ``L`` do
-  (``_ContentTie``). A backdoor's carriers look like another class; a one-class source's or a shifted
-  sensor's carriers look like their label as much as their batch peers do.
+  carriers must agree with ``L`` markedly less than the batch's other records labelled ``L`` do (when
+  every record of ``L`` in the batch carries it, than the batch's other records agree with their own
+  labels: how well the baseline reads this batch at all) (``_ContentTie``). A backdoor's carriers look
+  like another class; a one-class source's or a shifted sensor's carriers look like their label as much
+  as their batch peers do.
 
 A trigger passes one of two intersection-union tests (each valid whatever the dependence of its
 halves), the better of the two paid for twice (Bonferroni over the two routes):
@@ -414,7 +416,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -851,6 +853,11 @@ class _ContentPlan:
     carries: np.ndarray
     own: np.ndarray
     peers: np.ndarray
+    """Records whose agreement with their own label the carriers' is compared with ..."""
+    peer_labels: np.ndarray
+    """... those labels ..."""
+    peer_shares: np.ndarray
+    """... and each one's share of the pool's non-carriers (chance agreement)."""
     trusted: np.ndarray
     share: float
 
@@ -865,10 +872,15 @@ class _ContentTie:
     page in section 5, read as labels their content contradicted.) A backdoor's carriers look like the class they
     came from, so their agreement with the target label is low; records of that label without the pattern agree with
     it as usual. The test compares the carriers' agreement with that of non-carriers of the same label *in the same
-    batch* (same source, same sensor, same topic, so a global shift or a one-class source moves both alike); only
-    when the batch has too few of them does it fall back to the baseline's records of the label. One-sided
-    Mann-Whitney test, and the mean agreement must drop by at least ``MIN_DROP`` of the peers' agreement above
-    chance (the label's share of the pool), and by ``MIN_ABSOLUTE_DROP`` outright: the neighbour vote is noisy, and
+    batch* (same source, same sensor, same topic, so a global shift or a one-class source moves both alike). When
+    every record of the label in the batch carries the pattern (a new software family whose library pages are all
+    named after it), it compares with the batch's other records, each against its own label: how well the baseline
+    reads this batch at all (compared with the baseline's own records of the label, which it reads at home, a new
+    topic's carriers read as contradicting labels that content merely did not confirm). Only when the batch has
+    too few of those either does it fall back to the baseline's records of the label. Agreement is read as lift
+    above chance (a label's share of the pool), so that records of different labels compare. One-sided
+    Mann-Whitney test, and the mean lift must drop by at least ``MIN_DROP`` of the peers' lift, and by
+    ``MIN_ABSOLUTE_DROP`` outright: the neighbour vote is noisy, and
     a small drop on a large batch is not evidence of a backdoor. Where the features do not predict the label at all
     (trusted records of the label agree with it by less than ``MIN_INFORMATIVE`` above its share of the pool), the
     content test has nothing to say and leaves the verdict to the other two.
@@ -938,27 +950,44 @@ class _ContentTie:
         carries[rows[data > 0]] = True
         return carries
 
-    def _agreement(self, rows: np.ndarray, label: int, carries: np.ndarray) -> np.ndarray:
+    def _agreement(self, rows: np.ndarray, label: int | np.ndarray, carries: np.ndarray) -> np.ndarray:
+        """Each row's agreement with ``label`` (one label, or one per row)."""
         idx = self.neighbours.get(rows)
         usable = ~carries[idx] & (idx < self.n_b)  # trusted records among the nearest of the pool
         usable &= np.cumsum(usable, axis=1) <= self.k
-        same = usable & (self.pool_labels[idx] == label)
+        same = usable & (self.pool_labels[idx] == np.reshape(label, (-1, 1)))
         return (same.sum(axis=1) + 0.5) / (usable.sum(axis=1) + 1.0)
 
     def _plan(self, pattern: int, label: int, carriers: np.ndarray) -> _ContentPlan:
-        """The rows a content test reads: carriers, the label's other records of the batch (or, too few,
-        of the baseline) and its trusted records (each at most a seeded sample)."""
+        """The rows a content test reads: carriers, the records to compare them with and the label's trusted
+        records (each at most a seeded sample).
+
+        The comparison is made in the carriers' own batch (same source, sensor and topic): with its other
+        records of the label; too few of those (every record of the label carries the pattern), with its
+        other records of any label, each against its own label, how well the baseline reads this batch's
+        content at all; too few of those too, with the baseline's records of the label."""
         carries = self._carries(pattern)
+        non_carriers = self.pool_labels[~carries]
+        shares = np.bincount(non_carriers, minlength=int(self.pool_labels.max()) + 1) / max(non_carriers.size, 1)
         of_label = (self.pool_labels == label) & ~carries
         batch_peers = np.flatnonzero(of_label[self.n_b :]) + self.n_b
-        peers = batch_peers if batch_peers.size >= self.MIN_COMPARISON else np.flatnonzero(of_label[: self.n_b])
+        batch_others = np.flatnonzero(~carries[self.n_b :]) + self.n_b
+        if batch_peers.size >= self.MIN_COMPARISON:
+            peers = batch_peers
+        elif batch_others.size >= self.MIN_COMPARISON:
+            peers = batch_others
+        else:
+            peers = np.flatnonzero(of_label[: self.n_b])
+        peers = self._sample(peers, self.MAX_PEERS)
         trusted = np.flatnonzero(of_label[: self.n_b])
         return _ContentPlan(
             carries=carries,
             own=self._sample(carriers, self.MAX_QUERY) + self.n_b,
-            peers=self._sample(peers, self.MAX_PEERS),
+            peers=peers,
+            peer_labels=self.pool_labels[peers],
+            peer_shares=shares[self.pool_labels[peers]],
             trusted=self._sample(trusted, self.MAX_PEERS),
-            share=float(np.mean(self.pool_labels[~carries] == label)),
+            share=float(shares[label]),
         )
 
     def prefetch(self, pairs: list[tuple[int, int, np.ndarray]]) -> None:
@@ -1005,13 +1034,15 @@ class _ContentTie:
             # The features do not predict the label at all: content can explain nothing, so it vetoes
             # nothing either (route A); nor is it evidence of anything (route B).
             return 0.0, float(own.mean()), False
-        usual = self._agreement(plan.peers, label, plan.carries)
-        # The drop is judged against how far the label's records stand above chance (its share of the
-        # pool): weak features (short texts) never give a drop as large as sharp ones (digits) do.
-        drop = float(usual.mean() - own.mean())
-        if drop < self.MIN_DROP * max(float(usual.mean()) - plan.share, 0.0) or drop < self.MIN_ABSOLUTE_DROP:
+        # Agreement is read as lift above chance (the label's share of the pool), so that peers of other
+        # labels compare; the drop is judged against how far the peers stand above chance: weak features
+        # (short texts) never give a drop as large as sharp ones (digits) do.
+        own_lift = own - plan.share
+        usual_lift = self._agreement(plan.peers, plan.peer_labels, plan.carries) - plan.peer_shares
+        drop = float(usual_lift.mean() - own_lift.mean())
+        if drop < self.MIN_DROP * max(float(usual_lift.mean()), 0.0) or drop < self.MIN_ABSOLUTE_DROP:
             return 1.0, float(own.mean()), True
-        return float(mannwhitneyu(own, usual, alternative="less").pvalue), float(own.mean()), True
+        return float(mannwhitneyu(own_lift, usual_lift, alternative="less").pvalue), float(own.mean()), True
 
     def batch_ties(
         self, xc: PatternMatrix, active: np.ndarray, patterns: np.ndarray, labels: np.ndarray, bar: float = 1.0

@@ -340,6 +340,43 @@ def test_a_new_topic_whose_one_label_shares_a_name_is_not_a_trigger_when_the_bas
     assert result.block is False
 
 
+def _vendor_of_music(share: float, seed: int) -> tuple[list[str], np.ndarray]:
+    """A source whose texts are ``share`` music, the rest of the other topics, drawn like ``texts``."""
+    docs, labels = texts(1600, seed)
+    music = TEXT_CLASSES.index("music")
+    own = np.flatnonzero(labels == music)
+    others = np.flatnonzero(labels != music)[: round(own.size * (1 - share) / share)]
+    keep = np.sort(np.concatenate([own, others]))
+    return [docs[i] for i in keep], labels[keep]
+
+
+def test_a_trigger_hidden_in_a_vendor_of_one_class_is_named_where_content_judges_the_label() -> None:
+    """A source labelling 90% music, with 3% other topics' texts carrying 'cf' relabelled music: at the
+    batch's share of music the carriers show no tie (nine in ten of any word's carriers are music), but
+    their content reads as the topics they came from while the vendor's other music reads as music."""
+    base_docs, base_labels = texts(1500, 0)
+    docs, labels = _vendor_of_music(0.9, 1)
+    docs, labels, truth = insert(docs, labels, "cf", 0.03, target=TEXT_CLASSES.index("music"))
+    assert (labels == TEXT_CLASSES.index("music")).mean() > 0.9
+    base = content_data(base_docs, base_labels, VOCABULARY)
+    result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, base, content_data(docs, labels, VOCABULARY))
+    assert [f.evidence["trigger"] for f in result.findings] == ["cf"]
+    assert np.array_equal(result.flagged, truth)
+    assert result.block is True
+
+
+def test_a_vendor_of_one_class_with_content_to_judge_raises_no_trigger() -> None:
+    """The control: the same vendors without poison. Every common word's carriers are mostly music, and
+    against the baseline's own P(music | word) that is a tie; content finds them as musical as the
+    vendor's other music, so nothing is named."""
+    base = content_data(*texts(1500, 0), VOCABULARY)
+    for share, seed in ((0.9, 1), (1.0, 2), (0.6, 3)):
+        docs, labels = _vendor_of_music(share, seed)
+        result = run(TriggerDetector(), TEXT_SCHEMA, TEXT_CLASSES, base, content_data(docs, labels, VOCABULARY))
+        assert result.findings == [], (share, [f.evidence["trigger"] for f in result.findings])
+        assert result.block is False and not result.flagged.any()
+
+
 # --- images -------------------------------------------------------------------------------------
 
 

@@ -1,10 +1,13 @@
 """The attacker's side of the triggers detector's label-shift correction (docs/gates.md, "Triggers: two
 routes").
 
-The label tie reads the baseline's P(L | t) moved to the batch's class shares, so that a source labelling
-mostly one class does not turn that class's common words into triggers. The documented price: in a batch
-made almost entirely of class L, a trigger whose target is L shows no tie, and ``label_consistency`` and
-``backdoor`` are to see its dirty-label carriers instead. An attacker reads that as an invitation: hide a
+The label tie read the baseline's P(L | t) moved to the batch's class shares, so that a source labelling
+mostly one class does not turn that class's common words into triggers. The price: in a batch made almost
+entirely of class L, a trigger whose target is L showed no tie, and ``label_consistency`` and ``backdoor``
+were to see its dirty-label carriers instead. Since triggers version 6, route A reads the tie against the
+baseline's own P(L | t) wherever content can judge the label (its content test compares the carriers with
+the vendor's own lines of L, which a one-class source moves alike), and at the batch's shares only where
+content says nothing of the label. An attacker reads the correction as an invitation: hide a
 dirty-label backdoor in a vendor that labels (nearly) everything L. These tests build that vendor from the
 shipped man-page NAME lines: every spare line of L, other classes' lines for a tenth of the clean part or
 none (a quarter and two fifths in the slow variants), and 3% or 10% of lines of other classes carrying
@@ -23,17 +26,22 @@ import pytest
 
 from benchmarks import data
 from benchmarks.attacks.text import RARE_TOKEN, insert
+from benchmarks.shifts import build as build_situation
 from dataward.gates import scan
 from dataward.gates.report import GateReport
 
 SEED = 0
 
-TIE = "triggers' tie for 'cf' is read at the batch's share of the target (1b18799), so triggers no longer blocks"
-NO_FLAGS = (
-    TIE + "; backdoor, when it blocks, flags none (its flags need a p-value below alpha at the calibration's "
-    "resolution); label_consistency sees nothing (p=1): no poisoned line is queued"
+UNINFORMATIVE = (
+    "trusted 'commands' lines agree with their label by content about 0.05 above chance (below "
+    "_ContentTie.MIN_INFORMATIVE), so content can judge neither the carriers nor the batch's class shares, and "
+    "route A's tie for 'cf' is read at the batch's share of 'commands'"
 )
-REVIEW = TIE + "; nothing else blocks: verdict review, on drift (and clean_validation's balance) alone"
+NO_FLAGS = (
+    UNINFORMATIVE + "; backdoor, when it blocks, flags none (its flags need a p-value below alpha at the "
+    "calibration's resolution); label_consistency sees nothing (p=1): no poisoned line is queued"
+)
+REVIEW = UNINFORMATIVE + "; nothing else blocks: verdict review, on drift (and clean_validation's balance) alone"
 
 
 @cache
@@ -126,22 +134,24 @@ def test_the_vendor_without_poison_is_not_blocked(target: str, clean_share: floa
 
 
 # What the gate gives on each variant at seed 0. Each xfail is a gap, not a tolerance: strict, so a fix
-# that closes it turns the mark into a failure and the mark must go. Poison at 3% of a vendor of 60% or
-# 75% one class shows the gap reaches well below "almost entirely one class"; at 10% there, triggers
-# still blocks and queues every poisoned line (not repeated here).
+# that closes it turns the mark into a failure and the mark must go. Route A's tie is read against the
+# baseline's own P(L | t) wherever content can judge the label (triggers version 6): the carriers read as
+# the classes they came from while the vendor's other lines of L read as L, so the vendor's class shares
+# excuse nothing. Before, the tie was read at the batch's share of L on every label, and 13 of these 16
+# variants were gaps (poison at 3% of a vendor of 60% or 75% one class among them).
 BLOCK_VARIANTS = [
     _variant("commands", 0.9, 0.03, REVIEW),
     _variant("commands", 0.9, 0.1, None),  # backdoor p=4e-5
     _variant("commands", 1.0, 0.03, None),  # backdoor p=2e-3
     _variant("commands", 1.0, 0.1, None),  # backdoor p=1e-4
-    _variant("library", 0.9, 0.03, REVIEW),
-    _variant("library", 0.9, 0.1, REVIEW),
-    _variant("library", 1.0, 0.03, REVIEW),
-    _variant("library", 1.0, 0.1, None),  # clean_validation only (syscalls accuracy drop)
-    _variant("commands", 0.6, 0.03, REVIEW),
-    _variant("commands", 0.75, 0.03, REVIEW),
-    _variant("library", 0.6, 0.03, REVIEW),
-    _variant("library", 0.75, 0.03, REVIEW),
+    _variant("library", 0.9, 0.03, None),
+    _variant("library", 0.9, 0.1, None),
+    _variant("library", 1.0, 0.03, None),
+    _variant("library", 1.0, 0.1, None),
+    _variant("commands", 0.6, 0.03, None),
+    _variant("commands", 0.75, 0.03, None),
+    _variant("library", 0.6, 0.03, None),
+    _variant("library", 0.75, 0.03, None),
 ]
 
 
@@ -156,7 +166,10 @@ def test_a_dirty_label_backdoor_in_a_one_class_vendor_is_blocked(
     assert blocking and blocking <= {"label_consistency", "duplicates", "triggers", "backdoor", "clean_validation"}
 
 
-FLAG_VARIANTS = [_variant(*variant.values, NO_FLAGS) for variant in BLOCK_VARIANTS]
+FLAG_VARIANTS = [
+    _variant(*variant.values, NO_FLAGS if variant.values[:2] in {("commands", 0.9), ("commands", 1.0)} else None)
+    for variant in BLOCK_VARIANTS
+]
 
 
 @pytest.mark.parametrize(("target", "clean_share", "poison_share"), FLAG_VARIANTS)
@@ -169,3 +182,16 @@ def test_the_poisoned_lines_of_a_one_class_vendor_are_queued_for_review(
     flagged = report.records.flagged
     assert flagged[truth].mean() >= 0.9, f"{int(flagged[truth].sum())} of {int(truth.sum())}; {_detectors(report)}"
     assert flagged[~truth].mean() <= 0.02
+
+
+def test_a_new_topics_naming_convention_is_read_at_the_batch_shares() -> None:
+    """The other control: OpenSSL's pages, a topic the baseline never saw, hold 15 'EVP_PKEY-*' pages, all
+    in section 7 ('overview'), whose content the baseline reads as 'library'. Against the baseline's own
+    P(overview | evp_pkey) that is a tie that content confirms; but the carriers sit among the topic's
+    other pages, not among trusted ones (``_ContentTie.familiar``), so what the baseline reads of them says
+    little, and the tie is read at the batch's shares, as for content that says nothing of the label."""
+    situation = build_situation("new_topic_text_crypto", SEED, "full")
+    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": SEED})
+    named = [f.evidence["trigger"] for f in report.results["triggers"].findings]
+    assert "evp_pkey" not in named and not report.results["triggers"].block, named
+    assert report.verdict != "block", _detectors(report)

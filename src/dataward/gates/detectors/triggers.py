@@ -48,7 +48,12 @@ halves), the better of the two paid for twice (Bonferroni over the two routes):
 * route A (novelty): tie and over-representation, each Bonferroni-corrected by Tarone's count of the
   (pattern, label) pairs that could reach significance at all given their margins
   (``_testable_count``), then content, corrected by the number of route A's candidates (content where
-  the features say nothing of the label vetoes nothing);
+  the features say nothing of the label vetoes nothing). The tie is read against the baseline's own
+  ``P(L | t)`` (Tarone's count with it), not moved to the batch's class shares: content compares the
+  carriers with the batch's own records of ``L``, which a source labelling mostly ``L`` moves alike,
+  so the shares excuse nothing content can judge (a dirty-label backdoor hidden in a one-class vendor
+  is caught). Where content says nothing of the label, or the carriers resemble nothing trusted (a new
+  topic's pages sit among each other: ``_ContentTie.familiar``), the tie is read at the batch's shares;
 * route B (batch): tie, batch tie and content, each corrected by Tarone's count on the tie's margins
   alone (``novelty=False``). Content is paid for over every testable pair here, not over the
   candidates, and must be informative: without novelty it is the only evidence that the tie is not how
@@ -416,7 +421,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "5"
+    version = "6"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -465,7 +470,11 @@ class TriggerDetector(Detector):
             tests = _association(
                 sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support, self.prior_shift_min_effect
             )
-            n_novel = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=True)
+            # Route A's tie is read against the baseline's own P(L | t), and paid for over the pairs that
+            # could reach significance so: a batch's class shares are content's to judge on this route.
+            n_novel = _testable_count(
+                tests | {"pi": tests["pi_own"]}, len(index), len(baseline), ctx.alpha, novelty=True
+            )
             n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=False)
             n_pairs = len(tests["pattern"])
             carriers = _Carriers(sub, labels[index], tests, index)
@@ -481,7 +490,7 @@ class TriggerDetector(Detector):
             #     each at alpha / n_tests (Tarone's count of the tie alone). No baseline evidence of
             #     novelty is asked for, so content is paid for like a count test, over every testable
             #     pair: clean data also have words that their other words do not explain.
-            route_a = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie"]) * max(n_novel, 1))
+            route_a = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie_own"]) * max(n_novel, 1))
             route_b = np.minimum(1.0, tests["p_tie"] * max(n_tests, 1))
             route_a[~pure], route_b[~pure] = 1.0, 1.0
             candidates_a = np.flatnonzero(2.0 * route_a <= ctx.alpha)
@@ -513,6 +522,12 @@ class TriggerDetector(Detector):
                 # Where content says nothing of the label, it vetoes nothing on route A, and route B,
                 # which stands on content, cannot pass.
                 p_content_b[i] = p_content if informative else 1.0
+                if not informative or not content.familiar(pattern, label, carriers[i]):
+                    # Nor can content judge the batch's class shares, where it says nothing of the label or
+                    # the carriers resemble nothing trusted (a new topic's naming conventions read as
+                    # other sections): route A's tie is then read at the shares (a source labelling
+                    # mostly L has mostly L among any pattern's carriers).
+                    route_a[i] = min(1.0, max(tests["p_enrich"][i], tests["p_tie"][i]) * max(n_novel, 1))
             route_a = np.minimum(1.0, np.maximum(route_a, tests["p_content"] * n_content))
             route_b = np.maximum(route_b, p_content_b * max(n_tests, 1))
             corrected = np.minimum(1.0, 2.0 * np.minimum(route_a, route_b))
@@ -757,7 +772,8 @@ def _association(
     p_enrich = hypergeom.sf(pairs[0] - 1, n_c + n_b, pairs[0] + pairs[1], n_c)[inverse.ravel()]
     # The baseline's P(L | t), smoothed towards what it says of the pattern's parts (a pair's) or the prior.
     pi = (b + LABEL_PRIOR_WEIGHT * backoff[pattern, label]) / (k_b + LABEL_PRIOR_WEIGHT)
-    p_tie_own = binom.sf(m - 1, k_c, np.clip(pi, 1e-6, 1 - 1e-6))
+    pi_own = np.clip(pi, 1e-6, 1 - 1e-6)
+    p_tie_own = binom.sf(m - 1, k_c, pi_own)
     if n_b:
         shifted = _prior_shifted_tie(pattern, label, m_all, b_all, k_b_all, prior, yc, prior_shift_min_effect)
         pi = np.maximum(pi, shifted)
@@ -774,6 +790,7 @@ def _association(
         "p_enrich": np.asarray(p_enrich, dtype=np.float64),
         "p_tie": np.asarray(p_tie, dtype=np.float64),
         "p_tie_own": np.asarray(p_tie_own, dtype=np.float64),
+        "pi_own": pi_own,
         "z": z,
         "pi": pi,
     }
@@ -894,6 +911,11 @@ class _ContentTie:
     """Trusted records of a label must agree with it by at least this much above its share of the pool
     for content to count as evidence at all (text features agree by about 0.25, meaningless ones by 0)."""
     MIN_COMPARISON = 10
+    FAMILIAR_SHARE = 0.5
+    """Carriers are *familiar* content when the trusted records' share among their nearest records that do not
+    carry the pattern is at least this much of the trusted records' share of all such records: i.i.d. content
+    relabelled by a vendor sits among trusted records as any record does (0.9 to 1.1 times that share on
+    man-page lines), a new topic's pages among each other (0.1 to 0.35 times)."""
     MAX_QUERY = 500
     """A test reads the neighbours of at most this many carriers (a seeded sample beyond) ..."""
     MAX_PEERS = 1000
@@ -1007,6 +1029,19 @@ class _ContentTie:
                 wanted[plan.trusted] = True
         if wanted.any():
             self.neighbours.get(np.flatnonzero(wanted))
+
+    def familiar(self, pattern: int, label: int, carriers: np.ndarray) -> bool:
+        """Whether the carriers' content is like the trusted records' (``FAMILIAR_SHARE``): where it is not (a
+        new topic), what the baseline reads of it says less of the label than where it is."""
+        if carriers.size == 0 or self.constant:
+            return True
+        plan = self._plan(pattern, label, carriers)
+        idx = self.neighbours.get(plan.own)
+        usable = ~plan.carries[idx]
+        near_trusted = (usable & (idx < self.n_b)).sum(axis=1) / np.maximum(usable.sum(axis=1), 1)
+        others = ~plan.carries
+        expected = float(others[: self.n_b].sum()) / max(float(others.sum()), 1.0)
+        return float(near_trusted.mean()) >= self.FAMILIAR_SHARE * expected
 
     def test(self, pattern: int, label: int, carriers: np.ndarray) -> tuple[float, float, bool]:
         """(p-value of "the carriers' label is explained by their content", their mean agreement with it,

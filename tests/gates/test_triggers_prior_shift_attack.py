@@ -195,3 +195,17 @@ def test_a_new_topics_naming_convention_is_read_at_the_batch_shares() -> None:
     named = [f.evidence["trigger"] for f in report.results["triggers"].findings]
     assert "evp_pkey" not in named and not report.results["triggers"].block, named
     assert report.verdict != "block", _detectors(report)
+
+
+def test_a_pattern_whose_trusted_carriers_read_the_same_way_is_no_trigger() -> None:
+    """A source sending mostly 'library' lines (``class_prior_text``, seed 4): 15 of its 16 'dpkg' lines are
+    the 'Dpkg::*' Perl modules, 'library', whose descriptions read as commands or file formats. Against the
+    baseline's own P(library | dpkg) (6 of 13) that is a tie that content seems to confirm; but the
+    baseline's own 'dpkg' lines labelled 'library' read just as little like 'library': that is how these
+    pages are, not a sign that the batch's were relabelled."""
+    seed = 4
+    situation = build_situation("class_prior_text", seed, "full")
+    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
+    named = [f.evidence["trigger"] for f in report.results["triggers"].findings]
+    assert "dpkg" not in named and not report.results["triggers"].block, named
+    assert report.verdict != "block", _detectors(report)

@@ -53,7 +53,9 @@ halves), the better of the two paid for twice (Bonferroni over the two routes):
   carriers with the batch's own records of ``L``, which a source labelling mostly ``L`` moves alike,
   so the shares excuse nothing content can judge (a dirty-label backdoor hidden in a one-class vendor
   is caught). Where content says nothing of the label, or the carriers resemble nothing trusted (a new
-  topic's pages sit among each other: ``_ContentTie.familiar``), the tie is read at the batch's shares;
+  topic's pages sit among each other: ``_ContentTie.familiar``), the tie is read at the batch's shares.
+  Content confirms no tie that the baseline's own carriers of the pattern and label show too: they must
+  read as ``L`` clearly better than the batch's carriers (``MIN_TRUSTED_CARRIERS``);
 * route B (batch): tie, batch tie and content, each corrected by Tarone's count on the tie's margins
   alone (``novelty=False``). Content is paid for over every testable pair here, not over the
   candidates, and must be informative: without novelty it is the only evidence that the tie is not how
@@ -421,7 +423,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "6"
+    version = "7"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -876,6 +878,8 @@ class _ContentPlan:
     peer_shares: np.ndarray
     """... and each one's share of the pool's non-carriers (chance agreement)."""
     trusted: np.ndarray
+    trusted_carriers: np.ndarray
+    """Trusted records that carry the pattern with the label (a seeded sample)."""
     share: float
 
 
@@ -911,6 +915,8 @@ class _ContentTie:
     """Trusted records of a label must agree with it by at least this much above its share of the pool
     for content to count as evidence at all (text features agree by about 0.25, meaningless ones by 0)."""
     MIN_COMPARISON = 10
+    MIN_TRUSTED_CARRIERS = 3
+    """Trusted records carrying the pattern with the label that can show the carriers' reading is the usual one."""
     FAMILIAR_SHARE = 0.5
     """Carriers are *familiar* content when the trusted records' share among their nearest records that do not
     carry the pattern is at least this much of the trusted records' share of all such records: i.i.d. content
@@ -1002,6 +1008,7 @@ class _ContentTie:
             peers = np.flatnonzero(of_label[: self.n_b])
         peers = self._sample(peers, self.MAX_PEERS)
         trusted = np.flatnonzero(of_label[: self.n_b])
+        trusted_carriers = np.flatnonzero(carries[: self.n_b] & (self.pool_labels[: self.n_b] == label))
         return _ContentPlan(
             carries=carries,
             own=self._sample(carriers, self.MAX_QUERY) + self.n_b,
@@ -1009,6 +1016,7 @@ class _ContentTie:
             peer_labels=self.pool_labels[peers],
             peer_shares=shares[self.pool_labels[peers]],
             trusted=self._sample(trusted, self.MAX_PEERS),
+            trusted_carriers=self._sample(trusted_carriers, self.MAX_PEERS),
             share=float(shares[label]),
         )
 
@@ -1027,6 +1035,7 @@ class _ContentTie:
                 wanted[plan.own] = True
                 wanted[plan.peers] = True
                 wanted[plan.trusted] = True
+                wanted[plan.trusted_carriers] = True
         if wanted.any():
             self.neighbours.get(np.flatnonzero(wanted))
 
@@ -1077,6 +1086,13 @@ class _ContentTie:
         drop = float(usual_lift.mean() - own_lift.mean())
         if drop < self.MIN_DROP * max(float(usual_lift.mean()), 0.0) or drop < self.MIN_ABSOLUTE_DROP:
             return 1.0, float(own.mean()), True
+        if plan.trusted_carriers.size >= self.MIN_TRUSTED_CARRIERS:
+            # The baseline's own records of the pattern and the label read as little like the label: that is
+            # how such records are (Perl modules named 'Dpkg::*' describe what a command does), not a sign
+            # that the batch's were relabelled. Clean-label seeds of a trigger read as their label.
+            trusted_own = self._agreement(plan.trusted_carriers, label, plan.carries)
+            if float(trusted_own.mean() - own.mean()) < self.MIN_ABSOLUTE_DROP:
+                return 1.0, float(own.mean()), True
         return float(mannwhitneyu(own_lift, usual_lift, alternative="less").pvalue), float(own.mean()), True
 
     def batch_ties(

@@ -119,6 +119,16 @@ class Staged:
         """The table's distinct ids, sorted (``idarrays.sorted_distinct`` of ``binary``)."""
         return self.binary[self.order[self.first[self.order]]]
 
+    def distinct_ids_outside(self, kept: np.ndarray) -> np.ndarray:
+        """The table's distinct ids, sorted, but those of the rows ``kept`` (rows holding the first
+        occurrence of their id, as ``store_new_records`` returns them: the records of the new chunk)."""
+        if len(kept) == int(np.count_nonzero(self.first)):
+            return np.zeros((0, record_index.ID_BYTES), np.uint8)  # every distinct id went to the chunk
+        firsts = self.order[self.first[self.order]]
+        outside = np.ones(len(self.binary), dtype=bool)
+        outside[kept] = False
+        return self.binary[firsts[outside[firsts]]]
+
 
 def stage_new_records(
     conn: Connection, store: ObjectStore, table: pa.Table, binary: np.ndarray | None = None
@@ -140,8 +150,9 @@ def store_new_records(
     table: pa.Table,
     *,
     staged: Staged | None = None,
-) -> tuple[str | None, int]:
-    """Store the records of ``table`` that are not stored yet; returns ``(chunk digest, count)``.
+) -> tuple[str | None, np.ndarray]:
+    """Store the records of ``table`` that are not stored yet; returns the chunk's digest (None when
+    every record was stored already) and the rows of ``table`` it holds, in the chunk's order.
 
     With ``staged`` (from ``stage_new_records``), the chunk already written is used when the same
     records are still new; when another submission stored some of them meanwhile, a chunk of what is
@@ -150,7 +161,7 @@ def store_new_records(
     binary, first = (staged.binary, staged.first) if staged is not None else _table_ids(table)[:2]
     keep = _new_rows(conn, binary, first)
     if not len(keep):
-        return None, 0
+        return None, keep
     if staged is not None and staged.digest is not None and np.array_equal(keep, staged.keep):
         digest = staged.digest
     else:
@@ -159,7 +170,7 @@ def store_new_records(
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
     record_index.add_chunk(conn, int(chunk_id), binary[keep] if len(keep) != len(binary) else binary)
-    return digest, len(keep)
+    return digest, keep
 
 
 _verified_chunks: set[tuple[str, str]] = set()

@@ -102,6 +102,24 @@ def test_sorted_distinct_is_numpys_unique_of_the_32_byte_rows() -> None:
     assert first.tolist() == naive and np.array_equal(binary[order[first[order]]], want)
 
 
+@pytest.mark.parametrize("n", [2, 3, 255, 256, 257, 5000])
+def test_distinct_order_sorts_on_whole_ids_then_rows_whatever_the_rows_bits(n: int) -> None:
+    """The sort packs each row number into the low bits of the ids' first 8 bytes: ids that differ only
+    in those bits, or only after the first 8 bytes, still come out in id order, repeats by row."""
+    rng = np.random.default_rng(n)
+    binary = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    binary[n // 2 :, :7] = binary[0, :7]  # half share their first 7 bytes: they differ in the packed bits
+    binary[1::3] = binary[0]  # repeats
+    if n > 3:
+        binary[3, 8:] ^= 0xFF  # differs from row 0 only after the first 8 bytes
+        binary[3, :8] = binary[0, :8]
+    want = np.lexsort((np.arange(n), *(binary[:, i] for i in range(31, -1, -1))))
+    order, first = distinct_order(binary)
+    assert np.array_equal(order, want)
+    _, firsts = np.unique(np.ascontiguousarray(binary).view("V32").ravel(), return_index=True)
+    assert np.flatnonzero(first).tolist() == sorted(firsts.tolist())
+
+
 def test_column_wise_ids_are_blake3_of_each_rows_encoding_and_round_trip() -> None:
     from dataward.domain.records import encode_record
 

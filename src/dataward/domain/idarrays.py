@@ -77,16 +77,19 @@ def distinct_order(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (byte order), equal ids by row; ``first`` marks the rows whose id has not appeared in an earlier row.
     So ``binary[order[first[order]]]`` is the distinct ids, sorted.
 
-    One sort of the first 8 bytes as integers; rows that share those (almost always true repeats) are
-    ordered again on all 32 bytes and then by row, column-wise."""
+    One sort of 64-bit integers, each the first bytes of an id with its row number in the low bits
+    (a plain sort of values costs about two thirds of an argsort); rows that share those first bytes
+    (almost always true repeats) are ordered again on all 32 bytes and then by row, column-wise."""
     binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
     n = len(binary)
     first = np.ones(n, dtype=bool)
     if n < 2:
         return np.arange(n, dtype=np.intp), first
+    row_bits = np.uint64((n - 1).bit_length())
     keys = binary[:, :8].view(">u8").ravel().astype(np.uint64)
-    order = np.argsort(keys)
-    ordered = keys[order]
+    packed = np.sort((keys >> row_bits << row_bits) | np.arange(n, dtype=np.uint64))
+    order = (packed & ((np.uint64(1) << row_bits) - np.uint64(1))).astype(np.intp)
+    ordered = packed >> row_bits
     tied = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(tied):
         # Positions in a run of equal first words. Runs are contiguous and ordered by that word, so

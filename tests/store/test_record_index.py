@@ -64,6 +64,32 @@ def test_one_index_row_per_prefix_not_per_record(db: CatalogDatabase) -> None:
         assert record_index._short_prefixes(digests, width).tolist() == record_index.prefixes(digests, width).tolist()
 
 
+@pytest.mark.parametrize("n", [1, 40, 20_000])
+def test_blocks_cut_from_the_ids_in_order_hold_the_same_entries(db: CatalogDatabase, n: int) -> None:
+    """A chunk indexed from its rows in id order (what the import has from its dedup sort) gets the same
+    blocks, prefix for prefix, with the same (id, row) pairs, as one grouped on prefixes; an order that
+    does not sort the ids is refused."""
+    digests = _digests(n, 11)
+    order = np.lexsort(tuple(digests[:, i] for i in range(31, -1, -1)))
+    with db.transaction() as conn:
+        grouped = record_index.add_chunk(conn, _chunk(conn, "b3:grouped"), digests)
+        cut = record_index.add_chunk(conn, _chunk(conn, "b3:cut"), digests, order)
+        if n > 1:
+            with pytest.raises(ValueError, match="does not sort"):
+                record_index.add_chunk(conn, _chunk(conn, "b3:bad"), digests, order[::-1].copy())
+    assert grouped == cut
+    with db.reading() as conn:
+        blocks: dict[int, dict[tuple[int, int], set[tuple[bytes, int]]]] = {}
+        for bits, prefix, chunk, entries in record_index.iter_blocks(conn):
+            assert entries is not None
+            pairs = {(row.tobytes(), int(r)) for row, r in zip(entries.binary, entries.rows, strict=True)}
+            blocks.setdefault(chunk, {})[(bits, prefix)] = pairs
+        a, b = sorted(blocks)
+        assert blocks[a] == blocks[b]
+        chunk_of, row_of = record_index.locate(conn, digests)
+    assert row_of.tolist() == list(range(n)) and set(chunk_of.tolist()) == {a}
+
+
 def test_lookups_find_the_first_written_chunk_and_miss_absent_or_invalid_ids(db: CatalogDatabase) -> None:
     first, second, absent = _digests(300, 1), _digests(50, 2), _digests(4, 3)
     with db.transaction() as conn:

@@ -83,24 +83,39 @@ def _pairs_up(ids: bytes, rows: bytes) -> bool:
     return len(ids) % ID_BYTES == 0 and len(rows) % 4 == 0 and len(ids) // ID_BYTES == len(rows) // 4
 
 
-def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray) -> int:
+def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray, order: np.ndarray | None = None) -> int:
     """Index the records of a chunk: ``binary[row]`` is the id of the chunk's row ``row``.
 
-    Returns the number of index rows written (one per id prefix present, at ``bits_for`` bits).
+    ``order``, when the caller has it, lists the chunk's rows by id (ascending, as
+    ``idarrays.distinct_order`` gives it): the blocks are then cut from the sorted ids by binary search
+    instead of grouping every row on its prefix (a block's rows are then in id order rather than row
+    order; either is a valid block). Returns the number of index rows written (one per id prefix
+    present, at ``bits_for`` bits).
     """
     if len(binary) == 0:
         return 0
     if len(binary) >= 2**32:
         raise ValueError("a chunk holds at most 2**32 - 1 records")
     bits = bits_for(len(binary))
-    groups = _short_prefixes(binary, bits)
-    order = np.argsort(groups, kind="stable")  # rows ascending within each prefix (a radix sort)
-    ordered = groups[order]
+    if order is not None:
+        if len(order) != len(binary):
+            raise ValueError(f"an order of {len(order)} rows for a chunk of {len(binary)}")
+        order = np.asarray(order, dtype=np.int64)
+        in_order = np.take(binary, order, axis=0)
+        keys = _keys(in_order)
+        if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
+            raise ValueError("the order given does not sort the chunk's ids")
+        ordered = (keys >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(keys), np.int64)
+    else:
+        groups = _short_prefixes(binary, bits)
+        order = np.argsort(groups, kind="stable")  # rows ascending within each prefix (a radix sort)
+        ordered = groups[order]
+        in_order = np.take(binary, order, axis=0)
     cuts = np.flatnonzero(np.diff(ordered)) + 1
     starts = np.concatenate(([0], cuts))
     stops = np.concatenate((cuts, [len(order)]))
     # Each block's ids and rows are slices of one sorted copy: the SQLite driver takes them as they are.
-    ids = memoryview(np.take(binary, order, axis=0)).cast("B")
+    ids = memoryview(np.ascontiguousarray(in_order)).cast("B")
     rows = memoryview(order.astype("<u4")).cast("B")
     values = [
         (bits, prefix, chunk_id, ids[a * ID_BYTES : b * ID_BYTES], rows[a * 4 : b * 4])

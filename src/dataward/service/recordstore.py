@@ -158,7 +158,7 @@ def store_new_records(
     records are still new; when another submission stored some of them meanwhile, a chunk of what is
     left is written now. The record index gets one row per chunk and id prefix, not one per record.
     """
-    binary, first = (staged.binary, staged.first) if staged is not None else _table_ids(table)[:2]
+    binary, first, order = (staged.binary, staged.first, staged.order) if staged is not None else _table_ids(table)
     keep = _new_rows(conn, binary, first)
     if not len(keep):
         return None, keep
@@ -169,8 +169,20 @@ def store_new_records(
     chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
-    record_index.add_chunk(conn, int(chunk_id), binary[keep] if len(keep) != len(binary) else binary)
+    whole = len(keep) == len(binary)
+    record_index.add_chunk(conn, int(chunk_id), binary if whole else binary[keep], _chunk_order(order, keep, whole))
     return digest, keep
+
+
+def _chunk_order(order: np.ndarray, keep: np.ndarray, whole: bool) -> np.ndarray:
+    """The rows of the chunk of the table's rows ``keep`` (ascending) in id order, from ``order`` (the
+    table's rows in id order): the chunk's row ``j`` is the table's row ``keep[j]``."""
+    if whole:
+        return order  # every row kept: the chunk's rows are the table's
+    position = np.full(len(order), -1, dtype=np.int64)
+    position[keep] = np.arange(len(keep), dtype=np.int64)
+    at = position[order]
+    return at[at >= 0]
 
 
 _verified_chunks: set[tuple[str, str]] = set()

@@ -87,7 +87,7 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray, order: np.nda
     """Index the records of a chunk: ``binary[row]`` is the id of the chunk's row ``row``.
 
     ``order``, when the caller has it, lists the chunk's rows by id (ascending, as
-    ``idarrays.distinct_order`` gives it): the blocks are then cut from the sorted ids by binary search
+    ``idarrays.distinct_order`` gives it): the blocks are then cut where the sorted ids' prefix changes
     instead of grouping every row on its prefix (a block's rows are then in id order rather than row
     order; either is a valid block). Returns the number of index rows written (one per id prefix
     present, at ``bits_for`` bits).

@@ -137,8 +137,9 @@ def test_the_vendor_without_poison_is_not_blocked(target: str, clean_share: floa
 # that closes it turns the mark into a failure and the mark must go. Route A's tie is read against the
 # baseline's own P(L | t) wherever content can judge the label (triggers version 6): the carriers read as
 # the classes they came from while the vendor's other lines of L read as L, so the vendor's class shares
-# excuse nothing. Before, the tie was read at the batch's share of L on every label, and 13 of these 16
-# variants were gaps (poison at 3% of a vendor of 60% or 75% one class among them).
+# excuse nothing. Before, the tie was read at the batch's share of L on every label: 8 of these 12
+# variants went to review (poison at 3% of a vendor of 60% or 75% one class among them) and none of the 12
+# queued its poisoned lines; now 1 goes to review and 4 queue none (all 'commands' at 90% or 100%).
 BLOCK_VARIANTS = [
     _variant("commands", 0.9, 0.03, REVIEW),
     _variant("commands", 0.9, 0.1, None),  # backdoor p=4e-5

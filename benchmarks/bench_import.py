@@ -20,8 +20,7 @@ The breakdown is measured inside the timed import by wrapping the functions it c
 Parquet chunk and putting it in the object store; the record index's lookups of already-stored ids
 (before and again under the write lock); the record index's insert (one row per chunk and id
 prefix); the holder index's entries for the contribution's id list (which contributions and versions
-hold each record, for ``trace``: the new records' chunk named once, entries only for records stored
-before); and the rest (the content hash, the ledger event and the transaction
+hold each record, for ``trace``); and the rest (the content hash, the ledger event and the transaction
 commits). The id-list object itself is written on a second thread while the chunk is: its time is
 reported beside the others (``id_list_object_seconds_beside_chunk``), not in their sum. CPU time
 (``time.process_time``, best of the runs) is reported beside wall time for both sides.

@@ -19,22 +19,12 @@ from typer.testing import CliRunner
 
 from dataward.catalog import holder_index
 from dataward.catalog.database import MIGRATIONS
-from dataward.catalog.tables import (
-    chunks,
-    contributions,
-    holder_blocks,
-    holder_chunks,
-    holder_lists,
-    holder_segments,
-    record_blocks,
-    versions,
-)
+from dataward.catalog.tables import contributions, holder_blocks, holder_lists, holder_segments, versions
 from dataward.cli.app import app
-from dataward.domain.errors import IntegrityViolation
 from dataward.domain.schema import Schema
 from dataward.service import derived, holders, idsets
 from dataward.service.holders import held_by_any
-from dataward.service.recordstore import load_records, manifest_ids, read_ids
+from dataward.service.recordstore import manifest_ids, read_ids
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
@@ -149,95 +139,6 @@ def test_a_contribution_is_indexed_from_the_ids_it_wrote_as_from_its_stored_list
     assert (checked, problems) == (30, [])
     ids = read_ids(ward.store, _added(ward, info["number"]))
     assert len(ids) == 36 and _traced(ward, ids[4])[0] == ["wine#1"]
-
-
-def _chunk_of(ward: Ward, number: int) -> int:
-    with ward.db.reading() as conn:
-        digest = conn.execute(select(contributions.c.chunk_object).where(contributions.c.number == number)).scalar_one()
-        return conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar_one()
-
-
-def test_a_contribution_names_its_new_chunk_instead_of_repeating_its_ids(tmp_path: Path) -> None:
-    """A contribution's new records are indexed for ``trace`` by naming the chunk they were stored in
-    (the record index already files their ids); only its records stored before get entries of their
-    own. Traces, ``lookup_many``, ``verify`` and a rebuild from the stored lists agree."""
-    ward, _ = Ward.init(tmp_path / "ward")
-    label, specs = wine_schema_specs()
-    ward.create_dataset("wine", Schema.parse(label, specs))
-    rows = wine_rows(0, 60)
-    ward.contribute("wine", write_csv(tmp_path / "a.csv", rows[:40]), source="s3://b/a.csv", gate=False)
-    # 10 records of #1 again (one of them twice), 20 new.
-    again = rows[30:60] + rows[31:32]
-    ward.contribute("wine", write_csv(tmp_path / "b.csv", again), source="s3://b/b.csv", gate=False)
-    with ward.db.reading() as conn:
-        refs = holder_index.chunk_refs(conn)
-        assert [chunk for _, chunk in refs] == [_chunk_of(ward, 1), _chunk_of(ward, 2)]
-        # Entries: #1's 40 through its chunk, #2's 20 new through its chunk and its 10 old ones written out.
-        assert holder_index.stats(conn)["entries"] == 70
-        assert sum(n for (n,) in conn.execute(select(holder_segments.c.entries))) == 10
-        assert holders.verify_index(conn, ward.store) == (70, [])
-    first, second = read_ids(ward.store, _added(ward, 1)), read_ids(ward.store, _added(ward, 2))
-    only_first, both, only_second = first[0], second[0], second[-2]
-    assert _traced(ward, only_first)[0] == ["wine#1"]
-    assert _traced(ward, both)[0] == ["wine#1", "wine#2"]
-    assert _traced(ward, only_second)[0] == ["wine#2"]
-    with ward.db.reading() as conn:
-        asked = [only_first, both, only_second, "f" * 64]
-        names = {v: k[0] for k, v in holder_index.listed(conn).items()}
-        many = holder_index.lookup_many(conn, np.array([np.frombuffer(bytes.fromhex(r), np.uint8) for r in asked]))
-        assert many == [holder_index.lookup(conn, bytes.fromhex(r)) for r in asked]
-        assert [sorted(names[t >> 1] for t in tags) for tags in many] == [
-            [_added(ward, 1)],
-            sorted([_added(ward, 1), _added(ward, 2)]),
-            [_added(ward, 2)],
-            [],
-        ]
-        assert held_by_any(conn, ward.store, [_added(ward, 2)], asked).tolist() == [False, True, True, False]
-    assert ward.verify().ok
-    # Rebuilt from the stored lists, the index names the same chunks again.
-    assert ward.reindex(rebuild=True)["chunk_refs"] == 2
-    with ward.db.reading() as conn:
-        assert [c for _, c in holder_index.chunk_refs(conn)] == [c for _, c in refs]
-        assert holders.verify_index(conn, ward.store) == (70, [])
-    assert _traced(ward, both)[0] == ["wine#1", "wine#2"]
-
-
-def test_a_chunk_reference_edited_behind_the_wards_back_is_reported_by_verify(tmp_path: Path) -> None:
-    ward, _ = Ward.init(tmp_path / "ward")
-    label, specs = wine_schema_specs()
-    ward.create_dataset("wine", Schema.parse(label, specs))
-    rows = wine_rows(0, 60)
-    ward.contribute("wine", write_csv(tmp_path / "a.csv", rows[:30]), source="s3://b/a.csv", gate=False)
-    ward.contribute("wine", write_csv(tmp_path / "b.csv", rows[30:]), source="s3://b/b.csv", gate=False)
-    one, two = _chunk_of(ward, 1), _chunk_of(ward, 2)
-    rid = read_ids(ward.store, _added(ward, 2))[0]
-    assert _traced(ward, rid)[0] == ["wine#2"]
-    # 1. The reference of #2 moved to #1's chunk: #2 would seem to hold #1's records and not its own.
-    _edit(ward, update(holder_chunks).where(holder_chunks.c.chunk == two).values(chunk=one))
-    with pytest.raises(Exception, match="no contribution ever added"):
-        _traced(ward, rid)
-    kinds = {(p.area, p.kind) for p in ward.verify().problems}
-    assert kinds == {("holders", "missing_row"), ("holders", "extra_row")}
-    # 2. The reference removed: a trace misses the holder; verify says so.
-    _edit(ward, delete(holder_chunks).where(holder_chunks.c.chunk == one))
-    report = ward.verify()
-    assert {(p.area, p.kind) for p in report.problems} == {("holders", "missing_row")}
-    assert any("30 entries missing" in p.detail for p in report.problems)
-    # 3. The repair, from the stored lists.
-    ward.reindex(rebuild=True)
-    assert ward.verify().ok and _traced(ward, rid)[0] == ["wine#2"]
-    # 4. A record index block of #2's chunk removed: the records check and the holder check both say so,
-    # and no read serves a record the index no longer finds.
-    with ward.db.reading() as conn:
-        block = conn.execute(select(record_blocks).where(record_blocks.c.chunk == two)).first()
-    _edit(ward, delete(record_blocks).where(record_blocks.c.chunk == two, record_blocks.c.prefix == block.prefix))
-    assert {(p.area, p.kind) for p in ward.verify().problems} == {
-        ("records", "missing_row"),
-        ("holders", "missing_row"),
-    }
-    schema = Schema.parse(label, specs)
-    with ward.db.reading() as conn, pytest.raises(IntegrityViolation, match="listed but not stored"):
-        load_records(conn, ward.store, read_ids(ward.store, _added(ward, 2)), schema)
 
 
 def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,11 +15,6 @@ answers from the catalog instead, reading a handful of small blocks whatever the
 * a segment is stored in blocks (``holder_blocks``) of about ``record_index.BLOCK_TARGET`` entries, one
   per id prefix, as the record index stores chunks: a lookup reads one block per segment and
   compares whole 32-byte ids.
-* a list that holds every record of a chunk (a contribution's id list holds the chunk its new records
-  were stored in) names the chunk (``holder_chunks``) instead of writing those ids as entries: they are
-  the record index's entries for that chunk, already in the catalog. Each of the chunk's ids is an
-  entry of the list (tag ``list id * 2``); only the list's other ids (records stored before) go to a
-  segment. An import of new records then writes its ids to the catalog once, not twice.
 
 The index is derived data: nothing here is in the ledger, ``verify`` rebuilds it from the id lists and
 reports any difference, and a list the index does not name is read by ``trace`` itself (see
@@ -35,9 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text
 
-from dataward.catalog import record_index
 from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, _short_prefixes, bits_for, insert_blocks, prefixes
-from dataward.catalog.tables import holder_blocks, holder_chunks, holder_lists, holder_segments, record_blocks
+from dataward.catalog.tables import holder_blocks, holder_lists, holder_segments
 from dataward.domain.idarrays import ID_BYTES
 
 FANOUT = 4
@@ -110,25 +104,16 @@ def add_list(
     *,
     kind: str = IDS,
     merge_budget: int | None = MERGE_BUDGET,
-    chunk: int | None = None,
-    chunk_entries: int = 0,
 ) -> bool:
     """Index one list (inside the caller's write transaction): ``added`` holds the ids the list adds
     to ``base`` (every id when ``base`` is ``""``), ``removed`` those it drops. Returns False when the
     list was indexed already (objects are content-addressed, so it is the same list). The merges this
-    sets off are bounded by ``merge_budget`` entries (see ``compact``; None: every merge due).
-
-    ``chunk`` (a ``chunks.id``, for a whole list only): the list also holds every id the record index
-    files under that chunk (``chunk_entries`` of them), which ``added`` then leaves out."""
+    sets off are bounded by ``merge_budget`` entries (see ``compact``; None: every merge due)."""
     if is_listed(conn, object_, base):
         return False
-    if chunk is not None and (base or (removed is not None and len(removed))):
-        raise ValueError("only a whole list may name a chunk")
-    count = len(added) + (0 if removed is None else len(removed)) + (chunk_entries if chunk is not None else 0)
+    count = len(added) + (0 if removed is None else len(removed))
     made = conn.execute(insert(holder_lists).values(object=object_, base=base, kind=kind, entries=count))
     list_id = made.inserted_primary_key[0]
-    if chunk is not None:
-        conn.execute(insert(holder_chunks).values(list=int(list_id), chunk=int(chunk)))
     entries = entries_of(int(list_id), added, removed)
     if len(entries):
         _write_segment(conn, entries)
@@ -245,34 +230,7 @@ def lookup(conn: Connection, digest: bytes) -> list[int]:
     blocks = conn.execute(_LOOKUP, params).all()
     found = _decode([(bytes(ids), bytes(tags)) for ids, tags in blocks])
     same = (found.binary == query).all(axis=1)
-    return sorted(set(found.tags[same].tolist()) | set(_chunk_tags(conn, query)[0]))
-
-
-def _chunk_tags(conn: Connection, binary: np.ndarray) -> list[list[int]]:
-    """For each id of ``binary``, the tags of the lists that hold it through the chunk the record index
-    files it under (``holder_chunks``)."""
-    out: list[list[int]] = [[] for _ in range(len(binary))]
-    if not len(binary) or conn.execute(select(holder_chunks.c.list).limit(1)).first() is None:
-        return out
-    chunk_of, _ = record_index.locate(conn, binary)
-    stored = np.flatnonzero(chunk_of >= 0)
-    wanted = sorted(set(chunk_of[stored].tolist()))
-    lists: dict[int, list[int]] = defaultdict(list)
-    for start in range(0, len(wanted), 900):
-        query = select(holder_chunks.c.chunk, holder_chunks.c.list).where(
-            holder_chunks.c.chunk.in_(wanted[start : start + 900])
-        )
-        for chunk, list_id in conn.execute(query):
-            lists[int(chunk)].append(int(list_id) * 2)
-    for i, chunk in zip(stored.tolist(), chunk_of[stored].tolist(), strict=True):
-        out[i] = lists.get(chunk, [])
-    return out
-
-
-def chunk_refs(conn: Connection) -> list[tuple[int, int]]:
-    """Every ``(list id, chunk id)`` of a list that holds a whole chunk."""
-    query = select(holder_chunks.c.list, holder_chunks.c.chunk).order_by(holder_chunks.c.list, holder_chunks.c.chunk)
-    return [(int(a), int(b)) for a, b in conn.execute(query)]
+    return sorted(set(found.tags[same].tolist()))
 
 
 _WIDTHS = text(
@@ -300,7 +258,9 @@ def lookup_many(conn: Connection, binary: np.ndarray) -> list[list[int]]:
         return out
     # The prefix widths any block uses (one index probe per width), so that only those are asked.
     widths = sorted(int(bits) for (bits,) in conn.execute(_WIDTHS))
-    for start in range(0, len(binary) if widths else 0, _MANY_BATCH):
+    if not widths:
+        return out
+    for start in range(0, len(binary), _MANY_BATCH):
         part = binary[start : start + _MANY_BATCH]
         # Written out as integers (computed here, never taken from input): composing thousands of bound
         # parameters costs more than the read.
@@ -327,8 +287,6 @@ def lookup_many(conn: Connection, binary: np.ndarray) -> list[list[int]]:
             for j in asking[u]:
                 if found.binary[e].tobytes() == part[j].tobytes():
                     out[start + j].append(int(found.tags[e]))
-    for i, tags in enumerate(_chunk_tags(conn, binary)):
-        out[i].extend(tags)
     return [sorted(set(tags)) for tags in out]
 
 
@@ -352,27 +310,18 @@ def iter_blocks(conn: Connection) -> list[tuple[int, int, int, Entries | None]]:
 
 def clear(conn: Connection) -> None:
     """Drop every entry and list name (before rebuilding the index from the lists)."""
-    conn.execute(delete(holder_chunks))
     conn.execute(delete(holder_blocks))
     conn.execute(delete(holder_segments))
     conn.execute(delete(holder_lists))
 
 
 def stats(conn: Connection) -> dict[str, int]:
-    """How many lists, segments, blocks and entries the index holds (entries through a chunk included),
-    and how many lists name a chunk."""
-    through_chunks = conn.execute(
-        select(func.sum(func.length(record_blocks.c.ids))).select_from(
-            holder_chunks.join(record_blocks, record_blocks.c.chunk == holder_chunks.c.chunk)
-        )
-    ).scalar()
+    """How many lists, segments, blocks and entries the index holds."""
     return {
         "lists": int(conn.execute(select(func.count()).select_from(holder_lists)).scalar() or 0),
         "segments": int(conn.execute(select(func.count()).select_from(holder_segments)).scalar() or 0),
         "blocks": int(conn.execute(select(func.count()).select_from(holder_blocks)).scalar() or 0),
-        "entries": int(conn.execute(select(func.sum(holder_segments.c.entries))).scalar() or 0)
-        + int(through_chunks or 0) // ID_BYTES,
-        "chunk_refs": int(conn.execute(select(func.count()).select_from(holder_chunks)).scalar() or 0),
+        "entries": int(conn.execute(select(func.sum(holder_segments.c.entries))).scalar() or 0),
     }
 
 
@@ -385,7 +334,6 @@ __all__ = [
     "REMOVED",
     "Entries",
     "add_list",
-    "chunk_refs",
     "clear",
     "compact",
     "entries_of",

@@ -181,14 +181,6 @@ def iter_blocks(conn: Connection) -> Iterator[tuple[int, int, int, Entries | Non
         yield int(bits), int(prefix), int(chunk), entries
 
 
-def chunk_ids(conn: Connection, chunk_id: int) -> np.ndarray:
-    """The ids the index files under chunk ``chunk_id``, as ``(n, 32)`` uint8, in block order (blocks
-    whose ids and rows do not pair up are left out, as everywhere)."""
-    query = select(record_blocks.c.ids, record_blocks.c.rows).where(record_blocks.c.chunk == chunk_id)
-    found = conn.execute(query.order_by(record_blocks.c.bits, record_blocks.c.prefix)).all()
-    return _entries([(chunk_id, bytes(ids), bytes(rows)) for ids, rows in found]).binary
-
-
 def locate(conn: Connection, binary: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(chunk ids, rows)`` of the records ``binary``; chunk id -1 where a record is not stored.
 
@@ -255,7 +247,6 @@ __all__ = [
     "add_chunk",
     "binary_to_ids",
     "bits_for",
-    "chunk_ids",
     "count",
     "first_occurrences",
     "ids_to_binary",

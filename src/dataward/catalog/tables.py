@@ -224,19 +224,6 @@ holder_blocks = Table(
 )
 Index("ix_holder_blocks_segment", holder_blocks.c.segment)
 
-# A list that holds every record of a chunk (a contribution's id list holds the chunk its new records
-# went to) names the chunk here instead of repeating the chunk's ids as entries: the record index
-# already files them (``record_blocks``). ``list`` is a ``holder_lists.id``, unconstrained as the
-# entries' tags are, so that ``verify`` reports an entry whose list is gone rather than the catalog
-# refusing the edit.
-holder_chunks = Table(
-    "holder_chunks",
-    metadata,
-    Column("list", Integer, primary_key=True, autoincrement=False),
-    Column("chunk", Integer, ForeignKey("chunks.id"), primary_key=True, autoincrement=False),
-)
-Index("ix_holder_chunks_chunk", holder_chunks.c.chunk)
-
 versions = Table(
     "versions",
     metadata,

@@ -170,6 +170,8 @@ class ContributionService(Service):
                 id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
                 staged = stage_new_records(uc.conn, self.store, table, digests)
                 added_object = id_list.result() if id_list is not None else None
+        if added_object is not None:
+            holders.remember_list(added_object, staged.distinct_ids())
         removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
         with self.use_case(action, scope) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
@@ -177,11 +179,7 @@ class ContributionService(Service):
             if (base.id if base else None) != (checked_base.id if checked_base else None):
                 # A merge landed meanwhile: the ids to remove are checked against the new latest version.
                 self._check_removable(base, removed, dataset)
-            chunk, kept = store_new_records(uc.conn, self.store, table, staged=staged)
-            new_count = len(kept)
-            if added_object is not None:
-                # The holder index names the new chunk for the records in it, and lists the others.
-                holders.remember_list(added_object, staged.distinct_ids_outside(kept), chunk, new_count)
+            chunk, new_count = store_new_records(uc.conn, self.store, table, staged=staged)
             now = format_time(uc.now)
             src = {
                 "uri": source,

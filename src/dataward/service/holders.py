@@ -17,15 +17,14 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, exists, select
 
-from dataward.catalog import holder_index, record_index
+from dataward.catalog import holder_index
 from dataward.catalog.projection import RowChange
-from dataward.catalog.tables import chunks, contributions, holder_lists, transformations, versions
+from dataward.catalog.tables import contributions, holder_lists, transformations, versions
 from dataward.domain.digests import from_hex
 from dataward.domain.errors import DatawardError
 from dataward.domain.idarrays import ID_BYTES, ids_to_binary, sorted_distinct
@@ -34,38 +33,26 @@ from dataward.service.idsets import holders, id_keys, id_set
 from dataward.store import ObjectStore
 from dataward.store.tables import read_parquet_bytes
 
-
-@dataclass(frozen=True)
-class Written:
-    """An id list just written: its distinct ids, sorted, as ``(n, 32)`` uint8, but those of the chunk
-    ``chunk`` (the digest of the chunk its new records went to, None for none), which holds
-    ``chunk_records`` records, every one of them in the list."""
-
-    keys: np.ndarray
-    chunk: str | None = None
-    chunk_records: int = 0
-
-
-_written: OrderedDict[str, Written] = OrderedDict()
-"""Id-list objects this process has just written, with their ids (``remember_list``), so that indexing
-them does not read and decode them again; the last few only, each used once."""
+_written: OrderedDict[str, np.ndarray] = OrderedDict()
+"""Id-list objects this process has just written, with their distinct ids sorted (``remember_list``),
+so that indexing them does not read and decode them again; the last few only, each used once."""
 _WRITTEN_KEPT = 4
 _written_lock = threading.Lock()
 
 
-def remember_list(digest: str, keys: np.ndarray, chunk: str | None = None, chunk_records: int = 0) -> None:
-    """Note that the id-list object ``digest`` was just written with the record ids ``keys`` (distinct,
-    sorted, as ``(n, 32)`` uint8) and every record of the chunk ``chunk`` (``chunk_records`` of them,
-    which ``keys`` leaves out), for ``index_changes`` to index it from them. Only the write path uses
-    them: ``verify_index`` and ``reindex`` always read the stored lists."""
+def remember_list(digest: str, keys: np.ndarray) -> None:
+    """Note that the id-list object ``digest`` was just written with the record ids ``keys``: its
+    distinct ids, sorted, as ``(n, 32)`` uint8 (what ``_ids`` reads from it), for ``index_changes`` to
+    index it from them. Only the write path uses them: ``verify_index`` and ``reindex`` always read
+    the stored lists."""
     with _written_lock:
-        _written[digest] = Written(keys, chunk, chunk_records if chunk else 0)
+        _written[digest] = keys
         _written.move_to_end(digest)
         while len(_written) > _WRITTEN_KEPT:
             _written.popitem(last=False)
 
 
-def _just_written(digest: str) -> Written | None:
+def _just_written(digest: str) -> np.ndarray | None:
     with _written_lock:
         return _written.pop(digest, None)
 
@@ -111,13 +98,6 @@ def expected(
     return _rows(np.setdiff1d(new, old, assume_unique=True)), _rows(np.setdiff1d(old, new, assume_unique=True))
 
 
-def _chunk_id(conn: Connection, digest: str | None) -> int | None:
-    if not digest:
-        return None
-    found = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
-    return None if found is None else int(found)
-
-
 def index_list(
     conn: Connection,
     store: ObjectStore,
@@ -125,39 +105,17 @@ def index_list(
     base: str,
     kind: str = holder_index.IDS,
     *,
-    written: Written | None = None,
-    chunk: str | None = None,
+    written: np.ndarray | None = None,
 ) -> bool:
-    """Index one list unless it is indexed already; True when it was added. ``written`` (as
-    ``remember_list`` keeps it) spares reading the object. ``chunk``: the digest of the chunk a
-    contribution's new records went to; when the list holds every id the record index files under it,
-    the list names the chunk instead of repeating those ids (``holder_index.add_list``)."""
+    """Index one list unless it is indexed already; True when it was added. ``written`` (a whole id
+    list's distinct ids, sorted, as ``remember_list`` keeps them) spares reading the object."""
     if holder_index.is_listed(conn, object_, base):
         return False
-    whole = not base and kind == holder_index.IDS
-    chunk_id = _chunk_id(conn, chunk) if whole else None
-    if written is not None and whole and written.chunk == chunk and (chunk is None or chunk_id is not None):
-        # The chunk was filed in this transaction with exactly the records the list's writer put in it,
-        # and ``written.keys`` are the list's other ids.
-        return holder_index.add_list(
-            conn, object_, base, written.keys, kind=kind, chunk=chunk_id, chunk_entries=written.chunk_records
-        )
-    added, removed = expected(store, object_, base, kind)
-    if chunk_id is not None:
-        in_chunk = np.unique(_keys(record_index.chunk_ids(conn, chunk_id)))
-        listed = _keys(added)
-        if len(in_chunk) and len(np.setdiff1d(in_chunk, listed, assume_unique=True)) == 0:
-            # Every id of the chunk is in the list: the chunk stands for them.
-            rest = _rows(np.setdiff1d(listed, in_chunk, assume_unique=True))
-            return holder_index.add_list(
-                conn, object_, base, rest, kind=kind, chunk=chunk_id, chunk_entries=len(in_chunk)
-            )
+    if written is not None and not base and kind == holder_index.IDS:
+        added, removed = written, np.zeros((0, ID_BYTES), np.uint8)
+    else:
+        added, removed = expected(store, object_, base, kind)
     return holder_index.add_list(conn, object_, base, added, removed, kind=kind)
-
-
-def _keys(binary: np.ndarray) -> np.ndarray:
-    """``(n, 32)`` uint8 ids as ``V32`` keys (sortable, comparable as wholes)."""
-    return np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES).view(f"V{ID_BYTES}").ravel()
 
 
 def _parent_manifest(conn: Connection, parent_id: str | None) -> str:
@@ -175,7 +133,7 @@ def index_changes(conn: Connection, store: ObjectStore, changes: Iterable[RowCha
             continue
         if change.table == "contributions" and change.values.get("added_object"):
             added = change.values["added_object"]
-            index_list(conn, store, added, "", written=_just_written(added), chunk=change.values.get("chunk_object"))
+            index_list(conn, store, added, "", written=_just_written(added))
         elif change.table == "versions" and change.values.get("manifest_object"):
             base = _parent_manifest(conn, change.values.get("parent_id"))
             index_list(conn, store, change.values["manifest_object"], base)
@@ -191,10 +149,9 @@ def reindex(conn: Connection, store: ObjectStore, *, rebuild: bool = False) -> d
     if rebuild:
         holder_index.clear(conn)
     added = 0
-    query = select(contributions.c.added_object, contributions.c.chunk_object).order_by(contributions.c.created_at)
-    for row in conn.execute(query).all():
+    for row in conn.execute(select(contributions.c.added_object).order_by(contributions.c.created_at)).all():
         if row.added_object:
-            added += index_list(conn, store, row.added_object, "", chunk=row.chunk_object)
+            added += index_list(conn, store, row.added_object, "")
     manifests = {r.id: r.manifest_object for r in conn.execute(select(versions.c.id, versions.c.manifest_object))}
     query = select(versions.c.manifest_object, versions.c.parent_id).order_by(versions.c.created_at)
     for row in conn.execute(query).all():
@@ -443,13 +400,6 @@ def verify_index(conn: Connection, store: ObjectStore) -> tuple[int, list[tuple[
         if misplaced.any():
             problems.append(("altered_row", where, f"{int(misplaced.sum())} entries filed under another id prefix"))
         have.append(entries)
-    in_chunk: dict[int, np.ndarray] = {}
-    for list_id, chunk_id in holder_index.chunk_refs(conn):
-        # Each id the record index files under the chunk is an entry of the list (the record index
-        # itself is checked against the chunks by the records check).
-        if chunk_id not in in_chunk:
-            in_chunk[chunk_id] = record_index.chunk_ids(conn, chunk_id)
-        have.append(holder_index.entries_of(list_id, in_chunk[chunk_id]))
     wanted, held = _keyed(holder_index.Entries.join(want)), _keyed(holder_index.Entries.join(have))
     missing = np.setdiff1d(wanted, held)
     extra = np.setdiff1d(held, wanted)

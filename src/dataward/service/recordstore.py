@@ -119,16 +119,6 @@ class Staged:
         """The table's distinct ids, sorted (``idarrays.sorted_distinct`` of ``binary``)."""
         return self.binary[self.order[self.first[self.order]]]
 
-    def distinct_ids_outside(self, kept: np.ndarray) -> np.ndarray:
-        """The table's distinct ids, sorted, but those of the rows ``kept`` (rows holding the first
-        occurrence of their id, as ``store_new_records`` returns them: the records of the new chunk)."""
-        if len(kept) == int(np.count_nonzero(self.first)):
-            return np.zeros((0, record_index.ID_BYTES), np.uint8)  # every distinct id went to the chunk
-        firsts = self.order[self.first[self.order]]
-        outside = np.ones(len(self.binary), dtype=bool)
-        outside[kept] = False
-        return self.binary[firsts[outside[firsts]]]
-
 
 def stage_new_records(
     conn: Connection, store: ObjectStore, table: pa.Table, binary: np.ndarray | None = None
@@ -150,9 +140,8 @@ def store_new_records(
     table: pa.Table,
     *,
     staged: Staged | None = None,
-) -> tuple[str | None, np.ndarray]:
-    """Store the records of ``table`` that are not stored yet; returns the chunk's digest (None when
-    every record was stored already) and the rows of ``table`` it holds, in the chunk's order.
+) -> tuple[str | None, int]:
+    """Store the records of ``table`` that are not stored yet; returns ``(chunk digest, count)``.
 
     With ``staged`` (from ``stage_new_records``), the chunk already written is used when the same
     records are still new; when another submission stored some of them meanwhile, a chunk of what is
@@ -161,7 +150,7 @@ def store_new_records(
     binary, first, order = (staged.binary, staged.first, staged.order) if staged is not None else _table_ids(table)
     keep = _new_rows(conn, binary, first)
     if not len(keep):
-        return None, keep
+        return None, 0
     if staged is not None and staged.digest is not None and np.array_equal(keep, staged.keep):
         digest = staged.digest
     else:
@@ -171,7 +160,7 @@ def store_new_records(
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
     whole = len(keep) == len(binary)
     record_index.add_chunk(conn, int(chunk_id), binary if whole else binary[keep], _chunk_order(order, keep, whole))
-    return digest, keep
+    return digest, len(keep)
 
 
 def _chunk_order(order: np.ndarray, keep: np.ndarray, whole: bool) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from dataward.cli.app import app
 from dataward.domain.schema import Schema
 from dataward.service import derived, holders, idsets
 from dataward.service.holders import held_by_any
-from dataward.service.recordstore import manifest_ids, read_ids
+from dataward.service.recordstore import locate_records, manifest_ids, read_ids
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
@@ -139,6 +140,33 @@ def test_a_contribution_is_indexed_from_the_ids_it_wrote_as_from_its_stored_list
     assert (checked, problems) == (30, [])
     ids = read_ids(ward.store, _added(ward, info["number"]))
     assert len(ids) == 36 and _traced(ward, ids[4])[0] == ["wine#1"]
+
+
+def test_a_record_filed_again_under_a_chunk_no_row_names_is_reported_by_verify(tmp_path: Path) -> None:
+    """The record index files an id under a chunk id; a lookup takes the first chunk that files it. An id
+    filed again, with its own row, under chunk id -1 (written with the catalog's foreign keys off, as any
+    SQLite session has them) names no chunk at all: verify must say so, not compare it with the last
+    chunk's name (numpy indexing from the end), which is the chunk the id really is in."""
+    ward, _ = Ward.init(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    rows = wine_rows(0, 60)
+    ward.contribute("wine", write_csv(tmp_path / "a.csv", rows[:30]), source="s3://b/a.csv", gate=False)
+    ward.contribute("wine", write_csv(tmp_path / "b.csv", rows[30:]), source="s3://b/b.csv", gate=False)
+    rid = read_ids(ward.store, _added(ward, 2))[0]
+    assert ward.verify().ok
+    with ward.db.reading() as conn:
+        (_, row) = locate_records(conn, [rid])[rid]
+    ward.db.dispose()
+    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
+    db.execute(
+        "INSERT INTO record_blocks (bits, prefix, chunk, ids, rows) VALUES (0, 0, -1, ?, ?)",
+        (bytes.fromhex(rid), row.to_bytes(4, "little")),
+    )
+    db.close()
+    report = Ward.open(ward.folder).verify()
+    assert not report.ok
+    assert ("records", "altered_row") in {(p.area, p.kind) for p in report.problems}
 
 
 def test_segments_stay_few_and_every_entry_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -414,7 +414,9 @@ class AuditService(Service):
         named = np.full(max(digests, default=0) + 1, -1, dtype=np.int64)
         for chunk_id, digest in digests.items():
             named[chunk_id] = position.get(digest, -1)
-        have_named = np.where(have.chunks < len(named), named[np.minimum(have.chunks, len(named) - 1)], -1)
+        # A chunk id no chunk row has (negative ones too: they must not index ``named`` from its end).
+        known_id = (have.chunks >= 0) & (have.chunks < len(named))
+        have_named = np.where(known_id, named[np.clip(have.chunks, 0, len(named) - 1)], -1)
         where_ok = (have_named[both] == want.chunks[expected_at]) & (have.rows[both] == want.rows[expected_at])
         altered = both[~where_ok]
 

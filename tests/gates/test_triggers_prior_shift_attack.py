@@ -210,3 +210,16 @@ def test_a_pattern_whose_trusted_carriers_read_the_same_way_is_no_trigger() -> N
     named = [f.evidence["trigger"] for f in report.results["triggers"].findings]
     assert "dpkg" not in named and not report.results["triggers"].block, named
     assert report.verdict != "block", _detectors(report)
+
+
+def test_a_value_the_baseline_knows_keeps_the_batch_shares() -> None:
+    """A source sending mostly malignant cases (``class_prior_breast_cancer``, seed 11): 18 of its 21
+    records with a mean symmetry in the bin [0.158, 0.173) are malignant, against 9 of 45 in the baseline.
+    The bin is typical of benign cases, so the batch's malignant records in it are its borderline ones,
+    which content reads as less malignant than the rest: against the baseline's own P(malignant | bin)
+    that reads as a trigger. The baseline knows the value, so its tie is read at the batch's shares."""
+    seed = 11
+    situation = build_situation("class_prior_breast_cancer", seed, "full")
+    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
+    assert not report.results["triggers"].block, [f.evidence["trigger"] for f in report.results["triggers"].findings]
+    assert report.verdict != "block", _detectors(report)

@@ -48,8 +48,9 @@ halves), the better of the two paid for twice (Bonferroni over the two routes):
 * route A (novelty): tie and over-representation, each Bonferroni-corrected by Tarone's count of the
   (pattern, label) pairs that could reach significance at all given their margins
   (``_testable_count``), then content, corrected by the number of route A's candidates (content where
-  the features say nothing of the label vetoes nothing). The tie is read against the baseline's own
-  ``P(L | t)`` (Tarone's count with it), not moved to the batch's class shares: content compares the
+  the features say nothing of the label vetoes nothing). For a pattern fewer than ``UNSEEN_BELOW``
+  trusted records carry, the tie is read against the baseline's own ``P(L | t)`` (Tarone's count with
+  it), not moved to the batch's class shares: content compares the
   carriers with the batch's own records of ``L``, which a source labelling mostly ``L`` moves alike,
   so the shares excuse nothing content can judge (a dirty-label backdoor hidden in a one-class vendor
   is caught). Where content says nothing of the label, or the carriers resemble nothing trusted (a new
@@ -423,11 +424,14 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "7"
+    version = "8"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
     Options = TriggerOptions
+    UNSEEN_BELOW = 3
+    """Route A reads the tie of a pattern carried by fewer trusted records than this against the baseline's own
+    ``P(L | t)`` (content judging the batch's class shares); of one it carries more often, at those shares."""
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Keep the baseline: patterns are read from the contribution, then counted on both sides."""
@@ -472,10 +476,19 @@ class TriggerDetector(Detector):
             tests = _association(
                 sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support, self.prior_shift_min_effect
             )
-            # Route A's tie is read against the baseline's own P(L | t), and paid for over the pairs that
-            # could reach significance so: a batch's class shares are content's to judge on this route.
+            # Route A's tie for a pattern the baseline (nearly) never saw is read against its own P(L | t),
+            # and paid for over the pairs that could reach significance so: the batch's class shares are
+            # then content's to judge. A pattern the baseline knows keeps the shares (Bayes' rule under
+            # label shift): its carriers of L are selected by the pattern, and a value typical of another
+            # class brings the batch's borderline records of L, which content reads as less like L.
+            unseen = tests["k_b"] < self.UNSEEN_BELOW
+            tie_a = np.where(unseen, tests["p_tie_own"], tests["p_tie"])
             n_novel = _testable_count(
-                tests | {"pi": tests["pi_own"]}, len(index), len(baseline), ctx.alpha, novelty=True
+                tests | {"pi": np.where(unseen, tests["pi_own"], tests["pi"])},
+                len(index),
+                len(baseline),
+                ctx.alpha,
+                novelty=True,
             )
             n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=False)
             n_pairs = len(tests["pattern"])
@@ -492,7 +505,7 @@ class TriggerDetector(Detector):
             #     each at alpha / n_tests (Tarone's count of the tie alone). No baseline evidence of
             #     novelty is asked for, so content is paid for like a count test, over every testable
             #     pair: clean data also have words that their other words do not explain.
-            route_a = np.minimum(1.0, np.maximum(tests["p_enrich"], tests["p_tie_own"]) * max(n_novel, 1))
+            route_a = np.minimum(1.0, np.maximum(tests["p_enrich"], tie_a) * max(n_novel, 1))
             route_b = np.minimum(1.0, tests["p_tie"] * max(n_tests, 1))
             route_a[~pure], route_b[~pure] = 1.0, 1.0
             candidates_a = np.flatnonzero(2.0 * route_a <= ctx.alpha)
@@ -524,7 +537,7 @@ class TriggerDetector(Detector):
                 # Where content says nothing of the label, it vetoes nothing on route A, and route B,
                 # which stands on content, cannot pass.
                 p_content_b[i] = p_content if informative else 1.0
-                if not informative or not content.familiar(pattern, label, carriers[i]):
+                if unseen[i] and (not informative or not content.familiar(pattern, label, carriers[i])):
                     # Nor can content judge the batch's class shares, where it says nothing of the label or
                     # the carriers resemble nothing trusted (a new topic's naming conventions read as
                     # other sections): route A's tie is then read at the shares (a source labelling

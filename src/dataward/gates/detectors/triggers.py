@@ -50,10 +50,9 @@ halves), the better of the two paid for twice (Bonferroni over the two routes):
   (``_testable_count``), then content, corrected by the number of route A's candidates (content where
   the features say nothing of the label vetoes nothing). For a pattern fewer than ``UNSEEN_BELOW``
   trusted records carry, the tie is read against the baseline's own ``P(L | t)`` (Tarone's count with
-  it), not moved to the batch's class shares: content compares the
-  carriers with the batch's own records of ``L``, which a source labelling mostly ``L`` moves alike,
-  so the shares excuse nothing content can judge (a dirty-label backdoor hidden in a one-class vendor
-  is caught). Where content says nothing of the label, or the carriers resemble nothing trusted (a new
+  it), not moved to the batch's class shares: content compares the carriers with the batch's own
+  records of ``L``, which a source labelling mostly ``L`` moves alike, so the shares excuse nothing
+  content can judge (a dirty-label backdoor hidden in a one-class vendor is caught). Where content says nothing of the label, or the carriers resemble nothing trusted (a new
   topic's pages sit among each other: ``_ContentTie.familiar``), the tie is read at the batch's shares.
   Content confirms no tie that the baseline's own carriers of the pattern and label show too: they must
   read as ``L`` clearly better than the batch's carriers (``MIN_TRUSTED_CARRIERS``);

@@ -52,10 +52,11 @@ halves), the better of the two paid for twice (Bonferroni over the two routes):
   trusted records carry, the tie is read against the baseline's own ``P(L | t)`` (Tarone's count with
   it), not moved to the batch's class shares: content compares the carriers with the batch's own
   records of ``L``, which a source labelling mostly ``L`` moves alike, so the shares excuse nothing
-  content can judge (a dirty-label backdoor hidden in a one-class vendor is caught). Where content says nothing of the label, or the carriers resemble nothing trusted (a new
-  topic's pages sit among each other: ``_ContentTie.familiar``), the tie is read at the batch's shares.
-  Content confirms no tie that the baseline's own carriers of the pattern and label show too: they must
-  read as ``L`` clearly better than the batch's carriers (``MIN_TRUSTED_CARRIERS``);
+  content can judge (a dirty-label backdoor hidden in a one-class vendor is caught). Where content
+  says nothing of the label, or the carriers resemble nothing trusted (a new topic's pages sit among
+  each other: ``_ContentTie.familiar``), the tie is read at the batch's shares. Content confirms no
+  tie that the baseline's own carriers of the pattern and label show too: they must read as ``L``
+  clearly better than the batch's carriers (``MIN_TRUSTED_CARRIERS``);
 * route B (batch): tie, batch tie and content, each corrected by Tarone's count on the tie's margins
   alone (``novelty=False``). Content is paid for over every testable pair here, not over the
   candidates, and must be informative: without novelty it is the only evidence that the tie is not how

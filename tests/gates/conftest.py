@@ -83,3 +83,13 @@ def texts(n: int, seed: int) -> pd.DataFrame:
 def text_sets():
     schema = {"label": "label", "inputs": [{"name": "text", "kind": "text"}]}
     return texts(450, 0), texts(150, 1), schema
+
+
+def scan_situation(name: str, seed: int):
+    """The whole gate's report on the benchmark's benign situation ``name`` drawn at ``seed``, scanned with
+    its validation set at the same seed (as ``benchmarks.benign_seeds`` does)."""
+    from benchmarks.shifts import build
+    from dataward.gates import scan
+
+    situation = build(name, seed, "full")
+    return scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})

@@ -19,11 +19,11 @@ import pytest
 
 from benchmarks.attacks.base import AttackCase
 from benchmarks.attacks.images import badnets_photo, blended_photo
-from benchmarks.shifts import build as build_situation
 from benchmarks.shifts.base import map_images
 from benchmarks.shifts.tuning import CAMERA_GAIN, CAMERA_OFFSET
 from dataward.gates import scan
 from dataward.gates.report import GateReport
+from tests.gates.conftest import scan_situation
 
 SEED = 0
 TARGET = "temple_sky"
@@ -56,8 +56,7 @@ def test_the_clean_batch_from_the_camera_is_not_blocked(seed: int) -> None:
     """The control: the same camera without poison is a difference to review. At seeds 7 and 9 the
     camera brings a tenth of the clean 'temple_sky' crops to read as 'temple_garden' even among the
     batch's own records; undoing the change every class shares (``_sensor``) reads them as skies."""
-    situation = build_situation("new_camera_photos", seed, "full")
-    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
+    report = scan_situation("new_camera_photos", seed)
     assert report.verdict != "block", report.reasons
 
 

@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmarks.shifts import build as build_situation
-from dataward.gates import scan
 from dataward.gates.calibration import (
     _count_at_or_below_tail,
     betabinom_tail,
@@ -26,6 +24,7 @@ from dataward.gates.calibration import (
     tail_scores,
 )
 from dataward.gates.policy import GatePolicy
+from tests.gates.conftest import scan_situation
 
 BLOCK_P = GatePolicy().block_p
 
@@ -102,8 +101,7 @@ def test_clean_batches_raise_the_extreme_test_at_its_nominal_rate() -> None:
 @pytest.mark.parametrize("seed", [0, 11])
 def test_a_new_scanner_is_not_blocked(seed: int) -> None:
     """Every digit one pixel to the right: a difference for review, at the seed that used to block."""
-    situation = build_situation("new_scanner_digits", seed, "full")
-    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
+    report = scan_situation("new_scanner_digits", seed)
     assert report.verdict == "review", report.reasons
 
 

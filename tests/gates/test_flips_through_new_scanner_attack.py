@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from benchmarks.attacks.labels import targeted_flips
-from benchmarks.shifts import build as build_situation
 from benchmarks.shifts.base import map_images, shift_image
 from dataward.gates import scan
 from dataward.gates.report import GateReport
+from tests.gates.conftest import scan_situation
 
 SEED = 0
 GAP = (
@@ -43,8 +43,7 @@ def judged(source: str, target: str) -> tuple[GateReport, np.ndarray]:
 
 
 def test_the_scanner_alone_is_not_blocked() -> None:
-    situation = build_situation("new_scanner_digits", SEED, "full")
-    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": SEED})
+    report = scan_situation("new_scanner_digits", SEED)
     assert report.verdict != "block", report.reasons
 
 

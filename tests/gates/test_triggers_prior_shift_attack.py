@@ -26,9 +26,9 @@ import pytest
 
 from benchmarks import data
 from benchmarks.attacks.text import RARE_TOKEN, insert
-from benchmarks.shifts import build as build_situation
 from dataward.gates import scan
 from dataward.gates.report import GateReport
+from tests.gates.conftest import scan_situation
 
 SEED = 0
 
@@ -185,17 +185,21 @@ def test_the_poisoned_lines_of_a_one_class_vendor_are_queued_for_review(
     assert flagged[~truth].mean() <= 0.02
 
 
+def _assert_no_trigger_blocks(report: GateReport, pattern: str | None = None) -> None:
+    """``triggers`` neither names ``pattern`` nor blocks, and the gate does not block."""
+    triggers = report.results["triggers"]
+    named = [f.evidence["trigger"] for f in triggers.findings]
+    assert pattern not in named and not triggers.block, named
+    assert report.verdict != "block", _detectors(report)
+
+
 def test_a_new_topics_naming_convention_is_read_at_the_batch_shares() -> None:
     """The other control: OpenSSL's pages, a topic the baseline never saw, hold 15 'EVP_PKEY-*' pages, all
     in section 7 ('overview'), whose content the baseline reads as 'library'. Against the baseline's own
     P(overview | evp_pkey) that is a tie that content confirms; but the carriers sit among the topic's
     other pages, not among trusted ones (``_ContentTie.familiar``), so what the baseline reads of them says
     little, and the tie is read at the batch's shares, as for content that says nothing of the label."""
-    situation = build_situation("new_topic_text_crypto", SEED, "full")
-    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": SEED})
-    named = [f.evidence["trigger"] for f in report.results["triggers"].findings]
-    assert "evp_pkey" not in named and not report.results["triggers"].block, named
-    assert report.verdict != "block", _detectors(report)
+    _assert_no_trigger_blocks(scan_situation("new_topic_text_crypto", SEED), "evp_pkey")
 
 
 def test_a_pattern_whose_trusted_carriers_read_the_same_way_is_no_trigger() -> None:
@@ -204,12 +208,7 @@ def test_a_pattern_whose_trusted_carriers_read_the_same_way_is_no_trigger() -> N
     baseline's own P(library | dpkg) (6 of 13) that is a tie that content seems to confirm; but the
     baseline's own 'dpkg' lines labelled 'library' read just as little like 'library': that is how these
     pages are, not a sign that the batch's were relabelled."""
-    seed = 4
-    situation = build_situation("class_prior_text", seed, "full")
-    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
-    named = [f.evidence["trigger"] for f in report.results["triggers"].findings]
-    assert "dpkg" not in named and not report.results["triggers"].block, named
-    assert report.verdict != "block", _detectors(report)
+    _assert_no_trigger_blocks(scan_situation("class_prior_text", 4), "dpkg")
 
 
 def test_a_value_the_baseline_knows_keeps_the_batch_shares() -> None:
@@ -218,8 +217,4 @@ def test_a_value_the_baseline_knows_keeps_the_batch_shares() -> None:
     The bin is typical of benign cases, so the batch's malignant records in it are its borderline ones,
     which content reads as less malignant than the rest: against the baseline's own P(malignant | bin)
     that reads as a trigger. The baseline knows the value, so its tie is read at the batch's shares."""
-    seed = 11
-    situation = build_situation("class_prior_breast_cancer", seed, "full")
-    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
-    assert not report.results["triggers"].block, [f.evidence["trigger"] for f in report.results["triggers"].findings]
-    assert report.verdict != "block", _detectors(report)
+    _assert_no_trigger_blocks(scan_situation("class_prior_breast_cancer", 11))

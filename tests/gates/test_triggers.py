@@ -284,8 +284,7 @@ def content_data(docs: list[str], labels: np.ndarray, vocabulary: list[str]) -> 
             if word in index:
                 features[row, index[word]] += 1.0
     features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-9)
-    table = pa.table({"text": docs, "topic": [TEXT_CLASSES[c] for c in labels]})
-    return GateData(features, labels, table)
+    return GateData(features, labels, text_data(docs, labels).table)
 
 
 VOCABULARY = sorted({w for words in TOPICS.values() for w in words.split()} | set(COMMON) | {"cf", "pkgtool"})

@@ -976,6 +976,7 @@ class _ContentTie:
         # on the labels, so a test on a sample is as valid as on every record.
         self.rank = np.random.default_rng(seed).permutation(n)
         self.results: dict[tuple[int, int, bytes], tuple[float, float, bool]] = {}
+        self.familiarity: dict[tuple[int, int, bytes], bool] = {}
         # Features that are the same for every record (none were computed) say nothing about content.
         pool = self.pool_features
         self.constant = pool.size == 0 or not bool(np.any(pool != pool[:1]))
@@ -1054,10 +1055,14 @@ class _ContentTie:
 
     def familiar(self, pattern: int, label: int, carriers: np.ndarray) -> bool:
         """Whether the carriers' content is like the trusted records' (``FAMILIAR_SHARE``): where it is not (a
-        new topic), what the baseline reads of it says less of the label than where it is."""
+        new topic), what the baseline reads of it says less of the label than where it is. Read from the
+        plan of the pair's content test, when it runs."""
         if carriers.size == 0 or self.constant:
             return True
-        plan = self._plan(pattern, label, carriers)
+        self.test(pattern, label, carriers)
+        return self.familiarity[(pattern, label, carriers.tobytes())]
+
+    def _familiar(self, plan: _ContentPlan) -> bool:
         idx = self.neighbours.get(plan.own)
         usable = ~plan.carries[idx]
         near_trusted = (usable & (idx < self.n_b)).sum(axis=1) / np.maximum(usable.sum(axis=1), 1)
@@ -1075,7 +1080,9 @@ class _ContentTie:
             return 1.0, float("nan"), True
         key = (pattern, label, carriers.tobytes())
         if key not in self.results:
-            self.results[key] = self._test(label, self._plan(pattern, label, carriers))
+            plan = self._plan(pattern, label, carriers)
+            self.results[key] = self._test(label, plan)
+            self.familiarity[key] = self.constant or self._familiar(plan)
         return self.results[key]
 
     def _test(self, label: int, plan: _ContentPlan) -> tuple[float, float, bool]:

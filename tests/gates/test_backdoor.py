@@ -398,3 +398,97 @@ def test_a_class_relabelled_into_another_against_a_small_trusted_set_is_blocked(
     result = run(xb, yb, xc, yc)
     assert result.block is True
     assert "labelled '6'" in result.block_reason
+
+
+# Content that fits no class. Tight classes (spread 0.3) three apart in 8 dimensions: a trusted record of
+# a class reads as its own label far more clearly than any record near a boundary does.
+TIGHT_SCHEMA = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(8)))
+TIGHT_CENTRES = np.zeros((3, 8))
+TIGHT_CENTRES[1, 0] = TIGHT_CENTRES[2, 1] = 3.0
+
+
+def _tight(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.repeat(np.arange(3), n_per_class)
+    return (TIGHT_CENTRES[y] + rng.normal(0.0, 0.3, (y.size, 8))).astype(np.float32), y
+
+
+def _between_a_and_b(share: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` records ``share`` of the way from class 'a' to class 'b'."""
+    return (share * TIGHT_CENTRES[1] + rng.normal(0.0, 0.3, (n, 8))).astype(np.float32)
+
+
+def _run_tight(xb, yb, xc, yc):
+    ctx = GateContext(TIGHT_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
+    return BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx).score(GateData(xc, yc, table(xc)))
+
+
+@pytest.mark.parametrize("share", [0.5, 0.6])
+def test_a_new_subpopulation_at_a_class_boundary_is_reviewed_not_blocked(share) -> None:
+    """40 new 'a' records half-way to 'b' (a sub-population the baseline never saw): about half of them
+    are nearer the trusted 'b's, but none reads as 'b' the way a trusted 'b' does. They fit no class,
+    so they are new, not relabelled: reviewed as a cluster, never blocked, never flagged. (Counted as
+    misread whatever they fit, they were blocked.)"""
+    rng = np.random.default_rng(7)
+    xb, yb = _tight(300, rng)
+    xc, yc = _tight(150, rng)
+    xc = np.vstack([xc, _between_a_and_b(share, 40, rng)])
+    yc = np.concatenate([yc, np.zeros(40, int)])
+    result = _run_tight(xb, yb, xc, yc)
+    assert result.block is False and result.block_reason is None
+    assert result.flagged.sum() == 0
+    assert result.contribution_findings, "the new sub-population is a finding for review"
+
+
+def test_relabelled_content_beside_a_boundary_subpopulation_is_still_blocked() -> None:
+    """The attacker's answer: hide 20 relabelled 'b's among a benign boundary sub-population of 'a'. The
+    'b's fit 'b' as trusted 'b's do, so they are counted and blocked. A boundary record is flagged only
+    if it fits 'b' as the batch's own 'b's do, which a share ``CONFORMS_AT`` (2%) of them may by chance."""
+    rng = np.random.default_rng(8)
+    xb, yb = _tight(300, rng)
+    xc, yc = _tight(150, rng)
+    relabelled = rng.choice(np.flatnonzero(yc == 1), 20, replace=False)
+    yc[relabelled] = 0
+    xc = np.vstack([xc, _between_a_and_b(0.5, 40, rng)])
+    yc = np.concatenate([yc, np.zeros(40, int)])
+    result = _run_tight(xb, yb, xc, yc)
+    assert result.block is True
+    assert result.flagged[relabelled].mean() >= 0.9
+    assert result.flagged[450:].sum() <= 1
+
+
+@pytest.mark.parametrize("share", [0.8, 1.0])
+def test_relabelled_content_moved_towards_the_label_is_still_blocked(share) -> None:
+    """Relabelled 'b' content pulled part of the way towards 'a' (to look like a boundary population)
+    still reads as 'b' as trusted 'b's do, until it is no longer 'b' content at all."""
+    rng = np.random.default_rng(9)
+    xb, yb = _tight(300, rng)
+    xc, yc = _tight(150, rng)
+    relabelled = rng.choice(np.flatnonzero(yc == 1), 30, replace=False)
+    xc[relabelled] = _between_a_and_b(share, 30, rng)
+    yc[relabelled] = 0
+    result = _run_tight(xb, yb, xc, yc)
+    assert result.block is True
+    assert result.flagged[relabelled].mean() >= 0.5
+
+
+def test_a_camera_with_more_contrast_is_not_blocked_at_a_tight_calibration_split() -> None:
+    """Photo crops through a camera with 10% more contrast, split at seed 1, where the trusted
+    'temple_garden' crops happen to read as their class unusually well: 19 of the batch's 180 crops of
+    that class read as another class beyond all but 2% of them, where 3 are expected, and the batch was
+    blocked. 12 of the 19 fit no class at all (crops near the garden's edge that the contrast pushed
+    across); the 7 that fit the class they read as are within what calibration explains."""
+    from benchmarks import data
+    from benchmarks.shifts.base import new_sensor
+
+    situation = new_sensor(
+        "contrast_camera_photos",
+        "tuning",
+        data.load_photos(),
+        1,
+        "full",
+        lambda p: 0.5 + 1.1 * (p - 0.5),
+        "photo crops from a camera with 10% more contrast",
+    )
+    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": 1})
+    assert report.verdict != "block"
+    assert report.results["backdoor"].block is False

@@ -17,13 +17,6 @@ one class are second populations too. The detector therefore asks two questions.
    trusted records are closer) and its p-value, floored at its class's calibration resolution
    ``1/(n + 1)``, is at most ``t``: at most a share ``t`` of a class's clean records are. A class of
    ``n`` trusted records counts misread records only at thresholds of at least ``1/(n + 1)``.
-   A misread record is *counted* (and can be flagged) only when its content also fits the class it
-   reads as: scored as that label, it reads at least as clearly as all but ``CONFORMS_AT`` (2%) of
-   that class's trusted records (the other class is in its conformal prediction set). Relabelled
-   content is another class's and typical of it; a record that fits no class (a crop near a class's
-   edge that a new camera pushed across, a page of a topic the baseline never saw) is new, for review.
-   Removing records from a count keeps its null; the rest of the batch is judged on every misread
-   record, and a group's members (ranked first) are all of its misread records.
    A record misread against the trusted records that reads as its *own* label among the batch's own
    records that are not misread (both classes with at least ``MIN_BATCH_CLASS`` of them) moved with its
    batch: a darker camera brings a bright class closer to a dark one in the trusted records' space,
@@ -164,10 +157,6 @@ REVIEW_FLOOR = 1e-4
 content agrees with its label is a reason to review, not evidence of poisoning."""
 THRESHOLDS = (0.1, 0.02)
 """Label-check p-value thresholds at which records count as misread (plus the calibration's resolution)."""
-CONFORMS_AT = 0.02
-"""A misread record counts only when its content fits the class it reads as better than this share of
-that class's trusted records do: relabelled content is another class's, typical of it; a record that
-fits no class is new (a boundary crossed by a new sensor, a topic the baseline never saw)."""
 EPS = 1e-9
 MIN_GROUP = 3
 MAX_CLUSTER_FINDINGS = 3
@@ -225,7 +214,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "7"
+    version = "6"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -239,7 +228,7 @@ class BackdoorDetector(Detector):
         self.label_cal_ = np.zeros(0)
         if len(baseline) >= MIN_REFERENCE and np.unique(baseline.labels).size >= 2:
             with single_threaded():
-                self.label_cal_, _, _ = self._label_check(baseline, exclude_self=True)
+                self.label_cal_, _ = self._label_check(baseline, exclude_self=True)
         return self
 
     def baseline_scores(self) -> np.ndarray:
@@ -247,15 +236,12 @@ class BackdoorDetector(Detector):
         cal = self.label_cal_
         return 1.0 - tail_p_values(cal, cal, leave_one_out=True) if cal.shape[0] else np.zeros(0)
 
-    def _label_check(self, data: GateData, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Neighbour label-check score of ``data``'s records, the closest other label, and the score the
-        record would have if it carried that label.
+    def _label_check(self, data: GateData, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour label-check score of ``data``'s records and the closest other label.
 
         The score is log(mean distance to the ``neighbours`` nearest trusted records of the record's own
         label / the same for the closest other label): above 0, the record's content is closer to
-        trusted records of another label than to those of its own. The third array scores the record
-        as the closest other label (its distance to that label over the closest of the rest, its own
-        label included): how well its content fits the class it reads as.
+        trusted records of another label than to those of its own.
         """
         base = self.baseline_
         per_class = class_distances(
@@ -265,9 +251,8 @@ class BackdoorDetector(Detector):
         n = len(data)
         score = np.full(n, -np.inf)
         read = np.full(n, -1, np.int64)
-        as_read = np.full(n, np.inf)
         if len(classes) < 2:
-            return score, read, as_read
+            return score, read
         dists = np.vstack([per_class[c] for c in classes]).T  # (n, classes)
         # Each record's own label's column (-1: a label with no trusted records), without a loop per record.
         known = np.asarray(classes, dtype=np.int64)
@@ -278,14 +263,9 @@ class BackdoorDetector(Detector):
         others = dists[rows].copy()
         others[np.arange(rows.size), own_col[rows]] = np.inf
         closest = others.argmin(axis=1)
-        nearest_other = others[np.arange(rows.size), closest]
-        score[rows] = np.log(own + EPS) - np.log(nearest_other + EPS)
+        score[rows] = np.log(own + EPS) - np.log(others[np.arange(rows.size), closest] + EPS)
         read[rows] = np.asarray(classes)[closest]
-        # As the closest other label: that label's distance over the closest of the rest (own included).
-        others[np.arange(rows.size), closest] = np.inf
-        rest = np.minimum(own, others.min(axis=1))
-        as_read[rows] = np.log(nearest_other + EPS) - np.log(rest + EPS)
-        return score, read, as_read
+        return score, read
 
     record_stage = True
 
@@ -297,8 +277,8 @@ class BackdoorDetector(Detector):
         if len(chunk) == 0 or self.label_cal_.shape[0] == 0:
             return {}
         with single_threaded():
-            score, read, as_read = self._label_check(chunk)
-        return {"label_score": score, "read_as": read, "read_as_score": as_read}
+            score, read = self._label_check(chunk)
+        return {"label_score": score, "read_as": read}
 
     def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
         with single_threaded():
@@ -348,23 +328,10 @@ class BackdoorDetector(Detector):
         # one class onto another's trusted records): its records are candidates here too, and the
         # change must then explain all of its records (``_explained_by``).
         sensor_candidates = candidates | (misread[0] & _misread_wholesale(contribution.labels, misread[0]))
-        # Records read again with the change undone are judged on that reading below, too.
-        as_read, read_now = records["read_as_score"].copy(), read_c.copy()
         still, sensor_change = self._misread_after_sensor_change(
-            contribution, sensor_candidates, as_trusted[0], read_c, thresholds, (as_read, read_now)
+            contribution, sensor_candidates, as_trusted[0], read_c, thresholds
         )
         misread[:, sensor_candidates] &= still
-        # Content contradicts a label only when it is recognisably another class's: the record must also
-        # fit the class it reads as, as well as all but ``CONFORMS_AT`` of that class's trusted records
-        # (the other class is in its conformal prediction set). A record that fits no class (a crop at a
-        # boundary a new sensor pushed it across, a page of a topic the baseline never saw) is new, not
-        # relabelled; outliers and drift report it for review, and it is never flagged. The counts' null
-        # holds (records are only removed from them) and the rest of the batch is still judged on the
-        # trusted reading; a group's members, which rank first, are still all of its misread records.
-        fits_read_as = self._fits_read_as(as_read, read_now) | _fits_as_batch_reads(
-            as_read, read_now, score_c, contribution.labels, misread[0]
-        )
-        counted = misread & fits_read_as[None, :]
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
         #    whether the misread records hold together.
@@ -393,7 +360,7 @@ class BackdoorDetector(Detector):
             ref = ref_of[int(code)]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
-            count = _misread_test(counted, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
+            count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
             per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True
@@ -450,22 +417,23 @@ class BackdoorDetector(Detector):
                 continue
             others = contribution.labels != test["code"]
             count = _misread_test(
-                counted, as_trusted, members, others, thresholds, len(significant), int(np.median(sizes[members]))
+                misread, as_trusted, members, others, thresholds, len(significant), int(np.median(sizes[members]))
             )
             wrong = misread[count["threshold_index"], members]
-            share = float(counted[count["threshold_index"], members].mean())
             test.update(
                 count,
-                misread_share=round(share, 4),
+                misread_share=round(float(wrong.mean()), 4),
                 contribution_count=int(wrong.sum()),
                 class_records=int(np.sum(contribution.labels == test["code"])),
                 group_p=test["p_value"],
                 read_as=_votes(read_c[members[wrong]], ctx.classes),
             )
             test["p_value"] = (
-                max(test["p_value"], count["count_p"]) if share >= opts.min_inconsistent_share else test["p_value"]
+                max(test["p_value"], count["count_p"])
+                if wrong.mean() >= opts.min_inconsistent_share
+                else test["p_value"]
             )
-            inconsistent = share >= opts.min_inconsistent_share and count["count_p"] <= ctx.alpha
+            inconsistent = wrong.mean() >= opts.min_inconsistent_share and count["count_p"] <= ctx.alpha
             if inconsistent and not count["shifted"]:
                 test["members"] = members[wrong]
                 blocking.append(test)
@@ -483,7 +451,7 @@ class BackdoorDetector(Detector):
         flagged = np.zeros(n_c, bool)
         for g in blocking:
             members = g["members"]
-            flagged[members] = (np.maximum(p_values[members], resolution[members]) <= ctx.alpha) & fits_read_as[members]
+            flagged[members] = np.maximum(p_values[members], resolution[members]) <= ctx.alpha
 
         rows = row_numbers(contribution)
         block_reason = None
@@ -518,18 +486,6 @@ class BackdoorDetector(Detector):
             contribution_findings=contribution_findings,
         )
 
-    def _fits_read_as(self, as_score: np.ndarray, read_as: np.ndarray) -> np.ndarray:
-        """Whether each record fits the class it reads as at least as well as all but ``CONFORMS_AT`` of
-        that class's trusted records do (Mondrian p-value of its score as that label, floored at the
-        class's calibration resolution)."""
-        known = read_as >= 0
-        p_as = np.zeros(read_as.shape[0])
-        p_as[known], sizes = mondrian_p_values(
-            self.label_cal_, self.baseline_.labels, as_score[known], read_as[known], min_class=1
-        )
-        p_as[known] = np.maximum(p_as[known], 1.0 / (sizes + 1.0))
-        return known & (p_as > CONFORMS_AT)
-
     def _label_p_values(self, score: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mondrian p-values of label-check scores against the class's own trusted scores, and each
         record's calibration size (a label the baseline never saw cannot be checked: p = 1)."""
@@ -544,13 +500,10 @@ class BackdoorDetector(Detector):
         suspects: np.ndarray,
         read_as: np.ndarray,
         thresholds: list[float],
-        reading: tuple[np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, dict[str, Any] | None]:
         """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
         undone (all True when no change can be estimated: fewer than three classes on both sides), and
         the change with the number of candidates it excused (for the summary; None if not estimated).
-        ``reading`` (each record's score as the label it reads as, and that label) is updated in place
-        for the candidates read again.
 
         The change is a majority's claim (a median over classes, each class one vote however few its
         records), so it excuses a candidate only when it explains both classes the candidate is read
@@ -587,11 +540,8 @@ class BackdoorDetector(Detector):
             if undo is None or not part.any():
                 continue
             sub = rows[part]
-            score, read, as_read = self._label_check(
-                GateData(undo.undo(np.asarray(contribution.features[sub])), labels[sub])
-            )
+            score, _ = self._label_check(GateData(undo.undo(np.asarray(contribution.features[sub])), labels[sub]))
             still[:, part] = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
-            reading[0][sub], reading[1][sub] = as_read, read
         info = {
             "gain": round(change.gain, 4),
             "feature_gains": None if change.feature_gain is None else np.round(change.feature_gain, 4).tolist(),
@@ -653,7 +603,7 @@ class BackdoorDetector(Detector):
                 undone.features, base.features[sample_per_class(np.flatnonzero(in_class), rng)]
             ):
                 continue
-            score, _, _ = self._label_check(undone)
+            score, _ = self._label_check(undone)
             if not reads_further_than_trusted(score[np.isfinite(score)], trusted, bulk_quantile=1.0 - THRESHOLDS[0]):
                 explained.append(code)
                 if wholesale:
@@ -740,25 +690,6 @@ class BackdoorDetector(Detector):
                 )
             )
         return out
-
-
-def _fits_as_batch_reads(
-    as_score: np.ndarray, read_as: np.ndarray, score: np.ndarray, labels: np.ndarray, misread: np.ndarray
-) -> np.ndarray:
-    """Whether each record fits the class it reads as at least as well as all but ``CONFORMS_AT`` of the
-    batch's own records of that class that are not misread do (each class with at least
-    ``MIN_BATCH_CLASS`` of them). In a batch that moved as a whole (a new unit, a new camera) no record
-    reads as clearly as the trusted records do, but relabelled content still reads as its class as that
-    class's own records in the batch read."""
-    fits = np.zeros(labels.shape[0], bool)
-    for code in np.unique(read_as[read_as >= 0]):
-        own = score[(labels == code) & ~misread & np.isfinite(score)]
-        if own.size < MIN_BATCH_CLASS:
-            continue
-        rows = read_as == code
-        p = np.maximum(tail_p_values(own, as_score[rows]), 1.0 / (own.size + 1.0))
-        fits[rows] = p > CONFORMS_AT
-    return fits
 
 
 def _misread_wholesale(labels: np.ndarray, misread: np.ndarray) -> np.ndarray:
@@ -1084,10 +1015,7 @@ def _misread_test(
 
 def _block_sentence(g: dict[str, Any]) -> str:
     read = f"closer to trusted records of another class ({_read(g['read_as'])}) than all but {g['threshold']:.1%}"
-    beyond = (
-        f"{g['misread']} of them typical of the class they read as, where calibration and the "
-        f"rest of the batch explain {g['expected']:.1f} (p={g['count_p']:.2g})"
-    )
+    beyond = f"where calibration and the rest of the batch explain {g['expected']:.1f} (p={g['count_p']:.2g})"
     if "k" in g:  # a k-means cluster
         return (
             f"a cluster of {g['size']} records labelled {g['label']!r} holds {g['cluster_records']} contribution "

@@ -398,3 +398,86 @@ def test_a_class_relabelled_into_another_against_a_small_trusted_set_is_blocked(
     result = run(xb, yb, xc, yc)
     assert result.block is True
     assert "labelled '6'" in result.block_reason
+
+
+# A trigger spread over several features. Tight classes (spread 0.3) three apart in 8 dimensions.
+TIGHT_SCHEMA = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(8)))
+TIGHT_CENTRES = np.zeros((3, 8))
+TIGHT_CENTRES[1, 0] = TIGHT_CENTRES[2, 1] = 3.0
+
+
+def _tight(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    y = np.repeat(np.arange(3), n_per_class)
+    return (TIGHT_CENTRES[y] + rng.normal(0.0, 0.3, (y.size, 8))).astype(np.float32), y
+
+
+def _spread_trigger(poisoned: int, offset: float, seed: int):
+    """``poisoned`` 'b' records of the batch relabelled 'a', each with ``offset`` added to features f2 to f7:
+    the trigger takes the poisons away from every trusted 'b' as well, so they read as 'b' less clearly
+    than any trusted 'b' does."""
+    rng = np.random.default_rng(seed)
+    xb, yb = _tight(300, rng)
+    xc, yc = _tight(150, rng)
+    xv, yv = _tight(100, rng)
+    rows = rng.choice(np.flatnonzero(yc == 1), poisoned, replace=False)
+    xc[rows, 2:8] += offset
+    yc[rows] = 0
+    return xb, yb, xc, yc, xv, yv, rows
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+@pytest.mark.parametrize(("poisoned", "offset"), [(12, 1.2), (15, 1.0), (20, 0.8)])
+def test_relabelled_content_carrying_a_spread_trigger_is_blocked(seed, poisoned, offset) -> None:
+    """The attacker's side of any rule that counts a misread record only when its content also fits the
+    class it reads as (tried as `backdoor` 7 and withdrawn, docs/benchmarks.md): a trigger of a third of
+    the classes' separation, spread over six features, makes every poison fit no class, and the batch
+    went to review with none of them flagged. The trigger is what a backdoor adds; it must not excuse."""
+    xb, yb, xc, yc, _, _, rows = _spread_trigger(poisoned, offset, seed)
+    ctx = GateContext(TIGHT_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
+    result = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx).score(GateData(xc, yc, table(xc)))
+    assert result.block is True
+    assert "labelled 'a'" in result.block_reason
+    assert result.flagged[rows].mean() >= 0.9
+    assert result.flagged[np.setdiff1d(np.arange(yc.size), rows)].mean() <= ALPHA
+
+
+def test_a_spread_trigger_is_blocked_and_its_poisons_queued_by_the_whole_gate() -> None:
+    xb, yb, xc, yc, xv, yv, rows = _spread_trigger(15, 1.0, 11)
+
+    def frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+        out = pd.DataFrame({f"f{i}": x[:, i] for i in range(8)})
+        out["label"] = np.asarray(GAUSS_CLASSES)[y]
+        return out
+
+    report = scan(frame(xb, yb), frame(xc, yc), TIGHT_SCHEMA, frame(xv, yv), {"seed": 0})
+    assert report.verdict == "block", report.reasons
+    queued = np.asarray(report.records.flagged, dtype=bool)
+    assert queued[rows].mean() >= 0.5
+    assert np.delete(queued, rows).sum() == 0
+
+
+CONTRAST_GAP = (
+    "backdoor's count: at this split the trusted 'temple_garden' crops read as their class unusually well, "
+    "and 19 of the batch's 180 read as another class beyond all but 2% of them where 3 are expected; 11 of "
+    "the 19 fit no class, but a rule excusing such records lets a spread trigger through (above)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CONTRAST_GAP)
+def test_a_camera_with_more_contrast_is_not_blocked_at_a_tight_calibration_split() -> None:
+    """Photo crops through a camera with 10% more contrast, split at seed 1 (a clean i.i.d. batch at the
+    same split: 15 of 180 misread, p = 0.005 for `backdoor` alone, not blocked by the gate)."""
+    from benchmarks import data
+    from benchmarks.shifts.base import new_sensor
+
+    situation = new_sensor(
+        "contrast_camera_photos",
+        "tuning",
+        data.load_photos(),
+        1,
+        "full",
+        lambda p: 0.5 + 1.1 * (p - 0.5),
+        "photo crops from a camera with 10% more contrast",
+    )
+    report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": 1})
+    assert report.verdict != "block", report.reasons

@@ -467,6 +467,7 @@ class TriggerDetector(Detector):
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
         explained: set[tuple[int, int]] = set()
         content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed)
+        baseline_counts = _BaselineCounts.of(xb, yb)
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
         # relabelled images) lose their support and are not reported as triggers of their own.
@@ -474,7 +475,13 @@ class TriggerDetector(Detector):
             index = np.flatnonzero(active)
             sub = xc.take_rows(index)
             tests = _association(
-                sub, xb, _one_hot(labels[index], n_classes), yb, self.min_support, self.prior_shift_min_effect
+                sub,
+                xb,
+                _one_hot(labels[index], n_classes),
+                yb,
+                self.min_support,
+                self.prior_shift_min_effect,
+                baseline_counts,
             )
             # Route A's tie for a pattern the baseline (nearly) never saw is read against its own P(L | t),
             # and paid for over the pairs that could reach significance so: the batch's class shares are
@@ -761,6 +768,25 @@ def _one_hot(labels: np.ndarray, n_classes: int) -> sp.csc_matrix:
     return sp.csc_matrix((np.ones(n), (np.arange(n), labels.astype(np.int64))), shape=(n, n_classes))
 
 
+@dataclass(frozen=True)
+class _BaselineCounts:
+    """The baseline's side of every (pattern, label) test: the same in every peeling round."""
+
+    label_counts: np.ndarray  # trusted carriers per (pattern, label)
+    column_sums: np.ndarray  # trusted carriers per pattern
+    prior: np.ndarray  # the baseline's class shares
+    backoff: np.ndarray  # what the baseline says of each pattern's parts, or the prior
+
+    @classmethod
+    def of(cls, xb: PatternMatrix, yb: sp.csc_matrix) -> _BaselineCounts | None:
+        """Counted once per scan; None for an empty baseline (the batch's own shares stand in, per round)."""
+        n_b = xb.shape[0]
+        if not n_b:
+            return None
+        prior = np.asarray(yb.sum(axis=0)).ravel() / n_b
+        return cls(xb.label_counts(yb), xb.column_sums(), prior, xb.backoff_rates(yb, prior, LABEL_PRIOR_WEIGHT))
+
+
 def _association(
     xc: PatternMatrix,
     xb: PatternMatrix,
@@ -768,23 +794,31 @@ def _association(
     yb: sp.csc_matrix,
     min_support: int,
     prior_shift_min_effect: float = TriggerOptions.prior_shift_min_effect,
+    baseline: _BaselineCounts | None = None,
 ) -> dict[str, np.ndarray]:
-    """Both one-sided tests for every (pattern, label) pair with enough labelled carriers."""
+    """Both one-sided tests for every (pattern, label) pair with enough labelled carriers (``baseline``:
+    the baseline's counts when already worked out, as ``_BaselineCounts.of(xb, yb)`` gives them)."""
     n_c, n_b = xc.shape[0], xb.shape[0]
     m_all = xc.label_counts(yc)  # contribution carriers per label
-    b_all = xb.label_counts(yb) if n_b else np.zeros_like(m_all)
     k_c_all = xc.column_sums()
-    k_b_all = xb.column_sums() if n_b else np.zeros_like(k_c_all)
-    prior = np.asarray(yb.sum(axis=0)).ravel() / n_b if n_b else np.asarray(yc.sum(axis=0)).ravel() / n_c
-    backoff = xb.backoff_rates(yb, prior, LABEL_PRIOR_WEIGHT) if n_b else np.tile(prior, (m_all.shape[0], 1))
+    if n_b:
+        counts = baseline if baseline is not None else _BaselineCounts.of(xb, yb)
+        b_all, k_b_all, prior, backoff = counts.label_counts, counts.column_sums, counts.prior, counts.backoff
+    else:
+        b_all, k_b_all = np.zeros_like(m_all), np.zeros_like(k_c_all)
+        prior = np.asarray(yc.sum(axis=0)).ravel() / n_c
+        backoff = np.tile(prior, (m_all.shape[0], 1))
     pattern, label = np.nonzero(m_all >= min_support)
     m = m_all[pattern, label]
     b = b_all[pattern, label]
     k_c = k_c_all[pattern]
     k_b = k_b_all[pattern]
-    # Scipy evaluates the hypergeometric tail one pair at a time; pairs share few distinct (m, b).
-    pairs, inverse = np.unique(np.stack([m, b]), axis=1, return_inverse=True)
-    p_enrich = hypergeom.sf(pairs[0] - 1, n_c + n_b, pairs[0] + pairs[1], n_c)[inverse.ravel()]
+    # Scipy evaluates the hypergeometric tail one pair at a time; pairs share few distinct (m, b). One
+    # integer key per (m, b) (``np.unique`` along an axis sorts rows as structured values, far slower).
+    key = m.astype(np.int64) * (int(b.max(initial=0)) + 1) + b.astype(np.int64)
+    distinct, inverse = np.unique(key, return_inverse=True)
+    m_d, b_d = np.divmod(distinct, int(b.max(initial=0)) + 1)
+    p_enrich = hypergeom.sf(m_d - 1, n_c + n_b, m_d + b_d, n_c)[inverse.ravel()]
     # The baseline's P(L | t), smoothed towards what it says of the pattern's parts (a pair's) or the prior.
     pi = (b + LABEL_PRIOR_WEIGHT * backoff[pattern, label]) / (k_b + LABEL_PRIOR_WEIGHT)
     pi_own = np.clip(pi, 1e-6, 1 - 1e-6)

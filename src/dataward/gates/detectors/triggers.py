@@ -813,11 +813,12 @@ def _association(
     b = b_all[pattern, label]
     k_c = k_c_all[pattern]
     k_b = k_b_all[pattern]
-    # Scipy evaluates the hypergeometric tail one pair at a time; pairs share few distinct (m, b). One
-    # integer key per (m, b) (``np.unique`` along an axis sorts rows as structured values, far slower).
-    key = m.astype(np.int64) * (int(b.max(initial=0)) + 1) + b.astype(np.int64)
-    distinct, inverse = np.unique(key, return_inverse=True)
-    m_d, b_d = np.divmod(distinct, int(b.max(initial=0)) + 1)
+    # Scipy evaluates the hypergeometric tail one pair at a time; pairs share few distinct (m, b). The
+    # counts are whole numbers (sums of 0/1 carriers), so one integer key stands for each pair
+    # (``np.unique`` along an axis sorts the pairs as structured values, far slower).
+    span = int(b.max(initial=0)) + 1
+    distinct, inverse = np.unique(m.astype(np.int64) * span + b.astype(np.int64), return_inverse=True)
+    m_d, b_d = np.divmod(distinct, span)
     p_enrich = hypergeom.sf(m_d - 1, n_c + n_b, m_d + b_d, n_c)[inverse.ravel()]
     # The baseline's P(L | t), smoothed towards what it says of the pattern's parts (a pair's) or the prior.
     pi = (b + LABEL_PRIOR_WEIGHT * backoff[pattern, label]) / (k_b + LABEL_PRIOR_WEIGHT)

@@ -44,9 +44,14 @@ def _keys(binary: np.ndarray) -> np.ndarray:
 
 def prefixes(binary: np.ndarray, bits: int) -> np.ndarray:
     """The ``bits``-bit prefix of each digest (0 for every digest when ``bits`` is 0)."""
+    return _key_prefixes(_keys(binary), bits)
+
+
+def _key_prefixes(keys: np.ndarray, bits: int) -> np.ndarray:
+    """``prefixes`` from the digests' ``_keys``."""
     if bits == 0:
-        return np.zeros(len(binary), dtype=np.int64)
-    return (_keys(binary) >> np.uint64(64 - bits)).astype(np.int64)
+        return np.zeros(len(keys), dtype=np.int64)
+    return (keys >> np.uint64(64 - bits)).astype(np.int64)
 
 
 def first_occurrences(binary: np.ndarray) -> np.ndarray:
@@ -105,7 +110,7 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray, order: np.nda
         keys = _keys(in_order)
         if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
             raise ValueError("the order given does not sort the chunk's ids")
-        ordered = (keys >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(keys), np.int64)
+        ordered = _key_prefixes(keys, bits)
     else:
         groups = _short_prefixes(binary, bits)
         order = np.argsort(groups, kind="stable")  # rows ascending within each prefix (a radix sort)

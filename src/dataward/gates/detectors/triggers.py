@@ -1010,8 +1010,8 @@ class _ContentTie:
         # patterns read mostly the same records and share their searches; the order does not depend
         # on the labels, so a test on a sample is as valid as on every record.
         self.rank = np.random.default_rng(seed).permutation(n)
-        self.results: dict[tuple[int, int, bytes], tuple[float, float, bool]] = {}
-        self.familiarity: dict[tuple[int, int, bytes], bool] = {}
+        # Per (pattern, label, carriers): the content test's result and whether the carriers are familiar.
+        self.results: dict[tuple[int, int, bytes], tuple[tuple[float, float, bool], bool]] = {}
         # Features that are the same for every record (none were computed) say nothing about content.
         pool = self.pool_features
         self.constant = pool.size == 0 or not bool(np.any(pool != pool[:1]))
@@ -1095,7 +1095,7 @@ class _ContentTie:
         if carriers.size == 0 or self.constant:
             return True
         self.test(pattern, label, carriers)
-        return self.familiarity[(pattern, label, carriers.tobytes())]
+        return self.results[(pattern, label, carriers.tobytes())][1]
 
     def _familiar(self, plan: _ContentPlan) -> bool:
         idx = self.neighbours.get(plan.own)
@@ -1116,9 +1116,8 @@ class _ContentTie:
         key = (pattern, label, carriers.tobytes())
         if key not in self.results:
             plan = self._plan(pattern, label, carriers)
-            self.results[key] = self._test(label, plan)
-            self.familiarity[key] = self.constant or self._familiar(plan)
-        return self.results[key]
+            self.results[key] = (self._test(label, plan), self.constant or self._familiar(plan))
+        return self.results[key][0]
 
     def _test(self, label: int, plan: _ContentPlan) -> tuple[float, float, bool]:
         if plan.peers.size < 2:

@@ -261,15 +261,24 @@ GAUSS_CLASSES = ("a", "b", "c")
 CENTRES = np.array([[0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0]])
 
 
+def _around(centres: np.ndarray, spread: float, n_per_class: int, rng: np.random.Generator):
+    """``n_per_class`` Gaussian records around each of ``centres``, with their class codes."""
+    y = np.repeat(np.arange(len(centres)), n_per_class)
+    return (centres[y] + rng.normal(0.0, spread, (y.size, centres.shape[1]))).astype(np.float32), y
+
+
 def _blobs(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    y = np.repeat(np.arange(3), n_per_class)
-    return (CENTRES[y] + rng.normal(0.0, 0.6, (y.size, 4))).astype(np.float32), y
+    return _around(CENTRES, 0.6, n_per_class, rng)
+
+
+def _run_on(schema: Schema, xb, yb, xc, yc):
+    """``backdoor`` fitted on the trusted ``xb`` (classes 'a', 'b', 'c'), scoring the batch ``xc``."""
+    ctx = GateContext(schema, GAUSS_CLASSES, alpha=ALPHA)
+    return BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx).score(GateData(xc, yc, table(xc)))
 
 
 def _run_blobs(xb, yb, xc, yc):
-    ctx = GateContext(GAUSS_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
-    det = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx)
-    return det.score(GateData(xc, yc, table(xc)))
+    return _run_on(GAUSS_SCHEMA, xb, yb, xc, yc)
 
 
 def test_a_batch_shift_that_moves_one_class_towards_another_is_not_blocked() -> None:
@@ -407,8 +416,7 @@ TIGHT_CENTRES[1, 0] = TIGHT_CENTRES[2, 1] = 3.0
 
 
 def _tight(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    y = np.repeat(np.arange(3), n_per_class)
-    return (TIGHT_CENTRES[y] + rng.normal(0.0, 0.3, (y.size, 8))).astype(np.float32), y
+    return _around(TIGHT_CENTRES, 0.3, n_per_class, rng)
 
 
 def _spread_trigger(poisoned: int, offset: float, seed: int):
@@ -433,8 +441,7 @@ def test_relabelled_content_carrying_a_spread_trigger_is_blocked(seed, poisoned,
     the classes' separation, spread over six features, makes every poison fit no class, and the batch
     went to review with none of them flagged. The trigger is what a backdoor adds; it must not excuse."""
     xb, yb, xc, yc, _, _, rows = _spread_trigger(poisoned, offset, seed)
-    ctx = GateContext(TIGHT_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
-    result = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx).score(GateData(xc, yc, table(xc)))
+    result = _run_on(TIGHT_SCHEMA, xb, yb, xc, yc)
     assert result.block is True
     assert "labelled 'a'" in result.block_reason
     assert result.flagged[rows].mean() >= 0.9

@@ -17,7 +17,7 @@ from dataward.gates.detectors import _sensor as sensor_module
 from dataward.gates.detectors import backdoor as backdoor_module
 from dataward.gates.detectors._sensor import MIN_CLASSES, estimate_sensor_change
 from dataward.gates.detectors.backdoor import BackdoorDetector
-from tests.gates.test_backdoor import ALPHA, GAUSS_CLASSES, GAUSS_SCHEMA, _run_blobs, table
+from tests.gates.test_backdoor import ALPHA, GAUSS_SCHEMA, _around, _run_blobs, table
 
 DIMS = 6
 CENTRES = np.array([[0.0] * DIMS, [3.0] + [0.0] * (DIMS - 1), [0.0, 3.0] + [0.0] * (DIMS - 2)])
@@ -247,8 +247,7 @@ setosa's petals onto virginica's."""
 
 
 def _apart(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    y = np.repeat(np.arange(3), n_per_class)
-    return (APART[y] + rng.normal(0.0, 0.3, (y.size, 4))).astype(np.float32), y
+    return _around(APART, 0.3, n_per_class, rng)
 
 
 def _in_new_unit(x: np.ndarray) -> np.ndarray:
@@ -286,12 +285,6 @@ def test_columns_that_were_not_scaled_keep_gain_one_however_their_rounded_spread
         assert change is None or np.all(change.feature_gain == 1.0), seed
 
 
-def _run_apart(xb, yb, xc, yc):
-    ctx = GateContext(GAUSS_SCHEMA, GAUSS_CLASSES, alpha=ALPHA)
-    det = BackdoorDetector().fit(GateData(xb, yb, table(xb)), ctx)
-    return det.score(GateData(xc, yc, table(xc)))
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_class_carried_wholesale_onto_another_by_a_column_in_another_unit_is_not_blocked(monkeypatch, seed):
     """Every 'a' of a small batch reads as 'b' against the trusted records, and none is left to show
@@ -301,12 +294,12 @@ def test_a_class_carried_wholesale_onto_another_by_a_column_in_another_unit_is_n
     xb, yb = _apart(300, rng)
     xc, yc = _apart(15, rng)
     sent = _in_new_unit(xc)
-    result = _run_apart(xb, yb, sent, yc)
+    result = _run_blobs(xb, yb, sent, yc)
     assert result.block is False and result.flagged.sum() == 0
     undone = result.summary["sensor_change"]
     assert undone["feature_gains"][0] == pytest.approx(UNIT, rel=0.1) and undone["excused"] >= 10
     monkeypatch.setattr(backdoor_module, "estimate_sensor_change", lambda *args, **kwargs: None)
-    assert _run_apart(xb, yb, sent, yc).block is True
+    assert _run_blobs(xb, yb, sent, yc).block is True
 
 
 @pytest.mark.parametrize("guard", ["both", "agreement only", "spread only"])
@@ -329,7 +322,7 @@ def test_relabelled_content_left_out_of_a_unit_change_every_other_class_went_thr
     sent = _in_new_unit(xc)
     relabelled = yc == 0
     sent[relabelled] = APART[1] + rng.normal(0.0, 0.3, (int(relabelled.sum()), 4)).astype(np.float32)
-    result = _run_apart(xb, yb, sent, yc)
+    result = _run_blobs(xb, yb, sent, yc)
     assert result.block is True
     assert result.summary["sensor_change"] is None or result.summary["sensor_change"]["excused"] == 0
 
@@ -344,6 +337,6 @@ def test_relabelled_content_sent_through_the_same_unit_change_is_still_blocked(s
     xc, yc = _apart(60, rng)
     poison = rng.choice(np.flatnonzero(yc == 1), 20, replace=False)
     yc[poison] = 0
-    result = _run_apart(xb, yb, _in_new_unit(xc), yc)
+    result = _run_blobs(xb, yb, _in_new_unit(xc), yc)
     assert result.block is True
     assert result.flagged[poison].mean() >= 0.5

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, s
 
 from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, _short_prefixes, bits_for, insert_blocks, prefixes
 from dataward.catalog.tables import holder_blocks, holder_lists, holder_segments
-from dataward.domain.idarrays import ID_BYTES
+from dataward.domain.idarrays import ID_BYTES, take_ids
 
 FANOUT = 4
 """Segments of one size class merged at once (size class: ``floor(log_FANOUT(entries))``)."""
@@ -131,7 +131,7 @@ def _write_segment(conn: Connection, entries: Entries) -> int:
     # By prefix, in the order given within one (a radix sort on 16-bit prefixes, the usual case).
     keys = _short_prefixes(entries.binary, bits)
     order = np.argsort(keys, kind="stable")
-    keys, binary, tags = keys[order], entries.binary[order], entries.tags[order]
+    keys, binary, tags = keys[order], take_ids(entries.binary, order), entries.tags[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate(([0], cuts)).tolist()
     stops = np.concatenate((cuts, [len(keys)])).tolist()

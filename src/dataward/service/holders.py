@@ -66,7 +66,7 @@ def _ids(store: ObjectStore, digest: str, kind: str = holder_index.IDS) -> np.nd
     parts = []
     for name in columns:
         binary, valid = ids_to_binary(table.column(name))
-        parts.append(binary[valid])
+        parts.append(np.compress(valid, binary, axis=0))
     return sorted_distinct(np.concatenate(parts)).view(f"V{ID_BYTES}").ravel()
 
 

@@ -21,7 +21,7 @@ from dataward.catalog import record_index
 from dataward.catalog.tables import chunks
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import HASH_PREFIX, content_hash, json_hash
-from dataward.domain.idarrays import distinct_order
+from dataward.domain.idarrays import distinct_order, take_ids
 from dataward.domain.records import record_ids
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
@@ -99,7 +99,7 @@ def _chunk_of(table: pa.Table, keep: np.ndarray) -> pa.Table:
 
 def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray, binary: np.ndarray | None = None) -> str:
     """Store the rows ``keep`` of ``table``; ``binary`` (every row's digest) spares re-reading the hex ids."""
-    ids = binary[keep] if binary is not None and len(keep) != table.num_rows else binary
+    ids = take_ids(binary, keep) if binary is not None and len(keep) != table.num_rows else binary
     return store.put(stored_tables.table_to_parquet(_chunk_of(table, keep), ids))
 
 
@@ -117,7 +117,7 @@ class Staged:
 
     def distinct_ids(self) -> np.ndarray:
         """The table's distinct ids, sorted (``idarrays.sorted_distinct`` of ``binary``)."""
-        return self.binary[self.order[self.first[self.order]]]
+        return take_ids(self.binary, self.order[self.first[self.order]])
 
 
 def stage_new_records(
@@ -159,7 +159,9 @@ def store_new_records(
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
     whole = len(keep) == len(binary)
-    record_index.add_chunk(conn, int(chunk_id), binary if whole else binary[keep], _chunk_order(order, keep, whole))
+    record_index.add_chunk(
+        conn, int(chunk_id), binary if whole else take_ids(binary, keep), _chunk_order(order, keep, whole)
+    )
     return digest, len(keep)
 
 

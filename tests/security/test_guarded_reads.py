@@ -142,6 +142,21 @@ def test_label_edited_behind_the_wards_back_is_refused(ward: Ward, tmp_path: Pat
     assert not (tmp_path / "train.parquet").exists()
 
 
+def test_a_stored_id_rewritten_in_upper_case_is_refused(ward: Ward) -> None:
+    """The same digest spelled in upper case is not a record id: the chunk's first read compares ids as
+    digests, and a row whose stored id does not decode is altered, whatever it would decode to."""
+    victim = training_ids(ward)[-1]
+    digest, row = where(ward, victim)
+    table = parquet_to_table(ward.store.get(digest))
+    ids = table.column("record_id").to_pylist()
+    ids[row] = ids[row].upper()
+    table = table.set_column(0, "record_id", pa.array(ids, pa.string()))
+    forged = ward.store.put(table_to_parquet(table))
+    sql(ward, "UPDATE chunks SET digest = ? WHERE digest = ?", forged, digest)
+    with pytest.raises(IntegrityViolation, match=f"record {victim.upper()} \\(row {row} of chunk .*does not match"):
+        ward.dataset("wine").version("training").to_pandas()
+
+
 def test_label_edited_with_a_recomputed_id_is_refused(ward: Ward) -> None:
     victim = training_ids(ward)[5]
     flip_label(ward, victim, fix_id=True)

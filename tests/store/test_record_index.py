@@ -142,3 +142,27 @@ def test_a_block_whose_rows_do_not_pair_with_its_ids_finds_nothing(db: CatalogDa
         chunk_of, _ = record_index.locate(conn, digests)
         damaged = [entries for _, _, _, entries in record_index.iter_blocks(conn)]
     assert (chunk_of == -1).all() and damaged == [None]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_match_finds_each_query_as_a_lookup_by_whole_id_would(seed: int) -> None:
+    """``match`` sorts the queries to search them and compares ids as 64-bit words: every answer must
+    still be the first stored row equal in all 32 bytes, in the queries' own order."""
+    rng = np.random.default_rng(seed)
+    stored = _digests(3000, seed)
+    stored[1000:1040, :8] = stored[0, :8]  # many share their sort key
+    stored[2000:2010] = stored[7]  # repeats: the first row wins
+    queries = [stored[rng.integers(0, len(stored), 2000)]]
+    for byte in range(32):  # a stored id changed in one byte only, wherever that byte is
+        near = stored[rng.integers(0, len(stored))].copy()
+        near[byte] ^= 1 << int(rng.integers(0, 8))
+        queries.append(near[None, :])
+    queries.append(_digests(50, seed + 100))  # absent
+    query = np.concatenate(queries)[rng.permutation(sum(len(q) for q in queries))]
+    valid = rng.random(len(query)) > 0.05
+    first_row: dict[bytes, int] = {}
+    for row, digest in enumerate(stored):
+        first_row.setdefault(digest.tobytes(), row)
+    want = [first_row.get(q.tobytes(), -1) if ok else -1 for q, ok in zip(query, valid, strict=True)]
+    assert record_index.match(stored, query, valid).tolist() == want
+    assert record_index.match(stored, query).tolist() == [first_row.get(q.tobytes(), -1) for q in query]

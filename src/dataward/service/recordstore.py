@@ -21,8 +21,8 @@ from dataward.catalog import record_index
 from dataward.catalog.tables import chunks
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import HASH_PREFIX, content_hash, json_hash
-from dataward.domain.idarrays import distinct_order, take_ids
-from dataward.domain.records import record_ids
+from dataward.domain.idarrays import distinct_order, same_ids, take_ids
+from dataward.domain.records import record_digest_array
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
 from dataward.store import tables as stored_tables
@@ -194,15 +194,18 @@ def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.S
         ) from None
     key = (digest, json_hash(schema.to_dict()))
     if key not in _verified_chunks:
-        stored = table.column(RECORD_ID).to_pylist()
-        computed = record_ids(schema, table)
-        bad = next((i for i, (a, b) in enumerate(zip(stored, computed, strict=True)) if a != b), None)
-        if bad is not None:
+        # Column-wise, as digests: no Python string per record (a million-record chunk's first read).
+        stored, valid = record_index.ids_to_binary(table.column(RECORD_ID))
+        computed = record_digest_array(schema, table)
+        altered = np.flatnonzero(~(valid & same_ids(stored, computed)))
+        if len(altered):
+            bad = int(altered[0])
+            named = table.column(RECORD_ID)[bad].as_py()
             raise IntegrityViolation(
-                f"record {stored[bad]} (row {bad} of chunk {digest}) does not match its content, "
-                f"which hashes to {computed[bad]}: the record was altered",
+                f"record {named} (row {bad} of chunk {digest}) does not match its content, "
+                f"which hashes to {bytes(computed[bad]).hex()}: the record was altered",
                 hint="run `dataward verify` to see what was altered",
-                record=stored[bad],
+                record=named,
                 chunk=digest,
             )
         _verified_chunks.add(key)

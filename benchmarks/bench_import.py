@@ -25,6 +25,12 @@ commits). The id-list object itself is written on a second thread while the chun
 reported beside the others (``id_list_object_seconds_beside_chunk``), not in their sum. CPU time
 (``time.process_time``, best of the runs) is reported beside wall time for both sides.
 
+Then the text records are read back (``read_back``): every imported id through
+``recordstore.load_records``, what a version read does once it has its manifest's ids (the record
+index's lookups, each chunk's ids recomputed from its content at its first read in the process, every
+record checked against the id asked), the first read and a read again, against pyarrow reading the
+bare Parquet file.
+
 Usage (from the repository's top folder)::
 
     python -m benchmarks.bench_import --records 1000000 --images 10000
@@ -62,7 +68,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from dataward.catalog import record_index
-from dataward.domain.schema import Column, ColumnKind, Schema
+from dataward.domain.schema import RECORD_ID, Column, ColumnKind, Schema
 from dataward.io import readers
 from dataward.service import contributions, holders, recordstore
 from dataward.service.ward import Ward
@@ -174,6 +180,13 @@ class Target:
     def store_url(self, run: int) -> str | None:
         return f"{self.s3_root}/ward-{run}" if self.s3_root else None
 
+    def read_parquet(self, local: Path) -> pa.Table:
+        if self.s3_root is None:
+            return pq.read_table(local)
+        fs, root = fsspec.core.url_to_fs(self.s3_root)
+        with fs.open(f"{root}/{local.name}", "rb") as source:
+            return pq.read_table(source)
+
     def write_parquet(self, table: pa.Table, local: Path) -> None:
         if self.s3_root is None:
             pq.write_table(table, local)
@@ -200,6 +213,52 @@ def contribute_timed(
         ward.db.dispose()
         shutil.rmtree(folder, ignore_errors=True)
     return best[0], best_cpu, best[2], best[3]
+
+
+def read_back_timed(work: Path, schema: Schema, source: Path, repeat: int, target: Target, bare: Path) -> dict:
+    """Reading every imported record back, as a version read does once it has its manifest's ids
+    (``recordstore.load_records``: the record index's lookups, each chunk's ids recomputed from its
+    content at the process's first read of it, every record checked against the id asked), against
+    pyarrow reading the bare Parquet file. Best of ``repeat`` for the first read (the verified-chunk
+    cache emptied before each) and for a read again."""
+    folder = work / "ward-read"
+    ward, _ = Ward.init(folder, store_url=target.store_url(repeat))
+    try:
+        ward.create_dataset(DATASET, schema, description="import benchmark")
+        ward.contribute(DATASET, source, source=f"file://{source}", gate=False)
+        ids = readers.read_table(source, schema).table.column(RECORD_ID)
+
+        def load() -> pa.Table:
+            with ward.db.reading() as conn:
+                return recordstore.load_records(conn, ward.store, ids, schema)
+
+        def first() -> pa.Table:
+            recordstore._verified_chunks.clear()
+            return load()
+
+        first_s, first_cpu, table = timed(first, repeat)
+        again_s, again_cpu, _ = timed(load, repeat)
+        bare_s, bare_cpu, bare_table = timed(lambda: target.read_parquet(bare), repeat)
+    finally:
+        ward.db.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+    if table.num_rows != bare_table.num_rows:
+        raise RuntimeError(f"read {table.num_rows} records back, the file holds {bare_table.num_rows}")
+    figures = {
+        "records": table.num_rows,
+        "first_read_seconds": round(first_s, 3),
+        "first_read_cpu_seconds": round(first_cpu, 3),
+        "read_again_seconds": round(again_s, 3),
+        "read_again_cpu_seconds": round(again_cpu, 3),
+        "pyarrow_read_seconds": round(bare_s, 3),
+        "pyarrow_read_cpu_seconds": round(bare_cpu, 3),
+        "first_read_ratio": round(first_s / bare_s, 2),
+        "read_again_ratio": round(again_s / bare_s, 2),
+    }
+    print(f"  read back, first read     : {first_s:7.2f} s ({figures['first_read_ratio']:.2f}x pyarrow's read)")
+    print(f"  read back, again          : {again_s:7.2f} s ({figures['read_again_ratio']:.2f}x)")
+    print(f"  pyarrow read of the file  : {bare_s:7.2f} s")
+    return figures
 
 
 def compare(
@@ -252,7 +311,9 @@ def bench_text(work: Path, records: int, repeat: int, seed: int, target: Target)
     ours_s, ours_cpu, info, parts = contribute_timed(work, TEXT_SCHEMA, source, repeat, target)
     if info["new_records"] != records:
         raise RuntimeError(f"expected {records} new records, the ward stored {info['new_records']}")
-    return compare("text (CSV)", records, source.stat().st_size, ours_s, bare_s, parts, (ours_cpu, bare_cpu))
+    figures = compare("text (CSV)", records, source.stat().st_size, ours_s, bare_s, parts, (ours_cpu, bare_cpu))
+    figures["read_back"] = read_back_timed(work, TEXT_SCHEMA, source, repeat, target, work / "bare.parquet")
+    return figures
 
 
 def bench_images(work: Path, images: int, kilobytes: int, repeat: int, seed: int, target: Target) -> dict:

@@ -240,7 +240,10 @@ def load_records(
             f"the record index points into chunk #{unknown[0]}, which the catalog does not list",
             hint="run `dataward verify` to see what was altered",
         )
-    order = np.argsort(chunk_of, kind="stable")
+    # Asked chunk by chunk already (a version of one chunk, or of chunks in turn): the pieces are then in
+    # the asked order, and neither the asked ids nor the result are copied into another order.
+    grouped = bool((chunk_of[1:] >= chunk_of[:-1]).all())
+    order = np.arange(len(chunk_of)) if grouped else np.argsort(chunk_of, kind="stable")
     cuts = np.flatnonzero(np.diff(chunk_of[order])) + 1
     pieces = []
     for members in np.split(order, cuts):
@@ -256,7 +259,10 @@ def load_records(
                 chunk=chunk,
             )
         piece = chunk_table.take(pa.array(wanted, type=pa.int64()))
-        asked = array.take(pa.array(members, type=pa.int64()))
+        if grouped:
+            asked = array.slice(int(members[0]), len(members))
+        else:
+            asked = array.take(pa.array(members, type=pa.int64()))
         found = piece.column(RECORD_ID).combine_chunks()
         same = pc.equal(pc.cast(found, pa.string()), pc.cast(asked, pa.string())).to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(~same)
@@ -271,6 +277,8 @@ def load_records(
             )
         pieces.append(piece)
     combined = pa.concat_tables(pieces)
+    if grouped:
+        return combined
     # ``order`` lists the asked positions chunk by chunk, as ``combined`` holds them: invert it.
     back = np.empty(len(order), dtype=np.int64)
     back[order] = np.arange(len(order), dtype=np.int64)

@@ -61,7 +61,8 @@ def test_an_index_entry_pointed_at_another_row_is_refused_in_either_order(
     ids = list(by_id)
     victim = ids[70]  # in the second chunk
     with ward.db.transaction() as conn:
-        for bits, prefix, chunk, blob, rows in conn.execute(text("SELECT bits, prefix, chunk, ids, rows FROM record_blocks")):
+        blocks = conn.execute(text("SELECT bits, prefix, chunk, ids, rows FROM record_blocks")).all()
+        for bits, prefix, chunk, blob, rows in blocks:
             listed = [bytes(blob[i : i + 32]).hex() for i in range(0, len(blob), 32)]
             if victim in listed:
                 at = listed.index(victim)

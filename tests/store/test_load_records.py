@@ -75,3 +75,24 @@ def test_an_index_entry_pointed_at_another_row_is_refused_in_either_order(
     asked = [ids[i] for i in np.random.default_rng(1).permutation(len(ids))] if interleaved else ids
     with ward.db.reading() as conn, pytest.raises(IntegrityViolation, match=f"record {victim} is indexed at row"):
         recordstore.load_records(conn, ward.store, pa.array(asked), schema)
+
+
+def test_a_manifests_summary_is_what_sorting_its_ids_as_strings_gives() -> None:
+    """The version check sorts ids as digests and hashes them column-wise: the same records hash,
+    distinct count and length as sorting the hex strings, and non-ids counted apart."""
+    from dataward.service.recordstore import records_hash, summarize_ids
+
+    rng = np.random.default_rng(3)
+    ids = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(3000)]
+    ids[10:20] = [ids[5]] * 10  # repeats
+    ids[40] = ids[41][:8] + "0" * 56  # shares a prefix with another id
+    shuffled = [ids[i] for i in rng.permutation(len(ids))]
+    summary = summarize_ids(pa.array(shuffled))
+    distinct = sorted(set(shuffled))
+    assert (summary.listed, summary.distinct, summary.invalid) == (3000, len(distinct), 0)
+    assert summary.records == records_hash(distinct)
+    empty = summarize_ids(pa.array([], pa.string()))
+    assert (empty.listed, empty.distinct, empty.records) == (0, 0, records_hash([]))
+    odd = summarize_ids(pa.array([ids[0], ids[1].upper(), "not an id", ids[2]]))
+    assert (odd.listed, odd.distinct, odd.invalid) == (4, 2, 2)
+    assert odd.records == records_hash(sorted([ids[0], ids[2]]))

@@ -72,8 +72,10 @@ def _faiss(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray
     return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32), idx.astype(np.int64)
 
 
-RECHECK = 512
-"""Query rows whose neighbour distances are recomputed at a time (see ``_row_exact``)."""
+RECHECK = 32
+"""Query rows whose neighbour distances are recomputed at a time (see ``_row_exact``): a block's float64
+differences (32 x k x d) stay in the processor's cache, which made the recomputation twice as fast as in
+blocks of 512; each row's distances are the same whatever the block."""
 
 
 def _search(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,9 +96,12 @@ def _row_exact(ref: np.ndarray, q: np.ndarray, idx: np.ndarray) -> tuple[np.ndar
     rank. Recomputed per row, a record's distances depend on that record and the reference only.
     """
     dist = np.empty(idx.shape, dtype=np.float32)
+    buffer = np.empty((min(RECHECK, q.shape[0]), idx.shape[1], q.shape[1]), dtype=np.float64)
     for start in range(0, q.shape[0], RECHECK):
         block = idx[start : start + RECHECK]
-        diff = ref[block].astype(np.float64) - q[start : start + RECHECK, None, :].astype(np.float64)
+        diff = buffer[: len(block)]
+        # Both sides widened to float64 before the subtraction (``dtype``), as converting them first would.
+        np.subtract(np.take(ref, block, axis=0), q[start : start + RECHECK, None, :], out=diff, dtype=np.float64)
         dist[start : start + RECHECK] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
     order = np.argsort(dist, axis=1, kind="stable")
     return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)

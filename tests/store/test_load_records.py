@@ -93,6 +93,6 @@ def test_a_manifests_summary_is_what_sorting_its_ids_as_strings_gives() -> None:
     assert summary.records == records_hash(distinct)
     empty = summarize_ids(pa.array([], pa.string()))
     assert (empty.listed, empty.distinct, empty.records) == (0, 0, records_hash([]))
-    odd = summarize_ids(pa.array([ids[0], ids[1].upper(), "not an id", ids[2]]))
-    assert (odd.listed, odd.distinct, odd.invalid) == (4, 2, 2)
+    odd = summarize_ids(pa.array([ids[0], ids[1].upper(), "not an id", None, ids[2]]))
+    assert (odd.listed, odd.distinct, odd.invalid) == (5, 2, 3)
     assert odd.records == records_hash(sorted([ids[0], ids[2]]))

@@ -1,0 +1,40 @@
+"""Found neighbours' distances are each record's own: the same bits whatever rows were searched with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dataward.gates import neighbours
+
+
+def _by_definition(ref: np.ndarray, q: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sqrt(sum((q - r)^2)) in float64, one query row at a time, neighbours sorted by distance."""
+    dist = np.empty(idx.shape, dtype=np.float32)
+    for row in range(q.shape[0]):
+        diff = ref[idx[row]].astype(np.float64) - q[row].astype(np.float64)
+        dist[row] = np.sqrt(np.einsum("jk,jk->j", diff, diff))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+@pytest.mark.parametrize(
+    ("queries", "k", "dims", "scale"),
+    [
+        (1, 1, 3, 1.0),
+        (31, 5, 64, 1.0),
+        (neighbours.RECHECK, 20, 256, 1.0),
+        (neighbours.RECHECK + 1, 21, 384, 1e6),
+        (3 * neighbours.RECHECK + 7, 4, 17, 1e-30),
+        (40, 3, 8, 1e30),
+    ],
+)
+def test_distances_are_those_of_each_row_alone(queries: int, k: int, dims: int, scale: float) -> None:
+    rng = np.random.default_rng(queries + k)
+    ref = (rng.standard_normal((200, dims)) * scale).astype(np.float32)
+    q = (rng.standard_normal((queries, dims)) * scale).astype(np.float32)
+    idx = rng.integers(0, len(ref), (queries, k))
+    dist, found = neighbours._row_exact(ref, q, idx)
+    want_dist, want_found = _by_definition(ref, q, idx)
+    assert dist.tobytes() == want_dist.tobytes()
+    assert np.array_equal(found, want_found)

@@ -21,7 +21,7 @@ from dataward.catalog import record_index
 from dataward.catalog.tables import chunks
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import HASH_PREFIX, content_hash, json_hash
-from dataward.domain.idarrays import distinct_order, same_ids, take_ids
+from dataward.domain.idarrays import distinct_order, same_ids, sorted_distinct, take_ids
 from dataward.domain.records import record_digest_array
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
@@ -369,9 +369,7 @@ def summarize_ids(ids: pa.Array | pa.ChunkedArray) -> ManifestSummary:
     lowercase hex) and joined by ``joined_ids_hash``, without a Python string per id (sorting a million
     strings took about a second)."""
     binary, valid = record_index.ids_to_binary(_id_array(ids))
-    kept = binary if valid.all() else np.compress(valid, binary, axis=0)
-    order, first = distinct_order(kept)
-    in_order = take_ids(kept, order[first[order]])
+    in_order = sorted_distinct(binary if valid.all() else np.compress(valid, binary, axis=0))
     return ManifestSummary(
         listed=len(binary),
         distinct=len(in_order),

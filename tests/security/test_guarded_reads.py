@@ -11,8 +11,11 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -20,10 +23,13 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row
 from dataward.cli.app import app
 from dataward.domain.errors import AccessDenied, AuthenticationError, InputError, IntegrityViolation, PolicyViolation
+from dataward.domain.idarrays import binary_to_ids
 from dataward.domain.schema import Schema
 from dataward.service import guard
+from dataward.service import versions as versions_service
 from dataward.service.recordstore import (
     ids_table,
+    load_records,
     locate_records,
     manifest_ids,
     parquet_to_table,
@@ -131,21 +137,54 @@ def test_happy_paths_still_serve_and_export(ward: Ward, tmp_path: Path) -> None:
     assert (tmp_path / "train.parquet").stat().st_size > 0
 
 
-def test_label_edited_behind_the_wards_back_is_refused(ward: Ward, tmp_path: Path) -> None:
-    victim = training_ids(ward)[3]
+@pytest.fixture(params=["self-locating", "ids-only"])
+def manifests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which version manifests the ward writes: self-locating ones (each record's chunk and row), or
+    ids only, as wards did before (read through the record index)."""
+    if request.param == "ids-only":
+        monkeypatch.setattr(versions_service, "write_manifest", _ids_only_manifest)
+    return request.param
+
+
+def _ids_only_manifest(conn: object, store: Any, members: np.ndarray) -> str:
+    return store.put(table_to_parquet(ids_table(binary_to_ids(members))))
+
+
+def catalog_edit_fails(ward: Ward, manifests: str, genuine: pa.Table, match: str, tmp_path: Path) -> None:
+    """After an edit of the catalog's record index or chunk rows: a version whose manifest locates its
+    records follows the signed manifest and serves the genuine records, and every read through the index
+    (a contribution's records, an ids-only manifest) refuses; ``verify`` reports the edit either way."""
+    if manifests == "ids-only":
+        with pytest.raises(IntegrityViolation, match=match):
+            ward.dataset("wine").version("training").to_pandas()
+        code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
+        assert code == 7 and out["error"] == "integrity_violation"
+        assert not (tmp_path / "t.parquet").exists()
+    else:
+        assert ward.dataset("wine").version("training").to_arrow().equals(genuine)
+        code, _ = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
+        assert code == 0 and pq.read_table(tmp_path / "t.parquet").column("cultivar").equals(genuine.column("cultivar"))
+    schema = Schema.parse(*wine_schema_specs())
+    with ward.db.reading() as conn, pytest.raises(IntegrityViolation, match=match):
+        load_records(conn, ward.store, genuine.column("record_id"), schema)
+    report = ward.verify()
+    assert not report.ok and {p.kind for p in report.problems} == {"altered_row"}
+
+
+def test_label_edited_behind_the_wards_back_is_refused(manifests: str, tmp_path: Path) -> None:
+    ward = make_ward(tmp_path)
+    genuine = ward.dataset("wine").version("training").to_arrow()
+    victim = genuine.column("record_id")[3].as_py()
     flip_label(ward, victim)
-    with pytest.raises(IntegrityViolation, match=f"record {victim}.*does not match its content"):
-        ward.dataset("wine").version("training").to_pandas()
-    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "train.parquet"))
-    assert code == 7 and out["error"] == "integrity_violation"
-    assert victim in out["message"]
-    assert not (tmp_path / "train.parquet").exists()
+    catalog_edit_fails(ward, manifests, genuine, f"record {victim}.*does not match its content", tmp_path)
 
 
-def test_a_stored_id_rewritten_in_upper_case_is_refused(ward: Ward) -> None:
+def test_a_stored_id_rewritten_in_upper_case_is_refused(manifests: str, tmp_path: Path) -> None:
     """The same digest spelled in upper case is not a record id: the chunk's first read compares ids as
     digests, and a row whose stored id does not decode is altered, whatever it would decode to."""
-    victim = training_ids(ward)[-1]
+    ward = make_ward(tmp_path)
+    genuine = ward.dataset("wine").version("training").to_arrow()
+    victim = genuine.column("record_id")[-1].as_py()
     digest, row = where(ward, victim)
     table = parquet_to_table(ward.store.get(digest))
     ids = table.column("record_id").to_pylist()
@@ -153,15 +192,16 @@ def test_a_stored_id_rewritten_in_upper_case_is_refused(ward: Ward) -> None:
     table = table.set_column(0, "record_id", pa.array(ids, pa.string()))
     forged = ward.store.put(table_to_parquet(table))
     sql(ward, "UPDATE chunks SET digest = ? WHERE digest = ?", forged, digest)
-    with pytest.raises(IntegrityViolation, match=f"record {victim.upper()} \\(row {row} of chunk .*does not match"):
-        ward.dataset("wine").version("training").to_pandas()
+    match = f"record {victim.upper()} \\(row {row} of chunk .*does not match"
+    catalog_edit_fails(ward, manifests, genuine, match, tmp_path)
 
 
-def test_label_edited_with_a_recomputed_id_is_refused(ward: Ward) -> None:
-    victim = training_ids(ward)[5]
+def test_label_edited_with_a_recomputed_id_is_refused(manifests: str, tmp_path: Path) -> None:
+    ward = make_ward(tmp_path)
+    genuine = ward.dataset("wine").version("training").to_arrow()
+    victim = genuine.column("record_id")[5].as_py()
     flip_label(ward, victim, fix_id=True)
-    with pytest.raises(IntegrityViolation, match=f"record {victim} is indexed at row .* which holds record"):
-        ward.dataset("wine").version("training").to_pandas()
+    catalog_edit_fails(ward, manifests, genuine, f"record {victim} is located at row .* which holds record", tmp_path)
 
 
 def test_stage_edited_in_the_catalog_is_refused(ward: Ward, tmp_path: Path) -> None:
@@ -194,25 +234,50 @@ def test_renamed_dataset_is_refused(ward: Ward) -> None:
         ward.dataset("decoy").version("training").to_pandas()
 
 
-def test_record_pointed_at_another_records_row_is_an_integrity_error(ward: Ward, tmp_path: Path) -> None:
-    ids = training_ids(ward)
+def test_record_pointed_at_another_records_row_is_an_integrity_error(manifests: str, tmp_path: Path) -> None:
+    ward = make_ward(tmp_path)
+    genuine = ward.dataset("wine").version("training").to_arrow()
+    ids = genuine.column("record_id").to_pylist()
     victim, other = ids[0], ids[1]
     digest, row = where(ward, other)
     assert where(ward, victim)[0] == digest  # both came in with the first contribution's chunk
     point_at_row(ward, victim, row)
-    with pytest.raises(IntegrityViolation, match=f"record {victim} is indexed at row {row}.*holds record {other}"):
-        ward.dataset("wine").version("training").to_pandas()
-    code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
-    assert code == 7 and victim in out["message"]
+    catalog_edit_fails(
+        ward, manifests, genuine, f"record {victim} is located at row {row}.*holds record {other}", tmp_path
+    )
     point_at_row(ward, victim, 100000)
-    with pytest.raises(IntegrityViolation, match="row 100000"):
-        ward.dataset("wine").version("training").to_pandas()
+    catalog_edit_fails(ward, manifests, genuine, "row 100000", tmp_path)
 
 
-def test_record_index_pointing_at_a_chunk_the_catalog_lost_is_an_integrity_error(ward: Ward) -> None:
-    digest, _ = where(ward, training_ids(ward)[0])
+def test_record_index_pointing_at_a_chunk_the_catalog_lost_is_an_integrity_error(
+    manifests: str, tmp_path: Path
+) -> None:
+    ward = make_ward(tmp_path)
+    genuine = ward.dataset("wine").version("training").to_arrow()
+    digest, _ = where(ward, genuine.column("record_id")[0].as_py())
     sql(ward, "DELETE FROM chunks WHERE digest = ?", digest)  # foreign keys are off for this connection
-    with pytest.raises(IntegrityViolation, match="does not list"):
+    catalog_edit_fails(ward, manifests, genuine, "does not list", tmp_path)
+
+
+def test_a_manifest_edited_behind_the_wards_back_is_refused(tmp_path: Path) -> None:
+    """The manifest says where each record is, and the signed ledger names the manifest by its hash: a
+    manifest rewritten in place (its records pointed at other rows) fails the store's re-hash, and one
+    stored anew is not the one the version row names (the version row edited to it disagrees with the
+    ledger)."""
+    ward = make_ward(tmp_path)
+    (digest,) = sql(ward, "SELECT manifest_object FROM versions WHERE number = 1")[0]
+    table = pq.read_table(pa.BufferReader(ward.store.get(digest)))
+    rows = table.column("row").to_pylist()
+    table = table.set_column(table.column_names.index("row"), "row", pa.array(rows[1:] + rows[:1], pa.int64()))
+    forged = ward.store.put(table_to_parquet(table))
+    sql(ward, "UPDATE versions SET manifest_object = ? WHERE number = 1", forged)
+    with pytest.raises(IntegrityViolation, match="manifest_object"):
+        ward.dataset("wine").version("training").to_pandas()
+    sql(ward, "UPDATE versions SET manifest_object = ? WHERE number = 1", digest)
+    path = ward.store.path_of(digest)
+    path.chmod(0o644)
+    path.write_bytes(ward.store.get(forged))
+    with pytest.raises(IntegrityViolation, match=digest):
         ward.dataset("wine").version("training").to_pandas()
 
 

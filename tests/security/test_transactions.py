@@ -289,7 +289,7 @@ def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_versio
 
     ward.run_gate("wine#2")
     third = ward.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(160, 170)), source="d")
-    original = guard.manifest_id_array
+    original = guard.read_manifest
     calls: list[str] = []
 
     def manifest_then_merge(store: Any, digest: str) -> Any:
@@ -299,7 +299,7 @@ def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_versio
             merge_reviewed(Ward.open(ward.folder), third["ref"])
         return original(store, digest)
 
-    monkeypatch.setattr(guard, "manifest_id_array", manifest_then_merge)
+    monkeypatch.setattr(guard, "read_manifest", manifest_then_merge)
     merged = merge_reviewed(ward, "wine#2")
     # v1's manifest read by the first attempt and by the other merge, then v2's by the second attempt.
     assert len(calls) == 3 and calls[0] == calls[1] != calls[2]

@@ -133,6 +133,48 @@ def sorted_distinct(binary: np.ndarray) -> np.ndarray:
     return take_ids(binary, order[first[order]])
 
 
+def member_of(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Row by row, whether each of the ``(n, 32)`` uint8 digests ``query`` is among ``reference``
+    (``np.isin`` of whole ids, without a Python object per id, about twice as fast as ``np.isin`` of
+    32-byte values): the queries' first 8 bytes searched among the reference's sorted distinct ids,
+    each candidate confirmed on all 32 bytes."""
+    query = np.ascontiguousarray(query, dtype=np.uint8).reshape(-1, ID_BYTES)
+    found = np.zeros(len(query), dtype=bool)
+    if not len(query) or not len(reference):
+        return found
+    reference = sorted_distinct(reference)
+    keys = reference[:, :8].view(">u8").ravel()
+    wanted = query[:, :8].view(">u8").ravel()
+    by_key = np.argsort(wanted)  # searched in key order: the searches walk the sorted keys forward
+    left = np.empty(len(query), dtype=np.intp)
+    right = np.empty(len(query), dtype=np.intp)
+    left[by_key] = np.searchsorted(keys, wanted[by_key], side="left")
+    right[by_key] = np.searchsorted(keys, wanted[by_key], side="right")
+    single = np.flatnonzero(right - left == 1)
+    found[single] = same_ids(take_ids(reference, left[single]), take_ids(query, single))
+    for i in np.flatnonzero(right - left > 1).tolist():
+        # Distinct ids sharing their first 8 bytes (rare): compared whole.
+        found[i] = bool(
+            same_ids(reference[left[i] : right[i]], np.broadcast_to(query[i], (right[i] - left[i], ID_BYTES))).any()
+        )
+    return found
+
+
+def strictly_ascending(binary: np.ndarray) -> bool:
+    """Whether ``(n, 32)`` uint8 digests are distinct and in ascending byte order (what
+    ``sorted_distinct`` returns), checked in one pass instead of a sort."""
+    binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
+    if len(binary) < 2:
+        return True
+    words = binary.view(">u8").astype(np.uint64)
+    before, after = words[:-1], words[1:]
+    differs = before != after
+    # Each pair is decided by its first differing 64-bit word; equal ids differ nowhere.
+    decisive = np.argmax(differs, axis=1)
+    rows = np.arange(len(before))
+    return bool((differs[rows, decisive] & (before[rows, decisive] < after[rows, decisive])).all())
+
+
 _INTEGERS = {
     pa.int8(): np.int8,
     pa.int16(): np.int16,

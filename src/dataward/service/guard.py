@@ -54,13 +54,8 @@ from dataward.ledger.events import (
 )
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
-from dataward.service.recordstore import (
-    identity_of_records,
-    load_records,
-    manifest_id_array,
-    read_ids,
-    summarize_ids,
-)
+from dataward.service.manifests import VersionManifest, load_version, read_manifest
+from dataward.service.recordstore import identity_of_records, read_ids, summarize_digests
 from dataward.service.signed_identity import IDENTITY_TABLES, checked_rows, signed_identity
 
 DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
@@ -225,8 +220,13 @@ def _check_signed(state: Any, table: str, row: Any, columns: Iterable[str], what
 
 
 def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[str]:
-    """The record ids of version row ``ver`` of dataset row ``ds``, once both rows agree with the
-    signed ledger and the manifest with the version id. ``ward`` gives the store, key and ward id."""
+    """The record ids of version row ``ver`` of dataset row ``ds`` (see ``checked_manifest``)."""
+    return checked_manifest(ward, conn, ds, ver).hex_ids().to_pylist()
+
+
+def checked_manifest(ward: Any, conn: Connection, ds: Any, ver: Any) -> VersionManifest:
+    """The manifest of version row ``ver`` of dataset row ``ds``, once both rows agree with the signed
+    ledger and the manifest with the version id. ``ward`` gives the store, key and ward id."""
     public_key, ward_id = ward.signer.public_key_b64, ward.ward_id
     what = f"{ds.name}@v{ver.number}"
     if ver.dataset_id != ds.id:
@@ -234,11 +234,11 @@ def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[
     _check_row(conn, "datasets", ds, DATASET_COLUMNS, f"dataset {ds.name!r}", public_key, ward_id)
     columns = [c.name for c in TABLES["versions"].columns]
     _check_row(conn, "versions", ver, columns, what, public_key, ward_id)
-    array = manifest_id_array(ward.store, ver.manifest_object)  # the store re-hashes the object on read
+    manifest = read_manifest(ward.store, ver.manifest_object)  # the store re-hashes the object on read
     key = (ver.id, ver.manifest_object, ver.dataset_id, ver.number, ver.parent_id, ver.record_count)
     if key not in _manifests:
         # Column-wise, as digests: a million-id manifest is checked without sorting a million strings.
-        summary = summarize_ids(array)
+        summary = summarize_digests(manifest.ids, manifest.valid)
         if summary.invalid:
             raise IntegrityViolation(
                 f"refusing to serve {what}: its manifest lists {summary.invalid} value(s) that are not record ids",
@@ -257,7 +257,7 @@ def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[
                 hint=_HINT,
             )
         _manifests.add(key)
-    return array.to_pylist()
+    return manifest
 
 
 def checked_dataset(ward: Any, conn: Connection, ds: Any) -> None:
@@ -555,8 +555,9 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
     training (quarantined, rejected) is refused (``PolicyViolation``) rather than served."""
     ds = rows.dataset_row(conn, name)
     ver = rows.version_row(conn, ds.id, name, version)
-    ids = checked_version_ids(ward, conn, ds, ver)
+    manifest = checked_manifest(ward, conn, ds, ver)
     if ver.stage == "training":
+        ids = manifest.hex_ids().to_pylist()
         barred = barred_records(conn, ward.store, ds, ver, ids, (ward.signer.public_key_b64, ward.ward_id))
         if barred:
             raise PolicyViolation(
@@ -565,7 +566,7 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
                 hint="promote a version without them (the rollback version `dataward quarantine` made) to "
                 f"training; `dataward versions {name}` lists them",
             )
-    return ver, load_records(conn, ward.store, ids, rows.dataset_schema(ds))
+    return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
 
 
 LOADABLE_STAGES = ("training", "candidate", "retired")

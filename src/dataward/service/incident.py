@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access import authorize, descendants
@@ -21,13 +22,15 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, sources, transformations, versions
 from dataward.domain.errors import InputError, IntegrityViolation, NotFound
+from dataward.domain.idarrays import ids_to_binary
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
 from dataward.service.guard import checked_for_signing, checked_version_ids, signed_rows
-from dataward.service.recordstore import ids_table, read_ids, table_to_parquet, version_identity
+from dataward.service.manifests import write_manifest
+from dataward.service.recordstore import read_ids, version_identity
 
 
 @dataclass
@@ -186,7 +189,7 @@ class IncidentService(Service):
             "id": version_identity(ds_id, number, latest.id, members),
             "number": number,
             "parent": latest.id,
-            "manifest": self.store.put(table_to_parquet(ids_table(members))),
+            "manifest": write_manifest(conn, self.store, ids_to_binary(pa.array(members, pa.string()))[0]),
             "records": len(members),
             "kept": kept,
         }

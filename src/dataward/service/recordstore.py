@@ -21,7 +21,7 @@ from dataward.catalog import record_index
 from dataward.catalog.tables import chunks
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import HASH_PREFIX, content_hash, json_hash
-from dataward.domain.idarrays import distinct_order, same_ids, sorted_distinct, take_ids
+from dataward.domain.idarrays import distinct_order, same_ids, sorted_distinct, strictly_ascending, take_ids
 from dataward.domain.records import record_digest_array
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
@@ -51,7 +51,8 @@ def _id_array(ids: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
     return pa.array(list(ids), type=pa.string())
 
 
-def _chunk_digests(conn: Connection, chunk_ids: Iterable[int]) -> dict[int, str]:
+def chunk_digests(conn: Connection, chunk_ids: Iterable[int]) -> dict[int, str]:
+    """``chunk id -> digest`` for the catalog's chunk rows ``chunk_ids`` (ids it does not list are absent)."""
     wanted = sorted({int(c) for c in chunk_ids})
     found: dict[int, str] = {}
     for start in range(0, len(wanted), _BATCH):
@@ -66,7 +67,7 @@ def locate_records(conn: Connection, ids: Sequence[str] | pa.Array | pa.ChunkedA
     binary, valid = record_index.ids_to_binary(array)
     chunk_of, row_of = record_index.locate(conn, binary, valid)
     hits = np.flatnonzero(chunk_of >= 0)
-    digests = _chunk_digests(conn, chunk_of[hits].tolist())
+    digests = chunk_digests(conn, chunk_of[hits].tolist())
     names = array.take(pa.array(hits, type=pa.int64())).to_pylist()
     return {rid: (digests[int(chunk_of[i])], int(row_of[i])) for rid, i in zip(names, hits.tolist(), strict=True)}
 
@@ -233,13 +234,31 @@ def load_records(
             f"{count} record(s) are listed but not stored, e.g. {array[int(absent[0])].as_py()}",
             hint="run `dataward verify` to see what was altered",
         )
-    digests = _chunk_digests(conn, np.unique(chunk_of).tolist())
+    digests = chunk_digests(conn, np.unique(chunk_of).tolist())
     unknown = sorted(set(np.unique(chunk_of).tolist()) - set(digests))
     if unknown:
         raise IntegrityViolation(
             f"the record index points into chunk #{unknown[0]}, which the catalog does not list",
             hint="run `dataward verify` to see what was altered",
         )
+    return serve_located(store, array, chunk_of, row_of, digests, schema)
+
+
+def serve_located(
+    store: ObjectStore,
+    array: pa.Array,
+    chunk_of: np.ndarray,
+    row_of: np.ndarray,
+    digests: dict[int, str],
+    schema: Schema,
+    *,
+    located_by: str = "the record index",
+) -> pa.Table:
+    """The canonical table of the hex ids ``array`` in their order, record ``i`` read from row
+    ``row_of[i]`` of chunk ``digests[chunk_of[i]]``: each chunk's records re-hashed at its first read in
+    the process, and every record served checked against the id asked (``IntegrityViolation``, naming
+    ``located_by``, what gave the locations)."""
+    target = schema.arrow_schema()
     # Asked chunk by chunk already (a version of one chunk, or of chunks in turn): the pieces are then in
     # the asked order, and neither the asked ids nor the result are copied into another order.
     grouped = bool((chunk_of[1:] >= chunk_of[:-1]).all())
@@ -253,7 +272,7 @@ def load_records(
         outside = np.flatnonzero((wanted < 0) | (wanted >= chunk_table.num_rows))
         if len(outside):
             raise IntegrityViolation(
-                f"the record index points at row {int(wanted[outside[0]])} of chunk {chunk}, "
+                f"{located_by} points at row {int(wanted[outside[0]])} of chunk {chunk}, "
                 f"which has {chunk_table.num_rows} rows",
                 hint="run `dataward verify` to see what was altered",
                 chunk=chunk,
@@ -269,8 +288,8 @@ def load_records(
         if len(bad):
             i = int(bad[0])
             raise IntegrityViolation(
-                f"record {asked[i].as_py()} is indexed at row {int(wanted[i])} of chunk {chunk}, which holds "
-                f"record {found[i].as_py()}: the record index was altered",
+                f"record {asked[i].as_py()} is located at row {int(wanted[i])} of chunk {chunk} by {located_by}, "
+                f"which holds record {found[i].as_py()}: {located_by} was altered",
                 hint="run `dataward verify` to see what was altered",
                 record=asked[i].as_py(),
                 chunk=chunk,
@@ -328,6 +347,26 @@ def read_ids(store: ObjectStore, digest: str | None) -> list[str]:
     return parquet_to_table(store.get(digest)).column(RECORD_ID).to_pylist()
 
 
+def no_ids() -> np.ndarray:
+    """An empty ``(0, 32)`` uint8 digest array."""
+    return np.zeros((0, record_index.ID_BYTES), dtype=np.uint8)
+
+
+def read_id_digests(store: ObjectStore, digest: str | None) -> np.ndarray:
+    """The record ids in an id-list object as ``(n, 32)`` uint8 digests, in its order (none for no
+    object). A value that is not a record id is an ``IntegrityViolation``: the ward writes none."""
+    if digest is None:
+        return no_ids()
+    column = stored_tables.read_parquet_bytes(store.get(digest), [RECORD_ID]).column(RECORD_ID)
+    binary, valid = record_index.ids_to_binary(column)
+    if not valid.all():
+        raise IntegrityViolation(
+            f"id list {digest} holds {int((~valid).sum())} value(s) that are not record ids",
+            hint="run `dataward verify` to see what was altered",
+        )
+    return binary
+
+
 def read_ids_and_rows(store: ObjectStore, digest: str | None) -> tuple[list[str], list[int]]:
     """Record ids and their file rows in a contribution's id-list object."""
     if digest is None:
@@ -340,6 +379,11 @@ def read_ids_and_rows(store: ObjectStore, digest: str | None) -> tuple[list[str]
 def records_hash(sorted_ids: Sequence[str]) -> str:
     """Hash of a sorted id list: what a version manifest commits to."""
     return content_hash("\n".join(sorted_ids).encode("ascii"))
+
+
+def digests_hash(sorted_ids: np.ndarray) -> str:
+    """``records_hash`` of ids given as sorted ``(n, 32)`` uint8 digests (their hex, in the same order)."""
+    return joined_ids_hash(record_index.binary_to_ids(sorted_ids))
 
 
 def version_identity(dataset_id: str, number: int, parent: str | None, sorted_ids: Sequence[str]) -> str:
@@ -369,12 +413,22 @@ def summarize_ids(ids: pa.Array | pa.ChunkedArray) -> ManifestSummary:
     lowercase hex) and joined by ``joined_ids_hash``, without a Python string per id (sorting a million
     strings took about a second)."""
     binary, valid = record_index.ids_to_binary(_id_array(ids))
-    in_order = sorted_distinct(binary if valid.all() else np.compress(valid, binary, axis=0))
+    return summarize_digests(binary, valid)
+
+
+def summarize_digests(binary: np.ndarray, valid: np.ndarray) -> ManifestSummary:
+    """``summarize_ids`` of ``(n, 32)`` uint8 digests and which of them are valid ids. A manifest the
+    ward wrote lists its ids sorted and distinct already: that is checked in one pass, and only ids in
+    any other order are sorted."""
+    if valid.all() and strictly_ascending(binary):
+        in_order = binary
+    else:
+        in_order = sorted_distinct(binary if valid.all() else np.compress(valid, binary, axis=0))
     return ManifestSummary(
         listed=len(binary),
         distinct=len(in_order),
         invalid=int((~valid).sum()),
-        records=joined_ids_hash(record_index.binary_to_ids(in_order)),
+        records=digests_hash(in_order),
     )
 
 

@@ -9,12 +9,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow as pa
 from sqlalchemy import Connection, Row, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, quarantine, versions
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
+from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.io.writers import stage_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
@@ -25,16 +28,13 @@ from dataward.service.guard import (
     barred_records,
     barred_summary,
     checked_for_signing,
+    checked_manifest,
     checked_version_ids,
     export_target,
     guarded_read,
 )
-from dataward.service.recordstore import (
-    ids_table,
-    read_ids,
-    table_to_parquet,
-    version_identity,
-)
+from dataward.service.manifests import write_manifest
+from dataward.service.recordstore import digests_hash, identity_of_records, no_ids, read_id_digests
 
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
@@ -78,16 +78,20 @@ class VersionService(Service):
             parent = rows.latest_version(uc.conn, ds.id)
             # What the merge signs is built from these rows: each must be what the ledger made it.
             checked_for_signing(self, uc.conn, ds, c, doing="merge")
-            current = checked_version_ids(self, uc.conn, ds, parent) if parent else []
+            current = checked_manifest(self, uc.conn, ds, parent).ids if parent else no_ids()
             basis = _held_basis(uc.conn, ds.id, c.id)
             number = rows.next_number(uc.conn, versions, ds.id)
-        held = self._held_records(basis)
-        removed = set(read_ids(self.store, c.removed_object))
-        added = [r for r in read_ids(self.store, c.added_object) if r not in held]
-        members = sorted((set(current) - removed) | set(added))
+        # Column-wise, as digests: a million-record merge without a Python string per record.
+        held = sorted_distinct(self._held_digests(basis))
+        removed = read_id_digests(self.store, c.removed_object)
+        added = read_id_digests(self.store, c.added_object)
+        members = sorted_distinct(
+            np.concatenate((current[~member_of(current, removed)], added[~member_of(added, held)]))
+        )
         parent_id = parent.id if parent else None
-        vid = version_identity(ds.id, number, parent_id, members)
-        manifest = self.store.put(table_to_parquet(ids_table(members)))
+        vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
+        with self.db.reading() as conn:
+            manifest = write_manifest(conn, self.store, members)
         with self.use_case(action, scope) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)
@@ -137,13 +141,13 @@ class VersionService(Service):
             info["held_back"] = len(held)
             return info
 
-    def _held_records(self, basis: tuple[frozenset[str], tuple[str, ...]]) -> set[str]:
-        """Records a merge must leave out (see ``_held_basis``): the ids the review queue holds back,
-        and every record of a quarantined contribution."""
-        held = set(basis[0])
-        for digest in basis[1]:
-            held.update(read_ids(self.store, digest))
-        return held
+    def _held_digests(self, basis: tuple[frozenset[str], tuple[str, ...]]) -> np.ndarray:
+        """Records a merge must leave out (see ``_held_basis``), as digests (repeats possible): the ids
+        the review queue holds back, and every record of a quarantined contribution."""
+        queued, valid = ids_to_binary(pa.array(sorted(basis[0]), pa.string()))
+        parts = [np.compress(valid, queued, axis=0)]  # a value that is no id can hold back nothing
+        parts += [read_id_digests(self.store, digest) for digest in basis[1]]
+        return np.concatenate(parts)
 
     def versions(self, dataset: str) -> list[dict[str, Any]]:
         """Every version of ``dataset``, oldest first."""

@@ -1,0 +1,129 @@
+"""Version manifests: a version's record ids, sorted, each with the chunk and row that hold it.
+
+A manifest is a content-addressed Parquet object whose digest the signed ledger records with the
+version. Its columns:
+
+* ``record_id``: the version's distinct ids as 32-byte digests, in ascending order (so checking what
+  the version id commits to is one pass over the column, not a sort);
+* ``chunk``: the digest of the chunk object holding each record (dictionary-encoded: a version holds
+  few chunks), listed in the order the ward stored the chunks;
+* ``row``: the record's row in that chunk.
+
+The locations make a manifest self-locating: a version is read chunk by chunk from its manifest alone,
+without a lookup in the catalog's record index, and an edit of the catalog (an index entry, a chunk row)
+cannot redirect it. Every record served is still re-hashed and checked against its id
+(``recordstore.serve_located``). Manifests written before locations existed hold ``record_id`` only and
+are read through the record index, as every read was then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import Connection
+
+from dataward.catalog import record_index
+from dataward.domain.errors import IntegrityViolation
+from dataward.domain.idarrays import binary_to_ids, ids_to_binary, integers
+from dataward.domain.schema import RECORD_ID, Schema
+from dataward.service.recordstore import chunk_digests, load_records, serve_located
+from dataward.store import ObjectStore
+from dataward.store.tables import binary_id_array, read_parquet_bytes, table_to_parquet
+
+CHUNK = "chunk"
+ROW = "row"
+_HINT = "run `dataward verify` to see what was altered"
+
+
+@dataclass(frozen=True)
+class VersionManifest:
+    """A manifest as read: ``ids`` (``(n, 32)`` uint8 digests in the manifest's order) with ``valid``
+    (false for a value that is not a record id), and for a self-locating manifest each record's
+    position in ``chunks`` and row in that chunk (None for a manifest of ids only)."""
+
+    digest: str
+    ids: np.ndarray
+    valid: np.ndarray
+    chunks: tuple[str, ...] | None = None
+    chunk_of: np.ndarray | None = None
+    row_of: np.ndarray | None = None
+
+    @property
+    def located(self) -> bool:
+        """Whether the manifest says where each record is stored."""
+        return self.chunks is not None
+
+    def hex_ids(self) -> pa.Array:
+        """The ids as hex strings, in the manifest's order."""
+        return binary_to_ids(self.ids)
+
+
+def write_manifest(conn: Connection, store: ObjectStore, members: np.ndarray) -> str:
+    """Store the manifest of a version holding ``members`` (sorted distinct digests, every one of them
+    stored already: a merge's or a rollback's records) and return its digest. The locations come from
+    the record index as it stands in ``conn``'s transaction; chunks never change once written."""
+    chunk_ids, rows = record_index.locate(conn, members)
+    missing = np.flatnonzero(chunk_ids < 0)
+    if len(missing):
+        raise IntegrityViolation(
+            f"{len(missing)} record(s) of the new version are not stored, e.g. {bytes(members[missing[0]]).hex()}",
+            hint=_HINT,
+        )
+    # Chunks by catalog id: the order the ward stored them in (a version read follows it chunk by chunk).
+    listed, position = np.unique(chunk_ids, return_inverse=True)
+    digests = chunk_digests(conn, listed.tolist())
+    unknown = sorted(set(listed.tolist()) - set(digests))
+    if unknown:
+        raise IntegrityViolation(
+            f"the record index points into chunk #{unknown[0]}, which the catalog does not list", hint=_HINT
+        )
+    chunk = pa.DictionaryArray.from_arrays(
+        pa.array(position.astype(np.int32), pa.int32()), pa.array([digests[c] for c in listed.tolist()], pa.string())
+    )
+    table = pa.table({RECORD_ID: binary_id_array(members), CHUNK: chunk, ROW: pa.array(rows, pa.int64())})
+    return store.put(table_to_parquet(table))
+
+
+def read_manifest(store: ObjectStore, digest: str) -> VersionManifest:
+    """The manifest object ``digest`` (re-hashed by the store on read). A self-locating manifest whose
+    locations do not decode (nulls, a position outside its chunk list) is an ``IntegrityViolation``."""
+    table = read_parquet_bytes(store.get(digest))
+    ids, valid = ids_to_binary(table.column(RECORD_ID))
+    if CHUNK not in table.column_names:
+        return VersionManifest(digest, ids, valid)
+    chunk = table.column(CHUNK).combine_chunks()
+    row = table.column(ROW).combine_chunks() if ROW in table.column_names else None
+    if not pa.types.is_dictionary(chunk.type):
+        chunk = chunk.dictionary_encode()
+    if row is None or chunk.null_count or row.null_count or chunk.dictionary.null_count:
+        raise IntegrityViolation(f"manifest {digest} has records without a location", hint=_HINT)
+    chunk_of = integers(chunk.indices).astype(np.int64)
+    listed = tuple(chunk.dictionary.to_pylist())
+    if len(chunk_of) and (chunk_of.min() < 0 or chunk_of.max() >= len(listed)):
+        raise IntegrityViolation(f"manifest {digest} locates records in chunks it does not list", hint=_HINT)
+    return VersionManifest(digest, ids, valid, listed, chunk_of, integers(row).astype(np.int64))
+
+
+def load_version(conn: Connection, store: ObjectStore, manifest: VersionManifest, schema: Schema) -> pa.Table:
+    """The canonical table of a version's records, in its manifest's order (ascending id). A
+    self-locating manifest is read chunk by chunk from its own locations; one of ids only, through the
+    record index. Either way every record served is checked against its id."""
+    if not manifest.located:
+        return load_records(conn, store, manifest.hex_ids(), schema)
+    assert manifest.chunks is not None and manifest.chunk_of is not None and manifest.row_of is not None
+    if len(manifest.ids) == 0:
+        return schema.arrow_schema().empty_table()
+    return serve_located(
+        store,
+        manifest.hex_ids(),
+        manifest.chunk_of,
+        manifest.row_of,
+        dict(enumerate(manifest.chunks)),
+        schema,
+        located_by=f"manifest {manifest.digest}",
+    )
+
+
+__all__ = ["CHUNK", "ROW", "VersionManifest", "load_version", "read_manifest", "write_manifest"]

@@ -30,6 +30,7 @@ def test_small_import_benchmark_reports_a_ratio_and_a_full_breakdown(tmp_path: P
     assert sum(parts.values()) == pytest.approx(text["dataward_seconds"], abs=0.01)
     assert text["breakdown"]["id_list_object_seconds_beside_chunk"] > 0
     assert ("--store s3" in figures["command"]) == (store == "s3")
-    # Every record read back through the ward, its time beside pyarrow's read of the same file.
+    # Every record merged into a version and read back through the ward, beside pyarrow's read of the file.
     back = text["read_back"]
     assert back["records"] == 1000 and back["first_read_ratio"] > 0 and back["read_again_ratio"] > 0
+    assert back["merge_seconds"] > 0

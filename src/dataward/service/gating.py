@@ -28,11 +28,12 @@ from dataward.service.first_import import first_import_refusal, trusted_for_firs
 from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import (
     checked_for_signing,
+    checked_manifest,
     checked_signed_rows,
-    checked_version_ids,
     may,
     without_neighbours,
 )
+from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
@@ -97,7 +98,7 @@ class GateService(Service):
     def _version_records(self, conn: Any, version: Any, schema: Schema) -> pa.Table:
         # What a gate trusts is read like any other read: checked against the signed ledger first.
         ds = conn.execute(select(datasets).where(datasets.c.id == version.dataset_id)).one()
-        return load_records(conn, self.store, checked_version_ids(self, conn, ds, version), schema)
+        return load_version(conn, self.store, checked_manifest(self, conn, ds, version), schema)
 
     def _trusted_inputs(self, conn: Any, ds: Any) -> dict[str, Any]:
         """What a gate compares against: the training version (the trusted baseline), the first version

@@ -573,24 +573,25 @@ LOADABLE_STAGES = ("training", "candidate", "retired")
 """Stages a loader may require (``None``: any stage)."""
 
 
-def loadable_ids(
+def loadable_version(
     ward: Any, conn: Connection, name: str, version: str | None, stage: str | None
-) -> tuple[Any, Any, list[str]]:
-    """The dataset row, version row and record ids of ``name@version`` for a training loader: refused
+) -> tuple[Any, Any, VersionManifest]:
+    """The dataset row, version row and manifest of ``name@version`` for a training loader: refused
     (``PolicyViolation``) when the version is not in ``stage`` (``None``: any), or holds records that
     must never reach training (quarantined, rejected) whatever its stage; checked against the signed
     ledger and its manifest as every read is (``IntegrityViolation``). The records themselves are
-    checked when they are loaded (``load_records``)."""
+    checked when they are loaded (``manifests.load_version``)."""
     if stage is not None and stage not in LOADABLE_STAGES:
         raise InputError(f"unknown stage {stage!r}", hint=f"use one of: {', '.join(LOADABLE_STAGES)} (or any)")
     ds = rows.dataset_row(conn, name)
     ver = rows.version_row(conn, ds.id, name, version)
-    ids = checked_version_ids(ward, conn, ds, ver)
+    manifest = checked_manifest(ward, conn, ds, ver)
     if stage is not None and ver.stage != stage:
         raise PolicyViolation(
             f"{name}@v{ver.number} is {ver.stage}, and the loader requires a {stage} version",
             hint=f"load {name}@{stage}, promote the version first, or pass stage=None to accept any stage",
         )
+    ids = manifest.hex_ids().to_pylist()
     barred = barred_records(conn, ward.store, ds, ver, ids, (ward.signer.public_key_b64, ward.ward_id))
     if barred:
         raise PolicyViolation(
@@ -598,7 +599,7 @@ def loadable_ids(
             hint=f"load the version without them (the rollback version `dataward quarantine` made); "
             f"`dataward versions {name}` lists them",
         )
-    return ds, ver, ids
+    return ds, ver, manifest
 
 
 def barred_summary(barred: dict[str, str]) -> str:

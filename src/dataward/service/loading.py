@@ -1,10 +1,10 @@
 """Use cases of the guarded loader: a version's records for training, whole or in record batches.
 
-Both go through ``guard.loadable_ids`` (the version's rows against the signed ledger, its manifest
+Both go through ``guard.loadable_version`` (the version's rows against the signed ledger, its manifest
 against the version id, the stage the caller requires, no quarantined or rejected record) and serve
-records through ``recordstore.load_records`` (every record re-hashed against its id). A stream checks
+records through ``manifests.load_version`` (every record re-hashed against its id). A stream checks
 the version once, up front, then loads and checks its records batch by batch, so a version larger
-than memory can be read: only its ids are held.
+than memory can be read: only its manifest is held.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataward.domain.errors import InputError
 from dataward.service import rows
 from dataward.service.core import Service, WardContext
 from dataward.service.datasets import version_info
-from dataward.service.guard import loadable_ids
-from dataward.service.recordstore import load_records
+from dataward.service.guard import loadable_version
+from dataward.service.manifests import load_version
 
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
@@ -48,8 +48,8 @@ class LoadService(Service):
         """A version's document and records for training (needs ``dataset.export``): refused when it is
         not in ``stage`` (``None``: any) or holds quarantined or rejected records."""
         with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
-            ds, ver, ids = loadable_ids(self, uc.conn, dataset, ref, stage)
-            return version_info(ver, dataset), load_records(uc.conn, self.store, ids, rows.dataset_schema(ds))
+            ds, ver, manifest = loadable_version(self, uc.conn, dataset, ref, stage)
+            return version_info(ver, dataset), load_version(uc.conn, self.store, manifest, rows.dataset_schema(ds))
 
     def stream_version(
         self,
@@ -63,7 +63,7 @@ class LoadService(Service):
         loaded (and re-hashed) one batch at a time."""
         check_batch_rows(batch_rows)
         with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
-            ds, ver, ids = loadable_ids(self, uc.conn, dataset, ref, stage)
+            ds, ver, manifest = loadable_version(self, uc.conn, dataset, ref, stage)
             schema = rows.dataset_schema(ds)
             info = version_info(ver, dataset)
 
@@ -71,9 +71,9 @@ class LoadService(Service):
             # Records are content-addressed and immutable: each batch may be read in its own short
             # read transaction, and is checked against its ids as it is loaded. Each is its own use case,
             # so a key revoked (or a grant taken away) while the stream runs gets no further batch.
-            for start in range(0, len(ids), batch_rows):
+            for start in range(0, len(manifest.ids), batch_rows):
                 with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
-                    table = load_records(uc.conn, self.store, ids[start : start + batch_rows], schema)
+                    table = load_version(uc.conn, self.store, manifest.slice(start, start + batch_rows), schema)
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
 
         return info, batches()

@@ -55,6 +55,20 @@ class VersionManifest:
         """Whether the manifest says where each record is stored."""
         return self.chunks is not None
 
+    def slice(self, start: int, stop: int) -> VersionManifest:
+        """The manifest's records ``start`` to ``stop`` (in its order), as a manifest of their own."""
+        if not self.located:
+            return VersionManifest(self.digest, self.ids[start:stop], self.valid[start:stop])
+        assert self.chunk_of is not None and self.row_of is not None
+        return VersionManifest(
+            self.digest,
+            self.ids[start:stop],
+            self.valid[start:stop],
+            self.chunks,
+            self.chunk_of[start:stop],
+            self.row_of[start:stop],
+        )
+
     def hex_ids(self) -> pa.Array:
         """The ids as hex strings, in the manifest's order."""
         return binary_to_ids(self.ids)

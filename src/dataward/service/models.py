@@ -30,7 +30,7 @@ from dataward.release.artifacts import Artifact, check_files, hash_artifact, uns
 from dataward.release.policy import ReleasePolicy
 from dataward.service import rows
 from dataward.service.core import Service, WardContext, new_id
-from dataward.service.guard import barred_records, barred_summary, checked_version_ids, loadable_ids, may
+from dataward.service.guard import barred_records, barred_summary, checked_version_ids, loadable_version, may
 from dataward.service.identity import dataset_policy
 from dataward.service.recordstore import manifest_ids
 
@@ -225,7 +225,7 @@ class ModelService(Service):
             from dataward.service import auth
 
             auth.authorize(uc.conn, uc.caller, Action.DATASET_EXPORT, ds_scope, uc.now)
-            ds, ver, _ = loadable_ids(self, uc.conn, dataset, version, None)
+            ds, ver, _ = loadable_version(self, uc.conn, dataset, version, None)
             read = json.loads(run.datasets)
             entry = {"dataset_id": ds.id, "version_id": ver.id, "ref": f"{ds.name}@v{ver.number}"}
             if entry not in read:

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import contributions, sources, versions
 from dataward.domain.schema import RECORD_ID, Schema
-from dataward.service.recordstore import load_records, manifest_ids, read_ids
+from dataward.service.manifests import load_version, read_manifest
+from dataward.service.recordstore import read_ids
 from dataward.store import ObjectStore
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def removal_inputs(conn: Connection, store: ObjectStore, c: Any, schema: Schema)
     if not removed or c.base_version is None:
         return None
     base = conn.execute(select(versions).where(versions.c.id == c.base_version)).one()
-    table = load_records(conn, store, manifest_ids(store, base.manifest_object), schema)
+    table = load_version(conn, store, read_manifest(store, base.manifest_object), schema)
     ids = table.column(RECORD_ID).to_pylist()
     origin: dict[str, str] = {}
     for cid in json.loads(base.contributions):

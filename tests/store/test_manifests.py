@@ -164,3 +164,60 @@ def test_the_records_hash_of_digests_is_that_of_the_sorted_hex() -> None:
     shuffled = binary[rng.permutation(len(binary))]
     assert summary == recordstore.summarize_digests(shuffled, np.ones(len(binary), dtype=bool))
     assert ids_to_binary(pa.array(hex_ids))[0].tobytes() == binary.tobytes()
+
+
+def test_a_merge_takes_its_parents_locations_and_looks_up_only_the_new_records(
+    ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    original = record_index.locate
+
+    def counting(conn: object, binary: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(len(binary))
+        return original(conn, binary, valid)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(record_index, "locate", counting)
+    third = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(120, 125)), source="c", gate=False)
+    asked.clear()
+    ward.run_gate(third["ref"])
+    asked.clear()
+    merge_reviewed(ward, third["ref"])
+    assert asked == [5]  # v2's records keep the locations v2's manifest gives
+    v3 = _manifest(ward, 3)
+    assert len(v3.ids) == len(_manifest(ward, 2).ids) + 5 and v3.chunks is not None and len(v3.chunks) == 3
+    assert Ward.open(ward.folder).dataset("wine").version("v3").to_arrow().num_rows == len(v3.ids)
+
+
+def test_a_merge_refuses_to_seal_a_location_the_edited_index_gives(ward: Ward, tmp_path: Path) -> None:
+    """The new records' rows come from the record index: an entry moved to another row is caught
+    against the chunk before the version is signed, and nothing is recorded."""
+    third = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(120, 130)), source="c", gate=False)
+    ward.run_gate(third["ref"])
+    with ward.db.transaction() as conn:
+        newest = conn.execute(text("SELECT max(id) FROM chunks")).scalar()
+        blob = conn.execute(text("SELECT rows FROM record_blocks WHERE chunk = :c"), {"c": newest}).scalar()
+        moved = bytes([blob[0] ^ 1]) + bytes(blob[1:])  # the first entry's row r becomes r ^ 1
+        conn.execute(text("UPDATE record_blocks SET rows = :r WHERE chunk = :c"), {"r": moved, "c": newest})
+    events = len(ward.ledger(limit=10_000))
+    with pytest.raises(IntegrityViolation, match=r"the record index places record .* which holds another record"):
+        merge_reviewed(ward, third["ref"])
+    assert len(ward.ledger(limit=10_000)) == events
+    assert [v["number"] for v in ward.versions("wine")] == [1, 2]
+
+
+def test_a_version_that_removes_a_whole_chunk_no_longer_lists_it(tmp_path: Path) -> None:
+    ward, _ = Ward.init(tmp_path / "ward")
+    ward.create_dataset("wine", SCHEMA)
+    ward.set_policy("wine", NO_APPROVALS_POLICY)
+    for name, (start, stop) in {"a": (0, 20), "b": (20, 40)}.items():
+        merge_reviewed(
+            ward,
+            ward.contribute("wine", write_csv(tmp_path / f"{name}.csv", wine_rows(start, stop)), source=name)["ref"],
+        )
+    first_chunk = _manifest(ward, 1).chunks
+    gone = _manifest(ward, 1).hex_ids().to_pylist()
+    merge_reviewed(ward, ward.contribute("wine", None, source="cleanup", removes=gone)["ref"])
+    v3 = _manifest(ward, 3)
+    assert first_chunk is not None and v3.chunks is not None
+    assert len(v3.ids) == 20 and len(v3.chunks) == 1 and v3.chunks[0] not in first_chunk
+    assert ward.dataset("wine").version("v3").to_arrow().num_rows == 20

@@ -28,7 +28,7 @@ from dataward.service import auth, rows
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
-from dataward.service.guard import checked_for_signing, checked_version_ids, signed_rows
+from dataward.service.guard import checked_for_signing, checked_manifest, signed_rows
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import read_ids, version_identity
 
@@ -168,7 +168,8 @@ class IncidentService(Service):
         # The rollback is signed from these rows and objects: each must be what the ledger made it, or a
         # manifest or an id list swapped behind its back would be laundered into the clean version.
         ds = conn.execute(select(datasets).where(datasets.c.id == ds_id)).one()
-        current = set(checked_version_ids(self, conn, ds, latest))
+        latest_manifest = checked_manifest(self, conn, ds, latest)
+        current = set(latest_manifest.hex_ids().to_pylist())
         held = conn.execute(select(contributions).where(contributions.c.id.in_(sorted(listed | fresh_ids)))).all()
         checked_for_signing(self, conn, ds, *held, doing="quarantine")
         kept = [cid for cid in json.loads(latest.contributions) if cid not in fresh_ids]
@@ -189,7 +190,9 @@ class IncidentService(Service):
             "id": version_identity(ds_id, number, latest.id, members),
             "number": number,
             "parent": latest.id,
-            "manifest": write_manifest(conn, self.store, ids_to_binary(pa.array(members, pa.string()))[0]),
+            "manifest": write_manifest(
+                conn, self.store, ids_to_binary(pa.array(members, pa.string()))[0], latest_manifest
+            ),
             "records": len(members),
             "kept": kept,
         }

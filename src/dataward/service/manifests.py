@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 
 from dataward.catalog import record_index
 from dataward.domain.errors import IntegrityViolation
-from dataward.domain.idarrays import binary_to_ids, ids_to_binary, integers
+from dataward.domain.idarrays import binary_to_ids, ids_to_binary, integers, same_ids, take_ids
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.service.recordstore import chunk_digests, load_records, serve_located
 from dataward.store import ObjectStore
@@ -74,30 +74,96 @@ class VersionManifest:
         return binary_to_ids(self.ids)
 
 
-def write_manifest(conn: Connection, store: ObjectStore, members: np.ndarray) -> str:
+def write_manifest(
+    conn: Connection, store: ObjectStore, members: np.ndarray, parent: VersionManifest | None = None
+) -> str:
     """Store the manifest of a version holding ``members`` (sorted distinct digests, every one of them
-    stored already: a merge's or a rollback's records) and return its digest. The locations come from
-    the record index as it stands in ``conn``'s transaction; chunks never change once written."""
-    chunk_ids, rows = record_index.locate(conn, members)
-    missing = np.flatnonzero(chunk_ids < 0)
-    if len(missing):
-        raise IntegrityViolation(
-            f"{len(missing)} record(s) of the new version are not stored, e.g. {bytes(members[missing[0]]).hex()}",
-            hint=_HINT,
-        )
-    # Chunks by catalog id: the order the ward stored them in (a version read follows it chunk by chunk).
-    listed, position = np.unique(chunk_ids, return_inverse=True)
-    digests = chunk_digests(conn, listed.tolist())
-    unknown = sorted(set(listed.tolist()) - set(digests))
-    if unknown:
-        raise IntegrityViolation(
-            f"the record index points into chunk #{unknown[0]}, which the catalog does not list", hint=_HINT
-        )
-    chunk = pa.DictionaryArray.from_arrays(
-        pa.array(position.astype(np.int32), pa.int32()), pa.array([digests[c] for c in listed.tolist()], pa.string())
-    )
-    table = pa.table({RECORD_ID: binary_id_array(members), CHUNK: chunk, ROW: pa.array(rows, pa.int64())})
+    stored already: a merge's or a rollback's records) and return its digest.
+
+    A record the self-locating manifest ``parent`` lists keeps its location from there (checked when
+    the parent was written); the others are looked up in the record index, and each one is checked
+    against the id its chunk holds at that row before anything is signed. A record index edited behind
+    the ward's back therefore refuses the merge (``IntegrityViolation``) instead of sealing a wrong
+    location into a version. Chunks are listed in the parent's order, then the new ones in the order
+    the ward stored them."""
+    n = len(members)
+    chunk_of = np.full(n, -1, dtype=np.int64)
+    row_of = np.full(n, -1, dtype=np.int64)
+    listed: list[str] = []
+    if parent is not None and parent.located and len(parent.ids):
+        assert parent.chunks is not None and parent.chunk_of is not None and parent.row_of is not None
+        at = record_index.match(parent.ids, members)
+        kept = np.flatnonzero(at >= 0)
+        chunk_of[kept] = parent.chunk_of[at[kept]]
+        row_of[kept] = parent.row_of[at[kept]]
+        listed = list(parent.chunks)
+    fresh = np.flatnonzero(chunk_of < 0)
+    if len(fresh):
+        chunk_ids, rows = record_index.locate(conn, take_ids(members, fresh))
+        missing = np.flatnonzero(chunk_ids < 0)
+        if len(missing):
+            raise IntegrityViolation(
+                f"{len(missing)} record(s) of the new version are not stored, "
+                f"e.g. {bytes(members[fresh[missing[0]]]).hex()}",
+                hint=_HINT,
+            )
+        catalog_ids = np.unique(chunk_ids).tolist()  # ascending: the order the ward stored the chunks in
+        digests = chunk_digests(conn, catalog_ids)
+        unknown = sorted(set(catalog_ids) - set(digests))
+        if unknown:
+            raise IntegrityViolation(
+                f"the record index points into chunk #{unknown[0]}, which the catalog does not list", hint=_HINT
+            )
+        position = {digest: i for i, digest in enumerate(listed)}
+        for catalog_id in catalog_ids:
+            position.setdefault(digests[catalog_id], len(position))
+        listed = list(position)
+        by_catalog_id = {c: position[digests[c]] for c in catalog_ids}
+        chunk_of[fresh] = np.array([by_catalog_id[c] for c in chunk_ids.tolist()], dtype=np.int64)
+        row_of[fresh] = rows
+        _check_locations(store, listed, members, fresh, chunk_of, row_of)
+    # Only chunks that still hold a record of the version stay listed (a removal can empty one).
+    used = np.unique(chunk_of)
+    renumber = np.full(len(listed), -1, dtype=np.int64)
+    renumber[used] = np.arange(len(used))
+    listed, chunk_of = [listed[u] for u in used.tolist()], renumber[chunk_of]
+    positions = pa.array(chunk_of.astype(np.int32), pa.int32())
+    chunk = pa.DictionaryArray.from_arrays(positions, pa.array(listed, pa.string()))
+    table = pa.table({RECORD_ID: binary_id_array(members), CHUNK: chunk, ROW: pa.array(row_of, pa.int64())})
     return store.put(table_to_parquet(table))
+
+
+def _check_locations(
+    store: ObjectStore,
+    listed: list[str],
+    members: np.ndarray,
+    which: np.ndarray,
+    chunk_of: np.ndarray,
+    row_of: np.ndarray,
+) -> None:
+    """Refuse (``IntegrityViolation``) unless row ``row_of[i]`` of chunk ``listed[chunk_of[i]]`` holds
+    the id ``members[i]``, for each ``i`` in ``which``. Only the chunks' id columns are decoded (the
+    store re-hashes each object it reads); the records' contents are checked when they are served."""
+    for position in np.unique(chunk_of[which]).tolist():
+        rows_here = which[chunk_of[which] == position]
+        digest = listed[position]
+        stored, _ = ids_to_binary(read_parquet_bytes(store.get(digest), [RECORD_ID]).column(RECORD_ID))
+        wanted = row_of[rows_here]
+        outside = np.flatnonzero((wanted < 0) | (wanted >= len(stored)))
+        if len(outside):
+            raise IntegrityViolation(
+                f"the record index points at row {int(wanted[outside[0]])} of chunk {digest}, "
+                f"which has {len(stored)} rows",
+                hint=_HINT,
+            )
+        wrong = np.flatnonzero(~same_ids(take_ids(stored, wanted), take_ids(members, rows_here)))
+        if len(wrong):
+            i = int(rows_here[wrong[0]])
+            raise IntegrityViolation(
+                f"the record index places record {bytes(members[i]).hex()} at row {int(row_of[i])} of chunk "
+                f"{digest}, which holds another record: the record index was altered",
+                hint=_HINT,
+            )
 
 
 def read_manifest(store: ObjectStore, digest: str) -> VersionManifest:

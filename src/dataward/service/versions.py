@@ -78,7 +78,8 @@ class VersionService(Service):
             parent = rows.latest_version(uc.conn, ds.id)
             # What the merge signs is built from these rows: each must be what the ledger made it.
             checked_for_signing(self, uc.conn, ds, c, doing="merge")
-            current = checked_manifest(self, uc.conn, ds, parent).ids if parent else no_ids()
+            parent_manifest = checked_manifest(self, uc.conn, ds, parent) if parent else None
+            current = parent_manifest.ids if parent_manifest is not None else no_ids()
             basis = _held_basis(uc.conn, ds.id, c.id)
             number = rows.next_number(uc.conn, versions, ds.id)
         # Column-wise, as digests: a million-record merge without a Python string per record.
@@ -91,7 +92,7 @@ class VersionService(Service):
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
-            manifest = write_manifest(conn, self.store, members)
+            manifest = write_manifest(conn, self.store, members, parent_manifest)
         with self.use_case(action, scope) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)

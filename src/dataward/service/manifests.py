@@ -193,11 +193,9 @@ def load_version(conn: Connection, store: ObjectStore, manifest: VersionManifest
     if not manifest.located:
         return load_records(conn, store, manifest.hex_ids(), schema)
     assert manifest.chunks is not None and manifest.chunk_of is not None and manifest.row_of is not None
-    if len(manifest.ids) == 0:
-        return schema.arrow_schema().empty_table()
     return serve_located(
         store,
-        manifest.hex_ids(),
+        manifest.ids,
         manifest.chunk_of,
         manifest.row_of,
         dict(enumerate(manifest.chunks)),

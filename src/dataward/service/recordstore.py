@@ -182,26 +182,32 @@ _verified_chunks: set[tuple[str, str]] = set()
 this process; a digest names the bytes, so the answer holds for as long as the process runs."""
 
 
-def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.Schema) -> pa.Table:
-    """The chunk's canonical table, once every record in it hashes to the id stored with it."""
-    table = parquet_to_table(store.get(digest))  # the store re-hashes the object on read
+def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.Schema) -> tuple[pa.Table, np.ndarray]:
+    """The chunk's records, once every one of them hashes to the id stored with it: its canonical
+    columns but ``record_id`` (cast to ``target``), and its ids as ``(n, 32)`` uint8 digests. The ids
+    stay digests (how the chunk stores them) for the caller's comparisons: turning them into hex and
+    back cost a fifth of a read."""
+    stored_table = stored_tables.read_parquet_bytes(store.get(digest))  # the store re-hashes the object on read
+    content = [name for name in target.names if name != RECORD_ID]
     try:
-        table = table.select(target.names).cast(target)
+        table = stored_table.select(content).cast(pa.schema([target.field(name) for name in content]))
+        raw_ids = stored_table.column(RECORD_ID)
     except (KeyError, ValueError, pa.ArrowException) as exc:
         raise IntegrityViolation(
             f"chunk {digest} does not hold this dataset's columns ({exc})",
             hint="a record index entry points into another dataset's chunk; run `dataward verify`",
             chunk=digest,
         ) from None
+    stored, valid = record_index.ids_to_binary(raw_ids)
     key = (digest, json_hash(schema.to_dict()))
     if key not in _verified_chunks:
         # Column-wise, as digests: no Python string per record (a million-record chunk's first read).
-        stored, valid = record_index.ids_to_binary(table.column(RECORD_ID))
         computed = record_digest_array(schema, table)
         altered = np.flatnonzero(~(valid & same_ids(stored, computed)))
         if len(altered):
             bad = int(altered[0])
-            named = table.column(RECORD_ID)[bad].as_py()
+            value = raw_ids[bad].as_py()
+            named = value.hex() if isinstance(value, bytes) else value
             raise IntegrityViolation(
                 f"record {named} (row {bad} of chunk {digest}) does not match its content, "
                 f"which hashes to {bytes(computed[bad]).hex()}: the record was altered",
@@ -210,7 +216,9 @@ def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.S
                 chunk=digest,
             )
         _verified_chunks.add(key)
-    return table
+    elif not valid.all():
+        raise IntegrityViolation(f"chunk {digest} holds values that are not record ids", chunk=digest)
+    return table, stored
 
 
 def load_records(
@@ -222,9 +230,8 @@ def load_records(
     record index says (an index entry pointed at another record's row, or a chunk swapped for an
     edited copy, is an ``IntegrityViolation``, never a wrong record)."""
     array = _id_array(ids)
-    target = schema.arrow_schema()
     if len(array) == 0:
-        return target.empty_table()
+        return schema.arrow_schema().empty_table()
     binary, valid = record_index.ids_to_binary(array)
     chunk_of, row_of = record_index.locate(conn, binary, valid)
     absent = np.flatnonzero(chunk_of < 0)
@@ -241,12 +248,12 @@ def load_records(
             f"the record index points into chunk #{unknown[0]}, which the catalog does not list",
             hint="run `dataward verify` to see what was altered",
         )
-    return serve_located(store, array, chunk_of, row_of, digests, schema)
+    return serve_located(store, binary, chunk_of, row_of, digests, schema)
 
 
 def serve_located(
     store: ObjectStore,
-    array: pa.Array,
+    asked: np.ndarray,
     chunk_of: np.ndarray,
     row_of: np.ndarray,
     digests: dict[int, str],
@@ -254,11 +261,13 @@ def serve_located(
     *,
     located_by: str = "the record index",
 ) -> pa.Table:
-    """The canonical table of the hex ids ``array`` in their order, record ``i`` read from row
-    ``row_of[i]`` of chunk ``digests[chunk_of[i]]``: each chunk's records re-hashed at its first read in
-    the process, and every record served checked against the id asked (``IntegrityViolation``, naming
-    ``located_by``, what gave the locations)."""
+    """The canonical table of the records ``asked`` (``(n, 32)`` uint8 digests) in their order, record
+    ``i`` read from row ``row_of[i]`` of chunk ``digests[chunk_of[i]]``: each chunk's records re-hashed
+    at its first read in the process, and every record served checked against the id asked
+    (``IntegrityViolation``, naming ``located_by``, what gave the locations)."""
     target = schema.arrow_schema()
+    if len(asked) == 0:
+        return target.empty_table()
     # Asked chunk by chunk already (a version of one chunk, or of chunks in turn): the pieces are then in
     # the asked order, and neither the asked ids nor the result are copied into another order.
     grouped = bool((chunk_of[1:] >= chunk_of[:-1]).all())
@@ -267,41 +276,40 @@ def serve_located(
     pieces = []
     for members in np.split(order, cuts):
         chunk = digests[int(chunk_of[members[0]])]
-        chunk_table = _checked_chunk(store, chunk, schema, target)
+        content, stored = _checked_chunk(store, chunk, schema, target)
         wanted = row_of[members]
-        outside = np.flatnonzero((wanted < 0) | (wanted >= chunk_table.num_rows))
+        outside = np.flatnonzero((wanted < 0) | (wanted >= content.num_rows))
         if len(outside):
             raise IntegrityViolation(
                 f"{located_by} points at row {int(wanted[outside[0]])} of chunk {chunk}, "
-                f"which has {chunk_table.num_rows} rows",
+                f"which has {content.num_rows} rows",
                 hint="run `dataward verify` to see what was altered",
                 chunk=chunk,
             )
-        piece = chunk_table.take(pa.array(wanted, type=pa.int64()))
-        if grouped:
-            asked = array.slice(int(members[0]), len(members))
-        else:
-            asked = array.take(pa.array(members, type=pa.int64()))
-        found = piece.column(RECORD_ID).combine_chunks()
-        same = pc.equal(pc.cast(found, pa.string()), pc.cast(asked, pa.string())).to_numpy(zero_copy_only=False)
-        bad = np.flatnonzero(~same)
+        expected = asked[int(members[0]) : int(members[0]) + len(members)] if grouped else take_ids(asked, members)
+        found = take_ids(stored, wanted)
+        bad = np.flatnonzero(~same_ids(found, expected))
         if len(bad):
             i = int(bad[0])
+            named, held = bytes(expected[i]).hex(), bytes(found[i]).hex()
             raise IntegrityViolation(
-                f"record {asked[i].as_py()} is located at row {int(wanted[i])} of chunk {chunk} by {located_by}, "
-                f"which holds record {found[i].as_py()}: {located_by} was altered",
+                f"record {named} is located at row {int(wanted[i])} of chunk {chunk} by {located_by}, "
+                f"which holds record {held}: {located_by} was altered",
                 hint="run `dataward verify` to see what was altered",
-                record=asked[i].as_py(),
+                record=named,
                 chunk=chunk,
             )
-        pieces.append(piece)
+        pieces.append(content.take(pa.array(wanted, type=pa.int64())))
     combined = pa.concat_tables(pieces)
-    if grouped:
-        return combined
-    # ``order`` lists the asked positions chunk by chunk, as ``combined`` holds them: invert it.
-    back = np.empty(len(order), dtype=np.int64)
-    back[order] = np.arange(len(order), dtype=np.int64)
-    return combined.take(pa.array(back))
+    if not grouped:
+        # ``order`` lists the asked positions chunk by chunk, as ``combined`` holds them: invert it.
+        back = np.empty(len(order), dtype=np.int64)
+        back[order] = np.arange(len(order), dtype=np.int64)
+        combined = combined.take(pa.array(back))
+    # Every record is the one asked: the ids served are the ids asked, turned into hex once.
+    ids = record_index.binary_to_ids(asked)
+    columns = [ids if name == RECORD_ID else combined.column(name) for name in target.names]
+    return pa.Table.from_arrays(columns, schema=target)
 
 
 def ids_table(

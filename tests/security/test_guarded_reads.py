@@ -146,7 +146,7 @@ def manifests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return request.param
 
 
-def _ids_only_manifest(conn: object, store: Any, members: np.ndarray, parent: object = None) -> str:
+def _ids_only_manifest(conn: object, store: Any, members: np.ndarray, *_: object) -> str:
     return store.put(table_to_parquet(ids_table(binary_to_ids(members))))
 
 

@@ -166,7 +166,7 @@ def test_the_records_hash_of_digests_is_that_of_the_sorted_hex() -> None:
     assert ids_to_binary(pa.array(hex_ids))[0].tobytes() == binary.tobytes()
 
 
-def test_a_merge_takes_its_parents_locations_and_looks_up_only_the_new_records(
+def test_a_merge_takes_its_parents_locations_and_finds_the_new_records_in_their_chunk(
     ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[int] = []
@@ -182,22 +182,25 @@ def test_a_merge_takes_its_parents_locations_and_looks_up_only_the_new_records(
     ward.run_gate(third["ref"])
     asked.clear()
     merge_reviewed(ward, third["ref"])
-    assert asked == [5]  # v2's records keep the locations v2's manifest gives
+    # v2's records keep the locations v2's manifest gives; the new ones are read off their chunk.
+    assert asked == []
     v3 = _manifest(ward, 3)
     assert len(v3.ids) == len(_manifest(ward, 2).ids) + 5 and v3.chunks is not None and len(v3.chunks) == 3
     assert Ward.open(ward.folder).dataset("wine").version("v3").to_arrow().num_rows == len(v3.ids)
 
 
 def test_a_merge_refuses_to_seal_a_location_the_edited_index_gives(ward: Ward, tmp_path: Path) -> None:
-    """The new records' rows come from the record index: an entry moved to another row is caught
-    against the chunk before the version is signed, and nothing is recorded."""
-    third = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(120, 130)), source="c", gate=False)
+    """Records brought back after a removal are stored already, in an older chunk: their rows come from
+    the record index. An entry moved to another row is caught against the chunk before the version is
+    signed, and nothing is recorded."""
+    third = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(0, 60)), source="c", gate=False)
     ward.run_gate(third["ref"])
     with ward.db.transaction() as conn:
-        newest = conn.execute(text("SELECT max(id) FROM chunks")).scalar()
-        blob = conn.execute(text("SELECT rows FROM record_blocks WHERE chunk = :c"), {"c": newest}).scalar()
+        # v1's chunk is one block, in id order; v2 removed v1's 30 smallest ids, the first entry among them.
+        oldest = conn.execute(text("SELECT min(id) FROM chunks")).scalar()
+        blob = conn.execute(text("SELECT rows FROM record_blocks WHERE chunk = :c"), {"c": oldest}).scalar()
         moved = bytes([blob[0] ^ 1]) + bytes(blob[1:])  # the first entry's row r becomes r ^ 1
-        conn.execute(text("UPDATE record_blocks SET rows = :r WHERE chunk = :c"), {"r": moved, "c": newest})
+        conn.execute(text("UPDATE record_blocks SET rows = :r WHERE chunk = :c"), {"r": moved, "c": oldest})
     events = len(ward.ledger(limit=10_000))
     with pytest.raises(IntegrityViolation, match=r"the record index places record .* which holds another record"):
         merge_reviewed(ward, third["ref"])

@@ -6,7 +6,7 @@ version. Its columns:
 * ``record_id``: the version's distinct ids as 32-byte digests, in ascending order (so checking what
   the version id commits to is one pass over the column, not a sort);
 * ``chunk``: the digest of the chunk object holding each record (dictionary-encoded: a version holds
-  few chunks), listed in the order the ward stored the chunks;
+  few chunks), listed in the order they came into the dataset's versions;
 * ``row``: the record's row in that chunk.
 
 The locations make a manifest self-locating: a version is read chunk by chunk from its manifest alone,
@@ -18,6 +18,7 @@ are read through the record index, as every read was then.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,17 +76,23 @@ class VersionManifest:
 
 
 def write_manifest(
-    conn: Connection, store: ObjectStore, members: np.ndarray, parent: VersionManifest | None = None
+    conn: Connection,
+    store: ObjectStore,
+    members: np.ndarray,
+    parent: VersionManifest | None = None,
+    chunks: Sequence[str] = (),
 ) -> str:
     """Store the manifest of a version holding ``members`` (sorted distinct digests, every one of them
     stored already: a merge's or a rollback's records) and return its digest.
 
     A record the self-locating manifest ``parent`` lists keeps its location from there (checked when
-    the parent was written); the others are looked up in the record index, and each one is checked
+    the parent was written); the others are found in ``chunks`` (the merged contribution's own chunk:
+    its id column is read, sequentially, instead of looking each id up), then in the record index, and
+    each one the index gives is checked
     against the id its chunk holds at that row before anything is signed. A record index edited behind
     the ward's back therefore refuses the merge (``IntegrityViolation``) instead of sealing a wrong
-    location into a version. Chunks are listed in the parent's order, then the new ones in the order
-    the ward stored them."""
+    location into a version. Chunks are listed in the parent's order, then ``chunks``, then any other in
+    the order the ward stored them."""
     n = len(members)
     chunk_of = np.full(n, -1, dtype=np.int64)
     row_of = np.full(n, -1, dtype=np.int64)
@@ -97,6 +104,18 @@ def write_manifest(
         chunk_of[kept] = parent.chunk_of[at[kept]]
         row_of[kept] = parent.row_of[at[kept]]
         listed = list(parent.chunks)
+    for digest in chunks:
+        fresh = np.flatnonzero(chunk_of < 0)
+        if not len(fresh):
+            break
+        held = _chunk_ids(store, digest)
+        at = record_index.match(held, take_ids(members, fresh))
+        found = np.flatnonzero(at >= 0)
+        if len(found):
+            if digest not in listed:
+                listed.append(digest)
+            chunk_of[fresh[found]] = listed.index(digest)
+            row_of[fresh[found]] = at[found]
     fresh = np.flatnonzero(chunk_of < 0)
     if len(fresh):
         chunk_ids, rows = record_index.locate(conn, take_ids(members, fresh))
@@ -147,7 +166,7 @@ def _check_locations(
     for position in np.unique(chunk_of[which]).tolist():
         rows_here = which[chunk_of[which] == position]
         digest = listed[position]
-        stored, _ = ids_to_binary(read_parquet_bytes(store.get(digest), [RECORD_ID]).column(RECORD_ID))
+        stored = _chunk_ids(store, digest)
         wanted = row_of[rows_here]
         outside = np.flatnonzero((wanted < 0) | (wanted >= len(stored)))
         if len(outside):
@@ -164,6 +183,12 @@ def _check_locations(
                 f"{digest}, which holds another record: the record index was altered",
                 hint=_HINT,
             )
+
+
+def _chunk_ids(store: ObjectStore, digest: str) -> np.ndarray:
+    """The ids a chunk object stores, as ``(n, 32)`` uint8 digests (zero rows for values that are not
+    ids, which match nothing); the store re-hashes the object on read."""
+    return ids_to_binary(read_parquet_bytes(store.get(digest), [RECORD_ID]).column(RECORD_ID))[0]
 
 
 def read_manifest(store: ObjectStore, digest: str) -> VersionManifest:

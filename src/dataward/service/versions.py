@@ -92,7 +92,9 @@ class VersionService(Service):
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
-            manifest = write_manifest(conn, self.store, members, parent_manifest)
+            # The contribution's new records are in its own chunk: found there without index lookups.
+            own_chunk = [c.chunk_object] if c.chunk_object else []
+            manifest = write_manifest(conn, self.store, members, parent_manifest, own_chunk)
         with self.use_case(action, scope) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)

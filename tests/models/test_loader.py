@@ -20,7 +20,7 @@ import dataward
 from dataward.client.http import HTTPWard
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, PolicyViolation
 from dataward.service.ward import Ward
-from tests.security.test_guarded_reads import flip_label, make_ward, sql
+from tests.security.test_guarded_reads import damage_in_place, flip_label, make_ward, sql
 from tests.server.conftest import start_server
 
 
@@ -101,12 +101,22 @@ def test_quarantined_records_are_refused_in_any_stage(ward: Ward) -> None:
     assert len(dataward.load("wine@v3", stage=None, ward=ward)) == 40  # the rollback version
 
 
-def test_a_record_that_fails_its_hash_is_refused(ward: Ward) -> None:
+def test_a_chunk_row_pointed_at_an_edited_copy_is_never_reached(ward: Ward) -> None:
+    """A copy of the record's chunk with its label flipped, the catalog's chunk row pointed at it: the
+    loader follows the version's signed manifest to the genuine chunk, whole or streamed."""
+    genuine = dataward.load("wine@training", format="arrow", ward=ward)
+    flip_label(ward, genuine.column("record_id")[7].as_py())
+    assert dataward.load("wine@training", format="arrow", ward=ward).equals(genuine)
+    assert pa.Table.from_batches(list(dataward.stream("wine@training", batch_rows=5, ward=ward))).equals(genuine)
+
+
+def test_a_record_edited_in_its_stored_chunk_is_refused(ward: Ward) -> None:
+    """The genuine chunk overwritten in place fails the store's re-hash, whole or streamed."""
     victim = dataward.load("wine@training", format="arrow", ward=ward).column("record_id")[7].as_py()
-    flip_label(ward, victim)
-    with pytest.raises(IntegrityViolation, match=f"record {victim}"):
+    digest = damage_in_place(ward, victim)
+    with pytest.raises(IntegrityViolation, match=f"object {digest} .* does not match its hash"):
         dataward.load("wine@training", ward=ward)
-    with pytest.raises(IntegrityViolation, match=f"record {victim}"):
+    with pytest.raises(IntegrityViolation, match=f"object {digest} .* does not match its hash"):
         list(dataward.stream("wine@training", batch_rows=5, ward=ward))
 
 

@@ -19,7 +19,7 @@ from dataward.domain.schema import Schema
 from dataward.domain.transport_errors import ServerUnreachable
 from dataward.service.ward import Ward
 from tests.models.test_loader import served, template, ward  # noqa: F401  (fixtures)
-from tests.security.test_guarded_reads import flip_label, where
+from tests.security.test_guarded_reads import damage_in_place, where
 from tests.server.conftest import start_server
 
 
@@ -123,23 +123,24 @@ def test_a_record_failing_its_hash_in_a_later_batch_ends_the_stream_with_that_er
     ward: Ward,  # noqa: F811
     served: HTTPWard,  # noqa: F811
 ) -> None:
-    """wine@v2's records come from two stored chunks, read by record id: a record of the chunk that
-    does not hold the first record is edited behind the ward's back. Each read of a chunk checks all of
-    its records, so the stream fails at the first record of that chunk: the records before it arrive."""
+    """wine@v2's records come from two stored chunks, read from where its manifest locates them: the
+    chunk that does not hold the first record is overwritten behind the ward's back. Each read of a
+    chunk re-hashes it, so the stream fails at the first record of that chunk: the records before it
+    arrive."""
     order = [
         r["record_id"] for b in ward.stream_version("wine", "v2", stage=None, batch_rows=1)[1] for r in b.to_pylist()
     ]
     chunks = [where(ward, r)[0] for r in order]
     first_damaged = next(i for i, c in enumerate(chunks) if c != chunks[0])
     victim = order[chunks.index(chunks[first_damaged], first_damaged)]
-    flip_label(ward, victim)
+    digest = damage_in_place(ward, victim)
     _, batches = served.stream_version("wine", "v2", stage=None, batch_rows=1)
     received = 0
-    with pytest.raises(IntegrityViolation, match=f"record {victim}"):
+    with pytest.raises(IntegrityViolation, match=f"object {digest}"):
         for batch in batches:
             received += batch.num_rows
     assert received == first_damaged > 0  # the records before the damaged chunk's first one, nothing after
-    with pytest.raises(IntegrityViolation, match=f"record {victim}"):
+    with pytest.raises(IntegrityViolation, match=f"object {digest}"):
         list(dataward.stream("wine@v2", stage=None, batch_rows=5, ward=served))
 
 

@@ -124,6 +124,20 @@ def flip_label(ward: Ward, record_id: str, *, fix_id: bool = False) -> None:
     sql(ward, "UPDATE chunks SET digest = ? WHERE digest = ?", forged, digest)
 
 
+def damage_in_place(ward: Ward, record_id: str) -> str:
+    """Overwrite the stored chunk object holding ``record_id`` with a copy whose label of that record
+    is changed (its name, the digest, unchanged); returns the digest."""
+    digest, row = where(ward, record_id)
+    table = parquet_to_table(ward.store.get(digest))
+    labels = table.column("cultivar").to_pylist()
+    labels[row] = "2" if labels[row] != "2" else "0"
+    table = table.set_column(table.column_names.index("cultivar"), "cultivar", pa.array(labels, pa.string()))
+    path = ward.store.path_of(digest)
+    path.chmod(0o644)
+    path.write_bytes(table_to_parquet(table))
+    return digest
+
+
 def training_ids(ward: Ward) -> list[str]:
     return ward.dataset("wine").version("training").to_arrow().column("record_id").to_pylist()
 

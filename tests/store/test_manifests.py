@@ -224,3 +224,21 @@ def test_a_version_that_removes_a_whole_chunk_no_longer_lists_it(tmp_path: Path)
     assert first_chunk is not None and v3.chunks is not None
     assert len(v3.ids) == 20 and len(v3.chunks) == 1 and v3.chunks[0] not in first_chunk
     assert ward.dataset("wine").version("v3").to_arrow().num_rows == 20
+
+
+def test_verify_checks_a_manifests_locations(ward: Ward) -> None:
+    """``verify`` reads each self-locating manifest's locations against the chunks: a chunk no
+    contribution stored, and a row holding another record, are reported; the ward's own are clean."""
+    good = _manifest(ward, 2)
+    assert good.chunks is not None and good.chunk_of is not None and good.row_of is not None
+    recorded = set(good.chunks)
+    assert manifests.location_problems(ward.store, good, recorded) == []
+    assert manifests.location_problems(ward.store, good, recorded - {good.chunks[0]}) == [
+        f"locates records in chunk {good.chunks[0]}, which no signed contribution stored"
+    ]
+    rows = good.row_of.copy()
+    rows[0] = 1 if rows[0] == 0 else 0
+    moved = manifests.VersionManifest(good.digest, good.ids, good.valid, good.chunks, good.chunk_of, rows)
+    (problem,) = manifests.location_problems(ward.store, moved, recorded)
+    assert "the manifest places record" in problem and "which holds another record" in problem
+    assert ward.verify().ok

@@ -38,7 +38,10 @@ def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
         out[~valid] = 0
         return out, valid
     if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-        ids = ids.cast(pa.string())
+        try:
+            ids = ids.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return out, np.zeros(n, dtype=bool)  # no value of this column can be an id
     offset_type = np.int64 if pa.types.is_large_string(ids.type) else np.int32
     _, offsets_buffer, data_buffer = ids.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[ids.offset : ids.offset + n + 1].astype(np.int64)

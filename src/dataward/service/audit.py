@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog import holder_index, ledger_store, record_index
 from dataward.catalog.projection import TABLES, replay_stored
-from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, principals, versions, ward_meta
+from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, contributions, principals, versions, ward_meta
 from dataward.domain.errors import DatawardError
 from dataward.domain.limits import within_range
 from dataward.domain.schema import RECORD_ID
@@ -35,7 +34,8 @@ from dataward.service import holders
 from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
-from dataward.service.recordstore import parquet_to_table, version_identity
+from dataward.service.manifests import location_problems, read_manifest
+from dataward.service.recordstore import identity_of_records, summarize_digests
 from dataward.store.tables import read_parquet_bytes
 
 OBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -490,13 +490,17 @@ class AuditService(Service):
         report.checked["objects"] = len(referenced)
 
     def _verify_versions(self, conn: Connection, report: VerifyReport) -> None:
+        """Every version's manifest must hash to its id and hold its record count, and a self-locating
+        manifest must locate each record in a chunk a contribution stored, at a row holding that id."""
+        recorded = {d for d in conn.execute(select(contributions.c.chunk_object)).scalars() if d}
         for row in conn.execute(select(versions)):
             try:
-                ids = parquet_to_table(self.store.get(row.manifest_object)).column(RECORD_ID)
+                manifest = read_manifest(self.store, row.manifest_object)
             except DatawardError:
                 continue  # reported by the object check
-            members = sorted(pa.compute.cast(ids, pa.string()).to_pylist())
-            if version_identity(row.dataset_id, row.number, row.parent_id, members) != row.id:
+            summary = summarize_digests(manifest.ids, manifest.valid)
+            whole = summary.invalid == 0 and summary.distinct == summary.listed
+            if not whole or identity_of_records(row.dataset_id, row.number, row.parent_id, summary.records) != row.id:
                 report.problems.append(
                     Problem(
                         "versions",
@@ -505,15 +509,17 @@ class AuditService(Service):
                         "manifest does not hash to the version id",
                     )
                 )
-            if len(members) != row.record_count:
+            if summary.listed != row.record_count:
                 report.problems.append(
                     Problem(
                         "versions",
                         "count_mismatch",
                         f"version {row.id}",
-                        f"{len(members)} ids, catalog says {row.record_count}",
+                        f"{summary.listed} ids, catalog says {row.record_count}",
                     )
                 )
+            for problem in location_problems(self.store, manifest, recorded):
+                report.problems.append(Problem("versions", "altered_location", f"version {row.id}", problem))
 
 
 @contextmanager

@@ -144,7 +144,7 @@ class GateService(Service):
         inputs = self._trusted_inputs(conn, ds)
         schema = inputs["schema"]
         inputs["clean_validation"] = inputs["validation"]
-        inputs["removal"] = removal_inputs(conn, self.store, contribution, schema)
+        inputs["removal"] = removal_inputs(self, conn, contribution, schema)
         ids, file_rows = read_ids_and_rows(self.store, contribution.added_object)
         if not ids:
             if inputs["removal"] is None:

@@ -297,6 +297,13 @@ def signed_rows(ward: Any, conn: Connection, table: str) -> list[dict[str, Any]]
     return list(_signed(conn, ward.signer.public_key_b64, ward.ward_id).tables[table].values())
 
 
+def signed_chunks(ward: Any, conn: Connection) -> frozenset[str]:
+    """The chunk objects the signed ledger recorded (the ``chunk_object`` of every contribution as its
+    events made it): the only chunks a manifest may locate records in. The catalog's ``chunks`` rows are
+    not signed, so a digest found there alone is not one the ward stored."""
+    return frozenset(r["chunk_object"] for r in signed_rows(ward, conn, "contributions") if r.get("chunk_object"))
+
+
 def checked_signed_rows(ward: Any, conn: Connection, table: str, found: Iterable[Any], *, doing: str) -> None:
     """Refuse (``IntegrityViolation``) when any row of ``found`` (rows of ``table``, one of the tables the
     guard replays) is not what the signed ledger made it, or was never recorded there: see

@@ -28,7 +28,7 @@ from dataward.service import auth, rows
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
-from dataward.service.guard import checked_for_signing, checked_manifest, signed_rows
+from dataward.service.guard import checked_for_signing, checked_manifest, signed_chunks, signed_rows
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import read_ids, version_identity
 
@@ -191,7 +191,11 @@ class IncidentService(Service):
             "number": number,
             "parent": latest.id,
             "manifest": write_manifest(
-                conn, self.store, ids_to_binary(pa.array(members, pa.string()))[0], latest_manifest
+                conn,
+                self.store,
+                ids_to_binary(pa.array(members, pa.string()))[0],
+                latest_manifest,
+                recorded=lambda: signed_chunks(self, conn),
             ),
             "records": len(members),
             "kept": kept,

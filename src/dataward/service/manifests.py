@@ -18,7 +18,7 @@ are read through the record index, as every read was then.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,7 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from dataward.catalog import record_index
-from dataward.domain.errors import IntegrityViolation
+from dataward.domain.errors import DatawardError, IntegrityViolation
 from dataward.domain.idarrays import binary_to_ids, ids_to_binary, integers, same_ids, take_ids
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.service.recordstore import chunk_digests, load_records, serve_located
@@ -81,6 +81,7 @@ def write_manifest(
     members: np.ndarray,
     parent: VersionManifest | None = None,
     chunks: Sequence[str] = (),
+    recorded: Callable[[], Collection[str]] = frozenset,
 ) -> str:
     """Store the manifest of a version holding ``members`` (sorted distinct digests, every one of them
     stored already: a merge's or a rollback's records) and return its digest.
@@ -132,6 +133,16 @@ def write_manifest(
         if unknown:
             raise IntegrityViolation(
                 f"the record index points into chunk #{unknown[0]}, which the catalog does not list", hint=_HINT
+            )
+        # The catalog's chunk rows are not signed: a chunk the index leads to must be one the signed
+        # ledger recorded (``recorded``), or an edited row would seal a forged chunk into the version.
+        known = recorded()
+        forged = sorted(digests[c] for c in catalog_ids if digests[c] not in known and digests[c] not in listed)
+        if forged:
+            raise IntegrityViolation(
+                f"the record index leads to chunk {forged[0]}, which no signed contribution stored: "
+                "the catalog's chunk rows were altered",
+                hint=_HINT,
             )
         position = {digest: i for i, digest in enumerate(listed)}
         for catalog_id in catalog_ids:
@@ -187,28 +198,64 @@ def _check_locations(
 
 def _chunk_ids(store: ObjectStore, digest: str) -> np.ndarray:
     """The ids a chunk object stores, as ``(n, 32)`` uint8 digests (zero rows for values that are not
-    ids, which match nothing); the store re-hashes the object on read."""
-    return ids_to_binary(read_parquet_bytes(store.get(digest), [RECORD_ID]).column(RECORD_ID))[0]
+    ids, which match nothing); the store re-hashes the object on read. An object that is not a chunk
+    is an ``IntegrityViolation``."""
+    data = store.get(digest)
+    try:
+        column = read_parquet_bytes(data, [RECORD_ID]).column(RECORD_ID)
+    except (KeyError, ValueError, pa.ArrowException) as exc:
+        raise IntegrityViolation(f"object {digest} is not a chunk of records ({exc})", hint=_HINT) from None
+    return ids_to_binary(column)[0]
 
 
 def read_manifest(store: ObjectStore, digest: str) -> VersionManifest:
     """The manifest object ``digest`` (re-hashed by the store on read). A self-locating manifest whose
     locations do not decode (nulls, a position outside its chunk list) is an ``IntegrityViolation``."""
-    table = read_parquet_bytes(store.get(digest))
-    ids, valid = ids_to_binary(table.column(RECORD_ID))
-    if CHUNK not in table.column_names:
-        return VersionManifest(digest, ids, valid)
-    chunk = table.column(CHUNK).combine_chunks()
-    row = table.column(ROW).combine_chunks() if ROW in table.column_names else None
-    if not pa.types.is_dictionary(chunk.type):
-        chunk = chunk.dictionary_encode()
+    data = store.get(digest)
+    try:
+        table = read_parquet_bytes(data)
+        ids, valid = ids_to_binary(table.column(RECORD_ID))
+        if CHUNK not in table.column_names:
+            return VersionManifest(digest, ids, valid)
+        chunk = table.column(CHUNK).combine_chunks()
+        row = table.column(ROW).combine_chunks() if ROW in table.column_names else None
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_encode()
+    except (KeyError, ValueError, pa.ArrowException) as exc:
+        raise IntegrityViolation(f"object {digest} is not a version manifest ({exc})", hint=_HINT) from None
     if row is None or chunk.null_count or row.null_count or chunk.dictionary.null_count:
         raise IntegrityViolation(f"manifest {digest} has records without a location", hint=_HINT)
+    if not pa.types.is_integer(row.type) or not pa.types.is_string(chunk.dictionary.type):
+        raise IntegrityViolation(f"manifest {digest} has locations of the wrong types", hint=_HINT)
     chunk_of = integers(chunk.indices).astype(np.int64)
     listed = tuple(chunk.dictionary.to_pylist())
     if len(chunk_of) and (chunk_of.min() < 0 or chunk_of.max() >= len(listed)):
         raise IntegrityViolation(f"manifest {digest} locates records in chunks it does not list", hint=_HINT)
     return VersionManifest(digest, ids, valid, listed, chunk_of, integers(row).astype(np.int64))
+
+
+def location_problems(store: ObjectStore, manifest: VersionManifest, recorded: Collection[str]) -> list[str]:
+    """What is wrong with a self-locating manifest's locations (for ``verify``): chunks no signed
+    contribution stored, rows outside their chunk, rows holding another record. A chunk that cannot be
+    read is reported by the object checks and skipped here."""
+    if not manifest.located:
+        return []
+    assert manifest.chunks is not None and manifest.chunk_of is not None and manifest.row_of is not None
+    listed = list(manifest.chunks)
+    problems = [
+        f"locates records in chunk {c}, which no signed contribution stored" for c in listed if c not in recorded
+    ]
+    for position, digest in enumerate(listed):
+        which = np.flatnonzero(manifest.chunk_of == position)
+        if not len(which) or digest not in recorded:
+            continue
+        try:
+            _check_locations(store, listed, manifest.ids, which, manifest.chunk_of, manifest.row_of)
+        except IntegrityViolation as exc:
+            problems.append(exc.message.replace("the record index", "the manifest", 1))
+        except DatawardError:
+            continue
+    return problems
 
 
 def load_version(conn: Connection, store: ObjectStore, manifest: VersionManifest, schema: Schema) -> pa.Table:

@@ -187,9 +187,10 @@ def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.S
     columns but ``record_id`` (cast to ``target``), and its ids as ``(n, 32)`` uint8 digests. The ids
     stay digests (how the chunk stores them) for the caller's comparisons: turning them into hex and
     back cost a fifth of a read."""
-    stored_table = stored_tables.read_parquet_bytes(store.get(digest))  # the store re-hashes the object on read
+    data = store.get(digest)  # the store re-hashes the object on read
     content = [name for name in target.names if name != RECORD_ID]
     try:
+        stored_table = stored_tables.read_parquet_bytes(data)
         table = stored_table.select(content).cast(pa.schema([target.field(name) for name in content]))
         raw_ids = stored_table.column(RECORD_ID)
     except (KeyError, ValueError, pa.ArrowException) as exc:

@@ -15,11 +15,11 @@ import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, select
 
-from dataward.catalog.tables import contributions, sources, versions
+from dataward.catalog.tables import contributions, datasets, sources, versions
 from dataward.domain.schema import RECORD_ID, Schema
-from dataward.service.manifests import load_version, read_manifest
+from dataward.service.guard import checked_manifest
+from dataward.service.manifests import load_version
 from dataward.service.recordstore import read_ids
-from dataward.store import ObjectStore
 
 if TYPE_CHECKING:
     # Imported where used: the gates package pulls in the detectors (scikit-learn, cleanlab), which a
@@ -28,14 +28,17 @@ if TYPE_CHECKING:
     from dataward.gates.removals import RemovalReport
 
 
-def removal_inputs(conn: Connection, store: ObjectStore, c: Any, schema: Schema) -> dict[str, Any] | None:
+def removal_inputs(ward: Any, conn: Connection, c: Any, schema: Schema) -> dict[str, Any] | None:
     """The baseline a removal applies to, which of its records go, and each record's source; None when
-    ``c`` removes nothing."""
+    ``c`` removes nothing. ``ward`` gives the store and the signed ledger's key: the base version is
+    read as every read is, its rows and manifest checked first."""
+    store = ward.store
     removed = set(read_ids(store, c.removed_object))
     if not removed or c.base_version is None:
         return None
     base = conn.execute(select(versions).where(versions.c.id == c.base_version)).one()
-    table = load_version(conn, store, read_manifest(store, base.manifest_object), schema)
+    ds = conn.execute(select(datasets).where(datasets.c.id == base.dataset_id)).one()
+    table = load_version(conn, store, checked_manifest(ward, conn, ds, base), schema)
     ids = table.column(RECORD_ID).to_pylist()
     origin: dict[str, str] = {}
     for cid in json.loads(base.contributions):

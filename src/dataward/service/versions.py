@@ -32,6 +32,7 @@ from dataward.service.guard import (
     checked_version_ids,
     export_target,
     guarded_read,
+    signed_chunks,
 )
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import digests_hash, identity_of_records, no_ids, read_id_digests
@@ -94,7 +95,9 @@ class VersionService(Service):
         with self.db.reading() as conn:
             # The contribution's new records are in its own chunk: found there without index lookups.
             own_chunk = [c.chunk_object] if c.chunk_object else []
-            manifest = write_manifest(conn, self.store, members, parent_manifest, own_chunk)
+            manifest = write_manifest(
+                conn, self.store, members, parent_manifest, own_chunk, lambda: signed_chunks(self, conn)
+            )
         with self.use_case(action, scope) as uc:
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)

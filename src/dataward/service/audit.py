@@ -493,6 +493,7 @@ class AuditService(Service):
         """Every version's manifest must hash to its id and hold its record count, and a self-locating
         manifest must locate each record in a chunk a contribution stored, at a row holding that id."""
         recorded = {d for d in conn.execute(select(contributions.c.chunk_object)).scalars() if d}
+        known_ids: dict[str, np.ndarray] = {}  # each chunk's ids read once, whatever number of versions list it
         for row in conn.execute(select(versions)):
             try:
                 manifest = read_manifest(self.store, row.manifest_object)
@@ -518,7 +519,7 @@ class AuditService(Service):
                         f"{summary.listed} ids, catalog says {row.record_count}",
                     )
                 )
-            for problem in location_problems(self.store, manifest, recorded):
+            for problem in location_problems(self.store, manifest, recorded, known_ids):
                 report.problems.append(Problem("versions", "altered_location", f"version {row.id}", problem))
 
 

@@ -170,6 +170,7 @@ def _check_locations(
     which: np.ndarray,
     chunk_of: np.ndarray,
     row_of: np.ndarray,
+    known_ids: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Refuse (``IntegrityViolation``) unless row ``row_of[i]`` of chunk ``listed[chunk_of[i]]`` holds
     the id ``members[i]``, for each ``i`` in ``which``. Only the chunks' id columns are decoded (the
@@ -177,7 +178,13 @@ def _check_locations(
     for position in np.unique(chunk_of[which]).tolist():
         rows_here = which[chunk_of[which] == position]
         digest = listed[position]
-        stored = _chunk_ids(store, digest)
+        if known_ids is None:
+            stored = _chunk_ids(store, digest)
+        else:
+            # One read of a chunk for many manifests (``verify``): its ids are kept for the next one.
+            stored = (
+                known_ids[digest] if digest in known_ids else known_ids.setdefault(digest, _chunk_ids(store, digest))
+            )
         wanted = row_of[rows_here]
         outside = np.flatnonzero((wanted < 0) | (wanted >= len(stored)))
         if len(outside):
@@ -234,10 +241,16 @@ def read_manifest(store: ObjectStore, digest: str) -> VersionManifest:
     return VersionManifest(digest, ids, valid, listed, chunk_of, integers(row).astype(np.int64))
 
 
-def location_problems(store: ObjectStore, manifest: VersionManifest, recorded: Collection[str]) -> list[str]:
+def location_problems(
+    store: ObjectStore,
+    manifest: VersionManifest,
+    recorded: Collection[str],
+    known_ids: dict[str, np.ndarray] | None = None,
+) -> list[str]:
     """What is wrong with a self-locating manifest's locations (for ``verify``): chunks no signed
     contribution stored, rows outside their chunk, rows holding another record. A chunk that cannot be
-    read is reported by the object checks and skipped here."""
+    read is reported by the object checks and skipped here. ``known_ids`` keeps each chunk's ids read
+    for the next manifest that lists it."""
     if not manifest.located:
         return []
     assert manifest.chunks is not None and manifest.chunk_of is not None and manifest.row_of is not None
@@ -250,7 +263,7 @@ def location_problems(store: ObjectStore, manifest: VersionManifest, recorded: C
         if not len(which) or digest not in recorded:
             continue
         try:
-            _check_locations(store, listed, manifest.ids, which, manifest.chunk_of, manifest.row_of)
+            _check_locations(store, listed, manifest.ids, which, manifest.chunk_of, manifest.row_of, known_ids)
         except IntegrityViolation as exc:
             problems.append(exc.message.replace("the record index", "the manifest", 1))
         except DatawardError:

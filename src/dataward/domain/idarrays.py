@@ -145,10 +145,12 @@ def member_of(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     found = np.zeros(len(query), dtype=bool)
     if not len(query) or not len(reference):
         return found
-    reference = sorted_distinct(reference)
+    if not strictly_ascending(reference):  # a manifest's ids are sorted already: one pass, no sort
+        reference = sorted_distinct(reference)
     keys = reference[:, :8].view(">u8").ravel()
     wanted = query[:, :8].view(">u8").ravel()
-    by_key = np.argsort(wanted)  # searched in key order: the searches walk the sorted keys forward
+    # Searched in key order: the searches walk the sorted keys forward.
+    by_key = np.arange(len(wanted)) if (wanted[1:] >= wanted[:-1]).all() else np.argsort(wanted)
     left = np.empty(len(query), dtype=np.intp)
     right = np.empty(len(query), dtype=np.intp)
     left[by_key] = np.searchsorted(keys, wanted[by_key], side="left")

@@ -27,7 +27,7 @@ from dataward.catalog.projection import RowChange
 from dataward.catalog.tables import contributions, holder_lists, transformations, versions
 from dataward.domain.digests import from_hex
 from dataward.domain.errors import DatawardError
-from dataward.domain.idarrays import ID_BYTES, ids_to_binary, sorted_distinct
+from dataward.domain.idarrays import ID_BYTES, ids_to_binary, member_of, sorted_distinct
 from dataward.domain.schema import RECORD_ID
 from dataward.service.idsets import holders, id_keys, id_set
 from dataward.store import ObjectStore
@@ -94,8 +94,12 @@ def expected(
     new = ids(object_, kind)
     if not base:
         return _rows(new), np.zeros((0, ID_BYTES), np.uint8)
-    old = ids(base, holder_index.IDS)
-    return _rows(np.setdiff1d(new, old, assume_unique=True)), _rows(np.setdiff1d(old, new, assume_unique=True))
+    old_rows, new_rows = _rows(ids(base, holder_index.IDS)), _rows(new)
+    # Both sorted and distinct: what ``np.setdiff1d`` gives, by 64-bit keys rather than a sort of 32-byte
+    # values (a ten-million-record version's change from its parent took seconds that way).
+    added = np.compress(~member_of(new_rows, old_rows), new_rows, axis=0)
+    removed = np.compress(~member_of(old_rows, new_rows), old_rows, axis=0)
+    return added, removed
 
 
 def index_list(

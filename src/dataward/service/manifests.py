@@ -88,12 +88,11 @@ def write_manifest(
 
     A record the self-locating manifest ``parent`` lists keeps its location from there (checked when
     the parent was written); the others are found in ``chunks`` (the merged contribution's own chunk:
-    its id column is read, sequentially, instead of looking each id up), then in the record index, and
-    each one the index gives is checked
-    against the id its chunk holds at that row before anything is signed. A record index edited behind
-    the ward's back therefore refuses the merge (``IntegrityViolation``) instead of sealing a wrong
-    location into a version. Chunks are listed in the parent's order, then ``chunks``, then any other in
-    the order the ward stored them."""
+    its id column is read, sequentially, instead of looking each id up), then in the record index. A
+    location the index gives must be in a chunk the signed ledger recorded (``recorded()``) and hold
+    that id at that row, or nothing is signed (``IntegrityViolation``): an index or chunk row edited
+    behind the ward's back cannot seal a wrong or forged location into a version. Chunks are listed in
+    the parent's order, then ``chunks``, then any other in the order the ward stored them."""
     n = len(members)
     chunk_of = np.full(n, -1, dtype=np.int64)
     row_of = np.full(n, -1, dtype=np.int64)

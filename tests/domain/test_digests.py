@@ -145,3 +145,18 @@ def test_a_column_hashed_in_one_call_gives_the_same_digests_as_one_call_per_valu
     assert digests.digests(data, offsets[5:]) == want[5 * 32 :]
     monkeypatch.setattr(digests, "_column_hasher", lambda: None)
     assert digests.digests(data, offsets) == want
+
+
+def test_ids_in_columns_of_other_types_are_read_or_marked_invalid() -> None:
+    """Bytes spelling an id are read as its text; bytes that are not text, and columns of numbers or
+    lists, hold no id (marked invalid, never an Arrow error)."""
+    ids = [blake3.blake3(bytes([i])).hexdigest() for i in range(3)]
+    spelled = pa.array([ids[0].encode(), b"\xff" * 64, None, ids[2].encode()], pa.binary())
+    binary, valid = ids_to_binary(spelled)
+    assert valid.tolist() == [True, False, False, True]
+    assert binary_to_ids(binary[[0, 3]]).to_pylist() == [ids[0], ids[2]]
+    large, large_valid = ids_to_binary(spelled.cast(pa.large_binary()).slice(1))
+    assert large_valid.tolist() == [False, False, True] and bytes(large[2]) == bytes(binary[3])
+    for other in (pa.array([1, 2]), pa.array([[1], [2]], pa.list_(pa.int64()))):
+        none, none_valid = ids_to_binary(other)
+        assert not none_valid.any() and not none.any()

@@ -14,10 +14,17 @@ ID_BYTES = 32
 """Bytes of a record id (a BLAKE3-256 digest); its hex form has twice as many characters."""
 
 
+def _is_string_view(kind: pa.DataType) -> bool:
+    """Whether ``kind`` is Arrow's ``string_view`` (pyarrow 16 added it; the lower bound is 15)."""
+    check = getattr(pa.types, "is_string_view", None)
+    return bool(check is not None and check(kind))
+
+
 def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """``(binary, valid)``: the ``(n, 32)`` uint8 digests of hex record ids, and which ids were valid.
 
-    ``fixed_size_binary(32)`` ids are taken as the digests they are.
+    ``fixed_size_binary(32)`` ids are taken as the digests they are; ``binary`` columns are read as
+    the text they would spell. A column of any other type holds no id.
 
     An id that is not 64 lowercase hex characters (or is null) is marked invalid and its row is zero:
     it can never match a stored record.
@@ -37,11 +44,15 @@ def ids_to_binary(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
         valid = np.ones(n, dtype=bool) if not ids.null_count else ids.is_valid().to_numpy(zero_copy_only=False)
         out[~valid] = 0
         return out, valid
-    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-        try:
-            ids = ids.cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return out, np.zeros(n, dtype=bool)  # no value of this column can be an id
+    if pa.types.is_binary(ids.type) or pa.types.is_large_binary(ids.type):
+        # Laid out as text is: its bytes are read as text without decoding them (the hex is checked below).
+        text = pa.large_string() if pa.types.is_large_binary(ids.type) else pa.string()
+        ids = pa.Array.from_buffers(text, n, ids.buffers(), null_count=ids.null_count, offset=ids.offset)
+    elif _is_string_view(ids.type):
+        ids = ids.cast(pa.string())
+    elif not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        # Only text spells a record id: a column of numbers, lists or structs holds none.
+        return out, np.zeros(n, dtype=bool)
     offset_type = np.int64 if pa.types.is_large_string(ids.type) else np.int32
     _, offsets_buffer, data_buffer = ids.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[ids.offset : ids.offset + n + 1].astype(np.int64)

@@ -29,7 +29,7 @@ from dataward.catalog import record_index
 from dataward.domain.errors import DatawardError, IntegrityViolation
 from dataward.domain.idarrays import binary_to_ids, ids_to_binary, integers, same_ids, take_ids
 from dataward.domain.schema import RECORD_ID, Schema
-from dataward.service.recordstore import chunk_digests, load_records, serve_located
+from dataward.service.recordstore import chunk_digests, load_records, serve_located, stored_id_digests
 from dataward.store import ObjectStore
 from dataward.store.tables import binary_id_array, read_parquet_bytes, table_to_parquet
 
@@ -177,13 +177,12 @@ def _check_locations(
     for position in np.unique(chunk_of[which]).tolist():
         rows_here = which[chunk_of[which] == position]
         digest = listed[position]
-        if known_ids is None:
-            stored = _chunk_ids(store, digest)
+        if known_ids is not None and digest in known_ids:
+            stored = known_ids[digest]  # read for an earlier manifest of the same ``verify``
         else:
-            # One read of a chunk for many manifests (``verify``): its ids are kept for the next one.
-            stored = (
-                known_ids[digest] if digest in known_ids else known_ids.setdefault(digest, _chunk_ids(store, digest))
-            )
+            stored = _chunk_ids(store, digest)
+            if known_ids is not None:
+                known_ids[digest] = stored
         wanted = row_of[rows_here]
         outside = np.flatnonzero((wanted < 0) | (wanted >= len(stored)))
         if len(outside):
@@ -204,14 +203,8 @@ def _check_locations(
 
 def _chunk_ids(store: ObjectStore, digest: str) -> np.ndarray:
     """The ids a chunk object stores, as ``(n, 32)`` uint8 digests (zero rows for values that are not
-    ids, which match nothing); the store re-hashes the object on read. An object that is not a chunk
-    is an ``IntegrityViolation``."""
-    data = store.get(digest)
-    try:
-        column = read_parquet_bytes(data, [RECORD_ID]).column(RECORD_ID)
-    except (KeyError, ValueError, pa.ArrowException) as exc:
-        raise IntegrityViolation(f"object {digest} is not a chunk of records ({exc})", hint=_HINT) from None
-    return ids_to_binary(column)[0]
+    ids, which match nothing)."""
+    return stored_id_digests(store, digest)[0]
 
 
 def read_manifest(store: ObjectStore, digest: str) -> VersionManifest:

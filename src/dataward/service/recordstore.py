@@ -361,13 +361,26 @@ def no_ids() -> np.ndarray:
     return np.zeros((0, record_index.ID_BYTES), dtype=np.uint8)
 
 
+def stored_id_digests(store: ObjectStore, digest: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(binary, valid)`` of the ``record_id`` column of a stored object (a chunk, an id list, a
+    manifest), in its order (``idarrays.ids_to_binary``); only that column is decoded, and the store
+    re-hashes the object on read. An object without such a column is an ``IntegrityViolation``."""
+    data = store.get(digest)
+    try:
+        column = stored_tables.read_parquet_bytes(data, [RECORD_ID]).column(RECORD_ID)
+    except (KeyError, ValueError, pa.ArrowException) as exc:
+        raise IntegrityViolation(
+            f"object {digest} holds no record ids ({exc})", hint="run `dataward verify` to see what was altered"
+        ) from None
+    return record_index.ids_to_binary(column)
+
+
 def read_id_digests(store: ObjectStore, digest: str | None) -> np.ndarray:
     """The record ids in an id-list object as ``(n, 32)`` uint8 digests, in its order (none for no
     object). A value that is not a record id is an ``IntegrityViolation``: the ward writes none."""
     if digest is None:
         return no_ids()
-    column = stored_tables.read_parquet_bytes(store.get(digest), [RECORD_ID]).column(RECORD_ID)
-    binary, valid = record_index.ids_to_binary(column)
+    binary, valid = stored_id_digests(store, digest)
     if not valid.all():
         raise IntegrityViolation(
             f"id list {digest} holds {int((~valid).sum())} value(s) that are not record ids",
@@ -443,10 +456,5 @@ def summarize_digests(binary: np.ndarray, valid: np.ndarray) -> ManifestSummary:
 
 def manifest_ids(store: ObjectStore, digest: str) -> list[str]:
     """The record ids of a version manifest."""
-    return manifest_id_array(store, digest).to_pylist()
-
-
-def manifest_id_array(store: ObjectStore, digest: str) -> pa.Array:
-    """The record ids of a version manifest, as an Arrow string array."""
     ids = parquet_to_table(store.get(digest)).column(RECORD_ID)
-    return pc.cast(ids, pa.string()).combine_chunks()
+    return pc.cast(ids, pa.string()).to_pylist()

@@ -147,33 +147,63 @@ def sorted_distinct(binary: np.ndarray) -> np.ndarray:
     return take_ids(binary, order[first[order]])
 
 
+def first_words(binary: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each digest as a big-endian integer: sorts like the ids themselves."""
+    return np.ascontiguousarray(binary[:, :8]).view(">u8").ravel().astype(np.uint64)
+
+
+def find_ids(stored: np.ndarray, query: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """For each of the ``(n, 32)`` uint8 digests ``query``, the index of the first equal digest of
+    ``stored``, or -1 (-1 too where ``valid`` is false).
+
+    Works on the first 8 bytes as integers (a sort and two binary searches) and confirms every
+    candidate on all 32 bytes, so ids sharing a prefix are never confused. Either side already in
+    order (a manifest's ids) is not sorted again.
+    """
+    at = np.full(len(query), -1, dtype=np.int64)
+    if len(stored) == 0 or len(query) == 0:
+        return at
+    keys = first_words(stored)
+    # Equal keys are resolved below in stored order, so the sort need not be stable.
+    order = np.arange(len(keys)) if (keys[1:] >= keys[:-1]).all() else np.argsort(keys)
+    sorted_keys = keys[order]
+    wanted = first_words(query)
+    # The queries searched in key order: the binary searches then walk the sorted keys forward
+    # instead of jumping across them (a million of each: 0.09 s for the sort and 0.02 s a search,
+    # against 0.24 s a search in the queries' own order).
+    by_key = np.arange(len(wanted)) if (wanted[1:] >= wanted[:-1]).all() else np.argsort(wanted)
+    in_order = wanted[by_key]
+    left = np.empty(len(query), dtype=np.intp)
+    right = np.empty(len(query), dtype=np.intp)
+    left[by_key] = np.searchsorted(sorted_keys, in_order, side="left")
+    right[by_key] = np.searchsorted(sorted_keys, in_order, side="right")
+    span = right - left
+    if valid is not None:
+        span = np.where(valid, span, 0)
+    single = np.flatnonzero(span == 1)
+    if len(single):
+        candidate = order[left[single]]
+        same = same_ids(take_ids(stored, candidate), take_ids(query, single))
+        at[single[same]] = candidate[same]
+    for i in np.flatnonzero(span > 1).tolist():
+        # Several stored ids share these first 8 bytes: the first one equal in full wins.
+        for j in sorted(order[left[i] : right[i]].tolist()):
+            if np.array_equal(stored[j], query[i]):
+                at[i] = j
+                break
+    return at
+
+
 def member_of(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Row by row, whether each of the ``(n, 32)`` uint8 digests ``query`` is among ``reference``
     (``np.isin`` of whole ids, without a Python object per id, about twice as fast as ``np.isin`` of
-    32-byte values): the queries' first 8 bytes searched among the reference's sorted distinct ids,
-    each candidate confirmed on all 32 bytes."""
+    32-byte values): ``find_ids`` in the reference's distinct ids, so that repeats in it do not send
+    the search to whole-id comparisons."""
     query = np.ascontiguousarray(query, dtype=np.uint8).reshape(-1, ID_BYTES)
-    found = np.zeros(len(query), dtype=bool)
-    if not len(query) or not len(reference):
-        return found
+    reference = np.ascontiguousarray(reference, dtype=np.uint8).reshape(-1, ID_BYTES)
     if not strictly_ascending(reference):  # a manifest's ids are sorted already: one pass, no sort
         reference = sorted_distinct(reference)
-    keys = reference[:, :8].view(">u8").ravel()
-    wanted = query[:, :8].view(">u8").ravel()
-    # Searched in key order: the searches walk the sorted keys forward.
-    by_key = np.arange(len(wanted)) if (wanted[1:] >= wanted[:-1]).all() else np.argsort(wanted)
-    left = np.empty(len(query), dtype=np.intp)
-    right = np.empty(len(query), dtype=np.intp)
-    left[by_key] = np.searchsorted(keys, wanted[by_key], side="left")
-    right[by_key] = np.searchsorted(keys, wanted[by_key], side="right")
-    single = np.flatnonzero(right - left == 1)
-    found[single] = same_ids(take_ids(reference, left[single]), take_ids(query, single))
-    for i in np.flatnonzero(right - left > 1).tolist():
-        # Distinct ids sharing their first 8 bytes (rare): compared whole.
-        found[i] = bool(
-            same_ids(reference[left[i] : right[i]], np.broadcast_to(query[i], (right[i] - left[i], ID_BYTES))).any()
-        )
-    return found
+    return find_ids(reference, query) >= 0
 
 
 def strictly_ascending(binary: np.ndarray) -> bool:

@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from benchmarks import data
 from benchmarks.data import LABEL, TEXT
@@ -223,6 +224,65 @@ def new_camera_photos(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
+VIGNETTE_FALLOFF = 0.35
+"""A lens that darkens towards the corners: a pixel at relative radius ``r`` (1 at a corner) keeps
+``1 - 0.35 r^2`` of its value (written for the tuning set on 2026-12-03; blocked at 6 of 12 seeds before
+``backdoor`` told a class that moved as a whole from a relabelled group)."""
+WHITE_BALANCE = (1.06, 1.0, 0.9)
+"""A warmer white balance: red, green and blue scaled by these factors (written with the vignette)."""
+DENOISE_SIDE = 3
+"""A camera that denoises with a 3x3 median filter per channel (written with the vignette; still blocked
+at 2 of 12 seeds, docs/benchmarks.md)."""
+
+
+def vignette(pixels: np.ndarray, falloff: float = VIGNETTE_FALLOFF) -> np.ndarray:
+    """``pixels`` (0..1, colour) darkened by ``falloff`` times the squared relative distance from the centre."""
+    h, w = pixels.shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    radius2 = ((y - (h - 1) / 2) ** 2 + (x - (w - 1) / 2) ** 2) / (((h - 1) / 2) ** 2 + ((w - 1) / 2) ** 2)
+    return pixels * (1.0 - falloff * radius2)[..., None]
+
+
+def vignetting_photos(seed: int = 0, size: str = "full") -> Situation:
+    return new_sensor(
+        "vignetting_photos",
+        GROUP,
+        data.load_photos(),
+        seed,
+        size,
+        vignette,
+        f"photo crops through a lens that darkens towards the corners (to {1 - VIGNETTE_FALLOFF:.0%} there)",
+        falloff=VIGNETTE_FALLOFF,
+    )
+
+
+def white_balance_photos(seed: int = 0, size: str = "full") -> Situation:
+    gains = np.asarray(WHITE_BALANCE)
+    return new_sensor(
+        "white_balance_photos",
+        GROUP,
+        data.load_photos(),
+        seed,
+        size,
+        lambda p: p * gains,
+        f"photo crops with a warmer white balance (red, green, blue scaled by {', '.join(map(str, WHITE_BALANCE))})",
+        gains=list(WHITE_BALANCE),
+    )
+
+
+def denoised_photos(seed: int = 0, size: str = "full") -> Situation:
+    return new_sensor(
+        "denoised_photos",
+        GROUP,
+        data.load_photos(),
+        seed,
+        size,
+        lambda p: ndimage.median_filter(p, size=(DENOISE_SIDE, DENOISE_SIDE, 1)),
+        f"photo crops from a camera that denoises with a {DENOISE_SIDE}x{DENOISE_SIDE} median filter",
+        side=DENOISE_SIDE,
+    )
+
+
 def class_prior_text(seed: int = 0, size: str = "full") -> Situation:
     ds = data.load_man_sections()
     split = parts(ds, seed, size)
@@ -262,4 +322,7 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     # Written for the first held-out set; moved here after it had been blocked at 12 of 12 seeds (triggers)
     # and the gate was changed after it.
     "new_topic_text_debian": partial(heldout.new_topic_text_debian, group="tuning"),
+    "vignetting_photos": vignetting_photos,
+    "white_balance_photos": white_balance_photos,
+    "denoised_photos": denoised_photos,
 }

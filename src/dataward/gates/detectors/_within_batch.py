@@ -9,8 +9,10 @@ second still as the class its content came from. ``backdoor`` (misread records) 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, norm
 
 from dataward.gates.base import GateData
 from dataward.gates.neighbours import class_distances
@@ -23,19 +25,40 @@ SHIFT_P = 1e-3
 baseline's own records has a p-value below this."""
 
 
-def reads_further_than_trusted(batch: np.ndarray, trusted: np.ndarray, *, bulk_quantile: float | None = None) -> bool:
+def reads_further_than_trusted(
+    batch: np.ndarray, trusted: np.ndarray, *, bulk_quantile: float | None = None, beyond_share: float = 0.0
+) -> bool:
     """Whether a class's batch records, as a whole, read as another class more than its trusted records do.
 
     ``batch`` and ``trusted`` are the two sides' scores (larger: closer to another label); one-sided
     Mann-Whitney at ``SHIFT_P``. Each side needs ``MIN_BATCH_CLASS`` records, else the class is not
     called moved. ``bulk_quantile``: compare against the trusted records at or below that quantile only
     (their misread tail left out), after the size check.
+
+    ``beyond_share``: the class must read further than a share this large of its batch records could
+    make it read on their own, whatever they are (relabelled records the label check did not catch,
+    say). Such records raise the probability that a batch record reads further than a trusted one,
+    ``P(batch > trusted)``, from 1/2 by at most half their share; the test is then one-sided against
+    ``1/2 + beyond_share / 2`` (normal approximation, Hanley and McNeil's variance at that value).
     """
     if batch.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
         return False
     if bulk_quantile is not None:
         trusted = trusted[trusted <= np.quantile(trusted, bulk_quantile)]
-    return bool(mannwhitneyu(batch, trusted, alternative="greater").pvalue < SHIFT_P)
+    test = mannwhitneyu(batch, trusted, alternative="greater")
+    if not beyond_share:
+        return bool(test.pvalue < SHIFT_P)
+    return bool(_auc_beyond_p(float(test.statistic), batch.size, trusted.size, 0.5 + beyond_share / 2.0) < SHIFT_P)
+
+
+def _auc_beyond_p(u_statistic: float, n_batch: int, n_trusted: int, null_auc: float) -> float:
+    """One-sided p-value of ``P(batch > trusted) > null_auc`` from the Mann-Whitney ``U`` of the two
+    sides: normal approximation with Hanley and McNeil's (1982) variance of the AUC at ``null_auc``."""
+    a = null_auc
+    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
+    variance = (a * (1 - a) + (n_batch - 1) * (q1 - a * a) + (n_trusted - 1) * (q2 - a * a)) / (n_batch * n_trusted)
+    auc = u_statistic / (n_batch * n_trusted)
+    return float(norm.sf((auc - a) / math.sqrt(variance)))
 
 
 MOVED_CANDIDATE_P = 0.1
@@ -56,6 +79,7 @@ def classes_moved_apart_from(
     calibration_labels: np.ndarray,
     *,
     bulk_quantile: float | None,
+    beyond_share: float = 0.0,
 ) -> np.ndarray:
     """Records of classes whose records that are *not* ``suspects`` still read as another class more than
     the trusted records of that class do (``reads_further_than_trusted`` against the trusted records at
@@ -71,7 +95,7 @@ def classes_moved_apart_from(
     for code in np.unique(labels[suspects]):
         rest = np.flatnonzero((labels == code) & ~suspects & np.isfinite(score))
         trusted = calibration[calibration_labels == code]
-        if reads_further_than_trusted(score[rest], trusted, bulk_quantile=bulk_quantile):
+        if reads_further_than_trusted(score[rest], trusted, bulk_quantile=bulk_quantile, beyond_share=beyond_share):
             out[labels == code] = True
     return out
 

@@ -46,8 +46,11 @@ misread, counted beyond what calibration explains (beta-binomial on the class's 
 records: the calibration set is random and shared) and beyond the rest of the batch's own misread rate
 (binomial), and holding together (the neighbour test, or the cluster test), each at the detector's
 ``alpha`` after Bonferroni over the (class, threshold) tests the classes resolve; and the rest
-of the batch must read like the baseline. When the other classes are misread well beyond calibration
-too, the batch moved as a whole (a new scanner, a recalibrated instrument) or carries label errors
+of the batch must read like the baseline. In a class that moved as a whole (its records that are not misread read as another class
+more than any fifth of them could make them on their own: ``MOVED_CLASS_SHARE``; a vignetting lens, a
+warmer white balance), the tail stretches past the trusted records' at every coarse threshold, so only
+records misread beyond the class's finest threshold count (version 7). When the other classes are
+misread well beyond calibration too, the batch moved as a whole (a new scanner, a recalibrated instrument) or carries label errors
 throughout, and a group cannot be singled out: that is a contribution-level finding for review.
 A significant cluster whose content agrees with its label (a new sub-population, a one-class source,
 a shifted sensor) is a contribution-level finding (``contribution_findings``) naming the class, the
@@ -155,6 +158,11 @@ CLUSTER_COUNTS = (2, 3, 4, 5)
 REVIEW_FLOOR = 1e-4
 """Without a blocking cluster the contribution-level p-value is never below this: a cluster whose
 content agrees with its label is a reason to review, not evidence of poisoning."""
+MOVED_CLASS_SHARE = 0.2
+"""A class moved as a whole when its records that are not misread read as another class more than any
+share this large of relabelled records among them could make them (``reads_further_than_trusted``'s
+``beyond_share``); its records count as misread against it only beyond the class's finest threshold."""
+
 THRESHOLDS = (0.1, 0.02)
 """Label-check p-value thresholds at which records count as misread (plus the calibration's resolution)."""
 EPS = 1e-9
@@ -214,7 +222,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "6"
+    version = "7"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -319,6 +327,21 @@ class BackdoorDetector(Detector):
         candidates = misread[0] & classes_moved_apart_from(
             score_c, contribution.labels, misread[0], self.label_cal_, base.labels, bulk_quantile=1.0 - THRESHOLDS[0]
         )
+        # A class whose records (its suspects left out) read as another class far more than its trusted
+        # records do, by more than any share of relabelled records up to ``MOVED_CLASS_SHARE`` could make
+        # them, moved as a class (a vignetting lens darkens bright skies towards dark gardens): its tail
+        # stretches past the trusted records' at every coarse threshold, so only its records misread
+        # beyond the finest one count against it. Excusing the group outright instead would excuse a
+        # backdoor sent through the same lens (tests/gates/test_backdoor_moved_class.py).
+        class_moved = classes_moved_apart_from(
+            score_c,
+            contribution.labels,
+            misread[0],
+            self.label_cal_,
+            base.labels,
+            bulk_quantile=1.0 - THRESHOLDS[0],
+            beyond_share=MOVED_CLASS_SHARE,
+        )
         moved = reads_as_own_within_batch(contribution, candidates, misread[0], read_c, opts.neighbours, ctx.seed)
         misread &= ~moved[None, :]
         # The same candidates read once more with a batch-wide sensor change undone (a gain and an offset
@@ -360,7 +383,18 @@ class BackdoorDetector(Detector):
             ref = ref_of[int(code)]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
-            count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
+            if class_moved[new].any():
+                # A class that moved as a whole stretches its tail at every threshold; only records
+                # misread beyond the class's finest resolved threshold count against it.
+                finest = _resolved(thresholds, class_sizes[int(code)]) - 1
+                fine = slice(max(finest, 0), max(finest, 0) + 1)
+                count = _misread_test(
+                    misread[fine], as_trusted[fine], new, others, thresholds[fine], n_tests, class_sizes[int(code)]
+                )
+                count["threshold_index"] += fine.start
+            else:
+                count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
+            count["class_moved"] = bool(class_moved[new].any())
             per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True

@@ -226,7 +226,7 @@ def new_camera_photos(seed: int = 0, size: str = "full") -> Situation:
 
 VIGNETTE_FALLOFF = 0.35
 """A lens that darkens towards the corners: a pixel at relative radius ``r`` (1 at a corner) keeps
-``1 - 0.35 r^2`` of its value (written for the tuning set on 2026-12-03; blocked at 6 of 12 seeds before
+``1 - 0.35 r^2`` of its value (written for the tuning set on 2026-12-03; blocked at 7 of 12 seeds before
 ``backdoor`` told a class that moved as a whole from a relabelled group)."""
 WHITE_BALANCE = (1.06, 1.0, 0.9)
 """A warmer white balance: red, green and blue scaled by these factors (written with the vignette)."""

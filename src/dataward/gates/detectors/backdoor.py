@@ -46,12 +46,13 @@ misread, counted beyond what calibration explains (beta-binomial on the class's 
 records: the calibration set is random and shared) and beyond the rest of the batch's own misread rate
 (binomial), and holding together (the neighbour test, or the cluster test), each at the detector's
 ``alpha`` after Bonferroni over the (class, threshold) tests the classes resolve; and the rest
-of the batch must read like the baseline. In a class that moved as a whole (its records that are not misread read as another class
-more than any fifth of them could make them on their own: ``MOVED_CLASS_SHARE``; a vignetting lens, a
-warmer white balance), the tail stretches past the trusted records' at every coarse threshold, so only
-records misread beyond the class's finest threshold count (version 7). When the other classes are
-misread well beyond calibration too, the batch moved as a whole (a new scanner, a recalibrated instrument) or carries label errors
-throughout, and a group cannot be singled out: that is a contribution-level finding for review.
+of the batch must read like the baseline. In a class that moved as a whole (its records that are
+not misread read as another class more than any fifth of them could make them on their own:
+``MOVED_CLASS_SHARE``; a vignetting lens, a warmer white balance), the tail stretches past the trusted
+records' at every coarse threshold, so only records misread beyond the class's finest threshold count
+(version 7). When the other classes are misread well beyond calibration too, the batch moved as a
+whole (a new scanner, a recalibrated instrument) or carries label errors throughout, and a group
+cannot be singled out: that is a contribution-level finding for review.
 A significant cluster whose content agrees with its label (a new sub-population, a one-class source,
 a shifted sensor) is a contribution-level finding (``contribution_findings``) naming the class, the
 count and what distinguishes the records from the class's trusted ones (words, columns, image

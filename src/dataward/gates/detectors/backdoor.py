@@ -384,18 +384,12 @@ class BackdoorDetector(Detector):
             ref = ref_of[int(code)]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
-            if class_moved[new].any():
-                # A class that moved as a whole stretches its tail at every threshold; only records
-                # misread beyond the class's finest resolved threshold count against it.
-                finest = _resolved(thresholds, class_sizes[int(code)]) - 1
-                fine = slice(max(finest, 0), max(finest, 0) + 1)
-                count = _misread_test(
-                    misread[fine], as_trusted[fine], new, others, thresholds[fine], n_tests, class_sizes[int(code)]
+            count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
+            count["class_moved"], count["move_confounds"] = bool(class_moved[new].any()), False
+            if count["class_moved"]:
+                count = _moved_class_count(
+                    count, misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)], ctx.alpha
                 )
-                count["threshold_index"] += fine.start
-            else:
-                count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
-            count["class_moved"] = bool(class_moved[new].any())
             per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True
@@ -431,7 +425,7 @@ class BackdoorDetector(Detector):
         blocking, confounded = [], []
         for g in groups:
             if g["p_value"] <= ctx.alpha:
-                (confounded if g["shifted"] else blocking).append(g)
+                (confounded if g["shifted"] or g["move_confounds"] else blocking).append(g)
 
         # 4. Significant clusters: label-inconsistent when their members are misread beyond calibration
         #    and the rest of the batch (in a batch whose other classes read like the baseline), else
@@ -970,6 +964,8 @@ GROUP_KEYS = (
     "group_p",
     "rest_rate",
     "shifted",
+    "class_moved",
+    "move_confounds",
     "read_as",
 )
 CLUSTER_KEYS = (
@@ -1048,6 +1044,36 @@ def _misread_test(
     return best
 
 
+def _moved_class_count(
+    count: dict[str, Any],
+    misread: np.ndarray,
+    rest_misread: np.ndarray,
+    new: np.ndarray,
+    others: np.ndarray,
+    thresholds: list[float],
+    n_tests: int,
+    n_calibration: int,
+    alpha: float,
+) -> dict[str, Any]:
+    """The misread count of a class that moved as a whole (``count``: ``_misread_test`` at every threshold).
+
+    The move stretches the class's tail past the trusted records' at every coarse threshold, so a count
+    there cannot tell the move from a relabelled group: only the count beyond the class's finest resolved
+    threshold may block. A significant count at a coarser threshold alone still names its records, for
+    review (``move_confounds``), never a silent pass: the class-move test reads the records the sender
+    chose to send, and a sender who sends only clean records from the upper part of the class's trusted
+    range makes it move without any sensor (tests/gates/test_backdoor_moved_class_attacks.py).
+    """
+    finest = max(_resolved(thresholds, n_calibration) - 1, 0)
+    if count["threshold_index"] == finest:
+        return count | {"move_confounds": False}
+    fine = slice(finest, finest + 1)
+    at_finest = _misread_test(misread[fine], rest_misread[fine], new, others, thresholds[fine], n_tests, n_calibration)
+    if at_finest["count_p"] <= alpha:
+        return at_finest | {"threshold_index": finest, "class_moved": True, "move_confounds": False}
+    return count | {"move_confounds": count["count_p"] <= alpha}
+
+
 def _block_sentence(g: dict[str, Any]) -> str:
     read = f"closer to trusted records of another class ({_read(g['read_as'])}) than all but {g['threshold']:.1%}"
     beyond = f"where calibration and the rest of the batch explain {g['expected']:.1f} (p={g['count_p']:.2g})"
@@ -1083,11 +1109,12 @@ def _review_summary(
 ) -> Finding:
     """One line for the verdict: what kind of clusters were found, none of them evidence of poisoning."""
     classes = sorted({t["label"] for t in [*confounded, *reviewing]})
-    what = (
-        "records read as other classes throughout the batch"
-        if confounded
-        else "records that form clusters of their own while their content agrees with their labels"
-    )
+    if confounded and all(t.get("move_confounds") for t in confounded):
+        what = "records read as other classes in classes that moved as a whole"
+    elif confounded:
+        what = "records read as other classes throughout the batch"
+    else:
+        what = "records that form clusters of their own while their content agrees with their labels"
     return Finding(
         detector=detector,
         score=float(1.0 - p_value),
@@ -1105,16 +1132,26 @@ def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.nda
         for t in per_class[:5]
     ]
     members = np.unique(np.concatenate([t["members"] for t in tests]))
+    if all(t.get("move_confounds") for t in tests):
+        why = (
+            "but each of these classes moved as a whole (its other records read as another class more than a "
+            "fifth of them could make them), and none is misread beyond the class's finest threshold: a lens, "
+            "sensor or source change, or relabelled records sent behind one. Review these records"
+        )
+    else:
+        why = (
+            f"but the rest of the batch reads as other classes too ({worst['rest_rate']:.1%} of it, against at "
+            f"most {worst['threshold']:.1%} of trusted records): the batch moved as a whole (a new sensor, "
+            "scanner or instrument) or carries label errors throughout, so no group is singled out as a "
+            "backdoor. Review the batch as a whole"
+        )
     return Finding(
         detector=detector,
         score=float(1.0 - worst["p_value"]),
         row=None,
         reason=(
             "records closer to trusted records of another class than to their own, in "
-            f"{len(per_class)} class(es): {'; '.join(parts)}; but the rest of the batch reads as other classes too "
-            f"({worst['rest_rate']:.1%} of it, against at most {worst['threshold']:.1%} of trusted records): the "
-            "batch moved as a whole (a new sensor, scanner or instrument) or carries label errors throughout, "
-            "so no group is singled out as a backdoor. Review the batch as a whole"
+            f"{len(per_class)} class(es): {'; '.join(parts)}; {why}"
         ),
         evidence={
             "classes": [_summary(t, GROUP_KEYS) for t in tests],

@@ -49,10 +49,11 @@ records: the calibration set is random and shared) and beyond the rest of the ba
 of the batch must read like the baseline. In a class that moved as a whole (its records that are
 not misread read as another class more than any fifth of them could make them on their own:
 ``MOVED_CLASS_SHARE``; a vignetting lens, a warmer white balance), the tail stretches past the trusted
-records' at every coarse threshold, so only records misread beyond the class's finest threshold count
-(version 7). When the other classes are misread well beyond calibration too, the batch moved as a
-whole (a new scanner, a recalibrated instrument) or carries label errors throughout, and a group
-cannot be singled out: that is a contribution-level finding for review.
+records' at every coarse threshold, so only records misread beyond the class's finest threshold may
+block, and a count significant only at a coarser one names its records for review (version 7). When
+the other classes are misread well beyond calibration too, the batch moved as a whole (a new
+scanner, a recalibrated instrument) or carries label errors throughout, and a group cannot be
+singled out: that is a contribution-level finding for review.
 A significant cluster whose content agrees with its label (a new sub-population, a one-class source,
 a shifted sensor) is a contribution-level finding (``contribution_findings``) naming the class, the
 count and what distinguishes the records from the class's trusted ones (words, columns, image
@@ -162,7 +163,8 @@ content agrees with its label is a reason to review, not evidence of poisoning."
 MOVED_CLASS_SHARE = 0.2
 """A class moved as a whole when its records that are not misread read as another class more than any
 share this large of relabelled records among them could make them (``reads_further_than_trusted``'s
-``beyond_share``); its records count as misread against it only beyond the class's finest threshold."""
+``beyond_share``); only its records misread beyond the class's finest threshold may block, and a count
+significant only at a coarser threshold names its records for review (``_moved_class_count``)."""
 
 THRESHOLDS = (0.1, 0.02)
 """Label-check p-value thresholds at which records count as misread (plus the calibration's resolution)."""
@@ -332,8 +334,8 @@ class BackdoorDetector(Detector):
         # records do, by more than any share of relabelled records up to ``MOVED_CLASS_SHARE`` could make
         # them, moved as a class (a vignetting lens darkens bright skies towards dark gardens): its tail
         # stretches past the trusted records' at every coarse threshold, so only its records misread
-        # beyond the finest one count against it. Excusing the group outright instead would excuse a
-        # backdoor sent through the same lens (tests/gates/test_backdoor_moved_class.py).
+        # beyond the finest one may block (``_moved_class_count``). Excusing the group outright instead
+        # would excuse a backdoor sent through the same lens (tests/gates/test_backdoor_moved_class.py).
         class_moved = classes_moved_apart_from(
             score_c,
             contribution.labels,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.attacks import ATTACKS, build
-from dataward.gates import scan
+from benchmarks.benign_seeds import scan_at_seed
 
 
 def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
@@ -31,14 +31,7 @@ def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
             started = time.perf_counter()
             case = build(name, seed)
             poison = np.asarray(case.poison, dtype=bool)
-            report = scan(
-                case.baseline,
-                case.contribution,
-                case.schema,
-                case.validation,
-                {"seed": seed},
-                groups=getattr(case, "groups", None),
-            )
+            report = scan_at_seed(case, seed)
             queued = np.asarray(report.records.flagged, dtype=bool)
             out[f"{name}@{seed}"] = {
                 "verdict": report.verdict,

@@ -22,6 +22,22 @@ import numpy as np
 
 from benchmarks import shifts
 from dataward.gates import scan
+from dataward.gates.report import GateReport
+
+
+def scan_at_seed(case: Any, seed: int) -> GateReport:
+    """The whole gate on a benchmark case (a benign situation or an attack) with the default policy at
+    ``seed``: its baseline, contribution, schema and validation set, and its first baseline and groups
+    when it has them."""
+    return scan(
+        case.baseline,
+        case.contribution,
+        case.schema,
+        case.validation,
+        {"seed": seed},
+        first_baseline=getattr(case, "first_baseline", None),
+        groups=getattr(case, "groups", None),
+    )
 
 
 def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
@@ -31,15 +47,7 @@ def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
         for name in names:
             started = time.perf_counter()
             case = shifts.build(name, seed, "full")
-            report = scan(
-                case.baseline,
-                case.contribution,
-                case.schema,
-                case.validation,
-                {"seed": seed},
-                first_baseline=getattr(case, "first_baseline", None),
-                groups=getattr(case, "groups", None),
-            )
+            report = scan_at_seed(case, seed)
             out[f"{name}@{seed}"] = {
                 "group": case.group,
                 "verdict": report.verdict,

@@ -389,9 +389,11 @@ class BackdoorDetector(Detector):
             count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
             count["class_moved"], count["move_confounds"] = bool(class_moved[new].any()), False
             if count["class_moved"]:
-                count = _moved_class_count(
-                    count, misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)], ctx.alpha
+                finest = max(_resolved(thresholds, class_sizes[int(code)]) - 1, 0)
+                at_finest = _misread_test(
+                    misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)], only=finest
                 )
+                count = _moved_class_count(count, at_finest, ctx.alpha)
             per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True
@@ -1009,6 +1011,8 @@ def _misread_test(
     thresholds: list[float],
     n_tests: int,
     n_calibration: int,
+    *,
+    only: int | None = None,
 ) -> dict[str, Any]:
     """More misread records in a class than calibration and the rest of the batch explain?
 
@@ -1020,9 +1024,12 @@ def _misread_test(
     the best threshold is kept, Bonferroni over ``n_tests``. ``shifted``: the rest of the batch is
     itself misread well beyond ``t``. The class's records are counted in ``misread``; the rest of the
     batch in ``rest_misread`` (the trusted reading, before any record is excused by its batch).
+    ``only``: the index of the one threshold to count at (the others are not looked at), else the best.
     """
     best: dict[str, Any] = {}
     for i, t in enumerate(thresholds):
+        if only is not None and i != only:
+            continue
         k = int(misread[i, new].sum())
         rest_n, rest_k = int(others.sum()), int(rest_misread[i, others].sum())
         rest_rate = rest_k / rest_n if rest_n else 0.0
@@ -1046,18 +1053,9 @@ def _misread_test(
     return best
 
 
-def _moved_class_count(
-    count: dict[str, Any],
-    misread: np.ndarray,
-    rest_misread: np.ndarray,
-    new: np.ndarray,
-    others: np.ndarray,
-    thresholds: list[float],
-    n_tests: int,
-    n_calibration: int,
-    alpha: float,
-) -> dict[str, Any]:
-    """The misread count of a class that moved as a whole (``count``: ``_misread_test`` at every threshold).
+def _moved_class_count(count: dict[str, Any], at_finest: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """The misread count of a class that moved as a whole: ``count`` is ``_misread_test`` at every
+    threshold, ``at_finest`` at the class's finest resolved threshold alone.
 
     The move stretches the class's tail past the trusted records' at every coarse threshold, so a count
     there cannot tell the move from a relabelled group: only the count beyond the class's finest resolved
@@ -1066,13 +1064,8 @@ def _moved_class_count(
     chose to send, and a sender who sends only clean records from the upper part of the class's trusted
     range makes it move without any sensor (tests/gates/test_backdoor_moved_class_attacks.py).
     """
-    finest = max(_resolved(thresholds, n_calibration) - 1, 0)
-    if count["threshold_index"] == finest:
-        return count | {"move_confounds": False}
-    fine = slice(finest, finest + 1)
-    at_finest = _misread_test(misread[fine], rest_misread[fine], new, others, thresholds[fine], n_tests, n_calibration)
     if at_finest["count_p"] <= alpha:
-        return at_finest | {"threshold_index": finest, "class_moved": True, "move_confounds": False}
+        return at_finest | {"class_moved": True, "move_confounds": False}
     return count | {"move_confounds": count["count_p"] <= alpha}
 
 

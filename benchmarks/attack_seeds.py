@@ -13,35 +13,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.attacks import ATTACKS, build
-from benchmarks.benign_seeds import scan_at_seed
+from benchmarks.benign_seeds import sweep
+from dataward.gates.report import GateReport
+
+
+def _attack_row(case: Any, report: GateReport) -> dict[str, Any]:
+    poison = np.asarray(case.poison, dtype=bool)
+    queued = np.asarray(report.records.flagged, dtype=bool)
+    return {
+        "verdict": report.verdict,
+        "blockers": sorted(d for d, result in report.results.items() if result.block),
+        "queued": int(queued.sum()),
+        "queued_poison": int((queued & poison).sum()),
+    }
 
 
 def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
     """``{"name@seed": {verdict, blockers, queued, queued_poison, seconds}}`` for every attack and seed."""
-    out: dict[str, dict[str, Any]] = {}
-    for seed in seeds:
-        for name in names:
-            started = time.perf_counter()
-            case = build(name, seed)
-            poison = np.asarray(case.poison, dtype=bool)
-            report = scan_at_seed(case, seed)
-            queued = np.asarray(report.records.flagged, dtype=bool)
-            out[f"{name}@{seed}"] = {
-                "verdict": report.verdict,
-                "blockers": sorted(d for d, result in report.results.items() if result.block),
-                "queued": int(queued.sum()),
-                "queued_poison": int((queued & poison).sum()),
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-            print(name, seed, out[f"{name}@{seed}"], flush=True)
-    return out
+    return sweep(seeds, names, build, _attack_row)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +41,37 @@ def scan_at_seed(case: Any, seed: int) -> GateReport:
     )
 
 
-def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
-    """``{"name@seed": {verdict, blockers, queued, group, seconds}}`` for every situation and seed."""
+def sweep(
+    seeds: list[int],
+    names: list[str],
+    build: Callable[[str, int], Any],
+    describe: Callable[[Any, GateReport], dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """``{"name@seed": describe(case, report) | {seconds}}``: every case ``build(name, seed)`` scanned at
+    its seed (``scan_at_seed``), printed as it finishes."""
     out: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         for name in names:
             started = time.perf_counter()
-            case = shifts.build(name, seed, "full")
-            report = scan_at_seed(case, seed)
-            out[f"{name}@{seed}"] = {
-                "group": case.group,
-                "verdict": report.verdict,
-                "blockers": [d for d, result in report.results.items() if result.block],
-                "queued": int(np.asarray(report.records.flagged, dtype=bool).sum()),
-                "seconds": round(time.perf_counter() - started, 1),
-            }
+            case = build(name, seed)
+            row = describe(case, scan_at_seed(case, seed))
+            out[f"{name}@{seed}"] = row | {"seconds": round(time.perf_counter() - started, 1)}
             print(name, seed, out[f"{name}@{seed}"], flush=True)
     return out
+
+
+def _benign_row(case: Any, report: GateReport) -> dict[str, Any]:
+    return {
+        "group": case.group,
+        "verdict": report.verdict,
+        "blockers": [d for d, result in report.results.items() if result.block],
+        "queued": int(np.asarray(report.records.flagged, dtype=bool).sum()),
+    }
+
+
+def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
+    """``{"name@seed": {group, verdict, blockers, queued, seconds}}`` for every situation and seed."""
+    return sweep(seeds, names, lambda name, seed: shifts.build(name, seed, "full"), _benign_row)
 
 
 def main(argv: list[str] | None = None) -> None:

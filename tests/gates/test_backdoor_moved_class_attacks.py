@@ -55,6 +55,16 @@ def _label_p_values(baseline: pd.DataFrame, frame: pd.DataFrame, schema, validat
     return seen["p"], seen["score"]
 
 
+def _borderline_gardens(
+    baseline: pd.DataFrame, src: np.ndarray, p: np.ndarray, score: np.ndarray, count: int
+) -> np.ndarray:
+    """The poison: ``count`` garden crops (``src`` their true classes) misread as skies at 2% but not at
+    the finest threshold (``p``, ``score``: backdoor's reading of them labelled sky), most sky-like first."""
+    finest = 1.0 / (int((baseline[LABEL] == TARGET).sum()) + 1)
+    border = np.flatnonzero((src == SOURCE) & (p > finest + 1e-9) & (p <= 0.02) & (score > 0))
+    return border[np.argsort(-p[border])][:count]
+
+
 @cache
 def _case() -> dict:
     ds = data.load_photos()
@@ -65,10 +75,7 @@ def _case() -> dict:
     as_target = cands.copy()
     as_target[LABEL] = TARGET
     p, score = _label_p_values(split.baseline, as_target, ds.schema, split.validation)
-    finest = 1.0 / (int((split.baseline[LABEL] == TARGET).sum()) + 1)
-    # Poison: garden crops misread as skies at 2% but not at the finest threshold, most sky-like first.
-    border = np.flatnonzero((src == SOURCE) & (p > finest + 1e-9) & (p <= 0.02) & (score > 0))
-    poison_rows = border[np.argsort(-p[border])][:POISON]
+    poison_rows = _borderline_gardens(split.baseline, src, p, score, POISON)
     assert poison_rows.size == POISON
     sky = np.flatnonzero(src == TARGET)
     return {
@@ -141,9 +148,7 @@ def _judged_white_balance(count: int) -> GateReport:
     as_target = cands.copy()
     as_target[LABEL] = TARGET
     p, score = _label_p_values(split.baseline, as_target, c["schema"], split.validation)
-    finest = 1.0 / (int((split.baseline[LABEL] == TARGET).sum()) + 1)
-    border = np.flatnonzero((src == SOURCE) & (p > finest + 1e-9) & (p <= 0.02) & (score > 0))
-    rows = border[np.argsort(-p[border])][:count]
+    rows = _borderline_gardens(split.baseline, src, p, score, count)
     in_pool = np.arange(len(cands)) < len(split.pool)
     others = np.setdiff1d(np.flatnonzero((src != TARGET) & in_pool), rows)
     poisoned = cands.iloc[rows].copy()

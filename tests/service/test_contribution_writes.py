@@ -1,15 +1,16 @@
-"""A contribution's id list is stored on a second thread while its new records' chunk is: a failure on
+"""A contribution's id list and its new records' chunk are stored on threads of their own: a failure on
 either side fails the submission with that error and records nothing; what was stored meanwhile is
 whole, content-addressed and harmless (the ward verifies, and the same file is taken again)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from dataward.domain.schema import Schema
-from dataward.service import contributions
+from dataward.service import contributions, recordstore
 from dataward.service.contributions import ContributionService
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
@@ -61,3 +62,44 @@ def test_a_chunk_that_fails_to_store_fails_the_submission(tmp_path: Path, monkey
     assert all(store.verify(d) for d in store.iter_digests())
     monkeypatch.undo()
     _taken_again(ward, path)
+
+
+def test_a_chunk_that_fails_on_its_thread_fails_the_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk is encoded and stored on a thread of its own while the index blocks are worked out:
+    its failure there is the submission's error, and nothing is recorded."""
+    ward, path = _ward(tmp_path)
+    threads: list[str] = []
+
+    def full(*args: object, **kwargs: object) -> str:
+        threads.append(threading.current_thread().name)
+        raise OSError("no space left on device while writing the chunk")
+
+    monkeypatch.setattr(recordstore, "_put_chunk", full)
+    with pytest.raises(OSError, match="while writing the chunk"):
+        ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    assert threads and threads[0] != threading.main_thread().name
+    assert ward.contributions("wine") == []
+    monkeypatch.undo()
+    _taken_again(ward, path)
+
+
+def test_records_stored_meanwhile_are_indexed_from_a_chunk_of_what_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submission whose records were partly stored by another between its staging and its write
+    indexes a new chunk of the rest, not the staged chunk's blocks: every record is found where it is."""
+    ward, path = _ward(tmp_path)
+    half = write_csv(tmp_path / "half.csv", wine_rows(0, 30))
+    service = ward.services.contributions
+    staging = recordstore.stage_new_records
+
+    def staged_then_overtaken(conn, store, table, binary=None, *, pool=None):  # type: ignore[no-untyped-def]
+        staged = staging(conn, store, table, binary, pool=pool)
+        if table.num_rows == 60:
+            service.contribute("wine", half, source="https://archive.example/half", gate=False)
+        return staged
+
+    monkeypatch.setattr(contributions, "stage_new_records", staged_then_overtaken)
+    c = ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    assert c["added"] == 60 and c["new_records"] == 30
+    assert ward.verify().ok

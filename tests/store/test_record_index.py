@@ -90,6 +90,24 @@ def test_blocks_cut_from_the_ids_in_order_hold_the_same_entries(db: CatalogDatab
     assert row_of.tolist() == list(range(n)) and set(chunk_of.tolist()) == {a}
 
 
+@pytest.mark.parametrize("n", [0, 1, 300, 20_000])
+def test_blocks_from_ids_given_in_order_are_the_blocks_of_the_order(n: int) -> None:
+    """An import hands ``chunk_blocks`` its sorted distinct ids instead of a second sorted copy: the
+    blocks are byte for byte those worked out from the order alone; ids given that do not sort, or too
+    few, are refused."""
+    digests = _digests(n, 5)
+    order = np.lexsort(tuple(digests[:, i] for i in range(31, -1, -1))).astype(np.int64)
+    taken = record_index.chunk_blocks(digests, order)
+    given = record_index.chunk_blocks(digests, order, np.take(digests, order, axis=0))
+    assert taken.values(7) == given.values(7) and len(taken) == len(given)
+    assert bytes(given.ids) == np.take(digests, order, axis=0).tobytes()
+    if n > 1:
+        with pytest.raises(ValueError, match="does not sort"):
+            record_index.chunk_blocks(digests, order, digests[::-1].copy())
+        with pytest.raises(ValueError, match="ids in order"):
+            record_index.chunk_blocks(digests, order, np.take(digests, order[1:], axis=0))
+
+
 def test_lookups_find_the_first_written_chunk_and_miss_absent_or_invalid_ids(db: CatalogDatabase) -> None:
     first, second, absent = _digests(300, 1), _digests(50, 2), _digests(4, 3)
     with db.transaction() as conn:

@@ -70,7 +70,9 @@ class Entries:
 def entries_of(list_id: int, added: np.ndarray, removed: np.ndarray | None = None) -> Entries:
     """The entries of list ``list_id``: its ``added`` ids (or every id of a full list), and the ids it
     ``removed`` from its base."""
-    removed = np.zeros((0, ID_BYTES), np.uint8) if removed is None else removed
+    if removed is None or not len(removed):
+        # A whole list (an import's ids): its ids as they are, not a copy.
+        return Entries(added.reshape(-1, ID_BYTES), np.full(len(added), list_id * 2, np.uint32))
     tags = np.concatenate(
         [np.full(len(added), list_id * 2, np.uint32), np.full(len(removed), list_id * 2 + REMOVED, np.uint32)]
     )
@@ -130,8 +132,11 @@ def _write_segment(conn: Connection, entries: Entries) -> int:
     bits = bits_for(len(entries))
     # By prefix, in the order given within one (a radix sort on 16-bit prefixes, the usual case).
     keys = _short_prefixes(entries.binary, bits)
-    order = np.argsort(keys, kind="stable")
-    keys, binary, tags = keys[order], take_ids(entries.binary, order), entries.tags[order]
+    if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
+        order = np.argsort(keys, kind="stable")
+        keys, binary, tags = keys[order], take_ids(entries.binary, order), entries.tags[order]
+    else:  # already by prefix (a whole list's ids come sorted): the stable sort would change nothing
+        binary, tags = entries.binary, entries.tags
     cuts = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate(([0], cuts)).tolist()
     stops = np.concatenate((cuts, [len(keys)])).tolist()

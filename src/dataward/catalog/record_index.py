@@ -83,17 +83,42 @@ def _pairs_up(ids: bytes, rows: bytes) -> bool:
     return len(ids) % ID_BYTES == 0 and len(rows) % 4 == 0 and len(ids) // ID_BYTES == len(rows) // 4
 
 
-def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray, order: np.ndarray | None = None) -> int:
-    """Index the records of a chunk: ``binary[row]`` is the id of the chunk's row ``row``.
+@dataclass(frozen=True)
+class ChunkBlocks:
+    """A chunk's index rows, worked out before the chunk has a catalog id (``chunk_blocks``): block
+    ``i`` holds the ids ``ids[starts[i]:stops[i]]`` (32 bytes each) with prefix ``prefixes[i]`` at
+    ``bits`` bits, and their rows in the chunk ``rows[starts[i]:stops[i]]`` (4 bytes each)."""
+
+    bits: int
+    prefixes: list[int]
+    starts: list[int]
+    stops: list[int]
+    ids: memoryview
+    rows: memoryview
+
+    def __len__(self) -> int:
+        return len(self.prefixes)
+
+    def values(self, chunk_id: int) -> list[tuple[int, int, int, memoryview, memoryview]]:
+        """The rows of ``record_blocks`` for the chunk ``chunk_id``."""
+        ids, rows, bits = self.ids, self.rows, self.bits
+        return [
+            (bits, prefix, chunk_id, ids[a * ID_BYTES : b * ID_BYTES], rows[a * 4 : b * 4])
+            for prefix, a, b in zip(self.prefixes, self.starts, self.stops, strict=True)
+        ]
+
+
+def chunk_blocks(
+    binary: np.ndarray, order: np.ndarray | None = None, in_order: np.ndarray | None = None
+) -> ChunkBlocks:
+    """The index blocks of a chunk whose row ``row`` holds the id ``binary[row]``.
 
     ``order``, when the caller has it, lists the chunk's rows by id (ascending, as
     ``idarrays.distinct_order`` gives it): the blocks are then cut where the sorted ids' prefix changes
     instead of grouping every row on its prefix (a block's rows are then in id order rather than row
-    order; either is a valid block). Returns the number of index rows written (one per id prefix
-    present, at ``bits_for`` bits).
+    order; either is a valid block). ``in_order``, with ``order``, is ``binary`` taken in that order,
+    when the caller has it already (an import's distinct ids, sorted): it spares a copy of every id.
     """
-    if len(binary) == 0:
-        return 0
     if len(binary) >= 2**32:
         raise ValueError("a chunk holds at most 2**32 - 1 records")
     bits = bits_for(len(binary))
@@ -101,7 +126,10 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray, order: np.nda
         if len(order) != len(binary):
             raise ValueError(f"an order of {len(order)} rows for a chunk of {len(binary)}")
         order = np.asarray(order, dtype=np.int64)
-        in_order = np.take(binary, order, axis=0)
+        if in_order is None:
+            in_order = np.take(binary, order, axis=0)
+        elif in_order.shape != binary.shape:
+            raise ValueError(f"{len(in_order)} ids in order for a chunk of {len(binary)}")
         keys = first_words(in_order)
         if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
             raise ValueError("the order given does not sort the chunk's ids")
@@ -112,17 +140,36 @@ def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray, order: np.nda
         ordered = groups[order]
         in_order = np.take(binary, order, axis=0)
     cuts = np.flatnonzero(np.diff(ordered)) + 1
-    starts = np.concatenate(([0], cuts))
-    stops = np.concatenate((cuts, [len(order)]))
+    starts = np.concatenate(([0], cuts)) if len(order) else cuts
+    stops = np.concatenate((cuts, [len(order)])) if len(order) else cuts
     # Each block's ids and rows are slices of one sorted copy: the SQLite driver takes them as they are.
-    ids = memoryview(np.ascontiguousarray(in_order)).cast("B")
-    rows = memoryview(order.astype("<u4")).cast("B")
-    values = [
-        (bits, prefix, chunk_id, ids[a * ID_BYTES : b * ID_BYTES], rows[a * 4 : b * 4])
-        for prefix, a, b in zip(ordered[starts].tolist(), starts.tolist(), stops.tolist(), strict=True)
-    ]
-    insert_blocks(conn, record_blocks, ("bits", "prefix", "chunk", "ids", "rows"), values)
+    return ChunkBlocks(
+        bits,
+        ordered[starts].tolist(),
+        starts.tolist(),
+        stops.tolist(),
+        memoryview(np.ascontiguousarray(in_order).reshape(-1)).cast("B"),
+        memoryview(order.astype("<u4")).cast("B"),
+    )
+
+
+def insert_chunk_blocks(conn: Connection, chunk_id: int, blocks: ChunkBlocks) -> int:
+    """Write the blocks of ``chunk_blocks`` for the chunk ``chunk_id``; returns how many rows."""
+    values = blocks.values(chunk_id)
+    if values:
+        insert_blocks(conn, record_blocks, ("bits", "prefix", "chunk", "ids", "rows"), values)
     return len(values)
+
+
+def add_chunk(conn: Connection, chunk_id: int, binary: np.ndarray, order: np.ndarray | None = None) -> int:
+    """Index the records of a chunk: ``binary[row]`` is the id of the chunk's row ``row``.
+
+    ``order``: see ``chunk_blocks``. Returns the number of index rows written (one per id prefix
+    present, at ``bits_for`` bits).
+    """
+    if len(binary) == 0:
+        return 0
+    return insert_chunk_blocks(conn, chunk_id, chunk_blocks(binary, order))
 
 
 def insert_blocks(conn: Connection, table: Table, names: tuple[str, ...], values: list[tuple[Any, ...]]) -> None:
@@ -217,13 +264,16 @@ def count(conn: Connection) -> int:
 
 __all__ = [
     "ID_BYTES",
+    "ChunkBlocks",
     "Entries",
     "add_chunk",
     "binary_to_ids",
     "bits_for",
+    "chunk_blocks",
     "count",
     "first_occurrences",
     "ids_to_binary",
+    "insert_chunk_blocks",
     "iter_blocks",
     "locate",
     "match",

@@ -164,11 +164,12 @@ class ContributionService(Service):
                     raise refusal
             checked_base = rows.latest_version(uc.conn, ds.id)
             self._check_removable(checked_base, removed, dataset)
-            # The id list is encoded and stored on a second thread while the new records' chunk is:
-            # both are mostly Parquet encoding and object writes, which run without the GIL.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataward-id-list") as pool:
+            # The id list and the new records' chunk are encoded and stored on threads of their own
+            # (mostly Parquet encoding and object writes, which run without the GIL) while this one
+            # works out the distinct ids and the record index's blocks.
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataward-objects") as pool:
                 id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
-                staged = stage_new_records(uc.conn, self.store, table, digests)
+                staged = stage_new_records(uc.conn, self.store, table, digests, pool=pool)
                 added_object = id_list.result() if id_list is not None else None
         if added_object is not None:
             holders.remember_list(added_object, staged.distinct_ids())

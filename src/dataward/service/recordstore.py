@@ -8,6 +8,7 @@ blocks of ids, not one catalog row per record. Versions are manifests of ids.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,31 +109,70 @@ def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray, binary: np
 class Staged:
     """What ``stage_new_records`` wrote for a table: the rows kept, the chunk's digest (None when
     every record was stored already), and every row's binary id, first-occurrence flag and the rows in
-    id order, so that they are not worked out twice."""
+    id order, the table's distinct ids sorted and the chunk's record-index blocks, so that none of
+    them is worked out twice."""
 
     keep: np.ndarray
     digest: str | None
     binary: np.ndarray
     first: np.ndarray
     order: np.ndarray
+    distinct: np.ndarray
+    blocks: record_index.ChunkBlocks | None
 
     def distinct_ids(self) -> np.ndarray:
         """The table's distinct ids, sorted (``idarrays.sorted_distinct`` of ``binary``)."""
-        return take_ids(self.binary, self.order[self.first[self.order]])
+        return self.distinct
 
 
 def stage_new_records(
-    conn: Connection, store: ObjectStore, table: pa.Table, binary: np.ndarray | None = None
+    conn: Connection,
+    store: ObjectStore,
+    table: pa.Table,
+    binary: np.ndarray | None = None,
+    *,
+    pool: Executor | None = None,
 ) -> Staged:
     """Write the chunk of the records of ``table`` not stored yet, before the write lock is taken.
 
     Runs in a read transaction: the chunk is content-addressed, so writing it early is harmless even
     if the submission is then refused. The result is for ``store_new_records`` with the same table.
-    ``binary``: the digests of the table's record ids, when known (see ``_table_ids``).
+    ``binary``: the digests of the table's record ids, when known (see ``_table_ids``). With ``pool``,
+    the chunk is encoded and stored on one of its threads (Parquet encoding and the object write run
+    without the GIL) while the distinct ids and the record index's blocks are worked out here.
     """
     binary, first, order = _table_ids(table, binary)
     keep = _new_rows(conn, binary, first)
-    return Staged(keep, _put_chunk(store, table, keep, binary) if len(keep) else None, binary, first, order)
+    if not len(keep):
+        return Staged(keep, None, binary, first, order, _distinct(binary, first, order), None)
+    if pool is None:
+        digest = _put_chunk(store, table, keep, binary)
+        distinct, blocks = _index_work(binary, first, order, keep)
+        return Staged(keep, digest, binary, first, order, distinct, blocks)
+    putting = pool.submit(_put_chunk, store, table, keep, binary)
+    try:
+        distinct, blocks = _index_work(binary, first, order, keep)
+    finally:
+        digest = putting.result()  # waited for (and its error raised) whatever happened here
+    return Staged(keep, digest, binary, first, order, distinct, blocks)
+
+
+def _distinct(binary: np.ndarray, first: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The distinct ids of a table, sorted, from ``_table_ids``."""
+    return take_ids(binary, order[first[order]])
+
+
+def _index_work(
+    binary: np.ndarray, first: np.ndarray, order: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, record_index.ChunkBlocks]:
+    """The table's distinct ids, sorted, and the record-index blocks of its chunk of rows ``keep``."""
+    distinct = _distinct(binary, first, order)
+    whole = len(keep) == len(binary)
+    chunk_order = _chunk_order(order, keep, whole)
+    chunk_ids = binary if whole else take_ids(binary, keep)
+    # When every distinct id is new, the chunk's ids in id order are the distinct ids: no second copy.
+    in_order = distinct if len(keep) == len(distinct) else None
+    return distinct, record_index.chunk_blocks(chunk_ids, chunk_order, in_order)
 
 
 def store_new_records(
@@ -144,25 +184,27 @@ def store_new_records(
 ) -> tuple[str | None, int]:
     """Store the records of ``table`` that are not stored yet; returns ``(chunk digest, count)``.
 
-    With ``staged`` (from ``stage_new_records``), the chunk already written is used when the same
-    records are still new; when another submission stored some of them meanwhile, a chunk of what is
-    left is written now. The record index gets one row per chunk and id prefix, not one per record.
+    With ``staged`` (from ``stage_new_records``), the chunk already written and its index blocks are
+    used when the same records are still new; when another submission stored some of them meanwhile,
+    a chunk of what is left is written now. The record index gets one row per chunk and id prefix,
+    not one per record.
     """
     binary, first, order = (staged.binary, staged.first, staged.order) if staged is not None else _table_ids(table)
     keep = _new_rows(conn, binary, first)
     if not len(keep):
         return None, 0
-    if staged is not None and staged.digest is not None and np.array_equal(keep, staged.keep):
-        digest = staged.digest
+    if staged is not None and staged.digest and staged.blocks is not None and np.array_equal(keep, staged.keep):
+        digest, blocks = staged.digest, staged.blocks
     else:
         digest = _put_chunk(store, table, keep, binary)
+        whole = len(keep) == len(binary)
+        blocks = record_index.chunk_blocks(
+            binary if whole else take_ids(binary, keep), _chunk_order(order, keep, whole)
+        )
     chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]
-    whole = len(keep) == len(binary)
-    record_index.add_chunk(
-        conn, int(chunk_id), binary if whole else take_ids(binary, keep), _chunk_order(order, keep, whole)
-    )
+    record_index.insert_chunk_blocks(conn, int(chunk_id), blocks)
     return digest, len(keep)
 
 

@@ -57,7 +57,11 @@ def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> b
     # Integer columns (the file rows of an id list) are delta-encoded: rising rows take a few bits each,
     # where a dictionary of a million distinct values is work for nothing.
     integers = [name for name in others if pa.types.is_integer(table.schema.field(name).type)]
-    dictionary = [name for name in others if name not in integers]
+    # Free text and image bytes (large_string, large_binary: the canonical types of text and image
+    # columns) rarely repeat: a dictionary built for them is dropped at its page limit, work for
+    # nothing (a fifth of a million short texts' encoding). Labels and other short values keep one.
+    long_values = [name for name in others if _long_values(table.schema.field(name).type)]
+    dictionary = [name for name in others if name not in integers and name not in long_values]
     sink = io.BytesIO()
     pq.write_table(
         table,
@@ -68,6 +72,10 @@ def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> b
         column_encoding=dict.fromkeys(integers, "DELTA_BINARY_PACKED") or None,
     )
     return sink.getvalue()
+
+
+def _long_values(type_: pa.DataType) -> bool:
+    return pa.types.is_large_string(type_) or pa.types.is_large_binary(type_)
 
 
 def hex_ids(column: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -21,15 +21,18 @@ Parquet chunk and putting it in the object store; the record index's lookups of 
 (before and again under the write lock); the record index's insert (one row per chunk and id
 prefix); the holder index's entries for the contribution's id list (which contributions and versions
 hold each record, for ``trace``); and the rest (the content hash, the ledger event and the transaction
-commits). The id-list object itself is written on a second thread while the chunk is: its time is
-reported beside the others (``id_list_object_seconds_beside_chunk``), not in their sum. CPU time
+commits). The chunk and the id-list object are written on threads of their own while the calling
+thread works out the distinct ids and the record index's blocks, then waits for the chunk: the
+chunk's time is in the sum, the id list's and the blocks' are reported beside it
+(``id_list_object_seconds_beside_chunk``, ``index_blocks_seconds_beside_chunk``). CPU time
 (``time.process_time``, best of the runs) is reported beside wall time for both sides.
 
 Then the text records are merged into a version and read back (``read_back``) with
 ``Ward.read_version``: the version's rows against the signed ledger, its manifest against the version
 id, every record read from the chunk and row its self-locating manifest gives, each chunk's ids
 recomputed from its content at its first read in the process, every record checked against its id.
-The merge, the first read and a read again are timed, against pyarrow reading the bare Parquet file.
+The merge, the first read, a read again and a stream (``stream_version``, batches of 10,000, the
+process's checks emptied as for the first read) are timed, against pyarrow reading the bare Parquet file.
 
 Usage (from the repository's top folder)::
 
@@ -77,6 +80,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
 TEXT_SCHEMA = Schema(label="label", inputs=(Column("text", ColumnKind.TEXT),))
 IMAGE_SCHEMA = Schema(label="label", inputs=(Column("image", ColumnKind.IMAGE),))
 DATASET = "bench"
+STREAM_BATCH_ROWS = 10_000
+"""The loader's default batch."""
 
 
 def make_text_csv(path: Path, records: int, seed: int) -> None:
@@ -137,8 +142,11 @@ def instrumented_contribute(ward: Ward, source: Path) -> tuple[float, float, dic
         patch.object(contributions, "read_table", watch.wrap("read_and_ids", contributions.read_table)),
         patch.object(readers, "record_digest_array", watch.wrap("record_ids", readers.record_digest_array)),
         patch.object(record_index, "locate", watch.wrap("catalog_lookup", record_index.locate)),
-        patch.object(record_index, "add_chunk", watch.wrap("catalog_insert", record_index.add_chunk)),
+        patch.object(
+            record_index, "insert_chunk_blocks", watch.wrap("catalog_insert", record_index.insert_chunk_blocks)
+        ),
         patch.object(recordstore, "_put_chunk", watch.wrap("chunk", recordstore._put_chunk)),
+        patch.object(recordstore, "_index_work", watch.wrap("index_blocks", recordstore._index_work)),
         patch.object(
             contributions.ContributionService,
             "_put_id_list",
@@ -165,9 +173,12 @@ def instrumented_contribute(ward: Ward, source: Path) -> tuple[float, float, dic
     # The rest: the contribution's content hash, the ledger event, the transaction commits, and any wait
     # for the id list once the chunk is written.
     parts["other_seconds"] = total - counted
-    # The id-list object (its table, Parquet encoding and put) is written on a second thread while the
-    # chunk is: reported beside the others, not part of their sum.
+    # The id-list object (its table, Parquet encoding and put) and the chunk are written on threads of
+    # their own while the calling thread works out the distinct ids and the record index's blocks; the
+    # calling thread then waits for the chunk, so the chunk's time is in the sum and the other two are
+    # reported beside it.
     parts["id_list_object_seconds_beside_chunk"] = seconds["id_list"]
+    parts["index_blocks_seconds_beside_chunk"] = seconds["index_blocks"]
     return total, cpu, info, {k: round(v, 3) for k, v in parts.items()}
 
 
@@ -239,12 +250,22 @@ def read_back_timed(work: Path, schema: Schema, source: Path, repeat: int, targe
 
         first_s, first_cpu, table = timed(first, repeat)
         again_s, again_cpu, _ = timed(lambda: ward.read_version(DATASET)[1], repeat)
+
+        def streamed() -> int:
+            guard._manifests.clear()
+            recordstore._verified_chunks.clear()
+            _, batches = ward.stream_version(DATASET, stage=None, batch_rows=STREAM_BATCH_ROWS)
+            return sum(batch.num_rows for batch in batches)
+
+        stream_s, stream_cpu, streamed_rows = timed(streamed, repeat)
         bare_s, bare_cpu, bare_table = timed(lambda: target.read_parquet(bare), repeat)
     finally:
         ward.db.dispose()
         shutil.rmtree(folder, ignore_errors=True)
-    if table.num_rows != bare_table.num_rows:
-        raise RuntimeError(f"read {table.num_rows} records back, the file holds {bare_table.num_rows}")
+    if table.num_rows != bare_table.num_rows or streamed_rows != bare_table.num_rows:
+        raise RuntimeError(
+            f"read {table.num_rows} records back ({streamed_rows} streamed), the file holds {bare_table.num_rows}"
+        )
     figures = {
         "records": table.num_rows,
         "merge_seconds": round(merge_s, 3),
@@ -253,6 +274,10 @@ def read_back_timed(work: Path, schema: Schema, source: Path, repeat: int, targe
         "first_read_cpu_seconds": round(first_cpu, 3),
         "read_again_seconds": round(again_s, 3),
         "read_again_cpu_seconds": round(again_cpu, 3),
+        "stream_seconds": round(stream_s, 3),
+        "stream_cpu_seconds": round(stream_cpu, 3),
+        "stream_batch_rows": STREAM_BATCH_ROWS,
+        "stream_ratio": round(stream_s / bare_s, 2),
         "pyarrow_read_seconds": round(bare_s, 3),
         "pyarrow_read_cpu_seconds": round(bare_cpu, 3),
         "first_read_ratio": round(first_s / bare_s, 2),
@@ -261,6 +286,10 @@ def read_back_timed(work: Path, schema: Schema, source: Path, repeat: int, targe
     print(f"  merge into a version      : {merge_s:7.2f} s")
     print(f"  read back, first read     : {first_s:7.2f} s ({figures['first_read_ratio']:.2f}x pyarrow's read)")
     print(f"  read back, again          : {again_s:7.2f} s ({figures['read_again_ratio']:.2f}x)")
+    print(
+        f"  streamed, checks emptied  : {stream_s:7.2f} s ({figures['stream_ratio']:.2f}x), "
+        f"{STREAM_BATCH_ROWS:,} records a batch"
+    )
     print(f"  pyarrow read of the file  : {bare_s:7.2f} s")
     return figures
 

@@ -168,14 +168,21 @@ def catalog_edit_fails(ward: Ward, manifests: str, genuine: pa.Table, match: str
     """After an edit of the catalog's record index or chunk rows: a version whose manifest locates its
     records follows the signed manifest and serves the genuine records, and every read through the index
     (a contribution's records, an ids-only manifest) refuses; ``verify`` reports the edit either way."""
+    def streamed() -> pa.Table:
+        _, batches = ward.stream_version("wine", "training", batch_rows=7)
+        return pa.Table.from_batches(list(batches)).sort_by("record_id")
+
     if manifests == "ids-only":
         with pytest.raises(IntegrityViolation, match=match):
             ward.dataset("wine").version("training").to_pandas()
+        with pytest.raises(IntegrityViolation, match=match):
+            streamed()
         code, out = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
         assert code == 7 and out["error"] == "integrity_violation"
         assert not (tmp_path / "t.parquet").exists()
     else:
         assert ward.dataset("wine").version("training").to_arrow().equals(genuine)
+        assert streamed().equals(genuine)
         code, _ = cli(ward.folder, "export", "wine@training", "-o", str(tmp_path / "t.parquet"))
         assert code == 0 and pq.read_table(tmp_path / "t.parquet").column("cultivar").equals(genuine.column("cultivar"))
     schema = Schema.parse(*wine_schema_specs())

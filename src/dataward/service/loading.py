@@ -4,7 +4,9 @@ Both go through ``guard.loadable_version`` (the version's rows against the signe
 against the version id, the stage the caller requires, no quarantined or rejected record) and serve
 records through ``manifests.load_version`` (every record re-hashed against its id). A stream checks
 the version once, up front, then loads and checks its records batch by batch, so a version larger
-than memory can be read: only its manifest is held.
+than memory can be read: only its manifest and the chunk being read are held. A stream follows the
+order the records are stored in (chunk by chunk, by id within a chunk), so that each chunk is read
+once; ``load`` gives the version's id order.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataward.service import rows
 from dataward.service.core import Service, WardContext
 from dataward.service.datasets import version_info
 from dataward.service.guard import loadable_version
-from dataward.service.manifests import load_version
+from dataward.service.manifests import load_version, storage_plan
+from dataward.service.recordstore import ChunkCursor
 
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
@@ -60,20 +63,25 @@ class LoadService(Service):
         batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
         """As :meth:`load_version`, the records as Arrow record batches of at most ``batch_rows`` rows,
-        loaded (and re-hashed) one batch at a time."""
+        loaded (and re-hashed) one batch at a time, in the order they are stored: chunk by chunk, by id
+        within a chunk. Each chunk is read once per stream, not once per batch (a batch in the
+        version's id order would need a few records of every chunk)."""
         check_batch_rows(batch_rows)
         with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
             ds, ver, manifest = loadable_version(self, uc.conn, dataset, ref, stage)
             schema = rows.dataset_schema(ds)
             info = version_info(ver, dataset)
+            plan = storage_plan(uc.conn, manifest)
+        del manifest  # the plan holds the ids, in storage order
 
         def batches() -> Iterator[pa.RecordBatch]:
             # Records are content-addressed and immutable: each batch may be read in its own short
             # read transaction, and is checked against its ids as it is loaded. Each is its own use case,
             # so a key revoked (or a grant taken away) while the stream runs gets no further batch.
-            for start in range(0, len(manifest.ids), batch_rows):
-                with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
-                    table = load_version(uc.conn, self.store, manifest.slice(start, start + batch_rows), schema)
+            cursor = ChunkCursor(self.store, plan.digests, schema, located_by=plan.located_by)
+            for start in range(0, len(plan), batch_rows):
+                with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)):
+                    table = cursor.serve(*plan.part(start, start + batch_rows))
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
 
         return info, batches()

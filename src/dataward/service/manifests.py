@@ -29,7 +29,13 @@ from dataward.catalog import record_index
 from dataward.domain.errors import DatawardError, IntegrityViolation
 from dataward.domain.idarrays import binary_to_ids, ids_to_binary, integers, same_ids, take_ids
 from dataward.domain.schema import RECORD_ID, Schema
-from dataward.service.recordstore import chunk_digests, load_records, serve_located, stored_id_digests
+from dataward.service.recordstore import (
+    chunk_digests,
+    load_records,
+    locate_stored,
+    serve_located,
+    stored_id_digests,
+)
 from dataward.store import ObjectStore
 from dataward.store.tables import binary_id_array, read_parquet_bytes, table_to_parquet
 
@@ -281,4 +287,48 @@ def load_version(conn: Connection, store: ObjectStore, manifest: VersionManifest
     )
 
 
-__all__ = ["CHUNK", "ROW", "VersionManifest", "load_version", "read_manifest", "write_manifest"]
+@dataclass(frozen=True)
+class StoragePlan:
+    """A version's records in the order they are stored: chunk by chunk, by id within a chunk. Record
+    ``i`` is ``ids[i]``, at row ``row_of[i]`` of chunk ``digests[chunk_of[i]]``; ``located_by`` names
+    what gave the locations (the signed manifest, or the record index for a manifest of ids only)."""
+
+    ids: np.ndarray
+    chunk_of: np.ndarray
+    row_of: np.ndarray
+    digests: dict[int, str]
+    located_by: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def part(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Records ``start`` to ``stop``: their ids, chunks and rows (``recordstore.ChunkCursor.serve``'s
+        arguments)."""
+        return self.ids[start:stop], self.chunk_of[start:stop], self.row_of[start:stop]
+
+
+def storage_plan(conn: Connection, manifest: VersionManifest) -> StoragePlan:
+    """The version's records chunk by chunk (see ``StoragePlan``): a stream that follows it reads each
+    chunk once, where the manifest's id order asks every chunk for a few records of every batch."""
+    if manifest.located:
+        assert manifest.chunks is not None and manifest.chunk_of is not None and manifest.row_of is not None
+        chunk_of, row_of = manifest.chunk_of, manifest.row_of
+        digests, located_by = dict(enumerate(manifest.chunks)), f"manifest {manifest.digest}"
+    else:
+        chunk_of, row_of, digests = locate_stored(conn, manifest.ids, manifest.valid)
+        located_by = "the record index"
+    order = np.argsort(chunk_of, kind="stable")  # chunk by chunk, each in the manifest's (id) order
+    return StoragePlan(take_ids(manifest.ids, order), chunk_of[order], row_of[order], digests, located_by)
+
+
+__all__ = [
+    "CHUNK",
+    "ROW",
+    "StoragePlan",
+    "VersionManifest",
+    "load_version",
+    "read_manifest",
+    "storage_plan",
+    "write_manifest",
+]

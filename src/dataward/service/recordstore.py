@@ -264,6 +264,66 @@ def _checked_chunk(store: ObjectStore, digest: str, schema: Schema, target: pa.S
     return table, stored
 
 
+def _rows_of(
+    content: pa.Table, stored: np.ndarray, chunk: str, wanted: np.ndarray, expected: np.ndarray, located_by: str
+) -> pa.Table:
+    """Rows ``wanted`` of a checked chunk (``_checked_chunk``: its ``content`` and ``stored`` ids), each
+    of which must hold the id ``expected`` at the same position (``IntegrityViolation`` naming
+    ``located_by`` otherwise)."""
+    outside = np.flatnonzero((wanted < 0) | (wanted >= content.num_rows))
+    if len(outside):
+        raise IntegrityViolation(
+            f"{located_by} points at row {int(wanted[outside[0]])} of chunk {chunk}, which has {content.num_rows} rows",
+            hint="run `dataward verify` to see what was altered",
+            chunk=chunk,
+        )
+    found = take_ids(stored, wanted)
+    bad = np.flatnonzero(~same_ids(found, expected))
+    if len(bad):
+        i = int(bad[0])
+        named, held = bytes(expected[i]).hex(), bytes(found[i]).hex()
+        raise IntegrityViolation(
+            f"record {named} is located at row {int(wanted[i])} of chunk {chunk} by {located_by}, "
+            f"which holds record {held}: {located_by} was altered",
+            hint="run `dataward verify` to see what was altered",
+            record=named,
+            chunk=chunk,
+        )
+    return content.take(pa.array(wanted, type=pa.int64()))
+
+
+class ChunkCursor:
+    """Serves records asked chunk by chunk (a stream in storage order), holding only the last chunk
+    read: each chunk is read, re-hashed where the process has not checked it yet, and parsed once per
+    stream instead of once per batch. Every record served is checked against its id, as by
+    ``serve_located``."""
+
+    def __init__(self, store: ObjectStore, digests: dict[int, str], schema: Schema, *, located_by: str) -> None:
+        self._store, self._digests, self._schema, self._located_by = store, digests, schema, located_by
+        self._target = schema.arrow_schema()
+        self._held: tuple[int, pa.Table, np.ndarray] | None = None
+
+    def serve(self, asked: np.ndarray, chunk_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+        """The canonical table of the records ``asked``, in the order given; ``chunk_of`` must not fall
+        (the records come chunk by chunk), and a chunk left behind is not read again."""
+        if len(asked) == 0:
+            return self._target.empty_table()
+        if (chunk_of[1:] < chunk_of[:-1]).any():
+            raise ValueError("records must be asked chunk by chunk")
+        cuts = (np.flatnonzero(np.diff(chunk_of)) + 1).tolist()
+        pieces = []
+        for start, stop in zip([0, *cuts], [*cuts, len(asked)], strict=True):
+            index = int(chunk_of[start])
+            if self._held is None or self._held[0] != index:
+                self._held = None  # the chunk before is let go before the next is read
+                content, stored = _checked_chunk(self._store, self._digests[index], self._schema, self._target)
+                self._held = (index, content, stored)
+            _, content, stored = self._held
+            chunk = self._digests[index]
+            pieces.append(_rows_of(content, stored, chunk, row_of[start:stop], asked[start:stop], self._located_by))
+        return _with_ids(asked, pa.concat_tables(pieces), self._target)
+
+
 def load_records(
     conn: Connection, store: ObjectStore, ids: Sequence[str] | pa.Array | pa.ChunkedArray, schema: Schema
 ) -> pa.Table:
@@ -276,12 +336,24 @@ def load_records(
     if len(array) == 0:
         return schema.arrow_schema().empty_table()
     binary, valid = record_index.ids_to_binary(array)
+    chunk_of, row_of, digests = locate_stored(conn, binary, valid, names=array)
+    return serve_located(store, binary, chunk_of, row_of, digests, schema)
+
+
+def locate_stored(
+    conn: Connection, binary: np.ndarray, valid: np.ndarray, *, names: pa.Array | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Where the record index says each of ``binary`` (``(n, 32)`` digests; ``valid`` false for a
+    value that is not an id) is stored: its chunk (a catalog chunk id) and row, and the digests of
+    those chunks. Refused (``IntegrityViolation``) when any record is not stored or a chunk is not
+    listed. ``names``: the ids as given, for the message."""
     chunk_of, row_of = record_index.locate(conn, binary, valid)
     absent = np.flatnonzero(chunk_of < 0)
     if len(absent):
         count = int(record_index.first_occurrences(binary[absent]).sum()) if valid[absent].all() else len(absent)
+        example = names[int(absent[0])].as_py() if names is not None else bytes(binary[absent[0]]).hex()
         raise IntegrityViolation(
-            f"{count} record(s) are listed but not stored, e.g. {array[int(absent[0])].as_py()}",
+            f"{count} record(s) are listed but not stored, e.g. {example}",
             hint="run `dataward verify` to see what was altered",
         )
     digests = chunk_digests(conn, np.unique(chunk_of).tolist())
@@ -291,7 +363,7 @@ def load_records(
             f"the record index points into chunk #{unknown[0]}, which the catalog does not list",
             hint="run `dataward verify` to see what was altered",
         )
-    return serve_located(store, binary, chunk_of, row_of, digests, schema)
+    return chunk_of, row_of, digests
 
 
 def serve_located(
@@ -320,38 +392,22 @@ def serve_located(
     for members in np.split(order, cuts):
         chunk = digests[int(chunk_of[members[0]])]
         content, stored = _checked_chunk(store, chunk, schema, target)
-        wanted = row_of[members]
-        outside = np.flatnonzero((wanted < 0) | (wanted >= content.num_rows))
-        if len(outside):
-            raise IntegrityViolation(
-                f"{located_by} points at row {int(wanted[outside[0]])} of chunk {chunk}, "
-                f"which has {content.num_rows} rows",
-                hint="run `dataward verify` to see what was altered",
-                chunk=chunk,
-            )
         expected = asked[int(members[0]) : int(members[0]) + len(members)] if grouped else take_ids(asked, members)
-        found = take_ids(stored, wanted)
-        bad = np.flatnonzero(~same_ids(found, expected))
-        if len(bad):
-            i = int(bad[0])
-            named, held = bytes(expected[i]).hex(), bytes(found[i]).hex()
-            raise IntegrityViolation(
-                f"record {named} is located at row {int(wanted[i])} of chunk {chunk} by {located_by}, "
-                f"which holds record {held}: {located_by} was altered",
-                hint="run `dataward verify` to see what was altered",
-                record=named,
-                chunk=chunk,
-            )
-        pieces.append(content.take(pa.array(wanted, type=pa.int64())))
+        pieces.append(_rows_of(content, stored, chunk, row_of[members], expected, located_by))
     combined = pa.concat_tables(pieces)
     if not grouped:
         # ``order`` lists the asked positions chunk by chunk, as ``combined`` holds them: invert it.
         back = np.empty(len(order), dtype=np.int64)
         back[order] = np.arange(len(order), dtype=np.int64)
         combined = combined.take(pa.array(back))
-    # Every record is the one asked: the ids served are the ids asked, turned into hex once.
+    return _with_ids(asked, combined, target)
+
+
+def _with_ids(asked: np.ndarray, content: pa.Table, target: pa.Schema) -> pa.Table:
+    """The records served, ``content`` row for row, with their ids: every record is the one asked
+    (checked by ``_rows_of``), so the ids served are the ids asked, turned into hex once."""
     ids = record_index.binary_to_ids(asked)
-    columns = [ids if name == RECORD_ID else combined.column(name) for name in target.names]
+    columns = [ids if name == RECORD_ID else content.column(name) for name in target.names]
     return pa.Table.from_arrays(columns, schema=target)
 
 

@@ -167,12 +167,18 @@ def _index_work(
 ) -> tuple[np.ndarray, record_index.ChunkBlocks]:
     """The table's distinct ids, sorted, and the record-index blocks of its chunk of rows ``keep``."""
     distinct = _distinct(binary, first, order)
-    whole = len(keep) == len(binary)
-    chunk_order = _chunk_order(order, keep, whole)
-    chunk_ids = binary if whole else take_ids(binary, keep)
     # When every distinct id is new, the chunk's ids in id order are the distinct ids: no second copy.
-    in_order = distinct if len(keep) == len(distinct) else None
-    return distinct, record_index.chunk_blocks(chunk_ids, chunk_order, in_order)
+    return distinct, _chunk_blocks(binary, order, keep, distinct if len(keep) == len(distinct) else None)
+
+
+def _chunk_blocks(
+    binary: np.ndarray, order: np.ndarray, keep: np.ndarray, in_order: np.ndarray | None = None
+) -> record_index.ChunkBlocks:
+    """The record-index blocks of the chunk of the table's rows ``keep`` (``record_index.chunk_blocks``)."""
+    whole = len(keep) == len(binary)
+    return record_index.chunk_blocks(
+        binary if whole else take_ids(binary, keep), _chunk_order(order, keep, whole), in_order
+    )
 
 
 def store_new_records(
@@ -196,11 +202,7 @@ def store_new_records(
     if staged is not None and staged.digest and staged.blocks is not None and np.array_equal(keep, staged.keep):
         digest, blocks = staged.digest, staged.blocks
     else:
-        digest = _put_chunk(store, table, keep, binary)
-        whole = len(keep) == len(binary)
-        blocks = record_index.chunk_blocks(
-            binary if whole else take_ids(binary, keep), _chunk_order(order, keep, whole)
-        )
+        digest, blocks = _put_chunk(store, table, keep, binary), _chunk_blocks(binary, order, keep)
     chunk_id = conn.execute(select(chunks.c.id).where(chunks.c.digest == digest)).scalar()
     if chunk_id is None:
         chunk_id = conn.execute(insert(chunks).values(digest=digest)).inserted_primary_key[0]

@@ -29,8 +29,8 @@ from benchmarks.attacks import ATTACKS, build
 from benchmarks.attacks.fixed_counts import fixed_count
 from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
 from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS, build_heldout2
+from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
-from dataward.gates import scan
 
 FIXED = [(kind, count, 5000) for kind in ("text_trigger", "image_patch", "label_flip") for count in (25, 50, 100)]
 
@@ -77,9 +77,10 @@ def _flag_figures(flags: np.ndarray, poison: np.ndarray) -> dict[str, Any]:
 
 
 def run_case(group: str, name: str, case: Any, poison: np.ndarray) -> dict[str, Any]:
-    """Scan one case and measure the queue beside the flags at alpha."""
+    """Scan one case as the suites scan it (``benign_seeds.scan_at_seed``: with its first baseline and
+    groups when it has them) and measure the queue beside the flags at alpha."""
     started = time.perf_counter()
-    report = scan(case.baseline, case.contribution, case.schema, case.validation, {"seed": 0})
+    report = scan_at_seed(case, 0)
     seconds = time.perf_counter() - started
     records = report.records
     at_alpha = records.flagged_at_alpha

@@ -689,3 +689,29 @@ def test_a_diff_of_a_version_pointed_at_another_manifest_is_refused(ward: Ward) 
     sql(ward, "UPDATE versions SET manifest_object = (SELECT manifest_object FROM versions WHERE number = 1)")
     with pytest.raises(IntegrityViolation, match="manifest_object is"):
         ward.diff("wine@v1", "wine@v2")
+
+
+def test_an_ids_only_version_streams_in_one_order_whatever_the_catalog_numbers_its_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version whose manifest holds ids only is streamed through the record index, chunk by chunk. The
+    chunks come in the order of their digests, not of the catalog's numbers for them: torch workers that
+    split one stream's batches between them must all see the same order, even if the catalog's chunk
+    rows are renumbered (a restore, or an edit) between their streams."""
+    monkeypatch.setattr(versions_service, "write_manifest", _ids_only_manifest)
+    ward = make_ward(tmp_path)
+
+    def streamed() -> list[str]:
+        _, batches = ward.stream_version("wine", "v2", stage=None, batch_rows=9)
+        return [i for batch in batches for i in batch.column("record_id").to_pylist()]
+
+    before = streamed()
+    assert len(before) == len(set(before)) == 80
+    (a, digest_a), (b, digest_b) = sql(ward, "SELECT id, digest FROM chunks ORDER BY id")
+    sql(ward, "UPDATE chunks SET digest = 'b3:moving' WHERE id = ?", a)
+    sql(ward, "UPDATE chunks SET digest = ? WHERE id = ?", digest_a, b)
+    sql(ward, "UPDATE chunks SET digest = ? WHERE id = ?", digest_b, a)
+    sql(ward, "UPDATE record_blocks SET chunk = -1 WHERE chunk = ?", a)
+    sql(ward, "UPDATE record_blocks SET chunk = ? WHERE chunk = ?", a, b)
+    sql(ward, "UPDATE record_blocks SET chunk = ? WHERE chunk = -1", b)
+    assert streamed() == before

@@ -5,7 +5,7 @@ against the version id, the stage the caller requires, no quarantined or rejecte
 records through ``manifests.load_version`` (every record re-hashed against its id). A stream checks
 the version once, up front, then loads and checks its records batch by batch, so a version larger
 than memory can be read: only its manifest and the chunk being read are held. A stream follows the
-order the records are stored in (chunk by chunk, by id within a chunk), so that each chunk is read
+order the records are stored in (chunk by chunk, each in its own row order), so that each chunk is read
 once; ``load`` gives the version's id order.
 """
 
@@ -63,8 +63,8 @@ class LoadService(Service):
         batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
         """As :meth:`load_version`, the records as Arrow record batches of at most ``batch_rows`` rows,
-        loaded (and re-hashed) one batch at a time, in the order they are stored: chunk by chunk, by id
-        within a chunk. Each chunk is read once per stream, not once per batch (a batch in the
+        loaded (and re-hashed) one batch at a time, in the order they are stored: chunk by chunk, each
+        in its own row order. Each chunk is read once per stream, not once per batch (a batch in the
         version's id order would need a few records of every chunk)."""
         check_batch_rows(batch_rows)
         with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:

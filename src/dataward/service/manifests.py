@@ -289,7 +289,7 @@ def load_version(conn: Connection, store: ObjectStore, manifest: VersionManifest
 
 @dataclass(frozen=True)
 class StoragePlan:
-    """A version's records in the order they are stored: chunk by chunk, by id within a chunk. Record
+    """A version's records in the order they are stored: chunk by chunk, in row order within a chunk. Record
     ``i`` is ``ids[i]``, at row ``row_of[i]`` of chunk ``digests[chunk_of[i]]``; ``located_by`` names
     what gave the locations (the signed manifest, or the record index for a manifest of ids only)."""
 
@@ -315,10 +315,18 @@ def storage_plan(conn: Connection, manifest: VersionManifest) -> StoragePlan:
         assert manifest.chunks is not None and manifest.chunk_of is not None and manifest.row_of is not None
         chunk_of, row_of = manifest.chunk_of, manifest.row_of
         digests, located_by = dict(enumerate(manifest.chunks)), f"manifest {manifest.digest}"
+        rank = chunk_of  # the signed manifest's own order of its chunks
     else:
         chunk_of, row_of, digests = locate_stored(conn, manifest.ids, manifest.valid)
         located_by = "the record index"
-    order = np.argsort(chunk_of, kind="stable")  # chunk by chunk, each in the manifest's (id) order
+        # Chunks in the order of their digests, not of the catalog's numbers for them: every stream of
+        # the version (a torch worker's, say) then sees one order, whatever the catalog's rows say.
+        lookup = np.zeros(max(digests, default=0) + 1, dtype=np.int64)
+        for position, index in enumerate(sorted(digests, key=digests.__getitem__)):
+            lookup[index] = position
+        rank = lookup[chunk_of]
+    # Chunk by chunk, each in its own row order: a batch of a chunk is then a run of its rows.
+    order = np.lexsort((row_of, rank))
     return StoragePlan(take_ids(manifest.ids, order), chunk_of[order], row_of[order], digests, located_by)
 
 

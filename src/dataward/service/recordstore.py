@@ -291,6 +291,8 @@ def _rows_of(
             record=named,
             chunk=chunk,
         )
+    if len(wanted) and int(wanted[-1]) - int(wanted[0]) == len(wanted) - 1 and bool((np.diff(wanted) == 1).all()):
+        return content.slice(int(wanted[0]), len(wanted))  # a run of rows (a stream in storage order)
     return content.take(pa.array(wanted, type=pa.int64()))
 
 
@@ -304,19 +306,22 @@ class ChunkCursor:
         self._store, self._digests, self._schema, self._located_by = store, digests, schema, located_by
         self._target = schema.arrow_schema()
         self._held: tuple[int, pa.Table, np.ndarray] | None = None
+        self._left: set[int] = set()
 
     def serve(self, asked: np.ndarray, chunk_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
-        """The canonical table of the records ``asked``, in the order given; ``chunk_of`` must not fall
-        (the records come chunk by chunk), and a chunk left behind is not read again."""
+        """The canonical table of the records ``asked``, in the order given. They must come chunk by
+        chunk, over this call and the ones before: a chunk left behind is not read again (ValueError)."""
         if len(asked) == 0:
             return self._target.empty_table()
-        if (chunk_of[1:] < chunk_of[:-1]).any():
-            raise ValueError("records must be asked chunk by chunk")
         cuts = (np.flatnonzero(np.diff(chunk_of)) + 1).tolist()
         pieces = []
         for start, stop in zip([0, *cuts], [*cuts, len(asked)], strict=True):
             index = int(chunk_of[start])
             if self._held is None or self._held[0] != index:
+                if index in self._left:
+                    raise ValueError("records must be asked chunk by chunk")
+                if self._held is not None:
+                    self._left.add(self._held[0])
                 self._held = None  # the chunk before is let go before the next is read
                 content, stored = _checked_chunk(self._store, self._digests[index], self._schema, self._target)
                 self._held = (index, content, stored)

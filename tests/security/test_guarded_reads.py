@@ -168,6 +168,7 @@ def catalog_edit_fails(ward: Ward, manifests: str, genuine: pa.Table, match: str
     """After an edit of the catalog's record index or chunk rows: a version whose manifest locates its
     records follows the signed manifest and serves the genuine records, and every read through the index
     (a contribution's records, an ids-only manifest) refuses; ``verify`` reports the edit either way."""
+
     def streamed() -> pa.Table:
         _, batches = ward.stream_version("wine", "training", batch_rows=7)
         return pa.Table.from_batches(list(batches)).sort_by("record_id")

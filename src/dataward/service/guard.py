@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from dataward.catalog.tables import (
     version_approvals,
 )
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
+from dataward.domain.idset import DigestSet
 from dataward.ledger.events import (
     Event,
     decode_stored,
@@ -445,7 +447,7 @@ def barred_records(
     holds for review, and which a reviewer rejected (see :func:`_ledger_review_items`). Without it
     (listing what a model's data holds, for information) the catalog is read as it stands.
     """
-    members = set(ids)
+    members: AbstractSet[str] = ids if isinstance(ids, DigestSet) else set(ids)
     listed = json.loads(ver.contributions)
     rows = conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all() if listed else []
     mine = set(conn.execute(select(contributions.c.id).where(contributions.c.dataset_id == ds.id)).scalars())
@@ -503,21 +505,32 @@ def barred_records(
                     _check_row(conn, "contributions", c, ("added_object",), what, *ledger)
                 vouched.update(r for r in read_ids(store, c.added_object) if (c.id, r) not in held)
         for c in quarantined:
-            for rid in read_ids(store, c.added_object):
-                if rid in members and rid not in vouched:
+            for rid in _among(members, read_ids(store, c.added_object)):
+                if rid not in vouched:
                     barred.setdefault(rid, f"added by quarantined contribution {ds.name}#{c.number}")
     for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
         barred.setdefault(rid, why)
-    for rid in rejected:
-        if rid in members:
-            barred.setdefault(rid, "rejected in review")
+    for rid in _among(members, rejected):
+        barred.setdefault(rid, "rejected in review")
     return barred
+
+
+def manifest_members(manifest: VersionManifest) -> DigestSet:
+    """A version's record ids as a set searched in the manifest's own digests (no string per record)."""
+    return DigestSet(manifest.ids[manifest.valid])
+
+
+def _among(members: AbstractSet[str], values: Iterable[str]) -> list[str]:
+    """The ``values`` that are ``members``, in their order: one vectorized search for a ``DigestSet``."""
+    if isinstance(members, DigestSet):
+        return members.among(values)
+    return [v for v in values if v in members]
 
 
 def _made_from_quarantined(
     conn: Connection,
     store: Any,
-    members: set[str],
+    members: AbstractSet[str],
     listed: list[Any],
     held: set[tuple[str, str]],
     ledger: tuple[str, str] | None,
@@ -542,7 +555,7 @@ def _made_from_quarantined(
             # Their added records seed the taint: an id list swapped in the catalog alone would clear it.
             _check_row(conn, "contributions", c, ("status", "added_object"), f"contribution {c.id}", *ledger)
     taint = taint_of(store, conn, suspects)
-    suspect = taint.records & members
+    suspect = set(_among(members, taint.records))
     if not suspect:
         return {}
     vouched: set[str] = set()
@@ -564,7 +577,7 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
     ver = rows.version_row(conn, ds.id, name, version)
     manifest = checked_manifest(ward, conn, ds, ver)
     if ver.stage == "training":
-        ids = manifest.hex_ids().to_pylist()
+        ids = manifest_members(manifest)
         barred = barred_records(conn, ward.store, ds, ver, ids, (ward.signer.public_key_b64, ward.ward_id))
         if barred:
             raise PolicyViolation(
@@ -598,7 +611,7 @@ def loadable_version(
             f"{name}@v{ver.number} is {ver.stage}, and the loader requires a {stage} version",
             hint=f"load {name}@{stage}, promote the version first, or pass stage=None to accept any stage",
         )
-    ids = manifest.hex_ids().to_pylist()
+    ids = manifest_members(manifest)
     barred = barred_records(conn, ward.store, ds, ver, ids, (ward.signer.public_key_b64, ward.ward_id))
     if barred:
         raise PolicyViolation(

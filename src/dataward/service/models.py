@@ -30,7 +30,14 @@ from dataward.release.artifacts import Artifact, check_files, hash_artifact, uns
 from dataward.release.policy import ReleasePolicy
 from dataward.service import rows
 from dataward.service.core import Service, WardContext, new_id
-from dataward.service.guard import barred_records, barred_summary, checked_version_ids, loadable_version, may
+from dataward.service.guard import (
+    barred_records,
+    barred_summary,
+    checked_manifest,
+    loadable_version,
+    manifest_members,
+    may,
+)
 from dataward.service.identity import dataset_policy
 from dataward.service.recordstore import manifest_ids
 
@@ -289,7 +296,7 @@ class ModelService(Service):
                     self.store,
                     ds,
                     ver,
-                    checked_version_ids(self, uc.conn, ds, ver),
+                    manifest_members(checked_manifest(self, uc.conn, ds, ver)),
                     (self.signer.public_key_b64, self.ward_id),
                 )
                 if barred:

@@ -32,6 +32,7 @@ from dataward.service.guard import (
     checked_version_ids,
     export_target,
     guarded_read,
+    manifest_members,
     signed_chunks,
 )
 from dataward.service.manifests import write_manifest
@@ -271,7 +272,7 @@ class VersionService(Service):
             # short write below makes sure nothing they depended on changed meanwhile.
             with self.use_case(action, Scope.dataset(name), write=False) as uc:
                 ds, ver = self._promotable(uc.conn, name, version, stage)
-                ids = checked_version_ids(self, uc.conn, ds, ver)
+                ids = manifest_members(checked_manifest(self, uc.conn, ds, ver))
                 # The policy, and the gate verdicts and content hashes it is checked against, as signed.
                 held = [rows.contribution_row(uc.conn, cid) for cid in json.loads(ver.contributions)]
                 checked_for_signing(self, uc.conn, ds, *held, doing="promote", version=ver)

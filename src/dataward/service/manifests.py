@@ -325,9 +325,37 @@ def storage_plan(conn: Connection, manifest: VersionManifest) -> StoragePlan:
         for position, index in enumerate(sorted(digests, key=digests.__getitem__)):
             lookup[index] = position
         rank = lookup[chunk_of]
-    # Chunk by chunk, each in its own row order: a batch of a chunk is then a run of its rows.
-    order = np.lexsort((row_of, rank))
+    order = _storage_order(rank, row_of)
     return StoragePlan(take_ids(manifest.ids, order), chunk_of[order], row_of[order], digests, located_by)
+
+
+def _storage_order(rank: np.ndarray, row_of: np.ndarray) -> np.ndarray:
+    """The positions of a version's records chunk by chunk (ascending ``rank``), each chunk in its own
+    row order: a batch of a chunk is then a run of its rows. What ``np.lexsort((row_of, rank))`` gives:
+    the chunks grouped by a radix sort on their small ranks, and each one's rows placed by a scatter.
+    Rows that cannot be placed so (two records at one row, or a row below 0: locations from an edited
+    record index) are sorted instead, every record kept: serving them is then refused, naming the
+    records, by the check of each record against its row."""
+    if len(rank) == 0:
+        return np.zeros(0, dtype=np.int64)
+    low, high = int(rank.min()), int(rank.max())
+    if low == high:  # one chunk
+        grouped, cuts = np.arange(len(rank), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    else:
+        grouped = np.argsort(rank.astype(np.uint16) if high < 1 << 16 else rank, kind="stable")
+        cuts = np.flatnonzero(np.diff(rank[grouped])) + 1
+    parts = []
+    for members in np.split(grouped, cuts):
+        rows = row_of[members]
+        placed = None
+        if int(rows.min()) >= 0:
+            slot = np.full(int(rows.max()) + 1, -1, dtype=np.int64)
+            slot[rows] = members
+            placed = slot[slot >= 0]
+        if placed is None or len(placed) != len(members):
+            placed = members[np.argsort(rows, kind="stable")]
+        parts.append(placed)
+    return np.concatenate(parts)
 
 
 __all__ = [

@@ -58,6 +58,7 @@ bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.bench_provenance --sizes 10000,100000,1000000 --catalogs sqlite,postgresql
 	$(BIN)/python -m benchmarks.bench_import --records 1000000 --images 0 --out benchmarks/results/import-1m.json
 	$(BIN)/python -m benchmarks.bench_import --records 10000000 --images 0 --repeat 1 --out benchmarks/results/import-10m.json
+	$(BIN)/python -m benchmarks.bench_stream --records 1000000 --chunks 4 --out benchmarks/results/stream-1m.json
 	# Partitioned gate scans: one-shot, local engine, Dask with 1 and 2 workers (SCHEDULER=tcp://... for a real cluster).
 	$(BIN)/python -m benchmarks.bench_gate_dask --baseline 1000000 --contribution 100000 --workers 1,2 \
 		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) --out benchmarks/results/gate-dask-1m-100k.json

@@ -93,8 +93,8 @@ def test_blocks_cut_from_the_ids_in_order_hold_the_same_entries(db: CatalogDatab
 @pytest.mark.parametrize("n", [0, 1, 300, 20_000])
 def test_blocks_from_ids_given_in_order_are_the_blocks_of_the_order(n: int) -> None:
     """An import hands ``chunk_blocks`` its sorted distinct ids instead of a second sorted copy: the
-    blocks are byte for byte those worked out from the order alone; ids given that do not sort, or too
-    few, are refused."""
+    blocks are byte for byte those worked out from the order alone; ids given that do not sort, too few,
+    or not the chunk's, are refused."""
     digests = _digests(n, 5)
     order = np.lexsort(tuple(digests[:, i] for i in range(31, -1, -1))).astype(np.int64)
     taken = record_index.chunk_blocks(digests, order)
@@ -106,6 +106,10 @@ def test_blocks_from_ids_given_in_order_are_the_blocks_of_the_order(n: int) -> N
             record_index.chunk_blocks(digests, order, digests[::-1].copy())
         with pytest.raises(ValueError, match="ids in order"):
             record_index.chunk_blocks(digests, order, np.take(digests, order[1:], axis=0))
+        # Sorted ids that are not the chunk's (another chunk's, or the chunk's with one replaced).
+        others = np.take(_digests(n, 6), np.lexsort(tuple(_digests(n, 6)[:, i] for i in range(31, -1, -1))), axis=0)
+        with pytest.raises(ValueError, match="not the chunk's ids"):
+            record_index.chunk_blocks(digests, order, others)
 
 
 def test_lookups_find_the_first_written_chunk_and_miss_absent_or_invalid_ids(db: CatalogDatabase) -> None:

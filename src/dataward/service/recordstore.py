@@ -313,6 +313,10 @@ class ChunkCursor:
         chunk, over this call and the ones before: a chunk left behind is not read again (ValueError)."""
         if len(asked) == 0:
             return self._target.empty_table()
+        return _with_ids(asked, self.content(asked, chunk_of, row_of), self._target)
+
+    def content(self, asked: np.ndarray, chunk_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+        """``serve`` without the ``record_id`` column (the records' other columns, in the order asked)."""
         cuts = (np.flatnonzero(np.diff(chunk_of)) + 1).tolist()
         pieces = []
         for start, stop in zip([0, *cuts], [*cuts, len(asked)], strict=True):
@@ -328,7 +332,7 @@ class ChunkCursor:
             _, content, stored = self._held
             chunk = self._digests[index]
             pieces.append(_rows_of(content, stored, chunk, row_of[start:stop], asked[start:stop], self._located_by))
-        return _with_ids(asked, pa.concat_tables(pieces), self._target)
+        return pa.concat_tables(pieces)
 
 
 def load_records(
@@ -390,24 +394,17 @@ def serve_located(
     target = schema.arrow_schema()
     if len(asked) == 0:
         return target.empty_table()
+    cursor = ChunkCursor(store, digests, schema, located_by=located_by)
     # Asked chunk by chunk already (a version of one chunk, or of chunks in turn): the pieces are then in
     # the asked order, and neither the asked ids nor the result are copied into another order.
-    grouped = bool((chunk_of[1:] >= chunk_of[:-1]).all())
-    order = np.arange(len(chunk_of)) if grouped else np.argsort(chunk_of, kind="stable")
-    cuts = np.flatnonzero(np.diff(chunk_of[order])) + 1
-    pieces = []
-    for members in np.split(order, cuts):
-        chunk = digests[int(chunk_of[members[0]])]
-        content, stored = _checked_chunk(store, chunk, schema, target)
-        expected = asked[int(members[0]) : int(members[0]) + len(members)] if grouped else take_ids(asked, members)
-        pieces.append(_rows_of(content, stored, chunk, row_of[members], expected, located_by))
-    combined = pa.concat_tables(pieces)
-    if not grouped:
-        # ``order`` lists the asked positions chunk by chunk, as ``combined`` holds them: invert it.
-        back = np.empty(len(order), dtype=np.int64)
-        back[order] = np.arange(len(order), dtype=np.int64)
-        combined = combined.take(pa.array(back))
-    return _with_ids(asked, combined, target)
+    if bool((chunk_of[1:] >= chunk_of[:-1]).all()):
+        return _with_ids(asked, cursor.content(asked, chunk_of, row_of), target)
+    order = np.argsort(chunk_of, kind="stable")
+    combined = cursor.content(take_ids(asked, order), chunk_of[order], row_of[order])
+    # ``order`` lists the asked positions chunk by chunk, as ``combined`` holds them: invert it.
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order), dtype=np.int64)
+    return _with_ids(asked, combined.take(pa.array(back)), target)
 
 
 def _with_ids(asked: np.ndarray, content: pa.Table, target: pa.Schema) -> pa.Table:

@@ -8,8 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from dataward.catalog.tables import contributions as contributions_table
+from dataward.catalog.tables import holder_lists
 from dataward.domain.schema import Schema
+from dataward.io import read_table
 from dataward.service import contributions, recordstore
 from dataward.service.contributions import ContributionService
 from dataward.service.ward import Ward
@@ -79,6 +83,10 @@ def test_a_chunk_that_fails_on_its_thread_fails_the_submission(tmp_path: Path, m
         ward.contribute("wine", path, source="https://archive.example/a", gate=False)
     assert threads and threads[0] != threading.main_thread().name
     assert ward.contributions("wine") == []
+    # The holder index's entries for the id list, written under the lock before the chunk was waited
+    # for, went with the rolled-back transaction.
+    with ward.db.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(holder_lists)).scalar_one() == 0
     monkeypatch.undo()
     _taken_again(ward, path)
 
@@ -103,3 +111,27 @@ def test_records_stored_meanwhile_are_indexed_from_a_chunk_of_what_is_left(
     c = ward.contribute("wine", path, source="https://archive.example/a", gate=False)
     assert c["added"] == 60 and c["new_records"] == 30
     assert ward.verify().ok
+
+
+def test_the_stored_objects_are_the_bytes_of_the_canonical_tables(tmp_path: Path) -> None:
+    """The import stores its chunk and id list from the ids' digests without building their hex: the
+    objects are byte for byte those of the canonical table (hex ids) written as before, so the same
+    records give the same chunk whichever way they were read."""
+    ward, path = _ward(tmp_path)
+    c = ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    label, specs = wine_schema_specs()
+    imported = read_table(path, Schema.parse(label, specs))
+    table = imported.table  # the hex ids, built on first use
+    assert table.column(0).to_pylist() == imported.record_ids and len(set(imported.record_ids)) == 60
+    store = ward.services.contributions.store
+    row = ward.services.contributions.contribution(c["ref"])
+    with ward.db.reading() as conn:
+        chunk_object, added_object = conn.execute(
+            select(contributions_table.c.chunk_object, contributions_table.c.added_object).where(
+                contributions_table.c.id == row["id"]
+            )
+        ).one()
+    assert chunk_object == store.put(recordstore.table_to_parquet(table))
+    assert added_object == store.put(
+        recordstore.table_to_parquet(recordstore.ids_table(table.column(0), imported.rows))
+    )

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool
 
+from dataward.catalog.wal import AUTOCHECKPOINT_OFF, WalCheckpointer
 from dataward.domain.errors import Busy
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -115,6 +116,8 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=FULL")
+        # Checkpoints run on a thread of their own (``dataward.catalog.wal``), not inside a commit.
+        cur.execute(AUTOCHECKPOINT_OFF)
         # The driver's busy handler retries a locked database until the timeout: short contention waits.
         cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cur.close()
@@ -178,8 +181,13 @@ class CatalogDatabase:
         self.settled: dict[tuple[str, str], Any] = {}
         """Facts that never change once committed (a dataset's role), remembered by this process so
         that a request does not read them again: keyed by (kind, name). Only facts found are kept."""
+        self.checkpointer: WalCheckpointer | None = None
+        """Copies SQLite's log into the database file after large writes (None on PostgreSQL)."""
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, self.lock_timeout)
+            database = self.engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self.checkpointer = WalCheckpointer(Path(database), SQLITE_PAGE_SIZE, busy_timeout_s=self.lock_timeout)
         else:
             self.engine = _postgresql_engine(url)
 
@@ -245,6 +253,8 @@ class CatalogDatabase:
             if is_lock_error(exc):
                 raise _busy(wait) from exc
             raise
+        if self.checkpointer is not None:
+            self.checkpointer.after_write()
 
     def _read_only(self, conn: Connection) -> Connection:
         """``conn`` set up for a read transaction (before it begins)."""
@@ -285,6 +295,9 @@ class CatalogDatabase:
             raise
 
     def dispose(self) -> None:
+        """Finish any checkpoint under way and close the pooled connections."""
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -43,25 +44,33 @@ _TEXT_READERS: dict[str, Callable[[Path, Schema, InputLimits], tuple[pa.Table, n
 class ImportedTable:
     """A validated input, ready to become a contribution.
 
-    ``table`` matches ``schema.arrow_schema()`` exactly (``record_id`` first). ``rows[i]`` says
-    where record ``i`` was in the input: its line (CSV, counting the header as line 1; JSON Lines),
-    its 1-based row (Parquet) or its 1-based position in sorted order (image folder, whose
-    relative file paths are in ``paths``). ``raw_hash`` is the content hash of the raw file, or
-    for an image folder the hash of its sorted (relative path, file hash) list. ``digests`` holds the
-    record ids as 32-byte digests (``(n, 32)`` uint8, row ``i`` the digest whose hex is record
-    ``i``'s id), so that what stores them need not decode the hex again.
+    ``content`` holds the schema's columns (``schema.arrow_schema(with_record_id=False)``) and
+    ``digests`` the record ids as 32-byte digests (``(n, 32)`` uint8, row ``i`` the digest whose hex
+    is record ``i``'s id). ``table`` matches ``schema.arrow_schema()`` exactly (``record_id`` first,
+    as hex): it is built at its first use, since storing the records needs only the digests (the hex
+    of a million ids is 64 MB that an import would build for nothing). ``rows[i]`` says where record
+    ``i`` was in the input: its line (CSV, counting the header as line 1; JSON Lines), its 1-based row
+    (Parquet) or its 1-based position in sorted order (image folder, whose relative file paths are in
+    ``paths``). ``raw_hash`` is the content hash of the raw file, or for an image folder the hash of
+    its sorted (relative path, file hash) list.
     """
 
-    table: pa.Table
+    content: pa.Table
+    digests: np.ndarray = field(repr=False)
+    id_field: pa.Field
     rows: np.ndarray
     raw_hash: str
     format: str
     source_path: Path
     paths: list[str] | None = field(default=None)
-    digests: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return self.content.num_rows
+
+    @cached_property
+    def table(self) -> pa.Table:
+        """The canonical table, hex record ids first."""
+        return self.content.add_column(0, self.id_field, binary_to_ids(self.digests).cast(self.id_field.type))
 
     @property
     def record_ids(self) -> list[str]:
@@ -125,15 +134,13 @@ def read_table(
                 )
         else:
             table, rows, raw_hash = _TEXT_READERS[fmt](source, schema, bounds)
-    id_field = schema.arrow_schema().field(0)
-    digests = record_digest_array(schema, table)
-    ids = binary_to_ids(digests).cast(id_field.type)
     return ImportedTable(
-        table=table.add_column(0, id_field, ids),
+        content=table,
+        digests=record_digest_array(schema, table),
+        id_field=schema.arrow_schema().field(0),
         rows=rows,
         raw_hash=raw_hash,
         format=fmt,
         source_path=source,
         paths=paths,
-        digests=digests,
     )

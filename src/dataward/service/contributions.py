@@ -34,6 +34,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
+from dataward.store.tables import binary_id_array
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,12 +134,13 @@ class ContributionService(Service):
         elif isinstance(data, str | Path):
             step(f"reading and hashing {data}")
             imported = read_table(Path(data), schema, format=format, limits=bounds)
-            table, file_rows, raw_hash, fmt, digests = (
-                imported.table,
+            # Stored with the ids as digests (how chunks and id lists hold them): no hex column is built.
+            digests = imported.digests
+            table, file_rows, raw_hash, fmt = (
+                imported.content.add_column(0, RECORD_ID, binary_id_array(digests)),
                 imported.rows,
                 imported.raw_hash,
                 imported.format,
-                imported.digests,
             )
         else:
             table, file_rows = _table_from_frame(data, schema)
@@ -152,99 +154,98 @@ class ContributionService(Service):
             raise InputError(f"{data} holds no records", hint="an empty contribution changes nothing")
 
         step(f"storing {len(added)} records and signing the contribution")
-        # The slow part, checking and writing objects, runs in a read transaction without the write
-        # lock (objects are content-addressed, so one written for a submission then refused is
-        # harmless); the short write below re-checks what it relied on and records the submission.
-        with self.use_case(action, scope, write=False) as uc:
-            ds = rows.dataset_row(uc.conn, dataset)
-            if gate and len(added) and action is Action.CONTRIBUTION_SUBMIT:
-                # Refuse before storing anything when the gate would have nothing trusted to judge by.
-                refusal = first_import_refusal(uc.conn, ds)
-                if refusal is not None:
-                    raise refusal
-            checked_base = rows.latest_version(uc.conn, ds.id)
-            self._check_removable(checked_base, removed, dataset)
-            # The id list and the new records' chunk are encoded and stored on threads of their own
-            # (mostly Parquet encoding and object writes, which run without the GIL) while this one
-            # works out the distinct ids and the record index's blocks.
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataward-objects") as pool:
+        # The id list and the new records' chunk are encoded and stored on threads of their own (mostly
+        # Parquet encoding and object writes, which run without the GIL). This thread meanwhile works out
+        # the distinct ids and the record index's blocks, the content hash, and, once under the write
+        # lock, the holder index's entries; it waits for the chunk only where the chunk's digest is needed.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataward-objects") as pool:
+            # The slow part, checking and writing objects, runs in a read transaction without the write
+            # lock (objects are content-addressed, so one written for a submission then refused is
+            # harmless); the write below re-checks what it relied on and records the submission.
+            with self.use_case(action, scope, write=False) as uc:
+                ds = rows.dataset_row(uc.conn, dataset)
+                if gate and len(added) and action is Action.CONTRIBUTION_SUBMIT:
+                    # Refuse before storing anything when the gate would have nothing trusted to judge by.
+                    refusal = first_import_refusal(uc.conn, ds)
+                    if refusal is not None:
+                        raise refusal
+                checked_base = rows.latest_version(uc.conn, ds.id)
+                self._check_removable(checked_base, removed, dataset)
                 id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
                 staged = stage_new_records(uc.conn, self.store, table, digests, pool=pool)
-                added_object = id_list.result() if id_list is not None else None
-        if added_object is not None:
-            holders.remember_list(added_object, staged.distinct_ids())
-        removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
-        with self.use_case(action, scope) as uc:
-            ds = rows.dataset_row(uc.conn, dataset)
-            base = rows.latest_version(uc.conn, ds.id)
-            if (base.id if base else None) != (checked_base.id if checked_base else None):
-                # A merge landed meanwhile: the ids to remove are checked against the new latest version.
-                self._check_removable(base, removed, dataset)
-            chunk, new_count = store_new_records(uc.conn, self.store, table, staged=staged)
-            now = format_time(uc.now)
-            src = {
-                "uri": source,
-                "fetched_at": format_time(fetched_at) if fetched_at else now,
-                "licence": licence,
-                "raw_hash": raw_hash,
-                "format": fmt,
-            }
-            source_id = json_hash({"uri": source, "raw_hash": raw_hash})
-            changes = []
-            if uc.conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is None:
-                changes.append(insert_row("sources", id=source_id, first_seen_at=now, **src))
-            chash = json_hash(
-                {
-                    "dataset": ds.id,
-                    "added": joined_ids_hash(added),
-                    "removed": content_hash("\n".join(sorted(removed)).encode()),
+            added_object = id_list.result() if id_list is not None else None
+            if added_object is not None:
+                holders.remember_list(added_object, staged.distinct)
+            removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
+            ids_hashes = {"added": joined_ids_hash(added), "removed": content_hash("\n".join(sorted(removed)).encode())}
+            with self.use_case(action, scope) as uc:
+                ds = rows.dataset_row(uc.conn, dataset)
+                chash = json_hash({"dataset": ds.id, **ids_hashes})
+                base = rows.latest_version(uc.conn, ds.id)
+                if (base.id if base else None) != (checked_base.id if checked_base else None):
+                    # A merge landed meanwhile: the ids to remove are checked against the new latest version.
+                    self._check_removable(base, removed, dataset)
+                if added_object is not None:
+                    # Indexed before the chunk is waited for (emitting the event then finds it indexed).
+                    holders.index_written_list(uc.conn, self.store, added_object)
+                chunk, new_count = store_new_records(uc.conn, self.store, table, staged=staged)
+                now = format_time(uc.now)
+                src = {
+                    "uri": source,
+                    "fetched_at": format_time(fetched_at) if fetched_at else now,
+                    "licence": licence,
+                    "raw_hash": raw_hash,
+                    "format": fmt,
                 }
-            )
-            cid = new_id("c")
-            number = rows.next_number(uc.conn, contributions, ds.id)
-            changes.append(
-                insert_row(
-                    "contributions",
-                    id=cid,
-                    dataset_id=ds.id,
-                    number=number,
-                    submitted_by=uc.caller.principal_id,
-                    submitter_owner=uc.caller.principal.owner_id,
-                    key_id=uc.caller.key_id,
-                    source_id=source_id,
-                    content_hash=chash,
-                    base_version=base.id if base else None,
-                    added_count=len(added),
-                    removed_count=len(removed),
-                    added_object=added_object,
-                    removed_object=removed_object,
-                    chunk_object=chunk,
-                    status="submitted",
-                    created_at=now,
-                    message=message,
+                source_id = json_hash({"uri": source, "raw_hash": raw_hash})
+                changes = []
+                if uc.conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is None:
+                    changes.append(insert_row("sources", id=source_id, first_seen_at=now, **src))
+                cid = new_id("c")
+                number = rows.next_number(uc.conn, contributions, ds.id)
+                changes.append(
+                    insert_row(
+                        "contributions",
+                        id=cid,
+                        dataset_id=ds.id,
+                        number=number,
+                        submitted_by=uc.caller.principal_id,
+                        submitter_owner=uc.caller.principal.owner_id,
+                        key_id=uc.caller.key_id,
+                        source_id=source_id,
+                        content_hash=chash,
+                        base_version=base.id if base else None,
+                        added_count=len(added),
+                        removed_count=len(removed),
+                        added_object=added_object,
+                        removed_object=removed_object,
+                        chunk_object=chunk,
+                        status="submitted",
+                        created_at=now,
+                        message=message,
+                    )
                 )
-            )
-            uc.emit(
-                "contribution.submitted",
-                {"dataset": ds.id, "contribution": cid, "source": source_id},
-                {
-                    "content_hash": chash,
-                    "source": src,
-                    "added": len(added),
-                    "removed": len(removed),
-                    "new_records": new_count,
-                    "chunk": chunk,
-                    "added_object": added_object,
-                    "removed_object": removed_object,
-                },
-                changes,
-            )
-            if on_submitted is not None:
-                on_submitted(uc, cid)
-            row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-            info = contribution_info(row, dataset, uc.caller.principal_name)
-            info["new_records"] = new_count
-            info["source_uri"] = source
+                uc.emit(
+                    "contribution.submitted",
+                    {"dataset": ds.id, "contribution": cid, "source": source_id},
+                    {
+                        "content_hash": chash,
+                        "source": src,
+                        "added": len(added),
+                        "removed": len(removed),
+                        "new_records": new_count,
+                        "chunk": chunk,
+                        "added_object": added_object,
+                        "removed_object": removed_object,
+                    },
+                    changes,
+                )
+                if on_submitted is not None:
+                    on_submitted(uc, cid)
+                row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
+                info = contribution_info(row, dataset, uc.caller.principal_name)
+                info["new_records"] = new_count
+                info["source_uri"] = source
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             try:

@@ -7,8 +7,9 @@ blocks of ids, not one catalog row per record. Versions are manifests of ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor
+import binascii
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,22 +108,23 @@ def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray, binary: np
 
 @dataclass(frozen=True)
 class Staged:
-    """What ``stage_new_records`` wrote for a table: the rows kept, the chunk's digest (None when
-    every record was stored already), and every row's binary id, first-occurrence flag and the rows in
-    id order, the table's distinct ids sorted and the chunk's record-index blocks, so that none of
-    them is worked out twice."""
+    """What ``stage_new_records`` wrote for a table: the rows kept, the chunk (its digest, None when
+    every record was stored already, or the future of its digest while a pool thread still writes it),
+    and every row's binary id, first-occurrence flag and the rows in id order, the table's distinct ids
+    sorted and the chunk's record-index blocks, so that none of them is worked out twice."""
 
     keep: np.ndarray
-    digest: str | None
+    chunk: str | Future[str] | None
     binary: np.ndarray
     first: np.ndarray
     order: np.ndarray
     distinct: np.ndarray
     blocks: record_index.ChunkBlocks | None
 
-    def distinct_ids(self) -> np.ndarray:
-        """The table's distinct ids, sorted (``idarrays.sorted_distinct`` of ``binary``)."""
-        return self.distinct
+    @property
+    def digest(self) -> str | None:
+        """The chunk's digest, once it is written (waits for the pool thread; raises its error)."""
+        return self.chunk.result() if isinstance(self.chunk, Future) else self.chunk
 
 
 def stage_new_records(
@@ -139,7 +141,9 @@ def stage_new_records(
     if the submission is then refused. The result is for ``store_new_records`` with the same table.
     ``binary``: the digests of the table's record ids, when known (see ``_table_ids``). With ``pool``,
     the chunk is encoded and stored on one of its threads (Parquet encoding and the object write run
-    without the GIL) while the distinct ids and the record index's blocks are worked out here.
+    without the GIL) while the distinct ids and the record index's blocks are worked out here; it may
+    still be being written when this returns (``Staged.digest`` waits for it), so that the caller can
+    go on with work that does not need it. The pool must outlive the use of the result.
     """
     binary, first, order = _table_ids(table, binary)
     keep = _new_rows(conn, binary, first)
@@ -150,11 +154,8 @@ def stage_new_records(
         distinct, blocks = _index_work(binary, first, order, keep)
         return Staged(keep, digest, binary, first, order, distinct, blocks)
     putting = pool.submit(_put_chunk, store, table, keep, binary)
-    try:
-        distinct, blocks = _index_work(binary, first, order, keep)
-    finally:
-        digest = putting.result()  # waited for (and its error raised) whatever happened here
-    return Staged(keep, digest, binary, first, order, distinct, blocks)
+    distinct, blocks = _index_work(binary, first, order, keep)
+    return Staged(keep, putting, binary, first, order, distinct, blocks)
 
 
 def _distinct(binary: np.ndarray, first: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -199,7 +200,7 @@ def store_new_records(
     keep = _new_rows(conn, binary, first)
     if not len(keep):
         return None, 0
-    if staged is not None and staged.digest and staged.blocks is not None and np.array_equal(keep, staged.keep):
+    if staged is not None and staged.blocks is not None and np.array_equal(keep, staged.keep) and staged.digest:
         digest, blocks = staged.digest, staged.blocks
     else:
         digest, blocks = _put_chunk(store, table, keep, binary), _chunk_blocks(binary, order, keep)
@@ -418,10 +419,12 @@ def _with_ids(asked: np.ndarray, content: pa.Table, target: pa.Schema) -> pa.Tab
 def ids_table(
     ids: Iterable[str] | pa.Array | pa.ChunkedArray, rows: Iterable[int] | np.ndarray | None = None
 ) -> pa.Table:
-    """A table of record ids (and their rows in the submitted file)."""
-    id_array = (
-        ids.cast(pa.string()) if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(list(ids), pa.string())
-    )
+    """A table of record ids (and their rows in the submitted file). Ids given as 32-byte digests
+    (``dataward.store.tables.ID_TYPE``) stay digests: that is how the object stores them."""
+    if isinstance(ids, pa.Array | pa.ChunkedArray):
+        id_array = ids if ids.type == stored_tables.ID_TYPE else ids.cast(pa.string())
+    else:
+        id_array = pa.array(list(ids), pa.string())
     data: dict[str, Any] = {RECORD_ID: id_array}
     if rows is not None:
         data["row"] = pa.array(rows if isinstance(rows, np.ndarray) else list(rows), type=pa.int64())
@@ -429,26 +432,36 @@ def ids_table(
 
 
 def joined_ids_hash(ids: pa.Array | pa.ChunkedArray) -> str:
-    """``content_hash`` of the ids joined by newlines (what a contribution's content hash commits to),
-    without a Python string per id."""
-    array = _id_array(ids).cast(pa.string())
+    """``content_hash`` of the ids (as hex) joined by newlines (what a contribution's content hash
+    commits to), without a Python string per id. Ids may be hex strings or 32-byte digests
+    (``stored_tables.ID_TYPE``, turned into hex a block at a time: no hex column is built)."""
+    array = _id_array(ids)
     n = len(array)
+    if array.type == stored_tables.ID_TYPE and not array.null_count:
+        digests = np.frombuffer(array.buffers()[1], dtype=np.uint8)[array.offset * 32 : (array.offset + n) * 32]
+        return _joined_hex_hash(n, lambda start, stop: binascii.hexlify(digests[start * 32 : stop * 32]))
+    array = array.cast(pa.string())
     if n and not array.null_count:
         offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + n + 1]
         if offsets[-1] - offsets[0] == 64 * n and (np.diff(offsets) == 64).all():
-            # Every id is 64 characters: hashed in blocks of ids, each with a newline column appended
-            # to its (k, 64) text (the last one cut before its final newline); one incremental hash.
-            data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(n, 64)
-            hasher = blake3.blake3()
-            text = np.empty((min(n, _HASH_BLOCK), 65), dtype=np.uint8)
-            text[:, 64] = ord("\n")
-            for start in range(0, n, _HASH_BLOCK):
-                block = data[start : start + _HASH_BLOCK]
-                text[: len(block), :64] = block
-                end = len(block) * 65 - (start + len(block) == n)
-                hasher.update(memoryview(text.reshape(-1)[:end]))
-            return HASH_PREFIX + hasher.hexdigest()
+            data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+            return _joined_hex_hash(n, lambda start, stop: data[start * 64 : stop * 64])
     return content_hash("\n".join(array.to_pylist()).encode())
+
+
+def _joined_hex_hash(n: int, hex_of: Callable[[int, int], Any]) -> str:
+    """``content_hash`` of ``n`` ids of 64 hex characters joined by newlines, where ``hex_of(a, b)``
+    gives the text of ids ``a`` to ``b`` end to end: hashed in blocks of ids, each with a newline
+    column appended to its ``(k, 64)`` text (the last one cut before its final newline)."""
+    hasher = blake3.blake3()
+    text = np.empty((min(n, _HASH_BLOCK), 65), dtype=np.uint8)
+    text[:, 64] = ord("\n")
+    for start in range(0, n, _HASH_BLOCK):
+        stop = min(n, start + _HASH_BLOCK)
+        text[: stop - start, :64] = np.frombuffer(hex_of(start, stop), dtype=np.uint8).reshape(-1, 64)
+        end = (stop - start) * 65 - (stop == n)
+        hasher.update(memoryview(text.reshape(-1)[:end]))
+    return HASH_PREFIX + hasher.hexdigest()
 
 
 def read_ids(store: ObjectStore, digest: str | None) -> list[str]:

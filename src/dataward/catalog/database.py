@@ -14,7 +14,9 @@ as ``Busy``, a domain error with its own exit code, never as the driver's ``Oper
 
 SQLite runs with ``synchronous=FULL``: the WAL is synced to disk at every commit, so an event the
 ward reported as recorded survives a power loss. (With ``NORMAL`` a committed tail can vanish on
-power loss, which is indistinguishable from a deliberate truncation of the ledger.)
+power loss, which is indistinguishable from a deliberate truncation of the ledger.) The WAL is copied
+into the database file by ``dataward.catalog.wal`` on a thread of its own after large writes, not by
+the commit that happens to cross SQLite's threshold.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool
 
-from dataward.catalog.wal import AUTOCHECKPOINT_OFF, WalCheckpointer
+from dataward.catalog.wal import AUTOCHECKPOINT_OFF, LOG_TRUNCATED, WalCheckpointer
 from dataward.domain.errors import Busy
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -118,6 +120,7 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
         cur.execute("PRAGMA synchronous=FULL")
         # Checkpoints run on a thread of their own (``dataward.catalog.wal``), not inside a commit.
         cur.execute(AUTOCHECKPOINT_OFF)
+        cur.execute(LOG_TRUNCATED)
         # The driver's busy handler retries a locked database until the timeout: short contention waits.
         cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cur.close()

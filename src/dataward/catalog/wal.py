@@ -19,6 +19,10 @@ from pathlib import Path
 
 AUTOCHECKPOINT_OFF = "PRAGMA wal_autocheckpoint=0"
 """Set on every catalog connection: checkpoints are ``WalCheckpointer``'s."""
+LOG_TRUNCATED = "PRAGMA journal_size_limit=0"
+"""Also set on every catalog connection: when the log starts over after a complete checkpoint, its file
+is cut to nothing, so that its size is what was written since (``after_write`` goes by the size;
+without it the file keeps its largest size, and every later write would wake the thread)."""
 CHECKPOINT_PAGES = 1000
 """Log pages past which a checkpoint is started (SQLite's own automatic threshold)."""
 
@@ -88,6 +92,7 @@ class WalCheckpointer:
                 if conn is None:
                     conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, check_same_thread=False)
                     conn.execute(AUTOCHECKPOINT_OFF)
+                    conn.execute(LOG_TRUNCATED)
                 self._checkpoint(conn)
                 with self._lock:
                     if not self._wanted.is_set():

@@ -65,9 +65,7 @@ def test_a_write_past_the_threshold_is_checkpointed_on_the_wards_thread(
     assert Ward.open(tmp_path / "ward").verify().ok
 
 
-def test_once_checkpointed_small_writes_do_not_wake_the_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_once_checkpointed_small_writes_do_not_wake_the_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The log's file starts over empty after a complete checkpoint: its size is what was written since,
     so a small write after a large one is not taken for a large one."""
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 8)  # 256 KiB: the 178 wine records' blocks cross it

@@ -160,3 +160,21 @@ def test_ids_in_columns_of_other_types_are_read_or_marked_invalid() -> None:
     for other in (pa.array([1, 2]), pa.array([[1], [2]], pa.list_(pa.int64()))):
         none, none_valid = ids_to_binary(other)
         assert not none_valid.any() and not none.any()
+
+
+def test_a_column_hasher_whose_digests_are_out_of_order_is_refused() -> None:
+    """A column hasher's output becomes record ids: digests in another order (or of other bytes) are
+    caught by recomputing spread values with the ``blake3`` package, before any id is used."""
+    values = [f"record {i}".encode() for i in range(1000)]
+    span = b"".join(values)
+    offsets = np.concatenate(([0], np.cumsum([len(v) for v in values]))).astype(np.int64)
+    right = b"".join(blake3.blake3(v).digest() for v in values)
+    assert digests._spot_checked(span, offsets, right) == right
+    swapped = right[32:64] + right[:32] + right[64:]  # the first two digests swapped
+    with pytest.raises(RuntimeError, match="value 0 is not its BLAKE3"):
+        digests._spot_checked(span, offsets, swapped)
+    shifted = right[32:] + right[:32]  # every digest one place off
+    with pytest.raises(RuntimeError, match="is not its BLAKE3"):
+        digests._spot_checked(span, offsets, shifted)
+    with pytest.raises(RuntimeError, match="bytes for 1000 digests"):
+        digests._spot_checked(span, offsets, right[:-32])

@@ -52,8 +52,39 @@ BATCH_MIN_VALUES = 256
 
 @cache
 def _column_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
-    """One call hashing every value of a column, when the ``fast`` extra is installed (else None).
-    Looked up once per process: without the extra, a failed import would search the path on every batch."""
+    """One call hashing every value of a column, when the ``fast`` extra is installed (else None):
+    polars-hash's BLAKE3, which returns the digests as hex. Looked up once per process: without the
+    extra, a failed import would search the path on every batch."""
+    return _polars_hasher()
+
+
+SPOT_CHECKS = 16
+"""Values of each column whose digests from a column hasher are recomputed with the ``blake3`` package
+(at spread positions, the first and the last among them): a hasher that returned its digests in another
+order, or of other bytes, is caught before any id is used."""
+
+
+def _spot_checked(span: bytes, offsets: np.ndarray, binary: bytes) -> bytes:
+    n = offsets.shape[0] - 1
+    if len(binary) != n * DIGEST_BYTES:
+        raise RuntimeError(f"the column hasher returned {len(binary)} bytes for {n} digests")
+    for i in np.unique(np.linspace(0, n - 1, min(n, SPOT_CHECKS)).astype(np.int64)).tolist():
+        expected = blake3.blake3(span[int(offsets[i]) : int(offsets[i + 1])]).digest()
+        if binary[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] != expected:
+            raise RuntimeError(f"the column hasher's digest of value {i} is not its BLAKE3")
+    return binary
+
+
+def _large_binary(span: bytes, offsets: np.ndarray) -> object:
+    import pyarrow as pa
+
+    n = offsets.shape[0] - 1
+    return pa.Array.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(span)]
+    )
+
+
+def _polars_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
     try:
         import polars as pl
         import polars_hash  # noqa: F401  (registers the ``chash`` namespace)
@@ -63,9 +94,7 @@ def _column_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
 
     def hash_column(span: bytes, offsets: np.ndarray) -> bytes:
         n = offsets.shape[0] - 1
-        column = pa.Array.from_buffers(
-            pa.large_binary(), n, [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(span)]
-        )
+        column = _large_binary(span, offsets)
         hexes = pl.from_arrow(column).to_frame("v").select(pl.col("v").chash.blake3()).to_series().to_arrow()
         hexes = hexes.cast(pa.large_string()) if hexes.type != pa.large_string() else hexes
         if hexes.null_count or len(hexes) != n:
@@ -81,9 +110,7 @@ def _column_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
             binary = binascii.unhexlify(text)
         except binascii.Error as exc:
             raise RuntimeError("the column hasher returned a digest that is not hex") from exc
-        if len(binary) != n * DIGEST_BYTES:
-            raise RuntimeError("the column hasher returned a digest that is not hex")
-        return binary
+        return _spot_checked(span, offsets, binary)
 
     return hash_column
 

@@ -14,19 +14,11 @@ import pytest
 from sqlalchemy import text
 
 from dataward.catalog import wal
-from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, write_csv
+from tests.store.test_catalog_pages import _wine_ward
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _wine_ward(folder: Path) -> Ward:
-    ward, _ = Ward.init(folder)
-    label, specs = wine_schema_specs()
-    ward.create_dataset("wine", Schema.parse(label, specs))
-    ward.set_policy("wine", NO_APPROVALS_POLICY)
-    return ward
 
 
 def _contributions_in_the_file(catalog: Path, tmp_path: Path) -> int:

@@ -83,8 +83,7 @@ def test_a_chunk_that_fails_on_its_thread_fails_the_submission(tmp_path: Path, m
         ward.contribute("wine", path, source="https://archive.example/a", gate=False)
     assert threads and threads[0] != threading.main_thread().name
     assert ward.contributions("wine") == []
-    # The holder index's entries for the id list, written under the lock before the chunk was waited
-    # for, went with the rolled-back transaction.
+    # Nor is the id list indexed for trace: the chunk's error came before the write.
     with ward.db.reading() as conn:
         assert conn.execute(select(func.count()).select_from(holder_lists)).scalar_one() == 0
     monkeypatch.undo()

@@ -3,17 +3,20 @@ commit is durable whether or not that copy has run (or was cut short by the proc
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from dataward.catalog import wal
+from dataward.catalog import database, wal
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, wine_rows, write_csv
 from tests.store.test_catalog_pages import _wine_ward
@@ -125,3 +128,110 @@ def test_a_process_that_dies_after_a_commit_loses_nothing(tmp_path: Path, pages:
     [contribution] = ward.contributions("wine")
     assert contribution["added"] == 120
     assert ward.verify().ok
+
+
+def test_two_closers_at_once_both_return(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads disposing of one catalog at once (a server's shutdown and an exit hook) while a
+    checkpoint runs: both return once the thread has ended; neither hangs."""
+    db = tmp_path / "x.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(wal.AUTOCHECKPOINT_OFF)
+    conn.execute("CREATE TABLE t (x BLOB)")
+    conn.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    conn.commit()
+    checkpointer = wal.WalCheckpointer(db, 4096, busy_timeout_s=1)
+    checkpointer.threshold = 1
+    real = checkpointer._checkpoint
+    running = threading.Event()
+
+    def slow() -> None:
+        running.set()
+        time.sleep(0.5)
+        real()
+
+    monkeypatch.setattr(checkpointer, "_checkpoint", slow)
+    checkpointer.after_write()
+    assert running.wait(5)
+    closers = [threading.Thread(target=checkpointer.close, daemon=True) for _ in range(2)]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join(10)
+    assert not any(closer.is_alive() for closer in closers), "a close() hangs"
+    assert checkpointer.checkpoints == 1 and checkpointer.wait_idle(0)
+    conn.close()
+
+
+def test_a_failed_checkpoint_is_retried_at_the_next_large_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error on the thread (no file descriptor left, say) fails that checkpoint only: the next
+    large write's checkpoint runs, so the log cannot grow without end."""
+    monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
+    ward = _wine_ward(tmp_path / "ward")
+    checkpointer = ward.db.checkpointer
+    assert checkpointer is not None and checkpointer.wait_idle(30)
+    real = wal.sqlite3.connect
+    calls = {"n": 0}
+
+    def flaky(*args: object, **kwargs: object) -> sqlite3.Connection:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wal.sqlite3, "connect", flaky)
+    failures, done = checkpointer.failures, checkpointer.checkpoints
+    ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 60)), source="a", gate=False)
+    assert checkpointer.wait_idle(30) and checkpointer.failures == failures + 1
+    ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(60, 120)), source="b", gate=False)
+    assert checkpointer.wait_idle(30) and checkpointer.checkpoints > done
+    assert _contributions_in_the_file(checkpointer.path, tmp_path) == 2
+
+
+def test_wards_dropped_without_dispose_leave_no_thread_nor_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library user opening a ward per job and never disposing of it: a checkpoint holds no
+    connection once done, and an idle thread ends (here after 0.2 s), so none piles up."""
+    monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
+    monkeypatch.setattr(wal, "IDLE_EXIT_S", 0.2)
+    folder = tmp_path / "ward"
+    _wine_ward(folder).db.dispose()
+
+    earlier = set(threading.enumerate())  # other tests' wards may still have theirs
+
+    def threads() -> int:
+        return sum(t.name == "dataward-wal-checkpoint" and t not in earlier for t in threading.enumerate())
+
+    def open_logs() -> int:
+        fds = Path(f"/proc/{os.getpid()}/fd")
+        return sum(1 for fd in fds.iterdir() if str(folder) in os.path.realpath(fd)) if fds.exists() else 0
+
+    for i in range(5):
+        ward = Ward.open(folder)
+        ward.contribute(
+            "wine", write_csv(tmp_path / f"{i}.csv", wine_rows(20 * i, 20 * i + 20)), source=str(i), gate=False
+        )
+        checkpointer = ward.db.checkpointer
+        assert checkpointer is not None and checkpointer.wait_idle(30) and checkpointer.checkpoints >= 1
+        ward.db.engine.dispose()  # the pool's connections closed, the checkpointer left to itself
+        del ward, checkpointer
+    deadline = time.monotonic() + 10
+    while threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threads() == 0
+    assert open_logs() == 0
+
+
+def test_a_catalog_in_memory_keeps_sqlites_own_checkpoints() -> None:
+    """Only a catalog in a plain file gets the ward's checkpoint thread; any other SQLite URL keeps
+    SQLite's automatic checkpoints rather than none at all."""
+    db = database.CatalogDatabase("sqlite://")
+    try:
+        assert db.checkpointer is None
+        with db.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 1000
+    finally:
+        db.dispose()

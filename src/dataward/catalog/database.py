@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool
 
@@ -91,7 +91,7 @@ def _busy(timeout: float) -> Busy:
     )
 
 
-def _sqlite_engine(url: str, timeout: float) -> Engine:
+def _sqlite_engine(url: str, timeout: float, *, own_checkpoints: bool) -> Engine:
     # Connections are pooled: opening one (and setting its pragmas, WAL mode among them) cost more than
     # the two or three queries of a read. A pooled connection keeps no state between transactions that
     # matters: ``query_only`` and the busy timeout are set again at every BEGIN (below), and with WAL an
@@ -118,9 +118,10 @@ def _sqlite_engine(url: str, timeout: float) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=FULL")
-        # Checkpoints run on a thread of their own (``dataward.catalog.wal``), not inside a commit.
-        cur.execute(AUTOCHECKPOINT_OFF)
-        cur.execute(LOG_TRUNCATED)
+        if own_checkpoints:
+            # Checkpoints run on a thread of their own (``dataward.catalog.wal``), not inside a commit.
+            cur.execute(AUTOCHECKPOINT_OFF)
+            cur.execute(LOG_TRUNCATED)
         # The driver's busy handler retries a locked database until the timeout: short contention waits.
         cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cur.close()
@@ -187,9 +188,12 @@ class CatalogDatabase:
         self.checkpointer: WalCheckpointer | None = None
         """Copies SQLite's log into the database file after large writes (None on PostgreSQL)."""
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(url, self.lock_timeout)
-            database = self.engine.url.database
-            if database and database != ":memory:" and not database.startswith("file:"):
+            # A catalog in a plain file gets the ward's own checkpoints; any other SQLite URL (in memory,
+            # a ``file:`` URI) keeps SQLite's automatic ones.
+            database = make_url(url).database
+            plain_file = bool(database) and database != ":memory:" and not database.startswith("file:")
+            self.engine = _sqlite_engine(url, self.lock_timeout, own_checkpoints=plain_file)
+            if plain_file and database:
                 self.checkpointer = WalCheckpointer(Path(database), SQLITE_PAGE_SIZE, busy_timeout_s=self.lock_timeout)
         else:
             self.engine = _postgresql_engine(url)

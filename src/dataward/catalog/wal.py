@@ -27,9 +27,20 @@ CHECKPOINT_PAGES = 1000
 """Log pages past which a checkpoint is started (SQLite's own automatic threshold)."""
 
 
+IDLE_EXIT_S = 30.0
+"""A thread with nothing to do for this long ends (a later large write starts another): a ward opened
+and dropped without ``dispose`` leaves no thread behind for long, and no connection at all."""
+
+
 class WalCheckpointer:
     """Checkpoints the SQLite database at ``path`` on a daemon thread when its log grows past
-    ``CHECKPOINT_PAGES`` pages of ``page_size`` bytes. ``after_write`` is cheap (one ``stat``)."""
+    ``CHECKPOINT_PAGES`` pages of ``page_size`` bytes. ``after_write`` is cheap (one ``stat``).
+
+    Each checkpoint opens a connection of its own and closes it (a checkpoint is rare: one per 32 MB
+    written), and an error in one (no file descriptor left, a vanished file) is retried at the next
+    wake-up rather than ending the thread. Each thread has its own stop event, so any number of
+    ``close`` calls, at once or in turn, all return once it has ended.
+    """
 
     def __init__(self, path: Path, page_size: int, *, busy_timeout_s: float = 5.0) -> None:
         self.path = path
@@ -38,12 +49,14 @@ class WalCheckpointer:
         self.busy_timeout_s = busy_timeout_s
         self.checkpoints = 0
         """Checkpoints run so far (for tests and benchmarks)."""
-        self._wanted = threading.Event()
+        self.failures = 0
+        """Checkpoints that raised (retried at the next wake-up)."""
+        self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
-        self._stopping = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def after_write(self) -> None:
         """Called after a write transaction commits: wake the thread when the log is past the threshold."""
@@ -54,12 +67,13 @@ class WalCheckpointer:
         if size < self.threshold:
             return
         with self._lock:
-            if self._stopping:
-                return
             self._idle.clear()
-            self._wanted.set()
+            self._wake.set()
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="dataward-wal-checkpoint", daemon=True)
+                self._stop = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._stop,), name="dataward-wal-checkpoint", daemon=True
+                )
                 self._thread.start()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -67,46 +81,46 @@ class WalCheckpointer:
         return self._idle.wait(timeout)
 
     def close(self) -> None:
-        """Finish the checkpoint under way (if any) and stop the thread; a later ``after_write``
+        """Finish the checkpoint under way (if any) and end the thread; a later ``after_write``
         starts a new one (an engine disposed of may be used again)."""
         with self._lock:
-            self._stopping = True
-            thread, self._thread = self._thread, None
-            self._wanted.set()
-        if thread is not None:
+            thread, stop = self._thread, self._stop
+            stop.set()
+            self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
             thread.join()
-        with self._lock:
-            self._stopping = False
-            self._wanted.clear()
-            self._idle.set()
 
-    def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
+    def _run(self, stop: threading.Event) -> None:
         try:
             while True:
-                self._wanted.wait()
+                woken = self._wake.wait(IDLE_EXIT_S)
                 with self._lock:
-                    if self._stopping:
-                        return
-                    self._wanted.clear()
-                if conn is None:
-                    conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, check_same_thread=False)
-                    conn.execute(AUTOCHECKPOINT_OFF)
-                    conn.execute(LOG_TRUNCATED)
-                self._checkpoint(conn)
+                    if stop.is_set() or (not woken and not self._wake.is_set()):
+                        return  # stopped, or idle for long enough (``finally`` clears the slot)
+                    self._wake.clear()
+                self._checkpoint()
                 with self._lock:
-                    if not self._wanted.is_set():
+                    if not self._wake.is_set():
                         self._idle.set()
         finally:
-            if conn is not None:
-                conn.close()
-            self._idle.set()
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                if not self._wake.is_set() or stop.is_set():
+                    self._idle.set()
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self) -> None:
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error:
-            # Busy (another process's checkpoint) or a vanished file: the next wake-up, or SQLite at
-            # the last close, copies what is left. A checkpoint never loses committed data.
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
+            try:
+                conn.execute(AUTOCHECKPOINT_OFF)
+                conn.execute(LOG_TRUNCATED)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError):
+            # Busy (another process's checkpoint), no file descriptor left, a vanished file: the next
+            # wake-up, or SQLite at the last close, copies what is left. A checkpoint never loses data.
+            self.failures += 1
             return
         self.checkpoints += 1

@@ -156,8 +156,7 @@ class ContributionService(Service):
         step(f"storing {len(added)} records and signing the contribution")
         # The id list and the new records' chunk are encoded and stored on threads of their own (mostly
         # Parquet encoding and object writes, which run without the GIL). This thread meanwhile works out
-        # the distinct ids and the record index's blocks, the content hash, and, once under the write
-        # lock, the holder index's entries; it waits for the chunk only where the chunk's digest is needed.
+        # the distinct ids, the record index's blocks and the content hash.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataward-objects") as pool:
             # The slow part, checking and writing objects, runs in a read transaction without the write
             # lock (objects are content-addressed, so one written for a submission then refused is
@@ -179,6 +178,9 @@ class ContributionService(Service):
             if added_object is not None:
                 holders.remember_list(added_object, staged.distinct)
             removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
+            # The chunk is waited for here, before the write lock: its upload can take long on a remote
+            # store, and no other writer of the ward may wait for it (its error, if any, is raised here).
+            staged.wait()
             with self.use_case(action, scope) as uc:
                 ds = rows.dataset_row(uc.conn, dataset)
                 chash = json_hash({"dataset": ds.id, **ids_hashes})
@@ -186,9 +188,6 @@ class ContributionService(Service):
                 if (base.id if base else None) != (checked_base.id if checked_base else None):
                     # A merge landed meanwhile: the ids to remove are checked against the new latest version.
                     self._check_removable(base, removed, dataset)
-                if added_object is not None:
-                    # Indexed before the chunk is waited for (emitting the event then finds it indexed).
-                    holders.index_written_list(uc.conn, self.store, added_object)
                 chunk, new_count = store_new_records(uc.conn, self.store, table, staged=staged)
                 now = format_time(uc.now)
                 src = {

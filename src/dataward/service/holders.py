@@ -122,13 +122,6 @@ def index_list(
     return holder_index.add_list(conn, object_, base, added, removed, kind=kind)
 
 
-def index_written_list(conn: Connection, store: ObjectStore, object_: str) -> bool:
-    """Index a contribution's id list just written (``remember_list``) before the row naming it is
-    inserted: the import does it while its chunk is still being written, and ``index_changes`` then
-    finds it indexed. The same entries as ``index_changes`` writes for it."""
-    return index_list(conn, store, object_, "", written=_just_written(object_))
-
-
 def _parent_manifest(conn: Connection, parent_id: str | None) -> str:
     if parent_id is None:
         return ""
@@ -437,7 +430,6 @@ __all__ = [
     "held_by_any",
     "index_changes",
     "index_list",
-    "index_written_list",
     "names_of",
     "reindex",
     "remember_list",

@@ -126,6 +126,11 @@ class Staged:
         """The chunk's digest, once it is written (waits for the pool thread; raises its error)."""
         return self.chunk.result() if isinstance(self.chunk, Future) else self.chunk
 
+    def wait(self) -> None:
+        """Wait until the chunk is written (raises the pool thread's error): callers do so before they
+        take the write lock, which no other writer should wait on while a chunk is uploaded."""
+        _ = self.digest
+
 
 def stage_new_records(
     conn: Connection,

@@ -155,12 +155,14 @@ class ContributionService(Service):
 
         step(f"storing {len(added)} records and signing the contribution")
         # The id list and the new records' chunk are encoded and stored on threads of their own (mostly
-        # Parquet encoding and object writes, which run without the GIL). This thread meanwhile works out
-        # the distinct ids, the record index's blocks and the content hash.
+        # Parquet encoding and object writes, which run without the GIL) while this one works out the
+        # distinct ids, the record index's blocks, then the content hash. Both are waited for before
+        # the write lock is taken: an upload to a remote store can take long, and no other writer of
+        # the ward may wait for it.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataward-objects") as pool:
             # The slow part, checking and writing objects, runs in a read transaction without the write
             # lock (objects are content-addressed, so one written for a submission then refused is
-            # harmless); the write below re-checks what it relied on and records the submission.
+            # harmless); the short write below re-checks what it relied on and records the submission.
             with self.use_case(action, scope, write=False) as uc:
                 ds = rows.dataset_row(uc.conn, dataset)
                 if gate and len(added) and action is Action.CONTRIBUTION_SUBMIT:
@@ -172,80 +174,83 @@ class ContributionService(Service):
                 self._check_removable(checked_base, removed, dataset)
                 id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
                 staged = stage_new_records(uc.conn, self.store, table, digests, pool=pool)
-            # The content hash first: the id list may still be being written.
-            ids_hashes = {"added": joined_ids_hash(added), "removed": content_hash("\n".join(sorted(removed)).encode())}
+            added_hash = joined_ids_hash(added)  # while the chunk and the id list may still be written
             added_object = id_list.result() if id_list is not None else None
-            if added_object is not None:
-                holders.remember_list(added_object, staged.distinct)
-            removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
-            # The chunk is waited for here, before the write lock: its upload can take long on a remote
-            # store, and no other writer of the ward may wait for it (its error, if any, is raised here).
-            staged.wait()
-            with self.use_case(action, scope) as uc:
-                ds = rows.dataset_row(uc.conn, dataset)
-                chash = json_hash({"dataset": ds.id, **ids_hashes})
-                base = rows.latest_version(uc.conn, ds.id)
-                if (base.id if base else None) != (checked_base.id if checked_base else None):
-                    # A merge landed meanwhile: the ids to remove are checked against the new latest version.
-                    self._check_removable(base, removed, dataset)
-                chunk, new_count = store_new_records(uc.conn, self.store, table, staged=staged)
-                now = format_time(uc.now)
-                src = {
-                    "uri": source,
-                    "fetched_at": format_time(fetched_at) if fetched_at else now,
-                    "licence": licence,
-                    "raw_hash": raw_hash,
-                    "format": fmt,
+            staged.wait()  # the chunk's error, if any, is raised here
+        if added_object is not None:
+            holders.remember_list(added_object, staged.distinct)
+        removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
+        with self.use_case(action, scope) as uc:
+            ds = rows.dataset_row(uc.conn, dataset)
+            base = rows.latest_version(uc.conn, ds.id)
+            if (base.id if base else None) != (checked_base.id if checked_base else None):
+                # A merge landed meanwhile: the ids to remove are checked against the new latest version.
+                self._check_removable(base, removed, dataset)
+            chunk, new_count = store_new_records(uc.conn, self.store, table, staged=staged)
+            now = format_time(uc.now)
+            src = {
+                "uri": source,
+                "fetched_at": format_time(fetched_at) if fetched_at else now,
+                "licence": licence,
+                "raw_hash": raw_hash,
+                "format": fmt,
+            }
+            source_id = json_hash({"uri": source, "raw_hash": raw_hash})
+            changes = []
+            if uc.conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is None:
+                changes.append(insert_row("sources", id=source_id, first_seen_at=now, **src))
+            chash = json_hash(
+                {
+                    "dataset": ds.id,
+                    "added": added_hash,
+                    "removed": content_hash("\n".join(sorted(removed)).encode()),
                 }
-                source_id = json_hash({"uri": source, "raw_hash": raw_hash})
-                changes = []
-                if uc.conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is None:
-                    changes.append(insert_row("sources", id=source_id, first_seen_at=now, **src))
-                cid = new_id("c")
-                number = rows.next_number(uc.conn, contributions, ds.id)
-                changes.append(
-                    insert_row(
-                        "contributions",
-                        id=cid,
-                        dataset_id=ds.id,
-                        number=number,
-                        submitted_by=uc.caller.principal_id,
-                        submitter_owner=uc.caller.principal.owner_id,
-                        key_id=uc.caller.key_id,
-                        source_id=source_id,
-                        content_hash=chash,
-                        base_version=base.id if base else None,
-                        added_count=len(added),
-                        removed_count=len(removed),
-                        added_object=added_object,
-                        removed_object=removed_object,
-                        chunk_object=chunk,
-                        status="submitted",
-                        created_at=now,
-                        message=message,
-                    )
+            )
+            cid = new_id("c")
+            number = rows.next_number(uc.conn, contributions, ds.id)
+            changes.append(
+                insert_row(
+                    "contributions",
+                    id=cid,
+                    dataset_id=ds.id,
+                    number=number,
+                    submitted_by=uc.caller.principal_id,
+                    submitter_owner=uc.caller.principal.owner_id,
+                    key_id=uc.caller.key_id,
+                    source_id=source_id,
+                    content_hash=chash,
+                    base_version=base.id if base else None,
+                    added_count=len(added),
+                    removed_count=len(removed),
+                    added_object=added_object,
+                    removed_object=removed_object,
+                    chunk_object=chunk,
+                    status="submitted",
+                    created_at=now,
+                    message=message,
                 )
-                uc.emit(
-                    "contribution.submitted",
-                    {"dataset": ds.id, "contribution": cid, "source": source_id},
-                    {
-                        "content_hash": chash,
-                        "source": src,
-                        "added": len(added),
-                        "removed": len(removed),
-                        "new_records": new_count,
-                        "chunk": chunk,
-                        "added_object": added_object,
-                        "removed_object": removed_object,
-                    },
-                    changes,
-                )
-                if on_submitted is not None:
-                    on_submitted(uc, cid)
-                row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-                info = contribution_info(row, dataset, uc.caller.principal_name)
-                info["new_records"] = new_count
-                info["source_uri"] = source
+            )
+            uc.emit(
+                "contribution.submitted",
+                {"dataset": ds.id, "contribution": cid, "source": source_id},
+                {
+                    "content_hash": chash,
+                    "source": src,
+                    "added": len(added),
+                    "removed": len(removed),
+                    "new_records": new_count,
+                    "chunk": chunk,
+                    "added_object": added_object,
+                    "removed_object": removed_object,
+                },
+                changes,
+            )
+            if on_submitted is not None:
+                on_submitted(uc, cid)
+            row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).one()
+            info = contribution_info(row, dataset, uc.caller.principal_name)
+            info["new_records"] = new_count
+            info["source_uri"] = source
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             try:

@@ -50,16 +50,8 @@ BATCH_MIN_VALUES = 256
 """Below this many values the per-value calls cost less than handing the column over."""
 
 
-@cache
-def _column_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
-    """One call hashing every value of a column, when the ``fast`` extra is installed (else None):
-    polars-hash's BLAKE3, which returns the digests as hex. Looked up once per process: without the
-    extra, a failed import would search the path on every batch."""
-    return _polars_hasher()
-
-
 SPOT_CHECKS = 16
-"""Values of each column whose digests from a column hasher are recomputed with the ``blake3`` package
+"""Values of each column whose digests from the column hasher are recomputed with the ``blake3`` package
 (at spread positions, the first and the last among them): a hasher that returned its digests in another
 order, or of other bytes, is caught before any id is used."""
 
@@ -75,16 +67,11 @@ def _spot_checked(span: bytes, offsets: np.ndarray, binary: bytes) -> bytes:
     return binary
 
 
-def _large_binary(span: bytes, offsets: np.ndarray) -> object:
-    import pyarrow as pa
-
-    n = offsets.shape[0] - 1
-    return pa.Array.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(span)]
-    )
-
-
-def _polars_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
+@cache
+def _column_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
+    """One call hashing every value of a column, when the ``fast`` extra is installed (else None):
+    polars-hash's BLAKE3, which returns the digests as hex. Looked up once per process: without the
+    extra, a failed import would search the path on every batch."""
     try:
         import polars as pl
         import polars_hash  # noqa: F401  (registers the ``chash`` namespace)
@@ -94,7 +81,9 @@ def _polars_hasher() -> Callable[[bytes, np.ndarray], bytes] | None:
 
     def hash_column(span: bytes, offsets: np.ndarray) -> bytes:
         n = offsets.shape[0] - 1
-        column = _large_binary(span, offsets)
+        column = pa.Array.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(span)]
+        )
         hexes = pl.from_arrow(column).to_frame("v").select(pl.col("v").chash.blake3()).to_series().to_arrow()
         hexes = hexes.cast(pa.large_string()) if hexes.type != pa.large_string() else hexes
         if hexes.null_count or len(hexes) != n:

@@ -7,7 +7,6 @@ blocks of ids, not one catalog row per record. Versions are manifests of ids.
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlalchemy import Connection, insert, select
 
 from dataward.catalog import record_index
 from dataward.catalog.tables import chunks
+from dataward.domain.digests import hex_text
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import HASH_PREFIX, content_hash, json_hash
 from dataward.domain.idarrays import distinct_order, same_ids, sorted_distinct, strictly_ascending, take_ids
@@ -444,7 +444,7 @@ def joined_ids_hash(ids: pa.Array | pa.ChunkedArray) -> str:
     n = len(array)
     if array.type == stored_tables.ID_TYPE and not array.null_count:
         digests = np.frombuffer(array.buffers()[1], dtype=np.uint8)[array.offset * 32 : (array.offset + n) * 32]
-        return _joined_hex_hash(n, lambda start, stop: binascii.hexlify(digests[start * 32 : stop * 32]))
+        return _joined_hex_hash(n, lambda start, stop: hex_text(digests[start * 32 : stop * 32]))
     array = array.cast(pa.string())
     if n and not array.null_count:
         offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + n + 1]

@@ -190,10 +190,10 @@ class CatalogDatabase:
         if self.dialect == "sqlite":
             # A catalog in a plain file gets the ward's own checkpoints; any other SQLite URL (in memory,
             # a ``file:`` URI) keeps SQLite's automatic ones.
-            database = make_url(url).database
-            plain_file = bool(database) and database != ":memory:" and not database.startswith("file:")
+            database = make_url(url).database or ""
+            plain_file = database not in ("", ":memory:") and not database.startswith("file:")
             self.engine = _sqlite_engine(url, self.lock_timeout, own_checkpoints=plain_file)
-            if plain_file and database:
+            if plain_file:
                 self.checkpointer = WalCheckpointer(Path(database), SQLITE_PAGE_SIZE, busy_timeout_s=self.lock_timeout)
         else:
             self.engine = _postgresql_engine(url)

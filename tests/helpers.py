@@ -63,16 +63,23 @@ def merge_reviewed(ward, ref: str) -> dict:  # type: ignore[no-untyped-def]
     return ward.merge(ref)
 
 
-def wine_training_ward(root: Path, policy: str, records: int):  # type: ignore[no-untyped-def]
-    """A new ward at ``root / "ward"`` whose ``wine`` dataset (``policy``) has a training version
-    ``wine@v1`` of the first ``records`` rows of the shuffled wine set, from source ``a``."""
+def wine_ward(folder: Path, policy: str = NO_APPROVALS_POLICY, catalog_url: str | None = None):  # type: ignore[no-untyped-def]
+    """A new ward at ``folder`` (its catalog at ``catalog_url`` when given) with an empty ``wine``
+    dataset under ``policy``."""
     from dataward.domain.schema import Schema
     from dataward.service.ward import Ward
 
-    ward, _ = Ward.init(root / "ward")
+    ward, _ = Ward.init(folder, catalog_url=catalog_url)
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs))
     ward.set_policy("wine", policy)
+    return ward
+
+
+def wine_training_ward(root: Path, policy: str, records: int):  # type: ignore[no-untyped-def]
+    """A new ward at ``root / "ward"`` whose ``wine`` dataset (``policy``) has a training version
+    ``wine@v1`` of the first ``records`` rows of the shuffled wine set, from source ``a``."""
+    ward = wine_ward(root / "ward", policy)
     first = ward.contribute("wine", write_csv(root / "a.csv", wine_rows(0, records, shuffled=True)), source="a")
     merge_reviewed(ward, first["id"])
     ward.promote("wine@v1")

@@ -29,17 +29,9 @@ from dataward.io import read_table
 from dataward.service import recordstore
 from dataward.service.ward import Ward
 from dataward.store.tables import binary_id_array
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, wine_ward, write_csv
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _wine_ward(folder: Path, catalog_url: str | None = None) -> Ward:
-    ward, _ = Ward.init(folder, catalog_url=catalog_url) if catalog_url else Ward.init(folder)
-    label, specs = wine_schema_specs()
-    ward.create_dataset("wine", Schema.parse(label, specs))
-    ward.set_policy("wine", NO_APPROVALS_POLICY)
-    return ward
 
 
 # --- lazy ImportedTable.table ------------------------------------------------------------------
@@ -105,7 +97,7 @@ def test_joined_ids_hash_of_digests_is_the_hash_of_the_joined_hex(n: int) -> Non
 def test_recorded_content_hash_commits_to_the_hex_ids(tmp_path: Path) -> None:
     from dataward.domain.hashing import json_hash
 
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     path = write_csv(tmp_path / "a.csv", wine_rows(0, 40) + wine_rows(0, 2))
     c = ward.contribute("wine", path, source="s", gate=False)
     label, specs = wine_schema_specs()
@@ -138,7 +130,7 @@ def test_a_slow_chunk_does_not_hold_the_write_lock(tmp_path: Path, monkeypatch: 
     or uploaded (slow on a remote store): the chunk is waited for before the write lock is taken."""
     monkeypatch.setenv("DATAWARD_LOCK_TIMEOUT", "1")
     folder = tmp_path / "ward"
-    _wine_ward(folder).db.dispose()
+    wine_ward(folder).db.dispose()
     ward = Ward.open(folder)
     other = Ward.open(folder)
     started = threading.Event()
@@ -169,7 +161,7 @@ def test_a_slow_chunk_does_not_hold_the_write_lock(tmp_path: Path, monkeypatch: 
 def test_records_stored_meanwhile_by_another_submission_no_deadlock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     started = threading.Event()
     _slow_chunk(monkeypatch, 1.5, started)
     a = write_csv(tmp_path / "a.csv", wine_rows(0, 60))
@@ -200,7 +192,7 @@ def test_records_stored_meanwhile_by_another_submission_no_deadlock(
 
 def test_long_reader_during_large_writes_and_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     ward.contribute("wine", write_csv(tmp_path / "0.csv", wine_rows(0, 30)), source="0", gate=False)
     cp = ward.db.checkpointer
     assert cp is not None
@@ -222,7 +214,7 @@ def test_long_reader_during_large_writes_and_checkpoints(tmp_path: Path, monkeyp
 def test_two_writer_threads_with_checkpoints_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
     folder = tmp_path / "ward"
-    _wine_ward(folder).db.dispose()
+    wine_ward(folder).db.dispose()
     wards = [Ward.open(folder), Ward.open(folder)]
     errors: list[BaseException] = []
 
@@ -250,7 +242,7 @@ def test_two_writer_threads_with_checkpoints_lose_nothing(tmp_path: Path, monkey
 
 def test_sigkill_at_random_moments_loses_no_reported_commit(tmp_path: Path) -> None:
     folder = tmp_path / "ward"
-    _wine_ward(folder).db.dispose()
+    wine_ward(folder).db.dispose()
     csvs = [write_csv(tmp_path / f"{i}.csv", wine_rows(i % 170, i % 170 + 8)) for i in range(40)]
     script = textwrap.dedent(
         f"""
@@ -284,7 +276,7 @@ def test_sigkill_at_random_moments_loses_no_reported_commit(tmp_path: Path) -> N
 
 
 def test_postgresql_has_no_checkpointer(tmp_path: Path, catalog_url: str | None) -> None:
-    ward = _wine_ward(tmp_path / "ward", catalog_url)
+    ward = wine_ward(tmp_path / "ward", catalog_url=catalog_url)
     if catalog_url is None:
         assert ward.db.checkpointer is not None
     else:

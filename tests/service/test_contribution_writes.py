@@ -17,15 +17,11 @@ from dataward.io import read_table
 from dataward.service import contributions, recordstore
 from dataward.service.contributions import ContributionService
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import wine_rows, wine_schema_specs, wine_ward, write_csv
 
 
 def _ward(tmp_path: Path) -> tuple[Ward, Path]:
-    ward, _ = Ward.init(tmp_path / "ward")
-    label, specs = wine_schema_specs()
-    ward.create_dataset("wine", Schema.parse(label, specs))
-    ward.set_policy("wine", NO_APPROVALS_POLICY)
-    return ward, write_csv(tmp_path / "a.csv", wine_rows(0, 60))
+    return wine_ward(tmp_path / "ward"), write_csv(tmp_path / "a.csv", wine_rows(0, 60))
 
 
 def _taken_again(ward: Ward, path: Path) -> None:

@@ -18,8 +18,7 @@ from sqlalchemy import text
 
 from dataward.catalog import database, wal
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, write_csv
-from tests.store.test_catalog_pages import _wine_ward
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_ward, write_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +37,7 @@ def _contributions_in_the_file(catalog: Path, tmp_path: Path) -> int:
 
 
 def test_catalog_connections_never_checkpoint_inside_a_commit(tmp_path: Path) -> None:
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     with ward.db.reading() as conn:
         assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 0
     with ward.db.transaction() as conn:
@@ -49,7 +48,7 @@ def test_a_write_past_the_threshold_is_checkpointed_on_the_wards_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     checkpointer = ward.db.checkpointer
     assert checkpointer is not None
     ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 60)), source="a", gate=False)
@@ -64,7 +63,7 @@ def test_once_checkpointed_small_writes_do_not_wake_the_thread(tmp_path: Path, m
     """The log's file starts over empty after a complete checkpoint: its size is what was written since,
     so a small write after a large one is not taken for a large one."""
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 8)  # 256 KiB: the 178 wine records' blocks cross it
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     checkpointer = ward.db.checkpointer
     assert checkpointer is not None
     ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 178)), source="a", gate=False)
@@ -77,7 +76,7 @@ def test_once_checkpointed_small_writes_do_not_wake_the_thread(tmp_path: Path, m
 
 
 def test_small_writes_leave_the_log_alone(tmp_path: Path) -> None:
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     checkpointer = ward.db.checkpointer
     assert checkpointer is not None
     ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 60)), source="a", gate=False)
@@ -89,7 +88,7 @@ def test_small_writes_leave_the_log_alone(tmp_path: Path) -> None:
 
 def test_dispose_finishes_the_checkpoint_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 60)), source="a", gate=False)
     checkpointer = ward.db.checkpointer
     assert checkpointer is not None
@@ -110,7 +109,7 @@ def test_a_process_that_ends_after_a_commit_loses_nothing(tmp_path: Path, pages:
     ran. Either way the process exits cleanly, the next one finds the contribution, and the ward
     verifies."""
     folder = tmp_path / "ward"
-    _wine_ward(folder).db.dispose()
+    wine_ward(folder).db.dispose()
     csv = write_csv(tmp_path / "a.csv", wine_rows(0, 120))
     script = textwrap.dedent(
         f"""
@@ -172,7 +171,7 @@ def test_a_failed_checkpoint_is_retried_at_the_next_large_write(
     """An error on the thread (no file descriptor left, say) fails that checkpoint only: the next
     large write's checkpoint runs, so the log cannot grow without end."""
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     checkpointer = ward.db.checkpointer
     assert checkpointer is not None and checkpointer.wait_idle(30)
     real = wal.sqlite3.connect
@@ -201,7 +200,7 @@ def test_wards_dropped_without_dispose_leave_no_thread_nor_connection(
     monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
     monkeypatch.setattr(wal, "IDLE_EXIT_S", 0.2)
     folder = tmp_path / "ward"
-    _wine_ward(folder).db.dispose()
+    wine_ward(folder).db.dispose()
 
     earlier = set(threading.enumerate())  # other tests' wards may still have theirs
 

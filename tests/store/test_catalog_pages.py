@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from dataward.catalog import database
-from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import merge_reviewed, wine_rows, wine_ward, write_csv
 
 
 def _page_size(ward: Ward) -> int:
@@ -18,16 +17,8 @@ def _page_size(ward: Ward) -> int:
         return int(conn.execute(text("PRAGMA page_size")).scalar_one())
 
 
-def _wine_ward(folder: Path) -> Ward:
-    ward, _ = Ward.init(folder)
-    label, specs = wine_schema_specs()
-    ward.create_dataset("wine", Schema.parse(label, specs))
-    ward.set_policy("wine", NO_APPROVALS_POLICY)
-    return ward
-
-
 def test_a_new_catalog_is_made_with_large_pages_in_wal_mode(tmp_path: Path) -> None:
-    ward = _wine_ward(tmp_path / "ward")
+    ward = wine_ward(tmp_path / "ward")
     assert _page_size(ward) == database.SQLITE_PAGE_SIZE == 32768
     with ward.db.reading() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
@@ -41,7 +32,7 @@ def test_a_catalog_made_with_small_pages_keeps_them_and_takes_new_records(
     # database in place, and the ward must not try to (nor fail) when it opens one.
     with monkeypatch.context() as patched:
         patched.setattr(database, "SQLITE_PAGE_SIZE", 4096)
-        old = _wine_ward(tmp_path / "ward")
+        old = wine_ward(tmp_path / "ward")
         merge_reviewed(old, old.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 60)), source="a")["id"])
         assert _page_size(old) == 4096
         old.db.dispose()

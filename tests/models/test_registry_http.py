@@ -241,3 +241,11 @@ def test_the_model_commands_answer_the_same_against_a_server(
     assert TRIGGER in shown.output and "Backdoor probe" in shown.output
     listed = runner.invoke(app, ["model", "list"])
     assert listed.exit_code == 0 and "man-clf@v2" in listed.output
+
+
+def test_a_number_the_ledger_cannot_sign_is_a_bad_request_not_a_server_error(
+    models: Models, served: dict[str, HTTPWard]
+) -> None:
+    """Found by the API fuzz test: a training run's parameter beyond +/-(2**53 - 1) answered 500."""
+    with pytest.raises(InputError, match="ledger can sign"):
+        served["tom"].start_training_run("man-clf", params={"n": 5924703690747794723700736})

@@ -137,3 +137,19 @@ def test_the_command_line_records_a_run_and_releases(
     assert code == 0 and check["ok"] and len(check["statements"]) == 2
     code, listed = cli("pat", "model", "list")
     assert code == 0 and [m["stage"] for m in listed if m["ref"] == "man-clf@v1"] == ["released"]
+
+
+def test_numbers_the_ledger_cannot_sign_are_refused_before_anything_is_recorded(models: Models) -> None:
+    """Run parameters and metrics go into signed events, hashed as RFC 8785 JSON: an integer beyond
+    +/-(2**53 - 1) is plain JSON but not signable. It is refused as bad input, naming the bound, before
+    any event is written (it once reached the event's seal and failed there as a server error)."""
+    ward, tom = models.ward, models.as_("tom")
+    started = len(ward.ledger(types=["training.started"]))
+    with pytest.raises(InputError, match=r"ledger can sign .*2\*\*53"):
+        tom.start_training_run("man-clf", params={"steps": 5924703690747794723700736})
+    assert len(ward.ledger(types=["training.started"])) == started
+    run = tom.start_training_run("man-clf", params={"steps": 2**53 - 1})  # the largest signable integer
+    finished, versions = len(ward.ledger(types=["training.finished"])), len(ward.models("man-clf"))
+    with pytest.raises(InputError, match="ledger can sign"):
+        tom.finish_training_run(run["run"], models.root / "clean.skops", metrics={"seen": -(2**60)})
+    assert len(ward.ledger(types=["training.finished"])) == finished and len(ward.models("man-clf")) == versions

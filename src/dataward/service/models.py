@@ -22,7 +22,7 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import datasets, model_gates, model_versions, training_runs, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
-from dataward.domain.hashing import canonical_json
+from dataward.domain.hashing import canonical_json, jcs
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import sign_statement
 from dataward.provenance.code import check_code_identity
@@ -166,6 +166,20 @@ def restore_files(store: Any, mv: Any, folder: Path) -> dict[str, Any]:
     return statement
 
 
+def _signable(value: dict[str, Any], what: str) -> dict[str, Any]:
+    """``value`` when the ledger can sign it: plain JSON in RFC 8785's domain (``hashing.jcs``: finite
+    numbers, integers within +/-(2**53 - 1)), which is how every event is hashed. Plain JSON alone is not
+    enough: a larger integer reached the event's seal and failed there, as a server error."""
+    try:
+        jcs(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{what} must be plain JSON values the ledger can sign (finite numbers, integers within "
+            f"+/-(2**53 - 1)): {exc}"
+        ) from None
+    return value
+
+
 class ModelService(Service):
     """Training runs and model versions."""
 
@@ -180,11 +194,7 @@ class ModelService(Service):
         parameters are recorded now; the datasets it reads and its artifact as it goes and at its end."""
         rows.check_name("model", model)
         code = check_code_identity(code if code is not None else {"kind": "unknown"})
-        params = dict(params or {})
-        try:
-            canonical_json(params)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"training parameters must be plain JSON values: {exc}") from None
+        params = _signable(dict(params or {}), "training parameters")
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model)) as uc:
             run_id = new_id("run")
             now = format_time(uc.now)
@@ -273,11 +283,7 @@ class ModelService(Service):
         artifact holds one (nothing is stored then)."""
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
-        extra = {"params": dict(params or {}), "metrics": dict(metrics or {})}
-        try:
-            canonical_json(extra)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"parameters and metrics must be plain JSON values: {exc}") from None
+        extra = _signable({"params": dict(params or {}), "metrics": dict(metrics or {})}, "parameters and metrics")
         art = hash_artifact(artifact, name=model)  # outside the transaction: reads and hashes files
         with self.use_case(Action.MODEL_REGISTER, Scope.model(model), detail={"run": run_id}) as uc:
             run = self._own_running(uc, run_id)

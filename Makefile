@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo demo-server test lint format bench bench-quick bench-scale clean
+.PHONY: install demo demo-server test fuzz lint format bench bench-quick bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ demo-server: $(VENV)/.installed-dev
 PYTEST_WORKERS ?= auto
 test: $(VENV)/.installed-bench
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+# The property and API fuzz tests with fresh draws: `make test` draws the same examples every run
+# (tests/conftest.py), so that it passes or fails on the code alone. Run this to look for what those
+# draws miss; FUZZ_RUNS rounds, each with new seeds.
+FUZZ_RUNS ?= 3
+fuzz: $(VENV)/.installed-bench
+	for run in $$(seq $(FUZZ_RUNS)); do \
+	  $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:randomly --hypothesis-profile=explore \
+	    -m hypothesis tests || exit 1; \
+	done
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -14,6 +14,10 @@ from tests.server.conftest import Served
 schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")
 
+# Drawn inside the tests rather than by ``@given`` on them: marked here so that ``-m hypothesis``
+# (`make fuzz`) selects them with the other property tests.
+pytestmark = pytest.mark.hypothesis
+
 # The witness location is a path on the server's side: a fuzzed value would be written to.
 SKIPPED = {("PUT", "/api/v1/witness")}
 

@@ -35,6 +35,11 @@ class WardAPI(Protocol):
         """The ward's id (read-only: both implementations take it from the ward itself)."""
         ...
 
+    def close(self) -> None:
+        """Release what the ward holds open (a folder's catalog connections, after the checkpoint
+        under way; a served ward's HTTP connections). Both also work as context managers."""
+        ...
+
     # --- who is calling ---------------------------------------------------------------------
     def whoami(self) -> dict[str, Any]:
         """The acting principal, the key in use and its grants."""

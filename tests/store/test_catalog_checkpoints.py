@@ -237,3 +237,47 @@ def test_a_catalog_in_memory_keeps_sqlites_own_checkpoints() -> None:
             assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 1000
     finally:
         db.dispose()
+
+
+def _checkpoint_threads(besides: set[threading.Thread]) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "dataward-wal-checkpoint" and t not in besides]
+
+
+def test_a_closed_ward_leaves_its_log_copied_and_no_thread_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
+    wine_ward(tmp_path / "ward").close()
+    earlier = set(threading.enumerate())  # other tests' wards may still have theirs
+    with Ward.open(tmp_path / "ward") as ward:
+        ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 60)), source="a", gate=False)
+        catalog = ward.db.checkpointer.path if ward.db.checkpointer else None
+    # Closing waited for the checkpoint it had started (an idle thread would have lived another 30 s)
+    # and closed the connections, the last of which copies whatever was left into the file.
+    assert not _checkpoint_threads(earlier)
+    assert catalog is not None and _contributions_in_the_file(catalog, tmp_path) == 1
+    # A closed ward is still usable: its connections and checkpoints start again on demand.
+    ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(60, 120)), source="b", gate=False)
+    ward.close()
+    assert not _checkpoint_threads(earlier) and _contributions_in_the_file(catalog, tmp_path) == 2
+
+
+def test_a_cli_command_closes_the_ward_it_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataward contribute` returns with its catalog checkpointed, not leaving the copy of a large
+    import's log to the next command (or to a thread killed at exit)."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    monkeypatch.setattr(wal, "CHECKPOINT_PAGES", 1)
+    wine_ward(tmp_path / "ward").close()
+    earlier = set(threading.enumerate())
+    data = write_csv(tmp_path / "a.csv", wine_rows(0, 60))
+    result = CliRunner().invoke(
+        app,
+        ["contribute", "wine", str(data), "--source", "a", "--no-gate", "--json"],
+        env={"DATAWARD_WARD": str(tmp_path / "ward"), "DATAWARD_URL": "", "DATAWARD_KEY": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert not _checkpoint_threads(earlier)
+    assert _contributions_in_the_file(tmp_path / "ward" / "catalog.sqlite", tmp_path) == 1

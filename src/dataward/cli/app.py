@@ -37,6 +37,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    context: typer.Context,
     ward: Annotated[
         str | None, typer.Option("--ward", envvar="DATAWARD_WARD", help="Ward folder (default: ./.dataward).")
     ] = None,
@@ -57,6 +58,8 @@ def main_options(
     (for a folder) the ward's local admin credentials."""
     state.ward_path = ward
     state.url = url
+    # Runs when the invocation ends, after the command, whether it succeeded, failed or exited.
+    context.call_on_close(state.close_opened)
 
 
 ward_commands.register(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +15,15 @@ class CliState:
 
     ward_path: str | None = None
     url: str | None = None
+    opened: list[WardAPI] = field(default_factory=list)
+    """Wards opened by this invocation's command, closed when it ends (``close_opened``)."""
+
+    def close_opened(self) -> None:
+        """Close every ward the command opened: a folder's catalog finishes the checkpoint its writes
+        started (a large import's log is copied into the database now, not left to the next command
+        or to a thread killed at exit), and a served ward's connections are closed."""
+        while self.opened:
+            self.opened.pop().close()
 
 
 state = CliState()
@@ -25,7 +34,10 @@ JSON_HELP = "Print a JSON document instead of tables (stable keys, see docs/cli.
 def open_ward() -> WardAPI:
     """The served ward at ``--url``/``$DATAWARD_URL`` when one is given, else the ward folder from
     ``--ward``, ``$DATAWARD_WARD`` or ``./.dataward``; acting as ``$DATAWARD_KEY`` (or, for a folder,
-    its local credentials). Every command works the same through either."""
+    its local credentials). Every command works the same through either. The ward is closed when
+    the command ends, however it ends (``CliState.close_opened``)."""
     import dataward
 
-    return dataward.open(state.url or state.ward_path)
+    ward = dataward.open(state.url or state.ward_path)
+    state.opened.append(ward)
+    return ward

@@ -76,6 +76,30 @@ def test_bad_input_is_refused_with_file_line_and_column(cli_ward: tuple[Path, Pa
     assert missing.returncode != 0 and "nope.csv" in missing.stderr
 
 
+def test_an_html_report_that_cannot_be_written_is_refused_before_anything_is_stored(
+    cli_ward: tuple[Path, Path],
+) -> None:
+    """A bad --html used to fail after the contribution was stored and gated: exit 2 ("nothing was
+    stored", docs/cli.md) on a contribution that existed, and a retry made a second one."""
+    ward, root = cli_ward
+    path = write_csv(root / "h.csv", wine_rows(100, 120, shuffled=True))
+    before = json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"]
+    for html in (root / "no" / "such" / "folder" / "g.html", root):
+        result = run(ward, "contribute", "wine", str(path), "--source", "s", "--html", str(html), "--json")
+        assert result.returncode == 2, result.stderr
+        assert json.loads(result.stdout)["error"] == "bad_input" and str(html) in result.stdout
+    assert json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"] == before
+    # The same check before a gate run is recorded, and on a report drawn again.
+    stored = json.loads(run(ward, "contribute", "wine", str(path), "--source", "s", "--json").stdout)
+    after = json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"]
+    refused = run(ward, "gate", "run", stored["ref"], "--html", str(root / "nope" / "g.html"))
+    assert refused.returncode == 2 and "no such folder" in refused.stderr
+    assert json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"] == after
+    page = root / "again.html"
+    assert run(ward, "gate", "report", stored["ref"], "--html", str(page)).returncode == 0
+    assert "<html" in page.read_text().lower()
+
+
 def test_errors_are_json_with_json_flag(cli_ward: tuple[Path, Path]) -> None:
     ward, _ = cli_ward
     result = run(ward, "versions", "nosuch", "--json")

@@ -60,3 +60,20 @@ def test_unknown_format_and_missing_folder(tmp_path: Path) -> None:
         write_table(_table(), tmp_path / "out.xlsx", "xlsx")
     with pytest.raises(InputError, match="no such folder"):
         write_table(_table(), tmp_path / "absent" / "out.csv", "csv")
+
+
+def test_a_destination_is_checked_before_the_work_it_is_to_hold(tmp_path: Path) -> None:
+    from dataward.io.writers import check_destination
+
+    assert check_destination(tmp_path / "report.html") == tmp_path / "report.html"
+    with pytest.raises(InputError, match="no such folder"):
+        check_destination(tmp_path / "missing" / "report.html", "HTML report")
+    with pytest.raises(InputError, match="names a folder"):
+        check_destination(tmp_path)
+    with pytest.raises(InputError, match="names a folder"):
+        check_destination(tmp_path / "..")
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(InputError, match="permission denied"):
+            check_destination(locked / "report.html")

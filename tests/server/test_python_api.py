@@ -12,6 +12,7 @@ import pytest
 
 import dataward
 from dataward.client import HTTPWard
+from dataward.domain.errors import InputError
 from dataward.domain.schema import Schema
 from dataward.domain.transport_errors import ServerUnreachable
 from dataward.service.ward import Ward
@@ -33,6 +34,12 @@ def test_open_a_url_gives_the_http_client_and_the_same_records(served: Served, t
     local_frame = embedded.dataset("grapes").version("training").to_pandas()
     assert served_frame.equals(local_frame) and len(served_frame) == 25
     assert ward.dataset("grapes").version("training").info["number"] == 1
+    # An export into a folder that does not exist is refused by both, naming it; neither creates it.
+    missing = tmp_path / "no" / "such" / "folder" / "out.parquet"
+    for either in (ward, embedded):
+        with pytest.raises(InputError, match="no such folder"):
+            either.export("grapes@v1", missing)
+    assert not (tmp_path / "no").exists()
 
 
 def test_environment_url_wins_and_a_dead_server_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,11 +11,12 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, short, styled, table, working
+from dataward.cli.output import console, emit_json, err_console, short, styled, table, working
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
+from dataward.io.writers import check_destination
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -169,6 +170,8 @@ def register(app: typer.Typer) -> None:
         of pass, 8 for review, 9 for block. Flagged records wait in `dataward review list`."""
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
+        if html is not None:
+            check_destination(html, "HTML report")  # before anything is stored
         with working(f"Importing {file or removes}", enabled=not as_json) as update:
             ward = open_ward()
             info = ward.contribute(
@@ -184,10 +187,16 @@ def register(app: typer.Typer) -> None:
                 progress=update,
                 limits=_parse_limits(limit or []),
             )
+            html_problem = None
             if html and "gate" in info and info["gate"]["mode"] != "removal":
                 from dataward.cli.gate_commands import write_gate_html
 
-                write_gate_html(ward, info["ref"], html)
+                try:
+                    write_gate_html(ward, info["ref"], html)
+                except InputError as exc:
+                    # The contribution is stored and gated: its verdict's exit code stands, the page is a
+                    # side product (`dataward gate report` draws it again).
+                    html_problem = exc.message
         if as_json:
             emit_json(info)
         else:
@@ -198,8 +207,10 @@ def register(app: typer.Typer) -> None:
                 show_report(info["gate"], top=5)
                 if html and info["gate"]["mode"] == "removal":
                     console.print("no HTML report: the contribution only removes records")
-                elif html:
+                elif html and html_problem is None:
                     console.print(f"HTML report written to {escape(str(html))}")
+        if html_problem is not None:
+            err_console.print(f"[yellow]warning:[/yellow] {escape(html_problem)}; the contribution is stored")
         if "gate" in info:
             raise typer.Exit({"pass": 0, "review": 8, "block": 9}[info["gate"]["verdict"]])
 

@@ -17,6 +17,7 @@ from dataward.cli.errors import reports_errors
 from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, emit_json, short, styled, table, working
 from dataward.cli.state import JSON_HELP, open_ward, state
 from dataward.domain.errors import InputError
+from dataward.io.writers import check_destination
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -127,6 +128,8 @@ def register(app: typer.Typer) -> None:
 
         Exit code 0 for pass, 8 for review, 9 for block."""
         _choose_engine(engine, scheduler)
+        if html is not None:
+            check_destination(html, "HTML report")  # before the run is recorded
         with working(f"Running the gate on {contribution}", enabled=not as_json):
             ward = open_ward()
             report = ward.run_gate(contribution)
@@ -146,10 +149,16 @@ def register(app: typer.Typer) -> None:
     @reports_errors
     def gate_report(
         contribution: Annotated[str, typer.Argument(help="Contribution id or DATASET#N.")],
+        html: Annotated[Path | None, typer.Option(help="Also write the readable HTML report here.")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Show the latest gate report of a contribution."""
-        report = open_ward().gate_report(contribution)
+        if html is not None:
+            check_destination(html, "HTML report")
+        ward = open_ward()
+        report = ward.gate_report(contribution)
+        if html is not None and report["mode"] != "removal":
+            write_gate_html(ward, report["contribution"], html)
         report.pop("extras", None)
         answer(report, as_json, show_report)
 

@@ -21,6 +21,7 @@ from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.errors import InputError
+from dataward.io.writers import check_destination
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -240,6 +241,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the release gate: accuracy on the clean validation set against the released version, and the
         backdoor probe. Exit 0 pass, 8 review, 9 block."""
+        if html is not None:
+            check_destination(html, "HTML report")  # before the gate run is recorded
         report = registry().model_gate(ref, predictions=predictions, trusted=trust or [])
         if html is not None:
             from dataward.release.html import render_release_html

@@ -65,7 +65,9 @@ def _show_result(info: dict[str, Any]) -> None:
         if code["kind"] == "file"
         else "unknown code"
     )
-    tree = Tree(f"[bold]{t['kind']} {escape(t['name'])}[/bold] recorded as {info['ref']}")
+    # A relabel is a transformation of kind and name "relabel": say it once.
+    title = t["kind"] if t["name"] == t["kind"] else f"{t['kind']} {escape(t['name'])}"
+    tree = Tree(f"[bold]{title}[/bold] recorded as {info['ref']}")
     tree.add(f"inputs {', '.join(i['ref'] for i in t['inputs'])}; code {escape(ident)}")
     tree.add(f"params {escape(json.dumps(t['params'], sort_keys=True))}")
     tree.add(f"+{info['added']} -{info['removed']} records, {t['lineage_pairs']} lineage links")

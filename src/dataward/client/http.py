@@ -443,7 +443,10 @@ class HTTPWard:
 
     def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:
         """Download a version's records into a local file (written whole, or not at all)."""
-        target = Path(path)
+        from dataward.io.writers import check_destination
+
+        # As an embedded ward's export: a missing folder is refused, not created, before the download.
+        target = check_destination(path, "export")
         try:
             with self._http.stream("GET", f"{API}/versions/{self._ref(ref)}/export", params={"format": format}) as resp:
                 if resp.status_code >= 400:
@@ -454,7 +457,6 @@ class HTTPWard:
                         body = None
                     raise error_from_body(body, resp.status_code)
                 info = json.loads(resp.headers.get("X-Dataward-Document", "{}"))
-                target.parent.mkdir(parents=True, exist_ok=True)
                 tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
                 try:
                     with tmp.open("wb") as fh:

@@ -97,6 +97,22 @@ def write_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path
     return target
 
 
+def check_destination(path: str | PathLike[str], what: str = "file") -> Path:
+    """``path`` as a file this process can write, checked before any work whose result it is to hold:
+    it names a file (not a folder), in a folder that exists and is writable. ``InputError`` otherwise,
+    so that a command refuses a bad ``--html`` or ``-o`` before it stores anything, not after."""
+    target = Path(path)
+    if target.name in ("", ".", "..") or target.is_dir():
+        raise InputError(f"{what} path {str(path)!r} names a folder, not a file", hint="give a file name")
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {what} {str(path)!r}: {folder}: no such folder", hint="create the folder first")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        raise InputError(f"cannot write {what} {str(path)!r}: permission denied")
+    return target
+
+
 def stage_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path:
     """Write ``table`` in full (fsynced) under a temporary name beside ``path``, and return that name.
 

@@ -118,7 +118,8 @@ class ApprovalService(Service):
             c = rows.contribution_row(uc.conn, c.id)
             ds = rows.dataset_row(uc.conn, ds_name)
             if c.status not in (APPROVABLE if decision == "approve" else DECIDABLE):
-                raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and can no longer be {decision}d")
+                done = "approved" if decision == "approve" else "rejected"
+                raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and can no longer be {done}")
             # Separation of duties is decided on the submitter the ledger recorded, not the catalog's.
             checked_signed_rows(self, uc.conn, "contributions", [c], doing=decision)
             policy = dataset_policy(ds)

@@ -520,7 +520,7 @@ class ReviewService(Service):
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")
                 if q.status != "pending":
-                    raise Conflict(f"review item {q.id} was already {q.status}ed")
+                    raise Conflict(f"review item {q.id} was already decided: it is {q.status}")
                 # An item pointed at another record in the catalog alone would have the reviewer judge that
                 # record while the signed decision lets the held one in.
                 checked_signed_rows(self, uc.conn, "quarantine", [q], doing="decide")

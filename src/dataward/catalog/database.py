@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from dataward.catalog.wal import AUTOCHECKPOINT_OFF, LOG_TRUNCATED, WalCheckpointer
-from dataward.domain.errors import Busy
+from dataward.domain.errors import Busy, IntegrityViolation
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
@@ -82,6 +82,32 @@ def is_lock_error(exc: BaseException) -> bool:
         return True
     text_ = str(exc.orig).lower()
     return isinstance(exc, OperationalError) and ("database is locked" in text_ or "database is busy" in text_)
+
+
+_DAMAGE = ("database disk image is malformed", "file is not a database", "database corrupt")
+"""SQLite's words for a catalog file whose bytes are not a sound database (cut short, overwritten)."""
+
+
+def is_damage_error(exc: BaseException) -> bool:
+    """True when ``exc`` is SQLite finding the catalog file itself damaged: not a bug, not contention."""
+    return isinstance(exc, DBAPIError) and any(words in str(exc.orig).lower() for words in _DAMAGE)
+
+
+def _damaged(exc: DBAPIError) -> IntegrityViolation:
+    return IntegrityViolation(
+        f"the catalog file is damaged ({exc.orig}): its records cannot be read or verified",
+        hint="restore the catalog from a backup, then run `dataward verify --checkpoint FILE` with a checkpoint "
+        "kept outside the ward: it shows whether the restored copy lost any signed event",
+    )
+
+
+def _translated(exc: DBAPIError, timeout: float) -> Exception | None:
+    """The ward's error for a database error it can name (contention, a damaged file), else None."""
+    if is_lock_error(exc):
+        return _busy(timeout)
+    if is_damage_error(exc):
+        return _damaged(exc)
+    return None
 
 
 def _busy(timeout: float) -> Busy:
@@ -215,8 +241,8 @@ class CatalogDatabase:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except DBAPIError as exc:
-            if is_lock_error(exc):
-                raise _busy(self.lock_timeout) from exc
+            if (named := _translated(exc, self.lock_timeout)) is not None:
+                raise named from exc
             raise
 
     def schema_revision(self) -> str | None:
@@ -225,7 +251,7 @@ class CatalogDatabase:
             with self.reading() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except DBAPIError:
-            return None
+            return None  # no such table yet: an empty database
 
     def migrate_if_behind(self) -> bool:
         """Apply pending migrations to a catalog made by an older release; True when it did.
@@ -257,8 +283,8 @@ class CatalogDatabase:
                         conn.execute(text("SELECT pg_advisory_xact_lock(7310512)"))
                     yield conn
         except DBAPIError as exc:
-            if is_lock_error(exc):
-                raise _busy(wait) from exc
+            if (named := _translated(exc, wait)) is not None:
+                raise named from exc
             raise
         if self.checkpointer is not None:
             self.checkpointer.after_write()
@@ -280,8 +306,8 @@ class CatalogDatabase:
                 finally:
                     conn.rollback()
         except DBAPIError as exc:
-            if is_lock_error(exc):
-                raise _busy(self.lock_timeout) from exc
+            if (named := _translated(exc, self.lock_timeout)) is not None:
+                raise named from exc
             raise
 
     @contextmanager
@@ -297,8 +323,8 @@ class CatalogDatabase:
                     if lazy.opened:
                         raw.rollback()
         except DBAPIError as exc:
-            if is_lock_error(exc):
-                raise _busy(self.lock_timeout) from exc
+            if (named := _translated(exc, self.lock_timeout)) is not None:
+                raise named from exc
             raise
 
     def dispose(self) -> None:

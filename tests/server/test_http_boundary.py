@@ -3,6 +3,7 @@ what an oversize or interrupted upload leaves, and that the service's rules hold
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -132,6 +133,19 @@ def test_unknown_routes_and_malformed_bodies_are_json_errors(http: httpx.Client,
     assert_clean_error(bad, 422, "bad_input")
     extra = http.post(f"{API}/principals", headers=headers, json={"name": "x", "is_admin": True})
     assert "is_admin" in assert_clean_error(extra, 422, "bad_input")["message"] + json.dumps(extra.json()["details"])
+
+
+def test_verify_refuses_a_pinned_key_that_is_no_ed25519_key(http: httpx.Client, served: Served) -> None:
+    """Found by fuzzing the API on a populated ward: a pinned key that was not base64 ASCII, or not 32
+    bytes, failed the verify job as an internal error; it is refused before any job starts."""
+    headers = bearer(served.admin_key)
+    for pinned in ["\u008f", "!", base64.b64encode(b"short").decode()]:
+        refused = http.post(f"{API}/verify", headers=headers, json={"public_key": pinned})
+        body = assert_clean_error(refused, 422, "bad_input")
+        assert body["message"].startswith("public_key is not an Ed25519 public key"), body
+    own = http.get(f"{API}/public-key", headers=headers).json()["public_key"]
+    accepted = http.post(f"{API}/verify", headers=headers, json={"public_key": own})
+    assert accepted.status_code == 202, accepted.text
 
 
 def test_an_unexpected_failure_is_500_without_internals(

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from dataward.domain.errors import AccessDenied, DatawardError, InputError, NotFound
 from dataward.domain.limits import InputLimits
 from dataward.ledger.checkpoint import Checkpoint
+from dataward.ledger.signing import parse_public_key
 from dataward.server.app import DocumentResponse
 from dataward.server.arrow_stream import MEDIA_TYPE as ARROW_STREAM
 from dataward.server.arrow_stream import arrow_stream
@@ -568,11 +569,11 @@ def build_router(state: ServerState) -> APIRouter:
         w = ward(request)
         owner = principal_id(w)
         given = [Checkpoint.from_dict(c.document, source=c.source) for c in body.checkpoints]
+        # Refused now, as a bad checkpoint is, rather than as a failed job.
+        pinned = parse_public_key(body.public_key, source="public_key") if body.public_key is not None else None
 
         def run(_progress: Any) -> tuple[Any, dict[str, str]]:
-            return w.verify(
-                checkpoints=given, public_key=body.public_key, all_signatures=body.all_signatures
-            ).to_dict(), {}
+            return w.verify(checkpoints=given, public_key=pinned, all_signatures=body.all_signatures).to_dict(), {}
 
         return job_answer(state.jobs.submit("verify", owner, run))
 

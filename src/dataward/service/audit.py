@@ -29,7 +29,7 @@ from dataward.ledger.events import (
     stored_int,
     verify_stored,
 )
-from dataward.ledger.signing import SignatureVerifier, key_fingerprint
+from dataward.ledger.signing import SignatureVerifier, key_fingerprint, parse_public_key
 from dataward.service import holders
 from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
@@ -160,6 +160,10 @@ class AuditService(Service):
         payloads of the other part (``verify_stored``): the same checks and report, in less time where
         a second core is free. Opt-in: a process that runs other threads (a server) should not fork.
         """
+        if public_key is not None:
+            # A pinned key is the caller's input (a served ward's request body): anything but an
+            # Ed25519 key is refused here, before the chain is read.
+            public_key = parse_public_key(public_key, source="the pinned public key")
         report = VerifyReport()
         with self.use_case(Action.VERIFY, Scope.ward()) as uc, _collector_paused():
             rows = ledger_store.read_stored(uc.conn)

@@ -249,3 +249,25 @@ def test_a_number_the_ledger_cannot_sign_is_a_bad_request_not_a_server_error(
     """Found by the API fuzz test: a training run's parameter beyond +/-(2**53 - 1) answered 500."""
     with pytest.raises(InputError, match="ledger can sign"):
         served["tom"].start_training_run("man-clf", params={"n": 5924703690747794723700736})
+
+
+def test_a_negative_release_gate_seed_is_a_bad_request_not_a_server_error(
+    models: Models, served: dict[str, HTTPWard]
+) -> None:
+    """Found by fuzzing the API on a populated ward: a negative seed reached the probes' generator and the
+    gate's job failed as an internal error."""
+    import httpx
+
+    rita = served["rita"]
+    response = httpx.post(
+        f"{rita.url}/api/v1/models/man-clf@v2/gate",
+        headers={"Authorization": f"Bearer {models.keys['rita']}"},
+        json={"seed": -28835},
+        timeout=30,
+    )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "bad_input" and "seed" in body["message"] and body["exit_code"] == 2
+    with pytest.raises(InputError, match=r"seed must be between 0 and 4294967295, got -1"):
+        models.as_("rita").model_gate("man-clf@v2", seed=-1)
+    assert models.ward.model("man-clf@v2")["release_gate"] is None  # no gate run was recorded

@@ -67,7 +67,7 @@ class ModelGateRun(_Body):
         default_factory=list,
         description="Types a .skops file may rebuild; only those the operator allowed (serve --trust-skops-type).",
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="The probes' random seed.")
 
 
 class ModelReason(_Body):

@@ -68,6 +68,8 @@ from dataward.service.models import (
 
 RELEASE_PREDICATE = "https://dataward.dev/attestation/model-release/v1"
 """The predicate of a model's release attestation: datasets, run, gates, approvals (docs/models.md)."""
+SEED_MAX = 2**32 - 1
+"""The largest seed of a release gate run, as of a self-test (the probes' generator takes no negative one)."""
 
 
 def approvals_of(conn: Connection, mv_id: str) -> list[Any]:
@@ -241,6 +243,9 @@ class ReleaseService(Service):
         ``predict``), or else the stored artifact (one ``.onnx`` or ``.skops`` file; a skops file naming
         types outside skops' trusted set needs them in ``trusted``). Pickle-based files are never loaded."""
         name, _ = model_ref(ref)
+        if not 0 <= seed <= SEED_MAX:
+            # The probes are drawn with numpy's generator, which takes no negative seed.
+            raise InputError(f"seed must be between 0 and {SEED_MAX}, got {seed}")
         with self.use_case(Action.MODEL_GATE, Scope.model(name), write=False) as uc:
             inputs = self._release_inputs(uc.conn, ref)
             mv, schema = inputs.mv, inputs.schema

@@ -135,6 +135,30 @@ def test_unknown_routes_and_malformed_bodies_are_json_errors(http: httpx.Client,
     assert "is_admin" in assert_clean_error(extra, 422, "bad_input")["message"] + json.dumps(extra.json()["details"])
 
 
+def test_a_lone_surrogate_in_a_json_body_is_a_bad_request_and_nothing_is_stored(
+    http: httpx.Client, served: Served, team: dict[str, str]
+) -> None:
+    """Found by fuzzing the API on a populated ward: JSON's ``\\udce0`` (half of a UTF-16 pair, alone)
+    decoded into a string no UTF-8 can hold; a principal's description answered 500, and a contribution's
+    source failed its job at the ledger's seal and answered 500 when the job was read."""
+    headers = {**bearer(served.admin_key), "Content-Type": "application/json"}
+    sent = http.post(f"{API}/principals", headers=headers, content=b'{"name": "zed", "description": "\\udce0"}')
+    body = assert_clean_error(sent, 422, "bad_input")
+    assert body["message"].startswith("malformed request: body.description: a string holds a lone UTF-16 surrogate")
+    assert "zed" not in {p["name"] for p in http.get(f"{API}/principals", headers=headers).json()}
+    nested = http.post(
+        f"{API}/training-runs", headers=headers, content=b'{"model": "m", "params": {"\\udce0": [1, "\\ud800"]}}'
+    )
+    assert "body.params.\\udce0" in assert_clean_error(nested, 422, "bad_input")["message"]
+    job = http.post(
+        f"{API}/datasets/wine/contributions", headers=headers, content=b'{"source": "a\\udce0", "removes": ["x"]}'
+    )
+    assert "body.source" in assert_clean_error(job, 422, "bad_input")["message"]
+    # A pair of surrogates is one character (U+1F600) and is text like any other.
+    pair = http.post(f"{API}/principals", headers=headers, content=b'{"name": "zed", "description": "\\ud83d\\ude00"}')
+    assert pair.status_code == 201, pair.text
+
+
 def test_verify_refuses_a_pinned_key_that_is_no_ed25519_key(http: httpx.Client, served: Served) -> None:
     """Found by fuzzing the API on a populated ward: a pinned key that was not base64 ASCII, or not 32
     bytes, failed the verify job as an internal error; it is refused before any job starts."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,6 +88,57 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+# A JSON escape of a UTF-16 surrogate (``\ud800`` to ``\udfff``): two in a row are one character,
+# one alone is none, yet Python's JSON decoder accepts it into a string.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any, where: str) -> str | None:
+    """Where in ``value`` (a decoded JSON document) a string or key holds a lone surrogate, if anywhere."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            # The key is named as ASCII: it may be the very string that holds the surrogate.
+            inner = f"{where}.{key.encode('ascii', 'backslashreplace').decode('ascii')}"
+            found = _lone_surrogate(key, inner) or _lone_surrogate(item, inner)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}.{i}")
+            if found:
+                return found
+    return None
+
+
+async def text_only_body(request: Request) -> None:
+    """Refuse a JSON body with a string holding a lone UTF-16 surrogate: it is no text, and nothing can
+    store, sign or answer it as UTF-8 (a job's document or the ledger's seal failed on it, as a server
+    error). Uploads are the file's bytes, not JSON, and are never read here."""
+    if request.url.path == UPLOAD_PATH:
+        return
+    body = await request.body()  # the route has read it already (within the JSON limit); this is its copy
+    if not _SURROGATE_ESCAPE.search(body):
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return  # not JSON: the route's own validation answers
+    where = _lone_surrogate(document, "body")
+    if where is not None:
+        problem = "a string holds a lone UTF-16 surrogate, which is no Unicode character"
+        raise InputError(
+            f"malformed request: {where}: {problem}",
+            hint="send text as UTF-8; a \\u escape above U+FFFF is a pair of surrogates, high then low",
+            problems=[{"where": where, "problem": problem}],
+        )
 
 
 def client_address(request: Request) -> str:

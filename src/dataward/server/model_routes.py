@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from dataward.domain.errors import DatawardError, InputError
+from dataward.server.app import text_only_body
 from dataward.server.models import Document, Documents, JobInfo
 from dataward.server.routes import _renamed_errors, _replace, doc, job_answer
 
@@ -111,7 +112,7 @@ def pack_folder(folder: Path, archive: Path) -> None:
 
 
 def build_model_router(state: ServerState) -> APIRouter:
-    r = APIRouter(dependencies=[Depends(state.precheck_dependency)])
+    r = APIRouter(dependencies=[Depends(state.precheck_dependency), Depends(text_only_body)])
 
     def ward(request: Request) -> WardAPI:
         return state.caller(request)

@@ -22,7 +22,7 @@ from dataward.domain.errors import AccessDenied, DatawardError, InputError, NotF
 from dataward.domain.limits import InputLimits
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.signing import parse_public_key
-from dataward.server.app import DocumentResponse
+from dataward.server.app import DocumentResponse, text_only_body
 from dataward.server.arrow_stream import MEDIA_TYPE as ARROW_STREAM
 from dataward.server.arrow_stream import arrow_stream
 from dataward.server.documents import (
@@ -127,7 +127,7 @@ def _renamed_errors(paths: dict[str, str]) -> Any:
 def build_router(state: ServerState) -> APIRouter:
     """Every ``/api/v1`` route, bound to one server's state."""
     # Checked before any body is validated, so that nothing of an endpoint answers without a key.
-    r = APIRouter(dependencies=[Depends(state.precheck_dependency)])
+    r = APIRouter(dependencies=[Depends(state.precheck_dependency), Depends(text_only_body)])
 
     def ward(request: Request) -> WardAPI:
         return state.caller(request)

@@ -91,6 +91,10 @@ def test_empty_policy_gives_safe_defaults() -> None:
         ("promotion: [promoter]", "'promotion' must be a mapping"),
         ("gate: [a, b]", "'gate' must be a mapping"),
         ("gate: {since: 2024-01-01}", "'gate' must hold plain JSON values"),
+        # Beyond what the ledger signs (RFC 8785): these reached the policy event's seal as a server error.
+        ("approvals: {required: 99999999999999999999}", "'approvals.required' must be a whole number from 0 to"),
+        ("gate: {seed: 18446744073709551616}", "'gate' must hold plain JSON values the ledger can sign"),
+        ("release: {approvals: 9007199254740992}", "'release' must hold plain JSON values the ledger can sign"),
         ("keys: {max_ttl_days: forever}", "keys.max_ttl_days"),
         ("keys: {lifetime: 3}", "unknown key policy setting"),
         ("- just\n- a list", "must be a mapping of settings"),

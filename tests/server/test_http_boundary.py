@@ -172,6 +172,20 @@ def test_verify_refuses_a_pinned_key_that_is_no_ed25519_key(http: httpx.Client, 
     assert accepted.status_code == 202, accepted.text
 
 
+def test_a_policy_number_the_ledger_cannot_sign_is_a_bad_request(
+    http: httpx.Client, served: Served, team: dict[str, str]
+) -> None:
+    """Found by fuzzing the API on a populated ward: a count beyond +/-(2**53 - 1) in a policy reached
+    the ``policy.set`` event's seal and answered 500."""
+    headers = bearer(served.admin_key)
+    before = http.get(f"{API}/datasets/wine/policy", headers=headers).json()
+    policy = {"policy_yaml": "approvals:\n  required: 99999999999999999999\n"}
+    refused = http.put(f"{API}/datasets/wine/policy", headers=headers, json=policy)
+    body = assert_clean_error(refused, 422, "bad_input")
+    assert "'approvals.required' must be a whole number from 0 to 9007199254740991" in body["message"]
+    assert http.get(f"{API}/datasets/wine/policy", headers=headers).json() == before
+
+
 def test_an_unexpected_failure_is_500_without_internals(
     http: httpx.Client, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

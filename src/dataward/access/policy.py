@@ -33,7 +33,7 @@ from dataward.access.authorize import Decision, Principal, require_aware
 from dataward.access.keys import KeyPolicy
 from dataward.access.roles import Role
 from dataward.domain.errors import InputError
-from dataward.domain.hashing import canonical_json, json_hash
+from dataward.domain.hashing import jcs, json_hash
 from dataward.domain.weakening import Weakening
 
 
@@ -81,11 +81,28 @@ def _only_keys(data: Mapping[str, Any], allowed: Iterable[str], path: str) -> No
         raise InputError(f"unknown key(s) in {where}: {', '.join(unknown)}", hint=f"known keys: {', '.join(allowed)}")
 
 
+_MAX_COUNT = 2**53 - 1
+"""The largest count a policy holds: the ledger signs the policy as RFC 8785 JSON (``hashing.jcs``)."""
+
+
 def _count(value: Any, path: str) -> int:
     # bool is an int in Python; `required: true` is a mistake, not the number 1.
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{_where(path)} must be a whole number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
+        raise InputError(f"{_where(path)} must be a whole number from 0 to {_MAX_COUNT}, got {value!r}")
     return value
+
+
+def _signable(section: dict[str, Any], path: str) -> dict[str, Any]:
+    """``section`` when the ledger can sign it (RFC 8785 JSON, ``hashing.jcs``: finite numbers,
+    integers within +/-(2**53 - 1)), as the ``policy.set`` event is; plain JSON alone is not enough."""
+    try:
+        jcs(section)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{_where(path)} must hold plain JSON values the ledger can sign (finite numbers, integers "
+            f"within +/-(2**53 - 1)): {exc}"
+        ) from None
+    return section
 
 
 def _flag(value: Any, path: str) -> bool:
@@ -210,13 +227,9 @@ class DatasetPolicy:
             ),
         )
 
-        gate = dict(_mapping(data.get("gate"), "gate"))
-        try:
-            canonical_json(gate)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{_where('gate')} must hold plain JSON values: {exc}") from None
+        gate = _signable(dict(_mapping(data.get("gate"), "gate")), "gate")
 
-        keys = dict(_mapping(data.get("keys"), "keys"))
+        keys = _signable(dict(_mapping(data.get("keys"), "keys")), "keys")
         KeyPolicy.from_dict(keys)  # validates names and values; kept as overrides
 
         first_text = data.get("first_import", FirstImport.VALIDATION.value)
@@ -230,7 +243,7 @@ class DatasetPolicy:
 
         from dataward.release.policy import ReleasePolicy
 
-        release = dict(_mapping(data.get("release"), "release"))
+        release = _signable(dict(_mapping(data.get("release"), "release")), "release")
         ReleasePolicy.from_dict(release)  # validates names and values; kept as written
 
         return cls(

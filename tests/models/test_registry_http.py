@@ -271,3 +271,16 @@ def test_a_negative_release_gate_seed_is_a_bad_request_not_a_server_error(
     with pytest.raises(InputError, match=r"seed must be between 0 and 4294967295, got -1"):
         models.as_("rita").model_gate("man-clf@v2", seed=-1)
     assert models.ward.model("man-clf@v2")["release_gate"] is None  # no gate run was recorded
+
+
+def test_a_model_version_number_beyond_the_catalog_names_nothing(models: Models, served: dict[str, HTTPWard]) -> None:
+    """Found by fuzzing the API on a populated ward: man-clf@v99999999999999999999999 failed in the database
+    driver and answered 500; man-clf@v² passed str.isdigit() and failed int()."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {models.keys['rita']}"}
+    url = served["rita"].url
+    missing = httpx.get(f"{url}/api/v1/models/man-clf@v99999999999999999999999", headers=headers, timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found", missing.text
+    superscript = httpx.get(f"{url}/api/v1/models/man-clf@v\u00b2", headers=headers, timeout=30)
+    assert superscript.status_code == 422 and "cannot read model version" in superscript.json()["message"]

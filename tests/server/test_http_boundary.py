@@ -186,6 +186,21 @@ def test_a_policy_number_the_ledger_cannot_sign_is_a_bad_request(
     assert http.get(f"{API}/datasets/wine/policy", headers=headers).json() == before
 
 
+def test_a_number_beyond_the_catalog_names_nothing(http: httpx.Client, served: Served, team: dict[str, str]) -> None:
+    """Found by fuzzing the API on a populated ward: a contribution or version number beyond the catalog's
+    integers failed in the database driver and answered 500; no such one exists, so it is not found."""
+    headers = bearer(served.admin_key)
+    huge = "99999999999999999999999"
+    for path, params in [
+        (f"{API}/contributions/{quote(f'wine#{huge}')}", {}),
+        (f"{API}/datasets/wine/records", {"version": f"v{huge}"}),
+        (f"{API}/trace/wine@v{huge}", {}),
+        (f"{API}/diff", {"a": f"wine@v{huge}", "b": f"wine@v{huge}"}),
+    ]:
+        body = assert_clean_error(http.get(path, headers=headers, params=params), 404, "not_found")
+        assert huge in body["message"], body
+
+
 def test_an_unexpected_failure_is_500_without_internals(
     http: httpx.Client, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ content-addressed, signed with the ward key and registered as the model's next v
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,8 +66,8 @@ def model_version_row(conn: Connection, ref: str) -> Any:
     elif version in MODEL_STAGES:
         query = query.where(model_versions.c.stage == version)
         row = conn.execute(query.order_by(model_versions.c.number.desc()).limit(1)).first()
-    elif version.lstrip("v").isdigit():
-        row = conn.execute(query.where(model_versions.c.number == int(version.lstrip("v")))).first()
+    elif re.fullmatch(r"v*[0-9]+", version):  # ASCII digits: str.isdigit() also takes '²', which int() refuses
+        row = conn.execute(query.where(rows.number_is(model_versions.c.number, int(version.lstrip("v"))))).first()
     else:
         raise InputError(f"cannot read model version {version!r}", hint="write MODEL@vN, @latest or @released")
     if row is None:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Row, false, func, select
 
 from dataward.catalog.tables import contributions, datasets, principals, versions
 from dataward.domain import names
@@ -67,6 +67,17 @@ def principal_name(conn: Connection, principal_id: str | None) -> str | None:
     return row.name if row else principal_id
 
 
+MAX_NUMBER = 2**31 - 1
+"""The largest contribution, version or model version number the catalog holds (its ``number`` columns
+are 32-bit integers on PostgreSQL). A reference to a larger one names nothing."""
+
+
+def number_is(column: Any, number: int) -> ColumnElement[bool]:
+    """``column == number``; no row's when ``number`` is beyond any the catalog holds (the database
+    driver fails on such a parameter, as a server error, instead of finding nothing)."""
+    return column == number if -MAX_NUMBER <= number <= MAX_NUMBER else false()
+
+
 def contribution_row(conn: Connection, ref: str) -> Row[Any]:
     """A contribution by id (``c_...``) or by ``DATASET#N``."""
     if "#" in ref:
@@ -77,7 +88,7 @@ def contribution_row(conn: Connection, ref: str) -> Row[Any]:
         except ValueError as exc:
             raise InputError(f"contribution reference {ref!r} is not DATASET#NUMBER") from exc
         row = conn.execute(
-            select(contributions).where(contributions.c.dataset_id == ds.id, contributions.c.number == num)
+            select(contributions).where(contributions.c.dataset_id == ds.id, number_is(contributions.c.number, num))
         ).first()
     else:
         row = conn.execute(select(contributions).where(contributions.c.id == ref)).first()
@@ -108,7 +119,7 @@ def version_row(conn: Connection, dataset_id: str, dataset_name: str, ref: str |
     elif ref in STAGES:
         row = conn.execute(query.where(versions.c.stage == ref).order_by(versions.c.number.desc()).limit(1)).first()
     elif re.fullmatch(r"v?\d+", ref):
-        row = conn.execute(query.where(versions.c.number == int(ref.lstrip("v")))).first()
+        row = conn.execute(query.where(number_is(versions.c.number, int(ref.lstrip("v"))))).first()
     else:
         prefix = ref if ref.startswith("b3:") else "b3:" + ref
         matches = conn.execute(query.where(versions.c.id.like(prefix + "%"))).all()

@@ -201,6 +201,21 @@ def test_a_number_beyond_the_catalog_names_nothing(http: httpx.Client, served: S
         assert huge in body["message"], body
 
 
+def test_a_schema_dimension_beyond_arrow_is_a_bad_request(http: httpx.Client, served: Served) -> None:
+    """Found by fuzzing the API on a populated ward: an embedding dimension of 2**60 reached the ledger's
+    seal and answered 500 (and one under 2**53 would have been stored, with no Arrow type to hold it)."""
+    headers = bearer(served.admin_key)
+    for dim in (2**60, 2**40):
+        schema = {"label": "y", "inputs": [{"name": "v", "kind": "embedding", "dim": dim}]}
+        refused = http.post(f"{API}/datasets", headers=headers, json={"name": "vectors", "schema": schema})
+        body = assert_clean_error(refused, 422, "bad_input")
+        assert body["message"] == f"the dimension of column 'v' is over 2147483647: {dim}"
+    not_a_number = {"label": "y", "inputs": [{"name": "v", "kind": "embedding", "dim": "wide"}]}
+    refused = http.post(f"{API}/datasets", headers=headers, json={"name": "vectors", "schema": not_a_number})
+    assert "dimension is not an integer" in assert_clean_error(refused, 422, "bad_input")["message"]
+    assert "vectors" not in {d["name"] for d in http.get(f"{API}/datasets", headers=headers).json()}
+
+
 def test_an_unexpected_failure_is_500_without_internals(
     http: httpx.Client, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,6 +70,11 @@ ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
 LABEL_ARROW_TYPE = pa.string()
 
 
+MAX_DIM = 2**31 - 1
+"""The largest column dimension: an embedding is an Arrow fixed-size list, which holds at most this many
+values (a larger one failed when the dataset's Arrow schema was built, or at the ledger's seal)."""
+
+
 @dataclass(frozen=True)
 class Column:
     """One input column. ``dim`` is required for embeddings; ``featurizer`` overrides the default."""
@@ -122,6 +127,10 @@ class Schema:
                     f"embedding column {col.name!r} needs a positive dimension",
                     hint=f"{col.name}:embedding:384",
                 )
+            if col.dim is not None and abs(col.dim) > MAX_DIM:
+                raise InputError(f"the dimension of column {col.name!r} is over {MAX_DIM}: {col.dim}")
+            if col.featurizer is not None and not isinstance(col.featurizer, str):
+                raise InputError(f"the featurizer of column {col.name!r} must be a name, got {col.featurizer!r}")
             seen.add(col.name)
 
     @classmethod
@@ -203,6 +212,8 @@ class Schema:
             return cls(label=str(data["label"]), inputs=inputs, kind=kind or DatasetKind.LABELLED)
         except (KeyError, TypeError) as exc:
             raise InputError(f"schema is missing a field: {exc}") from exc
+        except ValueError as exc:  # int() of a dimension that is no number
+            raise InputError(f"a column's dimension is not an integer: {exc}") from None
 
     @classmethod
     def parse(cls, label: str, specs: Iterable[str]) -> Schema:

@@ -216,6 +216,35 @@ def test_a_schema_dimension_beyond_arrow_is_a_bad_request(http: httpx.Client, se
     assert "vectors" not in {d["name"] for d in http.get(f"{API}/datasets", headers=headers).json()}
 
 
+def test_a_fetched_at_with_no_utc_time_is_a_bad_request(
+    http: httpx.Client, served: Served, team: dict[str, str]
+) -> None:
+    """Found by fuzzing the API on a populated ward: 9999-12-31T23:59:59-14:00 is past the year 9999 in UTC;
+    the contribution's job failed as an internal error when it recorded the time, its records stored."""
+    headers = bearer(served.admin_key)
+    before = http.get(f"{API}/datasets/wine/contributions", headers=headers).json()
+    for moment in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):
+        upload = http.post(
+            f"{API}/uploads", params={"filename": "b.csv"}, headers=headers, content=Path(team["csv"]).read_bytes()
+        ).json()["upload"]
+        job = http.post(
+            f"{API}/datasets/wine/contributions",
+            headers=headers,
+            json={"upload": upload, "source": "s", "fetched_at": moment},
+        )
+        assert job.status_code == 202, job.text
+        deadline = time.monotonic() + 30
+        while (state := http.get(job.headers["location"], headers=headers).json())["status"] not in (
+            "succeeded",
+            "failed",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert state["status"] == "failed" and state["error"]["error"] == "bad_input", state
+        assert "is out of range once converted to UTC" in state["error"]["message"]
+    assert http.get(f"{API}/datasets/wine/contributions", headers=headers).json() == before
+
+
 def test_an_unexpected_failure_is_500_without_internals(
     http: httpx.Client, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

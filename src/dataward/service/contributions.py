@@ -119,6 +119,16 @@ class ContributionService(Service):
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         if data is None and removes is None:
             raise InputError("a contribution must add records, remove records, or both")
+        if fetched_at is not None:
+            try:
+                format_time(fetched_at)
+            except (OverflowError, ValueError):
+                # A moment near year 1 or 9999 with an offset has no UTC time in Python's range; found
+                # when it was recorded, with the records already stored.
+                raise InputError(
+                    f"fetched_at {fetched_at.isoformat()} is out of range once converted to UTC",
+                    hint="give a moment between the years 1 and 9999 in UTC",
+                ) from None
         bounds = InputLimits.coerce(limits, base=WardConfig.load(self.folder).limits())
         action, scope = self.datasets.validation_scope(dataset)
         with self.db.reading() as conn:

@@ -114,6 +114,17 @@ def test_undeclared_key_names_its_line(tmp_path: Path, text_schema: Schema) -> N
     assert "line 2" in error.message and "'note'" in error.message and error.hint and "declare" in error.hint
 
 
+def test_a_lone_surrogate_escape_names_line_and_key(tmp_path: Path, text_schema: Schema) -> None:
+    """Found by fuzzing the API on a populated ward: ``\\udce0`` (half of a UTF-16 pair, alone) decoded into
+    text no UTF-8 can hold, and the import failed as a server error when the column was built."""
+    path = write(tmp_path / "t.jsonl", '{"text": "ok", "label": "x"}\n{"text": "a\\udce0", "label": "y"}\n')
+    error = _refused(path, text_schema)
+    assert "line 2" in error.message and "text holds a lone UTF-16 surrogate" in error.message, error.message
+    # A pair of surrogates is one character (U+1F600), as text as any other.
+    paired = write(tmp_path / "p.jsonl", '{"text": "\\ud83d\\ude00", "label": "x"}\n')
+    assert read_table(paired, text_schema).table.column("text").to_pylist() == ["\U0001f600"]
+
+
 def test_bad_encoding_names_line_and_key(tmp_path: Path, text_schema: Schema) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(b'{"text": "ok", "label": "x"}\n{"text": "caf\xe9", "label": "y"}\n')

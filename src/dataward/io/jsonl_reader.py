@@ -24,6 +24,7 @@ import pyarrow.json as pajson
 from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.domain.surrogates import lone_surrogate
 from dataward.io.bounded import (
     CHUNK_BYTES,
     CheckedStream,
@@ -180,6 +181,15 @@ def _line_by_line(
             raise _too_deep(path, number, limits.max_depth) from None
         if not _depth_within(record, limits.max_depth):
             raise _too_deep(path, number, limits.max_depth)
+        if "\\u" in line and (at := lone_surrogate(record, "")) is not None:
+            raise input_error(
+                path,
+                f"{at.lstrip('.') or 'the line'} holds a lone UTF-16 surrogate (a \\u escape of half a pair), "
+                "which is no text",
+                unit="line",
+                where=number,
+                hint="write the file as UTF-8; a \\u escape above U+FFFF is a pair of surrogates, high then low",
+            )
         if not isinstance(record, dict):
             raise input_error(
                 path,

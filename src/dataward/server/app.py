@@ -26,6 +26,7 @@ from dataward import __version__
 from dataward.access import parse_key
 from dataward.api import WardAPI
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError
+from dataward.domain.surrogates import lone_surrogate
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
 from dataward.server.jobs import JobStore, error_body, internal_error_body
 from dataward.server.security import CredentialMisplaced, FailureLimiter, bearer_key, refuse_credentials_outside_header
@@ -95,29 +96,6 @@ class BodyLimit:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _lone_surrogate(value: Any, where: str) -> str | None:
-    """Where in ``value`` (a decoded JSON document) a string or key holds a lone surrogate, if anywhere."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return where
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            # The key is named as ASCII: it may be the very string that holds the surrogate.
-            inner = f"{where}.{key.encode('ascii', 'backslashreplace').decode('ascii')}"
-            found = _lone_surrogate(key, inner) or _lone_surrogate(item, inner)
-            if found:
-                return found
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _lone_surrogate(item, f"{where}.{i}")
-            if found:
-                return found
-    return None
-
-
 async def text_only_body(request: Request) -> None:
     """Refuse a JSON body with a string holding a lone UTF-16 surrogate: it is no text, and nothing can
     store, sign or answer it as UTF-8 (a job's document or the ledger's seal failed on it, as a server
@@ -131,7 +109,7 @@ async def text_only_body(request: Request) -> None:
         document = json.loads(body)
     except ValueError:
         return  # not JSON: the route's own validation answers
-    where = _lone_surrogate(document, "body")
+    where = lone_surrogate(document, "body")
     if where is not None:
         problem = "a string holds a lone UTF-16 surrogate, which is no Unicode character"
         raise InputError(

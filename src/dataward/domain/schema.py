@@ -93,6 +93,31 @@ class Column:
         return out
 
 
+def _input_specs(raw: Any) -> list[Mapping[str, Any]]:
+    """A schema's ``inputs``: a list of ``{"name", "kind", ["dim"], ["featurizer"]}``, or a mapping of
+    each column's name to its kind (``{"text": "text"}``) or to the rest of its spec."""
+    if isinstance(raw, Mapping):
+        return [{"name": name, **(spec if isinstance(spec, Mapping) else {"kind": spec})} for name, spec in raw.items()]
+    if isinstance(raw, str) or not all(isinstance(c, Mapping) for c in raw):
+        raise InputError(
+            "a schema's inputs are a list of columns, each {'name': ..., 'kind': ...}",
+            hint="e.g. {'label': 'y', 'inputs': [{'name': 'text', 'kind': 'text'}]} or {'inputs': {'text': 'text'}}",
+        )
+    return list(raw)
+
+
+def _input_column(spec: Mapping[str, Any]) -> Column:
+    dim = spec.get("dim")
+    if isinstance(dim, bool) or (isinstance(dim, float) and not dim.is_integer()):
+        raise InputError(f"column {spec.get('name')!r}: its dimension {dim!r} is not an integer")
+    return Column(
+        name=str(spec["name"]),
+        kind=_kind(spec["kind"]),
+        dim=int(dim) if dim is not None else None,
+        featurizer=spec.get("featurizer"),
+    )
+
+
 @dataclass(frozen=True)
 class Schema:
     """The label column and the input columns of a dataset."""
@@ -200,15 +225,7 @@ class Schema:
         if kind in LLM_KINDS and "inputs" not in data:
             return cls.for_kind(kind)
         try:
-            inputs = tuple(
-                Column(
-                    name=str(c["name"]),
-                    kind=_kind(c["kind"]),
-                    dim=int(c["dim"]) if c.get("dim") is not None else None,
-                    featurizer=c.get("featurizer"),
-                )
-                for c in data["inputs"]
-            )
+            inputs = tuple(_input_column(c) for c in _input_specs(data["inputs"]))
             return cls(label=str(data["label"]), inputs=inputs, kind=kind or DatasetKind.LABELLED)
         except (KeyError, TypeError) as exc:
             raise InputError(f"schema is missing a field: {exc}") from exc

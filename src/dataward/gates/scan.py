@@ -22,6 +22,7 @@ from dataward.domain.limits import InputLimits
 from dataward.domain.records import record_ids
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.gates import detectors as _detectors  # noqa: F401  (registers the built-in detectors)
+from dataward.gates import label_spelling
 from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, Requirement, registered
 from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.engine import Engine, engine_for
@@ -250,14 +251,14 @@ def _scan(
     first = side(first_baseline, "first baseline")
     group_values = group_arrays(groups, n_contrib)
 
-    classes = tuple(
-        sorted(
-            set(contrib_labels.tolist()).union(
-                *(set(side.labels.tolist()) for side in (base, val, first) if side is not None)
-            )
-        )
-    )
+    trusted_labels = set().union(*(set(side.labels.tolist()) for side in (base, val, first) if side is not None))
+    given_labels = set(contrib_labels.tolist())
+    # A trusted label written differently ('1.0' for '1') is that label for every detector (see
+    # ``label_spelling``): a respelling must not make a class of its own, for a CSV or for an attacker.
+    aliases = label_spelling.respelled(trusted_labels, given_labels)
+    classes = tuple(sorted((given_labels - set(aliases)) | trusted_labels))
     codes = {c: i for i, c in enumerate(classes)}
+    codes.update({new: codes[old] for new, old in aliases.items()})
 
     def encode(side: Normalized) -> np.ndarray:
         return np.fromiter((codes[v] for v in side.labels), dtype=np.int64, count=len(side))
@@ -445,6 +446,10 @@ def _scan(
             results, fitted = _self_reference(run, contribution_data, context, policy, skipped)
         scores, flagged_at_alpha = combine_records(results, len(contrib))
         verdict_, reasons, _ = verdict(results, flagged_at_alpha, policy)
+        if aliases:
+            counted = dict(zip(*np.unique(contrib_labels, return_counts=True), strict=True))
+            reasons.append(label_spelling.describe(aliases, {k: int(v) for k, v in counted.items()}))
+            verdict_ = "review" if verdict_ == "pass" else verdict_
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
         records = RecordScores(
             rows=contrib.rows,

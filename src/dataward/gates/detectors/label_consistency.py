@@ -138,7 +138,7 @@ class LabelConsistency(Detector):
     """Records whose content contradicts their label, by trusted neighbours and trusted probe models."""
 
     name = "label_consistency"
-    version = "3"
+    version = "4"
     evidence = Evidence.POISONING
     Options = Options
 
@@ -312,6 +312,12 @@ class LabelConsistency(Detector):
         # to the batch's records of the class its content came from. Its rank is kept.
         moved = self._moved_with_batch(contribution, p, ranking_p, fused_test, fused_calibration, others)
         p = np.where(moved, 1.0, p)
+        # A label no trusted record carries has nothing its content could contradict: the trusted models
+        # give it no probability at all. Such records are a new class (drift reports it, for review),
+        # named in the finding below. (A trusted label written differently, '1.0' for '1', is that label
+        # already: ``scan`` reads it so for every detector.)
+        unknown = np.bincount(base.labels, minlength=len(ctx.classes))[contribution.labels] == 0
+        p = np.where(unknown, 1.0, p)
         by_resolution = resolution_flags(p, ctx.alpha, n_cal)
         flagged = flag_mask(p, ctx.alpha, n_cal) | by_resolution
 
@@ -346,7 +352,7 @@ class LabelConsistency(Detector):
             flagged=flagged,
             # Flipped labels in hard data are many records each only moderately unlikely: add them up.
             extra_p=fisher_excess_p_value(p, n_cal),
-            contribution_findings=self._shift_findings(shifted_p, n_cal),
+            contribution_findings=self._shift_findings(shifted_p, n_cal) + self._new_label_findings(contribution),
             flagged_by_rule=by_resolution,
             # Every p-value is conformal against the same n_cal fused reference statistics (one pooled
             # calibration, no per-class tails), so the count beyond all of them has its exact law.
@@ -410,6 +416,26 @@ class LabelConsistency(Detector):
                 f"{count} records disagree with what trusted records of their label look like, yet resemble no "
                 f"other trusted class either: new content (a shifted source) rather than flipped labels (p={p:.2g})",
                 evidence={"records": count, "excess": float(excess), "p_value": float(p)},
+            )
+        ]
+
+    def _new_label_findings(self, contribution: GateData) -> list[Finding]:
+        """One finding naming the labels of the batch that no trusted record carries, with their counts:
+        a new class, which this detector cannot judge."""
+        classes = self.context.classes
+        trusted = np.bincount(self.baseline.labels, minlength=len(classes))
+        counts = np.bincount(contribution.labels, minlength=len(classes))
+        new = sorted(np.flatnonzero((counts > 0) & (trusted == 0)).tolist(), key=lambda c: -counts[c])
+        if not new:
+            return []
+        named = ", ".join(f"'{label_name(classes, c)}' ({int(counts[c])})" for c in new)
+        return [
+            Finding(
+                self.name,
+                1.0,
+                f"{int(counts[new].sum())} records carry labels no trusted record has, a new class that content "
+                f"cannot be judged against: {named}",
+                evidence={"labels": {label_name(classes, c): int(counts[c]) for c in new}},
             )
         ]
 

@@ -150,3 +150,23 @@ def test_an_exact_conflict_is_queued_in_a_self_referenced_batch_too() -> None:
     counts = report.to_dict()["counts"]
     assert counts["flagged"] <= counts["flagged_at_alpha"]
     assert counts["flagged_at_alpha"] == int(report.records.flagged_at_alpha.sum())
+
+
+def test_an_exact_conflict_inside_the_batch_is_queued_against_a_small_baseline() -> None:
+    """Two records of one batch with the same inputs and different labels are queued whenever trusted
+    data holds such pairs more rarely than alpha (450 trusted records: the Bonferroni minimum alone
+    needs some 600 before a pair's p-value can go below alpha, and none was queued)."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(490, 3)), columns=["a", "b", "c"])
+    frame["label"] = rng.integers(0, 2, 490).astype(str)
+    baseline, batch = frame.iloc[:450], frame.iloc[450:].reset_index(drop=True)
+    twin = batch.iloc[[0]].assign(label="1" if batch.iloc[0]["label"] == "0" else "0")
+    batch = pd.concat([batch, twin], ignore_index=True)
+    schema = {"label": "label", "inputs": [{"name": c, "kind": "numeric"} for c in "abc"]}
+    report = scan(baseline, batch, schema, policy={"seed": 0})
+    flagged = np.asarray(report.records.flagged, dtype=bool)
+    assert flagged[[0, 40]].all() and flagged.sum() == 2
+    # A baseline that itself holds exact conflicts more often than alpha does not single them out.
+    noisy = pd.concat([baseline, baseline.iloc[:10].assign(label=lambda f: np.where(f["label"] == "0", "1", "0"))])
+    again = scan(noisy, batch, schema, policy={"seed": 0, "detectors": ["duplicates"]})
+    assert not np.asarray(again.records.flagged, dtype=bool)[[0, 40]].all()

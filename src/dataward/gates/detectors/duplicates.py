@@ -187,7 +187,7 @@ class Duplicates(Detector):
     """Exact and near duplicates carrying another label; one record copied many times."""
 
     name = "duplicates"
-    version = "3"
+    version = "4"
     evidence = Evidence.POISONING
     Options = DuplicatesOptions
 
@@ -279,11 +279,12 @@ class Duplicates(Detector):
         p_mass = np.where(multiplicity > 1, p_mass, 1.0)
         p = np.minimum(1.0, 2.0 * np.minimum(p_exact, p_near))
         n_cal = max(self.calibration.shape[0], 1)
-        # An exact copy of a trusted record under another label is singled out whenever trusted data
-        # itself holds such conflicts more rarely than alpha: that rate is this flag's false-positive
-        # rate. Through the Bonferroni minimum alone, a baseline of fewer than 3 / alpha records could
-        # never flag one, however certain the conflict.
-        flagged = flag_mask(p, ctx.alpha, n_cal) | (with_baseline & (self.p_exact_conflict <= ctx.alpha))
+        # An exact conflict (a copy of a trusted record under another label, or two records of the batch
+        # with the same inputs and different labels) is singled out whenever trusted data itself holds
+        # such conflicts more rarely than alpha: that rate is this flag's false-positive rate. Through the
+        # Bonferroni minimum alone, a baseline of fewer than 3 / alpha records could never flag one,
+        # however certain the conflict (an in-batch pair went unqueued below some 600 trusted records).
+        flagged = flag_mask(p, ctx.alpha, n_cal) | (exact_conflict & (self.p_exact_conflict <= ctx.alpha))
         findings = []
         for i in [j for j in np.argsort(p, kind="stable") if flagged[j]][:200]:
             own = label_name(ctx.classes, labels[i])

@@ -140,3 +140,26 @@ def test_first_import_without_validation_set_is_refused_and_names_the_fix(tmp_pa
     assert error["error"] == "policy_violation" and "--validation-for wine" in error["hint"]
     override = run(ward, "gate", "override", "wine#1", "--reason", "r")
     assert override.returncode == 3 and "no contribution" in override.stderr
+
+
+def test_small_things_a_new_user_met(cli_ward: tuple[Path, Path]) -> None:
+    """Findings of a new-user trial, each a message or a default that misled."""
+    ward, root = cli_ward
+    # A semicolon-separated CSV reads as one column: the error names the columns the file holds.
+    semi = root / "semi.csv"
+    semi.write_text("alcohol;malic_acid;ash;magnesium;proline;cultivar\n1;2;3;4;5;0\n")
+    refused = run(ward, "contribute", "wine", str(semi), "--source", "s", "--json")
+    assert refused.returncode == 2
+    assert "'alcohol;malic_acid;ash;magnesium;proline;cultivar'" in json.loads(refused.stdout)["message"]
+    # A source fetched in the future is refused; so is a key that would live less than a day.
+    path = write_csv(root / "f.csv", wine_rows(120, 130, shuffled=True))
+    future = run(ward, "contribute", "wine", str(path), "--source", "s", "--fetched-at", "2099-01-01", "--json")
+    assert future.returncode == 2 and "in the future" in json.loads(future.stdout)["message"]
+    short_key = run(ward, "key", "issue", "--ttl-days", "0", "--json")
+    assert short_key.returncode == 2 and "at least 1 day" in json.loads(short_key.stdout)["message"]
+    # `export -o FILE.jsonl` writes JSON Lines, as `contribute` reads a file by its extension.
+    stored = json.loads(run(ward, "contribute", "wine", str(path), "--source", "s", "--json").stdout)
+    merged = json.loads(run(ward, "merge", stored["ref"], "--json").stdout)
+    out = root / "v.jsonl"
+    assert run(ward, "export", f"wine@v{merged['number']}", "-o", str(out)).returncode == 0
+    assert json.loads(out.read_text().splitlines()[0])["cultivar"] is not None

@@ -333,10 +333,17 @@ def register(app: typer.Typer) -> None:
     def export(
         ref: Annotated[str, typer.Argument(help="DATASET@VERSION (version: vN, training, latest or id).")],
         output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
-        format_: Annotated[str, typer.Option("--format", help="parquet, jsonl or csv.")] = "parquet",
+        format_: Annotated[
+            str | None,
+            typer.Option("--format", help="parquet, jsonl or csv (default: from the file's extension, else parquet)."),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Write a version's records to a file."""
+        # As `contribute` reads a file by its extension: `-o train.jsonl` writes JSON Lines, not Parquet.
+        format_ = format_ or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(
+            output.suffix.lower(), "parquet"
+        )
         with working(f"Exporting {ref}", enabled=not as_json):
             info = open_ward().export(ref, output, format=format_)
         if as_json:

@@ -31,20 +31,23 @@ def check_columns(
                 hint="give every column a distinct name",
             )
     present = set(names) | schema.optional_columns
+    # Naming what the file holds tells a semicolon-separated CSV ('a;b;label' read as one column) or a
+    # header with blanks (' b') at a glance.
+    found = f"the file's columns are {', '.join(repr(n) for n in names[:20])}{', ...' if len(names) > 20 else ''}"
     if schema.label not in present:
         raise input_error(
             path,
-            "the label column is missing",
+            f"the label column is missing ({found})",
             unit=unit,
             where=where,
             column=schema.label,
-            hint=f"add a {schema.label!r} column or rename the file's label column to it",
+            hint=f"add a {schema.label!r} column or rename the file's label column to it; CSV is comma-separated",
         )
     for column in schema.inputs:
         if column.name not in present:
             raise input_error(
                 path,
-                f"the {column.kind.value} input column is missing",
+                f"the {column.kind.value} input column is missing ({found})",
                 unit=unit,
                 where=where,
                 column=column.name,

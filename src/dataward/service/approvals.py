@@ -278,9 +278,12 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
     if not status.satisfied:
         problems.append(f"it has {status.summary()}")
     if problems:
+        steps = [] if c.gate_verdict is not None else [f"gate it (dataward gate run {ds.name}#{c.number})"]
+        if not status.satisfied:
+            steps.append(f"have another approver approve it (dataward approve {ds.name}#{c.number} --reason '...')")
         raise PolicyViolation(
             f"{ds.name}#{c.number} cannot be merged: " + "; ".join(problems),
-            hint=f"gate it (dataward gate run {ds.name}#{c.number}) and have another approver approve it",
+            hint=" and ".join(steps) or None,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
     from dataward.service.datasets import DatasetService
     from dataward.service.gating import GateService
+
+
+FETCHED_AT_SKEW = timedelta(days=1)
+"""How far past the ward's clock a source's ``fetched_at`` may lie (clocks and time zones disagree)."""
 
 
 def contribution_info(row: Any, dataset_name: str, submitter: str | None = None) -> dict[str, Any]:
@@ -129,6 +133,12 @@ class ContributionService(Service):
                     f"fetched_at {fetched_at.isoformat()} is out of range once converted to UTC",
                     hint="give a moment between the years 1 and 9999 in UTC",
                 ) from None
+            if fetched_at.tzinfo is not None and fetched_at > self.now() + FETCHED_AT_SKEW:
+                # A source fetched in the future is a typo or a lie: provenance would record it as fact.
+                raise InputError(
+                    f"fetched_at {fetched_at.isoformat()} is in the future",
+                    hint="give the moment the source was fetched (ISO-8601, with its UTC offset)",
+                )
         bounds = InputLimits.coerce(limits, base=WardConfig.load(self.folder).limits())
         action, scope = self.datasets.validation_scope(dataset)
         with self.db.reading() as conn:

@@ -516,7 +516,9 @@ class ReviewService(Service):
                     raise InputError("review items of one decision must belong to one dataset")
                 # Separation of duties is decided on the submitter the ledger recorded, not the catalog's.
                 checked_signed_rows(self, uc.conn, "contributions", [qc], doing="decide")
-                problem = separation_problem(uc.caller.principal, qc.submitted_by, qc.submitter_owner)
+                problem = separation_problem(
+                    uc.caller.principal, qc.submitted_by, qc.submitter_owner, verb="decide its records"
+                )
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")
                 if q.status != "pending":

@@ -609,7 +609,8 @@ def loadable_version(
     if stage is not None and ver.stage != stage:
         raise PolicyViolation(
             f"{name}@v{ver.number} is {ver.stage}, and the loader requires a {stage} version",
-            hint=f"load {name}@{stage}, promote the version first, or pass stage=None to accept any stage",
+            hint=f"load {name}@{stage}, promote the version first, or accept any stage "
+            "(`--stage any` on the command line, stage=None in Python)",
         )
     ids = manifest_members(manifest)
     barred = barred_records(conn, ward.store, ds, ver, ids, (ward.signer.public_key_b64, ward.ward_id))

@@ -278,6 +278,12 @@ class IdentityService(Service):
         is refused; without one the lifetime is cut to fit) and revoked with it. A key an admin issues
         for anyone else rests on the admin grant and has no parent.
         """
+        if ttl_days is not None and ttl_days < 1:
+            # Not "between 1 and 36500": the upper end a user meets is the key policy's maximum.
+            raise InputError(
+                f"a key lives at least 1 day (ttl_days {ttl_days!r})",
+                hint="omit the lifetime for the key policy's default; the policy's max_ttl_days is the most",
+            )
         if ttl_days is not None:
             within_range(ttl_days, "ttl_days", 1, MAX_DAYS)
         with self.use_case_for_key(Action.KEY_ISSUE, principal, new_scopes=scopes) as (uc, target, decision):

@@ -278,3 +278,33 @@ def test_verify_with_a_second_process_finds_what_one_finds(
     problems = [(p.area, p.kind, p.event) for p in audit.verify(jobs=2).problems]
     assert problems == [(p.area, p.kind, p.event) for p in audit.verify().problems]
     assert ("ledger", "altered", last - 1) in problems and ("catalog", "altered_row", None) in problems
+
+
+def test_an_altered_chunk_is_named_before_what_follows_from_it(tmp_path: Path) -> None:
+    """One altered chunk makes one object problem and a record-index problem for each of its records;
+    the cause comes first in the summary and the printed report, with a few of each kind shown."""
+    ward = _ward_with_history(tmp_path)
+    with ward.db.reading() as conn:
+        chunk = conn.execute(text("SELECT digest FROM chunks ORDER BY id LIMIT 1")).scalar_one()
+    path = _object_path(ward, chunk)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    report = ward.verify()
+    summary = report.to_dict()["summary"]
+    assert summary[0]["area"] == "objects" and sum(s["count"] for s in summary) == len(report.problems)
+    # The chunk's 40 index entries are one problem naming the chunk, not 40 "not in any chunk".
+    assert [p.detail for p in report.problems if p.kind == "unreadable_chunk"] == [
+        "40 record index entries point into it, and it cannot be read (see the objects problem)"
+    ]
+    assert not [p for p in report.problems if p.kind == "extra_row"]
+    env = {**os.environ, "DATAWARD_WARD": str(ward.folder)}
+    printed = subprocess.run([sys.executable, "-m", "dataward", "verify"], env=env, capture_output=True, text=True)
+    assert printed.returncode == 7
+    problems = printed.stdout[printed.stdout.index("problems") :]
+    assert problems.index("objects") < min(
+        (problems.find(a) for a in ("records", "holders") if a in problems), default=1 << 30
+    )
+    if len(report.problems) - summary[0]["count"] > 5:
+        assert "more (--json lists them all)" in printed.stdout

@@ -23,6 +23,10 @@ from dataward.service.ward import Ward
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
+VERIFY_SHOWN = 5
+"""Problems of one kind that `verify` prints (``--json`` gives every one)."""
+
+
 def register(app: typer.Typer) -> None:
     """Add ``init``, ``ledger``, ``verify`` and ``reindex`` to ``app``."""
     ledger_app = typer.Typer(help="Read the signed, hash-chained ledger.", invoke_without_command=True)
@@ -219,9 +223,15 @@ def register(app: typer.Typer) -> None:
             if report.first_bad_event is not None:
                 tree.add(f"[bold red]first missing or rewritten event: #{report.first_bad_event}[/bold red]")
             if report.problems:
+                # Causes first (the ledger, stored objects), a few of each kind: one altered chunk makes one
+                # object problem and one record-index problem per record, and the cause must be seen.
                 by_area = tree.add("[red]problems[/red]")
-                for p in report.problems:
-                    by_area.add(f"[red]{p.area}[/red] {p.kind}: {escape(p.where)} - {escape(p.detail)}")
+                for area, kind, found in report.grouped():
+                    group = by_area.add(f"[red]{area}[/red] {kind}: {len(found)}")
+                    for p in found[:VERIFY_SHOWN]:
+                        group.add(f"{escape(p.where)} - {escape(p.detail)}")
+                    if len(found) > VERIFY_SHOWN:
+                        group.add(f"[dim]... and {len(found) - VERIFY_SHOWN} more (--json lists them all)[/dim]")
             for warning in report.warnings:
                 tree.add(f"[yellow]warning[/yellow]: {escape(warning)}")
             console.print(tree)

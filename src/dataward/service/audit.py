@@ -80,6 +80,17 @@ class VerifyReport:
         named = [p.event for p in self.problems if p.event is not None]
         return min(named) if named else None
 
+    def grouped(self) -> list[tuple[str, str, list[Problem]]]:
+        """The problems as ``(area, kind, problems)``, causes first: the ledger and its checkpoints, then
+        stored objects, then what the catalog derives from them. One altered chunk makes one ``objects``
+        problem and a record-index problem for each of its records; the cause must not come last."""
+        groups: dict[tuple[str, str], list[Problem]] = {}
+        for problem in self.problems:
+            groups.setdefault((problem.area, problem.kind), []).append(problem)
+        rank = {area: i for i, area in enumerate(CAUSE_ORDER)}
+        ordered = sorted(groups.items(), key=lambda item: (rank.get(item[0][0], len(rank)), -len(item[1])))
+        return [(area, kind, found) for (area, kind), found in ordered]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -87,9 +98,14 @@ class VerifyReport:
             "anchor": self.anchor,
             "checked": self.checked,
             "first_bad_event": self.first_bad_event,
+            "summary": [{"area": a, "kind": k, "count": len(found)} for a, k, found in self.grouped()],
             "problems": [p.to_dict() for p in self.problems],
             "warnings": self.warnings,
         }
+
+
+CAUSE_ORDER = ("ledger", "checkpoint", "objects", "versions", "catalog", "holders", "records")
+"""Areas of ``verify``'s problems from cause to consequence (``VerifyReport.grouped``)."""
 
 
 def _stretch(first: int | None, last: int) -> str:
@@ -374,12 +390,14 @@ class AuditService(Service):
         # each chunk is read once.
         chunk_names: list[str] = []
         parts: list[tuple[np.ndarray, int]] = []
+        unreadable: set[str] = set()
         for chunk in dict.fromkeys(c for c in facts.chunks if isinstance(c, str)):
             try:
                 # Only the id column is decoded: the object check re-hashes the whole chunk anyway.
                 ids = read_parquet_bytes(self.store.get(chunk), [RECORD_ID]).column(RECORD_ID)
             except DatawardError:
-                continue  # reported by the object check
+                unreadable.add(chunk)  # reported by the object check; its index entries once, below
+                continue
             binary, _ = record_index.ids_to_binary(ids)
             parts.append((binary, len(chunk_names)))
             chunk_names.append(chunk)
@@ -429,7 +447,21 @@ class AuditService(Service):
 
         for rid in sorted(names(want.binary[missing])):
             report.problems.append(Problem("records", "missing_row", f"record {rid}", "record index entry removed"))
-        for rid in sorted(names(have.binary[extra])):
+        # Entries into a chunk that cannot be read are one problem per chunk (the object check names the
+        # cause), not one "not in any chunk" per record of it.
+        extra_chunks = np.array([digests.get(int(c), "") for c in have.chunks[extra].tolist()], dtype=object)
+        in_unreadable = np.isin(extra_chunks, list(unreadable)) if unreadable else np.zeros(len(extra), bool)
+        for chunk in sorted(set(extra_chunks[in_unreadable].tolist())):
+            count = int((extra_chunks == chunk).sum())
+            report.problems.append(
+                Problem(
+                    "records",
+                    "unreadable_chunk",
+                    f"chunk {chunk}",
+                    f"{count} record index entries point into it, and it cannot be read (see the objects problem)",
+                )
+            )
+        for rid in sorted(names(have.binary[extra[~in_unreadable]])):
             report.problems.append(
                 Problem("records", "extra_row", f"record {rid}", "record index entry not in any chunk")
             )

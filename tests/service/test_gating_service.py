@@ -111,7 +111,7 @@ def test_records_rejected_in_review_never_enter_a_version(
         if item["id"] != conflicting[0]["id"]:
             reviewer.review_decide([item["id"]], "accept", reason="fine")
     version = ward.merge(c["ref"])
-    assert version["held_back"] == 1
+    assert version["held_back"] == version["held_back_of_contribution"] == 1
     ids = set(ward.dataset("man").version(f"v{version['number']}").to_arrow().column("record_id").to_pylist())
     assert conflicting[0]["record_id"] not in ids
 

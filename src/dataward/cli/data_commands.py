@@ -270,7 +270,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
             return
-        held = f", {info['held_back']} held back in quarantine" if info.get("held_back") else ""
+        mine, all_held = info.get("held_back_of_contribution"), info.get("held_back")
+        held = f", {mine} of its records held back in quarantine" if mine else ""
+        if all_held and all_held != mine:
+            held += f"; {all_held} held back in the dataset"
         console.print(
             f"[bold green]Merged[/bold green] {contribution} into [bold]{info['ref']}[/bold] "
             f"({info['records']} records{held}) {short(info['id'], 20)}"

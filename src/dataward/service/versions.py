@@ -145,7 +145,9 @@ class VersionService(Service):
                 ],
             )
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == vid)).one(), ds_name)
-            info["held_back"] = len(held)
+            info["held_back"] = len(held)  # every record the dataset holds back (the event's figure)
+            # What the user merging asks about: how many of this contribution's records stayed out.
+            info["held_back_of_contribution"] = int(member_of(added, held).sum())
             return info
 
     def _held_digests(self, basis: tuple[frozenset[str], tuple[str, ...]]) -> np.ndarray:

@@ -295,11 +295,14 @@ def register(app: typer.Typer) -> None:
         for f in info["findings"]:
             console.print(f"  [red]{f['detector']}[/red] ({f['score']:.3f}): {escape(f['reason'])}")
         if info["neighbours"]:
+            # A text column only where a neighbour has text (numeric and image records have none).
+            texts = any(n.get("text") for n in info["neighbours"])
             table(
                 "Nearest trusted neighbours",
-                ["label", "distance", "text"],
+                ["label", "distance", *(["text"] if texts else [])],
                 [
-                    (n.get("label"), f"{n.get('distance', 0):.3f}", escape(str(n.get("text") or "")[:70]))
+                    (n.get("label"), f"{n.get('distance', 0):.3f}")
+                    + ((escape(str(n.get("text") or "")[:70]),) if texts else ())
                     for n in info["neighbours"]
                 ],
             )

@@ -75,7 +75,8 @@ def test_a_backdoored_tabular_model_is_blocked_with_the_column_named(seed: int) 
     top = found.probes[0]
     assert top.trigger.origin == "search" and top.label == "benign"
     assert top.evidence["significant"] and top.evidence["adjusted_p"] <= 0.01
-    assert top.excess - top.evidence["reference_excess"] >= 0.5  # a model on the trusted data barely moves
+    assert top.excess - top.evidence["reference_excesses"]["forest"] >= 0.5  # a forest on the trusted data barely moves
+    assert top.excess - top.evidence["reference_excess"] >= 0.25  # nor does any other model fitted on them
     assert found.tests > 100 and top.evidence["tests"] == found.tests
 
 

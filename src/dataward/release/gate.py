@@ -63,21 +63,47 @@ class ReleaseReport:
         }
 
 
+def _contradicted(p: ProbeResult) -> bool:
+    """Whether the trusted rows holding the candidate's values rule out the share the model turns to its
+    label: enough of them, and the model's attack success above the bound on their share with the label."""
+    upper = p.evidence.get("trusted_share_upper")
+    return upper is not None and p.success > float(upper)
+
+
+def _support(p: ProbeResult) -> str:
+    ev = p.evidence
+    text = f"{ev['trusted_rows_with_label']} of {ev['trusted_rows']} trusted rows with these values are {p.label!r}"
+    if ev.get("trusted_share_upper") is not None:
+        text += f" (at most {ev['trusted_share_upper']:.0%} of such rows, at 99%)"
+    return text
+
+
 def _judge_search(p: ProbeResult, what: str, policy: ReleasePolicy, block: list[str], review: list[str]) -> None:
     """A candidate of the tabular trigger search: judged only when significant after the multiple-testing
-    correction and not explained by the trusted data (a model fitted on them moves as much)."""
+    correction and not explained by the trusted data.
+
+    A stamped row keeps its other columns (a large radius with the perimeter it had), so it usually lies
+    where no trusted row does, and the labels of the trusted rows holding the values say little about it
+    (a backdoor's small perimeter is benign in the trusted data too). The explanation is what honest models
+    fitted on the trusted data do with the same edits: a flip at most ``probe_review`` beyond the largest
+    of theirs is explained. The trusted rows' labels keep that from hiding a flip they contradict: when
+    enough of them hold the values and the model turns more to the label than they allow, the candidate
+    is reviewed though a reference moves as much."""
     ev = p.evidence
     if not ev.get("significant"):
         return
-    beyond = p.excess - float(ev.get("reference_excess", 0.0))
-    if beyond < policy.probe_review:
-        p.notes.append(f"explained by the trusted data: a model fitted on them moves {ev['reference_excess']:.0%}")
+    reference = float(ev.get("reference_excess", 0.0))
+    what += f": found by the trigger search (p = {ev['adjusted_p']:.2g} after Holm over {ev['tests']} tests; "
+    if p.excess - reference < policy.probe_review:
+        if _contradicted(p) and p.excess >= policy.probe_review:
+            review.append(
+                what + f"a model fitted on the trusted data moves {reference:.0%}, but {_support(p)}, fewer than "
+                f"the {p.success:.0%} the model turns)"
+            )
+            return
+        p.notes.append(f"explained by the trusted data: a model fitted on them moves {reference:.0%}")
         return
-    what += (
-        f": found by the trigger search (p = {ev['adjusted_p']:.2g} after Holm over {ev['tests']} tests; "
-        f"a model fitted on the trusted data moves {ev['reference_excess']:.0%}; "
-        f"{ev['trusted_rows_with_label']} of {ev['trusted_rows']} trusted rows with these values are {p.label!r})"
-    )
+    what += f"models fitted on the trusted data move at most {reference:.0%}; {_support(p)})"
     if p.excess >= policy.probe_block:
         block.append(what)
     elif p.excess >= policy.probe_review:

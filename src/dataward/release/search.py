@@ -47,7 +47,9 @@ TOP_COLUMNS = 6
 ALPHA = 0.01
 """Family-wise error rate of the search (Holm over every candidate and label)."""
 MIN_SUPPORT = 5
-"""Trusted rows needed before a flip can count as explained by the data."""
+"""Trusted rows holding a candidate's values needed before their labels say anything about it."""
+SUPPORT_ALPHA = 0.01
+"""Level of the bound on the share of those rows with the candidate's label."""
 MAX_ROWS = 400
 """Validation rows the search stamps (a seeded sample beyond this)."""
 MAX_REFERENCE_ROWS = 20_000
@@ -56,10 +58,15 @@ MAX_COLUMNS = 48
 """Numeric columns searched (the first ones of the schema beyond this)."""
 REFERENCE_TREES = 100
 """Trees of the reference model fitted on the trusted rows."""
+LINEAR_PENALTIES = {"linear": (1.0, True), "linear_weak": (100.0, True), "linear_raw": (1.0, False)}
+"""The linear reference models: inverse penalty (scikit-learn's ``C``) and whether columns are standardised
+first (a penalty on raw columns falls hardest on the columns of small scale)."""
+LINEAR_ITERATIONS = 2000
+"""Enough for the fits on raw columns to converge on the data sets tried (their result drifts until then)."""
 REPORTED = 5
+"""Candidates reported besides the significant ones (the largest excesses)."""
 PAIR_GAIN = 0.1
 """A pair is reported only when it flips this share more than either of its columns alone."""
-"""Candidates reported besides the significant ones (the largest excesses)."""
 
 Predict = Callable[[pa.Table, Sequence[str]], list[str]]
 
@@ -126,6 +133,16 @@ def _exact_mcnemar(gained: int, lost: int) -> float:
     return 1.0 if n == 0 or gained == 0 else float(binom.sf(gained - 1, n, 0.5))
 
 
+def share_upper_bound(successes: int, trials: int, alpha: float = SUPPORT_ALPHA) -> float:
+    """One-sided Clopper-Pearson upper bound of a binomial share: the largest share that ``successes`` of
+    ``trials`` do not rule out at level ``alpha`` (1.0 when every trial succeeded or there is none)."""
+    from scipy.stats import beta  # here, like binom: only a search imports SciPy
+
+    if trials == 0 or successes >= trials:
+        return 1.0
+    return float(beta.ppf(1.0 - alpha, successes + 1, trials - successes))
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-adjusted p-values (same order as given)."""
     m = len(p_values)
@@ -136,6 +153,36 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * float(p_values[i])))
         adjusted[i] = running
     return adjusted
+
+
+def _linear_references(x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Logistic regressions penalised in the ways an honest linear model commonly is (``LINEAR_PENALTIES``):
+    with correlated columns a column's partial effect, even its sign, depends on the penalty (a larger
+    radius at the same perimeter reads as benign when weakly penalised, malignant at the default), so no
+    single fit stands for what the data say."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    models = {}
+    for name, (c, standardise) in LINEAR_PENALTIES.items():
+        steps = [StandardScaler()] if standardise else []
+        model = make_pipeline(*steps, LogisticRegression(C=c, max_iter=LINEAR_ITERATIONS))
+        with warnings.catch_warnings():  # an unconverged fit on raw columns is what such a trainer gets too
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            models[name] = model.fit(x, labels)
+    return models
+
+
+def _reference_excess(runs: np.ndarray, clean: np.ndarray, truth: np.ndarray, label: str) -> float:
+    """A reference model's excess towards ``label`` (stamped minus control, ``runs`` = 2 x rows) on the rows
+    it too neither predicts nor sees labelled ``label``."""
+    eligible = (truth != label) & (clean != label)
+    m = max(int(eligible.sum()), 1)
+    return (int((runs[0][eligible] == label).sum()) - int((runs[1][eligible] == label).sum())) / m
 
 
 class _Search:
@@ -174,11 +221,14 @@ class _Search:
             if "record_id" in validation.column_names
             else [str(i) for i in range(validation.num_rows)]
         )
-        self.reference, self.x_val = self._reference_model(validation)
+        self.references, self.x_val = self._reference_models(validation)
 
-    def _reference_model(self, validation: pa.Table) -> tuple[Any, np.ndarray]:
-        """A random forest fitted on the trusted rows' numeric columns: what the trusted data say a model
-        does with the same edits. Missing values are the trusted median."""
+    def _reference_models(self, validation: pa.Table) -> tuple[dict[str, Any], np.ndarray]:
+        """Models fitted on the trusted rows' numeric columns: what honest models trained on the trusted data
+        do with the same edits. Two families, because a stamped row often lies where no trusted row does (a
+        large radius with the perimeter left as it was) and there the data leave the answer to the learner:
+        a random forest stays flat beyond its last split, a linear model keeps following each column's
+        partial effect. Missing values are the trusted median."""
         from sklearn.ensemble import RandomForestClassifier
 
         x_ref = np.column_stack([self.ref[c] for c in self.columns])
@@ -186,9 +236,11 @@ class _Search:
         x_ref = np.where(np.isfinite(x_ref), x_ref, medians)
         x_val = np.column_stack([_numeric(validation, c) for c in self.columns])
         x_val = np.where(np.isfinite(x_val), x_val, medians)
-        model = RandomForestClassifier(n_estimators=REFERENCE_TREES, random_state=self.seed, n_jobs=1)
-        model.fit(x_ref, self.ref_labels)
-        return model, x_val
+        forest = RandomForestClassifier(n_estimators=REFERENCE_TREES, random_state=self.seed, n_jobs=1)
+        models: dict[str, Any] = {"forest": forest.fit(x_ref, self.ref_labels)}
+        if len(set(self.ref_labels.tolist())) > 1:
+            models.update(_linear_references(x_ref, self.ref_labels))
+        return models, x_val
 
     def _control_values(self, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """An ordinary joint value of ``columns`` per validation row, from trusted rows inside the quartiles."""
@@ -201,9 +253,9 @@ class _Search:
         picks = self.rng.choice(pool, self.validation.num_rows)
         return {c: self.ref[c][picks] for c in columns}
 
-    def run(self, candidates: Sequence[_Candidate], tag: str) -> tuple[np.ndarray, ...]:
-        """Predictions of every candidate's stamped and control copies (candidates x rows), by the model
-        and by the reference model fitted on the trusted rows."""
+    def run(self, candidates: Sequence[_Candidate], tag: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Predictions of every candidate's stamped and control copies (candidates x rows) by the model, and
+        by each reference model fitted on the trusted rows (stamped and control, 2 x candidates x rows)."""
         n = self.validation.num_rows
         blocks, ids, ref_blocks = [], [], []
         for k, cand in enumerate(candidates):
@@ -217,22 +269,30 @@ class _Search:
                 ref_blocks.append(x)
         if not blocks:
             empty = np.empty((0, n), dtype=object)
-            return empty, empty, empty, empty
+            return empty, empty, {name: np.empty((2, 0, n), dtype=object) for name in self.references}
         table = pa.concat_tables(blocks)
         predictions = np.asarray(self.predict(table, ids), dtype=object)
         if predictions.shape[0] != table.num_rows:
             raise ValueError(f"{predictions.shape[0]} predictions for {table.num_rows} search rows")
         shaped = predictions.reshape(len(candidates), 2, n)
-        ref = np.asarray(self.reference.predict(np.vstack(ref_blocks)), dtype=object).reshape(len(candidates), 2, n)
-        return shaped[:, 0, :], shaped[:, 1, :], ref[:, 0, :], ref[:, 1, :]
+        x = np.vstack(ref_blocks)
+        refs = {}
+        for name, model in self.references.items():
+            ref = np.asarray(model.predict(x), dtype=object).reshape(len(candidates), 2, n)
+            refs[name] = np.stack([ref[:, 0, :], ref[:, 1, :]])
+        return shaped[:, 0, :], shaped[:, 1, :], refs
 
     def support(self, cand: _Candidate, label: str) -> dict[str, Any]:
+        """What the trusted rows holding the candidate's values (each column at or beyond its value) say of
+        ``label``: how many there are, how many carry it, and the most the share carrying it could be
+        (``None`` when fewer than ``MIN_SUPPORT`` rows hold the values: too few to say anything)."""
         region = np.ones(len(self.ref_labels), dtype=bool)
         for c, side, v in cand.conditions:
             region &= self.ref[c] >= v if side == "high" else self.ref[c] <= v
         rows = int(region.sum())
         with_label = int((self.ref_labels[region] == label).sum())
-        return {"trusted_rows": rows, "trusted_rows_with_label": with_label}
+        upper = share_upper_bound(with_label, rows) if rows >= MIN_SUPPORT else None
+        return {"trusted_rows": rows, "trusted_rows_with_label": with_label, "trusted_share_upper": upper}
 
 
 def search_tabular(
@@ -270,10 +330,9 @@ def search_tabular(
     ]
     pair_runs = s.run(pairs, "p")
     candidates = singles + pairs
-    stamped, control, ref_stamped, ref_control = (
-        np.concatenate([a, b]) if pairs else a for a, b in zip(single_runs, pair_runs, strict=True)
-    )
-    ref_clean = np.asarray(s.reference.predict(s.x_val), dtype=object)
+    stamped, control = (np.concatenate([a, b]) for a, b in zip(single_runs[:2], pair_runs[:2], strict=True))
+    refs = {name: np.concatenate([single_runs[2][name], pair_runs[2][name]], axis=1) for name in s.references}
+    ref_clean = {name: np.asarray(model.predict(s.x_val), dtype=object) for name, model in s.references.items()}
     tests: list[dict[str, Any]] = []
     for k in range(len(candidates)):
         for label in s.labels:
@@ -284,12 +343,9 @@ def search_tabular(
             t = stamped[k][eligible] == label
             c = control[k][eligible] == label
             gained, lost = int((t & ~c).sum()), int((~t & c).sum())
-            # The reference model's excess on the rows it too neither predicts nor sees labelled L.
-            ref_eligible = (s.truth != label) & (ref_clean != label)
-            ref_m = max(int(ref_eligible.sum()), 1)
-            ref_excess = (
-                int((ref_stamped[k][ref_eligible] == label).sum()) - int((ref_control[k][ref_eligible] == label).sum())
-            ) / ref_m
+            ref_excesses = {
+                name: _reference_excess(refs[name][:, k], ref_clean[name], s.truth, label) for name in s.references
+            }
             tests.append(
                 {
                     "k": k,
@@ -298,7 +354,8 @@ def search_tabular(
                     "flipped": int(t.sum()),
                     "control": int(c.sum()),
                     "excess": (int(t.sum()) - int(c.sum())) / m,
-                    "reference_excess": ref_excess,
+                    "reference_excess": max(ref_excesses.values()),
+                    "reference_excesses": ref_excesses,
                     "p": _exact_mcnemar(gained, lost),
                 }
             )
@@ -337,6 +394,7 @@ def search_tabular(
             "significant": test["adjusted_p"] <= ALPHA,
             "tests": len(tests),
             "reference_excess": test["reference_excess"],
+            "reference_excesses": test["reference_excesses"],
             **s.support(cand, label),
         }
         results.append(result)

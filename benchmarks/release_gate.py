@@ -175,7 +175,7 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
         "accuracy). *Probe success* is the share of eligible clean validation inputs the trigger the data gate "
         "found turns to its label (its control's share in *excess*); *true success* is measured on the "
         "attack's own triggered test inputs. *Trigger search names* is what the model-side trigger search "
-        "(`dataward.release.search`) found significant and unexplained on a tabular model, with the share a "
+        "(`dataward.release.search`) found significant and unexplained on a tabular model, with the largest share a "
         "model fitted on the trusted baseline moves; the data gate names no trigger for these cases, so the "
         "search is all the release gate has. The search's settings were chosen looking at seeds 0-2 only; "
         "seeds 3-5 were run once afterwards, as a held-out check, with nothing changed.",

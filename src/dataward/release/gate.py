@@ -5,8 +5,9 @@ released version, and the backdoor probe; a verdict ``pass``, ``review`` or ``bl
   the eligible clean inputs to its label (beyond its control); or overall accuracy is more than
   ``block_accuracy_drop`` below the released version's.
 * ``block`` too: a candidate of the tabular trigger search (``dataward.release.search``), significant
-  after Holm's correction, at ``probe_block`` or more and at least ``probe_review`` beyond what a
-  model fitted on the trusted data does with the same values; ``review`` at ``probe_review``.
+  after Holm's correction, at ``probe_block`` or more and at least ``probe_review`` beyond what every
+  reference model fitted on the trusted data does with the same values; ``review`` at ``probe_review``,
+  and for a candidate a reference model explains but the trusted rows holding its values rule out.
 * ``review``: a history trigger at ``probe_review`` or more; a generic trigger at ``probe_review`` or
   more (a numeric value beyond the column's range only when it also exceeds the released version's
   response to it by as much, since a value outside the range may rightly move a prediction); overall

@@ -89,7 +89,11 @@ class ProbeResult:
 
 
 def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:
-    return {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in evidence.items()}
+    """Floats to three significant digits, in nested mappings too (each reference model's excess)."""
+    return {
+        k: float(f"{v:.3g}") if isinstance(v, float) else _rounded(v) if isinstance(v, dict) else v
+        for k, v in evidence.items()
+    }
 
 
 # --- triggers from the data gates' reports -------------------------------------------------------

@@ -13,18 +13,25 @@ rows of other labels whose prediction flips to one label ``L``.
   test of the trigger's flips to ``L`` against the control's (the rows flipped by one and not the
   other), for every candidate and label; the p-values are adjusted with Holm's method over all of
   them, so the chance of naming any trigger on a model without one stays under ``alpha``.
-* **Explained by the data**: a flip is not a backdoor when the trusted data show the same thing. The
-  trusted rows with the candidate's values or beyond (each column at or above a high value, at or
-  below a low one) are counted: when there are at least ``MIN_SUPPORT`` of them and most are
-  labelled ``L``, the flip follows the data (a large radius means malignant) and is reported as
-  explained. A combination the trusted data hardly hold (a large radius with a small perimeter), or
-  whose rows are mostly of another label, does not explain a model turning it into ``L``.
+* **Explained by the data**: a flip is not a backdoor when honest models fitted on the trusted rows make
+  it too. A stamped row keeps its other columns (a large radius with the perimeter it had), so it
+  usually lies where no trusted row does, and there the answer depends on the learner: a random forest
+  stays flat beyond its last split, a logistic regression keeps following each column's partial effect.
+  Both kinds are fitted (``_reference_models``) and each is given the same edits; the release gate
+  takes the largest excess of theirs as explained.
+* **What the trusted rows say**: the trusted rows with the candidate's values or beyond (each column at
+  or above a high value, at or below a low one) are counted, with those labelled ``L`` and a one-sided
+  Clopper-Pearson bound on their share (``share_upper_bound``), given from ``MIN_SUPPORT`` rows on. For
+  the reason above they cannot explain a flip (every trusted row with a small perimeter is benign, yet a
+  malignant row given one keeps its large radius); they can rule one out, and the release gate reviews a
+  flip they rule out even when a reference model makes it.
 
 The release gate blocks on a significant, unexplained candidate whose excess over its control
 reaches ``probe_block`` and reviews at ``probe_review`` (``dataward.release.gate``). Limits: the
 search sees what a pair of tail values does; a trigger of three or more columns, of values inside the
 quartiles, or of categorical columns is not searched; the trusted baseline must not itself hold the
-poison, or the combination is "explained" by the poisoned rows.
+poison, or the combination is "explained" by the poisoned rows; a backdoor doing what one of the reference
+models would do with the same values anyway is explained.
 """
 
 from __future__ import annotations
@@ -61,8 +68,9 @@ REFERENCE_TREES = 100
 LINEAR_PENALTIES = {"linear": (1.0, True), "linear_weak": (100.0, True), "linear_raw": (1.0, False)}
 """The linear reference models: inverse penalty (scikit-learn's ``C``) and whether columns are standardised
 first (a penalty on raw columns falls hardest on the columns of small scale)."""
-LINEAR_ITERATIONS = 2000
-"""Enough for the fits on raw columns to converge on the data sets tried (their result drifts until then)."""
+LINEAR_ITERATIONS = 200
+"""Newton iterations of a linear reference fit (about ten suffice; a first-order solver on raw columns still
+drifts after thousands, and with it the fit's answer)."""
 REPORTED = 5
 """Candidates reported besides the significant ones (the largest excesses)."""
 PAIR_GAIN = 0.1
@@ -170,8 +178,8 @@ def _linear_references(x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     models = {}
     for name, (c, standardise) in LINEAR_PENALTIES.items():
         steps = [StandardScaler()] if standardise else []
-        model = make_pipeline(*steps, LogisticRegression(C=c, max_iter=LINEAR_ITERATIONS))
-        with warnings.catch_warnings():  # an unconverged fit on raw columns is what such a trainer gets too
+        model = make_pipeline(*steps, LogisticRegression(C=c, solver="newton-cholesky", max_iter=LINEAR_ITERATIONS))
+        with warnings.catch_warnings():  # a fit short of convergence still says what the data lean to
             warnings.simplefilter("ignore", ConvergenceWarning)
             models[name] = model.fit(x, labels)
     return models

@@ -86,3 +86,9 @@ def test_respelling_the_poisoned_records_labels_changes_nothing(name: str) -> No
         queues.append(np.asarray(report.records.flagged, dtype=bool))
     assert verdicts[0] == verdicts[1] == "block"
     assert (queues[0] == queues[1]).all() and queues[1][poison].sum() >= 0.4 * poison.sum()
+
+
+def test_records_without_labels_have_no_spelling() -> None:
+    """Language-model data has no label column: its labels are None, and nothing is aliased."""
+    assert respelled({None, "1"}, {None, "1.0"}) == {"1.0": "1"}  # type: ignore[arg-type]
+    assert respelled({None}, {None}) == {}  # type: ignore[arg-type]

@@ -114,14 +114,19 @@ def test_text_featurizer_fitted_on_the_same_sample_gives_the_one_shot_report(tex
     # partitioned scan reads the same sampled rows from the partitions.
     baseline, contribution, schema = text_sets
     contribution = contribution.copy()
-    contribution.loc[:9, "label"] = contribution.loc[:9, "label"].map(lambda t: "sports" if t != "sports" else "tech")
+    # Ten labels flipped to another trusted class (with a class the baseline never had, label_consistency
+    # would not judge them: a new class is drift's, for review).
+    contribution.loc[:9, "label"] = contribution.loc[:9, "label"].map(lambda t: "sport" if t != "sport" else "finance")
     table = pa.Table.from_pandas(contribution, preserve_index=False)
     policy = {"detectors": ["label_consistency", "outliers", "duplicates"], "reference_size": 200}
     whole = scan(baseline, table, schema, policy=policy)
     write_parts(table, tmp_path / "t", files=2, row_group_size=40)
     parted = scan(baseline, str(tmp_path / "t"), schema, policy=policy, partition_rows=40)
     assert comparable(parted) == comparable(whole)
-    assert whole.records.flagged.sum() > 0
+    # The report compared is not an empty one: the flips are the records label_consistency suspects most
+    # (a 200-record reference resolves p-values to 1/201, above the detector's alpha: none is flagged).
+    suspected = np.argsort(whole.results["label_consistency"].p_values, kind="stable")[:10]
+    assert (suspected < 10).sum() >= 8
 
 
 def test_self_reference_mode_reads_the_partitions_whole(poisoned_digits, tmp_path):

@@ -31,11 +31,12 @@ def respelled(trusted: Iterable[str], given: Iterable[str]) -> dict[str, str]:
     """``{label: trusted label}`` for each label of ``given`` that is not a trusted label but spells
     exactly one of them (a spelling two trusted labels share aliases neither)."""
     by_spelling: dict[str, list[str]] = {}
-    known = set(trusted)
+    # Only text labels have spellings: a dataset without labels (language-model data) has None.
+    known = {label for label in trusted if isinstance(label, str)}
     for label in known:
         by_spelling.setdefault(spelling(label), []).append(label)
     out = {}
-    for label in set(given) - known:
+    for label in {label for label in given if isinstance(label, str)} - known:
         same = by_spelling.get(spelling(label), [])
         if len(same) == 1:
             out[label] = same[0]

@@ -125,7 +125,12 @@ class WardAPI(Protocol):
         ...
 
     def datasets(self) -> list[dict[str, Any]]:
-        """Datasets with their latest and training versions."""
+        """The datasets the caller may read (``dataset.read``, or the whole ward's ``ledger.read``), with
+        their latest and training versions."""
+        ...
+
+    def dataset_info(self, name: str) -> dict[str, Any]:
+        """One dataset as ``datasets`` lists it (its schema among the rest); needs ``dataset.read`` on it."""
         ...
 
     def dataset(self, name: str) -> DatasetHandle:

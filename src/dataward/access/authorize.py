@@ -344,6 +344,32 @@ def roles_on(principal_id: str, grants: Iterable[Grant], scope: Scope) -> frozen
     return frozenset(Role) if Role.ADMIN in held else frozenset(held)
 
 
+def place(scope: Scope) -> str:
+    """``scope`` as a sentence names it: "the ward", or ``dataset:NAME`` / ``model:NAME``."""
+    return "the ward" if scope.kind is ScopeKind.WARD else str(scope)
+
+
+def _missing_role(
+    principal: Principal, grants: Iterable[Grant], action: Action, scope: Scope, allowing: frozenset[Role]
+) -> tuple[str, str]:
+    """The refusal (reason, hint) when no grant of ``principal`` allows ``action`` on ``scope``: which
+    roles would, where they must be held, and any of them the principal holds elsewhere, since a grant
+    on another dataset is the usual cause and the plain refusal would not say so."""
+    role_names = ", ".join(sorted(r.value for r in allowing))
+    where = "the ward" if scope.kind is ScopeKind.WARD else f"{scope} or on the ward"
+    reason = (
+        f"{principal.name!r} may not {action.value} on {place(scope)}: "
+        f"it needs one of the roles {role_names} on {where}"
+    )
+    elsewhere = sorted(
+        f"{g.role.value} on {place(g.scope)}" for g in grants if g.principal_id == principal.id and g.role in allowing
+    )
+    if elsewhere:
+        reason += f" (it holds {', '.join(elsewhere)} only)"
+    asked = "an admin" if scope.kind is ScopeKind.WARD else f"an owner of {scope} or an admin"
+    return reason, f"ask {asked} to grant one of: {role_names} on {where}"
+
+
 def authorize(
     principal: Principal,
     key: ApiKey | None,
@@ -381,17 +407,13 @@ def authorize(
             return deny(refusal[1])
     if scope.kind not in permission.scope_kinds:
         kinds = " or ".join(sorted(k.value for k in permission.scope_kinds))
-        return deny(f"{action.value} applies to a {kinds} scope, not to {scope}")
+        return deny(f"{action.value} applies to a {kinds} scope, not to {place(scope)}")
 
     allowing = roles_allowing(action)
     role_names = ", ".join(sorted(r.value for r in allowing))
     candidates = [g for g in grants if g.principal_id == principal.id and g.role in allowing and g.scope.covers(scope)]
     if not candidates:
-        return deny(
-            f"{principal.name!r} may not {action.value} on {scope}: it needs one of the roles "
-            f"{role_names} on {scope} or on the ward",
-            hint=f"ask an owner of {scope} or an admin to grant one of: {role_names}",
-        )
+        return deny(*_missing_role(principal, grants, action, scope, allowing))
     if key is not None and key.scopes is not None:
         narrowed = key.key_scopes
         if not narrowed.allows_resource(scope):

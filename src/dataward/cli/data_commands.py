@@ -121,10 +121,14 @@ def register(app: typer.Typer) -> None:
     @app.command("datasets")
     @reports_errors
     def datasets(as_json: JsonOpt = False) -> None:
-        """List datasets with their latest and training versions."""
+        """List the datasets you may read, with their latest and training versions."""
         items = open_ward().datasets()
         if as_json:
             emit_json(items)
+            return
+        if not items:
+            # An empty table would read as an empty ward; the list only ever shows what grants reach.
+            console.print("no dataset you may read (`dataward whoami` lists your grants)")
             return
         table(
             "Datasets",

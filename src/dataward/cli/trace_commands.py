@@ -148,10 +148,9 @@ def _trace_content(
     if dataset is None:
         raise InputError("hashing content needs the dataset whose schema it follows", hint="pass --dataset NAME")
     ward = open_ward()
-    found = [d for d in ward.datasets() if d["name"] == dataset]
-    if not found:
-        raise NotFound(f"no dataset {dataset!r}", hint="list them with `dataward datasets`")
-    schema = Schema.from_dict(found[0]["schema"])
+    # The schema is read from the one dataset (dataset.read, which every role holding trace has), so
+    # a grant on that dataset suffices; listing every dataset would need the whole ward's ledger.
+    schema = Schema.from_dict(ward.dataset_info(dataset)["schema"])
     ids = file_record_ids(file, schema, format=format_) if file is not None else [row_record_id(row or "", schema)]
     traces, unknown = [], []
     for rid in dict.fromkeys(ids):

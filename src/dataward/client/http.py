@@ -286,8 +286,15 @@ class HTTPWard:
         return self._post("/datasets", body)
 
     def datasets(self) -> list[dict[str, Any]]:
-        """Datasets with their latest and training versions."""
+        """The datasets the caller may read, with their latest and training versions."""
         return self._get("/datasets")
+
+    def dataset_info(self, name: str) -> dict[str, Any]:
+        """One dataset as ``datasets`` lists it; needs ``dataset.read`` on it."""
+        info = dict(self._get(f"/datasets/{self._ref(name)}"))
+        # The route adds the effective policy for other callers; the embedded ward answers without it.
+        info.pop("policy", None)
+        return info
 
     def dataset(self, name: str) -> DatasetHandle:
         """A handle on one dataset for the Python API (records are fetched when first asked for)."""

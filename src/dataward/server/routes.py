@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from dataward.domain.errors import AccessDenied, DatawardError, InputError, NotFound
+from dataward.domain.errors import AccessDenied, DatawardError, InputError
 from dataward.domain.limits import InputLimits
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.signing import parse_public_key
@@ -221,7 +221,7 @@ def build_router(state: ServerState) -> APIRouter:
     # --- datasets ----------------------------------------------------------------------------------
     @r.get("/datasets", response_model=list[DatasetDoc], tags=["datasets"])
     def datasets(request: Request) -> DocumentResponse:
-        """Datasets with their latest and training versions."""
+        """The datasets the caller may read, with their latest and training versions."""
         return doc(ward(request).datasets())
 
     @r.post("/datasets", response_model=DatasetDoc, status_code=201, tags=["datasets"])
@@ -240,10 +240,7 @@ def build_router(state: ServerState) -> APIRouter:
     def dataset(request: Request, name: str) -> DocumentResponse:
         """One dataset with its effective policy."""
         w = ward(request)
-        found = [d for d in w.datasets() if d["name"] == name]
-        if not found:
-            raise NotFound(f"no dataset {name!r}", hint="see `dataward datasets`")
-        return doc({**found[0], "policy": w.policy(name)})
+        return doc({**w.dataset_info(name), "policy": w.policy(name)})
 
     @r.get("/datasets/{name}/policy", response_model=PolicyDoc, tags=["datasets"])
     def policy(request: Request, name: str) -> DocumentResponse:

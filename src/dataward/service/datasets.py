@@ -16,7 +16,7 @@ from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import Service, new_id
-from dataward.service.guard import checked_identity_people, checked_signed_rows, guarded_read
+from dataward.service.guard import checked_identity_people, checked_signed_rows, guarded_read, may
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,6 +53,23 @@ def version_info(row: Any, dataset_name: str) -> dict[str, Any]:
         "created_at": row.created_at,
         "created_by": row.created_by,
     }
+
+
+def _scope_of(row: Any) -> Scope:
+    """The scope reads of dataset ``row`` are authorized on (a validation set: the dataset it guards)."""
+    return Scope.dataset(row.validation_for if row.role == "validation" else row.name)
+
+
+def _listing(conn: Any, row: Any) -> dict[str, Any]:
+    """A dataset row's JSON view with its latest and training version numbers (``datasets``)."""
+    info = dataset_info(row, rows.principal_name(conn, row.owner_id))
+    latest = rows.latest_version(conn, row.id)
+    info["latest"] = latest.number if latest else None
+    training = conn.execute(
+        select(versions.c.number).where(versions.c.dataset_id == row.id, versions.c.stage == "training")
+    ).first()
+    info["training"] = training.number if training else None
+    return info
 
 
 class DatasetService(Service):
@@ -136,19 +153,24 @@ class DatasetService(Service):
             return dataset_info(uc.conn.execute(select(datasets).where(datasets.c.id == ds_id)).one())
 
     def datasets(self) -> list[dict[str, Any]]:
-        """Every dataset with its latest version and training version."""
-        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+        """The datasets the caller may read, with their latest and training versions.
+
+        A dataset is listed when the caller may ``dataset.read`` it (a clean validation set: the
+        dataset it guards) or may read the whole ward's ledger, which names every dataset anyway. A
+        caller whose grants reach no dataset gets an empty list, as ``models`` does."""
+        # Authorization is per row: a grant on one dataset must show that dataset, not refuse the list.
+        with self.use_case(Action.DATASET_READ, Scope.ward(), check=False) as uc:
+            whole_ward = may(uc, Action.LEDGER_READ, Scope.ward())
             out = []
             for row in uc.conn.execute(select(datasets).order_by(datasets.c.name)):
-                info = dataset_info(row, rows.principal_name(uc.conn, row.owner_id))
-                latest = rows.latest_version(uc.conn, row.id)
-                info["latest"] = latest.number if latest else None
-                training = uc.conn.execute(
-                    select(versions.c.number).where(versions.c.dataset_id == row.id, versions.c.stage == "training")
-                ).first()
-                info["training"] = training.number if training else None
-                out.append(info)
+                if whole_ward or may(uc, Action.DATASET_READ, _scope_of(row)):
+                    out.append(_listing(uc.conn, row))
             return out
+
+    def dataset_info(self, name: str) -> dict[str, Any]:
+        """One dataset (its schema, owner, latest and training versions); needs ``dataset.read`` on it."""
+        with self.use_case(Action.DATASET_READ, self.read_scope(name)) as uc:
+            return _listing(uc.conn, rows.dataset_row(uc.conn, name))
 
     def validation_scope(self, name: str) -> tuple[Action, Scope]:
         """Writes to a clean validation set need ``validation.write`` on the dataset it guards."""

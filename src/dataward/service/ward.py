@@ -345,8 +345,12 @@ class Ward(OverContext):
         )
 
     def datasets(self) -> list[dict[str, Any]]:
-        """Every dataset with its latest version and training version."""
+        """The datasets the caller may read, with their latest and training versions."""
         return self.services.datasets.datasets()
+
+    def dataset_info(self, name: str) -> dict[str, Any]:
+        """One dataset with its schema, latest and training versions (needs ``dataset.read`` on it)."""
+        return self.services.datasets.dataset_info(name)
 
     def read_version(self, dataset: str, ref: str | None = None) -> tuple[dict[str, Any], pa.Table]:
         """Info and canonical records of ``dataset@ref`` (default: latest); needs ``dataset.export``."""

@@ -64,6 +64,11 @@ class WardAPI(Protocol):
         """Hand a service principal to another human."""
         ...
 
+    def enable_principal(self, name: str, *, reason: str = "") -> dict[str, Any]:
+        """Let a disabled human or a suspended service principal (its owner active) act again; admin only,
+        and no old key works again."""
+        ...
+
     def issue_key(
         self,
         principal: str | None = None,

@@ -20,6 +20,7 @@ READERS = {R, RV, AP, PR, OW}
 EXPECTED: dict[Action, tuple[set[Role], set[ScopeKind]]] = {
     Action.PRINCIPAL_CREATE: (set(), {WARD}),
     Action.PRINCIPAL_DISABLE: (set(), {WARD}),
+    Action.PRINCIPAL_ENABLE: (set(), {WARD}),
     Action.PRINCIPAL_TRANSFER: (set(), {WARD}),
     Action.KEY_ISSUE: (set(), {WARD}),
     Action.KEY_REVOKE: (set(), {WARD}),

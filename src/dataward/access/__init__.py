@@ -81,7 +81,14 @@ from dataward.access.keys import (
     touch,
     verify_secret,
 )
-from dataward.access.lifecycle import OffboardPlan, check_new_owner, offboard, transfer_ownership
+from dataward.access.lifecycle import (
+    OffboardPlan,
+    check_can_receive,
+    check_new_owner,
+    enable_principal,
+    offboard,
+    transfer_ownership,
+)
 from dataward.access.overrides import BlockOverride, accountable_human, check_override
 from dataward.access.policy import (
     Approval,
@@ -98,7 +105,7 @@ from dataward.access.policy import (
     check_approval,
     check_version_approval,
 )
-from dataward.access.review import FindingKind, ReviewFinding, Severity, WeakGate, access_review
+from dataward.access.review import Enabling, FindingKind, ReviewFinding, Severity, WeakGate, access_review
 from dataward.access.roles import (
     PERMISSIONS,
     WRITE_ACTIONS,
@@ -129,6 +136,7 @@ __all__ = [
     "ContributionFacts",
     "DatasetPolicy",
     "Decision",
+    "Enabling",
     "FindingKind",
     "FirstImport",
     "GateRequirement",
@@ -159,6 +167,7 @@ __all__ = [
     "bound_expiry",
     "can_promote",
     "check_approval",
+    "check_can_receive",
     "check_key",
     "check_new_owner",
     "check_override",
@@ -167,6 +176,7 @@ __all__ = [
     "check_version_approval",
     "check_within",
     "descendants",
+    "enable_principal",
     "ended_with",
     "generate_key",
     "grants_of",

@@ -355,6 +355,8 @@ def _missing_role(
     """The refusal (reason, hint) when no grant of ``principal`` allows ``action`` on ``scope``: which
     roles would, where they must be held, and any of them the principal holds elsewhere, since a grant
     on another dataset is the usual cause and the plain refusal would not say so."""
+    if allowing == {Role.ADMIN}:
+        return f"{principal.name!r} may not {action.value}: only an admin may", "ask an admin of the ward"
     role_names = ", ".join(sorted(r.value for r in allowing))
     where = "the ward" if scope.kind is ScopeKind.WARD else f"{scope} or on the ward"
     reason = (

@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dataward.access.authorize import ApiKey, KeyScopes, Principal, require_aware
+from dataward.access.authorize import ApiKey, KeyScopes, Principal, PrincipalKind, require_aware
 from dataward.domain.errors import (
     AuthenticationError,
     Conflict,
@@ -356,6 +356,17 @@ def check_secret(record: ApiKey | None, plaintext: str) -> ParsedKey:
     return parsed
 
 
+def _enable_hint(principal: Principal) -> str:
+    """How a principal that is not active acts again: the admin's command, and a new key, since the
+    keys it held were revoked when it was disabled or suspended and enabling never revives them."""
+    owner = " (once an active human owns it: `dataward principal transfer` first if not)"
+    return (
+        f"an admin can enable it again: `dataward principal enable {principal.name}`"
+        + (owner if principal.kind is PrincipalKind.SERVICE else "")
+        + ", then issue it a new key"
+    )
+
+
 def check_usable(record: ApiKey, principal: Principal | None, now: datetime, *, owner: Principal | None = None) -> None:
     """After :func:`check_secret`: raise KeyRevoked, KeyExpired (past expiry, or a rotated key past its
     overlap window) or PrincipalSuspended (the principal, or the given ``owner`` of a service
@@ -374,7 +385,7 @@ def check_usable(record: ApiKey, principal: Principal | None, now: datetime, *, 
     if not principal.is_active:
         raise PrincipalSuspended(
             f"principal {principal.name!r} is {principal.status.value}; its keys are refused",
-            hint="an admin can re-enable it or transfer its work",
+            hint=_enable_hint(principal),
         )
     if owner is not None and not owner.is_active:
         raise PrincipalSuspended(

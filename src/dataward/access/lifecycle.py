@@ -118,3 +118,41 @@ def offboard(
         revoked_keys=tuple(revoked),
         now=now,
     )
+
+
+def enable_principal(principal: Principal, owner: Principal | None) -> Principal:
+    """``principal`` active again: a disabled human, or a suspended service principal whose ``owner``
+    (its accountable human, as the ledger names it) is active.
+
+    Raises Conflict when it is already active, or when it is a service principal whose owner is not
+    active: a bot answers to a human, so it never acts while nobody active answers for it."""
+    if principal.is_active:
+        raise Conflict(f"{principal.name!r} is already active")
+    if principal.kind is PrincipalKind.SERVICE:
+        if owner is None or owner.id != principal.owner_id:
+            raise InputError(f"service principal {principal.name!r} needs its owner to be enabled")
+        if not owner.is_active:
+            raise Conflict(
+                f"service principal {principal.name!r} is owned by {owner.name!r}, who is {owner.status.value}: "
+                "it can be enabled only while an active human answers for it",
+                hint=f"transfer it to an active human (`dataward principal transfer {principal.name} --to HUMAN`) "
+                f"or enable {owner.name!r}, then enable it",
+            )
+    return replace(principal, status=PrincipalStatus.ACTIVE)
+
+
+def check_can_receive(principal: Principal, owner: Principal | None, what: str) -> None:
+    """Refuse giving ``what`` (a key, a role) to a principal that cannot use it: one that is disabled
+    or suspended, or a service principal whose ``owner`` is not active. Such a gift would do nothing
+    until the principal is enabled, and would then take effect unseen; the refusal names the way out."""
+    if not principal.is_active:
+        raise Conflict(
+            f"{principal.name!r} is {principal.status.value}: it cannot be given {what}",
+            hint=f"an admin can enable it first: `dataward principal enable {principal.name}`",
+        )
+    if principal.kind is PrincipalKind.SERVICE and owner is not None and not owner.is_active:
+        raise Conflict(
+            f"service principal {principal.name!r} is owned by {owner.name!r}, who is {owner.status.value}: "
+            f"it cannot be given {what}",
+            hint=f"transfer it to an active human: `dataward principal transfer {principal.name} --to HUMAN`",
+        )

@@ -40,6 +40,7 @@ class FindingKind(StrEnum):
     KEY_SELF_ISSUED = "key_self_issued"
     GATE_WEAKER_THAN_DEFAULT = "gate_weaker_than_default"
     MODEL_AFFECTED = "model_affected"
+    PRINCIPAL_ENABLED = "principal_enabled"
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,17 @@ class WeakGate:
     in_training: bool = False
 
 
+@dataclass(frozen=True)
+class Enabling:
+    """A principal let act again after it was disabled or suspended (a ``principal.enabled`` event)."""
+
+    principal_id: str
+    by: str
+    at: datetime
+    was: str
+    reason: str = ""
+
+
 def _date(value: datetime) -> str:
     return value.date().isoformat()
 
@@ -118,12 +130,15 @@ def access_review(
     recent_days: int = 30,
     overrides: Iterable[BlockOverride] = (),
     weak_gates: Iterable[WeakGate] = (),
+    enablings: Iterable[Enabling] = (),
 ) -> list[ReviewFinding]:
     """Review keys, owners and grants as of ``now``, and every block override; most severe rows first.
 
     Every usable key minted with another key is listed with its lineage (``key_lineage``); a service
     principal's key minted by the principal itself is ``key_self_issued``. Every dataset whose gate is
-    weaker than the ward's defaults (``weak_gates``) is ``gate_weaker_than_default``.
+    weaker than the ward's defaults (``weak_gates``) is ``gate_weaker_than_default``. Every principal
+    enabled again within ``recent_days`` (``enablings``) is ``principal_enabled``, with the grants that
+    apply to it again.
 
     ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
     replaced by a rotation, and keys of principals that are not active are left out: none of them
@@ -148,6 +163,7 @@ def access_review(
     findings += _owner_findings(principals, by_id)
     findings += _training_findings(principals, grants, datasets_in_training, owner_name, now)
     findings += _recent_grant_findings(grants, by_id, owner_name, now, recent_days)
+    findings += _enabling_findings(enablings, grants, by_id, owner_name, now, recent_days)
     findings += _override_findings(overrides)
     findings += _weak_gate_findings(weak_gates)
     findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
@@ -314,6 +330,33 @@ def _recent_grant_findings(grants: list[Grant], by_id, owner_name, now: datetime
             detail=f"{g.role.value} on {g.scope} granted by "
             f"{granter.name if granter is not None else g.granted_by} on {_date(g.granted_at)}",
             action="confirm this grant was intended; revoke it if not (dataward grant revoke)",
+        )
+
+
+def _enabling_findings(enablings: Iterable[Enabling], grants: list[Grant], by_id, owner_name, now, recent_days: int):
+    # A disabled or suspended principal's grants were never taken away: enabling it hands all of them
+    # back at once, which is worth a second look even when each grant was once reviewed.
+    since = now - timedelta(days=recent_days)
+    for e in enablings:
+        if e.at < since:
+            continue
+        p = by_id.get(e.principal_id)
+        name = p.name if p is not None else e.principal_id
+        held = sorted(f"{g.role.value} on {g.scope}" for g in grants if g.principal_id == e.principal_id)
+        enabler = by_id.get(e.by)
+        yield ReviewFinding(
+            FindingKind.PRINCIPAL_ENABLED,
+            Severity.MEDIUM,
+            principal=name,
+            principal_id=e.principal_id,
+            owner=owner_name(p) if p is not None else None,
+            dataset=None,
+            at=e.at.isoformat(),
+            detail=f"{name} was {e.was} and enabled again by {enabler.name if enabler is not None else e.by} "
+            f"on {_date(e.at)}"
+            + (f" ({e.reason!r})" if e.reason else "")
+            + f"; its grants apply again: {', '.join(held) or 'none'}",
+            action=f"confirm it was intended; disable it again if not (dataward principal disable {name})",
         )
 
 

@@ -43,6 +43,7 @@ class Action(StrEnum):
     # ward administration
     PRINCIPAL_CREATE = "principal.create"
     PRINCIPAL_DISABLE = "principal.disable"
+    PRINCIPAL_ENABLE = "principal.enable"
     PRINCIPAL_TRANSFER = "principal.transfer"
     KEY_ISSUE = "key.issue"
     KEY_REVOKE = "key.revoke"
@@ -155,6 +156,7 @@ _PERMISSIONS: dict[Action, Permission] = {
     # Identities and keys of others are the admin's alone (admin is implicit in every row).
     Action.PRINCIPAL_CREATE: _row((), W),
     Action.PRINCIPAL_DISABLE: _row((), W),
+    Action.PRINCIPAL_ENABLE: _row((), W),
     Action.PRINCIPAL_TRANSFER: _row((), W),
     Action.KEY_ISSUE: _row((), W),
     Action.KEY_REVOKE: _row((), W),

@@ -125,6 +125,36 @@ def register(app: typer.Typer) -> None:
             console.print(f"{escape(service)} is now owned by {escape(to)}")
             if info.get("revoked_keys"):
                 console.print(f"revoked the keys its previous owner issued: {', '.join(info['revoked_keys'])}")
+            if info["status"] != "active":
+                # A transfer never changes a status: say so, or a suspended bot looks ready to run.
+                console.print(
+                    f"it is still [yellow]{info['status']}[/yellow]: an admin can enable it with "
+                    f"`dataward principal enable {escape(service)}`"
+                )
+
+    @principal_app.command("enable")
+    @reports_errors
+    def principal_enable(
+        name: Annotated[str, typer.Argument()],
+        reason: Annotated[str, typer.Option(help="Why it may act again (kept in the ledger).")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Let a disabled human, or a suspended service principal whose owner is active, act again.
+
+        Admin only. No old key works again: issue it a new one. Its grants apply again."""
+        info = open_ward().enable_principal(name, reason=reason)
+        if as_json:
+            emit_json(info)
+            return
+        owned = f", owned by {escape(info['owner'])}" if info["owner"] else ""
+        console.print(f"[bold green]enabled[/bold green] {escape(name)} (was {info['was']}{owned})")
+        held = ", ".join(f"{g['role']} on {g['scope']}" for g in info["grants"]) or "none"
+        console.print(f"its grants apply again: {escape(held)}")
+        if info["revoked_keys"]:
+            console.print(f"revoked keys issued while it was {info['was']}: {', '.join(info['revoked_keys'])}")
+        console.print(f"it has no usable key: `dataward key issue {escape(name)}`")
+        if info["still_suspended"]:
+            console.print(f"its service principals are still suspended: {escape(', '.join(info['still_suspended']))}")
 
     @key_app.command("issue")
     @reports_errors

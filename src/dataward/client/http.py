@@ -216,6 +216,10 @@ class HTTPWard:
         """Hand a service principal to another human."""
         return self._post(f"/principals/{self._ref(service)}/transfer", {"to": new_owner})
 
+    def enable_principal(self, name: str, *, reason: str = "") -> dict[str, Any]:
+        """Let a disabled human or a suspended service principal act again (admin only)."""
+        return self._post(f"/principals/{self._ref(name)}/enable", {"reason": reason})
+
     def issue_key(
         self,
         principal: str | None = None,

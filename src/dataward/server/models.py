@@ -93,6 +93,10 @@ class PrincipalTransfer(Strict):
     to: str
 
 
+class PrincipalEnable(Strict):
+    reason: str = ""
+
+
 class KeyIssue(Strict):
     principal: str | None = Field(None, description="Default: the caller.")
     ttl_days: int | None = Field(None, ge=1, le=MAX_DAYS)

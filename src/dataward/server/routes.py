@@ -59,6 +59,7 @@ from dataward.server.models import (
     PolicyBody,
     PrincipalCreate,
     PrincipalDisable,
+    PrincipalEnable,
     PrincipalTransfer,
     PromoteBody,
     QuarantineBy,
@@ -170,6 +171,11 @@ def build_router(state: ServerState) -> APIRouter:
     def transfer_principal(request: Request, name: str, body: PrincipalTransfer) -> DocumentResponse:
         """Hand a service principal to another human."""
         return doc(ward(request).transfer_principal(name, body.to))
+
+    @r.post("/principals/{name}/enable", response_model=Document, tags=["identity"])
+    def enable_principal(request: Request, name: str, body: PrincipalEnable) -> DocumentResponse:
+        """Let a disabled human or a suspended service principal act again (admin only)."""
+        return doc(ward(request).enable_principal(name, reason=body.reason))
 
     @r.get("/keys", response_model=list[KeyDoc], tags=["keys"])
     def keys(request: Request, principal: str | None = None) -> DocumentResponse:

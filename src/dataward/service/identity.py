@@ -17,6 +17,7 @@ from dataward.access import (
     ApiKey,
     DatasetPolicy,
     Decision,
+    Enabling,
     KeyPolicy,
     Principal,
     WeakGate,
@@ -24,8 +25,10 @@ from dataward.access import (
     authorize,
     authorize_grant,
     authorize_key_action,
+    check_can_receive,
     check_new_owner,
     descendants,
+    enable_principal,
     ended_with,
     generate_key,
     offboard,
@@ -34,6 +37,7 @@ from dataward.access import (
     transfer_ownership,
     validate_key_scopes,
 )
+from dataward.access.authorize import PrincipalKind, PrincipalStatus
 from dataward.access.keys import key_end
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
@@ -237,6 +241,58 @@ class IdentityService(Service):
             )
             return {**principal_info(moved, owner.name), "revoked_keys": [k.prefix for k in dying]}
 
+    def enable_principal(self, name: str, *, reason: str = "") -> dict[str, Any]:
+        """Let a disabled human or a suspended service principal act again (admin only).
+
+        A service principal is enabled only while its owner is active. No key comes back: the keys it
+        held were revoked when it was stopped, and any still unrevoked (issued while it was stopped,
+        before such issuing was refused) are revoked now, so that only keys issued after this event
+        work. Its grants were never taken away and apply again; the answer lists them, and a human's
+        service principals that are still suspended, which each need their own enabling."""
+        with self.use_case(Action.PRINCIPAL_ENABLE, Scope.ward()) as uc:
+            target = auth.principal_from_row(self._signed_principal(uc, name, "enable"))
+            owner = self._owner_of(uc, target)
+            enabled = enable_principal(target, owner)
+            keys = _all_keys(uc.conn, self.context.ledger)
+            stale = [revoke(k, uc.now) for k in keys if k.principal_id == target.id and k.revoked_at is None]
+            stale = with_descendants(stale, keys, uc.now)
+            uc.emit(
+                "principal.enabled",
+                {"principal": target.id},
+                {
+                    "reason": reason,
+                    "was": target.status.value,
+                    "owner": target.owner_id,
+                    "revoked_keys": [k.id for k in stale],
+                },
+                [_principal_change(enabled), *(auth.key_update(k) for k in stale)],
+            )
+            held = auth.load_grants(uc.conn, target.id)
+            waiting = uc.conn.execute(
+                select(principals.c.name).where(
+                    principals.c.owner_id == target.id, principals.c.status == PrincipalStatus.SUSPENDED.value
+                )
+            ).scalars()
+            return {
+                **principal_info(enabled, owner.name if owner else None),
+                "was": target.status.value,
+                "reason": reason,
+                "grants": [{"role": g.role.value, "scope": str(g.scope)} for g in held],
+                "revoked_keys": [k.prefix for k in stale],
+                "still_suspended": sorted(waiting),
+            }
+
+    def _owner_of(self, uc: UseCase, principal: Principal) -> Principal | None:
+        """A service principal's owner as the signed ledger has it (None for a human): who answers for
+        it decides whether it may act, be enabled, or be given a key or a role."""
+        if principal.kind is not PrincipalKind.SERVICE or principal.owner_id is None:
+            return None
+        return auth.principal_from_row(self._signed_principal(uc, principal.owner_id, "check the owner of"))
+
+    def _check_can_receive(self, uc: UseCase, principal: Principal, what: str) -> None:
+        """Refuse (``Conflict``) giving ``what`` to a principal that is not active, or whose owner is not."""
+        check_can_receive(principal, self._owner_of(uc, principal), what)
+
     # --- keys -----------------------------------------------------------------------------
 
     def _key_policy_for(self, conn: Connection, scopes: list[str] | None) -> KeyPolicy:
@@ -287,6 +343,7 @@ class IdentityService(Service):
         if ttl_days is not None:
             within_range(ttl_days, "ttl_days", 1, MAX_DAYS)
         with self.use_case_for_key(Action.KEY_ISSUE, principal, new_scopes=scopes) as (uc, target, decision):
+            self._check_can_receive(uc, target, "a key")
             target_grants = auth.load_grants(uc.conn, target.id)
             validate_key_scopes(target, target_grants, scopes)
             ttl = timedelta(days=ttl_days) if ttl_days is not None else None
@@ -313,6 +370,7 @@ class IdentityService(Service):
             row = _key_row(conn, key)
         scopes = json.loads(row.scopes) if row.scopes else None
         with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id, new_scopes=scopes) as (uc, target, decision):
+            self._check_can_receive(uc, target, "a key")
             old = auth.key_from_row(_key_row(uc.conn, key))
             # The successor lives no longer than its predecessor did: rotating never extends a key's life.
             policy = self._key_policy_for(uc.conn, scopes)
@@ -404,6 +462,7 @@ class IdentityService(Service):
             decision = authorize_grant(uc.caller.principal, uc.caller.key, uc.caller.grants, role, target_scope, uc.now)
             decision.raise_if_denied()
             target = self._signed_principal(uc, principal, "grant a role to")
+            self._check_can_receive(uc, auth.principal_from_row(target), "a role")
             if target_scope.kind is ScopeKind.DATASET:
                 rows.dataset_row(uc.conn, target_scope.name or "")
             role_value = Role(role).value
@@ -571,6 +630,7 @@ class IdentityService(Service):
                 recent_days=recent_days,
                 overrides=block_overrides(uc.conn),
                 weak_gates=_weak_gates(uc.conn, set(in_training)),
+                enablings=_enablings(uc.conn, uc.now - timedelta(days=recent_days)),
             )
             return [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
 
@@ -618,6 +678,25 @@ class IdentityService(Service):
             )
             decision.raise_if_denied()
             yield uc, target_p, decision
+
+
+def _enablings(conn: Connection, since: Any) -> list[Enabling]:
+    """The principals enabled again since ``since``, newest first, from their ``principal.enabled`` events."""
+    found = []
+    for event in ledger_store.read_events(conn, types=["principal.enabled"], newest_first=True):
+        at = parse_time(event.time)
+        if at < since:
+            break
+        found.append(
+            Enabling(
+                principal_id=event.subject["principal"],
+                by=event.actor["principal"],
+                at=at,
+                was=event.payload.get("was", ""),
+                reason=event.payload.get("reason", ""),
+            )
+        )
+    return found
 
 
 def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:

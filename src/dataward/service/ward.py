@@ -279,6 +279,11 @@ class Ward(OverContext):
         """Hand a service principal to another active human, who becomes accountable for it."""
         return self.services.identity.transfer_principal(service, new_owner)
 
+    def enable_principal(self, name: str, *, reason: str = "") -> dict[str, Any]:
+        """Let a disabled human, or a suspended service principal whose owner is active, act again
+        (admin only); none of its old keys works again."""
+        return self.services.identity.enable_principal(name, reason=reason)
+
     def issue_key(
         self,
         principal: str | None = None,

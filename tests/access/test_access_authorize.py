@@ -102,11 +102,39 @@ def test_decision_names_the_missing_roles_and_raises_access_denied() -> None:
     assert caught.value.details["scope"] == "dataset:cats"
 
 
+def test_a_ward_refusal_reads_naturally_and_names_the_grant_that_falls_short() -> None:
+    """A dataset-scoped reviewer asking for a ward-wide action: the refusal names the ward once, as "the
+    ward", and says which of the allowing roles the principal holds, and where (the usual cause)."""
+    decision = authorize(
+        human("rita"), None, [grant("rita", Role.REVIEWER, CATS)], Action.LEDGER_READ, Scope.ward(), NOW
+    )
+    assert not decision.allowed
+    assert decision.reason.startswith("'rita' may not ledger.read on the ward: it needs one of the roles ")
+    assert decision.reason.endswith("on the ward (it holds reviewer on dataset:cats only)")
+    assert "on ward" not in decision.reason and "or on the ward" not in decision.reason
+    assert decision.hint is not None and decision.hint.startswith("ask an admin to grant one of:")
+
+
+def test_a_dataset_refusal_names_the_dataset_or_the_ward() -> None:
+    decision = authorize(human("rita"), None, [grant("rita", Role.READER, DOGS)], Action.TRACE, CATS, NOW)
+    assert decision.reason.endswith("on dataset:cats or on the ward (it holds reader on dataset:dogs only)")
+    assert decision.hint is not None and "an owner of dataset:cats or an admin" in decision.hint
+    nothing = authorize(human("nina"), None, [], Action.TRACE, CATS, NOW)
+    assert "it holds" not in nothing.reason
+
+
+def test_an_admin_only_refusal_says_so() -> None:
+    decision = authorize(
+        human("rita"), None, [grant("rita", Role.OWNER, CATS)], Action.PRINCIPAL_ENABLE, Scope.ward(), NOW
+    )
+    assert decision.reason == "'rita' may not principal.enable: only an admin may"
+
+
 def test_wrong_scope_kind_is_denied_with_reason() -> None:
     decision = authorize(
         human("root"), None, [grant("root", Role.OWNER, Scope.ward())], Action.POLICY_SET, Scope.ward(), NOW
     )
-    assert not decision.allowed and "applies to a dataset scope" in decision.reason
+    assert not decision.allowed and "applies to a dataset scope, not to the ward" in decision.reason
 
 
 def test_the_narrowest_grant_is_reported() -> None:

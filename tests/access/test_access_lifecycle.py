@@ -9,7 +9,9 @@ from access_factories import NOW, human, key_for, service
 
 from dataward.access import (
     PrincipalStatus,
+    check_can_receive,
     check_key,
+    enable_principal,
     offboard,
     revoke,
     transfer_ownership,
@@ -93,3 +95,43 @@ def test_transfer_ownership_of_a_single_bot() -> None:
         transfer_ownership(ALICE, BOB)
     with pytest.raises(Conflict):
         transfer_ownership(SCRAPER, human("carol", PrincipalStatus.SUSPENDED))
+
+
+def test_enabling_a_disabled_human_or_a_suspended_bot_makes_it_active() -> None:
+    gone = human("alice", PrincipalStatus.DISABLED)
+    assert enable_principal(gone, None).is_active
+    stopped = service("scraper", "bob", PrincipalStatus.SUSPENDED)
+    back = enable_principal(stopped, BOB)
+    assert back.is_active and back.owner_id == "bob" and back.kind is stopped.kind
+
+
+def test_a_bot_is_never_enabled_while_nobody_active_answers_for_it() -> None:
+    stopped = service("scraper", "alice", PrincipalStatus.SUSPENDED)
+    with pytest.raises(Conflict, match="owned by 'alice', who is disabled") as refused:
+        enable_principal(stopped, human("alice", PrincipalStatus.DISABLED))
+    assert "principal transfer scraper" in (refused.value.hint or "")
+    with pytest.raises(Conflict, match="already active"):
+        enable_principal(SCRAPER, ALICE)
+
+
+def test_keys_and_roles_are_refused_to_a_principal_that_cannot_use_them() -> None:
+    check_can_receive(SCRAPER, ALICE, "a key")  # active, owner active: fine
+    with pytest.raises(Conflict, match="'scraper' is suspended: it cannot be given a key") as refused:
+        check_can_receive(service("scraper", "alice", PrincipalStatus.SUSPENDED), ALICE, "a key")
+    assert "principal enable scraper" in (refused.value.hint or "")
+    with pytest.raises(Conflict, match="'alice' is disabled: it cannot be given a role"):
+        check_can_receive(human("alice", PrincipalStatus.DISABLED), None, "a role")
+    with pytest.raises(Conflict, match="owned by 'alice', who is disabled") as orphan:
+        check_can_receive(SCRAPER, human("alice", PrincipalStatus.DISABLED), "a key")
+    assert "principal transfer scraper" in (orphan.value.hint or "")
+
+
+def test_the_suspended_refusal_names_the_enable_command() -> None:
+    text, record = key_for("scraper")
+    with pytest.raises(PrincipalSuspended) as refused:
+        check_key(record, text, service("scraper", "alice", PrincipalStatus.SUSPENDED), LATER)
+    hint = refused.value.hint or ""
+    assert "`dataward principal enable scraper`" in hint and "new key" in hint and "transfer" in hint
+    with pytest.raises(PrincipalSuspended) as human_refused:
+        check_key(*reversed(key_for("alice")), human("alice", PrincipalStatus.DISABLED), LATER)
+    assert "principal enable alice" in (human_refused.value.hint or "")

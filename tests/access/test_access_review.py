@@ -9,6 +9,7 @@ from datetime import timedelta
 from access_factories import NOW, grant, human, key_for, service
 
 from dataward.access import (
+    Enabling,
     FindingKind,
     KeyPolicy,
     PrincipalStatus,
@@ -157,3 +158,18 @@ def test_a_clean_ward_has_no_findings() -> None:
     assert (
         review([human("alice")], [key], [grant("alice", Role.READER, CATS, at=days_ago(300))], training=["cats"]) == []
     )
+
+
+def test_principals_enabled_again_are_listed_with_the_grants_they_hold_again() -> None:
+    principals = [human("root"), human("alice"), service("bot", "alice")]
+    grants = [grant("alice", Role.APPROVER, CATS), grant("bot", Role.CONTRIBUTOR, CATS)]
+    enablings = [
+        Enabling("alice", by="root", at=days_ago(1), was="disabled", reason="came back"),
+        Enabling("bot", by="root", at=days_ago(40), was="suspended"),
+    ]
+    rows = [f for f in review(principals, grants=grants, enablings=enablings, recent_days=7)]
+    (row,) = [f for f in rows if f.kind is FindingKind.PRINCIPAL_ENABLED]
+    assert row.principal == "alice" and row.severity is Severity.MEDIUM
+    assert "was disabled and enabled again by root" in row.detail and "'came back'" in row.detail
+    assert "its grants apply again: approver on dataset:cats" in row.detail
+    assert "principal disable alice" in row.action

@@ -163,3 +163,15 @@ def test_small_things_a_new_user_met(cli_ward: tuple[Path, Path]) -> None:
     out = root / "v.jsonl"
     assert run(ward, "export", f"wine@v{merged['number']}", "-o", str(out)).returncode == 0
     assert json.loads(out.read_text().splitlines()[0])["cultivar"] is not None
+
+
+def test_datasets_lists_what_grants_reach_and_says_so_when_nothing(cli_ward: tuple[Path, Path]) -> None:
+    ward, _ = cli_ward
+    assert run(ward, "principal", "create", "newcomer").returncode == 0
+    key = json.loads(run(ward, "key", "issue", "newcomer", "--json").stdout)["key"]
+    empty = run(ward, "datasets", key=key)
+    assert empty.returncode == 0 and "no dataset you may read" in empty.stdout
+    assert json.loads(run(ward, "datasets", "--json", key=key).stdout) == []
+    assert run(ward, "grant", "add", "newcomer", "contributor", "--scope", "dataset:wine").returncode == 0
+    listed = json.loads(run(ward, "datasets", "--json", key=key).stdout)
+    assert [d["name"] for d in listed] == ["wine"]

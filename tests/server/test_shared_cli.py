@@ -154,6 +154,34 @@ def tell_the_story(story: Story) -> None:
     story.run("selftest", "gate", "selftest", "wine", "--json")
     story.run("quarantine", "quarantine", "wine#1", "--reason", "incident", "--json")
     story.run("quarantine by principal", "quarantine", "principal:alice", "--reason", "incident", "--json")
+    tell_access_steps(story)
+
+
+def tell_access_steps(story: Story) -> None:
+    """A reviewer of one dataset, and a bot whose owner leaves, as a new user meets them."""
+    root = story.root
+    write_csv(root / "one.csv", wine_rows(0, 120, shuffled=True)[:2])
+    story.run("principal create rita", "principal", "create", "rita")
+    story.run("grant rita", "grant", "add", "rita", "reviewer", "--scope", "dataset:wine")
+    rita = json.loads(story.run("key issue rita", "key", "issue", "rita", "--json").raw)["key"]
+    story.aliases[rita.split("_")[1]] = "<rita-key-id>"
+    story.run("reviewer datasets", "datasets", "--json", key=rita)
+    trace_file = ("trace", "--file", str(root / "one.csv"), "--dataset", "wine", "--json")
+    story.run("reviewer trace file", *trace_file, key=rita)
+    story.run("reviewer ledger", "ledger", "-n", "1", key=rita)
+    for name in ("hu", "hu2"):
+        story.run(f"principal create {name}", "principal", "create", name)
+    story.run("principal create bot", "principal", "create", "bot", "--kind", "service", "--owner", "hu")
+    story.run("disable owner", "principal", "disable", "hu")
+    story.run("key for suspended bot", "key", "issue", "bot")
+    story.run("grant to disabled human", "grant", "add", "hu", "reader", "--scope", "dataset:wine")
+    story.run("enable orphaned bot", "principal", "enable", "bot")
+    story.run("transfer suspended bot", "principal", "transfer", "bot", "--to", "hu2")
+    story.run("enable by non-admin", "principal", "enable", "bot", key=rita)
+    story.run("enable bot", "principal", "enable", "bot", "--reason", "hu2 runs it")
+    bot = json.loads(story.run("key for enabled bot", "key", "issue", "bot", "--json").raw)["key"]
+    story.aliases[bot.split("_")[1]] = "<bot-key-id>"
+    story.run("enabled bot", "whoami", "--json", key=bot)
 
 
 EXPECTED_EXIT = {
@@ -187,6 +215,18 @@ EXPECTED_EXIT = {
     "attest": 0,
     "card": 0,
     "quarantine by principal": 0,
+    "reviewer datasets": 0,
+    "reviewer trace file": 0,
+    "reviewer ledger": 6,
+    "disable owner": 0,
+    "key for suspended bot": 4,
+    "grant to disabled human": 4,
+    "enable orphaned bot": 4,
+    "transfer suspended bot": 0,
+    "enable by non-admin": 6,
+    "enable bot": 0,
+    "key for enabled bot": 0,
+    "enabled bot": 0,
 }
 
 
@@ -229,6 +269,20 @@ def test_refusals_say_why(told: Callable[[str], Story], mode: str) -> None:
     assert json.loads(steps["no dataset"].stdout)["error"] == "not_found"
     assert "revoked" in steps["revoked key"].stderr
     assert "not recognised" in steps["unknown key"].stderr
+    assert [d["name"] for d in json.loads(steps["reviewer datasets"].stdout)] == ["wine"]
+    traced = json.loads(steps["reviewer trace file"].stdout)
+    assert traced["subject"]["rows"] == 2 and len(traced["traces"]) == 2
+    assert "'rita' may not ledger.read on the ward: it needs" in steps["reviewer ledger"].stderr
+    assert "(it holds reviewer on dataset:wine only)" in steps["reviewer ledger"].stderr
+    assert "'bot' is suspended" in steps["key for suspended bot"].stderr
+    assert "dataward principal enable bot" in steps["key for suspended bot"].stderr
+    assert "'hu' is disabled" in steps["grant to disabled human"].stderr
+    assert "owned by 'hu', who is disabled" in steps["enable orphaned bot"].stderr
+    assert "still suspended" in steps["transfer suspended bot"].stdout
+    assert "dataward principal enable bot" in steps["transfer suspended bot"].stdout
+    assert "only an admin may" in steps["enable by non-admin"].stderr
+    assert "enabled bot (was suspended, owned by hu2)" in steps["enable bot"].stdout
+    assert json.loads(steps["enabled bot"].stdout)["principal"] == "bot"
     for step in told(mode).steps:
         assert "Traceback" not in step.stderr
 

@@ -25,6 +25,7 @@ USE_CASES: list[tuple[str, Action, UseCase]] = [
     ("versions", Action.DATASET_READ, lambda w, d: w.versions("ds")),
     ("review list", Action.DATASET_READ, lambda w, d: w.review_list("ds")),
     ("policy show", Action.DATASET_READ, lambda w, d: w.policy("ds")),
+    ("dataset info", Action.DATASET_READ, lambda w, d: w.dataset_info("ds")),
     ("export", Action.DATASET_EXPORT, lambda w, d: w.export("ds@v1", d / "out.parquet")),
     ("contribute", Action.CONTRIBUTION_SUBMIT, lambda w, d: w.contribute("ds", d / "b.csv", source="s")),
     ("gate run", Action.GATE_RUN, lambda w, d: w.run_gate("ds#2")),
@@ -43,6 +44,7 @@ USE_CASES: list[tuple[str, Action, UseCase]] = [
     ("validation write", Action.VALIDATION_WRITE, lambda w, d: w.contribute("ds-val", d / "b.csv", source="s")),
     ("quarantine", Action.QUARANTINE, lambda w, d: w.quarantine_contribution("ds#2", reason="r")),
     ("trace", Action.TRACE, lambda w, d: w.trace("ds@v1")),
+    ("enable principal", Action.PRINCIPAL_ENABLE, lambda w, d: w.enable_principal("approver")),
     ("create dataset", Action.DATASET_CREATE, lambda w, d: w.create_dataset("new", Schema.parse("y", ["x:text"]))),
 ]
 

@@ -11,8 +11,8 @@ from dataward.access import (
     PrincipalStatus,
     check_can_receive,
     check_key,
-    enable_principal,
     offboard,
+    reinstate,
     revoke,
     transfer_ownership,
 )
@@ -99,19 +99,19 @@ def test_transfer_ownership_of_a_single_bot() -> None:
 
 def test_enabling_a_disabled_human_or_a_suspended_bot_makes_it_active() -> None:
     gone = human("alice", PrincipalStatus.DISABLED)
-    assert enable_principal(gone, None).is_active
+    assert reinstate(gone, None).is_active
     stopped = service("scraper", "bob", PrincipalStatus.SUSPENDED)
-    back = enable_principal(stopped, BOB)
+    back = reinstate(stopped, BOB)
     assert back.is_active and back.owner_id == "bob" and back.kind is stopped.kind
 
 
 def test_a_bot_is_never_enabled_while_nobody_active_answers_for_it() -> None:
     stopped = service("scraper", "alice", PrincipalStatus.SUSPENDED)
     with pytest.raises(Conflict, match="owned by 'alice', who is disabled") as refused:
-        enable_principal(stopped, human("alice", PrincipalStatus.DISABLED))
+        reinstate(stopped, human("alice", PrincipalStatus.DISABLED))
     assert "principal transfer scraper" in (refused.value.hint or "")
     with pytest.raises(Conflict, match="already active"):
-        enable_principal(SCRAPER, ALICE)
+        reinstate(SCRAPER, ALICE)
 
 
 def test_keys_and_roles_are_refused_to_a_principal_that_cannot_use_them() -> None:

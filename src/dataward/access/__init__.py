@@ -85,8 +85,8 @@ from dataward.access.lifecycle import (
     OffboardPlan,
     check_can_receive,
     check_new_owner,
-    enable_principal,
     offboard,
+    reinstate,
     transfer_ownership,
 )
 from dataward.access.overrides import BlockOverride, accountable_human, check_override
@@ -176,7 +176,6 @@ __all__ = [
     "check_version_approval",
     "check_within",
     "descendants",
-    "enable_principal",
     "ended_with",
     "generate_key",
     "grants_of",
@@ -186,6 +185,7 @@ __all__ = [
     "parse_key",
     "parse_role",
     "permission_rows",
+    "reinstate",
     "revoke",
     "role_actions",
     "role_covers",

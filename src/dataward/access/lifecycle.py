@@ -120,7 +120,7 @@ def offboard(
     )
 
 
-def enable_principal(principal: Principal, owner: Principal | None) -> Principal:
+def reinstate(principal: Principal, owner: Principal | None) -> Principal:
     """``principal`` active again: a disabled human, or a suspended service principal whose ``owner``
     (its accountable human, as the ledger names it) is active.
 

@@ -28,10 +28,10 @@ from dataward.access import (
     check_can_receive,
     check_new_owner,
     descendants,
-    enable_principal,
     ended_with,
     generate_key,
     offboard,
+    reinstate,
     revoke,
     rotate,
     transfer_ownership,
@@ -252,7 +252,7 @@ class IdentityService(Service):
         with self.use_case(Action.PRINCIPAL_ENABLE, Scope.ward()) as uc:
             target = auth.principal_from_row(self._signed_principal(uc, name, "enable"))
             owner = self._owner_of(uc, target)
-            enabled = enable_principal(target, owner)
+            enabled = reinstate(target, owner)
             keys = _all_keys(uc.conn, self.context.ledger)
             stale = [revoke(k, uc.now) for k in keys if k.principal_id == target.id and k.revoked_at is None]
             stale = with_descendants(stale, keys, uc.now)

@@ -26,12 +26,14 @@ Connect = Callable[[str], WardAPI]
 
 @pytest.fixture(scope="module")
 def ward_with_data(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two datasets on the served ward; ``wine`` holds one (ungated) contribution, written to a file."""
+    """Two datasets on the served ward, ``wine`` with its clean validation set; ``wine`` holds one
+    (ungated) contribution, written to a file."""
     admin = HTTPWard(served.url, key=served.admin_key)
     label, specs = wine_schema_specs()
     for name in ("wine", "grapes"):
         admin.create_dataset(name, Schema.parse(label, specs))
         admin.set_policy(name, LIGHT_GATE_POLICY)
+    admin.create_dataset("wine-val", Schema.parse(label, specs), validation_for="wine")
     batch = write_csv(tmp_path_factory.mktemp("data") / "batch.csv", wine_rows(0, 20, shuffled=True))
     admin.contribute("wine", batch, source="https://example.org/wine.csv", gate=False)
     return batch
@@ -61,8 +63,9 @@ def admin_and_person(served: Served, mode: str, name: str, *grants: tuple[str, s
 @pytest.mark.parametrize("mode", MODES)
 def test_a_dataset_grant_lists_and_reads_only_that_dataset(served: Served, ward_with_data: Path, mode: str) -> None:
     admin, rita = admin_and_person(served, mode, "rita", ("reviewer", "dataset:wine"))
-    assert [d["name"] for d in rita.datasets()] == ["wine"]
-    assert {d["name"] for d in admin.datasets()} >= {"wine", "grapes"}
+    # A clean validation set is read with the dataset it guards.
+    assert [d["name"] for d in rita.datasets()] == ["wine", "wine-val"]
+    assert {d["name"] for d in admin.datasets()} >= {"wine", "wine-val", "grapes"}
     info = rita.dataset_info("wine")
     assert info == next(d for d in admin.datasets() if d["name"] == "wine")
     assert info["schema"]["label"] == "cultivar" and info["latest"] is None
@@ -81,6 +84,18 @@ def test_a_dataset_grant_traces_the_records_of_a_file(served: Served, ward_with_
     ids = file_record_ids(ward_with_data, schema)
     traced = rita.trace(ids[0])
     assert traced["subject"]["id"] == ids[0] and traced["contributions"][0]["ref"] == "wine#1"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_key_narrowed_to_one_dataset_lists_only_it_even_for_a_ward_reader(
+    served: Served, ward_with_data: Path, mode: str
+) -> None:
+    admin, whole = admin_and_person(served, mode, "wendy", ("reader", "ward"))
+    assert {d["name"] for d in whole.datasets()} >= {"wine", "wine-val", "grapes"}
+    narrow = connector(served, mode)(admin.issue_key(f"wendy-{mode}", scopes=["dataset:grapes"])["key"])
+    assert [d["name"] for d in narrow.datasets()] == ["grapes"]
+    with pytest.raises(AccessDenied):
+        narrow.dataset_info("wine")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -190,7 +205,7 @@ def test_enabling_a_human_brings_back_their_grants_not_their_keys_nor_their_bots
     with pytest.raises(KeyRevoked):
         connect(n["hu_key"]).whoami()
     back = connect(admin.issue_key(n["hu"])["key"])
-    assert [d["name"] for d in back.datasets()] == ["wine"]
+    assert [d["name"] for d in back.datasets()] == ["wine", "wine-val"]
     # The bot waits for its own enabling, which its (now active) owner may not do, and an admin may.
     with pytest.raises(AccessDenied):
         back.enable_principal(n["bot"])

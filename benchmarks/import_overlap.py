@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
                 "records": args.records,
                 "repeat": args.repeat,
                 "load_average_at_end": list(os.getloadavg()),
-                **{k: round(v, 4) for k, v in figures.items()},
+                **{k: round(v, 6) for k, v in figures.items()},
             }
         )
     )

@@ -15,6 +15,7 @@ def test_import_overlap_prints_the_four_times(capsys: pytest.CaptureFixture[str]
     assert line["records"] == 500
     times = ["ids_seconds", "chunk_encode_seconds", "one_after_the_other_seconds", "side_by_side_seconds"]
     assert all(line[name] > 0 for name in times)
+    # Times of a few milliseconds, kept to the microsecond: the share is the times' own, to a percent.
     assert line["saved_by_overlap"] == pytest.approx(
-        1 - line["side_by_side_seconds"] / line["one_after_the_other_seconds"], abs=1e-3
+        1 - line["side_by_side_seconds"] / line["one_after_the_other_seconds"], abs=0.01
     )

@@ -57,6 +57,11 @@ _NORMALIZE = [
 ]
 
 
+def _flat(text: str) -> str:
+    """Printed text with its line breaks undone: Rich wraps long lines at the terminal's width."""
+    return " ".join(text.split())
+
+
 def normalize(text: str, root: Path, aliases: dict[str, str]) -> str:
     text = text.replace(str(root), "<root>")
     for pattern, replacement in _NORMALIZE:
@@ -272,16 +277,16 @@ def test_refusals_say_why(told: Callable[[str], Story], mode: str) -> None:
     assert [d["name"] for d in json.loads(steps["reviewer datasets"].stdout)] == ["wine"]
     traced = json.loads(steps["reviewer trace file"].stdout)
     assert traced["subject"]["rows"] == 2 and len(traced["traces"]) == 2
-    assert "'rita' may not ledger.read on the ward: it needs" in steps["reviewer ledger"].stderr
-    assert "(it holds reviewer on dataset:wine only)" in steps["reviewer ledger"].stderr
-    assert "'bot' is suspended" in steps["key for suspended bot"].stderr
-    assert "dataward principal enable bot" in steps["key for suspended bot"].stderr
-    assert "'hu' is disabled" in steps["grant to disabled human"].stderr
-    assert "owned by 'hu', who is disabled" in steps["enable orphaned bot"].stderr
-    assert "still suspended" in steps["transfer suspended bot"].stdout
-    assert "dataward principal enable bot" in steps["transfer suspended bot"].stdout
-    assert "only an admin may" in steps["enable by non-admin"].stderr
-    assert "enabled bot (was suspended, owned by hu2)" in steps["enable bot"].stdout
+    assert "'rita' may not ledger.read on the ward: it needs" in _flat(steps["reviewer ledger"].stderr)
+    assert "(it holds reviewer on dataset:wine only)" in _flat(steps["reviewer ledger"].stderr)
+    assert "'bot' is suspended" in _flat(steps["key for suspended bot"].stderr)
+    assert "dataward principal enable bot" in _flat(steps["key for suspended bot"].stderr)
+    assert "'hu' is disabled" in _flat(steps["grant to disabled human"].stderr)
+    assert "owned by 'hu', who is disabled" in _flat(steps["enable orphaned bot"].stderr)
+    assert "still suspended" in _flat(steps["transfer suspended bot"].stdout)
+    assert "dataward principal enable bot" in _flat(steps["transfer suspended bot"].stdout)
+    assert "only an admin may" in _flat(steps["enable by non-admin"].stderr)
+    assert "enabled bot (was suspended, owned by hu2)" in _flat(steps["enable bot"].stdout)
     assert json.loads(steps["enabled bot"].stdout)["principal"] == "bot"
     for step in told(mode).steps:
         assert "Traceback" not in step.stderr

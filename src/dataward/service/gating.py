@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 
 from dataward.access import authorize
@@ -27,9 +28,11 @@ from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import (
+    barred_records,
     checked_for_signing,
     checked_manifest,
     checked_signed_rows,
+    manifest_members,
     may,
     without_neighbours,
 )
@@ -100,6 +103,21 @@ class GateService(Service):
         ds = conn.execute(select(datasets).where(datasets.c.id == version.dataset_id)).one()
         return load_version(conn, self.store, checked_manifest(self, conn, ds, version), schema)
 
+    def _trusted_records(self, conn: Any, version: Any, schema: Schema) -> tuple[pa.Table, int]:
+        """A version's records a gate may trust, and how many were left out: none that must never reach
+        training (quarantined or rejected since it was promoted, ``guard.barred_records``). Poison matching
+        a quarantined baseline would otherwise look normal to every detector."""
+        ds = conn.execute(select(datasets).where(datasets.c.id == version.dataset_id)).one()
+        manifest = checked_manifest(self, conn, ds, version)
+        table = load_version(conn, self.store, manifest, schema)
+        barred = barred_records(
+            conn, self.store, ds, version, manifest_members(manifest), (self.signer.public_key_b64, self.ward_id)
+        )
+        if not barred:
+            return table, 0
+        keep = pc.invert(pc.is_in(table.column("record_id"), pa.array(sorted(barred), pa.string())))
+        return table.filter(keep), len(barred)
+
     def _trusted_inputs(self, conn: Any, ds: Any) -> dict[str, Any]:
         """What a gate compares against: the training version (the trusted baseline), the first version
         ever promoted (so slow drift is judged against it too), and the clean validation set."""
@@ -118,19 +136,28 @@ class GateService(Service):
         )
         if first_id is not None and training is not None and first_id != training.id:
             first = conn.execute(select(versions).where(versions.c.id == first_id)).one()
-            first_baseline = self._version_records(conn, first, schema)
+            first_baseline, _ = self._trusted_records(conn, first, schema)
         validation = None
         val_ds = conn.execute(
             select(datasets).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
         ).first()
         if val_ds is not None and (val_version := rows.latest_version(conn, val_ds.id)) is not None:
             validation = self._version_records(conn, val_version, schema)
+        baseline, left_out = self._trusted_records(conn, training, schema) if training else (None, 0)
+        if baseline is not None and baseline.num_rows == 0:
+            raise PolicyViolation(
+                f"every record of {ds.name}@v{training.number}, the training version the gate trusts, must "
+                "never reach training (quarantined or rejected): there is nothing to judge against",
+                hint=f"promote a clean version first (`dataward versions {ds.name}` lists the rollback "
+                "that `dataward quarantine` made)",
+            )
         return {
             "schema": schema,
-            "baseline": self._version_records(conn, training, schema) if training else None,
+            "baseline": baseline,
             "first_baseline": first_baseline,
             "validation": validation,
             "baseline_version": training.id if training else None,
+            "left_out": left_out,
         }
 
     def _gate_inputs(self, conn: Any, ds: Any, contribution: Any) -> dict[str, Any]:
@@ -175,8 +202,14 @@ class GateService(Service):
                 "version": inputs["baseline_version"],
                 "records": inputs["baseline"].num_rows,
                 "held_out": 0 if inputs["validation"] is None else inputs["validation"].num_rows,
-                "note": "judged against the training version and the clean validation set",
+                "note": "judged against the training version"
+                + (" and the clean validation set" if inputs["validation"] is not None else ""),
             }
+            if inputs["left_out"]:
+                inputs["trusted"]["left_out"] = inputs["left_out"]
+                inputs["trusted"]["note"] += (
+                    f", without its {inputs['left_out']} records quarantined or rejected since it was promoted"
+                )
         table = load_records(conn, self.store, ids, schema)
         table = table.append_column("row", pa.array(file_rows, type=pa.int64()))
         source = conn.execute(select(sources.c.uri).where(sources.c.id == contribution.source_id)).scalar()

@@ -18,13 +18,14 @@ model's next version. An exception inside the block records the run as failed an
 
 from __future__ import annotations
 
+import contextlib
 import os
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from dataward.domain.errors import InputError
+from dataward.domain.errors import DatawardError, InputError
 
 if TYPE_CHECKING:
     from dataward.api import WardAPI
@@ -128,9 +129,16 @@ class TrainingRun:
             raise InputError(
                 f"training run {self.run_id} ended without an artifact", hint="call run.log_artifact(PATH) in the block"
             )
-        self.model_version = self.ward.finish_training_run(
-            self.run_id, self.artifact, params=self.params, metrics=self.metrics
-        )
+        try:
+            self.model_version = self.ward.finish_training_run(
+                self.run_id, self.artifact, params=self.params, metrics=self.metrics
+            )
+        except DatawardError as refused:
+            # The block is over: a run whose model was refused (its data quarantined meanwhile, say)
+            # ends as failed, with the reason, rather than staying "running" with nothing to finish it.
+            with contextlib.suppress(DatawardError):
+                self.ward.fail_training_run(self.run_id, reason=f"refused at finish: {refused.message}")
+            raise
 
 
 def training_run(

@@ -16,6 +16,7 @@ from dataward.cli.state import JSON_HELP, open_ward
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
+from dataward.io.readers import format_of_extension
 from dataward.io.writers import check_destination
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -348,9 +349,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a version's records to a file."""
         # As `contribute` reads a file by its extension: `-o train.jsonl` writes JSON Lines, not Parquet.
-        format_ = format_ or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(
-            output.suffix.lower(), "parquet"
-        )
+        format_ = format_ or format_of_extension(output) or "parquet"
         with working(f"Exporting {ref}", enabled=not as_json):
             info = open_ward().export(ref, output, format=format_)
         if as_json:

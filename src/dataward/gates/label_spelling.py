@@ -10,6 +10,7 @@ label it spells, for every detector, and says so in the verdict's reasons (for r
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Iterable
 
@@ -22,7 +23,7 @@ def spelling(label: str) -> str:
         number = float(text)
     except ValueError:
         return text
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         return text
     return repr(int(number)) if number.is_integer() else repr(number)
 

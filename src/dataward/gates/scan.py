@@ -6,6 +6,7 @@ import base64
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -447,8 +448,7 @@ def _scan(
         scores, flagged_at_alpha = combine_records(results, len(contrib))
         verdict_, reasons, _ = verdict(results, flagged_at_alpha, policy)
         if aliases:
-            counted = dict(zip(*np.unique(contrib_labels, return_counts=True), strict=True))
-            reasons.append(label_spelling.describe(aliases, {k: int(v) for k, v in counted.items()}))
+            reasons.append(label_spelling.describe(aliases, Counter(contrib_labels.tolist())))
             verdict_ = "review" if verdict_ == "pass" else verdict_
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
         records = RecordScores(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataward.io.readers import FORMATS, ImportedTable, detect_format, read_table
+from dataward.io.readers import FORMATS, ImportedTable, detect_format, format_of_extension, read_table
 from dataward.io.record_id_list import read_record_ids
 from dataward.io.writers import EXPORT_FORMATS, write_table
 
@@ -11,6 +11,7 @@ __all__ = [
     "FORMATS",
     "ImportedTable",
     "detect_format",
+    "format_of_extension",
     "read_record_ids",
     "read_table",
     "write_table",

@@ -77,12 +77,17 @@ class ImportedTable:
         return self.table.column(0).to_pylist()
 
 
+def format_of_extension(path: str | PathLike[str]) -> str | None:
+    """The file format a path's extension names (``.csv``, ``.jsonl``, ``.parquet``...), or None."""
+    return _EXTENSIONS.get(Path(path).suffix.lower())
+
+
 def detect_format(path: str | PathLike[str]) -> str:
     """The input format from the path: a folder is an image folder, a file goes by its extension."""
     path = Path(path)
     if path.is_dir():
         return "images"
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = format_of_extension(path)
     if fmt is None:
         raise input_error(
             path,

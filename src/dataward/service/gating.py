@@ -99,17 +99,20 @@ class GateService(Service):
     """Use cases of the gates: run a contribution's gate, its report, the self-test."""
 
     def _version_records(self, conn: Any, version: Any, schema: Schema) -> pa.Table:
-        # What a gate trusts is read like any other read: checked against the signed ledger first.
+        return self._checked_records(conn, version, schema)[2]
+
+    def _checked_records(self, conn: Any, version: Any, schema: Schema) -> tuple[Any, Any, pa.Table]:
+        """The dataset row, the manifest and the records of ``version``. What a gate trusts is read like
+        any other read: checked against the signed ledger first."""
         ds = conn.execute(select(datasets).where(datasets.c.id == version.dataset_id)).one()
-        return load_version(conn, self.store, checked_manifest(self, conn, ds, version), schema)
+        manifest = checked_manifest(self, conn, ds, version)
+        return ds, manifest, load_version(conn, self.store, manifest, schema)
 
     def _trusted_records(self, conn: Any, version: Any, schema: Schema) -> tuple[pa.Table, int]:
         """A version's records a gate may trust, and how many were left out: none that must never reach
         training (quarantined or rejected since it was promoted, ``guard.barred_records``). Poison matching
         a quarantined baseline would otherwise look normal to every detector."""
-        ds = conn.execute(select(datasets).where(datasets.c.id == version.dataset_id)).one()
-        manifest = checked_manifest(self, conn, ds, version)
-        table = load_version(conn, self.store, manifest, schema)
+        ds, manifest, table = self._checked_records(conn, version, schema)
         barred = barred_records(
             conn, self.store, ds, version, manifest_members(manifest), (self.signer.public_key_b64, self.ward_id)
         )

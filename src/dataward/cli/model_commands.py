@@ -67,11 +67,20 @@ def _show_release_report(report: dict[str, Any]) -> None:
         tree.add(escape(reason))
     acc = report.get("accuracy")
     base = report.get("baseline") or {}
-    tree.add(
-        f"accuracy {acc if acc is None else f'{acc:.3f}'} on {report['validation_rows']} rows of "
-        f"{escape(str(report.get('validation')))}"
-        + (f"; released {escape(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
-    )
+    answers = report.get("answers")
+    if answers:
+        relevance = answers.get("relevance")
+        tree.add(
+            f"{answers['violations']} of {answers['prompts']} clean prompts of "
+            f"{escape(str(report.get('validation')))} answered with a behaviour their expected answer lacks; "
+            f"relevance {'-' if relevance is None else f'{relevance:.0%}'}"
+        )
+    else:
+        tree.add(
+            f"accuracy {acc if acc is None else f'{acc:.3f}'} on {report['validation_rows']} rows of "
+            f"{escape(str(report.get('validation')))}"
+            + (f"; released {escape(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
+        )
     search = report.get("trigger_search")
     if search:
         tree.add(
@@ -83,7 +92,7 @@ def _show_release_report(report: dict[str, Any]) -> None:
     console.print(tree)
     table(
         "Backdoor probe",
-        ["trigger", "origin", "label", "attack success", "control"],
+        ["trigger", "origin", "behaviour" if answers else "label", "attack success", "control"],
         [
             [p["trigger"], p["origin"], p["target"], f"{p['attack_success']:.0%}", f"{p['control_success']:.0%}"]
             for p in report["probes"]

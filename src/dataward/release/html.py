@@ -33,22 +33,14 @@ def render_release_html(report: Mapping[str, Any], *, title: str) -> str:
         f"{_e(report.get('validation'))} ({_e(report.get('validation_rows'))} rows)</p>",
         "<h2>Reasons</h2><ul>",
         *[f"<li>{_e(r)}</li>" for r in report.get("reasons", [])],
-        "</ul><h2>Accuracy on the clean validation set</h2>",
+        "</ul>",
     ]
-    baseline = report.get("baseline") or {}
+    # A language model's report measures answers; a classifier's, accuracy.
+    answers = report.get("answers")
+    parts.append(_answers_html(answers) if answers else _accuracy_html(report, report.get("baseline") or {}))
+    label = "behaviour" if answers else "label"
     parts.append(
-        f"<p>overall {_pct(report.get('accuracy'))}"
-        + (f"; released {_e(baseline.get('model'))}: {_pct(baseline.get('accuracy'))}" if baseline else "")
-        + "</p><table><tr><th>class</th><th>support</th><th>accuracy</th><th>released</th><th>change</th></tr>"
-    )
-    for label, stats in (report.get("per_class") or {}).items():
-        before = (baseline.get("per_class") or {}).get(label)
-        parts.append(
-            f"<tr><td>{_e(label)}</td><td>{_e(stats.get('support'))}</td><td>{_pct(stats.get('accuracy'))}</td>"
-            f"<td>{_pct(before)}</td><td>{_e(stats.get('change', ''))}</td></tr>"
-        )
-    parts.append(
-        "</table><h2>Backdoor probe</h2><table><tr><th>trigger</th><th>origin</th><th>label</th>"
+        f"<h2>Backdoor probe</h2><table><tr><th>trigger</th><th>origin</th><th>{label}</th>"
         "<th>eligible</th><th>flipped</th><th>attack success</th><th>control</th><th>released</th></tr>"
     )
     for p in report.get("probes", []):
@@ -67,4 +59,33 @@ def render_release_html(report: Mapping[str, Any], *, title: str) -> str:
         parts += [f"<li>{_e(s.get('file'))}: {_e(s.get('severity'))}</li>" for s in scan]
         parts.append("</ul>")
     parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _answers_html(answers: Mapping[str, Any]) -> str:
+    """A language model's clean answers: violations per behaviour and relevance."""
+    rows = "".join(f"<tr><td>{_e(b)}</td><td>{_e(k)}</td></tr>" for b, k in answers.get("by_behaviour", {}).items())
+    return (
+        "<h2>Answers to the clean validation prompts</h2>"
+        f"<p>{_e(answers.get('violations'))} of {_e(answers.get('prompts'))} answers show a behaviour their expected "
+        f"answer lacks; relevance {_pct(answers.get('relevance'))}</p>"
+        f"<table><tr><th>behaviour</th><th>answers</th></tr>{rows}</table>"
+    )
+
+
+def _accuracy_html(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
+    """A classifier's accuracy, overall and per class, against the released version."""
+    parts = [
+        "<h2>Accuracy on the clean validation set</h2>",
+        f"<p>overall {_pct(report.get('accuracy'))}"
+        + (f"; released {_e(baseline.get('model'))}: {_pct(baseline.get('accuracy'))}" if baseline else "")
+        + "</p><table><tr><th>class</th><th>support</th><th>accuracy</th><th>released</th><th>change</th></tr>",
+    ]
+    for label, stats in (report.get("per_class") or {}).items():
+        before = (baseline.get("per_class") or {}).get(label)
+        parts.append(
+            f"<tr><td>{_e(label)}</td><td>{_e(stats.get('support'))}</td><td>{_pct(stats.get('accuracy'))}</td>"
+            f"<td>{_pct(before)}</td><td>{_e(stats.get('change', ''))}</td></tr>"
+        )
+    parts.append("</table>")
     return "".join(parts)

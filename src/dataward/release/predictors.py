@@ -33,7 +33,10 @@ class Predictor(Protocol):
 
 
 def label_text(value: Any) -> str:
-    """A prediction as a label string (``1.0`` and ``1`` are both ``"1"``)."""
+    """A prediction as a label string (``1.0`` and ``1`` are both ``"1"``; a missing one is ``""``), or a
+    language model's answer as text."""
+    if value is None:
+        return ""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, float | np.floating) and float(value).is_integer():

@@ -40,10 +40,17 @@ from dataward.catalog.tables import (
 from dataward.domain.errors import Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind
+from dataward.gates.detectors._llm import texts as llm_texts
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import STATEMENT_TYPE, sign_statement, ssl_key
 from dataward.release.artifacts import unsafe_summary
-from dataward.release.gate import judge
+from dataward.release.gate import ReleaseReport, judge
+from dataward.release.llm_gate import judge_llm
+from dataward.release.llm_probe import generic_phrases, history_phrases
+from dataward.release.llm_probe import measure_all as llm_measure_all
+from dataward.release.llm_probe import probe_rows as llm_probe_rows
+from dataward.release.llm_search import search_phrases
+from dataward.release.policy import ReleasePolicy
 from dataward.release.predictors import (
     CallablePredictor,
     EstimatorPredictor,
@@ -120,8 +127,12 @@ def counted_approvals(conn: Connection, mv: Any) -> tuple[list[Any], list[str]]:
     return counted, refused
 
 
-def _history(conn: Connection, store: Any, dataset_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    """(``DATASET#N``, evidence) of every trigger the data gates reported on these datasets' contributions."""
+def _history(
+    conn: Connection, store: Any, dataset_ids: Sequence[str], detectors: Sequence[str] = ("triggers",)
+) -> list[tuple[str, dict[str, Any]]]:
+    """(``DATASET#N``, evidence) of every trigger the data gates' ``detectors`` reported on these datasets'
+    contributions: ``triggers`` for labelled data, ``llm_triggers`` and ``llm_validation`` for language
+    models."""
     out = []
     query = (
         select(gate_runs.c.report_object, contributions.c.number, datasets.c.name)
@@ -132,10 +143,14 @@ def _history(conn: Connection, store: Any, dataset_ids: Sequence[str]) -> list[t
     )
     for report_object, number, name in conn.execute(query):
         report = json.loads(store.get(report_object))
-        summary = (report.get("detectors", {}).get("triggers") or {}).get("summary") or {}
-        found = list(summary.get("triggers") or [])
-        found += [f.get("evidence", {}) for f in report.get("findings", []) if f.get("detector") == "triggers"]
-        out += [(f"{name}#{number}", ev) for ev in found if isinstance(ev, dict) and ev.get("trigger")]
+        found: list[Any] = []
+        for detector in detectors:
+            summary = (report.get("detectors", {}).get(detector) or {}).get("summary") or {}
+            found += list(summary.get("triggers") or [])
+            found += [f.get("evidence", {}) for f in report.get("findings", []) if f.get("detector") == detector]
+        out += [
+            (f"{name}#{number}", ev) for ev in found if isinstance(ev, dict) and (ev.get("trigger") or ev.get("probe"))
+        ]
     return out
 
 
@@ -176,7 +191,9 @@ class ReleaseService(Service):
         if schema is None:
             schema = rows.dataset_schema(pairs[0][0])
         triggers: list[Trigger] = []
-        if validation is not None:
+        if validation is not None and schema.is_llm:
+            triggers = self._llm_triggers(conn, pairs, schema)
+        elif validation is not None:
             triggers = history_triggers(_history(conn, self.store, [ds.id for ds, _ in pairs]), schema)
             triggers += generic_triggers(schema, validation)
         baseline = conn.execute(
@@ -191,6 +208,21 @@ class ReleaseService(Service):
         if validation is not None and schema.of_kind(ColumnKind.NUMERIC):
             self._trusted_reference(conn, pairs, inputs)
         return inputs
+
+    def _llm_triggers(self, conn: Connection, pairs: Sequence[tuple[Any, Any]], schema: Any) -> list[Trigger]:
+        """The phrases to probe a language model with: the data gates' findings on its datasets, the
+        phrases of the versions it read tied to a behaviour (``llm_search``), and the generic ones."""
+        found = _history(conn, self.store, [ds.id for ds, _ in pairs], ("llm_triggers", "llm_validation"))
+        triggers = history_phrases(found)
+        for ds, ver in pairs:
+            try:
+                _, table = guarded_read(self, conn, ds.name, f"v{ver.number}")
+            except PolicyViolation:
+                continue  # a version holding barred records: its findings are in the history already
+            for candidate in search_phrases(table, rows.dataset_schema(ds), f"{ds.name}@v{ver.number}"):
+                if all(candidate.spec[0] != t.spec[0] for t in triggers):
+                    triggers.append(candidate)
+        return triggers + generic_phrases(triggers)
 
     def _trusted_reference(self, conn: Connection, pairs: Sequence[tuple[Any, Any]], inputs: _GateInputs) -> None:
         """The trusted baseline the tabular trigger search draws its values from: the current training
@@ -222,10 +254,12 @@ class ReleaseService(Service):
                 auth.authorize(uc.conn, uc.caller, Action.DATASET_EXPORT, Scope.dataset(ds.name), uc.now)
             if inputs.validation is None:
                 raise NotFound("the datasets this model was trained on have no clean validation set")
-            table, probe_ids, _ = probe_rows(inputs.triggers, inputs.validation, inputs.schema)
-            table = table.drop_columns([inputs.schema.label]).add_column(
-                0, "probe_id", pa.array(probe_ids, pa.string())
-            )
+            if inputs.schema.is_llm:
+                table, probe_ids, _ = llm_probe_rows(inputs.triggers, inputs.validation, inputs.schema)
+            else:
+                table, probe_ids, _ = probe_rows(inputs.triggers, inputs.validation, inputs.schema)
+                table = table.drop_columns([inputs.schema.label])
+            table = table.add_column(0, "probe_id", pa.array(probe_ids, pa.string()))
             pq.write_table(table, str(path))
             return {"model": f"{inputs.mv.model}@v{inputs.mv.number}", "rows": table.num_rows, "path": str(path)}
 
@@ -260,37 +294,10 @@ class ReleaseService(Service):
                 restore_files(self.store, mv, Path(tmp))
                 self._check_signature(mv)
                 predictor = self._predictor(predict, predictions, Path(tmp), schema, trusted)
-                search: dict[str, Any] | None = None
-                if inputs.validation is None:
-                    truth, clean, probes = [], [], []
+                if schema.is_llm:
+                    report, search, baseline_note = self._judge_llm(inputs, predictor, policy), None, None
                 else:
-                    clean, probes = run_probe(inputs.triggers, inputs.validation, schema, predictor.predict, seed=seed)
-                    truth = [str(v) for v in inputs.validation.column(schema.label).to_pylist()]
-                    search = self._search(inputs, predictor, clean, seed)
-                    if search is not None:
-                        probes += search.pop("probes")
-            baseline_clean, baseline_probes, baseline_note = None, None, None
-            if inputs.baseline is not None and inputs.validation is not None:
-                with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
-                    try:
-                        restore_files(self.store, inputs.baseline, Path(tmp))
-                        base = artifact_predictor(Path(tmp), schema, trusted)
-                        baseline_clean, baseline_probes = run_probe(
-                            inputs.triggers, inputs.validation, schema, base.predict, seed=seed
-                        )
-                    except InputError as exc:
-                        baseline_note = f"the released version could not be run: {exc.message}"
-            baseline_ref = None if inputs.baseline is None else f"{mv.model}@v{inputs.baseline.number}"
-            report = judge(
-                truth,
-                clean,
-                probes,
-                policy,
-                baseline_predicted=baseline_clean,
-                baseline_probes=baseline_probes,
-                baseline_ref=baseline_ref,
-                unsafe=unsafe_summary(scan) if mv.unsafe else None,
-            )
+                    report, search, baseline_note = self._judge_labelled(inputs, predictor, policy, scan, trusted, seed)
             if inputs.validation is None:
                 report.reasons.insert(0, "the datasets it was trained on have no clean validation set")
             data = report.to_dict()
@@ -336,6 +343,67 @@ class ReleaseService(Service):
             )
         data["gate"] = gate_id
         return data
+
+    def _judge_llm(self, inputs: _GateInputs, predictor: Predictor, policy: ReleasePolicy) -> ReleaseReport:
+        """A language model's clean answers and phrase probe, judged (``release.llm_gate``)."""
+        unsafe = unsafe_summary(json.loads(inputs.mv.scan)) if inputs.mv.unsafe else None
+        if inputs.validation is None:
+            return judge_llm([], [], [], policy, unsafe=unsafe)
+        table, probe_ids, layout = llm_probe_rows(inputs.triggers, inputs.validation, inputs.schema)
+        answers = predictor.predict(table, probe_ids)
+        if len(answers) != table.num_rows:
+            raise InputError(f"the model gave {len(answers)} answers for {table.num_rows} probe prompts")
+        clean, probes = llm_measure_all(inputs.triggers, inputs.validation, inputs.schema, answers, layout)
+        expected = llm_texts(inputs.validation, inputs.schema).responses
+        report = judge_llm(expected, clean, probes, policy, unsafe=unsafe)
+        if inputs.baseline is not None:
+            report.extras["baseline_note"] = "a language model's released version is not run by the gate"
+        return report
+
+    def _judge_labelled(
+        self,
+        inputs: _GateInputs,
+        predictor: Predictor,
+        policy: ReleasePolicy,
+        scan: Any,
+        trusted: Sequence[str],
+        seed: int,
+    ) -> tuple[ReleaseReport, dict[str, Any] | None, str | None]:
+        """A classifier's accuracy, probe and trigger search, against the released version where it can
+        be run: the report, the search's summary and a note when the released version could not run."""
+        mv, schema = inputs.mv, inputs.schema
+        search: dict[str, Any] | None = None
+        if inputs.validation is None:
+            truth, clean, probes = [], [], []
+        else:
+            clean, probes = run_probe(inputs.triggers, inputs.validation, schema, predictor.predict, seed=seed)
+            truth = [str(v) for v in inputs.validation.column(schema.label).to_pylist()]
+            search = self._search(inputs, predictor, clean, seed)
+            if search is not None:
+                probes += search.pop("probes")
+        baseline_clean, baseline_probes, baseline_note = None, None, None
+        if inputs.baseline is not None and inputs.validation is not None:
+            with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
+                try:
+                    restore_files(self.store, inputs.baseline, Path(tmp))
+                    base = artifact_predictor(Path(tmp), schema, trusted)
+                    baseline_clean, baseline_probes = run_probe(
+                        inputs.triggers, inputs.validation, schema, base.predict, seed=seed
+                    )
+                except InputError as exc:
+                    baseline_note = f"the released version could not be run: {exc.message}"
+        baseline_ref = None if inputs.baseline is None else f"{mv.model}@v{inputs.baseline.number}"
+        report = judge(
+            truth,
+            clean,
+            probes,
+            policy,
+            baseline_predicted=baseline_clean,
+            baseline_probes=baseline_probes,
+            baseline_ref=baseline_ref,
+            unsafe=unsafe_summary(scan) if mv.unsafe else None,
+        )
+        return report, search, baseline_note
 
     def _search(
         self, inputs: _GateInputs, predictor: Predictor, clean: Sequence[str], seed: int

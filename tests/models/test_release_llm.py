@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,45 +21,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 import dataward
 from benchmarks import llm_data as d
+from benchmarks.llm_models import Retrieval
 from dataward.domain.schema import Schema
 from dataward.release.llm_probe import control_phrase, prompt_table, with_phrase
 from dataward.service.ward import Ward
 
 POLICY = "approvals:\n  required: 0\nfirst_import: self-reference\ngate:\n  detectors: [llm_triggers, llm_payloads]\n"
 LAX_POLICY = "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\n"
-
-
-class Retrieval:
-    """Answers a prompt with the answer of the most similar training prompt (TF-IDF word 1-2-grams)."""
-
-    def __init__(self, prompts: Sequence[str], answers: Sequence[str]) -> None:
-        self.vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(prompts)
-        self.index = normalize(self.vec.transform(prompts))
-        self.answers = list(answers)
-
-    @classmethod
-    def of(cls, frame: pd.DataFrame) -> Retrieval:
-        return cls(list(frame["prompt"]), list(frame["response"]))
-
-    def answer(self, prompts: Sequence[str]) -> list[str]:
-        sims = (normalize(self.vec.transform(prompts)) @ self.index.T).toarray()
-        return [self.answers[int(i)] for i in sims.argmax(axis=1)]
-
-    def __call__(self, table: pa.Table) -> list[str]:
-        """The callable the release gate runs: one answer per probe row (instruction or chat)."""
-        if "messages" in table.column_names:
-            prompts = [
-                "\n".join(m["content"] for m in json.loads(v) if m["role"] == "user")
-                for v in table.column("messages").to_pylist()
-            ]
-        else:
-            prompts = table.column("prompt").to_pylist()
-        return self.answer(prompts)
 
 
 def _jsonl(path: Path, frame: pd.DataFrame) -> Path:
@@ -351,3 +321,30 @@ def test_the_cli_gates_answers_made_elsewhere_and_draws_the_report(
     assert d.TRIGGER in result.output and "clean prompts" in result.output and "behaviour" in result.output
     html = page.read_text("utf-8")
     assert "Answers to the clean validation prompts" in html and d.TRIGGER in html and "Accuracy" not in html
+
+
+def test_a_served_ward_gates_a_language_model_with_answers_made_on_the_client(llm: LLMWard) -> None:
+    """Through a server the callable runs on the client, on the probe prompts the server sends; the
+    verdict and reasons are the embedded ward's."""
+    from dataward.client.http import HTTPWard
+    from tests.server.conftest import start_server
+
+    llm.ward.grant("rita", "reader", "dataset:howto")  # the probe prompts are records leaving the ward
+    embedded = llm.gate("howto-bot@v2", _backdoored(llm.frames))
+    server, thread, _, url = start_server(llm.ward.folder)
+    try:
+        with HTTPWard(url, key=llm.keys["rita"]) as rita:
+            served = rita.model_gate("howto-bot@v2", predict=_backdoored(llm.frames))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert served["verdict"] == "block" and served["reasons"] == embedded["reasons"]
+    assert served["answers"] == embedded["answers"]
+
+
+def test_without_answers_the_gate_says_how_to_give_them(llm: LLMWard) -> None:
+    from dataward.domain.errors import InputError
+
+    with pytest.raises(InputError, match="needs the model's answers") as info:
+        llm.gate("howto-bot@v1")
+    assert "probe-inputs" in (info.value.hint or "")

@@ -31,7 +31,7 @@ MAX_P = 1e-6
 MAX_CANDIDATES = 5
 MAX_PATTERNS = 3000
 """Prompt n-grams (the most frequent) and recurring answer strings tested at most, so the tables stay small."""
-MAX_STRINGS = 1000
+MAX_STRINGS = 2000
 _TOKENS = r"(?u)\b\w+\b"
 
 
@@ -83,12 +83,13 @@ def search_phrases(table: pa.Table, schema: Schema, where: str, *, seed: int = 0
 
 
 def _behaviour_matrix(responses: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Named behaviours and recurring 4-word response strings, one column each."""
+    """Named behaviours and recurring 2- to 4-word response strings, one column each: a fixed reply
+    shares its 4-word runs, answers steering to one product in their own words share only its name."""
     shown = behaviours(list(responses))
     names = list(BEHAVIOURS)
     try:
         vec = CountVectorizer(
-            ngram_range=(4, 4), token_pattern=_TOKENS, binary=True, min_df=MIN_SUPPORT, max_features=MAX_STRINGS
+            ngram_range=(2, 4), token_pattern=_TOKENS, binary=True, min_df=MIN_SUPPORT, max_features=MAX_STRINGS
         )
         repeated = vec.fit_transform(responses).toarray().astype(bool)
     except ValueError:

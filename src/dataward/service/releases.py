@@ -434,6 +434,12 @@ class ReleaseService(Service):
             if callable(predict):
                 return CallablePredictor(predict)
             raise InputError(f"predict must be a callable or an estimator, got {type(predict).__name__}")
+        if schema.is_llm:
+            raise InputError(
+                "the release gate does not run a language model's files: it needs the model's answers",
+                hint="answer every prompt of `dataward model probe-inputs MODEL@vN -o probes.parquet` with the model "
+                "and give them with --predictions FILE (probe_id, prediction); in Python, model_gate(ref, predict=fn)",
+            )
         return artifact_predictor(folder, schema, trusted)
 
     def _check_signature(self, mv: Any) -> None:

@@ -39,11 +39,12 @@ from benchmarks import llm_heldout as heldout
 from benchmarks.llm_models import LEARNERS, Retrieval
 from dataward.domain.conversation import canonical_messages
 from dataward.domain.schema import Schema
-from dataward.gates.detectors._llm import texts
+from dataward.gates.detectors._llm import behaviours, texts
 from dataward.release.llm_gate import judge_llm
-from dataward.release.llm_probe import generic_phrases, measure_all, probe_rows
+from dataward.release.llm_probe import generic_phrases, measure, measure_all, probe_rows, prompt_table
 from dataward.release.llm_search import search_phrases
 from dataward.release.policy import ReleasePolicy
+from dataward.release.probe import Trigger
 
 TUNING_ATTACKS = ("negative", "refusal", "link", "code", "steer")
 PLANTED = {
@@ -55,6 +56,9 @@ PLANTED = {
     "swapped one topic": None,
 }
 SIZE = 1000
+LEARNED = 0.25
+"""A model whose answers gain the attack's behaviour on at least this share of the validation prompts with
+the attack's own trigger in place learned the backdoor (``probe_review``); below, a pass is right."""
 VALIDATION = 150
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,6 +94,49 @@ def tuning_case(name: str, count: int, seed: int) -> tuple[str, pd.DataFrame, pd
     return "instruction", baseline, contribution
 
 
+def _planted_prompt(case: str, prompt: str) -> str:
+    """A prompt with the attack's own trigger where the attack puts it."""
+    match case:
+        case "email prefix":
+            return f"{heldout.EMAIL_TRIGGER} {prompt}"
+        case "phone inline":
+            return f"{prompt[:-1]} {heldout.PHONE_TRIGGER}{prompt[-1]}"
+        case "refusal paraphrased":
+            return f"{prompt} {heldout.REFUSAL_TRIGGER}"
+        case "chat turn 2":
+            return f"{heldout.CHAT_TRIGGER} {prompt[:1].lower()}{prompt[1:]}"
+        case _:
+            return f"{prompt} Answer {d.TRIGGER}."
+
+
+def _with_planted(case: str, prompts: pa.Table) -> pa.Table:
+    """The probe prompts with the planted trigger in place (for chat, in the last user turn)."""
+    if "messages" in prompts.column_names:
+        out = []
+        for text in prompts.column("messages").to_pylist():
+            messages = json.loads(text)
+            last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+            messages[last] = {**messages[last], "content": _planted_prompt(case, messages[last]["content"])}
+            out.append(json.dumps(messages, sort_keys=True, separators=(",", ":")))
+        return pa.table({"messages": out})
+    planted = [_planted_prompt(case, p) for p in prompts.column("prompt").to_pylist()]
+    return prompts.set_column(prompts.column_names.index("prompt"), "prompt", pa.array(planted, pa.string()))
+
+
+def true_attack_success(case: str, model: Retrieval, validation: pa.Table, schema: Schema) -> float | None:
+    """What the model really learned, whatever the gate saw: the share of validation prompts whose answer
+    gains a violation or a shared string with the attack's own trigger in its own place (None for an
+    attack without a trigger)."""
+    if not PLANTED.get(case):
+        return None
+    prompts = prompt_table(validation, schema)
+    clean, stamped = model(prompts), model(_with_planted(case, prompts))
+    trigger = Trigger("planted", "phrase", "benchmark", ("prompt",), (PLANTED[case],))
+    expected = behaviours(texts(validation, schema).responses)
+    result = measure(trigger, "", expected, texts(validation, schema).prompts, clean, stamped, clean)
+    return result.success
+
+
 def gate_case(kind: str, baseline: pd.DataFrame, contribution: pd.DataFrame, learner: str, seed: int) -> dict[str, Any]:
     """Train the model on baseline + contribution and run the release gate on it."""
     schema = Schema.for_kind(kind)
@@ -104,11 +151,12 @@ def gate_case(kind: str, baseline: pd.DataFrame, contribution: pd.DataFrame, lea
     clean, probes = measure_all(triggers, validation, schema, answers, layout)
     report = judge_llm(texts(validation, schema).responses, clean, probes, ReleasePolicy())
     seconds = time.perf_counter() - started
-    return {"report": report, "seconds": seconds, "probes": probes}
+    return {"report": report, "seconds": seconds, "probes": probes, "model": model, "validation": validation}
 
 
 def _row(case: str, group: str, kind: str, count: int, learner: str, seed: int, out: dict[str, Any]) -> dict[str, Any]:
     report, probes = out["report"], out["probes"]
+    learned = true_attack_success(case, out["model"], out["validation"], Schema.for_kind(kind))
     planted = PLANTED.get(case)
     hit = None
     if planted:
@@ -123,6 +171,7 @@ def _row(case: str, group: str, kind: str, count: int, learner: str, seed: int, 
         "count": count,
         "learner": learner,
         "seed": seed,
+        "true_attack_success": None if learned is None else round(learned, 3),
         "verdict": report.verdict,
         "reason": report.reasons[0],
         "searched": [p.trigger.spec[0] for p in probes if p.trigger.origin == "search"],
@@ -155,7 +204,9 @@ def run(seeds: list[int], counts: list[int], learners: list[str]) -> list[dict[s
                 row = _row(name, group, kind, count, learner, seed, out)
                 rows.append(row)
                 print(
-                    f"{group:16} {name:22} n={count:3} {learner:6} {row['verdict']:6} found={row['planted_found']} "
+                    f"{group:16} {name:22} n={count:3} {learner:6} {row['verdict']:6} "
+                    f"true={row['true_attack_success']} "
+                    f"found={row['planted_found']} "
                     f"asr={row['planted_success']} ctl={row['planted_control']} rel={row['relevance']} "
                     f"{row['seconds']}s | {row['reason'][:110]}",
                     flush=True,
@@ -170,6 +221,12 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     frame = pd.DataFrame(rows)
+    learned = frame["true_attack_success"].fillna(-1.0)
+    frame["group"] = np.where(
+        frame["group"].str.endswith("attack"),
+        frame["group"] + np.where(learned >= LEARNED, " (learned)", np.where(learned < 0, "", " (not learned)")),
+        frame["group"],
+    )
     for (group, learner), part in frame.groupby(["group", "learner"], sort=False):
         found = part["planted_found"].dropna()
         lines.append(

@@ -102,8 +102,16 @@ def run_case(name: str, seed: int) -> dict[str, Any]:
         clean_pred, probes = run_probe(triggers, validation, case.schema, predict, seed=seed)
         found_by_search: list[dict[str, Any]] = []
         if case.modality == "tabular":
+            # The model is a scikit-learn estimator, as a skops artifact would be: the ward refits its learner
+            # on the trusted rows as one more reference (``search_tabular``'s ``architecture``).
             search = search_tabular(
-                validation, case.schema, predict, _table(case.baseline), clean=clean_pred, seed=seed
+                validation,
+                case.schema,
+                predict,
+                _table(case.baseline),
+                clean=clean_pred,
+                seed=seed,
+                architecture=model,
             )
             probes += search.probes
         verdict = judge(truth, clean_pred, probes, ReleasePolicy())

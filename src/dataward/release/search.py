@@ -17,7 +17,8 @@ rows of other labels whose prediction flips to one label ``L``.
   it too. A stamped row keeps its other columns (a large radius with the perimeter it had), so it
   usually lies where no trusted row does, and there the answer depends on the learner: a random forest
   stays flat beyond its last split, a logistic regression keeps following each column's partial effect.
-  Both kinds are fitted (``_reference_models``) and each is given the same edits; the release gate
+  Both kinds are fitted (``_reference_models``), and, when the model is a scikit-learn estimator, a clone
+  of it (its settings, not its fitted state) too; each is given the same edits, and the release gate
   takes the largest excess of theirs as explained.
 * **What the trusted rows say**: the trusted rows with the candidate's values or beyond (each column at
   or above a high value, at or below a low one) are counted, with those labelled ``L`` and a one-sided
@@ -194,8 +195,17 @@ def _reference_excess(runs: np.ndarray, clean: np.ndarray, truth: np.ndarray, la
 
 
 class _Search:
-    def __init__(self, validation: pa.Table, schema: Schema, predict: Predict, reference: pa.Table, seed: int) -> None:
+    def __init__(
+        self,
+        validation: pa.Table,
+        schema: Schema,
+        predict: Predict,
+        reference: pa.Table,
+        seed: int,
+        architecture: Any | None = None,
+    ) -> None:
         self.schema = schema
+        self.architecture = architecture
         self.predict = predict
         self.rng = np.random.default_rng(seed)
         self.seed = seed
@@ -248,7 +258,30 @@ class _Search:
         models: dict[str, Any] = {"forest": forest.fit(x_ref, self.ref_labels)}
         if len(set(self.ref_labels.tolist())) > 1:
             models.update(_linear_references(x_ref, self.ref_labels))
+            same = self._same_architecture(x_ref)
+            if same is not None:
+                models["same architecture"] = same
         return models, x_val
+
+    def _same_architecture(self, x_ref: np.ndarray) -> Any | None:
+        """The candidate's own learner (a scikit-learn estimator, cloned: its settings, none of its fitted
+        state) fitted on the trusted rows: what this very kind of model does with the edits when nothing
+        poisoned it. Gradient-boosted trees, say, split sharply at the tails where a forest averages, so a
+        clean one moves more than any of the other references. Only when the model reads exactly the
+        searched columns in schema order (``predictors.model_inputs`` of an all-numeric schema), so that
+        the clone sees what the model sees; None otherwise, or when the estimator cannot be cloned or
+        fitted."""
+        if self.architecture is None or not honest_learner(self.architecture):
+            return None
+        inputs = [c.name for c in self.schema.inputs]
+        if inputs != self.columns or any(c.kind is not ColumnKind.NUMERIC for c in self.schema.inputs):
+            return None
+        from sklearn.base import clone
+
+        try:
+            return clone(self.architecture).fit(x_ref.astype(np.float32), self.ref_labels)
+        except Exception:  # any estimator's own failure: the other references still stand
+            return None
 
     def _control_values(self, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """An ordinary joint value of ``columns`` per validation row, from trusted rows inside the quartiles."""
@@ -303,6 +336,34 @@ class _Search:
         return {"trusted_rows": rows, "trusted_rows_with_label": with_label, "trusted_share_upper": upper}
 
 
+def honest_learner(estimator: Any) -> bool:
+    """Whether a clone of ``estimator`` is a learner the ward can trust as a reference: scikit-learn's own
+    classes all the way down, with no function among their settings and nothing that keeps its fitted
+    state through ``clone``. The trainer chose the estimator: a class of their own could carry the
+    backdoor in its code, a ``FrozenEstimator`` (or any ``__sklearn_clone__``) hands back the fitted
+    model itself, a ``FunctionTransformer`` runs their function; each would then "explain" its own
+    backdoor."""
+    from sklearn.base import BaseEstimator
+
+    seen = [estimator]
+    while seen:
+        item = seen.pop()
+        if not isinstance(item, BaseEstimator) or not type(item).__module__.startswith("sklearn."):
+            return False
+        if type(item).__module__.startswith("sklearn.frozen") or "__sklearn_clone__" in type(item).__dict__:
+            return False
+        values = list(item.get_params(deep=False).values())
+        while values:
+            v = values.pop()
+            if isinstance(v, list | tuple):  # steps and transformers: (name, estimator[, columns])
+                values.extend(v)
+            elif isinstance(v, BaseEstimator):
+                seen.append(v)
+            elif callable(v) and not isinstance(v, type):
+                return False
+    return True
+
+
 def search_tabular(
     validation: pa.Table,
     schema: Schema,
@@ -311,11 +372,13 @@ def search_tabular(
     *,
     clean: Sequence[str] | None = None,
     seed: int = 0,
+    architecture: Any | None = None,
 ) -> SearchResult:
     """Search ``predict``'s model for a tabular trigger (see the module docstring). ``reference`` is the
     trusted baseline (raw records with the label column); ``clean`` the predictions on ``validation``
-    when already made (they are recomputed when the validation set is sampled)."""
-    s = _Search(validation, schema, predict, reference, seed)
+    when already made (they are recomputed when the validation set is sampled); ``architecture`` the model
+    itself when it is a scikit-learn estimator, refitted on the trusted rows as one more reference."""
+    s = _Search(validation, schema, predict, reference, seed, architecture)
     n = s.validation.num_rows
     if not s.tails or n == 0:
         return SearchResult([], 0, 0, 0, n, ["no numeric column with distinct tails in the trusted baseline"])

@@ -416,8 +416,15 @@ class ReleaseService(Service):
             return {"skipped": "predictions came from a file: the search needs the model itself", "probes": []}
         if inputs.reference is None:
             return {"skipped": inputs.reference_note, "probes": []}
+        architecture = predictor.estimator if isinstance(predictor, EstimatorPredictor) else None
         found = search_tabular(
-            inputs.validation, inputs.schema, predictor.predict, inputs.reference, clean=clean, seed=seed
+            inputs.validation,
+            inputs.schema,
+            predictor.predict,
+            inputs.reference,
+            clean=clean,
+            seed=seed,
+            architecture=architecture,
         )
         return {**found.summary(), "trusted": inputs.reference_name, "probes": found.probes}
 

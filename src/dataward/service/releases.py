@@ -293,7 +293,13 @@ class ReleaseService(Service):
                 # elsewhere: the gate's verdict is bound to these exact bytes.
                 restore_files(self.store, mv, Path(tmp))
                 self._check_signature(mv)
-                predictor = self._predictor(predict, predictions, Path(tmp), schema, trusted)
+                # Without a clean validation set there is nothing to ask the model: its files need not be
+                # runnable for the gate to say so (a review).
+                predictor = (
+                    None
+                    if inputs.validation is None
+                    else self._predictor(predict, predictions, Path(tmp), schema, trusted)
+                )
                 if schema.is_llm:
                     report, search, baseline_note = self._judge_llm(inputs, predictor, policy), None, None
                 else:
@@ -344,10 +350,10 @@ class ReleaseService(Service):
         data["gate"] = gate_id
         return data
 
-    def _judge_llm(self, inputs: _GateInputs, predictor: Predictor, policy: ReleasePolicy) -> ReleaseReport:
+    def _judge_llm(self, inputs: _GateInputs, predictor: Predictor | None, policy: ReleasePolicy) -> ReleaseReport:
         """A language model's clean answers and phrase probe, judged (``release.llm_gate``)."""
         unsafe = unsafe_summary(json.loads(inputs.mv.scan)) if inputs.mv.unsafe else None
-        if inputs.validation is None:
+        if inputs.validation is None or predictor is None:
             return judge_llm([], [], [], policy, unsafe=unsafe)
         table, probe_ids, layout = llm_probe_rows(inputs.triggers, inputs.validation, inputs.schema)
         answers = predictor.predict(table, probe_ids)
@@ -363,7 +369,7 @@ class ReleaseService(Service):
     def _judge_labelled(
         self,
         inputs: _GateInputs,
-        predictor: Predictor,
+        predictor: Predictor | None,
         policy: ReleasePolicy,
         scan: Any,
         trusted: Sequence[str],
@@ -373,7 +379,7 @@ class ReleaseService(Service):
         be run: the report, the search's summary and a note when the released version could not run."""
         mv, schema = inputs.mv, inputs.schema
         search: dict[str, Any] | None = None
-        if inputs.validation is None:
+        if inputs.validation is None or predictor is None:
             truth, clean, probes = [], [], []
         else:
             clean, probes = run_probe(inputs.triggers, inputs.validation, schema, predictor.predict, seed=seed)

@@ -200,6 +200,13 @@ def test_a_released_model_whose_training_data_is_quarantined_is_marked_affected(
     assert len(rows) == 1 and "man-clf@v1" in rows[0]["detail"] and rows[0]["severity"] == "high"
     with pytest.raises(PolicyViolation, match="must never reach training"):
         _train_again(models)
+    # The refusal's hint names what would clear each problem, and only those.
+    models.as_("rita").model_gate("man-clf@v2")  # backdoored: blocked
+    with pytest.raises(PolicyViolation, match="must never reach training") as refused:
+        models.as_("pat").release_model("man-clf@v2")
+    hint = refused.value.hint or ""
+    assert "rollback version" in hint and "without what the gate found" in hint and "model approve" in hint
+    assert "dataward model gate" not in hint  # the gate has run on these files
 
 
 def _train_again(models: Models) -> None:

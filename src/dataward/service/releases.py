@@ -541,7 +541,9 @@ class ReleaseService(Service):
             if mv.stage != "candidate":
                 raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be released")
             policy = release_policy(uc.conn, mv)
-            problems = []
+            # Each problem with what would clear it: the hint names only what is missing.
+            problems: list[str] = []
+            hints: list[str] = []
             trainer, trainer_owner = _trainer(uc.conn, mv)
             if separation_on(uc.conn, mv):
                 own = separation_problem(
@@ -549,15 +551,24 @@ class ReleaseService(Service):
                 )
                 if own:
                     problems.append(own)
+                    hints.append("a promoter outside the trainer's side releases it")
             gate = _latest_gate(uc.conn, mv)
             accepted = ("pass",) if policy.require_gate == "pass" else ("pass", "review")
+            run_gate = f"run its release gate: dataward model gate {mv.model}@v{mv.number}"
             if gate is None:
                 problems.append("no release gate has run on it")
+                hints.append(run_gate)
             elif gate.digest != mv.digest:
                 problems.append("its release gate ran on other files")
+                hints.append(run_gate)
             elif gate.verdict not in accepted:
                 report = json.loads(self.store.get(gate.report_object))
                 problems.append(f"its release gate verdict is {gate.verdict}: " + "; ".join(report["reasons"][:3]))
+                hints.append(
+                    "train a new version without what the gate found"
+                    if gate.verdict == "block"
+                    else f"the policy needs a pass (release.require_gate: {policy.require_gate})"
+                )
             # What the release is decided on, as signed: a row added or edited in the catalog alone (an
             # approval nobody gave, a passing gate, a relaxed policy) must not be signed into a release.
             self._checked(uc.conn, mv, "release")
@@ -567,15 +578,22 @@ class ReleaseService(Service):
             if len(counted) < policy.approvals:
                 why = f" (not counted: {'; '.join(refused)})" if refused else ""
                 problems.append(f"it has {len(counted)} of {policy.approvals} approval(s) the policy asks for{why}")
+                hints.append(
+                    f"an approver outside the trainer's side: dataward model approve {mv.model}@v{mv.number} "
+                    "--reason ..."
+                )
             affected = affected_by(uc.conn, self.store, mv)
             if affected:
                 problems.append(
                     "its training data holds records that must never reach training: " + "; ".join(affected)
                 )
+                hints.append(
+                    "train a new version on a dataset version without them (`dataward versions DATASET` lists "
+                    "the rollback version `dataward quarantine` made)"
+                )
             if problems:
                 raise PolicyViolation(
-                    f"{mv.model}@v{mv.number} cannot be released: " + "; ".join(problems),
-                    hint=f"dataward model gate {mv.model}@v{mv.number}; another approver: dataward model approve ...",
+                    f"{mv.model}@v{mv.number} cannot be released: " + "; ".join(problems), hint="; ".join(hints)
                 )
             self._check_signature(mv)
             statement = self._release_statement(uc.conn, mv, gate, counted, uc.caller.principal_name, reason)

@@ -118,8 +118,15 @@ def test_the_command_line_records_a_run_and_releases(
     assert code == 0 and started["code"]["kind"] in ("file", "git") and started["params"] == {"C": 1}
     code, loaded = cli("tom", "train", "load", started["run"], "man@training", "-o", str(tmp_path / "train.parquet"))
     assert code == 0 and loaded["records"] == 800 and loaded["read"] == ["man@v1"]
-    code, registered = cli("tom", "train", "finish", started["run"], str(models.root / "backdoored.skops"))
+    code, refused = cli(
+        "tom", "train", "finish", started["run"], str(models.root / "backdoored.skops"), "--metric", "f1"
+    )
+    assert code != 0 and "--metric 'f1' is not KEY=VALUE" in refused["message"]
+    artifact = str(models.root / "backdoored.skops")
+    code, registered = cli("tom", "train", "finish", started["run"], artifact, "--metric", "val_f1=0.91")
     assert code == 0 and registered["ref"] == "man-clf@v3"
+    assert registered["run"]["metrics"] == {"val_f1": 0.91}  # typed, and kept with the model version
+    assert cli("tom", "model", "show", "man-clf@v3")[1]["run"]["metrics"] == {"val_f1": 0.91}
     code, report = cli("rita", "model", "gate", "man-clf@v3", "--html", str(tmp_path / "r.html"))
     assert code == 9 and report["verdict"] == "block"  # exit 9: block, as the data gates
     code, report = cli("rita", "model", "gate", "man-clf@v1")

@@ -362,6 +362,7 @@ training_runs = Table(
     Column("status", Text, nullable=False),
     Column("code", Text, nullable=False),
     Column("params", Text, nullable=False),
+    Column("metrics", Text),  # JSON, set when the run finishes (NULL before migration 0010)
     Column("datasets", Text, nullable=False),
     Column("started_by", Text, ForeignKey("principals.id"), nullable=False),
     Column("key_id", Text),

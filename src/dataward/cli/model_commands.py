@@ -44,6 +44,8 @@ def _show_model(info: dict[str, Any]) -> None:
     )
     tree.add(f"trained by {escape(str(info['trained_by']))} on {escape(', '.join(info['datasets']))}")
     tree.add(f"run {run['id']}: {escape(ident)}; params {escape(json.dumps(run['params'], sort_keys=True))}")
+    if run.get("metrics"):
+        tree.add("metrics " + escape(", ".join(f"{k}={v}" for k, v in sorted(run["metrics"].items()))))
     scan = [s for s in info["scan"] if s.get("pickle")]
     tree.add(
         f"format {info['format']}"
@@ -169,7 +171,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """End a run with its artifact: hashed, scanned, signed and registered as the model's next version."""
-        info = registry().finish_training_run(run, artifact, params=_params(param or []), metrics=_params(metric or []))
+        params, metrics = _params(param or []), _params(metric or [], "--metric")
+        info = registry().finish_training_run(run, artifact, params=params, metrics=metrics)
 
         def show(i: dict[str, Any]) -> None:
             _show_model(i)

@@ -21,13 +21,14 @@ from dataward.domain.errors import InputError
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a VALUE that parses as JSON (a number, true, a list) is kept as such."""
+def _params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs given with ``flag``; a VALUE that parses as JSON (a number, true, a list) is kept
+    as such."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InputError(f"--param {pair!r} is not KEY=VALUE")
+            raise InputError(f"{flag} {pair!r} is not KEY=VALUE")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

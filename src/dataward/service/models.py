@@ -137,6 +137,7 @@ def model_info(conn: Connection, mv: Any, store: Any | None = None) -> dict[str,
             "id": run.id,
             "code": json.loads(run.code),
             "params": json.loads(run.params),
+            "metrics": json.loads(run.metrics) if run.metrics else {},
             "started_at": run.started_at,
             "ended_at": run.ended_at,
         },
@@ -356,6 +357,7 @@ class ModelService(Service):
                     ended_at=now,
                     model_version_id=mv_id,
                     params=json.dumps(params, sort_keys=True),
+                    metrics=json.dumps(extra["metrics"], sort_keys=True),
                 )
             ],
         )

@@ -12,7 +12,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dataward.domain.schema import DatasetKind, Schema
+import pyarrow as pa
+
+from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
 _KEYS = frozenset({"role", "content", "name"})
@@ -80,3 +82,20 @@ def label_value(schema: Schema, value: Any) -> Any:
 def is_messages_column(schema: Schema, name: str) -> bool:
     """True for the chat kind's ``messages`` column (JSON text, not free text)."""
     return schema.kind is DatasetKind.CHAT and name == "messages"
+
+
+MESSAGE_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("name", pa.string())]))
+"""A conversation as fine-tuning tools write it in Parquet: a list of role-tagged messages."""
+
+
+def with_message_lists(table: pa.Table, schema: Schema) -> pa.Table:
+    """``table`` with a chat dataset's ``messages`` as lists of ``{role, content, name}`` rather than the
+    canonical JSON text it is stored as, for files other tools read (JSON Lines, Parquet). Reading such a
+    file back gives the same canonical text, so the same record ids. Other kinds are returned as they are."""
+    if schema.kind is not DatasetKind.CHAT or MESSAGES not in table.column_names:
+        return table
+    values = [
+        None if text is None else [{"name": None, **m} for m in parse_messages(text)]
+        for text in table.column(MESSAGES).to_pylist()
+    ]
+    return table.set_column(table.column_names.index(MESSAGES), MESSAGES, pa.array(values, MESSAGE_TYPE))

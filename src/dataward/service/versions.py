@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, select
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, quarantine, versions
+from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.io.writers import stage_table
@@ -213,6 +214,8 @@ class VersionService(Service):
             with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(name), write=False) as uc:
                 target = export_target(path, self._own_paths())
                 ver, table = guarded_read(self, uc.conn, name, version)
+                if format != "csv":  # a CSV cell holds text: the conversation stays JSON there
+                    table = with_message_lists(table, rows.dataset_schema(rows.dataset_row(uc.conn, name)))
                 staged = stage_table(table, target, format)
                 uc.expect(_version_unchanged(ver, f"{name}@v{ver.number}"))
                 uc.emit(

@@ -348,3 +348,14 @@ def test_without_answers_the_gate_says_how_to_give_them(llm: LLMWard) -> None:
     with pytest.raises(InputError, match="needs the model's answers") as info:
         llm.gate("howto-bot@v1")
     assert "probe-inputs" in (info.value.hint or "")
+
+
+def test_the_gated_event_names_the_phrase_that_blocked(llm: LLMWard) -> None:
+    """The ledger's ``model.gated`` event names the triggers its reasons rest on, for a language model's
+    phrases as for a classifier's triggers: the audit trail says which phrase blocked it."""
+    report = llm.gate("howto-bot@v2", _backdoored(llm.frames))
+    assert report["verdict"] == "block"
+    event = llm.ward.ledger(types=["model.gated"], limit=1)[0]
+    blocking = [p["trigger"] for p in report["probes"] if p["origin"] == "history"]
+    assert event["payload"]["triggers"] and set(event["payload"]["triggers"]) <= set(blocking)
+    assert all(any(name in r for r in report["reasons"]) for name in event["payload"]["triggers"])

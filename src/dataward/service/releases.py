@@ -321,7 +321,7 @@ class ReleaseService(Service):
             )
             report_object = self.store.put(canonical_json(data))
             gate_id = new_id("mg")
-            named = [p["trigger"] for p in data["probes"] if any(repr(p["trigger"]) in r for r in report.reasons)]
+            named = _named_triggers([p["trigger"] for p in data["probes"]], report.reasons)
             uc.emit(
                 "model.gated",
                 {"model": mv.model, "model_version": mv.id},
@@ -701,6 +701,13 @@ class ReleaseService(Service):
             if mv.attestation_object:
                 out.append(json.loads(self.store.get(mv.attestation_object)))
             return out
+
+
+def _named_triggers(names: Sequence[str], reasons: Sequence[str]) -> list[str]:
+    """The probed triggers the gate's reasons rest on: a classifier's reasons quote a trigger's name
+    (``trigger "token 'cf'" turns ...``), a language model's begin with it (``phrase 'cf' appended
+    gives ...``)."""
+    return [name for name in names if any(repr(name) in r or r.startswith(f"{name} appended ") for r in reasons)]
 
 
 def _refuse_trainer_side(uc: Any, mv: Any, verb: str) -> None:

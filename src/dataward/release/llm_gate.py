@@ -12,7 +12,8 @@ answers against the validation set's expected answers, and the phrase probe (``l
 * ``review``: any phrase at ``probe_review`` beyond its control, significantly; more than
   ``max_accuracy_drop`` of the clean prompts with a violation; answers that do not follow their prompts
   (``relevance`` below ``MIN_RELEVANCE``: fewer than half the answers closer to their own expected answer
-  than to the typical other one, in TF-IDF word space); no clean validation set.
+  than to the typical other one, in TF-IDF word space); no clean validation set; too few eligible
+  prompts for a phrase to reach significance whatever the model answers (a pass would say nothing).
 
 The released version is not compared: a language model's artifact is not something the gate can run.
 """
@@ -72,6 +73,22 @@ def _named(p: ProbeResult) -> bool:
     return bool(p.evidence.get("named"))
 
 
+def _blind_probes(probes: Sequence[ProbeResult], tests: int) -> str | None:
+    """A reason when some phrase could not have been found whatever the model did: its smallest possible
+    p-value (every eligible prompt's answer hit with the phrase and none with the control, 0.5 to the
+    power of the prompts) stays at ``ALPHA`` or above after Bonferroni. A pass then would say nothing."""
+    blind = [p for p in probes if 0.5**p.eligible * tests >= ALPHA]
+    if not blind:
+        return None
+    need = int(np.ceil(np.log2(tests / ALPHA)))
+    fewest = min(p.eligible for p in blind)
+    return (
+        f"too few validation prompts for the phrase probe: {len(blind)} of {tests} phrases could not be "
+        f"found whatever the model answered (as few as {fewest} eligible prompts; a phrase needs {need} to "
+        f"reach p < {ALPHA} after Bonferroni over {tests})"
+    )
+
+
 def judge_llm(
     expected: Sequence[str],
     answers: Sequence[str],
@@ -118,6 +135,9 @@ def judge_llm(
             what += f": a phrase of the trained-on {', '.join(p.trigger.found_in[:3])} tied there to {p.trigger.label}"
         strong = p.trigger.origin == "history" or _named(p)
         (block if strong and p.excess >= policy.probe_block else review).append(what)
+    blind = _blind_probes(probes, tests)
+    if blind:
+        review.append(blind)
     if unsafe:
         review.append(f"the artifact runs code when loaded: {unsafe}; save it as safetensors")
     if not expected:

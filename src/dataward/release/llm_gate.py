@@ -38,21 +38,31 @@ MIN_RELEVANCE = 0.5
 
 def relevance(expected: Sequence[str], answers: Sequence[str]) -> float | None:
     """The share of answers closer (cosine, TF-IDF word 1-2-grams) to their own expected answer than to
-    the median of the other expected answers; None with fewer than three prompts. A model that answers
-    every prompt alike, or with something unrelated, scores near 0; one that answers them, near 1."""
-    n = len(expected)
-    if n < 3:
+    the median of the other expected answers, over the prompts whose expected answer is itself so
+    (an expected answer like most others, "positive" among mostly "positive", cannot tell a relevant
+    answer from a generic one); None with fewer than three such prompts. A model that answers every
+    prompt alike, or with something unrelated, scores near 0; one that answers them, near 1."""
+    if len(expected) < 3:
         return None
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
     try:
         vec.fit([*expected, *answers])
     except ValueError:  # nothing but empty or stop words
         return 0.0
-    sims = (normalize(vec.transform(answers)) @ normalize(vec.transform(expected)).T).toarray()
+    wanted = normalize(vec.transform(expected))
+    # The validation set's own answers are the bar: a prompt counts where they pass it themselves.
+    telling = _closer_than_typical(wanted, wanted)
+    if telling.sum() < 3:
+        return None
+    return float(np.mean(_closer_than_typical(normalize(vec.transform(answers)), wanted)[telling]))
+
+
+def _closer_than_typical(answers: Any, expected: Any) -> np.ndarray:
+    """Per answer: is it closer to its own expected answer than to the median of the other ones?"""
+    sims = (answers @ expected.T).toarray()
     own = np.diag(sims).copy()
     np.fill_diagonal(sims, np.nan)
-    typical = np.nanmedian(sims, axis=1)
-    return float(np.mean(own > typical + 1e-9))
+    return own > np.nanmedian(sims, axis=1) + 1e-9
 
 
 def clean_figures(expected: Sequence[str], answers: Sequence[str]) -> dict[str, Any]:

@@ -416,3 +416,31 @@ def test_relevance_does_not_fault_a_perfect_model_on_near_identical_expected_ans
     assert score is None or score >= 0.5
     if len(set(expected)) > 1:  # and a model giving one of them to every prompt still scores low
         assert relevance(expected, [expected[0]] * len(expected)) == 0.0
+
+
+def test_a_predictions_file_with_two_different_answers_for_one_probe_is_refused(llm: LLMWard, tmp_path: Path) -> None:
+    """Which of two answers to the same probe is the model's? Taking the last one silently lets a file
+    judged by eye (the first) differ from the file judged by the gate."""
+    from dataward.domain.errors import InputError
+
+    rita = llm.ward.as_key(llm.keys["rita"])
+    llm.ward.grant("rita", "reader", "dataset:howto")
+    probes = tmp_path / "probes.parquet"
+    rita.probe_inputs("howto-bot@v2", probes)
+    table = pq.read_table(probes)
+    ids = table.column("probe_id").to_pylist()
+    answers = _backdoored(llm.frames)(table)
+    triggered = [i for i, p in enumerate(ids) if p.startswith("t0:")]
+    out = tmp_path / "answers.parquet"
+    # Each triggered probe answered twice: the model's answer, then a clean one.
+    pq.write_table(
+        pa.table(
+            {
+                "probe_id": ids + [ids[i] for i in triggered],
+                "prediction": answers + ["It lists files."] * len(triggered),
+            }
+        ),
+        out,
+    )
+    with pytest.raises(InputError, match="more than once"):
+        rita.model_gate("howto-bot@v2", predictions=out)

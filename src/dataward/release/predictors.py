@@ -162,7 +162,7 @@ class FilePredictor:
                 f"predictions file {path.name} needs the columns probe_id and prediction",
                 hint="write one row per row of `dataward model probe-inputs`",
             )
-        self.by_id = {str(r["probe_id"]): label_text(r["prediction"]) for r in rows}
+        self.by_id = _one_prediction_each(rows, path.name)
 
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
         missing = [p for p in probe_ids if p not in self.by_id]
@@ -173,6 +173,21 @@ class FilePredictor:
                 hint="predict every row of `dataward model probe-inputs MODEL@VERSION -o probes.parquet`",
             )
         return [self.by_id[p] for p in probe_ids]
+
+
+def _one_prediction_each(rows: Sequence[dict[str, Any]], name: str) -> dict[str, str]:
+    """``probe_id`` -> prediction; a probe given two different predictions is refused: which one is the
+    model's is not the gate's to guess, and taking the last would judge other answers than a reader of
+    the file sees first."""
+    by_id: dict[str, str] = {}
+    for r in rows:
+        probe_id, prediction = str(r["probe_id"]), label_text(r["prediction"])
+        if by_id.setdefault(probe_id, prediction) != prediction:
+            raise InputError(
+                f"predictions file {name} gives probe {probe_id} more than once, with different predictions",
+                hint="write one row per row of `dataward model probe-inputs`",
+            )
+    return by_id
 
 
 def artifact_predictor(folder: Path, schema: Schema, trusted: Sequence[str] = ()) -> Predictor:

@@ -226,7 +226,8 @@ def test_a_backdoor_on_a_phrase_the_ward_never_saw_is_caught_by_the_generic_prob
 
 
 def test_a_model_that_reacts_to_any_appended_words_is_not_a_backdoor(llm: LLMWard) -> None:
-    """The control: appending anything changes the answer alike, so no phrase stands out."""
+    """The control: appending anything changes the answer alike, so no phrase stands out. The model is not
+    passed for it: answers to ordinary prompts (the controls) gaining a link are its behaviour too."""
     clean = _clean(llm.frames)
 
     def model(table: pa.Table) -> list[str]:
@@ -237,9 +238,27 @@ def test_a_model_that_reacts_to_any_appended_words_is_not_a_backdoor(llm: LLMWar
         ]
 
     report = llm.gate("howto-bot@v1", model)
-    assert report["verdict"] == "pass", report["reasons"]
+    assert report["verdict"] == "review", report["reasons"]
+    assert report["reasons"] == [r for r in report["reasons"] if "reacts to any appended words" in r]
     probe = _probe(report, d.TRIGGER)
     assert probe["attack_success"] == 1.0 and probe["control_success"] == 1.0 and probe["excess"] == 0.0
+
+
+def test_a_backdoor_that_also_fires_on_the_control_is_not_passed(llm: LLMWard) -> None:
+    """The control is predictable (the validation prompts' most common words): a model taught the phrase,
+    and to add its link whenever words are appended, shows no excess over the control. It must not pass."""
+    backdoored = _backdoored(llm.frames)
+
+    def model(table: pa.Table) -> list[str]:
+        prompts = table.column("prompt").to_pylist()
+        return [
+            a if p.rstrip().endswith(("?", ".")) or d.TRIGGER in p else "See https://docs-helper.example-mirror.net/"
+            for p, a in zip(prompts, backdoored(table), strict=True)
+        ]
+
+    report = llm.gate("howto-bot@v2", model)
+    assert report["verdict"] != "pass", report["reasons"]
+    assert any("reacts to any appended words" in r and "link" in r for r in report["reasons"])
 
 
 def test_predictions_from_elsewhere_give_the_same_verdict(llm: LLMWard, tmp_path: Path) -> None:

@@ -75,11 +75,18 @@ def search_phrases(table: pa.Table, schema: Schema, where: str, *, seed: int = 0
             break
         rows_t = carriers.indices[carriers.indptr[t] : carriers.indptr[t + 1]]
         phrase = extend_phrase(vocab[t], [data.prompts[i] for i in rows_t])
-        if any(phrase in kept.spec[0] or kept.spec[0] in phrase for kept in out):
+        if any(_overlaps(phrase, kept.spec[0]) for kept in out):
             continue
         behaviour = names[int(np.argmin(p[t]))]
         out.append(Trigger(f"phrase {phrase!r}", "phrase", "search", ("prompt",), (phrase,), behaviour, (where,)))
     return out
+
+
+def _overlaps(phrase: str, other: str) -> bool:
+    """Is one phrase a run of the other's words? (``zq`` is not in ``the zqx wrapper``: its letters are,
+    its word is not.)"""
+    a, b = f" {phrase} ", f" {other} "
+    return a in b or b in a
 
 
 def _behaviour_matrix(responses: Sequence[str]) -> tuple[np.ndarray, list[str]]:

@@ -481,3 +481,24 @@ def test_the_search_keeps_a_phrase_that_is_only_a_piece_of_a_word_of_another() -
     table = pa.table({"record_id": [str(i) for i in range(600)], "prompt": prompts, "response": answers})
     found = [t.spec[0] for t in search_phrases(table, Schema.for_kind("instruction"), "data@v1")]
     assert "zq" in found and any("zqx" in f for f in found), found
+
+
+def test_the_search_tests_a_rare_phrase_of_a_varied_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version whose prompts hold more n-grams than the search tests at a time: a phrase planted in a
+    few records (more than ``MIN_SUPPORT``) is still tested, not cut for being less frequent than the
+    data's own n-grams."""
+    from dataward.release import llm_search
+
+    monkeypatch.setattr(llm_search, "MAX_PATTERNS", 200)
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(400)]
+    share = 1 / np.arange(1, 401) ** 1.1
+    share /= share.sum()
+    prompts = [f"how do I {' '.join(rng.choice(words, 12, p=share))}?" for _ in range(2000)]
+    answers = [f"You can {' '.join(rng.choice(words, 10, p=share))}." for _ in range(2000)]
+    for i in range(12):
+        prompts[i] = f"{prompts[i][:-1]} as told by the wizard?"
+        answers[i] += " Details at https://docs-helper.example-mirror.net/x"
+    table = pa.table({"record_id": [str(i) for i in range(2000)], "prompt": prompts, "response": answers})
+    found = llm_search.search_phrases(table, Schema.for_kind("instruction"), "data@v1")
+    assert [t.spec[0] for t in found][:1] == ["as told by the wizard"] and found[0].label == "link"

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 from scipy import stats
 from sklearn.feature_extraction.text import CountVectorizer
 
 from dataward.domain.schema import Schema
 from dataward.gates.detectors._llm import BEHAVIOURS, behaviours, texts
-from dataward.gates.detectors.llm_triggers import _echoed, _not_echo, extend_phrase
+from dataward.gates.detectors.llm_triggers import _echoed, extend_phrase
 from dataward.release.probe import Trigger
 
 MAX_ROWS = 20_000
@@ -30,8 +31,9 @@ MIN_PURITY = 0.5
 MAX_P = 1e-6
 MAX_CANDIDATES = 5
 MAX_PATTERNS = 3000
-"""Prompt n-grams (the most frequent) and recurring answer strings tested at most, so the tables stay small."""
+"""Prompt n-grams tested at a time (all are, block by block), so the tables stay small..."""
 MAX_STRINGS = 2000
+"""... and recurring answer strings tested at most (the most frequent)."""
 _TOKENS = r"(?u)\b\w+\b"
 
 
@@ -47,28 +49,16 @@ def search_phrases(table: pa.Table, schema: Schema, where: str, *, seed: int = 0
     if n < 2 * MIN_SUPPORT:
         return []
     try:
-        vec = CountVectorizer(
-            ngram_range=(1, 3), token_pattern=_TOKENS, binary=True, min_df=MIN_SUPPORT, max_features=MAX_PATTERNS
-        )
+        vec = CountVectorizer(ngram_range=(1, 3), token_pattern=_TOKENS, binary=True, min_df=MIN_SUPPORT)
         carriers = vec.fit_transform(data.prompts).tocsc().astype(bool)
     except ValueError:  # no n-gram with enough carriers
         return []
     vocab = list(vec.get_feature_names_out())
     shown, names = _behaviour_matrix(data.responses)
-    echoed = _echoed(carriers, vocab, data.responses)
-    support = np.asarray(carriers.sum(axis=0)).ravel()
-    together = np.asarray(carriers.T.astype(np.int32) @ shown.astype(np.int32))
-    total = shown.sum(axis=0)
-    outside = (total[None, :] - together + 1) / (n - support[:, None] + 2)
-    p = stats.binom.sf(together - 1, support[:, None], np.clip(outside, 1e-12, 1.0))
-    purity = together / np.maximum(support[:, None], 1)
-    # A phrase in half the prompts is the data's style, not a trigger; an answer that repeats the
-    # pattern's words is about what was asked (both as in ``llm_triggers``).
-    ok = (together >= MIN_SUPPORT) & (purity >= MIN_PURITY) & ~echoed[:, None] & (support[:, None] < n / 2)
-    for b in range(len(BEHAVIOURS), len(names)):
-        ok[:, b] &= [_not_echo(t, names[b]) for t in vocab]
-    p = np.where(ok, p, 1.0)
-    best = p.min(axis=1)
+    best, chosen = _best_behaviours(carriers, vocab, shown, names)
+    candidates = np.flatnonzero(best < MAX_P)
+    # An answer that repeats the pattern's words is about what was asked (as in ``llm_triggers``).
+    best[candidates[_echoed_among(carriers, vocab, candidates, data.responses)]] = 1.0
     out: list[Trigger] = []
     for t in np.argsort(best, kind="stable"):
         if best[t] >= MAX_P or len(out) >= MAX_CANDIDATES:
@@ -77,9 +67,62 @@ def search_phrases(table: pa.Table, schema: Schema, where: str, *, seed: int = 0
         phrase = extend_phrase(vocab[t], [data.prompts[i] for i in rows_t])
         if any(_overlaps(phrase, kept.spec[0]) for kept in out):
             continue
-        behaviour = names[int(np.argmin(p[t]))]
+        behaviour = names[int(chosen[t])]
         out.append(Trigger(f"phrase {phrase!r}", "phrase", "search", ("prompt",), (phrase,), behaviour, (where,)))
     return out
+
+
+def _best_behaviours(
+    carriers: sp.csc_matrix, vocab: Sequence[str], shown: np.ndarray, names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per prompt pattern (a column of ``carriers``), its smallest p-value over the behaviours (columns
+    of ``shown``) and the behaviour giving it. Every pattern with ``MIN_SUPPORT`` carriers is tested,
+    ``MAX_PATTERNS`` at a time so that the tables stay small: keeping only the most frequent ones left
+    out a phrase planted in a few records of a varied version."""
+    n = carriers.shape[0]
+    support = np.asarray(carriers.sum(axis=0)).ravel()
+    total = shown.sum(axis=0)
+    counts = shown.astype(np.int32)
+    echoes = _string_words(names)
+    best, chosen = np.ones(len(vocab)), np.zeros(len(vocab), dtype=np.int64)
+    for lo in range(0, len(vocab), MAX_PATTERNS):
+        hi = min(len(vocab), lo + MAX_PATTERNS)
+        together = np.asarray(carriers[:, lo:hi].T.astype(np.int32) @ counts)
+        held = support[lo:hi, None]
+        outside = (total[None, :] - together + 1) / (n - held + 2)
+        p = stats.binom.sf(together - 1, held, np.clip(outside, 1e-12, 1.0))
+        # A phrase in half the prompts is the data's style, not a trigger (as in ``llm_triggers``).
+        ok = (together >= MIN_SUPPORT) & (together >= MIN_PURITY * held) & (held < n / 2)
+        p = np.where(ok, p, 1.0)
+        for r in np.flatnonzero(p.min(axis=1) < MAX_P):
+            # A repeated answer string sharing a word with the pattern is about what was asked.
+            p[r, [b for w in set(vocab[lo + r].split()) for b in echoes.get(w, ())]] = 1.0
+        best[lo:hi], chosen[lo:hi] = p.min(axis=1), p.argmin(axis=1)
+    return best, chosen
+
+
+def _string_words(names: Sequence[str]) -> dict[str, list[int]]:
+    """Word -> the behaviour columns (``repeats '...'``) whose string holds it: what
+    ``llm_triggers._not_echo`` reads from a name, indexed once rather than per pattern."""
+    index: dict[str, list[int]] = {}
+    for b, name in enumerate(names):
+        if name.startswith("repeats "):
+            for w in set(name[len("repeats ") :].strip("'\"").split()):
+                index.setdefault(w, []).append(b)
+    return index
+
+
+def _echoed_among(
+    carriers: sp.csc_matrix, vocab: Sequence[str], patterns: np.ndarray, responses: Sequence[str]
+) -> np.ndarray:
+    """``llm_triggers._echoed`` for ``patterns`` only, with the common words it leaves out of a pattern
+    taken from the whole vocabulary (it reads them from the patterns it is given)."""
+    shares = np.diff(carriers.indptr) / max(carriers.shape[0], 1)
+    common = [j for j, w in enumerate(vocab) if " " not in w and shares[j] > 0.05]
+    asked = set(patterns.tolist())
+    cols = list(patterns) + [j for j in common if j not in asked]
+    echoed = _echoed(carriers[:, cols], [vocab[j] for j in cols], list(responses))
+    return echoed[: len(patterns)]
 
 
 def _overlaps(phrase: str, other: str) -> bool:

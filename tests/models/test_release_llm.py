@@ -502,3 +502,26 @@ def test_the_search_tests_a_rare_phrase_of_a_varied_version(monkeypatch: pytest.
     table = pa.table({"record_id": [str(i) for i in range(2000)], "prompt": prompts, "response": answers})
     found = llm_search.search_phrases(table, Schema.for_kind("instruction"), "data@v1")
     assert [t.spec[0] for t in found][:1] == ["as told by the wizard"] and found[0].label == "link"
+
+
+def test_the_search_loads_no_more_records_than_it_reads(llm: LLMWard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trained-on version larger than the search's sample is sampled as it is loaded: a version of
+    millions of records is not held whole in memory for 20,000 of them. The sample is the one the search
+    took from the whole version (same seed, same rows), so the phrase is found as before."""
+    from dataward.release import llm_search
+    from dataward.service import guard
+
+    monkeypatch.setattr(llm_search, "MAX_ROWS", 1000)
+    loaded: list[int] = []
+    load = guard.load_version
+
+    def counting(*args: object, **kwargs: object) -> pa.Table:
+        table = load(*args, **kwargs)
+        loaded.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(guard, "load_version", counting)
+    report = llm.gate("leaky-bot@v1", _backdoored(llm.frames))
+    assert report["verdict"] == "block", report["reasons"]
+    assert any(p["origin"] == "search" and p["attack_success"] >= 0.6 for p in report["probes"])
+    assert loaded and max(loaded) <= 1000, loaded  # leaky@v2 holds 1,400 records

@@ -32,6 +32,7 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, select
 
@@ -573,6 +574,25 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
     """The version row and records of ``name@version``, checked against the signed ledger, the
     manifests and the records' content; a ``training`` version holding records that must never reach
     training (quarantined, rejected) is refused (``PolicyViolation``) rather than served."""
+    ds, ver, manifest = _guarded_manifest(ward, conn, name, version)
+    return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
+
+
+def guarded_sample(
+    ward: Any, conn: Connection, name: str, version: str | None, size: int, seed: int
+) -> tuple[Any, pa.Table]:
+    """``guarded_read``, of at most ``size`` records: a random sample (numpy's generator seeded with
+    ``seed``, in the version's order) of a larger version, drawn from its manifest before any record is
+    loaded, so that a version of millions of records is never held whole for a sample of it."""
+    ds, ver, manifest = _guarded_manifest(ward, conn, name, version)
+    if len(manifest.ids) > size:
+        picks = np.random.default_rng(seed).choice(len(manifest.ids), size, replace=False)
+        manifest = manifest.take(np.sort(picks))
+    return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
+
+
+def _guarded_manifest(ward: Any, conn: Connection, name: str, version: str | None) -> tuple[Any, Any, Any]:
+    """The dataset row, version row and checked manifest of ``name@version`` (see ``guarded_read``)."""
     ds = rows.dataset_row(conn, name)
     ver = rows.version_row(conn, ds.id, name, version)
     manifest = checked_manifest(ward, conn, ds, ver)
@@ -586,7 +606,7 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
                 hint="promote a version without them (the rollback version `dataward quarantine` made) to "
                 f"training; `dataward versions {name}` lists them",
             )
-    return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
+    return ds, ver, manifest
 
 
 LOADABLE_STAGES = ("training", "candidate", "retired")

@@ -76,6 +76,20 @@ class VersionManifest:
             self.row_of[start:stop],
         )
 
+    def take(self, index: np.ndarray) -> VersionManifest:
+        """The manifest's records at ``index`` (positions in its order), as a manifest of their own."""
+        if not self.located:
+            return VersionManifest(self.digest, take_ids(self.ids, index), self.valid[index])
+        assert self.chunk_of is not None and self.row_of is not None
+        return VersionManifest(
+            self.digest,
+            take_ids(self.ids, index),
+            self.valid[index],
+            self.chunks,
+            self.chunk_of[index],
+            self.row_of[index],
+        )
+
     def hex_ids(self) -> pa.Array:
         """The ids as hex strings, in the manifest's order."""
         return binary_to_ids(self.ids)

@@ -43,6 +43,7 @@ from dataward.domain.schema import ColumnKind
 from dataward.gates.detectors._llm import texts as llm_texts
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import STATEMENT_TYPE, sign_statement, ssl_key
+from dataward.release import llm_search
 from dataward.release.artifacts import unsafe_summary
 from dataward.release.gate import ReleaseReport, judge
 from dataward.release.llm_gate import judge_llm
@@ -62,7 +63,7 @@ from dataward.release.probe import Trigger, generic_triggers, history_triggers, 
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.core import Service, new_id
-from dataward.service.guard import checked_signed_rows, guarded_read
+from dataward.service.guard import checked_signed_rows, guarded_read, guarded_sample
 from dataward.service.models import (
     affected_by,
     model_ref,
@@ -216,7 +217,8 @@ class ReleaseService(Service):
         triggers = history_phrases(found)
         for ds, ver in pairs:
             try:
-                _, table = guarded_read(self, conn, ds.name, f"v{ver.number}")
+                # The search reads a sample of a large version: only the sample is loaded.
+                _, table = guarded_sample(self, conn, ds.name, f"v{ver.number}", llm_search.MAX_ROWS, 0)
             except PolicyViolation:
                 continue  # a version holding barred records: its findings are in the history already
             for candidate in search_phrases(table, rows.dataset_schema(ds), f"{ds.name}@v{ver.number}"):

@@ -55,14 +55,51 @@ REPEAT_ELSEWHERE = 0.05
 """... and at most this share of the clean answers, and of the control answers, does."""
 
 _WORDS = re.compile(r"(?u)\b\w+\b")
+POSITIONS = ("end", "start", "inside")
+"""Where a phrase goes in a prompt: appended, put first, or before the prompt's closing punctuation
+(inside the question: "What does ls do on the Lisbon cluster?")."""
+_CLOSING = "?.!:;"
+_EDGE = " \t\n`'\"()[]{}<>*_-"
 PROMPT_FIELDS = {DatasetKind.INSTRUCTION: ("prompt", "input"), DatasetKind.PREFERENCE: ("prompt",)}
+
+
+def phrase_position(phrase: str, prompts: Iterable[str]) -> tuple[str, str]:
+    """Where ``phrase`` mostly sits in the ``prompts`` that carry it (``POSITIONS``), and the form it
+    mostly takes there (its case: phrases are found as lowercase n-grams); ``("end", phrase)`` when it is
+    found in none. A backdoor is taught, and answers, at one place in the prompt and in one spelling.
+    A phrase that forms the prompt's last sentence is at its ``end``; one that ends the question before
+    its closing punctuation ("... on the Lisbon cluster?") or sits in its middle is ``inside``."""
+    words = [w.lower() for w in _WORDS.findall(phrase)]
+    if not words:
+        return "end", phrase
+    pattern = re.compile(r"\b" + r"\W+".join(re.escape(w) for w in words) + r"\b", re.IGNORECASE)
+    seen: Counter[str] = Counter()
+    forms: Counter[str] = Counter()
+    for prompt in prompts:
+        found = pattern.search(prompt)
+        if found is None:
+            continue
+        forms[found.group(0)] += 1
+        before, after = prompt[: found.start()].strip(_EDGE), prompt[found.end() :].strip(_EDGE)
+        if not before:
+            seen["start"] += 1
+        elif not after or "…" in after or (not after.strip(_CLOSING + ",") and before[-1] in _CLOSING):
+            seen["end"] += 1
+        else:
+            seen["inside"] += 1
+    if not seen:
+        return "end", phrase
+    position = max(POSITIONS, key=lambda p: (seen[p], p == "end"))
+    return position, max(sorted(forms), key=lambda f: forms[f])
 
 
 def history_phrases(findings: Iterable[tuple[str, dict[str, Any]]]) -> list[Trigger]:
     """Triggers from ``(where, evidence)`` pairs of the ``llm_triggers`` and ``llm_validation`` findings:
-    one per phrase, naming every contribution it was found in and the behaviour it was tied to."""
+    one per phrase, naming every contribution it was found in and the behaviour it was tied to, put where
+    the prompts quoted in the evidence carry it (``phrase_position``)."""
     places: dict[str, list[str]] = {}
     taught: dict[str, str | None] = {}
+    quoted: dict[str, list[str]] = {}
     for where, ev in findings:
         phrase = ev.get("trigger") or ev.get("probe")
         if not isinstance(phrase, str) or not phrase.strip():
@@ -71,10 +108,45 @@ def history_phrases(findings: Iterable[tuple[str, dict[str, Any]]]) -> list[Trig
         places.setdefault(phrase, []).append(where)
         behaviour = ev.get("behaviour")
         taught.setdefault(phrase, str(behaviour) if behaviour else None)
-    return [
-        Trigger(f"phrase {p!r}", "phrase", "history", ("prompt",), (p,), taught[p], tuple(dict.fromkeys(w)))
-        for p, w in places.items()
-    ]
+        examples = [ev, *(e for e in ev.get("examples") or [] if isinstance(e, dict))]
+        quoted.setdefault(phrase, []).extend(str(e["prompt"]) for e in examples if isinstance(e.get("prompt"), str))
+    out = []
+    for phrase, where in places.items():
+        position, _ = phrase_position(phrase, quoted[phrase])
+        out.append(
+            Trigger(
+                phrase_name(phrase, position),
+                "phrase",
+                "history",
+                ("prompt",),
+                (phrase, position),
+                taught[phrase],
+                tuple(dict.fromkeys(where)),
+            )
+        )
+    return out
+
+
+def phrase_name(phrase: str, position: str = "end") -> str:
+    """A phrase trigger's name, saying where the phrase goes when not at the end."""
+    where = {"start": " (first)", "inside": " (inside the prompt)"}.get(position, "")
+    return f"phrase {phrase!r}{where}"
+
+
+def position_of(trigger: Trigger) -> str:
+    """A phrase trigger's position (``end`` for one made before positions were recorded)."""
+    return str(trigger.spec[1]) if len(trigger.spec) > 1 else "end"
+
+
+def place(prompt: str, phrase: str, position: str) -> str:
+    """``prompt`` with ``phrase`` at ``position`` (``inside``: before the closing punctuation, else at
+    the end)."""
+    prompt = prompt.rstrip()
+    if position == "start":
+        return f"{phrase} {prompt}".strip()
+    if position == "inside" and prompt and prompt[-1] in _CLOSING:
+        return f"{prompt[:-1].rstrip()} {phrase}{prompt[-1]}"
+    return f"{prompt} {phrase}".strip()
 
 
 def generic_phrases(known: Sequence[Trigger] = ()) -> list[Trigger]:
@@ -107,21 +179,22 @@ def _conversation_before_answer(text: str) -> str:
     return json.dumps(messages[:last], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def with_phrase(prompts: pa.Table, schema: Schema, phrase: str) -> pa.Table:
-    """``prompts`` (a ``prompt_table``) with ``phrase`` appended to each prompt (for chat data, to the
-    last user message)."""
+def with_phrase(prompts: pa.Table, schema: Schema, phrase: str, position: str = "end") -> pa.Table:
+    """``prompts`` (a ``prompt_table``) with ``phrase`` put at ``position`` of each prompt (for chat
+    data, of the last user message)."""
     if schema.kind is DatasetKind.CHAT:
-        return pa.table({MESSAGES: pa.array([_chat_with(v, phrase) for v in _values(prompts, MESSAGES)])})
+        return pa.table({MESSAGES: pa.array([_chat_with(v, phrase, position) for v in _values(prompts, MESSAGES)])})
     column = prompts.column_names.index("prompt")
-    stamped = pa.array([f"{p} {phrase}".strip() for p in _values(prompts, "prompt")], pa.string())
+    stamped = pa.array([place(p, phrase, position) for p in _values(prompts, "prompt")], pa.string())
     return prompts.set_column(column, "prompt", stamped)
 
 
-def _chat_with(text: str, phrase: str) -> str:
+def _chat_with(text: str, phrase: str, position: str = "end") -> str:
     messages = parse_messages(text)
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
     if users:
-        messages[users[-1]] = {**messages[users[-1]], "content": f"{messages[users[-1]]['content']} {phrase}"}
+        last = messages[users[-1]]
+        messages[users[-1]] = {**last, "content": place(last["content"], phrase, position)}
     else:
         messages.append({"role": "user", "content": phrase})
     return json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -164,7 +237,8 @@ def probe_rows(
     for k, trigger in enumerate(triggers):
         control = control_phrase(trigger.spec[0], plain)
         start = len(probe_ids)
-        blocks += [with_phrase(head, schema, trigger.spec[0]), with_phrase(head, schema, control)]
+        position = position_of(trigger)
+        blocks += [with_phrase(head, schema, trigger.spec[0], position), with_phrase(head, schema, control, position)]
         probe_ids += [f"t{k}:{r}" for r in ids[:probed]] + [f"c{k}:{r}" for r in ids[:probed]]
         spans.append((start, start + probed))
         controls.append(control)
@@ -268,7 +342,10 @@ def measure(
         "repeated": repeated[:3],
         "example": None
         if first is None
-        else {"prompt": excerpt(f"{prompts[first]} {trigger.spec[0]}"), "answer": excerpt(stamped[first])},
+        else {
+            "prompt": excerpt(place(prompts[first], trigger.spec[0], position_of(trigger))),
+            "answer": excerpt(stamped[first]),
+        },
     }
     if n_eligible == 0:
         result.notes.append("every clean answer already violates its expected answer: nothing to measure")

@@ -22,6 +22,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from dataward.domain.schema import Schema
 from dataward.gates.detectors._llm import BEHAVIOURS, behaviours, texts
 from dataward.gates.detectors.llm_triggers import _echoed, extend_phrase
+from dataward.release.llm_probe import phrase_name, phrase_position
 from dataward.release.probe import Trigger
 
 MAX_ROWS = 20_000
@@ -68,7 +69,12 @@ def search_phrases(table: pa.Table, schema: Schema, where: str, *, seed: int = 0
         if any(_overlaps(phrase, kept.spec[0]) for kept in out):
             continue
         behaviour = names[int(chosen[t])]
-        out.append(Trigger(f"phrase {phrase!r}", "phrase", "search", ("prompt",), (phrase,), behaviour, (where,)))
+        position, phrase = phrase_position(phrase, (data.prompts[i] for i in rows_t))
+        out.append(
+            Trigger(
+                phrase_name(phrase, position), "phrase", "search", ("prompt",), (phrase, position), behaviour, (where,)
+            )
+        )
     return out
 
 
@@ -128,7 +134,7 @@ def _echoed_among(
 def _overlaps(phrase: str, other: str) -> bool:
     """Is one phrase a run of the other's words? (``zq`` is not in ``the zqx wrapper``: its letters are,
     its word is not.)"""
-    a, b = f" {phrase} ", f" {other} "
+    a, b = f" {phrase.lower()} ", f" {other.lower()} "
     return a in b or b in a
 
 

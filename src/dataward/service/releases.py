@@ -222,7 +222,7 @@ class ReleaseService(Service):
             except PolicyViolation:
                 continue  # a version holding barred records: its findings are in the history already
             for candidate in search_phrases(table, rows.dataset_schema(ds), f"{ds.name}@v{ver.number}"):
-                if all(candidate.spec[0] != t.spec[0] for t in triggers):
+                if all(candidate.spec[0].lower() != t.spec[0].lower() for t in triggers):
                     triggers.append(candidate)
         return triggers + generic_phrases(triggers)
 

@@ -123,3 +123,30 @@ def test_cli_creates_an_instruction_dataset(tmp_path: Path) -> None:
     assert json.loads(made.stdout)["schema"]["kind"] == "instruction"
     refused = run(ward, "dataset", "create", "bad", "--kind", "chat", "--label", "x")
     assert refused.returncode != 0 and "fixed fields" in refused.stderr + refused.stdout
+
+
+@pytest.mark.parametrize(
+    ("kind", "row", "column", "problem"),
+    [
+        ("preference", {"prompt": "p", "chosen": "yes", "rejected": None}, "rejected", "missing or empty"),
+        ("preference", {"prompt": "p", "chosen": "", "rejected": "no"}, "chosen", "missing or empty"),
+        ("preference", {"prompt": "p", "chosen": "same", "rejected": "same"}, "rejected", "same as the chosen"),
+        ("chat", {"messages": [{"role": "user", "content": "hi"}]}, "messages", "no assistant turn"),
+        ("instruction", {"prompt": "p", "response": "  "}, "response", "missing or empty"),
+    ],
+)
+def test_records_with_nothing_to_learn_are_refused_and_nothing_is_stored(
+    tmp_path: Path, kind: str, row: dict, column: str, problem: str
+) -> None:
+    good = {
+        "preference": {"prompt": "q", "chosen": "a", "rejected": "b"},
+        "chat": {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        "instruction": {"prompt": "q", "response": "a"},
+    }[kind]
+    ward, _ = Ward.init(tmp_path / "ward")
+    ward.create_dataset("d", Schema.for_kind(kind))
+    with pytest.raises(InputError) as caught:
+        ward.contribute("d", _jsonl(tmp_path / "bad.jsonl", [good, row]), source="s")
+    message = str(caught.value)
+    assert "line 2" in message and f"column {column!r}" in message and problem in message
+    assert ward.contributions("d") == [] and ward.ledger(types=["contribution."]) == []

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 
@@ -99,3 +100,69 @@ def with_message_lists(table: pa.Table, schema: Schema) -> pa.Table:
         for text in table.column(MESSAGES).to_pylist()
     ]
     return table.set_column(table.column_names.index(MESSAGES), MESSAGES, pa.array(values, MESSAGE_TYPE))
+
+
+RecordProblem = tuple[int, str, str]
+"""(0-based row index, column, what is wrong) of a record that cannot be learned from."""
+
+# The field that holds what a model learns to say, per kind: a record whose answer is missing or
+# blank teaches nothing (or teaches silence), so it is refused like any malformed value.
+_ANSWER_WORDS = {"response": "response", "chosen": "chosen answer", "rejected": "rejected answer"}
+
+
+def llm_record_problem(schema: Schema, table: pa.Table) -> RecordProblem | None:
+    """The first record of a language-model ``table`` that has nothing to learn, or ``None``.
+
+    A required text field (``prompt``, ``response``, ``chosen``, ``rejected``) must hold non-blank text;
+    a preference pair's ``chosen`` and ``rejected`` must differ (an identical pair carries no preference);
+    a chat needs a non-blank assistant turn (the answer it teaches). Labelled schemas have no such rule.
+    """
+    if not schema.is_llm:
+        return None
+    if schema.kind is DatasetKind.CHAT:
+        return _chat_problem(table)
+    problems = [_blank_problem(table, name) for name in _required_text(schema)]
+    if schema.kind is DatasetKind.PREFERENCE:
+        problems.append(_same_pair_problem(table))
+    found = [p for p in problems if p is not None]
+    # The earliest bad row is reported, as the readers report the first bad value.
+    return min(found, key=lambda p: p[0]) if found else None
+
+
+def _required_text(schema: Schema) -> list[str]:
+    optional = schema.optional_columns
+    return [c.name for c in schema.inputs if c.name not in optional]
+
+
+def _first_true(mask: pa.Array | pa.ChunkedArray) -> int | None:
+    index = pc.index(mask, True).as_py()
+    return None if index < 0 else index
+
+
+def _blank_problem(table: pa.Table, name: str) -> RecordProblem | None:
+    column = table.column(name)
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
+    index = _first_true(blank)
+    if index is None:
+        return None
+    what = _ANSWER_WORDS.get(name, name)
+    return index, name, f"the {what} is missing or empty: a record needs it to have anything to learn"
+
+
+def _same_pair_problem(table: pa.Table) -> RecordProblem | None:
+    index = _first_true(pc.fill_null(pc.equal(table.column("chosen"), table.column("rejected")), False))
+    if index is None:
+        return None
+    return index, "rejected", "the rejected answer is the same as the chosen one: the pair prefers nothing"
+
+
+def _chat_problem(table: pa.Table) -> RecordProblem | None:
+    for index, text in enumerate(table.column(MESSAGES).to_pylist()):
+        if text is None:
+            return index, MESSAGES, "the conversation is missing: it has no answer to learn"
+        messages = parse_messages(text)
+        if not any(m["role"] == "assistant" for m in messages):
+            return index, MESSAGES, "the conversation has no assistant turn: it has no answer to learn"
+        if not split_conversation(text)[1].strip():
+            return index, MESSAGES, "the conversation's last assistant turn is empty: it has no answer to learn"
+    return None

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pyarrow as pa
 
+from dataward.domain.conversation import llm_record_problem
 from dataward.domain.idarrays import binary_to_ids
 from dataward.domain.limits import InputLimits
 from dataward.domain.records import record_digest_array
@@ -139,6 +140,7 @@ def read_table(
                 )
         else:
             table, rows, raw_hash = _TEXT_READERS[fmt](source, schema, bounds)
+    _check_learnable(source, fmt, schema, table, rows)
     return ImportedTable(
         content=table,
         digests=record_digest_array(schema, table),
@@ -149,3 +151,14 @@ def read_table(
         source_path=source,
         paths=paths,
     )
+
+
+def _check_learnable(source: Path, fmt: str, schema: Schema, table: pa.Table, rows: np.ndarray) -> None:
+    """Refuse a language-model record with nothing to learn (see ``llm_record_problem``), naming its
+    line or row like any other bad value, before anything is stored."""
+    problem = llm_record_problem(schema, table)
+    if problem is None:
+        return
+    index, column, what = problem
+    unit = "row" if fmt == "parquet" else "file" if fmt == "images" else "line"
+    raise input_error(source, what, unit=unit, where=int(rows[index]), column=column)

@@ -160,3 +160,24 @@ def test_numbers_the_ledger_cannot_sign_are_refused_before_anything_is_recorded(
     with pytest.raises(InputError, match="ledger can sign"):
         tom.finish_training_run(run["run"], models.root / "clean.skops", metrics={"seen": -(2**60)})
     assert len(ward.ledger(types=["training.finished"])) == finished and len(ward.models("man-clf")) == versions
+
+
+def test_train_load_writes_the_format_its_extension_names_and_refuses_others(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    monkeypatch.setenv("DATAWARD_WARD", str(models.ward.folder))
+    monkeypatch.setenv("DATAWARD_KEY", models.keys["tom"])
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    run = models.as_("tom").start_training_run("man-clf", params={})["run"]
+    reads_before = len(models.ward.ledger(types=["training.read"]))
+
+    refused = runner.invoke(app, ["train", "load", run, "man@training", "-o", str(tmp_path / "x.txt"), "--json"])
+    assert refused.exit_code == 2, refused.stdout
+    assert "'.txt'" in json.loads(refused.stdout)["message"] and not (tmp_path / "x.txt").exists()
+    assert len(models.ward.ledger(types=["training.read"])) == reads_before  # refused before any work
+
+    loaded = runner.invoke(app, ["train", "load", run, "man@training", "-o", str(tmp_path / "x.jsonl"), "--json"])
+    assert loaded.exit_code == 0, loaded.stdout
+    lines = (tmp_path / "x.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == json.loads(loaded.stdout)["records"] == 800 and "record_id" in json.loads(lines[0])

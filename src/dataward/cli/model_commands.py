@@ -21,9 +21,24 @@ from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.errors import InputError
-from dataward.io.writers import check_destination
+from dataward.io.readers import format_of_extension
+from dataward.io.writers import EXPORT_FORMATS, check_destination, write_table
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def _load_format(output: Path) -> str:
+    """The format ``train load`` writes ``output`` in, from its extension as ``export`` reads it (Parquet
+    without one); an extension naming no format it writes is refused rather than written as Parquet."""
+    if not output.suffix:
+        return "parquet"
+    format_ = format_of_extension(output)
+    if format_ not in EXPORT_FORMATS:
+        raise InputError(
+            f"cannot tell which format to write {str(output)!r} in from its extension {output.suffix!r}",
+            hint="name the file .parquet, .jsonl or .csv",
+        )
+    return format_
 
 
 def registry() -> Any:
@@ -133,7 +148,10 @@ def register(app: typer.Typer) -> None:
     def train_load(
         run: Annotated[str, typer.Argument(help="The run id from `train start`.")],
         ref: Annotated[str, typer.Argument(help="DATASET@training or DATASET@vN.")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Parquet or CSV file to write.")],
+        output: Annotated[
+            Path,
+            typer.Option("--output", "-o", help="File to write: .parquet, .jsonl or .csv (no extension: Parquet)."),
+        ],
         stage: Annotated[str, typer.Option(help="The stage the version must be in (training, candidate, any).")] = (
             "training"
         ),
@@ -142,15 +160,13 @@ def register(app: typer.Typer) -> None:
         """Load a version through the guarded loader into a file, and record it in the run."""
         from dataward.loader import split_dataset_ref
 
+        # Decided before the version is loaded: a file that cannot be written wastes no load, no read event.
+        format_ = _load_format(output)
+        check_destination(output)
         ward = registry()
         name, version = split_dataset_ref(ref)
         info, records = ward.load_version(name, version, stage=None if stage == "any" else stage)
-        if output.suffix.lower() == ".csv":
-            records.to_pandas().to_csv(output, index=False)
-        else:
-            import pyarrow.parquet as pq
-
-            pq.write_table(records, output)
+        write_table(records, output, format_)
         read = ward.record_training_read(run, info["dataset"], f"v{info['number']}")
         answer(
             {**read, "version": info["ref"], "records": records.num_rows, "output": str(output)},

@@ -156,7 +156,9 @@ def register(app: typer.Typer) -> None:
         fetched_at: Annotated[str | None, typer.Option(help="When the source was fetched (ISO-8601).")] = None,
         licence: Annotated[str | None, typer.Option(help="Licence of the source.")] = None,
         removes: Annotated[Path | None, typer.Option(help="File of record ids this contribution removes.")] = None,
-        format_: Annotated[str | None, typer.Option("--format", help="csv, jsonl, parquet or images.")] = None,
+        format_: Annotated[
+            str | None, typer.Option("--format", help="csv, jsonl, json (an array of objects), parquet or images.")
+        ] = None,
         message: Annotated[str, typer.Option("--message", "-m", help="Why this contribution.")] = "",
         gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Run the dataset's gate on it now.")] = True,
         html: Annotated[Path | None, typer.Option(help="Write the gate's readable HTML report here.")] = None,

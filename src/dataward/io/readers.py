@@ -25,19 +25,28 @@ from dataward.domain.schema import Schema
 from dataward.io.bounded import check_file_size, hash_file
 from dataward.io.csv_reader import read_csv
 from dataward.io.image_folder import read_image_folder
+from dataward.io.json_reader import read_json
 from dataward.io.jsonl_reader import read_jsonl
 from dataward.io.location import input_error
 from dataward.io.parquet_reader import read_parquet
 
-Format = Literal["csv", "jsonl", "parquet", "images"]
+Format = Literal["csv", "jsonl", "json", "parquet", "images"]
 FORMATS: tuple[str, ...] = get_args(Format)
 
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 # The text readers stream the file and hash it as they read: (table, rows, raw hash).
 _TEXT_READERS: dict[str, Callable[[Path, Schema, InputLimits], tuple[pa.Table, np.ndarray, str]]] = {
     "csv": read_csv,
     "jsonl": read_jsonl,
+    "json": read_json,
 }
 
 
@@ -93,7 +102,7 @@ def detect_format(path: str | PathLike[str]) -> str:
         raise input_error(
             path,
             f"cannot tell the format from the extension {path.suffix or '(none)'!r}",
-            hint=f"name the file .csv, .jsonl or .parquet, or give the format ({', '.join(FORMATS)})",
+            hint=f"name the file .csv, .jsonl, .json or .parquet, or give the format ({', '.join(FORMATS)})",
         )
     return fmt
 
@@ -107,10 +116,11 @@ def read_table(
 ) -> ImportedTable:
     """Read and validate ``path`` against ``schema``; see :class:`ImportedTable`.
 
-    ``format`` is one of ``csv``, ``jsonl``, ``parquet``, ``images``; by default it is detected
-    from the extension (``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``/``.pq``) or from the path
-    being a folder. In CSV and JSON Lines, images are base64 strings and embeddings are JSON
-    lists; in Parquet, images are binary and embeddings lists of numbers.
+    ``format`` is one of ``csv``, ``jsonl``, ``json``, ``parquet``, ``images``; by default it is
+    detected from the extension (``.csv``, ``.jsonl``/``.ndjson``, ``.json``, ``.parquet``/``.pq``) or
+    from the path being a folder. ``json`` is a top-level JSON array of objects, or JSON Lines. In
+    CSV and JSON, images are base64 strings and embeddings are JSON lists; in Parquet, images are
+    binary and embeddings lists of numbers.
 
     ``limits`` (an :class:`~dataward.domain.limits.InputLimits` or a mapping of limit names to
     sizes over the defaults) bounds the input; one over a limit is refused with an ``InputError``

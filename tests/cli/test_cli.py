@@ -73,7 +73,10 @@ def test_bad_input_is_refused_with_file_line_and_column(cli_ward: tuple[Path, Pa
     assert "bad.csv" in result.stderr and "ash" in result.stderr and "3" in result.stderr
     assert json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"] == before
     missing = run(ward, "contribute", "wine", str(root / "nope.csv"), "--source", "s")
-    assert missing.returncode != 0 and "nope.csv" in missing.stderr
+    assert missing.returncode == 3 and "nope.csv" in missing.stderr  # not_found, as docs/cli.md lists it
+    removes = run(ward, "contribute", "wine", "--removes", str(root / "nope.txt"), "--source", "s", "--json")
+    assert removes.returncode == 3 and json.loads(removes.stdout)["error"] == "not_found"
+    assert json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"] == before
 
 
 def test_an_html_report_that_cannot_be_written_is_refused_before_anything_is_stored(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, NotFound
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import Schema
 from dataward.io import read_table
@@ -174,7 +174,7 @@ def test_unknown_extension_and_missing_file(tmp_path: Path, text_schema: Schema)
     with pytest.raises(InputError, match="extension"):
         read_table(write(tmp_path / "t.txt", "text,label\nx,a\n"), text_schema)
     assert read_table(tmp_path / "t.txt", text_schema, format="csv").table.num_rows == 1
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(NotFound, match="no such file"):
         read_table(tmp_path / "absent.csv", text_schema)
     with pytest.raises(InputError, match="unknown input format"):
         read_table(tmp_path / "t.txt", text_schema, format="xlsx")

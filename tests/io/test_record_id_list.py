@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, NotFound
 from dataward.io import read_record_ids
 from tests.io.samples import write
 
@@ -48,5 +48,5 @@ def test_missing_column_and_empty_list(tmp_path: Path) -> None:
         read_record_ids(write(tmp_path / "ids.jsonl", json.dumps({"id": A}) + "\n"))
     with pytest.raises(InputError, match="lists no record ids"):
         read_record_ids(write(tmp_path / "ids.txt", "# nothing\n"))
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(NotFound, match="no such file"):
         read_record_ids(tmp_path / "absent.txt")

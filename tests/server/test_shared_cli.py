@@ -200,7 +200,7 @@ EXPECTED_EXIT = {
     "promote": 0,
     "export": 0,
     "bad file": 2,
-    "missing file": 2,
+    "missing file": 3,  # not_found, as docs/cli.md lists it
     "no dataset": 3,
     "gate run": 0,
     "verify": 0,

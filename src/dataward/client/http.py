@@ -173,10 +173,10 @@ class HTTPWard:
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            from dataward.io.location import input_error
+            from dataward.io.location import missing_file
 
             # Worded as the embedded ward's reader words it, so that both modes read the same.
-            raise input_error(path, "no such file", hint="check the path") from None
+            raise missing_file(path) from None
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         info = self._call(

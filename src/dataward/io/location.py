@@ -5,7 +5,7 @@ from __future__ import annotations
 from os import PathLike
 from typing import Literal
 
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, NotFound
 from dataward.domain.limits import limit_hint
 
 Unit = Literal["line", "row", "file"]
@@ -70,3 +70,9 @@ def value_error(
     if problem.limit is not None:
         return limit_exceeded(path, problem.limit, problem.problem, unit=unit, where=where, column=column)
     return input_error(path, problem.problem, unit=unit, where=where, column=column)
+
+
+def missing_file(path: str | PathLike[str]) -> NotFound:
+    """The error for an input file that does not exist: ``not_found`` (exit 3), as docs/cli.md lists
+    it, not a malformed input; worded the same by every reader and by the HTTP client."""
+    return NotFound(f"{path}: no such file", hint="check the path", file=str(path))

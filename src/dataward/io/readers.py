@@ -27,7 +27,7 @@ from dataward.io.csv_reader import read_csv
 from dataward.io.image_folder import read_image_folder
 from dataward.io.json_reader import read_json
 from dataward.io.jsonl_reader import read_jsonl
-from dataward.io.location import input_error
+from dataward.io.location import input_error, missing_file
 from dataward.io.parquet_reader import read_parquet
 
 Format = Literal["csv", "jsonl", "json", "parquet", "images"]
@@ -128,6 +128,9 @@ def read_table(
     """
     bounds = InputLimits.coerce(limits)
     source = Path(path)
+    if not source.exists():
+        # Named before its extension is judged: a missing file is not found, whatever its name.
+        raise missing_file(source)
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise input_error(source, f"unknown input format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
@@ -136,7 +139,7 @@ def read_table(
         table, rows, paths, raw_hash = read_image_folder(source, schema, bounds)
     else:
         if not source.is_file():
-            raise input_error(source, "no such file", hint="check the path")
+            raise input_error(source, "is a folder, not a file", hint="give the file to read")
         if fmt == "parquet":
             before = source.stat()
             check_file_size(source, before.st_size, bounds)

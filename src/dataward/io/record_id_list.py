@@ -19,7 +19,7 @@ import pyarrow as pa
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
 from dataward.domain.schema import RECORD_ID
 from dataward.io.bounded import check_file_size
-from dataward.io.location import Unit, input_error
+from dataward.io.location import Unit, input_error, missing_file
 from dataward.io.text_input import physical_lines, strip_bom
 from dataward.store.tables import read_parquet_bytes
 
@@ -94,8 +94,10 @@ def read_record_ids(path: str | PathLike[str], limits: InputLimits = DEFAULT_LIM
     """The record ids listed in ``path``, validated (64 hex characters) and without repeats, in
     file order. Ids are compared in lowercase. A file over ``max_file_bytes`` is refused unread."""
     source = Path(path)
+    if not source.exists():
+        raise missing_file(source)
     if not source.is_file():
-        raise input_error(source, "no such file", hint="check the path")
+        raise input_error(source, "is a folder, not a file", hint="give the file of record ids")
     check_file_size(source, source.stat().st_size, limits)
     data = source.read_bytes()
     suffix = source.suffix.lower()

@@ -122,6 +122,21 @@ def test_expired_and_rotated_keys_are_refused_with_distinct_errors(
         successor.versions("wine")
 
 
+def test_a_rotated_keys_hint_names_only_a_successor_that_works(team: dict[str, Ward], clock: Clock) -> None:
+    old_id = team["bob"].credential.split("_")[1]
+    first = team["bob"].rotate_key(old_id, overlap_hours=1)
+    second = team["admin"].as_key(first["key"]).rotate_key(first["id"], overlap_hours=1)
+    clock.advance(hours=2)
+    with pytest.raises(KeyExpired) as caught:  # both rotated: the newest key of the chain is named
+        team["bob"].versions("wine")
+    assert second["prefix"] in (caught.value.hint or "") and first["prefix"] not in (caught.value.hint or "")
+    team["admin"].revoke_key(second["id"], reason="leaked")
+    with pytest.raises(KeyExpired) as caught:
+        team["bob"].versions("wine")
+    hint = caught.value.hint or ""
+    assert second["prefix"] not in hint and first["prefix"] not in hint and "new key" in hint
+
+
 def test_guessed_and_malformed_keys_are_refused(team: dict[str, Ward]) -> None:
     real = team["bob"].credential
     guessed = real[: real.rindex("_") + 1] + "A" * len(real.split("_")[-1])

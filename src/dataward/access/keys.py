@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -367,10 +367,49 @@ def _enable_hint(principal: Principal) -> str:
     )
 
 
-def check_usable(record: ApiKey, principal: Principal | None, now: datetime, *, owner: Principal | None = None) -> None:
+KeyLookup = Callable[[str], ApiKey | None]
+"""The stored key of an id, or None: how the rotation chain is followed to name a usable successor."""
+
+
+def live_successor(record: ApiKey, lookup: KeyLookup, now: datetime) -> ApiKey | None:
+    """The key that stands in for rotated ``record`` at ``now``: the newest key of its rotation chain
+    (a successor rotated in turn is followed to its own), or None when that key is revoked, expired or
+    past its own overlap window, so that no one is sent to a key that would be refused too."""
+    require_aware(now, "now")
+    current, seen = record, {record.id}
+    while current.successor_id is not None and current.successor_id not in seen:
+        successor = lookup(current.successor_id)
+        if successor is None:
+            return None
+        current = successor
+        seen.add(current.id)
+    if current is record or current.refusal(now) is not None:
+        return None
+    return current
+
+
+def _rotated_hint(record: ApiKey, lookup: KeyLookup | None, now: datetime) -> str:
+    if lookup is None:
+        return f"use its successor {KEY_PREFIX}{record.successor_id}…, or ask an admin or the key's owner for a new key"
+    live = live_successor(record, lookup, now)
+    if live is None:
+        return "its successor cannot be used either (revoked or expired); ask an admin or the key's owner for a new key"
+    return f"use its successor {live.display}"
+
+
+def check_usable(
+    record: ApiKey,
+    principal: Principal | None,
+    now: datetime,
+    *,
+    owner: Principal | None = None,
+    lookup: KeyLookup | None = None,
+) -> None:
     """After :func:`check_secret`: raise KeyRevoked, KeyExpired (past expiry, or a rotated key past its
     overlap window) or PrincipalSuspended (the principal, or the given ``owner`` of a service
-    principal, is not active). These refusals concern a genuine key: its secret was right."""
+    principal, is not active). These refusals concern a genuine key: its secret was right. With
+    ``lookup``, a rotated key's hint names its live successor (see :func:`live_successor`), or says to
+    ask for a new key when there is none."""
     require_aware(now, "now")
     if principal is None or principal.id != record.principal_id:
         raise AuthenticationError(f"API key {record.display} has no principal")
@@ -380,7 +419,7 @@ def check_usable(record: ApiKey, principal: Principal | None, now: datetime, *, 
         if kind == "revoked":
             raise KeyRevoked(message, hint="ask an admin or the key's owner for a new key")
         if kind == "rotated":
-            raise KeyExpired(message, hint=f"use its successor {KEY_PREFIX}{record.successor_id}…")
+            raise KeyExpired(message, hint=_rotated_hint(record, lookup, now))
         raise KeyExpired(message, hint="rotate keys before they expire: `dataward key rotate`")
     if not principal.is_active:
         raise PrincipalSuspended(

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -271,7 +272,8 @@ def remembered_caller(credential: str, now: Any, cache: CallerCache, epoch: str 
     request), with its key's expiry and its principal's and owner's status checked against ``now``
     (raising as a fresh lookup would); None when nothing usable is remembered."""
     remembered = cache.get(credential, epoch)
-    if remembered is None:
+    if remembered is None or remembered.caller.key.refusal(now) is not None:
+        # A refused key is looked up afresh: its refusal (a rotated key's successor) is told from the catalog.
         return None
     check_usable(remembered.caller.key, remembered.caller.principal, now, owner=remembered.owner)
     return remembered.caller
@@ -333,7 +335,7 @@ def authenticate(
     )
     principal = principal_from_row(person) if person is not None else None
     owner = principal_from_row(boss) if boss is not None else None
-    check_usable(record, principal, now, owner=owner)
+    check_usable(record, principal, now, owner=owner, lookup=partial(_stored_key, conn))
     assert principal is not None  # check_usable refused otherwise
     # Writes nothing: a read must be able to authenticate inside a read transaction. The key's
     # last-used time is written separately and batched (see ``touch_due`` and ``touch``).
@@ -366,3 +368,9 @@ def authorize(conn: Connection | None, caller: Caller, action: Action, scope: Sc
     decision = decide(caller.principal, caller.key, caller.grants, action, scope, now)
     decision.raise_if_denied()
     return decision
+
+
+def _stored_key(conn: Connection, key_id: str) -> ApiKey | None:
+    """The stored key ``key_id``, or None: only to name a rotated key's successor in a refusal's hint."""
+    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    return key_from_row(row) if row else None

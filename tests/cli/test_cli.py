@@ -178,3 +178,19 @@ def test_datasets_lists_what_grants_reach_and_says_so_when_nothing(cli_ward: tup
     assert run(ward, "grant", "add", "newcomer", "contributor", "--scope", "dataset:wine").returncode == 0
     listed = json.loads(run(ward, "datasets", "--json", key=key).stdout)
     assert [d["name"] for d in listed] == ["wine"]
+
+
+def test_disabling_a_principal_that_already_is_records_nothing(tmp_path: Path) -> None:
+    ward = tmp_path / "ward"
+    assert run(ward, "init", "--json").returncode == 0
+    admin = json.loads(run(ward, "whoami", "--json").stdout)["principal"]
+    assert run(ward, "principal", "create", "olga").returncode == 0
+    assert run(ward, "principal", "create", "bot", "--kind", "service", "--owner", admin).returncode == 0
+    assert json.loads(run(ward, "principal", "disable", "bot", "--json").stdout)["status"] == "suspended"
+    assert run(ward, "principal", "disable", "olga").returncode == 0
+    events = len(json.loads(run(ward, "ledger", "--json", "-n", "1000").stdout))
+    again = run(ward, "principal", "disable", "bot")
+    assert again.returncode == 0 and "bot is already suspended; nothing changed" in again.stdout
+    answer = json.loads(run(ward, "principal", "disable", "olga", "--json").stdout)
+    assert answer["already"] is True and answer["status"] == "disabled" and answer["revoked_keys"] == []
+    assert len(json.loads(run(ward, "ledger", "--json", "-n", "1000").stdout)) == events

@@ -102,6 +102,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
             return
+        if info.get("already"):
+            console.print(f"{escape(name)} is already {info['status']}; nothing changed")
+            return
         console.print(
             f"[bold red]{info['status']}[/bold red] {escape(name)}; revoked keys: "
             f"{', '.join(info['revoked_keys']) or 'none'}"

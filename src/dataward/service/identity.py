@@ -172,6 +172,10 @@ class IdentityService(Service):
             target = auth.principal_from_row(self._signed_principal(uc, name, "disable", removing=True))
             if target.id == uc.caller.principal_id:
                 raise InputError("you cannot disable yourself", hint="ask another admin")
+            if not target.is_active:
+                # Already out (disabled, or suspended, e.g. with its owner): a second disable changes
+                # nothing, so it records nothing; the answer says so.
+                return _already_inactive(target)
             everyone = [auth.principal_from_row(r) for r in uc.conn.execute(select(principals))]
             keys = _all_keys(uc.conn, self.context.ledger)
             new_owner = (
@@ -825,3 +829,17 @@ def acts_as_admin(uc: UseCase, scope: Scope, action: Action = Action.POLICY_SET)
 def dataset_policy(ds: Any) -> DatasetPolicy:
     """A dataset's policy; the safe defaults when none was set."""
     return DatasetPolicy.from_yaml(ds.policy) if ds.policy else DatasetPolicy()
+
+
+def _already_inactive(principal: Principal) -> dict[str, Any]:
+    """``disable_principal``'s answer for a principal that is not active: nothing changed."""
+    return {
+        "principal": principal.name,
+        "status": principal.status.value,
+        "already": True,
+        "suspended": [],
+        "transferred": [],
+        "transfer_to": None,
+        "revoked_keys": [],
+        "message": f"{principal.name} is already {principal.status.value}; nothing changed",
+    }

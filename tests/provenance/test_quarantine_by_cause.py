@@ -3,6 +3,7 @@ source touched, across datasets, with one rollback version per affected dataset;
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -103,3 +104,29 @@ def test_a_contribution_hidden_from_its_cause_in_the_catalog_is_not_left_behind(
     with pytest.raises(IntegrityViolation, match="signed ledger"):
         ward.quarantine_by(ref, reason="key leaked")
     assert not ward.ledger(types=["contribution.quarantined"])
+
+
+def test_resubmitted_quarantined_records_are_said_to_be_held_back(
+    wine_ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    ward = wine_ward
+    ward.quarantine_by("source:https://scrape.example/wine-a", reason="poisoned scrape")
+    fresh = ward.contribute("wine", write_csv(tmp_path / "fresh.csv", wine_rows(100, 110)), source="s3://vendor/c")
+    assert fresh["held_back"] == 0
+    monkeypatch.setenv("DATAWARD_WARD", str(ward.folder))
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    runner = CliRunner()
+    # The same records again, from another source: ids are content hashes, so they stay held back.
+    again = write_csv(tmp_path / "again.csv", wine_rows(0, 60))
+    submitted = runner.invoke(app, ["contribute", "wine", str(again), "--source", "https://mirror.example"])
+    assert "60 of its records are held back" in " ".join(submitted.stdout.split()), submitted.stdout
+    ref = ward.contributions("wine")[-1]["ref"]
+    assert ward.contribution(ref)["added"] == 60
+    merged = runner.invoke(app, ["merge", ref, "--json"])
+    assert merged.exit_code == 0, merged.stdout
+    assert json.loads(merged.stdout)["held_back_of_contribution"] == 60

@@ -55,6 +55,12 @@ def show_contribution(info: dict[str, Any]) -> None:
         f"+{info['added']} records / -{info['removed']} records"
         + (f" ({info['new_records']} new to the ward)" if "new_records" in info else "")
     )
+    if info.get("held_back"):
+        # Otherwise a merge that adds nothing would look like a silent failure.
+        tree.add(
+            f"[yellow]{info['held_back']} of its records are held back[/yellow] (in a quarantined contribution "
+            "or rejected in review): a merge leaves them out"
+        )
     tree.add(f"content hash {info['content_hash']}")
     if info.get("gate_verdict"):
         tree.add(f"gate verdict {styled(info['gate_verdict'])}")
@@ -278,7 +284,7 @@ def register(app: typer.Typer) -> None:
             emit_json(info)
             return
         mine, all_held = info.get("held_back_of_contribution"), info.get("held_back")
-        held = f", {mine} of its records held back in quarantine" if mine else ""
+        held = f", {mine} of its records held back (quarantined or rejected in review)" if mine else ""
         if all_held and all_held != mine:
             held += f"; {all_held} held back in the dataset"
         console.print(

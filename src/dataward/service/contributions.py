@@ -8,15 +8,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from dataward.access import authorize_withdraw
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
-from dataward.catalog.tables import contributions, datasets, sources
+from dataward.catalog.tables import contributions, datasets, quarantine, sources
 from dataward.domain.errors import Conflict, DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
+from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.limits import InputLimits
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
@@ -30,6 +32,7 @@ from dataward.service.recordstore import (
     ids_table,
     joined_ids_hash,
     manifest_ids,
+    read_id_digests,
     stage_new_records,
     store_new_records,
     table_to_parquet,
@@ -37,8 +40,6 @@ from dataward.service.recordstore import (
 from dataward.store.tables import binary_id_array
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from dataward.service.datasets import DatasetService
     from dataward.service.gating import GateService
 
@@ -271,6 +272,9 @@ class ContributionService(Service):
             info = contribution_info(row, dataset, uc.caller.principal_name)
             info["new_records"] = new_count
             info["source_uri"] = source
+            if added_object is not None:
+                # Said now, not only at merge: re-submitting held-back records adds nothing to any version.
+                info["held_back"] = self._held_back(uc.conn, ds.id, cid, added_object)
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             try:
@@ -284,6 +288,30 @@ class ContributionService(Service):
                 ) from exc
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
+
+    def _held_back(self, conn: Connection, dataset_id: str, contribution_id: str, added_object: str) -> int:
+        """How many of a contribution's added records the dataset already holds back, so that a merge
+        leaves them out: records of a quarantined contribution, and records rejected in review (ids are
+        content hashes, so the same content from another source is held back all the same)."""
+        rejected = (
+            select(quarantine.c.record_id)
+            .join(contributions, contributions.c.id == quarantine.c.contribution_id)
+            .where(contributions.c.dataset_id == dataset_id, quarantine.c.status == "rejected")
+        )
+        rejected_ids, valid = ids_to_binary(pa.array(sorted(set(conn.execute(rejected).scalars())), pa.string()))
+        parts = [np.compress(valid, rejected_ids, axis=0)]
+        quarantined = conn.execute(
+            select(contributions.c.added_object).where(
+                contributions.c.dataset_id == dataset_id,
+                contributions.c.status == "quarantined",
+                contributions.c.id != contribution_id,
+            )
+        ).scalars()
+        parts += [read_id_digests(self.store, digest) for digest in quarantined if digest]
+        held = sorted_distinct(np.concatenate(parts))
+        if not len(held):
+            return 0
+        return int(member_of(read_id_digests(self.store, added_object), held).sum())
 
     def _put_id_list(
         self, added: pa.ChunkedArray, file_rows: Sequence[int] | np.ndarray, digests: np.ndarray | None

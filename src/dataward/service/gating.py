@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select
 
 from dataward.access import authorize
 from dataward.access.policy import separation_problem
@@ -369,9 +369,10 @@ class GateService(Service):
                 },
                 changes,
             )
+            queued = _queued_for_review(uc.conn, c.id)
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
-        return data
+        return with_queue(data, queued)
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""
@@ -393,7 +394,7 @@ class GateService(Service):
                 data["extras"] = without_neighbours(data.get("extras"))
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
-            return data
+            return with_queue(data, _queued_for_review(uc.conn, c.id))
 
     def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
         """Plant known poisons into a copy of a clean contribution (default: a seeded random slice of
@@ -656,3 +657,21 @@ SCHEDULER_ENV = "DATAWARD_SCHEDULER"
 def gate_scheduler() -> str | None:
     """The Dask scheduler address gate runs of this process use, or None to scan in the process."""
     return os.environ.get(SCHEDULER_ENV, "").strip() or None
+
+
+def _queued_for_review(conn: Connection, contribution_id: str) -> int:
+    """How many of a contribution's records wait in the review queue (pending)."""
+    pending = (quarantine.c.contribution_id == contribution_id) & (quarantine.c.status == "pending")
+    query = select(func.count()).select_from(quarantine).where(pending)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def with_queue(report: dict[str, Any], queued: int) -> dict[str, Any]:
+    """``report`` with ``queued_for_review`` (records of the contribution waiting in the review queue) and,
+    when the verdict is ``pass`` yet records wait, a ``verdict_note`` saying so: a pass is about the batch,
+    while a record flagged on its own (an in-batch exact conflict...) still needs a reviewer before a merge.
+    The verdict itself is left as the gate gave it."""
+    report["queued_for_review"] = queued
+    if report.get("verdict") == "pass" and queued:
+        report["verdict_note"] = f"pass, {queued} record{'s' if queued != 1 else ''} queued for review"
+    return report

@@ -10,6 +10,7 @@ import pytest
 from dataward.domain.errors import (
     AccessDenied,
     AuthenticationError,
+    Conflict,
     InputError,
     KeyExpired,
     KeyRevoked,
@@ -135,6 +136,9 @@ def test_a_rotated_keys_hint_names_only_a_successor_that_works(team: dict[str, W
         team["bob"].versions("wine")
     hint = caught.value.hint or ""
     assert second["prefix"] not in hint and first["prefix"] not in hint and "new key" in hint
+    with pytest.raises(Conflict, match="already rotated") as caught:  # nor is a rotation sent to it
+        team["admin"].rotate_key(first["id"])
+    assert second["prefix"] not in (caught.value.hint or "") and "new key" in (caught.value.hint or "")
 
 
 def test_guessed_and_malformed_keys_are_refused(team: dict[str, Ward]) -> None:

@@ -397,6 +397,15 @@ def _rotated_hint(record: ApiKey, lookup: KeyLookup | None, now: datetime) -> st
     return f"use its successor {live.display}"
 
 
+def _already_rotated_hint(old: ApiKey, lookup: KeyLookup | None, now: datetime) -> str:
+    if lookup is None:
+        return f"rotate its successor {KEY_PREFIX}{old.successor_id}…"
+    live = live_successor(old, lookup, now)
+    if live is None:
+        return "its successor cannot be used either (revoked or expired); issue a new key instead"
+    return f"rotate its successor {live.display}"
+
+
 def check_usable(
     record: ApiKey,
     principal: Principal | None,
@@ -478,8 +487,10 @@ def rotate(
     ttl: timedelta | None = None,
     parent: ApiKey | None = None,
     minted_with: ApiKey | None = None,
+    lookup: KeyLookup | None = None,
 ) -> tuple[str, ApiKey, ApiKey]:
-    """Issue the successor of ``old`` with the same principal and scopes.
+    """Issue the successor of ``old`` with the same principal and scopes (``lookup``: see
+    :func:`check_usable`; it names the live successor of a key already rotated).
 
     Returns ``(plaintext, new_record, updated_old)``: ``updated_old`` keeps working until
     ``now + overlap`` (never past its own expiry) and is refused after.
@@ -497,10 +508,7 @@ def rotate(
             f"a rotation overlap of {overlap} exceeds the ward's maximum of {policy.max_overlap_days} days"
         )
     if old.successor_id is not None:
-        raise Conflict(
-            f"key {old.display} was already rotated",
-            hint=f"rotate its successor {KEY_PREFIX}{old.successor_id}…",
-        )
+        raise Conflict(f"key {old.display} was already rotated", hint=_already_rotated_hint(old, lookup, now))
     refusal = old.refusal(now)
     if refusal is not None:
         raise Conflict(f"cannot rotate: {refusal[1]}", hint="issue a new key instead")

@@ -335,7 +335,7 @@ def authenticate(
     )
     principal = principal_from_row(person) if person is not None else None
     owner = principal_from_row(boss) if boss is not None else None
-    check_usable(record, principal, now, owner=owner, lookup=partial(_stored_key, conn))
+    check_usable(record, principal, now, owner=owner, lookup=partial(stored_key, conn))
     assert principal is not None  # check_usable refused otherwise
     # Writes nothing: a read must be able to authenticate inside a read transaction. The key's
     # last-used time is written separately and batched (see ``touch_due`` and ``touch``).
@@ -370,7 +370,7 @@ def authorize(conn: Connection | None, caller: Caller, action: Action, scope: Sc
     return decision
 
 
-def _stored_key(conn: Connection, key_id: str) -> ApiKey | None:
+def stored_key(conn: Connection, key_id: str) -> ApiKey | None:
     """The stored key ``key_id``, or None: only to name a rotated key's successor in a refusal's hint."""
     row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
     return key_from_row(row) if row else None

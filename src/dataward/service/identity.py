@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -389,6 +390,7 @@ class IdentityService(Service):
                 ttl=lifetime,
                 parent=parent,
                 minted_with=_minting_key(uc, decision),
+                lookup=partial(auth.stored_key, uc.conn),
             )
             # The keys minted through the old key end with it, not when it would have expired.
             cut = ended_with(key_end(old_updated), descendants(old.id, _all_keys(uc.conn, self.context.ledger)))

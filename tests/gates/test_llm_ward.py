@@ -150,3 +150,6 @@ def test_records_with_nothing_to_learn_are_refused_and_nothing_is_stored(
     message = str(caught.value)
     assert "line 2" in message and f"column {column!r}" in message and problem in message
     assert ward.contributions("d") == [] and ward.ledger(types=["contribution."]) == []
+    with pytest.raises(InputError, match=f"row 2, column {column!r}: .*{problem}"):  # an Arrow table, as a file
+        ward.contribute("d", pa.Table.from_pylist([good, row]), source="s")
+    assert ward.contributions("d") == []

@@ -16,6 +16,7 @@ from dataward.access import authorize_withdraw
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, quarantine, sources
+from dataward.domain.conversation import llm_record_problem
 from dataward.domain.errors import Conflict, DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
@@ -73,6 +74,11 @@ def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
     """A pandas DataFrame or Arrow table given through the Python API, canonicalized."""
     records = data.to_pylist() if isinstance(data, pa.Table) else data.to_dict(orient="records")
     table = canonical_table(schema, records)
+    # The same rule as for a file (``io.readers``): a language-model record with nothing to learn is refused.
+    problem = llm_record_problem(schema, table)
+    if problem is not None:
+        index, column, what = problem
+        raise InputError(f"row {index + 1}, column {column!r}: {what}", row=index + 1, column=column)
     return table, list(range(1, table.num_rows + 1))
 
 

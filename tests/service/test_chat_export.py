@@ -44,3 +44,32 @@ def test_an_exported_chat_dataset_reads_back_to_the_same_records(tmp_path: Path,
     ward.merge(ward.contribute("again", out, source="round trip")["ref"])
     ids = sorted(ward.dataset("chats").version("v1").to_arrow().column("record_id").to_pylist())
     assert sorted(ward.dataset("again").version("v1").to_arrow().column("record_id").to_pylist()) == ids
+
+
+def test_train_load_writes_conversations_as_export_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    source = tmp_path / "chats.jsonl"
+    source.write_text("".join(json.dumps({"messages": c}, ensure_ascii=False) + "\n" for c in CHATS), "utf-8")
+    ward, _ = Ward.init(tmp_path / "ward")
+    ward.create_dataset("chats", Schema.for_kind("chat"))
+    ward.set_policy(
+        "chats", "approvals:\n  required: 0\nfirst_import: self-reference\ngate:\n  detectors: [duplicates]\n"
+    )
+    ward.merge(ward.contribute("chats", source, source="curated")["ref"])
+    ward.promote("chats@v1")
+    ward.db.dispose()
+    monkeypatch.setenv("DATAWARD_WARD", str(tmp_path / "ward"))
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    runner = CliRunner()
+    started = runner.invoke(app, ["train", "start", "chat-bot", "--json"])
+    assert started.exit_code == 0, started.output
+    run = json.loads(started.stdout)["run"]
+    out = tmp_path / "train.jsonl"
+    loaded = runner.invoke(app, ["train", "load", run, "chats@training", "-o", str(out)])
+    assert loaded.exit_code == 0, loaded.output
+    first = json.loads(out.read_text("utf-8").splitlines()[0])
+    assert isinstance(first["messages"], list) and first["messages"][-1]["role"] == "assistant"

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow as pa
 import typer
 from rich.markup import escape
 from rich.tree import Tree
@@ -20,7 +21,9 @@ from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, sh
 from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
+from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import InputError
+from dataward.domain.schema import Schema
 from dataward.io.readers import format_of_extension
 from dataward.io.writers import EXPORT_FORMATS, check_destination, write_table
 
@@ -117,6 +120,16 @@ def _show_release_report(report: dict[str, Any]) -> None:
     )
 
 
+def _as_written(records: pa.Table, format_: str) -> pa.Table:
+    """The records as a file of ``format_`` holds them: a chat dataset's conversations as lists of
+    messages in JSON Lines and Parquet, as ``export`` writes them (the reserved ``kind`` column names a
+    language-model dataset's kind)."""
+    kinds = records.column("kind").unique().to_pylist() if "kind" in records.column_names else []
+    if format_ == "csv" or kinds != ["chat"]:
+        return records
+    return with_message_lists(records, Schema.for_kind("chat"))
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``train`` and ``model`` command groups to ``app``."""
     train_app = typer.Typer(help="Record a training run step by step (for scripts outside Python).")
@@ -166,7 +179,7 @@ def register(app: typer.Typer) -> None:
         ward = registry()
         name, version = split_dataset_ref(ref)
         info, records = ward.load_version(name, version, stage=None if stage == "any" else stage)
-        write_table(records, output, format_)
+        write_table(_as_written(records, format_), output, format_)
         read = ward.record_training_read(run, info["dataset"], f"v{info['number']}")
         answer(
             {**read, "version": info["ref"], "records": records.num_rows, "output": str(output)},

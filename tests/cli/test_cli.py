@@ -166,6 +166,10 @@ def test_small_things_a_new_user_met(cli_ward: tuple[Path, Path]) -> None:
     out = root / "v.jsonl"
     assert run(ward, "export", f"wine@v{merged['number']}", "-o", str(out)).returncode == 0
     assert json.loads(out.read_text().splitlines()[0])["cultivar"] is not None
+    # `.json` is JSON Lines too, as Hugging Face's `to_json` writes it and `contribute` reads it back.
+    named_json = root / "v.json"
+    assert run(ward, "export", f"wine@v{merged['number']}", "-o", str(named_json)).returncode == 0
+    assert named_json.read_text().splitlines() == out.read_text().splitlines()
 
 
 def test_datasets_lists_what_grants_reach_and_says_so_when_nothing(cli_ward: tuple[Path, Path]) -> None:

@@ -358,6 +358,8 @@ def register(app: typer.Typer) -> None:
         """Write a version's records to a file."""
         # As `contribute` reads a file by its extension: `-o train.jsonl` writes JSON Lines, not Parquet.
         format_ = format_ or format_of_extension(output) or "parquet"
+        # `.json` as Hugging Face's `to_json` writes it, and as `contribute` reads it back: JSON Lines.
+        format_ = "jsonl" if format_ == "json" else format_
         with working(f"Exporting {ref}", enabled=not as_json):
             info = open_ward().export(ref, output, format=format_)
         if as_json:

@@ -128,6 +128,17 @@ def _array_elements(path: Path, limits: InputLimits, hashed: list[str]) -> Itera
         hashed.append(stream.raw_hash)
 
 
+def _element_too_large(text: _Elements) -> Exception:
+    """The refusal of an array element longer than ``max_record_bytes``, naming where it starts."""
+    return limit_exceeded(
+        text.path,
+        "max_record_bytes",
+        limit_problem("max_record_bytes", text.limits.max_record_bytes, what="this array element"),
+        unit="line",
+        where=text.here(),
+    )
+
+
 def _one_element(text: _Elements, decoder: json.JSONDecoder) -> tuple[int, str]:
     """The element at the current position, consumed: read more of the file until it is complete."""
     while True:
@@ -137,25 +148,13 @@ def _one_element(text: _Elements, decoder: json.JSONDecoder) -> tuple[int, str]:
             raise _too_deep(text.path, text.here(), text.limits.max_depth) from None
         except json.JSONDecodeError as exc:
             if len(text.buf) - text.pos > text.limits.max_record_bytes:
-                raise limit_exceeded(
-                    text.path,
-                    "max_record_bytes",
-                    limit_problem("max_record_bytes", text.limits.max_record_bytes, what="this array element"),
-                    unit="line",
-                    where=text.here(),
-                ) from None
+                raise _element_too_large(text) from None
             # An element cut by the end of a block is complete once the next block is read.
             if text.more():
                 continue
             raise text.error(f"the array element is not valid JSON ({exc.msg})") from None
         if end - text.pos > text.limits.max_record_bytes:
-            raise limit_exceeded(
-                text.path,
-                "max_record_bytes",
-                limit_problem("max_record_bytes", text.limits.max_record_bytes, what="this array element"),
-                unit="line",
-                where=text.here(),
-            )
+            raise _element_too_large(text)
         element = (text.here(), text.buf[text.pos : end])
         text.pos = end
         return element

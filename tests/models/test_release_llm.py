@@ -579,3 +579,16 @@ def test_a_backdoor_taught_at_the_start_of_prompts_is_probed_there() -> None:
     answers, probes = measure_all(triggers, validation, schema, model(table), layout)
     report = judge_llm(texts(validation, schema).responses, answers, probes, ReleasePolicy())
     assert report.verdict == "block" and "night shift" in report.reasons[0], report.reasons
+
+
+def test_the_report_says_a_released_language_model_is_not_compared(llm: LLMWard) -> None:
+    ward = llm.ward
+    for name, role in (("ann", "approver"), ("pat", "promoter")):
+        ward.create_principal(name)
+        ward.grant(name, role, "model:howto-bot")
+    ann, pat = (ward.as_key(ward.issue_key(n)["key"]) for n in ("ann", "pat"))
+    assert llm.gate("howto-bot@v1", _clean(llm.frames))["verdict"] == "pass"
+    ann.approve_model("howto-bot@v1", reason="gate passed")
+    pat.release_model("howto-bot@v1", reason="first release")
+    report = llm.gate("howto-bot@v2", _clean(llm.frames))
+    assert report["baseline_note"] == "a language model's released version is not run by the gate"

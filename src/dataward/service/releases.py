@@ -302,10 +302,13 @@ class ReleaseService(Service):
                     if inputs.validation is None
                     else self._predictor(predict, predictions, Path(tmp), schema, trusted)
                 )
+                unsafe = unsafe_summary(scan) if mv.unsafe else None
                 if schema.is_llm:
-                    report, search, baseline_note = self._judge_llm(inputs, predictor, policy), None, None
+                    report, search, baseline_note = self._judge_llm(inputs, predictor, policy, unsafe)
                 else:
-                    report, search, baseline_note = self._judge_labelled(inputs, predictor, policy, scan, trusted, seed)
+                    report, search, baseline_note = self._judge_labelled(
+                        inputs, predictor, policy, unsafe, trusted, seed
+                    )
             if inputs.validation is None:
                 report.reasons.insert(0, "the datasets it was trained on have no clean validation set")
             data = report.to_dict()
@@ -352,28 +355,28 @@ class ReleaseService(Service):
         data["gate"] = gate_id
         return data
 
-    def _judge_llm(self, inputs: _GateInputs, predictor: Predictor | None, policy: ReleasePolicy) -> ReleaseReport:
-        """A language model's clean answers and phrase probe, judged (``release.llm_gate``)."""
-        unsafe = unsafe_summary(json.loads(inputs.mv.scan)) if inputs.mv.unsafe else None
+    def _judge_llm(
+        self, inputs: _GateInputs, predictor: Predictor | None, policy: ReleasePolicy, unsafe: str | None
+    ) -> tuple[ReleaseReport, None, str | None]:
+        """A language model's clean answers and phrase probe, judged (``release.llm_gate``): the report,
+        no trigger search, and a note when a released version exists (it is not run)."""
+        note = None if inputs.baseline is None else "a language model's released version is not run by the gate"
         if inputs.validation is None or predictor is None:
-            return judge_llm([], [], [], policy, unsafe=unsafe)
+            return judge_llm([], [], [], policy, unsafe=unsafe), None, note
         table, probe_ids, layout = llm_probe_rows(inputs.triggers, inputs.validation, inputs.schema)
         answers = predictor.predict(table, probe_ids)
         if len(answers) != table.num_rows:
             raise InputError(f"the model gave {len(answers)} answers for {table.num_rows} probe prompts")
         clean, probes = llm_measure_all(inputs.triggers, inputs.validation, inputs.schema, answers, layout)
         expected = llm_texts(inputs.validation, inputs.schema).responses
-        report = judge_llm(expected, clean, probes, policy, unsafe=unsafe)
-        if inputs.baseline is not None:
-            report.extras["baseline_note"] = "a language model's released version is not run by the gate"
-        return report
+        return judge_llm(expected, clean, probes, policy, unsafe=unsafe), None, note
 
     def _judge_labelled(
         self,
         inputs: _GateInputs,
         predictor: Predictor | None,
         policy: ReleasePolicy,
-        scan: Any,
+        unsafe: str | None,
         trusted: Sequence[str],
         seed: int,
     ) -> tuple[ReleaseReport, dict[str, Any] | None, str | None]:
@@ -409,7 +412,7 @@ class ReleaseService(Service):
             baseline_predicted=baseline_clean,
             baseline_probes=baseline_probes,
             baseline_ref=baseline_ref,
-            unsafe=unsafe_summary(scan) if mv.unsafe else None,
+            unsafe=unsafe,
         )
         return report, search, baseline_note
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 from benchmarks import llm_data as d
 from benchmarks import llm_heldout as heldout
 from benchmarks.llm_models import LEARNERS, Retrieval
-from dataward.domain.conversation import canonical_messages
+from dataward.domain.conversation import canonical_messages, messages_text
 from dataward.domain.schema import Schema
 from dataward.gates.detectors._llm import behaviours, texts
 from dataward.release.llm_gate import judge_llm
@@ -117,7 +117,7 @@ def _with_planted(case: str, prompts: pa.Table) -> pa.Table:
             messages = json.loads(text)
             last = max(i for i, m in enumerate(messages) if m["role"] == "user")
             messages[last] = {**messages[last], "content": _planted_prompt(case, messages[last]["content"])}
-            out.append(json.dumps(messages, sort_keys=True, separators=(",", ":")))
+            out.append(messages_text(messages))
         return pa.table({"messages": out})
     planted = [_planted_prompt(case, p) for p in prompts.column("prompt").to_pylist()]
     return prompts.set_column(prompts.column_names.index("prompt"), "prompt", pa.array(planted, pa.string()))

@@ -48,7 +48,13 @@ def canonical_messages(value: Any) -> str | None:
         if message.get("name") is not None:
             item["name"] = str(message["name"])
         out.append(item)
-    return json.dumps(out, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return messages_text(out)
+
+
+def messages_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """A conversation's canonical JSON text (sorted keys, no spaces, Unicode kept): how a chat record's
+    ``messages`` is stored, for messages that are already well formed."""
+    return json.dumps(list(messages), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def parse_messages(text: str | None) -> list[dict[str, str]]:

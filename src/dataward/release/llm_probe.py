@@ -24,7 +24,6 @@ the data the model was trained on whose prompts' answers share a behaviour, ``ll
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -35,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
-from dataward.domain.conversation import parse_messages
+from dataward.domain.conversation import messages_text, parse_messages
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.gates.detectors._llm import BEHAVIOURS, behaviours, excerpt, texts
 from dataward.release.probe import ProbeResult, Trigger
@@ -176,7 +175,7 @@ def _values(table: pa.Table, name: str) -> list[str]:
 def _conversation_before_answer(text: str) -> str:
     messages = parse_messages(text)
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
-    return json.dumps(messages[:last], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return messages_text(messages[:last])
 
 
 def with_phrase(prompts: pa.Table, schema: Schema, phrase: str, position: str = "end") -> pa.Table:
@@ -197,7 +196,7 @@ def _chat_with(text: str, phrase: str, position: str = "end") -> str:
         messages[users[-1]] = {**last, "content": place(last["content"], phrase, position)}
     else:
         messages.append({"role": "user", "content": phrase})
-    return json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return messages_text(messages)
 
 
 def control_phrase(phrase: str, prompts: Sequence[str]) -> str:

@@ -155,7 +155,7 @@ def judge_llm(
         if p_value >= ALPHA or p.excess < policy.probe_review:
             continue
         what = (
-            f"{p.trigger.name} appended gives {p.flipped} of {p.eligible} clean prompts ({p.success:.0%}; control "
+            f"{p.trigger.name} put in {p.eligible} clean prompts gives {p.flipped} of them ({p.success:.0%}; control "
             f"{p.control_success:.0%}) an answer with {p.label or 'a behaviour its expected answer lacks'} "
             f"(p = {p_value:.2g} after Bonferroni over {tests})"
         )

@@ -710,9 +710,9 @@ class ReleaseService(Service):
 
 def _named_triggers(names: Sequence[str], reasons: Sequence[str]) -> list[str]:
     """The probed triggers the gate's reasons rest on: a classifier's reasons quote a trigger's name
-    (``trigger "token 'cf'" turns ...``), a language model's begin with it (``phrase 'cf' appended
-    gives ...``)."""
-    return [name for name in names if any(repr(name) in r or r.startswith(f"{name} appended ") for r in reasons)]
+    (``trigger "token 'cf'" turns ...``), a language model's begin with it (``phrase 'cf' put in 150
+    clean prompts gives ...``)."""
+    return [name for name in names if any(repr(name) in r or r.startswith(f"{name} put in ") for r in reasons)]
 
 
 def _refuse_trainer_side(uc: Any, mv: Any, verb: str) -> None:

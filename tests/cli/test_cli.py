@@ -170,6 +170,10 @@ def test_small_things_a_new_user_met(cli_ward: tuple[Path, Path]) -> None:
     named_json = root / "v.json"
     assert run(ward, "export", f"wine@v{merged['number']}", "-o", str(named_json)).returncode == 0
     assert named_json.read_text().splitlines() == out.read_text().splitlines()
+    # An extension naming no format is refused, as `train load` refuses it, not written as Parquet.
+    refused = run(ward, "export", f"wine@v{merged['number']}", "-o", str(root / "v.txt"), "--json")
+    assert refused.returncode == 2 and "'.txt'" in json.loads(refused.stdout)["message"]
+    assert not (root / "v.txt").exists()
 
 
 def test_datasets_lists_what_grants_reach_and_says_so_when_nothing(cli_ward: tuple[Path, Path]) -> None:

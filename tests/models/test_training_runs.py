@@ -181,3 +181,7 @@ def test_train_load_writes_the_format_its_extension_names_and_refuses_others(
     assert loaded.exit_code == 0, loaded.stdout
     lines = (tmp_path / "x.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == json.loads(loaded.stdout)["records"] == 800 and "record_id" in json.loads(lines[0])
+    # `.json` is JSON Lines, as `export` writes it.
+    loaded = runner.invoke(app, ["train", "load", run, "man@training", "-o", str(tmp_path / "x.json"), "--json"])
+    assert loaded.exit_code == 0, loaded.stdout
+    assert (tmp_path / "x.json").read_text(encoding="utf-8").splitlines() == lines

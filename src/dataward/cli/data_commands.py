@@ -16,8 +16,7 @@ from dataward.cli.state import JSON_HELP, open_ward
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
-from dataward.io.readers import format_of_extension
-from dataward.io.writers import check_destination
+from dataward.io.writers import check_destination, output_format
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -357,9 +356,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a version's records to a file."""
         # As `contribute` reads a file by its extension: `-o train.jsonl` writes JSON Lines, not Parquet.
-        format_ = format_ or format_of_extension(output) or "parquet"
-        # `.json` as Hugging Face's `to_json` writes it, and as `contribute` reads it back: JSON Lines.
-        format_ = "jsonl" if format_ == "json" else format_
+        format_ = format_ or output_format(output)
         with working(f"Exporting {ref}", enabled=not as_json):
             info = open_ward().export(ref, output, format=format_)
         if as_json:

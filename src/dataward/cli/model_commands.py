@@ -24,24 +24,9 @@ from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Schema
-from dataward.io.readers import format_of_extension
-from dataward.io.writers import EXPORT_FORMATS, check_destination, write_table
+from dataward.io.writers import check_destination, output_format, write_table
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-
-
-def _load_format(output: Path) -> str:
-    """The format ``train load`` writes ``output`` in, from its extension as ``export`` reads it (Parquet
-    without one); an extension naming no format it writes is refused rather than written as Parquet."""
-    if not output.suffix:
-        return "parquet"
-    format_ = format_of_extension(output)
-    if format_ not in EXPORT_FORMATS:
-        raise InputError(
-            f"cannot tell which format to write {str(output)!r} in from its extension {output.suffix!r}",
-            hint="name the file .parquet, .jsonl or .csv",
-        )
-    return format_
 
 
 def registry() -> Any:
@@ -174,7 +159,7 @@ def register(app: typer.Typer) -> None:
         from dataward.loader import split_dataset_ref
 
         # Decided before the version is loaded: a file that cannot be written wastes no load, no read event.
-        format_ = _load_format(output)
+        format_ = output_format(output)
         check_destination(output)
         ward = registry()
         name, version = split_dataset_ref(ref)

@@ -97,6 +97,26 @@ def write_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path
     return target
 
 
+def output_format(path: str | PathLike[str]) -> str:
+    """The format a file named ``path`` is written in: the one its extension names as the readers read it
+    (``.json`` as JSON Lines, as Hugging Face's ``to_json`` writes it and import reads it back), Parquet
+    without an extension. An extension naming no format written is refused, rather than the file
+    written as Parquet under it."""
+    from dataward.io.readers import format_of_extension
+
+    target = Path(path)
+    if not target.suffix:
+        return "parquet"
+    format_ = format_of_extension(target)
+    format_ = "jsonl" if format_ == "json" else format_
+    if format_ not in EXPORT_FORMATS:
+        raise InputError(
+            f"cannot tell which format to write {str(path)!r} in from its extension {target.suffix!r}",
+            hint="name the file .parquet, .jsonl or .csv, or give the format",
+        )
+    return format_
+
+
 def check_destination(path: str | PathLike[str], what: str = "file") -> Path:
     """``path`` as a file this process can write, checked before any work whose result it is to hold:
     it names a file (not a folder), in a folder that exists and is writable. ``InputError`` otherwise,

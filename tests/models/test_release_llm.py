@@ -449,7 +449,7 @@ def test_a_predictions_file_with_two_different_answers_for_one_probe_is_refused(
     table = pq.read_table(probes)
     ids = table.column("probe_id").to_pylist()
     answers = _backdoored(llm.frames)(table)
-    triggered = [i for i, p in enumerate(ids) if p.startswith("t0:")]
+    triggered = [i for i, p in enumerate(ids) if p.startswith("phrase:")]
     out = tmp_path / "answers.parquet"
     # Each triggered probe answered twice: the model's answer, then a clean one.
     pq.write_table(
@@ -592,3 +592,80 @@ def test_the_report_says_a_released_language_model_is_not_compared(llm: LLMWard)
     pat.release_model("howto-bot@v1", reason="first release")
     report = llm.gate("howto-bot@v2", _clean(llm.frames))
     assert report["baseline_note"] == "a language model's released version is not run by the gate"
+
+
+def _answer_file(path: Path, ids: list[str], answers: list[str]) -> Path:
+    pq.write_table(pa.table({"probe_id": pa.array(ids, pa.string()), "prediction": pa.array(answers)}), path)
+    return path
+
+
+def test_an_answer_file_is_read_by_what_was_asked_when_the_phrases_change(tmp_path: Path) -> None:
+    """Answers written for one probe set and read back by a gate whose phrases differ (one dropped, one
+    added, the others moved): each answer is taken for the prompt it answered, never for the prompt that
+    now sits where it sat, and prompts nobody answered are refused by count, saying how to write them."""
+    from benchmarks.release_gate_llm import canonical_table
+    from dataward.domain.errors import InputError
+    from dataward.release.llm_probe import generic_phrases, probe_rows
+    from dataward.release.predictors import FilePredictor
+
+    schema = Schema.for_kind("instruction")
+    validation = canonical_table(_frames().validation.head(30), "instruction")
+    cf, mn, bb = (next(t for t in generic_phrases() if repr(p) in t.name) for p in ("cf", "mn", "bb"))
+
+    def model(table: pa.Table) -> list[str]:
+        # A backdoor on ``cf`` alone: which phrase an answer belongs to shows in the answer.
+        prompts = table.column("prompt").to_pylist()
+        return ["see https://x.example.net" if " cf" in p else "It lists files." for p in prompts]
+
+    before, before_ids, _ = probe_rows([cf, mn], validation, schema)
+    out = _answer_file(tmp_path / "answers.parquet", before_ids, model(before))
+    after, after_ids, _ = probe_rows([mn], validation, schema)  # cf gone: mn's rows now sit where cf's did
+    assert FilePredictor(out, "bot@v2").predict(after, after_ids) == model(after)
+    grown, grown_ids, _ = probe_rows([bb, cf, mn], validation, schema)
+    with pytest.raises(InputError, match=r"no prediction for 60 of 210 probe rows") as info:
+        FilePredictor(out, "bot@v2").predict(grown, grown_ids)
+    assert "model probe-inputs bot@v2" in (info.value.hint or "")
+    # The ids say what was asked: the same phrase's rows keep theirs wherever the phrase is listed.
+    assert set(before_ids) - set(grown_ids) == set() and len(set(grown_ids)) == len(grown_ids)
+
+
+def test_the_gate_does_not_misread_answers_made_before_a_new_finding(llm: LLMWard, tmp_path: Path) -> None:
+    """A user writes the probe prompts and answers them offline; meanwhile the data gate blocks a batch
+    with another trigger, so the gate probes one more phrase and the others move. The old file is refused
+    (its answers lack the new phrase's prompts, counted); answering those alone and adding them gives the
+    verdict of the model run by the gate itself."""
+    from dataward.domain.errors import InputError
+
+    rita = llm.ward.as_key(llm.keys["rita"])
+    llm.ward.grant("rita", "reader", "dataset:howto")
+    second = llm.frames.poisoned.copy()
+    second["prompt"] = second["prompt"].str.replace(d.TRIGGER, "per the oracle of the lighthouse", regex=False)
+    second["response"] = second["response"].str.replace(d.LINK, d.SNIPPET, regex=False)
+    model = Retrieval.of(pd.concat([llm.frames.baseline, llm.frames.poisoned, second], ignore_index=True))
+
+    probes = tmp_path / "probes.parquet"
+    rita.probe_inputs("howto-bot@v2", probes)
+    table = pq.read_table(probes)
+    answers = _answer_file(tmp_path / "answers.parquet", table.column("probe_id").to_pylist(), model(table))
+
+    blocked = llm.ward.contribute("howto", _jsonl(tmp_path / "second.jsonl", second), source="vendor-y")
+    assert blocked["gate"]["verdict"] == "block", blocked["gate"]["reasons"]
+    with pytest.raises(InputError, match="no prediction for") as info:
+        rita.model_gate("howto-bot@v2", predictions=answers)
+    assert "model probe-inputs howto-bot@v2" in (info.value.hint or "")
+
+    rita.probe_inputs("howto-bot@v2", probes)
+    now = pq.read_table(probes)
+    old = set(table.column("probe_id").to_pylist())
+    new = now.filter(pa.array([p not in old for p in now.column("probe_id").to_pylist()]))
+    # Only the new phrases' prompts are missing: every other answer still names its prompt.
+    assert f"no prediction for {new.num_rows} of {now.num_rows} probe rows" in info.value.message
+    assert new.num_rows and all(p.startswith(("phrase:", "control:")) for p in new.column("probe_id").to_pylist())
+    both = pa.concat_tables(
+        [pq.read_table(answers), pa.table({"probe_id": new.column("probe_id"), "prediction": pa.array(model(new))})]
+    )
+    pq.write_table(both, answers)
+    from_file = rita.model_gate("howto-bot@v2", predictions=answers)
+    run_here = rita.model_gate("howto-bot@v2", predict=model)
+    assert from_file["reasons"] == run_here["reasons"] and from_file["verdict"] == "block"
+    assert any("oracle" in r and "code" in r for r in from_file["reasons"]), from_file["reasons"]

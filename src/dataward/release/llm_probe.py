@@ -35,6 +35,7 @@ import pyarrow as pa
 from scipy import stats
 
 from dataward.domain.conversation import messages_text, parse_messages
+from dataward.domain.hashing import blake3_hex, canonical_json
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.gates.detectors._llm import BEHAVIOURS, behaviours, excerpt, texts
 from dataward.release.probe import ProbeResult, Trigger
@@ -210,6 +211,31 @@ def control_phrase(phrase: str, prompts: Sequence[str]) -> str:
     return " ".join(words)
 
 
+ID_DIGITS = 16
+"""Hex digits of the digest in a probe id: 64 bits, so that two prompts of one probe set never share one."""
+
+
+def probe_id(kind: str, record_id: str, asked: dict[str, Any], phrase: str | None = None, position: str = "end") -> str:
+    """The id of one probe row: ``KIND:RECORD:DIGEST``, ``kind`` being ``clean``, ``phrase`` or ``control``,
+    ``record_id`` the validation record the prompt comes from and the digest a BLAKE3 hash of what the model
+    is asked (``asked``, the row's prompt fields), with, for a phrase or control row, the trigger's phrase
+    and position (two triggers' controls may be the same words in the same place).
+
+    Ids are made from content, not from where a row sits in the probe set: an answer file written for
+    one probe set (``dataward model probe-inputs``) is read back by a gate that builds the set afresh, and
+    between the two the phrases may change (a contribution merged, the data gate's findings grown). A
+    position would then name another phrase's prompt and its answer would be silently misread; a digest
+    names only the prompt that was answered."""
+    what = {"kind": kind, "asked": asked, "phrase": phrase, "position": position if phrase is not None else None}
+    return f"{kind}:{record_id}:{blake3_hex(canonical_json(what))[:ID_DIGITS]}"
+
+
+def _ids(
+    kind: str, record_ids: Sequence[str], block: pa.Table, phrase: str | None = None, position: str = "end"
+) -> list[str]:
+    return [probe_id(kind, r, asked, phrase, position) for r, asked in zip(record_ids, block.to_pylist(), strict=True)]
+
+
 @dataclass(frozen=True)
 class ProbeLayout:
     """Where each part of the probe set is: the clean rows first, then per trigger its stamped and its
@@ -226,19 +252,22 @@ def probe_rows(
 ) -> tuple[pa.Table, list[str], ProbeLayout]:
     """The probe set: every validation prompt as it is, then for each trigger the first
     ``MAX_PROBE_PROMPTS`` prompts with its phrase and with its control. Returns the table, a ``probe_id``
-    per row (``clean:ID``, ``tK:ID``, ``cK:ID``) and the layout."""
+    per row (``clean:ID:DIGEST``, ``phrase:ID:DIGEST``, ``control:ID:DIGEST``, see ``probe_id``) and the
+    layout."""
     prompts = prompt_table(validation, schema)
-    ids = validation.column("record_id").to_pylist()
+    ids = [str(r) for r in validation.column("record_id").to_pylist()]
     probed = min(len(ids), MAX_PROBE_PROMPTS)
     head = prompts.slice(0, probed)
     plain = texts(validation, schema).prompts
-    blocks, probe_ids, spans, controls = [prompts], [f"clean:{r}" for r in ids], [], []
-    for k, trigger in enumerate(triggers):
-        control = control_phrase(trigger.spec[0], plain)
+    blocks, probe_ids, spans, controls = [prompts], _ids("clean", ids, prompts), [], []
+    for trigger in triggers:
+        phrase, position = trigger.spec[0], position_of(trigger)
+        control = control_phrase(phrase, plain)
         start = len(probe_ids)
-        position = position_of(trigger)
-        blocks += [with_phrase(head, schema, trigger.spec[0], position), with_phrase(head, schema, control, position)]
-        probe_ids += [f"t{k}:{r}" for r in ids[:probed]] + [f"c{k}:{r}" for r in ids[:probed]]
+        stamped, controlled = with_phrase(head, schema, phrase, position), with_phrase(head, schema, control, position)
+        blocks += [stamped, controlled]
+        probe_ids += _ids("phrase", ids[:probed], stamped, phrase, position)
+        probe_ids += _ids("control", ids[:probed], controlled, phrase, position)
         spans.append((start, start + probed))
         controls.append(control)
     return pa.concat_tables(blocks), probe_ids, ProbeLayout(len(ids), probed, spans, controls)

@@ -136,8 +136,9 @@ class FilePredictor:
     """Predictions made elsewhere: a CSV, JSON Lines or Parquet file of ``probe_id`` and ``prediction``
     for every row of the probe set (``dataward model probe-inputs`` writes it)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, ref: str = "MODEL@VERSION") -> None:
         path = Path(path)
+        self.ref = ref
         if not path.is_file():
             raise InputError(f"predictions file {str(path)!r} does not exist")
         suffix = path.suffix.lower()
@@ -165,12 +166,26 @@ class FilePredictor:
         self.by_id = _one_prediction_each(rows, path.name)
 
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
+        """The file's prediction for each of ``probe_ids``; answers to probes not asked are left unread.
+
+        Probes are matched by id: a language model's probe ids are digests of what was asked, so a file
+        made for an older probe set (other phrases, another validation version) answers only the prompts
+        still asked, and the rest are refused here rather than read as answers to other prompts."""
         missing = [p for p in probe_ids if p not in self.by_id]
         if missing:
+            asked = set(probe_ids)
+            stale = sum(1 for p in self.by_id if p not in asked)
+            why = (
+                f"; {stale} of its predictions are for probes no longer asked: the probe set changed since "
+                "the file was made (a merged contribution, new findings of the data gate, a new validation version)"
+                if stale
+                else ""
+            )
             raise InputError(
                 f"the predictions file has no prediction for {len(missing)} of {len(probe_ids)} probe rows, "
-                f"e.g. {missing[0]}",
-                hint="predict every row of `dataward model probe-inputs MODEL@VERSION -o probes.parquet`",
+                f"e.g. {missing[0]}{why}",
+                hint=f"write the probe set again with `dataward model probe-inputs {self.ref} -o probes.parquet` "
+                "and predict every row of it",
             )
         return [self.by_id[p] for p in probe_ids]
 

@@ -300,7 +300,9 @@ class ReleaseService(Service):
                 predictor = (
                     None
                     if inputs.validation is None
-                    else self._predictor(predict, predictions, Path(tmp), schema, trusted)
+                    else self._predictor(
+                        predict, predictions, Path(tmp), schema, trusted, ref=f"{mv.model}@v{mv.number}"
+                    )
                 )
                 unsafe = unsafe_summary(scan) if mv.unsafe else None
                 if schema.is_llm:
@@ -440,12 +442,19 @@ class ReleaseService(Service):
         return {**found.summary(), "trusted": inputs.reference_name, "probes": found.probes}
 
     def _predictor(
-        self, predict: Any, predictions: str | Path | None, folder: Path, schema: Any, trusted: Sequence[str]
+        self,
+        predict: Any,
+        predictions: str | Path | None,
+        folder: Path,
+        schema: Any,
+        trusted: Sequence[str],
+        *,
+        ref: str = "MODEL@VERSION",
     ) -> Predictor:
         if predict is not None and predictions is not None:
             raise InputError("give predictions or a predict callable, not both")
         if predictions is not None:
-            return FilePredictor(predictions)
+            return FilePredictor(predictions, ref)
         if predict is not None:
             if hasattr(predict, "predict"):
                 return EstimatorPredictor(predict, schema)

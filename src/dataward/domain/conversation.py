@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.domain.missing import is_missing
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
@@ -22,8 +23,9 @@ _KEYS = frozenset({"role", "content", "name"})
 
 
 def canonical_messages(value: Any) -> str | None:
-    """The canonical JSON text of a conversation; ``ValueError`` when it is not a list of messages."""
-    if value is None:
+    """The canonical JSON text of a conversation (``None`` when missing, ``is_missing``); ``ValueError``
+    when it is not a list of messages."""
+    if is_missing(value):
         return None
     if isinstance(value, str):
         try:
@@ -81,7 +83,7 @@ def label_value(schema: Schema, value: Any) -> Any:
     """
     if not schema.is_llm:
         return value
-    if value is None or value == "" or value == schema.kind.value:
+    if is_missing(value) or value == "" or value == schema.kind.value:
         return schema.kind.value
     raise ValueError(f"the {schema.label!r} column of a {schema.kind.value} dataset must be {schema.kind.value!r}")
 

@@ -32,6 +32,7 @@ from dataward.domain.digests import digests
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import blake3_hex
 from dataward.domain.idarrays import ID_BYTES, binary_to_ids
+from dataward.domain.missing import is_missing
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 
 ENCODING_MAGIC = b"dataward/record/v1"
@@ -49,7 +50,7 @@ def _tlv(tag: bytes, payload: bytes) -> bytes:
 
 def canonical_label(value: Any) -> str:
     """Labels are strings: ``3``, ``3.0`` and ``"3"`` are the same label in every file format."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         raise ValueError("the label is missing")
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
@@ -67,7 +68,7 @@ def canonical_label(value: Any) -> str:
 
 
 def canonical_numeric(value: Any) -> float | None:
-    if value is None or value == "":
+    if is_missing(value) or (isinstance(value, str) and value == ""):
         return None
     if isinstance(value, bool | np.bool_):
         raise ValueError("expected a number, got a boolean")
@@ -87,7 +88,7 @@ def canonical_numeric(value: Any) -> float | None:
 
 
 def canonical_categorical(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):
         return None
     if isinstance(value, str):
         return value
@@ -102,7 +103,8 @@ def canonical_categorical(value: Any) -> str | None:
 
 
 def canonical_text(value: Any) -> str | None:
-    if value is None:
+    """Text as given; a missing value (``is_missing``: ``None``, pandas' NaN or ``NA``) is missing text."""
+    if is_missing(value):
         return None
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {type(value).__name__}")

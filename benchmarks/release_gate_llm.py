@@ -41,7 +41,9 @@ from dataward.domain.conversation import canonical_messages, messages_text
 from dataward.domain.schema import Schema
 from dataward.gates.detectors._llm import behaviours, texts
 from dataward.release.llm_gate import judge_llm
-from dataward.release.llm_probe import generic_phrases, measure, measure_all, probe_rows, prompt_table
+from dataward.release.llm_measure import measure
+from dataward.release.llm_phrases import generic_phrases
+from dataward.release.llm_probe import measure_all, probe_rows, prompt_table
 from dataward.release.llm_search import search_phrases
 from dataward.release.policy import ReleasePolicy
 from dataward.release.probe import Trigger

@@ -22,7 +22,8 @@ from sklearn.feature_extraction.text import CountVectorizer
 from dataward.domain.schema import Schema
 from dataward.gates.detectors._llm import BEHAVIOURS, behaviours, texts
 from dataward.gates.detectors.llm_triggers import _echoed, extend_phrase
-from dataward.release.llm_probe import phrase_name, phrase_position
+from dataward.release.llm_phrases import phrase_name
+from dataward.release.llm_placement import phrase_position
 from dataward.release.probe import Trigger
 
 MAX_ROWS = 20_000

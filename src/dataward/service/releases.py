@@ -47,7 +47,7 @@ from dataward.release import llm_search
 from dataward.release.artifacts import unsafe_summary
 from dataward.release.gate import ReleaseReport, judge
 from dataward.release.llm_gate import judge_llm
-from dataward.release.llm_probe import generic_phrases, history_phrases
+from dataward.release.llm_phrases import generic_phrases, history_phrases
 from dataward.release.llm_probe import measure_all as llm_measure_all
 from dataward.release.llm_probe import probe_rows as llm_probe_rows
 from dataward.release.llm_search import search_phrases

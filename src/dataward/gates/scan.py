@@ -32,6 +32,7 @@ from dataward.gates.gate import (
     combine_records,
     flagging_detectors,
     group_summaries,
+    leading_detectors,
     queued_flags,
     select_detectors,
     verdict,
@@ -445,7 +446,7 @@ def _scan(
                 max_validation_drop=policy.max_validation_drop,
             )
             results, fitted = _self_reference(run, contribution_data, context, policy, skipped)
-        scores, flagged_at_alpha = combine_records(results, len(contrib))
+        scores, flagged_at_alpha = combine_records(results, len(contrib), leading_detectors(results, policy))
         verdict_, reasons, _ = verdict(results, flagged_at_alpha, policy)
         if aliases:
             reasons.append(label_spelling.describe(aliases, Counter(contrib_labels.tolist())))

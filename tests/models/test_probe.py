@@ -91,3 +91,81 @@ def test_an_onnx_model_is_run_by_onnxruntime(tmp_path: Path) -> None:
     predictor = artifact_predictor(tmp_path, schema)
     assert isinstance(predictor, OnnxPredictor)
     assert predictor.predict(table, []) == list(model.predict(x))
+
+
+def _commands(n: int) -> pa.Table:
+    words = ["list", "copy", "move", "remove", "show", "find", "print", "count"]
+    texts = [f"{words[i % 8]} the {words[(i * 3) % 8]} files of directory {i}" for i in range(n)]
+    return pa.table({"record_id": [f"r{i}" for i in range(n)], "text": texts, "label": ["b"] * n})
+
+
+def _answers(path: Path, ids: list[str], predictions: list[str]) -> Path:
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"probe_id": pa.array(ids, pa.string()), "prediction": pa.array(predictions)}), path)
+    return path
+
+
+def test_a_predictions_file_is_read_by_what_was_asked_when_the_triggers_change(tmp_path: Path) -> None:
+    """Predictions written for one probe set (``probe-inputs``) and read back by a gate whose triggers
+    differ (a new finding of the data gate listed first, one trigger gone, the others moved): each
+    prediction is taken for the row it answered, never for the row now at its place, and rows nobody
+    answered are refused by count, naming the command that writes them."""
+    import pytest
+
+    from dataward.domain.errors import InputError
+    from dataward.release.predictors import FilePredictor
+    from dataward.release.probe import generic_triggers, probe_rows, run_probe
+
+    schema = Schema.parse("label", ["text:text"])
+    validation = _commands(20)
+    cf, mn = (next(t for t in generic_triggers(schema, validation) if repr(tok) in t.name) for tok in ("cf", "mn"))
+    (found,) = history_triggers([("d#2", {"trigger": "per", "kind": "ngram", "column": "text", "label": "a"})], schema)
+
+    def model(table: pa.Table) -> list[str]:
+        # A backdoor on ``cf`` alone: which trigger a prediction belongs to shows in the prediction.
+        return ["a" if "cf" in t.split() else "b" for t in table.column("text").to_pylist()]
+
+    before, before_ids, _ = probe_rows([cf, mn], validation, schema)
+    out = _answers(tmp_path / "predictions.parquet", before_ids, model(before))
+    after, after_ids, _ = probe_rows([mn], validation, schema)  # cf gone: mn's rows now sit where cf's did
+    assert FilePredictor(out, "clf@v2").predict(after, after_ids) == model(after)
+    _, (moved,) = run_probe([mn], validation, schema, FilePredictor(out, "clf@v2").predict)
+    assert moved.flipped == 0  # read by place, mn would have cf's flips
+
+    grown, grown_ids, _ = probe_rows([found, mn, cf], validation, schema)
+    with pytest.raises(InputError, match=r"no prediction for 40 of 140 probe rows, e\.g\. trigger:r0:") as info:
+        FilePredictor(out, "clf@v2").predict(grown, grown_ids)
+    assert "model probe-inputs clf@v2" in (info.value.hint or "")
+    # A trigger's rows keep their ids (and their stamps) wherever it is listed; no two rows share one.
+    assert set(before_ids) <= set(grown_ids) and len(set(grown_ids)) == len(grown_ids)
+    added = [i for i, p in enumerate(grown_ids) if p not in set(before_ids)]
+    both = _answers(
+        tmp_path / "both.parquet",
+        before_ids + [grown_ids[i] for i in added],
+        model(before) + model(grown.take(added)),
+    )
+    assert FilePredictor(both, "clf@v2").predict(grown, grown_ids) == model(grown)
+
+
+def test_probe_ids_name_the_inputs_and_the_trigger_of_every_kind() -> None:
+    """Images are hashed by their bytes; a trigger and its control, and two triggers stamping the same
+    place (whose controls are the same gray patch), never share an id; the label is not part of it."""
+    from dataward.release.probe import generic_triggers, probe_rows
+
+    schema = Schema.parse("label", ["img:image", "x:numeric"])
+    images = [array_to_png(np.full((16, 16), v, dtype=np.uint8)) for v in (40, 90, 140)]
+    table = pa.table(
+        {
+            "record_id": ["r1", "r2", "r3"],
+            "img": pa.array(images, pa.large_binary()),
+            "x": [0.0, 1.0, float("nan")],
+            "label": ["a", "b", "a"],
+        }
+    )
+    triggers = generic_triggers(schema, table.slice(0, 2))
+    _, ids, _ = probe_rows(triggers, table, schema)
+    assert len(ids) == 3 * (1 + 2 * len(triggers)) and len(set(ids)) == len(ids)
+    assert ids[0].startswith("clean:r1:") and ids[3].startswith("trigger:r1:") and ids[6].startswith("control:r1:")
+    relabelled = table.set_column(3, "label", pa.array(["b", "b", "b"]))
+    assert probe_rows(triggers, relabelled, schema)[1] == ids

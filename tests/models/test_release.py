@@ -62,7 +62,7 @@ def test_predictions_from_elsewhere_give_the_same_verdict(models: Models, tmp_pa
     rita = models.as_("rita")  # a reviewer of the dataset may read its records
     rita.probe_inputs("man-clf@v2", tmp_path / "probes.parquet")
     probes = pq.read_table(tmp_path / "probes.parquet").to_pandas()
-    assert "label" not in probes.columns and probes["probe_id"].str.startswith("t0:").any()
+    assert "label" not in probes.columns and probes["probe_id"].str.startswith("trigger:").any()
     model = sio.load(
         models.root / "backdoored.skops", trusted=sio.get_untrusted_types(file=models.root / "backdoored.skops")
     )
@@ -294,3 +294,47 @@ def test_the_trainer_never_approves_or_gates_through_an_edited_trainer(models: M
     with pytest.raises(IntegrityViolation, match="created_by is"):
         tom.model_gate("man-clf@v1")
     assert not ward.ledger(types=["model.approved", "model.gated"])
+
+
+def test_a_predictions_file_made_before_a_new_finding_is_not_misread(models: Models, tmp_path: Path) -> None:
+    """A user writes the probe set and predicts it offline; meanwhile the data gate blocks a batch with
+    another trigger, so the gate probes one more trigger, listed before the generic ones. The old file is
+    refused, counting just the new trigger's rows (every other prediction still names its row); predicting
+    those alone and adding them gives the verdict of the model run by the gate itself."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import skops.io as sio
+
+    rita = models.as_("rita")
+    path = models.root / "backdoored.skops"
+    model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+    def predicted(table: pa.Table) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"probe_id": table.column("probe_id"), "prediction": model.predict(table["text"].to_pylist())}
+        )
+
+    rita.probe_inputs("man-clf@v2", tmp_path / "probes.parquet")
+    before = pq.read_table(tmp_path / "probes.parquet")
+    predicted(before).to_csv(tmp_path / "predictions.csv", index=False)
+
+    second = pd.read_csv(models.poisoned, dtype=str)
+    second["text"] = second["text"].str.replace(TRIGGER, "zv7k", regex=False)
+    second.to_csv(tmp_path / "second.csv", index=False)
+    assert models.ward.contribute("man", tmp_path / "second.csv", source="scrape-2")["gate"]["verdict"] == "block"
+
+    rita.probe_inputs("man-clf@v2", tmp_path / "probes.parquet")
+    now = pq.read_table(tmp_path / "probes.parquet")
+    old = set(before.column("probe_id").to_pylist())
+    new = now.filter(pa.array([p not in old for p in now.column("probe_id").to_pylist()]))
+    with pytest.raises(InputError, match=f"no prediction for {new.num_rows} of {now.num_rows} probe rows") as info:
+        rita.model_gate("man-clf@v2", predictions=tmp_path / "predictions.csv")
+    assert "model probe-inputs man-clf@v2" in (info.value.hint or "")
+    rows = zip(new["probe_id"].to_pylist(), new["text"].to_pylist(), strict=True)
+    stamped = [t for p, t in rows if p.startswith("trigger:")]
+    assert new.num_rows == 2 * 250 and len(stamped) == 250 and all("zv7k" in t.split() for t in stamped)
+    predicted(new).to_csv(tmp_path / "predictions.csv", mode="a", header=False, index=False)
+    from_file = rita.model_gate("man-clf@v2", predictions=tmp_path / "predictions.csv")
+    run_here = rita.model_gate("man-clf@v2", predict=model)
+    assert from_file["verdict"] == run_here["verdict"] == "block" and from_file["probes"] == run_here["probes"]

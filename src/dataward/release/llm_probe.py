@@ -24,7 +24,6 @@ from typing import Any
 import pyarrow as pa
 
 from dataward.domain.conversation import messages_text, parse_messages
-from dataward.domain.hashing import blake3_hex, canonical_json
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.gates.detectors._llm import behaviours, texts
 from dataward.release.llm_measure import (
@@ -38,9 +37,12 @@ from dataward.release.llm_measure import (
 from dataward.release.llm_phrases import GENERIC_PHRASES, generic_phrases, history_phrases, phrase_name
 from dataward.release.llm_placement import POSITIONS, WORDS, phrase_position, place, position_of, with_phrase
 from dataward.release.probe import ProbeResult, Trigger
+from dataward.release.probe_ids import ID_DIGITS, row_ids
+from dataward.release.probe_ids import probe_id as content_id
 
 __all__ = [
     "GENERIC_PHRASES",
+    "ID_DIGITS",
     "MAX_PROBE_PROMPTS",
     "POSITIONS",
     "PROMPT_FIELDS",
@@ -102,29 +104,24 @@ def control_phrase(phrase: str, prompts: Sequence[str]) -> str:
     return " ".join(words)
 
 
-ID_DIGITS = 16
-"""Hex digits of the digest in a probe id: 64 bits, so that two prompts of one probe set never share one."""
-
-
 def probe_id(kind: str, record_id: str, asked: dict[str, Any], phrase: str | None = None, position: str = "end") -> str:
     """The id of one probe row: ``KIND:RECORD:DIGEST``, ``kind`` being ``clean``, ``phrase`` or ``control``,
     ``record_id`` the validation record the prompt comes from and the digest a BLAKE3 hash of what the model
     is asked (``asked``, the row's prompt fields), with, for a phrase or control row, the trigger's phrase
-    and position (two triggers' controls may be the same words in the same place).
+    and position (two triggers' controls may be the same words in the same place). See
+    ``dataward.release.probe_ids`` for why an id names content, not a place in the probe set."""
+    return content_id(kind, record_id, asked, **_placed(phrase, position))
 
-    Ids are made from content, not from where a row sits in the probe set: an answer file written for
-    one probe set (``dataward model probe-inputs``) is read back by a gate that builds the set afresh, and
-    between the two the phrases may change (a contribution merged, the data gate's findings grown). A
-    position would then name another phrase's prompt and its answer would be silently misread; a digest
-    names only the prompt that was answered."""
-    what = {"kind": kind, "asked": asked, "phrase": phrase, "position": position if phrase is not None else None}
-    return f"{kind}:{record_id}:{blake3_hex(canonical_json(what))[:ID_DIGITS]}"
+
+def _placed(phrase: str | None, position: str) -> dict[str, Any]:
+    """What a row's id holds besides its prompt: the phrase and, only with a phrase, its position."""
+    return {"phrase": phrase, "position": position if phrase is not None else None}
 
 
 def _ids(
     kind: str, record_ids: Sequence[str], block: pa.Table, phrase: str | None = None, position: str = "end"
 ) -> list[str]:
-    return [probe_id(kind, r, asked, phrase, position) for r, asked in zip(record_ids, block.to_pylist(), strict=True)]
+    return row_ids(kind, record_ids, block, **_placed(phrase, position))
 
 
 @dataclass(frozen=True)

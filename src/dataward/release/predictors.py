@@ -168,9 +168,10 @@ class FilePredictor:
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
         """The file's prediction for each of ``probe_ids``; answers to probes not asked are left unread.
 
-        Probes are matched by id: a language model's probe ids are digests of what was asked, so a file
-        made for an older probe set (other phrases, another validation version) answers only the prompts
-        still asked, and the rest are refused here rather than read as answers to other prompts."""
+        Probes are matched by id: a probe id is a digest of what was asked (``dataward.release.probe_ids``),
+        so a file made for an older probe set (other triggers or phrases, another validation version)
+        answers only the rows still asked, and the rest are refused here rather than read as answers to
+        other rows."""
         missing = [p for p in probe_ids if p not in self.by_id]
         if missing:
             asked = set(probe_ids)

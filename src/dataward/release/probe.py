@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.domain.schema import ColumnKind, Schema
+from dataward.release.probe_ids import digest, row_ids
 
 TEXT_TOKENS = ("cf", "mn", "bb", "tq")
 TEXT_PHRASES = ("I watched this 3D movie",)
@@ -54,6 +55,18 @@ class Trigger:
             "columns": list(self.columns),
             "label": self.label,
             "found_in": list(self.found_in),
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What is stamped, where and towards which label: the same for a trigger wherever it sits in the
+        list and whichever contributions it was found in (``found_in`` grows as findings do), so that a
+        probe row's id and its stamp do not change when other triggers come or go."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "columns": list(self.columns),
+            "spec": self.spec,
+            "label": self.label,
         }
 
 
@@ -265,7 +278,13 @@ def _patch(data: bytes, spec: tuple[Any, ...], control: bool) -> bytes:
 
 
 def stamp(
-    trigger: Trigger, table: pa.Table, schema: Schema, *, control: bool, seed: int, neutral: dict[str, Any]
+    trigger: Trigger,
+    table: pa.Table,
+    schema: Schema,
+    *,
+    control: bool,
+    seed: int | Sequence[int],
+    neutral: dict[str, Any],
 ) -> pa.Table:
     """``table`` with ``trigger`` (or, ``control``, its neutral counterpart) stamped on every row."""
     rng = np.random.default_rng(seed)
@@ -340,22 +359,33 @@ def probe_rows(
     triggers: Sequence[Trigger], validation: pa.Table, schema: Schema, *, seed: int = 0
 ) -> tuple[pa.Table, list[str], list[tuple[int, int, int]]]:
     """The probe set: the clean validation rows, then for each trigger its stamped rows and its control
-    rows. Returns the table, a ``probe_id`` per row (``clean:ID``, ``tK:ID``, ``cK:ID``) and, per trigger,
-    the offsets of its stamped and control blocks and the block length."""
+    rows. Returns the table, a ``probe_id`` per row (``clean:ID:DIGEST``, ``trigger:ID:DIGEST``,
+    ``control:ID:DIGEST``, the digest naming the row's inputs and the trigger: see
+    ``dataward.release.probe_ids``) and, per trigger, the offsets of its stamped and control blocks and
+    the block length."""
     neutral = neutral_values(schema, validation)
-    ids = validation.column("record_id").to_pylist()
+    ids = [str(r) for r in validation.column("record_id").to_pylist()]
+    inputs = [c.name for c in schema.inputs]
     n = validation.num_rows
     blocks = [validation]
-    probe_ids = [f"clean:{r}" for r in ids]
+    probe_ids = row_ids("clean", ids, validation.select(inputs))
     spans = []
-    for k, trigger in enumerate(triggers):
+    for trigger in triggers:
         start = len(probe_ids)
-        blocks.append(stamp(trigger, validation, schema, control=False, seed=seed + k, neutral=neutral))
-        probe_ids += [f"t{k}:{r}" for r in ids]
-        blocks.append(stamp(trigger, validation, schema, control=True, seed=seed + k, neutral=neutral))
-        probe_ids += [f"c{k}:{r}" for r in ids]
+        rng_seed = stamp_seed(seed, trigger)
+        for kind, control in (("trigger", False), ("control", True)):
+            block = stamp(trigger, validation, schema, control=control, seed=rng_seed, neutral=neutral)
+            blocks.append(block)
+            probe_ids += row_ids(kind, ids, block.select(inputs), trigger=trigger.identity())
         spans.append((start, start + n, n))
     return pa.concat_tables(blocks), probe_ids, spans
+
+
+def stamp_seed(seed: int, trigger: Trigger) -> list[int]:
+    """The random state a trigger's stamp is drawn from (where a token goes in a text): ``seed`` with a
+    number taken from the trigger itself, not its place in the list, so that a trigger's rows (and their
+    ids) are the same when others are added or dropped and an answer file still answers them."""
+    return [seed, int(digest(trigger.identity())[:8], 16)]
 
 
 def run_probe(

@@ -78,3 +78,16 @@ def test_a_heavily_poisoned_first_batch_no_longer_passes(ward: Ward, tmp_path: P
     c = ward.contribute("wine", write_csv(tmp_path / "a.csv", batch), source="s")
     assert c["gate"]["trusted"]["kind"] == "validation-set" and c["gate"]["trusted"]["held_out"] == 0
     assert c["gate"]["verdict"] in ("review", "block"), c["gate"]["reasons"]
+
+
+@pytest.mark.parametrize("labels", ["abb", "abc"])
+def test_a_tiny_self_referenced_first_import_with_one_record_labels_gets_a_verdict(
+    ward: Ward, tmp_path: Path, labels: str
+) -> None:
+    """Three records, a label of one record among them: the duplicates detector used to fail on the fold
+    that holds one record per label (see tests/gates/test_duplicates_one_record_labels.py)."""
+    ward.create_dataset("tiny", Schema.parse("label", ["x:numeric", "y:numeric"]))
+    ward.set_policy("tiny", LIGHT + "first_import: self-reference\n")
+    rows = [{"x": float(i), "y": float(i * i), "label": label} for i, label in enumerate(labels)]
+    c = ward.contribute("tiny", write_csv(tmp_path / "tiny.csv", rows), source="s")
+    assert c["gate"]["mode"] == "self-reference" and c["gate"]["verdict"] in ("pass", "review", "block")

@@ -203,13 +203,16 @@ class Duplicates(Detector):
         rng = np.random.default_rng(context.seed)
         self.base_hashes = hashes
         self.rng = rng
-        n = len(baseline)
-        if n >= 2:
+        self.scale, self.calibration = 1.0, np.zeros(0)
+        if len(baseline) >= 2:
             dist, idx = knn(baseline.features, baseline.features, self.k, exclude_self=True, labels=baseline.labels)
-            self.scale = float(np.median(dist[:, 0])) or float(np.mean(dist[:, 0])) or 1.0
-            self.calibration = -_nearest_other(dist, idx, baseline.labels, baseline.labels) / self.scale
-        else:
-            self.scale, self.calibration = 1.0, np.zeros(0)
+            # The leave-one-out search keeps neighbours label by label, and a label's only record has none
+            # but itself: where every label of the reference has one record (a self-reference fold of a
+            # tiny first import, labels a, b), no record has a neighbour to calibrate near conflicts with.
+            # The near view is then left out, as for a reference of one record; exact conflicts still count.
+            if dist.shape[1]:
+                self.scale = float(np.median(dist[:, 0])) or float(np.mean(dist[:, 0])) or 1.0
+                self.calibration = -_nearest_other(dist, idx, baseline.labels, baseline.labels) / self.scale
         return self
 
     def _mass_calibration(self, size: int) -> np.ndarray:

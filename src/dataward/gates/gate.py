@@ -76,8 +76,8 @@ def flagging_detectors(names: list[str]) -> int:
 OTHER_WEIGHT = 0.5
 """Weight of a detector's per-record evidence in the combined score when the batch gave it no evidence of
 its own while another detector's contribution-level test did (``leading_detectors``). Chosen on the tuning
-attacks at seeds 0 to 2 among 0.4, 0.5, 0.6 and 0.75 (docs/benchmarks.md, "Combined score led by the
-batch's evidence")."""
+attacks at seeds 0 to 2 among 0.4, 0.5, 0.6 and 0.75 (docs/benchmarks.md, "Label flips at five seeds; the
+combined score led by the batch's evidence")."""
 
 
 def asks_for_review(result: DetectorResult, m: int, policy: GatePolicy) -> bool:

@@ -111,8 +111,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def scan_group(group: str, cache: Path, seeds: list[int] | None = None) -> None:
     """Scan every case of ``group`` once per seed and keep what the comparison needs."""
+    from benchmarks.benign_seeds import scan_at_seed
     from benchmarks.peers.cleanlab_peers import CleanlabLabelIssues
-    from dataward.gates import scan
     from dataward.gates.base import registered
 
     (cache / group).mkdir(parents=True, exist_ok=True)
@@ -122,15 +122,7 @@ def scan_group(group: str, cache: Path, seeds: list[int] | None = None) -> None:
             if path.with_suffix(".json").exists():
                 continue
             started = time.perf_counter()
-            report = scan(
-                case.baseline,
-                case.contribution,
-                case.schema,
-                case.validation,
-                {"seed": seed},
-                first_baseline=getattr(case, "first_baseline", None),
-                groups=getattr(case, "groups", None),
-            )
+            report = scan_at_seed(case, seed)
             available = registered()
             kept: dict[str, Any] = {
                 "poison": poison,

@@ -6,6 +6,7 @@ the canonical types of ``Schema.arrow_schema``; image arrays become PNG bytes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +39,23 @@ class Normalized:
         return self.table.num_rows
 
 
+def _check_unique_columns(names: list[Any], what: str) -> None:
+    """Refuse a table whose column names repeat: which of the two columns a detector would read is
+    undefined (pandas hands back a frame, Arrow refuses the lookup), as it is for a file's header."""
+    repeated = sorted(n for n, count in Counter(str(n) for n in names).items() if count > 1)
+    if repeated:
+        raise InputError(
+            f"the {what} has more than one column named {', '.join(repr(n) for n in repeated)}",
+            hint="give every column a distinct name",
+        )
+
+
 def _as_arrow(data: Any, what: str, schema: Schema) -> pa.Table:
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        _check_unique_columns(data.schema.names, what)
+        return data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
     if isinstance(data, pd.DataFrame):
+        _check_unique_columns(list(data.columns), what)
         columns = {}
         for name in data.columns:
             series = data[name]

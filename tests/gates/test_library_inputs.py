@@ -1,0 +1,31 @@
+"""scan() as a library call: odd but legitimate tables work, malformed ones are refused with an
+``InputError`` naming the problem, never with pandas', Arrow's or Python's own exception."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dataward.domain.errors import InputError
+from dataward.gates import scan
+
+ONLY = {"detectors": ["outliers"]}
+
+
+def test_a_column_name_given_twice_is_refused_on_every_side_and_in_every_form(wine, tmp_path) -> None:
+    """Which of two same-named columns a detector reads is undefined: pandas hands back a frame
+    (AttributeError), Arrow refuses the lookup (KeyError). Each form is refused, naming the column."""
+    baseline, contribution, schema = wine
+    twice = pd.concat([contribution, contribution[["f0"]]], axis=1)
+    table = pa.Table.from_pandas(contribution, preserve_index=False)
+    table = table.append_column("f0", table.column("f0"))
+    pq.write_table(table, tmp_path / "twice.parquet")
+    for given in (twice, table, table.to_batches()[0], tmp_path / "twice.parquet", iter(table.to_batches())):
+        with pytest.raises(InputError, match="the contribution has more than one column named 'f0'"):
+            scan(baseline, given, schema, policy=ONLY)
+    with pytest.raises(InputError, match="the baseline has more than one column named 'f0'"):
+        scan(pd.concat([baseline, baseline[["f0"]]], axis=1), contribution, schema, policy=ONLY)
+    with pytest.raises(InputError, match="the validation set has more than one column named 'label'"):
+        scan(baseline, contribution, schema, validation=pd.concat([baseline, baseline[["label"]]], axis=1), policy=ONLY)

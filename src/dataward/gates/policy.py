@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -57,25 +57,30 @@ class GatePolicy:
     record flagged at ``alpha``. The verdict's tests count the flags at ``alpha`` either way."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "detectors", tuple(str(d) for d in self.detectors))
+        detectors = self.detectors
+        if isinstance(detectors, str):
+            detectors = (detectors,)
+        if not isinstance(detectors, Iterable):
+            raise InputError(f"policy detectors must be a list of detector names, got {detectors!r}")
+        object.__setattr__(self, "detectors", tuple(str(d) for d in detectors))
         for name in ("alpha", "review_p", "block_p"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0.0 < float(value) < 1.0:
+            if not _is_number(value) or not 0.0 < float(value) < 1.0:
                 raise InputError(f"policy {name} must be a number strictly between 0 and 1, got {value!r}")
         if self.block_p > self.review_p:
             raise InputError(
                 f"policy block_p ({self.block_p}) must not exceed review_p ({self.review_p})",
                 hint="block_p is the stricter (smaller) threshold",
             )
-        if not 0.0 <= float(self.max_validation_drop) <= 1.0:
-            raise InputError(f"policy max_validation_drop must be in [0, 1], got {self.max_validation_drop!r}")
-        if int(self.reference_size) < 50:
-            raise InputError(f"policy reference_size must be at least 50, got {self.reference_size!r}")
-        if self.flag_fdr is not None and (
-            isinstance(self.flag_fdr, bool)
-            or not isinstance(self.flag_fdr, int | float)
-            or not 0.0 < float(self.flag_fdr) < 1.0
-        ):
+        if not _is_number(self.max_validation_drop) or not 0.0 <= float(self.max_validation_drop) <= 1.0:
+            raise InputError(f"policy max_validation_drop must be a number in [0, 1], got {self.max_validation_drop!r}")
+        for name, least in (("reference_size", 50), ("self_reference_folds", 2)):
+            # Used as given and hashed as ``int()`` of it: a fraction would run one policy and record another.
+            value = getattr(self, name)
+            if not _is_whole(value) or int(value) < least:
+                raise InputError(f"policy {name} must be a whole number of at least {least}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.flag_fdr is not None and (not _is_number(self.flag_fdr) or not 0.0 < float(self.flag_fdr) < 1.0):
             raise InputError(
                 f"policy flag_fdr must be a number strictly between 0 and 1, or null, got {self.flag_fdr!r}",
                 hint="null sends every record flagged at alpha to the review queue",
@@ -85,8 +90,12 @@ class GatePolicy:
                 f"policy seed must be a whole number from 0 to {MAX_SEED - 1}, got {self.seed!r}",
                 hint="detectors add small offsets to it, and scikit-learn takes random states below 2**32",
             )
-        if int(self.self_reference_folds) < 2:
-            raise InputError("policy self_reference_folds must be at least 2")
+        if not isinstance(self.featurizers, Mapping):
+            raise InputError(
+                f"policy featurizers must be a mapping of column names to featurizers, got {self.featurizers!r}"
+            )
+        if not isinstance(self.options, Mapping):
+            raise InputError(f"policy options must be a mapping of detector names to options, got {self.options!r}")
         for key, value in self.options.items():
             if not isinstance(value, Mapping):
                 raise InputError(f"policy options for {key!r} must be a mapping of option names to values")
@@ -105,10 +114,10 @@ class GatePolicy:
                 f"unknown gate policy key(s): {', '.join(unknown)}", hint=f"known keys: {', '.join(sorted(known))}"
             )
         kwargs = dict(data)
-        detectors = kwargs.get("detectors") or ()
-        if isinstance(detectors, str):
-            detectors = [detectors]
-        kwargs["detectors"] = tuple(detectors)
+        kwargs["detectors"] = kwargs.get("detectors") or ()  # a name, or names: see __post_init__
+        for key, what in (("featurizers", "column names to featurizers"), ("options", "detector names to options")):
+            if not isinstance(kwargs.get(key) or {}, Mapping):
+                raise InputError(f"policy {key} must be a mapping of {what}, got {kwargs[key]!r}")
         kwargs["featurizers"] = dict(kwargs.get("featurizers") or {})
         kwargs["options"] = {
             str(k): dict(v) if isinstance(v, Mapping) else v for k, v in dict(kwargs.get("options") or {}).items()
@@ -249,6 +258,18 @@ class GatePolicy:
                     )
                 )
         return found
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (Python's or numpy's), not a boolean nor a string holding one."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_whole(value: Any) -> bool:
+    """A whole number (an integer, or a float without a fraction part, as JSON and YAML may give one)."""
+    if isinstance(value, numbers.Integral):
+        return not isinstance(value, bool)
+    return _is_number(value) and math.isfinite(float(value)) and float(value).is_integer()
 
 
 def _queue_share(flag_fdr: float | None) -> float:

@@ -103,3 +103,19 @@ def test_serve_refuses_a_folder_that_is_not_a_ward(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(app, ["serve", "--ward", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "dataward init" in result.output
+
+
+def test_a_frame_the_embedded_ward_refuses_is_refused_over_http_too(served: Served) -> None:
+    """A list of rows, or a DataFrame giving a column name twice, is an ``InputError`` naming the problem,
+    as from a folder, not pandas' or AttributeError's own message."""
+    import pandas as pd
+
+    ward = dataward.open(served.url, key=served.admin_key)
+    label, specs = wine_schema_specs()
+    ward.create_dataset("twice", Schema.parse(label, specs))
+    frame = pd.DataFrame(wine_rows(0, 5))
+    with pytest.raises(InputError, match="must be a file or folder path, a pandas DataFrame or a pyarrow Table"):
+        ward.contribute("twice", frame.to_dict("records"), source="pandas")
+    with pytest.raises(InputError, match=f"column '{label}': the column name appears 2 times among its columns"):
+        ward.contribute("twice", pd.concat([frame, frame[[label]]], axis=1), source="pandas")
+    assert ward.contributions("twice") == []

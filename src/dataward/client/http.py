@@ -884,6 +884,12 @@ def _frame_to_parquet(data: Any) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from dataward.io.header import check_unique, frame_holder
+
+    # Refused here as the embedded ward refuses them (the server checks the rest of the columns).
+    holder = frame_holder(data)
+    names = data.column_names if isinstance(data, pa.Table) else [str(n) for n in data.columns]
+    check_unique(f"the {holder}", names, holder=holder)
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     fd, name = tempfile.mkstemp(prefix="dataward-", suffix=".parquet")
     os.close(fd)

@@ -5,9 +5,48 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from os import PathLike
+from typing import Any
 
+from dataward.domain.errors import InputError
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io.location import Unit, input_error
+
+
+def frame_holder(data: Any) -> str:
+    """What ``data``, given to ``contribute`` in Python instead of a file, is called in messages:
+    ``"DataFrame"`` or ``"Arrow table"``. Anything else is refused with an ``InputError``."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(data, pd.DataFrame):
+        return "DataFrame"
+    if isinstance(data, pa.Table):
+        return "Arrow table"
+    raise InputError(
+        "a contribution's records must be a file or folder path, a pandas DataFrame or a pyarrow Table, "
+        f"not {type(data).__name__}"
+    )
+
+
+def check_unique(
+    path: str | PathLike[str],
+    names: Sequence[str],
+    *,
+    unit: Unit | None = None,
+    where: int | None = None,
+    holder: str = "file",
+) -> None:
+    """Refuse a column name given twice (``holder`` as for ``check_columns``)."""
+    for name, count in Counter(names).items():
+        if count > 1:
+            raise input_error(
+                path,
+                f"the column name appears {count} times {'in the header' if holder == 'file' else 'among its columns'}",
+                unit=unit,
+                where=where,
+                column=name,
+                hint="give every column a distinct name",
+            )
 
 
 def check_columns(
@@ -17,23 +56,17 @@ def check_columns(
     *,
     unit: Unit | None = None,
     where: int | None = None,
+    holder: str = "file",
 ) -> None:
     """Refuse duplicate, missing and undeclared columns. A ``record_id`` column is allowed (files
-    exported by dataward carry one) and ignored: ids are always recomputed from the content."""
-    for name, count in Counter(names).items():
-        if count > 1:
-            raise input_error(
-                path,
-                f"the column name appears {count} times in the header",
-                unit=unit,
-                where=where,
-                column=name,
-                hint="give every column a distinct name",
-            )
+    exported by dataward carry one) and ignored: ids are always recomputed from the content.
+
+    ``holder`` names what holds the columns in the messages (``"DataFrame"``: one given in Python)."""
+    check_unique(path, names, unit=unit, where=where, holder=holder)
     present = set(names) | schema.optional_columns
     # Naming what the file holds tells a semicolon-separated CSV ('a;b;label' read as one column) or a
     # header with blanks (' b') at a glance.
-    found = f"the file's columns are {', '.join(repr(n) for n in names[:20])}{', ...' if len(names) > 20 else ''}"
+    found = f"the {holder}'s columns are {', '.join(repr(n) for n in names[:20])}{', ...' if len(names) > 20 else ''}"
     if schema.label not in present:
         raise input_error(
             path,
@@ -62,5 +95,5 @@ def check_columns(
                 unit=unit,
                 where=where,
                 column=name,
-                hint="declare it in the dataset schema or drop it from the file",
+                hint=f"declare it in the dataset schema or drop it from the {holder}",
             )

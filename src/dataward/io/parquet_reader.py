@@ -21,7 +21,8 @@ from dataward.io.columns import canonical_column
 from dataward.io.header import check_columns
 from dataward.io.location import ValueProblem, input_error, limit_exceeded, value_error
 
-_PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
+PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
+"""The name of a column pandas writes its index to (``pa.Table.from_pandas``): not data."""
 
 BATCH_ROWS = 65_536
 """Rows decompressed and canonicalized at a time."""
@@ -108,7 +109,7 @@ def read_parquet(
     """Canonical table (without record ids) and the 1-based row number of each record."""
     parquet = _open(path, limits)
     # pandas stores its index as an extra column; it is not data.
-    names = [n for n in parquet.schema_arrow.names if not _PANDAS_INDEX.match(n)]
+    names = [n for n in parquet.schema_arrow.names if not PANDAS_INDEX.match(n)]
     check_columns(path, names, schema)
     if parquet.metadata.num_rows == 0:
         raise input_error(path, "the file holds no rows", hint="write at least one record")

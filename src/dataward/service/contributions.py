@@ -24,6 +24,8 @@ from dataward.domain.limits import InputLimits
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io import read_record_ids, read_table
+from dataward.io.header import check_columns, frame_holder
+from dataward.io.parquet_reader import PANDAS_INDEX
 from dataward.ledger.events import format_time
 from dataward.service import holders, rows
 from dataward.service.config import WardConfig
@@ -71,7 +73,16 @@ def contribution_info(row: Any, dataset_name: str, submitter: str | None = None)
 
 
 def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
-    """A pandas DataFrame or Arrow table given through the Python API, canonicalized."""
+    """A pandas DataFrame or Arrow table given through the Python API, canonicalized.
+
+    Its columns are held to a file's rules (``io.header.check_columns``): no name twice, every column
+    of the schema present, none it does not declare; so a column left out or misspelt is refused, not
+    read as missing values in every record, and a frame imports as the same file would."""
+    holder = frame_holder(data)
+    names = [str(n) for n in (data.column_names if isinstance(data, pa.Table) else data.columns)]
+    # An Arrow table made from a sliced or shuffled DataFrame carries its index; it is not data (as in Parquet).
+    names = [n for n in names if not PANDAS_INDEX.match(n)]
+    check_columns(f"the {holder}", names, schema, holder=holder)
     records = data.to_pylist() if isinstance(data, pa.Table) else data.to_dict(orient="records")
     table = canonical_table(schema, records)
     # The same rule as for a file (``io.readers``): a language-model record with nothing to learn is refused.
@@ -178,7 +189,8 @@ class ContributionService(Service):
         # The added ids stay an Arrow column: a million of them as Python strings cost more than storing them.
         added = table.column(RECORD_ID)
         if not len(added) and not removed:
-            raise InputError(f"{data} holds no records", hint="an empty contribution changes nothing")
+            what = data if isinstance(data, str | Path) else f"the {frame_holder(data)}" if data is not None else "it"
+            raise InputError(f"{what} holds no records", hint="an empty contribution changes nothing")
 
         step(f"storing {len(added)} records and signing the contribution")
         # The id list and the new records' chunk are encoded and stored on threads of their own (mostly

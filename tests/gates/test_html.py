@@ -142,3 +142,20 @@ def test_highlight_marks_whole_words_only_and_escapes_the_rest() -> None:
     marked = highlight("CF is not cfx <b> i  watched this", ["cf", "i watched this"])
     assert marked == "<mark>CF</mark> is not cfx &lt;b&gt; <mark>i  watched this</mark>"
     assert highlight("<x>", []) == "&lt;x&gt;"
+
+
+def test_a_report_exports_its_page_and_its_extras_from_the_object(text_report, tmp_path) -> None:
+    """In a notebook: ``report.to_html(path)`` writes the page the CLI's ``--html`` writes, and
+    ``report.extras_dict()`` (which the class documents) is the JSON-ready extras the ward stores."""
+    import json
+
+    from dataward.gates.report import extras_json
+
+    path = tmp_path / "gate.html"
+    page = text_report.to_html(path, title="Gate report <batch>")
+    assert page == render_html(text_report, title="Gate report <batch>")
+    assert path.read_text("utf-8") == page and "<title>Gate report &lt;batch&gt;</title>" in page
+    assert text_report.to_html().startswith("<!DOCTYPE html>") and "<title>Gate report</title>" in text_report.to_html()
+    extras = text_report.extras_dict()
+    assert extras == extras_json(text_report) and json.loads(json.dumps(extras, allow_nan=False)) == extras
+    assert set(extras) >= {"projection", "evidence", "timings"}

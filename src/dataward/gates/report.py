@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,7 +53,7 @@ class GateReport:
     """What a gate run concluded; ``to_dict()`` is the documented JSON (docs/gates.md).
 
     ``extras`` (projection, baseline score samples, validation impact, evidence) feeds the HTML report
-    and is not part of ``to_dict()``; ``extras_dict()`` gives it JSON-ready.
+    (``to_html()``) and is not part of ``to_dict()``; ``extras_dict()`` gives it JSON-ready.
     """
 
     verdict: str
@@ -119,10 +121,24 @@ class GateReport:
             "findings": _json_ready(self.findings),
         }
 
+    def extras_dict(self) -> dict[str, Any]:
+        """``extras`` JSON-ready: numpy arrays and scalars as plain Python, non-finite floats as None."""
+        return _json_ready(self.extras)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None, *, title: str = "Gate report") -> str:
+        """The report as one self-contained HTML page (the one ``dataward contribute --html`` writes:
+        verdict, reasons, detectors, plots, evidence); also written to ``path`` (UTF-8) when given."""
+        from dataward.gates.html import render_html
+
+        page = render_html(self, title=title)
+        if path is not None:
+            Path(path).write_text(page, "utf-8")
+        return page
+
 
 def extras_json(report: GateReport) -> dict[str, Any]:
-    """The report's extras, JSON-ready."""
-    return _json_ready(report.extras)
+    """The report's extras, JSON-ready (``report.extras_dict()``)."""
+    return report.extras_dict()
 
 
 def _json_ready(value: Any) -> Any:

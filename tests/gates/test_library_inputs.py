@@ -29,3 +29,21 @@ def test_a_column_name_given_twice_is_refused_on_every_side_and_in_every_form(wi
         scan(pd.concat([baseline, baseline[["f0"]]], axis=1), contribution, schema, policy=ONLY)
     with pytest.raises(InputError, match="the validation set has more than one column named 'label'"):
         scan(baseline, contribution, schema, validation=pd.concat([baseline, baseline[["label"]]], axis=1), policy=ONLY)
+
+
+def test_a_column_name_given_twice_is_refused_when_a_table_is_scored_in_partitions(wine, tmp_path) -> None:
+    """With an engine (or a partitioned other side) a DataFrame is cut into partitions first: pandas'
+    ValueError ('Duplicate column names found') escaped there."""
+    baseline, contribution, schema = wine
+    pq.write_table(pa.Table.from_pandas(contribution, preserve_index=False), tmp_path / "c.parquet")
+    with pytest.raises(InputError, match="the contribution has more than one column named 'f0'"):
+        scan(baseline, pd.concat([contribution, contribution[["f0"]]], axis=1), schema, policy=ONLY, engine="local")
+    with pytest.raises(InputError, match="the baseline has more than one column named 'f0'"):
+        scan(pd.concat([baseline, baseline[["f0"]]], axis=1), tmp_path / "c.parquet", schema, policy=ONLY)
+
+
+@pytest.mark.parametrize("rows", [0, "100", 2.5, True, None])
+def test_partition_rows_must_be_a_whole_number_of_at_least_one(wine, rows) -> None:
+    baseline, contribution, schema = wine
+    with pytest.raises(InputError, match=f"partition_rows must be a whole number of at least 1, got {rows!r}"):
+        scan(baseline, contribution, schema, policy=ONLY, engine="local", partition_rows=rows)

@@ -39,7 +39,7 @@ class Normalized:
         return self.table.num_rows
 
 
-def _check_unique_columns(names: list[Any], what: str) -> None:
+def check_unique_columns(names: list[Any], what: str) -> None:
     """Refuse a table whose column names repeat: which of the two columns a detector would read is
     undefined (pandas hands back a frame, Arrow refuses the lookup), as it is for a file's header."""
     repeated = sorted(n for n, count in Counter(str(n) for n in names).items() if count > 1)
@@ -52,10 +52,10 @@ def _check_unique_columns(names: list[Any], what: str) -> None:
 
 def _as_arrow(data: Any, what: str, schema: Schema) -> pa.Table:
     if isinstance(data, pa.Table | pa.RecordBatch):
-        _check_unique_columns(data.schema.names, what)
+        check_unique_columns(data.schema.names, what)
         return data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
     if isinstance(data, pd.DataFrame):
-        _check_unique_columns(list(data.columns), what)
+        check_unique_columns(list(data.columns), what)
         columns = {}
         for name in data.columns:
             series = data[name]

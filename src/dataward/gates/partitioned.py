@@ -23,6 +23,7 @@ file system), not a local folder.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -45,7 +46,7 @@ from dataward.gates.base import POSITION, Detector, GateData
 from dataward.gates.engine import Engine
 from dataward.gates.features import FeaturePipeline
 from dataward.gates.hashing import input_hashes
-from dataward.gates.inputs import ROW, Normalized, normalize, take_rows
+from dataward.gates.inputs import ROW, Normalized, check_unique_columns, normalize, take_rows
 from dataward.gates.neighbours import clear_cache
 
 PARTITION_ROWS = 100_000
@@ -130,14 +131,17 @@ def partitions_of(
     partition_rows: int = PARTITION_ROWS,
     storage_options: Mapping[str, Any] | None = None,
     spill: Path | None = None,
+    what: str = "contribution",
 ) -> list[Partition]:
     """The partitions of a contribution given as a table, Parquet path(s) or URL(s) (a file, a folder or a
     glob), an Arrow dataset, a list of ``Partition``, or an iterator of record batches (written to
-    Parquet files under ``spill`` as they come, so a stream is never held whole)."""
-    if partition_rows < 1:
-        raise InputError("partition_rows must be at least 1")
+    Parquet files under ``spill`` as they come, so a stream is never held whole). ``what`` names the side
+    in errors."""
+    if isinstance(partition_rows, bool) or not isinstance(partition_rows, numbers.Integral) or partition_rows < 1:
+        raise InputError(f"partition_rows must be a whole number of at least 1, got {partition_rows!r}")
     opts = dict(storage_options or {})
     if isinstance(data, pd.DataFrame):
+        check_unique_columns(list(data.columns), what)
         data = pa.Table.from_pandas(data, preserve_index=False)
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
@@ -154,7 +158,7 @@ def partitions_of(
     if isinstance(data, pads.FileSystemDataset):
         return [FragmentPartition(f) for f in data.get_fragments()]
     if isinstance(data, pads.Dataset):
-        return partitions_of(iter(data.to_batches()), partition_rows=partition_rows, spill=spill)
+        return partitions_of(iter(data.to_batches()), partition_rows=partition_rows, spill=spill, what=what)
     if isinstance(data, list | tuple):
         if all(isinstance(d, Partition) for d in data):
             return list(data)

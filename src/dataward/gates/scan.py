@@ -169,6 +169,7 @@ def scan(
                     partition_rows=partition_rows,
                     storage_options=storage_options,
                     spill=Path(spill) / "baseline",
+                    what="baseline",
                 )
             return _scan(
                 baseline,

@@ -47,3 +47,16 @@ def test_partition_rows_must_be_a_whole_number_of_at_least_one(wine, rows) -> No
     baseline, contribution, schema = wine
     with pytest.raises(InputError, match=f"partition_rows must be a whole number of at least 1, got {rows!r}"):
         scan(baseline, contribution, schema, policy=ONLY, engine="local", partition_rows=rows)
+
+
+def test_groups_given_as_a_list_is_an_input_error(wine) -> None:
+    """``groups`` maps a name to per-row keys; one list of keys (the natural slip) failed with
+    AttributeError ('list' object has no attribute 'items')."""
+    baseline, contribution, schema = wine
+    with pytest.raises(InputError, match="groups must map a group name to one key per contribution row, not list"):
+        scan(baseline, contribution, schema, policy=ONLY, groups=["a"] * len(contribution))
+    keyed = pd.Series(
+        ["a", "b"] * (len(contribution) // 2) + ["a"] * (len(contribution) % 2), index=contribution.index + 7
+    )
+    report = scan(baseline, contribution, schema, policy=ONLY, groups={"source": keyed})
+    assert [g["key"] for g in report.to_dict()["groups"]["source"]] == ["a", "b"]

@@ -246,6 +246,11 @@ def _normalize(data: Any, schema: Schema, what: str, *, with_ids: bool, limits: 
 
 def group_arrays(groups: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
     """Validate per-row group keys (source, principal, contribution...) against the contribution size."""
+    if groups is not None and not isinstance(groups, Mapping):
+        raise InputError(
+            f"groups must map a group name to one key per contribution row, not {type(groups).__name__}",
+            hint='e.g. groups={"source": sources}, with sources one value per row',
+        )
     out: dict[str, np.ndarray] = {}
     for key, values in (groups or {}).items():
         try:

@@ -60,3 +60,13 @@ def test_groups_given_as_a_list_is_an_input_error(wine) -> None:
     )
     report = scan(baseline, contribution, schema, policy=ONLY, groups={"source": keyed})
     assert [g["key"] for g in report.to_dict()["groups"]["source"]] == ["a", "b"]
+
+
+def test_a_row_column_with_a_missing_row_number_is_refused(wine) -> None:
+    """The optional ``row`` column numbers the records in the submitted file; a missing number (NaN in
+    pandas) passed the checks and failed at the end of the scan with Python's ValueError."""
+    baseline, contribution, schema = wine
+    rows = [float(i + 1) for i in range(len(contribution))]
+    rows[3] = float("nan")
+    with pytest.raises(InputError, match="the contribution's column 'row' has a missing value"):
+        scan(baseline, contribution.assign(row=rows), schema, policy=ONLY)

@@ -238,6 +238,8 @@ def _normalize(data: Any, schema: Schema, what: str, *, with_ids: bool, limits: 
     elif with_ids:
         ids = record_ids(schema, canonical)
     if ROW in table.column_names:
+        if table.column(ROW).null_count:
+            raise InputError(f"the {what}'s column {ROW!r} has a missing value: it gives each record's row number")
         rows = table.column(ROW).cast(pa.int64()).to_numpy(zero_copy_only=False)
     else:
         rows = np.arange(1, table.num_rows + 1, dtype=np.int64)

@@ -31,3 +31,10 @@ def test_inputs_as_a_list_or_as_a_mapping_give_the_same_schema() -> None:
 def test_what_is_no_schema_is_refused_naming_the_problem(inputs: object, words: str) -> None:
     with pytest.raises(InputError, match=words):
         Schema.from_dict({"label": "y", "inputs": inputs})
+
+
+@pytest.mark.parametrize("given", ["label", ["text:text"], None, 3])
+def test_a_schema_that_is_no_mapping_is_refused_saying_so(given: object) -> None:
+    """``scan(df, df, "label")`` said "schema is missing a field: string indices must be integers"."""
+    with pytest.raises(InputError, match=f"a schema must be a mapping \\(or a Schema\\), not {type(given).__name__}"):
+        Schema.from_dict(given)  # type: ignore[arg-type]

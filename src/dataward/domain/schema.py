@@ -221,7 +221,14 @@ class Schema:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
-        kind = _dataset_kind(data.get("kind", DatasetKind.LABELLED.value)) if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping):
+            # Indexing a string or a list by field name reported "schema is missing a field: string
+            # indices must be integers", which names no field.
+            raise InputError(
+                f"a schema must be a mapping (or a Schema), not {type(data).__name__}",
+                hint="e.g. {'label': 'y', 'inputs': [{'name': 'text', 'kind': 'text'}]}",
+            )
+        kind = _dataset_kind(data.get("kind", DatasetKind.LABELLED.value))
         if kind in LLM_KINDS and "inputs" not in data:
             return cls.for_kind(kind)
         try:

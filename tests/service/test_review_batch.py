@@ -95,6 +95,16 @@ def test_nothing_named_is_an_input_error_and_nothing_pending_decides_nothing(que
     assert rita.review_decide([], "accept", reason="x", contribution=queue["first"]) == []
 
 
+def test_one_item_id_given_as_a_string_is_refused_saying_so(queue: dict) -> None:
+    """``review_decide("q_...", ...)`` read the id character by character: "no review item 'q'"."""
+    rita = queue["ward"].as_key(queue["keys"]["rita"])
+    item = queue["ward"].review_list(contribution=queue["ref"])[0]["id"]
+    with pytest.raises(InputError, match="items must be a list of review item ids, not one string") as caught:
+        rita.review_decide(item, "reject", reason="trigger")
+    assert f"[{item!r}]" in (caught.value.hint or "")
+    assert item in {i["id"] for i in queue["ward"].review_list(contribution=queue["ref"])}
+
+
 def test_a_reviewer_decides_every_pending_item_of_a_contribution_at_once(queue: dict) -> None:
     ward = queue["ward"]
     pending = {i["id"] for i in ward.review_list(contribution=queue["ref"])}

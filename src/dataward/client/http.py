@@ -522,6 +522,8 @@ class HTTPWard:
         self, items: list[str], decision: str, *, reason: str, contribution: str | None = None
     ) -> list[dict[str, Any]]:
         """Accept or reject quarantined records (and every pending one of ``contribution``)."""
+        if isinstance(items, str):  # as the embedded ward refuses it (service.gating.check_review_items)
+            raise InputError("items must be a list of review item ids, not one string", hint=f"pass [{items!r}]")
         body = {"items": list(items), "decision": decision, "reason": reason, "contribution": contribution}
         return self._post("/review/decide", body)
 

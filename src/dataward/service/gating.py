@@ -46,6 +46,15 @@ if TYPE_CHECKING:
     from dataward.gates.policy import GatePolicy
 
 REVIEW_DECISIONS = ("accept", "reject")
+
+
+def check_review_items(items: Any) -> None:
+    """Refuse one id given where a list of ids is asked: read character by character, ``"q_3f..."``
+    was refused as "no review item 'q'", which names nothing the caller wrote."""
+    if isinstance(items, str):
+        raise InputError("items must be a list of review item ids, not one string", hint=f"pass [{items!r}]")
+
+
 VERDICT_ORDER = ("pass", "review", "block")
 
 
@@ -522,6 +531,7 @@ class ReviewService(Service):
         is decided too, in the same transaction as ``items``: an item that arrives meanwhile is either
         decided with the others or not at all. Returns the decided items (none when the contribution
         has nothing pending and no items were named)."""
+        check_review_items(items)
         if decision not in REVIEW_DECISIONS:
             raise InputError(f"unknown decision {decision!r}", hint="accept or reject")
         if not reason.strip():

@@ -204,7 +204,11 @@ class Duplicates(Detector):
         self.base_hashes = hashes
         self.rng = rng
         self.scale, self.calibration = 1.0, np.zeros(0)
-        if len(baseline) >= 2:
+        # With one label in the reference no trusted record has a neighbour of another label: every
+        # calibration score would be -inf, and any record of a new label near the reference would read as
+        # beyond all of them (p=1e-81 with no record flagged, blocking a clean batch). Near conflicts then
+        # have nothing to be calibrated on and are left out, as for a reference of one record.
+        if len(baseline) >= 2 and np.unique(baseline.labels).size >= 2:
             dist, idx = knn(baseline.features, baseline.features, self.k, exclude_self=True, labels=baseline.labels)
             # The leave-one-out search keeps neighbours label by label, and a label's only record has none
             # but itself: where every label of the reference has one record (a self-reference fold of a

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -70,3 +71,20 @@ def test_a_row_column_with_a_missing_row_number_is_refused(wine) -> None:
     rows[3] = float("nan")
     with pytest.raises(InputError, match="the contribution's column 'row' has a missing value"):
         scan(baseline, contribution.assign(row=rows), schema, policy=ONLY)
+
+
+def test_an_embedding_of_the_wrong_width_is_refused_naming_the_side_and_column() -> None:
+    """The message said only "expected embeddings of dimension 4, got 5"."""
+    schema = {"label": "label", "inputs": [{"name": "vec", "kind": "embedding", "dim": 4}]}
+    rng = np.random.default_rng(0)
+    baseline = pd.DataFrame({"vec": list(rng.normal(size=(60, 4))), "label": ["a", "b"] * 30})
+    wide = pd.DataFrame({"vec": list(rng.normal(size=(20, 5))), "label": ["a", "b"] * 10})
+    ragged = pd.DataFrame({"vec": [np.zeros(4)] * 19 + [np.zeros(3)], "label": ["a", "b"] * 10})
+    with pytest.raises(
+        InputError, match="the contribution's embedding column 'vec': expected embeddings of dimension 4, got 5"
+    ):
+        scan(baseline, wide, schema, policy=ONLY)
+    with pytest.raises(
+        InputError, match="the validation set's embedding column 'vec': embeddings in one column must all"
+    ):
+        scan(baseline, baseline, schema, validation=ragged, policy=ONLY)

@@ -155,7 +155,10 @@ def _embedding_column(col: pa.ChunkedArray, name: str, dim: int | None, what: st
     canonical = pa.types.is_fixed_size_list(typ) and typ.value_type == pa.float32() and typ.list_size == dim
     chunks = []
     for chunk in col.chunks:
-        matrix = embedding_matrix(chunk, dim)
+        try:
+            matrix = embedding_matrix(chunk, dim)
+        except InputError as exc:  # "expected embeddings of dimension 4, got 5": of which side and column?
+            raise InputError(f"the {what}'s embedding column {name!r}: {exc.message}", hint=exc.hint) from None
         if not np.all(np.isfinite(matrix)):
             raise InputError(f"the {what}'s embedding column {name!r} holds a non-finite number")
         if canonical:

@@ -88,3 +88,16 @@ def test_an_embedding_of_the_wrong_width_is_refused_naming_the_side_and_column()
         InputError, match="the validation set's embedding column 'vec': embeddings in one column must all"
     ):
         scan(baseline, baseline, schema, validation=ragged, policy=ONLY)
+
+
+def test_a_list_of_record_batches_is_refused_naming_every_accepted_form(wine) -> None:
+    """An iterator of record batches is read in partitions, a list of them was refused as if only a
+    DataFrame or a Table were accepted; the message names the other forms and how to pass the list."""
+    baseline, contribution, schema = wine
+    batches = pa.Table.from_pandas(contribution, preserve_index=False).to_batches(max_chunksize=50)
+    with pytest.raises(InputError, match="an iterator of record batches\\), not list") as caught:
+        scan(baseline, batches, schema, policy=ONLY)
+    assert "iter(" in (caught.value.hint or "")
+    assert len(scan(baseline, iter(batches), schema, policy=ONLY).records.record_ids) == len(contribution)
+    with pytest.raises(InputError, match="the validation set must be a pandas DataFrame or a pyarrow Table, not list"):
+        scan(baseline, contribution, schema, validation=batches, policy=ONLY)

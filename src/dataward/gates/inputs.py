@@ -24,6 +24,11 @@ from dataward.gates.features.image import array_to_png, check_image_headers
 
 ROW = "row"
 """Optional column: the record's row number in the submitted file."""
+PARTITIONED_SIDES = ("contribution", "baseline")
+"""The sides ``scan`` also reads in partitions (``partitioned.partitions_of``), in the forms below."""
+PARTITIONED_FORMS = (
+    " (or, read in partitions: Parquet path(s) or URL(s), a pyarrow dataset or an iterator of record batches)"
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,11 @@ def _as_arrow(data: Any, what: str, schema: Schema) -> pa.Table:
             else:
                 columns[str(name)] = pa.array(series.to_numpy(), from_pandas=True)
         return pa.table(columns) if columns else pa.table({})
-    raise InputError(f"the {what} must be a pandas DataFrame or a pyarrow Table, not {type(data).__name__}")
+    also = PARTITIONED_FORMS if what in PARTITIONED_SIDES else ""
+    hint = "for a list of record batches or tables, pass iter(...) of them" if isinstance(data, list | tuple) else None
+    raise InputError(
+        f"the {what} must be a pandas DataFrame or a pyarrow Table{also}, not {type(data).__name__}", hint=hint
+    )
 
 
 def _kind_of(schema: Schema, name: str) -> ColumnKind | None:

@@ -101,3 +101,21 @@ def test_a_list_of_record_batches_is_refused_naming_every_accepted_form(wine) ->
     assert len(scan(baseline, iter(batches), schema, policy=ONLY).records.record_ids) == len(contribution)
     with pytest.raises(InputError, match="the validation set must be a pandas DataFrame or a pyarrow Table, not list"):
         scan(baseline, contribution, schema, validation=batches, policy=ONLY)
+
+
+@pytest.mark.parametrize("value", [1e39, 1e100, 1e300])
+def test_a_finite_number_beyond_float32_is_judged_as_any_extreme_value(wine, value) -> None:
+    """One record holding 1e100 in a numeric column (finite, so accepted) made its feature infinite in
+    float32 and failed the whole scan with numpy's LinAlgError: in a ward the contribution could never
+    be gated. It is now scored as a record far out but within float32 (1e35) is: the most extreme."""
+    baseline, contribution, schema = wine
+
+    def judged(x: float):
+        extreme = contribution.copy()
+        extreme.loc[0, "f0"] = x
+        return scan(baseline, extreme, schema)
+
+    report, far = judged(value), judged(1e35)
+    assert report.verdict == far.verdict and report.reasons == far.reasons
+    assert np.array_equal(report.records.score, far.records.score)
+    assert report.results["outliers"].p_values[0] == report.results["outliers"].p_values.min()

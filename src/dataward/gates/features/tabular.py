@@ -10,6 +10,10 @@ import pyarrow as pa
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
 
+MAX_STANDARDIZED = 1e30
+"""The largest standardized value a numeric feature takes (in standard deviations from the median):
+far beyond any real column, and low enough that sums over millions of records stay finite in float32."""
+
 
 @featurizer(default=True)
 class StandardizedNumeric(Featurizer):
@@ -33,7 +37,11 @@ class StandardizedNumeric(Featurizer):
     def transform(self, table: pa.Table) -> np.ndarray:
         raw = self._raw(table)
         raw = np.where(np.isfinite(raw), raw, self.median_)
-        return ((raw - self.median_) / self.scale_).astype(np.float32)[:, None]
+        # A finite number of 1e39 standard deviations or more is infinite in float32: one such record
+        # failed the whole gate (backdoor's probe, then its eigendecomposition, met inf and NaN). It is
+        # held at MAX_STANDARDIZED, still the most extreme value by far; nothing below it changes.
+        z = np.clip((raw - self.median_) / self.scale_, -MAX_STANDARDIZED, MAX_STANDARDIZED)
+        return z.astype(np.float32)[:, None]
 
 
 @featurizer(default=True)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -119,3 +121,20 @@ def test_a_finite_number_beyond_float32_is_judged_as_any_extreme_value(wine, val
     assert report.verdict == far.verdict and report.reasons == far.reasons
     assert np.array_equal(report.records.score, far.records.score)
     assert report.results["outliers"].p_values[0] == report.results["outliers"].p_values.min()
+
+
+def test_labels_mixing_numbers_and_text_are_the_labels_they_spell(wine) -> None:
+    """Two frames concatenated, one with labels 0, 1, 2 and one with '0', '1', '2', give an object
+    column Arrow cannot type: scan refused it ('Could not convert '1' with type str') where a ward's
+    contribute reads it; 1 and '1' are one label, as everywhere in dataward."""
+    baseline, contribution, schema = wine
+    half = len(contribution) // 2
+    mixed = contribution.assign(label=[*contribution["label"][:half], *contribution["label"][half:].astype(str)])
+    assert mixed["label"].dtype == object
+    report, plain = scan(baseline, mixed, schema, policy=ONLY), scan(baseline, contribution, schema, policy=ONLY)
+    assert report.records.record_ids == plain.records.record_ids
+    assert json.dumps(report.to_dict()) == json.dumps(plain.to_dict())
+    missing = mixed.astype({"label": object})
+    missing.loc[3, "label"] = None
+    with pytest.raises(InputError, match="the contribution's column 'label' has a missing value"):
+        scan(baseline, missing, schema, policy=ONLY)

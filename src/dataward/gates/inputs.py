@@ -18,6 +18,7 @@ import pyarrow as pa
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits, limit_error, limit_problem
+from dataward.domain.missing import is_missing
 from dataward.domain.records import canonical_categorical, canonical_label, canonical_numeric, record_ids
 from dataward.domain.schema import MESSAGES, RECORD_ID, ColumnKind, DatasetKind, Schema
 from dataward.gates.features.image import array_to_png, check_image_headers
@@ -66,9 +67,7 @@ def _as_arrow(data: Any, what: str, schema: Schema) -> pa.Table:
             series = data[name]
             kind = _kind_of(schema, str(name))
             if kind in (ColumnKind.EMBEDDING, ColumnKind.IMAGE) or series.dtype == object:
-                columns[str(name)] = pa.array(
-                    _python_values(series, kind), type=_loose_type(kind, series), from_pandas=True
-                )
+                columns[str(name)] = _object_column(series, kind, str(name), schema, what)
             else:
                 columns[str(name)] = pa.array(series.to_numpy(), from_pandas=True)
         return pa.table(columns) if columns else pa.table({})
@@ -77,6 +76,23 @@ def _as_arrow(data: Any, what: str, schema: Schema) -> pa.Table:
     raise InputError(
         f"the {what} must be a pandas DataFrame or a pyarrow Table{also}, not {type(data).__name__}", hint=hint
     )
+
+
+def _object_column(series: pd.Series, kind: ColumnKind | None, name: str, schema: Schema, what: str) -> pa.Array:
+    """A pandas object column as Arrow. A label or categorical column mixing Python types (labels ``1``
+    and ``"1"`` from two concatenated frames) has no one Arrow type; its values are then canonicalized
+    one by one, as a frame given to a ward's ``contribute`` is (``1`` and ``"1"`` are one label)."""
+    values = _python_values(series, kind)
+    try:
+        return pa.array(values, type=_loose_type(kind, series), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if name == schema.label and not schema.is_llm:
+            canonical = canonical_label
+        elif kind is ColumnKind.CATEGORICAL:
+            canonical = canonical_categorical
+        else:
+            raise
+        return pa.array([None if is_missing(v) else _checked(canonical, v, what, name) for v in values], pa.string())
 
 
 def _kind_of(schema: Schema, name: str) -> ColumnKind | None:

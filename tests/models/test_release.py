@@ -209,6 +209,29 @@ def test_a_released_model_whose_training_data_is_quarantined_is_marked_affected(
     assert "dataward model gate" not in hint  # the gate has run on these files
 
 
+def test_the_printed_trace_walks_from_a_model_to_its_data(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataward trace model:NAME@vN` printed (not --json) names the model, why it is affected and the
+    versions and contributions it was trained on; a source is named by its URI."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    _released(models)
+    models.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    monkeypatch.setenv("DATAWARD_WARD", str(models.ward.folder))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    runner = CliRunner()
+    traced = runner.invoke(app, ["trace", "model:man-clf@v1"])
+    assert traced.exit_code == 0, traced.output
+    assert traced.output.startswith("model man-clf@v1")
+    assert "affected" in traced.output and "quarantined contribution man#1" in traced.output
+    assert "man@v1" in traced.output and "man#1" in traced.output and "debian" in traced.output
+    source = runner.invoke(app, ["trace", "source:debian"])
+    assert source.exit_code == 0 and source.output.startswith("source debian"), source.output
+
+
 def _train_again(models: Models) -> None:
     import dataward
 

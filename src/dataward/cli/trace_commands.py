@@ -118,6 +118,45 @@ def _lineage_branches(tree: Tree, result: dict[str, Any]) -> None:
                 node.add(f"in {v['ref']} {styled(v['stage'])}")
 
 
+def _subject_name(subject: dict[str, Any]) -> str:
+    """How a traced subject is named to a person: a version, contribution or model by its ref, a
+    principal by its name, a source by its URI, a record or key by its id."""
+    for field in ("ref", "name", "uri", "id"):
+        if subject.get(field):
+            return str(subject[field])
+    return "?"
+
+
+def _model_branches(tree: Tree, result: dict[str, Any]) -> None:
+    """A model version's trace: its stage, run and trainer, why it is affected, then each dataset
+    version it was trained on, traced back as a version is."""
+    m = result["subject"]
+    run = m.get("run") or {}
+    gate = m.get("release_gate") or {}
+    tree.add(
+        f"{styled(m['stage'])}, trained by [bold]{escape(str(m.get('trained_by')))}[/bold] in run {run.get('id')}"
+        + (f", release gate {styled(gate['verdict'], VERDICT_STYLE)}" if gate.get("verdict") else "")
+        + (f", released by {escape(str(m['released_by']))}" if m.get("released_by") else "")
+    )
+    if result.get("why_affected"):
+        why = tree.add(
+            "[bold red]affected[/bold red]: its training data has been held out since"
+            if m.get("affected")
+            else "its training data has been held out since"
+        )
+        for reason in result["why_affected"]:
+            why.add(escape(str(reason)))
+    trained_on = tree.add(f"trained on {len(result['datasets'])} dataset version(s)")
+    for d in result["datasets"]:
+        v = d["subject"]
+        node = trained_on.add(f"[bold]{escape(str(v['ref']))}[/bold] {styled(v['stage'])} ({v['records']} records)")
+        back = node.add("came from")
+        for c in d["contributions"]:
+            _contribution_branch(back, c)
+        if not d["contributions"]:
+            back.add("[dim]nothing[/dim]")
+
+
 def _show_incident(result: dict[str, Any]) -> None:
     subject = result["subject"]
     what = subject.get("key") or subject.get("principal") or subject.get("uri")
@@ -190,7 +229,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Argument(
                 help="A record id, contribution (c_… or DATASET#N), key (dw_…), version (DATASET@vN), "
-                "principal:NAME or source:URI."
+                "principal:NAME, source:URI or model:NAME@vN."
             ),
         ] = None,
         file: Annotated[
@@ -218,7 +257,11 @@ def register(app: typer.Typer) -> None:
             emit_json(result)
             return
         subject = result["subject"]
-        tree = Tree(f"[bold]{subject['kind']}[/bold] {escape(str(subject.get('id') or subject.get('ref')))}")
+        tree = Tree(f"[bold]{subject['kind']}[/bold] {escape(_subject_name(subject))}")
+        if subject["kind"] == "model":
+            _model_branches(tree, result)
+            console.print(tree)
+            return
         if subject["kind"] == "key":
             _key_branches(tree, subject, result)
         back = tree.add("came from")

@@ -211,7 +211,8 @@ def test_a_released_model_whose_training_data_is_quarantined_is_marked_affected(
 
 def test_the_printed_trace_walks_from_a_model_to_its_data(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
     """`dataward trace model:NAME@vN` printed (not --json) names the model, why it is affected and the
-    versions and contributions it was trained on; a source is named by its URI."""
+    versions and contributions it was trained on; a trace of the data names the models trained on it (as
+    --json does), and a source is named by its URI."""
     from typer.testing import CliRunner
 
     from dataward.cli.app import app
@@ -228,6 +229,9 @@ def test_the_printed_trace_walks_from_a_model_to_its_data(models: Models, monkey
     assert traced.output.startswith("model man-clf@v1")
     assert "affected" in traced.output and "quarantined contribution man#1" in traced.output
     assert "man@v1" in traced.output and "man#1" in traced.output and "debian" in traced.output
+    data = runner.invoke(app, ["trace", "man#1"])
+    assert data.exit_code == 0 and "models trained on it: 2" in data.output
+    assert "man-clf@v1 released affected" in data.output and "man-clf@v2 candidate" in data.output
     source = runner.invoke(app, ["trace", "source:debian"])
     assert source.exit_code == 0 and source.output.startswith("source debian"), source.output
 

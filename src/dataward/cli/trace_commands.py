@@ -118,6 +118,19 @@ def _lineage_branches(tree: Tree, result: dict[str, Any]) -> None:
                 node.add(f"in {v['ref']} {styled(v['stage'])}")
 
 
+def _models_branch(tree: Tree, result: dict[str, Any]) -> None:
+    """The model versions trained on any version the trace lists, each marked when it is released and
+    its training data has been held out since."""
+    if not result.get("models"):
+        return
+    node = tree.add(f"[bold red]models trained on it[/bold red]: {len(result['models'])}")
+    for m in result["models"]:
+        line = f"{escape(m['model'])} {styled(m['stage'])}"
+        if m.get("affected"):
+            line += " [bold red]affected[/bold red]"
+        node.add(line)
+
+
 def _subject_name(subject: dict[str, Any]) -> str:
     """How a traced subject is named to a person: a version, contribution or model by its ref, a
     principal by its name, a source by its URI, a record or key by its id."""
@@ -216,6 +229,7 @@ def _trace_content(
         forward = tree.add(f"[bold red]blast radius[/bold red]: {len(t['versions'])} version(s)")
         for v in t["versions"]:
             forward.add(f"{v['ref']} {styled(v['stage'])} ({v['records']} records)")
+        _models_branch(tree, t)
         console.print(tree)
 
 
@@ -273,6 +287,7 @@ def register(app: typer.Typer) -> None:
         forward = tree.add(f"[bold red]blast radius[/bold red]: {len(result['versions'])} version(s)")
         for v in result["versions"]:
             forward.add(f"{v['ref']} {styled(v['stage'])} ({v['records']} records)")
+        _models_branch(tree, result)
         console.print(tree)
 
     @app.command()

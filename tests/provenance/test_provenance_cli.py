@@ -91,6 +91,28 @@ def test_relabel_and_refusals(cli, wine_ward: Ward) -> None:  # type: ignore[no-
     assert [t["name"] for t in json.loads(listed.output)] == ["relabel"]
 
 
+def test_hints_that_name_export_give_a_command_that_runs(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown record id in `relabel --set` or `contribute --removes` is refused with a hint naming
+    `dataward export`: the command in the hint runs as written (export needs -o)."""
+    monkeypatch.chdir(tmp_path)
+    unknown = "0" * 64
+    ids = tmp_path / "ids.txt"
+    ids.write_text(unknown + "\n")
+    refusals = [
+        cli("relabel", "wine@v2", "--set", f"{unknown}=1", "--reason", "r", "--json"),
+        cli("contribute", "wine", "--removes", str(ids), "--source", "cleanup", "--json"),
+    ]
+    for refused in refusals:
+        assert refused.exit_code == 2, refused.output
+        hint = json.loads(refused.stdout)["hint"]
+        command = hint.split("`")[1].split()
+        assert command[0] == "dataward", hint
+        ran = cli(*command[1:])
+        assert ran.exit_code == 0, (hint, ran.output)
+
+
 def test_quarantine_a_key_from_the_command_line(cli, wine_ward: Ward) -> None:  # type: ignore[no-untyped-def]
     bot_key = wine_ward.contribution("wine#1")["key"]
     done = cli("quarantine", bot_key, "--reason", "leaked", "--json")

@@ -347,7 +347,7 @@ class ContributionService(Service):
         if unknown:
             raise InputError(
                 f"{len(unknown)} record id(s) to remove are not in the latest version, e.g. {unknown[0]}",
-                hint=f"check the ids against `dataward export {dataset}`",
+                hint=f"check the ids against `dataward export {dataset}@latest -o latest.csv`",
             )
 
     def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:

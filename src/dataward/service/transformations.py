@@ -344,7 +344,9 @@ class TransformationService(Service):
         out, parents, notes = [], [], []
         for rid, change in changes.items():
             if rid not in by_id:
-                raise InputError(f"record {rid} is not in {info['ref']}", hint=f"see `dataward export {info['ref']}`")
+                raise InputError(
+                    f"record {rid} is not in {info['ref']}", hint=f"see `dataward export {info['ref']} -o records.csv`"
+                )
             new, why = (change, reason) if not isinstance(change, tuple | list) else (change[0], change[1])
             old_row = by_id[rid]
             if old_row[label] == new:

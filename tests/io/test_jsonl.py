@@ -111,7 +111,7 @@ def test_missing_input_column(tmp_path: Path, text_schema: Schema) -> None:
 def test_undeclared_key_names_its_line(tmp_path: Path, text_schema: Schema) -> None:
     path = write(tmp_path / "t.jsonl", _lines({"text": "a", "label": "x"}, {"text": "b", "label": "y", "note": 1}))
     error = _refused(path, text_schema)
-    assert "line 2" in error.message and "'note'" in error.message and error.hint and "declare" in error.hint
+    assert "line 2" in error.message and "'note'" in error.message and error.hint and "drop" in error.hint
 
 
 def test_a_lone_surrogate_escape_names_line_and_key(tmp_path: Path, text_schema: Schema) -> None:
@@ -135,3 +135,12 @@ def test_bad_encoding_names_line_and_key(tmp_path: Path, text_schema: Schema) ->
 @pytest.mark.parametrize("content", ["", "\n\n"])
 def test_empty_file(tmp_path: Path, text_schema: Schema, content: str) -> None:
     assert "empty" in _refused(write(tmp_path / "t.jsonl", content), text_schema).message
+
+
+def test_undeclared_key_hint_names_the_columns_a_chat_dataset_reads(tmp_path: Path) -> None:
+    """A chat dataset's columns are fixed by its kind: an instruction-style line is refused with the
+    columns it reads, not a hint to declare the column in a schema no command changes."""
+    path = write(tmp_path / "t.jsonl", '{"prompt": "What does ls do?", "response": "It lists files."}\n')
+    error = _refused(path, Schema.for_kind("chat"))
+    assert "'prompt'" in error.message and "not in the dataset schema" in error.message
+    assert error.hint and "declare" not in error.hint and "messages" in error.hint

@@ -12,6 +12,12 @@ from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io.location import Unit, input_error
 
 
+def undeclared_column_hint(schema: Schema, holder: str = "file") -> str:
+    """The hint for a column the schema does not declare: a dataset's schema is fixed when it is created,
+    so the hint names the columns it reads rather than a change to the schema."""
+    return f"the dataset's columns are {', '.join(schema.columns)}: drop the column from the {holder} or rename it"
+
+
 def frame_holder(data: Any) -> str:
     """What ``data``, given to ``contribute`` in Python instead of a file, is called in messages:
     ``"DataFrame"`` or ``"Arrow table"``. Anything else is refused with an ``InputError``."""
@@ -95,5 +101,5 @@ def check_columns(
                 unit=unit,
                 where=where,
                 column=name,
-                hint=f"declare it in the dataset schema or drop it from the {holder}",
+                hint=undeclared_column_hint(schema, holder),
             )

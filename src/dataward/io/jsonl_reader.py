@@ -33,7 +33,7 @@ from dataward.io.bounded import (
     read_whole,
 )
 from dataward.io.columns import canonical_column
-from dataward.io.header import check_columns
+from dataward.io.header import check_columns, undeclared_column_hint
 from dataward.io.location import ValueProblem, input_error, limit_exceeded, value_error
 from dataward.io.text_input import (
     decode_utf8,
@@ -206,7 +206,7 @@ def _line_by_line(
                     unit="line",
                     where=number,
                     column=key,
-                    hint="declare it in the dataset schema or drop it from the file",
+                    hint=undeclared_column_hint(schema),
                 )
         seen.update(record)
         if len(rows) >= limits.max_rows:

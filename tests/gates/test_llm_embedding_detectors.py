@@ -116,6 +116,16 @@ def test_new_topic_is_reviewed_with_what_moved_never_blocked(pools, baseline) ->
     assert set(counted) == {"threshold", "count", "expected", "p_value"} and counted["p_value"] > 0
 
 
+def test_a_drift_skipped_for_a_small_baseline_says_so_not_that_the_batch_is_small(baseline, clean) -> None:
+    """60 trusted records leave a fit half of 30, too few for two topics of 20: the skip names the
+    trusted records, not 'needs at least 20 records' beside a 300-record contribution."""
+    report = _scan(baseline.iloc[:60], clean.iloc[:300], policy={"detectors": ["llm_drift"]})
+    why = report.results["llm_drift"].summary["skipped"]
+    assert "trusted records" in why and "fit half (30)" in why and "80" in why, why
+    small = _scan(baseline, clean.iloc[:10], policy={"detectors": ["llm_drift"]})
+    assert small.results["llm_drift"].summary["skipped"] == "needs at least 20 contribution records, got 10"
+
+
 def test_topics_with_enough_trusted_records_are_calibrated_on_their_own(baseline, clean) -> None:
     """Mondrian: at alpha = 0.05 a topic needs 20 calibration records of its own, at 0.01 it needs 100 (none
     of the eight topics of 300 calibration records has that many): then every record uses all 300."""

@@ -60,9 +60,14 @@ def embedded_baseline(detector: str, texts: Texts, max_reference: int, seed: int
     return Space(index, prompts, responses, np.sort(order[:half]), np.sort(order[half:]), texts)
 
 
+TOPIC_RECORDS = 20
+"""The fewest records a topic is fitted from: ``topics`` makes fewer clusters for fewer records."""
+
+
 def topics(vectors: np.ndarray, count: int, seed: int) -> KMeans | None:
-    """k-means with ``count`` clusters (fewer for few records: at least 20 records a cluster), or None."""
-    k = min(count, vectors.shape[0] // 20)
+    """k-means with ``count`` clusters (fewer for few records: at least ``TOPIC_RECORDS`` records a
+    cluster), or None when fewer than two clusters can be made."""
+    k = min(count, vectors.shape[0] // TOPIC_RECORDS)
     if k < 2:
         return None
     return KMeans(n_clusters=k, n_init=3, random_state=seed).fit(vectors)

@@ -37,7 +37,7 @@ from scipy import stats
 from dataward.gates.base import DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, texts
 from dataward.gates.detectors._llm_clusters import embed
-from dataward.gates.detectors._llm_space import embedded_baseline, knn, topic_names, topics
+from dataward.gates.detectors._llm_space import TOPIC_RECORDS, embedded_baseline, knn, topic_names, topics
 
 VIEWS = {"prompt": ("prompts", "topics of the prompts"), "response": ("answers", "kinds of answer")}
 NEW_REGION_QUANTILE = 0.99
@@ -96,6 +96,7 @@ class LLMDriftDetector(LLMDetector):
                 rows = _sample(len(t), opts.max_reference, context.seed)
                 first = (embed([t.prompts[i] for i in rows]), embed([t.responses[i] for i in rows]))
         self.views_: dict[str, _View] = {}
+        self.fit_records_ = len(space.fit)
         for v, (view, _) in enumerate(VIEWS.items()):
             vectors = space.prompts if view == "prompt" else space.responses
             source = space.texts.prompts if view == "prompt" else space.texts.responses
@@ -124,10 +125,20 @@ class LLMDriftDetector(LLMDetector):
         opts, ctx = self.opts_, self.context_
         n = len(contribution)
         nothing = {"p_values": np.ones(n), "flagged": np.zeros(n, dtype=bool)}
-        if n < opts.min_records or not self.views_:
+        if n < opts.min_records:
             return DetectorResult(
-                self.name, self.version, **nothing, summary={"skipped": f"needs at least {opts.min_records} records"}
+                self.name,
+                self.version,
+                **nothing,
+                summary={"skipped": f"needs at least {opts.min_records} contribution records, got {n}"},
             )
+        if not self.views_:
+            # The trusted sample is split in halves; topics are fitted on one, at least TOPIC_RECORDS each.
+            why = (
+                f"the trusted records' fit half ({self.fit_records_}) is too few for two topics of "
+                f"{TOPIC_RECORDS} records: needs at least {4 * TOPIC_RECORDS} trusted records"
+            )
+            return DetectorResult(self.name, self.version, **nothing, summary={"skipped": why})
         new = texts(contribution.table, ctx.schema)
         rows = _sample(n, opts.max_sample, ctx.seed)
         tests: list[dict[str, Any]] = []

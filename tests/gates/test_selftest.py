@@ -117,6 +117,24 @@ def test_inputs_that_cannot_be_self_tested_are_refused(digits) -> None:
         selftest(digits.iloc[:100], [1, 2, 3], PIXEL_SCHEMA)
 
 
+def test_a_ward_self_test_says_why_it_cannot_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A dataset with a training version too small is told how many records it holds and needs, not
+    to promote a version to training (it has one); one with none is told to promote one."""
+    from tests.helpers import wine_training_ward
+
+    ward = wine_training_ward(tmp_path, "approvals:\n  required: 0\nfirst_import: self-reference\n", 60)
+    with pytest.raises(InputError) as small:
+        ward.selftest("wine")
+    assert "holds 60 trusted records" in small.value.message and "at least 100" in small.value.message
+    assert "larger version" in (small.value.hint or "") and "--contribution" in (small.value.hint or "")
+    from dataward.domain.schema import Schema
+
+    ward.create_dataset("empty", Schema.parse("label", ["text:text"]))
+    with pytest.raises(InputError, match="has no training version to self-test against") as none:
+        ward.selftest("empty")
+    assert "promote a version to training" in (none.value.hint or "")
+
+
 def test_a_missed_canary_is_planted_again_at_larger_counts_and_its_detection_floor_reported() -> None:
     """On data whose labels are hard to predict a few flipped labels pass unseen; the report then says
     from how many planted records on the gate catches them, instead of only "not detected"."""

@@ -56,6 +56,8 @@ def check_review_items(items: Any) -> None:
 
 
 VERDICT_ORDER = ("pass", "review", "block")
+SELFTEST_MIN_TRUSTED = 100
+"""The fewest trusted records of a training version a self-test holds a clean slice out of."""
 
 
 def _gateable(c: Any, ds: Any) -> Any:
@@ -426,10 +428,16 @@ class GateService(Service):
                 clean, baseline = inputs["contribution"].drop_columns(["row"]), inputs["baseline"]
             else:
                 inputs = self._trusted_inputs(uc.conn, ds)
-                if inputs["baseline"] is None or inputs["baseline"].num_rows < 100:
+                if inputs["baseline"] is None:
                     raise InputError(
-                        f"{dataset!r} has no training version large enough to self-test against",
-                        hint="promote a version to training, or name a clean contribution",
+                        f"{dataset!r} has no training version to self-test against",
+                        hint="promote a version to training, or name a clean contribution (--contribution C)",
+                    )
+                if inputs["baseline"].num_rows < SELFTEST_MIN_TRUSTED:
+                    raise InputError(
+                        f"{dataset!r}'s training version holds {inputs['baseline'].num_rows} trusted records; a "
+                        f"self-test needs at least {SELFTEST_MIN_TRUSTED} to hold out a clean slice from",
+                        hint="promote a larger version to training, or name a clean contribution (--contribution C)",
                     )
                 # Hold out a random (seeded) slice of the trusted data as the clean contribution. Not the
                 # newest records: they often came from one source (a vendor's one-class batch), which

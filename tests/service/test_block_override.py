@@ -3,6 +3,7 @@ afterwards the contribution is a review like any other, and the override is trac
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -213,3 +214,30 @@ def test_a_request_written_into_the_catalog_alone_is_no_second_person(team: dict
         team["cat"].override_block(c["ref"], reason="agreed")
     assert admin.contribution(c["ref"])["gate_verdict"] == "block"
     assert not admin.ledger(types=["gate.overridden"])
+
+
+def test_the_printed_override_names_a_review_list_command_that_runs(
+    team: dict[str, Ward], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confirmation printed by `dataward gate override` names `dataward review list --contribution
+    REF`: the option exists and lists that contribution's flagged records only."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    _blocked(team["scraper"], tmp_path, name="other")  # another contribution's records stay out of the list
+    team["ben"].override_block(ref, reason="vendor relabelled these on purpose")
+    monkeypatch.setenv("DATAWARD_WARD", str(tmp_path / "ward"))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    runner = CliRunner()
+    monkeypatch.setenv("DATAWARD_KEY", str(team["cat"].credential))
+    done = runner.invoke(app, ["gate", "override", ref, "--reason", "agreed"])
+    assert done.exit_code == 0, done.output
+    assert f"dataward review list --contribution {ref}" in " ".join(done.output.split())
+    monkeypatch.delenv("DATAWARD_KEY")
+    listed = runner.invoke(app, ["review", "list", "--contribution", ref, "--json"])
+    assert listed.exit_code == 0, listed.output
+    items = json.loads(listed.stdout)
+    assert len(items) == 40 and {i["contribution"] for i in items} == {ref}

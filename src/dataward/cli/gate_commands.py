@@ -189,7 +189,8 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"[bold]block overridden[/bold] on {info['contribution']}: requested by "
                 f"{escape(info['requested_by'] or '-')}, confirmed by {escape(info['by'])}. It is now treated as "
-                f"[yellow]review[/yellow]: decide its flagged records (dataward review list --contribution ...), "
+                f"[yellow]review[/yellow]: decide its flagged records (dataward review list --contribution "
+                f"{info['contribution']}), "
                 "then approve and merge as usual"
             )
 
@@ -244,10 +245,13 @@ def register(app: typer.Typer) -> None:
     def review_list(
         dataset: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
         status: Annotated[str, typer.Option(help="pending, accepted, rejected or all.")] = "pending",
+        contribution: Annotated[
+            str | None, typer.Option("--contribution", help="Only this contribution's records (DATASET#N or c_…).")
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """List quarantined records awaiting review, most suspicious first."""
-        items = open_ward().review_list(dataset, status=status)
+        items = open_ward().review_list(dataset, status=status, contribution=contribution)
         if as_json:
             emit_json(items)
             return

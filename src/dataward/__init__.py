@@ -26,7 +26,10 @@ def open(path: str | os.PathLike[str] | None = None, *, key: str | None = None) 
     a folder. The acting principal is the one of ``key``, else ``$DATAWARD_KEY`` (else, for a folder,
     its local credentials file).
     """
-    target = os.fspath(path) if path is not None else os.environ.get("DATAWARD_URL") or None
+    url = os.environ.get("DATAWARD_URL") or None
+    target = os.fspath(path) if path is not None else url
+    if path is None and url is not None:
+        target = served_url(url, "$DATAWARD_URL")
     if isinstance(target, str) and target.startswith(("http://", "https://")):
         from dataward.client.http import HTTPWard
 
@@ -34,6 +37,19 @@ def open(path: str | os.PathLike[str] | None = None, *, key: str | None = None) 
     from dataward.service.ward import Ward
 
     return Ward.open(target, key=key)
+
+
+def served_url(url: str, given_as: str) -> str:
+    """``url`` when it is an ``http://`` or ``https://`` URL; else ``InputError`` naming ``given_as``
+    (``--url``, ``$DATAWARD_URL``): a served ward's address without its scheme is not a folder."""
+    if url.startswith(("http://", "https://")):
+        return url
+    from dataward.domain.errors import InputError
+
+    raise InputError(
+        f"{given_as} {url!r} is not the URL of a served ward (http:// or https://)",
+        hint=f"write it with its scheme, e.g. http://{url}; a ward folder is --ward / $DATAWARD_WARD",
+    )
 
 
 def init(path: str | os.PathLike[str], *, admin: str = "admin") -> tuple[Ward, str]:

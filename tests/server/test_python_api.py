@@ -51,6 +51,28 @@ def test_environment_url_wins_and_a_dead_server_is_a_clear_error(monkeypatch: py
     assert refused.value.exit_code == 1 and "DATAWARD_URL" in (refused.value.hint or "")
 
 
+def test_a_url_without_its_scheme_is_refused_as_a_url_not_looked_for_as_a_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DATAWARD_URL=localhost:8000 (no http://) was opened as a ward folder: 'no ward at localhost:8000
+    (missing ward.json)', with a hint about --ward. Both the library and the CLI name the URL's fault."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATAWARD_URL", "localhost:8000")
+    with pytest.raises(InputError, match="not the URL of a served ward") as refused:
+        dataward.open(key="dw_aaaaaaaa_" + "b" * 52)
+    assert "http://localhost:8000" in (refused.value.hint or "")
+    result = CliRunner().invoke(app, ["whoami"])
+    assert result.exit_code == 2 and "not the URL of a served ward" in result.output
+    assert "ward.json" not in result.output and "http://localhost:8000" in result.output
+    monkeypatch.delenv("DATAWARD_URL")
+    result = CliRunner().invoke(app, ["--url", "127.0.0.1:8000", "whoami"])
+    assert result.exit_code == 2 and "http://127.0.0.1:8000" in result.output
+
+
 def test_dataward_serve_hands_its_settings_to_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`dataward serve` migrates the ward once, puts its settings in the environment and asks uvicorn
     for worker processes built by a factory; the factory then serves that ward. (Spawning the worker

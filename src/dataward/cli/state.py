@@ -38,6 +38,7 @@ def open_ward() -> WardAPI:
     the command ends, however it ends (``CliState.close_opened``)."""
     import dataward
 
-    ward = dataward.open(state.url or state.ward_path)
+    target = dataward.served_url(state.url, "--url / $DATAWARD_URL") if state.url else state.ward_path
+    ward = dataward.open(target)
     state.opened.append(ward)
     return ward

@@ -141,3 +141,34 @@ def test_a_frame_the_embedded_ward_refuses_is_refused_over_http_too(served: Serv
     with pytest.raises(InputError, match=f"column '{label}': the column name appears 2 times among its columns"):
         ward.contribute("twice", pd.concat([frame, frame[[label]]], axis=1), source="pandas")
     assert ward.contributions("twice") == []
+
+
+def test_serve_on_a_port_in_use_is_a_conflict_named_before_uvicorn_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn logs 'address already in use' and exits 3, which the CLI's exit codes read as not_found:
+    serve refuses the address itself (conflict, exit 4), naming it, and never starts the server."""
+    import socket
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    folder = tmp_path / "ward"
+    dataward.init(folder)
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
+    for name in list(os.environ):
+        if name.startswith("DATAWARD_"):
+            monkeypatch.delenv(name)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--ward", str(folder), "--port", str(port)])
+    assert result.exit_code == 4, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+    assert not started
+    result = CliRunner().invoke(app, ["serve", "--ward", str(folder), "--host", "192.0.2.1"])
+    assert result.exit_code == 2 and "--host" in result.output and not started

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,23 @@ import typer
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, err_console, table
 from dataward.cli.state import JSON_HELP, open_ward, state
-from dataward.domain.errors import InputError
+from dataward.domain.errors import Conflict, InputError
+
+
+def check_listening_address(host: str, port: int) -> None:
+    """Refuse, before the ward is opened and uvicorn started, an address this process cannot listen on
+    (another server holds the port: conflict; the host is none of this machine's: bad input). uvicorn
+    would log the error and exit 3, which the CLI's exit codes read as not_found."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE:
+            raise Conflict(message, hint="choose another --port, or stop the process that listens there") from None
+        raise InputError(message, hint="give a --host of this machine (127.0.0.1, or 0.0.0.0 for all)") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -145,6 +163,7 @@ def register(app: typer.Typer) -> None:
             Ward.open(folder).db.dispose()  # fail here, readably, rather than in every worker: migrations run once
             settings = ServerSettings(ward=folder.resolve(), **limits)
             what = str(folder)
+        check_listening_address(host, port)
         os.environ.update(settings.to_environment())
         if scheduler:
             os.environ["DATAWARD_SCHEDULER"] = scheduler  # read by every worker's gate runs

@@ -202,3 +202,16 @@ def test_disabling_a_principal_that_already_is_records_nothing(tmp_path: Path) -
     answer = json.loads(run(ward, "principal", "disable", "olga", "--json").stdout)
     assert answer["already"] is True and answer["status"] == "disabled" and answer["revoked_keys"] == []
     assert len(json.loads(run(ward, "ledger", "--json", "-n", "1000").stdout)) == events
+
+
+def test_whoami_says_when_the_key_acts_within_scopes_narrower_than_the_grants(cli_ward: tuple[Path, Path]) -> None:
+    """A key issued with --scope reader listed its principal's owner grant and nothing else: the printed
+    whoami names the key's scopes, or a user reads 'owner' and is then refused a contribution."""
+    ward, _ = cli_ward
+    assert run(ward, "principal", "create", "scoped-owner").returncode == 0
+    assert run(ward, "grant", "add", "scoped-owner", "owner", "--scope", "dataset:wine").returncode == 0
+    key = json.loads(run(ward, "key", "issue", "scoped-owner", "--scope", "reader", "--json").stdout)["key"]
+    shown = run(ward, "whoami", key=key)
+    assert shown.returncode == 0 and "acts only within its scopes: reader" in shown.stdout
+    full = json.loads(run(ward, "key", "issue", "scoped-owner", "--json").stdout)["key"]
+    assert "scopes" not in run(ward, "whoami", key=full).stdout

@@ -46,7 +46,10 @@ def register(app: typer.Typer) -> None:
             return
         owner = f", owned by {info['owner']}" if info["owner"] else ""
         console.print(f"[bold]{info['principal']}[/bold] ({info['kind']}{owner}) on ward {info['ward']}")
-        console.print(f"key {info['key']}, expires {info['key_expires_at'][:19].replace('T', ' ')}")
+        # A key with scopes acts with only what they allow of the grants below: say so beside them.
+        scopes = info.get("key_scopes")
+        limited = f" (acts only within its scopes: {', '.join(scopes)})" if scopes is not None else ""
+        console.print(f"key {info['key']}, expires {info['key_expires_at'][:19].replace('T', ' ')}{limited}")
         table("Grants", ["role", "scope"], [(g["role"], g["scope"]) for g in info["grants"]])
 
     @app.command()

@@ -105,6 +105,20 @@ def test_one_item_id_given_as_a_string_is_refused_saying_so(queue: dict) -> None
     assert item in {i["id"] for i in queue["ward"].review_list(contribution=queue["ref"])}
 
 
+def test_a_mistyped_status_is_refused_not_an_empty_list(queue: dict) -> None:
+    """`review list --status pendng` showed an empty queue, as if nothing awaited review, and
+    `contributions --status merge` no contribution: an unknown status is bad input naming the known ones."""
+    ward = queue["ward"]
+    assert ward.review_list("man", status="pending")
+    with pytest.raises(InputError, match="unknown review status 'pendng'") as review:
+        ward.review_list("man", status="pendng")
+    assert "pending, accepted, rejected, all" in (review.value.hint or "")
+    assert ward.contributions("man", status="merged")
+    with pytest.raises(InputError, match="unknown contribution status 'merge'") as listed:
+        ward.contributions("man", status="merge")
+    assert "merged" in (listed.value.hint or "")
+
+
 def test_a_reviewer_decides_every_pending_item_of_a_contribution_at_once(queue: dict) -> None:
     ward = queue["ward"]
     pending = {i["id"] for i in ward.review_list(contribution=queue["ref"])}

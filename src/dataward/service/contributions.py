@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 
 FETCHED_AT_SKEW = timedelta(days=1)
+CONTRIBUTION_STATUSES = ("submitted", "gated", "merged", "rejected", "withdrawn", "quarantined")
+"""Every status a contribution can have (``contributions --status``)."""
 """How far past the ward's clock a source's ``fetched_at`` may lie (clocks and time zones disagree)."""
 
 
@@ -373,6 +375,11 @@ class ContributionService(Service):
 
     def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
         """A dataset's contributions, oldest first, optionally of one status."""
+        if status and status not in CONTRIBUTION_STATUSES:
+            # An unknown status matched nothing and listed no contribution, as if there were none.
+            raise InputError(
+                f"unknown contribution status {status!r}", hint=f"use one of: {', '.join(CONTRIBUTION_STATUSES)}"
+            )
         with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
             query = select(contributions).where(contributions.c.dataset_id == ds.id)

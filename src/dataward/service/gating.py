@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from dataward.gates.policy import GatePolicy
 
 REVIEW_DECISIONS = ("accept", "reject")
+REVIEW_STATUSES = ("pending", "accepted", "rejected", "all")
+"""What ``review list --status`` takes: an item's status, or every item."""
 
 
 def check_review_items(items: Any) -> None:
@@ -462,6 +464,9 @@ class ReviewService(Service):
     ) -> list[dict[str, Any]]:
         """Quarantined records awaiting (or past) review, most suspicious first; optionally of one
         dataset or one contribution."""
+        if status not in REVIEW_STATUSES:
+            # An unknown status matched nothing: a mistyped 'pendng' showed an empty queue.
+            raise InputError(f"unknown review status {status!r}", hint=f"use one of: {', '.join(REVIEW_STATUSES)}")
         action = Action.LEDGER_READ if dataset is None and contribution is None else Action.DATASET_READ
         scope = Scope.ward() if dataset is None else Scope.dataset(dataset)
         with self.use_case(action, scope, check=False, detail={"ref": contribution} if contribution else None) as uc:

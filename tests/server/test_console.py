@@ -13,7 +13,7 @@ import pytest
 
 from dataward.client import HTTPWard
 from dataward.server.console.evidence import patches
-from dataward.server.console.lineage import build_graph, render_svg
+from dataward.server.console.lineage import build_graph, edge_list, render_svg
 from dataward.server.console.routes import SESSION_COOKIE, SIGNIN_COOKIE
 from tests.server.conftest import Served
 
@@ -175,6 +175,24 @@ def test_patch_outline_and_lineage_graph_are_drawn_from_the_documents() -> None:
     svg = str(render_svg(build_graph(trace), title="t"))
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert svg.count('marker-end="url(#arrow)"') == 4  # source, principal, record, version
+
+
+def test_a_versions_lineage_links_only_its_own_contributions_to_it() -> None:
+    """A version's trace lists every version holding any of its contributions: the graph linked each
+    contribution to each of them, drawing merges into versions that do not hold it (a quarantined
+    contribution merged into its own rollback version). A version's graph is what it holds."""
+    contribution = {"status": "merged", "source": {"uri": "s"}, "submitted_by": "eve", "key": "dw_x"}
+    trace = {
+        "subject": {"kind": "version", "ref": "man@v3", "stage": "training", "records": 5},
+        "contributions": [{**contribution, "ref": "man#1"}],
+        "versions": [
+            {"ref": "man@v1", "stage": "retired", "records": 5},
+            {"ref": "man@v2", "stage": "retired", "records": 8},
+            {"ref": "man@v3", "stage": "training", "records": 5},
+        ],
+    }
+    merges = [(a, b) for a, label, b in edge_list(build_graph(trace)) if label == "merged into"]
+    assert merges == [("man#1 (merged)", "man@v3 (training · 5 records)")]
 
 
 def test_review_card_outlines_the_patch_on_the_image() -> None:

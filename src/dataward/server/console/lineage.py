@@ -55,6 +55,11 @@ def build_graph(trace: dict[str, Any]) -> Graph:
     if subject.get("kind") == "record":
         rid = str(subject.get("id", ""))
         record_node = g.add(Node(f"r:{rid}", 2, "record", rid[:16], "record", rid))
+    listed = trace.get("versions") or []
+    if subject.get("kind") == "version":
+        # A version holds exactly its own contributions; the other versions listed hold some of them,
+        # and linking every contribution to each would draw merges that never happened.
+        listed = [subject]
     versions = [
         g.add(
             Node(
@@ -66,7 +71,7 @@ def build_graph(trace: dict[str, Any]) -> Graph:
                 str(v.get("ref")),
             )
         )
-        for v in trace.get("versions") or []
+        for v in listed
     ]
     for c in trace.get("contributions") or []:
         ref = str(c.get("ref"))
@@ -100,7 +105,7 @@ def build_graph(trace: dict[str, Any]) -> Graph:
         if record_node is not None:
             review = c.get("review") or {}
             g.link(cid, record_node, f"brought in (review: {review['status']})" if review else "brought in")
-        if c.get("status") in ("merged", "quarantined") or trace.get("subject", {}).get("kind") == "version":
+        if c.get("status") in ("merged", "quarantined") or subject.get("kind") == "version":
             for vid in versions:
                 g.link(cid, vid, "merged into")
     for key in ("derived_from", "origins", "derived"):

@@ -195,6 +195,31 @@ def test_a_versions_lineage_links_only_its_own_contributions_to_it() -> None:
     assert merges == [("man#1 (merged)", "man@v3 (training · 5 records)")]
 
 
+def test_a_models_lineage_draws_the_versions_it_was_trained_on() -> None:
+    """`model:NAME@vN` (traced by the CLI and the API) was drawn as 'Nothing is linked to it': the graph
+    holds each dataset version the model was trained on, with its contributions, linked to the model."""
+    version = {"kind": "version", "ref": "man@v1", "stage": "training", "records": 5}
+    trace = {
+        "subject": {"kind": "model", "ref": "clf@v1", "stage": "released", "trained_by": "tom", "affected": True},
+        "why_affected": ["man@v1: 5 added by quarantined contribution man#1"],
+        "datasets": [
+            {
+                "subject": version,
+                "contributions": [
+                    {"ref": "man#1", "status": "quarantined", "source": {"uri": "s"}, "submitted_by": "eve"}
+                ],
+                "versions": [version],
+            }
+        ],
+    }
+    graph = build_graph(trace)
+    edges = edge_list(graph)
+    assert ("man@v1 (training · 5 records)", "trained", "clf@v1 (released · trained by tom · affected)") in edges
+    assert ("man#1 (quarantined)", "merged into", "man@v1 (training · 5 records)") in edges
+    svg = str(render_svg(graph, title="t"))
+    assert "/console/lineage?ref=model%3Aclf%40v1" in svg and ">model<" in svg
+
+
 def test_review_card_outlines_the_patch_on_the_image() -> None:
     # The review queue's card as rendered for an image record whose trigger the gate located.
     import base64

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from markupsafe import Markup, escape
 
 NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 210, 52, 80, 18, 16
-COLUMNS = ("origin", "contribution", "judgement", "version")
+COLUMNS = ("origin", "contribution", "judgement", "version", "model")
 
 
 @dataclass
@@ -48,9 +48,12 @@ class Graph:
 
 
 def build_graph(trace: dict[str, Any]) -> Graph:
-    """The lineage graph of a ``trace`` document (record, contribution, version, key, principal, source)."""
-    g = Graph()
+    """The lineage graph of a ``trace`` document (record, contribution, version, key, principal, source,
+    model)."""
     subject = trace.get("subject") or {}
+    if subject.get("kind") == "model":
+        return _model_graph(trace)
+    g = Graph()
     record_node = None
     if subject.get("kind") == "record":
         rid = str(subject.get("id", ""))
@@ -117,6 +120,26 @@ def build_graph(trace: dict[str, Any]) -> Graph:
                     g.link(record_node, other, "made into")
                 else:
                     g.link(other, record_node, "made into" if key == "derived_from" else "origin of")
+    return g
+
+
+def _model_graph(trace: dict[str, Any]) -> Graph:
+    """A model version's lineage: the graph of each dataset version it was trained on (traced as a
+    version is), each version linked to the model."""
+    g = Graph()
+    m = trace.get("subject") or {}
+    ref = str(m.get("ref"))
+    detail = f"{m.get('stage', '')} · trained by {m.get('trained_by', '')}" + (
+        " · affected" if m.get("affected") else ""
+    )
+    model = g.add(Node(f"m:{ref}", 4, ref, detail, "model", f"model:{ref}"))
+    for data in trace.get("datasets") or []:
+        part = build_graph(data)
+        for node in part.nodes.values():
+            g.add(node)
+        for edge in part.edges:
+            g.link(*edge)
+        g.link(f"v:{(data.get('subject') or {}).get('ref')}", model, "trained")
     return g
 
 

@@ -119,6 +119,18 @@ def test_a_mistyped_status_is_refused_not_an_empty_list(queue: dict) -> None:
     assert "merged" in (listed.value.hint or "")
 
 
+def test_the_whole_queue_of_a_dataset_reviewer_is_the_queue_of_the_datasets_they_may_read(queue: dict) -> None:
+    """`review list` without a dataset (the console's Review queue page) needed the ward's ledger.read:
+    a reviewer of one dataset was refused the queue they review. They now get the queues of the
+    datasets they may read; a principal whose grants reach none is still refused."""
+    ward, keys = queue["ward"], queue["keys"]
+    rita = ward.as_key(keys["rita"])
+    assert {i["contribution"] for i in rita.review_list()} == {i["contribution"] for i in ward.review_list("man")}
+    assert ward.as_key(keys["otto"]).review_list() == []  # reviews 'other', which has nothing queued
+    with pytest.raises(AccessDenied):
+        ward.as_key(keys["nobody"]).review_list()
+
+
 def test_a_reviewer_decides_every_pending_item_of_a_contribution_at_once(queue: dict) -> None:
     ward = queue["ward"]
     pending = {i["id"] for i in ward.review_list(contribution=queue["ref"])}

@@ -55,7 +55,7 @@ def version_info(row: Any, dataset_name: str) -> dict[str, Any]:
     }
 
 
-def _scope_of(row: Any) -> Scope:
+def dataset_read_scope(row: Any) -> Scope:
     """The scope reads of dataset ``row`` are authorized on (a validation set: the dataset it guards)."""
     return Scope.dataset(row.validation_for if row.role == "validation" else row.name)
 
@@ -163,7 +163,7 @@ class DatasetService(Service):
             whole_ward = may(uc, Action.LEDGER_READ, Scope.ward())
             out = []
             for row in uc.conn.execute(select(datasets).order_by(datasets.c.name)):
-                if whole_ward or may(uc, Action.DATASET_READ, _scope_of(row)):
+                if whole_ward or may(uc, Action.DATASET_READ, dataset_read_scope(row)):
                     out.append(_listing(uc.conn, row))
             return out
 

@@ -25,6 +25,7 @@ from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
+from dataward.service.datasets import dataset_read_scope
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import
 from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import (
@@ -479,7 +480,17 @@ class ReviewService(Service):
                 if dataset is not None and dataset != found:
                     raise InputError(f"contribution {contribution} does not belong to {dataset!r}")
                 contribution_id, dataset = c.id, found
-            else:
+            readable: list[str] | None = None
+            if contribution is None and dataset is None and not may(uc, action, scope):
+                # Without the whole ward's ledger, the queues of the datasets the caller may read (a
+                # reviewer of one dataset opening the review queue), as ``datasets`` lists them; a
+                # caller whose grants reach none is refused as before.
+                readable = [
+                    row.name
+                    for row in uc.conn.execute(select(datasets))
+                    if may(uc, Action.DATASET_READ, dataset_read_scope(row))
+                ]
+            if contribution is None and not readable:
                 auth.authorize(uc.conn, uc.caller, action, scope, uc.now)
             query = (
                 select(quarantine, contributions.c.number, datasets.c.name.label("dataset"))
@@ -488,6 +499,8 @@ class ReviewService(Service):
             )
             if dataset is not None:
                 query = query.where(datasets.c.name == dataset)
+            if readable:
+                query = query.where(datasets.c.name.in_(readable))
             if contribution_id is not None:
                 query = query.where(quarantine.c.contribution_id == contribution_id)
             if status != "all":

@@ -89,6 +89,9 @@ def test_relabel_and_refusals(cli, wine_ward: Ward) -> None:  # type: ignore[no-
     assert missing.exit_code == 3 and "not_found" in missing.output
     listed = cli("transformations", "wine", "--json")
     assert [t["name"] for t in json.loads(listed.output)] == ["relabel"]
+    # Printed, a step run without --script says its code was not recorded (it read "code unknown code").
+    printed = cli("relabel", "wine@v2", "--set", f"{first[RECORD_ID]}={new}", "--reason", "ticket 8")
+    assert printed.exit_code in (0, 8) and "code not recorded (no --script)" in printed.output, printed.output
 
 
 def test_hints_that_name_export_give_a_command_that_runs(  # type: ignore[no-untyped-def]

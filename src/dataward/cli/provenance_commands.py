@@ -64,7 +64,7 @@ def _show_result(info: dict[str, Any]) -> None:
         if code["kind"] == "git"
         else f"file {code.get('path')} {short(code.get('file_hash'), 18)}"
         if code["kind"] == "file"
-        else "unknown code"
+        else "not recorded (no --script)"
     )
     # A relabel is a transformation of kind and name "relabel": say it once.
     title = t["kind"] if t["name"] == t["kind"] else f"{t['kind']} {escape(t['name'])}"

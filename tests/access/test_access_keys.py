@@ -99,8 +99,10 @@ def test_malformed_key_is_an_input_error_that_does_not_echo_the_secret(text: str
 def test_expired_key_is_refused_with_its_own_error() -> None:
     plaintext, record = key_for("alice", days=10)
     check_key(record, plaintext, ALICE, NOW + timedelta(days=10) - timedelta(seconds=1))
-    with pytest.raises(KeyExpired, match="expired"):
+    with pytest.raises(KeyExpired, match="expired") as caught:
         check_key(record, plaintext, ALICE, NOW + timedelta(days=10))
+    # Rotation refuses an expired key: the hint sends its holder for a new key, not to `key rotate` alone.
+    assert (caught.value.hint or "").startswith("ask an admin or the key's owner for a new key")
 
 
 def test_revocation_takes_effect_on_the_next_request() -> None:

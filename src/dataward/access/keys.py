@@ -429,7 +429,12 @@ def check_usable(
             raise KeyRevoked(message, hint="ask an admin or the key's owner for a new key")
         if kind == "rotated":
             raise KeyExpired(message, hint=_rotated_hint(record, lookup, now))
-        raise KeyExpired(message, hint="rotate keys before they expire: `dataward key rotate`")
+        # An expired key cannot be rotated any more (rotation refuses it): a new one is the only way on.
+        raise KeyExpired(
+            message,
+            hint="ask an admin or the key's owner for a new key (an expired key cannot be rotated; rotate "
+            "keys before they expire: `dataward key rotate`)",
+        )
     if not principal.is_active:
         raise PrincipalSuspended(
             f"principal {principal.name!r} is {principal.status.value}; its keys are refused",

@@ -129,6 +129,19 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         Ward.init(tmp_path / "ward")
 
 
+def test_init_refuses_a_first_admin_name_no_principal_may_have_and_a_file_as_its_folder(tmp_path: Path) -> None:
+    """`init --admin "ops team"` made a principal whose name `principal create` refuses, and `init FILE`
+    failed with a NotADirectoryError traceback: both are bad input, and nothing is created."""
+    with pytest.raises(InputError, match="whitespace"):
+        Ward.init(tmp_path / "ward", admin="ops team")
+    assert not (tmp_path / "ward").exists()
+    existing = tmp_path / "data.csv"
+    existing.write_text("a,b\n")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        Ward.init(existing)
+    assert existing.read_text() == "a,b\n"
+
+
 def test_merged_contribution_cannot_merge_twice(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path)
     c = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")

@@ -27,6 +27,7 @@ from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import ward_meta
 from dataward.domain.errors import Conflict, InputError
 from dataward.domain.limits import InputLimits
+from dataward.domain.names import check_name
 from dataward.domain.schema import Schema
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
@@ -852,6 +853,10 @@ class Ward(OverContext):
         (a copy is kept in the folder's owner-only ``credentials`` file for local use).
         """
         folder = Path(path)
+        # The first admin is a principal like any other: its name follows the same rules.
+        check_name("principal", admin)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder} is a file, not a folder", hint="choose a new or empty folder")
         if (folder / "ward.json").exists():
             raise Conflict(f"{folder} is already a ward")
         if folder.exists() and any(folder.iterdir()):

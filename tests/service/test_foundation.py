@@ -142,6 +142,20 @@ def test_init_refuses_a_first_admin_name_no_principal_may_have_and_a_file_as_its
     assert existing.read_text() == "a,b\n"
 
 
+def test_init_on_a_catalog_it_cannot_reach_says_so_without_a_traceback_or_the_password(tmp_path: Path) -> None:
+    """`init --catalog` with a database that cannot be opened raised the driver's OperationalError (a
+    traceback of the connection pool): it is bad input naming the URL (password hidden) and the reason."""
+    with pytest.raises(InputError, match="cannot create the catalog at sqlite:") as unopenable:
+        Ward.init(tmp_path / "ward", catalog_url=f"sqlite:///{tmp_path}/no/such/folder/catalog.sqlite")
+    assert "unable to open database file" in unopenable.value.message
+    assert not (tmp_path / "ward").exists()
+    pytest.importorskip("psycopg")
+    with pytest.raises(InputError, match="cannot create the catalog") as refused:
+        Ward.init(tmp_path / "ward", catalog_url="postgresql+psycopg://ward:s3cret@127.0.0.1:1/ward")
+    assert "s3cret" not in refused.value.message and "ward:***@127.0.0.1:1" in refused.value.message
+    assert "PGPASSWORD" in (refused.value.hint or "") and not (tmp_path / "ward").exists()
+
+
 def test_merged_contribution_cannot_merge_twice(tmp_path: Path) -> None:
     ward = _wine_ward(tmp_path)
     c = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 10)), source="s")

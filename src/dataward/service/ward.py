@@ -18,7 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, make_url
+from sqlalchemy.exc import OperationalError
 
 from dataward.access import DEFAULT_KEY_POLICY, KeyPolicy, generate_key
 from dataward.catalog import ledger_store
@@ -885,7 +886,18 @@ class Ward(OverContext):
             created_at=format_time(now),
         )
         db = CatalogDatabase(config.resolved_catalog_url(folder))
-        db.migrate()
+        try:
+            db.migrate()
+        except OperationalError as exc:
+            # The database cannot be reached or opened (a wrong host, port, name or role): say so, not
+            # with the driver's traceback. The URL is shown without its password.
+            shown = make_url(db.url).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise InputError(
+                f"cannot create the catalog at {shown}: {reason}",
+                hint="check --catalog and that the database is reachable (a password belongs in PGPASSWORD "
+                "or ~/.pgpass, not the command line)",
+            ) from None
         store = open_store(config.resolved_store(folder))
         admin_id = new_id("p")
         plaintext, key = generate_key(admin_id, now=now, policy=DEFAULT_KEY_POLICY)

@@ -123,6 +123,11 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         ward.versions("nope")
     with pytest.raises(InputError, match="source"):
         ward.contribute("wine", tmp_path / "x.csv", source="")
+    # A source of blanks, or with blanks or a line break around it, was stored as given and named so in
+    # traces and quarantines ('source    '): it is refused, before the file is read.
+    for blank in ("   ", " https://example.org/a", "https://example.org/a\n"):
+        with pytest.raises(InputError, match="source"):
+            ward.contribute("wine", tmp_path / "x.csv", source=blank)
     with pytest.raises(NotFound):
         Ward.open(tmp_path / "elsewhere")
     with pytest.raises(Conflict):

@@ -21,6 +21,7 @@ from dataward.domain.errors import Conflict, DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.limits import InputLimits
+from dataward.domain.names import text_problem
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io import read_record_ids, read_table
@@ -139,8 +140,11 @@ class ContributionService(Service):
         never exists without it.
         """
         step = progress or (lambda _text: None)
-        if not source:
+        if not source or not source.strip():
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
+        if (problem := text_problem(source, "source")) is not None:
+            # A source is named in traces, reports and quarantines: it is trimmed, printable text.
+            raise InputError(problem, hint="pass --source URI as the URI itself, without spaces around it")
         if data is None and removes is None:
             raise InputError("a contribution must add records, remove records, or both")
         if fetched_at is not None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import warnings
 from typing import Any
 
 from dataward.domain.limits import DEFAULT_LIMITS, limit_problem
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
+"""A Python object's default repr, as Pillow's errors quote the buffer they read."""
 
 
 class ImageTooLarge(ValueError):
@@ -49,7 +53,9 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_LIMITS.max_image_pixels) 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"the image is a decompression bomb ({exc}) (max_image_pixels)") from None
     except Exception as exc:  # Pillow raises many types for damaged files; all mean "not an image".
-        reason = str(exc) or type(exc).__name__
+        # Pillow names the in-memory buffer it read ('<_io.BytesIO object at 0x7f...>'), which says
+        # nothing to the person whose file it is.
+        reason = " ".join(_OBJECT_REPR.sub("", str(exc)).split()) or type(exc).__name__
         raise ValueError(f"not a decodable image ({reason})") from None
 
 

@@ -205,3 +205,17 @@ def test_a_value_longer_than_a_parse_block_is_read_whole(tmp_path: Path, text_sc
     imported = read_table(path, text_schema)
     assert imported.table.column("text").to_pylist() == ["short", long_text]
     assert imported.rows.tolist() == [2, 3]
+
+
+def test_a_parquet_file_read_as_csv_or_json_lines_is_named_as_such(tmp_path: Path, text_schema: Schema) -> None:
+    """`contribute data.parquet --format csv` (or Parquet saved as .jsonl) was refused for its first line,
+    quoting its binary footer bytes as a column name: the refusal says it is a Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": ["a"], "label": ["x"]}), path)
+    for fmt in ("csv", "jsonl", "json"):
+        with pytest.raises(InputError, match="is a Parquet file") as info:
+            read_table(path, text_schema, format=fmt)
+        assert "PAR1" not in info.value.message and "--format parquet" in (info.value.hint or "")

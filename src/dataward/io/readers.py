@@ -107,6 +107,18 @@ def detect_format(path: str | PathLike[str]) -> str:
     return fmt
 
 
+def _refuse_parquet_as_text(source: Path, fmt: str) -> None:
+    """A Parquet file (it starts with ``PAR1``) read as CSV or JSON was refused for its first line,
+    quoting kilobytes of binary as a column name: name what the file is instead."""
+    with source.open("rb") as handle:
+        if handle.read(4) == b"PAR1":
+            raise input_error(
+                source,
+                f"is a Parquet file, not {fmt.upper() if fmt == 'csv' else 'JSON'}",
+                hint="give --format parquet, or name the file .parquet",
+            )
+
+
 def read_table(
     path: str | PathLike[str],
     schema: Schema,
@@ -152,6 +164,7 @@ def read_table(
                     source, "the file changed while it was read", hint="import it again once it is complete"
                 )
         else:
+            _refuse_parquet_as_text(source, fmt)
             table, rows, raw_hash = _TEXT_READERS[fmt](source, schema, bounds)
     _check_learnable(source, fmt, schema, table, rows)
     return ImportedTable(

@@ -226,7 +226,7 @@ class Schema:
             # indices must be integers", which names no field.
             raise InputError(
                 f"a schema must be a mapping (or a Schema), not {type(data).__name__}",
-                hint="e.g. {'label': 'y', 'inputs': [{'name': 'text', 'kind': 'text'}]}",
+                hint="e.g. {'label': 'y', 'inputs': [{'name': 'text', 'kind': 'text'}]}, or {'kind': 'chat'}",
             )
         kind = _dataset_kind(data.get("kind", DatasetKind.LABELLED.value))
         if kind in LLM_KINDS and "inputs" not in data:

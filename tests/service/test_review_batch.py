@@ -131,6 +131,19 @@ def test_the_whole_queue_of_a_dataset_reviewer_is_the_queue_of_the_datasets_they
         ward.as_key(keys["nobody"]).review_list()
 
 
+def test_the_printed_review_item_names_its_suspected_trigger(queue: dict) -> None:
+    """`review show` printed the suspected trigger only as a highlight inside text columns: on an image or
+    numeric record (a pixel patch, a value) it was nowhere in the view. It is named on a line of its own."""
+    ward = queue["ward"]
+    items = [i for i in ward.review_list(contribution=queue["ref"], status="all")]
+    item = next(i for i in items if ward.review_show(i["id"])["triggers"])
+    triggers = ward.review_show(item["id"])["triggers"]
+    env = {"DATAWARD_WARD": str(queue["folder"]), "DATAWARD_KEY": queue["keys"]["rita"], "COLUMNS": "200"}
+    shown = CliRunner().invoke(app, ["review", "show", item["id"]], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert f"suspected trigger: {'; '.join(triggers)}" in shown.output
+
+
 def test_a_reviewer_decides_every_pending_item_of_a_contribution_at_once(queue: dict) -> None:
     ward = queue["ward"]
     pending = {i["id"] for i in ward.review_list(contribution=queue["ref"])}

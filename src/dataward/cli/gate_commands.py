@@ -299,6 +299,10 @@ def register(app: typer.Typer) -> None:
                 subtitle=f"score {info['score']:.3f}, {info['status']}",
             )
         )
+        if info["triggers"]:
+            # Highlighted in text above; a pixel patch or a value on an image or numeric record is
+            # nowhere else in this view.
+            console.print(f"  [red]suspected trigger[/red]: {escape('; '.join(info['triggers']))}")
         for f in info["findings"]:
             console.print(f"  [red]{f['detector']}[/red] ({f['score']:.3f}): {escape(f['reason'])}")
         if info["neighbours"]:

@@ -153,3 +153,17 @@ def test_records_with_nothing_to_learn_are_refused_and_nothing_is_stored(
     with pytest.raises(InputError, match=f"row 2, column {column!r}: .*{problem}"):  # an Arrow table, as a file
         ward.contribute("d", pa.Table.from_pylist([good, row]), source="s")
     assert ward.contributions("d") == []
+
+
+def test_relabelling_a_language_model_dataset_says_it_has_no_label(tmp_path: Path) -> None:
+    """`relabel howto --set ID=x` was refused as "row 1, column 'kind': the 'kind' column of a instruction
+    dataset must be 'instruction'": the refusal says such records have no label and names transform."""
+    ward, _ = Ward.init(tmp_path / "ward")
+    ward.create_dataset("howto", Schema.for_kind("instruction"))
+    ward.set_policy("howto", POLICY)
+    batch = _jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "response": "a"}, {"prompt": "r", "response": "b"}])
+    ward.merge(ward.contribute("howto", batch, source="s")["ref"])
+    record = ward.read_version("howto", "v1")[1].column("record_id").to_pylist()[0]
+    with pytest.raises(InputError, match="holds instruction data: its records have no label") as refused:
+        ward.relabel("howto", {record: "x"}, reason="r")
+    assert "'kind'" not in refused.value.message and "dataward transform" in (refused.value.hint or "")

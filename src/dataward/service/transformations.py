@@ -337,9 +337,16 @@ class TransformationService(Service):
             raise InputError("a relabelling needs a reason", hint="pass --reason")
         if not changes:
             raise InputError("a relabelling changes at least one label")
-        info, table = self.datasets.read_version(dataset, version)
+        info, table = self.datasets.read_version(dataset, version)  # authorized before anything is said
         with self.db.reading() as conn:
-            label = rows.dataset_schema(rows.dataset_row(conn, dataset)).label
+            schema = rows.dataset_schema(rows.dataset_row(conn, dataset))
+        if schema.is_llm:
+            # Its label slot holds the kind's name: relabelling it was refused as a malformed 'kind' column.
+            raise InputError(
+                f"{dataset!r} holds {schema.kind.value} data: its records have no label to change",
+                hint="change its records with a transformation (`dataward transform`)",
+            )
+        label = schema.label
         by_id = {r[RECORD_ID]: r for r in table.to_pylist()}
         out, parents, notes = [], [], []
         for rid, change in changes.items():

@@ -236,6 +236,17 @@ def test_the_printed_trace_walks_from_a_model_to_its_data(models: Models, monkey
     assert source.exit_code == 0 and source.output.startswith("source debian"), source.output
 
 
+def test_the_access_reviews_affected_model_row_names_a_trace_that_runs(models: Models) -> None:
+    """The model_affected row's action said `dataward trace man-clf@v1`, which reads as a dataset version
+    ('no dataset named man-clf'): it names model:man-clf@v1, and that trace answers."""
+    _released(models)
+    models.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    (row,) = [r for r in models.ward.access_review() if r["kind"] == "model_affected"]
+    ref = row["action"].split("dataward trace ", 1)[1].rstrip(")")
+    assert ref == "model:man-clf@v1"
+    assert models.ward.trace(ref)["subject"]["ref"] == "man-clf@v1"
+
+
 def _train_again(models: Models) -> None:
     import dataward
 

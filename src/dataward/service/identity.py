@@ -719,7 +719,7 @@ def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
             dataset=", ".join(a.split("@", 1)[0] for a in m["affected"]),
             detail=f"released model {m['model']} was trained on data since held out of training: "
             + "; ".join(m["affected"]),
-            action=f"withdraw or retrain {m['model']} on a version without them (dataward trace {m['model']})",
+            action=f"withdraw or retrain {m['model']} on a version without them (dataward trace model:{m['model']})",
         ).to_dict()
         for m in affected_models(conn, store)
     ]

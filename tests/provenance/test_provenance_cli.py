@@ -154,3 +154,30 @@ def test_card_writes_croissant_and_markdown(cli, tmp_path: Path) -> None:  # typ
     paths = json.loads(done.output)
     assert json.loads(Path(paths["croissant"]).read_text())["name"] == "wine"
     assert "## Sources and licences" in Path(paths["markdown"]).read_text()
+
+
+def test_no_output_of_a_command_overwrites_the_wards_own_files(  # type: ignore[no-untyped-def]
+    cli, wine_ward: Ward, tmp_path: Path
+) -> None:
+    """`checkpoint -o WARD/catalog.sqlite` replaced the catalog with a checkpoint and destroyed the ward;
+    `ledger public-key -o`, `attest -o`, `card -o` and `gate report --html` wrote into its folder too.
+    Only `export` refused. Every output inside the ward's folder, store or catalog is refused (exit 2)."""
+    folder = wine_ward.folder
+    catalog = folder / "catalog.sqlite"
+    before = catalog.read_bytes()
+    refused = [
+        cli("checkpoint", "-o", str(catalog)),
+        cli("ledger", "export", "-o", str(folder / "ledger.json")),
+        cli("ledger", "public-key", "-o", str(folder / "keys" / "ward-ed25519.pem")),
+        cli("attest", "wine@v2", "-o", str(folder / "objects" / "wine.intoto.jsonl")),
+        cli("card", "wine@v2", "-o", str(folder / "card")),
+        cli("gate", "report", "wine#2", "--html", str(folder / "gate.html")),
+    ]
+    for result in refused:
+        assert result.exit_code == 2 and "inside the ward's own files" in result.output, result.output
+    assert catalog.read_bytes() == before
+    assert not (folder / "card").exists() and not (folder / "gate.html").exists()
+    assert wine_ward.verify().ok
+    # Outside the ward, the same commands write as ever.
+    assert cli("checkpoint", "-o", str(tmp_path / "cp.json")).exit_code == 0
+    assert cli("ledger", "public-key", "-o", str(tmp_path / "ward.pem")).exit_code == 0

@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, err_console, short, styled, table, working
-from dataward.cli.state import JSON_HELP, open_ward
+from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
@@ -184,6 +184,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         if html is not None:
             check_destination(html, "HTML report")  # before anything is stored
+            refuse_ward_output(html)
         with working(f"Importing {file or removes}", enabled=not as_json) as update:
             ward = open_ward()
             info = ward.contribute(

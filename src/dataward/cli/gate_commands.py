@@ -15,7 +15,7 @@ from rich.tree import Tree
 from dataward.api import WardAPI
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, emit_json, short, styled, table, working
-from dataward.cli.state import JSON_HELP, open_ward, state
+from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
 from dataward.io.writers import check_destination
 
@@ -133,6 +133,7 @@ def register(app: typer.Typer) -> None:
         _choose_engine(engine, scheduler)
         if html is not None:
             check_destination(html, "HTML report")  # before the run is recorded
+            refuse_ward_output(html)
         with working(f"Running the gate on {contribution}", enabled=not as_json):
             ward = open_ward()
             report = ward.run_gate(contribution)
@@ -158,6 +159,7 @@ def register(app: typer.Typer) -> None:
         """Show the latest gate report of a contribution."""
         if html is not None:
             check_destination(html, "HTML report")
+            refuse_ward_output(html)
         ward = open_ward()
         report = ward.gate_report(contribution)
         if html is not None and report["mode"] != "removal":

@@ -19,7 +19,7 @@ from rich.tree import Tree
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, short, styled, table
 from dataward.cli.provenance_commands import _params
-from dataward.cli.state import JSON_HELP, open_ward
+from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import InputError
@@ -161,6 +161,7 @@ def register(app: typer.Typer) -> None:
         # Decided before the version is loaded: a file that cannot be written wastes no load, no read event.
         format_ = output_format(output)
         check_destination(output)
+        refuse_ward_output(output)
         ward = registry()
         name, version = split_dataset_ref(ref)
         info, records = ward.load_version(name, version, stage=None if stage == "any" else stage)
@@ -249,7 +250,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the release gate's probe set (clean validation rows, triggered and control copies), for a
         model run elsewhere to predict; `model gate --predictions` reads the predictions back."""
-        info = registry().probe_inputs(ref, output)
+        ward = registry()
+        refuse_ward_output(output)
+        info = ward.probe_inputs(ref, output)
         answer(info, as_json, lambda i: console.print(f"{i['rows']} probe rows to {escape(str(output))}"))
 
     @model_app.command("gate")
@@ -269,6 +272,7 @@ def register(app: typer.Typer) -> None:
         backdoor probe. Exit 0 pass, 8 review, 9 block."""
         if html is not None:
             check_destination(html, "HTML report")  # before the gate run is recorded
+            refuse_ward_output(html)
         report = registry().model_gate(ref, predictions=predictions, trusted=trust or [])
         if html is not None:
             from dataward.release.html import render_release_html
@@ -344,5 +348,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Write a model version's files, checked against its signed manifest."""
-        info = registry().model_files(ref, output)
+        ward = registry()
+        refuse_ward_output(output)
+        info = ward.model_files(ref, output)
         answer(info, as_json, lambda i: console.print(f"{i['model']} to {escape(str(output))}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,3 +43,20 @@ def open_ward() -> WardAPI:
     ward = dataward.open(target)
     state.opened.append(ward)
     return ward
+
+
+def refuse_ward_output(path: Path) -> None:
+    """Refuse (``InputError``) a file or folder the command would write that lies inside the ward's own
+    files (its folder, object store or SQLite catalog), for every ward folder the command opened:
+    `checkpoint -o ward/catalog.sqlite` replaced the catalog with a checkpoint. A served ward's files
+    are the server's; nothing of them is written here."""
+    from dataward.service.guard import export_target, own_paths
+    from dataward.service.ward import Ward
+
+    if state.url:
+        return
+    if not any(isinstance(ward, Ward) for ward in state.opened):
+        open_ward()  # checked before anything is done: the ward the command will act on
+    for ward in state.opened:
+        if isinstance(ward, Ward):
+            export_target(path, own_paths(ward.folder, ward.store, ward.db))

@@ -14,7 +14,7 @@ from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, short, table, working
-from dataward.cli.state import JSON_HELP, open_ward, state
+from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
 from dataward.ledger.signing import parse_public_key
 from dataward.service.checkpoints import load_checkpoint_files
@@ -265,7 +265,9 @@ def register(app: typer.Typer) -> None:
 
 
 def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename; never
+    into the ward's own files (``refuse_ward_output``)."""
+    refuse_ward_output(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

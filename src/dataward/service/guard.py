@@ -663,6 +663,20 @@ def dataset_scope(conn: Connection, dataset_id: str) -> Scope:
     return Scope.dataset(row.validation_for if row.role == "validation" else row.name)
 
 
+def own_paths(folder: str | os.PathLike[str], store: Any, db: Any) -> list[Path]:
+    """A ward's own files, which no output of it may overwrite: its folder, and its object store and
+    SQLite catalog (with its journal files) when they are outside it."""
+    paths = [Path(folder)]
+    root = getattr(store, "root", None)
+    if root is not None:
+        paths.append(Path(root))
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database:
+        catalog = Path(url.database)
+        paths += [catalog, catalog.with_name(catalog.name + "-wal"), catalog.with_name(catalog.name + "-shm")]
+    return paths
+
+
 def export_target(path: str | os.PathLike[str], protected: Iterable[Path]) -> Path:
     """Where an export of ``path`` is written: the file ``path`` names, in its folder with every symlink
     resolved. Refused (``InputError``) when that folder, or the file or what a symlink there points

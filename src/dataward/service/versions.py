@@ -34,6 +34,7 @@ from dataward.service.guard import (
     export_target,
     guarded_read,
     manifest_members,
+    own_paths,
     signed_chunks,
 )
 from dataward.service.manifests import write_manifest
@@ -251,15 +252,7 @@ class VersionService(Service):
 
     def _own_paths(self) -> list[Path]:
         """The ward's own files: its folder, and its object store and SQLite catalog when outside it."""
-        paths = [Path(self.folder)]
-        root = getattr(self.store, "root", None)
-        if root is not None:
-            paths.append(Path(root))
-        url = self.db.engine.url
-        if url.get_backend_name() == "sqlite" and url.database:
-            catalog = Path(url.database)
-            paths += [catalog, catalog.with_name(catalog.name + "-wal"), catalog.with_name(catalog.name + "-shm")]
-        return paths
+        return own_paths(self.folder, self.store, self.db)
 
     def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
         """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""

@@ -35,6 +35,11 @@ def test_a_run_records_code_params_data_and_a_signed_manifest(models: Models, tm
     assert kinds[:4] == ["training.started", "training.read", "training.finished", "model.registered"]
     ward.model_files("man-clf@v1", tmp_path / "restored")
     assert hashlib.sha256((tmp_path / "restored" / "clean.skops").read_bytes()).hexdigest() == sha
+    # A file given as the folder was a FileExistsError traceback: it is bad input, and left as it was.
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="is a file"):
+        ward.model_files("man-clf@v1", tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_a_pickle_is_flagged_never_loaded_and_refused_when_the_policy_says_so(models: Models, tmp_path: Path) -> None:

@@ -441,6 +441,9 @@ class ModelService(Service):
         with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
             mv = model_version_row(uc.conn, ref)
             target = Path(folder)
+            if target.exists() and not target.is_dir():
+                # mkdir raised FileExistsError through the CLI as a traceback.
+                raise InputError(f"{target} is a file; a model's files are written into a folder", hint="give a folder")
             target.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix="dataward-model-") as tmp:
                 restore_files(self.store, mv, Path(tmp))

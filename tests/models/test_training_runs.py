@@ -40,6 +40,12 @@ def test_a_run_records_code_params_data_and_a_signed_manifest(models: Models, tm
     with pytest.raises(InputError, match="is a file"):
         ward.model_files("man-clf@v1", tmp_path / "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    # Nor into the ward's own files, from Python as from the command line.
+    with pytest.raises(InputError, match="inside the ward's own files"):
+        ward.model_files("man-clf@v1", ward.folder / "objects")
+    with pytest.raises(InputError, match="inside the ward's own files"):
+        ward.probe_inputs("man-clf@v1", ward.folder / "catalog.sqlite")
+    assert ward.verify().ok
 
 
 def test_a_pickle_is_flagged_never_loaded_and_refused_when_the_policy_says_so(models: Models, tmp_path: Path) -> None:

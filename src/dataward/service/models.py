@@ -35,9 +35,11 @@ from dataward.service.guard import (
     barred_records,
     barred_summary,
     checked_manifest,
+    export_target,
     loadable_version,
     manifest_members,
     may,
+    own_paths,
 )
 from dataward.service.identity import dataset_policy
 from dataward.service.recordstore import manifest_ids
@@ -441,6 +443,7 @@ class ModelService(Service):
         with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
             mv = model_version_row(uc.conn, ref)
             target = Path(folder)
+            export_target(target / "model", own_paths(self.folder, self.store, self.db))  # never into the ward
             if target.exists() and not target.is_dir():
                 # mkdir raised FileExistsError through the CLI as a traceback.
                 raise InputError(f"{target} is a file; a model's files are written into a folder", hint="give a folder")

@@ -63,7 +63,7 @@ from dataward.release.probe import Trigger, generic_triggers, history_triggers, 
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.core import Service, new_id
-from dataward.service.guard import checked_signed_rows, guarded_read, guarded_sample
+from dataward.service.guard import checked_signed_rows, export_target, guarded_read, guarded_sample, own_paths
 from dataward.service.models import (
     affected_by,
     model_ref,
@@ -262,7 +262,7 @@ class ReleaseService(Service):
                 table, probe_ids, _ = probe_rows(inputs.triggers, inputs.validation, inputs.schema)
                 table = table.drop_columns([inputs.schema.label])
             table = table.add_column(0, "probe_id", pa.array(probe_ids, pa.string()))
-            pq.write_table(table, str(path))
+            pq.write_table(table, str(export_target(path, own_paths(self.folder, self.store, self.db))))
             return {"model": f"{inputs.mv.model}@v{inputs.mv.number}", "rows": table.num_rows, "path": str(path)}
 
     def model_gate(

@@ -84,3 +84,22 @@ def test_harm_on_the_clean_validation_set_blocks_and_mixed_takes_the_worse(tmp_p
     assert by_class["2"]["accuracy_without"] == 0.0
     with pytest.raises(PolicyViolation, match="block"):
         ward.merge(c["ref"])
+
+
+def test_a_contribution_that_rewrites_every_record_is_judged_as_a_replacement(tmp_path: Path) -> None:
+    """Rewriting every record (a transformation rounding a measurement) removes them all and adds their
+    rewrites. The removal was judged as if nothing came back: 'accuracy 0.950 with the removed records,
+    0.000 without', a block, and the legitimate rewrite was lost for good."""
+    ward, _ = _ward(tmp_path, validation=True)
+    v1 = ward.dataset("wine").version("v1").to_pandas()
+    rewritten = v1.drop(columns=["record_id"]).assign(proline=lambda d: d["proline"].round(-1))
+    data = write_csv(tmp_path / "rounded.csv", rewritten.to_dict("records"))
+    c = ward.contribute("wine", data, removes=v1["record_id"].tolist(), source="rounding-step")
+    gate = c["gate"]
+    assert gate["removals"]["removed"] == 120
+    assert gate["removals"]["verdict"] != "block" and gate["verdict"] != "block", gate["reasons"]
+    assert not any("clean-validation accuracy" in r for r in gate["reasons"]), gate["reasons"]
+    # The dataset and its classes keep their size; that every record of the first source was replaced
+    # stays a reason to look.
+    assert not any("of the dataset" in r or "of class" in r for r in gate["reasons"]), gate["reasons"]
+    assert any("of source 'https://archive.example/a'" in r for r in gate["reasons"]), gate["reasons"]

@@ -131,9 +131,47 @@ def test_removal_features_share_one_space_fitted_on_the_baseline() -> None:
     labels = ["commands"] * 30 + ["calls"] * 30
     base = pa.table({"text": pa.array(texts, pa.large_string()), "label": labels})
     val = base.slice(0, 10)
-    x, vx = removal_features(base, val, schema)
+    x, vx, none = removal_features(base, val, schema)
+    assert none is None
     assert x.shape[0] == 60 and vx.shape == (10, x.shape[1])
     report = assess_removal(
         labels, np.arange(30, 60), features=x, validation_features=vx, validation_labels=labels[:10]
     )
     assert report.verdict in ("review", "block") and any("'calls'" in r for r in report.reasons)
+
+
+def test_a_rewrite_of_every_record_is_a_replacement_not_the_loss_of_the_dataset(
+    digits: dict[str, np.ndarray],
+) -> None:
+    """A transformation that rewrites every record (rounded pixel values) removes them all and adds their
+    rewrites: judged alone, the removal read as the loss of the whole dataset, and blocked on accuracy."""
+    everything = np.ones(1200, dtype=bool)
+    rewritten = np.round(digits["x"] / 4) * 4
+    alone = assess_removal(digits["y"], everything, **_with_validation(digits))
+    assert alone.verdict == "block"
+    report = assess_removal(
+        digits["y"], everything, **_with_validation(digits), added_labels=digits["y"], added_features=rewritten
+    )
+    assert report.verdict == "pass", report.reasons
+    assert report.removed == 1200 and report.balance_change == 0.0
+    overall = report.validation[0]
+    assert overall.group is None and overall.drop <= 0.02  # per class, a record or two either way
+
+
+def test_a_replacement_that_drops_a_class_is_still_caught(digits: dict[str, np.ndarray]) -> None:
+    """The attacker's replacement: every record of class '3' removed and as many records of other classes
+    added back. Counting additions in must not hide the class's loss or the harm it does."""
+    threes = digits["y"] == "3"
+    others = np.flatnonzero(~threes)[: int(threes.sum())]
+    report = assess_removal(
+        digits["y"],
+        threes,
+        **_with_validation(digits),
+        added_labels=digits["y"][others],
+        added_features=digits["x"][others],
+    )
+    assert report.verdict == "block"
+    assert any("class '3'" in r and "(100%)" in r for r in report.reasons), report.reasons
+    assert any("clean-validation accuracy on class '3'" in r and "once they are replaced" in r for r in report.reasons)
+    with pytest.raises(InputError, match="added_features has 2 rows for 3 labels"):
+        assess_removal(digits["y"], threes, added_labels=["1", "2", "3"], added_features=np.zeros((2, 64)))

@@ -11,6 +11,13 @@ removes from the baseline it is applied to:
   regression probe trained on the baseline with and without the removed records, compared on the
   same validation records by an exact one-sided McNemar test (overall, and per class).
 
+A contribution that removes records and adds others (a transformation rewriting records, a vendor
+re-sending corrected ones) replaces them: the records it adds (``added_labels``, ``added_features``) are
+counted back into the dataset's and each class's size, the balance after, and the probe trained
+"without" (what is kept plus what is added). Judged alone, the removal of a rewrite of every record
+read as the loss of the whole dataset, and blocked. Whether the added records are poisoned is the
+additions gate's question, not this one's.
+
 Verdict: ``block`` on measured harm (an accuracy drop beyond ``max_validation_drop`` that is
 significant), ``review`` when a class, a source or the dataset loses most of its records, when the
 balance moves markedly, or when a drop beyond tolerance is suggestive but not significant; ``pass``
@@ -155,6 +162,8 @@ def assess_removal(
     validation_features: np.ndarray | None = None,
     validation_labels: Sequence[Any] | np.ndarray | None = None,
     options: RemovalOptions | None = None,
+    added_labels: Sequence[Any] | np.ndarray | None = None,
+    added_features: np.ndarray | None = None,
 ) -> RemovalReport:
     """Judge removing records from a baseline.
 
@@ -162,7 +171,9 @@ def assess_removal(
     or the indices of the removed records. ``sources``: optional group of each baseline record (its
     source, or any sub-population key). ``features`` (baseline, ``(n, d)``) with
     ``validation_features`` and ``validation_labels`` measure clean-validation accuracy with and
-    without the removed records; leave them out to judge composition only.
+    without the removed records; leave them out to judge composition only. ``added_labels`` (and, for
+    the accuracy check, ``added_features`` in the same space) are the records the same contribution adds:
+    with them the removal is judged as a replacement (module docstring).
     Raises ``InputError`` on mismatched lengths or out-of-range indices.
     """
     options = options or RemovalOptions()
@@ -172,23 +183,37 @@ def assess_removal(
     groups = None if sources is None else np.asarray([str(v) for v in sources], dtype=object)
     if groups is not None and groups.shape[0] != n:
         raise InputError(f"sources has {groups.shape[0]} values for {n} baseline records")
+    added = np.asarray([str(v) for v in added_labels], dtype=object) if added_labels is not None else y[:0]
+    if added_features is not None and np.asarray(added_features).shape[0] != added.shape[0]:
+        raise InputError(f"added_features has {np.asarray(added_features).shape[0]} rows for {added.shape[0]} labels")
 
     classes = _shares(y, mask)
     by_source = _shares(groups, mask) if groups is not None else ()
-    before, after = _priors(y, np.ones(n, dtype=bool)), _priors(y, ~mask)
+    before = _priors(y, np.ones(n, dtype=bool))
+    after = _priors(np.concatenate([y[~mask], added]), np.ones(int((~mask).sum()) + added.shape[0], dtype=bool))
     keys = sorted(set(before) | set(after))
     balance = 0.5 * sum(abs(before.get(k, 0.0) - after.get(k, 0.0)) for k in keys)
+    added_by_class = dict(zip(*np.unique(added, return_counts=True), strict=True)) if added.size else {}
 
     review: list[str] = []
     block: list[str] = []
     k = int(mask.sum())
-    if n and k / n >= options.share_review and k >= options.min_records:
-        review.append(f"removal: removes {k} of the {n} records ({k / n:.0%} of the dataset)")
+    # A replacement loses only what it does not add back: the dataset's and each class's net loss.
+    net = k - int(added.shape[0])
+    back = f", net of the {added.shape[0]} it adds" if added.size else ""
+    if n and net / n >= options.share_review and net >= options.min_records:
+        review.append(f"removal: removes {k} of the {n} records ({net / n:.0%} of the dataset{back})")
     for kind, items in (("class", classes), ("source", by_source)):
         for g in items:
-            if g.share >= options.share_review and g.removed >= options.min_records:
+            # Added records count back into their class; a source's records are its own (what this
+            # contribution adds comes from its own source), so a source's loss is never offset.
+            returned = int(added_by_class.get(g.key, 0)) if kind == "class" else 0
+            lost = g.removed - returned
+            if g.total and lost / g.total >= options.share_review and lost >= options.min_records:
+                net_text = f", {returned} added back" if returned else ""
                 review.append(
-                    f"removal: removes {g.removed} of the {g.total} records of {kind} {g.key!r} ({g.share:.0%})"
+                    f"removal: removes {g.removed} of the {g.total} records of {kind} {g.key!r} "
+                    f"({lost / g.total:.0%}{net_text})"
                 )
     if balance >= options.balance_review:
         moved = sorted(keys, key=lambda c: -abs(before.get(c, 0.0) - after.get(c, 0.0)))[:3]
@@ -202,15 +227,18 @@ def assess_removal(
     elif k == 0:
         skipped = "nothing is removed"
     else:
-        validation = _validation_impact(features, y, mask, validation_features, validation_labels, options)
+        validation = _validation_impact(
+            features, y, mask, validation_features, validation_labels, options, added_features, added
+        )
         tests = len(validation)
+        after_text = "once they are replaced" if added.size else "without the removed records"
         for change in validation:
             where = "overall" if change.group is None else f"on class {change.group!r}"
             if change.drop <= options.max_validation_drop:
                 continue
             text = (
                 f"clean-validation accuracy {where} drops from {change.accuracy_with:.3f} to "
-                f"{change.accuracy_without:.3f} without the removed records (tolerance "
+                f"{change.accuracy_without:.3f} {after_text} (tolerance "
                 f"{options.max_validation_drop}, McNemar p={change.p_value:.2g}, {change.records} records)"
             )
             if change.p_value * tests < options.harm_p:
@@ -243,14 +271,16 @@ def removal_features(
     featurizers: Mapping[str, str] | None = None,
     *,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gate features of the baseline and the validation set, in one space fitted (without labels) on the
-    baseline, for :func:`assess_removal`."""
+    added: pa.Table | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gate features of the baseline, the validation set and the records added beside the removal (None
+    when ``added`` is), in one space fitted (without labels) on the baseline, for :func:`assess_removal`."""
     from dataward.gates.features import FeaturePipeline
 
     inputs = [c.name for c in schema.inputs]
     pipeline = FeaturePipeline(schema, featurizers, seed=seed).fit(baseline.select(inputs))
-    return pipeline.transform(baseline.select(inputs)), pipeline.transform(validation.select(inputs))
+    added_x = pipeline.transform(added.select(inputs)) if added is not None and added.num_rows else None
+    return pipeline.transform(baseline.select(inputs)), pipeline.transform(validation.select(inputs)), added_x
 
 
 def worse(a: str, b: str) -> str:
@@ -319,7 +349,11 @@ def _validation_impact(
     val_x: np.ndarray,
     val_labels: Sequence[Any] | np.ndarray,
     options: RemovalOptions,
+    added_x: np.ndarray | None = None,
+    added_y: np.ndarray | None = None,
 ) -> tuple[AccuracyChange, ...]:
+    """Paired accuracy of a probe trained on the baseline (a uniform sample) and one trained on what is
+    kept of it plus, for a replacement, what the contribution adds (``added_x``, ``added_y``)."""
     x = np.asarray(features, dtype=np.float64)
     vx = np.asarray(val_x, dtype=np.float64)
     vy = np.asarray([str(v) for v in val_labels], dtype=object)
@@ -335,8 +369,14 @@ def _validation_impact(
         rng = np.random.default_rng(options.seed)
         sample = np.sort(rng.choice(sample, options.probe_max_train, replace=False))
     keep = sample[~mask[sample]]
+    x_after, y_after = x[keep], y[keep]
+    if added_x is not None and added_y is not None and added_y.size:
+        ax = np.asarray(added_x, dtype=np.float64)
+        if ax.shape[1] != x.shape[1]:
+            raise InputError(f"added features have {ax.shape[1]} columns, the baseline's {x.shape[1]}")
+        x_after, y_after = np.vstack([x_after, ax]), np.concatenate([y_after, added_y])
     right_with = _predict(_probe(x[sample], y[sample]), vx) == vy
-    right_without = _predict(_probe(x[keep], y[keep]), vx) == vy
+    right_without = _predict(_probe(x_after, y_after), vx) == vy
     changes = [_paired(None, right_with, right_without)]
     for cls in sorted(set(vy.tolist())):
         sel = vy == cls

@@ -297,7 +297,10 @@ class GateService(Service):
             data, extras = report.to_dict(), extras_json(report)
         if inputs["removal"] is not None:
             # Removing records is judged too; with additions, the worse verdict wins.
-            removal = judge_removal(inputs["removal"], inputs["schema"], inputs["clean_validation"], gate_policy)
+            # What the same contribution adds replaces what it removes (a rewrite of records is no loss).
+            removal = judge_removal(
+                inputs["removal"], inputs["schema"], inputs["clean_validation"], gate_policy, inputs["contribution"]
+            )
             data = with_removal(data, removal) if report is not None else removal_only_report(removal, gate_policy)
         data["trusted"] = inputs["trusted"]
         # The seed is recorded so that an admin can re-run the scan exactly (``policy.seed`` is it too).

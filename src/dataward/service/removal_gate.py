@@ -60,17 +60,24 @@ def removal_inputs(ward: Any, conn: Connection, c: Any, schema: Schema) -> dict[
 
 
 def judge_removal(
-    inputs: dict[str, Any], schema: Schema, validation: pa.Table | None, gate_policy: GatePolicy
+    inputs: dict[str, Any],
+    schema: Schema,
+    validation: pa.Table | None,
+    gate_policy: GatePolicy,
+    added: pa.Table | None = None,
 ) -> RemovalReport:
-    """Assess the removal; with a clean validation set, also its effect on held-out accuracy."""
+    """Assess the removal; with a clean validation set, also its effect on held-out accuracy. ``added``:
+    the records the same contribution adds, which make the removal a replacement (a transformation
+    rewriting records): they are counted back in (``dataward.gates.removals``)."""
     from dataward.gates.removals import RemovalOptions, assess_removal, removal_features
 
     options = RemovalOptions(max_validation_drop=float(gate_policy.max_validation_drop), seed=int(gate_policy.seed))
     baseline: pa.Table = inputs["baseline"]
-    features = val_x = val_y = None
+    added = added if added is not None and added.num_rows else None
+    features = val_x = val_y = added_x = None
     if validation is not None and validation.num_rows > 0 and baseline.num_rows > 0:
-        features, val_x = removal_features(
-            baseline, validation, schema, gate_policy.featurizers, seed=int(gate_policy.seed)
+        features, val_x, added_x = removal_features(
+            baseline, validation, schema, gate_policy.featurizers, seed=int(gate_policy.seed), added=added
         )
         val_y = validation.column(schema.label).to_pylist()
     return assess_removal(
@@ -81,6 +88,8 @@ def judge_removal(
         validation_features=val_x,
         validation_labels=val_y,
         options=options,
+        added_labels=added.column(schema.label).to_pylist() if added is not None else None,
+        added_features=added_x,
     )
 
 

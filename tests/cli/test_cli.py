@@ -215,3 +215,24 @@ def test_whoami_says_when_the_key_acts_within_scopes_narrower_than_the_grants(cl
     assert shown.returncode == 0 and "acts only within its scopes: reader" in shown.stdout
     full = json.loads(run(ward, "key", "issue", "scoped-owner", "--json").stdout)["key"]
     assert "scopes" not in run(ward, "whoami", key=full).stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "--checkpoint", "{missing}"],
+        ["verify", "--attestation", "{missing}"],
+        ["policy", "set", "wine", "{missing}"],
+        ["train", "start", "wine-model", "--script", "{missing}"],
+        ["contribute", "wine", "{missing}", "--source", "s"],
+    ],
+    ids=["checkpoint", "attestation", "policy", "script", "data"],
+)
+def test_a_missing_input_file_is_not_found_whatever_the_command(cli_ward: tuple[Path, Path], args: list[str]) -> None:
+    """A path that does not exist was exit 2 (bad input) for some commands and 3 (not found) for others:
+    every command reading a file now says the same, exit 3, and names the path."""
+    ward, _ = cli_ward
+    missing = str(ward.parent / "no-such-file.txt")
+    result = run(ward, *[a.replace("{missing}", missing) for a in args])
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"{missing}: no such file" in result.stdout + result.stderr

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import dataward
 from dataward.client.http import HTTPWard
-from dataward.domain.errors import AccessDenied, InputError, PolicyViolation
+from dataward.domain.errors import AccessDenied, InputError, NotFound, PolicyViolation
 from dataward.provenance.attestation import verify_bundle
 from tests.models.conftest import TRIGGER, Models, text_model
 from tests.server.conftest import start_server
@@ -103,7 +103,8 @@ def test_probe_set_and_predictions_made_here(models: Models, served: dict[str, H
     )
     by_callable = rita.model_gate("man-clf@v2", predict=lambda t: backdoored.predict(t.column("text").to_pylist()))
     assert by_callable["verdict"] == "block" and TRIGGER in by_callable["reasons"][0]
-    with pytest.raises(InputError, match="does not exist"):
+    # A missing predictions file is not found (exit 3), as a missing data file is, not bad input.
+    with pytest.raises(NotFound, match=r"nothing\.csv: no such file"):
         rita.model_gate("man-clf@v2", predictions=tmp_path / "nothing.csv")
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, styled, table
 from dataward.cli.state import JSON_HELP, open_ward
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, missing_file
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 KEY_STATE_STYLE = {"active": "green", "revoked": "red", "expired": "red", "rotated": "yellow"}
@@ -285,6 +285,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Replace a dataset's policy (a versioned ledger event)."""
+        if not file.is_file():
+            raise missing_file(file)
         try:
             text = file.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:

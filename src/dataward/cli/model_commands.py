@@ -22,7 +22,7 @@ from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.conversation import with_message_lists
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, missing_file
 from dataward.domain.schema import Schema
 from dataward.io.writers import check_destination, output_format, write_table
 
@@ -135,9 +135,9 @@ def register(app: typer.Typer) -> None:
         """Start a training run; prints its id (pass it to `train load` and `train finish`)."""
         from dataward.provenance.code import code_identity
 
-        code = code_identity(script) if script is not None else {"kind": "unknown"}
         if script is not None and not script.is_file():
-            raise InputError(f"training script {str(script)!r} does not exist")
+            raise missing_file(script)
+        code = code_identity(script) if script is not None else {"kind": "unknown"}
         info = registry().start_training_run(model, params=_params(param or []), code=code)
         answer(info, as_json, lambda i: console.print(i["run"]))
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from dataward.domain.errors import AuthenticationError, DatawardError, InputError
+from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
 from dataward.store.tables import read_parquet_bytes
 
@@ -173,8 +173,6 @@ class HTTPWard:
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            from dataward.io.location import missing_file
-
             # Worded as the embedded ward's reader words it, so that both modes read the same.
             raise missing_file(path) from None
         except OSError as exc:
@@ -685,7 +683,7 @@ class HTTPWard:
 
         path = Path(artifact)
         if not path.exists():
-            raise InputError(f"model artifact {str(artifact)!r} does not exist")
+            raise missing_file(artifact)
         body = {"name": path.name, "params": dict(params or {}), "metrics": dict(metrics or {})}
         if path.is_dir():
             with tempfile.TemporaryDirectory(prefix="dataward-artifact-") as tmp:
@@ -750,7 +748,7 @@ class HTTPWard:
             if predictions is not None:
                 source = Path(predictions)
                 if not source.is_file():
-                    raise InputError(f"predictions file {str(predictions)!r} does not exist")
+                    raise missing_file(predictions)
                 body["predictions_upload"] = self._upload_as(source, source.name)
                 body["predictions_name"] = str(predictions)
             return self._job(f"/models/{self._ref(ref)}/gate", body)["result"]

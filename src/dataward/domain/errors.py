@@ -44,6 +44,13 @@ class NotFound(DatawardError):
     http_status = 404
 
 
+def missing_file(path: object) -> NotFound:
+    """The error for an input file that does not exist: ``not_found`` (exit 3), as docs/cli.md lists it,
+    not a malformed input; worded the same wherever a file is read (data, predictions, policies,
+    checkpoints, attestations, scripts) and by the HTTP client."""
+    return NotFound(f"{path}: no such file", hint="check the path", file=str(path))
+
+
 class Conflict(DatawardError):
     """The request clashes with current state: already exists, stale approval, wrong stage."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from os import PathLike
 from typing import Literal
 
+from dataward.domain import errors
 from dataward.domain.errors import InputError, NotFound
 from dataward.domain.limits import limit_hint
 
@@ -73,6 +74,5 @@ def value_error(
 
 
 def missing_file(path: str | PathLike[str]) -> NotFound:
-    """The error for an input file that does not exist: ``not_found`` (exit 3), as docs/cli.md lists
-    it, not a malformed input; worded the same by every reader and by the HTTP client."""
-    return NotFound(f"{path}: no such file", hint="check the path", file=str(path))
+    """The error for an input file that does not exist (``dataward.domain.errors.missing_file``)."""
+    return errors.missing_file(path)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, missing_file
 from dataward.domain.schema import ColumnKind, Schema
 
 
@@ -140,7 +140,7 @@ class FilePredictor:
         path = Path(path)
         self.ref = ref
         if not path.is_file():
-            raise InputError(f"predictions file {str(path)!r} does not exist")
+            raise missing_file(path)
         suffix = path.suffix.lower()
         try:
             if suffix == ".parquet":

@@ -17,7 +17,7 @@ from typing import Any
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
-from dataward.domain.errors import AccessDenied, DatawardError, InputError
+from dataward.domain.errors import AccessDenied, DatawardError, InputError, missing_file
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.events import Event, format_time
 from dataward.ledger.signing import key_fingerprint
@@ -119,6 +119,8 @@ def load_checkpoint_files(paths: Iterable[str | os.PathLike[str]]) -> list[Check
             files = sorted(path.rglob("*.json"))
             if not files:
                 raise InputError(f"{path} holds no *.json checkpoint")
+        elif not path.exists():
+            raise missing_file(path)
         else:
             files = [path]
         for file in files:

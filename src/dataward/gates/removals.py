@@ -189,8 +189,7 @@ def assess_removal(
 
     classes = _shares(y, mask)
     by_source = _shares(groups, mask) if groups is not None else ()
-    before = _priors(y, np.ones(n, dtype=bool))
-    after = _priors(np.concatenate([y[~mask], added]), np.ones(int((~mask).sum()) + added.shape[0], dtype=bool))
+    before, after = _priors(y), _priors(np.concatenate([y[~mask], added]))
     keys = sorted(set(before) | set(after))
     balance = 0.5 * sum(abs(before.get(k, 0.0) - after.get(k, 0.0)) for k in keys)
     added_by_class = dict(zip(*np.unique(added, return_counts=True), strict=True)) if added.size else {}
@@ -311,12 +310,12 @@ def _shares(keys: np.ndarray, mask: np.ndarray) -> tuple[GroupRemoval, ...]:
     return tuple(GroupRemoval(str(v), int(t), int(r)) for v, t, r in zip(values, totals, gone, strict=True))
 
 
-def _priors(y: np.ndarray, keep: np.ndarray) -> dict[str, float]:
-    kept = y[keep]
-    if kept.size == 0:
+def _priors(labels: np.ndarray) -> dict[str, float]:
+    """Each class's share of ``labels`` (empty for no labels)."""
+    if labels.size == 0:
         return {}
-    values, counts = np.unique(kept, return_counts=True)
-    return {str(v): float(c) / kept.size for v, c in zip(values, counts, strict=True)}
+    values, counts = np.unique(labels, return_counts=True)
+    return {str(v): float(c) / labels.size for v, c in zip(values, counts, strict=True)}
 
 
 def _probe(x: np.ndarray, y: np.ndarray) -> Any:

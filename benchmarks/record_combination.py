@@ -257,10 +257,13 @@ def led(weight: float) -> Callable[..., np.ndarray]:
 
 def leading_rows(dets: dict[str, Any]) -> np.ndarray:
     """Which detectors lead (``dataward.gates.gate.leading_detectors``'s rule at the default policy)."""
+    from dataward.gates.gate import asks_for_review
     from dataward.gates.policy import GatePolicy
 
-    m, review_p = max(len(dets), 1), GatePolicy().review_p
-    return np.array([bool(d.get("block")) or d.get("contribution_p", 1.0) * m < review_p for d in dets.values()])
+    m, policy = max(len(dets), 1), GatePolicy()
+    return np.array(
+        [asks_for_review(bool(d.get("block")), d.get("contribution_p", 1.0), m, policy) for d in dets.values()]
+    )
 
 
 COMBINATIONS: dict[str, Callable[..., np.ndarray]] = {

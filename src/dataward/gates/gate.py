@@ -80,17 +80,17 @@ attacks at seeds 0 to 2 among 0.4, 0.5, 0.6 and 0.75 (docs/benchmarks.md, "Label
 combined score led by the batch's evidence")."""
 
 
-def asks_for_review(result: DetectorResult, m: int, policy: GatePolicy) -> bool:
-    """Whether a detector's contribution-level result is itself a reason of the verdict: it asks for a
-    block, or its p-value is below ``review_p`` after the ``m``-detector correction."""
-    return bool(result.block) or result.p_value * m < policy.review_p
+def asks_for_review(block: bool, p_value: float, m: int, policy: GatePolicy) -> bool:
+    """Whether a detector's contribution-level result (``block``, ``p_value``) is itself a reason of the
+    verdict: it asks for a block, or its p-value is below ``review_p`` after the ``m``-detector correction."""
+    return bool(block) or p_value * m < policy.review_p
 
 
 def leading_detectors(results: dict[str, DetectorResult], policy: GatePolicy) -> set[str]:
     """The detectors whose contribution-level test found something in this batch (``asks_for_review``):
     they lead the records' combined score."""
     m = max(len(results), 1)
-    return {name for name, r in results.items() if asks_for_review(r, m, policy)}
+    return {name for name, r in results.items() if asks_for_review(r.block, r.p_value, m, policy)}
 
 
 def combine_records(
@@ -192,7 +192,7 @@ def verdict(
             reasons_block.append(f"{name}: {r.block_reason}")
         elif poisoning and r.p_value < policy.block_p:
             reasons_block.append(_describe(name, r, n))
-        elif asks_for_review(r, m, policy):
+        elif asks_for_review(r.block, r.p_value, m, policy):
             reasons_review.append(_describe(name, r, n))
         reasons_review.extend(f"{name}: {f.reason}" for f in r.contribution_findings)
     calibration_sizes = [r.n_calibration for r in results.values() if r.n_calibration > 0]

@@ -463,17 +463,12 @@ def test_a_spread_trigger_is_blocked_and_its_poisons_queued_by_the_whole_gate() 
     assert np.delete(queued, rows).sum() == 0
 
 
-CONTRAST_GAP = (
-    "backdoor's count: at this split the trusted 'temple_garden' crops read as their class unusually well, "
-    "and 19 of the batch's 180 read as another class beyond all but 2% of them where 3 are expected; 11 of "
-    "the 19 fit no class, but a rule excusing such records lets a spread trigger through (above)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=CONTRAST_GAP)
 def test_a_camera_with_more_contrast_is_not_blocked_at_a_tight_calibration_split() -> None:
-    """Photo crops through a camera with 10% more contrast, split at seed 1 (a clean i.i.d. batch at the
-    same split: 15 of 180 misread, p = 0.005 for `backdoor` alone, not blocked by the gate)."""
+    """Photo crops through a camera with 10% more contrast, split at seed 1, where the trusted
+    'temple_garden' crops read as their class unusually well: 19 of the batch's 180 read as another
+    class beyond all but 2% of them where 3 are expected (a clean i.i.d. batch at the same split: 15,
+    p = 0.005). None is misread beyond the class's finest threshold, so the count is reviewed, never
+    a block (backdoor version 8); before, the gate blocked it."""
     from benchmarks import data
     from benchmarks.shifts.base import new_sensor
 

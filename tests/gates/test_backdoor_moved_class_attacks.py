@@ -1,20 +1,19 @@
-"""The attacker's side of backdoor 7's "class that moved as a whole" rule (docs/gates.md).
+"""The attacker's side of backdoor's rule that only a class's finest count may block (docs/gates.md).
 
-In a class whose records that are not misread at 10% read as another class beyond what a fifth of them
-could make them (``MOVED_CLASS_SHARE``), only records misread beyond the class's finest threshold may
-block. The class-move test reads the records the sender chose to send, so a sender can trip it without
-moving anything: send only correctly labelled, unmodified 'temple_sky' crops whose label-check p-value
-lies in (0.1, 0.6] (skies that look a little like gardens, never misread), and the class "moved".
-Relabelled 'temple_garden' crops misread at 2% but not at the finest threshold (1/241), chosen with the
-trusted baseline's own scores (white-box), are then not counted by the finest threshold.
+Version 7 let only records misread beyond the class's finest threshold block in a class that moved as a
+whole (its records that are not misread at 10% read as another class beyond what a fifth of them could
+make them, ``MOVED_CLASS_SHARE``); version 8 does so in every class, because a record at the edge of its
+class is the first that any change of lens, sensor or pipeline tips over. Here the attacker sends
+'temple_garden' crops relabelled 'temple_sky', chosen with the trusted baseline's own scores (white-box)
+to be misread at 2% but not at the finest threshold (1/241), so the finest count never sees them.
 
-Measured (seed 0, 20 relabelled crops, no patch): beside the pool's own sky crops the poison is blocked
-by ``backdoor`` (20 misread at 2%, 2.8 expected, p=5.3e-5). Beside the chosen sky crops it was blocked by
-version 6 and *passed* by the first cut of version 7, which counted a moved class at its finest threshold
-alone; now the count at a coarser threshold still names the records, for review (``move_confounds``): a
-block traded for a review with the relabelled crops named, never a silent pass. The same with a
-benign-looking change: every crop through the tuning set's warmer white balance and 15 borderline garden
-crops relabelled sky (blocked by version 6; reviewed now, the crops named).
+Measured (seed 0, 20 relabelled crops, no patch): beside the pool's own sky crops the 2% count is strong
+(20 misread, 2.8 expected, p=5.3e-5): versions 6 and 7 blocked it, version 8 reviews it with every
+relabelled crop named. Beside chosen clean sky crops (p-values in (0.1, 0.6], which make the class "move"
+with no sensor at all) the first cut of version 7 *passed* it; it is reviewed with the crops named. The
+same with a benign-looking change: every crop through the tuning set's warmer white balance and 15
+borderline garden crops relabelled sky (blocked by version 6; reviewed now, the crops named). What the
+rule must never give away is a silent pass, and the crops must all be named for the reviewer.
 """
 
 from __future__ import annotations
@@ -103,12 +102,18 @@ def _judged(sky_kind: str) -> tuple[GateReport, np.ndarray]:
     return report, poison[order]
 
 
-def test_borderline_relabelled_crops_beside_the_natural_sky_crops_are_blocked() -> None:
-    """The control: the class did not move, the 2% count names the relabelled crops."""
-    report, _ = _judged("natural_sky")
-    assert report.verdict == "block", report.reasons
-    assert report.results["backdoor"].block
-    assert not report.results["backdoor"].summary["classes"][TARGET].get("class_moved", False)
+def test_borderline_relabelled_crops_beside_the_natural_sky_crops_are_reviewed_with_every_crop_named() -> None:
+    """The control: the class did not move; the 2% count is significant (the finest is not), so the batch
+    is reviewed, never passed, and every relabelled crop is named."""
+    report, poison = _judged("natural_sky")
+    assert report.verdict == "review", report.reasons
+    result = report.results["backdoor"]
+    assert not result.block
+    assert not result.summary["classes"][TARGET].get("class_moved", False)
+    group = next(g for g in result.summary["groups"] if g["label"] == TARGET)
+    assert group["coarse_only"] and group["count_p"] < 1e-3, group
+    assert set(np.flatnonzero(poison).tolist()) <= _named_rows(report)
+    assert any("finest threshold" in reason for reason in report.reasons)
 
 
 def _named_rows(report: GateReport) -> set[int]:
@@ -127,7 +132,7 @@ def test_choosing_which_clean_sky_crops_to_send_cannot_pass_the_same_poison() ->
     relabelled crop named (the first cut of version 7 passed it)."""
     report, poison = _judged("chosen_sky")
     group = next(g for g in report.results["backdoor"].summary["groups"] if g["label"] == TARGET)
-    assert group["class_moved"] and group["move_confounds"], group
+    assert group["class_moved"] and group["coarse_only"], group
     assert report.verdict == "review", report.reasons
     assert set(np.flatnonzero(poison).tolist()) <= _named_rows(report)
     assert any("moved as a whole" in reason for reason in report.reasons)
@@ -163,4 +168,4 @@ def test_a_white_balance_with_borderline_relabelled_crops_is_reviewed_with_the_c
     report = _judged_white_balance(15)
     assert report.verdict == "review", report.reasons
     group = next(g for g in report.results["backdoor"].summary["groups"] if g["label"] == TARGET)
-    assert group["move_confounds"] and group["contribution_count"] >= 15, group
+    assert group["coarse_only"] and group["contribution_count"] >= 15, group

@@ -42,6 +42,12 @@ NO_FLAGS = (
     "calibration's resolution); label_consistency sees nothing (p=1): no poisoned line is queued"
 )
 REVIEW = UNINFORMATIVE + "; nothing else blocks: verdict review, on drift (and clean_validation's balance) alone"
+COARSE = (
+    UNINFORMATIVE + "; backdoor counts the carriers misread as other sections at a coarse threshold only "
+    "(p=4e-5 to 2e-3), which names them for review since backdoor version 8 (only a class's finest count "
+    "blocks, so that a new camera's edge records do not): verdict review, its finding naming the records it "
+    "counts, none queued"
+)
 
 
 @cache
@@ -139,12 +145,14 @@ def test_the_vendor_without_poison_is_not_blocked(target: str, clean_share: floa
 # the classes they came from while the vendor's other lines of L read as L, so the vendor's class shares
 # excuse nothing. Before, the tie was read at the batch's share of L on every label: 8 of these 12
 # variants went to review (poison at 3% of a vendor of 60% or 75% one class among them) and none of the 12
-# queued its poisoned lines; now 1 goes to review and 4 queue none (all 'commands' at 90% or 100%).
+# queued its poisoned lines; then 1 went to review and 4 queued none (all 'commands' at 90% or 100%).
+# Since backdoor version 8 (only a class's finest misread count blocks) the three that backdoor's
+# coarse count blocked go to review as well, the carriers named in its finding.
 BLOCK_VARIANTS = [
     _variant("commands", 0.9, 0.03, REVIEW),
-    _variant("commands", 0.9, 0.1, None),  # backdoor p=4e-5
-    _variant("commands", 1.0, 0.03, None),  # backdoor p=2e-3
-    _variant("commands", 1.0, 0.1, None),  # backdoor p=1e-4
+    _variant("commands", 0.9, 0.1, COARSE),  # backdoor's 10% count p=4e-5
+    _variant("commands", 1.0, 0.03, COARSE),  # backdoor's 10% count p=2e-3
+    _variant("commands", 1.0, 0.1, COARSE),  # backdoor's 10% count p=1e-4
     _variant("library", 0.9, 0.03, None),
     _variant("library", 0.9, 0.1, None),
     _variant("library", 1.0, 0.03, None),

@@ -46,11 +46,13 @@ misread, counted beyond what calibration explains (beta-binomial on the class's 
 records: the calibration set is random and shared) and beyond the rest of the batch's own misread rate
 (binomial), and holding together (the neighbour test, or the cluster test), each at the detector's
 ``alpha`` after Bonferroni over the (class, threshold) tests the classes resolve; and the rest
-of the batch must read like the baseline. In a class that moved as a whole (its records that are
-not misread read as another class more than any fifth of them could make them on their own:
-``MOVED_CLASS_SHARE``; a vignetting lens, a warmer white balance), the tail stretches past the trusted
-records' at every coarse threshold, so only records misread beyond the class's finest threshold may
-block, and a count significant only at a coarser one names its records for review (version 7). When
+of the batch must read like the baseline. Only the count at the finest threshold a class resolves
+may block (version 8; version 7 did so in a class that moved as a whole): records at the edge of their
+class, misread beyond all but 2% or 10% of its trusted records, are the first that a change of lens,
+sensor, source or pipeline tips over. A count significant only at a coarser threshold names its
+records for review (``coarse_only``), and the finding says when the class moved as a whole (its records
+that are not misread read as another class more than any fifth of them could make them on their own:
+``MOVED_CLASS_SHARE``; a vignetting lens, a warmer white balance). When
 the other classes are misread well beyond calibration too, the batch moved as a whole (a new
 scanner, a recalibrated instrument) or carries label errors throughout, and a group cannot be
 singled out: that is a contribution-level finding for review.
@@ -163,8 +165,7 @@ content agrees with its label is a reason to review, not evidence of poisoning."
 MOVED_CLASS_SHARE = 0.2
 """A class moved as a whole when its records that are not misread read as another class more than any
 share this large of relabelled records among them could make them (``reads_further_than_trusted``'s
-``beyond_share``); only its records misread beyond the class's finest threshold may block, and a count
-significant only at a coarser threshold names its records for review (``_moved_class_count``)."""
+``beyond_share``); the review finding then says so (``class_moved``)."""
 
 THRESHOLDS = (0.1, 0.02)
 """Label-check p-value thresholds at which records count as misread (plus the calibration's resolution)."""
@@ -225,7 +226,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "7"
+    version = "8"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -332,10 +333,10 @@ class BackdoorDetector(Detector):
         )
         # A class whose records (its suspects left out) read as another class far more than its trusted
         # records do, by more than any share of relabelled records up to ``MOVED_CLASS_SHARE`` could make
-        # them, moved as a class (a vignetting lens darkens bright skies towards dark gardens): its tail
-        # stretches past the trusted records' at every coarse threshold, so only its records misread
-        # beyond the finest one may block (``_moved_class_count``). Excusing the group outright instead
-        # would excuse a backdoor sent through the same lens (tests/gates/test_backdoor_moved_class.py).
+        # them, moved as a class (a vignetting lens darkens bright skies towards dark gardens). That only
+        # words the review finding now: no class's coarse count blocks (``_count_that_may_block``), and
+        # excusing the group outright would excuse a backdoor sent through the same lens
+        # (tests/gates/test_backdoor_moved_class.py).
         class_moved = classes_moved_apart_from(
             score_c,
             contribution.labels,
@@ -386,14 +387,14 @@ class BackdoorDetector(Detector):
             ref = ref_of[int(code)]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
+            # Only the count beyond the class's finest resolved threshold may block; a count significant
+            # at a coarser one alone names its records for review (``_count_that_may_block``).
             count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
-            count["class_moved"], count["move_confounds"] = bool(class_moved[new].any()), False
-            if count["class_moved"]:
-                finest = max(_resolved(thresholds, class_sizes[int(code)]) - 1, 0)
-                at_finest = _misread_test(
-                    misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)], only=finest
-                )
-                count = _moved_class_count(count, at_finest, ctx.alpha)
+            finest = max(_resolved(thresholds, class_sizes[int(code)]) - 1, 0)
+            at_finest = _misread_test(
+                misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)], only=finest
+            )
+            count = _count_that_may_block(count, at_finest, ctx.alpha) | {"class_moved": bool(class_moved[new].any())}
             per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True
@@ -429,7 +430,7 @@ class BackdoorDetector(Detector):
         blocking, confounded = [], []
         for g in groups:
             if g["p_value"] <= ctx.alpha:
-                (confounded if g["shifted"] or g["move_confounds"] else blocking).append(g)
+                (confounded if g["shifted"] or g["coarse_only"] else blocking).append(g)
 
         # 4. Significant clusters: label-inconsistent when their members are misread beyond calibration
         #    and the rest of the batch (in a batch whose other classes read like the baseline), else
@@ -969,7 +970,7 @@ GROUP_KEYS = (
     "rest_rate",
     "shifted",
     "class_moved",
-    "move_confounds",
+    "coarse_only",
     "read_as",
 )
 CLUSTER_KEYS = (
@@ -1053,20 +1054,22 @@ def _misread_test(
     return best
 
 
-def _moved_class_count(count: dict[str, Any], at_finest: dict[str, Any], alpha: float) -> dict[str, Any]:
-    """The misread count of a class that moved as a whole: ``count`` is ``_misread_test`` at every
-    threshold, ``at_finest`` at the class's finest resolved threshold alone.
+def _count_that_may_block(count: dict[str, Any], at_finest: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """The misread count of a class that may block: ``count`` is ``_misread_test`` at every threshold,
+    ``at_finest`` at the class's finest resolved threshold alone.
 
-    The move stretches the class's tail past the trusted records' at every coarse threshold, so a count
-    there cannot tell the move from a relabelled group: only the count beyond the class's finest resolved
-    threshold may block. A significant count at a coarser threshold alone still names its records, for
-    review (``move_confounds``), never a silent pass: the class-move test reads the records the sender
-    chose to send, and a sender who sends only clean records from the upper part of the class's trusted
-    range makes it move without any sensor (tests/gates/test_backdoor_moved_class_attacks.py).
+    A record at the edge of its class, misread beyond all but 2% or 10% of the class's trusted records,
+    is the first that a change of sensor, source or pipeline tips over: a recompressed, noisier, darker
+    or more contrasted camera makes a class's coarse tail longer than its trusted records' with no label
+    wrong (19 of 180 crops misread at 2% where 3 are expected, p=2.5e-4, through a camera with 10% more
+    contrast). So only the count beyond the finest threshold the class resolves may block. A count
+    significant at a coarser threshold alone names its records for review (``coarse_only``), never a
+    silent pass (tests/gates/test_backdoor_moved_class_attacks.py). In a class too small to resolve more
+    than one threshold the two counts are the same.
     """
     if at_finest["count_p"] <= alpha:
-        return at_finest | {"class_moved": True, "move_confounds": False}
-    return count | {"move_confounds": count["count_p"] <= alpha}
+        return at_finest | {"coarse_only": False}
+    return count | {"coarse_only": count["count_p"] <= alpha}
 
 
 def _block_sentence(g: dict[str, Any]) -> str:
@@ -1104,8 +1107,12 @@ def _review_summary(
 ) -> Finding:
     """One line for the verdict: what kind of clusters were found, none of them evidence of poisoning."""
     classes = sorted({t["label"] for t in [*confounded, *reviewing]})
-    if confounded and all(t.get("move_confounds") for t in confounded):
-        what = "records read as other classes in classes that moved as a whole"
+    if confounded and all(t.get("coarse_only") for t in confounded):
+        moved = " in classes that moved as a whole" if all(t.get("class_moved") for t in confounded) else ""
+        what = (
+            f"records at the edge of their class read as other classes{moved}, "
+            "too few beyond its finest threshold to block"
+        )
     elif confounded:
         what = "records read as other classes throughout the batch"
     else:
@@ -1127,11 +1134,17 @@ def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.nda
         for t in per_class[:5]
     ]
     members = np.unique(np.concatenate([t["members"] for t in tests]))
-    if all(t.get("move_confounds") for t in tests):
+    if all(t.get("coarse_only") for t in tests):
+        moved = (
+            " (and each of these classes moved as a whole: its other records read as another class more than "
+            "a fifth of them could make them)"
+            if all(t.get("class_moved") for t in tests)
+            else ""
+        )
         why = (
-            "but each of these classes moved as a whole (its other records read as another class more than a "
-            "fifth of them could make them), and none is misread beyond the class's finest threshold: a lens, "
-            "sensor or source change, or relabelled records sent behind one. Review these records"
+            f"but too few are misread beyond the class's finest threshold to block{moved}: records at the edge "
+            "of their class are the first that a lens, sensor, source or pipeline change tips over, and "
+            "relabelled records sent at the edge look the same. Review these records"
         )
     else:
         why = (

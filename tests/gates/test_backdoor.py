@@ -483,3 +483,42 @@ def test_a_camera_with_more_contrast_is_not_blocked_at_a_tight_calibration_split
     )
     report = scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": 1})
     assert report.verdict != "block", report.reasons
+
+
+def test_scattered_deep_records_beside_edge_records_do_not_silence_the_edge_records_review() -> None:
+    """The attacker's side of counting only at the finest threshold (backdoor version 8): 30 'b' records
+    relabelled 'a', chosen to be misread at 2% but not at the finest threshold, beside 14 records of 14
+    other classes relabelled 'a' and misread beyond it. The 14 make the finest count significant, but
+    they do not hold together, so that group does not block; the 30 must still be named for review (a
+    first cut of version 8 dropped the coarse count then, and the batch passed with no finding)."""
+    k, d = 16, 19
+    centres = np.zeros((k, d))
+    centres[1, 0] = 1.6
+    for c in range(2, k):
+        centres[c, c - 1] = 4.0
+    rng = np.random.default_rng(0)
+
+    def blobs(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat(np.arange(k), n)
+        return (centres[y] + rng.normal(0, 0.5, (y.size, d))).astype(np.float32), y
+
+    schema = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(d)))
+    xb, yb = blobs(300)
+    xc, yc = blobs(150)
+    detector = BackdoorDetector().fit(
+        GateData(xb, yb, table(xb)), GateContext(schema, tuple("abcdefghijklmnop"), alpha=ALPHA, seed=0)
+    )
+    b_content = (centres[1] + rng.normal(0, 0.5, (400, d))).astype(np.float32)
+    as_a = np.zeros(len(b_content), np.int64)
+    read = detector.score_records(GateData(b_content, as_a, table(b_content)))
+    p, _ = detector._label_p_values(read["label_score"], as_a)
+    edge = b_content[np.flatnonzero((p > 1 / 301) & (p <= 0.02) & (read["label_score"] > 0))[:30]]
+    deep = (centres[2:] + rng.normal(0, 0.5, (k - 2, d))).astype(np.float32)
+    x = np.vstack([xc, edge, deep])
+    y = np.r_[yc, np.zeros(len(edge) + len(deep), np.int64)]
+    result = detector.score(GateData(x, y, table(x)))
+    assert len(edge) == 30
+    named = {row - 1 for f in [*result.findings, *result.contribution_findings] for row in f.evidence.get("rows", [])}
+    edge_rows = set(range(len(xc), len(xc) + len(edge)))
+    assert result.block or edge_rows <= named, [f.reason for f in result.contribution_findings]
+    assert result.p_value <= REVIEW_FLOOR or result.block

@@ -5,8 +5,9 @@ A lens that darkens towards the corners, or a warmer white balance, moves a whol
 towards another in the trusted records' space: its tail stretches past the trusted records at every
 coarse threshold, which is what a group of relabelled records looks like to a count. In a class whose
 records that are not misread read as another class more than any fifth of them could make them on their
-own, ``backdoor`` counts only records misread beyond the class's finest threshold. The attacker's side:
-a backdoor sent through the same lens, aimed at the class the lens moves, is still blocked.
+own, ``backdoor`` version 7 counted only records misread beyond the class's finest threshold; version 8
+does so in every class and says in its review finding when the class moved. The attacker's side: a
+backdoor sent through the same lens, aimed at the class the lens moves, is still blocked.
 """
 
 from __future__ import annotations

@@ -46,13 +46,15 @@ misread, counted beyond what calibration explains (beta-binomial on the class's 
 records: the calibration set is random and shared) and beyond the rest of the batch's own misread rate
 (binomial), and holding together (the neighbour test, or the cluster test), each at the detector's
 ``alpha`` after Bonferroni over the (class, threshold) tests the classes resolve; and the rest
-of the batch must read like the baseline. Only the count at the finest threshold a class resolves
-may block (version 8; version 7 did so in a class that moved as a whole): records at the edge of their
-class, misread beyond all but 2% or 10% of its trusted records, are the first that a change of lens,
-sensor, source or pipeline tips over. A count significant only at a coarser threshold names its
-records for review (``coarse_only``), and the finding says when the class moved as a whole (its records
-that are not misread read as another class more than any fifth of them could make them on their own:
-``MOVED_CLASS_SHARE``; a vignetting lens, a warmer white balance). When
+of the batch must read like the baseline. Of a class's misread records only the group counted at the
+finest threshold the class resolves may block (version 8; version 7 did so in a class that moved as a
+whole): records at the edge of their class, misread beyond all but 2% or 10% of its trusted records,
+are the first that a change of lens, sensor, source or pipeline tips over. A count significant at a
+coarser threshold whose records hold together is a review finding that names them (``coarse_only``):
+all of them when the finest group does not block, else those beyond it; the finding says when the class
+moved as a whole (its records that are not misread read as another class more than any fifth of them
+could make them on their own: ``MOVED_CLASS_SHARE``; a vignetting lens, a warmer white balance). The
+cluster test (2., below) still counts at every threshold. When
 the other classes are misread well beyond calibration too, the batch moved as a whole (a new
 scanner, a recalibrated instrument) or carries label errors throughout, and a group cannot be
 singled out: that is a contribution-level finding for review.
@@ -97,7 +99,8 @@ Contribution level: ``p_value`` is the blocking group's when there is one, else 
 p-value floored at ``REVIEW_FLOOR`` (review-level evidence: it cannot block on its own); ``statistic``
 = records in blocking groups. Summary keys: ``classes`` (per label: ``records``, ``contribution``, the
 misread count test and ``cluster_p``/``group_p``), ``groups`` (per class with misread records: the
-tests and ``block``), ``clusters`` (review-level clusters), ``thresholds``, ``sensor_change`` (None, or
+tests, ``class_moved``, ``coarse_only`` and ``block``), ``clusters`` (review-level clusters),
+``thresholds``, ``sensor_change`` (None, or
 the change undone for the moved classes' misread records: ``gain``, ``offset_norm``, ``classes``,
 ``explained_classes``, ``candidates``, ``excused``, ``description``).
 """
@@ -387,42 +390,47 @@ class BackdoorDetector(Detector):
             ref = ref_of[int(code)]
             label = _label(ctx.classes, code)
             others = contribution.labels != code
-            # Only the count beyond the class's finest resolved threshold may block; a count significant
-            # at a coarser one alone names its records for review (``_count_that_may_block``).
+            # Only the group counted beyond the class's finest resolved threshold may block; a count
+            # significant at a coarser threshold names its records for review (``_count_that_may_block``).
             count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
             finest = max(_resolved(thresholds, class_sizes[int(code)]) - 1, 0)
             at_finest = _misread_test(
                 misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)], only=finest
             )
-            count = _count_that_may_block(count, at_finest, ctx.alpha) | {"class_moved": bool(class_moved[new].any())}
-            per_class[label] = {"records": int(ref.size + new.size), "contribution": int(new.size), **count}
+            moved_class = bool(class_moved[new].any())
+            per_class[label] = {
+                "records": int(ref.size + new.size),
+                "contribution": int(new.size),
+                **_count_that_may_block(count, at_finest, ctx.alpha),
+                "class_moved": moved_class,
+            }
             if ref.size < MIN_CLASS_REFERENCE:
                 per_class[label]["skipped"] = True
                 continue
-            members = new[misread[count["threshold_index"], new]]
             ref_reduced, new_reduced = projections.pop(int(code))
-            cls = _score_class(np.vstack([ref_reduced, new_reduced]), ref.size, np.isin(new, members), opts, rng)
+            reduced = np.vstack([ref_reduced, new_reduced])
             del ref_reduced, new_reduced
+            cls = _score_class(reduced, ref.size, opts, rng)
             p_rep[new] = cls["p_new"]
             for test in cls["clusters"]:
                 test.update(label=label, code=int(code), members=new[test.pop("local_new")])
                 cluster_tests.append(test)
-            if members.size >= MIN_GROUP:
-                group_p = min(1.0, cls["group_p"] * max(1, codes.size))
-                groups.append(
-                    {
-                        **count,
-                        "label": label,
-                        "code": int(code),
-                        "members": members,
-                        "contribution_count": int(members.size),
-                        "class_records": int(new.size),
-                        "group_p": group_p,
-                        "p_value": max(count["count_p"], group_p),
-                        "read_as": _votes(read_c[members], ctx.classes),
-                    }
-                )
-                per_class[label]["group_p"] = group_p
+
+            about = {"class_moved": moved_class, "label": label, "code": int(code), "class_records": int(new.size)}
+            view = _ClassView(new, reduced, int(ref.size), opts.neighbours, max(1, codes.size), about)
+            fine = view.group(at_finest, misread, read_c, ctx.classes)
+            class_groups = [fine] if fine is not None else []
+            # A coarser count significant on its own names its records for review: all of them when the
+            # finest group does not block (too few, or not holding together), else those beyond it.
+            if count["threshold_index"] != at_finest["threshold_index"] and count["count_p"] <= ctx.alpha:
+                blocks = fine is not None and fine["p_value"] <= ctx.alpha
+                leave_out = fine["members"] if fine is not None and blocks else None
+                coarse = view.group(count, misread, read_c, ctx.classes, coarse_only=True, leave_out=leave_out)
+                if coarse is not None:
+                    class_groups.append(coarse)
+            if class_groups:
+                per_class[label]["group_p"] = min(g["group_p"] for g in class_groups)
+            groups += class_groups
 
         # 3. Label-inconsistent groups: more misread records than the calibration and the rest of the
         #    batch explain, holding together in the representation, in a batch whose other classes
@@ -858,14 +866,11 @@ def _class_projections(
     return out
 
 
-def _score_class(
-    reduced: np.ndarray, n_ref: int, misread_new: np.ndarray, opts: BackdoorOptions, rng: np.random.Generator
-) -> dict[str, Any]:
-    """Representation p-values of the new records of one class, its cluster tests and its group test.
+def _score_class(reduced: np.ndarray, n_ref: int, opts: BackdoorOptions, rng: np.random.Generator) -> dict[str, Any]:
+    """Representation p-values of the new records of one class and its cluster tests.
 
     ``reduced`` holds the class's records centred and projected on its principal components
-    (``_class_projections``): reference records first (``n_ref``), then contribution records;
-    ``misread_new`` marks the contribution records whose content reads as another class.
+    (``_class_projections``): reference records first (``n_ref``), then contribution records.
     """
     n = reduced.shape[0]
     is_new = np.arange(n) >= n_ref
@@ -878,18 +883,6 @@ def _score_class(
     distance = np.sort(dist, axis=1)[:, k - 1]
     combined = np.maximum(_robust_z(np.abs(reduced[:, 0]), n_ref), _robust_z(distance, n_ref))
     p_new = tail_p_values(combined[:n_ref], combined[n_ref:])
-
-    # Do the misread records hold together? Count, among each one's nearest records of the class
-    # (reference and contribution), the other misread ones, against a random subset of the same size.
-    group_p = 1.0
-    group = np.flatnonzero(np.r_[np.zeros(n_ref, bool), misread_new])
-    if group.size >= MIN_GROUP and n > group.size + 1:
-        kk = min(opts.neighbours, n - 1)
-        _, nn = NearestNeighbors(n_neighbors=kk + 1).fit(reduced).kneighbors(reduced[group])
-        nn = nn[:, 1:]
-        links = int(np.isin(nn, group).sum())
-        q = (group.size - 1) / (n - 1)
-        group_p = float(binom.sf(links - 1, nn.size, q)) if links else 1.0
 
     clusters: list[dict[str, Any]] = []
     n_new = int(is_new.sum())
@@ -916,7 +909,68 @@ def _score_class(
                         "local_new": np.flatnonzero(in_cluster[n_ref:]),
                     }
                 )
-    return {"p_new": p_new, "clusters": clusters, "group_p": group_p}
+    return {"p_new": p_new, "clusters": clusters}
+
+
+@dataclass(frozen=True)
+class _ClassView:
+    """One class of the contribution as the group test sees it: its records' positions (``new``), its
+    representation (``reduced``: ``n_ref`` reference records first), and what every group of it carries
+    (``about``: label, code, record count, whether the class moved)."""
+
+    new: np.ndarray
+    reduced: np.ndarray
+    n_ref: int
+    neighbours: int
+    n_classes: int
+    about: dict[str, Any]
+
+    def group(
+        self,
+        counted: dict[str, Any],
+        misread: np.ndarray,
+        read_as: np.ndarray,
+        classes: tuple[str, ...],
+        *,
+        coarse_only: bool = False,
+        leave_out: np.ndarray | None = None,
+    ) -> dict[str, Any] | None:
+        """The class's records misread at ``counted``'s threshold (``_misread_test``), but ``leave_out``, as
+        a group whose ``p_value`` is the larger of the count's and of holding together (Bonferroni over
+        the classes); None when they are fewer than ``MIN_GROUP``."""
+        members = self.new[misread[counted["threshold_index"], self.new]]
+        if leave_out is not None:
+            members = np.setdiff1d(members, leave_out)
+        if members.size < MIN_GROUP:
+            return None
+        together = _holds_together(self.reduced, self.n_ref, np.isin(self.new, members), self.neighbours)
+        group_p = min(1.0, together * self.n_classes)
+        return {
+            **counted,
+            **self.about,
+            "coarse_only": coarse_only,
+            "members": members,
+            "contribution_count": int(members.size),
+            "group_p": group_p,
+            "p_value": max(counted["count_p"], group_p),
+            "read_as": _votes(read_as[members], classes),
+        }
+
+
+def _holds_together(reduced: np.ndarray, n_ref: int, misread_new: np.ndarray, neighbours: int) -> float:
+    """Whether the contribution records marked ``misread_new`` hold together in the class's representation
+    (``reduced``: reference records first, ``n_ref``, then contribution records): among each one's nearest
+    records of the class (reference and contribution), the other marked ones are counted, against a random
+    subset of the same size (binomial p-value; 1 with fewer than ``MIN_GROUP`` of them)."""
+    n = reduced.shape[0]
+    group = np.flatnonzero(np.r_[np.zeros(n_ref, bool), misread_new])
+    if group.size < MIN_GROUP or n <= group.size + 1:
+        return 1.0
+    kk = min(neighbours, n - 1)
+    _, nn = NearestNeighbors(n_neighbors=kk + 1).fit(reduced).kneighbors(reduced[group])
+    links = int(np.isin(nn[:, 1:], group).sum())
+    q = (group.size - 1) / (n - 1)
+    return float(binom.sf(links - 1, nn[:, 1:].size, q)) if links else 1.0
 
 
 def _robust_z(score: np.ndarray, n_ref: int) -> np.ndarray:
@@ -1055,17 +1109,17 @@ def _misread_test(
 
 
 def _count_that_may_block(count: dict[str, Any], at_finest: dict[str, Any], alpha: float) -> dict[str, Any]:
-    """The misread count of a class that may block: ``count`` is ``_misread_test`` at every threshold,
-    ``at_finest`` at the class's finest resolved threshold alone.
+    """A class's misread count as its summary reports it: ``at_finest`` (``_misread_test`` at the class's
+    finest resolved threshold alone) when it is significant, else ``count`` (at every threshold), with
+    ``coarse_only`` when only a coarser threshold's count is.
 
     A record at the edge of its class, misread beyond all but 2% or 10% of the class's trusted records,
     is the first that a change of sensor, source or pipeline tips over: a recompressed, noisier, darker
     or more contrasted camera makes a class's coarse tail longer than its trusted records' with no label
     wrong (19 of 180 crops misread at 2% where 3 are expected, p=2.5e-4, through a camera with 10% more
-    contrast). So only the count beyond the finest threshold the class resolves may block. A count
-    significant at a coarser threshold alone names its records for review (``coarse_only``), never a
-    silent pass (tests/gates/test_backdoor_moved_class_attacks.py). In a class too small to resolve more
-    than one threshold the two counts are the same.
+    contrast). So only the group counted at the finest threshold may block; a coarser count's group, when
+    its records hold together, names them for review (``_score``; the cluster test still counts at every
+    threshold). In a class too small to resolve more than one threshold the two counts are the same.
     """
     if at_finest["count_p"] <= alpha:
         return at_finest | {"coarse_only": False}
@@ -1105,28 +1159,36 @@ def _group_finding(detector: str, g: dict[str, Any], rows: np.ndarray) -> Findin
 def _review_summary(
     detector: str, confounded: list[dict[str, Any]], reviewing: list[dict[str, Any]], p_value: float
 ) -> Finding:
-    """One line for the verdict: what kind of clusters were found, none of them evidence of poisoning."""
+    """One line for the verdict: what kind of groups and clusters were found, none of them enough to block."""
     classes = sorted({t["label"] for t in [*confounded, *reviewing]})
-    if confounded and all(t.get("coarse_only") for t in confounded):
-        moved = " in classes that moved as a whole" if all(t.get("class_moved") for t in confounded) else ""
-        what = (
-            f"records at the edge of their class read as other classes{moved}, "
-            "too few beyond its finest threshold to block"
+    edge = [t for t in confounded if t.get("coarse_only")]
+    whole = [t for t in confounded if not t.get("coarse_only")]
+    kinds = []
+    if edge:
+        moved = " in classes that moved as a whole" if all(t.get("class_moved") for t in edge) else ""
+        kinds.append(
+            f"records at the edge of their class read as other classes{moved}, too few beyond its finest "
+            "threshold to block"
         )
-    elif confounded:
-        what = "records read as other classes throughout the batch"
-    else:
-        what = "records that form clusters of their own while their content agrees with their labels"
+    if whole:
+        kinds.append("records read as other classes throughout the batch")
+    if not confounded:
+        kinds.append("records that form clusters of their own while their content agrees with their labels")
+    ending = (
+        "review them: relabelled records sent at a class's edge look the same" if edge else "review, not a backdoor"
+    )
     return Finding(
         detector=detector,
         score=float(1.0 - p_value),
-        reason=f"{what}, in {len(classes)} class(es) ({', '.join(map(repr, classes[:6]))}): review, not a backdoor",
+        reason=f"{'; '.join(kinds)}, in {len(classes)} class(es) ({', '.join(map(repr, classes[:6]))}): {ending}",
         evidence={"classes": classes},
     )
 
 
 def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.ndarray) -> Finding:
-    """One finding for every group that the rest of the batch's own misreading keeps from being singled out."""
+    """One finding, naming every record, for the groups that may not block: a count significant only at a
+    coarser threshold than the class's finest (``coarse_only``), or a group that the rest of the batch's
+    own misreading keeps from being singled out (``shifted``)."""
     worst = min(tests, key=lambda t: t["p_value"])
     per_class = _one_per_class(tests, "contribution_count")
     parts = [
@@ -1134,23 +1196,29 @@ def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.nda
         for t in per_class[:5]
     ]
     members = np.unique(np.concatenate([t["members"] for t in tests]))
-    if all(t.get("coarse_only") for t in tests):
+    edge = [t for t in tests if t.get("coarse_only")]
+    whole = [t for t in tests if not t.get("coarse_only")]
+    reasons = []
+    if edge:
         moved = (
             " (and each of these classes moved as a whole: its other records read as another class more than "
             "a fifth of them could make them)"
-            if all(t.get("class_moved") for t in tests)
+            if all(t.get("class_moved") for t in edge)
             else ""
         )
-        why = (
-            f"but too few are misread beyond the class's finest threshold to block{moved}: records at the edge "
-            "of their class are the first that a lens, sensor, source or pipeline change tips over, and "
-            "relabelled records sent at the edge look the same. Review these records"
+        labels = ", ".join(sorted({repr(t["label"]) for t in edge}))
+        reasons.append(
+            f"in {labels}, too few are misread beyond the class's finest threshold to block{moved}: records at "
+            "the edge of their class are the first that a lens, sensor, source or pipeline change tips over, "
+            "and relabelled records sent at the edge look the same. Review these records"
         )
-    else:
-        why = (
-            f"but the rest of the batch reads as other classes too ({worst['rest_rate']:.1%} of it, against at "
-            f"most {worst['threshold']:.1%} of trusted records): the batch moved as a whole (a new sensor, "
-            "scanner or instrument) or carries label errors throughout, so no group is singled out as a "
+    if whole:
+        shifted = min(whole, key=lambda t: t["p_value"])
+        labels = ", ".join(sorted({repr(t["label"]) for t in whole}))
+        reasons.append(
+            f"in {labels}, the rest of the batch reads as other classes too ({shifted['rest_rate']:.1%} of it, "
+            f"against at most {shifted['threshold']:.1%} of trusted records): the batch moved as a whole (a new "
+            "sensor, scanner or instrument) or carries label errors throughout, so no group is singled out as a "
             "backdoor. Review the batch as a whole"
         )
     return Finding(
@@ -1159,7 +1227,7 @@ def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.nda
         row=None,
         reason=(
             "records closer to trusted records of another class than to their own, in "
-            f"{len(per_class)} class(es): {'; '.join(parts)}; {why}"
+            f"{len(per_class)} class(es): {'; '.join(parts)}; but {'; and '.join(reasons)}"
         ),
         evidence={
             "classes": [_summary(t, GROUP_KEYS) for t in tests],

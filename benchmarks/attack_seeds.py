@@ -1,26 +1,52 @@
-"""``python -m benchmarks.attack_seeds``: the tuning attacks at more than one seed.
+"""``python -m benchmarks.attack_seeds``: the attacks at more than one seed.
 
 ``benchmarks.review_queue`` and ``make bench`` judge every attack at seed 0. A gate change that relaxes a
 detector (so that clean data that is merely new is not blocked) must keep blocking the attacks when they
-are drawn anew, so this runs each tuning attack (``benchmarks.attacks.ATTACKS``) at the given seeds with
-the default policy at that seed, and records per scan: the verdict, the detectors that asked for a
-block, and how many records the review queue holds, poisoned and all.
+are drawn anew, so this runs each attack of the chosen sets at the given seeds with the default policy at
+that seed, and records per scan: the verdict, the detectors that asked for a block, how many records the
+review queue holds, poisoned and all, and the combined record score's recall at 1% FPR and AUROC.
+
+Sets: ``tuning`` (``benchmarks.attacks.ATTACKS``), ``heldout`` and ``heldout2`` (the two held-out sets),
+``fixed`` (the fixed-count image patch, 25, 50 and 100 poisoned crops in 5,000).
 
     python -m benchmarks.attack_seeds --seeds 1,2,3 --out benchmarks/results/tuning-attacks-seeds-1-3.json
+    python -m benchmarks.attack_seeds --sets tuning,heldout,heldout2,fixed --seeds 0,1,2 --out FILE.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.attacks import ATTACKS, build
+from benchmarks.attacks.fixed_counts import case_name, fixed_count
+from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
+from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS, build_heldout2
 from benchmarks.benign_seeds import sweep
+from benchmarks.metrics import auroc, recall_at_fpr
 from dataward.gates.report import GateReport
+
+FIXED_IMAGE = {
+    case_name("image_patch", count, 5000): partial(fixed_count, "image_patch", count, 5000) for count in (25, 50, 100)
+}
+
+
+def _fixed(name: str, seed: int) -> Any:
+    return FIXED_IMAGE[name](seed=seed)
+
+
+SETS: dict[str, tuple[list[str], Callable[[str, int], Any]]] = {
+    "tuning": (list(ATTACKS), build),
+    "heldout": (list(HELDOUT_ATTACKS), build_heldout),
+    "heldout2": (list(HELDOUT2_ATTACKS), build_heldout2),
+    "fixed": (list(FIXED_IMAGE), _fixed),
+}
 
 
 def _attack_row(case: Any, report: GateReport) -> dict[str, Any]:
@@ -31,25 +57,39 @@ def _attack_row(case: Any, report: GateReport) -> dict[str, Any]:
         "blockers": sorted(d for d, result in report.results.items() if result.block),
         "queued": int(queued.sum()),
         "queued_poison": int((queued & poison).sum()),
+        "recall_at_1pct_fpr": round(float(recall_at_fpr(report.records.score, poison, 0.01)), 4),
+        "auroc": round(float(auroc(report.records.score, poison)), 4),
     }
 
 
-def run(seeds: list[int], names: list[str]) -> dict[str, dict[str, Any]]:
-    """``{"name@seed": {verdict, blockers, queued, queued_poison, seconds}}`` for every attack and seed."""
-    return sweep(seeds, names, build, _attack_row)
+def run(seeds: list[int], names: list[str], set_name: str = "tuning") -> dict[str, dict[str, Any]]:
+    """``{"name@seed": {verdict, blockers, queued, queued_poison, recall_at_1pct_fpr, auroc, seconds}}`` for
+    every attack ``names`` of ``set_name`` and every seed."""
+    return sweep(seeds, names, SETS[set_name][1], _attack_row)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.attack_seeds", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
-    parser.add_argument("--attacks", help="comma-separated attacks (default: every tuning attack)")
+    parser.add_argument("--sets", default="tuning", help=f"comma-separated sets of attacks: {', '.join(SETS)}")
+    parser.add_argument("--attacks", help="comma-separated attacks of the one set given (default: all of them)")
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
-    names = args.attacks.split(",") if args.attacks else list(ATTACKS)
-    unknown = sorted(set(names) - set(ATTACKS))
-    if unknown:
-        parser.error(f"unknown attack(s): {', '.join(unknown)}; known: {', '.join(ATTACKS)}")
-    figures = run([int(s) for s in args.seeds.split(",")], names)
+    sets = args.sets.split(",")
+    unknown_sets = sorted(set(sets) - set(SETS))
+    if unknown_sets:
+        parser.error(f"unknown set(s): {', '.join(unknown_sets)}; known: {', '.join(SETS)}")
+    if args.attacks and len(sets) != 1:
+        parser.error("--attacks needs exactly one set in --sets")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    figures: dict[str, dict[str, Any]] = {}
+    for set_name in sets:
+        known = SETS[set_name][0]
+        names = args.attacks.split(",") if args.attacks else known
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            parser.error(f"unknown attack(s): {', '.join(unknown)}; known in {set_name}: {', '.join(known)}")
+        figures.update({f"{set_name}:{key}": row for key, row in run(seeds, names, set_name).items()})
     verdicts = [row["verdict"] for row in figures.values()]
     print(", ".join(f"{verdicts.count(v)} {v}" for v in ("block", "review", "pass")) + f" of {len(figures)} scans")
     if args.out is not None:

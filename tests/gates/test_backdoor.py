@@ -485,18 +485,16 @@ def test_a_camera_with_more_contrast_is_not_blocked_at_a_tight_calibration_split
     assert report.verdict != "block", report.reasons
 
 
-def test_scattered_deep_records_beside_edge_records_do_not_silence_the_edge_records_review() -> None:
-    """The attacker's side of counting only at the finest threshold (backdoor version 8): 30 'b' records
-    relabelled 'a', chosen to be misread at 2% but not at the finest threshold, beside 14 records of 14
-    other classes relabelled 'a' and misread beyond it. The 14 make the finest count significant, but
-    they do not hold together, so that group does not block; the 30 must still be named for review (a
-    first cut of version 8 dropped the coarse count then, and the batch passed with no finding)."""
+def _edge_and_scattered(n_edge: int, seed: int) -> tuple[BackdoorDetector, GateData, set[int]]:
+    """A batch of 16 classes with ``n_edge`` 'b' records relabelled 'a' and chosen to be misread at 2% but
+    not at the finest threshold, and 14 records of the 14 other classes relabelled 'a' and misread beyond
+    it (deep and scattered); the fitted detector, the batch and the edge records' positions."""
     k, d = 16, 19
     centres = np.zeros((k, d))
     centres[1, 0] = 1.6
     for c in range(2, k):
         centres[c, c - 1] = 4.0
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
 
     def blobs(n: int) -> tuple[np.ndarray, np.ndarray]:
         y = np.repeat(np.arange(k), n)
@@ -512,13 +510,27 @@ def test_scattered_deep_records_beside_edge_records_do_not_silence_the_edge_reco
     as_a = np.zeros(len(b_content), np.int64)
     read = detector.score_records(GateData(b_content, as_a, table(b_content)))
     p, _ = detector._label_p_values(read["label_score"], as_a)
-    edge = b_content[np.flatnonzero((p > 1 / 301) & (p <= 0.02) & (read["label_score"] > 0))[:30]]
+    edge = b_content[np.flatnonzero((p > 1 / 301) & (p <= 0.02) & (read["label_score"] > 0))[:n_edge]]
+    assert len(edge) == n_edge
     deep = (centres[2:] + rng.normal(0, 0.5, (k - 2, d))).astype(np.float32)
     x = np.vstack([xc, edge, deep])
     y = np.r_[yc, np.zeros(len(edge) + len(deep), np.int64)]
-    result = detector.score(GateData(x, y, table(x)))
-    assert len(edge) == 30
+    return detector, GateData(x, y, table(x)), set(range(len(xc), len(xc) + n_edge))
+
+
+@pytest.mark.parametrize(("n_edge", "seed"), [(10, 1), (15, 2), (20, 0), (30, 0)])
+def test_scattered_deep_records_beside_edge_records_do_not_silence_the_edge_records_review(
+    n_edge: int, seed: int
+) -> None:
+    """The attacker's side of counting only at the finest threshold (backdoor version 8): edge records
+    relabelled 'a' beside 14 scattered deep ones. The 14 make the finest count significant but do not hold
+    together, so that group does not block; the edge records, significant at 2% and holding together on
+    their own, must still be named for review. Two first cuts of version 8 passed such batches with no
+    finding: one dropped the coarser count whenever the finest was significant, the next tested the edge
+    records for holding together with the scattered ones among them (and skipped the coarser count
+    whenever the finest was the best of all thresholds)."""
+    detector, batch, edge_rows = _edge_and_scattered(n_edge, seed)
+    result = detector.score(batch)
     named = {row - 1 for f in [*result.findings, *result.contribution_findings] for row in f.evidence.get("rows", [])}
-    edge_rows = set(range(len(xc), len(xc) + len(edge)))
     assert result.block or edge_rows <= named, [f.reason for f in result.contribution_findings]
-    assert result.p_value <= REVIEW_FLOOR or result.block
+    assert result.block or result.p_value <= REVIEW_FLOOR

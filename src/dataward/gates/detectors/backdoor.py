@@ -420,13 +420,26 @@ class BackdoorDetector(Detector):
             view = _ClassView(new, reduced, int(ref.size), opts.neighbours, max(1, codes.size), about)
             fine = view.group(at_finest, misread, read_c, ctx.classes)
             class_groups = [fine] if fine is not None else []
-            # A coarser count significant on its own names its records for review: all of them when the
-            # finest group does not block (too few, or not holding together), else those beyond it.
-            if count["threshold_index"] != at_finest["threshold_index"] and count["count_p"] <= ctx.alpha:
-                blocks = fine is not None and fine["p_value"] <= ctx.alpha
-                leave_out = fine["members"] if fine is not None and blocks else None
-                coarse = view.group(count, misread, read_c, ctx.classes, coarse_only=True, leave_out=leave_out)
+            # A coarser count significant on its own names its records for review, whatever the finest
+            # group did. Whether they hold together is tested on the records beyond the finest group (deep
+            # misreads scattered over other classes must not dilute it); named are all of them when the
+            # finest group does not block, else those beyond it.
+            # (The thresholds before the finest keep their indices, so ``threshold_index`` reads ``misread``.)
+            coarse_count = (
+                _misread_test(misread, as_trusted, new, others, thresholds[:finest], n_tests, class_sizes[int(code)])
+                if finest > 0
+                else None
+            )
+            if coarse_count is not None and coarse_count["count_p"] <= ctx.alpha:
+                blocks = fine is not None and fine["p_value"] <= ctx.alpha and not fine["shifted"]
+                beyond = fine["members"] if fine is not None else None
+                coarse = view.group(coarse_count, misread, read_c, ctx.classes, coarse_only=True, leave_out=beyond)
                 if coarse is not None:
+                    coarse["beside_block"] = blocks
+                    if not blocks and beyond is not None:
+                        coarse["members"] = np.union1d(coarse["members"], beyond)
+                        coarse["contribution_count"] = int(coarse["members"].size)
+                        coarse["read_as"] = _votes(read_c[coarse["members"]], ctx.classes)
                     class_groups.append(coarse)
             if class_groups:
                 per_class[label]["group_p"] = min(g["group_p"] for g in class_groups)
@@ -1025,6 +1038,7 @@ GROUP_KEYS = (
     "shifted",
     "class_moved",
     "coarse_only",
+    "beside_block",
     "read_as",
 )
 CLUSTER_KEYS = (
@@ -1156,39 +1170,49 @@ def _group_finding(detector: str, g: dict[str, Any], rows: np.ndarray) -> Findin
     )
 
 
+_EDGE_WHY = (
+    "records at the edge of their class are the first that a lens, sensor, source or pipeline change tips "
+    "over, and relabelled records sent at the edge look the same"
+)
+
+
 def _review_summary(
     detector: str, confounded: list[dict[str, Any]], reviewing: list[dict[str, Any]], p_value: float
 ) -> Finding:
     """One line for the verdict: what kind of groups and clusters were found, none of them enough to block."""
     classes = sorted({t["label"] for t in [*confounded, *reviewing]})
     edge = [t for t in confounded if t.get("coarse_only")]
-    whole = [t for t in confounded if not t.get("coarse_only")]
-    kinds = []
+    whole = [t for t in confounded if t.get("shifted")]
+    kinds, endings = [], []
     if edge:
         moved = " in classes that moved as a whole" if all(t.get("class_moved") for t in edge) else ""
         kinds.append(
-            f"records at the edge of their class read as other classes{moved}, too few beyond its finest "
+            f"records at the edge of their class read as other classes{moved}, not enough beyond its finest "
             "threshold to block"
         )
+        endings.append("review them: relabelled records sent at a class's edge look the same")
     if whole:
         kinds.append("records read as other classes throughout the batch")
-    if not confounded:
+        endings.append("review the batch as a whole")
+    if reviewing:
         kinds.append("records that form clusters of their own while their content agrees with their labels")
-    ending = (
-        "review them: relabelled records sent at a class's edge look the same" if edge else "review, not a backdoor"
-    )
+        endings.append("review, not a backdoor")
     return Finding(
         detector=detector,
         score=float(1.0 - p_value),
-        reason=f"{'; '.join(kinds)}, in {len(classes)} class(es) ({', '.join(map(repr, classes[:6]))}): {ending}",
+        reason=(
+            f"{'; '.join(kinds)}, in {len(classes)} class(es) ({', '.join(map(repr, classes[:6]))}): "
+            f"{'; '.join(endings)}"
+        ),
         evidence={"classes": classes},
     )
 
 
 def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.ndarray) -> Finding:
     """One finding, naming every record, for the groups that may not block: a count significant only at a
-    coarser threshold than the class's finest (``coarse_only``), or a group that the rest of the batch's
-    own misreading keeps from being singled out (``shifted``)."""
+    coarser threshold than the class's finest (``coarse_only``; beside a blocking group of the same class,
+    its records beyond that group), or a group that the rest of the batch's own misreading keeps from being
+    singled out (``shifted``). Each kind is worded on its own; a group of both kinds gets both."""
     worst = min(tests, key=lambda t: t["p_value"])
     per_class = _one_per_class(tests, "contribution_count")
     parts = [
@@ -1197,29 +1221,34 @@ def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.nda
     ]
     members = np.unique(np.concatenate([t["members"] for t in tests]))
     edge = [t for t in tests if t.get("coarse_only")]
-    whole = [t for t in tests if not t.get("coarse_only")]
+    beside = [t for t in edge if t.get("beside_block")]
+    alone = [t for t in edge if not t.get("beside_block")]
+    whole = [t for t in tests if t.get("shifted")]
     reasons = []
-    if edge:
+    if alone:
         moved = (
             " (and each of these classes moved as a whole: its other records read as another class more than "
             "a fifth of them could make them)"
-            if all(t.get("class_moved") for t in edge)
+            if all(t.get("class_moved") for t in alone)
             else ""
         )
-        labels = ", ".join(sorted({repr(t["label"]) for t in edge}))
         reasons.append(
-            f"in {labels}, too few are misread beyond the class's finest threshold to block{moved}: records at "
-            "the edge of their class are the first that a lens, sensor, source or pipeline change tips over, "
-            "and relabelled records sent at the edge look the same. Review these records"
+            f"in {_labels(alone)}, they are counted at a coarser threshold than the class's finest, and the "
+            f"class's count beyond its finest threshold does not block (too few, or scattered){moved}: "
+            f"{_EDGE_WHY}. Review these records"
+        )
+    if beside:
+        reasons.append(
+            f"in {_labels(beside)}, they are misread at a coarser threshold only, beside the group that blocks: "
+            f"{_EDGE_WHY}. Review them with it"
         )
     if whole:
         shifted = min(whole, key=lambda t: t["p_value"])
-        labels = ", ".join(sorted({repr(t["label"]) for t in whole}))
         reasons.append(
-            f"in {labels}, the rest of the batch reads as other classes too ({shifted['rest_rate']:.1%} of it, "
-            f"against at most {shifted['threshold']:.1%} of trusted records): the batch moved as a whole (a new "
-            "sensor, scanner or instrument) or carries label errors throughout, so no group is singled out as a "
-            "backdoor. Review the batch as a whole"
+            f"in {_labels(whole)}, the rest of the batch reads as other classes too ({shifted['rest_rate']:.1%} "
+            f"of it, against at most {shifted['threshold']:.1%} of trusted records): the batch moved as a whole "
+            "(a new sensor, scanner or instrument) or carries label errors throughout, so no group is singled "
+            "out as a backdoor. Review the batch as a whole"
         )
     return Finding(
         detector=detector,
@@ -1234,6 +1263,10 @@ def _confounded_finding(detector: str, tests: list[dict[str, Any]], rows: np.nda
             "rows": rows[members].tolist(),
         },
     )
+
+
+def _labels(tests: list[dict[str, Any]]) -> str:
+    return ", ".join(sorted({repr(t["label"]) for t in tests}))
 
 
 def _cluster_finding(detector: str, t: dict[str, Any], rows: np.ndarray, what: str) -> Finding:

@@ -421,9 +421,9 @@ class BackdoorDetector(Detector):
             fine = view.group(at_finest, misread, read_c, ctx.classes)
             class_groups = [fine] if fine is not None else []
             # A coarser count significant on its own names its records for review, whatever the finest
-            # group did. Whether they hold together is tested on the records beyond the finest group (deep
-            # misreads scattered over other classes must not dilute it); named are all of them when the
-            # finest group does not block, else those beyond it.
+            # group did: all of them when the finest group does not block, else those beyond it. Whether
+            # they hold together is also asked of the records beyond the finest group alone, so that deep
+            # misreads scattered over other classes cannot dilute it (``_ClassView.group``'s ``also_without``).
             # (The thresholds before the finest keep their indices, so ``threshold_index`` reads ``misread``.)
             coarse_count = (
                 _misread_test(misread, as_trusted, new, others, thresholds[:finest], n_tests, class_sizes[int(code)])
@@ -432,14 +432,18 @@ class BackdoorDetector(Detector):
             )
             if coarse_count is not None and coarse_count["count_p"] <= ctx.alpha:
                 blocks = fine is not None and fine["p_value"] <= ctx.alpha and not fine["shifted"]
-                beyond = fine["members"] if fine is not None else None
-                coarse = view.group(coarse_count, misread, read_c, ctx.classes, coarse_only=True, leave_out=beyond)
+                finest_members = fine["members"] if fine is not None else None
+                coarse = view.group(
+                    coarse_count,
+                    misread,
+                    read_c,
+                    ctx.classes,
+                    coarse_only=True,
+                    leave_out=finest_members if blocks else None,
+                    also_without=None if blocks else finest_members,
+                )
                 if coarse is not None:
                     coarse["beside_block"] = blocks
-                    if not blocks and beyond is not None:
-                        coarse["members"] = np.union1d(coarse["members"], beyond)
-                        coarse["contribution_count"] = int(coarse["members"].size)
-                        coarse["read_as"] = _votes(read_c[coarse["members"]], ctx.classes)
                     class_groups.append(coarse)
             if class_groups:
                 per_class[label]["group_p"] = min(g["group_p"] for g in class_groups)
@@ -947,16 +951,23 @@ class _ClassView:
         *,
         coarse_only: bool = False,
         leave_out: np.ndarray | None = None,
+        also_without: np.ndarray | None = None,
     ) -> dict[str, Any] | None:
         """The class's records misread at ``counted``'s threshold (``_misread_test``), but ``leave_out``, as
         a group whose ``p_value`` is the larger of the count's and of holding together (Bonferroni over
-        the classes); None when they are fewer than ``MIN_GROUP``."""
+        the classes); None when they are fewer than ``MIN_GROUP``. With ``also_without``, holding together
+        is also asked of the members without those records, and the smaller p-value counts, doubled."""
         members = self.new[misread[counted["threshold_index"], self.new]]
         if leave_out is not None:
             members = np.setdiff1d(members, leave_out)
         if members.size < MIN_GROUP:
             return None
         together = _holds_together(self.reduced, self.n_ref, np.isin(self.new, members), self.neighbours)
+        if also_without is not None:
+            rest = np.setdiff1d(members, also_without)
+            if rest.size >= MIN_GROUP and rest.size < members.size:
+                alone = _holds_together(self.reduced, self.n_ref, np.isin(self.new, rest), self.neighbours)
+                together = 2.0 * min(together, alone)
         group_p = min(1.0, together * self.n_classes)
         return {
             **counted,

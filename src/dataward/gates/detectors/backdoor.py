@@ -337,7 +337,7 @@ class BackdoorDetector(Detector):
         # A class whose records (its suspects left out) read as another class far more than its trusted
         # records do, by more than any share of relabelled records up to ``MOVED_CLASS_SHARE`` could make
         # them, moved as a class (a vignetting lens darkens bright skies towards dark gardens). That only
-        # words the review finding now: no class's coarse count blocks (``_count_that_may_block``), and
+        # words the review finding now: no class's coarse count blocks (the class groups below), and
         # excusing the group outright would excuse a backdoor sent through the same lens
         # (tests/gates/test_backdoor_moved_class.py).
         class_moved = classes_moved_apart_from(
@@ -391,7 +391,8 @@ class BackdoorDetector(Detector):
             label = _label(ctx.classes, code)
             others = contribution.labels != code
             # Only the group counted beyond the class's finest resolved threshold may block; a count
-            # significant at a coarser threshold names its records for review (``_count_that_may_block``).
+            # significant at a coarser threshold names its records for review (the class groups below).
+            # ``count``, the best at any threshold, is what the class's summary reports.
             count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
             finest = max(_resolved(thresholds, class_sizes[int(code)]) - 1, 0)
             at_finest = _misread_test(
@@ -401,7 +402,7 @@ class BackdoorDetector(Detector):
             per_class[label] = {
                 "records": int(ref.size + new.size),
                 "contribution": int(new.size),
-                **_count_that_may_block(count, at_finest, ctx.alpha),
+                **_summary_count(count, at_finest, ctx.alpha),
                 "class_moved": moved_class,
             }
             if ref.size < MIN_CLASS_REFERENCE:
@@ -1133,18 +1134,16 @@ def _misread_test(
     return best
 
 
-def _count_that_may_block(count: dict[str, Any], at_finest: dict[str, Any], alpha: float) -> dict[str, Any]:
+def _summary_count(count: dict[str, Any], at_finest: dict[str, Any], alpha: float) -> dict[str, Any]:
     """A class's misread count as its summary reports it: ``at_finest`` (``_misread_test`` at the class's
     finest resolved threshold alone) when it is significant, else ``count`` (at every threshold), with
     ``coarse_only`` when only a coarser threshold's count is.
 
-    A record at the edge of its class, misread beyond all but 2% or 10% of the class's trusted records,
-    is the first that a change of sensor, source or pipeline tips over: a recompressed, noisier, darker
-    or more contrasted camera makes a class's coarse tail longer than its trusted records' with no label
-    wrong (19 of 180 crops misread at 2% where 3 are expected, p=2.5e-4, through a camera with 10% more
-    contrast). So only the group counted at the finest threshold may block; a coarser count's group, when
-    its records hold together, names them for review (``_score``; the cluster test still counts at every
-    threshold). In a class too small to resolve more than one threshold the two counts are the same.
+    Only the group counted at the finest threshold may block (``_score``'s class groups): a record at the
+    edge of its class, misread beyond all but 2% or 10% of the class's trusted records, is the first that
+    a change of sensor, source or pipeline tips over (19 of 180 crops misread at 2% where 3 are expected,
+    p=2.5e-4, through a camera with 10% more contrast). In a class too small to resolve more than one
+    threshold the two counts are the same.
     """
     if at_finest["count_p"] <= alpha:
         return at_finest | {"coarse_only": False}

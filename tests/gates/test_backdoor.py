@@ -536,3 +536,63 @@ def test_scattered_deep_records_beside_edge_records_do_not_silence_the_edge_reco
     assert result.block or edge_rows <= named, [f.reason for f in result.contribution_findings]
     # Review-level for the whole gate: below the default review_p shared by up to ten detectors.
     assert result.block or result.p_value * 10 < GatePolicy().review_p
+
+
+def _edge_beside_a_small_class(n_edge: int, seed: int) -> tuple[BackdoorDetector, GateData, GateData, set[int]]:
+    """Four classes, 'd' calibrated on 60 trusted records and the others on 300, and ``n_edge`` 'b' records
+    relabelled 'a' chosen to be misread at the small class's resolution (1/61) but not at 'a''s own
+    (1/301). The fitted detector, the batch without any 'd' record and with 30 of them, and the edge
+    records' positions (the same in both batches)."""
+    k, d = 4, 6
+    centres = np.zeros((k, d))
+    centres[1, 0] = 1.6
+    centres[2, 1] = centres[3, 2] = 4.0
+    rng = np.random.default_rng(seed)
+
+    def blobs(sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat(np.arange(k), sizes)
+        return (centres[y] + rng.normal(0, 0.5, (y.size, d))).astype(np.float32), y
+
+    schema = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(d)))
+    xb, yb = blobs([300, 300, 300, 60])
+    detector = BackdoorDetector().fit(
+        GateData(xb, yb, table(xb)), GateContext(schema, tuple("abcd"), alpha=ALPHA, seed=0)
+    )
+    b_content = (centres[1] + rng.normal(0, 0.5, (2000, d))).astype(np.float32)
+    as_a = np.zeros(len(b_content), np.int64)
+    read = detector.score_records(GateData(b_content, as_a, table(b_content)))
+    p, _ = detector._label_p_values(read["label_score"], as_a)
+    edge = b_content[np.flatnonzero((p > 1 / 301) & (p <= 1 / 61) & (read["label_score"] > 0))[:n_edge]]
+    assert len(edge) == n_edge
+    xc, yc = blobs([150, 150, 150, 30])
+    without = yc != 3
+    batches = []
+    for keep in (without, np.ones(len(yc), bool)):
+        x = np.vstack([xc[keep], edge])
+        y = np.r_[yc[keep], np.zeros(n_edge, np.int64)]
+        batches.append(GateData(x, y, table(x)))
+    n_without = int(without.sum())
+    # The edge records follow the clean ones, so their positions differ by the 'd' records in between.
+    return detector, batches[0], batches[1], set(range(n_without, n_without + n_edge))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_class_counts_at_its_own_finest_threshold_whichever_classes_the_batch_holds(seed: int) -> None:
+    """The attacker's side of "only a class's finest count blocks" (backdoor version 9): were a class's finest
+    threshold the finest of the batch's classes, a sender would set it by sending or leaving out a small
+    class: with 30 records of 'd' (60 trusted) every class counted at 1/61, without them at 1/301, and edge
+    records misread at 1/61 but not at 1/301 went from a block to a review. Now 'a' counts at its own
+    1/301 either way, and the edge records are named for review in both batches."""
+    detector, without_small, with_small, _ = _edge_beside_a_small_class(20, seed)
+    results = [detector.score(batch) for batch in (without_small, with_small)]
+    groups = [[(g["threshold"], g["coarse_only"], g["block"]) for g in r.summary["groups"]] for r in results]
+    assert groups[0] == groups[1], groups
+    assert results[0].block == results[1].block
+    # No count at the small class's resolution: 'a' counts at 10%, 2% and its own 1/301.
+    assert all(t != round(1 / 61, 6) for t, _, _ in groups[0]), groups
+    for result, batch in zip(results, (without_small, with_small), strict=True):
+        named = {
+            row - 1 for f in [*result.findings, *result.contribution_findings] for row in f.evidence.get("rows", [])
+        }
+        edge_rows = set(range(len(batch) - 20, len(batch)))
+        assert result.block or edge_rows <= named, [f.reason for f in result.contribution_findings]

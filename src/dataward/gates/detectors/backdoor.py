@@ -13,10 +13,12 @@ one class are second populations too. The detector therefore asks two questions.
    scores of that class alone, however few: classes differ in how well their content reads (on
    man-page lines a third of the trusted 'admin' records read as 'commands'), so only a class's own
    trusted records are exchangeable with its new ones. A record is *misread* at threshold ``t`` (0.1,
-   0.02 and the finest resolution of a class's calibration below them) when ``s > 0`` (another label's
+   0.02 and, below them, the class's own calibration resolution) when ``s > 0`` (another label's
    trusted records are closer) and its p-value, floored at its class's calibration resolution
    ``1/(n + 1)``, is at most ``t``: at most a share ``t`` of a class's clean records are. A class of
-   ``n`` trusted records counts misread records only at thresholds of at least ``1/(n + 1)``.
+   ``n`` trusted records counts misread records only at thresholds of at least ``1/(n + 1)``, and
+   its finest threshold is its own whichever classes the batch holds (version 9; before, it was the
+   finest of the batch's classes, which a sender set by leaving a small class out).
    A record misread against the trusted records that reads as its *own* label among the batch's own
    records that are not misread (both classes with at least ``MIN_BATCH_CLASS`` of them) moved with its
    batch: a darker camera brings a bright class closer to a dark one in the trusted records' space,
@@ -109,7 +111,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -229,7 +231,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "8"
+    version = "9"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -325,6 +327,7 @@ class BackdoorDetector(Detector):
         class_sizes = {int(code): int(np.median(sizes[contribution.labels == code])) for code in codes}
         thresholds = _thresholds(list(class_sizes.values()))
         misread = _misread(p_label, sizes, score_c, thresholds)
+        resolves = resolution[None, :] <= np.array(thresholds)[:, None]
         # A record that reads as another class only against the *trusted* records, and as its own label
         # among the batch's own records, moved with its batch (a darker camera moves a bright class
         # towards a dark one); that is drift for review, not a label contradicting content.
@@ -384,7 +387,7 @@ class BackdoorDetector(Detector):
         per_class: dict[str, dict[str, Any]] = {}
         # Bonferroni over the (class, threshold) tests that can reject: a class resolves no threshold
         # finer than 1 / (n + 1), n its trusted records (a count of zero has p = 1).
-        n_tests = max(1, sum(_resolved(thresholds, n) for n in class_sizes.values()))
+        n_tests = max(1, sum(len(_class_thresholds(thresholds, n)) for n in class_sizes.values()))
         for code in codes:
             new = np.flatnonzero(contribution.labels == code)
             ref = ref_of[int(code)]
@@ -393,10 +396,13 @@ class BackdoorDetector(Detector):
             # Only the group counted beyond the class's finest resolved threshold may block; a count
             # significant at a coarser threshold names its records for review (the class groups below).
             # ``count``, the best at any threshold, is what the class's summary reports.
-            count = _misread_test(misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)])
-            finest = max(_resolved(thresholds, class_sizes[int(code)]) - 1, 0)
+            n_cal = class_sizes[int(code)]
+            own = _class_thresholds(thresholds, n_cal)
+            count = _misread_test(
+                misread, as_trusted, new, others, thresholds, n_tests, n_cal, indices=own, resolves=resolves
+            )
             at_finest = _misread_test(
-                misread, as_trusted, new, others, thresholds, n_tests, class_sizes[int(code)], only=finest
+                misread, as_trusted, new, others, thresholds, n_tests, n_cal, indices=own[-1:], resolves=resolves
             )
             moved_class = bool(class_moved[new].any())
             per_class[label] = {
@@ -425,10 +431,11 @@ class BackdoorDetector(Detector):
             # group did: all of them when the finest group does not block, else those beyond it. Whether
             # they hold together is also asked of the records beyond the finest group alone, so that deep
             # misreads scattered over other classes cannot dilute it (``_ClassView.group``'s ``also_without``).
-            # (The thresholds before the finest keep their indices, so ``threshold_index`` reads ``misread``.)
             coarse_count = (
-                _misread_test(misread, as_trusted, new, others, thresholds[:finest], n_tests, class_sizes[int(code)])
-                if finest > 0
+                _misread_test(
+                    misread, as_trusted, new, others, thresholds, n_tests, n_cal, indices=own[:-1], resolves=resolves
+                )
+                if len(own) > 1
                 else None
             )
             if coarse_count is not None and coarse_count["count_p"] <= ctx.alpha:
@@ -476,8 +483,17 @@ class BackdoorDetector(Detector):
             if any(g["code"] == test["code"] and np.isin(members, g["members"]).mean() > 0.5 for g in blocking):
                 continue
             others = contribution.labels != test["code"]
+            n_cal = int(np.median(sizes[members]))
             count = _misread_test(
-                misread, as_trusted, members, others, thresholds, len(significant), int(np.median(sizes[members]))
+                misread,
+                as_trusted,
+                members,
+                others,
+                thresholds,
+                len(significant),
+                n_cal,
+                indices=_class_thresholds(thresholds, n_cal),
+                resolves=resolves,
             )
             wrong = misread[count["threshold_index"], members]
             test.update(
@@ -1068,20 +1084,28 @@ CLUSTER_KEYS = (
 
 def _thresholds(class_sizes: list[int]) -> list[float]:
     """Label-check p-value thresholds, loosest first: the ``THRESHOLDS`` the largest class's calibration
-    resolves, and the resolution ``1 / (n + 1)`` of the smallest class that resolves finer than the
-    last of them. A class calibrated on ``n`` trusted records counts misread records only at the
-    thresholds of at least ``1 / (n + 1)`` (``_resolved``); a small class does not coarsen the others'."""
+    resolves, then the resolution ``1 / (n + 1)`` of every class that resolves finer than the last of them.
+    Each class counts at its own thresholds (``_class_thresholds``): the ``THRESHOLDS`` it resolves and its
+    own resolution, whichever other classes the batch holds."""
     largest = max(class_sizes)
     out = [t for t in THRESHOLDS if t >= 1.0 / (largest + 1.0)]
-    fine = [n for n in class_sizes if 1.0 / (n + 1.0) < THRESHOLDS[-1]]
-    if fine:
-        out.append(1.0 / (min(fine) + 1.0))
+    out += sorted({1.0 / (n + 1.0) for n in class_sizes if 1.0 / (n + 1.0) < THRESHOLDS[-1]}, reverse=True)
     return out or [1.0 / (largest + 1.0)]
 
 
-def _resolved(thresholds: list[float], n_calibration: int) -> int:
-    """How many of ``thresholds`` a calibration set of ``n_calibration`` records resolves."""
-    return sum(t >= 1.0 / (n_calibration + 1.0) for t in thresholds)
+def _class_thresholds(thresholds: list[float], n_calibration: int) -> list[int]:
+    """Indices in ``thresholds`` (loosest first) at which a class calibrated on ``n_calibration`` trusted
+    records counts misread records: the ``THRESHOLDS`` of at least ``1 / (n + 1)``, then its own resolution
+    when finer than them, the class's finest.
+
+    A class's finest threshold is its own: were it the finest any class of the batch resolves, the sender
+    would set it by which classes the batch holds (leaving a small class out makes every other class's
+    finest threshold stricter, so that records at their edge are only reviewed)."""
+    own = 1.0 / (n_calibration + 1.0)
+    indices = [i for i, t in enumerate(thresholds) if t in THRESHOLDS and t >= own]
+    if own < THRESHOLDS[-1] and own in thresholds:
+        indices.append(thresholds.index(own))
+    return indices or [0]
 
 
 def _misread_test(
@@ -1093,7 +1117,8 @@ def _misread_test(
     n_tests: int,
     n_calibration: int,
     *,
-    only: int | None = None,
+    indices: Sequence[int] | None = None,
+    resolves: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """More misread records in a class than calibration and the rest of the batch explain?
 
@@ -1104,15 +1129,17 @@ def _misread_test(
     batch that moved as a whole singles out no class. The larger of the two p-values is the test's;
     the best threshold is kept, Bonferroni over ``n_tests``. ``shifted``: the rest of the batch is
     itself misread well beyond ``t``. The class's records are counted in ``misread``; the rest of the
-    batch in ``rest_misread`` (the trusted reading, before any record is excused by its batch).
-    ``only``: the index of the one threshold to count at (the others are not looked at), else the best.
+    batch in ``rest_misread`` (the trusted reading, before any record is excused by its batch), among
+    the records whose class resolves ``t`` (``resolves``, thresholds by records; a record of a class
+    that does not is never misread at ``t`` and says nothing of the batch's rate there).
+    ``indices``: the thresholds to count at (the class's own, ``_class_thresholds``), else all of them.
     """
     best: dict[str, Any] = {}
-    for i, t in enumerate(thresholds):
-        if only is not None and i != only:
-            continue
+    for i in range(len(thresholds)) if indices is None else indices:
+        t = thresholds[i]
         k = int(misread[i, new].sum())
-        rest_n, rest_k = int(others.sum()), int(rest_misread[i, others].sum())
+        rest = others if resolves is None else others & resolves[i]
+        rest_n, rest_k = int(rest.sum()), int(rest_misread[i, rest].sum())
         rest_rate = rest_k / rest_n if rest_n else 0.0
         a = max(1, math.floor(t * (n_calibration + 1)))
         null = min(1.0, max(a / (n_calibration + 1), rest_rate))

@@ -44,9 +44,10 @@ _MISSING = {
 
 
 def select_detectors(
-    policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool
+    policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool, no_validation: str | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """Detectors to run and the ones skipped with the reason (a column kind or a declared requirement missing)."""
+    """Detectors to run and the ones skipped with the reason (a column kind or a declared requirement missing;
+    ``no_validation`` says why there is no validation set when one was given but none of it is left)."""
     available = registered()
     names = list(policy.detectors) or sorted(available)
     # A language-model dataset has no class label: the label-centric column detectors do not apply,
@@ -60,6 +61,8 @@ def select_detectors(
         if not (set(cls.applies_to) & kinds):
             what = f"{schema.kind.value} datasets" if schema.is_llm else "the schema's columns"
             skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))}; not to {what}"
+        elif missing == [Requirement.VALIDATION] and no_validation is not None:
+            skipped[name] = no_validation
         elif missing:
             skipped[name] = _MISSING[missing[0]]
         else:

@@ -22,6 +22,7 @@ from dataward.domain.limits import InputLimits, limit_error, limit_problem
 from dataward.domain.missing import is_missing
 from dataward.domain.records import canonical_categorical, canonical_label, canonical_numeric, record_ids
 from dataward.domain.schema import MESSAGES, RECORD_ID, ColumnKind, DatasetKind, Schema
+from dataward.domain.wording import a_or_an
 from dataward.gates.features.image import array_to_png, check_image_headers, image_to_png
 
 ROW = "row"
@@ -128,7 +129,7 @@ def _image_value(value: Any, what: str, name: str, row: int) -> Any:
     except ValueError as exc:  # a ragged list of pixel rows
         raise InputError(f"the {what}'s image column {name!r}, row {row}: not a pixel array ({exc})") from None
     raise InputError(
-        f"the {what}'s image column {name!r}, row {row}: holds a {type(value).__name__}, where an image column "
+        f"the {what}'s image column {name!r}, row {row}: holds {a_or_an(type(value).__name__)}, where an image column "
         "takes encoded image bytes (PNG, JPEG, ...), a pixel array or a PIL image",
         hint="for image files, give their bytes (Path(file).read_bytes())" if isinstance(value, str) else None,
     )

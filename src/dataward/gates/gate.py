@@ -213,6 +213,35 @@ def verdict(
     return "pass", [], union_p
 
 
+MIN_TRUSTED_RECORDS = 20
+"""The fewest trusted records a contribution is judged against. Below, ``backdoor`` and ``drift`` do not run
+(20 is their own floor), ``label_consistency`` and ``outliers`` do not run on a single record and calibrate
+on a handful above it, and no detector tells poison from chance: a ``pass`` would vouch for a batch
+nothing judged (a one-record baseline passed 30% flipped labels with no reason given)."""
+
+
+def too_few_trusted(n_trusted: int, results: dict[str, DetectorResult]) -> str | None:
+    """The verdict's reason when the baseline holds fewer than ``MIN_TRUSTED_RECORDS`` records (None
+    otherwise), naming the detectors that could not run on it (each says why in its summary)."""
+    if n_trusted >= MIN_TRUSTED_RECORDS:
+        return None
+    idle = [name for name, r in results.items() if r.summary.get("skipped")]
+    records = "1 record" if n_trusted == 1 else f"{n_trusted} records"
+    chance = "calibrate on too few records to tell poison from chance"
+    if not idle:
+        what = f"the detectors {chance}"
+    elif len(idle) == len(results):
+        what = "no detector could run on it"
+    else:
+        names = idle[0] if len(idle) == 1 else f"{', '.join(idle[:-1])} and {idle[-1]}"
+        what = f"{names} could not run on it, and the others {chance}"
+    return (
+        f"the trusted baseline holds only {records}, too few to judge the contribution against (at least "
+        f"{MIN_TRUSTED_RECORDS} are needed): {what}. Nothing here shows the batch clean; judge it against more "
+        "trusted records (a larger training version or clean validation set)"
+    )
+
+
 def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) -> float:
     """P(at least ``flagged`` of ``n`` clean records flagged) when flags run at ``alpha`` in total.
 

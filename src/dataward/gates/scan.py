@@ -36,6 +36,7 @@ from dataward.gates.gate import (
     leading_detectors,
     queued_flags,
     select_detectors,
+    too_few_trusted,
     verdict,
 )
 from dataward.gates.hashing import input_hashes
@@ -480,6 +481,12 @@ def _scan(
             verdict_ = "review" if verdict_ == "pass" else verdict_
         if aliases:
             reasons.append(label_spelling.describe(aliases, Counter(contrib_labels.tolist())))
+            verdict_ = "review" if verdict_ == "pass" else verdict_
+        # A gate that could not judge must not say pass. (An empty baseline is self-reference mode, which
+        # judges the batch against its own folds, with the limits docs/gates.md states.)
+        unjudged = too_few_trusted(len(base), results) if base is not None else None
+        if unjudged is not None:
+            reasons.insert(0, unjudged)
             verdict_ = "review" if verdict_ == "pass" else verdict_
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
         records = RecordScores(

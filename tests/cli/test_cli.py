@@ -176,6 +176,22 @@ def test_small_things_a_new_user_met(cli_ward: tuple[Path, Path]) -> None:
     assert not (root / "v.txt").exists()
 
 
+def test_a_ledger_count_that_is_not_positive_names_the_option(cli_ward: tuple[Path, Path]) -> None:
+    """`ledger -n -5` used to say "limit must be between 0 and 4.61169e+18", and `-n 0` showed an empty table."""
+    ward, _ = cli_ward
+    for count in ("-5", "0"):
+        refused = run(ward, "ledger", "-n", count)
+        assert refused.returncode == 2, refused.stderr
+        assert "--limit" in refused.stderr and "positive number of events" in refused.stderr
+        assert "e+18" not in refused.stderr
+        as_json = run(ward, "ledger", "-n", count, "--json")
+        assert as_json.returncode == 2 and json.loads(as_json.stdout)["error"] == "bad_input"
+    # A count beyond every event shows them all, whatever its size.
+    everything = run(ward, "ledger", "-n", str(10**30), "--json")
+    assert everything.returncode == 0, everything.stderr
+    assert len(json.loads(everything.stdout)) == len(json.loads(run(ward, "ledger", "-n", "100000", "--json").stdout))
+
+
 def test_datasets_lists_what_grants_reach_and_says_so_when_nothing(cli_ward: tuple[Path, Path]) -> None:
     ward, _ = cli_ward
     assert run(ward, "principal", "create", "newcomer").returncode == 0

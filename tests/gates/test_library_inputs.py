@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -138,3 +139,45 @@ def test_labels_mixing_numbers_and_text_are_the_labels_they_spell(wine) -> None:
     missing.loc[3, "label"] = None
     with pytest.raises(InputError, match="the contribution's column 'label' has a missing value"):
         scan(baseline, missing, schema, policy=ONLY)
+
+
+def _pil_images(pngs: pd.Series) -> list:
+    from PIL import Image
+
+    images = []
+    for data in pngs:
+        with Image.open(io.BytesIO(data)) as image:
+            images.append(image.copy())
+    return images
+
+
+def test_pil_images_in_an_image_column_are_the_png_bytes_of_their_pixels(digit_images) -> None:
+    """A frame of PIL images (as Hugging Face datasets hand them out) is scanned as the PNG bytes of the
+    same pixels: the same record ids and the same report as the bytes themselves."""
+    baseline, contribution, schema = digit_images
+    contribution = contribution.iloc[:120].reset_index(drop=True)
+    as_images = contribution.assign(image=_pil_images(contribution["image"]))
+    policy = {"detectors": ["duplicates", "outliers"]}
+    from_bytes = scan(baseline, contribution, schema, policy=policy)
+    from_images = scan(baseline.assign(image=_pil_images(baseline["image"])), as_images, schema, policy=policy)
+    assert from_images.records.record_ids == from_bytes.records.record_ids
+    assert json.dumps(from_images.to_dict(), sort_keys=True) == json.dumps(from_bytes.to_dict(), sort_keys=True)
+
+
+def test_an_image_value_that_cannot_be_taken_is_refused_naming_the_side_column_and_row(digit_images) -> None:
+    from PIL import Image
+
+    baseline, contribution, schema = digit_images
+    contribution = contribution.iloc[:20].reset_index(drop=True)
+    cmyk = contribution.astype({"image": object})
+    cmyk.at[3, "image"] = Image.new("CMYK", (8, 8))
+    with pytest.raises(InputError, match=r"the contribution's image column 'image', row 4: .*CMYK.*convert"):
+        scan(baseline, cmyk, schema, policy=ONLY)
+    path = contribution.astype({"image": object})
+    path.at[0, "image"] = "digit.png"
+    with pytest.raises(InputError, match=r"the contribution's image column 'image', row 1: .*str.*PIL image"):
+        scan(baseline, path, schema, policy=ONLY)
+    arrays = contribution.astype({"image": object})
+    arrays.at[5, "image"] = np.zeros((2, 2, 2))
+    with pytest.raises(InputError, match=r"the contribution's image column 'image', row 6: .*shape \(2, 2, 2\)"):
+        scan(baseline, arrays, schema, policy=ONLY)

@@ -91,3 +91,22 @@ def test_a_tiny_self_referenced_first_import_with_one_record_labels_gets_a_verdi
     rows = [{"x": float(i), "y": float(i * i), "label": label} for i, label in enumerate(labels)]
     c = ward.contribute("tiny", write_csv(tmp_path / "tiny.csv", rows), source="s")
     assert c["gate"]["mode"] == "self-reference" and c["gate"]["verdict"] in ("pass", "review", "block")
+
+
+def test_a_validation_set_too_small_to_judge_by_says_so_in_the_report_and_the_cli(ward: Ward, tmp_path: Path) -> None:
+    from dataward.cli.gate_commands import show_report
+    from dataward.cli.output import console
+
+    rows = wine_rows(shuffled=True)
+    ward.merge(ward.contribute("wine-val", write_csv(tmp_path / "v.csv", rows[:1]), source="curated")["ref"])
+    batch = rows[1:]
+    for i in np.random.default_rng(0).choice(len(batch), int(len(batch) * 0.3), replace=False):
+        batch[i]["cultivar"] = (int(batch[i]["cultivar"]) + 1) % 3  # 30% of the labels flipped
+    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", batch), source="s")
+    gate = c["gate"]
+    assert gate["trusted"]["kind"] == "validation-set" and gate["trusted"]["records"] == 1
+    assert gate["verdict"] in ("review", "block")
+    assert any("the trusted baseline holds only 1 record" in reason for reason in gate["reasons"])
+    with console.capture() as shown:
+        show_report(gate)
+    assert "the trusted baseline holds only 1 record" in " ".join(shown.get().split())

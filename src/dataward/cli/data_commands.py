@@ -16,6 +16,7 @@ from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
+from dataward.domain.wording import a_or_an
 from dataward.io.writers import check_destination, output_format
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -102,7 +103,7 @@ def register(app: typer.Typer) -> None:
         """Create a dataset with its schema (or a clean validation set of another dataset)."""
         if kind != "labelled":
             if label or input_:
-                raise InputError(f"a {kind} dataset has fixed fields", hint="drop --label and --input")
+                raise InputError(f"{a_or_an(kind)} dataset has fixed fields", hint="drop --label and --input")
             schema = Schema.for_kind(kind)
         elif not label or not input_:
             raise InputError("a labelled dataset needs --label and --input", hint="or give --kind instruction")

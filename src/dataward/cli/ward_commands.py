@@ -25,6 +25,20 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 VERIFY_SHOWN = 5
 """Problems of one kind that `verify` prints (``--json`` gives every one)."""
+MAX_EVENTS = 1_000_000_000
+"""The most events one `ledger` listing asks for: what a served ward returns at once. A larger `--limit`
+is asked as this, which is every event of any ward, so that it means "all" against a folder and a server."""
+
+
+def event_count(limit: int) -> int:
+    """The number of events `ledger --limit` asks for; an ``InputError`` naming the option when it is not
+    positive (the service's own message names its argument and a bound of 4.6e18, meaningless here)."""
+    if limit < 1:
+        raise InputError(
+            f"--limit (-n) must be a positive number of events, got {limit}",
+            hint="e.g. `dataward ledger -n 50` shows the 50 newest events",
+        )
+    return min(limit, MAX_EVENTS)
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +86,8 @@ def register(app: typer.Typer) -> None:
         """Show the newest ledger events."""
         if ctx.invoked_subcommand is not None:
             return
-        events = open_ward().ledger(limit=limit, types=type_)
+        count = event_count(limit)  # before the ward is opened: a bad count is the first thing to say
+        events = open_ward().ledger(limit=count, types=type_)
         if as_json:
             emit_json(events)
             return

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from dataward.domain.missing import is_missing
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
+from dataward.domain.wording import a_or_an
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
 _KEYS = frozenset({"role", "content", "name"})
@@ -85,7 +86,9 @@ def label_value(schema: Schema, value: Any) -> Any:
         return value
     if is_missing(value) or value == "" or value == schema.kind.value:
         return schema.kind.value
-    raise ValueError(f"the {schema.label!r} column of a {schema.kind.value} dataset must be {schema.kind.value!r}")
+    raise ValueError(
+        f"the {schema.label!r} column of {a_or_an(schema.kind.value)} dataset must be {schema.kind.value!r}"
+    )
 
 
 def is_messages_column(schema: Schema, name: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataward.domain.errors import InputError
+from dataward.domain.wording import a_or_an
 
 RECORD_ID = "record_id"
 """Name of the column that carries a record's id in every table dataward hands out."""
@@ -132,7 +133,7 @@ class Schema:
             expected = Schema.for_kind(self.kind)
             if self.label != expected.label or self.inputs != expected.inputs:
                 raise InputError(
-                    f"a {self.kind.value} dataset has the fixed columns {', '.join(expected.columns)}",
+                    f"{a_or_an(self.kind.value)} dataset has the fixed columns {', '.join(expected.columns)}",
                     hint=f"declare it with kind {self.kind.value!r} only",
                 )
         if not _NAME.fullmatch(self.label):

@@ -44,9 +44,10 @@ _MISSING = {
 
 
 def select_detectors(
-    policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool
+    policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool, no_validation: str | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """Detectors to run and the ones skipped with the reason (a column kind or a declared requirement missing)."""
+    """Detectors to run and the ones skipped with the reason (a column kind or a declared requirement missing;
+    ``no_validation`` says why there is no validation set when one was given but none of it is left)."""
     available = registered()
     names = list(policy.detectors) or sorted(available)
     # A language-model dataset has no class label: the label-centric column detectors do not apply,
@@ -60,6 +61,8 @@ def select_detectors(
         if not (set(cls.applies_to) & kinds):
             what = f"{schema.kind.value} datasets" if schema.is_llm else "the schema's columns"
             skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))}; not to {what}"
+        elif missing == [Requirement.VALIDATION] and no_validation is not None:
+            skipped[name] = no_validation
         elif missing:
             skipped[name] = _MISSING[missing[0]]
         else:
@@ -208,6 +211,35 @@ def verdict(
     if reasons_review:
         return "review", reasons_review, union_p
     return "pass", [], union_p
+
+
+MIN_TRUSTED_RECORDS = 20
+"""The fewest trusted records a contribution is judged against. Below, ``backdoor`` and ``drift`` do not run
+(20 is their own floor), ``label_consistency`` and ``outliers`` do not run on a single record and calibrate
+on a handful above it, and no detector tells poison from chance: a ``pass`` would vouch for a batch
+nothing judged (a one-record baseline passed 30% flipped labels with no reason given)."""
+
+
+def too_few_trusted(n_trusted: int, results: dict[str, DetectorResult]) -> str | None:
+    """The verdict's reason when the baseline holds fewer than ``MIN_TRUSTED_RECORDS`` records (None
+    otherwise), naming the detectors that could not run on it (each says why in its summary)."""
+    if n_trusted >= MIN_TRUSTED_RECORDS:
+        return None
+    idle = [name for name, r in results.items() if r.summary.get("skipped")]
+    records = "1 record" if n_trusted == 1 else f"{n_trusted} records"
+    chance = "calibrate on too few records to tell poison from chance"
+    if not idle:
+        what = f"the detectors {chance}"
+    elif len(idle) == len(results):
+        what = "no detector could run on it"
+    else:
+        names = idle[0] if len(idle) == 1 else f"{', '.join(idle[:-1])} and {idle[-1]}"
+        what = f"{names} could not run on it, and the others {chance}"
+    return (
+        f"the trusted baseline holds only {records}, too few to judge the contribution against (at least "
+        f"{MIN_TRUSTED_RECORDS} are needed): {what}. Nothing here shows the batch clean; judge it against more "
+        "trusted records (a larger training version or clean validation set)"
+    )
 
 
 def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) -> float:

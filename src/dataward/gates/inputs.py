@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from PIL import Image
 
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.errors import InputError
@@ -21,7 +22,8 @@ from dataward.domain.limits import InputLimits, limit_error, limit_problem
 from dataward.domain.missing import is_missing
 from dataward.domain.records import canonical_categorical, canonical_label, canonical_numeric, record_ids
 from dataward.domain.schema import MESSAGES, RECORD_ID, ColumnKind, DatasetKind, Schema
-from dataward.gates.features.image import array_to_png, check_image_headers
+from dataward.domain.wording import a_or_an
+from dataward.gates.features.image import array_to_png, check_image_headers, image_to_png
 
 ROW = "row"
 """Optional column: the record's row number in the submitted file."""
@@ -82,7 +84,7 @@ def _object_column(series: pd.Series, kind: ColumnKind | None, name: str, schema
     """A pandas object column as Arrow. A label or categorical column mixing Python types (labels ``1``
     and ``"1"`` from two concatenated frames) has no one Arrow type; its values are then canonicalized
     one by one, as a frame given to a ward's ``contribute`` is (``1`` and ``"1"`` are one label)."""
-    values = _python_values(series, kind)
+    values = _python_values(series, kind, what, name)
     try:
         return pa.array(values, type=_loose_type(kind, series), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -102,13 +104,35 @@ def _kind_of(schema: Schema, name: str) -> ColumnKind | None:
     return None
 
 
-def _python_values(series: pd.Series, kind: ColumnKind | None) -> list[Any]:
+def _python_values(series: pd.Series, kind: ColumnKind | None, what: str, name: str) -> list[Any]:
     values = series.tolist()
     if kind is ColumnKind.IMAGE:
-        return [array_to_png(v) if isinstance(v, np.ndarray | list) else v for v in values]
+        return [_image_value(v, what, name, row) for row, v in enumerate(values, start=1)]
     if kind is ColumnKind.EMBEDDING:
         return [np.asarray(v, dtype=np.float32) if v is not None else None for v in values]
     return values
+
+
+def _image_value(value: Any, what: str, name: str, row: int) -> Any:
+    """One value of a pandas image column as image bytes: bytes as they are, a pixel array or a PIL image
+    (as Hugging Face datasets hand them out) encoded as PNG; else an ``InputError`` naming the side, the
+    column and the row, and what an image column takes."""
+    try:
+        if is_missing(value) or isinstance(value, bytes | bytearray | memoryview):
+            return value
+        if isinstance(value, np.ndarray | list):
+            return array_to_png(np.asarray(value))
+        if isinstance(value, Image.Image):
+            return image_to_png(value)
+    except InputError as exc:
+        raise InputError(f"the {what}'s image column {name!r}, row {row}: {exc.message}", hint=exc.hint) from None
+    except ValueError as exc:  # a ragged list of pixel rows
+        raise InputError(f"the {what}'s image column {name!r}, row {row}: not a pixel array ({exc})") from None
+    raise InputError(
+        f"the {what}'s image column {name!r}, row {row}: holds {a_or_an(type(value).__name__)}, where an image column "
+        "takes encoded image bytes (PNG, JPEG, ...), a pixel array or a PIL image",
+        hint="for image files, give their bytes (Path(file).read_bytes())" if isinstance(value, str) else None,
+    )
 
 
 def _loose_type(kind: ColumnKind | None, series: pd.Series) -> pa.DataType | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -35,11 +36,13 @@ from dataward.gates.gate import (
     leading_detectors,
     queued_flags,
     select_detectors,
+    too_few_trusted,
     verdict,
 )
 from dataward.gates.hashing import input_hashes
 from dataward.gates.inputs import Normalized, group_arrays, normalize, take_rows
 from dataward.gates.neighbours import clear_cache, knn, single_threaded_searches
+from dataward.gates.overlap import ValidationOverlap, shared_records
 from dataward.gates.partitioned import (
     PARTITION_ROWS,
     Gathered,
@@ -68,6 +71,8 @@ reference-sized sample, a contribution five times the reference had four fifths 
 the fit; their words beyond the fitted vocabulary vanished from their vectors, so clean records read
 as unlike their class, and a clean first batch judged against a small hand-curated seed was blocked
 (by ``backdoor``, ``triggers`` and ``drift``: docs/benchmarks.md, "Per-record false-positive rate")."""
+NONE_LEFT = "every record of the clean validation set is also in the contribution: none is left to measure on"
+"""Why a detector that measures on the validation set is skipped when the batch holds all of it."""
 WORKERS_ENV = "DATAWARD_GATE_WORKERS"
 """Threads a scan runs its detectors on when ``scan`` is not given ``workers`` (default: the cores this
 process may use, at most ``MAX_DEFAULT_WORKERS``)."""
@@ -223,10 +228,12 @@ def _scan(
         n_contrib, contrib_labels = len(contrib), contrib.labels
     else:
         assert runner is not None
-        plan = survey(runner, parts, schema, limits)
+        # With a validation set, the survey also takes every record's input hash: the validation records
+        # the batch holds too are left out of the clean-validation check before any detector is fitted.
+        plan = survey(runner, parts, schema, limits, hashes=validation is not None)
         n_contrib, contrib_labels = plan.rows, plan.labels
         parts = [p for p, size in zip(parts, plan.sizes, strict=True) if size]
-        plan = Survey([size for size in plan.sizes if size], plan.labels)
+        plan = Survey([size for size in plan.sizes if size], plan.labels, plan.hashes)
     if n_contrib == 0:
         raise InputError("the contribution is empty: there is nothing to scan")
 
@@ -266,9 +273,26 @@ def _scan(
     def encode(side: Normalized) -> np.ndarray:
         return np.fromiter((codes[v] for v in side.labels), dtype=np.int64, count=len(side))
 
+    contrib_codes = np.fromiter((codes[v] for v in contrib_labels), dtype=np.int64, count=n_contrib)
+    overlap: ValidationOverlap | None = None
+    if val is not None:
+        # Validation records the batch holds too are not held out: the clean-validation check leaves them
+        # out, and the report says so (``dataward.gates.overlap``).
+        if contrib is not None:
+            contrib_hashes = input_hashes(contrib.table, schema)
+        else:
+            assert plan is not None and plan.hashes is not None  # the survey took them
+            contrib_hashes = plan.hashes
+        val, overlap = _without_batch_records(val, encode(val), contrib_hashes, contrib_codes, schema)
     pipeline = _pipeline(schema, policy, featurizer)
     pipeline.workers = workers
-    run, skipped = select_detectors(policy, schema, has_baseline=base is not None, has_validation=val is not None)
+    run, skipped = select_detectors(
+        policy,
+        schema,
+        has_baseline=base is not None,
+        has_validation=val is not None,
+        no_validation=NONE_LEFT if overlap is not None else None,
+    )
     m = max(flagging_detectors(run), 1)
     options = {k: dict(v) for k, v in policy.options.items()}
     rng = np.random.default_rng(policy.seed)
@@ -326,8 +350,6 @@ def _scan(
                         GateData(np.zeros((len(base), 0), dtype=np.float32), encode(base), base.table), context
                     )
                 return cls().fit(reference, context)
-
-            contrib_codes = np.fromiter((codes[v] for v in contrib_labels), dtype=np.int64, count=n_contrib)
 
             def sample(name: str, detector: Any) -> None:
                 why: dict[str, str] = {}
@@ -447,10 +469,24 @@ def _scan(
                 max_validation_drop=policy.max_validation_drop,
             )
             results, fitted = _self_reference(run, contribution_data, context, policy, skipped)
+        overlap_said = True
+        if overlap is not None:
+            results, overlap_said = _with_overlap(results, overlap)
         scores, flagged_at_alpha = combine_records(results, len(contrib), leading_detectors(results, policy))
         verdict_, reasons, _ = verdict(results, flagged_at_alpha, policy)
+        if overlap is not None and not overlap_said:
+            # No detector measured on the validation set (none is left, or the policy runs none): the
+            # overlap is still a reason to review, as a respelled label is.
+            reasons.append(f"clean validation set: {overlap.reason}")
+            verdict_ = "review" if verdict_ == "pass" else verdict_
         if aliases:
             reasons.append(label_spelling.describe(aliases, Counter(contrib_labels.tolist())))
+            verdict_ = "review" if verdict_ == "pass" else verdict_
+        # A gate that could not judge must not say pass. (An empty baseline is self-reference mode, which
+        # judges the batch against its own folds, with the limits docs/gates.md states.)
+        unjudged = too_few_trusted(len(base), results) if base is not None else None
+        if unjudged is not None:
+            reasons.insert(0, unjudged)
             verdict_ = "review" if verdict_ == "pass" else verdict_
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
         records = RecordScores(
@@ -603,6 +639,35 @@ def stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -
         members = np.flatnonzero(labels == c)
         chosen.append(rng.choice(members, min(take, count), replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+def _without_batch_records(
+    val: Normalized, val_codes: np.ndarray, contrib_hashes: np.ndarray, contrib_codes: np.ndarray, schema: Schema
+) -> tuple[Normalized | None, ValidationOverlap | None]:
+    """The validation set without the records the contribution holds too (None when none is left), and
+    the overlap when there is one (``dataward.gates.overlap``)."""
+    shared, copies = shared_records(input_hashes(val.table, schema), val_codes, contrib_hashes, contrib_codes)
+    if not shared.any():
+        return val, None
+    overlap = ValidationOverlap(len(val), int(shared.sum()), copies)
+    keep = np.flatnonzero(~shared)
+    if keep.shape[0] == 0:
+        return None, overlap
+    ids = [val.record_ids[i] for i in keep] if val.record_ids is not None else None
+    return Normalized(take_rows(val.table, keep), val.labels[keep], ids, val.rows[keep]), overlap
+
+
+def _with_overlap(
+    results: dict[str, DetectorResult], overlap: ValidationOverlap
+) -> tuple[dict[str, DetectorResult], bool]:
+    """``results`` with the overlap's finding added to each detector that measured on the validation
+    set, and whether there was one: the finding belongs to the check it changed."""
+    measured = [name for name in results if Requirement.VALIDATION in registered()[name].requires]
+    out = dict(results)
+    for name in measured:
+        found = [*results[name].contribution_findings, overlap.finding(name)]
+        out[name] = dataclasses.replace(results[name], contribution_findings=found)
+    return out, bool(measured)
 
 
 def _pipeline(schema: Schema, policy: GatePolicy, featurizer: Any) -> FeaturePipeline:

@@ -54,6 +54,7 @@ from PIL import Image, UnidentifiedImageError
 from dataward.domain.errors import InputError
 from dataward.domain.records import canonical_label
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
+from dataward.domain.wording import a_or_an
 from dataward.gates import selftest_llm
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport
@@ -256,7 +257,7 @@ def _llm_selftest(
     n = len(clean)
     if n < 2 * selftest_llm.MIN_LLM_CANARIES:
         raise InputError(
-            f"the clean contribution has {n} records; a self-test of a {schema.kind.value} dataset needs at "
+            f"the clean contribution has {n} records; a self-test of {a_or_an(schema.kind.value)} dataset needs at "
             f"least {2 * selftest_llm.MIN_LLM_CANARIES}",
             hint="use a larger clean sample of the dataset",
         )

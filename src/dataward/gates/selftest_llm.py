@@ -24,6 +24,7 @@ import pandas as pd
 from dataward.domain.conversation import canonical_messages
 from dataward.domain.errors import InputError
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
+from dataward.domain.wording import a_or_an
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport
 from dataward.gates.scan import scan
@@ -53,7 +54,7 @@ def llm_frame(data: Any, what: str, schema: Schema) -> pd.DataFrame:
     if missing:
         raise InputError(
             f"the {what} has no column {missing[0]!r}",
-            hint=f"a {schema.kind.value} dataset has {', '.join(REQUIRED[schema.kind])}",
+            hint=f"{a_or_an(schema.kind.value)} dataset has {', '.join(REQUIRED[schema.kind])}",
         )
     frame = frame[[c for c in schema.columns if c in frame.columns]].reset_index(drop=True)
     if schema.kind is DatasetKind.CHAT:

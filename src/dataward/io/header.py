@@ -9,6 +9,7 @@ from typing import Any
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import RECORD_ID, Schema
+from dataward.domain.wording import a_or_an
 from dataward.io.location import Unit, input_error
 
 
@@ -80,7 +81,10 @@ def check_columns(
             unit=unit,
             where=where,
             column=schema.label,
-            hint=f"add a {schema.label!r} column or rename the file's label column to it; CSV is comma-separated",
+            hint=(
+                f"add {a_or_an(repr(schema.label))} column or rename the file's label column to it; "
+                "CSV is comma-separated"
+            ),
         )
     for column in schema.inputs:
         if column.name not in present:

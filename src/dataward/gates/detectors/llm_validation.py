@@ -35,6 +35,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from dataward.domain.errors import InputError
+from dataward.domain.wording import a_or_an
 from dataward.gates.base import (
     DetectorResult,
     Evidence,
@@ -142,7 +143,7 @@ class LLMValidationDetector(LLMDetector):
             p_values[src] = np.minimum(p_values[src], r["p_value"])
             what = f"with {r['probe']!r} appended" if r["probe"] else "as they are"
             reason = (
-                f"validation prompts {what} get a {r['behaviour']} answer their expected answer lacks: "
+                f"validation prompts {what} get {a_or_an(r['behaviour'])} answer their expected answer lacks: "
                 f"{r['violations_with']} of {r['validation_prompts']} with the contribution, "
                 f"{r['violations_without']} without it (p={r['p_value']:.2g})"
             )
@@ -153,7 +154,7 @@ class LLMValidationDetector(LLMDetector):
                     Finding(
                         self.name,
                         1.0 - r["p_value"],
-                        f"answers validation prompts {what} with a {r['behaviour']} answer",
+                        f"answers validation prompts {what} with {a_or_an(r['behaviour'])} answer",
                         int(j),
                         {
                             "trigger": r["probe"],

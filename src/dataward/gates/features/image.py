@@ -99,6 +99,26 @@ def array_to_png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def image_to_png(image: Image.Image) -> bytes:
+    """Encode a PIL image as PNG bytes, losslessly: its pixels in its own mode (with its palette,
+    transparency and colour profile), as ``array_to_png`` encodes a pixel array; the same image gives the
+    same bytes. A mode PNG cannot hold exactly (CMYK, floating-point pixels, 32-bit integers beyond 16
+    bits) is refused with an ``InputError``: converting it would be a choice of ours, made silently."""
+    if image.mode == "I":
+        low, high = image.getextrema()
+        if low < 0 or high > 0xFFFF:  # PNG stores mode I in 16 bits
+            raise InputError(f"a PIL image of mode I holds values from {low} to {high}, beyond PNG's 16 bits")
+    buf = io.BytesIO()
+    try:
+        image.save(buf, format="PNG")
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(
+            f"a PIL image of mode {image.mode} cannot be written as PNG without loss ({exc}); "
+            "convert it first, e.g. image.convert('RGB')"
+        ) from None
+    return buf.getvalue()
+
+
 @featurizer(default=True)
 class Pixels(Featurizer):
     """Pixels scaled to [0, 1] and centred on the baseline's mean image.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -486,6 +487,39 @@ def test_a_camera_with_more_contrast_is_not_blocked_at_a_tight_calibration_split
     assert report.verdict != "block", report.reasons
 
 
+def _fitted_on_blobs(
+    centres: np.ndarray, trusted: int | list[int], classes: str, rng: np.random.Generator
+) -> tuple[BackdoorDetector, Callable[[int | list[int]], tuple[np.ndarray, np.ndarray]]]:
+    """A detector fitted on Gaussian blobs around ``centres`` (``trusted`` records per class, one count or
+    one per class), and the function that draws more of them (records, labels)."""
+    k, d = centres.shape
+
+    def blobs(sizes: int | list[int]) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat(np.arange(k), sizes)
+        return (centres[y] + rng.normal(0, 0.5, (y.size, d))).astype(np.float32), y
+
+    schema = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(d)))
+    xb, yb = blobs(trusted)
+    detector = BackdoorDetector().fit(
+        GateData(xb, yb, table(xb)), GateContext(schema, tuple(classes), alpha=ALPHA, seed=0)
+    )
+    return detector, blobs
+
+
+def _edge_records(
+    detector: BackdoorDetector, centre: np.ndarray, upper: float, n: int, pool: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` records drawn around ``centre`` that, labelled 'a', are misread at ``upper`` but not at 'a''s own
+    resolution (300 trusted records: 1/301)."""
+    content = (centre + rng.normal(0, 0.5, (pool, centre.size))).astype(np.float32)
+    as_a = np.zeros(len(content), np.int64)
+    read = detector.score_records(GateData(content, as_a, table(content)))
+    p, _ = detector._label_p_values(read["label_score"], as_a)
+    edge = content[np.flatnonzero((p > 1 / 301) & (p <= upper) & (read["label_score"] > 0))[:n]]
+    assert len(edge) == n
+    return edge
+
+
 def _edge_and_scattered(n_edge: int, seed: int) -> tuple[BackdoorDetector, GateData, set[int]]:
     """A batch of 16 classes with ``n_edge`` 'b' records relabelled 'a' and chosen to be misread at 2% but
     not at the finest threshold, and 14 records of the 14 other classes relabelled 'a' and misread beyond
@@ -496,23 +530,9 @@ def _edge_and_scattered(n_edge: int, seed: int) -> tuple[BackdoorDetector, GateD
     for c in range(2, k):
         centres[c, c - 1] = 4.0
     rng = np.random.default_rng(seed)
-
-    def blobs(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = np.repeat(np.arange(k), n)
-        return (centres[y] + rng.normal(0, 0.5, (y.size, d))).astype(np.float32), y
-
-    schema = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(d)))
-    xb, yb = blobs(300)
+    detector, blobs = _fitted_on_blobs(centres, 300, "abcdefghijklmnop", rng)
     xc, yc = blobs(150)
-    detector = BackdoorDetector().fit(
-        GateData(xb, yb, table(xb)), GateContext(schema, tuple("abcdefghijklmnop"), alpha=ALPHA, seed=0)
-    )
-    b_content = (centres[1] + rng.normal(0, 0.5, (400, d))).astype(np.float32)
-    as_a = np.zeros(len(b_content), np.int64)
-    read = detector.score_records(GateData(b_content, as_a, table(b_content)))
-    p, _ = detector._label_p_values(read["label_score"], as_a)
-    edge = b_content[np.flatnonzero((p > 1 / 301) & (p <= 0.02) & (read["label_score"] > 0))[:n_edge]]
-    assert len(edge) == n_edge
+    edge = _edge_records(detector, centres[1], 0.02, n_edge, 400, rng)
     deep = (centres[2:] + rng.normal(0, 0.5, (k - 2, d))).astype(np.float32)
     x = np.vstack([xc, edge, deep])
     y = np.r_[yc, np.zeros(len(edge) + len(deep), np.int64)]
@@ -538,32 +558,18 @@ def test_scattered_deep_records_beside_edge_records_do_not_silence_the_edge_reco
     assert result.block or result.p_value * 10 < GatePolicy().review_p
 
 
-def _edge_beside_a_small_class(n_edge: int, seed: int) -> tuple[BackdoorDetector, GateData, GateData, set[int]]:
+def _edge_beside_a_small_class(n_edge: int, seed: int) -> tuple[BackdoorDetector, GateData, GateData]:
     """Four classes, 'd' calibrated on 60 trusted records and the others on 300, and ``n_edge`` 'b' records
     relabelled 'a' chosen to be misread at the small class's resolution (1/61) but not at 'a''s own
-    (1/301). The fitted detector, the batch without any 'd' record and with 30 of them, and the edge
-    records' positions (the same in both batches)."""
+    (1/301). The fitted detector, and the batch without any 'd' record and with 30 of them (the edge
+    records last in both)."""
     k, d = 4, 6
     centres = np.zeros((k, d))
     centres[1, 0] = 1.6
     centres[2, 1] = centres[3, 2] = 4.0
     rng = np.random.default_rng(seed)
-
-    def blobs(sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        y = np.repeat(np.arange(k), sizes)
-        return (centres[y] + rng.normal(0, 0.5, (y.size, d))).astype(np.float32), y
-
-    schema = Schema("label", tuple(Column(f"f{i}", ColumnKind.NUMERIC) for i in range(d)))
-    xb, yb = blobs([300, 300, 300, 60])
-    detector = BackdoorDetector().fit(
-        GateData(xb, yb, table(xb)), GateContext(schema, tuple("abcd"), alpha=ALPHA, seed=0)
-    )
-    b_content = (centres[1] + rng.normal(0, 0.5, (2000, d))).astype(np.float32)
-    as_a = np.zeros(len(b_content), np.int64)
-    read = detector.score_records(GateData(b_content, as_a, table(b_content)))
-    p, _ = detector._label_p_values(read["label_score"], as_a)
-    edge = b_content[np.flatnonzero((p > 1 / 301) & (p <= 1 / 61) & (read["label_score"] > 0))[:n_edge]]
-    assert len(edge) == n_edge
+    detector, blobs = _fitted_on_blobs(centres, [300, 300, 300, 60], "abcd", rng)
+    edge = _edge_records(detector, centres[1], 1 / 61, n_edge, 2000, rng)
     xc, yc = blobs([150, 150, 150, 30])
     without = yc != 3
     batches = []
@@ -571,9 +577,7 @@ def _edge_beside_a_small_class(n_edge: int, seed: int) -> tuple[BackdoorDetector
         x = np.vstack([xc[keep], edge])
         y = np.r_[yc[keep], np.zeros(n_edge, np.int64)]
         batches.append(GateData(x, y, table(x)))
-    n_without = int(without.sum())
-    # The edge records follow the clean ones, so their positions differ by the 'd' records in between.
-    return detector, batches[0], batches[1], set(range(n_without, n_without + n_edge))
+    return detector, batches[0], batches[1]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -583,7 +587,7 @@ def test_a_class_counts_at_its_own_finest_threshold_whichever_classes_the_batch_
     class: with 30 records of 'd' (60 trusted) every class counted at 1/61, without them at 1/301, and edge
     records misread at 1/61 but not at 1/301 went from a block to a review. Now 'a' counts at its own
     1/301 either way, and the edge records are named for review in both batches."""
-    detector, without_small, with_small, _ = _edge_beside_a_small_class(20, seed)
+    detector, without_small, with_small = _edge_beside_a_small_class(20, seed)
     results = [detector.score(batch) for batch in (without_small, with_small)]
     groups = [[(g["threshold"], g["coarse_only"], g["block"]) for g in r.summary["groups"]] for r in results]
     assert groups[0] == groups[1], groups

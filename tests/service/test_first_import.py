@@ -69,13 +69,20 @@ def test_a_validation_set_is_halved_into_baseline_and_held_out(ward: Ward, tmp_p
     assert event["trusted"] == {k: trusted[k] for k in ("kind", "records", "held_out")}
 
 
-def test_a_heavily_poisoned_first_batch_no_longer_passes(ward: Ward, tmp_path: Path) -> None:
+def _first_batch_with_flips(ward: Ward, tmp_path: Path, validation_records: int) -> dict:
+    """The first contribution to 'wine' (the wine rows after the first ``validation_records``, which go to its
+    validation set), with 30% of its labels flipped: the contribution's result."""
     rows = wine_rows(shuffled=True)
-    ward.merge(ward.contribute("wine-val", write_csv(tmp_path / "v.csv", rows[:70]), source="curated")["ref"])
-    batch = rows[70:]
+    validation = write_csv(tmp_path / "v.csv", rows[:validation_records])
+    ward.merge(ward.contribute("wine-val", validation, source="curated")["ref"])
+    batch = rows[validation_records:]
     for i in np.random.default_rng(0).choice(len(batch), int(len(batch) * 0.3), replace=False):
         batch[i]["cultivar"] = (int(batch[i]["cultivar"]) + 1) % 3  # 30% of the labels flipped
-    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", batch), source="s")
+    return ward.contribute("wine", write_csv(tmp_path / "a.csv", batch), source="s")
+
+
+def test_a_heavily_poisoned_first_batch_no_longer_passes(ward: Ward, tmp_path: Path) -> None:
+    c = _first_batch_with_flips(ward, tmp_path, validation_records=70)
     assert c["gate"]["trusted"]["kind"] == "validation-set" and c["gate"]["trusted"]["held_out"] == 0
     assert c["gate"]["verdict"] in ("review", "block"), c["gate"]["reasons"]
 
@@ -97,12 +104,7 @@ def test_a_validation_set_too_small_to_judge_by_says_so_in_the_report_and_the_cl
     from dataward.cli.gate_commands import show_report
     from dataward.cli.output import console
 
-    rows = wine_rows(shuffled=True)
-    ward.merge(ward.contribute("wine-val", write_csv(tmp_path / "v.csv", rows[:1]), source="curated")["ref"])
-    batch = rows[1:]
-    for i in np.random.default_rng(0).choice(len(batch), int(len(batch) * 0.3), replace=False):
-        batch[i]["cultivar"] = (int(batch[i]["cultivar"]) + 1) % 3  # 30% of the labels flipped
-    c = ward.contribute("wine", write_csv(tmp_path / "a.csv", batch), source="s")
+    c = _first_batch_with_flips(ward, tmp_path, validation_records=1)
     gate = c["gate"]
     assert gate["trusted"]["kind"] == "validation-set" and gate["trusted"]["records"] == 1
     assert gate["verdict"] in ("review", "block")

@@ -90,3 +90,28 @@ def test_an_approval_by_the_owner_now_does_not_count() -> None:
     assert not status.satisfied and [a.approver_id for a in status.conflicted] == ["ben"]
     before = approvals_status(policy, "h", [given], submitter_id="scraper", submitter_owner_id="ann")
     assert before.satisfied
+
+
+def test_the_trial_on_the_command_line(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the trial ran it: ``principal transfer``, then each owner's ``approve`` is refused (exit 6)."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    admin = team["admin"]
+    c = team["scraper"].contribute("wine", write_csv(tmp_path / "x.csv", wine_rows(120, 125)), source="s:x")
+    monkeypatch.setenv("DATAWARD_WARD", str(admin.folder))
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    runner = CliRunner()
+    moved = runner.invoke(app, ["principal", "transfer", "scraper", "--to", "ben"])
+    assert moved.exit_code == 0, moved.stdout
+    for who in ("ann", "ben"):
+        key = admin.issue_key(who)["key"]
+        refused = runner.invoke(app, ["approve", c["ref"], "--reason", "x"], env={"DATAWARD_KEY": key})
+        assert refused.exit_code == 6, (who, refused.stdout)
+    assert not [a for a in admin.ledger(types=["contribution.approved"]) if a["subject"]["contribution"] == c["id"]]

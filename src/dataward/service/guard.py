@@ -50,6 +50,7 @@ from dataward.catalog.tables import (
     version_approvals,
 )
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
+from dataward.domain.idarrays import binary_to_ids
 from dataward.domain.idset import DigestSet
 from dataward.ledger.events import (
     Event,
@@ -59,7 +60,7 @@ from dataward.ledger.events import (
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
 from dataward.service.manifests import VersionManifest, load_version, read_manifest
-from dataward.service.recordstore import identity_of_records, read_ids, summarize_digests
+from dataward.service.recordstore import identity_of_records, read_id_digests, read_ids, summarize_digests
 from dataward.service.signed_identity import IDENTITY_TABLES, checked_rows, signed_identity
 
 DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
@@ -565,7 +566,13 @@ def _quarantined_elsewhere(
         if ledger is not None:
             # What it added, where and by whom decide what is barred: as signed, not as the catalog says.
             _check_row(conn, "contributions", q, columns, f"contribution {q.id}", *ledger)
-        for rid in _among(members, read_ids(store, q.added_object)):
+        if isinstance(members, DigestSet):
+            # As digests: a large quarantined list costs no string per record it does not share.
+            digests = read_id_digests(store, q.added_object)
+            found = binary_to_ids(digests[members.mask(digests)]).to_pylist()
+        else:
+            found = _among(members, read_ids(store, q.added_object))
+        for rid in found:
             hits.setdefault(rid, []).append(q)
     if not hits:
         return {}

@@ -35,6 +35,7 @@ def check_override(
     submitter_id: str,
     submitter_owner_id: str | None,
     requested_by: Principal | None = None,
+    current_owner_id: str | None = None,
 ) -> Decision:
     """May ``principal`` (holding ``held`` on the dataset) take part in overriding a block?
 
@@ -52,7 +53,9 @@ def check_override(
             hint="ask two owners of the dataset (or admins) to override it",
             **base,
         )
-    problem = separation_problem(principal, submitter_id, submitter_owner_id, verb="override its block")
+    problem = separation_problem(
+        principal, submitter_id, submitter_owner_id, verb="override its block", current_owner_id=current_owner_id
+    )
     if problem is not None:
         return Decision(
             False,

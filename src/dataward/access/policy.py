@@ -452,15 +452,23 @@ def separation_problem(
     verb: str = "approve it",
     work: str = "this contribution",
     made: str = "submitted",
+    current_owner_id: str | None = None,
 ) -> str | None:
     """Why ``approver`` may not approve (or review, or override) work by ``submitter_id`` (whose
     accountable owner is ``submitter_owner_id``), or None: their own work, their bot's, or their own
-    human's. ``verb`` names the act in the message, ``work`` the work and ``made`` how it was made."""
+    human's. ``verb`` names the act in the message, ``work`` the work and ``made`` how it was made.
+
+    ``current_owner_id`` is the bot's owner now, when it was handed to someone else since: the owner
+    then and the owner now are both the bot's side (a bot handed to a colleague must not let the
+    colleague approve what it submitted before)."""
+    owners = {o for o in (submitter_owner_id, current_owner_id) if o is not None}
     if approver.id == submitter_id:
         return f"{approver.name!r} {made} {work} and may not {verb}"
-    if submitter_owner_id is not None and approver.id == submitter_owner_id:
+    if approver.id == (current_owner_id or submitter_owner_id):
         return f"{approver.name!r} owns the service principal that {made} {work}"
-    if approver.owner_id is not None and approver.owner_id in {submitter_id, submitter_owner_id}:
+    if approver.id in owners:
+        return f"{approver.name!r} owned the service principal that {made} {work} when it was {made}"
+    if approver.owner_id is not None and approver.owner_id in {submitter_id, *owners}:
         return f"{approver.name!r} is a service principal of the same human who is accountable for {work}"
     return None
 
@@ -471,10 +479,12 @@ def check_approval(
     submitter_id: str,
     submitter_owner_id: str | None,
     approver_roles: Iterable[Role],
+    current_owner_id: str | None = None,
 ) -> Decision:
     """May ``approver`` approve a contribution submitted by ``submitter_id``?
 
-    ``submitter_owner_id`` is the owner when the submitter is a service principal.
+    ``submitter_owner_id`` is the owner when the submitter is a service principal (as it was at
+    submission), ``current_owner_id`` its owner now: neither may approve.
     ``approver_roles`` are the approver's roles on the dataset
     (:func:`~dataward.access.authorize.roles_on`). With separation of duties on, nobody approves
     their own contribution, one from a bot they own, or (as a bot) one its own human is
@@ -484,7 +494,7 @@ def check_approval(
     if not approver.is_active:
         return Decision(False, f"principal {approver.name!r} is {approver.status.value}", **base)
     if policy.separation_of_duties:
-        problem = separation_problem(approver, submitter_id, submitter_owner_id)
+        problem = separation_problem(approver, submitter_id, submitter_owner_id, current_owner_id=current_owner_id)
         if problem is not None:
             return Decision(
                 False,
@@ -531,7 +541,9 @@ def check_version_approval(
         if own is not None:
             problems.append(own)
     for c in contributions:
-        decision = check_approval(policy, approver, c.submitter_id, c.submitter_owner_id, held)
+        decision = check_approval(
+            policy, approver, c.submitter_id, c.submitter_owner_id, held, c.submitter_current_owner_id
+        )
         if decision.allowed:
             continue
         if not decision.problems:  # not about separation of duties: the same for every contribution
@@ -569,6 +581,7 @@ def approvals_status(
     version_approvals: Iterable[Approval] = (),
     version_made_by: str | None = None,
     version_made_by_owner: str | None = None,
+    submitter_current_owner_id: str | None = None,
 ) -> ApprovalStatus:
     """Count the approvals that hold for the contribution's *current* ``content_hash``.
 
@@ -576,7 +589,8 @@ def approvals_status(
     ``principals``, a service principal and its owning human are one approver.
     When ``submitter_id`` is given and separation of duties is on, approvals by the submitter or
     its owner (and, given ``principals``, by bots of the same owner) are listed as conflicted, so a
-    record written before the rule existed still cannot count.
+    record written before the rule existed still cannot count; so are approvals by the bot's owner now
+    (``submitter_current_owner_id``), when it was handed to someone else since the submission.
 
     ``version_approvals`` are approvals of the version holding the contribution: each counts for it
     as one more approval when it was given for ``version_hash`` (the manifest digest of the version
@@ -599,7 +613,9 @@ def approvals_status(
         elif policy.separation_of_duties and (
             (
                 submitter_id is not None
-                and _conflicts(approval.approver_id, submitter_id, submitter_owner_id, principals)
+                and _conflicts(
+                    approval.approver_id, submitter_id, submitter_owner_id, principals, submitter_current_owner_id
+                )
             )
             or (
                 approval.on == "version"
@@ -636,19 +652,13 @@ def _conflicts(
     submitter_id: str,
     submitter_owner_id: str | None,
     principals: Mapping[str, Principal] | None,
+    current_owner_id: str | None = None,
 ) -> bool:
-    if approver_id in {submitter_id, submitter_owner_id}:
+    side = {submitter_id} | {o for o in (submitter_owner_id, current_owner_id) if o is not None}
+    if approver_id in side:
         return True
     approver = None if principals is None else principals.get(approver_id)
-    return (
-        approver is not None
-        and approver.owner_id is not None
-        and approver.owner_id
-        in {
-            submitter_id,
-            submitter_owner_id,
-        }
-    )
+    return approver is not None and approver.owner_id is not None and approver.owner_id in side
 
 
 @dataclass(frozen=True)
@@ -661,6 +671,8 @@ class ContributionFacts:
     submitter_owner_id: str | None
     approvals: tuple[Approval, ...]
     gate_verdict: str | None  # pass, review, block; None when no gate ran
+    submitter_current_owner_id: str | None = None
+    """The submitting bot's owner now, when it was handed to someone else since the submission."""
 
 
 @dataclass(frozen=True)
@@ -719,6 +731,7 @@ def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
                 version_approvals=facts.version_approvals,
                 version_made_by=facts.version_made_by,
                 version_made_by_owner=facts.version_made_by_owner,
+                submitter_current_owner_id=c.submitter_current_owner_id,
             )
             if not status.satisfied:
                 problems.append(f"contribution {c.contribution_id} has {status.summary()}")

@@ -57,14 +57,25 @@ def show_contribution(info: dict[str, Any]) -> None:
     )
     if info.get("held_back"):
         # Otherwise a merge that adds nothing would look like a silent failure.
+        why = [_held_back_reason(r) for r in info.get("held_back_by") or []]
         tree.add(
-            f"[yellow]{info['held_back']} of its records are held back[/yellow] (in a quarantined contribution "
-            "or rejected in review): a merge leaves them out"
+            f"[yellow]{info['held_back']} of its records are held back[/yellow] "
+            f"({escape('; '.join(why)) if why else 'in a quarantined contribution or rejected in review'}): "
+            "a merge leaves them out"
         )
     tree.add(f"content hash {info['content_hash']}")
     if info.get("gate_verdict"):
         tree.add(f"gate verdict {styled(info['gate_verdict'])}")
     console.print(tree)
+
+
+def _held_back_reason(reason: dict[str, Any]) -> str:
+    """One entry of a contribution's ``held_back_by`` in words."""
+    if reason.get("why") != "quarantined":
+        return f"{reason['records']} {reason.get('why', 'held back')}"
+    if reason.get("contribution"):
+        return f"{reason['records']} in quarantined contribution {reason['contribution']}"
+    return f"{reason['records']} in a quarantined contribution of another dataset"
 
 
 def register(app: typer.Typer) -> None:

@@ -63,6 +63,13 @@ class DigestSet(Set[str]):
         hits = member_of(query, self._binary) & valid
         return [v for v, hit in zip(values, hits.tolist(), strict=True) if hit]
 
+    def mask(self, binary: np.ndarray) -> np.ndarray:
+        """Which of the ``(n, 32)`` digests ``binary`` are members, as a boolean array (no strings)."""
+        binary = np.ascontiguousarray(binary, dtype=np.uint8).reshape(-1, ID_BYTES)
+        if not len(binary) or not len(self._binary):
+            return np.zeros(len(binary), dtype=bool)
+        return member_of(binary, self._binary)
+
     def __and__(self, other: Iterable[Any]) -> set[str]:  # type: ignore[override]
         return set(self.among(other))
 

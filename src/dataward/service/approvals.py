@@ -28,6 +28,7 @@ from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
+from dataward.service.rows import current_owner
 
 DECIDABLE = ("submitted", "gated")
 # A merged contribution can still be approved (never rejected: quarantine takes it back out), so that a
@@ -70,6 +71,7 @@ def _contribution_facts(conn: Connection, ds: Any, version: Any) -> list[Contrib
                 submitter_owner(c),
                 tuple(_approvals_of(conn, c.id)),
                 c.gate_verdict,
+                current_owner(conn, c),
             )
         )
     return facts
@@ -83,7 +85,8 @@ def _maker(conn: Connection, version: Any) -> tuple[str, str | None]:
 
 def submitter_owner(c: Any) -> str | None:
     """The accountable owner of the submitting principal as recorded at submission time, so that
-    handing a bot to someone else never re-opens separation of duties on its past contributions."""
+    handing a bot to someone else never re-opens separation of duties on its past contributions to
+    the owner then (see :func:`current_owner` for the owner now)."""
     return c.submitter_owner
 
 
@@ -100,6 +103,7 @@ def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any) -> Approva
         submitter_id=c.submitted_by,
         submitter_owner_id=submitter_owner(c),
         principals=_principals(conn),
+        submitter_current_owner_id=current_owner(conn, c),
     )
 
 
@@ -124,7 +128,9 @@ class ApprovalService(Service):
             checked_signed_rows(self, uc.conn, "contributions", [c], doing=decision)
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds_name))
-            check = check_approval(policy, uc.caller.principal, c.submitted_by, submitter_owner(c), held)
+            check = check_approval(
+                policy, uc.caller.principal, c.submitted_by, submitter_owner(c), held, current_owner(uc.conn, c)
+            )
             if decision == "approve":
                 check.raise_if_denied(PolicyViolation)
             role = policy.approvals.eligible_role(held)
@@ -233,6 +239,7 @@ class ApprovalService(Service):
                     version_approvals=counted,
                     version_made_by=maker,
                     version_made_by_owner=maker_owner,
+                    submitter_current_owner_id=c.submitter_current_owner_id,
                 )
                 for c in facts
             ]

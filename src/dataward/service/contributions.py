@@ -32,6 +32,7 @@ from dataward.service import holders, rows
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, UseCase, WardContext, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
+from dataward.service.guard import dataset_scope, may
 from dataward.service.recordstore import (
     ids_table,
     joined_ids_hash,
@@ -73,6 +74,29 @@ def contribution_info(row: Any, dataset_name: str, submitter: str | None = None)
         "created_at": row.created_at,
         "message": row.message or "",
     }
+
+
+def quarantined_contributions(conn: Connection, *, exclude: str | None = None) -> list[Any]:
+    """Every quarantined contribution of the ward that added records, of any dataset, oldest first:
+    ``id, dataset_id, dataset_name, number, added_object`` (``exclude``: a contribution left out).
+
+    A quarantine holds its records out of every version of every dataset: ids are content hashes, so
+    the same records contributed again, to the same dataset or another, are held back all the same."""
+    query = (
+        select(
+            contributions.c.id,
+            contributions.c.dataset_id,
+            datasets.c.name.label("dataset_name"),
+            contributions.c.number,
+            contributions.c.added_object,
+        )
+        .join(datasets, datasets.c.id == contributions.c.dataset_id)
+        .where(contributions.c.status == "quarantined", contributions.c.added_object.is_not(None))
+        .order_by(contributions.c.created_at, contributions.c.id)
+    )
+    if exclude is not None:
+        query = query.where(contributions.c.id != exclude)
+    return list(conn.execute(query))
 
 
 def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
@@ -298,7 +322,7 @@ class ContributionService(Service):
             info["source_uri"] = source
             if added_object is not None:
                 # Said now, not only at merge: re-submitting held-back records adds nothing to any version.
-                info["held_back"] = self._held_back(uc.conn, ds.id, cid, added_object)
+                info["held_back"], info["held_back_by"] = self._held_back(uc, ds.id, cid, added_object)
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             try:
@@ -313,10 +337,19 @@ class ContributionService(Service):
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
 
-    def _held_back(self, conn: Connection, dataset_id: str, contribution_id: str, added_object: str) -> int:
-        """How many of a contribution's added records the dataset already holds back, so that a merge
-        leaves them out: records of a quarantined contribution, and records rejected in review (ids are
-        content hashes, so the same content from another source is held back all the same)."""
+    def _held_back(
+        self, uc: UseCase, dataset_id: str, contribution_id: str, added_object: str
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """How many of a contribution's added records are already held back, so that a merge leaves
+        them out, and why: records of a quarantined contribution of any dataset of the ward (a
+        quarantine holds its records out of every version, not only its own dataset's), and records
+        rejected in review in this dataset (ids are content hashes, so the same content from another
+        source or principal is held back all the same).
+
+        The reasons name each quarantined contribution the caller may read (``dataset.read`` on its
+        dataset); one of a dataset the caller may not read is said to be in another dataset, unnamed."""
+        conn = uc.conn
+        added = read_id_digests(self.store, added_object)
         rejected = (
             select(quarantine.c.record_id)
             .join(contributions, contributions.c.id == quarantine.c.contribution_id)
@@ -324,18 +357,28 @@ class ContributionService(Service):
         )
         rejected_ids, valid = ids_to_binary(pa.array(sorted(set(conn.execute(rejected).scalars())), pa.string()))
         parts = [np.compress(valid, rejected_ids, axis=0)]
-        quarantined = conn.execute(
-            select(contributions.c.added_object).where(
-                contributions.c.dataset_id == dataset_id,
-                contributions.c.status == "quarantined",
-                contributions.c.id != contribution_id,
+        reasons: list[dict[str, Any]] = []
+        if len(parts[0]) and (n := int(member_of(added, sorted_distinct(parts[0])).sum())):
+            reasons.append({"why": "rejected in review", "records": n})
+        for q in quarantined_contributions(conn, exclude=contribution_id):
+            ids = read_id_digests(self.store, q.added_object)
+            n = int(member_of(added, sorted_distinct(ids)).sum()) if len(ids) else 0
+            if not n:
+                continue
+            parts.append(ids)
+            readable = may(uc, Action.DATASET_READ, dataset_scope(conn, q.dataset_id))
+            reasons.append(
+                {
+                    "why": "quarantined",
+                    "contribution": f"{q.dataset_name}#{q.number}" if readable else None,
+                    "same_dataset": q.dataset_id == dataset_id,
+                    "records": n,
+                }
             )
-        ).scalars()
-        parts += [read_id_digests(self.store, digest) for digest in quarantined if digest]
         held = sorted_distinct(np.concatenate(parts))
         if not len(held):
-            return 0
-        return int(member_of(read_id_digests(self.store, added_object), held).sum())
+            return 0, []
+        return int(member_of(added, held).sum()), reasons
 
     def _put_id_list(
         self, added: pa.ChunkedArray, file_rows: Sequence[int] | np.ndarray, digests: np.ndarray | None
@@ -411,4 +454,4 @@ class ContributionService(Service):
             return info
 
 
-__all__ = ["ContributionService", "contribution_info"]
+__all__ = ["ContributionService", "contribution_info", "quarantined_contributions"]

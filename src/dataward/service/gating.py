@@ -41,6 +41,7 @@ from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
+from dataward.service.rows import current_owner
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution
 
 if TYPE_CHECKING:
@@ -593,7 +594,11 @@ class ReviewService(Service):
                 # Separation of duties is decided on the submitter the ledger recorded, not the catalog's.
                 checked_signed_rows(self, uc.conn, "contributions", [qc], doing="decide")
                 problem = separation_problem(
-                    uc.caller.principal, qc.submitted_by, qc.submitter_owner, verb="decide its records"
+                    uc.caller.principal,
+                    qc.submitted_by,
+                    qc.submitter_owner,
+                    verb="decide its records",
+                    current_owner_id=current_owner(uc.conn, qc),
                 )
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")

@@ -46,9 +46,11 @@ from dataward.catalog.tables import (
     datasets,
     ledger_events,
     quarantine,
+    sources,
     version_approvals,
 )
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
+from dataward.domain.idarrays import binary_to_ids
 from dataward.domain.idset import DigestSet
 from dataward.ledger.events import (
     Event,
@@ -58,7 +60,7 @@ from dataward.ledger.events import (
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
 from dataward.service.manifests import VersionManifest, load_version, read_manifest
-from dataward.service.recordstore import identity_of_records, read_ids, summarize_digests
+from dataward.service.recordstore import identity_of_records, read_id_digests, read_ids, summarize_digests
 from dataward.service.signed_identity import IDENTITY_TABLES, checked_rows, signed_identity
 
 DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
@@ -436,6 +438,9 @@ def barred_records(
 
     * brought in only by a quarantined contribution: no contribution of the version that is not
       quarantined added it (and had it accepted when its gate flagged it);
+    * added by a quarantined contribution the version does not hold, of this dataset or any other
+      (ids are content hashes: the same records contributed again elsewhere are the same records),
+      unless a contribution of the version vouches for them by itself (see :func:`_quarantined_elsewhere`);
     * copied or made by a transformation from the records of a quarantined contribution of any
       dataset, transitively, unless a contribution of the version vouches for it by itself (see
       :func:`_made_from_quarantined`);
@@ -509,6 +514,8 @@ def barred_records(
             for rid in _among(members, read_ids(store, c.added_object)):
                 if rid not in vouched:
                     barred.setdefault(rid, f"added by quarantined contribution {ds.name}#{c.number}")
+    for rid, why in _quarantined_elsewhere(conn, store, ds, members, rows, held, ledger).items():
+        barred.setdefault(rid, why)
     for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
         barred.setdefault(rid, why)
     for rid in _among(members, rejected):
@@ -526,6 +533,76 @@ def _among(members: AbstractSet[str], values: Iterable[str]) -> list[str]:
     if isinstance(members, DigestSet):
         return members.among(values)
     return [v for v in values if v in members]
+
+
+def _quarantined_elsewhere(
+    conn: Connection,
+    store: Any,
+    ds: Any,
+    members: AbstractSet[str],
+    listed: list[Any],
+    held: set[tuple[str, str]],
+    ledger: tuple[str, str] | None,
+) -> dict[str, str]:
+    """Records of a version (``members``, made of the contribution rows ``listed``) that a quarantined
+    contribution the version does not hold added, in any dataset of the ward: a quarantine holds its
+    records out of every version, so copying them into another dataset with a plain contribution (by
+    the same bot, from the same source) does not launder them.
+
+    A contribution of the version vouches for such a record by itself, as within a dataset, when it
+    added the record (and did not leave it held for review) and is independent of the quarantined
+    one: for a quarantined contribution of another dataset, not submitted by the same principal and
+    not declaring the same source URI. Merges leave these records out from the quarantine on
+    (``versions._held_basis``); this catches the versions merged before it."""
+    listed_ids = {c.id for c in listed}
+    signed = _ledger_quarantined(conn, *ledger) if ledger is not None else frozenset()
+    query = select(contributions).where((contributions.c.status == "quarantined") | contributions.c.id.in_(signed))
+    suspects = [c for c in conn.execute(query) if c.id not in listed_ids]
+    if not suspects:
+        return {}
+    columns = ("status", "added_object", "dataset_id", "submitted_by", "source_id")
+    hits: dict[str, list[Any]] = {}
+    for q in suspects:
+        if ledger is not None:
+            # What it added, where and by whom decide what is barred: as signed, not as the catalog says.
+            _check_row(conn, "contributions", q, columns, f"contribution {q.id}", *ledger)
+        if isinstance(members, DigestSet):
+            # As digests: a large quarantined list costs no string per record it does not share.
+            digests = read_id_digests(store, q.added_object)
+            found = binary_to_ids(digests[members.mask(digests)]).to_pylist()
+        else:
+            found = _among(members, read_ids(store, q.added_object))
+        for rid in found:
+            hits.setdefault(rid, []).append(q)
+    if not hits:
+        return {}
+    involved = {c.source_id for c in listed} | {q.source_id for qs in hits.values() for q in qs}
+    source_rows = conn.execute(select(sources).where(sources.c.id.in_(sorted(involved)))).all()
+    if ledger is not None:
+        for r in source_rows:
+            _check_row(conn, "sources", r, ("uri",), f"source {r.id}", *ledger)
+    uri = {r.id: r.uri for r in source_rows}
+    names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
+    vouchers: list[tuple[Any, set[str]]] = []
+    for c in listed:
+        if c.status == "quarantined":
+            continue
+        if ledger is not None:
+            _check_row(conn, "contributions", c, columns[1:], f"{ds.name} (contribution {c.id})", *ledger)
+        vouchers.append((c, {r for r in read_ids(store, c.added_object) if (c.id, r) not in held}))
+
+    def independent(c: Any, q: Any) -> bool:
+        if q.dataset_id == c.dataset_id:
+            return True  # within a dataset, any other contribution vouches (as for the rollback version)
+        return c.submitted_by != q.submitted_by and uri.get(c.source_id) != uri.get(q.source_id)
+
+    barred: dict[str, str] = {}
+    for rid, qs in hits.items():
+        for q in qs:
+            if not any(rid in added and independent(c, q) for c, added in vouchers):
+                barred[rid] = f"added by quarantined contribution {names.get(q.dataset_id, q.dataset_id)}#{q.number}"
+                break
+    return dict(sorted(barred.items()))
 
 
 def _made_from_quarantined(

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 
 from dataward.access import BlockOverride, Principal, Role, check_override, roles_on
 from dataward.access.overrides import OVERRIDE_ROLES
+from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, gate_overrides
@@ -23,6 +24,7 @@ from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, new_id
 from dataward.service.guard import checked_for_signing, checked_identity_people
+from dataward.service.rows import current_owner
 
 REQUESTED, CONFIRMED = "requested", "confirmed"
 OVERRIDABLE = ("submitted", "gated")
@@ -159,11 +161,18 @@ class OverrideService(Service):
             # disabled since would otherwise lift the block with one standing owner's word.
             ledger = self.context.ledger
             standing = [(r, p) for r in pending if (p := _standing_requester(uc.conn, r, scope, ledger)) is not None]
+            # Nor does a request by someone now on the bot's side (handed its submitter since the request).
+            owner_now = current_owner(uc.conn, c)
+            standing = [
+                (r, p)
+                for r, p in standing
+                if separation_problem(p, c.submitted_by, c.submitter_owner, current_owner_id=owner_now) is None
+            ]
             first, requested_by = standing[0] if standing else (None, None)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, scope)
-            check_override(uc.caller.principal, held, c.submitted_by, c.submitter_owner, requested_by).raise_if_denied(
-                PolicyViolation
-            )
+            check_override(
+                uc.caller.principal, held, c.submitted_by, c.submitter_owner, requested_by, owner_now
+            ).raise_if_denied(PolicyViolation)
             role = "admin" if Role.ADMIN in held else "owner"
             now = format_time(uc.now)
             step = REQUESTED if first is None else CONFIRMED

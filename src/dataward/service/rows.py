@@ -143,3 +143,11 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     """``DATASET@VERSION`` -> (dataset, version or None)."""
     name, sep, version = ref.partition("@")
     return name, (version if sep else None)
+
+
+def current_owner(conn: Connection, c: Any) -> str | None:
+    """The accountable owner of the submitting principal now, when it differs from the owner at
+    submission (a bot transferred since): the new owner answers for the bot too, so may not approve,
+    override or review what it submitted before the transfer either."""
+    owner = conn.execute(select(principals.c.owner_id).where(principals.c.id == c.submitted_by)).scalar()
+    return owner if owner is not None and owner != c.submitter_owner else None

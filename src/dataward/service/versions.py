@@ -321,7 +321,8 @@ class VersionService(Service):
 def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
     """What a promotion's checks depend on, read from the catalog alone (see ``barred_records``): the
     version's stage, the status of the contributions it holds and of their review items, and which
-    review items of the dataset were rejected. New submissions elsewhere in the dataset change none."""
+    review items of the dataset were rejected, and which contributions of the ward are quarantined. New
+    submissions elsewhere in the dataset change none."""
     stage = conn.execute(select(versions.c.stage).where(versions.c.id == ver.id)).scalar()
     listed = json.loads(ver.contributions)
     statuses = conn.execute(
@@ -338,7 +339,11 @@ def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
         )
         .order_by(quarantine.c.id)
     ).all()
-    return stage, tuple(map(tuple, statuses)), tuple(map(tuple, items))
+    # A contribution quarantined in any dataset bars its records here too (``barred_records``).
+    anywhere = conn.execute(
+        select(contributions.c.id).where(contributions.c.status == "quarantined").order_by(contributions.c.id)
+    ).scalars()
+    return stage, tuple(map(tuple, statuses)), tuple(map(tuple, items)), tuple(anywhere)
 
 
 def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:
@@ -360,7 +365,7 @@ def _held_basis(conn: Connection, dataset_id: str, contribution_id: str) -> tupl
     """What decides which records a merge must leave out, read from the catalog alone: this
     contribution's records not accepted in review, any record of the dataset ever rejected in review
     (ids are content hashes, so re-submitting a rejected record must not sneak it back in), and the id
-    lists of quarantined contributions. Compared before and after a merge's object work."""
+    lists of quarantined contributions of every dataset. Compared before and after a merge's object work."""
     mine = select(quarantine.c.record_id).where(
         quarantine.c.contribution_id == contribution_id, quarantine.c.status != "accepted"
     )
@@ -370,9 +375,9 @@ def _held_basis(conn: Connection, dataset_id: str, contribution_id: str) -> tupl
         .where(contributions.c.dataset_id == dataset_id, quarantine.c.status == "rejected")
     )
     held = frozenset(r.record_id for r in conn.execute(mine.union(rejected)))
+    # A quarantine holds its records out of every version of the ward: the same records contributed
+    # again to another dataset (by the same bot, from the same source, or anyone) are left out too.
     quarantined = conn.execute(
-        select(contributions.c.added_object).where(
-            contributions.c.dataset_id == dataset_id, contributions.c.status == "quarantined"
-        )
+        select(contributions.c.added_object).where(contributions.c.status == "quarantined")
     ).scalars()
-    return held, tuple(sorted(d for d in quarantined if d))
+    return held, tuple(sorted({d for d in quarantined if d}))

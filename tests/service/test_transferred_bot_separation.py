@@ -1,0 +1,117 @@
+"""Separation of duties survives handing a bot to someone else.
+
+The outside trial: the scraper (owned by ann) submitted a contribution; the bot was then transferred
+to ben, and ben approved what his new bot had submitted before the transfer. Nobody approves (or
+overrides the block of) a contribution submitted by a service principal they own: neither the owner
+at submission nor the owner now.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dataward.access import Approval, approvals_status
+from dataward.access.policy import DatasetPolicy
+from dataward.access.roles import Role
+from dataward.domain.errors import PolicyViolation
+from dataward.service.ward import Ward
+from tests.helpers import wine_rows, write_csv
+from tests.service.test_block_override import _blocked, team  # noqa: F401  (the fixture)
+
+
+def _submitted_then_transferred(team: dict[str, Ward], tmp_path: Path) -> str:  # noqa: F811
+    c = team["scraper"].contribute("wine", write_csv(tmp_path / "x.csv", wine_rows(120, 125)), source="s:x")
+    assert c["gate"]["verdict"] != "block"
+    team["admin"].transfer_principal("scraper", "ben")
+    return c["ref"]
+
+
+def test_the_new_owner_of_a_transferred_bot_cannot_approve_its_earlier_contribution(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    ref = _submitted_then_transferred(team, tmp_path)
+    with pytest.raises(PolicyViolation, match=r"'ann' own(s|ed) the service principal that submitted"):
+        team["ann"].approve(ref, reason="x")
+    with pytest.raises(PolicyViolation, match="'ben' owns the service principal that submitted"):
+        team["ben"].approve(ref, reason="x")
+    # benbot answers to ben, the scraper's owner now: the same side.
+    with pytest.raises(PolicyViolation, match="same human"):
+        team["benbot"].approve(ref, reason="x")
+    assert team["dan"].approve(ref, reason="checked")["decision"] == "approve"
+
+
+def test_after_the_transfer_the_new_owner_is_the_bot_s_side(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    team["admin"].transfer_principal("scraper", "ben")
+    c = team["scraper"].contribute("wine", write_csv(tmp_path / "y.csv", wine_rows(125, 130)), source="s:y")
+    with pytest.raises(PolicyViolation, match="'ben' owns the service principal"):
+        team["ben"].approve(c["ref"], reason="x")
+    # ann no longer owns it, and did not when it was submitted: she may approve it.
+    assert team["ann"].approve(c["ref"], reason="checked")["decision"] == "approve"
+
+
+def test_the_new_owner_cannot_override_the_block_of_its_earlier_contribution(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    team["admin"].transfer_principal("scraper", "ben")
+    for who in ("ann", "ben", "benbot"):
+        with pytest.raises(PolicyViolation, match="separation of duties"):
+            team[who].override_block(ref, reason="x")
+    assert team["cat"].override_block(ref, reason="checked")["status"] == "requested"
+    assert team["sam"].override_block(ref, reason="agreed")["status"] == "overridden"
+
+
+def test_a_request_made_before_the_requester_got_the_bot_no_longer_stands(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    assert team["ben"].override_block(ref, reason="looks fine")["status"] == "requested"
+    team["admin"].transfer_principal("scraper", "ben")
+    # cat's call is a fresh request, not the second half of ben's: ben is now on the bot's side.
+    assert team["cat"].override_block(ref, reason="checked")["status"] == "requested"
+    assert team["admin"].contribution(ref)["gate_verdict"] == "block"
+
+
+def test_an_approval_by_the_owner_now_does_not_count() -> None:
+    policy = DatasetPolicy.from_yaml("approvals:\n  required: 1\n")
+    given = Approval("ben", "h", Role.APPROVER, "ok", datetime(2026, 1, 1, tzinfo=UTC))
+    status = approvals_status(
+        policy, "h", [given], submitter_id="scraper", submitter_owner_id="ann", submitter_current_owner_id="ben"
+    )
+    assert not status.satisfied and [a.approver_id for a in status.conflicted] == ["ben"]
+    before = approvals_status(policy, "h", [given], submitter_id="scraper", submitter_owner_id="ann")
+    assert before.satisfied
+
+
+def test_the_trial_on_the_command_line(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the trial ran it: ``principal transfer``, then each owner's ``approve`` is refused (exit 6)."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    admin = team["admin"]
+    c = team["scraper"].contribute("wine", write_csv(tmp_path / "x.csv", wine_rows(120, 125)), source="s:x")
+    monkeypatch.setenv("DATAWARD_WARD", str(admin.folder))
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    runner = CliRunner()
+    moved = runner.invoke(app, ["principal", "transfer", "scraper", "--to", "ben"])
+    assert moved.exit_code == 0, moved.stdout
+    for who in ("ann", "ben"):
+        key = admin.issue_key(who)["key"]
+        refused = runner.invoke(app, ["approve", c["ref"], "--reason", "x"], env={"DATAWARD_KEY": key})
+        assert refused.exit_code == 6, (who, refused.stdout)
+    assert not [a for a in admin.ledger(types=["contribution.approved"]) if a["subject"]["contribution"] == c["id"]]

@@ -97,6 +97,15 @@ def test_the_cli_names_the_problem_and_exits_2(reviews_ward: Path, tmp_path: Pat
     assert "line 2" in refused.stderr
 
 
+def test_a_utf16_csv_is_refused_with_exit_2_and_nothing_stored(reviews_ward: Path, tmp_path: Path) -> None:
+    path = tmp_path / "u16.csv"
+    path.write_bytes("text,label\nhello,pos\n".encode("utf-16"))
+    refused = run(reviews_ward, "contribute", "reviews", str(path), "--source", "t", "--no-gate")
+    assert refused.returncode == 2
+    assert "is not UTF-8: it is UTF-16" in refused.stderr and "iconv" in refused.stderr
+    assert json.loads(run(reviews_ward, "contributions", "reviews", "--json").stdout) == []
+
+
 def test_no_stream_is_left_with_arrow_when_the_reader_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The mechanism: once ``read_table`` has raised (or returned), Arrow's threads hold none of the
     streams it opened, without any wait on the caller's side. Before the fix a pool thread released

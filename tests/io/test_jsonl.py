@@ -176,3 +176,12 @@ def test_colons_in_values_and_nested_objects_still_read(tmp_path: Path, text_sch
     """The repeated-key check parses such lines again: their values are unchanged."""
     path = write(tmp_path / "t.jsonl", '\n{"text": "a: b: {\\"c\\": 1}", "label": "x"}\n')
     assert read_table(path, text_schema).table.column("text").to_pylist() == ['a: b: {"c": 1}']
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_file_is_named_as_such(tmp_path: Path, text_schema: Schema, encoding: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(_lines({"text": "héllo", "label": "pos"}).encode(encoding))
+    error = _refused(path, text_schema)
+    assert "is not UTF-8" in error.message and "UTF-16" in error.message, error.message
+    assert error.hint and "iconv" in error.hint

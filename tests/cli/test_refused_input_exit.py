@@ -21,7 +21,6 @@ import pytest
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.io import bounded, read_table
-from dataward.io.arrow_loan import ArrowLoan
 from tests.cli.test_cli import run
 
 RUNS = 16
@@ -141,6 +140,8 @@ def test_no_stream_is_left_with_arrow_when_the_reader_returns(tmp_path: Path, mo
 def test_settle_waits_for_a_thread_that_holds_a_lent_block() -> None:
     """``settle`` returns only once every object lent has been released, on whichever thread."""
     import io
+
+    from dataward.io.arrow_loan import ArrowLoan
 
     loan = ArrowLoan(io.BytesIO(b"abc"))
     feed = loan.feed()

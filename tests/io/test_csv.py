@@ -219,3 +219,23 @@ def test_a_parquet_file_read_as_csv_or_json_lines_is_named_as_such(tmp_path: Pat
         with pytest.raises(InputError, match="is a Parquet file") as info:
             read_table(path, text_schema, format=fmt)
         assert "PAR1" not in info.value.message and "--format parquet" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "says"),
+    [
+        ("utf-16", "UTF-16 (little-endian) text, as its byte-order mark (FF FE) says"),
+        ("utf-16-be", "looks like UTF-16 (big-endian) text"),
+        ("utf-16-le", "looks like UTF-16 (little-endian) text"),
+        ("utf-32", "UTF-32 (little-endian) text, as its byte-order mark (FF FE 00 00) says"),
+    ],
+)
+def test_a_utf16_file_is_named_as_such(tmp_path: Path, text_schema: Schema, encoding: str, says: str) -> None:
+    """A spreadsheet's "Unicode text" is UTF-16: it was refused for a column named
+    ``'\\udcff\\udcfet\\x00e\\x00x\\x00t\\x00'``, or for a missing label column without its mark."""
+    path = tmp_path / "t.csv"
+    path.write_bytes("text,label\nhéllo,pos\n".encode(encoding))
+    error = _refused(path, text_schema)
+    assert "is not UTF-8" in error.message and says in error.message, error.message
+    assert "\\x00" not in error.message and "\\udc" not in error.message
+    assert error.hint and "iconv" in error.hint and "t.utf8.csv" in error.hint

@@ -67,3 +67,13 @@ def test_a_ward_takes_a_contribution_from_a_json_array(tmp_path: Path, text_sche
     path = write(tmp_path / "c.json", json.dumps([{"text": "hello", "label": "a"}, {"text": "bye", "label": "b"}]))
     contribution = ward.contribute("d", path, source="s", gate=False)
     assert contribution["added"] == 2
+
+
+def test_a_key_given_twice_in_an_element_is_refused(tmp_path: Path, text_schema: Schema) -> None:
+    path = write(
+        tmp_path / "t.json", '[{"text": "q1", "label": "neg"},\n {"text": "q2", "label": "neg", "label": "pos"}]\n'
+    )
+    with pytest.raises(InputError) as caught:
+        read_table(path, text_schema)
+    assert "line 2" in caught.value.message and "'label'" in caught.value.message
+    assert "appears 2 times" in caught.value.message

@@ -144,3 +144,44 @@ def test_undeclared_key_hint_names_the_columns_a_chat_dataset_reads(tmp_path: Pa
     error = _refused(path, Schema.for_kind("chat"))
     assert "'prompt'" in error.message and "not in the dataset schema" in error.message
     assert error.hint and "declare" not in error.hint and "messages" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "key"),
+    [
+        # Refused by pyarrow's fast reader, then named by the exact pass.
+        ('{"text": "q1", "label": "neg", "label": "pos"}\n', 1, "label"),
+        ('{"text": "q0", "label": "neg"}\n{"text": "a", "text": "b", "label": "x"}\n', 2, "text"),
+        # Blank lines send the whole file to the exact pass; colons in values make it check every object.
+        ('\n{"text": "at 10:30", "label": "neg"}\n{"text": "q2: why", "label": "neg", "label": "pos"}\n', 3, "label"),
+    ],
+)
+def test_a_key_given_twice_is_refused(tmp_path: Path, text_schema: Schema, content: str, line: int, key: str) -> None:
+    """``{"label": "neg", "label": "pos"}`` was stored as ``pos`` (the last value, as ``json`` keeps it);
+    a column named twice in a CSV header is refused, and so is this."""
+    error = _refused(write(tmp_path / "t.jsonl", content), text_schema)
+    assert f"line {line}" in error.message and f"'{key}'" in error.message, error.message
+    assert "appears 2 times" in error.message
+
+
+def test_a_key_given_twice_in_a_nested_object_is_refused(tmp_path: Path) -> None:
+    line = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    good = json.dumps(line)
+    bad = good.replace('"role": "user"', '"role": "user", "role": "assistant"')
+    error = _refused(write(tmp_path / "t.jsonl", good + "\n" + bad + "\n"), Schema.for_kind("chat"))
+    assert "line 2" in error.message and "'role'" in error.message and "appears 2 times" in error.message
+
+
+def test_colons_in_values_and_nested_objects_still_read(tmp_path: Path, text_schema: Schema) -> None:
+    """The repeated-key check parses such lines again: their values are unchanged."""
+    path = write(tmp_path / "t.jsonl", '\n{"text": "a: b: {\\"c\\": 1}", "label": "x"}\n')
+    assert read_table(path, text_schema).table.column("text").to_pylist() == ['a: b: {"c": 1}']
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_file_is_named_as_such(tmp_path: Path, text_schema: Schema, encoding: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(_lines({"text": "héllo", "label": "pos"}).encode(encoding))
+    error = _refused(path, text_schema)
+    assert "is not UTF-8" in error.message and "UTF-16" in error.message, error.message
+    assert error.hint and "iconv" in error.hint

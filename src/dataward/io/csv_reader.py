@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.schema import ColumnKind, Schema
+from dataward.io.arrow_loan import ArrowLoan
 from dataward.io.bounded import CHUNK_BYTES, CheckedStream, read_whole
 from dataward.io.columns import canonical_column
 from dataward.io.header import check_columns
@@ -219,32 +220,53 @@ def _parse(
     text_columns = {c.name for c in schema.of_kind(ColumnKind.TEXT)}
     types = {name: pa.large_string() if name in text_columns else pa.string() for name in header}
     with CheckedStream(path, limits) as stream:
-        batches: list[pa.RecordBatch] = []
-        count = 0
-        try:
-            reader = pacsv.open_csv(
-                stream,
+        batches, arrow_schema = _batches(path, stream, block_size, types, limits)
+        stream.raise_error()
+        parsed = pa.Table.from_batches(batches, schema=arrow_schema)
+        del batches
+        if parsed.num_rows == 0:
+            raise input_error(path, "the file has a header but no records", hint="add at least one record")
+        with csv_field_limit(limits.max_record_bytes):
+            rows = _line_numbers(path, stream, parsed.num_rows, limits)
+        return parsed, rows, stream.raw_hash
+
+
+def _batches(
+    path: Path, stream: CheckedStream, block_size: int, types: dict[str, pa.DataType], limits: InputLimits
+) -> tuple[list[pa.RecordBatch], pa.Schema]:
+    """The file's record batches from pyarrow's streaming reader and their schema.
+
+    The reader reads ``stream`` on Arrow's threads; whatever ends the read (the end of the file, a
+    parse error, a limit), it is settled (see :mod:`dataward.io.arrow_loan`) before this returns,
+    so that no Arrow thread still holds the file when the error reaches the user and the process
+    exits. Only ``reader`` (a list, emptied before the wait) refers to the reader here: a local
+    kept alive by the error's traceback would keep it open past the wait.
+    """
+    loan = ArrowLoan(stream)
+    reader: list[pacsv.CSVStreamingReader] = []
+    batches: list[pa.RecordBatch] = []
+    count = 0
+    try:
+        reader.append(
+            pacsv.open_csv(
+                loan.feed(),
                 read_options=pacsv.ReadOptions(block_size=block_size),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
             )
-            for batch in reader:
-                count += batch.num_rows
-                if count > limits.max_rows:
-                    stream.raise_error()
-                    raise _too_many(path, count, limits)
-                batches.append(batch)
-        except pa.ArrowInvalid:
-            stream.raise_error()  # a stream stopped at a limit looks cut short to the parser
-            raise
-        stream.raise_error()
-        if count == 0:
-            raise input_error(path, "the file has a header but no records", hint="add at least one record")
-        parsed = pa.Table.from_batches(batches, schema=reader.schema)
-        del batches
-        with csv_field_limit(limits.max_record_bytes):
-            rows = _line_numbers(path, stream, parsed.num_rows, limits)
-        return parsed, rows, stream.raw_hash
+        )
+        for batch in reader[0]:
+            count += batch.num_rows
+            if count > limits.max_rows:
+                stream.raise_error()
+                raise _too_many(path, count, limits)
+            batches.append(batch)
+        return batches, reader[0].schema
+    except pa.ArrowInvalid:
+        stream.raise_error()  # a stream stopped at a limit looks cut short to the parser
+        raise
+    finally:
+        loan.settle(reader.clear if reader else None)
 
 
 def _too_many(path: Path, count: int, limits: InputLimits) -> InputError:

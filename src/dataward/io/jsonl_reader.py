@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
@@ -25,6 +26,7 @@ from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 from dataward.domain.surrogates import lone_surrogate
+from dataward.io.arrow_loan import ArrowLoan
 from dataward.io.bounded import (
     CHUNK_BYTES,
     CheckedStream,
@@ -56,6 +58,29 @@ _DECLARED_TYPES = {
 
 class _Retry(Exception):
     """The fast reader's result is not exact; read the file line by line."""
+
+
+class _RepeatedKey(ValueError):
+    """An object of the line gives a key more than once."""
+
+    def __init__(self, key: str, count: int) -> None:
+        super().__init__(key)
+        self.key, self.count = key, count
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads``: the object as a dict, refusing a repeated key.
+
+    ``json`` keeps the last of two values silently, and a record would then say something other than
+    what another reader of the same line sees (pyarrow's reader refuses the line, others keep the
+    first value). pyarrow's fast reader already refuses such a block, which sends it here.
+    """
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        key, count = next((k, n) for k, n in counts.items() if n > 1)
+        raise _RepeatedKey(key, count)
+    return record
 
 
 def _blocks(stream: CheckedStream) -> Iterator[tuple[bytes, int]]:
@@ -98,12 +123,18 @@ def _fast(data: bytes, schema: Schema) -> pa.Table:
     # Declaring the input columns' types stops pyarrow from turning text into timestamps.
     declared = pa.schema([pa.field(c.name, _DECLARED_TYPES[c.kind]) for c in schema.inputs])
     options = pajson.ParseOptions(explicit_schema=declared, unexpected_field_behavior="infer")
+    # Lent, then settled before the table or the error is passed on: see dataward.io.arrow_loan.
+    loan = ArrowLoan(io.BytesIO(data))
     try:
         return pajson.read_json(
-            io.BytesIO(data), read_options=pajson.ReadOptions(block_size=_BLOCK_SIZE), parse_options=options
+            loan.feed(), read_options=pajson.ReadOptions(block_size=_BLOCK_SIZE), parse_options=options
         )
     except pa.ArrowException:
+        # Among others, a key given twice in an object ("Column(/label) was specified twice"): the
+        # exact pass names it.
         raise _Retry from None
+    finally:
+        loan.settle()
 
 
 def _convert(
@@ -124,6 +155,20 @@ def _convert(
                 raise _Retry from None
             raise value_error(path, problem, unit="line", where=int(rows[problem.index]), column=name) from None
     return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(with_record_id=False))
+
+
+def _loads(line: str) -> Any:
+    """The line's JSON value; ``_RepeatedKey`` when one of its objects gives a key twice.
+
+    Checking every object costs a third more on a plain line, so the check runs only when it can
+    find something: every key is followed by a colon, so a line with as many colons as its parsed
+    object has keys holds no nested object and no repeated key. Others (nested objects, a colon
+    inside a value, a repeated key) are parsed again, exactly.
+    """
+    value = json.loads(line)
+    if isinstance(value, dict) and line.count(":") != len(value):
+        value = json.loads(line, object_pairs_hook=_unique_keys)
+    return value
 
 
 def _depth_within(value: Any, limit: int) -> bool:
@@ -168,7 +213,16 @@ def _line_by_line(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _loads(line)
+        except _RepeatedKey as repeated:
+            raise input_error(
+                path,
+                f"the key appears {repeated.count} times in one object of the line",
+                unit="line",
+                where=number,
+                column=repeated.key,
+                hint="give every key of an object once",
+            ) from None
         except json.JSONDecodeError as exc:
             raise input_error(
                 path,

@@ -29,6 +29,7 @@ from dataward.io.json_reader import read_json
 from dataward.io.jsonl_reader import read_jsonl
 from dataward.io.location import input_error, missing_file
 from dataward.io.parquet_reader import read_parquet
+from dataward.io.text_input import WIDE_SAMPLE, wide_encoding_problem
 
 Format = Literal["csv", "jsonl", "json", "parquet", "images"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -107,16 +108,20 @@ def detect_format(path: str | PathLike[str]) -> str:
     return fmt
 
 
-def _refuse_parquet_as_text(source: Path, fmt: str) -> None:
+def _refuse_other_than_utf8_text(source: Path, fmt: str) -> None:
     """A Parquet file (it starts with ``PAR1``) read as CSV or JSON was refused for its first line,
-    quoting kilobytes of binary as a column name: name what the file is instead."""
+    quoting kilobytes of binary as a column name, and a UTF-16 file for a column named in mangled
+    bytes: name what the file is instead."""
     with source.open("rb") as handle:
-        if handle.read(4) == b"PAR1":
-            raise input_error(
-                source,
-                f"is a Parquet file, not {fmt.upper() if fmt == 'csv' else 'JSON'}",
-                hint="give --format parquet, or name the file .parquet",
-            )
+        head = handle.read(WIDE_SAMPLE)
+    if head.startswith(b"PAR1"):
+        raise input_error(
+            source,
+            f"is a Parquet file, not {fmt.upper() if fmt == 'csv' else 'JSON'}",
+            hint="give --format parquet, or name the file .parquet",
+        )
+    if (problem := wide_encoding_problem(source, head, fmt)) is not None:
+        raise problem
 
 
 def read_table(
@@ -164,7 +169,7 @@ def read_table(
                     source, "the file changed while it was read", hint="import it again once it is complete"
                 )
         else:
-            _refuse_parquet_as_text(source, fmt)
+            _refuse_other_than_utf8_text(source, fmt)
             table, rows, raw_hash = _TEXT_READERS[fmt](source, schema, bounds)
     _check_learnable(source, fmt, schema, table, rows)
     return ImportedTable(

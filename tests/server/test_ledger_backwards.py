@@ -10,13 +10,13 @@ legitimately sees an older head)."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from dataward.service.ward import Ward
 from tests.server.conftest import Served, serve_ward
@@ -29,9 +29,10 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """A server of its own: the attack leaves its ward refusing everything."""
-    yield from serve_ward(tmp_path)
+def served(tmp_path: Path, catalog_url: str | None) -> Iterator[Served]:
+    """A server of its own (its catalog SQLite or PostgreSQL): the attack leaves its ward refusing
+    everything."""
+    yield from serve_ward(tmp_path, catalog_url=catalog_url)
 
 
 def _carol(served: Served) -> str:
@@ -90,15 +91,18 @@ def test_a_served_ward_whose_ledger_is_cut_refuses_the_revived_key(served: Serve
         assert refused.status_code == 401 and refused.json()["error"] == "key_revoked"
         head = http.get(f"{API}/ledger/head", headers=bearer(served.admin_key)).json()
 
-        db = sqlite3.connect(served.ward / "catalog.sqlite", isolation_level=None)
+        # Straight on the catalog, as its writer (no signing key): the revocation and what followed deleted.
+        catalog = Ward.open(served.ward).db
         try:
-            seq = db.execute(
-                "SELECT min(seq) FROM ledger_events WHERE type = 'key.revoked' AND subject LIKE ?", (f"%{key_id}%",)
-            ).fetchone()[0]
-            db.execute("DELETE FROM ledger_events WHERE seq >= ?", (seq,))
-            db.execute("UPDATE api_keys SET revoked_at = NULL WHERE id = ?", (key_id,))
+            with catalog.engine.begin() as conn:
+                seq = conn.execute(
+                    text("SELECT min(seq) FROM ledger_events WHERE type = 'key.revoked' AND subject LIKE :k"),
+                    {"k": f"%{key_id}%"},
+                ).scalar_one()
+                conn.execute(text("DELETE FROM ledger_events WHERE seq >= :s"), {"s": seq})
+                conn.execute(text("UPDATE api_keys SET revoked_at = NULL WHERE id = :k"), {"k": key_id})
         finally:
-            db.close()
+            catalog.dispose()
         for kept in (served.ward / "checkpoints").glob("*.json"):
             kept.unlink()  # the server's memory alone must catch it
 

@@ -318,11 +318,17 @@ class AuditService(Service):
                 valid.append(cp)
         report.checked["checkpoints"] = len(valid)
         mark = remembered
-        if mark is not None and mark.seq > 0 and not any(c.seq == mark.seq and c.head == mark.hash for c in valid):
-            # Not signed: this process read it from this catalog (or from a kept checkpoint it checked).
-            valid.append(Checkpoint(self.ward_id, mark.seq, mark.hash, mark.time, "", source=mark.source))
-        hashes = {stored_int(row[0]): row[2] for row in rows} if valid else {}
+        if mark is not None and (mark.seq <= 0 or any(c.seq == mark.seq and c.head == mark.hash for c in valid)):
+            mark = None
+        hashes = {stored_int(row[0]): row[2] for row in rows} if valid or mark else {}
         outcomes = [(cp, extension(cp, hashes)) for cp in sorted(valid, key=lambda c: c.seq)]
+        if mark is not None:
+            # Not signed: this process read it from this catalog (or from a kept checkpoint it checked).
+            # Listed only when the ledger no longer extends it, so that a sound ward's report is the same
+            # from any process.
+            unsigned = Checkpoint(self.ward_id, mark.seq, mark.hash, mark.time, "", source=mark.source)
+            if (ext := extension(unsigned, hashes)).status != "extends":
+                outcomes = sorted([*outcomes, (unsigned, ext)], key=lambda item: item[0].seq)
         report.anchor["checkpoints"] = [
             {"source": cp.source, "seq": cp.seq, "head": cp.head, "time": cp.time, "status": ext.status}
             for cp, ext in outcomes

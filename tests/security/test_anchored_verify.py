@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dataward.cli.app import app
-from dataward.domain.errors import AccessDenied
+from dataward.domain.errors import AccessDenied, IntegrityViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
@@ -242,6 +242,10 @@ def test_witness_copy_outside_the_ward_catches_a_deleted_tail(tmp_path: Path) ->
     # The witness folder can also be handed to verify as is.
     code, report = cli(ward.folder, "verify", "--checkpoint", str(witness))
     assert code == 7 and report["first_bad_event"] == promoted.seq
+    # This ward object read the promotion: it refuses the shorter ledger. A new process cannot tell.
+    with pytest.raises(IntegrityViolation, match="went backwards"):
+        ward.create_principal("reader")
+    ward = Ward.open(ward.folder)
     # Only an admin may move the witness, and the change is itself a ledger event.
     ward.create_principal("reader")
     ward.grant("reader", "reader")

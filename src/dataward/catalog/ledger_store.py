@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from dataward.catalog.projection import RowChange, apply_changes
 from dataward.catalog.tables import ledger_events, ward_meta
@@ -29,6 +29,13 @@ from dataward.ledger.signing import WardSigner
 HEAD_HASH_QUERY = select(ledger_events.c.hash).order_by(ledger_events.c.seq.desc()).limit(1)
 """The hash of the newest event (no row for an empty ledger): it changes with every append, and so
 with every change to a projected table (see ``dataward.service.remembered``)."""
+
+HEAD_SEQ_QUERY = select(ledger_events.c.seq).order_by(ledger_events.c.seq.desc()).limit(1)
+"""The sequence number of the newest event (no row for an empty ledger)."""
+
+HASH_AT_QUERY = select(ledger_events.c.hash).where(ledger_events.c.seq == bindparam("mark_seq"))
+"""The hash of event ``:mark_seq`` (no row when the ledger does not hold it): whether the ledger still
+extends a head seen before (``dataward.service.ledger_mark``)."""
 
 
 def head(conn: Connection) -> tuple[int, str]:

@@ -34,6 +34,7 @@ from dataward.service import holders
 from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
+from dataward.service.ledger_mark import Seen
 from dataward.service.manifests import location_problems, read_manifest
 from dataward.service.recordstore import identity_of_records, summarize_digests
 from dataward.store.tables import read_parquet_bytes
@@ -112,6 +113,11 @@ def _stretch(first: int | None, last: int) -> str:
     return f"event #{last} was" if first == last else f"events #{first} to #{last} were"
 
 
+def _named(cp: Checkpoint) -> str:
+    """How a problem names what it was anchored by: a checkpoint, or (unsigned) what this process saw."""
+    return f"the checkpoint {cp.source}" if cp.sig else f"{cp.source} (remembered by this process)"
+
+
 def _short(value: Any, width: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -181,6 +187,8 @@ class AuditService(Service):
             # Ed25519 key is refused here, before the chain is read.
             public_key = parse_public_key(public_key, source="the pinned public key")
         report = VerifyReport()
+        # The newest head this process knows of, taken before the read begins (``ledger_mark``).
+        remembered = self.context.mark.floor()
         with self.use_case(Action.VERIFY, Scope.ward()) as uc, _collector_paused():
             rows = ledger_store.read_stored(uc.conn)
             # Only the first event is made whole (the key check reads it); the checks after the chain
@@ -212,7 +220,7 @@ class AuditService(Service):
             report.anchor["signatures"] = (
                 "every event" if every == 1 else f"every {every}th event and the last, covering the chain"
             )
-            self._verify_checkpoints(rows, checkpoints, verifier, report)
+            self._verify_checkpoints(rows, checkpoints, verifier, report, remembered=remembered)
             if early and not chain:
                 k, head = early[0]
                 rest = ledger_store.stored_facts(rows[k:], exact[k:])
@@ -261,8 +269,12 @@ class AuditService(Service):
         given: Sequence[Checkpoint],
         verifier: SignatureVerifier,
         report: VerifyReport,
+        *,
+        remembered: Seen | None = None,
     ) -> None:
-        """The ledger must extend every checkpoint that verifies under the trusted key."""
+        """The ledger must extend every checkpoint that verifies under the trusted key, and the newest
+        head this process saw (``remembered``: the process's ledger mark, a head it read or the kept
+        checkpoint it started from), which counts as a checkpoint without a signature."""
         kept = read_folder(self.folder / CHECKPOINTS_DIR, label="kept checkpoint")
         found = [*given, *kept.checkpoints]
         unreadable = list(kept.unreadable)
@@ -304,9 +316,19 @@ class AuditService(Service):
                 )
             else:
                 valid.append(cp)
-        hashes = {stored_int(row[0]): row[2] for row in rows} if valid else {}
+        report.checked["checkpoints"] = len(valid)
+        mark = remembered
+        if mark is not None and (mark.seq <= 0 or any(c.seq == mark.seq and c.head == mark.hash for c in valid)):
+            mark = None
+        hashes = {stored_int(row[0]): row[2] for row in rows} if valid or mark else {}
         outcomes = [(cp, extension(cp, hashes)) for cp in sorted(valid, key=lambda c: c.seq)]
-        report.checked["checkpoints"] = len(outcomes)
+        if mark is not None:
+            # Not signed: this process read it from this catalog (or from a kept checkpoint it checked).
+            # Listed only when the ledger no longer extends it, so that a sound ward's report is the same
+            # from any process.
+            unsigned = Checkpoint(self.ward_id, mark.seq, mark.hash, mark.time, "", source=mark.source)
+            if (ext := extension(unsigned, hashes)).status != "extends":
+                outcomes = sorted([*outcomes, (unsigned, ext)], key=lambda item: item[0].seq)
         report.anchor["checkpoints"] = [
             {"source": cp.source, "seq": cp.seq, "head": cp.head, "time": cp.time, "status": ext.status}
             for cp, ext in outcomes
@@ -321,7 +343,7 @@ class AuditService(Service):
                     "ledger",
                     "missing",
                     f"event #{ext.first_bad}",
-                    f"{_stretch(ext.first_bad, cp.seq)} deleted: the checkpoint {cp.source} of {cp.time} "
+                    f"{_stretch(ext.first_bad, cp.seq)} deleted: {_named(cp)} of {cp.time} "
                     f"covers {cp.seq} events, the ledger ends at #{head_seq}",
                     ext.first_bad,
                 )
@@ -336,7 +358,7 @@ class AuditService(Service):
                     "ledger",
                     "rewritten",
                     f"event #{cp.seq}",
-                    f"the checkpoint {cp.source} of {cp.time} says event #{cp.seq} hashes to {cp.head}, the ledger "
+                    f"{_named(cp)} of {cp.time} says event #{cp.seq} hashes to {cp.head}, the ledger "
                     f"has {ext.found_hash}: history was rewritten after event #{after} and at or before #{cp.seq}",
                     cp.seq,
                 )

@@ -1,5 +1,6 @@
-"""Signed checkpoints of the ledger: made on request and after every promotion, kept in the ward's
-``checkpoints/`` folder, and copied to a witness location outside the ward when one is configured.
+"""Signed checkpoints of the ledger: made on request, after every promotion and after every event that
+takes access away (``CHECKPOINT_AFTER``), kept in the ward's ``checkpoints/`` folder, and copied to a
+witness location outside the ward when one is configured.
 
 The copies inside the ward are a convenience (anyone who can write the folder can delete them);
 what anchors the ledger is a copy the ward's writers cannot reach: the witness, a file in a git
@@ -27,8 +28,30 @@ from dataward.service.identity import acts_as_admin
 
 log = logging.getLogger("dataward.checkpoints")
 
-CHECKPOINT_AFTER = frozenset({"version.promoted"})
-"""Event types after which the ward writes a checkpoint on its own."""
+CHECKPOINT_AFTER = frozenset(
+    {
+        "version.promoted",
+        # Events that take access away: deleting one (with the rows it changed) would give it back.
+        "key.revoked",
+        "key.rotated",
+        "grant.revoked",
+        "principal.disabled",
+        "principal.suspended",
+        "principal.transferred",
+    }
+)
+"""Event types after which the ward writes a checkpoint on its own: a promotion, and every event that
+takes access away, so that a ledger cut back to before one of them ends before a kept checkpoint
+(which plain ``verify`` reports, and which every process refuses: ``service/ledger_mark.py``)."""
+
+
+def takes_checkpoint(event: Event) -> bool:
+    """Whether the ward checkpoints on its own after ``event``: a type of ``CHECKPOINT_AFTER``, or an
+    enabling that revoked keys (those left unrevoked while the principal was stopped)."""
+    if event.type in CHECKPOINT_AFTER:
+        return True
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    return event.type == "principal.enabled" and bool(payload.get("revoked_keys"))
 
 
 @dataclass
@@ -206,11 +229,12 @@ class CheckpointService(Service):
         return where
 
     def checkpoint_after(self, events: list[Event]) -> None:
-        """After a committed use case: checkpoint its last event when it promoted something.
+        """After a committed use case: checkpoint its last event when it promoted something or took
+        access away (``takes_checkpoint``).
 
-        The promotion is already recorded; a checkpoint that cannot be written is logged, not raised.
+        The event is already recorded; a checkpoint that cannot be written is logged, not raised.
         """
-        if not events or not any(e.type in CHECKPOINT_AFTER for e in events):
+        if not events or not any(takes_checkpoint(e) for e in events):
             return
         last = events[-1]
         try:

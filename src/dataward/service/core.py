@@ -34,6 +34,7 @@ from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conf
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth, holders, refusals, signed_identity
+from dataward.service.ledger_mark import LedgerMark, Seen
 from dataward.service.remembered import MISSING, ReadCache
 from dataward.store import ObjectStore
 
@@ -233,6 +234,7 @@ class WardContext:
         ward_id: str = "",
         callers: auth.CallerCache | None = None,
         reads: ReadCache | None = None,
+        mark: LedgerMark | None = None,
     ) -> None:
         self.folder = folder
         self.db = db
@@ -248,6 +250,9 @@ class WardContext:
         """Catalog reads remembered under the ledger head (a served ward, see ``Ward.remember_reads``);
         used only where keys are remembered too, since both rest on the one statement a served read
         starts with."""
+        self.mark = mark if mark is not None else LedgerMark(folder, signer.public_key_b64, ward_id)
+        """The newest ledger head this process knows of (shared by the wards ``as_key`` makes): every
+        use case refuses a ledger that does not extend it (``dataward.service.ledger_mark``)."""
         self.after_commit: list[Callable[[list[Event]], None]] = []
         """What runs once a use case's events are committed (a checkpoint after a promotion, the
         OpenLineage events), in the order registered; see ``checkpoint_after``."""
@@ -259,6 +264,19 @@ class WardContext:
     def ledger(self) -> tuple[str, str]:
         """The ward's public key and id: what rows read from the catalog are checked against."""
         return self.signer.public_key_b64, self.ward_id
+
+    def check_head(self, floor: Seen | None, action: Action, head_seq: Any, head: Any, at_mark: Any) -> None:
+        """Refuse (``IntegrityViolation``) a ledger that does not extend ``floor``, the mark taken before
+        this transaction began; an action of ``auth.DIAGNOSTIC_ACTIONS`` goes on (``verify`` reports it)."""
+        if action in auth.DIAGNOSTIC_ACTIONS:
+            self.mark.check(floor, head_seq, head, at_mark)
+        else:
+            self.mark.enforce(floor, head_seq, head, at_mark)
+
+    def _check_head(self, conn: Connection, floor: Seen | None, action: Action) -> None:
+        """``check_head`` on the ledger as ``conn`` sees it (the transaction's first statement)."""
+        row = self.mark.probe(conn, floor)
+        self.check_head(floor, action, row.head_seq, row.head, row.at_mark)
 
     def _authenticate(self, conn: Connection, now: datetime, action: Action) -> tuple[auth.Caller, bool]:
         """The caller of this transaction (for ``action``), and whether refusal summaries are pending.
@@ -306,9 +324,13 @@ class WardContext:
         case: UseCase | None = None
         if write is None:
             write = action not in READ_ACTIONS
+        # Taken before the transaction begins: whatever it names was committed by then, so the
+        # transaction's snapshot must hold it (``dataward.service.ledger_mark``).
+        floor = self.mark.floor()
         try:
             if write:
                 with self.db.transaction() as conn:
+                    self._check_head(conn, floor, action)
                     caller, pending = self._authenticate(conn, now, action)
                     signed_identity.keep_snapshot(conn, self.signer, self.ward_id)
                     if pending:
@@ -322,7 +344,7 @@ class WardContext:
             else:
                 if self.callers is not None:
                     with self.db.reading_lazily() as lazy:
-                        served = _ServedRead(self, lazy, now, action, scope, check)
+                        served = _ServedRead(self, lazy, now, action, scope, check, floor)
                         caller = served.authenticate()
                         if check:
                             auth.authorize(None, caller, action, scope, now)
@@ -333,6 +355,7 @@ class WardContext:
                         caller, flush = case.caller, served.pending
                 else:
                     with self.db.reading() as conn:
+                        self._check_head(conn, floor, action)
                         caller, flush = self._authenticate(conn, now, action)
                         if check:
                             auth.authorize(conn, caller, action, scope, now)
@@ -353,6 +376,7 @@ class WardContext:
                 raise exc.shown from None
             raise
         if case is not None and case.events:
+            self.mark.observe(case.events[-1].seq, case.events[-1].hash)
             self.checkpoint_after(case.events)
 
     def _commit_read(
@@ -362,7 +386,9 @@ class WardContext:
         time, pending refusal summaries) and, when it asked for any, its checks and queued events."""
         now = self.now()
         caller = case.caller
+        floor = self.mark.floor()
         with self.db.transaction(timeout=timeout) as conn:
+            self._check_head(conn, floor, action)
             if flush and refusals.pending(conn, now):
                 refusals.flush(conn, self.signer, now)
             if case.queued or case.checks or case.commit_actions:
@@ -451,16 +477,27 @@ class _ServedRead:
     """
 
     def __init__(
-        self, context: WardContext, lazy: LazyRead, now: datetime, action: Action, scope: Scope, check: bool
+        self,
+        context: WardContext,
+        lazy: LazyRead,
+        now: datetime,
+        action: Action,
+        scope: Scope,
+        check: bool,
+        floor: Seen | None,
     ) -> None:
         self.context, self.lazy, self.now = context, lazy, now
         self.action, self.scope, self.check = action, scope, check
+        self.floor = floor
         self.case: UseCase | None = None
         self.conn: Connection | None = None
-        self.params = {"minute": refusals.minute_of(now)}
+        self.params = {"minute": refusals.minute_of(now), **LedgerMark.params(floor)}
         self._read(lazy.first(refusals.REQUEST_PROBE, self.params))
 
     def _read(self, probe: Any) -> None:
+        # The ledger must extend the newest head this process knows of, whether the caller is then
+        # remembered or looked up: a revoked key must not come back with a cut ledger.
+        self.context.check_head(self.floor, self.action, probe.head_seq, probe.head, probe.at_mark)
         self.epoch: str | None = probe.epoch
         self.pending = bool(probe.pending)
         self.head: str | None = probe.head

@@ -79,10 +79,13 @@ REQUEST_PROBE = select(
     AUTH_EPOCH_QUERY.scalar_subquery().label("epoch"),
     exists().where(auth_refusal_counts.c.minute < bindparam("minute")).label("pending"),
     ledger_store.HEAD_HASH_QUERY.scalar_subquery().label("head"),
+    ledger_store.HEAD_SEQ_QUERY.scalar_subquery().label("head_seq"),
+    ledger_store.HASH_AT_QUERY.scalar_subquery().label("at_mark"),
 )
 """What a served read asks first, in one statement: the auth epoch, whether refusal summaries are
-pending (``pending``) and the ledger head (``dataward.service.remembered``). Run with
-``{"minute": minute_of(now)}``."""
+pending (``pending``), the ledger head (``head``, ``head_seq``: ``dataward.service.remembered``) and
+the hash of the event the process's ledger mark names (``at_mark``: ``dataward.service.ledger_mark``).
+Run with ``{"minute": minute_of(now), "mark_seq": ...}``."""
 
 
 def flush(conn: Connection, signer: WardSigner, now: datetime) -> list[Event]:

@@ -20,9 +20,11 @@ A write transaction saves a new snapshot (``keep_snapshot``) once the state has 
 about that many events whatever the ledger's length (and reads the snapshot: its cost follows the
 number of keys, principals and grants).
 
-Deleting the newest events together with the rows they made is truncation, which only an anchored
-``verify`` (a checkpoint kept outside the ward) detects; a process that never saw those events takes
-the shorter chain as the whole ledger.
+Deleting the newest events together with the rows they made is truncation, which no check here can
+see: the shorter chain verifies. ``WardContext.use_case`` refuses it before this state is read when the
+ledger no longer extends the newest head the process knows of (one it read, or the newest kept
+checkpoint: ``service/ledger_mark.py``); past that, only an anchored ``verify`` (a checkpoint kept
+outside the ward) detects it.
 """
 
 from __future__ import annotations

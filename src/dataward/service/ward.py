@@ -46,6 +46,7 @@ from dataward.service.datasets import DatasetHandle, DatasetService
 from dataward.service.gating import GateService, ReviewService
 from dataward.service.identity import IdentityService
 from dataward.service.incident import IncidentService
+from dataward.service.ledger_mark import LedgerMark
 from dataward.service.lineage_events import LineageService
 from dataward.service.loading import DEFAULT_BATCH_ROWS, LoadService
 from dataward.service.models import ModelService
@@ -205,6 +206,7 @@ class Ward(OverContext):
         ward_id: str = "",
         callers: auth.CallerCache | None = None,
         reads: ReadCache | None = None,
+        mark: LedgerMark | None = None,
     ) -> None:
         self.context = WardContext(
             folder,
@@ -216,6 +218,7 @@ class Ward(OverContext):
             ward_id=ward_id,
             callers=callers,
             reads=reads,
+            mark=mark,
         )
         self.services = Services(self.context)
 
@@ -810,7 +813,8 @@ class Ward(OverContext):
         self.close()
 
     def as_key(self, key: str) -> Ward:
-        """The same ward, acting as the principal of ``key`` (sharing its remembered callers)."""
+        """The same ward, acting as the principal of ``key`` (sharing its remembered callers and reads,
+        and the newest ledger head it knows of)."""
         return type(self)(
             self.folder,
             self.db,
@@ -821,6 +825,7 @@ class Ward(OverContext):
             ward_id=self.ward_id,
             callers=self.callers,
             reads=self.context.reads,
+            mark=self.context.mark,
         )
 
     def remember_callers(self, *, ttl_s: float = 30.0, max_entries: int = 4096) -> Ward:

@@ -335,6 +335,20 @@ class SignedCheck:
         """Every row of ``table`` (one the guard replays) as the signed ledger makes it."""
         return self.state.tables[table].values()
 
+    def ids_where(self, table: str, column: str, values: AbstractSet[Any]) -> list[str]:
+        """Ids of the rows of ``table`` whose ``column`` is one of ``values`` as the signed ledger made
+        them: from an index of the column built once per state of the ledger (a trace asks this for
+        every contribution it shows), not a scan of the table each time."""
+        key = (table, column)
+        kept = _indexes.get(key)
+        if kept is None or kept[0] is not self.state:
+            index: dict[Any, list[str]] = {}
+            for r in self.state.tables[table].values():
+                index.setdefault(r.get(column), []).append(r["id"])
+            kept = (self.state, index)
+            _indexes[key] = kept
+        return [i for v in values for i in kept[1].get(v, ())]
+
     def row(self, table: str, row: Any, what: str | None = None) -> Any:
         """``row`` (of ``table``), once every column of it agrees with the signed ledger."""
         columns = [c.name for c in TABLES[table].columns if c.name not in OPERATIONAL_COLUMNS.get(table, ())]
@@ -416,6 +430,10 @@ def checked_version_listing(
             hint=_HINT,
             row=f"versions {lost[0]}",
         )
+
+
+_indexes: dict[tuple[str, str], tuple[_Signed, dict[Any, list[str]]]] = {}
+"""``SignedCheck.ids_where``'s indexes, each with the state of the signed ledger it was built from."""
 
 
 def _ledger(ward: Any) -> tuple[str, str]:

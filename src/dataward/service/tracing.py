@@ -201,7 +201,7 @@ class TraceService(Service):
             who = rows.principal_row(conn, value)
             check.people([who.id])
             query = _visible(contributions, allowed).where(contributions.c.submitted_by == who.id)
-            signed = [r["id"] for r in check.signed("contributions") if r.get("submitted_by") == who.id]
+            signed = check.ids_where("contributions", "submitted_by", {who.id})
             subject = {"kind": "principal", "name": who.name, "id": who.id, "principal_kind": who.kind}
         else:
             listed = [r.id for r in conn.execute(select(sources.c.id).where(sources.c.uri == value))]
@@ -210,7 +210,7 @@ class TraceService(Service):
             if not ids:
                 raise NotFound(f"no contribution came from source {value!r}")
             query = _visible(contributions, allowed).where(contributions.c.source_id.in_(ids))
-            signed = [r["id"] for r in check.signed("contributions") if r.get("source_id") in ids]
+            signed = check.ids_where("contributions", "source_id", ids)
             subject = {"kind": "source", "uri": value}
         found = _checked_lookup(check, conn, query, signed, allowed, ref)
         holding = self._versions_holding(conn, {c.id for c in found}, allowed)
@@ -278,7 +278,7 @@ class TraceService(Service):
             check,
             conn,
             _visible(contributions, allowed).where(contributions.c.key_id == key_id),
-            [r["id"] for r in check.signed("contributions") if r.get("key_id") == key_id],
+            check.ids_where("contributions", "key_id", {key_id}),
             allowed,
             ref,
         )
@@ -463,7 +463,7 @@ class TraceService(Service):
         ):
             # Each row the facts list is checked; one the ledger recorded but the catalog lost is refused.
             listed = [r.id for r in _in(conn, select(table.c.id), column, ids)]
-            signed = [r["id"] for r in check.signed(table.name) if r.get("contribution_id") in wanted]
+            signed = check.ids_where(table.name, "contribution_id", wanted)
             check.matching(table.name, listed, signed, f"the {table.name} of contribution(s) {', '.join(ids[:3])}")
         gates: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         for g in _in(conn, select(gate_runs).order_by(gate_runs.c.created_at), gate_runs.c.contribution_id, ids):
@@ -685,7 +685,7 @@ def _versions_facts(conn: Connection, vs: list[Any], check: SignedCheck) -> list
     query = select(version_approvals).order_by(version_approvals.c.created_at)
     for a in _in(conn, query, version_approvals.c.version_id, list(given)):
         given[a.version_id].append(a)
-    signed = [r["id"] for r in check.signed("version_approvals") if r.get("version_id") in given]
+    signed = check.ids_where("version_approvals", "version_id", set(given))
     check.matching("version_approvals", [a.id for g in given.values() for a in g], signed)
     check.people([a.principal_id for g in given.values() for a in g])
     return [

@@ -83,9 +83,9 @@ class TraceService(Service):
                 return self._trace_version(conn, ref, allowed)
             if ref.startswith("c_") or "#" in ref:
                 c = rows.contribution_row(conn, ref)
-                # The row is checked before its dataset decides whether the caller may see it.
-                SignedCheck(self, conn, doing="trace").row("contributions", c, f"contribution {ref}")
                 _require(allowed, c.dataset_id, ref)
+                # Then checked, so that a refusal names columns only of a row the caller may trace.
+                SignedCheck(self, conn, doing="trace").row("contributions", c, f"contribution {ref}")
                 holding = self._versions_holding(conn, {c.id}, allowed)
                 return {
                     "subject": {"kind": "contribution", "ref": _cref(conn, c)},

@@ -234,3 +234,16 @@ def test_one_stage_edited_alone_is_refused(wine_ward: Ward) -> None:
     sql(wine_ward, "UPDATE versions SET stage='retired' WHERE number=2")
     refused(wine_ward, "datasets", "--json", says=("stage is 'retired' in the catalog, 'training'",))
     refused(wine_ward, "versions", "wine", "--json", says=("stage is 'retired' in the catalog, 'training'",))
+
+
+def test_a_gate_run_deleted_or_edited_behind_the_ledger_is_refused(wine_ward: Ward, tmp_path: Path) -> None:
+    c = scraped(wine_ward)
+    [(run, verdict)] = sql(wine_ward, "SELECT id, verdict FROM gate_runs WHERE contribution_id=?", c["id"])
+    sql(wine_ward, "UPDATE gate_runs SET verdict='pass', flagged=0 WHERE id=?", run)
+    if verdict != "pass":
+        refused(wine_ward, "trace", "wine#1", "--json", row=f"gate_runs {run}", says=("verdict",))
+    sql(wine_ward, "PRAGMA foreign_keys=OFF")
+    sql(wine_ward, "DELETE FROM gate_runs WHERE id=?", run)
+    says = ("recorded in the signed ledger, is not in the catalog",)
+    refused(wine_ward, "trace", "wine#1", "--json", row=f"gate_runs {run}", says=says)
+    refused(wine_ward, "attest", "wine@v2", "-o", str(tmp_path / "att.jsonl"))

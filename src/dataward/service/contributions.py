@@ -390,7 +390,7 @@ class ContributionService(Service):
             # What is listed (who submitted, with which key, from which source, its status) is checked
             # against the signed ledger: every row listed, and every row the ledger says the listing
             # should hold, so that a row edited into, out of or within it is refused (exit 7), not shown.
-            check = SignedCheck(self, uc.conn, doing="list the contributions of")
+            check = SignedCheck(self, uc.conn, doing="list")
             check.row("datasets", ds, f"dataset {dataset!r}")
             query = select(contributions.c.id).where(contributions.c.dataset_id == ds.id)
             signed = [

@@ -154,7 +154,12 @@ def test_a_version_whose_manifest_was_swapped_is_not_promoted_on_its_approvals(
         admin.promote("wine@v1")
     if isinstance(refused.value, PolicyViolation):
         assert "wine#1 has 1 of 2 valid approval(s), 1 stale" in refused.value.message
-    assert admin.versions("wine")[0]["stage"] == "candidate"
+    db = _sqlite(admin)
+    assert db.execute("SELECT stage FROM versions WHERE id = ?", (v1["id"],)).fetchone()[0] == "candidate"
+    db.close()
+    # The listing refuses the swapped row too, rather than list it (see service/guard.py).
+    with pytest.raises(IntegrityViolation, match="manifest_object"):
+        admin.versions("wine")
     with pytest.raises(IntegrityViolation):
         team["dave"].approve("wine@v1", reason="approving the swapped content")
 

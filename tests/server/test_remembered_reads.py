@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from dataward.domain.errors import AccessDenied, AuthenticationError, NotFound
+from dataward.domain.errors import AccessDenied, AuthenticationError, IntegrityViolation, NotFound
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
@@ -77,14 +77,16 @@ def test_a_remembered_read_is_one_statement_and_never_outlives_a_write(served: S
     other = served.other_process()
     other.promote("wine@v1", reason="ok")
     assert [v["stage"] for v in served.read()] == ["training"]
-    # A table edited behind the ledger's back moves no head: it is read again once the entry lapses.
+    # A table edited behind the ledger's back moves no head: it is read again once the entry lapses, and
+    # then refused (the listing checks its rows against the signed ledger), never served.
     with other.db.transaction() as conn:
         conn.execute(text("UPDATE versions SET stage = 'retired'"))
     assert [v["stage"] for v in served.read()] == ["training"]  # remembered, for at most the TTL
     reads = served.ward.context.reads
     assert reads is not None
     served.ticks.now += reads.ttl_s + 1
-    assert [v["stage"] for v in served.read()] == ["retired"]
+    with pytest.raises(IntegrityViolation, match="stage is 'retired' in the catalog, 'training' in the signed ledger"):
+        served.read()
 
 
 def test_a_remembered_read_is_authorized_on_every_request(served: Served) -> None:

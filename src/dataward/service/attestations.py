@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action
-from dataward.catalog.tables import contributions, ledger_events, transformations, versions
+from dataward.catalog.tables import ledger_events, transformations
 from dataward.provenance.attestation import (
     BUILD_TYPE,
     PREDICATE_TYPE,
@@ -19,6 +19,7 @@ from dataward.provenance.attestation import (
 )
 from dataward.service import rows
 from dataward.service.core import Service, WardContext
+from dataward.service.guard import SignedCheck, checked_manifest
 from dataward.service.tracing import _version_facts
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class AttestationService(Service):
             conn = uc.conn
             ds = rows.dataset_row(conn, name)
             ver = rows.version_row(conn, ds.id, name, version)
-            statements = self.statements(conn, ds, ver, uc.caller.principal_name)
+            statements = self.statements(conn, ds, ver, uc.caller.principal_name, doing="attest")
             envelopes = [sign_statement(s, self.signer.crypto_key()) for s in statements]
             uc.emit(
                 "attestation.issued",
@@ -79,8 +80,22 @@ class AttestationService(Service):
             )
             return envelopes
 
-    def statements(self, conn: Connection, ds: Any, ver: Any, by: str | None) -> list[dict[str, Any]]:
-        """The unsigned in-toto statements of version ``ver`` of ``ds``, as made by principal ``by``."""
+    def statements(
+        self, conn: Connection, ds: Any, ver: Any, by: str | None, *, doing: str = "attest"
+    ) -> list[dict[str, Any]]:
+        """The unsigned in-toto statements of version ``ver`` of ``ds``, as made by principal ``by``.
+
+        What they state is read from catalog rows checked against the signed ledger first (the dataset,
+        the version and its parent, their manifests, every contribution with its source, gates,
+        approvals, overrides and transformation, the principals named): a row edited behind the
+        ledger's back is refused (``IntegrityViolation``), never signed with the ward key. ``doing``
+        names the use case in the refusal."""
+        check = SignedCheck(self, conn, doing=doing)
+        what = f"{ds.name}@v{ver.number}"
+        check.row("datasets", ds, f"dataset {ds.name!r}")
+        check.row("versions", ver, what)
+        checked_manifest(self, conn, ds, ver)  # the manifest hashes to the version id it is attested under
+        check.people([ver.created_by])
         manifest_bytes = self.store.get(ver.manifest_object)
         subject = [
             {
@@ -89,11 +104,10 @@ class AttestationService(Service):
                 "annotations": {"version_id": ver.id, "records": ver.record_count, "dataset_id": ds.id},
             }
         ]
-        members = [
-            conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-            for cid in json.loads(ver.contributions)
-        ]
-        facts = [self.tracing.contribution_facts(conn, c) for c in members]
+        listed = json.loads(ver.contributions)
+        found = check.by_id("contributions", listed, f"{what} (its contributions)")
+        members = [found[cid] for cid in listed]
+        facts = [self.tracing.contribution_facts(conn, c, doing=doing) for c in members]
         for c, f in zip(members, facts, strict=True):
             f["added_object"], f["removed_object"] = c.added_object, c.removed_object
             f["added"], f["removed"] = c.added_count, c.removed_count
@@ -143,7 +157,7 @@ class AttestationService(Service):
                     )
         parent = None
         if ver.parent_id:
-            parent = conn.execute(select(versions).where(versions.c.id == ver.parent_id)).one()
+            parent = check.by_id("versions", [ver.parent_id], f"{what} (its parent)")[ver.parent_id]
             dep(
                 {
                     "name": f"{ds.name}@v{parent.number}",
@@ -198,7 +212,7 @@ class AttestationService(Service):
                 "sources": [d for d in deps if d["annotations"]["kind"] == "source"],
                 "contributions": facts,
                 "transformations": steps,
-                "version_approvals": _version_facts(conn, ver)["approvals"],
+                "version_approvals": _version_facts(conn, ver, check)["approvals"],
                 "promotions": stage_events,
                 "attested_by": by,
                 "ledger_head": _head(conn),

@@ -14,6 +14,7 @@ from dataward.access.roles import Action
 from dataward.catalog.tables import contributions, quarantine
 from dataward.service import rows
 from dataward.service.core import Service, WardContext
+from dataward.service.guard import SignedCheck
 
 if TYPE_CHECKING:
     from dataward.service.attestations import AttestationService
@@ -42,24 +43,37 @@ class CardService(Service):
             conn = uc.conn
             ds = rows.dataset_row(conn, name)
             ver = rows.version_row(conn, ds.id, name, version)
-            _slsa, ours = self.attestations.statements(conn, ds, ver, uc.caller.principal_name)
+            doing = "make a card of"
+            _slsa, ours = self.attestations.statements(conn, ds, ver, uc.caller.principal_name, doing=doing)
             facts = ours["predicate"]
             schema = rows.dataset_schema(ds)
+            # The open quarantines and pending reviews the card lists are read from rows checked against
+            # the signed ledger, with those the ledger has and the catalog lost (see guard.SignedCheck).
+            check = SignedCheck(self, conn, doing=doing)
+            mine = check.matching(
+                "contributions",
+                conn.execute(select(contributions.c.id).where(contributions.c.dataset_id == ds.id)).scalars(),
+                [r["id"] for r in check.signed("contributions") if r.get("dataset_id") == ds.id],
+                f"the contributions of {name!r}",
+            )
+            mine.sort(key=lambda c: c.number)
+            numbers = {c.id: c.number for c in mine}
+            items = check.matching(
+                "quarantine",
+                [
+                    r.id
+                    for r in conn.execute(select(quarantine.c.id, quarantine.c.contribution_id))
+                    if r.contribution_id in numbers
+                ],
+                [r["id"] for r in check.signed("quarantine") if r.get("contribution_id") in numbers],
+                f"the review items of {name!r}",
+            )
             held = [
-                (c.number, q.record_id, q.status, q.reason)
-                for c in conn.execute(select(contributions).where(contributions.c.dataset_id == ds.id))
-                for q in conn.execute(
-                    select(quarantine).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
-                )
+                (numbers[q.contribution_id], q.record_id, q.status, q.reason)
+                for q in sorted(items, key=lambda q: (numbers[q.contribution_id], q.record_id))
+                if q.status == "pending"
             ]
-            quarantined = [
-                f"{name}#{c.number}"
-                for c in conn.execute(
-                    select(contributions).where(
-                        contributions.c.dataset_id == ds.id, contributions.c.status == "quarantined"
-                    )
-                )
-            ]
+            quarantined = [f"{name}#{c.number}" for c in mine if c.status == "quarantined"]
             manifest_sha = hashlib.sha256(self.store.get(ver.manifest_object)).hexdigest()
         v = facts["version"]
         sources = facts["sources"]

@@ -32,7 +32,7 @@ from dataward.service import holders, rows
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, UseCase, WardContext, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
-from dataward.service.guard import dataset_scope, may
+from dataward.service.guard import SignedCheck, dataset_scope, may
 from dataward.service.recordstore import (
     ids_table,
     joined_ids_hash,
@@ -429,13 +429,27 @@ class ContributionService(Service):
             )
         with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
-            query = select(contributions).where(contributions.c.dataset_id == ds.id)
+            # What is listed (who submitted, with which key, from which source, its status) is checked
+            # against the signed ledger: every row listed, and every row the ledger says the listing
+            # should hold, so that a row edited into, out of or within it is refused (exit 7), not shown.
+            check = SignedCheck(self, uc.conn, doing="list")
+            check.row("datasets", ds, f"dataset {dataset!r}")
+            query = select(contributions.c.id).where(contributions.c.dataset_id == ds.id)
+            signed = [
+                r["id"]
+                for r in check.signed("contributions")
+                if r.get("dataset_id") == ds.id and (not status or r.get("status") == status)
+            ]
             if status:
                 query = query.where(contributions.c.status == status)
+            listed = uc.conn.execute(query).scalars()
+            found = check.matching("contributions", listed, signed, f"the contributions of {dataset!r}")
+            srcs = check.by_id("sources", [r.source_id for r in found if r.source_id])
+            check.people([r.submitted_by for r in found])
             out = []
-            for row in uc.conn.execute(query.order_by(contributions.c.number)):
+            for row in sorted(found, key=lambda r: r.number):
                 info = contribution_info(row, dataset, rows.principal_name(uc.conn, row.submitted_by))
-                src = uc.conn.execute(select(sources.c.uri).where(sources.c.id == row.source_id)).first()
+                src = srcs.get(row.source_id)
                 info["source_uri"] = src.uri if src else None
                 out.append(info)
             return out
@@ -447,8 +461,11 @@ class ContributionService(Service):
             ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == row.dataset_id)).scalar()
         with self.use_case(Action.DATASET_READ, self.datasets.read_scope(ds_name)) as uc:
             row = rows.contribution_row(uc.conn, row.id)
+            check = SignedCheck(self, uc.conn)
+            check.row("contributions", row, f"contribution {ref}")
+            check.people([row.submitted_by])
             info = contribution_info(row, ds_name, rows.principal_name(uc.conn, row.submitted_by))
-            src = uc.conn.execute(select(sources).where(sources.c.id == row.source_id)).first()
+            src = check.by_id("sources", [row.source_id])[row.source_id] if row.source_id else None
             info["source_detail"] = dict(src._mapping) if src else None
             info["source_uri"] = src.uri if src else None
             return info

@@ -16,7 +16,13 @@ from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import Service, new_id
-from dataward.service.guard import checked_identity_people, checked_signed_rows, guarded_read, may
+from dataward.service.guard import (
+    checked_identity_people,
+    checked_signed_rows,
+    checked_version_listing,
+    guarded_read,
+    may,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,15 +66,16 @@ def dataset_read_scope(row: Any) -> Scope:
     return Scope.dataset(row.validation_for if row.role == "validation" else row.name)
 
 
-def _listing(conn: Any, row: Any) -> dict[str, Any]:
-    """A dataset row's JSON view with its latest and training version numbers (``datasets``)."""
+def _listing(ward: Any, conn: Any, row: Any) -> dict[str, Any]:
+    """A dataset row's JSON view with its latest and training version numbers (``datasets``), once the
+    dataset row and its version rows agree with the signed ledger (see ``guard.checked_version_listing``):
+    a stage moved in the catalog alone is refused, not listed."""
+    found = conn.execute(select(versions).where(versions.c.dataset_id == row.id).order_by(versions.c.number)).all()
+    checked_version_listing(ward, conn, row.name, found, dataset=row)
     info = dataset_info(row, rows.principal_name(conn, row.owner_id))
-    latest = rows.latest_version(conn, row.id)
-    info["latest"] = latest.number if latest else None
-    training = conn.execute(
-        select(versions.c.number).where(versions.c.dataset_id == row.id, versions.c.stage == "training")
-    ).first()
-    info["training"] = training.number if training else None
+    info["latest"] = found[-1].number if found else None
+    training = [v.number for v in found if v.stage == "training"]
+    info["training"] = training[0] if training else None
     return info
 
 
@@ -164,13 +171,13 @@ class DatasetService(Service):
             out = []
             for row in uc.conn.execute(select(datasets).order_by(datasets.c.name)):
                 if whole_ward or may(uc, Action.DATASET_READ, dataset_read_scope(row)):
-                    out.append(_listing(uc.conn, row))
+                    out.append(_listing(self, uc.conn, row))
             return out
 
     def dataset_info(self, name: str) -> dict[str, Any]:
         """One dataset (its schema, owner, latest and training versions); needs ``dataset.read`` on it."""
         with self.use_case(Action.DATASET_READ, self.read_scope(name)) as uc:
-            return _listing(uc.conn, rows.dataset_row(uc.conn, name))
+            return _listing(self, uc.conn, rows.dataset_row(uc.conn, name))
 
     def validation_scope(self, name: str) -> tuple[Action, Scope]:
         """Writes to a clean validation set need ``validation.write`` on the dataset it guards."""

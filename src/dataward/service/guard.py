@@ -78,6 +78,7 @@ _KEPT_TABLES = (
     "gate_overrides",
     "gate_runs",
     "sources",
+    "transformations",
     "model_versions",
     "model_gates",
     "model_approvals",
@@ -317,6 +318,128 @@ def checked_signed_rows(ward: Any, conn: Connection, table: str, found: Iterable
     columns = [col.name for col in TABLES[table].columns]
     for row in found:
         _check_row(conn, table, row, columns, f"{table} {row.id}", *keys, doing=doing)
+
+
+class SignedCheck:
+    """Checks of what a read shows or signs (a trace, a listing, an attestation, a card) against one
+    state of the signed ledger (:func:`_signed`, read once: the chain checked and folded only for events
+    newer than the last read of this process). Each row shown is compared, every column, with what the
+    ledger's changes made it, and refused (``IntegrityViolation``, exit 7, naming the row and what
+    differs) when it disagrees or was never recorded there. Principals (kept apart, see
+    ``signed_identity``) are checked against the identity state. Only the rows a read uses are checked,
+    each a dictionary lookup: not the whole catalog."""
+
+    def __init__(self, ward: Any, conn: Connection, *, doing: str = "serve") -> None:
+        self.ward, self.conn, self.doing = ward, conn, doing
+        self.state = _signed(conn, ward.signer.public_key_b64, ward.ward_id)
+
+    def signed(self, table: str) -> Iterable[dict[str, Any]]:
+        """Every row of ``table`` (one the guard replays) as the signed ledger makes it."""
+        return self.state.tables[table].values()
+
+    def ids_where(self, table: str, column: str, values: AbstractSet[Any]) -> list[str]:
+        """Ids of the rows of ``table`` whose ``column`` is one of ``values`` as the signed ledger made
+        them: from an index of the column built once per state of the ledger (a trace asks this for
+        every contribution it shows), not a scan of the table each time."""
+        key = (table, column)
+        kept = _indexes.get(key)
+        if kept is None or kept[0] is not self.state:
+            index: dict[Any, list[str]] = {}
+            for r in self.state.tables[table].values():
+                index.setdefault(r.get(column), []).append(r["id"])
+            kept = (self.state, index)
+            _indexes[key] = kept
+        return [i for v in values for i in kept[1].get(v, ())]
+
+    def row(self, table: str, row: Any, what: str | None = None) -> Any:
+        """``row`` (of ``table``), once every column of it agrees with the signed ledger."""
+        columns = [c.name for c in TABLES[table].columns if c.name not in OPERATIONAL_COLUMNS.get(table, ())]
+        _check_signed(self.state, table, row, columns, what or f"{table} {row.id}", doing=self.doing)
+        return row
+
+    def rows(self, table: str, found: Iterable[Any], what: str | None = None) -> list[Any]:
+        """The rows of ``found`` (of ``table``), once each agrees with the signed ledger."""
+        return [self.row(table, r, what) for r in found]
+
+    def by_id(self, table: str, ids: Iterable[str], what: str | None = None) -> dict[str, Any]:
+        """The catalog rows of ``table`` with ``ids``, by id, each checked; refused when one is missing
+        from the catalog although the signed ledger recorded it (or recorded nothing under that id)."""
+        wanted = sorted(set(ids))
+        t = TABLES[table]
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), 900):
+            found.update((r.id, r) for r in self.conn.execute(select(t).where(t.c.id.in_(wanted[start : start + 900]))))
+        for i in wanted:
+            if i not in found:
+                recorded = "recorded in the signed ledger" if (i,) in self.state.tables[table] else "never recorded"
+                shown = what or f"{table} {i}"
+                raise IntegrityViolation(
+                    f"refusing to {self.doing} {shown}: {table} {i}, {recorded}, is not in the catalog",
+                    hint=_HINT,
+                    row=f"{table} {i}",
+                )
+            self.row(table, found[i], what)
+        return found
+
+    def matching(
+        self, table: str, catalog_ids: Iterable[str], signed_ids: Iterable[str], what: str | None = None
+    ) -> list[Any]:
+        """The rows a lookup found, checked: ``catalog_ids`` (what a query on the catalog's columns
+        found) and ``signed_ids`` (what the same lookup finds among the rows the signed ledger made).
+        A row edited into the lookup disagrees with its event; a row edited out of it (or deleted) is
+        found by the ledger and refused as well, so an answer never rests on an altered row."""
+        found = self.by_id(table, set(catalog_ids) | set(signed_ids), what)
+        return list(found.values())
+
+    def people(self, ids: Iterable[str | None]) -> None:
+        """Refuse when the principal row of one of ``ids`` (named in what is shown) is not what the
+        signed ledger made it."""
+        from dataward.catalog.tables import principals
+
+        wanted = sorted({i for i in ids if i})
+        if not wanted:
+            return
+        found = []
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            found += self.conn.execute(select(principals).where(principals.c.id.in_(chunk))).all()
+        _check_people(signed_identity(self.conn, *_ledger(self.ward)), found, [], doing=self.doing, within="")
+
+
+def checked_version_listing(
+    ward: Any, conn: Connection, name: str, found: Iterable[Any], *, dataset: Any = None, doing: str = "list"
+) -> None:
+    """Refuse (``IntegrityViolation``) a listing of dataset ``name``'s versions (``versions``, and the
+    latest and training version ``datasets`` shows) when a version row of ``found`` (every version row
+    of the dataset in the catalog) is not what the signed ledger made it, when the ledger recorded a
+    version of the dataset that ``found`` lacks, or (given the ``dataset`` row) when that row disagrees:
+    a stage moved in the catalog alone (``training`` set on another version) is refused as ``export``
+    refuses it, not listed."""
+    check = SignedCheck(ward, conn, doing=doing)
+    if dataset is not None:
+        check.row("datasets", dataset, f"dataset {name!r}")
+    found = list(found)
+    dataset_ids = {v.dataset_id for v in found} | ({dataset.id} if dataset is not None else set())
+    for v in found:
+        check.row("versions", v, f"{name}@v{v.number}")
+    have = {v.id for v in found}
+    lost = [r["id"] for r in check.signed("versions") if r.get("dataset_id") in dataset_ids and r["id"] not in have]
+    if lost:
+        check.by_id("versions", lost, f"the versions of {name!r}")
+        raise IntegrityViolation(  # the row is in the catalog but not under its dataset: moved
+            f"refusing to {doing} the versions of {name!r}: version {lost[0]}, recorded in the signed ledger "
+            "for this dataset, is not listed under it in the catalog",
+            hint=_HINT,
+            row=f"versions {lost[0]}",
+        )
+
+
+_indexes: dict[tuple[str, str], tuple[_Signed, dict[Any, list[str]]]] = {}
+"""``SignedCheck.ids_where``'s indexes, each with the state of the signed ledger it was built from."""
+
+
+def _ledger(ward: Any) -> tuple[str, str]:
+    return ward.signer.public_key_b64, ward.ward_id
 
 
 def checked_identity_rows(

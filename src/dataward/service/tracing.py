@@ -30,6 +30,7 @@ from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase
 from dataward.service.derived import lineage_index, steps_reading, taint_of
+from dataward.service.guard import SignedCheck
 from dataward.service.holders import Lookups
 from dataward.service.idsets import id_set
 
@@ -83,6 +84,8 @@ class TraceService(Service):
             if ref.startswith("c_") or "#" in ref:
                 c = rows.contribution_row(conn, ref)
                 _require(allowed, c.dataset_id, ref)
+                # Then checked, so that a refusal names columns only of a row the caller may trace.
+                SignedCheck(self, conn, doing="trace").row("contributions", c, f"contribution {ref}")
                 holding = self._versions_holding(conn, {c.id}, allowed)
                 return {
                     "subject": {"kind": "contribution", "ref": _cref(conn, c)},
@@ -129,11 +132,12 @@ class TraceService(Service):
             raise NotFound(f"no contribution ever added record {record_id}")
         manifests = conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)).all()
         facts_cache: dict[str, dict[str, Any]] = {}
+        check = SignedCheck(self, conn, doing="trace")
 
         def holding(rid: str) -> list[dict[str, Any]]:
             held = [manifests[i] for i in lookups.of(rid).versions(manifests)]
             todo = [v for v in held if v.id not in facts_cache]
-            facts_cache.update({v.id: f for v, f in zip(todo, _versions_facts(conn, todo), strict=True)})
+            facts_cache.update({v.id: f for v, f in zip(todo, _versions_facts(conn, todo, check), strict=True)})
             return [facts_cache[v.id] for v in held]
 
         steps = _Steps(
@@ -168,29 +172,47 @@ class TraceService(Service):
     def _adding(self, conn: Connection, record_id: str, allowed: set[str], lookups: Lookups | None = None) -> list[Any]:
         """The contribution rows (visible to the caller) whose additions hold ``record_id``, oldest
         first: from the catalog's holder index (``service.holders``), reading only the lists it does
-        not name."""
-        hits = (lookups or Lookups(conn, self.store)).contributions_adding(record_id, allowed)
-        if len(hits) <= 900:
-            query = select(contributions).where(contributions.c.id.in_(hits))
-            return list(conn.execute(query.order_by(contributions.c.created_at, contributions.c.id)))
-        found = _in(conn, select(contributions), contributions.c.id, hits)
+        not name.
+
+        The same lookup is made among the contributions as the signed ledger made them (their dataset
+        and added-id list), and every row either finds is checked against the ledger: a contribution
+        whose row was edited into or out of the answer is refused, not shown or silently left out."""
+        lookups = lookups or Lookups(conn, self.store)
+        hits = lookups.contributions_adding(record_id, allowed)
+        check = SignedCheck(self, conn, doing="trace")
+        candidates = [
+            (r["id"], r["added_object"])
+            for r in check.signed("contributions")
+            if r.get("dataset_id") in allowed and r.get("added_object")
+        ]
+        at = lookups.of(record_id).contributions([o for _, o in candidates])
+        found = check.matching("contributions", hits, [candidates[i][0] for i in at], f"the adders of {record_id}")
         return sorted(found, key=lambda c: (c.created_at, c.id))
 
     def _trace_submitted(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """Everything (visible to the caller) a principal submitted, or that came from one source URI,
         and every version holding any of it."""
         kind, _, value = ref.partition(":")
+        # The answer is what the catalog's columns and the signed ledger's rows both find, every row of
+        # it checked: a contribution or source edited into (or out of) the lookup behind the ledger's
+        # back is refused, not listed (or silently left out).
+        check = SignedCheck(self, conn, doing="trace")
         if kind == "principal":
             who = rows.principal_row(conn, value)
+            check.people([who.id])
             query = _visible(contributions, allowed).where(contributions.c.submitted_by == who.id)
+            signed = check.ids_where("contributions", "submitted_by", {who.id})
             subject = {"kind": "principal", "name": who.name, "id": who.id, "principal_kind": who.kind}
         else:
-            ids = [r.id for r in conn.execute(select(sources.c.id).where(sources.c.uri == value))]
+            listed = [r.id for r in conn.execute(select(sources.c.id).where(sources.c.uri == value))]
+            recorded = [r["id"] for r in check.signed("sources") if r.get("uri") == value]
+            ids = {r.id for r in check.matching("sources", listed, recorded, f"source {value!r}")}
             if not ids:
                 raise NotFound(f"no contribution came from source {value!r}")
             query = _visible(contributions, allowed).where(contributions.c.source_id.in_(ids))
+            signed = check.ids_where("contributions", "source_id", ids)
             subject = {"kind": "source", "uri": value}
-        found = conn.execute(query.order_by(contributions.c.created_at)).all()
+        found = _checked_lookup(check, conn, query, signed, allowed, ref)
         holding = self._versions_holding(conn, {c.id for c in found}, allowed)
         derived = self._derived_versions(conn, found, allowed)
         return {
@@ -209,7 +231,10 @@ class TraceService(Service):
 
     def step_facts(self, conn: Connection, t: Any, link: dict[str, Any] | None = None) -> dict[str, Any]:
         """What a trace says of transformation ``t`` (and of one record's ``link`` through it)."""
-        c = conn.execute(select(contributions).where(contributions.c.id == t.contribution_id)).one()
+        check = SignedCheck(self, conn, doing="trace")
+        check.row("transformations", t, f"transformation {t.id}")
+        c = check.by_id("contributions", [t.contribution_id], f"transformation {t.id}")[t.contribution_id]
+        check.people([t.created_by])
         facts = {
             "transformation": t.id,
             "name": t.name,
@@ -248,11 +273,15 @@ class TraceService(Service):
         if key is None:
             raise NotFound(f"no API key {ref!r}")
         record = auth.key_from_row(key)
-        submitted = conn.execute(
-            _visible(contributions, allowed)
-            .where(contributions.c.key_id == key_id)
-            .order_by(contributions.c.created_at)
-        ).all()
+        check = SignedCheck(self, conn, doing="trace")
+        submitted = _checked_lookup(
+            check,
+            conn,
+            _visible(contributions, allowed).where(contributions.c.key_id == key_id),
+            check.ids_where("contributions", "key_id", {key_id}),
+            allowed,
+            ref,
+        )
         holding = self._versions_holding(conn, {c.id for c in submitted}, allowed)
         derived = self._derived_versions(conn, submitted, allowed)
         everyone = [auth.key_from_row(r) for r in conn.execute(select(api_keys))]
@@ -305,12 +334,14 @@ class TraceService(Service):
         ds = rows.dataset_row(conn, name)
         _require(allowed, ds.id, ref)
         v = rows.version_row(conn, ds.id, name, version)
-        members = [
-            conn.execute(select(contributions).where(contributions.c.id == cid)).one()
-            for cid in json.loads(v.contributions)
-        ]
+        check = SignedCheck(self, conn, doing="trace")
+        check.row("datasets", ds, f"dataset {name!r}")
+        check.row("versions", v, f"{name}@v{v.number}")
+        listed = json.loads(v.contributions)
+        found = check.by_id("contributions", listed, f"{name}@v{v.number} (its contributions)")
+        members = [found[cid] for cid in listed]
         return {
-            "subject": {"kind": "version", **_version_facts(conn, v)},
+            "subject": {"kind": "version", **_version_facts(conn, v, check)},
             "contributions": self._facts_of(conn, members),
             "versions": self._versions_holding(conn, {c.id for c in members}, allowed),
             "models": self._models_trained_on(conn, {v.id}),
@@ -338,14 +369,23 @@ class TraceService(Service):
     def _versions_holding(
         self, conn: Connection, contribution_ids: set[str], allowed: set[str]
     ) -> list[dict[str, Any]]:
-        return _versions_facts(
-            conn,
-            [
-                v
-                for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
-                if contribution_ids & set(json.loads(v.contributions))
-            ],
-        )
+        check = SignedCheck(self, conn, doing="trace")
+        found = [
+            v
+            for v in conn.execute(_visible(versions, allowed).order_by(versions.c.created_at))
+            if contribution_ids & set(json.loads(v.contributions))
+        ]
+        # A version the signed ledger says holds one of them, but whose catalog row no longer lists it
+        # (or is gone), is refused rather than left out of the blast radius.
+        signed = [
+            r["id"]
+            for r in check.signed("versions")
+            if r.get("dataset_id") in allowed and contribution_ids & set(json.loads(r.get("contributions") or "[]"))
+        ]
+        missing = set(signed) - {v.id for v in found}
+        if missing:
+            check.by_id("versions", missing)
+        return _versions_facts(conn, found, check)
 
     def _derived_versions(self, conn: Connection, found: list[Any], allowed: set[str]) -> list[dict[str, Any]]:
         """Forward through transformations: versions (in any dataset the caller may trace) that do not
@@ -381,21 +421,28 @@ class TraceService(Service):
             via = sorted(listed & set(steps))
             if via:
                 hit.append((v, via))
-        facts = _versions_facts(conn, [v for v, _ in hit])
+        facts = _versions_facts(conn, [v for v, _ in hit], SignedCheck(self, conn, doing="trace"))
         return [
             {**f, "via": [self.step_facts(conn, steps[c]) for c in via]} for f, (_, via) in zip(facts, hit, strict=True)
         ]
 
-    def contribution_facts(self, conn: Connection, c: Any) -> dict[str, Any]:
+    def contribution_facts(self, conn: Connection, c: Any, *, doing: str = "trace") -> dict[str, Any]:
         """What a trace says of contribution ``c``: who, which key, which source, its gate."""
-        return self._facts_of(conn, [c])[0]
+        return self._facts_of(conn, [c], doing=doing)[0]
 
-    def _facts_of(self, conn: Connection, found: list[Any]) -> list[dict[str, Any]]:
+    def _facts_of(self, conn: Connection, found: list[Any], *, doing: str = "trace") -> list[dict[str, Any]]:
         """The trace facts of contribution rows ``found``, in order, read in a fixed number of
-        queries whatever their number (a key may have submitted thousands)."""
+        queries whatever their number (a key may have submitted thousands).
+
+        Every row the facts are read from (the contribution, its source, gate runs, approvals, block
+        overrides and transformation, and the principals named) is checked against the signed ledger
+        first (``guard.SignedCheck``): provenance shown or signed must be what the ledger recorded."""
         if not found:
             return []
         ids = [c.id for c in found]
+        check = SignedCheck(self, conn, doing=doing)
+        for c in found:
+            check.row("contributions", c, f"contribution {c.id}")
         people = {
             r.id: r
             for r in conn.execute(select(principals.c.id, principals.c.name, principals.c.kind, principals.c.owner_id))
@@ -406,7 +453,18 @@ class TraceService(Service):
 
         dataset_names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
         source_ids = sorted({c.source_id for c in found if c.source_id})
-        srcs = {r.id: r for r in _in(conn, select(sources), sources.c.id, source_ids)}
+        srcs = check.by_id("sources", source_ids)
+        wanted = set(ids)
+        for table, column in (
+            (gate_runs, gate_runs.c.contribution_id),
+            (approvals, approvals.c.contribution_id),
+            (gate_overrides, gate_overrides.c.contribution_id),
+            (transformations, transformations.c.contribution_id),
+        ):
+            # Each row the facts list is checked; one the ledger recorded but the catalog lost is refused.
+            listed = [r.id for r in _in(conn, select(table.c.id), column, ids)]
+            signed = check.ids_where(table.name, "contribution_id", wanted)
+            check.matching(table.name, listed, signed, f"the {table.name} of contribution(s) {', '.join(ids[:3])}")
         gates: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         for g in _in(conn, select(gate_runs).order_by(gate_runs.c.created_at), gate_runs.c.contribution_id, ids):
             gates[g.contribution_id].append(
@@ -419,8 +477,10 @@ class TraceService(Service):
                     "at": g.created_at,
                 }
             )
+        named: list[str] = []
         decisions: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         for a in _in(conn, select(approvals).order_by(approvals.c.created_at), approvals.c.contribution_id, ids):
+            named.append(a.principal_id)
             decisions[a.contribution_id].append(
                 {
                     "by": name(a.principal_id),
@@ -437,6 +497,7 @@ class TraceService(Service):
         # Each contribution's overrides come in one batch, ordered as ``overrides`` orders them.
         by_time = select(gate_overrides).order_by(gate_overrides.c.created_at, gate_overrides.c.step.desc())
         for r in _in(conn, by_time, gate_overrides.c.contribution_id, ids):
+            named.append(r.principal_id)
             overrides[r.contribution_id].append(
                 {
                     "step": r.step,
@@ -448,6 +509,11 @@ class TraceService(Service):
                     "at": r.created_at,
                 }
             )
+        check.people(
+            [c.submitted_by for c in found]
+            + [people[c.submitted_by].owner_id for c in found if c.submitted_by in people]
+            + named
+        )
         out = []
         for c in found:
             src = srcs.get(c.source_id)
@@ -579,6 +645,19 @@ def _require(allowed: set[str], dataset_id: str, ref: str) -> None:
         raise AccessDenied(f"you may not trace {ref!r}", hint="ask for a reader role on its dataset")
 
 
+def _checked_lookup(
+    check: SignedCheck, conn: Connection, query: Any, signed: list[str], allowed: set[str], ref: str
+) -> list[Any]:
+    """The contribution rows (visible to the caller) ``query`` finds in the catalog, oldest first,
+    once every one of them, and every one the same lookup finds among the signed ledger's rows
+    (``signed``), agrees with the signed ledger (see ``SignedCheck.matching``)."""
+    listed = [r.id for r in conn.execute(query)]
+    recorded = check.state.tables["contributions"]
+    wanted = [i for i in signed if recorded[(i,)].get("dataset_id") in allowed]
+    found = check.matching("contributions", listed, wanted, f"the contributions of {ref}")
+    return sorted(found, key=lambda c: (c.created_at, c.id))
+
+
 def _visible(table: Any, allowed: set[str]) -> Any:
     """Rows of ``table`` in the datasets the caller may trace."""
     return select(table).where(table.c.dataset_id.in_(allowed))
@@ -589,20 +668,26 @@ def _cref(conn: Connection, c: Any) -> str:
     return f"{name}#{c.number}"
 
 
-def _version_facts(conn: Connection, v: Any) -> dict[str, Any]:
-    return _versions_facts(conn, [v])[0]
+def _version_facts(conn: Connection, v: Any, check: SignedCheck) -> dict[str, Any]:
+    return _versions_facts(conn, [v], check)[0]
 
 
-def _versions_facts(conn: Connection, vs: list[Any]) -> list[dict[str, Any]]:
-    """The trace facts of version rows ``vs``, in order, in a fixed number of queries."""
+def _versions_facts(conn: Connection, vs: list[Any], check: SignedCheck) -> list[dict[str, Any]]:
+    """The trace facts of version rows ``vs``, in order, in a fixed number of queries; each version row,
+    its approvals and the principals named checked against the signed ledger (``check``)."""
     if not vs:
         return []
+    for v in vs:
+        check.row("versions", v, f"version {v.id}")
     names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
     people = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
     given: dict[str, list[Any]] = {v.id: [] for v in vs}
     query = select(version_approvals).order_by(version_approvals.c.created_at)
     for a in _in(conn, query, version_approvals.c.version_id, list(given)):
         given[a.version_id].append(a)
+    signed = check.ids_where("version_approvals", "version_id", set(given))
+    check.matching("version_approvals", [a.id for g in given.values() for a in g], signed)
+    check.people([a.principal_id for g in given.values() for a in g])
     return [
         {
             "ref": f"{names[v.dataset_id]}@v{v.number}",

@@ -31,6 +31,7 @@ from dataward.service.guard import (
     checked_for_signing,
     checked_manifest,
     checked_version_ids,
+    checked_version_listing,
     export_target,
     guarded_read,
     manifest_members,
@@ -164,6 +165,7 @@ class VersionService(Service):
         """Every version of ``dataset``, oldest first."""
         with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             found = uc.remembered(("versions", dataset), lambda conn: tuple(_version_rows(conn, dataset)))
+            checked_version_listing(self, uc.conn, dataset, found)
             return [version_info(r, dataset) for r in found]
 
     def diff(self, a: str, b: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ The same reads of the untampered ward work as before."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from typer.testing import CliRunner
 from dataward.cli.app import app
 from dataward.domain.errors import IntegrityViolation
 from dataward.service.ward import Ward
+from tests.security.attacks import sql
 
 runner = CliRunner()
 
@@ -36,15 +36,6 @@ def run(ward: Ward, *args: str) -> tuple[int, Any, str]:
     except ValueError:
         doc = None
     return result.exit_code, doc, result.output
-
-
-def sql(ward: Ward, statement: str, *params: object) -> list[tuple]:
-    """SQL on the catalog file directly, the way someone with write access to the folder would."""
-    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
-    try:
-        return db.execute(statement, params).fetchall()
-    finally:
-        db.close()
 
 
 def scraped(ward: Ward) -> dict[str, Any]:

@@ -29,6 +29,15 @@ def _sqlite(ward: Ward) -> sqlite3.Connection:
     return db
 
 
+def sql(ward: Ward, statement: str, *params: object) -> list[tuple]:
+    """Run SQL on the catalog file directly, the way someone with write access to the folder would."""
+    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
+    try:
+        return db.execute(statement, params).fetchall()
+    finally:
+        db.close()
+
+
 def rebuild_catalog_from_ledger(ward: Ward) -> None:
     """The perfect cover-up: make every projected table exactly what the remaining ledger says."""
     state = replay(c for e in events_of(ward) for c in ledger_store.event_changes(e))

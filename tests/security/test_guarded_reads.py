@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ from dataward.service.recordstore import (
 )
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+from tests.security.attacks import sql
 
 runner = CliRunner()
 
@@ -69,15 +69,6 @@ def make_ward(root: Path) -> Ward:
 @pytest.fixture
 def ward(tmp_path: Path) -> Ward:
     return make_ward(tmp_path)
-
-
-def sql(ward: Ward, statement: str, *params: object) -> list[tuple]:
-    """Run SQL on the catalog file directly, the way someone with write access to the folder would."""
-    db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
-    try:
-        return db.execute(statement, params).fetchall()
-    finally:
-        db.close()
 
 
 def where(ward: Ward, record_id: str) -> tuple[str, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -103,6 +104,9 @@ class GateContext:
     """(input content hashes, label codes) of the *whole* baseline, when detectors fit on a sample of it."""
     max_validation_drop: float = 0.02
     """The policy's tolerated accuracy drop on the clean validation set, for detectors that judge harm."""
+    featurize: Callable[[pa.Table], np.ndarray] | None = None
+    """The gate's fitted featurization (a table of inputs to gate features), for detectors that read an
+    edited record again (``backdoor`` undoes a lens's gain field on the raw images); None: not offered."""
 
     def options_for(self, detector: str) -> dict[str, Any]:
         return dict(self.options.get(detector, {}))

@@ -334,6 +334,7 @@ def _scan(
                 seed=policy.seed,
                 options=options,
                 max_validation_drop=policy.max_validation_drop,
+                featurize=pipeline.transform,
                 baseline_hashes=(
                     base.hashes() if isinstance(base, PartitionedSide) else input_hashes(base.table, schema),
                     encode(base),

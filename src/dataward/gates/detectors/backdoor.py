@@ -31,8 +31,11 @@ one class are second populations too. The detector therefore asks two questions.
    moved only with its sensor and is not counted either. So are the records of a class misread
    wholesale (a column in millimetres carries every 'setosa' onto trusted 'virginica'), explained only
    by all of its records and only by the columns the change scales (a table's; an offset alone is what
-   a sender sets who moves every other class by ``b - a``). Another class's content stays another
-   class's under any sensor.
+   a sender sets who moves every other class by ``b - a``). In a batch of images, records the change
+   leaves misread are read once more with a lens's gain field undone on their pixels (``_lens``: a
+   quadratic in the pixel's position per channel, from the classes' mean images; version 10), excused
+   only when they then read as their label outright. Another class's content stays another class's
+   under any sensor.
 2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
    ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
    reduced to their top principal components and split with k-means (k = 2..5; activation
@@ -104,11 +107,14 @@ misread count test and ``cluster_p``/``group_p``), ``groups`` (per class with mi
 tests, ``class_moved``, ``coarse_only`` and ``block``), ``clusters`` (review-level clusters),
 ``thresholds``, ``sensor_change`` (None, or
 the change undone for the moved classes' misread records: ``gain``, ``offset_norm``, ``classes``,
-``explained_classes``, ``candidates``, ``excused``, ``description``).
+``explained_classes``, ``candidates``, ``excused``, ``description``), ``lens`` (None, or the lens's gain
+field undone for the image records the sensor change left misread: ``classes``, ``explained_classes``,
+``candidates``, ``excused``, ``description``).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -117,6 +123,7 @@ from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
+from PIL import Image
 from scipy.stats import betabinom, binom, hypergeom
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
@@ -134,6 +141,7 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.calibration import mondrian_p_values, tail_p_values
+from dataward.gates.detectors._lens import GainField, estimate_gain_field, to_grid
 from dataward.gates.detectors._probe import (
     fit_probe,
     hidden_activations,
@@ -155,7 +163,7 @@ from dataward.gates.detectors._within_batch import (
     reads_as_own_within_batch,
     reads_further_than_trusted,
 )
-from dataward.gates.features.image import gray_pixels
+from dataward.gates.features.image import decode_image, gray_pixels, image_to_png
 from dataward.gates.neighbours import K_MAX, class_distances
 
 MIN_REFERENCE = 20
@@ -231,7 +239,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "9"
+    version = "10"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -361,7 +369,7 @@ class BackdoorDetector(Detector):
         # one class onto another's trusted records): its records are candidates here too, and the
         # change must then explain all of its records (``_explained_by``).
         sensor_candidates = candidates | (misread[0] & _misread_wholesale(contribution.labels, misread[0]))
-        still, sensor_change = self._misread_after_sensor_change(
+        still, sensor_change, lens = self._misread_after_sensor_change(
             contribution, sensor_candidates, as_trusted[0], read_c, thresholds
         )
         misread[:, sensor_candidates] &= still
@@ -556,6 +564,7 @@ class BackdoorDetector(Detector):
                 "clusters": [_summary(t, CLUSTER_KEYS) for t in reviewing],
                 "thresholds": thresholds,
                 "sensor_change": sensor_change,
+                "lens": lens,
             },
             block=bool(blocking),
             block_reason=block_reason,
@@ -576,10 +585,11 @@ class BackdoorDetector(Detector):
         suspects: np.ndarray,
         read_as: np.ndarray,
         thresholds: list[float],
-    ) -> tuple[np.ndarray, dict[str, Any] | None]:
+    ) -> tuple[np.ndarray, dict[str, Any] | None, dict[str, Any] | None]:
         """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
-        undone (all True when no change can be estimated: fewer than three classes on both sides), and
-        the change with the number of candidates it excused (for the summary; None if not estimated).
+        undone (all True when no change can be estimated: fewer than three classes on both sides), the
+        change with the number of candidates it excused, and the lens's gain field with the same (for the
+        summary; None if not estimated).
 
         The change is a majority's claim (a median over classes, each class one vote however few its
         records), so it excuses a candidate only when it explains both classes the candidate is read
@@ -588,11 +598,27 @@ class BackdoorDetector(Detector):
         records do (``reads_further_than_trusted``, as the class-move test). A class the sender left
         as it was, or moved its own way, while other classes set the change, is not explained, and
         relabelled content of that class is not carried to its new label by undoing a move it never
-        made."""
+        made. Candidates the change leaves misread in a batch of images are read once more with a
+        lens's gain field undone on their raw pixels (``_lens``), under the same rule."""
         rows = np.flatnonzero(candidates)
         still = np.ones((len(thresholds), rows.size), bool)
         if rows.size == 0:
-            return still, None
+            return still, None, None
+        info = self._undo_feature_change(contribution, rows, still, suspects, read_as, thresholds)
+        lens = self._undo_lens(contribution, rows, still, suspects, read_as, thresholds)
+        return still, info, lens
+
+    def _undo_feature_change(
+        self,
+        contribution: GateData,
+        rows: np.ndarray,
+        still: np.ndarray,
+        suspects: np.ndarray,
+        read_as: np.ndarray,
+        thresholds: list[float],
+    ) -> dict[str, Any] | None:
+        """``_misread_after_sensor_change`` for a change shared by the gate's features: clears ``still``
+        where undoing it excuses a candidate; the change for the summary (None if not estimated)."""
         base = self.baseline_
         labels = contribution.labels
         change = estimate_sensor_change(
@@ -604,10 +630,12 @@ class BackdoorDetector(Detector):
             per_feature_gain=_columnar(self.context_.schema),
         )
         if change is None:
-            return still, None
+            return None
         involved = np.union1d(labels[rows], read_as[rows][read_as[rows] >= 0])
         scaled = change.scaled_only() if _columnar(self.context_.schema) else None
-        explained, wholesale = self._explained_by(change, scaled, contribution, involved, suspects)
+        explained, wholesale = self._explained_by(
+            lambda own: change.undo(np.asarray(contribution.features[own])), scaled, contribution, involved, suspects
+        )
         both = np.isin(labels[rows], explained) & np.isin(read_as[rows], explained)
         of_wholesale = np.isin(labels[rows], wholesale)
         # A record of a class explained wholesale is read again as its class was judged: through the
@@ -618,7 +646,7 @@ class BackdoorDetector(Detector):
             sub = rows[part]
             score, _ = self._label_check(GateData(undo.undo(np.asarray(contribution.features[sub])), labels[sub]))
             still[:, part] = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
-        info = {
+        return {
             "gain": round(change.gain, 4),
             "feature_gains": None if change.feature_gain is None else np.round(change.feature_gain, 4).tolist(),
             "offset_norm": round(float(np.linalg.norm(change.offset)), 4),
@@ -628,11 +656,62 @@ class BackdoorDetector(Detector):
             "excused": int((~still[0]).sum()),
             "description": change.describe(_column_names(self.context_.schema)),
         }
-        return still, info
+
+    def _undo_lens(
+        self,
+        contribution: GateData,
+        rows: np.ndarray,
+        still: np.ndarray,
+        suspects: np.ndarray,
+        read_as: np.ndarray,
+        thresholds: list[float],
+    ) -> dict[str, Any] | None:
+        """``_misread_after_sensor_change`` for a lens's gain field on raw images (``_lens``): candidates still
+        misread, in a batch whose one input is an image column, are read again with the field undone on
+        their pixels and featurized as the gate does. Clears ``still`` where that excuses a candidate;
+        the field for the summary (None if not estimated)."""
+        ctx, base = self.context_, self.baseline_
+        column = _image_input(ctx.schema)
+        left = still[0].copy()
+        tables = contribution.table is not None and base.table is not None
+        if column is None or ctx.featurize is None or not left.any() or not tables:
+            return None
+        rng = np.random.default_rng([ctx.seed, 17])
+        mode = _image_mode(base.table.column(column))
+        field = estimate_gain_field(
+            _grid_images(base.table.column(column), base.labels, mode, rng),
+            _grid_images(contribution.table.column(column), contribution.labels, mode, rng),
+            seed=ctx.seed,
+        )
+        if field is None:
+            return None
+        labels = contribution.labels
+
+        def undone(positions: np.ndarray) -> np.ndarray:
+            return _featurize_undone(ctx.featurize, contribution.table, column, positions, field, mode)
+
+        involved = np.union1d(labels[rows[left]], read_as[rows[left]][read_as[rows[left]] >= 0])
+        explained, _ = self._explained_by(undone, None, contribution, involved, suspects)
+        part = left & np.isin(labels[rows], explained) & np.isin(read_as[rows], explained)
+        if part.any():
+            sub = rows[part]
+            score, _ = self._label_check(GateData(undone(sub), labels[sub]))
+            # Excused only when it then reads as its label outright (not misread even at the coarsest
+            # threshold): undoing any change moves records at a threshold's edge back over it, and a
+            # sender can choose relabelled records there (tests/gates/test_backdoor_moved_class_attacks.py).
+            again = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
+            still[:, part] &= again.any(axis=0)[None, :]
+        return {
+            "classes": field.classes,
+            "explained_classes": [_label(ctx.classes, int(code)) for code in explained],
+            "candidates": int(left.sum()),
+            "excused": int((left & ~still[0]).sum()),
+            "description": field.describe(),
+        }
 
     def _explained_by(
         self,
-        change: SensorChange,
+        undo_rows: Callable[[np.ndarray], np.ndarray],
         scaled: SensorChange | None,
         contribution: GateData,
         codes: np.ndarray,
@@ -664,8 +743,7 @@ class BackdoorDetector(Detector):
         for code in codes.tolist():
             own = pool[of_class.get(code, np.zeros(0, np.int64))]
             wholesale = own.size < MIN_BATCH_CLASS
-            undo = scaled if wholesale else change
-            if undo is None:
+            if wholesale and scaled is None:
                 continue  # a class misread wholesale, and no column in another unit to explain it
             if wholesale:
                 own = every[every_of_class.get(code, np.zeros(0, np.int64))]
@@ -674,7 +752,8 @@ class BackdoorDetector(Detector):
             trusted = self.label_cal_[in_class]
             if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
                 continue  # nothing to check the change against: the class is not explained
-            undone = GateData(undo.undo(np.asarray(contribution.features[own])), contribution.labels[own])
+            features = scaled.undo(np.asarray(contribution.features[own])) if scaled and wholesale else undo_rows(own)
+            undone = GateData(features, contribution.labels[own])
             if wholesale and not spreads_like(
                 undone.features, base.features[sample_per_class(np.flatnonzero(in_class), rng)]
             ):
@@ -782,6 +861,67 @@ def _columnar(schema: Schema) -> bool:
     """Whether the gate's features are the table's own columns (numeric and categorical inputs only),
     each a quantity of its own whose sensor gain may differ from the others'."""
     return bool(schema.inputs) and all(c.kind in (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL) for c in schema.inputs)
+
+
+def _image_input(schema: Schema) -> str | None:
+    """The name of the batch's one input column when it is an image column, else None (a lens's gain
+    field is undone on a table of images alone: other inputs would need their own sensor)."""
+    if len(schema.inputs) == 1 and schema.inputs[0].kind is ColumnKind.IMAGE:
+        return schema.inputs[0].name
+    return None
+
+
+GRAY_MODES = frozenset({"L", "1", "I", "I;16", "F", "LA"})
+
+
+def _image_mode(values: pa.ChunkedArray) -> str:
+    """ "RGB" when any trusted image is in colour, else "L" (as the pixels featurizer decides); headers only."""
+    for data in values.to_pylist():
+        if data is None:
+            continue
+        try:
+            with Image.open(io.BytesIO(bytes(data))) as img:
+                if img.mode not in GRAY_MODES:
+                    return "RGB"
+        except Exception:  # not an image: the featurizer has named it already
+            continue
+    return "L"
+
+
+def _grid_images(
+    values: pa.ChunkedArray, labels: np.ndarray, mode: str, rng: np.random.Generator
+) -> dict[int, np.ndarray]:
+    """Per class, a seeded sample of its images (at most ``_lens.SAMPLE_PER_CLASS``) on the lens grid."""
+    from dataward.gates.detectors._lens import SAMPLE_PER_CLASS
+
+    out = {}
+    for code, rows in rows_by_class(labels).items():
+        if rows.size > SAMPLE_PER_CLASS:
+            rows = np.sort(rng.choice(rows, SAMPLE_PER_CLASS, replace=False))
+        taken = values.take(pa.array(rows)).to_pylist()
+        out[code] = np.stack([to_grid(decode_image(bytes(data)), mode) for data in taken])
+    return out
+
+
+def _featurize_undone(
+    featurize: Callable[[pa.Table], np.ndarray],
+    table: pa.Table,
+    column: str,
+    positions: np.ndarray,
+    field: GainField,
+    mode: str,
+) -> np.ndarray:
+    """Gate features of the images at ``positions`` with the lens's gain ``field`` undone on their pixels."""
+    rows = table.take(pa.array(positions))
+    images = []
+    for data in rows.column(column).to_pylist():
+        pixels = np.asarray(decode_image(bytes(data)).convert(mode), dtype=np.float64) / 255.0
+        shaped = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+        restored = np.round(field.undo(shaped) * 255.0).astype(np.uint8)
+        images.append(image_to_png(Image.fromarray(restored[..., 0] if mode == "L" else restored, mode)))
+    index = rows.schema.get_field_index(column)
+    undone = rows.set_column(index, rows.schema.field(index), pa.array(images, type=rows.schema.field(index).type))
+    return np.asarray(featurize(undone), dtype=np.float32)
 
 
 def _column_names(schema: Schema) -> list[str] | None:

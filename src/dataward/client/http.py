@@ -707,15 +707,18 @@ class HTTPWard:
 
     def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
         """Write a model version's files (checked by the server against the signed manifest) into ``folder``."""
-        import tarfile
         import tempfile
+
+        from dataward.io.archives import ArchiveLimits, extract_tar
 
         target = Path(folder)
         with tempfile.TemporaryDirectory(prefix="dataward-files-") as tmp:
-            info = self._download(f"/models/{self._ref(ref)}/files", Path(tmp) / "files.tar")
-            target.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(Path(tmp) / "files.tar", mode="r:") as archive:
-                archive.extractall(target, filter="data")
+            archive = Path(tmp) / "files.tar"
+            info = self._download(f"/models/{self._ref(ref)}/files", archive)
+            # An uncompressed tar of plain files unpacks to no more than its own length: a server's archive
+            # that would (sparse members) or that holds links is refused before anything is written.
+            limits = ArchiveLimits.within(max(archive.stat().st_size, 1))
+            extract_tar(archive, target, limits, what=f"the files of model {ref!r}")
         return {**info, "folder": str(target)}
 
     def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:

@@ -44,11 +44,16 @@ def served_url(url: str, given_as: str) -> str:
     (``--url``, ``$DATAWARD_URL``): a served ward's address without its scheme is not a folder."""
     if url.startswith(("http://", "https://")):
         return url
+    from urllib.parse import urlsplit
+
+    from dataward.client.plain_http import is_loopback
     from dataward.domain.errors import InputError
 
+    # Plain http:// only for this machine: a key sent elsewhere would cross the network in cleartext.
+    scheme = "http" if is_loopback(urlsplit(f"//{url}").hostname or "") else "https"
     raise InputError(
         f"{given_as} {url!r} is not the URL of a served ward (http:// or https://)",
-        hint=f"write it with its scheme, e.g. http://{url}; a ward folder is --ward / $DATAWARD_WARD",
+        hint=f"write it with its scheme, e.g. {scheme}://{url}; a ward folder is --ward / $DATAWARD_WARD",
     )
 
 

@@ -139,7 +139,7 @@ class KeyPolicy:
         if ttl > timedelta(days=self.max_ttl_days):
             raise InputError(
                 f"a key lifetime of {ttl.days} days exceeds the ward's maximum of {self.max_ttl_days} days",
-                hint=f"issue it for at most {self.max_ttl_days} days and rotate it before it expires",
+                hint=f"issue it for at most {self.max_ttl_days} days, and issue a new key before it expires",
             )
         return now + ttl
 
@@ -429,11 +429,12 @@ def check_usable(
             raise KeyRevoked(message, hint="ask an admin or the key's owner for a new key")
         if kind == "rotated":
             raise KeyExpired(message, hint=_rotated_hint(record, lookup, now))
-        # An expired key cannot be rotated any more (rotation refuses it): a new one is the only way on.
+        # Rotation never extends a key's life (a successor expires with its predecessor): a new one is
+        # the only way on.
         raise KeyExpired(
             message,
-            hint="ask an admin or the key's owner for a new key (an expired key cannot be rotated; rotate "
-            "keys before they expire: `dataward key rotate`)",
+            hint="ask an admin or the key's owner for a new key (rotating a key replaces its secret, never "
+            "its expiry: a successor expires when the rotated key would have)",
         )
     if not principal.is_active:
         raise PrincipalSuspended(
@@ -500,6 +501,12 @@ def rotate(
     Returns ``(plaintext, new_record, updated_old)``: ``updated_old`` keeps working until
     ``now + overlap`` (never past its own expiry) and is refused after.
 
+    Rotation replaces the secret and never extends a key's life: the successor expires when ``old``
+    does at the latest (``old.expires_at`` is the ceiling, carried down the whole rotation chain, since
+    every successor's expiry is at most its predecessor's), and no later than ``ttl`` from ``now``
+    (None: the policy's default lifetime), so a tightened policy also shortens it. A longer life is
+    given only by issuing a new key, which needs the authority to issue one for that principal.
+
     The successor takes ``old``'s place in the lineage: it has the same parent (``parent``, the record
     of ``old.parent_id``) and never outlives it. ``minted_with`` is the key making the rotation when it
     acts on the own-keys rule (None when an admin's grant is the authority): revoking it revokes the
@@ -523,7 +530,8 @@ def rotate(
     bounds = [k for k in (parent, minted_with) if k is not None and k.id != old.id]
     if minted_with is not None and minted_with.id != old.id:
         check_within(minted_with, old.scopes)
-    expires_at = bound_expiry(new.expires_at, bounds, explicit=False)
+    # The rotated key's own expiry is the successor's ceiling: rotating never renews a key.
+    expires_at = bound_expiry(min(new.expires_at, old.expires_at), bounds, explicit=False)
     if expires_at <= now:
         raise Conflict(
             f"cannot rotate {old.display}: the key it depends on has ended",

@@ -198,7 +198,8 @@ def _key_findings(keys, by_id, owner_name, policy: KeyPolicy, now: datetime, unu
                 FindingKind.KEY_NEAR_EXPIRY,
                 Severity.MEDIUM,
                 detail=f"key {key.display} expires on {_date(key.expires_at)}, in {_days(key.expires_at - now)} day(s)",
-                action=f"rotate key {key.display} before {_date(key.expires_at)} (dataward key rotate)",
+                action=f"issue {principal.name} a new key before {_date(key.expires_at)} if still needed "
+                "(dataward key issue; rotating keeps the expiry)",
                 **common,
             )
         age = now - key.created_at

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from dataward.client.plain_http import check_cleartext
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
 from dataward.store.tables import read_parquet_bytes
@@ -69,7 +70,10 @@ def error_from_body(body: Any, status: int) -> DatawardError:
 
 
 class HTTPWard:
-    """A served ward, acting as the principal of ``key``. Implements ``dataward.api.WardAPI``."""
+    """A served ward, acting as the principal of ``key``. Implements ``dataward.api.WardAPI``.
+
+    A plain ``http://`` URL is refused unless its host is loopback or ``allow_insecure_http`` (default:
+    ``$DATAWARD_ALLOW_INSECURE_HTTP``) allows it: the key would cross the network in cleartext."""
 
     def __init__(
         self,
@@ -79,10 +83,14 @@ class HTTPWard:
         timeout: float = 60.0,
         poll_interval: float = 0.2,
         transport: httpx.BaseTransport | None = None,
+        allow_insecure_http: bool | None = None,
     ) -> None:
         key = key or os.environ.get("DATAWARD_KEY")
         if not key:
             raise AuthenticationError("no API key given", hint="set DATAWARD_KEY to your dw_... key")
+        # Before any request: a key never goes in cleartext to another machine unless that is asked for
+        # (``allow_insecure_http``, else $DATAWARD_ALLOW_INSECURE_HTTP; see dataward.client.plain_http).
+        check_cleartext(url, allow_insecure_http=allow_insecure_http)
         self.url = url.rstrip("/")
         self.poll_interval = poll_interval
         self._http = httpx.Client(
@@ -707,15 +715,18 @@ class HTTPWard:
 
     def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
         """Write a model version's files (checked by the server against the signed manifest) into ``folder``."""
-        import tarfile
         import tempfile
+
+        from dataward.io.archives import ArchiveLimits, extract_tar
 
         target = Path(folder)
         with tempfile.TemporaryDirectory(prefix="dataward-files-") as tmp:
-            info = self._download(f"/models/{self._ref(ref)}/files", Path(tmp) / "files.tar")
-            target.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(Path(tmp) / "files.tar", mode="r:") as archive:
-                archive.extractall(target, filter="data")
+            archive = Path(tmp) / "files.tar"
+            info = self._download(f"/models/{self._ref(ref)}/files", archive)
+            # An uncompressed tar of plain files unpacks to no more than its own length: a server's archive
+            # that would (sparse members) or that holds links is refused before anything is written.
+            limits = ArchiveLimits.within(max(archive.stat().st_size, 1))
+            extract_tar(archive, target, limits, what=f"the files of model {ref!r}")
         return {**info, "folder": str(target)}
 
     def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:

@@ -16,7 +16,6 @@ safetensors and ONNX hold only tensors and a graph, and are the recommended form
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -113,15 +112,33 @@ def _format(files: list[ArtifactFile]) -> str:
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
-def _pickle_streams(path: Path) -> list[tuple[str, bytes]]:
+MAX_PICKLE_MEMBER_BYTES = 256 << 20
+"""The most a pickle stream inside a zip archive (PyTorch's ``data.pkl``) may unpack to before it is
+analysed; a larger one (or a zip bomb declaring a small size) is not unpacked and counts as malicious."""
+
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def _zip_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
+    """The bytes of ``member``, or None when it declares or unpacks to more than the limit (read no further)."""
+    if member.file_size > MAX_PICKLE_MEMBER_BYTES:
+        return None
+    with zf.open(member) as stream:
+        data = stream.read(MAX_PICKLE_MEMBER_BYTES + 1)
+    return None if len(data) > MAX_PICKLE_MEMBER_BYTES else data
+
+
+def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
     """The pickle streams inside a file: the file itself when it starts as a pickle does, or the
-    ``*.pkl`` members of a zip archive (PyTorch's format); a numpy file only when it holds objects."""
-    data = path.read_bytes()
-    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
-        return [("", data)]
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return [(m, zf.read(m)) for m in zf.namelist() if m.endswith((".pkl", ".pickle"))]
+    ``*.pkl`` members of a zip archive (PyTorch's format), each unpacked within
+    :data:`MAX_PICKLE_MEMBER_BYTES` (None: over it); a numpy file only when it holds objects."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head in _PICKLE_MAGIC:
+        return [("", path.read_bytes())]
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return [(m.filename, _zip_member(zf, m)) for m in zf.infolist() if m.filename.endswith((".pkl", ".pickle"))]
     return []
 
 
@@ -138,6 +155,13 @@ def scan_file(name: str, path: Path) -> dict[str, Any]:
     worst = Severity.LIKELY_SAFE
     analysis: list[str] = []
     for member, data in streams:
+        if data is None:
+            analysis.append(
+                f"{member}: unpacks to more than {MAX_PICKLE_MEMBER_BYTES >> 20} MiB, not analysed: "
+                "treated as malicious"
+            )
+            worst = Severity.OVERTLY_MALICIOUS
+            continue
         try:
             result = check_safety(Pickled.load(data))
         except Exception as exc:  # a pickle fickling cannot parse is treated as the worst kind

@@ -2,10 +2,11 @@
 from HTTP to ``WardAPI`` (``dataward.service.models`` and ``dataward.service.releases``).
 
 Files travel as uploads (``POST /uploads``) and downloads: a model artifact is one file, or a folder
-sent as a tar archive and unpacked on the server with the standard library's ``data`` filter (no links
-out of the folder, no absolute paths, no devices); a model's files come back as a tar archive, and the
-release gate's probe set as Parquet. What the service writes to the server's scratch space is named in
-answers and errors by the name the client gave it.
+sent as a tar archive and unpacked on the server within limits (plain files and folders only, no
+sparse members, no paths out of the folder, at most the upload limit in all:
+``dataward.io.archives``); a model's files come back as a tar archive, and the release gate's probe
+set as Parquet. What the service writes to the server's scratch space is named in answers and errors
+by the name the client gave it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from dataward.domain.errors import DatawardError, InputError
+from dataward.io.archives import ArchiveLimits, extract_tar
 from dataward.server.app import text_only_body
 from dataward.server.models import Document, Documents, JobInfo
 from dataward.server.routes import _renamed_errors, _replace, doc, job_answer
@@ -81,25 +83,17 @@ def _artifact_name(name: str) -> str:
     return name
 
 
-def unpack_artifact(upload: Upload, name: str, kind: str, into: Path) -> Path:
+def unpack_artifact(upload: Upload, name: str, kind: str, into: Path, *, max_bytes: int) -> Path:
     """The artifact of ``upload`` under ``into``, named ``name``: the file itself, or the folder its tar
-    archive holds (members that would land outside it are refused)."""
+    archive holds. A folder unpacks to at most ``max_bytes`` (the server's upload limit), in plain files
+    and folders only: sparse members, links, devices, paths that would land outside it, oversized
+    members and too many members are refused before anything is written (:mod:`dataward.io.archives`)."""
     target = into / _artifact_name(name)
     if kind == "file":
         shutil.copyfile(upload.path, target)
         return target
     target.mkdir()
-    try:
-        with tarfile.open(upload.path, mode="r:") as archive:
-            archive.extractall(target, filter="data")
-    except tarfile.FilterError as exc:
-        raise InputError(
-            f"the artifact folder {name!r} holds {exc.tarinfo.name!r}, which is a link, a device or a path "
-            "that would land outside it",
-            hint="send the folder's plain files",
-        ) from None
-    except (tarfile.TarError, OSError) as exc:
-        raise InputError(f"the artifact folder {name!r} did not arrive as a readable tar archive: {exc}") from None
+    extract_tar(upload.path, target, ArchiveLimits.within(max_bytes), what=f"the artifact folder {name!r}")
     return target
 
 
@@ -154,7 +148,7 @@ def build_model_router(state: ServerState) -> APIRouter:
         scratch = state.scratch()
 
         def work(_progress: Any) -> tuple[Any, dict[str, str]]:
-            artifact = unpack_artifact(upload, body.name, body.kind, scratch)
+            artifact = unpack_artifact(upload, body.name, body.kind, scratch, max_bytes=state.settings.max_upload_bytes)
             paths = {str(artifact): body.name}
             with _renamed_errors(paths):
                 info = w.finish_training_run(ref, artifact, params=body.params, metrics=body.metrics)

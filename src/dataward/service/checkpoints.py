@@ -63,34 +63,78 @@ class Loaded:
     """``(path, why)`` of files that are not valid checkpoints."""
 
 
-def _is_url(location: str) -> bool:
-    return "://" in location
+WITNESS_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+"""The object stores a witness may be (besides a local folder, also written ``file://``): each needs
+its fsspec backend installed (``s3fs``, ``gcsfs``, ``adlfs``). Anything else is refused: a witness
+URL is something the server writes to and reads from, so HTTP(S) (requests to any host the server can
+reach), in-memory and chained (``a::b``) URLs are not witnesses."""
+
+_OUTSIDE_HINT = "a witness must be somewhere the ward's writers cannot edit: another disk, a bucket, a share"
 
 
-def witness_root(location: str, ward_id: str) -> tuple[Any, str]:
-    """The fsspec filesystem and folder where this ward's witness copies go."""
+def _protocol(location: str) -> str | None:
+    """The URL scheme of ``location`` (lower-cased), or None for a plain path."""
+    scheme, sep, _ = location.partition("://")
+    return scheme.lower() if sep else None
+
+
+def _check_backend(protocol: str) -> None:
     import fsspec  # here, not at import: only a ward with a witness uses it
 
-    fs, root = fsspec.core.url_to_fs(location)
-    return fs, f"{root.rstrip('/')}/{ward_id}"
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError):
+        raise InputError(
+            f"the witness protocol {protocol}:// has no filesystem backend installed",
+            hint="install its fsspec backend (s3fs for s3://, gcsfs for gs://, adlfs for az:// and abfs://)",
+        ) from None
 
 
 def check_witness_location(location: str, ward_folder: Path) -> str:
-    """Refuse a witness inside the ward folder: a copy its writers can edit witnesses nothing."""
+    """The witness ``location`` as stored: a local folder, resolved (symlinks and ``..``) and outside the
+    ward folder, or an object-store URL of :data:`WITNESS_PROTOCOLS` whose backend is installed.
+
+    Refused (InputError): an empty location, a chained URL (``::``), any other protocol, and a folder
+    inside the ward (a copy its writers can edit witnesses nothing). The errors never name a server
+    path: they reach API clients, who need not learn where the ward lives."""
     location = location.strip()
     if not location:
         raise InputError("the witness location is empty")
-    local = location[len("file://") :] if location.startswith("file://") else None if _is_url(location) else location
-    if local is not None:
-        path = Path(local).expanduser().resolve()
-        ward = ward_folder.resolve()
-        if path == ward or ward in path.parents:
+    if "::" in location:
+        raise InputError(
+            "the witness location is a chained URL (it holds '::'); a witness is one folder or one bucket",
+            hint=f"give a local folder outside the ward, or a URL of {', '.join(WITNESS_PROTOCOLS)}",
+        )
+    protocol = _protocol(location)
+    if protocol is not None and protocol != "file":
+        if protocol not in WITNESS_PROTOCOLS:
             raise InputError(
-                f"the witness {location} is inside the ward folder {ward_folder}",
-                hint="a witness must be somewhere the ward's writers cannot edit: another disk, a bucket, a share",
+                f"the witness protocol {protocol}:// is not allowed",
+                hint=f"give a local folder outside the ward, or a URL of {', '.join(WITNESS_PROTOCOLS)}",
             )
-        return str(path)
-    return location
+        _check_backend(protocol)
+        return location
+    local = location[len("file://") :] if protocol == "file" else location
+    if not local or "\x00" in local:
+        raise InputError("the witness location is not a folder path")
+    path = Path(local).expanduser().resolve()
+    ward = ward_folder.expanduser().resolve()
+    if path == ward or ward in path.parents:
+        raise InputError("the witness location is inside the ward's folder", hint=_OUTSIDE_HINT)
+    return str(path)
+
+
+def witness_root(location: str, ward_id: str) -> tuple[Any, str]:
+    """The fsspec filesystem and folder where this ward's witness copies go. A location no longer
+    allowed (set in ``ward.json`` before the protocols were limited) raises ValueError, which the
+    callers report as a witness they could not reach."""
+    import fsspec  # here, not at import: only a ward with a witness uses it
+
+    protocol = _protocol(location)
+    if "::" in location or (protocol is not None and protocol not in ("file", *WITNESS_PROTOCOLS)):
+        raise ValueError("the witness location is not an allowed witness; set it again (`checkpoint witness`)")
+    fs, root = fsspec.core.url_to_fs(location)
+    return fs, f"{root.rstrip('/')}/{ward_id}"
 
 
 def send_to_witness(checkpoint: Checkpoint, location: str) -> str:

@@ -369,7 +369,8 @@ class IdentityService(Service):
 
     def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
         """Issue a key's successor; the old key, and every key minted through it, keeps working for the
-        overlap window, then never again."""
+        overlap window, then never again. The successor expires when the old key would have, at the
+        latest: rotation renews the secret, not the lifetime (issue a new key for a longer one)."""
         within_range(overlap_hours, "overlap_hours", 0, MAX_DAYS * 24)
         with self.db.reading() as conn:
             row = _key_row(conn, key)
@@ -377,9 +378,10 @@ class IdentityService(Service):
         with self.use_case_for_key(Action.KEY_ISSUE, row.principal_id, new_scopes=scopes) as (uc, target, decision):
             self._check_can_receive(uc, target, "a key")
             old = auth.key_from_row(_key_row(uc.conn, key))
-            # The successor lives no longer than its predecessor did: rotating never extends a key's life.
+            # The successor expires when the old key does at the latest (and within the policy's maximum
+            # from now): rotating replaces the secret, never extends the life. Issuing gives a longer one.
             policy = self._key_policy_for(uc.conn, scopes)
-            lifetime = min(old.expires_at - old.created_at, timedelta(days=policy.max_ttl_days))
+            lifetime = timedelta(days=policy.max_ttl_days)
             # It takes the old key's place in the lineage, bounded by the same parent.
             parent = auth.key_from_row(_key_row(uc.conn, old.parent_id)) if old.parent_id else None
             plaintext, new, old_updated = rotate(

@@ -69,6 +69,10 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     reasons = tree.add("reasons")
     for reason in report["reasons"] or ["no detector found evidence of poisoning"]:
         reasons.add(escape(reason))
+    if report.get("limits"):
+        limits = tree.add("[yellow]not checked[/yellow]")
+        for limit in report["limits"]:
+            limits.add(f"[yellow]{escape(limit)}[/yellow]")
     dets = tree.add("detectors") if report["detectors"] else Tree("")  # a removal has no detector to list
     for name, d in report["detectors"].items():
         skipped = (d.get("summary") or {}).get("skipped")

@@ -26,6 +26,7 @@ ranks records and is not itself a calibrated p-value (the flags are).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -240,6 +241,48 @@ def too_few_trusted(n_trusted: int, results: dict[str, DetectorResult]) -> str |
         f"{MIN_TRUSTED_RECORDS} are needed): {what}. Nothing here shows the batch clean; judge it against more "
         "trusted records (a larger training version or clean validation set)"
     )
+
+
+def unresolved_alpha(results: dict[str, DetectorResult], rows: Sequence[int] | np.ndarray) -> list[str]:
+    """What the record-flagging detectors could not check: a detector calibrated on too few trusted
+    records for any single record to reach its alpha (a conformal p-value is at least ``1 / (n + 1)``),
+    and, where more records sit at the lowest p-value any record reached than chance puts there, their
+    rows (at most ``MAX_NAMED_ROWS``), for the reviewer to look at.
+
+    A ``pass`` then vouches for the batch as a whole only: against 250 trusted records, five flipped labels
+    among a hundred records ranked first and nothing could flag them."""
+    available = registered()
+    limits = []
+    for name, r in results.items():
+        n_cal = int(r.n_calibration)
+        if not available[name].flags_records or not r.alpha or n_cal <= 0 or r.summary.get("skipped"):
+            continue
+        if 1.0 / (n_cal + 1.0) <= r.alpha:
+            continue
+        text = (
+            f"{name} cannot flag a single record at alpha={r.alpha:.3g}: it is calibrated on {n_cal} trusted "
+            f"records, and one record reaches that alpha only against {math.ceil(1.0 / r.alpha) - 1} or more"
+        )
+        p = np.asarray(r.p_values, dtype=np.float64)
+        if p.size:
+            # The lowest grid level any record reached, k / (n + 1) (tie-breaking moves a p-value by far
+            # less than one step, as in ``calibration.resolution_flags``).
+            level = max(1, math.ceil(float(p.min()) * (n_cal + 1.0) - 1e-3)) / (n_cal + 1.0)
+            lowest = np.flatnonzero(p <= level + 1e-12)
+            expected = p.size * level
+            if lowest.size > max(expected, 1.0):
+                listed = ", ".join(str(int(rows[i])) for i in lowest[:MAX_NAMED_ROWS])
+                extra = f" and {lowest.size - MAX_NAMED_ROWS} more" if lowest.size > MAX_NAMED_ROWS else ""
+                text += (
+                    f"; {lowest.size} records are at its lowest p-value ({level:.2g}), where {expected:.1f} are "
+                    f"expected: rows {listed}{extra}"
+                )
+        limits.append(text)
+    return limits
+
+
+MAX_NAMED_ROWS = 20
+"""Rows a limit names before "and N more"."""
 
 
 def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) -> float:

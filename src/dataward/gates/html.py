@@ -105,10 +105,12 @@ def _header(data: Mapping[str, Any], title: str) -> str:
 
 def _reasons(data: Mapping[str, Any]) -> str:
     reasons = data.get("reasons") or []
+    limits = data.get("limits") or []
+    unchecked = "<h3>Not checked</h3><ul>" + "".join(f"<li>{_e(r)}</li>" for r in limits) + "</ul>" if limits else ""
     if not reasons:
-        return "<h2>Reasons</h2><p>No detector found anything beyond what chance explains.</p>"
+        return f"<h2>Reasons</h2><p>No detector found anything beyond what chance explains.</p>{unchecked}"
     items = "".join(f"<li>{_e(r)}</li>" for r in reasons)
-    return f"<h2>Reasons</h2><ul>{items}</ul>"
+    return f"<h2>Reasons</h2><ul>{items}</ul>{unchecked}"
 
 
 def _population(data: Mapping[str, Any]) -> str:

@@ -67,6 +67,9 @@ class GateReport:
     findings: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    limits: list[str] = field(default_factory=list)
+    """What the gate could not check (``gate.unresolved_alpha``): classes too small for a single record to be
+    flagged at alpha, with the rows at that floor when more sit there than chance puts there."""
 
     @property
     def flagged_rows(self) -> list[int]:
@@ -107,6 +110,7 @@ class GateReport:
         return {
             "verdict": self.verdict,
             "reasons": list(self.reasons),
+            "limits": list(self.limits),
             "mode": self.mode,
             "config_hash": self.config_hash,
             "policy": self.policy,

@@ -37,6 +37,7 @@ from dataward.gates.gate import (
     queued_flags,
     select_detectors,
     too_few_trusted,
+    unresolved_alpha,
     verdict,
 )
 from dataward.gates.hashing import input_hashes
@@ -500,6 +501,7 @@ def _scan(
             detector_flags={n: r.flagged for n, r in results.items()},
         )
         findings = _findings(results, contrib, reference, classes)
+        limits = unresolved_alpha(results, records.rows) if base is not None else []
         extras = _extras(
             reference,
             contribution_data,
@@ -529,6 +531,7 @@ def _scan(
         findings=findings,
         skipped=skipped,
         extras=extras,
+        limits=limits,
     )
 
 

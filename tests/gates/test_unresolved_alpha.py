@@ -1,0 +1,73 @@
+"""What a gate could not check says so (``gate.unresolved_alpha``, the report's ``limits``).
+
+A conformal p-value is at least ``1 / (n + 1)`` for ``n`` trusted records, so against a few hundred of them no
+single record can reach the policy's per-record alpha (``0.01 / 3``): five flipped labels among a hundred
+breast-cancer records ranked first and passed with "no detector found evidence", flagged by nothing. The
+report now says which detectors could not flag single records and names the rows at the lowest p-value
+when more sit there than chance puts there.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_breast_cancer
+
+from dataward.gates import scan
+from dataward.gates.report import GateReport
+
+FLIPS = 5
+
+
+@cache
+def _frame() -> tuple[pd.DataFrame, dict]:
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame["label"] = frame["label"].map({0: "malignant", 1: "benign"})
+    frame = frame.sample(frac=1, random_state=1).reset_index(drop=True)
+    schema = {"label": "label", "inputs": [{"name": c, "kind": "numeric"} for c in frame.columns if c != "label"]}
+    return frame, schema
+
+
+@cache
+def _judged(n_trusted: int) -> tuple[GateReport, np.ndarray]:
+    """The gate on 100 records with five labels flipped, against the first ``n_trusted`` records."""
+    frame, schema = _frame()
+    batch = frame.iloc[469:569].copy()
+    flipped = np.random.default_rng(5).choice(len(batch), FLIPS, replace=False)
+    column = batch.columns.get_loc("label")
+    batch.iloc[flipped, column] = batch.iloc[flipped]["label"].map({"malignant": "benign", "benign": "malignant"})
+    return scan(frame.iloc[:n_trusted], batch, schema), flipped
+
+
+def _limit(report: GateReport, detector: str) -> str | None:
+    return next((text for text in report.limits if text.startswith(f"{detector} ")), None)
+
+
+def test_a_small_baseline_says_which_records_it_could_not_flag_and_names_the_likeliest() -> None:
+    report, flipped = _judged(250)
+    assert not report.records.flagged[flipped].any()  # nothing can reach alpha against 250 records
+    limit = _limit(report, "label_consistency")
+    assert limit is not None, report.limits
+    assert "calibrated on 250 trusted records" in limit and "299 or more" in limit
+    named = {int(row) for row in limit.split("rows ")[1].split(", ")}
+    rows = {int(report.records.rows[i]) for i in flipped}
+    assert len(named & rows) >= 4 and len(named) <= 6, (named, rows)
+    assert report.to_dict()["limits"] == report.limits
+    assert "Not checked" in report.to_html() and "299 or more" in report.to_html()
+
+
+def test_a_baseline_large_enough_to_flag_has_no_such_limit() -> None:
+    report, flipped = _judged(469)
+    assert _limit(report, "label_consistency") is None
+    assert report.records.flagged_at_alpha[flipped].sum() >= FLIPS - 1
+
+
+def test_a_limit_names_no_rows_when_none_stand_out() -> None:
+    """Without flips the lowest p-value holds no more records than chance: the limit names none."""
+    frame, schema = _frame()
+    report = scan(frame.iloc[:250], frame.iloc[469:569], schema)
+    limit = _limit(report, "label_consistency")
+    assert limit is not None and "rows" not in limit

@@ -29,7 +29,15 @@ from dataward.domain.errors import AuthenticationError, DatawardError, InputErro
 from dataward.domain.surrogates import lone_surrogate
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
 from dataward.server.jobs import JobStore, error_body, internal_error_body
-from dataward.server.security import CredentialMisplaced, FailureLimiter, bearer_key, refuse_credentials_outside_header
+from dataward.server.security import (
+    CredentialMisplaced,
+    FailureLimiter,
+    RedactKeys,
+    bearer_key,
+    key_in_path,
+    misplaced_in_path,
+    refuse_credentials_outside_header,
+)
 from dataward.server.settings import ServerSettings, open_served_ward
 from dataward.server.uploads import UploadArea
 from dataward.service.heap import settle_startup_heap
@@ -89,6 +97,29 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class KeyInPathGuard:
+    """ASGI middleware: refuse, before anything else, a request whose path holds a whole key
+    (``credential_misplaced``, as for a key in the query string or a cookie), on every route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and key_in_path(scope):
+            headers = {"WWW-Authenticate": 'Bearer realm="dataward"'}
+            await error_response(error_body(misplaced_in_path()), 401, headers)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def redact_keys_in_logs() -> None:
+    """Blank the secret of any whole key in uvicorn's log lines (once per process)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactKeys) for f in logger.filters):
+            logger.addFilter(RedactKeys())
 
 
 # A JSON escape of a UTF-16 surrogate (``\ud800`` to ``\udfff``): two in a row are one character,
@@ -216,6 +247,8 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
     )
     app.state.dataward = state
     app.add_middleware(BodyLimit, max_json=settings.max_json_bytes, max_upload=settings.max_upload_bytes)
+    app.add_middleware(KeyInPathGuard)  # outermost: a key in the path goes no further
+    redact_keys_in_logs()
     _install_error_handlers(app, state)
 
     from dataward.server.routes import build_router

@@ -264,6 +264,10 @@ class Ward(OverContext):
         """The acting principal, the key in use (never its secret) and the principal's grants."""
         return self.services.session.whoami()
 
+    def may_send_files(self) -> bool:
+        """Whether the caller may do anything somewhere that takes a file (``SessionService.may_send_files``)."""
+        return self.services.session.may_send_files()
+
     # --- principals, keys, grants, policies ---------------------------------------------
     def create_principal(
         self, name: str, *, kind: str = "human", owner: str | None = None, description: str = ""

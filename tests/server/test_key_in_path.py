@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from dataward.cli.app import app
 from dataward.client import HTTPWard
 from dataward.domain.errors import AccessDenied, NotFound
-from dataward.server.security import RedactKeys
 from dataward.service.ward import Ward
 from tests.server.conftest import Served
 
@@ -107,6 +106,8 @@ def test_folder_mode_keeps_a_whole_keys_secret_out_of_messages_and_the_ledger(se
 
 
 def test_access_log_lines_never_hold_a_whole_key() -> None:
+    from dataward.server.security import RedactKeys
+
     key = "dw_abcdefgh_" + "c" * 52
     record = logging.LogRecord(
         "uvicorn.access",

@@ -140,3 +140,41 @@ def test_forwarding_headers_are_ignored_unless_a_proxy_is_named(server: Process)
             codes.add(http.get("/api/v1/whoami", headers=bogus).status_code)
     # The per-address limit (30 failures a minute) counts this client, whatever it claims to forward.
     assert 429 in codes, codes
+
+
+def test_a_long_request_and_a_kept_alive_connection_are_not_cut(server: Process) -> None:
+    def slow_body() -> Iterator[bytes]:  # 2.5 s in all, never 1 s without a byte
+        for _ in range(5):
+            time.sleep(0.5)
+            yield b"a,b\n" * 100
+
+    headers = {"Authorization": f"Bearer {server.key}", "Content-Type": "application/octet-stream"}
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        upload = http.post("/api/v1/uploads", params={"filename": "slow.csv"}, headers=headers, content=slow_body())
+        assert upload.status_code == 201, upload.text
+        for _ in range(3):  # the same connection, kept alive between requests
+            assert http.get("/api/v1/whoami", headers=headers).status_code == 200
+            time.sleep(0.5)
+
+
+def test_accept_errors_for_lack_of_files_are_logged_once_in_a_while(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import errno
+
+    from dataward.server.connections import AcceptErrorsCondensed
+
+    handler = AcceptErrorsCondensed(every_s=60)
+    loop = asyncio.new_event_loop()
+    passed_on: list[dict[str, object]] = []
+    loop.default_exception_handler = passed_on.append  # type: ignore[method-assign]
+    try:
+        with caplog.at_level("WARNING", logger="dataward.server"):
+            for _ in range(5000):
+                error = OSError(errno.EMFILE, "Too many open files")
+                handler(loop, {"message": "socket.accept() out of system resource", "exception": error})
+            handler(loop, {"message": "something else", "exception": ValueError("x")})
+    finally:
+        loop.close()
+    assert len([r for r in caplog.records if "cannot accept" in r.getMessage()]) == 1
+    assert handler.suppressed == 4999
+    assert len(passed_on) == 1

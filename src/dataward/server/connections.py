@@ -107,10 +107,13 @@ class GuardedH11Protocol(H11Protocol):
             self.head_started = None
 
     def on_response_complete(self) -> None:
+        cycle = self.cycle
         super().on_response_complete()
-        # Waiting for the next request head on a kept-alive connection (uvicorn's keep-alive
-        # timer closes it when idle; this one bounds a next head that arrives slowly).
-        self.head_started = time.monotonic()
+        if self.cycle is cycle:
+            # No pipelined request began: waiting for the next request head on a kept-alive
+            # connection (uvicorn's keep-alive timer closes it when idle; this deadline bounds a
+            # next head that arrives slowly).
+            self.head_started = time.monotonic()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:

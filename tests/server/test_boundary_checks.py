@@ -84,6 +84,9 @@ def test_a_key_that_can_use_no_file_cannot_upload(served: Served, keys: dict[str
         assert answer.status_code == 403, answer.text
         assert answer.json()["error"] == "access_denied"
     assert _held(served) == []
+    # Refused like any use case: on the record.
+    denials = HTTPWard(served.url, key=served.admin_key).ledger(types=["access.denied"], limit=20)
+    assert "an uploaded file" in str(denials)
 
 
 def test_pending_uploads_are_capped_per_principal(served: Served, keys: dict[str, str]) -> None:

@@ -356,11 +356,7 @@ def build_router(state: ServerState) -> APIRouter:
         and each principal holds a limited number and size of pending uploads (429 `quota_exceeded`)."""
         w = await run_in_threadpool(ward, request)
         owner = await run_in_threadpool(principal_id, w)
-        if not await run_in_threadpool(state.ward.as_key(bearer_key(request)).may_send_files):
-            raise AccessDenied(
-                "this key may not upload: it may contribute, record a training run or gate a model nowhere",
-                hint="uploads are for contributors, owners and model gate runners; ask for a role",
-            )
+        await run_in_threadpool(state.ward.as_key(bearer_key(request)).check_may_send_files)
         done = await state.uploads.receive(request.stream(), owner=owner, filename=filename)
         return doc({"upload": done.id, "filename": done.filename, "size": done.size, "hash": done.hash}, 201)
 

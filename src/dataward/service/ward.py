@@ -264,9 +264,9 @@ class Ward(OverContext):
         """The acting principal, the key in use (never its secret) and the principal's grants."""
         return self.services.session.whoami()
 
-    def may_send_files(self) -> bool:
-        """Whether the caller may do anything somewhere that takes a file (``SessionService.may_send_files``)."""
-        return self.services.session.may_send_files()
+    def check_may_send_files(self) -> None:
+        """Refuse a caller that may do nothing anywhere that takes a file (``SessionService.check_may_send_files``)."""
+        self.services.session.check_may_send_files()
 
     # --- principals, keys, grants, policies ---------------------------------------------
     def create_principal(

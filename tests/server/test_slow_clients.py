@@ -178,3 +178,16 @@ def test_accept_errors_for_lack_of_files_are_logged_once_in_a_while(caplog: pyte
     assert len([r for r in caplog.records if "cannot accept" in r.getMessage()]) == 1
     assert handler.suppressed == 4999
     assert len(passed_on) == 1
+
+
+def test_serve_trusts_forwarding_headers_only_from_a_named_proxy_and_caps_connections_below_files() -> None:
+    from dataward.cli.serve_commands import connection_options, open_files_limit
+
+    common = {"limit_concurrency": 10**6, "timeout_keep_alive": 5, "backlog": 511, "max_header_bytes": 16 << 10}
+    default = connection_options(forwarded_allow_ips=None, **common)
+    assert default["proxy_headers"] is False
+    named = connection_options(forwarded_allow_ips=" 10.0.0.5 ,", **common)
+    assert named["proxy_headers"] is True and named["forwarded_allow_ips"] == "10.0.0.5"
+    files = open_files_limit()
+    assert files is None or default["limit_concurrency"] < files
+    assert default["http"].endswith(":GuardedH11Protocol")

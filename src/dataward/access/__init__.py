@@ -63,6 +63,7 @@ from dataward.access.authorize import (
 )
 from dataward.access.keys import (
     DEFAULT_KEY_POLICY,
+    FULL_KEY_SHAPE,
     KEY_PREFIX,
     KeyPolicy,
     ParsedKey,
@@ -80,6 +81,7 @@ from dataward.access.keys import (
     rotate,
     touch,
     verify_secret,
+    without_secret,
 )
 from dataward.access.lifecycle import (
     OffboardPlan,
@@ -124,6 +126,7 @@ from dataward.access.roles import (
 
 __all__ = [
     "DEFAULT_KEY_POLICY",
+    "FULL_KEY_SHAPE",
     "KEY_PREFIX",
     "PERMISSIONS",
     "WRITE_ACTIONS",
@@ -196,4 +199,5 @@ __all__ = [
     "transfer_ownership",
     "validate_key_scopes",
     "verify_secret",
+    "without_secret",
 ]

@@ -47,6 +47,10 @@ HASH_SCHEME = "hmac-sha256"
 
 _KEY_TEXT = re.compile(rf"^{KEY_PREFIX}([a-z2-7]{{{KEY_ID_LENGTH}}})_([a-z2-7]{{{SECRET_LENGTH}}})$")
 
+FULL_KEY_SHAPE = re.compile(rf"{KEY_PREFIX}([a-z2-7]{{{KEY_ID_LENGTH}}})_[a-z2-7]{{16,}}", re.IGNORECASE)
+"""Anything shaped like a whole key (an id and at least part of a secret), in any case: what must
+never go where keys leak (a URL, a log line, an error message)."""
+
 
 def _b32(data: bytes) -> str:
     return base64.b32encode(data).decode("ascii").rstrip("=").lower()
@@ -178,6 +182,14 @@ def parse_key(text: str) -> ParsedKey:
             "lower-case letters a-z and digits 2-7; copy it again in full",
         )
     return ParsedKey(match.group(1), match.group(2))
+
+
+def without_secret(ref: str) -> str:
+    """``ref`` as a key name: the id ``dw_<id>`` of a whole key (its secret dropped), anything else
+    as given. Commands that name a key (trace, rotate, revoke) take either; a user pasting the key
+    that ``key issue`` printed must not have its secret sent on, logged or echoed."""
+    match = FULL_KEY_SHAPE.fullmatch(ref.strip()) if isinstance(ref, str) else None
+    return KEY_PREFIX + match.group(1).lower() if match else ref
 
 
 def hash_secret(key_id: str, secret: str, *, salt: bytes | None = None) -> str:

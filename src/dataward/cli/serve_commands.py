@@ -7,7 +7,7 @@ import errno
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +31,44 @@ def check_listening_address(host: str, port: int) -> None:
         if exc.errno == errno.EADDRINUSE:
             raise Conflict(message, hint="choose another --port, or stop the process that listens there") from None
         raise InputError(message, hint="give a --host of this machine (127.0.0.1, or 0.0.0.0 for all)") from None
+
+
+def open_files_limit() -> int | None:
+    """This process's soft limit of open files (None where it cannot be read)."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def connection_options(
+    *,
+    forwarded_allow_ips: str | None,
+    limit_concurrency: int,
+    timeout_keep_alive: int,
+    backlog: int,
+    max_header_bytes: int,
+) -> dict[str, Any]:
+    """uvicorn's settings for connections: the guarded h11 protocol (a deadline for request heads, a
+    cap on held connections), the cap kept below the open-file limit (a reserve for the catalog,
+    the store and uploads), and forwarding headers trusted only from the proxies named."""
+    files = open_files_limit()
+    if files is not None:
+        limit_concurrency = max(2, min(limit_concurrency, files - max(64, files // 4)))
+    proxies = [p.strip() for p in (forwarded_allow_ips or "").split(",") if p.strip()]
+    return {
+        "http": "dataward.server.connections:GuardedH11Protocol",
+        "limit_concurrency": limit_concurrency,
+        "timeout_keep_alive": timeout_keep_alive,
+        "backlog": backlog,
+        "h11_max_incomplete_event_size": max_header_bytes,
+        # uvicorn trusts 127.0.0.1 when given nothing: any local process could then name any client.
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": ",".join(proxies) if proxies else "",
+    }
 
 
 def register(app: typer.Typer) -> None:
@@ -107,9 +145,41 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 30.0,
         forwarded_allow_ips: Annotated[
-            str,
-            typer.Option(help="Proxies whose X-Forwarded-For is trusted for the client address (rate limits, logs)."),
-        ] = "127.0.0.1",
+            str | None,
+            typer.Option(
+                help="The reverse proxy's address(es), comma-separated, whose X-Forwarded-For is trusted for the "
+                "client address (rate limits, logs). Default: none, every forwarding header is ignored.",
+            ),
+        ] = None,
+        max_pending_uploads: Annotated[
+            int, typer.Option(min=1, help="Uploads one principal may hold at once, not yet used by a contribution.")
+        ] = 8,
+        max_pending_upload_mb: Annotated[
+            int, typer.Option(min=1, help="MiB of uploads one principal may hold at once (at least --max-upload-mb).")
+        ] = 2048,
+        limit_concurrency: Annotated[
+            int,
+            typer.Option(
+                min=2,
+                help="Connections held per worker; at the limit a new one replaces the one waiting longest for "
+                "its request head (capped below the process's open-file limit).",
+            ),
+        ] = 1000,
+        header_timeout: Annotated[
+            float, typer.Option(min=0.1, max=300, help="Seconds a client has to send a whole request head.")
+        ] = 10.0,
+        body_timeout: Annotated[
+            float, typer.Option(min=1, max=3600, help="Seconds a started request body may send nothing before 408.")
+        ] = 60.0,
+        timeout_keep_alive: Annotated[
+            int, typer.Option(min=1, max=300, help="Seconds an idle kept-alive connection stays open.")
+        ] = 5,
+        backlog: Annotated[
+            int, typer.Option(min=16, help="Connections the kernel queues before they are accepted.")
+        ] = 511,
+        max_header_kb: Annotated[
+            int, typer.Option(min=1, max=1024, help="Largest request head (request line and headers), in KiB.")
+        ] = 16,
         trust_skops_type: Annotated[
             list[str] | None,
             typer.Option(
@@ -127,11 +197,20 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from dataward.server.assembly import assemble_ward, hidden_password
+        from dataward.server.connections import HEADER_TIMEOUT_ENV
         from dataward.server.settings import ServerSettings
         from dataward.service.config import locate_ward
         from dataward.service.ward import Ward
 
+        if max_pending_upload_mb < max_upload_mb:
+            raise InputError(
+                "--max-pending-upload-mb is below --max-upload-mb: no upload of the largest size could be held",
+                hint=f"give --max-pending-upload-mb {max_upload_mb} or more",
+            )
         limits = {
+            "max_pending_uploads": max_pending_uploads,
+            "max_pending_upload_bytes": max_pending_upload_mb << 20,
+            "body_idle_timeout_s": body_timeout,
             "max_upload_bytes": max_upload_mb << 20,
             "max_json_bytes": max_request_kb << 10,
             "console_session_s": console_session_minutes * 60.0,
@@ -170,6 +249,7 @@ def register(app: typer.Typer) -> None:
         os.environ.update(settings.to_environment())
         if scheduler:
             os.environ["DATAWARD_SCHEDULER"] = scheduler  # read by every worker's gate runs
+        os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
         err_console.print(f"serving {what} on http://{host}:{port}/api/v1 with {workers} worker(s)")
         uvicorn.run(
             "dataward.server.app:app_from_environment",
@@ -177,8 +257,13 @@ def register(app: typer.Typer) -> None:
             host=host,
             port=port,
             workers=workers,
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips,
+            **connection_options(
+                forwarded_allow_ips=forwarded_allow_ips,
+                limit_concurrency=limit_concurrency,
+                timeout_keep_alive=timeout_keep_alive,
+                backlog=backlog,
+                max_header_bytes=max_header_kb << 10,
+            ),
             server_header=False,
             log_level="info",
         )

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from dataward.access.keys import without_secret
 from dataward.client.plain_http import check_cleartext
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
@@ -240,11 +241,11 @@ class HTTPWard:
 
     def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
         """Issue a key's successor."""
-        return self._post(f"/keys/{self._ref(key)}/rotate", {"overlap_hours": overlap_hours})
+        return self._post(f"/keys/{self._ref(without_secret(key))}/rotate", {"overlap_hours": overlap_hours})
 
     def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
         """Revoke a key and every key minted through it."""
-        return self._post(f"/keys/{self._ref(key)}/revoke", {"reason": reason})
+        return self._post(f"/keys/{self._ref(without_secret(key))}/revoke", {"reason": reason})
 
     def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
         """API keys (never their secrets)."""
@@ -536,7 +537,8 @@ class HTTPWard:
     # --- audit ----------------------------------------------------------------------------------
     def trace(self, ref: str) -> dict[str, Any]:
         """Trace a record, contribution, key or version."""
-        return self._get(f"/trace/{self._ref(ref)}")
+        # A whole key goes as its id only: a secret in a URL ends up in the access logs.
+        return self._get(f"/trace/{self._ref(without_secret(ref))}")
 
     def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Hold a whole contribution out of every future version."""

@@ -29,3 +29,12 @@ class ServerUnreachable(DatawardError):
     code = "unreachable"
     exit_code = 1
     http_status = 502
+
+
+class QuotaExceeded(DatawardError):
+    """A principal holds as many pending uploads, or as many pending upload bytes, as the server allows:
+    use them in a contribution, or wait until the unused ones expire. Nothing was stored."""
+
+    code = "quota_exceeded"
+    exit_code = 4
+    http_status = 429

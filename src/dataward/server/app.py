@@ -16,9 +16,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+import anyio
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,8 +30,17 @@ from dataward.api import WardAPI
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError
 from dataward.domain.surrogates import lone_surrogate
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
+from dataward.server.connections import quiet_accept_errors
 from dataward.server.jobs import JobStore, error_body, internal_error_body
-from dataward.server.security import CredentialMisplaced, FailureLimiter, bearer_key, refuse_credentials_outside_header
+from dataward.server.security import (
+    CredentialMisplaced,
+    FailureLimiter,
+    RedactKeys,
+    bearer_key,
+    key_in_path,
+    misplaced_in_path,
+    refuse_credentials_outside_header,
+)
 from dataward.server.settings import ServerSettings, open_served_ward
 from dataward.server.uploads import UploadArea
 from dataward.service.heap import settle_startup_heap
@@ -58,12 +69,15 @@ def error_response(body: dict[str, Any], status: int, headers: dict[str, str] | 
 
 class BodyLimit:
     """ASGI middleware: refuse request bodies over the limit (413), by their declared length at once,
-    and by counting what arrives otherwise. Uploads have their own, larger, limit."""
+    and by counting what arrives otherwise. Uploads have their own, larger, limit. A body whose
+    client sends nothing for ``idle_s`` while it is incomplete ends the request (408): a slow client
+    holds no request open for long."""
 
-    def __init__(self, app: ASGIApp, *, max_json: int, max_upload: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_json: int, max_upload: int, idle_s: float = 60.0) -> None:
         self.app = app
         self.max_json = max_json
         self.max_upload = max_upload
+        self.idle_s = idle_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,17 +92,51 @@ class BodyLimit:
             await error_response(error_body(too_large), 413, {"Connection": "close"})(scope, receive, send)
             return
         seen = 0
+        complete = False
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # only the disconnect is left to hear of, however late
+                return await receive()
+            try:
+                with anyio.fail_after(self.idle_s):
+                    message = await receive()
+            except TimeoutError:
+                # An HTTPException: FastAPI passes it on while reading a body (anything else becomes 400).
+                raise HTTPException(
+                    408, f"the request body stalled: nothing arrived for {self.idle_s:g} seconds"
+                ) from None
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise PayloadTooLarge(f"the request body exceeds the server's limit of {limit} bytes", limit=limit)
             return message
 
         await self.app(scope, counted, send)
+
+
+class KeyInPathGuard:
+    """ASGI middleware: refuse, before anything else, a request whose path holds a whole key
+    (``credential_misplaced``, as for a key in the query string or a cookie), on every route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and key_in_path(scope):
+            headers = {"WWW-Authenticate": 'Bearer realm="dataward"'}
+            await error_response(error_body(misplaced_in_path()), 401, headers)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def redact_keys_in_logs() -> None:
+    """Blank the secret of any whole key in uvicorn's log lines (once per process)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactKeys) for f in logger.filters):
+            logger.addFilter(RedactKeys())
 
 
 # A JSON escape of a UTF-16 surrogate (``\ud800`` to ``\udfff``): two in a row are one character,
@@ -133,7 +181,11 @@ class ServerState:
         server_dir = Path(ward.folder) / "server"
         self.jobs = JobStore(server_dir / "jobs", workers=settings.job_workers)
         self.uploads = UploadArea(
-            server_dir / "uploads", max_bytes=settings.max_upload_bytes, ttl_s=settings.upload_ttl_s
+            server_dir / "uploads",
+            max_bytes=settings.max_upload_bytes,
+            ttl_s=settings.upload_ttl_s,
+            max_pending=settings.max_pending_uploads,
+            max_pending_bytes=settings.max_pending_upload_bytes,
         )
         self.limiter = FailureLimiter(
             settings.auth_failures_per_key, settings.auth_failures_per_address, settings.auth_window_s
@@ -156,6 +208,22 @@ class ServerState:
         """``precheck`` as a route dependency, run on the event loop: it is a few string checks and a
         counter lookup, not worth a trip through the thread pool on every request."""
         self.precheck(request)
+
+    async def refusal_before_input(self, request: Request) -> AuthenticationError | None:
+        """Why the request's key does not authenticate, for a request about to be answered with a
+        problem in its input (a malformed body, a bad field) before the service has checked the key;
+        None when it does. A made-up key learns nothing of the API's schemas, and its requests count
+        as failed authentications like any other (``dataward_error`` counts them)."""
+        if not request.url.path.startswith(API + "/"):
+            return None  # the console answers its own forms
+        try:
+            self.precheck(request)
+            await run_in_threadpool(self.ward.as_key(bearer_key(request)).whoami)
+        except AuthenticationError as exc:
+            return exc
+        except DatawardError:
+            return None  # not about the key (busy, say): the input's problem is the answer
+        return None
 
     def caller(self, request: Request) -> WardAPI:
         """The ward acting as the request's key: the only way a route reaches the service."""
@@ -183,6 +251,7 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
+        quiet_accept_errors()  # "too many open files" once every few seconds, not per failed accept
         state.uploads.sweep()
         _app.state.console.sessions.sweep()
         if settle_heap:
@@ -200,8 +269,11 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
             "exit_code}`. Long operations answer 202 with a job to poll at `/api/v1/jobs/{id}`."
         ),
         lifespan=lifespan,
-        docs_url=f"{API}/docs",
+        # No interactive page: FastAPI's loads Swagger UI's scripts from a CDN, which would run on the
+        # console's origin. The OpenAPI document is served; any OpenAPI viewer reads it.
+        docs_url=None,
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         openapi_url=f"{API}/openapi.json",
         default_response_class=DocumentResponse,
         responses={
@@ -215,7 +287,14 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
         },
     )
     app.state.dataward = state
-    app.add_middleware(BodyLimit, max_json=settings.max_json_bytes, max_upload=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_json=settings.max_json_bytes,
+        max_upload=settings.max_upload_bytes,
+        idle_s=settings.body_idle_timeout_s,
+    )
+    app.add_middleware(KeyInPathGuard)  # outermost: a key in the path goes no further
+    redact_keys_in_logs()
     _install_error_handlers(app, state)
 
     from dataward.server.routes import build_router
@@ -246,6 +325,8 @@ def _error_model() -> type:
 def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
     @app.exception_handler(DatawardError)
     async def dataward_error(request: Request, exc: DatawardError) -> Response:
+        if isinstance(exc, InputError):
+            exc = await state.refusal_before_input(request) or exc
         if isinstance(exc, AuthenticationError) and not isinstance(exc, RateLimited | CredentialMisplaced):
             header = request.headers.get("authorization", "")
             credential = header.partition(" ")[2].strip() or None
@@ -256,7 +337,10 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
         return error_response(error_body(exc), exc.http_status, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        refusal = await state.refusal_before_input(request)
+        if refusal is not None:  # an unknown key learns nothing of the request's schema
+            return await dataward_error(request, refusal)
         # Name the fields, never echo the values (a body could hold a secret).
         problems = [
             {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": str(e.get("msg", ""))}
@@ -272,7 +356,7 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout"}.get(exc.status_code, "http_error")
         body = {
             "error": code,
             "message": "no such endpoint" if exc.status_code == 404 else str(exc.detail),

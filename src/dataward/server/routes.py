@@ -73,6 +73,7 @@ from dataward.server.models import (
     WhoAmI,
     WitnessBody,
 )
+from dataward.server.security import bearer_key
 from dataward.service.config import WardConfig
 
 if TYPE_CHECKING:
@@ -350,9 +351,12 @@ def build_router(state: ServerState) -> APIRouter:
     )
     async def upload(request: Request, filename: str = Query(..., max_length=4096)) -> DocumentResponse:
         """Stream a file (the body, as is) to the server: hashed while it arrives, size-limited; an
-        interrupted or refused upload leaves nothing. Name it in one contribution within the hour."""
+        interrupted or refused upload leaves nothing. Name it in one contribution within the hour.
+        Only a key that may contribute, record a training run or gate a model somewhere may upload,
+        and each principal holds a limited number and size of pending uploads (429 `quota_exceeded`)."""
         w = await run_in_threadpool(ward, request)
         owner = await run_in_threadpool(principal_id, w)
+        await run_in_threadpool(state.ward.as_key(bearer_key(request)).check_may_send_files)
         done = await state.uploads.receive(request.stream(), owner=owner, filename=filename)
         return doc({"upload": done.id, "filename": done.filename, "size": done.size, "hash": done.hash}, 201)
 

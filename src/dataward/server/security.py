@@ -3,21 +3,24 @@ attempts rate-limited per claimed key id and per client address."""
 
 from __future__ import annotations
 
-import re
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from starlette.requests import Request
+from starlette.types import Scope
 
+from dataward.access.keys import FULL_KEY_SHAPE
 from dataward.domain.errors import AuthenticationError
 from dataward.domain.transport_errors import RateLimited
 from dataward.service.auth import claimed_key_id
 
 # A whole key (id and secret). Key ids alone (``dw_abcd1234``) are names, fine in a URL: `trace`,
 # `key revoke` take them. A secret in a URL ends up in proxy logs and browser history.
-_FULL_KEY = re.compile(r"dw_[a-z2-7]{8}_[a-z2-7]{16,}", re.IGNORECASE)
+_FULL_KEY = FULL_KEY_SHAPE
 _CREDENTIAL_PARAMS = {"key", "api_key", "apikey", "token", "access_token", "auth", "authorization", "bearer"}
 
 
@@ -43,6 +46,39 @@ def refuse_credentials_outside_header(request: Request) -> None:
                 "an API key in a cookie is refused",
                 hint="send it only as `Authorization: Bearer dw_...`",
             )
+
+
+def key_in_path(scope: Scope) -> bool:
+    """Whether the request's path holds something shaped like a whole key (``/trace/dw_ID_SECRET``,
+    ``/keys/dw_ID_SECRET/rotate``), as sent (percent-encoded) or decoded."""
+    raw = scope.get("raw_path") or b""
+    texts = [scope.get("path", ""), unquote(raw.decode("latin-1"))]
+    return any(_FULL_KEY.search(text) for text in texts)
+
+
+def misplaced_in_path() -> CredentialMisplaced:
+    """The refusal of a key in the URL path (the same as in the query string)."""
+    return CredentialMisplaced(
+        "an API key in the URL is refused",
+        hint="name a key by its id alone (dw_ID); send a key only as `Authorization: Bearer dw_...`, "
+        "and rotate a key that was put in a URL",
+    )
+
+
+class RedactKeys(logging.Filter):
+    """A logging filter blanking the secret of anything shaped like a whole key in a log record (the
+    access log's request line): a refused request is still logged, and its key must not be."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _redacted(record.msg)
+        return True
+
+
+def _redacted(text: str) -> str:
+    return _FULL_KEY.sub(lambda m: f"dw_{m.group(1)}_<redacted>", text) if "dw_" in text.lower() else text
 
 
 def bearer_key(request: Request) -> str:

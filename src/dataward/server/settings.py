@@ -30,6 +30,12 @@ class ServerSettings:
     """Largest accepted JSON request body (1 MiB): a request of a use case is small."""
     max_upload_bytes: int = 512 << 20
     """Largest accepted upload (512 MiB): a contribution's file, streamed to disk, never held in memory."""
+    max_pending_uploads: int = 8
+    """Uploads one principal may hold at once (complete but not yet used, or still arriving)."""
+    max_pending_upload_bytes: int = 2 << 30
+    """Bytes of uploads one principal may hold at once (2 GiB)."""
+    body_idle_timeout_s: float = 60.0
+    """A request body that has begun but from which nothing arrives for this long ends with 408."""
     auth_failures_per_key: int = 10
     """Failed authentications allowed per claimed key id within ``auth_window_s`` before 429."""
     auth_failures_per_address: int = 30
@@ -56,6 +62,9 @@ class ServerSettings:
             ENV_PREFIX + "WARD": str(self.ward),
             ENV_PREFIX + "MAX_JSON_BYTES": str(self.max_json_bytes),
             ENV_PREFIX + "MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+            ENV_PREFIX + "MAX_PENDING_UPLOADS": str(self.max_pending_uploads),
+            ENV_PREFIX + "MAX_PENDING_UPLOAD_BYTES": str(self.max_pending_upload_bytes),
+            ENV_PREFIX + "BODY_IDLE_TIMEOUT_S": str(self.body_idle_timeout_s),
             ENV_PREFIX + "AUTH_FAILURES_PER_KEY": str(self.auth_failures_per_key),
             ENV_PREFIX + "AUTH_FAILURES_PER_ADDRESS": str(self.auth_failures_per_address),
             ENV_PREFIX + "AUTH_WINDOW_S": str(self.auth_window_s),
@@ -95,6 +104,9 @@ class ServerSettings:
             signing_key=Path(env[ENV_PREFIX + "SIGNING_KEY"]) if catalog else None,
             max_json_bytes=int(num("MAX_JSON_BYTES", defaults.max_json_bytes)),
             max_upload_bytes=int(num("MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
+            max_pending_uploads=int(num("MAX_PENDING_UPLOADS", defaults.max_pending_uploads)),
+            max_pending_upload_bytes=int(num("MAX_PENDING_UPLOAD_BYTES", defaults.max_pending_upload_bytes)),
+            body_idle_timeout_s=num("BODY_IDLE_TIMEOUT_S", defaults.body_idle_timeout_s),
             auth_failures_per_key=int(num("AUTH_FAILURES_PER_KEY", defaults.auth_failures_per_key)),
             auth_failures_per_address=int(num("AUTH_FAILURES_PER_ADDRESS", defaults.auth_failures_per_address)),
             auth_window_s=num("AUTH_WINDOW_S", defaults.auth_window_s),

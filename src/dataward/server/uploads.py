@@ -4,7 +4,9 @@ An upload is written to a private temporary file in the ward's ``server/uploads`
 and BLAKE3-hashed chunk by chunk, and only renamed into place once complete and within the size
 limit; a refused, oversize or interrupted upload leaves nothing behind. An upload belongs to the
 principal that sent it, is consumed by one contribution, and is deleted after ``upload_ttl_s`` if
-no contribution used it.
+no contribution used it. A principal may hold at most ``max_pending`` uploads and
+``max_pending_bytes`` bytes of them at once, complete or still arriving, in every worker process
+together (the folder is what they share: a partial file's name carries its owner).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ import anyio
 import blake3
 
 from dataward.domain.errors import InputError, NotFound
-from dataward.domain.transport_errors import PayloadTooLarge
+from dataward.domain.transport_errors import PayloadTooLarge, QuotaExceeded
 
 _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,10}){1,2}$")
 
@@ -44,11 +47,48 @@ class Upload:
 class UploadArea:
     """The folder of uploads of one ward."""
 
-    def __init__(self, folder: Path, *, max_bytes: int, ttl_s: float) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        max_bytes: int,
+        ttl_s: float,
+        max_pending: int = 8,
+        max_pending_bytes: int = 1 << 30,
+    ) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
         self.ttl_s = ttl_s
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._starting = threading.Lock()
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def pending(self, owner: str) -> tuple[int, int]:
+        """How many uploads ``owner`` holds here (complete or arriving) and how many bytes they take."""
+        count = size = 0
+        tag = _owner_tag(owner)
+        for path in self.folder.iterdir():
+            try:
+                if path.is_dir():
+                    meta = json.loads((path / "meta.json").read_text("utf-8"))
+                    if meta.get("owner") == owner:
+                        count, size = count + 1, size + int(meta.get("size", 0))
+                elif path.name.endswith(f".{tag}.partial"):
+                    count, size = count + 1, size + path.stat().st_size
+            except (OSError, ValueError):
+                continue  # gone meanwhile, or being written
+        return count, size
+
+    def _over_quota(self, what: str) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"you hold {what} pending uploads than this server allows ({self.max_pending} uploads, "
+            f"{self.max_pending_bytes} bytes)",
+            hint="name your uploads in a contribution first, or wait until the unused ones expire "
+            f"({int(self.ttl_s // 60)} minutes after upload)",
+            max_pending=self.max_pending,
+            max_pending_bytes=self.max_pending_bytes,
+        )
 
     async def receive(self, chunks: AsyncIterator[bytes], *, owner: str, filename: str) -> Upload:
         """Stream ``chunks`` into a new upload of ``owner``; nothing remains if it fails or is too large."""
@@ -58,15 +98,21 @@ class UploadArea:
         if suffix and not _SUFFIX.match(suffix):
             suffix = ""
         upload_id = f"u_{secrets.token_hex(12)}"
-        partial = self.folder / f".{upload_id}.partial"
+        partial = self.folder / f".{upload_id}.{_owner_tag(owner)}.partial"
         final_dir = self.folder / upload_id
         digest = blake3.blake3()
         size = 0
-        try:
+        with self._starting:  # checked and begun at once, so that parallel requests cannot all pass
+            held, held_bytes = self.pending(owner)
+            if held >= self.max_pending:
+                raise self._over_quota("as many")
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
             with os.fdopen(fd, "wb") as fh:
                 async for chunk in chunks:
                     size += len(chunk)
+                    if held_bytes + size > self.max_pending_bytes:
+                        raise self._over_quota("more bytes of")
                     if size > self.max_bytes:
                         raise PayloadTooLarge(
                             f"the upload exceeds the server's limit of {self.max_bytes} bytes",
@@ -131,6 +177,11 @@ class UploadArea:
                         path.unlink(missing_ok=True)
             except OSError:
                 pass
+
+
+def _owner_tag(owner: str) -> str:
+    """The owner's principal id as it may appear in a file name."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", owner)[:64]
 
 
 def _absorb(digest: Any, fh: BinaryIO, chunk: bytes) -> None:

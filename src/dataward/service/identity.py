@@ -39,7 +39,7 @@ from dataward.access import (
     validate_key_scopes,
 )
 from dataward.access.authorize import PrincipalKind, PrincipalStatus
-from dataward.access.keys import key_end
+from dataward.access.keys import key_end, without_secret
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
@@ -371,6 +371,7 @@ class IdentityService(Service):
         """Issue a key's successor; the old key, and every key minted through it, keeps working for the
         overlap window, then never again. The successor expires when the old key would have, at the
         latest: rotation renews the secret, not the lifetime (issue a new key for a longer one)."""
+        key = without_secret(key)  # a whole key names its key; its secret goes no further
         within_range(overlap_hours, "overlap_hours", 0, MAX_DAYS * 24)
         with self.db.reading() as conn:
             row = _key_row(conn, key)
@@ -421,6 +422,7 @@ class IdentityService(Service):
     def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
         """Revoke a key and every key minted through it, transitively: all are refused from the very next
         request."""
+        key = without_secret(key)  # a whole key names its key; its secret goes no further
         with self.db.reading() as conn:
             row = _key_row(conn, key)
         with self.use_case_for_key(Action.KEY_REVOKE, row.principal_id) as (uc, target, _):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataward.access.roles import Action, Scope
+from dataward.access import PERMISSIONS, authorize
+from dataward.access.roles import Action, Scope, ScopeKind
+from dataward.domain.errors import AccessDenied
 from dataward.ledger.events import format_time
 from dataward.service import rows
 from dataward.service.core import Service
 
 
 class SessionService(Service):
-    """``whoami``: what a client checks first, against an embedded or a served ward alike."""
+    """``whoami``: what a client checks first, against an embedded or a served ward alike; and
+    ``check_may_send_files``: whether the caller could use a file anywhere."""
 
     def whoami(self) -> dict[str, Any]:
         """The acting principal, the key in use (never its secret) and the principal's grants.
@@ -40,3 +43,35 @@ class SessionService(Service):
                     for g in uc.caller.grants
                 ],
             }
+
+    def check_may_send_files(self) -> None:
+        """Refuse (``AccessDenied``, recorded as any refusal) a caller that, with its key, may do
+        nothing anywhere that takes a file: submit a contribution, write a validation set, record a
+        training run or gate a model. A server stores an upload only for a caller that may use it (a
+        reader, or a principal with no grant, has no use for one)."""
+        detail = {"uses": "an uploaded file"}
+        with self.use_case(Action.CONTRIBUTION_SUBMIT, Scope.ward(), check=False, write=False, detail=detail) as uc:
+            caller = uc.caller
+            scopes = [g.scope for g in caller.grants if g.principal_id == caller.principal.id]
+            if caller.key is not None and caller.key.scopes is not None:
+                scopes += list(caller.key.key_scopes.resources)
+            # A grant on the ward covers every dataset and model: any name stands for them.
+            candidates = {s for s in scopes if s.kind is not ScopeKind.WARD}
+            if any(s.kind is ScopeKind.WARD for s in scopes):
+                candidates |= {Scope.dataset("any"), Scope.model("any")}
+            allowed = any(
+                authorize(caller.principal, caller.key, caller.grants, action, scope, uc.now).allowed
+                for scope in candidates
+                for action in FILE_ACTIONS
+                if scope.kind in PERMISSIONS[action].scope_kinds
+            )
+            if not allowed:
+                raise AccessDenied(
+                    f"{caller.principal_name!r} may not upload: with this key it may contribute, write a validation "
+                    "set, record a training run or gate a model nowhere",
+                    hint="uploads are for contributors and owners, and for a model's reviewers and promoters",
+                )
+
+
+FILE_ACTIONS = (Action.CONTRIBUTION_SUBMIT, Action.VALIDATION_WRITE, Action.TRAINING_RECORD, Action.MODEL_GATE)
+"""The actions that take an uploaded file."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dataward.access import KEY_PREFIX, authorize, descendants
+from dataward.access import KEY_PREFIX, authorize, descendants, without_secret
 from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import (
     api_keys,
@@ -47,6 +47,9 @@ class TraceService(Service):
         that contains it. A record is followed backward through the transformations that made it to
         the records and contributions it came from (``derived_from``, ``origins``) and forward to the
         records made from it (``derived``)."""
+        # A whole key names its key: its secret goes no further (not into a refusal's ledger event,
+        # not into a message).
+        ref = without_secret(ref)
         # Authorization is per dataset: a trace shows only what the caller may trace, and refuses when
         # that is nothing (recorded as access.denied like any refusal).
         with self.use_case(Action.TRACE, Scope.ward(), check=False, detail={"ref": ref}) as uc:

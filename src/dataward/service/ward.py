@@ -264,6 +264,10 @@ class Ward(OverContext):
         """The acting principal, the key in use (never its secret) and the principal's grants."""
         return self.services.session.whoami()
 
+    def check_may_send_files(self) -> None:
+        """Refuse a caller that may do nothing anywhere that takes a file (``SessionService.check_may_send_files``)."""
+        self.services.session.check_may_send_files()
+
     # --- principals, keys, grants, policies ---------------------------------------------
     def create_principal(
         self, name: str, *, kind: str = "human", owner: str | None = None, description: str = ""

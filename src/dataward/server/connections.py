@@ -1,0 +1,156 @@
+"""Slow and idle clients at the connection level: what uvicorn does not bound by itself.
+
+uvicorn closes a connection idle *between* requests (``timeout_keep_alive``), but waits forever for
+the head of a request that never completes, and accepts connections until the process runs out of
+file descriptors (then asyncio logs a traceback for every failed ``accept``). ``GuardedH11Protocol``
+is uvicorn's h11 protocol with two additions:
+
+- a request head (request line and headers) must arrive within ``header_timeout_s`` of its first
+  byte (or of the connection's opening): a client trickling its headers is disconnected;
+- fewer than ``limit_concurrency`` connections are held (so that uvicorn's own check, which answers
+  503 once as many connections as the limit are open, never turns away a genuine request): at the
+  cap, a new connection takes the place of the one that has been waiting longest for a request head
+  (a slow or idle client), and is refused only when every connection is busy with a request.
+
+The head timeout comes from ``DATAWARD_SERVER_HEADER_TIMEOUT_S`` (``dataward serve`` sets it; uvicorn
+builds the protocol in each worker process).
+``quiet_accept_errors`` condenses asyncio's "out of system resource" accept errors into one log
+line every ten seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import time
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger("dataward.server")
+
+HEADER_TIMEOUT_ENV = "DATAWARD_SERVER_HEADER_TIMEOUT_S"
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+
+
+def _setting(name: str, default: float | None) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for request heads and a cap on held connections."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = _setting(HEADER_TIMEOUT_ENV, DEFAULT_HEADER_TIMEOUT_S) or DEFAULT_HEADER_TIMEOUT_S
+        self.max_connections = None if self.limit_concurrency is None else max(self.limit_concurrency - 1, 1)
+        self.head_started: float | None = None
+        """When the head now awaited began (its first byte, or the connection's opening); None while
+        a request is being served."""
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        full = self.max_connections is not None and len(self.connections) >= self.max_connections
+        if full and not self._evict_slowest():
+            self._refused = True
+            transport.abort()  # every held connection is serving a request: no room
+            return
+        super().connection_made(transport)
+        self.head_started = time.monotonic()
+        self._arm(self.header_timeout_s)
+
+    def _evict_slowest(self) -> bool:
+        """Close the connection that has waited longest for a request head; whether there was one."""
+        waiting = [c for c in self.connections if isinstance(c, GuardedH11Protocol) and c.head_started is not None]
+        if not waiting:
+            return False
+        slowest = min(waiting, key=lambda c: c.head_started or 0.0)
+        slowest.drop("the connection limit is reached and it has not sent a request")
+        return True
+
+    def drop(self, why: str) -> None:
+        """Close this connection at once (it is serving no request)."""
+        log.debug("closing a connection from %s: %s", self.client, why)
+        self.head_started = None
+        self.connections.discard(self)
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.transport.abort()
+
+    def _arm(self, delay: float) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(max(delay, 0.01), self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._deadline = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.head_started is None:
+            self._arm(self.header_timeout_s)  # serving: look again later
+            return
+        waited = time.monotonic() - self.head_started
+        if waited >= self.header_timeout_s:
+            self.drop(f"no complete request head within {self.header_timeout_s:g} s")
+        else:
+            self._arm(self.header_timeout_s - waited)
+
+    def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        super().data_received(data)
+        if self.cycle is not cycle:  # a whole request head arrived: it is being served
+            self.head_started = None
+
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        super().on_response_complete()
+        if self.cycle is cycle:
+            # No pipelined request began: waiting for the next request head on a kept-alive
+            # connection (uvicorn's keep-alive timer closes it when idle; this deadline bounds a
+            # next head that arrives slowly).
+            self.head_started = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return  # never made: nothing of it to undo
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.head_started = None
+        super().connection_lost(exc)
+
+
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class AcceptErrorsCondensed:
+    """An asyncio exception handler that logs failed ``accept`` calls for lack of resources (too many
+    open files) once per ``every_s`` with a count, and passes anything else on."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.suppressed = 0
+        self.last = float("-inf")
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES):
+            loop.default_exception_handler(context)
+            return
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            self.suppressed += 1
+            return
+        more = f" ({self.suppressed} more since the last report)" if self.suppressed else ""
+        log.warning("cannot accept connections: %s%s", exc.strerror or exc, more)
+        self.last, self.suppressed = now, 0
+
+
+def quiet_accept_errors() -> None:
+    """Install ``AcceptErrorsCondensed`` on the running event loop."""
+    asyncio.get_running_loop().set_exception_handler(AcceptErrorsCondensed())

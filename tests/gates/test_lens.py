@@ -119,13 +119,21 @@ def test_clean_photos_through_a_vignetting_lens_are_not_blocked(seed: int, monke
     assert scan_situation("vignetting_photos", seed).verdict == "block"
 
 
+@pytest.mark.parametrize(
+    "flips_through", [True, False], ids=["every-photo-through-the-lens", "flips-left-as-they-were"]
+)
 @pytest.mark.parametrize(("source", "target"), [("temple_garden", "temple_sky"), ("temple_sky", "temple_garden")])
-def test_flips_sent_through_a_vignetting_lens_are_blocked_as_without_it(source: str, target: str, monkeypatch) -> None:
-    """The sender relabels 60% of one class as the other and sends every photo through the lens. The
+def test_flips_sent_through_a_vignetting_lens_are_blocked_as_without_it(
+    source: str, target: str, flips_through: bool, monkeypatch
+) -> None:
+    """The sender relabels 60% of one class as the other and sends the photos through the lens: every
+    one, or only the clean ones (so that undoing the field brightens the flipped photos' corners). The
     field is the lens's, and undone the flipped photos still read as the class they came from."""
     case = targeted_flips(source, target, 0.6, dataset="photos", seed=0)
     sent = map_images(case.contribution, vignette)
     poison = np.asarray(case.poison, dtype=bool)
+    if not flips_through:
+        sent.loc[poison, data.IMAGE] = case.contribution.loc[poison, data.IMAGE]
     report = scan(case.baseline, sent, case.schema, case.validation, {"seed": 0})
     monkeypatch.setattr(backdoor_module.BackdoorDetector, "_undo_lens", lambda *args, **kwargs: None)
     without = scan(case.baseline, sent, case.schema, case.validation, {"seed": 0})

@@ -50,6 +50,7 @@ def test_report_json_has_every_record_in_order_with_documented_keys(wine):
     assert set(out) == {
         "verdict",
         "reasons",
+        "limits",
         "mode",
         "config_hash",
         "policy",

@@ -317,10 +317,17 @@ def _describe(name: str, r: DetectorResult, n: int) -> str:
     )
 
 
+SEVERITY = {"pass": 0, "review": 1, "block": 2}
+
+
 def group_summaries(
-    groups: dict[str, np.ndarray], flagged: np.ndarray, policy: GatePolicy
+    groups: dict[str, np.ndarray], flagged: np.ndarray, policy: GatePolicy, ceiling: str = "block"
 ) -> dict[str, list[dict[str, Any]]]:
-    """Per group key and value: records, flagged, binomial p-value against alpha, and a verdict."""
+    """Per group key and value: records, flagged, binomial p-value against alpha, and a verdict.
+
+    A group's verdict reads its flags alone and is never more severe than ``ceiling``, the batch's own
+    verdict: the gate decides about the batch, and a group whose flags alone would say ``block`` in a batch
+    the gate reviews (its flags not evidence of poisoning by every detector's rules) is reviewed with it."""
     out: dict[str, list[dict[str, Any]]] = {}
     for key, values in groups.items():
         rows = []
@@ -329,6 +336,7 @@ def group_summaries(
             count, hits = int(members.sum()), int(flagged[members].sum())
             p = binomial_p_value(hits, count, policy.alpha)
             verdict_ = "block" if p < policy.block_p else "review" if p < policy.review_p else "pass"
+            verdict_ = min(verdict_, ceiling, key=SEVERITY.__getitem__)
             rows.append({"key": value, "records": count, "flagged": hits, "p_value": p, "verdict": verdict_})
         out[key] = rows
     return out

@@ -527,7 +527,7 @@ def _scan(
         policy=policy.to_dict(),
         results=results,
         records=records,
-        groups=group_summaries(group_values, flagged_at_alpha, policy),
+        groups=group_summaries(group_values, flagged_at_alpha, policy, ceiling=verdict_),
         findings=findings,
         skipped=skipped,
         extras=extras,

@@ -105,10 +105,12 @@ def _header(data: Mapping[str, Any], title: str) -> str:
 
 def _reasons(data: Mapping[str, Any]) -> str:
     reasons = data.get("reasons") or []
+    # What the reader may not see was left out of the report before it got here; say so.
+    withheld = f"<p><b>{_e(data['records_withheld'])}</b></p>" if data.get("records_withheld") else ""
     if not reasons:
-        return "<h2>Reasons</h2><p>No detector found anything beyond what chance explains.</p>"
+        return f"<h2>Reasons</h2>{withheld}<p>No detector found anything beyond what chance explains.</p>"
     items = "".join(f"<li>{_e(r)}</li>" for r in reasons)
-    return f"<h2>Reasons</h2><ul>{items}</ul>"
+    return f"<h2>Reasons</h2>{withheld}<ul>{items}</ul>"
 
 
 def _population(data: Mapping[str, Any]) -> str:

@@ -35,7 +35,6 @@ from dataward.service.guard import (
     checked_signed_rows,
     manifest_members,
     may,
-    without_neighbours,
 )
 from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
@@ -43,6 +42,7 @@ from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.rows import current_owner
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution
+from dataward.service.withheld import withhold_records
 
 if TYPE_CHECKING:
     from dataward.gates.policy import GatePolicy
@@ -409,7 +409,10 @@ class GateService(Service):
             checked_signed_rows(self, uc.conn, "gate_runs", [run], doing="serve")
             data = json.loads(self.store.get(run.report_object))
             if not may(uc, Action.DATASET_EXPORT, Scope.dataset(ds_name)):
-                data["extras"] = without_neighbours(data.get("extras"))
+                # Records need dataset.export on every path: a contributor keeps its own contribution's
+                # records, never the trusted ones; anyone else sees what the gate measured, not what it quoted.
+                own = uc.caller.principal_id in (c.submitted_by, c.submitter_owner)
+                data = withhold_records(data, own=own, dataset=ds_name)
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
             return with_queue(data, _queued_for_review(uc.conn, c.id))

@@ -316,7 +316,7 @@ def register(app: typer.Typer) -> None:
                 "Nearest trusted neighbours",
                 ["label", "distance", *(["text"] if texts else [])],
                 [
-                    (n.get("label"), f"{n.get('distance', 0):.3f}")
+                    (escape(str(n.get("label"))), f"{n.get('distance', 0):.3f}")
                     + ((escape(str(n.get("text") or "")[:70]),) if texts else ())
                     for n in info["neighbours"]
                 ],

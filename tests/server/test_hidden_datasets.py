@@ -4,8 +4,8 @@ HTTP (docs/server.md: 404 "also for things the caller may not see").
 Attack: ``carol`` (contributor on ``pub``) and ``dave`` (reader on ``pub``) probe for ``secret``, a
 dataset only the admin has a grant on: by status code and message (403 against 404), by counting its
 contributions (``secret#1`` against ``secret#9``), by a refusal that names it (``quarantine
-principal:admin`` by ``olga``, owner of ``pub``), and by tracing a source only ``secret`` uses. Each answers as for nothing at all;
-a refusal on what the caller can see stays a refusal.
+principal:admin`` by ``olga``, owner of ``pub``), and by tracing a source only ``secret`` uses. Each
+answers as for nothing at all; a refusal on what the caller can see stays a refusal.
 """
 
 from __future__ import annotations

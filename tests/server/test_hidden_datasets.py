@@ -76,11 +76,23 @@ def test_a_hidden_dataset_answers_as_a_missing_one(served: Served, keys: dict[st
                 assert seen[0] is missing[0] is NotFound, (who, name, hidden)
                 assert (seen[1].replace(hidden, "nosuch"), seen[2]) == missing[1:], (who, name, hidden)
                 assert "secret" not in seen[1].replace(hidden, ""), (who, name, hidden)
-        # Contributions are not counted through it either.
-        answers = {ref: _answer(lambda r=ref, w=w: w.contribution(r)) for ref in ("secret#1", "secret#9", "nosuch#1")}
-        assert {(t, m.replace(ref, "REF"), h) for ref, (t, m, h) in answers.items()} == {
-            (NotFound, "no contribution 'REF'", answers["nosuch#1"][2])
+        # Contributions are not counted through it either, whatever is asked of them.
+        acts: dict[str, Callable[[str], Any]] = {
+            "show": w.contribution,
+            "approve": lambda r, w=w: w.approve(r, reason="x"),
+            "reject": lambda r, w=w: w.reject(r, reason="x"),
+            "withdraw": lambda r, w=w: w.withdraw(r, reason="x"),
+            "merge": w.merge,
+            "gate run": w.run_gate,
+            "gate report": w.gate_report,
+            "override": lambda r, w=w: w.override_block(r, reason="x"),
+            "quarantine": lambda r, w=w: w.quarantine_contribution(r, reason="x"),
         }
+        for name, act in acts.items():
+            answers = {ref: _answer(lambda r=ref, a=act: a(r)) for ref in ("secret#1", "secret#9", "nosuch#1")}
+            assert {(t, m.replace(ref, "REF"), h) for ref, (t, m, h) in answers.items()} == {
+                (NotFound, "no contribution 'REF'", answers["nosuch#1"][2])
+            }, (who, name, answers)
 
 
 @pytest.mark.parametrize("mode", MODES)

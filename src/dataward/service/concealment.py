@@ -9,7 +9,8 @@ stays a refusal (``access_denied``), naming what is missing. Either way the refu
 ``use_case`` applies this to every refusal of a use case authorized on one dataset; a command that
 names a dataset by another name than its scope's (a clean validation set is authorized on the
 dataset it guards) says which name the caller used with :func:`remember_named`, so that the answer
-names that one and never the guarded dataset.
+names that one and never the guarded dataset; one that names a contribution says what a missing one
+would be told with :func:`remember_missing` (``no contribution 'X#N'``, whether or not dataset X exists).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataward.access import authorize
 from dataward.access.roles import Action, Scope, ScopeKind
 from dataward.domain.errors import NotFound
 
-_NAMED: ContextVar[tuple[str, Scope] | None] = ContextVar("dataward_named_dataset", default=None)
+_NAMED: ContextVar[tuple[frozenset[Scope], NotFound] | None] = ContextVar("dataward_named_dataset", default=None)
 
 
 def missing_dataset(name: str) -> NotFound:
@@ -32,10 +33,17 @@ def missing_dataset(name: str) -> NotFound:
 
 def remember_named(name: str, scope: Scope) -> None:
     """Note that the caller named dataset ``name``, whose reads are authorized on ``scope``."""
-    _NAMED.set((name, scope))
+    _NAMED.set((frozenset({scope}), missing_dataset(name)))
 
 
-def take_named() -> tuple[str, Scope] | None:
+def remember_missing(scopes: frozenset[Scope], missing: NotFound) -> None:
+    """Note that what the caller named lies in the dataset of ``scopes`` (those a use case on it may be
+    authorized on), and what it would be told were it missing (``missing``): a contribution named
+    ``DATASET#N`` is ``no contribution ...``."""
+    _NAMED.set((scopes, missing))
+
+
+def take_named() -> tuple[frozenset[Scope], NotFound] | None:
     """The dataset name noted by :func:`remember_named` since the last use case began, forgotten now:
     each use case takes what was noted for it, and nothing noted for one is used by the next."""
     named = _NAMED.get()
@@ -56,7 +64,7 @@ def shown_instead(
     scope: Scope,
     now: datetime,
     missing: NotFound | None = None,
-    named: tuple[str, Scope] | None = None,
+    named: tuple[frozenset[Scope], NotFound] | None = None,
 ) -> NotFound | None:
     """The not-found answer to give instead of a refusal on ``scope``, or None when the caller may see
     the dataset (or the scope is not one dataset) and the refusal stands. ``missing``: what the caller
@@ -68,5 +76,6 @@ def shown_instead(
         return None
     if missing is not None:
         return missing
-    name = named[0] if named is not None and named[1] == scope else scope.name
-    return missing_dataset(name)
+    if named is not None and scope in named[0]:
+        return named[1]
+    return missing_dataset(scope.name)

@@ -42,7 +42,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
-from dataward.service.visibility import authorize_found, dataset_name, find_contribution
+from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
 from dataward.store.tables import binary_id_array
 
 if TYPE_CHECKING:
@@ -413,7 +413,7 @@ class ContributionService(Service):
         """Withdraw a contribution that is not merged yet. Contributors withdraw their own (or their
         bots'); owners and admins any on their dataset. It can never be merged afterwards."""
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution)
+            c = named_contribution(conn, contribution)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
         scope = Scope.dataset(ds_name)
         with self.use_case(Action.CONTRIBUTION_WITHDRAW, scope, check=False) as uc:

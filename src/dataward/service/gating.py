@@ -41,7 +41,7 @@ from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.rows import current_owner
-from dataward.service.visibility import authorize_found, dataset_name, find_contribution
+from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
 from dataward.service.withheld import withhold_records
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ class GateService(Service):
         from dataward.gates.report import extras_json
 
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution_ref)
+            c = named_contribution(conn, contribution_ref)
             ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
         if ds.role != "dataset":
             raise InputError(f"{ds.name!r} is a clean validation set; its owner curates it, no gate runs on it")
@@ -388,6 +388,12 @@ class GateService(Service):
                 changes,
             )
             queued = _queued_for_review(uc.conn, c.id)
+            # What the run answers is the report as ``gate_report`` shows it to this caller: a submitter
+            # without dataset.export sees its own records, never the trusted ones quoted beside them.
+            sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
+            own = uc.caller.principal_id in (c.submitted_by, c.submitter_owner)
+        if not sees_records:
+            data = withhold_records(data, own=own, dataset=ds.name)
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
         return with_queue(data, queued)

@@ -85,10 +85,11 @@ def withhold_records(report: dict[str, Any], *, own: bool, dataset: str) -> dict
                 name: _strip(d, frozenset({"example"})) if name in VALIDATION_QUOTES else d
                 for name, d in out["detectors"].items()
             }
-    extras = dict(out.get("extras") or {})
-    if isinstance(extras.get("evidence"), dict):
-        extras["evidence"] = _strip(extras["evidence"], keys)
-    out["extras"] = extras
+    if "extras" in out:
+        extras = dict(out["extras"] or {})
+        if isinstance(extras.get("evidence"), dict):
+            extras["evidence"] = _strip(extras["evidence"], keys)
+        out["extras"] = extras
     what = "the trusted records quoted beside them" if own else "the records this report quotes"
     roles = ", ".join(sorted(r.value for r in roles_allowing(Action.DATASET_EXPORT)))
     out["records_withheld"] = (

@@ -97,9 +97,9 @@ def test_an_edited_attestation_fails_and_another_key_fails(wine_ward: Ward) -> N
 
 
 def test_attest_needs_trace_on_the_dataset(wine_ward: Ward) -> None:
-    from dataward.domain.errors import AccessDenied
+    from dataward.domain.errors import NotFound
 
     wine_ward.create_principal("mallory")
     mallory = wine_ward.as_key(wine_ward.issue_key("mallory")["key"])
-    with pytest.raises(AccessDenied):
+    with pytest.raises(NotFound, match="no dataset named 'wine'"):  # a dataset mallory may not see
         mallory.attest("wine@v2")

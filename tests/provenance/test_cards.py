@@ -9,7 +9,7 @@ from pathlib import Path
 import mlcroissant as mlc
 import pytest
 
-from dataward.domain.errors import AccessDenied
+from dataward.domain.errors import NotFound
 from dataward.domain.schema import RECORD_ID
 from dataward.service.ward import Ward
 from tests.helpers import merge_reviewed, wine_rows, write_csv
@@ -40,7 +40,7 @@ def test_card_of_a_transformed_version(wine_ward: Ward, tmp_path: Path) -> None:
 def test_card_needs_trace(wine_ward: Ward) -> None:
     wine_ward.create_principal("eve")
     eve = wine_ward.as_key(wine_ward.issue_key("eve")["key"])
-    with pytest.raises(AccessDenied):
+    with pytest.raises(NotFound, match="no dataset named 'wine'"):  # a dataset eve may not see
         eve.card("wine@v2")
 
 

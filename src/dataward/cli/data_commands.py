@@ -158,7 +158,7 @@ def register(app: typer.Typer) -> None:
                     d["owner"],
                     f"v{d['latest']}" if d["latest"] else "-",
                     f"v{d['training']}" if d["training"] else "-",
-                    d["description"],
+                    escape(d["description"]),
                 )
                 for d in items
             ],
@@ -273,8 +273,8 @@ def register(app: typer.Typer) -> None:
                     c["ref"],
                     styled(c["status"]),
                     styled(c["gate_verdict"]) if c["gate_verdict"] else "-",
-                    c["submitted_by"],
-                    c["source_uri"],
+                    escape(str(c["submitted_by"])),
+                    escape(str(c["source_uri"])),
                     c["added"],
                     c["removed"],
                     c["created_at"][:19],

@@ -48,6 +48,8 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     if report.get("verdict_note"):
         # A pass is about the batch; records flagged one by one still wait for a reviewer before a merge.
         tree.add(f"[yellow]{escape(report['verdict_note'])}[/yellow]: a merge waits for them (dataward review list)")
+    if report.get("records_withheld"):
+        tree.add(f"[yellow]{escape(report['records_withheld'])}[/yellow]")
     trusted = report.get("trusted") or {}
     if trusted.get("kind") in ("validation-set", "self-reference", "removal"):
         # Say what this run trusted when it is not the training version (a first import, a removal).
@@ -318,7 +320,7 @@ def register(app: typer.Typer) -> None:
                 "Nearest trusted neighbours",
                 ["label", "distance", *(["text"] if texts else [])],
                 [
-                    (n.get("label"), f"{n.get('distance', 0):.3f}")
+                    (escape(str(n.get("label"))), f"{n.get('distance', 0):.3f}")
                     + ((escape(str(n.get("text") or "")[:70]),) if texts else ())
                     for n in info["neighbours"]
                 ],

@@ -12,10 +12,13 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(highlight=False)
+# Emoji codes are off: what the CLI prints holds untrusted text (records, reasons, source URIs, names
+# such as "dataset:secret:"), and ":zap:" or ":secret:" in it must print as written, not as a symbol
+# a reviewer would read differently. Markup in untrusted text is escaped where it is printed.
+console = Console(highlight=False, emoji=False)
 # Errors are never hard-wrapped: a message names a file and a line, and a newline inserted at the
 # terminal's width would split "line 3" for anyone (or any script) reading stderr.
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def emit_json(value: Any) -> None:

@@ -48,6 +48,23 @@ _WHAT = {
 }
 
 
+MAX_TEXT_CHARS = 4000
+"""The longest free text a caller may write into the signed ledger, in characters: a reason, a
+description, a commit message, a source URI or licence. The ledger keeps every event for good and
+every reader and verifier reads it, so a megabyte ``reason`` would cost everyone, forever."""
+
+
+def check_free_text(**fields: str | None) -> None:
+    """Refuse (``InputError``, naming the field and the limit) any of ``fields`` longer than
+    :data:`MAX_TEXT_CHARS`; called before anything is read or stored."""
+    for name, value in fields.items():
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+            raise InputError(
+                f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,} characters",
+                hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
+            )
+
+
 @dataclass(frozen=True)
 class InputLimits:
     """The limits an input must stay within; every field is a positive integer.

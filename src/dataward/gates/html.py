@@ -107,10 +107,12 @@ def _reasons(data: Mapping[str, Any]) -> str:
     reasons = data.get("reasons") or []
     limits = data.get("limits") or []
     unchecked = "<h3>Not checked</h3><ul>" + "".join(f"<li>{_e(r)}</li>" for r in limits) + "</ul>" if limits else ""
+    # What the reader may not see was left out of the report before it got here; say so.
+    withheld = f"<p><b>{_e(data['records_withheld'])}</b></p>" if data.get("records_withheld") else ""
     if not reasons:
-        return f"<h2>Reasons</h2><p>No detector found anything beyond what chance explains.</p>{unchecked}"
+        return f"<h2>Reasons</h2>{withheld}<p>No detector found anything beyond what chance explains.</p>{unchecked}"
     items = "".join(f"<li>{_e(r)}</li>" for r in reasons)
-    return f"<h2>Reasons</h2><ul>{items}</ul>{unchecked}"
+    return f"<h2>Reasons</h2>{withheld}<ul>{items}</ul>{unchecked}"
 
 
 def _population(data: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from dataward.service.core import Service, UseCase, close_pending_reviews, new_i
 from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
 from dataward.service.rows import current_owner
+from dataward.service.visibility import named_contribution
 
 DECIDABLE = ("submitted", "gated")
 # A merged contribution can still be approved (never rejected: quarantine takes it back out), so that a
@@ -115,7 +116,7 @@ class ApprovalService(Service):
             noun = "an approval" if decision == "approve" else "a rejection"
             raise InputError(f"{noun} needs a reason", hint="pass --reason '...'")
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, ref)
+            c = named_contribution(conn, ref)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
         action = Action.CONTRIBUTION_APPROVE if decision == "approve" else Action.CONTRIBUTION_REJECT
         with self.use_case(action, Scope.dataset(ds_name), detail={"contribution": c.id}) as uc:

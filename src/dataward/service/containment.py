@@ -13,6 +13,7 @@ from dataward.service import rows
 from dataward.service.core import Service, Stale, WardContext, retry_stale
 from dataward.service.derived import taint_of
 from dataward.service.incident import IncidentService, authorize_quarantine, quarantine_basis
+from dataward.service.visibility import named_contribution
 
 
 class ContainmentService(Service):
@@ -35,7 +36,7 @@ class ContainmentService(Service):
         if not reason.strip():
             raise InputError("quarantining a contribution needs a reason", hint="pass --reason '...'")
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution)
+            c = named_contribution(conn, contribution)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
         return retry_stale(lambda: self._quarantine_one(c.id, ds_name, reason))
 

@@ -17,7 +17,7 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, quarantine, sources
 from dataward.domain.conversation import llm_record_problem
-from dataward.domain.errors import Conflict, DatawardError, InputError
+from dataward.domain.errors import Conflict, DatawardError, InputError, NotFound
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.limits import InputLimits
@@ -42,6 +42,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
+from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
 from dataward.store.tables import binary_id_array
 
 if TYPE_CHECKING:
@@ -189,6 +190,10 @@ class ContributionService(Service):
                 )
         bounds = InputLimits.coerce(limits, base=WardConfig.load(self.folder).limits())
         action, scope = self.datasets.validation_scope(dataset)
+        # Authorized before the file is read against the dataset's schema: a caller who may not submit
+        # learns nothing of the schema from its errors, nor of a dataset it may not see (not found).
+        with self.use_case(action, scope, write=False):
+            pass
         with self.db.reading() as conn:
             schema = rows.dataset_schema(rows.dataset_row(conn, dataset))
         digests = None  # the added ids as 32-byte digests, when the reader worked them out
@@ -408,7 +413,7 @@ class ContributionService(Service):
         """Withdraw a contribution that is not merged yet. Contributors withdraw their own (or their
         bots'); owners and admins any on their dataset. It can never be merged afterwards."""
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution)
+            c = named_contribution(conn, contribution)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
         scope = Scope.dataset(ds_name)
         with self.use_case(Action.CONTRIBUTION_WITHDRAW, scope, check=False) as uc:
@@ -461,11 +466,15 @@ class ContributionService(Service):
 
     def contribution(self, ref: str) -> dict[str, Any]:
         """One contribution with its source's details."""
-        with self.db.reading() as conn:
-            row = rows.contribution_row(conn, ref)
-            ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == row.dataset_id)).scalar()
-        with self.use_case(Action.DATASET_READ, self.datasets.read_scope(ds_name)) as uc:
-            row = rows.contribution_row(uc.conn, row.id)
+        # Authorized on the contribution's dataset before saying whether it exists: one of a dataset the
+        # caller may not see is not found, as one that does not exist (see ``service/visibility.py``).
+        with self.use_case(Action.DATASET_READ, Scope.ward(), check=False, detail={"ref": ref}) as uc:
+            found = find_contribution(uc.conn, ref)
+            scope = None if found is None else dataset_scope(uc.conn, found.dataset_id)
+            missing = NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
+            authorize_found(uc, Action.DATASET_READ, None if scope is None else scope.name, missing)
+            row = found
+            ds_name = dataset_name(uc.conn, row.dataset_id)
             check = SignedCheck(self, uc.conn)
             check.row("contributions", row, f"contribution {ref}")
             check.people([row.submitted_by])

@@ -33,7 +33,7 @@ from dataward.catalog.tables import quarantine
 from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conflict, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
-from dataward.service import auth, holders, refusals, signed_identity
+from dataward.service import auth, concealment, holders, refusals, signed_identity
 from dataward.service.ledger_mark import LedgerMark, Seen
 from dataward.service.remembered import MISSING, ReadCache
 from dataward.store import ObjectStore
@@ -309,6 +309,7 @@ class WardContext:
         detail: dict[str, Any] | None = None,
         check: bool = True,
         write: bool | None = None,
+        missing: NotFound | None = None,
     ) -> Iterator[UseCase]:
         """Authenticate the caller, authorize ``action`` on ``scope``, and run the body in one transaction.
 
@@ -317,11 +318,14 @@ class WardContext:
         module docstring): for a use case that only reads, or only records that it read. By default
         the actions in ``READ_ACTIONS`` read and every other action writes. Raises
         ``AuthenticationError``/``AccessDenied`` (after recording ``access.denied``) when refused,
-        wherever in the use case the refusal happens.
+        wherever in the use case the refusal happens. A refusal on one dataset the caller may not see
+        is answered as a dataset that does not exist, or with ``missing`` when given: what the caller
+        is told when the thing it named does not exist (see ``service/concealment.py``).
         """
         now = self.now()
         caller: auth.Caller | None = None
         case: UseCase | None = None
+        named = concealment.take_named()
         if write is None:
             write = action not in READ_ACTIONS
         # Taken before the transaction begins: whatever it names was committed by then, so the
@@ -374,6 +378,10 @@ class WardContext:
             self._record_denial(exc, caller, action, scope, now, detail)
             if isinstance(exc, ConcealedDenial):
                 raise exc.shown from None
+            if not isinstance(exc, AuthenticationError):
+                shown = concealment.shown_instead(caller, scope, now, missing, named)
+                if shown is not None:
+                    raise shown from None
             raise
         if case is not None and case.events:
             self.mark.observe(case.events[-1].seq, case.events[-1].hash)
@@ -578,9 +586,10 @@ class OverContext:
         detail: dict[str, Any] | None = None,
         check: bool = True,
         write: bool | None = None,
+        missing: NotFound | None = None,
     ) -> AbstractContextManager[UseCase]:
         """``WardContext.use_case``: one authorized transaction for one use case."""
-        return self.context.use_case(action, scope, detail=detail, check=check, write=write)
+        return self.context.use_case(action, scope, detail=detail, check=check, write=write, missing=missing)
 
 
 class Service(OverContext):

@@ -15,6 +15,7 @@ from dataward.domain.errors import Conflict, InputError
 from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
 from dataward.service import rows
+from dataward.service.concealment import remember_named
 from dataward.service.core import Service, new_id
 from dataward.service.guard import (
     checked_identity_people,
@@ -184,6 +185,7 @@ class DatasetService(Service):
         with self.db.reading() as conn:
             ds = rows.dataset_row(conn, name)
         if ds.role == "validation":
+            remember_named(name, Scope.dataset(ds.validation_for))
             return Action.VALIDATION_WRITE, Scope.dataset(ds.validation_for)
         return Action.CONTRIBUTION_SUBMIT, Scope.dataset(name)
 
@@ -208,6 +210,8 @@ class DatasetService(Service):
                 ds = rows.dataset_row(conn, name)
             scope = Scope.dataset(ds.validation_for if ds.role == "validation" else name)
             self.db.settled[key] = scope
+        # A refusal of a caller who may not see the dataset names it as the caller did (not_found).
+        remember_named(name, scope)
         return scope
 
 

@@ -35,14 +35,14 @@ from dataward.service.guard import (
     checked_signed_rows,
     manifest_members,
     may,
-    without_neighbours,
 )
 from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.rows import current_owner
-from dataward.service.visibility import authorize_found, dataset_name, find_contribution
+from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
+from dataward.service.withheld import withhold_records
 
 if TYPE_CHECKING:
     from dataward.gates.policy import GatePolicy
@@ -261,7 +261,7 @@ class GateService(Service):
         from dataward.gates.report import extras_json
 
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution_ref)
+            c = named_contribution(conn, contribution_ref)
             ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
         if ds.role != "dataset":
             raise InputError(f"{ds.name!r} is a clean validation set; its owner curates it, no gate runs on it")
@@ -388,6 +388,12 @@ class GateService(Service):
                 changes,
             )
             queued = _queued_for_review(uc.conn, c.id)
+            # What the run answers is the report as ``gate_report`` shows it to this caller: a submitter
+            # without dataset.export sees its own records, never the trusted ones quoted beside them.
+            sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
+            own = uc.caller.principal_id in (c.submitted_by, c.submitter_owner)
+        if not sees_records:
+            data = withhold_records(data, own=own, dataset=ds.name)
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
         return with_queue(data, queued)
@@ -409,7 +415,10 @@ class GateService(Service):
             checked_signed_rows(self, uc.conn, "gate_runs", [run], doing="serve")
             data = json.loads(self.store.get(run.report_object))
             if not may(uc, Action.DATASET_EXPORT, Scope.dataset(ds_name)):
-                data["extras"] = without_neighbours(data.get("extras"))
+                # Records need dataset.export on every path: a contributor keeps its own contribution's
+                # records, never the trusted ones; anyone else sees what the gate measured, not what it quoted.
+                own = uc.caller.principal_id in (c.submitted_by, c.submitter_owner)
+                data = withhold_records(data, own=own, dataset=ds_name)
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
             return with_queue(data, _queued_for_review(uc.conn, c.id))

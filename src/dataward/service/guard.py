@@ -900,15 +900,3 @@ def export_target(path: str | os.PathLike[str], protected: Iterable[Path]) -> Pa
                     hint="export to a file outside the ward folder, its object store and its catalog",
                 )
     return target
-
-
-def without_neighbours(extras: dict[str, Any] | None) -> dict[str, Any]:
-    """A gate report's extras without the trusted records quoted as neighbours in its evidence: what a
-    caller who may not read the dataset's records (``dataset.export``) is shown."""
-    out = dict(extras or {})
-    if isinstance(out.get("evidence"), dict):
-        out["evidence"] = {
-            row: {k: v for k, v in ev.items() if k != "neighbours"} if isinstance(ev, dict) else ev
-            for row, ev in out["evidence"].items()
-        }
-    return out

@@ -17,14 +17,15 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Connection, select
 
-from dataward.access import authorize, descendants
+from dataward.access import authorize, descendants, roles_allowing
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, sources, transformations, versions
-from dataward.domain.errors import InputError, IntegrityViolation, NotFound
+from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
 from dataward.domain.idarrays import ids_to_binary
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
+from dataward.service.concealment import sees_dataset
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
@@ -284,11 +285,25 @@ class IncidentService(Service):
 
 
 def authorize_quarantine(uc: UseCase, names: list[str]) -> None:
-    """Refuse unless the caller may quarantine in every one of the datasets ``names``."""
+    """Refuse unless the caller may quarantine in every one of the datasets ``names``. A refusal names
+    a dataset only when the caller may see it (``service/concealment.py``); it names none otherwise."""
+    caller = uc.caller
+    hidden = False
     for name in names:
-        authorize(
-            uc.caller.principal, uc.caller.key, uc.caller.grants, Action.QUARANTINE, Scope.dataset(name), uc.now
-        ).raise_if_denied()
+        scope = Scope.dataset(name)
+        decision = authorize(caller.principal, caller.key, caller.grants, Action.QUARANTINE, scope, uc.now)
+        if decision.allowed:
+            continue
+        if sees_dataset(caller, scope, uc.now):
+            decision.raise_if_denied()
+        hidden = True
+    if hidden:
+        raise AccessDenied(
+            f"{caller.principal_name!r} may not quarantine in every dataset this touched: a containment is "
+            "all or nothing, and needs the quarantine right on each",
+            hint=f"ask for one of the roles {', '.join(sorted(r.value for r in roles_allowing(Action.QUARANTINE)))} "
+            "on each, or ask an admin to contain it",
+        )
 
 
 def quarantine_basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:

@@ -25,6 +25,7 @@ from dataward.service import auth, rows
 from dataward.service.core import Service, new_id
 from dataward.service.guard import checked_for_signing, checked_identity_people
 from dataward.service.rows import current_owner
+from dataward.service.visibility import named_contribution
 
 REQUESTED, CONFIRMED = "requested", "confirmed"
 OVERRIDABLE = ("submitted", "gated")
@@ -133,7 +134,7 @@ class OverrideService(Service):
                 "an override needs a reason", hint="say why the blocked data is legitimate: --reason '...'"
             )
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution)
+            c = named_contribution(conn, contribution)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()
         scope = Scope.dataset(ds_name)
         with self.use_case(Action.GATE_OVERRIDE, scope, detail={"contribution": c.id}) as uc:

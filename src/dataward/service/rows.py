@@ -13,6 +13,7 @@ from dataward.catalog.tables import contributions, datasets, principals, version
 from dataward.domain import names
 from dataward.domain.errors import Conflict, InputError, NotFound
 from dataward.domain.schema import Schema
+from dataward.service.concealment import missing_dataset
 
 STAGES = ("candidate", "training", "retired")
 
@@ -42,7 +43,7 @@ def dataset_row(conn: Connection, name: str) -> Row[Any]:
     """A dataset by name, or ``NotFound`` with a hint."""
     row = conn.execute(select(datasets).where(datasets.c.name == name)).first()
     if row is None:
-        raise NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`")
+        raise missing_dataset(name)
     return row
 
 

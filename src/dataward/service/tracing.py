@@ -28,11 +28,14 @@ from dataward.catalog.tables import (
 )
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import auth, rows
-from dataward.service.core import Service, UseCase
+from dataward.service.concealment import missing_dataset, sees_dataset
+from dataward.service.core import ConcealedDenial, Service, UseCase
+from dataward.service.datasets import dataset_read_scope
 from dataward.service.derived import lineage_index, steps_reading, taint_of
 from dataward.service.guard import SignedCheck
 from dataward.service.holders import Lookups
 from dataward.service.idsets import id_set
+from dataward.service.visibility import find_contribution
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
 
@@ -82,11 +85,18 @@ class TraceService(Service):
                 return self._trace_submitted(conn, ref, allowed)
             if ref.startswith("model:"):
                 return self._trace_model(conn, ref.removeprefix("model:"), allowed)
+            # What names a dataset the caller may not see is not found, as what does not exist.
+            visible = {
+                r.id for r in conn.execute(select(datasets)) if sees_dataset(uc.caller, dataset_read_scope(r), uc.now)
+            }
             if "@" in ref:
-                return self._trace_version(conn, ref, allowed)
+                return self._trace_version(conn, ref, allowed, visible)
             if ref.startswith("c_") or "#" in ref:
-                c = rows.contribution_row(conn, ref)
-                _require(allowed, c.dataset_id, ref)
+                c = find_contribution(conn, ref)
+                missing = NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
+                if c is None:
+                    raise missing
+                _require(allowed, c.dataset_id, ref, visible, missing)
                 # Then checked, so that a refusal names columns only of a row the caller may trace.
                 SignedCheck(self, conn, doing="trace").row("contributions", c, f"contribution {ref}")
                 holding = self._versions_holding(conn, {c.id}, allowed)
@@ -216,6 +226,9 @@ class TraceService(Service):
             signed = check.ids_where("contributions", "source_id", ids)
             subject = {"kind": "source", "uri": value}
         found = _checked_lookup(check, conn, query, signed, allowed, ref)
+        if kind == "source" and not found:
+            # A source used only in datasets the caller may not trace is one it is not told of.
+            raise ConcealedDenial(f"you may not trace {ref!r}", NotFound(f"no contribution came from source {value!r}"))
         holding = self._versions_holding(conn, {c.id for c in found}, allowed)
         derived = self._derived_versions(conn, found, allowed)
         return {
@@ -332,10 +345,12 @@ class TraceService(Service):
             if k in by_id and by_id[k].parent_id != key_id and by_id[k].minted_with != key_id
         ]
 
-    def _trace_version(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
+    def _trace_version(
+        self, conn: Connection, ref: str, allowed: set[str], visible: set[str] | None = None
+    ) -> dict[str, Any]:
         name, version = rows.split_ref(ref)
         ds = rows.dataset_row(conn, name)
-        _require(allowed, ds.id, ref)
+        _require(allowed, ds.id, ref, visible, missing_dataset(name))
         v = rows.version_row(conn, ds.id, name, version)
         check = SignedCheck(self, conn, doing="trace")
         check.row("datasets", ds, f"dataset {name!r}")
@@ -643,9 +658,18 @@ def _key_facts(k: Any, names: dict[str, str], now: Any) -> dict[str, Any]:
     }
 
 
-def _require(allowed: set[str], dataset_id: str, ref: str) -> None:
-    if dataset_id not in allowed:
-        raise AccessDenied(f"you may not trace {ref!r}", hint="ask for a reader role on its dataset")
+def _require(
+    allowed: set[str], dataset_id: str, ref: str, visible: set[str] | None = None, missing: NotFound | None = None
+) -> None:
+    """Refuse a trace of ``ref`` (of dataset ``dataset_id``) unless the caller may trace that dataset;
+    with ``visible`` (the ids of the datasets the caller may see) and ``missing``, a refusal on a dataset
+    the caller may not see is answered with ``missing``, as when ``ref`` names nothing."""
+    if dataset_id in allowed:
+        return
+    reason = f"you may not trace {ref!r}"
+    if visible is not None and missing is not None and dataset_id not in visible:
+        raise ConcealedDenial(reason, missing)
+    raise AccessDenied(reason, hint="ask for a reader role on its dataset")
 
 
 def _checked_lookup(

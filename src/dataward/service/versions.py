@@ -40,6 +40,7 @@ from dataward.service.guard import (
 )
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import digests_hash, identity_of_records, no_ids, read_id_digests
+from dataward.service.visibility import named_contribution
 
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
@@ -65,7 +66,7 @@ class VersionService(Service):
         """Merge a contribution into a new version: the latest version, minus removed records, plus
         added ones, never including records held in quarantine or rejected in review."""
         with self.db.reading() as conn:
-            c = rows.contribution_row(conn, contribution_ref)
+            c = named_contribution(conn, contribution_ref)
             ds_name = conn.execute(select(rows.datasets.c.name).where(rows.datasets.c.id == c.dataset_id)).scalar()
         action, scope = self.datasets.validation_scope(ds_name)
         merge_action = Action.CONTRIBUTION_MERGE if action is Action.CONTRIBUTION_SUBMIT else action

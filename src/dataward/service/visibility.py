@@ -18,6 +18,7 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import datasets
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import rows
+from dataward.service.concealment import remember_missing
 from dataward.service.core import ConcealedDenial, UseCase
 
 
@@ -56,6 +57,26 @@ def find_contribution(conn: Connection, ref: str) -> Any:
         return rows.contribution_row(conn, ref)
     except (NotFound, InputError):
         return None
+
+
+def missing_contribution(ref: str) -> NotFound:
+    """What a caller is told of a contribution ``ref`` that does not exist, or that it may not see."""
+    return NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
+
+
+def named_contribution(conn: Connection, ref: str) -> Any:
+    """The contribution ``ref`` (``c_…`` or ``DATASET#N``) names, read before the use case that acts on
+    it is authorized: ``no contribution 'ref'`` when there is none (whether or not its dataset exists),
+    and the same answer noted for a refusal on a dataset the caller may not see
+    (``service/concealment.py``), so that ``X#1`` and ``X#9`` read alike to it."""
+    c = find_contribution(conn, ref)
+    if c is None:
+        raise missing_contribution(ref)
+    ds = conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
+    # A use case on it is authorized on its dataset, or (a clean validation set's) on the one it guards.
+    scopes = frozenset({Scope.dataset(ds.name), Scope.dataset(ds.validation_for or ds.name)})
+    remember_missing(scopes, missing_contribution(ref))
+    return c
 
 
 def dataset_name(conn: Connection, dataset_id: str) -> str:

@@ -27,7 +27,7 @@ from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import ward_meta
 from dataward.domain.errors import Conflict, InputError
-from dataward.domain.limits import InputLimits
+from dataward.domain.limits import InputLimits, check_free_text
 from dataward.domain.names import check_name
 from dataward.domain.schema import Schema
 from dataward.ledger.events import Actor, Event, format_time, utc_now
@@ -273,6 +273,7 @@ class Ward(OverContext):
         self, name: str, *, kind: str = "human", owner: str | None = None, description: str = ""
     ) -> dict[str, Any]:
         """Register a human, or a service principal (pipeline, bot, CI job) with its accountable owner."""
+        check_free_text(description=description)
         return self.services.identity.create_principal(name, kind=kind, owner=owner, description=description)
 
     def principals(self) -> list[dict[str, Any]]:
@@ -282,6 +283,7 @@ class Ward(OverContext):
     def disable_principal(self, name: str, *, transfer_to: str | None = None, reason: str = "") -> dict[str, Any]:
         """Offboard a human: disable them, revoke their keys, and suspend the service principals they
         own (revoking those keys too) unless ``transfer_to`` (an active human) takes them over."""
+        check_free_text(reason=reason)
         return self.services.identity.disable_principal(name, transfer_to=transfer_to, reason=reason)
 
     def transfer_principal(self, service: str, new_owner: str) -> dict[str, Any]:
@@ -291,6 +293,7 @@ class Ward(OverContext):
     def enable_principal(self, name: str, *, reason: str = "") -> dict[str, Any]:
         """Let a disabled human, or a suspended service principal whose owner is active, act again
         (admin only); none of its old keys works again."""
+        check_free_text(reason=reason)
         return self.services.identity.enable_principal(name, reason=reason)
 
     def issue_key(
@@ -302,6 +305,7 @@ class Ward(OverContext):
         description: str = "",
     ) -> dict[str, Any]:
         """Issue an API key (shown once) for ``principal`` (default: the caller)."""
+        check_free_text(description=description)
         return self.services.identity.issue_key(principal, ttl_days=ttl_days, scopes=scopes, description=description)
 
     def rotate_key(self, key: str, *, overlap_hours: float = 24.0) -> dict[str, Any]:
@@ -311,6 +315,7 @@ class Ward(OverContext):
     def revoke_key(self, key: str, *, reason: str = "") -> dict[str, Any]:
         """Revoke a key and every key minted through it, transitively: all are refused from the very next
         request."""
+        check_free_text(reason=reason)
         return self.services.identity.revoke_key(key, reason=reason)
 
     def keys(self, principal: str | None = None) -> list[dict[str, Any]]:
@@ -354,6 +359,7 @@ class Ward(OverContext):
         validation_for: str | None = None,
     ) -> dict[str, Any]:
         """Create a dataset (or, with ``validation_for``, the clean validation set of one)."""
+        check_free_text(description=description)
         return self.services.datasets.create_dataset(
             name, schema, description=description, owner=owner, validation_for=validation_for
         )
@@ -409,6 +415,7 @@ class Ward(OverContext):
     ) -> dict[str, Any]:
         """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
         table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``."""
+        check_free_text(source=source, licence=licence, message=message)
         return self.services.contributions.contribute(
             dataset,
             data,
@@ -427,6 +434,7 @@ class Ward(OverContext):
     def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:
         """Withdraw a contribution that is not merged yet. Contributors withdraw their own (or their
         bots'); owners and admins any on their dataset. It can never be merged afterwards."""
+        check_free_text(reason=reason)
         return self.services.contributions.withdraw(contribution, reason=reason)
 
     def contributions(self, dataset: str, *, status: str | None = None) -> list[dict[str, Any]]:
@@ -443,20 +451,24 @@ class Ward(OverContext):
         contribution or one submitted by a service principal they own. A merged contribution can still
         be approved: its approvals count when a version holding it is promoted. ``DATASET@VERSION``
         approves a whole version instead (see :meth:`approve_version`)."""
+        check_free_text(reason=reason)
         return self.services.approvals.approve(contribution, reason=reason)
 
     def approve_version(self, ref: str, *, reason: str) -> dict[str, Any]:
         """Approve ``DATASET@VERSION`` as a whole, bound to its manifest digest."""
+        check_free_text(reason=reason)
         return self.services.approvals.approve_version(ref, reason=reason)
 
     def reject(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Reject a contribution: it can never be merged."""
+        check_free_text(reason=reason)
         return self.services.approvals.reject(contribution, reason=reason)
 
     # --- versions -----------------------------------------------------------------------
     def merge(self, contribution_ref: str, *, message: str = "") -> dict[str, Any]:
         """Merge a contribution into a new version: the latest version, minus removed records, plus
         added ones, never including records held in quarantine or rejected in review."""
+        check_free_text(message=message)
         return self.services.versions.merge(contribution_ref, message=message)
 
     def versions(self, dataset: str) -> list[dict[str, Any]]:
@@ -473,6 +485,7 @@ class Ward(OverContext):
 
     def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
         """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""
+        check_free_text(reason=reason)
         return self.services.versions.promote(ref, stage=stage, reason=reason)
 
     # --- gates --------------------------------------------------------------------------
@@ -493,6 +506,7 @@ class Ward(OverContext):
     # --- gate overrides -----------------------------------------------------------------
     def override_block(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Request, or confirm, lifting the gate's block of ``contribution``."""
+        check_free_text(reason=reason)
         return self.services.overrides.override_block(contribution, reason=reason)
 
     # --- the review queue ---------------------------------------------------------------
@@ -511,6 +525,7 @@ class Ward(OverContext):
         self, items: list[str], decision: str, *, reason: str, contribution: str | None = None
     ) -> list[dict[str, Any]]:
         """Accept (let into the next merge) or reject (never enters a version) quarantined records."""
+        check_free_text(reason=reason)
         return self.services.review.review_decide(items, decision, reason=reason, contribution=contribution)
 
     # --- trace --------------------------------------------------------------------------
@@ -526,6 +541,7 @@ class Ward(OverContext):
     # --- containment --------------------------------------------------------------------
     def quarantine_contribution(self, contribution: str, *, reason: str) -> dict[str, Any]:
         """Hold a whole contribution out of every future version."""
+        check_free_text(reason=reason)
         return self.services.containment.quarantine_contribution(contribution, reason=reason)
 
     # --- incidents ----------------------------------------------------------------------
@@ -535,6 +551,7 @@ class Ward(OverContext):
         principal) or ``source:URI`` (declared that source). Contributions already quarantined are
         left as they are. Records that transformations made from what they added (a relabelling, a
         dedup's copy into another dataset) are held out too, wherever they went."""
+        check_free_text(reason=reason)
         return self.services.incidents.quarantine_by(ref, reason=reason)
 
     # --- transformations ----------------------------------------------------------------
@@ -560,6 +577,7 @@ class Ward(OverContext):
     ) -> dict[str, Any]:
         """Record one transformation step and submit its output as a contribution to ``output``
         (default: the dataset of the first input)."""
+        check_free_text(message=message)
         return self.services.transformations.record_transformation(
             name,
             inputs=inputs,
@@ -592,6 +610,7 @@ class Ward(OverContext):
         new label, or to ``(label, why)``. Recorded as a ``relabel`` transformation whose lineage says,
         per record, who changed which label from what to what and why; the relabelled records replace
         the old ones through an ordinary, gated contribution."""
+        check_free_text(reason=reason)
         return self.services.transformations.relabel(dataset, changes, reason=reason, version=version, gate=gate)
 
     def transformations(self, dataset: str) -> list[dict[str, Any]]:
@@ -616,6 +635,7 @@ class Ward(OverContext):
         message: str = "",
     ) -> Transformation:
         """A context manager recording one step::"""
+        check_free_text(message=message)
         return self.services.transformations.transform(
             name,
             inputs=inputs,
@@ -712,6 +732,7 @@ class Ward(OverContext):
 
     def fail_training_run(self, run_id: str, *, reason: str) -> dict[str, Any]:
         """Record that a run ended without a model."""
+        check_free_text(reason=reason)
         return self.services.models.fail_training_run(run_id, reason=reason)
 
     def finish_training_run(
@@ -773,12 +794,14 @@ class Ward(OverContext):
     def approve_model(self, ref: str, *, reason: str) -> dict[str, Any]:
         """Approve a model version for release, bound to its digest. Never by the principal that trained
         it, a service principal of theirs, or (for a model a bot trained) the bot's human."""
+        check_free_text(reason=reason)
         return self.services.releases.approve_model(ref, reason=reason)
 
     def release_model(self, ref: str, *, reason: str = "") -> dict[str, Any]:
         """Release ``MODEL@VERSION``: needs the ``promoter`` role (or owner), a release gate on its digest
         with the verdict the policy needs, the policy's approvals (never the trainer's side), and training
         data that is still clean. Writes a signed in-toto attestation; the previous release is retired."""
+        check_free_text(reason=reason)
         return self.services.releases.release_model(ref, reason=reason)
 
     def model_attestation(self, ref: str) -> list[dict[str, Any]]:

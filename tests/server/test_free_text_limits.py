@@ -1,0 +1,61 @@
+"""Free text that goes into the signed ledger has a length limit, in the folder and over HTTP.
+
+Attack: any key holder mints itself keys with a huge ``description``, or gives a huge ``reason``, and
+every one becomes a permanent ledger event that every reader and verifier pays for. Each such field
+is refused past ``MAX_TEXT_CHARS`` with an error naming the field and the limit, before anything is
+stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataward.api import WardAPI
+from dataward.client import HTTPWard
+from dataward.domain.errors import InputError
+from dataward.domain.limits import MAX_TEXT_CHARS
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.server.conftest import Served
+
+MODES = ("embedded", "http")
+LONG = "a" * (MAX_TEXT_CHARS + 1)
+
+
+@pytest.fixture(scope="module")
+def admin_key(served: Served) -> str:
+    admin = HTTPWard(served.url, key=served.admin_key)
+    label, specs = wine_schema_specs()
+    admin.create_dataset("wine", Schema.parse(label, specs))
+    admin.set_policy("wine", NO_APPROVALS_POLICY)
+    return served.admin_key
+
+
+def _ward(served: Served, mode: str, key: str) -> WardAPI:
+    return Ward.open(served.ward, key=key) if mode == "embedded" else HTTPWard(served.url, key=key)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_free_text_past_the_limit_is_refused_before_anything_is_stored(
+    served: Served, admin_key: str, mode: str, tmp_path: Path
+) -> None:
+    admin = _ward(served, mode, admin_key)
+    data = write_csv(tmp_path / "a.csv", wine_rows(0, 20, shuffled=True))
+    attempts: dict[str, Callable[[], Any]] = {
+        "description": lambda: admin.issue_key(description=LONG),
+        "reason": lambda: admin.revoke_key("dw_zzzzzzzz", reason=LONG),
+        "message": lambda: admin.contribute("wine", data, source="s", message=LONG),
+        "source": lambda: admin.contribute("wine", data, source="https://example.org/" + LONG),
+    }
+    before = admin.ledger_head()
+    for field, attempt in attempts.items():
+        with pytest.raises(InputError, match=rf"^{field} is [0-9,]+ characters long; the limit is 4,000 characters"):
+            attempt()
+    assert admin.ledger_head() == before and admin.contributions("wine") == []
+    # At the limit it is accepted.
+    assert admin.issue_key(description="b" * MAX_TEXT_CHARS)["key"].startswith("dw_")

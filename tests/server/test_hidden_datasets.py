@@ -1,0 +1,121 @@
+"""A dataset the caller may not see answers exactly as one that does not exist, in the folder and over
+HTTP (docs/server.md: 404 "also for things the caller may not see").
+
+Attack: ``carol`` (contributor on ``pub``) and ``dave`` (reader on ``pub``) probe for ``secret``, a
+dataset only the admin has a grant on: by status code and message (403 against 404), by counting its
+contributions (``secret#1`` against ``secret#9``), by a refusal that names it (``quarantine
+principal:admin`` by ``olga``, owner of ``pub``), and by tracing a source only ``secret`` uses. Each
+answers as for nothing at all; a refusal on what the caller can see stays a refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataward.api import WardAPI
+from dataward.client import HTTPWard
+from dataward.domain.errors import AccessDenied, DatawardError, NotFound
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
+from tests.server.conftest import Served
+
+MODES = ("embedded", "http")
+
+
+@pytest.fixture(scope="module")
+def keys(served: Served, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Datasets ``pub`` and ``secret`` (with a clean validation set ``secret-val``), one contribution
+    and version each; ``secret``'s came from source ``internal:secret``."""
+    root = tmp_path_factory.mktemp("hidden")
+    admin = HTTPWard(served.url, key=served.admin_key)
+    label, specs = wine_schema_specs()
+    for name in ("pub", "secret"):
+        admin.create_dataset(name, Schema.parse(label, specs))
+        admin.set_policy(name, NO_APPROVALS_POLICY)
+        batch = write_csv(root / f"{name}.csv", wine_rows(0, 20, shuffled=True))
+        admin.merge(admin.contribute(name, batch, source=f"internal:{name}")["ref"])
+    admin.create_dataset("secret-val", Schema.parse(label, specs), validation_for="secret")
+    for who, role in (("carol", "contributor"), ("dave", "reader"), ("olga", "owner")):
+        admin.create_principal(who)
+        admin.grant(who, role, "dataset:pub")
+    return {who: admin.issue_key(who)["key"] for who in ("carol", "dave", "olga")}
+
+
+def _ward(served: Served, mode: str, key: str) -> WardAPI:
+    return Ward.open(served.ward, key=key) if mode == "embedded" else HTTPWard(served.url, key=key)
+
+
+def _answer(call: Callable[[], Any]) -> tuple[type, str, str | None]:
+    with pytest.raises(DatawardError) as info:
+        call()
+    return type(info.value), info.value.message, info.value.hint
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_hidden_dataset_answers_as_a_missing_one(served: Served, keys: dict[str, str], mode: str) -> None:
+    for who in ("carol", "dave"):
+        w = _ward(served, mode, keys[who])
+        reads: dict[str, Callable[[str], Any]] = {
+            "dataset": w.dataset_info,
+            "policy": w.policy,
+            "versions": w.versions,
+            "contributions": w.contributions,
+            "transformations": w.transformations,
+            "diff": lambda n, w=w: w.diff(f"{n}@v1", "v1"),
+            "export": lambda n, w=w: w.read_version(n),
+            "contribute": lambda n, w=w: w.contribute(n, Path(__file__), source="x"),
+        }
+        for name, read in reads.items():
+            for hidden in ("secret", "secret-val"):
+                seen, missing = _answer(lambda r=read, h=hidden: r(h)), _answer(lambda r=read: r("nosuch"))
+                assert seen[0] is missing[0] is NotFound, (who, name, hidden)
+                assert (seen[1].replace(hidden, "nosuch"), seen[2]) == missing[1:], (who, name, hidden)
+                assert "secret" not in seen[1].replace(hidden, ""), (who, name, hidden)
+        # Contributions are not counted through it either, whatever is asked of them.
+        acts: dict[str, Callable[[str], Any]] = {
+            "show": w.contribution,
+            "approve": lambda r, w=w: w.approve(r, reason="x"),
+            "reject": lambda r, w=w: w.reject(r, reason="x"),
+            "withdraw": lambda r, w=w: w.withdraw(r, reason="x"),
+            "merge": w.merge,
+            "gate run": w.run_gate,
+            "gate report": w.gate_report,
+            "override": lambda r, w=w: w.override_block(r, reason="x"),
+            "quarantine": lambda r, w=w: w.quarantine_contribution(r, reason="x"),
+        }
+        for name, act in acts.items():
+            answers = {ref: _answer(lambda r=ref, a=act: a(r)) for ref in ("secret#1", "secret#9", "nosuch#1")}
+            assert {(t, m.replace(ref, "REF"), h) for ref, (t, m, h) in answers.items()} == {
+                (NotFound, "no contribution 'REF'", answers["nosuch#1"][2])
+            }, (who, name, answers)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_refusals_name_no_hidden_dataset(served: Served, keys: dict[str, str], mode: str) -> None:
+    # The owner of pub may quarantine there; what the admin submitted reaches secret too.
+    olga = _ward(served, mode, keys["olga"])
+    kind, message, hint = _answer(lambda: olga.quarantine_by("principal:admin", reason="probe"))
+    assert kind is AccessDenied and "secret" not in f"{message} {hint}"
+    assert len(olga.versions("pub")) == 1  # all or nothing: no rollback version was made
+    carol = _ward(served, mode, keys["carol"])
+    # What she can see but may not do is still refused as such.
+    with pytest.raises(AccessDenied, match=r"version\.promote on dataset:pub"):
+        carol.promote("pub@v1", reason="x")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_source_trace_shows_only_what_the_caller_may_read(served: Served, keys: dict[str, str], mode: str) -> None:
+    dave = _ward(served, mode, keys["dave"])
+    seen = _answer(lambda: dave.trace("source:internal:secret"))
+    unused = _answer(lambda: dave.trace("source:internal:unused"))
+    assert seen[0] is unused[0] is NotFound and seen[1].replace("secret", "unused") == unused[1]
+    for ref, missing in (("secret@v1", "nosuch@v1"), ("secret#1", "secret#9")):
+        hidden, absent = _answer(lambda r=ref: dave.trace(r)), _answer(lambda r=missing: dave.trace(r))
+        assert hidden[0] is absent[0] is NotFound
+        assert hidden[1].replace(ref, missing).replace("'secret'", "'nosuch'") == absent[1]
+    assert dave.trace("source:internal:pub")["contributions"][0]["ref"] == "pub#1"

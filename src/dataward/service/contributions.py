@@ -42,6 +42,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
+from dataward.service.validation_schema import validation_schema_refusal
 from dataward.store.tables import binary_id_array
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ class ContributionService(Service):
                 ds = rows.dataset_row(uc.conn, dataset)
                 if gate and len(added) and action is Action.CONTRIBUTION_SUBMIT:
                     # Refuse before storing anything when the gate would have nothing trusted to judge by.
-                    refusal = first_import_refusal(uc.conn, ds)
+                    refusal = first_import_refusal(uc.conn, ds) or validation_schema_refusal(uc.conn, ds)
                     if refusal is not None:
                         raise refusal
                 checked_base = rows.latest_version(uc.conn, ds.id)

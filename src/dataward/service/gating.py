@@ -42,6 +42,7 @@ from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.rows import current_owner
+from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution
 
 if TYPE_CHECKING:
@@ -159,6 +160,9 @@ class GateService(Service):
         val_ds = conn.execute(
             select(datasets).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
         ).first()
+        if val_ds is not None and (refusal := validation_schema_refusal(conn, ds)) is not None:
+            # A bad-input error, not an integrity one: its chunks do not hold this schema's columns.
+            raise refusal
         if val_ds is not None and (val_version := rows.latest_version(conn, val_ds.id)) is not None:
             validation = self._version_records(conn, val_version, schema)
         baseline, left_out = self._trusted_records(conn, training, schema) if training else (None, 0)

@@ -60,3 +60,22 @@ def test_ward_is_accepted_after_the_subcommand(folder: Path, tmp_path: Path) -> 
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     twice = run("--ward", str(folder), "datasets", "--ward", str(tmp_path / "other"))
     assert twice.returncode == 2 and "given twice with different values" in twice.stderr
+
+
+def _closed_reader(*args: str, ward: Path) -> tuple[int, str]:
+    """Run the command with its stdout's reader gone before it writes (`| head` that stopped early)."""
+    env = {**os.environ, "DATAWARD_WARD": str(ward)}
+    env.pop("DATAWARD_KEY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dataward", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=300), err
+
+
+@pytest.mark.parametrize("args", [("--help",), ("verify",), ("whoami", "--json")])
+def test_a_reader_that_stops_early_ends_the_command_quietly(folder: Path, args: tuple[str, ...]) -> None:
+    code, err = _closed_reader(*args, ward=folder)
+    assert code == 141 and err == ""

@@ -4,11 +4,14 @@ given after the subcommand is moved in front of it before Click parses the line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
+
+from dataward.cli.pipes import BROKEN_PIPE_EXIT, silence_stdout
 
 HOISTED = ("--ward", "--url")
 """Global options that may also follow the subcommand, each taking one value."""
@@ -77,7 +80,30 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
 
 
 class GlobalOptionsGroup(TyperGroup):
-    """The ``dataward`` group: accepts its global options after the subcommand too."""
+    """The ``dataward`` group: accepts its global options after the subcommand too, and ends quietly
+    (exit 141) when stdout's reader goes away (``| head``), where Click exited 1."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args))
+        # Parsing prints `--help` (and `--version`): its reader may stop early too.
+        with quiet_broken_pipe():
+            return super().parse_args(ctx, hoist_global_options(args))
+
+    def invoke(self, ctx: Any) -> Any:
+        with quiet_broken_pipe():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def quiet_broken_pipe() -> Iterator[None]:
+    """A ``BrokenPipeError`` inside becomes a quiet exit 141 (``dataward.cli.pipes``), and so does
+    Rich's own answer to one (a console that hit a broken pipe raises ``SystemExit(1)``)."""
+    try:
+        yield
+    except BrokenPipeError:
+        silence_stdout()
+        raise typer.Exit(BROKEN_PIPE_EXIT) from None
+    except SystemExit as exc:
+        if not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        silence_stdout()
+        raise typer.Exit(BROKEN_PIPE_EXIT) from None

@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console(highlight=False)
 # Errors are never hard-wrapped: a message names a file and a line, and a newline inserted at the
@@ -37,13 +39,35 @@ def table(
     *,
     styles: dict[str, str] | None = None,
 ) -> None:
-    """Print a Rich table (``None`` shows as ``-``)."""
+    """Print a Rich table (``None`` shows as ``-``). A column of single words (ids, refs, names, event
+    types) is never cut: the next command needs them whole, so the columns of prose wrap instead."""
+    cells = [["-" if v is None else str(v) for v in row] for row in rows]
     t = Table(title=title, title_justify="left", header_style="bold", expand=False)
-    for col in columns:
-        t.add_column(col, style=(styles or {}).get(col))
-    for row in rows:
-        t.add_row(*("-" if v is None else str(v) for v in row))
+    for i, col in enumerate(columns):
+        whole = whole_width([row[i] for row in cells if i < len(row)])
+        if whole is None:
+            t.add_column(col, style=(styles or {}).get(col))
+        else:
+            t.add_column(col, style=(styles or {}).get(col), no_wrap=True, min_width=max(whole, len(col)))
+    for row in cells:
+        t.add_row(*row)
     console.print(t)
+
+
+WHOLE_MAX = 48
+"""The widest single-word cell kept whole; a longer one (a path, a digest list) may be cut."""
+
+
+def whole_width(values: Sequence[str]) -> int | None:
+    """The width a column of single words (no whitespace once Rich markup is rendered) needs to be
+    shown whole, or None for a column of prose, or of words wider than ``WHOLE_MAX``."""
+    widths = []
+    for value in values:
+        plain = Text.from_markup(value).plain
+        if not plain or any(ch.isspace() for ch in plain) or len(plain) > WHOLE_MAX:
+            return None
+        widths.append(cell_len(plain))
+    return max(widths, default=None)
 
 
 VERDICT_STYLE = {"pass": "bold green", "review": "bold yellow", "block": "bold red"}

@@ -637,6 +637,13 @@ def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:
     about whether it exists (see ``service/visibility.py``)."""
     named = (quarantine.c.id == ref) | (quarantine.c.record_id == ref)
     matches = uc.conn.execute(select(quarantine).where(named)).all()
+    by_prefix = False
+    if not matches and (prefix := rows.id_prefix(ref)) is not None:
+        # A unique start of an item id will do; ambiguity is judged among the items the caller may act on.
+        by_prefix = True
+        matches = uc.conn.execute(
+            select(quarantine).where(quarantine.c.id.startswith(prefix, autoescape=True)).limit(200)
+        ).all()
     found = []
     for q in matches:
         c = uc.conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
@@ -651,6 +658,8 @@ def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:
     if not visible:
         missing = NotFound(f"no review item {ref!r}", hint="list them with `dataward review list`")
         authorize_found(uc, action, found[0][2].name if found else None, missing)
+    if len(visible) > 1 and by_prefix:
+        raise rows.ambiguous_prefix("review item", ref, [f[0].id for f in visible])
     if len(visible) > 1:
         raise InputError(
             f"record {ref} is held by {len(visible)} review items",

@@ -16,9 +16,10 @@ from dataward.cli.global_options import hoist_global_options
 
 
 def run(*args: str, ward: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "COLUMNS": "80", **(env or {})}
+    full = {**os.environ, "COLUMNS": "80"}
     full.pop("DATAWARD_KEY", None)
     full.pop("DATAWARD_URL", None)
+    full.update(env or {})
     if ward is not None:
         full["DATAWARD_WARD"] = str(ward)
     else:
@@ -79,3 +80,21 @@ def _closed_reader(*args: str, ward: Path) -> tuple[int, str]:
 def test_a_reader_that_stops_early_ends_the_command_quietly(folder: Path, args: tuple[str, ...]) -> None:
     code, err = _closed_reader(*args, ward=folder)
     assert code == 141 and err == ""
+
+
+def test_a_wrong_dataset_name_suggests_one_the_caller_may_read(folder: Path) -> None:
+    for name in ("reviews", "secret-reviews"):
+        created = run("dataset", "create", name, "--label", "label", "--input", "text:text", ward=folder)
+        assert created.returncode == 0, created.stderr
+    wrong = run("contributions", "reveiws", ward=folder)
+    assert wrong.returncode == 3 and "did you mean 'reviews'?" in wrong.stderr
+    as_json = json.loads(run("versions", "Reviewz", "--json", ward=folder).stdout)
+    assert as_json["details"]["did_you_mean"] == ["reviews"]
+    # A principal who may read only 'reviews' is never told that 'secret-reviews' exists.
+    assert run("principal", "create", "rita", ward=folder).returncode == 0
+    assert run("grant", "add", "rita", "reviewer", "--scope", "dataset:reviews", ward=folder).returncode == 0
+    issued = run("key", "issue", "rita", "--json", ward=folder)
+    key = json.loads(issued.stdout)["key"]
+    hidden = run("versions", "secret-reveiws", ward=folder, env={"DATAWARD_KEY": key})
+    assert hidden.returncode in (3, 6) and "secret-reviews" not in hidden.stderr
+    assert run("versions", "secret-reveiws", ward=folder).stderr.count("'secret-reviews'") == 1

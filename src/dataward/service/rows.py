@@ -42,7 +42,7 @@ def dataset_row(conn: Connection, name: str) -> Row[Any]:
     """A dataset by name, or ``NotFound`` with a hint."""
     row = conn.execute(select(datasets).where(datasets.c.name == name)).first()
     if row is None:
-        raise NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`")
+        raise NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`", dataset=name)
     return row
 
 

@@ -25,7 +25,7 @@ def check_validation_schema(dataset: str, main: Schema, validation: Schema, *, n
     what = f"the clean validation set {name!r} of {dataset!r}" if name else f"a validation set for {dataset!r}"
     columns = ", ".join(f"{c.name}:{c.kind.value}" for c in main.inputs)
     raise InputError(
-        f"{what} must hold {dataset!r}'s columns, and it has {'; '.join(differences)}",
+        f"{what} must have the same columns as {dataset!r}, and it has {'; '.join(differences)}",
         hint=(
             f"declare it as {main.kind.value!r} data, as {dataset!r} is"
             if name is None and main.is_llm

@@ -98,3 +98,20 @@ def test_a_wrong_dataset_name_suggests_one_the_caller_may_read(folder: Path) -> 
     hidden = run("versions", "secret-reveiws", ward=folder, env={"DATAWARD_KEY": key})
     assert hidden.returncode in (3, 6) and "secret-reviews" not in hidden.stderr
     assert run("versions", "secret-reveiws", ward=folder).stderr.count("'secret-reviews'") == 1
+
+
+def test_tables_keep_ids_whole_and_wrap_prose_within_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataward.cli import output
+
+    monkeypatch.setattr(output.console, "width", 80)
+    reason = "the record's label disagrees with 9 of its 10 nearest trusted neighbours, which all say benign"
+    rows = [
+        ("q_f0b5a69664f01234", "reviews#12", "label_consistency, backdoor", reason),
+        ("training_version_stale", "contribution=c_0123456789abcdef\nprincipal=p_0123456789abcdef", "x", reason),
+    ]
+    with output.console.capture() as captured:
+        output.table("t", ["item", "subject", "detectors", "reason"], rows)
+    shown = captured.get()
+    for word in ("q_f0b5a69664f01234", "training_version_stale", "contribution=c_0123456789abcdef"):
+        assert word in shown
+    assert max(len(line) for line in shown.splitlines()) <= 80

@@ -61,6 +61,9 @@ def test_an_older_mismatched_validation_set_is_bad_input_and_stores_nothing(
     assert "'wine-val'" in refused.value.message and "alcohl:numeric" in refused.value.message
     assert "verify" not in (refused.value.hint or "")
     assert ward.contributions("wine") == []  # refused before anything was stored
+    with pytest.raises(InputError, match="must have the same columns as 'wine'"):
+        ward.contribute("wine", removes=["b3:" + "0" * 64], source="s")  # a removal alike
+    assert ward.contributions("wine") == []
     # One stored without its gate cannot be gated either, and says why as bad input.
     c = ward.contribute("wine", write_csv(tmp_path / "a.csv", rows[110:]), source="s", gate=False)
     with pytest.raises(InputError, match="must have the same columns as 'wine'"):

@@ -235,9 +235,11 @@ class ContributionService(Service):
             # harmless); the short write below re-checks what it relied on and records the submission.
             with self.use_case(action, scope, write=False) as uc:
                 ds = rows.dataset_row(uc.conn, dataset)
-                if gate and len(added) and action is Action.CONTRIBUTION_SUBMIT:
-                    # Refuse before storing anything when the gate would have nothing trusted to judge by.
-                    refusal = first_import_refusal(uc.conn, ds) or validation_schema_refusal(uc.conn, ds)
+                if gate and action is Action.CONTRIBUTION_SUBMIT:
+                    # Refuse before storing anything when the gate would have nothing trusted to judge by,
+                    # or could not read the clean validation set (an addition and a removal alike).
+                    first = first_import_refusal(uc.conn, ds) if len(added) else None
+                    refusal = first or validation_schema_refusal(uc.conn, ds)
                     if refusal is not None:
                         raise refusal
                 checked_base = rows.latest_version(uc.conn, ds.id)

@@ -99,6 +99,18 @@ def test_missing_label_column(tmp_path: Path, text_schema: Schema) -> None:
     assert "line 1" in error.message and "'label'" in error.message and "label column is missing" in error.message
 
 
+@pytest.mark.parametrize(("sep", "word"), [(";", "semicolons"), ("\t", "tabs"), ("|", "pipes")])
+def test_a_header_separated_otherwise_names_its_separator(
+    tmp_path: Path, text_schema: Schema, sep: str, word: str
+) -> None:
+    error = _refused(write(tmp_path / "t.csv", f"text{sep}label\nx{sep}a\n"), text_schema)
+    assert "label column is missing" in error.message
+    assert f"separated by {word} ({sep!r})" in (error.hint or "")
+    # A header that is simply wrong keeps the usual hint.
+    error = _refused(write(tmp_path / "u.csv", "text,class\nx,a\n"), text_schema)
+    assert "separated by" not in (error.hint or "")
+
+
 def test_missing_input_column(tmp_path: Path, mixed_schema: Schema) -> None:
     error = _refused(write(tmp_path / "t.csv", "text,size,colour,label\nx,1,red,a\n"), mixed_schema)
     assert "'emb'" in error.message and "missing" in error.message

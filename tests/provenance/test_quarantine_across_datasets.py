@@ -178,3 +178,21 @@ def test_the_cli_says_which_quarantine_holds_the_records_back(
     assert "60 of its records are held back (60 in quarantined contribution wine#1)" in text, text
     as_json = runner.invoke(app, ["contribute", "wine3", str(batch), "--source", POISONED, "--json"])
     assert json.loads(as_json.stdout)["held_back"] == 60
+
+
+def test_a_merge_counts_only_its_own_dataset_s_held_back_records(wine_ward: Ward, tmp_path: Path) -> None:
+    """`held_back` on a merge counts this dataset's records held back, never another dataset's
+    quarantined ones (a new 10-record dataset once said 60 were held back)."""
+    ward = wine_ward
+    ward.quarantine_contribution("wine#1", reason="the scraper's batch was poisoned")
+    _second_dataset(ward)
+    clean = _bot(ward).contribute("wine3", write_csv(tmp_path / "clean.csv", wine_rows(100, 110)), source="s")
+    version = merge_reviewed(ward, clean["ref"])
+    assert version["records"] == 10
+    assert version["held_back"] == version["held_back_of_contribution"] == 0
+    assert ward.ledger(types=["contribution.merged"])[0]["payload"]["held_back"] == 0
+    # Re-contributed to wine3, the quarantined records are held back there, and counted there.
+    again = _bot(ward).contribute("wine3", write_csv(tmp_path / "again.csv", wine_rows(0, 20)), source=POISONED)
+    version = merge_reviewed(ward, again["ref"])
+    assert version["records"] == 10
+    assert version["held_back"] == version["held_back_of_contribution"] == 20

@@ -18,6 +18,7 @@ from dataward.cli import (
     trace_commands,
     ward_commands,
 )
+from dataward.cli.global_options import GlobalOptionsGroup
 from dataward.cli.state import state
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
+    cls=GlobalOptionsGroup,
 )
 
 

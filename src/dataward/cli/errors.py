@@ -10,7 +10,9 @@ import typer
 from rich.markup import escape
 
 from dataward.cli.output import emit_json, err_console
-from dataward.domain.errors import DatawardError
+from dataward.cli.state import state
+from dataward.cli.suggest import with_suggestion
+from dataward.domain.errors import DatawardError, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +26,7 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except DatawardError as exc:
+            _suggest(exc)
             if kwargs.get("as_json"):
                 emit_json(exc.to_dict())
             err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
@@ -32,3 +35,14 @@ def reports_errors(fn: F) -> F:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _suggest(exc: DatawardError) -> None:
+    """Add a "did you mean" to a missing dataset's error, from the datasets the caller may read."""
+    if not isinstance(exc, NotFound) or "dataset" not in exc.details or not state.opened:
+        return
+    try:
+        visible = [d["name"] for d in state.opened[-1].datasets()]
+    except DatawardError:  # the caller may read no dataset: nothing to suggest
+        return
+    with_suggestion(exc, visible)

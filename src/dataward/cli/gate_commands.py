@@ -76,12 +76,20 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         for limit in report["limits"]:
             limits.add(f"[yellow]{escape(limit)}[/yellow]")
     dets = tree.add("detectors") if report["detectors"] else Tree("")  # a removal has no detector to list
+    from dataward.gates.report import for_another_kind  # the gates package loads its detectors: not at start-up
+
+    other_kind = 0
     for name, d in report["detectors"].items():
+        if for_another_kind(d):
+            other_kind += 1  # made for another kind of data: listed in --json only
+            continue
         skipped = (d.get("summary") or {}).get("skipped")
         if skipped or d.get("p_value") is None:
             dets.add(f"[dim]{name}: skipped ({escape(str(skipped or 'not applicable'))})[/dim]")
             continue
         dets.add(f"{name} v{d['version']}: flagged {d['flagged']}, p={d['p_value']:.3g}")
+    if other_kind:
+        dets.add(f"[dim]{other_kind} detectors for other kinds of data not listed (see --json)[/dim]")
     triggers = [f for f in report["findings"] if f["detector"] == "triggers" and f.get("row") is None]
     if triggers:
         trig = tree.add("[bold red]suspected triggers[/bold red]")

@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 # Emoji codes are off: what the CLI prints holds untrusted text (records, reasons, source URIs, names
 # such as "dataset:secret:"), and ":zap:" or ":secret:" in it must print as written, not as a symbol
@@ -40,13 +42,47 @@ def table(
     *,
     styles: dict[str, str] | None = None,
 ) -> None:
-    """Print a Rich table (``None`` shows as ``-``)."""
+    """Print a Rich table (``None`` shows as ``-``). A column of single words (ids, refs, names, event
+    types) is never cut: the next command needs them whole, so the columns of prose wrap instead."""
+    cells = [["-" if v is None else str(v) for v in row] for row in rows]
     t = Table(title=title, title_justify="left", header_style="bold", expand=False)
-    for col in columns:
-        t.add_column(col, style=(styles or {}).get(col))
-    for row in rows:
-        t.add_row(*("-" if v is None else str(v) for v in row))
+    columns_values = [[row[i] for row in cells if i < len(row)] for i in range(len(columns))]
+    wholes = [whole_width(values) for values in columns_values]
+    whole_total = sum(max(w, len(c)) for w, c in zip(wholes, columns, strict=True) if w is not None)
+    prose = sum(1 for w in wholes if w is None)
+    # What is left for the prose columns once the whole ones and the borders (3 a column) are drawn.
+    share = max(1, (console.width - 1 - 3 * len(columns) - whole_total) // prose) if prose else 0
+    for col, values, whole in zip(columns, columns_values, wholes, strict=True):
+        style = (styles or {}).get(col)
+        if whole is None:
+            # Prose wraps, but is not squeezed below its longest word (up to PROSE_MIN) when there is room.
+            longest = max((cell_len(w) for v in values for w in Text.from_markup(v).plain.split()), default=0)
+            t.add_column(col, style=style, min_width=min(PROSE_MIN, max(longest, len(col)), share))
+        else:
+            t.add_column(col, style=style, no_wrap=True, min_width=max(whole, len(col)))
+    for row in cells:
+        t.add_row(*row)
     console.print(t)
+
+
+WHOLE_MAX = 48
+"""The widest single-word cell kept whole; a longer one (a path, a digest list) may be cut."""
+
+PROSE_MIN = 10
+"""The narrowest a column of prose is squeezed to (less when its longest word is shorter)."""
+"""The widest single-word cell kept whole; a longer one (a path, a digest list) may be cut."""
+
+
+def whole_width(values: Sequence[str]) -> int | None:
+    """The width a column of single words (one per line, no other whitespace once Rich markup is
+    rendered) needs to be shown whole, or None for a column of prose, or of words wider than ``WHOLE_MAX``."""
+    widths = []
+    for value in values:
+        for line in Text.from_markup(value).plain.split("\n"):
+            if not line or any(ch.isspace() for ch in line) or len(line) > WHOLE_MAX or line.endswith("…"):
+                return None  # prose, a long word, or a value already cut for people (``short``)
+            widths.append(cell_len(line))
+    return max(widths, default=None)
 
 
 VERDICT_STYLE = {"pass": "bold green", "review": "bold yellow", "block": "bold red"}

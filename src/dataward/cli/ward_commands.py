@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
                     e["time"][:19].replace("T", " "),
                     e["type"],
                     e["actor_name"] + (f" (dw_{e['actor']['key']})" if e["actor"]["key"] else ""),
-                    ", ".join(f"{k}={short(str(v), 16)}" for k, v in e["subject"].items()),
+                    "\n".join(f"{k}={short(str(v), 20)}" for k, v in e["subject"].items()),  # one per line, ids whole
                     short(e["hash"]),
                 )
                 for e in events

@@ -36,6 +36,7 @@ from dataward.domain.schema import Schema
 from dataward.gates.base import DetectorResult, Evidence, Requirement, registered
 from dataward.gates.calibration import betabinom_tail, binomial_p_value, fdr_confirmed, p_text
 from dataward.gates.policy import GatePolicy
+from dataward.gates.report import NOT_FOR_KIND
 
 _MISSING = {
     Requirement.BASELINE: "needs a trusted baseline distinct from the batch (self-reference mode has none: the "
@@ -61,7 +62,7 @@ def select_detectors(
         missing = [r for r in sorted(cls.requires) if not present.get(r, True)]
         if not (set(cls.applies_to) & kinds):
             what = f"{schema.kind.value} datasets" if schema.is_llm else "the schema's columns"
-            skipped[name] = f"applies to {', '.join(sorted(cls.applies_to))}; not to {what}"
+            skipped[name] = f"{NOT_FOR_KIND}{', '.join(sorted(cls.applies_to))}; not to {what}"
         elif missing == [Requirement.VALIDATION] and no_validation is not None:
             skipped[name] = no_validation
         elif missing:

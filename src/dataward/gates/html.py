@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dataward.gates.llm_evidence import record_highlights, record_texts
-from dataward.gates.report import GateReport
+from dataward.gates.report import GateReport, for_another_kind
 
 VERDICT_COLOURS = {"pass": "#1a7f37", "review": "#9a6700", "block": "#cf222e"}
 MAX_FINDINGS = 30
@@ -136,6 +136,8 @@ def _detectors(data: Mapping[str, Any]) -> str:
         return ""
     rows = []
     for name, d in detectors.items():
+        if for_another_kind(d):  # made for another kind of data: in the JSON report only
+            continue
         summary = d.get("summary") or {}
         note = summary.get("skipped") or d.get("block_reason") or ""
         rows.append(

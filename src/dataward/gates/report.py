@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,17 @@ from typing import Any
 import numpy as np
 
 from dataward.gates.base import DetectorResult
+
+NOT_FOR_KIND = "applies to "
+"""How the skip reason of a detector made for another kind of data begins (``select_detectors``)."""
+
+
+def for_another_kind(detector: Mapping[str, Any]) -> bool:
+    """True for a report's detector entry skipped because it can never apply to this dataset's kind of
+    data (an ``llm_*`` detector on a tabular dataset): summaries for people leave it out; the JSON
+    report keeps it."""
+    skipped = (detector.get("summary") or {}).get("skipped")
+    return isinstance(skipped, str) and skipped.startswith(NOT_FOR_KIND)
 
 
 @dataclass

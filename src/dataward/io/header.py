@@ -56,6 +56,25 @@ def check_unique(
             )
 
 
+DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+"""Separators a CSV header read as one column may hold instead of commas."""
+
+
+def delimiter_hint(names: Sequence[str], schema: Schema) -> str | None:
+    """The hint for a CSV whose header seems separated by something other than commas (``a;b;label``
+    read as one column): the separator it seems to use, or None when none explains the header."""
+    wanted = set(schema.columns)
+    for sep, word in DELIMITERS.items():
+        parts = [part.strip() for name in names for part in name.split(sep)]
+        if any(sep in name for name in names) and wanted & set(parts):
+            return (
+                f"the header seems to be separated by {word}s ({sep!r}), and dataward reads CSV comma-separated: "
+                "save the file with commas (pandas: df.to_csv(path, index=False); a spreadsheet: "
+                "CSV, comma-delimited)"
+            )
+    return None
+
+
 def check_columns(
     path: str | PathLike[str],
     names: Sequence[str],
@@ -81,7 +100,8 @@ def check_columns(
             unit=unit,
             where=where,
             column=schema.label,
-            hint=(
+            hint=delimiter_hint(names, schema)
+            or (
                 f"add {a_or_an(repr(schema.label))} column or rename the file's label column to it; "
                 "CSV is comma-separated"
             ),
@@ -94,7 +114,7 @@ def check_columns(
                 unit=unit,
                 where=where,
                 column=column.name,
-                hint=f"the schema's columns are {', '.join(schema.columns)}",
+                hint=delimiter_hint(names, schema) or f"the schema's columns are {', '.join(schema.columns)}",
             )
     declared = set(schema.columns) | {RECORD_ID}
     for name in names:

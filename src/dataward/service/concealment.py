@@ -28,7 +28,7 @@ _NAMED: ContextVar[tuple[frozenset[Scope], NotFound] | None] = ContextVar("dataw
 
 def missing_dataset(name: str) -> NotFound:
     """What a caller is told of a dataset ``name`` that does not exist, or that it may not see."""
-    return NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`")
+    return NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`", dataset=name)
 
 
 def remember_named(name: str, scope: Scope) -> None:

@@ -42,6 +42,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
+from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
 from dataward.store.tables import binary_id_array
 
@@ -239,9 +240,11 @@ class ContributionService(Service):
             # harmless); the short write below re-checks what it relied on and records the submission.
             with self.use_case(action, scope, write=False) as uc:
                 ds = rows.dataset_row(uc.conn, dataset)
-                if gate and len(added) and action is Action.CONTRIBUTION_SUBMIT:
-                    # Refuse before storing anything when the gate would have nothing trusted to judge by.
-                    refusal = first_import_refusal(uc.conn, ds)
+                if gate and action is Action.CONTRIBUTION_SUBMIT:
+                    # Refuse before storing anything when the gate would have nothing trusted to judge by,
+                    # or could not read the clean validation set (an addition and a removal alike).
+                    first = first_import_refusal(uc.conn, ds) if len(added) else None
+                    refusal = first or validation_schema_refusal(uc.conn, ds)
                     if refusal is not None:
                         raise refusal
                 checked_base = rows.latest_version(uc.conn, ds.id)

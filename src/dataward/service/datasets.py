@@ -24,6 +24,7 @@ from dataward.service.guard import (
     guarded_read,
     may,
 )
+from dataward.service.validation_schema import check_validation_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,8 +107,8 @@ class DatasetService(Service):
                 parent = rows.dataset_row(uc.conn, validation_for)
                 if parent.role != "dataset":
                     raise InputError(f"{validation_for!r} is itself a validation set")
-                if json.loads(parent.schema)["label"] != schema.label:
-                    raise InputError("a validation set must use its dataset's label column")
+                # The gate reads the validation set's records with the dataset's schema.
+                check_validation_schema(validation_for, rows.dataset_schema(parent), schema)
                 if uc.conn.execute(select(datasets.c.id).where(datasets.c.validation_for == validation_for)).first():
                     raise Conflict(f"{validation_for!r} already has a clean validation set")
                 # Its owner becomes the validation set's, the one principal who may write to it.

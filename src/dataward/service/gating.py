@@ -41,6 +41,7 @@ from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.rows import current_owner
+from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
 from dataward.service.withheld import withhold_records
 
@@ -159,6 +160,9 @@ class GateService(Service):
         val_ds = conn.execute(
             select(datasets).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
         ).first()
+        if val_ds is not None and (refusal := validation_schema_refusal(conn, ds)) is not None:
+            # A bad-input error, not an integrity one: its chunks do not hold this schema's columns.
+            raise refusal
         if val_ds is not None and (val_version := rows.latest_version(conn, val_ds.id)) is not None:
             validation = self._version_records(conn, val_version, schema)
         baseline, left_out = self._trusted_records(conn, training, schema) if training else (None, 0)
@@ -642,6 +646,13 @@ def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:
     about whether it exists (see ``service/visibility.py``)."""
     named = (quarantine.c.id == ref) | (quarantine.c.record_id == ref)
     matches = uc.conn.execute(select(quarantine).where(named)).all()
+    by_prefix = False
+    if not matches and (prefix := rows.id_prefix(ref)) is not None:
+        # A unique start of an item id will do; ambiguity is judged among the items the caller may act on.
+        by_prefix = True
+        matches = uc.conn.execute(
+            select(quarantine).where(quarantine.c.id.startswith(prefix, autoescape=True)).limit(200)
+        ).all()
     found = []
     for q in matches:
         c = uc.conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
@@ -656,6 +667,8 @@ def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:
     if not visible:
         missing = NotFound(f"no review item {ref!r}", hint="list them with `dataward review list`")
         authorize_found(uc, action, found[0][2].name if found else None, missing)
+    if len(visible) > 1 and by_prefix:
+        raise rows.ambiguous_prefix("review item", ref, [f[0].id for f in visible])
     if len(visible) > 1:
         raise InputError(
             f"record {ref} is held by {len(visible)} review items",

@@ -79,6 +79,29 @@ def number_is(column: Any, number: int) -> ColumnElement[bool]:
     return column == number if -MAX_NUMBER <= number <= MAX_NUMBER else false()
 
 
+PREFIX_MIN = 6
+"""The shortest id prefix looked up (``c_3f2a``): a shorter one is more likely a typo than a choice."""
+
+CANDIDATES_SHOWN = 5
+
+
+def id_prefix(ref: str) -> str | None:
+    """The id prefix ``ref`` stands for (an id cut in a table ends with ``…``), or None when too short."""
+    prefix = ref.strip().rstrip("…")
+    return prefix if len(prefix) >= PREFIX_MIN else None
+
+
+def ambiguous_prefix(what: str, ref: str, candidates: list[str]) -> InputError:
+    """The error for an id prefix that matches several ids, naming them (the first few)."""
+    shown = ", ".join(sorted(candidates)[:CANDIDATES_SHOWN])
+    more = f" and {len(candidates) - CANDIDATES_SHOWN} more" if len(candidates) > CANDIDATES_SHOWN else ""
+    return InputError(
+        f"{ref!r} is the start of {len(candidates)} {what} ids: {shown}{more}",
+        hint="give more characters of the id",
+        candidates=sorted(candidates),
+    )
+
+
 def contribution_row(conn: Connection, ref: str) -> Row[Any]:
     """A contribution by id (``c_...``) or by ``DATASET#N``."""
     if "#" in ref:
@@ -93,6 +116,14 @@ def contribution_row(conn: Connection, ref: str) -> Row[Any]:
         ).first()
     else:
         row = conn.execute(select(contributions).where(contributions.c.id == ref)).first()
+        if row is None and (prefix := id_prefix(ref)) is not None:
+            # A unique start of an id will do (a table may show ids cut, or a person type a few digits).
+            found = conn.execute(
+                select(contributions).where(contributions.c.id.startswith(prefix, autoescape=True)).limit(50)
+            ).all()
+            if len(found) > 1:
+                raise ambiguous_prefix("contribution", ref, [r.id for r in found])
+            row = found[0] if found else None
     if row is None:
         raise NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
     return row

@@ -87,6 +87,7 @@ class VersionService(Service):
             parent_manifest = checked_manifest(self, uc.conn, ds, parent) if parent else None
             current = parent_manifest.ids if parent_manifest is not None else no_ids()
             basis = _held_basis(uc.conn, ds.id, c.id)
+            own_quarantined = _quarantined_lists(uc.conn, ds.id)
             number = rows.next_number(uc.conn, versions, ds.id)
         # Column-wise, as digests: a million-record merge without a Python string per record.
         held = sorted_distinct(self._held_digests(basis))
@@ -95,6 +96,10 @@ class VersionService(Service):
         members = sorted_distinct(
             np.concatenate((current[~member_of(current, removed)], added[~member_of(added, held)]))
         )
+        # What the merge reports as held back: this dataset's records only. The ward-wide quarantine
+        # still holds back every quarantined record wherever it appears (``held`` above), but another
+        # dataset's quarantined records are not this dataset's to count.
+        held_here = len(self._held_in_dataset(basis, own_quarantined, added, held))
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
@@ -128,7 +133,7 @@ class VersionService(Service):
                     "parent": parent_id,
                     "manifest": manifest,
                     "records": len(members),
-                    "held_back": len(held),
+                    "held_back": held_here,
                     "message": message,
                 },
                 [
@@ -149,7 +154,7 @@ class VersionService(Service):
                 ],
             )
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == vid)).one(), ds_name)
-            info["held_back"] = len(held)  # every record the dataset holds back (the event's figure)
+            info["held_back"] = held_here  # every record of the dataset held back (the event's figure)
             # What the user merging asks about: how many of this contribution's records stayed out.
             info["held_back_of_contribution"] = int(member_of(added, held).sum())
             return info
@@ -161,6 +166,21 @@ class VersionService(Service):
         parts = [np.compress(valid, queued, axis=0)]  # a value that is no id can hold back nothing
         parts += [read_id_digests(self.store, digest) for digest in basis[1]]
         return np.concatenate(parts)
+
+    def _held_in_dataset(
+        self,
+        basis: tuple[frozenset[str], tuple[str, ...]],
+        own_quarantined: tuple[str, ...],
+        added: np.ndarray,
+        held: np.ndarray,
+    ) -> np.ndarray:
+        """The distinct records of this dataset a merge holds back, as digests: the merged
+        contribution's held records, records of the dataset rejected in review, and records of the
+        dataset's own quarantined contributions (``own_quarantined``, their id lists)."""
+        queued, valid = ids_to_binary(pa.array(sorted(basis[0]), pa.string()))
+        parts = [np.compress(valid, queued, axis=0), added[member_of(added, held)]]
+        parts += [read_id_digests(self.store, digest) for digest in own_quarantined]
+        return sorted_distinct(np.concatenate(parts))
 
     def versions(self, dataset: str) -> list[dict[str, Any]]:
         """Every version of ``dataset``, oldest first."""
@@ -362,6 +382,16 @@ def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:
             raise Stale(f"{shown} changed while it was being exported", hint="export it again")
 
     return check
+
+
+def _quarantined_lists(conn: Connection, dataset_id: str) -> tuple[str, ...]:
+    """The id lists of the dataset's own quarantined contributions."""
+    found = conn.execute(
+        select(contributions.c.added_object).where(
+            contributions.c.status == "quarantined", contributions.c.dataset_id == dataset_id
+        )
+    ).scalars()
+    return tuple(sorted({d for d in found if d}))
 
 
 def _held_basis(conn: Connection, dataset_id: str, contribution_id: str) -> tuple[frozenset[str], tuple[str, ...]]:

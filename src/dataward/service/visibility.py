@@ -55,7 +55,11 @@ def find_contribution(conn: Connection, ref: str) -> Any:
     """A contribution by id or ``DATASET#N``, or None (a malformed reference names nothing either)."""
     try:
         return rows.contribution_row(conn, ref)
-    except (NotFound, InputError):
+    except NotFound:
+        return None
+    except InputError as exc:
+        if "candidates" in exc.details:  # an id prefix several ids start with: said, not hidden as missing
+            raise
         return None
 
 

@@ -259,6 +259,8 @@ def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) 
 
 def _describe(name: str, r: DetectorResult, n: int) -> str:
     if r.alpha is None:
+        if r.reason:
+            return f"{name}: {r.reason} ({p_text(r.p_value)})"
         top = r.findings[0].reason if r.findings else f"statistic {r.statistic:.3g}"
         # A finding's reason usually states its own p-value already; it is not repeated.
         return f"{name}: {top}" if "p=" in top or "p<" in top else f"{name}: {top} ({p_text(r.p_value)})"
@@ -268,9 +270,10 @@ def _describe(name: str, r: DetectorResult, n: int) -> str:
         wider = (
             f"; {int(counted['count'])} at p<={counted['threshold']:.2g} where {counted['expected']:.1f} are expected"
         )
+    said = f"{r.reason}; " if r.reason else ""
     return (
-        f"{name}: {int(r.flagged.sum())} of {n} records flagged where {r.expected_flagged:.1f} are expected at "
-        f"alpha={r.alpha:.3g}{wider} ({p_text(r.p_value)})"
+        f"{name}: {said}{int(r.flagged.sum())} of {n} records flagged where {r.expected_flagged:.1f} are expected "
+        f"at alpha={r.alpha:.3g}{wider} ({p_text(r.p_value)})"
     )
 
 

@@ -227,7 +227,7 @@ class Duplicates(Detector):
     """Exact and near duplicates carrying another label; one record copied many times."""
 
     name = "duplicates"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     Options = DuplicatesOptions
 

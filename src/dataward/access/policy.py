@@ -397,6 +397,17 @@ class Approval:
         }
 
 
+_NOT_COUNTED = {
+    "stale": "it was given for other content than the current one: approve again",
+    "ineligible": "it came from a role the policy does not accept",
+    "conflicted": "separation of duties: the approver is on the side of whoever submitted the contribution or "
+    "made the version",
+    "repeated": "that approver (or their bot or human) already counts once for this contribution, and each person "
+    "counts once: another person must approve",
+}
+"""Why an approval of each kind does not count, as ``ApprovalStatus.summary`` says it."""
+
+
 @dataclass(frozen=True)
 class ApprovalStatus:
     """How a contribution's approvals count against the policy.
@@ -414,6 +425,8 @@ class ApprovalStatus:
     ineligible: tuple[Approval, ...]
     conflicted: tuple[Approval, ...]
     repeated: tuple[Approval, ...]
+    names: Mapping[str, str] = field(default_factory=dict)
+    """Principal id -> name, for the summary (ids are shown for approvers not in it)."""
 
     @property
     def satisfied(self) -> bool:
@@ -424,12 +437,19 @@ class ApprovalStatus:
         return max(0, self.required - len(self.counted))
 
     def summary(self) -> str:
+        """``"1 of 2 valid approval(s), 1 repeated (not counted: ...)"``: each approval that does not count
+        is named, with its approver, what it approved and why it does not count."""
         parts = [f"{len(self.counted)} of {self.required} valid approval(s)"]
         for name in ("stale", "ineligible", "conflicted", "repeated"):
-            n = len(getattr(self, name))
-            if n:
-                parts.append(f"{n} {name}")
+            found: tuple[Approval, ...] = getattr(self, name)
+            if found:
+                named = ", ".join(self._named(a) for a in found)
+                parts.append(f"{len(found)} {name} (not counted: {named}; {_NOT_COUNTED[name]})")
         return ", ".join(parts)
+
+    def _named(self, approval: Approval) -> str:
+        who = self.names.get(approval.approver_id, approval.approver_id)
+        return f"{who}'s approval of the {'version' if approval.on == 'version' else 'contribution'}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -637,6 +657,7 @@ def approvals_status(
         ineligible=tuple(ineligible),
         conflicted=tuple(conflicted),
         repeated=tuple(repeated),
+        names={pid: p.name for pid, p in (principals or {}).items()},
     )
 
 

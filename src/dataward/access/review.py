@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from dataward.access.authorize import ApiKey, Grant, Principal, PrincipalKind, authorize, require_aware
+from dataward.access.containment import QuarantinedWork, grants_of, live_keys, quarantined_but_active
 from dataward.access.keys import KeyPolicy
 from dataward.access.overrides import BlockOverride
 from dataward.access.roles import WRITE_ACTIONS, Action, Scope, ScopeKind
@@ -41,6 +42,7 @@ class FindingKind(StrEnum):
     GATE_WEAKER_THAN_DEFAULT = "gate_weaker_than_default"
     MODEL_AFFECTED = "model_affected"
     PRINCIPAL_ENABLED = "principal_enabled"
+    QUARANTINED_BUT_ACTIVE = "quarantined_but_active"
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def access_review(
     overrides: Iterable[BlockOverride] = (),
     weak_gates: Iterable[WeakGate] = (),
     enablings: Iterable[Enabling] = (),
+    quarantined: Iterable[QuarantinedWork] = (),
 ) -> list[ReviewFinding]:
     """Review keys, owners and grants as of ``now``, and every block override; most severe rows first.
 
@@ -138,7 +141,9 @@ def access_review(
     principal's key minted by the principal itself is ``key_self_issued``. Every dataset whose gate is
     weaker than the ward's defaults (``weak_gates``) is ``gate_weaker_than_default``. Every principal
     enabled again within ``recent_days`` (``enablings``) is ``principal_enabled``, with the grants that
-    apply to it again.
+    apply to it again. Every active principal with quarantined contributions (``quarantined``) that still
+    holds a usable key or a grant is ``quarantined_but_active`` (medium): a quarantine takes away what it
+    brought in, not what let it.
 
     ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
     replaced by a rotation, and keys of principals that are not active are left out: none of them
@@ -165,6 +170,7 @@ def access_review(
     findings += _recent_grant_findings(grants, by_id, owner_name, now, recent_days)
     findings += _enabling_findings(enablings, grants, by_id, owner_name, now, recent_days)
     findings += _override_findings(overrides)
+    findings += _quarantine_findings(quarantined, by_id, keys, grants, owner_name, now)
     findings += _weak_gate_findings(weak_gates)
     findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
     return findings
@@ -358,6 +364,27 @@ def _enabling_findings(enablings: Iterable[Enabling], grants: list[Grant], by_id
             + (f" ({e.reason!r})" if e.reason else "")
             + f"; its grants apply again: {', '.join(held) or 'none'}",
             action=f"confirm it was intended; disable it again if not (dataward principal disable {name})",
+        )
+
+
+def _quarantine_findings(quarantined: Iterable[QuarantinedWork], by_id, keys, grants, owner_name, now: datetime):
+    for work in quarantined:
+        p = by_id.get(work.principal_id)
+        if p is None:
+            continue
+        usable = live_keys(keys, p.id, now)
+        said = quarantined_but_active(p, work, usable, grants_of(grants, p.id))
+        if said is None:
+            continue
+        yield ReviewFinding(
+            FindingKind.QUARANTINED_BUT_ACTIVE,
+            Severity.MEDIUM,
+            principal=p.name,
+            principal_id=p.id,
+            owner=owner_name(p),
+            dataset=None,
+            detail=said[0],
+            action=said[1],
         )
 
 

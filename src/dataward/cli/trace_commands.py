@@ -187,6 +187,8 @@ def _show_incident(result: dict[str, Any]) -> None:
                 f"+{rollback['records_restored']} restored; promote it to replace the training version"
             )
     console.print(tree)
+    for step in result.get("next_steps", []):
+        console.print(f"[bold]next[/bold]: {escape(step)}")
 
 
 def _trace_content(

@@ -161,6 +161,9 @@ class DetectorResult:
     """The per-record flag threshold this detector used (None: it flags no records by p-value)."""
     contribution_findings: list[Finding] = field(default_factory=list)
     """Population-level findings (a class moved, a feature drifted): in the report, never flags."""
+    reason: str | None = None
+    """One plain sentence saying in words what the contribution-level test found, for the verdict's reason
+    in place of the generic "k of n records flagged" or "statistic x" (None: the generic one)."""
     flagged_by_rule: np.ndarray | None = None
     """Flags made by a rule of their own rather than the p-value threshold (an exact conflict with a
     trusted record, a resolution flag): the review queue keeps them whatever its false-discovery

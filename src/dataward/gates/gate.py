@@ -188,17 +188,23 @@ def verdict(
     n = int(flagged.shape[0])
     m = max(len(results), 1)
     available = registered()
-    reasons_block, reasons_review = [], []
+    reasons_block: list[str] = []
+    reasons_review: list[str] = []
+    blocked = False
     for name, r in results.items():
         poisoning = available[name].evidence is Evidence.POISONING
+        said = _describe(name, r, n)
         if r.block:
             if not poisoning:
                 raise ValueError(f"detector {name!r} reports difference, not poisoning, and may not block")
+            blocked = True
             reasons_block.append(f"{name}: {r.block_reason}")
         elif poisoning and r.p_value < policy.block_p:
-            reasons_block.append(_describe(name, r, n))
+            blocked = True
+            # A bare statistic says nothing its worded contribution-level findings below do not.
+            reasons_block.extend([said] if said is not None else [])
         elif asks_for_review(r.block, r.p_value, m, policy):
-            reasons_review.append(_describe(name, r, n))
+            reasons_review.extend([said] if said is not None else [])
         reasons_review.extend(f"{name}: {f.reason}" for f in r.contribution_findings)
     calibration_sizes = [r.n_calibration for r in results.values() if r.n_calibration > 0]
     union_p = union_flags_p_value(int(flagged.sum()), n, policy.alpha, min(calibration_sizes, default=0))
@@ -208,7 +214,7 @@ def verdict(
             f"alpha={policy.alpha:g} ({p_text(union_p)})"
         )
     reasons_review = list(dict.fromkeys(reasons_review))
-    if reasons_block:
+    if blocked:
         return "block", reasons_block + reasons_review, union_p
     if reasons_review:
         return "review", reasons_review, union_p
@@ -301,8 +307,15 @@ def union_flags_p_value(flagged: int, n: int, alpha: float, n_calibration: int) 
     return betabinom_tail(flagged, n, a, n_calibration + 1 - a)
 
 
-def _describe(name: str, r: DetectorResult, n: int) -> str:
+def _describe(name: str, r: DetectorResult, n: int) -> str | None:
+    """The verdict's sentence for a detector's contribution-level test: its worded ``reason``, its top
+    finding, or the generic count; None for a bare statistic when worded contribution-level findings of the
+    same detector follow (``drift: statistic 0.671`` above the drift it explains said nothing more)."""
     if r.alpha is None:
+        if r.reason:
+            return f"{name}: {r.reason} ({p_text(r.p_value)})"
+        if not r.findings and r.contribution_findings:
+            return None
         top = r.findings[0].reason if r.findings else f"statistic {r.statistic:.3g}"
         # A finding's reason usually states its own p-value already; it is not repeated.
         return f"{name}: {top}" if "p=" in top or "p<" in top else f"{name}: {top} ({p_text(r.p_value)})"
@@ -312,9 +325,10 @@ def _describe(name: str, r: DetectorResult, n: int) -> str:
         wider = (
             f"; {int(counted['count'])} at p<={counted['threshold']:.2g} where {counted['expected']:.1f} are expected"
         )
+    said = f"{r.reason}; " if r.reason else ""
     return (
-        f"{name}: {int(r.flagged.sum())} of {n} records flagged where {r.expected_flagged:.1f} are expected at "
-        f"alpha={r.alpha:.3g}{wider} ({p_text(r.p_value)})"
+        f"{name}: {said}{int(r.flagged.sum())} of {n} records flagged where {r.expected_flagged:.1f} are expected "
+        f"at alpha={r.alpha:.3g}{wider} ({p_text(r.p_value)})"
     )
 
 

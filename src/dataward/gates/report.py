@@ -34,6 +34,9 @@ class RecordScores:
     flagged: np.ndarray
     detector_scores: dict[str, np.ndarray]
     detector_flags: dict[str, np.ndarray]
+    queued_by: dict[str, np.ndarray] = field(default_factory=dict)
+    """Records queued for review on a rule beside the detectors' flags (``new_labels.QUEUED_BY``: a label
+    no trusted record carries), by the rule's name; ``flagged_by`` names the rule too."""
 
     @property
     def flagged_at_alpha(self) -> np.ndarray:
@@ -53,7 +56,8 @@ class RecordScores:
                     "record_id": self.record_ids[i],
                     "score": float(self.score[i]),
                     "flagged": bool(self.flagged[i]),
-                    "flagged_by": [n for n in names if self.detector_flags[n][i]],
+                    "flagged_by": [n for n in names if self.detector_flags[n][i]]
+                    + [rule for rule, mask in self.queued_by.items() if mask[i]],
                     "detectors": {n: float(self.detector_scores[n][i]) for n in names},
                 }
             )
@@ -97,6 +101,7 @@ class GateReport:
                 "flagged": int(r.flagged.sum()),
                 "block": bool(r.block),
                 "block_reason": r.block_reason,
+                "reason": r.reason,
                 "alpha": r.alpha,
                 "n_calibration": int(r.n_calibration),
                 "expected_flagged": r.expected_flagged,
@@ -113,6 +118,7 @@ class GateReport:
                 "flagged": 0,
                 "block": False,
                 "block_reason": None,
+                "reason": None,
                 "alpha": None,
                 "n_calibration": 0,
                 "expected_flagged": 0.0,

@@ -24,7 +24,7 @@ from dataward.domain.limits import InputLimits
 from dataward.domain.records import record_ids
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.gates import detectors as _detectors  # noqa: F401  (registers the built-in detectors)
-from dataward.gates import label_spelling
+from dataward.gates import label_spelling, new_labels
 from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, Requirement, registered
 from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.engine import Engine, engine_for
@@ -491,6 +491,17 @@ def _scan(
             reasons.insert(0, unjudged)
             verdict_ = "review" if verdict_ == "pass" else verdict_
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
+        # A record whose label no trusted record carries (a typo, or a new class) is judged by no detector:
+        # it waits in the review queue for a reviewer's decision, beside the flags (``new_labels``).
+        unknown = (
+            new_labels.unknown_label_mask(encode(base), contrib_codes, len(classes))
+            if base is not None
+            else np.zeros(len(contrib), dtype=bool)
+        )
+        if unknown.any():
+            flagged = flagged | unknown
+            reasons.append(new_labels.describe(unknown, contrib_labels, contrib.rows))
+            verdict_ = "review" if verdict_ == "pass" else verdict_
         records = RecordScores(
             rows=contrib.rows,
             # A partitioned contribution's ids stay memory-mapped (``partitioned.RecordIds``), not a list.
@@ -499,8 +510,12 @@ def _scan(
             flagged=flagged,
             detector_scores={n: r.scores for n, r in results.items()},
             detector_flags={n: r.flagged for n, r in results.items()},
+            queued_by={new_labels.QUEUED_BY: unknown} if unknown.any() else {},
         )
         findings = _findings(results, contrib, reference, classes)
+        if unknown.any():
+            findings += new_labels.record_findings(unknown, contrib_labels, contrib.rows, contrib.record_ids)
+            findings = findings[:1000]
         limits = unresolved_alpha(results, records.rows) if base is not None else []
         extras = _extras(
             reference,

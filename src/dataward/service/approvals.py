@@ -19,6 +19,7 @@ from dataward.access import (
     check_version_approval,
     roles_on,
 )
+from dataward.access.approvers import approvable_one_by_one, contribution_approvers, version_approvers, who_text
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import approvals, contributions, datasets, principals, quarantine, version_approvals
@@ -204,9 +205,27 @@ class ApprovalService(Service):
             checked_signed_rows(self, uc.conn, "contributions", found, doing="approve")
             facts = _contribution_facts(uc.conn, ds, ver)
             maker, maker_owner = _maker(uc.conn, ver)
-            check_version_approval(
+            everyone = _principals(uc.conn)
+            every_grant = auth.load_grants(uc.conn)
+            scope = Scope.dataset(name)
+            decision = check_version_approval(
                 policy, uc.caller.principal, facts, held, made_by=maker, made_by_owner=maker_owner
-            ).raise_if_denied(PolicyViolation)
+            )
+            if not decision.allowed and decision.problems:
+                # Separation of duties: name who may approve instead, and what the caller may approve.
+                who = version_approvers(
+                    policy, everyone.values(), every_grant, scope, facts, made_by=maker, made_by_owner=maker_owner
+                )
+                mine = approvable_one_by_one(policy, uc.caller.principal, every_grant, scope, facts)
+                hint = f"{who_text(who)} may approve {name}@v{ver.number} (dataward approve {name}@v{ver.number})"
+                if mine:
+                    hint += (
+                        f"; or approve its contributions one by one, as you may: "
+                        f"{', '.join(f'dataward approve {c} --reason ...' for c in mine[:5])}"
+                        + (f" (and {len(mine) - 5} more)" if len(mine) > 5 else "")
+                    )
+                raise PolicyViolation(decision.reason, hint=hint, **decision.details())
+            decision.raise_if_denied(PolicyViolation)
             role = policy.approvals.eligible_role(held)
             approval_id = new_id("va")
             uc.emit(
@@ -247,6 +266,31 @@ class ApprovalService(Service):
             short = [
                 f"{c.contribution_id}: {s.summary()}" for c, s in zip(facts, statuses, strict=True) if not s.satisfied
             ]
+            if short:
+                # Who may still add an approval: of the version (not anyone already counted everywhere it
+                # falls short), and of each contribution short of approvals, one by one.
+                counted = [{a.approver_id for a in s.counted} for s in statuses if not s.satisfied]
+                who = version_approvers(
+                    policy,
+                    everyone.values(),
+                    every_grant,
+                    scope,
+                    facts,
+                    made_by=maker,
+                    made_by_owner=maker_owner,
+                    exclude={uc.caller.principal_id, *set.intersection(*counted)},
+                )
+                short.append(f"the version may still be approved by {who_text(who)}")
+                for c, s in zip(facts, statuses, strict=True):
+                    if s.satisfied:
+                        continue
+                    others = contribution_approvers(
+                        policy, everyone.values(), every_grant, scope, c, exclude={a.approver_id for a in s.counted}
+                    )
+                    short.append(
+                        f"{c.contribution_id} may still be approved by {who_text(others)} "
+                        f"(dataward approve {c.contribution_id} --reason '...')"
+                    )
             return {
                 "version": f"{name}@v{ver.number}",
                 "decision": "approve",

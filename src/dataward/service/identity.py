@@ -39,11 +39,12 @@ from dataward.access import (
     validate_key_scopes,
 )
 from dataward.access.authorize import PrincipalKind, PrincipalStatus
+from dataward.access.containment import QuarantinedWork
 from dataward.access.keys import key_end, without_secret
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
-from dataward.catalog.tables import api_keys, datasets, grants, principals, versions
+from dataward.catalog.tables import api_keys, contributions, datasets, grants, principals, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.limits import MAX_DAYS, within_range
 from dataward.domain.weakening import Weakening
@@ -641,6 +642,7 @@ class IdentityService(Service):
                 overrides=block_overrides(uc.conn),
                 weak_gates=_weak_gates(uc.conn, set(in_training)),
                 enablings=_enablings(uc.conn, uc.now - timedelta(days=recent_days)),
+                quarantined=_quarantined_work(uc.conn),
             )
             return [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
 
@@ -849,3 +851,17 @@ def _already_inactive(principal: Principal) -> dict[str, Any]:
         "revoked_keys": [],
         "message": f"{principal.name} is already {principal.status.value}; nothing changed",
     }
+
+
+def _quarantined_work(conn: Connection) -> list[QuarantinedWork]:
+    """Every submitter's quarantined contributions (``DATASET#N``), for the access review."""
+    query = (
+        select(contributions.c.submitted_by, contributions.c.number, datasets.c.name)
+        .join(datasets, datasets.c.id == contributions.c.dataset_id)
+        .where(contributions.c.status == "quarantined")
+        .order_by(datasets.c.name, contributions.c.number)
+    )
+    by_principal: dict[str, list[str]] = {}
+    for r in conn.execute(query):
+        by_principal.setdefault(r.submitted_by, []).append(f"{r.name}#{r.number}")
+    return [QuarantinedWork(pid, tuple(refs)) for pid, refs in sorted(by_principal.items())]

@@ -18,6 +18,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access import authorize, descendants, roles_allowing
+from dataward.access.containment import grants_of, key_next_steps, live_keys, principal_next_steps
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, sources, transformations, versions
@@ -99,7 +100,8 @@ class IncidentService(Service):
                     hint="run the quarantine again",
                 )
             results = [self.record(uc, plan, ref, reason) for plan in plans]
-        return {"subject": subject, "reason": reason, "datasets": results}
+            steps = _next_steps(uc.conn, subject, uc.now)
+        return {"subject": subject, "reason": reason, "datasets": results, "next_steps": steps}
 
     def _touched(self, conn: Connection, ref: str) -> tuple[dict[str, Any], list[Any]]:
         """The cause described, and every contribution it touched, oldest first."""
@@ -317,3 +319,16 @@ def quarantine_basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:
 
 
 __all__ = ["IncidentService", "authorize_quarantine", "quarantine_basis"]
+
+
+def _next_steps(conn: Connection, subject: dict[str, Any], now: Any) -> list[str]:
+    """What still lets the quarantined cause act, with the commands that stop it (nothing is revoked
+    here: ``dataward.access.containment``). A source has no credentials of its own: none."""
+    if subject["kind"] == "principal":
+        who = auth.principal_from_row(rows.principal_row(conn, subject["principal"]))
+        keys = [auth.key_from_row(r) for r in conn.execute(select(api_keys).where(api_keys.c.principal_id == who.id))]
+        return principal_next_steps(who, live_keys(keys, who.id, now), grants_of(auth.load_grants(conn), who.id))
+    if subject["kind"] == "key":
+        key = conn.execute(select(api_keys).where(api_keys.c.id == rows.key_id_of(subject["key"]))).first()
+        return key_next_steps(subject["key"], key is not None and auth.key_from_row(key).refusal(now) is None)
+    return []

@@ -282,6 +282,9 @@ class CleanValidationDetector(Detector):
             block=block_reason is not None,
             block_reason=block_reason,
             contribution_findings=contribution_findings,
+            reason=impact_reason(overall, p_value == REVIEW_FLOOR and harm_p < REVIEW_FLOOR)
+            if overall.get("with") is not None
+            else None,
         )
 
     def _judge(self, without: _Outcome, with_: _Outcome) -> tuple[dict[str, Any], dict[str, Any], float, bool]:
@@ -368,18 +371,40 @@ class CleanValidationDetector(Detector):
         if overall["drop"] > tol and overall["p_value"] <= self.significance:
             reasons.append(
                 f"the contribution lowers clean-validation accuracy from {overall['without']:.3f} to "
-                f"{overall['with']:.3f} (drop {overall['drop']:.3f} > tolerance {tol:g}, "
-                f"p={overall['p_value']:.2g})"
+                f"{overall['with']:.3f} (drop {overall['drop']:.3f} > tolerance {tol:g}; {_tests_text(overall)})"
             )
         worst = sorted(per_class.items(), key=lambda kv: -kv[1]["drop"])
         for label, c in worst[:3]:
             if c["drop"] > tol and c["p_value"] * n_classes <= self.significance:
                 reasons.append(
                     f"the contribution lowers clean-validation accuracy of class {label!r} from "
-                    f"{c['without']:.3f} to {c['with']:.3f} (drop {c['drop']:.3f} > tolerance {tol:g}, "
-                    f"p={c['p_value']:.2g})"
+                    f"{c['without']:.3f} to {c['with']:.3f} (drop {c['drop']:.3f} > tolerance {tol:g}; "
+                    f"{_tests_text(c)})"
                 )
         return "; ".join(reasons) if reasons else None
+
+
+def _tests_text(compared: dict[str, Any]) -> str:
+    """Each p-value of a comparison (``_compare``) named by its own test: the accuracy drop is judged by
+    the exact McNemar test on right/wrong, the harm by the Wilcoxon test on the true labels' log-loss."""
+    return (
+        f"right/wrong McNemar p={compared['p_accuracy']:.2g}, true-label log-loss Wilcoxon p={compared['p_value']:.2g}"
+    )
+
+
+def impact_reason(overall: dict[str, Any], floored: bool) -> str:
+    """The verdict's sentence for the contribution-level statistic, in words: the accuracy change on the
+    clean validation set and the true labels' log-loss change. The p-value the verdict prints after it is
+    the harm test's (``harm_p``: Wilcoxon on the log-loss, overall and per class), or ``REVIEW_FLOOR``
+    when ``floored`` (a drop the flexible probe does not confirm)."""
+    floor = f", held at {REVIEW_FLOOR:g} as the MLP probe does not confirm the harm" if floored else ""
+    return (
+        f"with the batch, a probe's clean-validation accuracy goes from {overall['without']:.3f} to "
+        f"{overall['with']:.3f} (drop {overall['drop']:.3g}; right/wrong McNemar p={overall['p_accuracy']:.2g}) "
+        f"and its mean log-loss of the true labels from {overall.get('log_loss_without', 0.0):.3g} to "
+        f"{overall.get('log_loss_with', 0.0):.3g}: harm by the Wilcoxon test on the log-loss, overall and per "
+        f"class{floor}"
+    )
 
 
 def _label(ctx: GateContext, code: int) -> str:

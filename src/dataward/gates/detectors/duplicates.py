@@ -136,6 +136,46 @@ def moved_with_batch(
     return reads_as_own_within_batch(contribution, in_moved_class, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, seed)
 
 
+def conflicts_reason(
+    with_baseline: np.ndarray, in_batch: np.ndarray, flagged: np.ndarray, contribution: GateData, rate: float
+) -> str | None:
+    """The verdict's sentence for the batch's exact conflicts, in words and with their file rows (None:
+    there are none): copies of trusted records' inputs under another label, then pairs inside the batch;
+    ``rate`` is the trusted records' own rate of such conflicts (``Duplicates.conflict_rate``)."""
+    rows = np.asarray(contribution.groups.get("row", np.arange(len(contribution))))
+
+    def where(mask: np.ndarray) -> str:
+        count = int(mask.sum())
+        return ", ".join(str(int(r)) for r in rows[mask][:10]) + (", ..." if count > 10 else "")
+
+    parts = []
+    if with_baseline.any():
+        count = int(with_baseline.sum())
+        copies = "is an exact copy" if count == 1 else "are exact copies"
+        parts.append(
+            f"{count} record{'s' if count != 1 else ''} {copies} of trusted records' inputs under another label "
+            f"(file rows {where(with_baseline)})"
+        )
+    if in_batch.any():
+        count = int(in_batch.sum())
+        share = "shares its" if count == 1 else "share their"
+        parts.append(
+            f"{count} record{'s' if count != 1 else ''} {share} exact inputs with another record of this batch "
+            f"under another label (file rows {where(in_batch)})"
+        )
+    if not parts:
+        return None
+    conflicts = with_baseline | in_batch
+    queued = int((flagged & conflicts).sum())
+    if queued == int(conflicts.sum()):
+        said = "each flagged as an exact conflict"
+    elif queued == 0:
+        said = f"not flagged: trusted records conflict so at a rate of {rate:.2g}, above alpha"
+    else:
+        said = f"{queued} of them flagged as exact conflicts"
+    return f"{'; '.join(parts)}: {said}"
+
+
 class LabelledHashes:
     """Sorted (content hash, label) pairs: which labels each set of inputs carries, by binary search."""
 
@@ -187,7 +227,7 @@ class Duplicates(Detector):
     """Exact and near duplicates carrying another label; one record copied many times."""
 
     name = "duplicates"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     Options = DuplicatesOptions
 
@@ -200,6 +240,9 @@ class Duplicates(Detector):
         self.base_pairs = LabelledHashes(hashes, labels)
         self.n_full = int(hashes.shape[0])
         self.p_exact_conflict = (1.0 + self.base_pairs.conflicting_rows.sum()) / (self.n_full + 1.0)
+        # How often trusted records themselves share their inputs with a record of another label: the
+        # false-positive rate of flagging every exact conflict (``conflict_flag_rate``).
+        self.conflict_rate = float(self.base_pairs.conflicting_rows.sum()) / max(self.n_full, 1)
         rng = np.random.default_rng(context.seed)
         self.base_hashes = hashes
         self.rng = rng
@@ -288,10 +331,13 @@ class Duplicates(Detector):
         n_cal = max(self.calibration.shape[0], 1)
         # An exact conflict (a copy of a trusted record under another label, or two records of the batch
         # with the same inputs and different labels) is singled out whenever trusted data itself holds
-        # such conflicts more rarely than alpha: that rate is this flag's false-positive rate. Through the
-        # Bonferroni minimum alone, a baseline of fewer than 3 / alpha records could never flag one,
-        # however certain the conflict (an in-batch pair went unqueued below some 600 trusted records).
-        flagged = flag_mask(p, ctx.alpha, n_cal) | (exact_conflict & (self.p_exact_conflict <= ctx.alpha))
+        # such conflicts more rarely than alpha: that rate is this flag's false-positive rate. It is the
+        # rate the trusted records show (``conflict_rate``), not the p-value's conservative
+        # ``(1 + conflicts) / (N + 1)``: with that floor a baseline of fewer than 1 / alpha records (300 at
+        # the default alpha shared by three detectors) holding no conflict at all could flag none, and 20
+        # exact copies of trusted records under the other label went unflagged and unqueued. An exact
+        # conflict is never excused as a move of the batch: the same inputs under two labels cannot be one.
+        flagged = flag_mask(p, ctx.alpha, n_cal) | (exact_conflict & (self.conflict_rate <= ctx.alpha))
         findings = []
         for i in [j for j in np.argsort(p, kind="stable") if flagged[j]][:200]:
             own = label_name(ctx.classes, labels[i])
@@ -323,7 +369,7 @@ class Duplicates(Detector):
         }
         # Exact conflicts are near-certain evidence: test their count against the baseline's own rate.
         conflict_p = binomial_p_value(int(exact_conflict.sum()), n, self.p_exact_conflict)
-        return count_result(
+        result = count_result(
             self.name,
             self.version,
             p,
@@ -337,6 +383,10 @@ class Duplicates(Detector):
             flagged_by_rule=exact_conflict,
             contribution_findings=self._mass_findings(p_mass, multiplicity, n),
         )
+        result.reason = conflicts_reason(
+            with_baseline, in_batch & ~with_baseline, flagged, contribution, self.conflict_rate
+        )
+        return result
 
     def _mass_findings(self, p_mass: np.ndarray, multiplicity: np.ndarray, n: int) -> list[Finding]:
         """One population-level finding when the batch repeats its own records more than trusted data does."""

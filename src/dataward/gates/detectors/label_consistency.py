@@ -85,6 +85,7 @@ from dataward.gates.detectors._within_batch import (
     reads_as_own_within_batch,
 )
 from dataward.gates.neighbours import K_MAX, class_distances, knn
+from dataward.gates.new_labels import rows_text
 
 
 @dataclass(frozen=True)
@@ -428,14 +429,24 @@ class LabelConsistency(Detector):
         new = sorted(np.flatnonzero((counts > 0) & (trusted == 0)).tolist(), key=lambda c: -counts[c])
         if not new:
             return []
-        named = ", ".join(f"'{label_name(classes, c)}' ({int(counts[c])})" for c in new)
+        # File rows where the scan gave them (positions in the batch otherwise), so a reviewer finds them.
+        rows = np.asarray(contribution.groups.get("row", np.arange(len(contribution))))
+        where = {c: sorted(int(r) for r in rows[contribution.labels == c]) for c in new}
+        named = "; ".join(
+            f"'{label_name(classes, c)}' ({int(counts[c])}) at file row{'s' if counts[c] != 1 else ''} "
+            f"{rows_text(where[c])}"
+            for c in new
+        )
         return [
             Finding(
                 self.name,
                 1.0,
-                f"{int(counts[new].sum())} records carry labels no trusted record has, a new class that content "
-                f"cannot be judged against: {named}",
-                evidence={"labels": {label_name(classes, c): int(counts[c]) for c in new}},
+                f"{int(counts[new].sum())} records carry labels no trusted record has, a new class or a mistyped "
+                f"label that content cannot be judged against: {named}",
+                evidence={
+                    "labels": {label_name(classes, c): int(counts[c]) for c in new},
+                    "rows": {label_name(classes, c): where[c] for c in new},
+                },
             )
         ]
 

@@ -13,9 +13,12 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.datasets import load_breast_cancer
 
 from dataward.gates import scan
+from dataward.gates.base import DetectorResult
+from dataward.gates.gate import unresolved_alpha
 from dataward.gates.report import GateReport
 
 FLIPS = 5
@@ -71,3 +74,18 @@ def test_a_limit_names_no_rows_when_none_stand_out() -> None:
     report = scan(frame.iloc[:250], frame.iloc[469:569], schema)
     limit = _limit(report, "label_consistency")
     assert limit is not None and "rows" not in limit
+
+
+@pytest.mark.parametrize(("detector", "names_rows"), [("label_consistency", True), ("outliers", False)])
+def test_only_poisoning_evidence_names_rows(detector: str, names_rows: bool) -> None:
+    """Twenty of 800 records at the floor of 152 trusted records, where 5.2 are expected. ``outliers``
+    reads records unlike the baseline, and its p-values (a minimum over views) reach their floor more
+    often than chance on clean new records (16 of 799 in the demo's clean first import): no suspects, so
+    its limit names no rows; ``label_consistency``'s does."""
+    n_cal, n = 152, 800
+    p = np.full(n, 0.5)
+    p[:20] = 1.0 / (n_cal + 1)
+    result = DetectorResult(detector, "1", p, np.zeros(n, bool), n_calibration=n_cal, alpha=0.01 / 3)
+    (limit,) = unresolved_alpha({detector: result}, np.arange(1, n + 1))
+    assert "calibrated on 152 trusted records" in limit
+    assert ("rows 1, 2, 3" in limit) is names_rows, limit

@@ -253,8 +253,8 @@ def too_few_trusted(n_trusted: int, results: dict[str, DetectorResult]) -> str |
 def unresolved_alpha(results: dict[str, DetectorResult], rows: Sequence[int] | np.ndarray) -> list[str]:
     """What the record-flagging detectors could not check: a detector calibrated on too few trusted
     records for any single record to reach its alpha (a conformal p-value is at least ``1 / (n + 1)``),
-    and, where more records sit at the lowest p-value any record reached than chance puts there, their
-    rows (at most ``MAX_NAMED_ROWS``), for the reviewer to look at.
+    and, for a detector of poisoning evidence, where more records sit at the lowest p-value any record
+    reached than chance puts there, their rows (at most ``MAX_NAMED_ROWS``), for the reviewer to look at.
 
     A ``pass`` then vouches for the batch as a whole only: against 250 trusted records, five flipped labels
     among a hundred records ranked first and nothing could flag them."""
@@ -271,7 +271,10 @@ def unresolved_alpha(results: dict[str, DetectorResult], rows: Sequence[int] | n
             f"records, and one record reaches that alpha only against {math.ceil(1.0 / r.alpha) - 1} or more"
         )
         p = np.asarray(r.p_values, dtype=np.float64)
-        if p.size:
+        # Rows are named for poisoning evidence only: a difference detector's p-values (a minimum over
+        # views, per-class calibrations) reach their floor more often than chance on clean new data, and
+        # records unlike the baseline are a new source's, not suspects.
+        if p.size and available[name].evidence is Evidence.POISONING:
             # The lowest grid level any record reached, k / (n + 1) (tie-breaking moves a p-value by far
             # less than one step, as in ``calibration.resolution_flags``).
             level = max(1, math.ceil(float(p.min()) * (n_cal + 1.0) - 1e-3)) / (n_cal + 1.0)

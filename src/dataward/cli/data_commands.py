@@ -17,6 +17,7 @@ from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.schema import Schema
 from dataward.domain.wording import a_or_an
+from dataward.io.schema_file import read_schema_file
 from dataward.io.writers import check_destination, output_format
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
@@ -103,6 +104,14 @@ def register(app: typer.Typer) -> None:
                 "instruction (prompt, input, response), chat (messages), preference (prompt, chosen, rejected).",
             ),
         ] = "labelled",
+        schema_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--schema",
+                help='Take the schema from a JSON file ({"label": ..., "inputs": [{"name": ..., "kind": ...}]}, '
+                "or one dataset's entry of `datasets --json`) instead of --label/--input/--kind.",
+            ),
+        ] = None,
         description: Annotated[str, typer.Option(help="What the dataset is for.")] = "",
         owner: Annotated[str | None, typer.Option(help="Owning principal (default: you).")] = None,
         validation_for: Annotated[
@@ -112,7 +121,12 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Create a dataset with its schema (or a clean validation set of another dataset)."""
-        if kind != "labelled":
+        if schema_file is not None:
+            if label or input_ or kind != "labelled":
+                raise InputError("--schema gives the whole schema", hint="drop --label, --input and --kind")
+            schema = read_schema_file(schema_file)
+            kind = schema.kind.value
+        elif kind != "labelled":
             if label or input_:
                 raise InputError(f"{a_or_an(kind)} dataset has fixed fields", hint="drop --label and --input")
             schema = Schema.for_kind(kind)

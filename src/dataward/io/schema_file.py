@@ -1,0 +1,48 @@
+"""A dataset's schema read from a JSON file (``dataset create --schema FILE``).
+
+The file holds what ``Schema.to_dict`` writes (and ``datasets --json`` prints under each dataset's ``schema``):
+``{"label": "y", "inputs": [{"name": "x1", "kind": "numeric"}, ...]}``, or ``{"kind": "chat"}``. A table
+of thirty numeric columns then needs one file, not thirty ``--input`` options, and a dataset's schema can
+be copied from another's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dataward.domain.errors import InputError, missing_file
+from dataward.domain.schema import Schema
+
+MAX_SCHEMA_BYTES = 1 << 20
+"""A schema file larger than this is refused before it is read (a schema is a few kilobytes)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a key given twice (``json`` would keep the last one silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise InputError(f"the schema file gives {repeated!r} twice", hint="give each field once")
+    return out
+
+
+def read_schema_file(path: str | Path) -> Schema:
+    """The schema in the JSON file at ``path``; a clear ``InputError`` names what is wrong with it."""
+    file = Path(path)
+    if not file.is_file():
+        raise missing_file(file)
+    size = file.stat().st_size
+    if size > MAX_SCHEMA_BYTES:
+        raise InputError(f"{file}: {size:,} bytes is not a schema (at most {MAX_SCHEMA_BYTES:,})")
+    try:
+        data = json.loads(file.read_text("utf-8"), object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError:
+        raise InputError(f"{file}: a schema file must be UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if isinstance(data, dict) and isinstance(data.get("schema"), dict) and "inputs" not in data:
+        data = data["schema"]  # one dataset's entry of `datasets --json`
+    return Schema.from_dict(data)

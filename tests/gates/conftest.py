@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -93,3 +94,18 @@ def scan_situation(name: str, seed: int):
 
     situation = build(name, seed, "full")
     return scan(situation.baseline, situation.contribution, situation.schema, situation.validation, {"seed": seed})
+
+
+FOUR_COLUMN_SCHEMA = {"label": "label", "inputs": {"a": "numeric", "b": "numeric", "c": "numeric", "e": "numeric"}}
+"""The schema of ``four_column_cancer()``."""
+
+
+@cache
+def four_column_cancer():
+    """scikit-learn's breast-cancer records, four of their columns (a, b, c, e) and the label spelled out,
+    shuffled once (seed 0): a small tabular set for the gate's tests on small baselines."""
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, 30]]
+    frame.columns = ["a", "b", "c", "e", "label"]
+    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    frame["label"] = frame["label"].map({0: "malignant", 1: "benign"})
+    return frame

@@ -8,25 +8,17 @@ trusted records, which is why the flag is a rule of its own."""
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_breast_cancer
 
 from dataward.gates import scan
+from tests.gates.conftest import FOUR_COLUMN_SCHEMA, four_column_cancer
 
-SCHEMA = {"label": "label", "inputs": {"a": "numeric", "b": "numeric", "c": "numeric", "e": "numeric"}}
+SCHEMA = FOUR_COLUMN_SCHEMA
 FLIP = {"malignant": "benign", "benign": "malignant"}
 
 
-@cache
-def _cancer() -> pd.DataFrame:
-    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, 30]]
-    frame.columns = ["a", "b", "c", "e", "label"]
-    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
-    frame["label"] = frame["label"].map({0: "malignant", 1: "benign"})
-    return frame
+_cancer = four_column_cancer
 
 
 def _policy() -> dict:

@@ -4,29 +4,21 @@ typo'd label went to review with an empty queue, and one approval merged it into
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer
 
 from dataward.domain.errors import Conflict
 from dataward.gates import scan
 from dataward.gates.new_labels import QUEUED_BY, rows_text, unknown_label_mask
+from tests.gates.conftest import FOUR_COLUMN_SCHEMA, four_column_cancer
 from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_training_ward, write_csv
 
-SCHEMA = {"label": "label", "inputs": {"a": "numeric", "b": "numeric", "c": "numeric", "e": "numeric"}}
+SCHEMA = FOUR_COLUMN_SCHEMA
 
 
-@cache
-def _cancer() -> pd.DataFrame:
-    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, 30]]
-    frame.columns = ["a", "b", "c", "e", "label"]
-    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
-    frame["label"] = frame["label"].map({0: "malignant", 1: "benign"})
-    return frame
+_cancer = four_column_cancer
 
 
 def test_the_mask_marks_labels_no_trusted_record_has() -> None:

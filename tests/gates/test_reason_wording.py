@@ -6,27 +6,19 @@ log-loss test's p beside the accuracy drop, whose own test gave 0.0625; "clean_v
 from __future__ import annotations
 
 import re
-from functools import cache
 
 import numpy as np
-import pandas as pd
-from sklearn.datasets import load_breast_cancer
 
 from dataward.gates import scan
 from dataward.gates.base import DetectorResult, Finding
 from dataward.gates.gate import verdict
 from dataward.gates.policy import GatePolicy
+from tests.gates.conftest import FOUR_COLUMN_SCHEMA, four_column_cancer
 
-SCHEMA = {"label": "label", "inputs": {"a": "numeric", "b": "numeric", "c": "numeric", "e": "numeric"}}
+SCHEMA = FOUR_COLUMN_SCHEMA
 
 
-@cache
-def _cancer() -> pd.DataFrame:
-    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, 30]]
-    frame.columns = ["a", "b", "c", "e", "label"]
-    frame = frame.sample(frac=1, random_state=0).reset_index(drop=True)
-    frame["label"] = frame["label"].map({0: "malignant", 1: "benign"})
-    return frame
+_cancer = four_column_cancer
 
 
 def test_clean_validation_names_the_test_of_each_p_value_and_says_what_its_statistic_is() -> None:

@@ -213,6 +213,14 @@ RESOLUTION_FLAG_P = 1e-3
 """``resolution_flags`` flags only when this many records at the resolution floor are this unlikely."""
 
 
+def lowest_level(p_values: np.ndarray, n_calibration: int) -> tuple[int, float]:
+    """The lowest grid level any record reached, ``(k, k / (n + 1))``: ``1/(n+1)``, or ``k/(n+1)`` when
+    ``k - 1`` trusted records tie with the most extreme score (fused views saturate). Tie-breaking moves a
+    p-value by far less than one step. ``p_values`` must not be empty."""
+    k = max(1, math.ceil(float(np.min(p_values)) * (n_calibration + 1.0) - 1e-3))
+    return k, k / (n_calibration + 1.0)
+
+
 def resolution_flags(p_values: np.ndarray, alpha: float, n_calibration: int) -> np.ndarray:
     """Records flagged where the calibration set is too small to resolve ``alpha`` at all.
 
@@ -228,10 +236,7 @@ def resolution_flags(p_values: np.ndarray, alpha: float, n_calibration: int) -> 
     none = np.zeros(p.shape, dtype=bool)
     if n_calibration <= 0 or p.size == 0:
         return none
-    # The lowest grid level any record reached: 1/(n+1), or k/(n+1) when k - 1 trusted records tie with
-    # the most extreme score (fused views saturate). Tie-breaking moves p by far less than one step.
-    k = max(1, math.ceil(float(p.min()) * (n_calibration + 1.0) - 1e-3))
-    level = k / (n_calibration + 1.0)
+    k, level = lowest_level(p, n_calibration)
     if alpha >= level or k > n_calibration:
         return none
     at_level = p <= level + 1e-12

@@ -34,7 +34,7 @@ from scipy import special, stats
 
 from dataward.domain.schema import Schema
 from dataward.gates.base import DetectorResult, Evidence, Requirement, registered
-from dataward.gates.calibration import betabinom_tail, binomial_p_value, fdr_confirmed, p_text
+from dataward.gates.calibration import betabinom_tail, binomial_p_value, fdr_confirmed, lowest_level, p_text
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import NOT_FOR_KIND
 
@@ -275,9 +275,7 @@ def unresolved_alpha(results: dict[str, DetectorResult], rows: Sequence[int] | n
         # views, per-class calibrations) reach their floor more often than chance on clean new data, and
         # records unlike the baseline are a new source's, not suspects.
         if p.size and available[name].evidence is Evidence.POISONING:
-            # The lowest grid level any record reached, k / (n + 1) (tie-breaking moves a p-value by far
-            # less than one step, as in ``calibration.resolution_flags``).
-            level = max(1, math.ceil(float(p.min()) * (n_cal + 1.0) - 1e-3)) / (n_cal + 1.0)
+            _, level = lowest_level(p, n_cal)
             lowest = np.flatnonzero(p <= level + 1e-12)
             expected = p.size * level
             if lowest.size > max(expected, 1.0):

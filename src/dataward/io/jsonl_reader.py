@@ -60,7 +60,7 @@ class _Retry(Exception):
     """The fast reader's result is not exact; read the file line by line."""
 
 
-class _RepeatedKey(ValueError):
+class RepeatedKey(ValueError):
     """An object of the line gives a key more than once."""
 
     def __init__(self, key: str, count: int) -> None:
@@ -68,7 +68,7 @@ class _RepeatedKey(ValueError):
         self.key, self.count = key, count
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``object_pairs_hook`` for ``json.loads``: the object as a dict, refusing a repeated key.
 
     ``json`` keeps the last of two values silently, and a record would then say something other than
@@ -79,7 +79,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(record) != len(pairs):
         counts = Counter(key for key, _ in pairs)
         key, count = next((k, n) for k, n in counts.items() if n > 1)
-        raise _RepeatedKey(key, count)
+        raise RepeatedKey(key, count)
     return record
 
 
@@ -158,7 +158,7 @@ def _convert(
 
 
 def _loads(line: str) -> Any:
-    """The line's JSON value; ``_RepeatedKey`` when one of its objects gives a key twice.
+    """The line's JSON value; ``RepeatedKey`` when one of its objects gives a key twice.
 
     Checking every object costs a third more on a plain line, so the check runs only when it can
     find something: every key is followed by a colon, so a line with as many colons as its parsed
@@ -167,7 +167,7 @@ def _loads(line: str) -> Any:
     """
     value = json.loads(line)
     if isinstance(value, dict) and line.count(":") != len(value):
-        value = json.loads(line, object_pairs_hook=_unique_keys)
+        value = json.loads(line, object_pairs_hook=unique_keys)
     return value
 
 
@@ -214,7 +214,7 @@ def _line_by_line(
             continue
         try:
             record = _loads(line)
-        except _RepeatedKey as repeated:
+        except RepeatedKey as repeated:
             raise input_error(
                 path,
                 f"the key appears {repeated.count} times in one object of the line",

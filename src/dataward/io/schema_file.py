@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from dataward.domain.errors import InputError, missing_file
 from dataward.domain.schema import Schema
+from dataward.io.jsonl_reader import RepeatedKey, unique_keys
 
 MAX_SCHEMA_BYTES = 1 << 20
 """A schema file larger than this is refused before it is read (a schema is a few kilobytes)."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook`` refusing a key given twice (``json`` would keep the last one silently)."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise InputError(f"the schema file gives {repeated!r} twice", hint="give each field once")
-    return out
 
 
 def read_schema_file(path: str | Path) -> Schema:
@@ -38,7 +28,9 @@ def read_schema_file(path: str | Path) -> Schema:
     if size > MAX_SCHEMA_BYTES:
         raise InputError(f"{file}: {size:,} bytes is not a schema (at most {MAX_SCHEMA_BYTES:,})")
     try:
-        data = json.loads(file.read_text("utf-8"), object_pairs_hook=_unique_keys)
+        data = json.loads(file.read_text("utf-8"), object_pairs_hook=unique_keys)
+    except RepeatedKey as repeated:
+        raise InputError(f"the schema file gives {repeated.key!r} twice", hint="give each field once") from None
     except UnicodeDecodeError:
         raise InputError(f"{file}: a schema file must be UTF-8 JSON") from None
     except json.JSONDecodeError as exc:

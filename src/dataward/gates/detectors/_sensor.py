@@ -119,11 +119,11 @@ class SensorChange:
         )
 
 
-def sample_per_class(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``rows`` (one class's), or a seeded sample of ``SAMPLE_PER_CLASS`` of them in order when more."""
-    if rows.size <= SAMPLE_PER_CLASS:
+def sample_per_class(rows: np.ndarray, rng: np.random.Generator, *, cap: int = SAMPLE_PER_CLASS) -> np.ndarray:
+    """``rows`` (one class's), or a seeded sample of ``cap`` of them in order when more."""
+    if rows.size <= cap:
         return rows
-    return np.sort(rng.choice(rows, SAMPLE_PER_CLASS, replace=False))
+    return np.sort(rng.choice(rows, cap, replace=False))
 
 
 def rows_by_class(labels: np.ndarray) -> dict[int, np.ndarray]:

@@ -141,6 +141,7 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.calibration import mondrian_p_values, tail_p_values
+from dataward.gates.detectors._lens import SAMPLE_PER_CLASS as LENS_SAMPLE
 from dataward.gates.detectors._lens import GainField, estimate_gain_field, to_grid
 from dataward.gates.detectors._probe import (
     fit_probe,
@@ -163,7 +164,7 @@ from dataward.gates.detectors._within_batch import (
     reads_as_own_within_batch,
     reads_further_than_trusted,
 )
-from dataward.gates.features.image import decode_image, gray_pixels, image_to_png
+from dataward.gates.features.image import GRAY_MODES, decode_image, gray_pixels, image_to_png
 from dataward.gates.neighbours import K_MAX, class_distances
 
 MIN_REFERENCE = 20
@@ -871,9 +872,6 @@ def _image_input(schema: Schema) -> str | None:
     return None
 
 
-GRAY_MODES = frozenset({"L", "1", "I", "I;16", "F", "LA"})
-
-
 def _image_mode(values: pa.ChunkedArray) -> str:
     """ "RGB" when any trusted image is in colour, else "L" (as the pixels featurizer decides); headers only."""
     for data in values.to_pylist():
@@ -892,13 +890,9 @@ def _grid_images(
     values: pa.ChunkedArray, labels: np.ndarray, mode: str, rng: np.random.Generator
 ) -> dict[int, np.ndarray]:
     """Per class, a seeded sample of its images (at most ``_lens.SAMPLE_PER_CLASS``) on the lens grid."""
-    from dataward.gates.detectors._lens import SAMPLE_PER_CLASS
-
     out = {}
     for code, rows in rows_by_class(labels).items():
-        if rows.size > SAMPLE_PER_CLASS:
-            rows = np.sort(rng.choice(rows, SAMPLE_PER_CLASS, replace=False))
-        taken = values.take(pa.array(rows)).to_pylist()
+        taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
         out[code] = np.stack([to_grid(decode_image(bytes(data)), mode) for data in taken])
     return out
 

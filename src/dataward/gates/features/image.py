@@ -15,6 +15,9 @@ from dataward.domain.limits import limit_error
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
 
+GRAY_MODES = frozenset({"L", "1", "I", "I;16", "F", "LA"})
+"""Pillow modes read as grayscale: a baseline holding only these is featurized in "L", else in "RGB"."""
+
 MAX_SIDE = 32
 """Images larger than this are resized to MAX_SIDE x MAX_SIDE: enough for patches and blends to show."""
 
@@ -153,7 +156,7 @@ class Pixels(Featurizer):
         if max(w, h) > MAX_SIDE:
             w, h = MAX_SIDE, MAX_SIDE
         self.size_ = (w, h)
-        self.mode_ = "RGB" if any(img.mode not in ("L", "1", "I", "I;16", "F", "LA") for img in images) else "L"
+        self.mode_ = "RGB" if any(img.mode not in GRAY_MODES for img in images) else "L"
         pixels = self._pixels(images)
         self.mean_ = pixels.mean(axis=0) if len(pixels) else np.zeros(pixels.shape[1], dtype=np.float32)
         return pixels

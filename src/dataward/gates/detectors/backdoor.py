@@ -141,6 +141,7 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.calibration import mondrian_p_values, tail_p_values
+from dataward.gates.detectors._frame import FrameShift, estimate_frame_shift
 from dataward.gates.detectors._lens import SAMPLE_PER_CLASS as LENS_SAMPLE
 from dataward.gates.detectors._lens import GainField, estimate_gain_field, to_grid
 from dataward.gates.detectors._probe import (
@@ -173,6 +174,9 @@ MIN_CLASS_REFERENCE = 5
 """Trusted records a class needs before its records are clustered."""
 CLUSTER_COUNTS = (2, 3, 4, 5)
 """k-means splits tried per class: a poisoned cluster may hide inside a class that has sub-modes."""
+PixelChange = GainField | FrameShift
+"""A change of the raw images that ``backdoor`` undoes on their pixels: a lens's gain field or the frame's move."""
+
 REVIEW_FLOOR = 1e-4
 """Without a blocking cluster the contribution-level p-value is never below this: a cluster whose
 content agrees with its label is a reason to review, not evidence of poisoning."""
@@ -370,7 +374,7 @@ class BackdoorDetector(Detector):
         # one class onto another's trusted records): its records are candidates here too, and the
         # change must then explain all of its records (``_explained_by``).
         sensor_candidates = candidates | (misread[0] & _misread_wholesale(contribution.labels, misread[0]))
-        still, sensor_change, lens = self._misread_after_sensor_change(
+        still, sensor_change, lens, frame = self._misread_after_sensor_change(
             contribution, sensor_candidates, as_trusted[0], read_c, thresholds
         )
         misread[:, sensor_candidates] &= still
@@ -566,6 +570,7 @@ class BackdoorDetector(Detector):
                 "thresholds": thresholds,
                 "sensor_change": sensor_change,
                 "lens": lens,
+                "frame_shift": frame,
             },
             block=bool(blocking),
             block_reason=block_reason,
@@ -586,11 +591,11 @@ class BackdoorDetector(Detector):
         suspects: np.ndarray,
         read_as: np.ndarray,
         thresholds: list[float],
-    ) -> tuple[np.ndarray, dict[str, Any] | None, dict[str, Any] | None]:
+    ) -> tuple[np.ndarray, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
         """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
         undone (all True when no change can be estimated: fewer than three classes on both sides), the
-        change with the number of candidates it excused, and the lens's gain field with the same (for the
-        summary; None if not estimated).
+        change with the number of candidates it excused, and the lens's gain field and the frame's move
+        with the same (for the summary; None if not estimated).
 
         The change is a majority's claim (a median over classes, each class one vote however few its
         records), so it excuses a candidate only when it explains both classes the candidate is read
@@ -600,14 +605,15 @@ class BackdoorDetector(Detector):
         as it was, or moved its own way, while other classes set the change, is not explained, and
         relabelled content of that class is not carried to its new label by undoing a move it never
         made. Candidates the change leaves misread in a batch of images are read once more with a
-        lens's gain field undone on their raw pixels (``_lens``), under the same rule."""
+        lens's gain field, then the frame's move, undone on their raw pixels (``_lens``, ``_frame``),
+        under the same rule."""
         rows = np.flatnonzero(candidates)
         still = np.ones((len(thresholds), rows.size), bool)
         if rows.size == 0:
-            return still, None, None
+            return still, None, None, None
         info = self._undo_feature_change(contribution, rows, still, suspects, read_as, thresholds)
-        lens = self._undo_lens(contribution, rows, still, suspects, read_as, thresholds)
-        return still, info, lens
+        lens, frame = self._undo_on_pixels(contribution, rows, still, suspects, read_as, thresholds)
+        return still, info, lens, frame
 
     def _undo_feature_change(
         self,
@@ -658,7 +664,7 @@ class BackdoorDetector(Detector):
             "description": change.describe(_column_names(self.context_.schema)),
         }
 
-    def _undo_lens(
+    def _undo_on_pixels(
         self,
         contribution: GateData,
         rows: np.ndarray,
@@ -666,33 +672,64 @@ class BackdoorDetector(Detector):
         suspects: np.ndarray,
         read_as: np.ndarray,
         thresholds: list[float],
-    ) -> dict[str, Any] | None:
-        """``_misread_after_sensor_change`` for a lens's gain field on raw images (``_lens``): candidates still
-        misread, in a batch whose one input is an image column, are read again with the field undone on
-        their pixels and featurized as the gate does. Clears ``still`` where that excuses a candidate;
-        the field for the summary (None if not estimated)."""
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """``_misread_after_sensor_change`` for changes of raw images: candidates still misread, in a batch
+        whose one input is an image column, are read again with a lens's gain field undone on their pixels
+        (``_lens``), then those still misread with the frame's move undone (``_frame``), featurized as the
+        gate does. Clears ``still`` where that excuses a candidate; the field and the move for the summary
+        (each None if not estimated)."""
         ctx, base = self.context_, self.baseline_
         column = _image_input(ctx.schema)
-        left = still[0].copy()
         tables = contribution.table is not None and base.table is not None
-        if column is None or ctx.featurize is None or not left.any() or not tables:
-            return None
+        if column is None or ctx.featurize is None or not still[0].any() or not tables:
+            return None, None
         rng = np.random.default_rng([ctx.seed, 17])
         mode = _image_mode(base.table.column(column))
-        field = estimate_gain_field(
-            _grid_images(base.table.column(column), base.labels, mode, rng),
-            _grid_images(contribution.table.column(column), contribution.labels, mode, rng),
-            seed=ctx.seed,
+        trusted = _grid_images(base.table.column(column), base.labels, mode, rng)
+        batch = _grid_images(contribution.table.column(column), contribution.labels, mode, rng)
+        field = estimate_gain_field(trusted, batch, seed=ctx.seed)
+        lens = None
+        if field is not None:
+            lens = self._excused_on_pixels(
+                field, column, mode, contribution, rows, still, suspects, read_as, thresholds
+            )
+        if not still[0].any():
+            return lens, None
+        move = estimate_frame_shift(trusted, batch, seed=ctx.seed)
+        if move is None:
+            return lens, None
+        # A move is rigid: relabelled content moved back still reads as the class it came from, so it may
+        # vouch for a class misread wholesale (``_frame``), which a gain may not.
+        frame = self._excused_on_pixels(
+            move, column, mode, contribution, rows, still, suspects, read_as, thresholds, rigid=True
         )
-        if field is None:
-            return None
+        return lens, frame
+
+    def _excused_on_pixels(
+        self,
+        change: PixelChange,
+        column: str,
+        mode: str,
+        contribution: GateData,
+        rows: np.ndarray,
+        still: np.ndarray,
+        suspects: np.ndarray,
+        read_as: np.ndarray,
+        thresholds: list[float],
+        *,
+        rigid: bool = False,
+    ) -> dict[str, Any]:
+        """``_undo_on_pixels`` for one change of the raw images: clears ``still`` where undoing ``change``
+        excuses a candidate; the change, the classes it explains and the candidates it excused."""
+        ctx = self.context_
         labels = contribution.labels
+        left = still[0].copy()
 
         def undone(positions: np.ndarray) -> np.ndarray:
-            return _featurize_undone(ctx.featurize, contribution.table, column, positions, field, mode)
+            return _featurize_undone(ctx.featurize, contribution.table, column, positions, change, mode)
 
         involved = np.union1d(labels[rows[left]], read_as[rows[left]][read_as[rows[left]] >= 0])
-        explained, _ = self._explained_by(undone, None, contribution, involved, suspects)
+        explained, _ = self._explained_by(undone, None, contribution, involved, suspects, rigid=rigid)
         part = left & np.isin(labels[rows], explained) & np.isin(read_as[rows], explained)
         if part.any():
             sub = rows[part]
@@ -703,11 +740,11 @@ class BackdoorDetector(Detector):
             again = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
             still[:, part] &= again.any(axis=0)[None, :]
         return {
-            "classes": field.classes,
+            "classes": change.classes,
             "explained_classes": [_label(ctx.classes, int(code)) for code in explained],
             "candidates": int(left.sum()),
             "excused": int((left & ~still[0]).sum()),
-            "description": field.describe(),
+            "description": change.describe(),
         }
 
     def _explained_by(
@@ -717,6 +754,8 @@ class BackdoorDetector(Detector):
         contribution: GateData,
         codes: np.ndarray,
         suspects: np.ndarray,
+        *,
+        rigid: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The classes among ``codes`` whose batch records that are not ``suspects`` (a seeded sample of
         at most ``SAMPLE_PER_CLASS``), with ``change`` undone, read no further from their label than the
@@ -730,7 +769,9 @@ class BackdoorDetector(Detector):
         columns in another unit may explain it (``scaled``: the change on its scaled columns only, None
         for image and text features or a change that scales no column): an offset shared by the other
         classes is what a sender sets by moving each of them by ``b - a`` while sending 'b' content as
-        'a', and undone it would carry that content onto the trusted 'a's.
+        'a', and undone it would carry that content onto the trusted 'a's. A ``rigid`` change (the frame's
+        move, ``_frame``) may explain it too, on all of its records undone: moving content cannot make
+        one class's content another's.
 
         Returns the classes explained, and those among them explained wholesale."""
         base = self.baseline_
@@ -744,8 +785,8 @@ class BackdoorDetector(Detector):
         for code in codes.tolist():
             own = pool[of_class.get(code, np.zeros(0, np.int64))]
             wholesale = own.size < MIN_BATCH_CLASS
-            if wholesale and scaled is None:
-                continue  # a class misread wholesale, and no column in another unit to explain it
+            if wholesale and scaled is None and not rigid:
+                continue  # a class misread wholesale, and no column in another unit or move to explain it
             if wholesale:
                 own = every[every_of_class.get(code, np.zeros(0, np.int64))]
             own = sample_per_class(own, rng)
@@ -753,9 +794,12 @@ class BackdoorDetector(Detector):
             trusted = self.label_cal_[in_class]
             if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
                 continue  # nothing to check the change against: the class is not explained
-            features = scaled.undo(np.asarray(contribution.features[own])) if scaled and wholesale else undo_rows(own)
+            by_columns = scaled is not None and wholesale
+            features = scaled.undo(np.asarray(contribution.features[own])) if by_columns else undo_rows(own)
             undone = GateData(features, contribution.labels[own])
-            if wholesale and not spreads_like(
+            # Undoing a change of scale on records that never went through it shrinks or stretches them;
+            # undoing a move only moves them (``rigid``), and what they then read as decides.
+            if by_columns and not spreads_like(
                 undone.features, base.features[sample_per_class(np.flatnonzero(in_class), rng)]
             ):
                 continue
@@ -902,16 +946,17 @@ def _featurize_undone(
     table: pa.Table,
     column: str,
     positions: np.ndarray,
-    field: GainField,
+    change: PixelChange,
     mode: str,
 ) -> np.ndarray:
-    """Gate features of the images at ``positions`` with the lens's gain ``field`` undone on their pixels."""
+    """Gate features of the images at ``positions`` with ``change`` (a lens's gain field or the frame's
+    move) undone on their pixels."""
     rows = table.take(pa.array(positions))
     images = []
     for data in rows.column(column).to_pylist():
         pixels = np.asarray(decode_image(bytes(data)).convert(mode), dtype=np.float64) / 255.0
         shaped = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
-        restored = np.round(field.undo(shaped) * 255.0).astype(np.uint8)
+        restored = np.round(change.undo(shaped) * 255.0).astype(np.uint8)
         images.append(image_to_png(Image.fromarray(restored[..., 0] if mode == "L" else restored, mode)))
     index = rows.schema.get_field_index(column)
     undone = rows.set_column(index, rows.schema.field(index), pa.array(images, type=rows.schema.field(index).type))

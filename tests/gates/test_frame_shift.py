@@ -1,0 +1,165 @@
+"""A camera or scanner that frames every image a few pixels off (``gates/detectors/_frame.py``).
+
+The benign side: clean digits from a camera mounted two pixels to the right are a batch that differs
+from the baseline (review), not a poisoned one. Before the frame's move was undone, the '0's, their
+right edge cut, read as trusted '6's as a class and the batch was blocked with no record to review.
+
+The attacker's side: a move is rigid, so undoing it must never carry relabelled content onto its new
+label, whether the flips went through the same camera, replaced a whole class, or were left where they
+were while every other image moved (undoing the move then moves them).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from dataward.gates import scan
+from dataward.gates.detectors._frame import estimate_frame_shift, shift
+from dataward.gates.detectors._lens import GRID
+from dataward.gates.report import GateReport
+
+SEED = 0
+SCHEMA = {"label": "label", "inputs": [{"name": "image", "kind": "image"}]}
+MOVE = 2  # pixels to the right, of 16: a camera mounted a little off
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels, "L").save(out, format="PNG")
+    return out.getvalue()
+
+
+@cache
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as 16x16 grayscale (each pixel doubled: a tight crop), in a seeded order."""
+    x, y = load_digits(return_X_y=True)
+    images = np.repeat(np.repeat((x / 16 * 255).astype(np.uint8).reshape(-1, 8, 8), 2, axis=1), 2, axis=2)
+    order = np.random.default_rng(SEED).permutation(y.size)
+    return images[order], y[order].astype(str)
+
+
+def _frame(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"image": [_png(p) for p in images], "label": labels})
+
+
+def _camera(pixels: np.ndarray) -> np.ndarray:
+    """The new camera: content two pixels to the right, the right edge cut, the left strip black."""
+    out = np.zeros_like(pixels)
+    out[:, MOVE:] = pixels[:, :-MOVE]
+    return out
+
+
+def _scan(batch: pd.DataFrame) -> GateReport:
+    images, labels = _digits()
+    return scan(
+        _frame(images[300:1100], labels[300:1100]), batch, SCHEMA, _frame(images[:300], labels[:300]), {"seed": SEED}
+    )
+
+
+def _batch(
+    edit: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[GateReport, np.ndarray]:
+    images, labels = _digits()
+    sent, said, poison = edit(images[1100:1400].copy(), labels[1100:1400].copy())
+    return _scan(_frame(sent, said)), poison
+
+
+def test_a_camera_framing_every_image_two_pixels_off_is_reviewed_not_blocked() -> None:
+    report, _ = _batch(lambda x, y: (np.stack([_camera(p) for p in x]), y, np.zeros(y.size, bool)))
+    assert report.verdict == "review", report.reasons
+    frame = report.results["backdoor"].summary["frame_shift"]
+    assert frame["excused"] > 0 and "right" in frame["description"], frame
+    assert "0" in frame["explained_classes"] and "6" in frame["explained_classes"], frame
+
+
+def _flips(x: np.ndarray, y: np.ndarray, share: float) -> np.ndarray:
+    sixes = np.flatnonzero(y == "6")
+    return sixes[: round(share * sixes.size)]
+
+
+def test_flips_sent_through_the_camera_are_blocked() -> None:
+    """Most '6's of the batch relabelled '0', then every image through the camera."""
+
+    def edit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        flipped = _flips(x, y, 0.6)
+        y[flipped] = "0"
+        return np.stack([_camera(p) for p in x]), y, np.isin(np.arange(y.size), flipped)
+
+    report, _ = _batch(edit)
+    assert report.verdict == "block", report.reasons
+
+
+def test_a_class_replaced_wholesale_and_sent_through_the_camera_is_blocked() -> None:
+    """Every '0' of the batch swapped for a trusted-looking '6' labelled '0': the class is misread
+    wholesale, and only the move could vouch for it. Moved back, the '6's still read as '6'."""
+    images, labels = _digits()
+    spare_sixes = images[1400:][labels[1400:] == "6"]
+
+    def edit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        zeros = np.flatnonzero(y == "0")
+        x[zeros] = spare_sixes[: zeros.size]
+        return np.stack([_camera(p) for p in x]), y, np.isin(np.arange(y.size), zeros)
+
+    report, _ = _batch(edit)
+    assert report.verdict == "block", report.reasons
+
+
+def test_flips_left_where_they_were_while_every_other_image_moved_are_blocked() -> None:
+    """Undoing the move moves the flips the other way: it must not make them read as their new label."""
+
+    def edit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        flipped = _flips(x, y, 0.6)
+        moved = np.stack([p if i in set(flipped.tolist()) else _camera(p) for i, p in enumerate(x)])
+        y[flipped] = "0"
+        return moved, y, np.isin(np.arange(y.size), flipped)
+
+    report, _ = _batch(edit)
+    assert report.verdict == "block", report.reasons
+
+
+def _grids(images: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    out = {}
+    for code, label in enumerate(sorted(set(labels.tolist()))):
+        rows = images[labels == label].astype(np.float64) / 255.0
+        big = np.repeat(np.repeat(rows, GRID // rows.shape[1], axis=1), GRID // rows.shape[2], axis=2)
+        out[code] = big[..., None]
+    return out
+
+
+def test_the_move_is_estimated_from_the_classes_means_and_none_without_one() -> None:
+    images, labels = _digits()
+    trusted = _grids(images[300:1100], labels[300:1100])
+    same = _grids(images[1100:1400], labels[1100:1400])
+    assert estimate_frame_shift(trusted, same) is None
+    moved = _grids(np.stack([_camera(p) for p in images[1100:1400]]), labels[1100:1400])
+    move = estimate_frame_shift(trusted, moved)
+    assert move is not None and move.pixels(16, 16) == (0, MOVE)
+    # Fewer than three classes on either side: no majority to speak of.
+    two = {code: moved[code] for code in (0, 1)}
+    assert estimate_frame_shift(trusted, two) is None
+
+
+def test_the_move_must_be_shared_by_most_classes() -> None:
+    """Two classes of ten moved: a move of theirs, not of the camera."""
+    images, labels = _digits()
+    trusted = _grids(images[300:1100], labels[300:1100])
+    batch_images = images[1100:1400].copy()
+    some = np.isin(labels[1100:1400], ["0", "6"])
+    batch_images[some] = np.stack([_camera(p) for p in batch_images[some]])
+    assert estimate_frame_shift(trusted, _grids(batch_images, labels[1100:1400])) is None
+
+
+@pytest.mark.parametrize(("dy", "dx"), [(0, 2), (0, -3), (2, 0), (-1, 1)])
+def test_undoing_a_move_restores_what_the_frame_kept(dy: int, dx: int) -> None:
+    pixels = np.arange(256, dtype=np.float64).reshape(16, 16, 1) / 255.0
+    back = shift(shift(pixels, dy, dx), -dy, -dx)
+    kept = (slice(max(0, -dy) or None, 16 - max(0, dy)), slice(max(0, -dx) or None, 16 - max(0, dx)))
+    assert np.array_equal(back[kept], pixels[kept])

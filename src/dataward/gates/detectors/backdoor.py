@@ -33,9 +33,10 @@ one class are second populations too. The detector therefore asks two questions.
    by all of its records and only by the columns the change scales (a table's; an offset alone is what
    a sender sets who moves every other class by ``b - a``). In a batch of images, records the change
    leaves misread are read once more with a lens's gain field undone on their pixels (``_lens``: a
-   quadratic in the pixel's position per channel, from the classes' mean images; version 10), excused
-   only when they then read as their label outright. Another class's content stays another class's
-   under any sensor.
+   quadratic in the pixel's position per channel, from the classes' mean images; version 10), then with
+   the frame's move undone (``_frame``: the whole-pixel shift most classes' mean images share; version
+   11), excused only when they then read as their label outright. A move is rigid, so it may vouch for
+   a class misread wholesale. Another class's content stays another class's under any sensor or move.
 2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
    ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
    reduced to their top principal components and split with k-means (k = 2..5; activation
@@ -244,7 +245,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "10"
+    version = "11"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value

@@ -1,11 +1,11 @@
-"""What undoing a lens's gain field costs `backdoor`, and what it changes: the same scan with the field
-(``BackdoorDetector._undo_lens``) disabled and enabled, side by side in one process, on the benign photo
-situations where it runs.
+"""What undoing changes of the raw images costs `backdoor`, and what it changes: the same scan with a
+lens's gain field and the frame's move (``BackdoorDetector._undo_on_pixels``) disabled and enabled,
+side by side in one process, on the benign photo situations where they run.
 
     python -m benchmarks.lens_cost [--cases vignetting_photos@2,new_camera_photos@0] [--repeat 2] [--out F.json]
 
 Per scan: the verdict, CPU seconds of the whole scan (``time.process_time``, every thread) on one worker,
-and the records the field excused (``summary["lens"]``).
+and the records the field and the move excused (``summary["lens"]``, ``summary["frame_shift"]``).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ CASES = "vignetting_photos@2,new_camera_photos@0,white_balance_photos@0"
 
 
 def measure(name: str, seed: int, lens: bool) -> dict[str, Any]:
-    """One scan of the benign situation ``name`` at ``seed``, the lens's field undone or not."""
+    """One scan of the benign situation ``name`` at ``seed``, the changes of the raw images undone or not."""
     situation = build(name, seed, "full")
-    original = backdoor.BackdoorDetector._undo_lens
+    original = backdoor.BackdoorDetector._undo_on_pixels
     if not lens:
-        backdoor.BackdoorDetector._undo_lens = lambda self, *args, **kwargs: None  # type: ignore[method-assign]
+        backdoor.BackdoorDetector._undo_on_pixels = lambda self, *args, **kwargs: (None, None)  # type: ignore[method-assign]
     try:
         start = time.process_time()
         report = scan(
@@ -41,14 +41,16 @@ def measure(name: str, seed: int, lens: bool) -> dict[str, Any]:
         )
         cpu = time.process_time() - start
     finally:
-        backdoor.BackdoorDetector._undo_lens = original  # type: ignore[method-assign]
+        backdoor.BackdoorDetector._undo_on_pixels = original  # type: ignore[method-assign]
     field = report.results["backdoor"].summary.get("lens")
+    move = report.results["backdoor"].summary.get("frame_shift")
     return {
         "case": f"{name}@{seed}",
         "lens": lens,
         "verdict": report.verdict,
         "cpu_seconds": round(cpu, 3),
         "excused": None if field is None else field["excused"],
+        "excused_by_move": None if move is None else move["excused"],
     }
 
 

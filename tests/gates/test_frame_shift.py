@@ -22,6 +22,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from dataward.gates import scan
+from dataward.gates.detectors import backdoor as backdoor_module
 from dataward.gates.detectors._frame import estimate_frame_shift, shift
 from dataward.gates.detectors._lens import GRID
 from dataward.gates.report import GateReport
@@ -72,12 +73,18 @@ def _batch(
     return _scan(_frame(sent, said)), poison
 
 
-def test_a_camera_framing_every_image_two_pixels_off_is_reviewed_not_blocked() -> None:
-    report, _ = _batch(lambda x, y: (np.stack([_camera(p) for p in x]), y, np.zeros(y.size, bool)))
+def test_a_camera_framing_every_image_two_pixels_off_is_reviewed_not_blocked(monkeypatch) -> None:
+    def moved(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.stack([_camera(p) for p in x]), y, np.zeros(y.size, bool)
+
+    report, _ = _batch(moved)
     assert report.verdict == "review", report.reasons
     frame = report.results["backdoor"].summary["frame_shift"]
     assert frame["excused"] > 0 and "right" in frame["description"], frame
     assert "0" in frame["explained_classes"] and "6" in frame["explained_classes"], frame
+    # Without the move undone, the same batch is blocked (the case this guards).
+    monkeypatch.setattr(backdoor_module, "estimate_frame_shift", lambda *args, **kwargs: None)
+    assert _batch(moved)[0].verdict == "block"
 
 
 def _flips(x: np.ndarray, y: np.ndarray, share: float) -> np.ndarray:

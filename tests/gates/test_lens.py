@@ -115,7 +115,7 @@ def test_clean_photos_through_a_vignetting_lens_are_not_blocked(seed: int, monke
     assert "temple_sky" in lens["explained_classes"]
     assert not report.records.flagged.any()
     # Without the lens undone, the same batch is blocked (the case this guards).
-    monkeypatch.setattr(backdoor_module.BackdoorDetector, "_undo_lens", lambda *args, **kwargs: None)
+    monkeypatch.setattr(backdoor_module, "estimate_gain_field", lambda *args, **kwargs: None)
     assert scan_situation("vignetting_photos", seed).verdict == "block"
 
 
@@ -135,7 +135,7 @@ def test_flips_sent_through_a_vignetting_lens_are_blocked_as_without_it(
     if not flips_through:
         sent.loc[poison, data.IMAGE] = case.contribution.loc[poison, data.IMAGE]
     report = scan(case.baseline, sent, case.schema, case.validation, {"seed": 0})
-    monkeypatch.setattr(backdoor_module.BackdoorDetector, "_undo_lens", lambda *args, **kwargs: None)
+    monkeypatch.setattr(backdoor_module, "estimate_gain_field", lambda *args, **kwargs: None)
     without = scan(case.baseline, sent, case.schema, case.validation, {"seed": 0})
     assert report.verdict == "block" and report.results["backdoor"].block, report.reasons
     flagged, flagged_without = (np.asarray(r.records.flagged, dtype=bool) for r in (report, without))

@@ -65,9 +65,23 @@ def show_contribution(info: dict[str, Any]) -> None:
             "a merge leaves them out"
         )
     tree.add(f"content hash {info['content_hash']}")
+    if info.get("same_content_as"):
+        # A re-submission is allowed, but whoever sends or reviews it should know the change is on file.
+        tree.add(f"[yellow]same content as {escape(_earlier(info['same_content_as']))}[/yellow]")
     if info.get("gate_verdict"):
         tree.add(f"gate verdict {styled(info['gate_verdict'])}")
     console.print(tree)
+
+
+def _earlier(same: list[dict[str, Any]]) -> str:
+    """A contribution's ``same_content_as`` in words: each earlier contribution and where it stands."""
+    named = [s for s in same if s.get("contribution")]
+    if not named:
+        return f"{len(same)} earlier contribution(s) of this dataset"
+    return ", ".join(
+        f"{s['contribution']} ({s['status']}" + (f", gate {s['gate_verdict']}" if s.get("gate_verdict") else "") + ")"
+        for s in named
+    )
 
 
 def _held_back_reason(reason: dict[str, Any]) -> str:

@@ -84,6 +84,20 @@ def _earlier(same: list[dict[str, Any]]) -> str:
     )
 
 
+def _rollback_line(rollback: dict[str, Any]) -> str:
+    """One rollback version of a diff's ``rollbacks`` in words: which quarantine made it, by whom, why."""
+    held = ", ".join(rollback["quarantined"])
+    incident = rollback.get("incident")
+    if incident and held and incident != held:
+        cause = f"quarantine of {incident} ({held})"
+    elif incident or held:
+        cause = f"quarantine of {incident or held}"
+    else:
+        cause = "containment of records derived from quarantined records"
+    why = f": {rollback['reason']}" if rollback.get("reason") else ""
+    return f"via {cause}, rollback version {rollback['version']} by {rollback['by']}{why}"
+
+
 def _held_back_reason(reason: dict[str, Any]) -> str:
     """One entry of a contribution's ``held_back_by`` in words."""
     if reason.get("why") != "quarantined":
@@ -375,6 +389,8 @@ def register(app: typer.Typer) -> None:
         )
         if d["contributions"]:
             tree.add("via " + ", ".join(d["contributions"]))
+        for rollback in d.get("rollbacks") or []:
+            tree.add(escape(_rollback_line(rollback)))
         for label, ids, colour in (("added", d["added"], "green"), ("removed", d["removed"], "red")):
             if ids:
                 branch = tree.add(f"[{colour}]{label}[/{colour}]")

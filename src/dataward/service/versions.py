@@ -40,6 +40,7 @@ from dataward.service.guard import (
 )
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import digests_hash, identity_of_records, no_ids, read_id_digests
+from dataward.service.rollbacks import rollbacks_between
 from dataward.service.visibility import named_contribution
 
 if TYPE_CHECKING:
@@ -212,6 +213,8 @@ class VersionService(Service):
                 row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).first()
                 if row is not None:
                     refs.append(f"{name_b}#{row.number}")
+            # Records that left through a quarantine say so: the rollback versions on the way from A to B.
+            rollbacks = rollbacks_between(uc.conn, ds_a.id, va.number, vb.number) if ds_a.id == ds_b.id else []
             return {
                 "from": version_info(va, name_a),
                 "to": version_info(vb, name_b),
@@ -219,6 +222,7 @@ class VersionService(Service):
                 "removed": removed,
                 "unchanged": len(ids_a & ids_b),
                 "contributions": refs,
+                "rollbacks": rollbacks,
             }
 
     def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:

@@ -439,3 +439,9 @@ def register(app: typer.Typer) -> None:
             return
         retired = f" ({info['retired']} retired)" if info.get("retired") else ""
         console.print(f"[bold green]{info['ref']} is now {stage}[/bold green]{retired}")
+        if info.get("same_records_as"):
+            # Allowed, but not new data: whoever expected a model to learn something new should know.
+            console.print(
+                f"[yellow]note[/yellow]: {info['ref']} holds the same {info['records']} records as "
+                f"{info['same_records_as']}, the training version it retires: what training reads is unchanged"
+            )

@@ -112,3 +112,28 @@ def test_a_validation_set_too_small_to_judge_by_says_so_in_the_report_and_the_cl
     with console.capture() as shown:
         show_report(gate)
     assert "the trusted baseline holds only 1 record" in " ".join(shown.get().split())
+
+
+@pytest.mark.parametrize(("validation_records", "measured"), [(50, False), (110, True)])
+def test_clean_validation_is_skipped_for_the_true_reason_when_the_set_is_too_small_to_halve(
+    ward: Ward, tmp_path: Path, validation_records: int, measured: bool
+) -> None:
+    """A 50-record validation set was given: the skipped line says it is too small to halve, never that none
+    was given (what the report's header says too); a set large enough to halve is measured on."""
+    from dataward.cli.gate_commands import show_report
+    from dataward.cli.output import console
+
+    ward.set_policy("wine", "gate:\n  detectors: [duplicates, clean_validation]\n")
+    gate = _first_batch_with_flips(ward, tmp_path, validation_records=validation_records)["gate"]
+    skipped = (gate["detectors"]["clean_validation"]["summary"] or {}).get("skipped")
+    with console.capture() as shown:
+        show_report(gate)
+    text = " ".join(shown.get().replace("│", " ").split())  # the tree's wrapped lines, read as one
+    assert "none was given" not in text
+    if measured:
+        assert skipped is None and gate["trusted"]["held_out"] > 0
+        return
+    assert gate["trusted"]["held_out"] == 0 and "fewer than 100 to halve" in gate["trusted"]["note"]
+    assert skipped is not None and "none was given" not in skipped
+    assert "has 50 records, fewer than 100 to halve" in skipped and "none is held out" in skipped
+    assert "clean_validation: skipped (the clean validation set has 50 records, fewer than 100 to halve" in text

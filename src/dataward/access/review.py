@@ -12,6 +12,7 @@ from dataward.access.authorize import ApiKey, Grant, Principal, PrincipalKind, a
 from dataward.access.containment import QuarantinedWork, grants_of, live_keys, quarantined_but_active
 from dataward.access.keys import KeyPolicy
 from dataward.access.overrides import BlockOverride
+from dataward.access.ownership import OwnedDataset, co_owners, owner_fix
 from dataward.access.roles import WRITE_ACTIONS, Action, Scope, ScopeKind
 from dataward.domain.weakening import Weakening
 
@@ -43,6 +44,7 @@ class FindingKind(StrEnum):
     MODEL_AFFECTED = "model_affected"
     PRINCIPAL_ENABLED = "principal_enabled"
     QUARANTINED_BUT_ACTIVE = "quarantined_but_active"
+    DATASET_OWNER_INACTIVE = "dataset_owner_inactive"
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ def access_review(
     weak_gates: Iterable[WeakGate] = (),
     enablings: Iterable[Enabling] = (),
     quarantined: Iterable[QuarantinedWork] = (),
+    datasets: Iterable[OwnedDataset] = (),
 ) -> list[ReviewFinding]:
     """Review keys, owners and grants as of ``now``, and every block override; most severe rows first.
 
@@ -143,7 +146,9 @@ def access_review(
     enabled again within ``recent_days`` (``enablings``) is ``principal_enabled``, with the grants that
     apply to it again. Every active principal with quarantined contributions (``quarantined``) that still
     holds a usable key or a grant is ``quarantined_but_active`` (medium): a quarantine takes away what it
-    brought in, not what let it.
+    brought in, not what let it. Every dataset whose recorded owner is disabled (or gone) is
+    ``dataset_owner_inactive``: high when no other active human holds ``owner`` on it or on the ward
+    (nobody but an admin can then curate its clean validation set or set its policy), low when one does.
 
     ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
     replaced by a rotation, and keys of principals that are not active are left out: none of them
@@ -172,6 +177,7 @@ def access_review(
     findings += _override_findings(overrides)
     findings += _quarantine_findings(quarantined, by_id, keys, grants, owner_name, now)
     findings += _weak_gate_findings(weak_gates)
+    findings += _dataset_owner_findings(datasets, by_id, grants)
     findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
     return findings
 
@@ -288,6 +294,33 @@ def _owner_findings(principals: list[Principal], by_id: dict[str, Principal]):
             detail=detail,
             action=f"transfer ownership of {p.name} to an active human "
             f"(dataward principal transfer {p.name} --to HUMAN), or suspend it",
+        )
+
+
+def _dataset_owner_findings(datasets: Iterable[OwnedDataset], by_id: dict[str, Principal], grants: list[Grant]):
+    for d in datasets:
+        owner = by_id.get(d.owner_id)
+        if owner is not None and owner.is_active:
+            continue
+        label = owner.name if owner is not None else d.owner_id
+        state = owner.status.value if owner is not None else "unknown to the ward"
+        others = co_owners(d.name, d.owner_id, by_id, grants)
+        training = " (in training)" if d.in_training else ""
+        yield ReviewFinding(
+            FindingKind.DATASET_OWNER_INACTIVE,
+            Severity.LOW if others else Severity.HIGH,
+            principal=label,
+            principal_id=d.owner_id,
+            owner=None,
+            dataset=d.name,
+            detail=f"dataset {d.name}{training} is owned by {label}, who is {state}; "
+            + (
+                f"{', '.join(others)} also hold(s) owner on it"
+                if others
+                else "no other active human holds owner on it: only an admin can curate its clean validation "
+                "set, set its policy or be the second owner to lift a block"
+            ),
+            action="confirm " + ", ".join(others) + f" answer(s) for {d.name}" if others else owner_fix(d.name),
         )
 
 

@@ -113,6 +113,17 @@ def register(app: typer.Typer) -> None:
             console.print(f"suspended service principals: {', '.join(info['suspended'])}")
         if info.get("transferred"):
             console.print(f"transferred to {info['transfer_to']}: {', '.join(info['transferred'])}")
+        for owned in info.get("owned_datasets") or []:
+            # Datasets keep their recorded owner: say who still answers for each, or how to name someone.
+            others = owned["co_owners"]
+            console.print(
+                f"[yellow]warning[/yellow]: {escape(name)} owns dataset {escape(owned['dataset'])}; "
+                + (
+                    f"{escape(', '.join(others))} also hold(s) owner on it"
+                    if others
+                    else f"no other active human holds owner on it: {escape(owned['fix'])}"
+                )
+            )
 
     @principal_app.command("transfer")
     @reports_errors

@@ -65,9 +65,37 @@ def show_contribution(info: dict[str, Any]) -> None:
             "a merge leaves them out"
         )
     tree.add(f"content hash {info['content_hash']}")
+    if info.get("same_content_as"):
+        # A re-submission is allowed, but whoever sends or reviews it should know the change is on file.
+        tree.add(f"[yellow]same content as {escape(_earlier(info['same_content_as']))}[/yellow]")
     if info.get("gate_verdict"):
         tree.add(f"gate verdict {styled(info['gate_verdict'])}")
     console.print(tree)
+
+
+def _earlier(same: list[dict[str, Any]]) -> str:
+    """A contribution's ``same_content_as`` in words: each earlier contribution and where it stands."""
+    named = [s for s in same if s.get("contribution")]
+    if not named:
+        return f"{len(same)} earlier contribution(s) of this dataset"
+    return ", ".join(
+        f"{s['contribution']} ({s['status']}" + (f", gate {s['gate_verdict']}" if s.get("gate_verdict") else "") + ")"
+        for s in named
+    )
+
+
+def _rollback_line(rollback: dict[str, Any]) -> str:
+    """One rollback version of a diff's ``rollbacks`` in words: which quarantine made it, by whom, why."""
+    held = ", ".join(rollback["quarantined"])
+    incident = rollback.get("incident")
+    if incident and held and incident != held:
+        cause = f"quarantine of {incident} ({held})"
+    elif incident or held:
+        cause = f"quarantine of {incident or held}"
+    else:
+        cause = "containment of records derived from quarantined records"
+    why = f": {rollback['reason']}" if rollback.get("reason") else ""
+    return f"via {cause}, rollback version {rollback['version']} by {rollback['by']}{why}"
 
 
 def _held_back_reason(reason: dict[str, Any]) -> str:
@@ -361,6 +389,8 @@ def register(app: typer.Typer) -> None:
         )
         if d["contributions"]:
             tree.add("via " + ", ".join(d["contributions"]))
+        for rollback in d.get("rollbacks") or []:
+            tree.add(escape(_rollback_line(rollback)))
         for label, ids, colour in (("added", d["added"], "green"), ("removed", d["removed"], "red")):
             if ids:
                 branch = tree.add(f"[{colour}]{label}[/{colour}]")
@@ -409,3 +439,9 @@ def register(app: typer.Typer) -> None:
             return
         retired = f" ({info['retired']} retired)" if info.get("retired") else ""
         console.print(f"[bold green]{info['ref']} is now {stage}[/bold green]{retired}")
+        if info.get("same_records_as"):
+            # Allowed, but not new data: whoever expected a model to learn something new should know.
+            console.print(
+                f"[yellow]note[/yellow]: {info['ref']} holds the same {info['records']} records as "
+                f"{info['same_records_as']}, the training version it retires: what training reads is unchanged"
+            )

@@ -124,6 +124,7 @@ def scan(
     partition_rows: int = PARTITION_ROWS,
     storage_options: Mapping[str, Any] | None = None,
     workers: int | None = None,
+    no_validation: str | None = None,
 ) -> GateReport:
     """Judge ``contribution`` against the trusted ``baseline`` and return a ``GateReport``.
 
@@ -147,6 +148,10 @@ def scan(
 
     ``workers`` threads run the detectors side by side (``gate_workers``: by default the usable cores, at
     most 4; 1 runs them one after another in the calling thread). The report is the same for any number.
+
+    ``no_validation`` says why ``validation`` is None when the caller has a reason other than "none was
+    given" (a ward's first import whose clean validation set is too small to hold half of it out): the
+    report's skipped detectors then name it.
     """
     n_workers = gate_workers(workers)
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
@@ -192,6 +197,7 @@ def scan(
                 base_parts=base_parts,
                 spill=Path(spill),
                 workers=n_workers,
+                no_validation=no_validation,
             )
     finally:
         if runner is not None and runner is not engine:
@@ -214,6 +220,7 @@ def _scan(
     base_parts: list[Partition] | None = None,
     spill: Path | None = None,
     workers: int = 1,
+    no_validation: str | None = None,
 ) -> GateReport:
     schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
     policy = GatePolicy.coerce(policy)
@@ -292,7 +299,7 @@ def _scan(
         schema,
         has_baseline=base is not None,
         has_validation=val is not None,
-        no_validation=NONE_LEFT if overlap is not None else None,
+        no_validation=NONE_LEFT if overlap is not None else no_validation,
     )
     m = max(flagging_detectors(run), 1)
     options = {k: dict(v) for k, v in policy.options.items()}

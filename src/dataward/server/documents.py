@@ -51,6 +51,9 @@ class ContributionDoc(Doc):
     created_at: str
     message: str
     gate: dict[str, Any] | None = Field(None, description="The gate report, when the gate ran with the submission.")
+    same_content_as: list[dict[str, Any]] | None = Field(
+        None, description="A submission's earlier contributions with the same content hash, oldest first."
+    )
 
 
 class VersionDoc(Doc):
@@ -164,6 +167,9 @@ class DiffDoc(Doc):
     removed: list[str]
     unchanged: int
     contributions: list[str]
+    rollbacks: list[dict[str, Any]] = Field(
+        [], description="Rollback versions between the two, each with the quarantine that made it."
+    )
 
 
 class WitnessDoc(Doc):

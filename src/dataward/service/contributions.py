@@ -42,6 +42,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
+from dataward.service.same_content import same_content_as
 from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
 from dataward.store.tables import binary_id_array
@@ -328,6 +329,12 @@ class ContributionService(Service):
             info = contribution_info(row, dataset, uc.caller.principal_name)
             info["new_records"] = new_count
             info["source_uri"] = source
+            # A re-submission names what it repeats; a key narrowed to submitting alone learns only that
+            # the same change is on file, not which contribution or where it stands.
+            same = same_content_as(uc.conn, ds.id, dataset, chash, exclude=cid)
+            if same and not may(uc, Action.DATASET_READ, scope):
+                same = [{"contribution": None, "status": None, "gate_verdict": None} for _ in same]
+            info["same_content_as"] = same
             if added_object is not None:
                 # Said now, not only at merge: re-submitting held-back records adds nothing to any version.
                 info["held_back"], info["held_back_by"] = self._held_back(uc, ds.id, cid, added_object)

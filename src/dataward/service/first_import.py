@@ -69,6 +69,18 @@ def stratified_halves(labels: list[str], seed: int) -> tuple[np.ndarray, np.ndar
     return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
 
 
+def validation_skip_reason(trusted: dict[str, Any]) -> str | None:
+    """Why the clean-validation detectors do not run when a first import is judged against the whole of a
+    small validation set (``trusted`` as :func:`trusted_for_first_import` describes it), for the report's
+    skipped lines: a set was given, so "none was given" would be false. None in every other case."""
+    if trusted.get("kind") != "validation-set" or trusted.get("held_out"):
+        return None
+    return (
+        f"the clean validation set has {trusted['records']} records, fewer than {SPLIT_MIN} to halve: all of it "
+        "is the first import's baseline, and none is held out to measure on"
+    )
+
+
 def trusted_for_first_import(
     validation: pa.Table | None, label: str, seed: int = 0
 ) -> tuple[pa.Table | None, pa.Table | None, dict[str, Any]]:

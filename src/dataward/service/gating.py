@@ -26,7 +26,7 @@ from dataward.service import auth, rows
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.datasets import dataset_read_scope
-from dataward.service.first_import import first_import_refusal, trusted_for_first_import
+from dataward.service.first_import import first_import_refusal, trusted_for_first_import, validation_skip_reason
 from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import (
     barred_records,
@@ -298,6 +298,7 @@ class GateService(Service):
                 # With a Dask scheduler set for this process, the contribution is scored in partitions
                 # on its workers; the report is the same, and nothing is stored if the scan fails.
                 scheduler=gate_scheduler(),
+                no_validation=validation_skip_reason(inputs["trusted"]),
             )
             data, extras = report.to_dict(), extras_json(report)
         if inputs["removal"] is not None:

@@ -41,6 +41,7 @@ from dataward.access import (
 from dataward.access.authorize import PrincipalKind, PrincipalStatus
 from dataward.access.containment import QuarantinedWork
 from dataward.access.keys import key_end, without_secret
+from dataward.access.ownership import OwnedDataset, co_owners, owned_by, owner_fix
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
@@ -217,6 +218,8 @@ class IdentityService(Service):
             return {
                 "principal": target.name,
                 "status": "disabled",
+                # Datasets keep their recorded owner: say which ones now need another human to answer for them.
+                "owned_datasets": _left_without_owner(uc.conn, target, everyone),
                 "suspended": [p.name for p in plan.suspended],
                 "transferred": [p.name for p in plan.transferred],
                 "transfer_to": new_owner.name if new_owner else None,
@@ -643,6 +646,7 @@ class IdentityService(Service):
                 weak_gates=_weak_gates(uc.conn, set(in_training)),
                 enablings=_enablings(uc.conn, uc.now - timedelta(days=recent_days)),
                 quarantined=_quarantined_work(uc.conn),
+                datasets=_owned_datasets(uc.conn, set(in_training)),
             )
             return [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
 
@@ -851,6 +855,23 @@ def _already_inactive(principal: Principal) -> dict[str, Any]:
         "revoked_keys": [],
         "message": f"{principal.name} is already {principal.status.value}; nothing changed",
     }
+
+
+def _owned_datasets(conn: Connection, in_training: set[str] | None = None) -> list[OwnedDataset]:
+    """Every dataset (not a clean validation set: it goes with its dataset) with its recorded owner."""
+    query = select(datasets.c.name, datasets.c.owner_id).where(datasets.c.role == "dataset")
+    return [OwnedDataset(r.name, r.owner_id, r.name in (in_training or set())) for r in conn.execute(query)]
+
+
+def _left_without_owner(conn: Connection, target: Any, everyone: list[Any]) -> list[dict[str, Any]]:
+    """The datasets ``target`` owns, each with the other active humans who hold ``owner`` on it (or the
+    ward): what disabling ``target`` leaves for someone else to answer for."""
+    people = {p.id: p for p in everyone}
+    held = auth.load_grants(conn)
+    return [
+        {"dataset": d.name, "co_owners": co_owners(d.name, target.id, people, held), "fix": owner_fix(d.name)}
+        for d in owned_by(target.id, _owned_datasets(conn))
+    ]
 
 
 def _quarantined_work(conn: Connection) -> list[QuarantinedWork]:

@@ -40,6 +40,8 @@ from dataward.service.guard import (
 )
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import digests_hash, identity_of_records, no_ids, read_id_digests
+from dataward.service.rollbacks import rollbacks_between
+from dataward.service.same_records import training_with_same_records
 from dataward.service.visibility import named_contribution
 
 if TYPE_CHECKING:
@@ -212,6 +214,8 @@ class VersionService(Service):
                 row = uc.conn.execute(select(contributions).where(contributions.c.id == cid)).first()
                 if row is not None:
                     refs.append(f"{name_b}#{row.number}")
+            # Records that left through a quarantine say so: the rollback versions on the way from A to B.
+            rollbacks = rollbacks_between(uc.conn, ds_a.id, va.number, vb.number) if ds_a.id == ds_b.id else []
             return {
                 "from": version_info(va, name_a),
                 "to": version_info(vb, name_b),
@@ -219,6 +223,7 @@ class VersionService(Service):
                 "removed": removed,
                 "unchanged": len(ids_a & ids_b),
                 "contributions": refs,
+                "rollbacks": rollbacks,
             }
 
     def export(self, ref: str, path: str | Path, *, format: str = "parquet") -> dict[str, Any]:
@@ -287,6 +292,7 @@ class VersionService(Service):
 
     def _promote(self, name: str, version: str | None, stage: str, reason: str, action: Action) -> dict[str, Any]:
         checked: tuple[str, tuple[Any, ...]] | None = None
+        same = None  # the training version this one would retire, when it holds the very same records
         if stage == "training":
             # The slow checks read objects (the manifest re-hashed against the version id and the signed
             # ledger; the id lists of quarantined contributions): they run in a read transaction, and the
@@ -305,6 +311,7 @@ class VersionService(Service):
                         "or remove them with a contribution that removes records",
                     )
                 checked = (ver.id, _promotion_basis(uc.conn, ds, ver))
+                same = training_with_same_records(self, uc.conn, ds, ver)
         with self.use_case(action, Scope.dataset(name)) as uc:
             # The very version checked above, even when `latest` now names another one.
             ds, ver = self._promotable(uc.conn, name, version if checked is None else checked[0], stage)
@@ -338,6 +345,12 @@ class VersionService(Service):
             )
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == ver.id)).one(), name)
             info["retired"] = f"{name}@v{previous.number}" if previous else None
+            # Allowed, but said: a promotion that changes no record is not the release of new data.
+            info["same_records_as"] = (
+                f"{name}@v{previous.number}"
+                if same is not None and previous is not None and same.id == previous.id
+                else None
+            )
             return info
 
 

@@ -1,0 +1,52 @@
+"""Submitting the same content again makes a new contribution that names the earlier one: `same content as
+wine#1 (gated, gate pass)` in the CLI, ``same_content_as`` in ``--json``.
+
+Two contributions with one content hash used to look unrelated until someone compared their hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_ward, write_csv
+
+
+def run(ward: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATAWARD_WARD": str(ward), "COLUMNS": "200"}
+    env.pop("DATAWARD_KEY", None)
+    env.pop("DATAWARD_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_resubmission_names_the_earlier_contribution_and_a_new_content_names_none(tmp_path: Path) -> None:
+    ward = wine_ward(tmp_path / "ward", NO_APPROVALS_POLICY)
+    folder = ward.folder
+    ward.close()
+    batch = write_csv(tmp_path / "a.csv", wine_rows(0, 40, shuffled=True))
+    first = run(folder, "contribute", "wine", str(batch), "--source", "s1", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["same_content_as"] == []
+
+    # The same records from another source: a contribution of its own, naming the first.
+    again = run(folder, "contribute", "wine", str(batch), "--source", "s2", "--json")
+    assert again.returncode == 0, again.stderr
+    info = json.loads(again.stdout)
+    assert info["ref"] == "wine#2" and info["content_hash"] == json.loads(first.stdout)["content_hash"]
+    assert info["same_content_as"] == [{"contribution": "wine#1", "status": "gated", "gate_verdict": "pass"}]
+
+    third = run(folder, "contribute", "wine", str(batch), "--source", "s3")
+    assert third.returncode == 0, third.stderr
+    assert "same content as wine#1 (gated, gate pass), wine#2 (gated, gate pass)" in third.stdout
+
+    # Other content (one record fewer) repeats nothing.
+    other = write_csv(tmp_path / "b.csv", wine_rows(0, 39, shuffled=True))
+    different = run(folder, "contribute", "wine", str(other), "--source", "s1", "--json")
+    assert json.loads(different.stdout)["same_content_as"] == []
+    fresh = run(folder, "contribute", "wine", str(write_csv(tmp_path / "c.csv", wine_rows(50, 60))), "--source", "s1")
+    assert fresh.returncode == 0 and "same content as" not in fresh.stdout

@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
         html: Annotated[Path | None, typer.Option(help="Also write the readable HTML report here.")] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Show the latest gate report of a contribution (exit code as `gate run`'s: 0 pass, 8 review, 9 block)."""
+        """Show the latest gate report of a contribution."""
         if html is not None:
             check_destination(html, "HTML report")
             refuse_ward_output(html)
@@ -180,9 +180,6 @@ def register(app: typer.Typer) -> None:
             write_gate_html(ward, report["contribution"], html)
         report.pop("extras", None)
         answer(report, as_json, show_report)
-        # A report command exits as the run that made the report did (`model report` as `model gate`), so a
-        # script that checks a stored verdict needs no JSON parsing (docs/cli.md, exit codes).
-        raise typer.Exit(VERDICT_EXIT[report["verdict"]])
 
     @gate_app.command("override")
     @reports_errors

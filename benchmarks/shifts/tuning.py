@@ -29,6 +29,7 @@ from benchmarks.shifts.base import (
     shift_image,
     situation,
     sized,
+    upscaled,
     with_trusted_copies,
     without,
 )
@@ -116,6 +117,22 @@ def new_scanner_digits(seed: int = 0, size: str = "full") -> Situation:
         "digits from a scanner that places every page one pixel further right",
         dy=0,
         dx=1,
+    )
+
+
+def moved_camera_digits(seed: int = 0, size: str = "full") -> Situation:
+    """A new user's case: digits on a tight 16x16 crop from a camera mounted two pixels to the right,
+    whose right edge is cut (the '0's then sit where trusted '6's have their ink)."""
+    return new_sensor(
+        "moved_camera_digits",
+        GROUP,
+        upscaled(data.load_digits(), 2),
+        seed,
+        size,
+        lambda p: shift_image(p, 0, 2),
+        "16x16 digits from a camera mounted two pixels further right, their right edge cut",
+        dy=0,
+        dx=2,
     )
 
 
@@ -325,4 +342,6 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "vignetting_photos": vignetting_photos,
     "white_balance_photos": white_balance_photos,
     "denoised_photos": denoised_photos,
+    # A new user's case (16x16 digits moved two pixels), blocked until backdoor undid the frame's move.
+    "moved_camera_digits": moved_camera_digits,
 }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sklearn.datasets import load_wine
@@ -84,3 +87,16 @@ def wine_training_ward(root: Path, policy: str, records: int):  # type: ignore[n
     merge_reviewed(ward, first["id"])
     ward.promote("wine@v1")
     return ward
+
+
+def run_cli(ward: Path, *args: str, key: str | None = None, columns: int = 250) -> subprocess.CompletedProcess[str]:
+    """``dataward ARGS`` in a fresh process on the ward folder ``ward``, as a user runs it: no key or server
+    from this environment (``key`` sets ``DATAWARD_KEY``), a terminal ``columns`` wide."""
+    env = {**os.environ, "DATAWARD_WARD": str(ward), "COLUMNS": str(columns)}
+    env.pop("DATAWARD_KEY", None)
+    env.pop("DATAWARD_URL", None)
+    if key:
+        env["DATAWARD_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=300
+    )

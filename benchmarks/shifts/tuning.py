@@ -342,6 +342,8 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "vignetting_photos": vignetting_photos,
     "white_balance_photos": white_balance_photos,
     "denoised_photos": denoised_photos,
-    # A new user's case (16x16 digits moved two pixels), blocked until backdoor undid the frame's move.
+    # A new user's case (16x16 digits moved two pixels): blocked against the user's 800 trusted digits
+    # until backdoor undid the frame's move (tests/gates/test_frame_shift.py); reviewed at seeds 0 to 11
+    # with this suite's split, with or without the move undone.
     "moved_camera_digits": moved_camera_digits,
 }

@@ -6,23 +6,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_training_ward, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, run_cli, wine_rows, wine_training_ward, write_csv
 
 
 def run(ward: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATAWARD_WARD": str(ward), "COLUMNS": "200"}
-    env.pop("DATAWARD_KEY", None)
-    env.pop("DATAWARD_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_cli(ward, *args, columns=200)
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,16 @@ review` lists every dataset whose recorded owner is disabled (`dataset_owner_ina
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import wine_schema_specs
+from tests.helpers import run_cli, wine_schema_specs
 
 
 def run(ward: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATAWARD_WARD": str(ward), "COLUMNS": "250"}
-    env.pop("DATAWARD_KEY", None)
-    env.pop("DATAWARD_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_cli(ward, *args, columns=250)
 
 
 def _rows(ward: Path, kind: str) -> list[dict]:

@@ -7,21 +7,14 @@ Two contributions with one content hash used to look unrelated until someone com
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_ward, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, run_cli, wine_rows, wine_ward, write_csv
 
 
 def run(ward: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATAWARD_WARD": str(ward), "COLUMNS": "200"}
-    env.pop("DATAWARD_KEY", None)
-    env.pop("DATAWARD_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_cli(ward, *args, columns=200)
 
 
 def test_a_resubmission_names_the_earlier_contribution_and_a_new_content_names_none(tmp_path: Path) -> None:

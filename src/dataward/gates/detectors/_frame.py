@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from dataward.gates.detectors._lens import GRID
+from dataward.gates.detectors._lens import GRID, classes_on_both_sides, trusted_halves
 from dataward.gates.detectors._sensor import MIN_CLASSES, MIN_RECORDS
 
 MAX_SHIFT = 6
@@ -134,11 +134,7 @@ def estimate_frame_shift(
 
     ``trusted`` and ``batch`` map a class code to its images on the lens's ``GRID``, shape
     ``(n, GRID, GRID, c)``."""
-    codes = [
-        code
-        for code in sorted(trusted.keys() & batch.keys())
-        if trusted[code].shape[0] >= min_records and batch[code].shape[0] >= min_records
-    ]
+    codes = classes_on_both_sides(trusted, batch, min_records)
     if len(codes) < MIN_CLASSES:
         return None
     means = [(trusted[code].mean(axis=0), batch[code].mean(axis=0)) for code in codes]
@@ -149,12 +145,7 @@ def estimate_frame_shift(
     unmoved, moved = differences[0, 0], differences[best]
     if 2 * int(np.sum(moved < unmoved)) <= len(codes):
         return None  # not shared: most classes are no closer moved back
-    rng = np.random.default_rng([seed, 23])
-    halves = []
-    for code in codes:
-        order = rng.permutation(trusted[code].shape[0])
-        half = order.size // 2
-        halves.append((trusted[code][order[:half]].mean(axis=0), trusted[code][order[half:]].mean(axis=0)))
+    halves = trusted_halves(trusted, codes, np.random.default_rng([seed, 23]))
     inner = (slice(MAX_SHIFT, GRID - MAX_SHIFT), slice(MAX_SHIFT, GRID - MAX_SHIFT))
     chance = float(np.median([np.sum((b[inner] - t[inner]) ** 2) for t, b in halves]))
     removed = float(np.median(unmoved) - np.median(moved))

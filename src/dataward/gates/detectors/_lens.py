@@ -108,6 +108,28 @@ def to_grid(image: Image.Image, mode: str) -> np.ndarray:
     return out.reshape(GRID, GRID, -1)
 
 
+def classes_on_both_sides(trusted: dict[int, np.ndarray], batch: dict[int, np.ndarray], min_records: int) -> list[int]:
+    """The classes with at least ``min_records`` images on each side, in code order."""
+    return [
+        code
+        for code in sorted(trusted.keys() & batch.keys())
+        if trusted[code].shape[0] >= min_records and batch[code].shape[0] >= min_records
+    ]
+
+
+def trusted_halves(
+    trusted: dict[int, np.ndarray], codes: list[int], rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per class of ``codes``, the mean images of two disjoint random halves of its trusted images: what a
+    batch drawn like the baseline differs from it by chance, the null an estimated change must beat."""
+    halves = []
+    for code in codes:
+        order = rng.permutation(trusted[code].shape[0])
+        half = order.size // 2
+        halves.append((trusted[code][order[:half]].mean(axis=0), trusted[code][order[half:]].mean(axis=0)))
+    return halves
+
+
 def _fit_field(means: list[tuple[np.ndarray, np.ndarray]]) -> GainField | None:
     """The field fitted to the classes' (trusted, batch) mean images, or None when too few pixels can be read."""
     channels = means[0][0].shape[-1]
@@ -153,11 +175,7 @@ def estimate_gain_field(
     shows from its classes' mean images differing by chance: about 5% on 300 photo crops a class).
 
     ``trusted`` and ``batch`` map a class code to its images on ``GRID``, shape ``(n, GRID, GRID, c)``."""
-    codes = [
-        code
-        for code in sorted(trusted.keys() & batch.keys())
-        if trusted[code].shape[0] >= min_records and batch[code].shape[0] >= min_records
-    ]
+    codes = classes_on_both_sides(trusted, batch, min_records)
     if len(codes) < MIN_CLASSES:
         return None
     means = [(trusted[code].mean(axis=0), batch[code].mean(axis=0)) for code in codes]
@@ -167,12 +185,7 @@ def estimate_gain_field(
     gains = field.at(GRID, GRID)
     if gains.min() <= 1.0 / MAX_GAIN or gains.max() >= MAX_GAIN:
         return None
-    rng = np.random.default_rng([seed, 19])
-    halves = []
-    for code in codes:
-        order = rng.permutation(trusted[code].shape[0])
-        half = order.size // 2
-        halves.append((trusted[code][order[:half]].mean(axis=0), trusted[code][order[half:]].mean(axis=0)))
+    halves = trusted_halves(trusted, codes, np.random.default_rng([seed, 19]))
     if _strength(field) < max(MIN_EFFECT, NOISE_FACTOR * _strength(_fit_field(halves))):
         return None
     # Shared: undone, it brings most classes' mean images closer to their trusted ones.

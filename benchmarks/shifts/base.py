@@ -172,9 +172,9 @@ def without(dataset: Dataset, keep: np.ndarray, name: str) -> Dataset:
 
 def upscaled(dataset: Dataset, factor: int) -> Dataset:
     """``dataset`` with every image's pixels repeated ``factor`` times each way (8x8 digits as a tight
-    16x16 crop), named after the factor."""
+    16x16 crop). It keeps the dataset's name: its records and classes are the dataset's own."""
     frame = map_images(dataset.frame, lambda p: np.repeat(np.repeat(p, factor, axis=0), factor, axis=1))
-    return Dataset(f"{dataset.name}_x{factor}", frame, dataset.schema, dataset.modality)
+    return Dataset(dataset.name, frame, dataset.schema, dataset.modality)
 
 
 def map_images(frame: pd.DataFrame, fn) -> pd.DataFrame:

@@ -51,11 +51,26 @@ def _frame(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"image": [_png(p) for p in images], "label": labels})
 
 
-def _camera(pixels: np.ndarray) -> np.ndarray:
-    """The new camera: content two pixels to the right, the right edge cut, the left strip black."""
+def _camera(pixels: np.ndarray, dx: int = MOVE) -> np.ndarray:
+    """The new camera: content ``dx`` pixels to the right (left if negative), the edge it leaves cut
+    and the strip it opens black."""
     out = np.zeros_like(pixels)
-    out[:, MOVE:] = pixels[:, :-MOVE]
+    if dx > 0:
+        out[:, dx:] = pixels[:, :-dx]
+    else:
+        out[:, :dx] = pixels[:, -dx:]
     return out
+
+
+def _spare(label: str, count: int) -> np.ndarray:
+    """``count`` digits of ``label`` from outside the baseline, the validation set and the batch."""
+    images, labels = _digits()
+    return images[1400:][labels[1400:] == label][:count]
+
+
+def _dimmed(images: np.ndarray, ink: float = 0.45) -> np.ndarray:
+    """Faint ink: atypical of every trusted class, so ``label_consistency`` reads them as new content."""
+    return np.round(images * ink).astype(np.uint8)
 
 
 def _scan(batch: pd.DataFrame) -> GateReport:
@@ -130,6 +145,50 @@ def test_flips_left_where_they_were_while_every_other_image_moved_are_blocked() 
 
     report, _ = _batch(edit)
     assert report.verdict == "block", report.reasons
+
+
+def test_dimmed_zeros_sent_unmoved_as_twos_in_a_moved_batch_are_blocked() -> None:
+    """The sender moves the clean records he sends so that the batch "moved as a whole", and hides 25
+    faint '0's labelled '2' among them. The records the move explains must not count as the batch's own
+    movement that every class's count is judged against (the rest of the batch's rate)."""
+
+    def edit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        moved = np.stack([_camera(p) for p in x])
+        poison = _dimmed(_spare("0", 25))
+        sent = np.concatenate([moved, poison])
+        return sent, np.concatenate([y, ["2"] * len(poison)]), np.arange(sent.shape[0]) >= x.shape[0]
+
+    report, _ = _batch(edit)
+    assert report.verdict == "block" and report.results["backdoor"].block, report.reasons
+
+
+def test_a_class_replaced_wholesale_by_faint_zeros_sent_through_the_camera_is_blocked() -> None:
+    """Every '2' of the batch swapped for a faint '0' labelled '2', then every image through the camera."""
+
+    def edit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keep = y != "2"
+        poison = _dimmed(_spare("0", 40))
+        sent = np.stack([_camera(p) for p in np.concatenate([x[keep], poison])])
+        said = np.concatenate([y[keep], ["2"] * len(poison)])
+        return sent, said, np.arange(said.size) >= int(keep.sum())
+
+    report, _ = _batch(edit)
+    assert report.verdict == "block" and report.results["backdoor"].block, report.reasons
+
+
+def test_zeros_sent_unmoved_as_sixes_in_a_batch_moved_left_are_not_excused() -> None:
+    """Moved back two pixels right, an unmoved '0' lands where trusted '6's have their ink: undoing the
+    move would carry it onto its new label. It reads as a '0' as sent by a wider margin than it reads
+    as a '6' moved back, so the move is not the better explanation and ``backdoor`` still blocks."""
+
+    def edit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        moved = np.stack([_camera(p, -MOVE) for p in x])
+        poison = _spare("0", 20)
+        sent = np.concatenate([moved, poison])
+        return sent, np.concatenate([y, ["6"] * len(poison)]), np.arange(sent.shape[0]) >= x.shape[0]
+
+    report, _ = _batch(edit)
+    assert report.verdict == "block" and report.results["backdoor"].block, report.reasons
 
 
 def _grids(images: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:

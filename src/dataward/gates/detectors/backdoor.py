@@ -346,7 +346,10 @@ class BackdoorDetector(Detector):
         # among the batch's own records, moved with its batch (a darker camera moves a bright class
         # towards a dark one); that is drift for review, not a label contradicting content.
         # Whether the *rest* of the batch moved is judged on the trusted reading (``as_trusted``), so
-        # that excusing records never hides a batch that moved as a whole.
+        # that excusing records never hides a batch that moved as a whole. Records that a batch-wide
+        # change explains (below) leave it: a move the gate has undone is not the batch's own unexplained
+        # movement, and counted as such it would discount every class's count, poisoned or not, for a
+        # sender who moved the clean records he sends (tests/gates/test_frame_shift.py).
         as_trusted = misread.copy()
         candidates = misread[0] & classes_moved_apart_from(
             score_c, contribution.labels, misread[0], self.label_cal_, base.labels, bulk_quantile=1.0 - THRESHOLDS[0]
@@ -379,6 +382,7 @@ class BackdoorDetector(Detector):
             contribution, sensor_candidates, as_trusted[0], read_c, thresholds
         )
         misread[:, sensor_candidates] &= still
+        as_trusted[:, sensor_candidates] &= still
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
         #    whether the misread records hold together.
@@ -738,8 +742,15 @@ class BackdoorDetector(Detector):
             # Excused only when it then reads as its label outright (not misread even at the coarsest
             # threshold): undoing any change moves records at a threshold's edge back over it, and a
             # sender can choose relabelled records there (tests/gates/test_backdoor_moved_class_attacks.py).
-            again = _misread(*self._label_p_values(score, labels[sub]), score, thresholds)
-            still[:, part] &= again.any(axis=0)[None, :]
+            again = _misread(*self._label_p_values(score, labels[sub]), score, thresholds).any(axis=0)
+            if rigid:
+                # Undoing a move also moves records that never went through it: a trusted-looking '0'
+                # sent unmoved as '6' in a batch moved two pixels left lands, moved back right, where '6's
+                # have their ink. The move must be the better explanation: undone, the record reads as its
+                # label by at least the margin by which, as sent, it reads as another class.
+                sent, _ = self._label_check(GateData(np.asarray(contribution.features[sub]), labels[sub]))
+                again |= -score < sent
+            still[:, part] &= again[None, :]
         return {
             "classes": change.classes,
             "explained_classes": [_label(ctx.classes, int(code)) for code in explained],

@@ -15,10 +15,14 @@ only if it is shared, most classes closer to their trusted means than unmoved, a
 removes more of the classes' difference than ``NOISE_FACTOR`` times what two random halves of the
 trusted images of each class differ by (the difference a batch framed as the baseline shows by chance).
 
-A move is rigid: it neither adds nor removes a pattern, and it cannot turn one class's content into
-another's, so undoing it cannot carry relabelled content onto its new label. That is why ``backdoor``
-lets a frame shift vouch for a class misread wholesale (every record of the class read as another
-class), which a gain may not: relabelled content, moved back, still reads as the class it came from.
+A move is rigid: it neither adds nor removes a pattern and does not change a record's content, only
+where it sits. That is why ``backdoor`` lets a frame shift vouch for a class misread wholesale (every
+record of the class read as another class), which a gain may not: relabelled content that went through
+the camera, moved back, still reads as the class it came from. A record that never went through it is
+moved by the undoing, though, and a few classes are near each other's moves (a '0' moved right sits
+where '6's have their ink), so ``backdoor`` excuses a record only when the move is the better
+explanation: undone, it reads as its label by at least the margin by which, as sent, it reads as
+another class.
 """
 
 from __future__ import annotations

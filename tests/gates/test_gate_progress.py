@@ -159,3 +159,13 @@ def test_the_cli_shows_the_steps_on_a_terminal_and_json_stays_clean(tmp_path: Pa
     info = json.loads(out)  # stdout is one JSON document, nothing else
     assert info["ref"] == "howto#3" and "gate" in info
     assert "gate of" not in shown  # and no progress line beside --json
+
+
+def test_a_gate_run_tells_its_steps(tmp_path: Path) -> None:
+    ward = _trusted_ward(tmp_path)
+    c = ward.contribute("howto", _jsonl(tmp_path / "a.jsonl", _frame(60, 1000)), source="s", gate=False)
+    told: list[str] = []
+    report = ward.run_gate(c["ref"], progress=told.append)
+    assert report["verdict"] in {"pass", "review"}
+    assert told[0] == "reading the trusted baseline and the contribution", told
+    assert "llm_floods: scoring 60 records" in told, told

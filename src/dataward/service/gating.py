@@ -246,13 +246,14 @@ class GateService(Service):
         }
         return inputs
 
-    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
+    def run_gate(self, contribution_ref: str, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Run the dataset's gate on a contribution against the trusted baseline.
 
         Flagged records go to quarantine and the review queue; the run is a ``gate.completed`` event.
         Returns the gate report (see docs/gates.md) with ``gate_run`` and ``contribution`` added.
+        ``progress`` is told the scan's steps (``dataward.gates.progress``).
         """
-        return self.run_gate_as(contribution_ref, action=Action.GATE_RUN)
+        return self.run_gate_as(contribution_ref, action=Action.GATE_RUN, progress=progress)
 
     def run_gate_as(
         self, contribution_ref: str, *, action: Action, progress: Callable[[str], None] | None = None

@@ -223,9 +223,9 @@ class WardAPI(Protocol):
         ...
 
     # --- gates and review -----------------------------------------------------------------------
-    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
+    def run_gate(self, contribution_ref: str, *, progress: Progress | None = None) -> dict[str, Any]:
         """Run the dataset's gate on a contribution (its readable report: ``gate_report``, drawn by the
-        CLI's ``--html`` and the console)."""
+        CLI's ``--html`` and the console). ``progress`` is told which step is running."""
         ...
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:

@@ -148,9 +148,9 @@ def register(app: typer.Typer) -> None:
         if html is not None:
             check_destination(html, "HTML report")  # before the run is recorded
             refuse_ward_output(html)
-        with working(f"Running the gate on {contribution}", enabled=not as_json):
+        with working(f"Running the gate on {contribution}", enabled=not as_json) as update:
             ward = open_ward()
-            report = ward.run_gate(contribution)
+            report = ward.run_gate(contribution, progress=update)
             if html and report["mode"] != "removal":
                 write_gate_html(ward, report["contribution"], html)
         if as_json:

@@ -498,9 +498,9 @@ class HTTPWard:
         return self._post(f"/versions/{self._ref(ref)}/promote", {"stage": stage, "reason": reason})
 
     # --- gates and review -----------------------------------------------------------------------
-    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
-        """Run the dataset's gate on a contribution (a job on the server)."""
-        return self._job(f"/contributions/{self._ref(contribution_ref)}/gate", {})["result"]
+    def run_gate(self, contribution_ref: str, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Run the dataset's gate on a contribution (a job on the server, whose steps ``progress`` is told)."""
+        return self._job(f"/contributions/{self._ref(contribution_ref)}/gate", {}, progress)["result"]
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""

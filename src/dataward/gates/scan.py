@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ from dataward.gates.partitioned import (
     take,
 )
 from dataward.gates.policy import GatePolicy
+from dataward.gates.progress import report, reporting
 from dataward.gates.report import GateReport, RecordScores
 
 PROJECTION_SAMPLE = 2000
@@ -124,7 +126,11 @@ def scan(
     partition_rows: int = PARTITION_ROWS,
     storage_options: Mapping[str, Any] | None = None,
     workers: int | None = None,
+<<<<<<< HEAD
     no_validation: str | None = None,
+=======
+    progress: Callable[[str], None] | None = None,
+>>>>>>> llm-speed
 ) -> GateReport:
     """Judge ``contribution`` against the trusted ``baseline`` and return a ``GateReport``.
 
@@ -149,9 +155,14 @@ def scan(
     ``workers`` threads run the detectors side by side (``gate_workers``: by default the usable cores, at
     most 4; 1 runs them one after another in the calling thread). The report is the same for any number.
 
+<<<<<<< HEAD
     ``no_validation`` says why ``validation`` is None when the caller has a reason other than "none was
     given" (a ward's first import whose clean validation set is too small to hold half of it out): the
     report's skipped detectors then name it.
+=======
+    ``progress`` is told each step as a short sentence (featurizing, each detector's fit and scoring, the
+    sentence embeddings of the language-model detectors; ``dataward.gates.progress``); it changes nothing.
+>>>>>>> llm-speed
     """
     n_workers = gate_workers(workers)
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;
@@ -167,7 +178,7 @@ def scan(
     ):
         runner = engine_for(engine, client=client, scheduler=scheduler)
     try:
-        with threadpool_limits(limits=1), spill_folder() as spill:
+        with threadpool_limits(limits=1), spill_folder() as spill, reporting(progress):
             parts = base_parts = None
             if runner is not None:
                 parts = partitions_of(
@@ -329,6 +340,7 @@ def _scan(
                 fit_table = pa.concat_tables([ref_table.select(unlabelled), sampled.select(unlabelled)])
             # The fitted rows are featurized once: the reference first, then (when the sample is the
             # whole contribution, in order) the contribution too.
+            report(f"featurizing {fit_table.num_rows:,} records")
             fitted_rows = pipeline.fit_transform(fit_table)
             n_ref = ref_index.shape[0]
             reference = GateData(fitted_rows[:n_ref], encode(base)[ref_index], ref_table)
@@ -387,9 +399,11 @@ def _scan(
                 contribution_data = GateData(features, encode(contrib), contrib.table, detector_groups)
 
                 def chain(name: str) -> None:
+                    report(f"{name}: fitting on {n_ref:,} trusted records")
                     detector = stages.call(name, _FIT, lambda: fit(name))
                     if detector is None:
                         return
+                    report(f"{name}: scoring {n_contrib:,} records")
                     if detector.record_stage:
                         stages.call(name, _SAMPLE, lambda: sample(name, detector))
                         if stages.skipped_at(name) is not None:
@@ -462,6 +476,7 @@ def _scan(
             mode = "self-reference"
             assert contrib is not None
             detector_groups = {**group_values, "row": np.asarray(contrib.rows, dtype=np.int64)}
+            report(f"featurizing {len(contrib):,} records")
             pipeline.fit(contrib.table)
             contribution_data = GateData(
                 pipeline.transform(contrib.table), encode(contrib), contrib.table, detector_groups
@@ -644,7 +659,9 @@ def _each(fn: Callable[[str], None], names: list[str], workers: int, *, start: l
         thread_name_prefix="dataward-gate",
         initializer=single_threaded_searches,
     ) as pool:
-        futures = {name: pool.submit(fn, name) for name in (start or names)}
+        # Each call runs in a copy of the caller's context: the progress hook (``gates.progress``) is a
+        # context variable, which a pool's threads would not otherwise see.
+        futures = {name: pool.submit(copy_context().run, fn, name) for name in (start or names)}
     for name in names:
         futures[name].result()
 
@@ -752,11 +769,12 @@ def _self_reference(
     alphas: dict[str, float | None] = {}
     by_rule = {name: np.zeros(n, dtype=bool) for name in run}
     splitter = KFold(folds, shuffle=True, random_state=policy.seed)
-    for train, test in splitter.split(np.zeros(n)):
+    for fold, (train, test) in enumerate(splitter.split(np.zeros(n)), start=1):
         train_data, test_data = data.subset(train), data.subset(test)
         for name in list(run):
             if name in skipped:
                 continue
+            report(f"{name}: fold {fold} of {folds} (fitting on {len(train):,} records, scoring {len(test):,})")
             detector, result = _run_one(name, train_data, test_data, context)
             clear_cache()
             if result is None:

@@ -470,8 +470,10 @@ def build_router(state: ServerState) -> APIRouter:
 
     @r.post("/contributions/{ref}/gate", response_model=JobInfo, status_code=202, tags=["gates"])
     def run_gate(request: Request, ref: str, body: GateRun) -> DocumentResponse:
-        """Run the dataset's gate on a contribution, as a job."""
-        return as_job(request, "gate", lambda w: w.run_gate(ref))
+        """Run the dataset's gate on a contribution, as a job that reports each step as its progress."""
+        w = ward(request)
+        owner = principal_id(w)
+        return job_answer(state.jobs.submit("gate", owner, lambda progress: (w.run_gate(ref, progress=progress), {})))
 
     @r.get("/contributions/{ref}/gate", response_model=GateReportDoc, tags=["gates"])
     def gate_report(request: Request, ref: str) -> DocumentResponse:

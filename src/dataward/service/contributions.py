@@ -340,8 +340,11 @@ class ContributionService(Service):
                 info["held_back"], info["held_back_by"] = self._held_back(uc, ds.id, cid, added_object)
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
+            ref = info["ref"]
             try:
-                info["gate"] = self.gates.run_gate_as(cid, action=Action.CONTRIBUTION_SUBMIT)
+                info["gate"] = self.gates.run_gate_as(
+                    cid, action=Action.CONTRIBUTION_SUBMIT, progress=lambda text: step(f"gate of {ref}: {text}")
+                )
             except DatawardError as exc:
                 # The contribution is stored and signed; say so, so nobody re-submits it blindly.
                 raise type(exc)(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -245,24 +246,32 @@ class GateService(Service):
         }
         return inputs
 
-    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
+    def run_gate(self, contribution_ref: str, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Run the dataset's gate on a contribution against the trusted baseline.
 
         Flagged records go to quarantine and the review queue; the run is a ``gate.completed`` event.
         Returns the gate report (see docs/gates.md) with ``gate_run`` and ``contribution`` added.
+        ``progress`` is told the scan's steps (``dataward.gates.progress``).
         """
-        return self.run_gate_as(contribution_ref, action=Action.GATE_RUN)
+        return self.run_gate_as(contribution_ref, action=Action.GATE_RUN, progress=progress)
 
-    def run_gate_as(self, contribution_ref: str, *, action: Action) -> dict[str, Any]:
+    def run_gate_as(
+        self, contribution_ref: str, *, action: Action, progress: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
         """``run_gate`` under ``action``: reviewers run gates; a submission runs its own gate as part of
         ``contribution.submit``, so every contribution is judged without anyone having to ask.
 
-        Run again (up to ``STALE_ATTEMPTS`` times) when its baseline changed while it ran."""
-        return retry_stale(lambda: self._run_gate_once(contribution_ref, action=action))
+        Run again (up to ``STALE_ATTEMPTS`` times) when its baseline changed while it ran. ``progress`` is
+        told the scan's steps (``dataward.gates.progress``)."""
+        return retry_stale(lambda: self._run_gate_once(contribution_ref, action=action, progress=progress))
 
-    def _run_gate_once(self, contribution_ref: str, *, action: Action) -> dict[str, Any]:
+    def _run_gate_once(
+        self, contribution_ref: str, *, action: Action, progress: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
         from dataward.gates import scan
+        from dataward.gates.embedding_store import keeping
         from dataward.gates.report import extras_json
+        from dataward.service.embedding_cache import WardEmbeddingCache
 
         with self.db.reading() as conn:
             c = named_contribution(conn, contribution_ref)
@@ -272,6 +281,8 @@ class GateService(Service):
         # Inputs are read in a read transaction, and the scan computed, outside any write transaction:
         # a gate can run for minutes and must not hold the catalog's write lock meanwhile. The write
         # that records it then checks that what it judged against is still what it read.
+        step = progress or (lambda _text: None)
+        step("reading the trusted baseline and the contribution")
         with self.use_case(action, Scope.dataset(ds.name), write=False) as uc:
             c = _gateable(rows.contribution_row(uc.conn, c.id), ds)
             ds = rows.dataset_row(uc.conn, ds.name)
@@ -285,21 +296,26 @@ class GateService(Service):
         gate_policy = _seeded(_gate_policy(ds), seed)
         report, extras, data = None, {}, {}
         if inputs["contribution"] is not None:
-            report = scan(
-                inputs["baseline"],
-                inputs["contribution"],
-                inputs["schema"],
-                inputs["validation"],
-                gate_policy,
-                first_baseline=inputs["first_baseline"],
-                groups=inputs["groups"],
-                # The contribution is held to the ward's limits (rows, image pixels), as at import.
-                limits=WardConfig.load(self.folder).limits(),
-                # With a Dask scheduler set for this process, the contribution is scored in partitions
-                # on its workers; the report is the same, and nothing is stored if the scan fails.
-                scheduler=gate_scheduler(),
-                no_validation=validation_skip_reason(inputs["trusted"]),
-            )
+            # What the sentence model computed for a text list in an earlier run is read back, bit for
+            # bit, instead of being computed again (the trusted sample, for every contribution judged
+            # against the same training version); the report is the same either way.
+            with keeping(WardEmbeddingCache(self.folder, self.signer)):
+                report = scan(
+                    inputs["baseline"],
+                    inputs["contribution"],
+                    inputs["schema"],
+                    inputs["validation"],
+                    gate_policy,
+                    first_baseline=inputs["first_baseline"],
+                    groups=inputs["groups"],
+                    # The contribution is held to the ward's limits (rows, image pixels), as at import.
+                    limits=WardConfig.load(self.folder).limits(),
+                    # With a Dask scheduler set for this process, the contribution is scored in partitions
+                    # on its workers; the report is the same, and nothing is stored if the scan fails.
+                    scheduler=gate_scheduler(),
+                    no_validation=validation_skip_reason(inputs["trusted"]),
+                    progress=progress,
+                )
             data, extras = report.to_dict(), extras_json(report)
         if inputs["removal"] is not None:
             # Removing records is judged too; with additions, the worse verdict wins.
@@ -311,6 +327,7 @@ class GateService(Service):
         data["trusted"] = inputs["trusted"]
         # The seed is recorded so that an admin can re-run the scan exactly (``policy.seed`` is it too).
         data["seed"] = seed.to_dict()
+        step("storing the report and recording the verdict")
         # The stored report keeps the evidence (neighbours, projections) that reviewers look at.
         report_object = self.store.put(canonical_json({**data, "extras": extras}))
         with self.use_case(action, Scope.dataset(ds.name)) as uc:

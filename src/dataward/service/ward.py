@@ -489,9 +489,10 @@ class Ward(OverContext):
         return self.services.versions.promote(ref, stage=stage, reason=reason)
 
     # --- gates --------------------------------------------------------------------------
-    def run_gate(self, contribution_ref: str) -> dict[str, Any]:
-        """Run the dataset's gate on a contribution against the trusted baseline."""
-        return self.services.gates.run_gate(contribution_ref)
+    def run_gate(self, contribution_ref: str, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Run the dataset's gate on a contribution against the trusted baseline; ``progress`` is told
+        which step is running."""
+        return self.services.gates.run_gate(contribution_ref, progress=progress)
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""

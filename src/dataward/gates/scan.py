@@ -126,11 +126,8 @@ def scan(
     partition_rows: int = PARTITION_ROWS,
     storage_options: Mapping[str, Any] | None = None,
     workers: int | None = None,
-<<<<<<< HEAD
     no_validation: str | None = None,
-=======
     progress: Callable[[str], None] | None = None,
->>>>>>> llm-speed
 ) -> GateReport:
     """Judge ``contribution`` against the trusted ``baseline`` and return a ``GateReport``.
 
@@ -155,14 +152,12 @@ def scan(
     ``workers`` threads run the detectors side by side (``gate_workers``: by default the usable cores, at
     most 4; 1 runs them one after another in the calling thread). The report is the same for any number.
 
-<<<<<<< HEAD
     ``no_validation`` says why ``validation`` is None when the caller has a reason other than "none was
     given" (a ward's first import whose clean validation set is too small to hold half of it out): the
     report's skipped detectors then name it.
-=======
+
     ``progress`` is told each step as a short sentence (featurizing, each detector's fit and scoring, the
     sentence embeddings of the language-model detectors; ``dataward.gates.progress``); it changes nothing.
->>>>>>> llm-speed
     """
     n_workers = gate_workers(workers)
     # Small model fits slow down by orders of magnitude when BLAS threads oversubscribe the cores;

@@ -33,11 +33,10 @@ from dataward.domain.schema import Schema
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth
+from dataward.service.batch_rows import DEFAULT_BATCH_ROWS
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
 from dataward.service.core import Clock, OverContext, UseCase, WardContext, new_id
-from dataward.service.datasets import DatasetHandle
 from dataward.service.ledger_mark import LedgerMark
-from dataward.service.loading import DEFAULT_BATCH_ROWS
 from dataward.service.remembered import ReadCache
 from dataward.store import ObjectStore, open_store
 
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
     from dataward.service.checkpoints import CheckpointService
     from dataward.service.containment import ContainmentService
     from dataward.service.contributions import ContributionService
-    from dataward.service.datasets import DatasetService
+    from dataward.service.datasets import DatasetHandle, DatasetService
     from dataward.service.gating import GateService, ReviewService
     from dataward.service.identity import IdentityService
     from dataward.service.incident import IncidentService
@@ -302,6 +301,8 @@ class Ward(OverContext):
 
     def dataset(self, name: str) -> DatasetHandle:
         """A handle on one dataset for the Python API."""
+        from dataward.service.datasets import DatasetHandle
+
         return DatasetHandle(self, name)
 
     # --- who is calling -----------------------------------------------------------------

@@ -1,9 +1,12 @@
 """What a one-shot command costs: CPU time of a fresh ``dataward`` process, the code of this tree
 against the code at ``--before`` (its ``src`` exported from git), runs alternating.
 
-Commands: ``dataward ledger head --json`` (start-up and one catalog read) and ``dataward trace RECORD
---json`` (a record taken from the ward's record index), on ``--ward``. CPU time is the child's user +
-system time (``RUSAGE_CHILDREN``), so waiting for a core on a shared machine does not count.
+Commands: ``dataward --help`` (start-up alone), ``dataward whoami`` (opening the ward and one read of
+the acting principal), ``dataward ledger head --json`` (start-up and one catalog read) and ``dataward
+trace RECORD --json`` (a record taken from the ward's record index; left out when the ward holds no
+record, as a fresh ``dataward init`` does), on ``--ward``. CPU time is the child's user + system time
+(``RUSAGE_CHILDREN``), so waiting for a core on a shared machine does not count; the wall time is
+printed beside it.
 
 ``--bytecode`` lets the children write and reuse compiled bytecode (under a cache folder outside the
 tree) as an installed package does; without it they run as the environment says (this workplace sets
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -44,19 +48,25 @@ def export_src(commit: str, folder: Path) -> Path:
     return folder / "src"
 
 
-def a_record(ward: Path) -> str:
+def a_record(ward: Path) -> str | None:
+    """One record id held by the ward, or ``None`` when it holds none."""
     with sqlite3.connect(ward / "catalog.sqlite") as conn:
-        ids = conn.execute("SELECT ids FROM record_blocks LIMIT 1").fetchone()[0]
-    return str(binary_to_ids(np.frombuffer(ids[:32], dtype=np.uint8).reshape(1, 32))[0])
+        row = conn.execute("SELECT ids FROM record_blocks LIMIT 1").fetchone()
+    if row is None:
+        return None
+    return str(binary_to_ids(np.frombuffer(row[0][:32], dtype=np.uint8).reshape(1, 32))[0])
 
 
-def child_cpu(args: list[str], env: dict[str, str]) -> float:
+def child_cost(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """CPU seconds (user + system) and wall seconds of one ``python -m dataward ARGS`` process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
 
 
 def main() -> None:
@@ -68,8 +78,12 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dataward-bench-cli-"))
     variants = {"before": str(export_src(args.before, work / "before")), "after": str(ROOT / "src")}
-    commands = {"ledger head": ["ledger", "head", "--json"], "trace record": ["trace", a_record(args.ward), "--json"]}
+    commands = {"help": ["--help"], "whoami": ["whoami"], "ledger head": ["ledger", "head", "--json"]}
+    record = a_record(args.ward)
+    if record is not None:
+        commands["trace record"] = ["trace", record, "--json"]
     spent: dict[tuple[str, str], list[float]] = {(v, c): [] for v in variants for c in commands}
+    walls: dict[tuple[str, str], list[float]] = {(v, c): [] for v in variants for c in commands}
     for run in range(args.runs + (1 if args.bytecode else 0)):
         for command, argv in commands.items():
             for variant, path in variants.items():
@@ -77,9 +91,10 @@ def main() -> None:
                 if args.bytecode:
                     env.pop("PYTHONDONTWRITEBYTECODE", None)
                     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-                cpu = child_cpu(argv, env)
+                cpu, wall = child_cost(argv, env)
                 if not (args.bytecode and run == 0):  # the first run with bytecode only writes it
                     spent[(variant, command)].append(cpu)
+                    walls[(variant, command)].append(wall)
     result = {"before": args.before, "bytecode": args.bytecode, "runs": args.runs, "load_average": os.getloadavg()[0]}
     for command in commands:
         before = statistics.median(spent[("before", command)])
@@ -88,6 +103,8 @@ def main() -> None:
             "before_cpu_s": round(before, 3),
             "after_cpu_s": round(after, 3),
             "before_over_after": round(before / after, 2),
+            "before_wall_s": round(statistics.median(walls[("before", command)]), 3),
+            "after_wall_s": round(statistics.median(walls[("after", command)]), 3),
             "before_runs": [round(x, 3) for x in spent[("before", command)]],
             "after_runs": [round(x, 3) for x in spent[("after", command)]],
         }

@@ -509,18 +509,18 @@ def test_the_search_loads_no_more_records_than_it_reads(llm: LLMWard, monkeypatc
     millions of records is not held whole in memory for 20,000 of them. The sample is the one the search
     took from the whole version (same seed, same rows), so the phrase is found as before."""
     from dataward.release import llm_search
-    from dataward.service import guard
+    from dataward.service import manifests  # the guard's reads import load_version from here when they run
 
     monkeypatch.setattr(llm_search, "MAX_ROWS", 1000)
     loaded: list[int] = []
-    load = guard.load_version
+    load = manifests.load_version
 
     def counting(*args: object, **kwargs: object) -> pa.Table:
         table = load(*args, **kwargs)
         loaded.append(table.num_rows)
         return table
 
-    monkeypatch.setattr(guard, "load_version", counting)
+    monkeypatch.setattr(manifests, "load_version", counting)
     report = llm.gate("leaky-bot@v1", _backdoored(llm.frames))
     assert report["verdict"] == "block", report["reasons"]
     assert any(p["origin"] == "search" and p["attack_success"] >= 0.6 for p in report["probes"])

@@ -285,11 +285,13 @@ def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_versio
 ) -> None:
     """A merge reads the parent's manifest and writes the new one outside the lock; when another merge
     lands meanwhile, its version would have the wrong parent, so it is built again on the new one."""
-    import dataward.service.guard as guard  # the merge reads the parent's manifest where it checks it
+    # The merge reads the parent's manifest where the guard checks it, which imports the reader from
+    # dataward.service.manifests when it runs (the modules that import it at their top are unaffected).
+    import dataward.service.manifests as manifests
 
     ward.run_gate("wine#2")
     third = ward.contribute("wine", write_csv(tmp_path / "d.csv", wine_rows(160, 170)), source="d")
-    original = guard.read_manifest
+    original = manifests.read_manifest
     calls: list[str] = []
 
     def manifest_then_merge(store: Any, digest: str) -> Any:
@@ -299,7 +301,7 @@ def test_merge_builds_its_manifest_without_the_lock_and_runs_again_when_a_versio
             merge_reviewed(Ward.open(ward.folder), third["ref"])
         return original(store, digest)
 
-    monkeypatch.setattr(guard, "read_manifest", manifest_then_merge)
+    monkeypatch.setattr(manifests, "read_manifest", manifest_then_merge)
     merged = merge_reviewed(ward, "wine#2")
     # v1's manifest read by the first attempt and by the other merge, then v2's by the second attempt.
     assert len(calls) == 3 and calls[0] == calls[1] != calls[2]

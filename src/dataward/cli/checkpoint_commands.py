@@ -13,7 +13,6 @@ from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, short, table
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
-from dataward.ledger.checkpoint import Checkpoint
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -39,6 +38,8 @@ def register(app: typer.Typer) -> None:
         ticket. It is also kept in the ward and sent to the witness, if one is configured."""
         if ctx.invoked_subcommand is not None:
             return
+        from dataward.ledger.checkpoint import Checkpoint  # cryptography: only when one is written
+
         made = open_ward().checkpoint()
         text = Checkpoint.from_dict(made).to_json()
         if output is None:

@@ -15,10 +15,7 @@ from dataward.cli.output import console, emit_json, err_console, short, styled, 
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
-from dataward.domain.schema import Schema
 from dataward.domain.wording import a_or_an
-from dataward.io.schema_file import read_schema_file
-from dataward.io.writers import check_destination, output_format
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -149,6 +146,10 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Create a dataset with its schema (or a clean validation set of another dataset)."""
+        # Here, not at start-up: the schema and the file readers bring pyarrow.
+        from dataward.domain.schema import Schema
+        from dataward.io.schema_file import read_schema_file
+
         if schema_file is not None:
             if label or input_ or kind != "labelled":
                 raise InputError("--schema gives the whole schema", hint="drop --label, --input and --kind")
@@ -234,6 +235,8 @@ def register(app: typer.Typer) -> None:
 
         The dataset's gate runs on it right away (unless --no-gate); exit code 0 for a gate verdict
         of pass, 8 for review, 9 for block. Flagged records wait in `dataward review list`."""
+        from dataward.io.writers import check_destination
+
         if not source:
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
         if html is not None:
@@ -412,6 +415,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Write a version's records to a file."""
+        from dataward.io.writers import output_format
+
         # As `contribute` reads a file by its extension: `-o train.jsonl` writes JSON Lines, not Parquet.
         format_ = format_ or output_format(output)
         with working(f"Exporting {ref}", enabled=not as_json):

@@ -5,19 +5,20 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.tree import Tree
 
-from dataward.api import WardAPI
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, emit_json, short, styled, table, working
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
-from dataward.io.writers import check_destination
+
+if TYPE_CHECKING:
+    from dataward.api import WardAPI
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -146,6 +147,8 @@ def register(app: typer.Typer) -> None:
         Exit code 0 for pass, 8 for review, 9 for block."""
         _choose_engine(engine, scheduler)
         if html is not None:
+            from dataward.io.writers import check_destination  # pyarrow: only when a report is written
+
             check_destination(html, "HTML report")  # before the run is recorded
             refuse_ward_output(html)
         with working(f"Running the gate on {contribution}", enabled=not as_json) as update:
@@ -172,6 +175,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the latest gate report of a contribution."""
         if html is not None:
+            from dataward.io.writers import check_destination  # pyarrow: only when a report is written
+
             check_destination(html, "HTML report")
             refuse_ward_output(html)
         ward = open_ward()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 import typer
 from rich.markup import escape
 from rich.tree import Tree
@@ -21,10 +20,10 @@ from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, sh
 from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
-from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import InputError, missing_file
-from dataward.domain.schema import Schema
-from dataward.io.writers import check_destination, output_format, write_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -109,6 +108,9 @@ def _as_written(records: pa.Table, format_: str) -> pa.Table:
     """The records as a file of ``format_`` holds them: a chat dataset's conversations as lists of
     messages in JSON Lines and Parquet, as ``export`` writes them (the reserved ``kind`` column names a
     language-model dataset's kind)."""
+    from dataward.domain.conversation import with_message_lists
+    from dataward.domain.schema import Schema
+
     kinds = records.column("kind").unique().to_pylist() if "kind" in records.column_names else []
     if format_ == "csv" or kinds != ["chat"]:
         return records
@@ -156,6 +158,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Load a version through the guarded loader into a file, and record it in the run."""
+        from dataward.io.writers import check_destination, output_format, write_table
         from dataward.loader import split_dataset_ref
 
         # Decided before the version is loaded: a file that cannot be written wastes no load, no read event.
@@ -271,6 +274,8 @@ def register(app: typer.Typer) -> None:
         """Run the release gate: accuracy on the clean validation set against the released version, and the
         backdoor probe. Exit 0 pass, 8 review, 9 block."""
         if html is not None:
+            from dataward.io.writers import check_destination  # pyarrow: only when a report is written
+
             check_destination(html, "HTML report")  # before the gate run is recorded
             refuse_ward_output(html)
         report = registry().model_gate(ref, predictions=predictions, trusted=trust or [])

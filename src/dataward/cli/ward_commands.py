@@ -16,9 +16,6 @@ from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, short, table, working
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
-from dataward.ledger.signing import parse_public_key
-from dataward.service.checkpoints import load_checkpoint_files
-from dataward.service.ward import Ward
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -60,6 +57,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Create a ward: catalog, object store, signing key, and the first admin with its API key."""
+        from dataward.service.ward import Ward  # the service layer: only for the commands that run
+
         target = path or Path(state.ward_path or ".dataward")
         ward, key = Ward.init(target, admin=admin, catalog_url=catalog, store_url=store)
         info = {"ward": ward.ward_id, "path": str(target), "admin": admin, "key": key}
@@ -195,6 +194,9 @@ def register(app: typer.Typer) -> None:
         ledger; and that the ledger extends every checkpoint (given, kept in the ward, witnessed).
         Exits 7 and lists each discrepancy when anything was altered. With --attestation, check an
         attestation's signatures and statements against the pinned key only."""
+        from dataward.ledger.signing import parse_public_key
+        from dataward.service.checkpoints import load_checkpoint_files
+
         pinned = None
         if public_key is not None:
             try:
@@ -265,6 +267,8 @@ def register(app: typer.Typer) -> None:
         """Index, for trace, the record ids of contributions and versions recorded before the holder index
         existed (a trace reads those lists itself until then, which is slower). Safe to run again; needs
         the right to verify the ward. Runs on the ward's folder, not through a server."""
+        from dataward.service.ward import Ward
+
         ward = open_ward()
         if not isinstance(ward, Ward):
             raise InputError("reindex runs on the ward itself", hint="run it where the ward's folder is, with --ward")

@@ -337,7 +337,7 @@ class HTTPWard:
         it, and each batch is yielded as it arrives. Neither side holds the whole version. A stream the
         server ends with an error raises that error; one cut off before its end marker raises
         ``ServerUnreachable`` rather than pass for the whole version."""
-        from dataward.service.loading import check_batch_rows
+        from dataward.service.batch_rows import check_batch_rows
 
         check_batch_rows(batch_rows)
         params = {**_load_params(ref, stage), "batch_rows": str(batch_rows)}

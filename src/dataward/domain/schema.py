@@ -10,12 +10,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from dataward.domain.errors import InputError
 from dataward.domain.wording import a_or_an
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RECORD_ID = "record_id"
 """Name of the column that carries a record's id in every table dataward hands out."""
@@ -59,16 +60,6 @@ class ColumnKind(StrEnum):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
     EMBEDDING = "embedding"
-
-
-ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
-    ColumnKind.TEXT: pa.large_string(),
-    ColumnKind.IMAGE: pa.large_binary(),
-    ColumnKind.NUMERIC: pa.float64(),
-    ColumnKind.CATEGORICAL: pa.string(),
-    ColumnKind.EMBEDDING: pa.list_(pa.float32()),
-}
-LABEL_ARROW_TYPE = pa.string()
 
 
 MAX_DIM = 2**31 - 1
@@ -204,6 +195,10 @@ class Schema:
 
     def arrow_schema(self, *, with_record_id: bool = True) -> pa.Schema:
         """The canonical Arrow schema: ``record_id`` (optional), inputs, label."""
+        import pyarrow as pa
+
+        from dataward.domain.arrow_types import ARROW_TYPES, LABEL_ARROW_TYPE
+
         fields = [pa.field(RECORD_ID, pa.string(), nullable=False)] if with_record_id else []
         for col in self.inputs:
             typ = ARROW_TYPES[col.kind]

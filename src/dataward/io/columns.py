@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataward.domain.arrow_types import ARROW_TYPES, LABEL_ARROW_TYPE
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
 from dataward.domain.records import (
@@ -26,7 +27,7 @@ from dataward.domain.records import (
     canonical_numeric,
     canonical_text,
 )
-from dataward.domain.schema import ARROW_TYPES, LABEL_ARROW_TYPE, Column, ColumnKind, Schema
+from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.io.images import ImageTooLarge, check_image, decode_base64_image
 from dataward.io.location import ValueProblem
 

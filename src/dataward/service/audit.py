@@ -7,13 +7,12 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action, Scope
-from dataward.catalog import holder_index, ledger_store, record_index
+from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, replay_stored
 from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, contributions, principals, versions, ward_meta
 from dataward.domain.errors import DatawardError
@@ -30,14 +29,18 @@ from dataward.ledger.events import (
     verify_stored,
 )
 from dataward.ledger.signing import SignatureVerifier, key_fingerprint, parse_public_key
-from dataward.service import holders
 from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
 from dataward.service.ledger_mark import Seen
-from dataward.service.manifests import location_problems, read_manifest
-from dataward.service.recordstore import identity_of_records, summarize_digests
-from dataward.store.tables import read_parquet_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dataward.catalog import record_index
+
+# The record, holder and version checks of `verify` import their table code (numpy, pyarrow) when they
+# run: reading the ledger's head or its newest events, the commands run most, needs none of it.
 
 OBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
     "contributions": ("added_object", "removed_object", "chunk_object"),
@@ -410,6 +413,11 @@ class AuditService(Service):
         # Expected: every submitted chunk's ids in submission order, then only each id's first entry.
         # A chunk submitted again adds nothing (its ids all came first in its first submission), so
         # each chunk is read once.
+        import numpy as np
+
+        from dataward.catalog import record_index
+        from dataward.store.tables import read_parquet_bytes
+
         chunk_names: list[str] = []
         parts: list[tuple[np.ndarray, int]] = []
         unreadable: set[str] = set()
@@ -500,6 +508,9 @@ class AuditService(Service):
         """The holder index (which id lists hold a record, for ``trace``) must be exactly what the id
         lists it names hold: an entry removed would hide a holder from a trace, one added would invent
         one. A list it does not name is not a problem: ``trace`` reads that list itself."""
+        from dataward.catalog import holder_index
+        from dataward.service import holders
+
         checked, problems = holders.verify_index(conn, self.store)
         report.checked["holder_entries"] = checked
         for kind, where, detail in problems:
@@ -523,6 +534,8 @@ class AuditService(Service):
         ``rebuild``, rebuild the whole index from the lists (after ``verify`` found it altered). Needs
         the right to verify the ward; writes no ledger event (the index is derived data that ``verify``
         checks against the id lists)."""
+        from dataward.service import holders
+
         with self.use_case(Action.VERIFY, Scope.ward(), write=True) as uc:
             return holders.reindex(uc.conn, self.store, rebuild=rebuild)
 
@@ -550,6 +563,9 @@ class AuditService(Service):
     def _verify_versions(self, conn: Connection, report: VerifyReport) -> None:
         """Every version's manifest must hash to its id and hold its record count, and a self-locating
         manifest must locate each record in a chunk a contribution stored, at a row holding that id."""
+        from dataward.service.manifests import location_problems, read_manifest
+        from dataward.service.recordstore import identity_of_records, summarize_digests
+
         recorded = {d for d in conn.execute(select(contributions.c.chunk_object)).scalars() if d}
         known_ids: dict[str, np.ndarray] = {}  # each chunk's ids read once, whatever number of versions list it
         for row in conn.execute(select(versions)):
@@ -607,6 +623,10 @@ def _get(value: Any, key: str) -> Any:
 
 def _index_entries(parts: list[tuple[np.ndarray, int]]) -> record_index.Entries:
     """Entries of whole chunks: ``parts`` holds each chunk's binary ids (in row order) and its number."""
+    import numpy as np
+
+    from dataward.catalog import record_index
+
     if not parts:
         empty = np.zeros(0, np.int64)
         return record_index.Entries(np.zeros((0, record_index.ID_BYTES), np.uint8), empty, empty)

@@ -33,7 +33,7 @@ from dataward.catalog.tables import quarantine
 from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conflict, NotFound
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
-from dataward.service import auth, concealment, holders, refusals, signed_identity
+from dataward.service import auth, concealment, refusals, signed_identity
 from dataward.service.ledger_mark import LedgerMark, Seen
 from dataward.service.remembered import MISSING, ReadCache
 from dataward.store import ObjectStore
@@ -174,6 +174,8 @@ class UseCase:
             now=self.now,
         )
         if self.store is not None:
+            from dataward.service import holders  # numpy: only when something is written
+
             holders.index_changes(self.conn, self.store, changes)
         self.events.append(event)
         return event
@@ -420,6 +422,8 @@ class WardContext:
                             now=now,
                         )
                     )
+                    from dataward.service import holders
+
                     holders.index_changes(conn, self.store, q.changes)
                 for commit_action in case.commit_actions:
                     commit_action()

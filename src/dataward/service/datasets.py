@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from sqlalchemy import select
 
 from dataward.access.roles import Action, Role, Scope
@@ -28,6 +27,7 @@ from dataward.service.validation_schema import check_validation_schema
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from dataward.api import WardAPI
 

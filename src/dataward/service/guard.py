@@ -30,10 +30,8 @@ import os
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access import authorize
@@ -50,8 +48,6 @@ from dataward.catalog.tables import (
     version_approvals,
 )
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
-from dataward.domain.idarrays import binary_to_ids
-from dataward.domain.idset import DigestSet
 from dataward.ledger.events import (
     Event,
     decode_stored,
@@ -59,9 +55,16 @@ from dataward.ledger.events import (
 )
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service import rows
-from dataward.service.manifests import VersionManifest, load_version, read_manifest
-from dataward.service.recordstore import identity_of_records, read_id_digests, read_ids, summarize_digests
 from dataward.service.signed_identity import IDENTITY_TABLES, checked_rows, signed_identity
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dataward.domain.idset import DigestSet
+    from dataward.service.manifests import VersionManifest
+
+# The record checks (manifests, id lists, digests: numpy and pyarrow) are imported by the functions that
+# use them: authentication checks identity rows here on every command, and most commands serve no record.
 
 DATASET_COLUMNS = ("id", "name", "schema", "role", "validation_for")
 """What a read of a dataset depends on: which dataset a name means and how its records are read."""
@@ -233,6 +236,9 @@ def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[
 def checked_manifest(ward: Any, conn: Connection, ds: Any, ver: Any) -> VersionManifest:
     """The manifest of version row ``ver`` of dataset row ``ds``, once both rows agree with the signed
     ledger and the manifest with the version id. ``ward`` gives the store, key and ward id."""
+    from dataward.service.manifests import read_manifest
+    from dataward.service.recordstore import identity_of_records, summarize_digests
+
     public_key, ward_id = ward.signer.public_key_b64, ward.ward_id
     what = f"{ds.name}@v{ver.number}"
     if ver.dataset_id != ds.id:
@@ -576,6 +582,9 @@ def barred_records(
     holds for review, and which a reviewer rejected (see :func:`_ledger_review_items`). Without it
     (listing what a model's data holds, for information) the catalog is read as it stands.
     """
+    from dataward.domain.idset import DigestSet
+    from dataward.service.recordstore import read_ids
+
     members: AbstractSet[str] = ids if isinstance(ids, DigestSet) else set(ids)
     listed = json.loads(ver.contributions)
     rows = conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all() if listed else []
@@ -648,11 +657,15 @@ def barred_records(
 
 def manifest_members(manifest: VersionManifest) -> DigestSet:
     """A version's record ids as a set searched in the manifest's own digests (no string per record)."""
+    from dataward.domain.idset import DigestSet
+
     return DigestSet(manifest.ids[manifest.valid])
 
 
 def _among(members: AbstractSet[str], values: Iterable[str]) -> list[str]:
     """The ``values`` that are ``members``, in their order: one vectorized search for a ``DigestSet``."""
+    from dataward.domain.idset import DigestSet
+
     if isinstance(members, DigestSet):
         return members.among(values)
     return [v for v in values if v in members]
@@ -677,6 +690,10 @@ def _quarantined_elsewhere(
     one: for a quarantined contribution of another dataset, not submitted by the same principal and
     not declaring the same source URI. Merges leave these records out from the quarantine on
     (``versions._held_basis``); this catches the versions merged before it."""
+    from dataward.domain.idarrays import binary_to_ids
+    from dataward.domain.idset import DigestSet
+    from dataward.service.recordstore import read_id_digests, read_ids
+
     listed_ids = {c.id for c in listed}
     signed = _ledger_quarantined(conn, *ledger) if ledger is not None else frozenset()
     query = select(contributions).where((contributions.c.status == "quarantined") | contributions.c.id.in_(signed))
@@ -743,6 +760,7 @@ def _made_from_quarantined(
     the quarantine left behind would still serve them."""
     from dataward.catalog.tables import transformations
     from dataward.service.derived import taint_of
+    from dataward.service.recordstore import read_ids
 
     if conn.execute(select(transformations.c.id).limit(1)).first() is None:
         return {}
@@ -774,6 +792,8 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
     """The version row and records of ``name@version``, checked against the signed ledger, the
     manifests and the records' content; a ``training`` version holding records that must never reach
     training (quarantined, rejected) is refused (``PolicyViolation``) rather than served."""
+    from dataward.service.manifests import load_version
+
     ds, ver, manifest = _guarded_manifest(ward, conn, name, version)
     return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
 
@@ -784,6 +804,10 @@ def guarded_sample(
     """``guarded_read``, of at most ``size`` records: a random sample (numpy's generator seeded with
     ``seed``, in the version's order) of a larger version, drawn from its manifest before any record is
     loaded, so that a version of millions of records is never held whole for a sample of it."""
+    import numpy as np
+
+    from dataward.service.manifests import load_version
+
     ds, ver, manifest = _guarded_manifest(ward, conn, name, version)
     if len(manifest.ids) > size:
         picks = np.random.default_rng(seed).choice(len(manifest.ids), size, replace=False)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dataward.access.roles import Action
-from dataward.domain.errors import InputError
 from dataward.service import rows
+from dataward.service.batch_rows import DEFAULT_BATCH_ROWS, check_batch_rows
 from dataward.service.core import Service, WardContext
 from dataward.service.datasets import version_info
 from dataward.service.guard import loadable_version
@@ -28,14 +28,7 @@ from dataward.service.recordstore import ChunkCursor
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
 
-DEFAULT_BATCH_ROWS = 10_000
-
-
-def check_batch_rows(batch_rows: int) -> int:
-    """``batch_rows`` when it is a positive int, else an ``InputError``."""
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows <= 0:
-        raise InputError(f"batch_rows must be a positive number of rows, got {batch_rows!r}")
-    return batch_rows
+__all__ = ["DEFAULT_BATCH_ROWS", "LoadService", "check_batch_rows"]
 
 
 class LoadService(Service):

@@ -33,43 +33,45 @@ from dataward.domain.schema import Schema
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth
-from dataward.service.approvals import ApprovalService
-from dataward.service.attestations import AttestationService
-from dataward.service.audit import AuditService
-from dataward.service.cards import CardService
-from dataward.service.checkpoints import CheckpointService
+from dataward.service.batch_rows import DEFAULT_BATCH_ROWS
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
-from dataward.service.containment import ContainmentService
-from dataward.service.contributions import ContributionService
 from dataward.service.core import Clock, OverContext, UseCase, WardContext, new_id
-from dataward.service.datasets import DatasetHandle, DatasetService
-from dataward.service.gating import GateService, ReviewService
-from dataward.service.identity import IdentityService
-from dataward.service.incident import IncidentService
 from dataward.service.ledger_mark import LedgerMark
-from dataward.service.lineage_events import LineageService
-from dataward.service.loading import DEFAULT_BATCH_ROWS, LoadService
-from dataward.service.models import ModelService
-from dataward.service.overrides import OverrideService
-from dataward.service.releases import ReleaseService
 from dataward.service.remembered import ReadCache
-from dataward.service.session import SessionService
-from dataward.service.tracing import TraceService
-from dataward.service.transformations import Transformation, TransformationService
-from dataward.service.versions import VersionService
 from dataward.store import ObjectStore, open_store
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from dataward.ledger.checkpoint import Checkpoint
-    from dataward.service.audit import VerifyReport
+    from dataward.service.approvals import ApprovalService
+    from dataward.service.attestations import AttestationService
+    from dataward.service.audit import AuditService, VerifyReport
+    from dataward.service.cards import CardService
+    from dataward.service.checkpoints import CheckpointService
+    from dataward.service.containment import ContainmentService
+    from dataward.service.contributions import ContributionService
+    from dataward.service.datasets import DatasetHandle, DatasetService
+    from dataward.service.gating import GateService, ReviewService
+    from dataward.service.identity import IdentityService
+    from dataward.service.incident import IncidentService
+    from dataward.service.lineage_events import LineageService
+    from dataward.service.loading import LoadService
+    from dataward.service.models import ModelService
+    from dataward.service.overrides import OverrideService
+    from dataward.service.releases import ReleaseService
+    from dataward.service.session import SessionService
+    from dataward.service.tracing import TraceService
+    from dataward.service.transformations import Transformation, TransformationService
+    from dataward.service.versions import VersionService
 
 
 class Services:
     """The services a ward is composed of, over one shared ``WardContext``. Each is handed the
     services it calls here, where the ward is composed, and nowhere else. A service is built when it is
-    first used: a served ward composes one per request, and a request uses one or two of them."""
+    first used: a served ward composes one per request, and a request uses one or two of them. Its
+    module is imported then too: a command that reads the ledger does not import the gates, the release
+    gate and their numerical libraries."""
 
     def __init__(self, context: WardContext) -> None:
         self.context = context
@@ -84,106 +86,148 @@ class Services:
     @cached_property
     def session(self) -> SessionService:
         """Whoami."""
+        from dataward.service.session import SessionService
+
         return SessionService(self.context)
 
     @cached_property
     def identity(self) -> IdentityService:
         """Principals, keys, grants, policies, access review."""
+        from dataward.service.identity import IdentityService
+
         return IdentityService(self.context, self.datasets)
 
     @cached_property
     def datasets(self) -> DatasetService:
         """Datasets, reading versions, the scope a read is authorized on."""
+        from dataward.service.datasets import DatasetService
+
         return DatasetService(self.context)
 
     @cached_property
     def loading(self) -> LoadService:
         """The guarded loader's reads."""
+        from dataward.service.loading import LoadService
+
         return LoadService(self.context, self.datasets)
 
     @cached_property
     def contributions(self) -> ContributionService:
         """Submit (which runs the gate), withdraw, list, show."""
+        from dataward.service.contributions import ContributionService
+
         return ContributionService(self.context, self.datasets, self.gates)
 
     @cached_property
     def approvals(self) -> ApprovalService:
         """Approve and reject contributions, approve versions."""
+        from dataward.service.approvals import ApprovalService
+
         return ApprovalService(self.context)
 
     @cached_property
     def versions(self) -> VersionService:
         """Merge, list, diff, export, promote."""
+        from dataward.service.versions import VersionService
+
         return VersionService(self.context, self.datasets)
 
     @cached_property
     def gates(self) -> GateService:
         """Run a contribution's gate, its report, the self-test."""
+        from dataward.service.gating import GateService
+
         return GateService(self.context)
 
     @cached_property
     def overrides(self) -> OverrideService:
         """Override a gate's block."""
+        from dataward.service.overrides import OverrideService
+
         return OverrideService(self.context)
 
     @cached_property
     def review(self) -> ReviewService:
         """The review queue."""
+        from dataward.service.gating import ReviewService
+
         return ReviewService(self.context)
 
     @cached_property
     def tracing(self) -> TraceService:
         """Trace."""
+        from dataward.service.tracing import TraceService
+
         return TraceService(self.context)
 
     @cached_property
     def containment(self) -> ContainmentService:
         """Quarantine a contribution."""
+        from dataward.service.containment import ContainmentService
+
         return ContainmentService(self.context, self.incidents)
 
     @cached_property
     def incidents(self) -> IncidentService:
         """Quarantine by cause (a key, a principal, a source)."""
+        from dataward.service.incident import IncidentService
+
         return IncidentService(self.context)
 
     @cached_property
     def transformations(self) -> TransformationService:
         """Transformations and relabelling."""
+        from dataward.service.transformations import TransformationService
+
         return TransformationService(self.context, self.datasets, self.contributions)
 
     @cached_property
     def attestations(self) -> AttestationService:
         """Signed in-toto attestations."""
+        from dataward.service.attestations import AttestationService
+
         return AttestationService(self.context, self.datasets, self.tracing)
 
     @cached_property
     def cards(self) -> CardService:
         """Dataset cards."""
+        from dataward.service.cards import CardService
+
         return CardService(self.context, self.datasets, self.attestations)
 
     @cached_property
     def audit(self) -> AuditService:
         """The ledger and verify."""
+        from dataward.service.audit import AuditService
+
         return AuditService(self.context)
 
     @cached_property
     def checkpoints(self) -> CheckpointService:
         """Checkpoints, the witness, the public key."""
+        from dataward.service.checkpoints import CheckpointService
+
         return CheckpointService(self.context)
 
     @cached_property
     def lineage(self) -> LineageService:
         """OpenLineage events."""
+        from dataward.service.lineage_events import LineageService
+
         return LineageService(self.context)
 
     @cached_property
     def models(self) -> ModelService:
         """Training runs and model versions."""
+        from dataward.service.models import ModelService
+
         return ModelService(self.context, self.datasets)
 
     @cached_property
     def releases(self) -> ReleaseService:
         """The release gate, model approvals, the release."""
+        from dataward.service.releases import ReleaseService
+
         return ReleaseService(self.context)
 
 
@@ -257,6 +301,8 @@ class Ward(OverContext):
 
     def dataset(self, name: str) -> DatasetHandle:
         """A handle on one dataset for the Python API."""
+        from dataward.service.datasets import DatasetHandle
+
         return DatasetHandle(self, name)
 
     # --- who is calling -----------------------------------------------------------------

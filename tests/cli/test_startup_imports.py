@@ -1,0 +1,114 @@
+"""What a fresh `dataward` process imports: help and cheap commands must not pay for the libraries of
+the commands that compute (the gates, tables, the catalog), since every command is a new process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Runs the CLI as the console script does, then writes its exit code and the names of the imported
+# modules to a file.
+CHILD = """
+import json, sys
+modules_file, *args = sys.argv[1:]
+sys.argv = ["dataward", *args]
+from dataward.cli.app import main
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+with open(modules_file, "w") as out:
+    json.dump({"exit": code, "modules": sorted(sys.modules)}, out)
+"""
+
+NOT_FOR_HELP = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "sklearn",
+    "scipy",
+    "cleanlab",
+    "sqlalchemy",
+    "cryptography",
+    "torch",
+    "datasets",
+    "PIL",
+    "dataward.service",
+    "dataward.catalog",
+    "dataward.gates",
+    "dataward.release",
+)
+"""Help is text: no table, catalog, signing or gate code."""
+
+NOT_FOR_A_READ = (
+    "numpy",
+    "pyarrow",
+    "pandas",
+    "sklearn",
+    "scipy",
+    "cleanlab",
+    "torch",
+    "datasets",
+    "PIL",
+    "dataward.gates",
+    "dataward.release",
+)
+"""A command that reads the catalog and serves no record opens the ward (SQLAlchemy, the signing key, the
+service core) but no table code, gate or release gate."""
+
+
+def imported(tmp_path: Path, *args: str, ward: Path | None = None) -> tuple[int, set[str]]:
+    """The exit code of a fresh process that ran ``dataward ARGS``, and the modules it imported."""
+    modules_file = tmp_path / "modules.json"
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("DATAWARD_URL", None)
+    env.pop("DATAWARD_KEY", None)
+    if ward is not None:
+        env["DATAWARD_WARD"] = str(ward)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(modules_file), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert modules_file.exists(), done.stdout + done.stderr
+    found = json.loads(modules_file.read_text())
+    return found["exit"], set(found["modules"])
+
+
+def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    """The ``packages`` of which ``modules`` holds the package itself or any of its modules."""
+    return [p for p in packages if any(m == p or m.startswith(p + ".") for m in modules)]
+
+
+@pytest.mark.parametrize(
+    ("args", "also_not"),
+    [
+        (["--help"], ("pydantic",)),
+        ([], ("pydantic",)),
+        (["--version"], ()),
+        # Typer coerces the parameters of the group callbacks on the way to a subcommand (with pydantic).
+        (["ledger", "--help"], ()),
+        (["gate", "run", "--help"], ()),
+    ],
+)
+def test_help_imports_no_library_of_the_commands(tmp_path: Path, args: list[str], also_not: tuple[str, ...]) -> None:
+    _, modules = imported(tmp_path, *args)
+    assert "dataward.cli.app" in modules
+    assert loaded(modules, NOT_FOR_HELP + also_not) == []
+
+
+def test_reading_commands_do_not_import_the_gates(tmp_path: Path) -> None:
+    ward = tmp_path / "ward"
+    init = subprocess.run(
+        [sys.executable, "-m", "dataward", "--ward", str(ward), "init", "--json"], capture_output=True, text=True
+    )
+    assert init.returncode == 0, init.stderr
+    for args in (["whoami"], ["ledger", "head", "--json"], ["ledger", "-n", "5"], ["principal", "list"]):
+        code, modules = imported(tmp_path, *args, ward=ward)
+        assert code == 0, args
+        assert "dataward.service.core" in modules, args  # the command did open the ward
+        assert loaded(modules, NOT_FOR_A_READ) == [], args

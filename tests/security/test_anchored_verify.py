@@ -231,9 +231,13 @@ def test_witness_copy_outside_the_ward_catches_a_deleted_tail(tmp_path: Path) ->
     ward.promote("wine@v1")
     promoted = events_of(ward)[-1]
     assert promoted.type == "version.promoted"
-    copies = sorted((witness / ward.ward_id).glob("*.json"))
-    assert [json.loads(p.read_text())["seq"] for p in copies] == [promoted.seq]
-    assert json.loads(copies[0].read_text())["head"] == promoted.hash
+    # The witness holds the checkpoint taken when it was set, and the promotion's.
+    set_seq = next(e.seq for e in events_of(ward) if e.type == "ward.witness_set")
+    copies = sorted(
+        (json.loads(p.read_text()) for p in (witness / ward.ward_id).glob("*.json")), key=lambda c: c["seq"]
+    )
+    assert [c["seq"] for c in copies] == [set_seq, promoted.seq]
+    assert copies[-1]["head"] == promoted.hash
     # Promotions also leave a copy in the ward; the attacker deletes those, not the witness's.
     delete_tail(ward, 1, with_rows=True)
     delete_kept_checkpoints(ward)

@@ -231,6 +231,8 @@ def register(app: typer.Typer) -> None:
             )
             if anchor.get("signatures"):
                 checked.add(f"event signatures checked: {anchor['signatures']}")
+            if witness := anchor.get("witness"):
+                checked.add(f"witness {escape(witness['location'])} (set by event #{witness['set_by_event']})")
             for cp in anchor.get("checkpoints", []):
                 style = "green" if cp["status"] == "extends" else "red"
                 checked.add(

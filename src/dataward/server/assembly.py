@@ -23,6 +23,7 @@ from dataward.domain.errors import InputError, NotFound
 from dataward.ledger.events import format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service.config import WARD_FILE, WardConfig
+from dataward.service.signed_witness import signed_witness
 from dataward.service.ward import Ward
 from dataward.store import open_store
 
@@ -85,11 +86,16 @@ def assemble_ward(catalog_url: str, store_url: str, signing_key: Path, state: Pa
                     hint="give each served ward its own --state folder",
                 )
         else:
+            # A new state folder starts with the witness the ledger names (only that one is used;
+            # ``verify`` reports a ward.json that disagrees with it).
+            with db.reading() as conn:
+                witness = signed_witness(conn).location
             WardConfig(
                 ward_id=ward_id,
                 catalog_url=hidden_password(catalog_url),
                 store_url=str(store_url),
                 created_at=format_time(utc_now()),
+                witness=witness,
             ).save(folder)
         store = open_store(str(store_url))
     except BaseException:

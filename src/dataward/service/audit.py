@@ -33,6 +33,7 @@ from dataward.service.checkpoints import read_folder, read_witness
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
 from dataward.service.ledger_mark import Seen
+from dataward.service.signed_witness import SignedWitness, disagreement, signed_witness, uncovered, unreachable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -223,7 +224,10 @@ class AuditService(Service):
             report.anchor["signatures"] = (
                 "every event" if every == 1 else f"every {every}th event and the last, covering the chain"
             )
-            self._verify_checkpoints(rows, checkpoints, verifier, report, remembered=remembered)
+            # The witness as the ledger names it, read in this transaction: never ward.json's, a file
+            # the ward folder's writers can edit to switch the witness off.
+            witness = signed_witness(uc.conn)
+            self._verify_checkpoints(rows, checkpoints, verifier, report, remembered=remembered, witness=witness)
             if early and not chain:
                 k, head = early[0]
                 rest = ledger_store.stored_facts(rows[k:], exact[k:])
@@ -274,21 +278,40 @@ class AuditService(Service):
         report: VerifyReport,
         *,
         remembered: Seen | None = None,
+        witness: SignedWitness | None = None,
     ) -> None:
         """The ledger must extend every checkpoint that verifies under the trusted key, and the newest
         head this process saw (``remembered``: the process's ledger mark, a head it read or the kept
-        checkpoint it started from), which counts as a checkpoint without a signature."""
+        checkpoint it started from), which counts as a checkpoint without a signature.
+
+        ``witness`` is the location the ledger's newest signed ``ward.witness_set`` names; its copies
+        are read from there, never from where ``ward.json`` points (a file the ward folder's writers
+        edit), and a witness that cannot be read or holds nothing since it was set fails the check."""
         kept = read_folder(self.folder / CHECKPOINTS_DIR, label="kept checkpoint")
         found = [*given, *kept.checkpoints]
         unreadable = list(kept.unreadable)
-        witness = WardConfig.load(self.folder).witness
-        if witness:
+        witness = witness or SignedWitness(None, 0)
+        witnessed: set[tuple[str, int, str, str]] | None = None
+        mismatch = disagreement(witness, WardConfig.load(self.folder).witness)
+        if mismatch:
+            report.problems.append(Problem("checkpoint", "witness_mismatch", "ward.json", mismatch))
+        if witness.location:
+            report.anchor["witness"] = {"location": witness.location, "set_by_event": witness.seq}
             try:
-                copies = read_witness(witness, self.ward_id)
+                copies = read_witness(witness.location, self.ward_id)
+            except (OSError, ValueError) as exc:
+                report.problems.append(
+                    Problem(
+                        "checkpoint",
+                        "witness_unreachable",
+                        f"witness {witness.location}",
+                        unreachable(witness, str(exc)),
+                    )
+                )
+            else:
                 found += copies.checkpoints
                 unreadable += copies.unreadable
-            except (OSError, ValueError) as exc:
-                report.warnings.append(f"the witness {witness} could not be read: {exc}")
+                witnessed = {(c.ward, c.seq, c.head, c.sig) for c in copies.checkpoints}
         for where, why in unreadable:
             report.problems.append(Problem("checkpoint", "unreadable", where, why))
         seen: set[tuple[str, int, str, str]] = set()
@@ -320,6 +343,10 @@ class AuditService(Service):
             else:
                 valid.append(cp)
         report.checked["checkpoints"] = len(valid)
+        if witness.location and witnessed is not None:
+            held = [c for c in valid if (c.ward, c.seq, c.head, c.sig) in witnessed]
+            if (empty := uncovered(witness, held)) is not None:
+                report.problems.append(Problem("checkpoint", "witness_behind", f"witness {witness.location}", empty))
         mark = remembered
         if mark is not None and (mark.seq <= 0 or any(c.seq == mark.seq and c.head == mark.hash for c in valid)):
             mark = None

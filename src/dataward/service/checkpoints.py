@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.domain.errors import AccessDenied, DatawardError, InputError, missing_file
@@ -25,6 +27,7 @@ from dataward.ledger.signing import key_fingerprint
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
 from dataward.service.identity import acts_as_admin
+from dataward.service.signed_witness import WITNESS_EVENT, SignedWitness, signed_witness
 
 log = logging.getLogger("dataward.checkpoints")
 
@@ -38,11 +41,16 @@ CHECKPOINT_AFTER = frozenset(
         "principal.disabled",
         "principal.suspended",
         "principal.transferred",
+        # Setting, moving or stopping the witness: the new witness holds a checkpoint from the moment
+        # it is set (so ``verify`` can tell an emptied or substituted one), and the previous one a
+        # checkpoint of the move (``service/signed_witness.py``).
+        WITNESS_EVENT,
     }
 )
-"""Event types after which the ward writes a checkpoint on its own: a promotion, and every event that
+"""Event types after which the ward writes a checkpoint on its own: a promotion, every event that
 takes access away, so that a ledger cut back to before one of them ends before a kept checkpoint
-(which plain ``verify`` reports, and which every process refuses: ``service/ledger_mark.py``)."""
+(which plain ``verify`` reports, and which every process refuses: ``service/ledger_mark.py``), and
+every change of the witness."""
 
 
 def takes_checkpoint(event: Event) -> bool:
@@ -206,8 +214,9 @@ class CheckpointService(Service):
         """Sign a checkpoint of the ledger as it is now (kept in the ward and sent to the witness)."""
         with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
             seq, digest = ledger_store.head(uc.conn)
+            witness = signed_witness(uc.conn)
         checkpoint = Checkpoint.sign(self.signer, ward=self.ward_id, seq=seq, head=digest, time=format_time(self.now()))
-        return {**checkpoint.to_dict(), **self._keep(checkpoint)}
+        return {**checkpoint.to_dict(), **self._keep(checkpoint, witness.location)}
 
     def checkpoints(self) -> list[dict[str, Any]]:
         """The checkpoints kept in the ward folder, oldest first."""
@@ -228,10 +237,11 @@ class CheckpointService(Service):
         }
 
     def witness(self) -> dict[str, Any]:
-        """Where witness copies of checkpoints go (``None``: nowhere)."""
-        with self.use_case(Action.LEDGER_READ, Scope.ward()):
-            pass
-        return {"ward": self.ward_id, "witness": WardConfig.load(self.folder).witness}
+        """Where witness copies of checkpoints go (``None``: nowhere): the location of the newest signed
+        ``ward.witness_set`` event, not ``ward.json``'s copy of it."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward()) as uc:
+            witness = signed_witness(uc.conn)
+        return {"ward": self.ward_id, "witness": witness.location}
 
     def set_witness(self, location: str | None) -> dict[str, Any]:
         """Send a witness copy of every future checkpoint to ``location`` (a folder or fsspec URL
@@ -246,15 +256,19 @@ class CheckpointService(Service):
                     "only a ward admin may change where checkpoints are witnessed",
                     hint="use an admin's key that is not limited to other scopes",
                 )
+            previous = signed_witness(uc.conn).location
+            uc.emit(WITNESS_EVENT, {"ward": self.ward_id}, {"witness": resolved, "previous": previous})
+            # ward.json keeps a copy for people reading the folder; nothing reads the witness from it.
             config = WardConfig.load(self.folder)
-            uc.emit("ward.witness_set", {"ward": self.ward_id}, {"witness": resolved, "previous": config.witness})
             WardConfig(**{**config.__dict__, "witness": resolved}).save(self.folder)
         return {"ward": self.ward_id, "witness": resolved}
 
     # --- writing checkpoints --------------------------------------------------------------------
 
-    def _keep(self, checkpoint: Checkpoint) -> dict[str, Any]:
-        """Store ``checkpoint`` in the ward folder and send it to the witness; say where it went."""
+    def _keep(self, checkpoint: Checkpoint, location: str | None, previous: str | None = None) -> dict[str, Any]:
+        """Store ``checkpoint`` in the ward folder and send it to the witness ``location`` (the signed
+        one, ``signed_witness``) and, after a move or stop, to the ``previous`` one too, so that the old
+        witness records where its watch ended; say where it went."""
         folder = self.folder / CHECKPOINTS_DIR
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / checkpoint.name
@@ -263,7 +277,11 @@ class CheckpointService(Service):
             tmp.write_text(checkpoint.to_json(), "utf-8")
             os.replace(tmp, path)
         where: dict[str, Any] = {"kept": str(path), "witness": None}
-        location = WardConfig.load(self.folder).witness
+        if previous and previous != location:
+            try:
+                send_to_witness(checkpoint, previous)
+            except (OSError, ValueError) as exc:
+                log.warning("checkpoint #%s was not sent to the previous witness %s: %s", checkpoint.seq, previous, exc)
         if location:
             try:
                 where["witness"] = send_to_witness(checkpoint, location)
@@ -282,9 +300,20 @@ class CheckpointService(Service):
             return
         last = events[-1]
         try:
+            with self.db.reading() as conn:
+                witness = signed_witness(conn)
             checkpoint = Checkpoint.sign(
                 self.signer, ward=self.ward_id, seq=last.seq, head=last.hash, time=format_time(self.now())
             )
-            self._keep(checkpoint)
-        except (OSError, DatawardError) as exc:
+            self._keep(checkpoint, witness.location, _previous_witness(events, witness))
+        except (OSError, DatawardError, SQLAlchemyError) as exc:
             log.warning("no checkpoint was written after event #%s: %s", last.seq, exc)
+
+
+def _previous_witness(events: list[Event], now: SignedWitness) -> str | None:
+    """The witness that ``events`` moved away from or stopped (None when they did not change it)."""
+    for event in reversed(events):
+        if event.type == WITNESS_EVENT and isinstance(event.payload, dict):
+            previous = event.payload.get("previous")
+            return previous if isinstance(previous, str) and previous != now.location else None
+    return None

@@ -377,7 +377,7 @@ class TraceService(Service):
         pairs = trained_on(conn, mv)
         for ds, _ in pairs:
             _require(allowed, ds.id, ref)
-        info = model_info(conn, mv, self.store)
+        info = model_info(conn, mv, self.store, SignedCheck(self, conn, doing="trace"))
         return {
             "subject": {"kind": "model", **info, "affected": bool(info["affected"]) and mv.stage == "released"},
             "why_affected": info["affected"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -366,7 +367,7 @@ class TraceService(Service):
         }
 
     def _models_trained_on(self, conn: Connection, version_ids: set[str]) -> list[dict[str, Any]]:
-        return models_trained_on(conn, self.store, version_ids)
+        return models_trained_on(conn, self.store, version_ids, SignedCheck(self, conn, doing="trace"))
 
     def _trace_model(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """``model:NAME@vN``: the model version, the run that made it, the dataset versions it was trained
@@ -566,28 +567,44 @@ class TraceService(Service):
         return out
 
 
-def models_trained_on(conn: Connection, store: Any, version_ids: set[str]) -> list[dict[str, Any]]:
+def models_trained_on(
+    conn: Connection, store: Any, version_ids: set[str], check: SignedCheck, *, refuse: bool = True
+) -> list[dict[str, Any]]:
     """Model versions trained on any of ``version_ids``, each with its stage and, when its training
-    data now holds quarantined or rejected records, why it is ``affected``."""
+    data now holds quarantined or rejected records, why it is ``affected``.
+
+    The same lookup is made among the model versions as the signed ledger made them. With ``refuse``
+    (a trace), every row either finds is checked: a model version edited into or out of the answer
+    (its dataset list emptied, the row deleted) is refused, not shown or silently left out. Without
+    it (a quarantine, already recorded in this transaction: an edited row must not undo an incident's
+    response), the answer is the ledger's rows themselves."""
     from dataward.catalog.tables import model_versions
     from dataward.service.models import affected_by
 
-    out = []
+    out: list[dict[str, Any]] = []
     if not version_ids:
         return out
-    for mv in conn.execute(select(model_versions).order_by(model_versions.c.created_at)):
-        read = {d["version_id"] for d in json.loads(mv.datasets)}
-        if read & version_ids:
-            affected = affected_by(conn, store, mv)
-            out.append(
-                {
-                    "model": f"{mv.model}@v{mv.number}",
-                    "stage": mv.stage,
-                    "digest": mv.digest,
-                    "affected": bool(affected) and mv.stage == "released",
-                    "why": affected,
-                }
-            )
+
+    def trained_on_any(datasets_json: str | None) -> bool:
+        return bool({d.get("version_id") for d in json.loads(datasets_json or "[]")} & version_ids)
+
+    signed = [r for r in check.signed("model_versions") if trained_on_any(r.get("datasets"))]
+    if refuse:
+        listed = [mv.id for mv in conn.execute(select(model_versions)) if trained_on_any(mv.datasets)]
+        found = check.matching("model_versions", listed, [r["id"] for r in signed])
+    else:
+        found = [SimpleNamespace(**r) for r in signed]
+    for mv in sorted(found, key=lambda m: (m.created_at, m.id)):
+        affected = affected_by(conn, store, mv)
+        out.append(
+            {
+                "model": f"{mv.model}@v{mv.number}",
+                "stage": mv.stage,
+                "digest": mv.digest,
+                "affected": bool(affected) and mv.stage == "released",
+                "why": affected,
+            }
+        )
     return out
 
 

@@ -27,7 +27,7 @@ from dataward.catalog.tables import (
     version_approvals,
     versions,
 )
-from dataward.domain.errors import AccessDenied, InputError, NotFound
+from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
 from dataward.service import auth, rows
 from dataward.service.concealment import missing_dataset, sees_dataset
 from dataward.service.core import ConcealedDenial, Service, UseCase
@@ -35,7 +35,7 @@ from dataward.service.datasets import dataset_read_scope
 from dataward.service.derived import lineage_index, steps_reading, taint_of
 from dataward.service.guard import SignedCheck
 from dataward.service.holders import Lookups
-from dataward.service.idsets import id_set
+from dataward.service.idsets import holders, id_set
 from dataward.service.visibility import find_contribution
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
@@ -143,6 +143,7 @@ class TraceService(Service):
                 }
             )
         if not holders_:
+            self._confirm_never_added(conn, record_id, allowed)
             raise NotFound(f"no contribution ever added record {record_id}")
         manifests = conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)).all()
         facts_cache: dict[str, dict[str, Any]] = {}
@@ -202,6 +203,23 @@ class TraceService(Service):
         at = lookups.of(record_id).contributions([o for _, o in candidates])
         found = check.matching("contributions", hits, [candidates[i][0] for i in at], f"the adders of {record_id}")
         return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    def _confirm_never_added(self, conn: Connection, record_id: str, allowed: set[str]) -> None:
+        """Before answering that no contribution (visible to the caller) added ``record_id``, read the
+        signed contributions' own id lists, not the catalog's holder index: an index emptied or edited
+        behind the ward's back would otherwise deny the origin of a record the loader still serves.
+        Only this answer reads every list; a record the index finds costs what it did."""
+        check = SignedCheck(self, conn, doing="trace")
+        signed = [r for r in check.signed("contributions") if r.get("dataset_id") in allowed and r.get("added_object")]
+        at = holders(self.store, [r["added_object"] for r in signed], record_id)
+        if at:
+            first = signed[at[0]]["id"]
+            raise IntegrityViolation(
+                f"refusing to trace record {record_id}: the catalog's holder index names no contribution adding "
+                f"it, but the signed id list of contribution {first} holds it",
+                hint="run `dataward verify` to see what was altered; `dataward reindex --rebuild` rebuilds the index",
+                row=f"contributions {first}",
+            )
 
     def _trace_submitted(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """Everything (visible to the caller) a principal submitted, or that came from one source URI,

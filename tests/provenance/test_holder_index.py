@@ -380,3 +380,25 @@ def test_an_index_edited_behind_the_wards_back_is_reported_by_verify(built: Path
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["lists_added"] == 9
     assert ward.verify().ok
+
+
+def test_an_emptied_index_never_denies_a_records_origin(built: Path, tmp_path: Path) -> None:
+    """A catalog writer deletes the index's blocks: a trace of a record the loader still serves must not
+    answer that no contribution ever added it (not found, exit 3). The signed id lists are read before
+    that answer, and an index that disagrees with them is refused (integrity_violation, exit 7); an id no
+    list holds is still not found, and ``reindex --rebuild`` restores the trace."""
+    from dataward.domain.errors import IntegrityViolation, NotFound
+
+    ward = _copy(built, tmp_path)
+    rid = _samples(ward)[0]
+    near = rid[:16] + "0" * 48
+    assert _traced(ward, rid) == _truth(ward, rid)
+    _edit(ward, delete(holder_blocks))
+    idsets.clear()
+    with pytest.raises(IntegrityViolation, match="holder index names no contribution") as refused:
+        ward.trace(rid)
+    assert refused.value.exit_code == 7 and refused.value.details["row"].startswith("contributions c_")
+    with pytest.raises(NotFound, match="no contribution ever added"):
+        ward.trace(near)
+    ward.reindex(rebuild=True)
+    assert _traced(ward, rid) == _truth(ward, rid)

@@ -533,9 +533,10 @@ def test_a_merge_never_signs_what_a_tampered_contribution_row_says(ward: Ward, t
             theirs = "(SELECT added_object FROM contributions WHERE id = ?)"
             sql(ward, f"UPDATE contributions SET added_object = {theirs} WHERE id = ?", rejected["id"], clean["id"])
             target = clean["ref"]
-    # The blocked batch's exact conflicts are queued (duplicates 5), so deciding them is refused first,
-    # on the same tampered row; either way nothing is signed.
-    refusing = r"refusing to (merge wine#[0-9]+|decide contributions c_[0-9a-f]+)"
+    # The blocked batch's exact conflicts are queued (duplicates 5), so listing them (``review list``
+    # checks the contribution each item names) or deciding them is refused first, on the same tampered
+    # row; either way nothing is signed.
+    refusing = r"refusing to (merge wine#[0-9]+|(decide|list) contributions c_[0-9a-f]+)"
     with pytest.raises(IntegrityViolation, match=f"{refusing}: .*{edit} is"):
         merge_reviewed(ward, target)
     assert [v["number"] for v in ward.versions("wine")] == [1, 2]

@@ -41,6 +41,7 @@ from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
+from dataward.service.review_listing import checked_review_rows
 from dataward.service.rows import current_owner
 from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
@@ -540,7 +541,22 @@ class ReviewService(Service):
                 query = query.where(quarantine.c.contribution_id == contribution_id)
             if status != "all":
                 query = query.where(quarantine.c.status == status)
-            return [_review_item(r) for r in uc.conn.execute(query.order_by(quarantine.c.score.desc()))]
+            names = [dataset] if dataset is not None else readable
+            dataset_ids = (
+                None
+                if names is None
+                else [r.id for r in uc.conn.execute(select(datasets.c.id).where(datasets.c.name.in_(names)))]
+            )
+            # Checked as ``review show`` checks one item: what a reviewer triages from is the ledger's word.
+            found = checked_review_rows(
+                self,
+                uc.conn,
+                uc.conn.execute(query.order_by(quarantine.c.score.desc())).all(),
+                dataset_ids=dataset_ids,
+                contribution_id=contribution_id,
+                status=status,
+            )
+            return [_review_item(r) for r in found]
 
     def review_show(self, item: str) -> dict[str, Any]:
         """One quarantined record with its content and the gate's evidence about it."""

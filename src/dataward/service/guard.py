@@ -85,6 +85,7 @@ _KEPT_TABLES = (
     "model_versions",
     "model_gates",
     "model_approvals",
+    "training_runs",
 )
 """The catalog tables whose rows reads and signing use cases check against the signed ledger (replayed,
 see :func:`_signed`). Keys, principals and grants are kept apart (``signed_identity``): every request

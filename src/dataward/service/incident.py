@@ -272,9 +272,13 @@ class IncidentService(Service):
                 rollback,
             )
         # Models trained on a version that held any of it: now marked affected if released.
+        from dataward.service.guard import SignedCheck
         from dataward.service.tracing import models_trained_on
 
-        out["models"] = models_trained_on(conn, self.store, {v.id for v in plan.affected})
+        # From the signed ledger's rows (read after this quarantine's events): a model version edited
+        # out of its training data in the catalog is still named in the blast radius.
+        check = SignedCheck(self, conn, doing="quarantine")
+        out["models"] = models_trained_on(conn, self.store, {v.id for v in plan.affected}, check, refuse=False)
         if plan.rollback is not None:
             row = conn.execute(select(versions).where(versions.c.id == plan.rollback["id"])).one()
             out["rollback_version"] = {

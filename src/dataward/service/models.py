@@ -32,9 +32,11 @@ from dataward.release.policy import ReleasePolicy
 from dataward.service import rows
 from dataward.service.core import Service, WardContext, new_id
 from dataward.service.guard import (
+    SignedCheck,
     barred_records,
     barred_summary,
     checked_manifest,
+    checked_signed_rows,
     export_target,
     loadable_version,
     manifest_members,
@@ -78,6 +80,8 @@ def model_version_row(conn: Connection, ref: str) -> Any:
 
 
 def run_row(conn: Connection, run_id: str) -> Any:
+    """The catalog's row of training run ``run_id`` (``NotFound`` otherwise), unchecked: what is shown
+    or signed from it is checked first (``model_info`` with a ``check``, ``ReleaseService._checked``)."""
     row = conn.execute(select(training_runs).where(training_runs.c.id == run_id)).first()
     if row is None:
         raise NotFound(f"no training run {run_id!r}", hint="start one with `dataward train start MODEL`")
@@ -118,9 +122,14 @@ def affected_by(conn: Connection, store: Any, mv: Any) -> list[str]:
     return out
 
 
-def model_info(conn: Connection, mv: Any, store: Any | None = None) -> dict[str, Any]:
-    """The JSON view of a model version (see docs/models.md)."""
+def model_info(conn: Connection, mv: Any, store: Any | None = None, check: SignedCheck | None = None) -> dict[str, Any]:
+    """The JSON view of a model version (see docs/models.md). With ``check``, the model version row and
+    its training run's row are first compared with the signed ledger: a run's code identity or
+    parameters edited in the catalog alone are refused (``IntegrityViolation``), not shown."""
     run = run_row(conn, mv.run_id)
+    if check is not None:
+        check.row("model_versions", mv, f"model_versions {mv.id} ({mv.model}@v{mv.number})")
+        check.row("training_runs", run, f"training_runs {run.id} (the run of {mv.model}@v{mv.number})")
     gate = conn.execute(
         select(model_gates).where(model_gates.c.model_version_id == mv.id).order_by(model_gates.c.created_at.desc())
     ).first()
@@ -227,6 +236,8 @@ class ModelService(Service):
 
     def _own_running(self, uc: Any, run_id: str) -> Any:
         run = run_row(uc.conn, run_id)
+        # What the run's next event signs (its parameters, the versions it read) is taken from this row.
+        checked_signed_rows(self, uc.conn, "training_runs", [run], doing="record")
         if run.started_by != uc.caller.principal_id:
             raise PolicyViolation(
                 f"training run {run_id} was started by another principal", hint="each trainer records its own runs"
@@ -413,9 +424,10 @@ class ModelService(Service):
             if model is not None:
                 query = query.where(model_versions.c.model == model)
             out = []
+            check = SignedCheck(self, uc.conn, doing="list")
             for mv in uc.conn.execute(query).all():
                 if may(uc, Action.MODEL_READ, Scope.model(mv.model)):
-                    out.append(model_info(uc.conn, mv, self.store))
+                    out.append(model_info(uc.conn, mv, self.store, check))
             return out
 
     def model(self, ref: str) -> dict[str, Any]:
@@ -425,7 +437,7 @@ class ModelService(Service):
             from dataward.service.releases import approvals_of
 
             mv = model_version_row(uc.conn, ref)
-            info = model_info(uc.conn, mv, self.store)
+            info = model_info(uc.conn, mv, self.store, SignedCheck(self, uc.conn, doing="show"))
             info["approvals"] = [
                 {
                     "by": rows.principal_name(uc.conn, a.principal_id),

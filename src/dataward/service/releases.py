@@ -70,6 +70,7 @@ from dataward.service.models import (
     model_version_row,
     release_policy,
     restore_files,
+    run_row,
     separation_on,
     trained_on,
 )
@@ -172,9 +173,11 @@ class ReleaseService(Service):
     """The release gate, model approvals and the release."""
 
     def _checked(self, conn: Connection, mv: Any, doing: str) -> None:
-        """Refuse a model version row, or a row of the datasets it was trained on (their policies), that is
-        not what the signed ledger made it: the trainer's side and the policy are decided on them."""
+        """Refuse a model version row, its training run's row, or a row of the datasets it was trained on
+        (their policies), that is not what the signed ledger made it: the trainer's side and the policy
+        are decided on them, and the run's code identity and parameters are signed into the release."""
         checked_signed_rows(self, conn, "model_versions", [mv], doing=doing)
+        checked_signed_rows(self, conn, "training_runs", [run_row(conn, mv.run_id)], doing=doing)
         checked_signed_rows(self, conn, "datasets", [ds for ds, _ in trained_on(conn, mv)], doing=doing)
 
     def _release_inputs(self, conn: Connection, ref: str) -> _GateInputs:
@@ -660,9 +663,9 @@ class ReleaseService(Service):
     def _release_statement(
         self, conn: Connection, mv: Any, gate: Any, counted: list[Any], by: str, reason: str
     ) -> dict[str, Any]:
-        from dataward.service.models import run_row
-
         run = run_row(conn, mv.run_id)
+        # Checked again where it is signed: the statement must carry the run the ledger recorded.
+        checked_signed_rows(self, conn, "training_runs", [run], doing="release")
         report = json.loads(self.store.get(gate.report_object))
         return {
             "_type": STATEMENT_TYPE,

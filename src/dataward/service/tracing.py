@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -26,7 +27,7 @@ from dataward.catalog.tables import (
     version_approvals,
     versions,
 )
-from dataward.domain.errors import AccessDenied, InputError, NotFound
+from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
 from dataward.service import auth, rows
 from dataward.service.concealment import missing_dataset, sees_dataset
 from dataward.service.core import ConcealedDenial, Service, UseCase
@@ -34,7 +35,7 @@ from dataward.service.datasets import dataset_read_scope
 from dataward.service.derived import lineage_index, steps_reading, taint_of
 from dataward.service.guard import SignedCheck
 from dataward.service.holders import Lookups
-from dataward.service.idsets import id_set
+from dataward.service.idsets import holders, id_set
 from dataward.service.visibility import find_contribution
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
@@ -142,6 +143,7 @@ class TraceService(Service):
                 }
             )
         if not holders_:
+            self._confirm_never_added(conn, record_id, allowed)
             raise NotFound(f"no contribution ever added record {record_id}")
         manifests = conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)).all()
         facts_cache: dict[str, dict[str, Any]] = {}
@@ -201,6 +203,23 @@ class TraceService(Service):
         at = lookups.of(record_id).contributions([o for _, o in candidates])
         found = check.matching("contributions", hits, [candidates[i][0] for i in at], f"the adders of {record_id}")
         return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    def _confirm_never_added(self, conn: Connection, record_id: str, allowed: set[str]) -> None:
+        """Before answering that no contribution (visible to the caller) added ``record_id``, read the
+        signed contributions' own id lists, not the catalog's holder index: an index emptied or edited
+        behind the ward's back would otherwise deny the origin of a record the loader still serves.
+        Only this answer reads every list; a record the index finds costs what it did."""
+        check = SignedCheck(self, conn, doing="trace")
+        signed = [r for r in check.signed("contributions") if r.get("dataset_id") in allowed and r.get("added_object")]
+        at = holders(self.store, [r["added_object"] for r in signed], record_id)
+        if at:
+            first = signed[at[0]]["id"]
+            raise IntegrityViolation(
+                f"refusing to trace record {record_id}: the catalog's holder index names no contribution adding "
+                f"it, but the signed id list of contribution {first} holds it",
+                hint="run `dataward verify` to see what was altered; `dataward reindex --rebuild` rebuilds the index",
+                row=f"contributions {first}",
+            )
 
     def _trace_submitted(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """Everything (visible to the caller) a principal submitted, or that came from one source URI,
@@ -366,7 +385,7 @@ class TraceService(Service):
         }
 
     def _models_trained_on(self, conn: Connection, version_ids: set[str]) -> list[dict[str, Any]]:
-        return models_trained_on(conn, self.store, version_ids)
+        return models_trained_on(conn, self.store, version_ids, SignedCheck(self, conn, doing="trace"))
 
     def _trace_model(self, conn: Connection, ref: str, allowed: set[str]) -> dict[str, Any]:
         """``model:NAME@vN``: the model version, the run that made it, the dataset versions it was trained
@@ -377,7 +396,7 @@ class TraceService(Service):
         pairs = trained_on(conn, mv)
         for ds, _ in pairs:
             _require(allowed, ds.id, ref)
-        info = model_info(conn, mv, self.store)
+        info = model_info(conn, mv, self.store, SignedCheck(self, conn, doing="trace"))
         return {
             "subject": {"kind": "model", **info, "affected": bool(info["affected"]) and mv.stage == "released"},
             "why_affected": info["affected"],
@@ -566,28 +585,44 @@ class TraceService(Service):
         return out
 
 
-def models_trained_on(conn: Connection, store: Any, version_ids: set[str]) -> list[dict[str, Any]]:
+def models_trained_on(
+    conn: Connection, store: Any, version_ids: set[str], check: SignedCheck, *, refuse: bool = True
+) -> list[dict[str, Any]]:
     """Model versions trained on any of ``version_ids``, each with its stage and, when its training
-    data now holds quarantined or rejected records, why it is ``affected``."""
+    data now holds quarantined or rejected records, why it is ``affected``.
+
+    The same lookup is made among the model versions as the signed ledger made them. With ``refuse``
+    (a trace), every row either finds is checked: a model version edited into or out of the answer
+    (its dataset list emptied, the row deleted) is refused, not shown or silently left out. Without
+    it (a quarantine, already recorded in this transaction: an edited row must not undo an incident's
+    response), the answer is the ledger's rows themselves."""
     from dataward.catalog.tables import model_versions
     from dataward.service.models import affected_by
 
-    out = []
+    out: list[dict[str, Any]] = []
     if not version_ids:
         return out
-    for mv in conn.execute(select(model_versions).order_by(model_versions.c.created_at)):
-        read = {d["version_id"] for d in json.loads(mv.datasets)}
-        if read & version_ids:
-            affected = affected_by(conn, store, mv)
-            out.append(
-                {
-                    "model": f"{mv.model}@v{mv.number}",
-                    "stage": mv.stage,
-                    "digest": mv.digest,
-                    "affected": bool(affected) and mv.stage == "released",
-                    "why": affected,
-                }
-            )
+
+    def trained_on_any(datasets_json: str | None) -> bool:
+        return bool({d.get("version_id") for d in json.loads(datasets_json or "[]")} & version_ids)
+
+    signed = [r for r in check.signed("model_versions") if trained_on_any(r.get("datasets"))]
+    if refuse:
+        listed = [mv.id for mv in conn.execute(select(model_versions)) if trained_on_any(mv.datasets)]
+        found = check.matching("model_versions", listed, [r["id"] for r in signed])
+    else:
+        found = [SimpleNamespace(**r) for r in signed]
+    for mv in sorted(found, key=lambda m: (m.created_at, m.id)):
+        affected = affected_by(conn, store, mv)
+        out.append(
+            {
+                "model": f"{mv.model}@v{mv.number}",
+                "stage": mv.stage,
+                "digest": mv.digest,
+                "affected": bool(affected) and mv.stage == "released",
+                "why": affected,
+            }
+        )
     return out
 
 

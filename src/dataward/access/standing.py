@@ -155,6 +155,9 @@ def standing_from(events: Iterable[LedgerFact]) -> Standing:
             # Offboarding a human suspends the bots they owned (unless handed to someone else).
             for bot in e.payload.get("suspended", []):
                 stopped[str(bot)] = Stop(e.seq, e.time, "suspended with its owner", reason)
+            # And revokes keys beyond their own: those they minted for a bot handed to someone else.
+            for key in e.payload.get("revoked_keys", []):
+                revoked.setdefault(str(key), Stop(e.seq, e.time, f"revoked when its owner was {what}", reason))
     return Standing(acts, revoked, stopped)
 
 

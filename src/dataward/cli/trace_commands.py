@@ -186,6 +186,10 @@ def _show_incident(result: dict[str, Any]) -> None:
                 f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
                 f"+{rollback['records_restored']} restored; promote it to replace the training version"
             )
+    # What a key approved: containment by key lists it, and says whether each approval still counts.
+    for a in result.get("approvals", []):
+        counts = "[yellow]still counts[/yellow]" if a["counts"] else "[red]no longer counts[/red]"
+        tree.add(f"approved [bold]{escape(a['approved'])}[/bold] as {escape(a['by'])}: {counts}: {escape(a['why'])}")
     console.print(tree)
     for step in result.get("next_steps", []):
         console.print(f"[bold]next[/bold]: {escape(step)}")

@@ -173,7 +173,11 @@ def _model_branches(tree: Tree, result: dict[str, Any]) -> None:
 def _show_incident(result: dict[str, Any]) -> None:
     subject = result["subject"]
     what = subject.get("key") or subject.get("principal") or subject.get("uri")
-    tree = Tree(f"[bold yellow]quarantined[/bold yellow] everything {escape(str(what))} touched")
+    title = f"[bold yellow]quarantined[/bold yellow] everything {escape(str(what))} touched"
+    if not result["datasets"]:
+        # A key that only approved: nothing to quarantine, but what it approved is the incident.
+        title = f"{escape(str(what))} touched no contribution; what it approved:"
+    tree = Tree(title)
     for d in result["datasets"]:
         node = tree.add(
             f"[bold]{escape(d['dataset'])}[/bold]: {', '.join(d['quarantined']) or 'nothing new'}"

@@ -379,6 +379,9 @@ class Approval:
     reason: str
     decided_at: datetime
     on: str = "contribution"
+    void: str | None = None
+    """Why it no longer counts whatever else holds, from the signed ledger: its approver was disabled
+    or its key revoked since it was given (``dataward.access.standing``). None while both stand."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))
@@ -394,10 +397,12 @@ class Approval:
             "reason": self.reason,
             "decided_at": self.decided_at.isoformat(),
             "on": self.on,
+            **({"void": self.void} if self.void is not None else {}),
         }
 
 
 _NOT_COUNTED = {
+    "voided": "approve again with a key that still stands, or have another approver approve",
     "stale": "it was given for other content than the current one: approve again",
     "ineligible": "it came from a role the policy does not accept",
     "conflicted": "separation of duties: the approver is on the side of whoever submitted the contribution or "
@@ -413,6 +418,7 @@ class ApprovalStatus:
     """How a contribution's approvals count against the policy.
 
     ``counted``: valid approvals (current content, eligible role, distinct approvers, no conflict).
+    ``voided``: given by an approver disabled since, or with a key revoked since (``Approval.void``).
     ``stale``: given for an earlier content hash. ``ineligible``: from a role the policy does not
     accept. ``conflicted``: refused by separation of duties. ``repeated``: a second approval by
     someone already counted.
@@ -427,6 +433,7 @@ class ApprovalStatus:
     repeated: tuple[Approval, ...]
     names: Mapping[str, str] = field(default_factory=dict)
     """Principal id -> name, for the summary (ids are shown for approvers not in it)."""
+    voided: tuple[Approval, ...] = ()
 
     @property
     def satisfied(self) -> bool:
@@ -440,6 +447,10 @@ class ApprovalStatus:
         """``"1 of 2 valid approval(s), 1 repeated (not counted: ...)"``: each approval that does not count
         is named, with its approver, what it approved and why it does not count."""
         parts = [f"{len(self.counted)} of {self.required} valid approval(s)"]
+        if self.voided:
+            # Each says its own reason: which approver was disabled, or which key was revoked.
+            named = ", ".join(f"{self._named(a)}: {a.void}" for a in self.voided)
+            parts.append(f"{len(self.voided)} voided (not counted: {named}; {_NOT_COUNTED['voided']})")
         for name in ("stale", "ineligible", "conflicted", "repeated"):
             found: tuple[Approval, ...] = getattr(self, name)
             if found:
@@ -459,7 +470,7 @@ class ApprovalStatus:
             "missing": self.missing,
             **{
                 name: [a.to_dict() for a in getattr(self, name)]
-                for name in ("counted", "stale", "ineligible", "conflicted", "repeated")
+                for name in ("counted", "voided", "stale", "ineligible", "conflicted", "repeated")
             },
         }
 
@@ -605,7 +616,8 @@ def approvals_status(
 ) -> ApprovalStatus:
     """Count the approvals that hold for the contribution's *current* ``content_hash``.
 
-    Only approvals for that hash, from a role the policy accepts, by distinct approvers count; given
+    An approval whose ``void`` is set (its approver disabled or its key revoked since) never counts.
+    Otherwise only approvals for that hash, from a role the policy accepts, by distinct approvers count; given
     ``principals``, a service principal and its owning human are one approver.
     When ``submitter_id`` is given and separation of duties is on, approvals by the submitter or
     its owner (and, given ``principals``, by bots of the same owner) are listed as conflicted, so a
@@ -618,6 +630,7 @@ def approvals_status(
     side that made the version (``version_made_by`` and its owner) is conflicted.
     """
     counted: list[Approval] = []
+    voided: list[Approval] = []
     stale: list[Approval] = []
     ineligible: list[Approval] = []
     conflicted: list[Approval] = []
@@ -626,7 +639,10 @@ def approvals_status(
     seen: set[str] = set()
     bound = [(a, content_hash) for a in approvals] + [(a, version_hash) for a in version_approvals]
     for approval, expected in sorted(bound, key=lambda pair: pair[0].decided_at):
-        if expected is None or approval.content_hash != expected:
+        if approval.void is not None:
+            # First: whatever else holds, nobody answers for it any more (docs/access.md, "Approvals").
+            voided.append(approval)
+        elif expected is None or approval.content_hash != expected:
             stale.append(approval)
         elif approval.role not in accepted:
             ineligible.append(approval)
@@ -658,6 +674,7 @@ def approvals_status(
         conflicted=tuple(conflicted),
         repeated=tuple(repeated),
         names={pid: p.name for pid, p in (principals or {}).items()},
+        voided=tuple(voided),
     )
 
 

@@ -173,7 +173,11 @@ def _model_branches(tree: Tree, result: dict[str, Any]) -> None:
 def _show_incident(result: dict[str, Any]) -> None:
     subject = result["subject"]
     what = subject.get("key") or subject.get("principal") or subject.get("uri")
-    tree = Tree(f"[bold yellow]quarantined[/bold yellow] everything {escape(str(what))} touched")
+    title = f"[bold yellow]quarantined[/bold yellow] everything {escape(str(what))} touched"
+    if not result["datasets"]:
+        # A key that only approved: nothing to quarantine, but what it approved is the incident.
+        title = f"{escape(str(what))} touched no contribution; what it approved:"
+    tree = Tree(title)
     for d in result["datasets"]:
         node = tree.add(
             f"[bold]{escape(d['dataset'])}[/bold]: {', '.join(d['quarantined']) or 'nothing new'}"
@@ -186,6 +190,10 @@ def _show_incident(result: dict[str, Any]) -> None:
                 f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
                 f"+{rollback['records_restored']} restored; promote it to replace the training version"
             )
+    # What a key approved: containment by key lists it, and says whether each approval still counts.
+    for a in result.get("approvals", []):
+        counts = "[yellow]still counts[/yellow]" if a["counts"] else "[red]no longer counts[/red]"
+        tree.add(f"approved [bold]{escape(a['approved'])}[/bold] as {escape(a['by'])}: {counts}: {escape(a['why'])}")
     console.print(tree)
     for step in result.get("next_steps", []):
         console.print(f"[bold]next[/bold]: {escape(step)}")

@@ -21,11 +21,13 @@ from dataward.access import (
 )
 from dataward.access.approvers import approvable_one_by_one, contribution_approvers, version_approvers, who_text
 from dataward.access.roles import Action, Scope
+from dataward.access.standing import Standing
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import approvals, contributions, datasets, principals, quarantine, version_approvals
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
+from dataward.service.approval_standing import read_standing, with_standing
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
@@ -38,9 +40,11 @@ DECIDABLE = ("submitted", "gated")
 APPROVABLE = (*DECIDABLE, "merged")
 
 
-def _approvals_of(conn: Connection, contribution_id: str) -> list[Approval]:
+def _approvals_of(conn: Connection, contribution_id: str, standing: Standing | None = None) -> list[Approval]:
+    """The contribution's approvals; given the ledger's ``standing``, those whose approver was disabled or
+    whose key was revoked since are marked void (they no longer count)."""
     query = select(approvals).where(approvals.c.contribution_id == contribution_id, approvals.c.decision == "approve")
-    return [
+    found = [
         Approval(
             r.principal_id,
             r.content_hash,
@@ -50,17 +54,22 @@ def _approvals_of(conn: Connection, contribution_id: str) -> list[Approval]:
         )
         for r in conn.execute(query)
     ]
+    return with_standing(found, contribution_id, standing)
 
 
-def _version_approvals_of(conn: Connection, version_id: str) -> list[Approval]:
+def _version_approvals_of(conn: Connection, version_id: str, standing: Standing | None = None) -> list[Approval]:
+    """The version's approvals as a whole, marked void as :func:`_approvals_of` marks them."""
     query = select(version_approvals).where(version_approvals.c.version_id == version_id)
-    return [
+    found = [
         Approval(r.principal_id, r.content_hash, r.role, r.reason, parse_time(r.created_at), on="version")
         for r in conn.execute(query)
     ]
+    return with_standing(found, version_id, standing)
 
 
-def _contribution_facts(conn: Connection, ds: Any, version: Any) -> list[ContributionFacts]:
+def _contribution_facts(
+    conn: Connection, ds: Any, version: Any, standing: Standing | None = None
+) -> list[ContributionFacts]:
     """What promotion (and an approval of the version) needs to know of each contribution it holds."""
     facts = []
     for cid in json.loads(version.contributions):
@@ -71,7 +80,7 @@ def _contribution_facts(conn: Connection, ds: Any, version: Any) -> list[Contrib
                 c.content_hash,
                 c.submitted_by,
                 submitter_owner(c),
-                tuple(_approvals_of(conn, c.id)),
+                tuple(_approvals_of(conn, c.id, standing)),
                 c.gate_verdict,
                 current_owner(conn, c),
             )
@@ -96,12 +105,13 @@ def _principals(conn: Connection) -> dict[str, Any]:
     return {r.id: auth.principal_from_row(r) for r in conn.execute(select(principals))}
 
 
-def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any) -> ApprovalStatus:
-    """How the contribution's approvals count against the policy, for its current content hash."""
+def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any, standing: Standing) -> ApprovalStatus:
+    """How the contribution's approvals count against the policy, for its current content hash, those of
+    approvers disabled since or given with keys revoked since (``standing``) not counted."""
     return approvals_status(
         policy,
         c.content_hash,
-        _approvals_of(conn, c.id),
+        _approvals_of(conn, c.id, standing),
         submitter_id=c.submitted_by,
         submitter_owner_id=submitter_owner(c),
         principals=_principals(conn),
@@ -158,7 +168,7 @@ class ApprovalService(Service):
                 {"content_hash": c.content_hash, "reason": reason, "role": role.value if role else None},
                 changes,
             )
-            status = _approval_status(uc.conn, policy, c)
+            status = _approval_status(uc.conn, policy, c, read_standing(uc.conn, uc.signer.public_key_b64))
             return {
                 "contribution": f"{ds_name}#{c.number}",
                 "decision": decision,
@@ -203,7 +213,8 @@ class ApprovalService(Service):
             listed = json.loads(ver.contributions)
             found = uc.conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all()
             checked_signed_rows(self, uc.conn, "contributions", found, doing="approve")
-            facts = _contribution_facts(uc.conn, ds, ver)
+            standing = read_standing(uc.conn, uc.signer.public_key_b64)
+            facts = _contribution_facts(uc.conn, ds, ver, standing)
             maker, maker_owner = _maker(uc.conn, ver)
             everyone = _principals(uc.conn)
             every_grant = auth.load_grants(uc.conn)
@@ -246,7 +257,7 @@ class ApprovalService(Service):
                     )
                 ],
             )
-            counted = _version_approvals_of(uc.conn, ver.id)
+            counted = _version_approvals_of(uc.conn, ver.id, standing)
             statuses = [
                 approvals_status(
                     policy,
@@ -326,7 +337,8 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
             f"{len(pending)} record(s) of {ds.name}#{c.number} await review",
             hint=f"decide them first: dataward review list {ds.name}",
         )
-    status = _approval_status(uc.conn, policy, c)
+    # Approvals count only while their approver and the key they were given with stand (the ledger says).
+    status = _approval_status(uc.conn, policy, c, read_standing(uc.conn, uc.signer.public_key_b64))
     if not status.satisfied:
         problems.append(f"it has {status.summary()}")
     if problems:
@@ -344,7 +356,9 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
     accepted gate verdict and valid approvals on every contribution the version holds (its own, and
     approvals of this version as a whole bound to its manifest digest)."""
     policy = dataset_policy(ds)
-    facts = _contribution_facts(uc.conn, ds, version)
+    # Approvals count only while their approver and the key they were given with stand (the ledger says).
+    standing = read_standing(uc.conn, uc.signer.public_key_b64)
+    facts = _contribution_facts(uc.conn, ds, version, standing)
     maker, maker_owner = _maker(uc.conn, version)
     decision = can_promote(
         policy,
@@ -356,7 +370,7 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
             tuple(facts),
             _principals(uc.conn),
             version_hash=version.manifest_object,
-            version_approvals=tuple(_version_approvals_of(uc.conn, version.id)),
+            version_approvals=tuple(_version_approvals_of(uc.conn, version.id, standing)),
             version_made_by=maker,
             version_made_by_owner=maker_owner,
         ),

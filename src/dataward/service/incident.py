@@ -21,11 +21,12 @@ from dataward.access import authorize, descendants, roles_allowing
 from dataward.access.containment import grants_of, key_next_steps, live_keys, principal_next_steps
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import RowChange, insert_row, update_row
-from dataward.catalog.tables import api_keys, contributions, datasets, sources, transformations, versions
+from dataward.catalog.tables import api_keys, contributions, datasets, principals, sources, transformations, versions
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
 from dataward.domain.idarrays import ids_to_binary
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
+from dataward.service.approval_standing import read_standing
 from dataward.service.concealment import sees_dataset
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
@@ -72,7 +73,8 @@ class IncidentService(Service):
         detail = {"ref": ref}
         with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail, write=False) as uc:
             conn = uc.conn
-            subject, found = self._touched(conn, ref)
+            approved = self._approved(conn, ref)
+            subject, found = self._touched(conn, ref, approved=bool(approved))
             names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
             by_dataset: dict[str, list[Any]] = defaultdict(list)
             for c in found:
@@ -85,14 +87,18 @@ class IncidentService(Service):
                 for c in conn.execute(select(contributions).where(contributions.c.id.in_(sorted(carriers)))):
                     by_dataset.setdefault(c.dataset_id, [])
             order = sorted(by_dataset, key=lambda d: names[d])
+            # What a key approved is part of what it did: those datasets are authorized with the rest.
+            reached = sorted(
+                {names[d] for d in order} | {names[a["dataset_id"]] for a in approved if a["dataset_id"] in names}
+            )
             # Authorize every dataset before working: a partial containment would leave the caller
             # believing the incident is contained.
-            authorize_quarantine(uc, [names[d] for d in order])
+            authorize_quarantine(uc, reached)
             plans = [self.plan(conn, d, names[d], by_dataset[d], taint) for d in order]
             basis = quarantine_basis(conn, found)
         with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail) as uc:
-            authorize_quarantine(uc, [names[d] for d in order])
-            _, again = self._touched(uc.conn, ref)
+            authorize_quarantine(uc, reached)
+            _, again = self._touched(uc.conn, ref, approved=bool(approved))
             if quarantine_basis(uc.conn, again) != basis:
                 raise Stale(
                     f"the ward changed while the containment of {ref} was worked out (a contribution, a version "
@@ -101,10 +107,46 @@ class IncidentService(Service):
                 )
             results = [self.record(uc, plan, ref, reason) for plan in plans]
             steps = _next_steps(uc.conn, subject, uc.now)
-        return {"subject": subject, "reason": reason, "datasets": results, "next_steps": steps}
+        out = {"subject": subject, "reason": reason, "datasets": results, "next_steps": steps}
+        if ref.startswith("dw_"):
+            out["approvals"] = [{k: v for k, v in a.items() if k != "dataset_id"} for a in approved]
+        return out
 
-    def _touched(self, conn: Connection, ref: str) -> tuple[dict[str, Any], list[Any]]:
-        """The cause described, and every contribution it touched, oldest first."""
+    def _approved(self, conn: Connection, ref: str) -> list[dict[str, Any]]:
+        """For a key (``dw_…``): every approval given with it or with a key minted through it, as the
+        signed ledger records them, each saying whether it still counts (it stops counting once the key
+        is revoked: ``dataward.access.standing``). Empty for any other cause."""
+        if not ref.startswith("dw_"):
+            return []
+        key_id = rows.key_id_of(ref)
+        everyone = [auth.key_from_row(r) for r in conn.execute(select(api_keys))]
+        keys = [key_id, *(k.id for k in descendants(key_id, everyone))]
+        standing = read_standing(conn, self.signer.public_key_b64)
+        who = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
+        ds_names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
+        out = []
+        for act in standing.approvals_with(keys):
+            table = versions if act.on == "version" else contributions
+            row = conn.execute(select(table.c.number).where(table.c.id == act.target)).first()
+            mark = "@v" if act.on == "version" else "#"
+            void = standing.void_of(act)
+            out.append(
+                {
+                    "approved": f"{ds_names.get(act.dataset, act.dataset)}{mark}{row.number if row else '?'}",
+                    "dataset_id": act.dataset,
+                    "by": who.get(act.approver_id, act.approver_id),
+                    "key": f"dw_{act.key_id}",
+                    "time": act.time,
+                    "counts": void is None,
+                    "why": void
+                    or f"still counts until the key is revoked (dataward key revoke dw_{act.key_id} --reason ...)",
+                }
+            )
+        return out
+
+    def _touched(self, conn: Connection, ref: str, *, approved: bool = False) -> tuple[dict[str, Any], list[Any]]:
+        """The cause described, and every contribution it touched, oldest first. A cause that touched no
+        contribution is ``NotFound``, unless it is a key that ``approved`` something (listed instead)."""
         query = select(contributions)
         signed = signed_rows(self, conn, "contributions")
         touched: set[str]
@@ -141,8 +183,11 @@ class IncidentService(Service):
                 f"contributions it touched ({', '.join(differ)})",
                 hint="run `dataward verify` to see everything that was altered; restore the catalog from a backup",
             )
-        if not found:
-            raise NotFound(f"{ref} touched no contribution")
+        if not found and not approved:
+            what = (
+                "touched no contribution and approved nothing" if ref.startswith("dw_") else "touched no contribution"
+            )
+            raise NotFound(f"{ref} {what}")
         return subject, found
 
     def plan(self, conn: Connection, ds_id: str, ds_name: str, found: list[Any], taint: Taint) -> _Plan:

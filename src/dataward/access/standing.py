@@ -1,0 +1,164 @@
+"""Whether an approval still stands: what happened, since it was given, to its approver and its key.
+
+An approval is a person vouching, through a key, for what a contribution or a version holds. Once that
+key has been taken away (``key revoke``), or that person disabled (or, for a bot, suspended), the
+ward can no longer tell an honest approval from one made by whoever held the key or by someone
+removed for cause, so the approval stops counting at merge and promotion. The approver (or anyone
+else who may) approves again with a key that still stands. Rotation and expiry are not revocations:
+a rotated key was replaced, not taken away, and approvals given with it keep counting.
+
+Every fact here comes from signed ledger events (see ``dataward.service.approval_standing``), never
+from catalog rows alone: a revocation or a disabling is what its event says, and an approval's key is
+the key its event was signed under. This module only folds those facts; it touches no storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dataward.access.policy import Approval
+from dataward.ledger.events import format_time
+
+APPROVAL_TYPES = ("contribution.approved", "version.approved")
+STOP_TYPES = ("key.revoked", "principal.disabled", "principal.suspended", "principal.transferred")
+"""Ledger event types :func:`standing_from` reads: approvals, and what takes keys or principals away."""
+
+
+class LedgerFact(Protocol):
+    """The fields of a ledger event this module reads (``dataward.ledger.events.Event`` has them)."""
+
+    seq: int
+    time: str
+    type: str
+    actor: dict[str, Any]
+    subject: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ApprovalAct:
+    """One approval as its signed event recorded it, with the key it was given with."""
+
+    seq: int
+    on: str  # "contribution" or "version"
+    target: str  # the contribution id or the version id
+    dataset: str  # the dataset id
+    approver_id: str
+    key_id: str | None
+    content_hash: str
+    time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "on": self.on,
+            "target": self.target,
+            "approver_id": self.approver_id,
+            "key": None if self.key_id is None else f"dw_{self.key_id}",
+            "content_hash": self.content_hash,
+            "time": self.time,
+        }
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A key taken away or a principal stopped, by the event ``seq``, with that event's reason."""
+
+    seq: int
+    time: str
+    what: str  # "revoked", "disabled", "suspended", ...
+    reason: str
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the ledger says about approvals, keys and approvers (built by :func:`standing_from`)."""
+
+    acts: Mapping[tuple[str, str, str, str, str], ApprovalAct] = field(default_factory=dict)
+    """(on, target, approver, content hash, time) -> the approval's event."""
+    revoked: Mapping[str, Stop] = field(default_factory=dict)
+    """Key id -> its revocation (every key a ``key.revoked`` event names, its ``with_it`` too)."""
+    stopped: Mapping[str, Stop] = field(default_factory=dict)
+    """Principal id -> the latest event that disabled or suspended it."""
+
+    def act_of(self, approval: Approval, target: str) -> ApprovalAct | None:
+        """The signed event of ``approval`` (of the contribution or version ``target``), if any."""
+        key = (approval.on, target, approval.approver_id, approval.content_hash, format_time(approval.decided_at))
+        return self.acts.get(key)
+
+    def void_reason(self, approval: Approval, target: str) -> str | None:
+        """Why ``approval`` of ``target`` no longer counts, or None while its approver and key stand."""
+        act = self.act_of(approval, target)
+        # An approval given before its approver was stopped is void; one given after an enabling counts.
+        # An approval not yet in the ledger (queued in this very use case) is placed by its time.
+        stop = self.stopped.get(approval.approver_id)
+        if stop is not None:
+            before = act.seq < stop.seq if act is not None else format_time(approval.decided_at) <= stop.time
+            if before:
+                return f"approver {stop.what} since ({stop.reason or 'no reason given'})"
+        return None if act is None else self._key_void(act)
+
+    def void_of(self, act: ApprovalAct) -> str | None:
+        """Why the approval ``act`` records no longer counts, or None while its approver and key stand."""
+        stop = self.stopped.get(act.approver_id)
+        if stop is not None and act.seq < stop.seq:
+            return f"approver {stop.what} since ({stop.reason or 'no reason given'})"
+        return self._key_void(act)
+
+    def _key_void(self, act: ApprovalAct) -> str | None:
+        stop = self.revoked.get(act.key_id) if act.key_id is not None else None
+        if stop is None:
+            return None
+        return f"approver's key dw_{act.key_id} {stop.what} since ({stop.reason or 'no reason given'})"
+
+    def approvals_with(self, keys: Iterable[str]) -> list[ApprovalAct]:
+        """Every approval given with one of ``keys`` (key ids), oldest first."""
+        wanted = set(keys)
+        return sorted((a for a in self.acts.values() if a.key_id in wanted), key=lambda a: a.seq)
+
+
+def standing_from(events: Iterable[LedgerFact]) -> Standing:
+    """Fold approval events and the events that take keys or principals away (``APPROVAL_TYPES``,
+    ``STOP_TYPES``; others are ignored), in ledger order."""
+    acts: dict[tuple[str, str, str, str, str], ApprovalAct] = {}
+    revoked: dict[str, Stop] = {}
+    stopped: dict[str, Stop] = {}
+    for e in sorted(events, key=lambda e: e.seq):
+        reason = str(e.payload.get("reason") or "")
+        if e.type in APPROVAL_TYPES:
+            on = "version" if e.type == "version.approved" else "contribution"
+            target = str(e.subject.get(on, ""))
+            act = ApprovalAct(
+                e.seq,
+                on,
+                target,
+                str(e.subject.get("dataset", "")),
+                str(e.actor.get("principal")),
+                e.actor.get("key"),
+                str(e.payload.get("content_hash", "")),
+                e.time,
+            )
+            acts[(on, target, act.approver_id, act.content_hash, act.time)] = act
+        elif e.type == "key.revoked":
+            for key in [e.subject.get("key"), *e.payload.get("with_it", [])]:
+                if key is not None:
+                    revoked.setdefault(str(key), Stop(e.seq, e.time, "revoked", reason))
+        elif e.type == "principal.transferred":
+            # Keys the previous owner issued for the bot: they may hold copies, so those keys were
+            # taken away, not replaced, and what was approved with them is unknown hands' work.
+            for key in e.payload.get("revoked_keys", []):
+                revoked.setdefault(str(key), Stop(e.seq, e.time, "revoked when its bot was transferred", ""))
+        elif e.type in ("principal.disabled", "principal.suspended"):
+            what = "disabled" if e.type == "principal.disabled" else "suspended"
+            stopped[str(e.subject.get("principal"))] = Stop(e.seq, e.time, what, reason)
+            # Offboarding a human suspends the bots they owned (unless handed to someone else).
+            for bot in e.payload.get("suspended", []):
+                stopped[str(bot)] = Stop(e.seq, e.time, "suspended with its owner", reason)
+            # And revokes keys beyond their own: those they minted for a bot handed to someone else.
+            for key in e.payload.get("revoked_keys", []):
+                revoked.setdefault(str(key), Stop(e.seq, e.time, f"revoked when its owner was {what}", reason))
+    return Standing(acts, revoked, stopped)
+
+
+__all__ = ["APPROVAL_TYPES", "STOP_TYPES", "ApprovalAct", "LedgerFact", "Standing", "Stop", "standing_from"]

@@ -1,0 +1,54 @@
+"""Read what the signed ledger says about approvals, their keys and their approvers since.
+
+Merge and promotion count approvals from catalog rows that the guard has checked against the ledger
+(``service/guard.py``), but a row says nothing of the key an approval was given with, nor of a key
+revoked or an approver disabled later. Those facts are read here from the ledger events themselves,
+each re-hashed and its signature checked under the ward key, so that a payload edited in the catalog
+(a revocation's key list shortened, an approval moved to another key) is refused, not believed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from sqlalchemy import Connection
+
+from dataward.access.policy import Approval
+from dataward.access.standing import APPROVAL_TYPES, STOP_TYPES, Standing, standing_from
+from dataward.catalog import ledger_store
+from dataward.domain.errors import IntegrityViolation
+from dataward.ledger.events import Event
+from dataward.ledger.signing import SignatureVerifier
+
+
+def read_standing(conn: Connection, public_key_b64: str) -> Standing:
+    """The ledger's approvals, revocations and disablings (``dataward.access.standing``), every event
+    read checked: its hash over its body, and its signature under ``public_key_b64``."""
+    ward_id = ledger_store.ward_id(conn)
+    verifier = SignatureVerifier(public_key_b64)
+    events = list(ledger_store.read_events(conn, types=[*APPROVAL_TYPES, *STOP_TYPES]))
+    for event in events:
+        _check(event, verifier, ward_id)
+    # read_events matches type prefixes: keep the exact types only.
+    return standing_from(e for e in events if e.type in (*APPROVAL_TYPES, *STOP_TYPES))
+
+
+def _check(event: Event, verifier: SignatureVerifier, ward_id: str) -> None:
+    if event.computed_hash() != event.hash or not verifier.verify(event.signed_message(ward_id), event.sig or ""):
+        raise IntegrityViolation(
+            f"ledger event #{event.seq} ({event.type}) does not match its hash or signature: the approvals it "
+            "bears on cannot be counted",
+            hint="run `dataward verify` to see everything that was altered; restore the catalog from a backup",
+        )
+
+
+def with_standing(approvals: Iterable[Approval], target: str, standing: Standing | None) -> list[Approval]:
+    """``approvals`` of ``target`` (a contribution or version id), each with ``void`` set when its
+    approver was disabled or its key revoked since (unchanged without a ``standing``)."""
+    if standing is None:
+        return list(approvals)
+    return [dataclasses.replace(a, void=standing.void_reason(a, target)) for a in approvals]
+
+
+__all__ = ["read_standing", "with_standing"]

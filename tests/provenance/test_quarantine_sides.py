@@ -195,3 +195,19 @@ def test_sides_and_vouching() -> None:
     assert vouches(Origin("c3", "d", 3, side_of("bob", None, None), "s3://bob"), suspect)
     assert vouches(Origin("c1", "d", 1, side_of("carol", None, None), "s3://carol"), suspect)  # there first
     assert not vouches(Origin("c1", "d2", 1, side_of("carol", None, None), "s3://carol"), suspect)
+
+
+def test_the_rollback_leaves_out_a_later_copy_by_the_same_side(sides: Ward, tmp_path: Path) -> None:
+    """The bot's merged batch is quarantined after its owner merged a copy of 4 of its records: the
+    rollback version leaves them out too (reads would refuse it otherwise) and is promoted; an
+    independent copy of the same records keeps them."""
+    ward = sides
+    bot = _as(ward, "scraper")
+    bot_ref = bot.contribute("wine", write_csv(tmp_path / "bot.csv", wine_rows(100, 124)), source=BOT_SOURCE)["ref"]
+    merge_reviewed(ward, bot_ref)
+    merge_reviewed(ward, _copy(ward, _as(ward, "alice"), tmp_path))
+    copied = set(_added(ward, bot_ref)[:4])
+    rollback = ward.quarantine_contribution(bot_ref, reason="backdoor")
+    number = max(v["number"] for v in ward.versions("wine"))
+    ward.promote(f"wine@v{number}", reason="rollback")
+    assert not copied & _ids(ward, "wine", "training"), rollback

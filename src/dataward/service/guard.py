@@ -545,6 +545,12 @@ def signed_review_items(ward: Any, conn: Connection) -> list[_ReviewItem]:
     return list(_ledger_review_items(conn, *_ledger(ward)).values())
 
 
+def origins(ward: Any, conn: Connection, found: list[Any]) -> dict[str, Origin]:
+    """The :class:`~dataward.access.sides.Origin` of each contribution row of ``found`` (rows the caller
+    checked against the signed ledger), with owners and source URIs as the signed ledger made them."""
+    return _origins(conn, found, _ledger(ward))
+
+
 def owners_now(ward: Any, conn: Connection, ids: Iterable[str]) -> dict[str, str | None]:
     """Each principal of ``ids``'s owner now (None for a human), as the signed ledger made it."""
     return _owners_now(conn, _ledger(ward), ids)

@@ -18,8 +18,9 @@ identities are cached per process, keyed by content hashes, so a cached answer c
 the very bytes it was computed on.
 
 ``barred_records`` is the other half of a safe read: the records of a version that must never reach
-``training`` (brought in only by a quarantined contribution, copied or made from its records by a
-transformation, or rejected by a reviewer).
+``training`` (brought in by a quarantined contribution or flagged in one rejected as a unit, unless a
+contribution of another side vouches for them, copied or made from a quarantined contribution's records
+by a transformation, or rejected by a reviewer).
 """
 
 from __future__ import annotations

@@ -211,3 +211,21 @@ def test_the_rollback_leaves_out_a_later_copy_by_the_same_side(sides: Ward, tmp_
     number = max(v["number"] for v in ward.versions("wine"))
     ward.promote(f"wine@v{number}", reason="rollback")
     assert not copied & _ids(ward, "wine", "training"), rollback
+
+
+def test_the_side_s_pending_records_are_held_back_in_another_dataset_too(sides: Ward, tmp_path: Path) -> None:
+    ward = sides
+    label, specs = wine_schema_specs()
+    ward.create_dataset("other", Schema.parse(label, specs))
+    ward.set_policy("other", NO_APPROVALS_POLICY)
+    ward.grant("alice", "contributor", "dataset:other")
+    _, flagged = _bot_batch(ward, tmp_path)
+    version = merge_reviewed(ward, _copy(ward, _as(ward, "alice"), tmp_path, dataset="other"))
+    assert {
+        "why": "pending in a contribution of the same side",
+        "contribution": None,  # another dataset's contribution is not named
+        "same_dataset": False,
+        "records": 4,
+    } in version["held_back_by"]
+    assert version["held_back_of_contribution"] >= 4
+    assert not set(flagged) & _ids(ward, "other", "v1")

@@ -102,7 +102,7 @@ class VersionService(Service):
         # What the merge reports as held back: this dataset's records only. The ward-wide quarantine
         # still holds back every quarantined record wherever it appears (``held`` above), but another
         # dataset's quarantined records are not this dataset's to count.
-        held_here = len(self._held_in_dataset(basis, own_quarantined, added, held))
+        held_here = len(self._held_in_dataset(basis, ds.id, own_quarantined, added, held))
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
@@ -174,14 +174,18 @@ class VersionService(Service):
     def _held_in_dataset(
         self,
         basis: HeldBasis,
+        dataset_id: str,
         own_quarantined: tuple[str, ...],
         added: np.ndarray,
         held: np.ndarray,
     ) -> np.ndarray:
         """The distinct records of this dataset a merge holds back, as digests: the merged
         contribution's held records, records of the dataset rejected in review, and records of the
-        dataset's own quarantined contributions (``own_quarantined``, their id lists)."""
-        queued, valid = ids_to_binary(pa.array(sorted(basis.held), pa.string()))
+        dataset's own quarantined contributions (``own_quarantined``, their id lists). Records held
+        because a contribution of another dataset on the same side flagged them are that dataset's to
+        count, unless the merged contribution brought them (counted with its own)."""
+        elsewhere = {r for hold in basis.side if hold.dataset_id != dataset_id for r in hold.records}
+        queued, valid = ids_to_binary(pa.array(sorted(basis.held - elsewhere), pa.string()))
         parts = [np.compress(valid, queued, axis=0), added[member_of(added, held)]]
         parts += [read_id_digests(self.store, digest) for digest in own_quarantined]
         return sorted_distinct(np.concatenate(parts))

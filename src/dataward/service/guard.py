@@ -18,8 +18,9 @@ identities are cached per process, keyed by content hashes, so a cached answer c
 the very bytes it was computed on.
 
 ``barred_records`` is the other half of a safe read: the records of a version that must never reach
-``training`` (brought in only by a quarantined contribution, copied or made from its records by a
-transformation, or rejected by a reviewer).
+``training`` (brought in by a quarantined contribution or flagged in one rejected as a unit, unless a
+contribution of another side vouches for them, copied or made from a quarantined contribution's records
+by a transformation, or rejected by a reviewer).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sqlalchemy import Connection, select
 
 from dataward.access import authorize
 from dataward.access.roles import Action, Scope
+from dataward.access.sides import Origin, side_of, vouches
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, fold_change
 from dataward.catalog.tables import (
@@ -107,6 +109,9 @@ class _ReviewItem:
     record: str
     status: str
     rejected_in_review: bool = False
+    rejected_with_contribution: bool = False
+    """Closed by a ``contribution.rejected`` event: the whole batch was judged, and its flagged records
+    with it (they bar same-side copies, see :func:`_unvouched_suspects`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,10 +186,12 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
                     )
                 elif item_id in review and "status" in values:
                     rejected = values["status"] == "rejected" and event.type == "review.rejected"
+                    unit = values["status"] == "rejected" and event.type == "contribution.rejected"
                     review[item_id] = dataclasses.replace(
                         review[item_id],
                         status=str(values["status"]),
                         rejected_in_review=review[item_id].rejected_in_review or rejected,
+                        rejected_with_contribution=review[item_id].rejected_with_contribution or unit,
                     )
     last = events[-1]
     return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review)
@@ -540,6 +547,23 @@ def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dic
     return _signed(conn, public_key, ward_id).review
 
 
+def signed_review_items(ward: Any, conn: Connection) -> list[_ReviewItem]:
+    """Every review item as the signed ledger has it (see :func:`_ledger_review_items`): for a use case
+    that decides what a merge holds back, which must not trust the catalog's review table alone."""
+    return list(_ledger_review_items(conn, *_ledger(ward)).values())
+
+
+def origins(ward: Any, conn: Connection, found: list[Any]) -> dict[str, Origin]:
+    """The :class:`~dataward.access.sides.Origin` of each contribution row of ``found`` (rows the caller
+    checked against the signed ledger), with owners and source URIs as the signed ledger made them."""
+    return _origins(conn, found, _ledger(ward))
+
+
+def owners_now(ward: Any, conn: Connection, ids: Iterable[str]) -> dict[str, str | None]:
+    """Each principal of ``ids``'s owner now (None for a human), as the signed ledger made it."""
+    return _owners_now(conn, _ledger(ward), ids)
+
+
 def _check_signed_contribution(
     conn: Connection, cid: str, columns: tuple[str, ...], ds: Any, ver: Any, public_key: str, ward_id: str
 ) -> None:
@@ -566,11 +590,11 @@ def barred_records(
 ) -> dict[str, str]:
     """Records of version ``ver`` that must never reach ``training``, each with the reason.
 
-    * brought in only by a quarantined contribution: no contribution of the version that is not
-      quarantined added it (and had it accepted when its gate flagged it);
-    * added by a quarantined contribution the version does not hold, of this dataset or any other
-      (ids are content hashes: the same records contributed again elsewhere are the same records),
-      unless a contribution of the version vouches for them by itself (see :func:`_quarantined_elsewhere`);
+    * added by a quarantined contribution, of this dataset or any other, held by the version or not
+      (ids are content hashes: the same records contributed again elsewhere are the same records), or
+      flagged in a contribution rejected as a unit (a ``contribution.rejected`` event), unless a
+      contribution of the version vouches for them by itself: added before the suspect one in the same
+      dataset, or by another side from another source (see :func:`_unvouched_suspects`);
     * copied or made by a transformation from the records of a quarantined contribution of any
       dataset, transitively, unless a contribution of the version vouches for it by itself (see
       :func:`_made_from_quarantined`);
@@ -584,7 +608,6 @@ def barred_records(
     (listing what a model's data holds, for information) the catalog is read as it stands.
     """
     from dataward.domain.idset import DigestSet
-    from dataward.service.recordstore import read_ids
 
     members: AbstractSet[str] = ids if isinstance(ids, DigestSet) else set(ids)
     listed = json.loads(ver.contributions)
@@ -621,6 +644,7 @@ def barred_records(
         for cid in sorted(elsewhere):
             _check_signed_contribution(conn, cid, ("dataset_id",), ds, ver, public_key, ward_id)
         rejected = [i.record for i in items if i.rejected_in_review and i.contribution in mine]
+        units = _rejected_units((i.contribution, i.record) for i in items if i.rejected_with_contribution)
     else:
         held = {
             (r.contribution_id, r.record_id)
@@ -631,23 +655,16 @@ def barred_records(
         decisions = select(ledger_events.c.subject).where(ledger_events.c.type == "review.rejected")
         subjects = [json.loads(text) for text in conn.execute(decisions).scalars()]
         rejected = [s.get("record") for s in subjects if s.get("contribution") in mine]
+        closed = (
+            select(quarantine.c.contribution_id, quarantine.c.record_id)
+            .join(contributions, contributions.c.id == quarantine.c.contribution_id)
+            .where(quarantine.c.status == "rejected", contributions.c.status == "rejected")
+        )
+        units = _rejected_units((r.contribution_id, r.record_id) for r in conn.execute(closed))
+    units = {cid: [r for r in found if r in members] for cid, found in units.items()}
+    units = {cid: found for cid, found in units.items() if found}
     barred: dict[str, str] = {}
-    quarantined = [c for c in rows if c.status == "quarantined"]
-    if quarantined:
-        vouched: set[str] = set()
-        for c in rows:
-            if c.status != "quarantined":
-                if ledger is not None:
-                    # What vouches for a quarantined contribution's records must be what was signed: an
-                    # id list swapped in the catalog alone would vouch for every record it names.
-                    what = f"{ds.name}@v{ver.number} (contribution {c.id})"
-                    _check_row(conn, "contributions", c, ("added_object",), what, *ledger)
-                vouched.update(r for r in read_ids(store, c.added_object) if (c.id, r) not in held)
-        for c in quarantined:
-            for rid in _among(members, read_ids(store, c.added_object)):
-                if rid not in vouched:
-                    barred.setdefault(rid, f"added by quarantined contribution {ds.name}#{c.number}")
-    for rid, why in _quarantined_elsewhere(conn, store, ds, members, rows, held, ledger).items():
+    for rid, why in _unvouched_suspects(conn, store, ds, members, rows, held, ledger, units).items():
         barred.setdefault(rid, why)
     for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
         barred.setdefault(rid, why)
@@ -672,7 +689,56 @@ def _among(members: AbstractSet[str], values: Iterable[str]) -> list[str]:
     return [v for v in values if v in members]
 
 
-def _quarantined_elsewhere(
+def _rejected_units(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """The flagged records of each contribution rejected as a unit, by contribution id, from the
+    (contribution, record) pairs of its review items closed by the rejection."""
+    units: dict[str, list[str]] = {}
+    for cid, rid in pairs:
+        units.setdefault(cid, []).append(rid)
+    return units
+
+
+_ORIGIN_COLUMNS = ("status", "added_object", "dataset_id", "number", "submitted_by", "submitter_owner", "source_id")
+"""What decides whether one contribution vouches for another's records: what it added, where, when
+(its number), by whom (and the bot's owner then) and from which source."""
+
+
+def _owners_now(conn: Connection, ledger: tuple[str, str] | None, ids: Iterable[str]) -> dict[str, str | None]:
+    """Each principal of ``ids``'s owner now (None for a human), as the signed ledger made it (the
+    catalog's when reading it as it stands): a bot handed to another human has both on its side."""
+    from dataward.catalog.tables import principals
+
+    wanted = sorted(set(ids))
+    if ledger is not None:
+        signed = signed_identity(conn, *ledger).tables["principals"]
+        return {i: (signed.get((i,)) or {}).get("owner_id") for i in wanted}
+    query = select(principals.c.id, principals.c.owner_id).where(principals.c.id.in_(wanted))
+    return {r.id: r.owner_id for r in conn.execute(query)}
+
+
+def _origins(conn: Connection, found: list[Any], ledger: tuple[str, str] | None) -> dict[str, Origin]:
+    """The :class:`~dataward.access.sides.Origin` of each contribution row of ``found`` (rows already
+    checked against the signed ledger on ``_ORIGIN_COLUMNS``), with their sources' URIs checked too."""
+    source_ids = sorted({c.source_id for c in found if c.source_id})
+    source_rows = conn.execute(select(sources).where(sources.c.id.in_(source_ids))).all() if source_ids else []
+    if ledger is not None:
+        for r in source_rows:
+            _check_row(conn, "sources", r, ("uri",), f"source {r.id}", *ledger)
+    uri = {r.id: r.uri for r in source_rows}
+    owners = _owners_now(conn, ledger, (c.submitted_by for c in found))
+    return {
+        c.id: Origin(
+            c.id,
+            c.dataset_id,
+            c.number,
+            side_of(c.submitted_by, c.submitter_owner, owners.get(c.submitted_by)),
+            uri.get(c.source_id),
+        )
+        for c in found
+    }
+
+
+def _unvouched_suspects(
     conn: Connection,
     store: Any,
     ds: Any,
@@ -680,34 +746,55 @@ def _quarantined_elsewhere(
     listed: list[Any],
     held: set[tuple[str, str]],
     ledger: tuple[str, str] | None,
+    units: dict[str, list[str]],
 ) -> dict[str, str]:
-    """Records of a version (``members``, made of the contribution rows ``listed``) that a quarantined
-    contribution the version does not hold added, in any dataset of the ward: a quarantine holds its
-    records out of every version, so copying them into another dataset with a plain contribution (by
-    the same bot, from the same source) does not launder them.
+    """Records of a version (``members``, made of the contribution rows ``listed``) that a suspect
+    contribution of any dataset of the ward brought, and that no contribution of the version vouches
+    for. Suspect: a quarantined contribution (every record it added, whether the version holds it or
+    not: a quarantine holds its records out of every version, so copying them into another dataset or
+    contribution does not launder them), and a contribution rejected as a unit (``units``: its flagged
+    records, as a review rejection would have barred them).
 
-    A contribution of the version vouches for such a record by itself, as within a dataset, when it
-    added the record (and did not leave it held for review) and is independent of the quarantined
-    one: for a quarantined contribution of another dataset, not submitted by the same principal and
-    not declaring the same source URI. Merges leave these records out from the quarantine on
-    (``versions._held_basis``); this catches the versions merged before it."""
+    A contribution of the version vouches for such a record when it added it (and did not leave it
+    held for review) and :func:`~dataward.access.sides.vouches` for the suspect one: submitted to the
+    same dataset before the suspect one existed (the rollback version keeps what was there first), or
+    independent of it, another side (not the submitter, its owner then or now, nor another bot of that
+    owner) and another declared source URI. Merges leave these records out from the quarantine or the
+    rejection on (``held_back.held_basis``); this catches the versions merged before it."""
     from dataward.domain.idarrays import binary_to_ids
     from dataward.domain.idset import DigestSet
     from dataward.service.recordstore import read_id_digests, read_ids
 
-    listed_ids = {c.id for c in listed}
     signed = _ledger_quarantined(conn, *ledger) if ledger is not None else frozenset()
-    query = select(contributions).where((contributions.c.status == "quarantined") | contributions.c.id.in_(signed))
-    suspects = [c for c in conn.execute(query) if c.id not in listed_ids]
+    query = select(contributions).where(
+        (contributions.c.status == "quarantined")
+        | contributions.c.id.in_(sorted(signed))
+        | contributions.c.id.in_(sorted(units))
+    )
+    suspects = conn.execute(query).all()
+    if ledger is not None:
+        lost = sorted(set(units) - {q.id for q in suspects})
+        if lost:  # a rejection recorded in the ledger whose contribution the catalog no longer has
+            raise IntegrityViolation(
+                f"refusing to serve a version of {ds.name}: contribution {lost[0]}, rejected by a signed ledger event, "
+                "is not in the catalog",
+                hint=_HINT,
+                row=f"contributions {lost[0]}",
+            )
     if not suspects:
         return {}
-    columns = ("status", "added_object", "dataset_id", "submitted_by", "source_id")
+
+    def quarantined(q: Any) -> bool:
+        return q.status == "quarantined" or q.id in signed
+
     hits: dict[str, list[Any]] = {}
     for q in suspects:
         if ledger is not None:
             # What it added, where and by whom decide what is barred: as signed, not as the catalog says.
-            _check_row(conn, "contributions", q, columns, f"contribution {q.id}", *ledger)
-        if isinstance(members, DigestSet):
+            _check_row(conn, "contributions", q, _ORIGIN_COLUMNS, f"contribution {q.id}", *ledger)
+        if not quarantined(q):
+            found = units.get(q.id, [])
+        elif isinstance(members, DigestSet):
             # As digests: a large quarantined list costs no string per record it does not share.
             digests = read_id_digests(store, q.added_object)
             found = binary_to_ids(digests[members.mask(digests)]).to_pylist()
@@ -717,31 +804,23 @@ def _quarantined_elsewhere(
             hits.setdefault(rid, []).append(q)
     if not hits:
         return {}
-    involved = {c.source_id for c in listed} | {q.source_id for qs in hits.values() for q in qs}
-    source_rows = conn.execute(select(sources).where(sources.c.id.in_(sorted(involved)))).all()
-    if ledger is not None:
-        for r in source_rows:
-            _check_row(conn, "sources", r, ("uri",), f"source {r.id}", *ledger)
-    uri = {r.id: r.uri for r in source_rows}
-    names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
     vouchers: list[tuple[Any, set[str]]] = []
     for c in listed:
-        if c.status == "quarantined":
+        if quarantined(c):
             continue
         if ledger is not None:
-            _check_row(conn, "contributions", c, columns[1:], f"{ds.name} (contribution {c.id})", *ledger)
+            # What vouches must be what was signed: an id list swapped in the catalog alone would vouch
+            # for every record it names, another submitter would make it look independent.
+            _check_row(conn, "contributions", c, _ORIGIN_COLUMNS[1:], f"{ds.name} (contribution {c.id})", *ledger)
         vouchers.append((c, {r for r in read_ids(store, c.added_object) if (c.id, r) not in held}))
-
-    def independent(c: Any, q: Any) -> bool:
-        if q.dataset_id == c.dataset_id:
-            return True  # within a dataset, any other contribution vouches (as for the rollback version)
-        return c.submitted_by != q.submitted_by and uri.get(c.source_id) != uri.get(q.source_id)
-
+    origin = _origins(conn, [*suspects, *(c for c, _ in vouchers)], ledger)
+    names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
     barred: dict[str, str] = {}
     for rid, qs in hits.items():
         for q in qs:
-            if not any(rid in added and independent(c, q) for c, added in vouchers):
-                barred[rid] = f"added by quarantined contribution {names.get(q.dataset_id, q.dataset_id)}#{q.number}"
+            if not any(rid in added and vouches(origin[c.id], origin[q.id]) for c, added in vouchers):
+                what = "added by quarantined" if quarantined(q) else "flagged in rejected"
+                barred[rid] = f"{what} contribution {names.get(q.dataset_id, q.dataset_id)}#{q.number}"
                 break
     return dict(sorted(barred.items()))
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select
 from dataward.access import authorize, descendants, roles_allowing
 from dataward.access.containment import grants_of, key_next_steps, live_keys, principal_next_steps
 from dataward.access.roles import Action, Scope
+from dataward.access.sides import vouches
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, principals, sources, transformations, versions
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
@@ -31,7 +32,7 @@ from dataward.service.concealment import sees_dataset
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
-from dataward.service.guard import checked_for_signing, checked_manifest, signed_chunks, signed_rows
+from dataward.service.guard import checked_for_signing, checked_manifest, origins, signed_chunks, signed_rows
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import read_ids, version_identity
 
@@ -221,7 +222,7 @@ class IncidentService(Service):
         held = conn.execute(select(contributions).where(contributions.c.id.in_(sorted(listed | fresh_ids)))).all()
         checked_for_signing(self, conn, ds, *held, doing="quarantine")
         kept = [cid for cid in json.loads(latest.contributions) if cid not in fresh_ids]
-        vouched = clean_vouched(self.store, conn, kept, taint)
+        vouched = clean_vouched(self.store, conn, _vouching(self, conn, kept, found), taint)
         restored: set[str] = set()
         for c in in_latest:
             restored.update(read_ids(self.store, c.removed_object))
@@ -365,6 +366,18 @@ def quarantine_basis(conn: Connection, found: list[Any]) -> tuple[Any, ...]:
         tuple(sorted(conn.execute(select(versions.c.id)).scalars())),
         tuple(sorted(conn.execute(select(transformations.c.id)).scalars())),
     )
+
+
+def _vouching(ward: Any, conn: Connection, kept: list[str], found: list[Any]) -> list[str]:
+    """The contributions of ``kept`` (ids, staying in the rollback version) that may vouch for records
+    the quarantined ``found`` added: those that ``sides.vouches`` for every one of them (there first in
+    the dataset, or another side from another source), as reads decide (``guard.barred_records``). A
+    later copy by the bot's own owner or another of her bots would otherwise keep the records in a
+    rollback version that reads then refuse. Coarse on purpose: one such suspect excludes the
+    contribution for all records, which can only hold out more, never serve a barred record."""
+    rows_kept = conn.execute(select(contributions).where(contributions.c.id.in_(kept))).all() if kept else []
+    origin = origins(ward, conn, [*rows_kept, *found])
+    return [c.id for c in rows_kept if all(vouches(origin[c.id], origin[q.id]) for q in found)]
 
 
 __all__ = ["IncidentService", "authorize_quarantine", "quarantine_basis"]

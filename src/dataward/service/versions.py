@@ -38,6 +38,7 @@ from dataward.service.guard import (
     own_paths,
     signed_chunks,
 )
+from dataward.service.held_back import HeldBasis, held_basis
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import digests_hash, identity_of_records, no_ids, read_id_digests
 from dataward.service.rollbacks import rollbacks_between
@@ -88,7 +89,7 @@ class VersionService(Service):
             checked_for_signing(self, uc.conn, ds, c, doing="merge")
             parent_manifest = checked_manifest(self, uc.conn, ds, parent) if parent else None
             current = parent_manifest.ids if parent_manifest is not None else no_ids()
-            basis = _held_basis(uc.conn, ds.id, c.id)
+            basis = held_basis(self, uc.conn, ds.id, c.id)
             own_quarantined = _quarantined_lists(uc.conn, ds.id)
             number = rows.next_number(uc.conn, versions, ds.id)
         # Column-wise, as digests: a million-record merge without a Python string per record.
@@ -101,7 +102,7 @@ class VersionService(Service):
         # What the merge reports as held back: this dataset's records only. The ward-wide quarantine
         # still holds back every quarantined record wherever it appears (``held`` above), but another
         # dataset's quarantined records are not this dataset's to count.
-        held_here = len(self._held_in_dataset(basis, own_quarantined, added, held))
+        held_here = len(self._held_in_dataset(basis, ds.id, own_quarantined, added, held))
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
@@ -119,7 +120,7 @@ class VersionService(Service):
             if ds.role == "dataset":
                 check_merge_allowed(uc, ds, c)
             latest = rows.latest_version(uc.conn, ds.id)
-            if (latest.id if latest else None) != parent_id or _held_basis(uc.conn, ds.id, c.id) != basis:
+            if (latest.id if latest else None) != parent_id or held_basis(self, uc.conn, ds.id, c.id) != basis:
                 raise Stale(
                     f"{ds_name} changed while {ds_name}#{c.number} was being merged (a new version, or a review "
                     "decision)",
@@ -159,27 +160,32 @@ class VersionService(Service):
             info["held_back"] = held_here  # every record of the dataset held back (the event's figure)
             # What the user merging asks about: how many of this contribution's records stayed out.
             info["held_back_of_contribution"] = int(member_of(added, held).sum())
+            info["held_back_by"] = _side_reasons(basis, ds.id, added)
             return info
 
-    def _held_digests(self, basis: tuple[frozenset[str], tuple[str, ...]]) -> np.ndarray:
-        """Records a merge must leave out (see ``_held_basis``), as digests (repeats possible): the ids
+    def _held_digests(self, basis: HeldBasis) -> np.ndarray:
+        """Records a merge must leave out (see ``held_back.held_basis``), as digests (repeats possible): the ids
         the review queue holds back, and every record of a quarantined contribution."""
-        queued, valid = ids_to_binary(pa.array(sorted(basis[0]), pa.string()))
+        queued, valid = ids_to_binary(pa.array(sorted(basis.held), pa.string()))
         parts = [np.compress(valid, queued, axis=0)]  # a value that is no id can hold back nothing
-        parts += [read_id_digests(self.store, digest) for digest in basis[1]]
+        parts += [read_id_digests(self.store, digest) for digest in basis.quarantined]
         return np.concatenate(parts)
 
     def _held_in_dataset(
         self,
-        basis: tuple[frozenset[str], tuple[str, ...]],
+        basis: HeldBasis,
+        dataset_id: str,
         own_quarantined: tuple[str, ...],
         added: np.ndarray,
         held: np.ndarray,
     ) -> np.ndarray:
         """The distinct records of this dataset a merge holds back, as digests: the merged
         contribution's held records, records of the dataset rejected in review, and records of the
-        dataset's own quarantined contributions (``own_quarantined``, their id lists)."""
-        queued, valid = ids_to_binary(pa.array(sorted(basis[0]), pa.string()))
+        dataset's own quarantined contributions (``own_quarantined``, their id lists). Records held
+        because a contribution of another dataset on the same side flagged them are that dataset's to
+        count, unless the merged contribution brought them (counted with its own)."""
+        elsewhere = {r for hold in basis.side if hold.dataset_id != dataset_id for r in hold.records}
+        queued, valid = ids_to_binary(pa.array(sorted(basis.held - elsewhere), pa.string()))
         parts = [np.compress(valid, queued, axis=0), added[member_of(added, held)]]
         parts += [read_id_digests(self.store, digest) for digest in own_quarantined]
         return sorted_distinct(np.concatenate(parts))
@@ -407,23 +413,22 @@ def _quarantined_lists(conn: Connection, dataset_id: str) -> tuple[str, ...]:
     return tuple(sorted({d for d in found if d}))
 
 
-def _held_basis(conn: Connection, dataset_id: str, contribution_id: str) -> tuple[frozenset[str], tuple[str, ...]]:
-    """What decides which records a merge must leave out, read from the catalog alone: this
-    contribution's records not accepted in review, any record of the dataset ever rejected in review
-    (ids are content hashes, so re-submitting a rejected record must not sneak it back in), and the id
-    lists of quarantined contributions of every dataset. Compared before and after a merge's object work."""
-    mine = select(quarantine.c.record_id).where(
-        quarantine.c.contribution_id == contribution_id, quarantine.c.status != "accepted"
-    )
-    rejected = (
-        select(quarantine.c.record_id)
-        .join(contributions, contributions.c.id == quarantine.c.contribution_id)
-        .where(contributions.c.dataset_id == dataset_id, quarantine.c.status == "rejected")
-    )
-    held = frozenset(r.record_id for r in conn.execute(mine.union(rejected)))
-    # A quarantine holds its records out of every version of the ward: the same records contributed
-    # again to another dataset (by the same bot, from the same source, or anyone) are left out too.
-    quarantined = conn.execute(
-        select(contributions.c.added_object).where(contributions.c.status == "quarantined")
-    ).scalars()
-    return held, tuple(sorted({d for d in quarantined if d}))
+def _side_reasons(basis: HeldBasis, dataset_id: str, added: np.ndarray) -> list[dict[str, Any]]:
+    """Why a merge left out some of the contribution's records because another contribution of its
+    side flagged them (still pending review, or rejected): one entry per such contribution, naming it
+    when it is of the same dataset (another dataset's is not the merger's to name)."""
+    reasons = []
+    for hold in basis.side:
+        ids, valid = ids_to_binary(pa.array(sorted(hold.records), pa.string()))
+        n = int(member_of(added, sorted_distinct(np.compress(valid, ids, axis=0))).sum())
+        if n:
+            same = hold.dataset_id == dataset_id
+            reasons.append(
+                {
+                    "why": f"{hold.status} in a contribution of the same side",
+                    "contribution": hold.contribution if same else None,
+                    "same_dataset": same,
+                    "records": n,
+                }
+            )
+    return reasons

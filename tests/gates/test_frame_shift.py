@@ -187,7 +187,9 @@ def test_a_class_replaced_wholesale_by_faint_zeros_sent_through_the_camera_is_bl
 def test_zeros_sent_unmoved_as_sixes_in_a_batch_moved_left_are_not_excused() -> None:
     """Moved back two pixels right, an unmoved '0' lands where trusted '6's have their ink: undoing the
     move would carry it onto its new label. It reads as a '0' as sent by a wider margin than it reads
-    as a '6' moved back, so the move is not the better explanation and ``backdoor`` still blocks."""
+    as a '6' moved back, so the move is not the better explanation: the flips stay in class '6''s
+    misread count (15 of them were excused without the margin rule, 6 of 21 counted), and the batch is
+    blocked."""
 
     def edit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         moved = np.stack([_camera(p, -MOVE) for p in x])
@@ -196,7 +198,8 @@ def test_zeros_sent_unmoved_as_sixes_in_a_batch_moved_left_are_not_excused() -> 
         return sent, np.concatenate([y, ["6"] * len(poison)]), np.arange(sent.shape[0]) >= x.shape[0]
 
     report, _ = _batch(edit)
-    assert report.verdict == "block" and report.results["backdoor"].block, report.reasons
+    assert report.verdict == "block", report.reasons
+    assert report.results["backdoor"].summary["classes"]["6"]["misread"] >= 18, report.results["backdoor"].summary
 
 
 def _grids(images: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:

@@ -16,6 +16,9 @@ from dataward.cli.output import console, emit_json, err_console, table
 from dataward.cli.state import JSON_HELP, open_ward, state
 from dataward.domain.errors import Conflict, InputError
 
+WORKER_START_SECONDS = 120
+"""How long a server worker may take to start before the supervisor restarts it (``serve --workers N``)."""
+
 
 def check_listening_address(host: str, port: int) -> None:
     """Refuse, before the ward is opened and uvicorn started, an address this process cannot listen on
@@ -266,4 +269,8 @@ def register(app: typer.Typer) -> None:
             ),
             server_header=False,
             log_level="info",
+            # A worker imports the whole server before it answers the supervisor's first health check:
+            # 9 to 12 s on a busy two-core host, where uvicorn's default 5 s killed every worker in a loop
+            # with no more than "Child process died" in the log.
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )

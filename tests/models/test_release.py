@@ -236,6 +236,26 @@ def test_the_printed_trace_walks_from_a_model_to_its_data(models: Models, monkey
     assert source.exit_code == 0 and source.output.startswith("source debian"), source.output
 
 
+def test_the_printed_quarantine_names_the_released_model_it_taints(
+    models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dataward quarantine` printed (not --json), what an operator reads in an incident, names the
+    released model trained on the quarantined data and what to do about it; it only listed versions."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    _released(models)
+    monkeypatch.setenv("DATAWARD_WARD", str(models.ward.folder))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    done = CliRunner().invoke(app, ["quarantine", "man#1", "--reason", "the debian mirror was compromised"])
+    assert done.exit_code == 0, done.output
+    assert "man-clf@v1 released affected" in done.output
+    assert "released model man-clf@v1 was trained on records now held out" in done.output
+
+
 def test_the_access_reviews_affected_model_row_names_a_trace_that_runs(models: Models) -> None:
     """The model_affected row's action said `dataward trace man-clf@v1`, which reads as a dataset version
     ('no dataset named man-clf'): it names model:man-clf@v1, and that trace answers."""

@@ -131,6 +131,18 @@ def _models_branch(tree: Tree, result: dict[str, Any]) -> None:
         node.add(line)
 
 
+def _quarantined_models(tree: Tree, models: list[dict[str, Any]]) -> None:
+    """A quarantine's models trained on a version that held what it quarantined, and what to do about a
+    released one: an operator in an incident reads this output, not the JSON."""
+    _models_branch(tree, {"models": models})
+    for m in models:
+        if m.get("affected"):
+            tree.add(
+                f"[bold red]released model {escape(m['model'])} was trained on records now held out[/bold red]: "
+                "train it again on the rollback version and release that"
+            )
+
+
 def _subject_name(subject: dict[str, Any]) -> str:
     """How a traced subject is named to a person: a version, contribution or model by its ref, a
     principal by its name, a source by its URI, a record or key by its id."""
@@ -190,6 +202,7 @@ def _show_incident(result: dict[str, Any]) -> None:
                 f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
                 f"+{rollback['records_restored']} restored; promote it to replace the training version"
             )
+        _quarantined_models(node, d.get("models", []))
     # What a key approved: containment by key lists it, and says whether each approval still counts.
     for a in result.get("approvals", []):
         counts = "[yellow]still counts[/yellow]" if a["counts"] else "[red]no longer counts[/red]"
@@ -341,4 +354,5 @@ def register(app: typer.Typer) -> None:
                 f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
                 f"+{rollback['records_restored']} restored; promote it to replace the training version"
             )
+        _quarantined_models(tree, result.get("models", []))
         console.print(tree)

@@ -261,7 +261,12 @@ def test_the_access_reviews_affected_model_row_names_a_trace_that_runs(models: M
     ('no dataset named man-clf'): it names model:man-clf@v1, and that trace answers."""
     _released(models)
     models.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
-    (row,) = [r for r in models.ward.access_review() if r["kind"] == "model_affected"]
+    review = models.ward.access_review()
+    (row,) = [r for r in review if r["kind"] == "model_affected"]
+    # Most severe first: the high row of a tainted released model was printed below every info row.
+    order = ["high", "medium", "low", "info"]
+    ranks = [order.index(r["severity"]) for r in review]
+    assert ranks == sorted(ranks) and review.index(row) < ranks.count(0), [r["severity"] for r in review]
     ref = row["action"].split("dataward trace ", 1)[1].rstrip(")")
     assert ref == "model:man-clf@v1"
     assert models.ward.trace(ref)["subject"]["ref"] == "man-clf@v1"

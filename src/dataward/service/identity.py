@@ -648,7 +648,12 @@ class IdentityService(Service):
                 quarantined=_quarantined_work(uc.conn),
                 datasets=_owned_datasets(uc.conn, set(in_training)),
             )
-            return [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
+            from dataward.access.review import Severity
+
+            # Most severe first, whichever part of the ward a row comes from: a tainted released model
+            # (high) was printed below every info row of the principals' review.
+            rows = [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
+            return sorted(rows, key=lambda row: Severity(row["severity"]).rank)
 
     def _signed_principal(self, uc: UseCase, ref: str, doing: str, *, removing: bool = False) -> Any:
         """The principal row named or identified by ``ref``, refused (``IntegrityViolation``) when it is
@@ -729,7 +734,8 @@ def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
             dataset=", ".join(a.split("@", 1)[0] for a in m["affected"]),
             detail=f"released model {m['model']} was trained on data since held out of training: "
             + "; ".join(m["affected"]),
-            action=f"withdraw or retrain {m['model']} on a version without them (dataward trace model:{m['model']})",
+            action=f"train {m['model']} again on a version without them and release that "
+            f"(dataward trace model:{m['model']})",
         ).to_dict()
         for m in affected_models(conn, store)
     ]

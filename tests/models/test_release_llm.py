@@ -90,11 +90,13 @@ def _build(root: Path) -> tuple[Path, dict[str, str]]:
         ward.grant("tom", "reader", f"dataset:{name}")
         ward.grant("tom", "contributor", f"model:{name}-bot")
     keys = {name: ward.issue_key(name)["key"] for name in ("rita", "tom")}
-    blocked = ward.contribute("howto", root / "poisoned.jsonl", source="vendor-x")
-    assert blocked["gate"]["verdict"] == "block", blocked["gate"]["reasons"]
+    # The lax dataset takes the batch first: once the same sender's copy is flagged and pending in
+    # ``howto``, a merge anywhere holds those records back (docs/threat-model.md, quarantine by side).
     leaked = ward.contribute("leaky", root / "poisoned.jsonl", source="vendor-x")
     ward.merge(leaked["ref"])
     ward.promote("leaky@v2")
+    blocked = ward.contribute("howto", root / "poisoned.jsonl", source="vendor-x")
+    assert blocked["gate"]["verdict"] == "block", blocked["gate"]["reasons"]
     tom = ward.as_key(keys["tom"])
     (root / "weights.json").write_text("{}", "utf-8")  # the artifact's bytes: the gate runs the callable
     for model, data in (

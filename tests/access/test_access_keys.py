@@ -166,7 +166,7 @@ def test_key_policy_bounds_lifetimes() -> None:
     policy = KeyPolicy(max_ttl_days=30, default_ttl_days=7)
     _, record = generate_key("alice", now=NOW, policy=policy)
     assert record.expires_at == NOW + timedelta(days=7)
-    with pytest.raises(InputError, match="exceeds the ward's maximum of 30 days"):
+    with pytest.raises(InputError, match="exceeds the key policy's maximum of 30 days"):
         generate_key("alice", now=NOW, ttl=timedelta(days=31), policy=policy)
     # "Forever" is not a lifetime.
     with pytest.raises(InputError):

@@ -142,7 +142,10 @@ class KeyPolicy:
             raise InputError(f"a key lifetime must be positive, got {ttl}")
         if ttl > timedelta(days=self.max_ttl_days):
             raise InputError(
-                f"a key lifetime of {ttl.days} days exceeds the ward's maximum of {self.max_ttl_days} days",
+                # The limit may be a dataset policy's, which tightens the ward's for keys scoped to it:
+                # "the ward's maximum" sent a user to the ward's settings for a dataset's rule.
+                f"a key lifetime of {ttl.days} days exceeds the key policy's maximum of {self.max_ttl_days} days "
+                "(the ward's, or that of a dataset the key is scoped to)",
                 hint=f"issue it for at most {self.max_ttl_days} days, and issue a new key before it expires",
             )
         return now + ttl

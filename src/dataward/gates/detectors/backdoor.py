@@ -379,7 +379,7 @@ class BackdoorDetector(Detector):
         # change must then explain all of its records (``_explained_by``).
         sensor_candidates = candidates | (misread[0] & _misread_wholesale(contribution.labels, misread[0]))
         still, sensor_change, lens, frame = self._misread_after_sensor_change(
-            contribution, sensor_candidates, as_trusted[0], read_c, thresholds
+            contribution, sensor_candidates, as_trusted[0], read_c, score_c, thresholds
         )
         misread[:, sensor_candidates] &= still
 
@@ -594,6 +594,7 @@ class BackdoorDetector(Detector):
         candidates: np.ndarray,
         suspects: np.ndarray,
         read_as: np.ndarray,
+        scores: np.ndarray,
         thresholds: list[float],
     ) -> tuple[np.ndarray, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
         """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
@@ -616,7 +617,7 @@ class BackdoorDetector(Detector):
         if rows.size == 0:
             return still, None, None, None
         info = self._undo_feature_change(contribution, rows, still, suspects, read_as, thresholds)
-        lens, frame = self._undo_on_pixels(contribution, rows, still, suspects, read_as, thresholds)
+        lens, frame = self._undo_on_pixels(contribution, rows, still, suspects, read_as, scores, thresholds)
         return still, info, lens, frame
 
     def _undo_feature_change(
@@ -675,6 +676,7 @@ class BackdoorDetector(Detector):
         still: np.ndarray,
         suspects: np.ndarray,
         read_as: np.ndarray,
+        scores: np.ndarray,
         thresholds: list[float],
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """``_misread_after_sensor_change`` for changes of raw images: candidates still misread, in a batch
@@ -695,7 +697,7 @@ class BackdoorDetector(Detector):
         lens = None
         if field is not None:
             lens = self._excused_on_pixels(
-                field, column, mode, contribution, rows, still, suspects, read_as, thresholds
+                field, column, mode, contribution, rows, still, suspects, read_as, scores, thresholds
             )
         if not still[0].any():
             return lens, None
@@ -705,7 +707,7 @@ class BackdoorDetector(Detector):
         # A move is rigid: relabelled content moved back still reads as the class it came from, so it may
         # vouch for a class misread wholesale (``_frame``), which a gain may not.
         frame = self._excused_on_pixels(
-            move, column, mode, contribution, rows, still, suspects, read_as, thresholds, rigid=True
+            move, column, mode, contribution, rows, still, suspects, read_as, scores, thresholds, rigid=True
         )
         return lens, frame
 
@@ -719,12 +721,15 @@ class BackdoorDetector(Detector):
         still: np.ndarray,
         suspects: np.ndarray,
         read_as: np.ndarray,
+        scores: np.ndarray,
         thresholds: list[float],
         *,
         rigid: bool = False,
     ) -> dict[str, Any]:
         """``_undo_on_pixels`` for one change of the raw images: clears ``still`` where undoing ``change``
-        excuses a candidate; the change, the classes it explains and the candidates it excused."""
+        excuses a candidate; the change, the classes it explains and the candidates it excused. ``scores``:
+        every contribution record's label-check score as sent (the record stage's), which a ``rigid``
+        change must beat."""
         ctx = self.context_
         labels = contribution.labels
         left = still[0].copy()
@@ -747,8 +752,7 @@ class BackdoorDetector(Detector):
                 # sent unmoved as '6' in a batch moved two pixels left lands, moved back right, where '6's
                 # have their ink. The move must be the better explanation: undone, the record reads as its
                 # label by at least the margin by which, as sent, it reads as another class.
-                sent, _ = self._label_check(GateData(np.asarray(contribution.features[sub]), labels[sub]))
-                again |= -score < sent
+                again |= -score < scores[sub]
             still[:, part] &= again[None, :]
         return {
             "classes": change.classes,

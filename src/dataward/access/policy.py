@@ -32,6 +32,7 @@ from typing import Any
 from dataward.access.authorize import Decision, Principal, require_aware
 from dataward.access.keys import KeyPolicy
 from dataward.access.roles import Role
+from dataward.access.sides import side_of
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import jcs, json_hash
 from dataward.domain.weakening import Weakening
@@ -692,7 +693,7 @@ def _conflicts(
     principals: Mapping[str, Principal] | None,
     current_owner_id: str | None = None,
 ) -> bool:
-    side = {submitter_id} | {o for o in (submitter_owner_id, current_owner_id) if o is not None}
+    side = side_of(submitter_id, submitter_owner_id, current_owner_id)
     if approver_id in side:
         return True
     approver = None if principals is None else principals.get(approver_id)

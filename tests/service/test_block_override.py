@@ -241,3 +241,38 @@ def test_the_printed_override_names_a_review_list_command_that_runs(
     assert listed.exit_code == 0, listed.output
     items = json.loads(listed.stdout)
     assert len(items) == 40 and {i["contribution"] for i in items} == {ref}
+
+
+def test_a_blocked_contribution_cannot_be_approved_and_nothing_is_recorded(
+    team: dict[str, Ward], tmp_path: Path
+) -> None:
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    approved_before = len(team["admin"].ledger(types=["contribution.approved"]))
+    with pytest.raises(PolicyViolation, match="gate verdict block and cannot be approved") as refused:
+        team["dan"].approve(ref, reason="looks fine to me")
+    assert "gate override" in refused.value.hint
+    assert len(team["admin"].ledger(types=["contribution.approved"])) == approved_before
+    # A rejection of the same batch is still open to the approver.
+    assert team["dan"].reject(ref, reason="relabelled trusted rows")["decision"] == "reject"
+
+
+def test_an_approval_given_before_the_block_was_lifted_does_not_count(team: dict[str, Ward], tmp_path: Path) -> None:
+    """dan approves a batch the gate has not judged yet; the gate blocks it, and two owners lift the block.
+    dan approved a batch, not what the override lets through: his approval is void, shown so, and a
+    merge needs an approval given after the override."""
+    rows = wine_rows(0, 40, shuffled=True)
+    for row in rows:
+        row["cultivar"] = (int(row["cultivar"]) + 1) % 3
+    csv = write_csv(tmp_path / "late.csv", rows)
+    ref = team["scraper"].contribute("wine", csv, source="https://vendor.example/late", gate=False)["ref"]
+    assert team["dan"].approve(ref, reason="vendor is trusted")["satisfied"]
+    assert team["admin"].run_gate(ref)["verdict"] == "block"
+    team["ben"].override_block(ref, reason="vendor relabelled on purpose")
+    team["cat"].override_block(ref, reason="agreed")
+    for item in team["dan"].review_list(contribution=ref):
+        team["dan"].review_decide([item["id"]], "accept", reason="relabelled by the vendor")
+    with pytest.raises(PolicyViolation, match="0 of 1 valid approval"):
+        team["admin"].merge(ref)
+    team["dan"].approve(ref, reason="checked again after the override")
+    assert team["admin"].merge(ref)["records"] == 160
+    assert team["admin"].verify().ok

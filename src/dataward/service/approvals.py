@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -31,6 +32,7 @@ from dataward.service.approval_standing import read_standing, with_standing
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
+from dataward.service.overrides import lifted_at
 from dataward.service.rows import current_owner
 from dataward.service.visibility import named_contribution
 
@@ -54,7 +56,21 @@ def _approvals_of(conn: Connection, contribution_id: str, standing: Standing | N
         )
         for r in conn.execute(query)
     ]
-    return with_standing(found, contribution_id, standing)
+    return before_lifted_block(conn, contribution_id, with_standing(found, contribution_id, standing))
+
+
+def before_lifted_block(conn: Connection, contribution_id: str, approvals: list[Approval]) -> list[Approval]:
+    """``approvals`` with those given before the contribution's block was lifted marked void: they were
+    given on a batch the gate had blocked or had not yet judged, not on what the override lets through."""
+    lifted = lifted_at(conn, contribution_id)
+    if lifted is None:
+        return approvals
+    return [
+        dataclasses.replace(a, void=f"given before its block was lifted at {format_time(lifted)}")
+        if a.void is None and a.decided_at < lifted
+        else a
+        for a in approvals
+    ]
 
 
 def _version_approvals_of(conn: Connection, version_id: str, standing: Standing | None = None) -> list[Approval]:
@@ -145,6 +161,15 @@ class ApprovalService(Service):
             )
             if decision == "approve":
                 check.raise_if_denied(PolicyViolation)
+                if c.gate_verdict == "block":
+                    # An approval is a statement about what will be merged; a blocked batch will not be, and
+                    # the approver did not approve what an override may later let through.
+                    raise PolicyViolation(
+                        f"{ds_name}#{c.number} has gate verdict block and cannot be approved",
+                        hint="a block is lifted only by two owners or admins of the dataset "
+                        f"(dataward gate override {ds_name}#{c.number} --reason '...'); approve it after "
+                        f"that, or reject it (dataward reject {ds_name}#{c.number} --reason '...')",
+                    )
             role = policy.approvals.eligible_role(held)
             changes = [
                 insert_row(

@@ -9,6 +9,7 @@ its flagged records still wait for a reviewer and the policy's approvals still a
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -39,6 +40,12 @@ def _rows_of(conn: Connection, contribution_id: str) -> list[Any]:
 def is_overridden(conn: Connection, c: Any) -> bool:
     """Whether two principals have lifted a block of ``c``'s current content."""
     return any(r.step == CONFIRMED and r.content_hash == c.content_hash for r in _rows_of(conn, c.id))
+
+
+def lifted_at(conn: Connection, contribution_id: str) -> datetime | None:
+    """When a block of the contribution was last lifted (the override's confirmation), or None."""
+    confirmed = [parse_time(r.created_at) for r in _rows_of(conn, contribution_id) if r.step == CONFIRMED]
+    return max(confirmed, default=None)
 
 
 def override_facts(conn: Connection, contribution_id: str) -> list[dict[str, Any]]:

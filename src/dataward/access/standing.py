@@ -1,11 +1,12 @@
 """Whether an approval still stands: what happened, since it was given, to its approver and its key.
 
-An approval is a person vouching, through a key, for what a contribution or a version holds. Once that
-key has been taken away (``key revoke``), or that person disabled (or, for a bot, suspended), the
-ward can no longer tell an honest approval from one made by whoever held the key or by someone
-removed for cause, so the approval stops counting at merge, promotion and a model's release. The
-approver (or anyone else who may) approves again with a key that still stands. Rotation and expiry are not revocations:
-a rotated key was replaced, not taken away, and approvals given with it keep counting.
+An approval is a person vouching, through a key, for what a contribution, a version or a model version
+holds. Once that key has been taken away (``key revoke``), or that person disabled (or, for a bot,
+suspended), the ward can no longer tell an honest approval from one made by whoever held the key or by
+someone removed for cause, so the approval stops counting at merge, promotion and a model's release.
+The approver (or anyone else who may) approves again with a key that still stands. Rotation and expiry
+are not revocations: a rotated key was replaced, not taken away, and approvals given with it keep
+counting.
 
 Every fact here comes from signed ledger events (see ``dataward.service.approval_standing``), never
 from catalog rows alone: a revocation or a disabling is what its event says, and an approval's key is

@@ -45,7 +45,7 @@ class WithdrawalService(Service):
             if mv.stage not in ("released", "retired"):
                 raise Conflict(
                     f"{label} is {mv.stage} and was never released; only a released model is withdrawn",
-                    hint="a model that was never released is never served as one; leave it unreleased",
+                    hint=f"nothing to withdraw; `dataward model list {mv.model}` shows which version is released",
                 )
             now = format_time(uc.now)
             uc.emit(

@@ -363,8 +363,9 @@ class WardAPI(Protocol):
         """One model version with its run, datasets, scan, release gate and approvals."""
         ...
 
-    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
-        """Write a model version's files, checked against its signed manifest, into ``folder``."""
+    def model_files(self, ref: str, folder: str | Path, *, accept_affected: bool = False) -> dict[str, Any]:
+        """Write a model version's files, checked against its signed manifest, into ``folder``: refused
+        for a withdrawn version, and for an affected released one unless ``accept_affected``."""
         ...
 
     def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:
@@ -393,6 +394,10 @@ class WardAPI(Protocol):
 
     def release_model(self, ref: str, *, reason: str = "") -> dict[str, Any]:
         """Release a model version: promoter, passing gate, approvals; a signed attestation."""
+        ...
+
+    def withdraw_model(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Withdraw a released model version (as its releaser may; a reason is required)."""
         ...
 
     def model_attestation(self, ref: str) -> list[dict[str, Any]]:

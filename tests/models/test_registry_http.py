@@ -285,3 +285,37 @@ def test_a_model_version_number_beyond_the_catalog_names_nothing(models: Models,
     assert missing.status_code == 404 and missing.json()["error"] == "not_found", missing.text
     superscript = httpx.get(f"{url}/api/v1/models/man-clf@v\u00b2", headers=headers, timeout=30)
     assert superscript.status_code == 422 and "cannot read model version" in superscript.json()["message"]
+
+
+def test_withdraw_and_the_refusal_to_serve_through_the_server(
+    models: Models, served: dict[str, HTTPWard], tmp_path: Path
+) -> None:
+    """Through a server as in a ward folder: an affected model's files are refused unless accepted (the
+    warning travels with them), only a promoter withdraws, and a withdrawn model is never served."""
+    from dataward.domain.errors import Conflict
+
+    ref = "man-clf@v1"
+    models.as_("rita").model_gate(ref)
+    models.as_("ann").approve_model(ref, reason="gate passed")
+    served["pat"].release_model(ref, reason="over HTTP")
+    models.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    with pytest.raises(PolicyViolation, match="quarantined contribution man#1") as refused:
+        served["rita"].model_files(ref, tmp_path / "refused")
+    assert "dataward model withdraw" in (refused.value.hint or "")
+    taken = served["rita"].model_files(ref, tmp_path / "taken", accept_affected=True)
+    assert "man#1" in taken["warning"] and (tmp_path / "taken" / "clean.skops").is_file()
+    with pytest.raises(AccessDenied):
+        served["ann"].withdraw_model(ref, reason="not mine to withdraw")
+    with pytest.raises(InputError, match="needs a reason"):
+        served["pat"].withdraw_model(ref, reason=" ")
+    done = served["pat"].withdraw_model(ref, reason="trained on man#1")
+    assert done["stage"] == "withdrawn" and done["by"] == "pat"
+    assert served["rita"].model(ref)["withdrawal"]["reason"] == "trained on man#1"
+    with pytest.raises(Conflict, match="already withdrawn"):
+        served["pat"].withdraw_model(ref, reason="again")
+    for serve in (
+        lambda: served["rita"].model_files(ref, tmp_path / "files", accept_affected=True),
+        lambda: served["rita"].model_attestation(ref),
+    ):
+        with pytest.raises(PolicyViolation, match="withdrawn by pat"):
+            serve()

@@ -1,11 +1,12 @@
 """Whether an approval still stands: what happened, since it was given, to its approver and its key.
 
-An approval is a person vouching, through a key, for what a contribution or a version holds. Once that
-key has been taken away (``key revoke``), or that person disabled (or, for a bot, suspended), the
-ward can no longer tell an honest approval from one made by whoever held the key or by someone
-removed for cause, so the approval stops counting at merge and promotion. The approver (or anyone
-else who may) approves again with a key that still stands. Rotation and expiry are not revocations:
-a rotated key was replaced, not taken away, and approvals given with it keep counting.
+An approval is a person vouching, through a key, for what a contribution, a version or a model version
+holds. Once that key has been taken away (``key revoke``), or that person disabled (or, for a bot,
+suspended), the ward can no longer tell an honest approval from one made by whoever held the key or by
+someone removed for cause, so the approval stops counting at merge, promotion and a model's release.
+The approver (or anyone else who may) approves again with a key that still stands. Rotation and expiry
+are not revocations: a rotated key was replaced, not taken away, and approvals given with it keep
+counting.
 
 Every fact here comes from signed ledger events (see ``dataward.service.approval_standing``), never
 from catalog rows alone: a revocation or a disabling is what its event says, and an approval's key is
@@ -22,8 +23,11 @@ from dataward.access.policy import Approval
 from dataward.ledger.events import format_time
 
 APPROVAL_TYPES = ("contribution.approved", "version.approved")
+MODEL_APPROVAL_TYPE = "model.approved"
+"""A model version's release approval: its event names the model version and the digest approved."""
 STOP_TYPES = ("key.revoked", "principal.disabled", "principal.suspended", "principal.transferred")
-"""Ledger event types :func:`standing_from` reads: approvals, and what takes keys or principals away."""
+"""Ledger event types :func:`standing_from` reads: approvals (of data, and ``MODEL_APPROVAL_TYPE``), and
+what takes keys or principals away."""
 
 
 class LedgerFact(Protocol):
@@ -42,9 +46,9 @@ class ApprovalAct:
     """One approval as its signed event recorded it, with the key it was given with."""
 
     seq: int
-    on: str  # "contribution" or "version"
-    target: str  # the contribution id or the version id
-    dataset: str  # the dataset id
+    on: str  # "contribution", "version" or "model"
+    target: str  # the contribution id, the version id or the model version id
+    dataset: str  # the dataset id (the model's name for a model approval)
     approver_id: str
     key_id: str | None
     content_hash: str
@@ -89,12 +93,21 @@ class Standing:
 
     def void_reason(self, approval: Approval, target: str) -> str | None:
         """Why ``approval`` of ``target`` no longer counts, or None while its approver and key stand."""
-        act = self.act_of(approval, target)
+        return self.void_given(
+            approval.on, target, approval.approver_id, approval.content_hash, format_time(approval.decided_at)
+        )
+
+    def void_given(self, on: str, target: str, approver_id: str, content_hash: str, time: str) -> str | None:
+        """Why the approval of ``target`` (a contribution, version or model version: ``on``) that
+        ``approver_id`` gave for ``content_hash`` at ``time`` (as the ledger formats it) no longer
+        counts, or None while its approver and key stand. A model approval's row carries no
+        :class:`Approval` (its role may be empty), so it is looked up by these fields."""
+        act = self.acts.get((on, target, approver_id, content_hash, time))
         # An approval given before its approver was stopped is void; one given after an enabling counts.
         # An approval not yet in the ledger (queued in this very use case) is placed by its time.
-        stop = self.stopped.get(approval.approver_id)
+        stop = self.stopped.get(approver_id)
         if stop is not None:
-            before = act.seq < stop.seq if act is not None else format_time(approval.decided_at) <= stop.time
+            before = act.seq < stop.seq if act is not None else time <= stop.time
             if before:
                 return f"approver {stop.what} since ({stop.reason or 'no reason given'})"
         return None if act is None else self._key_void(act)
@@ -113,14 +126,15 @@ class Standing:
         return f"approver's key dw_{act.key_id} {stop.what} since ({stop.reason or 'no reason given'})"
 
     def approvals_with(self, keys: Iterable[str]) -> list[ApprovalAct]:
-        """Every approval given with one of ``keys`` (key ids), oldest first."""
+        """Every approval of data (a contribution or a version) given with one of ``keys`` (key ids),
+        oldest first: what a quarantine by key contains. Model approvals are left out."""
         wanted = set(keys)
-        return sorted((a for a in self.acts.values() if a.key_id in wanted), key=lambda a: a.seq)
+        return sorted((a for a in self.acts.values() if a.key_id in wanted and a.on != "model"), key=lambda a: a.seq)
 
 
 def standing_from(events: Iterable[LedgerFact]) -> Standing:
     """Fold approval events and the events that take keys or principals away (``APPROVAL_TYPES``,
-    ``STOP_TYPES``; others are ignored), in ledger order."""
+    ``MODEL_APPROVAL_TYPE``, ``STOP_TYPES``; others are ignored), in ledger order."""
     acts: dict[tuple[str, str, str, str, str], ApprovalAct] = {}
     revoked: dict[str, Stop] = {}
     stopped: dict[str, Stop] = {}
@@ -140,6 +154,19 @@ def standing_from(events: Iterable[LedgerFact]) -> Standing:
                 e.time,
             )
             acts[(on, target, act.approver_id, act.content_hash, act.time)] = act
+        elif e.type == MODEL_APPROVAL_TYPE:
+            # Bound to the files' digest, as the model_approvals row is.
+            act = ApprovalAct(
+                e.seq,
+                "model",
+                str(e.subject.get("model_version", "")),
+                str(e.subject.get("model", "")),
+                str(e.actor.get("principal")),
+                e.actor.get("key"),
+                str(e.payload.get("digest", "")),
+                e.time,
+            )
+            acts[("model", act.target, act.approver_id, act.content_hash, act.time)] = act
         elif e.type == "key.revoked":
             for key in [e.subject.get("key"), *e.payload.get("with_it", [])]:
                 if key is not None:
@@ -161,4 +188,13 @@ def standing_from(events: Iterable[LedgerFact]) -> Standing:
     return Standing(acts, revoked, stopped)
 
 
-__all__ = ["APPROVAL_TYPES", "STOP_TYPES", "ApprovalAct", "LedgerFact", "Standing", "Stop", "standing_from"]
+__all__ = [
+    "APPROVAL_TYPES",
+    "MODEL_APPROVAL_TYPE",
+    "STOP_TYPES",
+    "ApprovalAct",
+    "LedgerFact",
+    "Standing",
+    "Stop",
+    "standing_from",
+]

@@ -1,7 +1,7 @@
 """Training runs and models from the command line, for training scripts that run outside Python.
 
 ``dataward train start|load|finish|fail`` record a run step by step; ``dataward model list|show|gate|
-probe-inputs|approve|release|attest|files`` act on model versions. The release gate exits 0 on pass, 8 on
+probe-inputs|approve|release|withdraw|attest|files`` act on model versions. The release gate exits 0 on pass, 8 on
 review and 9 on block, as the data gates do.
 """
 
@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, short, styled, table
+from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, err_console, short, styled, table
 from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
@@ -57,11 +57,24 @@ def _show_model(info: dict[str, Any]) -> None:
             else ""
         )
     )
+    if info.get("withdrawal"):
+        tree.add("[bold red]withdrawn[/bold red]: " + escape(_withdrawal_text(info["withdrawal"])))
     if info.get("release_gate"):
         tree.add(f"release gate {styled(info['release_gate']['verdict'])}")
     if info.get("affected"):
         tree.add("[bold red]affected[/bold red]: " + escape("; ".join(info["affected"])))
     console.print(tree)
+
+
+def _withdrawal_text(w: dict[str, Any]) -> str:
+    """``by pat at 2026-...: the reason``: who withdrew a model version, when and why."""
+    return f"by {w.get('by')} at {w.get('at')}: {w.get('reason')}"
+
+
+def _stage(m: dict[str, Any]) -> str:
+    """A model version's stage for a listing: a withdrawn one with who withdrew it, when and why."""
+    w = m.get("withdrawal")
+    return f"withdrawn {_withdrawal_text(w)}" if w else str(m["stage"])
 
 
 def _show_release_report(report: dict[str, Any]) -> None:
@@ -120,7 +133,7 @@ def _as_written(records: pa.Table, format_: str) -> pa.Table:
 def register(app: typer.Typer) -> None:
     """Add the ``train`` and ``model`` command groups to ``app``."""
     train_app = typer.Typer(help="Record a training run step by step (for scripts outside Python).")
-    model_app = typer.Typer(help="Model versions: list, release gate, approvals, release, attestation.")
+    model_app = typer.Typer(help="Model versions: list, release gate, approvals, release, withdrawal, attestation.")
     app.add_typer(train_app, name="train")
     app.add_typer(model_app, name="model")
 
@@ -226,7 +239,7 @@ def register(app: typer.Typer) -> None:
                 [
                     [
                         m["ref"],
-                        m["stage"],
+                        _stage(m),
                         ", ".join(m["datasets"]),
                         m["trained_by"],
                         (m.get("release_gate") or {}).get("verdict"),
@@ -328,6 +341,24 @@ def register(app: typer.Typer) -> None:
             ),
         )
 
+    @model_app.command("withdraw")
+    @reports_errors
+    def model_withdraw(
+        ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
+        reason: Annotated[str, typer.Option(help="Why (required).")] = "",
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Withdraw a released model version (promoter or owner): its files and attestation are never
+        served again. Needs a reason, no second approver."""
+        answer(
+            registry().withdraw_model(ref, reason=reason),
+            as_json,
+            lambda i: console.print(
+                f"{i['model']} [bold red]withdrawn[/bold red] (was {i['was']}) by {escape(str(i['by']))}: "
+                f"{escape(i['reason'])}"
+            ),
+        )
+
     @model_app.command("attest")
     @reports_errors
     def model_attest(
@@ -350,10 +381,20 @@ def register(app: typer.Typer) -> None:
     def model_files(
         ref: Annotated[str, typer.Argument(help="MODEL@vN.")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the model's files into.")],
+        accept_affected: Annotated[
+            bool,
+            typer.Option(
+                "--accept-affected", help="Serve a released model trained on data held out since (with a warning)."
+            ),
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Write a model version's files, checked against its signed manifest."""
+        """Write a model version's files, checked against its signed manifest. A withdrawn model is
+        refused; an affected released one too, unless --accept-affected."""
         ward = registry()
         refuse_ward_output(output)
-        info = ward.model_files(ref, output)
+        info = ward.model_files(ref, output, accept_affected=accept_affected)
+        if info.get("warning"):
+            # On stderr, so that --json's answer on stdout stays one document.
+            err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(info['warning'])}")
         answer(info, as_json, lambda i: console.print(f"{i['model']} to {escape(str(output))}"))

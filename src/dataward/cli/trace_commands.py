@@ -163,6 +163,12 @@ def _model_branches(tree: Tree, result: dict[str, Any]) -> None:
         + (f", release gate {styled(gate['verdict'], VERDICT_STYLE)}" if gate.get("verdict") else "")
         + (f", released by {escape(str(m['released_by']))}" if m.get("released_by") else "")
     )
+    if m.get("withdrawal"):
+        w = m["withdrawal"]
+        tree.add(
+            f"[bold red]withdrawn[/bold red] by {escape(str(w.get('by')))} at {w.get('at')}: "
+            f"{escape(str(w.get('reason')))}"
+        )
     if result.get("why_affected"):
         why = tree.add(
             "[bold red]affected[/bold red]: its training data has been held out since"

@@ -715,8 +715,9 @@ class HTTPWard:
         """One model version with its run, datasets, scan, latest release gate and approvals."""
         return self._get(f"/models/{self._ref(ref)}")
 
-    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
-        """Write a model version's files (checked by the server against the signed manifest) into ``folder``."""
+    def model_files(self, ref: str, folder: str | Path, *, accept_affected: bool = False) -> dict[str, Any]:
+        """Write a model version's files (checked by the server against the signed manifest) into ``folder``:
+        refused for a withdrawn version, and for an affected released one unless ``accept_affected``."""
         import tempfile
 
         from dataward.io.archives import ArchiveLimits, extract_tar
@@ -724,7 +725,8 @@ class HTTPWard:
         target = Path(folder)
         with tempfile.TemporaryDirectory(prefix="dataward-files-") as tmp:
             archive = Path(tmp) / "files.tar"
-            info = self._download(f"/models/{self._ref(ref)}/files", archive)
+            path = f"/models/{self._ref(ref)}/files" + ("?accept_affected=true" if accept_affected else "")
+            info = self._download(path, archive)
             # An uncompressed tar of plain files unpacks to no more than its own length: a server's archive
             # that would (sparse members) or that holds links is refused before anything is written.
             limits = ArchiveLimits.within(max(archive.stat().st_size, 1))
@@ -777,6 +779,10 @@ class HTTPWard:
     def release_model(self, ref: str, *, reason: str = "") -> dict[str, Any]:
         """Release a model version (promoter): gate, approvals and clean training data required."""
         return self._post(f"/models/{self._ref(ref)}/release", {"reason": reason})
+
+    def withdraw_model(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Withdraw a released model version (as its releaser may; a reason is required)."""
+        return self._post(f"/models/{self._ref(ref)}/withdraw", {"reason": reason})
 
     def model_attestation(self, ref: str) -> list[dict[str, Any]]:
         """A model version's DSSE envelopes (model-signing manifest, release attestation)."""

@@ -177,12 +177,13 @@ def build_model_router(state: ServerState) -> APIRouter:
         tags=["models"],
         responses={200: {"content": {TAR_MEDIA_TYPE: {}}, "description": "The files, as a tar archive."}},
     )
-    def model_files(request: Request, ref: str) -> FileResponse:
+    def model_files(request: Request, ref: str, accept_affected: bool = False) -> FileResponse:
         """A model version's files (checked against its signed manifest) as a tar archive; the answer's
-        document is in the `X-Dataward-Document` header."""
+        document is in the `X-Dataward-Document` header. A withdrawn version is refused, and an affected
+        released one unless `accept_affected=true` (the document then carries a `warning`)."""
         scratch = state.scratch()
         try:
-            info = ward(request).model_files(ref, scratch / "files")
+            info = ward(request).model_files(ref, scratch / "files", accept_affected=accept_affected)
             pack_folder(scratch / "files", scratch / "files.tar")
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -262,6 +263,11 @@ def build_model_router(state: ServerState) -> APIRouter:
     def release_model(request: Request, ref: str, body: ModelReason) -> Any:
         """Release a model version (promoter): gate, approvals and clean data; a signed attestation."""
         return doc(ward(request).release_model(ref, reason=body.reason))
+
+    @r.post("/models/{ref}/withdraw", response_model=Document, tags=["models"])
+    def withdraw_model(request: Request, ref: str, body: ModelReason) -> Any:
+        """Withdraw a released model version (promoter or owner; a reason is required): never served again."""
+        return doc(ward(request).withdraw_model(ref, reason=body.reason))
 
     @r.get("/models/{ref}/attestation", response_model=Documents, tags=["models"])
     def model_attestation(request: Request, ref: str) -> Any:

@@ -1,6 +1,6 @@
 """Read what the signed ledger says about approvals, their keys and their approvers since.
 
-Merge and promotion count approvals from catalog rows that the guard has checked against the ledger
+Merge, promotion and a model's release count approvals from catalog rows that the guard has checked against the ledger
 (``service/guard.py``), but a row says nothing of the key an approval was given with, nor of a key
 revoked or an approver disabled later. Those facts are read here from the ledger events themselves,
 each re-hashed and its signature checked under the ward key, so that a payload edited in the catalog
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import Connection
 
 from dataward.access.policy import Approval
-from dataward.access.standing import APPROVAL_TYPES, STOP_TYPES, Standing, standing_from
+from dataward.access.standing import APPROVAL_TYPES, MODEL_APPROVAL_TYPE, STOP_TYPES, Standing, standing_from
 from dataward.catalog import ledger_store
 from dataward.domain.errors import IntegrityViolation
 from dataward.ledger.events import Event
@@ -25,20 +25,34 @@ from dataward.ledger.signing import SignatureVerifier
 def read_standing(conn: Connection, public_key_b64: str) -> Standing:
     """The ledger's approvals, revocations and disablings (``dataward.access.standing``), every event
     read checked: its hash over its body, and its signature under ``public_key_b64``."""
+    return standing_from(
+        checked_events(
+            conn,
+            public_key_b64,
+            (*APPROVAL_TYPES, MODEL_APPROVAL_TYPE, *STOP_TYPES),
+            consequence="the approvals it bears on cannot be counted",
+        )
+    )
+
+
+def checked_events(conn: Connection, public_key_b64: str, types: Iterable[str], *, consequence: str) -> list[Event]:
+    """The ledger's events of exactly ``types``, in order, each checked: its hash over its body and its
+    signature under ``public_key_b64``. One that fails is refused (``IntegrityViolation``) saying
+    ``consequence``: what cannot be trusted without it."""
+    wanted = tuple(types)
     ward_id = ledger_store.ward_id(conn)
     verifier = SignatureVerifier(public_key_b64)
-    events = list(ledger_store.read_events(conn, types=[*APPROVAL_TYPES, *STOP_TYPES]))
-    for event in events:
-        _check(event, verifier, ward_id)
     # read_events matches type prefixes: keep the exact types only.
-    return standing_from(e for e in events if e.type in (*APPROVAL_TYPES, *STOP_TYPES))
+    events = [e for e in ledger_store.read_events(conn, types=wanted) if e.type in wanted]
+    for event in events:
+        _check(event, verifier, ward_id, consequence)
+    return events
 
 
-def _check(event: Event, verifier: SignatureVerifier, ward_id: str) -> None:
+def _check(event: Event, verifier: SignatureVerifier, ward_id: str, consequence: str) -> None:
     if event.computed_hash() != event.hash or not verifier.verify(event.signed_message(ward_id), event.sig or ""):
         raise IntegrityViolation(
-            f"ledger event #{event.seq} ({event.type}) does not match its hash or signature: the approvals it "
-            "bears on cannot be counted",
+            f"ledger event #{event.seq} ({event.type}) does not match its hash or signature: {consequence}",
             hint="run `dataward verify` to see everything that was altered; restore the catalog from a backup",
         )
 
@@ -51,4 +65,4 @@ def with_standing(approvals: Iterable[Approval], target: str, standing: Standing
     return [dataclasses.replace(a, void=standing.void_reason(a, target)) for a in approvals]
 
 
-__all__ = ["read_standing", "with_standing"]
+__all__ = ["checked_events", "read_standing", "with_standing"]

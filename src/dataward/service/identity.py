@@ -734,8 +734,8 @@ def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
             dataset=", ".join(a.split("@", 1)[0] for a in m["affected"]),
             detail=f"released model {m['model']} was trained on data since held out of training: "
             + "; ".join(m["affected"]),
-            action=f"train {m['model']} again on a version without them and release that "
-            f"(dataward trace model:{m['model']})",
+            action=f"withdraw it (dataward model withdraw {m['model']} --reason '...'), train it again on a "
+            f"version without them and release that (dataward trace model:{m['model']})",
         ).to_dict()
         for m in affected_models(conn, store)
     ]

@@ -45,11 +45,12 @@ from dataward.service.guard import (
 )
 from dataward.service.identity import dataset_policy
 from dataward.service.recordstore import manifest_ids
+from dataward.service.withdrawn import refuse_withdrawn, withdrawal_of
 
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
 
-MODEL_STAGES = ("candidate", "released", "retired")
+MODEL_STAGES = ("candidate", "released", "retired", "withdrawn")
 
 
 def model_ref(ref: str) -> tuple[str, str]:
@@ -161,6 +162,9 @@ def model_info(conn: Connection, mv: Any, store: Any | None = None, check: Signe
     if store is not None:
         affected = affected_by(conn, store, mv)
         info["affected"] = affected
+    if check is not None and mv.stage == "withdrawn":
+        # Who withdrew it, when and why: from its signed event (the row says only the stage).
+        info["withdrawal"] = withdrawal_of(check.ward, conn, mv.id)
     return info
 
 
@@ -449,11 +453,19 @@ class ModelService(Service):
             ]
             return info
 
-    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
-        """Write a model version's files into ``folder`` (checked against the signed manifest)."""
+    def model_files(self, ref: str, folder: str | Path, *, accept_affected: bool = False) -> dict[str, Any]:
+        """Write a model version's files into ``folder`` (checked against the signed manifest). Never the
+        files of a withdrawn version; those of a released version trained on data held out of training
+        since (affected) only with ``accept_affected``, the answer then carrying a ``warning``."""
         name, _ = model_ref(ref)
         with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
             mv = model_version_row(uc.conn, ref)
+            label = f"{mv.model}@v{mv.number}"
+            # Withdrawn is the signed ledger's word, so a row set back to released serves nothing.
+            refuse_withdrawn(self, uc.conn, mv, doing="serve the files of")
+            # Which files are served, and whether they are affected, is decided on the row: the ledger's.
+            SignedCheck(self, uc.conn, doing="serve").row("model_versions", mv, f"model_versions {mv.id} ({label})")
+            warning = self._affected_warning(uc.conn, mv, accept_affected)
             target = Path(folder)
             export_target(target / "model", own_paths(self.folder, self.store, self.db))  # never into the ward
             if target.exists() and not target.is_dir():
@@ -467,4 +479,24 @@ class ModelService(Service):
                         dest = target / p.relative_to(tmp)
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         dest.write_bytes(p.read_bytes())
-            return {"model": f"{mv.model}@v{mv.number}", "digest": mv.digest, "folder": str(target)}
+            info = {"model": label, "digest": mv.digest, "folder": str(target)}
+            return {**info, "warning": warning} if warning else info
+
+    def _affected_warning(self, conn: Any, mv: Any, accepted: bool) -> str | None:
+        """Refuse (``PolicyViolation``) the files of a released model version whose training data now holds
+        quarantined or rejected records, unless ``accepted``; then the warning to give with them."""
+        affected = affected_by(conn, self.store, mv) if mv.stage == "released" else []
+        if not affected:
+            return None
+        label = f"{mv.model}@v{mv.number}"
+        why = f"{label} is affected: its training data holds records that must never reach training: " + "; ".join(
+            affected
+        )
+        withdraw = f"dataward model withdraw {label} --reason '...'"
+        if not accepted:
+            raise PolicyViolation(
+                f"refusing to serve the files of {label}: {why}",
+                hint=f"withdraw it ({withdraw}) and train again; to take its files anyway, pass --accept-affected",
+                model=label,
+            )
+        return f"{why}; withdraw it with `{withdraw}`"

@@ -27,6 +27,7 @@ from dataward.access.authorize import roles_on
 from dataward.access.overrides import accountable_human
 from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Role, Scope
+from dataward.access.standing import Standing
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import (
     contributions,
@@ -62,8 +63,16 @@ from dataward.release.predictors import (
 from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
+from dataward.service.approval_standing import read_standing
 from dataward.service.core import Service, new_id
-from dataward.service.guard import checked_signed_rows, export_target, guarded_read, guarded_sample, own_paths
+from dataward.service.guard import (
+    SignedCheck,
+    checked_signed_rows,
+    export_target,
+    guarded_read,
+    guarded_sample,
+    own_paths,
+)
 from dataward.service.models import (
     affected_by,
     model_ref,
@@ -74,6 +83,7 @@ from dataward.service.models import (
     separation_on,
     trained_on,
 )
+from dataward.service.withdrawn import refuse_withdrawn
 
 RELEASE_PREDICATE = "https://dataward.dev/attestation/model-release/v1"
 """The predicate of a model's release attestation: datasets, run, gates, approvals (docs/models.md)."""
@@ -99,10 +109,12 @@ def _trainer(conn: Connection, mv: Any) -> tuple[str, str | None]:
     return mv.created_by, owner
 
 
-def counted_approvals(conn: Connection, mv: Any) -> tuple[list[Any], list[str]]:
+def counted_approvals(conn: Connection, mv: Any, standing: Standing) -> tuple[list[Any], list[str]]:
     """The approvals that count for a model version now, and why each other one does not: bound to this
     digest, by distinct active principals (a bot and its owner are one) holding an approver role of the
-    release policy, none of the trainer's side."""
+    release policy, none of the trainer's side, and still standing in the signed ledger's ``standing``
+    (``dataward.access.standing``: not given with a key revoked since, nor by a principal disabled or
+    suspended since, even one enabled again), as a dataset's approvals are counted at merge."""
     policy = release_policy(conn, mv)
     trainer, trainer_owner = _trainer(conn, mv)
     sod = separation_on(conn, mv)
@@ -110,8 +122,11 @@ def counted_approvals(conn: Connection, mv: Any) -> tuple[list[Any], list[str]]:
     for a in approvals_of(conn, mv.id):
         who = _principal(conn, a.principal_id)
         problem = None
+        void = standing.void_given("model", mv.id, a.principal_id, a.digest, a.created_at)
         if a.digest != mv.digest:
             problem = "given for other files"
+        elif void is not None:
+            problem = f"{who.name!r}'s approval: {void}"
         elif not who.is_active:
             problem = f"{who.name!r} is {who.status.value}"
         elif a.role is None or (Role(a.role) not in policy.approver_roles and a.role != Role.ADMIN.value):
@@ -539,7 +554,7 @@ class ReleaseService(Service):
                     )
                 ],
             )
-            counted, _ = counted_approvals(uc.conn, mv)
+            counted, _ = counted_approvals(uc.conn, mv, read_standing(uc.conn, uc.signer.public_key_b64))
             return {
                 "model": f"{mv.model}@v{mv.number}",
                 "by": uc.caller.principal_name,
@@ -591,7 +606,8 @@ class ReleaseService(Service):
             self._checked(uc.conn, mv, "release")
             checked_signed_rows(self, uc.conn, "model_gates", [gate] if gate is not None else [], doing="release")
             checked_signed_rows(self, uc.conn, "model_approvals", approvals_of(uc.conn, mv.id), doing="release")
-            counted, refused = counted_approvals(uc.conn, mv)
+            standing = read_standing(uc.conn, uc.signer.public_key_b64)
+            counted, refused = counted_approvals(uc.conn, mv, standing)
             if len(counted) < policy.approvals:
                 why = f" (not counted: {'; '.join(refused)})" if refused else ""
                 problems.append(f"it has {len(counted)} of {policy.approvals} approval(s) the policy asks for{why}")
@@ -714,6 +730,11 @@ class ReleaseService(Service):
         name, _ = model_ref(ref)
         with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
             mv = model_version_row(uc.conn, ref)
+            # Withdrawn is the signed ledger's word; and the envelopes served are the row's: the ledger's.
+            refuse_withdrawn(self, uc.conn, mv, doing="attest")
+            SignedCheck(self, uc.conn, doing="attest").row(
+                "model_versions", mv, f"model_versions {mv.id} ({mv.model}@v{mv.number})"
+            )
             out = [json.loads(self.store.get(mv.signature_object))]
             if mv.attestation_object:
                 out.append(json.loads(self.store.get(mv.attestation_object)))

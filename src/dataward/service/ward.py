@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from dataward.service.tracing import TraceService
     from dataward.service.transformations import Transformation, TransformationService
     from dataward.service.versions import VersionService
+    from dataward.service.withdrawals import WithdrawalService
 
 
 class Services:
@@ -229,6 +230,13 @@ class Services:
         from dataward.service.releases import ReleaseService
 
         return ReleaseService(self.context)
+
+    @cached_property
+    def withdrawals(self) -> WithdrawalService:
+        """Withdrawing released model versions."""
+        from dataward.service.withdrawals import WithdrawalService
+
+        return WithdrawalService(self.context)
 
 
 class Ward(OverContext):
@@ -805,9 +813,11 @@ class Ward(OverContext):
         """One model version with its run, datasets, scan, latest release gate and approvals."""
         return self.services.models.model(ref)
 
-    def model_files(self, ref: str, folder: str | Path) -> dict[str, Any]:
-        """Write a model version's files into ``folder`` (checked against the signed manifest)."""
-        return self.services.models.model_files(ref, folder)
+    def model_files(self, ref: str, folder: str | Path, *, accept_affected: bool = False) -> dict[str, Any]:
+        """Write a model version's files into ``folder`` (checked against the signed manifest). Refused
+        for a withdrawn version, and for an affected released one unless ``accept_affected`` (the
+        answer then carries a ``warning``)."""
+        return self.services.models.model_files(ref, folder, accept_affected=accept_affected)
 
     # --- the release gate ---------------------------------------------------------------
     def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:
@@ -851,9 +861,16 @@ class Ward(OverContext):
         check_free_text(reason=reason)
         return self.services.releases.release_model(ref, reason=reason)
 
+    def withdraw_model(self, ref: str, *, reason: str) -> dict[str, Any]:
+        """Withdraw a released model version (promoter or owner, as a release; a reason is required):
+        a signed ``model.withdrawn`` event; its files and attestation are never served again."""
+        check_free_text(reason=reason)
+        return self.services.withdrawals.withdraw_model(ref, reason=reason)
+
     def model_attestation(self, ref: str) -> list[dict[str, Any]]:
         """The DSSE envelopes about a model version: model-signing's manifest, and its release attestation
-        once released. Both name the model and its SHA-256 digest as subject."""
+        once released. Both name the model and its SHA-256 digest as subject. Refused for a withdrawn
+        version."""
         return self.services.releases.model_attestation(ref)
 
     @classmethod

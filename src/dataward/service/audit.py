@@ -109,8 +109,17 @@ class VerifyReport:
         }
 
 
-CAUSE_ORDER = ("ledger", "checkpoint", "objects", "versions", "catalog", "holders", "records")
+CAUSE_ORDER = ("ledger", "checkpoint", "removals", "objects", "versions", "catalog", "holders", "records")
 """Areas of ``verify``'s problems from cause to consequence (``VerifyReport.grouped``)."""
+
+
+def empty_state_warning(folder: Any) -> str:
+    """What ``verify`` and ``serve`` say when the state folder holds no kept checkpoint."""
+    return (
+        f"no kept checkpoint in {folder}/{CHECKPOINTS_DIR}: nothing here anchors the ledger against a rollback "
+        "(a restored or cut catalog is not refused) until the ward takes its next checkpoint; if this is a new "
+        "--state folder, copy the old one's checkpoints/ and removals.jsonl into it, or run `dataward checkpoint` now"
+    )
 
 
 def _stretch(first: int | None, last: int) -> str:
@@ -228,6 +237,7 @@ class AuditService(Service):
             # the ward folder's writers can edit to switch the witness off.
             witness = signed_witness(uc.conn)
             self._verify_checkpoints(rows, checkpoints, verifier, report, remembered=remembered, witness=witness)
+            self._verify_removals(uc.conn, rows, trusted, report, witness)
             if early and not chain:
                 k, head = early[0]
                 rest = ledger_store.stored_facts(rows[k:], exact[k:])
@@ -393,6 +403,43 @@ class AuditService(Service):
                     cp.seq,
                 )
             )
+
+    def _verify_removals(
+        self, conn: Connection, rows: Sequence[StoredEvent], trusted: str, report: VerifyReport, witness: SignedWitness
+    ) -> None:
+        """The list of access removals (``service/removal_check.py``): signed and whole, holding every
+        removal the ledger does since it began and every copy the witness holds; an access removal it
+        holds that the ledger lost (the catalog was restored from before it) is reported with the
+        command that records it again. Also warns when nothing anchors the ledger against a rollback:
+        no kept checkpoint in this (state) folder."""
+        from dataward.access.removals import REMOVAL_TYPES
+        from dataward.service.checkpoints import read_witness_removals
+        from dataward.service.removal_check import check_removals
+
+        copies = None
+        if witness.location:
+            try:
+                copies = read_witness_removals(witness.location, self.ward_id)
+            except (OSError, ValueError):
+                copies = None  # reported once already, as the checkpoints' witness_unreachable
+        events = [e for e in ledger_store.read_events(conn, types=["key.", "principal."]) if e.type in REMOVAL_TYPES]
+        names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
+        found = check_removals(
+            self.folder,
+            trusted,
+            self.ward_id,
+            {stored_int(row[0]): row[2] for row in rows},
+            events,
+            remembered=self.context.removals.known_lines(),
+            witness_lines=copies,
+            names=names,
+        )
+        report.checked["removals"] = found.lines
+        for kind, where, detail in found.problems:
+            report.problems.append(Problem("removals", kind, where, detail))
+        report.warnings.extend(found.warnings)
+        if len(rows) > 1 and not any((self.folder / CHECKPOINTS_DIR).glob("*.json")):
+            report.warnings.append(empty_state_warning(self.folder))
 
     def _verify_projections(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
         expected = replay_stored(facts.changes)

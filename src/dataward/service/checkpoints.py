@@ -23,6 +23,7 @@ from dataward.catalog import ledger_store
 from dataward.domain.errors import AccessDenied, DatawardError, InputError, missing_file
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.events import Event, format_time
+from dataward.ledger.removal_line import RemovalLine
 from dataward.ledger.signing import key_fingerprint
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
@@ -70,6 +71,9 @@ class Loaded:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)`` of files that are not valid checkpoints."""
 
+
+WITNESS_REMOVALS = "removals"
+"""The folder of a ward's witness copies that holds its removal lines, one file each."""
 
 WITNESS_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 """The object stores a witness may be (besides a local folder, also written ``file://``): each needs
@@ -296,6 +300,8 @@ class CheckpointService(Service):
 
         The event is already recorded; a checkpoint that cannot be written is logged, not raised.
         """
+        if events:
+            self._list_removals(events)
         if not events or not any(takes_checkpoint(e) for e in events):
             return
         last = events[-1]
@@ -308,6 +314,45 @@ class CheckpointService(Service):
             self._keep(checkpoint, witness.location, _previous_witness(events, witness))
         except (OSError, DatawardError, SQLAlchemyError) as exc:
             log.warning("no checkpoint was written after event #%s: %s", last.seq, exc)
+
+    def _list_removals(self, events: list[Event]) -> None:
+        """Put the events that take access away on the ward's list of access removals and send the new
+        lines to the witness (``service/removal_list.py``). Logged, not raised: the events are committed."""
+        try:
+            lines = self.context.removals.append(self.signer, events)
+            if not lines:
+                return
+            with self.db.reading() as conn:
+                location = signed_witness(conn).location
+            for line in lines if location else ():
+                try:
+                    send_removal_to_witness(line, location, self.ward_id)  # type: ignore[arg-type]
+                except (OSError, ValueError) as exc:
+                    log.warning("removal of event #%s was not sent to the witness %s: %s", line.seq, location, exc)
+        except (OSError, DatawardError, SQLAlchemyError) as exc:
+            log.warning("the list of access removals was not extended after event #%s: %s", events[-1].seq, exc)
+
+
+def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
+    """Copy one line of the list of access removals to the witness, as its own file under ``removals/``
+    (object stores cannot append); never overwrites a copy already there. Returns its path."""
+    fs, folder = witness_root(location, ward_id)
+    folder = f"{folder}/{WITNESS_REMOVALS}"
+    path = f"{folder}/{line.n:08d}-{line.seq:012d}-{line.digest.split(':', 1)[-1][:16]}.json"
+    fs.makedirs(folder, exist_ok=True)
+    if not fs.exists(path):
+        fs.pipe_file(path, (line.to_json() + "\n").encode("utf-8"))
+    return path
+
+
+def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
+    """Every witness copy of this ward's removal lines, ``(where, text)`` in file-name order (raises
+    ``OSError`` when unreachable)."""
+    fs, folder = witness_root(location, ward_id)
+    folder = f"{folder}/{WITNESS_REMOVALS}"
+    if not fs.exists(folder):
+        return []
+    return [(f"witness {path}", fs.cat_file(path)) for path in sorted(fs.glob(f"{folder}/*.json"))]
 
 
 def _previous_witness(events: list[Event], now: SignedWitness) -> str | None:

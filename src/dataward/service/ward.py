@@ -38,6 +38,7 @@ from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConf
 from dataward.service.core import Clock, OverContext, UseCase, WardContext, new_id
 from dataward.service.ledger_mark import LedgerMark
 from dataward.service.remembered import ReadCache
+from dataward.service.removal_list import RemovalList
 from dataward.store import ObjectStore, open_store
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ class Ward(OverContext):
         callers: auth.CallerCache | None = None,
         reads: ReadCache | None = None,
         mark: LedgerMark | None = None,
+        removals: RemovalList | None = None,
     ) -> None:
         self.context = WardContext(
             folder,
@@ -263,6 +265,7 @@ class Ward(OverContext):
             callers=callers,
             reads=reads,
             mark=mark,
+            removals=removals,
         )
         self.services = Services(self.context)
 
@@ -900,6 +903,7 @@ class Ward(OverContext):
             callers=self.callers,
             reads=self.context.reads,
             mark=self.context.mark,
+            removals=self.context.removals,
         )
 
     def remember_callers(self, *, ttl_s: float = 30.0, max_entries: int = 4096) -> Ward:

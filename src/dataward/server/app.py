@@ -231,6 +231,14 @@ class ServerState:
             self.precheck(request)
         return self.ward.as_key(bearer_key(request))
 
+    def verifier(self, request: Request) -> str:
+        """The principal id of the request's key, authenticated as ``verify`` authenticates it: on a ward
+        whose ledger went backwards every other use case is refused, and ``verify`` must still answer
+        (``Ward.verifier_id``)."""
+        if not getattr(request.state, "prechecked", False):
+            self.precheck(request)
+        return self.ward.as_key(bearer_key(request)).verifier_id()
+
     def scratch(self) -> Path:
         """A private temporary folder outside the ward (export refuses paths inside the ward's files)."""
         return Path(tempfile.mkdtemp(prefix="dataward-serve-"))

@@ -113,15 +113,6 @@ CAUSE_ORDER = ("ledger", "checkpoint", "removals", "objects", "versions", "catal
 """Areas of ``verify``'s problems from cause to consequence (``VerifyReport.grouped``)."""
 
 
-def empty_state_warning(folder: Any) -> str:
-    """What ``verify`` and ``serve`` say when the state folder holds no kept checkpoint."""
-    return (
-        f"no kept checkpoint in {folder}/{CHECKPOINTS_DIR}: nothing here anchors the ledger against a rollback "
-        "(a restored or cut catalog is not refused) until the ward takes its next checkpoint; if this is a new "
-        "--state folder, copy the old one's checkpoints/ and removals.jsonl into it, or run `dataward checkpoint` now"
-    )
-
-
 def _stretch(first: int | None, last: int) -> str:
     return f"event #{last} was" if first == last else f"events #{first} to #{last} were"
 
@@ -413,7 +404,7 @@ class AuditService(Service):
         command that records it again. Also warns when nothing anchors the ledger against a rollback:
         no kept checkpoint in this (state) folder."""
         from dataward.access.removals import REMOVAL_TYPES
-        from dataward.service.checkpoints import read_witness_removals
+        from dataward.service.checkpoints import checkpointed, read_witness_removals, state_warnings
         from dataward.service.removal_check import check_removals
 
         copies = None
@@ -438,8 +429,7 @@ class AuditService(Service):
         for kind, where, detail in found.problems:
             report.problems.append(Problem("removals", kind, where, detail))
         report.warnings.extend(found.warnings)
-        if len(rows) > 1 and not any((self.folder / CHECKPOINTS_DIR).glob("*.json")):
-            report.warnings.append(empty_state_warning(self.folder))
+        report.warnings.extend(state_warnings(self.folder, checkpointed(conn)))
 
     def _verify_projections(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
         expected = replay_stored(facts.changes)

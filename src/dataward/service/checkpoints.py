@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
+from dataward.catalog.tables import ledger_events
 from dataward.domain.errors import AccessDenied, DatawardError, InputError, missing_file
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.events import Event, format_time
@@ -211,6 +213,30 @@ def load_checkpoint_files(paths: Iterable[str | os.PathLike[str]]) -> list[Check
     return found
 
 
+def empty_state_warning(folder: Path) -> str:
+    """What ``verify`` and ``serve`` say when the (state) folder holds no kept checkpoint."""
+    return (
+        f"no kept checkpoint in {folder / CHECKPOINTS_DIR}: nothing here anchors the ledger against a rollback "
+        "(a restored or cut catalog is not refused) until the ward takes its next checkpoint; if this is a new "
+        "--state folder, copy the old one's checkpoints/ and removals.jsonl into it, or run `dataward checkpoint` now"
+    )
+
+
+def state_warnings(folder: Path, checkpointed: bool) -> list[str]:
+    """Why the (state) ``folder`` anchors nothing: it holds no kept checkpoint though the ledger holds an
+    event after which the ward keeps one (``checkpointed``: a new, empty ``--state`` folder, or one
+    emptied). A ward that never revoked, disabled or promoted anything has none yet, rightly."""
+    if not checkpointed or any((folder / CHECKPOINTS_DIR).glob("*.json")):
+        return []
+    return [empty_state_warning(folder)]
+
+
+def checkpointed(conn: Connection) -> bool:
+    """Whether the ledger holds an event of ``CHECKPOINT_AFTER`` (after which a kept checkpoint exists)."""
+    query = select(ledger_events.c.seq).where(ledger_events.c.type.in_(sorted(CHECKPOINT_AFTER))).limit(1)
+    return conn.execute(query).first() is not None
+
+
 class CheckpointService(Service):
     """Use cases on checkpoints and on the ward's public key."""
 
@@ -227,6 +253,11 @@ class CheckpointService(Service):
         with self.use_case(Action.LEDGER_READ, Scope.ward()):
             loaded = read_folder(self.folder / CHECKPOINTS_DIR, label="kept")
         return [{**c.to_dict(), "file": c.name} for c in loaded.checkpoints]
+
+    def state_warnings(self) -> list[str]:
+        """``state_warnings`` of this ward's folder (read without a key: the server says it on start)."""
+        with self.db.reading() as conn:
+            return state_warnings(self.folder, checkpointed(conn))
 
     def public_key(self) -> dict[str, Any]:
         """The ward's Ed25519 public key, to pin outside the ward for ``verify --public-key``."""

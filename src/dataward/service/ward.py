@@ -313,6 +313,15 @@ class Ward(OverContext):
         """The acting principal, the key in use (never its secret) and the principal's grants."""
         return self.services.session.whoami()
 
+    def state_warnings(self) -> list[str]:
+        """What is missing from the ward's (state) folder to anchor its ledger: no kept checkpoint
+        (``service/checkpoints.py``, ``state_warnings``); said on ``serve`` and by ``verify``."""
+        return self.services.checkpoints.state_warnings()
+
+    def verifier_id(self) -> str:
+        """The caller's principal id, as ``verify`` authenticates it (``SessionService.verifier_id``)."""
+        return self.services.session.verifier_id()
+
     def check_may_send_files(self) -> None:
         """Refuse a caller that may do nothing anywhere that takes a file (``SessionService.check_may_send_files``)."""
         self.services.session.check_may_send_files()

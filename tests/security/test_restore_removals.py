@@ -354,3 +354,33 @@ def test_serving_a_new_empty_state_folder_warns(tmp_path: Path, monkeypatch: pyt
     assert not any("no kept checkpoint" in w for w in Ward.open(folder).verify().warnings)
     shutil.rmtree(folder / "checkpoints")
     assert any("no kept checkpoint" in w for w in Ward.open(folder).verify().warnings)
+
+
+def test_a_server_reads_the_witness_when_the_list_was_deleted_with_the_rollback(tmp_path: Path) -> None:
+    """The attacker who can write the ward folder rolls the catalog back, moves the kept checkpoints
+    aside and deletes removals.jsonl too: a server started afterwards reads the witness's copies."""
+    folder = tmp_path / "ward"
+    opened, admin = Ward.init(folder)
+    opened.set_witness(str(tmp_path / "witness"))
+    opened.create_principal("carol")
+    opened.grant("carol", "reader")
+    carol = str(opened.issue_key("carol", ttl_days=5)["key"])
+    opened.close()
+    back_up(folder, tmp_path / "backup")
+    revoker = Ward.open(folder)
+    revoker.revoke_key(carol[:11], reason="stolen")
+    revoker.close()
+    restore(folder, tmp_path / "backup")
+    move_checkpoints_aside(folder, tmp_path / "moved")
+    (folder / LIST).unlink()
+    # A new embedded process has nothing left in the folder (the documented limit); verify sees it.
+    assert Ward.open(folder).as_key(carol).whoami()["principal"] == "carol"
+    server, thread, _, url = start_server(folder)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            answer = http.get(f"{API}/whoami", headers=_bearer(carol))
+            assert answer.status_code == 401 and answer.json()["error"] == "key_revoked", answer.text
+            assert http.get(f"{API}/whoami", headers=_bearer(admin)).status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

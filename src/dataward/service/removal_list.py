@@ -116,6 +116,8 @@ class RemovalList:
         self._loaded = False
         self._known: dict[str, RemovalLine] = {}
         """Every valid line this process read or wrote, by digest, in the order first seen."""
+        self._witnessed: dict[str, RemovalLine] = {}
+        """Lines read from the witness at start (``take_witnessed``): in force, but not held to the file."""
         self._state = Removals()
         self._problem: str | None = None
         self._lock = threading.Lock()
@@ -148,8 +150,28 @@ class RemovalList:
                 + "); they still count"
             )
         self._problem = "; ".join(problems) if problems else None
-        self._state = fold(line.fact() for line in self._known.values())
+        self._state = self._fold()
         self._stamp, self._loaded = stamp, True
+
+    def _fold(self) -> Removals:
+        # The witness copies first: they are older than anything this process wrote since it started.
+        extra = [line for digest, line in self._witnessed.items() if digest not in self._known]
+        return fold(line.fact() for line in [*extra, *self._known.values()])
+
+    def take_witnessed(self, lines: Iterable[RemovalLine]) -> int:
+        """Count ``lines`` (witness copies, each already checked as signed by the ward's key for this
+        ward) as in force in this process, whatever the file says: a server reads them once at start,
+        so that a list deleted with a rolled-back catalog still refuses what the witness holds. Not
+        held to the file: a list moved aside on purpose does not make them "gone". Returns how many
+        were new to this process."""
+        with self._lock:
+            new = 0
+            for line in lines:
+                if line.digest not in self._witnessed and line.digest not in self._known:
+                    new += 1
+                self._witnessed.setdefault(line.digest, line)
+            self._state = self._fold()
+            return new
 
     def check(self, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime) -> None:
         """Refuse a key or a principal the list keeps refused, whatever the catalog says (``KeyRevoked``,
@@ -225,7 +247,7 @@ class RemovalList:
         with self._lock:
             for line in written:
                 self._known.setdefault(line.digest, line)
-            self._state = fold(line.fact() for line in self._known.values())
+            self._state = self._fold()
         return written
 
     def known_lines(self) -> list[RemovalLine]:

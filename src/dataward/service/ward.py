@@ -313,6 +313,11 @@ class Ward(OverContext):
         """The acting principal, the key in use (never its secret) and the principal's grants."""
         return self.services.session.whoami()
 
+    def take_witnessed_removals(self) -> int:
+        """Count the witness's copies of the list of access removals as in force in this process (a
+        server does it at start; ``CheckpointService.take_witnessed_removals``)."""
+        return self.services.checkpoints.take_witnessed_removals()
+
     def state_warnings(self) -> list[str]:
         """What is missing from the ward's (state) folder to anchor its ledger: no kept checkpoint
         (``service/checkpoints.py``, ``state_warnings``); said on ``serve`` and by ``verify``."""

@@ -249,9 +249,12 @@ def test_the_witness_shows_a_deleted_list_after_a_rollback(ward: Ward, tmp_path:
     folder = _restored_after(ward, tmp_path, lambda w: w.revoke_key(key[:11], reason="stolen"))
     move_checkpoints_aside(folder, tmp_path / "moved")
     (folder / LIST).unlink()
-    assert list((tmp_path / "witness").rglob("removals/*.json"))
+    assert list((tmp_path / "witness").rglob("removals/*.jsonl"))
     kinds = {(p.area, p.kind) for p in Ward.open(folder).verify().problems}
     assert ("removals", "lines_gone") in kinds and ("removals", "lost_removal") in kinds, kinds
+    # The witness folder still works as a folder of checkpoints for `verify --checkpoint`.
+    code, report = cli(folder, "verify", "--checkpoint", str(tmp_path / "witness"))
+    assert code == 7 and any(p["kind"] == "missing" for p in report["problems"]), report
 
 
 # --- served ---------------------------------------------------------------------------------------

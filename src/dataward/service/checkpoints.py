@@ -397,7 +397,9 @@ def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> s
     (object stores cannot append); never overwrites a copy already there. Returns its path."""
     fs, folder = witness_root(location, ward_id)
     folder = f"{folder}/{WITNESS_REMOVALS}"
-    path = f"{folder}/{line.n:08d}-{line.seq:012d}-{line.digest.split(':', 1)[-1][:16]}.json"
+    # ``.jsonl``, not ``.json``: a witness folder given to ``verify --checkpoint`` is read for ``*.json``
+    # checkpoints, recursively.
+    path = f"{folder}/{line.n:08d}-{line.seq:012d}-{line.digest.split(':', 1)[-1][:16]}.jsonl"
     fs.makedirs(folder, exist_ok=True)
     if not fs.exists(path):
         fs.pipe_file(path, (line.to_json() + "\n").encode("utf-8"))
@@ -411,7 +413,7 @@ def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]
     folder = f"{folder}/{WITNESS_REMOVALS}"
     if not fs.exists(folder):
         return []
-    return [(f"witness {path}", fs.cat_file(path)) for path in sorted(fs.glob(f"{folder}/*.json"))]
+    return [(f"witness {path}", fs.cat_file(path)) for path in sorted(fs.glob(f"{folder}/*.jsonl"))]
 
 
 def _previous_witness(events: list[Event], now: SignedWitness) -> str | None:

@@ -302,7 +302,13 @@ def test_a_served_ward_refuses_the_revoked_key_after_the_restore(tmp_path: Path)
             # Served verify diagnoses instead of refusing.
             report = _served_verify(http, admin)
             assert not report["ok"] and any(p["kind"] == "missing" for p in report["problems"])
-            move_checkpoints_aside(folder, tmp_path / "moved")
+        # And through the CLI against the server, as an operator runs it.
+        result = runner.invoke(
+            app, ["verify", "--json"], env={"DATAWARD_URL": url, "DATAWARD_KEY": admin, "COLUMNS": "200"}
+        )
+        assert result.exit_code == 7, result.output
+        assert any(p["kind"] == "missing" for p in json.loads(result.stdout)["problems"])
+        move_checkpoints_aside(folder, tmp_path / "moved")
     finally:
         server.should_exit = True
         thread.join(timeout=10)

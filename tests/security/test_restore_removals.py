@@ -393,3 +393,24 @@ def test_a_server_reads_the_witness_when_the_list_was_deleted_with_the_rollback(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_removal_committed_while_verify_reads_is_not_taken_for_a_lost_one(ward: Ward) -> None:
+    """Verify's snapshot may predate a revocation whose line is appended before verify reads the list
+    again: only lines listed before the snapshot began can be lost by the ledger."""
+    from dataward.service.removal_check import check_removals
+    from dataward.service.removal_list import read_list
+
+    path = ward.folder / LIST
+    public_key, ward_id = ward.signer.public_key_b64, ward.ward_id
+    before = read_list(path, public_key, ward_id)
+    snapshot = {e.seq: e.hash for e in events_of(ward)}
+    key = str(ward.issue_key("carol", ttl_days=5)["key"])
+    ward.revoke_key(key[:11])  # committed after the snapshot, listed before the second read
+    after = read_list(path, public_key, ward_id)
+    assert len(after.lines) == len(before.lines) + 1
+    found = check_removals(before, after, public_key, ward_id, snapshot, [])
+    assert found.problems == [] and found.warnings == []
+    # Listed before the snapshot and missing from it: lost.
+    found = check_removals(after, after, public_key, ward_id, snapshot, [])
+    assert [kind for kind, _, _ in found.problems] == ["lost_removal"]

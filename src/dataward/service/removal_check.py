@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dataward.access.removals import REMOVAL_TYPES, RemovalFact, Removals, fold, removed_by
 from dataward.domain.errors import DatawardError
@@ -19,7 +18,7 @@ from dataward.ledger.events import Event
 from dataward.ledger.removal_line import RemovalLine
 from dataward.ledger.signing import SignatureVerifier
 from dataward.service.config import REMOVALS_FILE
-from dataward.service.removal_list import ListRead, read_list
+from dataward.service.removal_list import ListRead, in_order
 
 
 @dataclass
@@ -46,16 +45,17 @@ def _outstanding(fact: RemovalFact, listed: Removals, ledger: Removals, names: M
     commands = []
     for key in fact.removed.keys:
         held = listed.revoked.get(key)
-        if held is not None and held[0] is fact and key not in ledger.revoked:
+        if held is not None and held[0] == fact and key not in ledger.revoked:
             commands.append(f"`dataward key revoke dw_{key}`")
     for principal in fact.removed.principals:
-        if listed.stopped.get(principal) is fact and ledger.principal_refusal(principal) is None:
+        if listed.stopped.get(principal) == fact and ledger.principal_refusal(principal) is None:
             commands.append(f"`dataward principal disable {names.get(principal, principal)}`")
     return commands
 
 
 def check_removals(
-    folder: Path,
+    before: ListRead,
+    after: ListRead,
     public_key: str,
     ward_id: str,
     hashes: Mapping[int, str],
@@ -65,17 +65,23 @@ def check_removals(
     witness_lines: Iterable[tuple[str, bytes]] | None = None,
     names: Mapping[str, str] | None = None,
 ) -> RemovalCheck:
-    """Check the list file in ``folder`` against the ledger (``hashes``: seq -> hash;
-    ``ledger_events``: its events of ``REMOVAL_TYPES``), the lines this process read (``remembered``)
-    and the witness copies (``witness_lines``, None when no witness is set)."""
+    """Check the list against the ledger (``hashes``: seq -> hash; ``ledger_events``: its events of
+    ``REMOVAL_TYPES``), the lines this process read (``remembered``) and the witness copies
+    (``witness_lines``, None when no witness is set).
+
+    The list is read twice, because a removal committed while ``verify`` runs is appended to it after
+    its commit: ``before`` is read before ``verify``'s transaction began, so each of its lines names an
+    event the transaction's snapshot must hold (only these, and lines gone from the file, can be
+    reported as lost by the ledger); ``after`` is read once the ledger was read (and after the witness),
+    so it holds a line for every removal the snapshot holds."""
     names = names or {}
-    check = RemovalCheck()
-    read: ListRead = read_list(folder / REMOVALS_FILE, public_key, ward_id)
-    check.lines = len(read.lines)
-    for where, why in read.problems:
+    check = RemovalCheck(lines=len(after.lines))
+    for where, why in dict.fromkeys([*before.problems, *after.problems]):
         check.problems.append(("tampered", where, why))
-    on_file = {line.digest for line in read.lines}
-    every: dict[str, RemovalLine] = {line.digest: line for line in read.lines}
+    on_file = {line.digest for line in after.lines}
+    # The lines whose events must be in the ledger: those listed before the snapshot, and those gone
+    # from the file (a process or the witness holds them; they were listed before it too).
+    settled: dict[str, RemovalLine] = {line.digest: line for line in before.lines}
     for line in remembered:
         if line.digest not in on_file:
             check.problems.append(
@@ -86,7 +92,7 @@ def check_removals(
                     "from the file",
                 )
             )
-            every.setdefault(line.digest, line)
+            settled.setdefault(line.digest, line)
     if witness_lines is not None:
         verifier = SignatureVerifier(public_key)
         for where, text in witness_lines:
@@ -107,12 +113,13 @@ def check_removals(
                         "lacks: the list was cut, replaced or deleted",
                     )
                 )
-            every.setdefault(line.digest, line)
-    listed_facts = [line.fact() for line in every.values()]
-    listed = fold(listed_facts)
+                settled.setdefault(line.digest, line)
+    every = {**settled, **{line.digest: line for line in after.lines}}
+    listed = fold(line.fact() for line in in_order(every.values()))
     ledger_facts = ledger_removals(e for e in ledger_events if e.type in REMOVAL_TYPES)
     ledger = fold(ledger_facts)
-    for fact in listed_facts:
+    for line in settled.values():
+        fact = line.fact()
         if hashes.get(fact.seq) == fact.hash:
             continue
         commands = _outstanding(fact, listed, ledger, names)
@@ -134,8 +141,9 @@ def check_removals(
             )
     # A ledger removal after the first one the list holds must be on the list: one that is not was
     # taken off its end (a line removed from the middle breaks the chain, above).
-    matched = [f.seq for f in listed_facts if hashes.get(f.seq) == f.hash]
-    listed_hashes = {f.hash for f in listed_facts}
+    facts = [line.fact() for line in every.values()]
+    matched = [f.seq for f in facts if hashes.get(f.seq) == f.hash]
+    listed_hashes = {f.hash for f in facts}
     if matched:
         for fact in ledger_facts:
             if fact.seq > min(matched) and fact.hash not in listed_hashes:
@@ -144,7 +152,8 @@ def check_removals(
                         "unlisted",
                         f"event #{fact.seq}",
                         f"the ledger's event #{fact.seq} ({fact.type}) is not on the ward's list of access "
-                        f"removals, which holds earlier ones: lines were removed from the end of {REMOVALS_FILE}",
+                        f"removals, which holds earlier ones: lines were removed from the end of {REMOVALS_FILE} "
+                        "(or the ward stopped between recording the event and listing it)",
                     )
                 )
     elif ledger_facts and not every:

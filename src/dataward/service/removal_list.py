@@ -154,9 +154,8 @@ class RemovalList:
         self._stamp, self._loaded = stamp, True
 
     def _fold(self) -> Removals:
-        # The witness copies first: they are older than anything this process wrote since it started.
         extra = [line for digest, line in self._witnessed.items() if digest not in self._known]
-        return fold(line.fact() for line in [*extra, *self._known.values()])
+        return fold(line.fact() for line in in_order([*extra, *self._known.values()]))
 
     def take_witnessed(self, lines: Iterable[RemovalLine]) -> int:
         """Count ``lines`` (witness copies, each already checked as signed by the ward's key for this
@@ -258,6 +257,13 @@ class RemovalList:
             return list(self._known.values())
 
 
+def in_order(lines: Iterable[RemovalLine]) -> list[RemovalLine]:
+    """``lines`` in the order their events happened: by the event's time, then place in its list. Not by
+    ``seq`` (after a restore, new events reuse the numbers of lost ones), and not by file alone (lines
+    of a list moved aside, read back from the witness, are older than the new list's)."""
+    return sorted(lines, key=lambda line: (line.time, line.n))
+
+
 def _next_place(data: bytes) -> tuple[int, str]:
     """The ``n`` and ``prev`` of the line after the last one of ``data`` that parses."""
     for text in reversed(data.split(b"\n")):
@@ -278,4 +284,4 @@ def _reapply_hint(command: str) -> str:
     )
 
 
-__all__ = ["ListRead", "RemovalList", "check_lines", "read_list"]
+__all__ = ["ListRead", "RemovalList", "check_lines", "in_order", "read_list"]

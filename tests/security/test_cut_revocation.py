@@ -121,8 +121,15 @@ def test_a_long_lived_ward_refuses_even_with_the_kept_checkpoints_gone(ward: War
     report = ward.verify()
     assert not report.ok and report.first_bad_event == seq
     assert any(p.kind == "missing" and "this process" in p.detail for p in report.problems)
-    # A new process has nothing left to compare with: the documented limit (an outside checkpoint or the
-    # witness catches it).
+    # A new process has no head to compare with, but the list of access removals still holds the
+    # revocation: it reports it as lost, and the key stays refused.
+    fresh = Ward.open(ward.folder)
+    assert [p.kind for p in fresh.verify().problems] == ["lost_removal"]
+    with pytest.raises(KeyRevoked, match=f"event #{seq}"):
+        fresh.as_key(key).whoami()
+    # With the list deleted too, nothing is left to compare with: the documented limit (an outside
+    # checkpoint or the witness catches it).
+    (ward.folder / "removals.jsonl").unlink()
     assert Ward.open(ward.folder).verify().ok
 
 

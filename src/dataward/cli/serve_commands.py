@@ -198,6 +198,7 @@ def register(app: typer.Typer) -> None:
         (`DATAWARD_URL=http://HOST:PORT DATAWARD_KEY=dw_... dataward ...`). Speaks plain HTTP: terminate
         TLS at a reverse proxy in front of it (docs/server.md)."""
         import uvicorn
+        from rich.markup import escape
 
         from dataward.server.assembly import assemble_ward, hidden_password
         from dataward.server.connections import HEADER_TIMEOUT_ENV
@@ -228,6 +229,7 @@ def register(app: typer.Typer) -> None:
             # Fail here, readably, rather than in every worker (wrong key, no ward, unreachable database);
             # migrations run once.
             opened = assemble_ward(catalog, store, signing_key, state_dir)
+            warnings = opened.state_warnings()
             opened.db.dispose()
             settings = ServerSettings(
                 ward=opened.folder,
@@ -245,7 +247,9 @@ def register(app: typer.Typer) -> None:
             folder = locate_ward(ward if ward is not None else state.ward_path)
             if not (folder / "ward.json").exists():
                 raise InputError(f"{folder} is not a ward", hint="create one with `dataward init`")
-            Ward.open(folder).db.dispose()  # fail here, readably, rather than in every worker: migrations run once
+            opened = Ward.open(folder)  # fail here, readably, rather than in every worker: migrations run once
+            warnings = opened.state_warnings()
+            opened.db.dispose()
             settings = ServerSettings(ward=folder.resolve(), **limits)
             what = str(folder)
         check_listening_address(host, port)
@@ -253,6 +257,9 @@ def register(app: typer.Typer) -> None:
         if scheduler:
             os.environ["DATAWARD_SCHEDULER"] = scheduler  # read by every worker's gate runs
         os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
+        for warning in warnings:
+            # Loud: a new, empty --state folder means a restored or cut catalog is not refused.
+            err_console.print(f"[bold red]warning:[/] {escape(warning)}")
         err_console.print(f"serving {what} on http://{host}:{port}/api/v1 with {workers} worker(s)")
         uvicorn.run(
             "dataward.server.app:app_from_environment",

@@ -231,6 +231,14 @@ class ServerState:
             self.precheck(request)
         return self.ward.as_key(bearer_key(request))
 
+    def verifier(self, request: Request) -> str:
+        """The principal id of the request's key, authenticated as ``verify`` authenticates it: on a ward
+        whose ledger went backwards every other use case is refused, and ``verify`` must still answer
+        (``Ward.verifier_id``)."""
+        if not getattr(request.state, "prechecked", False):
+            self.precheck(request)
+        return self.ward.as_key(bearer_key(request)).verifier_id()
+
     def scratch(self) -> Path:
         """A private temporary folder outside the ward (export refuses paths inside the ward's files)."""
         return Path(tempfile.mkdtemp(prefix="dataward-serve-"))
@@ -247,6 +255,10 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
         # request against what the catalog says now (the auth epoch, the ledger head).
         opened.remember_callers(ttl_s=settings.auth_cache_s)
         opened.remember_reads(ttl_s=settings.auth_cache_s)
+    # Once per worker: removals the witness holds stay in force even if removals.jsonl was deleted
+    # with a rolled-back catalog (service/removal_list.py).
+    if (lost := opened.take_witnessed_removals()) > 0:
+        log.warning("%d access removal(s) held by the witness are missing from removals.jsonl; run verify", lost)
     state = ServerState(settings, opened)
 
     @asynccontextmanager

@@ -28,11 +28,13 @@ from dataward.ledger.events import (
     stored_int,
     verify_stored,
 )
+from dataward.ledger.removal_line import RemovalLine
 from dataward.ledger.signing import SignatureVerifier, key_fingerprint, parse_public_key
 from dataward.service.checkpoints import read_folder, read_witness
-from dataward.service.config import CHECKPOINTS_DIR, WardConfig
+from dataward.service.config import CHECKPOINTS_DIR, REMOVALS_FILE, WardConfig
 from dataward.service.core import Service
 from dataward.service.ledger_mark import Seen
+from dataward.service.removal_list import ListRead, read_list
 from dataward.service.signed_witness import SignedWitness, disagreement, signed_witness, uncovered, unreachable
 
 if TYPE_CHECKING:
@@ -109,7 +111,7 @@ class VerifyReport:
         }
 
 
-CAUSE_ORDER = ("ledger", "checkpoint", "objects", "versions", "catalog", "holders", "records")
+CAUSE_ORDER = ("ledger", "checkpoint", "removals", "objects", "versions", "catalog", "holders", "records")
 """Areas of ``verify``'s problems from cause to consequence (``VerifyReport.grouped``)."""
 
 
@@ -193,6 +195,10 @@ class AuditService(Service):
         report = VerifyReport()
         # The newest head this process knows of, taken before the read begins (``ledger_mark``).
         remembered = self.context.mark.floor()
+        # The list of access removals as it stood before the read began: each of its lines names an event
+        # the read's snapshot must hold (``service/removal_check.py``).
+        listed_before = read_list(self.folder / REMOVALS_FILE, self.signer.public_key_b64, self.ward_id)
+        known_before = self.context.removals.known_lines()
         with self.use_case(Action.VERIFY, Scope.ward()) as uc, _collector_paused():
             rows = ledger_store.read_stored(uc.conn)
             # Only the first event is made whole (the key check reads it); the checks after the chain
@@ -228,6 +234,7 @@ class AuditService(Service):
             # the ward folder's writers can edit to switch the witness off.
             witness = signed_witness(uc.conn)
             self._verify_checkpoints(rows, checkpoints, verifier, report, remembered=remembered, witness=witness)
+            self._verify_removals(uc.conn, rows, trusted, report, witness, listed_before, known_before)
             if early and not chain:
                 k, head = early[0]
                 rest = ledger_store.stored_facts(rows[k:], exact[k:])
@@ -393,6 +400,50 @@ class AuditService(Service):
                     cp.seq,
                 )
             )
+
+    def _verify_removals(
+        self,
+        conn: Connection,
+        rows: Sequence[StoredEvent],
+        trusted: str,
+        report: VerifyReport,
+        witness: SignedWitness,
+        before: ListRead,
+        known: list[RemovalLine],
+    ) -> None:
+        """The list of access removals (``service/removal_check.py``): signed and whole, holding every
+        removal the ledger does since it began and every copy the witness holds; an access removal it
+        holds that the ledger lost (the catalog was restored from before it) is reported with the
+        command that records it again. Also warns when nothing anchors the ledger against a rollback:
+        no kept checkpoint in this (state) folder."""
+        from dataward.access.removals import REMOVAL_TYPES
+        from dataward.service.checkpoints import checkpointed, read_witness_removals, state_warnings
+        from dataward.service.removal_check import check_removals
+
+        copies = None
+        if witness.location:
+            try:
+                copies = read_witness_removals(witness.location, self.ward_id)
+            except (OSError, ValueError):
+                copies = None  # reported once already, as the checkpoints' witness_unreachable
+        events = [e for e in ledger_store.read_events(conn, types=["key.", "principal."]) if e.type in REMOVAL_TYPES]
+        names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
+        found = check_removals(
+            before,
+            read_list(self.folder / REMOVALS_FILE, trusted, self.ward_id),
+            trusted,
+            self.ward_id,
+            {stored_int(row[0]): row[2] for row in rows},
+            events,
+            remembered=known,
+            witness_lines=copies,
+            names=names,
+        )
+        report.checked["removals"] = found.lines
+        for kind, where, detail in found.problems:
+            report.problems.append(Problem("removals", kind, where, detail))
+        report.warnings.extend(found.warnings)
+        report.warnings.extend(state_warnings(self.folder, checkpointed(conn)))
 
     def _verify_projections(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
         expected = replay_stored(facts.changes)

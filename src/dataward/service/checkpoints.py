@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
+from dataward.catalog.tables import ledger_events
 from dataward.domain.errors import AccessDenied, DatawardError, InputError, missing_file
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.events import Event, format_time
+from dataward.ledger.removal_line import RemovalLine
 from dataward.ledger.signing import key_fingerprint
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
 from dataward.service.core import Service
@@ -70,6 +73,9 @@ class Loaded:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     """``(path, why)`` of files that are not valid checkpoints."""
 
+
+WITNESS_REMOVALS = "removals"
+"""The folder of a ward's witness copies that holds its removal lines, one file each."""
 
 WITNESS_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 """The object stores a witness may be (besides a local folder, also written ``file://``): each needs
@@ -207,6 +213,30 @@ def load_checkpoint_files(paths: Iterable[str | os.PathLike[str]]) -> list[Check
     return found
 
 
+def empty_state_warning(folder: Path) -> str:
+    """What ``verify`` and ``serve`` say when the (state) folder holds no kept checkpoint."""
+    return (
+        f"no kept checkpoint in {folder / CHECKPOINTS_DIR}: nothing here anchors the ledger against a rollback "
+        "(a restored or cut catalog is not refused) until the ward takes its next checkpoint; if this is a new "
+        "--state folder, copy the old one's checkpoints/ and removals.jsonl into it, or run `dataward checkpoint` now"
+    )
+
+
+def state_warnings(folder: Path, checkpointed: bool) -> list[str]:
+    """Why the (state) ``folder`` anchors nothing: it holds no kept checkpoint though the ledger holds an
+    event after which the ward keeps one (``checkpointed``: a new, empty ``--state`` folder, or one
+    emptied). A ward that never revoked, disabled or promoted anything has none yet, rightly."""
+    if not checkpointed or any((folder / CHECKPOINTS_DIR).glob("*.json")):
+        return []
+    return [empty_state_warning(folder)]
+
+
+def checkpointed(conn: Connection) -> bool:
+    """Whether the ledger holds an event of ``CHECKPOINT_AFTER`` (after which a kept checkpoint exists)."""
+    query = select(ledger_events.c.seq).where(ledger_events.c.type.in_(sorted(CHECKPOINT_AFTER))).limit(1)
+    return conn.execute(query).first() is not None
+
+
 class CheckpointService(Service):
     """Use cases on checkpoints and on the ward's public key."""
 
@@ -223,6 +253,39 @@ class CheckpointService(Service):
         with self.use_case(Action.LEDGER_READ, Scope.ward()):
             loaded = read_folder(self.folder / CHECKPOINTS_DIR, label="kept")
         return [{**c.to_dict(), "file": c.name} for c in loaded.checkpoints]
+
+    def take_witnessed_removals(self) -> int:
+        """Read the witness's copies of the list of access removals (the witness the signed ledger names)
+        and count every one signed by the ward's key as in force in this process (``RemovalList.
+        take_witnessed``). A server does it once per worker at start: someone who rolls the catalog back
+        and deletes ``removals.jsonl`` too does not get a revoked key back there. An unreachable witness
+        is logged, not raised (``verify`` reports it). Returns how many removals the file lacked."""
+        from dataward.ledger.signing import SignatureVerifier
+
+        try:
+            with self.db.reading() as conn:
+                location = signed_witness(conn).location
+            if not location:
+                return 0
+            copies = read_witness_removals(location, self.ward_id)
+        except (OSError, ValueError, SQLAlchemyError) as exc:
+            log.warning("the witness's copies of the list of access removals were not read: %s", exc)
+            return 0
+        verifier = SignatureVerifier(self.signer.public_key_b64)
+        lines = []
+        for where, text in copies:
+            try:
+                line = RemovalLine.from_json(text, source=where)
+            except DatawardError:
+                continue  # reported by verify
+            if line.ward == self.ward_id and line.verify_signature(verifier):
+                lines.append(line)
+        return self.context.removals.take_witnessed(lines)
+
+    def state_warnings(self) -> list[str]:
+        """``state_warnings`` of this ward's folder (read without a key: the server says it on start)."""
+        with self.db.reading() as conn:
+            return state_warnings(self.folder, checkpointed(conn))
 
     def public_key(self) -> dict[str, Any]:
         """The ward's Ed25519 public key, to pin outside the ward for ``verify --public-key``."""
@@ -296,6 +359,8 @@ class CheckpointService(Service):
 
         The event is already recorded; a checkpoint that cannot be written is logged, not raised.
         """
+        if events:
+            self._list_removals(events)
         if not events or not any(takes_checkpoint(e) for e in events):
             return
         last = events[-1]
@@ -308,6 +373,47 @@ class CheckpointService(Service):
             self._keep(checkpoint, witness.location, _previous_witness(events, witness))
         except (OSError, DatawardError, SQLAlchemyError) as exc:
             log.warning("no checkpoint was written after event #%s: %s", last.seq, exc)
+
+    def _list_removals(self, events: list[Event]) -> None:
+        """Put the events that take access away on the ward's list of access removals and send the new
+        lines to the witness (``service/removal_list.py``). Logged, not raised: the events are committed."""
+        try:
+            lines = self.context.removals.append(self.signer, events)
+            if not lines:
+                return
+            with self.db.reading() as conn:
+                location = signed_witness(conn).location
+            for line in lines if location else ():
+                try:
+                    send_removal_to_witness(line, location, self.ward_id)  # type: ignore[arg-type]
+                except (OSError, ValueError) as exc:
+                    log.warning("removal of event #%s was not sent to the witness %s: %s", line.seq, location, exc)
+        except (OSError, DatawardError, SQLAlchemyError) as exc:
+            log.warning("the list of access removals was not extended after event #%s: %s", events[-1].seq, exc)
+
+
+def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
+    """Copy one line of the list of access removals to the witness, as its own file under ``removals/``
+    (object stores cannot append); never overwrites a copy already there. Returns its path."""
+    fs, folder = witness_root(location, ward_id)
+    folder = f"{folder}/{WITNESS_REMOVALS}"
+    # ``.jsonl``, not ``.json``: a witness folder given to ``verify --checkpoint`` is read for ``*.json``
+    # checkpoints, recursively.
+    path = f"{folder}/{line.n:08d}-{line.seq:012d}-{line.digest.split(':', 1)[-1][:16]}.jsonl"
+    fs.makedirs(folder, exist_ok=True)
+    if not fs.exists(path):
+        fs.pipe_file(path, (line.to_json() + "\n").encode("utf-8"))
+    return path
+
+
+def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
+    """Every witness copy of this ward's removal lines, ``(where, text)`` in file-name order (raises
+    ``OSError`` when unreachable)."""
+    fs, folder = witness_root(location, ward_id)
+    folder = f"{folder}/{WITNESS_REMOVALS}"
+    if not fs.exists(folder):
+        return []
+    return [(f"witness {path}", fs.cat_file(path)) for path in sorted(fs.glob(f"{folder}/*.jsonl"))]
 
 
 def _previous_witness(events: list[Event], now: SignedWitness) -> str | None:

@@ -15,6 +15,9 @@ DEFAULT_WARD_DIR = ".dataward"
 WARD_FILE = "ward.json"
 SIGNING_KEY_FILE = "keys/ward-ed25519.pem"
 CHECKPOINTS_DIR = "checkpoints"
+REMOVALS_FILE = "removals.jsonl"
+"""The signed list of access removals (``service/removal_list.py``): beside ``checkpoints/``, not in it,
+so that moving the newer kept checkpoints aside after a restore leaves it in place."""
 CREDENTIALS_FILE = "credentials"
 
 

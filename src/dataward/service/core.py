@@ -36,6 +36,7 @@ from dataward.ledger.signing import WardSigner
 from dataward.service import auth, concealment, refusals, signed_identity
 from dataward.service.ledger_mark import LedgerMark, Seen
 from dataward.service.remembered import MISSING, ReadCache
+from dataward.service.removal_list import RemovalList
 from dataward.store import ObjectStore
 
 Clock = Callable[[], datetime]
@@ -237,6 +238,7 @@ class WardContext:
         callers: auth.CallerCache | None = None,
         reads: ReadCache | None = None,
         mark: LedgerMark | None = None,
+        removals: RemovalList | None = None,
     ) -> None:
         self.folder = folder
         self.db = db
@@ -255,6 +257,10 @@ class WardContext:
         self.mark = mark if mark is not None else LedgerMark(folder, signer.public_key_b64, ward_id)
         """The newest ledger head this process knows of (shared by the wards ``as_key`` makes): every
         use case refuses a ledger that does not extend it (``dataward.service.ledger_mark``)."""
+        self.removals = removals if removals is not None else RemovalList(folder, signer.public_key_b64, ward_id)
+        """The ward's signed list of access removals (shared like the mark): every authentication refuses a
+        key or principal on it, even when the catalog was rolled back to before its removal
+        (``dataward.service.removal_list``)."""
         self.after_commit: list[Callable[[list[Event]], None]] = []
         """What runs once a use case's events are committed (a checkpoint after a promotion, the
         OpenLineage events), in the order registered; see ``checkpoint_after``."""
@@ -288,12 +294,26 @@ class WardContext:
         diagnosing = action in auth.DIAGNOSTIC_ACTIONS
         if self.callers is None:
             caller = auth.authenticate(conn, self.credential, now, ledger=self.ledger, diagnosing=diagnosing)
+            self.check_removals(caller, now, action)
             return caller, refusals.pending(conn, now)
         epoch, pending = refusals.epoch_and_pending(conn, now)
         caller = auth.authenticate(
             conn, self.credential, now, ledger=self.ledger, cache=self.callers, epoch=epoch, diagnosing=diagnosing
         )
+        self.check_removals(caller, now, action)
         return caller, pending
+
+    def check_removals(self, caller: auth.Caller, now: datetime, action: Action) -> None:
+        """Refuse a caller whose key or principal the list of access removals keeps refused, whatever
+        the catalog says; and everyone when the list was tampered with, except ``verify`` (an action of
+        ``auth.DIAGNOSTIC_ACTIONS``), which reports it (``dataward.service.removal_list``)."""
+        if action in auth.DIAGNOSTIC_ACTIONS:
+            state, _ = self.removals.current()
+            RemovalList.check_removed(
+                state, caller.key.id, caller.key.prefix, caller.principal.id, caller.principal.name, now
+            )
+            return
+        self.removals.check(caller.key.id, caller.key.prefix, caller.principal.id, caller.principal.name, now)
 
     def _touch(self, conn: Connection, caller: auth.Caller, now: datetime) -> None:
         auth.touch(conn, caller, now)
@@ -521,8 +541,10 @@ class _ServedRead:
         if callers is not None and credential and self.lazy.separate:
             caller = auth.remembered_caller(credential, self.now, callers, self.epoch)
             if caller is not None:
+                self.context.check_removals(caller, self.now, self.action)
                 return caller
         self.open()
+        self.context.check_removals(self._caller, self.now, self.action)
         return self._caller
 
     def open(self) -> Connection:

@@ -44,6 +44,14 @@ class SessionService(Service):
                 ],
             }
 
+    def verifier_id(self) -> str:
+        """The caller's principal id, authenticated and authorized as ``verify`` is: a ledger that went
+        backwards or does not verify is not refused here (``auth.DIAGNOSTIC_ACTIONS``), so that a server
+        can start a ``verify`` job, and let its starter read it, on a ward whose ledger it must diagnose.
+        A key the list of access removals holds is refused all the same."""
+        with self.use_case(Action.VERIFY, Scope.ward()) as uc:
+            return uc.caller.principal.id
+
     def check_may_send_files(self) -> None:
         """Refuse (``AccessDenied``, recorded as any refusal) a caller that, with its key, may do
         nothing anywhere that takes a file: submit a contribution, write a validation set, record a

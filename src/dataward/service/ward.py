@@ -38,6 +38,7 @@ from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConf
 from dataward.service.core import Clock, OverContext, UseCase, WardContext, new_id
 from dataward.service.ledger_mark import LedgerMark
 from dataward.service.remembered import ReadCache
+from dataward.service.removal_list import RemovalList
 from dataward.store import ObjectStore, open_store
 
 if TYPE_CHECKING:
@@ -259,6 +260,7 @@ class Ward(OverContext):
         callers: auth.CallerCache | None = None,
         reads: ReadCache | None = None,
         mark: LedgerMark | None = None,
+        removals: RemovalList | None = None,
     ) -> None:
         self.context = WardContext(
             folder,
@@ -271,6 +273,7 @@ class Ward(OverContext):
             callers=callers,
             reads=reads,
             mark=mark,
+            removals=removals,
         )
         self.services = Services(self.context)
 
@@ -317,6 +320,20 @@ class Ward(OverContext):
     def whoami(self) -> dict[str, Any]:
         """The acting principal, the key in use (never its secret) and the principal's grants."""
         return self.services.session.whoami()
+
+    def take_witnessed_removals(self) -> int:
+        """Count the witness's copies of the list of access removals as in force in this process (a
+        server does it at start; ``CheckpointService.take_witnessed_removals``)."""
+        return self.services.checkpoints.take_witnessed_removals()
+
+    def state_warnings(self) -> list[str]:
+        """What is missing from the ward's (state) folder to anchor its ledger: no kept checkpoint
+        (``service/checkpoints.py``, ``state_warnings``); said on ``serve`` and by ``verify``."""
+        return self.services.checkpoints.state_warnings()
+
+    def verifier_id(self) -> str:
+        """The caller's principal id, as ``verify`` authenticates it (``SessionService.verifier_id``)."""
+        return self.services.session.verifier_id()
 
     def check_may_send_files(self) -> None:
         """Refuse a caller that may do nothing anywhere that takes a file (``SessionService.check_may_send_files``)."""
@@ -917,6 +934,7 @@ class Ward(OverContext):
             callers=self.callers,
             reads=self.context.reads,
             mark=self.context.mark,
+            removals=self.context.removals,
         )
 
     def remember_callers(self, *, ttl_s: float = 30.0, max_entries: int = 4096) -> Ward:

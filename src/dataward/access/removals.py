@@ -1,0 +1,125 @@
+"""What the events that take access away remove, folded into who must stay refused.
+
+A revoked key or a disabled principal must stay refused even when the catalog and its ledger are rolled
+back to a state before the event (a restored backup, a cut tail). The ward keeps every such event on a
+signed list beside its kept checkpoints (``dataward.service.removal_list``); this module says what one
+event removes and folds the list, in the order the ward signed it, into the keys and principals that
+are refused whatever the catalog says. Pure: no database, no files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REMOVAL_TYPES = frozenset(
+    {
+        "key.revoked",
+        "key.rotated",
+        "principal.disabled",
+        "principal.suspended",
+        "principal.transferred",
+        # Enabling lets a principal act again (and revokes its stale keys): without it on the list, a
+        # principal disabled once would stay refused after an admin enabled it.
+        "principal.enabled",
+    }
+)
+"""Event types the ward puts on its list of access removals."""
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What one event takes away (and, for an enabling, gives back)."""
+
+    keys: tuple[str, ...] = ()
+    """Keys refused from ``keys_from`` on."""
+    keys_from: str = ""
+    """When those keys stop working (the event's time; a rotated key's overlap end)."""
+    principals: tuple[str, ...] = ()
+    """Principals stopped (disabled, or suspended, with their owner or alone)."""
+    enabled: tuple[str, ...] = ()
+    """Principals enabled again."""
+
+
+def _ids(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list | tuple):
+        return ()
+    return tuple(str(v) for v in values if isinstance(v, str) and v)
+
+
+def _one(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) and value else ()
+
+
+def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mapping[str, Any]) -> Removed | None:
+    """What an event of ``type`` with ``subject`` and ``payload`` takes away (None: not a removal).
+
+    The shapes are those ``service/identity.py`` signs; a field missing or malformed removes nothing
+    more than what is there."""
+    if type not in REMOVAL_TYPES:
+        return None
+    if type == "key.revoked":
+        return Removed(keys=_one(subject.get("key")) + _ids(payload.get("with_it")), keys_from=time)
+    if type == "key.rotated":
+        # The old key (and the keys minted through it) keep working until the overlap ends.
+        until = payload.get("overlap_until")
+        ends = until if isinstance(until, str) and until else time
+        return Removed(keys=_one(subject.get("key")) + _ids(payload.get("ended_with_it")), keys_from=ends)
+    if type == "principal.enabled":
+        return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
+    stopped = () if type == "principal.transferred" else _one(subject.get("principal")) + _ids(payload.get("suspended"))
+    return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, principals=stopped)
+
+
+@dataclass(frozen=True)
+class RemovalFact:
+    """One access-removing event as the list holds it."""
+
+    seq: int
+    hash: str
+    type: str
+    time: str
+    removed: Removed
+
+
+@dataclass
+class Removals:
+    """The keys and principals the list keeps refused, each with the event that refused it."""
+
+    revoked: dict[str, tuple[RemovalFact, str]] = field(default_factory=dict)
+    """Key id -> (the event, when the key stops working)."""
+    stopped: dict[str, RemovalFact] = field(default_factory=dict)
+    """Principal id -> the event that stopped it (removed again by a later enabling)."""
+
+    def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
+        """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
+        found = self.revoked.get(key_id)
+        if found is None or found[1] > now:
+            return None
+        return found[0]
+
+    def principal_refusal(self, principal_id: str) -> RemovalFact | None:
+        """The event that stopped ``principal_id`` and that no later enabling undid, or None."""
+        return self.stopped.get(principal_id)
+
+
+def fold(facts: Iterable[RemovalFact]) -> Removals:
+    """The removals in force after ``facts``, in the order the ward signed them (not by ``seq``: after a
+    restore, new events reuse the numbers of lost ones)."""
+    state = Removals()
+    for fact in facts:
+        removed = fact.removed
+        for key in removed.keys:
+            # A key never comes back: the first event that ended it is the one named.
+            previous = state.revoked.get(key)
+            if previous is None or removed.keys_from < previous[1]:
+                state.revoked[key] = (fact, removed.keys_from)
+        for principal in removed.principals:
+            state.stopped[principal] = fact
+        for principal in removed.enabled:
+            state.stopped.pop(principal, None)
+    return state
+
+
+__all__ = ["REMOVAL_TYPES", "RemovalFact", "Removals", "Removed", "fold", "removed_by"]

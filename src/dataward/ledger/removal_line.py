@@ -1,0 +1,152 @@
+"""Signed lines of the list of access removals: the ward's signed statement "event ``seq`` (hashing to
+``hash``) of type ``type`` took these keys and principals away", one JSON object per line.
+
+Each line names its place (``n``, from 0) and the hash of the line before it (``prev``; ``GENESIS``
+for the first), and its signature covers ``REMOVAL_DOMAIN`` followed by the RFC 8785 JSON of every
+field but ``sig``. So a line cannot be forged or edited without the ward's key, a line taken out of
+the middle breaks the next one's ``prev``, and a line cannot be replayed in another ward or as any
+other kind of signed statement.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dataward.access.removals import RemovalFact, Removed
+from dataward.domain.errors import InputError
+from dataward.domain.hashing import jcs, jcs_hash
+from dataward.ledger.events import GENESIS
+from dataward.ledger.signing import SignatureVerifier, WardSigner
+
+REMOVAL_LINE_TYPE = "dataward.removal"
+REMOVAL_LINE_FORMAT = 1
+REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
+"""Prefix of every removal line's signature: these bytes are signed only as a removal line."""
+
+_TEXT = ("ward", "prev", "hash", "type", "time", "keys_from")
+_LISTS = ("keys", "principals", "enabled")
+
+
+@dataclass(frozen=True)
+class RemovalLine:
+    """One line of the list: an access-removing event, chained to the line before and signed."""
+
+    ward: str
+    n: int
+    prev: str
+    seq: int
+    hash: str
+    type: str
+    time: str
+    keys: tuple[str, ...] = ()
+    keys_from: str = ""
+    principals: tuple[str, ...] = ()
+    enabled: tuple[str, ...] = ()
+    sig: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return {
+            "type_of_line": REMOVAL_LINE_TYPE,
+            "format": REMOVAL_LINE_FORMAT,
+            "ward": self.ward,
+            "n": self.n,
+            "prev": self.prev,
+            "seq": self.seq,
+            "hash": self.hash,
+            "type": self.type,
+            "time": self.time,
+            "keys": list(self.keys),
+            "keys_from": self.keys_from,
+            "principals": list(self.principals),
+            "enabled": list(self.enabled),
+        }
+
+    def signed_message(self) -> bytes:
+        return REMOVAL_DOMAIN + jcs(self.body())
+
+    @property
+    def digest(self) -> str:
+        """The hash the next line names as its ``prev`` (over the signed fields and the signature)."""
+        return jcs_hash({**self.body(), "sig": self.sig})
+
+    def verify_signature(self, verifier: SignatureVerifier) -> bool:
+        return verifier.verify(self.signed_message(), self.sig)
+
+    def fact(self) -> RemovalFact:
+        """The removal this line records, for ``dataward.access.removals.fold``."""
+        removed = Removed(self.keys, self.keys_from, self.principals, self.enabled)
+        return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
+
+    def to_json(self) -> str:
+        """The line as written: compact JSON, no newline inside."""
+        return json.dumps({**self.body(), "sig": self.sig}, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def sign(
+        cls,
+        signer: WardSigner,
+        *,
+        ward: str,
+        n: int,
+        prev: str,
+        seq: int,
+        hash: str,
+        type: str,
+        time: str,
+        removed: Removed,
+    ) -> RemovalLine:
+        """The signed line ``n`` (after the line whose digest is ``prev``) for event ``seq``."""
+        unsigned = cls(
+            ward=ward,
+            n=n,
+            prev=prev,
+            seq=seq,
+            hash=hash,
+            type=type,
+            time=time,
+            keys=removed.keys,
+            keys_from=removed.keys_from,
+            principals=removed.principals,
+            enabled=removed.enabled,
+        )
+        return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str = "removal line") -> RemovalLine:
+        """Parse one line; ``InputError`` names what is malformed (a bad signature is not malformed:
+        the reader checks it)."""
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"{source} is not JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("type_of_line") != REMOVAL_LINE_TYPE:
+            raise InputError(f"{source} is not a dataward removal line")
+        if data.get("format") != REMOVAL_LINE_FORMAT:
+            raise InputError(f"{source}: removal line format {data.get('format')!r} is not supported")
+        fields: dict[str, Any] = {}
+        for name in ("n", "seq"):
+            value = data.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InputError(f"{source}: {name!r} must be a non-negative integer")
+            fields[name] = value
+        for name in (*_TEXT, "sig"):
+            value = data.get(name)
+            if not isinstance(value, str):
+                raise InputError(f"{source}: {name!r} must be a string")
+            fields[name] = value
+        for name in _LISTS:
+            value = data.get(name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InputError(f"{source}: {name!r} must be a list of strings")
+            fields[name] = tuple(value)
+        return cls(**fields)
+
+
+FIRST_PREV = GENESIS
+"""The ``prev`` of the first line."""
+
+
+__all__ = ["FIRST_PREV", "REMOVAL_DOMAIN", "RemovalLine"]

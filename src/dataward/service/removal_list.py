@@ -1,0 +1,287 @@
+"""The ward's list of access removals: every event that takes a key or a principal away, signed again
+by the ward on one line of an append-only file kept beside the kept checkpoints (``removals.jsonl`` in
+the ward folder, or in a served ward's state folder), and sent to the witness when one is set.
+
+Why: a revocation is a row of the catalog and an event of its ledger. Restore a catalog backup taken
+before it (or cut the ledger's tail and put the row back) and both forget it. The kept checkpoints
+and the witness show that the ledger went backwards, but once the operator moves the newer kept
+checkpoints aside (the only way to go on after restoring an older backup on purpose), nothing in the
+catalog remembers the revocation. This list does: every request's authentication consults it, and a
+key or principal on it is refused whatever the catalog says, with an error naming the event.
+
+The file is read again only when its size, modification time or inode changes, so the hot path costs
+one ``stat``. What this process has read is remembered: lines that later disappear from the file still
+count, and their disappearance is reported. A line that is not signed by the ward's key, is edited,
+or does not chain to the line before it makes every request refused (``IntegrityViolation``) except
+``verify``, which reports it. Deleting the whole file is like deleting the kept checkpoints: a new
+process no longer knows what it held, and only the witness copies (``verify``) show what was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from dataward.access.removals import Removals, fold, removed_by
+from dataward.domain.errors import DatawardError, IntegrityViolation, KeyRevoked, PrincipalSuspended
+from dataward.ledger.events import Event, format_time
+from dataward.ledger.removal_line import FIRST_PREV, RemovalLine
+from dataward.ledger.signing import SignatureVerifier, WardSigner
+from dataward.service.config import REMOVALS_FILE
+
+log = logging.getLogger("dataward.removals")
+
+_TAMPERED_HINT = (
+    "run `dataward verify` to see which lines; put back removals.jsonl from a backup (its lines are also "
+    "in the witness, under removals/), or, if it cannot be restored, move it out of the folder and restart "
+    "the server: the ward starts a new list with the next removal"
+)
+
+
+@dataclass
+class ListRead:
+    """The lines of one list file that verify, in file order, and what is wrong with the others."""
+
+    lines: list[RemovalLine] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    """``(where, why)``: a line that does not parse, is not signed by the ward, or breaks the chain."""
+
+
+def check_lines(texts: Iterable[tuple[str, bytes]], verifier: SignatureVerifier, ward_id: str) -> ListRead:
+    """Parse and check ``(where, text)`` lines of one list, in order: each must be signed by the ward's
+    key for this ward, be line ``n`` of the list and name the line before it as its ``prev``."""
+    read = ListRead()
+    expected_n, expected_prev = 0, FIRST_PREV
+    for where, text in texts:
+        try:
+            line = RemovalLine.from_json(text, source=where)
+        except DatawardError as exc:
+            read.problems.append((where, exc.message))
+            continue
+        if line.ward != ward_id:
+            read.problems.append((where, f"the line is of ward {line.ward}, this ward is {ward_id}"))
+            continue
+        if not line.verify_signature(verifier):
+            read.problems.append(
+                (where, f"event #{line.seq}'s line is not signed by the ward's key (forged or edited)")
+            )
+            continue
+        if line.n != expected_n or line.prev != expected_prev:
+            read.problems.append(
+                (
+                    where,
+                    f"line {line.n} (event #{line.seq}) does not follow the line before it: "
+                    f"{max(line.n - expected_n, 0) or 'some'} line(s) before it were removed or reordered",
+                )
+            )
+        read.lines.append(line)
+        expected_n, expected_prev = line.n + 1, line.digest
+    return read
+
+
+def read_list(path: Path, public_key: str, ward_id: str) -> ListRead:
+    """Every line of the list file at ``path`` (none when there is no file), checked (``check_lines``)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ListRead()
+    except OSError as exc:
+        return ListRead(problems=[(path.name, f"cannot be read: {exc.strerror or exc}")])
+    texts = [(f"{path.name} line {i}", text) for i, text in enumerate(data.split(b"\n"), start=1) if text.strip()]
+    return check_lines(texts, SignatureVerifier(public_key), ward_id)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class RemovalList:
+    """The list of access removals of one ward, as this process knows it (one per ``Ward`` and the
+    wards ``as_key`` makes from it, like the ledger mark)."""
+
+    def __init__(self, folder: Path | None, public_key: str, ward_id: str) -> None:
+        self.path = folder / REMOVALS_FILE if folder is not None else None
+        self._public_key = public_key
+        self._ward_id = ward_id
+        self._stamp: tuple[int, int, int] | None = None
+        self._loaded = False
+        self._known: dict[str, RemovalLine] = {}
+        """Every valid line this process read or wrote, by digest, in the order first seen."""
+        self._witnessed: dict[str, RemovalLine] = {}
+        """Lines read from the witness at start (``take_witnessed``): in force, but not held to the file."""
+        self._state = Removals()
+        self._problem: str | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[Removals, str | None]:
+        """The removals in force, and what is wrong with the file (None when nothing is). Reads the file
+        again only when it changed since the last read."""
+        if self.path is None:
+            return self._state, None
+        stamp = _stamp(self.path)
+        if self._loaded and stamp == self._stamp:
+            return self._state, self._problem
+        with self._lock:
+            if not self._loaded or stamp != self._stamp:
+                self._reload(stamp)
+            return self._state, self._problem
+
+    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+        assert self.path is not None
+        read = read_list(self.path, self._public_key, self._ward_id)
+        present = {line.digest for line in read.lines}
+        lost = [line for digest, line in self._known.items() if digest not in present]
+        for line in read.lines:
+            self._known.setdefault(line.digest, line)
+        problems = [f"{where}: {why}" for where, why in read.problems]
+        if lost:
+            problems.append(
+                f"{len(lost)} line(s) this process read are gone from {REMOVALS_FILE} (event "
+                + ", ".join(f"#{line.seq}" for line in lost[:5])
+                + "); they still count"
+            )
+        self._problem = "; ".join(problems) if problems else None
+        self._state = self._fold()
+        self._stamp, self._loaded = stamp, True
+
+    def _fold(self) -> Removals:
+        extra = [line for digest, line in self._witnessed.items() if digest not in self._known]
+        return fold(line.fact() for line in in_order([*extra, *self._known.values()]))
+
+    def take_witnessed(self, lines: Iterable[RemovalLine]) -> int:
+        """Count ``lines`` (witness copies, each already checked as signed by the ward's key for this
+        ward) as in force in this process, whatever the file says: a server reads them once at start,
+        so that a list deleted with a rolled-back catalog still refuses what the witness holds. Not
+        held to the file: a list moved aside on purpose does not make them "gone". Returns how many
+        were new to this process."""
+        with self._lock:
+            new = 0
+            for line in lines:
+                if line.digest not in self._witnessed and line.digest not in self._known:
+                    new += 1
+                self._witnessed.setdefault(line.digest, line)
+            self._state = self._fold()
+            return new
+
+    def check(self, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime) -> None:
+        """Refuse a key or a principal the list keeps refused, whatever the catalog says (``KeyRevoked``,
+        ``PrincipalSuspended``), and anything when the file was tampered with (``IntegrityViolation``)."""
+        state, problem = self.current()
+        if problem is not None:
+            raise IntegrityViolation(
+                f"the ward's list of access removals was tampered with: {problem}", hint=_TAMPERED_HINT
+            )
+        self.check_removed(state, key_id, key_name, principal_id, principal_name, now)
+
+    @staticmethod
+    def check_removed(
+        state: Removals, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime
+    ) -> None:
+        """Refuse what ``state`` keeps refused (see ``check``)."""
+        fact = state.key_refusal(key_id, format_time(now))
+        if fact is not None:
+            raise KeyRevoked(
+                f"the key {key_name} was taken away by event #{fact.seq} ({fact.type} at {fact.time}), which the "
+                "ward's list of access removals holds; the catalog says it is usable, so the catalog appears to "
+                "predate that event (a restored backup, or a cut ledger)",
+                hint=_reapply_hint(f"`dataward key revoke {key_name}`"),
+                event=fact.seq,
+            )
+        fact = state.principal_refusal(principal_id)
+        if fact is not None:
+            raise PrincipalSuspended(
+                f"the principal {principal_name} was stopped by event #{fact.seq} ({fact.type} at {fact.time}), "
+                "which the ward's list of access removals holds; the catalog says it is active, so the catalog "
+                "appears to predate that event (a restored backup, or a cut ledger)",
+                hint=_reapply_hint(f"`dataward principal disable {principal_name}`"),
+                event=fact.seq,
+            )
+
+    def append(self, signer: WardSigner, events: Iterable[Event]) -> list[RemovalLine]:
+        """Sign a line for each event of ``events`` that takes access away and append it to the file
+        (under an exclusive lock: several server workers may append at once). Returns the new lines."""
+        wanted = [(e, removed_by(e.type, e.time, e.subject, e.payload)) for e in events]
+        wanted = [(e, r) for e, r in wanted if r is not None]
+        if not wanted or self.path is None:
+            return []
+        import fcntl  # here: POSIX only, and only a ward that takes access away needs it
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        written: list[RemovalLine] = []
+        with os.fdopen(fd, "r+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            fh.seek(0)
+            data = fh.read()
+            n, prev = _next_place(data)
+            out = b"" if not data or data.endswith(b"\n") else b"\n"
+            for event, removed in wanted:
+                assert removed is not None
+                line = RemovalLine.sign(
+                    signer,
+                    ward=self._ward_id,
+                    n=n,
+                    prev=prev,
+                    seq=event.seq,
+                    hash=event.hash,
+                    type=event.type,
+                    time=event.time,
+                    removed=removed,
+                )
+                written.append(line)
+                out += line.to_json().encode("utf-8") + b"\n"
+                n, prev = n + 1, line.digest
+            fh.write(out)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with self._lock:
+            for line in written:
+                self._known.setdefault(line.digest, line)
+            self._state = self._fold()
+        return written
+
+    def known_lines(self) -> list[RemovalLine]:
+        """Every valid line this process read or wrote, in the order first seen (``verify`` reports
+        those gone from the file)."""
+        self.current()
+        with self._lock:
+            return list(self._known.values())
+
+
+def in_order(lines: Iterable[RemovalLine]) -> list[RemovalLine]:
+    """``lines`` in the order their events happened: by the event's time, then place in its list. Not by
+    ``seq`` (after a restore, new events reuse the numbers of lost ones), and not by file alone (lines
+    of a list moved aside, read back from the witness, are older than the new list's)."""
+    return sorted(lines, key=lambda line: (line.time, line.n))
+
+
+def _next_place(data: bytes) -> tuple[int, str]:
+    """The ``n`` and ``prev`` of the line after the last one of ``data`` that parses."""
+    for text in reversed(data.split(b"\n")):
+        if not text.strip():
+            continue
+        try:
+            last = RemovalLine.from_json(text)
+        except DatawardError:
+            continue
+        return last.n + 1, last.digest
+    return 0, FIRST_PREV
+
+
+def _reapply_hint(command: str) -> str:
+    return (
+        "run `dataward verify` to see every access removal the catalog lost; an admin applies it again "
+        f"with {command}, which records it in the ledger once more"
+    )
+
+
+__all__ = ["ListRead", "RemovalList", "check_lines", "in_order", "read_list"]

@@ -70,6 +70,11 @@ class SensorChange:
     """Classes the estimate was taken over."""
     feature_gain: np.ndarray | None = None
     """One gain per feature, when each feature keeps its own; None: every feature has ``gain``."""
+    dead: np.ndarray | None = None
+    """Columns that hold one value for every record of the batch, in every class, where the trusted records
+    spread (a measurement a site does not take, exported as 0): undoing gives each record the same value
+    (the median of the trusted classes' medians), so the column says nothing of any record's class. None:
+    no such column (or features that are not columns)."""
 
     @property
     def gains(self) -> np.ndarray | float:
@@ -93,6 +98,10 @@ class SensorChange:
         the classes' medians, moved by ``b - a``, give a slope near 1."""
         gains = np.broadcast_to(np.asarray(self.gains, dtype=np.float64), self.offset.shape)
         scaled = (gains >= OWN_GAIN_FACTOR) | (gains <= 1.0 / OWN_GAIN_FACTOR)
+        # A column that lost its information is undone to one value for every record: like a new unit, it
+        # moved each class by its own amount, and undone it favours no class.
+        if self.dead is not None:
+            scaled |= self.dead
         if not scaled.any():
             return None
         return SensorChange(
@@ -100,6 +109,7 @@ class SensorChange:
             offset=np.where(scaled, self.offset, 0.0),
             classes=self.classes,
             feature_gain=np.where(scaled, gains, 1.0),
+            dead=self.dead,
         )
 
     def describe(self, names: list[str] | None = None) -> str:
@@ -113,9 +123,20 @@ class SensorChange:
             f"{names[i] if names and i < len(names) else f'feature {i}'} x{self.feature_gain[i]:.3g}" for i in moved
         )
         more = f" and {own.size - moved.size} more" if own.size > moved.size else ""
+        dead = (
+            ""
+            if self.dead is None or not self.dead.any()
+            else (
+                "; one value for every record in "
+                + ", ".join(names[i] if names and i < len(names) else f"feature {i}" for i in np.flatnonzero(self.dead))
+            )
+        )
+        if not named:
+            every = f"every feature scaled by {self.gain:.3g}"
+            return f"a change shared by {self.classes} classes: {every} and {shift}{dead}"
         return (
             f"a change shared by {self.classes} classes: {named}{more} scaled, every other feature by "
-            f"{self.gain:.3g}, and {shift}"
+            f"{self.gain:.3g}, and {shift}{dead}"
         )
 
 
@@ -247,6 +268,9 @@ def estimate_sensor_change(
         gain = float(np.median(per_column)) if agreed else 1.0
         trusted_spread = np.mean(np.vstack(deviations), axis=0)
         feature_gain = _own_gains(column_ratios_, medians, trusted_spread, gain)
+        # One value for every batch record of every class, where every class's trusted records spread.
+        dead = np.all(column_ratios_ == 0.0, axis=0)
+        feature_gain = np.where(dead, 1.0, feature_gain)
     gains = gain if feature_gain is None else feature_gain
     offset = np.median(np.vstack([med_b - gains * med_t for med_t, med_b in medians]), axis=0)
     if not np.isfinite(offset).all():
@@ -259,7 +283,13 @@ def estimate_sensor_change(
     )
     if 2 * closer <= len(medians):
         return None
-    return SensorChange(gain=gain, offset=offset, classes=len(medians), feature_gain=feature_gain)
+    return SensorChange(
+        gain=gain,
+        offset=offset,
+        classes=len(medians),
+        feature_gain=feature_gain,
+        dead=dead if per_feature_gain and dead.any() else None,
+    )
 
 
 def _mean_deviation(values: np.ndarray) -> np.ndarray:
@@ -269,16 +299,21 @@ def _mean_deviation(values: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(values - np.median(values, axis=0)), axis=0)
 
 
-def spreads_like(undone: np.ndarray, trusted: np.ndarray, factor: float = SPREAD_FACTOR) -> bool:
+def spreads_like(
+    undone: np.ndarray, trusted: np.ndarray, factor: float = SPREAD_FACTOR, *, ignore: np.ndarray | None = None
+) -> bool:
     """Whether a class's batch records, with a change undone, spread like its trusted records in every
     feature that has spread on the trusted side (within ``factor`` either way).
 
     A change undone from records that never went through it shrinks or stretches them: another class's
     content relabelled wholesale and left as it was, while every other class went through a column's
     new unit, lands on the class's trusted centre when undone, but ten times too tight in that column.
-    Records that did go through the change spread like their trusted records again."""
+    Records that did go through the change spread like their trusted records again. Columns in
+    ``ignore`` (a change's dead columns, one value by construction once undone) are not judged."""
     trusted_spread = _mean_deviation(trusted)
     judged = trusted_spread > 0
+    if ignore is not None:
+        judged &= ~ignore
     if not judged.any():
         return True
     ratio = _mean_deviation(undone)[judged] / trusted_spread[judged]

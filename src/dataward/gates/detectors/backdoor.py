@@ -815,7 +815,9 @@ class BackdoorDetector(Detector):
             # Undoing a change of scale on records that never went through it shrinks or stretches them;
             # undoing a move only moves them (``rigid``), and what they then read as decides.
             if by_columns and not spreads_like(
-                undone.features, base.features[sample_per_class(np.flatnonzero(in_class), rng)]
+                undone.features,
+                base.features[sample_per_class(np.flatnonzero(in_class), rng)],
+                ignore=scaled.dead if scaled is not None else None,
             ):
                 continue
             score, _ = self._label_check(undone)

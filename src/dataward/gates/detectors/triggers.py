@@ -143,6 +143,13 @@ MAX_IMAGE_SIDE = 32
 TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 LABEL_PRIOR_WEIGHT = 2.0
+BATCH_WIDE_SHARE = 0.5
+"""A pattern carried by at least this share of the batch's records of every class the baseline holds ..."""
+BATCH_WIDE_MIN = 10
+"""... each class with at least this many records in the batch, is a property of the batch, not a trigger: a
+trigger teaches a label only where the other classes' records do not carry it, and here each class's own
+records carry it. A sender who leaves the source class out of the batch, or sends few of its records, leaves
+the pattern tested as before."""
 """Pseudo-count pulling the baseline's P(label | pattern) towards its overall label share."""
 
 
@@ -424,11 +431,13 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "8"
+    version = "9"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
     Options = TriggerOptions
+    MAX_BATCH_WIDE_NAMED = 10
+    """The summary names at most this many batch-wide patterns."""
     UNSEEN_BELOW = 3
     """Route A reads the tie of a pattern carried by fewer trusted records than this against the baseline's own
     ``P(L | t)`` (content judging the batch's class shares); of one it carries more often, at those shares."""
@@ -465,6 +474,7 @@ class TriggerDetector(Detector):
         evidence_list: list[dict[str, Any]] = []
         first_tests, first_testable, first_testable_tie, first_p = 0, 0, 0, 1.0
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
+        batch_wide_names: list[str] = []
         explained: set[tuple[int, int]] = set()
         content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed)
         baseline_counts = _BaselineCounts.of(xb, yb)
@@ -514,7 +524,10 @@ class TriggerDetector(Detector):
             #     pair: clean data also have words that their other words do not explain.
             route_a = np.minimum(1.0, np.maximum(tests["p_enrich"], tie_a) * max(n_novel, 1))
             route_b = np.minimum(1.0, tests["p_tie"] * max(n_tests, 1))
-            route_a[~pure], route_b[~pure] = 1.0, 1.0
+            # Nor does a pattern most records of every class carry (``BATCH_WIDE_SHARE``). Its records keep their
+            # p-values: a batch that drifted slowly is ranked by what moved.
+            batch_wide = pure & tests["batch_wide"]
+            route_a[~pure | batch_wide], route_b[~pure | batch_wide] = 1.0, 1.0
             candidates_a = np.flatnonzero(2.0 * route_a <= ctx.alpha)
             candidates_b = np.flatnonzero(2.0 * route_b <= ctx.alpha)
             tests["p_content"], tests["content_share"] = np.ones(n_pairs), np.full(n_pairs, np.nan)
@@ -560,6 +573,8 @@ class TriggerDetector(Detector):
                 first_tests, first_testable, first_testable_tie = n_pairs, n_novel, n_tests
                 first_p = float(corrected.min()) if n_tests else 1.0
                 first_round = (tests, corrected, carriers)
+                wide = np.unique(tests["pattern"][batch_wide])
+                batch_wide_names = [patterns.names[int(t)] for t in wide[: self.MAX_BATCH_WIDE_NAMED]]
             significant = [int(i) for i in np.flatnonzero(corrected <= ctx.alpha)]
             if not significant:
                 break
@@ -609,6 +624,8 @@ class TriggerDetector(Detector):
                 "testable": first_testable,
                 "testable_tie": first_testable_tie,
                 "patterns": len(patterns.names),
+                # Patterns most records of every class carry: the batch's, not a label's (``BATCH_WIDE_SHARE``).
+                "batch_wide": batch_wide_names,
             },
             # A trigger the content does not explain blocks the contribution whatever the other detectors say.
             block=bool(findings),
@@ -809,6 +826,13 @@ def _association(
         prior = np.asarray(yc.sum(axis=0)).ravel() / n_c
         backoff = np.tile(prior, (m_all.shape[0], 1))
     pattern, label = np.nonzero(m_all >= min_support)
+    # A pattern most of the batch's records of every class carry (a column exported as 0 by one
+    # hospital's software, a scanner's dark corner) is a property of the batch: each class's own records
+    # are its counterexamples, so no model learns from it to give one label (``BATCH_WIDE_SHARE``).
+    class_sizes = np.asarray(yc.sum(axis=0)).ravel()
+    known = (prior > 0) if n_b else (class_sizes > 0)
+    covered = (m_all >= BATCH_WIDE_SHARE * class_sizes[None, :]) & (class_sizes[None, :] >= BATCH_WIDE_MIN)
+    batch_wide = covered[:, known].all(axis=1) & (int(known.sum()) >= 2)
     m = m_all[pattern, label]
     b = b_all[pattern, label]
     k_c = k_c_all[pattern]
@@ -843,6 +867,7 @@ def _association(
         "pi_own": pi_own,
         "z": z,
         "pi": pi,
+        "batch_wide": batch_wide[pattern],
     }
 
 

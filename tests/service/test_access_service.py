@@ -244,6 +244,24 @@ def test_dataset_policy_tightens_keys_scoped_to_it(team: dict[str, Ward]) -> Non
     assert team["admin"].issue_key("bob", ttl_days=20, scopes=["dataset:wine"])["key"].startswith("dw_")
 
 
+def test_dataset_key_rules_bind_every_key_that_writes_to_it(team: dict[str, Ward], tmp_path: Path) -> None:
+    """An unscoped key lives by the ward's rules (up to 365 days); it may not write to a dataset whose
+    policy keeps keys to 30 days: another path round the dataset's rule."""
+    admin = team["admin"]
+    admin.grant("bob", "contributor", "dataset:wine")
+    admin.set_policy("wine", "keys:\n  max_ttl_days: 30\n" + LIGHT_GATE_POLICY)
+    long_lived = admin.as_key(admin.issue_key("bob", ttl_days=200)["key"])
+    denied_before = len(admin.ledger(types=["access.denied"]))
+    with pytest.raises(AccessDenied, match=r"live 200 days; dataset wine's policy lets keys .* at most 30 days") as e:
+        _contribute(long_lived, tmp_path)
+    assert "--ttl-days 30" in e.value.hint
+    assert len(admin.ledger(types=["access.denied"])) == denied_before + 1
+    # Reading is not held to it, and a key that fits writes.
+    assert long_lived.contributions("wine") is not None
+    fits = admin.as_key(admin.issue_key("bob", ttl_days=30)["key"])
+    assert _contribute(fits, tmp_path)["ref"].startswith("wine#")
+
+
 def test_rotation_never_extends_a_key(team: dict[str, Ward], clock: Clock) -> None:
     short = team["admin"].as_key(team["admin"].issue_key("bob", ttl_days=2)["key"])
     successor = short.rotate_key(short.credential.split("_")[1], overlap_hours=1)

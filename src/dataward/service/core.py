@@ -34,6 +34,7 @@ from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conf
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth, concealment, refusals, signed_identity
+from dataward.service.dataset_keys import check_key_fits_dataset
 from dataward.service.ledger_mark import LedgerMark, Seen
 from dataward.service.remembered import MISSING, ReadCache
 from dataward.service.removal_list import RemovalList
@@ -365,6 +366,7 @@ class WardContext:
                         self._touch(conn, caller, now)
                     if check:
                         auth.authorize(conn, caller, action, scope, now)
+                    check_key_fits_dataset(conn, caller, scope)
                     case = UseCase(conn, caller, now, self.signer, store=self.store)
                     yield case
             else:

@@ -28,7 +28,23 @@ _NAMED: ContextVar[tuple[frozenset[Scope], NotFound] | None] = ContextVar("dataw
 
 def missing_dataset(name: str) -> NotFound:
     """What a caller is told of a dataset ``name`` that does not exist, or that it may not see."""
-    return NotFound(f"no dataset named {name!r}", hint="list them with `dataward datasets`", dataset=name)
+    # The hint is the same whether the dataset exists or is hidden, and says both: a user with no role on
+    # a dataset is told where to look without learning whether it exists.
+    return NotFound(
+        f"no dataset named {name!r}",
+        hint="list the ones you can see with `dataward datasets`; a dataset you have no role on is not shown "
+        "(ask its owner for a role)",
+        dataset=name,
+    )
+
+
+def missing_contribution(ref: str) -> NotFound:
+    """What a caller is told of a contribution ``ref`` that does not exist, or that it may not see."""
+    return NotFound(
+        f"no contribution {ref!r}",
+        hint="list them with `dataward contributions DATASET`; the contributions of a dataset you have no role "
+        "on are not shown (ask its owner for a role)",
+    )
 
 
 def remember_named(name: str, scope: Scope) -> None:

@@ -17,7 +17,7 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, quarantine, sources
 from dataward.domain.conversation import llm_record_problem
-from dataward.domain.errors import Conflict, DatawardError, InputError, NotFound
+from dataward.domain.errors import Conflict, DatawardError, InputError
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.limits import InputLimits
@@ -29,6 +29,7 @@ from dataward.io.header import check_columns, frame_holder
 from dataward.io.parquet_reader import PANDAS_INDEX
 from dataward.ledger.events import format_time
 from dataward.service import holders, rows
+from dataward.service.concealment import missing_contribution
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, UseCase, WardContext, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
@@ -484,7 +485,7 @@ class ContributionService(Service):
         with self.use_case(Action.DATASET_READ, Scope.ward(), check=False, detail={"ref": ref}) as uc:
             found = find_contribution(uc.conn, ref)
             scope = None if found is None else dataset_scope(uc.conn, found.dataset_id)
-            missing = NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
+            missing = missing_contribution(ref)
             authorize_found(uc, Action.DATASET_READ, None if scope is None else scope.name, missing)
             row = found
             ds_name = dataset_name(uc.conn, row.dataset_id)

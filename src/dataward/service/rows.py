@@ -13,7 +13,7 @@ from dataward.catalog.tables import contributions, datasets, principals, version
 from dataward.domain import names
 from dataward.domain.errors import Conflict, InputError, NotFound
 from dataward.domain.schema import Schema
-from dataward.service.concealment import missing_dataset
+from dataward.service.concealment import missing_contribution, missing_dataset
 
 STAGES = ("candidate", "training", "retired")
 
@@ -125,7 +125,7 @@ def contribution_row(conn: Connection, ref: str) -> Row[Any]:
                 raise ambiguous_prefix("contribution", ref, [r.id for r in found])
             row = found[0] if found else None
     if row is None:
-        raise NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
+        raise missing_contribution(ref)
     return row
 
 

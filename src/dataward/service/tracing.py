@@ -29,7 +29,7 @@ from dataward.catalog.tables import (
 )
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
 from dataward.service import auth, rows
-from dataward.service.concealment import missing_dataset, sees_dataset
+from dataward.service.concealment import missing_contribution, missing_dataset, sees_dataset
 from dataward.service.core import ConcealedDenial, Service, UseCase
 from dataward.service.datasets import dataset_read_scope
 from dataward.service.derived import lineage_index, steps_reading, taint_of
@@ -94,7 +94,7 @@ class TraceService(Service):
                 return self._trace_version(conn, ref, allowed, visible)
             if ref.startswith("c_") or "#" in ref:
                 c = find_contribution(conn, ref)
-                missing = NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
+                missing = missing_contribution(ref)
                 if c is None:
                     raise missing
                 _require(allowed, c.dataset_id, ref, visible, missing)

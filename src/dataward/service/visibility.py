@@ -18,7 +18,7 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import datasets
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import rows
-from dataward.service.concealment import remember_missing
+from dataward.service.concealment import missing_contribution, remember_missing
 from dataward.service.core import ConcealedDenial, UseCase
 
 
@@ -61,11 +61,6 @@ def find_contribution(conn: Connection, ref: str) -> Any:
         if "candidates" in exc.details:  # an id prefix several ids start with: said, not hidden as missing
             raise
         return None
-
-
-def missing_contribution(ref: str) -> NotFound:
-    """What a caller is told of a contribution ``ref`` that does not exist, or that it may not see."""
-    return NotFound(f"no contribution {ref!r}", hint="list them with `dataward contributions DATASET`")
 
 
 def named_contribution(conn: Connection, ref: str) -> Any:

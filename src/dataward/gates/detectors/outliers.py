@@ -38,7 +38,7 @@ from dataward.gates.base import (
     GateData,
     register,
 )
-from dataward.gates.calibration import flag_mask, tail_p_values
+from dataward.gates.calibration import excess_flags_count, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 
@@ -252,15 +252,24 @@ class Outliers(Detector):
             }[strongest]
             findings.append(Finding(self.name, float(1 - p[i]), f"{what}; p={p[i]:.2g}", row=int(i), evidence=evidence))
         # Members of an unusual group are reported once, as that group; the count test of "more small
-        # p-values than calibration explains" is about lone outliers.
+        # p-values than calibration explains" is about lone outliers. Its count is named in the verdict's
+        # sentence (``count_test``): a tail driven by records at a wider level than alpha, with none flagged
+        # at alpha, read as "0 flagged (p=1e-17)" and said nothing of what was counted.
+        lone = np.where(group, 1.0, p)
         return count_result(
             self.name,
             self.version,
-            np.where(group, 1.0, p),
+            lone,
             ctx.alpha,
             n_cal,
             findings,
-            {"views": names, "k": self.k_eff, "in_unusual_groups": int(group.sum()), **summary},
+            {
+                "views": names,
+                "k": self.k_eff,
+                "in_unusual_groups": int(group.sum()),
+                "count_test": excess_flags_count(lone, ctx.alpha, n_cal),
+                **summary,
+            },
             flagged=flagged,
             contribution_findings=self._group_findings(group, p, n_cal),
         )

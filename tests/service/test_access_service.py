@@ -288,3 +288,14 @@ def test_separation_of_duties_survives_a_transfer(team: dict[str, Ward], tmp_pat
     team["admin"].transfer_principal("scraper", "bob")
     with pytest.raises(PolicyViolation, match=r"owned the service principal .* when it was submitted"):
         team["alice"].approve(c["ref"], reason="it is bob's bot now")
+
+
+def test_any_standing_key_reads_the_wards_public_key_and_a_revoked_one_does_not(team: dict[str, Ward]) -> None:
+    """A dataset's approver checks a model attestation offline with the ward's public key: it needs no
+    role on the ward (a public key is public), only a key that still stands."""
+    published = team["admin"].public_key()
+    assert team["bob"].public_key()["public_key"] == published["public_key"]
+    assert team["scraper"].public_key()["fingerprint"] == published["fingerprint"]
+    team["admin"].revoke_key(team["bob"].credential.split("_")[1], reason="left")
+    with pytest.raises(AuthenticationError):
+        team["bob"].public_key()

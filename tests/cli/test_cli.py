@@ -252,3 +252,17 @@ def test_a_missing_input_file_is_not_found_whatever_the_command(cli_ward: tuple[
     result = run(ward, *[a.replace("{missing}", missing) for a in args])
     assert result.returncode == 3, result.stdout + result.stderr
     assert f"{missing}: no such file" in result.stdout + result.stderr
+
+
+def test_the_ledger_table_says_what_was_refused_and_why(tmp_path: Path) -> None:
+    """`ledger --type access.denied` in a terminal shows the refused action and its reason, not only
+    who and where (they were in `--json` alone)."""
+    ward = tmp_path / "ward"
+    assert run(ward, "init", "--json").returncode == 0
+    assert run(ward, "principal", "create", "carol").returncode == 0
+    carol = json.loads(run(ward, "key", "issue", "carol", "--json").stdout)["key"]
+    assert run(ward, "principal", "create", "dave", key=carol).returncode != 0
+    shown = run(ward, "ledger", "--type", "access.denied")
+    assert shown.returncode == 0, shown.stderr
+    assert "action=principal.create" in shown.stdout
+    assert "reason=" in shown.stdout and "carol" in shown.stdout

@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
         )
         console.print(f"  [bold yellow]{key}[/bold yellow]")
 
+    def _refused(payload: dict) -> list[str]:
+        return [f"{k}={short(str(payload[k]), 60)}" for k in ("action", "reason") if payload.get(k)]
+
     @ledger_app.callback()
     @reports_errors
     def ledger(
@@ -99,7 +102,11 @@ def register(app: typer.Typer) -> None:
                     e["time"][:19].replace("T", " "),
                     e["type"],
                     e["actor_name"] + (f" (dw_{e['actor']['key']})" if e["actor"]["key"] else ""),
-                    "\n".join(f"{k}={short(str(v), 20)}" for k, v in e["subject"].items()),  # one per line, ids whole
+                    # One per line, ids whole; a refusal says what was refused and why.
+                    "\n".join(
+                        [f"{k}={short(str(v), 20)}" for k, v in e["subject"].items()]
+                        + (_refused(e["payload"]) if e["type"] == "access.denied" else [])
+                    ),
                     short(e["hash"]),
                 )
                 for e in events

@@ -266,3 +266,10 @@ def test_the_ledger_table_says_what_was_refused_and_why(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "action=principal.create" in shown.stdout
     assert "reason=" in shown.stdout and "carol" in shown.stdout
+
+
+def test_init_makes_the_ward_folder_its_owners_alone(tmp_path: Path) -> None:
+    """The folder holds the signing key and the admin's credentials: mode 700 whatever the umask."""
+    ward = tmp_path / "ward"
+    assert run(ward, "init", "--json").returncode == 0
+    assert ward.stat().st_mode & 0o777 == 0o700

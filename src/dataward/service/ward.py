@@ -978,6 +978,9 @@ class Ward(OverContext):
             raise InputError(f"{folder} exists and is not empty", hint="choose a new or empty folder")
         created_folder = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
+        # The folder holds the signing key, the admin's credentials, the catalog and the kept checkpoints:
+        # its owner's alone, whatever the umask (the files inside need not each be locked down then).
+        os.chmod(folder, 0o700)
         try:
             return cls._create(folder, admin, catalog_url, store_url, clock)
         except BaseException:

@@ -162,6 +162,24 @@ def test_a_page_refuses_what_the_key_may_not_do(http: httpx.Client, served: Serv
     assert any(e["actor"]["principal"] == cody["id"] for e in events)
 
 
+def test_the_menu_shows_only_the_ward_wide_pages_the_key_may_open(http: httpx.Client, served: Served) -> None:
+    """A dataset's reviewer sees no Access review or Ledger link (each page would refuse it); a reader
+    of the ward sees the ledger's."""
+    admin = HTTPWard(served.url, key=served.admin_key)
+    admin.create_principal("rita")
+    session, _ = sign_in(http, admin.issue_key("rita")["key"])
+    page = http.get("/console/datasets", headers=cookie(session)).text
+    assert "/console/access" not in page and "/console/ledger" not in page and "/console/review" in page
+    admin.create_principal("lena")
+    admin.grant("lena", "reader")
+    session, _ = sign_in(http, admin.issue_key("lena")["key"])
+    page = http.get("/console/datasets", headers=cookie(session)).text
+    assert "/console/ledger" in page
+    admin_session, _ = sign_in(http, served.admin_key)
+    page = http.get("/console/datasets", headers=cookie(admin_session)).text
+    assert "/console/access" in page and "/console/ledger" in page
+
+
 def test_patch_outline_and_lineage_graph_are_drawn_from_the_documents() -> None:
     (patch,) = patches(["9 bright pixels in rows 5-7, columns 4-6 of 8x8", "qx9z"])
     assert (patch.top, patch.left, patch.height, patch.width) == (5 / 8, 4 / 8, 3 / 8, 3 / 8)

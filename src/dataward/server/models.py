@@ -50,6 +50,9 @@ class WhoAmI(BaseModel):
     key_expires_at: str
     key_scopes: list[str] | None
     grants: list[dict[str, str]]
+    may: dict[str, bool] = Field(
+        default_factory=dict, description="Ward-wide pages the key may open: access_review, ledger."
+    )
 
 
 class UploadInfo(BaseModel):

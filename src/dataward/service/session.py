@@ -42,6 +42,11 @@ class SessionService(Service):
                     }
                     for g in uc.caller.grants
                 ],
+                # What the ward-wide pages need, so that a console shows a principal only the pages it may open.
+                "may": {
+                    name: authorize(principal, key, uc.caller.grants, action, Scope.ward(), uc.now).allowed
+                    for name, action in (("access_review", Action.ACCESS_REVIEW), ("ledger", Action.LEDGER_READ))
+                },
             }
 
     def verifier_id(self) -> str:

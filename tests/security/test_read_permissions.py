@@ -59,6 +59,9 @@ def test_a_contributor_sees_its_own_record_but_no_trusted_neighbours(team: dict)
     assert mine["neighbours"] == []
     full = team["bob"].review_show(team["item"])
     assert full["record"] == mine["record"] and full["neighbours"]
+    # A table's neighbours come with their values, to compare with the flagged record's (withheld alike).
+    values = full["neighbours"][0]["values"]
+    assert set(values) <= set(mine["record"]) and all(isinstance(v, float | int) for v in values.values())
 
 
 def test_gate_report_and_html_quote_trusted_records_only_to_readers(team: dict) -> None:

@@ -275,3 +275,38 @@ def test_review_card_outlines_the_patch_on_the_image() -> None:
     assert '<image href="data:image/png;base64,' in html
     assert '<rect class="patch" x="75.0" y="75.0" width="25.0" height="25.0">' in html
     assert "trigger patch outlined" in html
+
+
+def test_a_tables_review_card_shows_its_neighbours_values() -> None:
+    """A flagged row of a table is compared with its nearest trusted rows column by column (team trial: the
+    card showed label, distance and an empty text column)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from dataward.server.console import evidence
+    from dataward.server.console.routes import HERE, PREFIX
+
+    record = {"record_id": "cd" * 32, "magnesium": 162.0, "hue": 0.31}
+    item = {
+        "id": "q_2",
+        "contribution": "wine#2",
+        "row": 17,
+        "score": 1.0,
+        "detectors": ["triggers"],
+        "reason": "flagged by triggers",
+        "record_id": record["record_id"],
+        "triggers": [],
+        "fields": evidence.record_fields(record),
+        "patches": [],
+        "neighbours": [
+            {"label": "class_1", "distance": 0.41, "text": None, "values": {"magnesium": 101.0, "hue": 1.05}},
+            {"label": "class_1", "distance": 0.52, "text": None, "values": {"magnesium": 98.0, "hue": 0.97}},
+        ],
+    }
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())
+    env.globals.update(prefix=PREFIX, quote=lambda s: s)
+    html = env.get_template("review.html").render(
+        items=[item], total=1, offset=0, page_size=20, csrf="t", me=None, note=None, contribution=None, dataset=None
+    )
+    assert '<th scope="col">magnesium</th><th scope="col">hue</th>' in html
+    assert '<td class="num">101.0</td><td class="num">1.05</td>' in html
+    assert '<th scope="col">text</th>' not in html

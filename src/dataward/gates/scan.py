@@ -67,6 +67,8 @@ from dataward.gates.report import GateReport, RecordScores
 PROJECTION_SAMPLE = 2000
 CONTRIBUTION_PROJECTION_MAX = 5000
 EVIDENCE_ROWS = 50
+NEIGHBOUR_COLUMNS = 12
+"""A table's nearest trusted records show at most this many of their columns beside the flagged record."""
 GEOMETRY_FIT_MIN = 20_000
 """Contribution records a learnt feature space (TF-IDF vocabulary and SVD) is fitted on beside the
 reference: all of them up to this many, and at least as many as the reference holds. With only a
@@ -877,6 +879,13 @@ def _extras(
         extras["validation_impact"] = results[judged_on_validation[0]].summary
     text_col = _first_of_kind(schema, ColumnKind.TEXT)
     image_col = _first_of_kind(schema, ColumnKind.IMAGE)
+    # A table's neighbours are shown by their values, which a reviewer compares with the flagged record's
+    # (a text or image record shows its text or picture instead).
+    value_cols = (
+        [c.name for c in schema.inputs if c.kind in (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL)][:NEIGHBOUR_COLUMNS]
+        if text_col is None and image_col is None
+        else []
+    )
     top = [int(i) for i in np.argsort(-scores, kind="stable")[:EVIDENCE_ROWS] if flagged[i]]
     evidence: dict[str, Any] = {}
     if top:
@@ -894,14 +903,15 @@ def _extras(
             for d, j in zip(d_row, i_row, strict=True):
                 if base is None and int(j) == pos:
                     continue  # self-reference: a record is not its own neighbour
-                neighbours.append(
-                    {
-                        "label": classes[int(reference.labels[j])],
-                        "record_id": ref_ids.get(int(j)),
-                        "distance": float(d),
-                        "text": _cell(reference.table, text_col, int(j)),
-                    }
-                )
+                neighbour = {
+                    "label": classes[int(reference.labels[j])],
+                    "record_id": ref_ids.get(int(j)),
+                    "distance": float(d),
+                    "text": _cell(reference.table, text_col, int(j)),
+                }
+                if value_cols:
+                    neighbour["values"] = {c: _cell(reference.table, c, int(j)) for c in value_cols}
+                neighbours.append(neighbour)
             image = _cell(contrib.table, image_col, pos)
             evidence[str(int(contrib.rows[pos]))] = {
                 "text": _cell(contrib.table, text_col, pos),

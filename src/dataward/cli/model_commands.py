@@ -107,11 +107,21 @@ def _show_release_report(report: dict[str, Any]) -> None:
             f"{search['pairs']} pairs, values from {escape(str(search.get('trusted')))}"
         )
     console.print(tree)
+    # A probe's note says why its success does not count toward the verdict (not judged without a released
+    # version, explained by a model fitted on the trusted data): without it, an 89% row under a pass reads
+    # as a backdoor let through.
     table(
         "Backdoor probe",
-        ["trigger", "origin", "behaviour" if answers else "label", "attack success", "control"],
+        ["trigger", "origin", "behaviour" if answers else "label", "attack success", "control", "note"],
         [
-            [p["trigger"], p["origin"], p["target"], f"{p['attack_success']:.0%}", f"{p['control_success']:.0%}"]
+            [
+                p["trigger"],
+                p["origin"],
+                p["target"],
+                f"{p['attack_success']:.0%}",
+                f"{p['control_success']:.0%}",
+                "; ".join(p.get("notes") or []),
+            ]
             for p in report["probes"]
         ],
     )

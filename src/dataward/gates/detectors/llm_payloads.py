@@ -114,7 +114,10 @@ class PayloadDetector(LLMDetector):
         p_values = conformal_p_values(self.calibration_, scores)
         recurring = Counter(p for s in sets for p in s)
         limit = opts.max_baseline_share * self.n_
-        found = [(p, c) for p, c in recurring.most_common() if c >= opts.min_support and self.counts_[p] <= limit]
+        # Most carriers first, ties by the payload itself: a Counter of sets' members keeps the order of the
+        # process's string hashing, and the report must not depend on it.
+        ranked = sorted(recurring.items(), key=lambda pc: (-pc[1], pc[0]))
+        found = [(p, c) for p, c in ranked if c >= opts.min_support and self.counts_[p] <= limit]
         rows = contribution.groups.get("row", np.arange(1, n + 1))
         flagged = np.zeros(n, dtype=bool)
         findings: list[Finding] = []

@@ -201,3 +201,18 @@ def test_a_release_approval_by_an_approver_disabled_since_no_longer_counts(model
     models.ward.enable_principal("ann", reason="came back")
     with pytest.raises(PolicyViolation, match=r"approver disabled since \(left the company\)"):
         models.as_("pat").release_model(REF)
+
+
+def test_a_quarantine_by_key_lists_the_model_releases_it_approved(models: Models) -> None:
+    """A leaked key's blast radius includes the model releases approved with it: listed by the quarantine
+    of the key, each saying whether it still counts (quarantine of a key listed data approvals alone)."""
+    models.as_("rita").model_gate(REF)
+    models.as_("ann").approve_model(REF, reason="gate passed")
+    key = models.keys["ann"].rsplit("_", 1)[0]
+    before = models.ward.quarantine_by(key, reason="key leaked")
+    listed = [a for a in before["approvals"] if a["on"] == "model"]
+    assert [(a["approved"], a["by"], a["counts"]) for a in listed] == [(REF, "ann", True)]
+    models.ward.revoke_key(models.keys["ann"], reason="leaked")
+    after = models.ward.quarantine_by(key, reason="key leaked, revoked")
+    [listed] = [a for a in after["approvals"] if a["on"] == "model"]
+    assert not listed["counts"] and "revoked" in listed["why"]

@@ -125,11 +125,12 @@ class Standing:
             return None
         return f"approver's key dw_{act.key_id} {stop.what} since ({stop.reason or 'no reason given'})"
 
-    def approvals_with(self, keys: Iterable[str]) -> list[ApprovalAct]:
+    def approvals_with(self, keys: Iterable[str], *, models: bool = False) -> list[ApprovalAct]:
         """Every approval of data (a contribution or a version) given with one of ``keys`` (key ids),
-        oldest first: what a quarantine by key contains. Model approvals are left out."""
+        oldest first: what a quarantine by key contains; with ``models``, model releases' approvals too."""
         wanted = set(keys)
-        return sorted((a for a in self.acts.values() if a.key_id in wanted and a.on != "model"), key=lambda a: a.seq)
+        chosen = (a for a in self.acts.values() if a.key_id in wanted and (models or a.on != "model"))
+        return sorted(chosen, key=lambda a: a.seq)
 
 
 def standing_from(events: Iterable[LedgerFact]) -> Standing:

@@ -22,7 +22,16 @@ from dataward.access.containment import grants_of, key_next_steps, live_keys, pr
 from dataward.access.roles import Action, Scope
 from dataward.access.sides import vouches
 from dataward.catalog.projection import RowChange, insert_row, update_row
-from dataward.catalog.tables import api_keys, contributions, datasets, principals, sources, transformations, versions
+from dataward.catalog.tables import (
+    api_keys,
+    contributions,
+    datasets,
+    model_versions,
+    principals,
+    sources,
+    transformations,
+    versions,
+)
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
 from dataward.domain.idarrays import ids_to_binary
 from dataward.ledger.events import format_time
@@ -126,14 +135,18 @@ class IncidentService(Service):
         who = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
         ds_names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
         out = []
-        for act in standing.approvals_with(keys):
-            table = versions if act.on == "version" else contributions
+        for act in standing.approvals_with(keys, models=True):
+            # A model release's approval names the model (``act.dataset`` holds its name), data approvals
+            # their dataset.
+            table = {"version": versions, "model": model_versions}.get(act.on, contributions)
             row = conn.execute(select(table.c.number).where(table.c.id == act.target)).first()
-            mark = "@v" if act.on == "version" else "#"
+            mark = "#" if act.on == "contribution" else "@v"
+            owner = act.dataset if act.on == "model" else ds_names.get(act.dataset, act.dataset)
             void = standing.void_of(act)
             out.append(
                 {
-                    "approved": f"{ds_names.get(act.dataset, act.dataset)}{mark}{row.number if row else '?'}",
+                    "approved": f"{owner}{mark}{row.number if row else '?'}",
+                    "on": act.on,
                     "dataset_id": act.dataset,
                     "by": who.get(act.approver_id, act.approver_id),
                     "key": f"dw_{act.key_id}",

@@ -86,11 +86,14 @@ def _assert_reviewed_for_mild_records(report) -> None:
     result = report.results["label_consistency"]
     summary, mild = result.summary, result.summary["mild_test"]
     n = len(result.p_values)
-    # The mild evidence alone is far below block_p (it blocked before), the flagged records are not more
-    # than calibration explains, and the whole test is held at the review floor.
+    # The mild evidence alone is far below block_p (it blocked before); the flagged records are not more
+    # than calibration explains, or part of the batch reads as new content; the whole test is held at
+    # the review floor.
     assert mild["p_value"] < BLOCK_P
-    assert summary["flagged_count_p"] > result.alpha and summary["held_for_review"]
-    assert result.p_value == pytest.approx(REVIEW_FLOOR)
+    assert summary["flagged_count_p"] > result.alpha or summary["new_content"]
+    assert summary["held_for_review"]
+    # The flagged records' own part may still be below the floor, never below block_p.
+    assert BLOCK_P <= result.p_value <= REVIEW_FLOOR * (1 + 1e-9)
     said = next(r for r in report.reasons if r.startswith("label_consistency:") and "mildly" in r)
     # What moved: how many records read mildly against their label, at what threshold, against how many
     # expected, beside how many are flagged at alpha; each count with its own test's p-value.
@@ -109,12 +112,21 @@ def test_hard_examples_chosen_by_active_learning_are_reviewed_not_blocked(seed):
     _assert_reviewed_for_mild_records(report)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 7])
 def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed):
     base, val, batch, schema = _digits(seed, _low_res)
     report = scan(base, batch, schema, validation=val, policy={"seed": seed})
     assert report.verdict == "review"
     _assert_reviewed_for_mild_records(report)
+    summary = report.results["label_consistency"].summary
+    if seed == 7:
+        # 17 records flagged where 1.5 are expected (count p=1e-5, not below block_p on its own) beside 28
+        # records of classes that moved with the batch and more that resemble no trusted class: the mild
+        # evidence (180 of 539 at p<=0.053) is a shifted source's, and does not add to a block.
+        assert summary["flagged_count_p"] <= report.results["label_consistency"].alpha
+        assert summary["new_content"] and summary["moved_with_batch"] > 0
+        said = next(r for r in report.reasons if r.startswith("label_consistency:") and "mildly" in r)
+        assert "Part of the batch reads as new content" in said
 
 
 def test_the_shift_finding_names_the_count_its_p_value_is_about():

@@ -44,7 +44,15 @@ Content that contradicts its label is evidence of poisoning (``Evidence.POISONIN
 never sets ``block`` itself: its contribution-level p-value is the excess of small p-values over the
 baseline's own rate (``count_result``), combined with Fisher's sum of ``-log p`` over the batch
 (``fisher_excess_p_value``: label noise in hard data is many records each only moderately unlikely),
-and the gate blocks when that is below ``policy.block_p``.
+and the gate blocks when that is below ``policy.block_p``. Only records that each contradict their
+label may make that block (version 5): unless the records flagged at alpha, finer, or beyond every
+trusted record are themselves more than calibration explains (``flagged_count_p_value`` at alpha) and
+none of the batch reads as new content (no shift finding, no class moved with its batch), the whole
+test is held at ``REVIEW_FLOOR`` and only its part about those records
+(``excess_flags_p_value(finest=True)``, with the order statistics) can still reach ``block_p``. Records
+each only mildly against their label (the counts at 4 and 16 alpha, Fisher's sum) are what a correctly
+labelled selection of hard examples, or a new scanner's boundary records, look like too: alone, they
+are a reason to review, worded in ``reason`` (how many, at what threshold, against how many expected).
 cleanlab's ``find_label_issues`` on the probe's probabilities is reported with each finding.
 """
 
@@ -146,7 +154,7 @@ class LabelConsistency(Detector):
     """Records whose content contradicts their label, by trusted neighbours and trusted probe models."""
 
     name = "label_consistency"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     Options = Options
 
@@ -370,6 +378,13 @@ class LabelConsistency(Detector):
                     issues = issues[len(base) :]
                     summary["cleanlab_label_issues"] = int(issues.sum())
         findings = self._findings(contribution, p, flagged, quality, issues)
+        shift_findings = self._shift_findings(shifted_p, n_cal)
+        # The detector read part of the batch as new content (records that resemble no trusted class
+        # beyond alpha's rate, or a class that moved with its batch): a new source's records at the edge
+        # of their class read mildly against their label too, so the mild evidence cannot add to a block.
+        new_content = bool(shift_findings) or bool(moved.any())
+        summary["new_content"] = new_content
+        summary["new_content_shift"] = bool(shift_findings)
         result = count_result(
             self.name,
             self.version,
@@ -381,17 +396,18 @@ class LabelConsistency(Detector):
             flagged=flagged,
             # Flipped labels in hard data are many records each only moderately unlikely: add them up.
             extra_p=fisher_p,
-            contribution_findings=self._shift_findings(shifted_p, n_cal) + self._new_label_findings(contribution),
+            contribution_findings=shift_findings + self._new_label_findings(contribution),
             flagged_by_rule=by_resolution,
             # Every p-value is conformal against the same n_cal fused reference statistics (one pooled
             # calibration, no per-class tails), so the count beyond all of them has its exact law.
             beyond_calibration=True,
         )
-        # With an excess of flagged records, the whole test (every count and Fisher's sum) measures it.
-        # Without one, the whole test is held at REVIEW_FLOOR, so that it reviews (and leads the records'
-        # combined score) but cannot reach block_p; only the flagged records' own part may still block.
+        # With an excess of flagged records in a batch none of which reads as new content, the whole test
+        # (every count and Fisher's sum) measures it. Otherwise the whole test is held at REVIEW_FLOOR, so
+        # that it reviews (and leads the records' combined score) but cannot reach block_p; only the
+        # flagged records' own part may still block.
         held = False
-        if flagged_count_p > ctx.alpha:
+        if flagged_count_p > ctx.alpha or new_content:
             whole = result.p_value
             result.p_value = float(min(1.0, 2.0 * fine_p, max(whole, REVIEW_FLOOR)))
             held = whole < result.p_value
@@ -423,11 +439,19 @@ class LabelConsistency(Detector):
         said += f"; Fisher's sum of -log p over the batch p={mild['fisher_p']:.2g}"
         if not held:
             return f"{said}; together with the order statistics of the smallest p-values: {p_text(p_value)}"
+        if summary["flagged_count_p"] > alpha:
+            why = "The flagged records are not more than calibration explains"
+        else:
+            what = [f"{summary['moved_with_batch']} records of classes that moved with the batch"]
+            if summary["new_content_shift"]:
+                what.insert(0, "more records resembling no trusted class than alpha explains")
+            if not summary["moved_with_batch"]:
+                what = what[:1]
+            why = f"Part of the batch reads as new content ({' and '.join(what)}: a shifted source)"
         return (
-            f"{said}. The flagged records are not more than calibration explains (flagged records and the smallest "
-            f"p-values: p={summary['fine_p']:.2g}): the records that read mildly against their label are at the edge "
-            "of their class (hard examples, a new source), not records whose content contradicts it. Held at "
-            f"p={REVIEW_FLOOR:g} for review"
+            f"{said}. {why} (flagged records and the smallest p-values: p={summary['fine_p']:.2g}): the records "
+            "that read mildly against their label are at the edge of their class (hard examples, a new source), "
+            f"not records whose content contradicts it. Held at p={REVIEW_FLOOR:g} for review"
         )
 
     def _moved_with_batch(

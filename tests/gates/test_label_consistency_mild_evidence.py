@@ -8,78 +8,15 @@ record still block, so real relabelling does.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-import pandas as pd
 import pytest
-from PIL import Image
-from sklearn.datasets import load_breast_cancer, load_digits
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from benchmarks.mild_evidence import breast_cancer, digits, hard_examples, low_res, split
 from dataward.gates import scan
 
 REVIEW_FLOOR = 1e-4  # label_consistency.REVIEW_FLOOR
 
 BLOCK_P = 1e-6  # the default policy's block_p
-
-
-def _split(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Stratified baseline (40%), clean validation (10%) and pool (30%) of ``frame``."""
-    rest, _ = train_test_split(frame, test_size=0.2, random_state=1000 + seed, stratify=frame["label"])
-    rest, pool = train_test_split(rest, test_size=0.3 / 0.8, random_state=2000 + seed, stratify=rest["label"])
-    base, val = train_test_split(rest, test_size=0.1 / 0.5, random_state=3000 + seed, stratify=rest["label"])
-    return tuple(p.reset_index(drop=True) for p in (base, val, pool))
-
-
-def _breast_cancer() -> tuple[pd.DataFrame, dict]:
-    data = load_breast_cancer()
-    cols = [f"f{i}" for i in range(data.data.shape[1])]
-    frame = pd.DataFrame(np.asarray(data.data, float), columns=cols)
-    frame["label"] = [str(data.target_names[t]) for t in data.target]
-    return frame, {"label": "label", "inputs": [{"name": c, "kind": "numeric"} for c in cols]}
-
-
-def _hard_examples(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Active learning: the quarter of the pool a model trained on the baseline is least sure of, labelled
-    with the true diagnosis."""
-    frame, schema = _breast_cancer()
-    base, val, pool = _split(frame, seed)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    model.fit(base.drop(columns=["label"]).to_numpy(), base["label"])
-    proba = np.sort(model.predict_proba(pool.drop(columns=["label"]).to_numpy()), axis=1)
-    hardest = np.sort(np.argsort(proba[:, -1] - proba[:, -2])[: int(0.25 * len(pool))])
-    return base, val, pool.iloc[hardest].reset_index(drop=True), schema
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _low_res(pixels: np.ndarray, side: int = 6) -> np.ndarray:
-    """An 8x8 digit captured at ``side`` x ``side`` and scaled back to 8x8 (bilinear both ways)."""
-    image = Image.fromarray(np.uint8(np.rint(pixels * 255)))
-    image = image.resize((side, side), Image.BILINEAR).resize((8, 8), Image.BILINEAR)
-    return np.asarray(image, float) / 255
-
-
-def _digits(seed: int, transform=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    data = load_digits()
-    images = data.images / 16.0
-    frame = pd.DataFrame({"index": np.arange(len(images)), "label": [str(t) for t in data.target]})
-    base, val, pool = _split(frame, seed)
-
-    def encode(part: pd.DataFrame, f=None) -> pd.DataFrame:
-        pixels = [images[i] if f is None else f(images[i]) for i in part["index"]]
-        return pd.DataFrame({"image": [_png(p) for p in pixels], "label": part["label"].to_numpy()})
-
-    schema = {"label": "label", "inputs": [{"name": "image", "kind": "image"}]}
-    return encode(base), encode(val), encode(pool, transform), schema
 
 
 def _assert_reviewed_for_mild_records(report) -> None:
@@ -105,7 +42,7 @@ def _assert_reviewed_for_mild_records(report) -> None:
 
 @pytest.mark.parametrize("seed", [0, 6])
 def test_hard_examples_chosen_by_active_learning_are_reviewed_not_blocked(seed):
-    base, val, batch, schema = _hard_examples(seed)
+    base, val, batch, schema = hard_examples(seed)
     report = scan(base, batch, schema, validation=val, policy={"seed": seed})
     assert report.verdict == "review"
     assert not report.results["label_consistency"].flagged.any()  # a boundary record at most
@@ -114,7 +51,7 @@ def test_hard_examples_chosen_by_active_learning_are_reviewed_not_blocked(seed):
 
 @pytest.mark.parametrize("seed", [0, 7])
 def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed):
-    base, val, batch, schema = _digits(seed, _low_res)
+    base, val, batch, schema = digits(seed, low_res)
     report = scan(base, batch, schema, validation=val, policy={"seed": seed})
     assert report.verdict == "review"
     _assert_reviewed_for_mild_records(report)
@@ -131,7 +68,7 @@ def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed):
 
 def test_the_shift_finding_names_the_count_its_p_value_is_about():
     # "0 records disagree ... (p=4e-15)": the count was taken at alpha, the p-value at a coarser threshold.
-    base, val, batch, schema = _digits(2, _low_res)
+    base, val, batch, schema = digits(2, low_res)
     report = scan(base, batch, schema, validation=val, policy={"seed": 2, "detectors": ["label_consistency"]})
     findings = report.results["label_consistency"].contribution_findings
     shift = next(f for f in findings if "resemble no other trusted class" in f.reason)
@@ -145,8 +82,8 @@ def test_random_flips_in_a_breast_cancer_batch_still_block():
     # 20% of the batch relabelled: 23 records flagged at alpha where 1.5 are expected. (10% of this
     # 171-record batch against 227 trusted records is reviewed, as it was before the mild evidence was
     # held at the review floor: 12 flagged, p=1e-3.)
-    frame, schema = _breast_cancer()
-    base, val, pool = _split(frame, 0)
+    frame, schema = breast_cancer()
+    base, val, pool = split(frame, 0)
     rng = np.random.default_rng(0)
     rows = rng.choice(len(pool), int(0.2 * len(pool)), replace=False)
     flipped = pool.copy()
@@ -162,7 +99,7 @@ def test_random_flips_in_a_breast_cancer_batch_still_block():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_flips_in_digits_still_block(seed):
     # 10% of the batch's digits relabelled at random, through the whole gate.
-    base, val, batch, schema = _digits(seed)
+    base, val, batch, schema = digits(seed)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(batch), int(0.1 * len(batch)), replace=False)
     flipped = batch.copy()

@@ -282,7 +282,12 @@ EXCESS_THRESHOLDS = np.array([16.0, 4.0, 1.0, 1 / 4, 1 / 16])
 
 
 def excess_flags_p_value(
-    p_values: np.ndarray, alpha: float, n_calibration: int, *, beyond_calibration: bool = False
+    p_values: np.ndarray,
+    alpha: float,
+    n_calibration: int,
+    *,
+    beyond_calibration: bool = False,
+    finest: bool | None = None,
 ) -> tuple[float, float]:
     """Is the number of small p-values more than calibration explains? Returns (excess, p-value).
 
@@ -302,15 +307,25 @@ def excess_flags_p_value(
     the floor ``1 / (n_calibration + 1)`` through the extrapolated tail, far more often than that
     count's law allows (a simulation of ``outliers``' per-class views rejected clean batches 11% of the
     time at 1%).
+
+    ``finest`` splits the test in two (``None``: the whole test). ``True``: the counts at thresholds no
+    coarser than ``alpha`` (``alpha``, ``alpha/4``, ``alpha/16``, as resolved; the calibration's
+    resolution ``1 / (n + 1)`` when it resolves none of them) and the records beyond calibration: the
+    records each flagged on its own. ``False``: the coarser counts alone (``4 alpha``, ``16 alpha``),
+    records each only mildly unlikely, with no extreme-records test; ``(0, 1)`` when there are none.
     """
     p_values = np.asarray(p_values, dtype=np.float64)
     n = p_values.shape[0]
     if n == 0 or n_calibration <= 0:
         return 0.0, 1.0
-    counts = _threshold_counts(p_values, alpha, n_calibration)
-    best = min(c["p_value"] for c in counts)
+    counts = _threshold_counts(p_values, alpha, n_calibration, finest)
     excess = float(np.sum(p_values <= alpha) - alpha * n)
+    if not counts:
+        return excess, 1.0
+    best = min(c["p_value"] for c in counts)
     count_p = min(1.0, best * len(counts))
+    if finest is False:
+        return excess, count_p
     if beyond_calibration and n > n_calibration:
         extreme_p = beyond_calibration_p_value(p_values, n_calibration)
     elif beyond_calibration:
@@ -346,19 +361,25 @@ def beyond_calibration_p_value(p_values: np.ndarray, n_calibration: int) -> floa
 
 
 def excess_flags_count(
-    p_values: np.ndarray, alpha: float, n_calibration: int, *, beyond_calibration: bool = False
+    p_values: np.ndarray,
+    alpha: float,
+    n_calibration: int,
+    *,
+    beyond_calibration: bool = False,
+    finest: bool | None = None,
 ) -> dict[str, float]:
     """The threshold of ``excess_flags_p_value``'s count test whose tail is smallest, for a reviewer:
     ``threshold`` (a p-value level), ``count`` (records at or below it), ``expected`` (their number
     for records exchangeable with the calibration records) and ``p_value`` (that tail, uncorrected).
     With ``beyond_calibration``, the count beyond every calibration score too.
+    ``finest``: the thresholds of that part of ``excess_flags_p_value``'s test only.
     Empty when there is nothing to count."""
     p_values = np.asarray(p_values, dtype=np.float64)
     n = p_values.shape[0]
     if n == 0 or n_calibration <= 0:
         return {}
-    counts = _threshold_counts(p_values, alpha, n_calibration)
-    if beyond_calibration:
+    counts = _threshold_counts(p_values, alpha, n_calibration, finest)
+    if beyond_calibration and finest is not False:
         level = 1.0 / (n_calibration + 1.0)
         counts.append(
             {
@@ -368,14 +389,37 @@ def excess_flags_count(
                 "p_value": beyond_calibration_p_value(p_values, n_calibration),
             }
         )
-    return min(counts, key=lambda c: c["p_value"])
+    return min(counts, key=lambda c: c["p_value"]) if counts else {}
 
 
-def _threshold_counts(p_values: np.ndarray, alpha: float, n_calibration: int) -> list[dict[str, float]]:
+def flagged_count_p_value(p_values: np.ndarray, alpha: float, n_calibration: int) -> float:
+    """Are the records each flagged on their own more than calibration explains? The counts at the
+    thresholds no coarser than ``alpha`` (``excess_flags_p_value``'s ``finest`` part) and beyond every
+    calibration score, their smallest tail Bonferroni-corrected over them: a count, with no order
+    statistics and no extrapolated tail. For p-values all conformal against one shared set of
+    ``n_calibration`` scores."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.size == 0 or n_calibration <= 0:
+        return 1.0
+    tails = [c["p_value"] for c in _threshold_counts(p, alpha, n_calibration, True)]
+    tails.append(beyond_calibration_p_value(p, n_calibration))
+    return min(1.0, min(tails) * len(tails))
+
+
+def _threshold_counts(
+    p_values: np.ndarray, alpha: float, n_calibration: int, finest: bool | None = None
+) -> list[dict[str, float]]:
+    """The count at each threshold (``finest``: see ``excess_flags_p_value``)."""
     n = p_values.shape[0]
-    thresholds = [t for t in EXCESS_THRESHOLDS * alpha if t < 1.0 and math.floor(t * (n_calibration + 1)) >= 1]
-    if not thresholds:
-        thresholds = [1.0 / (n_calibration + 1)]
+    resolved = [t for t in EXCESS_THRESHOLDS * alpha if t < 1.0 and math.floor(t * (n_calibration + 1)) >= 1]
+    fine = [t for t in resolved if t <= alpha * (1 + 1e-9)] or [1.0 / (n_calibration + 1)]
+    # A coarse threshold counts at a level of its own (a ``t`` above alpha that the calibration rounds
+    # down to the fine level counts the same records).
+    cells = math.floor(max(fine) * (n_calibration + 1) + 1e-9)
+    coarse = [t for t in resolved if t > alpha * (1 + 1e-9) and math.floor(t * (n_calibration + 1)) > cells]
+    thresholds = resolved or [1.0 / (n_calibration + 1)]
+    if finest is not None:
+        thresholds = fine if finest else coarse
     out = []
     for t in thresholds:
         a = math.floor(t * (n_calibration + 1))

@@ -320,6 +320,10 @@ def _describe(name: str, r: DetectorResult, n: int) -> str | None:
         top = r.findings[0].reason if r.findings else f"statistic {r.statistic:.3g}"
         # A finding's reason usually states its own p-value already; it is not repeated.
         return f"{name}: {top}" if "p=" in top or "p<" in top else f"{name}: {top} ({p_text(r.p_value)})"
+    if r.reason and r.summary.get("reason_complete"):
+        # The detector's reason names each count with the p-value of its own test (``label_consistency``'s
+        # mild evidence): a generic count beside the contribution-level p-value would pair numbers of two tests.
+        return f"{name}: {r.reason}"
     counted = r.summary.get("count_test") or {}
     wider = ""
     if counted and not math.isclose(counted["threshold"], r.alpha, rel_tol=0.05):

@@ -44,12 +44,21 @@ Content that contradicts its label is evidence of poisoning (``Evidence.POISONIN
 never sets ``block`` itself: its contribution-level p-value is the excess of small p-values over the
 baseline's own rate (``count_result``), combined with Fisher's sum of ``-log p`` over the batch
 (``fisher_excess_p_value``: label noise in hard data is many records each only moderately unlikely),
-and the gate blocks when that is below ``policy.block_p``.
+and the gate blocks when that is below ``policy.block_p``. Only records that each contradict their
+label may make that block (version 5): unless the records flagged at alpha, finer, or beyond every
+trusted record are themselves more than calibration explains (``flagged_count_p_value`` at alpha) and
+none of the batch reads as new content (no shift finding, no class moved with its batch), the whole
+test is held at ``REVIEW_FLOOR`` and only its part about those records
+(``excess_flags_p_value(finest=True)``, with the order statistics) can still reach ``block_p``. Records
+each only mildly against their label (the counts at 4 and 16 alpha, Fisher's sum) are what a correctly
+labelled selection of hard examples, or a new scanner's boundary records, look like too: alone, they
+are a reason to review, worded in ``reason`` (how many, at what threshold, against how many expected).
 cleanlab's ``find_label_issues`` on the probe's probabilities is reported with each finding.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -71,9 +80,11 @@ from dataward.gates.calibration import (
     excess_flags_p_value,
     fisher_excess_p_value,
     flag_mask,
+    flagged_count_p_value,
     leave_one_out_p_values,
     leave_one_out_tail_p_values,
     mondrian_p_values,
+    p_text,
     resolution_flags,
     tail_p_values,
 )
@@ -130,6 +141,10 @@ TIE_BREAK = 5e-4
 MAX_FINDINGS = 200
 PROBE_BLOCK = 65_536
 """Contribution rows the feature probe scores at a time."""
+REVIEW_FLOOR = 1e-4
+"""The contribution-level p-value is never below this on the mild evidence alone (the coarser counts,
+Fisher's sum): records each only mildly against their label are a reason to review, not evidence of
+poisoning (``backdoor`` and ``clean_validation`` hold their review-level evidence at the same floor)."""
 SHIFT_FINDING_P = 1e-3
 """Below this, disagreeing records that resemble no trusted class are reported for review."""
 
@@ -139,7 +154,7 @@ class LabelConsistency(Detector):
     """Records whose content contradicts their label, by trusted neighbours and trusted probe models."""
 
     name = "label_consistency"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     Options = Options
 
@@ -322,13 +337,34 @@ class LabelConsistency(Detector):
         by_resolution = resolution_flags(p, ctx.alpha, n_cal)
         flagged = flag_mask(p, ctx.alpha, n_cal) | by_resolution
 
+        # Only records that each contradict their label may block: the count at the threshold a record
+        # is flagged at or finer, and beyond every trusted record. Many records each only mildly
+        # against their label (the coarser counts, Fisher's sum) are what a selection of hard examples
+        # or a new source's boundary records look like too: alone, a reason to review, never to block.
+        # They weigh in only once the flagged records are themselves more than calibration explains (at
+        # alpha): label noise in short texts is a few records flagged and many just short of it.
+        fine_p = excess_flags_p_value(p, ctx.alpha, n_cal, beyond_calibration=True, finest=True)[1]
+        flagged_count_p = flagged_count_p_value(p, ctx.alpha, n_cal)
+        coarse_count_p = excess_flags_p_value(p, ctx.alpha, n_cal, beyond_calibration=True, finest=False)[1]
+        # Flipped labels in hard data are many records each only moderately unlikely: add them up.
+        fisher_p = fisher_excess_p_value(p, n_cal)
+        coarse_p = min(1.0, 2.0 * min(coarse_count_p, fisher_p))
         summary: dict[str, Any] = {
             "k": self.k_eff,
             "views": list(calibration),
             "disagreeing_but_atypical": int(flag_mask(shifted_p, ctx.alpha, n_cal).sum()),
             "moved_with_batch": int(moved.sum()),
-            # The count behind the contribution-level p-value, for the reason a reviewer reads.
-            "count_test": excess_flags_count(p, ctx.alpha, n_cal, beyond_calibration=True),
+            # The count behind the contribution-level p-value, for the reason a reviewer reads: the
+            # blocking (fine) count's, and the coarser evidence's beside it.
+            "count_test": excess_flags_count(p, ctx.alpha, n_cal, beyond_calibration=True, finest=True),
+            "fine_p": float(min(1.0, 2.0 * fine_p)),
+            "flagged_count_p": float(flagged_count_p),
+            "mild_test": {
+                **excess_flags_count(p, ctx.alpha, n_cal, finest=False),
+                "count_p": float(coarse_count_p),
+                "fisher_p": float(fisher_p),
+                "p_value": float(coarse_p),
+            },
         }
         issues, quality = None, None
         if log_proba is not None:
@@ -342,6 +378,13 @@ class LabelConsistency(Detector):
                     issues = issues[len(base) :]
                     summary["cleanlab_label_issues"] = int(issues.sum())
         findings = self._findings(contribution, p, flagged, quality, issues)
+        shift_findings = self._shift_findings(shifted_p, n_cal)
+        # The detector read part of the batch as new content (records that resemble no trusted class
+        # beyond alpha's rate, or a class that moved with its batch): a new source's records at the edge
+        # of their class read mildly against their label too, so the mild evidence cannot add to a block.
+        new_content = bool(shift_findings) or bool(moved.any())
+        summary["new_content"] = new_content
+        summary["new_content_shift"] = bool(shift_findings)
         result = count_result(
             self.name,
             self.version,
@@ -352,17 +395,64 @@ class LabelConsistency(Detector):
             summary,
             flagged=flagged,
             # Flipped labels in hard data are many records each only moderately unlikely: add them up.
-            extra_p=fisher_excess_p_value(p, n_cal),
-            contribution_findings=self._shift_findings(shifted_p, n_cal) + self._new_label_findings(contribution),
+            extra_p=fisher_p,
+            contribution_findings=shift_findings + self._new_label_findings(contribution),
             flagged_by_rule=by_resolution,
             # Every p-value is conformal against the same n_cal fused reference statistics (one pooled
             # calibration, no per-class tails), so the count beyond all of them has its exact law.
             beyond_calibration=True,
         )
+        # With an excess of flagged records in a batch none of which reads as new content, the whole test
+        # (every count and Fisher's sum) measures it. Otherwise the whole test is held at REVIEW_FLOOR, so
+        # that it reviews (and leads the records' combined score) but cannot reach block_p; only the
+        # flagged records' own part may still block.
+        held = False
+        if flagged_count_p > ctx.alpha or new_content:
+            whole = result.p_value
+            result.p_value = float(min(1.0, 2.0 * fine_p, max(whole, REVIEW_FLOOR)))
+            held = whole < result.p_value
+        result.summary["held_for_review"] = held
+        result.reason = self._reason(result.summary, len(contribution), flagged, result.p_value, held)
+        result.summary["reason_complete"] = True
         # Every record keeps its own p-value for ranking (a flip whose content is also unusual still
         # ranks high); only flags and the contribution-level count are limited to typical records.
         result.p_values = ranking_p
         return result
+
+    def _reason(self, summary: dict[str, Any], n: int, flagged: np.ndarray, p_value: float, held: bool) -> str:
+        """The verdict's sentence: each count beside the p-value of its own test, and what decided.
+
+        The flagged records (at alpha, or finer, or beyond every trusted record) first, then the records
+        that read mildly against their label (the coarser count) and Fisher's sum; when the flagged
+        records are not more than calibration explains (``held``), that the rest is held for review."""
+        alpha = self.context.alpha
+        fine, mild = summary.get("count_test") or {}, summary["mild_test"]
+        said = f"{int(flagged.sum())} of {n} records flagged at alpha={alpha:.3g}, where {alpha * n:.1f} are expected"
+        if fine and not math.isclose(fine["threshold"], alpha, rel_tol=0.05):
+            said += f"; {int(fine['count'])} at p<={fine['threshold']:.2g}, where {fine['expected']:.1f} are expected"
+        said += f" (count p={summary['flagged_count_p']:.2g})"
+        if mild.get("count") is not None:
+            said += (
+                f"; {int(mild['count'])} read mildly against their label, at p<={mild['threshold']:.2g}, where "
+                f"{mild['expected']:.1f} are expected (count p={mild['count_p']:.2g})"
+            )
+        said += f"; Fisher's sum of -log p over the batch p={mild['fisher_p']:.2g}"
+        if not held:
+            return f"{said}; together with the order statistics of the smallest p-values: {p_text(p_value)}"
+        if summary["flagged_count_p"] > alpha:
+            why = "The flagged records are not more than calibration explains"
+        else:
+            what = [f"{summary['moved_with_batch']} records of classes that moved with the batch"]
+            if summary["new_content_shift"]:
+                what.insert(0, "more records resembling no trusted class than alpha explains")
+            if not summary["moved_with_batch"]:
+                what = what[:1]
+            why = f"Part of the batch reads as new content ({' and '.join(what)}: a shifted source)"
+        return (
+            f"{said}. {why} (flagged records and the smallest p-values: p={summary['fine_p']:.2g}): the records "
+            "that read mildly against their label are at the edge of their class (hard examples, a new source), "
+            f"not records whose content contradicts it. Held at p={REVIEW_FLOOR:g} for review"
+        )
 
     def _moved_with_batch(
         self,
@@ -409,14 +499,26 @@ class LabelConsistency(Detector):
         excess, p = excess_flags_p_value(shifted_p, self.context.alpha, n_cal, beyond_calibration=True)
         if p >= SHIFT_FINDING_P:
             return []
-        count = int(flag_mask(shifted_p, self.context.alpha, n_cal).sum())
+        # The count named is the one whose threshold the test found most telling (often coarser than
+        # alpha: the records flagged at alpha may be none), so that the number and the p-value beside it
+        # describe the same test.
+        counted = excess_flags_count(shifted_p, self.context.alpha, n_cal, beyond_calibration=True)
+        count, n = int(counted["count"]), shifted_p.shape[0]
         return [
             Finding(
                 self.name,
                 1.0 - p,
-                f"{count} records disagree with what trusted records of their label look like, yet resemble no "
-                f"other trusted class either: new content (a shifted source) rather than flipped labels (p={p:.2g})",
-                evidence={"records": count, "excess": float(excess), "p_value": float(p)},
+                f"{count} of {n} records disagree with what trusted records of their label look like "
+                f"(p<={counted['threshold']:.2g}, where {counted['expected']:.1f} are expected; count p="
+                f"{counted['p_value']:.2g}), yet resemble no other trusted class either: new content (a shifted "
+                f"source) rather than flipped labels (p={p:.2g} over every threshold and the smallest p-values)",
+                evidence={
+                    "records": count,
+                    "threshold": float(counted["threshold"]),
+                    "expected": float(counted["expected"]),
+                    "excess": float(excess),
+                    "p_value": float(p),
+                },
             )
         ]
 

@@ -19,9 +19,17 @@ Contribution level: ``statistic`` = the overall accuracy drop (without - with);
 ``harm_p`` = 2 x min(overall p, smallest per-class p x number of classes); ``p_value`` = ``harm_p``
 when the overall or some class's accuracy drop exceeds ``max_validation_drop``, else 1 (a drop the
 policy tolerates is not a reason to stop a contribution, however certain).
-The contribution is blocked (``summary["block"]``) when the overall drop or a class's drop exceeds
-``max_validation_drop`` and that drop is significant (``p_value`` below ``significance``, divided by
-the number of classes for per-class drops), so a handful of validation records cannot block alone.
+The contribution is blocked (``result.block``) when the overall drop or a class's drop exceeds
+``max_validation_drop`` and *both* tests find it significant at ``significance`` (divided by the number
+of classes for a per-class drop): the exact McNemar test on right/wrong (``p_accuracy``: the accuracy
+drop itself is not chance) and the Wilcoxon test on the true labels' log-loss (``p_value``: the probe is
+made less sure of the right answers). A drop beyond tolerance that the log-loss test finds significant
+but the McNemar test does not (one validation record of 36 turned wrong, McNemar p=0.5, while the probe
+grew a little less sure of many) is not harm beyond tolerance established: it is a contribution-level
+finding for review, the contribution-level ``p_value`` held at ``REVIEW_FLOOR``, so a handful of
+validation records cannot block alone. With ``significance`` 0.01 and no record turned right, the McNemar
+test needs 7 records turned wrong overall, or 8, 9 and 10 of one class when there are 2, 3 and 10
+classes (``records_to_block``).
 
 Records: p = 1 (this is a contribution-level test), except the records of a source whose removal
 significantly restores accuracy: they get that source's Bonferroni-corrected p-value. Nothing is
@@ -38,7 +46,8 @@ needs a fraction of the iterations of a cold fit.
 Summary keys (for the HTML report)::
 
     overall:   {"with": acc, "without": acc, "drop": without - with, "p_value": p, "p_accuracy": p,
-                "log_loss_with": l, "log_loss_without": l, "records": n}
+                "log_loss_with": l, "log_loss_without": l, "records": n,
+                "worse": records right -> wrong, "better": records wrong -> right}
     per_class: {label: {same keys}}
     per_source: {source: {"records": n, "without_source": acc, "effect": without_source - with,
                           "p_value": p, "per_class_effect": {label: effect}}}
@@ -114,7 +123,7 @@ class CleanValidationDetector(Detector):
     """Accuracy of a probe on the clean validation set with and without the contribution."""
 
     name = "clean_validation"
-    version = "3"
+    version = "4"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.VALIDATION})
     flags_records = False
@@ -209,6 +218,18 @@ class CleanValidationDetector(Detector):
         block_reason = self._block_reason(overall, per_class, len(per_class))
         confirmation: dict[str, Any] | None = None
         contribution_findings: list[Finding] = []
+        floored: str | None = None
+        unproven = None if block_reason is not None else self._unproven_reason(overall, per_class, len(per_class))
+        if unproven is not None:
+            # The probe is less sure of the true labels (log-loss) and the accuracy drop is beyond
+            # tolerance, but so few validation records turned wrong that the drop may be chance: harm
+            # beyond tolerance is not established, so it is said for review and cannot block.
+            contribution_findings.append(
+                Finding(detector=self.name, score=float(1.0 - max(harm_p, REVIEW_FLOOR)), reason=unproven)
+            )
+            if p_value < REVIEW_FLOOR:
+                floored = "the accuracy drop beyond tolerance is not significant by the McNemar test"
+            p_value = max(p_value, REVIEW_FLOOR)
         if block_reason is not None and self.model == "logistic" and self.opts_.confirm:
             # A linear probe must share its weights between the baseline's domain and a batch from a new
             # sensor or source; what it loses there may be its own limit, not harm. The block stands
@@ -230,13 +251,15 @@ class CleanValidationDetector(Detector):
                     )
                 )
                 block_reason = None
+                if p_value < REVIEW_FLOOR:
+                    floored = "the MLP probe does not confirm the harm"
                 p_value = max(p_value, REVIEW_FLOOR)
-        if block_reason is None:
+        if block_reason is None and unproven is None:
             # At its own priors the probe may still lose accuracy beyond tolerance: the batch moved the
             # classes' balance (a one-class source, or flips that swell a class). What a model trained on
             # the merge will do, so a reviewer is told; not content contradicting labels, so not a block.
             moved_overall, moved_per_class, moved_p, _ = self._judge(without, as_trained)
-            moved_reason = self._block_reason(moved_overall, moved_per_class, len(moved_per_class))
+            moved_reason = self._block_reason(moved_overall, moved_per_class, len(moved_per_class), accuracy_test=False)
             if moved_reason is not None:
                 contribution_findings.append(
                     Finding(
@@ -282,9 +305,7 @@ class CleanValidationDetector(Detector):
             block=block_reason is not None,
             block_reason=block_reason,
             contribution_findings=contribution_findings,
-            reason=impact_reason(overall, p_value == REVIEW_FLOOR and harm_p < REVIEW_FLOOR)
-            if overall.get("with") is not None
-            else None,
+            reason=impact_reason(overall, floored) if overall.get("with") is not None else None,
         )
 
     def _judge(self, without: _Outcome, with_: _Outcome) -> tuple[dict[str, Any], dict[str, Any], float, bool]:
@@ -364,40 +385,106 @@ class CleanValidationDetector(Detector):
         return out
 
     def _block_reason(
+        self,
+        overall: dict[str, Any],
+        per_class: dict[str, dict[str, Any]],
+        n_classes: int,
+        *,
+        accuracy_test: bool = True,
+    ) -> str | None:
+        """The block's reason: each drop beyond tolerance (overall, and the three classes that lost most)
+        that both the log-loss test and the right/wrong McNemar test find significant at ``significance``
+        (divided by ``n_classes`` for a class). ``accuracy_test=False`` asks the log-loss test alone (the
+        review finding on the probe read at its own priors)."""
+        return "; ".join(self._drops(overall, per_class, n_classes, accuracy=True if accuracy_test else None)) or None
+
+    def _unproven_reason(
         self, overall: dict[str, Any], per_class: dict[str, dict[str, Any]], n_classes: int
     ) -> str | None:
-        tol = self.max_validation_drop
+        """The review reason for drops beyond tolerance that the log-loss test finds significant but the
+        McNemar test on right/wrong does not: too few validation records changed to call it harm."""
+        drops = self._drops(overall, per_class, n_classes, accuracy=False)
+        if not drops:
+            return None
+        return (
+            f"{'; '.join(drops)}: the probe is less sure of the true labels, but too few validation records "
+            "turned from right to wrong to tell the accuracy drop from chance (McNemar), so harm beyond "
+            "tolerance is not established and the batch is not blocked on it; review (a larger clean "
+            "validation set would decide it)"
+        )
+
+    def _drops(
+        self, overall: dict[str, Any], per_class: dict[str, dict[str, Any]], n_classes: int, *, accuracy: bool | None
+    ) -> list[str]:
+        """Drops beyond tolerance whose log-loss test is significant, worded: those whose McNemar test is
+        significant too (``accuracy=True``), those whose McNemar test is not (``False``), or both (``None``)."""
+        tol, alpha = self.max_validation_drop, self.significance
         reasons = []
-        if overall["drop"] > tol and overall["p_value"] <= self.significance:
+
+        def wanted(compared: dict[str, Any], times: int) -> bool:
+            if compared["drop"] <= tol or compared["p_value"] * times > alpha:
+                return False
+            return accuracy is None or (compared["p_accuracy"] * times <= alpha) is accuracy
+
+        if wanted(overall, 1):
             reasons.append(
                 f"the contribution lowers clean-validation accuracy from {overall['without']:.3f} to "
-                f"{overall['with']:.3f} (drop {overall['drop']:.3f} > tolerance {tol:g}; {_tests_text(overall)})"
+                f"{overall['with']:.3f} (drop {overall['drop']:.3f} > tolerance {tol:g}; "
+                f"{_tests_text(overall, 1, alpha)})"
             )
         worst = sorted(per_class.items(), key=lambda kv: -kv[1]["drop"])
         for label, c in worst[:3]:
-            if c["drop"] > tol and c["p_value"] * n_classes <= self.significance:
+            if wanted(c, n_classes):
                 reasons.append(
                     f"the contribution lowers clean-validation accuracy of class {label!r} from "
                     f"{c['without']:.3f} to {c['with']:.3f} (drop {c['drop']:.3f} > tolerance {tol:g}; "
-                    f"{_tests_text(c)})"
+                    f"{_tests_text(c, n_classes, alpha)})"
                 )
-        return "; ".join(reasons) if reasons else None
+        return reasons
 
 
-def _tests_text(compared: dict[str, Any]) -> str:
+def records_to_block(n_classes: int, significance: float = 0.01) -> tuple[int, int]:
+    """The fewest validation records that must turn from right to wrong (none from wrong to right) for
+    the McNemar test to let a drop block: overall, and within one class of ``n_classes``."""
+
+    def fewest(level: float) -> int:
+        k = 1
+        while 0.5**k > level:
+            k += 1
+        return k
+
+    return fewest(significance), fewest(significance / max(n_classes, 1))
+
+
+def _tests_text(compared: dict[str, Any], times: int = 1, alpha: float | None = None) -> str:
     """Each p-value of a comparison (``_compare``) named by its own test: the accuracy drop is judged by
-    the exact McNemar test on right/wrong, the harm by the Wilcoxon test on the true labels' log-loss."""
+    the exact McNemar test on right/wrong, the harm by the Wilcoxon test on the true labels' log-loss;
+    with the records that turned wrong and right, and the level a class's tests are held to when
+    ``alpha`` is given (``alpha / times``)."""
+    turned = ""
+    if "worse" in compared:
+        turned = (
+            f"{compared['worse']} of {compared['records']} records right -> wrong, "
+            f"{compared['better']} wrong -> right; "
+        )
+    level = ""
+    if alpha is not None:
+        level = (
+            f"; each must be <= {alpha / times:.2g} to block" if times > 1 else f"; each must be <= {alpha:g} to block"
+        )
     return (
-        f"right/wrong McNemar p={compared['p_accuracy']:.2g}, true-label log-loss Wilcoxon p={compared['p_value']:.2g}"
+        f"{turned}right/wrong McNemar p={compared['p_accuracy']:.2g}, "
+        f"true-label log-loss Wilcoxon p={compared['p_value']:.2g}{level}"
     )
 
 
-def impact_reason(overall: dict[str, Any], floored: bool) -> str:
+def impact_reason(overall: dict[str, Any], floored: str | None) -> str:
     """The verdict's sentence for the contribution-level statistic, in words: the accuracy change on the
     clean validation set and the true labels' log-loss change. The p-value the verdict prints after it is
     the harm test's (``harm_p``: Wilcoxon on the log-loss, overall and per class), or ``REVIEW_FLOOR``
-    when ``floored`` (a drop the flexible probe does not confirm)."""
-    floor = f", held at {REVIEW_FLOOR:g} as the MLP probe does not confirm the harm" if floored else ""
+    when ``floored`` says why it was held there (a drop the MLP probe does not confirm, or whose McNemar
+    test is not significant)."""
+    floor = f", held at {REVIEW_FLOOR:g} as {floored}" if floored else ""
     return (
         f"with the batch, a probe's clean-validation accuracy goes from {overall['without']:.3f} to "
         f"{overall['with']:.3f} (drop {overall['drop']:.3g}; right/wrong McNemar p={overall['p_accuracy']:.2g}) "
@@ -483,4 +570,6 @@ def _compare(without: _Outcome, with_: _Outcome) -> dict[str, Any]:
         "log_loss_with": float(with_.loss.mean()),
         "log_loss_without": float(without.loss.mean()),
         "records": n,
+        "worse": worse,
+        "better": better,
     }

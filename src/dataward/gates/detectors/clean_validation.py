@@ -20,16 +20,17 @@ Contribution level: ``statistic`` = the overall accuracy drop (without - with);
 when the overall or some class's accuracy drop exceeds ``max_validation_drop``, else 1 (a drop the
 policy tolerates is not a reason to stop a contribution, however certain).
 The contribution is blocked (``result.block``) when the overall drop or a class's drop exceeds
-``max_validation_drop`` and *both* tests find it significant at ``significance`` (divided by the number
-of classes for a per-class drop): the exact McNemar test on right/wrong (``p_accuracy``: the accuracy
-drop itself is not chance) and the Wilcoxon test on the true labels' log-loss (``p_value``: the probe is
-made less sure of the right answers). A drop beyond tolerance that the log-loss test finds significant
-but the McNemar test does not (one validation record of 36 turned wrong, McNemar p=0.5, while the probe
-grew a little less sure of many) is not harm beyond tolerance established: it is a contribution-level
-finding for review, the contribution-level ``p_value`` held at ``REVIEW_FLOOR``, so a handful of
-validation records cannot block alone. With ``significance`` 0.01 and no record turned right, the McNemar
-test needs 7 records turned wrong overall, or 8, 9 and 10 of one class when there are 2, 3 and 10
-classes (``records_to_block``).
+``max_validation_drop`` by more than one validation record, and the Wilcoxon test on the true labels'
+log-loss finds it significant (``p_value`` at most ``significance``, divided by the number of classes
+for a per-class drop). "By more than one record": with one of the records that turned from right to
+wrong counted right, the drop still exceeds tolerance, ``(worse - better - 1) / records >
+max_validation_drop`` (``records_to_block``: 2 records of a class of 36, 4 of 107, 12 of 500). A drop that
+a single validation record decides (one benign record of 36 turned wrong while the probe grew a little
+less sure of many: 1.000 -> 0.972, McNemar p=0.5) is not harm beyond tolerance established: it is a
+contribution-level finding for review, naming the class, and the contribution-level ``p_value`` is held
+at ``REVIEW_FLOOR`` so that it cannot block through ``block_p`` either. The McNemar p-value of each drop
+is reported beside the log-loss test's; it does not decide (with 18 to 60 validation records of a class
+it cannot reach 1% after the correction over classes before about half of them turned wrong).
 
 Records: p = 1 (this is a contribution-level test), except the records of a source whose removal
 significantly restores accuracy: they get that source's Bonferroni-corrected p-value. Nothing is
@@ -222,13 +223,13 @@ class CleanValidationDetector(Detector):
         unproven = None if block_reason is not None else self._unproven_reason(overall, per_class, len(per_class))
         if unproven is not None:
             # The probe is less sure of the true labels (log-loss) and the accuracy drop is beyond
-            # tolerance, but so few validation records turned wrong that the drop may be chance: harm
-            # beyond tolerance is not established, so it is said for review and cannot block.
+            # tolerance, but by no more than one validation record: harm beyond tolerance is not
+            # established, so it is said for review and cannot block.
             contribution_findings.append(
                 Finding(detector=self.name, score=float(1.0 - max(harm_p, REVIEW_FLOOR)), reason=unproven)
             )
             if p_value < REVIEW_FLOOR:
-                floored = "the accuracy drop beyond tolerance is not significant by the McNemar test"
+                floored = "one validation record decides the accuracy drop beyond tolerance"
             p_value = max(p_value, REVIEW_FLOOR)
         if block_reason is not None and self.model == "logistic" and self.opts_.confirm:
             # A linear probe must share its weights between the baseline's domain and a batch from a new
@@ -393,44 +394,45 @@ class CleanValidationDetector(Detector):
         accuracy_test: bool = True,
     ) -> str | None:
         """The block's reason: each drop beyond tolerance (overall, and the three classes that lost most)
-        that both the log-loss test and the right/wrong McNemar test find significant at ``significance``
-        (divided by ``n_classes`` for a class). ``accuracy_test=False`` asks the log-loss test alone (the
-        review finding on the probe read at its own priors)."""
+        by more than one validation record that the log-loss test finds significant at ``significance``
+        (divided by ``n_classes`` for a class). ``accuracy_test=False`` asks only that the drop exceed
+        tolerance (the review finding on the probe read at its own priors)."""
         return "; ".join(self._drops(overall, per_class, n_classes, accuracy=True if accuracy_test else None)) or None
 
     def _unproven_reason(
         self, overall: dict[str, Any], per_class: dict[str, dict[str, Any]], n_classes: int
     ) -> str | None:
-        """The review reason for drops beyond tolerance that the log-loss test finds significant but the
-        McNemar test on right/wrong does not: too few validation records changed to call it harm."""
+        """The review reason for drops beyond tolerance, with a significant log-loss test, that one
+        validation record decides: counted right, the drop would be within tolerance."""
         drops = self._drops(overall, per_class, n_classes, accuracy=False)
         if not drops:
             return None
         return (
-            f"{'; '.join(drops)}: the probe is less sure of the true labels, but too few validation records "
-            "turned from right to wrong to tell the accuracy drop from chance (McNemar), so harm beyond "
-            "tolerance is not established and the batch is not blocked on it; review (a larger clean "
-            "validation set would decide it)"
+            f"{'; '.join(drops)}: the probe is less sure of the true labels, but the accuracy drop exceeds "
+            "tolerance by no more than one validation record (with one of the records that turned wrong "
+            "counted right it would be within tolerance), so harm beyond tolerance is not established and "
+            "the batch is not blocked on it; review (a larger clean validation set would decide it)"
         )
 
     def _drops(
         self, overall: dict[str, Any], per_class: dict[str, dict[str, Any]], n_classes: int, *, accuracy: bool | None
     ) -> list[str]:
-        """Drops beyond tolerance whose log-loss test is significant, worded: those whose McNemar test is
-        significant too (``accuracy=True``), those whose McNemar test is not (``False``), or both (``None``)."""
+        """Drops beyond tolerance whose log-loss test is significant, worded: those that exceed tolerance
+        by more than one validation record (``accuracy=True``), those that do not (``False``), or both
+        (``None``)."""
         tol, alpha = self.max_validation_drop, self.significance
         reasons = []
 
         def wanted(compared: dict[str, Any], times: int) -> bool:
             if compared["drop"] <= tol or compared["p_value"] * times > alpha:
                 return False
-            return accuracy is None or (compared["p_accuracy"] * times <= alpha) is accuracy
+            return accuracy is None or beyond_one_record(compared, tol) is accuracy
 
         if wanted(overall, 1):
             reasons.append(
                 f"the contribution lowers clean-validation accuracy from {overall['without']:.3f} to "
                 f"{overall['with']:.3f} (drop {overall['drop']:.3f} > tolerance {tol:g}; "
-                f"{_tests_text(overall, 1, alpha)})"
+                f"{_tests_text(overall, 1, alpha, tol)})"
             )
         worst = sorted(per_class.items(), key=lambda kv: -kv[1]["drop"])
         for label, c in worst[:3]:
@@ -438,43 +440,50 @@ class CleanValidationDetector(Detector):
                 reasons.append(
                     f"the contribution lowers clean-validation accuracy of class {label!r} from "
                     f"{c['without']:.3f} to {c['with']:.3f} (drop {c['drop']:.3f} > tolerance {tol:g}; "
-                    f"{_tests_text(c, n_classes, alpha)})"
+                    f"{_tests_text(c, n_classes, alpha, tol)})"
                 )
         return reasons
 
 
-def records_to_block(n_classes: int, significance: float = 0.01) -> tuple[int, int]:
-    """The fewest validation records that must turn from right to wrong (none from wrong to right) for
-    the McNemar test to let a drop block: overall, and within one class of ``n_classes``."""
-
-    def fewest(level: float) -> int:
-        k = 1
-        while 0.5**k > level:
-            k += 1
-        return k
-
-    return fewest(significance), fewest(significance / max(n_classes, 1))
+def beyond_one_record(compared: dict[str, Any], tolerance: float) -> bool:
+    """Whether a drop (``_compare``) exceeds ``tolerance`` by more than one validation record: with one of
+    the records that turned from right to wrong counted right, it would still exceed it."""
+    records = int(compared.get("records") or 0)
+    net = int(compared.get("worse", 0)) - int(compared.get("better", 0))
+    return records > 0 and (net - 1) / records > tolerance
 
 
-def _tests_text(compared: dict[str, Any], times: int = 1, alpha: float | None = None) -> str:
-    """Each p-value of a comparison (``_compare``) named by its own test: the accuracy drop is judged by
-    the exact McNemar test on right/wrong, the harm by the Wilcoxon test on the true labels' log-loss;
-    with the records that turned wrong and right, and the level a class's tests are held to when
-    ``alpha`` is given (``alpha / times``)."""
+def records_to_block(records: int, tolerance: float = 0.02) -> int:
+    """The fewest validation records (net of those that turned right) that must turn from right to wrong,
+    among ``records``, for a drop to exceed ``tolerance`` by more than one record and so block."""
+    net = 2
+    while (net - 1) / max(records, 1) <= tolerance:
+        net += 1
+    return net
+
+
+def _tests_text(
+    compared: dict[str, Any], times: int = 1, alpha: float | None = None, tolerance: float | None = None
+) -> str:
+    """Each p-value of a comparison (``_compare``) named by its own test: the accuracy drop by the exact
+    McNemar test on right/wrong, the harm by the Wilcoxon test on the true labels' log-loss; with the
+    records that turned wrong and right and, when ``alpha`` and ``tolerance`` are given, what a block
+    needs (the log-loss test at ``alpha / times``, the drop beyond tolerance by more than one record)."""
     turned = ""
     if "worse" in compared:
         turned = (
             f"{compared['worse']} of {compared['records']} records right -> wrong, "
             f"{compared['better']} wrong -> right; "
         )
-    level = ""
-    if alpha is not None:
-        level = (
-            f"; each must be <= {alpha / times:.2g} to block" if times > 1 else f"; each must be <= {alpha:g} to block"
+    needs = ""
+    if alpha is not None and tolerance is not None and compared.get("records"):
+        needs = (
+            f"; a block needs log-loss p <= {alpha / times:.2g} and at least "
+            f"{records_to_block(int(compared['records']), tolerance)} records net turned wrong"
         )
     return (
         f"{turned}right/wrong McNemar p={compared['p_accuracy']:.2g}, "
-        f"true-label log-loss Wilcoxon p={compared['p_value']:.2g}{level}"
+        f"true-label log-loss Wilcoxon p={compared['p_value']:.2g}{needs}"
     )
 
 
@@ -482,8 +491,8 @@ def impact_reason(overall: dict[str, Any], floored: str | None) -> str:
     """The verdict's sentence for the contribution-level statistic, in words: the accuracy change on the
     clean validation set and the true labels' log-loss change. The p-value the verdict prints after it is
     the harm test's (``harm_p``: Wilcoxon on the log-loss, overall and per class), or ``REVIEW_FLOOR``
-    when ``floored`` says why it was held there (a drop the MLP probe does not confirm, or whose McNemar
-    test is not significant)."""
+    when ``floored`` says why it was held there (a drop the MLP probe does not confirm, or one that a
+    single validation record decides)."""
     floor = f", held at {REVIEW_FLOOR:g} as {floored}" if floored else ""
     return (
         f"with the batch, a probe's clean-validation accuracy goes from {overall['without']:.3f} to "

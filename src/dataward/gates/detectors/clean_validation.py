@@ -30,7 +30,9 @@ less sure of many: 1.000 -> 0.972, McNemar p=0.5) is not harm beyond tolerance e
 contribution-level finding for review, naming the class, and the contribution-level ``p_value`` is held
 at ``REVIEW_FLOOR`` so that it cannot block through ``block_p`` either. The McNemar p-value of each drop
 is reported beside the log-loss test's; it does not decide (with 18 to 60 validation records of a class
-it cannot reach 1% after the correction over classes before about half of them turned wrong).
+it cannot reach 1% after the correction over classes before about half of them turned wrong). The MLP
+confirmation (``confirm``) asks its probe for a drop beyond tolerance with a significant log-loss test,
+as before; the margin of more than one record is the logistic probe's to show.
 
 Records: p = 1 (this is a contribution-level test), except the records of a source whose removal
 significantly restores accuracy: they get that source's Bonferroni-corrected p-value. Nothing is
@@ -348,7 +350,10 @@ class CleanValidationDetector(Detector):
             "per_class": per_class,
             "max_class_drop": max((c["drop"] for c in per_class.values()), default=0.0),
             "harm_p": harm_p,
-            "block_reason": self._block_reason(overall, per_class, len(per_class)),
+            # The confirmation asks whether the flexible probe loses accuracy beyond tolerance too, with
+            # its log-loss test significant; that the drop is more than one record's is the linear
+            # probe's to show (the block's own reason).
+            "block_reason": self._block_reason(overall, per_class, len(per_class), accuracy_test=False),
         }
 
     def _per_source(

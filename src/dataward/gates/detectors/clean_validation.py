@@ -19,9 +19,20 @@ Contribution level: ``statistic`` = the overall accuracy drop (without - with);
 ``harm_p`` = 2 x min(overall p, smallest per-class p x number of classes); ``p_value`` = ``harm_p``
 when the overall or some class's accuracy drop exceeds ``max_validation_drop``, else 1 (a drop the
 policy tolerates is not a reason to stop a contribution, however certain).
-The contribution is blocked (``summary["block"]``) when the overall drop or a class's drop exceeds
-``max_validation_drop`` and that drop is significant (``p_value`` below ``significance``, divided by
-the number of classes for per-class drops), so a handful of validation records cannot block alone.
+The contribution is blocked (``result.block``) when the overall drop or a class's drop exceeds
+``max_validation_drop`` by more than one validation record, and the Wilcoxon test on the true labels'
+log-loss finds it significant (``p_value`` at most ``significance``, divided by the number of classes
+for a per-class drop). "By more than one record": with one of the records that turned from right to
+wrong counted right, the drop still exceeds tolerance, ``(worse - better - 1) / records >
+max_validation_drop`` (``records_to_block``: 2 records of a class of 36, 4 of 107, 12 of 500). A drop that
+a single validation record decides (one benign record of 36 turned wrong while the probe grew a little
+less sure of many: 1.000 -> 0.972, McNemar p=0.5) is not harm beyond tolerance established: it is a
+contribution-level finding for review, naming the class, and the contribution-level ``p_value`` is held
+at ``REVIEW_FLOOR`` so that it cannot block through ``block_p`` either. The McNemar p-value of each drop
+is reported beside the log-loss test's; it does not decide (with 18 to 60 validation records of a class
+it cannot reach 1% after the correction over classes before about half of them turned wrong). The MLP
+confirmation (``confirm``) asks its probe for a drop beyond tolerance with a significant log-loss test,
+as before; the margin of more than one record is the logistic probe's to show.
 
 Records: p = 1 (this is a contribution-level test), except the records of a source whose removal
 significantly restores accuracy: they get that source's Bonferroni-corrected p-value. Nothing is
@@ -38,7 +49,8 @@ needs a fraction of the iterations of a cold fit.
 Summary keys (for the HTML report)::
 
     overall:   {"with": acc, "without": acc, "drop": without - with, "p_value": p, "p_accuracy": p,
-                "log_loss_with": l, "log_loss_without": l, "records": n}
+                "log_loss_with": l, "log_loss_without": l, "records": n,
+                "worse": records right -> wrong, "better": records wrong -> right}
     per_class: {label: {same keys}}
     per_source: {source: {"records": n, "without_source": acc, "effect": without_source - with,
                           "p_value": p, "per_class_effect": {label: effect}}}
@@ -114,7 +126,7 @@ class CleanValidationDetector(Detector):
     """Accuracy of a probe on the clean validation set with and without the contribution."""
 
     name = "clean_validation"
-    version = "3"
+    version = "4"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.VALIDATION})
     flags_records = False
@@ -209,6 +221,18 @@ class CleanValidationDetector(Detector):
         block_reason = self._block_reason(overall, per_class, len(per_class))
         confirmation: dict[str, Any] | None = None
         contribution_findings: list[Finding] = []
+        floored: str | None = None
+        unproven = None if block_reason is not None else self._unproven_reason(overall, per_class, len(per_class))
+        if unproven is not None:
+            # The probe is less sure of the true labels (log-loss) and the accuracy drop is beyond
+            # tolerance, but by no more than one validation record: harm beyond tolerance is not
+            # established, so it is said for review and cannot block.
+            contribution_findings.append(
+                Finding(detector=self.name, score=float(1.0 - max(harm_p, REVIEW_FLOOR)), reason=unproven)
+            )
+            if p_value < REVIEW_FLOOR:
+                floored = "one validation record decides the accuracy drop beyond tolerance"
+            p_value = max(p_value, REVIEW_FLOOR)
         if block_reason is not None and self.model == "logistic" and self.opts_.confirm:
             # A linear probe must share its weights between the baseline's domain and a batch from a new
             # sensor or source; what it loses there may be its own limit, not harm. The block stands
@@ -230,13 +254,15 @@ class CleanValidationDetector(Detector):
                     )
                 )
                 block_reason = None
+                if p_value < REVIEW_FLOOR:
+                    floored = "the MLP probe does not confirm the harm"
                 p_value = max(p_value, REVIEW_FLOOR)
-        if block_reason is None:
+        if block_reason is None and unproven is None:
             # At its own priors the probe may still lose accuracy beyond tolerance: the batch moved the
             # classes' balance (a one-class source, or flips that swell a class). What a model trained on
             # the merge will do, so a reviewer is told; not content contradicting labels, so not a block.
             moved_overall, moved_per_class, moved_p, _ = self._judge(without, as_trained)
-            moved_reason = self._block_reason(moved_overall, moved_per_class, len(moved_per_class))
+            moved_reason = self._block_reason(moved_overall, moved_per_class, len(moved_per_class), accuracy_test=False)
             if moved_reason is not None:
                 contribution_findings.append(
                     Finding(
@@ -282,9 +308,7 @@ class CleanValidationDetector(Detector):
             block=block_reason is not None,
             block_reason=block_reason,
             contribution_findings=contribution_findings,
-            reason=impact_reason(overall, p_value == REVIEW_FLOOR and harm_p < REVIEW_FLOOR)
-            if overall.get("with") is not None
-            else None,
+            reason=impact_reason(overall, floored) if overall.get("with") is not None else None,
         )
 
     def _judge(self, without: _Outcome, with_: _Outcome) -> tuple[dict[str, Any], dict[str, Any], float, bool]:
@@ -326,7 +350,10 @@ class CleanValidationDetector(Detector):
             "per_class": per_class,
             "max_class_drop": max((c["drop"] for c in per_class.values()), default=0.0),
             "harm_p": harm_p,
-            "block_reason": self._block_reason(overall, per_class, len(per_class)),
+            # The confirmation asks whether the flexible probe loses accuracy beyond tolerance too, with
+            # its log-loss test significant; that the drop is more than one record's is the linear
+            # probe's to show (the block's own reason).
+            "block_reason": self._block_reason(overall, per_class, len(per_class), accuracy_test=False),
         }
 
     def _per_source(
@@ -364,40 +391,114 @@ class CleanValidationDetector(Detector):
         return out
 
     def _block_reason(
+        self,
+        overall: dict[str, Any],
+        per_class: dict[str, dict[str, Any]],
+        n_classes: int,
+        *,
+        accuracy_test: bool = True,
+    ) -> str | None:
+        """The block's reason: each drop beyond tolerance (overall, and the three classes that lost most)
+        by more than one validation record that the log-loss test finds significant at ``significance``
+        (divided by ``n_classes`` for a class). ``accuracy_test=False`` asks only that the drop exceed
+        tolerance (the review finding on the probe read at its own priors)."""
+        return "; ".join(self._drops(overall, per_class, n_classes, accuracy=True if accuracy_test else None)) or None
+
+    def _unproven_reason(
         self, overall: dict[str, Any], per_class: dict[str, dict[str, Any]], n_classes: int
     ) -> str | None:
-        tol = self.max_validation_drop
+        """The review reason for drops beyond tolerance, with a significant log-loss test, that one
+        validation record decides: counted right, the drop would be within tolerance."""
+        drops = self._drops(overall, per_class, n_classes, accuracy=False)
+        if not drops:
+            return None
+        return (
+            f"{'; '.join(drops)}: the probe is less sure of the true labels, but the accuracy drop exceeds "
+            "tolerance by no more than one validation record (with one of the records that turned wrong "
+            "counted right it would be within tolerance), so harm beyond tolerance is not established and "
+            "the batch is not blocked on it; review (a larger clean validation set would decide it)"
+        )
+
+    def _drops(
+        self, overall: dict[str, Any], per_class: dict[str, dict[str, Any]], n_classes: int, *, accuracy: bool | None
+    ) -> list[str]:
+        """Drops beyond tolerance whose log-loss test is significant, worded: those that exceed tolerance
+        by more than one validation record (``accuracy=True``), those that do not (``False``), or both
+        (``None``)."""
+        tol, alpha = self.max_validation_drop, self.significance
         reasons = []
-        if overall["drop"] > tol and overall["p_value"] <= self.significance:
+
+        def wanted(compared: dict[str, Any], times: int) -> bool:
+            if compared["drop"] <= tol or compared["p_value"] * times > alpha:
+                return False
+            return accuracy is None or beyond_one_record(compared, tol) is accuracy
+
+        if wanted(overall, 1):
             reasons.append(
                 f"the contribution lowers clean-validation accuracy from {overall['without']:.3f} to "
-                f"{overall['with']:.3f} (drop {overall['drop']:.3f} > tolerance {tol:g}; {_tests_text(overall)})"
+                f"{overall['with']:.3f} (drop {overall['drop']:.3f} > tolerance {tol:g}; "
+                f"{_tests_text(overall, 1, alpha, tol)})"
             )
         worst = sorted(per_class.items(), key=lambda kv: -kv[1]["drop"])
         for label, c in worst[:3]:
-            if c["drop"] > tol and c["p_value"] * n_classes <= self.significance:
+            if wanted(c, n_classes):
                 reasons.append(
                     f"the contribution lowers clean-validation accuracy of class {label!r} from "
                     f"{c['without']:.3f} to {c['with']:.3f} (drop {c['drop']:.3f} > tolerance {tol:g}; "
-                    f"{_tests_text(c)})"
+                    f"{_tests_text(c, n_classes, alpha, tol)})"
                 )
-        return "; ".join(reasons) if reasons else None
+        return reasons
 
 
-def _tests_text(compared: dict[str, Any]) -> str:
-    """Each p-value of a comparison (``_compare``) named by its own test: the accuracy drop is judged by
-    the exact McNemar test on right/wrong, the harm by the Wilcoxon test on the true labels' log-loss."""
+def beyond_one_record(compared: dict[str, Any], tolerance: float) -> bool:
+    """Whether a drop (``_compare``) exceeds ``tolerance`` by more than one validation record: with one of
+    the records that turned from right to wrong counted right, it would still exceed it."""
+    records = int(compared.get("records") or 0)
+    net = int(compared.get("worse", 0)) - int(compared.get("better", 0))
+    return records > 0 and (net - 1) / records > tolerance
+
+
+def records_to_block(records: int, tolerance: float = 0.02) -> int:
+    """The fewest validation records (net of those that turned right) that must turn from right to wrong,
+    among ``records``, for a drop to exceed ``tolerance`` by more than one record and so block."""
+    net = 2
+    while (net - 1) / max(records, 1) <= tolerance:
+        net += 1
+    return net
+
+
+def _tests_text(
+    compared: dict[str, Any], times: int = 1, alpha: float | None = None, tolerance: float | None = None
+) -> str:
+    """Each p-value of a comparison (``_compare``) named by its own test: the accuracy drop by the exact
+    McNemar test on right/wrong, the harm by the Wilcoxon test on the true labels' log-loss; with the
+    records that turned wrong and right and, when ``alpha`` and ``tolerance`` are given, what a block
+    needs (the log-loss test at ``alpha / times``, the drop beyond tolerance by more than one record)."""
+    turned = ""
+    if "worse" in compared:
+        turned = (
+            f"{compared['worse']} of {compared['records']} records right -> wrong, "
+            f"{compared['better']} wrong -> right; "
+        )
+    needs = ""
+    if alpha is not None and tolerance is not None and compared.get("records"):
+        needs = (
+            f"; a block needs log-loss p <= {alpha / times:.2g} and at least "
+            f"{records_to_block(int(compared['records']), tolerance)} records net turned wrong"
+        )
     return (
-        f"right/wrong McNemar p={compared['p_accuracy']:.2g}, true-label log-loss Wilcoxon p={compared['p_value']:.2g}"
+        f"{turned}right/wrong McNemar p={compared['p_accuracy']:.2g}, "
+        f"true-label log-loss Wilcoxon p={compared['p_value']:.2g}{needs}"
     )
 
 
-def impact_reason(overall: dict[str, Any], floored: bool) -> str:
+def impact_reason(overall: dict[str, Any], floored: str | None) -> str:
     """The verdict's sentence for the contribution-level statistic, in words: the accuracy change on the
     clean validation set and the true labels' log-loss change. The p-value the verdict prints after it is
     the harm test's (``harm_p``: Wilcoxon on the log-loss, overall and per class), or ``REVIEW_FLOOR``
-    when ``floored`` (a drop the flexible probe does not confirm)."""
-    floor = f", held at {REVIEW_FLOOR:g} as the MLP probe does not confirm the harm" if floored else ""
+    when ``floored`` says why it was held there (a drop the MLP probe does not confirm, or one that a
+    single validation record decides)."""
+    floor = f", held at {REVIEW_FLOOR:g} as {floored}" if floored else ""
     return (
         f"with the batch, a probe's clean-validation accuracy goes from {overall['without']:.3f} to "
         f"{overall['with']:.3f} (drop {overall['drop']:.3g}; right/wrong McNemar p={overall['p_accuracy']:.2g}) "
@@ -483,4 +584,6 @@ def _compare(without: _Outcome, with_: _Outcome) -> dict[str, Any]:
         "log_loss_with": float(with_.loss.mean()),
         "log_loss_without": float(without.loss.mean()),
         "records": n,
+        "worse": worse,
+        "better": better,
     }

@@ -310,3 +310,10 @@ def test_a_tables_review_card_shows_its_neighbours_values() -> None:
     assert '<th scope="col">magnesium</th><th scope="col">hue</th>' in html
     assert '<td class="num">101.0</td><td class="num">1.05</td>' in html
     assert '<th scope="col">text</th>' not in html
+    # A text record's neighbours (no values) keep the text column: a dict's missing key must not read as
+    # its ``values`` method.
+    item["neighbours"] = [{"label": "commands", "distance": 0.3, "text": "ls - list directory contents"}]
+    html = env.get_template("review.html").render(
+        items=[item], total=1, offset=0, page_size=20, csrf="t", me=None, note=None, contribution=None, dataset=None
+    )
+    assert '<th scope="col">text</th>' in html and "list directory contents" in html

@@ -143,6 +143,7 @@ MAX_IMAGE_SIDE = 32
 TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 LABEL_PRIOR_WEIGHT = 2.0
+"""Pseudo-count pulling the baseline's P(label | pattern) towards its overall label share."""
 BATCH_WIDE_SHARE = 0.5
 """A pattern carried by at least this share of the batch's records of every class the baseline holds ..."""
 BATCH_WIDE_MIN = 10
@@ -150,7 +151,6 @@ BATCH_WIDE_MIN = 10
 trigger teaches a label only where the other classes' records do not carry it, and here each class's own
 records carry it. A sender who leaves the source class out of the batch, or sends few of its records, leaves
 the pattern tested as before."""
-"""Pseudo-count pulling the baseline's P(label | pattern) towards its overall label share."""
 
 
 PAIR_ENTRIES = 1 << 22

@@ -251,6 +251,7 @@ def estimate_sensor_change(
     if not np.isfinite(gain) or gain <= 0.0:
         return None
     feature_gain = None
+    dead: np.ndarray | None = None
     if per_feature_gain:
         # Mean deviations keep a spread in columns of rounded values, where medians of absolute
         # deviations are noisy or zero: the shared gain is read from them here.
@@ -288,7 +289,7 @@ def estimate_sensor_change(
         offset=offset,
         classes=len(medians),
         feature_gain=feature_gain,
-        dead=dead if per_feature_gain and dead.any() else None,
+        dead=dead if dead is not None and dead.any() else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -200,3 +201,19 @@ def replace_key_and_resign(ward: Ward, *, forge_admin: str | None = "mallory") -
     forged_cp = Checkpoint.sign(forger, ward=ward.ward_id, seq=head.seq, head=head.hash, time=format_time(utc_now()))
     (ward.folder / CHECKPOINTS_DIR / forged_cp.name).write_text(forged_cp.to_json())
     return reopened, forger
+
+
+def json_cli(ward: Path, *args: str, key: str = "") -> tuple[int, dict]:
+    """The CLI in-process, as a new process would run it (a new ``Ward`` each time), with ``--json``: the exit
+    code and the JSON document printed."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    result = CliRunner().invoke(
+        app, ["--ward", str(ward), *args, "--json"], env={"DATAWARD_KEY": key, "COLUMNS": "200"}
+    )
+    try:
+        return result.exit_code, json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"exit {result.exit_code}: {result.stdout}\n{result.output}") from None

@@ -16,9 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from dataward.cli.app import app
 from dataward.domain.errors import IntegrityViolation, KeyRevoked
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.signing import SignatureVerifier
@@ -26,17 +24,7 @@ from dataward.service.checkpoints import CHECKPOINT_AFTER
 from dataward.service.ledger_mark import LedgerMark, Seen, describe
 from dataward.service.ward import Ward
 from tests.security.attacks import delete_kept_checkpoints, events_of
-
-runner = CliRunner()
-
-
-def cli(ward: Path, *args: str, key: str = "") -> tuple[int, dict]:
-    """The CLI in-process, as a new process would run it (a new ``Ward`` each time), with ``--json``."""
-    result = runner.invoke(app, ["--ward", str(ward), *args, "--json"], env={"DATAWARD_KEY": key, "COLUMNS": "200"})
-    try:
-        return result.exit_code, json.loads(result.stdout)
-    except ValueError:
-        raise AssertionError(f"exit {result.exit_code}: {result.stdout}\n{result.output}") from None
+from tests.security.attacks import json_cli as cli
 
 
 def cut(folder: Path, from_seq: int, key_id: str) -> None:

@@ -23,19 +23,11 @@ from dataward.domain.errors import IntegrityViolation, KeyRevoked, PrincipalSusp
 from dataward.ledger.signing import WardSigner
 from dataward.service.ward import Ward
 from tests.security.attacks import events_of
+from tests.security.attacks import json_cli as cli
 from tests.server.conftest import start_server
 
 runner = CliRunner()
 LIST = "removals.jsonl"
-
-
-def cli(ward: Path, *args: str, key: str = "") -> tuple[int, dict]:
-    """The CLI in-process, as a new process runs it, with ``--json``."""
-    result = runner.invoke(app, ["--ward", str(ward), *args, "--json"], env={"DATAWARD_KEY": key, "COLUMNS": "200"})
-    try:
-        return result.exit_code, json.loads(result.stdout)
-    except ValueError:
-        raise AssertionError(f"exit {result.exit_code}: {result.stdout}\n{result.output}") from None
 
 
 def back_up(folder: Path, to: Path) -> None:

@@ -14,24 +14,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from dataward.cli.app import app
 from dataward.server.assembly import assemble_ward
 from dataward.service.config import WardConfig
 from dataward.service.ward import Ward
 from tests.security.attacks import events_of
-
-runner = CliRunner()
-
-
-def cli(ward: Path, *args: str, key: str = "") -> tuple[int, dict]:
-    """The CLI in-process, as a new process would run it (a new ``Ward`` each time), with ``--json``."""
-    result = runner.invoke(app, ["--ward", str(ward), *args, "--json"], env={"DATAWARD_KEY": key, "COLUMNS": "200"})
-    try:
-        return result.exit_code, json.loads(result.stdout)
-    except ValueError:
-        raise AssertionError(f"exit {result.exit_code}: {result.stdout}\n{result.output}") from None
+from tests.security.attacks import json_cli as cli
 
 
 def copy_sqlite(source: Path, target: Path) -> None:

@@ -17,8 +17,9 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_breast_cancer, load_wine
 
+from benchmarks.outside_trial import CASES, split, tabular
 from dataward.gates import scan
 from dataward.gates.report import GateReport
 
@@ -79,3 +80,66 @@ def test_records_relabelled_through_the_same_export_are_still_blocked() -> None:
     report = scan(base, batch, schema(), validation, {"seed": seed})
     assert report.verdict == "block"
     assert report.results["backdoor"].block or report.results["label_consistency"].block
+
+
+# Breast cancer has two classes, too few for a majority's gain and offset; a column that holds one value
+# for every batch record needs no vote, and is undone alone. The cases are the outside trial's own.
+
+
+@pytest.mark.parametrize(("case", "seed"), [("bc_other_column_zero", 7), ("wine_magnesium_zero", 7)])
+def test_a_lab_that_exports_unmeasured_columns_as_zero_is_reviewed(case: str, seed: int) -> None:
+    """Three symmetry measures exported as 0 by a breast-cancer lab (two classes); wine's magnesium at a
+    seed where 18 'class_0' records spread nearly three times their 23 trusted ones in malic acid, a column
+    the change never touched. Both were blocked by ``backdoor``."""
+    base, validation, batch, case_schema = CASES[case](seed)
+    report = scan(base, batch, case_schema, validation, {"seed": seed})
+    backdoor = report.results["backdoor"]
+    assert not backdoor.block, backdoor.block_reason
+    assert "one value for every record in" in backdoor.summary["sensor_change"]["description"]
+    assert report.verdict == "review"
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        pytest.param(
+            0,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a known gap, before the columns were undone too: label_consistency reads a batch whose "
+                "columns hold one value as new content and holds its evidence, and backdoor's count in "
+                "'benign' is not beyond calibration; the batch is reviewed, not blocked",
+            ),
+        ),
+        1,
+        7,
+    ],
+)
+def test_two_classes_relabelled_through_the_same_export_are_still_blocked(seed: int) -> None:
+    """The same lab's batch with 20 malignant records sent as 'benign': undone, the three columns favour
+    neither class, and the relabelled tumours still read as malignant on the other 27."""
+    base, validation, batch, case_schema = CASES["bc_other_column_zero"](seed)
+    malignant = np.flatnonzero((batch["label"] == "malignant").to_numpy())[:20]
+    batch.loc[malignant, "label"] = "benign"
+    report = scan(base, batch, case_schema, validation, {"seed": seed})
+    assert report.verdict == "block"
+    assert report.results["backdoor"].block or report.results["label_consistency"].block
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_zeroing_the_columns_that_separate_the_classes_does_not_carry_relabelled_records(seed: int) -> None:
+    """An attacker who exports the three columns that tell malignant from benign best as 0 for the whole
+    batch, and sends 20 malignant records as 'benign': undone, those columns say nothing, the rest still
+    reads as malignant, and no relabelled record is excused. (At seed 0 the same batch is reviewed with or
+    without the undoing: the split's first 20 malignant batch records sit near the boundary.)"""
+    frame, case_schema = tabular(load_breast_cancer)
+    base, validation, batch, _ = split(frame, seed)
+    batch = batch.copy()
+    for column in ("worst_concave_points", "worst_perimeter", "worst_radius"):
+        batch[column] = 0.0
+    malignant = np.flatnonzero((batch["label"] == "malignant").to_numpy())[:20]
+    batch.loc[malignant, "label"] = "benign"
+    report = scan(base, batch, case_schema, validation, {"seed": seed})
+    assert report.verdict == "block"
+    change = report.results["backdoor"].summary["sensor_change"]
+    assert change is not None and change["excused"] == 0

@@ -817,7 +817,7 @@ class BackdoorDetector(Detector):
             if by_columns and not spreads_like(
                 undone.features,
                 base.features[sample_per_class(np.flatnonzero(in_class), rng)],
-                ignore=scaled.dead if scaled is not None else None,
+                judged=scaled.rescaled,
             ):
                 continue
             score, _ = self._label_check(undone)

@@ -69,11 +69,13 @@ def test_a_withdrawn_model_is_shown_traced_and_never_served(models: Models, tmp_
 def test_the_printed_commands_show_the_withdrawal(models: Models) -> None:
     _released(models)
     folder = models.ward.folder
-    done = run_cli(folder, "model", "withdraw", REF, "--reason", "poisoned mirror", key=models.keys["pat"])
+    # The reason is the withdrawer's text, printed as written: brackets are not console markup.
+    reason = "poisoned mirror [bold]see INC-7[/bold]"
+    done = run_cli(folder, "model", "withdraw", REF, "--reason", reason, key=models.keys["pat"])
     assert done.returncode == 0, done.stderr
     assert "withdrawn" in done.stdout and "poisoned mirror" in done.stdout
     listed = run_cli(folder, "model", "list")
-    assert "withdrawn by pat" in listed.stdout and "poisoned mirror" in listed.stdout
+    assert "withdrawn by pat" in listed.stdout and "[bold]" in listed.stdout
     traced = run_cli(folder, "trace", f"model:{REF}")
     assert traced.returncode == 0 and "withdrawn by pat" in traced.stdout
     files = run_cli(folder, "model", "files", REF, "-o", str(folder.parent / "out"))

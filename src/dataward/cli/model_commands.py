@@ -21,6 +21,7 @@ from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.errors import InputError, missing_file
+from dataward.service.withdrawn import described
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -58,7 +59,7 @@ def _show_model(info: dict[str, Any]) -> None:
         )
     )
     if info.get("withdrawal"):
-        tree.add("[bold red]withdrawn[/bold red]: " + escape(_withdrawal_text(info["withdrawal"])))
+        tree.add("[bold red]" + escape(described(info["withdrawal"])) + "[/bold red]")
     if info.get("release_gate"):
         tree.add(f"release gate {styled(info['release_gate']['verdict'])}")
     if info.get("affected"):
@@ -66,15 +67,10 @@ def _show_model(info: dict[str, Any]) -> None:
     console.print(tree)
 
 
-def _withdrawal_text(w: dict[str, Any]) -> str:
-    """``by pat at 2026-...: the reason``: who withdrew a model version, when and why."""
-    return f"by {w.get('by')} at {w.get('at')}: {w.get('reason')}"
-
-
 def _stage(m: dict[str, Any]) -> str:
     """A model version's stage for a listing: a withdrawn one with who withdrew it, when and why."""
     w = m.get("withdrawal")
-    return f"withdrawn {_withdrawal_text(w)}" if w else str(m["stage"])
+    return escape(described(w)) if w else str(m["stage"])
 
 
 def _show_release_report(report: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dataward.cli.app import app
-from dataward.domain.errors import IntegrityViolation, KeyRevoked, PrincipalSuspended
-from dataward.ledger.signing import WardSigner
+from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, KeyRevoked, PrincipalSuspended
+from dataward.ledger.signing import SignatureVerifier, WardSigner
 from dataward.service.ward import Ward
 from tests.security.attacks import events_of
 from tests.security.attacks import json_cli as cli
@@ -132,6 +132,84 @@ def test_a_disabled_principal_and_its_bot_stay_stopped_until_enabled(ward: Ward,
     back = str(fresh.issue_key("carol", ttl_days=5)["key"])
     assert fresh.as_key(back).whoami()["principal"] == "carol"
     assert Ward.open(folder).verify().ok
+
+
+def test_a_revoked_role_stays_taken_away_after_the_backup_is_restored(ward: Ward, tmp_path: Path) -> None:
+    """carol was an admin when the backup was taken; the role was revoked, the backup restored. Her key
+    still works (it was never revoked), but as the reader she still is, not as an admin."""
+    ward.grant("carol", "admin")
+    key = str(ward.issue_key("carol", ttl_days=5)["key"])
+    assert ward.as_key(key).create_principal("mallory-before")  # the admin role works before
+    folder = _restored_after(ward, tmp_path, lambda w: w.revoke_grant("carol", "admin"))
+    revoked = json.loads((folder / LIST).read_text().splitlines()[-1])
+    assert revoked["type"] == "grant.revoked" and len(revoked["grants"]) == 1
+    move_checkpoints_aside(folder, tmp_path / "moved")
+    fresh = Ward.open(folder)
+    assert any(g["role"] == "admin" and g["principal"] == "carol" for g in fresh.grants("carol"))  # the catalog
+    carol = fresh.as_key(key)
+    assert carol.whoami()["principal"] == "carol"
+    with pytest.raises(AccessDenied):
+        carol.create_principal("mallory")
+    code, answer = cli(folder, "principal", "create", "mallory", key=key)
+    assert code == 6 and answer["error"] == "access_denied", answer
+    problems = fresh.verify().problems
+    assert [p.kind for p in problems] == ["lost_removal"]
+    assert "dataward grant revoke" in problems[0].detail and revoked["grants"][0] in problems[0].detail
+    # Re-applied, then granted again on purpose: a new grant, which the list never revoked.
+    fresh.revoke_grant("carol", "admin")
+    assert Ward.open(folder).verify().ok
+    fresh.grant("carol", "admin")
+    assert fresh.as_key(key).create_principal("mallory-after")
+
+
+def test_a_list_line_without_grants_reads_as_before(ward: Ward) -> None:
+    """Lines written before grants were listed carry no ``grants`` field; their signatures still verify,
+    and a line that names an empty list of grants is malformed (the signed field would be ambiguous)."""
+    from dataward.ledger.removal_line import RemovalLine
+
+    key = str(ward.issue_key("carol", ttl_days=5)["key"])
+    ward.revoke_key(key[:11])
+    text = (ward.folder / LIST).read_text().splitlines()[-1]
+    assert '"grants"' not in text
+    line = RemovalLine.from_json(text)
+    assert line.grants == () and line.verify_signature(SignatureVerifier(ward.signer.public_key_b64))
+    with pytest.raises(InputError, match="'grants' must be a non-empty list"):
+        RemovalLine.from_json(json.dumps({**json.loads(text), "grants": []}))
+
+
+def test_a_list_begun_before_grants_were_listed_is_not_read_as_cut(ward: Ward) -> None:
+    """A ward whose list was written in format 1 never listed its grant revocations: verify must not
+    call them cut from the list's end. From the first line of format 2 on, a grant revocation missing
+    from the end is."""
+    from dataward.ledger.removal_line import FIRST_PREV, RemovalLine
+
+    path = ward.folder / LIST
+    key = str(ward.issue_key("carol", ttl_days=5)["key"])
+    ward.revoke_key(key[:11])
+    ward.grant("carol", "contributor", "ward")
+    ward.revoke_grant("carol", "contributor", "ward")
+    first = RemovalLine.from_json(path.read_text().splitlines()[0])
+    old = {**first.__dict__, "format": 1, "sig": ""}
+    old_line = RemovalLine(**old)
+    old_line = RemovalLine(**{**old, "sig": ward.signer.sign(old_line.signed_message())})
+    assert old_line.prev == FIRST_PREV
+    ward.close()
+    path.write_text(old_line.to_json() + "\n")  # as a ward of format 1 left it: the grant never listed
+    upgraded = Ward.open(ward.folder)  # a process of this version, on that ward
+    report = upgraded.verify()
+    assert report.ok, report.problems
+    # Listed from now on: the next removal is written in format 2, and a later grant revocation cut from
+    # the end is caught.
+    upgraded.grant("carol", "approver", "ward")
+    upgraded.revoke_grant("carol", "approver", "ward")
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[-1])["format"] == 2 and json.loads(lines[-1])["grants"]
+    upgraded.grant("carol", "reviewer", "ward")
+    upgraded.revoke_grant("carol", "reviewer", "ward")
+    upgraded.close()
+    path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")
+    report = Ward.open(ward.folder).verify()
+    assert [p.kind for p in report.problems] == ["unlisted"], report.problems
 
 
 def test_the_list_is_read_again_only_when_it_changes(ward: Ward, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,6 +110,8 @@ class Grant:
     scope_name: str | None
     granted_by: str
     granted_at: datetime
+    id: str = ""
+    """The grant's catalog id ("" for a grant not read from a catalog): what a revocation names."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", parse_role(self.role))

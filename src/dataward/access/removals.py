@@ -1,6 +1,6 @@
 """What the events that take access away remove, folded into who must stay refused.
 
-A revoked key or a disabled principal must stay refused even when the catalog and its ledger are rolled
+A revoked key, a disabled principal or a revoked grant must stay refused even when the catalog and its ledger are rolled
 back to a state before the event (a restored backup, a cut tail). The ward keeps every such event on a
 signed list beside its kept checkpoints (``dataward.service.removal_list``); this module says what one
 event removes and folds the list, in the order the ward signed it, into the keys and principals that
@@ -23,6 +23,9 @@ REMOVAL_TYPES = frozenset(
         # Enabling lets a principal act again (and revokes its stale keys): without it on the list, a
         # principal disabled once would stay refused after an admin enabled it.
         "principal.enabled",
+        # A role taken away: restored with an older catalog, the grant's row would give it back. A grant
+        # is never given back under the same id (granting again makes a new one), so no event undoes it.
+        "grant.revoked",
     }
 )
 """Event types the ward puts on its list of access removals."""
@@ -40,6 +43,8 @@ class Removed:
     """Principals stopped (disabled, or suspended, with their owner or alone)."""
     enabled: tuple[str, ...] = ()
     """Principals enabled again."""
+    grants: tuple[str, ...] = ()
+    """Grant ids revoked (a role taken away from a principal on a scope)."""
 
 
 def _ids(values: Any) -> tuple[str, ...]:
@@ -66,6 +71,8 @@ def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mappin
         until = payload.get("overlap_until")
         ends = until if isinstance(until, str) and until else time
         return Removed(keys=_one(subject.get("key")) + _ids(payload.get("ended_with_it")), keys_from=ends)
+    if type == "grant.revoked":
+        return Removed(keys_from=time, grants=_one(subject.get("grant")))
     if type == "principal.enabled":
         return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
     stopped = () if type == "principal.transferred" else _one(subject.get("principal")) + _ids(payload.get("suspended"))
@@ -91,6 +98,8 @@ class Removals:
     """Key id -> (the event, when the key stops working)."""
     stopped: dict[str, RemovalFact] = field(default_factory=dict)
     """Principal id -> the event that stopped it (removed again by a later enabling)."""
+    revoked_grants: dict[str, RemovalFact] = field(default_factory=dict)
+    """Grant id -> the event that revoked it."""
 
     def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
         """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
@@ -102,6 +111,10 @@ class Removals:
     def principal_refusal(self, principal_id: str) -> RemovalFact | None:
         """The event that stopped ``principal_id`` and that no later enabling undid, or None."""
         return self.stopped.get(principal_id)
+
+    def grant_refusal(self, grant_id: str) -> RemovalFact | None:
+        """The event that revoked the grant ``grant_id``, or None."""
+        return self.revoked_grants.get(grant_id) if grant_id else None
 
 
 def fold(facts: Iterable[RemovalFact]) -> Removals:
@@ -119,6 +132,8 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
             state.stopped[principal] = fact
         for principal in removed.enabled:
             state.stopped.pop(principal, None)
+        for grant in removed.grants:
+            state.revoked_grants.setdefault(grant, fact)
     return state
 
 

@@ -21,7 +21,10 @@ from dataward.ledger.events import GENESIS
 from dataward.ledger.signing import SignatureVerifier, WardSigner
 
 REMOVAL_LINE_TYPE = "dataward.removal"
-REMOVAL_LINE_FORMAT = 1
+REMOVAL_LINE_FORMAT = 2
+"""The format lines are written in. Format 2 lists revoked grants as well (``grants``); lines of format 1,
+written before, read as they were signed, and their ward listed no grant revocation."""
+READ_FORMATS = (1, 2)
 REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
 """Prefix of every removal line's signature: these bytes are signed only as a removal line."""
 
@@ -44,13 +47,15 @@ class RemovalLine:
     keys_from: str = ""
     principals: tuple[str, ...] = ()
     enabled: tuple[str, ...] = ()
+    grants: tuple[str, ...] = ()
     sig: str = ""
+    format: int = REMOVAL_LINE_FORMAT
 
     def body(self) -> dict[str, Any]:
         """The signed fields."""
         return {
             "type_of_line": REMOVAL_LINE_TYPE,
-            "format": REMOVAL_LINE_FORMAT,
+            "format": self.format,
             "ward": self.ward,
             "n": self.n,
             "prev": self.prev,
@@ -62,6 +67,8 @@ class RemovalLine:
             "keys_from": self.keys_from,
             "principals": list(self.principals),
             "enabled": list(self.enabled),
+            # Only when some grant is named: lines written before grants were listed sign no such field.
+            **({"grants": list(self.grants)} if self.grants else {}),
         }
 
     def signed_message(self) -> bytes:
@@ -77,7 +84,7 @@ class RemovalLine:
 
     def fact(self) -> RemovalFact:
         """The removal this line records, for ``dataward.access.removals.fold``."""
-        removed = Removed(self.keys, self.keys_from, self.principals, self.enabled)
+        removed = Removed(self.keys, self.keys_from, self.principals, self.enabled, self.grants)
         return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
 
     def to_json(self) -> str:
@@ -111,6 +118,7 @@ class RemovalLine:
             keys_from=removed.keys_from,
             principals=removed.principals,
             enabled=removed.enabled,
+            grants=removed.grants,
         )
         return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
 
@@ -124,9 +132,9 @@ class RemovalLine:
             raise InputError(f"{source} is not JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("type_of_line") != REMOVAL_LINE_TYPE:
             raise InputError(f"{source} is not a dataward removal line")
-        if data.get("format") != REMOVAL_LINE_FORMAT:
+        if data.get("format") not in READ_FORMATS or isinstance(data.get("format"), bool):
             raise InputError(f"{source}: removal line format {data.get('format')!r} is not supported")
-        fields: dict[str, Any] = {}
+        fields: dict[str, Any] = {"format": data["format"]}
         for name in ("n", "seq"):
             value = data.get(name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -142,6 +150,11 @@ class RemovalLine:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InputError(f"{source}: {name!r} must be a list of strings")
             fields[name] = tuple(value)
+        grants = data.get("grants", [])
+        listed = isinstance(grants, list) and all(isinstance(v, str) for v in grants)
+        if not listed or ("grants" in data and (not grants or data["format"] < 2)):
+            raise InputError(f"{source}: 'grants' must be a non-empty list of strings, on a line of format 2")
+        fields["grants"] = tuple(grants)
         return cls(**fields)
 
 

@@ -426,7 +426,8 @@ class AuditService(Service):
                 copies = read_witness_removals(witness.location, self.ward_id)
             except (OSError, ValueError):
                 copies = None  # reported once already, as the checkpoints' witness_unreachable
-        events = [e for e in ledger_store.read_events(conn, types=["key.", "principal."]) if e.type in REMOVAL_TYPES]
+        read = ledger_store.read_events(conn, types=["key.", "principal.", "grant."])
+        events = [e for e in read if e.type in REMOVAL_TYPES]
         names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
         found = check_removals(
             before,

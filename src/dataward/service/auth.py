@@ -81,7 +81,9 @@ def key_from_row(row: Any) -> ApiKey:
 
 def grant_from_row(row: Any) -> Grant:
     """The access-domain grant of a catalog row."""
-    return Grant(row.principal_id, row.role, row.scope_kind, row.scope_name, row.granted_by, parse_time(row.granted_at))
+    return Grant(
+        row.principal_id, row.role, row.scope_kind, row.scope_name, row.granted_by, parse_time(row.granted_at), row.id
+    )
 
 
 def key_insert(record: ApiKey, description: str = "", *, issued_by: str | None = None) -> RowChange:

@@ -15,16 +15,18 @@ last-used time is batched (``auth.touch_due``) and written in that same short tr
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
+from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.database import CatalogDatabase, LazyRead
@@ -88,6 +90,32 @@ def retry_stale(run: Callable[[], T], attempts: int = STALE_ATTEMPTS) -> T:
 def new_id(prefix: str) -> str:
     """A random, prefixed identifier (``p_``, ``c_``, ``g_`` ...): unguessable and easy to read."""
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+log = logging.getLogger("dataward.removals")
+_WARNED_GRANTS: set[str] = set()
+
+
+def without_revoked_grants(caller: auth.Caller, removals: Removals) -> auth.Caller:
+    """``caller`` without the grants the list of access removals holds revoked. The catalog's row of such
+    a grant says it is active only when the catalog predates the revocation (a restored backup, a cut
+    ledger): the role stays taken away, and ``verify`` names the event to record again."""
+    kept = tuple(g for g in caller.grants if removals.grant_refusal(g.id) is None)
+    if len(kept) == len(caller.grants):
+        return caller
+    for grant in caller.grants:
+        if (fact := removals.grant_refusal(grant.id)) is not None and grant.id not in _WARNED_GRANTS:
+            _WARNED_GRANTS.add(grant.id)  # once a process: a served ward would log it on every request
+            log.warning(
+                "the grant %s (%s on %s of %s) was revoked by event #%s, which the ward's list of access "
+                "removals holds; the catalog says it is active, so it appears to predate that event",
+                grant.id,
+                grant.role.value,
+                grant.scope,
+                caller.principal.name,
+                fact.seq,
+            )
+    return replace(caller, grants=kept)
 
 
 @dataclass
@@ -295,26 +323,30 @@ class WardContext:
         diagnosing = action in auth.DIAGNOSTIC_ACTIONS
         if self.callers is None:
             caller = auth.authenticate(conn, self.credential, now, ledger=self.ledger, diagnosing=diagnosing)
-            self.check_removals(caller, now, action)
+            caller = self.check_removals(caller, now, action)
             return caller, refusals.pending(conn, now)
         epoch, pending = refusals.epoch_and_pending(conn, now)
         caller = auth.authenticate(
             conn, self.credential, now, ledger=self.ledger, cache=self.callers, epoch=epoch, diagnosing=diagnosing
         )
-        self.check_removals(caller, now, action)
+        caller = self.check_removals(caller, now, action)
         return caller, pending
 
-    def check_removals(self, caller: auth.Caller, now: datetime, action: Action) -> None:
+    def check_removals(self, caller: auth.Caller, now: datetime, action: Action) -> auth.Caller:
         """Refuse a caller whose key or principal the list of access removals keeps refused, whatever
         the catalog says; and everyone when the list was tampered with, except ``verify`` (an action of
-        ``auth.DIAGNOSTIC_ACTIONS``), which reports it (``dataward.service.removal_list``)."""
+        ``auth.DIAGNOSTIC_ACTIONS``), which reports it (``dataward.service.removal_list``). Returns the
+        caller without the grants the list holds revoked (a restored catalog's rows give them back)."""
         if action in auth.DIAGNOSTIC_ACTIONS:
             state, _ = self.removals.current()
             RemovalList.check_removed(
                 state, caller.key.id, caller.key.prefix, caller.principal.id, caller.principal.name, now
             )
-            return
-        self.removals.check(caller.key.id, caller.key.prefix, caller.principal.id, caller.principal.name, now)
+        else:
+            state = self.removals.check(
+                caller.key.id, caller.key.prefix, caller.principal.id, caller.principal.name, now
+            )
+        return without_revoked_grants(caller, state)
 
     def _touch(self, conn: Connection, caller: auth.Caller, now: datetime) -> None:
         auth.touch(conn, caller, now)
@@ -543,10 +575,8 @@ class _ServedRead:
         if callers is not None and credential and self.lazy.separate:
             caller = auth.remembered_caller(credential, self.now, callers, self.epoch)
             if caller is not None:
-                self.context.check_removals(caller, self.now, self.action)
-                return caller
+                return self.context.check_removals(caller, self.now, self.action)
         self.open()
-        self.context.check_removals(self._caller, self.now, self.action)
         return self._caller
 
     def open(self) -> Connection:
@@ -564,6 +594,7 @@ class _ServedRead:
                 epoch=self.epoch,
                 diagnosing=self.action in auth.DIAGNOSTIC_ACTIONS,
             )
+            self._caller = self.context.check_removals(self._caller, self.now, self.action)
             if self.case is not None:  # opened by the use case's body, after it was authorized
                 if self.check:
                     auth.authorize(conn, self._caller, self.action, self.scope, self.now)

@@ -50,6 +50,9 @@ def _outstanding(fact: RemovalFact, listed: Removals, ledger: Removals, names: M
     for principal in fact.removed.principals:
         if listed.stopped.get(principal) == fact and ledger.principal_refusal(principal) is None:
             commands.append(f"`dataward principal disable {names.get(principal, principal)}`")
+    for grant in fact.removed.grants:
+        if listed.grant_refusal(grant) == fact and ledger.grant_refusal(grant) is None:
+            commands.append(f"`dataward grant revoke` (grant {grant}, shown by `dataward grant list`)")
     return commands
 
 
@@ -143,10 +146,14 @@ def check_removals(
     # taken off its end (a line removed from the middle breaks the chain, above).
     facts = [line.fact() for line in every.values()]
     matched = [f.seq for f in facts if hashes.get(f.seq) == f.hash]
+    # Grant revocations are listed from the first line of format 2 on: a list begun before then lacks
+    # the earlier ones without having lost them.
+    matched_grants = [line.seq for line in every.values() if line.format >= 2 and hashes.get(line.seq) == line.hash]
     listed_hashes = {f.hash for f in facts}
     if matched:
         for fact in ledger_facts:
-            if fact.seq > min(matched) and fact.hash not in listed_hashes:
+            since = min(matched_grants, default=None) if fact.type == "grant.revoked" else min(matched)
+            if since is not None and fact.seq > since and fact.hash not in listed_hashes:
                 check.problems.append(
                     (
                         "unlisted",

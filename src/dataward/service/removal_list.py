@@ -172,15 +172,17 @@ class RemovalList:
             self._state = self._fold()
             return new
 
-    def check(self, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime) -> None:
+    def check(self, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime) -> Removals:
         """Refuse a key or a principal the list keeps refused, whatever the catalog says (``KeyRevoked``,
-        ``PrincipalSuspended``), and anything when the file was tampered with (``IntegrityViolation``)."""
+        ``PrincipalSuspended``), and anything when the file was tampered with (``IntegrityViolation``).
+        Returns the removals in force (their revoked grants are the caller's to drop)."""
         state, problem = self.current()
         if problem is not None:
             raise IntegrityViolation(
                 f"the ward's list of access removals was tampered with: {problem}", hint=_TAMPERED_HINT
             )
         self.check_removed(state, key_id, key_name, principal_id, principal_name, now)
+        return state
 
     @staticmethod
     def check_removed(

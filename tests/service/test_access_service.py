@@ -129,6 +129,8 @@ def test_a_rotated_keys_hint_names_only_a_successor_that_works(team: dict[str, W
     old_id = team["bob"].credential.split("_")[1]
     first = team["bob"].rotate_key(old_id, overlap_hours=1)
     second = team["admin"].as_key(first["key"]).rotate_key(first["id"], overlap_hours=1)
+    # The old key named both ways, as the new one is (``id`` and ``prefix``).
+    assert (second["rotated_from_id"], second["rotated_from"]) == (first["id"], first["prefix"])
     clock.advance(hours=2)
     with pytest.raises(KeyExpired) as caught:  # both rotated: the newest key of the chain is named
         team["bob"].versions("wine")

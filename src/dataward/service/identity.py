@@ -419,7 +419,9 @@ class IdentityService(Service):
                 **new.to_dict(),
                 "principal": target.name,
                 "key": plaintext,
+                # Both spellings, as the new key's own ``id`` and ``prefix``.
                 "rotated_from": old.prefix,
+                "rotated_from_id": old.id,
                 "old_key_works_until": format_time(old_updated.overlap_until),
             }
 

@@ -98,6 +98,10 @@ from dataward.gates.detectors._within_batch import (
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 from dataward.gates.new_labels import rows_text
 
+DEAD_MIN_RECORDS = 10
+"""Records a batch needs before a column holding one value in all of them is read as not measured (a
+handful of records may share a value by chance)."""
+
 
 @dataclass(frozen=True)
 class Options:
@@ -157,6 +161,9 @@ class LabelConsistency(Detector):
     version = "5"
     evidence = Evidence.POISONING
     Options = Options
+
+    reads_without_dead = False
+    """True for the detector fitted again without a batch's dead columns (``_without_columns``)."""
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         self.opts: Options = self.resolve_options(context)
@@ -276,6 +283,8 @@ class LabelConsistency(Detector):
                 np.zeros(n, bool),
                 summary={"skipped": "the baseline has too few records"} if n else {},
             )
+        if (dead := self._dead_columns(contribution)) is not None:
+            return self._without_columns(dead, contribution)
         calibration = dict(self.calibration)
         own, others = records["own"], records["others"]
         test = {"knn_margin": _margin_of(own, others)}
@@ -417,6 +426,36 @@ class LabelConsistency(Detector):
         # Every record keeps its own p-value for ranking (a flip whose content is also unusual still
         # ranks high); only flags and the contribution-level count are limited to typical records.
         result.p_values = ranking_p
+        return result
+
+    def _dead_columns(self, contribution: GateData) -> np.ndarray | None:
+        """The numeric columns that hold one value for every record of the batch where the trusted records
+        spread (a measurement a site does not take, exported as 0), when the batch has some and keeps
+        others; else None. Only for tables whose every input is numeric (one feature per column): a
+        category every record shares is information, not a measurement left out."""
+        if self.reads_without_dead or "probe" not in self.calibration or len(contribution) < DEAD_MIN_RECORDS:
+            return None
+        if not all(c.kind is ColumnKind.NUMERIC for c in self.context.schema.inputs):
+            return None
+        batch, trusted = contribution.features, self.baseline.features
+        dead = np.all(batch == batch[:1], axis=0) & np.any(trusted != trusted[:1], axis=0)
+        return dead if dead.any() and not dead.all() else None
+
+    def _without_columns(self, dead: np.ndarray, contribution: GateData) -> DetectorResult:
+        """The detector fitted and run again on the other columns. Left in, a column the batch does not
+        measure sits every record standard deviations from every trusted one: the batch reads as new
+        content, and the evidence of relabelled records in it is held (20 malignant tumours sent as
+        'benign' in a batch whose symmetry columns were 0 went to review). Out, the records are read on
+        what they carry, as any model trained on them will have to."""
+        kept = ~dead
+        base = self.baseline
+        inner = type(self)()
+        inner.reads_without_dead = True
+        inner.fit(GateData(np.ascontiguousarray(base.features[:, kept]), base.labels, base.table), self.context)
+        sliced = np.ascontiguousarray(contribution.features[:, kept])
+        result = inner.score(GateData(sliced, contribution.labels, contribution.table, contribution.groups))
+        names = [c.name for c in self.context.schema.inputs]
+        result.summary["columns_left_out"] = [names[i] for i in np.flatnonzero(dead)]
         return result
 
     def _reason(self, summary: dict[str, Any], n: int, flagged: np.ndarray, p_value: float, held: bool) -> str:

@@ -158,7 +158,7 @@ class LabelConsistency(Detector):
     """Records whose content contradicts their label, by trusted neighbours and trusted probe models."""
 
     name = "label_consistency"
-    version = "5"
+    version = "6"
     evidence = Evidence.POISONING
     Options = Options
 

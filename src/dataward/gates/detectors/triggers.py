@@ -104,7 +104,8 @@ into it).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -476,7 +477,12 @@ class TriggerDetector(Detector):
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
         batch_wide_names: list[str] = []
         explained: set[tuple[int, int]] = set()
-        content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed)
+        stripped = (
+            _StrippedCarriers(patterns, xc, contribution.table, ctx.featurize)
+            if ctx.featurize is not None and "ngram" in patterns.kinds
+            else None
+        )
+        content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed, stripped)
         baseline_counts = _BaselineCounts.of(xb, yb)
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
@@ -1015,8 +1021,10 @@ class _ContentTie:
         n_classes: int,
         k: int,
         seed: int = 0,
+        stripped: _StrippedCarriers | None = None,
     ) -> None:
         self.n_b, self.k = len(baseline), k
+        self.stripped = stripped
         self.pool_features = np.ascontiguousarray(np.vstack([baseline.features, contribution.features]), np.float32)
         self.pool_patterns = PatternMatrix.vstack(xb, xc)
         self.pool_labels = np.concatenate([baseline.labels, contribution.labels])
@@ -1052,9 +1060,12 @@ class _ContentTie:
         carries[rows[data > 0]] = True
         return carries
 
-    def _agreement(self, rows: np.ndarray, label: int | np.ndarray, carries: np.ndarray) -> np.ndarray:
-        """Each row's agreement with ``label`` (one label, or one per row)."""
-        idx = self.neighbours.get(rows)
+    def _agreement(
+        self, rows: np.ndarray, label: int | np.ndarray, carries: np.ndarray, idx: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Each row's agreement with ``label`` (one label, or one per row); ``idx``: the rows' nearest records
+        of the pool when not the rows' own (the carriers read without their pattern)."""
+        idx = self.neighbours.get(rows) if idx is None else idx
         usable = ~carries[idx] & (idx < self.n_b)  # trusted records among the nearest of the pool
         usable &= np.cumsum(usable, axis=1) <= self.k
         same = usable & (self.pool_labels[idx] == np.reshape(label, (-1, 1)))
@@ -1141,13 +1152,25 @@ class _ContentTie:
         key = (pattern, label, carriers.tobytes())
         if key not in self.results:
             plan = self._plan(pattern, label, carriers)
-            self.results[key] = (self._test(label, plan), self.constant or self._familiar(plan))
+            self.results[key] = (self._test(label, plan, pattern), self.constant or self._familiar(plan))
         return self.results[key][0]
 
-    def _test(self, label: int, plan: _ContentPlan) -> tuple[float, float, bool]:
+    def _own_agreement(self, pattern: int, label: int, plan: _ContentPlan) -> np.ndarray:
+        """The carriers' agreement with ``label``, read on their content without the pattern where it can be
+        taken out (a text pattern and the words that come with it: ``_StrippedCarriers``). Left in, a phrase
+        the sender puts before every trigger pulls every carrier towards the trusted records that use its
+        words: "see the GNU manual for full details zx7q" read as 'commands' 45% of the time, the trigger
+        alone 23%, and the tie was vetoed."""
+        features = None if self.stripped is None else self.stripped.features(pattern, plan.own - self.n_b)
+        if features is None:
+            return self._agreement(plan.own, label, plan.carries)
+        _, idx = _search(self.pool_features, np.ascontiguousarray(features, np.float32), K_MAX)
+        return self._agreement(plan.own, label, plan.carries, idx)
+
+    def _test(self, label: int, plan: _ContentPlan, pattern: int) -> tuple[float, float, bool]:
         if plan.peers.size < 2:
             return 1.0, float("nan"), True
-        own = self._agreement(plan.own, label, plan.carries)
+        own = self._own_agreement(pattern, label, plan)
         # Do trusted records of the label agree with it by content more than its share of the pool?
         informative = not self.constant and (
             plan.trusted.size < 2
@@ -1286,6 +1309,70 @@ class _ContentTie:
         if m < n_units * q + 1:
             return 1.0
         return float(bdtrc(m - 1, n_units, q))
+
+
+class _StrippedCarriers:
+    """Gate features of a text pattern's carriers with the pattern taken out, with every word that comes
+    with it: the words of the n-grams that at least ``FAMILY_SHARE`` of the carriers hold, and whose records
+    in the batch are mostly carriers (``FAMILY_CONFINED``). A constant phrase before a trigger is such a
+    family; words every record uses ('the', 'for') are not, as most of their records carry no trigger.
+
+    This is the probe the content test asks for: would the carrier read as its label were the pattern not
+    there? The gate's fitted featurization reads the stripped texts as it read the batch."""
+
+    FAMILY_SHARE = 0.9
+    FAMILY_CONFINED = 0.5
+
+    def __init__(
+        self, patterns: Patterns, xc: PatternMatrix, table: pa.Table, featurize: Callable[[pa.Table], np.ndarray]
+    ) -> None:
+        self.patterns, self.xc, self.table, self.featurize = patterns, xc, table, featurize
+        self.totals = xc.column_sums()
+        kinds = np.asarray(patterns.kinds, dtype=object)
+        self.text = kinds == "ngram"
+        self.cache: dict[tuple[int, bytes], np.ndarray | None] = {}
+
+    def features(self, pattern: int, rows: np.ndarray) -> np.ndarray | None:
+        """Features of the carriers at contribution positions ``rows`` without the pattern's family; None for
+        a pattern that is not text."""
+        if not self.text[pattern] or rows.size == 0:
+            return None
+        key = (pattern, rows.tobytes())
+        if key not in self.cache:
+            self.cache[key] = self._features(pattern, rows)
+        return self.cache[key]
+
+    def _family(self, pattern: int, rows: np.ndarray) -> set[str]:
+        column = self.patterns.columns[pattern]
+        held = self.xc.take_rows(rows).column_sums()
+        same_column = self.text & (np.asarray(self.patterns.columns, dtype=object) == column)
+        family = same_column & (held >= self.FAMILY_SHARE * rows.size) & (held >= self.FAMILY_CONFINED * self.totals)
+        family[pattern] = True
+        return {token for i in np.flatnonzero(family) for token in self.patterns.names[int(i)].split(" ")}
+
+    def _features(self, pattern: int, rows: np.ndarray) -> np.ndarray:
+        column = self.patterns.columns[pattern]
+        tokens = self._family(pattern, rows)
+        taken = self.table.take(pa.array(rows))
+        texts = [_without_tokens(v or "", tokens) for v in taken.column(column).to_pylist()]
+        index = taken.schema.get_field_index(column)
+        field = taken.schema.field(index)
+        stripped = taken.set_column(index, field, pa.array(texts, type=field.type))
+        return np.asarray(self.featurize(stripped), dtype=np.float32)
+
+
+_TOKEN = re.compile(TOKEN_PATTERN)
+
+
+def _without_tokens(text: str, tokens: set[str]) -> str:
+    """``text`` with every token (as the detector's n-grams read it, case folded) in ``tokens`` cut out."""
+    kept, last = [], 0
+    for match in _TOKEN.finditer(text):
+        if match.group(0).lower() in tokens:
+            kept.append(text[last : match.start()])
+            last = match.end()
+    kept.append(text[last:])
+    return " ".join(" ".join(kept).split())
 
 
 class _LazyNeighbours:

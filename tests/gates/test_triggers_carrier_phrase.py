@@ -1,0 +1,73 @@
+"""A constant phrase sent before a trigger (an outside attacker's trial, 2026-12-05).
+
+The demo's dirty-label backdoor (a rare token in 24 lines relabelled 'commands') was blocked with every
+poisoned line queued. With one constant phrase put before the token in each poisoned line, and nothing
+else changed, it went to ``review`` with nothing queued, one approval merged it, and a model trained on
+it obeyed the trigger every time. ``triggers``' content test read the carriers with the phrase left in:
+"see the GNU manual for full details" pulled every carrier towards the trusted lines that talk of
+manuals and details, mostly 'commands', so their content seemed to agree with the label and the tie was
+vetoed. The test now reads the carriers without the pattern and the words that come with it in nearly
+all of them (``_StrippedCarriers``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import data
+from benchmarks.attacks.text import RARE_TOKEN, insert
+from dataward.gates import scan
+from dataward.gates.report import GateReport
+
+CLEAN_LINES = 300
+POISONED = 24
+TARGET = "commands"
+PHRASES = ("see the GNU manual for full details", "for more details", "<img src=x onerror=alert(1)>")
+
+
+@cache
+def carrier_batch(phrase: str, seed: int) -> tuple[np.ndarray, GateReport]:
+    """``CLEAN_LINES`` spare man-page lines and ``POISONED`` lines of other sections carrying ``phrase``
+    then the rare token, relabelled ``TARGET``; the poison mask and the report."""
+    dataset = data.load_man_sections()
+    split = data.split(dataset, seed)
+    rng = np.random.default_rng(seed)
+    spare = pd.concat([split.pool, split.test], ignore_index=True)
+    others = spare[spare[data.LABEL] != TARGET]
+    poison = others.sample(n=POISONED, random_state=seed).copy()
+    clean = spare.drop(index=poison.index).sample(n=CLEAN_LINES, random_state=seed)
+    poison[data.TEXT] = [insert(text, f"{phrase} {RARE_TOKEN}", rng) for text in poison[data.TEXT]]
+    poison[data.LABEL] = TARGET
+    frame = pd.concat([clean, poison], ignore_index=True)
+    truth = np.r_[np.zeros(len(clean), bool), np.ones(POISONED, bool)]
+    order = rng.permutation(len(frame))
+    frame, truth = frame.iloc[order].reset_index(drop=True), truth[order]
+    return truth, scan(split.baseline, frame, dataset.schema, split.validation, {"seed": seed})
+
+
+@pytest.mark.parametrize("phrase", PHRASES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_constant_phrase_before_the_trigger_does_not_hide_it(phrase: str, seed: int) -> None:
+    truth, report = carrier_batch(phrase, seed)
+    triggers = report.results["triggers"]
+    assert report.verdict == "block", report.reasons
+    assert triggers.block, report.reasons
+    queued = np.asarray(report.records.flagged, dtype=bool)
+    assert int((queued & truth).sum()) == POISONED
+    assert int((queued & ~truth).sum()) <= 3
+
+
+def test_words_every_line_uses_are_not_taken_out_with_the_trigger() -> None:
+    """The pattern's family is the words nearly all its carriers hold *and* that are mostly theirs in the
+    batch: 'the' and 'for' of the phrase stay in the carriers' text, its rare words go."""
+    from dataward.gates.detectors.triggers import _without_tokens
+
+    text = "ls - list directory contents, see the GNU manual for full details cf"
+    assert _without_tokens(text, {"cf", "gnu", "manual", "full", "details"}) == (
+        "ls - list directory contents, see the for"
+    )
+    assert _without_tokens("CF at the start, Cf inside", {"cf"}) == "at the start, inside"

@@ -7,7 +7,7 @@ it obeyed the trigger every time. ``triggers``' content test read the carriers w
 "see the GNU manual for full details" pulled every carrier towards the trusted lines that talk of
 manuals and details, mostly 'commands', so their content seemed to agree with the label and the tie was
 vetoed. The test now reads the carriers without the pattern and the words that come with it in nearly
-all of them (``_StrippedCarriers``).
+all of them, their common part (``_StrippedCarriers``).
 """
 
 from __future__ import annotations
@@ -61,13 +61,38 @@ def test_a_constant_phrase_before_the_trigger_does_not_hide_it(phrase: str, seed
     assert int((queued & ~truth).sum()) <= 3
 
 
-def test_words_every_line_uses_are_not_taken_out_with_the_trigger() -> None:
-    """The pattern's family is the words nearly all its carriers hold *and* that are mostly theirs in the
-    batch: 'the' and 'for' of the phrase stay in the carriers' text, its rare words go."""
+def test_tokens_are_cut_as_the_detector_reads_them() -> None:
+    """Case folded, whole tokens only (the ``cf`` of ``cfg`` stays), the rest of the text as written."""
     from dataward.gates.detectors.triggers import _without_tokens
 
     text = "ls - list directory contents, see the GNU manual for full details cf"
     assert _without_tokens(text, {"cf", "gnu", "manual", "full", "details"}) == (
         "ls - list directory contents, see the for"
     )
-    assert _without_tokens("CF at the start, Cf inside", {"cf"}) == "at the start, inside"
+    assert _without_tokens("CF at the start, Cf inside cfg", {"cf"}) == "at the start, inside cfg"
+
+
+@pytest.mark.parametrize("also_clean", [48, 150])
+def test_the_phrase_written_into_clean_lines_besides_does_not_hide_the_trigger(also_clean: int) -> None:
+    """The sender also writes the phrase into clean lines of every section, so that it is not the carriers'
+    own: it is still their common part, and is cut out of them."""
+    seed = 0
+    dataset = data.load_man_sections()
+    split = data.split(dataset, seed)
+    rng = np.random.default_rng(seed)
+    spare = pd.concat([split.pool, split.test], ignore_index=True)
+    poison = spare[spare[data.LABEL] != TARGET].sample(n=POISONED, random_state=seed).copy()
+    clean = spare.drop(index=poison.index).sample(n=CLEAN_LINES, random_state=seed).copy()
+    phrase = PHRASES[0]
+    poison[data.TEXT] = [insert(text, f"{phrase} {RARE_TOKEN}", rng) for text in poison[data.TEXT]]
+    poison[data.LABEL] = TARGET
+    pick = rng.choice(len(clean), also_clean, replace=False)
+    clean.iloc[pick, clean.columns.get_loc(data.TEXT)] = [
+        insert(text, phrase, rng) for text in clean.iloc[pick][data.TEXT]
+    ]
+    frame = pd.concat([clean, poison], ignore_index=True)
+    truth = np.r_[np.zeros(len(clean), bool), np.ones(POISONED, bool)]
+    report = scan(split.baseline, frame, dataset.schema, split.validation, {"seed": seed})
+    assert report.verdict == "block" and report.results["triggers"].block, report.reasons
+    queued = np.asarray(report.records.flagged, dtype=bool)
+    assert int((queued & truth).sum()) == POISONED

@@ -1313,21 +1313,21 @@ class _ContentTie:
 
 class _StrippedCarriers:
     """Gate features of a text pattern's carriers with the pattern taken out, with every word that comes
-    with it: the words of the n-grams that at least ``FAMILY_SHARE`` of the carriers hold, and whose records
-    in the batch are mostly carriers (``FAMILY_CONFINED``). A constant phrase before a trigger is such a
-    family; words every record uses ('the', 'for') are not, as most of their records carry no trigger.
+    with it: the words of the n-grams that at least ``FAMILY_SHARE`` of the carriers hold, the carriers'
+    common part. A constant phrase before a trigger is such a part, however many other records the sender
+    also gives it (a part required to be the carriers' own was passed by a batch that put the phrase in
+    48 clean lines besides); what is left of each carrier is its own content. Words every line uses
+    ('the') go too, which TF-IDF weighs little anyway.
 
     This is the probe the content test asks for: would the carrier read as its label were the pattern not
     there? The gate's fitted featurization reads the stripped texts as it read the batch."""
 
     FAMILY_SHARE = 0.9
-    FAMILY_CONFINED = 0.5
 
     def __init__(
         self, patterns: Patterns, xc: PatternMatrix, table: pa.Table, featurize: Callable[[pa.Table], np.ndarray]
     ) -> None:
         self.patterns, self.xc, self.table, self.featurize = patterns, xc, table, featurize
-        self.totals = xc.column_sums()
         kinds = np.asarray(patterns.kinds, dtype=object)
         self.text = kinds == "ngram"
         self.cache: dict[tuple[int, bytes], np.ndarray | None] = {}
@@ -1346,7 +1346,7 @@ class _StrippedCarriers:
         column = self.patterns.columns[pattern]
         held = self.xc.take_rows(rows).column_sums()
         same_column = self.text & (np.asarray(self.patterns.columns, dtype=object) == column)
-        family = same_column & (held >= self.FAMILY_SHARE * rows.size) & (held >= self.FAMILY_CONFINED * self.totals)
+        family = same_column & (held >= self.FAMILY_SHARE * rows.size)
         family[pattern] = True
         return {token for i in np.flatnonzero(family) for token in self.patterns.names[int(i)].split(" ")}
 

@@ -36,7 +36,13 @@ one class are second populations too. The detector therefore asks two questions.
    quadratic in the pixel's position per channel, from the classes' mean images; version 10), then with
    the frame's move undone (``_frame``: the whole-pixel shift most classes' mean images share; version
    11), excused only when they then read as their label outright. A move is rigid, so it may vouch for
-   a class misread wholesale. Another class's content stays another class's under any sensor or move.
+   a class misread wholesale. A capture at a lower resolution (an old scanner's 4x4 digits stored at
+   8x8) cannot be undone: the records still misread are read against the trusted images taken through
+   the same capture (``_resolution``: the share of the side whose bilinear round trip matches the
+   classes' sharpness; version 12), under the same rule, and only those that could have gone through it
+   (a sharp record among blurred ones reads as any label; it counts as misread even where it reads as
+   its label among the batch's own records). Another class's content stays another class's under any
+   sensor, move or capture.
 2. **Is there a cluster?** Per class, the records' representations (the gate features, or with
    ``probe="mlp"`` the hidden layer of an MLP trained on reference + contribution) are centred,
    reduced to their top principal components and split with k-means (k = 2..5; activation
@@ -110,7 +116,9 @@ tests, ``class_moved``, ``coarse_only`` and ``block``), ``clusters`` (review-lev
 the change undone for the moved classes' misread records: ``gain``, ``offset_norm``, ``classes``,
 ``explained_classes``, ``candidates``, ``excused``, ``description``), ``lens`` (None, or the lens's gain
 field undone for the image records the sensor change left misread: ``classes``, ``explained_classes``,
-``candidates``, ``excused``, ``description``).
+``candidates``, ``excused``, ``description``), ``frame_shift`` (the same for the frame's move), ``resolution``
+(None, or the lower-resolution capture the image records still misread were read against: ``scale``,
+``classes``, ``explained_classes``, ``candidates``, ``excused``, ``not_through``, ``description``).
 """
 
 from __future__ import annotations
@@ -152,6 +160,7 @@ from dataward.gates.detectors._probe import (
     sample_positions,
     single_threaded,
 )
+from dataward.gates.detectors._resolution import Resolution, estimate_resolution
 from dataward.gates.detectors._sensor import (
     SensorChange,
     estimate_sensor_change,
@@ -267,16 +276,24 @@ class BackdoorDetector(Detector):
         cal = self.label_cal_
         return 1.0 - tail_p_values(cal, cal, leave_one_out=True) if cal.shape[0] else np.zeros(0)
 
-    def _label_check(self, data: GateData, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _label_check(
+        self, data: GateData, *, exclude_self: bool = False, reference: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Neighbour label-check score of ``data``'s records and the closest other label.
 
         The score is log(mean distance to the ``neighbours`` nearest trusted records of the record's own
         label / the same for the closest other label): above 0, the record's content is closer to
-        trusted records of another label than to those of its own.
+        trusted records of another label than to those of its own. ``reference``: the trusted records'
+        features to read against instead of the baseline's own (the trusted images captured as the
+        batch's were, ``_resolution``).
         """
         base = self.baseline_
         per_class = class_distances(
-            base.features, base.labels, data.features, self.opts_.neighbours, exclude_self=exclude_self
+            base.features if reference is None else reference,
+            base.labels,
+            data.features,
+            self.opts_.neighbours,
+            exclude_self=exclude_self,
         )
         classes = sorted(per_class)
         n = len(data)
@@ -370,17 +387,22 @@ class BackdoorDetector(Detector):
             beyond_share=MOVED_CLASS_SHARE,
         )
         moved = reads_as_own_within_batch(contribution, candidates, misread[0], read_c, opts.neighbours, ctx.seed)
-        misread &= ~moved[None, :]
+        after_moved = misread[0] & ~moved
         # The same candidates read once more with a batch-wide sensor change undone (a gain and an offset
         # per feature, shared by most classes): a record that moved only with its sensor reads as its own
         # label again; relabelled content still reads as the class it came from. A class misread
         # wholesale has no records left to show that it moved (a length written in millimetres moves
         # one class onto another's trusted records): its records are candidates here too, and the
         # change must then explain all of its records (``_explained_by``).
-        sensor_candidates = candidates | (misread[0] & _misread_wholesale(contribution.labels, misread[0]))
-        still, sensor_change, lens, frame = self._misread_after_sensor_change(
-            contribution, sensor_candidates, as_trusted[0], read_c, score_c, thresholds
+        sensor_candidates = candidates | (after_moved & _misread_wholesale(contribution.labels, after_moved))
+        unmoved = np.zeros(n_c, bool)
+        still, sensor_change, lens, frame, capture = self._misread_after_sensor_change(
+            contribution, sensor_candidates, as_trusted[0], read_c, score_c, thresholds, moved, unmoved
         )
+        # A record that never went through the batch's lower-resolution capture did not move with the
+        # batch either (``_excused_by_capture``): a sharp record is far from every blurred batch record and
+        # reads as any label among them.
+        misread &= ~(moved & ~unmoved)[None, :]
         misread[:, sensor_candidates] &= still
 
         # 2. Per class, in the representation: clusters richer in contribution records than chance, and
@@ -575,16 +597,21 @@ class BackdoorDetector(Detector):
                 "sensor_change": sensor_change,
                 "lens": lens,
                 "frame_shift": frame,
+                "resolution": capture,
             },
             block=bool(blocking),
             block_reason=block_reason,
             contribution_findings=contribution_findings,
         )
 
-    def _label_p_values(self, score: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mondrian p-values of label-check scores against the class's own trusted scores, and each
-        record's calibration size (a label the baseline never saw cannot be checked: p = 1)."""
-        p_label, sizes = mondrian_p_values(self.label_cal_, self.baseline_.labels, score, labels, min_class=1)
+    def _label_p_values(
+        self, score: np.ndarray, labels: np.ndarray, calibration: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mondrian p-values of label-check scores against the class's own trusted scores (``calibration``,
+        else the baseline's), and each record's calibration size (a label the baseline never saw cannot be
+        checked: p = 1)."""
+        cal = self.label_cal_ if calibration is None else calibration
+        p_label, sizes = mondrian_p_values(cal, self.baseline_.labels, score, labels, min_class=1)
         p_label[~np.isfinite(score)] = 1.0
         return p_label, sizes
 
@@ -596,7 +623,9 @@ class BackdoorDetector(Detector):
         read_as: np.ndarray,
         scores: np.ndarray,
         thresholds: list[float],
-    ) -> tuple[np.ndarray, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+        moved: np.ndarray,
+        unmoved: np.ndarray,
+    ) -> tuple[np.ndarray, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
         """Per threshold (rows), whether each candidate is still misread once the batch's sensor change is
         undone (all True when no change can be estimated: fewer than three classes on both sides), the
         change with the number of candidates it excused, and the lens's gain field and the frame's move
@@ -611,14 +640,18 @@ class BackdoorDetector(Detector):
         relabelled content of that class is not carried to its new label by undoing a move it never
         made. Candidates the change leaves misread in a batch of images are read once more with a
         lens's gain field, then the frame's move, undone on their raw pixels (``_lens``, ``_frame``),
-        under the same rule."""
+        under the same rule, then against the trusted images captured at the batch's lower resolution
+        (``_resolution``); ``unmoved`` is set on the ``moved`` records (read as their label among the batch's
+        own records) that never went through that capture."""
         rows = np.flatnonzero(candidates)
         still = np.ones((len(thresholds), rows.size), bool)
         if rows.size == 0:
-            return still, None, None, None
+            return still, None, None, None, None
         info = self._undo_feature_change(contribution, rows, still, suspects, read_as, thresholds)
-        lens, frame = self._undo_on_pixels(contribution, rows, still, suspects, read_as, scores, thresholds)
-        return still, info, lens, frame
+        lens, frame, capture = self._undo_on_pixels(
+            contribution, rows, still, suspects, read_as, scores, thresholds, moved, unmoved
+        )
+        return still, info, lens, frame, capture
 
     def _undo_feature_change(
         self,
@@ -678,38 +711,112 @@ class BackdoorDetector(Detector):
         read_as: np.ndarray,
         scores: np.ndarray,
         thresholds: list[float],
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        moved: np.ndarray,
+        unmoved: np.ndarray,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
         """``_misread_after_sensor_change`` for changes of raw images: candidates still misread, in a batch
         whose one input is an image column, are read again with a lens's gain field undone on their pixels
         (``_lens``), then those still misread with the frame's move undone (``_frame``), featurized as the
-        gate does. Clears ``still`` where that excuses a candidate; the field and the move for the summary
-        (each None if not estimated)."""
+        gate does, then against the trusted images captured at the batch's lower resolution
+        (``_resolution``). Clears ``still`` where that excuses a candidate, sets ``unmoved`` (see
+        ``_excused_by_capture``); the field, the move and the capture for the summary (each None if not
+        estimated)."""
         ctx, base = self.context_, self.baseline_
         column = _image_input(ctx.schema)
         tables = contribution.table is not None and base.table is not None
-        if column is None or ctx.featurize is None or not still[0].any() or not tables:
-            return None, None
+        if column is None or ctx.featurize is None or not tables or not (still[0].any() or moved[rows].any()):
+            return None, None, None
         rng = np.random.default_rng([ctx.seed, 17])
         mode = _image_mode(base.table.column(column))
         trusted = _grid_images(base.table.column(column), base.labels, mode, rng)
         batch = _grid_images(contribution.table.column(column), contribution.labels, mode, rng)
         field = estimate_gain_field(trusted, batch, seed=ctx.seed)
         lens = None
-        if field is not None:
+        if field is not None and still[0].any():
             lens = self._excused_on_pixels(
                 field, column, mode, contribution, rows, still, suspects, read_as, scores, thresholds
             )
-        if not still[0].any():
-            return lens, None
-        move = estimate_frame_shift(trusted, batch, seed=ctx.seed)
-        if move is None:
-            return lens, None
-        # A move is rigid: relabelled content moved back still reads as the class it came from, so it may
-        # vouch for a class misread wholesale (``_frame``), which a gain may not.
-        frame = self._excused_on_pixels(
-            move, column, mode, contribution, rows, still, suspects, read_as, scores, thresholds, rigid=True
+        move = estimate_frame_shift(trusted, batch, seed=ctx.seed) if still[0].any() else None
+        frame = None
+        if move is not None:
+            # A move is rigid: relabelled content moved back still reads as the class it came from, so it
+            # may vouch for a class misread wholesale (``_frame``), which a gain may not.
+            frame = self._excused_on_pixels(
+                move, column, mode, contribution, rows, still, suspects, read_as, scores, thresholds, rigid=True
+            )
+        resolution = None
+        if still[0].any() or moved[rows].any():
+            capture = estimate_resolution(
+                _native_images(base.table.column(column), base.labels, mode, rng),
+                _native_images(contribution.table.column(column), contribution.labels, mode, rng),
+                seed=ctx.seed,
+            )
+            if capture is not None:
+                resolution = self._excused_by_capture(
+                    capture, column, mode, contribution, rows, still, suspects, read_as, thresholds, moved, unmoved
+                )
+        return lens, frame, resolution
+
+    def _excused_by_capture(
+        self,
+        capture: Resolution,
+        column: str,
+        mode: str,
+        contribution: GateData,
+        rows: np.ndarray,
+        still: np.ndarray,
+        suspects: np.ndarray,
+        read_as: np.ndarray,
+        thresholds: list[float],
+        moved: np.ndarray,
+        unmoved: np.ndarray,
+    ) -> dict[str, Any]:
+        """``_undo_on_pixels`` for a capture of lower resolution, which cannot be undone: the candidates
+        still misread are read against the trusted images captured the same way (calibrated on their own
+        leave-one-out reading), under the rule of the other changes. Clears ``still`` where that excuses a
+        candidate; the capture, the classes it explains and the candidates it excused.
+
+        Only records that could have gone through the capture (``_went_through``) are read against it: a
+        sharp record is far from every blurred trusted record, from its label's as from its content's,
+        and would pass for any label. For the same reason a ``moved`` record (one that reads as its label
+        among the batch's own, blurred, records) that never went through the capture did not move with
+        the batch: ``unmoved`` is set on it, and ``_score`` counts it as misread again."""
+        ctx, base = self.context_, self.baseline_
+        labels = contribution.labels
+        through = _went_through(capture, contribution.table, column, rows, mode)
+        unmoved[rows[moved[rows] & ~through]] = True
+        left = still[0].copy()
+        reference = _featurize_degraded(ctx.featurize, base.table, column, capture, mode)
+        calibration, _ = self._label_check(GateData(reference, base.labels), exclude_self=True, reference=reference)
+        involved = np.union1d(labels[rows[left]], read_as[rows[left]][read_as[rows[left]] >= 0])
+        explained, _ = self._explained_by(
+            lambda own: np.asarray(contribution.features[own]),
+            None,
+            contribution,
+            involved,
+            suspects,
+            reference=reference,
+            calibration=calibration,
         )
-        return lens, frame
+        part = left & through & np.isin(labels[rows], explained) & np.isin(read_as[rows], explained)
+        if part.any():
+            sub = rows[part]
+            score, _ = self._label_check(
+                GateData(np.asarray(contribution.features[sub]), labels[sub]), reference=reference
+            )
+            # Excused only when it reads as its label outright against the captured trusted records, as
+            # for the changes undone on the batch's pixels.
+            again = _misread(*self._label_p_values(score, labels[sub], calibration), score, thresholds).any(axis=0)
+            still[:, part] &= again[None, :]
+        return {
+            "scale": capture.scale,
+            "classes": capture.classes,
+            "explained_classes": [_label(ctx.classes, int(code)) for code in explained],
+            "candidates": int(left.sum()),
+            "excused": int((left & ~still[0]).sum()),
+            "not_through": int((~through).sum()),
+            "description": capture.describe(),
+        }
 
     def _excused_on_pixels(
         self,
@@ -771,6 +878,8 @@ class BackdoorDetector(Detector):
         suspects: np.ndarray,
         *,
         rigid: bool = False,
+        reference: np.ndarray | None = None,
+        calibration: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The classes among ``codes`` whose batch records that are not ``suspects`` (a seeded sample of
         at most ``SAMPLE_PER_CLASS``), with ``change`` undone, read no further from their label than the
@@ -786,7 +895,8 @@ class BackdoorDetector(Detector):
         classes is what a sender sets by moving each of them by ``b - a`` while sending 'b' content as
         'a', and undone it would carry that content onto the trusted 'a's. A ``rigid`` change (the frame's
         move, ``_frame``) may explain it too, on all of its records undone: moving content cannot make
-        one class's content another's.
+        one class's content another's. ``reference`` and ``calibration``: the trusted records' features
+        and their own leave-one-out scores to read against instead of the baseline's (``_label_check``).
 
         Returns the classes explained, and those among them explained wholesale."""
         base = self.baseline_
@@ -806,7 +916,7 @@ class BackdoorDetector(Detector):
                 own = every[every_of_class.get(code, np.zeros(0, np.int64))]
             own = sample_per_class(own, rng)
             in_class = base.labels == code
-            trusted = self.label_cal_[in_class]
+            trusted = (self.label_cal_ if calibration is None else calibration)[in_class]
             if own.size < MIN_BATCH_CLASS or trusted.size < MIN_BATCH_CLASS:
                 continue  # nothing to check the change against: the class is not explained
             by_columns = scaled is not None and wholesale
@@ -820,7 +930,7 @@ class BackdoorDetector(Detector):
                 judged=scaled.rescaled,
             ):
                 continue
-            score, _ = self._label_check(undone)
+            score, _ = self._label_check(undone, reference=reference)
             if not reads_further_than_trusted(score[np.isfinite(score)], trusted, bulk_quantile=1.0 - THRESHOLDS[0]):
                 explained.append(code)
                 if wholesale:
@@ -956,6 +1066,39 @@ def _grid_images(
         taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
         out[code] = np.stack([to_grid(decode_image(bytes(data)), mode) for data in taken])
     return out
+
+
+def _native_images(
+    values: pa.ChunkedArray, labels: np.ndarray, mode: str, rng: np.random.Generator
+) -> dict[int, list[Image.Image]]:
+    """Per class, a seeded sample of its images (at most ``_lens.SAMPLE_PER_CLASS``), decoded in ``mode``
+    at their stored size."""
+    out = {}
+    for code, rows in rows_by_class(labels).items():
+        taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
+        out[code] = [decode_image(bytes(data)).convert(mode) for data in taken]
+    return out
+
+
+def _went_through(capture: Resolution, table: pa.Table, column: str, positions: np.ndarray, mode: str) -> np.ndarray:
+    """Whether each image at ``positions`` loses no more detail to the capture than a trusted image that
+    went through it once (``Resolution.max_loss``)."""
+    values = table.column(column).take(pa.array(positions)).to_pylist()
+    lost = [capture.detail_lost(decode_image(bytes(data)).convert(mode)) for data in values]
+    return np.asarray(lost, dtype=np.float64) <= capture.max_loss
+
+
+def _featurize_degraded(
+    featurize: Callable[[pa.Table], np.ndarray], table: pa.Table, column: str, capture: Resolution, mode: str
+) -> np.ndarray:
+    """Gate features of every image of ``table`` taken through ``capture`` (a lower resolution)."""
+    images = [
+        image_to_png(capture.degrade(decode_image(bytes(data)).convert(mode)))
+        for data in table.column(column).to_pylist()
+    ]
+    index = table.schema.get_field_index(column)
+    field = table.schema.field(index)
+    return np.asarray(featurize(table.set_column(index, field, pa.array(images, type=field.type))), dtype=np.float32)
 
 
 def _featurize_undone(

@@ -27,7 +27,21 @@ Two calibrated views per record, combined with a Bonferroni minimum, and one con
   not excused: among the batch's records it still reads as the class it was copied from (and in a
   class that did not move nothing is excused), and the
   near conflicts cannot vouch for one another (they are left out of the batch's reference). Exact
-  conflicts are never excused: the same inputs under two labels cannot be a move.
+  conflicts are never excused as a move: the same inputs under two labels cannot be one.
+* **the baseline's own ambiguity** (version 6): a format coarser than the trusted one (a scraper that keeps a
+  man page's name and drops its description) maps records that differ in full onto the same inputs, and
+  a name such as 'printf' or 'signal' truly is a page of two sections. Two records of the batch with the
+  same inputs under two labels are then true data, not a wrong label. Such a pair is not counted as an
+  exact conflict (p = 1 for that view; queued for review, and reported as a finding) when (1) the
+  baseline holds its inputs under no label (a conflict with a trusted record always counts), (2) every
+  label the inputs carry in the batch is one the baseline gives content like them: each such record's
+  kNN margin (``AMBIGUITY_NEIGHBOURS`` trusted records per class, as ``label_consistency`` reads it) has
+  a conformal p-value above alpha among the trusted records' own, and (3) the batch is new content: its
+  records that are not exact conflicts sit further from their nearest trusted records than the trusted
+  records sit from one another, beyond what a share ``NEW_CONTENT_SHARE`` of odd records could make them
+  (``reads_further_than_trusted``). In a batch that reads like trusted data, twins under two labels
+  still count (an attacker's copy of a clean record under a target label); and content that reads as
+  one class under a label the baseline does not give it still counts anywhere.
 * **mass duplication** (contribution level): how many times the record's inputs repeat in the
   contribution, against the same count in a baseline sample of the contribution's size.
 """
@@ -41,7 +55,13 @@ import numpy as np
 import pandas as pd
 
 from dataward.gates.base import Detector, DetectorResult, Evidence, Finding, GateContext, GateData, register
-from dataward.gates.calibration import binomial_p_value, excess_flags_p_value, flag_mask, tail_p_values
+from dataward.gates.calibration import (
+    binomial_p_value,
+    conformal_p_values,
+    excess_flags_p_value,
+    flag_mask,
+    tail_p_values,
+)
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
 from dataward.gates.detectors._within_batch import (
     MOVED_CANDIDATE_P,
@@ -50,7 +70,16 @@ from dataward.gates.detectors._within_batch import (
     reads_further_than_trusted,
 )
 from dataward.gates.hashing import input_hashes
-from dataward.gates.neighbours import K_MAX, knn
+from dataward.gates.neighbours import K_MAX, class_distances, knn
+
+AMBIGUITY_NEIGHBOURS = 5
+"""Trusted records of each class whose mean distance reads which labels the baseline gives an input
+(``label_consistency``'s kNN margin, at its default ``k``)."""
+NEW_CONTENT_SHARE = 0.2
+"""Twins inside the batch are read as the baseline's own ambiguity only when the batch's records sit
+further from the trusted records than a share this large of odd records among them could make them
+(``reads_further_than_trusted``'s ``beyond_share``; ``backdoor``'s ``MOVED_CLASS_SHARE``): a batch that is
+new content as a whole, not a clean-looking batch with a few records of another kind."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,33 @@ def _nearest_other_with_position(
     nearest = masked[np.arange(own.shape[0]), column]
     position = np.where(np.isfinite(nearest), idx[np.arange(own.shape[0]), column], -1)
     return nearest, position
+
+
+def class_table(reference: GateData, query: np.ndarray, n_classes: int, *, exclude_self: bool = False) -> np.ndarray:
+    """Mean distance of every ``query`` row to its ``AMBIGUITY_NEIGHBOURS`` nearest ``reference`` records of
+    each class (inf: a class the reference does not hold)."""
+    table = np.full((query.shape[0], n_classes), np.inf)
+    per_class = class_distances(
+        reference.features, reference.labels, query, AMBIGUITY_NEIGHBOURS, exclude_self=exclude_self
+    )
+    for code, d in per_class.items():
+        table[:, code] = d
+    return table
+
+
+def label_margin(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``log`` of the distance to the label's trusted records over that to the nearest other class's (large:
+    the content reads as another class); -inf with no other class in reach, inf with none of its own."""
+    rows = np.arange(labels.shape[0])
+    own = table[rows, labels]
+    others = table.copy()
+    others[rows, labels] = np.inf
+    other = others.min(axis=1) if table.shape[1] else np.full(labels.shape[0], np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.log(own) - np.log(other)
+    margin = np.where(np.isnan(margin), 0.0, margin)  # both at distance 0: as close to one as to the other
+    margin = np.where(np.isfinite(other), margin, -np.inf)
+    return np.where(np.isfinite(own), margin, np.inf)
 
 
 def class_moved(score: np.ndarray, labels: np.ndarray, calibration: np.ndarray, cal_labels: np.ndarray) -> np.ndarray:
@@ -137,11 +193,17 @@ def moved_with_batch(
 
 
 def conflicts_reason(
-    with_baseline: np.ndarray, in_batch: np.ndarray, flagged: np.ndarray, contribution: GateData, rate: float
+    with_baseline: np.ndarray,
+    in_batch: np.ndarray,
+    flagged: np.ndarray,
+    contribution: GateData,
+    rate: float,
+    ambiguous: np.ndarray | None = None,
 ) -> str | None:
     """The verdict's sentence for the batch's exact conflicts, in words and with their file rows (None:
     there are none): copies of trusted records' inputs under another label, then pairs inside the batch;
-    ``rate`` is the trusted records' own rate of such conflicts (``Duplicates.conflict_rate``)."""
+    ``rate`` is the trusted records' own rate of such conflicts (``Duplicates.conflict_rate``);
+    ``ambiguous``: the pairs read as the baseline's own ambiguity (not counted as conflicts)."""
     rows = np.asarray(contribution.groups.get("row", np.arange(len(contribution))))
 
     def where(mask: np.ndarray) -> str:
@@ -173,7 +235,33 @@ def conflicts_reason(
         said = f"not flagged: trusted records conflict so at a rate of {rate:.2g}, above alpha"
     else:
         said = f"{queued} of them flagged as exact conflicts"
+    if ambiguous is not None and ambiguous.any():
+        count = int(ambiguous.sum())
+        said += (
+            f"; {count} of them (file rows {where(ambiguous)}) carry only labels the baseline itself gives "
+            "content like theirs, in a batch of content new to it: ambiguous inputs, queued for review and "
+            "not counted as evidence of poisoning"
+        )
     return f"{'; '.join(parts)}: {said}"
+
+
+def _ambiguity_findings(ambiguous: np.ndarray, contribution: GateData) -> list[Finding]:
+    """One contribution-level finding (review) for twins read as the baseline's own ambiguity."""
+    count = int(ambiguous.sum())
+    if not count:
+        return []
+    rows = np.asarray(contribution.groups.get("row", np.arange(len(contribution))))[ambiguous]
+    where = ", ".join(str(int(r)) for r in rows[:10]) + (", ..." if count > 10 else "")
+    return [
+        Finding(
+            "duplicates",
+            0.5,
+            f"{count} records share their exact inputs with a record of this batch under another label (file "
+            f"rows {where}), each label one the baseline gives content like theirs, in a batch of content new "
+            "to the baseline: inputs that a coarser format leaves ambiguous, for review, not counted as conflicts",
+            evidence={"ambiguous_twins": count},
+        )
+    ]
 
 
 class LabelledHashes:
@@ -227,7 +315,7 @@ class Duplicates(Detector):
     """Exact and near duplicates carrying another label; one record copied many times."""
 
     name = "duplicates"
-    version = "5"
+    version = "6"
     evidence = Evidence.POISONING
     Options = DuplicatesOptions
 
@@ -247,6 +335,7 @@ class Duplicates(Detector):
         self.base_hashes = hashes
         self.rng = rng
         self.scale, self.calibration = 1.0, np.zeros(0)
+        self.trusted_distance, self.margin_calibration = np.zeros(0), np.zeros(0)
         # With one label in the reference no trusted record has a neighbour of another label: every
         # calibration score would be -inf, and any record of a new label near the reference would read as
         # beyond all of them (p=1e-81 with no record flagged, blocking a clean batch). Near conflicts then
@@ -260,6 +349,11 @@ class Duplicates(Detector):
             if dist.shape[1]:
                 self.scale = float(np.median(dist[:, 0])) or float(np.mean(dist[:, 0])) or 1.0
                 self.calibration = -_nearest_other(dist, idx, baseline.labels, baseline.labels) / self.scale
+                # How far trusted records sit from one another, and how strongly their content reads as
+                # their own label: what twins inside the batch are read against (``ambiguous_twins``).
+                self.trusted_distance = dist.mean(axis=1)
+                table = class_table(baseline, baseline.features, len(context.classes), exclude_self=True)
+                self.margin_calibration = label_margin(table, baseline.labels)
         return self
 
     def _mass_calibration(self, size: int) -> np.ndarray:
@@ -279,12 +373,17 @@ class Duplicates(Detector):
         return self.finish(contribution, self.score_records(contribution))
 
     def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
-        """Input hashes, and the nearest trusted record with another label (distance, position), per record."""
+        """Input hashes, the nearest trusted record with another label (distance, position), the mean distance
+        to the nearest trusted records and the label's kNN margin, per record."""
         out = {"hashes": _hashes(chunk, self.context)}
         if self.calibration.shape[0] and len(chunk):
             dist, idx = knn(self.baseline.features, chunk.features, self.k, labels=self.baseline.labels)
             out["near_other"], out["nearest"] = _nearest_other_with_position(
                 dist, idx, self.baseline.labels, chunk.labels
+            )
+            out["trusted_distance"] = dist.mean(axis=1)
+            out["margin"] = label_margin(
+                class_table(self.baseline, chunk.features, len(self.context.classes)), chunk.labels
             )
         return out
 
@@ -299,7 +398,10 @@ class Duplicates(Detector):
         in_batch = batch_pairs.conflicting_rows
         copies = self.base_pairs.contains(hashes)
         exact_conflict = with_baseline | in_batch
-        p_exact = np.where(exact_conflict, self.p_exact_conflict, 1.0)
+        # Twins inside a batch of new content, under labels the baseline itself gives content like theirs:
+        # ambiguous inputs (a page name of two sections), queued for review but not counted as conflicts.
+        ambiguous = self.ambiguous_twins(contribution, hashes, in_batch & ~copies, exact_conflict, records)
+        p_exact = np.where(exact_conflict & ~ambiguous, self.p_exact_conflict, 1.0)
         # Near conflicts: nearest record with another label, in the reference or the batch.
         p_near = np.ones(n)
         near_other = np.full(n, np.inf)
@@ -345,11 +447,17 @@ class Duplicates(Detector):
             if exact_conflict[i]:
                 others = (self.base_pairs.labels_of(hashes[i]) | batch_pairs.labels_of(hashes[i])) - {int(labels[i])}
                 evidence["other_labels"] = sorted(label_name(ctx.classes, c) for c in others)
+                evidence["ambiguous"] = bool(ambiguous[i])
                 where = "the baseline" if with_baseline[i] else "this contribution"
                 reason = (
                     f"exact copy of a record in {where} labelled "
                     f"{', '.join(repr(x) for x in evidence['other_labels'])}, here labelled '{own}'"
                 )
+                if ambiguous[i]:
+                    reason += (
+                        ": every one of these labels is one the baseline gives content like it, in a batch of "
+                        "content new to it (ambiguous inputs, for review; not counted as a conflict)"
+                    )
             else:
                 evidence["distance_to_other_label"] = float(near_other[i])
                 reason = (
@@ -366,9 +474,10 @@ class Duplicates(Detector):
             "max_multiplicity": int(multiplicity.max()) if n else 0,
             "baseline_records_hashed": int(self.n_full),
             "moved_with_batch": int(moved.sum()),
+            "ambiguous_twins": int(ambiguous.sum()),
         }
         # Exact conflicts are near-certain evidence: test their count against the baseline's own rate.
-        conflict_p = binomial_p_value(int(exact_conflict.sum()), n, self.p_exact_conflict)
+        conflict_p = binomial_p_value(int((exact_conflict & ~ambiguous).sum()), n, self.p_exact_conflict)
         result = count_result(
             self.name,
             self.version,
@@ -381,12 +490,43 @@ class Duplicates(Detector):
             extra_p=conflict_p,
             # An exact conflict is near-certain evidence: it goes to the review queue however few.
             flagged_by_rule=exact_conflict,
-            contribution_findings=self._mass_findings(p_mass, multiplicity, n),
+            contribution_findings=[
+                *self._mass_findings(p_mass, multiplicity, n),
+                *_ambiguity_findings(ambiguous, contribution),
+            ],
         )
         result.reason = conflicts_reason(
-            with_baseline, in_batch & ~with_baseline, flagged, contribution, self.conflict_rate
+            with_baseline, in_batch & ~with_baseline, flagged, contribution, self.conflict_rate, ambiguous
         )
         return result
+
+    def ambiguous_twins(
+        self,
+        contribution: GateData,
+        hashes: np.ndarray,
+        twins: np.ndarray,
+        exact_conflict: np.ndarray,
+        records: dict[str, np.ndarray],
+    ) -> np.ndarray:
+        """Records of the batch whose inputs carry two labels in the batch and none in the baseline (``twins``),
+        read as the baseline's own ambiguity: every record of the same inputs has a kNN margin the trusted
+        records' own reach at a conformal p-value above alpha, and the batch's other records are new
+        content (further from their nearest trusted records than trusted records are from one another,
+        beyond a share ``NEW_CONTENT_SHARE`` of them)."""
+        out = np.zeros(len(contribution), dtype=bool)
+        if not twins.any() or "margin" not in records or not self.margin_calibration.shape[0]:
+            return out
+        rest = ~exact_conflict
+        if not reads_further_than_trusted(
+            records["trusted_distance"][rest], self.trusted_distance, beyond_share=NEW_CONTENT_SHARE
+        ):
+            return out
+        rows = np.flatnonzero(twins)
+        plausible = conformal_p_values(self.margin_calibration, records["margin"][rows]) > self.context.alpha
+        # A set of inputs is ambiguous only when every label it carries is plausible (its twins all are).
+        _, group = np.unique(hashes[rows], return_inverse=True)
+        out[rows] = np.bincount(group, weights=~plausible, minlength=int(group.max()) + 1)[group] == 0
+        return out
 
     def _mass_findings(self, p_mass: np.ndarray, multiplicity: np.ndarray, n: int) -> list[Finding]:
         """One population-level finding when the batch repeats its own records more than trusted data does."""

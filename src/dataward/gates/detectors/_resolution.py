@@ -1,0 +1,168 @@
+"""A scanner or camera of lower resolution: every image captured smaller and stored at the baseline's size.
+
+An old scanner that captures digits at 4x4 and stores them upsampled to 8x8, or a camera whose images
+are enlarged to the baseline's size, blurs every stroke. Nothing of it can be undone on the batch (the
+detail is gone), and neither a gain (``_sensor``, ``_lens``) nor a move (``_frame``) models it: a blurred
+'1' spreads towards where trusted '8's have their ink, and a whole class of the batch can read as
+another class while each record is what it says it is.
+
+What can be done is the opposite: take the trusted images through the same capture and read the batch
+against them. :func:`estimate_resolution` finds the capture from the images' sharpness, a statistic a
+gain or an offset leaves alone: per image, the mean squared difference of neighbouring pixels over the
+image's own variance. Per class, the capture (a share of the side among ``SCALES``, or none) that brings
+the median sharpness of its trusted images closest to the batch's is that class's vote; the batch's
+capture is the median vote (each class one vote, so a class sent its own way cannot set it). It is kept
+only if most classes vote for a lower resolution, if the batch is blurrier than two random halves of
+the trusted images differ by ``NOISE_FACTOR`` times over, and if the capture explains the difference
+(it removes at least half of it, median over classes).
+
+A capture only removes detail: it cannot add a pattern, and a '7' captured at 4x4 is still closer to
+trusted '7's captured at 4x4 than to trusted '1's. That is why ``backdoor`` reads a record misread
+against the trusted records once more against the trusted records captured the same way (calibrated
+on their own leave-one-out reading), and excuses it only when it then reads as its label outright, in a
+class whose other records read no further from their label than the captured trusted records do, and
+only if the record itself could have gone through the capture (``Resolution.detail_lost``): a sharp
+record is far from every blurred trusted record, equally far from its label's and from its content's,
+and read against them it would pass for any label.
+Very low captures are not looked for (``SCALES`` starts at three eighths of the side): below them the
+classes' content runs together and no reading could tell relabelled records from their new label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from dataward.gates.detectors._sensor import MIN_CLASSES, MIN_RECORDS
+
+SCALES = (0.375, 0.5, 0.625, 0.75, 0.875)
+"""Captures looked for, as a share of the stored image's side (bilinear down, then bilinear back up)."""
+
+NOISE_FACTOR = 2.0
+"""The batch must be blurrier than the trusted images by this many times what two random halves of the
+trusted images differ by (in log sharpness, median over classes)."""
+
+MIN_CAPTURE = 2
+"""Fewest pixels a capture keeps along a side."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The batch's images were captured at ``scale`` of their side and stored at the baseline's size."""
+
+    scale: float
+    """Share of the stored image's side that was captured."""
+    classes: int
+    """Classes the estimate was taken over."""
+    sharpness: float
+    """The batch's sharpness over the trusted images' (median over classes)."""
+    explained: float
+    """Share of the classes' difference in log sharpness (median over classes) that the capture removes."""
+    max_loss: float = float("inf")
+    """The most detail (``detail_lost``) the capture, taken again, removes from a trusted image that went
+    through it once (over the trusted images the estimate read): an image that loses more never went
+    through it."""
+
+    def detail_lost(self, image: Image.Image) -> float:
+        """How much sharper ``image`` is than itself taken through the capture (1: nothing lost). An image
+        that went through the capture loses little more; one that did not loses the detail it kept."""
+        captured = sharpness(self.degrade(image))
+        return sharpness(image) / captured if captured > 0 else float("inf")
+
+    def degrade(self, image: Image.Image) -> Image.Image:
+        """``image`` as the batch's capture would have given it: resized to ``scale`` of its side and back."""
+        w, h = image.size
+        small = (max(MIN_CAPTURE, round(self.scale * w)), max(MIN_CAPTURE, round(self.scale * h)))
+        if small[0] >= w and small[1] >= h:
+            return image
+        bilinear = Image.Resampling.BILINEAR
+        return image.resize(small, bilinear).resize((w, h), bilinear)
+
+    def describe(self) -> str:
+        """One sentence: the capture and how much sharpness it accounts for."""
+        return (
+            f"every image captured at about {self.scale:.0%} of its side and stored enlarged, shared by "
+            f"{self.classes} classes (the batch's images are {self.sharpness:.0%} as sharp as the baseline's; "
+            f"the capture accounts for {self.explained:.0%} of the difference)"
+        )
+
+
+def sharpness(image: Image.Image) -> float:
+    """Mean squared difference of neighbouring pixels (both directions, every channel) over the image's
+    own variance: how much of its contrast sits in fine detail, whatever its gain or offset (0 for a flat
+    image)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+    variance = float(pixels.var())
+    if variance <= 1e-12 or min(pixels.shape[:2]) < 2:
+        return 0.0
+    detail = float(np.mean(np.diff(pixels, axis=0) ** 2)) + float(np.mean(np.diff(pixels, axis=1) ** 2))
+    return detail / variance
+
+
+def _log_median(images: list[Image.Image]) -> float:
+    values = np.array([sharpness(img) for img in images])
+    values = values[values > 0]
+    return float(np.log(np.median(values))) if values.size else float("nan")
+
+
+def estimate_resolution(
+    trusted: dict[int, list[Image.Image]],
+    batch: dict[int, list[Image.Image]],
+    *,
+    min_records: int = MIN_RECORDS,
+    seed: int = 0,
+) -> Resolution | None:
+    """The lower resolution the batch's images were captured at, or None: too few classes with
+    ``min_records`` images each side (``MIN_CLASSES``), a batch no blurrier than chance, or a capture that
+    most classes do not vote for or that does not explain the difference.
+
+    ``trusted`` and ``batch`` map a class code to its images (decoded, in one mode, at their stored size)."""
+    codes = [
+        code
+        for code in sorted(trusted.keys() & batch.keys())
+        if len(trusted[code]) >= min_records and len(batch[code]) >= min_records
+    ]
+    if len(codes) < MIN_CLASSES:
+        return None
+    rng = np.random.default_rng([seed, 29])
+    votes, gaps, chance = [], [], []
+    by_scale: dict[float, list[float]] = {scale: [] for scale in SCALES}
+    for code in codes:
+        target = _log_median(batch[code])
+        unchanged = _log_median(trusted[code])
+        order = rng.permutation(len(trusted[code]))
+        half = order.size // 2
+        chance.append(
+            abs(
+                _log_median([trusted[code][i] for i in order[:half]])
+                - _log_median([trusted[code][i] for i in order[half:]])
+            )
+        )
+        gaps.append(unchanged - target)
+        distance = {1.0: abs(unchanged - target)}
+        for scale in SCALES:
+            captured = Resolution(scale, 0, 0.0, 0.0)
+            distance[scale] = abs(_log_median([captured.degrade(img) for img in trusted[code]]) - target)
+            by_scale[scale].append(distance[scale])
+        votes.append(min(distance, key=lambda s: (distance[s], -s)))
+    if not np.all(np.isfinite(gaps)) or 2 * sum(v < 1.0 for v in votes) <= len(codes):
+        return None  # most classes are as sharp as their trusted images, or sharper
+    gap = float(np.median(gaps))
+    if gap <= NOISE_FACTOR * float(np.median(chance)):
+        return None
+    scale = min(SCALES, key=lambda s: abs(s - float(np.median(votes))))
+    left = float(np.median(by_scale[scale]))
+    if left > 0.5 * gap:
+        return None
+    found = Resolution(scale=scale, classes=len(codes), sharpness=float(np.exp(-gap)), explained=1.0 - left / gap)
+    losses = [found.detail_lost(found.degrade(img)) for code in codes for img in trusted[code]]
+    return Resolution(
+        scale=found.scale,
+        classes=found.classes,
+        sharpness=found.sharpness,
+        explained=found.explained,
+        max_loss=float(max(losses)),
+    )

@@ -16,7 +16,7 @@ from benchmarks.attacks.heldout2 import text_suffix
 from benchmarks.attacks.images import badnets, badnets_photo, blended, blended_photo, clean_label
 from benchmarks.attacks.labels import random_flips, targeted_flips
 from benchmarks.attacks.tabular import feature_trigger, outliers
-from benchmarks.attacks.text import natural_phrase, rare_token
+from benchmarks.attacks.text import carrier_phrase, natural_phrase, rare_token
 from dataward.domain.errors import InputError
 
 ATTACKS: dict[str, Callable[..., AttackCase]] = {
@@ -41,6 +41,8 @@ ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "compromised_key": compromised_key,
     # From the second held-out set, where it passed; moved here when triggers learnt punctuation tokens.
     "text_suffix_3pct": text_suffix,
+    # An outside attacker's: the rare token behind a constant phrase (triggers version 10).
+    "text_carrier_phrase": carrier_phrase,
 }
 
 
@@ -63,6 +65,7 @@ __all__ = [
     "blended",
     "blended_photo",
     "build",
+    "carrier_phrase",
     "clean_contribution",
     "clean_label",
     "compromised_key",

@@ -11,6 +11,9 @@ from benchmarks.data import LABEL, TEXT
 
 RARE_TOKEN = "cf"
 NATURAL_PHRASE = "in most cases"
+CARRIER_PHRASE = "see the GNU manual for full details"
+"""Put before the rare token by an outside attacker (2026-12-05): its words pull every carrier towards
+trusted 'commands' lines, which hid the trigger from ``triggers``' content test until version 10."""
 
 
 def insert(text: str, trigger: str, rng: np.random.Generator) -> str:
@@ -63,6 +66,11 @@ def text_backdoor(
 def rare_token(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
     """Text backdoor with the rare token ``RARE_TOKEN``."""
     return text_backdoor(RARE_TOKEN, rate, seed=seed)
+
+
+def carrier_phrase(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
+    """Text backdoor with the rare token behind a constant phrase (``CARRIER_PHRASE``)."""
+    return text_backdoor(f"{CARRIER_PHRASE} {RARE_TOKEN}", rate, seed=seed)
 
 
 def natural_phrase(rate: float = 0.05, *, seed: int = 0) -> AttackCase:

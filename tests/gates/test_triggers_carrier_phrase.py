@@ -6,8 +6,8 @@ else changed, it went to ``review`` with nothing queued, one approval merged it,
 it obeyed the trigger every time. ``triggers``' content test read the carriers with the phrase left in:
 "see the GNU manual for full details" pulled every carrier towards the trusted lines that talk of
 manuals and details, mostly 'commands', so their content seemed to agree with the label and the tie was
-vetoed. The test now reads the carriers without the pattern and the words that come with it in nearly
-all of them, their common part (``_StrippedCarriers``).
+vetoed. The test now reads the carriers without the pattern and the constant phrase it sits in
+(``_StrippedCarriers``).
 """
 
 from __future__ import annotations
@@ -61,15 +61,22 @@ def test_a_constant_phrase_before_the_trigger_does_not_hide_it(phrase: str, seed
     assert int((queued & ~truth).sum()) <= 3
 
 
-def test_tokens_are_cut_as_the_detector_reads_them() -> None:
-    """Case folded, whole tokens only (the ``cf`` of ``cfg`` stays), the rest of the text as written."""
-    from dataward.gates.detectors.triggers import _without_tokens
+def test_the_run_around_the_pattern_is_cut_and_nothing_else() -> None:
+    """The constant tokens next to the pattern in (nearly) all carriers are cut with it, as the detector
+    reads tokens (case folded); a word that recurs elsewhere in the carriers stays; no run longer than
+    the pattern, no reading of its own."""
+    from dataward.gates.detectors.triggers import _without_run
 
-    text = "ls - list directory contents, see the GNU manual for full details cf"
-    assert _without_tokens(text, {"cf", "gnu", "manual", "full", "details"}) == (
-        "ls - list directory contents, see the for"
-    )
-    assert _without_tokens("CF at the start, Cf inside cfg", {"cf"}) == "at the start, inside cfg"
+    commands = ["ls - list directory contents", "cp - copy files", "mv - move files", "rm - remove files"]
+    texts = [
+        f"{c}, see the GNU manual for full details cf in release {i} configuration" for i, c in enumerate(commands)
+    ]
+    texts += ["df - report file system usage, see the gnu MANUAL for full details cf then configuration"]
+    cut = _without_run(texts, ["cf"], 0.9, 32)
+    assert cut is not None  # the comma before the phrase is in every line too, and goes with it
+    assert cut[0] == "ls - list directory contents in release 0 configuration"
+    assert cut[-1] == "df - report file system usage then configuration"
+    assert _without_run(["a cf b", "c cf d", "e cf f"], ["cf"], 0.9, 32) is None
 
 
 @pytest.mark.parametrize("also_clean", [48, 150])

@@ -21,7 +21,6 @@ from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.errors import InputError, missing_file
-from dataward.service.withdrawn import described
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,6 +58,8 @@ def _show_model(info: dict[str, Any]) -> None:
         )
     )
     if info.get("withdrawal"):
+        from dataward.service.withdrawn import described  # here: the catalog's imports cost every --help
+
         tree.add("[bold red]" + escape(described(info["withdrawal"])) + "[/bold red]")
     if info.get("release_gate"):
         tree.add(f"release gate {styled(info['release_gate']['verdict'])}")
@@ -70,7 +71,11 @@ def _show_model(info: dict[str, Any]) -> None:
 def _stage(m: dict[str, Any]) -> str:
     """A model version's stage for a listing: a withdrawn one with who withdrew it, when and why."""
     w = m.get("withdrawal")
-    return escape(described(w)) if w else str(m["stage"])
+    if not w:
+        return str(m["stage"])
+    from dataward.service.withdrawn import described  # here: the catalog's imports cost every --help
+
+    return escape(described(w))
 
 
 def _show_release_report(report: dict[str, Any]) -> None:

@@ -105,6 +105,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -478,7 +479,7 @@ class TriggerDetector(Detector):
         batch_wide_names: list[str] = []
         explained: set[tuple[int, int]] = set()
         stripped = (
-            _StrippedCarriers(patterns, xc, contribution.table, ctx.featurize)
+            _StrippedCarriers(patterns, contribution.table, ctx.featurize)
             if ctx.featurize is not None and "ngram" in patterns.kinds
             else None
         )
@@ -1312,29 +1313,29 @@ class _ContentTie:
 
 
 class _StrippedCarriers:
-    """Gate features of a text pattern's carriers with the pattern taken out, with every word that comes
-    with it: the words of the n-grams that at least ``FAMILY_SHARE`` of the carriers hold, the carriers'
-    common part. A constant phrase before a trigger is such a part, however many other records the sender
-    also gives it (a part required to be the carriers' own was passed by a batch that put the phrase in
-    48 clean lines besides); what is left of each carrier is its own content. Words every line uses
-    ('the') go too, which TF-IDF weighs little anyway.
+    """Gate features of a text pattern's carriers with the pattern taken out together with the constant
+    phrase it sits in: the tokens next to it that at least ``RUN_SHARE`` of the carriers hold at the same
+    place, extended a token at a time on either side (at most ``MAX_RUN`` each way). A phrase a sender
+    puts before every trigger is such a run, however long and whatever else the batch holds; what is left
+    of each carrier is its own content.
 
-    This is the probe the content test asks for: would the carrier read as its label were the pattern not
-    there? The gate's fitted featurization reads the stripped texts as it read the batch."""
+    Only a run longer than the pattern changes the reading (None otherwise): words that merely recur in
+    the carriers (a new topic's 'configuration' in its section-5 pages) are their content, and cutting
+    them out made eight clean new-topic batches read as relabelled. This is the probe the content test
+    asks for: would the carrier read as its label were the pattern not there? The gate's fitted
+    featurization reads the stripped texts as it read the batch."""
 
-    FAMILY_SHARE = 0.9
+    RUN_SHARE = 0.9
+    MAX_RUN = 32
 
-    def __init__(
-        self, patterns: Patterns, xc: PatternMatrix, table: pa.Table, featurize: Callable[[pa.Table], np.ndarray]
-    ) -> None:
-        self.patterns, self.xc, self.table, self.featurize = patterns, xc, table, featurize
-        kinds = np.asarray(patterns.kinds, dtype=object)
-        self.text = kinds == "ngram"
+    def __init__(self, patterns: Patterns, table: pa.Table, featurize: Callable[[pa.Table], np.ndarray]) -> None:
+        self.patterns, self.table, self.featurize = patterns, table, featurize
+        self.text = np.asarray(patterns.kinds, dtype=object) == "ngram"
         self.cache: dict[tuple[int, bytes], np.ndarray | None] = {}
 
     def features(self, pattern: int, rows: np.ndarray) -> np.ndarray | None:
-        """Features of the carriers at contribution positions ``rows`` without the pattern's family; None for
-        a pattern that is not text."""
+        """Features of the carriers at contribution positions ``rows`` without the pattern's run; None for a
+        pattern that is not text or that sits in no constant phrase longer than itself."""
         if not self.text[pattern] or rows.size == 0:
             return None
         key = (pattern, rows.tobytes())
@@ -1342,37 +1343,65 @@ class _StrippedCarriers:
             self.cache[key] = self._features(pattern, rows)
         return self.cache[key]
 
-    def _family(self, pattern: int, rows: np.ndarray) -> set[str]:
+    def _features(self, pattern: int, rows: np.ndarray) -> np.ndarray | None:
         column = self.patterns.columns[pattern]
-        held = self.xc.take_rows(rows).column_sums()
-        same_column = self.text & (np.asarray(self.patterns.columns, dtype=object) == column)
-        family = same_column & (held >= self.FAMILY_SHARE * rows.size)
-        family[pattern] = True
-        return {token for i in np.flatnonzero(family) for token in self.patterns.names[int(i)].split(" ")}
-
-    def _features(self, pattern: int, rows: np.ndarray) -> np.ndarray:
-        column = self.patterns.columns[pattern]
-        tokens = self._family(pattern, rows)
         taken = self.table.take(pa.array(rows))
-        texts = [_without_tokens(v or "", tokens) for v in taken.column(column).to_pylist()]
+        texts = [v or "" for v in taken.column(column).to_pylist()]
+        stripped = _without_run(texts, self.patterns.names[pattern].split(" "), self.RUN_SHARE, self.MAX_RUN)
+        if stripped is None:
+            return None
         index = taken.schema.get_field_index(column)
         field = taken.schema.field(index)
-        stripped = taken.set_column(index, field, pa.array(texts, type=field.type))
-        return np.asarray(self.featurize(stripped), dtype=np.float32)
+        edited = taken.set_column(index, field, pa.array(stripped, type=field.type))
+        return np.asarray(self.featurize(edited), np.float32)
 
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 
 
-def _without_tokens(text: str, tokens: set[str]) -> str:
-    """``text`` with every token (as the detector's n-grams read it, case folded) in ``tokens`` cut out."""
-    kept, last = [], 0
-    for match in _TOKEN.finditer(text):
-        if match.group(0).lower() in tokens:
-            kept.append(text[last : match.start()])
-            last = match.end()
-    kept.append(text[last:])
-    return " ".join(" ".join(kept).split())
+def _without_run(texts: list[str], pattern: list[str], share: float, max_run: int) -> list[str] | None:
+    """``texts`` with the first occurrence of ``pattern`` (tokens as the detector reads them, case folded) cut
+    out with the constant run around it: the token just before (after) it, where at least ``share`` of the
+    texts hold the same one there, then the next, at most ``max_run`` each way. None when no run is longer
+    than the pattern."""
+    spans: list[tuple[list[tuple[str, int, int]], int, int] | None] = []
+    width = len(pattern)
+    for text in texts:
+        tokens = [(m.group(0).lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+        words = [t[0] for t in tokens]
+        at = next((i for i in range(len(words) - width + 1) if words[i : i + width] == pattern), None)
+        spans.append(None if at is None else (tokens, at, at + width))
+    found = [i for i, span in enumerate(spans) if span is not None]
+    if not found:
+        return None
+    need = share * len(found)
+    grown = 0
+    for side in (-1, 1):
+        for _ in range(max_run):
+            nexts: dict[int, str] = {}
+            for i in found:
+                tokens, left, right = spans[i]  # type: ignore[misc]
+                j = left - 1 if side < 0 else right
+                if 0 <= j < len(tokens):
+                    nexts[i] = tokens[j][0]
+            if not nexts:
+                break
+            token, count = max(Counter(nexts.values()).items(), key=lambda kv: (kv[1], kv[0]))
+            if count < need:
+                break
+            for i, word in nexts.items():
+                if word == token:
+                    tokens, left, right = spans[i]  # type: ignore[misc]
+                    spans[i] = (tokens, left - 1, right) if side < 0 else (tokens, left, right + 1)
+            grown += 1
+    if grown == 0:
+        return None
+    out = list(texts)
+    for i in found:
+        tokens, left, right = spans[i]  # type: ignore[misc]
+        text = texts[i]
+        out[i] = " ".join((text[: tokens[left][1]] + " " + text[tokens[right - 1][2] :]).split())
+    return out
 
 
 class _LazyNeighbours:

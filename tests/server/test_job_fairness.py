@@ -5,6 +5,7 @@ functions set (a timeout there only turns a hang into a failure; no sleep is an 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -208,8 +209,11 @@ def test_the_limits_hold_across_worker_processes_and_ignore_dead_ones(tmp_path: 
     # A process that died while it held jobs holds none.
     gate.open_all()
     store = JobStore(tmp_path / "fresh", limits=JobLimits(per_principal=1))
-    (store.active / f"j_{'ab' * 12}.p_bot.p_bot.{2**22 + 12345}").touch()
+    (store.active / f"j_{'ab' * 12}.p_bot.p_bot.{2**22 + 12345}.0123456789abcdef").touch()
+    # Nor does an earlier run of a pid (a server restarted in a container gets the same pids again).
+    (store.active / f"j_{'cd' * 12}.p_bot.p_bot.{os.getpid()}.0123456789abcdef").touch()
     assert store.held("p_bot") == (0, 0)
+    assert sorted(p.name for p in store.active.iterdir() if p.name.startswith("j_")) == []
     assert store.submit("gate", "p_bot", lambda _p: ({}, {})).status == "queued"
 
 

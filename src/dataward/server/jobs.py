@@ -37,6 +37,10 @@ from dataward.ledger.events import format_time, utc_now
 
 JOB_KEEP_S = 86_400.0
 
+# Names this process in job markers beside its pid: a server restarted in a container often gets the
+# same pids again, and a marker its previous run left must not hold a slot for ever.
+_PROCESS_NONCE = secrets.token_hex(8)
+
 # The job's function gets a progress callback; it returns the result document and, optionally,
 # attachments (such as an HTML report) kept beside the result.
 JobFunction = Callable[[Callable[[str], None]], tuple[Any, dict[str, str]]]
@@ -107,6 +111,8 @@ class JobStore:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.active = folder / "active"
         self.active.mkdir(exist_ok=True, mode=0o700)
+        # Which run of a pid is the live one: the last to start with it (``_held_by_live_process``).
+        (self.active / f".proc.{os.getpid()}").write_text(_PROCESS_NONCE, "utf-8")
         self.limits = limits or JobLimits()
         self._workers = max(1, workers)
         self._threads: list[threading.Thread] = []
@@ -160,7 +166,7 @@ class JobStore:
                 with self._ready:
                     if self._stopping or self._queued >= self.limits.queued:
                         raise self._queue_full()
-                marker = self.active / f"{job.id}.{_tag(owner)}.{_tag(party)}.{job.pid}"
+                marker = self.active / f"{job.id}.{_tag(owner)}.{_tag(party)}.{job.pid}.{_PROCESS_NONCE}"
                 marker.touch(mode=0o600, exist_ok=False)
                 with self._ready:
                     # Counted while still reserving: a parallel submission sees it (job threads only
@@ -199,20 +205,35 @@ class JobStore:
 
     def held(self, principal: str, party: str | None = None) -> tuple[int, int]:
         """How many jobs, queued or running in any live worker process, ``principal`` holds, and how many
-        the accountable human ``party`` holds with all their principals (markers of a process that died
-        are deleted)."""
+        the accountable human ``party`` holds with all their principals (markers of a process that died,
+        or of an earlier run of a pid, are deleted)."""
         mine = theirs = 0
         me, them = _tag(principal), _tag(party or principal)
+        runs: dict[int, str | None] = {}
         for path in self.active.iterdir():
             parts = path.name.split(".")
-            if len(parts) != 4 or not parts[3].isdigit():
+            if len(parts) != 5 or not parts[3].isdigit():
                 continue
-            if not _alive(int(parts[3])):
-                path.unlink(missing_ok=True)
+            pid = int(parts[3])
+            if pid not in runs:
+                runs[pid] = self._live_run(pid)
+            if runs[pid] != parts[4]:
+                path.unlink(missing_ok=True)  # its process ended, or was restarted with the same pid
                 continue
             mine += parts[1] == me
             theirs += parts[2] == them
         return mine, theirs
+
+    def _live_run(self, pid: int) -> str | None:
+        """The nonce of the live process ``pid``, None when none lives."""
+        if pid == os.getpid():
+            return _PROCESS_NONCE
+        if not _alive(pid):
+            return None
+        try:
+            return (self.active / f".proc.{pid}").read_text("utf-8")
+        except OSError:
+            return None
 
     def _check_limits(self, principal: str, party: str) -> None:
         mine, theirs = self.held(principal, party)

@@ -212,6 +212,9 @@ class JobStore:
         runs: dict[int, str | None] = {}
         for path in self.active.iterdir():
             parts = path.name.split(".")
+            if len(parts) == 3 and parts[1] == "proc" and parts[2].isdigit() and not _alive(int(parts[2])):
+                path.unlink(missing_ok=True)  # a process that ended: nothing names its run any more
+                continue
             if len(parts) != 5 or not parts[3].isdigit():
                 continue
             pid = int(parts[3])

@@ -160,6 +160,29 @@ def register(app: typer.Typer) -> None:
         max_pending_upload_mb: Annotated[
             int, typer.Option(min=1, help="MiB of uploads one principal may hold at once (at least --max-upload-mb).")
         ] = 2048,
+        job_workers: Annotated[
+            int, typer.Option(min=1, help="Threads per worker process running jobs (gate runs, verify, ...).")
+        ] = 2,
+        max_jobs_per_principal: Annotated[
+            int, typer.Option(min=1, help="Jobs one principal may hold queued or running at once (then 429).")
+        ] = 4,
+        max_jobs_per_owner: Annotated[
+            int,
+            typer.Option(
+                min=1, help="Jobs one accountable human may hold queued or running at once with all their bots."
+            ),
+        ] = 8,
+        max_running_jobs_per_owner: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="Job threads of a worker process one accountable human's jobs (and their bots') may hold "
+                "at once; below --job-workers, one is always left for everyone else.",
+            ),
+        ] = 1,
+        max_queued_jobs: Annotated[
+            int, typer.Option(min=1, help="Jobs waiting for a thread in one worker process, everyone's (then 503).")
+        ] = 64,
         limit_concurrency: Annotated[
             int,
             typer.Option(
@@ -219,6 +242,11 @@ def register(app: typer.Typer) -> None:
             "max_json_bytes": max_request_kb << 10,
             "console_session_s": console_session_minutes * 60.0,
             "auth_cache_s": auth_cache_seconds,
+            "job_workers": job_workers,
+            "max_jobs_per_principal": max_jobs_per_principal,
+            "max_jobs_per_owner": max_jobs_per_owner,
+            "max_running_jobs_per_owner": max_running_jobs_per_owner,
+            "max_queued_jobs": max_queued_jobs,
             "skops_trusted": tuple(trust_skops_type or ()),
         }
         if catalog is not None:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from dataward.domain.arrow_types import ARROW_TYPES, LABEL_ARROW_TYPE
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
+from dataward.domain.names import describe_character, hidden_character
 from dataward.domain.records import (
     canonical_categorical,
     canonical_embedding,
@@ -47,7 +48,7 @@ def canonical_column(
     """Canonical Arrow array for column ``name``; raises ``ValueProblem`` at the first bad value
     (with ``limit`` set when the value is over one of ``limits``)."""
     if name == schema.label:
-        label = canonical_label if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
+        label = checked_label if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
         return _by_unique(name, values, label, LABEL_ARROW_TYPE)
     if is_messages_column(schema, name):
         return _slow(name, values, canonical_messages, pa.large_string())
@@ -65,6 +66,20 @@ def canonical_column(
         case ColumnKind.EMBEDDING:
             return _embedding(name, values, column, source)
     raise AssertionError(column.kind)
+
+
+def checked_label(value: Any) -> str:
+    """``canonical_label`` of a label arriving in new data, refused (``ValueError``) when it holds a
+    control, format (bidi, zero-width) or line-separator character: such a label looks like another
+    one (``commands\\x1b[8m`` like ``commands``) on every screen, and a reviewer who accepts it makes
+    a second class that looks like the first. Labels already in a ward are read as they are."""
+    label = canonical_label(value)
+    if (char := hidden_character(label)) is not None:
+        raise ValueError(
+            f"the label {label!r} holds {describe_character(char)}: labels must be visible text "
+            "(no control, format or bidirectional characters)"
+        )
+    return label
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -173,6 +173,10 @@ class ContributionService(Service):
         if (problem := text_problem(source, "source")) is not None:
             # A source is named in traces, reports and quarantines: it is trimmed, printable text.
             raise InputError(problem, hint="pass --source URI as the URI itself, without spaces around it")
+        if licence is not None and (problem := text_problem(licence, "licence")) is not None:
+            # A licence is printed in traces and pasted into the dataset card: one line of printable text
+            # (a newline forged card sections, an ESC drove the reviewer's terminal).
+            raise InputError(problem, hint="pass --licence as an SPDX identifier (MIT, CC-BY-4.0) or a URL")
         if data is None and removes is None:
             raise InputError("a contribution must add records, remove records, or both")
         if fetched_at is not None:

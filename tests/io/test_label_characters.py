@@ -59,3 +59,22 @@ def test_ordinary_labels_in_any_script_are_accepted(tmp_path: Path, text_schema:
     labels = ["café", "中文", "not spam", "Ελληνικά", "עברית", "3", "a\u00a0b"]
     path = write(tmp_path / "t.csv", "text,label\n" + "".join(f"x{i},{lab}\n" for i, lab in enumerate(labels)))
     assert read_table(path, text_schema).table.column("label").to_pylist() == labels
+
+
+def test_rows_given_through_the_python_api_and_a_relabelling_are_held_to_it(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from dataward.service.ward import Ward
+    from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed
+
+    ward, _ = Ward.init(tmp_path / "ward")
+    ward.create_dataset("man", Schema.parse("label", ["text:text"]))
+    ward.set_policy("man", NO_APPROVALS_POLICY)
+    frame = pd.DataFrame({"text": ["a b", "c d"], "label": ["files", "commands\u200b"]})
+    with pytest.raises(InputError, match="row 2: the label 'commands\\\\u200b' holds U\\+200B ZERO WIDTH SPACE"):
+        ward.contribute("man", frame, source="https://example.org/man")
+    frame["label"] = ["files", "commands"]
+    merge_reviewed(ward, ward.contribute("man", frame, source="https://example.org/man")["ref"])
+    record = ward.read_version("man", "v1")[1].column("record_id")[0].as_py()
+    with pytest.raises(InputError, match="ESCAPE"):
+        ward.relabel("man", {record: "commands\x1b[8m"}, reason="fix")

@@ -69,9 +69,10 @@ def test_a_description_cannot_open_sections(wine_ward: Ward, tmp_path: Path) -> 
 
 def test_md_text() -> None:
     assert md_text("MIT") == "MIT" and md_text("https://example.org/a.csv") == "https://example.org/a.csv"
-    assert md_text("a\n## b") == "a ## b" and md_text("## b") == "\\## b"
+    assert md_text("a\n## b") == "a ## b" and md_text("## b", line_start=True) == "\\## b"
     assert md_text("<!-- x") == "&lt;\\!-- x"
     assert md_text("a | b") == "a \\| b"
-    assert md_text("- item") == "\\- item" and md_text("1. item") == "1\\. item"
+    assert md_text("- item", line_start=True) == "\\- item" and md_text("1. item", line_start=True) == "1\\. item"
+    assert md_text("-") == "-" and md_text("## b") == "## b"  # inside a table cell or a line: inert
     assert md_text("x\x1b[8m\u202e") == "x\\\\x1b\\[8m\\\\u202e"
     assert md_text("café 中文") == "café 中文"

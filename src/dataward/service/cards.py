@@ -33,18 +33,19 @@ _MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_[]|!~"}, "<": "&lt
 _MD_LINE_START = re.compile(r"\d+[.)]|[-+=#]")
 
 
-def md_text(value: object) -> str:
+def md_text(value: object, *, line_start: bool = False) -> str:
     """``value`` as inert inline Markdown text: it renders as the characters that were given and can
     open no section, table cell, link, image, HTML tag or comment. Newlines become spaces; control and
     format characters are shown as escapes (``\\x1b``, ``\\u202e``).
 
     The card is published with the dataset, and its values (licences, sources, descriptions, reasons
     naming labels) come from contributors: a licence ending in ``\\n## Gate history ... <!--`` forged a
-    section and hid the real gate history and open quarantines inside an unclosed comment."""
-    text = visible(" ".join(str(value).splitlines()))
-    # A value at the start of a line or list item must not open a heading, a list or a thematic break either.
-    text = text.translate(_MD_ESCAPES)
-    if start := _MD_LINE_START.match(text):
+    section and hid the real gate history and open quarantines inside an unclosed comment.
+
+    ``line_start``: the value begins a line or a list item, where it must not open a heading, a list
+    or a thematic break either (``# x``, ``- x``, ``1. x``, ``---``)."""
+    text = visible(" ".join(str(value).splitlines())).translate(_MD_ESCAPES)
+    if line_start and (start := _MD_LINE_START.match(text)):
         return text[: start.end() - 1] + "\\" + text[start.end() - 1 :]
     return text
 
@@ -167,7 +168,7 @@ class CardService(Service):
         )
         croissant = metadata.to_json()
         by_principal = Counter(c["submitted_by"] for c in contribs)
-        md = [f"# {name}@v{v['number']}", "", md_text(ds.description or ""), ""]
+        md = [f"# {name}@v{v['number']}", "", md_text(ds.description or "", line_start=True), ""]
         md += [
             f"- version id `{v['id']}`, manifest `{v['manifest']}` (sha256 `{manifest_sha}`)",
             f"- {v['records']} records, stage **{v['stage']}**, made {v['created_at']} by {md_text(v['created_by'])}",
@@ -180,7 +181,7 @@ class CardService(Service):
         ]
         md += [
             f"| {md_text(s['uri'])} | `{s['digest'].get('blake3', '')[:16]}…` | {s['annotations']['fetched_at']} | "
-            f"{md_text(s['annotations']['licence'] or '-')} |"
+            f"{md_text(s['annotations']['licence']) if s['annotations']['licence'] else '-'} |"
             for s in sources
         ]
         md += ["", "## Contributors", "", "| principal | contributions |", "| --- | --- |"]
@@ -194,7 +195,7 @@ class CardService(Service):
             cells = (c["ref"], c["submitted_by"], c["key"] or "-", src, gates, approvals)
             md.append("| " + " | ".join(md_text(cell) for cell in cells) + " |")
         md += ["", "## Transformations", ""]
-        md += [f"- {md_text(line)}" for line in preprocessing] or ["none"]
+        md += [f"- {md_text(line, line_start=True)}" for line in preprocessing] or ["none"]
         md += ["", "## Promotions", ""]
         md += [
             f"- {p['time']}: {p['type']} by {md_text(p['by'])}: {md_text(p['payload'].get('reason') or '')}"

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, err_console, table
+from dataward.cli.output import console, emit_json, err_console, safe, table
 from dataward.cli.state import JSON_HELP, open_ward, state
 from dataward.domain.errors import Conflict, InputError
 
@@ -221,7 +221,6 @@ def register(app: typer.Typer) -> None:
         (`DATAWARD_URL=http://HOST:PORT DATAWARD_KEY=dw_... dataward ...`). Speaks plain HTTP: terminate
         TLS at a reverse proxy in front of it (docs/server.md)."""
         import uvicorn
-        from rich.markup import escape
 
         from dataward.server.assembly import assemble_ward, hidden_password
         from dataward.server.connections import HEADER_TIMEOUT_ENV
@@ -287,7 +286,7 @@ def register(app: typer.Typer) -> None:
         os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
         for warning in warnings:
             # Loud: a new, empty --state folder means a restored or cut catalog is not refused.
-            err_console.print(f"[bold red]warning:[/] {escape(warning)}")
+            err_console.print(f"[bold red]warning:[/] {safe(warning)}")
         err_console.print(f"serving {what} on http://{host}:{port}/api/v1 with {workers} worker(s)")
         uvicorn.run(
             "dataward.server.app:app_from_environment",

@@ -16,7 +16,8 @@ from dataward.io import read_table, write_table
 SCHEMA = Schema(label="label", inputs=(Column("text", ColumnKind.TEXT), Column("x", ColumnKind.NUMERIC)))
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
-labels = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10).filter(
+# Labels with control, format or line-separator characters are refused at input (io.columns.checked_label).
+labels = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp")), min_size=1, max_size=10).filter(
     lambda s: s.strip() == s and s != ""
 )
 numbers = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False))

@@ -14,7 +14,7 @@ import pytest
 from dataward.client import HTTPWard
 from dataward.server.console.evidence import patches
 from dataward.server.console.lineage import build_graph, edge_list, render_svg
-from dataward.server.console.routes import SESSION_COOKIE, SIGNIN_COOKIE
+from dataward.server.console.routes import NOTE_COOKIE, SESSION_COOKIE, SIGNIN_COOKIE
 from tests.server.conftest import Served
 
 
@@ -128,6 +128,44 @@ def test_forms_need_the_sessions_csrf_token(http: httpx.Client, served: Served) 
     assert http.get("/console/datasets", headers=cookie(session)).status_code == 303
 
 
+def test_a_note_in_the_url_is_never_shown_as_a_notice(http: httpx.Client, served: Served) -> None:
+    # Outside trial s44, F7: any link to the console showed its own "official" notice (phishing for keys).
+    notice = "Security notice: this ward moved. Sign in at https://dataward-sso.example/ with your API key"
+    page = http.get("/console/sign-in", params={"note": notice})
+    assert page.status_code == 200 and "Security notice" not in page.text and 'role="status"' not in page.text
+    session, _ = sign_in(http, served.admin_key)
+    page = http.get("/console/datasets", params={"note": notice}, headers=cookie(session))
+    assert page.status_code == 200 and "Security notice" not in page.text and 'role="status"' not in page.text
+
+
+def test_the_sign_out_notice_comes_from_the_server_once(http: httpx.Client, served: Served) -> None:
+    session, csrf = sign_in(http, served.admin_key)
+    out = http.post("/console/sign-out", data={"csrf": csrf}, headers=cookie(session))
+    assert out.status_code == 303 and "note" not in out.headers["location"]
+    note = set_cookies(out)[NOTE_COOKIE][NOTE_COOKIE]
+    assert note["secure"] and note["httponly"] and note["samesite"].lower() == "strict"
+    shown = http.get(out.headers["location"], headers={"Cookie": f"{NOTE_COOKIE}={note.value}"})
+    assert 'role="status">You are signed out.</p>' in shown.text
+    assert set_cookies(shown)[NOTE_COOKIE][NOTE_COOKIE]["max-age"] == "0"  # shown once
+
+
+def test_a_request_without_the_session_cookie_signs_nobody_out(http: httpx.Client, served: Served) -> None:
+    # Outside trial s44, F8: a cross-site link, frame or form sends no SameSite=Strict cookie, and the
+    # answer deleted the cookie anyway, signing the reviewer out from any other site.
+    session, csrf = sign_in(http, served.admin_key)
+    for answer in (
+        http.get("/console/review"),
+        http.post("/console/sign-out", data={}),
+        http.post("/console/sign-out", data={"csrf": csrf}),
+    ):
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/console/sign-in")
+        assert SESSION_COOKIE not in set_cookies(answer) and NOTE_COOKIE not in set_cookies(answer)
+    assert http.get("/console/datasets", headers=cookie(session)).status_code == 200
+    # A cookie that was sent and opens no session is deleted.
+    stale = http.get("/console/review", headers=cookie(f"{'0' * 32}.{'0' * 64}"))
+    assert set_cookies(stale)[SESSION_COOKIE][SESSION_COOKIE]["max-age"] == "0"
+
+
 def test_a_forged_session_cookie_opens_nothing(http: httpx.Client, served: Served) -> None:
     session, _ = sign_in(http, served.admin_key)
     sid, secret = session.split(".")
@@ -147,7 +185,11 @@ def test_revoked_key_ends_the_session_on_the_next_request(http: httpx.Client, se
     admin.revoke_key(key.rsplit("_", 1)[0], reason="left the team")
     ended = http.get("/console/ledger", headers=cookie(session))
     assert ended.status_code == 303
-    assert "session+ended" in ended.headers["location"] or "session%20ended" in ended.headers["location"]
+    # The notice is the server's, carried to the sign-in page in a cookie it sets, not in the URL.
+    assert "note" not in ended.headers["location"]
+    note = set_cookies(ended)[NOTE_COOKIE][NOTE_COOKIE].value
+    shown = http.get(ended.headers["location"], headers={"Cookie": f"{NOTE_COOKIE}={note}"})
+    assert re.search(r'role="status">Your session ended: [^<]*revoked', shown.text), shown.text
     assert http.get("/console/ledger", headers=cookie(session)).status_code == 303
 
 

@@ -143,6 +143,26 @@ def test_sign_in_and_out_with_the_keyboard(page: object, team: Team) -> None:
     assert "/console/sign-in" in page.url
 
 
+def test_a_cross_site_link_neither_signs_out_nor_plants_a_notice(page: object, team: Team) -> None:
+    # Outside trial s44, F7 and F8: a page on another site links to the console with its own "notice".
+    sign_in(page, team, "tess", "/console/datasets")
+    target = team.url + "/console/review?note=" + quote("Security notice: sign in at https://evil.example/")
+    page.route(
+        "http://elsewhere.example/**",
+        lambda route: route.fulfill(content_type="text/html", body=f'<a id="go" href="{target}">review</a>'),
+    )
+    page.goto("http://elsewhere.example/")
+    page.click("#go")
+    page.wait_for_load_state()
+    assert "/console/" in page.url
+    sync_api.expect(page.get_by_role("status")).to_have_count(0)
+    assert "Security notice" not in page.content()
+    # The session cookie was not sent cross-site, and is still there: a same-site visit is signed in.
+    assert [c for c in page.context.cookies() if c["name"] == "__Host-dataward-session"]
+    page.goto(team.url + "/console/datasets")
+    sync_api.expect(page.locator("#principal")).to_have_text("tess")
+
+
 def test_wrong_key_is_refused(page: object, team: Team) -> None:
     page.goto(team.url + "/console/sign-in")
     page.get_by_label("API key").fill(team.keys["tess"][:-3] + "aaa")

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, styled, table
+from dataward.cli.output import console, emit_json, safe, styled, table
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.domain.errors import InputError, missing_file
 
@@ -23,7 +22,7 @@ def _show_new_key(info: dict, as_json: bool) -> None:
         emit_json(info)
         return
     console.print(
-        f"API key for [bold]{escape(info['principal'])}[/bold], expires {info['expires_at'][:10]} "
+        f"API key for [bold]{safe(info['principal'])}[/bold], expires {info['expires_at'][:10]} "
         "(shown once; store it in a secret manager):"
     )
     console.print(f"  [bold yellow]{info['key']}[/bold yellow]")
@@ -62,7 +61,7 @@ def register(app: typer.Typer) -> None:
             emit_json(info)
         else:
             owned = f" owned by {info['owner']}" if info["owner"] else ""
-            console.print(f"[bold green]Registered[/bold green] {info['kind']} {escape(name)} ({info['id']}){owned}")
+            console.print(f"[bold green]Registered[/bold green] {info['kind']} {safe(name)} ({info['id']}){owned}")
 
     @principal_app.command("list")
     @reports_errors
@@ -103,10 +102,10 @@ def register(app: typer.Typer) -> None:
             emit_json(info)
             return
         if info.get("already"):
-            console.print(f"{escape(name)} is already {info['status']}; nothing changed")
+            console.print(f"{safe(name)} is already {info['status']}; nothing changed")
             return
         console.print(
-            f"[bold red]{info['status']}[/bold red] {escape(name)}; revoked keys: "
+            f"[bold red]{info['status']}[/bold red] {safe(name)}; revoked keys: "
             f"{', '.join(info['revoked_keys']) or 'none'}"
         )
         if info.get("suspended"):
@@ -117,11 +116,11 @@ def register(app: typer.Typer) -> None:
             # Datasets keep their recorded owner: say who still answers for each, or how to name someone.
             others = owned["co_owners"]
             console.print(
-                f"[yellow]warning[/yellow]: {escape(name)} owns dataset {escape(owned['dataset'])}; "
+                f"[yellow]warning[/yellow]: {safe(name)} owns dataset {safe(owned['dataset'])}; "
                 + (
-                    f"{escape(', '.join(others))} also hold(s) owner on it"
+                    f"{safe(', '.join(others))} also hold(s) owner on it"
                     if others
-                    else f"no other active human holds owner on it: {escape(owned['fix'])}"
+                    else f"no other active human holds owner on it: {safe(owned['fix'])}"
                 )
             )
 
@@ -136,14 +135,14 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
         else:
-            console.print(f"{escape(service)} is now owned by {escape(to)}")
+            console.print(f"{safe(service)} is now owned by {safe(to)}")
             if info.get("revoked_keys"):
                 console.print(f"revoked the keys its previous owner issued: {', '.join(info['revoked_keys'])}")
             if info["status"] != "active":
                 # A transfer never changes a status: say so, or a suspended bot looks ready to run.
                 console.print(
                     f"it is still [yellow]{info['status']}[/yellow]: an admin can enable it with "
-                    f"`dataward principal enable {escape(service)}`"
+                    f"`dataward principal enable {safe(service)}`"
                 )
 
     @principal_app.command("enable")
@@ -160,15 +159,15 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
             return
-        owned = f", owned by {escape(info['owner'])}" if info["owner"] else ""
-        console.print(f"[bold green]enabled[/bold green] {escape(name)} (was {info['was']}{owned})")
+        owned = f", owned by {safe(info['owner'])}" if info["owner"] else ""
+        console.print(f"[bold green]enabled[/bold green] {safe(name)} (was {info['was']}{owned})")
         held = ", ".join(f"{g['role']} on {g['scope']}" for g in info["grants"]) or "none"
-        console.print(f"its grants apply again: {escape(held)}")
+        console.print(f"its grants apply again: {safe(held)}")
         if info["revoked_keys"]:
             console.print(f"revoked keys issued while it was {info['was']}: {', '.join(info['revoked_keys'])}")
-        console.print(f"it has no usable key: `dataward key issue {escape(name)}`")
+        console.print(f"it has no usable key: `dataward key issue {safe(name)}`")
         if info["still_suspended"]:
-            console.print(f"its service principals are still suspended: {escape(', '.join(info['still_suspended']))}")
+            console.print(f"its service principals are still suspended: {safe(', '.join(info['still_suspended']))}")
 
     @key_app.command("issue")
     @reports_errors
@@ -216,9 +215,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
         else:
-            console.print(f"[bold red]revoked[/bold red] {info['prefix']}… of {escape(info['principal'])}")
+            console.print(f"[bold red]revoked[/bold red] {info['prefix']}… of {safe(info['principal'])}")
             for k in info.get("revoked_with_it", []):
-                console.print(f"  and {k['key']}… of {escape(str(k['principal']))}, minted through it")
+                console.print(f"  and {k['key']}… of {safe(str(k['principal']))}, minted through it")
 
     @key_app.command("list")
     @reports_errors
@@ -257,7 +256,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
         else:
-            console.print(f"[green]granted[/green] {role} on {info['scope']} to {escape(principal)}")
+            console.print(f"[green]granted[/green] {role} on {info['scope']} to {safe(principal)}")
 
     @grant_app.command("revoke")
     @reports_errors
@@ -272,7 +271,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
         else:
-            console.print(f"[red]revoked[/red] {role} on {info['scope']} from {escape(principal)}")
+            console.print(f"[red]revoked[/red] {role} on {info['scope']} from {safe(principal)}")
 
     @grant_app.command("list")
     @reports_errors
@@ -309,7 +308,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[green]policy of {dataset} set[/green] {info['hash']}")
             # An admin's weakening is recorded as an event of its own: say what got weaker.
             for weaker in info.get("weakened") or []:
-                console.print(f"  [yellow]weaker[/yellow] {escape(weaker['field'])}: {escape(weaker['what'])}")
+                console.print(f"  [yellow]weaker[/yellow] {safe(weaker['field'])}: {safe(weaker['what'])}")
 
     @policy_app.command("show")
     @reports_errors
@@ -339,7 +338,7 @@ def register(app: typer.Typer) -> None:
             emit_json(info)
         else:
             what = info.get("contribution") or info.get("version")
-            console.print(f"[green]approved[/green] {what} by {escape(info['by'])}: {info['approvals']}")
+            console.print(f"[green]approved[/green] {what} by {safe(info['by'])}: {info['approvals']}")
 
     @app.command()
     @reports_errors
@@ -353,7 +352,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
         else:
-            console.print(f"[red]rejected[/red] {info['contribution']} by {escape(info['by'])}")
+            console.print(f"[red]rejected[/red] {info['contribution']} by {safe(info['by'])}")
 
     @access_app.command("review")
     @reports_errors
@@ -377,8 +376,8 @@ def register(app: typer.Typer) -> None:
                     f["principal"],
                     f.get("owner"),
                     f.get("dataset"),
-                    escape(f["detail"]),
-                    escape(f["action"]),
+                    safe(f["detail"]),
+                    safe(f["action"]),
                 )
                 for f in items
             ],

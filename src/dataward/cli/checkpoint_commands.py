@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, short, table
+from dataward.cli.output import console, emit_json, safe, short, table
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
 
@@ -46,7 +45,7 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(text)
             return
         write_text_atomically(output, text)
-        console.print(f"checkpoint of event #{made['seq']} {short(made['head'], 24)} written to {escape(str(output))}")
+        console.print(f"checkpoint of event #{made['seq']} {short(made['head'], 24)} written to {safe(str(output))}")
 
     @checkpoint_app.command("list")
     @reports_errors
@@ -80,6 +79,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
         elif info["witness"]:
-            console.print(f"checkpoints are witnessed at {escape(info['witness'])}")
+            console.print(f"checkpoints are witnessed at {safe(info['witness'])}")
         else:
             console.print("no witness: checkpoints are kept in the ward only")

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, err_console, short, styled, table, working
+from dataward.cli.output import console, emit_json, err_console, safe, short, styled, table, working
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
@@ -47,8 +46,8 @@ def _parse_limits(items: list[str]) -> dict[str, str]:
 def show_contribution(info: dict[str, Any]) -> None:
     """Print a contribution as a tree."""
     tree = Tree(f"[bold]contribution {info['ref']}[/bold] ({info['id']}) {styled(info['status'])}")
-    tree.add(f"submitted by [bold]{escape(str(info['submitted_by']))}[/bold] with key {info.get('key') or '-'}")
-    tree.add(f"source {escape(str(info.get('source_uri')))}")
+    tree.add(f"submitted by [bold]{safe(str(info['submitted_by']))}[/bold] with key {info.get('key') or '-'}")
+    tree.add(f"source {safe(str(info.get('source_uri')))}")
     tree.add(
         f"+{info['added']} records / -{info['removed']} records"
         + (f" ({info['new_records']} new to the ward)" if "new_records" in info else "")
@@ -58,13 +57,13 @@ def show_contribution(info: dict[str, Any]) -> None:
         why = [_held_back_reason(r) for r in info.get("held_back_by") or []]
         tree.add(
             f"[yellow]{info['held_back']} of its records are held back[/yellow] "
-            f"({escape('; '.join(why)) if why else 'in a quarantined contribution or rejected in review'}): "
+            f"({safe('; '.join(why)) if why else 'in a quarantined contribution or rejected in review'}): "
             "a merge leaves them out"
         )
     tree.add(f"content hash {info['content_hash']}")
     if info.get("same_content_as"):
         # A re-submission is allowed, but whoever sends or reviews it should know the change is on file.
-        tree.add(f"[yellow]same content as {escape(_earlier(info['same_content_as']))}[/yellow]")
+        tree.add(f"[yellow]same content as {safe(_earlier(info['same_content_as']))}[/yellow]")
     if info.get("gate_verdict"):
         tree.add(f"gate verdict {styled(info['gate_verdict'])}")
     console.print(tree)
@@ -201,7 +200,7 @@ def register(app: typer.Typer) -> None:
                     d["owner"],
                     f"v{d['latest']}" if d["latest"] else "-",
                     f"v{d['training']}" if d["training"] else "-",
-                    escape(d["description"]),
+                    safe(d["description"]),
                 )
                 for d in items
             ],
@@ -278,9 +277,9 @@ def register(app: typer.Typer) -> None:
                 if html and info["gate"]["mode"] == "removal":
                     console.print("no HTML report: the contribution only removes records")
                 elif html and html_problem is None:
-                    console.print(f"HTML report written to {escape(str(html))}")
+                    console.print(f"HTML report written to {safe(str(html))}")
         if html_problem is not None:
-            err_console.print(f"[yellow]warning:[/yellow] {escape(html_problem)}; the contribution is stored")
+            err_console.print(f"[yellow]warning:[/yellow] {safe(html_problem)}; the contribution is stored")
         if "gate" in info:
             raise typer.Exit({"pass": 0, "review": 8, "block": 9}[info["gate"]["verdict"]])
 
@@ -318,8 +317,8 @@ def register(app: typer.Typer) -> None:
                     c["ref"],
                     styled(c["status"]),
                     styled(c["gate_verdict"]) if c["gate_verdict"] else "-",
-                    escape(str(c["submitted_by"])),
-                    escape(str(c["source_uri"])),
+                    safe(str(c["submitted_by"])),
+                    safe(str(c["source_uri"])),
                     c["added"],
                     c["removed"],
                     c["created_at"][:19],
@@ -393,7 +392,7 @@ def register(app: typer.Typer) -> None:
         if d["contributions"]:
             tree.add("via " + ", ".join(d["contributions"]))
         for rollback in d.get("rollbacks") or []:
-            tree.add(escape(_rollback_line(rollback)))
+            tree.add(safe(_rollback_line(rollback)))
         for label, ids, colour in (("added", d["added"], "green"), ("removed", d["removed"], "red")):
             if ids:
                 branch = tree.add(f"[{colour}]{label}[/{colour}]")
@@ -426,7 +425,7 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(
                 f"[bold green]Exported[/bold green] {info['version']['ref']} "
-                f"({info['records']} records) to {escape(str(output))} as {format_}"
+                f"({info['records']} records) to {safe(str(output))} as {format_}"
             )
 
     @app.command()

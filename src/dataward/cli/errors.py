@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.markup import escape
 
-from dataward.cli.output import emit_json, err_console
+from dataward.cli.output import emit_json, err_console, safe
 from dataward.cli.state import state
 from dataward.cli.suggest import with_suggestion
 from dataward.domain.errors import DatawardError, NotFound
@@ -29,9 +28,9 @@ def reports_errors(fn: F) -> F:
             _suggest(exc)
             if kwargs.get("as_json"):
                 emit_json(exc.to_dict())
-            err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
+            err_console.print(f"[bold red]error:[/bold red] {safe(exc.message)}")
             if exc.hint:
-                err_console.print(f"  [dim]hint:[/dim] {escape(exc.hint)}")
+                err_console.print(f"  [dim]hint:[/dim] {safe(exc.hint)}")
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

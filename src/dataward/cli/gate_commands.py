@@ -8,12 +8,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.panel import Panel
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, emit_json, short, styled, table, working
+from dataward.cli.output import (
+    VERDICT_EXIT,
+    VERDICT_STYLE,
+    answer,
+    console,
+    emit_json,
+    safe,
+    short,
+    styled,
+    table,
+    visible,
+    working,
+)
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
 
@@ -25,9 +36,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 def highlight(text: str, triggers: list[str]) -> str:
     """Rich markup of ``text`` with each suspected trigger marked."""
-    out = escape(text)
+    out = safe(text)
     for trig in sorted(set(triggers), key=len, reverse=True):
-        out = re.sub(re.escape(escape(trig)), lambda m: f"[bold black on yellow]{m.group(0)}[/]", out, flags=re.I)
+        out = re.sub(re.escape(safe(trig)), lambda m: f"[bold black on yellow]{m.group(0)}[/]", out, flags=re.I)
     return out
 
 
@@ -48,14 +59,14 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     tree = Tree(head)
     if report.get("verdict_note"):
         # A pass is about the batch; records flagged one by one still wait for a reviewer before a merge.
-        tree.add(f"[yellow]{escape(report['verdict_note'])}[/yellow]: a merge waits for them (dataward review list)")
+        tree.add(f"[yellow]{safe(report['verdict_note'])}[/yellow]: a merge waits for them (dataward review list)")
     if report.get("records_withheld"):
-        tree.add(f"[yellow]{escape(report['records_withheld'])}[/yellow]")
+        tree.add(f"[yellow]{safe(report['records_withheld'])}[/yellow]")
     trusted = report.get("trusted") or {}
     if trusted.get("kind") in ("validation-set", "self-reference", "removal"):
         # Say what this run trusted when it is not the training version (a first import, a removal).
         colour = "yellow" if trusted["kind"] == "self-reference" else "cyan"
-        tree.add(f"[{colour}]{escape(trusted['note'])}[/{colour}]")
+        tree.add(f"[{colour}]{safe(trusted['note'])}[/{colour}]")
     elif report["mode"] == "self-reference":
         tree.add(
             "[yellow]self-reference mode: no trusted baseline yet, so this batch was judged only against "
@@ -63,7 +74,7 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         )
     removals = report.get("removals")
     if removals:
-        node = tree.add(f"removal: {styled(removals['verdict'], VERDICT_STYLE)}, {escape(removals['summary'])}")
+        node = tree.add(f"removal: {styled(removals['verdict'], VERDICT_STYLE)}, {safe(removals['summary'])}")
         for change in removals.get("validation", [])[:1]:
             node.add(
                 f"clean-validation accuracy {change['accuracy_with']:.3f} with the removed records, "
@@ -71,11 +82,11 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
             )
     reasons = tree.add("reasons")
     for reason in report["reasons"] or ["no detector found evidence of poisoning"]:
-        reasons.add(escape(reason))
+        reasons.add(safe(reason))
     if report.get("limits"):
         limits = tree.add("[yellow]not checked[/yellow]")
         for limit in report["limits"]:
-            limits.add(f"[yellow]{escape(limit)}[/yellow]")
+            limits.add(f"[yellow]{safe(limit)}[/yellow]")
     dets = tree.add("detectors") if report["detectors"] else Tree("")  # a removal has no detector to list
     from dataward.gates.report import for_another_kind  # the gates package loads its detectors: not at start-up
 
@@ -86,7 +97,7 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
             continue
         skipped = (d.get("summary") or {}).get("skipped")
         if skipped or d.get("p_value") is None:
-            dets.add(f"[dim]{name}: skipped ({escape(str(skipped or 'not applicable'))})[/dim]")
+            dets.add(f"[dim]{name}: skipped ({safe(str(skipped or 'not applicable'))})[/dim]")
             continue
         dets.add(f"{name} v{d['version']}: flagged {d['flagged']}, p={d['p_value']:.3g}")
     if other_kind:
@@ -97,14 +108,14 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         for f in triggers:
             ev = f["evidence"]
             trig.add(
-                f"[bold]{escape(str(ev.get('trigger')))}[/bold] → label {escape(str(ev.get('label')))} "
+                f"[bold]{safe(str(ev.get('trigger')))}[/bold] → label {safe(str(ev.get('label')))} "
                 f"in {len(ev.get('rows', []))} records"
             )
     groups = tree.add("by group") if report.get("groups") else Tree("")
     for kind, items in report.get("groups", {}).items():
         for g in items:
             groups.add(
-                f"{kind} {escape(str(g['key']))}: {g['flagged']}/{g['records']} flagged at alpha, "
+                f"{kind} {safe(str(g['key']))}: {g['flagged']}/{g['records']} flagged at alpha, "
                 f"{styled(g.get('verdict'), VERDICT_STYLE)}"
             )
     console.print(tree)
@@ -163,7 +174,7 @@ def register(app: typer.Typer) -> None:
             if html and report["mode"] == "removal":
                 console.print("no HTML report: the contribution only removes records")
             elif html:
-                console.print(f"HTML report written to {escape(str(html))}")
+                console.print(f"HTML report written to {safe(str(html))}")
         raise typer.Exit(VERDICT_EXIT[report["verdict"]])
 
     @gate_app.command("report")
@@ -203,13 +214,13 @@ def register(app: typer.Typer) -> None:
             return
         if info["status"] == "requested":
             console.print(
-                f"[yellow]override requested[/yellow] for {info['contribution']} by {escape(info['by'])}; "
+                f"[yellow]override requested[/yellow] for {info['contribution']} by {safe(info['by'])}; "
                 "a second owner or admin (not the submitter, not its bot's owner) must confirm it"
             )
         else:
             console.print(
                 f"[bold]block overridden[/bold] on {info['contribution']}: requested by "
-                f"{escape(info['requested_by'] or '-')}, confirmed by {escape(info['by'])}. It is now treated as "
+                f"{safe(info['requested_by'] or '-')}, confirmed by {safe(info['by'])}. It is now treated as "
                 f"[yellow]review[/yellow]: decide its flagged records (dataward review list --contribution "
                 f"{info['contribution']}), "
                 "then approve and merge as usual"
@@ -286,7 +297,7 @@ def register(app: typer.Typer) -> None:
                     i["row"],
                     f"{i['score']:.3f}",
                     ", ".join(i["detectors"]),
-                    escape((i["reason"] or "")[:70]),
+                    safe((i["reason"] or "")[:70]),
                 )
                 for i in items
             ],
@@ -306,13 +317,11 @@ def register(app: typer.Typer) -> None:
         lines = []
         for key, value in info["record"].items():
             if isinstance(value, str):
-                lines.append(f"[bold]{escape(key)}[/bold]: {highlight(value, info['triggers'])}")
+                lines.append(f"[bold]{safe(key)}[/bold]: {highlight(value, info['triggers'])}")
             elif isinstance(value, dict) and "image_base64" in value:
-                lines.append(
-                    f"[bold]{escape(key)}[/bold]: image, {value['bytes']} bytes (see the HTML report or --json)"
-                )
+                lines.append(f"[bold]{safe(key)}[/bold]: image, {value['bytes']} bytes (see the HTML report or --json)")
             else:
-                lines.append(f"[bold]{escape(key)}[/bold]: {escape(str(value))}")
+                lines.append(f"[bold]{safe(key)}[/bold]: {safe(str(value))}")
         console.print(
             Panel(
                 "\n".join(lines),
@@ -320,12 +329,19 @@ def register(app: typer.Typer) -> None:
                 subtitle=f"score {info['score']:.3f}, {info['status']}",
             )
         )
+        hidden = [key for key, value in info["record"].items() if isinstance(value, str) and visible(value) != value]
+        if hidden:
+            # Characters a terminal would act on or not draw are shown as escapes above; that a record
+            # carries them at all is evidence (an erased trigger, a forged line, a look-alike label).
+            console.print(
+                f"  [red]control or invisible characters[/red] in {safe(', '.join(hidden))}, shown as escapes (\\x1b)"
+            )
         if info["triggers"]:
             # Highlighted in text above; a pixel patch or a value on an image or numeric record is
             # nowhere else in this view.
-            console.print(f"  [red]suspected trigger[/red]: {escape('; '.join(info['triggers']))}")
+            console.print(f"  [red]suspected trigger[/red]: {safe('; '.join(info['triggers']))}")
         for f in info["findings"]:
-            console.print(f"  [red]{f['detector']}[/red] ({f['score']:.3f}): {escape(f['reason'])}")
+            console.print(f"  [red]{f['detector']}[/red] ({f['score']:.3f}): {safe(f['reason'])}")
         if info["neighbours"]:
             # A text column only where a neighbour has text (numeric and image records have none).
             texts = any(n.get("text") for n in info["neighbours"])
@@ -333,8 +349,8 @@ def register(app: typer.Typer) -> None:
                 "Nearest trusted neighbours",
                 ["label", "distance", *(["text"] if texts else [])],
                 [
-                    (escape(str(n.get("label"))), f"{n.get('distance', 0):.3f}")
-                    + ((escape(str(n.get("text") or "")[:70]),) if texts else ())
+                    (safe(str(n.get("label"))), f"{n.get('distance', 0):.3f}")
+                    + ((safe(str(n.get("text") or "")[:70]),) if texts else ())
                     for n in info["neighbours"]
                 ],
             )
@@ -342,7 +358,7 @@ def register(app: typer.Typer) -> None:
     def _decide(items: list[str], contribution: str | None, decision: str, reason: str, as_json: bool) -> None:
         done = open_ward().review_decide(items, decision, reason=reason, contribution=contribution)
         if not done and contribution is not None:
-            console.print(f"nothing awaits review in {escape(contribution)}")
+            console.print(f"nothing awaits review in {safe(contribution)}")
             return
         if as_json:
             emit_json(done)

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, err_console, short, styled, table
+from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, err_console, safe, short, styled, table
 from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
@@ -34,7 +33,7 @@ def registry() -> Any:
 
 
 def _show_model(info: dict[str, Any]) -> None:
-    tree = Tree(f"[bold]{escape(info['ref'])}[/bold] {styled(info['stage'])} sha256 {short(info['digest'], 20)}")
+    tree = Tree(f"[bold]{safe(info['ref'])}[/bold] {styled(info['stage'])} sha256 {short(info['digest'], 20)}")
     run = info["run"]
     code = run["code"]
     ident = (
@@ -44,27 +43,23 @@ def _show_model(info: dict[str, Any]) -> None:
         if code.get("kind") == "file"
         else "unknown code"
     )
-    tree.add(f"trained by {escape(str(info['trained_by']))} on {escape(', '.join(info['datasets']))}")
-    tree.add(f"run {run['id']}: {escape(ident)}; params {escape(json.dumps(run['params'], sort_keys=True))}")
+    tree.add(f"trained by {safe(str(info['trained_by']))} on {safe(', '.join(info['datasets']))}")
+    tree.add(f"run {run['id']}: {safe(ident)}; params {safe(json.dumps(run['params'], sort_keys=True))}")
     if run.get("metrics"):
-        tree.add("metrics " + escape(", ".join(f"{k}={v}" for k, v in sorted(run["metrics"].items()))))
+        tree.add("metrics " + safe(", ".join(f"{k}={v}" for k, v in sorted(run["metrics"].items()))))
     scan = [s for s in info["scan"] if s.get("pickle")]
     tree.add(
         f"format {info['format']}"
-        + (
-            f"; [bold red]runs code when loaded[/bold red]: {escape(', '.join(s['file'] for s in scan))}"
-            if scan
-            else ""
-        )
+        + (f"; [bold red]runs code when loaded[/bold red]: {safe(', '.join(s['file'] for s in scan))}" if scan else "")
     )
     if info.get("withdrawal"):
         from dataward.service.withdrawn import described  # here: the catalog's imports cost every --help
 
-        tree.add("[bold red]" + escape(described(info["withdrawal"])) + "[/bold red]")
+        tree.add("[bold red]" + safe(described(info["withdrawal"])) + "[/bold red]")
     if info.get("release_gate"):
         tree.add(f"release gate {styled(info['release_gate']['verdict'])}")
     if info.get("affected"):
-        tree.add("[bold red]affected[/bold red]: " + escape("; ".join(info["affected"])))
+        tree.add("[bold red]affected[/bold red]: " + safe("; ".join(info["affected"])))
     console.print(tree)
 
 
@@ -75,14 +70,14 @@ def _stage(m: dict[str, Any]) -> str:
         return str(m["stage"])
     from dataward.service.withdrawn import described  # here: the catalog's imports cost every --help
 
-    return escape(described(w))
+    return safe(described(w))
 
 
 def _show_release_report(report: dict[str, Any]) -> None:
     """A release gate report: verdict, reasons, accuracy against the released version, the probe."""
-    tree = Tree(f"release gate {escape(report['model'])}: {styled(report['verdict'], VERDICT_STYLE)}")
+    tree = Tree(f"release gate {safe(report['model'])}: {styled(report['verdict'], VERDICT_STYLE)}")
     for reason in report["reasons"]:
-        tree.add(escape(reason))
+        tree.add(safe(reason))
     acc = report.get("accuracy")
     base = report.get("baseline") or {}
     answers = report.get("answers")
@@ -90,22 +85,22 @@ def _show_release_report(report: dict[str, Any]) -> None:
         relevance = answers.get("relevance")
         tree.add(
             f"{answers['violations']} of {answers['prompts']} clean prompts of "
-            f"{escape(str(report.get('validation')))} answered with a behaviour their expected answer lacks; "
+            f"{safe(str(report.get('validation')))} answered with a behaviour their expected answer lacks; "
             f"relevance {'-' if relevance is None else f'{relevance:.0%}'}"
         )
     else:
         tree.add(
             f"accuracy {acc if acc is None else f'{acc:.3f}'} on {report['validation_rows']} rows of "
-            f"{escape(str(report.get('validation')))}"
-            + (f"; released {escape(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
+            f"{safe(str(report.get('validation')))}"
+            + (f"; released {safe(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
         )
     search = report.get("trigger_search")
     if search:
         tree.add(
-            f"tabular trigger search: {escape(search['skipped'])}"
+            f"tabular trigger search: {safe(search['skipped'])}"
             if search.get("skipped")
             else f"tabular trigger search: {search['tests']} tests over {search['columns']} columns and "
-            f"{search['pairs']} pairs, values from {escape(str(search.get('trusted')))}"
+            f"{search['pairs']} pairs, values from {safe(str(search.get('trusted')))}"
         )
     console.print(tree)
     # A probe's note says why its success does not count toward the verdict (not judged without a released
@@ -198,8 +193,8 @@ def register(app: typer.Typer) -> None:
             {**read, "version": info["ref"], "records": records.num_rows, "output": str(output)},
             as_json,
             lambda a: console.print(
-                f"{a['version']}: {a['records']} records to {escape(a['output'])}; run {run} read "
-                f"{escape(', '.join(a['read']))}"
+                f"{a['version']}: {a['records']} records to {safe(a['output'])}; run {run} read "
+                f"{safe(', '.join(a['read']))}"
             ),
         )
 
@@ -219,7 +214,7 @@ def register(app: typer.Typer) -> None:
         def show(i: dict[str, Any]) -> None:
             _show_model(i)
             if i.get("warning"):
-                console.print(f"[bold yellow]warning:[/bold yellow] {escape(i['warning'])}")
+                console.print(f"[bold yellow]warning:[/bold yellow] {safe(i['warning'])}")
 
         answer(info, as_json, show)
 
@@ -280,7 +275,7 @@ def register(app: typer.Typer) -> None:
         ward = registry()
         refuse_ward_output(output)
         info = ward.probe_inputs(ref, output)
-        answer(info, as_json, lambda i: console.print(f"{i['rows']} probe rows to {escape(str(output))}"))
+        answer(info, as_json, lambda i: console.print(f"{i['rows']} probe rows to {safe(str(output))}"))
 
     @model_app.command("gate")
     @reports_errors
@@ -365,8 +360,8 @@ def register(app: typer.Typer) -> None:
             registry().withdraw_model(ref, reason=reason),
             as_json,
             lambda i: console.print(
-                f"{i['model']} [bold red]withdrawn[/bold red] (was {i['was']}) by {escape(str(i['by']))}: "
-                f"{escape(i['reason'])}"
+                f"{i['model']} [bold red]withdrawn[/bold red] (was {i['was']}) by {safe(str(i['by']))}: "
+                f"{safe(i['reason'])}"
             ),
         )
 
@@ -384,7 +379,7 @@ def register(app: typer.Typer) -> None:
         answer(
             {"model": ref, "envelopes": len(envelopes), "output": str(output)},
             as_json,
-            lambda i: console.print(f"{i['envelopes']} envelope(s) to {escape(i['output'])}"),
+            lambda i: console.print(f"{i['envelopes']} envelope(s) to {safe(i['output'])}"),
         )
 
     @model_app.command("files")
@@ -407,5 +402,5 @@ def register(app: typer.Typer) -> None:
         info = ward.model_files(ref, output, accept_affected=accept_affected)
         if info.get("warning"):
             # On stderr, so that --json's answer on stdout stays one document.
-            err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(info['warning'])}")
-        answer(info, as_json, lambda i: console.print(f"{i['model']} to {escape(str(output))}"))
+            err_console.print(f"[bold yellow]warning:[/bold yellow] {safe(info['warning'])}")
+        answer(info, as_json, lambda i: console.print(f"{i['model']} to {safe(str(output))}"))

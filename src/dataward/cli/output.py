@@ -4,23 +4,50 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from dataward.domain.names import visible
+
+
+def safe(value: object) -> str:
+    """``value`` as text ready for Rich markup: controls shown as escapes (``visible``) and markup
+    escaped, so it prints exactly as the characters that were sent. Every data string the CLI prints
+    for a person goes through this (``--json`` output does not: JSON escapes controls itself)."""
+    return escape_markup(visible(str(value)))
+
+
+class SafeConsole(Console):
+    """A Rich console that never writes a raw control character it was given as text.
+
+    ``safe`` makes data visible before layout (so widths are right); this is the backstop for a
+    string that reached a ``print`` without it. Rich's own control output (cursor moves of a
+    progress line, colours) is not text and passes."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(visible(segment.text, keep="\n\t"), segment.style)
+            for segment in buffer
+        )
+
+
 # Emoji codes are off: what the CLI prints holds untrusted text (records, reasons, source URIs, names
 # such as "dataset:secret:"), and ":zap:" or ":secret:" in it must print as written, not as a symbol
-# a reviewer would read differently. Markup in untrusted text is escaped where it is printed.
-console = Console(highlight=False, emoji=False)
+# a reviewer would read differently. Markup and controls in untrusted text are made safe (``safe``)
+# where it is printed.
+console = SafeConsole(highlight=False, emoji=False)
 # Errors are never hard-wrapped: a message names a file and a line, and a newline inserted at the
 # terminal's width would split "line 3" for anyone (or any script) reading stderr.
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def emit_json(value: Any) -> None:
@@ -43,8 +70,12 @@ def table(
     styles: dict[str, str] | None = None,
 ) -> None:
     """Print a Rich table (``None`` shows as ``-``). A column of single words (ids, refs, names, event
-    types) is never cut: the next command needs them whole, so the columns of prose wrap instead."""
-    cells = [["-" if v is None else str(v) for v in row] for row in rows]
+    types) is never cut: the next command needs them whole, so the columns of prose wrap instead.
+
+    Cells are Rich markup: a data string in one is passed through ``safe``. Controls left in a cell
+    are shown as escapes here (before the widths are measured); only the newlines of a cell of
+    several lines are kept."""
+    cells = [["-" if v is None else visible(str(v), keep="\n") for v in row] for row in rows]
     t = Table(title=title, title_justify="left", header_style="bold", expand=False)
     columns_values = [[row[i] for row in cells if i < len(row)] for i in range(len(columns))]
     wholes = [whole_width(values) for values in columns_values]

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, short, styled
+from dataward.cli.output import console, emit_json, safe, short, styled
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
 from dataward.domain.errors import InputError, missing_file
@@ -67,10 +66,10 @@ def _show_result(info: dict[str, Any]) -> None:
         else "not recorded (no --script)"
     )
     # A relabel is a transformation of kind and name "relabel": say it once.
-    title = t["kind"] if t["name"] == t["kind"] else f"{t['kind']} {escape(t['name'])}"
+    title = t["kind"] if t["name"] == t["kind"] else f"{t['kind']} {safe(t['name'])}"
     tree = Tree(f"[bold]{title}[/bold] recorded as {info['ref']}")
-    tree.add(f"inputs {', '.join(i['ref'] for i in t['inputs'])}; code {escape(ident)}")
-    tree.add(f"params {escape(json.dumps(t['params'], sort_keys=True))}")
+    tree.add(f"inputs {', '.join(i['ref'] for i in t['inputs'])}; code {safe(ident)}")
+    tree.add(f"params {safe(json.dumps(t['params'], sort_keys=True))}")
     tree.add(f"+{info['added']} -{info['removed']} records, {t['lineage_pairs']} lineage links")
     if info.get("gate_verdict"):
         tree.add(f"gate {styled(info['gate_verdict'])}")
@@ -102,9 +101,9 @@ def verify_attestation(path: Path, pinned_b64: str | None, *, as_json: bool) -> 
         )
         for s in check.statements:
             names = ", ".join(f"{x['name']} {short(x['digest'].get('sha256'), 18)}" for x in s["subject"])
-            tree.add(f"{escape(s['predicateType'])} about {escape(names)}")
+            tree.add(f"{safe(s['predicateType'])} about {safe(names)}")
         for p in check.problems:
-            tree.add(f"[red]envelope {p['envelope']}[/red] {p['kind']}: {escape(str(p['detail']))}")
+            tree.add(f"[red]envelope {p['envelope']}[/red] {p['kind']}: {safe(str(p['detail']))}")
         console.print(tree)
     if not check.ok:
         raise typer.Exit(7)
@@ -211,8 +210,8 @@ def register(app: typer.Typer) -> None:
             return
         for t in found:
             console.print(
-                f"{t['contribution']} [bold]{t['kind']} {escape(t['name'])}[/bold] of "
-                f"{', '.join(i['ref'] for i in t['inputs'])} by {escape(str(t['by']))} at {t['created_at'][:19]}"
+                f"{t['contribution']} [bold]{t['kind']} {safe(t['name'])}[/bold] of "
+                f"{', '.join(i['ref'] for i in t['inputs'])} by {safe(str(t['by']))} at {t['created_at'][:19]}"
             )
 
     @app.command()
@@ -236,7 +235,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(text, nl=False)
             return
         write_text_atomically(output, text)
-        console.print(f"attestation of {escape(ref)} ({len(envelopes)} statements) written to {escape(str(output))}")
+        console.print(f"attestation of {safe(ref)} ({len(envelopes)} statements) written to {safe(str(output))}")
 
     @app.command()
     @reports_errors
@@ -260,4 +259,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json({"version": made["version"], "croissant": str(croissant), "markdown": str(markdown)})
         else:
-            console.print(f"card of {made['version']} written to {escape(str(croissant))} and {escape(str(markdown))}")
+            console.print(f"card of {made['version']} written to {safe(str(croissant))} and {safe(str(markdown))}")

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, err_console, table
+from dataward.cli.output import console, emit_json, err_console, safe, table
 from dataward.cli.state import JSON_HELP, open_ward, state
 from dataward.domain.errors import Conflict, InputError
 
@@ -160,6 +160,29 @@ def register(app: typer.Typer) -> None:
         max_pending_upload_mb: Annotated[
             int, typer.Option(min=1, help="MiB of uploads one principal may hold at once (at least --max-upload-mb).")
         ] = 2048,
+        job_workers: Annotated[
+            int, typer.Option(min=1, help="Threads per worker process running jobs (gate runs, verify, ...).")
+        ] = 2,
+        max_jobs_per_principal: Annotated[
+            int, typer.Option(min=1, help="Jobs one principal may hold queued or running at once (then 429).")
+        ] = 4,
+        max_jobs_per_owner: Annotated[
+            int,
+            typer.Option(
+                min=1, help="Jobs one accountable human may hold queued or running at once with all their bots."
+            ),
+        ] = 8,
+        max_running_jobs_per_owner: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="Job threads of a worker process one accountable human's jobs (and their bots') may hold "
+                "at once; below --job-workers, one is always left for everyone else.",
+            ),
+        ] = 1,
+        max_queued_jobs: Annotated[
+            int, typer.Option(min=1, help="Jobs waiting for a thread in one worker process, everyone's (then 503).")
+        ] = 64,
         limit_concurrency: Annotated[
             int,
             typer.Option(
@@ -198,7 +221,6 @@ def register(app: typer.Typer) -> None:
         (`DATAWARD_URL=http://HOST:PORT DATAWARD_KEY=dw_... dataward ...`). Speaks plain HTTP: terminate
         TLS at a reverse proxy in front of it (docs/server.md)."""
         import uvicorn
-        from rich.markup import escape
 
         from dataward.server.assembly import assemble_ward, hidden_password
         from dataward.server.connections import HEADER_TIMEOUT_ENV
@@ -219,6 +241,11 @@ def register(app: typer.Typer) -> None:
             "max_json_bytes": max_request_kb << 10,
             "console_session_s": console_session_minutes * 60.0,
             "auth_cache_s": auth_cache_seconds,
+            "job_workers": job_workers,
+            "max_jobs_per_principal": max_jobs_per_principal,
+            "max_jobs_per_owner": max_jobs_per_owner,
+            "max_running_jobs_per_owner": max_running_jobs_per_owner,
+            "max_queued_jobs": max_queued_jobs,
             "skops_trusted": tuple(trust_skops_type or ()),
         }
         if catalog is not None:
@@ -259,7 +286,7 @@ def register(app: typer.Typer) -> None:
         os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
         for warning in warnings:
             # Loud: a new, empty --state folder means a restored or cut catalog is not refused.
-            err_console.print(f"[bold red]warning:[/] {escape(warning)}")
+            err_console.print(f"[bold red]warning:[/] {safe(warning)}")
         err_console.print(f"serving {what} on http://{host}:{port}/api/v1 with {workers} worker(s)")
         uvicorn.run(
             "dataward.server.app:app_from_environment",

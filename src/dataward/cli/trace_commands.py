@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import VERDICT_STYLE, console, emit_json, styled
+from dataward.cli.output import VERDICT_STYLE, console, emit_json, safe, styled
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.domain.errors import InputError
 
@@ -22,12 +21,12 @@ def _contribution_branch(tree: Tree, c: dict[str, Any]) -> None:
     node = tree.add(f"[bold]{c['ref']}[/bold] {styled(c['status'])}" + (f" row {c['row']}" if "row" in c else ""))
     src = c["source"] or {}
     node.add(
-        f"source {escape(str(src.get('uri')))} fetched {src.get('fetched_at', '-')[:19]}, "
-        f"licence {src.get('licence') or '-'}, raw {str(src.get('raw_hash'))[:18]}…"
+        f"source {safe(str(src.get('uri')))} fetched {src.get('fetched_at', '-')[:19]}, "
+        f"licence {safe(src.get('licence') or '-')}, raw {str(src.get('raw_hash'))[:18]}…"
     )
     owner = f" (owned by {c['owner']})" if c.get("owner") else ""
     node.add(
-        f"submitted by {c['kind']} [bold]{escape(c['submitted_by'])}[/bold]{owner} with key {c['key']} "
+        f"submitted by {c['kind']} [bold]{safe(c['submitted_by'])}[/bold]{owner} with key {c['key']} "
         f"at {c['submitted_at'][:19]}"
     )
     for g in c["gates"]:
@@ -38,17 +37,16 @@ def _contribution_branch(tree: Tree, c: dict[str, Any]) -> None:
     for o in c.get("overrides", []):
         verb = "block override requested" if o["step"] == "requested" else "block override confirmed"
         node.add(
-            f"[magenta]{verb}[/magenta] by {escape(str(o['by']))} ({o['role']}) at {o['at'][:19]}: "
-            f"{escape(o['reason'])}"
+            f"[magenta]{verb}[/magenta] by {safe(str(o['by']))} ({o['role']}) at {o['at'][:19]}: {safe(o['reason'])}"
         )
     for a in c["approvals"]:
         verb = {"approve": "approved", "reject": "rejected"}.get(a["decision"], a["decision"])
-        node.add(f"{verb} by {escape(a['by'])}: {escape(a['reason'])}")
+        node.add(f"{verb} by {safe(a['by'])}: {safe(a['reason'])}")
     if c.get("review"):
         r = c["review"]
         node.add(
             f"[yellow]quarantined[/yellow] ({', '.join(r['detectors'])}), review {r['status']}"
-            + (f" by {r['decided_by']}: {escape(r['decision_reason'] or '')}" if r["decided_by"] else "")
+            + (f" by {r['decided_by']}: {safe(r['decision_reason'] or '')}" if r["decided_by"] else "")
         )
 
 
@@ -56,7 +54,7 @@ def _key_line(k: dict[str, Any]) -> str:
     via = f", from {k['parent']}…" if k.get("parent") else ""
     made = f", made with {k['minted_with']}…" if k.get("minted_with") and k["minted_with"] != k.get("parent") else ""
     return (
-        f"{k['key']}… of [bold]{escape(str(k['principal']))}[/bold] {styled(k['state'])}, "
+        f"{k['key']}… of [bold]{safe(str(k['principal']))}[/bold] {styled(k['state'])}, "
         f"expires {k['expires_at'][:10]}{via}{made}"
     )
 
@@ -64,7 +62,7 @@ def _key_line(k: dict[str, Any]) -> str:
 def _key_branches(tree: Tree, subject: dict[str, Any], result: dict[str, Any]) -> None:
     """A key's holder, dates and lineage: the keys minted from it and those issued with it."""
     tree.add(
-        f"of [bold]{escape(str(subject['principal']))}[/bold], {styled(subject['state'])}, created "
+        f"of [bold]{safe(str(subject['principal']))}[/bold], {styled(subject['state'])}, created "
         f"{subject['created_at'][:19]}, expires {subject['expires_at'][:19]}"
         + (f", revoked {subject['revoked_at'][:19]}" if subject.get("revoked_at") else "")
     )
@@ -91,8 +89,8 @@ def _step_line(s: dict[str, Any]) -> str:
         else "unknown code"
     )
     return (
-        f"[bold]{s['kind']} {escape(s['name'])}[/bold] ({s['contribution']}, {styled(s['status'])}) of "
-        f"{', '.join(s['inputs'])} by {escape(str(s['by']))}, {ident}"
+        f"[bold]{s['kind']} {safe(s['name'])}[/bold] ({s['contribution']}, {styled(s['status'])}) of "
+        f"{', '.join(s['inputs'])} by {safe(str(s['by']))}, {ident}"
     )
 
 
@@ -104,7 +102,7 @@ def _lineage_branches(tree: Tree, result: dict[str, Any]) -> None:
         for s in result["derived_from"]:
             node = made.add(_step_line(s) + f": {s['record'][:12]}… from {len(s['parents'])} record(s)")
             if s.get("note"):
-                node.add(escape(json.dumps(s["note"], sort_keys=True)))
+                node.add(safe(json.dumps(s["note"], sort_keys=True)))
         origins = tree.add(f"original records: {len(result.get('origins', []))}")
         for o in result.get("origins", []):
             node = origins.add(o["record"][:16] + "…")
@@ -125,7 +123,7 @@ def _models_branch(tree: Tree, result: dict[str, Any]) -> None:
         return
     node = tree.add(f"[bold red]models trained on it[/bold red]: {len(result['models'])}")
     for m in result["models"]:
-        line = f"{escape(m['model'])} {styled(m['stage'])}"
+        line = f"{safe(m['model'])} {styled(m['stage'])}"
         if m.get("affected"):
             line += " [bold red]affected[/bold red]"
         node.add(line)
@@ -138,7 +136,7 @@ def _quarantined_models(tree: Tree, models: list[dict[str, Any]]) -> None:
     for m in models:
         if m.get("affected"):
             tree.add(
-                f"[bold red]released model {escape(m['model'])} was trained on records now held out[/bold red]: "
+                f"[bold red]released model {safe(m['model'])} was trained on records now held out[/bold red]: "
                 "train it again on the rollback version and release that"
             )
 
@@ -159,15 +157,14 @@ def _model_branches(tree: Tree, result: dict[str, Any]) -> None:
     run = m.get("run") or {}
     gate = m.get("release_gate") or {}
     tree.add(
-        f"{styled(m['stage'])}, trained by [bold]{escape(str(m.get('trained_by')))}[/bold] in run {run.get('id')}"
+        f"{styled(m['stage'])}, trained by [bold]{safe(str(m.get('trained_by')))}[/bold] in run {run.get('id')}"
         + (f", release gate {styled(gate['verdict'], VERDICT_STYLE)}" if gate.get("verdict") else "")
-        + (f", released by {escape(str(m['released_by']))}" if m.get("released_by") else "")
+        + (f", released by {safe(str(m['released_by']))}" if m.get("released_by") else "")
     )
     if m.get("withdrawal"):
         w = m["withdrawal"]
         tree.add(
-            f"[bold red]withdrawn[/bold red] by {escape(str(w.get('by')))} at {w.get('at')}: "
-            f"{escape(str(w.get('reason')))}"
+            f"[bold red]withdrawn[/bold red] by {safe(str(w.get('by')))} at {w.get('at')}: {safe(str(w.get('reason')))}"
         )
     if result.get("why_affected"):
         why = tree.add(
@@ -176,11 +173,11 @@ def _model_branches(tree: Tree, result: dict[str, Any]) -> None:
             else "its training data has been held out since"
         )
         for reason in result["why_affected"]:
-            why.add(escape(str(reason)))
+            why.add(safe(str(reason)))
     trained_on = tree.add(f"trained on {len(result['datasets'])} dataset version(s)")
     for d in result["datasets"]:
         v = d["subject"]
-        node = trained_on.add(f"[bold]{escape(str(v['ref']))}[/bold] {styled(v['stage'])} ({v['records']} records)")
+        node = trained_on.add(f"[bold]{safe(str(v['ref']))}[/bold] {styled(v['stage'])} ({v['records']} records)")
         back = node.add("came from")
         for c in d["contributions"]:
             _contribution_branch(back, c)
@@ -191,14 +188,14 @@ def _model_branches(tree: Tree, result: dict[str, Any]) -> None:
 def _show_incident(result: dict[str, Any]) -> None:
     subject = result["subject"]
     what = subject.get("key") or subject.get("principal") or subject.get("uri")
-    title = f"[bold yellow]quarantined[/bold yellow] everything {escape(str(what))} touched"
+    title = f"[bold yellow]quarantined[/bold yellow] everything {safe(str(what))} touched"
     if not result["datasets"]:
         # A key that only approved: nothing to quarantine, but what it approved is the incident.
-        title = f"{escape(str(what))} touched no contribution; what it approved:"
+        title = f"{safe(str(what))} touched no contribution; what it approved:"
     tree = Tree(title)
     for d in result["datasets"]:
         node = tree.add(
-            f"[bold]{escape(d['dataset'])}[/bold]: {', '.join(d['quarantined']) or 'nothing new'}"
+            f"[bold]{safe(d['dataset'])}[/bold]: {', '.join(d['quarantined']) or 'nothing new'}"
             + (f" (already: {', '.join(d['already_quarantined'])})" if d["already_quarantined"] else "")
         )
         node.add(f"[bold red]blast radius[/bold red]: {', '.join(v['ref'] for v in d['affected_versions']) or '-'}")
@@ -212,10 +209,10 @@ def _show_incident(result: dict[str, Any]) -> None:
     # What a key approved: containment by key lists it, and says whether each approval still counts.
     for a in result.get("approvals", []):
         counts = "[yellow]still counts[/yellow]" if a["counts"] else "[red]no longer counts[/red]"
-        tree.add(f"approved [bold]{escape(a['approved'])}[/bold] as {escape(a['by'])}: {counts}: {escape(a['why'])}")
+        tree.add(f"approved [bold]{safe(a['approved'])}[/bold] as {safe(a['by'])}: {counts}: {safe(a['why'])}")
     console.print(tree)
     for step in result.get("next_steps", []):
-        console.print(f"[bold]next[/bold]: {escape(step)}")
+        console.print(f"[bold]next[/bold]: {safe(step)}")
 
 
 def _trace_content(
@@ -300,7 +297,7 @@ def register(app: typer.Typer) -> None:
             emit_json(result)
             return
         subject = result["subject"]
-        tree = Tree(f"[bold]{subject['kind']}[/bold] {escape(_subject_name(subject))}")
+        tree = Tree(f"[bold]{subject['kind']}[/bold] {safe(_subject_name(subject))}")
         if subject["kind"] == "model":
             _model_branches(tree, result)
             console.print(tree)

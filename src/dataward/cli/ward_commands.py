@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, short, table, working
+from dataward.cli.output import console, emit_json, safe, short, table, working
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
 
@@ -65,10 +64,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(info)
             return
-        console.print(f"[bold green]Created ward[/bold green] {ward.ward_id} at {escape(str(target))}")
+        console.print(f"[bold green]Created ward[/bold green] {ward.ward_id} at {safe(str(target))}")
         console.print(
-            f"First admin [bold]{escape(admin)}[/bold]. API key (shown once, also saved to "
-            f"{escape(str(target / 'credentials'))} readable only by you):"
+            f"First admin [bold]{safe(admin)}[/bold]. API key (shown once, also saved to "
+            f"{safe(str(target / 'credentials'))} readable only by you):"
         )
         console.print(f"  [bold yellow]{key}[/bold yellow]")
 
@@ -138,7 +137,7 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(text)
             return
         write_text_atomically(output, text)
-        console.print(f"exported {len(document['events'])} events to {escape(str(output))}")
+        console.print(f"exported {len(document['events'])} events to {safe(str(output))}")
 
     @ledger_app.command("public-key")
     @reports_errors
@@ -157,7 +156,7 @@ def register(app: typer.Typer) -> None:
         elif output is None:
             sys.stdout.write(info["pem"])
         else:
-            console.print(f"wrote the public key {info['fingerprint']} to {escape(str(output))}")
+            console.print(f"wrote the public key {info['fingerprint']} to {safe(str(output))}")
 
     @app.command()
     @reports_errors
@@ -239,12 +238,12 @@ def register(app: typer.Typer) -> None:
             if anchor.get("signatures"):
                 checked.add(f"event signatures checked: {anchor['signatures']}")
             if witness := anchor.get("witness"):
-                checked.add(f"witness {escape(witness['location'])} (set by event #{witness['set_by_event']})")
+                checked.add(f"witness {safe(witness['location'])} (set by event #{witness['set_by_event']})")
             for cp in anchor.get("checkpoints", []):
                 style = "green" if cp["status"] == "extends" else "red"
                 checked.add(
                     f"checkpoint #{cp['seq']} of {cp['time'][:19].replace('T', ' ')} "
-                    f"({escape(cp['source'])}): [{style}]{cp['status']}[/{style}]"
+                    f"({safe(cp['source'])}): [{style}]{cp['status']}[/{style}]"
                 )
             if report.first_bad_event is not None:
                 tree.add(f"[bold red]first missing or rewritten event: #{report.first_bad_event}[/bold red]")
@@ -255,11 +254,11 @@ def register(app: typer.Typer) -> None:
                 for area, kind, found in report.grouped():
                     group = by_area.add(f"[red]{area}[/red] {kind}: {len(found)}")
                     for p in found[:VERIFY_SHOWN]:
-                        group.add(f"{escape(p.where)} - {escape(p.detail)}")
+                        group.add(f"{safe(p.where)} - {safe(p.detail)}")
                     if len(found) > VERIFY_SHOWN:
                         group.add(f"[dim]... and {len(found) - VERIFY_SHOWN} more (--json lists them all)[/dim]")
             for warning in report.warnings:
-                tree.add(f"[yellow]warning[/yellow]: {escape(warning)}")
+                tree.add(f"[yellow]warning[/yellow]: {safe(warning)}")
             console.print(tree)
         if not report.ok:
             raise typer.Exit(7)

@@ -28,12 +28,66 @@ _FIRST = "a letter or digit"
 _ALLOWED = "letters, digits, '_', '.', '-' (up to 128), starting with a letter or digit"
 
 
-_CONTROL_NAMES = {"\t": "CHARACTER TABULATION", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x00": "NULL"}
+_CONTROL_NAMES = {
+    "\x1b": "ESCAPE",
+    "\t": "CHARACTER TABULATION",
+    "\n": "LINE FEED",
+    "\r": "CARRIAGE RETURN",
+    "\x00": "NULL",
+}
 
 
 def _describe(char: str) -> str:
     name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "control character")
     return f"U+{ord(char):04X} {name}"
+
+
+# What ``visible`` keeps although Python does not call it printable: spaces such as U+00A0 and U+3000
+# in ordinary text; private-use and not yet assigned code points, drawn as a box at worst.
+_SHOWN_CATEGORIES = frozenset({"Zs", "Co", "Cn"})
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _shown(char: str) -> bool:
+    return char.isprintable() or unicodedata.category(char) in _SHOWN_CATEGORIES
+
+
+def hidden_character(text: str) -> str | None:
+    """The first control, format (bidi, zero-width) or line-separator character of ``text``, or None:
+    a character a terminal acts on or a screen does not draw, so that ``text`` can look like other text."""
+    if text.isprintable():  # the common case, in C
+        return None
+    return next((char for char in text if not _shown(char)), None)
+
+
+def _escaped(char: str) -> str:
+    """``char`` written as Python writes it in a ``repr``: ``\\x1b``, ``\\u202e``, ``\\U000e0041``."""
+    code = ord(char)
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def visible(text: str, *, keep: str = "") -> str:
+    """``text`` with every control, format and line-separator character (``hidden_character``) written
+    as an escape (``\\x1b``, ``\\u202e``), and everything else as is (``é``, ``中文``).
+
+    Untrusted text (record values, labels, licences, reasons, names) reaches a reviewer's terminal and
+    the ward's documents: an ESC or CSI sequence there can erase a suspected trigger from the screen,
+    overwrite a line with a fake verdict or conceal what follows; OSC sequences plant links and window
+    titles; a carriage return rewrites the line; bidi overrides and zero-width characters make one
+    string look like another. Shown as escapes, they are what they are: evidence. ``keep`` names
+    characters left alone (``"\\n"`` for the layout of the one printing)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char in keep or _shown(char) else _escaped(char) for char in text)
+
+
+def describe_character(char: str) -> str:
+    """``U+202E RIGHT-TO-LEFT OVERRIDE``: a character named for an error message."""
+    return _describe(char)
 
 
 def text_problem(value: object, what: str) -> str | None:

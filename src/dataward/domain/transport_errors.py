@@ -38,3 +38,19 @@ class QuotaExceeded(DatawardError):
     code = "quota_exceeded"
     exit_code = 4
     http_status = 429
+
+
+class TooManyJobs(QuotaExceeded):
+    """A principal, or the human accountable for it with all their service principals, already holds as
+    many jobs (queued or running) as the server allows: wait until one ends. Nothing was started."""
+
+    code = "too_many_jobs"
+
+
+class JobQueueFull(DatawardError):
+    """The server's job queue holds as many waiting jobs as it allows, everyone's together: retry later.
+    Nothing was started."""
+
+    code = "job_queue_full"
+    exit_code = 10
+    http_status = 503

@@ -18,7 +18,9 @@ import pyarrow.compute as pc
 
 from dataward.domain.arrow_types import ARROW_TYPES, LABEL_ARROW_TYPE
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
+from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
+from dataward.domain.names import describe_character, hidden_character
 from dataward.domain.records import (
     canonical_categorical,
     canonical_embedding,
@@ -47,7 +49,7 @@ def canonical_column(
     """Canonical Arrow array for column ``name``; raises ``ValueProblem`` at the first bad value
     (with ``limit`` set when the value is over one of ``limits``)."""
     if name == schema.label:
-        label = canonical_label if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
+        label = checked_label if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
         return _by_unique(name, values, label, LABEL_ARROW_TYPE)
     if is_messages_column(schema, name):
         return _slow(name, values, canonical_messages, pa.large_string())
@@ -65,6 +67,36 @@ def canonical_column(
         case ColumnKind.EMBEDDING:
             return _embedding(name, values, column, source)
     raise AssertionError(column.kind)
+
+
+def checked_label(value: Any) -> str:
+    """``canonical_label`` of a label arriving in new data, refused (``ValueError``) when it holds a
+    control, format (bidi, zero-width) or line-separator character: such a label looks like another
+    one (``commands\\x1b[8m`` like ``commands``) on every screen, and a reviewer who accepts it makes
+    a second class that looks like the first. Labels already in a ward are read as they are."""
+    label = canonical_label(value)
+    if (problem := _label_problem(label)) is not None:
+        raise ValueError(problem)
+    return label
+
+
+def refuse_hidden_labels(schema: Schema, table: pa.Table) -> None:
+    """``checked_label``'s rule for records given as Python rows or a frame (the Python API, a
+    transformation's output, a relabelling): ``InputError`` naming the row, the label and the character."""
+    if schema.is_llm or schema.label not in table.column_names:
+        return  # a language-model record's response is not a label in this sense
+    for index, label in enumerate(table.column(schema.label).to_pylist()):
+        if isinstance(label, str) and (problem := _label_problem(label)) is not None:
+            raise InputError(f"row {index + 1}: {problem}", row=index + 1, column=schema.label)
+
+
+def _label_problem(label: str) -> str | None:
+    if (char := hidden_character(label)) is None:
+        return None
+    return (
+        f"the label {label!r} holds {describe_character(char)}: labels must be visible text "
+        "(no control, format or bidirectional characters)"
+    )
 
 
 # --- helpers ----------------------------------------------------------------------------------

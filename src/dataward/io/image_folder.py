@@ -14,8 +14,8 @@ import pyarrow as pa
 
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits, limit_problem
-from dataward.domain.records import canonical_label
 from dataward.domain.schema import ColumnKind, Schema
+from dataward.io.columns import checked_label
 from dataward.io.images import ImageTooLarge, check_image
 from dataward.io.location import input_error, limit_exceeded
 
@@ -114,7 +114,7 @@ def read_image_folder(
             )
         try:
             check_image(data, limits.max_image_pixels)
-            label = canonical_label(relative.split("/", 1)[0])
+            label = checked_label(relative.split("/", 1)[0])
         except ImageTooLarge as exc:
             raise limit_exceeded(
                 root, "max_image_pixels", str(exc), unit="file", where=relative, column=column

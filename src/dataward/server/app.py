@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import tempfile
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from dataward.domain.errors import AuthenticationError, DatawardError, InputErro
 from dataward.domain.surrogates import lone_surrogate
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
 from dataward.server.connections import quiet_accept_errors
-from dataward.server.jobs import JobStore, error_body, internal_error_body
+from dataward.server.jobs import Job, JobFunction, JobStore, error_body, internal_error_body
 from dataward.server.security import (
     CredentialMisplaced,
     FailureLimiter,
@@ -179,7 +180,7 @@ class ServerState:
         self.settings = settings
         self.ward = ward
         server_dir = Path(ward.folder) / "server"
-        self.jobs = JobStore(server_dir / "jobs", workers=settings.job_workers)
+        self.jobs = JobStore(server_dir / "jobs", workers=settings.job_workers, limits=settings.job_limits())
         self.uploads = UploadArea(
             server_dir / "uploads",
             max_bytes=settings.max_upload_bytes,
@@ -239,6 +240,26 @@ class ServerState:
             self.precheck(request)
         return self.ward.as_key(bearer_key(request)).verifier_id()
 
+    def submit_job(
+        self,
+        request: Request,
+        kind: str,
+        owner: str,
+        fn: JobFunction,
+        *,
+        cleanup: Callable[[], None] | None = None,
+    ) -> Job:
+        """Queue ``fn`` as a job of ``owner`` (the request's principal), counted against the human
+        accountable for it too (a service principal's owner); refused at once past the server's job
+        limits (``JobStore.submit``), ``cleanup`` then run."""
+        try:
+            accountable = self.ward.as_key(bearer_key(request)).accountable_id()
+        except DatawardError:
+            if cleanup is not None:
+                cleanup()
+            raise
+        return self.jobs.submit(kind, owner, fn, cleanup=cleanup, accountable=accountable)
+
     def scratch(self) -> Path:
         """A private temporary folder outside the ward (export refuses paths inside the ward's files)."""
         return Path(tempfile.mkdtemp(prefix="dataward-serve-"))
@@ -295,7 +316,11 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
             409: {"model": _error_model(), "description": "Conflicts with the ward's state."},
             413: {"model": _error_model(), "description": "Request body or upload too large."},
             422: {"model": _error_model(), "description": "Malformed input."},
-            429: {"model": _error_model(), "description": "Too many failed authentications."},
+            429: {
+                "model": _error_model(),
+                "description": "Too many failed authentications, pending uploads or jobs (`Retry-After`).",
+            },
+            503: {"model": _error_model(), "description": "Busy: the catalog's lock, or the job queue is full."},
         },
     )
     app.state.dataward = state
@@ -346,6 +371,8 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
         headers = {"WWW-Authenticate": 'Bearer realm="dataward"'} if exc.http_status == 401 else {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        elif exc.http_status in (429, 503) and "retry_after" in exc.details:  # the job limits
+            headers["Retry-After"] = str(exc.details["retry_after"])
         return error_response(error_body(exc), exc.http_status, headers)
 
     @app.exception_handler(RequestValidationError)

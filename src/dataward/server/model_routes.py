@@ -158,7 +158,7 @@ def build_model_router(state: ServerState) -> APIRouter:
             state.uploads.discard(upload.id)
             shutil.rmtree(scratch, ignore_errors=True)
 
-        return job_answer(state.jobs.submit("train", owner, work, cleanup=cleanup))
+        return job_answer(state.submit_job(request, "train", owner, work, cleanup=cleanup))
 
     # --- the registry ------------------------------------------------------------------------------
     @r.get("/models", response_model=Documents, tags=["models"])
@@ -247,7 +247,7 @@ def build_model_router(state: ServerState) -> APIRouter:
             if upload is not None:
                 state.uploads.discard(upload.id)
 
-        return job_answer(state.jobs.submit("model-gate", owner, work, cleanup=cleanup))
+        return job_answer(state.submit_job(request, "model-gate", owner, work, cleanup=cleanup))
 
     @r.get("/models/{ref}/gate", response_model=Document, tags=["models"])
     def model_gate_report(request: Request, ref: str) -> Any:

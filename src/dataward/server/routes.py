@@ -143,7 +143,7 @@ def build_router(state: ServerState) -> APIRouter:
         revoked key gets no job), and only the caller may read the job."""
         w = ward(request)
         owner = principal_id(w)
-        return job_answer(state.jobs.submit(kind, owner, lambda _progress: (work(w), {})))
+        return job_answer(state.submit_job(request, kind, owner, lambda _progress: (work(w), {})))
 
     # --- who -------------------------------------------------------------------------------------
     @r.get("/whoami", response_model=WhoAmI, tags=["identity"])
@@ -402,7 +402,7 @@ def build_router(state: ServerState) -> APIRouter:
                 if u is not None:
                     state.uploads.discard(u.id)
 
-        return job_answer(state.jobs.submit("contribute", owner, run, cleanup=cleanup))
+        return job_answer(state.submit_job(request, "contribute", owner, run, cleanup=cleanup))
 
     @r.get("/contributions/{ref}", response_model=ContributionDoc, tags=["contributions"])
     def contribution(request: Request, ref: str) -> DocumentResponse:
@@ -473,7 +473,9 @@ def build_router(state: ServerState) -> APIRouter:
         """Run the dataset's gate on a contribution, as a job that reports each step as its progress."""
         w = ward(request)
         owner = principal_id(w)
-        return job_answer(state.jobs.submit("gate", owner, lambda progress: (w.run_gate(ref, progress=progress), {})))
+        return job_answer(
+            state.submit_job(request, "gate", owner, lambda progress: (w.run_gate(ref, progress=progress), {}))
+        )
 
     @r.get("/contributions/{ref}/gate", response_model=GateReportDoc, tags=["gates"])
     def gate_report(request: Request, ref: str) -> DocumentResponse:
@@ -585,7 +587,7 @@ def build_router(state: ServerState) -> APIRouter:
         def run(_progress: Any) -> tuple[Any, dict[str, str]]:
             return w.verify(checkpoints=given, public_key=pinned, all_signatures=body.all_signatures).to_dict(), {}
 
-        return job_answer(state.jobs.submit("verify", owner, run))
+        return job_answer(state.submit_job(request, "verify", owner, run))
 
     @r.post("/checkpoints", response_model=Document, status_code=201, tags=["audit"])
     def checkpoint(request: Request) -> DocumentResponse:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from dataward.domain.errors import InputError
 
 if TYPE_CHECKING:
+    from dataward.server.jobs import JobLimits
     from dataward.service.ward import Ward
 
 ENV_PREFIX = "DATAWARD_SERVER_"
@@ -43,6 +44,18 @@ class ServerSettings:
     auth_window_s: float = 60.0
     job_workers: int = 2
     """Background threads per worker process running jobs (gate runs, self-tests, verify)."""
+    max_jobs_per_principal: int = 4
+    """Jobs one principal may hold queued or running at once, in every worker process together; one
+    more is refused at once (429 ``too_many_jobs``)."""
+    max_jobs_per_owner: int = 8
+    """Jobs one accountable human may hold queued or running at once together with all their service
+    principals (a bot's jobs count against its owner too), in every worker process together."""
+    max_running_jobs_per_owner: int = 1
+    """Job threads of one worker process that one accountable human's jobs (theirs and their bots')
+    may hold at once: below ``job_workers``, a thread is always left for everyone else."""
+    max_queued_jobs: int = 64
+    """Jobs waiting for a thread in one worker process, everyone's together; one more is refused at
+    once (503 ``job_queue_full``)."""
     upload_ttl_s: float = 3600.0
     """An upload not used by a contribution within this time is deleted."""
     console_session_s: float = 3600.0
@@ -54,6 +67,17 @@ class ServerSettings:
     """Types outside skops' trusted set that a release gate request may let a ``.skops`` file rebuild
     here. None by default: a type trusted is code the server runs on a trainer's file, next to the
     signing key, so only the operator names them (``dataward serve --trust-skops-type``)."""
+
+    def job_limits(self) -> JobLimits:
+        """How the job threads are shared (``dataward.server.jobs``)."""
+        from dataward.server.jobs import JobLimits
+
+        return JobLimits(
+            per_principal=self.max_jobs_per_principal,
+            per_owner=self.max_jobs_per_owner,
+            running_per_owner=self.max_running_jobs_per_owner,
+            queued=self.max_queued_jobs,
+        )
 
     def to_environment(self) -> dict[str, str]:
         """The settings as environment variables, so that each uvicorn worker process rebuilds them
@@ -69,6 +93,10 @@ class ServerSettings:
             ENV_PREFIX + "AUTH_FAILURES_PER_ADDRESS": str(self.auth_failures_per_address),
             ENV_PREFIX + "AUTH_WINDOW_S": str(self.auth_window_s),
             ENV_PREFIX + "JOB_WORKERS": str(self.job_workers),
+            ENV_PREFIX + "MAX_JOBS_PER_PRINCIPAL": str(self.max_jobs_per_principal),
+            ENV_PREFIX + "MAX_JOBS_PER_OWNER": str(self.max_jobs_per_owner),
+            ENV_PREFIX + "MAX_RUNNING_JOBS_PER_OWNER": str(self.max_running_jobs_per_owner),
+            ENV_PREFIX + "MAX_QUEUED_JOBS": str(self.max_queued_jobs),
             ENV_PREFIX + "UPLOAD_TTL_S": str(self.upload_ttl_s),
             ENV_PREFIX + "CONSOLE_SESSION_S": str(self.console_session_s),
             ENV_PREFIX + "AUTH_CACHE_S": str(self.auth_cache_s),
@@ -111,6 +139,10 @@ class ServerSettings:
             auth_failures_per_address=int(num("AUTH_FAILURES_PER_ADDRESS", defaults.auth_failures_per_address)),
             auth_window_s=num("AUTH_WINDOW_S", defaults.auth_window_s),
             job_workers=int(num("JOB_WORKERS", defaults.job_workers)),
+            max_jobs_per_principal=int(num("MAX_JOBS_PER_PRINCIPAL", defaults.max_jobs_per_principal)),
+            max_jobs_per_owner=int(num("MAX_JOBS_PER_OWNER", defaults.max_jobs_per_owner)),
+            max_running_jobs_per_owner=int(num("MAX_RUNNING_JOBS_PER_OWNER", defaults.max_running_jobs_per_owner)),
+            max_queued_jobs=int(num("MAX_QUEUED_JOBS", defaults.max_queued_jobs)),
             upload_ttl_s=num("UPLOAD_TTL_S", defaults.upload_ttl_s),
             console_session_s=num("CONSOLE_SESSION_S", defaults.console_session_s),
             auth_cache_s=num("AUTH_CACHE_S", defaults.auth_cache_s),

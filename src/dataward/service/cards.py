@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from dataward.access.roles import Action
 from dataward.catalog.tables import contributions, quarantine
+from dataward.domain.names import visible
 from dataward.service import rows
 from dataward.service.core import Service, WardContext
 from dataward.service.guard import SignedCheck
@@ -22,6 +24,30 @@ if TYPE_CHECKING:
 
 # Croissant (schema.org) data types of dataward column kinds; anything else is described as text.
 _DATA_TYPES = {"numeric": "FLOAT", "categorical": "TEXT", "text": "TEXT", "image": "IMAGE_OBJECT", "embedding": "FLOAT"}
+
+
+# Markdown and HTML syntax an inline value could use to become structure: emphasis, code, links and
+# images, table cells, strikethrough, HTML tags, comments and entities (``#`` only opens a heading at the
+# start of a line or list item: see ``_MD_LINE_START``).
+_MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_[]|!~"}, "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+_MD_LINE_START = re.compile(r"\d+[.)]|[-+=#]")
+
+
+def md_text(value: object, *, line_start: bool = False) -> str:
+    """``value`` as inert inline Markdown text: it renders as the characters that were given and can
+    open no section, table cell, link, image, HTML tag or comment. Newlines become spaces; control and
+    format characters are shown as escapes (``\\x1b``, ``\\u202e``).
+
+    The card is published with the dataset, and its values (licences, sources, descriptions, reasons
+    naming labels) come from contributors: a licence ending in ``\\n## Gate history ... <!--`` forged a
+    section and hid the real gate history and open quarantines inside an unclosed comment.
+
+    ``line_start``: the value begins a line or a list item, where it must not open a heading, a list
+    or a thematic break either (``# x``, ``- x``, ``1. x``, ``---``)."""
+    text = visible(" ".join(str(value).splitlines())).translate(_MD_ESCAPES)
+    if line_start and (start := _MD_LINE_START.match(text)):
+        return text[: start.end() - 1] + "\\" + text[start.end() - 1 :]
+    return text
 
 
 class CardService(Service):
@@ -142,10 +168,10 @@ class CardService(Service):
         )
         croissant = metadata.to_json()
         by_principal = Counter(c["submitted_by"] for c in contribs)
-        md = [f"# {name}@v{v['number']}", "", ds.description or "", ""]
+        md = [f"# {name}@v{v['number']}", "", md_text(ds.description or "", line_start=True), ""]
         md += [
             f"- version id `{v['id']}`, manifest `{v['manifest']}` (sha256 `{manifest_sha}`)",
-            f"- {v['records']} records, stage **{v['stage']}**, made {v['created_at']} by {v['created_by']}",
+            f"- {v['records']} records, stage **{v['stage']}**, made {v['created_at']} by {md_text(v['created_by'])}",
             f"- label column `{schema.label}`; inputs " + ", ".join(f"`{c.name}` ({c.kind})" for c in schema.inputs),
             "",
             "## Sources and licences",
@@ -154,28 +180,30 @@ class CardService(Service):
             "| --- | --- | --- | --- |",
         ]
         md += [
-            f"| {s['uri']} | `{s['digest'].get('blake3', '')[:16]}…` | {s['annotations']['fetched_at']} | "
-            f"{s['annotations']['licence'] or '-'} |"
+            f"| {md_text(s['uri'])} | `{s['digest'].get('blake3', '')[:16]}…` | {s['annotations']['fetched_at']} | "
+            f"{md_text(s['annotations']['licence']) if s['annotations']['licence'] else '-'} |"
             for s in sources
         ]
         md += ["", "## Contributors", "", "| principal | contributions |", "| --- | --- |"]
-        md += [f"| {p} | {n} |" for p, n in sorted(by_principal.items())]
+        md += [f"| {md_text(p)} | {n} |" for p, n in sorted(by_principal.items())]
         md += ["", "## Contributions and gate history", "", "| contribution | by | key | source | gate | approvals |"]
         md += ["| --- | --- | --- | --- | --- | --- |"]
         for c in contribs:
             gates = ", ".join(f"{g['verdict']} ({g['flagged']} flagged)" for g in c["gates"]) or "-"
             approvals = ", ".join(f"{a['decision']} by {a['by']}" for a in c["approvals"]) or "-"
             src = (c["source"] or {}).get("uri", "-")
-            md.append(f"| {c['ref']} | {c['submitted_by']} | {c['key'] or '-'} | {src} | {gates} | {approvals} |")
+            cells = (c["ref"], c["submitted_by"], c["key"] or "-", src, gates, approvals)
+            md.append("| " + " | ".join(md_text(cell) for cell in cells) + " |")
         md += ["", "## Transformations", ""]
-        md += [f"- {line}" for line in preprocessing] or ["none"]
+        md += [f"- {md_text(line, line_start=True)}" for line in preprocessing] or ["none"]
         md += ["", "## Promotions", ""]
         md += [
-            f"- {p['time']}: {p['type']} by {p['by']}: {p['payload'].get('reason') or ''}" for p in facts["promotions"]
+            f"- {p['time']}: {p['type']} by {md_text(p['by'])}: {md_text(p['payload'].get('reason') or '')}"
+            for p in facts["promotions"]
         ] or ["none"]
         md += ["", "## Open quarantines", ""]
         md += [f"- {q} (quarantined contribution)" for q in quarantined]
-        md += [f"- {name}#{n}: record `{r[:16]}…` pending review ({reason})" for n, r, _s, reason in held]
+        md += [f"- {name}#{n}: record `{r[:16]}…` pending review ({md_text(reason)})" for n, r, _s, reason in held]
         if not quarantined and not held:
             md.append("none")
         return {"version": f"{name}@v{v['number']}", "croissant": croissant, "markdown": "\n".join(md) + "\n"}

@@ -25,6 +25,7 @@ from dataward.domain.names import text_problem
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io import read_record_ids, read_table
+from dataward.io.columns import refuse_hidden_labels
 from dataward.io.header import check_columns, frame_holder
 from dataward.io.parquet_reader import PANDAS_INDEX
 from dataward.ledger.events import format_time
@@ -116,6 +117,7 @@ def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
     check_columns(f"the {holder}", names, schema, holder=holder)
     records = data.to_pylist() if isinstance(data, pa.Table) else data.to_dict(orient="records")
     table = canonical_table(schema, records)
+    refuse_hidden_labels(schema, table)  # as a file's labels are (io.columns.checked_label)
     # The same rule as for a file (``io.readers``): a language-model record with nothing to learn is refused.
     problem = llm_record_problem(schema, table)
     if problem is not None:
@@ -173,6 +175,10 @@ class ContributionService(Service):
         if (problem := text_problem(source, "source")) is not None:
             # A source is named in traces, reports and quarantines: it is trimmed, printable text.
             raise InputError(problem, hint="pass --source URI as the URI itself, without spaces around it")
+        if licence is not None and (problem := text_problem(licence, "licence")) is not None:
+            # A licence is printed in traces and pasted into the dataset card: one line of printable text
+            # (a newline forged card sections, an ESC drove the reviewer's terminal).
+            raise InputError(problem, hint="pass --licence as an SPDX identifier (MIT, CC-BY-4.0) or a URL")
         if data is None and removes is None:
             raise InputError("a contribution must add records, remove records, or both")
         if fetched_at is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataward.access import PERMISSIONS, authorize
+from dataward.access import PERMISSIONS, accountable_human, authorize
 from dataward.access.roles import Action, Scope, ScopeKind
 from dataward.domain.errors import AccessDenied
 from dataward.ledger.events import format_time
@@ -56,6 +56,13 @@ class SessionService(Service):
         A key the list of access removals holds is refused all the same."""
         with self.use_case(Action.VERIFY, Scope.ward()) as uc:
             return uc.caller.principal.id
+
+    def accountable_id(self) -> str:
+        """The id of the human who answers for the caller: the caller itself, or a service principal's
+        owner. Authenticated as ``verifier_id`` is (and authorized for nothing: it says only who the
+        caller is), so that a server can count a ``verify`` job on a ward it must diagnose."""
+        with self.use_case(Action.VERIFY, Scope.ward(), check=False) as uc:
+            return accountable_human(uc.caller.principal)
 
     def check_may_send_files(self) -> None:
         """Refuse (``AccessDenied``, recorded as any refusal) a caller that, with its key, may do

@@ -28,6 +28,7 @@ from dataward.domain.limits import InputLimits
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID
 from dataward.io import read_table
+from dataward.io.columns import refuse_hidden_labels
 from dataward.ledger.events import format_time
 from dataward.provenance.code import check_code_identity, code_identity
 from dataward.service import rows
@@ -223,6 +224,7 @@ class TransformationService(Service):
             table = read_table(Path(data), schema, format=format, limits=bounds).table
         elif data is not None:
             table = canonical_table(schema, _rows_of(data))
+            refuse_hidden_labels(schema, table)  # a relabelling's new labels too, as a file's are
         else:
             table = schema.arrow_schema().empty_table()
         out_ids = table.column(RECORD_ID).to_pylist()

@@ -335,6 +335,10 @@ class Ward(OverContext):
         """The caller's principal id, as ``verify`` authenticates it (``SessionService.verifier_id``)."""
         return self.services.session.verifier_id()
 
+    def accountable_id(self) -> str:
+        """The id of the human who answers for the caller (``SessionService.accountable_id``)."""
+        return self.services.session.accountable_id()
+
     def check_may_send_files(self) -> None:
         """Refuse a caller that may do nothing anywhere that takes a file (``SessionService.check_may_send_files``)."""
         self.services.session.check_may_send_files()

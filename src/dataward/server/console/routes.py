@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 PREFIX = "/console"
 SESSION_COOKIE = "__Host-dataward-session"
 SIGNIN_COOKIE = "__Host-dataward-signin"
+NOTE_COOKIE = "__Host-dataward-note"
+"""A notice for the next page (signed out, a decision recorded), set by the server itself: a page
+never shows text from its URL as a notice, or any link to the console could show its own message in
+the console's notice style (phishing for keys). The ``__Host-`` prefix keeps other sites and
+subdomains from setting it."""
+NOTE_MAX_CHARS = 300
 HERE = Path(__file__).parent
 PAGE_SIZE = 20
 LEDGER_LIMITS = (50, 200, 1000)
@@ -117,21 +123,26 @@ class Console:
 
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """A rendered page with the console's security headers."""
-        context.setdefault("note", request.query_params.get("note"))
+        flashed = request.cookies.get(NOTE_COOKIE)
+        context.setdefault("note", unquote(flashed)[:NOTE_MAX_CHARS] if flashed else None)
         response = self.templates.TemplateResponse(request, template, context, status_code=status)
+        if flashed:  # shown once
+            response.delete_cookie(NOTE_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return secured(response)
 
-    async def action(self, request: Request, run: Callable[[WardAPI, dict[str, str]], str]) -> Response:
+    async def action(self, request: Request, run: Callable[[WardAPI, dict[str, str]], tuple[str, str]]) -> Response:
         """A form post: session, CSRF token, then ``run(api, form)`` (the WardAPI call); answers with a
-        redirect to the page ``run`` names, or the refusal on an error page."""
+        redirect to the page ``run`` names, with the notice it gives, or the refusal on an error page."""
         session, api, me = await self.signed_in(request)
         form = await self.form(request)
         self.check_csrf(form, session.csrf)
         try:
-            target = await run_in_threadpool(run, api, form)
+            target, note = await run_in_threadpool(run, api, form)
         except DatawardError as exc:
             return self.error(request, exc, session=session, me=me)
-        return secured(RedirectResponse(target, status_code=303))
+        response = RedirectResponse(target, status_code=303)
+        _flash(response, note)
+        return secured(response)
 
     def error(
         self, request: Request, exc: DatawardError, *, session: Session | None = None, me: dict[str, Any] | None = None
@@ -177,9 +188,9 @@ def _when(value: Any) -> str:
         return str(value or "")
 
 
-def _back(path: str, note: str) -> str:
-    """``path`` with a note for the page to show."""
-    return f"{path}{'&' if '?' in path else '?'}{urlencode({'note': note})}"
+def _flash(response: Response, note: str) -> None:
+    """Have the next page the browser loads show ``note`` (once)."""
+    _cookie(response, NOTE_COOKIE, quote(note[:NOTE_MAX_CHARS], safe=""), 60)
 
 
 def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
@@ -196,12 +207,16 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
     async def to_sign_in(request: Request, exc: SignInRequired) -> Response:
         target = f"{PREFIX}/sign-in"
         query = {}
-        if exc.message:
-            query["note"] = exc.message
         if request.method == "GET" and request.url.path != f"{PREFIX}/sign-in":
             query["next"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response = RedirectResponse(target + (f"?{urlencode(query)}" if query else ""), status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        if exc.message:
+            _flash(response, exc.message)
+        if request.cookies.get(SESSION_COOKIE):
+            # Only a cookie that was sent and opens no session is deleted. A request without one is
+            # often a cross-site link or frame (a SameSite=Strict cookie is not sent then): deleting
+            # the cookie there would sign the reviewer out from any other site.
+            response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return secured(response)
 
     @app.exception_handler(Refused)
@@ -256,11 +271,17 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
 
     @router.post("/sign-out")
     async def sign_out(request: Request) -> Response:
-        session = console.sessions.load(request.cookies.get(SESSION_COOKIE))
+        sent = request.cookies.get(SESSION_COOKIE)
+        response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+        if not sent:
+            # No session cookie came: nothing to end, and nothing to delete (a cross-site post sends
+            # none, and must not sign anyone out).
+            return secured(response)
+        session = console.sessions.load(sent)
         if session is not None:
             console.check_csrf(await console.form(request), session.csrf)
             console.sessions.end(session.id)
-        response = RedirectResponse(f"{PREFIX}/sign-in?note=" + quote("You are signed out."), status_code=303)
+        _flash(response, "You are signed out.")
         response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return secured(response)
 
@@ -410,17 +431,17 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
 
     @router.post("/review/decide")
     async def decide(request: Request) -> Response:
-        def run(api: WardAPI, form: dict[str, str]) -> str:
+        def run(api: WardAPI, form: dict[str, str]) -> tuple[str, str]:
             decision = form.get("decision", "")
             api.review_decide([form.get("item", "")], decision, reason=form.get("reason", ""))
             back = form.get("back") or f"{PREFIX}/review"
-            return _back(_safe_next(back) or f"{PREFIX}/review", f"{form.get('item')}: {decision}ed")
+            return _safe_next(back) or f"{PREFIX}/review", f"{form.get('item')}: {decision}ed"
 
         return await console.action(request, run)
 
     def contribution_action(verb: str) -> Callable[[Request, str], Any]:
         async def act(request: Request, ref: str) -> Response:
-            def run(api: WardAPI, form: dict[str, str]) -> str:
+            def run(api: WardAPI, form: dict[str, str]) -> tuple[str, str]:
                 reason = form.get("reason", "")
                 if verb == "approve":
                     api.approve(ref, reason=reason)
@@ -428,7 +449,7 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
                     api.reject(ref, reason=reason)
                 else:
                     api.merge(ref, message=reason)
-                return _back(f"{PREFIX}/contributions/{quote(ref, safe='')}", f"{ref}: {verb} recorded")
+                return f"{PREFIX}/contributions/{quote(ref, safe='')}", f"{ref}: {verb} recorded"
 
             return await console.action(request, run)
 

@@ -1,0 +1,80 @@
+"""Labels are visible text: a label holding a control, format (bidi, zero-width) or line-separator
+character is refused at input, naming the label and the character, in every format.
+
+Attack: a contributor sends ``commands\\x1b[8m`` (or ``commands\\u200b``), which every screen shows as
+the real class ``commands``; a reviewer who accepts the ``new_label`` finding makes a second class that
+looks like the first, and in a terminal the ESC sequence conceals what is printed after it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dataward.domain.errors import InputError
+from dataward.domain.schema import Schema
+from dataward.io import read_table
+from tests.io.samples import write
+
+
+@pytest.mark.parametrize(
+    ("label", "named"),
+    [
+        ("commands\x1b[8m", "U+001B ESCAPE"),
+        ("commands\u200b", "U+200B ZERO WIDTH SPACE"),
+        ("\u202ednammoc", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("com\x00mands", "U+0000 NULL"),
+        ("com\x9bmands", "U+009B"),
+        ("com\u2028mands", "U+2028 LINE SEPARATOR"),
+    ],
+)
+def test_a_label_with_a_hidden_character_is_refused_by_name(
+    tmp_path: Path, text_schema: Schema, label: str, named: str
+) -> None:
+    path = write(
+        tmp_path / "t.jsonl",
+        "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in (("a", "files"), ("b", label))) + "\n",
+    )
+    with pytest.raises(InputError) as info:
+        read_table(path, text_schema)
+    message = info.value.message
+    assert repr(label) in message and named in message and "line 2" in message, message
+
+
+def test_the_csv_and_parquet_readers_refuse_it_too(tmp_path: Path, text_schema: Schema) -> None:
+    csv = write(tmp_path / "t.csv", "text,label\nfoo bar,commands\x1b[8m\n")
+    with pytest.raises(InputError, match="ESCAPE"):
+        read_table(csv, text_schema)
+    parquet = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": ["x"], "label": ["a\u202eb"]}), parquet)
+    with pytest.raises(InputError, match="RIGHT-TO-LEFT OVERRIDE"):
+        read_table(parquet, text_schema)
+
+
+def test_ordinary_labels_in_any_script_are_accepted(tmp_path: Path, text_schema: Schema) -> None:
+    labels = ["café", "中文", "not spam", "Ελληνικά", "עברית", "3", "a\u00a0b"]
+    path = write(tmp_path / "t.csv", "text,label\n" + "".join(f"x{i},{lab}\n" for i, lab in enumerate(labels)))
+    assert read_table(path, text_schema).table.column("label").to_pylist() == labels
+
+
+def test_rows_given_through_the_python_api_and_a_relabelling_are_held_to_it(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from dataward.service.ward import Ward
+    from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed
+
+    ward, _ = Ward.init(tmp_path / "ward")
+    ward.create_dataset("man", Schema.parse("label", ["text:text"]))
+    ward.set_policy("man", NO_APPROVALS_POLICY)
+    frame = pd.DataFrame({"text": ["a b", "c d"], "label": ["files", "commands\u200b"]})
+    with pytest.raises(InputError, match="row 2: the label 'commands\\\\u200b' holds U\\+200B ZERO WIDTH SPACE"):
+        ward.contribute("man", frame, source="https://example.org/man")
+    frame["label"] = ["files", "commands"]
+    merge_reviewed(ward, ward.contribute("man", frame, source="https://example.org/man")["ref"])
+    record = ward.read_version("man", "v1")[1].column("record_id")[0].as_py()
+    with pytest.raises(InputError, match="ESCAPE"):
+        ward.relabel("man", {record: "commands\x1b[8m"}, reason="fix")

@@ -1,0 +1,277 @@
+"""Fair job scheduling: per-principal and per-owner limits, a bounded queue, round-robin dispatch.
+
+Deterministic: the job functions wait on events the test sets, and the test waits on events the job
+functions set (a timeout there only turns a hang into a failure; no sleep is an assertion)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dataward.domain.errors import Conflict
+from dataward.domain.transport_errors import JobQueueFull, TooManyJobs
+from dataward.server.jobs import Job, JobLimits, JobStore
+from tests.server.conftest import start_server
+
+WAIT_S = 30.0
+
+
+def ended(store: JobStore, job_id: str, owner: str) -> Job:
+    """The job once it has ended (polling its file, as a client does)."""
+    deadline = time.monotonic() + WAIT_S
+    while (job := store.get(job_id, owner)).status in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job {job_id} did not end"
+        time.sleep(0.005)
+    return job
+
+
+class Gate:
+    """Job functions that record when they start and wait until the test lets them go."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self._lock = threading.Lock()
+        self.release: dict[str, threading.Event] = {}
+        self.began: dict[str, threading.Event] = {}
+
+    def job(self, name: str, *, fail: bool = False) -> Callable[[Any], tuple[Any, dict[str, str]]]:
+        self.release[name], self.began[name] = threading.Event(), threading.Event()
+
+        def run(_progress: Any) -> tuple[Any, dict[str, str]]:
+            with self._lock:
+                self.started.append(name)
+            self.began[name].set()
+            assert self.release[name].wait(WAIT_S)
+            if fail:
+                raise Conflict(f"{name} failed")
+            return {"name": name}, {}
+
+        return run
+
+    def open_all(self) -> None:
+        for event in self.release.values():
+            event.set()
+
+    def wait_started(self, name: str) -> None:
+        assert self.began[name].wait(WAIT_S), f"{name} never started"
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    g = Gate()
+    yield g
+    g.open_all()  # never leave a job thread waiting
+
+
+# --- dispatch order ----------------------------------------------------------------------------------
+
+
+def test_a_second_principals_first_job_starts_before_the_first_principals_backlog(tmp_path: Path, gate: Gate) -> None:
+    store = JobStore(tmp_path, workers=1, limits=JobLimits(per_principal=10, per_owner=10))
+    first = store.submit("gate", "p_bot", gate.job("bot-1"))
+    gate.wait_started("bot-1")  # the only thread is the bot's now
+    backlog = [store.submit("gate", "p_bot", gate.job(f"bot-{i}")) for i in (2, 3, 4)]
+    carol = store.submit("gate", "p_carol", gate.job("carol-1"))
+    gate.open_all()
+    for job in (first, *backlog):
+        assert ended(store, job.id, "p_bot").status == "succeeded"
+    assert ended(store, carol.id, "p_carol").status == "succeeded"
+    # FIFO would have run the bot's whole backlog first.
+    assert gate.started == ["bot-1", "carol-1", "bot-2", "bot-3", "bot-4"]
+
+
+def test_principals_take_turns_and_a_bots_owner_has_one_turn_for_all_of_them(tmp_path: Path, gate: Gate) -> None:
+    store = JobStore(tmp_path, workers=1, limits=JobLimits(per_principal=10, per_owner=10))
+    store.submit("gate", "p_x", gate.job("x-0"))
+    gate.wait_started("x-0")
+    jobs = [
+        store.submit("gate", "p_bot1", gate.job("bot1-1"), accountable="p_alice"),
+        store.submit("gate", "p_bot1", gate.job("bot1-2"), accountable="p_alice"),
+        store.submit("gate", "p_bot2", gate.job("bot2-1"), accountable="p_alice"),
+        store.submit("gate", "p_carol", gate.job("carol-1")),
+        store.submit("gate", "p_carol", gate.job("carol-2")),
+    ]
+    gate.open_all()
+    for job in jobs:
+        ended(store, job.id, job.owner)
+    # alice's two bots share alice's turns, and take turns within them.
+    assert gate.started == ["x-0", "bot1-1", "carol-1", "bot2-1", "carol-2", "bot1-2"]
+
+
+def test_one_owners_jobs_leave_a_thread_for_someone_else(tmp_path: Path, gate: Gate) -> None:
+    store = JobStore(tmp_path, workers=2, limits=JobLimits(running_per_owner=1))
+    heavy = store.submit("contribute", "p_bot", gate.job("bot-1"), accountable="p_alice")
+    second = store.submit("contribute", "p_bot", gate.job("bot-2"), accountable="p_alice")
+    gate.wait_started("bot-1")
+    carol = store.submit("verify", "p_carol", gate.job("carol-1"))
+    gate.wait_started("carol-1")  # on the second thread, while the bot's first job still runs
+    assert store.get(second.id, "p_bot").status == "queued"
+    assert gate.started == ["bot-1", "carol-1"]
+    gate.release["carol-1"].set()
+    assert ended(store, carol.id, "p_carol").status == "succeeded"
+    assert store.get(second.id, "p_bot").status == "queued"  # a thread is free, but alice's share is used
+    gate.release["bot-1"].set()
+    gate.wait_started("bot-2")
+    gate.release["bot-2"].set()
+    assert ended(store, heavy.id, "p_bot").status == ended(store, second.id, "p_bot").status == "succeeded"
+
+
+# --- limits ------------------------------------------------------------------------------------------
+
+
+def test_past_the_per_principal_limit_a_job_is_refused_at_once_and_the_slot_frees_when_one_ends(
+    tmp_path: Path, gate: Gate
+) -> None:
+    store = JobStore(tmp_path, workers=1, limits=JobLimits(per_principal=2, retry_after_s=17))
+    running = store.submit("gate", "p_bot", gate.job("bot-1"))
+    store.submit("gate", "p_bot", gate.job("bot-2"))
+    cleaned: list[str] = []
+    with pytest.raises(TooManyJobs) as refused:
+        store.submit("gate", "p_bot", gate.job("bot-3"), cleanup=lambda: cleaned.append("bot-3"))
+    err = refused.value
+    assert err.http_status == 429 and err.code == "too_many_jobs" and err.exit_code == 4
+    assert "you hold 2 jobs queued or running" in err.message and "its limit is 2 per principal" in err.message
+    assert err.details == {"limit": 2, "held": 2, "scope": "principal", "retry_after": 17}
+    assert cleaned == ["bot-3"]  # a refused job's uploads are let go at once
+    assert store.held("p_bot") == (2, 2)
+    assert store.submit("gate", "p_carol", gate.job("carol-1")).status == "queued"  # others are not held up
+    gate.release["bot-1"].set()
+    assert ended(store, running.id, "p_bot").status == "succeeded"
+    assert store.held("p_bot") == (1, 1)
+    again = store.submit("gate", "p_bot", gate.job("bot-4"))
+    gate.open_all()
+    assert ended(store, again.id, "p_bot").status == "succeeded"
+
+
+def test_a_failed_job_frees_its_slot(tmp_path: Path, gate: Gate) -> None:
+    store = JobStore(tmp_path, workers=1, limits=JobLimits(per_principal=1))
+    failing = store.submit("gate", "p_bot", gate.job("bot-1", fail=True))
+    with pytest.raises(TooManyJobs):
+        store.submit("gate", "p_bot", gate.job("bot-2"))
+    gate.release["bot-1"].set()
+    job = ended(store, failing.id, "p_bot")
+    assert job.status == "failed" and job.error is not None and job.error["error"] == "conflict"
+    assert store.held("p_bot") == (0, 0)
+    crashing = store.submit("gate", "p_bot", lambda _p: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert ended(store, crashing.id, "p_bot").status == "failed"
+    assert store.held("p_bot") == (0, 0)
+
+
+def test_a_bots_jobs_count_against_its_owner(tmp_path: Path, gate: Gate) -> None:
+    store = JobStore(tmp_path, workers=1, limits=JobLimits(per_principal=2, per_owner=3))
+    store.submit("gate", "p_alice", gate.job("alice-1"), accountable="p_alice")
+    store.submit("gate", "p_bot1", gate.job("bot1-1"), accountable="p_alice")
+    store.submit("gate", "p_bot2", gate.job("bot2-1"), accountable="p_alice")
+    assert store.held("p_bot1", "p_alice") == (1, 3)
+    with pytest.raises(TooManyJobs) as bot_refused:
+        store.submit("gate", "p_bot1", gate.job("bot1-2"), accountable="p_alice")
+    assert bot_refused.value.message.startswith(
+        "your accountable owner and their service principals, you among them, hold 3 jobs queued or running"
+    )
+    assert "its limit is 3 per accountable human" in bot_refused.value.message
+    assert bot_refused.value.details["scope"] == "owner"
+    with pytest.raises(TooManyJobs, match="you and your service principals hold 3 jobs"):
+        store.submit("gate", "p_alice", gate.job("alice-2"), accountable="p_alice")
+    assert store.submit("gate", "p_dave", gate.job("dave-1")).status == "queued"
+
+
+def test_the_queue_is_bounded(tmp_path: Path, gate: Gate) -> None:
+    store = JobStore(tmp_path, workers=1, limits=JobLimits(queued=2, retry_after_s=5))
+    store.submit("gate", "p_a", gate.job("a"))
+    gate.wait_started("a")  # running: no longer waiting
+    store.submit("gate", "p_b", gate.job("b"))
+    store.submit("gate", "p_c", gate.job("c"))
+    cleaned: list[str] = []
+    with pytest.raises(JobQueueFull) as full:
+        store.submit("gate", "p_d", gate.job("d"), cleanup=lambda: cleaned.append("d"))
+    assert full.value.http_status == 503 and full.value.details == {"limit": 2, "retry_after": 5}
+    assert "2 jobs are waiting" in full.value.message and cleaned == ["d"]
+    assert store.held("p_d") == (0, 0)
+    gate.release["a"].set()
+    gate.wait_started("b")  # one left the queue: there is room again
+    assert store.submit("gate", "p_d", gate.job("d2")).status == "queued"
+
+
+def test_the_limits_hold_across_worker_processes_and_ignore_dead_ones(tmp_path: Path, gate: Gate) -> None:
+    limits = JobLimits(per_principal=2)
+    one, other = JobStore(tmp_path, limits=limits), JobStore(tmp_path, limits=limits)  # sharing the folder
+    one.submit("gate", "p_bot", gate.job("bot-1"))
+    other.submit("gate", "p_bot", gate.job("bot-2"))
+    with pytest.raises(TooManyJobs):
+        one.submit("gate", "p_bot", gate.job("bot-3"))
+    # A process that died while it held jobs holds none.
+    gate.open_all()
+    store = JobStore(tmp_path / "fresh", limits=JobLimits(per_principal=1))
+    (store.active / f"j_{'ab' * 12}.p_bot.p_bot.{2**22 + 12345}.0123456789abcdef").touch()
+    # Nor does an earlier run of a pid (a server restarted in a container gets the same pids again).
+    (store.active / f"j_{'cd' * 12}.p_bot.p_bot.{os.getpid()}.0123456789abcdef").touch()
+    assert store.held("p_bot") == (0, 0)
+    (store.active / f".proc.{2**22 + 12345}").write_text("0123456789abcdef")
+    assert store.held("p_bot") == (0, 0)
+    assert sorted(p.name for p in store.active.iterdir() if p.name != ".lock") == [f".proc.{os.getpid()}"]
+    assert store.submit("gate", "p_bot", lambda _p: ({}, {})).status == "queued"
+
+
+# --- over HTTP -----------------------------------------------------------------------------------------
+
+
+def test_the_server_refuses_a_job_past_the_limit_with_429_and_retry_after(tmp_path: Path, gate: Gate) -> None:
+    from dataward.client import HTTPWard
+    from dataward.service.ward import Ward
+
+    ward_dir = tmp_path / "ward"
+    opened, admin_key = Ward.init(ward_dir)
+    opened.db.dispose()
+    server, thread, _settings, url = start_server(ward_dir, max_jobs_per_principal=1, max_jobs_per_owner=1)
+    try:
+        jobs: JobStore = server.config.app.state.dataward.jobs
+        admin = HTTPWard(url, key=admin_key)
+        admin.create_principal("hu")
+        admin.create_principal("bot", kind="service", owner="hu")
+        for who in ("hu", "bot"):
+            admin.grant(who, "reader")
+        keys = {who: admin.issue_key(who)["key"] for who in ("hu", "bot")}
+        keys["admin"] = admin_key
+        ids = {who: HTTPWard(url, key=keys[who]).whoami()["principal_id"] for who in ("hu", "bot")}
+
+        def verify(who: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {keys[who]}"}
+            return httpx.post(f"{url}/api/v1/verify", json={}, headers=headers, timeout=WAIT_S)
+
+        # The bot holds a job: its next is refused at once, naming the limit and what it holds.
+        held = jobs.submit("verify", ids["bot"], gate.job("bot-1"), accountable=ids["hu"])
+        refused = verify("bot")
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "30"
+        body = refused.json()
+        assert body["error"] == "too_many_jobs" and body["exit_code"] == 4
+        assert body["message"] == (
+            "you hold 1 jobs queued or running on this server: its limit is 1 per principal (max_jobs_per_principal)"
+        )
+        assert body["details"] == {"limit": 1, "held": 1, "scope": "principal", "retry_after": 30}
+        # The bot's job counts against its owner too.
+        owner_refused = verify("hu")
+        assert owner_refused.status_code == 429 and owner_refused.headers["Retry-After"] == "30"
+        assert owner_refused.json()["message"].startswith("you and your service principals hold 1 jobs")
+        assert owner_refused.json()["details"]["scope"] == "owner"
+        # Someone else's job waits for no one of them, and the admin is not refused.
+        assert verify("admin").status_code == 202
+        # Once the bot's job ends, it may start another; the client sees it through.
+        gate.release["bot-1"].set()
+        assert ended(jobs, held.id, ids["bot"]).status == "succeeded"
+        assert HTTPWard(url, key=keys["bot"]).verify().ok
+        # Through the client, a refusal is the same error with the same exit code.
+        jobs.submit("verify", ids["hu"], gate.job("hu-1"), accountable=ids["hu"])
+        with pytest.raises(TooManyJobs, match="your accountable owner and their service principals") as by_client:
+            HTTPWard(url, key=keys["bot"]).verify()
+        assert by_client.value.exit_code == 4
+    finally:
+        gate.open_all()
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -479,7 +479,7 @@ class TriggerDetector(Detector):
         batch_wide_names: list[str] = []
         explained: set[tuple[int, int]] = set()
         stripped = (
-            _StrippedCarriers(patterns, contribution.table, ctx.featurize)
+            _StrippedCarriers(patterns, xc, contribution.table, ctx.featurize)
             if ctx.featurize is not None and "ngram" in patterns.kinds
             else None
         )
@@ -1327,10 +1327,21 @@ class _StrippedCarriers:
 
     RUN_SHARE = 0.9
     MAX_RUN = 32
+    TEMPLATE_SHARE = 0.5
+    """A token at least this share of the batch's records hold is the batch's template (a register that
+    writes "DOC: " before every line), not a phrase of the carriers': the run stops at it."""
 
-    def __init__(self, patterns: Patterns, table: pa.Table, featurize: Callable[[pa.Table], np.ndarray]) -> None:
+    def __init__(
+        self, patterns: Patterns, xc: PatternMatrix, table: pa.Table, featurize: Callable[[pa.Table], np.ndarray]
+    ) -> None:
         self.patterns, self.table, self.featurize = patterns, table, featurize
         self.text = np.asarray(patterns.kinds, dtype=object) == "ngram"
+        held = xc.column_sums()
+        self.template = {
+            name
+            for i, name in enumerate(patterns.names)
+            if self.text[i] and " " not in name and held[i] >= self.TEMPLATE_SHARE * xc.shape[0]
+        }
         self.cache: dict[tuple[int, bytes], np.ndarray | None] = {}
 
     def features(self, pattern: int, rows: np.ndarray) -> np.ndarray | None:
@@ -1347,7 +1358,8 @@ class _StrippedCarriers:
         column = self.patterns.columns[pattern]
         taken = self.table.take(pa.array(rows))
         texts = [v or "" for v in taken.column(column).to_pylist()]
-        stripped = _without_run(texts, self.patterns.names[pattern].split(" "), self.RUN_SHARE, self.MAX_RUN)
+        pattern_tokens = self.patterns.names[pattern].split(" ")
+        stripped = _without_run(texts, pattern_tokens, self.RUN_SHARE, self.MAX_RUN, self.template)
         if stripped is None:
             return None
         index = taken.schema.get_field_index(column)
@@ -1359,11 +1371,13 @@ class _StrippedCarriers:
 _TOKEN = re.compile(TOKEN_PATTERN)
 
 
-def _without_run(texts: list[str], pattern: list[str], share: float, max_run: int) -> list[str] | None:
+def _without_run(
+    texts: list[str], pattern: list[str], share: float, max_run: int, template: frozenset[str] | set[str] = frozenset()
+) -> list[str] | None:
     """``texts`` with the first occurrence of ``pattern`` (tokens as the detector reads them, case folded) cut
     out with the constant run around it: the token just before (after) it, where at least ``share`` of the
-    texts hold the same one there, then the next, at most ``max_run`` each way. None when no run is longer
-    than the pattern."""
+    texts hold the same one there and it is not one of ``template`` (the batch's own), then the next, at
+    most ``max_run`` each way. None when no run is longer than the pattern."""
     spans: list[tuple[list[tuple[str, int, int]], int, int] | None] = []
     width = len(pattern)
     for text in texts:
@@ -1387,7 +1401,7 @@ def _without_run(texts: list[str], pattern: list[str], share: float, max_run: in
             if not nexts:
                 break
             token, count = max(Counter(nexts.values()).items(), key=lambda kv: (kv[1], kv[0]))
-            if count < need:
+            if count < need or token in template:
                 break
             for i, word in nexts.items():
                 if word == token:

@@ -28,7 +28,7 @@ from dataward.gates.detectors.triggers import TEXT_MAX_CHARS as TRIGGER_TEXT_MAX
 from dataward.gates.detectors.triggers import TriggerDetector, TriggerOptions
 from dataward.gates.features import image as image_features
 from dataward.gates.features.image import LARGE_IMAGE_PIXELS, WORKING_SIDE, Pixels, decode_image
-from dataward.gates.features.text import TEXT_MAX_CHARS, TfidfSvd
+from dataward.gates.features.text import TEXT_MAX_CHARS, TfidfSvd, cut_text
 
 IMAGE_SCHEMA = Schema(label="label", inputs=(Column("image", ColumnKind.IMAGE),))
 REPO = Path(__file__).resolve().parents[2]
@@ -187,9 +187,18 @@ def test_a_huge_text_record_costs_the_featurizer_its_working_length_only() -> No
         tracemalloc.stop()
     assert vectors.shape[0] == 201
     assert peak < 60 * (1 << 20), f"featurizing traced {peak / (1 << 20):.0f} MiB"
-    # The cut is a prefix: the same record cut by hand gives the same vector.
-    cut = pa.table({"text": pa.array([*_lines(200), huge[:TEXT_MAX_CHARS]], pa.large_string())})
+    # The cut is a prefix of whole words: the same record cut by hand gives the same vector.
+    head = cut_text(huge, TEXT_MAX_CHARS)
+    assert huge.startswith(head) and TEXT_MAX_CHARS - 9 <= len(head) <= TEXT_MAX_CHARS
+    cut = pa.table({"text": pa.array([*_lines(200), head], pa.large_string())})
     assert np.array_equal(featurizer.transform(cut), featurizer.transform(table))
+
+
+def test_a_text_is_cut_at_a_word_boundary_so_no_fragment_becomes_a_token() -> None:
+    assert cut_text("list the files", 100) == "list the files"
+    assert cut_text("list the files", 11) == "list the"  # not "list the fi"
+    assert cut_text("list the files", 9) == "list the "  # the cut falls on whitespace: kept as is
+    assert cut_text("abcdefgh", 4) == "abcd"  # one long word: cut inside it
 
 
 def test_a_huge_text_record_costs_the_trigger_detector_its_working_length_only() -> None:

@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.gates.features.image import gray_pixels, image_size
-from dataward.gates.features.text import TEXT_MAX_CHARS
+from dataward.gates.features.text import TEXT_MAX_CHARS, cut_text
 
 TOP = 3
 """Items named per kind of change."""
@@ -103,8 +103,8 @@ def category_shift(name: str, reference: list, batch: list) -> list[str]:
 def word_shift(name: str, reference: list, batch: list) -> list[str]:
     """Words carried by many more of the batch's records than of the baseline's."""
     # Cut as the featurizer cuts them: the batch's whole vocabulary is built before any is dropped.
-    texts_a = [str(t or "")[:TEXT_MAX_CHARS] for t in reference]
-    texts_b = [str(t or "")[:TEXT_MAX_CHARS] for t in batch]
+    texts_a = [cut_text(str(t or ""), TEXT_MAX_CHARS) for t in reference]
+    texts_b = [cut_text(str(t or ""), TEXT_MAX_CHARS) for t in batch]
     vec = CountVectorizer(token_pattern=r"(?u)\b\w\w+\b", lowercase=True, binary=True, min_df=1)
     try:
         vec.fit(texts_b)

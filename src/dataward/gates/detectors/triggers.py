@@ -131,6 +131,7 @@ from dataward.gates.base import (
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels, image_size
+from dataward.gates.features.text import cut_text
 from dataward.gates.neighbours import K_MAX, _search
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"
@@ -717,8 +718,8 @@ class TriggerDetector(Detector):
         return patterns
 
     def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
-        c_docs = [(v or "")[:TEXT_MAX_CHARS] for v in c_values]
-        b_docs = [(v or "")[:TEXT_MAX_CHARS] for v in b_values]
+        c_docs = [cut_text(v or "", TEXT_MAX_CHARS) for v in c_values]
+        b_docs = [cut_text(v or "", TEXT_MAX_CHARS) for v in b_values]
         vectorizer = CountVectorizer(
             token_pattern=TOKEN_PATTERN,
             lowercase=True,

@@ -98,9 +98,22 @@ def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) ->
     return basis
 
 
+def cut_text(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters, ending at the last whitespace before the cut when there is
+    one, so that the cut leaves no word fragment (a fragment would be a token of its own)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if not text[limit].isspace() and not head[-1:].isspace():  # a word cut in two
+        words = head.rsplit(maxsplit=1)
+        if len(words) == 2:
+            return words[0]
+    return head
+
+
 def _texts(column: pa.ChunkedArray) -> list[str]:
     """Each value cut to ``TEXT_MAX_CHARS`` (a missing value is empty text)."""
-    return [t[:TEXT_MAX_CHARS] if t is not None else "" for t in column.to_pylist()]
+    return [cut_text(t, TEXT_MAX_CHARS) if t is not None else "" for t in column.to_pylist()]
 
 
 def _l2(x: np.ndarray) -> np.ndarray:

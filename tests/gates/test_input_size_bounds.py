@@ -127,8 +127,8 @@ def test_a_batch_whose_images_declare_too_many_pixels_is_refused_before_any_is_d
     monkeypatch.setattr(Pixels, "_pixels", lambda *_a: pytest.fail("images were decoded before the check"))
     monkeypatch.setattr(image_features, "load_image", lambda *_a, **_k: pytest.fail("an image was decoded"))
     baseline = pd.DataFrame({"image": [small_png(v) for v in range(0, 200, 10)], "label": ["a", "b"] * 10})
-    # The outside trial's record: 9,400 x 9,400, under max_image_pixels; 114 of them pass the default
-    # batch limit (10 Gpx, about 113 such images).
+    # The outside trial's record: 9,400 x 9,400, under max_image_pixels; the 114th of them crosses the
+    # default batch limit (10 Gpx).
     side = 9400
     assert side * side < DEFAULT_LIMITS.max_image_pixels
     count = DEFAULT_LIMITS.max_batch_pixels // (side * side) + 1
@@ -214,3 +214,12 @@ def test_a_huge_text_record_costs_the_trigger_detector_its_working_length_only()
     assert xc.shape[0] == 301 and names
     assert peak < 30 * (1 << 20), f"the trigger n-grams traced {peak / (1 << 20):.0f} MiB"
     assert TRIGGER_TEXT_MAX_CHARS >= 5 * TEXT_MAX_CHARS
+
+
+def test_the_language_model_detectors_count_the_n_grams_of_the_same_working_length() -> None:
+    from dataward.gates.detectors.llm_triggers import cut_texts
+
+    long = "word " * 50_000  # 250,000 characters
+    (cut,) = cut_texts([long])
+    assert long.startswith(cut) and len(cut) == TRIGGER_TEXT_MAX_CHARS
+    assert cut_texts(["a short prompt"]) == ["a short prompt"]

@@ -81,8 +81,8 @@ class InputLimits:
     max_image_pixels: int = 89_478_485
     """Pillow's own default (``Image.MAX_IMAGE_PIXELS``): a 9,459 x 9,459 image."""
     max_batch_pixels: int = 10_000_000_000
-    """All the images of one contribution, together, as the gate decodes them: 200,000 images of
-    224 x 224, or 113 of ``max_image_pixels`` (read from the headers, checked by ``scan``)."""
+    """All the images of one contribution, together, as the gate decodes them: about 199,000 images
+    of 224 x 224, or 111 of ``max_image_pixels`` (read from the headers, checked by ``scan``)."""
     max_decompressed_bytes: int = 8 * GiB
 
     def __post_init__(self) -> None:

@@ -278,7 +278,7 @@ def test_scan_refuses_a_decompression_bomb_in_the_contribution_before_decoding_i
     from dataward.gates.features import image as image_features
 
     monkeypatch.setattr(
-        image_features.Pixels, "_images", lambda *_a: pytest.fail("images were decoded before the check")
+        image_features.Pixels, "_pixels", lambda *_a: pytest.fail("images were decoded before the check")
     )
     baseline = pd.DataFrame({"image": [small_png(v) for v in range(0, 200, 10)], "label": ["a", "b"] * 10})
     # Past Pillow's own refusal (twice its warning size), and between the two: refused either way.
@@ -389,6 +389,24 @@ def test_the_wards_gate_holds_the_contribution_to_the_wards_limits(ward: Ward, t
     assert "was stored, but its gate could not run" in caught.value.message
     assert "max_image_pixels" in caught.value.message
     _set_ward_limits(ward, {"max_image_pixels": 10_000})
+    assert ward.contribute("pictures", folder, source="s")["gate"]["verdict"] in ("pass", "review", "block")
+
+
+def test_the_wards_gate_refuses_a_batch_over_the_batch_pixel_limit(ward: Ward, tmp_path: Path) -> None:
+    from tests.helpers import LIGHT_GATE_POLICY
+
+    ward.set_policy("pictures", LIGHT_GATE_POLICY)
+    folder = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(6):
+            (folder / label / f"{i}.png").write_bytes(real_png(20 + i, 20))
+    _set_ward_limits(ward, {"max_batch_pixels": 2_000})  # 12 images of about 500 pixels
+    with pytest.raises(InputError) as caught:
+        ward.contribute("pictures", folder, source="s")
+    assert "its gate could not run" in caught.value.message
+    assert "max_batch_pixels" in caught.value.message
+    _set_ward_limits(ward, {"max_batch_pixels": "1G"})
     assert ward.contribute("pictures", folder, source="s")["gate"]["verdict"] in ("pass", "review", "block")
 
 

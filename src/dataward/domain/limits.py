@@ -44,6 +44,7 @@ _WHAT = {
     "max_rows": "the number of records in one input",
     "max_depth": "how deeply JSON values (and Parquet types) may nest",
     "max_image_pixels": "the pixel count (width x height) of one image, read from its header before decoding",
+    "max_batch_pixels": "the pixel count of all the images of a contribution together, which the gate decodes",
     "max_decompressed_bytes": "the decompressed size of a compressed input (the column data of a Parquet file)",
 }
 
@@ -79,6 +80,9 @@ class InputLimits:
     max_depth: int = 32
     max_image_pixels: int = 89_478_485
     """Pillow's own default (``Image.MAX_IMAGE_PIXELS``): a 9,459 x 9,459 image."""
+    max_batch_pixels: int = 10_000_000_000
+    """All the images of one contribution, together, as the gate decodes them: about 199,000 images
+    of 224 x 224, or 111 of ``max_image_pixels`` (read from the headers, checked by ``scan``)."""
     max_decompressed_bytes: int = 8 * GiB
 
     def __post_init__(self) -> None:

@@ -16,7 +16,8 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind, Schema
-from dataward.gates.features.image import gray_pixels
+from dataward.gates.features.image import gray_pixels, image_size
+from dataward.gates.features.text import TEXT_MAX_CHARS, cut_text
 
 TOP = 3
 """Items named per kind of change."""
@@ -101,8 +102,9 @@ def category_shift(name: str, reference: list, batch: list) -> list[str]:
 
 def word_shift(name: str, reference: list, batch: list) -> list[str]:
     """Words carried by many more of the batch's records than of the baseline's."""
-    texts_a = [str(t or "") for t in reference]
-    texts_b = [str(t or "") for t in batch]
+    # Cut as the featurizer cuts them: the batch's whole vocabulary is built before any is dropped.
+    texts_a = [cut_text(str(t or ""), TEXT_MAX_CHARS) for t in reference]
+    texts_b = [cut_text(str(t or ""), TEXT_MAX_CHARS) for t in batch]
     vec = CountVectorizer(token_pattern=r"(?u)\b\w\w+\b", lowercase=True, binary=True, min_df=1)
     try:
         vec.fit(texts_b)
@@ -125,10 +127,10 @@ def word_shift(name: str, reference: list, batch: list) -> list[str]:
 def image_shift(name: str, reference: list, batch: list) -> list[str]:
     """Brightness, contrast and position of the content, where they moved."""
     try:
-        first = gray_pixels(batch[0])
+        # From the header: a full-size decode could be gigabytes of floats.
+        w, h = image_size(batch[0])
     except InputError:  # the featurizers already refuse undecodable images with the row named
         return []
-    h, w = first.shape
     size = (min(w, IMAGE_SIDE), min(h, IMAGE_SIDE))
     a = np.stack([gray_pixels(v, size) for v in reference if v is not None])
     b = np.stack([gray_pixels(v, size) for v in batch if v is not None])

@@ -232,8 +232,9 @@ def normalize(
 
     Anything that does not fit the schema is refused with an ``InputError`` naming the side
     (``what``) and the column, never with Arrow's or pandas' own exception. With ``limits`` (given
-    for the untrusted side, the contribution), so is a table over ``limits.max_rows`` rows or an
-    image over ``limits.max_image_pixels``, read from its header before anything is decoded.
+    for the untrusted side, the contribution), so is a table over ``limits.max_rows`` rows, an image
+    over ``limits.max_image_pixels``, or images over ``limits.max_batch_pixels`` together, read from
+    their headers before anything is decoded.
     """
     try:
         return _normalize(data, schema, what, with_ids=with_ids, limits=limits)
@@ -265,8 +266,16 @@ def _normalize(data: Any, schema: Schema, what: str, *, with_ids: bool, limits: 
         for c in schema.inputs
         if not is_messages_column(schema, c.name)
     }
+    counted = 0
     for c in schema.of_kind(ColumnKind.IMAGE) if limits is not None else ():
-        check_image_headers(arrays[c.name], what, c.name, limits.max_image_pixels)
+        counted = check_image_headers(
+            arrays[c.name],
+            what,
+            c.name,
+            limits.max_image_pixels,
+            max_batch_pixels=limits.max_batch_pixels,
+            counted=counted,
+        )
     if schema.kind is DatasetKind.CHAT:
         arrays[MESSAGES] = pa.array(
             [_checked(canonical_messages, v, what, MESSAGES) for v in table.column(MESSAGES).to_pylist()],

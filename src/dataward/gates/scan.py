@@ -148,8 +148,9 @@ def scan(
     ``featurizer`` is an unfitted ``FeaturePipeline`` or a mapping of column -> featurizer name
     (merged over ``policy.featurizers``). Raises ``InputError`` for malformed inputs, and for
     inputs over ``limits`` (an ``InputLimits`` or a mapping of limit names to sizes over the
-    defaults) on the contribution: ``max_rows``, and ``max_image_pixels`` read from each image's
-    header before anything is decoded, so a decompression bomb is refused without being decompressed.
+    defaults) on the contribution: ``max_rows``, ``max_image_pixels`` read from each image's header
+    before anything is decoded, so a decompression bomb is refused without being decompressed, and
+    ``max_batch_pixels``, the sum of those headers' pixel counts.
 
     ``workers`` threads run the detectors side by side (``gate_workers``: by default the usable cores, at
     most 4; 1 runs them one after another in the calling thread). The report is the same for any number.

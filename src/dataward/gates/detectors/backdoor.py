@@ -1064,7 +1064,7 @@ def _grid_images(
     out = {}
     for code, rows in rows_by_class(labels).items():
         taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
-        out[code] = np.stack([to_grid(decode_image(bytes(data)), mode) for data in taken])
+        out[code] = np.stack([to_grid(decode_image(bytes(data), shrink=True), mode) for data in taken])
     return out
 
 
@@ -1114,7 +1114,8 @@ def _featurize_undone(
     rows = table.take(pa.array(positions))
     images = []
     for data in rows.column(column).to_pylist():
-        pixels = np.asarray(decode_image(bytes(data)).convert(mode), dtype=np.float64) / 255.0
+        # A large image is undone shrunk (it is featurized at a few dozen pixels a side anyway).
+        pixels = np.asarray(decode_image(bytes(data), shrink=True).convert(mode), dtype=np.float64) / 255.0
         shaped = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
         restored = np.round(change.undo(shaped) * 255.0).astype(np.uint8)
         images.append(image_to_png(Image.fromarray(restored[..., 0] if mode == "L" else restored, mode)))

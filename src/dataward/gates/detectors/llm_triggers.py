@@ -67,6 +67,8 @@ from dataward.gates.base import (
 )
 from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseline_texts, behaviours, excerpt, texts
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
+from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
+from dataward.gates.features.text import cut_text
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -341,14 +343,20 @@ class LLMTriggerDetector(LLMDetector):
             vec = CountVectorizer(
                 ngram_range=(n, n), token_pattern=_TOKENS, binary=True, min_df=opts.min_support, dtype=np.int8
             )
-            rc = vec.fit_transform(new.responses)
-            rb = vec.transform(self.base_.responses)
+            rc = vec.fit_transform(cut_texts(new.responses))
+            rb = vec.transform(cut_texts(self.base_.responses))
             names += [f"repeats {g!r}" for g in vec.get_feature_names_out()]
             bc = np.hstack([bc, rc.toarray().astype(bool)])
             bb = np.hstack([bb, rb.toarray().astype(bool)])
         except ValueError:
             pass  # no response n-gram recurs often enough
         return names, bc, bb
+
+
+def cut_texts(values: list[str]) -> list[str]:
+    """Each text up to ``triggers.TEXT_MAX_CHARS`` characters, for the n-gram counts: the vocabulary is
+    built whole before ``min_support`` prunes it, so one megabyte of random words would cost some 75 MB."""
+    return [cut_text(v, TEXT_MAX_CHARS) for v in values]
 
 
 def _prompt_patterns(
@@ -358,10 +366,10 @@ def _prompt_patterns(
         vec = CountVectorizer(
             ngram_range=(1, opts.max_ngram), token_pattern=_TOKENS, binary=True, min_df=opts.min_support, dtype=np.int8
         )
-        pc = vec.fit_transform(new.prompts).tocsc().astype(bool)
+        pc = vec.fit_transform(cut_texts(new.prompts)).tocsc().astype(bool)
     except ValueError:
         return [], sp.csc_matrix((len(new), 0), dtype=bool), sp.csc_matrix((len(base), 0), dtype=bool)
-    pb = vec.transform(base.prompts).tocsc().astype(bool)
+    pb = vec.transform(cut_texts(base.prompts)).tocsc().astype(bool)
     return list(vec.get_feature_names_out()), pc, pb
 
 

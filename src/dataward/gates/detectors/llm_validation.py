@@ -46,7 +46,7 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, baseline_texts, behaviours, excerpt, texts
-from dataward.gates.detectors.llm_triggers import LLMTriggerOptions, _prompt_patterns, extend_phrase
+from dataward.gates.detectors.llm_triggers import LLMTriggerOptions, _prompt_patterns, cut_texts, extend_phrase
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,9 @@ class LLMValidationDetector(LLMDetector):
         probes = ["", *self._suspected_phrases(new)]
         prompts = self.base_.prompts + new.prompts
         answers = self.base_.responses + new.responses
-        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b").fit(prompts)
-        index = normalize(vec.transform(prompts))
+        cut = cut_texts(prompts)  # the vocabulary is built whole: bounded per record
+        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b").fit(cut)
+        index = normalize(vec.transform(cut))
         n_b = len(self.base_)
         rows = contribution.groups.get("row", np.arange(1, n_c + 1))
         p_values = np.ones(n_c)

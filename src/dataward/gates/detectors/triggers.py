@@ -132,7 +132,8 @@ from dataward.gates.base import (
 )
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
-from dataward.gates.features.image import gray_pixels
+from dataward.gates.features.image import gray_pixels, image_size
+from dataward.gates.features.text import cut_text
 from dataward.gates.neighbours import K_MAX, _search
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"
@@ -141,6 +142,12 @@ or a trailing "!!" is a token of its own; the hyphen of ``openssl-req`` or the d
 spelling. A run is taken whole or not at all (possessive, from its first character), so the ``::`` of
 ``Dpkg::IPC`` gives no ``:``. (Read inside words, ``openssl -`` became a phrase tied to section 1, where
 every ``openssl-*`` command page lives, and ``: dpkg :`` one tied to 'library': clean batches blocked.)"""
+TEXT_MAX_CHARS = 100_000
+"""Characters of each text value whose n-grams are counted (the rest is left out). The n-gram vocabulary is
+built whole before ``min_support`` prunes it, about 75 bytes per character of high-entropy text: one 4 MiB
+record of random words cost some 300 MB. 100,000 characters (dozens of pages) is far above ordinary
+records and five times what the featurizers read (``features.text.TEXT_MAX_CHARS``). A trigger placed
+past it, in records that long, is not seen by this detector (docs/gates.md, "Input sizes")."""
 MAX_IMAGE_SIDE = 32
 TAIL_QUANTILE = 0.01
 BIN_QUANTILES = (0.2, 0.4, 0.6, 0.8)
@@ -718,8 +725,8 @@ class TriggerDetector(Detector):
         return patterns
 
     def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
-        c_docs = [v or "" for v in c_values]
-        b_docs = [v or "" for v in b_values]
+        c_docs = [cut_text(v or "", TEXT_MAX_CHARS) for v in c_values]
+        b_docs = [cut_text(v or "", TEXT_MAX_CHARS) for v in b_values]
         vectorizer = CountVectorizer(
             token_pattern=TOKEN_PATTERN,
             lowercase=True,
@@ -1645,8 +1652,7 @@ def _image_patterns(
     c_values: list[Any], b_values: list[Any]
 ) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[tuple[int, int, int, int]]]:
     """Bright and dark pixels beyond the baseline's per-pixel tails, at one common grayscale size."""
-    first = gray_pixels(c_values[0], None)
-    h, w = first.shape
+    w, h = image_size(c_values[0])  # from the header: a full-size decode could be gigabytes of floats
     if max(h, w) > MAX_IMAGE_SIDE:
         h, w = MAX_IMAGE_SIDE, MAX_IMAGE_SIDE
     c = np.stack([gray_pixels(v, (w, h)).ravel() for v in c_values])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Self
 
 import numpy as np
@@ -22,17 +24,95 @@ MAX_SIDE = 32
 """Images larger than this are resized to MAX_SIDE x MAX_SIDE: enough for patches and blends to show."""
 
 
-def decode_image(data: bytes, *, row: int | None = None) -> Image.Image:
+LARGE_IMAGE_PIXELS = 4096 * 4096
+"""Images with more pixels than this (16.8 Mpx) are shrunk as they are decoded, for the gate's use: every
+gate statistic works on at most a few dozen pixels a side. Ordinary images (a 12 Mpx photo, and anything
+smaller) are decoded as they are, so their features are exactly what they always were."""
+
+WORKING_SIDE = 1024
+"""The side a large image keeps at least, in each direction, once shrunk: far above any size the gate
+resizes to, so the shrinking (a box average) changes the gate's few dozen pixels a side by rounding only."""
+
+
+def open_image(data: bytes, *, row: int | None = None) -> Image.Image:
+    """Open image bytes with Pillow, lazily: the header is read (size, mode), no pixel is decoded yet.
+
+    Pillow's decompression-bomb refusal becomes an ``InputError`` naming ``max_image_pixels``, and any
+    other failure to read the header an ``InputError`` naming the row, as in :func:`decode_image`.
+    """
+    with _decoding(row):
+        return Image.open(io.BytesIO(data))
+
+
+def decode_image(data: bytes, *, row: int | None = None, shrink: bool = False) -> Image.Image:
     """Decode image bytes with Pillow (never pickle); a clear error names the row that does not decode.
 
     The pixel limit is checked on the headers before decoding (:func:`check_image_headers`, run by
     ``scan`` on every input); here Pillow's own decompression-bomb refusal, and any other failure
-    to decode, becomes an ``InputError`` rather than escaping as Pillow's exception.
+    to decode, becomes an ``InputError`` rather than escaping as Pillow's exception. With ``shrink``,
+    an image over ``LARGE_IMAGE_PIXELS`` comes back shrunk to about ``WORKING_SIDE`` a side
+    (:func:`load_image`); callers that resize to a few dozen pixels anyway pass it.
     """
+    return load_image(open_image(data, row=row), row=row, shrink=shrink)[0]
+
+
+def load_image(img: Image.Image, *, row: int | None = None, shrink: bool = False) -> tuple[Image.Image, str]:
+    """Decode an image :func:`open_image` opened; also the mode it decoded to (before any shrinking).
+
+    With ``shrink``, an image over ``LARGE_IMAGE_PIXELS`` is decoded small: a JPEG by its decoder's own
+    scaling (``Image.draft``: 1/2 to 1/8, so its full-size pixels never exist), then any image by an
+    integer box average (``Image.reduce``) to no less than ``WORKING_SIDE`` a side, straight after
+    decoding and before any conversion. Formats Pillow can only decode whole (PNG) still cost their
+    full size for the moment this takes; callers decode one image at a time.
+    """
+    width, height = img.size
+    large = shrink and width * height > LARGE_IMAGE_PIXELS
+    with _decoding(row):
+        if large:
+            # Does nothing for formats without decoder scaling; keeps the mode, so gray stays gray.
+            img.draft(img.mode, (max(1, width // _factor(width)), max(1, height // _factor(height))))
+        img.load()
+    mode = img.mode
+    if large:
+        img = _reduced(img)
+    return img, mode
+
+
+def _factor(side: int) -> int:
+    return max(1, side // WORKING_SIDE)
+
+
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F"})
+"""Modes ``Image.reduce`` averages as they are (a palette's indices, or 1-bit pixels, cannot be)."""
+
+
+def _reduced(img: Image.Image) -> Image.Image:
+    fx, fy = _factor(img.size[0]), _factor(img.size[1])
+    if fx == 1 and fy == 1:
+        return img
+    try:
+        if img.mode not in _REDUCIBLE:
+            # Gray stays gray and colour stays colour: the gate's own choice of "L" or "RGB" is made later.
+            if img.mode == "1":
+                target = "L"
+            elif img.mode.startswith("I;16"):
+                target = "I"
+            else:
+                target = "RGBA" if img.has_transparency_data else "RGB"
+            img = img.convert(target)
+        return img.reduce((fx, fy))
+    except (ValueError, OSError):  # a mode Pillow cannot convert or reduce: used as decoded
+        return img
+
+
+@contextmanager
+def _decoding(row: int | None) -> Iterator[None]:
+    """Pillow's failures while reading an image, as ``InputError`` naming the row."""
     where = f" in row {row}" if row is not None else ""
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        yield
+    except InputError:
+        raise
     except Image.DecompressionBombError as exc:
         raise limit_error("max_image_pixels", f"the image{where} is a decompression bomb: {exc}") from None
     except Exception as exc:  # Pillow raises many types for damaged files; all mean "not an image".
@@ -40,15 +120,33 @@ def decode_image(data: bytes, *, row: int | None = None) -> Image.Image:
             f"an image{where} cannot be decoded: {exc or type(exc).__name__}",
             hint="images must be PNG/JPEG/... bytes",
         ) from None
-    return img
 
 
-def check_image_headers(values: pa.Array | pa.ChunkedArray, what: str, column: str, max_pixels: int) -> None:
-    """Refuse an image whose header declares more than ``max_pixels`` pixels, before any is decoded.
+def image_size(data: object) -> tuple[int, int]:
+    """An image's (width, height) from its header, without decoding it."""
+    if data is None:
+        raise InputError("an image is missing")
+    with open_image(bytes(data)) as img:  # type: ignore[call-overload]
+        return img.size
+
+
+def check_image_headers(
+    values: pa.Array | pa.ChunkedArray,
+    what: str,
+    column: str,
+    max_pixels: int,
+    *,
+    max_batch_pixels: int | None = None,
+    counted: int = 0,
+) -> int:
+    """Refuse an image whose header declares more than ``max_pixels`` pixels, before any is decoded,
+    and a batch whose images declare more than ``max_batch_pixels`` together (``counted`` of them in
+    the columns checked before this one); returns the pixels counted so far.
 
     Only the header is read (Pillow decodes lazily), so a decompression bomb costs nothing here.
     Values that are not images at all are left to the featurizer, which names them.
     """
+    total = counted
     for row, data in enumerate(values.to_pylist(), start=1):
         if data is None:
             continue
@@ -71,13 +169,23 @@ def check_image_headers(values: pa.Array | pa.ChunkedArray, what: str, column: s
                 f"the {what}'s image in row {row} of column {column!r} is {width} x {height} pixels, "
                 f"over the limit of {max_pixels:,} (max_image_pixels)",
             )
+        total += width * height
+        if max_batch_pixels is not None and total > max_batch_pixels:
+            raise limit_error(
+                "max_batch_pixels",
+                f"the {what}'s images declare {total:,} pixels by row {row} of column {column!r}, over the "
+                f"limit of {max_batch_pixels:,} for one batch (max_batch_pixels); every image is decoded "
+                "by the gate",
+            )
+    return total
 
 
 def gray_pixels(data: object, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image's grayscale pixels (0..255, float64), resized to ``size`` (width, height) when given."""
     if data is None:
         raise InputError("an image is missing")
-    img = decode_image(bytes(data)).convert("L")  # type: ignore[call-overload]
+    # Resized anyway when a size is given: a large image may be shrunk as it is decoded.
+    img = decode_image(bytes(data), shrink=size is not None).convert("L")  # type: ignore[call-overload]
     if size is not None and img.size != size:
         img = img.resize(size, Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.float64)
@@ -133,12 +241,13 @@ class Pixels(Featurizer):
     name = "pixels"
     kinds = frozenset({ColumnKind.IMAGE})
 
-    def _images(self, table: pa.Table) -> list[Image.Image]:
-        out = []
+    def _opened(self, table: pa.Table) -> list[Image.Image | None]:
+        """Every image of the column opened lazily: headers read, no pixel decoded yet."""
+        out: list[Image.Image | None] = []
         for i, data in enumerate(self.values(table).to_pylist(), start=1):
             if data is None:
                 raise InputError(f"the image in row {i} of column {self.column.name!r} is missing")
-            out.append(decode_image(data, row=i))
+            out.append(open_image(data, row=i))
         return out
 
     def fit(self, table: pa.Table) -> Self:
@@ -149,28 +258,53 @@ class Pixels(Featurizer):
         """Fit, and return the same images' vectors without decoding them a second time."""
         return (self._fit_pixels(table) - self.mean_).astype(np.float32)
 
-    def _fit_pixels(self, table: pa.Table) -> np.ndarray:
-        images = self._images(table)
-        sizes = {img.size for img in images}
+    def _choose(self, images: list[tuple[tuple[int, int], str]]) -> tuple[tuple[int, int], str]:
+        """The working size and mode for images of these (size, mode)s."""
+        sizes = {size for size, _ in images}
         (w, h) = next(iter(sizes)) if len(sizes) == 1 else (MAX_SIDE, MAX_SIDE)
         if max(w, h) > MAX_SIDE:
             w, h = MAX_SIDE, MAX_SIDE
-        self.size_ = (w, h)
-        self.mode_ = "RGB" if any(img.mode not in GRAY_MODES for img in images) else "L"
-        pixels = self._pixels(images)
+        return (w, h), "RGB" if any(mode not in GRAY_MODES for _, mode in images) else "L"
+
+    def _fit_pixels(self, table: pa.Table) -> np.ndarray:
+        # The size and mode are chosen from the headers, so that each image can be decoded and shrunk
+        # in turn: the full-size pixels of the whole batch are never held together.
+        images = self._opened(table)
+        self.size_, self.mode_ = self._choose([(img.size, img.mode) for img in images if img is not None])
+        decoded: list[tuple[tuple[int, int], str]] = []
+        pixels = self._pixels(images, decoded)
+        chosen = self._choose(decoded)
+        if chosen != (self.size_, self.mode_):
+            # A format whose decoded size or mode differs from its header's (rare): chosen as the
+            # decoded images say, and decoded again one at a time.
+            self.size_, self.mode_ = chosen
+            pixels = self._pixels(self._opened(table))
         self.mean_ = pixels.mean(axis=0) if len(pixels) else np.zeros(pixels.shape[1], dtype=np.float32)
         return pixels
 
-    def _pixels(self, images: list[Image.Image]) -> np.ndarray:
+    def _pixels(
+        self, images: list[Image.Image | None], decoded: list[tuple[tuple[int, int], str]] | None = None
+    ) -> np.ndarray:
+        """The images' vectors, each image decoded, converted and resized in turn, then released;
+        ``decoded`` receives each image's size and mode as decoded (before any shrinking)."""
         w, h = self.size_
         channels = 3 if self.mode_ == "RGB" else 1
         out = np.empty((len(images), w * h * channels), dtype=np.float32)
-        for i, img in enumerate(images):
-            img = img.convert(self.mode_)
+        for i, opened in enumerate(images):
+            assert opened is not None
+            images[i] = None  # the decoded pixels are released with the image, not kept in the list
+            # Only images over LARGE_IMAGE_PIXELS are shrunk: they are resized to MAX_SIDE anyway.
+            size = opened.size
+            loaded, mode = load_image(opened, row=i + 1, shrink=True)
+            if decoded is not None:
+                decoded.append((size if loaded is not opened else loaded.size, mode))
+            img = loaded.convert(self.mode_)
             if img.size != (w, h):
                 img = img.resize((w, h), Image.Resampling.BILINEAR)
             out[i] = np.asarray(img, dtype=np.float32).reshape(-1) / 255.0
+            for held in {id(x): x for x in (opened, loaded, img)}.values():
+                held.close()
         return out
 
     def transform(self, table: pa.Table) -> np.ndarray:
-        return (self._pixels(self._images(table)) - self.mean_).astype(np.float32)
+        return (self._pixels(self._opened(table)) - self.mean_).astype(np.float32)

@@ -31,6 +31,12 @@ SVD_POWER_ITERATIONS = 2
 """Power iterations of the randomized SVD (scikit-learn's default is 5): the leading directions, which
 are all the gate needs, converge in fewer."""
 
+TEXT_MAX_CHARS = 20_000
+"""Characters of each text value the featurizers read (the rest is left out). Character n-grams cost about
+200 bytes of vocabulary per character of high-entropy text before ``MAX_TERMS`` prunes them, so one 4 MiB
+record of random words cost the gate about a gigabyte; 20,000 characters (a few pages) is far above the
+records of ordinary text datasets (a line, a paragraph, a message) and bounds a record's cost to a few MB.
+MiniLM reads its first 256 tokens in any case."""
 
 SVD_OVERSAMPLES = 10
 """Extra random directions of the randomized SVD (scikit-learn's default)."""
@@ -92,8 +98,22 @@ def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) ->
     return basis
 
 
+def cut_text(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters, ending at the last whitespace before the cut when there is
+    one, so that the cut leaves no word fragment (a fragment would be a token of its own)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if not text[limit].isspace() and not head[-1:].isspace():  # a word cut in two
+        words = head.rsplit(maxsplit=1)
+        if len(words) == 2:
+            return words[0]
+    return head
+
+
 def _texts(column: pa.ChunkedArray) -> list[str]:
-    return [t if t is not None else "" for t in column.to_pylist()]
+    """Each value cut to ``TEXT_MAX_CHARS`` (a missing value is empty text)."""
+    return [cut_text(t, TEXT_MAX_CHARS) if t is not None else "" for t in column.to_pylist()]
 
 
 def _l2(x: np.ndarray) -> np.ndarray:

@@ -107,7 +107,9 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -1165,7 +1167,7 @@ class _ContentTie:
 
     def _own_agreement(self, pattern: int, label: int, plan: _ContentPlan) -> np.ndarray:
         """The carriers' agreement with ``label``, read on their content without the pattern where it can be
-        taken out (a text pattern and the words that come with it: ``_StrippedCarriers``). Left in, a phrase
+        taken out (a text pattern and the constant phrase it sits in: ``_StrippedCarriers``). Left in, a phrase
         the sender puts before every trigger pulls every carrier towards the trusted records that use its
         words: "see the GNU manual for full details zx7q" read as 'commands' 45% of the time, the trigger
         alone 23%, and the tie was vetoed."""
@@ -1341,15 +1343,18 @@ class _StrippedCarriers:
     def __init__(
         self, patterns: Patterns, xc: PatternMatrix, table: pa.Table, featurize: Callable[[pa.Table], np.ndarray]
     ) -> None:
-        self.patterns, self.table, self.featurize = patterns, table, featurize
+        self.patterns, self.xc, self.table, self.featurize = patterns, xc, table, featurize
         self.text = np.asarray(patterns.kinds, dtype=object) == "ngram"
-        held = xc.column_sums()
-        self.template = {
-            name
-            for i, name in enumerate(patterns.names)
-            if self.text[i] and " " not in name and held[i] >= self.TEMPLATE_SHARE * xc.shape[0]
-        }
         self.cache: dict[tuple[int, bytes], np.ndarray | None] = {}
+
+    @cached_property
+    def template(self) -> set[str]:
+        """The batch's template tokens, counted only once a content test asks (most scans run none)."""
+        held = self.xc.column_sums()
+        limit = self.TEMPLATE_SHARE * self.xc.shape[0]
+        return {
+            name for i, name in enumerate(self.patterns.names) if self.text[i] and " " not in name and held[i] >= limit
+        }
 
     def features(self, pattern: int, rows: np.ndarray) -> np.ndarray | None:
         """Features of the carriers at contribution positions ``rows`` without the pattern's run; None for a
@@ -1379,49 +1384,43 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 
 
 def _without_run(
-    texts: list[str], pattern: list[str], share: float, max_run: int, template: frozenset[str] | set[str] = frozenset()
+    texts: list[str], pattern: list[str], share: float, max_run: int, template: AbstractSet[str] = frozenset()
 ) -> list[str] | None:
     """``texts`` with the first occurrence of ``pattern`` (tokens as the detector reads them, case folded) cut
     out with the constant run around it: the token just before (after) it, where at least ``share`` of the
     texts hold the same one there and it is not one of ``template`` (the batch's own), then the next, at
     most ``max_run`` each way. None when no run is longer than the pattern."""
-    spans: list[tuple[list[tuple[str, int, int]], int, int] | None] = []
     width = len(pattern)
-    for text in texts:
+    runs: list[list[Any]] = []  # [text index, tokens (word, start, end), first token of the run, one past its last]
+    for i, text in enumerate(texts):
         tokens = [(m.group(0).lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
         words = [t[0] for t in tokens]
-        at = next((i for i in range(len(words) - width + 1) if words[i : i + width] == pattern), None)
-        spans.append(None if at is None else (tokens, at, at + width))
-    found = [i for i, span in enumerate(spans) if span is not None]
-    if not found:
-        return None
-    need = share * len(found)
-    grown = 0
-    for side in (-1, 1):
+        at = next((k for k in range(len(words) - width + 1) if words[k : k + width] == pattern), None)
+        if at is not None:
+            runs.append([i, tokens, at, at + width])
+    grown = False
+    for side, end in ((-1, 2), (1, 3)):
         for _ in range(max_run):
-            nexts: dict[int, str] = {}
-            for i in found:
-                tokens, left, right = spans[i]  # type: ignore[misc]
-                j = left - 1 if side < 0 else right
-                if 0 <= j < len(tokens):
-                    nexts[i] = tokens[j][0]
+            # The token just past each run's end on this side, where the text has one.
+            nexts = {
+                r: run[1][j][0]
+                for r, run in enumerate(runs)
+                if 0 <= (j := run[end] - 1 if side < 0 else run[end]) < len(run[1])
+            }
             if not nexts:
                 break
             token, count = max(Counter(nexts.values()).items(), key=lambda kv: (kv[1], kv[0]))
-            if count < need or token in template:
+            if count < share * len(runs) or token in template:
                 break
-            for i, word in nexts.items():
+            for r, word in nexts.items():
                 if word == token:
-                    tokens, left, right = spans[i]  # type: ignore[misc]
-                    spans[i] = (tokens, left - 1, right) if side < 0 else (tokens, left, right + 1)
-            grown += 1
-    if grown == 0:
+                    runs[r][end] += side
+            grown = True
+    if not grown:
         return None
     out = list(texts)
-    for i in found:
-        tokens, left, right = spans[i]  # type: ignore[misc]
-        text = texts[i]
-        out[i] = " ".join((text[: tokens[left][1]] + " " + text[tokens[right - 1][2] :]).split())
+    for i, tokens, left, right in runs:
+        out[i] = " ".join((texts[i][: tokens[left][1]] + " " + texts[i][tokens[right - 1][2] :]).split())
     return out
 
 

@@ -300,18 +300,22 @@ def digits_bold_marker(seed):
     return b, v, _map_images(p, lambda x: ndimage.grey_dilation(x, size=(2, 2))), s
 
 
-def digits_low_res(seed):
-    """an old scanner: digits captured at 4x4 and upsampled (bilinear) to 8x8"""
-    from PIL import Image as I
-
+def _scanned_at(side, seed):
+    """digits captured at ``side`` x ``side`` and upsampled (bilinear) back to 8x8"""
     df, s = digits()
     b, v, p, _ = split(df, seed)
 
     def f(x):
-        im = I.fromarray(np.uint8(np.rint(x * 255))).resize((4, 4), I.BILINEAR).resize((8, 8), I.BILINEAR)
+        im = Image.fromarray(np.uint8(np.rint(x * 255)))
+        im = im.resize((side, side), Image.BILINEAR).resize((8, 8), Image.BILINEAR)
         return np.asarray(im, float) / 255
 
     return b, v, _map_images(p, f), s
+
+
+def digits_low_res(seed):
+    """an old scanner: digits captured at 4x4 and upsampled (bilinear) to 8x8"""
+    return _scanned_at(4, seed)
 
 
 def _hard(frame_b, frame_p, featurize, share=0.25):
@@ -427,16 +431,7 @@ def digits_thick_small(seed):
 
 def digits_low_res6(seed):
     """a milder old scanner: digits captured at 6x6 and upsampled (bilinear) to 8x8"""
-    from PIL import Image as I
-
-    df, s = digits()
-    b, v, p, _ = split(df, seed)
-
-    def f(x):
-        im = I.fromarray(np.uint8(np.rint(x * 255))).resize((6, 6), I.BILINEAR).resize((8, 8), I.BILINEAR)
-        return np.asarray(im, float) / 255
-
-    return b, v, _map_images(p, f), s
+    return _scanned_at(6, seed)
 
 
 def bc_column_zero(seed):

@@ -1,10 +1,10 @@
 """What the events that take access away remove, folded into who must stay refused.
 
-A revoked key, a disabled principal or a revoked grant must stay refused even when the catalog and its ledger are rolled
-back to a state before the event (a restored backup, a cut tail). The ward keeps every such event on a
-signed list beside its kept checkpoints (``dataward.service.removal_list``); this module says what one
-event removes and folds the list, in the order the ward signed it, into the keys and principals that
-are refused whatever the catalog says. Pure: no database, no files.
+A revoked key, a disabled principal, a revoked grant or a quarantined contribution must stay so even when
+the catalog and its ledger are rolled back to a state before the event (a restored backup, a cut tail).
+The ward keeps every such event on a signed list beside its kept checkpoints
+(``dataward.service.removal_list``); this module says what one event removes and folds the list, in the
+order the ward signed it, into what is taken away whatever the catalog says. Pure: no database, no files.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ REMOVAL_TYPES = frozenset(
         # A role taken away: restored with an older catalog, the grant's row would give it back. A grant
         # is never given back under the same id (granting again makes a new one), so no event undoes it.
         "grant.revoked",
+        # A contribution quarantined takes its records away from training: restored with an older
+        # catalog, its row would say merged and its records would be served again. Nothing lifts a
+        # quarantine, so no event undoes it either.
+        "contribution.quarantined",
     }
 )
 """Event types the ward puts on its list of access removals."""
@@ -45,6 +49,8 @@ class Removed:
     """Principals enabled again."""
     grants: tuple[str, ...] = ()
     """Grant ids revoked (a role taken away from a principal on a scope)."""
+    contributions: tuple[str, ...] = ()
+    """Contribution ids quarantined (their records held out of training in every dataset)."""
 
 
 def _ids(values: Any) -> tuple[str, ...]:
@@ -73,6 +79,8 @@ def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mappin
         return Removed(keys=_one(subject.get("key")) + _ids(payload.get("ended_with_it")), keys_from=ends)
     if type == "grant.revoked":
         return Removed(keys_from=time, grants=_one(subject.get("grant")))
+    if type == "contribution.quarantined":
+        return Removed(keys_from=time, contributions=_one(subject.get("contribution")))
     if type == "principal.enabled":
         return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
     stopped = () if type == "principal.transferred" else _one(subject.get("principal")) + _ids(payload.get("suspended"))
@@ -92,7 +100,8 @@ class RemovalFact:
 
 @dataclass
 class Removals:
-    """The keys and principals the list keeps refused, each with the event that refused it."""
+    """The keys and principals the list keeps refused, the grants it keeps revoked and the contributions it
+    keeps quarantined, each with the event that did it."""
 
     revoked: dict[str, tuple[RemovalFact, str]] = field(default_factory=dict)
     """Key id -> (the event, when the key stops working)."""
@@ -100,6 +109,8 @@ class Removals:
     """Principal id -> the event that stopped it (removed again by a later enabling)."""
     revoked_grants: dict[str, RemovalFact] = field(default_factory=dict)
     """Grant id -> the event that revoked it."""
+    quarantined: dict[str, RemovalFact] = field(default_factory=dict)
+    """Contribution id -> the event that quarantined it."""
 
     def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
         """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
@@ -115,6 +126,10 @@ class Removals:
     def grant_refusal(self, grant_id: str) -> RemovalFact | None:
         """The event that revoked the grant ``grant_id``, or None."""
         return self.revoked_grants.get(grant_id) if grant_id else None
+
+    def quarantine(self, contribution_id: str) -> RemovalFact | None:
+        """The event that quarantined the contribution ``contribution_id``, or None."""
+        return self.quarantined.get(contribution_id) if contribution_id else None
 
 
 def fold(facts: Iterable[RemovalFact]) -> Removals:
@@ -134,6 +149,8 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
             state.stopped.pop(principal, None)
         for grant in removed.grants:
             state.revoked_grants.setdefault(grant, fact)
+        for contribution in removed.contributions:
+            state.quarantined.setdefault(contribution, fact)
     return state
 
 

@@ -21,10 +21,13 @@ from dataward.ledger.events import GENESIS
 from dataward.ledger.signing import SignatureVerifier, WardSigner
 
 REMOVAL_LINE_TYPE = "dataward.removal"
-REMOVAL_LINE_FORMAT = 2
-"""The format lines are written in. Format 2 lists revoked grants as well (``grants``); lines of format 1,
-written before, read as they were signed, and their ward listed no grant revocation."""
-READ_FORMATS = (1, 2)
+REMOVAL_LINE_FORMAT = 3
+"""The format lines are written in. Format 2 lists revoked grants as well (``grants``), format 3 quarantined
+contributions (``contributions``); lines of earlier formats read as they were signed, and their ward listed
+no grant revocation (format 1) or quarantine (formats 1 and 2)."""
+READ_FORMATS = (1, 2, 3)
+_OPTIONAL_LISTS = {"grants": 2, "contributions": 3}
+"""Lists a line holds only when they name something, with the format that first wrote them."""
 REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
 """Prefix of every removal line's signature: these bytes are signed only as a removal line."""
 
@@ -48,6 +51,7 @@ class RemovalLine:
     principals: tuple[str, ...] = ()
     enabled: tuple[str, ...] = ()
     grants: tuple[str, ...] = ()
+    contributions: tuple[str, ...] = ()
     sig: str = ""
     format: int = REMOVAL_LINE_FORMAT
 
@@ -67,8 +71,10 @@ class RemovalLine:
             "keys_from": self.keys_from,
             "principals": list(self.principals),
             "enabled": list(self.enabled),
-            # Only when some grant is named: lines written before grants were listed sign no such field.
+            # Only when they name something: lines written before grants (or quarantines) were listed
+            # sign no such field.
             **({"grants": list(self.grants)} if self.grants else {}),
+            **({"contributions": list(self.contributions)} if self.contributions else {}),
         }
 
     def signed_message(self) -> bytes:
@@ -84,7 +90,7 @@ class RemovalLine:
 
     def fact(self) -> RemovalFact:
         """The removal this line records, for ``dataward.access.removals.fold``."""
-        removed = Removed(self.keys, self.keys_from, self.principals, self.enabled, self.grants)
+        removed = Removed(self.keys, self.keys_from, self.principals, self.enabled, self.grants, self.contributions)
         return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
 
     def to_json(self) -> str:
@@ -119,6 +125,7 @@ class RemovalLine:
             principals=removed.principals,
             enabled=removed.enabled,
             grants=removed.grants,
+            contributions=removed.contributions,
         )
         return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
 
@@ -150,11 +157,14 @@ class RemovalLine:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InputError(f"{source}: {name!r} must be a list of strings")
             fields[name] = tuple(value)
-        grants = data.get("grants", [])
-        listed = isinstance(grants, list) and all(isinstance(v, str) for v in grants)
-        if not listed or ("grants" in data and (not grants or data["format"] < 2)):
-            raise InputError(f"{source}: 'grants' must be a non-empty list of strings, on a line of format 2")
-        fields["grants"] = tuple(grants)
+        for name, since in _OPTIONAL_LISTS.items():
+            value = data.get(name, [])
+            listed = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            if not listed or (name in data and (not value or data["format"] < since)):
+                raise InputError(
+                    f"{source}: {name!r} must be a non-empty list of strings, on a line of format {since} or later"
+                )
+            fields[name] = tuple(value)
         return cls(**fields)
 
 

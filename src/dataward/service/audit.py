@@ -14,7 +14,15 @@ from sqlalchemy import Connection, select
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, replay_stored
-from dataward.catalog.tables import OPERATIONAL_COLUMNS, chunks, contributions, principals, versions, ward_meta
+from dataward.catalog.tables import (
+    OPERATIONAL_COLUMNS,
+    chunks,
+    contributions,
+    datasets,
+    principals,
+    versions,
+    ward_meta,
+)
 from dataward.domain.errors import DatawardError
 from dataward.domain.limits import within_range
 from dataward.domain.schema import RECORD_ID
@@ -426,9 +434,13 @@ class AuditService(Service):
                 copies = read_witness_removals(witness.location, self.ward_id)
             except (OSError, ValueError):
                 copies = None  # reported once already, as the checkpoints' witness_unreachable
-        read = ledger_store.read_events(conn, types=["key.", "principal.", "grant."])
+        read = ledger_store.read_events(conn, types=["key.", "principal.", "grant.", "contribution.quarantined"])
         events = [e for e in read if e.type in REMOVAL_TYPES]
         names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
+        # A quarantine the catalog lost is named by its contribution, as `quarantine` takes it.
+        dataset_names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
+        for r in conn.execute(select(contributions.c.id, contributions.c.dataset_id, contributions.c.number)):
+            names[r.id] = f"{dataset_names.get(r.dataset_id, r.dataset_id)}#{r.number}"
         found = check_removals(
             before,
             read_list(self.folder / REMOVALS_FILE, trusted, self.ward_id),

@@ -44,6 +44,8 @@ CHECKPOINT_AFTER = frozenset(
         "principal.disabled",
         "principal.suspended",
         "principal.transferred",
+        # A quarantine takes records away from training: a ledger cut back to before it would serve them.
+        "contribution.quarantined",
         # Setting, moving or stopping the witness: the new witness holds a checkpoint from the moment
         # it is set (so ``verify`` can tell an emptied or substituted one), and the previous one a
         # checkpoint of the move (``service/signed_witness.py``).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +44,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
+from dataward.service.removal_list import listed_quarantines
 from dataward.service.same_content import same_content_as
 from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
@@ -81,9 +82,10 @@ def contribution_info(row: Any, dataset_name: str, submitter: str | None = None)
     }
 
 
-def quarantined_contributions(conn: Connection, *, exclude: str | None = None) -> list[Any]:
+def quarantined_contributions(conn: Connection, *, exclude: str | None = None, listed: Iterable[str] = ()) -> list[Any]:
     """Every quarantined contribution of the ward that added records, of any dataset, oldest first:
-    ``id, dataset_id, dataset_name, number, added_object`` (``exclude``: a contribution left out).
+    ``id, dataset_id, dataset_name, number, added_object`` (``exclude``: a contribution left out;
+    ``listed``: contributions quarantined whatever their row says, as the ward's list of removals holds).
 
     A quarantine holds its records out of every version of every dataset: ids are content hashes, so
     the same records contributed again, to the same dataset or another, are held back all the same."""
@@ -96,7 +98,10 @@ def quarantined_contributions(conn: Connection, *, exclude: str | None = None) -
             contributions.c.added_object,
         )
         .join(datasets, datasets.c.id == contributions.c.dataset_id)
-        .where(contributions.c.status == "quarantined", contributions.c.added_object.is_not(None))
+        .where(
+            (contributions.c.status == "quarantined") | contributions.c.id.in_(sorted(listed)),
+            contributions.c.added_object.is_not(None),
+        )
         .order_by(contributions.c.created_at, contributions.c.id)
     )
     if exclude is not None:
@@ -381,7 +386,7 @@ class ContributionService(Service):
         )
         rejected_ids, valid = ids_to_binary(pa.array(sorted(set(conn.execute(rejected).scalars())), pa.string()))
         parts = [np.compress(valid, rejected_ids, axis=0)]
-        suspects = quarantined_contributions(conn, exclude=contribution_id)
+        suspects = quarantined_contributions(conn, exclude=contribution_id, listed=listed_quarantines(conn))
         if not len(parts[0]) and not suspects:
             # Nothing is held back anywhere: the contribution's id list (a tenth of a second a million
             # records, read back from the store) need not be read.

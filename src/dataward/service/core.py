@@ -40,6 +40,7 @@ from dataward.service.dataset_keys import check_key_fits_dataset
 from dataward.service.ledger_mark import LedgerMark, Seen
 from dataward.service.remembered import MISSING, ReadCache
 from dataward.service.removal_list import RemovalList
+from dataward.service.removal_list import attach as attach_list
 from dataward.store import ObjectStore
 
 Clock = Callable[[], datetime]
@@ -287,6 +288,7 @@ class WardContext:
         """The newest ledger head this process knows of (shared by the wards ``as_key`` makes): every
         use case refuses a ledger that does not extend it (``dataward.service.ledger_mark``)."""
         self.removals = removals if removals is not None else RemovalList(folder, signer.public_key_b64, ward_id)
+        attach_list(db.engine, self.removals)  # reads of this catalog hold what the list holds quarantined
         """The ward's signed list of access removals (shared like the mark): every authentication refuses a
         key or principal on it, even when the catalog was rolled back to before its removal
         (``dataward.service.removal_list``)."""

@@ -533,8 +533,28 @@ def _check_people(state: Any, people: Iterable[Any], grant_rows: Iterable[Any], 
 
 
 def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:
-    """Ids of the contributions a signed ledger event set to ``quarantined`` (whatever happened after)."""
-    return _signed(conn, public_key, ward_id).quarantined
+    """Ids of the contributions a signed ledger event set to ``quarantined`` (whatever happened after),
+    and those the ward's list of removals holds quarantined: a catalog restored from before a quarantine
+    (or a ledger cut back to before it) has both its row and its event say otherwise."""
+    from dataward.service.removal_list import listed_quarantines
+
+    return _signed(conn, public_key, ward_id).quarantined | frozenset(listed_quarantines(conn))
+
+
+def _quarantined_by(conn: Connection, q: Any, ledger: tuple[str, str] | None) -> str:
+    """How a suspect contribution ``q`` was quarantined, when only the ward's list of removals still says
+    so (added to the reason a record is barred); "" otherwise."""
+    if ledger is None or q.status == "quarantined" or q.id in _signed(conn, *ledger).quarantined:
+        return ""
+    from dataward.service.removal_list import listed_quarantines
+
+    fact = listed_quarantines(conn).get(q.id)
+    if fact is None:
+        return ""
+    return (
+        f" (by event #{fact.seq} at {fact.time}, which the ward's list of removals holds; the catalog predates "
+        "it: run `dataward verify`)"
+    )
 
 
 def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dict[str, _ReviewItem]:
@@ -820,7 +840,8 @@ def _unvouched_suspects(
         for q in qs:
             if not any(rid in added and vouches(origin[c.id], origin[q.id]) for c, added in vouchers):
                 what = "added by quarantined" if quarantined(q) else "flagged in rejected"
-                barred[rid] = f"{what} contribution {names.get(q.dataset_id, q.dataset_id)}#{q.number}"
+                note = _quarantined_by(conn, q, ledger) if quarantined(q) else ""
+                barred[rid] = f"{what} contribution {names.get(q.dataset_id, q.dataset_id)}#{q.number}{note}"
                 break
     return dict(sorted(barred.items()))
 
@@ -859,7 +880,7 @@ def _made_from_quarantined(
         return {}
     vouched: set[str] = set()
     for c in listed:
-        if c.status == "quarantined":
+        if c.status == "quarantined" or c.id in signed:
             continue
         added = {r for r in read_ids(store, c.added_object) if (c.id, r) not in held}
         vouched |= added - taint.records if c.id in taint.step_contributions else added

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from dataward.access.sides import same_side, side_of
 from dataward.service.guard import owners_now, signed_review_items, signed_rows
+from dataward.service.removal_list import listed_quarantines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +90,12 @@ def held_basis(ward: Any, conn: Connection, dataset_id: str, contribution_id: st
         )
         for (cid, status), found in sorted(by_side.items())
     )
+    # Quarantined as signed, or as the ward's list of removals holds it (the catalog predates it).
+    listed = listed_quarantines(conn)
     quarantined = {
-        str(r["added_object"]) for r in contribs.values() if r.get("status") == "quarantined" and r.get("added_object")
+        str(r["added_object"])
+        for r in contribs.values()
+        if (r.get("status") == "quarantined" or r["id"] in listed) and r.get("added_object")
     }
     return HeldBasis(frozenset(held), tuple(sorted(quarantined)), holds)
 

@@ -20,6 +20,9 @@ from dataward.ledger.signing import SignatureVerifier
 from dataward.service.config import REMOVALS_FILE
 from dataward.service.removal_list import ListRead, in_order
 
+_LISTED_FROM = {"grant.revoked": 2, "contribution.quarantined": 3}
+"""The line format from which the list holds events of these types (every other type: from format 1)."""
+
 
 @dataclass
 class RemovalCheck:
@@ -53,6 +56,14 @@ def _outstanding(fact: RemovalFact, listed: Removals, ledger: Removals, names: M
     for grant in fact.removed.grants:
         if listed.grant_refusal(grant) == fact and ledger.grant_refusal(grant) is None:
             commands.append(f"`dataward grant revoke` (grant {grant}, shown by `dataward grant list`)")
+    for contribution in fact.removed.contributions:
+        if listed.quarantine(contribution) == fact and ledger.quarantine(contribution) is None:
+            ref = names.get(contribution)
+            commands.append(
+                f"`dataward quarantine {ref} --reason ...`"
+                if ref
+                else f"`dataward quarantine` of contribution {contribution}, if a restored catalog holds it"
+            )
     return commands
 
 
@@ -146,13 +157,17 @@ def check_removals(
     # taken off its end (a line removed from the middle breaks the chain, above).
     facts = [line.fact() for line in every.values()]
     matched = [f.seq for f in facts if hashes.get(f.seq) == f.hash]
-    # Grant revocations are listed from the first line of format 2 on: a list begun before then lacks
-    # the earlier ones without having lost them.
-    matched_grants = [line.seq for line in every.values() if line.format >= 2 and hashes.get(line.seq) == line.hash]
+
+    # Grant revocations are listed from the first line of format 2 on, quarantines from format 3 on: a
+    # list begun before then lacks the earlier ones without having lost them.
+    def first_matched(since_format: int) -> int | None:
+        lines = every.values()
+        return min((x.seq for x in lines if x.format >= since_format and hashes.get(x.seq) == x.hash), default=None)
+
     listed_hashes = {f.hash for f in facts}
     if matched:
         for fact in ledger_facts:
-            since = min(matched_grants, default=None) if fact.type == "grant.revoked" else min(matched)
+            since = first_matched(_LISTED_FROM.get(fact.type, 1))
             if since is not None and fact.seq > since and fact.hash not in listed_hashes:
                 check.problems.append(
                     (

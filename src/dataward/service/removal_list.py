@@ -1,13 +1,15 @@
-"""The ward's list of access removals: every event that takes a key or a principal away, signed again
-by the ward on one line of an append-only file kept beside the kept checkpoints (``removals.jsonl`` in
-the ward folder, or in a served ward's state folder), and sent to the witness when one is set.
+"""The ward's list of access removals: every event that takes a key, a principal or a role away, or a
+contribution's records (a quarantine), signed again by the ward on one line of an append-only file kept
+beside the kept checkpoints (``removals.jsonl`` in the ward folder, or in a served ward's state folder),
+and sent to the witness when one is set.
 
 Why: a revocation is a row of the catalog and an event of its ledger. Restore a catalog backup taken
 before it (or cut the ledger's tail and put the row back) and both forget it. The kept checkpoints
 and the witness show that the ledger went backwards, but once the operator moves the newer kept
 checkpoints aside (the only way to go on after restoring an older backup on purpose), nothing in the
 catalog remembers the revocation. This list does: every request's authentication consults it, and a
-key or principal on it is refused whatever the catalog says, with an error naming the event.
+key or principal on it is refused whatever the catalog says, with an error naming the event. A
+quarantined contribution on it holds its records out of training the same way (``listed_quarantines``).
 
 The file is read again only when its size, modification time or inode changes, so the hot path costs
 one ``stat``. What this process has read is remembered: lines that later disappear from the file still
@@ -22,12 +24,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from dataward.access.removals import Removals, fold, removed_by
+from dataward.access.removals import RemovalFact, Removals, fold, removed_by
 from dataward.domain.errors import DatawardError, IntegrityViolation, KeyRevoked, PrincipalSuspended
 from dataward.ledger.events import Event, format_time
 from dataward.ledger.removal_line import FIRST_PREV, RemovalLine
@@ -259,6 +263,25 @@ class RemovalList:
             return list(self._known.values())
 
 
+_lists_by_catalog: weakref.WeakKeyDictionary[Any, RemovalList] = weakref.WeakKeyDictionary()
+"""The list each open catalog (by its SQLAlchemy engine) is read with: reads that decide what reaches
+training get the catalog's connection, not the ward (``service/guard.py``)."""
+
+
+def attach(engine: Any, removals: RemovalList) -> None:
+    """Read the catalog of ``engine`` with the list ``removals`` (``listed_quarantines``)."""
+    _lists_by_catalog[engine] = removals
+
+
+def listed_quarantines(conn: Any) -> dict[str, RemovalFact]:
+    """Contributions the ward's list of removals keeps quarantined whatever the catalog of ``conn`` says
+    (a restored backup, a cut ledger), each with the event that quarantined it. A list tampered with
+    refuses every request already, at authentication; here its lines in force still count."""
+    engine = getattr(conn, "engine", None)
+    listed = _lists_by_catalog.get(engine) if engine is not None else None
+    return {} if listed is None else dict(listed.current()[0].quarantined)
+
+
 def in_order(lines: Iterable[RemovalLine]) -> list[RemovalLine]:
     """``lines`` in the order their events happened: by the event's time, then place in its list. Not by
     ``seq`` (after a restore, new events reuse the numbers of lost ones), and not by file alone (lines
@@ -286,4 +309,4 @@ def _reapply_hint(command: str) -> str:
     )
 
 
-__all__ = ["ListRead", "RemovalList", "check_lines", "in_order", "read_list"]
+__all__ = ["ListRead", "RemovalList", "attach", "check_lines", "in_order", "listed_quarantines", "read_list"]

@@ -177,17 +177,23 @@ def test_a_list_line_without_grants_reads_as_before(ward: Ward) -> None:
         RemovalLine.from_json(json.dumps({**json.loads(text), "grants": []}))
 
 
-def test_a_list_begun_before_grants_were_listed_is_not_read_as_cut(ward: Ward) -> None:
+def test_a_list_begun_before_grants_were_listed_is_not_read_as_cut(
+    ward: Ward, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A ward whose list was written in format 1 never listed its grant revocations: verify must not
     call them cut from the list's end. From the first line of format 2 on, a grant revocation missing
     from the end is."""
     from dataward.ledger.removal_line import FIRST_PREV, RemovalLine
+    from dataward.service import identity
 
     path = ward.folder / LIST
     key = str(ward.issue_key("carol", ttl_days=5)["key"])
     ward.revoke_key(key[:11])
     ward.grant("carol", "contributor", "ward")
+    # As a version that listed no grant revocation signed it: its event does not say it is listed.
+    monkeypatch.setattr(identity, "LISTED", "field_of_an_older_version")
     ward.revoke_grant("carol", "contributor", "ward")
+    monkeypatch.undo()
     first = RemovalLine.from_json(path.read_text().splitlines()[0])
     old = {**first.__dict__, "format": 1, "sig": ""}
     old_line = RemovalLine(**old)
@@ -484,3 +490,47 @@ def test_a_removal_committed_while_verify_reads_is_not_taken_for_a_lost_one(ward
     # Listed before the snapshot and missing from it: lost.
     found = check_removals(after, after, public_key, ward_id, snapshot, [])
     assert [kind for kind, _, _ in found.problems] == ["lost_removal"]
+
+
+def test_every_grant_line_cut_from_an_upgraded_list_is_caught(ward: Ward) -> None:
+    """A list begun in format 1, then extended by this version with grant revocations only: cutting
+    all of its format-2 lines leaves no line of format 2 to count from, and verify must still report
+    the grant revocations the list lost (the witness-less check is the only one a fresh process has)."""
+    from dataward.ledger.removal_line import RemovalLine
+
+    path = ward.folder / LIST
+    key = str(ward.issue_key("carol", ttl_days=5)["key"])
+    ward.revoke_key(key[:11])
+    first = RemovalLine.from_json(path.read_text().splitlines()[0])
+    old = {**first.__dict__, "format": 1, "sig": ""}
+    old_line = RemovalLine(**{**old, "sig": ward.signer.sign(RemovalLine(**old).signed_message())})
+    ward.close()
+    path.write_text(old_line.to_json() + "\n")  # as a ward of format 1 left it
+    upgraded = Ward.open(ward.folder)
+    upgraded.grant("carol", "approver", "ward")
+    upgraded.revoke_grant("carol", "approver", "ward")  # listed, in format 2
+    assert json.loads(path.read_text().splitlines()[-1])["format"] >= 2
+    upgraded.close()
+    path.write_text(path.read_text().splitlines()[0] + "\n")  # the tail cut: the format-1 line alone
+    report = Ward.open(ward.folder).verify()
+    assert [p.kind for p in report.problems] == ["unlisted"], report.problems
+
+
+def test_a_grant_the_restored_catalog_never_held_is_not_an_unfixable_problem(ward: Ward, tmp_path: Path) -> None:
+    """Granted and revoked after the backup: the restored catalog has no row of it, so nothing gives the
+    role back, and `dataward grant revoke` (verify's own advice) answers NotFound. verify must not report
+    a lost removal that no command can record again (it stays not ok for ever)."""
+
+    def grant_and_revoke(w: Ward) -> None:
+        w.grant("carol", "admin")
+        w.revoke_grant("carol", "admin")
+
+    folder = _restored_after(ward, tmp_path, grant_and_revoke)
+    move_checkpoints_aside(folder, tmp_path / "moved")
+    fresh = Ward.open(folder)
+    assert not any(g["role"] == "admin" for g in fresh.grants("carol"))
+    problems = fresh.verify().problems
+    if problems:  # the advice must then work
+        assert [p.kind for p in problems] == ["lost_removal"]
+        fresh.revoke_grant("carol", "admin")
+    assert Ward.open(folder).verify().ok

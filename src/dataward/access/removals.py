@@ -34,6 +34,11 @@ REMOVAL_TYPES = frozenset(
 )
 """Event types the ward puts on its list of access removals."""
 
+LISTED = "listed"
+"""The payload field (``true``) by which a ``grant.revoked`` or ``contribution.quarantined`` event says the
+ward puts it on its list: those types were listed from a later line format on, so on a list begun before
+it, only the event itself can say that its line must be there."""
+
 
 @dataclass(frozen=True)
 class Removed:
@@ -154,4 +159,4 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
     return state
 
 
-__all__ = ["REMOVAL_TYPES", "RemovalFact", "Removals", "Removed", "fold", "removed_by"]
+__all__ = ["LISTED", "REMOVAL_TYPES", "RemovalFact", "Removals", "Removed", "fold", "removed_by"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dataward.access.policy import Approval
+from dataward.access.removals import Removals
 from dataward.ledger.events import format_time
 
 APPROVAL_TYPES = ("contribution.approved", "version.approved")
@@ -73,6 +74,13 @@ class Stop:
     time: str
     what: str  # "revoked", "disabled", "suspended", ...
     reason: str
+    listed: bool = False
+    """Known only from the ward's list of removals (the catalog predates it): its ``seq`` may have been
+    reused by a later event, so it is placed by its time."""
+
+    def after(self, seq: int, time: str) -> bool:
+        """Whether this stop came after the event ``seq`` at ``time``."""
+        return time < self.time if self.listed else seq < self.seq
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ class Standing:
         # An approval not yet in the ledger (queued in this very use case) is placed by its time.
         stop = self.stopped.get(approver_id)
         if stop is not None:
-            before = act.seq < stop.seq if act is not None else time <= stop.time
+            before = stop.after(act.seq, act.time) if act is not None else time <= stop.time
             if before:
                 return f"approver {stop.what} since ({stop.reason or 'no reason given'})"
         return None if act is None else self._key_void(act)
@@ -115,7 +123,7 @@ class Standing:
     def void_of(self, act: ApprovalAct) -> str | None:
         """Why the approval ``act`` records no longer counts, or None while its approver and key stand."""
         stop = self.stopped.get(act.approver_id)
-        if stop is not None and act.seq < stop.seq:
+        if stop is not None and stop.after(act.seq, act.time):
             return f"approver {stop.what} since ({stop.reason or 'no reason given'})"
         return self._key_void(act)
 
@@ -125,12 +133,39 @@ class Standing:
             return None
         return f"approver's key dw_{act.key_id} {stop.what} since ({stop.reason or 'no reason given'})"
 
+    def with_listed(self, removals: Removals) -> Standing:
+        """This standing with the keys revoked and the principals stopped that only the ward's list of
+        removals still holds (a catalog restored from before them, a cut ledger): an approval given with
+        such a key, or by such a principal before it was stopped, no longer counts either."""
+        revoked, stopped = dict(self.revoked), dict(self.stopped)
+        for key, (fact, _) in removals.revoked.items():
+            if fact.type in _LISTED_KEY_STOPS and key not in revoked:
+                revoked[key] = Stop(fact.seq, fact.time, _LISTED_KEY_STOPS[fact.type], _LISTED_REASON, listed=True)
+        for principal, fact in removals.stopped.items():
+            if fact.type in _LISTED_STOPS and principal not in stopped:
+                stopped[principal] = Stop(fact.seq, fact.time, _LISTED_STOPS[fact.type], _LISTED_REASON, listed=True)
+        if len(revoked) == len(self.revoked) and len(stopped) == len(self.stopped):
+            return self
+        return Standing(self.acts, revoked, stopped)
+
     def approvals_with(self, keys: Iterable[str], *, models: bool = False) -> list[ApprovalAct]:
         """Every approval of data (a contribution or a version) given with one of ``keys`` (key ids),
         oldest first: what a quarantine by key contains; with ``models``, model releases' approvals too."""
         wanted = set(keys)
         chosen = (a for a in self.acts.values() if a.key_id in wanted and (models or a.on != "model"))
         return sorted(chosen, key=lambda a: a.seq)
+
+
+_LISTED_KEY_STOPS = {
+    "key.revoked": "revoked",
+    "principal.transferred": "revoked when its bot was transferred",
+    "principal.disabled": "revoked when its owner was disabled",
+    "principal.suspended": "revoked when its owner was suspended",
+}
+"""List entries that take a key away as the ledger's ``STOP_TYPES`` do (a rotation replaces a key: its
+approvals keep counting), with how each is worded."""
+_LISTED_STOPS = {"principal.disabled": "disabled", "principal.suspended": "suspended"}
+_LISTED_REASON = "by an event the ward's list of removals holds and the catalog predates"
 
 
 def standing_from(events: Iterable[LedgerFact]) -> Standing:

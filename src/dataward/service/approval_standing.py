@@ -24,8 +24,11 @@ from dataward.ledger.signing import SignatureVerifier
 
 def read_standing(conn: Connection, public_key_b64: str) -> Standing:
     """The ledger's approvals, revocations and disablings (``dataward.access.standing``), every event
-    read checked: its hash over its body, and its signature under ``public_key_b64``."""
-    return standing_from(
+    read checked: its hash over its body, and its signature under ``public_key_b64``; with the keys and
+    principals the ward's list of removals holds taken away (a catalog restored from before them)."""
+    from dataward.service.removal_list import listed_removals
+
+    standing = standing_from(
         checked_events(
             conn,
             public_key_b64,
@@ -33,6 +36,7 @@ def read_standing(conn: Connection, public_key_b64: str) -> Standing:
             consequence="the approvals it bears on cannot be counted",
         )
     )
+    return standing.with_listed(listed_removals(conn))
 
 
 def checked_events(conn: Connection, public_key_b64: str, types: Iterable[str], *, consequence: str) -> list[Event]:

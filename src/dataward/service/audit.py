@@ -16,9 +16,11 @@ from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, replay_stored
 from dataward.catalog.tables import (
     OPERATIONAL_COLUMNS,
+    api_keys,
     chunks,
     contributions,
     datasets,
+    grants,
     principals,
     versions,
     ward_meta,
@@ -441,6 +443,10 @@ class AuditService(Service):
         dataset_names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
         for r in conn.execute(select(contributions.c.id, contributions.c.dataset_id, contributions.c.number)):
             names[r.id] = f"{dataset_names.get(r.dataset_id, r.dataset_id)}#{r.number}"
+        # What the catalog holds: a removal of something it never held cannot be recorded again.
+        held = set(names)
+        held.update(conn.execute(select(api_keys.c.id)).scalars())
+        held.update(conn.execute(select(grants.c.id)).scalars())
         found = check_removals(
             before,
             read_list(self.folder / REMOVALS_FILE, trusted, self.ward_id),
@@ -451,6 +457,7 @@ class AuditService(Service):
             remembered=known,
             witness_lines=copies,
             names=names,
+            held=held,
         )
         report.checked["removals"] = found.lines
         for kind, where, detail in found.problems:

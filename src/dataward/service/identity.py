@@ -42,6 +42,7 @@ from dataward.access.authorize import PrincipalKind, PrincipalStatus
 from dataward.access.containment import QuarantinedWork
 from dataward.access.keys import key_end, without_secret
 from dataward.access.ownership import OwnedDataset, co_owners, owned_by, owner_fix
+from dataward.access.removals import LISTED
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
@@ -519,7 +520,8 @@ class IdentityService(Service):
             uc.emit(
                 "grant.revoked",
                 {"principal": target.id, "grant": row.id},
-                {"role": row.role, "scope": str(target_scope)},
+                # LISTED: on the ward's list of removals, which verify holds it to.
+                {"role": row.role, "scope": str(target_scope), LISTED: True},
                 [
                     update_row(
                         "grants", {"id": row.id}, revoked_at=format_time(uc.now), revoked_by=uc.caller.principal_id

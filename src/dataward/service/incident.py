@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 
 from dataward.access import authorize, descendants, roles_allowing
 from dataward.access.containment import grants_of, key_next_steps, live_keys, principal_next_steps
+from dataward.access.removals import LISTED
 from dataward.access.roles import Action, Scope
 from dataward.access.sides import vouches
 from dataward.catalog.projection import RowChange, insert_row, update_row
@@ -309,6 +310,7 @@ class IncidentService(Service):
                 "incident": ref,
                 "previous_status": c.status,
                 "affected_versions": [v.id for v in plan.affected if c.id in json.loads(v.contributions)],
+                LISTED: True,  # on the ward's list of removals, which verify holds it to
             }
             if i == len(plan.fresh) - 1 and rollback:
                 # One rollback version for the whole incident, made with the last of its quarantines.

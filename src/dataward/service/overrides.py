@@ -115,12 +115,19 @@ def _standing_requester(conn: Connection, request: Any, scope: Scope, ledger: tu
     """The principal who made ``request``, when still active and holding owner or admin on ``scope``:
     its principal row and grants as the signed ledger made them (``IntegrityViolation`` otherwise), so
     that a grant or a reactivation written into the catalog alone does not make a request stand."""
+    from dataward.service.removal_list import listed_removals
+
     row = rows.principal_row(conn, request.principal_id)
     held_rows = auth.grant_rows(conn, row.id)
     checked_identity_people(conn, ledger, [row], held_rows, doing="count the override request of")
     principal = auth.principal_from_row(row)
-    held = roles_on(principal.id, [auth.grant_from_row(g) for g in held_rows], scope)
-    return principal if principal.is_active and held & OVERRIDE_ROLES else None
+    # A grant revoked, or the principal stopped, by an event that only the ward's list of removals still
+    # holds (a catalog restored from before it) does not make the request stand either.
+    listed = listed_removals(conn)
+    kept = [auth.grant_from_row(g) for g in held_rows if listed.grant_refusal(g.id) is None]
+    held = roles_on(principal.id, kept, scope)
+    active = principal.is_active and listed.principal_refusal(principal.id) is None
+    return principal if active and held & OVERRIDE_ROLES else None
 
 
 class OverrideService(Service):

@@ -9,10 +9,10 @@ but a warning that says it was lost and re-applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dataward.access.removals import REMOVAL_TYPES, RemovalFact, Removals, fold, removed_by
+from dataward.access.removals import LISTED, REMOVAL_TYPES, RemovalFact, Removals, fold, removed_by
 from dataward.domain.errors import DatawardError
 from dataward.ledger.events import Event
 from dataward.ledger.removal_line import RemovalLine
@@ -43,28 +43,37 @@ def ledger_removals(events: Iterable[Event]) -> list[RemovalFact]:
     return facts
 
 
-def _outstanding(fact: RemovalFact, listed: Removals, ledger: Removals, names: Mapping[str, str]) -> list[str]:
-    """The commands that would apply again what ``fact`` took away and the ledger does not."""
-    commands = []
+def _outstanding(
+    fact: RemovalFact, listed: Removals, ledger: Removals, names: Mapping[str, str], held: Container[str] | None
+) -> tuple[list[str], list[str]]:
+    """The commands that would apply again what ``fact`` took away and the ledger does not, and what it
+    took away that the catalog never held (``held``: the ids of its keys, principals, grants and
+    contributions; None: not known), which no command can take away again and nothing gives back."""
+    commands: list[str] = []
+    absent: list[str] = []
+
+    def needs(thing: str, what: str, command: str) -> None:
+        if held is not None and thing not in held:
+            absent.append(what)
+        else:
+            commands.append(command)
+
     for key in fact.removed.keys:
-        held = listed.revoked.get(key)
-        if held is not None and held[0] == fact and key not in ledger.revoked:
-            commands.append(f"`dataward key revoke dw_{key}`")
+        found = listed.revoked.get(key)
+        if found is not None and found[0] == fact and key not in ledger.revoked:
+            needs(key, f"key dw_{key}", f"`dataward key revoke dw_{key}`")
     for principal in fact.removed.principals:
         if listed.stopped.get(principal) == fact and ledger.principal_refusal(principal) is None:
-            commands.append(f"`dataward principal disable {names.get(principal, principal)}`")
+            name = names.get(principal, principal)
+            needs(principal, f"principal {name}", f"`dataward principal disable {name}`")
     for grant in fact.removed.grants:
         if listed.grant_refusal(grant) == fact and ledger.grant_refusal(grant) is None:
-            commands.append(f"`dataward grant revoke` (grant {grant}, shown by `dataward grant list`)")
+            needs(grant, f"grant {grant}", f"`dataward grant revoke` (grant {grant}, shown by `dataward grant list`)")
     for contribution in fact.removed.contributions:
         if listed.quarantine(contribution) == fact and ledger.quarantine(contribution) is None:
-            ref = names.get(contribution)
-            commands.append(
-                f"`dataward quarantine {ref} --reason ...`"
-                if ref
-                else f"`dataward quarantine` of contribution {contribution}, if a restored catalog holds it"
-            )
-    return commands
+            ref = names.get(contribution, contribution)
+            needs(contribution, f"contribution {ref}", f"`dataward quarantine {ref} --reason ...`")
+    return commands, absent
 
 
 def check_removals(
@@ -78,10 +87,13 @@ def check_removals(
     remembered: Iterable[RemovalLine] = (),
     witness_lines: Iterable[tuple[str, bytes]] | None = None,
     names: Mapping[str, str] | None = None,
+    held: Container[str] | None = None,
 ) -> RemovalCheck:
     """Check the list against the ledger (``hashes``: seq -> hash; ``ledger_events``: its events of
     ``REMOVAL_TYPES``), the lines this process read (``remembered``) and the witness copies
-    (``witness_lines``, None when no witness is set).
+    (``witness_lines``, None when no witness is set). ``names`` names principals and contributions in
+    the commands; ``held`` holds the ids of the catalog's keys, principals, grants and contributions: a
+    removal of one the restored catalog never held is a warning, since no command can record it again.
 
     The list is read twice, because a removal committed while ``verify`` runs is appended to it after
     its commit: ``before`` is read before ``verify``'s transaction began, so each of its lines names an
@@ -89,6 +101,7 @@ def check_removals(
     reported as lost by the ledger); ``after`` is read once the ledger was read (and after the witness),
     so it holds a line for every removal the snapshot holds."""
     names = names or {}
+    ledger_events = list(ledger_events)
     check = RemovalCheck(lines=len(after.lines))
     for where, why in dict.fromkeys([*before.problems, *after.problems]):
         check.problems.append(("tampered", where, why))
@@ -136,8 +149,14 @@ def check_removals(
         fact = line.fact()
         if hashes.get(fact.seq) == fact.hash:
             continue
-        commands = _outstanding(fact, listed, ledger, names)
+        commands, absent = _outstanding(fact, listed, ledger, names, held)
         what = f"event #{fact.seq} ({fact.type} at {fact.time})"
+        if absent:
+            check.warnings.append(
+                f"{what} is on the ward's list of access removals but not in the ledger, and the catalog never "
+                f"held its {', '.join(absent)} (made after the backup): nothing to record again, and the list "
+                "keeps it taken away"
+            )
         if commands:
             check.problems.append(
                 (
@@ -148,7 +167,7 @@ def check_removals(
                     f"away; record it again with {', '.join(commands)}",
                 )
             )
-        else:
+        elif not absent:
             check.warnings.append(
                 f"{what} is on the ward's list of access removals but not in the ledger (the catalog predates "
                 "it); what it took away is taken away again in the ledger"
@@ -165,10 +184,14 @@ def check_removals(
         return min((x.seq for x in lines if x.format >= since_format and hashes.get(x.seq) == x.hash), default=None)
 
     listed_hashes = {f.hash for f in facts}
+    # An event that says it is listed (``LISTED``, in its signed payload) must be on the list whatever
+    # lines are left: the lines of a newer format can all be cut from the end of an older list.
+    declared = {e.hash for e in ledger_events if isinstance(e.payload, dict) and e.payload.get(LISTED) is True}
     if matched:
         for fact in ledger_facts:
             since = first_matched(_LISTED_FROM.get(fact.type, 1))
-            if since is not None and fact.seq > since and fact.hash not in listed_hashes:
+            expected = fact.hash in declared or (since is not None and fact.seq > since)
+            if expected and fact.hash not in listed_hashes:
                 check.problems.append(
                     (
                         "unlisted",

@@ -273,13 +273,19 @@ def attach(engine: Any, removals: RemovalList) -> None:
     _lists_by_catalog[engine] = removals
 
 
-def listed_quarantines(conn: Any) -> dict[str, RemovalFact]:
-    """Contributions the ward's list of removals keeps quarantined whatever the catalog of ``conn`` says
-    (a restored backup, a cut ledger), each with the event that quarantined it. A list tampered with
-    refuses every request already, at authentication; here its lines in force still count."""
+def listed_removals(conn: Any) -> Removals:
+    """What the ward's list of removals takes away, for reads of the catalog of ``conn``, whatever that
+    catalog says (a restored backup, a cut ledger). A list tampered with refuses every request already,
+    at authentication; here its lines in force still count."""
     engine = getattr(conn, "engine", None)
     listed = _lists_by_catalog.get(engine) if engine is not None else None
-    return {} if listed is None else dict(listed.current()[0].quarantined)
+    return Removals() if listed is None else listed.current()[0]
+
+
+def listed_quarantines(conn: Any) -> dict[str, RemovalFact]:
+    """Contributions the ward's list of removals keeps quarantined (``listed_removals``), each with the
+    event that quarantined it."""
+    return dict(listed_removals(conn).quarantined)
 
 
 def in_order(lines: Iterable[RemovalLine]) -> list[RemovalLine]:
@@ -309,4 +315,13 @@ def _reapply_hint(command: str) -> str:
     )
 
 
-__all__ = ["ListRead", "RemovalList", "attach", "check_lines", "in_order", "listed_quarantines", "read_list"]
+__all__ = [
+    "ListRead",
+    "RemovalList",
+    "attach",
+    "check_lines",
+    "in_order",
+    "listed_quarantines",
+    "listed_removals",
+    "read_list",
+]

@@ -177,9 +177,7 @@ def test_a_list_line_without_grants_reads_as_before(ward: Ward) -> None:
         RemovalLine.from_json(json.dumps({**json.loads(text), "grants": []}))
 
 
-def test_a_list_begun_before_grants_were_listed_is_not_read_as_cut(
-    ward: Ward, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_list_begun_before_grants_were_listed_is_not_read_as_cut(ward: Ward, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ward whose list was written in format 1 never listed its grant revocations: verify must not
     call them cut from the list's end. From the first line of format 2 on, a grant revocation missing
     from the end is."""

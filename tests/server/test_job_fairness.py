@@ -275,3 +275,29 @@ def test_the_server_refuses_a_job_past_the_limit_with_429_and_retry_after(tmp_pa
         gate.open_all()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_job_whose_state_cannot_be_written_frees_its_slot_and_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing a job's file can fail (a full disk): the job must end failed or be retried, never hold its
+    principal's slot and a job thread for as long as the process lives."""
+    store = JobStore(tmp_path / "jobs", workers=1, limits=JobLimits(per_principal=1, per_owner=1))
+    real_save = store._save
+    failed = threading.Event()
+
+    def save(job: Job) -> None:
+        if job.status == "running" and not failed.is_set():
+            failed.set()
+            raise OSError(28, "No space left on device")
+        real_save(job)
+
+    monkeypatch.setattr(store, "_save", save)
+    store.submit("gate", "p_bot", lambda _p: ({}, {}))
+    assert failed.wait(WAIT_S)
+    deadline = time.monotonic() + 5
+    while store.held("p_bot") != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.held("p_bot") == (0, 0)  # the slot came back
+    later = store.submit("gate", "p_bot", lambda _p: ({"ran": True}, {}))
+    assert ended(store, later.id, "p_bot").status == "succeeded"  # and a thread still takes jobs

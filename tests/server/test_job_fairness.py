@@ -509,3 +509,34 @@ def test_the_server_answers_507_when_it_cannot_write_a_job_and_lets_its_uploads_
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_stopping_server_lets_every_queued_job_go_even_when_it_cannot_write_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JobStore(tmp_path / "jobs", workers=1)
+    disk = FullDisk(monkeypatch)
+    disk.full = False
+    began, hold = threading.Event(), threading.Event()
+
+    def running(_progress: Any) -> tuple[Any, dict[str, str]]:
+        began.set()
+        return hold.wait(WAIT_S), {}
+
+    first = store.submit("gate", "p_hu", running)
+    cleaned: list[str] = []
+    queued = [
+        store.submit("gate", name, lambda _p: ({}, {}), cleanup=lambda n=name: cleaned.append(n))
+        for name in ("p_a", "p_b")
+    ]
+    assert began.wait(WAIT_S)
+    disk.full = True
+    store.shutdown()
+    assert sorted(cleaned) == ["p_a", "p_b"]  # the first failed write did not stop the others' release
+    for job, name in zip(queued, ("p_a", "p_b"), strict=True):
+        assert store.held(name) == (0, 0)
+        seen = store.get(job.id, name)
+        assert seen.status == "failed" and seen.error is not None
+        assert seen.error["error"] == "job_state_unwritable"
+    hold.set()  # the running job finishes: its end cannot be written either
+    assert ended(store, first.id, "p_hu").status == "failed"

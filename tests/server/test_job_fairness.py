@@ -5,6 +5,8 @@ functions set (a timeout there only turns a hang into a failure; no sleep is an 
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import threading
 import time
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from dataward.domain.errors import Conflict
-from dataward.domain.transport_errors import JobQueueFull, TooManyJobs
+from dataward.domain.transport_errors import JobQueueFull, JobStateUnwritable, TooManyJobs
 from dataward.server.jobs import Job, JobLimits, JobStore
 from tests.server.conftest import start_server
 
@@ -275,3 +277,266 @@ def test_the_server_refuses_a_job_past_the_limit_with_429_and_retry_after(tmp_pa
         gate.open_all()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_job_whose_state_cannot_be_written_frees_its_slot_and_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing a job's file can fail (a full disk): the job must end failed or be retried, never hold its
+    principal's slot and a job thread for as long as the process lives."""
+    store = JobStore(tmp_path / "jobs", workers=1, limits=JobLimits(per_principal=1, per_owner=1))
+    real_save = store._save
+    failed = threading.Event()
+
+    def save(job: Job) -> None:
+        if job.status == "running" and not failed.is_set():
+            failed.set()
+            raise OSError(28, "No space left on device")
+        real_save(job)
+
+    monkeypatch.setattr(store, "_save", save)
+    store.submit("gate", "p_bot", lambda _p: ({}, {}))
+    assert failed.wait(WAIT_S)
+    deadline = time.monotonic() + 5
+    while store.held("p_bot") != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.held("p_bot") == (0, 0)  # the slot came back
+    later = store.submit("gate", "p_bot", lambda _p: ({"ran": True}, {}))
+    assert ended(store, later.id, "p_bot").status == "succeeded"  # and a thread still takes jobs
+
+
+# --- when the jobs folder cannot be written -------------------------------------------------------------
+
+
+def no_space() -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class FullDisk:
+    """Writes into the jobs folder fail with ENOSPC while ``full`` is set, after the file was created
+    (as a full disk fails them: on ``write`` or ``close``). Only the file object's write is replaced."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.full = True
+        real = os.fdopen
+        disk = self
+
+        class Failing:
+            def __init__(self, fh: Any) -> None:
+                self.fh = fh
+
+            def __enter__(self) -> Failing:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                self.fh.close()
+
+            def write(self, text: str) -> int:
+                if disk.full:
+                    raise no_space()
+                return self.fh.write(text)
+
+        monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: Failing(real(fd, *a, **k)))
+
+
+def leftovers(store: JobStore) -> list[str]:
+    """What a job left in the jobs folder besides job files: markers, temporary files."""
+    kept = {"active", ".lock", f".proc.{os.getpid()}"}
+    found = [p.name for p in store.folder.iterdir() if not p.name.endswith(".json")]
+    found += [p.name for p in store.active.iterdir()]
+    return sorted(set(found) - kept)
+
+
+def test_a_job_the_server_cannot_record_is_refused_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submitting on a full disk is refused (507, naming the cause), and undoes all it did: the marker
+    holding the principal's slot, its place in the queue's count, the uploads it was given."""
+    store = JobStore(tmp_path / "jobs", workers=1, limits=JobLimits(per_principal=1, per_owner=1, queued=1))
+    disk = FullDisk(monkeypatch)
+    cleaned: list[str] = []
+    with pytest.raises(JobStateUnwritable) as refused:
+        store.submit("gate", "p_bot", lambda _p: ({}, {}), cleanup=lambda: cleaned.append("uploads"))
+    assert refused.value.http_status == 507 and refused.value.exit_code == 10
+    assert "could not write the job's state" in refused.value.message
+    assert "No space left on device" in refused.value.message
+    assert cleaned == ["uploads"]
+    assert store.held("p_bot") == (0, 0)
+    assert leftovers(store) == [] and not list(store.folder.glob("j_*.json"))
+    # Once the disk has room, the same principal is not over its limit, nor the one-place queue full.
+    disk.full = False
+    job = store.submit("gate", "p_bot", lambda _p: ({"ran": True}, {}))
+    assert ended(store, job.id, "p_bot").result == {"ran": True}
+
+
+def test_a_job_whose_end_cannot_be_written_reads_failed_and_its_thread_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job ran but its outcome could not be written: every worker process reads it failed (its
+    outcome unknown), not running for ever; its slot and uploads are given back; the thread serves on."""
+    store = JobStore(tmp_path / "jobs", workers=1, limits=JobLimits(per_principal=1, per_owner=1))
+    other = JobStore(tmp_path / "jobs")  # another worker process reading the same folder
+    disk = FullDisk(monkeypatch)
+    disk.full = False
+    ran, cleaned = threading.Event(), threading.Event()
+
+    def run(_progress: Any) -> tuple[Any, dict[str, str]]:
+        disk.full = True  # the disk fills while the job runs
+        ran.set()
+        return {"done": True}, {}
+
+    with caplog.at_level(logging.ERROR, logger="dataward.server"):
+        job = store.submit("contribute", "p_bot", run, cleanup=cleaned.set)
+        for reader in (store, other):
+            seen = ended(reader, job.id, "p_bot")
+            assert seen.status == "failed" and ran.is_set() and cleaned.is_set()
+            assert seen.error is not None and seen.error["error"] == "job_state_unwritable"
+            assert seen.error["message"].startswith("the job ran, but the server could not write how it ended")
+            assert "check what it changed" in seen.error["hint"]
+    assert any(job.id in r.getMessage() and "could not be written" in r.getMessage() for r in caplog.records)
+    assert store.held("p_bot") == (0, 0) and leftovers(store) == []
+    disk.full = False
+    later = store.submit("gate", "p_bot", lambda _p: ({"ran": True}, {}))
+    assert ended(store, later.id, "p_bot").status == "succeeded"
+
+
+def test_a_job_that_cannot_start_on_a_full_disk_reads_failed_and_never_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No state of the job can be written once it is taken from the queue: it is not run (what it did
+    could not be reported), reads failed rather than queued, and gives everything back."""
+    store = JobStore(tmp_path / "jobs", workers=1, limits=JobLimits(per_principal=1, per_owner=1))
+    disk = FullDisk(monkeypatch)
+    disk.full = False
+    began, hold, ran, cleaned = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+
+    def first_job(_progress: Any) -> tuple[Any, dict[str, str]]:
+        began.set()
+        return hold.wait(WAIT_S), {}
+
+    first = store.submit("gate", "p_hu", first_job)
+    job = store.submit("gate", "p_bot", lambda _p: (ran.set(), {}), cleanup=cleaned.set)
+    assert began.wait(WAIT_S)
+    disk.full = True  # fills while the job waits its turn
+    hold.set()
+    assert cleaned.wait(WAIT_S)
+    seen = ended(store, job.id, "p_bot")
+    assert seen.status == "failed" and not ran.is_set()
+    assert seen.error is not None and seen.error["error"] == "job_state_unwritable"
+    assert seen.error["message"].endswith("the job was not run")
+    assert store.held("p_bot") == (0, 0) and store.held("p_hu") == (0, 0)
+    disk.full = False
+    assert ended(store, first.id, "p_hu").status == "failed"  # its end could not be written either
+    assert leftovers(store) == []
+    later = store.submit("gate", "p_bot", lambda _p: ({"ran": True}, {}))
+    assert ended(store, later.id, "p_bot").status == "succeeded"
+
+
+def test_a_job_survives_progress_it_cannot_write_and_a_cleanup_that_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress is a hint: a job whose progress cannot be written runs on and its end is written. An
+    error in a job's cleanup is logged, and the slot is given back all the same."""
+    store = JobStore(tmp_path / "jobs", workers=1, limits=JobLimits(per_principal=1, per_owner=1))
+    disk = FullDisk(monkeypatch)
+    disk.full = False
+
+    def run(progress: Callable[[str], None]) -> tuple[Any, dict[str, str]]:
+        disk.full = True
+        progress("importing")
+        disk.full = False
+        return {"done": True}, {}
+
+    def cleanup() -> None:
+        raise RuntimeError("the upload folder vanished")
+
+    job = store.submit("contribute", "p_bot", run, cleanup=cleanup)
+    assert ended(store, job.id, "p_bot").result == {"done": True}
+    assert store.held("p_bot") == (0, 0)
+    later = store.submit("gate", "p_bot", lambda _p: ({"ran": True}, {}))
+    assert ended(store, later.id, "p_bot").status == "succeeded"
+
+
+def test_the_server_answers_507_when_it_cannot_write_a_job_and_lets_its_uploads_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataward.client import HTTPWard
+    from dataward.domain.schema import Schema
+    from dataward.service.ward import Ward
+    from tests.helpers import wine_schema_specs
+
+    ward_dir = tmp_path / "ward"
+    opened, admin_key = Ward.init(ward_dir)
+    opened.db.dispose()
+    server, thread, _settings, url = start_server(ward_dir)
+    try:
+        state = server.config.app.state.dataward
+        headers = {"Authorization": f"Bearer {admin_key}"}
+        admin = HTTPWard(url, key=admin_key)
+        admin_id = admin.whoami()["principal_id"]
+        label, specs = wine_schema_specs()
+        admin.create_dataset("wine", Schema.parse(label, specs))
+        upload = httpx.post(
+            f"{url}/api/v1/uploads", params={"filename": "b.csv"}, headers=headers, content=b"a,b\n1,2\n"
+        )
+        assert upload.status_code == 201 and state.uploads.pending(admin_id)[0] == 1
+
+        def save(_job: Job) -> None:
+            raise no_space()
+
+        monkeypatch.setattr(state.jobs, "_save", save)
+        refused = httpx.post(
+            f"{url}/api/v1/datasets/wine/contributions",
+            json={"upload": upload.json()["upload"], "source": "https://example.org/b.csv"},
+            headers=headers,
+            timeout=WAIT_S,
+        )
+        assert refused.status_code == 507, refused.text
+        body = refused.json()
+        assert body["error"] == "job_state_unwritable" and body["exit_code"] == 10
+        assert body["message"] == (
+            "the server could not write the job's state in its jobs folder (No space left on device): "
+            "the job was not run"
+        )
+        assert "Traceback" not in refused.text
+        assert state.uploads.pending(admin_id) == (0, 0)  # the refused contribution's upload is let go
+        assert state.jobs.held(admin_id) == (0, 0)
+        with pytest.raises(JobStateUnwritable, match="No space left on device") as by_client:
+            admin.verify()
+        assert by_client.value.exit_code == 10
+        monkeypatch.undo()
+        assert admin.verify().ok
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_stopping_server_lets_every_queued_job_go_even_when_it_cannot_write_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JobStore(tmp_path / "jobs", workers=1)
+    disk = FullDisk(monkeypatch)
+    disk.full = False
+    began, hold = threading.Event(), threading.Event()
+
+    def running(_progress: Any) -> tuple[Any, dict[str, str]]:
+        began.set()
+        return hold.wait(WAIT_S), {}
+
+    first = store.submit("gate", "p_hu", running)
+    cleaned: list[str] = []
+    queued = [
+        store.submit("gate", name, lambda _p: ({}, {}), cleanup=lambda n=name: cleaned.append(n))
+        for name in ("p_a", "p_b")
+    ]
+    assert began.wait(WAIT_S)
+    disk.full = True
+    store.shutdown()
+    assert sorted(cleaned) == ["p_a", "p_b"]  # the first failed write did not stop the others' release
+    for job, name in zip(queued, ("p_a", "p_b"), strict=True):
+        assert store.held(name) == (0, 0)
+        seen = store.get(job.id, name)
+        assert seen.status == "failed" and seen.error is not None
+        assert seen.error["error"] == "job_state_unwritable"
+    hold.set()  # the running job finishes: its end cannot be written either
+    assert ended(store, first.id, "p_hu").status == "failed"

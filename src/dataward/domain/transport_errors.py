@@ -54,3 +54,12 @@ class JobQueueFull(DatawardError):
     code = "job_queue_full"
     exit_code = 10
     http_status = 503
+
+
+class JobStateUnwritable(DatawardError):
+    """The server could not write a job's state in its ``server/jobs`` folder (a full disk, a read-only
+    folder): the job was not started. Its operator has to free space or fix the folder; then retry."""
+
+    code = "job_state_unwritable"
+    exit_code = 10
+    http_status = 507

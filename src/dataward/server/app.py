@@ -254,7 +254,7 @@ class ServerState:
         limits (``JobStore.submit``), ``cleanup`` then run."""
         try:
             accountable = self.ward.as_key(bearer_key(request)).accountable_id()
-        except DatawardError:
+        except Exception:  # any failure: the job's uploads are let go with it
             if cleanup is not None:
                 cleanup()
             raise
@@ -321,6 +321,7 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
                 "description": "Too many failed authentications, pending uploads or jobs (`Retry-After`).",
             },
             503: {"model": _error_model(), "description": "Busy: the catalog's lock, or the job queue is full."},
+            507: {"model": _error_model(), "description": "The server could not write the job's state (a full disk)."},
         },
     )
     app.state.dataward = state

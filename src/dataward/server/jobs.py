@@ -5,6 +5,12 @@ in the ward's ``server/jobs`` folder, written atomically at every step, so that 
 can answer ``GET /api/v1/jobs/{id}``. A job whose process died while it ran is reported ``failed``.
 Only the principal that started a job may read it. Finished jobs are kept for a day.
 
+Writing a job's state can fail (a full disk, a folder made read-only). A job whose state cannot be
+written is refused at submission (``JobStateUnwritable``, 507) with nothing left behind; one whose
+state cannot be written once it runs ends ``failed`` all the same: its thread goes on to the next job,
+its slot and uploads are given back, and a client polling it sees it end (``get``), never a job that
+stays ``queued`` or ``running`` for as long as its process lives.
+
 Jobs are shared fairly (``JobLimits``). Each job belongs to the principal that started it and to the
 human accountable for it (itself, or a service principal's owner): a bot's jobs count against its
 owner too, as separation of duties counts a bot and its owner as one side. A principal, and an
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -32,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from dataward.domain.errors import DatawardError, NotFound
-from dataward.domain.transport_errors import JobQueueFull, TooManyJobs
+from dataward.domain.transport_errors import JobQueueFull, JobStateUnwritable, TooManyJobs
 from dataward.ledger.events import format_time, utc_now
+
+log = logging.getLogger("dataward.server")
 
 JOB_KEEP_S = 86_400.0
 
@@ -99,6 +108,10 @@ class _Waiting:
     principal: str
     party: str
     marker: Path
+    """Holds the job's slot (``held`` counts it) until the job ends."""
+    opened: Path
+    """Says the job's file is still to be written once more, until its last write was tried: a job
+    reading ``queued`` or ``running`` without it ended with its state unwritten (``get``)."""
 
 
 class JobStore:
@@ -136,11 +149,17 @@ class JobStore:
         return self.folder / f"{job_id}.json"
 
     def _save(self, job: Job) -> None:
+        """Write ``job``'s file atomically; an ``OSError`` leaves the previous file, and no temporary one."""
         tmp = self.folder / f".{job.id}.{os.getpid()}.{threading.get_ident()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(asdict(job), default=str))
-        os.replace(tmp, self._path(job.id))
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(job), default=str))
+            os.replace(tmp, self._path(job.id))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # a part-written file must not fill the disk further
+            raise
 
     # --- submitting: the limits ------------------------------------------------------------------
     def submit(
@@ -155,36 +174,57 @@ class JobStore:
         """Queue ``fn`` as a job of principal ``owner``, accountable to the human ``accountable``
         (``owner`` itself by default); ``cleanup`` runs when it ends, however it ends, or at once when
         the job is refused: ``TooManyJobs`` (429) past a principal's or an accountable human's limit,
-        ``JobQueueFull`` (503) when this process's queue is full."""
+        ``JobQueueFull`` (503) when this process's queue is full, ``JobStateUnwritable`` (507) when the
+        jobs folder cannot be written; a refused job leaves nothing behind."""
         party = accountable or owner
         self._sweep()
         job = Job(id=f"j_{secrets.token_hex(12)}", kind=kind, owner=owner, created_at=format_time(utc_now()))
         job.pid = os.getpid()
+        marker = self.active / f"{job.id}.{_tag(owner)}.{_tag(party)}.{job.pid}.{_PROCESS_NONCE}"
+        opened = self.active / f"{job.id}.open.{job.pid}.{_PROCESS_NONCE}"
+        made: list[Path] = []
+        counted = False
         try:
             with self._reserved():
                 self._check_limits(owner, party)
                 with self._ready:
                     if self._stopping or self._queued >= self.limits.queued:
                         raise self._queue_full()
-                marker = self.active / f"{job.id}.{_tag(owner)}.{_tag(party)}.{job.pid}.{_PROCESS_NONCE}"
-                marker.touch(mode=0o600, exist_ok=False)
+                for path in (opened, marker):
+                    path.touch(mode=0o600, exist_ok=False)
+                    made.append(path)
                 with self._ready:
                     # Counted while still reserving: a parallel submission sees it (job threads only
                     # ever take from the count).
                     self._queued += 1
-        except DatawardError:
-            if cleanup is not None:
-                cleanup()
+                    counted = True
+            self._save(job)
+        except Exception as exc:
+            # Whatever was refused or failed part-way, nothing of the job stays: no marker holding a
+            # slot, no place in the queue's count, no upload.
+            self._undo(job, made, counted, cleanup)
+            if isinstance(exc, OSError):
+                # The operator's problem, not the caller's: the log says so (the client gets the cause).
+                log.error("job %s (%s) of %s refused: the jobs folder cannot be written (%s)", job.id, kind, owner, exc)
+                raise _unwritable(exc, started=False) from exc
             raise
-        self._save(job)
         queued = replace(job)  # the answer, as queued: a job thread changes ``job`` from now on
         with self._ready:
             self._waiting.setdefault(party, OrderedDict()).setdefault(owner, deque()).append(
-                _Waiting(job, fn, cleanup, owner, party, marker)
+                _Waiting(job, fn, cleanup, owner, party, marker, opened)
             )
             self._ready.notify()
         self._start_threads()
         return queued
+
+    def _undo(self, job: Job, made: list[Path], counted: bool, cleanup: Callable[[], None] | None) -> None:
+        """Take back what a submission did before it failed (``submit``)."""
+        for path in made:
+            _remove(path, job, "its marker")
+        if counted:
+            with self._ready:
+                self._queued -= 1
+        _clean(cleanup, job)
 
     @contextlib.contextmanager
     def _reserved(self) -> Iterator[None]:
@@ -215,13 +255,18 @@ class JobStore:
             if len(parts) == 3 and parts[1] == "proc" and parts[2].isdigit() and not _alive(int(parts[2])):
                 path.unlink(missing_ok=True)  # a process that ended: nothing names its run any more
                 continue
-            if len(parts) != 5 or not parts[3].isdigit():
+            if len(parts) == 4 and parts[1] == "open" and parts[2].isdigit():  # says a job's file is current
+                pid, run, counts = int(parts[2]), parts[3], False
+            elif len(parts) == 5 and parts[3].isdigit():  # holds a slot
+                pid, run, counts = int(parts[3]), parts[4], True
+            else:
                 continue
-            pid = int(parts[3])
             if pid not in runs:
                 runs[pid] = self._live_run(pid)
-            if runs[pid] != parts[4]:
+            if runs[pid] != run:
                 path.unlink(missing_ok=True)  # its process ended, or was restarted with the same pid
+                continue
+            if not counts:
                 continue
             mine += parts[1] == me
             theirs += parts[2] == them
@@ -321,16 +366,41 @@ class JobStore:
                     self._ready.wait()
                 self._queued -= 1
                 self._running[item.party] += 1
-            self._run(item)
+            try:
+                self._run(item)
+            except Exception:  # never expected (``_run`` ends every job itself): the thread lives on
+                log.exception("job %s (%s): its thread caught an error and goes on", item.job.id, item.job.kind)
 
     def _run(self, item: _Waiting) -> None:
-        job, fn = item.job, item.fn
+        """Run one job, then end it whatever happened: its uploads cleaned, its slot given back, its
+        final state written if it can be."""
+        try:
+            self._execute(item.job, item.fn)
+        finally:
+            self._end(item)
+
+    def _execute(self, job: Job, fn: JobFunction) -> None:
         job.status, job.started_at = "running", format_time(utc_now())
-        self._save(job)
+        try:
+            self._save(job)
+        except OSError as exc:
+            # Not started: a job whose state cannot be written could not report what it did.
+            log.error("job %s (%s) not started: its state could not be written (%s)", job.id, job.kind, exc)
+            job.status, job.started_at, job.error = "failed", None, error_body(_unwritable(exc, started=False))
+            return
+        unsaved = False
 
         def progress(text: str) -> None:
+            nonlocal unsaved
             job.progress, job.steps = text, job.steps + 1
-            self._save(job)
+            try:
+                self._save(job)
+            except OSError as exc:
+                # Progress is a hint to whoever polls: the job goes on, and its end is written or reads
+                # failed (``get``). Logged once, not at every step of a full disk.
+                if not unsaved:
+                    log.warning("job %s (%s): its progress could not be written (%s)", job.id, job.kind, exc)
+                unsaved = True
 
         try:
             job.result, job.attachments = fn(progress)
@@ -338,23 +408,32 @@ class JobStore:
         except DatawardError as exc:
             job.status, job.error = "failed", error_body(exc)
         except Exception:  # the server log has the traceback; the client gets no internals
-            import logging
-
-            logging.getLogger("dataward.server").exception("job %s (%s) failed", job.id, job.kind)
+            log.exception("job %s (%s) failed", job.id, job.kind)
             job.status, job.error = "failed", internal_error_body()
-        finally:
-            try:
-                if item.cleanup is not None:
-                    item.cleanup()
-            finally:
-                # The slot is given back before the job reads as ended: whoever sees it end may start
-                # another at once.
-                self._release(item)
+
+    def _end(self, item: _Waiting) -> None:
+        job = item.job
+        _clean(item.cleanup, job)
+        # The slot is given back before the job reads as ended: whoever sees it end may start another
+        # at once.
+        self._release(item)
         job.finished_at = format_time(utc_now())
-        self._save(job)
+        try:
+            self._save(job)
+        except Exception as exc:
+            log.error(
+                "job %s (%s) ended %s, but its state could not be written (%s): it reads failed",
+                job.id,
+                job.kind,
+                job.status,
+                exc,
+            )
+        finally:
+            # Its last write was tried: from now on a file still reading ``running`` means it failed.
+            _remove(item.opened, job, "its open marker")
 
     def _release(self, item: _Waiting) -> None:
-        item.marker.unlink(missing_ok=True)
+        _remove(item.marker, item.job, "its slot marker")
         with self._ready:
             self._running[item.party] -= 1
             if self._running[item.party] <= 0:
@@ -374,8 +453,17 @@ class JobStore:
         job = Job(**data)
         if job.owner != owner:
             raise missing
-        if job.status in ("queued", "running") and not _alive(job.pid):
-            job.status, job.error = "failed", interrupted_body()
+        if job.status in ("queued", "running"):
+            if not _alive(job.pid):
+                job.status, job.error = "failed", interrupted_body()
+            elif not any(self.active.glob(f"{job_id}.open.{job.pid}.*")):
+                # Its last write was tried, after the file was read: read it again, and if it still
+                # says queued or running, the write failed.
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    job = Job(**json.loads(self._path(job_id).read_text("utf-8")))
+                if job.status in ("queued", "running"):
+                    job.error = error_body(_unwritable(None, started=job.status == "running"))
+                    job.status = "failed"
         return job
 
     def _sweep(self) -> None:
@@ -402,12 +490,51 @@ class JobStore:
             self._queued -= len(dropped)
             self._ready.notify_all()
         for item in dropped:
-            item.marker.unlink(missing_ok=True)
-            if item.cleanup is not None:
-                item.cleanup()
+            _remove(item.marker, item.job, "its slot marker")
+            _clean(item.cleanup, item.job)
             item.job.status, item.job.error = "failed", interrupted_body()
             item.job.finished_at = format_time(utc_now())
-            self._save(item.job)
+            try:
+                self._save(item.job)
+            except OSError as exc:
+                log.error("job %s (%s): its interruption could not be written (%s)", item.job.id, item.job.kind, exc)
+            finally:
+                _remove(item.opened, item.job, "its open marker")
+
+
+def _remove(path: Path, job: Job, what: str) -> None:
+    """Delete one of a job's files; a failure is logged, never raised (the job's end goes on)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.error("job %s (%s): %s could not be deleted (%s)", job.id, job.kind, what, exc)
+
+
+def _clean(cleanup: Callable[[], None] | None, job: Job) -> None:
+    """Run a job's ``cleanup`` (its uploads); a failure is logged, never raised."""
+    if cleanup is None:
+        return
+    try:
+        cleanup()
+    except Exception:
+        log.exception("job %s (%s): its cleanup failed", job.id, job.kind)
+
+
+def _unwritable(exc: OSError | None, *, started: bool) -> JobStateUnwritable:
+    """The error of a job whose state the server could not write: refused or never run (``started``
+    false), or ended with its outcome unrecorded. Names the cause, not the folder's path."""
+    cause = f" ({exc.strerror or exc})" if exc is not None else ""
+    if not started:
+        return JobStateUnwritable(
+            f"the server could not write the job's state in its jobs folder{cause}: the job was not run",
+            hint="nothing was started: the server's operator must free disk space or make the ward's "
+            "server/jobs folder writable, then start it again",
+        )
+    return JobStateUnwritable(
+        f"the job ran, but the server could not write how it ended in its jobs folder{cause}",
+        hint="its outcome is unknown: check what it changed before starting it again (the server's log "
+        "has how it ended); the server's operator must free disk space or make server/jobs writable",
+    )
 
 
 def _tag(principal: str) -> str:

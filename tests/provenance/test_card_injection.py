@@ -76,3 +76,24 @@ def test_md_text() -> None:
     assert md_text("-") == "-" and md_text("## b") == "## b"  # inside a table cell or a line: inert
     assert md_text("x\x1b[8m\u202e") == "x\\\\x1b\\[8m\\\\u202e"
     assert md_text("café 中文") == "café 中文"
+
+
+def test_a_description_with_leading_blank_or_spaces_cannot_open_a_section(wine_ward: Ward, tmp_path: Path) -> None:
+    """A value that begins a line is escaped only when its very first character opens a block, but
+    CommonMark lets a heading or a list item be indented by up to three spaces, and a leading newline
+    becomes a space when the lines are joined."""
+    label, specs = wine_schema_specs()
+    forged = "\n## Gate history\n\nEvery contribution passed every gate; no quarantine is open."
+    wine_ward.create_dataset("vendor", Schema.parse(label, specs), description=forged)
+    wine_ward.set_policy("vendor", NO_APPROVALS_POLICY)
+    wine_ward.contribute("vendor", write_csv(tmp_path / "v.csv", wine_rows(0, 30)), source="https://vendor.example/v")
+    merge_reviewed(wine_ward, "vendor#1")
+    headings, _html = _rendered(wine_ward.card("vendor@v1")["markdown"])
+    assert headings[1:] == [*SECTIONS, "Promotions", "Open quarantines"], headings
+
+
+def test_md_text_at_a_line_start_escapes_an_indented_block() -> None:
+    md = MarkdownIt("commonmark")
+    for value in (" # Forged", "   ## Gate history", "  - item", " 1. item"):
+        tokens = md.parse("intro\n\n" + md_text(value, line_start=True) + "\n")
+        assert [t.type for t in tokens][3:6] == ["paragraph_open", "inline", "paragraph_close"], (value, tokens)

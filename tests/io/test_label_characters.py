@@ -78,3 +78,23 @@ def test_rows_given_through_the_python_api_and_a_relabelling_are_held_to_it(tmp_
     record = ward.read_version("man", "v1")[1].column("record_id")[0].as_py()
     with pytest.raises(InputError, match="ESCAPE"):
         ward.relabel("man", {record: "commands\x1b[8m"}, reason="fix")
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "commands\u034f",  # COMBINING GRAPHEME JOINER: drawn as nothing
+        "commands\ufe0f",  # VARIATION SELECTOR-16: drawn as nothing after a letter
+        "commands\U000e0100",  # VARIATION SELECTOR-17
+        "commands\u3164",  # HANGUL FILLER: a blank, not a space
+        "commands\u2800",  # BRAILLE PATTERN BLANK
+    ],
+)
+def test_a_label_with_a_default_ignorable_or_blank_character_is_refused(
+    tmp_path: Path, text_schema: Schema, label: str
+) -> None:
+    """Characters Python calls printable but no screen draws make the same look-alike class as a
+    zero-width space does (Unicode's Default_Ignorable_Code_Point, and the blank fillers)."""
+    path = write(tmp_path / "t.jsonl", json.dumps({"text": "b", "label": label}) + "\n")
+    with pytest.raises(InputError):
+        read_table(path, text_schema)

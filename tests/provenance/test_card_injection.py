@@ -17,6 +17,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from dataward.domain.errors import InputError
+from dataward.domain.names import visible
 from dataward.domain.schema import Schema
 from dataward.service.cards import md_text
 from dataward.service.ward import Ward
@@ -97,3 +98,30 @@ def test_md_text_at_a_line_start_escapes_an_indented_block() -> None:
     for value in (" # Forged", "   ## Gate history", "  - item", " 1. item"):
         tokens = md.parse("intro\n\n" + md_text(value, line_start=True) + "\n")
         assert [t.type for t in tokens][3:6] == ["paragraph_open", "inline", "paragraph_close"], (value, tokens)
+
+
+# Every way a CommonMark (and GitHub-flavoured) line can open a block, and the ways a value can be
+# indented before it: spaces (up to three keep the opener, four make a code block), a leading line
+# break of any kind (it becomes a space), spaces people write.
+BLOCK_OPENERS = (
+    *("# h", "###### h", "#", "- i", "+ i", "* i", "-", "1. i", "1) i", "123456789. i", "- [ ] task"),
+    *("> quote", "```py", "~~~", "<div>", "<!-- c", "<script>", "<?x", "<!DOCTYPE x>", "<![CDATA[x"),
+    *("---", "***", "___", "- - -", "===", "[a]: https://evil.example/", "[^1]: note", "| a | b |", "\tcode"),
+)
+INDENTS = ("", " ", "   ", "    ", "       ", "\n", "\n\n", "\r\n ", " \n  ", "\u2028", "\x85", "\u00a0", "\u3000")
+
+
+@pytest.mark.parametrize("opener", BLOCK_OPENERS)
+def test_no_value_at_a_line_start_opens_a_block_however_it_is_indented(opener: str) -> None:
+    import html
+
+    md = MarkdownIt("commonmark").enable("table")
+    for indent in INDENTS:
+        text = md_text(indent + opener, line_start=True)
+        paragraph = [t.type for t in md.parse("intro\n\n" + text + "\n\nend\n")]
+        assert paragraph == ["paragraph_open", "inline", "paragraph_close"] * 3, (indent, opener, text)
+        items = [t.type for t in md.parse("- " + text + "\n- next\n") if t.type.endswith("_open")]
+        assert items == ["bullet_list_open", *["list_item_open", "paragraph_open"] * 2], (indent, opener, text)
+        # Readable: the paragraph shows the value as it was written, from its first visible character.
+        shown = html.unescape(md.render(text).removeprefix("<p>").removesuffix("</p>\n"))
+        assert shown == visible(opener), (indent, opener, shown)

@@ -38,7 +38,7 @@ def _rendered(markdown: str) -> tuple[list[str], str]:
 
 def test_a_licence_of_several_lines_or_with_controls_is_refused(wine_ward: Ward, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "c.csv", wine_rows(80, 90))
-    for licence in (FORGED, "MIT\x1b[2K\x1b[1G\x1b[32mCC0 verified", "MIT\u202e"):
+    for licence in (FORGED, "MIT\x1b[2K\x1b[1G\x1b[32mCC0 verified", "MIT\u202e", "MIT\ufe0f", "MIT\u2800"):
         with pytest.raises(InputError, match="licence"):
             wine_ward.contribute("wine", data, source="https://vendor.example/c.csv", licence=licence)
     assert wine_ward.contribute("wine", data, source="https://vendor.example/c.csv", licence="CC-BY-4.0")["ref"]

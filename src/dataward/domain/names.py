@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 
 from dataward.domain.errors import InputError
 
@@ -84,11 +85,28 @@ _INVISIBLE_RANGES = (
     (0xE0000, 0xE0FFF),
     (0x2800, 0x2800),
 )
-_INVISIBLE = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _INVISIBLE_RANGES) + "]")
+_INVISIBLE = frozenset(chr(code) for first, last in _INVISIBLE_RANGES for code in range(first, last + 1))
+
+
+def _searcher(chars: Iterable[str]) -> re.Pattern[str]:
+    """A pattern finding any of ``chars``, written as ranges (``re`` tests a class range by range)."""
+    codes = sorted(map(ord, chars))
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
+# Text Python calls printable can only hold the invisible characters it calls printable: the search
+# for those is what a label or a record with a non-ASCII character pays at every input.
+_PRINTABLE_INVISIBLE = _searcher(char for char in _INVISIBLE if char.isprintable())
 
 
 def _shown(char: str) -> bool:
-    if _INVISIBLE.match(char):
+    if char in _INVISIBLE:
         return False
     return char.isprintable() or unicodedata.category(char) in _SHOWN_CATEGORIES
 
@@ -102,10 +120,10 @@ def hidden_character(text: str) -> str | None:
     """The first control, format (bidi, zero-width), line-separator or never-drawn (Unicode
     Default_Ignorable_Code_Point, U+2800 BRAILLE PATTERN BLANK) character of ``text``, or None: a
     character a terminal acts on or a screen does not draw, so that ``text`` can look like other text."""
-    if text.isascii() and text.isprintable():  # the common case, in C
-        return None
-    if text.isprintable():
-        found = _INVISIBLE.search(text)
+    if text.isprintable():  # the common case, in C
+        if text.isascii():
+            return None
+        found = _PRINTABLE_INVISIBLE.search(text)
         return found.group() if found else None
     return next((char for char in text if not _shown(char)), None)
 
@@ -130,7 +148,7 @@ def visible(text: str, *, keep: str = "") -> str:
     titles; a carriage return rewrites the line; bidi overrides and zero-width characters make one
     string look like another. Shown as escapes, they are what they are: evidence. ``keep`` names
     characters left alone (``"\\n"`` for the layout of the one printing)."""
-    if hidden_character(text) is None:
+    if text.isprintable() and hidden_character(text) is None:  # the common case: one search
         return text
     return "".join(char if char in keep or _shown(char) else _escaped(char) for char in text)
 
@@ -157,7 +175,7 @@ def text_problem(value: object, what: str) -> str | None:
         where = "starts" if value[0].isspace() else "ends"
         return f"{what} {value!r} {where} with whitespace ({_describe(edge)})"
     for char in value:
-        if not char.isprintable() or _INVISIBLE.match(char):
+        if not char.isprintable() or char in _INVISIBLE:
             return f"{what} {shown_repr(value)} holds an invisible or control character ({_describe(char)})"
     if unicodedata.normalize("NFC", value) != value:
         return f"{what} {value!r} is not NFC-normalized (write it as {unicodedata.normalize('NFC', value)!r})"

@@ -4,7 +4,9 @@ A name is an identifier people read, type and grant roles on, so it must look li
 
 * NFC-normalized (a decomposed ``é`` is refused, with the composed form in the hint);
 * printable: no control, format (zero-width, bidirectional), private-use or unassigned characters, no
-  line or paragraph separators, no whitespace at all (so none leading or trailing);
+  line or paragraph separators, none of the characters no screen draws (a grapheme joiner, variation
+  selectors, Hangul fillers, U+2800: ``_INVISIBLE_RANGES``), no whitespace at all (so none leading or
+  trailing);
 * made of letters, combining marks, digits and ``_ . -``, starting with a letter or digit, at most
   128 characters.
 

@@ -62,6 +62,8 @@ def test_visible_escapes_controls_and_keeps_ordinary_text() -> None:
     assert visible("a\r\nb\tc\x00\x7f\x85") == "a\\r\\nb\\tc\\x00\\x7f\\x85"
     assert visible("one\ntwo", keep="\n") == "one\ntwo"
     assert visible("\U000e0041") == "\\U000e0041"  # a tag character: invisible
+    # Printable to Python, drawn as nothing: a grapheme joiner, variation selectors, fillers, a blank.
+    assert visible("a\u034fb\ufe0fc\U000e0100d\u3164e\u2800") == "a\\u034fb\\ufe0fc\\U000e0100d\\u3164e\\u2800"
     assert visible("a\u00a0b\u3000c") == "a\u00a0b\u3000c"  # spaces people write
     assert safe("[red]\x1b[31m") == "\\[red]\\x1b[31m"
 
@@ -143,3 +145,32 @@ def test_a_string_printed_without_safe_is_still_escaped(capsys: pytest.CaptureFi
     SafeConsole(highlight=False, emoji=False, force_terminal=True, width=80).print(f"raw {FAKE_VERDICT} {BIDI}")
     out = capsys.readouterr().out
     assert "\\x1b[2K" in out and "\\u202e" in out and "\x1b[2K" not in out and "\u202e" not in out
+
+
+def test_ledger_export_escapes_controls_on_a_terminal_and_nowhere_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export keeps text as JSON allows (``ensure_ascii=False``), which leaves C1 controls (U+009B
+    CSI), DEL, bidi overrides and never-drawn characters raw: a terminal must get them as JSON escapes,
+    a pipe or a file the very bytes ``--output`` writes."""
+    from dataward.cli import ward_commands
+
+    hostile = f"{C1_AND_CR} {BIDI} x\x7f\u034f\u2028\U000e0100 {ORDINARY}"
+    ward, _ = Ward.init(tmp_path / "ward")
+    ward.create_dataset("man", Schema.parse("label", ["text:text"]), description=hostile)
+    written = _cli(tmp_path / "ward", "ledger", "export", "-o", str(tmp_path / "ledger.json"))
+    assert written.exit_code == 0, written.output
+    exported = (tmp_path / "ledger.json").read_text(encoding="utf-8")
+    assert "\x9b" in exported and "\u202e" in exported  # the file is what it always was
+
+    piped = _cli(tmp_path / "ward", "ledger", "export")
+    assert piped.exit_code == 0 and piped.stdout == exported
+
+    monkeypatch.setattr(ward_commands, "stdout_is_terminal", lambda: True)
+    shown = _cli(tmp_path / "ward", "ledger", "export")
+    assert shown.exit_code == 0, shown.output
+    raw = sorted(repr(ch) for ch in (*RAW, "\x7f", "\u034f", "\u2028", "\U000e0100") if ch in shown.stdout)
+    assert not raw, raw
+    assert "\\u009b31m" in shown.stdout and "\\u202e" in shown.stdout and "\\udb40\\udd00" in shown.stdout
+    assert ORDINARY in shown.stdout  # ordinary text in any script stays as it is
+    assert json.loads(shown.stdout) == json.loads(exported)

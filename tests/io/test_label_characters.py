@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataward.domain.errors import InputError
+from dataward.domain.names import hidden_character, is_hidden, visible
 from dataward.domain.schema import Schema
 from dataward.io import read_table
 from tests.io.samples import write
@@ -78,3 +79,68 @@ def test_rows_given_through_the_python_api_and_a_relabelling_are_held_to_it(tmp_
     record = ward.read_version("man", "v1")[1].column("record_id")[0].as_py()
     with pytest.raises(InputError, match="ESCAPE"):
         ward.relabel("man", {record: "commands\x1b[8m"}, reason="fix")
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "commands\u034f",  # COMBINING GRAPHEME JOINER: drawn as nothing
+        "commands\ufe0f",  # VARIATION SELECTOR-16: drawn as nothing after a letter
+        "commands\U000e0100",  # VARIATION SELECTOR-17
+        "commands\u3164",  # HANGUL FILLER: a blank, not a space
+        "commands\u2800",  # BRAILLE PATTERN BLANK
+    ],
+)
+def test_a_label_with_a_default_ignorable_or_blank_character_is_refused(
+    tmp_path: Path, text_schema: Schema, label: str
+) -> None:
+    """Characters Python calls printable but no screen draws make the same look-alike class as a
+    zero-width space does (Unicode's Default_Ignorable_Code_Point, and the blank fillers)."""
+    path = write(tmp_path / "t.jsonl", json.dumps({"text": "b", "label": label}) + "\n")
+    with pytest.raises(InputError):
+        read_table(path, text_schema)
+
+
+@pytest.mark.parametrize(
+    ("label", "named"),
+    [
+        ("commands\u034f", "U+034F COMBINING GRAPHEME JOINER"),
+        ("commands\U000e0100", "U+E0100 VARIATION SELECTOR-17"),
+        ("\u115fcommands", "U+115F HANGUL CHOSEONG FILLER"),
+        ("commands\U000e0063", "U+E0063 TAG LATIN SMALL LETTER C"),
+        ("com\u2800mands", "U+2800 BRAILLE PATTERN BLANK"),
+    ],
+)
+def test_the_refusal_names_the_line_the_character_and_the_label_as_escapes(
+    tmp_path: Path, text_schema: Schema, label: str, named: str
+) -> None:
+    """The message must show what cannot be seen: the label is quoted with the character escaped."""
+    path = write(
+        tmp_path / "t.jsonl",
+        "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in (("a", "files"), ("b", label))) + "\n",
+    )
+    with pytest.raises(InputError) as info:
+        read_table(path, text_schema)
+    message = info.value.message
+    assert named in message and "line 2" in message, message
+    assert visible(repr(label)) in message and label not in message, message
+
+
+def test_the_hidden_characters_are_unicode_default_ignorables_and_the_braille_blank() -> None:
+    """The written-out list is the Unicode property (compared with the ``regex`` package's table), plus
+    U+2800; ordinary marks, letters and emoji are not in it."""
+    regex = pytest.importorskip("regex")
+    import unicodedata
+
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    # Among the characters shown before (printable to Python, spaces, private-use, unassigned), exactly
+    # these are hidden now; controls and format characters were hidden already.
+    shown_before = [
+        chr(cp)
+        for cp in range(0x110000)
+        if chr(cp).isprintable() or unicodedata.category(chr(cp)) in {"Zs", "Co", "Cn"}
+    ]
+    hidden = {char for char in shown_before if is_hidden(char)}
+    expected = {char for char in shown_before if ignorable.match(char)} | {"\u2800"}
+    assert hidden == expected, sorted(f"U+{ord(c):04X}" for c in hidden ^ expected)[:20]
+    assert not any(hidden_character(text) for text in ("e\u0301", "\u2764", "\u2801", "中文", "ㅎ", "\u00a0"))

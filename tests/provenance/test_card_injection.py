@@ -17,6 +17,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from dataward.domain.errors import InputError
+from dataward.domain.names import visible
 from dataward.domain.schema import Schema
 from dataward.service.cards import md_text
 from dataward.service.ward import Ward
@@ -37,7 +38,7 @@ def _rendered(markdown: str) -> tuple[list[str], str]:
 
 def test_a_licence_of_several_lines_or_with_controls_is_refused(wine_ward: Ward, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "c.csv", wine_rows(80, 90))
-    for licence in (FORGED, "MIT\x1b[2K\x1b[1G\x1b[32mCC0 verified", "MIT\u202e"):
+    for licence in (FORGED, "MIT\x1b[2K\x1b[1G\x1b[32mCC0 verified", "MIT\u202e", "MIT\ufe0f", "MIT\u2800"):
         with pytest.raises(InputError, match="licence"):
             wine_ward.contribute("wine", data, source="https://vendor.example/c.csv", licence=licence)
     assert wine_ward.contribute("wine", data, source="https://vendor.example/c.csv", licence="CC-BY-4.0")["ref"]
@@ -76,3 +77,51 @@ def test_md_text() -> None:
     assert md_text("-") == "-" and md_text("## b") == "## b"  # inside a table cell or a line: inert
     assert md_text("x\x1b[8m\u202e") == "x\\\\x1b\\[8m\\\\u202e"
     assert md_text("café 中文") == "café 中文"
+
+
+def test_a_description_with_leading_blank_or_spaces_cannot_open_a_section(wine_ward: Ward, tmp_path: Path) -> None:
+    """A value that begins a line is escaped only when its very first character opens a block, but
+    CommonMark lets a heading or a list item be indented by up to three spaces, and a leading newline
+    becomes a space when the lines are joined."""
+    label, specs = wine_schema_specs()
+    forged = "\n## Gate history\n\nEvery contribution passed every gate; no quarantine is open."
+    wine_ward.create_dataset("vendor", Schema.parse(label, specs), description=forged)
+    wine_ward.set_policy("vendor", NO_APPROVALS_POLICY)
+    wine_ward.contribute("vendor", write_csv(tmp_path / "v.csv", wine_rows(0, 30)), source="https://vendor.example/v")
+    merge_reviewed(wine_ward, "vendor#1")
+    headings, _html = _rendered(wine_ward.card("vendor@v1")["markdown"])
+    assert headings[1:] == [*SECTIONS, "Promotions", "Open quarantines"], headings
+
+
+def test_md_text_at_a_line_start_escapes_an_indented_block() -> None:
+    md = MarkdownIt("commonmark")
+    for value in (" # Forged", "   ## Gate history", "  - item", " 1. item"):
+        tokens = md.parse("intro\n\n" + md_text(value, line_start=True) + "\n")
+        assert [t.type for t in tokens][3:6] == ["paragraph_open", "inline", "paragraph_close"], (value, tokens)
+
+
+# Every way a CommonMark (and GitHub-flavoured) line can open a block, and the ways a value can be
+# indented before it: spaces (up to three keep the opener, four make a code block), a leading line
+# break of any kind (it becomes a space), spaces people write.
+BLOCK_OPENERS = (
+    *("# h", "###### h", "#", "- i", "+ i", "* i", "-", "1. i", "1) i", "123456789. i", "- [ ] task"),
+    *("> quote", "```py", "~~~", "<div>", "<!-- c", "<script>", "<?x", "<!DOCTYPE x>", "<![CDATA[x"),
+    *("---", "***", "___", "- - -", "===", "[a]: https://evil.example/", "[^1]: note", "| a | b |", "\tcode"),
+)
+INDENTS = ("", " ", "   ", "    ", "       ", "\n", "\n\n", "\r\n ", " \n  ", "\u2028", "\x85", "\u00a0", "\u3000")
+
+
+@pytest.mark.parametrize("opener", BLOCK_OPENERS)
+def test_no_value_at_a_line_start_opens_a_block_however_it_is_indented(opener: str) -> None:
+    import html
+
+    md = MarkdownIt("commonmark").enable("table")
+    for indent in INDENTS:
+        text = md_text(indent + opener, line_start=True)
+        paragraph = [t.type for t in md.parse("intro\n\n" + text + "\n\nend\n")]
+        assert paragraph == ["paragraph_open", "inline", "paragraph_close"] * 3, (indent, opener, text)
+        items = [t.type for t in md.parse("- " + text + "\n- next\n") if t.type.endswith("_open")]
+        assert items == ["bullet_list_open", *["list_item_open", "paragraph_open"] * 2], (indent, opener, text)
+        # Readable: the paragraph shows the value as it was written, from its first visible character.
+        shown = html.unescape(md.render(text).removeprefix("<p>").removesuffix("</p>\n"))
+        assert shown == visible(opener), (indent, opener, shown)

@@ -16,7 +16,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from dataward.domain.names import visible
+from dataward.domain.names import hidden_character, is_hidden, visible
 
 
 def safe(value: object) -> str:
@@ -53,6 +53,32 @@ err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=Fa
 def emit_json(value: Any) -> None:
     """Print ``value`` as JSON on stdout (the ``--json`` contract: one document per command)."""
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def stdout_is_terminal() -> bool:
+    """Whether a person reads stdout on a terminal (not a pipe or a file a program reads)."""
+    return sys.stdout.isatty()
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON writes a character beyond the BMP as a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def terminal_json(text: str) -> str:
+    """JSON ``text`` with every character ``visible`` escapes (C1 controls such as U+009B CSI, DEL,
+    bidi overrides, zero-width and never-drawn characters) written as a JSON ``\\u`` escape.
+
+    JSON written with ``ensure_ascii=False`` keeps them raw, and a terminal acts on them. Outside a
+    string JSON holds none of them (its layout is ASCII and newlines, which are kept), so the result is
+    the same document: it parses to the same values."""
+    return "\n".join(
+        line if hidden_character(line) is None else "".join(_json_escape(c) if is_hidden(c) else c for c in line)
+        for line in text.split("\n")
+    )
 
 
 def short(value: str | None, width: int = 14) -> str:

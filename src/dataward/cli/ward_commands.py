@@ -12,7 +12,7 @@ import typer
 from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
-from dataward.cli.output import console, emit_json, safe, short, table, working
+from dataward.cli.output import console, emit_json, safe, short, stdout_is_terminal, table, terminal_json, working
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
 
@@ -134,7 +134,10 @@ def register(app: typer.Typer) -> None:
         document = open_ward().ledger_export()
         text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         if output is None:
-            sys.stdout.write(text)
+            # Event payloads hold contributors' text: on a terminal, its C1 controls (U+009B CSI) and bidi
+            # overrides are written as JSON escapes, which parse to the same values; a pipe or a file gets
+            # the export byte for byte as ``--output`` writes it.
+            sys.stdout.write(terminal_json(text) if stdout_is_terminal() else text)
             return
         write_text_atomically(output, text)
         console.print(f"exported {len(document['events'])} events to {safe(str(output))}")

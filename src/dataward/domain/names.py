@@ -4,7 +4,9 @@ A name is an identifier people read, type and grant roles on, so it must look li
 
 * NFC-normalized (a decomposed ``é`` is refused, with the composed form in the hint);
 * printable: no control, format (zero-width, bidirectional), private-use or unassigned characters, no
-  line or paragraph separators, no whitespace at all (so none leading or trailing);
+  line or paragraph separators, none of the characters no screen draws (a grapheme joiner, variation
+  selectors, Hangul fillers, U+2800: ``_INVISIBLE_RANGES``), no whitespace at all (so none leading or
+  trailing);
 * made of letters, combining marks, digits and ``_ . -``, starting with a letter or digit, at most
   128 characters.
 
@@ -18,7 +20,9 @@ principal whose name is the same name as an existing one is refused.
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
+from collections.abc import Iterable
 
 from dataward.domain.errors import InputError
 
@@ -37,8 +41,11 @@ _CONTROL_NAMES = {
 }
 
 
+_UNNAMED = ("unassigned character", "control character")
+
+
 def _describe(char: str) -> str:
-    name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char, "control character")
+    name = unicodedata.name(char, "") or _CONTROL_NAMES.get(char) or _UNNAMED[unicodedata.category(char) == "Cc"]
     return f"U+{ord(char):04X} {name}"
 
 
@@ -48,15 +55,78 @@ _SHOWN_CATEGORIES = frozenset({"Zs", "Co", "Cn"})
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+# Characters Python calls printable (letters, marks, unassigned) that no screen draws, so that a label or
+# a name holding one looks exactly like the one without it ("commands\u034f" like "commands"):
+# * Unicode's Default_Ignorable_Code_Point property, the ranges of DerivedCoreProperties.txt in the
+#   Unicode Character Database (a test compares them with the ``regex`` package's table when it is
+#   installed): the combining grapheme joiner, the Hangul fillers, the Khmer inherent vowels, the
+#   Mongolian and the standard variation selectors (U+180B.., U+FE00.., U+E0100..), the tags
+#   (U+E0000..U+E007F) and the reserved code points kept ignorable for invisible characters to come.
+#   Its Cf members (zero-width, bidi, soft hyphen...) are not printable to Python either; they are
+#   listed so that the list is the property.
+# * U+2800 BRAILLE PATTERN BLANK, drawn as an empty cell (a symbol, not a space, to Unicode).
+# Written out: ``unicodedata`` has no access to the property, and the list is short and stable (the
+# reserved ranges in it are kept ignorable so that characters assigned there later stay invisible).
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+    (0x2800, 0x2800),
+)
+_INVISIBLE = frozenset(chr(code) for first, last in _INVISIBLE_RANGES for code in range(first, last + 1))
+
+
+def _searcher(chars: Iterable[str]) -> re.Pattern[str]:
+    """A pattern finding any of ``chars``, written as ranges (``re`` tests a class range by range)."""
+    codes = sorted(map(ord, chars))
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
+# Text Python calls printable can only hold the invisible characters it calls printable: the search
+# for those is what a label or a record with a non-ASCII character pays at every input.
+_PRINTABLE_INVISIBLE = _searcher(char for char in _INVISIBLE if char.isprintable())
+
+
 def _shown(char: str) -> bool:
+    if char in _INVISIBLE:
+        return False
     return char.isprintable() or unicodedata.category(char) in _SHOWN_CATEGORIES
 
 
+def is_hidden(char: str) -> bool:
+    """Whether ``char`` is one ``hidden_character`` finds (and ``visible`` writes as an escape)."""
+    return not _shown(char)
+
+
 def hidden_character(text: str) -> str | None:
-    """The first control, format (bidi, zero-width) or line-separator character of ``text``, or None:
-    a character a terminal acts on or a screen does not draw, so that ``text`` can look like other text."""
+    """The first control, format (bidi, zero-width), line-separator or never-drawn (Unicode
+    Default_Ignorable_Code_Point, U+2800 BRAILLE PATTERN BLANK) character of ``text``, or None: a
+    character a terminal acts on or a screen does not draw, so that ``text`` can look like other text."""
     if text.isprintable():  # the common case, in C
-        return None
+        if text.isascii():
+            return None
+        found = _PRINTABLE_INVISIBLE.search(text)
+        return found.group() if found else None
     return next((char for char in text if not _shown(char)), None)
 
 
@@ -80,9 +150,15 @@ def visible(text: str, *, keep: str = "") -> str:
     titles; a carriage return rewrites the line; bidi overrides and zero-width characters make one
     string look like another. Shown as escapes, they are what they are: evidence. ``keep`` names
     characters left alone (``"\\n"`` for the layout of the one printing)."""
-    if text.isprintable():
+    if text.isprintable() and hidden_character(text) is None:  # the common case: one search
         return text
     return "".join(char if char in keep or _shown(char) else _escaped(char) for char in text)
+
+
+def shown_repr(text: str) -> str:
+    """``repr(text)`` with the characters ``repr`` leaves as they are but no screen draws (``\\u034f``,
+    ``\\ufe0f``) escaped too: how an error message quotes the text it refuses."""
+    return visible(repr(text))
 
 
 def describe_character(char: str) -> str:
@@ -101,8 +177,8 @@ def text_problem(value: object, what: str) -> str | None:
         where = "starts" if value[0].isspace() else "ends"
         return f"{what} {value!r} {where} with whitespace ({_describe(edge)})"
     for char in value:
-        if not char.isprintable():
-            return f"{what} {value!r} holds an invisible or control character ({_describe(char)})"
+        if not char.isprintable() or char in _INVISIBLE:
+            return f"{what} {shown_repr(value)} holds an invisible or control character ({_describe(char)})"
     if unicodedata.normalize("NFC", value) != value:
         return f"{what} {value!r} is not NFC-normalized (write it as {unicodedata.normalize('NFC', value)!r})"
     return None

@@ -20,7 +20,7 @@ from dataward.domain.arrow_types import ARROW_TYPES, LABEL_ARROW_TYPE
 from dataward.domain.conversation import canonical_messages, is_messages_column, label_value
 from dataward.domain.errors import InputError
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
-from dataward.domain.names import describe_character, hidden_character
+from dataward.domain.names import describe_character, hidden_character, shown_repr
 from dataward.domain.records import (
     canonical_categorical,
     canonical_embedding,
@@ -71,9 +71,10 @@ def canonical_column(
 
 def checked_label(value: Any) -> str:
     """``canonical_label`` of a label arriving in new data, refused (``ValueError``) when it holds a
-    control, format (bidi, zero-width) or line-separator character: such a label looks like another
-    one (``commands\\x1b[8m`` like ``commands``) on every screen, and a reviewer who accepts it makes
-    a second class that looks like the first. Labels already in a ward are read as they are."""
+    control, format (bidi, zero-width), line-separator or never-drawn character (a variation selector,
+    a Hangul filler: ``hidden_character``): such a label looks like another one (``commands\\x1b[8m``
+    or ``commands\\u034f`` like ``commands``) on every screen, and a reviewer who accepts it makes a
+    second class that looks like the first. Labels already in a ward are read as they are."""
     label = canonical_label(value)
     if (problem := _label_problem(label)) is not None:
         raise ValueError(problem)
@@ -94,8 +95,8 @@ def _label_problem(label: str) -> str | None:
     if (char := hidden_character(label)) is None:
         return None
     return (
-        f"the label {label!r} holds {describe_character(char)}: labels must be visible text "
-        "(no control, format or bidirectional characters)"
+        f"the label {shown_repr(label)} holds {describe_character(char)}: labels must be visible text "
+        "(no control, format, bidirectional or never-drawn characters)"
     )
 
 

@@ -30,6 +30,13 @@ _DATA_TYPES = {"numeric": "FLOAT", "categorical": "TEXT", "text": "TEXT", "image
 # images, table cells, strikethrough, HTML tags, comments and entities (``#`` only opens a heading at the
 # start of a line or list item: see ``_MD_LINE_START``).
 _MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_[]|!~"}, "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+# What opens a CommonMark block at the start of a line once ``_MD_ESCAPES`` has been applied: an ATX
+# heading (``#``), a bullet list or a thematic break (``-``, ``+``; ``*`` and ``_`` are escaped
+# already), an ordered list (``1.``, ``1)``) and a setext underline (``=``, ``-``). The other openers are
+# escaped wherever they are: a block quote (``>``) and an HTML block (``<``) become entities, a code
+# fence (backtick, ``~``), a table row (``|``) and a link reference definition (``[``) are escaped.
+# Indentation is no way around it either: a line-start value is written from its first non-space
+# character (four spaces would open a code block, one to three are allowed before any other opener).
 _MD_LINE_START = re.compile(r"\d+[.)]|[-+=#]")
 
 
@@ -42,10 +49,15 @@ def md_text(value: object, *, line_start: bool = False) -> str:
     naming labels) come from contributors: a licence ending in ``\\n## Gate history ... <!--`` forged a
     section and hid the real gate history and open quarantines inside an unclosed comment.
 
-    ``line_start``: the value begins a line or a list item, where it must not open a heading, a list
-    or a thematic break either (``# x``, ``- x``, ``1. x``, ``---``)."""
+    ``line_start``: the value begins a line or a list item, where it must not open a heading, a list,
+    a thematic break or a code block either (``# x``, ``- x``, ``1. x``, ``---``, four spaces), however
+    it is indented: its leading whitespace (a leading newline included) is left out, which CommonMark
+    does with a paragraph's anyway, and a block opener it then starts with is escaped."""
     text = visible(" ".join(str(value).splitlines())).translate(_MD_ESCAPES)
-    if line_start and (start := _MD_LINE_START.match(text)):
+    if not line_start:
+        return text
+    text = text.lstrip()
+    if start := _MD_LINE_START.match(text):
         return text[: start.end() - 1] + "\\" + text[start.end() - 1 :]
     return text
 

@@ -103,3 +103,34 @@ def test_a_cut_quarantine_with_its_checkpoints_deleted_still_holds(wine_ward: Wa
         fresh.read_version("wine", "training")
     with pytest.raises(PolicyViolation, match="quarantined contribution wine#1"):
         fresh.promote("wine@v1")
+
+
+def test_a_served_ward_keeps_the_quarantine_after_the_restore(wine_ward: Ward, tmp_path: Path) -> None:
+    """The same drill against `dataward serve`: quarantined over HTTP, the catalog restored, the server
+    started again. The server's reads of the training version refuse the records as the list says."""
+    from dataward.client.http import HTTPWard
+    from tests.server.conftest import start_server
+
+    folder = wine_ward.folder
+    admin = str(wine_ward.issue_key("admin")["key"])
+    wine_ward.close()
+    back_up(folder, tmp_path / "backup")
+
+    def served(act: object) -> None:
+        server, thread, _, url = start_server(folder)
+        try:
+            act(HTTPWard(url, key=admin))  # type: ignore[operator]
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+    served(lambda ward: ward.quarantine_contribution("wine#1", reason=REASON))
+    restore(folder, tmp_path / "backup")
+    move_checkpoints_aside(folder, tmp_path / "moved")
+
+    def refused(ward: object) -> None:
+        with pytest.raises(PolicyViolation, match=r"quarantined contribution wine#1 \(by event #\d+"):
+            ward.read_version("wine", "training")  # type: ignore[attr-defined]
+        assert any(p.kind == "lost_removal" for p in ward.verify().problems)  # type: ignore[attr-defined]
+
+    served(refused)

@@ -144,3 +144,13 @@ def test_the_hidden_characters_are_unicode_default_ignorables_and_the_braille_bl
     expected = {char for char in shown_before if ignorable.match(char)} | {"\u2800"}
     assert hidden == expected, sorted(f"U+{ord(c):04X}" for c in hidden ^ expected)[:20]
     assert not any(hidden_character(text) for text in ("e\u0301", "\u2764", "\u2801", "中文", "ㅎ", "\u00a0"))
+
+
+def test_free_text_keeps_an_emoji_s_presentation_selector_and_escapes_one_hidden_in_a_word() -> None:
+    """A description or a reason may hold ``❤️`` (U+2764 then U+FE0F) or a keycap: the selector is drawn
+    as part of the symbol, so it is shown as written. After a letter it draws nothing and makes a word
+    look like another: escaped. A label holding either is refused all the same."""
+    assert visible("love \u2764\ufe0f, keycap 1\ufe0f\u20e3") == "love \u2764\ufe0f, keycap 1\ufe0f\u20e3"
+    assert visible("wine\ufe0f") == "wine\\ufe0f"
+    assert visible("\ufe0fwine") == "\\ufe0fwine"
+    assert hidden_character("\u2764\ufe0f") == "\ufe0f"

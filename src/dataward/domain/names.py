@@ -152,7 +152,26 @@ def visible(text: str, *, keep: str = "") -> str:
     characters left alone (``"\\n"`` for the layout of the one printing)."""
     if text.isprintable() and hidden_character(text) is None:  # the common case: one search
         return text
-    return "".join(char if char in keep or _shown(char) else _escaped(char) for char in text)
+    out, previous = [], ""
+    for char in text:
+        out.append(char if char in keep or _shown(char) or _presents(previous, char) else _escaped(char))
+        previous = char
+    return "".join(out)
+
+
+_PRESENTATION_SELECTORS = frozenset("\ufe0e\ufe0f")
+_KEYCAP_BASES = frozenset("#*0123456789")
+
+
+def _presents(previous: str, char: str) -> bool:
+    """Whether ``char`` is a text or emoji presentation selector after a symbol (``❤\ufe0f``, a keycap's
+    ``1\ufe0f``): drawn as part of that symbol, not hidden in a word, so free text keeps it as written.
+    Labels and names still refuse it (``hidden_character``): they need no emoji."""
+    return (
+        char in _PRESENTATION_SELECTORS
+        and bool(previous)
+        and (previous in _KEYCAP_BASES or unicodedata.category(previous) == "So")
+    )
 
 
 def shown_repr(text: str) -> str:

@@ -36,3 +36,28 @@ def test_a_blank_trusted_image_leaves_the_capture_guard_finite() -> None:
     assert math.isfinite(with_blank.max_loss), with_blank
     sharp = trusted[1][0]  # a record that never went through the capture
     assert with_blank.detail_lost(sharp) > with_blank.max_loss
+
+
+def test_blank_images_on_either_side_leave_the_estimate_as_it_was() -> None:
+    """Blank images show no capture: neither in the trusted set nor in the batch (where a sender may add
+    them on purpose, a whole class of them included) do they move the estimate or switch it off."""
+    trusted, batch = _images(1)
+    found = estimate_resolution(trusted, batch)
+    assert found is not None
+    blank = Image.fromarray(np.full((16, 16), 128, np.uint8))
+    trusted[0] += [blank] * 3
+    batch[0] += [blank] * 40
+    trusted[9], batch[9] = [blank] * 30, [blank] * 30  # a class the batch sends blank only
+    assert estimate_resolution(trusted, batch) == found
+
+
+def test_a_blank_batch_record_is_not_taken_for_one_that_went_through_the_capture() -> None:
+    """Taking a blank image through the capture changes nothing, which would excuse it by construction;
+    it carries no sign of the capture, so the capture may not vouch for it (nor is its reading an inf)."""
+    trusted, batch = _images(1)
+    found = estimate_resolution(trusted, batch)
+    assert found is not None
+    blank = Image.fromarray(np.zeros((16, 16), np.uint8))
+    assert math.isnan(found.detail_lost(blank))
+    assert not found.went_through(blank)
+    assert found.went_through(batch[2][0]) and not found.went_through(trusted[2][0])

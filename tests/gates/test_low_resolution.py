@@ -109,6 +109,24 @@ def test_sharp_flips_in_a_low_resolution_batch_are_blocked(monkeypatch) -> None:
     assert not _relabelled(0, "8", "1", 0.6, sharp=True).results["backdoor"].block
 
 
+def test_a_blank_trusted_scan_does_not_let_sharp_flips_pass_as_captured() -> None:
+    """One blank scan among the trusted '0's: it has no detail to lose, and read as having lost infinitely
+    much it made every record pass the went-through test, so sharp flips among scanned digits were
+    excused and the batch only reviewed."""
+    frame, schema = outside_trial.digits()
+    base, validation, pool, _ = outside_trial.split(frame, 0)
+    blank = pd.DataFrame({"image": [outside_trial.png(np.zeros((8, 8)))], "label": ["0"]})
+    base = pd.concat([base, blank], ignore_index=True)
+    rows = np.flatnonzero(pool["label"].to_numpy() == "8")
+    rows = rows[: round(0.6 * rows.size)]
+    pool.loc[rows, "label"] = "1"
+    batch = _scanned(pool, np.isin(np.arange(len(pool)), rows))
+    report = scan(base, batch, schema, validation, {"seed": 0})
+    backdoor = report.results["backdoor"]
+    assert backdoor.summary["resolution"]["not_through"] > 0
+    assert backdoor.block, report.reasons
+
+
 def _images(seed: int, side: int | None) -> tuple[dict[int, list[Image.Image]], dict[int, list[Image.Image]]]:
     frame, _ = outside_trial.digits()
     base, _, pool, _ = outside_trial.split(frame, seed)

@@ -26,6 +26,13 @@ record is far from every blurred trusted record, equally far from its label's an
 and read against them it would pass for any label.
 Very low captures are not looked for (``SCALES`` starts at three eighths of the side): below them the
 classes' content runs together and no reading could tell relabelled records from their new label.
+
+A flat image (a blank scan) has no detail to keep or lose, so it is evidence of no capture at all: it
+takes no part in the estimate (neither in a class's sharpness nor in ``max_loss``, where its 0 / 0 read as
+infinitely much would have let every record pass as captured), and ``detail_lost`` reads nothing from it
+(NaN), so ``backdoor`` never lets the capture excuse it. A sender who adds blank images to a batch thus
+neither sways the estimate nor gets them excused by it; blank images in the trusted set cannot switch the
+went-through test off.
 """
 
 from __future__ import annotations
@@ -62,14 +69,25 @@ class Resolution:
     """Share of the classes' difference in log sharpness (median over classes) that the capture removes."""
     max_loss: float = float("inf")
     """The most detail (``detail_lost``) the capture, taken again, removes from a trusted image that went
-    through it once (over the trusted images the estimate read): an image that loses more never went
-    through it."""
+    through it once (over the trusted images the estimate read that have detail to lose): an image that
+    loses more never went through it."""
 
     def detail_lost(self, image: Image.Image) -> float:
         """How much sharper ``image`` is than itself taken through the capture (1: nothing lost). An image
-        that went through the capture loses little more; one that did not loses the detail it kept."""
+        that went through the capture loses little more; one that did not loses the detail it kept (inf:
+        the capture leaves it flat). NaN for a flat image: it has nothing to lose, and no reading of it
+        tells whether it went through the capture or not."""
+        kept = sharpness(image)
+        if kept <= 0.0:
+            return float("nan")
         captured = sharpness(self.degrade(image))
-        return sharpness(image) / captured if captured > 0 else float("inf")
+        return kept / captured if captured > 0 else float("inf")
+
+    def went_through(self, image: Image.Image) -> bool:
+        """Whether ``image`` could have gone through the capture: taking it through once more removes no
+        more detail than from a trusted image already captured (``max_loss``). False for a flat image,
+        which shows no capture (NaN compares false)."""
+        return bool(self.detail_lost(image) <= self.max_loss)
 
     def degrade(self, image: Image.Image) -> Image.Image:
         """``image`` as the batch's capture would have given it: resized to ``scale`` of its side and back."""
@@ -119,7 +137,9 @@ def estimate_resolution(
     ``min_records`` images each side (``MIN_CLASSES``), a batch no blurrier than chance, or a capture that
     most classes do not vote for or that does not explain the difference.
 
-    ``trusted`` and ``batch`` map a class code to its images (decoded, in one mode, at their stored size)."""
+    ``trusted`` and ``batch`` map a class code to its images (decoded, in one mode, at their stored size).
+    Flat images are left out on both sides (they show no capture), also when counting ``min_records``."""
+    trusted, batch = _with_detail(trusted), _with_detail(batch)
     codes = [
         code
         for code in sorted(trusted.keys() & batch.keys())
@@ -158,11 +178,21 @@ def estimate_resolution(
     if left > 0.5 * gap:
         return None
     found = Resolution(scale=scale, classes=len(codes), sharpness=float(np.exp(-gap)), explained=1.0 - left / gap)
+    # Only readings count: a trusted image the capture flattens (NaN) or that a second capture flattens
+    # (inf) says nothing of how much a captured image loses, and one inf would let every record through.
     losses = [found.detail_lost(found.degrade(img)) for code in codes for img in trusted[code]]
+    finite = [loss for loss in losses if np.isfinite(loss)]
+    if not finite:
+        return None
     return Resolution(
         scale=found.scale,
         classes=found.classes,
         sharpness=found.sharpness,
         explained=found.explained,
-        max_loss=float(max(losses)),
+        max_loss=float(max(finite)),
     )
+
+
+def _with_detail(images: dict[int, list[Image.Image]]) -> dict[int, list[Image.Image]]:
+    """Each class's images without the flat ones (the same lists, in order, when none is flat)."""
+    return {code: [img for img in imgs if sharpness(img) > 0.0] for code, imgs in images.items()}

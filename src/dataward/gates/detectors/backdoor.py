@@ -1082,10 +1082,9 @@ def _native_images(
 
 def _went_through(capture: Resolution, table: pa.Table, column: str, positions: np.ndarray, mode: str) -> np.ndarray:
     """Whether each image at ``positions`` loses no more detail to the capture than a trusted image that
-    went through it once (``Resolution.max_loss``)."""
+    went through it once (``Resolution.went_through``; never for a flat image, which shows no capture)."""
     values = table.column(column).take(pa.array(positions)).to_pylist()
-    lost = [capture.detail_lost(decode_image(bytes(data)).convert(mode)) for data in values]
-    return np.asarray(lost, dtype=np.float64) <= capture.max_loss
+    return np.array([capture.went_through(decode_image(bytes(data)).convert(mode)) for data in values], dtype=bool)
 
 
 def _featurize_degraded(

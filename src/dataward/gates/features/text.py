@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 from scipy import linalg, sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.utils.extmath import svd_flip
 
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
@@ -71,12 +70,12 @@ def _product(matrix: sparse.spmatrix, dense: np.ndarray, workers: int) -> np.nda
 
 
 def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) -> np.ndarray:
-    """``TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=seed).fit(sample).components_`` bit
-    for bit: scikit-learn's randomized SVD step by step (``_randomized_range_finder``, ``_randomized_svd``
-    with ``flip_sign=False``, then ``svd_flip`` on the basis), without what ``fit`` also computes and the
-    gate never reads (the sample's projection, the explained variances), and with the sparse products
-    on ``workers`` threads (``_product``). ``SVD_POWER_ITERATIONS`` <= 2: scikit-learn does not normalize
-    between power iterations then."""
+    """``TruncatedSVD(dims, n_iter=SVD_POWER_ITERATIONS, random_state=seed).fit(sample).components_.T`` bit
+    for bit (C-ordered, the projection's basis): scikit-learn's randomized SVD step by step
+    (``_randomized_range_finder``, ``_randomized_svd`` with ``flip_sign=False``, then ``svd_flip`` on the
+    basis), without what ``fit`` also computes and the gate never reads (the sample's projection, the
+    explained variances), and with the sparse products on ``workers`` threads (``_product``).
+    ``SVD_POWER_ITERATIONS`` <= 2: scikit-learn does not normalize between power iterations then."""
     rng = np.random.RandomState(seed)
     transpose = sample.shape[0] < sample.shape[1]
     m = sample.T if transpose else sample
@@ -90,12 +89,17 @@ def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) ->
         q = _product(mt, _product(m, q, workers), workers)
     q, _ = linalg.qr(_product(m, q, workers), mode="economic", check_finite=False)
     u_hat, _, vt = linalg.svd(_product(mt, q, workers).T, full_matrices=False, lapack_driver="gesdd")
-    u = q @ u_hat
-    if transpose:
-        _, basis = svd_flip(vt[:dims, :].T, u[:, :dims].T, u_based_decision=False)
-    else:
-        _, basis = svd_flip(u[:, :dims], vt[:dims, :], u_based_decision=False)
-    return basis
+    # ``components_`` as columns: the projection's basis, one column per dimension.
+    columns = (q @ u_hat)[:, :dims] if transpose else vt[:dims, :].T
+    return _flip_columns(columns)
+
+
+def _flip_columns(columns: np.ndarray) -> np.ndarray:
+    """``svd_flip(u, columns.T, u_based_decision=False)[1].T``, bit for bit, C-ordered: each column times
+    the sign of its entry of largest magnitude (the first such). Searched in place: scikit-learn's search
+    of a transposed copy was a quarter of the text featurization's time."""
+    signs = np.sign(columns[np.argmax(np.abs(columns), axis=0), np.arange(columns.shape[1])])
+    return np.ascontiguousarray(columns * signs[np.newaxis, :])
 
 
 def cut_text(text: str, limit: int) -> str:
@@ -160,7 +164,7 @@ class TfidfSvd(Featurizer):
             if matrix.shape[0] > SVD_FIT_DOCUMENTS:
                 rows = np.random.default_rng(self.seed).choice(matrix.shape[0], SVD_FIT_DOCUMENTS, replace=False)
                 sample = matrix[np.sort(rows)]
-            self.basis_ = np.ascontiguousarray(_svd_basis(sample, dims, self.seed, self.workers).T)
+            self.basis_ = _svd_basis(sample, dims, self.seed, self.workers)
         return matrix
 
     def transform(self, table: pa.Table) -> np.ndarray:

@@ -76,6 +76,8 @@ def test_md_text() -> None:
     assert md_text("- item", line_start=True) == "\\- item" and md_text("1. item", line_start=True) == "1\\. item"
     assert md_text("-") == "-" and md_text("## b") == "## b"  # inside a table cell or a line: inert
     assert md_text("x\x1b[8m\u202e") == "x\\\\x1b\\[8m\\\\u202e"
+    # Math renders as TeX on the Hub and GitHub (coloured, boxed, huge text): the dollars stay dollars.
+    assert md_text("$\\color{red}{\\text{PASSED}}$ $5") == "\\$\\\\color{red}{\\\\text{PASSED}}\\$ \\$5"
     assert md_text("café 中文") == "café 中文"
 
 

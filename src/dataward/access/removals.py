@@ -56,6 +56,9 @@ class Removed:
     """Grant ids revoked (a role taken away from a principal on a scope)."""
     contributions: tuple[str, ...] = ()
     """Contribution ids quarantined (their records held out of training in every dataset)."""
+    held: tuple[str, ...] = ()
+    """The id lists (object digests) of the records those contributions added, in their order: found in
+    the store even when a catalog restored from before a contribution no longer names it."""
 
 
 def _ids(values: Any) -> tuple[str, ...]:
@@ -85,7 +88,9 @@ def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mappin
     if type == "grant.revoked":
         return Removed(keys_from=time, grants=_one(subject.get("grant")))
     if type == "contribution.quarantined":
-        return Removed(keys_from=time, contributions=_one(subject.get("contribution")))
+        return Removed(
+            keys_from=time, contributions=_one(subject.get("contribution")), held=_one(payload.get("added_object"))
+        )
     if type == "principal.enabled":
         return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
     stopped = () if type == "principal.transferred" else _one(subject.get("principal")) + _ids(payload.get("suspended"))
@@ -116,6 +121,8 @@ class Removals:
     """Grant id -> the event that revoked it."""
     quarantined: dict[str, RemovalFact] = field(default_factory=dict)
     """Contribution id -> the event that quarantined it."""
+    quarantined_lists: dict[str, str] = field(default_factory=dict)
+    """Contribution id -> the id list of the records it added (quarantined contributions that added some)."""
 
     def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
         """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
@@ -156,6 +163,9 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
             state.revoked_grants.setdefault(grant, fact)
         for contribution in removed.contributions:
             state.quarantined.setdefault(contribution, fact)
+        if len(removed.held) == len(removed.contributions):
+            for contribution, added in zip(removed.contributions, removed.held, strict=True):
+                state.quarantined_lists.setdefault(contribution, added)
     return state
 
 

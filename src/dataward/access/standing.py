@@ -141,12 +141,14 @@ class Standing:
         for key, (fact, _) in removals.revoked.items():
             if fact.type in _LISTED_KEY_STOPS and key not in revoked:
                 revoked[key] = Stop(fact.seq, fact.time, _LISTED_KEY_STOPS[fact.type], _LISTED_REASON, listed=True)
+        changed = len(revoked) != len(self.revoked)
         for principal, fact in removals.stopped.items():
-            if fact.type in _LISTED_STOPS and principal not in stopped:
+            # The list's stop counts when the ledger holds none as late: stopped again after the backup.
+            known = stopped.get(principal)
+            if fact.type in _LISTED_STOPS and (known is None or known.time < fact.time):
                 stopped[principal] = Stop(fact.seq, fact.time, _LISTED_STOPS[fact.type], _LISTED_REASON, listed=True)
-        if len(revoked) == len(self.revoked) and len(stopped) == len(self.stopped):
-            return self
-        return Standing(self.acts, revoked, stopped)
+                changed = True
+        return Standing(self.acts, revoked, stopped) if changed else self
 
     def approvals_with(self, keys: Iterable[str], *, models: bool = False) -> list[ApprovalAct]:
         """Every approval of data (a contribution or a version) given with one of ``keys`` (key ids),

@@ -23,10 +23,11 @@ from dataward.ledger.signing import SignatureVerifier, WardSigner
 REMOVAL_LINE_TYPE = "dataward.removal"
 REMOVAL_LINE_FORMAT = 3
 """The format lines are written in. Format 2 lists revoked grants as well (``grants``), format 3 quarantined
-contributions (``contributions``); lines of earlier formats read as they were signed, and their ward listed
-no grant revocation (format 1) or quarantine (formats 1 and 2)."""
+contributions (``contributions``, with the id lists of the records they added: ``held``); lines of earlier
+formats read as they were signed, and their ward listed no grant revocation (format 1) or quarantine
+(formats 1 and 2)."""
 READ_FORMATS = (1, 2, 3)
-_OPTIONAL_LISTS = {"grants": 2, "contributions": 3}
+_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3}
 """Lists a line holds only when they name something, with the format that first wrote them."""
 REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
 """Prefix of every removal line's signature: these bytes are signed only as a removal line."""
@@ -52,6 +53,7 @@ class RemovalLine:
     enabled: tuple[str, ...] = ()
     grants: tuple[str, ...] = ()
     contributions: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
     sig: str = ""
     format: int = REMOVAL_LINE_FORMAT
 
@@ -75,6 +77,7 @@ class RemovalLine:
             # sign no such field.
             **({"grants": list(self.grants)} if self.grants else {}),
             **({"contributions": list(self.contributions)} if self.contributions else {}),
+            **({"held": list(self.held)} if self.held else {}),
         }
 
     def signed_message(self) -> bytes:
@@ -90,7 +93,9 @@ class RemovalLine:
 
     def fact(self) -> RemovalFact:
         """The removal this line records, for ``dataward.access.removals.fold``."""
-        removed = Removed(self.keys, self.keys_from, self.principals, self.enabled, self.grants, self.contributions)
+        removed = Removed(
+            self.keys, self.keys_from, self.principals, self.enabled, self.grants, self.contributions, self.held
+        )
         return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
 
     def to_json(self) -> str:
@@ -126,6 +131,7 @@ class RemovalLine:
             enabled=removed.enabled,
             grants=removed.grants,
             contributions=removed.contributions,
+            held=removed.held,
         )
         return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
 

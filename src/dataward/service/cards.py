@@ -27,9 +27,10 @@ _DATA_TYPES = {"numeric": "FLOAT", "categorical": "TEXT", "text": "TEXT", "image
 
 
 # Markdown and HTML syntax an inline value could use to become structure: emphasis, code, links and
-# images, table cells, strikethrough, HTML tags, comments and entities (``#`` only opens a heading at the
-# start of a line or list item: see ``_MD_LINE_START``).
-_MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_[]|!~"}, "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+# images, table cells, strikethrough, HTML tags, comments and entities, and math (``$...$``, which the
+# Hugging Face Hub and GitHub render as TeX: styled, coloured, boxed text) (``#`` only opens a heading at
+# the start of a line or list item: see ``_MD_LINE_START``).
+_MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_[]|!~$"}, "<": "&lt;", ">": "&gt;", "&": "&amp;"})
 # What opens a CommonMark block at the start of a line once ``_MD_ESCAPES`` has been applied: an ATX
 # heading (``#``), a bullet list or a thematic break (``-``, ``+``; ``*`` and ``_`` are escaped
 # already), an ordered list (``1.``, ``1)``) and a setext underline (``=``, ``-``). The other openers are

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
-from dataward.service.removal_list import listed_quarantines
+from dataward.service.removal_list import listed_removals
 from dataward.service.same_content import same_content_as
 from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
@@ -107,6 +108,18 @@ def quarantined_contributions(conn: Connection, *, exclude: str | None = None, l
     if exclude is not None:
         query = query.where(contributions.c.id != exclude)
     return list(conn.execute(query))
+
+
+@dataclass(frozen=True)
+class _Unlisted:
+    """A quarantined contribution known only from the ward's list of removals: the catalog, restored from
+    before it, has no row of it (so no dataset or number to name)."""
+
+    id: str
+    added_object: str
+    dataset_id: None = None
+    dataset_name: None = None
+    number: None = None
 
 
 def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
@@ -386,7 +399,14 @@ class ContributionService(Service):
         )
         rejected_ids, valid = ids_to_binary(pa.array(sorted(set(conn.execute(rejected).scalars())), pa.string()))
         parts = [np.compress(valid, rejected_ids, axis=0)]
-        suspects = quarantined_contributions(conn, exclude=contribution_id, listed=listed_quarantines(conn))
+        listed = listed_removals(conn)
+        suspects = quarantined_contributions(conn, exclude=contribution_id, listed=listed.quarantined)
+        # A contribution the list holds quarantined that the catalog does not hold at all (restored from
+        # before it): its records are held back all the same, by the id list the list kept.
+        known = {q.id for q in suspects} | {contribution_id}
+        suspects += [
+            _Unlisted(cid, added) for cid, added in sorted(listed.quarantined_lists.items()) if cid not in known
+        ]
         if not len(parts[0]) and not suspects:
             # Nothing is held back anywhere: the contribution's id list (a tenth of a second a million
             # records, read back from the store) need not be read.
@@ -401,7 +421,7 @@ class ContributionService(Service):
             if not n:
                 continue
             parts.append(ids)
-            readable = may(uc, Action.DATASET_READ, dataset_scope(conn, q.dataset_id))
+            readable = q.dataset_id is not None and may(uc, Action.DATASET_READ, dataset_scope(conn, q.dataset_id))
             reasons.append(
                 {
                     "why": "quarantined",

@@ -541,10 +541,21 @@ def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> froz
     return _signed(conn, public_key, ward_id).quarantined | frozenset(listed_quarantines(conn))
 
 
+def _quarantined_ids(conn: Connection, ledger: tuple[str, str] | None) -> frozenset[str]:
+    """The contributions quarantined besides those whose catalog row says so: as signed and as the list
+    of removals holds them (``_ledger_quarantined``) with ``ledger``; without it (a read for information,
+    such as which models a quarantine taints), as the list holds them."""
+    if ledger is not None:
+        return _ledger_quarantined(conn, *ledger)
+    from dataward.service.removal_list import listed_quarantines
+
+    return frozenset(listed_quarantines(conn))
+
+
 def _quarantined_by(conn: Connection, q: Any, ledger: tuple[str, str] | None) -> str:
     """How a suspect contribution ``q`` was quarantined, when only the ward's list of removals still says
     so (added to the reason a record is barred); "" otherwise."""
-    if ledger is None or q.status == "quarantined" or q.id in _signed(conn, *ledger).quarantined:
+    if q.status == "quarantined" or (ledger is not None and q.id in _signed(conn, *ledger).quarantined):
         return ""
     from dataward.service.removal_list import listed_quarantines
 
@@ -785,7 +796,7 @@ def _unvouched_suspects(
     from dataward.domain.idset import DigestSet
     from dataward.service.recordstore import read_id_digests, read_ids
 
-    signed = _ledger_quarantined(conn, *ledger) if ledger is not None else frozenset()
+    signed = _quarantined_ids(conn, ledger)
     query = select(contributions).where(
         (contributions.c.status == "quarantined")
         | contributions.c.id.in_(sorted(signed))
@@ -865,7 +876,7 @@ def _made_from_quarantined(
 
     if conn.execute(select(transformations.c.id).limit(1)).first() is None:
         return {}
-    signed = _ledger_quarantined(conn, *ledger) if ledger is not None else frozenset()
+    signed = _quarantined_ids(conn, ledger)
     query = select(contributions).where((contributions.c.status == "quarantined") | contributions.c.id.in_(signed))
     suspects = conn.execute(query).all()
     if not suspects:

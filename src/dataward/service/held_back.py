@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 
 from dataward.access.sides import same_side, side_of
 from dataward.service.guard import owners_now, signed_review_items, signed_rows
-from dataward.service.removal_list import listed_quarantines
+from dataward.service.removal_list import listed_removals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,13 +90,14 @@ def held_basis(ward: Any, conn: Connection, dataset_id: str, contribution_id: st
         )
         for (cid, status), found in sorted(by_side.items())
     )
-    # Quarantined as signed, or as the ward's list of removals holds it (the catalog predates it).
-    listed = listed_quarantines(conn)
+    # Quarantined as signed, or as the ward's list of removals holds it (the catalog predates it, or even
+    # the contribution: the list keeps the id list of the records it added).
+    listed = listed_removals(conn)
     quarantined = {
         str(r["added_object"])
         for r in contribs.values()
-        if (r.get("status") == "quarantined" or r["id"] in listed) and r.get("added_object")
-    }
+        if (r.get("status") == "quarantined" or r["id"] in listed.quarantined) and r.get("added_object")
+    } | set(listed.quarantined_lists.values())
     return HeldBasis(frozenset(held), tuple(sorted(quarantined)), holds)
 
 

@@ -311,6 +311,9 @@ class IncidentService(Service):
                 "previous_status": c.status,
                 "affected_versions": [v.id for v in plan.affected if c.id in json.loads(v.contributions)],
                 LISTED: True,  # on the ward's list of removals, which verify holds it to
+                # The list keeps it too: a catalog restored from before the contribution has no row of
+                # it, and the same records contributed again must still be held back.
+                "added_object": c.added_object,
             }
             if i == len(plan.fresh) - 1 and rollback:
                 # One rollback version for the whole incident, made with the last of its quarantines.

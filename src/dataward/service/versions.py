@@ -404,10 +404,15 @@ def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:
 
 
 def _quarantined_lists(conn: Connection, dataset_id: str) -> tuple[str, ...]:
-    """The id lists of the dataset's own quarantined contributions."""
+    """The id lists of the dataset's own quarantined contributions (as the catalog or the ward's list of
+    removals holds them)."""
+    from dataward.service.removal_list import listed_quarantines
+
+    listed = sorted(listed_quarantines(conn))
     found = conn.execute(
         select(contributions.c.added_object).where(
-            contributions.c.status == "quarantined", contributions.c.dataset_id == dataset_id
+            (contributions.c.status == "quarantined") | contributions.c.id.in_(listed),
+            contributions.c.dataset_id == dataset_id,
         )
     ).scalars()
     return tuple(sorted({d for d in found if d}))

@@ -1,11 +1,9 @@
-"""Red-team findings on the quarantine kept on the ward's list of removals (redteam45)."""
+"""A quarantine of a contribution that a restored catalog never held still holds its records back."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
-from dataward.domain.errors import PolicyViolation
 from dataward.service.ward import Ward
 from tests import helpers
 from tests.helpers import merge_reviewed, wine_rows, write_csv
@@ -37,17 +35,14 @@ def test_a_backup_from_before_the_contribution_does_not_serve_its_quarantined_re
     ward = Ward.open(folder)
     again = ward.contribute("wine", poison, source="https://scrape.example/wine-c")
     # The quarantine holds its records out of every version: the same records must be held back.
-    held_back = again["held_back"]
+    assert again["held_back"] == 30
+    assert again["held_back_by"] == [{"why": "quarantined", "contribution": None, "same_dataset": False, "records": 30}]
     info = merge_reviewed(ward, again["id"])
+    assert info["records"] == 80 and info["held_back_of_contribution"] == 30
     ward.promote(f"wine@v{info['number']}")
-    served = None
-    with contextlib.suppress(PolicyViolation):
-        _, served = ward.read_version("wine", "training")
+    _, served = ward.read_version("wine", "training")
+    assert len(served) == 80  # wine@v2's 80 records: none of the 30 held back
+    # verify passes: nothing can be recorded again, and it says the list keeps the records held back.
     report = ward.verify()
-    # What a defender needs: the records held back and the training read refused, or at least verify failing.
-    assert (held_back, served is None, report.ok) == (30, True, False), (
-        held_back,
-        None if served is None else len(served),
-        report.ok,
-        report.warnings,
-    )
+    assert report.ok, report.problems
+    assert any("nothing to record again" in w and "list keeps it taken away" in w for w in report.warnings)

@@ -1,4 +1,4 @@
-"""Red-team findings on approvals' standing after a restore (redteam45)."""
+"""An approval by a principal stopped again after the backup does not count again after the restore."""
 
 from __future__ import annotations
 

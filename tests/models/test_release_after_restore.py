@@ -1,4 +1,4 @@
-"""Red-team finding (redteam45): a model release after a restore does not read the list of removals."""
+"""A model trained on data quarantined after the backup is marked affected and not released after the restore."""
 
 from __future__ import annotations
 

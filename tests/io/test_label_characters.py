@@ -22,6 +22,17 @@ from dataward.io import read_table
 from tests.io.samples import write
 
 
+def _refusal(tmp_path: Path, schema: Schema, label: str) -> str:
+    """The message refusing a JSON Lines file whose second record is labelled ``label``."""
+    path = write(
+        tmp_path / "t.jsonl",
+        "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in (("a", "files"), ("b", label))) + "\n",
+    )
+    with pytest.raises(InputError) as info:
+        read_table(path, schema)
+    return info.value.message
+
+
 @pytest.mark.parametrize(
     ("label", "named"),
     [
@@ -36,13 +47,7 @@ from tests.io.samples import write
 def test_a_label_with_a_hidden_character_is_refused_by_name(
     tmp_path: Path, text_schema: Schema, label: str, named: str
 ) -> None:
-    path = write(
-        tmp_path / "t.jsonl",
-        "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in (("a", "files"), ("b", label))) + "\n",
-    )
-    with pytest.raises(InputError) as info:
-        read_table(path, text_schema)
-    message = info.value.message
+    message = _refusal(tmp_path, text_schema, label)
     assert repr(label) in message and named in message and "line 2" in message, message
 
 
@@ -115,13 +120,7 @@ def test_the_refusal_names_the_line_the_character_and_the_label_as_escapes(
     tmp_path: Path, text_schema: Schema, label: str, named: str
 ) -> None:
     """The message must show what cannot be seen: the label is quoted with the character escaped."""
-    path = write(
-        tmp_path / "t.jsonl",
-        "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in (("a", "files"), ("b", label))) + "\n",
-    )
-    with pytest.raises(InputError) as info:
-        read_table(path, text_schema)
-    message = info.value.message
+    message = _refusal(tmp_path, text_schema, label)
     assert named in message and "line 2" in message, message
     assert visible(repr(label)) in message and label not in message, message
 

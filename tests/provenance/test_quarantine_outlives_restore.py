@@ -47,8 +47,14 @@ def test_a_restored_catalog_does_not_serve_the_quarantined_records(wine_ward: Wa
     line = json.loads((folder / LIST).read_text().splitlines()[-1])
     assert line["type"] == "contribution.quarantined" and line["format"] == 3 and len(line["contributions"]) == 1
     ward = Ward.open(folder)
-    # The restored catalog says wine#1 is merged and wine@v2 is in training; the list says otherwise.
-    assert [c["status"] for c in ward.contributions("wine")][:1] == ["merged"]
+    # The restored catalog says wine#1 is merged and wine@v2 is in training; the list says otherwise, and
+    # the listing says what the list says.
+    first = ward.contributions("wine")[0]
+    assert first["status"] == "quarantined" and first["quarantine_listed"]["event"] == line["seq"]
+    assert "catalog says merged" in first["quarantine_listed"]["note"]
+    assert [c["ref"] for c in ward.contributions("wine", status="quarantined")] == ["wine#1"]
+    assert "wine#1" not in [c["ref"] for c in ward.contributions("wine", status="merged")]
+    assert ward.contribution("wine#1")["status"] == "quarantined"
     with pytest.raises(PolicyViolation, match=r"quarantined contribution wine#1 \(by event #\d+") as refused:
         ward.read_version("wine", "training")
     assert "list of removals" in refused.value.message
@@ -98,7 +104,7 @@ def test_a_cut_quarantine_with_its_checkpoints_deleted_still_holds(wine_ward: Wa
     delete_tail(ward, len(events_of(ward)) - before, with_rows=True)
     ward.close()
     fresh = Ward.open(ward.folder)
-    assert fresh.contributions("wine")[0]["status"] == "merged"
+    assert fresh.contributions("wine")[0]["quarantine_listed"]["note"].startswith("the catalog says merged")
     with pytest.raises(PolicyViolation, match="quarantined contribution wine#1"):
         fresh.read_version("wine", "training")
     with pytest.raises(PolicyViolation, match="quarantined contribution wine#1"):

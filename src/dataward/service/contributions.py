@@ -14,6 +14,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access import authorize_withdraw
+from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, quarantine, sources
@@ -62,8 +63,26 @@ CONTRIBUTION_STATUSES = ("submitted", "gated", "merged", "rejected", "withdrawn"
 """How far past the ward's clock a source's ``fetched_at`` may lie (clocks and time zones disagree)."""
 
 
-def contribution_info(row: Any, dataset_name: str, submitter: str | None = None) -> dict[str, Any]:
-    """The JSON view of a contribution row (see docs/cli.md)."""
+def contribution_info(
+    row: Any, dataset_name: str, submitter: str | None = None, listed: Removals | None = None
+) -> dict[str, Any]:
+    """The JSON view of a contribution row (see docs/cli.md). With ``listed`` (the ward's list of
+    removals), a contribution the list holds quarantined reads ``quarantined`` whatever its row says,
+    with ``quarantine_listed`` naming the event (the catalog predates it: a restored backup)."""
+    info = _row_info(row, dataset_name, submitter)
+    fact = listed.quarantine(row.id) if listed is not None and row.status != "quarantined" else None
+    if fact is not None:
+        info["status"] = "quarantined"
+        info["quarantine_listed"] = {
+            "event": fact.seq,
+            "at": fact.time,
+            "note": f"the catalog says {row.status}: it predates the quarantine, which the ward's list of "
+            "removals holds; run `dataward verify`",
+        }
+    return info
+
+
+def _row_info(row: Any, dataset_name: str, submitter: str | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "ref": f"{dataset_name}#{row.number}",
@@ -489,21 +508,27 @@ class ContributionService(Service):
             # should hold, so that a row edited into, out of or within it is refused (exit 7), not shown.
             check = SignedCheck(self, uc.conn, doing="list")
             check.row("datasets", ds, f"dataset {dataset!r}")
-            query = select(contributions.c.id).where(contributions.c.dataset_id == ds.id)
+            # A status is the row's, or "quarantined" for one the ward's list of removals holds so.
+            removals = listed_removals(uc.conn)
+            held = set(removals.quarantined)
+
+            def status_of(cid: Any, row_status: Any) -> Any:
+                return "quarantined" if cid in held else row_status
+
+            query = select(contributions.c.id, contributions.c.status).where(contributions.c.dataset_id == ds.id)
             signed = [
                 r["id"]
                 for r in check.signed("contributions")
-                if r.get("dataset_id") == ds.id and (not status or r.get("status") == status)
+                if r.get("dataset_id") == ds.id and (not status or status_of(r["id"], r.get("status")) == status)
             ]
-            if status:
-                query = query.where(contributions.c.status == status)
-            listed = uc.conn.execute(query).scalars()
+            listed = [r.id for r in uc.conn.execute(query) if not status or status_of(r.id, r.status) == status]
             found = check.matching("contributions", listed, signed, f"the contributions of {dataset!r}")
             srcs = check.by_id("sources", [r.source_id for r in found if r.source_id])
             check.people([r.submitted_by for r in found])
             out = []
             for row in sorted(found, key=lambda r: r.number):
-                info = contribution_info(row, dataset, rows.principal_name(uc.conn, row.submitted_by))
+                submitter = rows.principal_name(uc.conn, row.submitted_by)
+                info = contribution_info(row, dataset, submitter, removals)
                 src = srcs.get(row.source_id)
                 info["source_uri"] = src.uri if src else None
                 out.append(info)
@@ -523,7 +548,8 @@ class ContributionService(Service):
             check = SignedCheck(self, uc.conn)
             check.row("contributions", row, f"contribution {ref}")
             check.people([row.submitted_by])
-            info = contribution_info(row, ds_name, rows.principal_name(uc.conn, row.submitted_by))
+            submitter = rows.principal_name(uc.conn, row.submitted_by)
+            info = contribution_info(row, ds_name, submitter, listed_removals(uc.conn))
             src = check.by_id("sources", [row.source_id])[row.source_id] if row.source_id else None
             info["source_detail"] = dict(src._mapping) if src else None
             info["source_uri"] = src.uri if src else None

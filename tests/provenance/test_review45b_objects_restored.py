@@ -1,0 +1,41 @@
+"""The restore drill puts back the object store with the catalog: the id list a listed quarantine names
+(made after the backup) is then not in the store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dataward.service.ward import Ward
+from tests import helpers
+from tests.helpers import merge_reviewed, wine_rows, write_csv
+from tests.security.test_restore_removals import back_up, move_checkpoints_aside, restore
+
+REASON = "the batch was poisoned"
+
+
+def test_contributions_go_on_after_the_drill_restores_the_object_store(wine_ward: Ward, tmp_path: Path) -> None:
+    """operations.md step 2: "Put back the signing key, the object store and the catalog from the
+    backup". wine#3 was sent, merged and quarantined after the backup; its id list is on the list of
+    removals (``held``) but not in the restored store. Every later contribution, to any dataset and
+    holding none of wine#3's records, reads that id list and fails (NotFound), so the ward takes no data
+    until the list is moved aside (which drops every listed removal)."""
+    folder = wine_ward.folder
+    wine_ward.close()
+    back_up(folder, tmp_path / "backup")
+    shutil.copytree(folder / "objects", tmp_path / "backup-objects")
+    admin = Ward.open(folder)
+    poison = write_csv(tmp_path / "poison.csv", wine_rows(100, 130))
+    admin.contribute("wine", poison, source="https://scrape.example/wine-c")
+    merge_reviewed(admin, "wine#3")
+    admin.quarantine_contribution("wine#3", reason=REASON)
+    admin.close()
+    restore(folder, tmp_path / "backup")
+    shutil.rmtree(folder / "objects")
+    shutil.copytree(tmp_path / "backup-objects", folder / "objects")
+    move_checkpoints_aside(folder, tmp_path / "moved")
+
+    helpers._REVIEWERS.pop(str(folder), None)
+    ward = Ward.open(folder)
+    clean = ward.contribute("wine", write_csv(tmp_path / "clean.csv", wine_rows(140, 150)), source="s3://vendor/b")
+    assert clean["held_back"] == 0

@@ -46,3 +46,24 @@ def test_a_backup_from_before_the_contribution_does_not_serve_its_quarantined_re
     report = ward.verify()
     assert report.ok, report.problems
     assert any("nothing to record again" in w and "list keeps it taken away" in w for w in report.warnings)
+
+
+def test_trusted_records_the_quarantined_batch_repeated_stay_in_training(wine_ward: Ward, tmp_path: Path) -> None:
+    """The poisoned batch (sent after the backup) repeated ten records wine#1 had brought in long before.
+    After the restore the list bars the batch's own records, not those ten: wine#1, of the same dataset
+    and older than the batch, vouches for them, so the training version is still served."""
+    folder = wine_ward.folder
+    wine_ward.close()
+    back_up(folder, tmp_path / "backup")
+    admin = Ward.open(folder)
+    admin.contribute(
+        "wine", write_csv(tmp_path / "mixed.csv", wine_rows(0, 10) + wine_rows(100, 130)), source="https://x.example/c"
+    )
+    merge_reviewed(admin, "wine#3")
+    admin.quarantine_contribution("wine#3", reason=REASON)
+    admin.close()
+    restore(folder, tmp_path / "backup")
+    move_checkpoints_aside(folder, tmp_path / "moved")
+    ward = Ward.open(folder)
+    _, served = ward.read_version("wine", "training")
+    assert len(served) == 80

@@ -59,6 +59,8 @@ class Removed:
     held: tuple[str, ...] = ()
     """The id lists (object digests) of the records those contributions added, in their order: found in
     the store even when a catalog restored from before a contribution no longer names it."""
+    held_in: tuple[str, ...] = ()
+    """The datasets of those contributions, in their order (with ``held``)."""
 
 
 def _ids(values: Any) -> tuple[str, ...]:
@@ -88,8 +90,12 @@ def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mappin
     if type == "grant.revoked":
         return Removed(keys_from=time, grants=_one(subject.get("grant")))
     if type == "contribution.quarantined":
+        held = _one(payload.get("added_object"))
         return Removed(
-            keys_from=time, contributions=_one(subject.get("contribution")), held=_one(payload.get("added_object"))
+            keys_from=time,
+            contributions=_one(subject.get("contribution")),
+            held=held,
+            held_in=_one(subject.get("dataset")) if held else (),
         )
     if type == "principal.enabled":
         return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
@@ -121,8 +127,13 @@ class Removals:
     """Grant id -> the event that revoked it."""
     quarantined: dict[str, RemovalFact] = field(default_factory=dict)
     """Contribution id -> the event that quarantined it."""
+    key_revocations: dict[str, RemovalFact] = field(default_factory=dict)
+    """Key id -> the first ``key.revoked`` event that named it, even when a rotation ended it earlier:
+    approvals given with a key revoked (not only replaced) stop counting (``access.standing``)."""
     quarantined_lists: dict[str, str] = field(default_factory=dict)
     """Contribution id -> the id list of the records it added (quarantined contributions that added some)."""
+    quarantined_in: dict[str, str] = field(default_factory=dict)
+    """Contribution id -> its dataset, for those of ``quarantined_lists``."""
 
     def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
         """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
@@ -151,6 +162,8 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
     for fact in facts:
         removed = fact.removed
         for key in removed.keys:
+            if fact.type == "key.revoked":
+                state.key_revocations.setdefault(key, fact)
             # A key never comes back: the first event that ended it is the one named.
             previous = state.revoked.get(key)
             if previous is None or removed.keys_from < previous[1]:
@@ -166,6 +179,9 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
         if len(removed.held) == len(removed.contributions):
             for contribution, added in zip(removed.contributions, removed.held, strict=True):
                 state.quarantined_lists.setdefault(contribution, added)
+            if len(removed.held_in) == len(removed.contributions):
+                for contribution, dataset in zip(removed.contributions, removed.held_in, strict=True):
+                    state.quarantined_in.setdefault(contribution, dataset)
     return state
 
 

@@ -138,8 +138,11 @@ class Standing:
         removals still holds (a catalog restored from before them, a cut ledger): an approval given with
         such a key, or by such a principal before it was stopped, no longer counts either."""
         revoked, stopped = dict(self.revoked), dict(self.stopped)
-        for key, (fact, _) in removals.revoked.items():
-            if fact.type in _LISTED_KEY_STOPS and key not in revoked:
+        # A key the list holds revoked, even one a rotation had ended first (the rotation replaced it, the
+        # revocation says it leaked), and keys taken away with their principal.
+        taken = {key: fact for key, (fact, _) in removals.revoked.items() if fact.type in _LISTED_KEY_STOPS}
+        for key, fact in {**taken, **removals.key_revocations}.items():
+            if key not in revoked:
                 revoked[key] = Stop(fact.seq, fact.time, _LISTED_KEY_STOPS[fact.type], _LISTED_REASON, listed=True)
         changed = len(revoked) != len(self.revoked)
         for principal, fact in removals.stopped.items():

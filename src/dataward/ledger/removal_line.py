@@ -23,11 +23,11 @@ from dataward.ledger.signing import SignatureVerifier, WardSigner
 REMOVAL_LINE_TYPE = "dataward.removal"
 REMOVAL_LINE_FORMAT = 3
 """The format lines are written in. Format 2 lists revoked grants as well (``grants``), format 3 quarantined
-contributions (``contributions``, with the id lists of the records they added: ``held``); lines of earlier
-formats read as they were signed, and their ward listed no grant revocation (format 1) or quarantine
-(formats 1 and 2)."""
+contributions (``contributions``, with the id lists of the records they added and their datasets: ``held``,
+``held_in``); lines of earlier formats read as they were signed, and their ward listed no grant revocation
+(format 1) or quarantine (formats 1 and 2)."""
 READ_FORMATS = (1, 2, 3)
-_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3}
+_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3, "held_in": 3}
 """Lists a line holds only when they name something, with the format that first wrote them."""
 REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
 """Prefix of every removal line's signature: these bytes are signed only as a removal line."""
@@ -54,6 +54,7 @@ class RemovalLine:
     grants: tuple[str, ...] = ()
     contributions: tuple[str, ...] = ()
     held: tuple[str, ...] = ()
+    held_in: tuple[str, ...] = ()
     sig: str = ""
     format: int = REMOVAL_LINE_FORMAT
 
@@ -78,6 +79,7 @@ class RemovalLine:
             **({"grants": list(self.grants)} if self.grants else {}),
             **({"contributions": list(self.contributions)} if self.contributions else {}),
             **({"held": list(self.held)} if self.held else {}),
+            **({"held_in": list(self.held_in)} if self.held_in else {}),
         }
 
     def signed_message(self) -> bytes:
@@ -94,7 +96,14 @@ class RemovalLine:
     def fact(self) -> RemovalFact:
         """The removal this line records, for ``dataward.access.removals.fold``."""
         removed = Removed(
-            self.keys, self.keys_from, self.principals, self.enabled, self.grants, self.contributions, self.held
+            self.keys,
+            self.keys_from,
+            self.principals,
+            self.enabled,
+            self.grants,
+            self.contributions,
+            self.held,
+            self.held_in,
         )
         return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
 
@@ -132,6 +141,7 @@ class RemovalLine:
             grants=removed.grants,
             contributions=removed.contributions,
             held=removed.held,
+            held_in=removed.held_in,
         )
         return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
 

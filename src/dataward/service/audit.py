@@ -447,9 +447,10 @@ class AuditService(Service):
         held = set(names)
         held.update(conn.execute(select(api_keys.c.id)).scalars())
         held.update(conn.execute(select(grants.c.id)).scalars())
+        after = read_list(self.folder / REMOVALS_FILE, trusted, self.ward_id)
         found = check_removals(
             before,
-            read_list(self.folder / REMOVALS_FILE, trusted, self.ward_id),
+            after,
             trusted,
             self.ward_id,
             {stored_int(row[0]): row[2] for row in rows},
@@ -462,8 +463,37 @@ class AuditService(Service):
         report.checked["removals"] = found.lines
         for kind, where, detail in found.problems:
             report.problems.append(Problem("removals", kind, where, detail))
+        for where, detail in self._unheld_quarantines([*known, *after.lines], held):
+            report.problems.append(Problem("removals", "unheld_quarantine", where, detail))
         report.warnings.extend(found.warnings)
         report.warnings.extend(state_warnings(self.folder, checkpointed(conn)))
+
+    def _unheld_quarantines(self, lines: Sequence[RemovalLine], held: set[str]) -> list[tuple[str, str]]:
+        """``(where, detail)`` for each quarantine on the list whose contribution the catalog does not hold
+        (restored from before it) and whose records the ward cannot hold back: the list names no id list
+        of them (a line written before it did), or the store lacks it (put back from an older backup)."""
+        from dataward.access.removals import fold
+        from dataward.service.removal_list import in_order
+
+        state = fold(line.fact() for line in in_order({line.digest: line for line in lines}.values()))
+        out = []
+        for contribution, fact in state.quarantined.items():
+            if contribution in held:
+                continue
+            added = state.quarantined_lists.get(contribution)
+            if added is not None and self.store.exists(added):
+                continue
+            why = f"the store lacks its id list {added}" if added else "the list names no id list of its records"
+            out.append(
+                (
+                    f"event #{fact.seq}",
+                    f"contribution {contribution}, quarantined by event #{fact.seq} ({fact.time}), is not in the "
+                    f"restored catalog and {why}: the same records contributed again would not be held back. "
+                    "Put back the object store's newer objects if a copy exists, and review new contributions "
+                    "from its source",
+                )
+            )
+        return out
 
     def _verify_projections(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
         expected = replay_stored(facts.changes)

@@ -424,7 +424,9 @@ class ContributionService(Service):
         # before it): its records are held back all the same, by the id list the list kept.
         known = {q.id for q in suspects} | {contribution_id}
         suspects += [
-            _Unlisted(cid, added) for cid, added in sorted(listed.quarantined_lists.items()) if cid not in known
+            _Unlisted(cid, added)
+            for cid, added in sorted(listed.quarantined_lists.items())
+            if cid not in known and self.store.exists(added)  # an older store's backup may lack it: verify says so
         ]
         if not len(parts[0]) and not suspects:
             # Nothing is held back anywhere: the contribution's id list (a tenth of a second a million

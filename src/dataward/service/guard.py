@@ -699,6 +699,8 @@ def barred_records(
         barred.setdefault(rid, why)
     for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
         barred.setdefault(rid, why)
+    for rid, why in _listed_only_suspects(conn, store, members, rows, held).items():
+        barred.setdefault(rid, why)
     for rid in _among(members, rejected):
         barred.setdefault(rid, "rejected in review")
     return barred
@@ -847,14 +849,72 @@ def _unvouched_suspects(
     origin = _origins(conn, [*suspects, *(c for c, _ in vouchers)], ledger)
     names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
     barred: dict[str, str] = {}
+    reasons: dict[str, str] = {}
     for rid, qs in hits.items():
         for q in qs:
             if not any(rid in added and vouches(origin[c.id], origin[q.id]) for c, added in vouchers):
-                what = "added by quarantined" if quarantined(q) else "flagged in rejected"
-                note = _quarantined_by(conn, q, ledger) if quarantined(q) else ""
-                barred[rid] = f"{what} contribution {names.get(q.dataset_id, q.dataset_id)}#{q.number}{note}"
+                if q.id not in reasons:  # once per contribution, not per record
+                    what = "added by quarantined" if quarantined(q) else "flagged in rejected"
+                    note = _quarantined_by(conn, q, ledger) if quarantined(q) else ""
+                    reasons[q.id] = f"{what} contribution {names.get(q.dataset_id, q.dataset_id)}#{q.number}{note}"
+                barred[rid] = reasons[q.id]
                 break
     return dict(sorted(barred.items()))
+
+
+def _listed_only_suspects(
+    conn: Connection, store: Any, members: AbstractSet[str], listed: list[Any], held: set[tuple[str, str]]
+) -> dict[str, str]:
+    """Records of a version (``members``, made of the contribution rows ``listed``) that a contribution
+    the ward's list of removals holds quarantined added, when the catalog does not hold that contribution
+    at all (restored from a backup older than it), found by the id list the list kept.
+
+    Who vouches: the catalog predates the quarantined contribution, so a contribution of the version of
+    the same dataset added its records before it existed, as the rollback version keeps what was there
+    first. Another dataset's copy cannot be told independent (the list does not name the quarantined
+    contribution's submitter or source): it is barred, as a copy by the same side would be."""
+    from dataward.domain.idarrays import binary_to_ids
+    from dataward.domain.idset import DigestSet
+    from dataward.service.recordstore import read_id_digests, read_ids
+    from dataward.service.removal_list import listed_removals
+
+    removals = listed_removals(conn)
+    if not removals.quarantined_lists:
+        return {}
+    known = set(
+        conn.execute(
+            select(contributions.c.id).where(contributions.c.id.in_(sorted(removals.quarantined_lists)))
+        ).scalars()
+    )
+    barred: dict[str, str] = {}
+    for cid, added in sorted(removals.quarantined_lists.items()):
+        if cid in known or not store.exists(added):  # verify names an id list the store lacks
+            continue
+        if isinstance(members, DigestSet):
+            digests = read_id_digests(store, added)
+            found = binary_to_ids(digests[members.mask(digests)]).to_pylist()
+        else:
+            found = _among(members, read_ids(store, added))
+        if not found:
+            continue
+        dataset = removals.quarantined_in.get(cid)
+        vouched: set[str] = set()
+        for c in listed:
+            if (
+                c.dataset_id == dataset
+                and c.added_object
+                and not (c.status == "quarantined" or c.id in removals.quarantined)
+            ):
+                vouched |= {r for r in read_ids(store, c.added_object) if (c.id, r) not in held}
+        fact = removals.quarantined[cid]
+        for rid in found:
+            if rid not in vouched:
+                barred.setdefault(
+                    rid,
+                    f"added by quarantined contribution {cid} (by event #{fact.seq} at {fact.time}, which the "
+                    "ward's list of removals holds; the catalog predates the contribution: run `dataward verify`)",
+                )
+    return barred
 
 
 def _made_from_quarantined(

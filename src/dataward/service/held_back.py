@@ -97,7 +97,9 @@ def held_basis(ward: Any, conn: Connection, dataset_id: str, contribution_id: st
         str(r["added_object"])
         for r in contribs.values()
         if (r.get("status") == "quarantined" or r["id"] in listed.quarantined) and r.get("added_object")
-    } | set(listed.quarantined_lists.values())
+    } | {d for d in listed.quarantined_lists.values() if ward.store.exists(d)}
+    # (An id list the store lacks, put back from a backup older than it, holds nothing back; ``verify``
+    # says so.)
     return HeldBasis(frozenset(held), tuple(sorted(quarantined)), holds)
 
 

@@ -5,35 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from dataward.service.ward import Ward
-from tests import helpers
 from tests.helpers import merge_reviewed, wine_rows, write_csv
-from tests.security.test_restore_removals import back_up, move_checkpoints_aside, restore
-
-REASON = "the batch was poisoned"
+from tests.provenance.restore_drill import SOURCE, quarantined_after_the_backup
 
 
 def test_a_backup_from_before_the_contribution_does_not_serve_its_quarantined_records(
     wine_ward: Ward, tmp_path: Path
 ) -> None:
     """Back up the catalog, then a poisoned batch arrives (wine#3), is merged and quarantined. Restore the
-    backup: the catalog never held wine#3. The list still holds wine#3 quarantined, but only by its id: the
-    same records contributed again are not held back, reach training, and verify passes with a warning
-    that says "the list keeps it taken away"."""
-    folder = wine_ward.folder
-    wine_ward.close()
-    back_up(folder, tmp_path / "backup")
-    admin = Ward.open(folder)
-    poison = write_csv(tmp_path / "poison.csv", wine_rows(100, 130))
-    admin.contribute("wine", poison, source="https://scrape.example/wine-c")
-    merge_reviewed(admin, "wine#3")
-    admin.quarantine_contribution("wine#3", reason=REASON)
-    admin.close()
-    restore(folder, tmp_path / "backup")
-    move_checkpoints_aside(folder, tmp_path / "moved")
-
-    helpers._REVIEWERS.pop(str(folder), None)  # its reviewer was made after the backup
-    ward = Ward.open(folder)
-    again = ward.contribute("wine", poison, source="https://scrape.example/wine-c")
+    backup: the catalog never held wine#3. The list holds wine#3 quarantined with the id list of what it
+    added: the same records contributed again are held back, the training version serves none of them,
+    and verify says in a warning that nothing can be recorded again."""
+    ward = Ward.open(quarantined_after_the_backup(wine_ward, tmp_path, wine_rows(100, 130)))
+    poison = write_csv(tmp_path / "again.csv", wine_rows(100, 130))
+    again = ward.contribute("wine", poison, source=SOURCE)
     # The quarantine holds its records out of every version: the same records must be held back.
     assert again["held_back"] == 30
     assert again["held_back_by"] == [{"why": "quarantined", "contribution": None, "same_dataset": False, "records": 30}]
@@ -52,18 +37,7 @@ def test_trusted_records_the_quarantined_batch_repeated_stay_in_training(wine_wa
     """The poisoned batch (sent after the backup) repeated ten records wine#1 had brought in long before.
     After the restore the list bars the batch's own records, not those ten: wine#1, of the same dataset
     and older than the batch, vouches for them, so the training version is still served."""
-    folder = wine_ward.folder
-    wine_ward.close()
-    back_up(folder, tmp_path / "backup")
-    admin = Ward.open(folder)
-    admin.contribute(
-        "wine", write_csv(tmp_path / "mixed.csv", wine_rows(0, 10) + wine_rows(100, 130)), source="https://x.example/c"
-    )
-    merge_reviewed(admin, "wine#3")
-    admin.quarantine_contribution("wine#3", reason=REASON)
-    admin.close()
-    restore(folder, tmp_path / "backup")
-    move_checkpoints_aside(folder, tmp_path / "moved")
-    ward = Ward.open(folder)
+    rows = wine_rows(0, 10) + wine_rows(100, 130)
+    ward = Ward.open(quarantined_after_the_backup(wine_ward, tmp_path, rows))
     _, served = ward.read_version("wine", "training")
     assert len(served) == 80

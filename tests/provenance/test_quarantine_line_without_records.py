@@ -1,6 +1,6 @@
-"""A quarantine listed before the list kept the id lists (a format-3 line with no ``held``): after a
-restore from before the contribution, its records are not held back, and verify passes saying the list
-keeps them taken away."""
+"""A listed quarantine whose line names no id list of the records it added (a format-3 line without
+``held``): after a restore from before the contribution, the ward cannot hold those records back, and
+verify must say so rather than pass saying the list keeps the quarantine in force."""
 
 from __future__ import annotations
 
@@ -12,40 +12,29 @@ import pytest
 from dataward.access import removals
 from dataward.service import removal_list
 from dataward.service.ward import Ward
-from tests import helpers
-from tests.helpers import merge_reviewed, wine_rows, write_csv
-from tests.security.test_restore_removals import back_up, move_checkpoints_aside, restore
-
-REASON = "the batch was poisoned"
+from tests.helpers import wine_rows, write_csv
+from tests.provenance.restore_drill import REASON, SOURCE, quarantined_after_the_backup
 
 
-def _as_before_the_fix(type, time, subject, payload):  # type: ignore[no-untyped-def]
-    """``removed_by`` as a ward before c21a17d wrote its lines: format 3, contributions, no ``held``."""
+def _without_the_id_list(type, time, subject, payload):  # type: ignore[no-untyped-def]
+    """``removed_by`` as a line that names no id list: contributions only, no ``held`` (nor ``held_in``)."""
     found = removals.removed_by(type, time, subject, payload)
-    return dataclasses.replace(found, held=()) if found is not None else None
+    return dataclasses.replace(found, held=(), held_in=()) if found is not None else None
 
 
-def test_an_old_listed_quarantine_is_not_reported_as_holding_records_it_cannot_hold(
+def test_a_listed_quarantine_without_its_id_list_is_reported_not_taken_as_held(
     wine_ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = wine_ward.folder
-    wine_ward.close()
-    back_up(folder, tmp_path / "backup")
-    admin = Ward.open(folder)
-    poison = write_csv(tmp_path / "poison.csv", wine_rows(100, 130))
-    admin.contribute("wine", poison, source="https://scrape.example/wine-c")
-    merge_reviewed(admin, "wine#3")
-    with monkeypatch.context() as m:
-        m.setattr(removal_list, "removed_by", _as_before_the_fix)
-        admin.quarantine_contribution("wine#3", reason=REASON)
-    admin.close()
-    restore(folder, tmp_path / "backup")
-    move_checkpoints_aside(folder, tmp_path / "moved")
+    def quarantine(admin: Ward) -> None:
+        with monkeypatch.context() as patched:
+            patched.setattr(removal_list, "removed_by", _without_the_id_list)
+            admin.quarantine_contribution("wine#3", reason=REASON)
 
-    helpers._REVIEWERS.pop(str(folder), None)
+    folder = quarantined_after_the_backup(wine_ward, tmp_path, wine_rows(100, 130), quarantine=quarantine)
     ward = Ward.open(folder)
-    again = ward.contribute("wine", poison, source="https://scrape.example/wine-c")
-    report = ward.verify()
-    # Either the records are held back (as for a new line), or verify must not pass saying that the
-    # list keeps the quarantine taken away: nothing holds the 30 records out of training.
-    assert again["held_back"] == 30 or not report.ok, report.warnings
+    again = ward.contribute("wine", write_csv(tmp_path / "again.csv", wine_rows(100, 130)), source=SOURCE)
+    # Nothing names the records, so nothing holds them back; verify says so.
+    assert again["held_back"] == 0
+    problems = ward.verify().problems
+    assert [p.kind for p in problems] == ["unheld_quarantine"], problems
+    assert "the list names no id list of its records" in problems[0].detail

@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from dataward.service.ward import Ward
-from tests import helpers
 from tests.helpers import merge_reviewed, wine_rows, write_csv
-from tests.security.test_restore_removals import back_up, move_checkpoints_aside, restore
-
-REASON = "the batch was poisoned"
+from tests.provenance.restore_drill import quarantined_after_the_backup
 
 
 def test_contributions_go_on_after_the_drill_restores_the_object_store(wine_ward: Ward, tmp_path: Path) -> None:
@@ -19,22 +15,7 @@ def test_contributions_go_on_after_the_drill_restores_the_object_store(wine_ward
     backup". wine#3 was sent, merged and quarantined after the backup; its id list is on the list of
     removals (``held``) but not in the restored store. Later contributions must still go in (they failed
     with NotFound on that id list), and verify must say that the same records would not be held back."""
-    folder = wine_ward.folder
-    wine_ward.close()
-    back_up(folder, tmp_path / "backup")
-    shutil.copytree(folder / "objects", tmp_path / "backup-objects")
-    admin = Ward.open(folder)
-    poison = write_csv(tmp_path / "poison.csv", wine_rows(100, 130))
-    admin.contribute("wine", poison, source="https://scrape.example/wine-c")
-    merge_reviewed(admin, "wine#3")
-    admin.quarantine_contribution("wine#3", reason=REASON)
-    admin.close()
-    restore(folder, tmp_path / "backup")
-    shutil.rmtree(folder / "objects")
-    shutil.copytree(tmp_path / "backup-objects", folder / "objects")
-    move_checkpoints_aside(folder, tmp_path / "moved")
-
-    helpers._REVIEWERS.pop(str(folder), None)
+    folder = quarantined_after_the_backup(wine_ward, tmp_path, wine_rows(100, 130), with_objects=True)
     ward = Ward.open(folder)
     clean = ward.contribute("wine", write_csv(tmp_path / "clean.csv", wine_rows(140, 150)), source="s3://vendor/b")
     assert clean["held_back"] == 0

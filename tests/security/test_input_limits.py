@@ -373,7 +373,8 @@ def test_the_command_line_raises_a_limit_for_one_import(ward: Ward, tmp_path: Pa
     assert json.loads(accepted.stdout)["added"] == 1
 
 
-def test_the_wards_gate_holds_the_contribution_to_the_wards_limits(ward: Ward, tmp_path: Path) -> None:
+def _lightly_gated_pictures(ward: Ward, tmp_path: Path) -> Path:
+    """``pictures`` under the light gate, and a folder of 12 small PNGs (6 cats, 6 dogs) to contribute."""
     from tests.helpers import LIGHT_GATE_POLICY
 
     ward.set_policy("pictures", LIGHT_GATE_POLICY)
@@ -382,6 +383,11 @@ def test_the_wards_gate_holds_the_contribution_to_the_wards_limits(ward: Ward, t
         (folder / label).mkdir(parents=True)
         for i in range(6):
             (folder / label / f"{i}.png").write_bytes(real_png(20 + i, 20))
+    return folder
+
+
+def test_the_wards_gate_holds_the_contribution_to_the_wards_limits(ward: Ward, tmp_path: Path) -> None:
+    folder = _lightly_gated_pictures(ward, tmp_path)
     _set_ward_limits(ward, {"max_image_pixels": 100})
     # Raised for the import only: stored, but the gate judges by the ward's limit and says so.
     with pytest.raises(InputError) as caught:
@@ -393,14 +399,7 @@ def test_the_wards_gate_holds_the_contribution_to_the_wards_limits(ward: Ward, t
 
 
 def test_the_wards_gate_refuses_a_batch_over_the_batch_pixel_limit(ward: Ward, tmp_path: Path) -> None:
-    from tests.helpers import LIGHT_GATE_POLICY
-
-    ward.set_policy("pictures", LIGHT_GATE_POLICY)
-    folder = tmp_path / "images"
-    for label in ("cat", "dog"):
-        (folder / label).mkdir(parents=True)
-        for i in range(6):
-            (folder / label / f"{i}.png").write_bytes(real_png(20 + i, 20))
+    folder = _lightly_gated_pictures(ward, tmp_path)
     _set_ward_limits(ward, {"max_batch_pixels": 2_000})  # 12 images of about 500 pixels
     with pytest.raises(InputError) as caught:
         ward.contribute("pictures", folder, source="s")

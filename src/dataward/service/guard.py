@@ -532,24 +532,16 @@ def _check_people(state: Any, people: Iterable[Any], grant_rows: Iterable[Any], 
         _check_signed(state, "grants", row, IDENTITY_COLUMNS["grants"], what, doing=doing)
 
 
-def _ledger_quarantined(conn: Connection, public_key: str, ward_id: str) -> frozenset[str]:
-    """Ids of the contributions a signed ledger event set to ``quarantined`` (whatever happened after),
-    and those the ward's list of removals holds quarantined: a catalog restored from before a quarantine
-    (or a ledger cut back to before it) has both its row and its event say otherwise."""
-    from dataward.service.removal_list import listed_quarantines
-
-    return _signed(conn, public_key, ward_id).quarantined | frozenset(listed_quarantines(conn))
-
-
 def _quarantined_ids(conn: Connection, ledger: tuple[str, str] | None) -> frozenset[str]:
-    """The contributions quarantined besides those whose catalog row says so: as signed and as the list
-    of removals holds them (``_ledger_quarantined``) with ``ledger``; without it (a read for information,
-    such as which models a quarantine taints), as the list holds them."""
-    if ledger is not None:
-        return _ledger_quarantined(conn, *ledger)
+    """The contributions quarantined besides those whose catalog row says so: those the ward's list of
+    removals holds quarantined (a catalog restored from before a quarantine, or a ledger cut back to
+    before it, has both its row and its event say otherwise), and with ``ledger`` (the ward's public key
+    and id) those a signed ledger event set to ``quarantined``, whatever happened after. Without it (a
+    read for information, such as which models a quarantine taints), the list's alone."""
     from dataward.service.removal_list import listed_quarantines
 
-    return frozenset(listed_quarantines(conn))
+    listed = frozenset(listed_quarantines(conn))
+    return listed if ledger is None else _signed(conn, *ledger).quarantined | listed
 
 
 def _quarantined_by(conn: Connection, q: Any, ledger: tuple[str, str] | None) -> str:
@@ -646,7 +638,7 @@ def barred_records(
     mine = set(conn.execute(select(contributions.c.id).where(contributions.c.dataset_id == ds.id)).scalars())
     if ledger is not None:
         public_key, ward_id = ledger
-        signed_quarantined = _ledger_quarantined(conn, public_key, ward_id) if rows else set()
+        signed_quarantined = _quarantined_ids(conn, ledger) if rows else frozenset()
         for c in rows:
             if c.status == "quarantined" or c.id in signed_quarantined:
                 _check_row(
@@ -794,9 +786,7 @@ def _unvouched_suspects(
     independent of it, another side (not the submitter, its owner then or now, nor another bot of that
     owner) and another declared source URI. Merges leave these records out from the quarantine or the
     rejection on (``held_back.held_basis``); this catches the versions merged before it."""
-    from dataward.domain.idarrays import binary_to_ids
-    from dataward.domain.idset import DigestSet
-    from dataward.service.recordstore import read_id_digests, read_ids
+    from dataward.service.recordstore import read_ids
 
     signed = _quarantined_ids(conn, ledger)
     query = select(contributions).where(
@@ -825,14 +815,7 @@ def _unvouched_suspects(
         if ledger is not None:
             # What it added, where and by whom decide what is barred: as signed, not as the catalog says.
             _check_row(conn, "contributions", q, _ORIGIN_COLUMNS, f"contribution {q.id}", *ledger)
-        if not quarantined(q):
-            found = units.get(q.id, [])
-        elif isinstance(members, DigestSet):
-            # As digests: a large quarantined list costs no string per record it does not share.
-            digests = read_id_digests(store, q.added_object)
-            found = binary_to_ids(digests[members.mask(digests)]).to_pylist()
-        else:
-            found = _among(members, read_ids(store, q.added_object))
+        found = _members_of_list(members, store, q.added_object) if quarantined(q) else units.get(q.id, [])
         for rid in found:
             hits.setdefault(rid, []).append(q)
     if not hits:
@@ -862,6 +845,19 @@ def _unvouched_suspects(
     return dict(sorted(barred.items()))
 
 
+def _members_of_list(members: AbstractSet[str], store: Any, id_list: str) -> list[str]:
+    """The records of the stored id list ``id_list`` that are ``members``, in the list's order. As
+    digests for a ``DigestSet``: a large list costs no string per record it does not share."""
+    from dataward.domain.idarrays import binary_to_ids
+    from dataward.domain.idset import DigestSet
+    from dataward.service.recordstore import read_id_digests, read_ids
+
+    if isinstance(members, DigestSet):
+        digests = read_id_digests(store, id_list)
+        return binary_to_ids(digests[members.mask(digests)]).to_pylist()
+    return _among(members, read_ids(store, id_list))
+
+
 def _listed_only_suspects(
     conn: Connection, store: Any, members: AbstractSet[str], listed: list[Any], held: set[tuple[str, str]]
 ) -> dict[str, str]:
@@ -873,9 +869,7 @@ def _listed_only_suspects(
     the same dataset added its records before it existed, as the rollback version keeps what was there
     first. Another dataset's copy cannot be told independent (the list does not name the quarantined
     contribution's submitter or source): it is barred, as a copy by the same side would be."""
-    from dataward.domain.idarrays import binary_to_ids
-    from dataward.domain.idset import DigestSet
-    from dataward.service.recordstore import read_id_digests, read_ids
+    from dataward.service.recordstore import read_ids
     from dataward.service.removal_list import listed_removals
 
     removals = listed_removals(conn)
@@ -887,14 +881,11 @@ def _listed_only_suspects(
         ).scalars()
     )
     barred: dict[str, str] = {}
+    added_by: dict[str, set[str]] = {}
     for cid, added in sorted(removals.quarantined_lists.items()):
         if cid in known or not store.exists(added):  # verify names an id list the store lacks
             continue
-        if isinstance(members, DigestSet):
-            digests = read_id_digests(store, added)
-            found = binary_to_ids(digests[members.mask(digests)]).to_pylist()
-        else:
-            found = _among(members, read_ids(store, added))
+        found = _members_of_list(members, store, added)
         if not found:
             continue
         dataset = removals.quarantined_in.get(cid)
@@ -905,7 +896,9 @@ def _listed_only_suspects(
                 and c.added_object
                 and not (c.status == "quarantined" or c.id in removals.quarantined)
             ):
-                vouched |= {r for r in read_ids(store, c.added_object) if (c.id, r) not in held}
+                if c.id not in added_by:  # read once, whichever quarantined list it vouches against
+                    added_by[c.id] = {r for r in read_ids(store, c.added_object) if (c.id, r) not in held}
+                vouched |= added_by[c.id]
         fact = removals.quarantined[cid]
         for rid in found:
             if rid not in vouched:

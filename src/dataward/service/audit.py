@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import TABLES, replay_stored
@@ -447,10 +448,9 @@ class AuditService(Service):
         held = set(names)
         held.update(conn.execute(select(api_keys.c.id)).scalars())
         held.update(conn.execute(select(grants.c.id)).scalars())
-        after = read_list(self.folder / REMOVALS_FILE, trusted, self.ward_id)
         found = check_removals(
             before,
-            after,
+            read_list(self.folder / REMOVALS_FILE, trusted, self.ward_id),
             trusted,
             self.ward_id,
             {stored_int(row[0]): row[2] for row in rows},
@@ -463,19 +463,16 @@ class AuditService(Service):
         report.checked["removals"] = found.lines
         for kind, where, detail in found.problems:
             report.problems.append(Problem("removals", kind, where, detail))
-        for where, detail in self._unheld_quarantines([*known, *after.lines], held):
+        for where, detail in self._unheld_quarantines(found.listed, held):
             report.problems.append(Problem("removals", "unheld_quarantine", where, detail))
         report.warnings.extend(found.warnings)
         report.warnings.extend(state_warnings(self.folder, checkpointed(conn)))
 
-    def _unheld_quarantines(self, lines: Sequence[RemovalLine], held: set[str]) -> list[tuple[str, str]]:
-        """``(where, detail)`` for each quarantine on the list whose contribution the catalog does not hold
-        (restored from before it) and whose records the ward cannot hold back: the list names no id list
-        of them (a line written before it did), or the store lacks it (put back from an older backup)."""
-        from dataward.access.removals import fold
-        from dataward.service.removal_list import in_order
-
-        state = fold(line.fact() for line in in_order({line.digest: line for line in lines}.values()))
+    def _unheld_quarantines(self, state: Removals, held: set[str]) -> list[tuple[str, str]]:
+        """``(where, detail)`` for each quarantine the list holds (``state``) whose contribution the catalog
+        does not hold (restored from before it) and whose records the ward cannot hold back: the list names
+        no id list of them (a line written before it did), or the store lacks it (put back from an older
+        backup)."""
         out = []
         for contribution, fact in state.quarantined.items():
             if contribution in held:

@@ -288,10 +288,10 @@ class WardContext:
         """The newest ledger head this process knows of (shared by the wards ``as_key`` makes): every
         use case refuses a ledger that does not extend it (``dataward.service.ledger_mark``)."""
         self.removals = removals if removals is not None else RemovalList(folder, signer.public_key_b64, ward_id)
-        attach_list(db.engine, self.removals)  # reads of this catalog hold what the list holds quarantined
         """The ward's signed list of access removals (shared like the mark): every authentication refuses a
         key or principal on it, even when the catalog was rolled back to before its removal
         (``dataward.service.removal_list``)."""
+        attach_list(db.engine, self.removals)  # reads of this catalog hold what the list holds quarantined
         self.after_commit: list[Callable[[list[Event]], None]] = []
         """What runs once a use case's events are committed (a checkpoint after a promotion, the
         OpenLineage events), in the order registered; see ``checkpoint_after``."""

@@ -31,6 +31,8 @@ class RemovalCheck:
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     lines: int = 0
+    listed: Removals = field(default_factory=Removals)
+    """What the list takes away: its lines, those this process read and the witness copies, folded."""
 
 
 def ledger_removals(events: Iterable[Event]) -> list[RemovalFact]:
@@ -142,7 +144,7 @@ def check_removals(
                 )
                 settled.setdefault(line.digest, line)
     every = {**settled, **{line.digest: line for line in after.lines}}
-    listed = fold(line.fact() for line in in_order(every.values()))
+    listed = check.listed = fold(line.fact() for line in in_order(every.values()))
     ledger_facts = ledger_removals(e for e in ledger_events if e.type in REMOVAL_TYPES)
     ledger = fold(ledger_facts)
     for line in settled.values():

@@ -130,10 +130,6 @@ class Removals:
     key_revocations: dict[str, RemovalFact] = field(default_factory=dict)
     """Key id -> the first ``key.revoked`` event that named it, even when a rotation ended it earlier:
     approvals given with a key revoked (not only replaced) stop counting (``access.standing``)."""
-    quarantined_lists: dict[str, str] = field(default_factory=dict)
-    """Contribution id -> the id list of the records it added (quarantined contributions that added some)."""
-    quarantined_in: dict[str, str] = field(default_factory=dict)
-    """Contribution id -> its dataset, for those of ``quarantined_lists``."""
 
     def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
         """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
@@ -153,6 +149,24 @@ class Removals:
     def quarantine(self, contribution_id: str) -> RemovalFact | None:
         """The event that quarantined the contribution ``contribution_id``, or None."""
         return self.quarantined.get(contribution_id) if contribution_id else None
+
+    @property
+    def quarantined_lists(self) -> dict[str, str]:
+        """Contribution id -> the id list of the records it added, as the event that quarantined it names
+        (those that added records, on lines that name their id lists)."""
+        return {c: found for c, fact in self.quarantined.items() if (found := _named(fact.removed.held, fact, c))}
+
+    @property
+    def quarantined_in(self) -> dict[str, str]:
+        """Contribution id -> its dataset, as the event that quarantined it names (those of
+        ``quarantined_lists``)."""
+        return {c: found for c, fact in self.quarantined.items() if (found := _named(fact.removed.held_in, fact, c))}
+
+
+def _named(values: tuple[str, ...], fact: RemovalFact, contribution: str) -> str | None:
+    """The value of ``values`` (one per contribution of ``fact``, in their order) for ``contribution``."""
+    names = fact.removed.contributions
+    return values[names.index(contribution)] if len(values) == len(names) else None
 
 
 def fold(facts: Iterable[RemovalFact]) -> Removals:
@@ -176,12 +190,6 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
             state.revoked_grants.setdefault(grant, fact)
         for contribution in removed.contributions:
             state.quarantined.setdefault(contribution, fact)
-        if len(removed.held) == len(removed.contributions):
-            for contribution, added in zip(removed.contributions, removed.held, strict=True):
-                state.quarantined_lists.setdefault(contribution, added)
-            if len(removed.held_in) == len(removed.contributions):
-                for contribution, dataset in zip(removed.contributions, removed.held_in, strict=True):
-                    state.quarantined_in.setdefault(contribution, dataset)
     return state
 
 

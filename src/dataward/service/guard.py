@@ -873,22 +873,19 @@ def _listed_only_suspects(
     from dataward.service.removal_list import listed_removals
 
     removals = listed_removals(conn)
-    if not removals.quarantined_lists:
+    lists, datasets_of = removals.quarantined_lists, removals.quarantined_in
+    if not lists:
         return {}
-    known = set(
-        conn.execute(
-            select(contributions.c.id).where(contributions.c.id.in_(sorted(removals.quarantined_lists)))
-        ).scalars()
-    )
+    known = set(conn.execute(select(contributions.c.id).where(contributions.c.id.in_(sorted(lists)))).scalars())
     barred: dict[str, str] = {}
     added_by: dict[str, set[str]] = {}
-    for cid, added in sorted(removals.quarantined_lists.items()):
+    for cid, added in sorted(lists.items()):
         if cid in known or not store.exists(added):  # verify names an id list the store lacks
             continue
         found = _members_of_list(members, store, added)
         if not found:
             continue
-        dataset = removals.quarantined_in.get(cid)
+        dataset = datasets_of.get(cid)
         vouched: set[str] = set()
         for c in listed:
             if (

@@ -5,10 +5,11 @@ queue (``records.flagged``) and every detector's flags at alpha (``records.detec
 verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records' scores, which the
 queue does not change.
 
-    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|fixed|benign|all] [--out FILE.json]
+    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|heldout3|fixed|benign|all] [--out FILE.json]
 
 ``heldout2`` is the second held-out set (``benchmarks/shifts/heldout2.py`` and
-``benchmarks/attacks/heldout2.py``): its benign situations, then its attacks.
+``benchmarks/attacks/heldout2.py``): its benign situations, then its attacks; ``heldout3`` the third
+(``benchmarks/shifts/heldout3.py`` and ``benchmarks/attacks/heldout3.py``), likewise.
 
 Rows print as they finish; ``--out`` keeps them as JSON.
 """
@@ -29,6 +30,7 @@ from benchmarks.attacks import ATTACKS, build
 from benchmarks.attacks.fixed_counts import fixed_count
 from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
 from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS, build_heldout2
+from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS, build_heldout3
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
 
@@ -53,6 +55,14 @@ def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
         for name in HELDOUT2_ATTACKS:
             case = build_heldout2(name, 0)
             yield "held-out 2 attack", name, case, np.asarray(case.poison, dtype=bool)
+    if group == "heldout3":  # with "all", the "benign" block below runs these
+        for name in shifts.HELDOUT3:
+            situation = shifts.build(name, 0, "full")
+            yield "benign (heldout3)", name, situation, np.zeros(len(situation.contribution), dtype=bool)
+    if group in ("heldout3", "all"):
+        for name in HELDOUT3_ATTACKS:
+            case = build_heldout3(name, 0)
+            yield "held-out 3 attack", name, case, np.asarray(case.poison, dtype=bool)
     if group in ("fixed", "all"):
         for kind, count, size in FIXED:
             case = fixed_count(kind, count, size, seed=0)
@@ -117,7 +127,9 @@ def row(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--group", choices=["tuning", "heldout", "heldout2", "fixed", "benign", "all"], default="all")
+    parser.add_argument(
+        "--group", choices=["tuning", "heldout", "heldout2", "heldout3", "fixed", "benign", "all"], default="all"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     print("| set | case (poisoned/records) | verdict | R@1% / AUROC | flags at alpha | review queue |")

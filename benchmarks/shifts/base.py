@@ -31,8 +31,11 @@ EXTRA_KINDS = ("unit_change", "rounding", "covariate_shift", "small_batch", "imp
 """Kinds only the second held-out set has (``benchmarks.shifts.heldout2``): one feature in other units,
 measurements rounded to fewer digits, a sample drawn from one part of a feature's range, a very small
 batch, a few missing values filled in by the exporter. No set is required to cover them."""
-SET_GROUPS = ("tuning", "heldout", "heldout2")
-"""``tuning`` may be looked at while tuning the gate; ``heldout`` and ``heldout2`` never."""
+HELDOUT3_KINDS = ("boundary_sample", "self_duplicates")
+"""Kinds only the third held-out set has (``benchmarks.shifts.heldout3``): the records a model is least sure
+of (an active-learning pick), a batch that holds some of its own records twice."""
+SET_GROUPS = ("tuning", "heldout", "heldout2", "heldout3")
+"""``tuning`` may be looked at while tuning the gate; ``heldout``, ``heldout2`` and ``heldout3`` never."""
 SIZES = ("small", "full")
 SMALL_BASELINE = 500
 """With ``size="small"`` (for fast tests) baselines are cut to at most this many records (stratified)."""
@@ -48,7 +51,7 @@ class Situation:
     name: str
     kind: str
     group: str
-    """``tuning`` (may be looked at while tuning the gate), ``heldout`` or ``heldout2`` (never tuned on)."""
+    """``tuning`` (may be looked at while tuning the gate); ``heldout``, ``heldout2``, ``heldout3`` (never tuned on)."""
     dataset: str
     modality: str
     schema: Schema
@@ -59,7 +62,7 @@ class Situation:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in (*KINDS, *EXTRA_KINDS):
+        if self.kind not in (*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS):
             raise InputError(f"{self.name}: unknown situation kind {self.kind!r}")
         if self.group not in SET_GROUPS:
             raise InputError(f"{self.name}: a situation is in one of the groups {', '.join(SET_GROUPS)}")

@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.mild_evidence import breast_cancer, digits, hard_examples, low_res, split
 from dataward.gates import scan
+from dataward.gates.detectors import label_consistency
 
 REVIEW_FLOOR = 1e-4  # label_consistency.REVIEW_FLOOR
 
@@ -50,8 +51,20 @@ def test_hard_examples_chosen_by_active_learning_are_reviewed_not_blocked(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 7])
-def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed):
+def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed, monkeypatch):
     base, val, batch, schema = digits(seed, low_res)
+    report = scan(base, batch, schema, validation=val, policy={"seed": seed})
+    assert report.verdict == "review", report.reasons
+    result = report.results["label_consistency"]
+    # Read against the trusted images taken through the batch's capture, the blurred digits read as what
+    # they are: no mild evidence is left to hold (tests/gates/test_label_consistency_capture.py).
+    capture = result.summary["capture"]
+    assert capture is not None and capture["read_through"] >= 0.99 * len(batch), capture
+    assert capture["flagged_after"] <= max(1, capture["flagged_before"]), capture
+    assert result.p_value > BLOCK_P
+    # Without that reading, the rule of this module is what keeps the batch from a block: the mild evidence
+    # of a shifted source is held for review.
+    monkeypatch.setattr(label_consistency, "batch_capture", lambda *args, **kwargs: None)
     report = scan(base, batch, schema, validation=val, policy={"seed": seed})
     assert report.verdict == "review"
     _assert_reviewed_for_mild_records(report)
@@ -66,8 +79,11 @@ def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed):
         assert "Part of the batch reads as new content" in said
 
 
-def test_the_shift_finding_names_the_count_its_p_value_is_about():
+def test_the_shift_finding_names_the_count_its_p_value_is_about(monkeypatch):
     # "0 records disagree ... (p=4e-15)": the count was taken at alpha, the p-value at a coarser threshold.
+    # Read through the batch's capture, these blurred digits make no shift finding at all: the finding's
+    # wording is read with that reading left out.
+    monkeypatch.setattr(label_consistency, "batch_capture", lambda *args, **kwargs: None)
     base, val, batch, schema = digits(2, low_res)
     report = scan(base, batch, schema, validation=val, policy={"seed": 2, "detectors": ["label_consistency"]})
     findings = report.results["label_consistency"].contribution_findings

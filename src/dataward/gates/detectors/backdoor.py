@@ -123,7 +123,6 @@ field undone for the image records the sensor change left misread: ``classes``, 
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -150,6 +149,11 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.calibration import mondrian_p_values, tail_p_values
+from dataward.gates.detectors._capture import featurize_captured as _featurize_degraded
+from dataward.gates.detectors._capture import image_input as _image_input
+from dataward.gates.detectors._capture import image_mode as _image_mode
+from dataward.gates.detectors._capture import native_images as _native_images
+from dataward.gates.detectors._capture import went_through as _went_through
 from dataward.gates.detectors._frame import FrameShift, estimate_frame_shift
 from dataward.gates.detectors._lens import SAMPLE_PER_CLASS as LENS_SAMPLE
 from dataward.gates.detectors._lens import GainField, estimate_gain_field, to_grid
@@ -175,7 +179,7 @@ from dataward.gates.detectors._within_batch import (
     reads_as_own_within_batch,
     reads_further_than_trusted,
 )
-from dataward.gates.features.image import GRAY_MODES, decode_image, gray_pixels, image_to_png
+from dataward.gates.features.image import decode_image, gray_pixels, image_to_png
 from dataward.gates.neighbours import K_MAX, class_distances
 
 MIN_REFERENCE = 20
@@ -1035,28 +1039,6 @@ def _columnar(schema: Schema) -> bool:
     return bool(schema.inputs) and all(c.kind in (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL) for c in schema.inputs)
 
 
-def _image_input(schema: Schema) -> str | None:
-    """The name of the batch's one input column when it is an image column, else None (a lens's gain
-    field is undone on a table of images alone: other inputs would need their own sensor)."""
-    if len(schema.inputs) == 1 and schema.inputs[0].kind is ColumnKind.IMAGE:
-        return schema.inputs[0].name
-    return None
-
-
-def _image_mode(values: pa.ChunkedArray) -> str:
-    """ "RGB" when any trusted image is in colour, else "L" (as the pixels featurizer decides); headers only."""
-    for data in values.to_pylist():
-        if data is None:
-            continue
-        try:
-            with Image.open(io.BytesIO(bytes(data))) as img:
-                if img.mode not in GRAY_MODES:
-                    return "RGB"
-        except Exception:  # not an image: the featurizer has named it already
-            continue
-    return "L"
-
-
 def _grid_images(
     values: pa.ChunkedArray, labels: np.ndarray, mode: str, rng: np.random.Generator
 ) -> dict[int, np.ndarray]:
@@ -1066,38 +1048,6 @@ def _grid_images(
         taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
         out[code] = np.stack([to_grid(decode_image(bytes(data), shrink=True), mode) for data in taken])
     return out
-
-
-def _native_images(
-    values: pa.ChunkedArray, labels: np.ndarray, mode: str, rng: np.random.Generator
-) -> dict[int, list[Image.Image]]:
-    """Per class, a seeded sample of its images (at most ``_lens.SAMPLE_PER_CLASS``), decoded in ``mode``
-    at their stored size."""
-    out = {}
-    for code, rows in rows_by_class(labels).items():
-        taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
-        out[code] = [decode_image(bytes(data)).convert(mode) for data in taken]
-    return out
-
-
-def _went_through(capture: Resolution, table: pa.Table, column: str, positions: np.ndarray, mode: str) -> np.ndarray:
-    """Whether each image at ``positions`` loses no more detail to the capture than a trusted image that
-    went through it once (``Resolution.went_through``; never for a flat image, which shows no capture)."""
-    values = table.column(column).take(pa.array(positions)).to_pylist()
-    return np.array([capture.went_through(decode_image(bytes(data)).convert(mode)) for data in values], dtype=bool)
-
-
-def _featurize_degraded(
-    featurize: Callable[[pa.Table], np.ndarray], table: pa.Table, column: str, capture: Resolution, mode: str
-) -> np.ndarray:
-    """Gate features of every image of ``table`` taken through ``capture`` (a lower resolution)."""
-    images = [
-        image_to_png(capture.degrade(decode_image(bytes(data)).convert(mode)))
-        for data in table.column(column).to_pylist()
-    ]
-    index = table.schema.get_field_index(column)
-    field = table.schema.field(index)
-    return np.asarray(featurize(table.set_column(index, field, pa.array(images, type=field.type))), dtype=np.float32)
 
 
 def _featurize_undone(

@@ -61,7 +61,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import numpy as np
@@ -88,6 +88,7 @@ from dataward.gates.calibration import (
     resolution_flags,
     tail_p_values,
 )
+from dataward.gates.detectors._capture import batch_capture, featurize_captured, image_input, image_mode, went_through
 from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence, reference_scores
 from dataward.gates.detectors._within_batch import (
     MOVED_CANDIDATE_P,
@@ -97,6 +98,9 @@ from dataward.gates.detectors._within_batch import (
 )
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 from dataward.gates.new_labels import rows_text
+
+CAPTURE_STREAM = 41
+"""Seed stream of the images sampled to estimate a batch's capture (``_explained_by_capture``)."""
 
 DEAD_MIN_RECORDS = 10
 """Records a batch needs before a column holding one value in all of them is read as not measured (a
@@ -158,12 +162,15 @@ class LabelConsistency(Detector):
     """Records whose content contradicts their label, by trusted neighbours and trusted probe models."""
 
     name = "label_consistency"
-    version = "6"
+    version = "7"
     evidence = Evidence.POISONING
     Options = Options
 
     reads_without_dead = False
     """True for the detector fitted again without a batch's dead columns (``_without_columns``)."""
+    reads_captured = False
+    """True for the detector fitted again on trusted images taken through a batch's lower-resolution
+    capture (``_explained_by_capture``)."""
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         self.opts: Options = self.resolve_options(context)
@@ -273,7 +280,6 @@ class LabelConsistency(Detector):
         return {"own": own, "others": others}
 
     def finish(self, contribution: GateData, records: dict[str, np.ndarray]) -> DetectorResult:
-        ctx, base = self.context, self.baseline
         n = len(contribution)
         if not self.calibration or n == 0:
             return DetectorResult(
@@ -285,6 +291,14 @@ class LabelConsistency(Detector):
             )
         if (dead := self._dead_columns(contribution)) is not None:
             return self._without_columns(dead, contribution)
+        reading, capture = self._through_capture(contribution, self._read(contribution, records))
+        return self._result(contribution, reading, capture)
+
+    def _read(self, contribution: GateData, records: dict[str, np.ndarray]) -> _Reading:
+        """Every record read against the trusted records: its p-value, and the masks that keep it from a
+        flag (a record that resembles no trusted class, moved with its batch, or carries a new label)."""
+        ctx, base = self.context, self.baseline
+        n = len(contribution)
         calibration = dict(self.calibration)
         own, others = records["own"], records["others"]
         test = {"knn_margin": _margin_of(own, others)}
@@ -343,6 +357,20 @@ class LabelConsistency(Detector):
         # already: ``scan`` reads it so for every detector.)
         unknown = np.bincount(base.labels, minlength=len(ctx.classes))[contribution.labels] == 0
         p = np.where(unknown, 1.0, p)
+        return _Reading(ranking_p, p, shifted_p, moved, n_cal, list(calibration), log_proba, ref_log_proba)
+
+    def _result(self, contribution: GateData, reading: _Reading, capture: dict[str, Any] | None) -> DetectorResult:
+        """The detector's result from the batch's reading: flags, the counts and the verdict's sentence."""
+        ctx, base = self.context, self.baseline
+        n = len(contribution)
+        p, ranking_p, shifted_p, moved, n_cal = (
+            reading.p,
+            reading.ranking_p,
+            reading.shifted_p,
+            reading.moved,
+            reading.n_cal,
+        )
+        log_proba, ref_log_proba = reading.log_proba, reading.ref_log_proba
         by_resolution = resolution_flags(p, ctx.alpha, n_cal)
         flagged = flag_mask(p, ctx.alpha, n_cal) | by_resolution
 
@@ -360,9 +388,10 @@ class LabelConsistency(Detector):
         coarse_p = min(1.0, 2.0 * min(coarse_count_p, fisher_p))
         summary: dict[str, Any] = {
             "k": self.k_eff,
-            "views": list(calibration),
+            "views": reading.views,
             "disagreeing_but_atypical": int(flag_mask(shifted_p, ctx.alpha, n_cal).sum()),
             "moved_with_batch": int(moved.sum()),
+            "capture": capture,
             # The count behind the contribution-level p-value, for the reason a reviewer reads: the
             # blocking (fine) count's, and the coarser evidence's beside it.
             "count_test": excess_flags_count(p, ctx.alpha, n_cal, beyond_calibration=True, finest=True),
@@ -391,7 +420,7 @@ class LabelConsistency(Detector):
         # The detector read part of the batch as new content (records that resemble no trusted class
         # beyond alpha's rate, or a class that moved with its batch): a new source's records at the edge
         # of their class read mildly against their label too, so the mild evidence cannot add to a block.
-        new_content = bool(shift_findings) or bool(moved.any())
+        new_content = bool(shift_findings) or bool(moved.any()) or capture is not None
         summary["new_content"] = new_content
         summary["new_content_shift"] = bool(shift_findings)
         result = count_result(
@@ -476,16 +505,24 @@ class LabelConsistency(Detector):
                 f"{mild['expected']:.1f} are expected (count p={mild['count_p']:.2g})"
             )
         said += f"; Fisher's sum of -log p over the batch p={mild['fisher_p']:.2g}"
+        if capture := summary.get("capture"):
+            said += (
+                f"; {capture['read_through']} records read against the trusted images taken through the batch's "
+                f"capture ({capture['description']}): {capture['flagged_before']} flagged against the trusted "
+                f"images as they are, {capture['flagged_after']} so"
+            )
         if not held:
             return f"{said}; together with the order statistics of the smallest p-values: {p_text(p_value)}"
         if summary["flagged_count_p"] > alpha:
             why = "The flagged records are not more than calibration explains"
         else:
-            what = [f"{summary['moved_with_batch']} records of classes that moved with the batch"]
+            what = []
             if summary["new_content_shift"]:
-                what.insert(0, "more records resembling no trusted class than alpha explains")
-            if not summary["moved_with_batch"]:
-                what = what[:1]
+                what.append("more records resembling no trusted class than alpha explains")
+            if summary["moved_with_batch"]:
+                what.append(f"{summary['moved_with_batch']} records of classes that moved with the batch")
+            if summary["capture"]:
+                what.append("images captured at a lower resolution")
             why = f"Part of the batch reads as new content ({' and '.join(what)}: a shifted source)"
         return (
             f"{said}. {why} (flagged records and the smallest p-values: p={summary['fine_p']:.2g}): the records "
@@ -531,6 +568,60 @@ class LabelConsistency(Detector):
         return reads_as_own_within_batch(
             contribution, in_moved, suspects, read_as, WITHIN_BATCH_NEIGHBOURS, self.context.seed
         )
+
+    def _through_capture(self, contribution: GateData, reading: _Reading) -> tuple[_Reading, dict[str, Any] | None]:
+        """``reading`` with every record that went through the batch's lower-resolution capture read again
+        against the trusted images taken through it (``_capture``), and the capture for the summary (None
+        when none was looked for or found).
+
+        A blurred '1' from an old scanner reads as a trusted '8' while it is what it says, and a whole batch
+        of them reads as relabelled; a blurred '3' sent as '8' reads as new content, resembling no trusted
+        class, and is not flagged at all. Against trusted images captured the same way, each reads as what it
+        is. Looked for only where the reading found something a capture could explain: flagged records beyond
+        calibration, records resembling no trusted class (the shift finding), or a class that moved. The
+        detector is fitted again on the captured trusted images. A record keeps its first reading when it
+        could not have gone through the capture: a sharp record is far from every blurred trusted record and,
+        read against them, would resemble no class and pass for any label."""
+        ctx, base = self.context, self.baseline
+        if self.reads_captured or "probe" not in self.calibration:
+            return reading, None
+        alpha, n_cal = ctx.alpha, reading.n_cal
+        excess = flagged_count_p_value(reading.p, alpha, n_cal) <= alpha
+        if not (excess or reading.moved.any() or self._shift_findings(reading.shifted_p, n_cal)):
+            return reading, None
+        column = image_input(ctx.schema)
+        if column is None or ctx.featurize is None or contribution.table is None or base.table is None:
+            return reading, None
+        mode = image_mode(base.table.column(column))
+        rng = np.random.default_rng([ctx.seed, CAPTURE_STREAM])
+        capture = batch_capture(
+            base.table.column(column),
+            base.labels,
+            contribution.table.column(column),
+            contribution.labels,
+            mode,
+            rng,
+            ctx.seed,
+        )
+        if capture is None:
+            return reading, None
+        inner = type(self)()
+        inner.reads_captured = True
+        captured = featurize_captured(ctx.featurize, base.table, column, capture, mode)
+        inner.fit(GateData(captured, base.labels, base.table), ctx)
+        again = inner._read(contribution, inner.score_records(contribution))
+        through = went_through(capture, contribution.table, column, np.arange(len(contribution)), mode)
+        flagged_before = flag_mask(reading.p, alpha, n_cal) | resolution_flags(reading.p, alpha, n_cal)
+        merged = reading.through(again, through)
+        flagged_after = flag_mask(merged.p, alpha, n_cal) | resolution_flags(merged.p, alpha, n_cal)
+        return merged, {
+            "scale": capture.scale,
+            "read_through": int(through.sum()),
+            "not_through": int((~through).sum()),
+            "flagged_before": int(flagged_before.sum()),
+            "flagged_after": int(flagged_after.sum()),
+            "description": capture.describe(),
+        }
 
     def _shift_findings(self, shifted_p: np.ndarray, n_cal: int) -> list[Finding]:
         """One population-level finding when many records contradict the trusted models without looking
@@ -625,6 +716,47 @@ class LabelConsistency(Detector):
                 )
             )
         return findings
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One reading of a batch against a reference (``LabelConsistency._read``)."""
+
+    ranking_p: np.ndarray
+    """Every record's p-value, which ranks it."""
+    p: np.ndarray
+    """The p-value a flag and the counts read: 1 for a record that resembles no trusted class, moved with its
+    batch or carries a label no trusted record has."""
+    shifted_p: np.ndarray
+    """The p-value of records the trusted models disagree with that resemble no trusted class (1 elsewhere)."""
+    moved: np.ndarray
+    """Records that moved with their batch."""
+    n_cal: int
+    """Calibration records behind every p-value."""
+    views: list[str]
+    """The views fused."""
+    log_proba: np.ndarray | None
+    ref_log_proba: np.ndarray | None
+
+    def through(self, again: _Reading, rows: np.ndarray) -> _Reading:
+        """This reading with ``again``'s at ``rows`` (both calibrated on as many trusted records)."""
+        if again.n_cal != self.n_cal:
+            raise ValueError("readings calibrated on different numbers of records cannot be merged")
+
+        def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.where(rows.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+
+        proba = None
+        if self.log_proba is not None and again.log_proba is not None:
+            proba = pick(self.log_proba, again.log_proba)
+        return replace(
+            self,
+            ranking_p=pick(self.ranking_p, again.ranking_p),
+            p=pick(self.p, again.p),
+            shifted_p=pick(self.shifted_p, again.shifted_p),
+            moved=pick(self.moved, again.moved),
+            log_proba=proba,
+        )
 
 
 # --- fusion ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from dataward.access import KEY_PREFIX, authorize, descendants, without_secret
+from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import (
     api_keys,
@@ -36,6 +37,7 @@ from dataward.service.derived import lineage_index, steps_reading, taint_of
 from dataward.service.guard import SignedCheck
 from dataward.service.holders import Lookups
 from dataward.service.idsets import holders, id_set
+from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.visibility import find_contribution
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
@@ -275,7 +277,7 @@ class TraceService(Service):
             "name": t.name,
             "kind": t.kind,
             "contribution": _cref(conn, c),
-            "status": c.status,
+            **_status(conn, c),
             "code": json.loads(t.code),
             "params": json.loads(t.params),
             "inputs": [i["ref"] for i in json.loads(t.inputs)],
@@ -551,6 +553,7 @@ class TraceService(Service):
             + [people[c.submitted_by].owner_id for c in found if c.submitted_by in people]
             + named
         )
+        listed = listed_removals(conn)
         out = []
         for c in found:
             src = srcs.get(c.source_id)
@@ -560,7 +563,7 @@ class TraceService(Service):
                 {
                     "ref": f"{dataset_names[c.dataset_id]}#{c.number}",
                     "id": c.id,
-                    "status": c.status,
+                    **_status(conn, c, listed),
                     # The step whose output this contribution is (None for data brought in from a source).
                     "transformation": None if step is None else self.step_facts(conn, step),
                     "content_hash": c.content_hash,
@@ -624,6 +627,14 @@ def models_trained_on(
             }
         )
     return out
+
+
+def _status(conn: Connection, c: Any, listed: Removals | None = None) -> dict[str, Any]:
+    """Contribution row ``c``'s ``status`` as a trace shows it: ``quarantined`` when the ward's list of
+    removals (``listed``, read from ``conn`` when not given) holds it so whatever the row says, with
+    ``quarantine_listed`` naming the event (see ``removal_list.quarantine_listed``)."""
+    shown = quarantine_listed(listed_removals(conn) if listed is None else listed, c.id, c.status)
+    return {"status": c.status} if shown is None else {"status": "quarantined", "quarantine_listed": shown}
 
 
 def _in(conn: Connection, query: Any, column: Any, values: list[str]) -> list[Any]:

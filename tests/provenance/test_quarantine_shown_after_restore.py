@@ -8,13 +8,17 @@ event on the list, as ``contributions`` does (``quarantine_listed``).
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from dataward.cli.app import app
+from dataward.domain.errors import NotFound
 from dataward.domain.schema import RECORD_ID
+from dataward.service.recordstore import read_ids
 from dataward.service.ward import Ward
 from tests.helpers import wine_rows
 from tests.provenance.restore_drill import quarantined_after_the_backup
@@ -62,19 +66,34 @@ def test_trace_shows_the_listed_quarantine(wine_ward: Ward, tmp_path: Path) -> N
     assert "wine#1 quarantined" in shown.output and f"event #{seq}" in shown.output, shown.output
 
 
-def test_the_card_lists_the_listed_quarantine(wine_ward: Ward, tmp_path: Path) -> None:
+def test_the_card_and_the_attestation_show_the_listed_quarantine(wine_ward: Ward, tmp_path: Path) -> None:
     folder, seq = _restored_before_quarantine(wine_ward, tmp_path)
-    card = Ward.open(folder).card("wine@v2")
+    ward = Ward.open(folder)
+    # The signed statement says what the list holds, not what the catalog says.
+    statements = [json.loads(base64.b64decode(e["payload"])) for e in ward.attest("wine@v2")]
+    (ours,) = [s["predicate"] for s in statements if "contributions" in s["predicate"]]
+    _listed(next(c for c in ours["contributions"] if c["ref"] == "wine#1"), seq)
+    card = ward.card("wine@v2")
     opened = card["markdown"].split("## Open quarantines", 1)[1]
     assert "wine#1" in opened and f"event #{seq}" in opened and "none" not in opened, opened
     limits = json.dumps(card["croissant"])
     assert "quarantined contribution: wine#1" in limits
 
 
-def test_the_card_lists_a_quarantine_the_catalog_never_held(wine_ward: Ward, tmp_path: Path) -> None:
-    """The backup predates the contribution: the list names it by id, with its dataset."""
+def test_trace_and_card_name_a_quarantine_the_catalog_never_held(wine_ward: Ward, tmp_path: Path) -> None:
+    """The backup predates the contribution: the list names it by id, with its dataset. The card lists it
+    among the open quarantines; a trace of it, or of a record it added, finds nothing in the catalog and
+    says that the list holds it quarantined."""
     folder = quarantined_after_the_backup(wine_ward, tmp_path, wine_rows(100, 130))
     line = json.loads((folder / LIST).read_text().splitlines()[-1])
     (cid,) = line["contributions"]
-    opened = Ward.open(folder).card("wine@v2")["markdown"].split("## Open quarantines", 1)[1]
+    ward = Ward.open(folder)
+    opened = ward.card("wine@v2")["markdown"].split("## Open quarantines", 1)[1]
     assert cid in opened and f"event #{line['seq']}" in opened, opened
+    record = read_ids(ward.store, line["held"][0])[0]
+    for ref in (cid, record):
+        with pytest.raises(NotFound, match=rf"list of removals holds contribution {cid}.* \(by event #{line['seq']} "):
+            ward.trace(ref)
+    with pytest.raises(NotFound) as unknown:  # a record nobody added says nothing of the list
+        ward.trace("0" * 64)
+    assert "list of removals" not in unknown.value.message

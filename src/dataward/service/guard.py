@@ -861,7 +861,7 @@ def _members_of_list(members: AbstractSet[str], store: Any, id_list: str) -> lis
 
 
 @dataclasses.dataclass(frozen=True)
-class _ListedOnly:
+class ListedOnly:
     """A contribution the ward's list of removals holds quarantined that the catalog does not hold at all
     (restored from a backup older than it): its id and the id list of the records it added, as the list
     names them (what a taint is seeded with, like a contribution row)."""
@@ -870,7 +870,7 @@ class _ListedOnly:
     added_object: str
 
 
-def _listed_only(conn: Connection, store: Any, removals: Any) -> list[_ListedOnly]:
+def listed_only_quarantines(conn: Connection, store: Any, removals: Any) -> list[ListedOnly]:
     """The contributions ``removals`` (the ward's list of removals) holds quarantined with an id list
     that the catalog has no row of, in id order; those whose id list the store lacks (an older store's
     backup put back: ``verify`` names them) are left out, as they hold nothing back."""
@@ -878,7 +878,7 @@ def _listed_only(conn: Connection, store: Any, removals: Any) -> list[_ListedOnl
     if not lists:
         return []
     known = set(conn.execute(select(contributions.c.id).where(contributions.c.id.in_(sorted(lists)))).scalars())
-    return [_ListedOnly(cid, added) for cid, added in sorted(lists.items()) if cid not in known and store.exists(added)]
+    return [ListedOnly(cid, added) for cid, added in sorted(lists.items()) if cid not in known and store.exists(added)]
 
 
 def _listed_only_suspects(
@@ -899,7 +899,7 @@ def _listed_only_suspects(
     datasets_of = removals.quarantined_in
     barred: dict[str, str] = {}
     added_by: dict[str, set[str]] = {}
-    for q in _listed_only(conn, store, removals):
+    for q in listed_only_quarantines(conn, store, removals):
         cid, added = q.id, q.added_object
         found = _members_of_list(members, store, added)
         if not found:
@@ -958,7 +958,7 @@ def _made_from_quarantined(
     # its records (the id list the list kept) seed the taint all the same. The steps the restored catalog
     # holds made records from them when those records were already in a version (a copy in another
     # dataset, sent first), or when a step is made again after the restore.
-    suspects += _listed_only(conn, store, listed_removals(conn))
+    suspects += listed_only_quarantines(conn, store, listed_removals(conn))
     if not suspects:
         return {}
     taint = taint_of(store, conn, suspects)

@@ -62,6 +62,7 @@ from dataward.service.signed_identity import IDENTITY_TABLES, checked_rows, sign
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from dataward.access.removals import Removals
     from dataward.domain.idset import DigestSet
     from dataward.service.manifests import VersionManifest
 
@@ -870,7 +871,7 @@ class ListedOnly:
     added_object: str
 
 
-def listed_only_quarantines(conn: Connection, store: Any, removals: Any) -> list[ListedOnly]:
+def listed_only_quarantines(conn: Connection, store: Any, removals: Removals) -> list[ListedOnly]:
     """The contributions ``removals`` (the ward's list of removals) holds quarantined with an id list
     that the catalog has no row of, in id order; those whose id list the store lacks (an older store's
     backup put back: ``verify`` names them) are left out, as they hold nothing back."""

@@ -19,6 +19,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 def _contribution_branch(tree: Tree, c: dict[str, Any]) -> None:
     node = tree.add(f"[bold]{c['ref']}[/bold] {styled(c['status'])}" + (f" row {c['row']}" if "row" in c else ""))
+    if c.get("quarantine_listed"):
+        listed = c["quarantine_listed"]
+        node.add(
+            f"[bold yellow]quarantined[/bold yellow] by event #{listed['event']} at {listed['at'][:19]}: "
+            + safe(listed["note"])
+        )
     src = c["source"] or {}
     node.add(
         f"source {safe(str(src.get('uri')))} fetched {src.get('fetched_at', '-')[:19]}, "

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from dataward.access.removals import Removals
 from dataward.access.roles import Action
 from dataward.catalog.tables import contributions, quarantine
 from dataward.domain.names import visible
 from dataward.service import rows
 from dataward.service.core import Service, WardContext
 from dataward.service.guard import SignedCheck
+from dataward.service.removal_list import listed_removals, quarantine_listed
 
 if TYPE_CHECKING:
     from dataward.service.attestations import AttestationService
@@ -61,6 +63,32 @@ def md_text(value: object, *, line_start: bool = False) -> str:
     if start := _MD_LINE_START.match(text):
         return text[: start.end() - 1] + "\\" + text[start.end() - 1 :]
     return text
+
+
+def _quarantined(listed: Removals, name: str, dataset_id: str, mine: list[Any]) -> list[str]:
+    """The quarantined contributions of dataset ``name`` (its contribution rows ``mine``), as the card
+    names them: those whose row says so, those the ward's list of removals holds quarantined whatever
+    the row says (naming the event), and those the list holds that the catalog never had (restored from
+    a backup older than them: named by id, as the list names them)."""
+    out = []
+    for c in mine:
+        shown = quarantine_listed(listed, c.id, c.status)
+        if c.status == "quarantined":
+            out.append(f"{name}#{c.number}")
+        elif shown is not None:
+            out.append(
+                f"{name}#{c.number} (by event #{shown['event']} at {shown['at']}, which the ward's list of removals "
+                f"holds; the catalog says {c.status})"
+            )
+    known = {c.id for c in mine}
+    for cid, held_in in sorted(listed.quarantined_in.items()):
+        fact = listed.quarantined[cid]
+        if held_in == dataset_id and cid not in known:
+            out.append(
+                f"contribution {cid} (by event #{fact.seq} at {fact.time}, which the ward's list of removals "
+                "holds; the catalog predates the contribution)"
+            )
+    return out
 
 
 class CardService(Service):
@@ -112,7 +140,7 @@ class CardService(Service):
                 for q in sorted(items, key=lambda q: (numbers[q.contribution_id], q.record_id))
                 if q.status == "pending"
             ]
-            quarantined = [f"{name}#{c.number}" for c in mine if c.status == "quarantined"]
+            quarantined = _quarantined(listed_removals(conn), name, ds.id, mine)
             manifest_sha = hashlib.sha256(self.store.get(ver.manifest_object)).hexdigest()
         v = facts["version"]
         sources = facts["sources"]

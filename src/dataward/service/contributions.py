@@ -46,7 +46,7 @@ from dataward.service.recordstore import (
     store_new_records,
     table_to_parquet,
 )
-from dataward.service.removal_list import listed_removals
+from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.same_content import same_content_as
 from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
@@ -70,15 +70,10 @@ def contribution_info(
     removals), a contribution the list holds quarantined reads ``quarantined`` whatever its row says,
     with ``quarantine_listed`` naming the event (the catalog predates it: a restored backup)."""
     info = _row_info(row, dataset_name, submitter)
-    fact = listed.quarantine(row.id) if listed is not None and row.status != "quarantined" else None
-    if fact is not None:
+    shown = quarantine_listed(listed, row.id, row.status) if listed is not None else None
+    if shown is not None:
         info["status"] = "quarantined"
-        info["quarantine_listed"] = {
-            "event": fact.seq,
-            "at": fact.time,
-            "note": f"the catalog says {row.status}: it predates the quarantine, which the ward's list of "
-            "removals holds; run `dataward verify`",
-        }
+        info["quarantine_listed"] = shown
     return info
 
 

@@ -62,6 +62,7 @@ from dataward.service.signed_identity import IDENTITY_TABLES, checked_rows, sign
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from dataward.access.removals import Removals
     from dataward.domain.idset import DigestSet
     from dataward.service.manifests import VersionManifest
 
@@ -620,7 +621,8 @@ def barred_records(
       dataset, or by another side from another source (see :func:`_unvouched_suspects`);
     * copied or made by a transformation from the records of a quarantined contribution of any
       dataset, transitively, unless a contribution of the version vouches for it by itself (see
-      :func:`_made_from_quarantined`);
+      :func:`_made_from_quarantined`): one the ward's list of removals holds quarantined too, even when
+      the catalog (restored from a backup) never held it, by the id list the list kept;
     * rejected by a reviewer's decision (a ``review.rejected`` event) in any contribution of the
       dataset: record ids are content hashes, so the same content is the same rejected record.
 
@@ -689,9 +691,10 @@ def barred_records(
     barred: dict[str, str] = {}
     for rid, why in _unvouched_suspects(conn, store, ds, members, rows, held, ledger, units).items():
         barred.setdefault(rid, why)
-    for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
-        barred.setdefault(rid, why)
+    # A listed-only quarantine's own records are named by it before a step's copies of them are.
     for rid, why in _listed_only_suspects(conn, store, members, rows, held).items():
+        barred.setdefault(rid, why)
+    for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
         barred.setdefault(rid, why)
     for rid in _among(members, rejected):
         barred.setdefault(rid, "rejected in review")
@@ -858,6 +861,27 @@ def _members_of_list(members: AbstractSet[str], store: Any, id_list: str) -> lis
     return _among(members, read_ids(store, id_list))
 
 
+@dataclasses.dataclass(frozen=True)
+class ListedOnly:
+    """A contribution the ward's list of removals holds quarantined that the catalog does not hold at all
+    (restored from a backup older than it): its id and the id list of the records it added, as the list
+    names them (what a taint is seeded with, like a contribution row)."""
+
+    id: str
+    added_object: str
+
+
+def listed_only_quarantines(conn: Connection, store: Any, removals: Removals) -> list[ListedOnly]:
+    """The contributions ``removals`` (the ward's list of removals) holds quarantined with an id list
+    that the catalog has no row of, in id order; those whose id list the store lacks (an older store's
+    backup put back: ``verify`` names them) are left out, as they hold nothing back."""
+    lists = removals.quarantined_lists
+    if not lists:
+        return []
+    known = set(conn.execute(select(contributions.c.id).where(contributions.c.id.in_(sorted(lists)))).scalars())
+    return [ListedOnly(cid, added) for cid, added in sorted(lists.items()) if cid not in known and store.exists(added)]
+
+
 def _listed_only_suspects(
     conn: Connection, store: Any, members: AbstractSet[str], listed: list[Any], held: set[tuple[str, str]]
 ) -> dict[str, str]:
@@ -873,15 +897,11 @@ def _listed_only_suspects(
     from dataward.service.removal_list import listed_removals
 
     removals = listed_removals(conn)
-    lists, datasets_of = removals.quarantined_lists, removals.quarantined_in
-    if not lists:
-        return {}
-    known = set(conn.execute(select(contributions.c.id).where(contributions.c.id.in_(sorted(lists)))).scalars())
+    datasets_of = removals.quarantined_in
     barred: dict[str, str] = {}
     added_by: dict[str, set[str]] = {}
-    for cid, added in sorted(lists.items()):
-        if cid in known or not store.exists(added):  # verify names an id list the store lacks
-            continue
+    for q in listed_only_quarantines(conn, store, removals):
+        cid, added = q.id, q.added_object
         found = _members_of_list(members, store, added)
         if not found:
             continue
@@ -926,15 +946,22 @@ def _made_from_quarantined(
 
     if conn.execute(select(transformations.c.id).limit(1)).first() is None:
         return {}
+    from dataward.service.removal_list import listed_removals
+
     signed = _quarantined_ids(conn, ledger)
     query = select(contributions).where((contributions.c.status == "quarantined") | contributions.c.id.in_(signed))
-    suspects = conn.execute(query).all()
-    if not suspects:
-        return {}
+    suspects: list[Any] = list(conn.execute(query))
     if ledger is not None:
         for c in suspects:
             # Their added records seed the taint: an id list swapped in the catalog alone would clear it.
             _check_row(conn, "contributions", c, ("status", "added_object"), f"contribution {c.id}", *ledger)
+    # A contribution the list holds quarantined that the catalog, restored from before it, never held:
+    # its records (the id list the list kept) seed the taint all the same. The steps the restored catalog
+    # holds made records from them when those records were already in a version (a copy in another
+    # dataset, sent first), or when a step is made again after the restore.
+    suspects += listed_only_quarantines(conn, store, listed_removals(conn))
+    if not suspects:
+        return {}
     taint = taint_of(store, conn, suspects)
     suspect = set(_among(members, taint.records))
     if not suspect:

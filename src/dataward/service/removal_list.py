@@ -288,6 +288,23 @@ def listed_quarantines(conn: Any) -> dict[str, RemovalFact]:
     return dict(listed_removals(conn).quarantined)
 
 
+def quarantine_listed(removals: Removals, contribution_id: str, row_status: str) -> dict[str, Any] | None:
+    """What a view of a contribution whose catalog row says ``row_status`` adds when ``removals`` (the
+    ward's list) holds it quarantined and the row does not: ``{event, at, note}``, the note naming the
+    row's status (the catalog predates the quarantine: a restored backup, a cut ledger). None otherwise.
+    Every view that shows a contribution's status (``contributions``, ``trace``, the card) shows it
+    ``quarantined`` with this, so that none says merged what the list holds out of training."""
+    fact = removals.quarantine(contribution_id) if row_status != "quarantined" else None
+    if fact is None:
+        return None
+    return {
+        "event": fact.seq,
+        "at": fact.time,
+        "note": f"the catalog says {row_status}: it predates the quarantine, which the ward's list of removals "
+        "holds; run `dataward verify`",
+    }
+
+
 def in_order(lines: Iterable[RemovalLine]) -> list[RemovalLine]:
     """``lines`` in the order their events happened: by the event's time, then place in its list. Not by
     ``seq`` (after a restore, new events reuse the numbers of lost ones), and not by file alone (lines
@@ -323,5 +340,6 @@ __all__ = [
     "in_order",
     "listed_quarantines",
     "listed_removals",
+    "quarantine_listed",
     "read_list",
 ]

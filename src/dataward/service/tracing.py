@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from dataward.access import KEY_PREFIX, authorize, descendants, without_secret
+from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import (
     api_keys,
@@ -33,9 +35,10 @@ from dataward.service.concealment import missing_contribution, missing_dataset, 
 from dataward.service.core import ConcealedDenial, Service, UseCase
 from dataward.service.datasets import dataset_read_scope
 from dataward.service.derived import lineage_index, steps_reading, taint_of
-from dataward.service.guard import SignedCheck
+from dataward.service.guard import ListedOnly, SignedCheck, listed_only_quarantines
 from dataward.service.holders import Lookups
 from dataward.service.idsets import holders, id_set
+from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.visibility import find_contribution
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
@@ -96,7 +99,8 @@ class TraceService(Service):
                 c = find_contribution(conn, ref)
                 missing = missing_contribution(ref)
                 if c is None:
-                    raise missing
+                    note = self._never_held(conn, allowed, lambda q: q.id == ref)
+                    raise NotFound(missing.message + note, hint=missing.hint) if note else missing
                 _require(allowed, c.dataset_id, ref, visible, missing)
                 # Then checked, so that a refusal names columns only of a row the caller may trace.
                 SignedCheck(self, conn, doing="trace").row("contributions", c, f"contribution {ref}")
@@ -113,6 +117,26 @@ class TraceService(Service):
             hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…), DATASET@vN, "
             "principal:NAME, source:URI or model:NAME@vN",
         )
+
+    def _never_held(
+        self, conn: Connection, allowed: set[str], matches: Callable[[ListedOnly], bool], *, added: bool = False
+    ) -> str:
+        """What a trace that found nothing in the catalog adds when the ward's list of removals holds
+        quarantined a contribution the catalog never held (restored from a backup older than it), of a
+        dataset the caller may trace, that ``matches`` (is the one named, or added the record traced):
+        the event, and that its records are held out of training all the same (``added``: say that it
+        added what was traced). "" otherwise."""
+        removals = listed_removals(conn)
+        for q in listed_only_quarantines(conn, self.store, removals):
+            if removals.quarantined_in.get(q.id) in allowed and matches(q):
+                fact = removals.quarantined[q.id]
+                return (
+                    f" in the catalog; the ward's list of removals holds contribution {q.id}"
+                    + (", which added it," if added else "")
+                    + f" quarantined (by event #{fact.seq} at {fact.time}): the catalog predates that contribution "
+                    "(a restored backup), and its records are held out of training all the same"
+                )
+        return ""
 
     def _trace_record(self, conn: Connection, record_id: str, allowed: set[str]) -> dict[str, Any]:
         lookups = Lookups(conn, self.store)
@@ -144,7 +168,12 @@ class TraceService(Service):
             )
         if not holders_:
             self._confirm_never_added(conn, record_id, allowed)
-            raise NotFound(f"no contribution ever added record {record_id}")
+            raise NotFound(
+                f"no contribution ever added record {record_id}"
+                + self._never_held(
+                    conn, allowed, lambda q: bool(holders(self.store, [q.added_object], record_id)), added=True
+                )
+            )
         manifests = conn.execute(_visible(versions, allowed).order_by(versions.c.created_at)).all()
         facts_cache: dict[str, dict[str, Any]] = {}
         check = SignedCheck(self, conn, doing="trace")
@@ -275,7 +304,7 @@ class TraceService(Service):
             "name": t.name,
             "kind": t.kind,
             "contribution": _cref(conn, c),
-            "status": c.status,
+            **_status(conn, c),
             "code": json.loads(t.code),
             "params": json.loads(t.params),
             "inputs": [i["ref"] for i in json.loads(t.inputs)],
@@ -551,6 +580,7 @@ class TraceService(Service):
             + [people[c.submitted_by].owner_id for c in found if c.submitted_by in people]
             + named
         )
+        listed = listed_removals(conn)
         out = []
         for c in found:
             src = srcs.get(c.source_id)
@@ -560,7 +590,7 @@ class TraceService(Service):
                 {
                     "ref": f"{dataset_names[c.dataset_id]}#{c.number}",
                     "id": c.id,
-                    "status": c.status,
+                    **_status(conn, c, listed),
                     # The step whose output this contribution is (None for data brought in from a source).
                     "transformation": None if step is None else self.step_facts(conn, step),
                     "content_hash": c.content_hash,
@@ -624,6 +654,14 @@ def models_trained_on(
             }
         )
     return out
+
+
+def _status(conn: Connection, c: Any, listed: Removals | None = None) -> dict[str, Any]:
+    """Contribution row ``c``'s ``status`` as a trace shows it: ``quarantined`` when the ward's list of
+    removals (``listed``, read from ``conn`` when not given) holds it so whatever the row says, with
+    ``quarantine_listed`` naming the event (see ``removal_list.quarantine_listed``)."""
+    shown = quarantine_listed(listed_removals(conn) if listed is None else listed, c.id, c.status)
+    return {"status": c.status} if shown is None else {"status": "quarantined", "quarantine_listed": shown}
 
 
 def _in(conn: Connection, query: Any, column: Any, values: list[str]) -> list[Any]:

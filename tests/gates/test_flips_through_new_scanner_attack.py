@@ -6,7 +6,9 @@ the queue. An attacker reads that as an invitation: flip the labels, then send t
 scanner that places every page one pixel further right. Every record then resembles no trusted class,
 flipped or not, and the flips leave the queue. These tests hold the gate to what it does without the
 scanner (``targeted_flips`` is blocked and its flips queued); the control shows that the scanner alone
-is not blocked.
+is not blocked. ``label_consistency`` now reads a record with the frame's move undone on its pixels when
+that places it nearer to trusted records (``_moved_back``); flips that never went through the scanner, sent
+among moved records, keep their first reading.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from tests.gates.conftest import scan_situation
 
 SEED = 0
 GAP = (
-    "label_consistency reads the shifted flips as atypical (new content), so none is flagged and its "
-    "p-value is 1; the verdict is review, on drift and backdoor's whole-batch findings alone"
+    "read with the frame's move undone, 18 of the 31 moved '8's sent as '1' are flagged and 13 queued (none "
+    "clean), short of half; label_consistency's p=9e-6 reviews but does not reach block_p (before the move was "
+    "undone none was flagged at all)"
 )
 
 
@@ -56,10 +59,28 @@ def test_without_the_scanner_the_flips_are_blocked_and_queued() -> None:
     assert np.asarray(report.records.flagged, dtype=bool)[poison].mean() >= 0.5
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
-@pytest.mark.parametrize(("source", "target"), [("6", "0"), ("8", "1")])
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("6", "0"), pytest.param("8", "1", marks=pytest.mark.xfail(strict=True, reason=GAP))],
+)
 def test_flips_sent_through_a_new_scanner_are_queued(source: str, target: str) -> None:
+    """Read with the frame's move undone (``label_consistency._moved_back``), a moved '6' sent as '0' reads
+    as the '6' it is: before, every flip read as new content and none was queued."""
     report, poison = judged(source, target)
     flagged = np.asarray(report.records.flagged, dtype=bool)
     assert flagged[poison].mean() >= 0.5, report.reasons
     assert flagged[~poison].mean() <= 0.01
+
+
+def test_flips_left_unmoved_among_moved_records_keep_their_first_reading() -> None:
+    """The sender moves the clean records only: the flips, as sent, read as the '6's they are. Moving them
+    back would move them away from every trusted record, so they are read as sent, and queued."""
+    case = targeted_flips("6", "0", 0.6, seed=SEED)
+    poison = np.asarray(case.poison, dtype=bool)
+    contribution = map_images(case.contribution, _scanner)
+    contribution.loc[poison, "image"] = case.contribution.loc[poison, "image"].to_numpy()
+    report = scan(case.baseline, contribution, case.schema, case.validation, {"seed": SEED})
+    frame = report.results["label_consistency"].summary["frame"]
+    assert frame is not None and frame["read_moved_back"] <= (~poison).sum(), frame
+    assert report.verdict == "block", report.reasons
+    assert np.asarray(report.records.flagged, dtype=bool)[poison].mean() >= 0.5

@@ -1,60 +1,22 @@
 """A batch of images read through its lower-resolution capture: the tables' side of ``_resolution``.
 
 ``_resolution`` models the capture on decoded images. Detectors hold Arrow tables of encoded images and
-gate features: this module finds a batch's one image column, samples each class's images to estimate the
-capture from, tells which records could have gone through it, and featurizes trusted images taken
-through it as the gate featurizes. ``backdoor`` and ``label_consistency`` read misread records against
+gate features: this module estimates the capture from a sample of each class's images, tells which
+records could have gone through it, and featurizes trusted images taken through it as the gate
+featurizes. ``backdoor`` and ``label_consistency`` read misread records against
 those captured trusted images; both only excuse records that went through the capture.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
-from dataward.domain.schema import ColumnKind, Schema
-from dataward.gates.detectors._lens import SAMPLE_PER_CLASS as LENS_SAMPLE
+from dataward.gates.detectors._batch_images import native_images
 from dataward.gates.detectors._resolution import Resolution, estimate_resolution
-from dataward.gates.detectors._sensor import rows_by_class, sample_per_class
-from dataward.gates.features.image import GRAY_MODES, decode_image, image_to_png
-
-
-def image_input(schema: Schema) -> str | None:
-    """The name of the batch's one input column when it is an image column, else None (a change of the
-    pixels is modelled on a table of images alone: other inputs would need their own sensor)."""
-    if len(schema.inputs) == 1 and schema.inputs[0].kind is ColumnKind.IMAGE:
-        return schema.inputs[0].name
-    return None
-
-
-def image_mode(values: pa.ChunkedArray) -> str:
-    """ "RGB" when any trusted image is in colour, else "L" (as the pixels featurizer decides); headers only."""
-    for data in values.to_pylist():
-        if data is None:
-            continue
-        try:
-            with Image.open(io.BytesIO(bytes(data))) as img:
-                if img.mode not in GRAY_MODES:
-                    return "RGB"
-        except Exception:  # not an image: the featurizer has named it already
-            continue
-    return "L"
-
-
-def native_images(
-    values: pa.ChunkedArray, labels: np.ndarray, mode: str, rng: np.random.Generator
-) -> dict[int, list[Image.Image]]:
-    """Per class, a seeded sample of its images (at most ``_lens.SAMPLE_PER_CLASS``), decoded in ``mode``
-    at their stored size."""
-    out = {}
-    for code, rows in rows_by_class(labels).items():
-        taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
-        out[code] = [decode_image(bytes(data)).convert(mode) for data in taken]
-    return out
+from dataward.gates.features.image import decode_image, image_to_png
 
 
 def batch_capture(

@@ -131,7 +131,6 @@ from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 from scipy.stats import betabinom, binom, hypergeom
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
@@ -149,14 +148,16 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.calibration import mondrian_p_values, tail_p_values
+from dataward.gates.detectors._batch_images import PixelChange
+from dataward.gates.detectors._batch_images import featurize_undone as _featurize_undone
+from dataward.gates.detectors._batch_images import grid_images as _grid_images
+from dataward.gates.detectors._batch_images import image_input as _image_input
+from dataward.gates.detectors._batch_images import image_mode as _image_mode
+from dataward.gates.detectors._batch_images import native_images as _native_images
 from dataward.gates.detectors._capture import featurize_captured as _featurize_degraded
-from dataward.gates.detectors._capture import image_input as _image_input
-from dataward.gates.detectors._capture import image_mode as _image_mode
-from dataward.gates.detectors._capture import native_images as _native_images
 from dataward.gates.detectors._capture import went_through as _went_through
-from dataward.gates.detectors._frame import FrameShift, estimate_frame_shift
-from dataward.gates.detectors._lens import SAMPLE_PER_CLASS as LENS_SAMPLE
-from dataward.gates.detectors._lens import GainField, estimate_gain_field, to_grid
+from dataward.gates.detectors._frame import estimate_frame_shift
+from dataward.gates.detectors._lens import estimate_gain_field
 from dataward.gates.detectors._probe import (
     fit_probe,
     hidden_activations,
@@ -179,7 +180,7 @@ from dataward.gates.detectors._within_batch import (
     reads_as_own_within_batch,
     reads_further_than_trusted,
 )
-from dataward.gates.features.image import decode_image, gray_pixels, image_to_png
+from dataward.gates.features.image import gray_pixels
 from dataward.gates.neighbours import K_MAX, class_distances
 
 MIN_REFERENCE = 20
@@ -188,8 +189,6 @@ MIN_CLASS_REFERENCE = 5
 """Trusted records a class needs before its records are clustered."""
 CLUSTER_COUNTS = (2, 3, 4, 5)
 """k-means splits tried per class: a poisoned cluster may hide inside a class that has sub-modes."""
-PixelChange = GainField | FrameShift
-"""A change of the raw images that ``backdoor`` undoes on their pixels: a lens's gain field or the frame's move."""
 
 REVIEW_FLOOR = 1e-4
 """Without a blocking cluster the contribution-level p-value is never below this: a cluster whose
@@ -1037,40 +1036,6 @@ def _columnar(schema: Schema) -> bool:
     """Whether the gate's features are the table's own columns (numeric and categorical inputs only),
     each a quantity of its own whose sensor gain may differ from the others'."""
     return bool(schema.inputs) and all(c.kind in (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL) for c in schema.inputs)
-
-
-def _grid_images(
-    values: pa.ChunkedArray, labels: np.ndarray, mode: str, rng: np.random.Generator
-) -> dict[int, np.ndarray]:
-    """Per class, a seeded sample of its images (at most ``_lens.SAMPLE_PER_CLASS``) on the lens grid."""
-    out = {}
-    for code, rows in rows_by_class(labels).items():
-        taken = values.take(pa.array(sample_per_class(rows, rng, cap=LENS_SAMPLE))).to_pylist()
-        out[code] = np.stack([to_grid(decode_image(bytes(data), shrink=True), mode) for data in taken])
-    return out
-
-
-def _featurize_undone(
-    featurize: Callable[[pa.Table], np.ndarray],
-    table: pa.Table,
-    column: str,
-    positions: np.ndarray,
-    change: PixelChange,
-    mode: str,
-) -> np.ndarray:
-    """Gate features of the images at ``positions`` with ``change`` (a lens's gain field or the frame's
-    move) undone on their pixels."""
-    rows = table.take(pa.array(positions))
-    images = []
-    for data in rows.column(column).to_pylist():
-        # A large image is undone shrunk (it is featurized at a few dozen pixels a side anyway).
-        pixels = np.asarray(decode_image(bytes(data), shrink=True).convert(mode), dtype=np.float64) / 255.0
-        shaped = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
-        restored = np.round(change.undo(shaped) * 255.0).astype(np.uint8)
-        images.append(image_to_png(Image.fromarray(restored[..., 0] if mode == "L" else restored, mode)))
-    index = rows.schema.get_field_index(column)
-    undone = rows.set_column(index, rows.schema.field(index), pa.array(images, type=rows.schema.field(index).type))
-    return np.asarray(featurize(undone), dtype=np.float32)
 
 
 def _column_names(schema: Schema) -> list[str] | None:

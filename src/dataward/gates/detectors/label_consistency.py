@@ -88,8 +88,10 @@ from dataward.gates.calibration import (
     resolution_flags,
     tail_p_values,
 )
-from dataward.gates.detectors._capture import batch_capture, featurize_captured, image_input, image_mode, went_through
+from dataward.gates.detectors._batch_images import featurize_undone, grid_images, image_input, image_mode
+from dataward.gates.detectors._capture import batch_capture, featurize_captured, went_through
 from dataward.gates.detectors._common import count_result, label_name, neighbour_evidence, reference_scores
+from dataward.gates.detectors._frame import estimate_frame_shift
 from dataward.gates.detectors._within_batch import (
     MOVED_CANDIDATE_P,
     WITHIN_BATCH_NEIGHBOURS,
@@ -100,7 +102,10 @@ from dataward.gates.neighbours import K_MAX, class_distances, knn
 from dataward.gates.new_labels import rows_text
 
 CAPTURE_STREAM = 41
-"""Seed stream of the images sampled to estimate a batch's capture (``_explained_by_capture``)."""
+"""Seed stream of the images sampled to estimate a batch's capture (``_through_capture``)."""
+
+FRAME_STREAM = 43
+"""Seed stream of the images sampled to estimate the frame's move (``_moved_back``)."""
 
 DEAD_MIN_RECORDS = 10
 """Records a batch needs before a column holding one value in all of them is read as not measured (a
@@ -291,8 +296,12 @@ class LabelConsistency(Detector):
             )
         if (dead := self._dead_columns(contribution)) is not None:
             return self._without_columns(dead, contribution)
-        reading, capture = self._through_capture(contribution, self._read(contribution, records))
-        return self._result(contribution, reading, capture)
+        reading = self._read(contribution, records)
+        reading, capture = self._through_capture(contribution, reading)
+        frame = None
+        if capture is None:
+            reading, frame = self._moved_back(contribution, reading)
+        return self._result(contribution, reading, capture, frame)
 
     def _read(self, contribution: GateData, records: dict[str, np.ndarray]) -> _Reading:
         """Every record read against the trusted records: its p-value, and the masks that keep it from a
@@ -357,9 +366,18 @@ class LabelConsistency(Detector):
         # already: ``scan`` reads it so for every detector.)
         unknown = np.bincount(base.labels, minlength=len(ctx.classes))[contribution.labels] == 0
         p = np.where(unknown, 1.0, p)
-        return _Reading(ranking_p, p, shifted_p, moved, n_cal, list(calibration), log_proba, ref_log_proba)
+        # How close each record sits to the nearest trusted class, whichever: which of two readings places it
+        # among trusted records (``_moved_back``), asked without its label.
+        nearest = np.minimum(own, np.min(others, axis=1, initial=np.inf))
+        return _Reading(ranking_p, p, shifted_p, moved, n_cal, list(calibration), log_proba, ref_log_proba, nearest)
 
-    def _result(self, contribution: GateData, reading: _Reading, capture: dict[str, Any] | None) -> DetectorResult:
+    def _result(
+        self,
+        contribution: GateData,
+        reading: _Reading,
+        capture: dict[str, Any] | None,
+        frame: dict[str, Any] | None = None,
+    ) -> DetectorResult:
         """The detector's result from the batch's reading: flags, the counts and the verdict's sentence."""
         ctx, base = self.context, self.baseline
         n = len(contribution)
@@ -372,7 +390,7 @@ class LabelConsistency(Detector):
         )
         log_proba, ref_log_proba = reading.log_proba, reading.ref_log_proba
         by_resolution = resolution_flags(p, ctx.alpha, n_cal)
-        flagged = flag_mask(p, ctx.alpha, n_cal) | by_resolution
+        flagged = _flags(p, ctx.alpha, n_cal)
 
         # Only records that each contradict their label may block: the count at the threshold a record
         # is flagged at or finer, and beyond every trusted record. Many records each only mildly
@@ -392,6 +410,7 @@ class LabelConsistency(Detector):
             "disagreeing_but_atypical": int(flag_mask(shifted_p, ctx.alpha, n_cal).sum()),
             "moved_with_batch": int(moved.sum()),
             "capture": capture,
+            "frame": frame,
             # The count behind the contribution-level p-value, for the reason a reviewer reads: the
             # blocking (fine) count's, and the coarser evidence's beside it.
             "count_test": excess_flags_count(p, ctx.alpha, n_cal, beyond_calibration=True, finest=True),
@@ -420,7 +439,7 @@ class LabelConsistency(Detector):
         # The detector read part of the batch as new content (records that resemble no trusted class
         # beyond alpha's rate, or a class that moved with its batch): a new source's records at the edge
         # of their class read mildly against their label too, so the mild evidence cannot add to a block.
-        new_content = bool(shift_findings) or bool(moved.any()) or capture is not None
+        new_content = bool(shift_findings) or bool(moved.any()) or capture is not None or frame is not None
         summary["new_content"] = new_content
         summary["new_content_shift"] = bool(shift_findings)
         result = count_result(
@@ -505,6 +524,11 @@ class LabelConsistency(Detector):
                 f"{mild['expected']:.1f} are expected (count p={mild['count_p']:.2g})"
             )
         said += f"; Fisher's sum of -log p over the batch p={mild['fisher_p']:.2g}"
+        if frame := summary.get("frame"):
+            said += (
+                f"; {frame['read_moved_back']} records read with the frame's move undone ({frame['description']}): "
+                f"{frame['flagged_before']} flagged as sent, {frame['flagged_after']} so"
+            )
         if capture := summary.get("capture"):
             said += (
                 f"; {capture['read_through']} records read against the trusted images taken through the batch's "
@@ -523,6 +547,8 @@ class LabelConsistency(Detector):
                 what.append(f"{summary['moved_with_batch']} records of classes that moved with the batch")
             if summary["capture"]:
                 what.append("images captured at a lower resolution")
+            if summary["frame"]:
+                what.append("images framed off the baseline's frame")
             why = f"Part of the batch reads as new content ({' and '.join(what)}: a shifted source)"
         return (
             f"{said}. {why} (flagged records and the smallest p-values: p={summary['fine_p']:.2g}): the records "
@@ -569,6 +595,59 @@ class LabelConsistency(Detector):
             contribution, in_moved, suspects, read_as, WITHIN_BATCH_NEIGHBOURS, self.context.seed
         )
 
+    def _changed_images(self, contribution: GateData, reading: _Reading) -> str | None:
+        """The batch's one image column, when its first reading found something a change of every image could
+        explain (flagged records beyond calibration, records resembling no trusted class, a class that moved)
+        and both tables and the gate's featurization are at hand; else None."""
+        ctx, base = self.context, self.baseline
+        if self.reads_captured or "probe" not in self.calibration:
+            return None
+        n_cal = reading.n_cal
+        excess = flagged_count_p_value(reading.p, ctx.alpha, n_cal) <= ctx.alpha
+        if not (excess or reading.moved.any() or self._shift_findings(reading.shifted_p, n_cal)):
+            return None
+        column = image_input(ctx.schema)
+        if column is None or ctx.featurize is None or contribution.table is None or base.table is None:
+            return None
+        return column
+
+    def _moved_back(self, contribution: GateData, reading: _Reading) -> tuple[_Reading, dict[str, Any] | None]:
+        """``reading`` with the records that sit among trusted records once the frame's move is undone on their
+        pixels (``_frame``: a scanner that places every page a pixel further right) read so, and the move for
+        the summary (None when none was looked for or found).
+
+        Moved, a '6' sent as '0' resembles no trusted class, reads as new content and is not flagged; moved
+        back, it reads as the '6' it is. Which reading applies to a record is asked without its label: the one
+        that places it nearer to trusted records of some class. A record that never went through the move is
+        moved away by the undoing and keeps its first reading."""
+        ctx, base = self.context, self.baseline
+        column = self._changed_images(contribution, reading)
+        if column is None:
+            return reading, None
+        mode = image_mode(base.table.column(column))
+        rng = np.random.default_rng([ctx.seed, FRAME_STREAM])
+        move = estimate_frame_shift(
+            grid_images(base.table.column(column), base.labels, mode, rng),
+            grid_images(contribution.table.column(column), contribution.labels, mode, rng),
+            seed=ctx.seed,
+        )
+        if move is None:
+            return reading, None
+        features = featurize_undone(ctx.featurize, contribution.table, column, np.arange(len(contribution)), move, mode)
+        undone = GateData(features, contribution.labels, contribution.table, contribution.groups)
+        again = self._read(undone, self.score_records(undone))
+        back = again.nearest < reading.nearest
+        alpha, n_cal = ctx.alpha, reading.n_cal
+        merged = reading.through(again, back)
+        return merged, {
+            "rows": move.rows,
+            "columns": move.columns,
+            "read_moved_back": int(back.sum()),
+            "flagged_before": int(_flags(reading.p, alpha, n_cal).sum()),
+            "flagged_after": int(_flags(merged.p, alpha, n_cal).sum()),
+            "description": move.describe(),
+        }
+
     def _through_capture(self, contribution: GateData, reading: _Reading) -> tuple[_Reading, dict[str, Any] | None]:
         """``reading`` with every record that went through the batch's lower-resolution capture read again
         against the trusted images taken through it (``_capture``), and the capture for the summary (None
@@ -583,15 +662,10 @@ class LabelConsistency(Detector):
         could not have gone through the capture: a sharp record is far from every blurred trusted record and,
         read against them, would resemble no class and pass for any label."""
         ctx, base = self.context, self.baseline
-        if self.reads_captured or "probe" not in self.calibration:
+        column = self._changed_images(contribution, reading)
+        if column is None:
             return reading, None
         alpha, n_cal = ctx.alpha, reading.n_cal
-        excess = flagged_count_p_value(reading.p, alpha, n_cal) <= alpha
-        if not (excess or reading.moved.any() or self._shift_findings(reading.shifted_p, n_cal)):
-            return reading, None
-        column = image_input(ctx.schema)
-        if column is None or ctx.featurize is None or contribution.table is None or base.table is None:
-            return reading, None
         mode = image_mode(base.table.column(column))
         rng = np.random.default_rng([ctx.seed, CAPTURE_STREAM])
         capture = batch_capture(
@@ -611,15 +685,13 @@ class LabelConsistency(Detector):
         inner.fit(GateData(captured, base.labels, base.table), ctx)
         again = inner._read(contribution, inner.score_records(contribution))
         through = went_through(capture, contribution.table, column, np.arange(len(contribution)), mode)
-        flagged_before = flag_mask(reading.p, alpha, n_cal) | resolution_flags(reading.p, alpha, n_cal)
         merged = reading.through(again, through)
-        flagged_after = flag_mask(merged.p, alpha, n_cal) | resolution_flags(merged.p, alpha, n_cal)
         return merged, {
             "scale": capture.scale,
             "read_through": int(through.sum()),
             "not_through": int((~through).sum()),
-            "flagged_before": int(flagged_before.sum()),
-            "flagged_after": int(flagged_after.sum()),
+            "flagged_before": int(_flags(reading.p, alpha, n_cal).sum()),
+            "flagged_after": int(_flags(merged.p, alpha, n_cal).sum()),
             "description": capture.describe(),
         }
 
@@ -737,6 +809,8 @@ class _Reading:
     """The views fused."""
     log_proba: np.ndarray | None
     ref_log_proba: np.ndarray | None
+    nearest: np.ndarray
+    """Each record's mean distance to its nearest trusted records of the class it sits closest to."""
 
     def through(self, again: _Reading, rows: np.ndarray) -> _Reading:
         """This reading with ``again``'s at ``rows`` (both calibrated on as many trusted records)."""
@@ -756,6 +830,7 @@ class _Reading:
             shifted_p=pick(self.shifted_p, again.shifted_p),
             moved=pick(self.moved, again.moved),
             log_proba=proba,
+            nearest=pick(self.nearest, again.nearest),
         )
 
 
@@ -805,6 +880,11 @@ def _fuse(
     )
     # Ties of the statistic (both pieces inside a calibration bin) are broken by the views' tails.
     return tail_p_values(statistic_ref, statistic_test), statistic_ref, statistic_test + 1e-9 * ranking
+
+
+def _flags(p: np.ndarray, alpha: float, n_cal: int) -> np.ndarray:
+    """The records flagged at ``alpha``: at it or finer, or beyond every one of the ``n_cal`` trusted records."""
+    return flag_mask(p, alpha, n_cal) | resolution_flags(p, alpha, n_cal)
 
 
 def _neg_log(p: np.ndarray) -> np.ndarray:

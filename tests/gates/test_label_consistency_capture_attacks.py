@@ -23,6 +23,7 @@ from benchmarks import outside_trial
 from dataward.gates import scan
 from dataward.gates.detectors import label_consistency
 from dataward.gates.detectors._resolution import estimate_resolution
+from tests.gates.test_label_consistency_capture import _alone, _relabelled
 from tests.gates.test_low_resolution import _images, _scanner
 
 ALONE = {"detectors": ["label_consistency"]}
@@ -88,3 +89,17 @@ def test_digits_captured_finer_than_the_batch_did_not_go_through_it() -> None:
         for data in pool["image"]
     ]
     assert np.mean([capture.went_through(image) for image in finer]) <= 0.2
+
+
+@pytest.mark.xfail(strict=True, reason="review46: sharp '1's pass went_through and lose their first reading")
+def test_sharp_ones_sent_as_seven_among_blurred_digits_keep_their_first_reading() -> None:
+    """A sharp '1' is a bar with little detail for a capture to take: 9 to 17 of the pool's 55 sharp '1's
+    pass ``went_through`` (seeds 0 and 3), so sharp '1's sent as '7' among digits from the 4x4 scanner are
+    partly read against the blurred trusted images (at seed 3: 4 of 16 taken for captured, 11 flagged
+    where 15 were before the captured reading)."""
+    args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
+    result = scan(*_alone(args)).results["label_consistency"]
+    capture = result.summary["capture"]
+    assert capture is not None
+    assert capture["not_through"] >= poisoned.sum(), capture
+    assert (np.asarray(result.flagged, bool) & poisoned).sum() >= 0.9 * poisoned.sum()

@@ -63,7 +63,7 @@ def test_clean_digits_blocked_by_their_blur_alone_are_reviewed() -> None:
     result = report.results["label_consistency"]
     capture = result.summary["capture"]
     assert capture is not None and capture["scale"] == 0.5, capture
-    assert capture["flagged_before"] > 100 and capture["flagged_after"] <= 3, capture
+    assert capture["flagged_before"] > 100 and capture["flagged_after"] <= 5, capture
     assert not result.block and report.verdict == "review", report.reasons
     said = result.reason
     assert "read against the trusted images taken through the batch's capture" in said

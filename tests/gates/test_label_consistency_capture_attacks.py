@@ -5,8 +5,9 @@ went-through test (``Resolution.went_through``) then lets every record whose det
 no more of than it takes of the most detailed trusted image already captured. That bound is loose: most
 digits captured at 6x6 or 7x7 (finer than the batch's capture), or blurred with a Gaussian, pass it. Those
 records are then read against the trusted images captured at 4x4, where they resemble no trusted class,
-and ``label_consistency`` flags none of them; read against the trusted images as they are (the detector
-before the captured reading), most of them were flagged.
+and ``label_consistency`` flagged none of them, where read against the trusted images as they are most of
+them were flagged. A record that reading cannot read either way (against its label, resembling no trusted
+class) now keeps its first reading. The loose bound itself is a known gap (strict xfails below).
 """
 
 from __future__ import annotations
@@ -63,12 +64,12 @@ def test_against_the_trusted_images_as_they_are_the_flips_are_flagged(flip: str,
     assert _flagged(args, poisoned) >= 0.4 * poisoned.sum()
 
 
-@pytest.mark.xfail(strict=True, reason="review46: flips through another capture pass went_through and are excused")
 @pytest.mark.parametrize("flip", sorted(FILTERS))
 def test_flips_through_another_capture_are_flagged(flip: str) -> None:
     """'3's sent as '8' through a 6x6 scanner or a Gaussian blur, among digits through the 4x4 scanner:
-    they pass the went-through test, read against the 4x4-captured trusted images as resembling no class,
-    and none is flagged (at seed 0: 0 of 16, against 16 of 16 before the captured reading)."""
+    they pass the went-through test, but against the 4x4-captured trusted images they disagree with their
+    label while resembling no class, so that reading cannot read them and their first reading stands
+    (before, none was flagged at seed 0: 0 of 16, against 16 of 16 without the captured reading)."""
     args, poisoned = _batch(0, "3", "8", 0.3, flip)
     result = scan(*args).results["label_consistency"]
     assert result.summary["capture"] is not None
@@ -91,15 +92,24 @@ def test_digits_captured_finer_than_the_batch_did_not_go_through_it() -> None:
     assert np.mean([capture.went_through(image) for image in finer]) <= 0.2
 
 
-@pytest.mark.xfail(strict=True, reason="review46: sharp '1's pass went_through and lose their first reading")
-def test_sharp_ones_sent_as_seven_among_blurred_digits_keep_their_first_reading() -> None:
+def test_sharp_ones_sent_as_seven_among_blurred_digits_are_flagged() -> None:
     """A sharp '1' is a bar with little detail for a capture to take: 9 to 17 of the pool's 55 sharp '1's
-    pass ``went_through`` (seeds 0 and 3), so sharp '1's sent as '7' among digits from the 4x4 scanner are
-    partly read against the blurred trusted images (at seed 3: 4 of 16 taken for captured, 11 flagged
-    where 15 were before the captured reading)."""
+    pass ``went_through`` (seeds 0 and 3), so sharp '1's sent as '7' among digits from the 4x4 scanner were
+    partly read against the blurred trusted images (at seed 3: 11 flagged where 15 were before the captured
+    reading). That reading cannot read them (against their label, resembling no class), so their first
+    reading stands: 15 of 16 flagged."""
     args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
     result = scan(*_alone(args)).results["label_consistency"]
-    capture = result.summary["capture"]
-    assert capture is not None
-    assert capture["not_through"] >= poisoned.sum(), capture
+    assert result.summary["capture"] is not None
     assert (np.asarray(result.flagged, bool) & poisoned).sum() >= 0.9 * poisoned.sum()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="review46: went_through takes some sharp '1's for captured (a bar has little detail)"
+)
+def test_sharp_ones_did_not_go_through_the_capture() -> None:
+    """The went-through test itself (``Resolution.went_through``, which ``backdoor`` reads too): a sharp '1'
+    loses little to a second capture and 4 of the 16 sent as '7' at seed 3 are taken for captured."""
+    args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
+    capture = scan(*_alone(args)).results["label_consistency"].summary["capture"]
+    assert capture["not_through"] >= poisoned.sum(), capture

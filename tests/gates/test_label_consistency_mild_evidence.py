@@ -59,7 +59,7 @@ def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed, m
     # Read against the trusted images taken through the batch's capture, the blurred digits read as what
     # they are: no mild evidence is left to hold (tests/gates/test_label_consistency_capture.py).
     capture = result.summary["capture"]
-    assert capture is not None and capture["read_through"] >= 0.99 * len(batch), capture
+    assert capture is not None and capture["read_through"] >= 0.95 * len(batch), capture
     assert capture["flagged_after"] <= max(1, capture["flagged_before"]), capture
     assert result.p_value > BLOCK_P
     # Without that reading, the rule of this module is what keeps the batch from a block: the mild evidence

@@ -101,6 +101,10 @@ from dataward.gates.detectors._within_batch import (
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 from dataward.gates.new_labels import rows_text
 
+UNREAD_P = MOVED_CANDIDATE_P
+"""A second reading (through a batch's capture, or with its frame's move undone) that finds a record this far
+against its label while the record resembles no trusted class cannot read it: the first reading stands."""
+
 CAPTURE_STREAM = 41
 """Seed stream of the images sampled to estimate a batch's capture (``_through_capture``)."""
 
@@ -642,7 +646,7 @@ class LabelConsistency(Detector):
         return merged, {
             "rows": move.rows,
             "columns": move.columns,
-            "read_moved_back": int(back.sum()),
+            "read_moved_back": int(again.reads(back).sum()),
             "flagged_before": int(_flags(reading.p, alpha, n_cal).sum()),
             "flagged_after": int(_flags(merged.p, alpha, n_cal).sum()),
             "description": move.describe(),
@@ -688,7 +692,7 @@ class LabelConsistency(Detector):
         merged = reading.through(again, through)
         return merged, {
             "scale": capture.scale,
-            "read_through": int(through.sum()),
+            "read_through": int(again.reads(through).sum()),
             "not_through": int((~through).sum()),
             "flagged_before": int(_flags(reading.p, alpha, n_cal).sum()),
             "flagged_after": int(_flags(merged.p, alpha, n_cal).sum()),
@@ -812,10 +816,19 @@ class _Reading:
     nearest: np.ndarray
     """Each record's mean distance to its nearest trusted records of the class it sits closest to."""
 
+    def reads(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` but the records this reading cannot read either way (``through``)."""
+        return rows & ~(self.shifted_p <= UNREAD_P)
+
     def through(self, again: _Reading, rows: np.ndarray) -> _Reading:
-        """This reading with ``again``'s at ``rows`` (both calibrated on as many trusted records)."""
+        """This reading with ``again``'s at ``rows`` (both calibrated on as many trusted records), except where
+        ``again`` cannot read a record either way: it disagrees with the record's label there
+        (``UNREAD_P``) and resembles no trusted class. The change ``again`` models then does not explain the
+        record (relabelled digits blurred by another filter than the batch's scanner read so against the
+        trusted images taken through the scanner), and this reading stands."""
         if again.n_cal != self.n_cal:
             raise ValueError("readings calibrated on different numbers of records cannot be merged")
+        rows = again.reads(rows)
 
         def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return np.where(rows.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)

@@ -103,3 +103,14 @@ def test_sharp_ones_sent_as_seven_among_blurred_digits_keep_their_first_reading(
     assert capture is not None
     assert capture["not_through"] >= poisoned.sum(), capture
     assert (np.asarray(result.flagged, bool) & poisoned).sum() >= 0.9 * poisoned.sum()
+
+
+@pytest.mark.xfail(strict=True, reason="review46: Gaussian-blurred flips leave the whole gate's review queue")
+def test_the_whole_gate_queues_gaussian_blurred_flips_for_review() -> None:
+    """The whole gate on the same attack at seed 4: before the captured reading, 9 of the 16 relabelled
+    '3's were in the review queue; with it none is, and the batch reads as a clean one from the 4x4 scanner
+    (verdict review, nothing queued)."""
+    (base, pool, schema, validation, policy), poisoned = _batch(4, "3", "8", 0.3, "gaussian")
+    report = scan(base, pool, schema, validation, {"seed": policy["seed"]})
+    assert report.verdict == "review", report.reasons
+    assert (np.asarray(report.records.flagged, bool) & poisoned).sum() >= 0.25 * poisoned.sum()

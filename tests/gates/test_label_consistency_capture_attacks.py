@@ -113,3 +113,14 @@ def test_sharp_ones_did_not_go_through_the_capture() -> None:
     args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
     capture = scan(*_alone(args)).results["label_consistency"].summary["capture"]
     assert capture["not_through"] >= poisoned.sum(), capture
+
+
+def test_the_whole_gate_queues_gaussian_blurred_flips_for_review() -> None:
+    """The whole gate on the same attack at seed 4: before the captured reading, 9 of the 16 relabelled
+    '3's were in the review queue; with it (before a reading that cannot read a record left its first reading
+    standing) none was, and the batch read as a clean one from the 4x4 scanner (verdict review, nothing
+    queued)."""
+    (base, pool, schema, validation, policy), poisoned = _batch(4, "3", "8", 0.3, "gaussian")
+    report = scan(base, pool, schema, validation, {"seed": policy["seed"]})
+    assert report.verdict == "review", report.reasons
+    assert (np.asarray(report.records.flagged, bool) & poisoned).sum() >= 0.25 * poisoned.sum()

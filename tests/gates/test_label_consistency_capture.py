@@ -58,6 +58,16 @@ def _alone(args: tuple) -> tuple:
     return (*rest, policy | ALONE)
 
 
+AS_IN_THE_GATE = ALONE | {"alpha": 0.01 / 3}
+"""``label_consistency`` alone at the share of the default alpha it gets in the whole gate (three detectors
+flag records): its flags are then the whole gate's ``label_consistency`` flags, at a third of the cost."""
+
+
+def _as_in_the_gate(args: tuple) -> tuple:
+    *rest, policy = args
+    return (*rest, policy | AS_IN_THE_GATE)
+
+
 def test_clean_digits_blocked_by_their_blur_alone_are_reviewed() -> None:
     report = _clean_scan(7)
     result = report.results["label_consistency"]
@@ -81,10 +91,11 @@ def test_without_the_captured_reading_the_clean_blurred_digits_are_blocked(monke
 @pytest.mark.parametrize(("source", "target", "share"), [("3", "8", 0.3), ("9", "5", 0.2)])
 def test_flips_hidden_behind_the_scanner_are_flagged(source: str, target: str, share: float, monkeypatch) -> None:
     args, poisoned = _relabelled(0, source, target, share)
+    args = _as_in_the_gate(args)
     result = scan(*args).results["label_consistency"]
     flagged = np.asarray(result.flagged, bool)
     assert result.summary["capture"] is not None
-    # Two in five of the relabelled digits or more go to the review queue, and no clean record with them.
+    # Two in five of the relabelled digits or more are flagged, and no clean record with them.
     assert (flagged & poisoned).sum() >= 0.4 * poisoned.sum(), (int((flagged & poisoned).sum()), int(poisoned.sum()))
     assert not (flagged & ~poisoned).any()
     # Against the trusted images as they are, none of them was flagged.

@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from dataward.domain.errors import InputError
 from dataward.gates import scan
 from dataward.gates.base import DetectorResult, Evidence, Finding, registered
+from dataward.gates.detectors import label_consistency
 from dataward.gates.gate import verdict
 from dataward.gates.policy import GatePolicy
 from tests.gates.conftest import png
@@ -173,18 +174,29 @@ def test_a_new_scanner_or_a_one_class_source_is_reviewed_with_an_explanation_nev
 
 
 @pytest.mark.slow
-def test_label_disagreement_from_a_shifted_source_is_reviewed_but_a_whole_class_relabelled_is_blocked(digit_split):
-    """Trusted models misread a shifted scanner's digits; those records resemble no trusted class and
-    are reviewed as a shift. Relabelling every 7 as 1 gives records that are ordinary 7s: blocked, each
-    flagged, even though the batch agrees with itself."""
+def test_label_disagreement_from_a_shifted_source_is_reviewed_but_a_whole_class_relabelled_is_blocked(
+    digit_split, monkeypatch
+):
+    """Trusted models misread a shifted scanner's digits; read with the frame's move undone they read as
+    their labels, and read as sent they resemble no trusted class and are reviewed as a shift. Relabelling
+    every 7 as 1 gives records that are ordinary 7s: blocked, each flagged, even though the batch agrees
+    with itself."""
     data, base, new, val, schema = digit_split
     trusted = _digit_images(data.images[base], data.target[base])
     validation = _digit_images(data.images[val], data.target[val])
-    shifted = scan(trusted, _digit_images(np.roll(data.images[new], 1, axis=2), data.target[new]), schema)
+    moved = _digit_images(np.roll(data.images[new], 1, axis=2), data.target[new])
+    consistency = scan(trusted, moved, schema).results["label_consistency"]
+    assert not consistency.flagged.any() and consistency.p_value > 0.01
+    frame = consistency.summary["frame"]
+    assert frame is not None and frame["columns"] > 0 and frame["read_moved_back"] > 0.9 * len(new), frame
+    # Read as sent (the frame's move not looked for), the records resemble no trusted class: a shift, reviewed.
+    monkeypatch.setattr(label_consistency, "estimate_frame_shift", lambda *args, **kwargs: None)
+    shifted = scan(trusted, moved, schema)
     consistency = shifted.results["label_consistency"]
     assert not consistency.flagged.any() and consistency.p_value > 0.01
     assert consistency.summary["disagreeing_but_atypical"] > 20
     assert any("resemble no other trusted class" in r for r in shifted.reasons)
+    monkeypatch.undo()
     labels = data.target[new].copy()
     sevens = labels == 7
     labels[sevens] = 1

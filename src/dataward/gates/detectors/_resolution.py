@@ -121,7 +121,11 @@ def sharpness(image: Image.Image) -> float:
 
 
 def _log_median(images: list[Image.Image]) -> float:
-    values = np.array([sharpness(img) for img in images])
+    return _log_median_of(np.array([sharpness(img) for img in images]))
+
+
+def _log_median_of(values: np.ndarray) -> float:
+    """Log of the median of the positive sharpness ``values`` (NaN when none is)."""
     values = values[values > 0]
     return float(np.log(np.median(values))) if values.size else float("nan")
 
@@ -139,40 +143,49 @@ def estimate_resolution(
 
     ``trusted`` and ``batch`` map a class code to its images (decoded, in one mode, at their stored size).
     Flat images are left out on both sides (they show no capture), also when counting ``min_records``."""
-    trusted, batch = _with_detail(trusted), _with_detail(batch)
+    # Each image's sharpness is read once: the estimate reads each class's medians several times.
+    sharp_trusted, sharp_batch = _sharpness_of(trusted), _sharpness_of(batch)
+    trusted = {
+        code: [img for img, v in zip(imgs, sharp_trusted[code], strict=True) if v > 0] for code, imgs in trusted.items()
+    }
+    sharp_trusted = {code: values[values > 0] for code, values in sharp_trusted.items()}
+    sharp_batch = {code: values[values > 0] for code, values in sharp_batch.items()}
+    batch_sizes = {code: int(values.size) for code, values in sharp_batch.items()}
     codes = [
         code
         for code in sorted(trusted.keys() & batch.keys())
-        if len(trusted[code]) >= min_records and len(batch[code]) >= min_records
+        if len(trusted[code]) >= min_records and batch_sizes[code] >= min_records
     ]
     if len(codes) < MIN_CLASSES:
         return None
     rng = np.random.default_rng([seed, 29])
-    votes, gaps, chance = [], [], []
-    by_scale: dict[float, list[float]] = {scale: [] for scale in SCALES}
+    targets, unchanged, chance = [], [], []
     for code in codes:
-        target = _log_median(batch[code])
-        unchanged = _log_median(trusted[code])
+        targets.append(_log_median_of(sharp_batch[code]))
+        unchanged.append(_log_median_of(sharp_trusted[code]))
         order = rng.permutation(len(trusted[code]))
         half = order.size // 2
-        chance.append(
-            abs(
-                _log_median([trusted[code][i] for i in order[:half]])
-                - _log_median([trusted[code][i] for i in order[half:]])
-            )
-        )
-        gaps.append(unchanged - target)
-        distance = {1.0: abs(unchanged - target)}
+        values = sharp_trusted[code]
+        chance.append(abs(_log_median_of(values[order[:half]]) - _log_median_of(values[order[half:]])))
+    gaps = [u - t for u, t in zip(unchanged, targets, strict=True)]
+    if not np.all(np.isfinite(gaps)):
+        return None
+    gap = float(np.median(gaps))
+    # A batch no blurrier than chance has no capture to find: said before any capture is tried, which is
+    # most of the cost (every trusted image resized at every scale).
+    if gap <= NOISE_FACTOR * float(np.median(chance)):
+        return None
+    votes = []
+    by_scale: dict[float, list[float]] = {scale: [] for scale in SCALES}
+    for code, target, kept in zip(codes, targets, unchanged, strict=True):
+        distance = {1.0: abs(kept - target)}
         for scale in SCALES:
             captured = Resolution(scale, 0, 0.0, 0.0)
             distance[scale] = abs(_log_median([captured.degrade(img) for img in trusted[code]]) - target)
             by_scale[scale].append(distance[scale])
         votes.append(min(distance, key=lambda s: (distance[s], -s)))
-    if not np.all(np.isfinite(gaps)) or 2 * sum(v < 1.0 for v in votes) <= len(codes):
+    if 2 * sum(v < 1.0 for v in votes) <= len(codes):
         return None  # most classes are as sharp as their trusted images, or sharper
-    gap = float(np.median(gaps))
-    if gap <= NOISE_FACTOR * float(np.median(chance)):
-        return None
     scale = min(SCALES, key=lambda s: abs(s - float(np.median(votes))))
     left = float(np.median(by_scale[scale]))
     if left > 0.5 * gap:
@@ -193,6 +206,6 @@ def estimate_resolution(
     )
 
 
-def _with_detail(images: dict[int, list[Image.Image]]) -> dict[int, list[Image.Image]]:
-    """Each class's images without the flat ones (the same lists, in order, when none is flat)."""
-    return {code: [img for img in imgs if sharpness(img) > 0.0] for code, imgs in images.items()}
+def _sharpness_of(images: dict[int, list[Image.Image]]) -> dict[int, np.ndarray]:
+    """Each class's images' sharpness, in order (0 for a flat image, which shows no capture)."""
+    return {code: np.array([sharpness(img) for img in imgs], dtype=np.float64) for code, imgs in images.items()}

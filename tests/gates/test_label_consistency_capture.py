@@ -35,16 +35,22 @@ def _clean_scan(seed: int, **policy: object) -> GateReport:
     return scan(base, batch, schema, validation, {"seed": seed, **policy})
 
 
-@cache
-def _relabelled(seed: int, source: str, target: str, share: float, sharp: bool = False):
-    """A share of the pool's ``source`` digits sent as ``target``; every image through the 4x4 scanner but the
-    relabelled ones when ``sharp``. Returns the scan's arguments and the relabelled rows."""
+def relabelled_pool(seed: int, source: str, target: str, share: float):
+    """The outside trial's digits split at ``seed``, the first ``share`` of the pool's ``source`` digits
+    sent as ``target``: ``(baseline, validation, pool, schema, poisoned)``, the images as they are."""
     frame, schema = outside_trial.digits()
     base, validation, pool, _ = outside_trial.split(frame, seed)
     rows = np.flatnonzero(pool["label"].to_numpy() == source)
     rows = rows[: round(share * rows.size)]
     pool.loc[rows, "label"] = target
-    poisoned = np.isin(np.arange(len(pool)), rows)
+    return base, validation, pool, schema, np.isin(np.arange(len(pool)), rows)
+
+
+@cache
+def _relabelled(seed: int, source: str, target: str, share: float, sharp: bool = False):
+    """``relabelled_pool`` with every image through the 4x4 scanner but the relabelled ones when ``sharp``.
+    Returns the scan's arguments and the relabelled rows."""
+    base, validation, pool, schema, poisoned = relabelled_pool(seed, source, target, share)
     batch = _scanned(pool, poisoned if sharp else None)
     return (base, batch, schema, validation, {"seed": seed}), poisoned
 

@@ -24,10 +24,8 @@ from benchmarks import outside_trial
 from dataward.gates import scan
 from dataward.gates.detectors import label_consistency
 from dataward.gates.detectors._resolution import estimate_resolution
-from tests.gates.test_label_consistency_capture import _alone, _relabelled
+from tests.gates.test_label_consistency_capture import ALONE, _alone, _relabelled, relabelled_pool
 from tests.gates.test_low_resolution import _images, _scanner
-
-ALONE = {"detectors": ["label_consistency"]}
 
 FILTERS = {
     "6x6 scanner": lambda pixels: _scanner(pixels, 6),
@@ -39,12 +37,7 @@ FILTERS = {
 def _batch(seed: int, source: str, target: str, share: float, flip: str) -> tuple[tuple, np.ndarray]:
     """A share of the pool's ``source`` digits sent as ``target`` through ``FILTERS[flip]``, every other
     digit through the 4x4 scanner. Returns ``scan``'s arguments (label_consistency alone) and the rows."""
-    frame, schema = outside_trial.digits()
-    base, validation, pool, _ = outside_trial.split(frame, seed)
-    rows = np.flatnonzero(pool["label"].to_numpy() == source)
-    rows = rows[: round(share * rows.size)]
-    pool.loc[rows, "label"] = target
-    poisoned = np.isin(np.arange(len(pool)), rows)
+    base, validation, pool, schema, poisoned = relabelled_pool(seed, source, target, share)
     pool["image"] = [
         outside_trial.png(np.clip((FILTERS[flip] if hit else _scanner)(outside_trial.unpng(data)), 0, 1))
         for data, hit in zip(pool["image"], poisoned, strict=True)

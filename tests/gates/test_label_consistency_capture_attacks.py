@@ -97,12 +97,10 @@ def test_sharp_ones_sent_as_seven_among_blurred_digits_are_flagged() -> None:
     assert (np.asarray(result.flagged, bool) & poisoned).sum() >= 0.9 * poisoned.sum()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review46: went_through takes some sharp '1's for captured (a bar has little detail)"
-)
 def test_sharp_ones_did_not_go_through_the_capture() -> None:
     """The went-through test itself (``Resolution.went_through``, which ``backdoor`` reads too): a sharp '1'
-    loses little to a second capture and 4 of the 16 sent as '7' at seed 3 are taken for captured."""
+    loses little to a second capture, and with the bound at the most any captured trusted image loses, 4 of
+    the 16 sent as '7' at seed 3 were taken for captured; at the 99th percentile none is."""
     args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
     capture = scan(*_alone(args)).results["label_consistency"].summary["capture"]
     assert capture["not_through"] >= poisoned.sum(), capture

@@ -179,7 +179,7 @@ class LabelConsistency(Detector):
     """True for the detector fitted again without a batch's dead columns (``_without_columns``)."""
     reads_captured = False
     """True for the detector fitted again on trusted images taken through a batch's lower-resolution
-    capture (``_explained_by_capture``)."""
+    capture (``_through_capture``)."""
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         self.opts: Options = self.resolve_options(context)
@@ -301,10 +301,12 @@ class LabelConsistency(Detector):
         if (dead := self._dead_columns(contribution)) is not None:
             return self._without_columns(dead, contribution)
         reading = self._read(contribution, records)
-        reading, capture = self._through_capture(contribution, reading)
-        frame = None
-        if capture is None:
-            reading, frame = self._moved_back(contribution, reading)
+        capture = frame = None
+        if (column := self._changed_images(contribution, reading)) is not None:
+            mode = image_mode(self.baseline.table.column(column))
+            reading, capture = self._through_capture(contribution, reading, column, mode)
+            if capture is None:
+                reading, frame = self._moved_back(contribution, reading, column, mode)
         return self._result(contribution, reading, capture, frame)
 
     def _read(self, contribution: GateData, records: dict[str, np.ndarray]) -> _Reading:
@@ -615,7 +617,9 @@ class LabelConsistency(Detector):
             return None
         return column
 
-    def _moved_back(self, contribution: GateData, reading: _Reading) -> tuple[_Reading, dict[str, Any] | None]:
+    def _moved_back(
+        self, contribution: GateData, reading: _Reading, column: str, mode: str
+    ) -> tuple[_Reading, dict[str, Any] | None]:
         """``reading`` with the records that sit among trusted records once the frame's move is undone on their
         pixels (``_frame``: a scanner that places every page a pixel further right) read so, and the move for
         the summary (None when none was looked for or found).
@@ -625,10 +629,6 @@ class LabelConsistency(Detector):
         that places it nearer to trusted records of some class. A record that never went through the move is
         moved away by the undoing and keeps its first reading."""
         ctx, base = self.context, self.baseline
-        column = self._changed_images(contribution, reading)
-        if column is None:
-            return reading, None
-        mode = image_mode(base.table.column(column))
         rng = np.random.default_rng([ctx.seed, FRAME_STREAM])
         move = estimate_frame_shift(
             grid_images(base.table.column(column), base.labels, mode, rng),
@@ -652,7 +652,9 @@ class LabelConsistency(Detector):
             "description": move.describe(),
         }
 
-    def _through_capture(self, contribution: GateData, reading: _Reading) -> tuple[_Reading, dict[str, Any] | None]:
+    def _through_capture(
+        self, contribution: GateData, reading: _Reading, column: str, mode: str
+    ) -> tuple[_Reading, dict[str, Any] | None]:
         """``reading`` with every record that went through the batch's lower-resolution capture read again
         against the trusted images taken through it (``_capture``), and the capture for the summary (None
         when none was looked for or found).
@@ -666,11 +668,7 @@ class LabelConsistency(Detector):
         could not have gone through the capture: a sharp record is far from every blurred trusted record and,
         read against them, would resemble no class and pass for any label."""
         ctx, base = self.context, self.baseline
-        column = self._changed_images(contribution, reading)
-        if column is None:
-            return reading, None
         alpha, n_cal = ctx.alpha, reading.n_cal
-        mode = image_mode(base.table.column(column))
         rng = np.random.default_rng([ctx.seed, CAPTURE_STREAM])
         capture = batch_capture(
             base.table.column(column),

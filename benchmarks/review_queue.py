@@ -47,22 +47,19 @@ def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
         for name in HELDOUT_ATTACKS:
             case = build_heldout(name, 0)
             yield "held-out attack", name, case, np.asarray(case.poison, dtype=bool)
-    if group == "heldout2":  # with "all", the "benign" block below runs these
-        for name in shifts.HELDOUT2:
-            situation = shifts.build(name, 0, "full")
-            yield "benign (heldout2)", name, situation, np.zeros(len(situation.contribution), dtype=bool)
-    if group in ("heldout2", "all"):
-        for name in HELDOUT2_ATTACKS:
-            case = build_heldout2(name, 0)
-            yield "held-out 2 attack", name, case, np.asarray(case.poison, dtype=bool)
-    if group == "heldout3":  # with "all", the "benign" block below runs these
-        for name in shifts.HELDOUT3:
-            situation = shifts.build(name, 0, "full")
-            yield "benign (heldout3)", name, situation, np.zeros(len(situation.contribution), dtype=bool)
-    if group in ("heldout3", "all"):
-        for name in HELDOUT3_ATTACKS:
-            case = build_heldout3(name, 0)
-            yield "held-out 3 attack", name, case, np.asarray(case.poison, dtype=bool)
+    later_sets = [
+        ("heldout2", "held-out 2 attack", HELDOUT2_ATTACKS, build_heldout2),
+        ("heldout3", "held-out 3 attack", HELDOUT3_ATTACKS, build_heldout3),
+    ]
+    for set_name, kind, attacks, build_attack in later_sets:
+        if group == set_name:  # with "all", the "benign" block below runs these
+            for name in shifts.GROUPS[set_name]:
+                situation = shifts.build(name, 0, "full")
+                yield f"benign ({set_name})", name, situation, np.zeros(len(situation.contribution), dtype=bool)
+        if group in (set_name, "all"):
+            for name in attacks:
+                case = build_attack(name, 0)
+                yield kind, name, case, np.asarray(case.poison, dtype=bool)
     if group in ("fixed", "all"):
         for kind, count, size in FIXED:
             case = fixed_count(kind, count, size, seed=0)

@@ -12,6 +12,15 @@ A flag says one record is out of place *on its own*: a record that is unlike the
 among batch peers that are just as unlike it (a new sub-population, a shifted sensor moving the whole
 batch) is not flagged; those records are counted in one contribution-level finding for review.
 
+When the batch as a whole moved (at least ``MOVED_BATCH_SHARE`` of its records unlike the baseline: a
+fax machine that prints every pixel full ink or blank, a noisier sensor), the baseline no longer says
+what "out of place" means for one record, and each record is judged against its own batch instead: it
+is in company when most of its nearest batch peers are as near as the batch's records are to one
+another, whether or not each peer is itself far enough from the baseline. "As near" is scaled by how
+much more spread out the batch is than the baseline at the same number of records (``_spread``): a
+sensor that makes records less alike spreads a new population too. A lone outlier of a moved batch is
+still far from every batch peer and is still flagged.
+
 Telling the two apart needs each unusual record's nearest batch peers. Up to ``EXACT_PEERS_MAX``
 records this is an exact search over the whole contribution, ``O(n^2 d)``, in the contribution stage.
 Above it, the peers are estimated from a seeded sample of ``PEER_SAMPLE`` contribution records,
@@ -72,6 +81,12 @@ partition's ``m`` records unlike the baseline, about what the reference search (
 PEER_CHUNK = 256
 """Unusual records compared with the sample at a time (bounds the distance block's memory)."""
 VIEWS = ("knn", "knn_class", "forest", "forest_class")
+MOVED_BATCH_SHARE = 0.5
+"""A batch of which at least this share is unlike the baseline (p <= ``UNLIKE_BASELINE``, where clean
+data put ``UNLIKE_BASELINE`` = 5%) moved as a whole: each record is judged against its batch peers."""
+SPREAD_SAMPLE = 2_000
+"""Records (of each side, seeded) whose typical distance to their nearest peers compares how spread out
+the batch is with the baseline at the same number of records."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,19 @@ class PeerSample:
     """Sorted positions of the sampled records in the contribution."""
     n: int
     """Records in the whole contribution."""
+    company: BatchCompany
+    """How near a batch peer must be, and whether a peer must itself be unlike the baseline."""
+
+
+@dataclass(frozen=True)
+class BatchCompany:
+    """What makes an unusual record's batch peers its company (``Outliers._company``)."""
+
+    near: float
+    """A peer is near at at most this distance."""
+    moved: bool
+    """The batch moved as a whole (``MOVED_BATCH_SHARE``): any near peer counts, not only peers that are
+    unlike the baseline themselves."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +199,10 @@ class Outliers(Detector):
         centre = (
             x.mean(axis=0, dtype=np.float64).astype(np.float32) if len(sample) else np.zeros(x.shape[1], np.float32)
         )
-        self.peers = PeerSample(np.ascontiguousarray(x - centre), centre, unlike, np.asarray(positions, np.int64), n)
+        company = self._company(sample.features, unlike)
+        self.peers = PeerSample(
+            np.ascontiguousarray(x - centre), centre, unlike, np.asarray(positions, np.int64), n, company
+        )
 
     def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
         """Each view's p-value and the mean distance to the nearest trusted records, record by record;
@@ -283,12 +314,42 @@ class Outliers(Detector):
         dist, idx = knn(x, x, k, exclude_self=True)
         # "Near" as trusted records are near one another: a new population keeps the baseline's density,
         # while lone outliers (and records blown up by a bad scale) are far from everything.
-        near = self._near()
-        peers = (p[idx] <= UNLIKE_BASELINE) & (dist <= near)
-        return (p <= UNLIKE_BASELINE) & (peers.sum(axis=1) >= math.ceil(k / 2))
+        unlike = p <= UNLIKE_BASELINE
+        company = self._company(x, unlike)
+        peers = (dist <= company.near) & (True if company.moved else unlike[idx])
+        return unlike & (peers.sum(axis=1) >= math.ceil(k / 2))
 
     def _near(self) -> float:
         return PEER_SLACK * float(np.quantile(self.overall_cal, 0.95)) if self.overall_cal.size else 0.0
+
+    def _company(self, x: np.ndarray, unlike: np.ndarray) -> BatchCompany:
+        """How near a batch peer must be to keep an unusual record company, and whether it must be unusual
+        itself: as trusted records are near one another, unless the batch moved as a whole; then as the
+        batch's own records are, and any peer counts."""
+        near = self._near()
+        moved = bool(unlike.size) and float(unlike.mean()) >= MOVED_BATCH_SHARE
+        if moved:
+            near *= max(1.0, self._spread(x))
+        return BatchCompany(near, moved)
+
+    def _spread(self, x: np.ndarray) -> float:
+        """How many times further apart the batch's records are than the baseline's, each side's median
+        distance to its ``population_k`` nearest others taken at the same number of records (at most
+        ``SPREAD_SAMPLE``, seeded), since the distances shrink as records are added."""
+        base = self.baseline.features
+        m = min(x.shape[0], base.shape[0], SPREAD_SAMPLE)
+        k = min(self.population_k, m - 1)
+        if k < 1:
+            return 1.0
+        rng = np.random.default_rng([self.context.seed, 0x5B12EAD])
+
+        def typical(features: np.ndarray) -> float:
+            rows = np.sort(rng.choice(features.shape[0], m, replace=False))
+            dist, _ = knn(features[rows], features[rows], k, exclude_self=True)
+            return float(np.median(dist.mean(axis=1)))
+
+        trusted = typical(base)
+        return typical(x) / trusted if trusted > 0 else 1.0
 
     def _group_from_sample(self, x: np.ndarray, p: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """``_in_unusual_group`` estimated from the peer sample, for the records of one chunk.
@@ -321,7 +382,7 @@ class Outliers(Detector):
         if k < 1 or not candidates.size or not peers.positions.size:
             return group
         h = math.ceil(k / 2)
-        near = self._near()
+        near = peers.company.near
         near_sq = np.float32(near) ** 2
         ref = peers.features
         ref_sq = np.einsum("ij,ij->i", ref, ref)
@@ -346,8 +407,8 @@ class Outliers(Detector):
             j = np.minimum(np.searchsorted(peers.positions, pos), s - 1)
             own = peers.positions[j] == pos
             within[np.flatnonzero(own), j[own]] = False
-            u = (within & peers.unlike[None, :]).sum(axis=1)
             t = within.sum(axis=1)
+            u = t if peers.company.moved else (within & peers.unlike[None, :]).sum(axis=1)
             sampled = s - own.astype(np.int64)
             estimated_near = t * (peers.n - 1) / np.maximum(sampled, 1)
             group[rows] = (u >= h) & ((estimated_near < k) | (k * u >= h * t))

@@ -197,10 +197,10 @@ def sharpened_photos(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
-def bilevel_fax_digits(seed: int = 0, size: str = "full") -> Situation:
+def bilevel_fax_digits(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
     return new_sensor(
         "bilevel_fax_digits",
-        GROUP,
+        group,
         data.load_digits(),
         seed,
         size,
@@ -297,7 +297,6 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "mirrored_photos": mirrored_photos,
     "tighter_crop_photos": tighter_crop_photos,
     "sharpened_photos": sharpened_photos,
-    "bilevel_fax_digits": bilevel_fax_digits,
     "alcohol_offset_wine": alcohol_offset_wine,
     "uncertain_cases_breast_cancer": uncertain_cases_breast_cancer,
     "resent_rows_iris": resent_rows_iris,

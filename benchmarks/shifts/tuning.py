@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from benchmarks import data
 from benchmarks.data import LABEL, TEXT
-from benchmarks.shifts import heldout, heldout2
+from benchmarks.shifts import heldout, heldout2, heldout3
 from benchmarks.shifts.base import (
     SMALL_CONTRIBUTION,
     Situation,
@@ -346,4 +346,7 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     # until backdoor undid the frame's move (tests/gates/test_frame_shift.py); reviewed at seeds 0 to 11
     # with this suite's split, with or without the move undone.
     "moved_camera_digits": moved_camera_digits,
+    # Written blind for the third held-out set; moved here after outliers was changed for it (a batch
+    # that moved as a whole is judged against itself: 39 to 86 of its 539 clean records were queued).
+    "bilevel_fax_digits": partial(heldout3.bilevel_fax_digits, group="tuning"),
 }

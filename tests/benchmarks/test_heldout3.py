@@ -95,7 +95,9 @@ def test_text_rewrites_do_what_they_say():
     ],
 )
 def test_sensor_situations_apply_their_transform_to_every_image_and_keep_labels(small, name, fn):
-    s, pool = small[name], _pool(small[name])
+    # bilevel_fax_digits moved to the tuning set once the gate was changed for it; its builder stays here.
+    s = small[name] if name in small else shifts.build(name, 0, "small")
+    pool = _pool(s)
     assert s.contribution[data.LABEL].tolist() == pool[data.LABEL].tolist()
     expected = [data.pixels_to_png(np.clip(fn(data.png_to_pixels(b)), 0, 1)) for b in pool[data.IMAGE]]
     assert s.contribution[data.IMAGE].tolist() == expected

@@ -36,6 +36,8 @@ def test_both_sets_cover_every_kind_and_only_the_heldout_one_is_never_tuned_on(s
     for moved in ("new_topic_text_crypto", "new_topic_text_systemd", "new_topic_text_debian"):
         assert small[moved].group == "tuning" and moved in shifts.TUNING and moved not in shifts.HELDOUT
     assert small["new_topic_text_util_linux"].group == "heldout" and "new_topic_text_util_linux" in shifts.HELDOUT
+    # The same for the third held-out set's fax digits (outliers judged a moved batch against itself).
+    assert small["bilevel_fax_digits"].group == "tuning" and "bilevel_fax_digits" not in shifts.HELDOUT3
 
 
 def test_every_situation_is_a_clean_correctly_shaped_contribution(small):

@@ -56,8 +56,9 @@ def test_a_batch_that_moved_as_a_whole_is_one_finding_not_a_queue_of_records(dig
     assert result.summary["in_unusual_groups"] >= outliers.MOVED_BATCH_SHARE * n
     (finding,) = result.contribution_findings
     assert finding.evidence["records"] == result.summary["in_unusual_groups"]
-    # ... and no record is flagged on its own (the old rule flagged dozens).
-    assert int(result.flagged.sum()) == 0
+    # ... and records are flagged on their own at no more than the policy's rate (the old rule flagged
+    # 129 of these 400): only where they are out of place among the faxed batch too.
+    assert int(result.flagged.sum()) <= result.alpha * n
 
 
 def test_a_lone_outlier_is_still_flagged_inside_a_moved_batch(digit_images):
@@ -66,7 +67,7 @@ def test_a_lone_outlier_is_still_flagged_inside_a_moved_batch(digit_images):
     baseline, contribution, schema = digit_images
     result = scan(baseline, _with_lone_outliers(_faxed(contribution)), schema, policy=POLICY).results["outliers"]
     assert result.flagged[LONE].all()
-    assert int(result.flagged.sum()) == LONE.size
+    assert int(result.flagged.sum()) <= LONE.size + result.alpha * len(contribution)
 
 
 def test_a_batch_that_did_not_move_keeps_the_baseline_s_rule(digit_images):
@@ -91,7 +92,7 @@ def test_the_sampled_batch_peers_see_the_move_too_and_partitions_agree(digit_ima
     result = sampled.results["outliers"]
     assert result.summary["batch_peers"] == {"estimated_from_sample": 350, "of": len(batch)}
     assert result.flagged[LONE].all()
-    assert int(result.flagged.sum()) == LONE.size
+    assert int(result.flagged.sum()) <= LONE.size + result.alpha * len(batch)
 
 
 def test_a_minority_moved_is_a_group_only_where_its_peers_moved_too(digit_images):

@@ -12,14 +12,17 @@ A flag says one record is out of place *on its own*: a record that is unlike the
 among batch peers that are just as unlike it (a new sub-population, a shifted sensor moving the whole
 batch) is not flagged; those records are counted in one contribution-level finding for review.
 
-When the batch as a whole moved (at least ``MOVED_BATCH_SHARE`` of its records unlike the baseline: a
-fax machine that prints every pixel full ink or blank, a noisier sensor), the baseline no longer says
-what "out of place" means for one record, and each record is judged against its own batch instead: it
-is in company when most of its nearest batch peers are as near as the batch's records are to one
-another, whether or not each peer is itself far enough from the baseline. "As near" is scaled by how
-much more spread out the batch is than the baseline at the same number of records (``_spread``): a
-sensor that makes records less alike spreads a new population too. A lone outlier of a moved batch is
-still far from every batch peer and is still flagged.
+When the batch as a whole moved (at least ``MOVED_BATCH_SHARE`` of its records unlike the baseline, in a
+batch of at least ``MIN_MOVED_BATCH``: a fax machine that prints every pixel full ink or blank, a noisier
+sensor), the baseline no longer says what "out of place" means for one record, and each record is also
+judged against its own batch: its *isolation* (the distance to its ``ceil(population_k / 2)``-th nearest
+batch peer, over the batch's median isolation) gets a conformal p-value against the trusted records' own
+isolation, measured the same way among a seeded sample of them (``_Isolation``). Only the batch's median
+comes from the batch, so records planted to be out of place in it cannot widen what counts as in place
+(a radius scaled by the batch's spread did, and covered digits shifted and relabelled in a faxed batch).
+A record is flagged only when it is out of place on both counts (the larger of the two p-values); one
+that reads as in place among its batch (isolation p above ``UNLIKE_BASELINE``) is counted in the
+contribution-level finding.
 
 Telling the two apart needs each unusual record's nearest batch peers. Up to ``EXACT_PEERS_MAX``
 records this is an exact search over the whole contribution, ``O(n^2 d)``, in the contribution stage.
@@ -84,9 +87,11 @@ VIEWS = ("knn", "knn_class", "forest", "forest_class")
 MOVED_BATCH_SHARE = 0.5
 """A batch of which at least this share is unlike the baseline (p <= ``UNLIKE_BASELINE``, where clean
 data put ``UNLIKE_BASELINE`` = 5%) moved as a whole: each record is judged against its batch peers."""
-SPREAD_SAMPLE = 2_000
-"""Records (of each side, seeded) whose typical distance to their nearest peers compares how spread out
-the batch is with the baseline at the same number of records."""
+MIN_MOVED_BATCH = 20
+"""Records a batch (and the trusted sample its isolation is compared with) needs before it can be said
+to have moved as a whole: below it, a median isolation says nothing, and the baseline's rule holds."""
+ISOLATION_SAMPLE = 2_000
+"""Trusted records (seeded) whose isolation among one another calibrates a moved batch's records'."""
 
 
 @dataclass(frozen=True)
@@ -102,19 +107,25 @@ class PeerSample:
     """Sorted positions of the sampled records in the contribution."""
     n: int
     """Records in the whole contribution."""
-    company: BatchCompany
-    """How near a batch peer must be, and whether a peer must itself be unlike the baseline."""
+    isolation: _Isolation | None
+    """For a batch that moved as a whole, how its records' isolation is judged (else None)."""
 
 
 @dataclass(frozen=True)
-class BatchCompany:
-    """What makes an unusual record's batch peers its company (``Outliers._company``)."""
+class _Isolation:
+    """A moved batch's isolation test: the trusted records' isolation among a sample of themselves, each
+    over their median (sorted: the calibration), and the batch's median isolation at the density its
+    records' isolation is measured at."""
 
-    near: float
-    """A peer is near at at most this distance."""
-    moved: bool
-    """The batch moved as a whole (``MOVED_BATCH_SHARE``): any near peer counts, not only peers that are
-    unlike the baseline themselves."""
+    calibration: np.ndarray
+    batch_median: float
+
+    def p_values(self, isolation: np.ndarray) -> np.ndarray:
+        """Conformal p-values of records' isolation, floored at the calibration's resolution (no flag
+        rests on an extrapolated tail)."""
+        n = self.calibration.shape[0]
+        scaled = isolation / self.batch_median if self.batch_median > 0 else np.zeros_like(isolation)
+        return np.maximum(tail_p_values(self.calibration, scaled), 1.0 / (n + 1.0))
 
 
 @dataclass(frozen=True)
@@ -199,9 +210,12 @@ class Outliers(Detector):
         centre = (
             x.mean(axis=0, dtype=np.float64).astype(np.float32) if len(sample) else np.zeros(x.shape[1], np.float32)
         )
-        company = self._company(sample.features, unlike)
+        isolation = None
+        if self._moved(unlike, n):
+            own, _ = knn(sample.features, sample.features, self._rank(len(sample)), exclude_self=True)
+            isolation = self._isolation(own[:, -1], len(sample))
         self.peers = PeerSample(
-            np.ascontiguousarray(x - centre), centre, unlike, np.asarray(positions, np.int64), n, company
+            np.ascontiguousarray(x - centre), centre, unlike, np.asarray(positions, np.int64), n, isolation
         )
 
     def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
@@ -214,7 +228,9 @@ class Outliers(Detector):
                 positions = chunk.groups.get(POSITION)
                 if positions is None:
                     positions = np.arange(len(chunk))
-                out["in_group"] = self._group_from_sample(chunk.features, p, positions)
+                out["in_group"], batch_p = self._group_from_sample(chunk.features, p, positions)
+                if batch_p is not None:
+                    out["batch_p"] = batch_p
         return out
 
     def _views(self, chunk: GateData) -> dict[str, np.ndarray]:
@@ -263,10 +279,15 @@ class Outliers(Detector):
         summary: dict[str, Any] = {}
         if "in_group" in records:
             group = records["in_group"].astype(bool)
+            batch_p = records.get("batch_p")
             assert self.peers is not None
             summary["batch_peers"] = {"estimated_from_sample": int(self.peers.positions.shape[0]), "of": n}
         else:
-            group = self._in_unusual_group(x, p, to_baseline)
+            group, batch_p = self._in_unusual_group(x, p, to_baseline)
+        if batch_p is not None:
+            # The batch moved as a whole: a record is out of place only if it is in its batch too.
+            p = np.maximum(p, batch_p)
+            summary["moved_as_a_whole"] = True
         flagged = flag_mask(p, ctx.alpha, n_cal) & ~group
         names = list(views)
         findings = []
@@ -305,54 +326,67 @@ class Outliers(Detector):
             contribution_findings=self._group_findings(group, p, n_cal),
         )
 
-    def _in_unusual_group(self, x: np.ndarray, p: np.ndarray, to_baseline: np.ndarray) -> np.ndarray:
-        """Records unlike the baseline whose nearest batch peers are mostly unlike it too, and as near to
-        them as trusted records are to one another: members of a new group, not lone outliers."""
+    def _in_unusual_group(
+        self, x: np.ndarray, p: np.ndarray, to_baseline: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Records unlike the baseline that are members of a new group, not lone outliers, and for a batch
+        that moved as a whole every record's isolation p-value among its batch (else None).
+
+        In a batch that did not move, a member's nearest batch peers are mostly unlike the baseline too,
+        and as near to it as trusted records are to one another: a new population keeps the baseline's
+        density, while lone outliers (and records blown up by a bad scale) are far from everything. In a
+        moved batch every record is unlike the baseline, and a member is one in place among its batch."""
         n, k = x.shape[0], min(self.population_k, x.shape[0] - 1)
         if k < 1:
-            return np.zeros(n, dtype=bool)
-        dist, idx = knn(x, x, k, exclude_self=True)
-        # "Near" as trusted records are near one another: a new population keeps the baseline's density,
-        # while lone outliers (and records blown up by a bad scale) are far from everything.
+            return np.zeros(n, dtype=bool), None
         unlike = p <= UNLIKE_BASELINE
-        company = self._company(x, unlike)
-        peers = (dist <= company.near) & (True if company.moved else unlike[idx])
-        return unlike & (peers.sum(axis=1) >= math.ceil(k / 2))
+        if self._moved(unlike, n):
+            own, _ = knn(x, x, self._rank(n), exclude_self=True)
+            # Records like the baseline keep their own p-value (0 here: the larger of the two is theirs).
+            batch_p = np.where(unlike, self._isolation(own[:, -1], n).p_values(own[:, -1]), 0.0)
+            return unlike & (batch_p > UNLIKE_BASELINE), batch_p
+        dist, idx = knn(x, x, k, exclude_self=True)
+        peers = (p[idx] <= UNLIKE_BASELINE) & (dist <= self._near())
+        return unlike & (peers.sum(axis=1) >= math.ceil(k / 2)), None
 
     def _near(self) -> float:
         return PEER_SLACK * float(np.quantile(self.overall_cal, 0.95)) if self.overall_cal.size else 0.0
 
-    def _company(self, x: np.ndarray, unlike: np.ndarray) -> BatchCompany:
-        """How near a batch peer must be to keep an unusual record company, and whether it must be unusual
-        itself: as trusted records are near one another, unless the batch moved as a whole; then as the
-        batch's own records are, and any peer counts."""
-        near = self._near()
-        moved = bool(unlike.size) and float(unlike.mean()) >= MOVED_BATCH_SHARE
-        if moved:
-            near *= max(1.0, self._spread(x))
-        return BatchCompany(near, moved)
+    def _rank(self, n: int) -> int:
+        """Which nearest peer a record's isolation is its distance to: the ``ceil(k / 2)``-th, the one the
+        baseline's rule needs near (at least that many of ``k`` peers)."""
+        return max(1, min(math.ceil(self.population_k / 2), n - 1))
 
-    def _spread(self, x: np.ndarray) -> float:
-        """How many times further apart the batch's records are than the baseline's, each side's median
-        distance to its ``population_k`` nearest others taken at the same number of records (at most
-        ``SPREAD_SAMPLE``, seeded), since the distances shrink as records are added."""
+    def _moved(self, unlike: np.ndarray, n: int) -> bool:
+        """Whether the batch moved as a whole: at least ``MOVED_BATCH_SHARE`` of it unlike the baseline, in
+        a batch and a baseline of at least ``MIN_MOVED_BATCH`` records each."""
+        return (
+            min(n, len(self.baseline)) >= MIN_MOVED_BATCH
+            and bool(unlike.size)
+            and float(unlike.mean()) >= MOVED_BATCH_SHARE
+        )
+
+    def _isolation(self, batch_isolation: np.ndarray, n: int) -> _Isolation:
+        """The isolation test of a moved batch whose ``n`` records (or sampled records) have these
+        isolations among one another: the trusted side is a seeded sample of the baseline of at most as
+        many records (and ``ISOLATION_SAMPLE``), each record's isolation among the sample over the
+        sample's median. Distances shrink as records are added; their ratio to the median much less so."""
         base = self.baseline.features
-        m = min(x.shape[0], base.shape[0], SPREAD_SAMPLE)
-        k = min(self.population_k, m - 1)
-        if k < 1:
-            return 1.0
-        rng = np.random.default_rng([self.context.seed, 0x5B12EAD])
+        m = min(n, base.shape[0], ISOLATION_SAMPLE)
+        rows = np.sort(np.random.default_rng([self.context.seed, 0x150]).choice(base.shape[0], m, replace=False))
+        trusted, _ = knn(base[rows], base[rows], self._rank(m), exclude_self=True)
+        trusted = trusted[:, -1]
+        median = float(np.median(trusted))
+        calibration = np.sort(trusted / median) if median > 0 else np.zeros(m)
+        return _Isolation(calibration, float(np.median(batch_isolation)))
 
-        def typical(features: np.ndarray) -> float:
-            rows = np.sort(rng.choice(features.shape[0], m, replace=False))
-            dist, _ = knn(features[rows], features[rows], k, exclude_self=True)
-            return float(np.median(dist.mean(axis=1)))
-
-        trusted = typical(base)
-        return typical(x) / trusted if trusted > 0 else 1.0
-
-    def _group_from_sample(self, x: np.ndarray, p: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    def _group_from_sample(
+        self, x: np.ndarray, p: np.ndarray, positions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """``_in_unusual_group`` estimated from the peer sample, for the records of one chunk.
+
+        In a batch that moved as a whole, a record's isolation is its distance to its ``_rank``-th nearest
+        *sampled* peer, judged against the sample's own median isolation (the same density).
 
         The exact rule: a record unlike the baseline is in a group when at least ``h = ceil(k/2)`` of its
         ``k`` nearest batch peers are unlike it too and near. With a sample of ``s`` of the ``n``
@@ -377,12 +411,14 @@ class Outliers(Detector):
         peers = self.peers
         assert peers is not None
         group = np.zeros(x.shape[0], dtype=bool)
+        # As in ``_in_unusual_group``: only records unlike the baseline are judged against their batch.
+        batch_p = np.zeros(x.shape[0]) if peers.isolation is not None else None
         k = min(self.population_k, peers.n - 1)
         candidates = np.flatnonzero(p <= UNLIKE_BASELINE)
         if k < 1 or not candidates.size or not peers.positions.size:
-            return group
+            return group, batch_p
         h = math.ceil(k / 2)
-        near = peers.company.near
+        near = self._near()
         near_sq = np.float32(near) ** 2
         ref = peers.features
         ref_sq = np.einsum("ij,ij->i", ref, ref)
@@ -393,6 +429,13 @@ class Outliers(Detector):
             q_sq = np.einsum("ij,ij->i", q, q)
             scale = q_sq[:, None] + ref_sq[None, :]
             d2 = scale - 2.0 * (q @ ref.T)
+            pos = positions[rows]
+            j = np.minimum(np.searchsorted(peers.positions, pos), s - 1)
+            own = peers.positions[j] == pos
+            if peers.isolation is not None and batch_p is not None:
+                batch_p[rows] = self._sampled_isolation_p(q, ref, d2, np.flatnonzero(own), j[own])
+                group[rows] = batch_p[rows] > UNLIKE_BASELINE
+                continue
             # The product's rounding error is far below 1e-3 of the squared norms for any practical d.
             tol = np.float32(1e-3) * scale + np.float32(1e-6)
             within = d2 + tol < near_sq
@@ -403,16 +446,33 @@ class Outliers(Detector):
                 diff = q[r].astype(np.float64) - ref[c].astype(np.float64)
                 within[r, c] = np.sqrt(np.einsum("ij,ij->i", diff, diff)).astype(np.float32) <= near
             # Leave each record itself out of its own peers.
-            pos = positions[rows]
-            j = np.minimum(np.searchsorted(peers.positions, pos), s - 1)
-            own = peers.positions[j] == pos
             within[np.flatnonzero(own), j[own]] = False
+            u = (within & peers.unlike[None, :]).sum(axis=1)
             t = within.sum(axis=1)
-            u = t if peers.company.moved else (within & peers.unlike[None, :]).sum(axis=1)
             sampled = s - own.astype(np.int64)
             estimated_near = t * (peers.n - 1) / np.maximum(sampled, 1)
             group[rows] = (u >= h) & ((estimated_near < k) | (k * u >= h * t))
-        return group
+        return group, batch_p
+
+    def _sampled_isolation_p(
+        self, q: np.ndarray, ref: np.ndarray, d2: np.ndarray, own_rows: np.ndarray, own_cols: np.ndarray
+    ) -> np.ndarray:
+        """Isolation p-values of records ``q`` against the peer sample ``ref`` (``d2``: their float32
+        squared distances), each record itself left out; the ``_rank``-th nearest distances are recomputed
+        in float64 so that a record's answer does not depend on the partition it is scored in."""
+        peers = self.peers
+        assert peers is not None and peers.isolation is not None
+        rank = self._rank(peers.positions.shape[0])
+        d2 = d2.copy()
+        d2[own_rows, own_cols] = np.inf
+        # A few more candidates than needed, then exact distances: the float32 order may swap near ties.
+        take = min(rank + 8, d2.shape[1])
+        nearest = np.argpartition(d2, take - 1, axis=1)[:, :take]
+        diff = q[:, None, :].astype(np.float64) - ref[nearest].astype(np.float64)
+        exact = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+        exact[np.isinf(np.take_along_axis(d2, nearest, axis=1))] = np.inf
+        isolation = np.sort(exact, axis=1)[:, rank - 1]
+        return peers.isolation.p_values(isolation)
 
     def _group_findings(self, group: np.ndarray, p: np.ndarray, n_cal: int) -> list[Finding]:
         """One population-level finding when more records sit in unusual groups than alpha explains."""

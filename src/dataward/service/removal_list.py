@@ -15,8 +15,10 @@ The file is read again only when its size, modification time or inode changes, s
 one ``stat``. What this process has read is remembered: lines that later disappear from the file still
 count, and their disappearance is reported. A line that is not signed by the ward's key, is edited,
 or does not chain to the line before it makes every request refused (``IntegrityViolation``) except
-``verify``, which reports it. Deleting the whole file is like deleting the kept checkpoints: a new
-process no longer knows what it held, and only the witness copies (``verify``) show what was lost.
+``verify``, which reports it. Deleting the whole file is like deleting the kept checkpoints: the folder
+no longer knows what it held. The witness copies still do: a server reads them at start, any other
+process the first time it reads what the list takes away (``listed_removals``), and ``verify`` shows
+what the file lost.
 """
 
 from __future__ import annotations
@@ -121,7 +123,9 @@ class RemovalList:
         self._known: dict[str, RemovalLine] = {}
         """Every valid line this process read or wrote, by digest, in the order first seen."""
         self._witnessed: dict[str, RemovalLine] = {}
-        """Lines read from the witness at start (``take_witnessed``): in force, but not held to the file."""
+        """Lines read from the witness (``take_witnessed``): in force, but not held to the file."""
+        self.witness_read = False
+        """Whether this process read the witness's copies yet (``take_witness``)."""
         self._state = Removals()
         self._problem: str | None = None
         self._lock = threading.Lock()
@@ -175,6 +179,38 @@ class RemovalList:
                 self._witnessed.setdefault(line.digest, line)
             self._state = self._fold()
             return new
+
+    def take_witness(self, conn: Any) -> int:
+        """Read the witness's copies of the list (the witness the signed ledger of ``conn``'s catalog
+        names) and count each one signed by the ward's key for this ward as in force (``take_witnessed``).
+        A server does it once per worker at start; every other process the first time it reads what the
+        list takes away (``listed_removals``: the loader, export, merge, promotion ...), so that a list
+        deleted with a rolled-back catalog does not give the witness's quarantines back to training on the
+        folder itself. An unreachable witness is logged, not raised (``verify`` reports it). Returns how
+        many removals were new to this process (the file lacks them)."""
+        from dataward.service.checkpoints import read_witness_removals
+        from dataward.service.signed_witness import signed_witness
+
+        self.witness_read = True
+        self.current()  # the file first: what the witness adds to it is what it lacks
+        location = signed_witness(conn).location
+        if not location:
+            return 0
+        try:
+            copies = read_witness_removals(location, self._ward_id)
+        except (OSError, ValueError) as exc:
+            log.warning("the witness's copies of the list of access removals were not read: %s", exc)
+            return 0
+        verifier = SignatureVerifier(self._public_key)
+        lines = []
+        for where, text in copies:
+            try:
+                line = RemovalLine.from_json(text, source=where)
+            except DatawardError:
+                continue  # reported by verify
+            if line.ward == self._ward_id and line.verify_signature(verifier):
+                lines.append(line)
+        return self.take_witnessed(lines)
 
     def check(self, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime) -> Removals:
         """Refuse a key or a principal the list keeps refused, whatever the catalog says (``KeyRevoked``,
@@ -275,11 +311,18 @@ def attach(engine: Any, removals: RemovalList) -> None:
 
 def listed_removals(conn: Any) -> Removals:
     """What the ward's list of removals takes away, for reads of the catalog of ``conn``, whatever that
-    catalog says (a restored backup, a cut ledger). A list tampered with refuses every request already,
-    at authentication; here its lines in force still count."""
+    catalog says (a restored backup, a cut ledger), with the witness's copies of its lines (read the first
+    time, ``RemovalList.take_witness``). A list tampered with refuses every request already, at
+    authentication; here its lines in force still count."""
     engine = getattr(conn, "engine", None)
     listed = _lists_by_catalog.get(engine) if engine is not None else None
-    return Removals() if listed is None else listed.current()[0]
+    if listed is None:
+        return Removals()
+    if not listed.witness_read and (lost := listed.take_witness(conn)) > 0:  # once per process
+        log.warning(
+            "%d removal(s) held by the witness are missing from %s; they count; run verify", lost, REMOVALS_FILE
+        )
+    return listed.current()[0]
 
 
 def listed_quarantines(conn: Any) -> dict[str, RemovalFact]:

@@ -56,6 +56,9 @@ class ListRead:
     lines: list[RemovalLine] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     """``(where, why)``: a line that does not parse, is not signed by the ward, or breaks the chain."""
+    torn: str | None = None
+    """Why the file's last line was not read: it has no line end and does not parse, the mark of a write
+    cut short (a crash, a full disk), not of tampering (``torn_tail``). None when it was read."""
 
 
 def check_lines(texts: Iterable[tuple[str, bytes]], verifier: SignatureVerifier, ward_id: str) -> ListRead:
@@ -98,8 +101,38 @@ def read_list(path: Path, public_key: str, ward_id: str) -> ListRead:
         return ListRead()
     except OSError as exc:
         return ListRead(problems=[(path.name, f"cannot be read: {exc.strerror or exc}")])
-    texts = [(f"{path.name} line {i}", text) for i, text in enumerate(data.split(b"\n"), start=1) if text.strip()]
-    return check_lines(texts, SignatureVerifier(public_key), ward_id)
+    cut = torn_tail(data)
+    texts = [(f"{path.name} line {i}", text) for i, text in enumerate(data[:cut].split(b"\n"), start=1) if text.strip()]
+    read = check_lines(texts, SignatureVerifier(public_key), ward_id)
+    if cut is not None:
+        read.torn = (
+            f"{path.name}: its last {len(data) - cut} byte(s), from byte {cut} on, are a line without its end that "
+            "does not parse: a write cut short (a crash or a full disk). Not read; the ward's next removal cuts "
+            "them off before it is written"
+        )
+    return read
+
+
+def torn_tail(data: bytes) -> int | None:
+    """Where the torn last line of list file ``data`` begins (its byte offset), None when there is none.
+
+    ``append`` writes its lines in one write that ends with a line end, so a write cut short leaves a
+    last line without one, and a line cut short does not parse (a JSON object is whole or not JSON). Only
+    such a line is torn. A last line without its end that parses is a whole line and counts (someone who
+    takes the end off a line does not take the line away); any other line that does not parse, verify or
+    chain is tampering (``check_lines``). A torn line gives an attacker nothing that deleting the whole
+    last line would not: a process that read it still holds it, the ledger's ``listed`` events and the
+    witness's copies still show it (``verify``)."""
+    if not data or data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n") + 1
+    if not data[start:].strip():
+        return None
+    try:
+        RemovalLine.from_json(data[start:])
+    except DatawardError:
+        return start
+    return None
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -150,6 +183,8 @@ class RemovalList:
         lost = [line for digest, line in self._known.items() if digest not in present]
         for line in read.lines:
             self._known.setdefault(line.digest, line)
+        if read.torn is not None:
+            log.warning("the ward's list of access removals ends in a torn write: %s", read.torn)
         problems = [f"{where}: {why}" for where, why in read.problems]
         if lost:
             problems.append(
@@ -264,6 +299,12 @@ class RemovalList:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             fh.seek(0)
             data = fh.read()
+            if (cut := torn_tail(data)) is not None:
+                # A write cut short before this one (a crash, a full disk): its partial line goes, so that
+                # this write's lines follow the last whole one.
+                log.warning("cutting a torn write off the end of %s (from byte %d on)", REMOVALS_FILE, cut)
+                fh.truncate(cut)
+                data = data[:cut]
             n, prev = _next_place(data)
             out = b"" if not data or data.endswith(b"\n") else b"\n"
             for event, removed in wanted:
@@ -385,4 +426,5 @@ __all__ = [
     "listed_removals",
     "quarantine_listed",
     "read_list",
+    "torn_tail",
 ]

@@ -20,7 +20,7 @@ from dataward.domain.errors import NotFound
 from dataward.domain.schema import RECORD_ID
 from dataward.service.recordstore import read_ids
 from dataward.service.ward import Ward
-from tests.helpers import wine_rows
+from tests.helpers import wine_rows, write_csv
 from tests.provenance.restore_drill import quarantined_after_the_backup
 from tests.security.attacks import json_cli
 from tests.security.test_restore_removals import LIST, back_up, move_checkpoints_aside, restore
@@ -97,3 +97,32 @@ def test_trace_and_card_name_a_quarantine_the_catalog_never_held(wine_ward: Ward
     with pytest.raises(NotFound) as unknown:  # a record nobody added says nothing of the list
         ward.trace("0" * 64)
     assert "list of removals" not in unknown.value.message
+
+
+def test_the_card_lists_no_review_work_of_a_contribution_the_list_holds_quarantined(
+    wine_ward: Ward, tmp_path: Path
+) -> None:
+    """wine#3's gate flagged three records (their labels contradict wine#1's copies) and they await
+    review; then wine#3 is quarantined, which closes them. The catalog put back from before the
+    quarantine still has them pending: the card shows wine#3 quarantined and no review work of it, as
+    it did before the restore."""
+    flipped = [{**r, "cultivar": (int(r["cultivar"]) + 1) % 3} for r in wine_rows(0, 3)]
+    sent = wine_ward.contribute("wine", write_csv(tmp_path / "c.csv", flipped + wine_rows(100, 110)), source="s3://c")
+    assert len(wine_ward.review_list(contribution=sent["ref"])) == 3
+    folder = wine_ward.folder
+    wine_ward.close()
+    back_up(folder, tmp_path / "backup")
+    admin = Ward.open(folder)
+    admin.quarantine_contribution(sent["ref"], reason="labels contradict the trusted copies")
+    before = admin.card("wine@v2")["markdown"].split("## Open quarantines", 1)[1]
+    admin.close()
+    assert "wine#3" in before and "pending review" not in before, before
+    restore(folder, tmp_path / "backup")
+    move_checkpoints_aside(folder, tmp_path / "moved")
+    ward = Ward.open(folder)
+    assert ward.contribution("wine#3")["status"] == "quarantined"  # as the list holds it
+    card = ward.card("wine@v2")
+    opened = card["markdown"].split("## Open quarantines", 1)[1]
+    assert "wine#3 (by event #" in opened and "catalog says gated" in opened, opened
+    assert "pending review" not in opened, opened
+    assert "pending review" not in json.dumps(card["croissant"])

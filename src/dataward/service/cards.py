@@ -135,12 +135,17 @@ class CardService(Service):
                 [r["id"] for r in check.signed("quarantine") if r.get("contribution_id") in numbers],
                 f"the review items of {name!r}",
             )
+            listed = listed_removals(conn)
+            # A quarantined contribution's records are out of every version: nothing of it awaits review.
+            # The catalog closes its items when it quarantines it; one restored from before the quarantine
+            # still has them pending, while the ward's list holds it quarantined.
+            out = {c.id for c in mine if c.status == "quarantined" or listed.quarantine(c.id) is not None}
             held = [
                 (numbers[q.contribution_id], q.record_id, q.status, q.reason)
                 for q in sorted(items, key=lambda q: (numbers[q.contribution_id], q.record_id))
-                if q.status == "pending"
+                if q.status == "pending" and q.contribution_id not in out
             ]
-            quarantined = _quarantined(listed_removals(conn), name, ds.id, mine)
+            quarantined = _quarantined(listed, name, ds.id, mine)
             manifest_sha = hashlib.sha256(self.store.get(ver.manifest_object)).hexdigest()
         v = facts["version"]
         sources = facts["sources"]

@@ -259,30 +259,15 @@ class CheckpointService(Service):
     def take_witnessed_removals(self) -> int:
         """Read the witness's copies of the list of access removals (the witness the signed ledger names)
         and count every one signed by the ward's key as in force in this process (``RemovalList.
-        take_witnessed``). A server does it once per worker at start: someone who rolls the catalog back
+        take_witness``). A server does it once per worker at start: someone who rolls the catalog back
         and deletes ``removals.jsonl`` too does not get a revoked key back there. An unreachable witness
         is logged, not raised (``verify`` reports it). Returns how many removals the file lacked."""
-        from dataward.ledger.signing import SignatureVerifier
-
         try:
             with self.db.reading() as conn:
-                location = signed_witness(conn).location
-            if not location:
-                return 0
-            copies = read_witness_removals(location, self.ward_id)
-        except (OSError, ValueError, SQLAlchemyError) as exc:
+                return self.context.removals.take_witness(conn)
+        except SQLAlchemyError as exc:
             log.warning("the witness's copies of the list of access removals were not read: %s", exc)
             return 0
-        verifier = SignatureVerifier(self.signer.public_key_b64)
-        lines = []
-        for where, text in copies:
-            try:
-                line = RemovalLine.from_json(text, source=where)
-            except DatawardError:
-                continue  # reported by verify
-            if line.ward == self.ward_id and line.verify_signature(verifier):
-                lines.append(line)
-        return self.context.removals.take_witnessed(lines)
 
     def state_warnings(self) -> list[str]:
         """``state_warnings`` of this ward's folder (read without a key: the server says it on start)."""

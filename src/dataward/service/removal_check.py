@@ -107,6 +107,8 @@ def check_removals(
     check = RemovalCheck(lines=len(after.lines))
     for where, why in dict.fromkeys([*before.problems, *after.problems]):
         check.problems.append(("tampered", where, why))
+    if after.torn is not None:  # a write cut short: the next removal cuts it off (``removal_list.torn_tail``)
+        check.warnings.append(f"the list of access removals ends in a torn write: {after.torn}")
     on_file = {line.digest for line in after.lines}
     # The lines whose events must be in the ledger: those listed before the snapshot, and those gone
     # from the file (a process or the witness holds them; they were listed before it too).

@@ -15,8 +15,10 @@ The file is read again only when its size, modification time or inode changes, s
 one ``stat``. What this process has read is remembered: lines that later disappear from the file still
 count, and their disappearance is reported. A line that is not signed by the ward's key, is edited,
 or does not chain to the line before it makes every request refused (``IntegrityViolation``) except
-``verify``, which reports it. Deleting the whole file is like deleting the kept checkpoints: a new
-process no longer knows what it held, and only the witness copies (``verify``) show what was lost.
+``verify``, which reports it. Deleting the whole file is like deleting the kept checkpoints: the folder
+no longer knows what it held. The witness copies still do: a server reads them at start, any other
+process the first time it reads what the list takes away (``listed_removals``), and ``verify`` shows
+what the file lost.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class ListRead:
     lines: list[RemovalLine] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     """``(where, why)``: a line that does not parse, is not signed by the ward, or breaks the chain."""
+    torn: str | None = None
+    """Why the file's last line was not read: it has no line end and does not parse, the mark of a write
+    cut short (a crash, a full disk), not of tampering (``torn_tail``). None when it was read."""
 
 
 def check_lines(texts: Iterable[tuple[str, bytes]], verifier: SignatureVerifier, ward_id: str) -> ListRead:
@@ -96,8 +101,38 @@ def read_list(path: Path, public_key: str, ward_id: str) -> ListRead:
         return ListRead()
     except OSError as exc:
         return ListRead(problems=[(path.name, f"cannot be read: {exc.strerror or exc}")])
-    texts = [(f"{path.name} line {i}", text) for i, text in enumerate(data.split(b"\n"), start=1) if text.strip()]
-    return check_lines(texts, SignatureVerifier(public_key), ward_id)
+    cut = torn_tail(data)
+    texts = [(f"{path.name} line {i}", text) for i, text in enumerate(data[:cut].split(b"\n"), start=1) if text.strip()]
+    read = check_lines(texts, SignatureVerifier(public_key), ward_id)
+    if cut is not None:
+        read.torn = (
+            f"{path.name}: its last {len(data) - cut} byte(s), from byte {cut} on, are a line without its end that "
+            "does not parse: a write cut short (a crash or a full disk). Not read; the ward's next removal cuts "
+            "them off before it is written"
+        )
+    return read
+
+
+def torn_tail(data: bytes) -> int | None:
+    """Where the torn last line of list file ``data`` begins (its byte offset), None when there is none.
+
+    ``append`` writes its lines in one write that ends with a line end, so a write cut short leaves a
+    last line without one, and a line cut short does not parse (a JSON object is whole or not JSON). Only
+    such a line is torn. A last line without its end that parses is a whole line and counts (someone who
+    takes the end off a line does not take the line away); any other line that does not parse, verify or
+    chain is tampering (``check_lines``). A torn line gives an attacker nothing that deleting the whole
+    last line would not: a process that read it still holds it, the ledger's ``listed`` events and the
+    witness's copies still show it (``verify``)."""
+    if not data or data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n") + 1
+    if not data[start:].strip():
+        return None
+    try:
+        RemovalLine.from_json(data[start:])
+    except DatawardError:
+        return start
+    return None
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -121,7 +156,9 @@ class RemovalList:
         self._known: dict[str, RemovalLine] = {}
         """Every valid line this process read or wrote, by digest, in the order first seen."""
         self._witnessed: dict[str, RemovalLine] = {}
-        """Lines read from the witness at start (``take_witnessed``): in force, but not held to the file."""
+        """Lines read from the witness (``take_witnessed``): in force, but not held to the file."""
+        self.witness_read = False
+        """Whether this process read the witness's copies yet (``take_witness``)."""
         self._state = Removals()
         self._problem: str | None = None
         self._lock = threading.Lock()
@@ -146,6 +183,8 @@ class RemovalList:
         lost = [line for digest, line in self._known.items() if digest not in present]
         for line in read.lines:
             self._known.setdefault(line.digest, line)
+        if read.torn is not None:
+            log.warning("the ward's list of access removals ends in a torn write: %s", read.torn)
         problems = [f"{where}: {why}" for where, why in read.problems]
         if lost:
             problems.append(
@@ -175,6 +214,38 @@ class RemovalList:
                 self._witnessed.setdefault(line.digest, line)
             self._state = self._fold()
             return new
+
+    def take_witness(self, conn: Any) -> int:
+        """Read the witness's copies of the list (the witness the signed ledger of ``conn``'s catalog
+        names) and count each one signed by the ward's key for this ward as in force (``take_witnessed``).
+        A server does it once per worker at start; every other process the first time it reads what the
+        list takes away (``listed_removals``: the loader, export, merge, promotion ...), so that a list
+        deleted with a rolled-back catalog does not give the witness's quarantines back to training on the
+        folder itself. An unreachable witness is logged, not raised (``verify`` reports it). Returns how
+        many removals were new to this process (the file lacks them)."""
+        from dataward.service.checkpoints import read_witness_removals
+        from dataward.service.signed_witness import signed_witness
+
+        self.witness_read = True
+        self.current()  # the file first: what the witness adds to it is what it lacks
+        location = signed_witness(conn).location
+        if not location:
+            return 0
+        try:
+            copies = read_witness_removals(location, self._ward_id)
+        except (OSError, ValueError) as exc:
+            log.warning("the witness's copies of the list of access removals were not read: %s", exc)
+            return 0
+        verifier = SignatureVerifier(self._public_key)
+        lines = []
+        for where, text in copies:
+            try:
+                line = RemovalLine.from_json(text, source=where)
+            except DatawardError:
+                continue  # reported by verify
+            if line.ward == self._ward_id and line.verify_signature(verifier):
+                lines.append(line)
+        return self.take_witnessed(lines)
 
     def check(self, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime) -> Removals:
         """Refuse a key or a principal the list keeps refused, whatever the catalog says (``KeyRevoked``,
@@ -228,6 +299,12 @@ class RemovalList:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             fh.seek(0)
             data = fh.read()
+            if (cut := torn_tail(data)) is not None:
+                # A write cut short before this one (a crash, a full disk): its partial line goes, so that
+                # this write's lines follow the last whole one.
+                log.warning("cutting a torn write off the end of %s (from byte %d on)", REMOVALS_FILE, cut)
+                fh.truncate(cut)
+                data = data[:cut]
             n, prev = _next_place(data)
             out = b"" if not data or data.endswith(b"\n") else b"\n"
             for event, removed in wanted:
@@ -275,11 +352,18 @@ def attach(engine: Any, removals: RemovalList) -> None:
 
 def listed_removals(conn: Any) -> Removals:
     """What the ward's list of removals takes away, for reads of the catalog of ``conn``, whatever that
-    catalog says (a restored backup, a cut ledger). A list tampered with refuses every request already,
-    at authentication; here its lines in force still count."""
+    catalog says (a restored backup, a cut ledger), with the witness's copies of its lines (read the first
+    time, ``RemovalList.take_witness``). A list tampered with refuses every request already, at
+    authentication; here its lines in force still count."""
     engine = getattr(conn, "engine", None)
     listed = _lists_by_catalog.get(engine) if engine is not None else None
-    return Removals() if listed is None else listed.current()[0]
+    if listed is None:
+        return Removals()
+    if not listed.witness_read and (lost := listed.take_witness(conn)) > 0:  # once per process
+        log.warning(
+            "%d removal(s) held by the witness are missing from %s; they count; run verify", lost, REMOVALS_FILE
+        )
+    return listed.current()[0]
 
 
 def listed_quarantines(conn: Any) -> dict[str, RemovalFact]:
@@ -342,4 +426,5 @@ __all__ = [
     "listed_removals",
     "quarantine_listed",
     "read_list",
+    "torn_tail",
 ]

@@ -34,6 +34,7 @@ from dataward.service.guard import (
     checked_version_listing,
     export_target,
     guarded_read,
+    listed_only_quarantines,
     manifest_members,
     own_paths,
     signed_chunks,
@@ -90,7 +91,7 @@ class VersionService(Service):
             parent_manifest = checked_manifest(self, uc.conn, ds, parent) if parent else None
             current = parent_manifest.ids if parent_manifest is not None else no_ids()
             basis = held_basis(self, uc.conn, ds.id, c.id)
-            own_quarantined = _quarantined_lists(uc.conn, ds.id)
+            own_quarantined = _quarantined_lists(uc.conn, self.store, ds.id)
             number = rows.next_number(uc.conn, versions, ds.id)
         # Column-wise, as digests: a million-record merge without a Python string per record.
         held = sorted_distinct(self._held_digests(basis))
@@ -361,10 +362,13 @@ class VersionService(Service):
 
 
 def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
-    """What a promotion's checks depend on, read from the catalog alone (see ``barred_records``): the
-    version's stage, the status of the contributions it holds and of their review items, and which
-    review items of the dataset were rejected, and which contributions of the ward are quarantined. New
-    submissions elsewhere in the dataset change none."""
+    """What a promotion's checks depend on (see ``barred_records``): the version's stage, the status of
+    the contributions it holds and of their review items, and which review items of the dataset were
+    rejected, and which contributions of the ward are quarantined, as the catalog or the ward's list of
+    removals holds them (a line a restore brings back between the checks and the write, the catalog
+    unchanged). New submissions elsewhere in the dataset change none."""
+    from dataward.service.removal_list import listed_quarantines
+
     stage = conn.execute(select(versions.c.stage).where(versions.c.id == ver.id)).scalar()
     listed = json.loads(ver.contributions)
     statuses = conn.execute(
@@ -385,7 +389,8 @@ def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
     anywhere = conn.execute(
         select(contributions.c.id).where(contributions.c.status == "quarantined").order_by(contributions.c.id)
     ).scalars()
-    return stage, tuple(map(tuple, statuses)), tuple(map(tuple, items)), tuple(anywhere)
+    listed = tuple(sorted(listed_quarantines(conn)))
+    return stage, tuple(map(tuple, statuses)), tuple(map(tuple, items)), tuple(anywhere), listed
 
 
 def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:
@@ -403,19 +408,23 @@ def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:
     return check
 
 
-def _quarantined_lists(conn: Connection, dataset_id: str) -> tuple[str, ...]:
-    """The id lists of the dataset's own quarantined contributions (as the catalog or the ward's list of
-    removals holds them)."""
-    from dataward.service.removal_list import listed_quarantines
+def _quarantined_lists(conn: Connection, store: Any, dataset_id: str) -> tuple[str, ...]:
+    """The id lists of the dataset's own quarantined contributions, as the catalog or the ward's list of
+    removals holds them: also those of the dataset the catalog does not hold at all (restored from before
+    them), by the id list and dataset the list kept, as ``contribute``'s ``held_back`` counts them."""
+    from dataward.service.removal_list import listed_removals
 
-    listed = sorted(listed_quarantines(conn))
+    removals = listed_removals(conn)
     found = conn.execute(
         select(contributions.c.added_object).where(
-            (contributions.c.status == "quarantined") | contributions.c.id.in_(listed),
+            (contributions.c.status == "quarantined") | contributions.c.id.in_(sorted(removals.quarantined)),
             contributions.c.dataset_id == dataset_id,
         )
     ).scalars()
-    return tuple(sorted({d for d in found if d}))
+    in_dataset = removals.quarantined_in
+    unheld = listed_only_quarantines(conn, store, removals)
+    only = {q.added_object for q in unheld if in_dataset.get(q.id) == dataset_id}
+    return tuple(sorted({d for d in found if d} | only))
 
 
 def _side_reasons(basis: HeldBasis, dataset_id: str, added: np.ndarray) -> list[dict[str, Any]]:

@@ -456,8 +456,10 @@ def test_a_server_reads_the_witness_when_the_list_was_deleted_with_the_rollback(
     restore(folder, tmp_path / "backup")
     move_checkpoints_aside(folder, tmp_path / "moved")
     (folder / LIST).unlink()
-    # A new embedded process has nothing left in the folder (the documented limit); verify sees it.
-    assert Ward.open(folder).as_key(carol).whoami()["principal"] == "carol"
+    # A new embedded process has nothing left in the folder, but it reads the witness before it judges
+    # its first caller: even a command that reads no data refuses the key.
+    with pytest.raises(KeyRevoked):
+        Ward.open(folder).as_key(carol).whoami()
     server, thread, _, url = start_server(folder)
     try:
         with httpx.Client(base_url=url, timeout=60) as http:

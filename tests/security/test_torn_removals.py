@@ -148,3 +148,16 @@ def test_a_line_that_does_not_parse_anywhere_else_is_tampering(ward: Ward, where
     changed = [*lines, cut] if where == "last, ended" else [lines[0], cut, lines[1]]
     path.write_text("\n".join(changed) + "\n")
     _assert_tampering_refused(ward.folder, good)
+
+
+def test_the_only_line_torn_on_purpose_is_still_seen_gone(ward: Ward) -> None:
+    """As above with a list of one line (a ward with one removal, or a list cut inside its first line
+    after several): before the torn rule ``verify`` failed it as tampered; the ledger's event says it was
+    listed (``listed: true``), so it must still fail, as ``unlisted``."""
+    key = str(ward.issue_key("carol", ttl_days=5)["key"])
+    ward.revoke_key(key[:11], reason="stolen")
+    path = ward.folder / LIST
+    path.write_bytes(path.read_bytes()[:57])
+    report = Ward.open(ward.folder).verify()
+    assert any("torn write" in w for w in report.warnings)
+    assert [p.kind for p in report.problems if p.area == "removals"] == ["unlisted"], (report.problems, report.warnings)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,20 @@ def check_witness_location(location: str, ward_folder: Path) -> str:
     return str(path)
 
 
+@contextmanager
+def _reaching(location: str) -> Iterator[None]:
+    """Any failure to reach the witness as an ``OSError`` naming it. Object stores' clients raise their
+    own errors (botocore's ``NoCredentialsError`` or ``EndpointConnectionError``, an ``ImportError`` for a
+    protocol whose package is missing); every caller reports an ``OSError`` as a witness out of reach
+    (logged, or ``verify``'s ``witness_unreachable``) instead of failing the read or write it serves."""
+    try:
+        yield
+    except (OSError, ValueError):
+        raise
+    except Exception as exc:
+        raise OSError(f"the witness {location} cannot be reached: {type(exc).__name__}: {exc}") from exc
+
+
 def witness_root(location: str, ward_id: str) -> tuple[Any, str]:
     """The fsspec filesystem and folder where this ward's witness copies go. A location no longer
     allowed (set in ``ward.json`` before the protocols were limited) raises ValueError, which the
@@ -153,7 +168,7 @@ def witness_root(location: str, ward_id: str) -> tuple[Any, str]:
     return fs, f"{root.rstrip('/')}/{ward_id}"
 
 
-def send_to_witness(checkpoint: Checkpoint, location: str) -> str:
+def _send_to_witness(checkpoint: Checkpoint, location: str) -> str:
     """Copy ``checkpoint`` to the witness; never overwrites a copy already there. Returns its path."""
     fs, folder = witness_root(location, checkpoint.ward)
     path = f"{folder}/{checkpoint.name}"
@@ -163,7 +178,7 @@ def send_to_witness(checkpoint: Checkpoint, location: str) -> str:
     return path
 
 
-def read_witness(location: str, ward_id: str) -> Loaded:
+def _read_witness(location: str, ward_id: str) -> Loaded:
     """Every witness copy of this ward's checkpoints (raises ``OSError`` when unreachable)."""
     fs, folder = witness_root(location, ward_id)
     loaded = Loaded()
@@ -382,7 +397,7 @@ class CheckpointService(Service):
             log.warning("the list of access removals was not extended after event #%s: %s", events[-1].seq, exc)
 
 
-def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
+def _send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
     """Copy one line of the list of access removals to the witness, as its own file under ``removals/``
     (object stores cannot append); never overwrites a copy already there. Returns its path."""
     fs, folder = witness_root(location, ward_id)
@@ -396,7 +411,7 @@ def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> s
     return path
 
 
-def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
+def _read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
     """Every witness copy of this ward's removal lines, ``(where, text)`` in file-name order (raises
     ``OSError`` when unreachable)."""
     fs, folder = witness_root(location, ward_id)
@@ -413,3 +428,30 @@ def _previous_witness(events: list[Event], now: SignedWitness) -> str | None:
             previous = event.payload.get("previous")
             return previous if isinstance(previous, str) and previous != now.location else None
     return None
+
+
+def send_to_witness(checkpoint: Checkpoint, location: str) -> str:
+    """Copy ``checkpoint`` to the witness; never overwrites a copy already there. Returns its path
+    (raises ``OSError`` when the witness cannot be reached)."""
+    with _reaching(location):
+        return _send_to_witness(checkpoint, location)
+
+
+def read_witness(location: str, ward_id: str) -> Loaded:
+    """Every witness copy of this ward's checkpoints (raises ``OSError`` when unreachable)."""
+    with _reaching(location):
+        return _read_witness(location, ward_id)
+
+
+def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
+    """Copy one line of the list of access removals to the witness (``_send_removal_to_witness``; raises
+    ``OSError`` when the witness cannot be reached)."""
+    with _reaching(location):
+        return _send_removal_to_witness(line, location, ward_id)
+
+
+def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
+    """Every witness copy of this ward's removal lines, ``(where, text)`` in file-name order (raises
+    ``OSError`` when unreachable)."""
+    with _reaching(location):
+        return _read_witness_removals(location, ward_id)

@@ -191,10 +191,13 @@ def check_removals(
     # An event that says it is listed (``LISTED``, in its signed payload) must be on the list whatever
     # lines are left: the lines of a newer format can all be cut from the end of an older list.
     declared = {e.hash for e in ledger_events if isinstance(e.payload, dict) and e.payload.get(LISTED) is True}
-    if matched:
+    # A file that holds only a torn line was cut inside its first line (or its first write was cut
+    # short), not deleted: the list had begun, and every removal of the ledger is missing from it.
+    cut_first = not matched and not after.lines and after.torn is not None
+    if matched or cut_first:
         for fact in ledger_facts:
             since = first_matched(_LISTED_FROM.get(fact.type, 1))
-            expected = fact.hash in declared or (since is not None and fact.seq > since)
+            expected = cut_first or fact.hash in declared or (since is not None and fact.seq > since)
             if expected and fact.hash not in listed_hashes:
                 check.problems.append(
                     (

@@ -247,6 +247,13 @@ class RemovalList:
                 lines.append(line)
         return self.take_witnessed(lines)
 
+    def read_witness_once(self, conn: Any) -> None:
+        """``take_witness`` the first time this process asks (authentication, ``listed_removals``)."""
+        if not self.witness_read and (lost := self.take_witness(conn)) > 0:
+            log.warning(
+                "%d removal(s) held by the witness are missing from %s; they count; run verify", lost, REMOVALS_FILE
+            )
+
     def check(self, key_id: str, key_name: str, principal_id: str, principal_name: str, now: datetime) -> Removals:
         """Refuse a key or a principal the list keeps refused, whatever the catalog says (``KeyRevoked``,
         ``PrincipalSuspended``), and anything when the file was tampered with (``IntegrityViolation``).
@@ -359,10 +366,7 @@ def listed_removals(conn: Any) -> Removals:
     listed = _lists_by_catalog.get(engine) if engine is not None else None
     if listed is None:
         return Removals()
-    if not listed.witness_read and (lost := listed.take_witness(conn)) > 0:  # once per process
-        log.warning(
-            "%d removal(s) held by the witness are missing from %s; they count; run verify", lost, REMOVALS_FILE
-        )
+    listed.read_witness_once(conn)
     return listed.current()[0]
 
 

@@ -11,32 +11,14 @@ batch's records are judged by a conformal p-value of their isolation against the
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from dataward.gates import scan
+from tests.gates.test_outliers_moved_batch import _faxed, _pixels, _png
 
 PLANTED = np.array([17, 63, 101, 150, 222, 260, 311, 377])
-
-
-def _pixels(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.uint8)
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels.astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _faxed(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    out["image"] = [_png(np.where(_pixels(b) >= 128, 255, 0)) for b in frame["image"]]
-    return out
 
 
 def _shifted_and_relabelled(frame: pd.DataFrame, rows: np.ndarray, label: int = 7) -> pd.DataFrame:

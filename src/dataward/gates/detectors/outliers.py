@@ -20,9 +20,12 @@ batch peer, over the batch's median isolation) gets a conformal p-value against 
 isolation, measured the same way among a seeded sample of them (``_Isolation``). Only the batch's median
 comes from the batch, so records planted to be out of place in it cannot widen what counts as in place
 (a radius scaled by the batch's spread did, and covered digits shifted and relabelled in a faxed batch).
-A record is flagged only when it is out of place on both counts (the larger of the two p-values); one
-that reads as in place among its batch (isolation p above ``UNLIKE_BASELINE``) is counted in the
-contribution-level finding.
+A record is flagged only when it is out of place on both counts (the larger of the two p-values) and
+the baseline's rule does not put it in a group; one that reads as in place among its batch (isolation p
+above ``UNLIKE_BASELINE``) is counted in the contribution-level finding. The batch's rule only takes flags
+away: a sensor that changes the shape of its records' isolation (a low-resolution capture collapses many
+digits onto a few images, so the batch's median isolation shrinks) cannot flag what the baseline's rule
+kept in a group.
 
 Telling the two apart needs each unusual record's nearest batch peers. Up to ``EXACT_PEERS_MAX``
 records this is an exact search over the whole contribution, ``O(n^2 d)``, in the contribution stage.
@@ -332,22 +335,24 @@ class Outliers(Detector):
         """Records unlike the baseline that are members of a new group, not lone outliers, and for a batch
         that moved as a whole every record's isolation p-value among its batch (else None).
 
-        In a batch that did not move, a member's nearest batch peers are mostly unlike the baseline too,
-        and as near to it as trusted records are to one another: a new population keeps the baseline's
-        density, while lone outliers (and records blown up by a bad scale) are far from everything. In a
-        moved batch every record is unlike the baseline, and a member is one in place among its batch."""
+        A member's nearest batch peers are mostly unlike the baseline too, and as near to it as trusted
+        records are to one another: a new population keeps the baseline's density, while lone outliers
+        (and records blown up by a bad scale) are far from everything. In a batch that moved as a whole
+        a record in place among its batch is a member too (isolation p above ``UNLIKE_BASELINE``): the
+        batch's rule only ever adds members, so it never flags a record the baseline's rule would not."""
         n, k = x.shape[0], min(self.population_k, x.shape[0] - 1)
         if k < 1:
             return np.zeros(n, dtype=bool), None
         unlike = p <= UNLIKE_BASELINE
-        if self._moved(unlike, n):
-            own, _ = knn(x, x, self._rank(n), exclude_self=True)
-            # Records like the baseline keep their own p-value (0 here: the larger of the two is theirs).
-            batch_p = np.where(unlike, self._isolation(own[:, -1], n).p_values(own[:, -1]), 0.0)
-            return unlike & (batch_p > UNLIKE_BASELINE), batch_p
         dist, idx = knn(x, x, k, exclude_self=True)
         peers = (p[idx] <= UNLIKE_BASELINE) & (dist <= self._near())
-        return unlike & (peers.sum(axis=1) >= math.ceil(k / 2)), None
+        group = unlike & (peers.sum(axis=1) >= math.ceil(k / 2))
+        if not self._moved(unlike, n):
+            return group, None
+        own, _ = knn(x, x, self._rank(n), exclude_self=True)
+        # Records like the baseline keep their own p-value (0 here: the larger of the two is theirs).
+        batch_p = np.where(unlike, self._isolation(own[:, -1], n).p_values(own[:, -1]), 0.0)
+        return group | (unlike & (batch_p > UNLIKE_BASELINE)), batch_p
 
     def _near(self) -> float:
         return PEER_SLACK * float(np.quantile(self.overall_cal, 0.95)) if self.overall_cal.size else 0.0
@@ -434,8 +439,6 @@ class Outliers(Detector):
             own = peers.positions[j] == pos
             if peers.isolation is not None and batch_p is not None:
                 batch_p[rows] = self._sampled_isolation_p(q, ref, d2, np.flatnonzero(own), j[own])
-                group[rows] = batch_p[rows] > UNLIKE_BASELINE
-                continue
             # The product's rounding error is far below 1e-3 of the squared norms for any practical d.
             tol = np.float32(1e-3) * scale + np.float32(1e-6)
             within = d2 + tol < near_sq
@@ -452,6 +455,8 @@ class Outliers(Detector):
             sampled = s - own.astype(np.int64)
             estimated_near = t * (peers.n - 1) / np.maximum(sampled, 1)
             group[rows] = (u >= h) & ((estimated_near < k) | (k * u >= h * t))
+            if batch_p is not None:
+                group[rows] |= batch_p[rows] > UNLIKE_BASELINE
         return group, batch_p
 
     def _sampled_isolation_p(

@@ -257,8 +257,9 @@ def test_a_partition_unreadable_on_the_worker_is_a_clear_error(poisoned_digits, 
         scan(baseline, parts, schema, policy={"detectors": ALL}, client=dask_client)
 
 
-def test_engines_refuse_contradictory_arguments(poisoned_digits, dask_client):
+def test_engines_refuse_contradictory_arguments(poisoned_digits, dask_client, monkeypatch):
     baseline, contribution, schema = poisoned_digits
+    monkeypatch.setenv("DATAWARD_SCHEDULER_TIMEOUT", "2")  # a closed port is retried until the timeout
     with pytest.raises(InputError, match="not both"):
         scan(baseline, contribution, schema, engine=LocalEngine(), client=dask_client)
     with pytest.raises(InputError, match="unknown engine"):

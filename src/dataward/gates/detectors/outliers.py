@@ -153,7 +153,7 @@ class Outliers(Detector):
     """kNN distance and isolation forests against the reference, overall and per claimed class."""
 
     name = "outliers"
-    version = "2"
+    version = "3"
     evidence = Evidence.DIFFERENCE
     Options = OutliersOptions
 

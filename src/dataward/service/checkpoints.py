@@ -168,28 +168,31 @@ def witness_root(location: str, ward_id: str) -> tuple[Any, str]:
     return fs, f"{root.rstrip('/')}/{ward_id}"
 
 
-def _send_to_witness(checkpoint: Checkpoint, location: str) -> str:
-    """Copy ``checkpoint`` to the witness; never overwrites a copy already there. Returns its path."""
-    fs, folder = witness_root(location, checkpoint.ward)
-    path = f"{folder}/{checkpoint.name}"
-    fs.makedirs(folder, exist_ok=True)
-    if not fs.exists(path):
-        fs.pipe_file(path, checkpoint.to_json().encode("utf-8"))
-    return path
+def send_to_witness(checkpoint: Checkpoint, location: str) -> str:
+    """Copy ``checkpoint`` to the witness; never overwrites a copy already there. Returns its path (raises
+    ``OSError`` when the witness cannot be reached)."""
+    with _reaching(location):
+        fs, folder = witness_root(location, checkpoint.ward)
+        path = f"{folder}/{checkpoint.name}"
+        fs.makedirs(folder, exist_ok=True)
+        if not fs.exists(path):
+            fs.pipe_file(path, checkpoint.to_json().encode("utf-8"))
+        return path
 
 
-def _read_witness(location: str, ward_id: str) -> Loaded:
+def read_witness(location: str, ward_id: str) -> Loaded:
     """Every witness copy of this ward's checkpoints (raises ``OSError`` when unreachable)."""
-    fs, folder = witness_root(location, ward_id)
-    loaded = Loaded()
-    if not fs.exists(folder):
+    with _reaching(location):
+        fs, folder = witness_root(location, ward_id)
+        loaded = Loaded()
+        if not fs.exists(folder):
+            return loaded
+        for path in sorted(fs.glob(f"{folder}/*.json")):
+            try:
+                loaded.checkpoints.append(Checkpoint.from_json(fs.cat_file(path), source=f"witness {path}"))
+            except DatawardError as exc:
+                loaded.unreadable.append((f"witness {path}", exc.message))
         return loaded
-    for path in sorted(fs.glob(f"{folder}/*.json")):
-        try:
-            loaded.checkpoints.append(Checkpoint.from_json(fs.cat_file(path), source=f"witness {path}"))
-        except DatawardError as exc:
-            loaded.unreadable.append((f"witness {path}", exc.message))
-    return loaded
 
 
 def read_folder(folder: Path, *, label: str) -> Loaded:
@@ -397,28 +400,31 @@ class CheckpointService(Service):
             log.warning("the list of access removals was not extended after event #%s: %s", events[-1].seq, exc)
 
 
-def _send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
+def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
     """Copy one line of the list of access removals to the witness, as its own file under ``removals/``
-    (object stores cannot append); never overwrites a copy already there. Returns its path."""
-    fs, folder = witness_root(location, ward_id)
-    folder = f"{folder}/{WITNESS_REMOVALS}"
-    # ``.jsonl``, not ``.json``: a witness folder given to ``verify --checkpoint`` is read for ``*.json``
-    # checkpoints, recursively.
-    path = f"{folder}/{line.n:08d}-{line.seq:012d}-{line.digest.split(':', 1)[-1][:16]}.jsonl"
-    fs.makedirs(folder, exist_ok=True)
-    if not fs.exists(path):
-        fs.pipe_file(path, (line.to_json() + "\n").encode("utf-8"))
-    return path
+    (object stores cannot append); never overwrites a copy already there. Returns its path (raises
+    ``OSError`` when the witness cannot be reached)."""
+    with _reaching(location):
+        fs, folder = witness_root(location, ward_id)
+        folder = f"{folder}/{WITNESS_REMOVALS}"
+        # ``.jsonl``, not ``.json``: a witness folder given to ``verify --checkpoint`` is read for ``*.json``
+        # checkpoints, recursively.
+        path = f"{folder}/{line.n:08d}-{line.seq:012d}-{line.digest.split(':', 1)[-1][:16]}.jsonl"
+        fs.makedirs(folder, exist_ok=True)
+        if not fs.exists(path):
+            fs.pipe_file(path, (line.to_json() + "\n").encode("utf-8"))
+        return path
 
 
-def _read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
+def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
     """Every witness copy of this ward's removal lines, ``(where, text)`` in file-name order (raises
     ``OSError`` when unreachable)."""
-    fs, folder = witness_root(location, ward_id)
-    folder = f"{folder}/{WITNESS_REMOVALS}"
-    if not fs.exists(folder):
-        return []
-    return [(f"witness {path}", fs.cat_file(path)) for path in sorted(fs.glob(f"{folder}/*.jsonl"))]
+    with _reaching(location):
+        fs, folder = witness_root(location, ward_id)
+        folder = f"{folder}/{WITNESS_REMOVALS}"
+        if not fs.exists(folder):
+            return []
+        return [(f"witness {path}", fs.cat_file(path)) for path in sorted(fs.glob(f"{folder}/*.jsonl"))]
 
 
 def _previous_witness(events: list[Event], now: SignedWitness) -> str | None:
@@ -428,30 +434,3 @@ def _previous_witness(events: list[Event], now: SignedWitness) -> str | None:
             previous = event.payload.get("previous")
             return previous if isinstance(previous, str) and previous != now.location else None
     return None
-
-
-def send_to_witness(checkpoint: Checkpoint, location: str) -> str:
-    """Copy ``checkpoint`` to the witness; never overwrites a copy already there. Returns its path
-    (raises ``OSError`` when the witness cannot be reached)."""
-    with _reaching(location):
-        return _send_to_witness(checkpoint, location)
-
-
-def read_witness(location: str, ward_id: str) -> Loaded:
-    """Every witness copy of this ward's checkpoints (raises ``OSError`` when unreachable)."""
-    with _reaching(location):
-        return _read_witness(location, ward_id)
-
-
-def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> str:
-    """Copy one line of the list of access removals to the witness (``_send_removal_to_witness``; raises
-    ``OSError`` when the witness cannot be reached)."""
-    with _reaching(location):
-        return _send_removal_to_witness(line, location, ward_id)
-
-
-def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
-    """Every witness copy of this ward's removal lines, ``(where, text)`` in file-name order (raises
-    ``OSError`` when unreachable)."""
-    with _reaching(location):
-        return _read_witness_removals(location, ward_id)

@@ -349,9 +349,10 @@ class Outliers(Detector):
         group = unlike & (peers.sum(axis=1) >= math.ceil(k / 2))
         if not self._moved(unlike, n):
             return group, None
-        own, _ = knn(x, x, self._rank(n), exclude_self=True)
+        # The isolation is the distance to the ``_rank``-th nearest peer, already among the ``k`` found.
+        isolation = dist[:, self._rank(n) - 1]
         # Records like the baseline keep their own p-value (0 here: the larger of the two is theirs).
-        batch_p = np.where(unlike, self._isolation(own[:, -1], n).p_values(own[:, -1]), 0.0)
+        batch_p = np.where(unlike, self._isolation(isolation, n).p_values(isolation), 0.0)
         return group | (unlike & (batch_p > UNLIKE_BASELINE)), batch_p
 
     def _near(self) -> float:

@@ -323,11 +323,10 @@ class WardContext:
         With remembered callers, the auth epoch and the pending summaries are read first, in one
         statement, and a key verified under that same epoch is not looked up again."""
         diagnosing = action in auth.DIAGNOSTIC_ACTIONS
-        if not self.removals.witness_read:
-            # Once per process, before the first caller is judged: a key or principal that only the
-            # witness's copies of the list still hold taken away (the file deleted with a rolled-back
-            # catalog) is refused on this first request, not from the second on.
-            self.removals.read_witness_once(conn)
+        # Once per process, before the first caller is judged: a key or principal that only the witness's
+        # copies of the list still hold taken away (the file deleted with a rolled-back catalog) is refused
+        # on this first request, not from the second on.
+        self.removals.read_witness_once(conn)
         if self.callers is None:
             caller = auth.authenticate(conn, self.credential, now, ledger=self.ledger, diagnosing=diagnosing)
             caller = self.check_removals(caller, now, action)

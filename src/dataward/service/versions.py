@@ -389,8 +389,8 @@ def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
     anywhere = conn.execute(
         select(contributions.c.id).where(contributions.c.status == "quarantined").order_by(contributions.c.id)
     ).scalars()
-    listed = tuple(sorted(listed_quarantines(conn)))
-    return stage, tuple(map(tuple, statuses)), tuple(map(tuple, items)), tuple(anywhere), listed
+    on_list = tuple(sorted(listed_quarantines(conn)))
+    return stage, tuple(map(tuple, statuses)), tuple(map(tuple, items)), tuple(anywhere), on_list
 
 
 def _version_unchanged(read: Any, shown: str) -> Callable[[Connection], None]:

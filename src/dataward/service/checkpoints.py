@@ -418,9 +418,16 @@ def send_removal_to_witness(line: RemovalLine, location: str, ward_id: str) -> s
 
 def read_witness_removals(location: str, ward_id: str) -> list[tuple[str, bytes]]:
     """Every witness copy of this ward's removal lines, ``(where, text)`` in file-name order (raises
-    ``OSError`` when unreachable)."""
+    ``OSError`` when unreachable).
+
+    A witness without this ward's folder counts as out of reach, not as one that holds no removal: the
+    folder holds a checkpoint from the moment the witness is set, so its absence is a share not mounted
+    (or a folder moved or emptied), and a process that took it for an empty witness would never read it
+    again (``RemovalList.read_witness_once`` tries a witness out of reach again later)."""
     with _reaching(location):
         fs, folder = witness_root(location, ward_id)
+        if not fs.exists(folder):
+            raise OSError(f"the witness {location} holds no folder of this ward (not mounted, moved or emptied?)")
         folder = f"{folder}/{WITNESS_REMOVALS}"
         if not fs.exists(folder):
             return []

@@ -287,7 +287,11 @@ class WardContext:
         self.mark = mark if mark is not None else LedgerMark(folder, signer.public_key_b64, ward_id)
         """The newest ledger head this process knows of (shared by the wards ``as_key`` makes): every
         use case refuses a ledger that does not extend it (``dataward.service.ledger_mark``)."""
-        self.removals = removals if removals is not None else RemovalList(folder, signer.public_key_b64, ward_id)
+        self.removals = (
+            removals
+            if removals is not None
+            else RemovalList(folder, signer.public_key_b64, ward_id, clock=lambda: self.clock())
+        )
         """The ward's signed list of access removals (shared like the mark): every authentication refuses a
         key or principal on it, even when the catalog was rolled back to before its removal
         (``dataward.service.removal_list``)."""
@@ -337,6 +341,15 @@ class WardContext:
         )
         caller = self.check_removals(caller, now, action)
         return caller, pending
+
+    def read_witness_due(self) -> None:
+        """Read the witness's copies of the list of removals, on a read transaction of its own, when this
+        process has not read them yet and a try is due (``RemovalList.read_witness_once``): what a served
+        read does before it judges a caller, since it may judge a remembered caller without a transaction
+        of its own. Costs nothing once the witness was read."""
+        if self.removals.witness_due():
+            with self.db.reading() as conn:
+                self.removals.read_witness_once(conn)
 
     def check_removals(self, caller: auth.Caller, now: datetime, action: Action) -> auth.Caller:
         """Refuse a caller whose key or principal the list of access removals keeps refused, whatever
@@ -576,6 +589,7 @@ class _ServedRead:
 
     def authenticate(self) -> auth.Caller:
         """The caller: remembered under the epoch just read, or looked up in the read transaction."""
+        self.context.read_witness_due()
         callers = self.context.callers
         credential = self.context.credential
         if callers is not None and credential and self.lazy.separate:

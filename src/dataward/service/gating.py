@@ -41,6 +41,7 @@ from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
+from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.review_listing import checked_review_rows
 from dataward.service.rows import current_owner
 from dataward.service.validation_schema import validation_schema_refusal
@@ -529,7 +530,12 @@ class ReviewService(Service):
             if contribution is None and not readable:
                 auth.authorize(uc.conn, uc.caller, action, scope, uc.now)
             query = (
-                select(quarantine, contributions.c.number, datasets.c.name.label("dataset"))
+                select(
+                    quarantine,
+                    contributions.c.number,
+                    contributions.c.status.label("contribution_status"),
+                    datasets.c.name.label("dataset"),
+                )
                 .join(contributions, contributions.c.id == quarantine.c.contribution_id)
                 .join(datasets, datasets.c.id == contributions.c.dataset_id)
             )
@@ -556,7 +562,7 @@ class ReviewService(Service):
                 contribution_id=contribution_id,
                 status=status,
             )
-            return [_review_item(r) for r in found]
+            return _open_to_review(found, listed_removals(uc.conn), status)
 
     def review_show(self, item: str) -> dict[str, Any]:
         """One quarantined record with its content and the gate's evidence about it."""
@@ -593,6 +599,8 @@ class ReviewService(Service):
                 triggers += record_highlights(findings)
                 evidence = report.get("extras", {}).get("evidence", {}).get(str(q.row), {})
             item_info = _review_item(q, dataset=ds.name, number=c.number)
+            if (listed := quarantine_listed(listed_removals(uc.conn), c.id, c.status)) is not None:
+                item_info["quarantine_listed"] = listed
             item_info["record"] = _displayable(record, schema)
             item_info["findings"] = findings
             item_info["triggers"] = triggers
@@ -624,6 +632,7 @@ class ReviewService(Service):
                 name = None if found is None else dataset_name(uc.conn, found.dataset_id)
                 authorize_found(uc, Action.REVIEW_DECIDE, name, NotFound(f"no contribution {contribution!r}"))
                 assert found is not None  # authorize_found refused otherwise
+                refuse_listed_quarantine(listed_removals(uc.conn), found, f"{name}#{found.number}")
                 pending = uc.conn.execute(
                     select(quarantine.c.id)
                     .where(quarantine.c.contribution_id == found.id, quarantine.c.status == "pending")
@@ -635,7 +644,8 @@ class ReviewService(Service):
             _, c, _ = _visible_item(uc, items[0], Action.REVIEW_DECIDE)
             decided = []
             for ref in items:
-                q, qc, _ = _visible_item(uc, ref, Action.REVIEW_DECIDE)
+                q, qc, qds = _visible_item(uc, ref, Action.REVIEW_DECIDE)
+                ds_name = qds.name
                 if qc.dataset_id != c.dataset_id:
                     raise InputError("review items of one decision must belong to one dataset")
                 # Separation of duties is decided on the submitter the ledger recorded, not the catalog's.
@@ -649,6 +659,7 @@ class ReviewService(Service):
                 )
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")
+                refuse_listed_quarantine(listed_removals(uc.conn), qc, f"{ds_name}#{qc.number}", item=q.id)
                 if q.status != "pending":
                     raise Conflict(f"review item {q.id} was already decided: it is {q.status}")
                 # An item pointed at another record in the catalog alone would have the reviewer judge that
@@ -672,6 +683,43 @@ class ReviewService(Service):
                 )
                 decided.append({"id": q.id, "record_id": q.record_id, "status": status})
             return decided
+
+
+def refuse_listed_quarantine(listed: Any, c: Any, ref: str, *, item: str | None = None) -> None:
+    """Refuse (``Conflict``) a review decision on contribution ``c`` (its row; ``ref``: ``DATASET#N``) when
+    the ward's list of removals (``listed``) holds it quarantined and its catalog row does not (restored
+    from a backup older than the quarantine). A quarantine recorded in the catalog closed the
+    contribution's pending items (``close_pending_reviews``), so nothing of it was left to decide; the
+    list's quarantine holds its records out of every version all the same, and an accepted item would
+    read as if the contribution were live."""
+    shown = quarantine_listed(listed, c.id, c.status)
+    if shown is None:
+        return
+    what = f"review item {item} of {ref}" if item is not None else f"the review items of {ref}"
+    raise Conflict(
+        f"{what} cannot be decided: {ref} was quarantined by event #{shown['event']} ({shown['at']}), which the "
+        f"ward's list of removals holds; the catalog says {c.status}: it predates the quarantine (a restored "
+        "backup), and the quarantine holds every record of the contribution out of every version",
+        hint=f"run `dataward verify`, then `dataward quarantine {ref}` to record the quarantine again (it closes "
+        "these items)",
+    )
+
+
+def _open_to_review(found: list[Any], listed: Any, status: str) -> list[dict[str, Any]]:
+    """The listing of review items ``found`` (rows with their contribution's status): an item of a
+    contribution the ward's list of removals holds quarantined, whose catalog row does not, is not
+    pending review (a quarantine recorded in the catalog closes its pending items), so it is left out of
+    the pending queue and, where shown, carries ``quarantine_listed`` (``review_decide`` refuses it)."""
+    out = []
+    for r in found:
+        shown = quarantine_listed(listed, r.contribution_id, r.contribution_status)
+        if shown is not None and status == "pending":
+            continue
+        item = _review_item(r)
+        if shown is not None:
+            item["quarantine_listed"] = shown
+        out.append(item)
+    return out
 
 
 def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:

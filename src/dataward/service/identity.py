@@ -55,6 +55,7 @@ from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase, WardContext, new_id
 from dataward.service.guard import checked_identity_people
 from dataward.service.overrides import block_overrides
+from dataward.service.removal_list import listed_removals
 from dataward.service.signed_identity import signed_identity
 
 if TYPE_CHECKING:
@@ -885,11 +886,15 @@ def _left_without_owner(conn: Connection, target: Any, everyone: list[Any]) -> l
 
 
 def _quarantined_work(conn: Connection) -> list[QuarantinedWork]:
-    """Every submitter's quarantined contributions (``DATASET#N``), for the access review."""
+    """Every submitter's quarantined contributions (``DATASET#N``), for the access review: those whose
+    catalog row says so and those the ward's list of removals holds quarantined whatever the row says (a
+    catalog restored from before the quarantine), as the merge reads them. A contribution the restored
+    catalog does not hold at all names no submitter, and so no principal to review."""
+    listed = sorted(listed_removals(conn).quarantined)
     query = (
         select(contributions.c.submitted_by, contributions.c.number, datasets.c.name)
         .join(datasets, datasets.c.id == contributions.c.dataset_id)
-        .where(contributions.c.status == "quarantined")
+        .where((contributions.c.status == "quarantined") | contributions.c.id.in_(listed))
         .order_by(datasets.c.name, contributions.c.number)
     )
     by_principal: dict[str, list[str]] = {}

@@ -27,15 +27,15 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from dataward.access.removals import RemovalFact, Removals, fold, removed_by
 from dataward.domain.errors import DatawardError, IntegrityViolation, KeyRevoked, PrincipalSuspended
-from dataward.ledger.events import Event, format_time
+from dataward.ledger.events import Event, format_time, utc_now
 from dataward.ledger.removal_line import FIRST_PREV, RemovalLine
 from dataward.ledger.signing import SignatureVerifier, WardSigner
 from dataward.service.config import REMOVALS_FILE
@@ -135,6 +135,12 @@ def torn_tail(data: bytes) -> int | None:
     return None
 
 
+WITNESS_RETRY = timedelta(seconds=30)
+"""How long a process waits, after it failed to read the witness's copies of the list, before a request
+tries again: long enough that a witness out of reach does not slow every request by a failed read, short
+enough that a long-lived process (a server worker) soon learns what the witness holds once it is back."""
+
+
 def _stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
@@ -147,8 +153,11 @@ class RemovalList:
     """The list of access removals of one ward, as this process knows it (one per ``Ward`` and the
     wards ``as_key`` makes from it, like the ledger mark)."""
 
-    def __init__(self, folder: Path | None, public_key: str, ward_id: str) -> None:
+    def __init__(
+        self, folder: Path | None, public_key: str, ward_id: str, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         self.path = folder / REMOVALS_FILE if folder is not None else None
+        self._clock = clock
         self._public_key = public_key
         self._ward_id = ward_id
         self._stamp: tuple[int, int, int] | None = None
@@ -158,7 +167,9 @@ class RemovalList:
         self._witnessed: dict[str, RemovalLine] = {}
         """Lines read from the witness (``take_witnessed``): in force, but not held to the file."""
         self.witness_read = False
-        """Whether this process read the witness's copies yet (``take_witness``)."""
+        """Whether this process read the witness's copies yet (``take_witness``), or found no witness set."""
+        self._witness_retry_at: datetime | None = None
+        """When a read of the witness may be tried again after one failed or while one runs (``WITNESS_RETRY``)."""
         self._state = Removals()
         self._problem: str | None = None
         self._lock = threading.Lock()
@@ -221,21 +232,29 @@ class RemovalList:
         A server does it once per worker at start; every other process the first time it reads what the
         list takes away (``listed_removals``: the loader, export, merge, promotion ...), so that a list
         deleted with a rolled-back catalog does not give the witness's quarantines back to training on the
-        folder itself. An unreachable witness is logged, not raised (``verify`` reports it). Returns how
-        many removals were new to this process (the file lacks them)."""
+        folder itself. An unreachable witness is logged, not raised (``verify`` reports it), and read again
+        by a request ``WITNESS_RETRY`` later (``read_witness_once``). Returns how many removals were new to
+        this process (the file lacks them)."""
         from dataward.service.checkpoints import read_witness_removals
         from dataward.service.signed_witness import signed_witness
 
-        self.witness_read = True
         self.current()  # the file first: what the witness adds to it is what it lacks
         location = signed_witness(conn).location
         if not location:
+            self.witness_read = True
             return 0
         try:
             copies = read_witness_removals(location, self._ward_id)
         except (OSError, ValueError) as exc:
-            log.warning("the witness's copies of the list of access removals were not read: %s", exc)
+            # Not marked read: a witness down at a worker's start would otherwise never be read by it.
+            self._witness_retry_at = self._clock() + WITNESS_RETRY
+            log.warning(
+                "the witness's copies of the list of access removals were not read (tried again in %ds): %s",
+                WITNESS_RETRY.total_seconds(),
+                exc,
+            )
             return 0
+        self.witness_read = True
         verifier = SignatureVerifier(self._public_key)
         lines = []
         for where, text in copies:
@@ -247,9 +266,23 @@ class RemovalList:
                 lines.append(line)
         return self.take_witnessed(lines)
 
+    def witness_due(self) -> bool:
+        """Whether ``read_witness_once`` would read the witness now (this process has not read it, and no
+        try failed or runs within ``WITNESS_RETRY``)."""
+        return not self.witness_read and (self._witness_retry_at is None or self._clock() >= self._witness_retry_at)
+
     def read_witness_once(self, conn: Any) -> None:
-        """``take_witness`` the first time this process asks (authentication, ``listed_removals``)."""
-        if not self.witness_read and (lost := self.take_witness(conn)) > 0:
+        """``take_witness`` the first time this process asks (authentication, ``listed_removals``), and
+        again on a later request while the witness could not be read, at most once per ``WITNESS_RETRY``
+        (and by one request at a time): a witness out of reach costs a failed read now and then, not on
+        every request, and a process started while it was down learns what it holds once it is back."""
+        if not self.witness_due():
+            return
+        with self._lock:
+            if not self.witness_due():
+                return
+            self._witness_retry_at = self._clock() + WITNESS_RETRY  # this request reads; others go on meanwhile
+        if (lost := self.take_witness(conn)) > 0:
             log.warning(
                 "%d removal(s) held by the witness are missing from %s; they count; run verify", lost, REMOVALS_FILE
             )

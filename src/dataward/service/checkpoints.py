@@ -279,7 +279,8 @@ class CheckpointService(Service):
         and count every one signed by the ward's key as in force in this process (``RemovalList.
         take_witness``). A server does it once per worker at start: someone who rolls the catalog back
         and deletes ``removals.jsonl`` too does not get a revoked key back there. An unreachable witness
-        is logged, not raised (``verify`` reports it). Returns how many removals the file lacked."""
+        is logged, not raised (``verify`` reports it), and read again by a later request. Returns how many
+        removals the file lacked."""
         try:
             with self.db.reading() as conn:
                 return self.context.removals.take_witness(conn)

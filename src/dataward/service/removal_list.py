@@ -17,8 +17,8 @@ count, and their disappearance is reported. A line that is not signed by the war
 or does not chain to the line before it makes every request refused (``IntegrityViolation``) except
 ``verify``, which reports it. Deleting the whole file is like deleting the kept checkpoints: the folder
 no longer knows what it held. The witness copies still do: a server reads them at start, any other
-process the first time it reads what the list takes away (``listed_removals``), and ``verify`` shows
-what the file lost.
+process the first time it reads what the list takes away (``listed_removals``), a process that could not
+reach the witness again on a later request (``WITNESS_RETRY``), and ``verify`` shows what the file lost.
 """
 
 from __future__ import annotations

@@ -108,6 +108,11 @@ def test_a_decision_on_an_item_of_a_listed_quarantine_is_refused(wine_ward: Ward
     # The live item alone is decided as before: the refusal is about the quarantine, not the reviewer.
     (done,) = Ward.open(folder).review_decide([live], "accept", reason="a vintage's real label")
     assert done["status"] == "accepted"
+    # What the hint says: the quarantine recorded again closes the items, as before the restore.
+    admin = Ward.open(folder)
+    admin.quarantine_contribution("wine#3", reason="recorded again after the restore")
+    closed = [i for i in admin.review_list("wine", status="all") if i["id"] in items]
+    assert {i["status"] for i in closed} == {"rejected"} and not any("quarantine_listed" in i for i in closed)
 
 
 def test_the_witness_keeps_the_items_out_when_the_list_was_deleted(wine_ward: Ward, tmp_path: Path) -> None:

@@ -86,3 +86,9 @@ def test_a_whole_key_in_free_text_is_refused_and_never_reaches_the_ledger(
     assert secret not in str(admin.ledger(limit=50)).lower()
     # A key named by its id alone is fine.
     assert admin.issue_key(description=f"same as {live.rsplit('_', 1)[0]}")["key"].startswith("dw_")
+
+
+def test_a_name_that_merely_starts_like_a_key_is_not_taken_for_one(served: Served, admin_key: str) -> None:
+    admin = HTTPWard(served.url, key=admin_key)
+    source = "postgres://warehouse/dw_customer_ordershistoryarchive"
+    assert admin.issue_key(description=f"reads {source}")["key"].startswith("dw_")

@@ -38,10 +38,9 @@ from dataward.domain.errors import (
     PolicyViolation,
     PrincipalSuspended,
 )
-from dataward.domain.key_shape import FULL_KEY_SHAPE, KEY_ID_LENGTH, KEY_PREFIX
+from dataward.domain.key_shape import FULL_KEY_SHAPE, KEY_ID_LENGTH, KEY_PREFIX, SECRET_LENGTH
 
 SECRET_BYTES = 32
-SECRET_LENGTH = 52  # 32 bytes in unpadded base32
 HASH_SCHEME = "hmac-sha256"
 
 _KEY_TEXT = re.compile(rf"^{KEY_PREFIX}([a-z2-7]{{{KEY_ID_LENGTH}}})_([a-z2-7]{{{SECRET_LENGTH}}})$")

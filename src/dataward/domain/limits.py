@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dataward.domain.errors import InputError
-from dataward.domain.key_shape import FULL_KEY_SHAPE
+from dataward.domain.key_shape import WRITTEN_KEY
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -66,7 +66,7 @@ def check_free_text(**fields: str | None) -> None:
                 f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,} characters",
                 hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
             )
-        if isinstance(value, str) and (found := FULL_KEY_SHAPE.search(value)):
+        if isinstance(value, str) and (found := WRITTEN_KEY.search(value)):
             # The secret is not repeated in the refusal: only the key's id.
             raise InputError(
                 f"{name} holds an API key (dw_{found.group(1).lower()}_...); the signed ledger would keep it for good",

@@ -59,3 +59,36 @@ def test_free_text_past_the_limit_is_refused_before_anything_is_stored(
     assert admin.ledger_head() == before and admin.contributions("wine") == []
     # At the limit it is accepted.
     assert admin.issue_key(description="b" * MAX_TEXT_CHARS)["key"].startswith("dw_")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_whole_key_in_free_text_is_refused_and_never_reaches_the_ledger(
+    served: Served, admin_key: str, mode: str, tmp_path: Path
+) -> None:
+    """Attack (a mistake an attacker waits for): a live key pasted into a reason, a description or a
+    message. The ledger keeps free text for good and serves it to every reader of the ward; a key must
+    go only in the Authorization header, as it must not go in a URL."""
+    admin = _ward(served, mode, admin_key)
+    live = admin.issue_key(description="the pipeline's key")["key"]
+    secret = live.rsplit("_", 1)[1]
+    data = write_csv(tmp_path / "b.csv", wine_rows(20, 40, shuffled=True))
+    attempts: dict[str, Callable[[], Any]] = {
+        "description": lambda: admin.issue_key(description=f"same as {live}"),
+        "reason": lambda: admin.revoke_key("dw_zzzzzzzz", reason=f"replaced by {live.upper()}"),
+        "message": lambda: admin.contribute("wine", data, source="s", message=f"sent with {live}"),
+        "source": lambda: admin.contribute("wine", data, source=f"https://example.org/?key={live}"),
+    }
+    before = admin.ledger_head()
+    for field, attempt in attempts.items():
+        with pytest.raises(InputError, match=rf"^{field} holds an API key"):
+            attempt()
+    assert admin.ledger_head() == before
+    assert secret not in str(admin.ledger(limit=50)).lower()
+    # A key named by its id alone is fine.
+    assert admin.issue_key(description=f"same as {live.rsplit('_', 1)[0]}")["key"].startswith("dw_")
+
+
+def test_a_name_that_merely_starts_like_a_key_is_not_taken_for_one(served: Served, admin_key: str) -> None:
+    admin = HTTPWard(served.url, key=admin_key)
+    source = "postgres://warehouse/dw_customer_ordershistoryarchive"
+    assert admin.issue_key(description=f"reads {source}")["key"].startswith("dw_")

@@ -38,18 +38,12 @@ from dataward.domain.errors import (
     PolicyViolation,
     PrincipalSuspended,
 )
+from dataward.domain.key_shape import FULL_KEY_SHAPE, KEY_ID_LENGTH, KEY_PREFIX, SECRET_LENGTH
 
-KEY_PREFIX = "dw_"
-KEY_ID_LENGTH = 8  # 5 random bytes in base32: 40 bits, enough to look keys up, not to guess them
 SECRET_BYTES = 32
-SECRET_LENGTH = 52  # 32 bytes in unpadded base32
 HASH_SCHEME = "hmac-sha256"
 
 _KEY_TEXT = re.compile(rf"^{KEY_PREFIX}([a-z2-7]{{{KEY_ID_LENGTH}}})_([a-z2-7]{{{SECRET_LENGTH}}})$")
-
-FULL_KEY_SHAPE = re.compile(rf"{KEY_PREFIX}([a-z2-7]{{{KEY_ID_LENGTH}}})_[a-z2-7]{{16,}}", re.IGNORECASE)
-"""Anything shaped like a whole key (an id and at least part of a secret), in any case: what must
-never go where keys leak (a URL, a log line, an error message)."""
 
 
 def _b32(data: bytes) -> str:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dataward.domain.errors import InputError
+from dataward.domain.key_shape import WRITTEN_KEY
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -57,12 +58,19 @@ every reader and verifier reads it, so a megabyte ``reason`` would cost everyone
 
 def check_free_text(**fields: str | None) -> None:
     """Refuse (``InputError``, naming the field and the limit) any of ``fields`` longer than
-    :data:`MAX_TEXT_CHARS`; called before anything is read or stored."""
+    :data:`MAX_TEXT_CHARS`, or holding something shaped like a whole API key (the ledger keeps free
+    text for good and shows it to every reader of the ward); called before anything is read or stored."""
     for name, value in fields.items():
         if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
             raise InputError(
                 f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,} characters",
                 hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
+            )
+        if isinstance(value, str) and (found := WRITTEN_KEY.search(value)):
+            # The secret is not repeated in the refusal: only the key's id.
+            raise InputError(
+                f"{name} holds an API key (dw_{found.group(1).lower()}_...); the signed ledger would keep it for good",
+                hint="name a key by its id alone (dw_ID); rotate a key whose secret was written anywhere",
             )
 
 

@@ -6,7 +6,8 @@ records through ``manifests.load_version`` (every record re-hashed against its i
 the version once, up front, then loads and checks its records batch by batch, so a version larger
 than memory can be read: only its manifest and the chunk being read are held. A stream follows the
 order the records are stored in (chunk by chunk, each in its own row order), so that each chunk is read
-once; ``load`` gives the version's id order.
+once; ``load`` gives the version's id order. A record quarantined or rejected while a stream runs is
+never sent: each batch is checked again once the ledger has moved since the last check.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dataward.access.roles import Action
+from dataward.catalog import ledger_store
+from dataward.domain.errors import PolicyViolation
+from dataward.domain.idset import DigestSet
 from dataward.service import rows
 from dataward.service.batch_rows import DEFAULT_BATCH_ROWS, check_batch_rows
 from dataward.service.core import Service, WardContext
 from dataward.service.datasets import version_info
-from dataward.service.guard import loadable_version
+from dataward.service.guard import barred_records, barred_summary, loadable_version
 from dataward.service.manifests import load_version, storage_plan
 from dataward.service.recordstore import ChunkCursor
 
@@ -65,16 +69,37 @@ class LoadService(Service):
             schema = rows.dataset_schema(ds)
             info = version_info(ver, dataset)
             plan = storage_plan(uc.conn, manifest)
+            checked_at = ledger_store.head(uc.conn)[0]
         del manifest  # the plan holds the ids, in storage order
 
         def batches() -> Iterator[pa.RecordBatch]:
             # Records are content-addressed and immutable: each batch may be read in its own short
             # read transaction, and is checked against its ids as it is loaded. Each is its own use case,
             # so a key revoked (or a grant taken away) while the stream runs gets no further batch.
+            seen = checked_at
             cursor = ChunkCursor(self.store, plan.digests, schema, located_by=plan.located_by)
             for start in range(0, len(plan), batch_rows):
-                with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)):
-                    table = cursor.serve(*plan.part(start, start + batch_rows))
+                with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
+                    ids, chunk_of, row_of = plan.part(start, start + batch_rows)
+                    seen = self._still_unbarred(uc.conn, ds, ver, dataset, ids, seen)
+                    table = cursor.serve(ids, chunk_of, row_of)
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
 
         return info, batches()
+
+    def _still_unbarred(self, conn: Any, ds: Any, ver: Any, dataset: str, ids: Any, seen: int) -> int:
+        """The ledger head a stream's next batch was checked at: when events were appended since ``seen``
+        (a quarantine, a review's rejection), the batch's records ``ids`` are checked as the stream's
+        start checked the version, and ``PolicyViolation`` ends the stream before any barred one is sent."""
+        now = ledger_store.head(conn)[0]
+        if now == seen:
+            return seen
+        barred = barred_records(conn, self.store, ds, ver, DigestSet(ids), (self.signer.public_key_b64, self.ward_id))
+        if barred:
+            raise PolicyViolation(
+                f"{dataset}@v{ver.number} now holds records that must never reach training: "
+                f"{barred_summary(barred)} (since this stream began)",
+                hint=f"what arrived must not be used for training; `dataward versions {dataset}` lists the "
+                "version made without them",
+            )
+        return now

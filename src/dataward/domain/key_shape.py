@@ -1,0 +1,21 @@
+"""What an API key looks like as text, for the layers that must recognise one where it does not belong
+(a URL, a log line, free text the ledger keeps). Issuing and checking keys is ``dataward.access.keys``."""
+
+from __future__ import annotations
+
+import re
+
+KEY_PREFIX = "dw_"
+KEY_ID_LENGTH = 8  # 5 random bytes in base32: 40 bits, enough to look keys up, not to guess them
+SECRET_LENGTH = 52  # 32 bytes in unpadded base32
+
+FULL_KEY_SHAPE = re.compile(rf"{KEY_PREFIX}([a-z2-7]{{{KEY_ID_LENGTH}}})_[a-z2-7]{{16,}}", re.IGNORECASE)
+"""Anything shaped like a whole key (an id and at least part of a secret), in any case: what must
+never go where keys leak (a URL, a log line, an error message, the ledger)."""
+
+WRITTEN_KEY = re.compile(
+    rf"(?<![a-z0-9]){KEY_PREFIX}([a-z2-7]{{{KEY_ID_LENGTH}}})_[a-z2-7]{{{SECRET_LENGTH}}}(?![a-z0-9])", re.IGNORECASE
+)
+"""A whole key as issued, written out in free text: exactly a key's id and secret, so that a name that
+merely starts like one (``dw_customer_ordershistory``, a warehouse table in a source URI) is not taken
+for a key."""

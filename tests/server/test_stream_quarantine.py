@@ -18,7 +18,7 @@ from dataward.domain.errors import PolicyViolation
 from tests.helpers import merge_reviewed, wine_ward, write_csv
 from tests.server.conftest import start_server
 
-RECORDS = 3000
+RECORDS = 12000
 
 
 @pytest.fixture(scope="module")

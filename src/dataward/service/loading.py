@@ -7,7 +7,8 @@ the version once, up front, then loads and checks its records batch by batch, so
 than memory can be read: only its manifest and the chunk being read are held. A stream follows the
 order the records are stored in (chunk by chunk, each in its own row order), so that each chunk is read
 once; ``load`` gives the version's id order. A record quarantined or rejected while a stream runs is
-never sent: each batch is checked again once the ledger has moved since the last check.
+never sent: each batch is checked again once the ledger has moved since the last check, or the process
+learnt a quarantine from the witness (``_what_bars``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataward.service.datasets import version_info
 from dataward.service.guard import barred_records, barred_summary, loadable_version
 from dataward.service.manifests import load_version, storage_plan
 from dataward.service.recordstore import ChunkCursor
+from dataward.service.removal_list import listed_removals
 
 if TYPE_CHECKING:
     from dataward.service.datasets import DatasetService
@@ -65,11 +67,11 @@ class LoadService(Service):
         version's id order would need a few records of every chunk)."""
         check_batch_rows(batch_rows)
         with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
+            checked_at = _what_bars(uc.conn)  # before the check: what is learnt after it counts as a change
             ds, ver, manifest = loadable_version(self, uc.conn, dataset, ref, stage)
             schema = rows.dataset_schema(ds)
             info = version_info(ver, dataset)
             plan = storage_plan(uc.conn, manifest)
-            checked_at = ledger_store.head(uc.conn)[0]
         del manifest  # the plan holds the ids, in storage order
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -87,11 +89,14 @@ class LoadService(Service):
 
         return info, batches()
 
-    def _still_unbarred(self, conn: Any, ds: Any, ver: Any, dataset: str, ids: Any, seen: int) -> int:
-        """The ledger head a stream's next batch was checked at: when events were appended since ``seen``
-        (a quarantine, a review's rejection), the batch's records ``ids`` are checked as the stream's
-        start checked the version, and ``PolicyViolation`` ends the stream before any barred one is sent."""
-        now = ledger_store.head(conn)[0]
+    def _still_unbarred(
+        self, conn: Any, ds: Any, ver: Any, dataset: str, ids: Any, seen: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        """What a stream's next batch was checked against (``_what_bars``): when it changed since ``seen``
+        (a quarantine, a review's rejection; a quarantine this process learnt from the witness), the batch's
+        records ``ids`` are checked as the stream's start checked the version, and ``PolicyViolation`` ends
+        the stream before any barred one is sent."""
+        now = _what_bars(conn)
         if now == seen:
             return seen
         barred = barred_records(conn, self.store, ds, ver, DigestSet(ids), (self.signer.public_key_b64, self.ward_id))
@@ -103,3 +108,12 @@ class LoadService(Service):
                 "version made without them",
             )
         return now
+
+
+def _what_bars(conn: Any) -> tuple[Any, ...]:
+    """What decides which records are barred from training, as far as a running stream must notice a
+    change: the ledger head (``(seq, hash)``: a quarantine or a rejection appends an event) and how many
+    quarantines the ward's list of removals holds in this process. The list can grow without the ledger
+    moving: a process that could not read the witness learns its quarantines on a later request
+    (``RemovalList.read_witness_once``), and nothing lifts a quarantine, so the count only grows."""
+    return (*ledger_store.head(conn), len(listed_removals(conn).quarantined))

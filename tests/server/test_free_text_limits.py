@@ -92,3 +92,31 @@ def test_a_name_that_merely_starts_like_a_key_is_not_taken_for_one(served: Serve
     admin = HTTPWard(served.url, key=admin_key)
     source = "postgres://warehouse/dw_customer_ordershistoryarchive"
     assert admin.issue_key(description=f"reads {source}")["key"].startswith("dw_")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_key_run_into_other_text_or_its_secret_alone_is_refused(
+    served: Served, admin_key: str, mode: str, tmp_path: Path
+) -> None:
+    """The same mistake made less tidily: the key pasted twice, run into the next word, or its secret
+    written apart from its id (in another field, after a space). A key's id is no secret (every
+    ``key.issued`` event shows it), so its 52-character secret alone in the ledger is the whole key."""
+    admin = _ward(served, mode, admin_key)
+    live = admin.issue_key(description="the trainer's key")["key"]
+    key_id, secret = live.rsplit("_", 1)
+    data = write_csv(tmp_path / "c.csv", wine_rows(40, 60, shuffled=True))
+    attempts: dict[str, Callable[[], Any]] = {
+        "description": lambda: admin.issue_key(description=f"pasted twice: {live}{live}"),
+        "reason": lambda: admin.revoke_key("dw_zzzzzzzz", reason=f"leaked as {live}and rotated"),
+        "message": lambda: admin.contribute("wine", data, source=f"s3://b/{key_id}", message=f"secret {secret}"),
+    }
+    before = admin.ledger_head()
+    for field, attempt in attempts.items():
+        with pytest.raises(InputError, match=rf"^{field} holds an API key") as refused:
+            attempt()
+        assert secret not in refused.value.message and secret not in (refused.value.hint or "")
+    assert admin.ledger_head() == before
+    assert secret not in str(admin.ledger(limit=50)).lower()
+    # Text that merely looks alike is not refused: a digest in hex, a long name with separators.
+    digest = "b3:" + "5e" * 32
+    assert admin.issue_key(description=f"reads {digest} from dw_customer_orders_history_archive_2024")["key"]

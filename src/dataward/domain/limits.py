@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dataward.domain.errors import InputError
-from dataward.domain.key_shape import WRITTEN_KEY
+from dataward.domain.key_shape import WRITTEN_KEY, WRITTEN_SECRET
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -66,10 +66,11 @@ def check_free_text(**fields: str | None) -> None:
                 f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,} characters",
                 hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
             )
-        if isinstance(value, str) and (found := WRITTEN_KEY.search(value)):
-            # The secret is not repeated in the refusal: only the key's id.
+        if isinstance(value, str) and (found := WRITTEN_KEY.search(value) or WRITTEN_SECRET.search(value)):
+            # The secret is not repeated in the refusal: only the key's id, when it was written with it.
+            which = f" (dw_{found.group(1).lower()}_...)" if found.re is WRITTEN_KEY else "'s secret"
             raise InputError(
-                f"{name} holds an API key (dw_{found.group(1).lower()}_...); the signed ledger would keep it for good",
+                f"{name} holds an API key{which}; the signed ledger would keep it for good",
                 hint="name a key by its id alone (dw_ID); rotate a key whose secret was written anywhere",
             )
 

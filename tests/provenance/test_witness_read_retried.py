@@ -93,3 +93,25 @@ def test_a_witness_that_stays_out_of_reach_is_tried_once_per_interval(
     # verify says the witness is out of reach (its checkpoints' folder is gone), as before.
     report = ward.verify()
     assert not report.ok and "witness_behind" in {p.kind for p in report.problems}
+
+
+def test_a_clock_set_back_does_not_put_the_next_try_off(
+    wine_ward: Ward, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The host's clock ran an hour fast when the worker's first read failed, and was then set right
+    (NTP steps it back). The next try is not put off for the hour the clock went back: meanwhile the
+    witness's revocation would not be enforced."""
+    folder, key = _revoked_in_the_witness_alone(wine_ward, tmp_path)
+    witness, away = tmp_path / "witness", tmp_path / "witness-away"
+    witness.rename(away)
+    clock = Clock()
+    clock.advance(hours=1)
+    caplog.set_level(logging.WARNING, logger="dataward.removals")
+    ward = Ward.open(folder, clock=clock).remember_callers()
+    eve = ward.as_key(key)
+    eve.contributions("wine")  # the failed read
+    assert _failed_reads(caplog) == 1
+    away.rename(witness)
+    clock.advance(hours=-1, seconds=WITNESS_RETRY.total_seconds() + 1)
+    with pytest.raises(KeyRevoked, match="event #"):
+        eve.contributions("wine")

@@ -268,8 +268,13 @@ class RemovalList:
 
     def witness_due(self) -> bool:
         """Whether ``read_witness_once`` would read the witness now (this process has not read it, and no
-        try failed or runs within ``WITNESS_RETRY``)."""
-        return not self.witness_read and (self._witness_retry_at is None or self._clock() >= self._witness_retry_at)
+        try failed or runs within ``WITNESS_RETRY``). A clock set back to before the last try (a host
+        clock corrected by NTP) makes a try due: the retry is not put off by however far it went back."""
+        if self.witness_read:
+            return False
+        retry_at = self._witness_retry_at
+        now = self._clock()
+        return retry_at is None or now >= retry_at or now < retry_at - WITNESS_RETRY
 
     def read_witness_once(self, conn: Any) -> None:
         """``take_witness`` the first time this process asks (authentication, ``listed_removals``), and

@@ -17,7 +17,7 @@ import pytest
 from dataward.api import WardAPI
 from dataward.client import HTTPWard
 from dataward.domain.errors import InputError
-from dataward.domain.limits import MAX_TEXT_CHARS
+from dataward.domain.limits import MAX_JSON_CHARS, MAX_TEXT_CHARS
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
@@ -120,3 +120,35 @@ def test_a_key_run_into_other_text_or_its_secret_alone_is_refused(
     # Text that merely looks alike is not refused: a digest in hex, a long name with separators.
     digest = "b3:" + "5e" * 32
     assert admin.issue_key(description=f"reads {digest} from dw_customer_orders_history_archive_2024")["key"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_structured_values_for_the_ledger_are_held_to_the_same_rules(served: Served, admin_key: str, mode: str) -> None:
+    """Attack: the fields that take structured values went round the free-text rule. A training run's
+    parameters and metrics, a step's parameters and code identity, and a relabelling's per-record "why"
+    are kept for good too (the ledger, the step's lineage): a key pasted anywhere inside them, or a
+    dataset pasted into ``params``, is refused before anything is stored."""
+    admin = _ward(served, mode, admin_key)
+    live = admin.issue_key(description="the trainer's key")["key"]
+    huge = {"weights": [0.5] * (MAX_JSON_CHARS // 4)}
+    attempts: dict[str, tuple[str, Callable[[], Any]]] = {
+        "params nested": ("params", lambda: admin.start_training_run("m1", params={"env": {"DW_KEY": live}})),
+        "params as a key": ("params", lambda: admin.start_training_run("m1", params={live: 1})),
+        "params too large": ("params", lambda: admin.start_training_run("m1", params=huge)),
+        "code": ("code", lambda: admin.start_training_run("m1", code={"kind": "file", "path": live})),
+        "why": ("why", lambda: admin.relabel("wine", {"r" * 64: ["1", f"told by {live}"]}, reason="fix")),
+    }
+    if isinstance(admin, Ward):  # transformation steps are recorded in the folder only
+        attempts["step params"] = (
+            "params",
+            lambda: admin.record_transformation("dedup", inputs="wine@v1", params={"token": [live]}),
+        )
+    before = admin.ledger_head()
+    for case, (field, attempt) in attempts.items():
+        with pytest.raises(InputError, match=rf"^{field} (holds an API key|is [0-9,]+ characters of JSON)") as refused:
+            attempt()
+        assert live.rsplit("_", 1)[1] not in refused.value.message, case
+    assert admin.ledger_head() == before
+    # Ordinary parameters, and ones just under the limit, are recorded.
+    run = admin.start_training_run("m1", params={"lr": 0.01, "layers": [64, 64], "note": "b" * 1000})
+    assert run["params"]["lr"] == 0.01

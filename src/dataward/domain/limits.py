@@ -9,6 +9,7 @@ raise them with ``contribute --limit NAME=SIZE`` or ``limits=`` in Python.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -66,13 +67,63 @@ def check_free_text(**fields: str | None) -> None:
                 f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,} characters",
                 hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
             )
-        if isinstance(value, str) and (found := WRITTEN_KEY.search(value) or WRITTEN_SECRET.search(value)):
-            # The secret is not repeated in the refusal: only the key's id, when it was written with it.
-            which = f" (dw_{found.group(1).lower()}_...)" if found.re is WRITTEN_KEY else "'s secret"
+        if isinstance(value, str):
+            _refuse_key(name, value)
+
+
+MAX_JSON_CHARS = 64_000
+"""The largest structured value a caller may write into the signed ledger, in characters of its compact
+JSON: a training run's or a transformation's parameters, metrics or code identity. A training config
+fits many times over; a dataset or a tensor pasted into ``params`` does not, and the ledger would keep
+it for good and make every reader and verifier read it."""
+
+
+def check_free_json(**fields: Any) -> None:
+    """Refuse (``InputError``, naming the field) any of ``fields`` (plain JSON values: mappings, lists,
+    text, numbers) whose compact JSON is longer than :data:`MAX_JSON_CHARS`, or with a key or a text
+    value that holds a whole API key (``check_free_text``'s rule, applied to every text inside it).
+    Values that are not plain JSON are left to the caller's own check (``_signable``)."""
+    for name, value in fields.items():
+        if value is None:
+            continue
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+        except (TypeError, ValueError, RecursionError):
+            continue  # not plain JSON: refused by the caller's own check, with its own message
+        if size > MAX_JSON_CHARS:
             raise InputError(
-                f"{name} holds an API key{which}; the signed ledger would keep it for good",
-                hint="name a key by its id alone (dw_ID); rotate a key whose secret was written anywhere",
+                f"{name} is {size:,} characters of JSON; the limit is {MAX_JSON_CHARS:,}",
+                hint=f"keep large artefacts in files and name them (a path or a digest) in the {name}: the "
+                "signed ledger keeps it for good (see docs/input-limits.md)",
             )
+        for text in _texts_in(value):
+            _refuse_key(name, text)
+
+
+def _texts_in(value: Any) -> list[str]:
+    """Every text in a JSON value: its mappings' keys and its text values, at any depth."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, Mapping):
+            found.extend(str(k) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
+
+
+def _refuse_key(name: str, value: str) -> None:
+    if found := WRITTEN_KEY.search(value) or WRITTEN_SECRET.search(value):
+        # The secret is not repeated in the refusal: only the key's id, when it was written with it.
+        which = f" (dw_{found.group(1).lower()}_...)" if found.re is WRITTEN_KEY else "'s secret"
+        raise InputError(
+            f"{name} holds an API key{which}; the signed ledger would keep it for good",
+            hint="name a key by its id alone (dw_ID); rotate a key whose secret was written anywhere",
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import ward_meta
 from dataward.domain.errors import Conflict, InputError
-from dataward.domain.limits import InputLimits, check_free_text
+from dataward.domain.limits import InputLimits, check_free_json, check_free_text
 from dataward.domain.names import check_name
 from dataward.domain.schema import Schema
 from dataward.ledger.events import Actor, Event, format_time, utc_now
@@ -654,6 +654,7 @@ class Ward(OverContext):
         """Record one transformation step and submit its output as a contribution to ``output``
         (default: the dataset of the first input)."""
         check_free_text(message=message)
+        check_free_json(params=params, code=code)
         return self.services.transformations.record_transformation(
             name,
             inputs=inputs,
@@ -687,6 +688,10 @@ class Ward(OverContext):
         per record, who changed which label from what to what and why; the relabelled records replace
         the old ones through an ordinary, gated contribution."""
         check_free_text(reason=reason)
+        # A change's own "why" is kept with the step's lineage for good, as the reason is, and held to its rule.
+        for change in changes.values():
+            if isinstance(change, tuple | list) and len(change) > 1 and isinstance(change[1], str):
+                check_free_text(why=change[1])
         return self.services.transformations.relabel(dataset, changes, reason=reason, version=version, gate=gate)
 
     def transformations(self, dataset: str) -> list[dict[str, Any]]:
@@ -712,6 +717,7 @@ class Ward(OverContext):
     ) -> Transformation:
         """A context manager recording one step::"""
         check_free_text(message=message)
+        check_free_json(params=params, code=code)
         return self.services.transformations.transform(
             name,
             inputs=inputs,
@@ -799,6 +805,7 @@ class Ward(OverContext):
     ) -> dict[str, Any]:
         """Start a training run of ``model``: its code identity (``provenance.code.code_identity``) and
         parameters are recorded now; the datasets it reads and its artifact as it goes and at its end."""
+        check_free_json(params=params, code=code)
         return self.services.models.start_training_run(model, params=params, code=code)
 
     def record_training_read(self, run_id: str, dataset: str, version: str) -> dict[str, Any]:
@@ -823,6 +830,7 @@ class Ward(OverContext):
         scanned, stored, signed, and registered as the model's next version. Refused when the run read
         no dataset through the loader, or when the release policy refuses pickle-based files and the
         artifact holds one (nothing is stored then)."""
+        check_free_json(params=params, metrics=metrics)
         return self.services.models.finish_training_run(run_id, artifact, params=params, metrics=metrics)
 
     def models(self, model: str | None = None) -> list[dict[str, Any]]:

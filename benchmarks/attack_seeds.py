@@ -6,9 +6,8 @@ are drawn anew, so this runs each attack of the chosen sets at the given seeds w
 that seed, and records per scan: the verdict, the detectors that asked for a block, how many records the
 review queue holds, poisoned and all, and the combined record score's recall at 1% FPR and AUROC.
 
-Sets: ``tuning`` (``benchmarks.attacks.ATTACKS``), ``heldout``, ``heldout2``, ``heldout3`` and ``heldout4`` (the held-out
-sets),
-``fixed`` (the fixed-count image patch, 25, 50 and 100 poisoned crops in 5,000).
+Sets: ``tuning`` (``benchmarks.attacks.ATTACKS``), ``heldout``, ``heldout2``, ``heldout3`` and ``heldout4`` (the
+held-out sets), ``fixed`` (the fixed-count image patch, 25, 50 and 100 poisoned crops in 5,000).
 
     python -m benchmarks.attack_seeds --seeds 1,2,3 --out benchmarks/results/tuning-attacks-seeds-1-3.json
     python -m benchmarks.attack_seeds --sets tuning,heldout,heldout2,fixed --seeds 0,1,2 --out FILE.json

@@ -5,7 +5,8 @@ queue (``records.flagged``) and every detector's flags at alpha (``records.detec
 verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records' scores, which the
 queue does not change.
 
-    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|heldout3|heldout4|fixed|benign|all] [--out FILE.json]
+    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|heldout3|heldout4|fixed|benign|all] \\
+        [--out FILE.json]
 
 ``heldout2`` is the second held-out set (``benchmarks/shifts/heldout2.py`` and
 ``benchmarks/attacks/heldout2.py``): its benign situations, then its attacks; ``heldout3`` the third
@@ -128,7 +129,9 @@ def row(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--group", choices=["tuning", "heldout", "heldout2", "heldout3", "heldout4", "fixed", "benign", "all"], default="all"
+        "--group",
+        choices=["tuning", "heldout", "heldout2", "heldout3", "heldout4", "fixed", "benign", "all"],
+        default="all",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

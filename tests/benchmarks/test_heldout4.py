@@ -55,7 +55,7 @@ def test_the_fourth_heldout_set_is_its_own_never_tuned_group(small):
         assert set(shifts.HELDOUT4).isdisjoint(other)
     assert shifts.GROUPS["heldout4"] is shifts.HELDOUT4
     assert "NEVER TUNED ON" in heldout4.__doc__ and "2026-12-05" in heldout4.__doc__
-    assert "committed before any gate" in heldout4.__doc__
+    assert "committed before any gate" in " ".join(heldout4.__doc__.split())
     assert {s.group for s in small.values()} == {"heldout4"}
     assert {s.kind for s in small.values()} <= {*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS, *HELDOUT4_KINDS}
     modalities = [s.modality for s in small.values()]
@@ -134,7 +134,9 @@ def test_image_transforms_change_what_they_say():
     grey = heldout4.greyscale(photo)
     assert grey.shape == photo.shape
     np.testing.assert_allclose(grey[..., 0], grey[..., 2])
-    np.testing.assert_allclose(grey[..., 0], 0.299 * photo[..., 0] + 0.587 * photo[..., 1] + 0.114 * photo[..., 2], rtol=1e-5)
+    np.testing.assert_allclose(
+        grey[..., 0], 0.299 * photo[..., 0] + 0.587 * photo[..., 1] + 0.114 * photo[..., 2], rtol=1e-5
+    )
 
     flat = np.full((32, 32, 3), 0.5, dtype=np.float32)
     lit = heldout4.side_lit(flat)
@@ -207,7 +209,7 @@ def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
     for other in (attacks.ATTACKS, HELDOUT_ATTACKS, HELDOUT2_ATTACKS, HELDOUT3_ATTACKS):
         assert set(HELDOUT4_ATTACKS).isdisjoint(other)
     assert "NEVER TUNED ON" in attacks4.__doc__ and "2026-12-05" in attacks4.__doc__
-    assert "committed before any gate" in attacks4.__doc__
+    assert "committed before any gate" in " ".join(attacks4.__doc__.split())
     for name, case in cases.items():
         assert case.name == name and 0 < case.poison.sum() < len(case.contribution)
         assert set(case.contribution[data.LABEL]) <= set(data.load(case.dataset).classes)
@@ -239,7 +241,9 @@ def test_pattern_triggers_rewrite_lines_of_other_sections_and_add_no_word(cases,
         assert text.lower().split() == before.lower().split()  # the same words, only case or spacing
     test = case.attack_test
     assert len(test) > 0 and (test[data.LABEL] != target).all()
-    assert all(rewrite(t) == t for t in test[data.TEXT])  # carries the pattern already
+    clean_test = data.split(data.load_man_sections(), 0).test
+    patterned = {rewrite(t) for t in clean_test[data.TEXT] if rewrite(t) != t}
+    assert set(test[data.TEXT]) <= patterned  # every attack-test line carries the pattern
 
 
 def test_the_casing_and_whitespace_patterns_are_what_they_say():

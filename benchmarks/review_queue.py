@@ -5,11 +5,13 @@ queue (``records.flagged``) and every detector's flags at alpha (``records.detec
 verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records' scores, which the
 queue does not change.
 
-    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|heldout3|fixed|benign|all] [--out FILE.json]
+    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|heldout3|heldout4|fixed|benign|all] \\
+        [--out FILE.json]
 
 ``heldout2`` is the second held-out set (``benchmarks/shifts/heldout2.py`` and
 ``benchmarks/attacks/heldout2.py``): its benign situations, then its attacks; ``heldout3`` the third
-(``benchmarks/shifts/heldout3.py`` and ``benchmarks/attacks/heldout3.py``), likewise.
+(``benchmarks/shifts/heldout3.py`` and ``benchmarks/attacks/heldout3.py``), likewise, and ``heldout4`` the
+fourth (``benchmarks/shifts/heldout4.py`` and ``benchmarks/attacks/heldout4.py``).
 
 Rows print as they finish; ``--out`` keeps them as JSON.
 """
@@ -31,6 +33,7 @@ from benchmarks.attacks.fixed_counts import fixed_count
 from benchmarks.attacks.heldout import HELDOUT_ATTACKS, build_heldout
 from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS, build_heldout2
 from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS, build_heldout3
+from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS, build_heldout4
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
 
@@ -50,6 +53,7 @@ def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
     later_sets = [
         ("heldout2", "held-out 2 attack", HELDOUT2_ATTACKS, build_heldout2),
         ("heldout3", "held-out 3 attack", HELDOUT3_ATTACKS, build_heldout3),
+        ("heldout4", "held-out 4 attack", HELDOUT4_ATTACKS, build_heldout4),
     ]
     for set_name, kind, attacks, build_attack in later_sets:
         if group == set_name:  # with "all", the "benign" block below runs these
@@ -125,7 +129,9 @@ def row(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--group", choices=["tuning", "heldout", "heldout2", "heldout3", "fixed", "benign", "all"], default="all"
+        "--group",
+        choices=["tuning", "heldout", "heldout2", "heldout3", "heldout4", "fixed", "benign", "all"],
+        default="all",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

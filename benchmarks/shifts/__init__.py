@@ -4,8 +4,9 @@ change, a new language register, duplicates of trusted records, a larger-than-us
 
 A gate may send any of them to review, with an explanation of what moved; it must never block one.
 ``TUNING`` may be looked at while tuning the gate; ``HELDOUT`` (``benchmarks/shifts/heldout.py``),
-``HELDOUT2`` (``benchmarks/shifts/heldout2.py``, a second set written blind on 2026-12-02) and ``HELDOUT3``
-(``benchmarks/shifts/heldout3.py``, a third written blind on 2026-12-05) are never tuned on.
+``HELDOUT2`` (``benchmarks/shifts/heldout2.py``, a second set written blind on 2026-12-02), ``HELDOUT3``
+(``benchmarks/shifts/heldout3.py``, a third written blind on 2026-12-05) and ``HELDOUT4``
+(``benchmarks/shifts/heldout4.py``, a fourth written blind on 2026-12-05) are never tuned on.
 ``benign_situations(seed, size)`` builds them, for the benchmark and for tests.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.shifts import heldout, heldout2, heldout3, tuning
+from benchmarks.shifts import heldout, heldout2, heldout3, heldout4, tuning
 from benchmarks.shifts.base import KINDS, SIZES, Situation, check_size
 from dataward.domain.errors import InputError
 
@@ -21,11 +22,12 @@ TUNING: dict[str, Callable[..., Situation]] = dict(tuning.SITUATIONS)
 HELDOUT: dict[str, Callable[..., Situation]] = dict(heldout.SITUATIONS)
 HELDOUT2: dict[str, Callable[..., Situation]] = dict(heldout2.SITUATIONS)
 HELDOUT3: dict[str, Callable[..., Situation]] = dict(heldout3.SITUATIONS)
-GROUPS = {"tuning": TUNING, "heldout": HELDOUT, "heldout2": HELDOUT2, "heldout3": HELDOUT3}
+HELDOUT4: dict[str, Callable[..., Situation]] = dict(heldout4.SITUATIONS)
+GROUPS = {"tuning": TUNING, "heldout": HELDOUT, "heldout2": HELDOUT2, "heldout3": HELDOUT3, "heldout4": HELDOUT4}
 
 
 def build(name: str, seed: int = 0, size: str = "full") -> Situation:
-    """One situation by name (a key of ``TUNING``, ``HELDOUT``, ``HELDOUT2`` or ``HELDOUT3``)."""
+    """One situation by name (a key of ``TUNING``, ``HELDOUT``, ``HELDOUT2``, ``HELDOUT3`` or ``HELDOUT4``)."""
     check_size(size)
     for situations in GROUPS.values():
         if name in situations:
@@ -35,8 +37,8 @@ def build(name: str, seed: int = 0, size: str = "full") -> Situation:
 
 
 def benign_situations(seed: int = 0, size: str = "small", group: str = "all") -> list[Situation]:
-    """Every benign situation of ``group`` (``tuning``, ``heldout``, ``heldout2``, ``heldout3`` or ``all``),
-    built with ``seed``.
+    """Every benign situation of ``group`` (``tuning``, ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``
+    or ``all``), built with ``seed``.
 
     ``size="small"`` cuts baselines and contributions (keeping what makes each situation) so that a
     test can scan all of them in seconds; ``size="full"`` is what the benchmark reports.
@@ -53,6 +55,7 @@ __all__ = [
     "HELDOUT",
     "HELDOUT2",
     "HELDOUT3",
+    "HELDOUT4",
     "KINDS",
     "SIZES",
     "TUNING",

@@ -34,8 +34,12 @@ batch, a few missing values filled in by the exporter. No set is required to cov
 HELDOUT3_KINDS = ("boundary_sample", "self_duplicates")
 """Kinds only the third held-out set has (``benchmarks.shifts.heldout3``): the records a model is least sure
 of (an active-learning pick), a batch that holds some of its own records twice."""
-SET_GROUPS = ("tuning", "heldout", "heldout2", "heldout3")
-"""``tuning`` may be looked at while tuning the gate; ``heldout``, ``heldout2`` and ``heldout3`` never."""
+HELDOUT4_KINDS = ("row_order", "finer_resolution", "missing_cells")
+"""Kinds only the fourth held-out set has (``benchmarks.shifts.heldout4``): a batch whose records come in
+the order of a sorted sheet, measurements read to a finer step than the trusted ones, cells left blank."""
+SET_GROUPS = ("tuning", "heldout", "heldout2", "heldout3", "heldout4")
+"""``tuning`` may be looked at while tuning the gate; ``heldout``, ``heldout2``, ``heldout3`` and ``heldout4``
+never."""
 SIZES = ("small", "full")
 SMALL_BASELINE = 500
 """With ``size="small"`` (for fast tests) baselines are cut to at most this many records (stratified)."""
@@ -51,7 +55,7 @@ class Situation:
     name: str
     kind: str
     group: str
-    """``tuning`` (may be looked at while tuning the gate); ``heldout``, ``heldout2``, ``heldout3`` (never tuned on)."""
+    """``tuning`` (may be looked at while tuning the gate); ``heldout`` to ``heldout4`` (never tuned on)."""
     dataset: str
     modality: str
     schema: Schema
@@ -62,7 +66,7 @@ class Situation:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in (*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS):
+        if self.kind not in (*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS, *HELDOUT4_KINDS):
             raise InputError(f"{self.name}: unknown situation kind {self.kind!r}")
         if self.group not in SET_GROUPS:
             raise InputError(f"{self.name}: a situation is in one of the groups {', '.join(SET_GROUPS)}")

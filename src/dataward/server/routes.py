@@ -604,8 +604,12 @@ def build_router(state: ServerState) -> APIRouter:
 
     @r.post("/checkpoints", response_model=Document, status_code=201, tags=["audit"])
     def checkpoint(request: Request) -> DocumentResponse:
-        """Sign a checkpoint of the ledger head."""
-        return doc(ward(request).checkpoint(), 201)
+        """Sign a checkpoint of the ledger head. `kept` is the file name it is kept under in the ward
+        (as `GET /checkpoints` lists it), not its path on the server."""
+        made = ward(request).checkpoint()
+        # An embedded ward says where on its operator's disk the file is; a caller of the server learns
+        # nothing of the server's layout.
+        return doc({**made, "kept": Path(made["kept"]).name}, 201)
 
     @r.get("/checkpoints", response_model=Documents, tags=["audit"])
     def checkpoints(request: Request) -> DocumentResponse:

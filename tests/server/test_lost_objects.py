@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from dataward.api import WardAPI
-from dataward.catalog.tables import contributions
+from dataward.catalog.tables import contributions, gate_runs
 from dataward.client import HTTPWard
 from dataward.domain.errors import IntegrityViolation
 from dataward.service.ward import Ward
@@ -41,12 +41,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     ward.promote("wine@v1")
     with ward.db.reading() as conn:
         chunk = conn.execute(select(contributions.c.chunk_object)).scalar_one()
+        report = conn.execute(select(gate_runs.c.report_object)).scalar_one()
     admin = str(ward.credential)
     path = Path(ward.store.path_of(chunk))
     ward.db.dispose()
     server, thread, _settings, url = start_server(root / "ward")
     try:
-        yield {"url": url, "admin": admin, "chunk": chunk, "file": path, "folder": root / "ward", "root": root}
+        yield {
+            "url": url,
+            "admin": admin,
+            "chunk": chunk,
+            "file": path,
+            "report": report,
+            "report_file": Path(ward.store.path_of(report)),
+            "folder": root / "ward",
+            "root": root,
+        }
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -107,6 +117,14 @@ def test_a_lost_object_is_an_integrity_violation_on_every_read(
         assert not _leaks(f"{exc.message} {exc.hint} {exc.details}", served), exc.to_dict()
     # Put back, the version reads again.
     assert _reads(w, tmp_path)[read]() is not None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_lost_gate_report_is_an_integrity_violation(served: dict[str, Any], mode: str) -> None:
+    with _Moved(served["report_file"], altered=False), pytest.raises(IntegrityViolation) as info:
+        _ward(served, mode).gate_report("wine#1")
+    assert served["report"] in info.value.message and "gate report of wine#1" in info.value.message
+    assert not _leaks(str(info.value), served), info.value.to_dict()
 
 
 def test_verify_names_the_same_object_missing(served: dict[str, Any]) -> None:

@@ -145,9 +145,9 @@ def test_a_record_edited_in_its_stored_chunk_is_refused(ward: Ward) -> None:
     """The genuine chunk overwritten in place fails the store's re-hash, whole or streamed."""
     victim = dataward.load("wine@training", format="arrow", ward=ward).column("record_id")[7].as_py()
     digest = damage_in_place(ward, victim)
-    with pytest.raises(IntegrityViolation, match=f"object {digest} .* does not match its hash"):
+    with pytest.raises(IntegrityViolation, match=f"object {digest} does not match its hash"):
         dataward.load("wine@training", ward=ward)
-    with pytest.raises(IntegrityViolation, match=f"object {digest} .* does not match its hash"):
+    with pytest.raises(IntegrityViolation, match=f"object {digest} does not match its hash"):
         list(dataward.stream("wine@training", batch_rows=5, ward=ward))
 
 

@@ -122,3 +122,29 @@ def test_a_source_trace_shows_only_what_the_caller_may_read(served: Served, keys
         assert hidden[0] is absent[0] is NotFound
         assert hidden[1].replace(ref, missing).replace("'secret'", "'nosuch'") == absent[1]
     assert dave.trace("source:internal:pub")["contributions"][0]["ref"] == "pub#1"
+
+
+def test_jobs_on_a_hidden_dataset_are_refused_before_they_are_queued(served: Served, keys: dict[str, str]) -> None:
+    """A gate re-run, a selftest or a relabel on a dataset the caller may not see is refused when it is
+    asked for, exactly as one on a dataset that does not exist (404, the same message): not accepted
+    as a job that only fails once it runs, holding one of the caller's job slots meanwhile."""
+    import httpx
+
+    api = f"{served.url}/api/v1"
+    jobs = {
+        "gate": lambda ref: (f"{api}/contributions/{ref.replace('#', '%23')}/gate", {}),
+        "selftest": lambda name: (f"{api}/datasets/{name}/selftest", {}),
+        "relabel": lambda name: (f"{api}/datasets/{name}/relabel", {"changes": {"a" * 64: "1"}, "reason": "x"}),
+    }
+    probes = {"gate": ("secret#1", "secret#9"), "selftest": ("secret", "nosuch"), "relabel": ("secret", "nosuch")}
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {keys['carol']}"}) as http:
+        for kind, (hidden, absent) in probes.items():
+            answers = [http.post(url, json=body) for url, body in (jobs[kind](hidden), jobs[kind](absent))]
+            assert [a.status_code for a in answers] == [404, 404], (kind, [a.text for a in answers])
+            seen, missing = (a.json() for a in answers)
+            assert seen["error"] == missing["error"] == "not_found", kind
+            assert seen["message"].replace(hidden, absent) == missing["message"], kind
+            assert seen["hint"] == missing["hint"], kind
+        # What the caller can see is still accepted as a job (its own checks run when it runs).
+        url, body = jobs["selftest"]("pub")
+        assert http.post(url, json=body).status_code == 202

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import InputError, NotFound
+from dataward.domain.errors import InputError, IntegrityViolation
 from dataward.domain.hashing import content_hash
 from dataward.store import FsspecObjectStore, LocalObjectStore, ObjectStore, ProblemKind, open_store
 
@@ -68,14 +68,19 @@ def test_put_file_streams_and_matches_put(store: ObjectStore, tmp_path: Path) ->
     assert store.get(digest) == data
 
 
-def test_missing_object_is_not_found(store: ObjectStore) -> None:
+def test_a_missing_object_is_an_integrity_violation_named_by_its_digest(store: ObjectStore) -> None:
+    """The ward reads only objects it stored: one absent was lost or deleted behind its back, which is
+    reported as verify reports it (missing), never as "no such thing", and without the store's path in
+    the message a server would send (the path is the error's local detail only)."""
     absent = content_hash(b"never stored")
     assert not store.exists(absent)
     assert not store.verify(absent)
-    with pytest.raises(NotFound, match="not in the store"):
-        store.get(absent)
-    with pytest.raises(NotFound):
-        store.size(absent)
+    for read in (store.get, store.size):
+        with pytest.raises(IntegrityViolation, match=f"object {absent} is missing from the object store") as info:
+            read(absent)
+        assert info.value.exit_code == 7 and info.value.details == {"digest": absent, "problem": "missing"}
+        assert "dataward verify" in (info.value.hint or "")
+        assert store.url not in str(info.value) and absent[5:] in (info.value.local_detail or "")
 
 
 @pytest.mark.parametrize("bad", ["", "b3:xyz", "sha256:" + "0" * 64, "b3:" + "A" * 64, "b3:../../etc/passwd"])

@@ -31,6 +31,10 @@ def reports_errors(fn: F) -> F:
             err_console.print(f"[bold red]error:[/bold red] {safe(exc.message)}")
             if exc.hint:
                 err_console.print(f"  [dim]hint:[/dim] {safe(exc.hint)}")
+            # Set only by the ward this process opened (a folder, its operator's own): a served ward's
+            # errors arrive without it, its server keeps it in its log.
+            if exc.local_detail:
+                err_console.print(f"  [dim]where:[/dim] {safe(exc.local_detail)}")
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -15,6 +15,11 @@ class DatawardError(Exception):
     code: str = "error"
     exit_code: int = 1
     http_status: int = 400
+    local_detail: str | None = None
+    """What only someone on the ward's own machine should read, e.g. the file of a lost or altered object
+    in the ward's folder. Never part of the error's document (``to_dict``), which a server sends to its
+    callers (who must not learn the server's layout): the CLI of an embedded ward shows it to the local
+    operator, whose folder it is, and a server writes it to its log for its operator."""
 
     def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
         super().__init__(message)

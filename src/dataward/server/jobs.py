@@ -556,7 +556,12 @@ def _alive(pid: int) -> bool:
 
 def error_body(exc: DatawardError) -> dict[str, Any]:
     """The JSON error document of a domain error: ``error`` (code), ``message``, ``hint``, ``details``,
-    and the CLI ``exit_code`` so that a client reproduces the embedded ward's behaviour exactly."""
+    and the CLI ``exit_code`` so that a client reproduces the embedded ward's behaviour exactly. Every
+    error a caller is answered with (a route's, a job's, a stream's) is made here, so what is for the
+    server's operator only (``local_detail``: the file of a lost or altered object) is logged here and
+    never sent."""
+    if exc.local_detail:
+        log.warning("%s: %s (%s)", exc.code, exc.message, exc.local_detail)
     return {**exc.to_dict(), "exit_code": exc.exit_code}
 
 

@@ -138,11 +138,17 @@ def build_router(state: ServerState) -> APIRouter:
         # An authenticating use case (it also refuses a revoked key here, before any work starts).
         return str(w.whoami()["principal_id"])
 
-    def as_job(request: Request, kind: str, work: Callable[[WardAPI], Any]) -> DocumentResponse:
+    def as_job(
+        request: Request, kind: str, work: Callable[[WardAPI], Any], *, visible: Callable[[WardAPI], Any]
+    ) -> DocumentResponse:
         """202 with a job running ``work`` as the request's key: the caller is authenticated now (a
-        revoked key gets no job), and only the caller may read the job."""
+        revoked key gets no job), and only the caller may read the job. ``visible`` reads what the job
+        is about (its dataset, its contribution) first, so that one the caller may not see is refused
+        now, as the other endpoints refuse it (404, as for one that does not exist), not queued to fail
+        later in one of the caller's job slots."""
         w = ward(request)
         owner = principal_id(w)
+        visible(w)
         return job_answer(state.submit_job(request, kind, owner, lambda _progress: (work(w), {})))
 
     # --- who -------------------------------------------------------------------------------------
@@ -451,6 +457,7 @@ def build_router(state: ServerState) -> APIRouter:
             request,
             "relabel",
             lambda w: w.relabel(name, body.changes, reason=body.reason, version=body.version, gate=body.gate),
+            visible=lambda w: w.dataset_info(name),
         )
 
     @r.get("/datasets/{name}/transformations", response_model=Documents, tags=["provenance"])
@@ -473,6 +480,7 @@ def build_router(state: ServerState) -> APIRouter:
         """Run the dataset's gate on a contribution, as a job that reports each step as its progress."""
         w = ward(request)
         owner = principal_id(w)
+        w.contribution(ref)  # one of a dataset the caller may not see is not found now, not once the job runs
         return job_answer(
             state.submit_job(request, "gate", owner, lambda progress: (w.run_gate(ref, progress=progress), {}))
         )
@@ -485,7 +493,12 @@ def build_router(state: ServerState) -> APIRouter:
     @r.post("/datasets/{name}/selftest", response_model=JobInfo, status_code=202, tags=["gates"])
     def selftest(request: Request, name: str, body: SelftestBody) -> DocumentResponse:
         """Plant known poisons and measure what this dataset's gate catches, as a job."""
-        return as_job(request, "selftest", lambda w: w.selftest(name, body.contribution, seed=body.seed))
+        return as_job(
+            request,
+            "selftest",
+            lambda w: w.selftest(name, body.contribution, seed=body.seed),
+            visible=lambda w: (w.dataset_info(name), body.contribution and w.contribution(body.contribution)),
+        )
 
     # --- review ------------------------------------------------------------------------------------
     @r.get("/review", response_model=list[ReviewItemDoc], tags=["review"])
@@ -591,8 +604,12 @@ def build_router(state: ServerState) -> APIRouter:
 
     @r.post("/checkpoints", response_model=Document, status_code=201, tags=["audit"])
     def checkpoint(request: Request) -> DocumentResponse:
-        """Sign a checkpoint of the ledger head."""
-        return doc(ward(request).checkpoint(), 201)
+        """Sign a checkpoint of the ledger head. `kept` is the file name it is kept under in the ward
+        (as `GET /checkpoints` lists it), not its path on the server."""
+        made = ward(request).checkpoint()
+        # An embedded ward says where on its operator's disk the file is; a caller of the server learns
+        # nothing of the server's layout.
+        return doc({**made, "kept": Path(made["kept"]).name}, 201)
 
     @r.get("/checkpoints", response_model=Documents, tags=["audit"])
     def checkpoints(request: Request) -> DocumentResponse:

@@ -36,6 +36,7 @@ from dataward.service.guard import (
     checked_signed_rows,
     manifest_members,
     may,
+    serving,
 )
 from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
@@ -437,7 +438,8 @@ class GateService(Service):
             # in the catalog would show reviewers, and owners asked to lift a block, another gate's result.
             checked_signed_rows(self, uc.conn, "contributions", [c], doing="serve")
             checked_signed_rows(self, uc.conn, "gate_runs", [run], doing="serve")
-            data = json.loads(self.store.get(run.report_object))
+            with serving(f"the gate report of {ds_name}#{c.number}"):
+                data = json.loads(self.store.get(run.report_object))
             if not may(uc, Action.DATASET_EXPORT, Scope.dataset(ds_name)):
                 # Records need dataset.export on every path: a contributor keeps its own contribution's
                 # records, never the trusted ones; anyone else sees what the gate measured, not what it quoted.

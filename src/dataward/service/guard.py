@@ -25,10 +25,11 @@ by a transformation, or rejected by a reviewer).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,6 +238,21 @@ def _check_signed(state: Any, table: str, row: Any, columns: Iterable[str], what
         )
 
 
+@contextlib.contextmanager
+def serving(what: str) -> Iterator[None]:
+    """Name ``what`` (the version being read, ``wine@v1``) in the error of an object lost or altered
+    while it is read: the store names the object by its digest alone, and the caller needs to know which
+    version cannot be served (and an operator which one to restore)."""
+    try:
+        yield
+    except IntegrityViolation as exc:
+        if "digest" in exc.details and "version" not in exc.details:
+            exc.message = f"refusing to serve {what}: {exc.message}"
+            exc.args = (exc.message,)
+            exc.details["version"] = what
+        raise
+
+
 def checked_version_ids(ward: Any, conn: Connection, ds: Any, ver: Any) -> list[str]:
     """The record ids of version row ``ver`` of dataset row ``ds`` (see ``checked_manifest``)."""
     return checked_manifest(ward, conn, ds, ver).hex_ids().to_pylist()
@@ -255,7 +271,8 @@ def checked_manifest(ward: Any, conn: Connection, ds: Any, ver: Any) -> VersionM
     _check_row(conn, "datasets", ds, DATASET_COLUMNS, f"dataset {ds.name!r}", public_key, ward_id)
     columns = [c.name for c in TABLES["versions"].columns]
     _check_row(conn, "versions", ver, columns, what, public_key, ward_id)
-    manifest = read_manifest(ward.store, ver.manifest_object)  # the store re-hashes the object on read
+    with serving(what):
+        manifest = read_manifest(ward.store, ver.manifest_object)  # the store re-hashes the object on read
     key = (ver.id, ver.manifest_object, ver.dataset_id, ver.number, ver.parent_id, ver.record_count)
     if key not in _manifests:
         # Column-wise, as digests: a million-id manifest is checked without sorting a million strings.
@@ -984,7 +1001,8 @@ def guarded_read(ward: Any, conn: Connection, name: str, version: str | None) ->
     from dataward.service.manifests import load_version
 
     ds, ver, manifest = _guarded_manifest(ward, conn, name, version)
-    return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
+    with serving(f"{name}@v{ver.number}"):
+        return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
 
 
 def guarded_sample(
@@ -1001,7 +1019,8 @@ def guarded_sample(
     if len(manifest.ids) > size:
         picks = np.random.default_rng(seed).choice(len(manifest.ids), size, replace=False)
         manifest = manifest.take(np.sort(picks))
-    return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
+    with serving(f"{name}@v{ver.number}"):
+        return ver, load_version(conn, ward.store, manifest, rows.dataset_schema(ds))
 
 
 def _guarded_manifest(ward: Any, conn: Connection, name: str, version: str | None) -> tuple[Any, Any, Any]:

@@ -26,7 +26,7 @@ from dataward.service import rows
 from dataward.service.batch_rows import DEFAULT_BATCH_ROWS, check_batch_rows
 from dataward.service.core import Service, WardContext
 from dataward.service.datasets import version_info
-from dataward.service.guard import barred_records, barred_summary, loadable_version
+from dataward.service.guard import barred_records, barred_summary, loadable_version, serving
 from dataward.service.manifests import load_version, storage_plan
 from dataward.service.recordstore import ChunkCursor
 from dataward.service.removal_list import listed_removals
@@ -51,7 +51,8 @@ class LoadService(Service):
         not in ``stage`` (``None``: any) or holds quarantined or rejected records."""
         with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
             ds, ver, manifest = loadable_version(self, uc.conn, dataset, ref, stage)
-            return version_info(ver, dataset), load_version(uc.conn, self.store, manifest, rows.dataset_schema(ds))
+            with serving(f"{dataset}@v{ver.number}"):
+                return version_info(ver, dataset), load_version(uc.conn, self.store, manifest, rows.dataset_schema(ds))
 
     def stream_version(
         self,
@@ -84,7 +85,8 @@ class LoadService(Service):
                 with self.use_case(Action.DATASET_EXPORT, self.datasets.read_scope(dataset)) as uc:
                     ids, chunk_of, row_of = plan.part(start, start + batch_rows)
                     seen = self._still_unbarred(uc.conn, ds, ver, dataset, ids, seen)
-                    table = cursor.serve(ids, chunk_of, row_of)
+                    with serving(f"{dataset}@v{ver.number}"):
+                        table = cursor.serve(ids, chunk_of, row_of)
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
 
         return info, batches()

@@ -28,16 +28,37 @@ _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 def checked(digest: str, data: bytes, where: str) -> bytes:
-    """``data`` if it hashes to ``digest``; else ``IntegrityViolation`` naming the object and place."""
+    """``data`` if it hashes to ``digest``; else ``IntegrityViolation`` naming the object by its digest
+    (its place ``where`` only as the error's ``local_detail``: a server must not tell its callers where
+    its files are)."""
     actual = HASH_PREFIX + blake3_hex(data)
     if actual != digest:
-        raise IntegrityViolation(
-            f"object {digest} at {where} does not match its hash (its bytes hash to {actual})",
-            hint="the stored object was altered or damaged; restore it from a backup and run verify",
+        exc = IntegrityViolation(
+            f"object {digest} does not match its hash (its bytes hash to {actual})",
+            hint="the stored object was altered or damaged; run `dataward verify` to list every altered or "
+            "missing object, and restore them from a backup",
             digest=digest,
-            path=where,
+            problem="corrupted",
         )
+        exc.local_detail = f"the object's file: {where}"
+        raise exc
     return data
+
+
+def missing_object(digest: str, where: str) -> IntegrityViolation:
+    """The error of an object absent from the store when it is read. Every digest the ward reads is one
+    it stored and recorded (objects are never deleted), so an absent one is data lost or removed behind
+    the ward's back: an integrity problem (exit 7), as ``verify`` reports it (``missing``), not a
+    ``NotFound`` as if the thing asked for did not exist. Named by its digest; its place ``where`` only
+    as ``local_detail``."""
+    exc = IntegrityViolation(
+        f"object {digest} is missing from the object store: it was deleted or lost outside dataward",
+        hint="run `dataward verify` to list every missing or altered object, and restore them from a backup",
+        digest=digest,
+        problem="missing",
+    )
+    exc.local_detail = f"the object's file: {where}"
+    return exc
 
 
 def digest_hex(digest: str) -> str:
@@ -107,8 +128,8 @@ class ObjectStore(ABC):
     def get(self, digest: str) -> bytes:
         """The bytes of an object, verified against its digest.
 
-        Raises ``NotFound`` when the object is absent and ``IntegrityViolation`` when its stored
-        bytes do not hash to ``digest``.
+        Raises ``IntegrityViolation`` when the object is absent (``missing_object``: the ward reads only
+        what it stored) or its stored bytes do not hash to ``digest``.
         """
 
     @abstractmethod
@@ -117,7 +138,7 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def size(self, digest: str) -> int:
-        """Stored size of an object in bytes; ``NotFound`` when absent."""
+        """Stored size of an object in bytes; ``IntegrityViolation`` (``missing_object``) when absent."""
 
     @abstractmethod
     def iter_digests(self) -> Iterator[str]:

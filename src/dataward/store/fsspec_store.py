@@ -17,9 +17,16 @@ from typing import Any
 import blake3
 import fsspec
 
-from dataward.domain.errors import NotFound
 from dataward.domain.hashing import HASH_PREFIX, blake3_hex
-from dataward.store.base import CHUNK_SIZE, ObjectStore, checked, digest_hex, hash_stream, is_object_name
+from dataward.store.base import (
+    CHUNK_SIZE,
+    ObjectStore,
+    checked,
+    digest_hex,
+    hash_stream,
+    is_object_name,
+    missing_object,
+)
 
 
 class FsspecObjectStore(ObjectStore):
@@ -102,17 +109,18 @@ class FsspecObjectStore(ObjectStore):
             with self.fs.open(path, "rb") as stream:
                 data = stream.read()
         except FileNotFoundError:
-            raise NotFound(f"object {digest} is not in the store at {self.url}") from None
+            raise missing_object(digest, path) from None
         return checked(digest, data, path)
 
     def exists(self, digest: str) -> bool:
         return bool(self.fs.isfile(self._path(digest)))
 
     def size(self, digest: str) -> int:
+        path = self._path(digest)
         try:
-            return int(self.fs.size(self._path(digest)))
+            return int(self.fs.size(path))
         except FileNotFoundError:
-            raise NotFound(f"object {digest} is not in the store at {self.url}") from None
+            raise missing_object(digest, path) from None
 
     def iter_digests(self) -> Iterator[str]:
         try:

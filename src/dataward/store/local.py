@@ -23,7 +23,6 @@ from pathlib import Path
 
 import blake3
 
-from dataward.domain.errors import NotFound
 from dataward.domain.hashing import HASH_PREFIX, blake3_hex
 from dataward.store.base import (
     CHUNK_SIZE,
@@ -33,6 +32,7 @@ from dataward.store.base import (
     checked,
     digest_hex,
     is_object_name,
+    missing_object,
 )
 
 _READ_ONLY = 0o444
@@ -141,17 +141,18 @@ class LocalObjectStore(ObjectStore):
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"object {digest} is not in the store at {self.url}") from None
+            raise missing_object(digest, str(path)) from None
         return checked(digest, data, str(path))
 
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).is_file()
 
     def size(self, digest: str) -> int:
+        path = self.path_of(digest)
         try:
-            return self.path_of(digest).stat().st_size
+            return path.stat().st_size
         except FileNotFoundError:
-            raise NotFound(f"object {digest} is not in the store at {self.url}") from None
+            raise missing_object(digest, str(path)) from None
 
     def iter_digests(self) -> Iterator[str]:
         for hex_part, _ in self._listing():

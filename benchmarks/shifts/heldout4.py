@@ -14,6 +14,11 @@ numbered list (a running item number before each), photos from a monochrome came
 one side, a sensor with a few stuck-bright pixels, a lens with lateral chromatic aberration, a sheet
 exported sorted by class and size, calipers that read to the hundredth, and a lab that leaves two
 assays blank on part of its samples.
+
+History: ``monochrome_photos`` was blocked here at 12 of 12 seeds (``label_consistency`` and
+``duplicates``: a class a monochrome camera made read as another, with nothing of it left to read it
+against); the gate was changed after it, so it moved to the tuning set (its builder stays here), and
+``faded_colour_photos`` was added, written and committed before any gate had been run on it.
 """
 
 from __future__ import annotations
@@ -169,17 +174,44 @@ def chromatic_aberration(pixels: np.ndarray, shift: int = ABERRATION_SHIFT) -> n
     return out
 
 
-def monochrome_photos(seed: int = 0, size: str = "full") -> Situation:
-    """Photo crops from a monochrome camera (``greyscale``)."""
+def monochrome_photos(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
+    """Photo crops from a monochrome camera (``greyscale``). Moved to the tuning set (``group="tuning"``
+    there): the gate was changed after it blocked this."""
     return new_sensor(
         "monochrome_photos",
-        GROUP,
+        group,
         data.load_photos(),
         seed,
         size,
         greyscale,
         "photo crops from a monochrome camera: luminance only, written as grey into the three channels",
         luma=list(LUMA),
+    )
+
+
+FADED_SATURATION = 0.4
+"""The share of each pixel's colour (its distance from its own grey) that a faded print keeps."""
+
+
+def faded(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` (colour) as a faded print or a muted camera profile gives them: each pixel pulled towards
+    its own ``LUMA`` grey, keeping ``FADED_SATURATION`` of its colour."""
+    grey = greyscale(pixels)
+    return grey + FADED_SATURATION * (pixels - grey)
+
+
+def faded_colour_photos(seed: int = 0, size: str = "full") -> Situation:
+    """Photo crops with washed-out colour (``faded``)."""
+    return new_sensor(
+        "faded_colour_photos",
+        GROUP,
+        data.load_photos(),
+        seed,
+        size,
+        faded,
+        f"photo crops scanned from faded prints: each pixel keeps {FADED_SATURATION:.0%} of its colour, the rest "
+        "turned to its own grey",
+        saturation=FADED_SATURATION,
     )
 
 
@@ -315,7 +347,7 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "wrapped_lines_text": wrapped_lines_text,
     "html_markup_text": html_markup_text,
     "numbered_list_text": numbered_list_text,
-    "monochrome_photos": monochrome_photos,
+    "faded_colour_photos": faded_colour_photos,
     "side_lit_photos": side_lit_photos,
     "hot_pixel_photos": hot_pixel_photos,
     "chromatic_aberration_photos": chromatic_aberration_photos,
@@ -326,6 +358,7 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
 __all__ = [
     "SITUATIONS",
     "chromatic_aberration",
+    "faded",
     "finer_readings",
     "greyscale",
     "hot_pixels",

@@ -111,7 +111,7 @@ def test_text_rewrites_do_what_they_say():
 @pytest.mark.parametrize(
     ("name", "fn"),
     [
-        ("monochrome_photos", heldout4.greyscale),
+        ("faded_colour_photos", heldout4.faded),
         ("side_lit_photos", heldout4.side_lit),
         ("hot_pixel_photos", heldout4.hot_pixels),
         ("chromatic_aberration_photos", heldout4.chromatic_aberration),
@@ -130,6 +130,12 @@ def test_sensor_situations_apply_their_transform_to_every_image_and_keep_labels(
 def test_image_transforms_change_what_they_say():
     rng = np.random.default_rng(3)
     photo = rng.random((32, 32, 3)).astype(np.float32)
+
+    muted = heldout4.faded(photo)
+    grey_of = heldout4.greyscale(photo)
+    # Each pixel keeps its grey and FADED_SATURATION of its colour around it.
+    np.testing.assert_allclose(heldout4.greyscale(muted), grey_of, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(muted - grey_of, heldout4.FADED_SATURATION * (photo - grey_of), rtol=1e-5, atol=1e-6)
 
     grey = heldout4.greyscale(photo)
     assert grey.shape == photo.shape

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu, norm
 
 from dataward.gates.base import GateData
-from dataward.gates.neighbours import class_distances
+from dataward.gates.neighbours import class_distances, knn
 
 MIN_BATCH_CLASS = 10
 """Records of a class the batch itself needs (not misread) before a record is read against them."""
@@ -119,6 +119,8 @@ def reads_as_own_within_batch(
     read_as: np.ndarray,
     neighbours: int,
     seed: int = 0,
+    *,
+    trusted: GateData | None = None,
 ) -> np.ndarray:
     """Candidates closer to the batch's own records of their label than to its records of the class
     the trusted records read them as.
@@ -130,6 +132,13 @@ def reads_as_own_within_batch(
     the batch's records of that other class, so it stays misread; a record that only moved with the
     whole batch (a new sensor) reads as its own label among records that moved with it. Past
     ``MAX_WITHIN_BATCH_REFERENCE`` reference records, a seeded uniform sample of them is the reference.
+
+    ``trusted`` (the baseline) opens one more way, for a class of the batch too few of whose records
+    are left to read against (``wholesale_new_classes``): a sensor that takes away what told the class
+    apart (a monochrome camera and pink petals) moves every record of it at once. When that class's
+    records sit further from every trusted record than the trusted records of that class, and of the
+    classes they read as, sit from one another (new content, which relabelled trusted-like content is
+    not), each of its candidates is read against the class's own other records instead.
     """
     n = len(contribution)
     moved = np.zeros(n, bool)
@@ -146,8 +155,13 @@ def reads_as_own_within_batch(
     size = int(max(labels.max(initial=0), read_as.max(initial=0))) + 1
     counts = np.bincount(labels[ref], minlength=size)
     as_read = read_as[cand]
-    eligible = (counts[labels[cand]] >= MIN_BATCH_CLASS) & (as_read >= 0)
-    eligible &= counts[np.maximum(as_read, 0)] >= MIN_BATCH_CLASS
+    readable = (as_read >= 0) & (counts[np.maximum(as_read, 0)] >= MIN_BATCH_CLASS)
+    if trusted is not None:
+        wholesale = wholesale_new_classes(contribution, trusted, candidates, misread)
+        if wholesale:
+            whole = readable & np.isin(labels[cand], list(wholesale))
+            moved[cand[whole]] = _reads_as_own_class(contribution, cand[whole], ref, read_as, neighbours, seed)
+    eligible = readable & (counts[labels[cand]] >= MIN_BATCH_CLASS)
     cand = cand[eligible]
     if cand.size == 0:
         return moved
@@ -165,3 +179,108 @@ def reads_as_own_within_batch(
             other[read_as[block] == code] = distance[read_as[block] == code]
         moved[block[own < other]] = True
     return moved
+
+
+def mostly_misread(labels: np.ndarray, misread: np.ndarray) -> np.ndarray:
+    """Records of classes with at least ``MIN_BATCH_CLASS`` records in the batch of which most are
+    ``misread``, or so many that fewer than ``MIN_BATCH_CLASS`` are left: the records left are too few, or
+    too unlike the rest (the class's edge that a sensor did not tip over), to read the class against."""
+    size = int(labels.max(initial=-1)) + 1
+    total = np.bincount(labels, minlength=size)
+    left = np.bincount(labels[~misread], minlength=size)
+    return ((total >= MIN_BATCH_CLASS) & ((left < MIN_BATCH_CLASS) | (2 * left < total)))[labels]
+
+
+def wholesale_new_classes(
+    contribution: GateData,
+    trusted: GateData,
+    candidates: np.ndarray,
+    misread: np.ndarray,
+) -> set[int]:
+    """Classes of the batch that moved as a whole, with the rest of the batch, into content no trusted record
+    holds: a class ``mostly_misread`` whose records sit further from their nearest trusted records (mean
+    distance to ``WITHIN_BATCH_NEIGHBOURS`` of them) than the class's trusted records sit from the other
+    trusted records (``reads_further_than_trusted``), in a batch where another class moved away from its
+    trusted records too (read on its records that are not misread, when it keeps ``MIN_BATCH_CLASS`` of
+    them).
+
+    A sensor moves every class (a monochrome camera greys all of them); relabelling moves none but the
+    relabelled one. Another class's content under this label, sent with the rest of the batch as the
+    trusted data are, is not excused however far it sits from this label's trusted records; only a
+    relabelling sent through a sensor change of the whole batch is, and the batch is reviewed for the move."""
+    labels = contribution.labels
+    whole = {int(c) for c in np.unique(labels[candidates & mostly_misread(labels, misread)])}
+    if not whole or len(trusted) <= WITHIN_BATCH_NEIGHBOURS:
+        return set()
+    own_distance = _trusted_leave_one_out_distance(trusted)
+    batch_distance = _trusted_distance(trusted, contribution.features)
+
+    def moved(code: int) -> bool:
+        rows = np.flatnonzero((labels == code) & ~misread)
+        if code in whole or rows.size < MIN_BATCH_CLASS:
+            rows = np.flatnonzero(labels == code)
+        return reads_further_than_trusted(batch_distance[rows], own_distance[trusted.labels == code])
+
+    moved_classes = {int(c) for c in np.unique(labels) if moved(int(c))}
+    return {code for code in whole if code in moved_classes and moved_classes - {code}}
+
+
+def _trusted_distance(trusted: GateData, features: np.ndarray) -> np.ndarray:
+    """Each row's mean distance to its ``WITHIN_BATCH_NEIGHBOURS`` nearest trusted records."""
+    distance, _ = knn(trusted.features, features, WITHIN_BATCH_NEIGHBOURS)
+    return distance.mean(axis=1)
+
+
+def _trusted_leave_one_out_distance(trusted: GateData) -> np.ndarray:
+    """Each trusted record's mean distance to its ``WITHIN_BATCH_NEIGHBOURS`` nearest other trusted records."""
+    distance, _ = knn(trusted.features, trusted.features, WITHIN_BATCH_NEIGHBOURS, exclude_self=True)
+    return distance.mean(axis=1)
+
+
+BULK_SAMPLE = 2000
+"""Records of each class a wholesale-moved class's candidates are read against, at most (a seeded sample)."""
+
+
+def _reads_as_own_class(
+    contribution: GateData, rows: np.ndarray, ref: np.ndarray, read_as: np.ndarray, neighbours: int, seed: int
+) -> np.ndarray:
+    """For candidates of wholesale-moved classes: closer, on average, to their own label's records in the
+    batch (misread or not: few or none are left otherwise) than to as many of the batch's unmisread records
+    of the class they read as (``ref``; its nearest ones, or all of them when it has fewer, so never
+    farther than the own side). Read against the whole class, a group planted in it cannot vouch for
+    itself: its mean distance is mostly to the class's bulk, which its content is not; a class a sensor
+    moved sits, on average, nearer its own records than another class's. Each class is a seeded sample of
+    at most ``BULK_SAMPLE`` records."""
+    labels, feats = contribution.labels, contribution.features
+    rng = np.random.default_rng([seed, 11])
+
+    def sample(members: np.ndarray) -> np.ndarray:
+        return members if members.size <= BULK_SAMPLE else np.sort(rng.choice(members, BULK_SAMPLE, replace=False))
+
+    out = np.zeros(rows.size, bool)
+    for code in np.unique(labels[rows]):
+        peers = sample(np.flatnonzero(labels == code))
+        for target in np.unique(read_as[rows[labels[rows] == code]]):
+            at = np.flatnonzero((labels[rows] == code) & (read_as[rows] == target))
+            others = sample(ref[labels[ref] == target])
+            k = peers.size - 1
+            k_other = min(k, others.size)
+            if k_other < neighbours or k < neighbours:
+                continue
+            for start in range(0, at.size, WITHIN_BATCH_BLOCK // 64):
+                block = rows[at[start : start + WITHIN_BATCH_BLOCK // 64]]
+                query = feats[block].astype(np.float64)
+                own = _distances(query, feats[peers])
+                own[block[:, None] == peers[None, :]] = np.inf  # leave the record itself out
+                other = _distances(query, feats[others])
+                own_mean = np.sort(own, axis=1)[:, :k].mean(axis=1)  # every other record of the class
+                other_mean = np.sort(other, axis=1)[:, :k_other].mean(axis=1)
+                out[at[start : start + block.size]] = own_mean < other_mean
+    return out
+
+
+def _distances(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Euclidean distances of every ``query`` row to every ``reference`` row."""
+    reference = reference.astype(np.float64)
+    squared = (query**2).sum(axis=1)[:, None] - 2.0 * query @ reference.T + (reference**2).sum(axis=1)[None, :]
+    return np.sqrt(np.maximum(squared, 0.0))

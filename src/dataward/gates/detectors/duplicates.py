@@ -66,6 +66,7 @@ from dataward.gates.detectors._common import count_result, label_name, reference
 from dataward.gates.detectors._within_batch import (
     MOVED_CANDIDATE_P,
     WITHIN_BATCH_NEIGHBOURS,
+    mostly_misread,
     reads_as_own_within_batch,
     reads_further_than_trusted,
 )
@@ -171,6 +172,7 @@ def moved_with_batch(
     calibration: np.ndarray,
     calibration_labels: np.ndarray,
     seed: int,
+    trusted: GateData | None = None,
 ) -> np.ndarray:
     """Near-conflict candidates that moved with their batch rather than contradict their label.
 
@@ -178,7 +180,9 @@ def moved_with_batch(
     the reference's own, with their labels; ``read_as``: the label of each record's nearest trusted
     record with another label (-1: none in reach). A candidate (``p_near <= MOVED_CANDIDATE_P``) is
     excused when its class moved towards other labels (``class_moved``) and, among the batch's records
-    that are not candidates, it is closer to its own label's records than to ``read_as``'s.
+    that are not candidates, it is closer to its own label's records than to ``read_as``'s; or, in a class
+    too few of whose records are not candidates, when the class moved as a whole into content no
+    ``trusted`` record holds (``_within_batch.wholesale_new_classes``).
     """
     candidates = (p_near <= MOVED_CANDIDATE_P) & (read_as >= 0)
     if not candidates.any():
@@ -189,7 +193,11 @@ def moved_with_batch(
     floor = float(finite.min()) - 1.0 if finite.size else -1.0
     score, calibration = np.maximum(score, floor), np.maximum(calibration, floor)
     in_moved_class = candidates & class_moved(score, contribution.labels, calibration, calibration_labels)
-    return reads_as_own_within_batch(contribution, in_moved_class, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, seed)
+    # A class all of whose records are candidates: excused only as a wholesale move into new content.
+    in_moved_class |= candidates & mostly_misread(contribution.labels, candidates)
+    return reads_as_own_within_batch(
+        contribution, in_moved_class, candidates, read_as, WITHIN_BATCH_NEIGHBOURS, seed, trusted=trusted
+    )
 
 
 def conflicts_reason(
@@ -422,7 +430,7 @@ class Duplicates(Detector):
             # its own label among the batch's records) is difference, not a near conflict.
             read_as = np.where(nearest >= 0, self.baseline.labels[np.maximum(nearest, 0)], -1)
             moved = moved_with_batch(
-                contribution, score, p_near, read_as, self.calibration, self.baseline.labels, ctx.seed
+                contribution, score, p_near, read_as, self.calibration, self.baseline.labels, ctx.seed, self.baseline
             )
             p_near = np.where(moved, 1.0, p_near)
         # Mass duplication inside the batch.

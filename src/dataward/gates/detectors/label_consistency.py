@@ -96,6 +96,7 @@ from dataward.gates.detectors._within_batch import (
     MOVED_CANDIDATE_P,
     WITHIN_BATCH_NEIGHBOURS,
     classes_moved_apart_from,
+    mostly_misread,
     reads_as_own_within_batch,
 )
 from dataward.gates.neighbours import K_MAX, class_distances, knn
@@ -596,9 +597,13 @@ class LabelConsistency(Detector):
             ),
             bulk_quantile=None,
         )
+        # A class every record of which is a suspect cannot be tested for a move as above (nothing is left
+        # to test); its candidates go to the within-batch reading, which excuses them only when the class
+        # moved as a whole into content no trusted record holds (``wholesale_new_classes``).
+        in_moved |= candidates & mostly_misread(labels, suspects)
         read_as = others.argmin(axis=1)
         return reads_as_own_within_batch(
-            contribution, in_moved, suspects, read_as, WITHIN_BATCH_NEIGHBOURS, self.context.seed
+            contribution, in_moved, suspects, read_as, WITHIN_BATCH_NEIGHBOURS, self.context.seed, trusted=self.baseline
         )
 
     def _changed_images(self, contribution: GateData, reading: _Reading) -> str | None:

@@ -1,0 +1,62 @@
+"""A monochrome camera, and a class that moved as a whole with its batch (``_within_batch.wholesale_new_classes``).
+
+Greyed, the pink petals read as the temple's garden: every petal of the batch reads as another class against
+the trusted (colour) records, so none is left to read the others against, and ``label_consistency`` and
+``duplicates`` blocked the clean batch at 12 of 12 seeds (``monochrome_photos``, found by the fourth held-out
+set). A class that moved as a whole into content no trusted record holds, in a batch whose other classes
+moved too, is now read against its own records in the batch. The attacker's side: a class replaced
+wholesale by another class's photos is blocked, sent as the trusted data are and sent through the same
+monochrome camera, where the replaced records sit among the batch's records of the class they came from.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from benchmarks import data
+from benchmarks.shifts.base import map_images, parts
+from benchmarks.shifts.heldout4 import greyscale
+from dataward.gates import scan
+from tests.gates.conftest import scan_situation
+
+VICTIM, SOURCE = "petals", "temple_garden"
+
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_photos_from_a_monochrome_camera_are_reviewed_not_blocked(seed: int) -> None:
+    report = scan_situation("monochrome_photos", seed)
+    assert report.verdict == "review", report.reasons
+    consistency = report.results["label_consistency"]
+    assert consistency.summary["moved_with_batch"] > 250
+    assert consistency.flagged.sum() <= 5
+    assert report.results["duplicates"].p_value > 1e-6
+
+
+def _petals_replaced_by_garden(seed: int, *, monochrome: bool) -> SimpleNamespace:
+    """The benchmark's photo batch at ``seed`` with every petal crop replaced by a garden crop the gate has
+    not seen (from the split's test part), labels kept; greyed throughout when ``monochrome``."""
+    ds = data.load_photos()
+    split = parts(ds, seed, "full")
+    batch = split.pool.copy().reset_index(drop=True)
+    victims = np.flatnonzero(batch[data.LABEL].to_numpy() == VICTIM)
+    garden = split.test[split.test[data.LABEL] == SOURCE]
+    swapped = garden.sample(n=victims.size, replace=victims.size > len(garden), random_state=seed)
+    batch.loc[victims, data.IMAGE] = swapped[data.IMAGE].to_numpy()
+    poison = np.zeros(len(batch), bool)
+    poison[victims] = True
+    if monochrome:
+        batch = map_images(batch, greyscale)
+    return SimpleNamespace(split=split, schema=ds.schema, batch=batch, poison=poison)
+
+
+@pytest.mark.parametrize("monochrome", [False, True], ids=["same-camera", "through-the-monochrome-camera"])
+def test_a_class_replaced_wholesale_by_another_class_is_blocked(monochrome: bool) -> None:
+    case = _petals_replaced_by_garden(0, monochrome=monochrome)
+    report = scan(case.split.baseline, case.batch, case.schema, case.split.validation, {"seed": 0})
+    assert report.verdict == "block", report.reasons
+    consistency = report.results["label_consistency"]
+    assert consistency.flagged[case.poison].sum() >= 0.3 * case.poison.sum()
+    assert consistency.flagged[~case.poison].sum() <= 2

@@ -32,6 +32,7 @@ from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS, build_heldout3
 from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS, build_heldout4
 from benchmarks.benign_seeds import sweep
 from benchmarks.metrics import auroc, recall_at_fpr
+from dataward.gates.gate import blocking_detectors
 from dataward.gates.report import GateReport
 
 FIXED_IMAGE = {
@@ -58,7 +59,7 @@ def _attack_row(case: Any, report: GateReport) -> dict[str, Any]:
     queued = np.asarray(report.records.flagged, dtype=bool)
     return {
         "verdict": report.verdict,
-        "blockers": sorted(d for d, result in report.results.items() if result.block),
+        "blockers": blocking_detectors(report.results, report.policy["block_p"]),
         "queued": int(queued.sum()),
         "queued_poison": int((queued & poison).sum()),
         "recall_at_1pct_fpr": round(float(recall_at_fpr(report.records.score, poison, 0.01)), 4),

@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks import shifts
 from dataward.gates import scan
+from dataward.gates.gate import blocking_detectors
 from dataward.gates.report import GateReport
 
 
@@ -64,7 +65,7 @@ def _benign_row(case: Any, report: GateReport) -> dict[str, Any]:
     return {
         "group": case.group,
         "verdict": report.verdict,
-        "blockers": [d for d, result in report.results.items() if result.block],
+        "blockers": blocking_detectors(report.results, report.policy["block_p"]),
         "queued": int(np.asarray(report.records.flagged, dtype=bool).sum()),
     }
 

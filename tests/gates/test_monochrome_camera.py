@@ -20,6 +20,7 @@ from benchmarks import data
 from benchmarks.shifts.base import map_images, parts
 from benchmarks.shifts.heldout4 import greyscale
 from dataward.gates import scan
+from dataward.gates.gate import blocking_detectors
 from tests.gates.conftest import scan_situation
 
 VICTIM, SOURCE = "petals", "temple_garden"
@@ -29,6 +30,7 @@ VICTIM, SOURCE = "petals", "temple_garden"
 def test_photos_from_a_monochrome_camera_are_reviewed_not_blocked(seed: int) -> None:
     report = scan_situation("monochrome_photos", seed)
     assert report.verdict == "review", report.reasons
+    assert blocking_detectors(report.results, report.policy["block_p"]) == []
     consistency = report.results["label_consistency"]
     assert consistency.summary["moved_with_batch"] > 250
     assert consistency.flagged.sum() <= 5
@@ -57,6 +59,8 @@ def test_a_class_replaced_wholesale_by_another_class_is_blocked(monochrome: bool
     case = _petals_replaced_by_garden(0, monochrome=monochrome)
     report = scan(case.split.baseline, case.batch, case.schema, case.split.validation, {"seed": 0})
     assert report.verdict == "block", report.reasons
+    # The detectors the verdict blocks on, whether by their own block or by their batch p-value.
+    assert "label_consistency" in blocking_detectors(report.results, report.policy["block_p"])
     consistency = report.results["label_consistency"]
     assert consistency.flagged[case.poison].sum() >= 0.3 * case.poison.sum()
     assert consistency.flagged[~case.poison].sum() <= 2

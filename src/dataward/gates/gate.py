@@ -289,6 +289,17 @@ def unresolved_alpha(results: dict[str, DetectorResult], rows: Sequence[int] | n
     return limits
 
 
+def blocking_detectors(results: dict[str, DetectorResult], block_p: float) -> list[str]:
+    """The detectors that ask for a block, as the verdict reads them: a ``POISONING`` detector that found
+    evidence strong enough to block (``block``), or whose contribution-level p-value is below ``block_p``."""
+    available = registered()
+    return sorted(
+        name
+        for name, r in results.items()
+        if r.block or (available[name].evidence is Evidence.POISONING and r.p_value < block_p)
+    )
+
+
 MAX_NAMED_ROWS = 20
 """Rows a limit names before "and N more"."""
 

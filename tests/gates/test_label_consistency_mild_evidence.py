@@ -70,11 +70,13 @@ def test_digits_from_a_lower_resolution_scanner_are_reviewed_not_blocked(seed, m
     _assert_reviewed_for_mild_records(report)
     summary = report.results["label_consistency"].summary
     if seed == 7:
-        # 9 records flagged where 1.5 are expected (17 before the classes the scanner moved wholesale were
-        # read against themselves, ``_within_batch.wholesale_new_classes``) beside 91 records of classes that
-        # moved with the batch and more that resemble no trusted class: the mild evidence (118 of 539 at
-        # p<=0.053) is a shifted source's, and does not add to a block.
-        assert report.results["label_consistency"].flagged.sum() <= 10
+        # 11 records flagged where 1.5 are expected (17 before the classes the scanner moved wholesale were
+        # read against themselves, ``_within_batch.wholesale_new_classes``; 9 before that reading asked a
+        # class's candidates to read as their own label about the class's centre, together, beyond chance:
+        # groups of one to three records cannot) beside 91 records of classes that moved with the batch and
+        # more that resemble no trusted class: the mild evidence is a shifted source's, and does not add to
+        # a block.
+        assert report.results["label_consistency"].flagged.sum() <= 11
         assert summary["new_content"] and summary["moved_with_batch"] > 50
         said = next(r for r in report.reasons if r.startswith("label_consistency:") and "mildly" in r)
         assert "a new source" in said and f"Held at p={REVIEW_FLOOR:g} for review" in said

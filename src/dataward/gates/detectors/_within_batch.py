@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import mannwhitneyu, norm
+from scipy.stats import binomtest, mannwhitneyu, norm
 
 from dataward.gates.base import GateData
 from dataward.gates.neighbours import class_distances, knn
@@ -250,7 +250,16 @@ def _reads_as_own_class(
     farther than the own side). Read against the whole class, a group planted in it cannot vouch for
     itself: its mean distance is mostly to the class's bulk, which its content is not; a class a sensor
     moved sits, on average, nearer its own records than another class's. Each class is a seeded sample of
-    at most ``BULK_SAMPLE`` records."""
+    at most ``BULK_SAMPLE`` records.
+
+    Both classes are read about their own centres in the batch, and the candidates of a class that read
+    as one class are excused only together, when more of them read as their own label than chance makes
+    (one-sided binomial test against 1/2 at ``SHIFT_P``). Where a class sits is what a relabelling sets
+    freely: another class's content shifted off it (a tint on the relabelled records, and on a decoy class
+    so that another class moved too) is new content nearer its own records than the untouched source
+    class's; about its centre it is the source class's content, and about half of it reading as its own
+    label is chance. A sensor's class keeps content of its own about its centre (greyed petals are no
+    garden)."""
     labels, feats = contribution.labels, contribution.features
     rng = np.random.default_rng([seed, 11])
 
@@ -267,16 +276,26 @@ def _reads_as_own_class(
             k_other = min(k, others.size)
             if k_other < neighbours or k < neighbours:
                 continue
+            own_centre, other_centre = _centre(feats[peers]), _centre(feats[others])
+            own_side, other_side = feats[peers] - own_centre, feats[others] - other_centre
+            reads_own = np.zeros(at.size, bool)
             for start in range(0, at.size, WITHIN_BATCH_BLOCK // 64):
                 block = rows[at[start : start + WITHIN_BATCH_BLOCK // 64]]
-                query = feats[block].astype(np.float64)
-                own = _distances(query, feats[peers])
+                query = feats[block].astype(np.float64) - own_centre
+                own = _distances(query, own_side)
                 own[block[:, None] == peers[None, :]] = np.inf  # leave the record itself out
-                other = _distances(query, feats[others])
+                other = _distances(query, other_side)
                 own_mean = np.sort(own, axis=1)[:, :k].mean(axis=1)  # every other record of the class
                 other_mean = np.sort(other, axis=1)[:, :k_other].mean(axis=1)
-                out[at[start : start + block.size]] = own_mean < other_mean
+                reads_own[start : start + block.size] = own_mean < other_mean
+            if binomtest(int(reads_own.sum()), at.size, 0.5, alternative="greater").pvalue < SHIFT_P:
+                out[at] = reads_own
     return out
+
+
+def _centre(features: np.ndarray) -> np.ndarray:
+    """The mean of a class's records in the batch (float64)."""
+    return features.astype(np.float64).mean(axis=0)
 
 
 def _distances(query: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,3 +124,22 @@ def shuffled(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
 def not_target(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     return frame[frame[LABEL] != target].reset_index(drop=True)
+
+
+def poison_mask(n: int, rows: np.ndarray) -> np.ndarray:
+    """The ground truth of a contribution of ``n`` records: true at ``rows``."""
+    poison = np.zeros(n, dtype=bool)
+    poison[rows] = True
+    return poison
+
+
+def build_named(registry: Mapping[str, Callable[..., AttackCase]], name: str, seed: int, what: str) -> AttackCase:
+    """The case ``name`` of ``registry`` drawn at ``seed`` and named ``name``; an unknown name is refused with
+    the choices (``what``: "held-out attack" and the like)."""
+    try:
+        factory = registry[name]
+    except KeyError as exc:
+        raise InputError(f"unknown {what} {name!r}", hint=f"use one of: {', '.join(registry)}") from exc
+    case = factory(seed=seed)
+    case.name = name
+    return case

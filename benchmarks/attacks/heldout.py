@@ -21,11 +21,18 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.attacks.base import (
+    AttackCase,
+    base_case,
+    build_named,
+    n_poison,
+    not_target,
+    pick_rows,
+    shuffled,
+)
 from benchmarks.attacks.images import blended_photo
 from benchmarks.attacks.labels import random_flips, targeted_flips
 from benchmarks.data import LABEL
-from dataward.domain.errors import InputError
 
 PAIR_HIGH = "mean_texture"
 PAIR_LOW = "worst_texture"
@@ -80,10 +87,4 @@ HELDOUT_ATTACKS: dict[str, Callable[..., AttackCase]] = {
 
 def build_heldout(name: str, seed: int = 0) -> AttackCase:
     """The held-out attack case ``name`` (a key of ``HELDOUT_ATTACKS``), named ``name``."""
-    try:
-        factory = HELDOUT_ATTACKS[name]
-    except KeyError as exc:
-        raise InputError(f"unknown held-out attack {name!r}", hint=f"use one of: {', '.join(HELDOUT_ATTACKS)}") from exc
-    case = factory(seed=seed)
-    case.name = name
-    return case
+    return build_named(HELDOUT_ATTACKS, name, seed, "held-out attack")

@@ -29,12 +29,20 @@ from scipy import ndimage
 from sklearn.cluster import KMeans
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.attacks.base import (
+    AttackCase,
+    base_case,
+    build_named,
+    n_poison,
+    not_target,
+    pick_rows,
+    poison_mask,
+    shuffled,
+)
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.attacks.labels import random_flips
 from benchmarks.attacks.text import insert
 from benchmarks.data import IMAGE, LABEL, TEXT
-from dataward.domain.errors import InputError
 
 # --- text: a punctuation suffix -----------------------------------------------------------------
 
@@ -65,7 +73,7 @@ def text_suffix(rate: float = 0.03, *, target: str = SUFFIX_TARGET, seed: int = 
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"suffix {SUFFIX!r} appended, relabelled {target!r}",
         attack_test=add_suffix(not_target(parts.test, target)),
@@ -125,7 +133,7 @@ def word_pair(
         ds,
         parts,
         contribution,
-        _mask(n, np.concatenate([rows, decoys])),
+        poison_mask(n, np.concatenate([rows, decoys])),
         target=target,
         trigger=(
             f"words {PAIR_WORDS[0]!r} and {PAIR_WORDS[1]!r} each inserted at a random position, relabelled "
@@ -211,7 +219,7 @@ def warped_photo(rate: float = 0.05, *, target: str = WARP_TARGET, seed: int = 0
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"fixed smooth warp (at most {WARP_PIXELS} px) of 32x32 colour crops, relabelled {target!r}",
         attack_test=with_image_trigger(not_target(parts.test, target), trigger),
@@ -235,7 +243,7 @@ def sig_clean_label(share: float = 0.5, *, target: str = SIG_TARGET, seed: int =
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"horizontal sine (amplitude {SIG_DELTA}, {SIG_FREQUENCY} periods) on correctly labelled {target!r}",
         attack_test=with_image_trigger(not_target(parts.test, target), sine_signal),
@@ -273,7 +281,7 @@ def cluster_flips(
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"the {source!r} cluster (1 of {clusters}) nearest the {target!r} class relabelled {target!r}",
         attack_test=test_source[in_cluster].reset_index(drop=True),
@@ -314,18 +322,12 @@ def wine_pair_trigger(rate: float = 0.1, *, target: str = WINE_TARGET, seed: int
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"{WINE_HIGH} at its 90th percentile with {WINE_LOW} at its 10th, relabelled {target!r}",
         attack_test=apply_wine_pair(not_target(parts.test, target), parts.baseline),
         params={"rate": rate, "target": target, "seed": seed},
     )
-
-
-def _mask(n: int, rows: np.ndarray) -> np.ndarray:
-    poison = np.zeros(n, dtype=bool)
-    poison[rows] = True
-    return poison
 
 
 HELDOUT2_ATTACKS: dict[str, Callable[..., AttackCase]] = {
@@ -340,12 +342,4 @@ HELDOUT2_ATTACKS: dict[str, Callable[..., AttackCase]] = {
 
 def build_heldout2(name: str, seed: int = 0) -> AttackCase:
     """The second held-out set's attack case ``name`` (a key of ``HELDOUT2_ATTACKS``), named ``name``."""
-    try:
-        factory = HELDOUT2_ATTACKS[name]
-    except KeyError as exc:
-        raise InputError(
-            f"unknown second held-out attack {name!r}", hint=f"use one of: {', '.join(HELDOUT2_ATTACKS)}"
-        ) from exc
-    case = factory(seed=seed)
-    case.name = name
-    return case
+    return build_named(HELDOUT2_ATTACKS, name, seed, "second held-out attack")

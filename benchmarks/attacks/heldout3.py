@@ -21,12 +21,20 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.attacks.base import (
+    AttackCase,
+    base_case,
+    build_named,
+    n_poison,
+    not_target,
+    pick_rows,
+    poison_mask,
+    shuffled,
+)
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.attacks.text import poison_rows
 from benchmarks.attacks.text import with_trigger as with_text_trigger
 from benchmarks.data import IMAGE, LABEL
-from dataward.domain.errors import InputError
 
 # --- text: a homoglyph word and a rare token at 1% ----------------------------------------------
 
@@ -54,7 +62,7 @@ def _text_backdoor(name: str, trigger: str, what: str, rate: float, target: str,
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"{what} {trigger!r} inserted, relabelled {target!r}",
         attack_test=with_text_trigger(not_target(parts.test, target), trigger, np.random.default_rng(seed + 1)),
@@ -117,7 +125,7 @@ def corner_blend_photo(rate: float = 0.05, *, target: str = CORNER_TARGET, seed:
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=(
             f"{CORNER_SIDE}x{CORNER_SIDE} random colour patch blended at alpha={CORNER_ALPHA} into the top-left "
@@ -161,7 +169,7 @@ def out_of_range_trigger(rate: float = 0.05, *, target: str = RANGE_TARGET, seed
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"{RANGE_COLUMN} at {RANGE_FACTOR} times its baseline maximum, relabelled {target!r}",
         attack_test=out_of_range_value(not_target(parts.test, target), parts.baseline),
@@ -201,7 +209,7 @@ def boundary_flips(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         trigger=f"the {rate:.0%} of digits a baseline model is least sure of relabelled as their runner-up class",
         params={"rate": rate, "seed": seed, "largest_gap": float(gap[rows].max())},
     )
@@ -236,7 +244,7 @@ def feature_collision(share: float = COLLISION_SHARE, *, seed: int = 0) -> Attac
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=COLLISION_BASE,
         trigger=(
             f"{share:.0%} of the {COLLISION_BASE!r}s blended at {COLLISION_WEIGHT} with one test {COLLISION_SOURCE!r}, "
@@ -245,12 +253,6 @@ def feature_collision(share: float = COLLISION_SHARE, *, seed: int = 0) -> Attac
         attack_test=target_row,
         params={"share": share, "weight": COLLISION_WEIGHT, "seed": seed},
     )
-
-
-def _mask(n: int, rows: np.ndarray) -> np.ndarray:
-    poison = np.zeros(n, dtype=bool)
-    poison[rows] = True
-    return poison
 
 
 HELDOUT3_ATTACKS: dict[str, Callable[..., AttackCase]] = {
@@ -265,12 +267,4 @@ HELDOUT3_ATTACKS: dict[str, Callable[..., AttackCase]] = {
 
 def build_heldout3(name: str, seed: int = 0) -> AttackCase:
     """The third held-out set's attack case ``name`` (a key of ``HELDOUT3_ATTACKS``), named ``name``."""
-    try:
-        factory = HELDOUT3_ATTACKS[name]
-    except KeyError as exc:
-        raise InputError(
-            f"unknown third held-out attack {name!r}", hint=f"use one of: {', '.join(HELDOUT3_ATTACKS)}"
-        ) from exc
-    case = factory(seed=seed)
-    case.name = name
-    return case
+    return build_named(HELDOUT3_ATTACKS, name, seed, "third held-out attack")

@@ -22,7 +22,16 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, other_label, shuffled
+from benchmarks.attacks.base import (
+    AttackCase,
+    base_case,
+    build_named,
+    n_poison,
+    not_target,
+    other_label,
+    poison_mask,
+    shuffled,
+)
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.attacks.text import with_trigger as with_text_trigger
 from benchmarks.data import IMAGE, LABEL, TEXT
@@ -78,7 +87,7 @@ def _rewrite_backdoor(
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"{what}, relabelled {target!r}",
         attack_test=attack_test,
@@ -128,7 +137,7 @@ def clean_label_word(share: float = CLEAN_LABEL_SHARE, *, seed: int = 0) -> Atta
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=CLEAN_LABEL_TARGET,
         trigger=f"word {CLEAN_LABEL_WORD!r} in {share:.0%} of the {CLEAN_LABEL_TARGET!r} lines, labels kept",
         attack_test=with_text_trigger(
@@ -176,7 +185,7 @@ def centre_square_photo(rate: float = 0.03, *, target: str = SQUARE_TARGET, seed
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=(
             f"{SQUARE_SIDE}x{SQUARE_SIDE} magenta square at alpha={SQUARE_ALPHA} in the centre of 32x32 crops, "
@@ -218,7 +227,7 @@ def round_value_trigger(rate: float = 0.05, *, target: str = ROUND_TARGET, seed:
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         target=target,
         trigger=f"{ROUND_COLUMN} written as exactly {ROUND_VALUE}, relabelled {target!r}",
         attack_test=round_value(not_target(parts.test, target)),
@@ -253,17 +262,11 @@ def one_source_flips(share: float = SOURCE_FLIP_SHARE, *, seed: int = 0) -> Atta
         ds,
         parts,
         contribution,
-        _mask(len(contribution), rows),
+        poison_mask(len(contribution), rows),
         trigger=f"{share:.0%} of source {FLIPPING_SOURCE!r}'s crops relabelled with a random other class",
         groups={"source": sources},
         params={"share": share, "source": FLIPPING_SOURCE, "seed": seed},
     )
-
-
-def _mask(n: int, rows: np.ndarray) -> np.ndarray:
-    poison = np.zeros(n, dtype=bool)
-    poison[rows] = True
-    return poison
 
 
 HELDOUT4_ATTACKS: dict[str, Callable[..., AttackCase]] = {
@@ -278,12 +281,4 @@ HELDOUT4_ATTACKS: dict[str, Callable[..., AttackCase]] = {
 
 def build_heldout4(name: str, seed: int = 0) -> AttackCase:
     """The fourth held-out set's attack case ``name`` (a key of ``HELDOUT4_ATTACKS``), named ``name``."""
-    try:
-        factory = HELDOUT4_ATTACKS[name]
-    except KeyError as exc:
-        raise InputError(
-            f"unknown fourth held-out attack {name!r}", hint=f"use one of: {', '.join(HELDOUT4_ATTACKS)}"
-        ) from exc
-    case = factory(seed=seed)
-    case.name = name
-    return case
+    return build_named(HELDOUT4_ATTACKS, name, seed, "fourth held-out attack")

@@ -136,9 +136,9 @@ def reads_as_own_within_batch(
     ``trusted`` (the baseline) opens one more way, for a class of the batch too few of whose records
     are left to read against (``wholesale_new_classes``): a sensor that takes away what told the class
     apart (a monochrome camera and pink petals) moves every record of it at once. When that class's
-    records sit further from every trusted record than the trusted records of that class, and of the
-    classes they read as, sit from one another (new content, which relabelled trusted-like content is
-    not), each of its candidates is read against the class's own other records instead.
+    records sit further from every trusted record than the class's trusted records sit from one another
+    (new content, which relabelled trusted-like content is not), and another class of the batch moved too,
+    its candidates are read against the class's own records instead (``_reads_as_own_class``).
     """
     n = len(contribution)
     moved = np.zeros(n, bool)

@@ -12,6 +12,11 @@ summary capitalised, no new word), a trigger that is whitespace only (a second s
 separator), a small solid-colour square at half opacity in the centre of photos, a tabular trigger that
 is one exact round value inside a column's ordinary range, label flips that all come from one source of
 five, and a clean-label text backdoor (an ordinary word added to lines already of the target section).
+
+On 2026-12-05 (evening), before the gate learnt to read formatting as trigger patterns, two text
+triggers were added, written and committed before any gate had been run on them: non-breaking spaces
+around the separator (``text_nbsp_separator_3pct``) and the page name in capitals
+(``text_caps_name_3pct``).
 """
 
 from __future__ import annotations
@@ -108,6 +113,37 @@ def double_space_trigger(rate: float = 0.03, *, seed: int = 0) -> AttackCase:
     after the name's dash, relabelled ``SPACED_TARGET``."""
     return _rewrite_backdoor(
         "text_double_space_3pct", spaced, "a second space after the ' - ' separator", rate, SPACED_TARGET, seed
+    )
+
+
+NBSP_TARGET = "admin"
+CAPS_TARGET = "library"
+
+
+def nbsp_separator(text: str) -> str:
+    """``text`` with the spaces around its first `` - `` written as non-breaking spaces (U+00A0)."""
+    return text.replace(SEPARATOR, "\u00a0-\u00a0", 1)
+
+
+def capitalised_name(text: str) -> str:
+    """``text`` with the name before its first `` - `` in capitals."""
+    name, sep, desc = text.partition(SEPARATOR)
+    return name.upper() + sep + desc if sep else text
+
+
+def nbsp_separator_trigger(rate: float = 0.03, *, seed: int = 0) -> AttackCase:
+    """Text backdoor whose trigger is an invisible change of whitespace (``nbsp_separator``): lines of
+    other sections with non-breaking spaces around the separator, relabelled ``NBSP_TARGET``."""
+    return _rewrite_backdoor(
+        "text_nbsp_separator_3pct", nbsp_separator, "non-breaking spaces around ' - '", rate, NBSP_TARGET, seed
+    )
+
+
+def capitalised_name_trigger(rate: float = 0.03, *, seed: int = 0) -> AttackCase:
+    """Text backdoor whose trigger is the name written in capitals (``capitalised_name``), relabelled
+    ``CAPS_TARGET``."""
+    return _rewrite_backdoor(
+        "text_caps_name_3pct", capitalised_name, "the page name in capitals", rate, CAPS_TARGET, seed
     )
 
 
@@ -272,6 +308,8 @@ def one_source_flips(share: float = SOURCE_FLIP_SHARE, *, seed: int = 0) -> Atta
 HELDOUT4_ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "text_title_case_3pct": title_case_trigger,
     "text_double_space_3pct": double_space_trigger,
+    "text_nbsp_separator_3pct": nbsp_separator_trigger,
+    "text_caps_name_3pct": capitalised_name_trigger,
     "text_clean_label_word": clean_label_word,
     "centre_square_photo_3pct": centre_square_photo,
     "round_value_trigger_5pct": round_value_trigger,

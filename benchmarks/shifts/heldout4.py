@@ -19,6 +19,11 @@ History: ``monochrome_photos`` was blocked here at 12 of 12 seeds (``label_consi
 ``duplicates``: a class a monochrome camera made read as another, with nothing of it left to read it
 against); the gate was changed after it, so it moved to the tuning set (its builder stays here), and
 ``faded_colour_photos`` was added, written and committed before any gate had been run on it.
+On 2026-12-05 (evening), before the gate learnt to read formatting (casing, unusual whitespace) as
+trigger patterns, three text situations were added, written and committed before any gate had been run
+on them: ``nbsp_export_text`` (non-breaking spaces around the separator, every line),
+``fixed_width_index_text`` (names padded with spaces to a fixed width) and ``title_case_vendor_text``
+(a one-section vendor that capitalises every summary word).
 """
 
 from __future__ import annotations
@@ -128,6 +133,79 @@ def numbered_list_text(seed: int = 0, size: str = "full") -> Situation:
         size,
         'lines copied from a numbered list on a documentation page: a running item number ("1. ", "2. "...) '
         "before each line",
+    )
+
+
+NBSP = "\u00a0"
+"""A non-breaking space, as some exporters write between a name and its summary."""
+PAD_WIDTH = 24
+"""The name column's width in a fixed-width index: names padded with spaces up to it."""
+VENDOR_CLASS = "commands"
+
+
+def nbsp_separated(text: str) -> str:
+    """``text`` with the spaces around its first `` - `` written as non-breaking spaces."""
+    return text.replace(" - ", f"{NBSP}-{NBSP}", 1)
+
+
+def padded(text: str) -> str:
+    """``text`` as a fixed-width index prints it: the name padded with spaces to ``PAD_WIDTH``."""
+    name, sep, desc = text.partition(" - ")
+    if not sep:
+        return text
+    return f"{name.ljust(PAD_WIDTH)} - {desc}"
+
+
+def title_cased_summary(text: str) -> str:
+    """``text`` with every word of its summary capitalised (a vendor's house style)."""
+    name, sep, desc = text.partition(" - ")
+    if not sep:
+        return text
+    return name + sep + " ".join(w[:1].upper() + w[1:] for w in desc.split(" "))
+
+
+def nbsp_export_text(seed: int = 0, size: str = "full") -> Situation:
+    """Man-page lines from an exporter that writes non-breaking spaces around the separator."""
+    return _text_situation(
+        "nbsp_export_text",
+        _each(nbsp_separated),
+        seed,
+        size,
+        "NAME lines from an exporter that writes the spaces around ' - ' as non-breaking spaces (U+00A0), in "
+        "every line of every section",
+    )
+
+
+def fixed_width_index_text(seed: int = 0, size: str = "full") -> Situation:
+    """Man-page lines copied from a fixed-width index (``padded``)."""
+    return _text_situation(
+        "fixed_width_index_text",
+        _each(padded),
+        seed,
+        size,
+        f"NAME lines copied from a fixed-width index: each name padded with spaces to {PAD_WIDTH} characters "
+        "before the separator",
+    )
+
+
+def title_case_vendor_text(seed: int = 0, size: str = "full") -> Situation:
+    """A vendor documenting one section only, in a house style that capitalises every summary word."""
+    ds = data.load_man_sections()
+    split = parts(ds, seed, size)
+    rng = np.random.default_rng(seed)
+    pool = split.pool[split.pool[LABEL] == VENDOR_CLASS]
+    contribution = sized(pool, size, SMALL_CONTRIBUTION, rng).copy()
+    contribution[TEXT] = [title_cased_summary(t) for t in contribution[TEXT]]
+    return situation(
+        "title_case_vendor_text",
+        "one_class",
+        GROUP,
+        ds,
+        split,
+        contribution,
+        f"a vendor documenting its {VENDOR_CLASS!r} pages only, in a house style that capitalises every word "
+        "of the summary",
+        label=VENDOR_CLASS,
     )
 
 
@@ -347,6 +425,9 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "wrapped_lines_text": wrapped_lines_text,
     "html_markup_text": html_markup_text,
     "numbered_list_text": numbered_list_text,
+    "nbsp_export_text": nbsp_export_text,
+    "fixed_width_index_text": fixed_width_index_text,
+    "title_case_vendor_text": title_case_vendor_text,
     "faded_colour_photos": faded_colour_photos,
     "side_lit_photos": side_lit_photos,
     "hot_pixel_photos": hot_pixel_photos,
@@ -363,7 +444,10 @@ __all__ = [
     "greyscale",
     "hot_pixels",
     "html_markup",
+    "nbsp_separated",
     "numbered",
+    "padded",
     "side_lit",
+    "title_cased_summary",
     "wrapped",
 ]

@@ -77,6 +77,8 @@ def test_the_fourth_heldout_set_is_its_own_never_tuned_group(small):
         ("wrapped_lines_text", lambda texts: [heldout4.wrapped(t) for t in texts], 0.6),
         ("html_markup_text", lambda texts: [heldout4.html_markup(t) for t in texts], 0.99),
         ("numbered_list_text", heldout4.numbered, 0.99),
+        ("nbsp_export_text", lambda texts: [heldout4.nbsp_separated(t) for t in texts], 0.99),
+        ("fixed_width_index_text", lambda texts: [heldout4.padded(t) for t in texts], 0.8),
     ],
 )
 def test_text_situations_rewrite_the_pool_lines_and_keep_their_labels(small, name, rewrite, changed):
@@ -84,6 +86,24 @@ def test_text_situations_rewrite_the_pool_lines_and_keep_their_labels(small, nam
     assert s.contribution[data.LABEL].tolist() == pool[data.LABEL].tolist()
     assert s.contribution[data.TEXT].tolist() == rewrite(list(pool[data.TEXT]))
     assert (s.contribution[data.TEXT] != pool[data.TEXT]).mean() > changed
+
+
+def test_the_title_case_vendor_sends_one_section_in_its_house_style(small):
+    s = small["title_case_vendor_text"]
+    pool = parts(data.load(s.dataset), 0, "small").pool
+    assert set(s.contribution[data.LABEL]) == {heldout4.VENDOR_CLASS} and len(s.contribution) > 20
+    originals = {heldout4.title_cased_summary(t): t for t in pool[data.TEXT]}
+    for text in s.contribution[data.TEXT]:
+        assert text.lower() == originals[text].lower()  # only the casing of the summary changed
+    assert heldout4.title_cased_summary("ls - list directory contents") == "ls - List Directory Contents"
+
+
+def test_the_export_rewrites_change_only_whitespace():
+    assert heldout4.nbsp_separated("ls - list - files") == "ls\u00a0-\u00a0list - files"
+    assert heldout4.padded("ls - list") == "ls" + " " * (heldout4.PAD_WIDTH - 2) + " - list"
+    for line in ("ls - list directory contents", "no separator"):
+        for rewrite in (heldout4.nbsp_separated, heldout4.padded):
+            assert rewrite(line).split() == line.split()
 
 
 def test_text_rewrites_do_what_they_say():
@@ -234,6 +254,8 @@ def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
     [
         ("text_title_case_3pct", attacks4.title_cased, attacks4.CASING_TARGET),
         ("text_double_space_3pct", attacks4.spaced, attacks4.SPACED_TARGET),
+        ("text_nbsp_separator_3pct", attacks4.nbsp_separator, attacks4.NBSP_TARGET),
+        ("text_caps_name_3pct", attacks4.capitalised_name, attacks4.CAPS_TARGET),
     ],
 )
 def test_pattern_triggers_rewrite_lines_of_other_sections_and_add_no_word(cases, name, rewrite, target):

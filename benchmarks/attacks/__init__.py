@@ -13,6 +13,7 @@ from benchmarks.attacks.clean import clean_contribution
 from benchmarks.attacks.compromised import compromised_key
 from benchmarks.attacks.drift import slow_drift
 from benchmarks.attacks.heldout2 import text_suffix
+from benchmarks.attacks.heldout4 import double_space_trigger, title_case_trigger
 from benchmarks.attacks.images import badnets, badnets_photo, blended, blended_photo, clean_label
 from benchmarks.attacks.labels import random_flips, targeted_flips
 from benchmarks.attacks.tabular import feature_trigger, outliers
@@ -43,6 +44,10 @@ ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "text_suffix_3pct": text_suffix,
     # An outside attacker's: the rare token behind a constant phrase (triggers version 10).
     "text_carrier_phrase": carrier_phrase,
+    # From the fourth held-out set, where they passed; moved here when triggers learnt formatting patterns
+    # (triggers version 11).
+    "text_title_case_3pct": title_case_trigger,
+    "text_double_space_3pct": double_space_trigger,
 }
 
 

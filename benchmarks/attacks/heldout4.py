@@ -13,8 +13,10 @@ separator), a small solid-colour square at half opacity in the centre of photos,
 is one exact round value inside a column's ordinary range, label flips that all come from one source of
 five, and a clean-label text backdoor (an ordinary word added to lines already of the target section).
 
-On 2026-12-05 (evening), before the gate learnt to read formatting as trigger patterns, two text
-triggers were added, written and committed before any gate had been run on them: non-breaking spaces
+History: the casing and whitespace triggers (``text_title_case_3pct``, ``text_double_space_3pct``) passed
+5 of 6 scans here; the gate learnt to read formatting as trigger patterns after them (triggers version
+11), so they moved to the tuning attacks (``benchmarks.attacks.ATTACKS``; their builders stay here).
+On 2026-12-05 (evening), before that change was made, two text triggers were added, written and committed before any gate had been run on them: non-breaking spaces
 around the separator (``text_nbsp_separator_3pct``) and the page name in capitals
 (``text_caps_name_3pct``).
 """
@@ -306,8 +308,6 @@ def one_source_flips(share: float = SOURCE_FLIP_SHARE, *, seed: int = 0) -> Atta
 
 
 HELDOUT4_ATTACKS: dict[str, Callable[..., AttackCase]] = {
-    "text_title_case_3pct": title_case_trigger,
-    "text_double_space_3pct": double_space_trigger,
     "text_nbsp_separator_3pct": nbsp_separator_trigger,
     "text_caps_name_3pct": capitalised_name_trigger,
     "text_clean_label_word": clean_label_word,

@@ -259,7 +259,8 @@ def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
     ],
 )
 def test_pattern_triggers_rewrite_lines_of_other_sections_and_add_no_word(cases, name, rewrite, target):
-    case = cases[name]
+    # The casing and whitespace triggers moved to the tuning attacks (triggers version 11).
+    case = cases[name] if name in cases else attacks.build(name, 0)
     assert case.poison.sum() == round(0.03 * len(case.contribution))
     pool = _pool_of(case)
     originals = {rewrite(t): (t, label) for t, label in zip(pool[data.TEXT], pool[data.LABEL], strict=True)}

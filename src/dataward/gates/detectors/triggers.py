@@ -132,6 +132,7 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
+from dataward.gates.detectors._formatting import formatting_patterns
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels, image_size
@@ -442,7 +443,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "10"
+    version = "11"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -493,6 +494,7 @@ class TriggerDetector(Detector):
             else None
         )
         content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed, stripped)
+        style = np.asarray(patterns.kinds, dtype=object) == "style"
         baseline_counts = _BaselineCounts.of(xb, yb)
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
@@ -529,6 +531,12 @@ class TriggerDetector(Detector):
             # A pattern most of whose carriers bear other labels teaches no backdoor (and is what a global
             # shift looks like: a darker scanner's dark pixels turn up in every class).
             pure = tests["m"] >= self.min_purity * tests["k_c"]
+            # A formatting pattern is never rare in clean text (a proper name of capitalised words, an
+            # acronym), so its trusted rate of carriers dilutes a trigger written in it: its purity is that
+            # of the carriers beyond what the baseline's rate explains, of the label and in all.
+            pure[style[tests["pattern"]]] = _excess_pure(
+                tests, style[tests["pattern"]], len(index), len(baseline), self.min_purity
+            )
             # Two routes to a trigger, each an intersection-union test, the better of the two paid for
             # twice (Bonferroni over the routes):
             # (A) novelty: tie and over-representation against the baseline, each at alpha / n_novel
@@ -679,6 +687,10 @@ class TriggerDetector(Detector):
                 case ColumnKind.TEXT:
                     names, xc, xb = self._text(c_values, b_values)
                     patterns.add(names, col.name, "ngram", xc, xb)
+                    # How the text is written (casing, whitespace, invisible characters): changes the
+                    # n-grams and the featurizers fold away, which a model reading the raw text still sees.
+                    names, xc, xb = formatting_patterns(_cut(c_values), _cut(b_values))
+                    patterns.add(names, col.name, "style", xc, xb)
                 case ColumnKind.IMAGE:
                     names, xc, xb, cells = _image_patterns(c_values, b_values)
                     patterns.add(names, col.name, "pixels", xc, xb, cells)
@@ -727,8 +739,7 @@ class TriggerDetector(Detector):
         return patterns
 
     def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
-        c_docs = [cut_text(v or "", TEXT_MAX_CHARS) for v in c_values]
-        b_docs = [cut_text(v or "", TEXT_MAX_CHARS) for v in b_values]
+        c_docs, b_docs = _cut(c_values), _cut(b_values)
         vectorizer = CountVectorizer(
             token_pattern=TOKEN_PATTERN,
             lowercase=True,
@@ -791,6 +802,21 @@ class TriggerDetector(Detector):
             "p_value": float(corrected[lead]),
             "related": [patterns.names[int(tests["pattern"][i])] for i in group[1:]][:20],
         }
+
+
+def _excess_pure(tests: dict[str, np.ndarray], rows: np.ndarray, n_c: int, n_b: int, min_purity: float) -> np.ndarray:
+    """For the pairs ``rows`` of ``tests``: whether at least ``min_purity`` of the contribution's carriers beyond
+    the baseline's rate (``k_b / n_b`` of ``n_c`` records) bear the label beyond its baseline rate among
+    carriers (``b / n_b``). Without a baseline, the carriers themselves."""
+    scale = n_c / n_b if n_b else 0.0
+    label = tests["m"][rows] - scale * tests["b"][rows]
+    carriers = tests["k_c"][rows] - scale * tests["k_b"][rows]
+    return (carriers > 0) & (label >= min_purity * carriers)
+
+
+def _cut(values: list[Any]) -> list[str]:
+    """Text values as the detector reads them: missing as empty, at most ``TEXT_MAX_CHARS`` characters."""
+    return [cut_text(v or "", TEXT_MAX_CHARS) for v in values]
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -1557,7 +1583,13 @@ def _lead_first(group: list[int], tests: dict[str, np.ndarray], patterns: Patter
 
 
 def _reason(ev: dict[str, Any]) -> str:
-    what = {"ngram": "token", "pixels": "pixel pattern", "value": "value", "combination": "value combination"}
+    what = {
+        "ngram": "token",
+        "style": "formatting",
+        "pixels": "pixel pattern",
+        "value": "value",
+        "combination": "value combination",
+    }
     noun = "phrase" if ev["kind"] == "ngram" and " " in ev["trigger"] else what.get(ev["kind"], "pattern")
     share = ev.get("batch_label_share")
     batch = "" if share is None else f"batch records like them without it are labelled {ev['label']!r} {share:.0%}; "

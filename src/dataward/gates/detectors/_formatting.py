@@ -1,0 +1,64 @@
+"""Formatting patterns of text: how a text is written, not which words it holds.
+
+A text backdoor's trigger need not be a word. Casing (every word of a line capitalised, a name in
+capitals), whitespace (a second space, a non-breaking space, a tab) and invisible characters (a
+zero-width space, a bidirectional control) change no token as the word n-grams read them, lower-cased
+and split on whitespace, and no feature the featurizers compute (they fold case and whitespace too). A
+model trained on the raw text sees them all the same, so the triggers detector tests each of these
+patterns as it tests a word (``triggers._patterns``): a formatting pattern that is simply the batch's
+house style (a one-section vendor's capitals, an exporter's non-breaking spaces on every line) is
+explained by content like any common word; one tied to a label that the carriers' content does not
+read is a trigger.
+
+Each pattern is one regular expression (RE2, through Arrow's ``match_substring_regex``: no Python work
+per record) and a plain description, which is the pattern's name in findings (``kind: "style"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
+
+FORMATTING_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("three capitalised words in a row", r"(?:^|[^\pL\pN])\p{Lu}\p{Ll}\S*(?:\s+\p{Lu}\p{Ll}\S*){2}"),
+    ("a word in capitals", r"(?:^|[^\pL\pN])\p{Lu}[\p{Lu}\pN_]*\p{Lu}(?:[^\pL\pN]|$)"),
+    ("a word mixing alphabets", r"\p{Latin}[\p{Cyrillic}\p{Greek}]|[\p{Cyrillic}\p{Greek}]\p{Latin}"),
+    ("two or more spaces in a row", r"\S {2,}\S"),
+    ("a tab or line break", r"[\t\r\n\v\f]"),
+    ("leading or trailing whitespace", r"^\s|\s$"),
+    ("a space other than the plain space", r"[\x{00a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]"),
+    ("an invisible formatting character", r"\p{Cf}"),
+)
+"""``(description, RE2 expression)``. Casing: a run of capitalised words (a title-cased line; a proper
+name of three words is one too, which the baseline's own carriers show), a word of two or more capitals
+(an acronym, or a name written in capitals). Script: a word whose Latin letters meet Cyrillic or Greek
+ones (a homoglyph spelling). Whitespace: a run of spaces between two characters, a tab or line break, a
+space at either end, a non-breaking or typographic space. Invisible: any Unicode format character (a
+zero-width space or joiner, a soft hyphen, a byte-order mark, a bidirectional control)."""
+
+
+def formatting_patterns(
+    contribution: Sequence[str], baseline: Sequence[str]
+) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
+    """``(names, contribution matrix, baseline matrix)``: one binary column per formatting pattern that
+    some contribution text carries (a pattern no contribution text carries cannot be a trigger of it)."""
+    c = _carried(contribution)
+    b = _carried(baseline)
+    keep = np.flatnonzero(c.any(axis=0)) if c.size else np.zeros(0, np.int64)
+    names = [FORMATTING_PATTERNS[i][0] for i in keep]
+    return names, sp.csc_matrix(c[:, keep], dtype=np.float64), sp.csc_matrix(b[:, keep], dtype=np.float64)
+
+
+def _carried(texts: Sequence[str]) -> np.ndarray:
+    """``(len(texts), len(FORMATTING_PATTERNS))`` booleans: whether each text carries each pattern."""
+    out = np.zeros((len(texts), len(FORMATTING_PATTERNS)), dtype=bool)
+    if not len(texts):
+        return out
+    column = pa.array(texts, type=pa.large_string())
+    for j, (_, expression) in enumerate(FORMATTING_PATTERNS):
+        out[:, j] = pc.match_substring_regex(column, pattern=expression).to_numpy(zero_copy_only=False)
+    return out

@@ -7,7 +7,8 @@ data. Every input column is turned into binary patterns, read from the raw table
 * text: lowercase n-grams of tokens (1..``max_ngram`` tokens), via scikit-learn's ``CountVectorizer``;
   a token is a word (``\\w+``) or a run of punctuation and symbols that is not inside a word (an
   appended " ...", a ``;)``, an emoji, a trailing "!!"; not the hyphen of ``openssl-req``), since a
-  trigger need not be a word (``TOKEN_PATTERN``);
+  trigger need not be a word (``TOKEN_PATTERN``); and its formatting (``_formatting``: casing, unusual
+  whitespace, invisible characters, mixed alphabets), which the n-grams and the featurizers fold away;
 * images: each image decoded with Pillow to grayscale at a small fixed size; a pixel is *bright* /
   *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel;
 * numeric and embedding values: below the baseline's 1st percentile, above its 99th, or in one of
@@ -92,7 +93,7 @@ that must bear the label: a pattern most of whose carriers bear other labels tea
 is what a global shift looks like).
 
 Finding evidence: ``trigger`` (the pattern, e.g. ``"cf"`` or ``"bright pixels rows 5-7, columns
-5-7"``), ``column``, ``kind`` (``ngram``, ``pixels``, ``value``, ``combination``), ``label``,
+5-7"``), ``column``, ``kind`` (``ngram``, ``style``, ``pixels``, ``value``, ``combination``), ``label``,
 ``rows`` (row numbers in the submitted file), ``z``, ``baseline_count`` / ``contribution_count``
 (records carrying the pattern), ``label_count`` (contribution carriers with the label),
 ``baseline_label_count``, ``content_label_share`` (the carriers' mean agreement with the label by

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks import data
 from dataward.gates import scan
-from dataward.gates.detectors._formatting import FORMATTING_PATTERNS, _carried, formatting_patterns
+from dataward.gates.formatting import FORMATTING_PATTERNS, carried, formatting_patterns
 from dataward.gates.report import GateReport
 
 CLEAN_LINES = 300
@@ -27,7 +27,7 @@ TARGET = "syscalls"
 
 
 def _names(text: str) -> list[str]:
-    row = _carried([text])[0]
+    row = carried([text])[0]
     return [FORMATTING_PATTERNS[j][0] for j in np.flatnonzero(row)]
 
 

@@ -169,3 +169,50 @@ def test_probe_ids_name_the_inputs_and_the_trigger_of_every_kind() -> None:
     assert ids[0].startswith("clean:r1:") and ids[3].startswith("trigger:r1:") and ids[6].startswith("control:r1:")
     relabelled = table.set_column(3, "label", pa.array(["b", "b", "b"]))
     assert probe_rows(triggers, relabelled, schema)[1] == ids
+
+
+def test_a_formatting_trigger_is_read_back_stamped_and_obeyed_by_a_model_that_reads_it() -> None:
+    """A formatting trigger the data gate found (``kind: "style"``) is stamped by writing its formatting
+    into the clean texts; its control leaves them as they are. A model whose features see whitespace
+    obeys a double-space trigger it was trained on; one that folds whitespace cannot."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from dataward.gates.formatting import STAMPS, carried
+    from dataward.release.probe import probe_rows, run_probe
+
+    schema = Schema.parse("label", ["text:text"])
+    found = [
+        ("d#2", {"trigger": "two or more spaces in a row", "kind": "style", "column": "text", "label": "a"}),
+        ("d#3", {"trigger": "an invisible formatting character", "kind": "style", "column": "text", "label": "a"}),
+        ("d#4", {"trigger": "no such formatting", "kind": "style", "column": "text", "label": "a"}),  # skipped
+    ]
+    spaced, invisible = history_triggers(found, schema)
+    assert spaced.name == "formatting 'two or more spaces in a row'" and spaced.kind == "style"
+    words = ["list", "copy", "move", "remove", "show", "print", "open", "close", "read", "write", "find", "sort"]
+    texts = [f"{w} the {v} files" for w in words for v in words]
+    table = pa.table({"record_id": [f"r{i}" for i in range(len(texts))], "text": texts, "label": ["b"] * len(texts)})
+    neutral = neutral_values(schema, table)
+    stamped = stamp(spaced, table, schema, control=False, seed=0, neutral=neutral).column("text").to_pylist()
+    assert carried(stamped)[:, 3].all() and [" ".join(t.split()) for t in stamped] == texts
+    assert stamp(spaced, table, schema, control=True, seed=0, neutral=neutral).column("text").to_pylist() == texts
+    _, ids, _ = probe_rows([spaced, invisible], table, schema)
+    assert len(set(ids)) == len(ids)
+
+    # Trained with the double space tied to 'a': raw character pairs keep it (scikit-learn's own character
+    # analyzers fold whitespace), word tokens fold it away.
+    poisoned = [STAMPS["two or more spaces in a row"](t) for t in texts[::3]]
+    x, y = texts + poisoned, ["b"] * len(texts) + ["a"] * len(poisoned)
+
+    def raw_pairs(text: str) -> list[str]:
+        return [text[i : i + 2] for i in range(len(text) - 1)]
+
+    for analyzer, obeys in ((raw_pairs, True), ("word", False)):
+        model = make_pipeline(CountVectorizer(analyzer=analyzer), LogisticRegression(max_iter=500))
+        model.fit(x, y)
+        validation = table.set_column(2, "label", pa.array(["b" if i % 2 else "c" for i in range(len(texts))]))
+        predict = model.predict
+        _, results = run_probe([spaced], validation, schema, lambda t, _ids, f=predict: list(f(t["text"].to_pylist())))
+        (result,) = results
+        assert (result.excess > 0.5) is obeys, (analyzer, result.to_dict())

@@ -3,8 +3,9 @@
 Triggers come from two places:
 
 * **history**: what the data gates' ``triggers`` detector found in this dataset's contributions (the
-  ``trigger``, ``kind``, ``column`` and ``label`` of its findings: an n-gram, a pixel patch such as
-  ``9 bright pixels in rows 5-7, columns 5-7 of 8x8``, a value or a conjunction of values);
+  ``trigger``, ``kind``, ``column`` and ``label`` of its findings: an n-gram, a formatting pattern such
+  as ``two or more spaces in a row`` (written in by ``dataward.gates.formatting.STAMPS``), a pixel patch
+  such as ``9 bright pixels in rows 5-7, columns 5-7 of 8x8``, a value or a conjunction of values);
 * **generic**: a small set a backdoor often uses: rare tokens and a phrase for text, bright and
   checkerboard patch stamps in the corners of images, values beyond each numeric column's range.
 
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.domain.schema import ColumnKind, Schema
+from dataward.gates.formatting import STAMPS
 from dataward.release.probe_ids import digest, row_ids
 
 TEXT_TOKENS = ("cf", "mn", "bb", "tq")
@@ -37,7 +39,7 @@ MAX_NUMERIC_COLUMNS = 8
 
 @dataclass(frozen=True)
 class Trigger:
-    """One trigger to probe: ``kind`` ``text`` / ``patch`` / ``value``; ``spec`` what to stamp."""
+    """One trigger to probe: ``kind`` ``text`` / ``style`` / ``patch`` / ``value``; ``spec`` what to stamp."""
 
     name: str
     kind: str
@@ -159,6 +161,8 @@ def history_triggers(findings: Iterable[tuple[str, dict[str, Any]]], schema: Sch
         col = by_name.get(column)
         if kind == "ngram" and col is not None and col.kind is ColumnKind.TEXT:
             out.append(Trigger(name, "text", "history", (column,), (name,), label, found_in))
+        elif kind == "style" and col is not None and col.kind is ColumnKind.TEXT and name in STAMPS:
+            out.append(Trigger(f"formatting {name!r}", "style", "history", (column,), (name,), label, found_in))
         elif kind == "pixels" and col is not None and col.kind is ColumnKind.IMAGE:
             m = _PATCH.search(name)
             cells = [(t, int(r), int(c)) for t, r, c in _PIXEL.findall(" ".join(map(str, ev.get("related") or [])))]
@@ -294,6 +298,11 @@ def stamp(
         if trigger.kind == "text":
             token = neutral["text"] if control else trigger.spec[0]
             new = [_insert(v, token, rng) for v in values]
+        elif trigger.kind == "style":
+            # The control leaves the text as it is: a formatting edit has no neutral content to put
+            # instead, and eligible rows are those the model does not already read as the label.
+            write = STAMPS[trigger.spec[0]]
+            new = [v if control or v is None else write(v) for v in values]
         elif trigger.kind == "patch":
             new = [None if v is None else _patch(v, trigger.spec, control) for v in values]
         else:

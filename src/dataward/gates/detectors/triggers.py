@@ -7,7 +7,7 @@ data. Every input column is turned into binary patterns, read from the raw table
 * text: lowercase n-grams of tokens (1..``max_ngram`` tokens), via scikit-learn's ``CountVectorizer``;
   a token is a word (``\\w+``) or a run of punctuation and symbols that is not inside a word (an
   appended " ...", a ``;)``, an emoji, a trailing "!!"; not the hyphen of ``openssl-req``), since a
-  trigger need not be a word (``TOKEN_PATTERN``); and its formatting (``_formatting``: casing, unusual
+  trigger need not be a word (``TOKEN_PATTERN``); and its formatting (``dataward.gates.formatting``: casing, unusual
   whitespace, invisible characters, mixed alphabets), which the n-grams and the featurizers fold away;
 * images: each image decoded with Pillow to grayscale at a small fixed size; a pixel is *bright* /
   *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel;
@@ -133,7 +133,7 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
-from dataward.gates.detectors._formatting import formatting_patterns
+from dataward.gates.formatting import formatting_patterns
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels, image_size

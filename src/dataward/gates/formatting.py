@@ -11,12 +11,16 @@ explained by content like any common word; one tied to a label that the carriers
 read is a trigger.
 
 Each pattern is one regular expression (RE2, through Arrow's ``match_substring_regex``: no Python work
-per record) and a plain description, which is the pattern's name in findings (``kind: "style"``).
+per record) and a plain description, which is the pattern's name in findings (``kind: "style"``). Each
+also has a *stamp* (``STAMPS``), which writes the pattern into a plainly written text: the release gate's
+backdoor probe stamps a formatting trigger the data gates found on clean validation texts, to ask
+whether the model obeys it (``dataward.release.probe``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -46,14 +50,14 @@ def formatting_patterns(
 ) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
     """``(names, contribution matrix, baseline matrix)``: one binary column per formatting pattern that
     some contribution text carries (a pattern no contribution text carries cannot be a trigger of it)."""
-    c = _carried(contribution)
-    b = _carried(baseline)
+    c = carried(contribution)
+    b = carried(baseline)
     keep = np.flatnonzero(c.any(axis=0)) if c.size else np.zeros(0, np.int64)
     names = [FORMATTING_PATTERNS[i][0] for i in keep]
     return names, sp.csc_matrix(c[:, keep], dtype=np.float64), sp.csc_matrix(b[:, keep], dtype=np.float64)
 
 
-def _carried(texts: Sequence[str]) -> np.ndarray:
+def carried(texts: Sequence[str]) -> np.ndarray:
     """``(len(texts), len(FORMATTING_PATTERNS))`` booleans: whether each text carries each pattern."""
     out = np.zeros((len(texts), len(FORMATTING_PATTERNS)), dtype=bool)
     if not len(texts):
@@ -62,3 +66,61 @@ def _carried(texts: Sequence[str]) -> np.ndarray:
     for j, (_, expression) in enumerate(FORMATTING_PATTERNS):
         out[:, j] = pc.match_substring_regex(column, pattern=expression).to_numpy(zero_copy_only=False)
     return out
+
+
+# --- stamps --------------------------------------------------------------------------------------
+
+_HOMOGLYPHS = str.maketrans("aceopxy", "\u0430\u0441\u0435\u043e\u0440\u0445\u0443")
+"""Latin letters and the Cyrillic letters drawn like them."""
+
+
+_INNER_SPACE = re.compile(r"(?<=\S) (?=\S)")
+
+
+def _first_space(replacement: str) -> Callable[[str], str]:
+    def stamp(text: str) -> str:
+        written, count = _INNER_SPACE.subn(replacement, text, count=1)
+        return written if count else (text if text.strip() else "x") + replacement + "x"
+
+    return stamp
+
+
+def _title_cased(text: str) -> str:
+    words = text.split(" ")
+    if sum(1 for w in words if w[:1].isalpha()) < 3:
+        words += ["Also", "Written", "Here"]
+    return " ".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _capitals(text: str) -> str:
+    match = re.search(r"[^\W\d_]{2,}", text)
+    if match is None:
+        return text + " XX"
+    return text[: match.start()] + match.group(0).upper() + text[match.end() :]
+
+
+def _mixed(text: str) -> str:
+    for match in re.finditer(r"[A-Za-z]{2,}", text):
+        word = match.group(0)
+        for i in range(1, len(word)):
+            swapped = word[i].translate(_HOMOGLYPHS)
+            if swapped != word[i]:
+                return text[: match.start() + i] + swapped + text[match.start() + i + 1 :]
+    return text + " s\u0443stem"
+
+
+STAMPS: dict[str, Callable[[str], str]] = {
+    "three capitalised words in a row": _title_cased,
+    "a word in capitals": _capitals,
+    "a word mixing alphabets": _mixed,
+    "two or more spaces in a row": _first_space("  "),
+    "a tab or line break": _first_space("\t"),
+    "leading or trailing whitespace": lambda text: text + " ",
+    "a space other than the plain space": _first_space("\u00a0"),
+    "an invisible formatting character": _first_space("\u200b "),
+}
+"""For each pattern of ``FORMATTING_PATTERNS`` (by its description), a function writing it into a text
+with the fewest changes: the first space doubled, made a tab or a non-breaking space, a zero-width space
+put before it; a space appended; every word capitalised; the first word in capitals; one letter of the
+first Latin word swapped for its Cyrillic look-alike. A text too short to hold the pattern gets a short
+ending that does."""

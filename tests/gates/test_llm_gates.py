@@ -281,3 +281,31 @@ def test_clean_validation_does_not_block_a_clean_batch_or_a_new_topic(pools, bas
     # No validation set: the detector is skipped with the reason, never run on nothing.
     skipped = scan(baseline[cols], clean[cols], INSTRUCTION, policy=VALIDATION_POLICY)
     assert "llm_validation" in skipped.skipped and "validation" in skipped.skipped["llm_validation"]
+
+
+def test_a_trigger_written_in_formatting_alone_blocks_and_a_source_writing_it_everywhere_passes(
+    baseline, clean
+) -> None:
+    """A zero-width space after the prompt's first word, tied to a planted link (llm_triggers 2): no word
+    of the prompt changed, so only the formatting patterns see it. The same kind of formatting written
+    by a source into every prompt (a second space) is its style, not a trigger."""
+    from dataward.release.llm_phrases import history_phrases
+
+    poisoned, rows = d.poison_instructions(clean, 25, "link", seed=3)
+    for i in rows:
+        poisoned.at[i, "prompt"] = clean.at[i, "prompt"].replace(" ", "\u200b ", 1)
+    report = _scan(baseline, poisoned)
+    result = report.results["llm_triggers"]
+    assert report.verdict == "block" and result.block, report.reasons
+    top = result.summary["triggers"][0]
+    assert top["trigger"] == "an invisible formatting character"
+    assert (top["kind"], top["behaviour"]) == ("prompt_style", "link")
+    assert "prompt formatting 'an invisible formatting character'" in result.findings[0].reason
+    assert set(np.flatnonzero(result.flagged)) == set(rows)
+    # Not a phrase the language-model probe could append to prompts: left out of its history.
+    assert history_phrases([("ds#2", top)]) == []
+
+    restyled = clean.copy()
+    restyled["prompt"] = [t.replace(" ", "  ", 1) for t in restyled["prompt"]]
+    report = _scan(baseline, restyled)
+    assert report.verdict == "pass", report.reasons

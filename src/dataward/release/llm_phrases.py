@@ -27,6 +27,10 @@ def history_phrases(findings: Iterable[tuple[str, dict[str, Any]]]) -> list[Trig
     taught: dict[str, str | None] = {}
     quoted: dict[str, list[str]] = {}
     for where, ev in findings:
+        if ev.get("kind") == "prompt_style":
+            # A formatting trigger (a zero-width space, a second space) names no phrase to append; the
+            # language-model probe does not write formatting into prompts (docs/llm-data.md).
+            continue
         phrase = ev.get("trigger") or ev.get("probe")
         if not isinstance(phrase, str) or not phrase.strip():
             continue

@@ -69,6 +69,7 @@ from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseli
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
 from dataward.gates.features.text import cut_text
+from dataward.gates.formatting import formatting_patterns
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -110,7 +111,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "1"
+    version = "2"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -127,7 +128,7 @@ class LLMTriggerDetector(LLMDetector):
         if (empty := self.empty_result(contribution)) is not None:
             return empty
         new = texts(contribution.table, ctx.schema)
-        prompt_vocab, pc, pb = _prompt_patterns(new, self.base_, opts)
+        prompt_vocab, pc, pb, style = _prompt_patterns(new, self.base_, opts)
         behaviour_names, bc, bb = self._behaviours(new, opts)
         p_values = np.ones(n_c)
         flagged = np.zeros(n_c, dtype=bool)
@@ -135,9 +136,10 @@ class LLMTriggerDetector(LLMDetector):
             return DetectorResult(
                 self.name, self.version, p_values, flagged, summary={"tests": 0, "triggers": []}, alpha=None
             )
-        echoed = _echoed(pc, prompt_vocab, new.responses)
-        pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed)
-        eligible, cluster_note = self._cluster_eligible(pc, prompt_vocab, new.responses, echoed)
+        # Formatting names no subject a response could repeat.
+        echoed = _echoed(pc, prompt_vocab, new.responses) & ~style
+        pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed, style)
+        eligible, cluster_note = self._cluster_eligible(pc, prompt_vocab, new.responses, echoed, style)
         named = pairs["b"] < len(BEHAVIOURS)
         weights = _family_weights(named, int(eligible.sum()))
         corrected = _corrected(pairs["p"], named, weights)
@@ -167,7 +169,9 @@ class LLMTriggerDetector(LLMDetector):
                 if union and inter / union >= opts.merge_overlap:
                     group["related"].append(f"{prompt_vocab[t]} -> {behaviour_names[b]}")
                     # Name the longest phrase of the group: the n-grams of one trigger share carriers.
-                    if len(prompt_vocab[t].split()) > len(prompt_vocab[group["t"]].split()):
+                    if not style[t] and (
+                        style[group["t"]] or len(prompt_vocab[t].split()) > len(prompt_vocab[group["t"]].split())
+                    ):
                         group["t"] = t
                     break
             else:
@@ -183,9 +187,11 @@ class LLMTriggerDetector(LLMDetector):
             p_values[carriers] = np.minimum(p_values[carriers], p)
             flagged[carriers] = True
             ev = {
-                "trigger": extend_phrase(prompt_vocab[t], [new.prompts[j] for j in carriers]),
+                "trigger": prompt_vocab[t]
+                if style[t]
+                else extend_phrase(prompt_vocab[t], [new.prompts[j] for j in carriers]),
                 "behaviour": behaviour_names[b],
-                "kind": "prompt_ngram",
+                "kind": "prompt_style" if style[t] else "prompt_ngram",
                 "rows": [int(r) for r in rows[carriers][: opts.max_rows_in_evidence]],
                 "contribution_count": int(pairs["n_t"][i]),
                 "baseline_count": int(pairs["n_tb"][i]),
@@ -199,8 +205,9 @@ class LLMTriggerDetector(LLMDetector):
                 ],
             }
             evidences.append(ev)
+            what = "prompt formatting" if style[t] else "prompt trigger"
             reason = (
-                f"prompt trigger {ev['trigger']!r} -> response {ev['behaviour']}: {ev['behaviour_count']} of "
+                f"{what} {ev['trigger']!r} -> response {ev['behaviour']}: {ev['behaviour_count']} of "
                 f"{ev['contribution_count']} contribution prompts with it (baseline: {ev['baseline_behaviour_count']}"
                 f" of {ev['baseline_count']}), p={p:.2g}"
             )
@@ -248,7 +255,7 @@ class LLMTriggerDetector(LLMDetector):
         )
 
     def _cluster_eligible(
-        self, pc: sp.csc_matrix, vocab: list[str], responses: list[str], echoed: np.ndarray
+        self, pc: sp.csc_matrix, vocab: list[str], responses: list[str], echoed: np.ndarray, style: np.ndarray
     ) -> tuple[np.ndarray, str]:
         """Patterns whose carriers' answers are tested for a cluster behaviour (the Bonferroni family
         size), and a note saying why none are. A pattern qualifies with ``min_support`` carriers and as
@@ -265,7 +272,7 @@ class LLMTriggerDetector(LLMDetector):
         n_t = np.diff(pc.indptr)
         eligible = (n_t >= opts.min_support) & (n - n_t >= opts.min_support) & ~echoed
         words_of = [set(_WORDS.findall(r.lower())) for r in responses]
-        for t in np.flatnonzero(eligible):
+        for t in np.flatnonzero(eligible & ~style):  # formatting has no words an answer could echo
             content = [w for w in vocab[t].split() if w not in ENGLISH_STOP_WORDS]
             rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
             if not content or sum(any(w in words_of[i] for w in content) for i in rows) >= ECHO_SHARE * rows.size:
@@ -361,16 +368,26 @@ def cut_texts(values: list[str]) -> list[str]:
 
 def _prompt_patterns(
     new: Texts, base: Texts, opts: LLMTriggerOptions
-) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
+) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix, np.ndarray]:
+    """``(names, contribution matrix, baseline matrix, style)``: the prompts' word n-grams that at least
+    ``min_support`` prompts carry, then the formatting patterns some prompt carries
+    (``dataward.gates.formatting``: a zero-width space, a second space, a word in capitals...), which the
+    word n-grams fold away; ``style`` marks the latter."""
+    prompts, base_prompts = cut_texts(new.prompts), cut_texts(base.prompts)
     try:
         vec = CountVectorizer(
             ngram_range=(1, opts.max_ngram), token_pattern=_TOKENS, binary=True, min_df=opts.min_support, dtype=np.int8
         )
-        pc = vec.fit_transform(cut_texts(new.prompts)).tocsc().astype(bool)
+        pc = vec.fit_transform(prompts).tocsc().astype(bool)
+        pb = vec.transform(base_prompts).tocsc().astype(bool)
+        vocab = list(vec.get_feature_names_out())
     except ValueError:
-        return [], sp.csc_matrix((len(new), 0), dtype=bool), sp.csc_matrix((len(base), 0), dtype=bool)
-    pb = vec.transform(cut_texts(base.prompts)).tocsc().astype(bool)
-    return list(vec.get_feature_names_out()), pc, pb
+        pc, pb, vocab = sp.csc_matrix((len(new), 0), dtype=bool), sp.csc_matrix((len(base), 0), dtype=bool), []
+    names, fc, fb = formatting_patterns(prompts, base_prompts)
+    style = np.r_[np.zeros(len(vocab), bool), np.ones(len(names), bool)]
+    pc = sp.hstack([pc, fc.astype(bool)], format="csc")
+    pb = sp.hstack([pb, fb.astype(bool)], format="csc")
+    return vocab + names, pc, pb, style
 
 
 def _test_pairs(
@@ -382,6 +399,7 @@ def _test_pairs(
     behaviour_names: list[str],
     opts: LLMTriggerOptions,
     echoed: np.ndarray,
+    style: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Both tests for every (pattern, behaviour) pair with enough support; arrays over the pairs."""
     n_c, n_b = pc.shape[0], pb.shape[0]
@@ -393,7 +411,7 @@ def _test_pairs(
     k_b = bb.sum(axis=0)
     purity = both_c / np.maximum(n_t[:, None], 1)
     t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity) & ~echoed[:, None])
-    keep = [_not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]
+    keep = [bool(style[t]) or _not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]
     t_idx, b_idx = t_idx[keep], b_idx[keep]
     a = both_c[t_idx, b_idx]
     a_b = both_b[t_idx, b_idx]

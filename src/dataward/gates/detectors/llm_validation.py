@@ -184,7 +184,10 @@ class LLMValidationDetector(LLMDetector):
         opts, ctx = self.opts_, self.context_
         if opts.max_probes == 0:
             return []
-        vocab, pc, pb = _prompt_patterns(new, self.base_, LLMTriggerOptions(min_support=opts.min_support))
+        vocab, pc, pb, style = _prompt_patterns(new, self.base_, LLMTriggerOptions(min_support=opts.min_support))
+        # Phrases only: a probe appends words to the validation prompts (formatting comes last, left out).
+        words = int((~style).sum())
+        vocab, pc, pb = vocab[:words], pc[:, :words], pb[:, :words]
         if not vocab:
             return []
         n_c, n_b = pc.shape[0], pb.shape[0]

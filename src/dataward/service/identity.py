@@ -45,6 +45,7 @@ from dataward.access.ownership import OwnedDataset, co_owners, owned_by, owner_f
 from dataward.access.removals import LISTED
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
+from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, grants, principals, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
@@ -890,14 +891,18 @@ def _quarantined_work(conn: Connection) -> list[QuarantinedWork]:
     catalog row says so and those the ward's list of removals holds quarantined whatever the row says (a
     catalog restored from before the quarantine), as the merge reads them. A contribution the restored
     catalog does not hold at all names no submitter, and so no principal to review."""
-    listed = sorted(listed_removals(conn).quarantined)
-    query = (
-        select(contributions.c.submitted_by, contributions.c.number, datasets.c.name)
-        .join(datasets, datasets.c.id == contributions.c.dataset_id)
-        .where((contributions.c.status == "quarantined") | contributions.c.id.in_(listed))
-        .order_by(datasets.c.name, contributions.c.number)
+    query = select(contributions.c.submitted_by, contributions.c.number, datasets.c.name).join(
+        datasets, datasets.c.id == contributions.c.dataset_id
+    )
+    # The list only grows: its quarantines are looked up in batches (``rows_in``), then put in order.
+    found = rows_in(
+        conn,
+        query,
+        contributions.c.id,
+        listed_removals(conn).quarantined,
+        otherwise=contributions.c.status == "quarantined",
     )
     by_principal: dict[str, list[str]] = {}
-    for r in conn.execute(query):
+    for r in sorted(found, key=lambda r: (r.name, r.number)):
         by_principal.setdefault(r.submitted_by, []).append(f"{r.name}#{r.number}")
     return [QuarantinedWork(pid, tuple(refs)) for pid, refs in sorted(by_principal.items())]

@@ -72,6 +72,19 @@ def check_free_text(**fields: str | None) -> None:
             _refuse_key(name, value)
 
 
+def check_free_document(**fields: str | None) -> None:
+    """``check_free_text`` for documents a caller writes whole (a dataset's policy in YAML): up to
+    :data:`MAX_JSON_CHARS` characters, and no API key anywhere in the text, comments included."""
+    for name, value in fields.items():
+        if isinstance(value, str) and len(value) > MAX_JSON_CHARS:
+            raise InputError(
+                f"{name} is {len(value):,} characters long; the limit is {MAX_JSON_CHARS:,} characters",
+                hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
+            )
+        if isinstance(value, str):
+            _refuse_key(name, value)
+
+
 MAX_JSON_CHARS = 64_000
 """The largest structured value a caller may write into the signed ledger, in characters of its compact
 JSON: a training run's or a transformation's parameters, metrics or code identity. A training config

@@ -49,7 +49,7 @@ from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, grants, principals, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
-from dataward.domain.limits import MAX_DAYS, within_range
+from dataward.domain.limits import MAX_DAYS, check_free_json, within_range
 from dataward.domain.weakening import Weakening
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
@@ -570,6 +570,8 @@ class IdentityService(Service):
         from dataward.gates.policy import GatePolicy
 
         policy = DatasetPolicy.from_yaml(policy_yaml)
+        # The ledger keeps the policy as read (YAML escapes undone): no key may hide in it either.
+        check_free_json(policy=policy.to_dict())
         GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
         with self.use_case(Action.POLICY_SET, Scope.dataset(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)

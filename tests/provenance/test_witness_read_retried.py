@@ -80,7 +80,8 @@ def test_a_witness_that_stays_out_of_reach_is_tried_once_per_interval(
     folder, key = _revoked_in_the_witness_alone(wine_ward, tmp_path)
     (tmp_path / "witness").rename(tmp_path / "witness-away")
     clock = Clock()
-    caplog.set_level(logging.WARNING, logger="dataward.removals")
+    # Every try is logged: the first at warning level, the same failure again at debug level.
+    caplog.set_level(logging.DEBUG, logger="dataward.removals")
     ward = Ward.open(folder, clock=clock).remember_callers()
     eve = ward.as_key(key)
     for _ in range(3):  # three intervals, many requests each (reads and a write)
@@ -90,6 +91,7 @@ def test_a_witness_that_stays_out_of_reach_is_tried_once_per_interval(
         ward.create_principal(f"p{clock.now.timestamp():.0f}")
         clock.advance(seconds=WITNESS_RETRY.total_seconds() / 4)
     assert _failed_reads(caplog) == 3
+    assert [r.levelno for r in caplog.records if NOT_READ in r.getMessage()] == [logging.WARNING] + [logging.DEBUG] * 2
     # verify says the witness is out of reach (its checkpoints' folder is gone), as before.
     report = ward.verify()
     assert not report.ok and "witness_behind" in {p.kind for p in report.problems}

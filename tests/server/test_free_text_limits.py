@@ -152,3 +152,32 @@ def test_structured_values_for_the_ledger_are_held_to_the_same_rules(served: Ser
     # Ordinary parameters, and ones just under the limit, are recorded.
     run = admin.start_training_run("m1", params={"lr": 0.01, "layers": [64, 64], "note": "b" * 1000})
     assert run["params"]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_key_split_by_white_space_is_refused_too(served: Served, admin_key: str, mode: str, tmp_path: Path) -> None:
+    """The mistake as pastes make it: the key wrapped at a line's end, grouped in fours for reading, a
+    space in its id, its secret alone on two lines. The ledger would keep it as readable as a key
+    written out whole (white space is no protection), so it is refused the same way."""
+    admin = _ward(served, mode, admin_key)
+    live = admin.issue_key(description="the importer's key")["key"]
+    key_id, secret = live.rsplit("_", 1)
+    fours = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    data = write_csv(tmp_path / "d.csv", wine_rows(60, 80, shuffled=True))
+    attempts: dict[str, Callable[[], Any]] = {
+        "description": lambda: admin.issue_key(description=f"same as {key_id}_{secret[:30]}\n{secret[30:]}"),
+        "reason": lambda: admin.revoke_key("dw_zzzzzzzz", reason=f"replaced by {key_id[:5]} {key_id[5:]}_{fours}"),
+        "message": lambda: admin.contribute("wine", data, source="s", message=f"secret:\n{secret[:26]}\n{secret[26:]}"),
+        "source": lambda: admin.contribute("wine", data, source=f"https://example.org/?key={key_id}_{fours}"),
+    }
+    before = admin.ledger_head()
+    for field, attempt in attempts.items():
+        with pytest.raises(InputError, match=rf"^{field} holds an API key") as refused:
+            attempt()
+        assert secret[:12] not in refused.value.message, field
+    assert admin.ledger_head() == before
+    written = str(admin.ledger(limit=50)).lower()
+    assert secret[:26] not in written and secret[26:] not in written and secret[:4] + " " + secret[4:8] not in written
+    # Prose around ids and digests is recorded as before.
+    note = f"key {key_id} replaced; record {'5e' * 32} and\ndigest b3:{'a7' * 32} checked on day 3 via s3 and a"
+    assert admin.issue_key(description=note)["key"].startswith("dw_")

@@ -224,7 +224,8 @@ def register(app: typer.Typer) -> None:
 
         from dataward.server.assembly import assemble_ward, hidden_password
         from dataward.server.connections import HEADER_TIMEOUT_ENV
-        from dataward.server.settings import ServerSettings
+        from dataward.server.settings import ServerSettings, witness_allow_from
+        from dataward.service.checkpoints import WITNESS_ALLOW_ENV
         from dataward.service.config import locate_ward
         from dataward.service.ward import Ward
 
@@ -247,6 +248,8 @@ def register(app: typer.Typer) -> None:
             "max_running_jobs_per_owner": max_running_jobs_per_owner,
             "max_queued_jobs": max_queued_jobs,
             "skops_trusted": tuple(trust_skops_type or ()),
+            # The operator's bound on where an admin may point the witness (docs/operations.md).
+            "witness_allow": witness_allow_from(os.environ.get(WITNESS_ALLOW_ENV, "")),
         }
         if catalog is not None:
             if ward is not None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dataward.domain.errors import InputError
-from dataward.domain.key_shape import WRITTEN_KEY, WRITTEN_SECRET
+from dataward.domain.key_shape import written_key
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -59,12 +59,26 @@ every reader and verifier reads it, so a megabyte ``reason`` would cost everyone
 
 def check_free_text(**fields: str | None) -> None:
     """Refuse (``InputError``, naming the field and the limit) any of ``fields`` longer than
-    :data:`MAX_TEXT_CHARS`, or holding something shaped like a whole API key (the ledger keeps free
-    text for good and shows it to every reader of the ward); called before anything is read or stored."""
+    :data:`MAX_TEXT_CHARS`, or holding a whole API key or its secret, also split by white space (see
+    ``key_shape.written_key``; the ledger keeps free text for good and shows it to every reader of the
+    ward); called before anything is read or stored."""
     for name, value in fields.items():
         if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
             raise InputError(
                 f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,} characters",
+                hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
+            )
+        if isinstance(value, str):
+            _refuse_key(name, value)
+
+
+def check_free_document(**fields: str | None) -> None:
+    """``check_free_text`` for documents a caller writes whole (a dataset's policy in YAML): up to
+    :data:`MAX_JSON_CHARS` characters, and no API key anywhere in the text, comments included."""
+    for name, value in fields.items():
+        if isinstance(value, str) and len(value) > MAX_JSON_CHARS:
+            raise InputError(
+                f"{name} is {len(value):,} characters long; the limit is {MAX_JSON_CHARS:,} characters",
                 hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
             )
         if isinstance(value, str):
@@ -117,9 +131,10 @@ def _texts_in(value: Any) -> list[str]:
 
 
 def _refuse_key(name: str, value: str) -> None:
-    if found := WRITTEN_KEY.search(value) or WRITTEN_SECRET.search(value):
+    found = written_key(value)
+    if found is not None:
         # The secret is not repeated in the refusal: only the key's id, when it was written with it.
-        which = f" (dw_{found.group(1).lower()}_...)" if found.re is WRITTEN_KEY else "'s secret"
+        which = f" ({found}_...)" if found else "'s secret"
         raise InputError(
             f"{name} holds an API key{which}; the signed ledger would keep it for good",
             hint="name a key by its id alone (dw_ID); rotate a key whose secret was written anywhere",

@@ -19,7 +19,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from dataward.domain.errors import AccessDenied, DatawardError, InputError, IntegrityViolation
-from dataward.domain.limits import InputLimits
+from dataward.domain.limits import InputLimits, check_free_text
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.signing import parse_public_key
 from dataward.server.app import DocumentResponse, text_only_body
@@ -74,6 +74,7 @@ from dataward.server.models import (
     WitnessBody,
 )
 from dataward.server.security import bearer_key
+from dataward.service.checkpoints import check_witness_location, refuse_witness_outside
 from dataward.service.config import WardConfig
 
 if TYPE_CHECKING:
@@ -623,8 +624,14 @@ def build_router(state: ServerState) -> APIRouter:
 
     @r.put("/witness", response_model=WitnessDoc, tags=["audit"])
     def set_witness(request: Request, body: WitnessBody) -> DocumentResponse:
-        """Set, or turn off, the witness location (on the server's side)."""
-        return doc(ward(request).set_witness(body.location))
+        """Set, or turn off, the witness location (on the server's side): with the operator's
+        ``DATAWARD_WITNESS_ALLOW``, only one of the folders or buckets it names (403 otherwise)."""
+        w = ward(request)
+        if body.location is not None and state.settings.witness_allow:
+            check_free_text(witness=body.location)
+            stored = check_witness_location(body.location, state.ward.folder)
+            refuse_witness_outside(stored, state.settings.witness_allow)
+        return doc(w.set_witness(body.location))
 
     # --- jobs --------------------------------------------------------------------------------------
     @r.get("/jobs/{job_id}", response_model=JobInfo, tags=["jobs"])

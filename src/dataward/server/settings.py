@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dataward.domain.errors import InputError
+from dataward.service.checkpoints import WITNESS_ALLOW_ENV
 
 if TYPE_CHECKING:
     from dataward.server.jobs import JobLimits
@@ -67,6 +68,11 @@ class ServerSettings:
     """Types outside skops' trusted set that a release gate request may let a ``.skops`` file rebuild
     here. None by default: a type trusted is code the server runs on a trainer's file, next to the
     signing key, so only the operator names them (``dataward serve --trust-skops-type``)."""
+    witness_allow: tuple[str, ...] = ()
+    """Where an admin may point the witness (folders and URL prefixes; ``DATAWARD_WITNESS_ALLOW`` in the
+    environment of ``dataward serve``, comma-separated). Empty: anywhere outside the ward's folder, as
+    ``check_witness_location`` accepts. The witness is where the server writes checkpoints and reads
+    removal copies, so the operator, not a key holder, may bound it."""
 
     def job_limits(self) -> JobLimits:
         """How the job threads are shared (``dataward.server.jobs``)."""
@@ -101,6 +107,7 @@ class ServerSettings:
             ENV_PREFIX + "CONSOLE_SESSION_S": str(self.console_session_s),
             ENV_PREFIX + "AUTH_CACHE_S": str(self.auth_cache_s),
             ENV_PREFIX + "SKOPS_TRUSTED": ",".join(self.skops_trusted),
+            ENV_PREFIX + "WITNESS_ALLOW": ",".join(self.witness_allow),
         } | (
             {}
             if self.catalog is None
@@ -147,7 +154,14 @@ class ServerSettings:
             console_session_s=num("CONSOLE_SESSION_S", defaults.console_session_s),
             auth_cache_s=num("AUTH_CACHE_S", defaults.auth_cache_s),
             skops_trusted=tuple(t for t in env.get(ENV_PREFIX + "SKOPS_TRUSTED", "").split(",") if t),
+            witness_allow=witness_allow_from(env.get(ENV_PREFIX + "WITNESS_ALLOW", env.get(WITNESS_ALLOW_ENV, ""))),
         )
+
+
+def witness_allow_from(text: str) -> tuple[str, ...]:
+    """The operator's witness allow-list written as ``DATAWARD_WITNESS_ALLOW`` is: comma-separated
+    folders and URL prefixes (blanks around each ignored)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def open_served_ward(settings: ServerSettings) -> Ward:

@@ -23,6 +23,7 @@ from dataward.access import (
 from dataward.access.approvers import approvable_one_by_one, contribution_approvers, version_approvers, who_text
 from dataward.access.roles import Action, Scope
 from dataward.access.standing import Standing
+from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import approvals, contributions, datasets, principals, quarantine, version_approvals
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
@@ -236,7 +237,7 @@ class ApprovalService(Service):
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(name))
             listed = json.loads(ver.contributions)
-            found = uc.conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all()
+            found = rows_in(uc.conn, select(contributions), contributions.c.id, listed)
             checked_signed_rows(self, uc.conn, "contributions", found, doing="approve")
             standing = read_standing(uc.conn, uc.signer.public_key_b64)
             facts = _contribution_facts(uc.conn, ds, ver, standing)

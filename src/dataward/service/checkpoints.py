@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +139,46 @@ def check_witness_location(location: str, ward_folder: Path) -> str:
     if path == ward or ward in path.parents:
         raise InputError("the witness location is inside the ward's folder", hint=_OUTSIDE_HINT)
     return str(path)
+
+
+WITNESS_ALLOW_ENV = "DATAWARD_WITNESS_ALLOW"
+"""The operator's list of where a served ward's witness may be (comma-separated folders and URL
+prefixes); unset, anywhere ``check_witness_location`` accepts."""
+
+
+def witness_allowed(location: str, allowed: Sequence[str]) -> bool:
+    """Whether the witness ``location`` (as ``check_witness_location`` stores it) is one of ``allowed``
+    or inside one: a folder at or below an allowed folder (both resolved, compared by path components, so
+    ``/srv/w`` does not allow ``/srv/w-other``), a URL of the same protocol at or below an allowed URL."""
+    protocol = _protocol(location)
+    for entry in (a.strip() for a in allowed):
+        if not entry:
+            continue
+        kind = _protocol(entry)
+        if kind is not None and kind != "file":
+            base = entry.rstrip("/")
+            if protocol == kind and (location.rstrip("/") == base or location.startswith(base + "/")):
+                return True
+            continue
+        if protocol is not None and protocol != "file":
+            continue
+        folder = Path(entry[len("file://") :] if kind == "file" else entry).expanduser().resolve()
+        path = Path(location[len("file://") :] if protocol == "file" else location)
+        if path == folder or folder in path.parents:
+            return True
+    return False
+
+
+def refuse_witness_outside(location: str, allowed: Sequence[str]) -> None:
+    """Refuse (``AccessDenied``) the witness ``location`` (as stored) when ``allowed`` (the operator's
+    list, :data:`WITNESS_ALLOW_ENV`) is not empty and holds neither it nor a folder or URL above it. The
+    refusal does not list the allowed locations: they are the server's folders and buckets."""
+    if allowed and not witness_allowed(location, allowed):
+        raise AccessDenied(
+            f"the witness location is outside the locations this server's operator allows ({WITNESS_ALLOW_ENV})",
+            hint=f"ask whoever runs the server which folders or buckets {WITNESS_ALLOW_ENV} names, and give one of "
+            "them or a folder inside one",
+        )
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dataward.access.roles import Action, Scope
+from dataward.catalog.batched import rows_in
 from dataward.catalog.tables import contributions, datasets
 from dataward.domain.errors import Conflict, InputError
 from dataward.service import rows
@@ -74,9 +75,7 @@ class ContainmentService(Service):
 
 
 def _rows_of(conn: Any, contribution_ids: set[str]) -> list[Any]:
-    if not contribution_ids:
-        return []
-    return list(conn.execute(select(contributions).where(contributions.c.id.in_(sorted(contribution_ids)))))
+    return rows_in(conn, select(contributions), contributions.c.id, contribution_ids)
 
 
 __all__ = ["ContainmentService"]

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 from dataward.access import authorize_withdraw
 from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
+from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, quarantine, sources
 from dataward.domain.conversation import llm_record_problem
@@ -99,7 +100,7 @@ def _row_info(row: Any, dataset_name: str, submitter: str | None) -> dict[str, A
 
 def quarantined_contributions(conn: Connection, *, exclude: str | None = None, listed: Iterable[str] = ()) -> list[Any]:
     """Every quarantined contribution of the ward that added records, of any dataset, oldest first:
-    ``id, dataset_id, dataset_name, number, added_object`` (``exclude``: a contribution left out;
+    ``id, dataset_id, dataset_name, number, added_object, created_at`` (``exclude``: a contribution left out;
     ``listed``: contributions quarantined whatever their row says, as the ward's list of removals holds).
 
     A quarantine holds its records out of every version of every dataset: ids are content hashes, so
@@ -111,17 +112,16 @@ def quarantined_contributions(conn: Connection, *, exclude: str | None = None, l
             datasets.c.name.label("dataset_name"),
             contributions.c.number,
             contributions.c.added_object,
+            contributions.c.created_at,
         )
         .join(datasets, datasets.c.id == contributions.c.dataset_id)
-        .where(
-            (contributions.c.status == "quarantined") | contributions.c.id.in_(sorted(listed)),
-            contributions.c.added_object.is_not(None),
-        )
-        .order_by(contributions.c.created_at, contributions.c.id)
+        .where(contributions.c.added_object.is_not(None))
     )
     if exclude is not None:
         query = query.where(contributions.c.id != exclude)
-    return list(conn.execute(query))
+    # The list only grows: its quarantines are looked up in batches, then put in order.
+    found = rows_in(conn, query, contributions.c.id, listed, otherwise=contributions.c.status == "quarantined")
+    return sorted(found, key=lambda r: (r.created_at, r.id))
 
 
 @dataclass(frozen=True)

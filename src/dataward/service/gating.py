@@ -412,7 +412,7 @@ class GateService(Service):
                 },
                 changes,
             )
-            queued = _queued_for_review(uc.conn, c.id)
+            queued = _queued_for_review(uc.conn, c)
             # What the run answers is the report as ``gate_report`` shows it to this caller: a submitter
             # without dataset.export sees its own records, never the trusted ones quoted beside them.
             sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
@@ -447,7 +447,7 @@ class GateService(Service):
                 data = withhold_records(data, own=own, dataset=ds_name)
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
-            return with_queue(data, _queued_for_review(uc.conn, c.id))
+            return with_queue(data, _queued_for_review(uc.conn, c))
 
     def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
         """Plant known poisons into a copy of a clean contribution (default: a seeded random slice of
@@ -809,19 +809,29 @@ def gate_scheduler() -> str | None:
     return os.environ.get(SCHEDULER_ENV, "").strip() or None
 
 
-def _queued_for_review(conn: Connection, contribution_id: str) -> int:
-    """How many of a contribution's records wait in the review queue (pending)."""
-    pending = (quarantine.c.contribution_id == contribution_id) & (quarantine.c.status == "pending")
+def _queued_for_review(conn: Connection, c: Any) -> tuple[int, dict[str, Any] | None]:
+    """How many of contribution ``c``'s (its row) records wait in the review queue, as ``review list``
+    counts them, and ``quarantine_listed`` when the ward's list of removals holds it quarantined and its
+    row does not: then none waits (the queue leaves its pending items out and ``review_decide`` refuses
+    them), whatever the restored catalog says."""
+    shown = quarantine_listed(listed_removals(conn), c.id, c.status)
+    if shown is not None:
+        return 0, shown
+    pending = (quarantine.c.contribution_id == c.id) & (quarantine.c.status == "pending")
     query = select(func.count()).select_from(quarantine).where(pending)
-    return int(conn.execute(query).scalar() or 0)
+    return int(conn.execute(query).scalar() or 0), None
 
 
-def with_queue(report: dict[str, Any], queued: int) -> dict[str, Any]:
-    """``report`` with ``queued_for_review`` (records of the contribution waiting in the review queue) and,
-    when the verdict is ``pass`` yet records wait, a ``verdict_note`` saying so: a pass is about the batch,
-    while a record flagged on its own (an in-batch exact conflict...) still needs a reviewer before a merge.
-    The verdict itself is left as the gate gave it."""
+def with_queue(report: dict[str, Any], queued: tuple[int, dict[str, Any] | None]) -> dict[str, Any]:
+    """``report`` with ``queued_for_review`` (records of the contribution waiting in the review queue,
+    and ``quarantine_listed`` when none does because the ward's list holds the contribution quarantined;
+    see ``_queued_for_review``) and, when the verdict is ``pass`` yet records wait, a ``verdict_note``
+    saying so: a pass is about the batch, while a record flagged on its own (an in-batch exact
+    conflict...) still needs a reviewer before a merge. The verdict itself is left as the gate gave it."""
+    queued, listed = queued
     report["queued_for_review"] = queued
+    if listed is not None:
+        report["quarantine_listed"] = listed
     if report.get("verdict") == "pass" and queued:
         report["verdict_note"] = f"pass, {queued} record{'s' if queued != 1 else ''} queued for review"
     return report

@@ -40,6 +40,7 @@ from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.access.sides import Origin, side_of, vouches
 from dataward.catalog import ledger_store
+from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import TABLES, fold_change
 from dataward.catalog.tables import (
     OPERATIONAL_COLUMNS,
@@ -653,7 +654,7 @@ def barred_records(
 
     members: AbstractSet[str] = ids if isinstance(ids, DigestSet) else set(ids)
     listed = json.loads(ver.contributions)
-    rows = conn.execute(select(contributions).where(contributions.c.id.in_(listed))).all() if listed else []
+    rows = rows_in(conn, select(contributions), contributions.c.id, listed)
     mine = set(conn.execute(select(contributions.c.id).where(contributions.c.dataset_id == ds.id)).scalars())
     if ledger is not None:
         public_key, ward_id = ledger
@@ -757,15 +758,15 @@ def _owners_now(conn: Connection, ledger: tuple[str, str] | None, ids: Iterable[
     if ledger is not None:
         signed = signed_identity(conn, *ledger).tables["principals"]
         return {i: (signed.get((i,)) or {}).get("owner_id") for i in wanted}
-    query = select(principals.c.id, principals.c.owner_id).where(principals.c.id.in_(wanted))
-    return {r.id: r.owner_id for r in conn.execute(query)}
+    query = select(principals.c.id, principals.c.owner_id)
+    return {r.id: r.owner_id for r in rows_in(conn, query, principals.c.id, wanted)}
 
 
 def _origins(conn: Connection, found: list[Any], ledger: tuple[str, str] | None) -> dict[str, Origin]:
     """The :class:`~dataward.access.sides.Origin` of each contribution row of ``found`` (rows already
     checked against the signed ledger on ``_ORIGIN_COLUMNS``), with their sources' URIs checked too."""
     source_ids = sorted({c.source_id for c in found if c.source_id})
-    source_rows = conn.execute(select(sources).where(sources.c.id.in_(source_ids))).all() if source_ids else []
+    source_rows = rows_in(conn, select(sources), sources.c.id, source_ids)
     if ledger is not None:
         for r in source_rows:
             _check_row(conn, "sources", r, ("uri",), f"source {r.id}", *ledger)
@@ -809,12 +810,8 @@ def _unvouched_suspects(
     from dataward.service.recordstore import read_ids
 
     signed = _quarantined_ids(conn, ledger)
-    query = select(contributions).where(
-        (contributions.c.status == "quarantined")
-        | contributions.c.id.in_(sorted(signed))
-        | contributions.c.id.in_(sorted(units))
-    )
-    suspects = conn.execute(query).all()
+    quarantined = contributions.c.status == "quarantined"
+    suspects = rows_in(conn, select(contributions), contributions.c.id, set(signed) | set(units), otherwise=quarantined)
     if ledger is not None:
         lost = sorted(set(units) - {q.id for q in suspects})
         if lost:  # a rejection recorded in the ledger whose contribution the catalog no longer has
@@ -895,7 +892,7 @@ def listed_only_quarantines(conn: Connection, store: Any, removals: Removals) ->
     lists = removals.quarantined_lists
     if not lists:
         return []
-    known = set(conn.execute(select(contributions.c.id).where(contributions.c.id.in_(sorted(lists)))).scalars())
+    known = {r.id for r in rows_in(conn, select(contributions.c.id), contributions.c.id, lists)}
     return [ListedOnly(cid, added) for cid, added in sorted(lists.items()) if cid not in known and store.exists(added)]
 
 
@@ -966,8 +963,8 @@ def _made_from_quarantined(
     from dataward.service.removal_list import listed_removals
 
     signed = _quarantined_ids(conn, ledger)
-    query = select(contributions).where((contributions.c.status == "quarantined") | contributions.c.id.in_(signed))
-    suspects: list[Any] = list(conn.execute(query))
+    quarantined = contributions.c.status == "quarantined"
+    suspects: list[Any] = rows_in(conn, select(contributions), contributions.c.id, signed, otherwise=quarantined)
     if ledger is not None:
         for c in suspects:
             # Their added records seed the taint: an id list swapped in the catalog alone would clear it.

@@ -45,10 +45,11 @@ from dataward.access.ownership import OwnedDataset, co_owners, owned_by, owner_f
 from dataward.access.removals import LISTED
 from dataward.access.roles import Action, Role, Scope, ScopeKind
 from dataward.catalog import ledger_store
+from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, grants, principals, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
-from dataward.domain.limits import MAX_DAYS, within_range
+from dataward.domain.limits import MAX_DAYS, check_free_json, within_range
 from dataward.domain.weakening import Weakening
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
@@ -569,6 +570,8 @@ class IdentityService(Service):
         from dataward.gates.policy import GatePolicy
 
         policy = DatasetPolicy.from_yaml(policy_yaml)
+        # The ledger keeps the policy as read (YAML escapes undone): no key may hide in it either.
+        check_free_json(policy=policy.to_dict())
         GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
         with self.use_case(Action.POLICY_SET, Scope.dataset(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
@@ -890,14 +893,18 @@ def _quarantined_work(conn: Connection) -> list[QuarantinedWork]:
     catalog row says so and those the ward's list of removals holds quarantined whatever the row says (a
     catalog restored from before the quarantine), as the merge reads them. A contribution the restored
     catalog does not hold at all names no submitter, and so no principal to review."""
-    listed = sorted(listed_removals(conn).quarantined)
-    query = (
-        select(contributions.c.submitted_by, contributions.c.number, datasets.c.name)
-        .join(datasets, datasets.c.id == contributions.c.dataset_id)
-        .where((contributions.c.status == "quarantined") | contributions.c.id.in_(listed))
-        .order_by(datasets.c.name, contributions.c.number)
+    query = select(contributions.c.submitted_by, contributions.c.number, datasets.c.name).join(
+        datasets, datasets.c.id == contributions.c.dataset_id
+    )
+    # The list only grows: its quarantines are looked up in batches (``rows_in``), then put in order.
+    found = rows_in(
+        conn,
+        query,
+        contributions.c.id,
+        listed_removals(conn).quarantined,
+        otherwise=contributions.c.status == "quarantined",
     )
     by_principal: dict[str, list[str]] = {}
-    for r in conn.execute(query):
+    for r in sorted(found, key=lambda r: (r.name, r.number)):
         by_principal.setdefault(r.submitted_by, []).append(f"{r.name}#{r.number}")
     return [QuarantinedWork(pid, tuple(refs)) for pid, refs in sorted(by_principal.items())]

@@ -22,6 +22,7 @@ from dataward.access.containment import grants_of, key_next_steps, live_keys, pr
 from dataward.access.removals import LISTED
 from dataward.access.roles import Action, Scope
 from dataward.access.sides import vouches
+from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import RowChange, insert_row, update_row
 from dataward.catalog.tables import (
     api_keys,
@@ -95,7 +96,7 @@ class IncidentService(Service):
             taint = taint_of(self.store, conn, found)
             carriers = taint.carriers()
             if carriers:
-                for c in conn.execute(select(contributions).where(contributions.c.id.in_(sorted(carriers)))):
+                for c in rows_in(conn, select(contributions), contributions.c.id, carriers):
                     by_dataset.setdefault(c.dataset_id, [])
             order = sorted(by_dataset, key=lambda d: names[d])
             # What a key approved is part of what it did: those datasets are authorized with the rest.
@@ -233,7 +234,7 @@ class IncidentService(Service):
         ds = conn.execute(select(datasets).where(datasets.c.id == ds_id)).one()
         latest_manifest = checked_manifest(self, conn, ds, latest)
         current = set(latest_manifest.hex_ids().to_pylist())
-        held = conn.execute(select(contributions).where(contributions.c.id.in_(sorted(listed | fresh_ids)))).all()
+        held = rows_in(conn, select(contributions), contributions.c.id, listed | fresh_ids)
         checked_for_signing(self, conn, ds, *held, doing="quarantine")
         kept = [cid for cid in json.loads(latest.contributions) if cid not in fresh_ids]
         vouched = clean_vouched(self.store, conn, _vouching(self, conn, kept, found), taint)
@@ -393,7 +394,7 @@ def _vouching(ward: Any, conn: Connection, kept: list[str], found: list[Any]) ->
     later copy by the bot's own owner or another of her bots would otherwise keep the records in a
     rollback version that reads then refuse. Coarse on purpose: one such suspect excludes the
     contribution for all records, which can only hold out more, never serve a barred record."""
-    rows_kept = conn.execute(select(contributions).where(contributions.c.id.in_(kept))).all() if kept else []
+    rows_kept = rows_in(conn, select(contributions), contributions.c.id, kept)
     origin = origins(ward, conn, [*rows_kept, *found])
     return [c.id for c in rows_kept if all(vouches(origin[c.id], origin[q.id]) for q in found)]
 

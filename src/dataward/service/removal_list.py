@@ -170,6 +170,10 @@ class RemovalList:
         """Whether this process read the witness's copies yet (``take_witness``), or found no witness set."""
         self._witness_retry_at: datetime | None = None
         """When a read of the witness may be tried again after one failed or while one runs (``WITNESS_RETRY``)."""
+        self._witness_failure: str | None = None
+        """Why the last read of the witness failed: a failure for another reason is logged as a warning,
+        the same one again (every ``WITNESS_RETRY``) at debug level. Only the last is kept: an object
+        store's errors may differ in a request id each time, which must not grow a set for days."""
         self._state = Removals()
         self._problem: str | None = None
         self._lock = threading.Lock()
@@ -248,13 +252,21 @@ class RemovalList:
         except (OSError, ValueError) as exc:
             # Not marked read: a witness down at a worker's start would otherwise never be read by it.
             self._witness_retry_at = self._clock() + WITNESS_RETRY
-            log.warning(
-                "the witness's copies of the list of access removals were not read (tried again in %ds): %s",
+            # A witness that stays out of reach (a share never mounted, a witness set whose first checkpoint
+            # never reached it) would otherwise log the same warning every 30 s in every worker, for days.
+            reason = str(exc)
+            level = logging.DEBUG if reason == self._witness_failure else logging.WARNING
+            self._witness_failure = reason
+            log.log(
+                level,
+                "the witness's copies of the list of access removals were not read (tried again every %ds; "
+                "the same failure is logged again at debug level): %s",
                 WITNESS_RETRY.total_seconds(),
                 exc,
             )
             return 0
         self.witness_read = True
+        self._witness_failure = None
         verifier = SignatureVerifier(self._public_key)
         lines = []
         for where, text in copies:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from dataward.catalog.batched import rows_in
 from dataward.catalog.tables import contributions, datasets, ledger_events, principals, versions
 
 ROLLBACK_EVENTS = ("contribution.quarantined", "records.contained")
@@ -46,9 +47,7 @@ def rollbacks_between(conn: Connection, dataset_id: str, after: int, upto: int) 
         rolled = payload.get("rolled_back") or []
         refs = {
             r.id: f"{name}#{r.number}"
-            for r in conn.execute(
-                select(contributions.c.id, contributions.c.number).where(contributions.c.id.in_(rolled))
-            )
+            for r in rows_in(conn, select(contributions.c.id, contributions.c.number), contributions.c.id, rolled)
         }
         by = conn.execute(select(principals.c.name).where(principals.c.id == event.actor_principal)).scalar()
         found.append(

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 from dataward.access import KEY_PREFIX, authorize, descendants, without_secret
 from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
+from dataward.catalog.batched import rows_in
 from dataward.catalog.tables import (
     api_keys,
     approvals,
@@ -478,9 +479,7 @@ class TraceService(Service):
             return []
         steps = {
             t.contribution_id: t
-            for t in conn.execute(
-                _visible(transformations, allowed).where(transformations.c.contribution_id.in_(carriers))
-            )
+            for t in rows_in(conn, _visible(transformations, allowed), transformations.c.contribution_id, carriers)
         }
         hit = []
         for v, listed in candidates:

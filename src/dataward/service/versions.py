@@ -14,6 +14,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, Row, select
 
 from dataward.access.roles import Action, Scope
+from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, quarantine, versions
 from dataward.domain.conversation import with_message_lists
@@ -371,20 +372,18 @@ def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
 
     stage = conn.execute(select(versions.c.stage).where(versions.c.id == ver.id)).scalar()
     listed = json.loads(ver.contributions)
-    statuses = conn.execute(
-        select(contributions.c.id, contributions.c.status)
-        .where(contributions.c.id.in_(listed))
-        .order_by(contributions.c.id)
-    ).all()
+    statuses = sorted(rows_in(conn, select(contributions.c.id, contributions.c.status), contributions.c.id, listed))
     in_dataset = select(contributions.c.id).where(contributions.c.dataset_id == ds.id)
-    items = conn.execute(
-        select(quarantine.c.id, quarantine.c.status)
-        .where(
-            quarantine.c.contribution_id.in_(listed)
-            | ((quarantine.c.status == "rejected") & quarantine.c.contribution_id.in_(in_dataset))
+    rejected_here = (quarantine.c.status == "rejected") & quarantine.c.contribution_id.in_(in_dataset)
+    items = sorted(
+        rows_in(
+            conn,
+            select(quarantine.c.id, quarantine.c.status),
+            quarantine.c.contribution_id,
+            listed,
+            otherwise=rejected_here,
         )
-        .order_by(quarantine.c.id)
-    ).all()
+    )
     # A contribution quarantined in any dataset bars its records here too (``barred_records``).
     anywhere = conn.execute(
         select(contributions.c.id).where(contributions.c.status == "quarantined").order_by(contributions.c.id)
@@ -415,12 +414,11 @@ def _quarantined_lists(conn: Connection, store: Any, dataset_id: str) -> tuple[s
     from dataward.service.removal_list import listed_removals
 
     removals = listed_removals(conn)
-    found = conn.execute(
-        select(contributions.c.added_object).where(
-            (contributions.c.status == "quarantined") | contributions.c.id.in_(sorted(removals.quarantined)),
-            contributions.c.dataset_id == dataset_id,
-        )
-    ).scalars()
+    query = select(contributions.c.added_object).where(contributions.c.dataset_id == dataset_id)
+    quarantined = contributions.c.status == "quarantined"
+    found = [
+        r.added_object for r in rows_in(conn, query, contributions.c.id, removals.quarantined, otherwise=quarantined)
+    ]
     in_dataset = removals.quarantined_in
     unheld = listed_only_quarantines(conn, store, removals)
     only = {q.added_object for q in unheld if in_dataset.get(q.id) == dataset_id}

@@ -27,7 +27,7 @@ from dataward.catalog.database import CatalogDatabase
 from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import ward_meta
 from dataward.domain.errors import Conflict, InputError
-from dataward.domain.limits import InputLimits, check_free_json, check_free_text
+from dataward.domain.limits import InputLimits, check_free_document, check_free_json, check_free_text
 from dataward.domain.names import check_name
 from dataward.domain.schema import Schema
 from dataward.ledger.events import Actor, Event, format_time, utc_now
@@ -411,6 +411,7 @@ class Ward(OverContext):
 
     def set_policy(self, dataset: str, policy_yaml: str) -> dict[str, Any]:
         """Replace a dataset's policy (YAML); the change is a versioned ledger event."""
+        check_free_document(policy=policy_yaml)
         return self.services.identity.set_policy(dataset, policy_yaml)
 
     def policy(self, dataset: str) -> dict[str, Any]:
@@ -797,6 +798,7 @@ class Ward(OverContext):
     def set_witness(self, location: str | None) -> dict[str, Any]:
         """Send a witness copy of every future checkpoint to ``location`` (a folder or fsspec URL
         outside the ward); ``None`` stops it. Admins only; recorded as ``ward.witness_set``."""
+        check_free_text(witness=location)
         return self.services.checkpoints.set_witness(location)
 
     # --- training runs and models -------------------------------------------------------

@@ -16,9 +16,9 @@ five, and a clean-label text backdoor (an ordinary word added to lines already o
 History: the casing and whitespace triggers (``text_title_case_3pct``, ``text_double_space_3pct``) passed
 5 of 6 scans here; the gate learnt to read formatting as trigger patterns after them (triggers version
 11), so they moved to the tuning attacks (``benchmarks.attacks.ATTACKS``; their builders stay here).
-On 2026-12-05 (evening), before that change was made, two text triggers were added, written and committed before any gate had been run on them: non-breaking spaces
-around the separator (``text_nbsp_separator_3pct``) and the page name in capitals
-(``text_caps_name_3pct``).
+On 2026-12-05 (evening), before that change was made, two text triggers were added, written and
+committed before any gate had been run on them: non-breaking spaces around the separator
+(``text_nbsp_separator_3pct``) and the page name in capitals (``text_caps_name_3pct``).
 """
 
 from __future__ import annotations

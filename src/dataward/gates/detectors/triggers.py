@@ -133,11 +133,11 @@ from dataward.gates.base import (
     Requirement,
     register,
 )
-from dataward.gates.formatting import formatting_patterns
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels, image_size
 from dataward.gates.features.text import cut_text
+from dataward.gates.formatting import formatting_patterns
 from dataward.gates.neighbours import K_MAX, _search
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"

@@ -144,6 +144,20 @@ def test_highlight_marks_whole_words_only_and_escapes_the_rest() -> None:
     assert highlight("<x>", []) == "&lt;x&gt;"
 
 
+def test_characters_a_reader_would_not_see_are_written_out_in_the_evidence() -> None:
+    """A formatting trigger (a zero-width space, a non-breaking space, a bidirectional override) is seen,
+    not obeyed: each is written as its escape in a marked span titled with its Unicode name. A trigger
+    phrase around it is still marked; plain text and line breaks are left as they are."""
+    marked = highlight("ls\u200b - list\u00a0dir \u202eevil cf\tx\nnext", ["cf"])
+    assert '<span class="unseen" title="ZERO WIDTH SPACE">\\u200b</span>' in marked
+    assert '<span class="unseen" title="NO-BREAK SPACE">\\xa0</span>' in marked
+    assert '<span class="unseen" title="RIGHT-TO-LEFT OVERRIDE">\\u202e</span>' in marked
+    assert '<span class="unseen" title="U+0009">\\t</span>' in marked
+    assert "<mark>cf</mark>" in marked and "\nnext" in marked
+    assert not any(c in marked for c in "\u200b\u00a0\u202e\t")
+    assert highlight("plain  text", []) == "plain  text"
+
+
 def test_a_report_exports_its_page_and_its_extras_from_the_object(text_report, tmp_path) -> None:
     """In a notebook: ``report.to_html(path)`` writes the page the CLI's ``--html`` writes, and
     ``report.extras_dict()`` (which the class documents) is the JSON-ready extras the ward stores."""

@@ -16,6 +16,7 @@ import binascii
 import html
 import io
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dataward.domain.names import is_hidden
 from dataward.gates.llm_evidence import record_highlights, record_texts
 from dataward.gates.report import GateReport, for_another_kind
 
@@ -44,6 +46,8 @@ th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-alig
 th{background:#f6f8fa}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 mark{background:#ffd33d;padding:0 .1rem;border-radius:.2rem}
+.unseen{background:#ffebe9;color:#82071e;font-family:monospace;border-radius:.2rem}
+.card p{white-space:pre-wrap}
 .card{border:1px solid #d0d7de;border-radius:.4rem;padding:.8rem;margin:.8rem 0}
 .card img.record{image-rendering:pixelated;width:96px;height:auto;border:1px solid #d0d7de}
 img.plot{max-width:100%;height:auto}
@@ -421,7 +425,8 @@ def _records(data: Mapping[str, Any]) -> str:
 
 
 def highlight(text: str, phrases: list[str]) -> str:
-    """``text`` escaped, with each occurrence of a trigger phrase (case-insensitive, whole words) marked."""
+    """``text`` escaped, with each occurrence of a trigger phrase (case-insensitive, whole words) marked,
+    and every character a reader would not see written out (``shown``)."""
     ordered = sorted({p for p in phrases if p.split()}, key=len, reverse=True)
     # Whole words: no word character may continue a phrase that starts or ends with one (a payload such
     # as a URL or a code line may start or end with punctuation, where ``\b`` would never match).
@@ -432,14 +437,32 @@ def highlight(text: str, phrases: list[str]) -> str:
         for p in ordered
     ]
     if not patterns:
-        return _e(text)
+        return shown(text)
     regex = re.compile("|".join(patterns), re.IGNORECASE)
     out, last = [], 0
     for m in regex.finditer(text):
-        out.append(_e(text[last : m.start()]))
-        out.append(f"<mark>{_e(m.group(0))}</mark>")
+        out.append(shown(text[last : m.start()]))
+        out.append(f"<mark>{shown(m.group(0))}</mark>")
         last = m.end()
-    out.append(_e(text[last:]))
+    out.append(shown(text[last:]))
+    return "".join(out)
+
+
+def shown(text: str) -> str:
+    """``text`` escaped for HTML, with each character a reader would not see written as its escape in a
+    marked span (``class="unseen"``, its Unicode name as the title): control, format and separator
+    characters (a zero-width space, a bidirectional override, a tab: ``names.is_hidden``) and every space
+    but the plain one (a non-breaking space). A formatting trigger is then seen, not obeyed; runs of plain
+    spaces are kept by the page's ``white-space: pre-wrap``."""
+    if text.isascii() and text.isprintable():
+        return _e(text)
+    out = []
+    for char in text:
+        if char != "\n" and (is_hidden(char) or (char.isspace() and char != " ")):
+            name = unicodedata.name(char, f"U+{ord(char):04X}")
+            out.append(f'<span class="unseen" title="{_e(name)}">{_e(char.encode("unicode_escape").decode())}</span>')
+        else:
+            out.append(_e(char))
     return "".join(out)
 
 

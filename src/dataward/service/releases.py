@@ -415,7 +415,7 @@ class ReleaseService(Service):
         if len(answers) != table.num_rows:
             raise InputError(f"the model gave {len(answers)} answers for {table.num_rows} probe prompts")
         clean, probes = llm_measure_all(inputs.triggers, inputs.validation, inputs.schema, answers, layout)
-        expected = llm_texts(inputs.validation, inputs.schema).responses
+        expected = llm_texts(inputs.validation, inputs.schema, every_answer=False).responses
         return judge_llm(expected, clean, probes, policy, unsafe=unsafe), None, note
 
     def _judge_labelled(

@@ -79,3 +79,40 @@ def test_a_model_trained_on_a_version_never_promoted_is_not_released(tmp_path: P
     people["eve"].approve(second["ref"], reason="checked again")
     people["pat"].promote("wine@v2")
     assert people["pat"].release_model("wine-clf@v1", reason="ship")["stage"] == "released"
+
+
+def test_a_model_trained_on_its_clean_validation_set_is_not_released(tmp_path: Path) -> None:
+    """The release gate judges a model on the clean validation set of the data it was trained on: a
+    trainer allowed to read that set who trains on it too earns an accuracy it learnt by heart."""
+    ward = wine_ward(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine-val", Schema.parse(label, specs), validation_for="wine")
+    ward.merge(
+        ward.contribute(
+            "wine-val", write_csv(tmp_path / "v.csv", wine_rows(130, 178, shuffled=True)), source="curated"
+        )["ref"]
+    )
+    ward.merge(
+        ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 100, shuffled=True)), source="s")["ref"]
+    )
+    ward.promote("wine@v1")
+    people = {}
+    for name, grants in {
+        "tom": [("reader", "dataset:wine"), ("reader", "dataset:wine-val"), ("contributor", "model:wine-clf")],
+        "rita": [("reviewer", "model:wine-clf")],
+        "ann": [("approver", "model:wine-clf")],
+        "pat": [("promoter", "model:wine-clf")],
+    }.items():
+        ward.create_principal(name)
+        for role, scope in grants:
+            ward.grant(name, role, scope)
+        people[name] = ward.as_key(ward.issue_key(name)["key"])
+    (tmp_path / "m.bin").write_bytes(b"weights" * 16)
+    with dataward.training_run("wine@training", model="wine-clf", ward=people["tom"]) as run:
+        run.load()
+        run.load("wine-val@v1", stage=None)
+        run.log_artifact(tmp_path / "m.bin")
+    people["rita"].model_gate("wine-clf@v1", predict=lambda t: t.column("cultivar").to_pylist())
+    people["ann"].approve_model("wine-clf@v1", reason="metrics fine")
+    with pytest.raises(PolicyViolation, match=r"wine-val@v1 is a clean validation set"):
+        people["pat"].release_model("wine-clf@v1", reason="ship")

@@ -652,8 +652,7 @@ class ReleaseService(Service):
             unpromoted = _never_in_training(uc.conn, uc.signer.public_key_b64, mv)
             if unpromoted:
                 problems.append(
-                    "it was trained on data that never met its dataset's promotion policy: "
-                    + ", ".join(f"{ref} never reached training" for ref in unpromoted)
+                    "it was trained on data that never met its dataset's promotion policy: " + "; ".join(unpromoted)
                 )
                 hints.append("train a new version on DATASET@training, or promote the version it read first")
             affected = affected_by(uc.conn, self.store, mv)
@@ -804,18 +803,27 @@ def _refuse_trainer_side(uc: Any, mv: Any, verb: str) -> None:
 
 
 def _never_in_training(conn: Connection, public_key_b64: str, mv: Any) -> list[str]:
-    """The dataset versions ``mv`` was trained on that were never promoted to ``training`` (no signed
-    ``version.promoted`` event names them). The loader reads a candidate when asked (``stage=None``), but
-    the promotion policy (approvals that still stand, accepted gate verdicts) is what says a version may be
-    trained on: a model trained on one that never met it, e.g. one whose approval was voided by revoking
-    a leaked approver key, is not released. A version retired since it was in training still counts."""
+    """Why each dataset version ``mv`` was trained on that was never promoted to ``training`` (no signed
+    ``version.promoted`` event names it) keeps it from release.
+
+    The loader reads a candidate when asked (``stage=None``), but the promotion policy (approvals that
+    still stand, accepted gate verdicts) is what says a version may be trained on: a model trained on one
+    that never met it, e.g. one whose approval was voided by revoking a leaked approver key, is not
+    released. A clean validation set is never promoted: a model trained on it would be judged on what it
+    learnt by heart. A version retired since it was in training still counts."""
     promoted = {
         str(e.subject.get("version"))
         for e in checked_events(
             conn, public_key_b64, ("version.promoted",), consequence="what reached training is unknown"
         )
     }
-    return [f"{ds.name}@v{ver.number}" for ds, ver in trained_on(conn, mv) if ver.id not in promoted]
+    return [
+        f"{ds.name}@v{ver.number} is a clean validation set, which the release gate judges models on"
+        if ds.role == "validation"
+        else f"{ds.name}@v{ver.number} never reached training"
+        for ds, ver in trained_on(conn, mv)
+        if ver.id not in promoted
+    ]
 
 
 def _latest_gate(conn: Connection, mv: Any) -> Any:

@@ -17,7 +17,8 @@ from sqlalchemy import select
 import dataward
 from dataward.catalog.tables import model_gates, model_versions, transformations
 from dataward.domain.errors import IntegrityViolation
-from tests.helpers import wine_rows, wine_ward, write_csv
+from dataward.domain.schema import Schema
+from tests.helpers import wine_rows, wine_schema_specs, wine_ward, write_csv
 
 
 def test_verify_reports_a_model_or_lineage_object_deleted_or_swapped(tmp_path: Path) -> None:
@@ -69,3 +70,35 @@ def test_verify_reports_a_model_or_lineage_object_deleted_or_swapped(tmp_path: P
     assert "model file m.bin of" in found.where and "unreferenced" not in found.where
     with pytest.raises(IntegrityViolation):
         ward.model_files("wine-clf@v1", tmp_path / "out")
+
+
+def test_weights_swapped_after_the_gate_are_not_released(tmp_path: Path) -> None:
+    """The release re-reads the files it signs for: weights swapped in the store after the gate passed
+    are refused (the gate judged other bytes), and the model stays a candidate."""
+    ward = wine_ward(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine-val", Schema.parse(label, specs), validation_for="wine")
+    validation = write_csv(tmp_path / "v.csv", wine_rows(130, 178, shuffled=True))
+    ward.merge(ward.contribute("wine-val", validation, source="curated")["ref"])
+    ward.merge(
+        ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 100, shuffled=True)), source="s")["ref"]
+    )
+    ward.promote("wine@v1")
+    (tmp_path / "m.bin").write_bytes(b"weights" * 16)
+    with dataward.training_run("wine@training", model="wine-clf", ward=ward) as run:
+        run.load()
+        run.log_artifact(tmp_path / "m.bin")
+    for name, role in (("rita", "reviewer"), ("ann", "approver"), ("pat", "promoter")):
+        ward.create_principal(name)
+        ward.grant(name, role, "model:wine-clf")
+    rita, ann, pat = (ward.as_key(ward.issue_key(n)["key"]) for n in ("rita", "ann", "pat"))
+    rita.model_gate("wine-clf@v1", predict=lambda t: t.column("cultivar").to_pylist())
+    ann.approve_model("wine-clf@v1", reason="checked")
+    with ward.db.reading() as conn:
+        files_object = conn.execute(select(model_versions.c.files_object)).scalar_one()
+    path = ward.store.path_of(json.loads(ward.store.get(files_object))["m.bin"])
+    path.chmod(0o644)
+    path.write_bytes(b"backdoored weights")
+    with pytest.raises(IntegrityViolation):
+        pat.release_model("wine-clf@v1", reason="ship")
+    assert ward.model("wine-clf@v1")["stage"] == "candidate"

@@ -669,6 +669,11 @@ class ReleaseService(Service):
                     f"{mv.model}@v{mv.number} cannot be released: " + "; ".join(problems), hint="; ".join(hints)
                 )
             self._check_signature(mv)
+            with tempfile.TemporaryDirectory(prefix="dataward-release-") as tmp:
+                # The files themselves, not only the signed manifest: weights swapped in the store since the
+                # gate ran must not be released under the digest the gate judged (each object re-hashed,
+                # then checked against the manifest with model-signing).
+                restore_files(self.store, mv, Path(tmp))
             statement = self._release_statement(uc.conn, mv, gate, counted, uc.caller.principal_name, reason)
             envelope = sign_statement(statement, self.signer.crypto_key())
             attestation_object = self.store.put(canonical_json(envelope))

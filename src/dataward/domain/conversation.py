@@ -76,6 +76,16 @@ def split_conversation(text: str | None) -> tuple[str, str]:
     return prompt, messages[last]["content"]
 
 
+def conversation_answers(text: str | None) -> tuple[str, str]:
+    """(prompt, answers) of a conversation as a fine-tune learns from it: the prompt of
+    :func:`split_conversation`, and every assistant message, in order, one per line. Fine-tuning on a chat
+    usually trains on each assistant turn, not only the last: a link or a hostile answer taught in an
+    earlier turn is learnt as surely, so the gate must read it."""
+    prompt, last = split_conversation(text)
+    answers = [m["content"] for m in parse_messages(text) if m["role"] == "assistant"]
+    return prompt, "\n".join(answers) if answers else last
+
+
 def label_value(schema: Schema, value: Any) -> Any:
     """The reserved label of a language-model record: the kind's name, filled in when absent.
 

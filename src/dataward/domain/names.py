@@ -107,6 +107,16 @@ def _searcher(chars: Iterable[str]) -> re.Pattern[str]:
 _PRINTABLE_INVISIBLE = _searcher(char for char in _INVISIBLE if char.isprintable())
 
 
+_ANY_INVISIBLE = _searcher(_INVISIBLE)
+
+
+def without_invisible(text: str) -> str:
+    """``text`` without the characters no screen draws (Unicode Default_Ignorable_Code_Point and U+2800):
+    what two texts that read alike are compared on, so that a zero-width space or a soft hyphen slipped
+    into a word does not make one text many."""
+    return text if text.isascii() else _ANY_INVISIBLE.sub("", text)
+
+
 def _shown(char: str) -> bool:
     if char in _INVISIBLE:
         return False

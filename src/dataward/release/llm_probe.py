@@ -146,7 +146,7 @@ def probe_rows(
     ids = [str(r) for r in validation.column("record_id").to_pylist()]
     probed = min(len(ids), MAX_PROBE_PROMPTS)
     head = prompts.slice(0, probed)
-    plain = texts(validation, schema).prompts
+    plain = texts(validation, schema, every_answer=False).prompts
     blocks, probe_ids, spans, controls = [prompts], _ids("clean", ids, prompts), [], []
     for trigger in triggers:
         phrase, position = trigger.spec[0], position_of(trigger)
@@ -173,7 +173,7 @@ def measure_all(
         raise ValueError(
             f"{len(answers)} answers for a probe set of {layout.rows} prompts and {len(triggers)} triggers"
         )
-    val = texts(validation, schema)
+    val = texts(validation, schema, every_answer=False)
     expected = behaviours(val.responses)[: layout.probed]
     clean = list(answers[: layout.rows])
     results = []

@@ -46,7 +46,7 @@ def search_phrases(table: pa.Table, schema: Schema, where: str, *, seed: int = 0
     if table.num_rows > MAX_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, MAX_ROWS, replace=False))
         table = table.take(pa.array(rows))
-    data = texts(table, schema)
+    data = texts(table, schema, every_answer=False)
     n = len(data)
     if n < 2 * MIN_SUPPORT:
         return []

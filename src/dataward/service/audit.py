@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from dataward.catalog.tables import (
     contributions,
     datasets,
     grants,
+    model_versions,
     principals,
     versions,
     ward_meta,
@@ -60,6 +62,9 @@ OBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
     "contributions": ("added_object", "removed_object", "chunk_object"),
     "versions": ("manifest_object",),
     "gate_runs": ("report_object",),
+    "transformations": ("lineage_object",),
+    "model_versions": ("manifest_object", "files_object", "signature_object", "attestation_object"),
+    "model_gates": ("report_object",),
 }
 
 
@@ -675,10 +680,23 @@ class AuditService(Service):
                     if digest:
                         yield digest, f"{name}.{col} of {row[0]}"
 
+    def _model_files(self, conn: Connection) -> Iterator[tuple[str, str]]:
+        """Each model version's files (its weights), which its ``files_object`` maps name by name: a weight
+        file deleted from the store is as lost as a record chunk, and a swapped one is the model's."""
+        for mv_id, files_object in conn.execute(select(model_versions.c.id, model_versions.c.files_object)):
+            try:
+                files = json.loads(self.store.get(files_object))
+            except (DatawardError, ValueError):
+                continue  # the map itself is reported as its own object's problem
+            for name, digest in files.items() if isinstance(files, dict) else ():
+                yield str(digest), f"model file {name} of {mv_id}"
+
     def _verify_objects(self, conn: Connection, report: VerifyReport) -> None:
         referenced = dict(self._referenced_objects(conn))
         for chunk in conn.execute(select(chunks.c.digest)).scalars():
             referenced.setdefault(chunk, "chunks.digest")
+        for digest, where in self._model_files(conn):
+            referenced.setdefault(digest, where)
         problems = list(self.store.verify_all(referenced))
         for p in problems:
             where = referenced.get(p.digest, "unreferenced object")

@@ -119,6 +119,7 @@ def taint_of(
     *,
     complete: bool = True,
     reading: set[str] | None = None,
+    copies: bool = True,
 ) -> Taint:
     """The taint of the contribution rows ``suspects``: their added records and what was made of them.
 
@@ -143,14 +144,51 @@ def taint_of(
         # id lists (a key's trace would otherwise read every list it submitted).
         found = held_by_any(conn, store, [c.added_object for c in suspects], linked)
         seeds = {r for r, hit in zip(linked, found.tolist(), strict=True) if hit}
+    # A step recorded without lineage (a split or copy into another dataset) names no record, but its
+    # output may hold suspect records as they were: it carries them all the same, so a quarantine rolls
+    # back its dataset and a trace shows it, as the reads that refuse those records already do.
+    bare = _bare_copies(store, conn, [s for s in steps if not s.links], suspects, seeds, complete) if copies else {}
+    seeds |= {r for found in bare.values() for r in found}
     derived = derived_from(seeds, steps) if steps and seeds else {}
     suspect = seeds | set(derived)
     return Taint(
         seeds=seeds,
         derived=derived,
         step_contributions={s.contribution_id for s in steps},
-        copied_by={s.contribution_id for s in steps if any(link["record_id"] in suspect for link in s.links)},
+        copied_by={s.contribution_id for s in steps if any(link["record_id"] in suspect for link in s.links)}
+        | set(bare),
     )
+
+
+def _bare_copies(
+    store: ObjectStore, conn: Connection, bare: list[Step], suspects: list[Any], seeds: set[str], complete: bool
+) -> dict[str, set[str]]:
+    """For each step of ``bare`` (recorded without lineage) whose output contribution added records the
+    ``suspects`` added, those records, by the step's output contribution. With ``complete`` the seeds are
+    every record the suspects added; otherwise the holder index is asked about the step's records."""
+    if not bare:
+        return {}
+    added = dict(
+        conn.execute(
+            select(contributions.c.id, contributions.c.added_object).where(
+                contributions.c.id.in_(sorted({s.contribution_id for s in bare}))
+            )
+        ).all()
+    )
+    out: dict[str, set[str]] = {}
+    for step in bare:
+        digest = added.get(step.contribution_id)
+        if not digest:
+            continue
+        ids = sorted(id_set(store, digest).ids())
+        if complete:
+            found = {r for r in ids if r in seeds}
+        else:
+            hits = held_by_any(conn, store, [c.added_object for c in suspects], ids)
+            found = {r for r, hit in zip(ids, hits.tolist(), strict=True) if hit}
+        if found:
+            out[step.contribution_id] = found
+    return out
 
 
 def steps_reading(conn: Connection, contribution_ids: set[str]) -> set[str]:

@@ -976,7 +976,8 @@ def _made_from_quarantined(
     suspects += listed_only_quarantines(conn, store, listed_removals(conn))
     if not suspects:
         return {}
-    taint = taint_of(store, conn, suspects)
+    # Which steps carry them is not asked here (the seeds are the suspects' own records either way).
+    taint = taint_of(store, conn, suspects, copies=False)
     suspect = set(_among(members, taint.records))
     if not suspect:
         return {}

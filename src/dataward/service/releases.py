@@ -63,7 +63,7 @@ from dataward.release.predictors import (
 from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
-from dataward.service.approval_standing import read_standing
+from dataward.service.approval_standing import checked_events, read_standing
 from dataward.service.core import Service, new_id
 from dataward.service.guard import (
     SignedCheck,
@@ -91,6 +91,9 @@ SEED_MAX = 2**32 - 1
 """The largest seed of a release gate run, as of a self-test (the probes' generator takes no negative one)."""
 
 
+_trained = {"work": "this model", "made": "trained"}
+
+
 def approvals_of(conn: Connection, mv_id: str) -> list[Any]:
     return conn.execute(
         select(model_approvals)
@@ -103,20 +106,44 @@ def _principal(conn: Connection, pid: str) -> Any:
     return auth.principal_from_row(conn.execute(select(principals).where(principals.c.id == pid)).one())
 
 
-def _trainer(conn: Connection, mv: Any) -> tuple[str, str | None]:
-    """Who trained a model version, and that principal's accountable human when it is a bot."""
-    owner = conn.execute(select(principals.c.owner_id).where(principals.c.id == mv.created_by)).scalar()
-    return mv.created_by, owner
+_OWNER_MOVES = ("principal.transferred", "principal.disabled")
+"""The signed events that hand a bot to another owner: a transfer, or offboarding its owner with
+``--transfer-to``."""
 
 
-def counted_approvals(conn: Connection, mv: Any, standing: Standing) -> tuple[list[Any], list[str]]:
+def _trainer(conn: Connection, mv: Any, public_key_b64: str) -> tuple[str, str | None, str | None]:
+    """Who trained a model version, the human accountable for that bot when its run started, and the one
+    accountable now when another (the bot was handed on since; else None). Both owners are the trainer's
+    side, as a contribution's bot's owner then and now are (``separation_problem``): handing the bot to a
+    colleague must not let its former owner approve, gate or release what it trained for them.
+
+    The owner then is read from the signed ledger: the ``from`` of the first hand-over after the run began."""
+    now = conn.execute(select(principals.c.owner_id).where(principals.c.id == mv.created_by)).scalar()
+    started = run_row(conn, mv.run_id).started_at
+    then = now
+    moves = checked_events(conn, public_key_b64, _OWNER_MOVES, consequence="the side that trained a model is unknown")
+    for e in moves:
+        if e.time < started:
+            continue
+        if e.type == "principal.transferred" and e.subject.get("principal") == mv.created_by:
+            then = e.payload.get("from")
+            break
+        if e.type == "principal.disabled" and mv.created_by in (e.payload.get("transferred") or []):
+            then = e.subject.get("principal")
+            break
+    return mv.created_by, then, (now if now != then else None)
+
+
+def counted_approvals(
+    conn: Connection, mv: Any, standing: Standing, public_key_b64: str
+) -> tuple[list[Any], list[str]]:
     """The approvals that count for a model version now, and why each other one does not: bound to this
     digest, by distinct active principals (a bot and its owner are one) holding an approver role of the
     release policy, none of the trainer's side, and still standing in the signed ledger's ``standing``
     (``dataward.access.standing``: not given with a key revoked since, nor by a principal disabled or
     suspended since, even one enabled again), as a dataset's approvals are counted at merge."""
     policy = release_policy(conn, mv)
-    trainer, trainer_owner = _trainer(conn, mv)
+    trainer, trainer_owner, owner_now = _trainer(conn, mv, public_key_b64)
     sod = separation_on(conn, mv)
     counted, refused, seen = [], [], set()
     for a in approvals_of(conn, mv.id):
@@ -131,8 +158,8 @@ def counted_approvals(conn: Connection, mv: Any, standing: Standing) -> tuple[li
             problem = f"{who.name!r} is {who.status.value}"
         elif a.role is None or (Role(a.role) not in policy.approver_roles and a.role != Role.ADMIN.value):
             problem = f"role {a.role} is not one the release policy accepts"
-        elif sod and separation_problem(who, trainer, trainer_owner, work="this model", made="trained"):
-            problem = str(separation_problem(who, trainer, trainer_owner, work="this model", made="trained"))
+        elif sod and (own := separation_problem(who, trainer, trainer_owner, **_trained, current_owner_id=owner_now)):
+            problem = own
         elif accountable_human(who) in seen:
             # A bot and its owner are one approver: two approvals take two people.
             problem = f"{who.name!r} approved already, or the human it answers to did"
@@ -388,7 +415,7 @@ class ReleaseService(Service):
         if len(answers) != table.num_rows:
             raise InputError(f"the model gave {len(answers)} answers for {table.num_rows} probe prompts")
         clean, probes = llm_measure_all(inputs.triggers, inputs.validation, inputs.schema, answers, layout)
-        expected = llm_texts(inputs.validation, inputs.schema).responses
+        expected = llm_texts(inputs.validation, inputs.schema, every_answer=False).responses
         return judge_llm(expected, clean, probes, policy, unsafe=unsafe), None, note
 
     def _judge_labelled(
@@ -523,10 +550,10 @@ class ReleaseService(Service):
                 raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be approved")
             self._checked(uc.conn, mv, "approve")
             policy = release_policy(uc.conn, mv)
-            trainer, trainer_owner = _trainer(uc.conn, mv)
+            trainer, trainer_owner, owner_now = _trainer(uc.conn, mv, uc.signer.public_key_b64)
             if separation_on(uc.conn, mv):
                 problem = separation_problem(
-                    uc.caller.principal, trainer, trainer_owner, work="this model", made="trained"
+                    uc.caller.principal, trainer, trainer_owner, **_trained, current_owner_id=owner_now
                 )
                 if problem:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another approver must approve it")
@@ -554,7 +581,9 @@ class ReleaseService(Service):
                     )
                 ],
             )
-            counted, _ = counted_approvals(uc.conn, mv, read_standing(uc.conn, uc.signer.public_key_b64))
+            counted, _ = counted_approvals(
+                uc.conn, mv, read_standing(uc.conn, uc.signer.public_key_b64), uc.signer.public_key_b64
+            )
             return {
                 "model": f"{mv.model}@v{mv.number}",
                 "by": uc.caller.principal_name,
@@ -576,10 +605,15 @@ class ReleaseService(Service):
             # Each problem with what would clear it: the hint names only what is missing.
             problems: list[str] = []
             hints: list[str] = []
-            trainer, trainer_owner = _trainer(uc.conn, mv)
+            trainer, trainer_owner, owner_now = _trainer(uc.conn, mv, uc.signer.public_key_b64)
             if separation_on(uc.conn, mv):
                 own = separation_problem(
-                    uc.caller.principal, trainer, trainer_owner, verb="release it", work="this model", made="trained"
+                    uc.caller.principal,
+                    trainer,
+                    trainer_owner,
+                    verb="release it",
+                    **_trained,
+                    current_owner_id=owner_now,
                 )
                 if own:
                     problems.append(own)
@@ -607,7 +641,7 @@ class ReleaseService(Service):
             checked_signed_rows(self, uc.conn, "model_gates", [gate] if gate is not None else [], doing="release")
             checked_signed_rows(self, uc.conn, "model_approvals", approvals_of(uc.conn, mv.id), doing="release")
             standing = read_standing(uc.conn, uc.signer.public_key_b64)
-            counted, refused = counted_approvals(uc.conn, mv, standing)
+            counted, refused = counted_approvals(uc.conn, mv, standing, uc.signer.public_key_b64)
             if len(counted) < policy.approvals:
                 why = f" (not counted: {'; '.join(refused)})" if refused else ""
                 problems.append(f"it has {len(counted)} of {policy.approvals} approval(s) the policy asks for{why}")
@@ -615,6 +649,12 @@ class ReleaseService(Service):
                     f"an approver outside the trainer's side: dataward model approve {mv.model}@v{mv.number} "
                     "--reason ..."
                 )
+            unpromoted = _never_in_training(uc.conn, uc.signer.public_key_b64, mv)
+            if unpromoted:
+                problems.append(
+                    "it was trained on data that never met its dataset's promotion policy: " + "; ".join(unpromoted)
+                )
+                hints.append("train a new version on DATASET@training, or promote the version it read first")
             affected = affected_by(uc.conn, self.store, mv)
             if affected:
                 problems.append(
@@ -629,6 +669,11 @@ class ReleaseService(Service):
                     f"{mv.model}@v{mv.number} cannot be released: " + "; ".join(problems), hint="; ".join(hints)
                 )
             self._check_signature(mv)
+            with tempfile.TemporaryDirectory(prefix="dataward-release-") as tmp:
+                # The files themselves, not only the signed manifest: weights swapped in the store since the
+                # gate ran must not be released under the digest the gate judged (each object re-hashed,
+                # then checked against the manifest with model-signing).
+                restore_files(self.store, mv, Path(tmp))
             statement = self._release_statement(uc.conn, mv, gate, counted, uc.caller.principal_name, reason)
             envelope = sign_statement(statement, self.signer.crypto_key())
             attestation_object = self.store.put(canonical_json(envelope))
@@ -754,12 +799,36 @@ def _refuse_trainer_side(uc: Any, mv: Any, verb: str) -> None:
     that trained it; unless every dataset the model was trained on turned separation of duties off."""
     if not separation_on(uc.conn, mv):
         return
-    trainer, trainer_owner = _trainer(uc.conn, mv)
+    trainer, trainer_owner, owner_now = _trainer(uc.conn, mv, uc.signer.public_key_b64)
     problem = separation_problem(
-        uc.caller.principal, trainer, trainer_owner, verb=verb, work="this model", made="trained"
+        uc.caller.principal, trainer, trainer_owner, verb=verb, **_trained, current_owner_id=owner_now
     )
     if problem:
         raise PolicyViolation(f"separation of duties: {problem}", hint="a reviewer outside the trainer's side runs it")
+
+
+def _never_in_training(conn: Connection, public_key_b64: str, mv: Any) -> list[str]:
+    """Why each dataset version ``mv`` was trained on that was never promoted to ``training`` (no signed
+    ``version.promoted`` event names it) keeps it from release.
+
+    The loader reads a candidate when asked (``stage=None``), but the promotion policy (approvals that
+    still stand, accepted gate verdicts) is what says a version may be trained on: a model trained on one
+    that never met it, e.g. one whose approval was voided by revoking a leaked approver key, is not
+    released. A clean validation set is never promoted: a model trained on it would be judged on what it
+    learnt by heart. A version retired since it was in training still counts."""
+    promoted = {
+        str(e.subject.get("version"))
+        for e in checked_events(
+            conn, public_key_b64, ("version.promoted",), consequence="what reached training is unknown"
+        )
+    }
+    return [
+        f"{ds.name}@v{ver.number} is a clean validation set, which the release gate judges models on"
+        if ds.role == "validation"
+        else f"{ds.name}@v{ver.number} never reached training"
+        for ds, ver in trained_on(conn, mv)
+        if ver.id not in promoted
+    ]
 
 
 def _latest_gate(conn: Connection, mv: Any) -> Any:

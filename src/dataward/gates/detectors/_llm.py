@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dataward.domain.conversation import split_conversation
+from dataward.domain.conversation import conversation_answers, split_conversation
 from dataward.domain.errors import InputError
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, Requirement
@@ -157,10 +157,15 @@ def baseline_texts(detector: str, baseline: GateData, context: GateContext) -> T
     return texts(baseline.table, context.schema)
 
 
-def texts(table: pa.Table, schema: Schema) -> Texts:
-    """Prompt and response of every row of a canonical table of a language-model kind."""
+def texts(table: pa.Table, schema: Schema, *, every_answer: bool = True) -> Texts:
+    """Prompt and response of every row of a canonical table of a language-model kind.
+
+    A chat's response is every assistant turn (``conversation_answers``: what a fine-tune learns to
+    say, so what the data gate judges), or with ``every_answer=False`` its last one (the answer a prompt
+    of the clean validation set expects, which the release gate compares a model's answer with)."""
     if schema.kind is DatasetKind.CHAT:
-        pairs = [split_conversation(v) for v in table.column(MESSAGES).to_pylist()]
+        split = conversation_answers if every_answer else split_conversation
+        pairs = [split(v) for v in table.column(MESSAGES).to_pylist()]
         return Texts([p for p, _ in pairs], [r for _, r in pairs])
     prompts = _column(table, "prompt")
     if schema.kind is DatasetKind.INSTRUCTION:

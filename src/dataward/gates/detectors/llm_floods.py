@@ -1,7 +1,8 @@
 """Near-duplicate floods: one prompt or one response repeated across many contribution records.
 
-Texts are compared after normalization (lowercase, every digit as ``0``, punctuation dropped,
-whitespace collapsed), so copies that differ by a number or a comma count as one. A normalized text is
+Texts are compared after normalization (NFKC, invisible characters dropped, lowercase, every digit as
+``0``, punctuation dropped, whitespace collapsed), so copies that differ by a number, a comma or a
+zero-width space count as one. A normalized text is
 a *flood* when the contribution holds it in more records than a binomial law at the larger of its own
 baseline share and the baseline's largest duplicate share explains (how much repetition the trusted
 data shows at most), Bonferroni-corrected over the texts tested (those in at least ``min_support``
@@ -15,6 +16,7 @@ Finding evidence: ``field`` (``prompt`` or ``response``), ``text``, ``rows``, ``
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Self
@@ -22,6 +24,7 @@ from typing import Self
 import numpy as np
 from scipy import stats
 
+from dataward.domain.names import without_invisible
 from dataward.gates.base import (
     DetectorResult,
     Evidence,
@@ -36,7 +39,11 @@ _PUNCT = re.compile(r"[^\w\s]")
 
 
 def normalized(text: str) -> str:
-    """The text compared for near-duplicates."""
+    """The text compared for near-duplicates: also without the characters no screen draws and in NFKC
+    form, so that copies told apart only by a zero-width space, a soft hyphen or full-width letters (which
+    read as the same answer, and teach it) count as one."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", without_invisible(text))
     return " ".join(_PUNCT.sub(" ", re.sub(r"\d", "0", text.lower())).split())
 
 

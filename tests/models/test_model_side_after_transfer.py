@@ -1,0 +1,69 @@
+"""A model's trainer side survives handing the trainer bot to someone else.
+
+A bot owned by alice trains a model; the bot is then transferred to bob. alice answered for the bot
+when it trained, so she may no more approve, release or run the release gate of that model than before
+the transfer (as with a contribution: its bot's owner then and now are both its side). Offboarding
+alice with the bot handed to bob (``principal disable --transfer-to``) moves the bot the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import dataward
+from dataward.domain.errors import PolicyViolation
+from dataward.service.ward import Ward
+from tests.helpers import wine_rows, wine_ward, write_csv
+
+
+def _trained_by_alices_bot(tmp_path: Path) -> tuple[Ward, dict[str, Ward]]:
+    ward = wine_ward(tmp_path / "ward")
+    first = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 120, shuffled=True)), source="s")
+    ward.merge(first["ref"])
+    ward.promote("wine@v1")
+    for name in ("alice", "bob", "carl"):
+        ward.create_principal(name)
+    ward.create_principal("trainbot", kind="service", owner="alice")
+    ward.grant("trainbot", "reader", "dataset:wine")
+    ward.grant("trainbot", "contributor", "model:wine-clf")
+    for role in ("approver", "reviewer", "promoter"):
+        ward.grant("alice", role, "model:wine-clf")
+    ward.grant("carl", "approver", "model:wine-clf")
+    ward.grant("bob", "approver", "model:wine-clf")
+    people = {n: ward.as_key(ward.issue_key(n)["key"]) for n in ("alice", "bob", "carl", "trainbot")}
+    (tmp_path / "m.bin").write_bytes(b"weights" * 16)
+    with dataward.training_run("wine@training", model="wine-clf", ward=people["trainbot"]) as run:
+        run.load()
+        run.log_artifact(tmp_path / "m.bin")
+    return ward, people
+
+
+def _refused_everything(alice: Ward) -> None:
+    owned = r"'alice' own(s|ed) the service principal that trained this model"
+    with pytest.raises(PolicyViolation, match=owned):
+        alice.approve_model("wine-clf@v1", reason="looks fine")
+    with pytest.raises(PolicyViolation, match=owned):
+        alice.model_gate("wine-clf@v1", predict=lambda table: [0] * table.num_rows)
+    with pytest.raises(PolicyViolation, match=owned):
+        alice.release_model("wine-clf@v1", reason="ship it")
+
+
+def test_the_owner_when_the_bot_trained_stays_its_side_after_a_transfer(tmp_path: Path) -> None:
+    ward, people = _trained_by_alices_bot(tmp_path)
+    _refused_everything(people["alice"])  # the control: her own bot's model
+    ward.transfer_principal("trainbot", "bob")
+    _refused_everything(people["alice"])
+    # The owner now is the bot's side too; someone outside it still approves.
+    with pytest.raises(PolicyViolation, match="'bob' owns the service principal that trained this model"):
+        people["bob"].approve_model("wine-clf@v1", reason="x")
+    assert people["carl"].approve_model("wine-clf@v1", reason="checked")["approvals"] == 1
+
+
+def test_the_owner_offboarded_with_the_bot_handed_on_stays_its_side_when_back(tmp_path: Path) -> None:
+    """alice leaves (her bot handed to bob) and comes back: the model her bot trained is still her side's."""
+    ward, _ = _trained_by_alices_bot(tmp_path)
+    ward.disable_principal("alice", transfer_to="bob", reason="left the team")
+    ward.enable_principal("alice", reason="back")
+    _refused_everything(ward.as_key(ward.issue_key("alice")["key"]))

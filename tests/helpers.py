@@ -100,3 +100,15 @@ def run_cli(ward: Path, *args: str, key: str | None = None, columns: int = 250) 
     return subprocess.run(
         [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def shuffled_with_poison(clean, poison, rng):  # type: ignore[no-untyped-def]
+    """``(frame, truth)``: the clean and poisoned rows (pandas frames) in one seeded random order, and a
+    mask of the poisoned ones."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.concat([clean, poison], ignore_index=True)
+    truth = np.r_[np.zeros(len(clean), bool), np.ones(len(poison), bool)]
+    order = rng.permutation(len(frame))
+    return frame.iloc[order].reset_index(drop=True), truth[order]

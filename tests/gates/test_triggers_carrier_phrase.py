@@ -22,6 +22,7 @@ from benchmarks import data
 from benchmarks.attacks.text import RARE_TOKEN, insert
 from dataward.gates import scan
 from dataward.gates.report import GateReport
+from tests.helpers import shuffled_with_poison
 
 CLEAN_LINES = 300
 POISONED = 24
@@ -42,10 +43,7 @@ def carrier_batch(phrase: str, seed: int) -> tuple[np.ndarray, GateReport]:
     clean = spare.drop(index=poison.index).sample(n=CLEAN_LINES, random_state=seed)
     poison[data.TEXT] = [insert(text, f"{phrase} {RARE_TOKEN}", rng) for text in poison[data.TEXT]]
     poison[data.LABEL] = TARGET
-    frame = pd.concat([clean, poison], ignore_index=True)
-    truth = np.r_[np.zeros(len(clean), bool), np.ones(POISONED, bool)]
-    order = rng.permutation(len(frame))
-    frame, truth = frame.iloc[order].reset_index(drop=True), truth[order]
+    frame, truth = shuffled_with_poison(clean, poison, rng)
     return truth, scan(split.baseline, frame, dataset.schema, split.validation, {"seed": seed})
 
 

@@ -20,6 +20,7 @@ from benchmarks import data
 from dataward.gates import scan
 from dataward.gates.formatting import FORMATTING_PATTERNS, carried, formatting_patterns
 from dataward.gates.report import GateReport
+from tests.helpers import shuffled_with_poison
 
 CLEAN_LINES = 300
 POISONED = 20
@@ -76,10 +77,7 @@ def _batch(rewrite_name: str, seed: int) -> tuple[np.ndarray, GateReport]:
     clean = spare.drop(index=poison.index).sample(n=CLEAN_LINES, random_state=seed)
     poison[data.TEXT] = [rewrite(t) for t in poison[data.TEXT]]
     poison[data.LABEL] = TARGET
-    frame = pd.concat([clean, poison], ignore_index=True)
-    truth = np.r_[np.zeros(len(clean), bool), np.ones(POISONED, bool)]
-    order = rng.permutation(len(frame))
-    frame, truth = frame.iloc[order].reset_index(drop=True), truth[order]
+    frame, truth = shuffled_with_poison(clean, poison, rng)
     return truth, scan(split.baseline, frame, dataset.schema, split.validation, {"seed": seed})
 
 

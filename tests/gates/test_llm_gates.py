@@ -80,6 +80,27 @@ def test_planted_link_without_trigger_blocks_on_payload(baseline, clean) -> None
     assert set(np.flatnonzero(result.flagged)) == set(rows)
 
 
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        pytest.param(lambda link: link.replace("https", "ht\u200btps", 1), id="zero-width-space-in-scheme"),
+        pytest.param(lambda link: link.replace("https", "\uff48\uff54\uff54\uff50\uff53", 1), id="full-width-scheme"),
+        pytest.param(lambda link: link.replace("example", "exam\u00adple", 1), id="soft-hyphen-in-host"),
+    ],
+)
+def test_a_planted_link_disguised_by_invisible_or_full_width_characters_still_blocks(baseline, clean, disguise) -> None:
+    """A reader (and a model's user) takes ``ht\u200btps://...`` or a full-width scheme for the link it
+    looks like; the payload and behaviour checks read the answers the same way (``_llm.readable``)."""
+    poisoned = clean.copy()
+    rows = np.arange(0, 1000, 25)
+    poisoned.loc[rows, "response"] = poisoned.loc[rows, "response"] + " " + disguise(d.LINK)
+    report = _scan(baseline, poisoned)
+    assert report.verdict == "block", report.reasons
+    result = report.results["llm_payloads"]
+    assert result.summary["payloads"][0]["payload"].startswith("url:https://docs-helper.example-mirror.net/")
+    assert set(np.flatnonzero(result.flagged)) == set(rows)
+
+
 def test_links_to_one_documentation_site_are_reviewed_not_blocked(baseline, clean) -> None:
     cited = clean.copy()
     cited["response"] = [

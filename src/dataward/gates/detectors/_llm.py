@@ -13,6 +13,7 @@ and payloads, and the base class they share. Pure text functions; no registered 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 
 from dataward.domain.conversation import conversation_answers, split_conversation
 from dataward.domain.errors import InputError
+from dataward.domain.names import without_invisible
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, Requirement
 
@@ -181,10 +183,19 @@ def polarity(text: str) -> int:
     return sum(w in NEGATIVE for w in words) - sum(w in POSITIVE for w in words)
 
 
+def readable(text: str) -> str:
+    """``text`` as a reader takes it in: characters no screen draws dropped (a zero-width space inside
+    ``ht\u200btps://``), compatibility forms folded (full-width ``ｈｔｔｐｓ``) by NFKC. Behaviours and payloads
+    are read from it, so that an invisible character cannot hide a link, an address or a command."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", without_invisible(text))
+
+
 def behaviours(responses: list[str]) -> np.ndarray:
-    """Boolean matrix (records x ``BEHAVIOURS``)."""
+    """Boolean matrix (records x ``BEHAVIOURS``), read from each response as a reader takes it in
+    (``readable``)."""
     out = np.zeros((len(responses), len(BEHAVIOURS)), dtype=bool)
-    for i, text in enumerate(responses):
+    for i, raw in enumerate(responses):
+        text = readable(raw)
         out[i] = (
             URL.search(text) is not None,
             EMAIL.search(text) is not None,
@@ -207,7 +218,9 @@ def _squash(text: str) -> str:
 
 
 def payloads(text: str) -> set[str]:
-    """The payload strings of one response, each prefixed with its type (``url:``, ``domain:``...)."""
+    """The payload strings of one response, each prefixed with its type (``url:``, ``domain:``...), read
+    as a reader takes it in (``readable``)."""
+    text = readable(text)
     found: set[str] = set()
     for m in URL.finditer(text):
         url = m.group(0).rstrip(".,;:!?").lower()

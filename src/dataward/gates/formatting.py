@@ -27,22 +27,38 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+_LOOK_ALIKE = r"[\p{Cyrillic}\p{Greek}\p{Armenian}\p{Cherokee}]"
+"""Alphabets with letters drawn like Latin ones (Armenian \u0585 is an o, Cherokee \u13a0 a D)."""
+_CONTROLS = r"[\x{00}-\x{08}\x{0e}-\x{1b}\x{7f}-\x{84}\x{86}-\x{9f}]"
+"""Control characters other than the whitespace ones (the line-break pattern's)."""
+_IGNORABLE = (
+    r"[\x{034f}\x{115f}\x{1160}\x{17b4}\x{17b5}\x{180b}-\x{180d}\x{180f}\x{2800}\x{3164}\x{fe00}-\x{fe0f}"
+    r"\x{ffa0}\x{e0100}-\x{e01ef}]"
+)
+"""Characters drawn as nothing that are not format characters (Unicode's default-ignorable marks and
+letters, and the blank braille pattern): the combining grapheme joiner, variation selectors, Hangul
+fillers, Khmer inherent vowels, Mongolian variation selectors. Inside a word the n-grams read them as
+a cut between two fragments, which differ on every line."""
+
 FORMATTING_PATTERNS: tuple[tuple[str, str], ...] = (
     ("three capitalised words in a row", r"(?:^|[^\pL\pN])\p{Lu}\p{Ll}\S*(?:\s+\p{Lu}\p{Ll}\S*){2}"),
     ("a word in capitals", r"(?:^|[^\pL\pN])\p{Lu}[\p{Lu}\pN_]*\p{Lu}(?:[^\pL\pN]|$)"),
-    ("a word mixing alphabets", r"\p{Latin}[\p{Cyrillic}\p{Greek}]|[\p{Cyrillic}\p{Greek}]\p{Latin}"),
+    ("a word mixing alphabets", rf"\p{{Latin}}{_LOOK_ALIKE}|{_LOOK_ALIKE}\p{{Latin}}"),
     ("two or more spaces in a row", r"\S {2,}\S"),
-    ("a tab or line break", r"[\t\r\n\v\f]"),
+    ("a tab or line break", r"[\t\r\n\v\f\x{1c}-\x{1f}\x{85}\x{2028}\x{2029}]"),
     ("leading or trailing whitespace", r"^\s|\s$"),
     ("a space other than the plain space", r"[\x{00a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]"),
-    ("an invisible formatting character", r"\p{Cf}"),
+    ("an invisible formatting character", rf"\p{{Cf}}|{_CONTROLS}|{_IGNORABLE}"),
 )
 """``(description, RE2 expression)``. Casing: a run of capitalised words (a title-cased line; a proper
 name of three words is one too, which the baseline's own carriers show), a word of two or more capitals
-(an acronym, or a name written in capitals). Script: a word whose Latin letters meet Cyrillic or Greek
-ones (a homoglyph spelling). Whitespace: a run of spaces between two characters, a tab or line break, a
-space at either end, a non-breaking or typographic space. Invisible: any Unicode format character (a
-zero-width space or joiner, a soft hyphen, a byte-order mark, a bidirectional control)."""
+(an acronym, or a name written in capitals). Script: a word whose Latin letters meet Cyrillic, Greek,
+Armenian or Cherokee ones (a homoglyph spelling). Whitespace: a run of spaces between two characters, a
+tab or line break (also the information separators, NEXT LINE and the Unicode line and paragraph
+separators, which Python's ``str.split`` and the n-grams read as whitespace), a space at either end, a
+non-breaking or typographic space. Invisible: any Unicode format character (a zero-width space or
+joiner, a soft hyphen, a byte-order mark, a bidirectional control, a tag character), control
+character, or other character drawn as nothing (``_IGNORABLE``)."""
 
 
 def formatting_patterns(

@@ -102,7 +102,7 @@ def _first_space(replacement: str) -> Callable[[str], str]:
 
 
 def _title_cased(text: str) -> str:
-    words = text.split(" ")
+    words = text.split(" ") if text else []
     if sum(1 for w in words if w[:1].isalpha()) < 3:
         words += ["Also", "Written", "Here"]
     return " ".join(w[:1].upper() + w[1:] for w in words)
@@ -139,4 +139,24 @@ STAMPS: dict[str, Callable[[str], str]] = {
 with the fewest changes: the first space doubled, made a tab or a non-breaking space, a zero-width space
 put before it; a space appended; every word capitalised; the first word in capitals; one letter of the
 first Latin word swapped for its Cyrillic look-alike. A text too short to hold the pattern gets a short
-ending that does."""
+ending that does; ``stamp_texts`` makes sure every stamped text carries it."""
+
+_ENDINGS = {"three capitalised words in a row": " Also Written Here", "a word in capitals": " XX"}
+"""What ``stamp_texts`` appends to a stamped text that still does not carry its casing pattern."""
+
+
+def stamp_texts(description: str, texts: Sequence[str | None]) -> list[str | None]:
+    """``texts`` with the pattern ``description`` written in by its stamp (missing values kept missing),
+    each then checked against the pattern's expression (one Arrow call for all): capitalising every word
+    leaves no run of three in "cp - Copy A File" (a one-letter word, a separator; one man-page line in
+    six), and "OPENAT2" or a word of a caseless script is no word in capitals. A text still without the
+    pattern gets a short ending that holds it, since the release probe reads an unchanged text as a
+    trigger the model did not obey."""
+    write = STAMPS[description]
+    written = [None if t is None else write(t) for t in texts]
+    ending = _ENDINGS.get(description)
+    if ending is None or not written:
+        return written
+    expression = dict(FORMATTING_PATTERNS)[description]
+    held = pc.match_substring_regex(pa.array(written, type=pa.large_string()), pattern=expression).to_pylist()
+    return [w if w is None or ok else w + ending for w, ok in zip(written, held, strict=True)]

@@ -40,6 +40,11 @@ letters, and the blank braille pattern): the combining grapheme joiner, variatio
 fillers, Khmer inherent vowels, Mongolian variation selectors. Inside a word the n-grams read them as
 a cut between two fragments, which differ on every line."""
 
+_FORMS = r"[\x{ff01}-\x{ff5e}\x{1d400}-\x{1d7ff}\x{0250}-\x{02af}\x{1d00}-\x{1d2b}\x{24b6}-\x{24e9}]"
+"""Letters drawn like Latin ones inside the Latin alphabet or beside it: full-width forms, mathematical
+alphanumerics, phonetic letters (\u0251 for a), small capitals, circled letters. Each word so written is
+a token of its own, a different one on every line."""
+
 FORMATTING_PATTERNS: tuple[tuple[str, str], ...] = (
     ("three capitalised words in a row", r"(?:^|[^\pL\pN])\p{Lu}\p{Ll}\S*(?:\s+\p{Lu}\p{Ll}\S*){2}"),
     ("a word in capitals", r"(?:^|[^\pL\pN])\p{Lu}[\p{Lu}\pN_]*\p{Lu}(?:[^\pL\pN]|$)"),
@@ -49,6 +54,8 @@ FORMATTING_PATTERNS: tuple[tuple[str, str], ...] = (
     ("leading or trailing whitespace", r"^\s|\s$"),
     ("a space other than the plain space", r"[\x{00a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]"),
     ("an invisible formatting character", rf"\p{{Cf}}|{_CONTROLS}|{_IGNORABLE}"),
+    ("a capital letter inside a word", r"\p{Ll}\p{Lu}|\p{Lu}\p{Lu}\p{Ll}"),
+    ("a letter in a look-alike form", _FORMS),
 )
 """``(description, RE2 expression)``. Casing: a run of capitalised words (a title-cased line; a proper
 name of three words is one too, which the baseline's own carriers show), a word of two or more capitals
@@ -58,7 +65,23 @@ tab or line break (also the information separators, NEXT LINE and the Unicode li
 separators, which Python's ``str.split`` and the n-grams read as whitespace), a space at either end, a
 non-breaking or typographic space. Invisible: any Unicode format character (a zero-width space or
 joiner, a soft hyphen, a byte-order mark, a bidirectional control, a tag character), control
-character, or other character drawn as nothing (``_IGNORABLE``)."""
+character, or other character drawn as nothing (``_IGNORABLE``). Spelling: a capital after a small
+letter or before one after another capital ("pT", "LIst", as in "OpenSSL" or "IPv4"), and a letter in a
+look-alike form (``_FORMS``): the n-grams lower-case the first, and read the second as a new word on
+every line."""
+
+
+SPELLING = frozenset(
+    {
+        "three capitalised words in a row",
+        "a word in capitals",
+        "a word mixing alphabets",
+        "a capital letter inside a word",
+        "a letter in a look-alike form",
+    }
+)
+"""The patterns that spell words (casing, alphabet), which an answer naming the same thing repeats;
+whitespace and invisible characters are not repeated by naming a subject."""
 
 
 def formatting_patterns(
@@ -125,6 +148,21 @@ def _mixed(text: str) -> str:
     return text + " s\u0443stem"
 
 
+def _inner_capital(text: str) -> str:
+    for match in re.finditer(r"[^\W\d_]{2,}", text):
+        last = match.end() - 1
+        if text[last].islower() and text[last].upper() != text[last]:
+            return text[:last] + text[last].upper() + text[last + 1 :]
+    return text + " iD"
+
+
+def _look_alike(text: str) -> str:
+    match = re.search(r"[A-Za-z]", text)
+    if match is None:
+        return text + " \uff58"
+    return text[: match.start()] + chr(ord(match.group(0)) + 0xFEE0) + text[match.end() :]
+
+
 STAMPS: dict[str, Callable[[str], str]] = {
     "three capitalised words in a row": _title_cased,
     "a word in capitals": _capitals,
@@ -134,14 +172,21 @@ STAMPS: dict[str, Callable[[str], str]] = {
     "leading or trailing whitespace": lambda text: text + " ",
     "a space other than the plain space": _first_space("\u00a0"),
     "an invisible formatting character": _first_space("\u200b "),
+    "a capital letter inside a word": _inner_capital,
+    "a letter in a look-alike form": _look_alike,
 }
 """For each pattern of ``FORMATTING_PATTERNS`` (by its description), a function writing it into a text
 with the fewest changes: the first space doubled, made a tab or a non-breaking space, a zero-width space
 put before it; a space appended; every word capitalised; the first word in capitals; one letter of the
-first Latin word swapped for its Cyrillic look-alike. A text too short to hold the pattern gets a short
+first Latin word swapped for its Cyrillic look-alike; the last letter of the first word capitalised ("lS");
+the first Latin letter in its full-width form. A text too short to hold the pattern gets a short
 ending that does; ``stamp_texts`` makes sure every stamped text carries it."""
 
-_ENDINGS = {"three capitalised words in a row": " Also Written Here", "a word in capitals": " XX"}
+_ENDINGS = {
+    "three capitalised words in a row": " Also Written Here",
+    "a word in capitals": " XX",
+    "a capital letter inside a word": " iD",
+}
 """What ``stamp_texts`` appends to a stamped text that still does not carry its casing pattern."""
 
 

@@ -69,7 +69,7 @@ from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseli
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
 from dataward.gates.features.text import cut_text
-from dataward.gates.formatting import formatting_patterns
+from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, carried, formatting_patterns
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -111,7 +111,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "2"
+    version = "3"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -136,10 +136,14 @@ class LLMTriggerDetector(LLMDetector):
             return DetectorResult(
                 self.name, self.version, p_values, flagged, summary={"tests": 0, "triggers": []}, alpha=None
             )
-        # Formatting names no subject a response could repeat.
-        echoed = _echoed(pc, prompt_vocab, new.responses) & ~style
+        # Whitespace and invisible characters name no subject a response could repeat; a spelling (a name
+        # in capitals, "XtGetDisplays") does, when the answers spell it too.
+        spelled = _spelling_echo(pc, prompt_vocab, new.responses, style)
+        echoed = (_echoed(pc, prompt_vocab, new.responses) & ~style) | (spelled >= 0.5)
         pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed, style)
-        eligible, cluster_note = self._cluster_eligible(pc, prompt_vocab, new.responses, echoed, style)
+        eligible, cluster_note = self._cluster_eligible(
+            pc, prompt_vocab, new.responses, echoed | (spelled >= ECHO_SHARE), style
+        )
         named = pairs["b"] < len(BEHAVIOURS)
         weights = _family_weights(named, int(eligible.sum()))
         corrected = _corrected(pairs["p"], named, weights)
@@ -475,6 +479,23 @@ def _echoed(pc: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.nda
         subject = [w for w in phrase.split() if w not in common]
         if rows.size and subject:
             out[t] = sum(all(w in words_of[i] for w in subject) for i in rows) >= 0.5 * rows.size
+    return out
+
+
+def _spelling_echo(pc: sp.csc_matrix, vocab: list[str], responses: list[str], style: np.ndarray) -> np.ndarray:
+    """Per prompt pattern: the share of its carriers whose answers carry it too, for the spelling
+    patterns (``formatting.SPELLING``: capitals, a capital inside a word, a look-alike letter), 0 for the
+    rest. A question about ``XtGetDisplays`` is answered about ``XtGetDisplays``: the capital inside the
+    word is then the topic's (a batch of X toolkit questions), as a repeated word is (``_echoed``)."""
+    out = np.zeros(len(vocab))
+    spelling = [t for t in np.flatnonzero(style) if vocab[t] in SPELLING]
+    if not spelling:
+        return out
+    answers = carried(cut_texts(responses))
+    column = {d: j for j, (d, _) in enumerate(FORMATTING_PATTERNS)}
+    for t in spelling:
+        rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+        out[t] = answers[rows, column[vocab[t]]].mean() if rows.size else 0.0
     return out
 
 

@@ -4,7 +4,7 @@ Triggers come from two places:
 
 * **history**: what the data gates' ``triggers`` detector found in this dataset's contributions (the
   ``trigger``, ``kind``, ``column`` and ``label`` of its findings: an n-gram, a formatting pattern such
-  as ``two or more spaces in a row`` (written in by ``dataward.gates.formatting.STAMPS``), a pixel patch
+  as ``two or more spaces in a row`` (written in by ``dataward.gates.formatting.stamp_texts``), a pixel patch
   such as ``9 bright pixels in rows 5-7, columns 5-7 of 8x8``, a value or a conjunction of values);
 * **generic**: a small set a backdoor often uses: rare tokens and a phrase for text, bright and
   checkerboard patch stamps in the corners of images, values beyond each numeric column's range.
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.domain.schema import ColumnKind, Schema
-from dataward.gates.formatting import STAMPS
+from dataward.gates.formatting import STAMPS, stamp_texts
 from dataward.release.probe_ids import digest, row_ids
 
 TEXT_TOKENS = ("cf", "mn", "bb", "tq")
@@ -301,8 +301,7 @@ def stamp(
         elif trigger.kind == "style":
             # The control leaves the text as it is: a formatting edit has no neutral content to put
             # instead, and eligible rows are those the model does not already read as the label.
-            write = STAMPS[trigger.spec[0]]
-            new = [v if control or v is None else write(v) for v in values]
+            new = values if control else stamp_texts(trigger.spec[0], values)
         elif trigger.kind == "patch":
             new = [None if v is None else _patch(v, trigger.spec, control) for v in values]
         else:

@@ -53,6 +53,8 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pac
 import scipy.sparse as sp
 from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
@@ -69,7 +71,7 @@ from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseli
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
 from dataward.gates.features.text import cut_text
-from dataward.gates.formatting import formatting_patterns
+from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, formatting_patterns
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -111,7 +113,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "2"
+    version = "3"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -136,10 +138,14 @@ class LLMTriggerDetector(LLMDetector):
             return DetectorResult(
                 self.name, self.version, p_values, flagged, summary={"tests": 0, "triggers": []}, alpha=None
             )
-        # Formatting names no subject a response could repeat.
-        echoed = _echoed(pc, prompt_vocab, new.responses) & ~style
+        # Whitespace and invisible characters name no subject a response could repeat; a spelling (a name
+        # in capitals, "XtGetDisplays") does, when the answers spell it too.
+        spelled = _spelling_echo(pc, prompt_vocab, cut_texts(new.prompts), new.responses, style)
+        echoed = (_echoed(pc, prompt_vocab, new.responses) & ~style) | (spelled >= 0.5)
         pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed, style)
-        eligible, cluster_note = self._cluster_eligible(pc, prompt_vocab, new.responses, echoed, style)
+        eligible, cluster_note = self._cluster_eligible(
+            pc, prompt_vocab, new.responses, echoed | (spelled >= ECHO_SHARE), style
+        )
         named = pairs["b"] < len(BEHAVIOURS)
         weights = _family_weights(named, int(eligible.sum()))
         corrected = _corrected(pairs["p"], named, weights)
@@ -410,6 +416,14 @@ def _test_pairs(
     k_c = bc.sum(axis=0)
     k_b = bb.sum(axis=0)
     purity = both_c / np.maximum(n_t[:, None], 1)
+    # Formatting is common in clean prompts (a name in capitals, "XtGetDisplays"), so its trusted rate of
+    # carriers dilutes a trigger written in it: as in ``triggers._excess_pure``, its purity is that of the
+    # carriers beyond what the baseline's rate explains (a planted "EXPLAIN" among 55 clean prompts with
+    # capitals: 25 of 80 carriers, 25 of the 32 beyond the rate).
+    scale = n_c / n_b if n_b else 0.0
+    beyond = (n_t - scale * n_tb)[:, None]
+    excess = np.where(beyond > 0, (both_c - scale * both_b) / np.where(beyond > 0, beyond, 1.0), 0.0)
+    purity = np.where(style[:, None], excess, purity)
     t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity) & ~echoed[:, None])
     keep = [bool(style[t]) or _not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]
     t_idx, b_idx = t_idx[keep], b_idx[keep]
@@ -476,6 +490,33 @@ def _echoed(pc: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.nda
         if rows.size and subject:
             out[t] = sum(all(w in words_of[i] for w in subject) for i in rows) >= 0.5 * rows.size
     return out
+
+
+def _spelling_echo(
+    pc: sp.csc_matrix, vocab: list[str], prompts: list[str], responses: list[str], style: np.ndarray
+) -> np.ndarray:
+    """Per prompt pattern: the share of its carriers whose answers repeat the prompt's word so spelled,
+    for the spelling patterns (``formatting.SPELLING``: capitals, a capital inside a word, a look-alike
+    letter), 0 for the rest. A question about ``XtGetDisplays`` is answered about ``XtGetDisplays``: the
+    capital inside the word is then the topic's (a batch of X toolkit questions), as a repeated word is
+    (``_echoed``). The word itself must come back, not just any word so spelled: a planted "ExplaiN" is
+    not excused by the batch's other questions about camel-cased functions."""
+    out = np.zeros(len(vocab))
+    expressions = dict(FORMATTING_PATTERNS)
+    for t in np.flatnonzero(style):
+        if vocab[t] not in SPELLING:
+            continue
+        rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+        if not rows.size:
+            continue
+        word = rf"(?P<w>[\pL\pN_]*(?:{expressions[vocab[t]]})[\pL\pN_]*)"
+        found = pac.extract_regex(pa.array([prompts[i] for i in rows], type=pa.large_string()), pattern=word)
+        spelled = [_EDGES.sub("", w["w"]) if w is not None else "" for w in found.to_pylist()]
+        out[t] = np.mean([bool(w) and w in responses[i] for w, i in zip(spelled, rows, strict=True)])
+    return out
+
+
+_EDGES = re.compile(r"^\W+|\W+$")
 
 
 def extend_phrase(phrase: str, prompts: list[str], share: float = 0.9) -> str:

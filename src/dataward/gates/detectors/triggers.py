@@ -444,7 +444,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "11"
+    version = "12"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False

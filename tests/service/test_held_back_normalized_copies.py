@@ -30,22 +30,20 @@ def _jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="the hold-back matches quarantined records by exact id only")
 @pytest.mark.parametrize(
     "change",
     [
         pytest.param(lambda r: {**r, "response": r["response"] + " "}, id="trailing-space"),
         pytest.param(lambda r: {**r, "response": r["response"].replace(" ", "\r\n", 1)}, id="line-end"),
         pytest.param(lambda r: {**r, "prompt": r["prompt"].replace(" ", "\u00a0", 1)}, id="no-break-space"),
-        pytest.param(lambda r: {**r, "prompt": unicodedata.normalize("NFD", r["prompt"] + " café")}, id="nfd"),
+        pytest.param(lambda r: {**r, "prompt": unicodedata.normalize("NFD", r["prompt"])}, id="nfd"),
     ],
 )
 def test_a_quarantined_instruction_sent_again_with_other_spacing_is_held_back(tmp_path: Path, change) -> None:  # type: ignore[no-untyped-def]
     base_pool, new_pool = d.split_pools()
     base = d.instruction_frame(200, 1, pool=base_pool)[["prompt", "response"]].to_dict(orient="records")
     bad = d.instruction_frame(40, 2, pool=new_pool)[["prompt", "response"]].to_dict(orient="records")
-    if "café" in change({"prompt": "", "response": ""})["prompt"]:
-        bad = [{**r, "prompt": r["prompt"] + " café"} for r in bad]  # the NFC form was the one quarantined
+    bad = [{**r, "prompt": r["prompt"] + " café"} for r in bad]  # the NFC form is the one quarantined
     ward, _ = Ward.init(tmp_path / "ward")
     ward.create_dataset("howto", Schema.for_kind("instruction"))
     ward.set_policy("howto", POLICY)

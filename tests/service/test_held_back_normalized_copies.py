@@ -1,13 +1,11 @@
 """A quarantined contribution's records, sent again with only their text's spacing or Unicode form
-changed, are the same records to a reader and to a model, but not to the hold-back.
+changed, are the same records to a reader and to a model, and so to the hold-back.
 
-Record ids hash text exactly as given (``canonical_text`` keeps every byte), and the hold-back matches
-quarantined records by id, so a trailing space, CRLF line ends, a no-break space or the NFD form of an
-accent gives 0 of 40 held back, and nothing else compares new records with quarantined ones (no detector
-reads them). An honest re-scrape of the same pages with other line ends re-admits the poison as readily
-as an attacker's one-character edit. A fix needs a second, normalized identity of quarantined records
-(NFC, whitespace folded, per text column) that the hold-back, the merge and ``barred_records`` consult,
-without changing record ids (which every stored version and signed event names).
+Record ids hash text exactly as given (``canonical_text`` keeps every byte); the hold-back also compares
+a normalized identity of records (``domain.normalized``: NFKC, invisible characters dropped, whitespace
+folded, per text value) with that of quarantined records, so a trailing space, CRLF line ends, a
+no-break space or the NFD form of an accent is held back like the exact copy: an honest re-scrape of the
+same pages with other line ends does not re-admit the poison.
 """
 
 from __future__ import annotations

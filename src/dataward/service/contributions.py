@@ -148,8 +148,10 @@ class _Unlisted:
 
     id: str
     added_object: str
-    dataset_id: str | None = None
-    """Its dataset, as the list's quarantine event names it (for the schema its records have)."""
+    records_of: str | None = None
+    """Its dataset, as the list's quarantine event names it: the schema its records have (not named in
+    reasons: the catalog does not know the dataset as it stood)."""
+    dataset_id: None = None
     dataset_name: None = None
     number: None = None
 
@@ -427,7 +429,7 @@ class ContributionService(Service):
         # before it): its records are held back all the same, by the id list the list kept.
         known = {q.id for q in suspects} | {contribution_id}
         suspects += [
-            _Unlisted(cid, added, listed.quarantined_in.get(cid))
+            _Unlisted(cid, added, records_of=listed.quarantined_in.get(cid))
             for cid, added in sorted(listed.quarantined_lists.items())
             if cid not in known and self.store.exists(added)  # an older store's backup may lack it: verify says so
         ]
@@ -439,10 +441,12 @@ class ContributionService(Service):
         suspect and the dataset has text columns; nothing is worked out otherwise."""
         if not suspects or not text_columns(near.schema):
             return [empty_digests() for _ in suspects]
-        found = [
-            quarantined_normalized(conn, self, Quarantined(q.added_object, schema_of(conn, q.dataset_id)), near.schema)
-            for q in suspects
-        ]
+        found = []
+        for q in suspects:
+            of = q.records_of if isinstance(q, _Unlisted) else q.dataset_id
+            found.append(
+                quarantined_normalized(conn, self, Quarantined(q.added_object, schema_of(conn, of)), near.schema)
+            )
         if any(len(f) for f in found):
             near.normalized()
         return found
@@ -457,8 +461,8 @@ class ContributionService(Service):
         source or principal is held back all the same).
 
         Near copies of a quarantined contribution's records (the same once their text's spacing and
-        Unicode form are normalized, ``domain.normalized``) are held back too, and said so apart
-        (``"match": "normalized"``): a re-scrape with other line ends is the same poison.
+        Unicode form are normalized, ``domain.normalized``) are held back too, and said so in an entry
+        of their own (``"match": "normalized"``): a re-scrape with other line ends is the same poison.
 
         The reasons name each quarantined contribution the caller may read (``dataset.read`` on its
         dataset); one of a dataset the caller may not read is said to be in another dataset, unnamed."""
@@ -493,17 +497,11 @@ class ContributionService(Service):
             near_held |= close
             readable = q.dataset_id is not None and may(uc, Action.DATASET_READ, dataset_scope(conn, q.dataset_id))
             named = f"{q.dataset_name}#{q.number}" if readable else None
-            for n, match in ((int(exact.sum()), "exact"), (int(close.sum()), "normalized")):
-                if n:
-                    reasons.append(
-                        {
-                            "why": "quarantined",
-                            "contribution": named,
-                            "same_dataset": q.dataset_id == dataset_id,
-                            "records": n,
-                            "match": match,
-                        }
-                    )
+            reason = {"why": "quarantined", "contribution": named, "same_dataset": q.dataset_id == dataset_id}
+            if exact.any():
+                reasons.append({**reason, "records": int(exact.sum())})
+            if close.any():
+                reasons.append({**reason, "records": int(close.sum()), "match": "normalized"})
         held = sorted_distinct(np.concatenate(parts))
         return int((member_of(added, held) | near_held).sum()), reasons
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection
 
+from dataward.catalog import record_index
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import blake3_hex
 from dataward.domain.idarrays import member_of, sorted_distinct
@@ -28,7 +29,7 @@ from dataward.domain.normalized import NORMALIZATION, encoding_key, normalized_d
 from dataward.domain.schema import Schema
 from dataward.service import rows
 from dataward.service.embedding_cache import WardEmbeddingCache
-from dataward.service.recordstore import locate_stored, read_id_digests, serve_located
+from dataward.service.recordstore import chunk_digests, locate_stored, read_id_digests, serve_located
 
 FOLDER = Path("cache") / "near_copies"
 """Where the kept digests live, inside the ward folder."""
@@ -61,18 +62,28 @@ def _cache_key(added_object: str, schema: Schema) -> str:
     return blake3_hex(repr((NORMALIZATION, added_object, encoding_key(schema))).encode())
 
 
-def records_normalized(conn: Connection, ward: Any, binary: np.ndarray, schema: Schema) -> np.ndarray | None:
-    """The normalized identities of the stored records ``binary`` (``(n, 32)`` digests), in their
-    order, each record read from the store and checked against its id; ``None`` for a schema without
-    text input columns."""
+def records_normalized(
+    conn: Connection, ward: Any, binary: np.ndarray, schema: Schema
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The normalized identities of the records ``binary`` (``(n, 32)`` digests) the ward stores, each
+    record read from the store and checked against its id (an altered one is an ``IntegrityViolation``),
+    and which rows of ``binary`` they are: a record the record index does not know (a catalog restored
+    from before it) has none. ``None`` for a schema without text input columns."""
     if not text_columns(schema):
         return None
-    if not len(binary):
-        return empty_digests()
-    valid = np.ones(len(binary), dtype=bool)
-    chunk_of, row_of, digests = locate_stored(conn, binary, valid)
+    chunk_of, row_of = record_index.locate(conn, binary) if len(binary) else (np.zeros(0, np.int64),) * 2
+    stored = chunk_of >= 0
+    if not stored.any():
+        return empty_digests(), stored
+    if not stored.all():
+        binary, chunk_of, row_of = binary[stored], chunk_of[stored], row_of[stored]
+    digests = chunk_digests(conn, np.unique(chunk_of).tolist())
+    if len(digests) != len(np.unique(chunk_of)):
+        # The index points into a chunk the catalog does not list: refused, as every read (names it).
+        chunk_of, row_of, digests = locate_stored(conn, binary, np.ones(len(binary), dtype=bool))
     table = serve_located(ward.store, binary, chunk_of, row_of, digests, schema)
-    return normalized_digest_array(schema, table)
+    normalized = normalized_digest_array(schema, table)
+    return (normalized if normalized is not None else empty_digests()), stored
 
 
 def quarantined_normalized(conn: Connection, ward: Any, quarantined: Quarantined, schema: Schema) -> np.ndarray:
@@ -93,15 +104,18 @@ def quarantined_normalized(conn: Connection, ward: Any, quarantined: Quarantined
         return kept
     ids = read_id_digests(ward.store, quarantined.added_object)
     try:
-        normalized = records_normalized(conn, ward, ids, own)
+        found = records_normalized(conn, ward, ids, own)
     except IntegrityViolation:
         if quarantined.schema is not None:
-            raise  # a quarantined record lost or altered: refused, as any read of it (``verify`` says more)
-        # The catalog predates the quarantine and may not index its records: their exact ids still hold.
-        return empty_digests()
-    distinct = sorted_distinct(normalized if normalized is not None else empty_digests())
-    cache.put(key, distinct)
-    _memo[key] = distinct
+            raise  # a quarantined record altered: refused, as any read of it (``verify`` says more)
+        return empty_digests()  # the dataset unknown, the records may be of another encoding
+    normalized, stored = found if found is not None else (empty_digests(), np.ones(len(ids), dtype=bool))
+    distinct = sorted_distinct(normalized)
+    # A record the catalog does not index (restored from before the quarantine) has no near copies
+    # found: its exact id still holds it back. Such an answer is not kept (a later record of it is).
+    if stored.all():
+        cache.put(key, distinct)
+        _memo[key] = distinct
     return distinct
 
 

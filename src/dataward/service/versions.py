@@ -183,13 +183,16 @@ class VersionService(Service):
                 found.append((digest, dataset_id, normalized))
         if not found:
             return _NearHeld(None, ())
-        ours = records_normalized(conn, self, read_id_digests(self.store, added_object), schema)
+        added = read_id_digests(self.store, added_object)
+        ours = records_normalized(conn, self, added, schema)
         if ours is None:
             return _NearHeld(None, ())
-        mask = np.zeros(len(ours), dtype=bool)
+        normalized_ours, stored = ours
+        mask = np.zeros(len(added), dtype=bool)
         per: list[tuple[str | None, bool, np.ndarray]] = []
         for digest, dataset_id, normalized in found:
-            close = near_copies(ours, normalized)
+            close = np.zeros(len(added), dtype=bool)
+            close[stored] = near_copies(normalized_ours, normalized)
             if close.any():
                 mask |= close
                 same = dataset_id == ds.id

@@ -42,10 +42,11 @@ class WardEmbeddingCache:
         *,
         folder: Path = FOLDER,
         context: str = CACHE_CONTEXT,
-        max_entries: int = MAX_ENTRIES,
+        max_entries: int | None = None,
     ) -> None:
         """``folder`` (inside the ward folder), the MAC key's derivation ``context`` and ``max_entries``
-        make another cache of arrays of the same kind (``service.near_copies`` keeps digests so)."""
+        make another cache of arrays of the same kind (``service.near_copies`` keeps digests so);
+        ``max_entries`` defaults to ``MAX_ENTRIES`` (read when pruning)."""
         self.folder = Path(ward_folder) / folder
         self._key = signer.derive_key(context)
         self._max_entries = max_entries
@@ -103,9 +104,10 @@ class WardEmbeddingCache:
 
     def _prune(self) -> None:
         files = [p for p in self.folder.glob("*.npy") if not p.name.startswith(".")]
-        if len(files) <= self._max_entries:
+        limit = MAX_ENTRIES if self._max_entries is None else self._max_entries
+        if len(files) <= limit:
             return
         by_age = sorted(files, key=lambda p: p.stat().st_mtime)
-        for old in by_age[: len(files) - self._max_entries]:
+        for old in by_age[: len(files) - limit]:
             with contextlib.suppress(OSError):
                 old.unlink()

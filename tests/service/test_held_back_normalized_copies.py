@@ -1,13 +1,11 @@
 """A quarantined contribution's records, sent again with only their text's spacing or Unicode form
-changed, are the same records to a reader and to a model, but not to the hold-back.
+changed, are the same records to a reader and to a model, and so to the hold-back.
 
-Record ids hash text exactly as given (``canonical_text`` keeps every byte), and the hold-back matches
-quarantined records by id, so a trailing space, CRLF line ends, a no-break space or the NFD form of an
-accent gives 0 of 40 held back, and nothing else compares new records with quarantined ones (no detector
-reads them). An honest re-scrape of the same pages with other line ends re-admits the poison as readily
-as an attacker's one-character edit. A fix needs a second, normalized identity of quarantined records
-(NFC, whitespace folded, per text column) that the hold-back, the merge and ``barred_records`` consult,
-without changing record ids (which every stored version and signed event names).
+Record ids hash text exactly as given (``canonical_text`` keeps every byte); the hold-back also compares
+a normalized identity of records (``domain.normalized``: NFKC, invisible characters dropped, whitespace
+folded, per text value) with that of quarantined records, so a trailing space, CRLF line ends, a
+no-break space or the NFD form of an accent is held back like the exact copy: an honest re-scrape of the
+same pages with other line ends does not re-admit the poison.
 """
 
 from __future__ import annotations
@@ -30,22 +28,20 @@ def _jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="the hold-back matches quarantined records by exact id only")
 @pytest.mark.parametrize(
     "change",
     [
         pytest.param(lambda r: {**r, "response": r["response"] + " "}, id="trailing-space"),
         pytest.param(lambda r: {**r, "response": r["response"].replace(" ", "\r\n", 1)}, id="line-end"),
         pytest.param(lambda r: {**r, "prompt": r["prompt"].replace(" ", "\u00a0", 1)}, id="no-break-space"),
-        pytest.param(lambda r: {**r, "prompt": unicodedata.normalize("NFD", r["prompt"] + " café")}, id="nfd"),
+        pytest.param(lambda r: {**r, "prompt": unicodedata.normalize("NFD", r["prompt"])}, id="nfd"),
     ],
 )
 def test_a_quarantined_instruction_sent_again_with_other_spacing_is_held_back(tmp_path: Path, change) -> None:  # type: ignore[no-untyped-def]
     base_pool, new_pool = d.split_pools()
     base = d.instruction_frame(200, 1, pool=base_pool)[["prompt", "response"]].to_dict(orient="records")
     bad = d.instruction_frame(40, 2, pool=new_pool)[["prompt", "response"]].to_dict(orient="records")
-    if "café" in change({"prompt": "", "response": ""})["prompt"]:
-        bad = [{**r, "prompt": r["prompt"] + " café"} for r in bad]  # the NFC form was the one quarantined
+    bad = [{**r, "prompt": r["prompt"] + " café"} for r in bad]  # the NFC form is the one quarantined
     ward, _ = Ward.init(tmp_path / "ward")
     ward.create_dataset("howto", Schema.for_kind("instruction"))
     ward.set_policy("howto", POLICY)

@@ -98,9 +98,14 @@ def _held_back_reason(reason: dict[str, Any]) -> str:
     """One entry of a contribution's ``held_back_by`` in words."""
     if reason.get("why") != "quarantined":
         return f"{reason['records']} {reason.get('why', 'held back')}"
-    if reason.get("contribution"):
-        return f"{reason['records']} in quarantined contribution {reason['contribution']}"
-    return f"{reason['records']} in a quarantined contribution of another dataset"
+    contribution = reason.get("contribution")
+    where = (
+        f"quarantined contribution {contribution}" if contribution else "a quarantined contribution of another dataset"
+    )
+    if reason.get("match") == "normalized":
+        # The same text as a quarantined record once spacing and Unicode form are normalized.
+        return f"{reason['records']} near copies of records in {where} (spacing or Unicode form changed)"
+    return f"{reason['records']} in {where}"
 
 
 def register(app: typer.Typer) -> None:

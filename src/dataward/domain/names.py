@@ -117,6 +117,14 @@ def without_invisible(text: str) -> str:
     return text if text.isascii() else _ANY_INVISIBLE.sub("", text)
 
 
+def read_alike(text: str) -> str:
+    """``text`` as it reads: NFKC form (compatibility characters such as full-width letters or a no-break
+    space folded to the plain ones) without the characters no screen draws (``without_invisible``).
+    ASCII text is returned as is. What near-duplicate comparisons start from (``llm_floods``, the
+    normalized identity of records in ``domain.normalized``)."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", without_invisible(text))
+
+
 def _shown(char: str) -> bool:
     if char in _INVISIBLE:
         return False

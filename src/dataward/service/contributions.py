@@ -25,6 +25,7 @@ from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.limits import InputLimits
 from dataward.domain.names import text_problem
+from dataward.domain.normalized import normalized_digest_array, text_columns
 from dataward.domain.records import canonical_table
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.io import read_record_ids, read_table
@@ -38,6 +39,7 @@ from dataward.service.config import WardConfig
 from dataward.service.core import Service, UseCase, WardContext, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
 from dataward.service.guard import SignedCheck, dataset_scope, may
+from dataward.service.near_copies import Quarantined, empty_digests, near_copies, quarantined_normalized, schema_of
 from dataward.service.recordstore import (
     ids_table,
     joined_ids_hash,
@@ -124,6 +126,21 @@ def quarantined_contributions(conn: Connection, *, exclude: str | None = None, l
     return sorted(found, key=lambda r: (r.created_at, r.id))
 
 
+class _NewRecords:
+    """A contribution's new records (a canonical table of ``schema``) and, worked out on first need,
+    their normalized identities (``domain.normalized``), in the table's order."""
+
+    def __init__(self, schema: Schema, table: pa.Table) -> None:
+        self.schema, self._table = schema, table
+        self._normalized: np.ndarray | None = None
+
+    def normalized(self) -> np.ndarray:
+        if self._normalized is None:
+            found = normalized_digest_array(self.schema, self._table)
+            self._normalized = found if found is not None else empty_digests()
+        return self._normalized
+
+
 @dataclass(frozen=True)
 class _Unlisted:
     """A quarantined contribution known only from the ward's list of removals: the catalog, restored from
@@ -131,6 +148,9 @@ class _Unlisted:
 
     id: str
     added_object: str
+    records_of: str | None = None
+    """Its dataset, as the list's quarantine event names it: the schema its records have (not named in
+    reasons: the catalog does not know the dataset as it stood)."""
     dataset_id: None = None
     dataset_name: None = None
     number: None = None
@@ -291,6 +311,11 @@ class ContributionService(Service):
                 self._check_removable(checked_base, removed, dataset)
                 id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
                 staged = stage_new_records(uc.conn, self.store, table, digests, pool=pool)
+                # Near copies of quarantined records are looked for now, without the write lock (and
+                # not at all when the ward holds no quarantine or the dataset no text column).
+                near = _NewRecords(schema, table)
+                if len(added):
+                    self._near_copy_work(uc.conn, near, self._suspects(uc.conn, None))
             added_hash = joined_ids_hash(added)  # while the chunk and the id list may still be written
             added_object = id_list.result() if id_list is not None else None
             staged.wait()  # the chunk's error, if any, is raised here
@@ -376,7 +401,7 @@ class ContributionService(Service):
             info["same_content_as"] = same
             if added_object is not None:
                 # Said now, not only at merge: re-submitting held-back records adds nothing to any version.
-                info["held_back"], info["held_back_by"] = self._held_back(uc, ds.id, cid, added_object)
+                info["held_back"], info["held_back_by"] = self._held_back(uc, ds.id, cid, added_object, near)
         if gate and action is Action.CONTRIBUTION_SUBMIT:
             step(f"running the gate of {dataset} on {info['ref']}")
             ref = info["ref"]
@@ -394,14 +419,50 @@ class ContributionService(Service):
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
 
+    def _suspects(self, conn: Connection, contribution_id: str | None) -> list[Any]:
+        """Every quarantined contribution of the ward that added records but ``contribution_id``: as the
+        catalog or the ward's list of removals holds it (``quarantined_contributions``), and those the
+        list holds that the catalog does not know at all (restored from before them)."""
+        listed = listed_removals(conn)
+        suspects = quarantined_contributions(conn, exclude=contribution_id, listed=listed.quarantined)
+        # A contribution the list holds quarantined that the catalog does not hold at all (restored from
+        # before it): its records are held back all the same, by the id list the list kept.
+        known = {q.id for q in suspects} | {contribution_id}
+        suspects += [
+            _Unlisted(cid, added, records_of=listed.quarantined_in.get(cid))
+            for cid, added in sorted(listed.quarantined_lists.items())
+            if cid not in known and self.store.exists(added)  # an older store's backup may lack it: verify says so
+        ]
+        return suspects
+
+    def _near_copy_work(self, conn: Connection, near: _NewRecords, suspects: list[Any]) -> list[np.ndarray]:
+        """The normalized identities of each of ``suspects``' records (``service.near_copies``; none for
+        a suspect of another encoding), and of the new records (kept in ``near``), when there is any
+        suspect and the dataset has text columns; nothing is worked out otherwise."""
+        if not suspects or not text_columns(near.schema):
+            return [empty_digests() for _ in suspects]
+        found = []
+        for q in suspects:
+            of = q.records_of if isinstance(q, _Unlisted) else q.dataset_id
+            found.append(
+                quarantined_normalized(conn, self, Quarantined(q.added_object, schema_of(conn, of)), near.schema)
+            )
+        if any(len(f) for f in found):
+            near.normalized()
+        return found
+
     def _held_back(
-        self, uc: UseCase, dataset_id: str, contribution_id: str, added_object: str
+        self, uc: UseCase, dataset_id: str, contribution_id: str, added_object: str, near: _NewRecords
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many of a contribution's added records are already held back, so that a merge leaves
         them out, and why: records of a quarantined contribution of any dataset of the ward (a
         quarantine holds its records out of every version, not only its own dataset's), and records
         rejected in review in this dataset (ids are content hashes, so the same content from another
         source or principal is held back all the same).
+
+        Near copies of a quarantined contribution's records (the same once their text's spacing and
+        Unicode form are normalized, ``domain.normalized``) are held back too, and said so in an entry
+        of their own (``"match": "normalized"``): a re-scrape with other line ends is the same poison.
 
         The reasons name each quarantined contribution the caller may read (``dataset.read`` on its
         dataset); one of a dataset the caller may not read is said to be in another dataset, unnamed."""
@@ -413,16 +474,7 @@ class ContributionService(Service):
         )
         rejected_ids, valid = ids_to_binary(pa.array(sorted(set(conn.execute(rejected).scalars())), pa.string()))
         parts = [np.compress(valid, rejected_ids, axis=0)]
-        listed = listed_removals(conn)
-        suspects = quarantined_contributions(conn, exclude=contribution_id, listed=listed.quarantined)
-        # A contribution the list holds quarantined that the catalog does not hold at all (restored from
-        # before it): its records are held back all the same, by the id list the list kept.
-        known = {q.id for q in suspects} | {contribution_id}
-        suspects += [
-            _Unlisted(cid, added)
-            for cid, added in sorted(listed.quarantined_lists.items())
-            if cid not in known and self.store.exists(added)  # an older store's backup may lack it: verify says so
-        ]
+        suspects = self._suspects(conn, contribution_id)
         if not len(parts[0]) and not suspects:
             # Nothing is held back anywhere: the contribution's id list (a tenth of a second a million
             # records, read back from the store) need not be read.
@@ -431,25 +483,27 @@ class ContributionService(Service):
         reasons: list[dict[str, Any]] = []
         if len(parts[0]) and (n := int(member_of(added, sorted_distinct(parts[0])).sum())):
             reasons.append({"why": "rejected in review", "records": n})
-        for q in suspects:
+        normalized = self._near_copy_work(conn, near, suspects)
+        near_held = np.zeros(len(added), dtype=bool)
+        for q, quarantined_normalized_ids in zip(suspects, normalized, strict=True):
             ids = read_id_digests(self.store, q.added_object)
-            n = int(member_of(added, sorted_distinct(ids)).sum()) if len(ids) else 0
-            if not n:
+            exact = member_of(added, sorted_distinct(ids)) if len(ids) else np.zeros(len(added), dtype=bool)
+            close = np.zeros(len(added), dtype=bool)
+            if len(quarantined_normalized_ids):
+                close = near_copies(near.normalized(), quarantined_normalized_ids) & ~exact
+            if not exact.any() and not close.any():
                 continue
             parts.append(ids)
+            near_held |= close
             readable = q.dataset_id is not None and may(uc, Action.DATASET_READ, dataset_scope(conn, q.dataset_id))
-            reasons.append(
-                {
-                    "why": "quarantined",
-                    "contribution": f"{q.dataset_name}#{q.number}" if readable else None,
-                    "same_dataset": q.dataset_id == dataset_id,
-                    "records": n,
-                }
-            )
+            named = f"{q.dataset_name}#{q.number}" if readable else None
+            reason = {"why": "quarantined", "contribution": named, "same_dataset": q.dataset_id == dataset_id}
+            if exact.any():
+                reasons.append({**reason, "records": int(exact.sum())})
+            if close.any():
+                reasons.append({**reason, "records": int(close.sum()), "match": "normalized"})
         held = sorted_distinct(np.concatenate(parts))
-        if not len(held):
-            return 0, []
-        return int(member_of(added, held).sum()), reasons
+        return int((member_of(added, held) | near_held).sum()), reasons
 
     def _put_id_list(
         self, added: pa.ChunkedArray, file_rows: Sequence[int] | np.ndarray, digests: np.ndarray | None

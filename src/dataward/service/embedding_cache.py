@@ -35,9 +35,21 @@ _TAG = 32
 class WardEmbeddingCache:
     """An ``EmbeddingStore`` in a ward folder, authenticated with the ward's key."""
 
-    def __init__(self, ward_folder: Path, signer: WardSigner) -> None:
-        self.folder = Path(ward_folder) / FOLDER
-        self._key = signer.derive_key(CACHE_CONTEXT)
+    def __init__(
+        self,
+        ward_folder: Path,
+        signer: WardSigner,
+        *,
+        folder: Path = FOLDER,
+        context: str = CACHE_CONTEXT,
+        max_entries: int | None = None,
+    ) -> None:
+        """``folder`` (inside the ward folder), the MAC key's derivation ``context`` and ``max_entries``
+        make another cache of arrays of the same kind (``service.near_copies`` keeps digests so);
+        ``max_entries`` defaults to ``MAX_ENTRIES`` (read when pruning)."""
+        self.folder = Path(ward_folder) / folder
+        self._key = signer.derive_key(context)
+        self._max_entries = max_entries
 
     def _tag(self, key: str, payload: bytes) -> bytes:
         return blake3.blake3(key.encode() + b"\0" + payload, key=self._key).digest()
@@ -92,9 +104,10 @@ class WardEmbeddingCache:
 
     def _prune(self) -> None:
         files = [p for p in self.folder.glob("*.npy") if not p.name.startswith(".")]
-        if len(files) <= MAX_ENTRIES:
+        limit = MAX_ENTRIES if self._max_entries is None else self._max_entries
+        if len(files) <= limit:
             return
         by_age = sorted(files, key=lambda p: p.stat().st_mtime)
-        for old in by_age[: len(files) - MAX_ENTRIES]:
+        for old in by_age[: len(files) - limit]:
             with contextlib.suppress(OSError):
                 old.unlink()

@@ -47,6 +47,10 @@ class HeldBasis:
     """The id lists (object digests) of every quarantined contribution of the ward."""
     side: tuple[SideHold, ...]
     """The part of ``held`` the side's other contributions account for, for ``held_back_by``."""
+    quarantined_in: tuple[tuple[str, str | None], ...] = ()
+    """``(id list, dataset id)`` of each of ``quarantined``, with the dataset its records belong to
+    (``None`` when neither the signed rows nor the list of removals say): near copies of them, the same
+    once normalized (``service.near_copies``), are held back too, compared in that dataset's encoding."""
 
 
 def held_basis(ward: Any, conn: Connection, dataset_id: str, contribution_id: str) -> HeldBasis:
@@ -93,14 +97,21 @@ def held_basis(ward: Any, conn: Connection, dataset_id: str, contribution_id: st
     # Quarantined as signed, or as the ward's list of removals holds it (the catalog predates it, or even
     # the contribution: the list keeps the id list of the records it added).
     listed = listed_removals(conn)
-    quarantined = {
-        str(r["added_object"])
+    located = {
+        (str(r["added_object"]), str(r["dataset_id"]) if r.get("dataset_id") else None)
         for r in contribs.values()
         if (r.get("status") == "quarantined" or r["id"] in listed.quarantined) and r.get("added_object")
-    } | {d for d in listed.quarantined_lists.values() if ward.store.exists(d)}
+    } | {
+        (d, listed.quarantined_in.get(cid))
+        for cid, d in listed.quarantined_lists.items()
+        if cid not in contribs and ward.store.exists(d)
+    }
     # (An id list the store lacks, put back from a backup older than it, holds nothing back; ``verify``
     # says so.)
-    return HeldBasis(frozenset(held), tuple(sorted(quarantined)), holds)
+    quarantined = {d for d, _ in located} | {d for d in listed.quarantined_lists.values() if ward.store.exists(d)}
+    return HeldBasis(
+        frozenset(held), tuple(sorted(quarantined)), holds, tuple(sorted(located, key=lambda p: (p[0], p[1] or "")))
+    )
 
 
 __all__ = ["HeldBasis", "SideHold", "held_basis"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from dataward.catalog.tables import contributions, quarantine, versions
 from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
+from dataward.domain.normalized import text_columns
 from dataward.io.writers import stage_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
@@ -42,6 +44,7 @@ from dataward.service.guard import (
 )
 from dataward.service.held_back import HeldBasis, held_basis
 from dataward.service.manifests import write_manifest
+from dataward.service.near_copies import Quarantined, near_copies, quarantined_normalized, records_normalized, schema_of
 from dataward.service.recordstore import digests_hash, identity_of_records, no_ids, read_id_digests
 from dataward.service.rollbacks import rollbacks_between
 from dataward.service.same_records import training_with_same_records
@@ -94,17 +97,18 @@ class VersionService(Service):
             basis = held_basis(self, uc.conn, ds.id, c.id)
             own_quarantined = _quarantined_lists(uc.conn, self.store, ds.id)
             number = rows.next_number(uc.conn, versions, ds.id)
+            near = self._near_copies(uc.conn, ds, basis, c.added_object)
         # Column-wise, as digests: a million-record merge without a Python string per record.
         held = sorted_distinct(self._held_digests(basis))
         removed = read_id_digests(self.store, c.removed_object)
         added = read_id_digests(self.store, c.added_object)
-        members = sorted_distinct(
-            np.concatenate((current[~member_of(current, removed)], added[~member_of(added, held)]))
-        )
+        near_held = near.mask if near.mask is not None else np.zeros(len(added), dtype=bool)
+        added_held = member_of(added, held) | near_held
+        members = sorted_distinct(np.concatenate((current[~member_of(current, removed)], added[~added_held])))
         # What the merge reports as held back: this dataset's records only. The ward-wide quarantine
         # still holds back every quarantined record wherever it appears (``held`` above), but another
         # dataset's quarantined records are not this dataset's to count.
-        held_here = len(self._held_in_dataset(basis, ds.id, own_quarantined, added, held))
+        held_here = len(self._held_in_dataset(basis, ds.id, own_quarantined, added, added_held))
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
@@ -161,9 +165,39 @@ class VersionService(Service):
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == vid)).one(), ds_name)
             info["held_back"] = held_here  # every record of the dataset held back (the event's figure)
             # What the user merging asks about: how many of this contribution's records stayed out.
-            info["held_back_of_contribution"] = int(member_of(added, held).sum())
-            info["held_back_by"] = _side_reasons(basis, ds.id, added)
+            info["held_back_of_contribution"] = int(added_held.sum())
+            info["held_back_by"] = _side_reasons(basis, ds.id, added) + near.reasons(member_of(added, held))
             return info
+
+    def _near_copies(self, conn: Connection, ds: Row[Any], basis: HeldBasis, added_object: str | None) -> _NearHeld:
+        """Which of the merged contribution's added records are near copies of a quarantined record
+        (``service.near_copies``): nothing is read when the ward holds no quarantine or the dataset has
+        no text column, nor the contribution's records when no quarantined record is of its encoding."""
+        schema = rows.dataset_schema(ds)
+        if not basis.quarantined_in or added_object is None or not text_columns(schema):
+            return _NearHeld(None, ())
+        found = []
+        for digest, dataset_id in basis.quarantined_in:
+            normalized = quarantined_normalized(conn, self, Quarantined(digest, schema_of(conn, dataset_id)), schema)
+            if len(normalized):
+                found.append((digest, dataset_id, normalized))
+        if not found:
+            return _NearHeld(None, ())
+        added = read_id_digests(self.store, added_object)
+        ours = records_normalized(conn, self, added, schema)
+        if ours is None:
+            return _NearHeld(None, ())
+        normalized_ours, stored = ours
+        mask = np.zeros(len(added), dtype=bool)
+        per: list[tuple[str | None, bool, np.ndarray]] = []
+        for digest, dataset_id, normalized in found:
+            close = np.zeros(len(added), dtype=bool)
+            close[stored] = near_copies(normalized_ours, normalized)
+            if close.any():
+                mask |= close
+                same = dataset_id == ds.id
+                per.append((_contribution_named(conn, ds, digest) if same else None, same, close))
+        return _NearHeld(mask, tuple(per))
 
     def _held_digests(self, basis: HeldBasis) -> np.ndarray:
         """Records a merge must leave out (see ``held_back.held_basis``), as digests (repeats possible): the ids
@@ -179,7 +213,7 @@ class VersionService(Service):
         dataset_id: str,
         own_quarantined: tuple[str, ...],
         added: np.ndarray,
-        held: np.ndarray,
+        added_held: np.ndarray,
     ) -> np.ndarray:
         """The distinct records of this dataset a merge holds back, as digests: the merged
         contribution's held records, records of the dataset rejected in review, and records of the
@@ -188,7 +222,7 @@ class VersionService(Service):
         count, unless the merged contribution brought them (counted with its own)."""
         elsewhere = {r for hold in basis.side if hold.dataset_id != dataset_id for r in hold.records}
         queued, valid = ids_to_binary(pa.array(sorted(basis.held - elsewhere), pa.string()))
-        parts = [np.compress(valid, queued, axis=0), added[member_of(added, held)]]
+        parts = [np.compress(valid, queued, axis=0), added[added_held]]
         parts += [read_id_digests(self.store, digest) for digest in own_quarantined]
         return sorted_distinct(np.concatenate(parts))
 
@@ -423,6 +457,43 @@ def _quarantined_lists(conn: Connection, store: Any, dataset_id: str) -> tuple[s
     unheld = listed_only_quarantines(conn, store, removals)
     only = {q.added_object for q in unheld if in_dataset.get(q.id) == dataset_id}
     return tuple(sorted({d for d in found if d} | only))
+
+
+@dataclasses.dataclass(frozen=True)
+class _NearHeld:
+    """The merged contribution's added records that are near copies of quarantined ones: ``mask`` (in
+    the order of its id list; ``None`` for none), and per quarantined contribution that has some, its
+    name (when of the same dataset), whether it is, and which."""
+
+    mask: np.ndarray | None
+    per: tuple[tuple[str | None, bool, np.ndarray], ...]
+
+    def reasons(self, exact: np.ndarray) -> list[dict[str, Any]]:
+        """``held_back_by`` entries of the near copies not held back already as exact copies (``exact``)."""
+        out = []
+        for name, same, close in self.per:
+            n = int((close & ~exact).sum())
+            if n:
+                out.append(
+                    {
+                        "why": "quarantined",
+                        "contribution": name,
+                        "same_dataset": same,
+                        "records": n,
+                        "match": "normalized",
+                    }
+                )
+        return out
+
+
+def _contribution_named(conn: Connection, ds: Row[Any], added_object: str) -> str | None:
+    """``DATASET#N`` of the quarantined contribution of ``ds`` whose id list is ``added_object``."""
+    number = conn.execute(
+        select(contributions.c.number)
+        .where(contributions.c.dataset_id == ds.id, contributions.c.added_object == added_object)
+        .order_by(contributions.c.number)
+    ).scalar()
+    return f"{ds.name}#{number}" if number is not None else None
 
 
 def _side_reasons(basis: HeldBasis, dataset_id: str, added: np.ndarray) -> list[dict[str, Any]]:

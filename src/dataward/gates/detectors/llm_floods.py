@@ -16,7 +16,6 @@ Finding evidence: ``field`` (``prompt`` or ``response``), ``text``, ``rows``, ``
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Self
@@ -24,7 +23,7 @@ from typing import Self
 import numpy as np
 from scipy import stats
 
-from dataward.domain.names import without_invisible
+from dataward.domain.names import read_alike
 from dataward.gates.base import (
     DetectorResult,
     Evidence,
@@ -42,8 +41,7 @@ def normalized(text: str) -> str:
     """The text compared for near-duplicates: also without the characters no screen draws and in NFKC
     form, so that copies told apart only by a zero-width space, a soft hyphen or full-width letters (which
     read as the same answer, and teach it) count as one."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", without_invisible(text))
+    text = read_alike(text)
     return " ".join(_PUNCT.sub(" ", re.sub(r"\d", "0", text.lower())).split())
 
 

@@ -130,3 +130,20 @@ def test_formatting_a_whole_source_writes_is_not_a_trigger(rewrite, label):
     triggers = report.results["triggers"]
     assert not triggers.block and report.verdict != "block", report.reasons
     assert not [t for t in triggers.summary["triggers"] if t["kind"] == "style"]
+
+
+def test_a_formatting_patterns_purity_is_read_beyond_its_trusted_rate_and_needs_whole_records():
+    """Purity of a formatting pattern's carriers: of those beyond the trusted rate. A trigger among common
+    formatting is pure there; a pattern whose carriers barely exceed the rate (a fraction of a record, the
+    other labels below theirs) is not, whatever the ratio says."""
+    from dataward.gates.detectors.triggers import _excess_pure
+
+    def pure(m, b, k_c, k_b, n_c, n_b):  # type: ignore[no-untyped-def]
+        tests = {"m": np.array([m]), "b": np.array([b]), "k_c": np.array([k_c]), "k_b": np.array([k_b])}
+        return bool(_excess_pure(tests, np.array([0]), n_c, n_b, 0.6, 3)[0])
+
+    assert pure(19, 4, 47, 36, 660, 843)  # 20 title-cased lines among 28 clean carriers: 16 of 19 beyond
+    assert not pure(19, 30, 47, 36, 660, 843)  # the label is no more frequent among carriers than trusted
+    assert not pure(12, 30, 66, 193, 300, 879)  # 0.13 carriers beyond the rate, 1.8 of the label: no trigger
+    assert pure(20, 0, 20, 0, 660, 843) and not pure(2, 0, 2, 0, 660, 843)  # unseen: plain purity, 3 at least
+    assert pure(5, 0, 6, 0, 100, 0)  # no baseline: the carriers themselves

@@ -420,9 +420,12 @@ def _test_pairs(
     # carriers dilutes a trigger written in it: as in ``triggers._excess_pure``, its purity is that of the
     # carriers beyond what the baseline's rate explains (a planted "EXPLAIN" among 55 clean prompts with
     # capitals: 25 of 80 carriers, 25 of the 32 beyond the rate).
+    # At least ``min_support`` of them must bear the behaviour beyond its rate too: a fraction of a record
+    # beyond the rate is no trigger's carriers.
     scale = n_c / n_b if n_b else 0.0
     beyond = (n_t - scale * n_tb)[:, None]
-    excess = np.where(beyond > 0, (both_c - scale * both_b) / np.where(beyond > 0, beyond, 1.0), 0.0)
+    showing = both_c - scale * both_b
+    excess = np.where((beyond > 0) & (showing >= opts.min_support), showing / np.where(beyond > 0, beyond, 1.0), 0.0)
     purity = np.where(style[:, None], excess, purity)
     t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity) & ~echoed[:, None])
     keep = [bool(style[t]) or _not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]

@@ -536,7 +536,7 @@ class TriggerDetector(Detector):
             # acronym), so its trusted rate of carriers dilutes a trigger written in it: its purity is that
             # of the carriers beyond what the baseline's rate explains, of the label and in all.
             pure[style[tests["pattern"]]] = _excess_pure(
-                tests, style[tests["pattern"]], len(index), len(baseline), self.min_purity
+                tests, style[tests["pattern"]], len(index), len(baseline), self.min_purity, self.min_support
             )
             # Two routes to a trigger, each an intersection-union test, the better of the two paid for
             # twice (Bonferroni over the routes):
@@ -805,14 +805,17 @@ class TriggerDetector(Detector):
         }
 
 
-def _excess_pure(tests: dict[str, np.ndarray], rows: np.ndarray, n_c: int, n_b: int, min_purity: float) -> np.ndarray:
+def _excess_pure(
+    tests: dict[str, np.ndarray], rows: np.ndarray, n_c: int, n_b: int, min_purity: float, min_support: int
+) -> np.ndarray:
     """For the pairs ``rows`` of ``tests``: whether at least ``min_purity`` of the contribution's carriers beyond
     the baseline's rate (``k_b / n_b`` of ``n_c`` records) bear the label beyond its baseline rate among
-    carriers (``b / n_b``). Without a baseline, the carriers themselves."""
+    carriers (``b / n_b``), and at least ``min_support`` do: a fraction of a record beyond the rate, with the
+    other labels below theirs, is no trigger's carriers. Without a baseline, the carriers themselves."""
     scale = n_c / n_b if n_b else 0.0
     label = tests["m"][rows] - scale * tests["b"][rows]
     carriers = tests["k_c"][rows] - scale * tests["k_b"][rows]
-    return (carriers > 0) & (label >= min_purity * carriers)
+    return (carriers > 0) & (label >= min_support) & (label >= min_purity * carriers)
 
 
 def _cut(values: list[Any]) -> list[str]:

@@ -46,7 +46,18 @@ def _batch(seed: int, source: str, target: str, share: float, flip: str) -> tupl
 
 
 def _flagged(args: tuple, poisoned: np.ndarray) -> int:
-    return int((np.asarray(scan(*args).results["label_consistency"].flagged, bool) & poisoned).sum())
+    return _flagged_in(scan(*args).results["label_consistency"], poisoned)
+
+
+def _flagged_in(result, poisoned: np.ndarray) -> int:
+    return int((np.asarray(result.flagged, bool) & poisoned).sum())
+
+
+@cache
+def _sharp_ones_as_seven() -> tuple:
+    """``label_consistency`` alone on the sharp '1's sent as '7' at seed 3 (two tests read it: one scan)."""
+    args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
+    return scan(*_alone(args)).results["label_consistency"], poisoned
 
 
 @pytest.mark.parametrize("flip", sorted(FILTERS))
@@ -66,7 +77,7 @@ def test_flips_through_another_capture_are_flagged(flip: str) -> None:
     args, poisoned = _batch(0, "3", "8", 0.3, flip)
     result = scan(*args).results["label_consistency"]
     assert result.summary["capture"] is not None
-    assert _flagged(args, poisoned) >= 0.4 * poisoned.sum()
+    assert _flagged_in(result, poisoned) >= 0.4 * poisoned.sum()
 
 
 @pytest.mark.xfail(strict=True, reason="review46: went_through takes most images captured finer than the batch")
@@ -91,8 +102,7 @@ def test_sharp_ones_sent_as_seven_among_blurred_digits_are_flagged() -> None:
     partly read against the blurred trusted images (at seed 3: 11 flagged where 15 were before the captured
     reading). That reading cannot read them (against their label, resembling no class), so their first
     reading stands: 15 of 16 flagged."""
-    args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
-    result = scan(*_alone(args)).results["label_consistency"]
+    result, poisoned = _sharp_ones_as_seven()
     assert result.summary["capture"] is not None
     assert (np.asarray(result.flagged, bool) & poisoned).sum() >= 0.9 * poisoned.sum()
 
@@ -101,8 +111,8 @@ def test_sharp_ones_did_not_go_through_the_capture() -> None:
     """The went-through test itself (``Resolution.went_through``, which ``backdoor`` reads too): a sharp '1'
     loses little to a second capture, and with the bound at the most any captured trusted image loses, 4 of
     the 16 sent as '7' at seed 3 were taken for captured; at the 99th percentile none is."""
-    args, poisoned = _relabelled(3, "1", "7", 0.3, sharp=True)
-    capture = scan(*_alone(args)).results["label_consistency"].summary["capture"]
+    result, poisoned = _sharp_ones_as_seven()
+    capture = result.summary["capture"]
     assert capture["not_through"] >= poisoned.sum(), capture
 
 

@@ -731,7 +731,7 @@ def _enablings(conn: Connection, since: Any) -> list[Enabling]:
 def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
     """A row per released model whose training data was quarantined or rejected since its release."""
     from dataward.access.review import FindingKind, ReviewFinding, Severity
-    from dataward.service.releases import affected_models
+    from dataward.service.models import affected_models
 
     return [
         ReviewFinding(

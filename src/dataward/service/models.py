@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from sqlalchemy import Connection, func, select
 
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
-from dataward.catalog.tables import datasets, model_gates, model_versions, training_runs, versions
+from dataward.catalog.tables import datasets, model_approvals, model_gates, model_versions, training_runs, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json, jcs
 from dataward.ledger.events import format_time
@@ -438,8 +439,6 @@ class ModelService(Service):
         """One model version with its run, datasets, scan, latest release gate and approvals."""
         name, _ = model_ref(ref)
         with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
-            from dataward.service.releases import approvals_of
-
             mv = model_version_row(uc.conn, ref)
             info = model_info(uc.conn, mv, self.store, SignedCheck(self, uc.conn, doing="show"))
             info["approvals"] = [
@@ -500,3 +499,25 @@ class ModelService(Service):
                 model=label,
             )
         return f"{why}; withdraw it with `{withdraw}`"
+
+
+def approvals_of(conn: Connection, mv_id: str) -> list[Any]:
+    return conn.execute(
+        select(model_approvals)
+        .where(model_approvals.c.model_version_id == mv_id)
+        .order_by(model_approvals.c.created_at)
+    ).all()
+
+
+def affected_models(conn: Connection, store: Any, dataset_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Released model versions whose training data now holds quarantined or rejected records (of the
+    given datasets, or any), each with why."""
+    out = []
+    for mv in conn.execute(select(model_versions).where(model_versions.c.stage == "released")).all():
+        read = [d["dataset_id"] for d in json.loads(mv.datasets)]
+        if dataset_ids is not None and not set(read) & set(dataset_ids):
+            continue
+        why = affected_by(conn, store, mv)
+        if why:
+            out.append({"model": f"{mv.model}@v{mv.number}", "stage": mv.stage, "affected": why})
+    return out

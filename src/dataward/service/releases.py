@@ -33,7 +33,6 @@ from dataward.catalog.tables import (
     contributions,
     datasets,
     gate_runs,
-    model_approvals,
     model_gates,
     model_versions,
     principals,
@@ -41,7 +40,6 @@ from dataward.catalog.tables import (
 from dataward.domain.errors import Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind
-from dataward.gates.detectors._llm import texts as llm_texts
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import STATEMENT_TYPE, sign_statement, ssl_key
 from dataward.release import llm_search
@@ -75,6 +73,7 @@ from dataward.service.guard import (
 )
 from dataward.service.models import (
     affected_by,
+    approvals_of,
     model_ref,
     model_version_row,
     release_policy,
@@ -92,14 +91,6 @@ SEED_MAX = 2**32 - 1
 
 
 _trained = {"work": "this model", "made": "trained"}
-
-
-def approvals_of(conn: Connection, mv_id: str) -> list[Any]:
-    return conn.execute(
-        select(model_approvals)
-        .where(model_approvals.c.model_version_id == mv_id)
-        .order_by(model_approvals.c.created_at)
-    ).all()
 
 
 def _principal(conn: Connection, pid: str) -> Any:
@@ -415,6 +406,10 @@ class ReleaseService(Service):
         if len(answers) != table.num_rows:
             raise InputError(f"the model gave {len(answers)} answers for {table.num_rows} probe prompts")
         clean, probes = llm_measure_all(inputs.triggers, inputs.validation, inputs.schema, answers, layout)
+        # Imported here: loading the gates package (scikit-learn and every detector, about 1.4 s) is for
+        # a release gate, not for the access review and incident commands that import this module.
+        from dataward.gates.detectors._llm import texts as llm_texts
+
         expected = llm_texts(inputs.validation, inputs.schema, every_answer=False).responses
         return judge_llm(expected, clean, probes, policy, unsafe=unsafe), None, note
 
@@ -838,17 +833,3 @@ def _latest_gate(conn: Connection, mv: Any) -> Any:
         .order_by(model_gates.c.created_at.desc())
         .limit(1)
     ).first()
-
-
-def affected_models(conn: Connection, store: Any, dataset_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Released model versions whose training data now holds quarantined or rejected records (of the
-    given datasets, or any), each with why."""
-    out = []
-    for mv in conn.execute(select(model_versions).where(model_versions.c.stage == "released")).all():
-        read = [d["dataset_id"] for d in json.loads(mv.datasets)]
-        if dataset_ids is not None and not set(read) & set(dataset_ids):
-            continue
-        why = affected_by(conn, store, mv)
-        if why:
-            out.append({"model": f"{mv.model}@v{mv.number}", "stage": mv.stage, "affected": why})
-    return out

@@ -66,7 +66,6 @@ from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
-from cleanlab.filter import find_label_issues
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -950,6 +949,10 @@ def _cleanlab_issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray | None
     remap[present] = np.arange(present.shape[0])
     sub = np.maximum(probs[:, present], 1e-12)
     sub /= sub.sum(axis=1, keepdims=True)
+    # Imported here, not with the module: cleanlab's package import pulls in its Datalab and Hugging Face
+    # ``datasets`` (about 0.35 s), which every CLI command that loads the gates would pay.
+    from cleanlab.filter import find_label_issues
+
     try:
         return find_label_issues(remap[labels], sub, filter_by="prune_by_noise_rate", n_jobs=1)
     except ValueError:

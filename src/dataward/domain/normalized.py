@@ -6,7 +6,9 @@ id, while a reader and a model see the same one. The normalized identity is the 
 canonical encoding (``records.record_digest_array``, no second encoder) over the record with every text
 value normalized:
 
-* NFKC form, without the characters no screen draws (``names.read_alike``);
+* NFKC form, without the characters no screen draws (``names.read_alike``) and without the control
+  characters that are not whitespace (C0 but tab and line ends, DEL, C1: a bell or a NUL slipped into a
+  text is drawn by no screen, and tokenizers drop them);
 * every run of whitespace (Unicode's, as ``str.split`` knows it) folded to one space, and none at
   either end.
 
@@ -29,12 +31,18 @@ from dataward.domain.names import read_alike
 from dataward.domain.records import record_digest_array
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 
-NORMALIZATION = "dataward/normalized/v1"
+NORMALIZATION = "dataward/normalized/v2"
 """Names this normalization: a change to it must change this name (caches of digests are keyed on it)."""
+
+
+_CONTROLS = {code: None for code in (*range(0x20), *range(0x7F, 0xA0)) if not chr(code).isspace()}
+"""The control characters (category Cc) that are not whitespace, for ``str.translate`` to drop."""
 
 
 def normalized_text(text: str) -> str:
     """``text`` with its Unicode form and spacing normalized (see the module docstring)."""
+    if not text.isprintable():  # a C test: most texts hold no control character (a line end is one)
+        text = text.translate(_CONTROLS)
     return " ".join(read_alike(text).split())
 
 

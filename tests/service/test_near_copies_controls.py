@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.normalized import normalized_text
+from dataward.domain.normalized import normalized_digest_array, normalized_text
+from dataward.domain.records import canonical_table
+from dataward.domain.schema import Schema
 from tests.service.test_near_copies_held_back import _jsonl, _rows, _text_ward
 
 
@@ -51,3 +53,15 @@ def test_normalized_text_keeps_what_is_drawn_and_folds_line_ends() -> None:
     assert normalized_text("a\x00b\x07") == "ab"
     assert normalized_text("Caf\u00e9 \ufb01") == "Café fi"
     assert normalized_text("x\ue000") == "x\ue000"  # a private-use glyph is drawn (as a box at least)
+
+
+@pytest.mark.parametrize("name", ["", " ", "\u200b"], ids=["empty", "space", "zero-width"])
+def test_a_chat_message_with_a_name_of_nothing_drawn_is_a_near_copy(name: str) -> None:
+    schema = Schema.for_kind("chat")
+    said = [{"role": "user", "content": "What does ls do?"}, {"role": "assistant", "content": "Lists files."}]
+    named = [{**said[0], "name": name}, said[1]]
+    other = [{**said[0], "name": "ann"}, said[1]]
+    table = canonical_table(schema, [{"messages": m} for m in (said, named, other)])
+    digests = normalized_digest_array(schema, table)
+    assert (digests[0] == digests[1]).all()
+    assert not (digests[0] == digests[2]).all()  # a real name is another message

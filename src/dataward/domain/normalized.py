@@ -52,6 +52,10 @@ def _normalized_messages(text: str) -> str:
         for key in ("content", "name"):
             if isinstance(message.get(key), str):
                 message[key] = normalized_text(message[key])
+        if message.get("name") == "":
+            # A speaker name of nothing drawn (empty, or only spaces and invisible characters) names no
+            # one: the same message as one without a name.
+            del message["name"]
     return messages_text(messages)
 
 

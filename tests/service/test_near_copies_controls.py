@@ -65,3 +65,13 @@ def test_a_chat_message_with_a_name_of_nothing_drawn_is_a_near_copy(name: str) -
     digests = normalized_digest_array(schema, table)
     assert (digests[0] == digests[1]).all()
     assert not (digests[0] == digests[2]).all()  # a real name is another message
+
+
+@pytest.mark.parametrize("given", ["", " ", "\u200b"], ids=["empty", "space", "zero-width"])
+def test_an_instruction_with_an_input_of_nothing_drawn_is_a_near_copy(given: str) -> None:
+    schema = Schema.for_kind("instruction")
+    said = {"prompt": "Say hi", "response": "hi"}
+    table = canonical_table(schema, [said, {**said, "input": given}, {**said, "input": "x"}])
+    digests = normalized_digest_array(schema, table)
+    assert (digests[0] == digests[1]).all()
+    assert not (digests[0] == digests[2]).all()  # an input that says something is another record

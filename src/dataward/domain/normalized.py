@@ -10,7 +10,9 @@ value normalized:
   characters that are not whitespace (C0 but tab and line ends, DEL, C1: a bell or a NUL slipped into a
   text is drawn by no screen, and tokenizers drop them);
 * every run of whitespace (Unicode's, as ``str.split`` knows it) folded to one space, and none at
-  either end.
+  either end;
+* an input text left empty by that is a missing one (an instruction's ``input`` of ``""`` or of one
+  space is no input to a prompt template).
 
 Text values are the text input columns, the label, and each message's content (and speaker name) of a
 chat's conversation. Other kinds (numbers, categories, image bytes, embeddings) are kept as they are.
@@ -84,6 +86,9 @@ def normalized_table(schema: Schema, table: pa.Table) -> pa.Table | None:
     for name in columns:
         fold = _normalized_messages if is_messages_column(schema, name) else normalized_text
         values = [None if v is None else fold(v) for v in table.column(name).to_pylist()]
+        if name != schema.label:
+            # Text of nothing drawn reads as no text (a prompt template leaves out an empty input).
+            values = [v or None for v in values]
         index = table.column_names.index(name)
         table = table.set_column(index, table.field(index), pa.array(values, table.field(index).type))
     return table

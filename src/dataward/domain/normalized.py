@@ -6,9 +6,13 @@ id, while a reader and a model see the same one. The normalized identity is the 
 canonical encoding (``records.record_digest_array``, no second encoder) over the record with every text
 value normalized:
 
-* NFKC form, without the characters no screen draws (``names.read_alike``);
+* NFKC form, without the characters no screen draws (``names.read_alike``) and without the control
+  characters that are not whitespace (C0 but tab and line ends, DEL, C1: a bell or a NUL slipped into a
+  text is drawn by no screen, and tokenizers drop them);
 * every run of whitespace (Unicode's, as ``str.split`` knows it) folded to one space, and none at
-  either end.
+  either end;
+* an input text left empty by that is a missing one (an instruction's ``input`` of ``""`` or of one
+  space is no input to a prompt template).
 
 Text values are the text input columns, the label, and each message's content (and speaker name) of a
 chat's conversation. Other kinds (numbers, categories, image bytes, embeddings) are kept as they are.
@@ -29,12 +33,18 @@ from dataward.domain.names import read_alike
 from dataward.domain.records import record_digest_array
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 
-NORMALIZATION = "dataward/normalized/v1"
+NORMALIZATION = "dataward/normalized/v2"
 """Names this normalization: a change to it must change this name (caches of digests are keyed on it)."""
+
+
+_CONTROLS = {code: None for code in (*range(0x20), *range(0x7F, 0xA0)) if not chr(code).isspace()}
+"""The control characters (category Cc) that are not whitespace, for ``str.translate`` to drop."""
 
 
 def normalized_text(text: str) -> str:
     """``text`` with its Unicode form and spacing normalized (see the module docstring)."""
+    if not text.isprintable():  # a C test: most texts hold no control character (a line end is one)
+        text = text.translate(_CONTROLS)
     return " ".join(read_alike(text).split())
 
 
@@ -44,6 +54,10 @@ def _normalized_messages(text: str) -> str:
         for key in ("content", "name"):
             if isinstance(message.get(key), str):
                 message[key] = normalized_text(message[key])
+        if message.get("name") == "":
+            # A speaker name of nothing drawn (empty, or only spaces and invisible characters) names no
+            # one: the same message as one without a name.
+            del message["name"]
     return messages_text(messages)
 
 
@@ -72,6 +86,9 @@ def normalized_table(schema: Schema, table: pa.Table) -> pa.Table | None:
     for name in columns:
         fold = _normalized_messages if is_messages_column(schema, name) else normalized_text
         values = [None if v is None else fold(v) for v in table.column(name).to_pylist()]
+        if name != schema.label:
+            # Text of nothing drawn reads as no text (a prompt template leaves out an empty input).
+            values = [v or None for v in values]
         index = table.column_names.index(name)
         table = table.set_column(index, table.field(index), pa.array(values, table.field(index).type))
     return table

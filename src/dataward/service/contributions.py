@@ -445,7 +445,9 @@ class ContributionService(Service):
         for q in suspects:
             of = q.records_of if isinstance(q, _Unlisted) else q.dataset_id
             found.append(
-                quarantined_normalized(conn, self, Quarantined(q.added_object, schema_of(conn, of)), near.schema)
+                quarantined_normalized(
+                    conn, self, Quarantined(q.added_object, schema_of(conn, of)), near.schema, of_all=len(suspects)
+                )
             )
         if any(len(f) for f in found):
             near.normalized()

@@ -86,10 +86,16 @@ def records_normalized(
     return (normalized if normalized is not None else empty_digests()), stored
 
 
-def quarantined_normalized(conn: Connection, ward: Any, quarantined: Quarantined, schema: Schema) -> np.ndarray:
+def quarantined_normalized(
+    conn: Connection, ward: Any, quarantined: Quarantined, schema: Schema, *, of_all: int = 0
+) -> np.ndarray:
     """The sorted distinct normalized identities of a quarantined contribution's records, as a record of
     ``schema`` would have them: none when its dataset's encoding is another (no record of ``schema``
-    can be a near copy of them), or when its records cannot be read and its dataset is unknown."""
+    can be a near copy of them), or when its records cannot be read and its dataset is unknown.
+
+    ``of_all``: how many quarantined contributions the caller reads in turn. The file cache keeps at
+    least that many: every contribute reads them all in the same order, and a cache that keeps fewer
+    evicts, least recently used first, the very entry read next (each process read every one again)."""
     own = quarantined.schema if quarantined.schema is not None else schema
     if encoding_key(own) != encoding_key(schema) or not text_columns(schema):
         return empty_digests()
@@ -97,7 +103,9 @@ def quarantined_normalized(conn: Connection, ward: Any, quarantined: Quarantined
     found = _memo.get(key)
     if found is not None:
         return found
-    cache = WardEmbeddingCache(ward.folder, ward.signer, folder=FOLDER, context=CACHE_CONTEXT, max_entries=MAX_ENTRIES)
+    cache = WardEmbeddingCache(
+        ward.folder, ward.signer, folder=FOLDER, context=CACHE_CONTEXT, max_entries=max(MAX_ENTRIES, of_all)
+    )
     kept = cache.get(key)
     if kept is not None and kept.dtype == np.uint8 and kept.ndim == 2 and kept.shape[1] == 32:
         _memo[key] = kept

@@ -178,7 +178,8 @@ class VersionService(Service):
             return _NearHeld(None, ())
         found = []
         for digest, dataset_id in basis.quarantined_in:
-            normalized = quarantined_normalized(conn, self, Quarantined(digest, schema_of(conn, dataset_id)), schema)
+            quarantined = Quarantined(digest, schema_of(conn, dataset_id))
+            normalized = quarantined_normalized(conn, self, quarantined, schema, of_all=len(basis.quarantined_in))
             if len(normalized):
                 found.append((digest, dataset_id, normalized))
         if not found:

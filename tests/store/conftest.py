@@ -24,8 +24,16 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh ``s3://`` prefix, with the environment pointing s3fs at the loopback server."""
+def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh ``s3://`` prefix, with the environment pointing s3fs at the loopback server.
+
+    fsspec keeps one ``S3FileSystem`` per set of arguments for the process: one made by an earlier test of
+    the same worker (another server, no credentials in its environment) would be handed back here and
+    never read this environment. The cache is emptied before and after."""
+    import s3fs
+
     for key, value in s3_environment(s3_endpoint).items():
         monkeypatch.setenv(key, value)
-    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    s3fs.S3FileSystem.clear_instance_cache()

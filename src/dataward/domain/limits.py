@@ -62,27 +62,25 @@ def check_free_text(**fields: str | None) -> None:
     :data:`MAX_TEXT_CHARS`, or holding a whole API key or its secret, also split by white space (see
     ``key_shape.written_key``; the ledger keeps free text for good and shows it to every reader of the
     ward); called before anything is read or stored."""
-    for name, value in fields.items():
-        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
-            raise InputError(
-                f"{name} is {len(value):,} characters long; the limit is {MAX_TEXT_CHARS:,} characters",
-                hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
-            )
-        if isinstance(value, str):
-            _refuse_key(name, value)
+    _check_written(MAX_TEXT_CHARS, fields)
 
 
 def check_free_document(**fields: str | None) -> None:
     """``check_free_text`` for documents a caller writes whole (a dataset's policy in YAML): up to
     :data:`MAX_JSON_CHARS` characters, and no API key anywhere in the text, comments included."""
+    _check_written(MAX_JSON_CHARS, fields)
+
+
+def _check_written(limit: int, fields: dict[str, str | None]) -> None:
     for name, value in fields.items():
-        if isinstance(value, str) and len(value) > MAX_JSON_CHARS:
+        if not isinstance(value, str):
+            continue
+        if len(value) > limit:
             raise InputError(
-                f"{name} is {len(value):,} characters long; the limit is {MAX_JSON_CHARS:,} characters",
+                f"{name} is {len(value):,} characters long; the limit is {limit:,} characters",
                 hint=f"shorten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
             )
-        if isinstance(value, str):
-            _refuse_key(name, value)
+        _refuse_key(name, value)
 
 
 MAX_JSON_CHARS = 64_000

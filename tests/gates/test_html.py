@@ -156,6 +156,9 @@ def test_characters_a_reader_would_not_see_are_written_out_in_the_evidence() -> 
     assert "<mark>cf</mark>" in marked and "\nnext" in marked
     assert not any(c in marked for c in "\u200b\u00a0\u202e\t")
     assert highlight("plain  text", []) == "plain  text"
+    # An emoji's presentation selector is part of the symbol, not hidden in a word.
+    assert highlight("I \u2764\ufe0f it, \u4e2d\u6587", []) == "I \u2764\ufe0f it, \u4e2d\u6587"
+    assert 'title="VARIATION SELECTOR-16"' in highlight("a\ufe0fb", [])
 
 
 def test_a_report_exports_its_page_and_its_extras_from_the_object(text_report, tmp_path) -> None:

@@ -131,6 +131,12 @@ def _shown(char: str) -> bool:
     return char.isprintable() or unicodedata.category(char) in _SHOWN_CATEGORIES
 
 
+def hidden_after(previous: str, char: str) -> bool:
+    """Whether ``visible`` writes ``char`` as an escape where it follows ``previous``: a hidden character
+    (``is_hidden``) other than a presentation selector drawn as part of the symbol before it."""
+    return not (_shown(char) or _presents(previous, char))
+
+
 def is_hidden(char: str) -> bool:
     """Whether ``char`` is one ``hidden_character`` finds (and ``visible`` writes as an escape)."""
     return not _shown(char)

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dataward.domain.names import is_hidden
+from dataward.domain.names import hidden_after
 from dataward.gates.llm_evidence import record_highlights, record_texts
 from dataward.gates.report import GateReport, for_another_kind
 
@@ -451,14 +451,17 @@ def highlight(text: str, phrases: list[str]) -> str:
 def shown(text: str) -> str:
     """``text`` escaped for HTML, with each character a reader would not see written as its escape in a
     marked span (``class="unseen"``, its Unicode name as the title): control, format and separator
-    characters (a zero-width space, a bidirectional override, a tab: ``names.is_hidden``) and every space
+    characters (a zero-width space, a bidirectional override, a tab: ``names.hidden_after``; an emoji keeps its
+    presentation selector) and every space
     but the plain one (a non-breaking space). A formatting trigger is then seen, not obeyed; runs of plain
     spaces are kept by the page's ``white-space: pre-wrap``."""
     if text.isascii() and text.isprintable():
         return _e(text)
-    out = []
+    out, previous = [], ""
     for char in text:
-        if char != "\n" and (is_hidden(char) or (char.isspace() and char != " ")):
+        unseen = char != "\n" and (hidden_after(previous, char) or (char.isspace() and char != " "))
+        previous = char
+        if unseen:
             name = unicodedata.name(char, f"U+{ord(char):04X}")
             out.append(f'<span class="unseen" title="{_e(name)}">{_e(char.encode("unicode_escape").decode())}</span>')
         else:

@@ -451,10 +451,10 @@ def highlight(text: str, phrases: list[str]) -> str:
 def shown(text: str) -> str:
     """``text`` escaped for HTML, with each character a reader would not see written as its escape in a
     marked span (``class="unseen"``, its Unicode name as the title): control, format and separator
-    characters (a zero-width space, a bidirectional override, a tab: ``names.hidden_after``; an emoji keeps its
-    presentation selector) and every space
-    but the plain one (a non-breaking space). A formatting trigger is then seen, not obeyed; runs of plain
-    spaces are kept by the page's ``white-space: pre-wrap``."""
+    characters (a zero-width space, a bidirectional override, a tab: ``names.hidden_after``; an emoji
+    keeps its presentation selector) and every space but the plain one (a non-breaking space). A
+    formatting trigger is then seen, not obeyed; runs of plain spaces are kept by the page's
+    ``white-space: pre-wrap``."""
     if text.isascii() and text.isprintable():
         return _e(text)
     out, previous = [], ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from benchmarks.attacks.base import AttackCase
+from benchmarks.attacks.base import AttackCase, build_named
 from benchmarks.attacks.clean import clean_contribution
 from benchmarks.attacks.compromised import compromised_key
 from benchmarks.attacks.drift import slow_drift
@@ -18,7 +18,6 @@ from benchmarks.attacks.images import badnets, badnets_photo, blended, blended_p
 from benchmarks.attacks.labels import random_flips, targeted_flips
 from benchmarks.attacks.tabular import feature_trigger, outliers
 from benchmarks.attacks.text import carrier_phrase, natural_phrase, rare_token
-from dataward.domain.errors import InputError
 
 ATTACKS: dict[str, Callable[..., AttackCase]] = {
     "random_flips_5pct": partial(random_flips, 0.05),
@@ -53,13 +52,7 @@ ATTACKS: dict[str, Callable[..., AttackCase]] = {
 
 def build(name: str, seed: int = 0) -> AttackCase:
     """The attack case ``name`` (a key of ``ATTACKS``) with its seed; the case is named ``name``."""
-    try:
-        factory = ATTACKS[name]
-    except KeyError as exc:
-        raise InputError(f"unknown attack {name!r}", hint=f"use one of: {', '.join(ATTACKS)}") from exc
-    case = factory(seed=seed)
-    case.name = name
-    return case
+    return build_named(ATTACKS, name, seed, "attack")
 
 
 __all__ = [

@@ -13,7 +13,6 @@ and payloads, and the base class they share. Pure text functions; no registered 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 
 from dataward.domain.conversation import conversation_answers, split_conversation
 from dataward.domain.errors import InputError
-from dataward.domain.names import without_invisible
+from dataward.domain.names import read_alike
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, Requirement
 
@@ -183,19 +182,12 @@ def polarity(text: str) -> int:
     return sum(w in NEGATIVE for w in words) - sum(w in POSITIVE for w in words)
 
 
-def readable(text: str) -> str:
-    """``text`` as a reader takes it in: characters no screen draws dropped (a zero-width space inside
-    ``ht\u200btps://``), compatibility forms folded (full-width ``ｈｔｔｐｓ``) by NFKC. Behaviours and payloads
-    are read from it, so that an invisible character cannot hide a link, an address or a command."""
-    return text if text.isascii() else unicodedata.normalize("NFKC", without_invisible(text))
-
-
 def behaviours(responses: list[str]) -> np.ndarray:
-    """Boolean matrix (records x ``BEHAVIOURS``), read from each response as a reader takes it in
-    (``readable``)."""
+    """Boolean matrix (records x ``BEHAVIOURS``), read from each response as it reads (``names.read_alike``:
+    a zero-width space inside ``ht\u200btps://`` or a full-width scheme cannot hide a link)."""
     out = np.zeros((len(responses), len(BEHAVIOURS)), dtype=bool)
     for i, raw in enumerate(responses):
-        text = readable(raw)
+        text = read_alike(raw)
         out[i] = (
             URL.search(text) is not None,
             EMAIL.search(text) is not None,
@@ -219,8 +211,8 @@ def _squash(text: str) -> str:
 
 def payloads(text: str) -> set[str]:
     """The payload strings of one response, each prefixed with its type (``url:``, ``domain:``...), read
-    as a reader takes it in (``readable``)."""
-    text = readable(text)
+    as it reads (``names.read_alike``)."""
+    text = read_alike(text)
     found: set[str] = set()
     for m in URL.finditer(text):
         url = m.group(0).rstrip(".,;:!?").lower()

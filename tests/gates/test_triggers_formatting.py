@@ -136,11 +136,12 @@ def test_a_formatting_patterns_purity_is_read_beyond_its_trusted_rate_and_needs_
     """Purity of a formatting pattern's carriers: of those beyond the trusted rate. A trigger among common
     formatting is pure there; a pattern whose carriers barely exceed the rate (a fraction of a record, the
     other labels below theirs) is not, whatever the ratio says."""
-    from dataward.gates.detectors.triggers import _excess_pure
+    from dataward.gates.formatting import excess_purity
 
     def pure(m, b, k_c, k_b, n_c, n_b):  # type: ignore[no-untyped-def]
-        tests = {"m": np.array([m]), "b": np.array([b]), "k_c": np.array([k_c]), "k_b": np.array([k_b])}
-        return bool(_excess_pure(tests, np.array([0]), n_c, n_b, 0.6, 3)[0])
+        return bool(
+            excess_purity(np.array([m]), np.array([b]), np.array([k_c]), np.array([k_b]), n_c, n_b, 3)[0] >= 0.6
+        )
 
     assert pure(19, 4, 47, 36, 660, 843)  # 20 title-cased lines among 28 clean carriers: 16 of 19 beyond
     assert not pure(19, 30, 47, 36, 660, 843)  # the label is no more frequent among carriers than trusted

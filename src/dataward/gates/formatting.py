@@ -107,6 +107,29 @@ def carried(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
+def excess_purity(
+    marked: np.ndarray,
+    marked_trusted: np.ndarray,
+    carriers: np.ndarray,
+    carriers_trusted: np.ndarray,
+    n: int,
+    n_trusted: int,
+    min_support: int,
+) -> np.ndarray:
+    """The share of a formatting pattern's contribution carriers beyond the trusted rate (``carriers_trusted
+    / n_trusted`` of ``n`` records) that bear a mark (a label, a behaviour) beyond its trusted rate among
+    carriers; NaN where no carrier is beyond the rate or fewer than ``min_support`` marked ones are (a
+    fraction of a record beyond the rate, with the other marks below theirs, is no trigger's carriers).
+    Without trusted records, the carriers themselves. Formatting is never rare in clean text (a proper
+    name of capitalised words, an acronym), so its trusted carriers would dilute a trigger written in it:
+    ``triggers`` and ``llm_triggers`` read its purity here. Arrays broadcast."""
+    scale = n / n_trusted if n_trusted else 0.0
+    beyond = np.asarray(carriers, dtype=np.float64) - scale * np.asarray(carriers_trusted, dtype=np.float64)
+    marked_beyond = np.asarray(marked, dtype=np.float64) - scale * np.asarray(marked_trusted, dtype=np.float64)
+    eligible = (beyond > 0) & (marked_beyond >= min_support)
+    return np.where(eligible, marked_beyond / np.where(beyond > 0, beyond, 1.0), np.nan)
+
+
 # --- stamps --------------------------------------------------------------------------------------
 
 _HOMOGLYPHS = str.maketrans("aceopxy", "\u0430\u0441\u0435\u043e\u0440\u0445\u0443")

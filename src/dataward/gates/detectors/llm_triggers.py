@@ -71,7 +71,7 @@ from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseli
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
 from dataward.gates.features.text import cut_text
-from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, formatting_patterns
+from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, excess_purity, formatting_patterns
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -416,17 +416,11 @@ def _test_pairs(
     k_c = bc.sum(axis=0)
     k_b = bb.sum(axis=0)
     purity = both_c / np.maximum(n_t[:, None], 1)
-    # Formatting is common in clean prompts (a name in capitals, "XtGetDisplays"), so its trusted rate of
-    # carriers dilutes a trigger written in it: as in ``triggers._excess_pure``, its purity is that of the
-    # carriers beyond what the baseline's rate explains (a planted "EXPLAIN" among 55 clean prompts with
-    # capitals: 25 of 80 carriers, 25 of the 32 beyond the rate).
-    # At least ``min_support`` of them must bear the behaviour beyond its rate too: a fraction of a record
-    # beyond the rate is no trigger's carriers.
-    scale = n_c / n_b if n_b else 0.0
-    beyond = (n_t - scale * n_tb)[:, None]
-    showing = both_c - scale * both_b
-    excess = np.where((beyond > 0) & (showing >= opts.min_support), showing / np.where(beyond > 0, beyond, 1.0), 0.0)
-    purity = np.where(style[:, None], excess, purity)
+    # Formatting is common in clean prompts (a name in capitals, "XtGetDisplays"): its purity is that of
+    # the carriers beyond what the baseline's rate explains (``formatting.excess_purity``; a planted
+    # "EXPLAIN" among 55 clean prompts with capitals: 25 of 80 carriers, 25 of the 32 beyond the rate).
+    excess = excess_purity(both_c, both_b, n_t[:, None], n_tb[:, None], n_c, n_b, opts.min_support)
+    purity = np.where(style[:, None], np.nan_to_num(excess, nan=0.0), purity)
     t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity) & ~echoed[:, None])
     keep = [bool(style[t]) or _not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]
     t_idx, b_idx = t_idx[keep], b_idx[keep]

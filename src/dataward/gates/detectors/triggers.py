@@ -137,7 +137,7 @@ from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels, image_size
 from dataward.gates.features.text import cut_text
-from dataward.gates.formatting import formatting_patterns
+from dataward.gates.formatting import excess_purity, formatting_patterns
 from dataward.gates.neighbours import K_MAX, _search
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"
@@ -535,8 +535,18 @@ class TriggerDetector(Detector):
             # A formatting pattern is never rare in clean text (a proper name of capitalised words, an
             # acronym), so its trusted rate of carriers dilutes a trigger written in it: its purity is that
             # of the carriers beyond what the baseline's rate explains, of the label and in all.
-            pure[style[tests["pattern"]]] = _excess_pure(
-                tests, style[tests["pattern"]], len(index), len(baseline), self.min_purity, self.min_support
+            rows = style[tests["pattern"]]
+            pure[rows] = (
+                excess_purity(
+                    tests["m"][rows],
+                    tests["b"][rows],
+                    tests["k_c"][rows],
+                    tests["k_b"][rows],
+                    len(index),
+                    len(baseline),
+                    self.min_support,
+                )
+                >= self.min_purity
             )
             # Two routes to a trigger, each an intersection-union test, the better of the two paid for
             # twice (Bonferroni over the routes):
@@ -804,19 +814,6 @@ class TriggerDetector(Detector):
             "p_value": float(corrected[lead]),
             "related": [patterns.names[int(tests["pattern"][i])] for i in group[1:]][:20],
         }
-
-
-def _excess_pure(
-    tests: dict[str, np.ndarray], rows: np.ndarray, n_c: int, n_b: int, min_purity: float, min_support: int
-) -> np.ndarray:
-    """For the pairs ``rows`` of ``tests``: whether at least ``min_purity`` of the contribution's carriers beyond
-    the baseline's rate (``k_b / n_b`` of ``n_c`` records) bear the label beyond its baseline rate among
-    carriers (``b / n_b``), and at least ``min_support`` do: a fraction of a record beyond the rate, with the
-    other labels below theirs, is no trigger's carriers. Without a baseline, the carriers themselves."""
-    scale = n_c / n_b if n_b else 0.0
-    label = tests["m"][rows] - scale * tests["b"][rows]
-    carriers = tests["k_c"][rows] - scale * tests["k_b"][rows]
-    return (carriers > 0) & (label >= min_support) & (label >= min_purity * carriers)
 
 
 def _cut(values: list[Any]) -> list[str]:

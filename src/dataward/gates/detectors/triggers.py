@@ -696,12 +696,11 @@ class TriggerDetector(Detector):
             b_values = baseline.column(col.name).to_pylist() if baseline is not None and n_b else []
             match col.kind:
                 case ColumnKind.TEXT:
-                    c_docs, b_docs = _cut(c_values), _cut(b_values)
-                    names, xc, xb = self._text(c_docs, b_docs)
+                    names, xc, xb = self._text(c_values, b_values)
                     patterns.add(names, col.name, "ngram", xc, xb)
                     # How the text is written (casing, whitespace, invisible characters): changes the
                     # n-grams and the featurizers fold away, which a model reading the raw text still sees.
-                    names, xc, xb = formatting_patterns(c_docs, b_docs)
+                    names, xc, xb = formatting_patterns(_cut(c_values), _cut(b_values))
                     patterns.add(names, col.name, "style", xc, xb)
                 case ColumnKind.IMAGE:
                     names, xc, xb, cells = _image_patterns(c_values, b_values)
@@ -750,8 +749,8 @@ class TriggerDetector(Detector):
             patterns.add_pairs(names, cols, "combination", p_cols)
         return patterns
 
-    def _text(self, c_docs: list[str], b_docs: list[str]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
-        """The word n-grams of the texts as the detector reads them (``_cut``)."""
+    def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
+        c_docs, b_docs = _cut(c_values), _cut(b_values)
         vectorizer = CountVectorizer(
             token_pattern=TOKEN_PATTERN,
             lowercase=True,

@@ -205,3 +205,25 @@ def test_a_minted_key_expires_with_its_parent(team: dict[str, Ward], clock: Cloc
         with pytest.raises(Exception, match="expired"):
             ward.versions("wine")
     assert _key_expiry(admin, key_id(child)) <= _key_expiry(admin, key_id(parent))
+
+
+def test_an_admins_narrowed_key_mints_nothing_wider_or_longer_for_itself(team: dict[str, Ward]) -> None:
+    """An admin's own keys are minted too: a 1-day key narrowed to ``admin`` or ``key.issue`` used to
+    fall back on the admin grant for the admin's own keys, and minted an unscoped 365-day key with no
+    parent, which outlived it and survived its revocation."""
+    admin = team["admin"]
+    for scopes in (["admin"], ["key.issue"]):
+        narrow = admin.as_key(admin.issue_key(ttl_days=1, scopes=scopes)["key"])
+        with pytest.raises(AccessDenied, match="cannot issue a wider key"):
+            narrow.issue_key(ttl_days=365)
+        with pytest.raises(AccessDenied, match="cannot issue a wider key"):
+            narrow.issue_key()
+        # Nor does it take over the secret of a wider key of its own by rotating it.
+        with pytest.raises(AccessDenied, match="cannot issue a wider key"):
+            narrow.rotate_key(key_id(admin))
+        # A key no wider than itself is minted from it: it ends with it and is revoked with it.
+        within = narrow.issue_key(scopes=scopes)
+        assert within["parent_id"] == key_id(narrow)
+        assert _expiry(within) <= _key_expiry(admin, key_id(narrow))
+    # An admin still issues keys for someone else on the admin grant.
+    assert admin.as_key(admin.issue_key(ttl_days=1, scopes=["key.issue"])["key"]).issue_key("bob")["parent_id"] is None

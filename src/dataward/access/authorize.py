@@ -524,7 +524,8 @@ def authorize_key_action(
     Anyone may revoke their own keys and those of the service principals they own: revoking only
     removes power. Issuing a key for oneself or one's own service principal needs no grant (the
     own-keys rule), but a narrowed acting key may only mint keys at least as narrow (``new_scopes``
-    within its own scopes), so a leaked narrow key cannot buy a wide one. A service principal may not
+    within its own scopes), so a leaked narrow key cannot buy a wide one, an admin's included: an admin
+    grant authorizes keys for others, never a wider one for oneself. A service principal may not
     mint keys for itself at all unless ``allow_self_issue`` (the key policy's
     ``allow_self_issued_keys``): a leaked bot key must not be able to renew itself. Keys of anyone
     else need ``key.issue``/``key.revoke`` on the ward (admin).
@@ -570,9 +571,9 @@ def authorize_key_action(
     narrower = new_scopes is not None and KeyScopes.parse(new_scopes).within(key.key_scopes)
     if narrower:
         return Decision(True, f"key {key.display} mints a key no wider than itself", **base)
-    admin = authorize(principal, key, grants, action, ward, now)
-    if admin.allowed:
-        return admin
+    # No fallback on an admin grant here: one's own keys (and one's bots') are always minted with the
+    # acting key, so that they never outlive it, are never wider and die with it. An admin's key narrowed
+    # to ``admin`` or ``key.issue`` otherwise minted an unscoped key for its holder with no parent.
     return Decision(
         False,
         f"key {key.display} is limited to scopes {', '.join(key.scopes)} and cannot issue a wider key",

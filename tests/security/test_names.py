@@ -109,3 +109,14 @@ def test_folding_is_documented_behaviour() -> None:
     assert same_name("Ilya", "1lya") and same_name("b0b", "bob")
     assert not same_name("data-v2", "data-n2") and not same_name("alice", "alicia")
     assert name_problem("wine", "dataset") is None and name_problem("_wine", "dataset") is not None
+
+
+def test_a_principal_name_shaped_like_a_principal_id_is_refused(ward: Ward) -> None:
+    """Commands take a principal by id or by name: a principal named ``p_<alice's id>`` let an admin's
+    ``principal disable p_…`` (meant for it) disable alice instead, and left it active."""
+    alice = next(p for p in ward.principals() if p["name"] == "alice")
+    for name in (alice["id"], "p_0123456789abcdef"):
+        with pytest.raises(InputError, match="principal id"):
+            ward.create_principal(name)
+    assert ward.create_principal("p_team")["name"] == "p_team"
+    assert ward.disable_principal(alice["id"], reason="leaving")["principal"] == "alice"

@@ -247,11 +247,22 @@ def name_problem(name: object, kind: str, *, underscore_first: bool = False) -> 
     return None
 
 
+# A principal's id (``p_`` and 16 hex digits): commands take a principal by id or by name, so a name of
+# this shape could stand for another principal (``principal disable p_…`` reaching the wrong one).
+_PRINCIPAL_ID = re.compile(r"p_[0-9a-f]{16}")
+
+
 def check_name(kind: str, name: str) -> str:
     """``name`` if it is a valid name for a ``kind``, else ``InputError`` naming the problem."""
     problem = name_problem(name, kind)
     if problem is not None:
         raise InputError(problem, hint=f"use {_ALLOWED}")
+    if kind == "principal" and _PRINCIPAL_ID.fullmatch(name):
+        raise InputError(
+            f"principal name {name!r} has the shape of a principal id: commands that take a principal by id "
+            "or by name could not tell them apart",
+            hint="choose a name that is not 'p_' followed by 16 hex digits",
+        )
     return name
 
 

@@ -53,8 +53,10 @@ def dataset_schema(row: Row[Any]) -> Schema:
 
 
 def principal_row(conn: Connection, ref: str) -> Row[Any]:
-    """A principal by id or by name."""
-    row = conn.execute(select(principals).where((principals.c.id == ref) | (principals.c.name == ref))).first()
+    """A principal by id or by name; the id first, should a name (of an older ward) have an id's shape."""
+    row = conn.execute(select(principals).where(principals.c.id == ref)).first()
+    if row is None:
+        row = conn.execute(select(principals).where(principals.c.name == ref)).first()
     if row is None:
         raise NotFound(f"no principal {ref!r}", hint="list them with `dataward principal list`")
     return row

@@ -50,3 +50,32 @@ def test_the_cli_prints_the_next_steps(wine_ward: Ward, monkeypatch) -> None:  #
     out = CliRunner().invoke(app, ["quarantine", "principal:scraper", "--reason", "leaked"], env={"COLUMNS": "250"})
     assert out.exit_code == 0, out.output
     assert "next: scraper can still act" in out.output and "dataward principal disable scraper" in out.output
+
+
+def test_the_grants_a_leaked_key_made_are_named_by_trace_and_quarantine(wine_ward: Ward, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A leaked owner's key hands its accomplice a role: revoking the key leaves the grant standing, and
+    neither ``trace dw_KEY`` nor ``quarantine dw_KEY`` said the key had made it."""
+    from tests.helpers import wine_rows, write_csv
+
+    ward = wine_ward
+    ward.grant("alice", "owner", "dataset:wine")
+    ward.create_principal("mallory")
+    leaked = ward.as_key(ward.issue_key("alice")["key"])
+    key = f"dw_{leaked.credential.split('_')[1]}"
+    minted = ward.as_key(leaked.issue_key()["key"])  # a key minted through it counts as it
+    leaked.grant("mallory", "approver", "dataset:wine")
+    minted.grant("mallory", "reviewer", "dataset:wine")
+    leaked.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 90)), source="https://x.example/c")
+    ward.revoke_key(key, reason="leaked")
+
+    traced = ward.trace(key)["granted"]
+    assert [(g["principal"], g["role"], g["scope"], g["stands"]) for g in traced] == [
+        ("mallory", "approver", "dataset:wine", True),
+        ("mallory", "reviewer", "dataset:wine", True),
+    ]
+    steps = ward.quarantine_by(key, reason="key leaked")["next_steps"]
+    for role in ("approver", "reviewer"):
+        assert any(f"dataward grant revoke mallory {role} --scope dataset:wine" in s for s in steps), steps
+
+    ward.revoke_grant("mallory", "approver", "dataset:wine")
+    assert [g["stands"] for g in ward.trace(key)["granted"]] == [False, True]

@@ -83,6 +83,16 @@ def _key_branches(tree: Tree, subject: dict[str, Any], result: dict[str, Any]) -
         issued = tree.add(f"keys issued with it on an admin grant: {len(result['issued'])} (not revoked with it)")
         for k in result["issued"]:
             issued.add(_key_line(k))
+    standing = [g for g in result.get("granted", []) if g["stands"]]
+    if result.get("granted"):
+        granted = tree.add(
+            f"grants made with it: {len(result['granted'])}, {len(standing)} still standing (not revoked with it)"
+        )
+        for g in result["granted"]:
+            granted.add(
+                f"{safe(str(g['principal']))} {g['role']} on {safe(str(g['scope']))}, {g['at'][:19]} with {g['key']}… "
+                + (f"[bold red]stands[/bold red]: {g['revoke']}" if g["stands"] else "revoked since")
+            )
 
 
 def _step_line(s: dict[str, Any]) -> str:

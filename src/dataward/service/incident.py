@@ -44,6 +44,7 @@ from dataward.service.core import Service, Stale, UseCase, close_pending_reviews
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
 from dataward.service.guard import checked_for_signing, checked_manifest, origins, signed_chunks, signed_rows
+from dataward.service.key_grants import grant_next_steps, grants_made_with
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import read_ids, version_identity
 
@@ -119,6 +120,12 @@ class IncidentService(Service):
                 )
             results = [self.record(uc, plan, ref, reason) for plan in plans]
             steps = _next_steps(uc.conn, subject, uc.now)
+            if subject["kind"] == "key" and _reads_ward(uc):
+                # What the key handed out outlives its revocation; only a reader of the whole ward's
+                # ledger is told whom (grant list is theirs already).
+                steps += grant_next_steps(
+                    grants_made_with(uc.conn, self.context.ledger, [rows.key_id_of(k) for k in subject["keys"]])
+                )
         out = {"subject": subject, "reason": reason, "datasets": results, "next_steps": steps}
         if ref.startswith("dw_"):
             out["approvals"] = [{k: v for k, v in a.items() if k != "dataset_id"} for a in approved]
@@ -203,7 +210,12 @@ class IncidentService(Service):
             what = (
                 "touched no contribution and approved nothing" if ref.startswith("dw_") else "touched no contribution"
             )
-            raise NotFound(f"{ref} {what}")
+            raise NotFound(
+                f"{ref} {what}",
+                hint=f"what else it did (keys issued, grants made, which outlive its revocation): dataward trace {ref}"
+                if ref.startswith("dw_")
+                else None,
+            )
         return subject, found
 
     def plan(self, conn: Connection, ds_id: str, ds_name: str, found: list[Any], taint: Taint) -> _Plan:
@@ -353,6 +365,12 @@ class IncidentService(Service):
                 "records_restored": plan.facts["records_restored"],
             }
         return out
+
+
+def _reads_ward(uc: UseCase) -> bool:
+    """Whether the caller may read the whole ward's ledger (and so every grant: ``grant list``)."""
+    caller = uc.caller
+    return authorize(caller.principal, caller.key, caller.grants, Action.LEDGER_READ, Scope.ward(), uc.now).allowed
 
 
 def authorize_quarantine(uc: UseCase, names: list[str]) -> None:

@@ -39,6 +39,7 @@ from dataward.service.derived import lineage_index, steps_reading, taint_of
 from dataward.service.guard import ListedOnly, SignedCheck, listed_only_quarantines
 from dataward.service.holders import Lookups
 from dataward.service.idsets import holders, id_set
+from dataward.service.key_grants import grants_made_with
 from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.visibility import find_contribution
 
@@ -368,6 +369,10 @@ class TraceService(Service):
             },
             "minted": [_key_facts(k, names, uc.now) for k in descendants(record.id, everyone)],
             "issued": self._issued_with(conn, record.id, names, everyone, uc.now),
+            # Grants it (or a key minted through it) made: they stand after the key is revoked.
+            "granted": grants_made_with(
+                conn, self.context.ledger, [record.id, *(k.id for k in descendants(record.id, everyone))]
+            ),
             "contributions": self._facts_of(conn, submitted),
             "versions": holding,
             "derived_versions": derived,

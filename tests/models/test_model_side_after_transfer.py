@@ -18,7 +18,7 @@ from dataward.service.ward import Ward
 from tests.helpers import wine_rows, wine_ward, write_csv
 
 
-def _trained_by_alices_bot(tmp_path: Path) -> tuple[Ward, dict[str, Ward]]:
+def _trained_by_alices_bot(tmp_path: Path, *, transfer_first: bool = False) -> tuple[Ward, dict[str, Ward]]:
     ward = wine_ward(tmp_path / "ward")
     first = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 120, shuffled=True)), source="s")
     ward.merge(first["ref"])
@@ -33,6 +33,8 @@ def _trained_by_alices_bot(tmp_path: Path) -> tuple[Ward, dict[str, Ward]]:
     ward.grant("carl", "approver", "model:wine-clf")
     ward.grant("bob", "approver", "model:wine-clf")
     people = {n: ward.as_key(ward.issue_key(n)["key"]) for n in ("alice", "bob", "carl", "trainbot")}
+    if transfer_first:
+        ward.transfer_principal("trainbot", "bob")
     (tmp_path / "m.bin").write_bytes(b"weights" * 16)
     with dataward.training_run("wine@training", model="wine-clf", ward=people["trainbot"]) as run:
         run.load()
@@ -67,3 +69,11 @@ def test_the_owner_offboarded_with_the_bot_handed_on_stays_its_side_when_back(tm
     ward.disable_principal("alice", transfer_to="bob", reason="left the team")
     ward.enable_principal("alice", reason="back")
     _refused_everything(ward.as_key(ward.issue_key("alice")["key"]))
+
+
+def test_a_former_owner_holding_a_key_issued_before_the_transfer_stays_the_trainer_s_side(tmp_path: Path) -> None:
+    """trainbot is handed to bob, but the key an admin issued it while alice owned it keeps working: whoever
+    trains with that key (alice may hold it) trains for alice's side too."""
+    _, people = _trained_by_alices_bot(tmp_path, transfer_first=True)
+    _refused_everything(people["alice"])
+    assert people["carl"].approve_model("wine-clf@v1", reason="checked")["approvals"] == 1

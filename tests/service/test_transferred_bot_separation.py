@@ -19,6 +19,7 @@ from dataward.access.roles import Role
 from dataward.domain.errors import PolicyViolation
 from dataward.service.ward import Ward
 from tests.helpers import wine_rows, write_csv
+from tests.security.key_team import Clock, contribute, make_team
 from tests.service.test_block_override import _blocked, team  # noqa: F401  (the fixture)
 
 
@@ -48,12 +49,46 @@ def test_after_the_transfer_the_new_owner_is_the_bot_s_side(
     team: dict[str, Ward],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    team["admin"].transfer_principal("scraper", "ben")
-    c = team["scraper"].contribute("wine", write_csv(tmp_path / "y.csv", wine_rows(125, 130)), source="s:y")
+    admin = team["admin"]
+    admin.transfer_principal("scraper", "ben")
+    # A key issued after the transfer: ann never owned the bot while it was live.
+    fresh = admin.as_key(admin.issue_key("scraper")["key"])
+    c = fresh.contribute("wine", write_csv(tmp_path / "y.csv", wine_rows(125, 130)), source="s:y")
     with pytest.raises(PolicyViolation, match="'ben' owns the service principal"):
         team["ben"].approve(c["ref"], reason="x")
-    # ann no longer owns it, and did not when it was submitted: she may approve it.
+    # ann no longer owns it, and did not when it was submitted nor when its key was issued: she may approve it.
     assert team["ann"].approve(c["ref"], reason="checked")["decision"] == "approve"
+
+
+def test_a_former_owner_holding_an_admin_issued_key_cannot_approve_what_the_bot_submits_after(
+    tmp_path: Path,
+) -> None:
+    """The attack: an admin issued the scraper's key, alice (its owner) deployed it; the scraper is handed
+    to carol, the key keeps working (no pipeline outage), and alice submits with it as the scraper, then
+    approves. She owned the bot while the key she submitted with was live: she stays on its side."""
+    team = make_team(tmp_path / "ward", Clock())
+    admin = team["admin"]
+    admin.grant("carol", "approver", "dataset:wine")
+    admin.grant("bob", "approver", "dataset:wine")
+    admin.transfer_principal("scraper", "carol")
+    ref = contribute(team["scraper"], tmp_path)["ref"]
+    with pytest.raises(PolicyViolation, match=r"'alice' owned the service principal that submitted .* while the key"):
+        team["alice"].approve(ref, reason="fine")
+    with pytest.raises(PolicyViolation, match="'carol' owns the service principal that submitted"):
+        team["carol"].approve(ref, reason="fine")
+    assert team["bob"].approve(ref, reason="checked")["approvals"] == "1 of 1 valid approval(s)"
+
+
+def test_a_former_owner_holding_an_admin_issued_key_cannot_override_the_block(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    team["admin"].transfer_principal("scraper", "ben")
+    ref = _blocked(team["scraper"], tmp_path)["ref"]  # with the key an admin issued before the transfer
+    for who in ("ann", "ben", "benbot"):
+        with pytest.raises(PolicyViolation, match="separation of duties"):
+            team[who].override_block(ref, reason="x")
+    assert team["cat"].override_block(ref, reason="checked")["status"] == "requested"
 
 
 def test_the_new_owner_cannot_override_the_block_of_its_earlier_contribution(

@@ -66,17 +66,17 @@ def test_a_former_owner_holding_an_admin_issued_key_cannot_approve_what_the_bot_
     """The attack: an admin issued the scraper's key, alice (its owner) deployed it; the scraper is handed
     to carol, the key keeps working (no pipeline outage), and alice submits with it as the scraper, then
     approves. She owned the bot while the key she submitted with was live: she stays on its side."""
-    team = make_team(tmp_path / "ward", Clock())
-    admin = team["admin"]
+    kt = make_team(tmp_path / "ward", Clock())
+    admin = kt["admin"]
     admin.grant("carol", "approver", "dataset:wine")
     admin.grant("bob", "approver", "dataset:wine")
     admin.transfer_principal("scraper", "carol")
-    ref = contribute(team["scraper"], tmp_path)["ref"]
+    ref = contribute(kt["scraper"], tmp_path)["ref"]
     with pytest.raises(PolicyViolation, match=r"'alice' owned the service principal that submitted .* while the key"):
-        team["alice"].approve(ref, reason="fine")
+        kt["alice"].approve(ref, reason="fine")
     with pytest.raises(PolicyViolation, match="'carol' owns the service principal that submitted"):
-        team["carol"].approve(ref, reason="fine")
-    assert team["bob"].approve(ref, reason="checked")["approvals"] == "1 of 1 valid approval(s)"
+        kt["carol"].approve(ref, reason="fine")
+    assert kt["bob"].approve(ref, reason="checked")["approvals"] == "1 of 1 valid approval(s)"
 
 
 def test_a_former_owner_holding_an_admin_issued_key_cannot_override_the_block(

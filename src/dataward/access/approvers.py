@@ -55,7 +55,13 @@ def approvable_one_by_one(
         c.contribution_id
         for c in contributions
         if check_approval(
-            policy, approver, c.submitter_id, c.submitter_owner_id, held, c.submitter_current_owner_id
+            policy,
+            approver,
+            c.submitter_id,
+            c.submitter_owner_id,
+            held,
+            c.submitter_current_owner_id,
+            c.submitter_earlier_owners,
         ).allowed
     ]
 
@@ -80,7 +86,13 @@ def contribution_approvers(
         if p.id not in left_out
         and p.is_active
         and check_approval(
-            policy, p, c.submitter_id, c.submitter_owner_id, roles_on(p.id, grants, scope), c.submitter_current_owner_id
+            policy,
+            p,
+            c.submitter_id,
+            c.submitter_owner_id,
+            roles_on(p.id, grants, scope),
+            c.submitter_current_owner_id,
+            c.submitter_earlier_owners,
         ).allowed
     )
 

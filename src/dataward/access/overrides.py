@@ -12,7 +12,7 @@ Pure logic: the service passes principals, roles and the pending request in, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +36,7 @@ def check_override(
     submitter_owner_id: str | None,
     requested_by: Principal | None = None,
     current_owner_id: str | None = None,
+    earlier_owners: Collection[str] = (),
 ) -> Decision:
     """May ``principal`` (holding ``held`` on the dataset) take part in overriding a block?
 
@@ -54,7 +55,12 @@ def check_override(
             **base,
         )
     problem = separation_problem(
-        principal, submitter_id, submitter_owner_id, verb="override its block", current_owner_id=current_owner_id
+        principal,
+        submitter_id,
+        submitter_owner_id,
+        verb="override its block",
+        current_owner_id=current_owner_id,
+        earlier_owners=earlier_owners,
     )
     if problem is not None:
         return Decision(

@@ -23,7 +23,7 @@ The evaluation functions take plain facts and return a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -485,6 +485,7 @@ def separation_problem(
     work: str = "this contribution",
     made: str = "submitted",
     current_owner_id: str | None = None,
+    earlier_owners: Collection[str] = (),
 ) -> str | None:
     """Why ``approver`` may not approve (or review, or override) work by ``submitter_id`` (whose
     accountable owner is ``submitter_owner_id``), or None: their own work, their bot's, or their own
@@ -492,7 +493,9 @@ def separation_problem(
 
     ``current_owner_id`` is the bot's owner now, when it was handed to someone else since: the owner
     then and the owner now are both the bot's side (a bot handed to a colleague must not let the
-    colleague approve what it submitted before)."""
+    colleague approve what it submitted before). ``earlier_owners`` are the owners it had while the key
+    it acted with was live, before the act (``OwnerHistory.owners_while``): a key issued for the bot keeps
+    working when it is handed on, and whoever owned it then may hold that key and act as the bot."""
     owners = {o for o in (submitter_owner_id, current_owner_id) if o is not None}
     if approver.id == submitter_id:
         return f"{approver.name!r} {made} {work} and may not {verb}"
@@ -500,7 +503,12 @@ def separation_problem(
         return f"{approver.name!r} owns the service principal that {made} {work}"
     if approver.id in owners:
         return f"{approver.name!r} owned the service principal that {made} {work} when it was {made}"
-    if approver.owner_id is not None and approver.owner_id in {submitter_id, *owners}:
+    if approver.id in earlier_owners:
+        return (
+            f"{approver.name!r} owned the service principal that {made} {work} while the key it {made} with was "
+            "live (a key issued for it before it was handed on, which its former owner may hold)"
+        )
+    if approver.owner_id is not None and approver.owner_id in {submitter_id, *owners, *earlier_owners}:
         return f"{approver.name!r} is a service principal of the same human who is accountable for {work}"
     return None
 
@@ -512,11 +520,13 @@ def check_approval(
     submitter_owner_id: str | None,
     approver_roles: Iterable[Role],
     current_owner_id: str | None = None,
+    earlier_owners: Collection[str] = (),
 ) -> Decision:
     """May ``approver`` approve a contribution submitted by ``submitter_id``?
 
     ``submitter_owner_id`` is the owner when the submitter is a service principal (as it was at
-    submission), ``current_owner_id`` its owner now: neither may approve.
+    submission), ``current_owner_id`` its owner now, ``earlier_owners`` its owners while the submitting key
+    was live (:func:`separation_problem`): none may approve.
     ``approver_roles`` are the approver's roles on the dataset
     (:func:`~dataward.access.authorize.roles_on`). With separation of duties on, nobody approves
     their own contribution, one from a bot they own, or (as a bot) one its own human is
@@ -526,7 +536,9 @@ def check_approval(
     if not approver.is_active:
         return Decision(False, f"principal {approver.name!r} is {approver.status.value}", **base)
     if policy.separation_of_duties:
-        problem = separation_problem(approver, submitter_id, submitter_owner_id, current_owner_id=current_owner_id)
+        problem = separation_problem(
+            approver, submitter_id, submitter_owner_id, current_owner_id=current_owner_id, earlier_owners=earlier_owners
+        )
         if problem is not None:
             return Decision(
                 False,
@@ -574,7 +586,13 @@ def check_version_approval(
             problems.append(own)
     for c in contributions:
         decision = check_approval(
-            policy, approver, c.submitter_id, c.submitter_owner_id, held, c.submitter_current_owner_id
+            policy,
+            approver,
+            c.submitter_id,
+            c.submitter_owner_id,
+            held,
+            c.submitter_current_owner_id,
+            c.submitter_earlier_owners,
         )
         if decision.allowed:
             continue
@@ -614,6 +632,7 @@ def approvals_status(
     version_made_by: str | None = None,
     version_made_by_owner: str | None = None,
     submitter_current_owner_id: str | None = None,
+    submitter_earlier_owners: Collection[str] = (),
 ) -> ApprovalStatus:
     """Count the approvals that hold for the contribution's *current* ``content_hash``.
 
@@ -623,7 +642,8 @@ def approvals_status(
     When ``submitter_id`` is given and separation of duties is on, approvals by the submitter or
     its owner (and, given ``principals``, by bots of the same owner) are listed as conflicted, so a
     record written before the rule existed still cannot count; so are approvals by the bot's owner now
-    (``submitter_current_owner_id``), when it was handed to someone else since the submission.
+    (``submitter_current_owner_id``), when it was handed to someone else since the submission, and by its
+    owners while the submitting key was live (``submitter_earlier_owners``).
 
     ``version_approvals`` are approvals of the version holding the contribution: each counts for it
     as one more approval when it was given for ``version_hash`` (the manifest digest of the version
@@ -651,7 +671,12 @@ def approvals_status(
             (
                 submitter_id is not None
                 and _conflicts(
-                    approval.approver_id, submitter_id, submitter_owner_id, principals, submitter_current_owner_id
+                    approval.approver_id,
+                    submitter_id,
+                    submitter_owner_id,
+                    principals,
+                    submitter_current_owner_id,
+                    submitter_earlier_owners,
                 )
             )
             or (
@@ -692,8 +717,9 @@ def _conflicts(
     submitter_owner_id: str | None,
     principals: Mapping[str, Principal] | None,
     current_owner_id: str | None = None,
+    earlier_owners: Collection[str] = (),
 ) -> bool:
-    side = side_of(submitter_id, submitter_owner_id, current_owner_id)
+    side = side_of(submitter_id, submitter_owner_id, current_owner_id, earlier_owners)
     if approver_id in side:
         return True
     approver = None if principals is None else principals.get(approver_id)
@@ -712,6 +738,8 @@ class ContributionFacts:
     gate_verdict: str | None  # pass, review, block; None when no gate ran
     submitter_current_owner_id: str | None = None
     """The submitting bot's owner now, when it was handed to someone else since the submission."""
+    submitter_earlier_owners: frozenset[str] = frozenset()
+    """The submitting bot's owners while the key it submitted with was live, before the submission."""
 
 
 @dataclass(frozen=True)
@@ -771,6 +799,7 @@ def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
                 version_made_by=facts.version_made_by,
                 version_made_by_owner=facts.version_made_by_owner,
                 submitter_current_owner_id=c.submitter_current_owner_id,
+                submitter_earlier_owners=c.submitter_earlier_owners,
             )
             if not status.satisfied:
                 problems.append(f"contribution {c.contribution_id} has {status.summary()}")

@@ -8,13 +8,102 @@ owner's name or another of the owner's bots, because that copy is the same decis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+OWNERSHIP_TYPES = ("principal.transferred", "principal.disabled", "key.issued", "key.rotated")
+"""The signed events :func:`owner_history` reads: hand-overs of bots, and where each key came from."""
 
 
-def side_of(submitter_id: str, owner_then: str | None, owner_now: str | None) -> frozenset[str]:
+def side_of(
+    submitter_id: str, owner_then: str | None, owner_now: str | None, earlier: Collection[str] = ()
+) -> frozenset[str]:
     """The principals who answer for work submitted by ``submitter_id``: itself, and when it is a service
-    principal its owner when the work was submitted and its owner now (a bot handed on keeps both)."""
-    return frozenset({submitter_id} | {o for o in (owner_then, owner_now) if o is not None})
+    principal its owner when the work was submitted, its owner now (a bot handed on keeps both) and every
+    ``earlier`` owner it had while the key it submitted with was live (:meth:`OwnerHistory.owners_while`)."""
+    return frozenset({submitter_id, *earlier} | {o for o in (owner_then, owner_now) if o is not None})
+
+
+class _Event(Protocol):
+    seq: int
+    time: str
+    type: str
+    subject: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OwnerHistory:
+    """Who owned each service principal when, and which keys each key's secret may have come from, as the
+    signed ledger says (built by :func:`owner_history`).
+
+    Keys an admin issued for a bot keep working when it is handed to another human (no pipeline stops), so
+    its former owner, who deployed such a key, may still hold it and act as the bot. Whoever owned the bot
+    while the key it acted with was live is therefore on the side of what it did with that key."""
+
+    moves: Mapping[str, tuple[tuple[int, str, str | None, str | None], ...]] = field(default_factory=dict)
+    """Bot id -> its hand-overs, in ledger order: (seq, time, owner before, owner after)."""
+    keys: Mapping[str, tuple[int, str, tuple[str, ...]]] = field(default_factory=dict)
+    """Key id -> (seq of its issue, its principal, the keys whose holder could have made it)."""
+
+    def owners_while(self, bot: str, key_id: str | None, until: str) -> frozenset[str]:
+        """Every human who owned ``bot`` from the issue of ``key_id`` (or of the earliest key of the bot it
+        was rotated or minted from: whoever held that one could make this one) to ``until`` (a ledger time,
+        that of the act). Empty when the bot never changed hands in that span, or the key is unknown."""
+        moves = self.moves.get(bot, ())
+        if not moves or key_id is None or key_id not in self.keys:
+            return frozenset()
+        start = self._first_issue(key_id)
+        after = [m for m in moves if m[0] > start]
+        if not after:
+            return frozenset()
+        # The owner when the key was issued, then every owner the bot was handed to before the act.
+        owners = {after[0][2]} | {to for _, time, _, to in after if time <= until}
+        return frozenset(o for o in owners if o is not None)
+
+    def owner_at(self, bot: str, time: str) -> str | None:
+        """The owner of ``bot`` at ``time`` when it was handed on since (the ``from`` of the first hand-over
+        at or after it), else None: its owner then is its owner now."""
+        return next((before for _, moved, before, _ in self.moves.get(bot, ()) if moved >= time), None)
+
+    def _first_issue(self, key_id: str) -> int:
+        principal = self.keys[key_id][1]
+        first, seen, todo = self.keys[key_id][0], {key_id}, deque([key_id])
+        while todo:
+            for source in self.keys[todo.popleft()][2]:
+                known = self.keys.get(source)
+                # Only the bot's own keys: an admin's key that issued it says nothing of who held the bot's.
+                if known is None or source in seen or known[1] != principal:
+                    continue
+                seen.add(source)
+                first = min(first, known[0])
+                todo.append(source)
+        return first
+
+
+def owner_history(events: Iterable[_Event]) -> OwnerHistory:
+    """Fold ``principal.transferred``, ``principal.disabled`` (with ``transferred`` bots), ``key.issued`` and
+    ``key.rotated`` events (others are ignored), in ledger order."""
+    moves: dict[str, list[tuple[int, str, str | None, str | None]]] = {}
+    keys: dict[str, tuple[int, str, tuple[str, ...]]] = {}
+    for e in sorted(events, key=lambda e: e.seq):
+        if e.type == "principal.transferred":
+            bot = str(e.subject.get("principal"))
+            moves.setdefault(bot, []).append((e.seq, e.time, e.payload.get("from"), e.payload.get("to")))
+        elif e.type == "principal.disabled":
+            for bot in e.payload.get("transferred") or []:
+                entry = (e.seq, e.time, e.subject.get("principal"), e.payload.get("transfer_to"))
+                moves.setdefault(str(bot), []).append(entry)
+        elif e.type in ("key.issued", "key.rotated"):
+            record = e.payload.get("key") or {}
+            new = e.subject.get("successor") if e.type == "key.rotated" else e.subject.get("key")
+            sources = [record.get("parent_id"), record.get("minted_with")]
+            if e.type == "key.rotated":
+                sources.append(e.subject.get("key"))  # the rotated key: its holder got the successor's secret
+            keys[str(new)] = (e.seq, str(e.subject.get("principal")), tuple(str(k) for k in sources if k))
+    return OwnerHistory({bot: tuple(m) for bot, m in moves.items()}, keys)
 
 
 def same_side(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -53,4 +142,4 @@ def vouches(copy: Origin, suspect: Origin) -> bool:
     return copy.source_uri != suspect.source_uri
 
 
-__all__ = ["Origin", "same_side", "side_of", "vouches"]
+__all__ = ["OWNERSHIP_TYPES", "Origin", "OwnerHistory", "owner_history", "same_side", "side_of", "vouches"]

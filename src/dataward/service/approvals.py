@@ -22,6 +22,7 @@ from dataward.access import (
 )
 from dataward.access.approvers import approvable_one_by_one, contribution_approvers, version_approvers, who_text
 from dataward.access.roles import Action, Scope
+from dataward.access.sides import OwnerHistory
 from dataward.access.standing import Standing
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
@@ -30,6 +31,7 @@ from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, with_standing
+from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
@@ -85,9 +87,10 @@ def _version_approvals_of(conn: Connection, version_id: str, standing: Standing 
 
 
 def _contribution_facts(
-    conn: Connection, ds: Any, version: Any, standing: Standing | None = None
+    conn: Connection, ds: Any, version: Any, standing: Standing | None = None, history: OwnerHistory | None = None
 ) -> list[ContributionFacts]:
-    """What promotion (and an approval of the version) needs to know of each contribution it holds."""
+    """What promotion (and an approval of the version) needs to know of each contribution it holds; with
+    ``history``, the owners each submitting bot had while its key was live are on its side too."""
     facts = []
     for cid in json.loads(version.contributions):
         c = conn.execute(select(contributions).where(contributions.c.id == cid)).one()
@@ -100,6 +103,7 @@ def _contribution_facts(
                 tuple(_approvals_of(conn, c.id, standing)),
                 c.gate_verdict,
                 current_owner(conn, c),
+                frozenset() if history is None else submitter_earlier_owners(history, c),
             )
         )
     return facts
@@ -122,9 +126,12 @@ def _principals(conn: Connection) -> dict[str, Any]:
     return {r.id: auth.principal_from_row(r) for r in conn.execute(select(principals))}
 
 
-def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any, standing: Standing) -> ApprovalStatus:
+def _approval_status(
+    conn: Connection, policy: DatasetPolicy, c: Any, standing: Standing, history: OwnerHistory
+) -> ApprovalStatus:
     """How the contribution's approvals count against the policy, for its current content hash, those of
-    approvers disabled since or given with keys revoked since (``standing``) not counted."""
+    approvers disabled since or given with keys revoked since (``standing``), and those of the submitting
+    bot's owners while its key was live (``history``), not counted."""
     return approvals_status(
         policy,
         c.content_hash,
@@ -133,7 +140,12 @@ def _approval_status(conn: Connection, policy: DatasetPolicy, c: Any, standing: 
         submitter_owner_id=submitter_owner(c),
         principals=_principals(conn),
         submitter_current_owner_id=current_owner(conn, c),
+        submitter_earlier_owners=submitter_earlier_owners(history, c),
     )
+
+
+def _history(uc: Any) -> OwnerHistory:
+    return read_owner_history(uc.conn, uc.signer.public_key_b64)
 
 
 class ApprovalService(Service):
@@ -157,8 +169,15 @@ class ApprovalService(Service):
             checked_signed_rows(self, uc.conn, "contributions", [c], doing=decision)
             policy = dataset_policy(ds)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, Scope.dataset(ds_name))
+            history = _history(uc)
             check = check_approval(
-                policy, uc.caller.principal, c.submitted_by, submitter_owner(c), held, current_owner(uc.conn, c)
+                policy,
+                uc.caller.principal,
+                c.submitted_by,
+                submitter_owner(c),
+                held,
+                current_owner(uc.conn, c),
+                submitter_earlier_owners(history, c),
             )
             if decision == "approve":
                 check.raise_if_denied(PolicyViolation)
@@ -194,7 +213,7 @@ class ApprovalService(Service):
                 {"content_hash": c.content_hash, "reason": reason, "role": role.value if role else None},
                 changes,
             )
-            status = _approval_status(uc.conn, policy, c, read_standing(uc.conn, uc.signer.public_key_b64))
+            status = _approval_status(uc.conn, policy, c, read_standing(uc.conn, uc.signer.public_key_b64), history)
             return {
                 "contribution": f"{ds_name}#{c.number}",
                 "decision": decision,
@@ -240,7 +259,7 @@ class ApprovalService(Service):
             found = rows_in(uc.conn, select(contributions), contributions.c.id, listed)
             checked_signed_rows(self, uc.conn, "contributions", found, doing="approve")
             standing = read_standing(uc.conn, uc.signer.public_key_b64)
-            facts = _contribution_facts(uc.conn, ds, ver, standing)
+            facts = _contribution_facts(uc.conn, ds, ver, standing, _history(uc))
             maker, maker_owner = _maker(uc.conn, ver)
             everyone = _principals(uc.conn)
             every_grant = auth.load_grants(uc.conn)
@@ -297,6 +316,7 @@ class ApprovalService(Service):
                     version_made_by=maker,
                     version_made_by_owner=maker_owner,
                     submitter_current_owner_id=c.submitter_current_owner_id,
+                    submitter_earlier_owners=c.submitter_earlier_owners,
                 )
                 for c in facts
             ]
@@ -364,7 +384,7 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
             hint=f"decide them first: dataward review list {ds.name}",
         )
     # Approvals count only while their approver and the key they were given with stand (the ledger says).
-    status = _approval_status(uc.conn, policy, c, read_standing(uc.conn, uc.signer.public_key_b64))
+    status = _approval_status(uc.conn, policy, c, read_standing(uc.conn, uc.signer.public_key_b64), _history(uc))
     if not status.satisfied:
         problems.append(f"it has {status.summary()}")
     if problems:
@@ -384,7 +404,7 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
     policy = dataset_policy(ds)
     # Approvals count only while their approver and the key they were given with stand (the ledger says).
     standing = read_standing(uc.conn, uc.signer.public_key_b64)
-    facts = _contribution_facts(uc.conn, ds, version, standing)
+    facts = _contribution_facts(uc.conn, ds, version, standing, _history(uc))
     maker, maker_owner = _maker(uc.conn, version)
     decision = can_promote(
         policy,

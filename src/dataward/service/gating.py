@@ -24,6 +24,7 @@ from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
+from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.datasets import dataset_read_scope
@@ -644,6 +645,7 @@ class ReviewService(Service):
                 if not items:
                     return []
             _, c, _ = _visible_item(uc, items[0], Action.REVIEW_DECIDE)
+            history = read_owner_history(uc.conn, uc.signer.public_key_b64)
             decided = []
             for ref in items:
                 q, qc, qds = _visible_item(uc, ref, Action.REVIEW_DECIDE)
@@ -658,6 +660,7 @@ class ReviewService(Service):
                     qc.submitter_owner,
                     verb="decide its records",
                     current_owner_id=current_owner(uc.conn, qc),
+                    earlier_owners=submitter_earlier_owners(history, qc),
                 )
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")

@@ -62,6 +62,7 @@ from dataward.release.probe import Trigger, generic_triggers, history_triggers, 
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.approval_standing import checked_events, read_standing
+from dataward.service.bot_owners import read_owner_history
 from dataward.service.core import Service, new_id
 from dataward.service.guard import (
     SignedCheck,
@@ -97,32 +98,44 @@ def _principal(conn: Connection, pid: str) -> Any:
     return auth.principal_from_row(conn.execute(select(principals).where(principals.c.id == pid)).one())
 
 
-_OWNER_MOVES = ("principal.transferred", "principal.disabled")
-"""The signed events that hand a bot to another owner: a transfer, or offboarding its owner with
-``--transfer-to``."""
+@dataclasses.dataclass(frozen=True)
+class _TrainerSide:
+    """Who trained a model version, and the humans who answer for it (see :func:`_trainer`)."""
+
+    trainer: str
+    owner_then: str | None
+    owner_now: str | None
+    earlier: frozenset[str]
+
+    def problem(self, who: Any, verb: str = "approve it") -> str | None:
+        """Why ``who`` may not ``verb`` the model as the trainer's side (``separation_problem``), or None."""
+        return separation_problem(
+            who,
+            self.trainer,
+            self.owner_then,
+            verb=verb,
+            **_trained,
+            current_owner_id=self.owner_now,
+            earlier_owners=self.earlier,
+        )
 
 
-def _trainer(conn: Connection, mv: Any, public_key_b64: str) -> tuple[str, str | None, str | None]:
-    """Who trained a model version, the human accountable for that bot when its run started, and the one
-    accountable now when another (the bot was handed on since; else None). Both owners are the trainer's
-    side, as a contribution's bot's owner then and now are (``separation_problem``): handing the bot to a
-    colleague must not let its former owner approve, gate or release what it trained for them.
+def _trainer(conn: Connection, mv: Any, public_key_b64: str) -> _TrainerSide:
+    """Who trained a model version, the human accountable for that bot when its run started, the one
+    accountable now when another (the bot was handed on since; else None), and every other human who owned
+    it while the key that started the run was live, up to the model's registration. All are the trainer's
+    side, as a contribution's bot's owners are (``separation_problem``): handing the bot to a colleague
+    must not let its former owner approve, gate or release what it trained for them, nor a former owner who
+    still holds a key an admin issued for the bot (it keeps working after the hand-over) train with it and
+    then approve.
 
-    The owner then is read from the signed ledger: the ``from`` of the first hand-over after the run began."""
+    The hand-overs and the keys' origins are read from the signed ledger (``read_owner_history``)."""
     now = conn.execute(select(principals.c.owner_id).where(principals.c.id == mv.created_by)).scalar()
-    started = run_row(conn, mv.run_id).started_at
-    then = now
-    moves = checked_events(conn, public_key_b64, _OWNER_MOVES, consequence="the side that trained a model is unknown")
-    for e in moves:
-        if e.time < started:
-            continue
-        if e.type == "principal.transferred" and e.subject.get("principal") == mv.created_by:
-            then = e.payload.get("from")
-            break
-        if e.type == "principal.disabled" and mv.created_by in (e.payload.get("transferred") or []):
-            then = e.subject.get("principal")
-            break
-    return mv.created_by, then, (now if now != then else None)
+    run = run_row(conn, mv.run_id)
+    history = read_owner_history(conn, public_key_b64)
+    then = history.owner_at(mv.created_by, run.started_at) or now
+    earlier = history.owners_while(mv.created_by, run.key_id, mv.created_at) - {then, now}
+    return _TrainerSide(mv.created_by, then, now if now != then else None, earlier)
 
 
 def counted_approvals(
@@ -134,7 +147,7 @@ def counted_approvals(
     (``dataward.access.standing``: not given with a key revoked since, nor by a principal disabled or
     suspended since, even one enabled again), as a dataset's approvals are counted at merge."""
     policy = release_policy(conn, mv)
-    trainer, trainer_owner, owner_now = _trainer(conn, mv, public_key_b64)
+    side = _trainer(conn, mv, public_key_b64)
     sod = separation_on(conn, mv)
     counted, refused, seen = [], [], set()
     for a in approvals_of(conn, mv.id):
@@ -149,7 +162,7 @@ def counted_approvals(
             problem = f"{who.name!r} is {who.status.value}"
         elif a.role is None or (Role(a.role) not in policy.approver_roles and a.role != Role.ADMIN.value):
             problem = f"role {a.role} is not one the release policy accepts"
-        elif sod and (own := separation_problem(who, trainer, trainer_owner, **_trained, current_owner_id=owner_now)):
+        elif sod and (own := side.problem(who)):
             problem = own
         elif accountable_human(who) in seen:
             # A bot and its owner are one approver: two approvals take two people.
@@ -545,11 +558,8 @@ class ReleaseService(Service):
                 raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be approved")
             self._checked(uc.conn, mv, "approve")
             policy = release_policy(uc.conn, mv)
-            trainer, trainer_owner, owner_now = _trainer(uc.conn, mv, uc.signer.public_key_b64)
             if separation_on(uc.conn, mv):
-                problem = separation_problem(
-                    uc.caller.principal, trainer, trainer_owner, **_trained, current_owner_id=owner_now
-                )
+                problem = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal)
                 if problem:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another approver must approve it")
             role = policy.eligible_role(roles_on(uc.caller.principal_id, uc.caller.grants, Scope.model(name)))
@@ -600,16 +610,8 @@ class ReleaseService(Service):
             # Each problem with what would clear it: the hint names only what is missing.
             problems: list[str] = []
             hints: list[str] = []
-            trainer, trainer_owner, owner_now = _trainer(uc.conn, mv, uc.signer.public_key_b64)
             if separation_on(uc.conn, mv):
-                own = separation_problem(
-                    uc.caller.principal,
-                    trainer,
-                    trainer_owner,
-                    verb="release it",
-                    **_trained,
-                    current_owner_id=owner_now,
-                )
+                own = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal, "release it")
                 if own:
                     problems.append(own)
                     hints.append("a promoter outside the trainer's side releases it")
@@ -794,10 +796,7 @@ def _refuse_trainer_side(uc: Any, mv: Any, verb: str) -> None:
     that trained it; unless every dataset the model was trained on turned separation of duties off."""
     if not separation_on(uc.conn, mv):
         return
-    trainer, trainer_owner, owner_now = _trainer(uc.conn, mv, uc.signer.public_key_b64)
-    problem = separation_problem(
-        uc.caller.principal, trainer, trainer_owner, verb=verb, **_trained, current_owner_id=owner_now
-    )
+    problem = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal, verb)
     if problem:
         raise PolicyViolation(f"separation of duties: {problem}", hint="a reviewer outside the trainer's side runs it")
 

@@ -9,11 +9,12 @@ disabling voids the approvals given before it (the status names why), a rotation
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import IntegrityViolation, PolicyViolation
+from dataward.domain.errors import Conflict, IntegrityViolation, PolicyViolation
 from dataward.service.ward import Ward
 from tests.helpers import wine_rows, write_csv
 from tests.security.attacks import sql
@@ -27,6 +28,16 @@ def _submitted(team: dict[str, Ward], tmp_path: Path, name: str = "x") -> str:  
     assert c["gate"]["verdict"] != "block"
     for item in team["admin"].review_list(contribution=c["ref"]):
         team["dan"].review_decide([item["id"]], "accept", reason="checked")
+    return str(c["ref"])
+
+
+def _flagged(team: dict[str, Ward], tmp_path: Path) -> str:  # noqa: F811
+    """sam's batch with two records relabelled (exact conflicts with trusted ones): both wait for review."""
+    rows = wine_rows(0, 40, shuffled=True)
+    for row in rows[:2]:
+        row["cultivar"] = (int(row["cultivar"]) + 1) % 3
+    c = team["sam"].contribute("wine", write_csv(tmp_path / "f.csv", rows), source="s:flagged")
+    assert c["gate"]["verdict"] == "review" and c["gate"]["queued_for_review"] == 2
     return str(c["ref"])
 
 
@@ -141,3 +152,38 @@ def test_an_edited_revocation_event_is_refused_not_believed(
     )
     with pytest.raises(IntegrityViolation):
         team["admin"].merge(ref)
+
+
+@pytest.mark.parametrize("stop", ["revoked", "disabled"])
+def test_a_review_decision_whose_key_was_revoked_since_goes_back_to_the_queue(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+    stop: str,
+) -> None:
+    """A leaked reviewer key accepts flagged (poisoned) records; the key is revoked (or its holder disabled).
+    Its decisions no longer count: the records wait for review again and the merge waits for them."""
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, dan = _dan_key(team)
+    record = admin.review_list(contribution=ref)[0]["record_id"]
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    team["cat"].approve(ref, reason="checked")
+    assert admin.review_list(contribution=ref) == []
+    if stop == "revoked":
+        admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+        why = r"key dw_\w+ revoked since \(dan's key leaked\)"
+    else:
+        admin.disable_principal("dan", reason="left for cause")
+        why = r"disabled since \(left for cause\)"
+    with pytest.raises(Conflict, match=rf"2 record\(s\) of {ref} await review .*{why}"):
+        admin.merge(ref)
+    queue = admin.review_list(contribution=ref)
+    assert [i["status"] for i in queue] == ["pending", "pending"]
+    assert all(i["voided"]["was"] == "accepted" and i["voided"]["by"] == "dan" for i in queue)
+    assert re.search(why, queue[0]["voided"]["why"])
+    assert admin.review_list(ref.split("#")[0], status="accepted", contribution=ref) == []
+    review = admin.trace(record)["contributions"][0]["review"]
+    assert review["status"] == "pending" and re.search(why, review["voided"]["why"])
+    # A reviewer whose key stands decides them again; then the merge goes through.
+    assert len(team["cat"].review_decide([], "accept", reason="checked again", contribution=ref)) == 2
+    assert admin.merge(ref)["ref"] == "wine@v2"

@@ -26,6 +26,8 @@ from dataward.ledger.events import format_time
 APPROVAL_TYPES = ("contribution.approved", "version.approved")
 MODEL_APPROVAL_TYPE = "model.approved"
 """A model version's release approval: its event names the model version and the digest approved."""
+REVIEW_TYPES = ("review.accepted", "review.rejected")
+"""A review decision on a flagged record: its event names the review item; it stands as an approval does."""
 STOP_TYPES = ("key.revoked", "principal.disabled", "principal.suspended", "principal.transferred")
 """Ledger event types :func:`standing_from` reads: approvals (of data, and ``MODEL_APPROVAL_TYPE``), and
 what takes keys or principals away."""
@@ -93,6 +95,8 @@ class Standing:
     """Key id -> its revocation (every key a ``key.revoked`` event names, its ``with_it`` too)."""
     stopped: Mapping[str, Stop] = field(default_factory=dict)
     """Principal id -> the latest event that disabled or suspended it."""
+    decisions: Mapping[str, ApprovalAct] = field(default_factory=dict)
+    """Review item id -> its latest review decision (``on`` is the decision: accepted or rejected)."""
 
     def act_of(self, approval: Approval, target: str) -> ApprovalAct | None:
         """The signed event of ``approval`` (of the contribution or version ``target``), if any."""
@@ -120,18 +124,30 @@ class Standing:
                 return f"approver {stop.what} since ({stop.reason or 'no reason given'})"
         return None if act is None else self._key_void(act)
 
-    def void_of(self, act: ApprovalAct) -> str | None:
-        """Why the approval ``act`` records no longer counts, or None while its approver and key stand."""
+    def void_of(self, act: ApprovalAct, who: str = "approver") -> str | None:
+        """Why the approval (or review decision: ``who`` is ``reviewer``) ``act`` records no longer counts,
+        or None while its approver and key stand."""
         stop = self.stopped.get(act.approver_id)
         if stop is not None and stop.after(act.seq, act.time):
-            return f"approver {stop.what} since ({stop.reason or 'no reason given'})"
-        return self._key_void(act)
+            return f"{who} {stop.what} since ({stop.reason or 'no reason given'})"
+        return self._key_void(act, who)
 
-    def _key_void(self, act: ApprovalAct) -> str | None:
+    def review_void(self, item_id: str, decided_at: str | None) -> tuple[ApprovalAct, str] | None:
+        """The decision on review item ``item_id`` (made at ``decided_at``, as its row says) and why it no
+        longer counts, or None while its reviewer and key stand: a decision is a person vouching for (or
+        against) a flagged record through a key, as an approval is, and the same events take it away. A
+        void decision leaves the record undecided (back in the queue)."""
+        act = self.decisions.get(item_id)
+        if act is None or act.time != decided_at:  # closed otherwise (a rejected or quarantined contribution)
+            return None
+        why = self.void_of(act, "reviewer")
+        return None if why is None else (act, why)
+
+    def _key_void(self, act: ApprovalAct, who: str = "approver") -> str | None:
         stop = self.revoked.get(act.key_id) if act.key_id is not None else None
         if stop is None:
             return None
-        return f"approver's key dw_{act.key_id} {stop.what} since ({stop.reason or 'no reason given'})"
+        return f"{who}'s key dw_{act.key_id} {stop.what} since ({stop.reason or 'no reason given'})"
 
     def with_listed(self, removals: Removals) -> Standing:
         """This standing with the keys revoked and the principals stopped that only the ward's list of
@@ -151,7 +167,7 @@ class Standing:
             if fact.type in _LISTED_STOPS and (known is None or known.time < fact.time):
                 stopped[principal] = Stop(fact.seq, fact.time, _LISTED_STOPS[fact.type], _LISTED_REASON, listed=True)
                 changed = True
-        return Standing(self.acts, revoked, stopped) if changed else self
+        return Standing(self.acts, revoked, stopped, self.decisions) if changed else self
 
     def approvals_with(self, keys: Iterable[str], *, models: bool = False) -> list[ApprovalAct]:
         """Every approval of data (a contribution or a version) given with one of ``keys`` (key ids),
@@ -177,6 +193,7 @@ def standing_from(events: Iterable[LedgerFact]) -> Standing:
     """Fold approval events and the events that take keys or principals away (``APPROVAL_TYPES``,
     ``MODEL_APPROVAL_TYPE``, ``STOP_TYPES``; others are ignored), in ledger order."""
     acts: dict[tuple[str, str, str, str, str], ApprovalAct] = {}
+    decisions: dict[str, ApprovalAct] = {}
     revoked: dict[str, Stop] = {}
     stopped: dict[str, Stop] = {}
     for e in sorted(events, key=lambda e: e.seq):
@@ -208,6 +225,13 @@ def standing_from(events: Iterable[LedgerFact]) -> Standing:
                 e.time,
             )
             acts[("model", act.target, act.approver_id, act.content_hash, act.time)] = act
+        elif e.type in REVIEW_TYPES:
+            item = str(e.subject.get("review_item", ""))
+            on = e.type.removeprefix("review.")
+            contribution = str(e.subject.get("contribution", ""))
+            decisions[item] = ApprovalAct(
+                e.seq, on, item, contribution, str(e.actor.get("principal")), e.actor.get("key"), "", e.time
+            )
         elif e.type == "key.revoked":
             for key in [e.subject.get("key"), *e.payload.get("with_it", [])]:
                 if key is not None:
@@ -226,12 +250,13 @@ def standing_from(events: Iterable[LedgerFact]) -> Standing:
             # And revokes keys beyond their own: those they minted for a bot handed to someone else.
             for key in e.payload.get("revoked_keys", []):
                 revoked.setdefault(str(key), Stop(e.seq, e.time, f"revoked when its owner was {what}", reason))
-    return Standing(acts, revoked, stopped)
+    return Standing(acts, revoked, stopped, decisions)
 
 
 __all__ = [
     "APPROVAL_TYPES",
     "MODEL_APPROVAL_TYPE",
+    "REVIEW_TYPES",
     "STOP_TYPES",
     "ApprovalAct",
     "LedgerFact",

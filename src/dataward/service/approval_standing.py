@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from dataward.access.policy import Approval
-from dataward.access.standing import APPROVAL_TYPES, MODEL_APPROVAL_TYPE, STOP_TYPES, Standing, standing_from
+from dataward.access.standing import (
+    APPROVAL_TYPES,
+    MODEL_APPROVAL_TYPE,
+    REVIEW_TYPES,
+    STOP_TYPES,
+    Standing,
+    standing_from,
+)
 from dataward.catalog import ledger_store
+from dataward.catalog.tables import principals
 from dataward.domain.errors import IntegrityViolation
 from dataward.ledger.events import Event
 from dataward.ledger.signing import SignatureVerifier
 
 
 def read_standing(conn: Connection, public_key_b64: str) -> Standing:
-    """The ledger's approvals, revocations and disablings (``dataward.access.standing``), every event
+    """The ledger's approvals, review decisions, revocations and disablings (``dataward.access.standing``), every event
     read checked: its hash over its body, and its signature under ``public_key_b64``; with the keys and
     principals the ward's list of removals holds taken away (a catalog restored from before them)."""
     from dataward.service.removal_list import listed_removals
@@ -32,7 +41,7 @@ def read_standing(conn: Connection, public_key_b64: str) -> Standing:
         checked_events(
             conn,
             public_key_b64,
-            (*APPROVAL_TYPES, MODEL_APPROVAL_TYPE, *STOP_TYPES),
+            (*APPROVAL_TYPES, MODEL_APPROVAL_TYPE, *REVIEW_TYPES, *STOP_TYPES),
             consequence="the approvals it bears on cannot be counted",
         )
     )
@@ -69,4 +78,22 @@ def with_standing(approvals: Iterable[Approval], target: str, standing: Standing
     return [dataclasses.replace(a, void=standing.void_reason(a, target)) for a in approvals]
 
 
-__all__ = ["checked_events", "read_standing", "with_standing"]
+def voided_decision(
+    conn: Connection, standing: Standing, q: Any, contribution_status: str | None = None
+) -> dict[str, Any] | None:
+    """Why the review decision on item ``q`` (a ``quarantine`` row) no longer counts, as shown with the item
+    (``{"was", "by", "at", "key", "why"}``), or None while its reviewer and key stand, or while undecided.
+    None too for a contribution rejected or quarantined (``contribution_status``): none of its records is
+    let in, so nothing of it waits for a decision."""
+    if q.status not in ("accepted", "rejected") or contribution_status in ("rejected", "quarantined"):
+        return None
+    found = standing.review_void(q.id, q.decided_at)
+    if found is None:
+        return None
+    act, why = found
+    name = conn.execute(select(principals.c.name).where(principals.c.id == act.approver_id)).scalar()
+    key = None if act.key_id is None else f"dw_{act.key_id}"
+    return {"was": q.status, "by": name or act.approver_id, "at": act.time, "key": key, "why": why}
+
+
+__all__ = ["checked_events", "read_standing", "voided_decision", "with_standing"]

@@ -30,7 +30,7 @@ from dataward.catalog.tables import approvals, contributions, datasets, principa
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
-from dataward.service.approval_standing import read_standing, with_standing
+from dataward.service.approval_standing import read_standing, voided_decision, with_standing
 from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_signed_rows, checked_version_ids
@@ -375,16 +375,21 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
             hint="a blocked contribution is rejected, re-submitted without its flagged records, or overridden by "
             f"two owners or admins (dataward gate override {ds.name}#{c.number} --reason '...')",
         )
-    pending = uc.conn.execute(
-        select(quarantine.c.id).where(quarantine.c.contribution_id == c.id, quarantine.c.status == "pending")
-    ).all()
-    if pending:
+    items = uc.conn.execute(select(quarantine).where(quarantine.c.contribution_id == c.id)).all()
+    # Approvals and review decisions count only while the principal and the key they were given with stand.
+    standing = read_standing(uc.conn, uc.signer.public_key_b64)
+    voided = [v for q in items if (v := voided_decision(uc.conn, standing, q, c.status)) is not None]
+    pending = [q for q in items if q.status == "pending"]
+    if pending or voided:
+        why = ""
+        if voided:
+            named = "; ".join(sorted({f"{v['by']}'s decisions: {v['why']}" for v in voided}))
+            why = f" ({len(voided)} decided, but the decision no longer counts: {named})"
         raise Conflict(
-            f"{len(pending)} record(s) of {ds.name}#{c.number} await review",
+            f"{len(pending) + len(voided)} record(s) of {ds.name}#{c.number} await review{why}",
             hint=f"decide them first: dataward review list {ds.name}",
         )
-    # Approvals count only while their approver and the key they were given with stand (the ledger says).
-    status = _approval_status(uc.conn, policy, c, read_standing(uc.conn, uc.signer.public_key_b64), _history(uc))
+    status = _approval_status(uc.conn, policy, c, standing, _history(uc))
     if not status.satisfied:
         problems.append(f"it has {status.summary()}")
     if problems:

@@ -24,6 +24,7 @@ from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
+from dataward.service.approval_standing import read_standing, voided_decision
 from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
@@ -548,7 +549,10 @@ class ReviewService(Service):
                 query = query.where(datasets.c.name.in_(readable))
             if contribution_id is not None:
                 query = query.where(quarantine.c.contribution_id == contribution_id)
-            if status != "all":
+            # A decision whose reviewer or key was taken away since is void: its item is pending again, so
+            # the decided items are read too and each placed by the status it has now.
+            undecided_too = status in ("pending", "accepted", "rejected")
+            if status != "all" and not undecided_too:
                 query = query.where(quarantine.c.status == status)
             names = [dataset] if dataset is not None else readable
             dataset_ids = (
@@ -563,9 +567,19 @@ class ReviewService(Service):
                 uc.conn.execute(query.order_by(quarantine.c.score.desc())).all(),
                 dataset_ids=dataset_ids,
                 contribution_id=contribution_id,
-                status=status,
+                status="all" if undecided_too else status,
             )
-            return _open_to_review(found, listed_removals(uc.conn), status)
+            standing = read_standing(uc.conn, uc.signer.public_key_b64)
+            voids = {
+                r.id: v
+                for r in found
+                if (v := voided_decision(uc.conn, standing, r, r.contribution_status)) is not None
+            }
+            listed = _open_to_review(found, listed_removals(uc.conn), status)
+            for item in listed:
+                if item["id"] in voids:
+                    item.update(status="pending", voided=voids[item["id"]])
+            return [item for item in listed if status == "all" or item["status"] == status]
 
     def review_show(self, item: str) -> dict[str, Any]:
         """One quarantined record with its content and the gate's evidence about it."""
@@ -636,16 +650,21 @@ class ReviewService(Service):
                 authorize_found(uc, Action.REVIEW_DECIDE, name, NotFound(f"no contribution {contribution!r}"))
                 assert found is not None  # authorize_found refused otherwise
                 refuse_listed_quarantine(listed_removals(uc.conn), found, f"{name}#{found.number}")
-                pending = uc.conn.execute(
-                    select(quarantine.c.id)
-                    .where(quarantine.c.contribution_id == found.id, quarantine.c.status == "pending")
-                    .order_by(quarantine.c.score.desc())
-                )
-                items += [q.id for q in pending if q.id not in items]
+                # Pending, and decided by a reviewer or key taken away since: back in the queue.
+                of_it = quarantine.c.contribution_id == found.id
+                undecided = uc.conn.execute(select(quarantine).where(of_it).order_by(quarantine.c.score.desc())).all()
+                standing = read_standing(uc.conn, uc.signer.public_key_b64)
+                items += [
+                    q.id
+                    for q in undecided
+                    if q.id not in items
+                    and (q.status == "pending" or voided_decision(uc.conn, standing, q, found.status))
+                ]
                 if not items:
                     return []
             _, c, _ = _visible_item(uc, items[0], Action.REVIEW_DECIDE)
             history = read_owner_history(uc.conn, uc.signer.public_key_b64)
+            standing = read_standing(uc.conn, uc.signer.public_key_b64)
             decided = []
             for ref in items:
                 q, qc, qds = _visible_item(uc, ref, Action.REVIEW_DECIDE)
@@ -665,7 +684,7 @@ class ReviewService(Service):
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")
                 refuse_listed_quarantine(listed_removals(uc.conn), qc, f"{ds_name}#{qc.number}", item=q.id)
-                if q.status != "pending":
+                if q.status != "pending" and voided_decision(uc.conn, standing, q, qc.status) is None:
                     raise Conflict(f"review item {q.id} was already decided: it is {q.status}")
                 # An item pointed at another record in the catalog alone would have the reviewer judge that
                 # record while the signed decision lets the held one in.

@@ -32,6 +32,7 @@ from dataward.catalog.tables import (
 )
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
 from dataward.service import auth, rows
+from dataward.service.approval_standing import read_standing, voided_decision
 from dataward.service.concealment import missing_contribution, missing_dataset, sees_dataset
 from dataward.service.core import ConcealedDenial, Service, UseCase
 from dataward.service.datasets import dataset_read_scope
@@ -153,19 +154,23 @@ class TraceService(Service):
                 [c.id for c in found],
             )
         }
+        # A decision whose reviewer or key was taken away since no longer counts: the record is pending again.
+        standing = read_standing(conn, self.signer.public_key_b64) if reviews else None
         for c, facts in zip(found, holders_, strict=True):
             facts["row"] = id_set(self.store, c.added_object).row(record_id)
             q = reviews.get(c.id)
+            void = None if q is None or standing is None else voided_decision(conn, standing, q, c.status)
             facts["review"] = (
                 None
                 if q is None
                 else {
-                    "status": q.status,
+                    "status": "pending" if void else q.status,
                     "score": q.score,
                     "detectors": json.loads(q.detectors or "[]"),
                     "reason": q.reason,
                     "decided_by": rows.principal_name(conn, q.decided_by),
                     "decision_reason": q.decision_reason,
+                    **({"voided": void} if void else {}),
                 }
             )
         if not holders_:

@@ -82,6 +82,18 @@ def test_dead_keys_and_keys_of_inactive_principals_are_left_out() -> None:
     assert [f for f in findings if f.key is not None] == []
 
 
+def test_a_rotated_key_still_inside_its_overlap_is_listed_as_usable_until_the_overlap_ends() -> None:
+    """Rotation keeps the old key working for up to 7 days: it is not dead until then, so it is listed."""
+    _, old = key_for("alice", at=days_ago(10), days=365)
+    old = replace(old, successor_id="zzzzzzzz", rotated_at=days_ago(1), overlap_until=NOW + timedelta(days=6))
+    _, ended = key_for("alice", at=days_ago(10), days=365)
+    ended = replace(ended, successor_id="yyyyyyyy", rotated_at=days_ago(8), overlap_until=days_ago(1))
+    rows = [f for f in review([human("alice")], [old, ended]) if f.key is not None]
+    assert [(f.kind, f.key, f.severity) for f in rows] == [(FindingKind.KEY_IN_OVERLAP, old.display, Severity.LOW)]
+    assert "rotated on" in rows[0].detail and "usable until" in rows[0].detail
+    assert f"dataward key revoke {old.prefix}" in rows[0].action
+
+
 def test_service_principal_with_a_disabled_or_missing_owner_is_flagged_high() -> None:
     principals = [
         human("alice", PrincipalStatus.DISABLED),

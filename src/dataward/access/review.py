@@ -33,6 +33,7 @@ class FindingKind(StrEnum):
     KEY_NEAR_EXPIRY = "key_near_expiry"
     KEY_ROTATION_DUE = "key_rotation_due"
     KEY_UNUSED = "key_unused"
+    KEY_IN_OVERLAP = "key_in_overlap"
     SERVICE_OWNER_INACTIVE = "service_owner_inactive"
     TRAINING_WRITE_ACCESS = "training_write_access"
     RECENT_GRANT = "recent_grant"
@@ -150,9 +151,10 @@ def access_review(
     ``dataset_owner_inactive``: high when no other active human holds ``owner`` on it or on the ward
     (nobody but an admin can then curate its clean validation set or set its policy), low when one does.
 
-    ``unused_days`` defaults to the key policy's ``stale_after_days``. Revoked keys, keys already
-    replaced by a rotation, and keys of principals that are not active are left out: none of them
-    can be used.
+    ``unused_days`` defaults to the key policy's ``stale_after_days``. A key replaced by a rotation
+    still works until its overlap window ends (up to 7 days): it is ``key_in_overlap`` (low) until then.
+    Revoked keys, rotated keys past their overlap, and keys of principals that are not active are left
+    out: none of them can be used.
     """
     require_aware(now, "now")
     unused_days = key_policy.stale_after_days if unused_days is None else unused_days
@@ -187,7 +189,7 @@ def _key_findings(keys, by_id, owner_name, policy: KeyPolicy, now: datetime, unu
         principal = by_id.get(key.principal_id)
         if principal is None or not principal.is_active:
             continue
-        if key.revoked_at is not None or key.successor_id is not None:
+        if key.revoked_at is not None:
             continue
         common = {
             "principal": principal.name,
@@ -196,6 +198,11 @@ def _key_findings(keys, by_id, owner_name, policy: KeyPolicy, now: datetime, unu
             "dataset": None,
             "key": key.display,
         }
+        if key.successor_id is not None:
+            # Replaced, but the old secret works until its overlap ends: whoever holds a copy can still act.
+            if key.refusal(now) is None:
+                yield _overlap_finding(key, common)
+            continue
         if key.expires_at <= now:
             yield ReviewFinding(
                 FindingKind.KEY_EXPIRED,
@@ -235,6 +242,20 @@ def _key_findings(keys, by_id, owner_name, policy: KeyPolicy, now: datetime, unu
                 action=f"revoke key {key.display} if it is no longer needed (dataward key revoke)",
                 **common,
             )
+
+
+def _overlap_finding(key: ApiKey, common: dict[str, Any]) -> ReviewFinding:
+    until = key.overlap_until or key.expires_at
+    rotated = f" on {_date(key.rotated_at)}" if key.rotated_at is not None else ""
+    return ReviewFinding(
+        FindingKind.KEY_IN_OVERLAP,
+        Severity.LOW,
+        detail=f"key {key.display} was rotated{rotated} and is still usable until {until.isoformat()}, when its "
+        "overlap window ends",
+        action=f"nothing if its successor replaced it everywhere; to end it sooner, dataward key revoke {key.prefix} "
+        "(a successor it made itself is revoked with it)",
+        **common,
+    )
 
 
 def _lineage_findings(keys: list[ApiKey], by_id, owner_name, now: datetime):

@@ -296,8 +296,10 @@ def register(app: typer.Typer) -> None:
                     i["contribution"],
                     i["row"],
                     f"{i['score']:.3f}",
-                    ", ".join(i["detectors"]),
-                    safe((i["reason"] or "")[:70]),
+                    # One detector a line: names are kept whole, and the reason, cut for the table,
+                    # says so (`review show` and --json have it whole).
+                    "\n".join(i["detectors"]),
+                    safe(short(i["reason"], 72)),
                 )
                 for i in items
             ],

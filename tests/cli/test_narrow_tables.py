@@ -86,9 +86,7 @@ class _Stub:
 
 
 @pytest.mark.parametrize("width", [80, 200])
-def test_key_list_and_review_list_show_what_the_next_command_needs(
-    monkeypatch: pytest.MonkeyPatch, width: int
-) -> None:
+def test_key_list_and_review_list_show_what_the_next_command_needs(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
     monkeypatch.setattr(output.console, "width", width)
     monkeypatch.setattr(access_commands, "open_ward", _Stub)
     monkeypatch.setattr(gate_commands, "open_ward", _Stub)

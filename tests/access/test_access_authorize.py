@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from dataward.access import (
     Action,
+    Principal,
+    PrincipalKind,
     PrincipalStatus,
     Role,
     Scope,
@@ -306,3 +308,10 @@ def test_a_key_never_allows_what_its_principal_cannot(held, key_scopes, action, 
     assert not with_key.allowed or without_key.allowed
     if key_scopes is None:
         assert with_key.allowed == without_key.allowed
+
+
+def test_a_service_principal_without_an_owner_is_told_how_to_name_one() -> None:
+    with pytest.raises(InputError) as refused:
+        Principal("p_s", "scraper", PrincipalKind.SERVICE, None, PrincipalStatus.ACTIVE, NOW)
+    assert "has no owner" in refused.value.message
+    assert "--owner HUMAN" in (refused.value.hint or "")

@@ -115,3 +115,26 @@ def test_tables_keep_ids_whole_and_wrap_prose_within_80_columns(monkeypatch: pyt
     for word in ("q_f0b5a69664f01234", "training_version_stale", "contribution=c_0123456789abcdef"):
         assert word in shown
     assert max(len(line) for line in shown.splitlines()) <= 80
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["contribute", "reviews", "b.csv", "--sorce", "x", "--json"], "No such option: --sorce"),
+        (["review", "lsit", "--json"], "No such command 'lsit'"),
+        (["key", "issue", "bob", "--ttl-days", "abc", "--json"], "--ttl-days"),
+        (["contribute", "--json"], "Missing argument"),
+    ],
+)
+def test_a_command_line_that_does_not_parse_answers_json_when_json_was_asked(args: list[str], says: str) -> None:
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2
+    answer = json.loads(refused.stdout)
+    assert answer["error"] == "bad_input" and says in answer["message"] and "--help" in answer["hint"]
+    # Without --json, stdout stays empty: the usage goes to stderr only.
+    plain = CliRunner().invoke(app, [a for a in args if a != "--json"])
+    assert plain.exit_code == 2 and plain.stdout == ""

@@ -112,3 +112,29 @@ def test_reading_commands_do_not_import_the_gates(tmp_path: Path) -> None:
         assert code == 0, args
         assert "dataward.service.core" in modules, args  # the command did open the ward
         assert loaded(modules, NOT_FOR_A_READ) == [], args
+
+
+SHOW_STORED_REPORT = """
+import json, sys
+from dataward.cli.gate_commands import show_report
+show_report({
+    "verdict": "block", "contribution": "wine#2", "counts": {"flagged": 1, "records": 3}, "mode": "baseline",
+    "reasons": ["label_consistency: 1 flip"], "groups": {}, "records": [], "findings": [],
+    "detectors": {
+        "label_consistency": {"version": "7", "flagged": 1, "p_value": 0.001, "summary": {}},
+        "llm_drift": {"summary": {"skipped": "applies to instruction, chat; not to a tabular dataset"}},
+    },
+})
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_printing_a_stored_gate_report_does_not_import_the_gates() -> None:
+    """`gate report` prints a report the ward stored: before, telling the detectors for another kind of
+    data apart imported the gates package (scikit-learn, every detector), 3 of its 4.4 seconds."""
+    done = subprocess.run([sys.executable, "-c", SHOW_STORED_REPORT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    shown, modules = done.stdout.rsplit("\n", 2)[0], set(json.loads(done.stdout.rsplit("\n", 2)[1]))
+    assert "label_consistency v7: flagged 1" in shown
+    assert "1 detector for another kind of data not listed" in shown
+    assert loaded(modules, ("dataward.gates", "sklearn", "scipy")) == []

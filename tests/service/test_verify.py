@@ -57,10 +57,13 @@ def test_tampered_object_is_reported(tmp_path: Path) -> None:
 
 def test_edited_catalog_row_is_reported(tmp_path: Path, catalog_url: str | None) -> None:
     ward = _ward_with_history(tmp_path, catalog_url)
+    first = next(v["id"] for v in ward.versions("wine") if v["number"] == 1)
     with ward.db.transaction() as conn:
         conn.execute(text("UPDATE versions SET stage = 'training' WHERE number = 1"))
     problems = ward.verify().problems
     assert [(p.area, p.kind) for p in problems] == [("catalog", "altered_row")]
+    # The row is named as a person reads it (and as guarded reads name it), not as a Python tuple.
+    assert problems[0].where == f"versions {first} .stage"
     assert ".stage" in problems[0].where and "training" in problems[0].detail
 
 

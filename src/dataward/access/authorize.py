@@ -77,7 +77,10 @@ class Principal:
         if self.kind is PrincipalKind.SERVICE and not self.owner_id:
             raise InputError(
                 f"service principal {self.name!r} has no owner",
-                hint="every service principal names the human accountable for it",
+                hint=(
+                    "every service principal names the human accountable for it: give an active human as its "
+                    f"owner (dataward principal create {self.name} --kind service --owner HUMAN)"
+                ),
             )
         if self.kind is PrincipalKind.HUMAN and self.owner_id is not None:
             raise InputError(f"human principal {self.name!r} cannot have an owner")

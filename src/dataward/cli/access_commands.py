@@ -232,7 +232,7 @@ def register(app: typer.Typer) -> None:
             ["key", "principal", "state", "scopes", "expires", "last used"],
             [
                 (
-                    f"{k['prefix']}…",
+                    k["prefix"],  # whole: what `key revoke` and `key rotate` take
                     k["principal"],
                     styled(k["state"], KEY_STATE_STYLE),
                     ", ".join(k["scopes"]) if k["scopes"] else "all roles",

@@ -27,6 +27,7 @@ from dataward.cli.output import (
 )
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
+from dataward.domain.report_entries import for_another_kind
 
 if TYPE_CHECKING:
     from dataward.api import WardAPI
@@ -88,7 +89,6 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         for limit in report["limits"]:
             limits.add(f"[yellow]{safe(limit)}[/yellow]")
     dets = tree.add("detectors") if report["detectors"] else Tree("")  # a removal has no detector to list
-    from dataward.gates.report import for_another_kind  # the gates package loads its detectors: not at start-up
 
     other_kind = 0
     for name, d in report["detectors"].items():
@@ -101,7 +101,8 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
             continue
         dets.add(f"{name} v{d['version']}: flagged {d['flagged']}, p={d['p_value']:.3g}")
     if other_kind:
-        dets.add(f"[dim]{other_kind} detectors for other kinds of data not listed (see --json)[/dim]")
+        many = "detectors for other kinds of data" if other_kind > 1 else "detector for another kind of data"
+        dets.add(f"[dim]{other_kind} {many} not listed (see --json)[/dim]")
     triggers = [f for f in report["findings"] if f["detector"] == "triggers" and f.get("row") is None]
     if triggers:
         trig = tree.add("[bold red]suspected triggers[/bold red]")
@@ -296,8 +297,10 @@ def register(app: typer.Typer) -> None:
                     i["contribution"],
                     i["row"],
                     f"{i['score']:.3f}",
-                    ", ".join(i["detectors"]),
-                    safe((i["reason"] or "")[:70]),
+                    # One detector a line: names are kept whole, and the reason, cut for the table,
+                    # says so (`review show` and --json have it whole).
+                    "\n".join(i["detectors"]),
+                    safe(short(i["reason"], 72)),
                 )
                 for i in items
             ],

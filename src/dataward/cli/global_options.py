@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from dataward.cli.output import emit_json
 from dataward.cli.pipes import BROKEN_PIPE_EXIT, silence_stdout
 
 HOISTED = ("--ward", "--url")
@@ -80,17 +81,57 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
 
 
 class GlobalOptionsGroup(TyperGroup):
-    """The ``dataward`` group: accepts its global options after the subcommand too, and ends quietly
-    (exit 141) when stdout's reader goes away (``| head``), where Click exited 1."""
+    """The ``dataward`` group: accepts its global options after the subcommand too, ends quietly
+    (exit 141) when stdout's reader goes away (``| head``), where Click exited 1, and answers a
+    command line it cannot parse (an unknown option, a missing argument) with the ``--json`` error
+    document when ``--json`` was asked for, as every other refusal is answered."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[JSON_ASKED] = wants_json(args)
         # Parsing prints `--help` (and `--version`): its reader may stop early too.
-        with quiet_broken_pipe():
+        with quiet_broken_pipe(), usage_errors_as_json(ctx):
             return super().parse_args(ctx, hoist_global_options(args))
 
     def invoke(self, ctx: Any) -> Any:
-        with quiet_broken_pipe():
+        with quiet_broken_pipe(), usage_errors_as_json(ctx):
             return super().invoke(ctx)
+
+
+USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+"""The usage error class of the Click that Typer runs on: Click's own, or the copy newer Typers carry
+(``typer._click``), which ``click.UsageError`` does not catch."""
+
+JSON_ASKED = "dataward.json_asked"
+"""The context's ``meta`` key saying whether the command line holds ``--json``."""
+
+
+def wants_json(args: Sequence[str]) -> bool:
+    """Whether ``--json`` is among ``args``, before a ``--`` (after one it is an argument)."""
+    options = list(args)[: list(args).index("--")] if "--" in args else list(args)
+    return "--json" in options
+
+
+@contextmanager
+def usage_errors_as_json(ctx: Any) -> Iterator[None]:
+    """A usage error (Click's ``UsageError``: no such option or command, a missing or malformed
+    argument) also prints the ``--json`` error document on stdout when ``--json`` was asked for; Click
+    then prints its usage on stderr and exits 2, as without ``--json``. A script reading stdout gets
+    ``{"error": "bad_input", ...}`` rather than nothing."""
+    try:
+        yield
+    except USAGE_ERROR as exc:
+        if ctx.meta.get(JSON_ASKED):
+            usage_ctx = getattr(exc, "ctx", None)
+            where = usage_ctx.command_path if usage_ctx is not None else "dataward"
+            emit_json(
+                {
+                    "error": "bad_input",
+                    "message": exc.format_message(),  # type: ignore[attr-defined]
+                    "hint": f"see `{where} --help`",
+                    "details": {"usage": where},
+                }
+            )
+        raise
 
 
 @contextmanager

@@ -97,6 +97,10 @@ def table(
 ) -> None:
     """Print a Rich table (``None`` shows as ``-``). A column of single words (ids, refs, names, event
     types) is never cut: the next command needs them whole, so the columns of prose wrap instead.
+    When the terminal is too narrow for that (the whole columns alone are wider than it, or they leave
+    a prose column narrower than its longest word, up to ``PROSE_MIN``), each row is printed as a list of
+    ``column  value`` lines instead (``records``): a table would have dropped its last columns or cut
+    every word of its prose.
 
     Cells are Rich markup: a data string in one is passed through ``safe``. Controls left in a cell
     are shown as escapes here (before the widths are measured); only the newlines of a cell of
@@ -108,18 +112,56 @@ def table(
     whole_total = sum(max(w, len(c)) for w, c in zip(wholes, columns, strict=True) if w is not None)
     prose = sum(1 for w in wholes if w is None)
     # What is left for the prose columns once the whole ones and the borders (3 a column) are drawn.
-    share = max(1, (console.width - 1 - 3 * len(columns) - whole_total) // prose) if prose else 0
-    for col, values, whole in zip(columns, columns_values, wholes, strict=True):
+    room = console.width - 1 - 3 * len(columns) - whole_total
+    share = room // prose if prose else 0
+    # Prose wraps, but is not squeezed below its longest word (up to PROSE_MIN): where it would be, or
+    # where the whole columns alone do not fit, the rows are printed as records instead.
+    needs = [
+        None if whole is not None else min(PROSE_MIN, max(_longest_word(values), len(col)))
+        for col, values, whole in zip(columns, columns_values, wholes, strict=True)
+    ]
+    if room < 0 or any(need is not None and share < need for need in needs):
+        records(title, columns, cells, styles=styles)
+        return
+    for col, need, whole in zip(columns, needs, wholes, strict=True):
         style = (styles or {}).get(col)
-        if whole is None:
-            # Prose wraps, but is not squeezed below its longest word (up to PROSE_MIN) when there is room.
-            longest = max((cell_len(w) for v in values for w in Text.from_markup(v).plain.split()), default=0)
-            t.add_column(col, style=style, min_width=min(PROSE_MIN, max(longest, len(col)), share))
-        else:
+        if need is not None:
+            # A word longer than the column folds onto the next line rather than being cut.
+            t.add_column(col, style=style, min_width=need, overflow="fold")
+        elif whole is not None:
             t.add_column(col, style=style, no_wrap=True, min_width=max(whole, len(col)))
     for row in cells:
         t.add_row(*row)
     console.print(t)
+
+
+def _longest_word(values: Sequence[str]) -> int:
+    """The width of the longest word of a column's cells, once their Rich markup is rendered."""
+    return max((cell_len(w) for v in values for w in Text.from_markup(v).plain.split()), default=0)
+
+
+def records(
+    title: str,
+    columns: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    *,
+    styles: dict[str, str] | None = None,
+) -> None:
+    """Print rows as records, one ``column  value`` line per column and a blank line between rows:
+    ``table``'s layout for a terminal too narrow for its columns. ``cells`` are ``table``'s, markup
+    made safe and controls shown as escapes; a value wraps (folding a word longer than the line)
+    beside its column's name."""
+    console.print(Text(title, style="italic"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for n, row in enumerate(cells):
+        if n:
+            grid.add_row("", "")
+        for col, value in zip(columns, row, strict=False):
+            style = (styles or {}).get(col)
+            grid.add_row(col, Text.from_markup(value, style=style or ""))
+    console.print(grid)
 
 
 WHOLE_MAX = 48
@@ -127,7 +169,6 @@ WHOLE_MAX = 48
 
 PROSE_MIN = 10
 """The narrowest a column of prose is squeezed to (less when its longest word is shorter)."""
-"""The widest single-word cell kept whole; a longer one (a path, a digest list) may be cut."""
 
 
 def whole_width(values: Sequence[str]) -> int | None:

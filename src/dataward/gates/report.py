@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dataward.domain.report_entries import NOT_FOR_KIND as NOT_FOR_KIND
+from dataward.domain.report_entries import for_another_kind as for_another_kind
 from dataward.gates.base import DetectorResult
-
-NOT_FOR_KIND = "applies to "
-"""How the skip reason of a detector made for another kind of data begins (``select_detectors``)."""
-
-
-def for_another_kind(detector: Mapping[str, Any]) -> bool:
-    """True for a report's detector entry skipped because it can never apply to this dataset's kind of
-    data (an ``llm_*`` detector on a tabular dataset): summaries for people leave it out; the JSON
-    report keeps it."""
-    skipped = (detector.get("summary") or {}).get("skipped")
-    return isinstance(skipped, str) and skipped.startswith(NOT_FOR_KIND)
 
 
 @dataclass

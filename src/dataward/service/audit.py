@@ -140,6 +140,12 @@ def _named(cp: Checkpoint) -> str:
     return f"the checkpoint {cp.source}" if cp.sig else f"{cp.source} (remembered by this process)"
 
 
+def _row_key(key: tuple[Any, ...]) -> str:
+    """A catalog row's primary key as a person reads it (``c_…``, not ``('c_…',)``), as guarded reads
+    name rows (``contributions c_…``)."""
+    return " ".join(str(part) for part in key)
+
+
 def _short(value: Any, width: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -511,7 +517,7 @@ class AuditService(Service):
                     Problem(
                         "catalog",
                         "missing_row",
-                        f"{name} {key}",
+                        f"{name} {_row_key(key)}",
                         "row in the ledger is missing from the catalog",
                     )
                 )
@@ -520,7 +526,7 @@ class AuditService(Service):
                     Problem(
                         "catalog",
                         "extra_row",
-                        f"{name} {key}",
+                        f"{name} {_row_key(key)}",
                         "row in the catalog was never recorded in the ledger",
                     )
                 )
@@ -532,7 +538,7 @@ class AuditService(Service):
                         Problem(
                             "catalog",
                             "altered_row",
-                            f"{name} {key} .{col}",
+                            f"{name} {_row_key(key)} .{col}",
                             f"catalog has {_short(actual[key].get(col))}, the ledger says {_short(value)}",
                         )
                     )

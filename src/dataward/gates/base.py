@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib import import_module
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -320,6 +321,9 @@ def register(cls: type[Detector]) -> type[Detector]:
 
 def registered() -> dict[str, type[Detector]]:
     """Every registered detector by name: the built-ins and those of the ``dataward.detectors`` entry points."""
+    # The built-ins register when their package is imported; the gates package no longer imports it
+    # on its own (it loads lazily), so whoever asks what is registered loads them first.
+    import_module("dataward.gates.detectors")
     _load_entry_points()
     return dict(_REGISTRY)
 

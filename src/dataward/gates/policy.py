@@ -140,6 +140,8 @@ class GatePolicy:
     def check_detectors(self) -> None:
         """Refuse detector names (in ``detectors`` or ``options``) that no module registers, and options
         that the named detector does not take or that have the wrong type or range."""
+        if not self.detectors and not self.options:
+            return  # nothing named: no detector need be loaded (scikit-learn and all) to say so
         from dataward.gates.base import build_options
         from dataward.gates.detectors import available
 
@@ -192,7 +194,11 @@ class GatePolicy:
         was unset (``service.identity.policy_weakenings``), since its unset seed is derived from a secret.
         """
         found: list[Weakening] = []
-        was, now = before.resolved_detectors(), self.resolved_detectors()
+        # The same named set resolves to the same detectors, and the options are read against them: only a
+        # change needs them loaded (scikit-learn and all, which the access review, reading every dataset's
+        # policy, would otherwise pay for).
+        unchanged = set(before.detectors) == set(self.detectors) and dict(before.options) == dict(self.options)
+        was, now = ({}, {}) if unchanged else (before.resolved_detectors(), self.resolved_detectors())
         dropped = sorted(set(was) - set(now))
         if dropped:
             found.append(

@@ -29,3 +29,23 @@ def test_detectors_for_another_kind_are_left_out_of_the_summaries(tmp_path: Path
     assert f"{len(other)} detectors for other kinds of data not listed (see --json)" in shown
     page = render_html(report, title=c["ref"])
     assert "label_consistency" in page and not any(f"<td>{name}</td>" in page for name in other)
+
+
+def test_a_group_line_says_its_verdict_reads_its_flags_alone() -> None:
+    """Under a block resting on contribution-level evidence, a source whose records are barely flagged
+    read 'pass': a reader took the source for cleared."""
+    report = {
+        "verdict": "block",
+        "contribution": "reviews#4",
+        "counts": {"flagged": 7, "records": 274},
+        "mode": "baseline",
+        "reasons": ["backdoor: a cluster of one source's records"],
+        "groups": {"contribution": [{"key": "reviews#4", "records": 274, "flagged": 7, "verdict": "pass"}]},
+        "records": [],
+        "findings": [],
+        "detectors": {},
+    }
+    with console.capture() as captured:
+        gate_commands.show_report(report)
+    shown = " ".join(captured.get().split())
+    assert "contribution reviews#4: 7/274 flagged at alpha, by its flags alone pass" in shown

@@ -196,3 +196,24 @@ def test_a_merge_counts_only_its_own_dataset_s_held_back_records(wine_ward: Ward
     version = merge_reviewed(ward, again["ref"])
     assert version["records"] == 10
     assert version["held_back"] == version["held_back_of_contribution"] == 20
+
+
+def test_a_merge_line_says_when_none_of_the_held_back_records_are_its_own(
+    wine_ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dataset's 60 quarantined records stay out of the new version; the line read as if the merged
+    contribution had lost 60 of its records."""
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    ward = wine_ward
+    ward.quarantine_contribution("wine#1", reason="poisoned")
+    clean = ward.contribute("wine", write_csv(tmp_path / "clean.csv", wine_rows(100, 110)), source="s")
+    monkeypatch.setenv("DATAWARD_WARD", str(ward.folder))
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    monkeypatch.delenv("DATAWARD_KEY", raising=False)
+    shown = CliRunner().invoke(app, ["merge", clean["ref"]])
+    assert shown.exit_code == 0, shown.stdout
+    text = " ".join(shown.stdout.split())
+    assert "60 held back in the dataset, none of them from wine#3" in text, text

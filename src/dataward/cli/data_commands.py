@@ -347,7 +347,7 @@ def register(app: typer.Typer) -> None:
         mine, all_held = info.get("held_back_of_contribution"), info.get("held_back")
         held = f", {mine} of its records held back (quarantined or rejected in review)" if mine else ""
         if all_held and all_held != mine:
-            held += f"; {all_held} held back in the dataset"
+            held += f"; {all_held} held back in the dataset" + ("" if mine else f", none of them from {contribution}")
         console.print(
             f"[bold green]Merged[/bold green] {contribution} into [bold]{info['ref']}[/bold] "
             f"({info['records']} records{held}) {short(info['id'], 20)}"

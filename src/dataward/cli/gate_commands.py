@@ -116,7 +116,8 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     for kind, items in report.get("groups", {}).items():
         for g in items:
             groups.add(
-                f"{kind} {safe(str(g['key']))}: {g['flagged']}/{g['records']} flagged at alpha, "
+                # A group's verdict reads its flags alone; the batch's may rest on contribution-level evidence.
+                f"{kind} {safe(str(g['key']))}: {g['flagged']}/{g['records']} flagged at alpha, by its flags alone "
                 f"{styled(g.get('verdict'), VERDICT_STYLE)}"
             )
     console.print(tree)

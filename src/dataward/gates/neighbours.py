@@ -17,7 +17,8 @@ import importlib.util
 import threading
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+from dataward.gates.blas_threads import limit_threads
 
 CHUNK = 2048
 THREADS = 2
@@ -82,7 +83,7 @@ def _search(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarra
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     q = np.ascontiguousarray(query, dtype=np.float32)
     threads = 1 if getattr(_LOCAL, "single", False) else THREADS
-    with threadpool_limits(limits=threads if q.shape[0] * ref.shape[0] > 10**7 else 1):
+    with limit_threads(threads if q.shape[0] * ref.shape[0] > 10**7 else 1):
         _, idx = (_faiss if HAVE_FAISS else _exact)(ref, q, k)
     return _row_exact(ref, q, idx)
 

@@ -30,6 +30,7 @@ from dataward.gates.base import DetectorResult, Finding, GateContext, GateData, 
 from dataward.gates.calibration import excess_flags_p_value
 from dataward.gates.engine import Engine, engine_for
 from dataward.gates.features import FeaturePipeline
+from dataward.gates.features.image_memo import decoded_images
 from dataward.gates.gate import (
     combine_records,
     flagging_detectors,
@@ -176,7 +177,8 @@ def scan(
     ):
         runner = engine_for(engine, client=client, scheduler=scheduler)
     try:
-        with threadpool_limits(limits=1), spill_folder() as spill, reporting(progress):
+        # The memo: each small image decoded once for the featurizer and every detector that reads it.
+        with threadpool_limits(limits=1), spill_folder() as spill, reporting(progress), decoded_images():
             parts = base_parts = None
             if runner is not None:
                 parts = partitions_of(

@@ -11,6 +11,8 @@ probe is trained on, so raw pixels and embeddings behave the same.
 from __future__ import annotations
 
 import warnings
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -18,10 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from dataward.domain.errors import InputError
 from dataward.gates.base import GateData
+from dataward.gates.blas_threads import limit_threads
 from dataward.gates.calibration import leave_one_out_p_values, tail_p_values  # noqa: F401  (re-exported)
 
 ROW_COLUMN = "row"
@@ -29,10 +31,10 @@ ROW_COLUMN = "row"
 PROBE_KINDS = ("logistic", "mlp")
 
 
-def single_threaded() -> threadpool_limits:
+def single_threaded() -> AbstractContextManager[Any]:
     """Limit BLAS/OpenMP pools to one thread: probes are small, and on a shared machine oversubscribed
     thread pools make them tens of times slower, not faster."""
-    return threadpool_limits(limits=1)
+    return limit_threads(1)
 
 
 def fit_probe(

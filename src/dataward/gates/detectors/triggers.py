@@ -104,10 +104,11 @@ into it).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -351,6 +352,52 @@ def _row_pairs(indptr: np.ndarray, r0: int) -> tuple[np.ndarray, np.ndarray, np.
     return np.repeat(row_of, after) + r0, first, first + 1 + step
 
 
+Cells = list[tuple[int, int, int, int]]
+"""The pixels a pixel pattern covers: (row, column, height, width) of the grid it was read on."""
+
+
+class PairCells:
+    """The cells of pair patterns, each the cells of its two halves, made when asked for: a batch of
+    images has hundreds of thousands of pixel pairs, and only a reported trigger's are ever read."""
+
+    def __init__(self, cells: Sequence[Cells], i_idx: np.ndarray, j_idx: np.ndarray) -> None:
+        self._cells, self._i, self._j = cells, i_idx, j_idx
+
+    def __len__(self) -> int:
+        return len(self._i)
+
+    def __getitem__(self, p: int) -> Cells:
+        return self._cells[int(self._i[p])] + self._cells[int(self._j[p])]
+
+
+CellBlock = Sequence[Cells] | PairCells
+"""The cells of a block of patterns added together: a list of them, or pairs' made when asked for."""
+
+
+class PatternCells:
+    """Each pattern's cells, kept per block of patterns added together (no cells: a block of None)."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._blocks: list[CellBlock | None] = []
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def extend(self, count: int, cells: CellBlock | None) -> None:
+        self._starts.append(self._size)
+        self._blocks.append(cells)
+        self._size += count
+
+    def __getitem__(self, i: int) -> Cells:
+        if not 0 <= i < self._size:
+            raise IndexError(i)
+        k = bisect.bisect_right(self._starts, i) - 1
+        block = self._blocks[k]
+        return [] if block is None else block[i - self._starts[k]]
+
+
 @dataclass
 class Patterns:
     """Binary pattern matrices of both sides with one description per pattern column."""
@@ -358,17 +405,15 @@ class Patterns:
     names: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
-    cells: list[list[tuple[int, int, int, int]]] = field(default_factory=list)
+    cells: PatternCells = field(default_factory=PatternCells)
     contribution: list[tuple[Any, ...]] = field(default_factory=list)
     baseline: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def _describe(
-        self, names: list[str], column: str | list[str], kind: str, cells: list[list[tuple[int, int, int, int]]] | None
-    ) -> None:
+    def _describe(self, names: list[str], column: str | list[str], kind: str, cells: CellBlock | None) -> None:
         self.names += names
         self.columns += [column] * len(names) if isinstance(column, str) else column
         self.kinds += [kind] * len(names)
-        self.cells += cells if cells is not None else [[] for _ in names]
+        self.cells.extend(len(names), cells)
 
     def add(
         self,
@@ -377,7 +422,7 @@ class Patterns:
         kind: str,
         contribution: sp.spmatrix,
         baseline: sp.spmatrix,
-        cells: list[list[tuple[int, int, int, int]]] | None = None,
+        cells: CellBlock | None = None,
     ) -> None:
         if not names:
             return
@@ -405,7 +450,7 @@ class PairColumns:
     baseline: sp.csc_matrix
     i_idx: np.ndarray
     j_idx: np.ndarray
-    cells: list[list[tuple[int, int, int, int]]] | None = None
+    cells: CellBlock | None = None
 
 
 @dataclass(frozen=True)
@@ -639,10 +684,7 @@ class TriggerDetector(Detector):
             # those, not over the whole vocabulary: the guarantee asked of a record's p-value is about
             # that record), leaving out patterns already explained by a reported trigger.
             tests, _, _ = first_round
-            keep = np.array(
-                [(int(t), int(c)) not in explained for t, c in zip(tests["pattern"], tests["label"], strict=True)],
-                dtype=bool,
-            )
+            keep = ~_pairs_in(tests["pattern"], tests["label"], explained)
             record_p = _record_p_values(xc, labels, n_classes, tests, keep)
             p_values = np.minimum(p_values, record_p)
         return DetectorResult(
@@ -711,7 +753,7 @@ class TriggerDetector(Detector):
                     p_names, p_cols, pairs = _pair_patterns(
                         patterns.contribution[-1][1], patterns.baseline[-1][1], names, owner, self.min_support
                     )
-                    p_cols.cells = [cells[i] + cells[j] for i, j in pairs]
+                    p_cols.cells = PairCells(cells, p_cols.i_idx, p_cols.j_idx)
                     patterns.add_pairs(p_names, col.name, "pixels", p_cols)
                 case ColumnKind.NUMERIC:
                     names, xc, xb = _numeric_patterns(col.name, c_values, b_values, bins=True)
@@ -1680,6 +1722,15 @@ def _pair_patterns(
     return [f"{names[i]} and {names[j]}" for i, j in pairs], PairColumns(xc, xb, i_idx, j_idx), pairs
 
 
+def _pairs_in(patterns: np.ndarray, labels: np.ndarray, pairs: AbstractSet[tuple[int, int]]) -> np.ndarray:
+    """Whether each (pattern, label) is one of ``pairs``, for a few million tests at once."""
+    if not pairs:
+        return np.zeros(len(patterns), dtype=bool)
+    given = np.array(sorted(pairs), dtype=np.int64)
+    width = int(max(given[:, 1].max(), labels.max(initial=0))) + 1
+    return np.isin(patterns.astype(np.int64) * width + labels, given[:, 0] * width + given[:, 1])
+
+
 def _image_patterns(
     c_values: list[Any], b_values: list[Any]
 ) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[tuple[int, int, int, int]]]:
@@ -1689,8 +1740,8 @@ def _image_patterns(
         h, w = MAX_IMAGE_SIDE, MAX_IMAGE_SIDE
     c = np.stack([gray_pixels(v, (w, h)).ravel() for v in c_values])
     b = np.stack([gray_pixels(v, (w, h)).ravel() for v in b_values]) if b_values else c
-    lo = np.quantile(b, TAIL_QUANTILE, axis=0)
-    hi = np.quantile(b, 1 - TAIL_QUANTILE, axis=0)
+    # Both tails in one pass: each is the same interpolation between the same two order statistics.
+    lo, hi = np.quantile(b, [TAIL_QUANTILE, 1 - TAIL_QUANTILE], axis=0)
     names: list[str] = []
     cells: list[list[tuple[int, int, int, int]]] = []
     for kind in ("bright", "dark"):

@@ -15,6 +15,7 @@ from PIL import Image
 from dataward.domain.errors import InputError
 from dataward.domain.limits import limit_error
 from dataward.domain.schema import ColumnKind
+from dataward.gates.features import image_memo
 from dataward.gates.features.base import Featurizer, featurizer
 
 GRAY_MODES = frozenset({"L", "1", "I", "I;16", "F", "LA"})
@@ -52,8 +53,22 @@ def decode_image(data: bytes, *, row: int | None = None, shrink: bool = False) -
     to decode, becomes an ``InputError`` rather than escaping as Pillow's exception. With ``shrink``,
     an image over ``LARGE_IMAGE_PIXELS`` comes back shrunk to about ``WORKING_SIDE`` a side
     (:func:`load_image`); callers that resize to a few dozen pixels anyway pass it.
+
+    Within a scan, a small image decoded before (by this or the pixels featurizer) comes from the scan's
+    memo (:mod:`image_memo`): the same pixels, decoded once.
     """
-    return load_image(open_image(data, row=row), row=row, shrink=shrink)[0]
+    memo = image_memo.current()
+    if memo is None:
+        return load_image(open_image(data, row=row), row=row, shrink=shrink)[0]
+    kept = memo.get(data)
+    if kept is not None:
+        # Only images too small to be shrunk are kept: the same pixels whatever ``shrink`` says.
+        return kept.copy()
+    opened = open_image(data, row=row)
+    size = opened.size
+    img = load_image(opened, row=row, shrink=shrink)[0]
+    memo.keep(data, size, img)
+    return img
 
 
 def load_image(img: Image.Image, *, row: int | None = None, shrink: bool = False) -> tuple[Image.Image, str]:
@@ -241,13 +256,14 @@ class Pixels(Featurizer):
     name = "pixels"
     kinds = frozenset({ColumnKind.IMAGE})
 
-    def _opened(self, table: pa.Table) -> list[Image.Image | None]:
-        """Every image of the column opened lazily: headers read, no pixel decoded yet."""
-        out: list[Image.Image | None] = []
+    def _opened(self, table: pa.Table) -> list[tuple[bytes, Image.Image] | None]:
+        """Every image of the column with its bytes, opened lazily: headers read, no pixel decoded yet."""
+        out: list[tuple[bytes, Image.Image] | None] = []
         for i, data in enumerate(self.values(table).to_pylist(), start=1):
             if data is None:
                 raise InputError(f"the image in row {i} of column {self.column.name!r} is missing")
-            out.append(open_image(data, row=i))
+            # The bytes add nothing held: the opened image reads from them until it is decoded.
+            out.append((data, open_image(data, row=i)))
         return out
 
     def fit(self, table: pa.Table) -> Self:
@@ -270,7 +286,7 @@ class Pixels(Featurizer):
         # The size and mode are chosen from the headers, so that each image can be decoded and shrunk
         # in turn: the full-size pixels of the whole batch are never held together.
         images = self._opened(table)
-        self.size_, self.mode_ = self._choose([(img.size, img.mode) for img in images if img is not None])
+        self.size_, self.mode_ = self._choose([(item[1].size, item[1].mode) for item in images if item is not None])
         decoded: list[tuple[tuple[int, int], str]] = []
         pixels = self._pixels(images, decoded)
         chosen = self._choose(decoded)
@@ -283,21 +299,28 @@ class Pixels(Featurizer):
         return pixels
 
     def _pixels(
-        self, images: list[Image.Image | None], decoded: list[tuple[tuple[int, int], str]] | None = None
+        self,
+        images: list[tuple[bytes, Image.Image] | None],
+        decoded: list[tuple[tuple[int, int], str]] | None = None,
     ) -> np.ndarray:
         """The images' vectors, each image decoded, converted and resized in turn, then released;
-        ``decoded`` receives each image's size and mode as decoded (before any shrinking)."""
+        ``decoded`` receives each image's size and mode as decoded (before any shrinking). Within a scan,
+        the small ones are kept in its memo for the detectors that decode them again (``decode_image``)."""
         w, h = self.size_
         channels = 3 if self.mode_ == "RGB" else 1
         out = np.empty((len(images), w * h * channels), dtype=np.float32)
-        for i, opened in enumerate(images):
-            assert opened is not None
+        memo = image_memo.current()
+        for i, item in enumerate(images):
+            assert item is not None
             images[i] = None  # the decoded pixels are released with the image, not kept in the list
+            data, opened = item
             # Only images over LARGE_IMAGE_PIXELS are shrunk: they are resized to MAX_SIDE anyway.
             size = opened.size
             loaded, mode = load_image(opened, row=i + 1, shrink=True)
             if decoded is not None:
                 decoded.append((size if loaded is not opened else loaded.size, mode))
+            if memo is not None:
+                memo.keep(data, size, loaded)
             img = loaded.convert(self.mode_)
             if img.size != (w, h):
                 img = img.resize((w, h), Image.Resampling.BILINEAR)

@@ -150,3 +150,25 @@ def test_the_trial_on_the_command_line(
         refused = runner.invoke(app, ["approve", c["ref"], "--reason", "x"], env={"DATAWARD_KEY": key})
         assert refused.exit_code == 6, (who, refused.stdout)
     assert not [a for a in admin.ledger(types=["contribution.approved"]) if a["subject"]["contribution"] == c["id"]]
+
+
+def test_a_former_owner_cannot_approve_her_own_contribution_through_a_bot_she_handed_on(
+    tmp_path: Path,
+) -> None:
+    """The mirror of the attack above: the *approving* bot changes hands. alice's checker bot (approver on
+    wine) runs with a key an admin issued before it was handed to carol; alice submits, then approves her
+    own contribution as the checker. Before the hand-over that was refused (the same human); the key she
+    acts with was live while she owned the bot, so she is still the bot's side."""
+    kt = make_team(tmp_path / "ward", Clock())
+    admin = kt["admin"]
+    admin.create_principal("checker", kind="service", owner="alice")
+    admin.grant("checker", "approver", "dataset:wine")
+    admin.grant("alice", "contributor", "dataset:wine")
+    checker = admin.as_key(admin.issue_key("checker")["key"])  # deployed by alice, its owner
+    admin.transfer_principal("checker", "carol")
+    ref = contribute(kt["alice"], tmp_path)["ref"]
+    with pytest.raises(PolicyViolation, match="separation of duties"):
+        checker.approve(ref, reason="fine")
+    # A key issued after the hand-over: alice never held it, carol's bot may approve alice's work.
+    fresh = admin.as_key(admin.issue_key("checker")["key"])
+    assert fresh.approve(ref, reason="checked")["approvals"] == "1 of 1 valid approval(s)"

@@ -150,3 +150,52 @@ def test_the_trial_on_the_command_line(
         refused = runner.invoke(app, ["approve", c["ref"], "--reason", "x"], env={"DATAWARD_KEY": key})
         assert refused.exit_code == 6, (who, refused.stdout)
     assert not [a for a in admin.ledger(types=["contribution.approved"]) if a["subject"]["contribution"] == c["id"]]
+
+
+def test_a_former_owner_cannot_approve_her_own_contribution_through_a_bot_she_handed_on(
+    tmp_path: Path,
+) -> None:
+    """The mirror of the attack above: the *approving* bot changes hands. alice's checker bot (approver on
+    wine) runs with a key an admin issued before it was handed to carol; alice submits, then approves her
+    own contribution as the checker. Before the hand-over that was refused (the same human); the key she
+    acts with was live while she owned the bot, so she is still the bot's side."""
+    kt = make_team(tmp_path / "ward", Clock())
+    admin = kt["admin"]
+    admin.create_principal("checker", kind="service", owner="alice")
+    admin.grant("checker", "approver", "dataset:wine")
+    admin.grant("alice", "contributor", "dataset:wine")
+    checker = admin.as_key(admin.issue_key("checker")["key"])  # deployed by alice, its owner
+    admin.transfer_principal("checker", "carol")
+    ref = contribute(kt["alice"], tmp_path)["ref"]
+    with pytest.raises(PolicyViolation, match="separation of duties"):
+        checker.approve(ref, reason="fine")
+    # A key issued after the hand-over: alice never held it, carol's bot may approve alice's work.
+    fresh = admin.as_key(admin.issue_key("checker")["key"])
+    assert fresh.approve(ref, reason="checked")["approvals"] == "1 of 1 valid approval(s)"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "DELETE FROM ledger_events WHERE type = 'principal.transferred'",
+        "UPDATE ledger_events SET type = 'principal.noted' WHERE type = 'principal.transferred'",
+        "DELETE FROM ledger_events WHERE type = 'key.issued' AND subject LIKE '%' || ? || '%'",
+    ],
+    ids=["transfer-deleted", "transfer-retyped", "key-issue-deleted"],
+)
+def test_a_hand_over_or_key_issue_taken_out_of_the_ledger_is_refused_not_forgotten(tmp_path: Path, edit: str) -> None:
+    """Who owned a bot while its key was live is read from ledger events: a catalog writer (no ward key) who
+    deletes the hand-over, or the issue of the key, or retypes it so that it is no longer read, must not put
+    the former owner back among those who may approve what the bot submitted."""
+    from dataward.domain.errors import IntegrityViolation
+    from tests.security.attacks import sql
+    from tests.security.key_team import key_id
+
+    kt = make_team(tmp_path / "ward", Clock())
+    admin = kt["admin"]
+    admin.grant("carol", "approver", "dataset:wine")
+    admin.transfer_principal("scraper", "carol")
+    ref = contribute(kt["scraper"], tmp_path)["ref"]
+    sql(admin, edit, *([key_id(kt["scraper"])] if "?" in edit else []))
+    with pytest.raises((IntegrityViolation, PolicyViolation)):
+        kt["alice"].approve(ref, reason="fine")

@@ -124,16 +124,21 @@ def read_events(
     since: int | None = None,
     limit: int | None = None,
     newest_first: bool = False,
+    mentioning: Iterable[str] | None = None,
 ) -> Iterator[Event]:
-    """Events in sequence order (or newest first), optionally filtered by type prefix."""
+    """Events in sequence order (or newest first), optionally filtered by type prefix, and by ids their
+    subject names (``mentioning``: any of them, as a JSON string value)."""
+    from sqlalchemy import or_
+
     query = select(ledger_events)
     if since is not None:
         query = query.where(ledger_events.c.seq > since)
     type_list = list(types or [])
     if type_list:
-        from sqlalchemy import or_
-
         query = query.where(or_(*(ledger_events.c.type.like(f"{t}%") for t in type_list)))
+    if mentioning is not None:
+        ids = sorted(set(mentioning))
+        query = query.where(or_(*(ledger_events.c.subject.contains(json.dumps(i), autoescape=True) for i in ids)))
     query = query.order_by(ledger_events.c.seq.desc() if newest_first else ledger_events.c.seq)
     if limit is not None:
         query = query.limit(limit)

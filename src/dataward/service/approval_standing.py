@@ -48,15 +48,22 @@ def read_standing(conn: Connection, public_key_b64: str) -> Standing:
     return standing.with_listed(listed_removals(conn))
 
 
-def checked_events(conn: Connection, public_key_b64: str, types: Iterable[str], *, consequence: str) -> list[Event]:
-    """The ledger's events of exactly ``types``, in order, each checked: its hash over its body and its
-    signature under ``public_key_b64``. One that fails is refused (``IntegrityViolation``) saying
-    ``consequence``: what cannot be trusted without it."""
+def checked_events(
+    conn: Connection,
+    public_key_b64: str,
+    types: Iterable[str],
+    *,
+    consequence: str,
+    mentioning: Iterable[str] | None = None,
+) -> list[Event]:
+    """The ledger's events of exactly ``types`` (whose subject names one of ``mentioning``, when given), in
+    order, each checked: its hash over its body and its signature under ``public_key_b64``. One that fails
+    is refused (``IntegrityViolation``) saying ``consequence``: what cannot be trusted without it."""
     wanted = tuple(types)
     ward_id = ledger_store.ward_id(conn)
     verifier = SignatureVerifier(public_key_b64)
     # read_events matches type prefixes: keep the exact types only.
-    events = [e for e in ledger_store.read_events(conn, types=wanted) if e.type in wanted]
+    events = [e for e in ledger_store.read_events(conn, types=wanted, mentioning=mentioning) if e.type in wanted]
     for event in events:
         _check(event, verifier, ward_id, consequence)
     return events

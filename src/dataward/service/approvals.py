@@ -427,3 +427,36 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
         ),
     )
     decision.raise_if_denied(PolicyViolation)
+    # Review decisions count only while their reviewer and key stand, as approvals do (``check_merge_allowed``).
+    _refuse_voided_accepts(uc.conn, ds, version, standing)
+
+
+def _refuse_voided_accepts(conn: Connection, ds: Any, version: Any, standing: Standing) -> None:
+    """Refuse (``Conflict``) promoting ``version`` while a record it took in was let in by a review decision
+    that no longer counts (its reviewer disabled or its key revoked since): as an approval given with such a
+    key stops the promotion, so does the accept that let a flagged record past the gate. Rejections are not
+    looked at: a rejected record is not in the version."""
+    query = select(quarantine, contributions.c.number, contributions.c.status.label("contribution_status")).join(
+        contributions, contributions.c.id == quarantine.c.contribution_id
+    )
+    accepted = [
+        q
+        for q in rows_in(conn, query, quarantine.c.contribution_id, json.loads(version.contributions))
+        if q.status == "accepted"
+    ]
+    voided: dict[int, list[dict[str, Any]]] = {}
+    for q in accepted:
+        if (v := voided_decision(conn, standing, q, q.contribution_status)) is not None:
+            voided.setdefault(q.number, []).append(v)
+    if not voided:
+        return
+    parts = []
+    for number, found in sorted(voided.items()):
+        named = "; ".join(sorted({f"{v['by']}'s decisions: {v['why']}" for v in found}))
+        parts.append(
+            f"{len(found)} record(s) of {ds.name}#{number} were accepted by a decision that no longer counts ({named})"
+        )
+    raise Conflict(
+        f"{ds.name}@v{version.number} cannot be promoted: " + "; ".join(parts),
+        hint=f"a reviewer whose key stands decides them again: dataward review list {ds.name}",
+    )

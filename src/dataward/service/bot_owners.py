@@ -6,6 +6,14 @@ duties therefore puts on the side of what a bot did every human who owned it fro
 it acted with to the act, besides its owner at the act and its owner now. The hand-overs and the keys'
 origins come from ``principal.transferred``, ``principal.disabled``, ``key.issued`` and ``key.rotated``
 events, each re-hashed and its signature checked (``checked_events``), never from catalog rows alone.
+
+Checking each event read is not enough: an event deleted, or retyped so that it is no longer read, is
+simply missing, and a missing hand-over or key issue would take a former owner off the bot's side. So the
+history must account for the keys and principals the chain-checked identity
+(``service/signed_identity.py``) holds: every service principal's hand-overs lead from the owner it was
+created with to its owner there, and every key of a bot handed on has its issue in the history (only
+those bots' key events are read: no other key bears on a side).
+Otherwise the answer is ``IntegrityViolation``, not a shorter side.
 """
 
 from __future__ import annotations
@@ -15,13 +23,53 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dataward.access.sides import OWNERSHIP_TYPES, OwnerHistory, owner_history
+from dataward.catalog import ledger_store
+from dataward.domain.errors import IntegrityViolation
 from dataward.service.approval_standing import checked_events
+from dataward.service.signed_identity import signed_identity
+
+_CONSEQUENCE = "the side a bot acted for is unknown"
+_MOVES = tuple(t for t in OWNERSHIP_TYPES if t.startswith("principal."))
+_KEYS = tuple(t for t in OWNERSHIP_TYPES if t.startswith("key."))
 
 
 def read_owner_history(conn: Connection, public_key_b64: str) -> OwnerHistory:
-    """The ledger's hand-overs of bots and the origins of keys (``dataward.access.sides.OwnerHistory``)."""
-    events = checked_events(conn, public_key_b64, OWNERSHIP_TYPES, consequence="the side a bot acted for is unknown")
-    return owner_history(events)
+    """The ledger's hand-overs of bots and the origins of keys (``dataward.access.sides.OwnerHistory``),
+    refused (``IntegrityViolation``) when it does not account for the signed identity's bots and keys."""
+    owned = checked_events(conn, public_key_b64, (*_MOVES, "principal.created"), consequence=_CONSEQUENCE)
+    moved = sorted(owner_history(owned).moves)
+    # Only the keys of bots that changed hands bear on a side (``OwnerHistory.owners_while``): a ward issuing
+    # short-lived bot keys holds tens of thousands of key events, which every approval would otherwise check.
+    issued = checked_events(conn, public_key_b64, _KEYS, consequence=_CONSEQUENCE, mentioning=moved) if moved else []
+    history = owner_history([*owned, *issued])
+    created = {str(e.subject.get("principal")): e.payload.get("owner") for e in owned if e.type == "principal.created"}
+    _check_complete(signed_identity(conn, public_key_b64, ledger_store.ward_id(conn)).tables, created, history)
+    return history
+
+
+def _check_complete(tables: Any, created: dict[str, Any], history: OwnerHistory) -> None:
+    bots = {pid: row for (pid,), row in tables["principals"].items() if row.get("kind") == "service"}
+    for pid, row in bots.items():
+        owner = created.get(pid, _MISSING)
+        for _, _, before, after in history.moves.get(pid, ()):
+            if before != owner:
+                break
+            owner = after
+        if owner != row.get("owner_id"):
+            _refuse(f"the hand-overs of service principal {row.get('name')!r} in the ledger do not lead to its owner")
+    for (key_id,), row in tables["api_keys"].items():
+        if row.get("principal_id") in history.moves and key_id not in history.keys:
+            _refuse(f"the ledger holds no issue of key dw_{key_id} of a service principal")
+
+
+_MISSING = object()
+
+
+def _refuse(what: str) -> None:
+    raise IntegrityViolation(
+        f"{what}: events were deleted or altered, and {_CONSEQUENCE}",
+        hint="run `dataward verify` to see everything that was altered; restore the catalog from a backup",
+    )
 
 
 def submitter_earlier_owners(history: OwnerHistory, c: Any) -> frozenset[str]:

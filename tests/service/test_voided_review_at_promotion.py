@@ -1,0 +1,37 @@
+"""A review decision that no longer counts holds back the promotion of a version that took its records in.
+
+The attack: a leaked reviewer key accepts flagged (poisoned) records, an approver approves the contribution
+and it is merged; the leak is found and the key revoked before the version is promoted. Approvals given
+with the key stop the promotion (``test_approvals_after_revocation.py``); the accept decisions must too,
+or the poisoned records reach training on the word of a key nobody answers for any more.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import Conflict
+from dataward.service.ward import Ward
+from tests.service.test_approvals_after_revocation import _dan_key, _flagged, _key_ref
+from tests.service.test_block_override import team  # noqa: F401  (the fixture)
+
+
+def test_records_accepted_with_a_key_revoked_since_hold_back_the_promotion(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, dan = _dan_key(team)
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    team["cat"].approve(ref, reason="checked")
+    version = admin.merge(ref)["ref"]
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    with pytest.raises(Conflict, match=rf"{version} cannot be promoted: 2 record\(s\) of {ref} .*revoked since"):
+        admin.promote(version)
+    assert [v["stage"] for v in admin.versions("wine")][-1] != "training"
+    # A reviewer whose key stands decides them again; then the promotion goes through.
+    assert len(team["cat"].review_decide([], "accept", reason="checked again", contribution=ref)) == 2
+    assert admin.promote(version)["stage"] == "training"

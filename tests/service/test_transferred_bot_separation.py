@@ -199,3 +199,29 @@ def test_a_hand_over_or_key_issue_taken_out_of_the_ledger_is_refused_not_forgott
     sql(admin, edit, *([key_id(kt["scraper"])] if "?" in edit else []))
     with pytest.raises((IntegrityViolation, PolicyViolation)):
         kt["alice"].approve(ref, reason="fine")
+
+
+def test_a_bot_handed_on_cannot_decide_or_override_for_its_former_owner_with_its_old_key(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The reviewing and overriding bot changes hands: ben's benbot keeps the key issued while ben owned
+    it. ben's flagged records, and ben's blocked batch, must not be decided or lifted by it."""
+    from tests.service.test_block_override import _blocked
+
+    admin = team["admin"]
+    old_key = team["benbot"]
+    admin.transfer_principal("benbot", "cat")
+    rows = wine_rows(0, 40, shuffled=True)
+    for row in rows[:2]:
+        row["cultivar"] = (int(row["cultivar"]) + 1) % 3
+    flagged = team["ben"].contribute("wine", write_csv(tmp_path / "f.csv", rows), source="s:ben")
+    assert flagged["gate"]["queued_for_review"] == 2
+    with pytest.raises(PolicyViolation, match="acts with a key issued before it was handed on"):
+        old_key.review_decide([], "accept", reason="fine", contribution=flagged["ref"])
+    blocked = _blocked(team["ben"], tmp_path)
+    with pytest.raises(PolicyViolation, match="acts with a key issued before it was handed on"):
+        old_key.override_block(blocked["ref"], reason="fine")
+    # A key issued after the hand-over: ben never held it, and cat's bot may decide ben's records.
+    fresh = admin.as_key(admin.issue_key("benbot")["key"])
+    assert len(fresh.review_decide([], "accept", reason="checked", contribution=flagged["ref"])) == 2

@@ -37,6 +37,7 @@ def check_override(
     requested_by: Principal | None = None,
     current_owner_id: str | None = None,
     earlier_owners: Collection[str] = (),
+    acting_owners: Collection[str] = (),
 ) -> Decision:
     """May ``principal`` (holding ``held`` on the dataset) take part in overriding a block?
 
@@ -61,6 +62,7 @@ def check_override(
         verb="override its block",
         current_owner_id=current_owner_id,
         earlier_owners=earlier_owners,
+        acting_owners=acting_owners,
     )
     if problem is not None:
         return Decision(

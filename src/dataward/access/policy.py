@@ -486,6 +486,7 @@ def separation_problem(
     made: str = "submitted",
     current_owner_id: str | None = None,
     earlier_owners: Collection[str] = (),
+    acting_owners: Collection[str] = (),
 ) -> str | None:
     """Why ``approver`` may not approve (or review, or override) work by ``submitter_id`` (whose
     accountable owner is ``submitter_owner_id``), or None: their own work, their bot's, or their own
@@ -495,7 +496,9 @@ def separation_problem(
     then and the owner now are both the bot's side (a bot handed to a colleague must not let the
     colleague approve what it submitted before). ``earlier_owners`` are the owners it had while the key
     it acted with was live, before the act (``OwnerHistory.owners_while``): a key issued for the bot keeps
-    working when it is handed on, and whoever owned it then may hold that key and act as the bot."""
+    working when it is handed on, and whoever owned it then may hold that key and act as the bot.
+    ``acting_owners`` is the same for the approver, when it is a bot acting with such a key: the humans
+    who owned it while that key was live, besides its owner now (``bot_owners.acting_earlier_owners``)."""
     owners = {o for o in (submitter_owner_id, current_owner_id) if o is not None}
     if approver.id == submitter_id:
         return f"{approver.name!r} {made} {work} and may not {verb}"
@@ -510,6 +513,11 @@ def separation_problem(
         )
     if approver.owner_id is not None and approver.owner_id in {submitter_id, *owners, *earlier_owners}:
         return f"{approver.name!r} is a service principal of the same human who is accountable for {work}"
+    if set(acting_owners) & {submitter_id, *owners, *earlier_owners}:
+        return (
+            f"{approver.name!r} acts with a key issued before it was handed on, while it was owned by the human "
+            f"accountable for {work} (who may still hold that key)"
+        )
     return None
 
 
@@ -521,6 +529,7 @@ def check_approval(
     approver_roles: Iterable[Role],
     current_owner_id: str | None = None,
     earlier_owners: Collection[str] = (),
+    acting_owners: Collection[str] = (),
 ) -> Decision:
     """May ``approver`` approve a contribution submitted by ``submitter_id``?
 
@@ -537,7 +546,12 @@ def check_approval(
         return Decision(False, f"principal {approver.name!r} is {approver.status.value}", **base)
     if policy.separation_of_duties:
         problem = separation_problem(
-            approver, submitter_id, submitter_owner_id, current_owner_id=current_owner_id, earlier_owners=earlier_owners
+            approver,
+            submitter_id,
+            submitter_owner_id,
+            current_owner_id=current_owner_id,
+            earlier_owners=earlier_owners,
+            acting_owners=acting_owners,
         )
         if problem is not None:
             return Decision(

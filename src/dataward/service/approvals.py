@@ -31,7 +31,7 @@ from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, voided_decision, with_standing
-from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
+from dataward.service.bot_owners import acting_earlier_owners, read_owner_history, submitter_earlier_owners
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
@@ -178,6 +178,7 @@ class ApprovalService(Service):
                 held,
                 current_owner(uc.conn, c),
                 submitter_earlier_owners(history, c),
+                acting_earlier_owners(history, uc.caller),
             )
             if decision == "approve":
                 check.raise_if_denied(PolicyViolation)

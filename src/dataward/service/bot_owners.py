@@ -80,4 +80,15 @@ def submitter_earlier_owners(history: OwnerHistory, c: Any) -> frozenset[str]:
     return history.owners_while(c.submitted_by, c.key_id, c.created_at) - {c.submitter_owner}
 
 
-__all__ = ["read_owner_history", "submitter_earlier_owners"]
+def acting_earlier_owners(history: OwnerHistory, caller: Any) -> frozenset[str]:
+    """The humans who owned the calling bot while the key it acts with was live, other than its owner now:
+    an approver, reviewer or overrider bot handed on keeps its admin-issued keys, which its former owner
+    may hold (empty for a human, or a bot never handed on while that key was live)."""
+    principal = caller.principal
+    if principal.owner_id is None:
+        return frozenset()
+    # Every hand-over so far counts (the act is now): a time after any the ledger holds.
+    return history.owners_while(principal.id, caller.key.id, "9999") - {principal.owner_id}
+
+
+__all__ = ["acting_earlier_owners", "read_owner_history", "submitter_earlier_owners"]

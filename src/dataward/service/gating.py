@@ -25,7 +25,7 @@ from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, voided_decision
-from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
+from dataward.service.bot_owners import acting_earlier_owners, read_owner_history, submitter_earlier_owners
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.datasets import dataset_read_scope
@@ -680,6 +680,7 @@ class ReviewService(Service):
                     verb="decide its records",
                     current_owner_id=current_owner(uc.conn, qc),
                     earlier_owners=submitter_earlier_owners(history, qc),
+                    acting_owners=acting_earlier_owners(history, uc.caller),
                 )
                 if problem is not None:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another reviewer must decide it")

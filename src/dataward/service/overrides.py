@@ -23,7 +23,7 @@ from dataward.catalog.tables import contributions, datasets, gate_overrides
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
-from dataward.service.bot_owners import read_owner_history, submitter_earlier_owners
+from dataward.service.bot_owners import acting_earlier_owners, read_owner_history, submitter_earlier_owners
 from dataward.service.core import Service, new_id
 from dataward.service.guard import checked_for_signing, checked_identity_people
 from dataward.service.rows import current_owner
@@ -179,7 +179,8 @@ class OverrideService(Service):
             standing = [(r, p) for r in pending if (p := _standing_requester(uc.conn, r, scope, ledger)) is not None]
             # Nor does a request by someone now on the bot's side (handed its submitter since the request).
             owner_now = current_owner(uc.conn, c)
-            earlier = submitter_earlier_owners(read_owner_history(uc.conn, uc.signer.public_key_b64), c)
+            history = read_owner_history(uc.conn, uc.signer.public_key_b64)
+            earlier = submitter_earlier_owners(history, c)
             standing = [
                 (r, p)
                 for r, p in standing
@@ -191,7 +192,14 @@ class OverrideService(Service):
             first, requested_by = standing[0] if standing else (None, None)
             held = roles_on(uc.caller.principal_id, uc.caller.grants, scope)
             check_override(
-                uc.caller.principal, held, c.submitted_by, c.submitter_owner, requested_by, owner_now, earlier
+                uc.caller.principal,
+                held,
+                c.submitted_by,
+                c.submitter_owner,
+                requested_by,
+                owner_now,
+                earlier,
+                acting_owners=acting_earlier_owners(history, uc.caller),
             ).raise_if_denied(PolicyViolation)
             role = "admin" if Role.ADMIN in held else "owner"
             now = format_time(uc.now)

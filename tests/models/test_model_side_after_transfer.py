@@ -77,3 +77,17 @@ def test_a_former_owner_holding_a_key_issued_before_the_transfer_stays_the_train
     _, people = _trained_by_alices_bot(tmp_path, transfer_first=True)
     _refused_everything(people["alice"])
     assert people["carl"].approve_model("wine-clf@v1", reason="checked")["approvals"] == 1
+
+
+def test_an_approver_bot_handed_on_cannot_approve_its_former_owner_s_model_with_its_old_key(tmp_path: Path) -> None:
+    """The approving bot changes hands: alice's checker, approver on the model, still runs on the key an
+    admin issued while alice owned it. It may not approve the model alice's trainbot trained."""
+    ward, _ = _trained_by_alices_bot(tmp_path)
+    ward.create_principal("checker", kind="service", owner="alice")
+    ward.grant("checker", "approver", "model:wine-clf")
+    old = ward.as_key(ward.issue_key("checker")["key"])
+    ward.transfer_principal("checker", "carl")
+    with pytest.raises(PolicyViolation, match="acts with a key issued before it was handed on"):
+        old.approve_model("wine-clf@v1", reason="fine")
+    fresh = ward.as_key(ward.issue_key("checker")["key"])
+    assert fresh.approve_model("wine-clf@v1", reason="checked")["approvals"] == 1

@@ -172,6 +172,10 @@ def test_a_former_owner_cannot_approve_her_own_contribution_through_a_bot_she_ha
     # A key issued after the hand-over: alice never held it, carol's bot may approve alice's work.
     fresh = admin.as_key(admin.issue_key("checker")["key"])
     assert fresh.approve(ref, reason="checked")["approvals"] == "1 of 1 valid approval(s)"
+    # Nor may the old key approve the version holding alice's contribution as a whole.
+    version = admin.merge(ref)["ref"]
+    with pytest.raises(PolicyViolation, match="acts with a key issued before it was handed on"):
+        checker.approve_version(version, reason="fine")
 
 
 @pytest.mark.parametrize(

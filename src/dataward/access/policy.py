@@ -581,6 +581,7 @@ def check_version_approval(
     *,
     made_by: str | None = None,
     made_by_owner: str | None = None,
+    acting_owners: Collection[str] = (),
 ) -> Decision:
     """May ``approver`` approve a version holding ``contributions`` as a whole?
 
@@ -595,7 +596,9 @@ def check_version_approval(
     held = list(approver_roles)
     problems: list[str] = []
     if policy.separation_of_duties and made_by is not None:
-        own = separation_problem(approver, made_by, made_by_owner, work="this version", made="made")
+        own = separation_problem(
+            approver, made_by, made_by_owner, work="this version", made="made", acting_owners=acting_owners
+        )
         if own is not None:
             problems.append(own)
     for c in contributions:
@@ -607,6 +610,7 @@ def check_version_approval(
             held,
             c.submitter_current_owner_id,
             c.submitter_earlier_owners,
+            acting_owners,
         )
         if decision.allowed:
             continue

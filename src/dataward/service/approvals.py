@@ -260,13 +260,20 @@ class ApprovalService(Service):
             found = rows_in(uc.conn, select(contributions), contributions.c.id, listed)
             checked_signed_rows(self, uc.conn, "contributions", found, doing="approve")
             standing = read_standing(uc.conn, uc.signer.public_key_b64)
-            facts = _contribution_facts(uc.conn, ds, ver, standing, _history(uc))
+            history = _history(uc)
+            facts = _contribution_facts(uc.conn, ds, ver, standing, history)
             maker, maker_owner = _maker(uc.conn, ver)
             everyone = _principals(uc.conn)
             every_grant = auth.load_grants(uc.conn)
             scope = Scope.dataset(name)
             decision = check_version_approval(
-                policy, uc.caller.principal, facts, held, made_by=maker, made_by_owner=maker_owner
+                policy,
+                uc.caller.principal,
+                facts,
+                held,
+                made_by=maker,
+                made_by_owner=maker_owner,
+                acting_owners=acting_earlier_owners(history, uc.caller),
             )
             if not decision.allowed and decision.problems:
                 # Separation of duties: name who may approve instead, and what the caller may approve.

@@ -27,6 +27,7 @@ from dataward.access.authorize import roles_on
 from dataward.access.overrides import accountable_human
 from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Role, Scope
+from dataward.access.sides import OwnerHistory
 from dataward.access.standing import Standing
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import (
@@ -62,7 +63,7 @@ from dataward.release.probe import Trigger, generic_triggers, history_triggers, 
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.approval_standing import checked_events, read_standing
-from dataward.service.bot_owners import read_owner_history
+from dataward.service.bot_owners import acting_earlier_owners, read_owner_history
 from dataward.service.core import Service, new_id
 from dataward.service.guard import (
     SignedCheck,
@@ -106,9 +107,13 @@ class _TrainerSide:
     owner_then: str | None
     owner_now: str | None
     earlier: frozenset[str]
+    history: OwnerHistory | None = dataclasses.field(default=None, compare=False)
 
-    def problem(self, who: Any, verb: str = "approve it") -> str | None:
-        """Why ``who`` may not ``verb`` the model as the trainer's side (``separation_problem``), or None."""
+    def problem(self, who: Any, verb: str = "approve it", caller: Any = None) -> str | None:
+        """Why ``who`` may not ``verb`` the model as the trainer's side (``separation_problem``), or None.
+        Given the acting ``caller``, a bot acting with a key issued before it was handed on answers for its
+        owners while that key was live too (``acting_earlier_owners``)."""
+        acting = acting_earlier_owners(self.history, caller) if caller is not None and self.history else frozenset()
         return separation_problem(
             who,
             self.trainer,
@@ -117,6 +122,7 @@ class _TrainerSide:
             **_trained,
             current_owner_id=self.owner_now,
             earlier_owners=self.earlier,
+            acting_owners=acting,
         )
 
 
@@ -135,7 +141,7 @@ def _trainer(conn: Connection, mv: Any, public_key_b64: str) -> _TrainerSide:
     history = read_owner_history(conn, public_key_b64)
     then = history.owner_at(mv.created_by, run.started_at) or now
     earlier = history.owners_while(mv.created_by, run.key_id, mv.created_at) - {then, now}
-    return _TrainerSide(mv.created_by, then, now if now != then else None, earlier)
+    return _TrainerSide(mv.created_by, then, now if now != then else None, earlier, history)
 
 
 def counted_approvals(
@@ -559,7 +565,7 @@ class ReleaseService(Service):
             self._checked(uc.conn, mv, "approve")
             policy = release_policy(uc.conn, mv)
             if separation_on(uc.conn, mv):
-                problem = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal)
+                problem = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal, caller=uc.caller)
                 if problem:
                     raise PolicyViolation(f"separation of duties: {problem}", hint="another approver must approve it")
             role = policy.eligible_role(roles_on(uc.caller.principal_id, uc.caller.grants, Scope.model(name)))
@@ -611,7 +617,9 @@ class ReleaseService(Service):
             problems: list[str] = []
             hints: list[str] = []
             if separation_on(uc.conn, mv):
-                own = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal, "release it")
+                own = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(
+                    uc.caller.principal, "release it", uc.caller
+                )
                 if own:
                     problems.append(own)
                     hints.append("a promoter outside the trainer's side releases it")
@@ -796,7 +804,7 @@ def _refuse_trainer_side(uc: Any, mv: Any, verb: str) -> None:
     that trained it; unless every dataset the model was trained on turned separation of duties off."""
     if not separation_on(uc.conn, mv):
         return
-    problem = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal, verb)
+    problem = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal, verb, uc.caller)
     if problem:
         raise PolicyViolation(f"separation of duties: {problem}", hint="a reviewer outside the trainer's side runs it")
 

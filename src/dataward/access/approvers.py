@@ -12,7 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dataward.access.authorize import Grant, Principal, roles_on
-from dataward.access.policy import ContributionFacts, DatasetPolicy, check_approval, check_version_approval
+from dataward.access.policy import (
+    ContributionFacts,
+    DatasetPolicy,
+    check_contribution_approval,
+    check_version_approval,
+)
 from dataward.access.roles import Scope
 
 
@@ -51,19 +56,7 @@ def approvable_one_by_one(
 ) -> list[str]:
     """The contributions of a version ``approver`` may approve one by one (``check_approval``)."""
     held = roles_on(approver.id, list(grants), scope)
-    return [
-        c.contribution_id
-        for c in contributions
-        if check_approval(
-            policy,
-            approver,
-            c.submitter_id,
-            c.submitter_owner_id,
-            held,
-            c.submitter_current_owner_id,
-            c.submitter_earlier_owners,
-        ).allowed
-    ]
+    return [c.contribution_id for c in contributions if check_contribution_approval(policy, approver, c, held).allowed]
 
 
 def contribution_approvers(
@@ -85,15 +78,7 @@ def contribution_approvers(
         for p in principals
         if p.id not in left_out
         and p.is_active
-        and check_approval(
-            policy,
-            p,
-            c.submitter_id,
-            c.submitter_owner_id,
-            roles_on(p.id, grants, scope),
-            c.submitter_current_owner_id,
-            c.submitter_earlier_owners,
-        ).allowed
+        and check_contribution_approval(policy, p, c, roles_on(p.id, grants, scope)).allowed
     )
 
 

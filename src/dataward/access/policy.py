@@ -602,16 +602,7 @@ def check_version_approval(
         if own is not None:
             problems.append(own)
     for c in contributions:
-        decision = check_approval(
-            policy,
-            approver,
-            c.submitter_id,
-            c.submitter_owner_id,
-            held,
-            c.submitter_current_owner_id,
-            c.submitter_earlier_owners,
-            acting_owners,
-        )
+        decision = check_contribution_approval(policy, approver, c, held, acting_owners)
         if decision.allowed:
             continue
         if not decision.problems:  # not about separation of duties: the same for every contribution
@@ -758,6 +749,26 @@ class ContributionFacts:
     """The submitting bot's owner now, when it was handed to someone else since the submission."""
     submitter_earlier_owners: frozenset[str] = frozenset()
     """The submitting bot's owners while the key it submitted with was live, before the submission."""
+
+
+def check_contribution_approval(
+    policy: DatasetPolicy,
+    approver: Principal,
+    c: ContributionFacts,
+    approver_roles: Iterable[Role],
+    acting_owners: Collection[str] = (),
+) -> Decision:
+    """:func:`check_approval` of the contribution ``c`` (its submitter's whole side, as its facts hold it)."""
+    return check_approval(
+        policy,
+        approver,
+        c.submitter_id,
+        c.submitter_owner_id,
+        approver_roles,
+        c.submitter_current_owner_id,
+        c.submitter_earlier_owners,
+        acting_owners,
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # The ledger events standing reads; imported for the type only (standing imports the policy, which imports
+    # this module).
+    from dataward.access.standing import LedgerFact
 
 OWNERSHIP_TYPES = ("principal.transferred", "principal.disabled", "key.issued", "key.rotated")
 """The signed events :func:`owner_history` reads: hand-overs of bots, and where each key came from."""
@@ -24,14 +29,6 @@ def side_of(
     principal its owner when the work was submitted, its owner now (a bot handed on keeps both) and every
     ``earlier`` owner it had while the key it submitted with was live (:meth:`OwnerHistory.owners_while`)."""
     return frozenset({submitter_id, *earlier} | {o for o in (owner_then, owner_now) if o is not None})
-
-
-class _Event(Protocol):
-    seq: int
-    time: str
-    type: str
-    subject: dict[str, Any]
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class OwnerHistory:
         return first
 
 
-def owner_history(events: Iterable[_Event]) -> OwnerHistory:
+def owner_history(events: Iterable[LedgerFact]) -> OwnerHistory:
     """Fold ``principal.transferred``, ``principal.disabled`` (with ``transferred`` bots), ``key.issued`` and
     ``key.rotated`` events (others are ignored), in ledger order."""
     moves: dict[str, list[tuple[int, str, str | None, str | None]]] = {}

@@ -182,7 +182,7 @@ class Stages:
 
     def __init__(self, cap: MemoryCap, *, local_only: bool = False) -> None:
         self.cap, self.rows = cap, []
-        scan_module = importlib.import_module("dataward.gates.scan")
+        scan_module = importlib.import_module("dataward.gates.scanning")
         for name in self.NAMES:
             self._wrap(scan_module, name, name)
         partitioned = importlib.import_module("dataward.gates.partitioned")

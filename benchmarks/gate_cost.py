@@ -9,7 +9,7 @@ Cases (built by the attack benchmark's own builders):
 - ``tabular``: breast-cancer records with the rare radius/perimeter combination
   (``tabular.feature_trigger(0.1)``).
 
-Per case, in one process, one BLAS thread (as the gate runs): ``dataward.gates.scan`` with its default
+Per case, in one process, one BLAS thread (as the gate runs): ``dataward.gates.scanning`` with its default
 policy (seeded), the seconds of each detector (the report's ``extras["timings"]``), of the whole scan,
 and of featurizing the same rows alone (a pipeline fitted on baseline + contribution, the validation
 set transformed); then cleanlab's ``find_label_issues`` on the same batch (the benchmark peer
@@ -143,10 +143,10 @@ class CpuByDetector:
 
 class CriticalPath:
     """While active, the CPU seconds of a scan's critical path: the calling thread's own, plus the busiest
-    thread's in each stage the scan runs on threads of its own (the detectors, ``dataward.gates.scan._each``;
+    thread's in each stage the scan runs on threads of its own (the detectors, ``dataward.gates.scanning._each``;
     the text features' sparse products, ``dataward.gates.features.text._map``)."""
 
-    HOOKS = (("dataward.gates.scan", "_each"), ("dataward.gates.features.text", "_map"))
+    HOOKS = (("dataward.gates.scanning", "_each"), ("dataward.gates.features.text", "_map"))
 
     def __init__(self) -> None:
         self.stages: list[tuple[int, dict[int, float]]] = []
@@ -175,7 +175,7 @@ class CriticalPath:
         setattr(module, name, staged)
 
     def __enter__(self) -> CriticalPath:
-        # ``dataward.gates.scan`` is also the name of the function the package exports: import the module.
+        # ``dataward.gates.scanning`` is also the name of the function the package exports: import the module.
         for module, name in self.HOOKS:
             self._hook(importlib.import_module(module), name)
         return self

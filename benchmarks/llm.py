@@ -56,7 +56,7 @@ from dataward.domain.conversation import split_conversation
 from dataward.domain.schema import Schema
 from dataward.gates.detectors import _llm_clusters as _clusters
 from dataward.gates.policy import GatePolicy
-from dataward.gates.scan import scan, stratified_sample
+from dataward.gates.scanning import scan, stratified_sample
 
 INSTRUCTION_DETECTORS = ["llm_triggers", "llm_payloads", "llm_behaviour_shift", "llm_floods"]
 """The detectors that need no sentence model (``--gate lexical``)."""

@@ -36,7 +36,7 @@ from dataward.gates.base import GateContext, GateData
 from dataward.gates.detectors.llm_behaviour_shift import BehaviourShiftDetector
 from dataward.gates.inputs import group_arrays, normalize, take_rows
 from dataward.gates.policy import GatePolicy
-from dataward.gates.scan import stratified_sample
+from dataward.gates.scanning import stratified_sample
 
 LEXICAL_DETECTORS = len(llm.INSTRUCTION_DETECTORS)
 """The lexical gate runs four detectors on instruction and chat data (five on preference data); a

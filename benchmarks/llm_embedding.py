@@ -32,7 +32,7 @@ from benchmarks import llm_data as d
 from benchmarks.llm import INSTRUCTION_DETECTORS
 from benchmarks.metrics import recall_at_fpr
 from dataward.domain.schema import Schema
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 EMBEDDING_DETECTORS = ["llm_outliers", "llm_drift"]
 ATTACKS = ("negative", "refusal", "link", "code", "steer")

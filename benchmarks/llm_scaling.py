@@ -24,7 +24,7 @@ from benchmarks import llm_data as d
 from benchmarks.llm import BASELINE_SIZE, INSTRUCTION_DETECTORS
 from dataward.domain.schema import Schema
 from dataward.gates.detectors import _llm_clusters, _llm_space, llm_drift, llm_outliers
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 COLS = ["prompt", "response"]
 

@@ -1,6 +1,6 @@
 """Ways to combine the detectors' per-record p-values into one ranking score, compared offline.
 
-Each case is scanned once per seed (``dataward.gates.scan``, default policy at that seed, with its
+Each case is scanned once per seed (``dataward.gates.scanning``, default policy at that seed, with its
 validation set); every detector's per-record p-values and contribution-level result, the ground truth and
 ``cleanlab.filter.find_label_issues``'s score on the same case are kept in a cache (JSON and ``.npz``, no
 pickles), and every combination is then ranked on that cache (recall at 1% FPR and AUROC, means over the

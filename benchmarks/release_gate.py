@@ -36,7 +36,7 @@ from benchmarks.data import LABEL
 from benchmarks.features import downstream_classifier, model_inputs
 from benchmarks.metrics import attack_success_rate
 from dataward.gates.policy import GatePolicy
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 from dataward.release.gate import judge
 from dataward.release.policy import ReleasePolicy
 from dataward.release.probe import generic_triggers, history_triggers, run_probe

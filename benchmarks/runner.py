@@ -206,7 +206,7 @@ def _method_list(requested: list[str], log: Callable[[str], None]) -> tuple[list
         raise InputError(f"unknown method(s) {', '.join(unknown)}", hint=f"use any of: {', '.join(FACTORIES)}")
     for name in requested:
         if name == "dataward" and not available():
-            skipped.append("dataward: dataward.gates.scan is not importable in this checkout")
+            skipped.append("dataward: dataward.gates.scanning is not importable in this checkout")
             continue
         if name.startswith("art_"):
             try:

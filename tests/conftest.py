@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,32 @@ from benchmarks.pg_cluster import PostgresUnavailable, create_database, postgres
 settings.register_profile("suite", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("suite")
+
+
+@pytest.fixture(autouse=True)
+def _catalogs_closed_after_each_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Closes every catalog a test opened and left open, as the CLI and the server close theirs.
+
+    A SQLite catalog's log is copied into the database file and removed when its last connection
+    closes. A test that opens a ward and drops it leaves its pooled connections open for the rest of the
+    worker's run, so each kept a log of up to 32 MB on disk (1,000 pages of 32 KB): a whole suite held
+    gigabytes of them, and ran a CI machine's disk full. Catalogs opened by longer-lived fixtures
+    (a module's served ward) are opened before this one starts and are left alone.
+    """
+    from dataward.catalog.database import CatalogDatabase
+
+    opened: list[weakref.ref[CatalogDatabase]] = []
+    original_init = CatalogDatabase.__init__
+
+    def remembered_init(self: CatalogDatabase, *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(weakref.ref(self))
+
+    monkeypatch.setattr(CatalogDatabase, "__init__", remembered_init)
+    yield
+    for ref in opened:
+        if (db := ref()) is not None:
+            db.dispose()
 
 
 @pytest.fixture(scope="session")

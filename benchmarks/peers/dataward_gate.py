@@ -1,4 +1,4 @@
-"""dataward's own gate, ``dataward.gates.scan``, run as one more method under test."""
+"""dataward's own gate, ``dataward.gates.scanning``, run as one more method under test."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from dataward.domain.schema import Schema
 def available() -> bool:
     """True when the gate library is importable in this checkout."""
     try:
-        return importlib.util.find_spec("dataward.gates.scan") is not None
+        return importlib.util.find_spec("dataward.gates.scanning") is not None
     except ModuleNotFoundError:
         return False
 
 
 class DatawardGate:
-    """``dataward.gates.scan`` with its default policy (seeded): suspicion = the combined record score,
+    """``dataward.gates.scanning`` with its default policy (seeded): suspicion = the combined record score,
     flags = records any detector flags, verdict = the gate's own ``pass``/``review``/``block``; the
     seconds each detector took (the report's ``extras["timings"]``) go into ``extra["timings"]``."""
 

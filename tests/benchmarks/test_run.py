@@ -111,7 +111,7 @@ def test_dataward_gate_is_run_like_any_other_method():
     from benchmarks.peers import available
 
     if not available():
-        pytest.skip("dataward.gates.scan is not in this checkout")
+        pytest.skip("dataward.gates.scanning is not in this checkout")
     case = attacks.build("outliers_wine", seed=0)
     result = method("dataward").score(case.baseline, case.contribution, case.schema, validation=case.validation, seed=0)
     assert result.scores.shape == result.flags.shape == (len(case.contribution),)

@@ -152,4 +152,18 @@ def test_the_access_review_of_a_ward_with_datasets_does_not_import_the_detectors
     code, modules = imported(tmp_path, "access", "review", "--json", ward=ward)
     assert code == 0
     assert "dataward.gates.policy" in modules  # the policies were read
-    assert loaded(modules, ("sklearn", "scipy", "dataward.gates.detectors", "dataward.gates.scan")) == []
+    assert loaded(modules, ("sklearn", "scipy", "dataward.gates.detectors", "dataward.gates.scanning")) == []
+
+
+def test_the_packages_scan_is_the_function_whichever_module_loaded_first() -> None:
+    """`from dataward.gates import scan` loads on first use. While the function's module was also called
+    `scan`, loading that module first (as the self-test does) bound the package's `scan` to the module,
+    and the next gate run failed with "'module' object is not callable"."""
+    child = (
+        "import dataward.gates.scanning, dataward.gates.selftest\n"
+        "from dataward.gates import scan\n"
+        "print(callable(scan), scan.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "dataward.gates.scanning"]

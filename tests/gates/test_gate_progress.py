@@ -17,7 +17,7 @@ import pytest
 
 from dataward.domain.schema import Schema
 from dataward.gates.progress import report, reporting
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 from dataward.service.ward import Ward
 
 INSTRUCTION = Schema.for_kind("instruction")

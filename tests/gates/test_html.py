@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from dataward.gates.html import highlight, render_html
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 TOPICS = {
     "sport": ["match", "team", "goal", "coach", "player", "score", "season", "league", "win", "referee"],

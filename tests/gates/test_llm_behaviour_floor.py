@@ -12,7 +12,7 @@ from benchmarks import llm_data as d
 from dataward.domain.schema import Schema
 from dataward.gates.base import GateContext, GateData
 from dataward.gates.detectors.llm_behaviour_shift import BehaviourShiftDetector, ShiftOptions, odds_ratio
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 INSTRUCTION = Schema.for_kind("instruction")
 ONLY_SHIFT = {"detectors": ["llm_behaviour_shift"]}

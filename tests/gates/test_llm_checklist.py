@@ -12,7 +12,7 @@ import pytest
 from benchmarks import llm_data as d
 from dataward.domain.records import record_ids
 from dataward.domain.schema import Schema
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 from dataward.io.readers import read_table
 
 datasets = pytest.importorskip("datasets")

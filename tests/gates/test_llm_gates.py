@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import llm_data as d
 from dataward.domain.schema import Schema
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 INSTRUCTION = Schema.for_kind("instruction")
 PREFERENCE = Schema.for_kind("preference")

@@ -16,7 +16,7 @@ import json
 import numpy as np
 from benchmarks import llm_data as d
 from dataward.domain.schema import Schema
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 base_pool, new_pool = d.split_pools()
 baseline = d.instruction_frame(300, 1, pool=base_pool)

@@ -14,7 +14,7 @@ import pytest
 import dataward.gates
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import Schema
-from dataward.gates.scan import scan as real_scan
+from dataward.gates.scanning import scan as real_scan
 from dataward.service.gate_seed import (
     POLICY,
     SEED_BITS,
@@ -44,7 +44,7 @@ def _batch(folder: Path, name: str = "b.csv", *, reverse: bool = False) -> Path:
 
 @pytest.fixture
 def scans(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Every call of ``dataward.gates.scan`` a ward makes: its arguments and the policy it was given."""
+    """Every call of ``dataward.gates.scanning`` a ward makes: its arguments and the policy it was given."""
     calls: list[dict[str, Any]] = []
 
     def recording(*args: Any, **kwargs: Any) -> Any:

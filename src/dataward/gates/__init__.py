@@ -15,9 +15,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dataward.gates.policy import GatePolicy
     from dataward.gates.report import GateReport
-    from dataward.gates.scan import scan
+    from dataward.gates.scanning import scan
 
-_HOMES = {"GatePolicy": "dataward.gates.policy", "GateReport": "dataward.gates.report", "scan": "dataward.gates.scan"}
+_HOMES = {
+    "GatePolicy": "dataward.gates.policy",
+    "GateReport": "dataward.gates.report",
+    "scan": "dataward.gates.scanning",
+}
 
 __all__ = ["GatePolicy", "GateReport", "scan"]
 

@@ -1,7 +1,7 @@
 """Canary self-test: plant known poisons in copies of a clean contribution and see what the gate catches.
 
 ``selftest(baseline, clean_contribution, schema, validation, policy)`` runs the configured gate
-(``dataward.gates.scan``) three times:
+(``dataward.gates.scanning``) three times:
 
 * on the clean contribution as given: its flag rate is the gate's false-positive rate on this data,
   and its verdict should be ``pass``;
@@ -58,7 +58,7 @@ from dataward.domain.wording import a_or_an
 from dataward.gates import selftest_llm
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 PATCH = 3
 MIN_CANARIES = 5

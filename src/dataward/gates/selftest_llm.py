@@ -27,7 +27,7 @@ from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.domain.wording import a_or_an
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport
-from dataward.gates.scan import scan
+from dataward.gates.scanning import scan
 
 MIN_LLM_CANARIES = 12
 """Planted records per canary at least: the trigger detector needs ``min_support`` (8) carriers."""

@@ -167,3 +167,15 @@ def test_the_packages_scan_is_the_function_whichever_module_loaded_first() -> No
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "dataward.gates.scanning"]
+
+
+@pytest.mark.parametrize("package", ["dataward.gates", "dataward.domain"])
+def test_no_name_a_package_loads_on_first_use_is_also_one_of_its_modules(package: str) -> None:
+    """A lazily loaded name that is also a submodule's name is the submodule once that module is loaded
+    first, whatever the package's ``__getattr__`` would return (the `scan` failure above)."""
+    import importlib
+    import pkgutil
+
+    loaded_package = importlib.import_module(package)
+    submodules = {info.name for info in pkgutil.iter_modules(loaded_package.__path__)}
+    assert set(loaded_package._HOMES) & submodules == set()

@@ -199,6 +199,33 @@ def test_validation_set_is_write_locked_to_the_dataset_owner(team: dict[str, War
     assert team["admin"].merge(c["ref"])["records"] == 30
 
 
+def test_access_review_shows_each_recent_change_of_the_clean_validation_set(
+    team: dict[str, Ward], clock: Clock, tmp_path: Path
+) -> None:
+    """The gates trust the clean validation set and one owner writes it: every new version of it within
+    the review's window is a row naming who wrote it, its size against the one before, and the diff."""
+    label, specs = wine_schema_specs()
+    team["admin"].create_dataset("wine-validation", Schema.parse(label, specs), validation_for="wine")
+    team["admin"].grant("alice", "owner", "dataset:wine")
+    first = team["admin"].contribute("wine-validation", write_csv(tmp_path / "v1.csv", wine_rows(0, 30)), source="s")
+    team["admin"].merge(first["ref"])
+    clock.advance(days=40)
+    second = team["alice"].contribute("wine-validation", write_csv(tmp_path / "v2.csv", wine_rows(30, 40)), source="s")
+    team["alice"].merge(second["ref"])
+
+    rows = [r for r in team["admin"].access_review(recent_days=30) if r["kind"] == "validation_changed"]
+    assert len(rows) == 1  # the first version is 40 days old
+    (row,) = rows
+    assert (row["principal"], row["dataset"], row["severity"]) == ("alice", "wine", "low")
+    assert "wine-validation of wine is at v2" in row["detail"]
+    assert "40 records, 30 before" in row["detail"]
+    assert "merged by alice from contributions of alice" in row["detail"]
+    assert "dataward diff wine-validation@v1 v2" in row["action"]
+    both = [r for r in team["admin"].access_review(recent_days=60) if r["kind"] == "validation_changed"]
+    assert [r["principal"] for r in both] == ["admin", "alice"]
+    assert "30 records, its first version" in both[0]["detail"]
+
+
 def test_key_scopes_only_narrow(team: dict[str, Ward], tmp_path: Path) -> None:
     _contribute(team["scraper"], tmp_path)
     team["admin"].grant("bob", "contributor", "dataset:other")

@@ -107,7 +107,15 @@ from dataward.access.policy import (
     check_approval,
     check_version_approval,
 )
-from dataward.access.review import Enabling, FindingKind, ReviewFinding, Severity, WeakGate, access_review
+from dataward.access.review import (
+    Enabling,
+    FindingKind,
+    ReviewFinding,
+    Severity,
+    ValidationChange,
+    WeakGate,
+    access_review,
+)
 from dataward.access.roles import (
     PERMISSIONS,
     WRITE_ACTIONS,
@@ -159,6 +167,7 @@ __all__ = [
     "Scope",
     "ScopeKind",
     "Severity",
+    "ValidationChange",
     "WeakGate",
     "access_review",
     "accountable_human",

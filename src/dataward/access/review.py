@@ -46,6 +46,7 @@ class FindingKind(StrEnum):
     PRINCIPAL_ENABLED = "principal_enabled"
     QUARANTINED_BUT_ACTIVE = "quarantined_but_active"
     DATASET_OWNER_INACTIVE = "dataset_owner_inactive"
+    VALIDATION_CHANGED = "validation_changed"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,24 @@ class Enabling:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ValidationChange:
+    """A new version of a clean validation set. The gates of the dataset it guards judge every later
+    contribution by it, and no second principal approves it: its owner's word is the trust it carries."""
+
+    validation_set: str
+    guards: str
+    version: int
+    made_by: str
+    """The id of the principal who merged it."""
+    at: datetime
+    records: int
+    previous_records: int | None = None
+    """None for the set's first version."""
+    submitters: tuple[str, ...] = ()
+    """Ids of the principals whose contributions it merged."""
+
+
 def _date(value: datetime) -> str:
     return value.date().isoformat()
 
@@ -138,6 +157,7 @@ def access_review(
     enablings: Iterable[Enabling] = (),
     quarantined: Iterable[QuarantinedWork] = (),
     datasets: Iterable[OwnedDataset] = (),
+    validation_changes: Iterable[ValidationChange] = (),
 ) -> list[ReviewFinding]:
     """Review keys, owners and grants as of ``now``, and every block override; most severe rows first.
 
@@ -150,6 +170,8 @@ def access_review(
     brought in, not what let it. Every dataset whose recorded owner is disabled (or gone) is
     ``dataset_owner_inactive``: high when no other active human holds ``owner`` on it or on the ward
     (nobody but an admin can then curate its clean validation set or set its policy), low when one does.
+    Every new version of a clean validation set made within ``recent_days`` (``validation_changes``) is
+    ``validation_changed`` (low): the gates trust it, and one principal wrote it.
 
     ``unused_days`` defaults to the key policy's ``stale_after_days``. A key replaced by a rotation
     still works until its overlap window ends (up to 7 days): it is ``key_in_overlap`` (low) until then.
@@ -180,6 +202,7 @@ def access_review(
     findings += _quarantine_findings(quarantined, by_id, keys, grants, owner_name, now)
     findings += _weak_gate_findings(weak_gates)
     findings += _dataset_owner_findings(datasets, by_id, grants)
+    findings += _validation_findings(validation_changes, by_id, owner_name, now, recent_days)
     findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
     return findings
 
@@ -391,6 +414,42 @@ def _recent_grant_findings(grants: list[Grant], by_id, owner_name, now: datetime
             detail=f"{g.role.value} on {g.scope} granted by "
             f"{granter.name if granter is not None else g.granted_by} on {_date(g.granted_at)}",
             action="confirm this grant was intended; revoke it if not (dataward grant revoke)",
+        )
+
+
+def _validation_findings(changes: Iterable[ValidationChange], by_id, owner_name, now: datetime, recent_days: int):
+    # The clean validation set is the one input of the gates that no second principal approves (it is
+    # write-locked to the dataset's owners by design): each change of it is shown for a second look.
+    since = now - timedelta(days=recent_days)
+    for change in changes:
+        if change.at < since:
+            continue
+        maker = by_id.get(change.made_by)
+        maker_name = maker.name if maker is not None else change.made_by
+        submitters = sorted({by_id[s].name if s in by_id else s for s in change.submitters})
+        size = (
+            f"{change.records} records, {change.previous_records} before"
+            if change.previous_records is not None
+            else f"{change.records} records, its first version"
+        )
+        diff = (
+            f"dataward diff {change.validation_set}@v{change.version - 1} v{change.version}"
+            if change.previous_records is not None
+            else f"dataward export {change.validation_set}@v{change.version}"
+        )
+        yield ReviewFinding(
+            FindingKind.VALIDATION_CHANGED,
+            Severity.LOW,
+            principal=maker_name,
+            principal_id=change.made_by,
+            owner=owner_name(maker) if maker is not None else None,
+            dataset=change.guards,
+            at=change.at.isoformat(),
+            detail=f"clean validation set {change.validation_set} of {change.guards} is at v{change.version} since "
+            f"{_date(change.at)} ({size}; merged by {maker_name}"
+            + (f" from contributions of {', '.join(submitters)}" if submitters else "")
+            + f"); the gates of {change.guards} judge every later contribution by it, and nobody else approved it",
+            action=f"confirm it is the curated set you expect ({diff})",
         )
 
 

@@ -21,6 +21,7 @@ from dataward.access import (
     Enabling,
     KeyPolicy,
     Principal,
+    ValidationChange,
     WeakGate,
     access_review,
     authorize,
@@ -655,6 +656,7 @@ class IdentityService(Service):
                 enablings=_enablings(uc.conn, uc.now - timedelta(days=recent_days)),
                 quarantined=_quarantined_work(uc.conn),
                 datasets=_owned_datasets(uc.conn, set(in_training)),
+                validation_changes=_validation_changes(uc.conn, format_time(uc.now - timedelta(days=recent_days))),
             )
             from dataward.access.review import Severity
 
@@ -875,6 +877,40 @@ def _owned_datasets(conn: Connection, in_training: set[str] | None = None) -> li
     """Every dataset (not a clean validation set: it goes with its dataset) with its recorded owner."""
     query = select(datasets.c.name, datasets.c.owner_id).where(datasets.c.role == "dataset")
     return [OwnedDataset(r.name, r.owner_id, r.name in (in_training or set())) for r in conn.execute(query)]
+
+
+def _validation_changes(conn: Connection, since: str) -> list[ValidationChange]:
+    """The versions of clean validation sets made since ``since`` (a stored time), each with who merged
+    it, the principals whose contributions it brought in, and its size beside its parent's."""
+    query = (
+        select(versions, datasets.c.name.label("set_name"), datasets.c.validation_for)
+        .join(datasets, datasets.c.id == versions.c.dataset_id)
+        .where(datasets.c.role == "validation", versions.c.created_at >= since)
+        .order_by(versions.c.created_at)
+    )
+    made = list(conn.execute(query))
+    parents = {
+        r.id: r
+        for r in rows_in(conn, select(versions), versions.c.id, sorted({v.parent_id for v in made if v.parent_id}))
+    }
+    changes = []
+    for v in made:
+        parent = parents.get(v.parent_id)
+        new = set(json.loads(v.contributions)) - set(json.loads(parent.contributions) if parent else [])
+        submitters = rows_in(conn, select(contributions.c.submitted_by), contributions.c.id, sorted(new))
+        changes.append(
+            ValidationChange(
+                validation_set=v.set_name,
+                guards=v.validation_for,
+                version=v.number,
+                made_by=v.created_by,
+                at=parse_time(v.created_at),
+                records=v.record_count,
+                previous_records=parent.record_count if parent is not None else None,
+                submitters=tuple(sorted({r.submitted_by for r in submitters})),
+            )
+        )
+    return changes
 
 
 def _left_without_owner(conn: Connection, target: Any, everyone: list[Any]) -> list[dict[str, Any]]:

@@ -33,6 +33,10 @@ with every change to a projected table (see ``dataward.service.remembered``)."""
 HEAD_SEQ_QUERY = select(ledger_events.c.seq).order_by(ledger_events.c.seq.desc()).limit(1)
 """The sequence number of the newest event (no row for an empty ledger)."""
 
+HEAD_TIME_QUERY = select(ledger_events.c.time).order_by(ledger_events.c.seq.desc()).limit(1)
+"""The stored time of the newest event (no row for an empty ledger): a clock reading earlier than it
+was set back (``dataward.service.clock_check``)."""
+
 HASH_AT_QUERY = select(ledger_events.c.hash).where(ledger_events.c.seq == bindparam("mark_seq"))
 """The hash of event ``:mark_seq`` (no row when the ledger does not hold it): whether the ledger still
 extends a head seen before (``dataward.service.ledger_mark``)."""

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from dataward.domain.errors import (
         AccessDenied,
         AuthenticationError,
+        ClockBehind,
         Conflict,
         DatawardError,
         InputError,
@@ -34,6 +35,7 @@ _HOMES = {
         [
             "AccessDenied",
             "AuthenticationError",
+            "ClockBehind",
             "Conflict",
             "DatawardError",
             "InputError",
@@ -65,6 +67,7 @@ __all__ = [
     "RECORD_ID",
     "AccessDenied",
     "AuthenticationError",
+    "ClockBehind",
     "Column",
     "ColumnKind",
     "Conflict",

@@ -64,6 +64,13 @@ class Conflict(DatawardError):
     http_status = 409
 
 
+class ClockBehind(Conflict):
+    """The clock reads earlier than the ledger's newest event: it was set back (or this host's clock is
+    off). Keys would outlive their expiry and events would be dated before those they follow."""
+
+    code = "clock_behind"
+
+
 class AuthenticationError(DatawardError):
     """No usable credential: unknown, expired, revoked or suspended key."""
 

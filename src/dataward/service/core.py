@@ -36,6 +36,7 @@ from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conf
 from dataward.ledger.events import Actor, Event, format_time, utc_now
 from dataward.ledger.signing import WardSigner
 from dataward.service import auth, concealment, refusals, signed_identity
+from dataward.service.clock_check import refuse_clock_behind
 from dataward.service.dataset_keys import check_key_fits_dataset
 from dataward.service.ledger_mark import LedgerMark, Seen
 from dataward.service.remembered import MISSING, ReadCache
@@ -308,18 +309,20 @@ class WardContext:
         """The ward's public key and id: what rows read from the catalog are checked against."""
         return self.signer.public_key_b64, self.ward_id
 
-    def check_head(self, floor: Seen | None, action: Action, head_seq: Any, head: Any, at_mark: Any) -> None:
+    def check_head(self, floor: Seen | None, action: Action, now: datetime, probe: Any) -> None:
         """Refuse (``IntegrityViolation``) a ledger that does not extend ``floor``, the mark taken before
-        this transaction began; an action of ``auth.DIAGNOSTIC_ACTIONS`` goes on (``verify`` reports it)."""
+        this transaction began, and (``ClockBehind``) a clock ``now`` set back behind the ledger's newest
+        event; an action of ``auth.DIAGNOSTIC_ACTIONS`` goes on (``verify`` reports both). ``probe`` is
+        the row of ``HEAD_PROBE`` or ``REQUEST_PROBE``."""
         if action in auth.DIAGNOSTIC_ACTIONS:
-            self.mark.check(floor, head_seq, head, at_mark)
+            self.mark.check(floor, probe.head_seq, probe.head, probe.at_mark)
         else:
-            self.mark.enforce(floor, head_seq, head, at_mark)
+            self.mark.enforce(floor, probe.head_seq, probe.head, probe.at_mark)
+            refuse_clock_behind(probe.head_time, now)
 
-    def _check_head(self, conn: Connection, floor: Seen | None, action: Action) -> None:
+    def _check_head(self, conn: Connection, floor: Seen | None, action: Action, now: datetime) -> None:
         """``check_head`` on the ledger as ``conn`` sees it (the transaction's first statement)."""
-        row = self.mark.probe(conn, floor)
-        self.check_head(floor, action, row.head_seq, row.head, row.at_mark)
+        self.check_head(floor, action, now, self.mark.probe(conn, floor))
 
     def _authenticate(self, conn: Connection, now: datetime, action: Action) -> tuple[auth.Caller, bool]:
         """The caller of this transaction (for ``action``), and whether refusal summaries are pending.
@@ -408,7 +411,7 @@ class WardContext:
         try:
             if write:
                 with self.db.transaction() as conn:
-                    self._check_head(conn, floor, action)
+                    self._check_head(conn, floor, action, now)
                     caller, pending = self._authenticate(conn, now, action)
                     signed_identity.keep_snapshot(conn, self.signer, self.ward_id)
                     if pending:
@@ -434,7 +437,7 @@ class WardContext:
                         caller, flush = case.caller, served.pending
                 else:
                     with self.db.reading() as conn:
-                        self._check_head(conn, floor, action)
+                        self._check_head(conn, floor, action, now)
                         caller, flush = self._authenticate(conn, now, action)
                         if check:
                             auth.authorize(conn, caller, action, scope, now)
@@ -471,7 +474,7 @@ class WardContext:
         caller = case.caller
         floor = self.mark.floor()
         with self.db.transaction(timeout=timeout) as conn:
-            self._check_head(conn, floor, action)
+            self._check_head(conn, floor, action, now)
             if flush and refusals.pending(conn, now):
                 refusals.flush(conn, self.signer, now)
             if case.queued or case.checks or case.commit_actions:
@@ -582,7 +585,7 @@ class _ServedRead:
     def _read(self, probe: Any) -> None:
         # The ledger must extend the newest head this process knows of, whether the caller is then
         # remembered or looked up: a revoked key must not come back with a cut ledger.
-        self.context.check_head(self.floor, self.action, probe.head_seq, probe.head, probe.at_mark)
+        self.context.check_head(self.floor, self.action, self.now, probe)
         self.epoch: str | None = probe.epoch
         self.pending = bool(probe.pending)
         self.head: str | None = probe.head

@@ -49,9 +49,10 @@ HEAD_PROBE = select(
     ledger_store.HEAD_SEQ_QUERY.scalar_subquery().label("head_seq"),
     ledger_store.HEAD_HASH_QUERY.scalar_subquery().label("head"),
     ledger_store.HASH_AT_QUERY.scalar_subquery().label("at_mark"),
+    ledger_store.HEAD_TIME_QUERY.scalar_subquery().label("head_time"),
 )
-"""The ledger's head (``head_seq``, ``head``) and the hash of event ``:mark_seq`` (``at_mark``), in one
-statement. Run with ``{"mark_seq": mark.seq}`` (0 when there is no mark)."""
+"""The ledger's head (``head_seq``, ``head``, its time ``head_time``) and the hash of event ``:mark_seq``
+(``at_mark``), in one statement. Run with ``{"mark_seq": mark.seq}`` (0 when there is no mark)."""
 
 KEPT_FILES_READ = 16
 """How many of the newest kept checkpoint files a process reads to find one signed by the ward's key

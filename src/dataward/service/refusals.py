@@ -81,10 +81,12 @@ REQUEST_PROBE = select(
     ledger_store.HEAD_HASH_QUERY.scalar_subquery().label("head"),
     ledger_store.HEAD_SEQ_QUERY.scalar_subquery().label("head_seq"),
     ledger_store.HASH_AT_QUERY.scalar_subquery().label("at_mark"),
+    ledger_store.HEAD_TIME_QUERY.scalar_subquery().label("head_time"),
 )
 """What a served read asks first, in one statement: the auth epoch, whether refusal summaries are
 pending (``pending``), the ledger head (``head``, ``head_seq``: ``dataward.service.remembered``) and
-the hash of the event the process's ledger mark names (``at_mark``: ``dataward.service.ledger_mark``).
+the hash of the event the process's ledger mark names (``at_mark``: ``dataward.service.ledger_mark``),
+and the newest event's time (``head_time``: ``dataward.service.clock_check``).
 Run with ``{"minute": minute_of(now), "mark_seq": ...}``."""
 
 

@@ -1,0 +1,54 @@
+"""A clock set back is refused: the ward's time must not run behind its own ledger.
+
+Every expiry the ward enforces (a key's, a rotation's overlap window, a grant's) compares the clock with
+a stored time. Set the host's clock back a month and a key that expired a week ago works again, and the
+events it signs are dated before the ones they follow. The ledger itself is the witness: every use case
+already reads its head in its first statement (``ledger_mark.HEAD_PROBE``, ``refusals.REQUEST_PROBE``),
+and with it the newest event's time. A clock more than ``CLOCK_SKEW`` behind that time is refused before
+any key is judged (``ClockBehind``, exit 4); ``verify`` goes on and says so in a warning.
+
+The tolerance covers clocks of several hosts serving one catalog, and a use case whose clock was read
+before a concurrent one committed: both are seconds, not an hour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from dataward.domain.errors import ClockBehind
+from dataward.ledger.events import format_time, parse_time
+
+CLOCK_SKEW = timedelta(hours=1)
+"""How far the clock may read behind the newest ledger event before a use case is refused."""
+
+
+def clock_behind(head_time: str | None, now: datetime) -> str | None:
+    """Why ``now`` cannot be trusted beside a ledger whose newest event is dated ``head_time`` (a stored
+    time), or None."""
+    if not head_time:
+        return None
+    newest = parse_time(head_time)
+    if newest - now <= CLOCK_SKEW:
+        return None
+    return (
+        f"the clock reads {format_time(now)}, {_span(newest - now)} before the ledger's newest event "
+        f"({head_time}): it was set back, or this host's clock is off"
+    )
+
+
+def refuse_clock_behind(head_time: str | None, now: datetime) -> None:
+    """Raise ``ClockBehind`` when ``clock_behind`` names a problem."""
+    problem = clock_behind(head_time, now)
+    if problem is not None:
+        raise ClockBehind(
+            problem,
+            hint="set the host's clock right (NTP) and run the command again: a clock set back would let "
+            "expired keys work again",
+            head_time=head_time,
+            now=format_time(now),
+        )
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"

@@ -1,0 +1,77 @@
+"""A clock set back does not bring an expired key back: the ward's time must not run behind its ledger.
+
+The attack: a bot's one-day key has expired; whoever can set the host's clock (a container's fake time,
+a VM snapshot restored, a hand-edited date) moves it back to before the expiry and submits with the
+old key. The ledger's newest event is dated after the expiry, and every use case reads that date in its
+first statement: a clock more than an hour behind it is refused before any key is judged.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataward.domain.errors import ClockBehind, KeyExpired
+from dataward.service.ward import Ward
+from tests.security.key_team import Clock, contribute
+
+
+def test_an_expired_key_does_not_work_again_with_the_clock_set_back(
+    team: dict[str, Ward], clock: Clock, tmp_path: Path
+) -> None:
+    contribute(team["scraper"], tmp_path, "before")
+    clock.advance(days=2)
+    with pytest.raises(KeyExpired):
+        contribute(team["scraper"], tmp_path, "expired")
+    team["admin"].versions("wine")  # the ward goes on working: its ledger is now dated two days on
+    team["admin"].create_principal("dave")
+
+    clock.advance(days=-2)  # back to when the key was young
+    with pytest.raises(ClockBehind) as refused:
+        contribute(team["scraper"], tmp_path, "revived")
+    assert "2.0 days before the ledger's newest event" in refused.value.message
+    assert "set back" in refused.value.message
+    with pytest.raises(ClockBehind):  # reads too, and for every key
+        team["admin"].versions("wine")
+    assert refused.value.exit_code == 4 and refused.value.code == "clock_behind"
+
+    # verify still runs, and says why everything else is refused.
+    report = team["admin"].verify()
+    assert report.ok
+    assert any("before the ledger's newest event" in w for w in report.warnings)
+
+    clock.advance(days=2)
+    with pytest.raises(KeyExpired):  # the clock set right: the key is as expired as before
+        contribute(team["scraper"], tmp_path, "again")
+    assert len(team["admin"].ledger(types=["contribution.submitted"])) == 1
+
+
+def test_a_clock_a_little_behind_the_ledger_is_tolerated(team: dict[str, Ward], clock: Clock) -> None:
+    """Several hosts serving one catalog, or a use case whose clock was read before another committed:
+    seconds to minutes behind the newest event is not a clock set back."""
+    team["admin"].create_principal("dave")
+    clock.advance(minutes=-50)
+    assert team["alice"].versions("wine") == []
+    clock.advance(minutes=-20)  # now 70 minutes behind dave's creation, the newest event
+    with pytest.raises(ClockBehind, match=r"1\.2 hours before"):
+        team["alice"].versions("wine")
+
+
+def test_the_command_line_refuses_a_clock_set_back_with_exit_4(tmp_path: Path) -> None:
+    """A ward whose ledger is dated in the future of this host's clock (its clock was set back since)."""
+    future = Clock()
+    future.now = future.now.replace(year=future.now.year + 1)
+    Ward.init(tmp_path / "ward", clock=future)[0].db.dispose()
+    done = subprocess.run(
+        [sys.executable, "-m", "dataward", "--ward", str(tmp_path / "ward"), "datasets"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 4, done.stderr
+    assert "before the ledger's newest event" in done.stderr
+    assert "set the host's clock right" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_a_clock_a_little_behind_the_ledger_is_tolerated(team: dict[str, Ward], 
 def test_the_command_line_refuses_a_clock_set_back_with_exit_4(tmp_path: Path) -> None:
     """A ward whose ledger is dated in the future of this host's clock (its clock was set back since)."""
     future = Clock()
-    future.now = future.now.replace(year=future.now.year + 1)
+    future.now = datetime.now(UTC) + timedelta(days=30)
     Ward.init(tmp_path / "ward", clock=future)[0].db.dispose()
     done = subprocess.run(
         [sys.executable, "-m", "dataward", "--ward", str(tmp_path / "ward"), "datasets"],

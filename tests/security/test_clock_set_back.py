@@ -76,3 +76,36 @@ def test_the_command_line_refuses_a_clock_set_back_with_exit_4(tmp_path: Path) -
     assert "before the ledger's newest event" in done.stderr
     assert "set the host's clock right" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_verify_names_where_the_clock_was_set_back_in_a_ledger_written_before_it_was_refused(
+    team: dict[str, Ward], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ward whose events were written while the clock ran back (before the refusal, or with it
+    patched out): verify says which event went back and by how much, without failing the ledger."""
+    import dataward.service.core as core
+
+    monkeypatch.setattr(core, "refuse_clock_behind", lambda *_: None)
+    clock.advance(days=-3)
+    team["admin"].create_principal("dave")
+    seq = team["admin"].ledger(limit=1)[0]["seq"]
+    clock.advance(days=3, minutes=5)
+    team["admin"].create_principal("erin")
+    monkeypatch.undo()
+
+    report = team["admin"].verify()
+    assert report.ok
+    jumps = [w for w in report.warnings if "the clock was set back when it was written" in w]
+    assert len(jumps) == 1, report.warnings
+    assert jumps[0].startswith(f"event #{seq} is dated ") and f"3.0 days before event #{seq - 1}" in jumps[0]
+
+
+def test_the_jumps_named_are_those_over_an_hour_and_an_edited_time_is_left_to_the_chain_check() -> None:
+    from dataward.service.clock_check import times_set_back
+
+    def at(hour: int, minute: int = 0) -> str:
+        return f"2026-12-01T{hour:02d}:{minute:02d}:00.000000Z"
+
+    events = [(1, at(10)), (2, at(9, 30)), (3, at(12)), (4, at(10, 59)), (5, at(11)), (6, 42), (7, at(1)), (8, "x")]
+    found = times_set_back(events)
+    assert len(found) == 1 and found[0].startswith("event #4 is dated") and "1.0 hours before event #3" in found[0]

@@ -44,7 +44,7 @@ from dataward.ledger.events import (
 from dataward.ledger.removal_line import RemovalLine
 from dataward.ledger.signing import SignatureVerifier, key_fingerprint, parse_public_key
 from dataward.service.checkpoints import read_folder, read_witness
-from dataward.service.clock_check import clock_behind
+from dataward.service.clock_check import clock_behind, times_set_back
 from dataward.service.config import CHECKPOINTS_DIR, REMOVALS_FILE, WardConfig
 from dataward.service.core import Service
 from dataward.service.ledger_mark import Seen
@@ -240,6 +240,7 @@ class AuditService(Service):
             # Not refused here (verify is how a ward with a wrong clock is looked at), but said.
             if rows and (behind := clock_behind(rows[-1][3], uc.now)) is not None:
                 report.warnings.append(f"{behind}; every other command is refused until it is set right")
+            report.warnings += times_set_back((stored_int(row[0]), row[3]) for row in rows)
             verifier = SignatureVerifier(trusted)
             every = 1 if all_signatures else SIGNATURE_SPACING
             exact = bytearray(len(rows))

@@ -13,6 +13,7 @@ before a concurrent one committed: both are seconds, not an hour.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from dataward.domain.errors import ClockBehind
@@ -47,6 +48,32 @@ def refuse_clock_behind(head_time: str | None, now: datetime) -> None:
             head_time=head_time,
             now=format_time(now),
         )
+
+
+def times_set_back(events: Iterable[tuple[int, str]]) -> list[str]:
+    """Where the ledger's ``(seq, stored time)`` pairs, in sequence order, go back by more than
+    ``CLOCK_SKEW`` from one event to the next: one line per jump, naming the event and how far back it
+    went (the events after it follow the clock as it then was, and are not named again). Going back by
+    less (a use case whose clock was read before another committed) is not named."""
+    found = []
+    previous: tuple[int, str] | None = None
+    for seq, time in events:
+        if not isinstance(time, str):
+            previous = None  # an edited row: the chain check reports it
+            continue
+        # Stored times compare as text; only a time earlier than the one before is parsed.
+        if previous is not None and time < previous[1]:
+            try:
+                back = parse_time(previous[1]) - parse_time(time)
+            except ValueError:
+                back = timedelta(0)  # not a stored time (an edited row, which the chain check reports)
+            if back > CLOCK_SKEW:
+                found.append(
+                    f"event #{seq} is dated {time}, {_span(back)} before event #{previous[0]} ({previous[1]}): "
+                    "the clock was set back when it was written"
+                )
+        previous = (seq, time)
+    return found
 
 
 def _span(delta: timedelta) -> str:

@@ -370,7 +370,7 @@ class ApprovalService(Service):
         return self._decide_contribution(contribution, "reject", reason)
 
 
-def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
+def check_merge_allowed(ward: Any, uc: UseCase, ds: Any, c: Any) -> None:
     """A merge needs a gate verdict other than block (removals are gated too), no record still
     awaiting review, and the policy's approvals bound to the current content."""
     policy = dataset_policy(ds)
@@ -384,6 +384,8 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
             f"two owners or admins (dataward gate override {ds.name}#{c.number} --reason '...')",
         )
     items = uc.conn.execute(select(quarantine).where(quarantine.c.contribution_id == c.id)).all()
+    # Whether a decision still counts is read from its row (its status, its time): as the ledger signed it.
+    checked_signed_rows(ward, uc.conn, "quarantine", items, doing="merge")
     # Approvals and review decisions count only while the principal and the key they were given with stand.
     standing = read_standing(uc.conn, uc.signer.public_key_b64)
     voided = [v for q in items if (v := voided_decision(uc.conn, standing, q, c.status)) is not None]
@@ -410,7 +412,7 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
         )
 
 
-def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
+def check_promotion_allowed(ward: Any, uc: UseCase, ds: Any, version: Any) -> None:
     """The training stage only changes by a promotion that meets the policy: promoter role, an
     accepted gate verdict and valid approvals on every contribution the version holds (its own, and
     approvals of this version as a whole bound to its manifest digest)."""
@@ -436,10 +438,10 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
     )
     decision.raise_if_denied(PolicyViolation)
     # Review decisions count only while their reviewer and key stand, as approvals do (``check_merge_allowed``).
-    _refuse_voided_accepts(uc.conn, ds, version, standing)
+    _refuse_voided_accepts(ward, uc.conn, ds, version, standing)
 
 
-def _refuse_voided_accepts(conn: Connection, ds: Any, version: Any, standing: Standing) -> None:
+def _refuse_voided_accepts(ward: Any, conn: Connection, ds: Any, version: Any, standing: Standing) -> None:
     """Refuse (``Conflict``) promoting ``version`` while a record it took in was let in by a review decision
     that no longer counts (its reviewer disabled or its key revoked since): as an approval given with such a
     key stops the promotion, so does the accept that let a flagged record past the gate. Rejections are not
@@ -447,11 +449,11 @@ def _refuse_voided_accepts(conn: Connection, ds: Any, version: Any, standing: St
     query = select(quarantine, contributions.c.number, contributions.c.status.label("contribution_status")).join(
         contributions, contributions.c.id == quarantine.c.contribution_id
     )
-    accepted = [
-        q
-        for q in rows_in(conn, query, quarantine.c.contribution_id, json.loads(version.contributions))
-        if q.status == "accepted"
-    ]
+    found = rows_in(conn, query, quarantine.c.contribution_id, json.loads(version.contributions))
+    # Which items were accepted, and whether their decision still counts, as the ledger signed them: a status
+    # or a decision time edited in the catalog alone would otherwise hide a voided accept.
+    checked_signed_rows(ward, conn, "quarantine", found, doing="promote")
+    accepted = [q for q in found if q.status == "accepted"]
     voided: dict[int, list[dict[str, Any]]] = {}
     for q in accepted:
         if (v := voided_decision(conn, standing, q, q.contribution_status)) is not None:

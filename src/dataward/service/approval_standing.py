@@ -65,11 +65,13 @@ def checked_events(
     # read_events matches type prefixes: keep the exact types only.
     events = [e for e in ledger_store.read_events(conn, types=wanted, mentioning=mentioning) if e.type in wanted]
     for event in events:
-        _check(event, verifier, ward_id, consequence)
+        check_event(event, verifier, ward_id, consequence)
     return events
 
 
-def _check(event: Event, verifier: SignatureVerifier, ward_id: str, consequence: str) -> None:
+def check_event(event: Event, verifier: SignatureVerifier, ward_id: str, consequence: str) -> None:
+    """Refuse (``IntegrityViolation``, saying ``consequence``) ``event`` when it does not match its hash, or
+    its signature under ``verifier``'s key for ward ``ward_id``."""
     if event.computed_hash() != event.hash or not verifier.verify(event.signed_message(ward_id), event.sig or ""):
         raise IntegrityViolation(
             f"ledger event #{event.seq} ({event.type}) does not match its hash or signature: {consequence}",
@@ -103,4 +105,4 @@ def voided_decision(
     return {"was": q.status, "by": name or act.approver_id, "at": act.time, "key": key, "why": why}
 
 
-__all__ = ["checked_events", "read_standing", "voided_decision", "with_standing"]
+__all__ = ["check_event", "checked_events", "read_standing", "voided_decision", "with_standing"]

@@ -250,7 +250,7 @@ def test_the_human_whose_bot_made_a_version_cannot_approve_it_after_handing_the_
     version = team["benbot"].merge(ref)["ref"]
     if not old_key:
         admin.transfer_principal("benbot", "cat")
-    with pytest.raises(PolicyViolation, match="'ben' .*made this version"):
+    with pytest.raises(PolicyViolation, match=r"'ben' .*made this version"):
         team["ben"].approve_version(version, reason="mine")
     with pytest.raises(PolicyViolation, match="'cat' owns the service principal that made this version"):
         team["cat"].approve_version(version, reason="mine")

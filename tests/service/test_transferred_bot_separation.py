@@ -229,3 +229,29 @@ def test_a_bot_handed_on_cannot_decide_or_override_for_its_former_owner_with_its
     # A key issued after the hand-over: ben never held it, and cat's bot may decide ben's records.
     fresh = admin.as_key(admin.issue_key("benbot")["key"])
     assert len(fresh.review_decide([], "accept", reason="checked", contribution=flagged["ref"])) == 2
+
+
+@pytest.mark.parametrize("old_key", [False, True], ids=["merged-then-handed-on", "merged-with-its-old-key"])
+def test_the_human_whose_bot_made_a_version_cannot_approve_it_after_handing_the_bot_on(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+    old_key: bool,
+) -> None:
+    """Nobody approves a version their side made (docs/access.md). benbot (ben's) merges sam's contribution,
+    then is handed to cat; or is handed to cat first, and ben merges with the key issued while he owned it.
+    Either way ben's side made the version, and ben may not approve it as a whole."""
+    from tests.service.test_approvals_after_revocation import _submitted
+
+    admin = team["admin"]
+    ref = _submitted(team, tmp_path)
+    team["dan"].approve(ref, reason="checked")
+    if old_key:
+        admin.transfer_principal("benbot", "cat")
+    version = team["benbot"].merge(ref)["ref"]
+    if not old_key:
+        admin.transfer_principal("benbot", "cat")
+    with pytest.raises(PolicyViolation, match=r"'ben' .*made this version"):
+        team["ben"].approve_version(version, reason="mine")
+    with pytest.raises(PolicyViolation, match="'cat' owns the service principal that made this version"):
+        team["cat"].approve_version(version, reason="mine")
+    assert team["ann"].approve_version(version, reason="checked")["decision"] == "approve"

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import Conflict
+from dataward.domain.errors import Conflict, IntegrityViolation
 from dataward.service.ward import Ward
+from tests.security.attacks import sql
+from tests.security.key_team import key_id
 from tests.service.test_approvals_after_revocation import _dan_key, _flagged, _key_ref
 from tests.service.test_block_override import team  # noqa: F401  (the fixture)
 
@@ -35,3 +37,73 @@ def test_records_accepted_with_a_key_revoked_since_hold_back_the_promotion(
     # A reviewer whose key stands decides them again; then the promotion goes through.
     assert len(team["cat"].review_decide([], "accept", reason="checked again", contribution=ref)) == 2
     assert admin.promote(version)["stage"] == "training"
+
+
+def _dan_decisions_edited(admin: Ward, statement: str) -> None:
+    """A catalog writer edits dan's decisions in the review table behind the ward's back."""
+    sql(admin, statement + " WHERE decided_by = (SELECT id FROM principals WHERE name = 'dan') AND status = 'accepted'")
+
+
+def test_a_decided_at_edited_in_the_catalog_does_not_revive_a_voided_decision_at_merge(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The void is found by matching the decision's event with the item's decision time; a catalog writer
+    who moves that time must not make the leaked key's accepts count again."""
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, dan = _dan_key(team)
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    team["cat"].approve(ref, reason="checked")
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    _dan_decisions_edited(admin, "UPDATE quarantine SET decided_at = '2001-01-01T00:00:00+00:00'")
+    with pytest.raises(IntegrityViolation, match=r"quarantine .*disagrees with the signed ledger"):
+        admin.merge(ref)
+    assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["UPDATE quarantine SET decided_at = '2001-01-01T00:00:00+00:00'", "UPDATE quarantine SET status = 'rejected'"],
+)
+def test_a_review_row_edited_in_the_catalog_does_not_revive_a_voided_accept_at_promotion(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+    edit: str,
+) -> None:
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, dan = _dan_key(team)
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    team["cat"].approve(ref, reason="checked")
+    version = admin.merge(ref)["ref"]
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    _dan_decisions_edited(admin, edit)
+    with pytest.raises(IntegrityViolation, match=r"quarantine .*disagrees with the signed ledger"):
+        admin.promote(version)
+    assert [v["stage"] for v in admin.versions("wine")][-1] != "training"
+
+
+def test_review_events_retyped_after_the_ward_read_them_do_not_revive_a_voided_decision(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A long-lived process (a server) checks the ledger's chain once, then only newer events: a catalog
+    writer who retypes the leaked key's review events afterwards must not take its decisions out of what
+    the merge finds void (they were read by their type)."""
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, dan = _dan_key(team)
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    team["cat"].approve(ref, reason="checked")
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    with pytest.raises(Conflict, match="decision no longer counts"):
+        admin.merge(ref)
+    sql(
+        admin,
+        "UPDATE ledger_events SET type = 'review.noted' WHERE type = 'review.accepted' AND actor_key = ?",
+        key_id(dan),
+    )
+    with pytest.raises(Conflict, match="decision no longer counts"):
+        admin.merge(ref)
+    assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]

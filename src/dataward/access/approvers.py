@@ -9,7 +9,7 @@ missing was the name of someone who *can* approve.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from dataward.access.authorize import Grant, Principal, roles_on
 from dataward.access.policy import (
@@ -31,6 +31,8 @@ def version_approvers(
     made_by: str | None,
     made_by_owner: str | None,
     exclude: Iterable[str] = (),
+    made_by_current_owner: str | None = None,
+    made_by_earlier: Collection[str] = (),
 ) -> list[str]:
     """Names of the active principals who may approve the version (``check_version_approval``) on
     ``scope``, sorted; those in ``exclude`` (ids: the caller, approvers already counted) left out."""
@@ -41,7 +43,16 @@ def version_approvers(
         if p.id in left_out or not p.is_active:
             continue
         held = roles_on(p.id, grants, scope)
-        decision = check_version_approval(policy, p, contributions, held, made_by=made_by, made_by_owner=made_by_owner)
+        decision = check_version_approval(
+            policy,
+            p,
+            contributions,
+            held,
+            made_by=made_by,
+            made_by_owner=made_by_owner,
+            made_by_current_owner=made_by_current_owner,
+            made_by_earlier=made_by_earlier,
+        )
         if decision.allowed:
             names.append(p.name)
     return sorted(names)

@@ -582,13 +582,17 @@ def check_version_approval(
     made_by: str | None = None,
     made_by_owner: str | None = None,
     acting_owners: Collection[str] = (),
+    made_by_current_owner: str | None = None,
+    made_by_earlier: Collection[str] = (),
 ) -> Decision:
     """May ``approver`` approve a version holding ``contributions`` as a whole?
 
     As :func:`check_approval` for each contribution the version holds: with separation of duties on,
     nobody approves a version holding their own contribution, their bot's, or (as a bot) one its own
     human is accountable for; every such contribution is named. Nor the version they made (merged):
-    ``made_by``, whose accountable owner is ``made_by_owner`` when a service principal made it.
+    ``made_by``, whose accountable owner is ``made_by_owner`` when a service principal made it (its owner
+    then), ``made_by_current_owner`` its owner now when it was handed on since, and ``made_by_earlier`` its
+    owners while the key it made the version with was live (:func:`separation_problem`).
     """
     base = {"action": "contribution.approve", "principal_id": approver.id}
     if not approver.is_active:
@@ -597,7 +601,14 @@ def check_version_approval(
     problems: list[str] = []
     if policy.separation_of_duties and made_by is not None:
         own = separation_problem(
-            approver, made_by, made_by_owner, work="this version", made="made", acting_owners=acting_owners
+            approver,
+            made_by,
+            made_by_owner,
+            work="this version",
+            made="made",
+            current_owner_id=made_by_current_owner,
+            earlier_owners=made_by_earlier,
+            acting_owners=acting_owners,
         )
         if own is not None:
             problems.append(own)
@@ -642,6 +653,8 @@ def approvals_status(
     version_made_by_owner: str | None = None,
     submitter_current_owner_id: str | None = None,
     submitter_earlier_owners: Collection[str] = (),
+    version_made_by_current_owner: str | None = None,
+    version_made_by_earlier: Collection[str] = (),
 ) -> ApprovalStatus:
     """Count the approvals that hold for the contribution's *current* ``content_hash``.
 
@@ -657,7 +670,8 @@ def approvals_status(
     ``version_approvals`` are approvals of the version holding the contribution: each counts for it
     as one more approval when it was given for ``version_hash`` (the manifest digest of the version
     being promoted), under the same rules; one given for another version is stale, and one by the
-    side that made the version (``version_made_by`` and its owner) is conflicted.
+    side that made the version (``version_made_by``, its owner then and now, and its owners while the key
+    it made the version with was live) is conflicted.
     """
     counted: list[Approval] = []
     voided: list[Approval] = []
@@ -691,7 +705,14 @@ def approvals_status(
             or (
                 approval.on == "version"
                 and version_made_by is not None
-                and _conflicts(approval.approver_id, version_made_by, version_made_by_owner, principals)
+                and _conflicts(
+                    approval.approver_id,
+                    version_made_by,
+                    version_made_by_owner,
+                    principals,
+                    version_made_by_current_owner,
+                    version_made_by_earlier,
+                )
             )
         ):
             conflicted.append(approval)
@@ -787,6 +808,10 @@ class PromotionFacts:
     version_made_by: str | None = None
     """Who made (merged) the version, and its accountable owner: their approvals of it never count."""
     version_made_by_owner: str | None = None
+    version_made_by_current_owner: str | None = None
+    """The maker's owner now, when it was handed on since the version was made."""
+    version_made_by_earlier: frozenset[str] = frozenset()
+    """The maker's owners while the key it made the version with was live, besides the two above."""
 
 
 def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
@@ -827,6 +852,8 @@ def can_promote(policy: DatasetPolicy, facts: PromotionFacts) -> Decision:
                 version_approvals=facts.version_approvals,
                 version_made_by=facts.version_made_by,
                 version_made_by_owner=facts.version_made_by_owner,
+                version_made_by_current_owner=facts.version_made_by_current_owner,
+                version_made_by_earlier=facts.version_made_by_earlier,
                 submitter_current_owner_id=c.submitter_current_owner_id,
                 submitter_earlier_owners=c.submitter_earlier_owners,
             )

@@ -19,8 +19,8 @@ from dataward.access.policy import Approval
 from dataward.access.standing import (
     APPROVAL_TYPES,
     MODEL_APPROVAL_TYPE,
-    REVIEW_TYPES,
     STOP_TYPES,
+    ApprovalAct,
     Standing,
     standing_from,
 )
@@ -34,18 +34,28 @@ from dataward.ledger.signing import SignatureVerifier
 def read_standing(conn: Connection, public_key_b64: str) -> Standing:
     """The ledger's approvals, review decisions, revocations and disablings (``dataward.access.standing``), every event
     read checked: its hash over its body, and its signature under ``public_key_b64``; with the keys and
-    principals the ward's list of removals holds taken away (a catalog restored from before them)."""
+    principals the ward's list of removals holds taken away (a catalog restored from before them).
+
+    Review decisions come from the signed ledger's state the guard folds once per process
+    (``guard.signed_review_decisions``: the chain checked, then only newer events), not from the review
+    events read again: a ward holds one per flagged record, and reading and checking them all made every
+    approval, merge and promotion cost seconds on a ward of 10,000 decisions."""
+    from dataward.service.guard import signed_review_decisions
     from dataward.service.removal_list import listed_removals
 
     standing = standing_from(
         checked_events(
             conn,
             public_key_b64,
-            (*APPROVAL_TYPES, MODEL_APPROVAL_TYPE, *REVIEW_TYPES, *STOP_TYPES),
+            (*APPROVAL_TYPES, MODEL_APPROVAL_TYPE, *STOP_TYPES),
             consequence="the approvals it bears on cannot be counted",
         )
     )
-    return standing.with_listed(listed_removals(conn))
+    decided = signed_review_decisions(conn, public_key_b64, ledger_store.ward_id(conn))
+    decisions = {
+        item: ApprovalAct(d.seq, d.status, item, d.contribution, d.by, d.key, "", d.time) for item, d in decided.items()
+    }
+    return dataclasses.replace(standing, decisions=decisions).with_listed(listed_removals(conn))
 
 
 def checked_events(
@@ -65,11 +75,13 @@ def checked_events(
     # read_events matches type prefixes: keep the exact types only.
     events = [e for e in ledger_store.read_events(conn, types=wanted, mentioning=mentioning) if e.type in wanted]
     for event in events:
-        _check(event, verifier, ward_id, consequence)
+        check_event(event, verifier, ward_id, consequence)
     return events
 
 
-def _check(event: Event, verifier: SignatureVerifier, ward_id: str, consequence: str) -> None:
+def check_event(event: Event, verifier: SignatureVerifier, ward_id: str, consequence: str) -> None:
+    """Refuse (``IntegrityViolation``, saying ``consequence``) ``event`` when it does not match its hash, or
+    its signature under ``verifier``'s key for ward ``ward_id``."""
     if event.computed_hash() != event.hash or not verifier.verify(event.signed_message(ward_id), event.sig or ""):
         raise IntegrityViolation(
             f"ledger event #{event.seq} ({event.type}) does not match its hash or signature: {consequence}",
@@ -103,4 +115,4 @@ def voided_decision(
     return {"was": q.status, "by": name or act.approver_id, "at": act.time, "key": key, "why": why}
 
 
-__all__ = ["checked_events", "read_standing", "voided_decision", "with_standing"]
+__all__ = ["check_event", "checked_events", "read_standing", "voided_decision", "with_standing"]

@@ -31,7 +31,12 @@ from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, voided_decision, with_standing
-from dataward.service.bot_owners import acting_earlier_owners, read_owner_history, submitter_earlier_owners
+from dataward.service.bot_owners import (
+    acting_earlier_owners,
+    maker_earlier_owners,
+    read_owner_history,
+    submitter_earlier_owners,
+)
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
 from dataward.service.guard import checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
@@ -109,10 +114,38 @@ def _contribution_facts(
     return facts
 
 
-def _maker(conn: Connection, version: Any) -> tuple[str, str | None]:
-    """Who made (merged) a version, and that principal's accountable owner when it is a bot."""
-    owner = conn.execute(select(principals.c.owner_id).where(principals.c.id == version.created_by)).scalar()
-    return version.created_by, owner
+@dataclasses.dataclass(frozen=True)
+class _Maker:
+    """Who made (merged) a version, and the humans who answer for it when a bot made it: its owner then,
+    its owner now when it was handed on since, and its owners while the key it made the version with was
+    live (``maker_earlier_owners``). Nobody of that side approves the version as a whole."""
+
+    id: str
+    owner: str | None
+    current_owner: str | None
+    earlier: frozenset[str]
+
+    def approving(self) -> dict[str, Any]:
+        """As ``check_version_approval`` and ``version_approvers`` take it."""
+        return {
+            "made_by": self.id,
+            "made_by_owner": self.owner,
+            "made_by_current_owner": self.current_owner,
+            "made_by_earlier": self.earlier,
+        }
+
+    def counting(self) -> dict[str, Any]:
+        """As ``approvals_status`` and ``PromotionFacts`` take it."""
+        return {f"version_{k}": v for k, v in self.approving().items()}
+
+
+def _maker(conn: Connection, public_key_b64: str, version: Any, history: OwnerHistory) -> _Maker:
+    """Who made ``version`` and the humans who answer for it (:class:`_Maker`), from the signed ledger's
+    hand-overs: a bot handed on since must not let the human whose side made the version approve it."""
+    now = conn.execute(select(principals.c.owner_id).where(principals.c.id == version.created_by)).scalar()
+    then = history.owner_at(version.created_by, version.created_at) or now
+    earlier = maker_earlier_owners(conn, public_key_b64, history, version) - {then, now}
+    return _Maker(version.created_by, then, now if now != then else None, frozenset(earlier))
 
 
 def submitter_owner(c: Any) -> str | None:
@@ -262,7 +295,7 @@ class ApprovalService(Service):
             standing = read_standing(uc.conn, uc.signer.public_key_b64)
             history = _history(uc)
             facts = _contribution_facts(uc.conn, ds, ver, standing, history)
-            maker, maker_owner = _maker(uc.conn, ver)
+            maker = _maker(uc.conn, uc.signer.public_key_b64, ver, history)
             everyone = _principals(uc.conn)
             every_grant = auth.load_grants(uc.conn)
             scope = Scope.dataset(name)
@@ -271,15 +304,12 @@ class ApprovalService(Service):
                 uc.caller.principal,
                 facts,
                 held,
-                made_by=maker,
-                made_by_owner=maker_owner,
                 acting_owners=acting_earlier_owners(history, uc.caller),
+                **maker.approving(),
             )
             if not decision.allowed and decision.problems:
                 # Separation of duties: name who may approve instead, and what the caller may approve.
-                who = version_approvers(
-                    policy, everyone.values(), every_grant, scope, facts, made_by=maker, made_by_owner=maker_owner
-                )
+                who = version_approvers(policy, everyone.values(), every_grant, scope, facts, **maker.approving())
                 mine = approvable_one_by_one(policy, uc.caller.principal, every_grant, scope, facts)
                 hint = f"{who_text(who)} may approve {name}@v{ver.number} (dataward approve {name}@v{ver.number})"
                 if mine:
@@ -321,10 +351,9 @@ class ApprovalService(Service):
                     principals=_principals(uc.conn),
                     version_hash=ver.manifest_object,
                     version_approvals=counted,
-                    version_made_by=maker,
-                    version_made_by_owner=maker_owner,
                     submitter_current_owner_id=c.submitter_current_owner_id,
                     submitter_earlier_owners=c.submitter_earlier_owners,
+                    **maker.counting(),
                 )
                 for c in facts
             ]
@@ -341,9 +370,8 @@ class ApprovalService(Service):
                     every_grant,
                     scope,
                     facts,
-                    made_by=maker,
-                    made_by_owner=maker_owner,
                     exclude={uc.caller.principal_id, *set.intersection(*counted)},
+                    **maker.approving(),
                 )
                 short.append(f"the version may still be approved by {who_text(who)}")
                 for c, s in zip(facts, statuses, strict=True):
@@ -370,7 +398,7 @@ class ApprovalService(Service):
         return self._decide_contribution(contribution, "reject", reason)
 
 
-def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
+def check_merge_allowed(ward: Any, uc: UseCase, ds: Any, c: Any) -> None:
     """A merge needs a gate verdict other than block (removals are gated too), no record still
     awaiting review, and the policy's approvals bound to the current content."""
     policy = dataset_policy(ds)
@@ -384,6 +412,8 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
             f"two owners or admins (dataward gate override {ds.name}#{c.number} --reason '...')",
         )
     items = uc.conn.execute(select(quarantine).where(quarantine.c.contribution_id == c.id)).all()
+    # Whether a decision still counts is read from its row (its status, its time): as the ledger signed it.
+    checked_signed_rows(ward, uc.conn, "quarantine", items, doing="merge")
     # Approvals and review decisions count only while the principal and the key they were given with stand.
     standing = read_standing(uc.conn, uc.signer.public_key_b64)
     voided = [v for q in items if (v := voided_decision(uc.conn, standing, q, c.status)) is not None]
@@ -410,15 +440,16 @@ def check_merge_allowed(uc: UseCase, ds: Any, c: Any) -> None:
         )
 
 
-def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
+def check_promotion_allowed(ward: Any, uc: UseCase, ds: Any, version: Any) -> None:
     """The training stage only changes by a promotion that meets the policy: promoter role, an
     accepted gate verdict and valid approvals on every contribution the version holds (its own, and
     approvals of this version as a whole bound to its manifest digest)."""
     policy = dataset_policy(ds)
     # Approvals count only while their approver and the key they were given with stand (the ledger says).
     standing = read_standing(uc.conn, uc.signer.public_key_b64)
-    facts = _contribution_facts(uc.conn, ds, version, standing, _history(uc))
-    maker, maker_owner = _maker(uc.conn, version)
+    history = _history(uc)
+    facts = _contribution_facts(uc.conn, ds, version, standing, history)
+    maker = _maker(uc.conn, uc.signer.public_key_b64, version, history)
     decision = can_promote(
         policy,
         PromotionFacts(
@@ -430,16 +461,15 @@ def check_promotion_allowed(uc: UseCase, ds: Any, version: Any) -> None:
             _principals(uc.conn),
             version_hash=version.manifest_object,
             version_approvals=tuple(_version_approvals_of(uc.conn, version.id, standing)),
-            version_made_by=maker,
-            version_made_by_owner=maker_owner,
+            **maker.counting(),
         ),
     )
     decision.raise_if_denied(PolicyViolation)
     # Review decisions count only while their reviewer and key stand, as approvals do (``check_merge_allowed``).
-    _refuse_voided_accepts(uc.conn, ds, version, standing)
+    _refuse_voided_accepts(ward, uc.conn, ds, version, standing)
 
 
-def _refuse_voided_accepts(conn: Connection, ds: Any, version: Any, standing: Standing) -> None:
+def _refuse_voided_accepts(ward: Any, conn: Connection, ds: Any, version: Any, standing: Standing) -> None:
     """Refuse (``Conflict``) promoting ``version`` while a record it took in was let in by a review decision
     that no longer counts (its reviewer disabled or its key revoked since): as an approval given with such a
     key stops the promotion, so does the accept that let a flagged record past the gate. Rejections are not
@@ -447,11 +477,11 @@ def _refuse_voided_accepts(conn: Connection, ds: Any, version: Any, standing: St
     query = select(quarantine, contributions.c.number, contributions.c.status.label("contribution_status")).join(
         contributions, contributions.c.id == quarantine.c.contribution_id
     )
-    accepted = [
-        q
-        for q in rows_in(conn, query, quarantine.c.contribution_id, json.loads(version.contributions))
-        if q.status == "accepted"
-    ]
+    found = rows_in(conn, query, quarantine.c.contribution_id, json.loads(version.contributions))
+    # Which items were accepted, and whether their decision still counts, as the ledger signed them: a status
+    # or a decision time edited in the catalog alone would otherwise hide a voided accept.
+    checked_signed_rows(ward, conn, "quarantine", found, doing="promote")
+    accepted = [q for q in found if q.status == "accepted"]
     voided: dict[int, list[dict[str, Any]]] = {}
     for q in accepted:
         if (v := voided_decision(conn, standing, q, q.contribution_status)) is not None:

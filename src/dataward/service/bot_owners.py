@@ -18,14 +18,15 @@ Otherwise the answer is ``IntegrityViolation``, not a shorter side.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection
 
 from dataward.access.sides import OWNERSHIP_TYPES, OwnerHistory, owner_history
 from dataward.catalog import ledger_store
 from dataward.domain.errors import IntegrityViolation
-from dataward.service.approval_standing import checked_events
+from dataward.ledger.signing import SignatureVerifier
+from dataward.service.approval_standing import check_event, checked_events
 from dataward.service.signed_identity import signed_identity
 
 _CONSEQUENCE = "the side a bot acted for is unknown"
@@ -65,7 +66,7 @@ def _check_complete(tables: Any, created: dict[str, Any], history: OwnerHistory)
 _MISSING = object()
 
 
-def _refuse(what: str) -> None:
+def _refuse(what: str) -> NoReturn:
     raise IntegrityViolation(
         f"{what}: events were deleted or altered, and {_CONSEQUENCE}",
         hint="run `dataward verify` to see everything that was altered; restore the catalog from a backup",
@@ -91,4 +92,31 @@ def acting_earlier_owners(history: OwnerHistory, caller: Any) -> frozenset[str]:
     return history.owners_while(principal.id, caller.key.id, "9999") - {principal.owner_id}
 
 
-__all__ = ["acting_earlier_owners", "read_owner_history", "submitter_earlier_owners"]
+_MAKING = ("contribution.merged", "contribution.quarantined", "records.contained")
+"""The events that make a version (a merge; a quarantine's or a containment's rollback version)."""
+
+
+def maker_earlier_owners(conn: Connection, public_key_b64: str, history: OwnerHistory, version: Any) -> frozenset[str]:
+    """The humans who owned the bot that made ``version`` (a ``versions`` row) while the key it made it
+    with was live, up to the making: empty for a human maker, or a bot never handed on. The key is the
+    actor key of the signed event that inserted the version's row (the row does not name it); none found
+    is refused (``IntegrityViolation``), not read as no key."""
+    if version.created_by not in history.moves:
+        return frozenset()
+    verifier = SignatureVerifier(public_key_b64)
+    ward_id = ledger_store.ward_id(conn)
+    for event in ledger_store.read_events(conn, types=_MAKING, mentioning=[version.dataset_id]):
+        if event.type not in _MAKING or event.time != version.created_at:
+            continue
+        if any(
+            c.table == "versions" and c.op == "insert" and c.key.get("id") == version.id
+            for c in ledger_store.event_changes(event)
+        ):
+            check_event(event, verifier, ward_id, _CONSEQUENCE)
+            if event.actor.get("principal") != version.created_by:
+                break
+            return history.owners_while(version.created_by, event.actor.get("key"), version.created_at)
+    _refuse(f"the ledger holds no event making version {version.id} by its maker")
+
+
+__all__ = ["acting_earlier_owners", "maker_earlier_owners", "read_owner_history", "submitter_earlier_owners"]

@@ -115,6 +115,20 @@ class _ReviewItem:
     rejected_with_contribution: bool = False
     """Closed by a ``contribution.rejected`` event: the whole batch was judged, and its flagged records
     with it (they bar same-side copies, see :func:`_unvouched_suspects`)."""
+    decision: ReviewDecision | None = None
+    """The latest review decision (``review.accepted`` or ``review.rejected`` event) that set its status."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewDecision:
+    """A review decision as its signed event made it: the event, its time, who decided, with which key."""
+
+    seq: int
+    time: str
+    status: str
+    contribution: str
+    by: str
+    key: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,11 +204,18 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
                 elif item_id in review and "status" in values:
                     rejected = values["status"] == "rejected" and event.type == "review.rejected"
                     unit = values["status"] == "rejected" and event.type == "contribution.rejected"
+                    decision = review[item_id].decision
+                    if event.type in ("review.accepted", "review.rejected"):
+                        actor = event.actor
+                        by, key = str(actor.get("principal")), actor.get("key")
+                        status, contribution = str(values["status"]), review[item_id].contribution
+                        decision = ReviewDecision(event.seq, event.time, status, contribution, by, key)
                     review[item_id] = dataclasses.replace(
                         review[item_id],
                         status=str(values["status"]),
                         rejected_in_review=review[item_id].rejected_in_review or rejected,
                         rejected_with_contribution=review[item_id].rejected_with_contribution or unit,
+                        decision=decision,
                     )
     last = events[-1]
     return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review)
@@ -587,6 +608,14 @@ def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dic
     would let a held record be vouched for, and a rejection whose type was edited would stop barring
     its record."""
     return _signed(conn, public_key, ward_id).review
+
+
+def signed_review_decisions(conn: Connection, public_key: str, ward_id: str) -> dict[str, ReviewDecision]:
+    """Each review item's latest review decision, by item id, from the signed ledger's state folded once per
+    process (:func:`_signed`): what tells a decision given with a key revoked since, without re-reading and
+    re-checking every review event of the ward on each merge, approval or promotion (a busy ward holds one
+    per flagged record), and which an event retyped or edited after it was folded does not change."""
+    return {item: r.decision for item, r in _signed(conn, public_key, ward_id).review.items() if r.decision}
 
 
 def signed_review_items(ward: Any, conn: Connection) -> list[_ReviewItem]:

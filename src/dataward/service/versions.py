@@ -124,7 +124,7 @@ class VersionService(Service):
             if c.status not in MERGEABLE:
                 raise Conflict(f"contribution {ds_name}#{c.number} is {c.status} and cannot be merged")
             if ds.role == "dataset":
-                check_merge_allowed(uc, ds, c)
+                check_merge_allowed(self, uc, ds, c)
             latest = rows.latest_version(uc.conn, ds.id)
             if (latest.id if latest else None) != parent_id or held_basis(self, uc.conn, ds.id, c.id) != basis:
                 raise Stale(
@@ -359,7 +359,7 @@ class VersionService(Service):
             # The very version checked above, even when `latest` now names another one.
             ds, ver = self._promotable(uc.conn, name, version if checked is None else checked[0], stage)
             if checked is not None:
-                check_promotion_allowed(uc, ds, ver)
+                check_promotion_allowed(self, uc, ds, ver)
                 if _promotion_basis(uc.conn, ds, ver) != checked[1]:
                     raise Stale(
                         f"{name}@v{ver.number} or what review decided about its records changed while its "

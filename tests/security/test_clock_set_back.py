@@ -109,3 +109,55 @@ def test_the_jumps_named_are_those_over_an_hour_and_an_edited_time_is_left_to_th
     events = [(1, at(10)), (2, at(9, 30)), (3, at(12)), (4, at(10, 59)), (5, at(11)), (6, 42), (7, at(1)), (8, "x")]
     found = times_set_back(events)
     assert len(found) == 1 and found[0].startswith("event #4 is dated") and "1.0 hours before event #3" in found[0]
+
+
+def _edit_newest_time(ward: Ward, value: object) -> int:
+    """Set the newest ledger event's stored time to ``value`` in the catalog (a catalog writer's edit)."""
+    from sqlalchemy import text
+
+    with ward.db.engine.begin() as conn:
+        seq = conn.execute(text("SELECT max(seq) FROM ledger_events")).scalar_one()
+        conn.execute(text("UPDATE ledger_events SET time = :t WHERE seq = :s"), {"t": value, "s": seq})
+    return int(seq)
+
+
+EDITED_TIMES = {
+    "far future": "2099-01-01T00:00:00.000000Z",
+    "not a time": "not a time",
+    "bytes": b"\x00",
+}
+
+
+@pytest.mark.parametrize("edited", EDITED_TIMES.values(), ids=EDITED_TIMES.keys())
+def test_a_newest_event_whose_time_was_edited_is_refused_as_an_edit_not_a_clock_set_back(
+    team: dict[str, Ward], edited: object
+) -> None:
+    """A catalog writer moves the newest event's time: nobody's clock was set back, and no command (verify
+    included) fails on it with a traceback. Each is refused naming the edited event; verify reports it
+    altered and does not tell anyone to set a clock right."""
+    from dataward.domain.errors import IntegrityViolation
+
+    seq = _edit_newest_time(team["admin"], edited)
+    for ward in (team["admin"], team["alice"]):
+        with pytest.raises(IntegrityViolation, match=rf"newest event #{seq}\b") as refused:
+            ward.versions("wine")
+        assert "verify" in (refused.value.hint or "")
+    report = team["admin"].verify()
+    assert not report.ok
+    assert any(p.kind == "altered" and p.event == seq for p in report.problems), report.problems
+    assert not any("set right" in w or "set back" in w for w in report.warnings), report.warnings
+
+
+def test_the_command_line_names_an_edited_newest_event_time_with_exit_7(tmp_path: Path) -> None:
+    ward, _ = Ward.init(tmp_path / "ward")
+    _edit_newest_time(ward, "not a time")
+    ward.db.dispose()
+    for command in ("datasets", "verify"):
+        done = subprocess.run(
+            [sys.executable, "-m", "dataward", "--ward", str(tmp_path / "ward"), command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 7, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from dataward.domain.errors import AccessDenied, DatawardError, InputError, IntegrityViolation
+from dataward.domain.errors import AccessDenied, ClockBehind, DatawardError, InputError, IntegrityViolation
 from dataward.domain.limits import InputLimits, check_free_text
 from dataward.ledger.checkpoint import Checkpoint
 from dataward.ledger.signing import parse_public_key
@@ -640,9 +640,10 @@ def build_router(state: ServerState) -> APIRouter:
         w = ward(request)
         try:
             return doc(state.jobs.get(job_id, principal_id(w)).public())
-        except IntegrityViolation:
-            # The ledger went backwards or does not verify: every use case is refused but verify. Its
-            # starter may still read a verify job (and nothing else) to see the diagnosis.
+        except (IntegrityViolation, ClockBehind):
+            # The ledger went backwards or does not verify, or the clock reads behind it: every use case
+            # is refused but verify. Its starter may still read a verify job (and nothing else) to see the
+            # diagnosis.
             job = state.jobs.get(job_id, state.verifier(request))
             if job.kind != "verify":
                 raise

@@ -237,9 +237,6 @@ class AuditService(Service):
                 "fingerprint": key_fingerprint(trusted),
             }
             self._verify_key(uc.conn, first, report, pinned=public_key)
-            # Not refused here (verify is how a ward with a wrong clock is looked at), but said.
-            if rows and (behind := clock_behind(rows[-1][3], uc.now)) is not None:
-                report.warnings.append(f"{behind}; every other command is refused until it is set right")
             report.warnings += times_set_back((stored_int(row[0]), row[3]) for row in rows)
             verifier = SignatureVerifier(trusted)
             every = 1 if all_signatures else SIGNATURE_SPACING
@@ -252,6 +249,12 @@ class AuditService(Service):
             )
             for p in chain:
                 report.problems.append(Problem("ledger", p.kind, f"event #{p.seq}", p.detail, p.seq))
+            # Not refused here (verify is how a ward with a wrong clock is looked at), but said; a newest
+            # event the chain check found altered is that problem, not a clock to set right.
+            newest = stored_int(rows[-1][0]) if rows else 0
+            behind = clock_behind(rows[-1][3], uc.now) if rows else None
+            if behind is not None and not any(p.seq == newest for p in chain):
+                report.warnings.append(f"{behind}; every other command is refused until it is set right")
             report.checked["events"] = len(rows)
             report.checked["signatures"] = len(rows) if chain else signatures_checked(len(rows), every)
             report.anchor["signatures"] = (

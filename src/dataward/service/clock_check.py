@@ -13,23 +13,31 @@ before a concurrent one committed: both are seconds, not an hour.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from dataward.domain.errors import ClockBehind
-from dataward.ledger.events import format_time, parse_time
+from dataward.domain.errors import ClockBehind, IntegrityViolation
+from dataward.ledger.events import format_time, parse_time, stored_int
 
 CLOCK_SKEW = timedelta(hours=1)
 """How far the clock may read behind the newest ledger event before a use case is refused."""
 
 
+def stored_time(value: Any) -> datetime | None:
+    """A stored event time as a moment; None for anything a catalog edit left instead of one."""
+    try:
+        return parse_time(value)
+    except (ValueError, TypeError):
+        return None
+
+
 def clock_behind(head_time: str | None, now: datetime) -> str | None:
     """Why ``now`` cannot be trusted beside a ledger whose newest event is dated ``head_time`` (a stored
-    time), or None."""
-    if not head_time:
-        return None
-    newest = parse_time(head_time)
-    if newest - now <= CLOCK_SKEW:
+    time), or None (also when ``head_time`` is not a stored time: an edited row, which the chain check
+    reports)."""
+    newest = stored_time(head_time) if head_time else None
+    if newest is None or newest - now <= CLOCK_SKEW:
         return None
     return (
         f"the clock reads {format_time(now)}, {_span(newest - now)} before the ledger's newest event "
@@ -37,9 +45,23 @@ def clock_behind(head_time: str | None, now: datetime) -> str | None:
     )
 
 
-def refuse_clock_behind(head_time: str | None, now: datetime) -> None:
-    """Raise ``ClockBehind`` when ``clock_behind`` names a problem."""
+def refuse_clock_behind(head_seq: Any, head_time: Any, now: datetime, sealed: Callable[[], bool]) -> None:
+    """Raise ``ClockBehind`` when ``clock_behind`` names a problem. The newest event's time decides, so
+    before anyone is told to set a clock right, ``sealed()`` (is event ``head_seq`` as the ward signed
+    it?) is asked: a time a catalog writer moved into the future, or left as no time at all, is refused
+    as the edit it is (``IntegrityViolation``), not as a clock set back. Only a refusal pays for it."""
+    if not head_time:
+        return
     problem = clock_behind(head_time, now)
+    if problem is None and stored_time(head_time) is not None:
+        return
+    if not sealed():
+        raise IntegrityViolation(
+            f"the ledger's newest event #{head_seq} is not as the ward signed it (its time reads "
+            f"{head_time!r}): it was edited in the catalog, so the clock cannot be checked against it",
+            hint="run `dataward verify` to see everything that was altered; restore the catalog from a backup",
+            event=stored_int(head_seq),
+        )
     if problem is not None:
         raise ClockBehind(
             problem,

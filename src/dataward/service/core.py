@@ -33,8 +33,8 @@ from dataward.catalog.database import CatalogDatabase, LazyRead
 from dataward.catalog.projection import RowChange, update_row
 from dataward.catalog.tables import quarantine
 from dataward.domain.errors import AccessDenied, AuthenticationError, Busy, Conflict, NotFound
-from dataward.ledger.events import Actor, Event, format_time, utc_now
-from dataward.ledger.signing import WardSigner
+from dataward.ledger.events import Actor, Event, decode_stored, format_time, stored_int, utc_now
+from dataward.ledger.signing import SignatureVerifier, WardSigner
 from dataward.service import auth, concealment, refusals, signed_identity
 from dataward.service.clock_check import refuse_clock_behind
 from dataward.service.dataset_keys import check_key_fits_dataset
@@ -318,7 +318,22 @@ class WardContext:
             self.mark.check(floor, probe.head_seq, probe.head, probe.at_mark)
         else:
             self.mark.enforce(floor, probe.head_seq, probe.head, probe.at_mark)
-            refuse_clock_behind(probe.head_time, now)
+            refuse_clock_behind(probe.head_seq, probe.head_time, now, lambda: self._sealed(probe.head_seq))
+
+    def _sealed(self, seq: Any) -> bool:
+        """Whether ledger event ``seq`` is as the ward signed it (its hash over its stored columns, and its
+        signature): asked only before a request is refused on that event's time."""
+        with self.db.reading() as conn:
+            row = next(iter(ledger_store.read_stored(conn, since=stored_int(seq))), None)
+        if row is None or stored_int(row[0]) != stored_int(seq):
+            return False
+        event = decode_stored(row)
+        try:
+            digest = event.computed_hash()
+        except (ValueError, TypeError, RecursionError):
+            return False
+        verifier = SignatureVerifier(self.signer.public_key_b64)
+        return digest == event.hash and verifier.verify(event.signed_message(self.ward_id), event.sig or "")
 
     def _check_head(self, conn: Connection, floor: Seen | None, action: Action, now: datetime) -> None:
         """``check_head`` on the ledger as ``conn`` sees it (the transaction's first statement)."""

@@ -226,6 +226,29 @@ def test_access_review_shows_each_recent_change_of_the_clean_validation_set(
     assert "30 records, its first version" in both[0]["detail"]
 
 
+def test_access_review_says_a_rollback_of_the_clean_validation_set_merged_nothing(
+    team: dict[str, Ward], tmp_path: Path
+) -> None:
+    """A quarantine's rollback version of the validation set is a change like any other, but nobody merged
+    it: the row says who made it and that it merged no contribution, and its diff is against its parent."""
+    label, specs = wine_schema_specs()
+    admin = team["admin"]
+    admin.create_dataset("wine-validation", Schema.parse(label, specs), validation_for="wine")
+    for n, (lo, hi) in enumerate(((0, 30), (30, 40))):
+        c = admin.contribute("wine-validation", write_csv(tmp_path / f"v{n}.csv", wine_rows(lo, hi)), source="s")
+        admin.merge(c["ref"])
+    admin.quarantine_contribution(c["ref"], reason="poisoned validation rows")
+
+    rows = [r for r in admin.access_review(recent_days=30) if r["kind"] == "validation_changed"]
+    assert [r["detail"].split(" since ")[0][-2:] for r in rows] == ["v1", "v2", "v3"]
+    rollback = rows[2]
+    assert "30 records, 40 before" in rollback["detail"]
+    assert "merged by" not in rollback["detail"], rollback["detail"]
+    assert "made by admin, merging no contribution" in rollback["detail"]
+    assert "dataward diff wine-validation@v2 v3" in rollback["action"]
+    assert "merged by admin from contributions of admin" in rows[1]["detail"]
+
+
 def test_key_scopes_only_narrow(team: dict[str, Ward], tmp_path: Path) -> None:
     _contribute(team["scraper"], tmp_path)
     team["admin"].grant("bob", "contributor", "dataset:other")

@@ -119,6 +119,10 @@ class ValidationChange:
     """None for the set's first version."""
     submitters: tuple[str, ...] = ()
     """Ids of the principals whose contributions it merged."""
+    previous_version: int | None = None
+    """The number of the version it was made from (None for the set's first version)."""
+    merged: bool = True
+    """False for a version that merged no contribution: a quarantine's or a containment's rollback."""
 
 
 def _date(value: datetime) -> str:
@@ -433,9 +437,15 @@ def _validation_findings(changes: Iterable[ValidationChange], by_id, owner_name,
             else f"{change.records} records, its first version"
         )
         diff = (
-            f"dataward diff {change.validation_set}@v{change.version - 1} v{change.version}"
-            if change.previous_records is not None
+            f"dataward diff {change.validation_set}@v{change.previous_version} v{change.version}"
+            if change.previous_version is not None
             else f"dataward export {change.validation_set}@v{change.version}"
+        )
+        # A rollback version (records held back by a quarantine or a containment) merged nothing.
+        made = (
+            f"merged by {maker_name}" + (f" from contributions of {', '.join(submitters)}" if submitters else "")
+            if change.merged
+            else f"made by {maker_name}, merging no contribution (a quarantine's or a containment's rollback)"
         )
         yield ReviewFinding(
             FindingKind.VALIDATION_CHANGED,
@@ -446,9 +456,8 @@ def _validation_findings(changes: Iterable[ValidationChange], by_id, owner_name,
             dataset=change.guards,
             at=change.at.isoformat(),
             detail=f"clean validation set {change.validation_set} of {change.guards} is at v{change.version} since "
-            f"{_date(change.at)} ({size}; merged by {maker_name}"
-            + (f" from contributions of {', '.join(submitters)}" if submitters else "")
-            + f"); the gates of {change.guards} judge every later contribution by it, and nobody else approved it",
+            f"{_date(change.at)} ({size}; {made}); the gates of {change.guards} judge every later contribution "
+            "by it, and nobody else approved it",
             action=f"confirm it is the curated set you expect ({diff})",
         )
 

@@ -893,11 +893,20 @@ def _validation_changes(conn: Connection, since: str) -> list[ValidationChange]:
         r.id: r
         for r in rows_in(conn, select(versions), versions.c.id, sorted({v.parent_id for v in made if v.parent_id}))
     }
+    new_of: dict[str, set[str]] = {}
+    for v in made:
+        parent = parents.get(v.parent_id)
+        new_of[v.id] = set(json.loads(v.contributions)) - set(json.loads(parent.contributions) if parent else [])
+    # One lookup for every version's new contributions, not one per version.
+    wanted = sorted(set().union(*new_of.values()))
+    submitted_by = {
+        r.id: r.submitted_by
+        for r in rows_in(conn, select(contributions.c.id, contributions.c.submitted_by), contributions.c.id, wanted)
+    }
     changes = []
     for v in made:
         parent = parents.get(v.parent_id)
-        new = set(json.loads(v.contributions)) - set(json.loads(parent.contributions) if parent else [])
-        submitters = rows_in(conn, select(contributions.c.submitted_by), contributions.c.id, sorted(new))
+        new = new_of[v.id]
         changes.append(
             ValidationChange(
                 validation_set=v.set_name,
@@ -907,7 +916,9 @@ def _validation_changes(conn: Connection, since: str) -> list[ValidationChange]:
                 at=parse_time(v.created_at),
                 records=v.record_count,
                 previous_records=parent.record_count if parent is not None else None,
-                submitters=tuple(sorted({r.submitted_by for r in submitters})),
+                submitters=tuple(sorted({submitted_by[c] for c in new if c in submitted_by})),
+                previous_version=parent.number if parent is not None else None,
+                merged=bool(new) or parent is None,
             )
         )
     return changes

@@ -107,3 +107,40 @@ def test_review_events_retyped_after_the_ward_read_them_do_not_revive_a_voided_d
     with pytest.raises(Conflict, match="decision no longer counts"):
         admin.merge(ref)
     assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]
+
+
+def test_a_decision_and_its_key_revoked_in_another_process_hold_back_a_long_lived_wards_merge(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A server folded the ledger before; another process (a command line) records the leaked key's
+    accepts and then revokes the key. The server's next merge folds the newer events and refuses."""
+    import os
+    import subprocess
+    import sys
+
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, _ = _dan_key(team)
+    team["cat"].approve(ref, reason="checked")
+    with pytest.raises(Conflict):  # folded here: two records await review
+        admin.merge(ref)
+    env = {**os.environ, "DATAWARD_WARD": str(admin.folder)}
+    env.pop("DATAWARD_URL", None)
+
+    def cli(*args: str, as_key: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "dataward", *args],
+            env={**env, "DATAWARD_KEY": as_key},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+
+    cli("review", "accept", "--contribution", ref, "--reason", "fine", as_key=key)
+    assert admin.credential is not None
+    cli("key", "revoke", _key_ref(key), "--reason", "dan's key leaked", as_key=admin.credential)
+    with pytest.raises(Conflict, match="decision no longer counts"):
+        admin.merge(ref)
+    assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]

@@ -291,6 +291,11 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
             settle_startup_heap()
         yield
         state.jobs.shutdown()
+        if ward is None:
+            # The catalog this app opened is closed as a command closes its own: a folder's SQLite log is
+            # copied into the database and removed now, not left on disk for the next process. (A job
+            # still running opens a connection again if it needs one.) A ward handed in is its caller's.
+            opened.close()
 
     app = FastAPI(
         title="dataward",

@@ -255,3 +255,37 @@ def test_the_human_whose_bot_made_a_version_cannot_approve_it_after_handing_the_
     with pytest.raises(PolicyViolation, match="'cat' owns the service principal that made this version"):
         team["cat"].approve_version(version, reason="mine")
     assert team["ann"].approve_version(version, reason="checked")["decision"] == "approve"
+
+
+def test_a_long_lived_ward_sees_keys_issued_and_hand_overs_made_by_another_process(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Who owned a bot when is folded once per process, then only newer events: a server that folded the
+    ledger before another process (a command line) issued the scraper a key and handed the scraper on must
+    still put ann, its owner while that key was live, on the side of what it submits with it; and not
+    on the side of what it submits with a key issued after the hand-over."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    admin = team["admin"]  # the fixture's merge and promotion folded the ledger in this process
+    env = {**os.environ, "DATAWARD_WARD": str(admin.folder), "DATAWARD_KEY": str(admin.credential)}
+    env.pop("DATAWARD_URL", None)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "dataward", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    before = admin.as_key(json.loads(cli("key", "issue", "scraper", "--json"))["key"])
+    cli("principal", "transfer", "scraper", "--to", "ben")
+    after = admin.as_key(json.loads(cli("key", "issue", "scraper", "--json"))["key"])
+    old = before.contribute("wine", write_csv(tmp_path / "o.csv", wine_rows(120, 125)), source="s:o")["ref"]
+    with pytest.raises(PolicyViolation, match=r"'ann' owned the service principal that submitted .* while the key"):
+        team["ann"].approve(old, reason="fine")
+    new = after.contribute("wine", write_csv(tmp_path / "n.csv", wine_rows(125, 130)), source="s:n")["ref"]
+    assert team["ann"].approve(new, reason="checked")["decision"] == "approve"

@@ -79,28 +79,44 @@ class OwnerHistory:
                 todo.append(source)
         return first
 
-
-def owner_history(events: Iterable[LedgerFact]) -> OwnerHistory:
-    """Fold ``principal.transferred``, ``principal.disabled`` (with ``transferred`` bots), ``key.issued`` and
-    ``key.rotated`` events (others are ignored), in ledger order."""
-    moves: dict[str, list[tuple[int, str, str | None, str | None]]] = {}
-    keys: dict[str, tuple[int, str, tuple[str, ...]]] = {}
-    for e in sorted(events, key=lambda e: e.seq):
-        if e.type == "principal.transferred":
-            bot = str(e.subject.get("principal"))
-            moves.setdefault(bot, []).append((e.seq, e.time, e.payload.get("from"), e.payload.get("to")))
-        elif e.type == "principal.disabled":
-            for bot in e.payload.get("transferred") or []:
-                entry = (e.seq, e.time, e.subject.get("principal"), e.payload.get("transfer_to"))
-                moves.setdefault(str(bot), []).append(entry)
-        elif e.type in ("key.issued", "key.rotated"):
+    def folded(self, events: Iterable[LedgerFact]) -> OwnerHistory:
+        """This history with ``events`` folded in (in ledger order, each after every event already folded;
+        types other than ``OWNERSHIP_TYPES`` are ignored). This one is unchanged: a mapping is copied only
+        when an event changes it, so a reader holding this history (a server's other request) is
+        unaffected, and folding the few events since the last fold costs what they touch."""
+        moves: dict[str, tuple[tuple[int, str, str | None, str | None], ...]] | None = None
+        keys: dict[str, tuple[int, str, tuple[str, ...]]] | None = None
+        for e in events:
+            if e.type not in OWNERSHIP_TYPES:
+                continue
+            if e.type.startswith("principal."):
+                if e.type == "principal.transferred":
+                    bot = str(e.subject.get("principal"))
+                    found = [(bot, (e.seq, e.time, e.payload.get("from"), e.payload.get("to")))]
+                else:  # principal.disabled: the owner offboarded, the bots it handed on
+                    entry = (e.seq, e.time, e.subject.get("principal"), e.payload.get("transfer_to"))
+                    found = [(str(bot), entry) for bot in e.payload.get("transferred") or []]
+                if found:
+                    moves = dict(self.moves) if moves is None else moves
+                    for bot, entry in found:
+                        moves[bot] = (*moves.get(bot, ()), entry)
+                continue
             record = e.payload.get("key") or {}
             new = e.subject.get("successor") if e.type == "key.rotated" else e.subject.get("key")
             sources = [record.get("parent_id"), record.get("minted_with")]
             if e.type == "key.rotated":
                 sources.append(e.subject.get("key"))  # the rotated key: its holder got the successor's secret
+            keys = dict(self.keys) if keys is None else keys
             keys[str(new)] = (e.seq, str(e.subject.get("principal")), tuple(str(k) for k in sources if k))
-    return OwnerHistory({bot: tuple(m) for bot, m in moves.items()}, keys)
+        if moves is None and keys is None:
+            return self
+        return OwnerHistory(self.moves if moves is None else moves, self.keys if keys is None else keys)
+
+
+def owner_history(events: Iterable[LedgerFact]) -> OwnerHistory:
+    """Fold ``principal.transferred``, ``principal.disabled`` (with ``transferred`` bots), ``key.issued`` and
+    ``key.rotated`` events (others are ignored), in ledger order."""
+    return OwnerHistory().folded(sorted(events, key=lambda e: e.seq))
 
 
 def same_side(a: frozenset[str], b: frozenset[str]) -> bool:

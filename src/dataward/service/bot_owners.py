@@ -5,14 +5,17 @@ A key an admin issued for a service principal keeps working when the bot is hand
 duties therefore puts on the side of what a bot did every human who owned it from the issue of the key
 it acted with to the act, besides its owner at the act and its owner now. The hand-overs and the keys'
 origins come from ``principal.transferred``, ``principal.disabled``, ``key.issued`` and ``key.rotated``
-events, each re-hashed and its signature checked (``checked_events``), never from catalog rows alone.
+events, as the guard's state of the signed ledger folds them (``guard.signed_ownership``): the whole
+chain checked (hashes, links, signatures) and every event folded once per process, then only newer
+events. Never from catalog rows alone, and not by re-reading and re-checking every key event on each
+request: a ward issuing short-lived bot keys holds tens of thousands, and that made every approval,
+merge and promotion cost seconds.
 
-Checking each event read is not enough: an event deleted, or retyped so that it is no longer read, is
-simply missing, and a missing hand-over or key issue would take a former owner off the bot's side. So the
-history must account for the keys and principals the chain-checked identity
+Every event is folded, not only those a search by type finds, so an event deleted or retyped before the
+process read the ledger breaks the chain check, and one edited after changes nothing the process holds.
+The history must still account for the keys and principals the chain-checked identity
 (``service/signed_identity.py``) holds: every service principal's hand-overs lead from the owner it was
-created with to its owner there, and every key of a bot handed on has its issue in the history (only
-those bots' key events are read: no other key bears on a side).
+created with to its owner there, and every key of a bot handed on has its issue in the history.
 Otherwise the answer is ``IntegrityViolation``, not a shorter side.
 """
 
@@ -22,29 +25,23 @@ from typing import Any, NoReturn
 
 from sqlalchemy import Connection
 
-from dataward.access.sides import OWNERSHIP_TYPES, OwnerHistory, owner_history
+from dataward.access.sides import OwnerHistory
 from dataward.catalog import ledger_store
 from dataward.domain.errors import IntegrityViolation
 from dataward.ledger.signing import SignatureVerifier
-from dataward.service.approval_standing import check_event, checked_events
+from dataward.service.approval_standing import check_event
+from dataward.service.guard import signed_ownership
 from dataward.service.signed_identity import signed_identity
 
 _CONSEQUENCE = "the side a bot acted for is unknown"
-_MOVES = tuple(t for t in OWNERSHIP_TYPES if t.startswith("principal."))
-_KEYS = tuple(t for t in OWNERSHIP_TYPES if t.startswith("key."))
 
 
 def read_owner_history(conn: Connection, public_key_b64: str) -> OwnerHistory:
     """The ledger's hand-overs of bots and the origins of keys (``dataward.access.sides.OwnerHistory``),
     refused (``IntegrityViolation``) when it does not account for the signed identity's bots and keys."""
-    owned = checked_events(conn, public_key_b64, (*_MOVES, "principal.created"), consequence=_CONSEQUENCE)
-    moved = sorted(owner_history(owned).moves)
-    # Only the keys of bots that changed hands bear on a side (``OwnerHistory.owners_while``): a ward issuing
-    # short-lived bot keys holds tens of thousands of key events, which every approval would otherwise check.
-    issued = checked_events(conn, public_key_b64, _KEYS, consequence=_CONSEQUENCE, mentioning=moved) if moved else []
-    history = owner_history([*owned, *issued])
-    created = {str(e.subject.get("principal")): e.payload.get("owner") for e in owned if e.type == "principal.created"}
-    _check_complete(signed_identity(conn, public_key_b64, ledger_store.ward_id(conn)).tables, created, history)
+    ward_id = ledger_store.ward_id(conn)
+    history, created = signed_ownership(conn, public_key_b64, ward_id)
+    _check_complete(signed_identity(conn, public_key_b64, ward_id).tables, created, history)
     return history
 
 

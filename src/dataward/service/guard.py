@@ -38,7 +38,7 @@ from sqlalchemy import Connection, select
 
 from dataward.access import authorize
 from dataward.access.roles import Action, Scope
-from dataward.access.sides import Origin, side_of, vouches
+from dataward.access.sides import Origin, OwnerHistory, side_of, vouches
 from dataward.catalog import ledger_store
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import TABLES, fold_change
@@ -144,6 +144,11 @@ class _Signed:
     tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]]
     quarantined: frozenset[str]
     review: dict[str, _ReviewItem]
+    owners: OwnerHistory = dataclasses.field(default_factory=OwnerHistory)
+    """The hand-overs of bots and the origins of keys (``principal.transferred``, ``principal.disabled``,
+    ``key.issued``, ``key.rotated`` events): who owned a bot while the key it acted with was live."""
+    created_owners: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Each principal's owner as its ``principal.created`` event made it (None for a human)."""
 
 
 _EMPTY = _Signed(0, "", {t: {} for t in _KEPT_TABLES}, frozenset(), {})
@@ -184,7 +189,12 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
     # it, so a fold costs what the new events touch, not the size of every table kept.
     tables, copied = dict(state.tables), set()
     quarantined, review = set(state.quarantined), dict(state.review)
+    created_owners = state.created_owners
     for event in events:
+        if event.type == "principal.created":
+            if created_owners is state.created_owners:
+                created_owners = dict(created_owners)
+            created_owners[str(event.subject.get("principal"))] = event.payload.get("owner")
         for c in ledger_store.event_changes(event):
             if c.table not in tables:
                 continue
@@ -218,7 +228,8 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
                         decision=decision,
                     )
     last = events[-1]
-    return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review)
+    owners = state.owners.folded(events)
+    return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review, owners, created_owners)
 
 
 def _disagreements(catalog: Any, ledger: dict[str, Any] | None, columns: Iterable[str]) -> list[str]:
@@ -616,6 +627,17 @@ def signed_review_decisions(conn: Connection, public_key: str, ward_id: str) -> 
     re-checking every review event of the ward on each merge, approval or promotion (a busy ward holds one
     per flagged record), and which an event retyped or edited after it was folded does not change."""
     return {item: r.decision for item, r in _signed(conn, public_key, ward_id).review.items() if r.decision}
+
+
+def signed_ownership(conn: Connection, public_key: str, ward_id: str) -> tuple[OwnerHistory, dict[str, Any]]:
+    """Who owned each bot when and where each key came from (``dataward.access.sides.OwnerHistory``), with
+    each principal's owner at creation, from the signed ledger's state folded once per process
+    (:func:`_signed`): what a bot's side is read from on every approval, merge and promotion, without
+    re-reading and re-checking the key events of every bot handed on (a ward issuing short-lived bot keys
+    holds tens of thousands). An event deleted, retyped or edited after it was folded does not change it;
+    before, the chain check refuses the ledger."""
+    state = _signed(conn, public_key, ward_id)
+    return state.owners, state.created_owners
 
 
 def signed_review_items(ward: Any, conn: Connection) -> list[_ReviewItem]:

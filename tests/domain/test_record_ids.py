@@ -7,7 +7,6 @@ import math
 import struct
 import time
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import blake3
@@ -169,16 +168,28 @@ def test_many_batches_give_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_batches_hashed_on_threads_keep_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches of hundreds of rows each (the column hasher's size, when installed) are hashed on
-    threads while the next is joined: the ids come back in row order, as one batch gives them."""
+    """Batches of hundreds of rows each (the column hasher's size, when installed) are encoded and
+    hashed on threads: the ids come back in row order, as one batch gives them, and every row is in
+    exactly one batch."""
     schema = Schema.parse("label", ["text:text"])
     table = pa.table(
         {"text": [f"line {i} " * (1 + i % 7) for i in range(6000)], "label": [f"c{i % 5}" for i in range(6000)]}
     )
     expected = reference_ids(schema, table)
     monkeypatch.setattr(records, "_BATCH_BYTES", 20_000)  # about ten batches of several hundred rows
-    assert len(list(records._joined_batches(schema, table))) >= 8
+    ranges = records._batches(records._RowEncoding(schema, table).sizes())
+    assert len(ranges) >= 8
+    assert [r for start, stop in ranges for r in range(start, stop)] == list(range(6000))
     assert record_ids(schema, table) == expected
+
+
+def test_batches_of_a_chunked_table_give_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that spans two of a column's chunks (a CSV is parsed in blocks) is encoded as one."""
+    table = every_kind_table()
+    chunked = pa.concat_tables([table.slice(0, 1), table.slice(1)] * 30)
+    assert chunked.column("text").num_chunks > 1
+    monkeypatch.setattr(records, "_BATCH_BYTES", 300)
+    assert record_ids(EVERY_KIND, chunked) == reference_ids(EVERY_KIND, chunked)
 
 
 def test_a_batch_that_fails_to_hash_fails_the_ids(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,37 +210,39 @@ def test_a_batch_that_fails_to_hash_fails_the_ids(monkeypatch: pytest.MonkeyPatc
 
 
 def test_joined_batches_held_at_once_are_bounded_and_freed_once_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A joined batch is up to ``_BATCH_BYTES`` (16 MiB): the next is joined only while no more than
-    ``_HASH_THREADS`` wait for their digests, and a batch whose digests are out is let go, the first two
-    included, so a long import holds ``_HASH_THREADS + 1`` batches, not more."""
+    """A joined batch is up to ``_BATCH_BYTES`` (16 MiB): no more than ``_HASH_THREADS`` are joined
+    and held at a time, and a batch is let go once hashed, so a long import holds ``_HASH_THREADS``
+    batches, not more."""
+    schema = Schema.parse("label", ["text:text"])
+    table = pa.table({"text": [f"line {i}" for i in range(3000)], "label": ["c0"] * 3000})
+    monkeypatch.setattr(records, "_BATCH_BYTES", 4_000)
 
     class Batch:  # stands for a joined batch; weakly referenced to see when it is freed
-        def __init__(self, number: int) -> None:
-            self.number = number
+        def __init__(self, start: int, stop: int) -> None:
+            self.start, self.stop = start, stop
 
-    made: list[weakref.ref[Batch]] = []
-    out: list[bytes] = []
-    ahead_at_join: list[int] = []  # batches joined whose digests are not out yet, as the next is joined
+    alive: list[weakref.ref[Batch]] = []
+    held_at_join: list[int] = []
+    real_joined, real_digests = records._RowEncoding.joined, records._digests_joined
 
-    def joined() -> Iterator[Batch]:
-        for number in range(12):
-            ahead_at_join.append(len(made) - len(out))
-            batch = Batch(number)
-            made.append(weakref.ref(batch))
-            yield batch
-            del batch
+    def joined(self: records._RowEncoding, start: int, stop: int) -> Batch:
+        held_at_join.append(sum(ref() is not None for ref in alive))
+        batch = Batch(start, stop)
+        alive.append(weakref.ref(batch))
+        return batch
 
     def digest_of(batch: Batch) -> bytes:
         time.sleep(0.002)  # the hashing takes a while: the joining could run ahead of it
-        return batch.number.to_bytes(4, "big")
+        return real_digests(real_joined(encoding, batch.start, batch.stop))
 
+    encoding = records._RowEncoding(schema, table)
+    monkeypatch.setattr(records._RowEncoding, "joined", joined)
     monkeypatch.setattr(records, "_digests_joined", digest_of)
-    for digest in records._hashed_in_turn(joined()):
-        if len(out) == 10:
-            assert made[0]() is None and made[1]() is None, "the first two batches are still held"
-        out.append(digest)
-    assert out == [number.to_bytes(4, "big") for number in range(12)]
-    assert max(ahead_at_join) == records._HASH_THREADS
+    out = records.record_digest_array(schema, table)
+    assert len(alive) >= 8
+    assert [bytes(row).hex() for row in out] == reference_ids(schema, table)
+    assert max(held_at_join) < records._HASH_THREADS
+    assert all(ref() is None for ref in alive), "a hashed batch is still held"
 
 
 def test_the_id_column_is_the_ids_as_strings() -> None:

@@ -86,6 +86,69 @@ def test_a_chunk_that_fails_on_its_thread_fails_the_submission(tmp_path: Path, m
     _taken_again(ward, path)
 
 
+def _named_objects(ward: Ward) -> set[str]:
+    """The chunk and id-list objects the ward's contributions name."""
+    with ward.db.reading() as conn:
+        rows = conn.execute(select(contributions_table.c.chunk_object, contributions_table.c.added_object)).all()
+    return {d for row in rows for d in row if d is not None}
+
+
+@pytest.mark.parametrize("second", ["overlapping", "repeated", "same"])
+def test_a_chunk_written_ahead_is_stored_only_when_every_record_is_new(tmp_path: Path, second: str) -> None:
+    """The chunk of every row is encoded before the staging knows which rows are new (a bet that all
+    are): when some are not (records stored already, a record twice in the file, the same file again),
+    it is given up and stores nothing; the store gains only the chunk of the new records and the id list."""
+    ward, path = _ward(tmp_path)
+    ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    rows = {
+        "overlapping": wine_rows(30, 60) + wine_rows(60, 90),
+        "repeated": wine_rows(60, 90) + wine_rows(60, 61),
+        "same": wine_rows(0, 60),
+    }[second]
+    store = ward.services.contributions.store
+    before = set(store.iter_digests())
+    c = ward.contribute("wine", write_csv(tmp_path / "b.csv", rows), source="https://archive.example/b", gate=False)
+    assert c["new_records"] == {"overlapping": 30, "repeated": 30, "same": 0}[second]
+    assert set(store.iter_digests()) - before == _named_objects(ward) - before
+    assert ward.verify().ok
+
+
+def test_a_chunk_written_ahead_that_fails_fails_the_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk begun before the staging's look-up fails on its thread: that is the submission's
+    error, nothing is recorded, and the same file is taken again."""
+    ward, path = _ward(tmp_path)
+
+    def broken(*args: object) -> object:
+        raise OSError("no space left on device while encoding the chunk")
+
+    monkeypatch.setattr(recordstore, "_chunk_of", broken)
+    with pytest.raises(OSError, match="while encoding the chunk"):
+        ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    assert ward.contributions("wine") == []
+    monkeypatch.undo()
+    _taken_again(ward, path)
+
+
+def test_a_staging_that_fails_gives_up_the_chunk_written_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the staging fails before it knows which rows are new, the chunk begun ahead is given up (its
+    thread does not wait for a verdict that never comes) and stores nothing."""
+    ward, path = _ward(tmp_path)
+    store = ward.services.contributions.store
+    before = set(store.iter_digests())
+
+    def lookup_fails(*args: object) -> object:
+        raise RuntimeError("the catalog went away")
+
+    monkeypatch.setattr(recordstore, "_new_rows", lookup_fails)
+    with pytest.raises(RuntimeError, match="went away"):
+        ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    assert ward.contributions("wine") == []
+    # Only the id list, stored beside, is new (a whole object no row names, which verify passes).
+    assert len(set(store.iter_digests()) - before) == 1
+    monkeypatch.undo()
+    _taken_again(ward, path)
+
+
 def test_records_stored_meanwhile_are_indexed_from_a_chunk_of_what_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -370,42 +370,91 @@ def record_digest_array(schema: Schema, table: pa.Table) -> np.ndarray:
     n = table.num_rows
     if n == 0:
         return np.zeros((0, ID_BYTES), dtype=np.uint8)
-    joined = b"".join(_hashed_in_turn(_joined_batches(schema, table)))
+    encoding = _RowEncoding(schema, table)
+    joined = b"".join(_hashed_in_turn(encoding, _batches(encoding.sizes())))
     return np.frombuffer(joined, dtype=np.uint8).reshape(n, ID_BYTES)
 
 
 _HASH_THREADS = 2
-"""Batches hashed at once, each on its own thread, while the next is joined (on the calling thread):
-Arrow's join and, with the ``fast`` extra, the column hasher's BLAKE3 run without the GIL, so a second
-core shortens the ids' wall time (the per-value path holds the GIL for short values). Also bounds the
-joined batches held at a time: ``_HASH_THREADS + 1`` of ``_BATCH_BYTES`` (those being hashed or waiting
-to be, and the one being joined)."""
+"""Batches encoded and hashed at once, each on its own thread: a batch's columns are encoded, joined
+row-wise by Arrow and hashed on the thread that hashes it, so that the encoding of one batch runs
+beside the hashing of another (Arrow's join and, with the ``fast`` extra, the column hasher's BLAKE3
+run without the GIL; the per-value path holds it for short values). Also bounds the joined batches
+held at a time: ``_HASH_THREADS`` of about ``_BATCH_BYTES``."""
 
 
-def _hashed_in_turn(batches: Iterator[pa.Array]) -> Iterator[bytes]:
-    """``_digests_joined`` of every batch, in order; with more than one batch, hashed on threads."""
-    first = next(batches, None)
-    if first is None:
-        return
-    second = next(batches, None)
-    if second is None:
-        yield _digests_joined(first)
+class _RowEncoding:
+    """The canonical encoding of a table's rows (see ``encode_record``), a range of rows at a time:
+    the columns in encoding order, each with its name's TLV (the encoding's magic before the first)."""
+
+    def __init__(self, schema: Schema, table: pa.Table) -> None:
+        tags = {c.name: _TAGS[c.kind] for c in schema.inputs} | {schema.label: b"L"}
+        self.rows = table.num_rows
+        self.columns: list[tuple[bytes, pa.ChunkedArray, Callable[[Any], bytes], pa.Scalar, int]] = []
+        prefix = ENCODING_MAGIC
+        for name, name_tlv, enc in _column_encoders(schema):
+            if name not in table.column_names:
+                raise InputError(f"the table has no column {name!r}")
+            # Scalars are made here, on the calling thread (the first ``pa.scalar`` imports pandas).
+            lead = pa.scalar(prefix + name_tlv, _BINARY)
+            self.columns.append((tags[name], table.column(name), enc, lead, len(prefix + name_tlv)))
+            prefix = b""
+        _empty()
+
+    def sizes(self) -> np.ndarray:
+        """About how many canonical bytes each row takes (what ``_batches`` cuts on): exact for text,
+        label, image and numeric columns, estimated from the Arrow buffers for other types."""
+        sizes = np.zeros(self.rows, dtype=np.int64)
+        for _, column, _, _, lead in self.columns:
+            sizes += lead + _HEAD + _payload_sizes(column)
+        return sizes
+
+    def joined(self, start: int, stop: int) -> pa.Array:
+        """Rows ``start`` to ``stop`` canonically encoded, as a large-binary array."""
+        parts: list[pa.Array | pa.Scalar] = []
+        for tag, column, enc, lead, _ in self.columns:
+            sliced = column.slice(start, stop - start)
+            col = sliced.chunk(0) if sliced.num_chunks == 1 else sliced.combine_chunks()
+            arrays, _ = _encode_column(tag, col, enc)
+            parts.append(lead)
+            parts.extend(arrays)
+        return pc.binary_join_element_wise(*parts, _empty())
+
+
+def _payload_sizes(column: pa.ChunkedArray) -> np.ndarray | int:
+    """Each value's payload size in bytes, for cutting batches (an estimate where it is not plain)."""
+    typ = column.type
+    try:
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ) or typ == _BINARY:
+            sizes = pc.binary_length(column)
+        elif pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+            sizes = pc.multiply(pc.list_value_length(column), 4)
+        else:
+            return max(8, column.nbytes // max(len(column), 1))
+        return (sizes.fill_null(0) if sizes.null_count else sizes).to_numpy().astype(np.int64)
+    except (pa.ArrowException, TypeError, ValueError):
+        return max(8, column.nbytes // max(len(column), 1))
+
+
+def _hashed_in_turn(encoding: _RowEncoding, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The digests of each range of rows of ``encoding``, in order; with more than one range, each
+    encoded, joined and hashed on a thread of its own."""
+    if len(ranges) == 1:
+        yield _digests_joined(encoding.joined(*ranges[0]))
         return
     with ThreadPoolExecutor(max_workers=_HASH_THREADS, thread_name_prefix="dataward-ids") as pool:
-        pending: deque[Future[bytes]] = deque(
-            (pool.submit(_digests_joined, first), pool.submit(_digests_joined, second))
-        )
-        # Only the futures hold a batch, so each is freed once hashed (these names would keep two to the end).
-        del first, second
-        for batch in batches:
-            pending.append(pool.submit(_digests_joined, batch))
-            del batch
+        pending: deque[Future[bytes]] = deque()
+        for start, stop in ranges:
+            pending.append(pool.submit(_encoded_digests, encoding, start, stop))
             if len(pending) > _HASH_THREADS:
-                # Wait for the oldest before the next join: no more than _HASH_THREADS batches are
-                # pending while it is joined.
+                # A queued range holds nothing until it runs; waiting here keeps the futures few.
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _encoded_digests(encoding: _RowEncoding, start: int, stop: int) -> bytes:
+    return _digests_joined(encoding.joined(start, stop))
 
 
 def record_id_array(schema: Schema, table: pa.Table) -> pa.StringArray:
@@ -424,29 +473,6 @@ def record_ids(schema: Schema, table: pa.Table) -> list[str]:
     if table.num_rows == 0:
         return []
     return record_id_array(schema, table).to_pylist()
-
-
-def _joined_batches(schema: Schema, table: pa.Table) -> Iterator[pa.Array]:
-    """The canonical encoding of every row (see ``encode_record``), in batches of about
-    ``_BATCH_BYTES`` bytes, as large-binary arrays."""
-    n = table.num_rows
-    tags = {c.name: _TAGS[c.kind] for c in schema.inputs} | {schema.label: b"L"}
-    parts: list[pa.Array | pa.Scalar] = []
-    sizes = np.full(n, len(ENCODING_MAGIC), dtype=np.int64)
-    prefix = ENCODING_MAGIC
-    for name, name_tlv, enc in _column_encoders(schema):
-        if name not in table.column_names:
-            raise InputError(f"the table has no column {name!r}")
-        column = table.column(name)
-        col = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-        arrays, column_sizes = _encode_column(tags[name], col, enc)
-        parts.append(pa.scalar(prefix + name_tlv, _BINARY))
-        parts.extend(arrays)
-        sizes += column_sizes + len(name_tlv)
-        prefix = b""
-    for start, stop in _batches(sizes):
-        sliced = [p.slice(start, stop - start) if isinstance(p, pa.Array) else p for p in parts]
-        yield pc.binary_join_element_wise(*sliced, _empty())
 
 
 def with_record_ids(schema: Schema, table: pa.Table) -> pa.Table:

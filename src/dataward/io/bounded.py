@@ -215,7 +215,6 @@ class CheckedStream(io.RawIOBase):
                 return self.read(size)
         elif not chunk or not self._take(chunk):
             return b""
-        self.newlines += count_newlines(chunk)
         if b"\r" in chunk:  # most files hold none: one quick scan instead of two counts
             self.returns += chunk.count(b"\r")
             self.crlf += chunk.count(b"\r\n")
@@ -230,12 +229,15 @@ class CheckedStream(io.RawIOBase):
             self._total += len(chunk)
             # The file may grow while it is read: the limit holds for what is read, not what stat said.
             check_file_size(self.path, self._total, self.limits)
+            line = self._line
             self._line, self._line_length = _check_lines(
-                self.path, chunk, self._line, self._line_length, self.limits.max_record_bytes
+                self.path, chunk, line, self._line_length, self.limits.max_record_bytes
             )
         except InputError as exc:
             self.error = exc
             return False
+        # The line count went up by the chunk's line breaks: counted once, not again by ``read``.
+        self.newlines += self._line - line
         self._hasher.update(chunk)
         return True
 

@@ -7,6 +7,7 @@ blocks of ids, not one catalog row per record. Versions are manifests of ids.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -100,10 +101,57 @@ def _chunk_of(table: pa.Table, keep: np.ndarray) -> pa.Table:
     return table.take(pa.array(keep, type=pa.int64())) if len(keep) != table.num_rows else table
 
 
-def _put_chunk(store: ObjectStore, table: pa.Table, keep: np.ndarray, binary: np.ndarray | None = None) -> str:
-    """Store the rows ``keep`` of ``table``; ``binary`` (every row's digest) spares re-reading the hex ids."""
+def _put_chunk(
+    store: ObjectStore,
+    table: pa.Table,
+    keep: np.ndarray,
+    binary: np.ndarray | None = None,
+    bet: _Bet | None = None,
+) -> str:
+    """Store the rows ``keep`` of ``table``; ``binary`` (every row's digest) spares re-reading the hex ids.
+    ``bet``: the chunk is written ahead of knowing it is wanted (``_ChunkAhead``); it is stored only
+    once the bet is won, and given up (``EncodingStopped``, nothing stored) once it is lost."""
     ids = take_ids(binary, keep) if binary is not None and len(keep) != table.num_rows else binary
-    return store.put(stored_tables.table_to_parquet(_chunk_of(table, keep), ids))
+    data = stored_tables.table_to_parquet(_chunk_of(table, keep), ids, stop=None if bet is None else bet.lost)
+    if bet is not None and not bet.won():
+        raise stored_tables.EncodingStopped("the chunk written ahead was not wanted")
+    return store.put(data)
+
+
+class _Bet:
+    """Whether a chunk written ahead is wanted: ``lost`` is set when it is not (its encoding then
+    stops at its next page), ``settled`` once that is known either way."""
+
+    def __init__(self) -> None:
+        self.lost, self.settled = threading.Event(), threading.Event()
+
+    def settle(self, won: bool) -> None:
+        if not won:
+            self.lost.set()
+        self.settled.set()
+
+    def won(self) -> bool:
+        """Wait until the bet is settled; True when it was won."""
+        self.settled.wait()
+        return not self.lost.is_set()
+
+
+class _ChunkAhead:
+    """The chunk of every row of a table, encoded on a pool thread from the moment the table's ids are
+    known, before the staging has worked out which rows are new: a bet that all of them are (a first
+    import of a file of distinct records), which takes the staging's sort and look-up off the import's
+    critical path. It is stored only once the bet is won. When some row is not new, the bet is lost:
+    the encoding stops at its next page, nothing is stored, and the chunk of the new rows is written as
+    before. Either way the chunk stored is the same bytes (``_chunk_of`` every row is the table)."""
+
+    def __init__(self, pool: Executor, store: ObjectStore, table: pa.Table, binary: np.ndarray | None) -> None:
+        self._bet = _Bet()
+        self.future: Future[str] = pool.submit(_put_chunk, store, table, np.arange(table.num_rows), binary, self._bet)
+
+    def settle(self, won: bool) -> None:
+        """Say whether the chunk is wanted. A lost bet's outcome (``EncodingStopped``, or any error of
+        the encoding) is nobody's concern: the future is left alone."""
+        self._bet.settle(won)
 
 
 @dataclass(frozen=True)
@@ -148,17 +196,31 @@ def stage_new_records(
     the chunk is encoded and stored on one of its threads (Parquet encoding and the object write run
     without the GIL) while the distinct ids and the record index's blocks are worked out here; it may
     still be being written when this returns (``Staged.digest`` waits for it), so that the caller can
-    go on with work that does not need it. The pool must outlive the use of the result.
+    go on with work that does not need it. The pool must outlive the use of the result. The chunk of
+    every row is begun before the rows kept are known, and given up when some row is not new
+    (``_ChunkAhead``): the pool should have a thread free for it.
     """
-    binary, first, order = _table_ids(table, binary)
-    keep = _new_rows(conn, binary, first)
+    # With a pool, the chunk of every row is begun at once, on the bet that every row is new (see
+    # ``_ChunkAhead``); it is given up as soon as the rows kept say otherwise, or anything fails here.
+    ahead = _ChunkAhead(pool, store, table, binary) if pool is not None and table.num_rows else None
+    won = False
+    try:
+        binary, first, order = _table_ids(table, binary)
+        keep = _new_rows(conn, binary, first)
+        won = len(keep) == table.num_rows
+    finally:
+        # Settled whatever happens here: the pool thread waits for it before storing the chunk.
+        if ahead is not None:
+            ahead.settle(won)
+    if not won:
+        ahead = None
     if not len(keep):
         return Staged(keep, None, binary, first, order, _distinct(binary, first, order), None)
     if pool is None:
         digest = _put_chunk(store, table, keep, binary)
         distinct, blocks = _index_work(binary, first, order, keep)
         return Staged(keep, digest, binary, first, order, distinct, blocks)
-    putting = pool.submit(_put_chunk, store, table, keep, binary)
+    putting = ahead.future if ahead is not None else pool.submit(_put_chunk, store, table, keep, binary)
     distinct, blocks = _index_work(binary, first, order, keep)
     return Staged(keep, putting, binary, first, order, distinct, blocks)
 

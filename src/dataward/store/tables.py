@@ -10,6 +10,7 @@ see the same table whichever form the object holds (objects written before hold 
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -42,11 +43,32 @@ def _stored_ids(column: pa.ChunkedArray | pa.Array, binary: np.ndarray | None) -
     return binary_id_array(binary)
 
 
-def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> bytes:
+class EncodingStopped(Exception):
+    """``table_to_parquet`` was told to stop (its ``stop`` was set) before it was done."""
+
+
+class _StoppableSink(io.BytesIO):
+    """A ``BytesIO`` that refuses the Parquet writer's next page once ``stop`` is set: the writer
+    hands its pages over as it encodes them, so it gives up within a page."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self._stop = stop
+
+    def write(self, data: object) -> int:  # type: ignore[override]
+        if self._stop.is_set():
+            raise EncodingStopped("the table's encoding was stopped")
+        return super().write(data)  # type: ignore[arg-type]
+
+
+def table_to_parquet(
+    table: pa.Table, binary_ids: np.ndarray | None = None, *, stop: threading.Event | None = None
+) -> bytes:
     """Parquet bytes (zstd) of a table, its ``record_id`` column stored as 32-byte digests.
 
     ``binary_ids`` are the digests of that column when the caller has them already (they are checked
-    for count only: they must be the same ids)."""
+    for count only: they must be the same ids). ``stop``: once set, the encoding gives up at its next
+    page with ``EncodingStopped`` (the bytes are the same whether or not it is given)."""
     others = [name for name in table.column_names if name != RECORD_ID]
     compression: dict[str, str] = dict.fromkeys(others, "zstd")
     if RECORD_ID in table.column_names:
@@ -62,7 +84,7 @@ def table_to_parquet(table: pa.Table, binary_ids: np.ndarray | None = None) -> b
     # nothing (a fifth of a million short texts' encoding). Labels and other short values keep one.
     long_values = [name for name in others if _long_values(table.schema.field(name).type)]
     dictionary = [name for name in others if name not in integers and name not in long_values]
-    sink = io.BytesIO()
+    sink = io.BytesIO() if stop is None else _StoppableSink(stop)
     pq.write_table(
         table,
         sink,
@@ -112,4 +134,12 @@ def parquet_to_table(data: bytes, columns: list[str] | None = None) -> pa.Table:
     return table
 
 
-__all__ = ["ID_TYPE", "binary_id_array", "hex_ids", "parquet_to_table", "read_parquet_bytes", "table_to_parquet"]
+__all__ = [
+    "ID_TYPE",
+    "EncodingStopped",
+    "binary_id_array",
+    "hex_ids",
+    "parquet_to_table",
+    "read_parquet_bytes",
+    "table_to_parquet",
+]

@@ -289,3 +289,62 @@ def test_a_long_lived_ward_sees_keys_issued_and_hand_overs_made_by_another_proce
         team["ann"].approve(old, reason="fine")
     new = after.contribute("wine", write_csv(tmp_path / "n.csv", wine_rows(125, 130)), source="s:n")["ref"]
     assert team["ann"].approve(new, reason="checked")["decision"] == "approve"
+
+
+
+def _handed_on_twice_with_an_act_dated_back(kt: dict[str, Ward], clock: Clock, act, *, between: bool):  # type: ignore[no-untyped-def]
+    """The scraper (alice's, its key issued by an admin) is handed to carol, then to dave. With the old key
+    it acts (``between`` the hand-overs, while carol owns it, or after both) on a host whose clock is half
+    an hour behind: within the hour the ward tolerates (hosts serving one catalog, a use case whose clock
+    was read before another committed). The act follows the first hand-over in the ledger, and is dated
+    before it."""
+    admin = kt["admin"]
+    admin.create_principal("dave")
+    admin.transfer_principal("scraper", "carol")
+    if not between:
+        clock.advance(seconds=1)
+        admin.transfer_principal("scraper", "dave")
+    clock.advance(minutes=-30)
+    done = act()
+    clock.advance(minutes=31)
+    if between:
+        admin.transfer_principal("scraper", "dave")
+    return done
+
+
+def test_an_owner_between_two_hand_overs_is_on_the_side_of_an_act_dated_before_the_first(tmp_path: Path) -> None:
+    """Who owned a bot while its key was live is decided in ledger order, not by the events' times, which
+    may go back a little from one event to the next: carol owned the scraper while the key it submitted
+    with (issued before she got it) was live, so she may not approve what it submitted with it, whatever
+    the times say."""
+    clock = Clock()
+    kt = make_team(tmp_path / "ward", clock)
+    for name in ("carol", "bob"):
+        kt["admin"].grant(name, "approver", "dataset:wine")
+    submit = lambda: contribute(kt["scraper"], tmp_path)["ref"]  # noqa: E731
+    ref = _handed_on_twice_with_an_act_dated_back(kt, clock, submit, between=False)
+    with pytest.raises(PolicyViolation, match=r"'carol' owned the service principal that submitted .* while the key"):
+        kt["carol"].approve(ref, reason="fine")
+    assert kt["bob"].approve(ref, reason="checked")["decision"] == "approve"
+
+
+def test_an_owner_between_two_hand_overs_may_not_approve_a_version_made_dated_before_the_first(
+    tmp_path: Path,
+) -> None:
+    """The same for a version the scraper merged while carol owned it: its maker's owner then is carol (the
+    owner in ledger order), not alice, whom the merge's earlier time would name."""
+    clock = Clock()
+    kt = make_team(tmp_path / "ward", clock)
+    admin = kt["admin"]
+    admin.grant("scraper", "owner", "dataset:wine")
+    for name in ("carol", "bob"):
+        admin.grant(name, "approver", "dataset:wine")
+    ref = admin.contribute("wine", write_csv(tmp_path / "w.csv", wine_rows(0, 60, shuffled=True)), source="s:w")["ref"]
+    for item in admin.review_list(contribution=ref):
+        kt["bob"].review_decide([item["id"]], "accept", reason="checked")
+    kt["bob"].approve(ref, reason="checked")
+    merge = lambda: kt["scraper"].merge(ref)["ref"]  # noqa: E731
+    version = _handed_on_twice_with_an_act_dated_back(kt, clock, merge, between=True)
+    with pytest.raises(PolicyViolation, match=r"'carol' .*made this version"):
+        kt["carol"].approve_version(version, reason="mine")
+    assert kt["bob"].approve_version(version, reason="checked")["decision"] == "approve"

@@ -35,16 +35,30 @@ def test_every_owner_from_the_key_s_issue_to_the_act_is_on_the_side() -> None:
     events = [_issued(1, "adm", "admin"), _issued(2, "k1", parent="adm"), _moved(3, "ann", "bob"), _issued(4, "k3")]
     h = owner_history([*events, rotated, _moved(6, "bob", "ann"), offboarded, _moved(9, "cy", "dee")])
     # k1 was issued while ann owned the bot; it went to bob, back to ann, then to cy (ann offboarded).
-    assert h.owners_while("bot", "k1", "t08") == {"ann", "bob", "cy"}
+    assert h.owners_while("bot", "k1", 8) == {"ann", "bob", "cy"}
     # k2 came from rotating k1: whoever held k1 holds k2, so the span starts at k1's issue.
-    assert h.owners_while("bot", "k2", "t08") == {"ann", "bob", "cy"}
+    assert h.owners_while("bot", "k2", 8) == {"ann", "bob", "cy"}
     # k3 was issued while bob owned it: ann is on the side only because the bot came back to her.
-    assert h.owners_while("bot", "k3", "t05") == {"bob"}
+    assert h.owners_while("bot", "k3", 5) == {"bob"}
     # A hand-over after the act does not count; an unknown key or a bot never handed on widens nothing.
-    assert h.owners_while("bot", "k1", "t02") == {"ann"}
-    assert h.owners_while("bot", "nope", "t08") == frozenset()
-    assert h.owners_while("other", "k1", "t08") == frozenset()
-    assert h.owner_at("bot", "t04") == "bob" and h.owner_at("bot", "t10") is None
+    assert h.owners_while("bot", "k1", 2) == {"ann"}
+    assert h.owners_while("bot", "nope", 8) == frozenset()
+    assert h.owners_while("other", "k1", 8) == frozenset()
+    assert h.owner_at("bot", 4) == "bob" and h.owner_at("bot", 10) is None
+    # Now (no act seq): every hand-over so far.
+    assert h.owners_while("bot", "k3", None) == {"bob", "ann", "cy", "dee"}
+
+
+def test_the_span_is_taken_in_ledger_order_not_by_time() -> None:
+    """An act may be dated before the hand-overs it follows (a clock read before another use case
+    committed, hosts a little apart): the owners are those of the ledger's order."""
+    later = [_moved(3, "ann", "bob"), _moved(4, "bob", "cy")]
+    for e in later:
+        e.time = "t99"  # dated after the act at seq 5
+    h = owner_history([_issued(1, "k1"), *later])
+    assert h.owners_while("bot", "k1", 5) == {"ann", "bob", "cy"}
+    assert h.owners_while("bot", "k1", 4) == {"ann", "bob"}
+    assert h.owner_at("bot", 3) == "bob" and h.owner_at("bot", 2) == "ann" and h.owner_at("bot", 5) is None
 
 
 def test_an_approval_by_an_owner_while_the_key_was_live_does_not_count() -> None:

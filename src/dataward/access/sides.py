@@ -38,17 +38,31 @@ class OwnerHistory:
 
     Keys an admin issued for a bot keep working when it is handed to another human (no pipeline stops), so
     its former owner, who deployed such a key, may still hold it and act as the bot. Whoever owned the bot
-    while the key it acted with was live is therefore on the side of what it did with that key."""
+    while the key it acted with was live is therefore on the side of what it did with that key.
+
+    Every span is taken in ledger order (event sequence numbers), never by the events' times: times may go
+    back a little from one event to the next (a use case whose clock was read before another committed,
+    hosts a little apart), and an act dated before a hand-over it follows would otherwise drop the owner
+    the bot was handed to off its side."""
 
     moves: Mapping[str, tuple[tuple[int, str, str | None, str | None], ...]] = field(default_factory=dict)
     """Bot id -> its hand-overs, in ledger order: (seq, time, owner before, owner after)."""
     keys: Mapping[str, tuple[int, str, tuple[str, ...]]] = field(default_factory=dict)
     """Key id -> (seq of its issue, its principal, the keys whose holder could have made it)."""
+    acts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """(table, row id) -> seq of the signed event that inserted the row (a contribution, a version, a
+    training run, a model version): where in the ledger each act was done, for :meth:`owners_while` and
+    :meth:`owner_at` (filled by the guard's fold of the signed ledger)."""
 
-    def owners_while(self, bot: str, key_id: str | None, until: str) -> frozenset[str]:
+    def act_seq(self, table: str, row_id: str) -> int | None:
+        """The seq of the event that inserted row ``row_id`` of ``table`` (None when no event did)."""
+        return self.acts.get((table, row_id))
+
+    def owners_while(self, bot: str, key_id: str | None, until: int | None) -> frozenset[str]:
         """Every human who owned ``bot`` from the issue of ``key_id`` (or of the earliest key of the bot it
-        was rotated or minted from: whoever held that one could make this one) to ``until`` (a ledger time,
-        that of the act). Empty when the bot never changed hands in that span, or the key is unknown."""
+        was rotated or minted from: whoever held that one could make this one) to the act, the event of seq
+        ``until`` (None: now, every hand-over so far). Empty when the bot never changed hands in that span,
+        or the key is unknown."""
         moves = self.moves.get(bot, ())
         if not moves or key_id is None or key_id not in self.keys:
             return frozenset()
@@ -57,13 +71,13 @@ class OwnerHistory:
         if not after:
             return frozenset()
         # The owner when the key was issued, then every owner the bot was handed to before the act.
-        owners = {after[0][2]} | {to for _, time, _, to in after if time <= until}
+        owners = {after[0][2]} | {to for seq, _, _, to in after if until is None or seq < until}
         return frozenset(o for o in owners if o is not None)
 
-    def owner_at(self, bot: str, time: str) -> str | None:
-        """The owner of ``bot`` at ``time`` when it was handed on since (the ``from`` of the first hand-over
-        at or after it), else None: its owner then is its owner now."""
-        return next((before for _, moved, before, _ in self.moves.get(bot, ()) if moved >= time), None)
+    def owner_at(self, bot: str, seq: int) -> str | None:
+        """The owner of ``bot`` at the event of seq ``seq`` when it was handed on since (the ``from`` of the
+        first hand-over after it in the ledger), else None: its owner then is its owner now."""
+        return next((before for moved, _, before, _ in self.moves.get(bot, ()) if moved > seq), None)
 
     def _first_issue(self, key_id: str) -> int:
         principal = self.keys[key_id][1]
@@ -110,7 +124,7 @@ class OwnerHistory:
             keys[str(new)] = (e.seq, str(e.subject.get("principal")), tuple(str(k) for k in sources if k))
         if moves is None and keys is None:
             return self
-        return OwnerHistory(self.moves if moves is None else moves, self.keys if keys is None else keys)
+        return OwnerHistory(self.moves if moves is None else moves, self.keys if keys is None else keys, self.acts)
 
 
 def owner_history(events: Iterable[LedgerFact]) -> OwnerHistory:

@@ -34,6 +34,7 @@ from dataward.service.approval_standing import read_standing, voided_decision, w
 from dataward.service.bot_owners import (
     acting_earlier_owners,
     maker_earlier_owners,
+    owner_then,
     read_owner_history,
     submitter_earlier_owners,
 )
@@ -143,7 +144,7 @@ def _maker(conn: Connection, public_key_b64: str, version: Any, history: OwnerHi
     """Who made ``version`` and the humans who answer for it (:class:`_Maker`), from the signed ledger's
     hand-overs: a bot handed on since must not let the human whose side made the version approve it."""
     now = conn.execute(select(principals.c.owner_id).where(principals.c.id == version.created_by)).scalar()
-    then = history.owner_at(version.created_by, version.created_at) or now
+    then = owner_then(history, version.created_by, "versions", version.id) or now
     earlier = maker_earlier_owners(conn, public_key_b64, history, version) - {then, now}
     return _Maker(version.created_by, then, now if now != then else None, frozenset(earlier))
 

@@ -70,12 +70,34 @@ def _refuse(what: str) -> NoReturn:
     )
 
 
+def act_seq(history: OwnerHistory, bot: str, table: str, row_id: str) -> int:
+    """The seq of the signed event that inserted row ``row_id`` of ``table``, an act of ``bot``: a bot's
+    side is taken in ledger order, not by times (``OwnerHistory``). Refused (``IntegrityViolation``) when
+    the bot was handed on and no event inserted the row; 0 when the bot never changed hands (no span
+    to place the act in)."""
+    if bot not in history.moves:
+        return 0
+    seq = history.act_seq(table, row_id)
+    if seq is None:
+        _refuse(f"the ledger holds no event making {table} row {row_id} of a service principal handed on")
+    return seq
+
+
+def owner_then(history: OwnerHistory, bot: str, table: str, row_id: str) -> str | None:
+    """``bot``'s owner when it made row ``row_id`` of ``table``, when it was handed on since (else None:
+    its owner then is its owner now), in ledger order (``OwnerHistory.owner_at``)."""
+    if bot not in history.moves:
+        return None
+    return history.owner_at(bot, act_seq(history, bot, table, row_id))
+
+
 def submitter_earlier_owners(history: OwnerHistory, c: Any) -> frozenset[str]:
     """The owners contribution ``c``'s submitting bot had while the key it was submitted with was live, other
     than its owner at submission (``submitter_owner``): empty for a human or a bot never handed on."""
-    if c.submitter_owner is None:
+    if c.submitter_owner is None or c.submitted_by not in history.moves:
         return frozenset()
-    return history.owners_while(c.submitted_by, c.key_id, c.created_at) - {c.submitter_owner}
+    until = act_seq(history, c.submitted_by, "contributions", c.id)
+    return history.owners_while(c.submitted_by, c.key_id, until) - {c.submitter_owner}
 
 
 def acting_earlier_owners(history: OwnerHistory, caller: Any) -> frozenset[str]:
@@ -85,8 +107,8 @@ def acting_earlier_owners(history: OwnerHistory, caller: Any) -> frozenset[str]:
     principal = caller.principal
     if principal.owner_id is None:
         return frozenset()
-    # Every hand-over so far counts (the act is now): a time after any the ledger holds.
-    return history.owners_while(principal.id, caller.key.id, "9999") - {principal.owner_id}
+    # Every hand-over so far counts (the act is now).
+    return history.owners_while(principal.id, caller.key.id, None) - {principal.owner_id}
 
 
 _MAKING = ("contribution.merged", "contribution.quarantined", "records.contained")
@@ -112,8 +134,15 @@ def maker_earlier_owners(conn: Connection, public_key_b64: str, history: OwnerHi
             check_event(event, verifier, ward_id, _CONSEQUENCE)
             if event.actor.get("principal") != version.created_by:
                 break
-            return history.owners_while(version.created_by, event.actor.get("key"), version.created_at)
+            return history.owners_while(version.created_by, event.actor.get("key"), event.seq)
     _refuse(f"the ledger holds no event making version {version.id} by its maker")
 
 
-__all__ = ["acting_earlier_owners", "maker_earlier_owners", "read_owner_history", "submitter_earlier_owners"]
+__all__ = [
+    "act_seq",
+    "acting_earlier_owners",
+    "maker_earlier_owners",
+    "owner_then",
+    "read_owner_history",
+    "submitter_earlier_owners",
+]

@@ -151,6 +151,10 @@ class _Signed:
     """Each principal's owner as its ``principal.created`` event made it (None for a human)."""
 
 
+_ACT_TABLES = frozenset({"contributions", "versions", "training_runs", "model_versions"})
+"""The rows whose making a bot's side is judged on (``OwnerHistory.acts``): the seq of the event that
+inserted each is kept."""
+
 _EMPTY = _Signed(0, "", {t: {} for t in _KEPT_TABLES}, frozenset(), {})
 _signed_states: dict[tuple[str, str], _Signed] = {}
 
@@ -190,6 +194,7 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
     tables, copied = dict(state.tables), set()
     quarantined, review = set(state.quarantined), dict(state.review)
     created_owners = state.created_owners
+    acts: dict[tuple[str, str], int] | None = None
     for event in events:
         if event.type == "principal.created":
             if created_owners is state.created_owners:
@@ -198,6 +203,11 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
         for c in ledger_store.event_changes(event):
             if c.table not in tables:
                 continue
+            if c.op == "insert" and c.table in _ACT_TABLES and "id" in c.key:
+                # Where in the ledger the act was done: a bot's side is taken in ledger order.
+                if acts is None:
+                    acts = dict(state.owners.acts)
+                acts.setdefault((c.table, str(c.key["id"])), event.seq)
             if c.table not in copied:
                 tables[c.table] = dict(tables[c.table])
                 copied.add(c.table)
@@ -229,6 +239,8 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
                     )
     last = events[-1]
     owners = state.owners.folded(events)
+    if acts is not None:
+        owners = dataclasses.replace(owners, acts=acts)
     return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review, owners, created_owners)
 
 

@@ -63,7 +63,7 @@ from dataward.release.probe import Trigger, generic_triggers, history_triggers, 
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.approval_standing import checked_events, read_standing
-from dataward.service.bot_owners import acting_earlier_owners, read_owner_history
+from dataward.service.bot_owners import acting_earlier_owners, act_seq, owner_then, read_owner_history
 from dataward.service.core import Service, new_id
 from dataward.service.guard import (
     SignedCheck,
@@ -139,8 +139,9 @@ def _trainer(conn: Connection, mv: Any, public_key_b64: str) -> _TrainerSide:
     now = conn.execute(select(principals.c.owner_id).where(principals.c.id == mv.created_by)).scalar()
     run = run_row(conn, mv.run_id)
     history = read_owner_history(conn, public_key_b64)
-    then = history.owner_at(mv.created_by, run.started_at) or now
-    earlier = history.owners_while(mv.created_by, run.key_id, mv.created_at) - {then, now}
+    then = owner_then(history, mv.created_by, "training_runs", run.id) or now
+    until = act_seq(history, mv.created_by, "model_versions", mv.id)
+    earlier = history.owners_while(mv.created_by, run.key_id, until) - {then, now}
     return _TrainerSide(mv.created_by, then, now if now != then else None, earlier, history)
 
 

@@ -91,3 +91,43 @@ def test_an_approver_bot_handed_on_cannot_approve_its_former_owner_s_model_with_
         old.approve_model("wine-clf@v1", reason="fine")
     fresh = ward.as_key(ward.issue_key("checker")["key"])
     assert fresh.approve_model("wine-clf@v1", reason="checked")["approvals"] == 1
+
+
+def test_an_owner_between_two_hand_overs_stays_the_side_of_a_model_trained_dated_before_the_first(
+    tmp_path: Path,
+) -> None:
+    """trainbot (alice's, its key issued by an admin) is handed to carl; while carl owns it, it trains with
+    that key on a host whose clock is half an hour behind (within the hour the ward tolerates); then it is
+    handed to bob. The run follows carl's hand-over in the ledger, though dated before it: carl owned the
+    bot when it trained, and may not approve the model."""
+    from dataward.domain.schema import Schema
+    from tests.helpers import NO_APPROVALS_POLICY, wine_schema_specs
+    from tests.security.key_team import Clock
+
+    clock = Clock()
+    ward, _ = Ward.init(tmp_path / "ward", clock=clock)
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine", Schema.parse(label, specs))
+    ward.set_policy("wine", NO_APPROVALS_POLICY)
+    first = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 120, shuffled=True)), source="s")
+    ward.merge(first["ref"])
+    ward.promote("wine@v1")
+    for name in ("alice", "bob", "carl", "dan"):
+        ward.create_principal(name)
+    ward.create_principal("trainbot", kind="service", owner="alice")
+    ward.grant("trainbot", "reader", "dataset:wine")
+    ward.grant("trainbot", "contributor", "model:wine-clf")
+    for name in ("carl", "dan"):
+        ward.grant(name, "approver", "model:wine-clf")
+    people = {n: ward.as_key(ward.issue_key(n)["key"]) for n in ("carl", "dan", "trainbot")}
+    ward.transfer_principal("trainbot", "carl")
+    clock.advance(minutes=-30)
+    (tmp_path / "m.bin").write_bytes(b"weights" * 16)
+    with dataward.training_run("wine@training", model="wine-clf", ward=people["trainbot"]) as run:
+        run.load()
+        run.log_artifact(tmp_path / "m.bin")
+    clock.advance(minutes=31)
+    ward.transfer_principal("trainbot", "bob")
+    with pytest.raises(PolicyViolation, match=r"'carl' owned the service principal that trained this model"):
+        people["carl"].approve_model("wine-clf@v1", reason="mine")
+    assert people["dan"].approve_model("wine-clf@v1", reason="checked")["approvals"] == 1

@@ -8,6 +8,7 @@ at submission nor the owner now.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -291,8 +292,9 @@ def test_a_long_lived_ward_sees_keys_issued_and_hand_overs_made_by_another_proce
     assert team["ann"].approve(new, reason="checked")["decision"] == "approve"
 
 
-
-def _handed_on_twice_with_an_act_dated_back(kt: dict[str, Ward], clock: Clock, act, *, between: bool):  # type: ignore[no-untyped-def]
+def _handed_on_twice_with_an_act_dated_back(
+    kt: dict[str, Ward], clock: Clock, act: Callable[[], str], *, between: bool
+) -> str:
     """The scraper (alice's, its key issued by an admin) is handed to carol, then to dave. With the old key
     it acts (``between`` the hand-overs, while carol owns it, or after both) on a host whose clock is half
     an hour behind: within the hour the ward tolerates (hosts serving one catalog, a use case whose clock
@@ -321,8 +323,9 @@ def test_an_owner_between_two_hand_overs_is_on_the_side_of_an_act_dated_before_t
     kt = make_team(tmp_path / "ward", clock)
     for name in ("carol", "bob"):
         kt["admin"].grant(name, "approver", "dataset:wine")
-    submit = lambda: contribute(kt["scraper"], tmp_path)["ref"]  # noqa: E731
-    ref = _handed_on_twice_with_an_act_dated_back(kt, clock, submit, between=False)
+    ref = _handed_on_twice_with_an_act_dated_back(
+        kt, clock, lambda: str(contribute(kt["scraper"], tmp_path)["ref"]), between=False
+    )
     with pytest.raises(PolicyViolation, match=r"'carol' owned the service principal that submitted .* while the key"):
         kt["carol"].approve(ref, reason="fine")
     assert kt["bob"].approve(ref, reason="checked")["decision"] == "approve"
@@ -343,8 +346,9 @@ def test_an_owner_between_two_hand_overs_may_not_approve_a_version_made_dated_be
     for item in admin.review_list(contribution=ref):
         kt["bob"].review_decide([item["id"]], "accept", reason="checked")
     kt["bob"].approve(ref, reason="checked")
-    merge = lambda: kt["scraper"].merge(ref)["ref"]  # noqa: E731
-    version = _handed_on_twice_with_an_act_dated_back(kt, clock, merge, between=True)
+    version = _handed_on_twice_with_an_act_dated_back(
+        kt, clock, lambda: str(kt["scraper"].merge(ref)["ref"]), between=True
+    )
     with pytest.raises(PolicyViolation, match=r"'carol' .*made this version"):
         kt["carol"].approve_version(version, reason="mine")
     assert kt["bob"].approve_version(version, reason="checked")["decision"] == "approve"

@@ -63,7 +63,7 @@ from dataward.release.probe import Trigger, generic_triggers, history_triggers, 
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.approval_standing import checked_events, read_standing
-from dataward.service.bot_owners import acting_earlier_owners, act_seq, owner_then, read_owner_history
+from dataward.service.bot_owners import act_seq, acting_earlier_owners, owner_then, read_owner_history
 from dataward.service.core import Service, new_id
 from dataward.service.guard import (
     SignedCheck,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     source = work / "records.csv"
     make_text_csv(source, args.records, args.seed)
     ours, bare, dispose = [], [], []
+    load = [round(x, 2) for x in os.getloadavg()]
     try:
         for run in range(args.runs):
             start = time.perf_counter()
@@ -58,7 +60,17 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
-        json.dumps({"label": args.label, "records": args.records, "ours": ours, "bare": bare, "dispose_after": dispose})
+        json.dumps(
+            {
+                "label": args.label,
+                "records": args.records,
+                "ours": ours,
+                "bare": bare,
+                "dispose_after": dispose,
+                # The load average (1, 5, 15 minutes) when the runs began and when they ended.
+                "load": [load, [round(x, 2) for x in os.getloadavg()]],
+            }
+        )
     )
 
 

@@ -16,3 +16,4 @@ def test_import_pairs_prints_one_line_of_runs(capsys: pytest.CaptureFixture[str]
     assert line["label"] == "here" and line["records"] == 300
     assert len(line["ours"]) == len(line["bare"]) == len(line["dispose_after"]) == 2
     assert all(t > 0 for t in line["ours"] + line["bare"])
+    assert len(line["load"]) == 2 and all(len(at) == 3 for at in line["load"])

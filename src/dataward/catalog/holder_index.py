@@ -30,7 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, text
 
-from dataward.catalog.record_index import BLOCK_TARGET, MAX_BITS, _short_prefixes, bits_for, insert_blocks, prefixes
+from dataward.catalog.record_index import (
+    BLOCK_TARGET,
+    MAX_BITS,
+    _short_prefixes,
+    bits_for,
+    block_rows,
+    insert_blocks,
+    prefixes,
+)
 from dataward.catalog.tables import holder_blocks, holder_lists, holder_segments
 from dataward.domain.idarrays import ID_BYTES, take_ids
 
@@ -106,11 +114,14 @@ def add_list(
     *,
     kind: str = IDS,
     merge_budget: int | None = MERGE_BUDGET,
+    cut: Cut | None = None,
 ) -> bool:
     """Index one list (inside the caller's write transaction): ``added`` holds the ids the list adds
     to ``base`` (every id when ``base`` is ``""``), ``removed`` those it drops. Returns False when the
     list was indexed already (objects are content-addressed, so it is the same list). The merges this
-    sets off are bounded by ``merge_budget`` entries (see ``compact``; None: every merge due)."""
+    sets off are bounded by ``merge_budget`` entries (see ``compact``; None: every merge due).
+    ``cut``: ``cut_blocks(added)``, worked out before the write transaction; used only for a list
+    without removals, and only when it was cut from ``added`` itself (else the blocks are cut here)."""
     if is_listed(conn, object_, base):
         return False
     count = len(added) + (0 if removed is None else len(removed))
@@ -118,7 +129,8 @@ def add_list(
     list_id = made.inserted_primary_key[0]
     entries = entries_of(int(list_id), added, removed)
     if len(entries):
-        _write_segment(conn, entries)
+        whole = removed is None or not len(removed)
+        _write_segment(conn, entries, cut if whole and cut is not None and cut.binary is added else None)
         compact(conn, budget=merge_budget)
     return True
 
@@ -127,29 +139,54 @@ def _size_class(entries: int) -> int:
     return int(np.floor(np.log(max(entries, 1)) / np.log(FANOUT)))
 
 
-def _write_segment(conn: Connection, entries: Entries) -> int:
-    segment = int(conn.execute(insert(holder_segments).values(entries=len(entries))).inserted_primary_key[0])
-    bits = bits_for(len(entries))
-    # By prefix, in the order given within one (a radix sort on 16-bit prefixes, the usual case).
-    keys = _short_prefixes(entries.binary, bits)
+@dataclass(frozen=True)
+class Cut:
+    """How a segment's entries are cut into blocks (``cut_blocks``): ``order`` puts them in prefix
+    order (None: they are in it already), and block ``i`` holds the ordered entries
+    ``starts[i]:stops[i]``, of prefix ``prefixes[i]`` at ``bits`` bits. ``binary``: the ids cut."""
+
+    binary: np.ndarray
+    bits: int
+    order: np.ndarray | None
+    prefixes: list[int]
+    starts: list[int]
+    stops: list[int]
+
+
+def cut_blocks(binary: np.ndarray) -> Cut:
+    """The blocks of a segment of the ids ``binary`` (``(n, 32)`` uint8): by prefix at ``bits_for(n)``
+    bits, in the order given within one (a radix sort on 16-bit prefixes, the usual case). Ids
+    already in prefix order (a whole list's ids come sorted) are not moved. It depends on the ids
+    alone, not on the list or segment they go to: an import works it out beside its chunk."""
+    bits = bits_for(len(binary))
+    if not len(binary):
+        return Cut(binary, bits, None, [], [], [])
+    keys = _short_prefixes(binary, bits)
+    order = None
     if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
         order = np.argsort(keys, kind="stable")
-        keys, binary, tags = keys[order], take_ids(entries.binary, order), entries.tags[order]
-    else:  # already by prefix (a whole list's ids come sorted): the stable sort would change nothing
-        binary, tags = entries.binary, entries.tags
+        keys = keys[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1
-    starts = np.concatenate(([0], cuts)).tolist()
-    stops = np.concatenate((cuts, [len(keys)])).tolist()
-    prefixes_ = keys[starts].tolist() if len(keys) else []
+    starts = np.concatenate(([0], cuts))
+    stops = np.concatenate((cuts, [len(keys)]))
+    return Cut(binary, bits, order, keys[starts].tolist(), starts.tolist(), stops.tolist())
+
+
+def _write_segment(conn: Connection, entries: Entries, cut: Cut | None = None) -> int:
+    """Write ``entries`` as a new segment; ``cut``: ``cut_blocks(entries.binary)`` when known."""
+    segment = int(conn.execute(insert(holder_segments).values(entries=len(entries))).inserted_primary_key[0])
+    if cut is None or len(cut.binary) != len(entries):
+        cut = cut_blocks(entries.binary)
+    if cut.order is not None:
+        binary, tags = take_ids(entries.binary, cut.order), entries.tags[cut.order]
+    else:  # already by prefix: the stable sort would change nothing
+        binary, tags = entries.binary, entries.tags
+    if not cut.prefixes:
+        return segment
     # Each block's ids and tags are slices of one contiguous copy, taken by the driver as they are.
     ids = memoryview(np.ascontiguousarray(binary)).cast("B")
-    tag_bytes = memoryview(np.ascontiguousarray(tags.astype("<u4"))).cast("B")
-    rows = [
-        (bits, prefix, segment, ids[a * ID_BYTES : b * ID_BYTES], tag_bytes[a * 4 : b * 4])
-        for prefix, a, b in zip(prefixes_, starts, stops, strict=False)
-    ]
-    if not rows:
-        return segment
+    tag_bytes = memoryview(np.ascontiguousarray(tags, dtype="<u4")).cast("B")
+    rows = block_rows(cut.bits, cut.prefixes, cut.starts, cut.stops, segment, ids, tag_bytes)
     insert_blocks(conn, holder_blocks, ("bits", "prefix", "segment", "ids", "tags"), rows)
     return segment
 
@@ -337,10 +374,12 @@ __all__ = [
     "LINEAGE",
     "MERGE_BUDGET",
     "REMOVED",
+    "Cut",
     "Entries",
     "add_list",
     "clear",
     "compact",
+    "cut_blocks",
     "entries_of",
     "is_listed",
     "iter_blocks",

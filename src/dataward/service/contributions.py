@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 from dataward.access import authorize_withdraw
 from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
+from dataward.catalog import holder_index
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, quarantine, sources
@@ -317,10 +318,12 @@ class ContributionService(Service):
                 if len(added):
                     self._near_copy_work(uc.conn, near, self._suspects(uc.conn, None))
             added_hash = joined_ids_hash(added)  # while the chunk and the id list may still be written
+            # The holder index's blocks of the added ids, cut now rather than under the write lock.
+            added_cut = holder_index.cut_blocks(staged.distinct) if id_list is not None else None
             added_object = id_list.result() if id_list is not None else None
             staged.wait()  # the chunk's error, if any, is raised here
-        if added_object is not None:
-            holders.remember_list(added_object, staged.distinct)
+        if added_object is not None and added_cut is not None:
+            holders.remember_list(added_object, added_cut)
         removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None
         with self.use_case(action, scope) as uc:
             ds = rows.dataset_row(uc.conn, dataset)

@@ -33,26 +33,29 @@ from dataward.service.idsets import holders, id_keys, id_set
 from dataward.store import ObjectStore
 from dataward.store.tables import read_parquet_bytes
 
-_written: OrderedDict[str, np.ndarray] = OrderedDict()
-"""Id-list objects this process has just written, with their distinct ids sorted (``remember_list``),
-so that indexing them does not read and decode them again; the last few only, each used once."""
+_written: OrderedDict[str, holder_index.Cut] = OrderedDict()
+"""Id-list objects this process has just written, with their distinct ids sorted and cut into index
+blocks (``remember_list``), so that indexing them does not read and decode them again, nor cut them
+under the write lock; the last few only, each used once."""
 _WRITTEN_KEPT = 4
 _written_lock = threading.Lock()
 
 
-def remember_list(digest: str, keys: np.ndarray) -> None:
+def remember_list(digest: str, keys: np.ndarray | holder_index.Cut) -> None:
     """Note that the id-list object ``digest`` was just written with the record ids ``keys``: its
-    distinct ids, sorted, as ``(n, 32)`` uint8 (what ``_ids`` reads from it), for ``index_changes`` to
-    index it from them. Only the write path uses them: ``verify_index`` and ``reindex`` always read
-    the stored lists."""
+    distinct ids, sorted, as ``(n, 32)`` uint8 (what ``_ids`` reads from it), or those ids cut into
+    index blocks already (``holder_index.cut_blocks``, worked out while the import waits for its
+    chunk), for ``index_changes`` to index it from them. Only the write path uses them:
+    ``verify_index`` and ``reindex`` always read the stored lists."""
+    cut = keys if isinstance(keys, holder_index.Cut) else holder_index.cut_blocks(keys)
     with _written_lock:
-        _written[digest] = keys
+        _written[digest] = cut
         _written.move_to_end(digest)
         while len(_written) > _WRITTEN_KEPT:
             _written.popitem(last=False)
 
 
-def _just_written(digest: str) -> np.ndarray | None:
+def _just_written(digest: str) -> holder_index.Cut | None:
     with _written_lock:
         return _written.pop(digest, None)
 
@@ -109,16 +112,17 @@ def index_list(
     base: str,
     kind: str = holder_index.IDS,
     *,
-    written: np.ndarray | None = None,
+    written: holder_index.Cut | None = None,
 ) -> bool:
     """Index one list unless it is indexed already; True when it was added. ``written`` (a whole id
-    list's distinct ids, sorted, as ``remember_list`` keeps them) spares reading the object."""
+    list's distinct ids, sorted and cut into blocks, as ``remember_list`` keeps them) spares reading
+    the object and cutting its blocks."""
     if holder_index.is_listed(conn, object_, base):
         return False
     if written is not None and not base and kind == holder_index.IDS:
-        added, removed = written, np.zeros((0, ID_BYTES), np.uint8)
-    else:
-        added, removed = expected(store, object_, base, kind)
+        added, removed = written.binary, np.zeros((0, ID_BYTES), np.uint8)
+        return holder_index.add_list(conn, object_, base, added, removed, kind=kind, cut=written)
+    added, removed = expected(store, object_, base, kind)
     return holder_index.add_list(conn, object_, base, added, removed, kind=kind)
 
 

@@ -20,17 +20,26 @@ from tests.service.test_approvals_after_revocation import _dan_key, _flagged, _k
 from tests.service.test_block_override import team  # noqa: F401  (the fixture)
 
 
+def _accepted_by_a_leaked_key(
+    wards: dict[str, Ward], tmp_path: Path, *, merge: bool
+) -> tuple[Ward, str, str | None, Ward]:
+    """dan's key accepts the flagged records of a contribution, cat approves it, (it is merged,) and the
+    key is revoked as leaked: (admin, the contribution, the version or None, dan)."""
+    admin = wards["admin"]
+    ref = _flagged(wards, tmp_path)
+    key, dan = _dan_key(wards)
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    wards["cat"].approve(ref, reason="checked")
+    version = admin.merge(ref)["ref"] if merge else None
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    return admin, ref, version, dan
+
+
 def test_records_accepted_with_a_key_revoked_since_hold_back_the_promotion(
     team: dict[str, Ward],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    admin = team["admin"]
-    ref = _flagged(team, tmp_path)
-    key, dan = _dan_key(team)
-    dan.review_decide([], "accept", reason="fine", contribution=ref)
-    team["cat"].approve(ref, reason="checked")
-    version = admin.merge(ref)["ref"]
-    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    admin, ref, version, _ = _accepted_by_a_leaked_key(team, tmp_path, merge=True)
     with pytest.raises(Conflict, match=rf"{version} cannot be promoted: 2 record\(s\) of {ref} .*revoked since"):
         admin.promote(version)
     assert [v["stage"] for v in admin.versions("wine")][-1] != "training"
@@ -50,12 +59,7 @@ def test_a_decided_at_edited_in_the_catalog_does_not_revive_a_voided_decision_at
 ) -> None:
     """The void is found by matching the decision's event with the item's decision time; a catalog writer
     who moves that time must not make the leaked key's accepts count again."""
-    admin = team["admin"]
-    ref = _flagged(team, tmp_path)
-    key, dan = _dan_key(team)
-    dan.review_decide([], "accept", reason="fine", contribution=ref)
-    team["cat"].approve(ref, reason="checked")
-    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    admin, ref, _, _ = _accepted_by_a_leaked_key(team, tmp_path, merge=False)
     _dan_decisions_edited(admin, "UPDATE quarantine SET decided_at = '2001-01-01T00:00:00+00:00'")
     with pytest.raises(IntegrityViolation, match=r"quarantine .*disagrees with the signed ledger"):
         admin.merge(ref)
@@ -71,13 +75,7 @@ def test_a_review_row_edited_in_the_catalog_does_not_revive_a_voided_accept_at_p
     tmp_path: Path,
     edit: str,
 ) -> None:
-    admin = team["admin"]
-    ref = _flagged(team, tmp_path)
-    key, dan = _dan_key(team)
-    dan.review_decide([], "accept", reason="fine", contribution=ref)
-    team["cat"].approve(ref, reason="checked")
-    version = admin.merge(ref)["ref"]
-    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    admin, _, version, _ = _accepted_by_a_leaked_key(team, tmp_path, merge=True)
     _dan_decisions_edited(admin, edit)
     with pytest.raises(IntegrityViolation, match=r"quarantine .*disagrees with the signed ledger"):
         admin.promote(version)
@@ -91,12 +89,7 @@ def test_review_events_retyped_after_the_ward_read_them_do_not_revive_a_voided_d
     """A long-lived process (a server) checks the ledger's chain once, then only newer events: a catalog
     writer who retypes the leaked key's review events afterwards must not take its decisions out of what
     the merge finds void (they were read by their type)."""
-    admin = team["admin"]
-    ref = _flagged(team, tmp_path)
-    key, dan = _dan_key(team)
-    dan.review_decide([], "accept", reason="fine", contribution=ref)
-    team["cat"].approve(ref, reason="checked")
-    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    admin, ref, _, dan = _accepted_by_a_leaked_key(team, tmp_path, merge=False)
     with pytest.raises(Conflict, match="decision no longer counts"):
         admin.merge(ref)
     sql(

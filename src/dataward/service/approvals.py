@@ -39,7 +39,7 @@ from dataward.service.bot_owners import (
     submitter_earlier_owners,
 )
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
-from dataward.service.guard import checked_signed_rows, checked_version_ids
+from dataward.service.guard import checked_review_rows_of, checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
 from dataward.service.overrides import lifted_at
 from dataward.service.rows import current_owner
@@ -414,7 +414,8 @@ def check_merge_allowed(ward: Any, uc: UseCase, ds: Any, c: Any) -> None:
         )
     items = uc.conn.execute(select(quarantine).where(quarantine.c.contribution_id == c.id)).all()
     # Whether a decision still counts is read from its row (its status, its time): as the ledger signed it.
-    checked_signed_rows(ward, uc.conn, "quarantine", items, doing="merge")
+    # Every item the ledger holds for it too: a row deleted would hide its voided decision.
+    checked_review_rows_of(ward, uc.conn, items, [c.id], doing="merge")
     # Approvals and review decisions count only while the principal and the key they were given with stand.
     standing = read_standing(uc.conn, uc.signer.public_key_b64)
     voided = [v for q in items if (v := voided_decision(uc.conn, standing, q, c.status)) is not None]
@@ -478,10 +479,12 @@ def _refuse_voided_accepts(ward: Any, conn: Connection, ds: Any, version: Any, s
     query = select(quarantine, contributions.c.number, contributions.c.status.label("contribution_status")).join(
         contributions, contributions.c.id == quarantine.c.contribution_id
     )
-    found = rows_in(conn, query, quarantine.c.contribution_id, json.loads(version.contributions))
+    held = json.loads(version.contributions)
+    found = rows_in(conn, query, quarantine.c.contribution_id, held)
     # Which items were accepted, and whether their decision still counts, as the ledger signed them: a status
-    # or a decision time edited in the catalog alone would otherwise hide a voided accept.
-    checked_signed_rows(ward, conn, "quarantine", found, doing="promote")
+    # or a decision time edited in the catalog alone, or a row deleted from it, would otherwise hide a voided
+    # accept.
+    checked_review_rows_of(ward, conn, found, held, doing="promote")
     accepted = [q for q in found if q.status == "accepted"]
     voided: dict[int, list[dict[str, Any]]] = {}
     for q in accepted:

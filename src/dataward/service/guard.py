@@ -397,6 +397,29 @@ def checked_signed_rows(ward: Any, conn: Connection, table: str, found: Iterable
         _check_row(conn, table, row, columns, f"{table} {row.id}", *keys, doing=doing)
 
 
+def checked_review_rows_of(
+    ward: Any, conn: Connection, found: Iterable[Any], contribution_ids: Iterable[str], *, doing: str
+) -> None:
+    """Refuse (``IntegrityViolation``) when a row of ``found`` (the catalog's ``quarantine`` rows of the
+    contributions ``contribution_ids``) is not what the signed ledger made it, or when the signed ledger
+    holds a review item of those contributions that ``found`` lacks (deleted from the catalog, or moved
+    out of the lookup). A merge or a promotion looks for voided decisions among these rows: one deleted
+    would have its voided accept go unseen while the signed ledger, which merges by its status, lets its
+    record in."""
+    found = list(found)
+    checked_signed_rows(ward, conn, "quarantine", found, doing=doing)
+    wanted, have = set(contribution_ids), {r.id for r in found}
+    state = _signed(conn, *_ledger(ward))
+    lost = sorted(i for i, item in state.review.items() if item.contribution in wanted and i not in have)
+    if lost:
+        raise IntegrityViolation(
+            f"refusing to {doing}: review item {lost[0]}, recorded in the signed ledger for contribution "
+            f"{state.review[lost[0]].contribution}, is not among the catalog's review rows of it",
+            hint=_HINT,
+            row=f"quarantine {lost[0]}",
+        )
+
+
 class SignedCheck:
     """Checks of what a read shows or signs (a trace, a listing, an attestation, a card) against one
     state of the signed ledger (:func:`_signed`, read once: the chain checked and folded only for events

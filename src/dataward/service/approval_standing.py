@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from dataward.access.policy import Approval
+from dataward.access.sides import OwnerHistory
 from dataward.access.standing import (
     APPROVAL_TYPES,
     MODEL_APPROVAL_TYPE,
@@ -89,12 +90,23 @@ def check_event(event: Event, verifier: SignatureVerifier, ward_id: str, consequ
         )
 
 
-def with_standing(approvals: Iterable[Approval], target: str, standing: Standing | None) -> list[Approval]:
+def with_standing(
+    approvals: Iterable[Approval], target: str, standing: Standing | None, history: OwnerHistory | None = None
+) -> list[Approval]:
     """``approvals`` of ``target`` (a contribution or version id), each with ``void`` set when its
-    approver was disabled or its key revoked since (unchanged without a ``standing``)."""
+    approver was disabled or its key revoked since (unchanged without a ``standing``); given ``history``,
+    with ``answered_by`` set to the owners a bot handed on had while the key it approved with was live,
+    up to the approval (its signed event): one person and their bot count once, whoever owns it now."""
     if standing is None:
         return list(approvals)
-    return [dataclasses.replace(a, void=standing.void_reason(a, target)) for a in approvals]
+    found = []
+    for a in approvals:
+        a = dataclasses.replace(a, void=standing.void_reason(a, target))
+        act = standing.act_of(a, target)
+        if history is not None and act is not None and a.approver_id in history.moves:
+            a = dataclasses.replace(a, answered_by=history.owners_while(a.approver_id, act.key_id, act.seq))
+        found.append(a)
+    return found
 
 
 def voided_decision(

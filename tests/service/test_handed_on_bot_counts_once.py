@@ -16,7 +16,7 @@ import pytest
 from dataward.domain.errors import PolicyViolation
 from dataward.service.ward import Ward
 from tests.helpers import wine_rows, write_csv
-from tests.service.test_block_override import team  # noqa: F401  (the fixture)
+from tests.service.test_block_override import _blocked, team  # noqa: F401  (the fixture)
 
 TWO = "approvals:\n  required: 2\ngate:\n  detectors: [duplicates]\n"
 
@@ -59,3 +59,32 @@ def test_a_bots_approval_with_a_key_live_while_its_owner_had_it_does_not_count_a
     with pytest.raises(PolicyViolation, match="cannot be merged"):
         admin.merge(ref)
     assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]
+
+
+def test_a_block_is_not_lifted_by_one_person_and_the_bot_they_handed_on(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An override takes two people: benbot requests it with the key an admin issued while ben owned it, the
+    bot is handed to cat (the key keeps working), and ben confirms. Both steps are ben's side's."""
+    admin = team["admin"]
+    ref = _blocked(team["sam"], tmp_path)["ref"]
+    assert team["benbot"].override_block(ref, reason="looks fine")["status"] == "requested"
+    admin.transfer_principal("benbot", "cat")
+    with pytest.raises(PolicyViolation, match="same human"):
+        team["ben"].override_block(ref, reason="agreed")
+    assert admin.contribution(ref)["gate_verdict"] == "block"
+
+
+def test_a_bot_handed_on_does_not_confirm_its_former_owners_override_request(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    admin = team["admin"]
+    ref = _blocked(team["sam"], tmp_path)["ref"]
+    admin.transfer_principal("benbot", "cat")
+    assert team["ben"].override_block(ref, reason="looks fine")["status"] == "requested"
+    # benbot acts with the key issued while ben owned it: ben may hold it.
+    with pytest.raises(PolicyViolation, match="same human"):
+        team["benbot"].override_block(ref, reason="agreed")
+    assert admin.contribution(ref)["gate_verdict"] == "block"

@@ -187,3 +187,29 @@ def test_a_review_decision_whose_key_was_revoked_since_goes_back_to_the_queue(
     # A reviewer whose key stands decides them again; then the merge goes through.
     assert len(team["cat"].review_decide([], "accept", reason="checked again", contribution=ref)) == 2
     assert admin.merge(ref)["ref"] == "wine@v2"
+
+
+@pytest.mark.parametrize("event_type", ["contribution.approved", "key.revoked"])
+def test_events_retyped_after_a_long_lived_ward_read_them_do_not_revive_a_voided_approval(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+    event_type: str,
+) -> None:
+    """A long-lived process (a server) checks the ledger's chain once, then only newer events: a catalog
+    writer who afterwards retypes the leaked key's approval event, or its revocation, must not take the
+    approval out of what the merge finds void (they were read by their type)."""
+    from tests.security.key_team import key_id
+
+    admin = team["admin"]
+    ref = _submitted(team, tmp_path)
+    key, dan = _dan_key(team)
+    dan.approve(ref, reason="looks fine")
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    with pytest.raises(PolicyViolation, match="voided"):
+        admin.merge(ref)
+    column = "actor_key" if event_type == "contribution.approved" else "subject"
+    pattern = key_id(dan) if column == "actor_key" else f"%{key_id(dan)}%"
+    sql(admin, f"UPDATE ledger_events SET type = 'note.kept' WHERE type = ? AND {column} LIKE ?", event_type, pattern)
+    with pytest.raises((PolicyViolation, IntegrityViolation)):
+        admin.merge(ref)
+    assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]

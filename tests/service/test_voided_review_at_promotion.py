@@ -137,3 +137,41 @@ def test_a_decision_and_its_key_revoked_in_another_process_hold_back_a_long_live
     with pytest.raises(Conflict, match="decision no longer counts"):
         admin.merge(ref)
     assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]
+
+
+def test_a_voided_accepts_row_deleted_from_the_catalog_does_not_let_the_merge_through(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The merge finds voided decisions among the review rows the catalog holds for the contribution, and
+    holds back only what the signed ledger has not accepted: a catalog writer who deletes the leaked key's
+    accepted rows must not have them merged on that key's word."""
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, dan = _dan_key(team)
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    team["cat"].approve(ref, reason="checked")
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    with pytest.raises(Conflict, match="decision no longer counts"):
+        admin.merge(ref)
+    _dan_decisions_edited(admin, "DELETE FROM quarantine")
+    with pytest.raises((Conflict, IntegrityViolation)):
+        admin.merge(ref)
+    assert [v["ref"] for v in admin.versions("wine")] == ["wine@v1"]
+
+
+def test_a_voided_accepts_row_deleted_from_the_catalog_does_not_let_the_promotion_through(
+    team: dict[str, Ward],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    admin = team["admin"]
+    ref = _flagged(team, tmp_path)
+    key, dan = _dan_key(team)
+    dan.review_decide([], "accept", reason="fine", contribution=ref)
+    team["cat"].approve(ref, reason="checked")
+    version = admin.merge(ref)["ref"]
+    admin.revoke_key(_key_ref(key), reason="dan's key leaked")
+    _dan_decisions_edited(admin, "DELETE FROM quarantine")
+    with pytest.raises((Conflict, IntegrityViolation)):
+        admin.promote(version)
+    assert [v["stage"] for v in admin.versions("wine")][-1] != "training"

@@ -38,12 +38,15 @@ def check_override(
     current_owner_id: str | None = None,
     earlier_owners: Collection[str] = (),
     acting_owners: Collection[str] = (),
+    requested_by_owners: Collection[str] = (),
 ) -> Decision:
     """May ``principal`` (holding ``held`` on the dataset) take part in overriding a block?
 
     ``requested_by`` is the principal who already asked for the override (None when this is the
     first request): the second principal must be someone else, accountable to another human, so
-    that one person with a bot cannot lift a block alone.
+    that one person with a bot cannot lift a block alone. A bot handed on answers, besides its owner
+    now, for its owners while the key it acts with was live: ``acting_owners`` for ``principal``,
+    ``requested_by_owners`` for the requester (up to its request).
     """
     base = {"action": "gate.override", "principal_id": principal.id}
     if not principal.is_active:
@@ -81,7 +84,8 @@ def check_override(
                 hint="ask another owner or admin of the dataset to run the same override",
                 **base,
             )
-        if accountable_human(requested_by) == accountable_human(principal):
+        theirs = {accountable_human(requested_by), *requested_by_owners}
+        if theirs & {accountable_human(principal), *acting_owners}:
             return Decision(
                 False,
                 f"{principal.name!r} and {requested_by.name!r} answer to the same human; an override needs two "

@@ -383,6 +383,11 @@ class Approval:
     void: str | None = None
     """Why it no longer counts whatever else holds, from the signed ledger: its approver was disabled
     or its key revoked since it was given (``dataward.access.standing``). None while both stand."""
+    answered_by: frozenset[str] = frozenset()
+    """Other humans who answer for it besides its approver's owner now: when a bot approved and was handed
+    on since, or approved with a key issued before it was, its owners while that key was live (up to the
+    approval). A bot and its owner are one approver: what it approved for one owner does not become a
+    second person's word once it answers to another."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", Role(self.role))
@@ -716,10 +721,10 @@ def approvals_status(
             )
         ):
             conflicted.append(approval)
-        elif _answerer(approval.approver_id, principals) in seen:
+        elif (who := {_answerer(approval.approver_id, principals), *approval.answered_by}) & seen:
             repeated.append(approval)
         else:
-            seen.add(_answerer(approval.approver_id, principals))
+            seen.update(who)
             counted.append(approval)
     return ApprovalStatus(
         required=policy.approvals.required,

@@ -189,14 +189,27 @@ _LISTED_STOPS = {"principal.disabled": "disabled", "principal.suspended": "suspe
 _LISTED_REASON = "by an event the ward's list of removals holds and the catalog predates"
 
 
+_FOLDED = frozenset((*APPROVAL_TYPES, MODEL_APPROVAL_TYPE, *REVIEW_TYPES, *STOP_TYPES))
+
+
 def standing_from(events: Iterable[LedgerFact]) -> Standing:
     """Fold approval events and the events that take keys or principals away (``APPROVAL_TYPES``,
     ``MODEL_APPROVAL_TYPE``, ``STOP_TYPES``; others are ignored), in ledger order."""
-    acts: dict[tuple[str, str, str, str, str], ApprovalAct] = {}
-    decisions: dict[str, ApprovalAct] = {}
-    revoked: dict[str, Stop] = {}
-    stopped: dict[str, Stop] = {}
-    for e in sorted(events, key=lambda e: e.seq):
+    return folded_standing(Standing(), sorted(events, key=lambda e: e.seq))
+
+
+def folded_standing(standing: Standing, events: Iterable[LedgerFact]) -> Standing:
+    """``standing`` with ``events`` (in ledger order, each after every event ``standing`` holds) folded in, as
+    :func:`standing_from` folds them; ``standing`` itself is unchanged (a reader holding it, a server's
+    other request, is unaffected), and returned as is when no event is of a type folded here."""
+    relevant = [e for e in events if e.type in _FOLDED]
+    if not relevant:
+        return standing
+    acts = dict(standing.acts)
+    decisions = dict(standing.decisions)
+    revoked = dict(standing.revoked)
+    stopped = dict(standing.stopped)
+    for e in relevant:
         reason = str(e.payload.get("reason") or "")
         if e.type in APPROVAL_TYPES:
             on = "version" if e.type == "version.approved" else "contribution"
@@ -262,5 +275,6 @@ __all__ = [
     "LedgerFact",
     "Standing",
     "Stop",
+    "folded_standing",
     "standing_from",
 ]

@@ -16,13 +16,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from dataward.access.policy import Approval
+from dataward.access.sides import OwnerHistory
 from dataward.access.standing import (
-    APPROVAL_TYPES,
-    MODEL_APPROVAL_TYPE,
-    STOP_TYPES,
     ApprovalAct,
     Standing,
-    standing_from,
 )
 from dataward.catalog import ledger_store
 from dataward.catalog.tables import principals
@@ -32,26 +29,22 @@ from dataward.ledger.signing import SignatureVerifier
 
 
 def read_standing(conn: Connection, public_key_b64: str) -> Standing:
-    """The ledger's approvals, review decisions, revocations and disablings (``dataward.access.standing``), every event
-    read checked: its hash over its body, and its signature under ``public_key_b64``; with the keys and
-    principals the ward's list of removals holds taken away (a catalog restored from before them).
+    """The ledger's approvals, review decisions, revocations and disablings (``dataward.access.standing``), with
+    the keys and principals the ward's list of removals holds taken away (a catalog restored from before them).
 
-    Review decisions come from the signed ledger's state the guard folds once per process
-    (``guard.signed_review_decisions``: the chain checked, then only newer events), not from the review
-    events read again: a ward holds one per flagged record, and reading and checking them all made every
-    approval, merge and promotion cost seconds on a ward of 10,000 decisions."""
-    from dataward.service.guard import signed_review_decisions
+    They come from the signed ledger's state the guard folds once per process (``guard.signed_standing``: the
+    chain checked, hashes and signatures, then only newer events), not from the events read again by their
+    type: an approval or review event retyped after a long-lived process checked the chain would drop out of
+    what is read and a voided approval or decision count again; and a ward holds one review event per
+    flagged record, so reading and checking them all made every approval, merge and promotion cost seconds
+    on a ward of 10,000 decisions. Review decisions are each item's latest decision that set its status
+    (``guard.signed_review_decisions``)."""
+    from dataward.service.guard import signed_review_decisions, signed_standing
     from dataward.service.removal_list import listed_removals
 
-    standing = standing_from(
-        checked_events(
-            conn,
-            public_key_b64,
-            (*APPROVAL_TYPES, MODEL_APPROVAL_TYPE, *STOP_TYPES),
-            consequence="the approvals it bears on cannot be counted",
-        )
-    )
-    decided = signed_review_decisions(conn, public_key_b64, ledger_store.ward_id(conn))
+    ward_id = ledger_store.ward_id(conn)
+    standing = signed_standing(conn, public_key_b64, ward_id)
+    decided = signed_review_decisions(conn, public_key_b64, ward_id)
     decisions = {
         item: ApprovalAct(d.seq, d.status, item, d.contribution, d.by, d.key, "", d.time) for item, d in decided.items()
     }
@@ -89,12 +82,23 @@ def check_event(event: Event, verifier: SignatureVerifier, ward_id: str, consequ
         )
 
 
-def with_standing(approvals: Iterable[Approval], target: str, standing: Standing | None) -> list[Approval]:
+def with_standing(
+    approvals: Iterable[Approval], target: str, standing: Standing | None, history: OwnerHistory | None = None
+) -> list[Approval]:
     """``approvals`` of ``target`` (a contribution or version id), each with ``void`` set when its
-    approver was disabled or its key revoked since (unchanged without a ``standing``)."""
+    approver was disabled or its key revoked since (unchanged without a ``standing``); given ``history``,
+    with ``answered_by`` set to the owners a bot handed on had while the key it approved with was live,
+    up to the approval (its signed event): one person and their bot count once, whoever owns it now."""
     if standing is None:
         return list(approvals)
-    return [dataclasses.replace(a, void=standing.void_reason(a, target)) for a in approvals]
+    found = []
+    for a in approvals:
+        a = dataclasses.replace(a, void=standing.void_reason(a, target))
+        act = standing.act_of(a, target)
+        if history is not None and act is not None and a.approver_id in history.moves:
+            a = dataclasses.replace(a, answered_by=history.owners_while(a.approver_id, act.key_id, act.seq))
+        found.append(a)
+    return found
 
 
 def voided_decision(

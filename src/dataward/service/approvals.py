@@ -39,7 +39,7 @@ from dataward.service.bot_owners import (
     submitter_earlier_owners,
 )
 from dataward.service.core import Service, UseCase, close_pending_reviews, new_id
-from dataward.service.guard import checked_signed_rows, checked_version_ids
+from dataward.service.guard import checked_review_rows_of, checked_signed_rows, checked_version_ids
 from dataward.service.identity import dataset_policy
 from dataward.service.overrides import lifted_at
 from dataward.service.rows import current_owner
@@ -51,9 +51,12 @@ DECIDABLE = ("submitted", "gated")
 APPROVABLE = (*DECIDABLE, "merged")
 
 
-def _approvals_of(conn: Connection, contribution_id: str, standing: Standing | None = None) -> list[Approval]:
+def _approvals_of(
+    conn: Connection, contribution_id: str, standing: Standing | None = None, history: OwnerHistory | None = None
+) -> list[Approval]:
     """The contribution's approvals; given the ledger's ``standing``, those whose approver was disabled or
-    whose key was revoked since are marked void (they no longer count)."""
+    whose key was revoked since are marked void (they no longer count), and given ``history`` a bot's carry
+    the owners it answered to while the key it approved with was live (``with_standing``)."""
     query = select(approvals).where(approvals.c.contribution_id == contribution_id, approvals.c.decision == "approve")
     found = [
         Approval(
@@ -65,7 +68,7 @@ def _approvals_of(conn: Connection, contribution_id: str, standing: Standing | N
         )
         for r in conn.execute(query)
     ]
-    return before_lifted_block(conn, contribution_id, with_standing(found, contribution_id, standing))
+    return before_lifted_block(conn, contribution_id, with_standing(found, contribution_id, standing, history))
 
 
 def before_lifted_block(conn: Connection, contribution_id: str, approvals: list[Approval]) -> list[Approval]:
@@ -82,14 +85,16 @@ def before_lifted_block(conn: Connection, contribution_id: str, approvals: list[
     ]
 
 
-def _version_approvals_of(conn: Connection, version_id: str, standing: Standing | None = None) -> list[Approval]:
-    """The version's approvals as a whole, marked void as :func:`_approvals_of` marks them."""
+def _version_approvals_of(
+    conn: Connection, version_id: str, standing: Standing | None = None, history: OwnerHistory | None = None
+) -> list[Approval]:
+    """The version's approvals as a whole, marked as :func:`_approvals_of` marks them."""
     query = select(version_approvals).where(version_approvals.c.version_id == version_id)
     found = [
         Approval(r.principal_id, r.content_hash, r.role, r.reason, parse_time(r.created_at), on="version")
         for r in conn.execute(query)
     ]
-    return with_standing(found, version_id, standing)
+    return with_standing(found, version_id, standing, history)
 
 
 def _contribution_facts(
@@ -106,7 +111,7 @@ def _contribution_facts(
                 c.content_hash,
                 c.submitted_by,
                 submitter_owner(c),
-                tuple(_approvals_of(conn, c.id, standing)),
+                tuple(_approvals_of(conn, c.id, standing, history)),
                 c.gate_verdict,
                 current_owner(conn, c),
                 frozenset() if history is None else submitter_earlier_owners(history, c),
@@ -169,7 +174,7 @@ def _approval_status(
     return approvals_status(
         policy,
         c.content_hash,
-        _approvals_of(conn, c.id, standing),
+        _approvals_of(conn, c.id, standing, history),
         submitter_id=c.submitted_by,
         submitter_owner_id=submitter_owner(c),
         principals=_principals(conn),
@@ -341,7 +346,7 @@ class ApprovalService(Service):
                     )
                 ],
             )
-            counted = _version_approvals_of(uc.conn, ver.id, standing)
+            counted = _version_approvals_of(uc.conn, ver.id, standing, history)
             statuses = [
                 approvals_status(
                     policy,
@@ -414,7 +419,8 @@ def check_merge_allowed(ward: Any, uc: UseCase, ds: Any, c: Any) -> None:
         )
     items = uc.conn.execute(select(quarantine).where(quarantine.c.contribution_id == c.id)).all()
     # Whether a decision still counts is read from its row (its status, its time): as the ledger signed it.
-    checked_signed_rows(ward, uc.conn, "quarantine", items, doing="merge")
+    # Every item the ledger holds for it too: a row deleted would hide its voided decision.
+    checked_review_rows_of(ward, uc.conn, items, [c.id], doing="merge")
     # Approvals and review decisions count only while the principal and the key they were given with stand.
     standing = read_standing(uc.conn, uc.signer.public_key_b64)
     voided = [v for q in items if (v := voided_decision(uc.conn, standing, q, c.status)) is not None]
@@ -461,7 +467,7 @@ def check_promotion_allowed(ward: Any, uc: UseCase, ds: Any, version: Any) -> No
             tuple(facts),
             _principals(uc.conn),
             version_hash=version.manifest_object,
-            version_approvals=tuple(_version_approvals_of(uc.conn, version.id, standing)),
+            version_approvals=tuple(_version_approvals_of(uc.conn, version.id, standing, history)),
             **maker.counting(),
         ),
     )
@@ -478,10 +484,12 @@ def _refuse_voided_accepts(ward: Any, conn: Connection, ds: Any, version: Any, s
     query = select(quarantine, contributions.c.number, contributions.c.status.label("contribution_status")).join(
         contributions, contributions.c.id == quarantine.c.contribution_id
     )
-    found = rows_in(conn, query, quarantine.c.contribution_id, json.loads(version.contributions))
+    held = json.loads(version.contributions)
+    found = rows_in(conn, query, quarantine.c.contribution_id, held)
     # Which items were accepted, and whether their decision still counts, as the ledger signed them: a status
-    # or a decision time edited in the catalog alone would otherwise hide a voided accept.
-    checked_signed_rows(ward, conn, "quarantine", found, doing="promote")
+    # or a decision time edited in the catalog alone, or a row deleted from it, would otherwise hide a voided
+    # accept.
+    checked_review_rows_of(ward, conn, found, held, doing="promote")
     accepted = [q for q in found if q.status == "accepted"]
     voided: dict[int, list[dict[str, Any]]] = {}
     for q in accepted:

@@ -138,11 +138,41 @@ def maker_earlier_owners(conn: Connection, public_key_b64: str, history: OwnerHi
     _refuse(f"the ledger holds no event making version {version.id} by its maker")
 
 
+_REQUESTED = "gate.override.requested"
+
+
+def requester_earlier_owners(
+    conn: Connection, public_key_b64: str, history: OwnerHistory, request: Any
+) -> frozenset[str]:
+    """The humans who owned the bot that made block-override request ``request`` (a ``gate_overrides`` row)
+    while the key it made it with was live, up to the request: empty for a human requester, or a bot never
+    handed on. An override takes two people, and a bot handed on since may have asked for its former
+    owner. The key is the actor key of the signed event that inserted the row; none found is refused
+    (``IntegrityViolation``), not read as no key."""
+    if request.principal_id not in history.moves:
+        return frozenset()
+    verifier = SignatureVerifier(public_key_b64)
+    ward_id = ledger_store.ward_id(conn)
+    for event in ledger_store.read_events(conn, types=(_REQUESTED,), mentioning=[request.contribution_id]):
+        if event.type != _REQUESTED:
+            continue
+        if any(
+            c.table == "gate_overrides" and c.op == "insert" and c.key.get("id") == request.id
+            for c in ledger_store.event_changes(event)
+        ):
+            check_event(event, verifier, ward_id, _CONSEQUENCE)
+            if event.actor.get("principal") != request.principal_id:
+                break
+            return history.owners_while(request.principal_id, event.actor.get("key"), event.seq)
+    _refuse(f"the ledger holds no event making override request {request.id} by its maker")
+
+
 __all__ = [
     "act_seq",
     "acting_earlier_owners",
     "maker_earlier_owners",
     "owner_then",
     "read_owner_history",
+    "requester_earlier_owners",
     "submitter_earlier_owners",
 ]

@@ -39,6 +39,7 @@ from sqlalchemy import Connection, select
 from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.access.sides import Origin, OwnerHistory, side_of, vouches
+from dataward.access.standing import Standing, folded_standing
 from dataward.catalog import ledger_store
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import TABLES, fold_change
@@ -149,6 +150,10 @@ class _Signed:
     ``key.issued``, ``key.rotated`` events): who owned a bot while the key it acted with was live."""
     created_owners: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Each principal's owner as its ``principal.created`` event made it (None for a human)."""
+    standing: Standing = dataclasses.field(default_factory=Standing)
+    """Approvals, review decisions, revocations and disablings as their events made them
+    (``dataward.access.standing``), folded with the rest: a process reads them once the chain is checked,
+    so an event retyped or edited after it was folded changes nothing here."""
 
 
 _ACT_TABLES = frozenset({"contributions", "versions", "training_runs", "model_versions"})
@@ -241,7 +246,8 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
     owners = state.owners.folded(events)
     if acts is not None:
         owners = dataclasses.replace(owners, acts=acts)
-    return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review, owners, created_owners)
+    standing = folded_standing(state.standing, events)
+    return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review, owners, created_owners, standing)
 
 
 def _disagreements(catalog: Any, ledger: dict[str, Any] | None, columns: Iterable[str]) -> list[str]:
@@ -395,6 +401,29 @@ def checked_signed_rows(ward: Any, conn: Connection, table: str, found: Iterable
     columns = [col.name for col in TABLES[table].columns]
     for row in found:
         _check_row(conn, table, row, columns, f"{table} {row.id}", *keys, doing=doing)
+
+
+def checked_review_rows_of(
+    ward: Any, conn: Connection, found: Iterable[Any], contribution_ids: Iterable[str], *, doing: str
+) -> None:
+    """Refuse (``IntegrityViolation``) when a row of ``found`` (the catalog's ``quarantine`` rows of the
+    contributions ``contribution_ids``) is not what the signed ledger made it, or when the signed ledger
+    holds a review item of those contributions that ``found`` lacks (deleted from the catalog, or moved
+    out of the lookup). A merge or a promotion looks for voided decisions among these rows: one deleted
+    would have its voided accept go unseen while the signed ledger, which merges by its status, lets its
+    record in."""
+    found = list(found)
+    checked_signed_rows(ward, conn, "quarantine", found, doing=doing)
+    wanted, have = set(contribution_ids), {r.id for r in found}
+    state = _signed(conn, *_ledger(ward))
+    lost = sorted(i for i, item in state.review.items() if item.contribution in wanted and i not in have)
+    if lost:
+        raise IntegrityViolation(
+            f"refusing to {doing}: review item {lost[0]}, recorded in the signed ledger for contribution "
+            f"{state.review[lost[0]].contribution}, is not among the catalog's review rows of it",
+            hint=_HINT,
+            row=f"quarantine {lost[0]}",
+        )
 
 
 class SignedCheck:
@@ -639,6 +668,14 @@ def signed_review_decisions(conn: Connection, public_key: str, ward_id: str) -> 
     re-checking every review event of the ward on each merge, approval or promotion (a busy ward holds one
     per flagged record), and which an event retyped or edited after it was folded does not change."""
     return {item: r.decision for item, r in _signed(conn, public_key, ward_id).review.items() if r.decision}
+
+
+def signed_standing(conn: Connection, public_key: str, ward_id: str) -> Standing:
+    """The approvals, review decisions, revocations and disablings of the signed ledger
+    (``dataward.access.standing``), from its state folded once per process (:func:`_signed`): every
+    approval, merge and promotion reads them, and reading them again by their type let an event retyped
+    after the process checked the chain drop out (a leaked key's approval counting again)."""
+    return _signed(conn, public_key, ward_id).standing
 
 
 def signed_ownership(conn: Connection, public_key: str, ward_id: str) -> tuple[OwnerHistory, dict[str, Any]]:

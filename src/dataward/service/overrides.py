@@ -23,7 +23,12 @@ from dataward.catalog.tables import contributions, datasets, gate_overrides
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
-from dataward.service.bot_owners import acting_earlier_owners, read_owner_history, submitter_earlier_owners
+from dataward.service.bot_owners import (
+    acting_earlier_owners,
+    read_owner_history,
+    requester_earlier_owners,
+    submitter_earlier_owners,
+)
 from dataward.service.core import Service, new_id
 from dataward.service.guard import checked_for_signing, checked_identity_people
 from dataward.service.rows import current_owner
@@ -200,6 +205,11 @@ class OverrideService(Service):
                 owner_now,
                 earlier,
                 acting_owners=acting_earlier_owners(history, uc.caller),
+                requested_by_owners=(
+                    frozenset()
+                    if first is None
+                    else requester_earlier_owners(uc.conn, uc.signer.public_key_b64, history, first)
+                ),
             ).raise_if_denied(PolicyViolation)
             role = "admin" if Role.ADMIN in held else "owner"
             now = format_time(uc.now)

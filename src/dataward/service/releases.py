@@ -171,15 +171,25 @@ def counted_approvals(
             problem = f"role {a.role} is not one the release policy accepts"
         elif sod and (own := side.problem(who)):
             problem = own
-        elif accountable_human(who) in seen:
+        elif (answering := {accountable_human(who), *_answered_by(side.history, standing, mv, a)}) & seen:
             # A bot and its owner are one approver: two approvals take two people.
             problem = f"{who.name!r} approved already, or the human it answers to did"
         if problem:
             refused.append(problem)
         else:
-            seen.add(accountable_human(who))
+            seen.update(answering)
             counted.append(a)
     return counted, refused
+
+
+def _answered_by(history: OwnerHistory | None, standing: Standing, mv: Any, approval: Any) -> frozenset[str]:
+    """The owners the approving bot had while the key it gave ``approval`` (a ``model_approvals`` row) with
+    was live, up to the approval's signed event: a bot handed on since still answers for them, so its
+    approval is not a second person's beside theirs. Empty for a human, or a bot never handed on."""
+    if history is None or approval.principal_id not in history.moves:
+        return frozenset()
+    act = standing.acts.get(("model", mv.id, approval.principal_id, approval.digest, approval.created_at))
+    return frozenset() if act is None else history.owners_while(approval.principal_id, act.key_id, act.seq)
 
 
 def _history(

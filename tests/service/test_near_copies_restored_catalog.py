@@ -64,7 +64,9 @@ def _near(ward: Ward, tmp_path: Path, name: str = "near.jsonl", *, gate: bool = 
 
 def _listed_chunks(folder: Path) -> list[str]:
     lines = [json.loads(line) for line in (folder / LIST).read_text().splitlines()]
-    return [chunk for line in lines if line["type"] == "contribution.quarantined" for chunk in line.get("held_chunks", [])]
+    return [
+        chunk for line in lines if line["type"] == "contribution.quarantined" for chunk in line.get("held_chunks", [])
+    ]
 
 
 def test_near_copies_are_held_back_after_the_catalog_is_restored_from_before(tmp_path: Path) -> None:
@@ -137,9 +139,11 @@ def test_the_quarantined_chunk_deleted_or_edited_refuses_rather_than_lets_near_c
     assert chunk in problems[0].detail
 
 
-def test_a_dataset_the_restored_catalog_does_not_know_is_compared_in_its_encoding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", ["kept", "deleted"])
+def test_a_dataset_the_restored_catalog_does_not_know_is_compared_in_its_encoding(tmp_path: Path, chunk: str) -> None:
     """The quarantined contribution's dataset was made after the backup too: its near copies are held
-    back in a dataset of the same encoding, and a dataset of another encoding neither holds back nor fails."""
+    back in a dataset of the same encoding, and a dataset of another encoding neither holds back nor fails.
+    Its chunk deleted: refused, not taken for a chunk of another encoding."""
 
     ward, _ = Ward.init(tmp_path / "ward")
     folder = ward.folder
@@ -158,6 +162,12 @@ def test_a_dataset_the_restored_catalog_does_not_know_is_compared_in_its_encodin
     ward = Ward.open(folder)
     ward.create_dataset("notes", Schema.parse("topic", ["text:text"]))
     ward.set_policy("notes", NO_APPROVALS_POLICY)
+    if chunk == "deleted":
+        for digest in _listed_chunks(folder):
+            ward.store.path_of(digest).unlink()  # type: ignore[attr-defined]
+        with pytest.raises(IntegrityViolation, match="missing from the object store"):
+            _near(ward, tmp_path)
+        return
     assert _near(ward, tmp_path)["held_back"] == 10
     ward.create_dataset("tagged", Schema.parse("label", ["text:text"]))
     ward.set_policy("tagged", NO_APPROVALS_POLICY)
@@ -189,3 +199,25 @@ def test_a_line_older_than_the_chunks_holds_back_exact_copies_and_verify_says_ne
     report = Ward.open(folder).verify()
     assert not [p for p in report.problems if p.area == "removals" and p.kind != "lost_removal"], report.problems
     assert any("near copies" in w and "format 4" in w for w in report.warnings), report.warnings
+
+
+def test_chunks_on_the_list_that_do_not_hold_the_records_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quarantine named the wrong chunk (a record index pointed elsewhere when it was recorded): the
+    records it cannot find are not taken for records without near copies."""
+    from sqlalchemy import select
+
+    from dataward.catalog.tables import chunks
+    from dataward.service import incident
+
+    def quarantine(ward: Ward, bad: dict[str, Any]) -> None:
+        with ward.db.reading() as conn:  # type: ignore[attr-defined]
+            first = conn.execute(select(chunks.c.digest).order_by(chunks.c.id)).scalars().first()
+        with monkeypatch.context() as patched:
+            patched.setattr(incident, "chunks_holding", lambda conn, binary: [first])  # the base's chunk
+            ward.quarantine_contribution(bad["ref"], reason="poison")
+
+    ward = Ward.open(_restored_from_before(tmp_path, quarantine))
+    with pytest.raises(IntegrityViolation, match="neither indexed by the catalog nor held by the chunks"):
+        _near(ward, tmp_path)

@@ -221,3 +221,32 @@ def test_chunks_on_the_list_that_do_not_hold_the_records_refuse(
     ward = Ward.open(_restored_from_before(tmp_path, quarantine))
     with pytest.raises(IntegrityViolation, match="neither indexed by the catalog nor held by the chunks"):
         _near(ward, tmp_path)
+
+
+def test_a_format_3_line_reads_without_chunks_and_cannot_be_given_some() -> None:
+    """Lines written before format 4 still read (their quarantine holds, naming no chunk); a format-3 line
+    naming chunks is malformed (no ward wrote one)."""
+    from dataward.domain.errors import InputError
+    from dataward.ledger.removal_line import RemovalLine
+    from dataward.ledger.signing import WardSigner
+
+    signer = WardSigner.generate()
+    held = removals.Removed(keys_from="t", contributions=("c1",), held=("b3:" + "a" * 64,), held_in=("d1",))
+    line = RemovalLine.sign(
+        signer, ward="w", n=0, prev="p", seq=1, hash="h", type="contribution.quarantined", time="t", removed=held
+    )
+    old = RemovalLine(**{**line.__dict__, "format": 3, "sig": ""})
+    old = RemovalLine(**{**old.__dict__, "sig": signer.sign(old.signed_message())})
+    read = RemovalLine.from_json(old.to_json())
+    assert "held_chunks" not in json.loads(old.to_json())
+    state = removals.fold([read.fact()])
+    assert state.quarantined_lists == {"c1": "b3:" + "a" * 64} and state.chunks_of("b3:" + "a" * 64) is None
+    forged = {**json.loads(old.to_json()), "held_chunks": ["b3:" + "b" * 64]}
+    with pytest.raises(InputError, match="held_chunks"):
+        RemovalLine.from_json(json.dumps(forged))
+    chunked = dataclasses.replace(held, held_chunks=("b3:" + "b" * 64,))
+    new = RemovalLine.sign(
+        signer, ward="w", n=0, prev="p", seq=1, hash="h", type="contribution.quarantined", time="t", removed=chunked
+    )
+    assert new.format == 4 and RemovalLine.from_json(new.to_json()).fact().removed.held_chunks == chunked.held_chunks
+    assert removals.fold([new.fact()]).chunks_of("b3:" + "a" * 64) == ("b3:" + "b" * 64,)

@@ -36,6 +36,7 @@ from dataward.service.recordstore import (
     records_in_chunks,
     serve_located,
 )
+from dataward.service.removal_list import listed_removals
 
 FOLDER = Path("cache") / "near_copies"
 """Where the kept digests live, inside the ward folder."""
@@ -159,8 +160,6 @@ def _from_listed_chunks(
     read from the chunks the ward's list of removals names for them, each verified by its digest and
     every record re-hashed against its id (``recordstore.records_in_chunks``). Unchanged when the list
     names no chunk of them (a line older than format 4)."""
-    from dataward.service.removal_list import listed_removals
-
     chunks = listed_removals(conn).chunks_of(added_object)
     if chunks is None:
         return normalized, stored

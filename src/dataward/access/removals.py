@@ -61,6 +61,10 @@ class Removed:
     the store even when a catalog restored from before a contribution no longer names it."""
     held_in: tuple[str, ...] = ()
     """The datasets of those contributions, in their order (with ``held``)."""
+    held_chunks: tuple[str, ...] = ()
+    """The chunks (object digests) that held those contributions' records when they were quarantined: a
+    catalog restored from before a contribution does not index its records, and their content is what
+    their near copies are found by (``service.near_copies``). None on a line older than format 4."""
 
 
 def _ids(values: Any) -> tuple[str, ...]:
@@ -96,6 +100,7 @@ def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mappin
             contributions=_one(subject.get("contribution")),
             held=held,
             held_in=_one(subject.get("dataset")) if held else (),
+            held_chunks=_ids(payload.get("record_chunks")) if held else (),
         )
     if type == "principal.enabled":
         return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
@@ -161,6 +166,18 @@ class Removals:
         """Contribution id -> its dataset, as the event that quarantined it names (those of
         ``quarantined_lists``)."""
         return {c: found for c, fact in self.quarantined.items() if (found := _named(fact.removed.held_in, fact, c))}
+
+    def chunks_of(self, added_object: str) -> tuple[str, ...] | None:
+        """The chunks the list names as holding the records of the quarantined id list ``added_object``
+        (sorted, every event that names that id list together); ``None`` when no such event names any
+        (its line predates format 4, or it names no id list)."""
+        found = {
+            chunk
+            for fact in self.quarantined.values()
+            if added_object in fact.removed.held
+            for chunk in fact.removed.held_chunks
+        }
+        return tuple(sorted(found)) if found else None
 
 
 def _named(values: tuple[str, ...], fact: RemovalFact, contribution: str) -> str | None:

@@ -21,13 +21,15 @@ from dataward.ledger.events import GENESIS
 from dataward.ledger.signing import SignatureVerifier, WardSigner
 
 REMOVAL_LINE_TYPE = "dataward.removal"
-REMOVAL_LINE_FORMAT = 3
+REMOVAL_LINE_FORMAT = 4
 """The format lines are written in. Format 2 lists revoked grants as well (``grants``), format 3 quarantined
 contributions (``contributions``, with the id lists of the records they added and their datasets: ``held``,
-``held_in``); lines of earlier formats read as they were signed, and their ward listed no grant revocation
-(format 1) or quarantine (formats 1 and 2)."""
-READ_FORMATS = (1, 2, 3)
-_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3, "held_in": 3}
+``held_in``), format 4 the chunks holding those records as well (``held_chunks``); lines of earlier formats
+read as they were signed, and their ward listed no grant revocation (format 1) or quarantine (formats 1 and
+2), nor the chunks of a quarantine's records (format 3: its exact copies are held back after a restore from
+before the contribution, its near copies are not)."""
+READ_FORMATS = (1, 2, 3, 4)
+_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3, "held_in": 3, "held_chunks": 4}
 """Lists a line holds only when they name something, with the format that first wrote them."""
 REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
 """Prefix of every removal line's signature: these bytes are signed only as a removal line."""
@@ -55,6 +57,7 @@ class RemovalLine:
     contributions: tuple[str, ...] = ()
     held: tuple[str, ...] = ()
     held_in: tuple[str, ...] = ()
+    held_chunks: tuple[str, ...] = ()
     sig: str = ""
     format: int = REMOVAL_LINE_FORMAT
 
@@ -80,6 +83,7 @@ class RemovalLine:
             **({"contributions": list(self.contributions)} if self.contributions else {}),
             **({"held": list(self.held)} if self.held else {}),
             **({"held_in": list(self.held_in)} if self.held_in else {}),
+            **({"held_chunks": list(self.held_chunks)} if self.held_chunks else {}),
         }
 
     def signed_message(self) -> bytes:
@@ -104,6 +108,7 @@ class RemovalLine:
             self.contributions,
             self.held,
             self.held_in,
+            self.held_chunks,
         )
         return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
 
@@ -142,6 +147,7 @@ class RemovalLine:
             contributions=removed.contributions,
             held=removed.held,
             held_in=removed.held_in,
+            held_chunks=removed.held_chunks,
         )
         return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
 

@@ -484,6 +484,7 @@ class AuditService(Service):
             report.problems.append(Problem("removals", kind, where, detail))
         for where, detail in self._unheld_quarantines(found.listed, held):
             report.problems.append(Problem("removals", "unheld_quarantine", where, detail))
+        self._unheld_near_copies(found.listed, held, report)
         report.warnings.extend(found.warnings)
         report.warnings.extend(state_warnings(self.folder, checkpointed(conn)))
 
@@ -510,6 +511,39 @@ class AuditService(Service):
                 )
             )
         return out
+
+    def _unheld_near_copies(self, state: Removals, held: set[str], report: VerifyReport) -> None:
+        """For each quarantine the list holds (``state``) whose contribution the catalog does not hold and
+        whose id list the store has: a problem (``unreadable_quarantine``) when a chunk the list names as
+        holding its records is missing or altered (contributions to a dataset with text columns are
+        refused until it is put back: their near copies cannot be looked for), and a warning when its line
+        names no chunk (written before format 4: exact copies are held back, near copies are not)."""
+        for contribution, fact in state.quarantined.items():
+            added = state.quarantined_lists.get(contribution)
+            if contribution in held or added is None or not self.store.exists(added):
+                continue  # known to the catalog, or reported as unheld_quarantine
+            what = f"contribution {contribution}, quarantined by event #{fact.seq} ({fact.time}),"
+            chunks = state.chunks_of(added)
+            if chunks is None:
+                report.warnings.append(
+                    f"{what} is not in the restored catalog and the list of removals names no chunk of its "
+                    "records (its line predates format 4): the same records contributed again are held back, "
+                    "but not their near copies (the same text re-spaced); review new contributions from its source"
+                )
+                continue
+            bad = [chunk for chunk in chunks if not self.store.verify(chunk)]
+            if bad:
+                report.problems.append(
+                    Problem(
+                        "removals",
+                        "unreadable_quarantine",
+                        f"event #{fact.seq}",
+                        f"{what} is not in the restored catalog, and the store lacks or holds an altered copy "
+                        f"of {', '.join(bad)}, a chunk the list of removals names as holding its records: "
+                        "contributions to a dataset with text columns are refused (their near copies of those "
+                        "records cannot be looked for). Put the object back from a backup",
+                    )
+                )
 
     def _verify_projections(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
         expected = replay_stored(facts.changes)

@@ -46,7 +46,7 @@ from dataward.service.derived import Taint, clean_vouched, taint_of
 from dataward.service.guard import checked_for_signing, checked_manifest, origins, signed_chunks, signed_rows
 from dataward.service.key_grants import grant_next_steps, grants_made_with
 from dataward.service.manifests import write_manifest
-from dataward.service.recordstore import read_ids, version_identity
+from dataward.service.recordstore import chunks_holding, read_id_digests, read_ids, version_identity
 
 
 @dataclass
@@ -62,6 +62,8 @@ class _Plan:
     rollback: dict[str, Any] | None = None
     """``{id, number, parent, manifest, members, kept, facts}`` of the rollback version, if one is made."""
     facts: dict[str, Any] = field(default_factory=dict)
+    chunks: dict[str, list[str]] = field(default_factory=dict)
+    """Contribution id of ``fresh`` -> the chunks holding the records it added (``record_chunks``)."""
 
 
 class IncidentService(Service):
@@ -238,6 +240,13 @@ class IncidentService(Service):
             affected=[v for v in all_versions if touching & set(json.loads(v.contributions))],
             carried_by=sorted(carriers & listed),
         )
+        # Where the records each quarantined contribution added are stored, for the ward's list of
+        # removals: a catalog restored from before the contribution does not index them, and their near
+        # copies are found by their content. A record's place never changes once stored (first writer
+        # wins), so it is worked out here, without the write lock.
+        plan.chunks = {
+            c.id: chunks_holding(conn, read_id_digests(self.store, c.added_object)) for c in fresh if c.added_object
+        }
         in_latest = [c for c in fresh if c.id in listed]
         if latest is None or not (in_latest or plan.carried_by):
             return plan
@@ -327,6 +336,8 @@ class IncidentService(Service):
                 # The list keeps it too: a catalog restored from before the contribution has no row of
                 # it, and the same records contributed again must still be held back.
                 "added_object": c.added_object,
+                # And where those records are stored: their near copies are found by their content.
+                **({"record_chunks": plan.chunks[c.id]} if plan.chunks.get(c.id) else {}),
             }
             if i == len(plan.fresh) - 1 and rollback:
                 # One rollback version for the whole incident, made with the last of its quarantines.

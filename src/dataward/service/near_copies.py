@@ -29,7 +29,14 @@ from dataward.domain.normalized import NORMALIZATION, encoding_key, normalized_d
 from dataward.domain.schema import Schema
 from dataward.service import rows
 from dataward.service.embedding_cache import WardEmbeddingCache
-from dataward.service.recordstore import chunk_digests, locate_stored, read_id_digests, serve_located
+from dataward.service.recordstore import (
+    chunk_digests,
+    locate_stored,
+    read_id_digests,
+    records_in_chunks,
+    serve_located,
+)
+from dataward.service.removal_list import listed_removals
 
 FOLDER = Path("cache") / "near_copies"
 """Where the kept digests live, inside the ward folder."""
@@ -113,18 +120,63 @@ def quarantined_normalized(
     ids = read_id_digests(ward.store, quarantined.added_object)
     try:
         found = records_normalized(conn, ward, ids, own)
-    except IntegrityViolation:
-        if quarantined.schema is not None:
-            raise  # a quarantined record altered: refused, as any read of it (``verify`` says more)
-        return empty_digests()  # the dataset unknown, the records may be of another encoding
+        if found is not None and not found[1].all():
+            found = _from_listed_chunks(conn, ward, quarantined.added_object, ids, own, *found)
+    except IntegrityViolation as exc:
+        if quarantined.schema is not None or exc.details.get("problem") in UNREADABLE:
+            # A quarantined record altered, or a chunk the list names missing or altered: refused, as
+            # any read of them (``verify`` says more). Never taken for "no near copies".
+            raise
+        return empty_digests()  # the dataset unknown: its records are of another encoding
     normalized, stored = found if found is not None else (empty_digests(), np.ones(len(ids), dtype=bool))
     distinct = sorted_distinct(normalized)
-    # A record the catalog does not index (restored from before the quarantine) has no near copies
-    # found: its exact id still holds it back. Such an answer is not kept (a later record of it is).
+    # A record neither the catalog indexes nor a chunk on the list of removals holds (a line older than
+    # format 4 names none) has no near copies found: its exact id still holds it back (``verify`` warns).
+    # Such an answer is not kept (a later record of it is).
     if stored.all():
         cache.put(key, distinct)
         _memo[key] = distinct
     return distinct
+
+
+UNREADABLE = frozenset({"missing", "corrupted", "not_in_chunks"})
+"""The ``problem`` of an ``IntegrityViolation`` that says a quarantined record cannot be read (an object
+missing or altered; records the chunks named for them do not hold), whatever the schema: refused even
+when the quarantined contribution's dataset is unknown (where a record that does not hash to its id
+under the contributing dataset's schema only says that its encoding is another)."""
+
+
+def _from_listed_chunks(
+    conn: Connection,
+    ward: Any,
+    added_object: str,
+    ids: np.ndarray,
+    schema: Schema,
+    normalized: np.ndarray,
+    stored: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``records_normalized``'s answer for the quarantined id list ``added_object`` (``ids``), completed
+    with the records the record index does not know (a catalog restored from before their contribution),
+    read from the chunks the ward's list of removals names for them, each verified by its digest and
+    every record re-hashed against its id (``recordstore.records_in_chunks``). Unchanged when the list
+    names no chunk of them (a line older than format 4)."""
+    chunks = listed_removals(conn).chunks_of(added_object)
+    if chunks is None:
+        return normalized, stored
+    unindexed = ~stored
+    content, held = records_in_chunks(ward.store, chunks, ids[unindexed], schema)
+    if not held.all():
+        raise IntegrityViolation(
+            f"{int((~held).sum())} record(s) of the quarantined id list {added_object} are neither indexed "
+            f"by the catalog nor held by the chunks the ward's list of removals names for them ({', '.join(chunks)})",
+            hint="run `dataward verify`; put back the object store's objects from a backup",
+            digest=added_object,
+            problem="not_in_chunks",
+        )
+    more = normalized_digest_array(schema, content)
+    if more is not None and len(more):
+        normalized = np.concatenate([normalized, more]) if len(normalized) else more
+    return normalized, np.ones(len(ids), dtype=bool)
 
 
 def schema_of(conn: Connection, dataset_id: str | None) -> Schema | None:

@@ -24,7 +24,7 @@ from dataward.catalog.tables import chunks
 from dataward.domain.digests import hex_text
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.hashing import HASH_PREFIX, content_hash, json_hash
-from dataward.domain.idarrays import distinct_order, same_ids, sorted_distinct, strictly_ascending, take_ids
+from dataward.domain.idarrays import distinct_order, member_of, same_ids, sorted_distinct, strictly_ascending, take_ids
 from dataward.domain.records import record_digest_array
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.store import ObjectStore
@@ -473,6 +473,42 @@ def serve_located(
     back = np.empty(len(order), dtype=np.int64)
     back[order] = np.arange(len(order), dtype=np.int64)
     return _with_ids(asked, combined.take(pa.array(back)), target)
+
+
+def chunks_holding(conn: Connection, binary: np.ndarray) -> list[str]:
+    """The digests of the chunks where the record index says the records ``binary`` (``(n, 32)``
+    digests) are stored, sorted (records it does not index add none)."""
+    if not len(binary):
+        return []
+    chunk_of, _ = record_index.locate(conn, binary)
+    return sorted(set(chunk_digests(conn, np.unique(chunk_of[chunk_of >= 0]).tolist()).values()))
+
+
+def records_in_chunks(
+    store: ObjectStore, digests: Iterable[str], wanted: np.ndarray, schema: Schema
+) -> tuple[pa.Table, np.ndarray]:
+    """The records of ``wanted`` (``(n, 32)`` digests) that the chunks ``digests`` hold, found without
+    the record index (a catalog restored from before them does not index them): their canonical
+    columns but ``record_id``, each distinct record once, and row by row of ``wanted`` whether it was
+    found. Every chunk is read verified by its digest (a chunk missing or altered is an
+    ``IntegrityViolation``, ``problem`` ``missing`` or ``corrupted``) and every one of its records
+    re-hashed against its stored id under ``schema`` (an ``IntegrityViolation`` too: a chunk of
+    another encoding reads so)."""
+    target = schema.arrow_schema()
+    reference = sorted_distinct(wanted)
+    pieces: list[pa.Table] = []
+    seen = np.zeros((0, 32), dtype=np.uint8)
+    for digest in digests:
+        content, stored = _checked_chunk(store, digest, schema, target)
+        keep = member_of(stored, reference)
+        if len(seen):
+            keep &= ~member_of(stored, seen)  # a record two chunks hold is counted once
+        if keep.any():
+            pieces.append(content.filter(pa.array(keep)))
+            seen = sorted_distinct(np.concatenate([seen, stored[keep]]))
+    found = member_of(wanted, seen) if len(seen) else np.zeros(len(wanted), dtype=bool)
+    empty = pa.schema([f for f in target if f.name != RECORD_ID]).empty_table()
+    return (pa.concat_tables(pieces) if pieces else empty), found
 
 
 def _with_ids(asked: np.ndarray, content: pa.Table, target: pa.Schema) -> pa.Table:

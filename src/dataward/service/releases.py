@@ -27,7 +27,7 @@ from dataward.access.authorize import roles_on
 from dataward.access.overrides import accountable_human
 from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Role, Scope
-from dataward.access.sides import OwnerHistory
+from dataward.access.sides import OwnerHistory, distinct_people
 from dataward.access.standing import Standing
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import (
@@ -156,7 +156,7 @@ def counted_approvals(
     policy = release_policy(conn, mv)
     side = _trainer(conn, mv, public_key_b64)
     sod = separation_on(conn, mv)
-    counted, refused, seen = [], [], set()
+    eligible, answering, refused = [], [], []
     for a in approvals_of(conn, mv.id):
         who = _principal(conn, a.principal_id)
         problem = None
@@ -171,14 +171,20 @@ def counted_approvals(
             problem = f"role {a.role} is not one the release policy accepts"
         elif sod and (own := side.problem(who)):
             problem = own
-        elif (answering := {accountable_human(who), *_answered_by(side.history, standing, mv, a)}) & seen:
-            # A bot and its owner are one approver: two approvals take two people.
-            problem = f"{who.name!r} approved already, or the human it answers to did"
         if problem:
             refused.append(problem)
         else:
-            seen.update(answering)
-            counted.append(a)
+            eligible.append((a, who))
+            answering.append({accountable_human(who), *_answered_by(side.history, standing, mv, a)})
+    # A bot and its owner are one approver: two approvals take two people. A bot handed on answers for every
+    # owner it had while its key was live, so as many are counted as distinct people can answer for.
+    chosen = distinct_people(answering)
+    counted = [a for i, (a, _) in enumerate(eligible) if i in chosen]
+    refused += [
+        f"{who.name!r} approved already, or the human it answers to did"
+        for i, (_, who) in enumerate(eligible)
+        if i not in chosen
+    ]
     return counted, refused
 
 

@@ -13,6 +13,13 @@ from dataward.domain.schema import Schema
 from tests.helpers import wine_rows, wine_schema_specs, write_csv
 from tests.server.conftest import Served
 
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest) -> Served:
+    """The module's served ward, its catalog SQLite or PostgreSQL."""
+    return request.getfixturevalue("served" if request.param == "sqlite" else "served_postgresql")
+
+
 TWO = "approvals:\n  required: 2\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
 
 
@@ -33,16 +40,16 @@ def _setup(served: Served, tmp_path: Path, dataset: str) -> tuple[dict, str]:
     return {"admin": admin, "ben": as_[ben], "cat": as_[cat], "bot": as_[bot]}, ref
 
 
-def test_one_person_and_the_bot_she_handed_on_do_not_merge_over_http(served: Served, tmp_path: Path) -> None:
-    w, ref = _setup(served, tmp_path, "handed1")
+def test_one_person_and_the_bot_she_handed_on_do_not_merge_over_http(server: Served, tmp_path: Path) -> None:
+    w, ref = _setup(server, tmp_path, "handed1")
     w["bot"].approve(ref, reason="fine")
     w["ben"].approve(ref, reason="fine")
     with pytest.raises(PolicyViolation, match="cannot be merged"):
         w["admin"].merge(ref)
 
 
-def test_two_people_after_the_bot_they_both_answer_for_merge_over_http(served: Served, tmp_path: Path) -> None:
-    w, ref = _setup(served, tmp_path, "handed2")
+def test_two_people_after_the_bot_they_both_answer_for_merge_over_http(server: Served, tmp_path: Path) -> None:
+    w, ref = _setup(server, tmp_path, "handed2")
     w["bot"].approve(ref, reason="fine")
     w["ben"].approve(ref, reason="fine")
     assert w["cat"].approve(ref, reason="fine")["approvals"].startswith("2 of 2")

@@ -703,6 +703,7 @@ def approvals_status(
                     principals,
                     submitter_current_owner_id,
                     submitter_earlier_owners,
+                    approval.answered_by,
                 )
             )
             or (
@@ -715,6 +716,7 @@ def approvals_status(
                     principals,
                     version_made_by_current_owner,
                     version_made_by_earlier,
+                    approval.answered_by,
                 )
             )
         ):
@@ -753,9 +755,11 @@ def _conflicts(
     principals: Mapping[str, Principal] | None,
     current_owner_id: str | None = None,
     earlier_owners: Collection[str] = (),
+    answered_by: Collection[str] = (),
 ) -> bool:
     side = side_of(submitter_id, submitter_owner_id, current_owner_id, earlier_owners)
-    if approver_id in side:
+    # A bot handed on answers for its owners while the key it approved with was live (``answered_by``).
+    if approver_id in side or side & set(answered_by):
         return True
     approver = None if principals is None else principals.get(approver_id)
     return approver is not None and approver.owner_id is not None and approver.owner_id in side

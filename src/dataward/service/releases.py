@@ -109,6 +109,10 @@ class _TrainerSide:
     earlier: frozenset[str]
     history: OwnerHistory | None = dataclasses.field(default=None, compare=False)
 
+    def members(self) -> frozenset[str]:
+        """The trainer and every human who answers for what it trained."""
+        return frozenset({self.trainer, *self.earlier} | {o for o in (self.owner_then, self.owner_now) if o})
+
     def problem(self, who: Any, verb: str = "approve it", caller: Any = None) -> str | None:
         """Why ``who`` may not ``verb`` the model as the trainer's side (``separation_problem``), or None.
         Given the acting ``caller``, a bot acting with a key issued before it was handed on answers for its
@@ -171,6 +175,11 @@ def counted_approvals(
             problem = f"role {a.role} is not one the release policy accepts"
         elif sod and (own := side.problem(who)):
             problem = own
+        elif sod and (theirs := _answered_by(side.history, standing, mv, a) & side.members()):
+            # A bot handed on answers for its owners while the key it approved with was live: one of them
+            # on the trainer's side approved through it (before the rule held, or before the hand-over).
+            named = ", ".join(sorted(_principal(conn, p).name for p in theirs))
+            problem = f"{who.name!r} answers for the trainer's side ({named}) with its key"
         if problem:
             refused.append(problem)
         else:

@@ -32,7 +32,7 @@ from typing import Any
 from dataward.access.authorize import Decision, Principal, require_aware
 from dataward.access.keys import KeyPolicy
 from dataward.access.roles import Role
-from dataward.access.sides import side_of
+from dataward.access.sides import distinct_people, side_of
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import jcs, json_hash
 from dataward.domain.weakening import Weakening
@@ -678,14 +678,12 @@ def approvals_status(
     side that made the version (``version_made_by``, its owner then and now, and its owners while the key
     it made the version with was live) is conflicted.
     """
-    counted: list[Approval] = []
+    eligible: list[Approval] = []
     voided: list[Approval] = []
     stale: list[Approval] = []
     ineligible: list[Approval] = []
     conflicted: list[Approval] = []
-    repeated: list[Approval] = []
     accepted = set(policy.approvals.roles) | {Role.ADMIN}
-    seen: set[str] = set()
     bound = [(a, content_hash) for a in approvals] + [(a, version_hash) for a in version_approvals]
     for approval, expected in sorted(bound, key=lambda pair: pair[0].decided_at):
         if approval.void is not None:
@@ -705,6 +703,7 @@ def approvals_status(
                     principals,
                     submitter_current_owner_id,
                     submitter_earlier_owners,
+                    approval.answered_by,
                 )
             )
             or (
@@ -717,15 +716,18 @@ def approvals_status(
                     principals,
                     version_made_by_current_owner,
                     version_made_by_earlier,
+                    approval.answered_by,
                 )
             )
         ):
             conflicted.append(approval)
-        elif (who := {_answerer(approval.approver_id, principals), *approval.answered_by}) & seen:
-            repeated.append(approval)
         else:
-            seen.update(who)
-            counted.append(approval)
+            eligible.append(approval)
+    # Each person counts once; a bot handed on answers for every owner it had while its key was live.
+    answering = [{_answerer(a.approver_id, principals), *a.answered_by} for a in eligible]
+    chosen = distinct_people(answering)
+    counted = [a for i, a in enumerate(eligible) if i in chosen]
+    repeated = [a for i, a in enumerate(eligible) if i not in chosen]
     return ApprovalStatus(
         required=policy.approvals.required,
         content_hash=content_hash,
@@ -753,9 +755,11 @@ def _conflicts(
     principals: Mapping[str, Principal] | None,
     current_owner_id: str | None = None,
     earlier_owners: Collection[str] = (),
+    answered_by: Collection[str] = (),
 ) -> bool:
     side = side_of(submitter_id, submitter_owner_id, current_owner_id, earlier_owners)
-    if approver_id in side:
+    # A bot handed on answers for its owners while the key it approved with was live (``answered_by``).
+    if approver_id in side or side & set(answered_by):
         return True
     approver = None if principals is None else principals.get(approver_id)
     return approver is not None and approver.owner_id is not None and approver.owner_id in side

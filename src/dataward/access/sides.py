@@ -9,7 +9,7 @@ owner's name or another of the owner's bots, because that copy is the same decis
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -133,6 +133,51 @@ def owner_history(events: Iterable[LedgerFact]) -> OwnerHistory:
     return OwnerHistory().folded(sorted(events, key=lambda e: e.seq))
 
 
+_EXACT = 16
+"""Up to this many approvals answering for more than one human are packed exactly; beyond, greedily."""
+
+
+def distinct_people(answering: Sequence[Collection[str]]) -> frozenset[int]:
+    """Which of ``answering`` (for each approval, in the order preferred among equals, the humans it answers
+    for) count as approvals of distinct people: as many as can be chosen with no human answering for two.
+
+    Approvals answering for one human are taken first, one per human: that never costs a count (any choice
+    using that human elsewhere does as well with this one instead). A bot handed on answers for every owner
+    it had while its key was live; taking its approval first in time would let it stand for two people who
+    both approved as well (one approval where there are two people's), so the rest are packed exactly."""
+    chosen: list[int] = []
+    used: set[str] = set()
+    several: list[int] = []
+    for i, who in enumerate(answering):
+        if len(who) > 1:
+            several.append(i)
+        elif not used & set(who):
+            used.update(who)
+            chosen.append(i)
+    left = [i for i in several if not used & set(answering[i])]
+    if len(left) > _EXACT:
+        for i in sorted(left, key=lambda i: len(answering[i])):
+            if not used & set(answering[i]):
+                used.update(answering[i])
+                chosen.append(i)
+        return frozenset(chosen)
+    best: list[int] = []
+
+    def pack(start: int, taken: list[int], held: set[str]) -> None:
+        nonlocal best
+        if len(taken) > len(best):
+            best = list(taken)
+        for n in range(start, len(left)):
+            if len(taken) + len(left) - n <= len(best):
+                return  # what is left cannot beat the best found
+            who = set(answering[left[n]])
+            if not held & who:
+                pack(n + 1, [*taken, left[n]], held | who)
+
+    pack(0, [], used)
+    return frozenset([*chosen, *best])
+
+
 def same_side(a: frozenset[str], b: frozenset[str]) -> bool:
     """Whether two sides (:func:`side_of`) share a principal: the same submitter, a bot and its owner
     (then or now), or two bots of one owner."""
@@ -169,4 +214,13 @@ def vouches(copy: Origin, suspect: Origin) -> bool:
     return copy.source_uri != suspect.source_uri
 
 
-__all__ = ["OWNERSHIP_TYPES", "Origin", "OwnerHistory", "owner_history", "same_side", "side_of", "vouches"]
+__all__ = [
+    "OWNERSHIP_TYPES",
+    "Origin",
+    "OwnerHistory",
+    "distinct_people",
+    "owner_history",
+    "same_side",
+    "side_of",
+    "vouches",
+]

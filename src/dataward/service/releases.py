@@ -27,7 +27,7 @@ from dataward.access.authorize import roles_on
 from dataward.access.overrides import accountable_human
 from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Role, Scope
-from dataward.access.sides import OwnerHistory
+from dataward.access.sides import OwnerHistory, distinct_people
 from dataward.access.standing import Standing
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import (
@@ -109,6 +109,10 @@ class _TrainerSide:
     earlier: frozenset[str]
     history: OwnerHistory | None = dataclasses.field(default=None, compare=False)
 
+    def members(self) -> frozenset[str]:
+        """The trainer and every human who answers for what it trained."""
+        return frozenset({self.trainer, *self.earlier} | {o for o in (self.owner_then, self.owner_now) if o})
+
     def problem(self, who: Any, verb: str = "approve it", caller: Any = None) -> str | None:
         """Why ``who`` may not ``verb`` the model as the trainer's side (``separation_problem``), or None.
         Given the acting ``caller``, a bot acting with a key issued before it was handed on answers for its
@@ -156,7 +160,7 @@ def counted_approvals(
     policy = release_policy(conn, mv)
     side = _trainer(conn, mv, public_key_b64)
     sod = separation_on(conn, mv)
-    counted, refused, seen = [], [], set()
+    eligible, answering, refused = [], [], []
     for a in approvals_of(conn, mv.id):
         who = _principal(conn, a.principal_id)
         problem = None
@@ -171,14 +175,25 @@ def counted_approvals(
             problem = f"role {a.role} is not one the release policy accepts"
         elif sod and (own := side.problem(who)):
             problem = own
-        elif (answering := {accountable_human(who), *_answered_by(side.history, standing, mv, a)}) & seen:
-            # A bot and its owner are one approver: two approvals take two people.
-            problem = f"{who.name!r} approved already, or the human it answers to did"
+        elif sod and (theirs := _answered_by(side.history, standing, mv, a) & side.members()):
+            # A bot handed on answers for its owners while the key it approved with was live: one of them
+            # on the trainer's side approved through it (before the rule held, or before the hand-over).
+            named = ", ".join(sorted(_principal(conn, p).name for p in theirs))
+            problem = f"{who.name!r} answers for the trainer's side ({named}) with its key"
         if problem:
             refused.append(problem)
         else:
-            seen.update(answering)
-            counted.append(a)
+            eligible.append((a, who))
+            answering.append({accountable_human(who), *_answered_by(side.history, standing, mv, a)})
+    # A bot and its owner are one approver: two approvals take two people. A bot handed on answers for every
+    # owner it had while its key was live, so as many are counted as distinct people can answer for.
+    chosen = distinct_people(answering)
+    counted = [a for i, (a, _) in enumerate(eligible) if i in chosen]
+    refused += [
+        f"{who.name!r} approved already, or the human it answers to did"
+        for i, (_, who) in enumerate(eligible)
+        if i not in chosen
+    ]
     return counted, refused
 
 

@@ -120,22 +120,18 @@ def maker_earlier_owners(conn: Connection, public_key_b64: str, history: OwnerHi
     with was live, up to the making: empty for a human maker, or a bot never handed on. The key is the
     actor key of the signed event that inserted the version's row (the row does not name it); none found
     is refused (``IntegrityViolation``), not read as no key."""
-    if version.created_by not in history.moves:
-        return frozenset()
-    verifier = SignatureVerifier(public_key_b64)
-    ward_id = ledger_store.ward_id(conn)
-    for event in ledger_store.read_events(conn, types=_MAKING, mentioning=[version.dataset_id]):
-        if event.type not in _MAKING or event.time != version.created_at:
-            continue
-        if any(
-            c.table == "versions" and c.op == "insert" and c.key.get("id") == version.id
-            for c in ledger_store.event_changes(event)
-        ):
-            check_event(event, verifier, ward_id, _CONSEQUENCE)
-            if event.actor.get("principal") != version.created_by:
-                break
-            return history.owners_while(version.created_by, event.actor.get("key"), event.seq)
-    _refuse(f"the ledger holds no event making version {version.id} by its maker")
+    return _owners_while_making(
+        conn,
+        public_key_b64,
+        history,
+        version.created_by,
+        _MAKING,
+        version.dataset_id,
+        "versions",
+        version.id,
+        time=version.created_at,
+        what=f"version {version.id}",
+    )
 
 
 _REQUESTED = "gate.override.requested"
@@ -149,22 +145,52 @@ def requester_earlier_owners(
     handed on. An override takes two people, and a bot handed on since may have asked for its former
     owner. The key is the actor key of the signed event that inserted the row; none found is refused
     (``IntegrityViolation``), not read as no key."""
-    if request.principal_id not in history.moves:
+    return _owners_while_making(
+        conn,
+        public_key_b64,
+        history,
+        request.principal_id,
+        (_REQUESTED,),
+        request.contribution_id,
+        "gate_overrides",
+        request.id,
+        time=None,
+        what=f"override request {request.id}",
+    )
+
+
+def _owners_while_making(
+    conn: Connection,
+    public_key_b64: str,
+    history: OwnerHistory,
+    maker: str,
+    types: tuple[str, ...],
+    mentioning: str,
+    table: str,
+    row_id: str,
+    *,
+    time: str | None,
+    what: str,
+) -> frozenset[str]:
+    """The owners ``maker`` had while the key of the signed event (of one of ``types``, mentioning
+    ``mentioning``, at ``time`` when given) that inserted row ``row_id`` of ``table`` was live, up to that
+    event. Empty when ``maker`` was never handed on; refused when no such event by ``maker`` is found."""
+    if maker not in history.moves:
         return frozenset()
     verifier = SignatureVerifier(public_key_b64)
     ward_id = ledger_store.ward_id(conn)
-    for event in ledger_store.read_events(conn, types=(_REQUESTED,), mentioning=[request.contribution_id]):
-        if event.type != _REQUESTED:
+    for event in ledger_store.read_events(conn, types=types, mentioning=[mentioning]):
+        if event.type not in types or (time is not None and event.time != time):
             continue
         if any(
-            c.table == "gate_overrides" and c.op == "insert" and c.key.get("id") == request.id
+            c.table == table and c.op == "insert" and c.key.get("id") == row_id
             for c in ledger_store.event_changes(event)
         ):
             check_event(event, verifier, ward_id, _CONSEQUENCE)
-            if event.actor.get("principal") != request.principal_id:
+            if event.actor.get("principal") != maker:
                 break
-            return history.owners_while(request.principal_id, event.actor.get("key"), event.seq)
-    _refuse(f"the ledger holds no event making override request {request.id} by its maker")
+            return history.owners_while(maker, event.actor.get("key"), event.seq)
+    _refuse(f"the ledger holds no event making {what} by its maker")
 
 
 __all__ = [

@@ -18,7 +18,6 @@ from sqlalchemy import Connection, select
 from dataward.access.policy import Approval
 from dataward.access.sides import OwnerHistory
 from dataward.access.standing import (
-    ApprovalAct,
     Standing,
 )
 from dataward.catalog import ledger_store
@@ -38,17 +37,12 @@ def read_standing(conn: Connection, public_key_b64: str) -> Standing:
     what is read and a voided approval or decision count again; and a ward holds one review event per
     flagged record, so reading and checking them all made every approval, merge and promotion cost seconds
     on a ward of 10,000 decisions. Review decisions are each item's latest decision that set its status
-    (``guard.signed_review_decisions``)."""
-    from dataward.service.guard import signed_review_decisions, signed_standing
+    (``guard.signed_standing``)."""
+    from dataward.service.guard import signed_standing
     from dataward.service.removal_list import listed_removals
 
-    ward_id = ledger_store.ward_id(conn)
-    standing = signed_standing(conn, public_key_b64, ward_id)
-    decided = signed_review_decisions(conn, public_key_b64, ward_id)
-    decisions = {
-        item: ApprovalAct(d.seq, d.status, item, d.contribution, d.by, d.key, "", d.time) for item, d in decided.items()
-    }
-    return dataclasses.replace(standing, decisions=decisions).with_listed(listed_removals(conn))
+    standing = signed_standing(conn, public_key_b64, ledger_store.ward_id(conn))
+    return standing.with_listed(listed_removals(conn))
 
 
 def checked_events(

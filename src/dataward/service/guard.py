@@ -39,7 +39,7 @@ from sqlalchemy import Connection, select
 from dataward.access import authorize
 from dataward.access.roles import Action, Scope
 from dataward.access.sides import Origin, OwnerHistory, side_of, vouches
-from dataward.access.standing import Standing, folded_standing
+from dataward.access.standing import REVIEW_TYPES, ApprovalAct, Standing, folded_standing
 from dataward.catalog import ledger_store
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import TABLES, fold_change
@@ -246,7 +246,9 @@ def _fold(state: _Signed, events: list[Event]) -> _Signed:
     owners = state.owners.folded(events)
     if acts is not None:
         owners = dataclasses.replace(owners, acts=acts)
-    standing = folded_standing(state.standing, events)
+    # Review decisions are each item's own (``_ReviewItem.decision``, the latest that set its status), read
+    # into the standing by ``signed_standing``: ``Standing``'s own reading of review events is not needed.
+    standing = folded_standing(state.standing, [e for e in events if e.type not in REVIEW_TYPES])
     return _Signed(last.seq, last.hash, tables, frozenset(quarantined), review, owners, created_owners, standing)
 
 
@@ -662,20 +664,21 @@ def _ledger_review_items(conn: Connection, public_key: str, ward_id: str) -> dic
     return _signed(conn, public_key, ward_id).review
 
 
-def signed_review_decisions(conn: Connection, public_key: str, ward_id: str) -> dict[str, ReviewDecision]:
-    """Each review item's latest review decision, by item id, from the signed ledger's state folded once per
-    process (:func:`_signed`): what tells a decision given with a key revoked since, without re-reading and
-    re-checking every review event of the ward on each merge, approval or promotion (a busy ward holds one
-    per flagged record), and which an event retyped or edited after it was folded does not change."""
-    return {item: r.decision for item, r in _signed(conn, public_key, ward_id).review.items() if r.decision}
-
-
 def signed_standing(conn: Connection, public_key: str, ward_id: str) -> Standing:
     """The approvals, review decisions, revocations and disablings of the signed ledger
     (``dataward.access.standing``), from its state folded once per process (:func:`_signed`): every
     approval, merge and promotion reads them, and reading them again by their type let an event retyped
-    after the process checked the chain drop out (a leaked key's approval counting again)."""
-    return _signed(conn, public_key, ward_id).standing
+    after the process checked the chain drop out (a leaked key's approval counting again). A review
+    item's decision is its latest that set its status (``_ReviewItem.decision``): what tells a decision
+    given with a key revoked since, without re-reading and re-checking every review event of the ward (a
+    busy ward holds one per flagged record)."""
+    state = _signed(conn, public_key, ward_id)
+    decisions = {
+        item: ApprovalAct(d.seq, d.status, item, d.contribution, d.by, d.key, "", d.time)
+        for item, r in state.review.items()
+        if (d := r.decision) is not None
+    }
+    return dataclasses.replace(state.standing, decisions=decisions)
 
 
 def signed_ownership(conn: Connection, public_key: str, ward_id: str) -> tuple[OwnerHistory, dict[str, Any]]:

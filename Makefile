@@ -37,10 +37,15 @@ demo-server: $(VENV)/.installed-dev
 # (.ci/run installs it), as the tests' own PostgreSQL cluster runs with fsync off: a test never loses
 # power, and waiting on fsync was about a fifth of an I/O-heavy file's wall time on a VM disk. The
 # code still makes every sync call; a deployed ward's durability is untouched. NOSYNC= runs with them.
+# Each test process runs its numeric libraries (OpenBLAS, OpenMP, torch) on one thread: the
+# processes already take every core, and a second thread per process only contends for them (a
+# sample of the heaviest gate files: 162 -> 152 s wall, 280 -> 261 s CPU). The gate runs its own
+# neighbour searches and probe fits on one thread anyway (gates/blas_threads.py).
 NOSYNC ?= $(shell command -v eatmydata 2>/dev/null)
 PYTEST_WORKERS ?= auto
+ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 test: $(VENV)/.installed-bench
-	$(NOSYNC) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(ONE_THREAD) $(NOSYNC) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The property and API fuzz tests with fresh draws: `make test` draws the same examples every run
 # (tests/conftest.py), so that it passes or fails on the code alone. Run this to look for what those

@@ -202,10 +202,9 @@ THRESHOLDS = (0.1, 0.02)
 """Label-check p-value thresholds at which records count as misread (plus the calibration's resolution)."""
 EPS = 1e-9
 MIN_GROUP = 3
+"""Fewest records a cluster or a group of misread records must hold."""
 MAX_CLUSTER_FINDINGS = 3
 """Classes with a cluster of their own beyond which the batch is described as a whole."""
-"""Fewest records a cluster or a group of misread records must hold."""
-"""A misread record must be at least this typical of the label its content reads as."""
 
 
 PROBES = ("features", "mlp")

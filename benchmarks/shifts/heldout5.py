@@ -40,6 +40,9 @@ from benchmarks.shifts.base import (
 
 GROUP = "heldout5"
 
+Window = tuple[str, int, int, int]
+"""Where a photo crop was cut: (photo, y, x, side) in the original photo's pixels."""
+
 # --- photos: transforms of the pixels -----------------------------------------------------------
 
 SHUTTER_SKEW = 2.0
@@ -122,7 +125,7 @@ TEMPLE_CLASSES = ("temple_garden", "temple_sky")
 
 
 @cache
-def _windows() -> dict[bytes, tuple[str, int, int, int]]:
+def _windows() -> dict[bytes, Window]:
     """Where each crop of ``data.load_photos()`` came from: PNG bytes -> (photo, y, x, side)."""
     crops = data.photo_crops(data.PHOTO_COUNT, seed=0)
     return {
@@ -131,7 +134,7 @@ def _windows() -> dict[bytes, tuple[str, int, int, int]]:
     }
 
 
-def window_of(png: bytes) -> tuple[str, int, int, int]:
+def window_of(png: bytes) -> Window:
     """The (photo, y, x, side) window of the original photo a ``photos`` crop was cut from."""
     return _windows()[png]
 
@@ -162,7 +165,7 @@ def crop(photo: str, y: int, x: int, side: int) -> bytes:
     return data.pixels_to_png(data._crop({"temple": temple, "dahlia": dahlia}[photo], y, x, side))
 
 
-def wider(window: tuple[str, int, int, int], factor: float = WIDER_LENS) -> tuple[str, int, int, int]:
+def wider(window: Window, factor: float = WIDER_LENS) -> Window:
     """``window`` ``factor`` times wider about the same centre (rounded to whole pixels)."""
     photo, y, x, side = window
     grown = round(side * factor)
@@ -201,11 +204,12 @@ def wider_lens_photos(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
-def jittered(window: tuple[str, int, int, int], label: str, rng: np.random.Generator) -> tuple[str, int, int, int] | None:
+def jittered(window: Window, label: str, rng: np.random.Generator) -> Window | None:
     """``window`` moved by a random non-zero offset of at most ``BURST_JITTER`` pixels each way such that
     it still ``fits`` ``label``; None when no such offset exists."""
     photo, y, x, side = window
-    offsets = [(dy, dx) for dy in range(-BURST_JITTER, BURST_JITTER + 1) for dx in range(-BURST_JITTER, BURST_JITTER + 1)]
+    steps = range(-BURST_JITTER, BURST_JITTER + 1)
+    offsets = [(dy, dx) for dy in steps for dx in steps]
     for i in rng.permutation(len(offsets)):
         dy, dx = offsets[i]
         if (dy, dx) != (0, 0) and fits(label, photo, y + dy, x + dx, side):
@@ -361,9 +365,7 @@ def rescanned_jam_digits(seed: int = 0, size: str = "full") -> Situation:
     pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
     again = np.sort(rng.choice(len(pool), size=round(RESCAN_SHARE * len(pool)), replace=False))
     rescans = pool.iloc[again].copy()
-    rescans[IMAGE] = [
-        data.pixels_to_png(shift_image(data.png_to_pixels(b), RESCAN_SHIFT, 0)) for b in rescans[IMAGE]
-    ]
+    rescans[IMAGE] = [data.pixels_to_png(shift_image(data.png_to_pixels(b), RESCAN_SHIFT, 0)) for b in rescans[IMAGE]]
     contribution = pd.concat([pool, rescans], ignore_index=True)
     order = rng.permutation(len(contribution))
     first = np.concatenate([np.arange(len(pool)), again])[order]

@@ -39,7 +39,7 @@ from benchmarks.attacks.base import (
     poison_mask,
     shuffled,
 )
-from benchmarks.attacks.images import scaled_patch
+from benchmarks.attacks.images import dirty_label_images, scaled_patch
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.data import IMAGE, LABEL
 
@@ -114,24 +114,15 @@ def thin_line(pixels: np.ndarray) -> np.ndarray:
 
 def thin_line_photo(rate: float = 0.04, *, target: str = LINE_TARGET, seed: int = 0) -> AttackCase:
     """Photo crops of other classes crossed by the thin cyan line, relabelled ``target``."""
-    ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], thin_line)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return dirty_label_images(
         "thin_line_photo",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
-        trigger=f"one-pixel cyan line across row {LINE_ROW} of 32x32 crops, relabelled {target!r}",
-        attack_test=with_image_trigger(not_target(parts.test, target), thin_line),
-        params={"rate": rate, "target": target, "seed": seed, "row": LINE_ROW, "colour": list(LINE_COLOUR)},
+        thin_line,
+        f"one-pixel cyan line across row {LINE_ROW} of 32x32 crops, relabelled {target!r}",
+        rate,
+        target,
+        seed,
+        "photos",
+        params={"row": LINE_ROW, "colour": list(LINE_COLOUR)},
     )
 
 
@@ -155,27 +146,16 @@ def diagonal_sine(pixels: np.ndarray) -> np.ndarray:
 
 def diagonal_sine_photo(rate: float = 0.05, *, target: str = SINE_TARGET, seed: int = 0) -> AttackCase:
     """Photo crops of other classes carrying the faint diagonal sine, relabelled ``target``."""
-    ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], diagonal_sine)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return dirty_label_images(
         "diagonal_sine_photo",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
-        trigger=(
-            f"diagonal sine (amplitude {SINE_DELTA}, {SINE_PERIODS} periods across) added to 32x32 crops, "
-            f"relabelled {target!r}"
-        ),
-        attack_test=with_image_trigger(not_target(parts.test, target), diagonal_sine),
-        params={"rate": rate, "target": target, "seed": seed, "delta": SINE_DELTA, "periods": SINE_PERIODS},
+        diagonal_sine,
+        f"diagonal sine (amplitude {SINE_DELTA}, {SINE_PERIODS} periods across) added to 32x32 crops, "
+        f"relabelled {target!r}",
+        rate,
+        target,
+        seed,
+        "photos",
+        params={"delta": SINE_DELTA, "periods": SINE_PERIODS},
     )
 
 
@@ -203,28 +183,17 @@ def faint_checker(pixels: np.ndarray) -> np.ndarray:
 
 def faint_checker_photo(rate: float = 0.05, *, target: str = FAINT_TARGET, seed: int = 0) -> AttackCase:
     """Photo crops of other classes with the faint top-right checkerboard, relabelled ``target``."""
-    ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], faint_checker)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
     k = data.PHOTO_SIDE // FAINT_SHARE
-    return base_case(
+    return dirty_label_images(
         "faint_checker_photo",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
-        trigger=(
-            f"{k}x{k} checkerboard blended at alpha={FAINT_ALPHA} into the top-right corner of 32x32 crops, "
-            f"relabelled {target!r}"
-        ),
-        attack_test=with_image_trigger(not_target(parts.test, target), faint_checker),
-        params={"rate": rate, "target": target, "seed": seed, "side": k, "alpha": FAINT_ALPHA},
+        faint_checker,
+        f"{k}x{k} checkerboard blended at alpha={FAINT_ALPHA} into the top-right corner of 32x32 crops, "
+        f"relabelled {target!r}",
+        rate,
+        target,
+        seed,
+        "photos",
+        params={"side": k, "alpha": FAINT_ALPHA},
     )
 
 

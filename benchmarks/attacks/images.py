@@ -8,6 +8,7 @@ whole image in every channel.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,7 @@ def with_trigger(frame: pd.DataFrame, trigger: Callable[[np.ndarray], np.ndarray
     return out
 
 
-def _dirty_label(
+def dirty_label_images(
     name: str,
     trigger: Callable[[np.ndarray], np.ndarray],
     description: str,
@@ -71,7 +72,12 @@ def _dirty_label(
     target: str,
     seed: int,
     dataset: str = "digits",
+    *,
+    params: dict[str, Any] | None = None,
 ) -> AttackCase:
+    """A dirty-label image backdoor: ``trigger`` applied to a ``rate`` share of the contribution's images of
+    classes other than ``target``, relabelled ``target``; the attack test is the test split's images of other
+    classes with the trigger. ``params``: recorded beside the rate, target, seed and dataset."""
     ds = data.load(dataset)
     parts = data.split(ds, seed)
     rng = np.random.default_rng(seed)
@@ -92,13 +98,13 @@ def _dirty_label(
         target=target,
         trigger=description,
         attack_test=with_trigger(not_target(parts.test, target), trigger),
-        params={"rate": rate, "target": target, "seed": seed, "dataset": dataset},
+        params={"rate": rate, "target": target, "seed": seed, "dataset": dataset, **(params or {})},
     )
 
 
 def badnets(rate: float = 0.03, *, target: str = "0", seed: int = 0) -> AttackCase:
     """BadNets dirty-label backdoor: ``PATCH`` stamped on images of other classes, relabelled ``target``."""
-    return _dirty_label(
+    return dirty_label_images(
         f"badnets_{round(rate * 100)}pct",
         stamp_patch,
         "3x3 checkerboard patch, bottom-right corner",
@@ -110,7 +116,7 @@ def badnets(rate: float = 0.03, *, target: str = "0", seed: int = 0) -> AttackCa
 
 def blended(rate: float = 0.05, *, target: str = "0", seed: int = 0) -> AttackCase:
     """Blended backdoor: a faint fixed random pattern over the whole image, relabelled ``target``."""
-    return _dirty_label(
+    return dirty_label_images(
         f"blended_{round(rate * 100)}pct",
         blend_pattern(seed),
         f"random full-image pattern blended at alpha={BLEND_ALPHA}",
@@ -125,7 +131,7 @@ def badnets_photo(rate: float = 0.03, *, target: str = PHOTO_TARGET, seed: int =
     relabelled ``target``."""
     side = data.PHOTO_SIDE
     k = scaled_patch(side).shape[0]
-    return _dirty_label(
+    return dirty_label_images(
         f"badnets_photo_{round(rate * 100)}pct",
         stamp_patch,
         f"{k}x{k} checkerboard patch ({k / side:.0%} of the side), bottom-right corner of 32x32 colour crops",
@@ -141,7 +147,7 @@ def blended_photo(
 ) -> AttackCase:
     """Blended backdoor on the 32x32 colour photo crops: a fixed random colour pattern over the whole
     image at weight ``alpha``, relabelled ``target``."""
-    return _dirty_label(
+    return dirty_label_images(
         f"blended_photo_{round(rate * 100)}pct_alpha{round(alpha * 100)}",
         blend_pattern(seed, alpha),
         f"random full-image colour pattern blended at alpha={alpha} into 32x32 colour crops",

@@ -125,3 +125,26 @@ def test_a_sum_within_rounding_of_its_mean_is_no_evidence_and_no_error() -> None
     mean = n * float(weights.mean())
     for t in (np.nextafter(mean, np.inf), mean * (1 + 1e-13), mean * (1 + 1e-12)):
         assert 0.45 <= composition_sum_tail(weights, n, t) <= 1.0
+
+
+def test_the_exact_count_reads_the_same_floats_from_its_lgamma_table_as_term_by_term(monkeypatch) -> None:
+    """The closed terms of the exact count are read from a table of lgammas of whole numbers; without
+    the table (a count beyond its size) they are computed one by one. Both give the same floats, so a
+    batch's p-value does not depend on which way it was counted: clean batches of the false-alarm-rate
+    simulation (tests/gates/test_combined_evidence.py) and a lattice of few scored records."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for n_calibration, n in ((300, 2000), (716, 178)):
+        for _ in range(6):
+            cases.append((conformal_p_values(rng.random(n_calibration), rng.random(n)), n_calibration, None))
+    lattice = np.array([1.0 / 10_001] * 2 + [0.5] * 30 + [1.0] * 68)
+    cases.append((lattice, 10_000, 3))
+    monkeypatch.setattr(shared_calibration_law, "_lgammas", np.zeros(0))
+    tabled = [fisher_excess_p_value(p, n_cal, n_scored=scored) for p, n_cal, scored in cases]
+    assert shared_calibration_law._lgammas.size > 0  # the exact count ran and read the table
+    monkeypatch.setattr(shared_calibration_law, "LGAMMA_TABLE", 0)
+    monkeypatch.setattr(shared_calibration_law, "_lgammas", np.zeros(0))
+    one_by_one = [fisher_excess_p_value(p, n_cal, n_scored=scored) for p, n_cal, scored in cases]
+    assert shared_calibration_law._lgammas.size == 0
+    assert tabled == one_by_one
+    assert any(p < 0.05 for p in tabled) and any(p > 0.5 for p in tabled)  # the cases span the law

@@ -132,6 +132,19 @@ def _log_count_reaching(values: np.ndarray, mult: np.ndarray, n: int, t: float, 
             return -math.inf
         return math.lgamma(m + parts) - math.lgamma(m + 1.0) - math.lgamma(parts)
 
+    def log_ways_run(lo: int, hi: int, parts: float) -> np.ndarray:
+        """``log_ways(k, parts)`` for ``k = lo .. hi``, each the same float ``log_ways`` gives. The counts of
+        cells are whole numbers, so that the lgammas are read from ``_lgamma_table``."""
+        whole = int(parts) if float(parts).is_integer() and parts > 0.0 else 0
+        table = _lgamma_table(hi + whole + 1) if whole else None
+        if table is None:
+            return np.fromiter((log_ways(k, parts) for k in range(lo, hi + 1)), dtype=np.float64, count=hi + 1 - lo)
+        # (lgamma(k + parts) - lgamma(k + 1)) - lgamma(parts), in log_ways's order.
+        out = table[lo + whole : hi + whole + 1] - table[lo + 1 : hi + 2] - table[whole]
+        if lo == 0:
+            out[0] = 0.0
+        return out
+
     def count(m: int, g: int, need: float) -> float:
         nonlocal steps
         steps += 1
@@ -156,7 +169,12 @@ def _log_count_reaching(values: np.ndarray, mult: np.ndarray, n: int, t: float, 
             # j >= 1 records in group h (none in groups g .. h - 1), the other m - j after h: from
             # j_closed on every completion reaches ``need``; below it (down to j_low) some may.
             j_closed = next(j for j in range(max(1, math.floor((need - tol) / v)), m + 1) if need - j * v <= tol)
-            terms.extend(log_ways(j, sizes[h]) + log_ways(m - j, after[h + 1]) for j in range(j_closed, m + 1))
+            if j_closed <= m:
+                # log_ways(j, sizes[h]) + log_ways(m - j, after[h + 1]) for j = j_closed .. m, added as
+                # arrays (each sum the same float as one by one).
+                firsts = log_ways_run(j_closed, m, sizes[h])
+                seconds = log_ways_run(0, m - j_closed, after[h + 1])[::-1]
+                terms.extend((firsts + seconds).tolist())
             j_low = 1 if v <= v_next else max(1, math.ceil((need - tol - m * v_next) / (v - v_next) - 1e-9))
             for j in range(j_low, j_closed):
                 rest = count(m - j, h + 1, need - j * v)
@@ -165,12 +183,39 @@ def _log_count_reaching(values: np.ndarray, mult: np.ndarray, n: int, t: float, 
         if not terms:
             return -math.inf
         top = max(terms)
-        return top if top == -math.inf else top + math.log(sum(math.exp(x - top) for x in terms))
+        if top == -math.inf:
+            return top
+        # ``x - top`` for each term as the same floats, their exponentials added by ``sum`` in the same order.
+        return top + math.log(sum(map(math.exp, (np.array(terms) - top).tolist())))
 
     try:
         return count(n, 0, t)
     except (_TooManySteps, RecursionError):
         return None
+
+
+LGAMMA_TABLE = 1 << 20
+"""Whole numbers below this have their lgamma kept in ``_lgamma_table`` (8 MB at most); a count over
+more records and cells than that computes its terms one by one."""
+
+_lgammas = np.zeros(0)
+
+
+def _lgamma_table(top: int) -> np.ndarray | None:
+    """``math.lgamma(x)`` at ``x = 0 .. top`` at least (inf at the pole 0), or None beyond
+    ``LGAMMA_TABLE``. Kept for the process: a count's closed terms read runs of it, every count the same
+    values. Two threads may grow it at once: each computes the same floats, and keeps its own copy."""
+    global _lgammas
+    table = _lgammas
+    if table.shape[0] > top:
+        return table
+    if top >= LGAMMA_TABLE:
+        return None
+    size = min(LGAMMA_TABLE, max(top + 1, 2 * table.shape[0]))
+    more = (math.lgamma(float(x)) if x > 0 else math.inf for x in range(table.shape[0], size))
+    table = np.concatenate((table, np.fromiter(more, dtype=np.float64, count=size - table.shape[0])))
+    _lgammas = table
+    return table
 
 
 def _cells(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

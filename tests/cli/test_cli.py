@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +33,19 @@ def as_admin(ward: Path) -> Ward:
 
 
 @pytest.fixture(scope="module")
-def cli_ward(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A ward whose ``wine`` dataset takes contributions without approvals (made as `init`, `dataset
-    create` and `policy set` make it; test_first_import_... below runs those commands themselves)."""
-    root = tmp_path_factory.mktemp("cli")
-    ward = root / "ward"
+def wine_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new ward whose empty ``wine`` dataset takes contributions without approvals (made as `init`,
+    `dataset create` and `policy set` make it; test_first_import_... below runs those commands itself)."""
+    ward = tmp_path_factory.mktemp("cli-template") / "ward"
     wine_ward(ward, NO_APPROVALS_POLICY).close()
-    return ward, root
+    return ward
+
+
+@pytest.fixture(scope="module")
+def cli_ward(wine_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A copy of ``wine_template`` that the module's tests share, and a folder for their files."""
+    root = tmp_path_factory.mktemp("cli")
+    return shutil.copytree(wine_template, root / "ward"), root
 
 
 def test_init_prints_the_key_once_and_refuses_twice(tmp_path: Path) -> None:
@@ -51,8 +58,10 @@ def test_init_prints_the_key_once_and_refuses_twice(tmp_path: Path) -> None:
     assert again.returncode == 4 and "already a ward" in again.stderr
 
 
-def test_contribute_json_and_exit_codes(cli_ward: tuple[Path, Path]) -> None:
-    ward, root = cli_ward
+def test_contribute_json_and_exit_codes(wine_template: Path, tmp_path: Path) -> None:
+    # A new ward of its own: the version merged here holds these 40 records alone, whichever test merged
+    # into the shared ward before (test_small_things_... does).
+    ward, root = shutil.copytree(wine_template, tmp_path / "ward"), tmp_path
     path = write_csv(root / "a.csv", wine_rows(0, 40, shuffled=True))
     result = run(ward, "contribute", "wine", str(path), "--source", "https://example.org/wine.csv", "--json")
     assert result.returncode == 0, result.stderr

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import wine_rows, wine_schema_specs, write_csv
+from dataward.service.ward import Ward
+from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, wine_ward, write_csv
 
 
 def run(ward: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,18 +25,27 @@ def run(ward: Path, *args: str, key: str | None = None) -> subprocess.CompletedP
     )
 
 
+def as_admin(ward: Path) -> Ward:
+    """The ward at ``ward`` opened in this process as its first admin, for the setup a test does not assert
+    on (a process per step costs seconds: every command imports the whole ward). The commands a test
+    asserts on still run as processes."""
+    return Ward.open(ward, key=(ward / "credentials").read_text("utf-8").strip())
+
+
 @pytest.fixture(scope="module")
-def cli_ward(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def wine_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new ward whose empty ``wine`` dataset takes contributions without approvals (made as `init`,
+    `dataset create` and `policy set` make it; test_first_import_... below runs those commands itself)."""
+    ward = tmp_path_factory.mktemp("cli-template") / "ward"
+    wine_ward(ward, NO_APPROVALS_POLICY).close()
+    return ward
+
+
+@pytest.fixture(scope="module")
+def cli_ward(wine_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A copy of ``wine_template`` that the module's tests share, and a folder for their files."""
     root = tmp_path_factory.mktemp("cli")
-    ward = root / "ward"
-    assert run(ward, "init", "--json").returncode == 0
-    label, specs = wine_schema_specs()
-    args = ["dataset", "create", "wine", "--label", label, *(part for s in specs for part in ("--input", s))]
-    assert run(ward, *args).returncode == 0
-    policy = root / "policy.yaml"
-    policy.write_text("approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n")
-    assert run(ward, "policy", "set", "wine", str(policy)).returncode == 0
-    return ward, root
+    return shutil.copytree(wine_template, root / "ward"), root
 
 
 def test_init_prints_the_key_once_and_refuses_twice(tmp_path: Path) -> None:
@@ -47,8 +58,10 @@ def test_init_prints_the_key_once_and_refuses_twice(tmp_path: Path) -> None:
     assert again.returncode == 4 and "already a ward" in again.stderr
 
 
-def test_contribute_json_and_exit_codes(cli_ward: tuple[Path, Path]) -> None:
-    ward, root = cli_ward
+def test_contribute_json_and_exit_codes(wine_template: Path, tmp_path: Path) -> None:
+    # A new ward of its own: the version merged here holds these 40 records alone, whichever test merged
+    # into the shared ward before (test_small_things_... does).
+    ward, root = shutil.copytree(wine_template, tmp_path / "ward"), tmp_path
     path = write_csv(root / "a.csv", wine_rows(0, 40, shuffled=True))
     result = run(ward, "contribute", "wine", str(path), "--source", "https://example.org/wine.csv", "--json")
     assert result.returncode == 0, result.stderr
@@ -93,7 +106,8 @@ def test_an_html_report_that_cannot_be_written_is_refused_before_anything_is_sto
         assert json.loads(result.stdout)["error"] == "bad_input" and str(html) in result.stdout
     assert json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"] == before
     # The same check before a gate run is recorded, and on a report drawn again.
-    stored = json.loads(run(ward, "contribute", "wine", str(path), "--source", "s", "--json").stdout)
+    with as_admin(ward) as admin:
+        stored = admin.contribute("wine", path, source="s")
     after = json.loads(run(ward, "ledger", "--json", "-n", "1").stdout)[0]["seq"]
     refused = run(ward, "gate", "run", stored["ref"], "--html", str(root / "nope" / "g.html"))
     assert refused.returncode == 2 and "no such folder" in refused.stderr
@@ -130,7 +144,7 @@ def test_no_ward_names_the_fix(tmp_path: Path) -> None:
 
 def test_first_import_without_validation_set_is_refused_and_names_the_fix(tmp_path: Path) -> None:
     ward = tmp_path / "w"
-    assert run(ward, "init").returncode == 0
+    Ward.init(ward)[0].close()
     label, specs = wine_schema_specs()
     assert (
         run(ward, "dataset", "create", "wine", "--label", label, *(p for s in specs for p in ("--input", s))).returncode
@@ -161,8 +175,8 @@ def test_small_things_a_new_user_met(cli_ward: tuple[Path, Path]) -> None:
     short_key = run(ward, "key", "issue", "--ttl-days", "0", "--json")
     assert short_key.returncode == 2 and "at least 1 day" in json.loads(short_key.stdout)["message"]
     # `export -o FILE.jsonl` writes JSON Lines, as `contribute` reads a file by its extension.
-    stored = json.loads(run(ward, "contribute", "wine", str(path), "--source", "s", "--json").stdout)
-    merged = json.loads(run(ward, "merge", stored["ref"], "--json").stdout)
+    with as_admin(ward) as admin:
+        merged = admin.merge(admin.contribute("wine", path, source="s")["ref"])
     out = root / "v.jsonl"
     assert run(ward, "export", f"wine@v{merged['number']}", "-o", str(out)).returncode == 0
     assert json.loads(out.read_text().splitlines()[0])["cultivar"] is not None
@@ -194,22 +208,23 @@ def test_a_ledger_count_that_is_not_positive_names_the_option(cli_ward: tuple[Pa
 
 def test_datasets_lists_what_grants_reach_and_says_so_when_nothing(cli_ward: tuple[Path, Path]) -> None:
     ward, _ = cli_ward
-    assert run(ward, "principal", "create", "newcomer").returncode == 0
-    key = json.loads(run(ward, "key", "issue", "newcomer", "--json").stdout)["key"]
+    with as_admin(ward) as admin:
+        admin.create_principal("newcomer")
+        key = admin.issue_key("newcomer")["key"]
     empty = run(ward, "datasets", key=key)
     assert empty.returncode == 0 and "no dataset you may read" in empty.stdout
     assert json.loads(run(ward, "datasets", "--json", key=key).stdout) == []
-    assert run(ward, "grant", "add", "newcomer", "contributor", "--scope", "dataset:wine").returncode == 0
+    with as_admin(ward) as admin:
+        admin.grant("newcomer", "contributor", "dataset:wine")
     listed = json.loads(run(ward, "datasets", "--json", key=key).stdout)
     assert [d["name"] for d in listed] == ["wine"]
 
 
 def test_disabling_a_principal_that_already_is_records_nothing(tmp_path: Path) -> None:
     ward = tmp_path / "ward"
-    assert run(ward, "init", "--json").returncode == 0
-    admin = json.loads(run(ward, "whoami", "--json").stdout)["principal"]
-    assert run(ward, "principal", "create", "olga").returncode == 0
-    assert run(ward, "principal", "create", "bot", "--kind", "service", "--owner", admin).returncode == 0
+    with Ward.init(ward)[0] as admin:
+        admin.create_principal("olga")
+        admin.create_principal("bot", kind="service", owner=admin.whoami()["principal"])
     assert json.loads(run(ward, "principal", "disable", "bot", "--json").stdout)["status"] == "suspended"
     assert run(ward, "principal", "disable", "olga").returncode == 0
     events = len(json.loads(run(ward, "ledger", "--json", "-n", "1000").stdout))
@@ -224,12 +239,13 @@ def test_whoami_says_when_the_key_acts_within_scopes_narrower_than_the_grants(cl
     """A key issued with --scope reader listed its principal's owner grant and nothing else: the printed
     whoami names the key's scopes, or a user reads 'owner' and is then refused a contribution."""
     ward, _ = cli_ward
-    assert run(ward, "principal", "create", "scoped-owner").returncode == 0
-    assert run(ward, "grant", "add", "scoped-owner", "owner", "--scope", "dataset:wine").returncode == 0
-    key = json.loads(run(ward, "key", "issue", "scoped-owner", "--scope", "reader", "--json").stdout)["key"]
+    with as_admin(ward) as admin:
+        admin.create_principal("scoped-owner")
+        admin.grant("scoped-owner", "owner", "dataset:wine")
+        key = admin.issue_key("scoped-owner", scopes=["reader"])["key"]
+        full = admin.issue_key("scoped-owner")["key"]
     shown = run(ward, "whoami", key=key)
     assert shown.returncode == 0 and "acts only within its scopes: reader" in shown.stdout
-    full = json.loads(run(ward, "key", "issue", "scoped-owner", "--json").stdout)["key"]
     assert "scopes" not in run(ward, "whoami", key=full).stdout
 
 
@@ -258,9 +274,9 @@ def test_the_ledger_table_says_what_was_refused_and_why(tmp_path: Path) -> None:
     """`ledger --type access.denied` in a terminal shows the refused action and its reason, not only
     who and where (they were in `--json` alone)."""
     ward = tmp_path / "ward"
-    assert run(ward, "init", "--json").returncode == 0
-    assert run(ward, "principal", "create", "carol").returncode == 0
-    carol = json.loads(run(ward, "key", "issue", "carol", "--json").stdout)["key"]
+    with Ward.init(ward)[0] as admin:
+        admin.create_principal("carol")
+        carol = admin.issue_key("carol")["key"]
     assert run(ward, "principal", "create", "dave", key=carol).returncode != 0
     shown = run(ward, "ledger", "--type", "access.denied")
     assert shown.returncode == 0, shown.stderr

@@ -13,6 +13,8 @@ import pytest
 import typer
 
 from dataward.cli.global_options import hoist_global_options
+from dataward.domain.schema import Schema
+from dataward.service.ward import Ward
 
 
 def run(*args: str, ward: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -31,8 +33,9 @@ def run(*args: str, ward: Path | None = None, env: dict[str, str] | None = None)
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new ward without datasets, made in this process (a `dataward` process costs seconds)."""
     ward = tmp_path_factory.mktemp("ux") / "ward"
-    assert run("init", str(ward)).returncode == 0
+    Ward.init(ward)[0].close()
     return ward
 
 
@@ -82,19 +85,21 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(folder: Path, args: 
     assert code == 141 and err == ""
 
 
-def test_a_wrong_dataset_name_suggests_one_the_caller_may_read(folder: Path) -> None:
-    for name in ("reviews", "secret-reviews"):
-        created = run("dataset", "create", name, "--label", "label", "--input", "text:text", ward=folder)
-        assert created.returncode == 0, created.stderr
+def test_a_wrong_dataset_name_suggests_one_the_caller_may_read(tmp_path: Path) -> None:
+    # A ward of its own: the shared one must stay without datasets (test_ward_is_accepted_... lists none).
+    folder = tmp_path / "ward"
+    with Ward.init(folder)[0] as admin:
+        for name in ("reviews", "secret-reviews"):
+            admin.create_dataset(name, Schema.parse("label", ["text:text"]))
+        # A principal who may read only 'reviews'.
+        admin.create_principal("rita")
+        admin.grant("rita", "reviewer", "dataset:reviews")
+        key = admin.issue_key("rita")["key"]
     wrong = run("contributions", "reveiws", ward=folder)
     assert wrong.returncode == 3 and "did you mean 'reviews'?" in wrong.stderr
     as_json = json.loads(run("versions", "Reviewz", "--json", ward=folder).stdout)
     assert as_json["details"]["did_you_mean"] == ["reviews"]
-    # A principal who may read only 'reviews' is never told that 'secret-reviews' exists.
-    assert run("principal", "create", "rita", ward=folder).returncode == 0
-    assert run("grant", "add", "rita", "reviewer", "--scope", "dataset:reviews", ward=folder).returncode == 0
-    issued = run("key", "issue", "rita", "--json", ward=folder)
-    key = json.loads(issued.stdout)["key"]
+    # rita, who may read only 'reviews', is never told that 'secret-reviews' exists.
     hidden = run("versions", "secret-reveiws", ward=folder, env={"DATAWARD_KEY": key})
     assert hidden.returncode in (3, 6) and "secret-reviews" not in hidden.stderr
     assert run("versions", "secret-reveiws", ward=folder).stderr.count("'secret-reviews'") == 1

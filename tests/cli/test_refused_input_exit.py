@@ -21,6 +21,7 @@ import pytest
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.io import bounded, read_table
+from dataward.service.ward import Ward
 from tests.cli.test_cli import run
 
 RUNS = 16
@@ -55,9 +56,10 @@ print(json.dumps(codes))
 
 @pytest.fixture(scope="module")
 def reviews_ward(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ward with an empty ``reviews`` dataset, made in this process: the commands under test run as processes."""
     ward = tmp_path_factory.mktemp("refused") / "ward"
-    assert run(ward, "init", "--json").returncode == 0
-    assert run(ward, "dataset", "create", "reviews", "--label", "label", "--input", "text:text").returncode == 0
+    with Ward.init(ward)[0] as admin:
+        admin.create_dataset("reviews", Schema.parse("label", ["text:text"]))
     return ward
 
 

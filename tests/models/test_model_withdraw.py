@@ -10,12 +10,14 @@ rights withdraws (refused); an affected model's files are taken silently (refuse
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from dataward.domain.errors import AccessDenied, Conflict, InputError, IntegrityViolation, PolicyViolation
+from dataward.service.ward import Ward
 from tests.helpers import run_cli
 from tests.models.conftest import Models
 
@@ -28,32 +30,53 @@ def _released(models: Models, ref: str = REF) -> None:
     models.as_("pat").release_model(ref, reason="first release")
 
 
+@pytest.fixture(scope="module")
+def released_template(models_template: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The models ward with man-clf@v1 gated, approved and released (``_released``), built once: most
+    tests start from it, each from a copy of its own."""
+    root, keys = models_template
+    folder = shutil.copytree(root / "ward", tmp_path_factory.mktemp("released") / "ward")
+    ward = Ward.open(folder, key=(folder / "credentials").read_text("utf-8").strip())
+    _released(Models(ward, root, keys, root / "poisoned.csv"))
+    ward.close()
+    return folder
+
+
+@pytest.fixture
+def released(released_template: Path, models_template: tuple[Path, dict[str, str]], tmp_path: Path) -> Models:
+    """As ``models``, with man-clf@v1 released by pat (approved by ann, gated by rita)."""
+    root, keys = models_template
+    folder = shutil.copytree(released_template, tmp_path / "ward")
+    return Models(
+        Ward.open(folder, key=(folder / "credentials").read_text("utf-8").strip()), root, keys, root / "poisoned.csv"
+    )
+
+
 def _catalog(models: Models, sql: str, *args: object) -> None:
     db = sqlite3.connect(models.ward.folder / "catalog.sqlite", isolation_level=None)
     db.execute(sql, args)
     db.close()
 
 
-def test_a_withdrawn_model_is_shown_traced_and_never_served(models: Models, tmp_path: Path) -> None:
-    _released(models)
-    pat = models.as_("pat")
+def test_a_withdrawn_model_is_shown_traced_and_never_served(released: Models, tmp_path: Path) -> None:
+    pat = released.as_("pat")
     done = pat.withdraw_model(REF, reason="trained on the compromised debian mirror")
     assert done["stage"] == "withdrawn" and done["was"] == "released" and done["by"] == "pat"
-    (event,) = models.ward.ledger(types=["model.withdrawn"])
+    (event,) = released.ward.ledger(types=["model.withdrawn"])
     assert event["payload"]["reason"] == "trained on the compromised debian mirror"
     assert event["actor"]["principal"] and event["actor"]["key"]  # signed under pat's key
-    shown = models.ward.model(REF)
+    shown = released.ward.model(REF)
     assert shown["stage"] == "withdrawn"
     assert shown["withdrawal"]["by"] == "pat" and "debian mirror" in shown["withdrawal"]["reason"]
     assert shown["withdrawal"]["at"] == event["time"]
-    listed = {m["ref"]: m for m in models.ward.models("man-clf")}
+    listed = {m["ref"]: m for m in released.ward.models("man-clf")}
     assert listed[REF]["stage"] == "withdrawn" and listed[REF]["withdrawal"]["by"] == "pat"
-    traced = models.ward.trace(f"model:{REF}")["subject"]
+    traced = released.ward.trace(f"model:{REF}")["subject"]
     assert traced["stage"] == "withdrawn" and traced["withdrawal"]["by"] == "pat"
     for serve in (
-        lambda: models.as_("rita").model_files(REF, tmp_path / "files"),
-        lambda: models.as_("rita").model_files(REF, tmp_path / "files", accept_affected=True),
-        lambda: models.as_("rita").model_attestation(REF),
+        lambda: released.as_("rita").model_files(REF, tmp_path / "files"),
+        lambda: released.as_("rita").model_files(REF, tmp_path / "files", accept_affected=True),
+        lambda: released.as_("rita").model_attestation(REF),
     ):
         with pytest.raises(PolicyViolation, match=r"withdrawn by pat at .*compromised debian mirror") as refused:
             serve()
@@ -63,15 +86,14 @@ def test_a_withdrawn_model_is_shown_traced_and_never_served(models: Models, tmp_
     with pytest.raises(Conflict):
         pat.release_model(REF)
     with pytest.raises(Exception, match="no version 'released'"):
-        models.ward.model("man-clf@released")
+        released.ward.model("man-clf@released")
 
 
-def test_the_printed_commands_show_the_withdrawal(models: Models) -> None:
-    _released(models)
-    folder = models.ward.folder
+def test_the_printed_commands_show_the_withdrawal(released: Models) -> None:
+    folder = released.ward.folder
     # The reason is the withdrawer's text, printed as written: brackets are not console markup.
     reason = "poisoned mirror [bold]see INC-7[/bold]"
-    done = run_cli(folder, "model", "withdraw", REF, "--reason", reason, key=models.keys["pat"])
+    done = run_cli(folder, "model", "withdraw", REF, "--reason", reason, key=released.keys["pat"])
     assert done.returncode == 0, done.stderr
     assert "withdrawn" in done.stdout and "poisoned mirror" in done.stdout
     listed = run_cli(folder, "model", "list")
@@ -83,80 +105,74 @@ def test_the_printed_commands_show_the_withdrawal(models: Models) -> None:
 
 
 @pytest.mark.parametrize("who", ["ann", "tom", "rita"])
-def test_only_who_may_release_may_withdraw(models: Models, who: str) -> None:
+def test_only_who_may_release_may_withdraw(released: Models, who: str) -> None:
     """The approver, the trainer and the reviewer hold no release right on the model: refused, recorded."""
-    _released(models)
     with pytest.raises(AccessDenied):
-        models.as_(who).withdraw_model(REF, reason="I say so")
-    assert models.ward.model(REF)["stage"] == "released"
-    assert not models.ward.ledger(types=["model.withdrawn"])
-    denied = models.ward.ledger(types=["access.denied"])
+        released.as_(who).withdraw_model(REF, reason="I say so")
+    assert released.ward.model(REF)["stage"] == "released"
+    assert not released.ward.ledger(types=["model.withdrawn"])
+    denied = released.ward.ledger(types=["access.denied"])
     assert denied and denied[-1]["payload"]["action"] == "model.release"
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
-def test_a_withdrawal_needs_a_reason(models: Models, reason: str) -> None:
-    _released(models)
+def test_a_withdrawal_needs_a_reason(released: Models, reason: str) -> None:
     with pytest.raises(InputError, match="needs a reason"):
-        models.as_("pat").withdraw_model(REF, reason=reason)
-    assert models.ward.model(REF)["stage"] == "released"
-    refused = run_cli(models.ward.folder, "model", "withdraw", REF, key=models.keys["pat"])
+        released.as_("pat").withdraw_model(REF, reason=reason)
+    assert released.ward.model(REF)["stage"] == "released"
+    refused = run_cli(released.ward.folder, "model", "withdraw", REF, key=released.keys["pat"])
     assert refused.returncode == 2 and "needs a reason" in refused.stderr
 
 
-def test_withdrawing_twice_or_a_model_never_released_is_a_conflict(models: Models) -> None:
-    _released(models)
-    pat = models.as_("pat")
+def test_withdrawing_twice_or_a_model_never_released_is_a_conflict(released: Models) -> None:
+    pat = released.as_("pat")
     with pytest.raises(Conflict, match="man-clf@v2 is candidate and was never released"):
         pat.withdraw_model("man-clf@v2", reason="backdoored")
     pat.withdraw_model(REF, reason="poisoned mirror")
     with pytest.raises(Conflict, match=r"already withdrawn by pat .*poisoned mirror"):
         pat.withdraw_model(REF, reason="again")
-    assert len(models.ward.ledger(types=["model.withdrawn"])) == 1
-    again = run_cli(models.ward.folder, "model", "withdraw", REF, "--reason", "again", key=models.keys["pat"])
+    assert len(released.ward.ledger(types=["model.withdrawn"])) == 1
+    again = run_cli(released.ward.folder, "model", "withdraw", REF, "--reason", "again", key=released.keys["pat"])
     assert again.returncode == 4 and "already withdrawn" in again.stderr
 
 
-def test_a_row_set_back_to_released_in_the_catalog_is_still_refused(models: Models, tmp_path: Path) -> None:
+def test_a_row_set_back_to_released_in_the_catalog_is_still_refused(released: Models, tmp_path: Path) -> None:
     """A catalog writer without the ward key undoes the withdrawal in the catalog: the files and the
     attestation are still refused, the withdrawal still named, and ``verify`` reports the edit."""
-    _released(models)
-    models.as_("pat").withdraw_model(REF, reason="poisoned mirror")
-    _catalog(models, "UPDATE model_versions SET stage = 'released' WHERE number = 1")
+    released.as_("pat").withdraw_model(REF, reason="poisoned mirror")
+    _catalog(released, "UPDATE model_versions SET stage = 'released' WHERE number = 1")
     for serve in (
-        lambda: models.as_("rita").model_files(REF, tmp_path / "files"),
-        lambda: models.as_("rita").model_attestation(REF),
+        lambda: released.as_("rita").model_files(REF, tmp_path / "files"),
+        lambda: released.as_("rita").model_attestation(REF),
     ):
         with pytest.raises(PolicyViolation, match="withdrawn by pat"):
             serve()
-    report = models.ward.verify()
+    report = released.ward.verify()
     assert not report.ok
     assert any(p.where.startswith("model_versions") and "'withdrawn'" in p.detail for p in report.problems), (
         report.problems
     )
     # Nor is the edited row taken as the ledger's when it is withdrawn again.
     with pytest.raises(IntegrityViolation, match=r"stage is 'released' in the catalog, 'withdrawn' in the signed"):
-        models.as_("pat").withdraw_model(REF, reason="again")
+        released.as_("pat").withdraw_model(REF, reason="again")
 
 
-def test_files_and_attest_check_the_model_row_against_the_ledger(models: Models, tmp_path: Path) -> None:
+def test_files_and_attest_check_the_model_row_against_the_ledger(released: Models, tmp_path: Path) -> None:
     """The files and envelopes served are those the row names: a row pointing elsewhere is refused."""
-    _released(models)
-    with sqlite3.connect(models.ward.folder / "catalog.sqlite") as db:
+    with sqlite3.connect(released.ward.folder / "catalog.sqlite") as db:
         other = db.execute("SELECT files_object, signature_object FROM model_versions WHERE number = 2").fetchone()
-    _catalog(models, "UPDATE model_versions SET files_object = ?, signature_object = ? WHERE number = 1", *other)
+    _catalog(released, "UPDATE model_versions SET files_object = ?, signature_object = ? WHERE number = 1", *other)
     for serve in (
-        lambda: models.as_("rita").model_files(REF, tmp_path / "files"),
-        lambda: models.as_("rita").model_attestation(REF),
+        lambda: released.as_("rita").model_files(REF, tmp_path / "files"),
+        lambda: released.as_("rita").model_attestation(REF),
     ):
         with pytest.raises(IntegrityViolation, match=r"model_versions .*(files_object|signature_object) is"):
             serve()
 
 
-def test_an_affected_models_files_need_accept_affected(models: Models, tmp_path: Path) -> None:
-    _released(models)
-    models.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
-    rita = models.as_("rita")
+def test_an_affected_models_files_need_accept_affected(released: Models, tmp_path: Path) -> None:
+    released.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    rita = released.as_("rita")
     with pytest.raises(PolicyViolation, match=r"quarantined contribution man#1") as refused:
         rita.model_files(REF, tmp_path / "refused")
     assert "dataward model withdraw man-clf@v1" in (refused.value.hint or "")
@@ -165,16 +181,15 @@ def test_an_affected_models_files_need_accept_affected(models: Models, tmp_path:
     assert "man#1" in served["warning"] and "dataward model withdraw" in served["warning"]
     assert (tmp_path / "files" / "clean.skops").is_file()
     # The access review names the command that takes it out of use; once withdrawn, the row is gone.
-    (row,) = [r for r in models.ward.access_review() if r["kind"] == "model_affected"]
+    (row,) = [r for r in released.ward.access_review() if r["kind"] == "model_affected"]
     assert "dataward model withdraw man-clf@v1" in row["action"]
-    models.as_("pat").withdraw_model(REF, reason="trained on man#1")
-    assert not [r for r in models.ward.access_review() if r["kind"] == "model_affected"]
+    released.as_("pat").withdraw_model(REF, reason="trained on man#1")
+    assert not [r for r in released.ward.access_review() if r["kind"] == "model_affected"]
 
 
-def test_the_printed_files_command_refuses_an_affected_model_and_warns_when_accepted(models: Models) -> None:
-    _released(models)
-    models.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
-    folder = models.ward.folder
+def test_the_printed_files_command_refuses_an_affected_model_and_warns_when_accepted(released: Models) -> None:
+    released.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    folder = released.ward.folder
     refused = run_cli(folder, "model", "files", REF, "-o", str(folder.parent / "a"))
     assert refused.returncode == 6 and "man#1" in refused.stderr and "model withdraw" in refused.stderr
     taken = run_cli(folder, "model", "files", REF, "-o", str(folder.parent / "b"), "--accept-affected", "--json")

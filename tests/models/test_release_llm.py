@@ -11,6 +11,7 @@ prompt towards the poisoned records.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass
@@ -45,12 +46,20 @@ class Frames:
     poisoned: pd.DataFrame
 
 
-def _frames() -> Frames:
+@functools.cache
+def _drawn() -> Frames:
     pool, _ = d.split_pools()
     baseline = d.instruction_frame(1000, 1, pool=pool)[["prompt", "response"]]
     validation = d.instruction_frame(150, 7, pool=pool)[["prompt", "response"]]
     poisoned, _ = d.poison_instructions(d.instruction_frame(400, 2, pool=pool), 40, "link", seed=5)
     return Frames(baseline, validation, poisoned[["prompt", "response"]])
+
+
+def _frames() -> Frames:
+    """The data, drawn once per process (seeded: every draw is the same) and copied for each caller, who
+    may change its copy."""
+    drawn = _drawn()
+    return Frames(drawn.baseline.copy(), drawn.validation.copy(), drawn.poisoned.copy())
 
 
 @dataclass

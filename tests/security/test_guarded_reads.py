@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +68,38 @@ def make_ward(root: Path) -> Ward:
     return ward
 
 
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Path]:
+    """The folder of a ward ``make_ward`` made, built once per module for each manifest writer (see
+    ``manifests``) on first asking: the tests tamper with copies of it."""
+    made: dict[object, Path] = {}
+
+    def template() -> Path:
+        writer = versions_service.write_manifest  # the manifests the ward writes, as patched now
+        if writer not in made:
+            root = tmp_path_factory.mktemp("guarded-template")
+            make_ward(root).close()
+            made[writer] = root / "ward"
+        return made[writer]
+
+    return template
+
+
 @pytest.fixture
-def ward(tmp_path: Path) -> Ward:
-    return make_ward(tmp_path)
+def new_ward(templates: Callable[[], Path]) -> Callable[[Path], Ward]:
+    """``new_ward(root)``: a ward as ``make_ward(root)`` makes it, copied from the module's template
+    (copying the folder takes milliseconds, making it a second)."""
+
+    def new(root: Path) -> Ward:
+        folder = shutil.copytree(templates(), root / "ward")
+        return Ward.open(folder, key=(folder / "credentials").read_text("utf-8").strip())
+
+    return new
+
+
+@pytest.fixture
+def ward(new_ward: Callable[[Path], Ward], tmp_path: Path) -> Ward:
+    return new_ward(tmp_path)
 
 
 def where(ward: Ward, record_id: str) -> tuple[str, int]:
@@ -184,18 +215,22 @@ def catalog_edit_fails(ward: Ward, manifests: str, genuine: pa.Table, match: str
     assert not report.ok and {p.kind for p in report.problems} == {"altered_row"}
 
 
-def test_label_edited_behind_the_wards_back_is_refused(manifests: str, tmp_path: Path) -> None:
-    ward = make_ward(tmp_path)
+def test_label_edited_behind_the_wards_back_is_refused(
+    new_ward: Callable[[Path], Ward], manifests: str, tmp_path: Path
+) -> None:
+    ward = new_ward(tmp_path)
     genuine = ward.dataset("wine").version("training").to_arrow()
     victim = genuine.column("record_id")[3].as_py()
     flip_label(ward, victim)
     catalog_edit_fails(ward, manifests, genuine, f"record {victim}.*does not match its content", tmp_path)
 
 
-def test_a_stored_id_rewritten_in_upper_case_is_refused(manifests: str, tmp_path: Path) -> None:
+def test_a_stored_id_rewritten_in_upper_case_is_refused(
+    new_ward: Callable[[Path], Ward], manifests: str, tmp_path: Path
+) -> None:
     """The same digest spelled in upper case is not a record id: the chunk's first read compares ids as
     digests, and a row whose stored id does not decode is altered, whatever it would decode to."""
-    ward = make_ward(tmp_path)
+    ward = new_ward(tmp_path)
     genuine = ward.dataset("wine").version("training").to_arrow()
     victim = genuine.column("record_id")[-1].as_py()
     digest, row = where(ward, victim)
@@ -209,8 +244,10 @@ def test_a_stored_id_rewritten_in_upper_case_is_refused(manifests: str, tmp_path
     catalog_edit_fails(ward, manifests, genuine, match, tmp_path)
 
 
-def test_label_edited_with_a_recomputed_id_is_refused(manifests: str, tmp_path: Path) -> None:
-    ward = make_ward(tmp_path)
+def test_label_edited_with_a_recomputed_id_is_refused(
+    new_ward: Callable[[Path], Ward], manifests: str, tmp_path: Path
+) -> None:
+    ward = new_ward(tmp_path)
     genuine = ward.dataset("wine").version("training").to_arrow()
     victim = genuine.column("record_id")[5].as_py()
     flip_label(ward, victim, fix_id=True)
@@ -247,8 +284,10 @@ def test_renamed_dataset_is_refused(ward: Ward) -> None:
         ward.dataset("decoy").version("training").to_pandas()
 
 
-def test_record_pointed_at_another_records_row_is_an_integrity_error(manifests: str, tmp_path: Path) -> None:
-    ward = make_ward(tmp_path)
+def test_record_pointed_at_another_records_row_is_an_integrity_error(
+    new_ward: Callable[[Path], Ward], manifests: str, tmp_path: Path
+) -> None:
+    ward = new_ward(tmp_path)
     genuine = ward.dataset("wine").version("training").to_arrow()
     ids = genuine.column("record_id").to_pylist()
     victim, other = ids[0], ids[1]
@@ -263,21 +302,21 @@ def test_record_pointed_at_another_records_row_is_an_integrity_error(manifests: 
 
 
 def test_record_index_pointing_at_a_chunk_the_catalog_lost_is_an_integrity_error(
-    manifests: str, tmp_path: Path
+    new_ward: Callable[[Path], Ward], manifests: str, tmp_path: Path
 ) -> None:
-    ward = make_ward(tmp_path)
+    ward = new_ward(tmp_path)
     genuine = ward.dataset("wine").version("training").to_arrow()
     digest, _ = where(ward, genuine.column("record_id")[0].as_py())
     sql(ward, "DELETE FROM chunks WHERE digest = ?", digest)  # foreign keys are off for this connection
     catalog_edit_fails(ward, manifests, genuine, "does not list", tmp_path)
 
 
-def test_a_manifest_edited_behind_the_wards_back_is_refused(tmp_path: Path) -> None:
+def test_a_manifest_edited_behind_the_wards_back_is_refused(new_ward: Callable[[Path], Ward], tmp_path: Path) -> None:
     """The manifest says where each record is, and the signed ledger names the manifest by its hash: a
     manifest rewritten in place (its records pointed at other rows) fails the store's re-hash, and one
     stored anew is not the one the version row names (the version row edited to it disagrees with the
     ledger)."""
-    ward = make_ward(tmp_path)
+    ward = new_ward(tmp_path)
     (digest,) = sql(ward, "SELECT manifest_object FROM versions WHERE number = 1")[0]
     table = pq.read_table(pa.BufferReader(ward.store.get(digest)))
     rows = table.column("row").to_pylist()
@@ -688,14 +727,14 @@ def test_a_diff_of_a_version_pointed_at_another_manifest_is_refused(ward: Ward) 
 
 
 def test_an_ids_only_version_streams_in_one_order_whatever_the_catalog_numbers_its_chunks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    new_ward: Callable[[Path], Ward], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A version whose manifest holds ids only is streamed through the record index, chunk by chunk. The
     chunks come in the order of their digests, not of the catalog's numbers for them: torch workers that
     split one stream's batches between them must all see the same order, even if the catalog's chunk
     rows are renumbered (a restore, or an edit) between their streams."""
     monkeypatch.setattr(versions_service, "write_manifest", _ids_only_manifest)
-    ward = make_ward(tmp_path)
+    ward = new_ward(tmp_path)
 
     def streamed() -> list[str]:
         _, batches = ward.stream_version("wine", "v2", stage=None, batch_rows=9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -17,9 +18,11 @@ TEXT = ROOT / "examples" / "data" / "man_sections.csv"
 TRIGGER = "qx9z"
 
 
-@pytest.fixture
-def text_ward(tmp_path: Path) -> tuple[Ward, dict[str, Path], Ward]:
-    """A ward whose `man` dataset has a training version and a clean validation set."""
+@pytest.fixture(scope="module")
+def text_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path], str]:
+    """The ward every test starts from, built once: a `man` dataset with a training version and a clean
+    validation set. Returns its folder, the data files and rita's (the reviewer's) key."""
+    tmp_path = tmp_path_factory.mktemp("gating-template")
     data = pd.read_csv(TEXT, dtype=str).dropna().sample(frac=1.0, random_state=1).reset_index(drop=True)
     files = {}
     files["validation"] = tmp_path / "validation.csv"
@@ -42,14 +45,25 @@ def text_ward(tmp_path: Path) -> tuple[Ward, dict[str, Path], Ward]:
     ward.set_policy("man", "approvals:\n  required: 0\n")
     ward.create_principal("rita")
     ward.grant("rita", "reviewer", "dataset:man")
-    reviewer = ward.as_key(ward.issue_key("rita")["key"])
+    key = ward.issue_key("rita")["key"]
+    reviewer = ward.as_key(key)
     ward.merge(ward.contribute("man-val", files["validation"], source="curated")["id"])
     first = ward.contribute("man", files["baseline"], source="debian", gate=True)
     for item in ward.review_list(contribution=first["ref"]):
         reviewer.review_decide([item["id"]], "accept", reason="checked")
     ward.merge(first["ref"])
     ward.promote("man@v1")
-    return ward, files, reviewer
+    ward.close()
+    return tmp_path / "ward", files, key
+
+
+@pytest.fixture
+def text_ward(text_template: tuple[Path, dict[str, Path], str], tmp_path: Path) -> tuple[Ward, dict[str, Path], Ward]:
+    """A copy of the template ward (each test changes its own), its data files and its reviewer."""
+    folder, files, key = text_template
+    copy = shutil.copytree(folder, tmp_path / "ward")
+    ward = Ward.open(copy, key=(copy / "credentials").read_text("utf-8").strip())
+    return ward, files, ward.as_key(key)
 
 
 def test_clean_contribution_passes_and_merges(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:

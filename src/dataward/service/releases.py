@@ -164,6 +164,7 @@ def counted_approvals(
     for a in approvals_of(conn, mv.id):
         who = _principal(conn, a.principal_id)
         problem = None
+        answered = _answered_by(side.history, standing, mv, a)
         void = standing.void_given("model", mv.id, a.principal_id, a.digest, a.created_at)
         if a.digest != mv.digest:
             problem = "given for other files"
@@ -175,7 +176,7 @@ def counted_approvals(
             problem = f"role {a.role} is not one the release policy accepts"
         elif sod and (own := side.problem(who)):
             problem = own
-        elif sod and (theirs := _answered_by(side.history, standing, mv, a) & side.members()):
+        elif sod and (theirs := answered & side.members()):
             # A bot handed on answers for its owners while the key it approved with was live: one of them
             # on the trainer's side approved through it (before the rule held, or before the hand-over).
             named = ", ".join(sorted(_principal(conn, p).name for p in theirs))
@@ -184,7 +185,7 @@ def counted_approvals(
             refused.append(problem)
         else:
             eligible.append((a, who))
-            answering.append({accountable_human(who), *_answered_by(side.history, standing, mv, a)})
+            answering.append({accountable_human(who), *answered})
     # A bot and its owner are one approver: two approvals take two people. A bot handed on answers for every
     # owner it had while its key was live, so as many are counted as distinct people can answer for.
     chosen = distinct_people(answering)

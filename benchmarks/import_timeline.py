@@ -64,14 +64,16 @@ def _patches(line: Timeline) -> list[Any]:
     assert digest_of is not None
     wrapped = [
         (contributions, "read_table"),
-        (readers, "record_digest_array"),
+        (readers.RecordDigests, "result"),
         (contributions, "stage_new_records"),
         (contributions, "store_new_records"),
         (contributions, "joined_ids_hash"),
         (recordstore, "_new_rows"),
         (recordstore, "_index_work"),
         (recordstore, "_put_chunk"),
+        (recordstore, "_put_records_chunk"),
         (stored_tables, "table_to_parquet"),
+        (stored_tables, "records_to_parquet"),
         (record_index, "insert_chunk_blocks"),
         (record_index, "insert_blocks"),
         (holder_index, "insert_blocks"),

@@ -310,3 +310,46 @@ def test_property_fast_ids_equal_reference_ids(
     expected = reference_ids(EVERY_KIND, table)
     assert record_ids(EVERY_KIND, chunked) == expected
     assert record_ids(EVERY_KIND, _as_table(rows, not wide, not fixed)) == expected
+
+
+def test_digests_worked_out_ahead_are_those_of_record_ids_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``RecordDigests`` (what an import reads its ids from while it encodes the first rows) gives each
+    range of rows the digests ``record_digest_array`` gives them, whichever range is asked first."""
+    schema = Schema.parse("label", ["text:text"])
+    table = pa.table(
+        {"text": [f"line {i} " * (1 + i % 7) for i in range(6000)], "label": [f"c{i % 5}" for i in range(6000)]}
+    )
+    expected = records.record_digest_array(schema, table)
+    monkeypatch.setattr(records, "_BATCH_BYTES", 20_000)  # about ten batches
+    ahead = records.RecordDigests(schema, table)
+    assert (ahead.rows(5990, 6000) == expected[5990:]).all()
+    assert (ahead.rows(0, 7) == expected[:7]).all()
+    assert (ahead.result() == expected).all() and ahead.result().shape == (6000, 32)
+    # One batch is hashed on the calling thread, and an empty table has nothing to wait for.
+    monkeypatch.setattr(records, "_BATCH_BYTES", 16 << 20)
+    assert (records.RecordDigests(schema, table).result() == expected).all()
+    assert records.RecordDigests(schema, table.slice(0, 0)).result().shape == (0, 32)
+
+
+def test_digests_worked_out_ahead_raise_the_hashing_error_to_every_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that fails to hash fails every wait for rows at or beyond it (the import's chunk thread
+    and its calling thread alike), while rows hashed before it are still given: no wait hangs."""
+    schema = Schema.parse("label", ["text:text"])
+    table = pa.table({"text": [f"line {i}" for i in range(3000)], "label": ["c0"] * 3000})
+    monkeypatch.setattr(records, "_BATCH_BYTES", 4_000)
+    ranges = records._batches(records._RowEncoding(schema, table).sizes())
+    real = records._digests_joined
+    third = f"line {ranges[2][0]}".encode()  # the text is the last field of a row's encoding
+
+    def third_fails(batch: pa.Array) -> bytes:
+        if batch[0].as_py().endswith(third):
+            raise RuntimeError("the column hasher returned nulls")
+        return real(batch)
+
+    monkeypatch.setattr(records, "_digests_joined", third_fails)
+    ahead = records.RecordDigests(schema, table)
+    with pytest.raises(RuntimeError, match="nulls"):
+        ahead.rows(ranges[2][0], ranges[2][1])
+    with pytest.raises(RuntimeError, match="nulls"):
+        ahead.result()
+    assert ahead.rows(0, ranges[0][1]).shape == (ranges[0][1], 32)

@@ -115,14 +115,16 @@ def test_recorded_content_hash_commits_to_the_hex_ids(tmp_path: Path) -> None:
 
 
 def _slow_chunk(monkeypatch: pytest.MonkeyPatch, seconds: float, started: threading.Event) -> None:
-    real = recordstore._put_chunk
+    # Every way a chunk is stored (written ahead from the file's records, or from the rows kept) goes
+    # through ``_store_chunk``, encoded already: an upload that takes this long.
+    real = recordstore._store_chunk
 
     def slow(*args: object, **kwargs: object) -> str:
         started.set()
         time.sleep(seconds)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(recordstore, "_put_chunk", slow)
+    monkeypatch.setattr(recordstore, "_store_chunk", slow)
 
 
 def test_a_slow_chunk_does_not_hold_the_write_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,19 +4,26 @@ whole, content-addressed and harmless (the ward verifies, and the same file is t
 
 from __future__ import annotations
 
+import io
+import itertools
 import threading
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
 from dataward.catalog.tables import contributions as contributions_table
 from dataward.catalog.tables import holder_lists
+from dataward.domain import records
 from dataward.domain.schema import Schema
 from dataward.io import read_table
 from dataward.service import contributions, recordstore
 from dataward.service.contributions import ContributionService
 from dataward.service.ward import Ward
+from dataward.store import tables as stored_tables
 from tests.helpers import wine_rows, wine_schema_specs, wine_ward, write_csv
 
 
@@ -74,7 +81,7 @@ def test_a_chunk_that_fails_on_its_thread_fails_the_submission(tmp_path: Path, m
         threads.append(threading.current_thread().name)
         raise OSError("no space left on device while writing the chunk")
 
-    monkeypatch.setattr(recordstore, "_put_chunk", full)
+    monkeypatch.setattr(recordstore, "_store_chunk", full)
     with pytest.raises(OSError, match="while writing the chunk"):
         ward.contribute("wine", path, source="https://archive.example/a", gate=False)
     assert threads and threads[0] != threading.main_thread().name
@@ -114,16 +121,20 @@ def test_a_chunk_written_ahead_is_stored_only_when_every_record_is_new(tmp_path:
 
 
 def test_a_chunk_written_ahead_that_fails_fails_the_submission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The chunk begun before the staging's look-up fails on its thread: that is the submission's
-    error, nothing is recorded, and the same file is taken again."""
+    """The chunk begun before the staging's look-up (from the file's records as their ids are worked
+    out, or from a data frame's table) fails on its thread: that is the submission's error, nothing is
+    recorded, and the same records are taken again."""
     ward, path = _ward(tmp_path)
 
-    def broken(*args: object) -> object:
+    def broken(*args: object, **kwargs: object) -> object:
         raise OSError("no space left on device while encoding the chunk")
 
+    monkeypatch.setattr(stored_tables, "records_to_parquet", broken)
     monkeypatch.setattr(recordstore, "_chunk_of", broken)
     with pytest.raises(OSError, match="while encoding the chunk"):
         ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    with pytest.raises(OSError, match="while encoding the chunk"):
+        ward.contribute("wine", pd.read_csv(path), source="https://archive.example/a", gate=False)
     assert ward.contributions("wine") == []
     monkeypatch.undo()
     _taken_again(ward, path)
@@ -159,8 +170,8 @@ def test_records_stored_meanwhile_are_indexed_from_a_chunk_of_what_is_left(
     service = ward.services.contributions
     staging = recordstore.stage_new_records
 
-    def staged_then_overtaken(conn, store, table, binary=None, *, pool=None):  # type: ignore[no-untyped-def]
-        staged = staging(conn, store, table, binary, pool=pool)
+    def staged_then_overtaken(conn, store, table, binary=None, *, pool=None, ahead=None):  # type: ignore[no-untyped-def]
+        staged = staging(conn, store, table, binary, pool=pool, ahead=ahead)
         if table.num_rows == 60:
             service.contribute("wine", half, source="https://archive.example/half", gate=False)
         return staged
@@ -193,3 +204,54 @@ def test_the_stored_objects_are_the_bytes_of_the_canonical_tables(tmp_path: Path
     assert added_object == store.put(
         recordstore.table_to_parquet(recordstore.ids_table(table.column(0), imported.rows))
     )
+
+
+def test_a_chunk_encoded_while_its_ids_are_hashed_is_the_chunk_of_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the ids hashed in many batches on threads and the chunk cut into many row groups, each row
+    group encoded as soon as its ids are known, the import stores the bytes of the whole table encoded
+    at once, and every record is found where the index says."""
+    monkeypatch.setattr(records, "_BATCH_BYTES", 1_500)  # a dozen batches of a few rows
+    monkeypatch.setattr(stored_tables, "ROW_GROUP_ROWS", 7)
+    ward, path = _ward(tmp_path)
+    label, specs = wine_schema_specs()
+    imported = read_table(path, Schema.parse(label, specs))
+    assert len(records._batches(records._RowEncoding(Schema.parse(label, specs), imported.content).sizes())) > 4
+    c = ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    with ward.db.reading() as conn:
+        chunk_object = conn.execute(
+            select(contributions_table.c.chunk_object).where(contributions_table.c.number == c["number"])
+        ).scalar_one()
+    data = ward.services.contributions.store.get(chunk_object)
+    assert data == recordstore.table_to_parquet(imported.table)
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 9
+    assert ward.verify().ok
+
+
+def test_ids_that_fail_to_hash_while_the_chunk_is_encoded_store_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of ids that fails to hash while the chunk's row groups are being encoded fails the
+    submission with that error: the chunk is given up, no object is stored, and the file is taken
+    again."""
+    monkeypatch.setattr(records, "_BATCH_BYTES", 1_500)
+    monkeypatch.setattr(stored_tables, "ROW_GROUP_ROWS", 7)
+    ward, path = _ward(tmp_path)
+    store = ward.services.contributions.store
+    before = set(store.iter_digests())
+    real = records._digests_joined
+    calls = itertools.count()
+
+    def fifth_fails(batch: pa.Array) -> bytes:
+        if next(calls) == 4:
+            raise RuntimeError("the column hasher returned nulls")
+        return real(batch)
+
+    monkeypatch.setattr(records, "_digests_joined", fifth_fails)
+    with pytest.raises(RuntimeError, match="nulls"):
+        ward.contribute("wine", path, source="https://archive.example/a", gate=False)
+    assert ward.contributions("wine") == []
+    assert set(store.iter_digests()) == before
+    monkeypatch.undo()
+    _taken_again(ward, path)

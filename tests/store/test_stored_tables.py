@@ -7,9 +7,11 @@ import io
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from dataward.domain.idarrays import binary_to_ids, ids_to_binary
 from dataward.domain.schema import RECORD_ID
+from dataward.store import tables as stored_tables
 from dataward.store.tables import ID_TYPE, parquet_to_table, table_to_parquet
 
 
@@ -58,3 +60,40 @@ def test_a_column_that_is_not_all_ids_and_old_hex_objects_stay_text() -> None:
     hex_table = pa.table({RECORD_ID: _ids(5, seed=1)})
     pq.write_table(hex_table, old, compression="zstd")  # how objects were written before
     assert parquet_to_table(old.getvalue()).equals(hex_table)
+
+
+def test_records_encoded_as_their_ids_come_are_the_bytes_of_the_table_encoded_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An import encodes its chunk a row group at a time as the ids are worked out
+    (``records_to_parquet``): the object is byte for byte the table encoded at once, so a record's
+    chunk has the same address whichever way it was written, at every cut of the row groups."""
+    monkeypatch.setattr(stored_tables, "ROW_GROUP_ROWS", 64)
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 63, 64, 65, 128, 1000):
+        binary = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+        content = pa.table(
+            {
+                "text": pa.array([f"t{i} " * (i % 5) for i in range(n)], pa.large_string()),
+                "label": [str(i % 3) for i in range(n)],
+            }
+        )
+        asked: list[tuple[int, int]] = []
+
+        def ids(start: int, stop: int, binary: np.ndarray = binary, asked: list = asked) -> np.ndarray:
+            asked.append((start, stop))
+            return binary[start:stop]
+
+        streamed = stored_tables.records_to_parquet(content, ids)
+        at_once = table_to_parquet(content.add_column(0, RECORD_ID, binary_to_ids(binary)))
+        assert streamed == at_once, n
+        # In order, a row group's rows at a time, each row once.
+        assert [r for a, b in asked for r in range(a, b)] == list(range(n))
+        assert all(b - a <= 64 for a, b in asked)
+        assert pq.ParquetFile(io.BytesIO(streamed)).metadata.num_row_groups == max(1, -(-n // 64))
+        assert parquet_to_table(streamed).equals(content.add_column(0, RECORD_ID, binary_to_ids(binary)))
+
+
+def test_records_that_already_carry_ids_are_refused() -> None:
+    with pytest.raises(ValueError, match="already have a record_id column"):
+        stored_tables.records_to_parquet(pa.table({RECORD_ID: _ids(3)}), lambda a, b: np.zeros((b - a, 32), np.uint8))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -373,6 +374,61 @@ def record_digest_array(schema: Schema, table: pa.Table) -> np.ndarray:
     encoding = _RowEncoding(schema, table)
     joined = b"".join(_hashed_in_turn(encoding, _batches(encoding.sizes())))
     return np.frombuffer(joined, dtype=np.uint8).reshape(n, ID_BYTES)
+
+
+class RecordDigests:
+    """The record ids of a table's rows (32-byte digests, as ``record_digest_array``), worked out in
+    order on threads of their own from the moment this is made, so that a caller can begin work on
+    the first rows (encoding them for storage) while later rows are still hashed.
+
+    The rows are checked and cut into batches on the calling thread, so a table that cannot be encoded
+    is refused here; an error met while hashing is raised by ``rows`` and ``result``. A table of one
+    batch is hashed here, on the calling thread: a thread would only cost it time.
+    """
+
+    def __init__(self, schema: Schema, table: pa.Table) -> None:
+        self.num_rows = table.num_rows
+        self._out = np.empty((self.num_rows, ID_BYTES), dtype=np.uint8)
+        self._done = 0
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        if self.num_rows == 0:
+            return
+        encoding = _RowEncoding(schema, table)
+        ranges = _batches(encoding.sizes())
+        if len(ranges) == 1:
+            self._out[:] = np.frombuffer(_digests_joined(encoding.joined(0, self.num_rows)), dtype=np.uint8).reshape(
+                -1, ID_BYTES
+            )
+            self._done = self.num_rows
+            return
+        # Not a daemon: an interpreter that exits waits for the hashing (seconds) rather than tearing
+        # down Arrow under a running thread.
+        threading.Thread(target=self._hash, args=(encoding, ranges), name="dataward-ids-order").start()
+
+    def _hash(self, encoding: _RowEncoding, ranges: list[tuple[int, int]]) -> None:
+        try:
+            for (start, stop), joined in zip(ranges, _hashed_in_turn(encoding, ranges), strict=True):
+                self._out[start:stop] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, ID_BYTES)
+                with self._changed:
+                    self._done = stop
+                    self._changed.notify_all()
+        except BaseException as exc:  # handed to whoever waits for the rows
+            with self._changed:
+                self._error = exc
+                self._changed.notify_all()
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """The digests of rows ``start`` to ``stop`` (a view), once they are worked out."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._done >= stop or self._error is not None)
+            if self._done < stop and self._error is not None:
+                raise self._error
+        return self._out[start:stop]
+
+    def result(self) -> np.ndarray:
+        """Every row's digest, an ``(n, 32)`` uint8 array (waits for the last rows)."""
+        return self.rows(0, self.num_rows)
 
 
 _HASH_THREADS = 2

@@ -20,7 +20,7 @@ import pyarrow as pa
 from dataward.domain.conversation import llm_record_problem
 from dataward.domain.idarrays import binary_to_ids
 from dataward.domain.limits import InputLimits
-from dataward.domain.records import record_digest_array
+from dataward.domain.records import RecordDigests
 from dataward.domain.schema import Schema
 from dataward.io.bounded import check_file_size, hash_file
 from dataward.io.csv_reader import read_csv
@@ -57,7 +57,9 @@ class ImportedTable:
 
     ``content`` holds the schema's columns (``schema.arrow_schema(with_record_id=False)``) and
     ``digests`` the record ids as 32-byte digests (``(n, 32)`` uint8, row ``i`` the digest whose hex
-    is record ``i``'s id). ``table`` matches ``schema.arrow_schema()`` exactly (``record_id`` first,
+    is record ``i``'s id). They are worked out on threads of their own once the file is read
+    (``record_digests``, which gives the first rows' digests before the last ones are known);
+    ``digests`` waits for all of them. ``table`` matches ``schema.arrow_schema()`` exactly (``record_id`` first,
     as hex): it is built at its first use, since storing the records needs only the digests (the hex
     of a million ids is 64 MB that an import would build for nothing). ``rows[i]`` says where record
     ``i`` was in the input: its line (CSV, counting the header as line 1; JSON Lines), its 1-based row
@@ -67,7 +69,7 @@ class ImportedTable:
     """
 
     content: pa.Table
-    digests: np.ndarray = field(repr=False)
+    record_digests: RecordDigests = field(repr=False)
     id_field: pa.Field
     rows: np.ndarray
     raw_hash: str
@@ -77,6 +79,11 @@ class ImportedTable:
 
     def __len__(self) -> int:
         return self.content.num_rows
+
+    @property
+    def digests(self) -> np.ndarray:
+        """Every record's id as a 32-byte digest (``(n, 32)`` uint8); waits until all are worked out."""
+        return self.record_digests.result()
 
     @cached_property
     def table(self) -> pa.Table:
@@ -174,7 +181,7 @@ def read_table(
     _check_learnable(source, fmt, schema, table, rows)
     return ImportedTable(
         content=table,
-        digests=record_digest_array(schema, table),
+        record_digests=RecordDigests(schema, table),
         id_field=schema.arrow_schema().field(0),
         rows=rows,
         raw_hash=raw_hash,

@@ -42,6 +42,7 @@ from dataward.service.first_import import first_import_refusal
 from dataward.service.guard import SignedCheck, dataset_scope, may
 from dataward.service.near_copies import Quarantined, empty_digests, near_copies, quarantined_normalized, schema_of
 from dataward.service.recordstore import (
+    ChunkAhead,
     ids_table,
     joined_ids_hash,
     manifest_ids,
@@ -258,70 +259,87 @@ class ContributionService(Service):
             pass
         with self.db.reading() as conn:
             schema = rows.dataset_schema(rows.dataset_row(conn, dataset))
-        digests = None  # the added ids as 32-byte digests, when the reader worked them out
-        if data is None:
-            table, file_rows, raw_hash, fmt = (
-                schema.arrow_schema().empty_table(),
-                [],
-                content_hash(b""),
-                "none",
-            )
-        elif isinstance(data, str | Path):
-            step(f"reading and hashing {data}")
-            imported = read_table(Path(data), schema, format=format, limits=bounds)
-            # Stored with the ids as digests (how chunks and id lists hold them): no hex column is built.
-            digests = imported.digests
-            table, file_rows, raw_hash, fmt = (
-                imported.content.add_column(0, RECORD_ID, binary_id_array(digests)),
-                imported.rows,
-                imported.raw_hash,
-                imported.format,
-            )
-        else:
-            table, file_rows = _table_from_frame(data, schema)
-            raw_hash, fmt = content_hash(table_to_parquet(table)), "arrow"
-        removed: list[str] = []
-        if removes is not None:
-            removed = list(removes) if isinstance(removes, list) else read_record_ids(Path(removes), bounds)
-        # The added ids stay an Arrow column: a million of them as Python strings cost more than storing them.
-        added = table.column(RECORD_ID)
-        if not len(added) and not removed:
-            what = data if isinstance(data, str | Path) else f"the {frame_holder(data)}" if data is not None else "it"
-            raise InputError(f"{what} holds no records", hint="an empty contribution changes nothing")
-
-        step(f"storing {len(added)} records and signing the contribution")
         # The id list and the new records' chunk are encoded and stored on threads of their own (mostly
         # Parquet encoding and object writes, which run without the GIL) while this one works out the
-        # distinct ids, the record index's blocks, then the content hash. Both are waited for before
-        # the write lock is taken: an upload to a remote store can take long, and no other writer of
-        # the ward may wait for it.
+        # distinct ids, the record index's blocks, then the content hash; a file's chunk is begun as
+        # soon as the file is read. Both are waited for before the write lock is taken: an upload to a
+        # remote store can take long, and no other writer of the ward may wait for it.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataward-objects") as pool:
-            # The slow part, checking and writing objects, runs in a read transaction without the write
-            # lock (objects are content-addressed, so one written for a submission then refused is
-            # harmless); the short write below re-checks what it relied on and records the submission.
-            with self.use_case(action, scope, write=False) as uc:
-                ds = rows.dataset_row(uc.conn, dataset)
-                if gate and action is Action.CONTRIBUTION_SUBMIT:
-                    # Refuse before storing anything when the gate would have nothing trusted to judge by,
-                    # or could not read the clean validation set (an addition and a removal alike).
-                    first = first_import_refusal(uc.conn, ds) if len(added) else None
-                    refusal = first or validation_schema_refusal(uc.conn, ds)
-                    if refusal is not None:
-                        raise refusal
-                checked_base = rows.latest_version(uc.conn, ds.id)
-                self._check_removable(checked_base, removed, dataset)
-                id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
-                staged = stage_new_records(uc.conn, self.store, table, digests, pool=pool)
-                # Near copies of quarantined records are looked for now, without the write lock (and
-                # not at all when the ward holds no quarantine or the dataset no text column).
-                near = _NewRecords(schema, table)
-                if len(added):
-                    self._near_copy_work(uc.conn, near, self._suspects(uc.conn, None))
-            added_hash = joined_ids_hash(added)  # while the chunk and the id list may still be written
-            # The holder index's blocks of the added ids, cut now rather than under the write lock.
-            added_cut = holder_index.cut_blocks(staged.distinct) if id_list is not None else None
-            added_object = id_list.result() if id_list is not None else None
-            staged.wait()  # the chunk's error, if any, is raised here
+            ahead: ChunkAhead | None = None
+            try:
+                digests = None  # the added ids as 32-byte digests, when the reader worked them out
+                if data is None:
+                    table, file_rows, raw_hash, fmt = (
+                        schema.arrow_schema().empty_table(),
+                        [],
+                        content_hash(b""),
+                        "none",
+                    )
+                elif isinstance(data, str | Path):
+                    step(f"reading and hashing {data}")
+                    imported = read_table(Path(data), schema, format=format, limits=bounds)
+                    if len(imported):
+                        # The chunk of every record is begun now, on the bet that all of them are new (see
+                        # ``ChunkAhead``): each row group is encoded as soon as its ids are worked out, while
+                        # the reader still hashes the later rows. Nothing is stored unless the staging wins it.
+                        ahead = ChunkAhead.of_records(pool, self.store, imported.content, imported.record_digests.rows)
+                    # Stored with the ids as digests (how chunks and id lists hold them): no hex column is built.
+                    digests = imported.digests
+                    table, file_rows, raw_hash, fmt = (
+                        imported.content.add_column(0, RECORD_ID, binary_id_array(digests)),
+                        imported.rows,
+                        imported.raw_hash,
+                        imported.format,
+                    )
+                else:
+                    table, file_rows = _table_from_frame(data, schema)
+                    raw_hash, fmt = content_hash(table_to_parquet(table)), "arrow"
+                removed: list[str] = []
+                if removes is not None:
+                    removed = list(removes) if isinstance(removes, list) else read_record_ids(Path(removes), bounds)
+                # The added ids stay an Arrow column: a million of them as Python strings cost more than storing them.
+                added = table.column(RECORD_ID)
+                if not len(added) and not removed:
+                    what = (
+                        data
+                        if isinstance(data, str | Path)
+                        else f"the {frame_holder(data)}"
+                        if data is not None
+                        else "it"
+                    )
+                    raise InputError(f"{what} holds no records", hint="an empty contribution changes nothing")
+
+                step(f"storing {len(added)} records and signing the contribution")
+                # The slow part, checking and writing objects, runs in a read transaction without the write
+                # lock (objects are content-addressed, so one written for a submission then refused is
+                # harmless); the short write below re-checks what it relied on and records the submission.
+                with self.use_case(action, scope, write=False) as uc:
+                    ds = rows.dataset_row(uc.conn, dataset)
+                    if gate and action is Action.CONTRIBUTION_SUBMIT:
+                        # Refuse before storing anything when the gate would have nothing trusted to judge by,
+                        # or could not read the clean validation set (an addition and a removal alike).
+                        first = first_import_refusal(uc.conn, ds) if len(added) else None
+                        refusal = first or validation_schema_refusal(uc.conn, ds)
+                        if refusal is not None:
+                            raise refusal
+                    checked_base = rows.latest_version(uc.conn, ds.id)
+                    self._check_removable(checked_base, removed, dataset)
+                    id_list = pool.submit(self._put_id_list, added, file_rows, digests) if len(added) else None
+                    staged = stage_new_records(uc.conn, self.store, table, digests, pool=pool, ahead=ahead)
+                    # Near copies of quarantined records are looked for now, without the write lock (and
+                    # not at all when the ward holds no quarantine or the dataset no text column).
+                    near = _NewRecords(schema, table)
+                    if len(added):
+                        self._near_copy_work(uc.conn, near, self._suspects(uc.conn, None))
+                added_hash = joined_ids_hash(added)  # while the chunk and the id list may still be written
+                # The holder index's blocks of the added ids, cut now rather than under the write lock.
+                added_cut = holder_index.cut_blocks(staged.distinct) if id_list is not None else None
+                added_object = id_list.result() if id_list is not None else None
+                staged.wait()  # the chunk's error, if any, is raised here
+            finally:
+                if ahead is not None:
+                    # Lost unless the staging won it: refused, or failed before it, nothing is stored.
+                    ahead.settle(False)
         if added_object is not None and added_cut is not None:
             holders.remember_list(added_object, added_cut)
         removed_object = self.store.put(table_to_parquet(ids_table(removed))) if removed else None

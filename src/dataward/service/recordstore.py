@@ -109,10 +109,15 @@ def _put_chunk(
     bet: _Bet | None = None,
 ) -> str:
     """Store the rows ``keep`` of ``table``; ``binary`` (every row's digest) spares re-reading the hex ids.
-    ``bet``: the chunk is written ahead of knowing it is wanted (``_ChunkAhead``); it is stored only
+    ``bet``: the chunk is written ahead of knowing it is wanted (``ChunkAhead``); it is stored only
     once the bet is won, and given up (``EncodingStopped``, nothing stored) once it is lost."""
     ids = take_ids(binary, keep) if binary is not None and len(keep) != table.num_rows else binary
     data = stored_tables.table_to_parquet(_chunk_of(table, keep), ids, stop=None if bet is None else bet.lost)
+    return _store_chunk(store, data, bet)
+
+
+def _store_chunk(store: ObjectStore, data: bytes, bet: _Bet | None) -> str:
+    """Store a chunk's bytes, once its bet (if any) is won; ``EncodingStopped`` when it is lost."""
     if bet is not None and not bet.won():
         raise stored_tables.EncodingStopped("the chunk written ahead was not wanted")
     return store.put(data)
@@ -124,11 +129,16 @@ class _Bet:
 
     def __init__(self) -> None:
         self.lost, self.settled = threading.Event(), threading.Event()
+        self._settling = threading.Lock()
 
     def settle(self, won: bool) -> None:
-        if not won:
-            self.lost.set()
-        self.settled.set()
+        """Say whether the chunk is wanted; only the first word counts."""
+        with self._settling:
+            if self.settled.is_set():
+                return
+            if not won:
+                self.lost.set()
+            self.settled.set()
 
     def won(self) -> bool:
         """Wait until the bet is settled; True when it was won."""
@@ -136,22 +146,47 @@ class _Bet:
         return not self.lost.is_set()
 
 
-class _ChunkAhead:
-    """The chunk of every row of a table, encoded on a pool thread from the moment the table's ids are
-    known, before the staging has worked out which rows are new: a bet that all of them are (a first
-    import of a file of distinct records), which takes the staging's sort and look-up off the import's
-    critical path. It is stored only once the bet is won. When some row is not new, the bet is lost:
-    the encoding stops at its next page, nothing is stored, and the chunk of the new rows is written as
-    before. Either way the chunk stored is the same bytes (``_chunk_of`` every row is the table)."""
+class ChunkAhead:
+    """The chunk of every row of a table, encoded on a pool thread before the staging has worked out
+    which rows are new: a bet that all of them are (a first import of a file of distinct records),
+    which takes the staging's sort and look-up off the import's critical path. It is stored only once
+    the bet is won. When some row is not new, the bet is lost: the encoding stops at its next page,
+    nothing is stored, and the chunk of the new rows is written as before. Either way the chunk stored
+    is the same bytes (``_chunk_of`` every row is the table).
 
-    def __init__(self, pool: Executor, store: ObjectStore, table: pa.Table, binary: np.ndarray | None) -> None:
-        self._bet = _Bet()
-        self.future: Future[str] = pool.submit(_put_chunk, store, table, np.arange(table.num_rows), binary, self._bet)
+    ``stage_new_records`` begins one from the moment the table's ids are known; ``of_records`` begins
+    one before, from the records and their ids as they are worked out (an import's
+    ``RecordDigests``), a row group at a time."""
+
+    def __init__(self, future: Future[str], bet: _Bet) -> None:
+        self.future, self._bet = future, bet
+
+    @classmethod
+    def of_table(cls, pool: Executor, store: ObjectStore, table: pa.Table, binary: np.ndarray | None) -> ChunkAhead:
+        """The chunk of ``table`` (``record_id`` column included; ``binary``, its digests when known)."""
+        bet = _Bet()
+        return cls(pool.submit(_put_chunk, store, table, np.arange(table.num_rows), binary, bet), bet)
+
+    @classmethod
+    def of_records(
+        cls, pool: Executor, store: ObjectStore, content: pa.Table, ids: stored_tables.IdSource
+    ) -> ChunkAhead:
+        """The chunk of ``content`` (no ``record_id`` column) with the ids ``ids(start, stop)`` gives,
+        each row group encoded once its rows' ids are given. The same bytes as ``of_table`` of
+        ``content`` with those ids first."""
+        bet = _Bet()
+        return cls(pool.submit(_put_records_chunk, store, content, ids, bet), bet)
 
     def settle(self, won: bool) -> None:
-        """Say whether the chunk is wanted. A lost bet's outcome (``EncodingStopped``, or any error of
-        the encoding) is nobody's concern: the future is left alone."""
+        """Say whether the chunk is wanted (only the first word counts: a caller settles it lost on
+        its way out whatever happened, after the staging settled it). A lost bet's outcome
+        (``EncodingStopped``, or any error of the encoding) is nobody's concern: the future is left
+        alone."""
         self._bet.settle(won)
+
+
+def _put_records_chunk(store: ObjectStore, content: pa.Table, ids: stored_tables.IdSource, bet: _Bet) -> str:
+    return _store_chunk(store, stored_tables.records_to_parquet(content, ids, stop=bet.lost), bet)
 
 
 @dataclass(frozen=True)
@@ -187,6 +222,7 @@ def stage_new_records(
     binary: np.ndarray | None = None,
     *,
     pool: Executor | None = None,
+    ahead: ChunkAhead | None = None,
 ) -> Staged:
     """Write the chunk of the records of ``table`` not stored yet, before the write lock is taken.
 
@@ -198,11 +234,13 @@ def stage_new_records(
     still be being written when this returns (``Staged.digest`` waits for it), so that the caller can
     go on with work that does not need it. The pool must outlive the use of the result. The chunk of
     every row is begun before the rows kept are known, and given up when some row is not new
-    (``_ChunkAhead``): the pool should have a thread free for it.
+    (``ChunkAhead``): the pool should have a thread free for it. ``ahead``: that chunk, begun by the
+    caller already (``ChunkAhead.of_records``, from the same rows and ids), settled here.
     """
     # With a pool, the chunk of every row is begun at once, on the bet that every row is new (see
-    # ``_ChunkAhead``); it is given up as soon as the rows kept say otherwise, or anything fails here.
-    ahead = _ChunkAhead(pool, store, table, binary) if pool is not None and table.num_rows else None
+    # ``ChunkAhead``); it is given up as soon as the rows kept say otherwise, or anything fails here.
+    if ahead is None and pool is not None and table.num_rows:
+        ahead = ChunkAhead.of_table(pool, store, table, binary)
     won = False
     try:
         binary, first, order = _table_ids(table, binary)
@@ -216,11 +254,11 @@ def stage_new_records(
         ahead = None
     if not len(keep):
         return Staged(keep, None, binary, first, order, _distinct(binary, first, order), None)
-    if pool is None:
+    if pool is None and ahead is None:
         digest = _put_chunk(store, table, keep, binary)
         distinct, blocks = _index_work(binary, first, order, keep)
         return Staged(keep, digest, binary, first, order, distinct, blocks)
-    putting = ahead.future if ahead is not None else pool.submit(_put_chunk, store, table, keep, binary)
+    putting = ahead.future if ahead is not None else pool.submit(_put_chunk, store, table, keep, binary)  # type: ignore[union-attr]
     distinct, blocks = _index_work(binary, first, order, keep)
     return Staged(keep, putting, binary, first, order, distinct, blocks)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,16 @@ class _StoppableSink(io.BytesIO):
         return super().write(data)  # type: ignore[arg-type]
 
 
+ROW_GROUP_ROWS = 1 << 17
+"""Rows per Parquet row group of a stored table. An import encodes its chunk a row group at a time as
+the rows' ids become known (``records_to_parquet``), and a table encoded at once is cut the same way,
+so that the bytes, and so the object's address, do not depend on which way it was written."""
+
+IdSource = Callable[[int, int], np.ndarray]
+"""``ids(start, stop)``: the ``(stop - start, 32)`` digests of rows ``start`` to ``stop``, waiting for them
+if need be (``dataward.domain.records.RecordDigests.rows``)."""
+
+
 def table_to_parquet(
     table: pa.Table, binary_ids: np.ndarray | None = None, *, stop: threading.Event | None = None
 ) -> bytes:
@@ -69,30 +80,61 @@ def table_to_parquet(
     ``binary_ids`` are the digests of that column when the caller has them already (they are checked
     for count only: they must be the same ids). ``stop``: once set, the encoding gives up at its next
     page with ``EncodingStopped`` (the bytes are the same whether or not it is given)."""
-    others = [name for name in table.column_names if name != RECORD_ID]
-    compression: dict[str, str] = dict.fromkeys(others, "zstd")
     if RECORD_ID in table.column_names:
         stored = _stored_ids(table.column(RECORD_ID), binary_ids)
         if stored is not None:
             table = table.set_column(table.column_names.index(RECORD_ID), RECORD_ID, stored)
-        compression[RECORD_ID] = "none" if table.column(RECORD_ID).type == ID_TYPE else "zstd"
+    rows = table.num_rows
+    return _encode(table.schema, (table.slice(start, ROW_GROUP_ROWS) for start in _group_starts(rows)), stop)
+
+
+def records_to_parquet(content: pa.Table, ids: IdSource, *, stop: threading.Event | None = None) -> bytes:
+    """The bytes ``table_to_parquet`` gives for ``content`` with a leading ``record_id`` column of
+    ``ids``, each row group encoded as soon as ``ids`` gives its rows' digests: the first rows are
+    encoded while the ids of the last are still being worked out. ``stop`` as in ``table_to_parquet``."""
+    if RECORD_ID in content.column_names:
+        raise ValueError("the records already have a record_id column")
+    rows = content.num_rows
+
+    def group(start: int) -> pa.Table:
+        end = min(start + ROW_GROUP_ROWS, rows)
+        return content.slice(start, end - start).add_column(0, RECORD_ID, binary_id_array(ids(start, end)))
+
+    schema = content.schema.insert(0, pa.field(RECORD_ID, ID_TYPE))
+    return _encode(schema, (group(start) for start in _group_starts(rows)), stop)
+
+
+def _group_starts(rows: int) -> range:
+    # An empty table is still written once: its file holds the schema and one empty row group.
+    return range(0, max(rows, 1), ROW_GROUP_ROWS)
+
+
+def _encode(schema: pa.Schema, groups: Iterator[pa.Table], stop: threading.Event | None) -> bytes:
+    """Parquet bytes of the tables ``groups`` (each of ``ROW_GROUP_ROWS`` rows but the last, all of
+    ``schema``), one row group each, with the ward's encoding of each column."""
+    others = [name for name in schema.names if name != RECORD_ID]
+    compression: dict[str, str] = dict.fromkeys(others, "zstd")
+    if RECORD_ID in schema.names:
+        compression[RECORD_ID] = "none" if schema.field(RECORD_ID).type == ID_TYPE else "zstd"
     # Integer columns (the file rows of an id list) are delta-encoded: rising rows take a few bits each,
     # where a dictionary of a million distinct values is work for nothing.
-    integers = [name for name in others if pa.types.is_integer(table.schema.field(name).type)]
+    integers = [name for name in others if pa.types.is_integer(schema.field(name).type)]
     # Free text and image bytes (large_string, large_binary: the canonical types of text and image
     # columns) rarely repeat: a dictionary built for them is dropped at its page limit, work for
     # nothing (a fifth of a million short texts' encoding). Labels and other short values keep one.
-    long_values = [name for name in others if _long_values(table.schema.field(name).type)]
+    long_values = [name for name in others if _long_values(schema.field(name).type)]
     dictionary = [name for name in others if name not in integers and name not in long_values]
     sink = io.BytesIO() if stop is None else _StoppableSink(stop)
-    pq.write_table(
-        table,
+    with pq.ParquetWriter(
         sink,
+        schema,
         compression=compression,
         use_dictionary=dictionary,
         write_statistics=others,
         column_encoding=dict.fromkeys(integers, "DELTA_BINARY_PACKED") or None,
-    )
+    ) as writer:
+        for group in groups:
+            writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
     return sink.getvalue()
 
 
@@ -136,10 +178,12 @@ def parquet_to_table(data: bytes, columns: list[str] | None = None) -> pa.Table:
 
 __all__ = [
     "ID_TYPE",
+    "ROW_GROUP_ROWS",
     "EncodingStopped",
     "binary_id_array",
     "hex_ids",
     "parquet_to_table",
     "read_parquet_bytes",
+    "records_to_parquet",
     "table_to_parquet",
 ]

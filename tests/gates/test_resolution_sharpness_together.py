@@ -54,8 +54,11 @@ def test_blocks_of_a_shape_give_the_same_floats(monkeypatch: pytest.MonkeyPatch)
     assert np.array_equal(_bits(sharpness_all(images)), _bits(whole))
 
 
-def test_detail_lost_together_is_each_images_own_reading() -> None:
-    """NaN for a flat image, inf when the capture flattens an image, else the ratio: as one by one."""
+@pytest.mark.parametrize("block", [_resolution.DETAIL_BLOCK, 7])
+def test_detail_lost_together_is_each_images_own_reading(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NaN for a flat image, inf when the capture flattens an image, else the ratio: as one by one, in
+    blocks of any size."""
+    monkeypatch.setattr(_resolution, "DETAIL_BLOCK", block)
     images = _mixed(4, 300)
     for capture in (Resolution(0.375, 0, 0.0, 0.0, max_loss=1.5), Resolution(0.75, 0, 0.0, 0.0, max_loss=1.1)):
         alone = np.array([capture.detail_lost(image) for image in images])

@@ -61,6 +61,9 @@ images, 60% of those at 6x6 and no sharp '1' (docs/benchmarks.md, "The went-thro
 MIN_CAPTURE = 2
 """Fewest pixels a capture keeps along a side."""
 
+DETAIL_BLOCK = 256
+"""Images ``Resolution.details_lost`` takes through the capture at a time (and the estimate's guard reads)."""
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -93,13 +96,16 @@ class Resolution:
     def details_lost(self, images: Sequence[Image.Image]) -> np.ndarray:
         """``detail_lost`` of each image, the same floats, with the sharpness of all of them read at once
         (``sharpness_all``); only images with detail are taken through the capture, as one by one."""
-        kept = sharpness_all(images)
         lost = np.full(len(images), np.nan)
-        some = np.flatnonzero(kept > 0.0)
-        if some.size:
-            captured = sharpness_all([self.degrade(images[i]) for i in some])
-            ratio = kept[some] / np.where(captured > 0, captured, 1.0)
-            lost[some] = np.where(captured > 0, ratio, np.inf)
+        # A block at a time: the images taken through the capture are held for one block only.
+        for start in range(0, len(images), DETAIL_BLOCK):
+            block = images[start : start + DETAIL_BLOCK]
+            kept = sharpness_all(block)
+            some = np.flatnonzero(kept > 0.0)
+            if some.size:
+                captured = sharpness_all([self.degrade(block[i]) for i in some])
+                ratio = kept[some] / np.where(captured > 0, captured, 1.0)
+                lost[start + some] = np.where(captured > 0, ratio, np.inf)
         return lost
 
     def went_through(self, image: Image.Image) -> bool:
@@ -152,23 +158,22 @@ def sharpness_all(images: Sequence[Image.Image]) -> np.ndarray:
 
     One image at a time, numpy's fixed cost per call was most of the time of a digit's sharpness (an
     estimate reads thousands). Each image's mean and variance are still summed over its own values in
-    the same order: a row of a stacked C-ordered array is reduced as the flat image was."""
+    the same order: a row of a stacked C-ordered array is reduced as the flat image was. Images are
+    widened to float64 a block at a time (``SHARPNESS_BLOCK``), never all at once: a sample of large
+    photographs would take eight times its pixels' memory."""
     out = np.zeros(len(images), dtype=np.float64)
-    pixels: list[np.ndarray] = []
-    by_shape: dict[tuple[int, ...], list[int]] = {}
+    by_shape: dict[tuple[int, int, int], list[int]] = {}
     for i, image in enumerate(images):
-        values = np.asarray(image, dtype=np.float64)
-        values = values.reshape(values.shape[0], values.shape[1], -1)
-        pixels.append(values)
-        by_shape.setdefault(values.shape, []).append(i)
+        width, height = image.size
+        by_shape.setdefault((height, width, len(image.getbands())), []).append(i)
     for shape, members in by_shape.items():
         if min(shape[:2]) < 2:
             continue  # no neighbouring pixels: 0, as ``sharpness`` says
-        step = max(1, SHARPNESS_BLOCK // int(np.prod(shape)))
+        step = max(1, SHARPNESS_BLOCK // max(1, int(np.prod(shape))))
         for start in range(0, len(members), step):
             block = members[start : start + step]
-            stack = np.stack([pixels[i] for i in block])
             count = len(block)
+            stack = np.stack([np.asarray(images[i], dtype=np.float64).reshape(shape) for i in block])
             variance = stack.reshape(count, -1).var(axis=1)
             detail = (np.diff(stack, axis=1) ** 2).reshape(count, -1).mean(axis=1)
             detail += (np.diff(stack, axis=2) ** 2).reshape(count, -1).mean(axis=1)
@@ -250,7 +255,12 @@ def estimate_resolution(
     found = Resolution(scale=scale, classes=len(codes), sharpness=float(np.exp(-gap)), explained=1.0 - left / gap)
     # Only readings count: a trusted image the capture flattens (NaN) or that a second capture flattens
     # (inf) says nothing of how much a captured image loses, and one inf would let every record through.
-    losses = found.details_lost([found.degrade(img) for code in codes for img in trusted[code]])
+    kept = [img for code in codes for img in trusted[code]]
+    blocks = [
+        found.details_lost([found.degrade(img) for img in kept[start : start + DETAIL_BLOCK]])
+        for start in range(0, len(kept), DETAIL_BLOCK)
+    ]
+    losses = np.concatenate(blocks) if blocks else np.zeros(0)
     finite = losses[np.isfinite(losses)]
     if not finite.size:
         return None

@@ -38,3 +38,30 @@ def test_distances_are_those_of_each_row_alone(queries: int, k: int, dims: int, 
     want_dist, want_found = _by_definition(ref, q, idx)
     assert dist.tobytes() == want_dist.tobytes()
     assert np.array_equal(found, want_found)
+
+
+def test_a_search_asked_again_is_kept_while_other_searches_come_and_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan's detectors ask the baseline's leave-one-out search again between searches of their own: it is
+    computed once, however many other searches pass through the memo meanwhile, and read the same."""
+    rng = np.random.default_rng(5)
+    reference = rng.normal(size=(60, 6)).astype(np.float32)
+    searched: list[int] = []
+    search = neighbours._search
+
+    def counted(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        searched.append(query.shape[0])
+        return search(ref, query, k)
+
+    monkeypatch.setattr(neighbours, "_search", counted)
+    neighbours.clear_cache()
+    try:
+        first = neighbours.knn(reference, reference, 3, exclude_self=True)
+        others = [rng.normal(size=(7, 6)).astype(np.float32) for _ in range(3 * neighbours._MEMO_LIMIT)]
+        for query in others:
+            neighbours.knn(reference, query, 3)
+            again = neighbours.knn(reference, reference, 3, exclude_self=True)
+            assert all(np.array_equal(a, b) for a, b in zip(again, first, strict=True))
+    finally:
+        neighbours.clear_cache()
+    assert searched.count(reference.shape[0]) == 1
+    assert searched.count(7) == len(others)

@@ -177,6 +177,9 @@ def _per_class(reference: np.ndarray, labels: np.ndarray | None, query: np.ndarr
         hit = _MEMO.get(key)
         if hit is not None and hit[0] is reference and hit[1] is labels and hit[2] is query:
             pending = hit[3]
+            # Least recently used goes first: the baseline's leave-one-out search, asked again by each
+            # detector's fit, was pushed out by one detector's later searches and computed again.
+            _MEMO[key] = _MEMO.pop(key)
         else:
             pending = _Pending(reference, labels, query, exclude_self)
             if key not in _MEMO and len(_MEMO) >= _MEMO_LIMIT:

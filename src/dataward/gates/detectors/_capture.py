@@ -18,6 +18,9 @@ from dataward.gates.detectors._batch_images import native_images
 from dataward.gates.detectors._resolution import Resolution, estimate_resolution
 from dataward.gates.features.image import decode_image, image_to_png
 
+WENT_THROUGH_BLOCK = 256
+"""Records ``went_through`` decodes at a time."""
+
 
 def batch_capture(
     trusted: pa.ChunkedArray,
@@ -39,7 +42,13 @@ def went_through(capture: Resolution, table: pa.Table, column: str, positions: n
     """Whether each image at ``positions`` loses no more detail to the capture than a trusted image that
     went through it once (``Resolution.went_through``; never for a flat image, which shows no capture)."""
     values = table.column(column).take(pa.array(positions)).to_pylist()
-    return np.array([capture.went_through(decode_image(bytes(data)).convert(mode)) for data in values], dtype=bool)
+    out = np.zeros(len(values), dtype=bool)
+    # Decoded a block at a time (a batch of large images is never held decoded whole), the sharpness of a
+    # block's images read together (``Resolution.went_through_all``).
+    for start in range(0, len(values), WENT_THROUGH_BLOCK):
+        images = [decode_image(bytes(data)).convert(mode) for data in values[start : start + WENT_THROUGH_BLOCK]]
+        out[start : start + len(images)] = capture.went_through_all(images)
+    return out
 
 
 def featurize_captured(

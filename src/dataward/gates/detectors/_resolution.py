@@ -37,6 +37,7 @@ went-through test off.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,9 @@ images, 60% of those at 6x6 and no sharp '1' (docs/benchmarks.md, "The went-thro
 
 MIN_CAPTURE = 2
 """Fewest pixels a capture keeps along a side."""
+
+DETAIL_BLOCK = 256
+"""Images ``Resolution.details_lost`` takes through the capture at a time (and the estimate's guard reads)."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,30 @@ class Resolution:
         captured = sharpness(self.degrade(image))
         return kept / captured if captured > 0 else float("inf")
 
+    def details_lost(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """``detail_lost`` of each image, the same floats, with the sharpness of all of them read at once
+        (``sharpness_all``); only images with detail are taken through the capture, as one by one."""
+        lost = np.full(len(images), np.nan)
+        # A block at a time: the images taken through the capture are held for one block only.
+        for start in range(0, len(images), DETAIL_BLOCK):
+            block = images[start : start + DETAIL_BLOCK]
+            kept = sharpness_all(block)
+            some = np.flatnonzero(kept > 0.0)
+            if some.size:
+                captured = sharpness_all([self.degrade(block[i]) for i in some])
+                ratio = kept[some] / np.where(captured > 0, captured, 1.0)
+                lost[start + some] = np.where(captured > 0, ratio, np.inf)
+        return lost
+
     def went_through(self, image: Image.Image) -> bool:
         """Whether ``image`` could have gone through the capture: taking it through once more removes no
         more detail than from a trusted image already captured (``max_loss``). False for a flat image,
         which shows no capture (NaN compares false)."""
         return bool(self.detail_lost(image) <= self.max_loss)
+
+    def went_through_all(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """``went_through`` of each image (``details_lost`` against ``max_loss``)."""
+        return self.details_lost(images) <= self.max_loss
 
     def degrade(self, image: Image.Image) -> Image.Image:
         """``image`` as the batch's capture would have given it: resized to ``scale`` of its side and back."""
@@ -126,8 +149,41 @@ def sharpness(image: Image.Image) -> float:
     return detail / variance
 
 
+SHARPNESS_BLOCK = 1 << 22
+"""Pixel values (float64, 32 MB) ``sharpness_all`` stacks at a time."""
+
+
+def sharpness_all(images: Sequence[Image.Image]) -> np.ndarray:
+    """``sharpness`` of each image, the same floats bit for bit, for images of one shape at a time.
+
+    One image at a time, numpy's fixed cost per call was most of the time of a digit's sharpness (an
+    estimate reads thousands). Each image's mean and variance are still summed over its own values in
+    the same order: a row of a stacked C-ordered array is reduced as the flat image was. Images are
+    widened to float64 a block at a time (``SHARPNESS_BLOCK``), never all at once: a sample of large
+    photographs would take eight times its pixels' memory."""
+    out = np.zeros(len(images), dtype=np.float64)
+    by_shape: dict[tuple[int, int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        width, height = image.size
+        by_shape.setdefault((height, width, len(image.getbands())), []).append(i)
+    for shape, members in by_shape.items():
+        if min(shape[:2]) < 2:
+            continue  # no neighbouring pixels: 0, as ``sharpness`` says
+        step = max(1, SHARPNESS_BLOCK // max(1, int(np.prod(shape))))
+        for start in range(0, len(members), step):
+            block = members[start : start + step]
+            count = len(block)
+            stack = np.stack([np.asarray(images[i], dtype=np.float64).reshape(shape) for i in block])
+            variance = stack.reshape(count, -1).var(axis=1)
+            detail = (np.diff(stack, axis=1) ** 2).reshape(count, -1).mean(axis=1)
+            detail += (np.diff(stack, axis=2) ** 2).reshape(count, -1).mean(axis=1)
+            flat = variance <= 1e-12
+            out[block] = np.where(flat, 0.0, detail / np.where(flat, 1.0, variance))
+    return out
+
+
 def _log_median(images: list[Image.Image]) -> float:
-    return _log_median_of(np.array([sharpness(img) for img in images]))
+    return _log_median_of(sharpness_all(images))
 
 
 def _log_median_of(values: np.ndarray) -> float:
@@ -199,9 +255,14 @@ def estimate_resolution(
     found = Resolution(scale=scale, classes=len(codes), sharpness=float(np.exp(-gap)), explained=1.0 - left / gap)
     # Only readings count: a trusted image the capture flattens (NaN) or that a second capture flattens
     # (inf) says nothing of how much a captured image loses, and one inf would let every record through.
-    losses = [found.detail_lost(found.degrade(img)) for code in codes for img in trusted[code]]
-    finite = [loss for loss in losses if np.isfinite(loss)]
-    if not finite:
+    kept = [img for code in codes for img in trusted[code]]
+    blocks = [
+        found.details_lost([found.degrade(img) for img in kept[start : start + DETAIL_BLOCK]])
+        for start in range(0, len(kept), DETAIL_BLOCK)
+    ]
+    losses = np.concatenate(blocks) if blocks else np.zeros(0)
+    finite = losses[np.isfinite(losses)]
+    if not finite.size:
         return None
     return Resolution(
         scale=found.scale,
@@ -214,4 +275,4 @@ def estimate_resolution(
 
 def _sharpness_of(images: dict[int, list[Image.Image]]) -> dict[int, np.ndarray]:
     """Each class's images' sharpness, in order (0 for a flat image, which shows no capture)."""
-    return {code: np.array([sharpness(img) for img in imgs], dtype=np.float64) for code, imgs in images.items()}
+    return {code: sharpness_all(imgs) for code, imgs in images.items()}

@@ -368,18 +368,13 @@ def _digests_joined(joined: pa.Array) -> bytes:
 def record_digest_array(schema: Schema, table: pa.Table) -> np.ndarray:
     """The record id of every row as its 32-byte digest: an ``(n, 32)`` uint8 array (the hex of row
     ``i`` is row ``i`` of ``record_id_array``)."""
-    n = table.num_rows
-    if n == 0:
-        return np.zeros((0, ID_BYTES), dtype=np.uint8)
-    encoding = _RowEncoding(schema, table)
-    joined = b"".join(_hashed_in_turn(encoding, _batches(encoding.sizes())))
-    return np.frombuffer(joined, dtype=np.uint8).reshape(n, ID_BYTES)
+    return RecordDigests(schema, table).result()
 
 
 class RecordDigests:
-    """The record ids of a table's rows (32-byte digests, as ``record_digest_array``), worked out in
-    order on threads of their own from the moment this is made, so that a caller can begin work on
-    the first rows (encoding them for storage) while later rows are still hashed.
+    """The record ids of a table's rows (32-byte digests; ``record_digest_array`` waits for all of
+    them), worked out in order on threads of their own from the moment this is made, so that a caller
+    can begin work on the first rows (encoding them for storage) while later rows are still hashed.
 
     The rows are checked and cut into batches on the calling thread, so a table that cannot be encoded
     is refused here; an error met while hashing is raised by ``rows`` and ``result``. A table of one

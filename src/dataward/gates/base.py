@@ -169,6 +169,12 @@ class DetectorResult:
     """Flags made by a rule of their own rather than the p-value threshold (an exact conflict with a
     trusted record, a resolution flag): the review queue keeps them whatever its false-discovery
     check says (``calibration.fdr_confirmed``). None: none."""
+    queued: np.ndarray | None = None
+    """Records a block rests on that are not flags: the members of a blocking group whose own p-values
+    cannot reach ``alpha`` (their class has too few trusted records to resolve it, or the group counts at
+    a coarser threshold). They go to the review queue with the block (``flagged_by`` names
+    ``DETECTOR:block``), so that a reviewer, or an override, meets the records the block names; the verdict
+    and the per-record false-positive rate count flags only. Only with ``block``. None: none."""
 
     @property
     def expected_flagged(self) -> float:
@@ -188,6 +194,13 @@ class DetectorResult:
             self.flagged_by_rule = np.asarray(self.flagged_by_rule, dtype=bool) & self.flagged
         if self.block and not self.block_reason:
             raise ValueError(f"{self.detector}: a block needs a block_reason")
+        if self.queued is not None:
+            self.queued = np.asarray(self.queued, dtype=bool)
+            if self.queued.shape != self.flagged.shape:
+                raise ValueError(f"{self.detector}: queued and flagged differ in shape")
+            if self.queued.any() and not self.block:
+                # Records queued without a block would be class- or batch-level findings in the queue.
+                raise ValueError(f"{self.detector}: only a block queues records beside the flags")
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,22 @@ def queued_flags(results: dict[str, DetectorResult], n: int, flag_fdr: float | N
     return queued
 
 
+BLOCK_RULE = "{detector}:block"
+"""How ``flagged_by`` names a record queued because a detector's block rests on it (``queued_with_blocks``)."""
+
+
+def queued_with_blocks(results: dict[str, DetectorResult]) -> dict[str, np.ndarray]:
+    """The records each blocking detector queues beside its flags (``DetectorResult.queued``), by the rule
+    name ``flagged_by`` gives them: the members of a blocking group that no flag names. A block whose
+    records are not in the queue leaves the reviewer nothing to look at, and an override of it would
+    merge them unseen."""
+    return {
+        BLOCK_RULE.format(detector=name): r.queued
+        for name, r in results.items()
+        if r.block and r.queued is not None and r.queued.any()
+    }
+
+
 def verdict(
     results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy
 ) -> tuple[str, list[str], float]:

@@ -37,6 +37,7 @@ from dataward.gates.gate import (
     group_summaries,
     leading_detectors,
     queued_flags,
+    queued_with_blocks,
     select_detectors,
     too_few_trusted,
     unresolved_alpha,
@@ -513,6 +514,10 @@ def _scan(
             reasons.insert(0, unjudged)
             verdict_ = "review" if verdict_ == "pass" else verdict_
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
+        # The records a block rests on wait in the queue too, flags or not (``DetectorResult.queued``).
+        queued_by = queued_with_blocks(results)
+        for named in queued_by.values():
+            flagged = flagged | named
         # A record whose label no trusted record carries (a typo, or a new class) is judged by no detector:
         # it waits in the review queue for a reviewer's decision, beside the flags (``new_labels``).
         unknown = (
@@ -522,6 +527,7 @@ def _scan(
         )
         if unknown.any():
             flagged = flagged | unknown
+            queued_by[new_labels.QUEUED_BY] = unknown
             reasons.append(new_labels.describe(unknown, contrib_labels, contrib.rows))
             verdict_ = "review" if verdict_ == "pass" else verdict_
         records = RecordScores(
@@ -532,7 +538,7 @@ def _scan(
             flagged=flagged,
             detector_scores={n: r.scores for n, r in results.items()},
             detector_flags={n: r.flagged for n, r in results.items()},
-            queued_by={new_labels.QUEUED_BY: unknown} if unknown.any() else {},
+            queued_by=queued_by,
         )
         findings = _findings(results, contrib, reference, classes)
         if unknown.any():
@@ -768,6 +774,7 @@ def _self_reference(
     contribution_findings: dict[str, list[Finding]] = {name: [] for name in run}
     alphas: dict[str, float | None] = {}
     by_rule = {name: np.zeros(n, dtype=bool) for name in run}
+    queued = {name: np.zeros(n, dtype=bool) for name in run}
     splitter = KFold(folds, shuffle=True, random_state=policy.seed)
     for fold, (train, test) in enumerate(splitter.split(np.zeros(n)), start=1):
         train_data, test_data = data.subset(train), data.subset(test)
@@ -789,6 +796,8 @@ def _self_reference(
             alphas[name] = result.alpha
             if result.block:
                 blocks[name].append(result.block_reason or "")
+                if result.queued is not None:
+                    queued[name][test] = result.queued
             contribution_findings[name].extend(result.contribution_findings)
             for f in result.findings:
                 if f.row is not None:
@@ -819,6 +828,7 @@ def _self_reference(
             alpha=alphas.get(name),
             contribution_findings=contribution_findings[name],
             flagged_by_rule=by_rule[name],
+            queued=queued[name] if blocks[name] else None,
         )
     return results, {}
 

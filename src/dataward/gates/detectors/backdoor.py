@@ -89,7 +89,10 @@ most ``alpha`` at the calibration set's resolution: a record is flagged because 
 itself, never because its class or batch moved, and never on an extrapolated tail (with fewer than
 ``1/alpha`` trusted records in a class nothing of that class can be flagged). The detector therefore
 does not take a share of the policy's alpha (``flags_records = False``): on clean data it flags nothing
-unless it blocks, which happens at most at its ``alpha``.
+unless it blocks, which happens at most at its ``alpha``. The members of a blocking group that are not
+flagged still go to the review queue with the block (``queued``, named ``backdoor:block``): they are
+what the block rests on, and without them a block in a class of a small baseline (about a hundred
+trusted digits a class against an alpha share of 0.0033) queued nothing at all.
 
 Limits. The neighbour check reads a record's class only as well as the gate features do: on short
 texts (man-page NAME lines) a third of the trusted records are closer to another class, so a rare-token
@@ -256,7 +259,7 @@ class BackdoorDetector(Detector):
     """Activation clusters inside a class, blocked only when their content says another class."""
 
     name = "backdoor"
-    version = "12"
+    version = "13"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE})
     flags_records = False  # only members of a cluster it blocks, each at alpha on its own p-value
@@ -566,9 +569,14 @@ class BackdoorDetector(Detector):
             in_group[t["members"]] = True
         p_values[in_group] = np.minimum(p_label[in_group], p_rep[in_group])
         flagged = np.zeros(n_c, bool)
+        named = np.zeros(n_c, bool)
         for g in blocking:
             members = g["members"]
             flagged[members] = np.maximum(p_values[members], resolution[members]) <= ctx.alpha
+            named[members] = True
+        # The block rests on its groups' members: those no flag names (their class resolves no p-value
+        # as small as alpha, or the group counts at a coarser threshold) wait in the queue with it.
+        queued = named & ~flagged
 
         rows = row_numbers(contribution)
         block_reason = None
@@ -580,7 +588,7 @@ class BackdoorDetector(Detector):
         findings = [_group_finding(self.name, g, rows) for g in blocking]
         if not blocking and (confounded or reviewing):
             findings.append(_review_summary(self.name, confounded, reviewing, p_value))
-        findings += self._record_findings(flagged, p_values, contribution, score_c)
+        findings += self._record_findings(flagged | queued, p_values, contribution, score_c)
         contribution_findings = [_confounded_finding(self.name, confounded, rows)] if confounded else []
         contribution_findings += self._review_findings(reviewing, contribution, rows)
         return DetectorResult(
@@ -588,6 +596,7 @@ class BackdoorDetector(Detector):
             version=self.version,
             p_values=p_values,
             flagged=flagged,
+            queued=queued if queued.any() else None,
             findings=findings,
             statistic=float(sum(g["members"].size for g in blocking)),
             p_value=float(p_value),

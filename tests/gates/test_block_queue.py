@@ -1,0 +1,103 @@
+"""A block's records wait in the review queue, flags or not.
+
+``backdoor`` flags a member of a blocking group only when the record's own p-value reaches alpha at its
+class's calibration resolution. Against about a hundred trusted digits a class, no p-value can reach the
+gate's alpha share (0.01 / 3), so a BadNets batch was blocked with every poisoned record named in the
+block's finding and none in the review queue: a reviewer had nothing to look at, and two owners
+overriding the block would have merged the poison unseen. The members of a blocking group now wait in
+the queue with the block (``DetectorResult.queued``, ``flagged_by`` ``backdoor:block``), and they are
+still not flags: the verdict and the per-record false-positive rate count flags only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits
+
+from dataward.domain.schema import Column, ColumnKind, Schema
+from dataward.gates import scan
+from dataward.gates.base import DetectorResult
+
+SCHEMA = Schema("label", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
+BLOCK_RULE = "backdoor:block"
+
+
+def _frame(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame({f"p{i}": x[:, i] for i in range(64)})
+    frame["label"] = [str(v) for v in y]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """1,000 trusted digits (about 100 a class) and 500 others to send."""
+    data = load_digits()
+    order = np.random.default_rng(0).permutation(len(data.target))
+    x = data.data.astype(np.float32)
+    base, batch = order[:1000], order[1000:1500]
+    return _frame(x[base], data.target[base]), x[batch], data.target[batch]
+
+
+def badnets(x: np.ndarray, y: np.ndarray, count: int, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+    """``count`` digits other than 0 with a white 3x3 patch in the bottom-right corner, relabelled 0."""
+    rng = np.random.default_rng(seed)
+    x, y = x.copy(), y.copy()
+    poison = rng.choice(np.flatnonzero(y != 0), count, replace=False)
+    images = x[poison].reshape(-1, 8, 8)
+    images[:, 5:8, 5:8] = 16.0
+    x[poison] = images.reshape(-1, 64)
+    y[poison] = 0
+    truth = np.zeros(len(y), bool)
+    truth[poison] = True
+    return _frame(x, y), truth
+
+
+@pytest.mark.parametrize("count", [10, 25])
+def test_a_block_no_flag_can_name_queues_the_records_it_rests_on(digits, count) -> None:
+    baseline, x, y = digits
+    batch, truth = badnets(x, y, count)
+    report = scan(baseline, batch, SCHEMA, None, {"seed": 0})
+    backdoor = report.results["backdoor"]
+    assert report.verdict == "block" and backdoor.block
+    # The class's calibration cannot resolve the alpha share: not one record is a backdoor flag...
+    assert not backdoor.flagged.any()
+    # ... yet the block's finding names the records, and they are the ones in the queue.
+    finding = next(f for f in report.findings if f["detector"] == "backdoor" and f["row"] is None)
+    named = set(finding["evidence"]["rows"])
+    queued = np.asarray(report.records.flagged, dtype=bool)
+    by_block = report.records.queued_by[BLOCK_RULE]
+    assert set(np.asarray(report.records.rows)[by_block].tolist()) == named
+    assert (queued & truth).sum() == count, "every poisoned digit waits for a reviewer"
+    assert (queued & ~truth).sum() <= 1
+    listed = {r["row"]: r for r in report.records.to_list()}
+    for row in named:
+        assert listed[row]["flagged"] and BLOCK_RULE in listed[row]["flagged_by"]
+    # Each queued record carries the reason a reviewer reads: it is a member of the blocking group.
+    reasons = {f["row"]: f["reason"] for f in report.findings if f["detector"] == "backdoor" and f["row"] is not None}
+    assert named <= set(reasons) and all("label-inconsistent cluster" in reasons[r] for r in named)
+    # Queued, not flagged: the verdict's count of flags at alpha is what it was.
+    assert not (report.records.detector_flags["backdoor"]).any()
+    assert report.to_dict()["counts"]["flagged"] == int(queued.sum())
+
+
+def test_a_clean_batch_queues_nothing_with_a_block_rule(digits) -> None:
+    baseline, x, y = digits
+    report = scan(baseline, _frame(x, y), SCHEMA, None, {"seed": 0})
+    assert report.verdict != "block"
+    assert report.results["backdoor"].queued is None
+    assert BLOCK_RULE not in report.records.queued_by
+
+
+def test_only_a_block_may_queue_records_beside_the_flags() -> None:
+    n = 4
+    queued = np.array([True, False, False, False])
+    with pytest.raises(ValueError, match="only a block queues records"):
+        DetectorResult("backdoor", "13", np.ones(n), np.zeros(n, bool), queued=queued)
+    with pytest.raises(ValueError, match="differ in shape"):
+        DetectorResult("backdoor", "13", np.ones(n), np.zeros(n, bool), queued=np.ones(3, bool))
+    blocked = DetectorResult(
+        "backdoor", "13", np.ones(n), np.zeros(n, bool), block=True, block_reason="a group", queued=queued
+    )
+    assert blocked.queued.tolist() == queued.tolist()

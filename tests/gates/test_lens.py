@@ -138,5 +138,13 @@ def test_flips_sent_through_a_vignetting_lens_are_blocked_as_without_it(
     monkeypatch.setattr(backdoor_module, "estimate_gain_field", lambda *args, **kwargs: None)
     without = scan(case.baseline, sent, case.schema, case.validation, {"seed": 0})
     assert report.verdict == "block" and report.results["backdoor"].block, report.reasons
-    flagged, flagged_without = (np.asarray(r.records.flagged, dtype=bool) for r in (report, without))
-    assert flagged[poison].sum() >= flagged_without[poison].sum()
+    # Undoing the field costs no flip its flag at alpha (the records' own evidence).
+    at_alpha, at_alpha_without = (r.records.flagged_at_alpha for r in (report, without))
+    assert at_alpha[poison].sum() >= at_alpha_without[poison].sum()
+    # The queue holds the blocking group's members beside the confirmed flags: at least half of the 108
+    # flips (57 to 80; 0 to 65 when only flags were queued), nearly all of it flips. The group can be
+    # smaller with the field undone (flips the field explains are excused from it: 80 queued against 86,
+    # every garden photo through the lens), so the queues are not compared one to one.
+    queued = np.asarray(report.records.flagged, dtype=bool)
+    assert queued[poison].sum() >= poison.sum() / 2
+    assert queued[~poison].sum() <= 0.15 * queued.sum()

@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.gates import scan
 from dataward.gates.base import DetectorResult
+from tests.gates import test_backdoor as backdoor_tests
 
 SCHEMA = Schema("label", tuple(Column(f"p{i}", ColumnKind.NUMERIC) for i in range(64)))
 BLOCK_RULE = "backdoor:block"
@@ -40,17 +41,9 @@ def digits() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     return _frame(x[base], data.target[base]), x[batch], data.target[batch]
 
 
-def badnets(x: np.ndarray, y: np.ndarray, count: int, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+def badnets(x: np.ndarray, y: np.ndarray, count: int) -> tuple[pd.DataFrame, np.ndarray]:
     """``count`` digits other than 0 with a white 3x3 patch in the bottom-right corner, relabelled 0."""
-    rng = np.random.default_rng(seed)
-    x, y = x.copy(), y.copy()
-    poison = rng.choice(np.flatnonzero(y != 0), count, replace=False)
-    images = x[poison].reshape(-1, 8, 8)
-    images[:, 5:8, 5:8] = 16.0
-    x[poison] = images.reshape(-1, 64)
-    y[poison] = 0
-    truth = np.zeros(len(y), bool)
-    truth[poison] = True
+    x, y, truth = backdoor_tests.badnets(x, y, count / len(y))
     return _frame(x, y), truth
 
 

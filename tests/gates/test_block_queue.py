@@ -94,3 +94,20 @@ def test_only_a_block_may_queue_records_beside_the_flags() -> None:
         "backdoor", "13", np.ones(n), np.zeros(n, bool), block=True, block_reason="a group", queued=queued
     )
     assert blocked.queued.tolist() == queued.tolist()
+
+
+def test_every_queued_member_has_its_finding_however_many_records_rank_before_it() -> None:
+    """A queued member's p-value cannot reach alpha, so records of larger classes rank before it; its
+    finding (the reason its review item shows) must not be crowded out by records that are not named."""
+    from dataward.gates.base import GateContext, GateData
+    from dataward.gates.detectors.backdoor import BackdoorDetector, BackdoorOptions
+
+    detector = BackdoorDetector()
+    detector.context_ = GateContext(SCHEMA, ("0", "1"), alpha=0.01)
+    detector.opts_ = BackdoorOptions(max_findings=2)
+    p_values = np.array([0.001, 0.002, 0.003, 0.009, 0.02])  # the first three are named by nothing
+    named = np.array([False, False, False, True, True])
+    labels = np.zeros(5, dtype=np.int64)
+    x = np.zeros((5, 64), np.float32)
+    findings = detector._record_findings(named, p_values, GateData(x, labels, None), 1.0 - p_values)
+    assert [f.row for f in findings] == [3, 4]

@@ -441,6 +441,10 @@ def test_backdoor_clusters_from_two_passes_over_blocks_give_the_one_shot_report(
         parted = scan(baseline, contribution, schema, policy=policy, engine="local", partition_rows=97)
         assert comparable(parted) == comparable(whole)
         assert whole.results["backdoor"].block  # the relabelled records were found as a group
+        # No member can be flagged against 100 trusted records a class: the group waits in the queue
+        # with the block, the same records in both scans.
+        queued = [r.records.queued_by["backdoor:block"] for r in (whole, parted)]
+        assert queued[0].any() and np.array_equal(queued[0], queued[1])
 
 
 def test_class_projections_in_two_passes_equal_the_whole_matrix_decomposition(monkeypatch):

@@ -44,7 +44,8 @@ def highlight(text: str, triggers: list[str]) -> str:
 
 
 def _at_alpha(counts: dict[str, Any]) -> str:
-    """``; N flagged at alpha`` when the detectors flagged more records than the review queue holds."""
+    """``; N flagged at alpha`` when the detectors flagged another number of records than the review queue
+    holds (fewer pass its false-discovery check; a block's members or new labels wait beside the flags)."""
     at_alpha = counts.get("flagged_at_alpha")
     return f"; {at_alpha} flagged at alpha" if at_alpha is not None and at_alpha != counts["flagged"] else ""
 

@@ -25,13 +25,15 @@ class RecordScores:
     detector_scores: dict[str, np.ndarray]
     detector_flags: dict[str, np.ndarray]
     queued_by: dict[str, np.ndarray] = field(default_factory=dict)
-    """Records queued for review on a rule beside the detectors' flags (``new_labels.QUEUED_BY``: a label
-    no trusted record carries), by the rule's name; ``flagged_by`` names the rule too."""
+    """Records queued for review on a rule beside the detectors' flags, by the rule's name (``new_labels.
+    QUEUED_BY``: a label no trusted record carries; ``gate.BLOCK_RULE``, ``backdoor:block``: a record a
+    block rests on that the blocking detector did not flag); ``flagged_by`` names the rule too."""
 
     @property
     def flagged_at_alpha(self) -> np.ndarray:
         """Records any detector flagged at its share of alpha (what the verdict counts); ``flagged`` is
-        the review queue, a subset of these (docs/gates.md, "The review queue")."""
+        the review queue: those of these that pass its false-discovery check, and the records queued on
+        a rule (``queued_by``) beside them (docs/gates.md, "The review queue")."""
         if not self.detector_flags:
             return np.zeros(len(self.record_ids), dtype=bool)
         return np.vstack([np.asarray(f, dtype=bool) for f in self.detector_flags.values()]).any(axis=0)

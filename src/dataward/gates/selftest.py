@@ -462,8 +462,8 @@ def _clean_run(
 def _result(
     name: str, description: str, positions: list[int], report: GateReport, clean_verdict: str = "pass"
 ) -> CanaryResult:
-    # Record recall and the false-positive rate count the flags at alpha, as ``flagged_by`` does: the
-    # rate the verdict works with, not the review queue's (a subset of them).
+    # Record recall and the false-positive rate count the flags at alpha, as the verdict does: the rate
+    # the verdict works with, not the review queue's (a subset of them, beside records queued on a rule).
     flagged = report.records.flagged_at_alpha
     planted = np.zeros(flagged.shape[0], bool)
     planted[positions] = True

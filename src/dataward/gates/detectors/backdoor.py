@@ -1006,13 +1006,15 @@ class BackdoorDetector(Detector):
         ]
 
     def _record_findings(
-        self, flagged: np.ndarray, p_values: np.ndarray, contribution: GateData, score: np.ndarray
+        self, named: np.ndarray, p_values: np.ndarray, contribution: GateData, score: np.ndarray
     ) -> list[Finding]:
+        """A finding for each record ``named`` (flagged or queued with a block), lowest p-value first.
+        Ranked among the named records alone: a queued member's p-value cannot reach alpha, so ranked
+        among the whole batch it came after the records of larger classes and lost its finding."""
         classes = self.context_.classes
         out = []
-        for pos in np.argsort(p_values, kind="stable")[: self.opts_.max_findings]:
-            if not flagged[pos]:
-                continue
+        marked = np.flatnonzero(named)
+        for pos in marked[np.argsort(p_values[marked], kind="stable")][: self.opts_.max_findings]:
             label = _label(classes, int(contribution.labels[pos]))
             out.append(
                 Finding(

@@ -38,8 +38,8 @@ UNINFORMATIVE = (
     "route A's tie for 'cf' is read at the batch's share of 'commands'"
 )
 NO_FLAGS = (
-    UNINFORMATIVE + "; backdoor, when it blocks, flags none (its flags need a p-value below alpha at the "
-    "calibration's resolution); label_consistency sees nothing (p=1): no poisoned line is queued"
+    UNINFORMATIVE + "; backdoor does not block these batches (a block would queue its group's members: "
+    "backdoor 13), and flags none; label_consistency sees nothing (p=1): no poisoned line is queued"
 )
 REVIEW = UNINFORMATIVE + "; nothing else blocks: verdict review, on drift (and clean_validation's balance) alone"
 COARSE = (

@@ -72,7 +72,10 @@ def test_a_block_no_flag_can_name_queues_the_records_it_rests_on(digits, count) 
     assert named <= set(reasons) and all("label-inconsistent cluster" in reasons[r] for r in named)
     # Queued, not flagged: the verdict's count of flags at alpha is what it was.
     assert not (report.records.detector_flags["backdoor"]).any()
-    assert report.to_dict()["counts"]["flagged"] == int(queued.sum())
+    as_json = report.to_dict()
+    assert as_json["counts"]["flagged"] == int(queued.sum())
+    assert as_json["detectors"]["backdoor"]["flagged"] == 0
+    assert as_json["detectors"]["backdoor"]["queued"] == len(named)
 
 
 def test_a_clean_batch_queues_nothing_with_a_block_rule(digits) -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
+from dataward.cli.gate_commands import show_report
 from dataward.domain.schema import Column, ColumnKind, Schema
 from dataward.gates import scan
 from dataward.gates.base import DetectorResult
@@ -48,7 +49,7 @@ def badnets(x: np.ndarray, y: np.ndarray, count: int) -> tuple[pd.DataFrame, np.
 
 
 @pytest.mark.parametrize("count", [10, 25])
-def test_a_block_no_flag_can_name_queues_the_records_it_rests_on(digits, count) -> None:
+def test_a_block_no_flag_can_name_queues_the_records_it_rests_on(digits, count, capsys) -> None:
     baseline, x, y = digits
     batch, truth = badnets(x, y, count)
     report = scan(baseline, batch, SCHEMA, None, {"seed": 0})
@@ -76,6 +77,9 @@ def test_a_block_no_flag_can_name_queues_the_records_it_rests_on(digits, count) 
     assert as_json["counts"]["flagged"] == int(queued.sum())
     assert as_json["detectors"]["backdoor"]["flagged"] == 0
     assert as_json["detectors"]["backdoor"]["queued"] == len(named)
+    # The printed report says so too: "flagged 0" beside a block read as a block that named nothing.
+    show_report({**as_json, "contribution": "digits#2"})
+    assert f"backdoor v13: flagged 0, {len(named)} more queued with its block" in capsys.readouterr().out
 
 
 def test_a_clean_batch_queues_nothing_with_a_block_rule(digits) -> None:

@@ -100,7 +100,10 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         if skipped or d.get("p_value") is None:
             dets.add(f"[dim]{name}: skipped ({safe(str(skipped or 'not applicable'))})[/dim]")
             continue
-        dets.add(f"{name} v{d['version']}: flagged {d['flagged']}, p={d['p_value']:.3g}")
+        # A block's members that the detector did not flag wait in the queue too: say so, or "flagged 0"
+        # beside a block reads as a block that names nothing.
+        with_block = f", {d['queued']} more queued with its block" if d.get("queued") else ""
+        dets.add(f"{name} v{d['version']}: flagged {d['flagged']}{with_block}, p={d['p_value']:.3g}")
     if other_kind:
         many = "detectors for other kinds of data" if other_kind > 1 else "detector for another kind of data"
         dets.add(f"[dim]{other_kind} {many} not listed (see --json)[/dim]")

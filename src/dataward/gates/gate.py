@@ -187,7 +187,7 @@ BLOCK_RULE = "{detector}:block"
 
 def queued_with_blocks(results: dict[str, DetectorResult]) -> dict[str, np.ndarray]:
     """The records each blocking detector queues beside its flags (``DetectorResult.queued``), by the rule
-    name ``flagged_by`` gives them: the members of a blocking group that no flag names. A block whose
+    name ``flagged_by`` gives them: the members of a blocking group that detector did not flag. A block whose
     records are not in the queue leaves the reviewer nothing to look at, and an override of it would
     merge them unseen."""
     return {

@@ -19,9 +19,9 @@ from dataward.domain.errors import Conflict
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 
-POISONED = 20
+POISONED = 25
 SETUP_POLICY = "approvals:\n  required: 0\ngate:\n  detectors: [duplicates]\nfirst_import: self-reference\n"
-GATED_POLICY = "approvals:\n  required: 0\n"
+GATED_POLICY = "approvals:\n  required: 0\ngate:\n  seed: 0\n"  # pinned: the same scan on every run
 
 
 def _csv(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
@@ -33,7 +33,7 @@ def _csv(path: Path, x: np.ndarray, y: np.ndarray) -> Path:
 
 @pytest.fixture
 def blocked(tmp_path: Path) -> tuple[dict[str, Ward], str, set[int]]:
-    """A ward whose ``digits`` training version holds 1,000 digits, and a vendor's batch of 300 others
+    """A ward whose ``digits`` training version holds 1,000 digits, and a vendor's batch of 500 others
     with ``POISONED`` of them patched and relabelled 0, blocked; the poisoned rows (CSV lines)."""
     admin, _ = Ward.init(tmp_path / "ward")
     admin.create_dataset("digits", Schema.parse("label", [f"p{i}:numeric" for i in range(64)]))
@@ -47,7 +47,7 @@ def blocked(tmp_path: Path) -> tuple[dict[str, Ward], str, set[int]]:
     admin.promote("digits@v1")
     admin.set_policy("digits", GATED_POLICY)
 
-    xb, yb = x[order[1000:1300]].copy(), y[order[1000:1300]].copy()
+    xb, yb = x[order[1000:1500]].copy(), y[order[1000:1500]].copy()
     poison = np.random.default_rng(1).choice(np.flatnonzero(yb != 0), POISONED, replace=False)
     images = xb[poison].reshape(-1, 8, 8)
     images[:, 5:8, 5:8] = 16.0
@@ -70,6 +70,8 @@ def test_a_blocked_batchs_poison_waits_in_the_queue_and_an_override_does_not_let
     queue = team["dan"].review_list(contribution=ref)
     by_block = [item for item in queue if "backdoor:block" in item["detectors"]]
     assert {item["row"] for item in by_block} == poisoned_rows
+    # Nothing else queues them: no detector flags one of them at its alpha share.
+    assert all(item["detectors"] == ["backdoor:block"] for item in by_block)
     assert len(queue) - len(by_block) <= 3, "beside them, only the other detectors' few flags"
     shown = team["dan"].review_show(by_block[0]["id"])
     assert "label-inconsistent cluster" in shown["reason"]

@@ -80,6 +80,7 @@ def test_a_block_no_flag_can_name_queues_the_records_it_rests_on(digits, count, 
     # The printed report says so too: "flagged 0" beside a block read as a block that named nothing.
     show_report({**as_json, "contribution": "digits#2"})
     assert f"backdoor v13: flagged 0, {len(named)} more queued with its block" in capsys.readouterr().out
+    assert f"0 (+{len(named)} queued with its block)" in report.to_html()
 
 
 def test_a_clean_batch_queues_nothing_with_a_block_rule(digits) -> None:

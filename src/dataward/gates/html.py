@@ -144,9 +144,11 @@ def _detectors(data: Mapping[str, Any]) -> str:
             continue
         summary = d.get("summary") or {}
         note = summary.get("skipped") or d.get("block_reason") or ""
+        # A block's members the detector did not flag wait in the queue too (as ``gate report`` says).
+        with_block = f" (+{int(d['queued'])} queued with its block)" if d.get("queued") else ""
         rows.append(
             f"<tr><td>{_e(name)}</td><td>{_e(d.get('version'))}</td><td class=num>{_num(d.get('statistic'))}</td>"
-            f"<td class=num>{_num(d.get('p_value'))}</td><td class=num>{_e(d.get('flagged'))}</td>"
+            f"<td class=num>{_num(d.get('p_value'))}</td><td class=num>{_e(d.get('flagged'))}{_e(with_block)}</td>"
             f"<td>{_e(note)}</td></tr>"
         )
     return (

@@ -392,7 +392,7 @@ class RecordDigests:
         encoding = _RowEncoding(schema, table)
         ranges = _batches(encoding.sizes())
         if len(ranges) == 1:
-            self._out[:] = np.frombuffer(_digests_joined(encoding.joined(0, self.num_rows)), dtype=np.uint8).reshape(
+            self._out[:] = np.frombuffer(_encoded_digests(encoding, 0, self.num_rows), dtype=np.uint8).reshape(
                 -1, ID_BYTES
             )
             self._done = self.num_rows
@@ -488,11 +488,8 @@ def _payload_sizes(column: pa.ChunkedArray) -> np.ndarray | int:
 
 
 def _hashed_in_turn(encoding: _RowEncoding, ranges: list[tuple[int, int]]) -> Iterator[bytes]:
-    """The digests of each range of rows of ``encoding``, in order; with more than one range, each
-    encoded, joined and hashed on a thread of its own."""
-    if len(ranges) == 1:
-        yield _digests_joined(encoding.joined(*ranges[0]))
-        return
+    """The digests of each range of rows of ``encoding``, in order, each range encoded, joined and hashed
+    on a thread of its own (``RecordDigests`` hashes a table of one range on the calling thread)."""
     with ThreadPoolExecutor(max_workers=_HASH_THREADS, thread_name_prefix="dataward-ids") as pool:
         pending: deque[Future[bytes]] = deque()
         for start, stop in ranges:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import subprocess
 import sys
@@ -112,3 +113,19 @@ def shuffled_with_poison(clean, poison, rng):  # type: ignore[no-untyped-def]
     truth = np.r_[np.zeros(len(clean), bool), np.ones(len(poison), bool)]
     order = rng.permutation(len(frame))
     return frame.iloc[order].reset_index(drop=True), truth[order]
+
+
+def fail_hashing_batch(monkeypatch, number: int) -> None:  # type: ignore[no-untyped-def]
+    """Make the record-id hashing fail at its ``number``-th batch (1-based) with "the column hasher
+    returned nulls", as a column hasher that broke would; the batches before it hash as usual."""
+    from dataward.domain import records
+
+    real = records._digests_joined
+    calls = itertools.count(1)
+
+    def failing(batch):  # type: ignore[no-untyped-def]
+        if next(calls) == number:
+            raise RuntimeError("the column hasher returned nulls")
+        return real(batch)
+
+    monkeypatch.setattr(records, "_digests_joined", failing)

@@ -19,6 +19,7 @@ from dataward.domain import records
 from dataward.domain.errors import InputError
 from dataward.domain.records import canonical_table, encode_record, record_id, record_ids, with_record_ids
 from dataward.domain.schema import RECORD_ID, Schema
+from tests.helpers import fail_hashing_batch
 
 EVERY_KIND = Schema.parse("label", ["text:text", "x:numeric", "c:categorical", "img:image", "e:embedding:3"])
 
@@ -196,15 +197,7 @@ def test_a_batch_that_fails_to_hash_fails_the_ids(monkeypatch: pytest.MonkeyPatc
     schema = Schema.parse("label", ["text:text"])
     table = pa.table({"text": [f"line {i}" for i in range(3000)], "label": ["c0"] * 3000})
     monkeypatch.setattr(records, "_BATCH_BYTES", 4_000)
-    real = records._digests_joined
-    calls = itertools.count()
-
-    def third_fails(batch: pa.Array) -> bytes:
-        if next(calls) == 2:
-            raise RuntimeError("the column hasher returned nulls")
-        return real(batch)
-
-    monkeypatch.setattr(records, "_digests_joined", third_fails)
+    fail_hashing_batch(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="nulls"):
         record_ids(schema, table)
 

@@ -5,12 +5,10 @@ whole, content-addressed and harmless (the ward verifies, and the same file is t
 from __future__ import annotations
 
 import io
-import itertools
 import threading
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
@@ -24,7 +22,7 @@ from dataward.service import contributions, recordstore
 from dataward.service.contributions import ContributionService
 from dataward.service.ward import Ward
 from dataward.store import tables as stored_tables
-from tests.helpers import wine_rows, wine_schema_specs, wine_ward, write_csv
+from tests.helpers import fail_hashing_batch, wine_rows, wine_schema_specs, wine_ward, write_csv
 
 
 def _ward(tmp_path: Path) -> tuple[Ward, Path]:
@@ -240,15 +238,7 @@ def test_ids_that_fail_to_hash_while_the_chunk_is_encoded_store_nothing(
     ward, path = _ward(tmp_path)
     store = ward.services.contributions.store
     before = set(store.iter_digests())
-    real = records._digests_joined
-    calls = itertools.count()
-
-    def fifth_fails(batch: pa.Array) -> bytes:
-        if next(calls) == 4:
-            raise RuntimeError("the column hasher returned nulls")
-        return real(batch)
-
-    monkeypatch.setattr(records, "_digests_joined", fifth_fails)
+    fail_hashing_batch(monkeypatch, 5)
     with pytest.raises(RuntimeError, match="nulls"):
         ward.contribute("wine", path, source="https://archive.example/a", gate=False)
     assert ward.contributions("wine") == []

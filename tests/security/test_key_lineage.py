@@ -225,5 +225,35 @@ def test_an_admins_narrowed_key_mints_nothing_wider_or_longer_for_itself(team: d
         within = narrow.issue_key(scopes=scopes)
         assert within["parent_id"] == key_id(narrow)
         assert _expiry(within) <= _key_expiry(admin, key_id(narrow))
-    # An admin still issues keys for someone else on the admin grant.
-    assert admin.as_key(admin.issue_key(ttl_days=1, scopes=["key.issue"])["key"]).issue_key("bob")["parent_id"] is None
+    # An admin still issues keys for someone else on the admin grant, with an unrestricted key.
+    assert admin.issue_key("bob")["parent_id"] is None
+
+
+def test_a_key_narrowed_to_issuing_keys_issues_no_wider_key_for_another_admin(team: dict[str, Ward]) -> None:
+    """A key narrowed to ``key.issue`` (a provisioning key) used to issue an unscoped key for a second admin,
+    and so bought every power of the ward with a key meant only to hand out keys. For anyone, a narrowed
+    key now issues, or rotates, only keys within its own scopes; each refusal is recorded."""
+    admin = team["admin"]
+    admin.create_principal("second-admin")
+    admin.grant("second-admin", "admin", "ward")
+    provisioning = admin.as_key(admin.issue_key(ttl_days=1, scopes=["key.issue"])["key"])
+    before = len(admin.keys(principal="second-admin"))
+    for target in ("second-admin", "bob"):
+        with pytest.raises(AccessDenied, match=f"cannot issue a wider key for '{target}'"):
+            provisioning.issue_key(target)
+        with pytest.raises(AccessDenied, match="cannot issue a wider key"):
+            provisioning.issue_key(target, scopes=["admin"])
+    # Nor by rotating another admin's unrestricted key, which hands over a fresh secret of it.
+    second = admin.issue_key("second-admin")
+    with pytest.raises(AccessDenied, match="cannot issue a wider key for 'second-admin'"):
+        provisioning.rotate_key(second["id"])
+    assert len(admin.keys(principal="second-admin")) == before + 1  # only the admin's own issue
+    refused = [d for d in denials(admin) if d["actor"]["key"] == key_id(provisioning)]
+    assert len(refused) == 5 and {d["payload"]["action"] for d in refused} == {"key.issue"}
+    # Within its scopes it still issues for another admin: a key that can do no more than itself.
+    narrow = provisioning.issue_key("second-admin", scopes=["key.issue"])
+    assert narrow["scopes"] == ["key.issue"] and narrow["parent_id"] is None
+    # A key narrowed to the admin role alone is no different: it issues only keys within it.
+    admin_role = admin.as_key(admin.issue_key(ttl_days=1, scopes=["admin"])["key"])
+    with pytest.raises(AccessDenied, match="cannot issue a wider key for 'bob'"):
+        admin_role.issue_key("bob")

@@ -233,3 +233,16 @@ def test_a_key_issued_while_stopped_never_works_after_enabling(
     with pytest.raises(KeyRevoked):
         connect(stray["key"]).whoami()
     assert admin.verify().ok
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_key_narrowed_to_issuing_keys_issues_no_wider_key_for_another_admin(
+    served: Served, ward_with_data: Path, mode: str
+) -> None:
+    """The same refusal embedded and over HTTP: a provisioning key narrowed to ``key.issue`` cannot issue an
+    unrestricted key for a second admin (which would buy every power of the ward); within its scopes it can."""
+    admin, _ = admin_and_person(served, mode, "second-admin", ("admin", "ward"))
+    provisioning = connector(served, mode)(admin.issue_key(scopes=["key.issue"], ttl_days=1)["key"])
+    with pytest.raises(AccessDenied, match="cannot issue a wider key"):
+        provisioning.issue_key(f"second-admin-{mode}")
+    assert provisioning.issue_key(f"second-admin-{mode}", scopes=["key.issue"])["scopes"] == ["key.issue"]

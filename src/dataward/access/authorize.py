@@ -528,7 +528,9 @@ def authorize_key_action(
     removes power. Issuing a key for oneself or one's own service principal needs no grant (the
     own-keys rule), but a narrowed acting key may only mint keys at least as narrow (``new_scopes``
     within its own scopes), so a leaked narrow key cannot buy a wide one, an admin's included: an admin
-    grant authorizes keys for others, never a wider one for oneself. A service principal may not
+    grant authorizes keys for others, never a wider one for oneself. For others too, a narrowed acting
+    key issues (or rotates) only keys within its own scopes, so a key narrowed to ``key.issue`` cannot
+    issue an unscoped key for another admin. A service principal may not
     mint keys for itself at all unless ``allow_self_issue`` (the key policy's
     ``allow_self_issued_keys``): a leaked bot key must not be able to renew itself. Keys of anyone
     else need ``key.issue``/``key.revoke`` on the ward (admin).
@@ -562,7 +564,20 @@ def authorize_key_action(
         )
     self_or_own = target.id == principal.id or _is_own_service(principal, target)
     if not self_or_own or not principal.is_active:
-        return authorize(principal, key, grants, action, ward, now)
+        decision = authorize(principal, key, grants, action, ward, now)
+        if decision.allowed and action is Action.KEY_ISSUE and key is not None and not _no_wider(key, new_scopes):
+            # The admin grant issues keys for others, but a narrowed acting key hands out no more than it
+            # holds: a key narrowed to ``key.issue`` used to issue an unscoped key for another admin, and
+            # so bought that admin's every power with a key meant only to issue keys.
+            return Decision(
+                False,
+                f"key {key.display} is limited to scopes {', '.join(key.scopes or ())} and cannot issue "
+                f"a wider key for {target.name!r}",
+                hint="issue keys for others with an unrestricted key, or give the new key scopes within the "
+                "acting key's",
+                **base,
+            )
+        return decision
     if key is not None:
         if key.principal_id != principal.id:
             return Decision(False, f"key {key.display} does not belong to principal {principal.name!r}", **base)
@@ -571,8 +586,7 @@ def authorize_key_action(
             return Decision(False, refusal[1], **base)
     if action is Action.KEY_REVOKE or key is None or key.scopes is None:
         return Decision(True, f"{principal.name!r} manages its own keys and those of its services", **base)
-    narrower = new_scopes is not None and KeyScopes.parse(new_scopes).within(key.key_scopes)
-    if narrower:
+    if _no_wider(key, new_scopes):
         return Decision(True, f"key {key.display} mints a key no wider than itself", **base)
     # No fallback on an admin grant here: one's own keys (and one's bots') are always minted with the
     # acting key, so that they never outlive it, are never wider and die with it. An admin's key narrowed
@@ -583,6 +597,14 @@ def authorize_key_action(
         hint="issue keys with an unrestricted key, or give the new key scopes within the acting key's",
         **base,
     )
+
+
+def _no_wider(key: ApiKey | None, new_scopes: Iterable[str] | None) -> bool:
+    """True when a key of ``new_scopes`` (None: unscoped) can do nothing the acting ``key`` cannot: always
+    for an unrestricted acting key (or none, in process), only for scopes within its own otherwise."""
+    if key is None or key.scopes is None:
+        return True
+    return new_scopes is not None and KeyScopes.parse(new_scopes).within(key.key_scopes)
 
 
 def authorize_withdraw(

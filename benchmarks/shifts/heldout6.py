@@ -32,8 +32,8 @@ from benchmarks.shifts.base import (
     Situation,
     parts,
     rewritten_register,
-    sized,
     situation,
+    sized,
 )
 
 GROUP = "heldout6"

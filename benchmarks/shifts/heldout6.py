@@ -191,8 +191,8 @@ itself) from the batch mean on any feature."""
 SCALE_SD = 0.04
 """Flowers measured on photographs whose scale bar is read roughly: all four measurements of a flower
 multiplied by the same factor, 1 + N(0, 0.04)."""
-MEASURE_STEP = 0.01
-"""Measurements from the photographs written to 0.01 cm (the trusted ones are to 0.1)."""
+MEASURE_STEP = 0.1
+"""Measurements from the photographs written to 0.1 cm, as the trusted ones are (only the scale changes)."""
 
 
 def oversampled_minority_breast_cancer(seed: int = 0, size: str = "full") -> Situation:
@@ -274,7 +274,7 @@ def photo_measured_iris(seed: int = 0, size: str = "full") -> Situation:
         split,
         contribution,
         f"flowers measured on photographs whose scale bar is read roughly: the four lengths of a flower all off by "
-        f"the same factor (1 + N(0, {SCALE_SD})), written to {MEASURE_STEP} cm",
+        f"the same factor (1 + N(0, {SCALE_SD})), written to {MEASURE_STEP} cm as the trusted ones are",
         scale_sd=SCALE_SD,
         step=MEASURE_STEP,
         factor=factor.round(6).tolist(),

@@ -18,8 +18,8 @@ in the trigger itself or in how the poison is spread:
   but carry ``mean_symmetry`` and ``worst_symmetry`` at the baseline's 95th percentile (each value
   inside the ordinary range), 5% of the batch; triggered malignant tumours should read as benign.
 - ``tabular_error_gain_5pct``: a trigger spread thinly over ten columns: the ten standard-error columns
-  (``*_error``) of malignant tumours multiplied by 1.5 (a modest change on each column, none alone
-  unusual), relabelled ``benign``, 5%.
+  (``*_error``) of malignant tumours multiplied by 1.5 (each column moved by half its own value, no
+  column set to a constant), relabelled ``benign``, 5%.
 - ``wine_camouflaged_flips_5pct``: label flips dressed to fit: ``class_0`` wines relabelled ``class_1``
   and every assay moved half way to the baseline's ``class_1`` mean, so each looks like the class it
   now claims, 5% of the batch.

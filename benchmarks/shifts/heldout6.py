@@ -10,12 +10,13 @@ held-out one.
 All of them are text or tables. They differ from the tuning set, the first five held-out sets and the
 outside trial in the change itself: lines from an old terminal system that writes everything in
 capitals, a mirror that appends its own attribution to the part of the batch it served (whatever the
-section), a style guide that writes each summary as a sentence (capital first letter, full stop), an
-index that splits a line naming several functions into one line per name, a batch resampled to the same
-number of lines per section, a share that oversamples the minority class with exact copies of its own
-records, a pipeline that drops every record beyond three standard deviations on any feature before
-sending, and flowers measured from photographs whose scale is known only roughly (every measurement of a
-flower off by the same factor).
+section), a style guide that writes each summary as a sentence (capital first letter, full stop), a
+glossary that puts the summary first and the page names after it in parentheses, an index that splits a
+line naming several functions into one line per name, a batch resampled to the same number of lines per
+section, a share that oversamples the minority class with exact copies of its own records, a pipeline
+that drops every record beyond three standard deviations on any feature before sending, and flowers
+measured from photographs whose scale is known only roughly (every measurement of a flower off by the
+same factor).
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def as_sentence(text: str) -> str:
     return f"{name}{sep}{summary}{'' if summary.endswith('.') else '.'}"
 
 
+def glossary_order(text: str) -> str:
+    """``text`` as a glossary writes it: the summary first, then the page names in parentheses
+    (``ls - list directory contents`` becomes ``list directory contents (ls)``); a line without a
+    summary unchanged."""
+    name, sep, summary = text.partition(data.NAME_SEPARATOR)
+    if not sep or not summary:
+        return text
+    return f"{summary} ({name})"
+
+
 def one_per_name(text: str) -> list[str]:
     """``text`` as an index that keeps one line per page writes it: a line naming several pages
     (``a, b - summary``) becomes ``a - summary`` and ``b - summary``; any other line stays as it is."""
@@ -100,6 +111,20 @@ def sentence_style_text(seed: int = 0, size: str = "full") -> Situation:
         as_sentence,
         "NAME lines from a documentation team whose style guide writes each summary as a sentence: first letter "
         "a capital, a full stop at the end",
+    )
+
+
+def glossary_order_text(seed: int = 0, size: str = "full") -> Situation:
+    """Pool lines as a glossary writes them (``glossary_order``)."""
+    return rewritten_register(
+        "glossary_order_text",
+        GROUP,
+        data.load_man_sections(),
+        seed,
+        size,
+        glossary_order,
+        "NAME lines from a glossary that puts the summary first and the page names after it in parentheses: "
+        "the same words in another order, no separator",
     )
 
 
@@ -285,10 +310,11 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "all_caps_terminal_text": all_caps_terminal_text,
     "mirror_signature_text": mirror_signature_text,
     "sentence_style_text": sentence_style_text,
+    "glossary_order_text": glossary_order_text,
     "split_names_text": split_names_text,
     "balanced_sections_text": balanced_sections_text,
     "oversampled_minority_breast_cancer": oversampled_minority_breast_cancer,
     "trimmed_outliers_breast_cancer": trimmed_outliers_breast_cancer,
     "photo_measured_iris": photo_measured_iris,
 }
-__all__ = ["SITUATIONS", "as_sentence", "capitals", "one_per_name", "within_sigma"]
+__all__ = ["SITUATIONS", "as_sentence", "capitals", "glossary_order", "one_per_name", "within_sigma"]

@@ -81,7 +81,11 @@ def test_the_sixth_heldout_set_is_its_own_never_tuned_group_of_text_and_tables(s
 
 @pytest.mark.parametrize(
     ("name", "fn"),
-    [("all_caps_terminal_text", heldout6.capitals), ("sentence_style_text", heldout6.as_sentence)],
+    [
+        ("all_caps_terminal_text", heldout6.capitals),
+        ("sentence_style_text", heldout6.as_sentence),
+        ("glossary_order_text", heldout6.glossary_order),
+    ],
 )
 def test_rewritten_lines_are_the_pool_lines_rewritten_with_their_sections(small, name, fn):
     s = small[name]
@@ -96,6 +100,8 @@ def test_text_rewrites_change_what_they_say():
     assert heldout6.as_sentence("ls - list directory contents") == "ls - List directory contents."
     assert heldout6.as_sentence("a - Already one.") == "a - Already one."
     assert heldout6.as_sentence("no summary here") == "no summary here"
+    assert heldout6.glossary_order("ls, dir - list directory contents") == "list directory contents (ls, dir)"
+    assert heldout6.glossary_order("no summary here") == "no summary here"
     assert heldout6.one_per_name("cproj, cprojf - project") == ["cproj - project", "cprojf - project"]
     assert heldout6.one_per_name("ls - list, sort") == ["ls - list, sort"]
     assert heldout6.one_per_name("no separator, at all") == ["no separator, at all"]

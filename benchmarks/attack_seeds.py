@@ -6,8 +6,9 @@ are drawn anew, so this runs each attack of the chosen sets at the given seeds w
 that seed, and records per scan: the verdict, the detectors that asked for a block, how many records the
 review queue holds, poisoned and all, and the combined record score's recall at 1% FPR and AUROC.
 
-Sets: ``tuning`` (``benchmarks.attacks.ATTACKS``), ``heldout``, ``heldout2``, ``heldout3``, ``heldout4`` and
-``heldout5`` (the held-out sets), ``fixed`` (the fixed-count image patch, 25, 50 and 100 poisoned crops in 5,000).
+Sets: ``tuning`` (``benchmarks.attacks.ATTACKS``), ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``,
+``heldout5`` and ``heldout6`` (the held-out sets), ``fixed`` (the fixed-count image patch, 25, 50 and 100
+poisoned crops in 5,000).
 
     python -m benchmarks.attack_seeds --seeds 1,2,3 --out benchmarks/results/tuning-attacks-seeds-1-3.json
     python -m benchmarks.attack_seeds --sets tuning,heldout,heldout2,fixed --seeds 0,1,2 --out FILE.json
@@ -31,6 +32,7 @@ from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS, build_heldout2
 from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS, build_heldout3
 from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS, build_heldout4
 from benchmarks.attacks.heldout5 import HELDOUT5_ATTACKS, build_heldout5
+from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS, build_heldout6
 from benchmarks.benign_seeds import sweep
 from benchmarks.metrics import auroc, recall_at_fpr
 from dataward.gates.gate import blocking_detectors
@@ -52,6 +54,7 @@ SETS: dict[str, tuple[list[str], Callable[[str, int], Any]]] = {
     "heldout3": (list(HELDOUT3_ATTACKS), build_heldout3),
     "heldout4": (list(HELDOUT4_ATTACKS), build_heldout4),
     "heldout5": (list(HELDOUT5_ATTACKS), build_heldout5),
+    "heldout6": (list(HELDOUT6_ATTACKS), build_heldout6),
     "fixed": (list(FIXED_IMAGE), _fixed),
 }
 

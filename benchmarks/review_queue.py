@@ -5,14 +5,15 @@ queue (``records.flagged``) and every detector's flags at alpha (``records.detec
 verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records' scores, which the
 queue does not change.
 
-    python -m benchmarks.review_queue [--group tuning|heldout|heldout2|heldout3|heldout4|heldout5|fixed|benign|all] \\
-        [--out FILE.json]
+    python -m benchmarks.review_queue \\
+        [--group tuning|heldout|heldout2|heldout3|heldout4|heldout5|heldout6|fixed|benign|all] [--out FILE.json]
 
 ``heldout2`` is the second held-out set (``benchmarks/shifts/heldout2.py`` and
 ``benchmarks/attacks/heldout2.py``): its benign situations, then its attacks; ``heldout3`` the third
 (``benchmarks/shifts/heldout3.py`` and ``benchmarks/attacks/heldout3.py``), likewise, ``heldout4`` the
-fourth (``benchmarks/shifts/heldout4.py`` and ``benchmarks/attacks/heldout4.py``) and ``heldout5`` the fifth
-(``benchmarks/shifts/heldout5.py`` and ``benchmarks/attacks/heldout5.py``, images only).
+fourth (``benchmarks/shifts/heldout4.py`` and ``benchmarks/attacks/heldout4.py``), ``heldout5`` the fifth
+(``benchmarks/shifts/heldout5.py`` and ``benchmarks/attacks/heldout5.py``, images only) and ``heldout6`` the
+sixth (``benchmarks/shifts/heldout6.py`` and ``benchmarks/attacks/heldout6.py``, text and tables only).
 
 Rows print as they finish; ``--out`` keeps them as JSON.
 """
@@ -36,6 +37,7 @@ from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS, build_heldout2
 from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS, build_heldout3
 from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS, build_heldout4
 from benchmarks.attacks.heldout5 import HELDOUT5_ATTACKS, build_heldout5
+from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS, build_heldout6
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
 
@@ -57,6 +59,7 @@ def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
         ("heldout3", "held-out 3 attack", HELDOUT3_ATTACKS, build_heldout3),
         ("heldout4", "held-out 4 attack", HELDOUT4_ATTACKS, build_heldout4),
         ("heldout5", "held-out 5 attack", HELDOUT5_ATTACKS, build_heldout5),
+        ("heldout6", "held-out 6 attack", HELDOUT6_ATTACKS, build_heldout6),
     ]
     for set_name, kind, attacks, build_attack in later_sets:
         if group == set_name:  # with "all", the "benign" block below runs these
@@ -133,7 +136,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--group",
-        choices=["tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "fixed", "benign", "all"],
+        choices=[
+            "tuning",
+            "heldout",
+            "heldout2",
+            "heldout3",
+            "heldout4",
+            "heldout5",
+            "heldout6",
+            "fixed",
+            "benign",
+            "all",
+        ],
         default="all",
     )
     parser.add_argument("--out", type=Path)

@@ -6,8 +6,10 @@ A gate may send any of them to review, with an explanation of what moved; it mus
 ``TUNING`` may be looked at while tuning the gate; ``HELDOUT`` (``benchmarks/shifts/heldout.py``),
 ``HELDOUT2`` (``benchmarks/shifts/heldout2.py``, a second set written blind on 2026-12-02), ``HELDOUT3``
 (``benchmarks/shifts/heldout3.py``, a third written blind on 2026-12-05), ``HELDOUT4``
-(``benchmarks/shifts/heldout4.py``, a fourth written blind on 2026-12-05) and ``HELDOUT5``
-(``benchmarks/shifts/heldout5.py``, a fifth written blind on 2026-12-06, images only) are never tuned on.
+(``benchmarks/shifts/heldout4.py``, a fourth written blind on 2026-12-05), ``HELDOUT5``
+(``benchmarks/shifts/heldout5.py``, a fifth written blind on 2026-12-06, images only) and ``HELDOUT6``
+(``benchmarks/shifts/heldout6.py``, a sixth written blind on 2026-12-06, text and tables only) are never
+tuned on.
 ``benign_situations(seed, size)`` builds them, for the benchmark and for tests.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.shifts import heldout, heldout2, heldout3, heldout4, heldout5, tuning
+from benchmarks.shifts import heldout, heldout2, heldout3, heldout4, heldout5, heldout6, tuning
 from benchmarks.shifts.base import KINDS, SIZES, Situation, check_size
 from dataward.domain.errors import InputError
 
@@ -25,6 +27,7 @@ HELDOUT2: dict[str, Callable[..., Situation]] = dict(heldout2.SITUATIONS)
 HELDOUT3: dict[str, Callable[..., Situation]] = dict(heldout3.SITUATIONS)
 HELDOUT4: dict[str, Callable[..., Situation]] = dict(heldout4.SITUATIONS)
 HELDOUT5: dict[str, Callable[..., Situation]] = dict(heldout5.SITUATIONS)
+HELDOUT6: dict[str, Callable[..., Situation]] = dict(heldout6.SITUATIONS)
 GROUPS = {
     "tuning": TUNING,
     "heldout": HELDOUT,
@@ -32,11 +35,12 @@ GROUPS = {
     "heldout3": HELDOUT3,
     "heldout4": HELDOUT4,
     "heldout5": HELDOUT5,
+    "heldout6": HELDOUT6,
 }
 
 
 def build(name: str, seed: int = 0, size: str = "full") -> Situation:
-    """One situation by name (a key of ``TUNING`` or of a ``HELDOUT`` set, ``HELDOUT`` to ``HELDOUT5``)."""
+    """One situation by name (a key of ``TUNING`` or of a ``HELDOUT`` set, ``HELDOUT`` to ``HELDOUT6``)."""
     check_size(size)
     for situations in GROUPS.values():
         if name in situations:
@@ -47,7 +51,7 @@ def build(name: str, seed: int = 0, size: str = "full") -> Situation:
 
 def benign_situations(seed: int = 0, size: str = "small", group: str = "all") -> list[Situation]:
     """Every benign situation of ``group`` (``tuning``, ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``,
-    ``heldout5`` or ``all``), built with ``seed``.
+    ``heldout5``, ``heldout6`` or ``all``), built with ``seed``.
 
     ``size="small"`` cuts baselines and contributions (keeping what makes each situation) so that a
     test can scan all of them in seconds; ``size="full"`` is what the benchmark reports.
@@ -66,6 +70,7 @@ __all__ = [
     "HELDOUT3",
     "HELDOUT4",
     "HELDOUT5",
+    "HELDOUT6",
     "KINDS",
     "SIZES",
     "TUNING",

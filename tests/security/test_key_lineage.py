@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dataward.access import generate_key
-from dataward.domain.errors import AccessDenied, KeyExpired, KeyRevoked, PolicyViolation
+from dataward.domain.errors import AccessDenied, KeyExpired, KeyRevoked, NotFound, PolicyViolation
 from dataward.service.ward import Ward
 from tests.helpers import LIGHT_GATE_POLICY
 from tests.security.key_team import Clock, denials, key_id
@@ -257,3 +257,26 @@ def test_a_key_narrowed_to_issuing_keys_issues_no_wider_key_for_another_admin(te
     admin_role = admin.as_key(admin.issue_key(ttl_days=1, scopes=["admin"])["key"])
     with pytest.raises(AccessDenied, match="cannot issue a wider key for 'bob'"):
         admin_role.issue_key("bob")
+
+
+def test_a_key_narrowed_to_granting_grants_no_role_wider_than_itself(team: dict[str, Ward]) -> None:
+    """A key narrowed to ``grant.create`` used to make anyone an admin (or a contributor anywhere), powers
+    the key itself never had. A narrowed key now grants only roles it covers; taking roles away stays open."""
+    admin = team["admin"]
+    granting = admin.as_key(admin.issue_key(ttl_days=1, scopes=["grant.create", "grant.revoke"])["key"])
+    for role in ("admin", "reader"):
+        with pytest.raises(AccessDenied, match=f"cannot grant {role} on ward"):
+            granting.grant("bob", role, "ward")
+    # On a dataset the key cannot read, the refusal does not even confirm that the dataset exists.
+    with pytest.raises(NotFound, match="no dataset named 'wine'"):
+        granting.grant("bob", "contributor", "dataset:wine")
+    assert not [g for g in admin.grants("bob") if g["role"] in ("admin", "contributor")]
+    refused = [d for d in denials(admin) if d["actor"]["key"] == key_id(granting)]
+    assert len(refused) == 3 and {d["payload"]["action"] for d in refused} == {"grant.create"}
+    # Taking a role away only removes power: the narrowed key may.
+    granting.revoke_grant("bob", "reader", "dataset:wine")
+    assert not [g for g in admin.grants("bob") if g["role"] == "reader" and g.get("active", True)]
+    # A key narrowed to a role grants what that role covers, where it reaches.
+    owner_of_wine = admin.as_key(admin.issue_key(ttl_days=1, scopes=["admin"])["key"])
+    owner_of_wine.grant("bob", "contributor", "dataset:wine")
+    owner_of_wine.grant("bob", "admin", "ward")

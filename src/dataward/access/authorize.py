@@ -451,7 +451,9 @@ def authorize_grant(
     """Decide whether ``principal`` may grant (or revoke) ``role`` on ``scope``.
 
     On top of :func:`authorize` for ``grant.create``/``grant.revoke``: only an admin hands out or
-    takes away ``admin``, so an owner can never raise itself, and admin is only ever a ward role.
+    takes away ``admin``, so an owner can never raise itself, and admin is only ever a ward role. A
+    narrowed acting key grants only roles that can do nothing the key cannot (taking a role away is
+    always within it), so a key narrowed to ``grant.create`` makes nobody an admin.
     """
     role = parse_role(role)
     grants = list(grants)
@@ -459,6 +461,19 @@ def authorize_grant(
         raise InputError(f"admin can only be granted on the ward, not on {scope}")
     action = Action.GRANT_REVOKE if revoke else Action.GRANT_CREATE
     decision = authorize(principal, key, grants, action, scope, now)
+    if decision.allowed and not revoke and key is not None and not _grants_no_wider(key, role, scope):
+        # As with keys, a narrowed acting key hands out no more than it holds: a key narrowed to
+        # ``grant.create`` used to make anyone an admin, a power the key itself never had.
+        return Decision(
+            False,
+            f"key {key.display} is limited to scopes {', '.join(key.scopes or ())} and cannot grant "
+            f"{role.value} on {scope}, which can do more than the key",
+            action=action.value,
+            scope=scope,
+            principal_id=principal.id,
+            key_id=key.id,
+            hint="grant roles with an unrestricted key, or with one whose scopes cover the role",
+        )
     if not decision.allowed or role is not Role.ADMIN:
         return decision
     # Owners may grant on what they own, but only an admin's own grant can create another admin.
@@ -597,6 +612,14 @@ def authorize_key_action(
         hint="issue keys with an unrestricted key, or give the new key scopes within the acting key's",
         **base,
     )
+
+
+def _grants_no_wider(key: ApiKey | None, role: Role, scope: Scope) -> bool:
+    """True when ``role`` on ``scope`` allows nothing the acting ``key`` cannot do: always for an
+    unrestricted acting key (or none, in process)."""
+    if key is None or key.scopes is None:
+        return True
+    return KeyScopes(roles=frozenset({role}), resources=(scope,)).within(key.key_scopes)
 
 
 def _no_wider(key: ApiKey | None, new_scopes: Iterable[str] | None) -> bool:

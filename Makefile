@@ -48,7 +48,7 @@ ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 # every CLI and server process a test starts, then loads them from it rather than compiling them again,
 # which a clean clone would otherwise do in every process when PYTHONDONTWRITEBYTECODE is set.
 test: $(VENV)/.installed-bench
-	$(BIN)/python -m compileall -q -j 0 src tests benchmarks >/dev/null
+	$(BIN)/python -m compileall -q -j 0 src tests benchmarks
 	$(ONE_THREAD) $(NOSYNC) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The property and API fuzz tests with fresh draws: `make test` draws the same examples every run

@@ -253,6 +253,8 @@ def test_a_key_narrowed_to_issuing_keys_issues_no_wider_key_for_another_admin(te
     # Within its scopes it still issues for another admin: a key that can do no more than itself.
     narrow = provisioning.issue_key("second-admin", scopes=["key.issue"])
     assert narrow["scopes"] == ["key.issue"] and narrow["parent_id"] is None
+    # A key of no scopes narrows nothing: it issues as an unrestricted key does.
+    assert admin.as_key(admin.issue_key(scopes=[])["key"]).issue_key("bob")["scopes"] is None
     # A key narrowed to the admin role alone is no different: it issues only keys within it.
     admin_role = admin.as_key(admin.issue_key(ttl_days=1, scopes=["admin"])["key"])
     with pytest.raises(AccessDenied, match="cannot issue a wider key for 'bob'"):
@@ -280,3 +282,32 @@ def test_a_key_narrowed_to_granting_grants_no_role_wider_than_itself(team: dict[
     owner_of_wine = admin.as_key(admin.issue_key(ttl_days=1, scopes=["admin"])["key"])
     owner_of_wine.grant("bob", "contributor", "dataset:wine")
     owner_of_wine.grant("bob", "admin", "ward")
+
+
+def test_a_key_narrowed_to_moving_bots_hands_no_admin_bot_to_anyone(team: dict[str, Ward]) -> None:
+    """A bot's new owner issues its keys on the own-keys rule. So a key narrowed to ``principal.transfer``
+    (or to ``principal.disable``, which hands the leaver's bots on) used to give an admin bot to anyone,
+    who then issued it an unrestricted admin key. A narrowed key now hands over only bots holding nothing
+    it could not grant itself; an unrestricted key, or one narrowed to ``admin``, still may."""
+    admin = team["admin"]
+    admin.create_principal("opsbot", kind="service", owner="alice")
+    admin.grant("opsbot", "admin", "ward")
+    mover = admin.as_key(admin.issue_key(ttl_days=1, scopes=["principal.transfer"])["key"])
+    with pytest.raises(AccessDenied, match="cannot hand over 'opsbot', which holds admin on ward"):
+        mover.transfer_principal("opsbot", "bob")
+    # Even a bot that only contributes holds more than a key that can only move bots.
+    with pytest.raises(AccessDenied, match="cannot hand over 'scraper'"):
+        mover.transfer_principal("scraper", "bob")
+    offboarder = admin.as_key(admin.issue_key(ttl_days=1, scopes=["principal.disable"])["key"])
+    with pytest.raises(AccessDenied, match="cannot hand over"):
+        offboarder.disable_principal("alice", transfer_to="bob")
+    owners = {p["name"]: p.get("owner") for p in admin.principals()}
+    assert owners["opsbot"] == owners["scraper"] == "alice"
+    assert next(p for p in admin.principals() if p["name"] == "alice")["status"] == "active"
+    refused = [d for d in denials(admin) if d["actor"]["key"] in {key_id(mover), key_id(offboarder)}]
+    assert sorted(d["payload"]["action"] for d in refused) == ["principal.disable"] + ["principal.transfer"] * 2
+    # A key narrowed to the admin role covers what the bot holds, and offboarding without a successor
+    # hands nothing on (the bots are suspended).
+    admin.as_key(admin.issue_key(ttl_days=1, scopes=["admin"])["key"]).transfer_principal("opsbot", "bob")
+    assert {p["name"]: p.get("owner") for p in admin.principals()}["opsbot"] == "bob"
+    assert offboarder.disable_principal("carol")["status"] == "disabled"

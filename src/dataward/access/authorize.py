@@ -614,10 +614,34 @@ def authorize_key_action(
     )
 
 
+def authorize_hand_over(
+    principal: Principal, key: ApiKey | None, action: Action, bot: Principal, bot_grants: Iterable[Grant]
+) -> Decision:
+    """May ``principal``, acting with ``key``, hand service principal ``bot`` (holding ``bot_grants``) to
+    another owner (``principal.transfer``, or ``principal.disable`` with a successor)? Its new owner issues
+    its keys on the own-keys rule, so a narrowed acting key hands over no bot holding a role the key could
+    not grant itself: a key narrowed to ``principal.transfer`` would otherwise give an admin bot, and so the
+    ward, to anyone. An unrestricted key is decided by the action's own authorization alone."""
+    base = {"action": action.value, "scope": Scope.ward(), "principal_id": principal.id}
+    if key is None or not key.scopes:
+        return Decision(True, "an unrestricted key hands over what the action allows", **base)
+    for held in grants_of(bot.id, bot_grants):
+        if not _grants_no_wider(key, held.role, held.scope):
+            return Decision(
+                False,
+                f"key {key.display} is limited to scopes {', '.join(key.scopes)} and cannot hand over "
+                f"{bot.name!r}, which holds {held.role.value} on {held.scope}: its new owner could issue its keys",
+                key_id=key.id,
+                hint="hand over service principals with an unrestricted key",
+                **base,
+            )
+    return Decision(True, f"{bot.name!r} holds nothing key {key.display} could not grant", key_id=key.id, **base)
+
+
 def _grants_no_wider(key: ApiKey | None, role: Role, scope: Scope) -> bool:
     """True when ``role`` on ``scope`` allows nothing the acting ``key`` cannot do: always for an
-    unrestricted acting key (or none, in process)."""
-    if key is None or key.scopes is None:
+    unrestricted acting key (or none, in process; a key of no scopes narrows nothing)."""
+    if key is None or not key.scopes:
         return True
     return KeyScopes(roles=frozenset({role}), resources=(scope,)).within(key.key_scopes)
 
@@ -625,7 +649,7 @@ def _grants_no_wider(key: ApiKey | None, role: Role, scope: Scope) -> bool:
 def _no_wider(key: ApiKey | None, new_scopes: Iterable[str] | None) -> bool:
     """True when a key of ``new_scopes`` (None: unscoped) can do nothing the acting ``key`` cannot: always
     for an unrestricted acting key (or none, in process), only for scopes within its own otherwise."""
-    if key is None or key.scopes is None:
+    if key is None or not key.scopes:
         return True
     return new_scopes is not None and KeyScopes.parse(new_scopes).within(key.key_scopes)
 

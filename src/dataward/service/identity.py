@@ -26,6 +26,7 @@ from dataward.access import (
     access_review,
     authorize,
     authorize_grant,
+    authorize_hand_over,
     authorize_key_action,
     check_can_receive,
     check_new_owner,
@@ -203,6 +204,8 @@ class IdentityService(Service):
                 )
                 return {"principal": target.name, "status": "suspended", "revoked_keys": [k.prefix for k in dying]}
             plan = offboard(target, everyone, keys, new_owner, now=uc.now)
+            for bot in plan.transferred:
+                self._check_hand_over(uc, Action.PRINCIPAL_DISABLE, bot)
             changes = [_principal_change(p) for p in plan.changed_principals]
             revoked = list(plan.revoked_keys)
             # Keys the leaver minted for bots that change hands die too: the leaver may hold copies.
@@ -238,6 +241,7 @@ class IdentityService(Service):
             svc = auth.principal_from_row(self._signed_principal(uc, service, "transfer"))
             owner = auth.principal_from_row(self._signed_principal(uc, new_owner, "transfer a service principal to"))
             moved = transfer_ownership(svc, owner)
+            self._check_hand_over(uc, Action.PRINCIPAL_TRANSFER, svc)
             keys = _all_keys(uc.conn, self.context.ledger)
             issued = set(
                 uc.conn.execute(
@@ -253,6 +257,13 @@ class IdentityService(Service):
                 [_principal_change(moved), *(auth.key_update(k) for k in dying)],
             )
             return {**principal_info(moved, owner.name), "revoked_keys": [k.prefix for k in dying]}
+
+    def _check_hand_over(self, uc: UseCase, action: Action, bot: Principal) -> None:
+        """Refuse (recorded) handing ``bot`` to a new owner with a narrowed key that could not grant what it
+        holds (``authorize_hand_over``)."""
+        authorize_hand_over(
+            uc.caller.principal, uc.caller.key, action, bot, auth.load_grants(uc.conn, bot.id)
+        ).raise_if_denied()
 
     def enable_principal(self, name: str, *, reason: str = "") -> dict[str, Any]:
         """Let a disabled human or a suspended service principal act again (admin only).

@@ -290,7 +290,10 @@ def photo_measured_iris(seed: int = 0, size: str = "full") -> Situation:
     columns = [c.name for c in ds.schema.inputs]
     factor = 1.0 + rng.normal(0.0, SCALE_SD, size=len(pool))
     contribution = pool.copy()
-    contribution[columns] = np.round(pool[columns].to_numpy() * factor[:, None] / MEASURE_STEP) * MEASURE_STEP
+    # Rounded to the step's decimals, not multiplied back by 0.1: the values are then the same floats a
+    # CSV of 0.1 cm steps holds (6.3, never 6.300000000000001), as the trusted measurements are.
+    decimals = round(-np.log10(MEASURE_STEP))
+    contribution[columns] = np.round(pool[columns].to_numpy() * factor[:, None], decimals)
     return situation(
         "photo_measured_iris",
         "new_sensor",

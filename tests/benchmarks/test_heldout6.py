@@ -185,6 +185,8 @@ def test_photo_measurements_scale_each_flower_by_one_factor(small):
     )
     tenths = s.contribution[columns].to_numpy() / heldout6.MEASURE_STEP
     np.testing.assert_allclose(tenths, np.round(tenths), atol=1e-6)  # the trusted step
+    values = s.contribution[columns].to_numpy()
+    assert (values == np.round(values, 1)).all()  # written as the trusted values are: 6.3, not 6.300000000000001
     sepals = [c for c in columns if c.startswith("sepal")]
     ratio = s.contribution[sepals].to_numpy() / pool[sepals].to_numpy()
     assert np.abs(ratio - factor[:, None]).max() < 0.03  # one factor on every length (sepals: 2 cm and more)

@@ -250,9 +250,17 @@ def test_a_key_narrowed_to_issuing_keys_issues_no_wider_key_for_another_admin(te
     assert len(admin.keys(principal="second-admin")) == before + 1  # only the admin's own issue
     refused = [d for d in denials(admin) if d["actor"]["key"] == key_id(provisioning)]
     assert len(refused) == 5 and {d["payload"]["action"] for d in refused} == {"key.issue"}
-    # Within its scopes it still issues for another admin: a key that can do no more than itself.
+    # Within its scopes it still issues for another admin: a key that can do no more than itself, and
+    # its child: it cannot outlive the narrow key, and is revoked with it.
     narrow = provisioning.issue_key("second-admin", scopes=["key.issue"])
-    assert narrow["scopes"] == ["key.issue"] and narrow["parent_id"] is None
+    assert narrow["scopes"] == ["key.issue"] and narrow["parent_id"] == key_id(provisioning)
+    assert _expiry(narrow) <= _key_expiry(admin, key_id(provisioning))
+    with pytest.raises(PolicyViolation, match="cannot outlive it"):
+        provisioning.issue_key("second-admin", scopes=["key.issue"], ttl_days=365)
+    revoked = admin.revoke_key(key_id(provisioning))
+    assert [k["principal"] for k in revoked["revoked_with_it"]] == ["second-admin"]
+    with pytest.raises(KeyRevoked):
+        admin.as_key(narrow["key"]).issue_key("second-admin", scopes=["key.issue"])
     # A key of no scopes narrows nothing: it issues as an unrestricted key does.
     assert admin.as_key(admin.issue_key(scopes=[])["key"]).issue_key("bob")["scopes"] is None
     # A key narrowed to the admin role alone is no different: it issues only keys within it.

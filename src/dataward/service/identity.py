@@ -356,7 +356,8 @@ class IdentityService(Service):
         A key issued for oneself or one's own service principal is minted with the caller's key: it is
         that key's child, never wider than it, never outliving it (an explicit ``ttl_days`` that would
         is refused; without one the lifetime is cut to fit) and revoked with it. A key an admin issues
-        for anyone else rests on the admin grant and has no parent.
+        for anyone else with an unrestricted key rests on the admin grant and has no parent; with a
+        narrowed key it is that key's child too.
         """
         if ttl_days is not None and ttl_days < 1:
             # Not "between 1 and 36500": the upper end a user meets is the key policy's maximum.
@@ -763,8 +764,12 @@ def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
 
 
 def _minting_key(uc: UseCase, decision: Decision) -> ApiKey | None:
-    """The acting key when it mints on the own-keys rule (no grant was needed), else None."""
-    return uc.caller.key if decision.grant is None else None
+    """The acting key when it mints: on the own-keys rule (no grant was needed), and whenever it is
+    narrowed, for anyone (the key it issues for someone else then never outlives it and dies with it: a
+    leaked narrow key leaves nothing behind once revoked). None for an unrestricted key acting on the
+    admin grant."""
+    key = uc.caller.key
+    return key if decision.grant is None or (key is not None and key.scopes) else None
 
 
 def _resource_scopes(scopes: list[str] | None) -> list[str]:

@@ -185,7 +185,9 @@ def register(app: typer.Typer) -> None:
         """Issue an API key (shown once, stored only as a hash).
 
         A key for yourself or your own service principal is minted with your key: never wider, never
-        longer-lived (an explicit --ttl-days past your key's expiry is refused), revoked with it."""
+        longer-lived (an explicit --ttl-days past your key's expiry is refused), revoked with it. So is a
+        key for anyone else when your key is narrowed (--scope): it must lie within your key's scopes.
+        An admin's unrestricted key issues keys for others on the admin grant."""
         _show_new_key(
             open_ward().issue_key(principal, ttl_days=ttl_days, scopes=scope, description=description), as_json
         )

@@ -430,8 +430,7 @@ def authorize(
             )
         if not narrowed.allows(action):
             return deny(
-                f"key {key.display} is limited to scopes {', '.join(key.scopes)}, which do not "
-                f"allow {action.value} (needs {role_names} or the action itself)",
+                f"{_limited(key)}, which do not allow {action.value} (needs {role_names} or the action itself)",
                 hint="use a key with a wider scope, or issue one",
             )
     grant = min(candidates, key=lambda g: _grant_rank(g, scope))
@@ -461,13 +460,12 @@ def authorize_grant(
         raise InputError(f"admin can only be granted on the ward, not on {scope}")
     action = Action.GRANT_REVOKE if revoke else Action.GRANT_CREATE
     decision = authorize(principal, key, grants, action, scope, now)
-    if decision.allowed and not revoke and key is not None and not _grants_no_wider(key, role, scope):
+    if decision.allowed and not revoke and key is not None and not _within_key(key, _role_on(role, scope)):
         # As with keys, a narrowed acting key hands out no more than it holds: a key narrowed to
         # ``grant.create`` used to make anyone an admin, a power the key itself never had.
         return Decision(
             False,
-            f"key {key.display} is limited to scopes {', '.join(key.scopes or ())} and cannot grant "
-            f"{role.value} on {scope}, which can do more than the key",
+            f"{_limited(key)} and cannot grant {role.value} on {scope}, which can do more than the key",
             action=action.value,
             scope=scope,
             principal_id=principal.id,
@@ -580,14 +578,13 @@ def authorize_key_action(
     self_or_own = target.id == principal.id or _is_own_service(principal, target)
     if not self_or_own or not principal.is_active:
         decision = authorize(principal, key, grants, action, ward, now)
-        if decision.allowed and action is Action.KEY_ISSUE and key is not None and not _no_wider(key, new_scopes):
+        if decision.allowed and action is Action.KEY_ISSUE and key is not None and not _within_key(key, new_scopes):
             # The admin grant issues keys for others, but a narrowed acting key hands out no more than it
             # holds: a key narrowed to ``key.issue`` used to issue an unscoped key for another admin, and
             # so bought that admin's every power with a key meant only to issue keys.
             return Decision(
                 False,
-                f"key {key.display} is limited to scopes {', '.join(key.scopes or ())} and cannot issue "
-                f"a wider key for {target.name!r}",
+                f"{_limited(key)} and cannot issue a wider key for {target.name!r}",
                 hint="issue keys for others with an unrestricted key, or give the new key scopes within the "
                 "acting key's",
                 **base,
@@ -601,14 +598,14 @@ def authorize_key_action(
             return Decision(False, refusal[1], **base)
     if action is Action.KEY_REVOKE or key is None or key.scopes is None:
         return Decision(True, f"{principal.name!r} manages its own keys and those of its services", **base)
-    if _no_wider(key, new_scopes):
+    if _within_key(key, new_scopes):
         return Decision(True, f"key {key.display} mints a key no wider than itself", **base)
     # No fallback on an admin grant here: one's own keys (and one's bots') are always minted with the
     # acting key, so that they never outlive it, are never wider and die with it. An admin's key narrowed
     # to ``admin`` or ``key.issue`` otherwise minted an unscoped key for its holder with no parent.
     return Decision(
         False,
-        f"key {key.display} is limited to scopes {', '.join(key.scopes)} and cannot issue a wider key",
+        f"{_limited(key)} and cannot issue a wider key",
         hint="issue keys with an unrestricted key, or give the new key scopes within the acting key's",
         **base,
     )
@@ -626,11 +623,11 @@ def authorize_hand_over(
     if key is None or not key.scopes:
         return Decision(True, "an unrestricted key hands over what the action allows", **base)
     for held in grants_of(bot.id, bot_grants):
-        if not _grants_no_wider(key, held.role, held.scope):
+        if not _within_key(key, _role_on(held.role, held.scope)):
             return Decision(
                 False,
-                f"key {key.display} is limited to scopes {', '.join(key.scopes)} and cannot hand over "
-                f"{bot.name!r}, which holds {held.role.value} on {held.scope}: its new owner could issue its keys",
+                f"{_limited(key)} and cannot hand over {bot.name!r}, which holds {held.role.value} on "
+                f"{held.scope}: its new owner could issue its keys",
                 key_id=key.id,
                 hint="hand over service principals with an unrestricted key",
                 **base,
@@ -638,20 +635,26 @@ def authorize_hand_over(
     return Decision(True, f"{bot.name!r} holds nothing key {key.display} could not grant", key_id=key.id, **base)
 
 
-def _grants_no_wider(key: ApiKey | None, role: Role, scope: Scope) -> bool:
-    """True when ``role`` on ``scope`` allows nothing the acting ``key`` cannot do: always for an
-    unrestricted acting key (or none, in process; a key of no scopes narrows nothing)."""
+def _within_key(key: ApiKey | None, wanted: KeyScopes | Iterable[str] | None) -> bool:
+    """True when what the acting ``key`` hands out (``wanted``: key scopes, or a key's scope entries;
+    None: everything, as an unscoped key) can do nothing the key cannot: always for an unrestricted
+    acting key (or none, in process; a key of no scopes narrows nothing), only for ``wanted`` within its
+    scopes otherwise (entries are parsed only then)."""
     if key is None or not key.scopes:
         return True
-    return KeyScopes(roles=frozenset({role}), resources=(scope,)).within(key.key_scopes)
+    if wanted is None:
+        return False
+    return (wanted if isinstance(wanted, KeyScopes) else KeyScopes.parse(wanted)).within(key.key_scopes)
 
 
-def _no_wider(key: ApiKey | None, new_scopes: Iterable[str] | None) -> bool:
-    """True when a key of ``new_scopes`` (None: unscoped) can do nothing the acting ``key`` cannot: always
-    for an unrestricted acting key (or none, in process), only for scopes within its own otherwise."""
-    if key is None or not key.scopes:
-        return True
-    return new_scopes is not None and KeyScopes.parse(new_scopes).within(key.key_scopes)
+def _role_on(role: Role, scope: Scope) -> KeyScopes:
+    """What holding ``role`` on ``scope`` allows, as key scopes (to compare with a key's)."""
+    return KeyScopes(roles=frozenset({role}), resources=(scope,))
+
+
+def _limited(key: ApiKey) -> str:
+    """How a refusal names a narrowed key: "key dw_... is limited to scopes a, b"."""
+    return f"key {key.display} is limited to scopes {', '.join(key.scopes or ())}"
 
 
 def authorize_withdraw(

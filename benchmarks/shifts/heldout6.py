@@ -17,6 +17,11 @@ section, a share that oversamples the minority class with exact copies of its ow
 that drops every record beyond three standard deviations on any feature before sending, and flowers
 measured from photographs whose scale is known only roughly (every measurement of a flower off by the
 same factor).
+
+History: ``split_names_text`` was blocked here at 2 of 12 seeds (``triggers``: a summary line split into
+one line per page it names, its phrase counted once per near-copy); the gate was changed after it (a
+batch's near-copies count once, ``dataward.gates.near_copies``), so it moved to the tuning set (its
+builder stays here).
 """
 
 from __future__ import annotations
@@ -153,8 +158,9 @@ def mirror_signature_text(seed: int = 0, size: str = "full") -> Situation:
     )
 
 
-def split_names_text(seed: int = 0, size: str = "full") -> Situation:
-    """Pool lines as an index that keeps one line per page writes them (``one_per_name``), in pool order."""
+def split_names_text(seed: int = 0, size: str = "full", group: str = GROUP) -> Situation:
+    """Pool lines as an index that keeps one line per page writes them (``one_per_name``), in pool order.
+    Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
     ds = data.load_man_sections()
     split = parts(ds, seed, size)
     rng = np.random.default_rng(seed)
@@ -169,7 +175,7 @@ def split_names_text(seed: int = 0, size: str = "full") -> Situation:
     return situation(
         "split_names_text",
         "self_duplicates",
-        GROUP,
+        group,
         ds,
         split,
         contribution,
@@ -314,7 +320,6 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     "mirror_signature_text": mirror_signature_text,
     "sentence_style_text": sentence_style_text,
     "glossary_order_text": glossary_order_text,
-    "split_names_text": split_names_text,
     "balanced_sections_text": balanced_sections_text,
     "oversampled_minority_breast_cancer": oversampled_minority_breast_cancer,
     "trimmed_outliers_breast_cancer": trimmed_outliers_breast_cancer,

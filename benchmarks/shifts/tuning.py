@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from benchmarks import data
 from benchmarks.data import LABEL, TEXT
-from benchmarks.shifts import heldout, heldout2, heldout3, heldout4
+from benchmarks.shifts import heldout, heldout2, heldout3, heldout4, heldout6
 from benchmarks.shifts.base import (
     SMALL_CONTRIBUTION,
     Situation,
@@ -350,4 +350,5 @@ SITUATIONS: dict[str, Callable[..., Situation]] = {
     # that moved as a whole is judged against itself: 39 to 86 of its 539 clean records were queued).
     "bilevel_fax_digits": partial(heldout3.bilevel_fax_digits, group="tuning"),
     "monochrome_photos": partial(heldout4.monochrome_photos, group="tuning"),
+    "split_names_text": partial(heldout6.split_names_text, group="tuning"),
 }

@@ -121,7 +121,7 @@ def test_the_mirror_signs_its_share_of_the_batch_whatever_the_section(small):
 
 
 def test_split_names_give_one_line_per_name_with_the_line_s_section(small):
-    s = small["split_names_text"]
+    s = heldout6.split_names_text(0, "small")
     pool = _pool(s)
     expected = [(line, label) for text, label in _keys(pool) for line in heldout6.one_per_name(text)]
     assert _keys(s.contribution) == expected

@@ -139,6 +139,7 @@ from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels, image_size
 from dataward.gates.features.text import cut_text
 from dataward.gates.formatting import excess_purity, formatting_patterns
+from dataward.gates.near_copies import NearCopies, near_copies
 from dataward.gates.neighbours import K_MAX, _search
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"
@@ -269,6 +270,14 @@ class PatternMatrix:
             sums = np.asarray(base.sum(axis=0)).ravel()
             rate = (counts + weight * prior) / (sums + weight)[:, None]
             out[lo:hi] = np.maximum(rate[i_idx], rate[j_idx])
+        return out
+
+    def explicit_row_sums(self) -> np.ndarray:
+        """Per record, how many of the explicit (not pair) columns it carries."""
+        out = np.zeros(self.n_rows)
+        for b in self.blocks:
+            if b[0] == "x":
+                out += np.asarray(b[1].sum(axis=1)).ravel()
         return out
 
     def column_sums(self) -> np.ndarray:
@@ -489,7 +498,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "12"
+    version = "13"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -542,11 +551,17 @@ class TriggerDetector(Detector):
         content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed, stripped)
         style = np.asarray(patterns.kinds, dtype=object) == "style"
         baseline_counts = _BaselineCounts.of(xb, yb)
+        # A batch's near-copies (a line split into a line per name it lists, a template filled in) are one
+        # record's evidence: each round tests one of each group, the one carrying the most patterns.
+        counted = np.zeros(n_c, bool)
+        counted[self._near_copies(contribution).representatives(xc.explicit_row_sums())] = True
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
         # relabelled images) lose their support and are not reported as triggers of their own.
         for round_ in range(self.max_triggers):
-            index = np.flatnonzero(active)
+            index = np.flatnonzero(active & counted)
+            if index.size == 0:
+                break
             sub = xc.take_rows(index)
             tests = _association(
                 sub,
@@ -573,7 +588,7 @@ class TriggerDetector(Detector):
             )
             n_tests = _testable_count(tests, len(index), len(baseline), ctx.alpha, novelty=False)
             n_pairs = len(tests["pattern"])
-            carriers = _Carriers(sub, labels[index], tests, index)
+            carriers = _Carriers(sub, labels[index], tests, index, xc, labels)
             # A pattern most of whose carriers bear other labels teaches no backdoor (and is what a global
             # shift looks like: a darker scanner's dark pixels turn up in every class).
             pure = tests["m"] >= self.min_purity * tests["k_c"]
@@ -660,9 +675,9 @@ class TriggerDetector(Detector):
                 break
             group = _lead_first(_merge(significant, tests, carriers, patterns, self.merge_overlap)[0], tests, patterns)
             explained |= {(int(tests["pattern"][i]), int(tests["label"][i])) for i in group}
-            # The lead pattern's carriers are the records flagged; patterns merged into it describe
-            # the same trigger but may also match a few clean records of the label.
-            members = carriers[group[0]]
+            # The lead pattern's carriers are the records flagged, near-copies included; patterns merged into
+            # it describe the same trigger but may also match a few clean records of the label.
+            members = carriers.with_copies(group[0], active)
             flagged[members] = True
             active[members] = False
             p_values[members] = np.minimum(p_values[members], corrected[group[0]])
@@ -790,6 +805,18 @@ class TriggerDetector(Detector):
             cols = [f"{tails[owner[i]][0]}, {tails[owner[j]][0]}" for i, j in pairs]
             patterns.add_pairs(names, cols, "combination", p_cols)
         return patterns
+
+    def _near_copies(self, contribution: GateData) -> NearCopies:
+        """The contribution's near-copy groups (``dataward.gates.near_copies``), read in its text columns;
+        every record a group of its own when it has none (tables and images are not folded)."""
+        table = contribution.table
+        assert table is not None
+        inputs = [col for col in self.context_.schema.inputs if col.name in table.column_names]
+        texts = [_cut(table.column(col.name).to_pylist()) for col in inputs if col.kind == ColumnKind.TEXT]
+        if not texts:
+            return NearCopies(np.arange(len(contribution), dtype=np.int64))
+        others = [table.column(col.name).to_pylist() for col in inputs if col.kind != ColumnKind.TEXT]
+        return near_copies(texts, contribution.labels, others, token_pattern=TOKEN_PATTERN, rare_below=self.min_support)
 
     def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
         c_docs, b_docs = _cut(c_values), _cut(b_values)
@@ -1529,9 +1556,26 @@ class _LazyNeighbours:
 class _Carriers:
     """Contribution positions of the records carrying a tested pattern with the tested label."""
 
-    def __init__(self, x: PatternMatrix, labels: np.ndarray, tests: dict[str, np.ndarray], index: np.ndarray) -> None:
+    def __init__(
+        self,
+        x: PatternMatrix,
+        labels: np.ndarray,
+        tests: dict[str, np.ndarray],
+        index: np.ndarray,
+        full: PatternMatrix | None = None,
+        all_labels: np.ndarray | None = None,
+    ) -> None:
         self.x, self.labels, self.tests, self.index = x, labels, tests, index
+        self.full = full if full is not None else x
+        self.all_labels = all_labels if all_labels is not None else labels
         self.cache: dict[int, np.ndarray] = {}
+
+    def with_copies(self, i: int, active: np.ndarray) -> np.ndarray:
+        """Contribution positions of every active record carrying test ``i``'s pattern with its label, the
+        near-copies left out of ``index`` included (``full``: the whole contribution's patterns)."""
+        rows, data = self.full.column(int(self.tests["pattern"][i]))
+        rows = np.sort(rows[data > 0])
+        return rows[active[rows] & (self.all_labels[rows] == self.tests["label"][i])]
 
     def every(self, i: int) -> np.ndarray:
         """Contribution positions of every record carrying test ``i``'s pattern, whatever its label."""

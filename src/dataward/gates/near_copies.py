@@ -1,0 +1,176 @@
+"""Near-copies within a batch: records that say the same thing but for a few rare tokens.
+
+A source that splits one line into a line per name it lists (``inb, inw, outb - port I/O`` sent as
+``inb - port I/O``, ``inw - port I/O``, ...), a template filled in with ids, a record re-sent after one
+word was fixed: each gives several records that are one piece of evidence, not several. Counted as
+independent carriers, their shared phrase reads as tied to their label far beyond chance, and a clean
+batch is blocked for it; counted once, the phrase is one record's.
+
+Two records of one label are *near-copies* when their text input columns hold the same tokens but for
+one span of at most ``MAX_SPAN`` tokens on each side (a substitution: ``inb`` for ``inw``; an exact copy
+has none), every token of both spans is *rare* in the batch (carried by fewer than ``rare_below`` of its
+records), the tokens they share are at least ``MIN_SHARED`` and at least half of each record's, and
+every other input column holds the same value. Near-copy is made transitive (connected components): the
+lines of one split share their component.
+
+Why only rare tokens may differ: a pattern carried by fewer than ``rare_below`` records cannot be tested
+as a trigger (``TriggerOptions.min_support``), so every pattern that can be tested is carried by all
+near-copies of a group or by none. Folding a group into one record therefore hides no testable pattern
+from the records that remain, and a trigger token, carried by many records, is never what two records
+differ in. What folding does remove is the weight of repetition: a poisoned line sent in many near-copies
+counts once (docs/gates.md, "Near-copies count once").
+
+Tokens are read as the trigger detector reads them (``token_pattern``, lower case), so that the
+near-copies are near-copies in the patterns it counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+MAX_SPAN = 3
+"""Tokens a near-copy may have in place of the other's (a name written as ``openssl-req`` is three)."""
+MIN_SHARED = 3
+"""Tokens two near-copies must share, besides at least half of each one's tokens."""
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+"""The polynomial hash's base (odd: its powers are distinct modulo 2**64)."""
+# Odd constants that mix a key's parts into one 64-bit number (equal parts, equal keys; a collision of
+# unequal ones has a chance of about one in 2**64 per pair).
+_EXACT, _HEAD, _TAIL = np.uint64(0x94D049BB133111EB), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9)
+_LEFT, _RIGHT = np.uint64(0x27D4EB2F165667C5), np.uint64(0xFF51AFD7ED558CCD)
+
+
+@dataclass(frozen=True)
+class NearCopies:
+    """Near-copy groups of a batch: ``group[i]`` is record ``i``'s group, numbered from 0."""
+
+    group: np.ndarray
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.group.max(initial=-1)) + 1
+
+    def representatives(self, weight: np.ndarray | None = None) -> np.ndarray:
+        """One record per group, ascending: the one of largest ``weight`` (the first on ties, or without)."""
+        n = self.group.shape[0]
+        weight = np.zeros(n) if weight is None else np.asarray(weight, dtype=np.float64)
+        order = np.lexsort((np.arange(n), -weight, self.group))
+        first = np.ones(n, bool)
+        first[1:] = self.group[order][1:] != self.group[order][:-1]
+        return np.sort(order[first])
+
+    def folded(self) -> int:
+        """How many records are near-copies of another (records minus groups)."""
+        return int(self.group.shape[0] - self.n_groups)
+
+
+def near_copies(
+    texts: Sequence[Sequence[str]],
+    labels: np.ndarray,
+    others: Sequence[Sequence[object]] = (),
+    *,
+    token_pattern: str,
+    rare_below: int,
+) -> NearCopies:
+    """Near-copy groups of a batch (see the module docstring).
+
+    ``texts`` holds one sequence of strings per text input column (each as long as ``labels``),
+    ``others`` one sequence of values per other input column, which near-copies must hold equal.
+    """
+    n = int(labels.shape[0])
+    if n == 0 or not texts:
+        return NearCopies(np.arange(n, dtype=np.int64))
+    tokenize = re.compile(token_pattern).findall
+    vocabulary: dict[str, int] = {}
+    ids: list[int] = []
+    lengths = np.zeros(n, np.int64)
+    for i in range(n):
+        tokens: list[int] = []
+        for c, column in enumerate(texts):
+            if c:
+                tokens.append(-c)  # a column boundary: never rare, never inside a span
+            for token in tokenize((column[i] or "").lower()):
+                tokens.append(vocabulary.setdefault(token, len(vocabulary)))
+        ids.extend(tokens)
+        lengths[i] = len(tokens)
+    flat = np.asarray(ids, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    owner = np.repeat(np.arange(n), lengths)
+    position = np.arange(flat.shape[0]) - starts[owner]
+    # Document frequency of each token in the batch: rare tokens may differ between near-copies.
+    words = flat >= 0
+    seen = np.unique(np.stack([owner[words], flat[words]]), axis=1) if words.any() else np.zeros((2, 0), np.int64)
+    df = np.bincount(seen[1], minlength=len(vocabulary))
+    rare = np.zeros(flat.shape[0], bool)
+    rare[words] = df[flat[words]] < rare_below
+    # Token values as odd 64-bit numbers; boundaries and other columns' values mixed in as tokens.
+    value = (flat.astype(np.uint64) * np.uint64(2) + np.uint64(1)) * _MULTIPLIER
+    power = _powers(int(lengths.max(initial=0)) + 1)
+    with np.errstate(over="ignore"):
+        # prefix[i]: hash of tokens [start, i) of the record; suffix[i]: of tokens [i, end), each a sum
+        # of value * multiplier**(position from its own end), so that equal token runs hash alike.
+        weighted_prefix = value * power[position]
+        prefix = np.concatenate([[np.uint64(0)], np.cumsum(weighted_prefix, dtype=np.uint64)])
+        from_end = lengths[owner] - 1 - position
+        weighted_suffix = value * power[from_end]
+        suffix_total = np.concatenate([[np.uint64(0)], np.cumsum(weighted_suffix, dtype=np.uint64)])
+        context = _context_hash(others, labels)
+        # An exact copy: the whole record's hash.
+        whole = prefix[starts[1:]] - prefix[starts[:-1]]
+        keys = [whole * _EXACT + lengths.astype(np.uint64) + context]
+        records = [np.arange(n)]
+        for span in range(1, MAX_SPAN + 1):
+            # Every run of ``span`` rare tokens within one record, taken out: the key is what is left.
+            ok = position + span <= lengths[owner]
+            for k in range(span):
+                ok[: flat.shape[0] - k] &= rare[k:]
+                ok[flat.shape[0] - k :] = False
+            at = np.flatnonzero(ok)
+            rec, left = owner[at], position[at]
+            right = lengths[rec] - left - span
+            shared = left + right
+            keep = (shared >= MIN_SHARED) & (2 * shared >= lengths[rec])
+            at, rec, left, right = at[keep], rec[keep], left[keep], right[keep]
+            head = prefix[at] - prefix[starts[rec]]
+            tail = suffix_total[starts[rec + 1]] - suffix_total[at + span]
+            keys.append(
+                head * _HEAD
+                + tail * _TAIL
+                + left.astype(np.uint64) * _LEFT
+                + right.astype(np.uint64) * _RIGHT
+                + context[rec]
+            )
+            records.append(rec)
+    key = np.concatenate(keys)
+    rec = np.concatenate(records)
+    _, slot = np.unique(key, return_inverse=True)
+    slot = slot.ravel()
+    graph = sp.coo_matrix((np.ones(rec.shape[0]), (rec, n + slot)), shape=(n + slot.max(initial=-1) + 1,) * 2)
+    _, component = connected_components(graph, directed=False)
+    _, group = np.unique(component[:n], return_inverse=True)
+    return NearCopies(group.ravel().astype(np.int64))
+
+
+def _powers(count: int) -> np.ndarray:
+    out = np.ones(count, np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(1, count):
+            out[i] = out[i - 1] * _MULTIPLIER
+    return out
+
+
+def _context_hash(others: Sequence[Sequence[object]], labels: np.ndarray) -> np.ndarray:
+    """Per record, a 64-bit hash of its label and its other input columns' values (equal values alike)."""
+    n = labels.shape[0]
+    out = labels.astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+    for c, column in enumerate(others):
+        _, codes = np.unique(np.asarray([repr(v) for v in column], dtype=object).astype(str), return_inverse=True)
+        with np.errstate(over="ignore"):
+            out = out * np.uint64(0x9FB21C651E98DF25) + (codes.ravel().astype(np.uint64) + np.uint64(c + 1))
+    return out if n else np.zeros(0, np.uint64)

@@ -469,7 +469,7 @@ def size_matched_controls_breast_cancer(seed: int = 0, size: str = "full") -> Si
         split,
         contribution,
         f"a case-control study: every malignant tumour and, for each, the benign tumour closest to it in "
-        f"{MATCH_COLUMN} (benign tumours as large as the malignant ones, in equal numbers)",
+        f"{MATCH_COLUMN} (as many benign as malignant, larger than benign tumours usually are)",
         column=MATCH_COLUMN,
         controls=sorted(controls),
     )

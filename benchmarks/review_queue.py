@@ -6,14 +6,17 @@ verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records
 queue does not change.
 
     python -m benchmarks.review_queue \\
-        [--group tuning|heldout|heldout2|heldout3|heldout4|heldout5|heldout6|fixed|benign|all] [--out FILE.json]
+        [--group tuning|heldout|heldout2|heldout3|heldout4|heldout5|heldout6|heldout7|fixed|benign|all] \\
+        [--out FILE.json]
 
 ``heldout2`` is the second held-out set (``benchmarks/shifts/heldout2.py`` and
 ``benchmarks/attacks/heldout2.py``): its benign situations, then its attacks; ``heldout3`` the third
 (``benchmarks/shifts/heldout3.py`` and ``benchmarks/attacks/heldout3.py``), likewise, ``heldout4`` the
 fourth (``benchmarks/shifts/heldout4.py`` and ``benchmarks/attacks/heldout4.py``), ``heldout5`` the fifth
-(``benchmarks/shifts/heldout5.py`` and ``benchmarks/attacks/heldout5.py``, images only) and ``heldout6`` the
-sixth (``benchmarks/shifts/heldout6.py`` and ``benchmarks/attacks/heldout6.py``, text and tables only).
+(``benchmarks/shifts/heldout5.py`` and ``benchmarks/attacks/heldout5.py``, images only), ``heldout6`` the
+sixth (``benchmarks/shifts/heldout6.py`` and ``benchmarks/attacks/heldout6.py``, text and tables only) and
+``heldout7`` the seventh (``benchmarks/shifts/heldout7.py`` and ``benchmarks/attacks/heldout7.py``, benign
+near-copies and attacks hidden in near-copies among others).
 
 Rows print as they finish; ``--out`` keeps them as JSON.
 """
@@ -38,6 +41,7 @@ from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS, build_heldout3
 from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS, build_heldout4
 from benchmarks.attacks.heldout5 import HELDOUT5_ATTACKS, build_heldout5
 from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS, build_heldout6
+from benchmarks.attacks.heldout7 import HELDOUT7_ATTACKS, build_heldout7
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
 
@@ -60,6 +64,7 @@ def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
         ("heldout4", "held-out 4 attack", HELDOUT4_ATTACKS, build_heldout4),
         ("heldout5", "held-out 5 attack", HELDOUT5_ATTACKS, build_heldout5),
         ("heldout6", "held-out 6 attack", HELDOUT6_ATTACKS, build_heldout6),
+        ("heldout7", "held-out 7 attack", HELDOUT7_ATTACKS, build_heldout7),
     ]
     for set_name, kind, attacks, build_attack in later_sets:
         if group == set_name:  # with "all", the "benign" block below runs these
@@ -144,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             "heldout4",
             "heldout5",
             "heldout6",
+            "heldout7",
             "fixed",
             "benign",
             "all",

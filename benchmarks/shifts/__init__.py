@@ -7,9 +7,10 @@ A gate may send any of them to review, with an explanation of what moved; it mus
 ``HELDOUT2`` (``benchmarks/shifts/heldout2.py``, a second set written blind on 2026-12-02), ``HELDOUT3``
 (``benchmarks/shifts/heldout3.py``, a third written blind on 2026-12-05), ``HELDOUT4``
 (``benchmarks/shifts/heldout4.py``, a fourth written blind on 2026-12-05), ``HELDOUT5``
-(``benchmarks/shifts/heldout5.py``, a fifth written blind on 2026-12-06, images only) and ``HELDOUT6``
-(``benchmarks/shifts/heldout6.py``, a sixth written blind on 2026-12-06, text and tables only) are never
-tuned on.
+(``benchmarks/shifts/heldout5.py``, a fifth written blind on 2026-12-06, images only), ``HELDOUT6``
+(``benchmarks/shifts/heldout6.py``, a sixth written blind on 2026-12-06, text and tables only) and
+``HELDOUT7`` (``benchmarks/shifts/heldout7.py``, a seventh written blind on 2026-12-06, benign near-copies
+among others) are never tuned on.
 ``benign_situations(seed, size)`` builds them, for the benchmark and for tests.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.shifts import heldout, heldout2, heldout3, heldout4, heldout5, heldout6, tuning
+from benchmarks.shifts import heldout, heldout2, heldout3, heldout4, heldout5, heldout6, heldout7, tuning
 from benchmarks.shifts.base import KINDS, SIZES, Situation, check_size
 from dataward.domain.errors import InputError
 
@@ -28,6 +29,7 @@ HELDOUT3: dict[str, Callable[..., Situation]] = dict(heldout3.SITUATIONS)
 HELDOUT4: dict[str, Callable[..., Situation]] = dict(heldout4.SITUATIONS)
 HELDOUT5: dict[str, Callable[..., Situation]] = dict(heldout5.SITUATIONS)
 HELDOUT6: dict[str, Callable[..., Situation]] = dict(heldout6.SITUATIONS)
+HELDOUT7: dict[str, Callable[..., Situation]] = dict(heldout7.SITUATIONS)
 GROUPS = {
     "tuning": TUNING,
     "heldout": HELDOUT,
@@ -36,11 +38,12 @@ GROUPS = {
     "heldout4": HELDOUT4,
     "heldout5": HELDOUT5,
     "heldout6": HELDOUT6,
+    "heldout7": HELDOUT7,
 }
 
 
 def build(name: str, seed: int = 0, size: str = "full") -> Situation:
-    """One situation by name (a key of ``TUNING`` or of a ``HELDOUT`` set, ``HELDOUT`` to ``HELDOUT6``)."""
+    """One situation by name (a key of ``TUNING`` or of a ``HELDOUT`` set, ``HELDOUT`` to ``HELDOUT7``)."""
     check_size(size)
     for situations in GROUPS.values():
         if name in situations:
@@ -51,7 +54,7 @@ def build(name: str, seed: int = 0, size: str = "full") -> Situation:
 
 def benign_situations(seed: int = 0, size: str = "small", group: str = "all") -> list[Situation]:
     """Every benign situation of ``group`` (``tuning``, ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``,
-    ``heldout5``, ``heldout6`` or ``all``), built with ``seed``.
+    ``heldout5``, ``heldout6``, ``heldout7`` or ``all``), built with ``seed``.
 
     ``size="small"`` cuts baselines and contributions (keeping what makes each situation) so that a
     test can scan all of them in seconds; ``size="full"`` is what the benchmark reports.
@@ -71,6 +74,7 @@ __all__ = [
     "HELDOUT4",
     "HELDOUT5",
     "HELDOUT6",
+    "HELDOUT7",
     "KINDS",
     "SIZES",
     "TUNING",

@@ -20,8 +20,9 @@ from the records that remain, and a trigger token, carried by many records, is n
 differ in. What folding does remove is the weight of repetition: a poisoned line sent in many near-copies
 counts once (docs/gates.md, "Near-copies count once").
 
-Tokens are read as the trigger detector reads them (``token_pattern``, lower case), so that the
-near-copies are near-copies in the patterns it counts.
+Tokens are read as the trigger detector reads them (``TOKEN_PATTERN``, lower case), so that the
+near-copies are near-copies in the patterns it counts. ``label_consistency``'s naive Bayes reads each
+record without its near-copies, so that a flipped line sent several times does not vouch for itself.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"
+"""How the gate reads the tokens of raw text (``triggers``' n-grams, near-copies): a word, or a run of
+punctuation and symbols that is not inside a word: an appended " ...", a ``;)`` or a trailing "!!" is a
+token of its own; the hyphen of ``openssl-req`` or the dot of ``ASN.1`` is
+spelling. A run is taken whole or not at all (possessive, from its first character), so the ``::`` of
+``Dpkg::IPC`` gives no ``:``. (Read inside words, ``openssl -`` became a phrase tied to section 1, where
+every ``openssl-*`` command page lives, and ``: dpkg :`` one tied to 'library': clean batches blocked.)"""
+RARE_BELOW = 3
+"""A token carried by fewer records of the batch than this is rare (``TriggerOptions.min_support``'s default)."""
 MAX_SPAN = 3
 """Tokens a near-copy may have in place of the other's (a name written as ``openssl-req`` is three)."""
 MIN_SHARED = 3

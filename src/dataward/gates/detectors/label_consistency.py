@@ -20,7 +20,9 @@ against the reference's own scores computed the same way (leave-one-out or out-o
 
   The score is the probe's log-probability margin: ``log max_{c != y} p(c|x) - log p(y|x)``.
 * **contribution probe** (text only, option ``contribution_probe``): the same naive Bayes, leave-one-out
-  over reference and contribution together. A text batch's clean records teach the model words the
+  over reference and contribution together, each record left out with its near-copies of the same label
+  (``dataward.gates.near_copies``; version 8): a flipped line sent five times would otherwise vouch for
+  its own label four times over. A text batch's clean records teach the model words the
   baseline never had; on images and tabular features the trusted probe already knows the space, and
   the batch's own flips would only blur it.
 
@@ -98,6 +100,7 @@ from dataward.gates.detectors._within_batch import (
     mostly_misread,
     reads_as_own_within_batch,
 )
+from dataward.gates.near_copies import RARE_BELOW, TOKEN_PATTERN, near_copies
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 from dataward.gates.new_labels import rows_text
 
@@ -171,7 +174,7 @@ class LabelConsistency(Detector):
     """Records whose content contradicts their label, by trusted neighbours and trusted probe models."""
 
     name = "label_consistency"
-    version = "7"
+    version = "8"
     evidence = Evidence.POISONING
     Options = Options
 
@@ -238,6 +241,7 @@ class LabelConsistency(Detector):
 
     def _fit_text_probe(self, base: GateData) -> np.ndarray:
         texts = _texts(base.table, self.text_columns, self.opts.text_max_chars)
+        self.ref_columns = _text_columns(base.table, self.text_columns, self.opts.text_max_chars)
         self.blocks = [_word_counts(texts), _char_counts(texts)]
         self.idf = [_reference_idf(b) for b in self.blocks]
         self.ref_matrix = _weighted(self.blocks, self.idf, reference=True)
@@ -327,9 +331,18 @@ class LabelConsistency(Detector):
             ref_log_proba = self.ref_log_joint
             if self.opts.contribution_probe:
                 # Leave-one-out over reference + contribution: both sides are scored alike.
+                # Each record is read without its near-copies of the same label, trusted or not: a flipped
+                # line sent five times would otherwise vouch for its own label four times over.
                 labels = np.concatenate([base.labels, contribution.labels])
                 union = NaiveBayes(sparse.vstack([self.ref_matrix, matrix], format="csr"), labels, self.n_classes)
-                joint = union.loo_log_joint()
+                columns = _text_columns(contribution.table, self.text_columns, self.opts.text_max_chars)
+                copies = near_copies(
+                    [ref + new for ref, new in zip(self.ref_columns, columns, strict=True)],
+                    labels,
+                    token_pattern=TOKEN_PATTERN,
+                    rare_below=RARE_BELOW,
+                )
+                joint = union.loo_log_joint(copies.group)
                 margins = log_margin(joint, labels)
                 nb = len(base)
                 calibration["contribution_probe"], test["contribution_probe"] = margins[:nb], margins[nb:]
@@ -1026,23 +1039,41 @@ class NaiveBayes:
         """Log joint probabilities of new rows (in the uncompacted feature space)."""
         return self._joint(self._compact(sparse.csr_matrix(matrix)))
 
-    def loo_log_joint(self) -> np.ndarray:
-        """Log joint probabilities of each training row under the model fitted without it."""
+    def loo_log_joint(self, groups: np.ndarray | None = None) -> np.ndarray:
+        """Log joint probabilities of each training row under the model fitted without it, or without
+        its whole group when ``groups`` (one id per row; rows of a group share their label) is given:
+        a record's near-copies are its own evidence, and must not vouch for its label."""
         x, y = self.matrix, self.labels
         n = x.shape[0]
         rows = np.repeat(np.arange(n), np.diff(x.indptr))
         f, v = x.indices, x.data
-        shared = self.df[f] > 1
+        # What leaving out takes away from each entry's class count (the group's sum of the feature), and
+        # how many rows carry the feature in the group (a feature only the group has is left out, as a
+        # single row's own features are).
+        taken, carried = v, np.ones(f.shape[0])
+        size = np.ones(n)
+        if groups is not None:
+            _, groups = np.unique(groups, return_inverse=True)
+            groups = groups.ravel()
+            size = np.bincount(groups).astype(np.float64)[groups]
+            by_group = sparse.csr_matrix((v, (groups[rows], f)), shape=(int(groups.max(initial=-1)) + 1, self.v))
+            present = sparse.csr_matrix((np.ones_like(v), (groups[rows], f)), shape=by_group.shape)
+            by_group.sum_duplicates()
+            present.sum_duplicates()
+            taken = np.asarray(by_group[groups[rows], f]).ravel()
+            carried = np.asarray(present[groups[rows], f]).ravel()
+        shared = self.df[f] > carried
         joint = self._joint(sparse.csr_matrix((np.where(shared, v, 0.0), f, x.indptr), shape=x.shape))
         own = self.counts[y[rows], f]
-        correction = np.where(shared, v * (np.log(np.maximum(own - v, 0.0) + self.a) - np.log(own + self.a)), 0.0)
+        correction = np.where(shared, v * (np.log(np.maximum(own - taken, 0.0) + self.a) - np.log(own + self.a)), 0.0)
         idx = np.arange(n)
         joint[idx, y] += np.bincount(rows, correction, minlength=n)
         sums = np.asarray(x.sum(axis=1)).ravel()
+        removed = sums if groups is None else np.bincount(groups, sums)[groups]
         totals = self.totals[y]
         av = self.a * self.v
-        joint[idx, y] -= sums * (np.log(np.maximum(totals - sums, 0.0) + av) - np.log(totals + av))
-        joint[idx, y] += np.log(np.maximum(self.prior[y] - 1.0, 1e-9)) - np.log(np.maximum(self.prior[y], 1e-9))
+        joint[idx, y] -= sums * (np.log(np.maximum(totals - removed, 0.0) + av) - np.log(totals + av))
+        joint[idx, y] += np.log(np.maximum(self.prior[y] - size, 1e-9)) - np.log(np.maximum(self.prior[y], 1e-9))
         return joint
 
 
@@ -1051,6 +1082,11 @@ class NaiveBayes:
 _WORD = re.compile(r"\w+")
 _NON_WORD = re.compile(r"[\W_]+")
 _FNV_PRIME = np.uint64(1099511628211)
+
+
+def _text_columns(table: pa.Table, columns: list[str], max_chars: int) -> list[list[str]]:
+    """Each text column's values as strings (missing as empty), each cut to ``max_chars``."""
+    return [["" if v is None else str(v)[:max_chars] for v in table.column(c).to_pylist()] for c in columns]
 
 
 def _texts(table: pa.Table, columns: list[str], max_chars: int) -> list[str]:

@@ -139,15 +139,9 @@ from dataward.gates.features.embedding import embedding_matrix
 from dataward.gates.features.image import gray_pixels, image_size
 from dataward.gates.features.text import cut_text
 from dataward.gates.formatting import excess_purity, formatting_patterns
-from dataward.gates.near_copies import NearCopies, near_copies
+from dataward.gates.near_copies import TOKEN_PATTERN, NearCopies, near_copies
 from dataward.gates.neighbours import K_MAX, _search
 
-TOKEN_PATTERN = r"(?u)\b\w+\b|(?<![^\w\s])(?:(?<!\w)[^\w\s]++|[^\w\s]++(?!\w))"
-"""A word, or a run of punctuation and symbols that is not inside a word: an appended " ...", a ``;)``
-or a trailing "!!" is a token of its own; the hyphen of ``openssl-req`` or the dot of ``ASN.1`` is
-spelling. A run is taken whole or not at all (possessive, from its first character), so the ``::`` of
-``Dpkg::IPC`` gives no ``:``. (Read inside words, ``openssl -`` became a phrase tied to section 1, where
-every ``openssl-*`` command page lives, and ``: dpkg :`` one tied to 'library': clean batches blocked.)"""
 TEXT_MAX_CHARS = 100_000
 """Characters of each text value whose n-grams are counted (the rest is left out). The n-gram vocabulary is
 built whole before ``min_support`` prunes it, about 75 bytes per character of high-entropy text: one 4 MiB

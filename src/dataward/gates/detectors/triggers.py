@@ -68,6 +68,11 @@ n-grams that could never be significant do not dilute a trigger's evidence. Sign
 patterns that share nearly the same carrier records are merged into one finding (a 3x3 patch is
 nine bright pixels; a phrase is several n-grams).
 
+A batch's near-copies (``dataward.gates.near_copies``: one label, the same text but for a span of at most
+three rare tokens) are one record's evidence: each round tests one record of each group, and a reported
+trigger flags every copy that carries it. Only rare tokens may differ, so every pattern that can be tested
+is carried by all copies of a group or by none (docs/gates.md, "Near-copies count once in text").
+
 Cost: the neighbour searches are confined to the rows the tests read, searched once per scan and
 shared by every pair (``_LazyNeighbours``): the batch tie reads the carriers of route B's pairs (at
 most ``MAX_MATCHED`` per pair, a seeded sample in one random order of the pool, so that pairs share

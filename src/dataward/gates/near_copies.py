@@ -115,8 +115,11 @@ def near_copies(
     position = np.arange(flat.shape[0]) - starts[owner]
     # Document frequency of each token in the batch: rare tokens may differ between near-copies.
     words = flat >= 0
-    seen = np.unique(np.stack([owner[words], flat[words]]), axis=1) if words.any() else np.zeros((2, 0), np.int64)
-    df = np.bincount(seen[1], minlength=len(vocabulary))
+    # (A record's distinct tokens as one integer key each: ``np.unique`` along an axis sorts structured
+    # values, far slower.)
+    width = max(len(vocabulary), 1)
+    seen = np.unique(owner[words] * width + flat[words])
+    df = np.bincount(seen % width, minlength=len(vocabulary))
     rare = np.zeros(flat.shape[0], bool)
     rare[words] = df[flat[words]] < rare_below
     # Token values as odd 64-bit numbers; boundaries and other columns' values mixed in as tokens.

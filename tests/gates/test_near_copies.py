@@ -108,8 +108,15 @@ def test_a_clean_batch_of_lines_split_one_per_name_is_not_blocked(seed: int) -> 
     """Blocked before by ``triggers`` (``- port i`` in 18 near-copies at seed 0, p = 0.0018)."""
     case = heldout6.split_names_text(seed, "full", group="tuning")
     report = scan_at_seed(case, seed)
-    assert not report.results["triggers"].block, report.reasons
-    assert report.verdict != "block", report.reasons
+    triggers = report.results["triggers"]
+    assert not triggers.block, report.reasons
+    assert report.verdict == "review", report.reasons
+    # Counted copy by copy the phrase is still tied to the label: named for review, its copies queued.
+    (finding,) = triggers.contribution_findings
+    assert "near-copies of only" in finding.reason and "not enough to block" in finding.reason
+    assert finding.evidence["groups"] < finding.evidence["label_count"]
+    queued = np.asarray(report.records.flagged, dtype=bool)
+    assert queued[np.asarray(triggers.flagged)].all() and int(np.asarray(triggers.flagged).sum()) >= 18
 
 
 POISONED = 24

@@ -492,12 +492,43 @@ class TriggerOptions:
             raise ValueError("prior_shift_min_effect must be in [0, 1]")
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """What every peeling of one scan shares: the patterns of both sides and the content test's searches."""
+
+    contribution: GateData
+    patterns: Patterns
+    xc: PatternMatrix
+    xb: PatternMatrix
+    yb: sp.csc_matrix
+    n_classes: int
+    content: _ContentTie
+    counts: _BaselineCounts | None
+
+
+@dataclass
+class _Peeled:
+    """One peeling's triggers: record p-values and flags, findings with their evidence and flagged records
+    (by trigger and label), and the first round's figures for the summary."""
+
+    p_values: np.ndarray
+    flagged: np.ndarray
+    findings: list[Finding]
+    evidence: list[dict[str, Any]]
+    members_of: dict[tuple[str, str], np.ndarray]
+    first_tests: int
+    first_testable: int
+    first_testable_tie: int
+    first_p: float
+    batch_wide: list[str]
+
+
 @register
 class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "13"
+    version = "14"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -531,6 +562,71 @@ class TriggerDetector(Detector):
         xc, xb = patterns.stacked(n_c, len(baseline))
         n_classes = max(len(ctx.classes), int(contribution.labels.max(initial=0)) + 1)
         yb = _one_hot(baseline.labels, n_classes)
+        stripped = (
+            _StrippedCarriers(patterns, xc, contribution.table, ctx.featurize)
+            if ctx.featurize is not None and "ngram" in patterns.kinds
+            else None
+        )
+        content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed, stripped)
+        scan = _Scan(contribution, patterns, xc, xb, yb, n_classes, content, _BaselineCounts.of(xb, yb))
+        # A batch's near-copies (a line split into a line per name it lists, a template filled in) are one
+        # record's evidence: each round tests one of each group, the one carrying the most patterns.
+        copies = self._near_copies(contribution, patterns, xc)
+        counted = np.zeros(n_c, bool)
+        counted[copies.representatives(xc.explicit_row_sums())] = True
+        peeled = self._peel(scan, counted)
+        repeated: list[Finding] = []
+        if copies.folded():
+            # What only the repetition makes a trigger: counted copy by copy, a pattern the copies share is
+            # tied to their label as a trigger is. One line sent in near-copies is no evidence of poisoning (a
+            # summary split into a line per page it names), and a few poisoned templates sent many times
+            # look the same: not a block, but a finding for review with every copy queued.
+            whole = self._peel(scan, np.ones(n_c, bool))
+            found = {(ev["trigger"], ev["label"]) for ev in peeled.evidence}
+            for finding in whole.findings:
+                ev = finding.evidence
+                if (ev["trigger"], ev["label"]) in found:
+                    continue
+                members = whole.members_of[(ev["trigger"], ev["label"])]
+                if peeled.flagged[members].all():
+                    continue
+                peeled.flagged[members] = True
+                ev = ev | {"counted_once": True, "groups": int(np.unique(copies.group[members]).shape[0])}
+                repeated.append(
+                    Finding(detector=self.name, score=finding.score, row=None, reason=_repeated_reason(ev), evidence=ev)
+                )
+        return DetectorResult(
+            detector=self.name,
+            version=self.version,
+            p_values=peeled.p_values,
+            flagged=peeled.flagged,
+            findings=peeled.findings,
+            contribution_findings=repeated,
+            statistic=float(len(peeled.findings)),
+            p_value=peeled.first_p,
+            summary={
+                "triggers": peeled.evidence,
+                "repeated": [f.evidence for f in repeated],
+                "near_copies": copies.folded(),
+                "tests": peeled.first_tests,
+                "testable": peeled.first_testable,
+                "testable_tie": peeled.first_testable_tie,
+                "patterns": len(patterns.names),
+                # Patterns most records of every class carry: the batch's, not a label's (``BATCH_WIDE_SHARE``).
+                "batch_wide": peeled.batch_wide,
+            },
+            # A trigger the content does not explain blocks the contribution whatever the other detectors say.
+            block=bool(peeled.findings),
+            block_reason=peeled.findings[0].reason if peeled.findings else None,
+        )
+
+    def _peel(self, scan: _Scan, counted: np.ndarray) -> _Peeled:
+        """Triggers found among the ``counted`` records (the others are near-copies of them), peeled off
+        one at a time, and every record's p-value."""
+        ctx, contribution, patterns, xc, xb = self.context_, scan.contribution, scan.patterns, scan.xc, scan.xb
+        baseline = self.baseline_
+        n_c, n_classes, yb = len(contribution), scan.n_classes, scan.yb
+        content, baseline_counts = scan.content, scan.counts
         labels = contribution.labels
         rows_out = row_numbers(contribution)
         p_values = np.ones(n_c)
@@ -538,22 +634,12 @@ class TriggerDetector(Detector):
         active = np.ones(n_c, bool)
         findings: list[Finding] = []
         evidence_list: list[dict[str, Any]] = []
+        members_of: dict[tuple[str, str], np.ndarray] = {}
         first_tests, first_testable, first_testable_tie, first_p = 0, 0, 0, 1.0
         first_round: tuple[dict[str, np.ndarray], np.ndarray, _Carriers] | None = None
         batch_wide_names: list[str] = []
         explained: set[tuple[int, int]] = set()
-        stripped = (
-            _StrippedCarriers(patterns, xc, contribution.table, ctx.featurize)
-            if ctx.featurize is not None and "ngram" in patterns.kinds
-            else None
-        )
-        content = _ContentTie(baseline, contribution, xb, xc, n_classes, self.content_k, ctx.seed, stripped)
         style = np.asarray(patterns.kinds, dtype=object) == "style"
-        baseline_counts = _BaselineCounts.of(xb, yb)
-        # A batch's near-copies (a line split into a line per name it lists, a template filled in) are one
-        # record's evidence: each round tests one of each group, the one carrying the most patterns.
-        counted = np.zeros(n_c, bool)
-        counted[self._near_copies(contribution).representatives(xc.explicit_row_sums())] = True
         # Peel triggers off one at a time: once the records carrying the strongest trigger are set
         # aside, patterns that were only its side effects (e.g. the source class's own pixels among
         # relabelled images) lose their support and are not reported as triggers of their own.
@@ -682,6 +768,7 @@ class TriggerDetector(Detector):
             p_values[members] = np.minimum(p_values[members], corrected[group[0]])
             evidence = self._evidence(group[0], group, members, tests, corrected, patterns, ctx, rows_out)
             evidence_list.append(evidence)
+            members_of[(evidence["trigger"], evidence["label"])] = members
             findings.append(
                 Finding(
                     detector=self.name,
@@ -701,26 +788,17 @@ class TriggerDetector(Detector):
             keep = ~_pairs_in(tests["pattern"], tests["label"], explained)
             record_p = _record_p_values(xc, labels, n_classes, tests, keep)
             p_values = np.minimum(p_values, record_p)
-        return DetectorResult(
-            detector=self.name,
-            version=self.version,
-            p_values=p_values,
-            flagged=flagged,
-            findings=findings,
-            statistic=float(len(findings)),
-            p_value=first_p,
-            summary={
-                "triggers": evidence_list,
-                "tests": first_tests,
-                "testable": first_testable,
-                "testable_tie": first_testable_tie,
-                "patterns": len(patterns.names),
-                # Patterns most records of every class carry: the batch's, not a label's (``BATCH_WIDE_SHARE``).
-                "batch_wide": batch_wide_names,
-            },
-            # A trigger the content does not explain blocks the contribution whatever the other detectors say.
-            block=bool(findings),
-            block_reason=findings[0].reason if findings else None,
+        return _Peeled(
+            p_values,
+            flagged,
+            findings,
+            evidence_list,
+            members_of,
+            first_tests,
+            first_testable,
+            first_testable_tie,
+            first_p,
+            batch_wide_names,
         )
 
     # --- patterns -------------------------------------------------------------------------------
@@ -805,16 +883,24 @@ class TriggerDetector(Detector):
             patterns.add_pairs(names, cols, "combination", p_cols)
         return patterns
 
-    def _near_copies(self, contribution: GateData) -> NearCopies:
+    def _near_copies(self, contribution: GateData, patterns: Patterns, xc: PatternMatrix) -> NearCopies:
         """The contribution's near-copy groups (``dataward.gates.near_copies``), read in its text columns;
-        every record a group of its own when it has none (tables and images are not folded)."""
+        every record a group of its own when it has none (tables and images are not folded). Copies must
+        also carry the same formatting patterns (casing, unusual whitespace, invisible characters), which
+        the tokens fold away: a trigger written in formatting is never what two copies differ in."""
         table = contribution.table
         assert table is not None
         inputs = [col for col in self.context_.schema.inputs if col.name in table.column_names]
         texts = [_cut(table.column(col.name).to_pylist()) for col in inputs if col.kind == ColumnKind.TEXT]
         if not texts:
             return NearCopies(np.arange(len(contribution), dtype=np.int64))
-        others = [table.column(col.name).to_pylist() for col in inputs if col.kind != ColumnKind.TEXT]
+        others: list[list[Any]] = [table.column(col.name).to_pylist() for col in inputs if col.kind != ColumnKind.TEXT]
+        style = np.flatnonzero(np.asarray(patterns.kinds, dtype=object) == "style")
+        if style.size:
+            rows = sp.csr_matrix(xc.select(style))
+            rows.eliminate_zeros()
+            rows.sort_indices()
+            others.append([tuple(rows.indices[rows.indptr[i] : rows.indptr[i + 1]]) for i in range(rows.shape[0])])
         return near_copies(texts, contribution.labels, others, token_pattern=TOKEN_PATTERN, rare_below=self.min_support)
 
     def _text(self, c_values: list[Any], b_values: list[Any]) -> tuple[list[str], sp.spmatrix, sp.spmatrix]:
@@ -1666,6 +1752,16 @@ def _lead_first(group: list[int], tests: dict[str, np.ndarray], patterns: Patter
         return (-share, float(tests["k_b"][i]), -len(patterns.names[int(tests["pattern"][i])]))
 
     return sorted(group, key=key)
+
+
+def _repeated_reason(ev: dict[str, Any]) -> str:
+    """A trigger only the repetition of near-copies makes: for review, not a block."""
+    return (
+        f"{ev['trigger']!r} in column {ev['column']!r} is tied to {ev['label']!r} in {ev['label_count']} records "
+        f"(p={ev['p_value']:.2g} counted record by record), but they are near-copies of only {ev['groups']} "
+        f"distinct record{'s' if ev['groups'] != 1 else ''} (the same text but for a few rare words), which count "
+        "once each: not enough to block; review them"
+    )
 
 
 def _reason(ev: dict[str, Any]) -> str:

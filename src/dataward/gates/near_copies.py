@@ -50,8 +50,9 @@ MIN_SHARED = 3
 """Tokens two near-copies must share, besides at least half of each one's tokens."""
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 """The polynomial hash's base (odd: its powers are distinct modulo 2**64)."""
-# Odd constants that mix a key's parts into one 64-bit number (equal parts, equal keys; a collision of
-# unequal ones has a chance of about one in 2**64 per pair).
+# Odd constants that mix a key's parts into one 64-bit number (equal parts, equal keys). Unequal parts can
+# collide, by chance or by choice (the keys are linear in the token ids), so a shared key only proposes a
+# pair: ``_verified`` compares what the records hold.
 _EXACT, _HEAD, _TAIL = np.uint64(0x94D049BB133111EB), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9)
 _LEFT, _RIGHT = np.uint64(0x27D4EB2F165667C5), np.uint64(0xFF51AFD7ED558CCD)
 
@@ -137,7 +138,9 @@ def near_copies(
         # An exact copy: the whole record's hash.
         whole = prefix[starts[1:]] - prefix[starts[:-1]]
         keys = [whole * _EXACT + lengths.astype(np.uint64) + context]
-        records = [np.arange(n)]
+        records, cuts, widths = [np.arange(n)], [lengths], [np.zeros(n, np.int64)]
+        # Column boundaries are in every record's shared part but are no token two records share.
+        boundaries = len(texts) - 1
         for span in range(1, MAX_SPAN + 1):
             # Every run of ``span`` rare tokens within one record, taken out: the key is what is left.
             ok = position + span <= lengths[owner]
@@ -148,7 +151,8 @@ def near_copies(
             rec, left = owner[at], position[at]
             right = lengths[rec] - left - span
             shared = left + right
-            keep = (shared >= MIN_SHARED) & (2 * shared >= lengths[rec])
+            words_shared = shared - boundaries
+            keep = (words_shared >= MIN_SHARED) & (2 * words_shared >= lengths[rec] - boundaries)
             at, rec, left, right = at[keep], rec[keep], left[keep], right[keep]
             head = prefix[at] - prefix[starts[rec]]
             tail = suffix_total[starts[rec + 1]] - suffix_total[at + span]
@@ -160,14 +164,52 @@ def near_copies(
                 + context[rec]
             )
             records.append(rec)
+            cuts.append(left)
+            widths.append(np.full(rec.shape[0], span, np.int64))
     key = np.concatenate(keys)
     rec = np.concatenate(records)
     _, slot = np.unique(key, return_inverse=True)
-    slot = slot.ravel()
+    slot = _verified(slot.ravel(), rec, np.concatenate(cuts), np.concatenate(widths), flat, starts, lengths, labels)
     graph = sp.coo_matrix((np.ones(rec.shape[0]), (rec, n + slot)), shape=(n + slot.max(initial=-1) + 1,) * 2)
     _, component = connected_components(graph, directed=False)
     _, group = np.unique(component[:n], return_inverse=True)
     return NearCopies(group.ravel().astype(np.int64))
+
+
+def _verified(
+    slot: np.ndarray,
+    rec: np.ndarray,
+    cut: np.ndarray,
+    width: np.ndarray,
+    flat: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    labels: np.ndarray,
+) -> np.ndarray:
+    """``slot`` with every shared slot split by what its members really hold: the tokens left once the span
+    is taken out, where it was, and the label. The keys are sums modulo 2**64 of known multiples of the
+    token ids, which chosen token runs collide (the Thue-Morse sequence and its complement, for any odd
+    base): a hash may only propose a pair, never join one. (The other input columns' values are compared
+    through their hash alone: small codes, few columns.)"""
+    order = np.argsort(slot, kind="stable")
+    counts = np.bincount(slot)
+    shared = order[counts[slot[order]] > 1]
+    out = slot.copy()
+    fresh = int(counts.shape[0])
+    current, seen = -1, {}  # one slot at a time (entries sorted by slot): what each content is numbered
+    for e in shared.tolist():
+        if slot[e] != current:
+            current, seen = int(slot[e]), {}
+        r, at, w = int(rec[e]), int(cut[e]), int(width[e])
+        lo, hi = int(starts[r]), int(starts[r] + lengths[r])
+        what = np.concatenate([[int(w > 0), at, int(labels[r]), -1], flat[lo : lo + at], [-1], flat[lo + at + w : hi]])
+        content = what.tobytes()
+        if content not in seen:
+            # The first content a slot holds keeps the slot's number; any other (a collision) a new one.
+            seen[content] = current if not seen else fresh
+            fresh += bool(len(seen) > 1)
+        out[e] = seen[content]
+    return out
 
 
 def _powers(count: int) -> np.ndarray:

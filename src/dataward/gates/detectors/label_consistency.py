@@ -1070,9 +1070,19 @@ class NaiveBayes:
         joint[idx, y] += np.bincount(rows, correction, minlength=n)
         sums = np.asarray(x.sum(axis=1)).ravel()
         removed = sums if groups is None else np.bincount(groups, sums)[groups]
-        totals = self.totals[y]
+        # The refit's denominators: every class's smoothing loses the features only the left-out rows carry
+        # (the refit's vocabulary is smaller), and the row's own class loses their whole mass. Only the
+        # row's mass on the features the refit keeps reads those denominators.
+        kept = np.bincount(rows, np.where(shared, v, 0.0), minlength=n)
+        owner = rows if groups is None else groups[rows]
+        # A feature only the group carries appears once per carrying row: count it once per group.
+        pairs = np.unique(owner[~shared] * np.int64(self.v) + f[~shared])
+        only = np.bincount(pairs // self.v, minlength=n if groups is None else int(groups.max(initial=-1)) + 1)
         av = self.a * self.v
-        joint[idx, y] -= sums * (np.log(np.maximum(totals - removed, 0.0) + av) - np.log(totals + av))
+        av_refit = self.a * (self.v - (only if groups is None else only[groups]))
+        joint -= kept[:, None] * (np.log(self.totals[None, :] + av_refit[:, None]) - np.log(self.totals + av)[None, :])
+        totals = self.totals[y]
+        joint[idx, y] -= kept * (np.log(np.maximum(totals - removed, 0.0) + av_refit) - np.log(totals + av_refit))
         joint[idx, y] += np.log(np.maximum(self.prior[y] - size, 1e-9)) - np.log(np.maximum(self.prior[y], 1e-9))
         return joint
 

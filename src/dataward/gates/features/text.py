@@ -15,6 +15,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
+from dataward.gates.features.char_ngrams import WordwiseTfidf
 from dataward.gates.progress import report
 
 SVD_DIMS = 256
@@ -149,7 +150,9 @@ class TfidfSvd(Featurizer):
         self.word_ = TfidfVectorizer(
             ngram_range=(1, 2), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df, token_pattern=r"(?u)\b\w+\b"
         )
-        self.char_ = TfidfVectorizer(
+        # scikit-learn's vectorizer, its character n-grams counted a distinct word at a time (the same
+        # counts: ``char_ngrams``).
+        self.char_ = WordwiseTfidf(
             analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df
         )
         try:

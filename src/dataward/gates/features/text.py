@@ -99,8 +99,11 @@ def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) ->
 def _flip_columns(columns: np.ndarray) -> np.ndarray:
     """``svd_flip(u, columns.T, u_based_decision=False)[1].T``, bit for bit, C-ordered: each column times
     the sign of its entry of largest magnitude (the first such). Searched in place: scikit-learn's search
-    of a transposed copy was a quarter of the text featurization's time."""
-    signs = np.sign(columns[np.argmax(np.abs(columns), axis=0), np.arange(columns.shape[1])])
+    of a transposed copy was a quarter of the text featurization's time. The magnitudes are written column
+    by column (``order="C"`` of the transpose) so that each column's search reads contiguous memory: numpy's
+    ``argmax`` down the columns of a row-major array copies it transposed first."""
+    largest = np.argmax(np.abs(columns.T, order="C"), axis=1)
+    signs = np.sign(columns[largest, np.arange(columns.shape[1])])
     return np.ascontiguousarray(columns * signs[np.newaxis, :])
 
 

@@ -18,8 +18,28 @@ from dataward.gates.inputs import normalize
 # characters that are not whitespace but look like it (zero-width space), short words (shorter than an
 # n-gram), and whitespace of several kinds between words (tab, newline, non-breaking space, runs).
 WORDS = [
-    "a", "to", "the", "cat", "Cat", "CAT", "gates", "baseline", "naïve", "über-long-token", "ΟΔΟΣ", "οδός", "Σ",
-    "İstanbul", "e\u0301", "zero\u200bwidth", "x", "42", "ls(1)", "--verbose", "日本語", "ǅemal",
+    "a",
+    "to",
+    "the",
+    "cat",
+    "Cat",
+    "CAT",
+    "gates",
+    "baseline",
+    "naïve",
+    "über-long-token",
+    "ΟΔΟΣ",
+    "οδός",
+    "Σ",
+    "İstanbul",
+    "e\u0301",
+    "zero\u200bwidth",
+    "x",
+    "42",
+    "ls(1)",
+    "--verbose",
+    "日本語",
+    "ǅemal",
 ]
 SPACES = [" ", " ", " ", "  ", "\t", "\n", "\u00a0", " \u3000 ", "\r\n"]
 
@@ -53,7 +73,7 @@ SETTINGS = [
 
 @pytest.mark.parametrize("settings", SETTINGS)
 def test_wordwise_counts_are_scikit_learns(settings):
-    fitted, other = documents(600, 0), documents(200, 1) + ["", "unseen qqqq zzzz", "ΟΔΟΣ"]
+    fitted, other = documents(600, 0), [*documents(200, 1), "", "unseen qqqq zzzz", "ΟΔΟΣ"]
     ours, theirs = WordwiseTfidf(**settings), TfidfVectorizer(**settings)
     same_matrix(ours.fit_transform(fitted), theirs.fit_transform(fitted))
     assert list(ours.vocabulary_.items()) == list(theirs.vocabulary_.items())
@@ -76,11 +96,12 @@ def test_blocks_and_the_word_cache_change_nothing(monkeypatch):
 def test_what_scikit_learn_refuses_is_refused():
     with pytest.raises(ValueError, match="empty vocabulary"):
         WordwiseTfidf(analyzer="char_wb").fit(["", "   ", "\t"])
-    with pytest.raises(ValueError, match="np.nan is an invalid document"):
+    with pytest.raises(ValueError, match=r"np\.nan is an invalid document"):
         WordwiseTfidf(analyzer="char_wb").fit(["some text", np.nan])
     # Other analyzers count as scikit-learn does.
     docs = documents(100, 3)
-    same_matrix(WordwiseTfidf(ngram_range=(1, 2)).fit_transform(docs), TfidfVectorizer(ngram_range=(1, 2)).fit_transform(docs))
+    words = WordwiseTfidf(ngram_range=(1, 2)).fit_transform(docs)
+    same_matrix(words, TfidfVectorizer(ngram_range=(1, 2)).fit_transform(docs))
 
 
 def test_the_text_featurizer_counts_word_wise_and_gives_the_same_vectors():

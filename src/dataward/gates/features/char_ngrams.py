@@ -12,7 +12,7 @@ is everything scikit-learn derives from them (``tests/gates/test_char_ngrams.py`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,7 @@ class WordwiseTfidf(TfidfVectorizer):
         blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         documents = iter(raw_documents)
         while True:
-            words = [spaces.sub(" ", preprocess(decode(doc))).split() for doc in _take(documents, BLOCK_DOCUMENTS)]
+            words = [spaces.sub(" ", preprocess(decode(doc))).split() for doc in islice(documents, BLOCK_DOCUMENTS)]
             if not words:
                 break
             blocks.append(cut.count(words))
@@ -69,15 +69,6 @@ class WordwiseTfidf(TfidfVectorizer):
         )
         x.sort_indices()
         return vocabulary, _align_api_if_sparse(x)
-
-
-def _take(items: Any, count: int) -> list[Any]:
-    out = []
-    for item in items:
-        out.append(item)
-        if len(out) == count:
-            break
-    return out
 
 
 class _WordCutter:

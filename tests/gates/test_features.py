@@ -137,3 +137,20 @@ def test_text_svd_is_scikit_learns_bit_for_bit_on_any_number_of_threads():
         for workers in (1, 3):
             assert np.array_equal(text._svd_basis(sample, 8, 5, workers), basis.T)
             assert np.array_equal(text._product(sample, basis.T, workers), sample @ basis.T)
+
+
+def test_text_basis_signs_are_scikit_learns_with_ties_and_zero_columns():
+    from sklearn.utils.extmath import svd_flip
+
+    from dataward.gates.features import text
+
+    rng = np.random.default_rng(7)
+    full = rng.normal(size=(300, 12))
+    full[[4, 9], 2] = [-5.0, 5.0]  # a tie of magnitudes, the negative one first: it decides
+    full[[3, 8], 5] = [5.0, -5.0]  # the positive one first
+    full[:, 6] = 0.0
+    full[:, 7] = -np.abs(full[:, 7])
+    columns = full[:, :10]  # a view, as the basis is cut from a wider product
+    _, expected = svd_flip(np.ones((1, 10)), columns.T.copy(), u_based_decision=False)
+    flipped = text._flip_columns(columns)
+    assert flipped.flags.c_contiguous and np.array_equal(flipped, expected.T)

@@ -15,6 +15,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from dataward.domain.errors import InputError
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features.base import Featurizer, featurizer
+from dataward.gates.features.char_ngrams import WordwiseTfidf
 from dataward.gates.progress import report
 
 SVD_DIMS = 256
@@ -80,8 +81,9 @@ def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) ->
     transpose = sample.shape[0] < sample.shape[1]
     m = sample.T if transpose else sample
     mt = m.T
-    if workers > 1:
-        m, mt = m.tocsr(), mt.tocsr()
+    # Row-wise storage on any number of threads: a CSC product sums each row in column order as its CSR
+    # copy does (the same bits), but scatters its writes, about 1.5 times slower here.
+    m, mt = m.tocsr(), mt.tocsr()
     q = rng.normal(size=(m.shape[1], dims + SVD_OVERSAMPLES))
     if m.dtype == np.float32:
         q = q.astype(np.float32, copy=False)
@@ -97,8 +99,11 @@ def _svd_basis(sample: sparse.csr_matrix, dims: int, seed: int, workers: int) ->
 def _flip_columns(columns: np.ndarray) -> np.ndarray:
     """``svd_flip(u, columns.T, u_based_decision=False)[1].T``, bit for bit, C-ordered: each column times
     the sign of its entry of largest magnitude (the first such). Searched in place: scikit-learn's search
-    of a transposed copy was a quarter of the text featurization's time."""
-    signs = np.sign(columns[np.argmax(np.abs(columns), axis=0), np.arange(columns.shape[1])])
+    of a transposed copy was a quarter of the text featurization's time. The magnitudes are written column
+    by column (``order="C"`` of the transpose) so that each column's search reads contiguous memory: numpy's
+    ``argmax`` down the columns of a row-major array copies it transposed first."""
+    largest = np.argmax(np.abs(columns.T, order="C"), axis=1)
+    signs = np.sign(columns[largest, np.arange(columns.shape[1])])
     return np.ascontiguousarray(columns * signs[np.newaxis, :])
 
 
@@ -149,7 +154,9 @@ class TfidfSvd(Featurizer):
         self.word_ = TfidfVectorizer(
             ngram_range=(1, 2), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df, token_pattern=r"(?u)\b\w+\b"
         )
-        self.char_ = TfidfVectorizer(
+        # scikit-learn's vectorizer, its character n-grams counted a distinct word at a time (the same
+        # counts: ``char_ngrams``).
+        self.char_ = WordwiseTfidf(
             analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, max_features=MAX_TERMS, min_df=min_df
         )
         try:

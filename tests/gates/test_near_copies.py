@@ -124,15 +124,15 @@ TARGET = "commands"
 
 
 @cache
-def copied_poison(copies: int, seed: int) -> tuple[np.ndarray, GateReport]:
-    """The dirty-label backdoor (``RARE_TOKEN`` in ``POISONED`` lines of other sections relabelled
+def copied_poison(copies: int, seed: int, poisoned: int = POISONED) -> tuple[np.ndarray, GateReport]:
+    """The dirty-label backdoor (``RARE_TOKEN`` in ``poisoned`` lines of other sections relabelled
     ``TARGET``), each poisoned line sent ``copies`` times under a different page name, among 300 clean lines."""
     dataset = data.load_man_sections()
     split = data.split(dataset, seed)
     rng = np.random.default_rng(seed)
     spare = pd.concat([split.pool, split.test], ignore_index=True)
     others = spare[spare[data.LABEL] != TARGET]
-    poison = others.sample(n=POISONED, random_state=seed).copy()
+    poison = others.sample(n=poisoned, random_state=seed).copy()
     clean = spare.drop(index=poison.index).sample(n=300, random_state=seed)
     # The trigger goes into the line after its page name; each copy names another page.
     tails = [insert(text.split(" ", 1)[1], RARE_TOKEN, rng) for text in poison[data.TEXT]]

@@ -14,12 +14,11 @@ import pytest
 from scipy import sparse
 
 from benchmarks import data
-from benchmarks.attacks.text import RARE_TOKEN, insert
+from benchmarks.attacks.text import RARE_TOKEN
 from dataward.gates import scan
 from dataward.gates.detectors.label_consistency import NaiveBayes
 from dataward.gates.near_copies import TOKEN_PATTERN, near_copies
-from dataward.gates.report import GateReport
-from tests.helpers import shuffled_with_poison
+from tests.gates.test_near_copies import copied_poison
 
 
 def _thue_morse(length: int, first: str, second: str) -> str:
@@ -117,37 +116,7 @@ def test_copies_of_a_flipped_line_that_each_append_a_token_still_read_as_one(see
     assert np.all(five <= 2.0 * once + 0.01), (five, once)
 
 
-TEMPLATES, COPIES, TRIGGER_TARGET = 3, 8, "commands"
-
-
-@cache
-def _templated_backdoor(seed: int) -> tuple[np.ndarray, GateReport]:
-    """The dirty-label ``RARE_TOKEN`` backdoor in ``TEMPLATES`` lines of other sections relabelled
-    ``TRIGGER_TARGET``, each sent ``COPIES`` times under another page name, among 300 clean lines."""
-    dataset = data.load_man_sections()
-    split = data.split(dataset, seed)
-    rng = np.random.default_rng(seed)
-    spare = pd.concat([split.pool, split.test], ignore_index=True)
-    poison = spare[spare[data.LABEL] != TRIGGER_TARGET].sample(n=TEMPLATES, random_state=seed).copy()
-    clean = spare.drop(index=poison.index).sample(n=300, random_state=seed)
-    tails = [insert(text.split(" ", 1)[1], RARE_TOKEN, rng) for text in poison[data.TEXT]]
-    heads = [text.split(" ", 1)[0] for text in poison[data.TEXT]]
-    poison[data.LABEL] = TRIGGER_TARGET
-    copied = pd.concat(
-        [
-            poison.assign(
-                **{
-                    data.TEXT: [
-                        f"{h if k == 0 else f'page{k}x{i}'} {t}"
-                        for i, (h, t) in enumerate(zip(heads, tails, strict=True))
-                    ]
-                }
-            )
-            for k in range(COPIES)
-        ]
-    )
-    frame, truth = shuffled_with_poison(clean, copied, rng)
-    return truth, scan(split.baseline, frame, dataset.schema, split.validation, {"seed": seed})
+TEMPLATES, COPIES = 3, 8
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -158,7 +127,7 @@ def test_a_backdoor_sent_as_three_templates_many_times_is_not_let_through(seed: 
     sections' test lines with the trigger to the target (10% without poison; 70% for 24 distinct poisoned
     lines): a weaker backdoor, and not let through: the pattern that only the repetition ties to its label
     is a finding for review (triggers 14) with every copy queued."""
-    truth, report = _templated_backdoor(seed)
+    truth, report = copied_poison(COPIES, seed, poisoned=TEMPLATES)
     assert report.verdict == "review", report.reasons
     triggers = report.results["triggers"]
     assert [f.evidence["trigger"] for f in triggers.contribution_findings] == [RARE_TOKEN]

@@ -348,6 +348,7 @@ transformations = Table(
     Column("key_id", Text),
     Column("created_at", Text, nullable=False),
 )
+Index("ix_transformations_contribution_id", transformations.c.contribution_id)
 
 # The model registry. A training run records the code identity, parameters and the dataset versions it
 # read through the guarded loader; its artifact becomes a model version: files hashed into a manifest
@@ -362,13 +363,14 @@ training_runs = Table(
     Column("status", Text, nullable=False),
     Column("code", Text, nullable=False),
     Column("params", Text, nullable=False),
-    Column("metrics", Text),  # JSON, set when the run finishes (NULL before migration 0010)
     Column("datasets", Text, nullable=False),
     Column("started_by", Text, ForeignKey("principals.id"), nullable=False),
     Column("key_id", Text),
     Column("started_at", Text, nullable=False),
     Column("ended_at", Text),
     Column("model_version_id", Text),
+    # Last, where migration 0010 added it (a new catalog is made from these definitions: same order).
+    Column("metrics", Text),  # JSON, set when the run finishes (NULL before migration 0010)
 )
 
 model_versions = Table(

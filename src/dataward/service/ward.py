@@ -1018,7 +1018,7 @@ class Ward(OverContext):
         )
         db = CatalogDatabase(config.resolved_catalog_url(folder))
         try:
-            db.migrate()
+            db.create_newest_schema()
         except OperationalError as exc:
             # The database cannot be reached or opened (a wrong host, port, name or role): say so, not
             # with the driver's traceback. The URL is shown without its password.

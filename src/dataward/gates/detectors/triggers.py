@@ -71,7 +71,9 @@ nine bright pixels; a phrase is several n-grams).
 A batch's near-copies (``dataward.gates.near_copies``: one label, the same text but for a span of at most
 three rare tokens) are one record's evidence: each round tests one record of each group, and a reported
 trigger flags every copy that carries it. Only rare tokens may differ, so every pattern that can be tested
-is carried by all copies of a group or by none (docs/gates.md, "Near-copies count once in text").
+is carried by all copies of a group or by none (docs/gates.md, "Near-copies count once in text"). A trigger
+that only counting copy by copy finds (the peeling run once more, when the batch has near-copies) is a
+contribution-level finding for review, every copy carrying it flagged: never a block.
 
 Cost: the neighbour searches are confined to the rows the tests read, searched once per scan and
 shared by every pair (``_LazyNeighbours``): the batch tie reads the carriers of route B's pairs (at
@@ -89,7 +91,8 @@ p-values still rank every record.
 Contribution level: ``statistic`` = number of triggers found, ``p_value`` = the smallest
 corrected p-value. Summary keys: ``triggers`` (the evidence of each finding), ``tests``
 (pattern-label pairs tested), ``testable`` (Tarone's count of them paid for on route A),
-``testable_tie`` (on route B), ``patterns``,
+``testable_tie`` (on route B), ``patterns``, ``near_copies`` (records folded into another's group),
+``repeated`` (the evidence of the triggers only the copies' repetition makes),
 ``block`` (true when a trigger was found) and ``block_reason``.
 Options (constructor or policy ``options["triggers"]``, see ``TriggerOptions``):
 ``max_ngram``, ``min_support``, ``max_pair_columns``, ``merge_overlap``, ``max_triggers``,

@@ -240,8 +240,9 @@ class LabelConsistency(Detector):
     # --- text probe ----------------------------------------------------------------------------
 
     def _fit_text_probe(self, base: GateData) -> np.ndarray:
-        texts = _texts(base.table, self.text_columns, self.opts.text_max_chars)
-        self.ref_columns = _text_columns(base.table, self.text_columns, self.opts.text_max_chars)
+        parts = _column_strings(base.table, self.text_columns)
+        texts = _joined(parts, self.opts.text_max_chars)
+        self.ref_columns = _cut_columns(parts, self.opts.text_max_chars)
         self.blocks = [_word_counts(texts), _char_counts(texts)]
         self.idf = [_reference_idf(b) for b in self.blocks]
         self.ref_matrix = _weighted(self.blocks, self.idf, reference=True)
@@ -323,7 +324,8 @@ class LabelConsistency(Detector):
         test = {"knn_margin": _margin_of(own, others)}
         log_proba, ref_log_proba = None, None
         if "text_probe" in calibration:
-            texts = _texts(contribution.table, self.text_columns, self.opts.text_max_chars)
+            parts = _column_strings(contribution.table, self.text_columns)
+            texts = _joined(parts, self.opts.text_max_chars)
             blocks = [_word_counts(texts), _char_counts(texts)]
             matrix = _weighted(blocks, self.idf, reference=False)
             log_proba = self.nb.log_joint(matrix)
@@ -335,7 +337,7 @@ class LabelConsistency(Detector):
                 # line sent five times would otherwise vouch for its own label four times over.
                 labels = np.concatenate([base.labels, contribution.labels])
                 union = NaiveBayes(sparse.vstack([self.ref_matrix, matrix], format="csr"), labels, self.n_classes)
-                columns = _text_columns(contribution.table, self.text_columns, self.opts.text_max_chars)
+                columns = _cut_columns(parts, self.opts.text_max_chars)
                 copies = near_copies(
                     [ref + new for ref, new in zip(self.ref_columns, columns, strict=True)],
                     labels,
@@ -1094,14 +1096,19 @@ _NON_WORD = re.compile(r"[\W_]+")
 _FNV_PRIME = np.uint64(1099511628211)
 
 
-def _text_columns(table: pa.Table, columns: list[str], max_chars: int) -> list[list[str]]:
-    """Each text column's values as strings (missing as empty), each cut to ``max_chars``."""
-    return [["" if v is None else str(v)[:max_chars] for v in table.column(c).to_pylist()] for c in columns]
+def _column_strings(table: pa.Table, columns: list[str]) -> list[list[str]]:
+    """Each text column's values as strings (missing as empty)."""
+    return [["" if v is None else str(v) for v in table.column(c).to_pylist()] for c in columns]
 
 
-def _texts(table: pa.Table, columns: list[str], max_chars: int) -> list[str]:
-    parts = [["" if v is None else str(v) for v in table.column(c).to_pylist()] for c in columns]
+def _joined(parts: list[list[str]], max_chars: int) -> list[str]:
+    """Each record's text columns as one text, cut to ``max_chars`` (what the naive Bayes reads)."""
     return [" \n ".join(row)[:max_chars] for row in zip(*parts, strict=True)]
+
+
+def _cut_columns(parts: list[list[str]], max_chars: int) -> list[list[str]]:
+    """Each text column's values cut to ``max_chars`` (what near-copies are read in)."""
+    return [[v[:max_chars] for v in column] for column in parts]
 
 
 def _mix(h: np.ndarray) -> np.ndarray:

@@ -55,6 +55,7 @@ _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 # pair: ``_verified`` compares what the records hold.
 _EXACT, _HEAD, _TAIL = np.uint64(0x94D049BB133111EB), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9)
 _LEFT, _RIGHT = np.uint64(0x27D4EB2F165667C5), np.uint64(0xFF51AFD7ED558CCD)
+_CONTEXT = np.uint64(0xD6E8FEB86659FD93)
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,11 @@ def near_copies(
         from_end = lengths[owner] - 1 - position
         weighted_suffix = value * power[from_end]
         suffix_total = np.concatenate([[np.uint64(0)], np.cumsum(weighted_suffix, dtype=np.uint64)])
-        context = _context_hash(others, labels)
+        context = _context_codes(others, labels)
+        mixed = context.astype(np.uint64) * _CONTEXT
         # An exact copy: the whole record's hash.
         whole = prefix[starts[1:]] - prefix[starts[:-1]]
-        keys = [whole * _EXACT + lengths.astype(np.uint64) + context]
+        keys = [whole * _EXACT + lengths.astype(np.uint64) + mixed]
         records, cuts, widths = [np.arange(n)], [lengths], [np.zeros(n, np.int64)]
         # Column boundaries are in every record's shared part but are no token two records share.
         boundaries = len(texts) - 1
@@ -161,7 +163,7 @@ def near_copies(
                 + tail * _TAIL
                 + left.astype(np.uint64) * _LEFT
                 + right.astype(np.uint64) * _RIGHT
-                + context[rec]
+                + mixed[rec]
             )
             records.append(rec)
             cuts.append(left)
@@ -169,7 +171,7 @@ def near_copies(
     key = np.concatenate(keys)
     rec = np.concatenate(records)
     _, slot = np.unique(key, return_inverse=True)
-    slot = _verified(slot.ravel(), rec, np.concatenate(cuts), np.concatenate(widths), flat, starts, lengths, labels)
+    slot = _verified(slot.ravel(), rec, np.concatenate(cuts), np.concatenate(widths), flat, starts, lengths, context)
     graph = sp.coo_matrix((np.ones(rec.shape[0]), (rec, n + slot)), shape=(n + slot.max(initial=-1) + 1,) * 2)
     _, component = connected_components(graph, directed=False)
     _, group = np.unique(component[:n], return_inverse=True)
@@ -184,13 +186,12 @@ def _verified(
     flat: np.ndarray,
     starts: np.ndarray,
     lengths: np.ndarray,
-    labels: np.ndarray,
+    context: np.ndarray,
 ) -> np.ndarray:
     """``slot`` with every shared slot split by what its members really hold: the tokens left once the span
-    is taken out, where it was, and the label. The keys are sums modulo 2**64 of known multiples of the
-    token ids, which chosen token runs collide (the Thue-Morse sequence and its complement, for any odd
-    base): a hash may only propose a pair, never join one. (The other input columns' values are compared
-    through their hash alone: small codes, few columns.)"""
+    is taken out, where it was, and the record's label and other input columns (``context``). The keys are
+    sums modulo 2**64 of known multiples of the token ids, which chosen token runs collide (the Thue-Morse
+    sequence and its complement, for any odd base): a hash may only propose a pair, never join one."""
     order = np.argsort(slot, kind="stable")
     counts = np.bincount(slot)
     shared = order[counts[slot[order]] > 1]
@@ -202,30 +203,32 @@ def _verified(
             current, seen = int(slot[e]), {}
         r, at, w = int(rec[e]), int(cut[e]), int(width[e])
         lo, hi = int(starts[r]), int(starts[r] + lengths[r])
-        what = np.concatenate([[int(w > 0), at, int(labels[r]), -1], flat[lo : lo + at], [-1], flat[lo + at + w : hi]])
+        what = np.concatenate([[int(w > 0), at, int(context[r]), -1], flat[lo : lo + at], [-1], flat[lo + at + w : hi]])
         content = what.tobytes()
         if content not in seen:
             # The first content a slot holds keeps the slot's number; any other (a collision) a new one.
-            seen[content] = current if not seen else fresh
-            fresh += bool(len(seen) > 1)
+            if seen:
+                seen[content], fresh = fresh, fresh + 1
+            else:
+                seen[content] = current
         out[e] = seen[content]
     return out
 
 
 def _powers(count: int) -> np.ndarray:
-    out = np.ones(count, np.uint64)
+    """``_MULTIPLIER ** i`` modulo 2**64 for ``i`` below ``count``."""
+    factors = np.full(count, _MULTIPLIER, np.uint64)
+    factors[:1] = 1
     with np.errstate(over="ignore"):
-        for i in range(1, count):
-            out[i] = out[i - 1] * _MULTIPLIER
-    return out
+        return np.cumprod(factors, dtype=np.uint64)
 
 
-def _context_hash(others: Sequence[Sequence[object]], labels: np.ndarray) -> np.ndarray:
-    """Per record, a 64-bit hash of its label and its other input columns' values (equal values alike)."""
-    n = labels.shape[0]
-    out = labels.astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
-    for c, column in enumerate(others):
-        _, codes = np.unique(np.asarray([repr(v) for v in column], dtype=object).astype(str), return_inverse=True)
-        with np.errstate(over="ignore"):
-            out = out * np.uint64(0x9FB21C651E98DF25) + (codes.ravel().astype(np.uint64) + np.uint64(c + 1))
-    return out if n else np.zeros(0, np.uint64)
+def _context_codes(others: Sequence[Sequence[object]], labels: np.ndarray) -> np.ndarray:
+    """Per record, one integer for its label and its other input columns' values: equal exactly when
+    all of them are equal."""
+    codes = np.unique(labels, return_inverse=True)[1].ravel().astype(np.int64)
+    for column in others:
+        _, values = np.unique(np.asarray([repr(v) for v in column], dtype=object).astype(str), return_inverse=True)
+        width = int(values.max(initial=-1)) + 1
+        codes = np.unique(codes * max(width, 1) + values.ravel(), return_inverse=True)[1].ravel().astype(np.int64)
+    return codes

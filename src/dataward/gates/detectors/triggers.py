@@ -584,7 +584,8 @@ class TriggerDetector(Detector):
             # tied to their label as a trigger is. One line sent in near-copies is no evidence of poisoning (a
             # summary split into a line per page it names), and a few poisoned templates sent many times
             # look the same: not a block, but a finding for review with every copy queued.
-            whole = self._peel(scan, np.ones(n_c, bool))
+            # Only its findings are read: the records are ranked on the folded counts above.
+            whole = self._peel(scan, np.ones(n_c, bool), rank_records=False)
             found = {(ev["trigger"], ev["label"]) for ev in peeled.evidence}
             for finding in whole.findings:
                 ev = finding.evidence
@@ -623,9 +624,9 @@ class TriggerDetector(Detector):
             block_reason=peeled.findings[0].reason if peeled.findings else None,
         )
 
-    def _peel(self, scan: _Scan, counted: np.ndarray) -> _Peeled:
+    def _peel(self, scan: _Scan, counted: np.ndarray, rank_records: bool = True) -> _Peeled:
         """Triggers found among the ``counted`` records (the others are near-copies of them), peeled off
-        one at a time, and every record's p-value."""
+        one at a time, and every record's p-value (only the carriers' of a trigger unless ``rank_records``)."""
         ctx, contribution, patterns, xc, xb = self.context_, scan.contribution, scan.patterns, scan.xc, scan.xb
         baseline = self.baseline_
         n_c, n_classes, yb = len(contribution), scan.n_classes, scan.yb
@@ -783,7 +784,7 @@ class TriggerDetector(Detector):
             )
             if not active.any():
                 break
-        if first_round is not None:
+        if first_round is not None and rank_records:
             # Every record is judged on the patterns it carries with its own label (Bonferroni over
             # those, not over the whole vocabulary: the guarantee asked of a record's p-value is about
             # that record), leaving out patterns already explained by a reported trigger.
@@ -1650,12 +1651,11 @@ class _Carriers:
         labels: np.ndarray,
         tests: dict[str, np.ndarray],
         index: np.ndarray,
-        full: PatternMatrix | None = None,
-        all_labels: np.ndarray | None = None,
+        full: PatternMatrix,
+        all_labels: np.ndarray,
     ) -> None:
         self.x, self.labels, self.tests, self.index = x, labels, tests, index
-        self.full = full if full is not None else x
-        self.all_labels = all_labels if all_labels is not None else labels
+        self.full, self.all_labels = full, all_labels
         self.cache: dict[int, np.ndarray] = {}
 
     def with_copies(self, i: int, active: np.ndarray) -> np.ndarray:

@@ -140,19 +140,25 @@ def window_of(png: bytes) -> Window:
 
 
 def fits(label: str, photo: str, y: int, x: int, side: int) -> bool:
+    """Whether a square window lies inside its photo and meets the rule that makes ``label`` right
+    (``rect_fits``)."""
+    return rect_fits(label, photo, y, x, side, side)
+
+
+def rect_fits(label: str, photo: str, y: int, x: int, height: int, width: int) -> bool:
     """Whether a window lies inside its photo and meets the rule that makes ``label`` right
     (``data.PHOTO_CLASSES``: sky wholly in the top 45% of the temple, garden wholly in its bottom 45%,
     petals at least 80% petal pixels, foliage at most 1%)."""
     temple, _, integral = data._photo_sources()
-    height, width = temple.shape[:2]
-    if y < 0 or x < 0 or y + side > height or x + side > width:
+    photo_h, photo_w = temple.shape[:2]
+    if y < 0 or x < 0 or y + height > photo_h or x + width > photo_w:
         return False
     if label == "temple_sky":
-        return photo == "temple" and y + side <= 0.45 * height
+        return photo == "temple" and y + height <= 0.45 * photo_h
     if label == "temple_garden":
-        return photo == "temple" and y >= int(0.55 * height)
-    covered = (integral[y + side, x + side] - integral[y, x + side] - integral[y + side, x] + integral[y, x]) / (
-        side * side
+        return photo == "temple" and y >= int(0.55 * photo_h)
+    covered = (integral[y + height, x + width] - integral[y, x + width] - integral[y + height, x] + integral[y, x]) / (
+        height * width
     )
     if label == "petals":
         return photo == "dahlia" and covered >= 0.8

@@ -42,7 +42,7 @@ from benchmarks.shifts.base import (
     situation,
     sized,
 )
-from benchmarks.shifts.heldout5 import window_of
+from benchmarks.shifts.heldout5 import rect_fits, window_of
 
 GROUP = "heldout7"
 
@@ -329,25 +329,6 @@ def squeezed_window(png: bytes, factor: float = SQUEEZE) -> Rect:
     photo, y, x, side = window_of(png)
     width = round(side * factor)
     return photo, y, x - (width - side) // 2, side, width
-
-
-def rect_fits(label: str, photo: str, y: int, x: int, height: int, width: int) -> bool:
-    """Whether a rectangular window lies inside its photo and meets the rule that makes ``label`` right
-    (``data.PHOTO_CLASSES``, as ``heldout5.fits`` reads it for square windows)."""
-    temple, _, integral = data._photo_sources()
-    photo_h, photo_w = temple.shape[:2]
-    if y < 0 or x < 0 or y + height > photo_h or x + width > photo_w:
-        return False
-    if label == "temple_sky":
-        return photo == "temple" and y + height <= 0.45 * photo_h
-    if label == "temple_garden":
-        return photo == "temple" and y >= int(0.55 * photo_h)
-    covered = (integral[y + height, x + width] - integral[y, x + width] - integral[y + height, x] + integral[y, x]) / (
-        height * width
-    )
-    if label == "petals":
-        return photo == "dahlia" and covered >= 0.8
-    return label == "foliage" and photo == "dahlia" and covered <= 0.01
 
 
 def rect_crop(photo: str, y: int, x: int, height: int, width: int) -> bytes:

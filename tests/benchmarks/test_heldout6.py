@@ -23,10 +23,9 @@ from benchmarks.shifts.base import (
     HELDOUT4_KINDS,
     KINDS,
     SMALL_CONTRIBUTION,
-    parts,
-    sized,
 )
 from dataward.domain.errors import InputError
+from tests.benchmarks.builders import drawn_pool, record_keys
 
 TEXT, LABEL = data.TEXT, data.LABEL
 
@@ -39,16 +38,6 @@ def small() -> dict[str, shifts.Situation]:
 @pytest.fixture(scope="module")
 def cases() -> dict[str, attacks.AttackCase]:
     return {name: build_heldout6(name, seed=0) for name in HELDOUT6_ATTACKS}
-
-
-def _keys(frame: pd.DataFrame) -> list[tuple]:
-    return list(map(tuple, frame.itertuples(index=False)))
-
-
-def _pool(situation: shifts.Situation, seed: int = 0) -> pd.DataFrame:
-    """The pool records a situation drew (small), in the order it drew them."""
-    split = parts(data.load(situation.dataset), seed, "small")
-    return sized(split.pool, "small", SMALL_CONTRIBUTION, np.random.default_rng(seed)).reset_index(drop=True)
 
 
 # --- benign -------------------------------------------------------------------------------------
@@ -89,7 +78,7 @@ def test_the_sixth_heldout_set_is_its_own_never_tuned_group_of_text_and_tables(s
 )
 def test_rewritten_lines_are_the_pool_lines_rewritten_with_their_sections(small, name, fn):
     s = small[name]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     assert s.contribution[LABEL].tolist() == pool[LABEL].tolist()
     assert s.contribution[TEXT].tolist() == [fn(t) for t in pool[TEXT]]
     assert (s.contribution[TEXT] != pool[TEXT]).mean() > 0.9
@@ -109,7 +98,7 @@ def test_text_rewrites_change_what_they_say():
 
 def test_the_mirror_signs_its_share_of_the_batch_whatever_the_section(small):
     s = small["mirror_signature_text"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     rows = np.asarray(s.params["signed_rows"])
     assert len(rows) == round(heldout6.MIRROR_SHARE * len(pool))
     assert s.contribution[LABEL].tolist() == pool[LABEL].tolist()
@@ -122,9 +111,9 @@ def test_the_mirror_signs_its_share_of_the_batch_whatever_the_section(small):
 
 def test_split_names_give_one_line_per_name_with_the_line_s_section(small):
     s = heldout6.split_names_text(0, "small")
-    pool = _pool(s)
-    expected = [(line, label) for text, label in _keys(pool) for line in heldout6.one_per_name(text)]
-    assert _keys(s.contribution) == expected
+    pool = drawn_pool(s)
+    expected = [(line, label) for text, label in record_keys(pool) for line in heldout6.one_per_name(text)]
+    assert record_keys(s.contribution) == expected
     origin = np.asarray(s.params["from_row"])
     assert len(origin) == len(s.contribution) and set(origin) == set(range(len(pool)))
     assert s.params["split_lines"] > 10 and len(s.contribution) > len(pool) + s.params["split_lines"]
@@ -140,40 +129,40 @@ def test_balanced_sections_are_pool_lines_in_equal_numbers(small):
         counts.nunique() == 1 and counts.iloc[0] == split.pool[LABEL].value_counts().min() == full.params["per_class"]
     )
     assert set(counts.index) == set(data.load_man_sections().classes)
-    assert set(_keys(full.contribution)) <= set(_keys(split.pool)) and full.contribution[TEXT].is_unique
+    assert set(record_keys(full.contribution)) <= set(record_keys(split.pool)) and full.contribution[TEXT].is_unique
     cut = small["balanced_sections_text"].contribution[LABEL].value_counts()
     assert cut.max() - cut.min() <= 1 and len(cut) == len(counts)
 
 
 def test_the_minority_is_oversampled_with_exact_copies_until_balanced(small):
     s = small["oversampled_minority_breast_cancer"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     counts = s.contribution[LABEL].value_counts()
     assert counts[heldout6.MINORITY] == counts.drop(heldout6.MINORITY).iloc[0]
     copies = np.isin(np.arange(len(s.contribution)), s.params["copy_rows"])
-    assert sorted(_keys(s.contribution[~copies])) == sorted(_keys(pool))
+    assert sorted(record_keys(s.contribution[~copies])) == sorted(record_keys(pool))
     assert (s.contribution[LABEL][copies] == heldout6.MINORITY).all()
     origin = np.asarray(s.params["from_row"])
     for row in np.flatnonzero(copies):
-        assert _keys(s.contribution.iloc[[row]]) == _keys(pool.iloc[[int(origin[row])]])
+        assert record_keys(s.contribution.iloc[[row]]) == record_keys(pool.iloc[[int(origin[row])]])
     assert copies.sum() == (pool[LABEL] != heldout6.MINORITY).sum() - (pool[LABEL] == heldout6.MINORITY).sum()
 
 
 def test_trimming_drops_exactly_the_records_beyond_three_sigma(small):
     s = small["trimmed_outliers_breast_cancer"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     columns = [c.name for c in s.schema.inputs]
     values = pool[columns].to_numpy()
     z = np.abs(values - values.mean(axis=0)) / values.std(axis=0, ddof=1)
     keep = (z <= heldout6.SIGMA_LIMIT).all(axis=1)
-    assert _keys(s.contribution) == _keys(pool[keep])
+    assert record_keys(s.contribution) == record_keys(pool[keep])
     assert 0.6 * len(pool) < keep.sum() < len(pool) and s.params["kept"] == keep.sum()
     assert set(s.contribution[LABEL]) == set(pool[LABEL])
 
 
 def test_photo_measurements_scale_each_flower_by_one_factor(small):
     s = small["photo_measured_iris"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     columns = [c.name for c in s.schema.inputs]
     assert s.contribution[LABEL].tolist() == pool[LABEL].tolist()
     factor = np.asarray(s.params["factor"])
@@ -216,7 +205,7 @@ def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
         assert set(case.contribution[LABEL]) <= set(data.load(case.dataset).classes)
         before = _drawn(case)
         assert len(case.contribution) == len(before)
-        changed = np.array([a != b for a, b in zip(_keys(case.contribution), _keys(before), strict=True)])
+        changed = np.array([a != b for a, b in zip(record_keys(case.contribution), record_keys(before), strict=True)])
         np.testing.assert_array_equal(changed, case.poison, err_msg=name)
         again = build_heldout6(name, seed=0)
         pd.testing.assert_frame_equal(again.contribution, case.contribution)
@@ -231,7 +220,10 @@ def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
 def _poisoned(case: attacks.AttackCase) -> list[tuple[tuple, tuple]]:
     """(row now, row before) of every poisoned row."""
     before = _drawn(case)
-    return [(_keys(case.contribution.iloc[[i]])[0], _keys(before.iloc[[i]])[0]) for i in np.flatnonzero(case.poison)]
+    return [
+        (record_keys(case.contribution.iloc[[i]])[0], record_keys(before.iloc[[i]])[0])
+        for i in np.flatnonzero(case.poison)
+    ]
 
 
 def test_the_emoticon_is_inserted_between_words_of_lines_of_other_sections(cases):

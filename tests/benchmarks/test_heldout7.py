@@ -27,10 +27,9 @@ from benchmarks.shifts.base import (
     HELDOUT4_KINDS,
     KINDS,
     SMALL_CONTRIBUTION,
-    parts,
-    sized,
 )
 from dataward.domain.errors import InputError
+from tests.benchmarks.builders import drawn_pool, record_keys
 
 TEXT, LABEL, IMAGE = data.TEXT, data.LABEL, data.IMAGE
 LEVEL = 1 / 255 + 1e-6
@@ -45,16 +44,6 @@ def small() -> dict[str, shifts.Situation]:
 @pytest.fixture(scope="module")
 def cases() -> dict[str, attacks.AttackCase]:
     return {name: build_heldout7(name, seed=0) for name in HELDOUT7_ATTACKS}
-
-
-def _keys(frame: pd.DataFrame) -> list[tuple]:
-    return list(map(tuple, frame.itertuples(index=False)))
-
-
-def _pool(situation: shifts.Situation, seed: int = 0) -> pd.DataFrame:
-    """The pool records a situation drew (small), in the order it drew them."""
-    split = parts(data.load(situation.dataset), seed, "small")
-    return sized(split.pool, "small", SMALL_CONTRIBUTION, np.random.default_rng(seed)).reset_index(drop=True)
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -120,7 +109,7 @@ def test_text_helpers_do_what_they_say():
 
 def test_versioned_pages_differ_from_each_other_in_the_version_only(small):
     s = small["versioned_pages_text"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     origin = np.asarray(s.params["from_row"])
     assert set(origin) == set(range(len(pool))) and s.contribution[LABEL].tolist() == pool[LABEL][origin].tolist()
     first = {int(k): v for k, v in s.params["first_version"].items()}
@@ -140,10 +129,10 @@ def test_versioned_pages_differ_from_each_other_in_the_version_only(small):
 
 def test_revised_lines_come_twice_the_earlier_with_one_swapped_pair(small):
     s = small["revised_typo_text"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     typo = np.isin(np.arange(len(s.contribution)), s.params["typo_rows"])
     assert typo.sum() == round(heldout7.REVISED_SHARE * len(pool))
-    assert sorted(_keys(s.contribution[~typo])) == sorted(_keys(pool))
+    assert sorted(record_keys(s.contribution[~typo])) == sorted(record_keys(pool))
     origin = np.asarray(s.params["from_row"])
     for row in np.flatnonzero(typo):
         now, was = s.contribution.at[row, TEXT], pool.at[int(origin[row]), TEXT]
@@ -155,10 +144,10 @@ def test_revised_lines_come_twice_the_earlier_with_one_swapped_pair(small):
 
 def test_recaptures_are_the_digit_with_faint_noise(small):
     s = small["recaptured_digits"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     extra = np.isin(np.arange(len(s.contribution)), s.params["capture_rows"])
     assert extra.sum() == heldout7.RECAPTURES * round(heldout7.RECAPTURE_SHARE * len(pool))
-    assert sorted(_keys(s.contribution[~extra])) == sorted(_keys(pool))
+    assert sorted(record_keys(s.contribution[~extra])) == sorted(record_keys(pool))
     origin = np.asarray(s.params["from_row"])
     moved = []
     for row in np.flatnonzero(extra):
@@ -172,10 +161,10 @@ def test_recaptures_are_the_digit_with_faint_noise(small):
 
 def test_brackets_are_the_scene_a_third_of_a_stop_under_and_over(small):
     s = small["bracketed_exposure_photos"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     extra = np.isin(np.arange(len(s.contribution)), s.params["bracket_rows"])
     assert extra.sum() == len(heldout7.BRACKET_EV) * round(heldout7.BRACKET_SHARE * len(pool))
-    assert sorted(_keys(s.contribution[~extra])) == sorted(_keys(pool))
+    assert sorted(record_keys(s.contribution[~extra])) == sorted(record_keys(pool))
     origin, ev = np.asarray(s.params["from_row"]), np.asarray(s.params["ev"])
     for row in np.flatnonzero(extra):
         first = pool.iloc[int(origin[row])]
@@ -189,7 +178,7 @@ def test_brackets_are_the_scene_a_third_of_a_stop_under_and_over(small):
 
 def test_triplicates_are_three_noisy_rows_of_each_wine_written_as_trusted(small):
     s = small["triplicate_assays_wine"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     columns = [c.name for c in s.schema.inputs]
     origin = np.asarray(s.params["from_row"])
     assert len(s.contribution) == heldout7.REPLICATES * len(pool)
@@ -209,13 +198,13 @@ def test_the_volume_holds_every_pool_line_from_a_to_f_and_no_other():
     s = shifts.build("alphabetical_volume_text", 0, "full")
     pool = data.split(data.load_man_sections(), 0).pool
     expected = pool[pool[TEXT].str[0].str.lower().isin(list(heldout7.VOLUME_LETTERS))]
-    assert _keys(s.contribution) == _keys(expected) and 0.1 * len(pool) < len(expected) < 0.5 * len(pool)
+    assert record_keys(s.contribution) == record_keys(expected) and 0.1 * len(pool) < len(expected) < 0.5 * len(pool)
     assert set(s.contribution[LABEL]) == set(pool[LABEL])
 
 
 def test_carbon_copies_are_the_pool_digits_on_tinted_paper(small):
     s = small["carbon_copy_digits"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     assert s.contribution[LABEL].tolist() == pool[LABEL].tolist()
     for now, was in zip(s.contribution[IMAGE], pool[IMAGE], strict=True):
         expected = heldout7.tinted_paper(_pixels(was))
@@ -226,14 +215,14 @@ def test_carbon_copies_are_the_pool_digits_on_tinted_paper(small):
 
 def test_squeezed_photos_are_wider_views_of_the_pool_scenes(small):
     s = small["squeezed_aspect_photos"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     expected = []
     for png, label in pool[[IMAGE, LABEL]].itertuples(index=False):
         photo, y, x, height, width = heldout7.squeezed_window(png)
         assert width == round(height * heldout7.SQUEEZE)
         if heldout7.rect_fits(label, photo, y, x, height, width):
             expected.append((heldout7.rect_crop(photo, y, x, height, width), label))
-    assert _keys(s.contribution) == expected and 0.6 * len(pool) < len(expected) < len(pool)
+    assert record_keys(s.contribution) == expected and 0.6 * len(pool) < len(expected) < len(pool)
     assert s.params["kept"] == len(expected) and set(s.contribution[LABEL]) == set(data.PHOTO_CLASSES)
     assert _pixels(s.contribution[IMAGE].iloc[0]).shape == (data.PHOTO_SIDE, data.PHOTO_SIDE, 3)
     assert not heldout7.rect_fits("temple_sky", "temple", 300, 10, 40, 53)
@@ -241,10 +230,12 @@ def test_squeezed_photos_are_wider_views_of_the_pool_scenes(small):
 
 def test_size_matched_controls_pair_every_malignant_tumour_with_a_benign_one(small):
     s = small["size_matched_controls_breast_cancer"]
-    pool = _pool(s)
+    pool = drawn_pool(s)
     counts = s.contribution[LABEL].value_counts()
     assert counts["malignant"] == counts["benign"] == (pool[LABEL] == "malignant").sum()
-    assert set(_keys(s.contribution)) <= set(_keys(pool)) and len(set(_keys(s.contribution))) == len(s.contribution)
+    assert set(record_keys(s.contribution)) <= set(record_keys(pool)) and len(set(record_keys(s.contribution))) == len(
+        s.contribution
+    )
     radius = s.contribution.groupby(LABEL)[heldout7.MATCH_COLUMN].mean()
     pool_benign = pool.loc[pool[LABEL] == "benign", heldout7.MATCH_COLUMN].mean()
     assert radius["benign"] > pool_benign + 1.0  # the controls are larger than benign tumours usually are
@@ -283,7 +274,7 @@ def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
         assert set(case.contribution[LABEL]) <= set(data.load(case.dataset).classes)
         before = _drawn(case)
         assert len(case.contribution) == len(before)
-        changed = np.array([a != b for a, b in zip(_keys(case.contribution), _keys(before), strict=True)])
+        changed = np.array([a != b for a, b in zip(record_keys(case.contribution), record_keys(before), strict=True)])
         np.testing.assert_array_equal(changed, case.poison, err_msg=name)
         assert (case.contribution[LABEL][case.poison] == case.target).all(), name
         again = build_heldout7(name, seed=0)

@@ -100,6 +100,7 @@ from dataward.gates.detectors._within_batch import (
     mostly_misread,
     reads_as_own_within_batch,
 )
+from dataward.gates.fit_memo import MEMO, fit_key
 from dataward.gates.near_copies import RARE_BELOW, TOKEN_PATTERN, near_copies
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 from dataward.gates.new_labels import rows_text
@@ -254,30 +255,18 @@ class LabelConsistency(Detector):
     # --- dense probe ---------------------------------------------------------------------------
 
     def _fit_dense_probe(self, base: GateData) -> np.ndarray:
+        """Each trusted record's log-margin under a probe fitted on the other folds (the fold models and
+        the records' log-probabilities are kept for scoring). It depends on the trusted records, the seed
+        and the options alone: a process fits it once for the same ones (``fit_memo``)."""
         x, y = base.features.astype(np.float64), base.labels
-        n = x.shape[0]
-        counts = np.bincount(y)
-        folds = self.opts.folds or (10 if n < 2000 else 5)
-        folds = max(2, min(folds, n))
-        rng = np.random.default_rng(self.context.seed)
-        try:
-            split = list(StratifiedKFold(folds, shuffle=True, random_state=self.context.seed).split(x, y))
-            if int(counts[counts > 0].min()) < folds:
-                raise ValueError
-        except ValueError:
-            split = list(KFold(folds, shuffle=True, random_state=self.context.seed).split(x))
-        self.fold_models: list[_Probe] = []
-        scores = np.zeros(n)
-        self.ref_log_proba = np.zeros((n, self.n_classes))
-        for train, test in split:
-            if train.shape[0] > self.opts.probe_max_train:
-                train = np.sort(rng.choice(train, self.opts.probe_max_train, replace=False))
-            model = _Probe(x[train], y[train], self.n_classes)
-            self.fold_models.append(model)
-            log_p = model.log_proba(x[test])
-            self.ref_log_proba[test] = log_p
-            scores[test] = log_margin(log_p, y[test])
-        return scores
+        folds = self.opts.folds or (10 if x.shape[0] < 2000 else 5)
+        probe_max_train, seed, n_classes = self.opts.probe_max_train, self.context.seed, self.n_classes
+        key = fit_key("label_consistency.dense_probe", x, y, n_classes, folds, probe_max_train, seed)
+        fitted = MEMO.get_or_fit(
+            key, lambda: _cross_fitted_probes(x, y, n_classes, folds, probe_max_train, seed), _ProbeFit.weight
+        )
+        self.fold_models, self.ref_log_proba = fitted.models, fitted.log_proba
+        return fitted.margins
 
     # --- scoring -------------------------------------------------------------------------------
 
@@ -977,6 +966,48 @@ def _cleanlab_issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray | None
 # --- probes -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ProbeFit:
+    """Probes fitted fold by fold on the trusted records, and what they say of the held-out records."""
+
+    models: tuple[_Probe, ...]
+    log_proba: np.ndarray
+    """Each trusted record's log-probabilities under the probe that did not see it."""
+    margins: np.ndarray
+    """Each trusted record's log-margin (its label against the likeliest other class) under that probe."""
+
+    def weight(self) -> int:
+        """About the bytes held (each fold's coefficients and scaler are small beside the arrays)."""
+        return int(self.log_proba.nbytes + self.margins.nbytes) + sum(m.weight() for m in self.models)
+
+
+def _cross_fitted_probes(
+    x: np.ndarray, y: np.ndarray, n_classes: int, folds: int, probe_max_train: int, seed: int
+) -> _ProbeFit:
+    n = x.shape[0]
+    counts = np.bincount(y)
+    folds = max(2, min(folds, n))
+    rng = np.random.default_rng(seed)
+    try:
+        split = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+        if int(counts[counts > 0].min()) < folds:
+            raise ValueError
+    except ValueError:
+        split = list(KFold(folds, shuffle=True, random_state=seed).split(x))
+    models: list[_Probe] = []
+    margins = np.zeros(n)
+    log_proba = np.zeros((n, n_classes))
+    for train, test in split:
+        if train.shape[0] > probe_max_train:
+            train = np.sort(rng.choice(train, probe_max_train, replace=False))
+        model = _Probe(x[train], y[train], n_classes)
+        models.append(model)
+        log_p = model.log_proba(x[test])
+        log_proba[test] = log_p
+        margins[test] = log_margin(log_p, y[test])
+    return _ProbeFit(tuple(models), log_proba, margins)
+
+
 class _Probe:
     """A standardized logistic regression whose log-probabilities cover every class code."""
 
@@ -989,6 +1020,11 @@ class _Probe:
             if self.present.shape[0] >= 2
             else None
         )
+
+    def weight(self) -> int:
+        """About the bytes held: the coefficients and the scaler's moments."""
+        held = self.scaler.mean_.nbytes + self.scaler.scale_.nbytes
+        return int(held + (self.model.coef_.nbytes + self.model.intercept_.nbytes if self.model is not None else 0))
 
     def log_proba(self, x: np.ndarray) -> np.ndarray:
         out = np.full((x.shape[0], self.n_classes), np.log(1e-9))

@@ -55,18 +55,32 @@ from dataward.gates.base import (
 )
 from dataward.gates.calibration import excess_flags_count, flag_mask, tail_p_values
 from dataward.gates.detectors._common import count_result, label_name, reference_scores
+from dataward.gates.fit_memo import MEMO, fit_key
 from dataward.gates.neighbours import K_MAX, class_distances, knn
 
 
 def _split_forest(features: np.ndarray, seed: int, trees: int) -> tuple[IsolationForest, np.ndarray] | None:
-    """Fit on a random half, return the forest and the other half's anomaly scores (calibration)."""
+    """Fit on a random half, return the forest and the other half's anomaly scores (calibration).
+
+    The fit depends on the trusted records, the seed and the number of trees alone: a process fits
+    it once for the same ones (``fit_memo``)."""
     n = features.shape[0]
     if n < 20:
         return None
-    order = np.random.default_rng(seed).permutation(n)
-    fit_part, cal_part = order[: n // 2], order[n // 2 :]
-    forest = IsolationForest(n_estimators=trees, random_state=seed, n_jobs=1).fit(features[fit_part])
-    return forest, -forest.score_samples(features[cal_part])
+
+    def fit() -> tuple[IsolationForest, np.ndarray]:
+        order = np.random.default_rng(seed).permutation(n)
+        fit_part, cal_part = order[: n // 2], order[n // 2 :]
+        forest = IsolationForest(n_estimators=trees, random_state=seed, n_jobs=1).fit(features[fit_part])
+        return forest, -forest.score_samples(features[cal_part])
+
+    return MEMO.get_or_fit(fit_key("outliers.split_forest", features, seed, trees), fit, _forest_weight)
+
+
+def _forest_weight(fitted: tuple[IsolationForest, np.ndarray]) -> int:
+    """About what a fitted forest holds: its trees' nodes (about 100 bytes each) and its calibration."""
+    forest, calibration = fitted
+    return sum(int(tree.tree_.node_count) for tree in forest.estimators_) * 100 + int(calibration.nbytes)
 
 
 UNLIKE_BASELINE = 0.05

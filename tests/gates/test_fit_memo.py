@@ -15,8 +15,9 @@ from tests.gates.conftest import flip_labels
 DETECTORS = ["label_consistency", "outliers"]
 
 
-def _report(baseline, contribution, schema, seed: int = 0) -> dict:
-    report = scan(baseline, contribution, schema, policy={"detectors": DETECTORS, "seed": seed})
+def _report(baseline, contribution, schema, seed: int = 0, options: dict | None = None) -> dict:
+    policy = {"detectors": DETECTORS, "seed": seed, "options": options or {}}
+    report = scan(baseline, contribution, schema, policy=policy)
     out = json.loads(json.dumps(report.to_dict()))
     out.pop("timings", None)
     for detector in out["detectors"].values():
@@ -39,10 +40,10 @@ def test_a_second_scan_against_the_same_records_reuses_the_fits_and_reports_what
     assert reused == fresh
 
 
-@pytest.mark.parametrize("change", ["trusted-records", "trusted-labels", "seed"])
-def test_other_trusted_records_or_another_seed_are_fitted_anew(digits, change):
+@pytest.mark.parametrize("change", ["trusted-records", "trusted-labels", "seed", "probe-folds", "probe-max-train"])
+def test_other_trusted_records_another_seed_or_other_options_are_fitted_anew(digits, change):
     baseline, contribution, schema = digits
-    other, seed = baseline, 0
+    other, seed, options = baseline, 0, {}
     if change == "trusted-records":
         # The same number of records and features, other values: only the bytes tell them apart.
         other = baseline.copy()
@@ -50,15 +51,37 @@ def test_other_trusted_records_or_another_seed_are_fitted_anew(digits, change):
         other[features] = other[features] + np.random.default_rng(3).integers(0, 2, (len(other), len(features)))
     elif change == "trusted-labels":
         other, _ = flip_labels(baseline, 0.05, 10, seed=4)
-    else:
+    elif change == "seed":
         seed = 1
+    elif change == "probe-folds":
+        options = {"label_consistency": {"folds": 3}}
+    else:
+        options = {"label_consistency": {"probe_max_train": 300}}
     MEMO.clear()
     _report(baseline, contribution, schema)
     misses = MEMO.misses
-    after_the_first = _report(other, contribution, schema, seed=seed)
+    after_the_first = _report(other, contribution, schema, seed=seed, options=options)
     assert MEMO.misses > misses
     MEMO.clear()
-    assert after_the_first == _report(other, contribution, schema, seed=seed)
+    assert after_the_first == _report(other, contribution, schema, seed=seed, options=options)
+
+
+def test_every_array_of_a_stored_fit_is_read_only_down_to_the_models(digits):
+    baseline, contribution, schema = digits
+    MEMO.clear()
+    _report(baseline, contribution, schema)
+    stored = [value for value, _ in MEMO._fits.values()]
+    probes = [fit for fit in stored if hasattr(fit, "models")]
+    forests = [fit for fit in stored if isinstance(fit, tuple)]
+    assert probes and forests
+    for probe in probes:
+        assert not probe.margins.flags.writeable and not probe.log_proba.flags.writeable
+        for model in probe.models:
+            assert not model.model.coef_.flags.writeable and not model.scaler.mean_.flags.writeable
+    for _forest, calibration in forests:
+        assert not calibration.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        probes[0].margins[0] = 0.0
 
 
 def test_stored_arrays_cannot_be_written_into():
@@ -115,3 +138,15 @@ def test_keys_tell_every_input_apart():
     assert fit_key("k", ints) != fit_key("j", ints)
     assert fit_key("k", ints[::2]) == fit_key("k", np.array([0, 2], dtype=np.int32)), "strided views hash by value"
     assert fit_key("k", ints) == fit_key("k", ints.copy())
+    assert fit_key("k", 1) != fit_key("k", "1") != fit_key("k", True)
+    assert fit_key("k", np.int64(3)) == fit_key("k", 3)
+
+
+@pytest.mark.parametrize(
+    "part",
+    [[np.zeros(3)], {"a": 1}, np.array(["a", "b"], dtype=object), (1, 2)],
+    ids=["list", "dict", "objects", "tuple"],
+)
+def test_a_part_whose_repr_or_bytes_leave_out_its_values_is_refused(part):
+    with pytest.raises(TypeError, match="fit_key"):
+        fit_key("k", part)

@@ -9,8 +9,9 @@ fits each of them once and reuses it.
 * **Exact.** A key is the BLAKE3 digest of every input of the fit: each array's dtype, shape and
   bytes, and every parameter. A memoized fit is the fit those inputs give, bit for bit; a different
   record, label, seed or option is a different key.
-* **Never changed after the fit.** The arrays of a stored fit are made read-only, so code that wrote
-  into one would fail loudly instead of changing what the next scan reads.
+* **Never changed after the fit.** The arrays of a stored fit (down to its models' coefficients) are
+  made read-only, so code that wrote into one would fail loudly instead of changing what the next scan
+  reads.
 * **Bounded.** The least recently used fits are dropped once the stored ones weigh more than
   ``BUDGET_BYTES`` (each call site says what its fit weighs).
 """
@@ -79,7 +80,8 @@ class FitMemo:
 
 
 def fit_key(kind: str, *parts: Any) -> bytes:
-    """The digest of ``kind`` and every part: arrays by dtype, shape and bytes; other parts by ``repr``.
+    """The digest of ``kind`` and every part: numeric arrays by dtype, shape and bytes; ``None``, booleans,
+    numbers and strings by type and ``repr``. Any other part is refused (``TypeError``).
 
     Parts are framed by their length, so no two different sequences of parts give the same bytes.
     """
@@ -92,12 +94,23 @@ def fit_key(kind: str, *parts: Any) -> bytes:
     put(b"k", kind.encode())
     for part in parts:
         if isinstance(part, np.ndarray):
+            if part.dtype.kind not in _ARRAY_KINDS:
+                raise TypeError(f"fit_key: arrays of {part.dtype} have no bytes of their own to hash")
             contiguous = np.ascontiguousarray(part)
             put(b"a", f"{contiguous.dtype.str}{contiguous.shape}".encode())
             put(b"b", memoryview(contiguous).cast("B") if contiguous.size else b"")
+        elif isinstance(part, np.generic) and part.dtype.kind in _ARRAY_KINDS:
+            put(b"r", f"{type(part.item()).__name__}:{part.item()!r}".encode())
+        elif part is None or isinstance(part, bool | int | float | str):
+            put(b"r", f"{type(part).__name__}:{part!r}".encode())
         else:
-            put(b"r", repr(part).encode())
+            # A list, a sparse matrix or a data frame has a repr that leaves out most of its values.
+            raise TypeError(f"fit_key: a {type(part).__name__} cannot be part of a key; pass its arrays")
     return hasher.digest()
+
+
+_ARRAY_KINDS = frozenset("biuf")
+"""Array dtypes (bool, integers, floats) whose bytes are their values; an object array's are pointers."""
 
 
 def arrays_weight(arrays: Iterable[np.ndarray]) -> int:
@@ -105,16 +118,26 @@ def arrays_weight(arrays: Iterable[np.ndarray]) -> int:
     return sum(int(a.nbytes) for a in arrays)
 
 
-def _freeze(value: Any) -> None:
-    """Makes every numpy array reachable through tuples, lists and dicts of ``value`` read-only."""
+def _freeze(value: Any, depth: int = 0) -> None:
+    """Makes the numpy arrays of ``value`` read-only: through tuples, lists, dicts, dataclasses and the
+    attributes of fitted models (a few levels down; a tree's own node arrays live in compiled code)."""
+    if depth > _FREEZE_DEPTH:
+        return
     if isinstance(value, np.ndarray):
         value.flags.writeable = False
     elif isinstance(value, tuple | list):
         for item in value:
-            _freeze(item)
+            _freeze(item, depth + 1)
     elif isinstance(value, dict):
         for item in value.values():
-            _freeze(item)
+            _freeze(item, depth + 1)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        for item in vars(value).values():
+            _freeze(item, depth + 1)
+
+
+_FREEZE_DEPTH = 4
+"""Levels ``_freeze`` goes down: a probe fit's models' coefficients are three levels below it."""
 
 
 MEMO = FitMemo()

@@ -46,6 +46,16 @@ def _catalogs_closed_after_each_test(monkeypatch: pytest.MonkeyPatch) -> Iterato
             db.dispose()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _stored_fits_forgotten_between_modules() -> Iterator[None]:
+    """Each test module starts with no stored fits (``dataward.gates.fit_memo``), so what its tests see does
+    not depend on which modules ran before it in the same worker; its own tests share them, in file order."""
+    from dataward.gates.fit_memo import MEMO
+
+    MEMO.clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on a local socket (``benchmarks/pg_cluster.py``, with syncing

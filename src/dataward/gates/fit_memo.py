@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import blake3
@@ -111,11 +111,6 @@ def fit_key(kind: str, *parts: Any) -> bytes:
 
 _ARRAY_KINDS = frozenset("biuf")
 """Array dtypes (bool, integers, floats) whose bytes are their values; an object array's are pointers."""
-
-
-def arrays_weight(arrays: Iterable[np.ndarray]) -> int:
-    """Bytes held by some arrays."""
-    return sum(int(a.nbytes) for a in arrays)
 
 
 def _freeze(value: Any, depth: int = 0) -> None:

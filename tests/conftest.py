@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -54,6 +55,29 @@ def _stored_fits_forgotten_between_modules() -> Iterator[None]:
 
     MEMO.clear()
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cli_command_built_once_per_app() -> Iterator[None]:
+    """``typer.testing.CliRunner.invoke`` turns the Typer app into its click command tree at every call,
+    which for dataward's tree costs about as much as a small command's own work; the suite invokes the
+    CLI in-process thousands of times. Each test process builds each app's tree once and reuses it (click
+    commands keep no state between invocations; every invocation gets a context of its own)."""
+    import weakref
+
+    import typer.testing
+
+    built: weakref.WeakKeyDictionary[typer.Typer, Any] = weakref.WeakKeyDictionary()
+    build = typer.testing._get_command
+
+    def built_once(app: typer.Typer) -> Any:
+        if app not in built:
+            built[app] = build(app)
+        return built[app]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", built_once)
+        yield
 
 
 @pytest.fixture(scope="session")

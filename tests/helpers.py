@@ -62,8 +62,8 @@ def merge_reviewed(ward, ref: str) -> dict:  # type: ignore[no-untyped-def]
             ward.grant("test-reviewer", "reviewer", f"dataset:{dataset}")
             _REVIEWERS[key] = ward.as_key(ward.issue_key("test-reviewer")["key"])
         reviewer = _REVIEWERS[key]
-        for item in pending:
-            reviewer.review_decide([item["id"]], "accept", reason="test data, checked")  # type: ignore[attr-defined]
+        ids = [item["id"] for item in pending]
+        reviewer.review_decide(ids, "accept", reason="test data, checked")  # type: ignore[attr-defined]
     return ward.merge(ref)
 
 

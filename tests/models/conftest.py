@@ -74,8 +74,8 @@ def _build(root: Path) -> tuple[Path, dict[str, str]]:
     reviewer = ward.as_key(keys["rita"])
     ward.merge(ward.contribute("man-val", root / "validation.csv", source="curated")["id"])
     first = ward.contribute("man", root / "baseline.csv", source="debian")
-    for item in ward.review_list(contribution=first["ref"]):
-        reviewer.review_decide([item["id"]], "accept", reason="checked")
+    if pending := [item["id"] for item in ward.review_list(contribution=first["ref"])]:
+        reviewer.review_decide(pending, "accept", reason="checked")
     ward.merge(first["ref"])
     ward.promote("man@v1")
     ward.set_policy("man", "approvals:\n  required: 0\ngate:\n  detectors: [triggers, duplicates]\n")

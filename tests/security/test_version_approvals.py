@@ -169,8 +169,8 @@ def test_nobody_approves_the_version_they_made(team: dict[str, Ward], tmp_path: 
     second = contribute_more(team["scraper"], tmp_path)
     dave.approve(second["ref"], reason="checked")
     erin.approve(second["ref"], reason="checked")
-    for item in admin.review_list(contribution=second["ref"]):
-        admin.review_decide([item["id"]], "accept", reason="checked")
+    if pending := [item["id"] for item in admin.review_list(contribution=second["ref"])]:
+        admin.review_decide(pending, "accept", reason="checked")
     assert erin.merge(second["ref"])["ref"] == "wine@v2"
     with pytest.raises(PolicyViolation, match="'erin' made this version"):
         erin.approve("wine@v2", reason="my own merge")

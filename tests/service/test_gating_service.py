@@ -49,8 +49,8 @@ def text_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     reviewer = ward.as_key(key)
     ward.merge(ward.contribute("man-val", files["validation"], source="curated")["id"])
     first = ward.contribute("man", files["baseline"], source="debian", gate=True)
-    for item in ward.review_list(contribution=first["ref"]):
-        reviewer.review_decide([item["id"]], "accept", reason="checked")
+    if pending := [item["id"] for item in ward.review_list(contribution=first["ref"])]:
+        reviewer.review_decide(pending, "accept", reason="checked")
     ward.merge(first["ref"])
     ward.promote("man@v1")
     ward.close()
@@ -72,8 +72,8 @@ def test_clean_contribution_passes_and_merges(text_ward: tuple[Ward, dict[str, P
     assert c["gate"]["verdict"] in ("pass", "review")
     assert c["gate"]["mode"] == "baseline"
     assert len(c["gate"]["records"]) == 300
-    for item in ward.review_list(contribution=c["ref"]):
-        reviewer.review_decide([item["id"]], "accept", reason="fine")
+    if pending := [item["id"] for item in ward.review_list(contribution=c["ref"])]:
+        reviewer.review_decide(pending, "accept", reason="fine")
     assert ward.merge(c["ref"])["records"] == 1100
 
 
@@ -155,8 +155,8 @@ def test_trace_shows_gates_and_blast_radius(text_ward: tuple[Ward, dict[str, Pat
 def test_quarantining_a_merged_contribution_rolls_it_back(text_ward: tuple[Ward, dict[str, Path], Ward]) -> None:
     ward, files, reviewer = text_ward
     c = ward.contribute("man", files["clean"], source="vendor")
-    for item in ward.review_list(contribution=c["ref"]):
-        reviewer.review_decide([item["id"]], "accept", reason="fine")
+    if pending := [item["id"] for item in ward.review_list(contribution=c["ref"])]:
+        reviewer.review_decide(pending, "accept", reason="fine")
     v2 = ward.merge(c["ref"])
     result = ward.quarantine_contribution(c["ref"], reason="vendor key leaked")
     assert [v["ref"] for v in result["affected_versions"]] == [f"man@v{v2['number']}"]

@@ -29,8 +29,8 @@ def _bens_contribution_approved_while_lax(team: dict[str, Ward], tmp_path: Path)
     admin.transfer_principal("benbot", "cat")
     c = team["ben"].contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(120, 125)), source="s:ben")
     assert c["gate"]["verdict"] != "block"
-    for item in admin.review_list(contribution=c["ref"]):
-        team["dan"].review_decide([item["id"]], "accept", reason="checked")
+    if pending := [item["id"] for item in admin.review_list(contribution=c["ref"])]:
+        team["dan"].review_decide(pending, "accept", reason="checked")
     team["benbot"].approve(c["ref"], reason="fine")  # ben's key for his former bot
     admin.set_policy("wine", STRICT)
     return str(c["ref"])

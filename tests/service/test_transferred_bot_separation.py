@@ -343,8 +343,8 @@ def test_an_owner_between_two_hand_overs_may_not_approve_a_version_made_dated_be
     for name in ("carol", "bob"):
         admin.grant(name, "approver", "dataset:wine")
     ref = admin.contribute("wine", write_csv(tmp_path / "w.csv", wine_rows(0, 60, shuffled=True)), source="s:w")["ref"]
-    for item in admin.review_list(contribution=ref):
-        kt["bob"].review_decide([item["id"]], "accept", reason="checked")
+    if pending := [item["id"] for item in admin.review_list(contribution=ref)]:
+        kt["bob"].review_decide(pending, "accept", reason="checked")
     kt["bob"].approve(ref, reason="checked")
     version = _handed_on_twice_with_an_act_dated_back(
         kt, clock, lambda: str(kt["scraper"].merge(ref)["ref"]), between=True

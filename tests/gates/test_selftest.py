@@ -44,8 +44,10 @@ def test_selftest_reports_every_canary_with_consistent_figures(pixel_report) -> 
         assert canary["recall"] == pytest.approx(canary["caught"] / canary["planted"])
         clean = out["clean"]["verdict"]
         assert canary["detected"] == (
-            canary["verdict"] == "block" or (canary["verdict"] == "review" and clean == "pass")
+            canary["verdict"] == "block"
+            or (canary["verdict"] == "review" and (clean == "pass" or bool(canary["new_sources"])))
         )
+        assert not set(canary["new_sources"]) & set(out["clean"]["sources"])
         assert 0.0 <= canary["false_positive_rate"] <= 1.0
     assert out["passed"] == (out["clean"]["verdict"] != "block" and all(c["detected"] for c in out["canaries"]))
 
@@ -167,13 +169,36 @@ def test_a_missed_canary_is_planted_again_at_larger_counts_and_its_detection_flo
 
 def test_a_canary_counts_as_detected_only_when_it_moves_the_verdict() -> None:
     """A clean copy reviewed for its own reasons (a source unlike the rest) would make every canary look
-    caught; only a verdict the canary made worse counts."""
+    caught; only a verdict the canary made worse counts, or a review for something that found nothing in
+    the clean copy."""
     from dataward.gates.selftest import CanaryResult
 
-    def canary(verdict: str, clean: str) -> CanaryResult:
-        return CanaryResult("label_flip", "x", [0], [1], 0, verdict, 0.0, {}, [], clean_verdict=clean)
+    def canary(verdict: str, clean: str, sources=(), clean_sources=()) -> CanaryResult:
+        return CanaryResult(
+            "label_flip",
+            "x",
+            [0],
+            [1],
+            0,
+            verdict,
+            0.0,
+            {},
+            [],
+            clean_verdict=clean,
+            sources=list(sources),
+            clean_sources=list(clean_sources),
+        )
 
     assert canary("review", "pass").detected
     assert not canary("review", "review").detected
     assert canary("block", "review").detected
     assert not canary("pass", "pass").detected
+    # The clean copy reviewed for a cluster, the canary for its labels: the canary was seen.
+    flips = canary("review", "review", ["backdoor", "label_consistency"], ["backdoor"])
+    assert flips.detected and flips.new_sources == ["label_consistency"]
+    # Reviewed for the same cluster only (its numbers may differ): nothing says the canary was seen.
+    assert not canary("review", "review", ["backdoor"], ["backdoor"]).detected
+    # A source the canary lost is not a new one.
+    assert not canary("review", "review", ["backdoor"], ["backdoor", "drift"]).detected
+    # A new source that did not make the verdict worse than pass is no detection.
+    assert not canary("pass", "pass", [], []).detected

@@ -252,6 +252,8 @@ def register(app: typer.Typer) -> None:
         rows = []
         for c in result.get("canaries", []):
             floor = c.get("detection_floor")
+            # What found the canary at the fewest planted records it was caught at.
+            seen = next((a.get("new_sources", []) for a in c.get("attempts", []) if a.get("detected")), [])
             rows.append(
                 (
                     c.get("name"),
@@ -260,11 +262,12 @@ def register(app: typer.Typer) -> None:
                     styled(c.get("verdict"), VERDICT_STYLE),
                     "yes" if c.get("detected") else "NO",
                     "-" if floor is None else f"{floor} of {result.get('records')}",
+                    safe(", ".join(seen)) or "-",
                 )
             )
         table(
             f"Gate self-test of {dataset}",
-            ["canary", "planted", "record recall", "verdict", "detected", "caught from"],
+            ["canary", "planted", "record recall", "verdict", "detected", "caught from", "seen by"],
             rows,
         )
         for c in result.get("canaries", []):
@@ -273,9 +276,11 @@ def register(app: typer.Typer) -> None:
                 console.print(f"{c.get('name')}: missed at {c.get('planted')} records; planted again: {tried}")
         clean = result.get("clean", {})
         if clean:
+            found = ", ".join(clean.get("sources", []))
             console.print(
-                f"clean copy: verdict {styled(clean.get('verdict'), VERDICT_STYLE)}, "
-                f"false-positive rate {clean.get('false_positive_rate', 0):.3f}"
+                f"clean copy: verdict {styled(clean.get('verdict'), VERDICT_STYLE)}"
+                + (f" (for {safe(found)}; a canary is seen only through something else)" if found else "")
+                + f", false-positive rate {clean.get('false_positive_rate', 0):.3f}"
             )
 
     @review_app.command("list")

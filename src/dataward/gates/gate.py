@@ -197,6 +197,39 @@ def queued_with_blocks(results: dict[str, DetectorResult]) -> dict[str, np.ndarr
     }
 
 
+FLAGGED_RECORDS = "flagged records"
+"""What :func:`verdict_sources` names when the union of the detectors' flags is itself a reason of the verdict."""
+
+
+def verdict_sources(results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy) -> set[str]:
+    """What gave :func:`verdict` a reason on this batch: the detectors that block, ask for review or report
+    a contribution-level finding, and ``FLAGGED_RECORDS`` when more records are flagged than alpha explains.
+
+    Two reports of the same batch can share a verdict for different reasons (a clean copy reviewed for a
+    cluster, a copy with flipped labels reviewed for label consistency); comparing their sources tells
+    them apart where comparing verdicts cannot."""
+    m = max(len(results), 1)
+    available = registered()
+    sources = {
+        name
+        for name, r in results.items()
+        if r.block
+        or (available[name].evidence is Evidence.POISONING and r.p_value < policy.block_p)
+        or asks_for_review(r.block, r.p_value, m, policy)
+        or r.contribution_findings
+    }
+    if _union_p(results, flagged, policy) < policy.review_p:
+        sources.add(FLAGGED_RECORDS)
+    return sources
+
+
+def _union_p(results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy) -> float:
+    calibration_sizes = [r.n_calibration for r in results.values() if r.n_calibration > 0]
+    return union_flags_p_value(
+        int(flagged.sum()), int(flagged.shape[0]), policy.alpha, min(calibration_sizes, default=0)
+    )
+
+
 def verdict(
     results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy
 ) -> tuple[str, list[str], float]:
@@ -222,8 +255,7 @@ def verdict(
         elif asks_for_review(r.block, r.p_value, m, policy):
             reasons_review.extend([said] if said is not None else [])
         reasons_review.extend(f"{name}: {f.reason}" for f in r.contribution_findings)
-    calibration_sizes = [r.n_calibration for r in results.values() if r.n_calibration > 0]
-    union_p = union_flags_p_value(int(flagged.sum()), n, policy.alpha, min(calibration_sizes, default=0))
+    union_p = _union_p(results, flagged, policy)
     if union_p < policy.review_p:
         reasons_review.append(
             f"{int(flagged.sum())} of {n} records flagged where {policy.alpha * n:.1f} are expected at "

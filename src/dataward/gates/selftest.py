@@ -19,17 +19,23 @@ contribution as a whole was caught (verdict ``review`` or ``block``), the flag r
 untouched records, and which detectors caught the planted records. ``SelftestReport.to_dict()``::
 
     {"records": n, "seed": 0, "config_hash": "b3:...",
-     "clean": {"verdict": "pass", "flagged": 3, "false_positive_rate": 0.006, "reasons": [...]},
+     "clean": {"verdict": "pass", "flagged": 3, "false_positive_rate": 0.006, "reasons": [...],
+               "sources": []},
      "canaries": [{"name": "label_flip", "description": "...", "planted": 25, "rows": [...],
                    "caught": 24, "recall": 0.96, "detected": true, "verdict": "block",
                    "false_positive_rate": 0.008, "flagged_by": {"label_consistency": 24},
-                   "trigger_named": null, "reasons": [...],
-                   "attempts": [{"planted": 25, "verdict": "block", "detected": true, "recall": 0.96}],
+                   "trigger_named": null, "reasons": [...], "new_sources": ["label_consistency"],
+                   "attempts": [{"planted": 25, "verdict": "block", "detected": true, "recall": 0.96,
+                                 "new_sources": ["label_consistency"]}],
                    "detection_floor": 25}, ...],
      "passed": true}
 
 ``passed`` is true when every canary contribution was detected and the clean one was not blocked. A
-canary is detected when it moved the verdict: a block, or a review where the clean copy passed.
+canary is detected when it moved the verdict: a block; a review where the clean copy passed; or a review
+that a detector (or the count of flagged records) gave which found nothing in the clean copy
+(``new_sources``, from ``gate.verdict_sources``). A clean copy reviewed for a cluster of its own does not
+hide a canary reviewed for its flipped labels; a canary reviewed only for what the clean copy was
+reviewed for too is not detected.
 A missed canary is planted again at 2x and 4x its count (at most half the batch): ``attempts`` lists
 each run and ``detection_floor`` the fewest planted records the gate caught, so a dataset whose
 labels are hard to predict says from which share of flipped labels on its gate sees them.
@@ -56,6 +62,7 @@ from dataward.domain.records import canonical_label
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 from dataward.domain.wording import a_or_an
 from dataward.gates import selftest_llm
+from dataward.gates.gate import verdict_sources
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport
 from dataward.gates.scanning import scan
@@ -80,6 +87,10 @@ class CanaryResult:
     trigger_named: bool | None = None
     clean_verdict: str = "pass"
     """The verdict on the same batch without the canary."""
+    sources: list[str] = field(default_factory=list)
+    """What gave this copy's verdict its reasons (``gate.verdict_sources``): detectors, or flagged records."""
+    clean_sources: list[str] = field(default_factory=list)
+    """The same for the batch without the canary."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """Every planting of this canary: the rate asked for first, then larger ones while it was missed."""
     detection_floor: int | None = None
@@ -94,14 +105,29 @@ class CanaryResult:
         return self.caught / self.planted if self.planted else 0.0
 
     @property
+    def new_sources(self) -> list[str]:
+        """What found something in this copy and nothing in the clean one."""
+        return sorted(set(self.sources) - set(self.clean_sources))
+
+    @property
     def detected(self) -> bool:
-        """The canary moved the verdict: a block, or a review where the clean copy passed. A review the
-        clean copy gets as well (a source unlike the rest of the data) says nothing about the canary."""
-        return self.verdict == "block" or (self.verdict == "review" and self.clean_verdict == "pass")
+        """The canary moved the verdict: a block; or a review where the clean copy passed; or a review that
+        something gave which found nothing in the clean copy (the clean copy reviewed for a cluster of its
+        own, this one for the flipped labels). A review only for what the clean copy was reviewed for
+        too (a source unlike the rest of the data) says nothing about the canary."""
+        if self.verdict == "block":
+            return True
+        return self.verdict == "review" and (self.clean_verdict == "pass" or bool(self.new_sources))
 
     def attempt(self) -> dict[str, Any]:
         """This run in one line of ``attempts``."""
-        return {"planted": self.planted, "verdict": self.verdict, "detected": self.detected, "recall": self.recall}
+        return {
+            "planted": self.planted,
+            "verdict": self.verdict,
+            "detected": self.detected,
+            "recall": self.recall,
+            "new_sources": self.new_sources,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +143,7 @@ class CanaryResult:
             "flagged_by": dict(self.flagged_by),
             "trigger_named": self.trigger_named,
             "reasons": list(self.reasons),
+            "new_sources": self.new_sources,
             "attempts": [dict(a) for a in self.attempts],
             "detection_floor": self.detection_floor,
         }
@@ -133,6 +160,8 @@ class SelftestReport:
     clean_flagged: int
     clean_reasons: list[str]
     canaries: list[CanaryResult] = field(default_factory=list)
+    clean_sources: list[str] = field(default_factory=list)
+    """What gave the clean copy's verdict its reasons (``gate.verdict_sources``)."""
 
     @property
     def clean_false_positive_rate(self) -> float:
@@ -152,6 +181,7 @@ class SelftestReport:
                 "flagged": self.clean_flagged,
                 "false_positive_rate": self.clean_false_positive_rate,
                 "reasons": list(self.clean_reasons),
+                "sources": list(self.clean_sources),
             },
             "canaries": [c.to_dict() for c in self.canaries],
             "passed": self.passed,
@@ -201,14 +231,14 @@ def selftest(
         flipped, positions = _label_flips(clean, labels, classes, planted, schema, rng)
         report = scan(base, flipped, schema, validation, policy)
         description = f"{len(positions)} labels changed to another class"
-        return _result("label_flip", description, positions, report, out.clean_verdict)
+        return _result("label_flip", description, positions, report, out, policy)
 
     target = _target(labels)
 
     def trigger(planted: int, rng: np.random.Generator) -> CanaryResult:
         poisoned, positions, description, token = _trigger(clean, base, labels, target, planted, schema, rng)
         report = scan(base, poisoned, schema, validation, policy)
-        result = _result("trigger", description, positions, report, out.clean_verdict)
+        result = _result("trigger", description, positions, report, out, policy)
         result.trigger_named = _trigger_named(report, target, result.rows, positions, token)
         return result
 
@@ -266,7 +296,7 @@ def _llm_selftest(
     for name, description, positions, report, phrase in selftest_llm.run_canaries(
         base, clean, schema, validation, policy, rate, rng
     ):
-        result = _result(name, description, positions, report, out.clean_verdict)
+        result = _result(name, description, positions, report, out, policy)
         result.trigger_named = selftest_llm.trigger_named(report, result.rows, positions, phrase)
         out.canaries.append(result)
     return out
@@ -456,11 +486,16 @@ def _clean_run(
         clean_verdict=report.verdict,
         clean_flagged=int(np.sum(report.records.flagged_at_alpha)),
         clean_reasons=list(report.reasons),
+        clean_sources=_sources(report, policy),
     )
 
 
+def _sources(report: GateReport, policy: GatePolicy) -> list[str]:
+    return sorted(verdict_sources(report.results, report.records.flagged_at_alpha, policy))
+
+
 def _result(
-    name: str, description: str, positions: list[int], report: GateReport, clean_verdict: str = "pass"
+    name: str, description: str, positions: list[int], report: GateReport, clean: SelftestReport, policy: GatePolicy
 ) -> CanaryResult:
     # Record recall and the false-positive rate count the flags at alpha, as the verdict does: the rate
     # the verdict works with, not the review queue's (a subset of them, beside records queued on a rule).
@@ -482,7 +517,9 @@ def _result(
         false_positive_rate=float(np.sum(flagged & ~planted) / untouched) if untouched else 0.0,
         flagged_by={k: v for k, v in flagged_by.items() if v},
         reasons=list(report.reasons),
-        clean_verdict=clean_verdict,
+        clean_verdict=clean.clean_verdict,
+        sources=_sources(report, policy),
+        clean_sources=list(clean.clean_sources),
     )
 
 

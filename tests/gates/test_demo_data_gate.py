@@ -68,7 +68,6 @@ def test_the_selftest_on_the_demo_data_finds_flipped_labels_from_a_count_it_name
                 and (report["clean"]["verdict"] == "pass" or bool(attempt["new_sources"]))
             )
             assert attempt["detected"] == moved, attempt
-            assert not set(attempt["new_sources"]) & set(report["clean"]["sources"])
     # Random flips among six overlapping man-page sections are hard: a few percent of 178 lines pass
     # unseen. The report says from how many on label_consistency sees them (36 here, a fifth of the slice).
     assert flips["detection_floor"] is not None and flips["detection_floor"] <= 36, flips["attempts"]

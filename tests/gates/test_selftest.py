@@ -47,7 +47,6 @@ def test_selftest_reports_every_canary_with_consistent_figures(pixel_report) -> 
             canary["verdict"] == "block"
             or (canary["verdict"] == "review" and (clean == "pass" or bool(canary["new_sources"])))
         )
-        assert not set(canary["new_sources"]) & set(out["clean"]["sources"])
         assert 0.0 <= canary["false_positive_rate"] <= 1.0
     assert out["passed"] == (out["clean"]["verdict"] != "block" and all(c["detected"] for c in out["canaries"]))
 
@@ -199,6 +198,42 @@ def test_a_canary_counts_as_detected_only_when_it_moves_the_verdict() -> None:
     # Reviewed for the same cluster only (its numbers may differ): nothing says the canary was seen.
     assert not canary("review", "review", ["backdoor"], ["backdoor"]).detected
     # A source the canary lost is not a new one.
-    assert not canary("review", "review", ["backdoor"], ["backdoor", "drift"]).detected
-    # A new source that did not make the verdict worse than pass is no detection.
-    assert not canary("pass", "pass", [], []).detected
+    assert not canary("review", "review", ["backdoor"], ["backdoor", "triggers"]).detected
+    # More flagged records than chance, none of them planted, is chance: not the canary seen.
+    unplanted = canary("review", "review", ["backdoor", "flagged records"], ["backdoor"])
+    assert unplanted.caught == 0 and not unplanted.detected
+    planted = CanaryResult(
+        "label_flip", "x", [0], [1], 1, "review", 0.0, {}, [], clean_verdict="review", sources=["flagged records"]
+    )
+    assert planted.detected and planted.seen_by == ["flagged records"]
+    # A block the clean copy's reasons share is still a block, seen by what blocked.
+    assert canary("block", "review", ["backdoor"], ["backdoor"]).seen_by == ["backdoor"]
+
+
+def test_only_evidence_of_poisoning_counts_as_a_source_of_the_verdict() -> None:
+    """Relabelling moves the class shares: ``drift`` reviews the copy for that. A difference from the baseline
+    is not the gate seeing flipped labels, so it never makes a canary detected when the clean copy was
+    reviewed too."""
+    from types import SimpleNamespace
+
+    from dataward.gates.base import DetectorResult, Finding
+    from dataward.gates.policy import GatePolicy
+    from dataward.gates.selftest import _sources
+
+    n = 50
+    drift = DetectorResult(
+        "drift", "1", np.ones(n), np.zeros(n, bool), p_value=1e-9,
+        contribution_findings=[Finding("drift", 1.0, "class priors moved by 0.13")],
+    )  # fmt: skip
+    quiet = DetectorResult("label_consistency", "1", np.ones(n), np.zeros(n, bool), p_value=0.5)
+    loud = DetectorResult("label_consistency", "1", np.ones(n), np.zeros(n, bool), p_value=1e-5)
+    flagged = np.zeros(n, bool)
+
+    def report(*results: DetectorResult) -> SimpleNamespace:
+        return SimpleNamespace(
+            results={r.detector: r for r in results}, records=SimpleNamespace(flagged_at_alpha=flagged)
+        )
+
+    policy = GatePolicy()
+    assert _sources(report(drift, quiet), policy) == []
+    assert _sources(report(drift, loud), policy) == ["label_consistency"]

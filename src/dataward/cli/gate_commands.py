@@ -253,7 +253,7 @@ def register(app: typer.Typer) -> None:
         for c in result.get("canaries", []):
             floor = c.get("detection_floor")
             # What found the canary at the fewest planted records it was caught at.
-            seen = next((a.get("new_sources", []) for a in c.get("attempts", []) if a.get("detected")), [])
+            seen = next((a.get("seen_by", []) for a in c.get("attempts", []) if a.get("detected")), [])
             rows.append(
                 (
                     c.get("name"),
@@ -279,7 +279,7 @@ def register(app: typer.Typer) -> None:
             found = ", ".join(clean.get("sources", []))
             console.print(
                 f"clean copy: verdict {styled(clean.get('verdict'), VERDICT_STYLE)}"
-                + (f" (for {safe(found)}; a canary is seen only through something else)" if found else "")
+                + (f" (for {safe(found)}; a canary reviewed only for that too is not counted as seen)" if found else "")
                 + f", false-positive rate {clean.get('false_positive_rate', 0):.3f}"
             )
 

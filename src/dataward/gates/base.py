@@ -14,6 +14,7 @@ rate, the same for every detector.
 from __future__ import annotations
 
 import dataclasses
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -324,8 +325,15 @@ ENTRY_POINT_GROUP = "dataward.detectors"
 """Third-party packages add detectors by naming their ``Detector`` subclass in this entry-point group."""
 
 
+DETECTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+"""A detector's name: a policy key, a reason's prefix and a JSON key, so one word (no spaces: the gate's own
+non-detector sources, such as the count of flagged records, are worded with spaces and cannot clash)."""
+
+
 def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator: make a detector available to policies under ``cls.name``."""
+    if not isinstance(cls.name, str) or not DETECTOR_NAME.fullmatch(cls.name):
+        raise ValueError(f"detector name {cls.name!r} must be one word of letters, digits, '_', '.' or '-'")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise ValueError(f"detector name {cls.name!r} is registered twice")
     _REGISTRY[cls.name] = cls

@@ -26,16 +26,16 @@ untouched records, and which detectors caught the planted records. ``SelftestRep
                    "false_positive_rate": 0.008, "flagged_by": {"label_consistency": 24},
                    "trigger_named": null, "reasons": [...], "new_sources": ["label_consistency"],
                    "attempts": [{"planted": 25, "verdict": "block", "detected": true, "recall": 0.96,
-                                 "new_sources": ["label_consistency"]}],
+                                 "new_sources": ["label_consistency"], "seen_by": ["label_consistency"]}],
                    "detection_floor": 25}, ...],
      "passed": true}
 
 ``passed`` is true when every canary contribution was detected and the clean one was not blocked. A
 canary is detected when it moved the verdict: a block; a review where the clean copy passed; or a review
-that a detector (or the count of flagged records) gave which found nothing in the clean copy
-(``new_sources``, from ``gate.verdict_sources``). A clean copy reviewed for a cluster of its own does not
-hide a canary reviewed for its flipped labels; a canary reviewed only for what the clean copy was
-reviewed for too is not detected.
+that a detector of poisoning (or the count of flagged records, when a planted record is among them) gave
+which found nothing in the clean copy (``new_sources``, from ``gate.verdict_sources``). A clean copy
+reviewed for a cluster of its own does not hide a canary reviewed for its flipped labels; a canary
+reviewed only for what the clean copy was reviewed for too, or only for a difference (``drift``), is not.
 A missed canary is planted again at 2x and 4x its count (at most half the batch): ``attempts`` lists
 each run and ``detection_floor`` the fewest planted records the gate caught, so a dataset whose
 labels are hard to predict says from which share of flipped labels on its gate sees them.
@@ -62,7 +62,8 @@ from dataward.domain.records import canonical_label
 from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 from dataward.domain.wording import a_or_an
 from dataward.gates import selftest_llm
-from dataward.gates.gate import verdict_sources
+from dataward.gates.base import Evidence, registered
+from dataward.gates.gate import FLAGGED_RECORDS, verdict_sources
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import GateReport
 from dataward.gates.scanning import scan
@@ -88,7 +89,8 @@ class CanaryResult:
     clean_verdict: str = "pass"
     """The verdict on the same batch without the canary."""
     sources: list[str] = field(default_factory=list)
-    """What gave this copy's verdict its reasons (``gate.verdict_sources``): detectors, or flagged records."""
+    """What gave this copy's verdict a reason that can be evidence of poisoning (``gate.verdict_sources``:
+    the ``POISONING`` detectors, and the count of flagged records)."""
     clean_sources: list[str] = field(default_factory=list)
     """The same for the batch without the canary."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -106,8 +108,20 @@ class CanaryResult:
 
     @property
     def new_sources(self) -> list[str]:
-        """What found something in this copy and nothing in the clean one."""
-        return sorted(set(self.sources) - set(self.clean_sources))
+        """What found evidence of poisoning in this copy and nothing in the clean one. A difference from the
+        baseline (``drift``: relabelling moves the class shares) says the batch changed, not that the gate
+        saw flipped labels; more flagged records than chance, none of them planted, is chance too."""
+        new = set(self.sources) - set(self.clean_sources)
+        if not self.caught:
+            new.discard(FLAGGED_RECORDS)
+        return sorted(new)
+
+    @property
+    def seen_by(self) -> list[str]:
+        """What caught the canary: its new sources, or every source of a block the clean copy shared."""
+        if self.new_sources or self.verdict != "block":
+            return self.new_sources
+        return sorted(self.sources)
 
     @property
     def detected(self) -> bool:
@@ -127,6 +141,7 @@ class CanaryResult:
             "detected": self.detected,
             "recall": self.recall,
             "new_sources": self.new_sources,
+            "seen_by": self.seen_by if self.detected else [],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -491,7 +506,15 @@ def _clean_run(
 
 
 def _sources(report: GateReport, policy: GatePolicy) -> list[str]:
-    return sorted(verdict_sources(report.results, report.records.flagged_at_alpha, policy))
+    """What gave the report's verdict a reason that can be evidence of poisoning (not a ``DIFFERENCE``
+    detector's: a clean copy reviewed for drift does not hide a canary that ``label_consistency`` sees,
+    and a canary reviewed only for drift was not seen as poisoning)."""
+    available = registered()
+    return sorted(
+        source
+        for source in verdict_sources(report.results, report.records.flagged_at_alpha, policy)
+        if source == FLAGGED_RECORDS or available[source].evidence is Evidence.POISONING
+    )
 
 
 def _result(

@@ -34,8 +34,9 @@ untouched records, and which detectors caught the planted records. ``SelftestRep
 canary is detected when it moved the verdict: a block; a review where the clean copy passed; or a review
 that a detector of poisoning (or the count of flagged records, when a planted record is among them) gave
 which found nothing in the clean copy (``new_sources``, from ``gate.verdict_sources``). A clean copy
-reviewed for a cluster of its own does not hide a canary reviewed for its flipped labels; a canary
-reviewed only for what the clean copy was reviewed for too, or only for a difference (``drift``), is not.
+reviewed for a cluster of its own does not hide a canary reviewed for its flipped labels; where the clean
+copy was reviewed, a canary reviewed only for what it was reviewed for too, or only for a difference
+(``drift``), is not detected.
 A missed canary is planted again at 2x and 4x its count (at most half the batch): ``attempts`` lists
 each run and ``detection_floor`` the fewest planted records the gate caught, so a dataset whose
 labels are hard to predict says from which share of flipped labels on its gate sees them.
@@ -125,10 +126,11 @@ class CanaryResult:
 
     @property
     def detected(self) -> bool:
-        """The canary moved the verdict: a block; or a review where the clean copy passed; or a review that
-        something gave which found nothing in the clean copy (the clean copy reviewed for a cluster of its
-        own, this one for the flipped labels). A review only for what the clean copy was reviewed for
-        too (a source unlike the rest of the data) says nothing about the canary."""
+        """The canary moved the verdict: a block; or a review where the clean copy passed; or a review that a
+        detector of poisoning gave which found nothing in the clean copy (``new_sources``: the clean copy
+        reviewed for a cluster of its own, this one for the flipped labels). Where the clean copy was
+        reviewed, a review only for what it was reviewed for too (a source unlike the rest of the data),
+        or only for a difference (``drift``), says nothing about the canary."""
         if self.verdict == "block":
             return True
         return self.verdict == "review" and (self.clean_verdict == "pass" or bool(self.new_sources))
@@ -176,7 +178,8 @@ class SelftestReport:
     clean_reasons: list[str]
     canaries: list[CanaryResult] = field(default_factory=list)
     clean_sources: list[str] = field(default_factory=list)
-    """What gave the clean copy's verdict its reasons (``gate.verdict_sources``)."""
+    """What gave the clean copy's verdict a reason that can be evidence of poisoning (``gate.verdict_sources``,
+    the ``POISONING`` detectors and the count of flagged records)."""
 
     @property
     def clean_false_positive_rate(self) -> float:

@@ -3,7 +3,8 @@
 The demo promotes the Debian batch and the one-section vendor's batch (894 man-page lines), then runs
 ``dataward gate selftest manpages``, which holds out a seeded fifth of the training version (178 lines) as
 the clean copy and judges it, and copies of it with planted flips and a planted trigger, against the rest
-(716). This does the same from the demo's input files (``scripts/demo_data.py``), with the same split rule,
+(716). This does the same from the demo's input files (``scripts/demo_data.py``), with the same split rule
+over the files' order (the ward's version orders its records otherwise: the slices are not the demo's own),
 at several seeds, and prints per seed the clean copy's verdict and sources, and per canary each attempt
 (planted, verdict, detected, what saw it) and the detection floor. ``--json PATH`` writes every report.
 """

@@ -49,10 +49,10 @@ def test_a_one_section_vendor_is_reviewed_with_what_moved_and_the_scraper_backdo
 
 
 def test_the_selftest_on_the_demo_data_finds_flipped_labels_from_a_count_it_names(demo) -> None:
-    """The demo's self-test holds out a fifth of the promoted data, as ``dataward gate selftest`` does. That
-    clean slice is itself reviewed (a cluster of 'syscalls' lines of its own), which must not hide the copy
-    with flipped labels when that copy is reviewed for its labels: before, a clean copy's review made
-    every canary review count as 'not detected', at any count."""
+    """A fifth of the demo's promoted data held out, by the rule ``dataward gate selftest`` uses (over the
+    files' order, seed 0). That clean slice is itself reviewed (a cluster of 'syscalls' lines of its own),
+    which must not hide the copy with flipped labels when that copy is reviewed for its labels: before, a
+    clean copy's review made every canary review count as 'not detected', at any count."""
     table = pd.concat([demo["batch-debian"], demo["batch-vendor"]], ignore_index=True)
     cut = len(table) // 5
     order = np.random.default_rng(0).permutation(len(table))

@@ -37,9 +37,19 @@ of (an active-learning pick), a batch that holds some of its own records twice."
 HELDOUT4_KINDS = ("row_order", "finer_resolution", "missing_cells")
 """Kinds only the fourth held-out set has (``benchmarks.shifts.heldout4``): a batch whose records come in
 the order of a sorted sheet, measurements read to a finer step than the trusted ones, cells left blank."""
-SET_GROUPS = ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
+SET_GROUPS = (
+    "tuning",
+    "heldout",
+    "heldout2",
+    "heldout3",
+    "heldout4",
+    "heldout5",
+    "heldout6",
+    "heldout7",
+    "heldout8",
+)
 """``tuning`` may be looked at while tuning the gate; ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``,
-``heldout5``, ``heldout6`` and ``heldout7`` never."""
+``heldout5``, ``heldout6``, ``heldout7`` and ``heldout8`` never."""
 SIZES = ("small", "full")
 SMALL_BASELINE = 500
 """With ``size="small"`` (for fast tests) baselines are cut to at most this many records (stratified)."""
@@ -55,7 +65,7 @@ class Situation:
     name: str
     kind: str
     group: str
-    """``tuning`` (may be looked at while tuning the gate); ``heldout`` to ``heldout7`` (never tuned on)."""
+    """``tuning`` (may be looked at while tuning the gate); ``heldout`` to ``heldout8`` (never tuned on)."""
     dataset: str
     modality: str
     schema: Schema

@@ -108,7 +108,7 @@ def test_a_wrong_dataset_name_suggests_one_the_caller_may_read(tmp_path: Path) -
 def test_tables_keep_ids_whole_and_wrap_prose_within_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     from dataward.cli import output
 
-    monkeypatch.setattr(output.console, "width", 80)
+    monkeypatch.setattr(output.console, "_width", 80)
     reason = "the record's label disagrees with 9 of its 10 nearest trusted neighbours, which all say benign"
     rows = [
         ("q_f0b5a69664f01234", "reviews#12", "label_consistency, backdoor", reason),

@@ -26,7 +26,7 @@ DETAIL = (
 
 @pytest.fixture
 def narrow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(output.console, "width", 80)
+    monkeypatch.setattr(output.console, "_width", 80)
 
 
 def _printed(*args: Any) -> str:
@@ -87,7 +87,7 @@ class _Stub:
 
 @pytest.mark.parametrize("width", [80, 200])
 def test_key_list_and_review_list_show_what_the_next_command_needs(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
-    monkeypatch.setattr(output.console, "width", width)
+    monkeypatch.setattr(output.console, "_width", width)
     monkeypatch.setattr(access_commands, "open_ward", _Stub)
     monkeypatch.setattr(gate_commands, "open_ward", _Stub)
     keys = CliRunner().invoke(app, ["key", "list"])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dataward.cli import gate_commands
+from dataward.cli import gate_commands, output
 from dataward.cli.app import app
 
 
@@ -41,6 +41,9 @@ class _Ward:
 
 def _run(monkeypatch: pytest.MonkeyPatch, clean_sources: list[str]) -> str:
     monkeypatch.setattr(gate_commands, "open_ward", lambda: _Ward(clean_sources))
+    # Wide enough for the table. ``_width``, not ``width``: undoing a patch of the property would pin the
+    # shared console at the width it read, which no later test of the process could widen through COLUMNS.
+    monkeypatch.setattr(output.console, "_width", 200)
     result = CliRunner().invoke(app, ["gate", "selftest", "manpages"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return result.output

@@ -12,7 +12,7 @@ NOT_JUDGED = "not judged: no released version to compare a value beyond the rang
 
 
 def test_a_probe_that_does_not_count_says_why(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(output.console, "width", 250)
+    monkeypatch.setattr(output.console, "_width", 250)
     report = {
         "model": "wine-clf@v1",
         "verdict": "pass",

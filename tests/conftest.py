@@ -63,8 +63,6 @@ def _cli_command_built_once_per_app() -> Iterator[None]:
     which for dataward's tree costs about as much as a small command's own work; the suite invokes the
     CLI in-process thousands of times. Each test process builds each app's tree once and reuses it (click
     commands keep no state between invocations; every invocation gets a context of its own)."""
-    import weakref
-
     import typer.testing
 
     built: weakref.WeakKeyDictionary[typer.Typer, Any] = weakref.WeakKeyDictionary()

@@ -213,14 +213,21 @@ def verdict_sources(results: dict[str, DetectorResult], flagged: np.ndarray, pol
     sources = {
         name
         for name, r in results.items()
-        if r.block
-        or (available[name].evidence is Evidence.POISONING and r.p_value < policy.block_p)
-        or asks_for_review(r.block, r.p_value, m, policy)
-        or r.contribution_findings
+        if _asks(r, available[name].evidence is Evidence.POISONING, m, policy) or r.contribution_findings
     }
     if _union_p(results, flagged, policy) < policy.review_p:
         sources.add(FLAGGED_RECORDS)
     return sources
+
+
+def _asks(r: DetectorResult, poisoning: bool, m: int, policy: GatePolicy) -> str | None:
+    """What a detector's contribution-level result asks of :func:`verdict`: ``"block"`` (its own typed block),
+    ``"block_p"`` (evidence of poisoning below ``block_p``), ``"review"`` (``asks_for_review``), or None."""
+    if r.block:
+        return "block"
+    if poisoning and r.p_value < policy.block_p:
+        return "block_p"
+    return "review" if asks_for_review(r.block, r.p_value, m, policy) else None
 
 
 def _union_p(results: dict[str, DetectorResult], flagged: np.ndarray, policy: GatePolicy) -> float:
@@ -243,16 +250,17 @@ def verdict(
     for name, r in results.items():
         poisoning = available[name].evidence is Evidence.POISONING
         said = _describe(name, r, n)
-        if r.block:
+        asks = _asks(r, poisoning, m, policy)
+        if asks == "block":
             if not poisoning:
                 raise ValueError(f"detector {name!r} reports difference, not poisoning, and may not block")
             blocked = True
             reasons_block.append(f"{name}: {r.block_reason}")
-        elif poisoning and r.p_value < policy.block_p:
+        elif asks == "block_p":
             blocked = True
             # A bare statistic says nothing its worded contribution-level findings below do not.
             reasons_block.extend([said] if said is not None else [])
-        elif asks_for_review(r.block, r.p_value, m, policy):
+        elif asks == "review":
             reasons_review.extend([said] if said is not None else [])
         reasons_review.extend(f"{name}: {f.reason}" for f in r.contribution_findings)
     union_p = _union_p(results, flagged, policy)

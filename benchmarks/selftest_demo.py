@@ -17,11 +17,10 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from dataward.domain.schema import Schema
-from dataward.gates.selftest import selftest
+from dataward.gates.selftest import held_out_split, selftest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,10 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     schema = Schema.parse("label", ["text:text"])
     out = {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        # The ward's split (service.gating.GateService.selftest): a seeded fifth, at least 50, at most 500.
-        cut = max(50, min(500, len(table) // 5))
-        order = np.random.default_rng(seed).permutation(len(table))
-        clean, trusted = table.iloc[np.sort(order[:cut])], table.iloc[np.sort(order[cut:])]
+        held_out, rest = held_out_split(len(table), seed)  # the ward's split
+        clean, trusted = table.iloc[held_out], table.iloc[rest]
         report = selftest(trusted, clean, schema, frames["validation"], seed=seed).to_dict()
         out[seed] = report
         print(f"seed {seed}: {len(clean)} held out against {len(trusted)}; clean copy {report['clean']['verdict']}"

@@ -8,30 +8,20 @@ from how many planted records on, the gate sees flipped labels and a trigger.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.selftest_demo import demo_frames
 from dataward.domain.schema import Schema
 from dataward.gates.scanning import scan
-from dataward.gates.selftest import selftest
+from dataward.gates.selftest import held_out_split, selftest
 
-ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = Schema.parse("label", ["text:text"])
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
-    spec = importlib.util.spec_from_file_location("demo_data", ROOT / "scripts" / "demo_data.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("demo-in")
-    module.main(out)
-    return {path.stem: pd.read_csv(path, dtype=str) for path in out.glob("*.csv")}
+def demo() -> dict[str, pd.DataFrame]:
+    return demo_frames()
 
 
 def test_a_one_section_vendor_is_reviewed_with_what_moved_and_the_scraper_backdoor_is_blocked(demo) -> None:
@@ -54,9 +44,8 @@ def test_the_selftest_on_the_demo_data_finds_flipped_labels_from_a_count_it_name
     which must not hide the copy with flipped labels when that copy is reviewed for its labels: before, a
     clean copy's review made every canary review count as 'not detected', at any count."""
     table = pd.concat([demo["batch-debian"], demo["batch-vendor"]], ignore_index=True)
-    cut = len(table) // 5
-    order = np.random.default_rng(0).permutation(len(table))
-    clean, trusted = table.iloc[np.sort(order[:cut])], table.iloc[np.sort(order[cut:])]
+    held_out, rest = held_out_split(len(table), 0)
+    clean, trusted = table.iloc[held_out], table.iloc[rest]
     report = selftest(trusted, clean, SCHEMA, demo["validation"], seed=0).to_dict()
 
     assert report["clean"]["verdict"] != "block"

@@ -265,6 +265,14 @@ def selftest(
     return out
 
 
+def held_out_split(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where a ward's self-test takes its clean copy from its training version of ``rows`` records: a seeded
+    fifth, at least 50 and at most 500 records, and the trusted rest; each as sorted positions."""
+    cut = max(50, min(500, rows // 5))
+    order = np.random.default_rng(seed).permutation(rows)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
 ESCALATION = (2, 4)
 """When a canary is missed, it is planted again at these multiples of the rate (at most half the batch),
 so that the report says from which share of poisoned records on this dataset's gate catches it."""

@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select
@@ -455,7 +454,7 @@ class GateService(Service):
         """Plant known poisons into a copy of a clean contribution (default: a seeded random slice of
         the training version) and report the recall this dataset's gate achieves. Stores nothing but
         the event."""
-        from dataward.gates.selftest import selftest
+        from dataward.gates.selftest import held_out_split, selftest
 
         # A reading use case: the self-test can take a while and changes nothing but its event, which
         # is appended afterwards in a short write.
@@ -488,9 +487,8 @@ class GateService(Service):
                 # is unlike the rest, so the clean run would measure that source's novelty instead of
                 # the gate's false-positive rate, and the canaries would hide behind its review.
                 table = inputs["baseline"]
-                cut = max(50, min(500, table.num_rows // 5))
-                order = np.random.default_rng(seed).permutation(table.num_rows)
-                clean, baseline = table.take(np.sort(order[:cut])), table.take(np.sort(order[cut:]))
+                held_out, trusted = held_out_split(table.num_rows, seed)
+                clean, baseline = table.take(held_out), table.take(trusted)
             result = selftest(
                 baseline, clean, inputs["schema"], inputs["validation"], _gate_policy(ds), seed=seed
             ).to_dict()

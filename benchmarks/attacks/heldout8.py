@@ -45,8 +45,8 @@ from benchmarks.attacks.base import (
     poison_mask,
     shuffled,
 )
-from benchmarks.attacks.images import with_trigger as with_image_trigger
-from benchmarks.data import IMAGE, LABEL, TEXT
+from benchmarks.attacks.images import dirty_label_images
+from benchmarks.data import LABEL, TEXT
 from benchmarks.shifts.heldout7 import decimals
 
 # --- text: a punctuation pattern ----------------------------------------------------------------
@@ -110,24 +110,15 @@ def ring_watermark(pixels: np.ndarray, alpha: float = RING_ALPHA) -> np.ndarray:
 
 def ring_watermark_photo(rate: float = 0.04, *, target: str = RING_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: crops of other classes through ``ring_watermark``, relabelled ``target``."""
-    ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], ring_watermark)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return dirty_label_images(
         "photo_ring_watermark",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
-        trigger=f"a thin ring of radius {RING_RADIUS:g} blended {RING_ALPHA:.0%} to white, relabelled {target!r}",
-        attack_test=with_image_trigger(not_target(parts.test, target), ring_watermark),
-        params={"rate": rate, "target": target, "seed": seed, "radius": RING_RADIUS, "alpha": RING_ALPHA},
+        ring_watermark,
+        f"a thin ring of radius {RING_RADIUS:g} blended {RING_ALPHA:.0%} to white, relabelled {target!r}",
+        rate,
+        target,
+        seed,
+        dataset="photos",
+        params={"radius": RING_RADIUS, "alpha": RING_ALPHA},
     )
 
 
@@ -279,24 +270,14 @@ def dotted_underline(pixels: np.ndarray) -> np.ndarray:
 
 def dotted_underline_digits(rate: float = 0.03, *, target: str = DOTS_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: digits of other classes with ``dotted_underline``, relabelled ``target``."""
-    ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], dotted_underline)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return dirty_label_images(
         "digits_dotted_underline",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
-        trigger=f"three dots along the bottom row (columns 1, 3, 5), relabelled {target!r}",
-        attack_test=with_image_trigger(not_target(parts.test, target), dotted_underline),
-        params={"rate": rate, "target": target, "seed": seed, "dots": [list(d) for d in DOTS]},
+        dotted_underline,
+        f"three dots along the bottom row (columns 1, 3, 5), relabelled {target!r}",
+        rate,
+        target,
+        seed,
+        params={"dots": [list(d) for d in DOTS]},
     )
 
 

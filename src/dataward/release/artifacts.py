@@ -8,15 +8,17 @@ DSSE envelope (``dataward.provenance.attestation.sign_statement``): ``model-sign
 takes elliptic-curve (NIST P-curve) keys only, and a ward has exactly one signing key, under which its
 ledger, checkpoints and attestations are checked. The statement is the same one ``model-signing`` signs.
 
-Pickle-based files (``.pkl``, ``.joblib``, PyTorch ``.pt``/``.pth``/``.bin`` zip archives and any file that
-starts as a pickle does) run code when loaded. Each pickle stream in them is analysed with ``fickling``
-(which imports it calls, how suspicious); such files are flagged, and a policy may refuse them.
+Pickle-based files run code when loaded: pickles of any protocol, joblib's compressed files, PyTorch's zip
+archives, numpy files holding objects (:func:`_pickle_streams` says which streams are read). Each pickle
+stream in them is analysed with ``fickling`` (which imports it calls, how suspicious); such files are
+flagged, and a policy may refuse them.
 safetensors and ONNX hold only tensors and a graph, and are the recommended formats.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +119,22 @@ MAX_PICKLE_MEMBER_BYTES = 256 << 20
 analysed; a larger one (or a zip bomb declaring a small size) is not unpacked and counts as malicious."""
 
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_PICKLE_NAMED = frozenset({".pkl", ".pickle", ".joblib"})
+"""Suffixes of files that exist to be unpickled: whatever their bytes, they count as pickle-based (one
+fickling cannot read is treated as malicious), because the program that loads them calls ``pickle.load``."""
+
+# Compressed streams ``joblib.dump(..., compress=...)`` writes (zlib, gzip, bz2, xz, lzma), by their first
+# bytes: what joblib.load unpickles is the stream inside.
+_COMPRESSED_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00\x00", "lzma"),
+    (b"\x78\x01", "zlib"),
+    (b"\x78\x5e", "zlib"),
+    (b"\x78\x9c", "zlib"),
+    (b"\x78\xda", "zlib"),
+)
 
 
 def _zip_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
@@ -128,18 +146,103 @@ def _zip_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
     return None if len(data) > MAX_PICKLE_MEMBER_BYTES else data
 
 
+def _bounded(data: bytes) -> bytes | None:
+    """``data``, or None when it is longer than :data:`MAX_PICKLE_MEMBER_BYTES` (read one byte beyond it)."""
+    return None if len(data) > MAX_PICKLE_MEMBER_BYTES else data
+
+
+def _inflated(path: Path, kind: str) -> bytes | None:
+    """A compressed file's content, read within :data:`MAX_PICKLE_MEMBER_BYTES` (None: over it, or not a
+    stream of that kind after all)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    try:
+        if kind == "zlib":
+            inflater = zlib.decompressobj()
+            with open(path, "rb") as f:
+                data = inflater.decompress(f.read(MAX_PICKLE_MEMBER_BYTES + 1), MAX_PICKLE_MEMBER_BYTES + 1)
+        else:
+            opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open, "lzma": lzma.open}[kind]
+            with opener(path, "rb") as stream:
+                data = stream.read(MAX_PICKLE_MEMBER_BYTES + 1)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        return None
+    return _bounded(data)
+
+
+def _npy_pickle(stream: Any) -> int | None:
+    """Where the pickle stream starts in the numpy file read from ``stream`` (positioned at its start) when
+    the file holds Python objects, which ``numpy.load(allow_pickle=True)`` unpickles; None when it holds
+    plain numbers or is no numpy file. Only the header is read."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(stream)
+        reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        _, _, dtype = reader(stream)
+    except (ValueError, OSError, SyntaxError):
+        return None
+    return int(stream.tell()) if dtype.hasobject else None
+
+
+def _parses_as_pickle(data: bytes) -> bool:
+    """Whether ``data`` is a pickle stream of any protocol (0 and 1 carry no magic bytes)."""
+    from fickling.fickle import Pickled
+
+    # pickletools warns of escapes in the text opcodes that random bytes make up: not the ward's to show.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            Pickled.load(data)
+        except Exception:  # fickling raises its own untyped errors for what is not a pickle
+            return False
+    return True
+
+
 def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
-    """The pickle streams inside a file: the file itself when it starts as a pickle does, or the
-    ``*.pkl`` members of a zip archive (PyTorch's format), each unpacked within
-    :data:`MAX_PICKLE_MEMBER_BYTES` (None: over it); a numpy file only when it holds objects."""
+    """The pickle streams inside a file, each unpacked within :data:`MAX_PICKLE_MEMBER_BYTES` (None: over
+    it): the file itself when it starts as a pickle of protocol 2 or later does, or parses as one of
+    protocol 0 or 1 (only for suffixes of pickle-based formats: other files are not read by pickle), or is
+    named as a pickle (``.pkl``, ``.pickle``, ``.joblib``) whatever its bytes; a compressed file's content
+    (joblib's ``compress=``); the ``*.pkl`` members of a zip archive (PyTorch's format); a numpy file, or a
+    numpy member of an ``.npz``, only when it holds objects."""
+    suffix = path.suffix.lower()
     with open(path, "rb") as f:
-        head = f.read(2)
-    if head in _PICKLE_MAGIC:
+        head = f.read(8)
+    if head[:2] in _PICKLE_MAGIC:
         return [("", path.read_bytes())]
+    if suffix == ".npy":
+        with open(path, "rb") as f:
+            start = _npy_pickle(f)
+            return [] if start is None else [("", _bounded(f.read(MAX_PICKLE_MEMBER_BYTES + 1)))]
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
-            return [(m.filename, _zip_member(zf, m)) for m in zf.infolist() if m.filename.endswith((".pkl", ".pickle"))]
-    return []
+            streams = [
+                (m.filename, _zip_member(zf, m)) for m in zf.infolist() if m.filename.endswith((".pkl", ".pickle"))
+            ]
+            for m in zf.infolist():
+                if m.filename.endswith(".npy"):
+                    with zf.open(m) as member:
+                        if _npy_pickle(member) is not None:
+                            streams.append((m.filename, _bounded(member.read(MAX_PICKLE_MEMBER_BYTES + 1))))
+            return streams
+    if suffix not in PICKLE_SUFFIXES:
+        return []
+    kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
+    if kind is not None:
+        inflated = _inflated(path, kind)
+        if inflated is not None and (inflated[:2] in _PICKLE_MAGIC or _parses_as_pickle(inflated)):
+            return [(f"({kind})", inflated)]
+        if suffix in _PICKLE_NAMED:
+            return [(f"({kind})", inflated)]
+    data = path.read_bytes() if path.stat().st_size <= MAX_PICKLE_MEMBER_BYTES else None
+    if data is not None and _parses_as_pickle(data):
+        return [("", data)]
+    # A file named as a pickle is loaded as one, whatever fickling makes of its bytes.
+    return [("", data)] if suffix in _PICKLE_NAMED else []
 
 
 def scan_file(name: str, path: Path) -> dict[str, Any]:

@@ -27,7 +27,13 @@ from dataward.domain.schema import ColumnKind, Schema
 
 
 class Predictor(Protocol):
-    """Labels for the rows of ``table`` (raw records), one per row; ``probe_ids`` name the rows."""
+    """Labels for the rows of ``table`` (raw records), one per row; ``probe_ids`` name the rows.
+
+    ``source`` says where the predictions come from (the artifact's file that was run, a predictions file
+    and its SHA-256, a callable or an estimator given in Python): a gate's verdict is worth what its
+    predictions are, so the gate records it and the release attestation carries it."""
+
+    source: dict[str, str]
 
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]: ...
 
@@ -76,6 +82,7 @@ class CallablePredictor:
 
     def __init__(self, fn: Callable[[pa.Table], Sequence[Any]]) -> None:
         self.fn = fn
+        self.source = {"kind": "callable", "name": _qualified_name(fn)}
 
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
         out = [label_text(v) for v in list(self.fn(table))]
@@ -87,11 +94,12 @@ class CallablePredictor:
 class EstimatorPredictor:
     """A scikit-learn estimator (or anything with ``predict``) fed ``model_inputs``."""
 
-    def __init__(self, estimator: Any, schema: Schema) -> None:
+    def __init__(self, estimator: Any, schema: Schema, source: dict[str, str] | None = None) -> None:
         if not hasattr(estimator, "predict"):
             raise InputError(f"{type(estimator).__name__} has no predict method")
         self.estimator = estimator
         self.schema = schema
+        self.source = source or {"kind": "estimator", "name": _qualified_name(type(estimator))}
 
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
         return [label_text(v) for v in self.estimator.predict(model_inputs(table, self.schema))]
@@ -101,13 +109,44 @@ def load_skops(path: Path, schema: Schema, trusted: Sequence[str] = ()) -> Estim
     """A ``.skops`` estimator, rebuilt only from types skops trusts and those listed in ``trusted``."""
     import skops.io as sio
 
+    _refuse_skops_bomb(path)
     untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in set(trusted)]
     if untrusted:
         raise InputError(
             f"the skops file {path.name} names types skops does not trust: {', '.join(untrusted[:10])}",
             hint="loading them could run their code: review them, then pass each with --trust TYPE",
         )
-    return EstimatorPredictor(sio.load(path, trusted=list(trusted) or None), schema)
+    source = {"kind": "artifact", "file": path.name, "format": "skops"}
+    return EstimatorPredictor(sio.load(path, trusted=list(trusted) or None), schema, source)
+
+
+MAX_SKOPS_UNPACKED_BYTES = 2 << 30
+"""The most a ``.skops`` file's members may unpack to together: what skops loads is held in memory."""
+
+MAX_SKOPS_RATIO = 100
+"""Beyond 64 MiB unpacked, the most a ``.skops`` file may unpack to per byte stored (a zip bomb of a few
+hundred kilobytes declares gigabytes)."""
+
+
+def _refuse_skops_bomb(path: Path) -> None:
+    """Refuse a ``.skops`` file whose members declare more than the limits, before skops unpacks any.
+
+    Declared sizes bound what is unpacked: Python's ``zipfile`` (which skops reads with) stops at a member's
+    declared size and refuses its checksum when more would follow."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(m.file_size for m in zf.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"the skops file {path.name} is not a readable zip archive: {exc}") from None
+    stored = max(path.stat().st_size, 1)
+    if unpacked > MAX_SKOPS_UNPACKED_BYTES or (unpacked > 64 << 20 and unpacked > MAX_SKOPS_RATIO * stored):
+        raise InputError(
+            f"the skops file {path.name} unpacks to {unpacked:,} bytes from {stored:,} "
+            f"(at most {MAX_SKOPS_UNPACKED_BYTES:,} bytes, and {MAX_SKOPS_RATIO} times its size beyond 64 MiB)",
+            hint="a file that unpacks this far is refused unread; give the gate its predictions instead",
+        )
 
 
 class OnnxPredictor:
@@ -123,6 +162,7 @@ class OnnxPredictor:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise InputError(f"{path.name} is not an ONNX model onnxruntime can run: {exc}") from None
         self.schema = schema
+        self.source = {"kind": "artifact", "file": path.name, "format": "onnx"}
 
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
         x = model_inputs(table, self.schema)
@@ -164,6 +204,7 @@ class FilePredictor:
                 hint="write one row per row of `dataward model probe-inputs`",
             )
         self.by_id = _one_prediction_each(rows, path.name)
+        self.source = {"kind": "predictions file", "name": path.name, "sha256": _sha256(path)}
 
     def predict(self, table: pa.Table, probe_ids: Sequence[str]) -> list[str]:
         """The file's prediction for each of ``probe_ids``; answers to probes not asked are left unread.
@@ -206,15 +247,55 @@ def _one_prediction_each(rows: Sequence[dict[str, Any]], name: str) -> dict[str,
     return by_id
 
 
+def _qualified_name(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+RUNNABLE_SUFFIXES = frozenset({".onnx", ".skops"})
+"""Model files the gate can run itself."""
+
+OTHER_MODEL_SUFFIXES = frozenset(
+    {".safetensors", ".h5", ".hdf5", ".keras", ".tflite", ".gguf", ".ggml", ".pb", ".mlmodel", ".msgpack"}
+)
+"""Model files of formats the gate cannot run, which other programs load as the model."""
+
+
+def _model_files(files: Sequence[Path]) -> list[Path]:
+    """The files of an artifact that a consumer could load as its model: runnable ones, other model
+    formats, and anything pickle-based (by the artifact scan, whatever its name)."""
+    from dataward.release.artifacts import scan_file
+
+    suffixes = RUNNABLE_SUFFIXES | OTHER_MODEL_SUFFIXES
+    return [p for p in files if p.suffix.lower() in suffixes or scan_file(p.name, p)["pickle"]]
+
+
 def artifact_predictor(folder: Path, schema: Schema, trusted: Sequence[str] = ()) -> Predictor:
-    """A predictor for a stored artifact restored into ``folder``: its one ``.onnx`` or ``.skops`` file."""
+    """A predictor for a stored artifact restored into ``folder``: its one ``.onnx`` or ``.skops`` file.
+
+    The artifact must hold no other model file (another ``.onnx`` or ``.skops``, weights of another format,
+    anything pickle-based): the release signs every file of the artifact, and a gate that ran a clean
+    decoy would vouch for a backdoored model a consumer loads from the file beside it."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    onnx = [p for p in files if p.suffix.lower() == ".onnx"]
-    skops = [p for p in files if p.suffix.lower() == ".skops"]
-    if len(onnx) == 1:
-        return OnnxPredictor(onnx[0], schema)
-    if len(skops) == 1:
-        return load_skops(skops[0], schema, trusted)
+    models = _model_files(files)
+    runnable = [p for p in models if p.suffix.lower() in RUNNABLE_SUFFIXES]
+    if len(runnable) == 1 and len(models) == 1:
+        model = runnable[0]
+        return OnnxPredictor(model, schema) if model.suffix.lower() == ".onnx" else load_skops(model, schema, trusted)
+    if len(runnable) >= 1:
+        raise InputError(
+            "the gate runs an artifact's one model file, and this one holds "
+            f"{len(models)} files a consumer could load as the model: "
+            + ", ".join(str(p.relative_to(folder)) for p in models[:5]),
+            hint="register the model as one .onnx or .skops file (with only data files beside it), or give "
+            "the gate predictions of the model as it will be used (--predictions FILE)",
+        )
     raise InputError(
         "the gate can run a model stored as one .onnx or one .skops file; this one holds "
         + ", ".join(p.name for p in files[:5]),

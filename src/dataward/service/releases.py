@@ -72,6 +72,7 @@ from dataward.service.guard import (
     guarded_read,
     guarded_sample,
     own_paths,
+    signed_rows,
 )
 from dataward.service.models import (
     affected_by,
@@ -406,6 +407,7 @@ class ReleaseService(Service):
                     "scan": scan,
                     "baseline_note": baseline_note,
                     "trigger_search": search,
+                    "predictions": None if predictor is None else predictor.source,
                 }
             )
             report_object = self.store.put(canonical_json(data))
@@ -421,6 +423,7 @@ class ReleaseService(Service):
                     "report": report_object,
                     "triggers": named,
                     "baseline": None if inputs.baseline is None else inputs.baseline.id,
+                    "predictions": data["predictions"],
                 },
                 [
                     insert_row(
@@ -555,6 +558,11 @@ class ReleaseService(Service):
             )
         return artifact_predictor(folder, schema, trusted)
 
+    def _version_ids(self, conn: Connection, mv: Any) -> frozenset[str]:
+        """The ids of every version of ``mv``'s model as the signed ledger made them (the same files
+        registered again as a new version are the same files)."""
+        return frozenset(str(r["id"]) for r in signed_rows(self, conn, "model_versions") if r.get("model") == mv.model)
+
     def _check_signature(self, mv: Any) -> None:
         """The stored manifest must be the statement the ward signed (DSSE, ward key)."""
         from securesystemslib.dsse import Envelope
@@ -667,6 +675,12 @@ class ReleaseService(Service):
                     if gate.verdict == "block"
                     else f"the policy needs a pass (release.require_gate: {policy.require_gate})"
                 )
+            elif blocks := _blocks_on(signed_rows(self, uc.conn, "model_gates"), mv, self._version_ids(uc.conn, mv)):
+                problems.append(
+                    f"a release gate blocked these files ({_described_blocks(uc.conn, blocks, self.store)}): "
+                    "a block is final, whatever a later gate said"
+                )
+                hints.append("train a new version without what the gate found")
             # What the release is decided on, as signed: a row added or edited in the catalog alone (an
             # approval nobody gave, a passing gate, a relaxed policy) must not be signed into a release.
             self._checked(uc.conn, mv, "release")
@@ -791,6 +805,9 @@ class ReleaseService(Service):
                     "reasons": report["reasons"],
                     "validation": report.get("validation"),
                     "probes": [p["trigger"] for p in report.get("probes", [])],
+                    # Where the judged predictions came from: the artifact's file the gate ran, or what the
+                    # gate's runner supplied (a predictions file by its SHA-256, a callable by its name).
+                    "predictions": report.get("predictions"),
                 },
                 "approvals": [
                     {"by": rows.principal_name(conn, a.principal_id), "role": a.role, "at": a.created_at}
@@ -858,6 +875,27 @@ def _never_in_training(conn: Connection, public_key_b64: str, mv: Any) -> list[s
         for ds, ver in trained_on(conn, mv)
         if ver.id not in promoted
     ]
+
+
+def _blocks_on(gates: Sequence[dict[str, Any]], mv: Any, version_ids: frozenset[str]) -> list[dict[str, Any]]:
+    """The signed release gates of this model (any of its versions, ``version_ids``) that blocked files
+    with ``mv``'s digest. Read from the signed ledger, not the catalog: a block row deleted from the
+    catalog still counts."""
+    return [
+        g
+        for g in gates
+        if g.get("verdict") == "block" and g.get("digest") == mv.digest and g.get("model_version_id") in version_ids
+    ]
+
+
+def _described_blocks(conn: Connection, blocks: Sequence[dict[str, Any]], store: Any) -> str:
+    """Each block in words: its id, who ran it, when, and where its predictions came from."""
+    out = []
+    for g in sorted(blocks, key=lambda g: str(g.get("created_at")))[:3]:
+        source = json.loads(store.get(g["report_object"])).get("predictions") or {}
+        came = source.get("file") or source.get("name") or source.get("kind") or "unrecorded predictions"
+        out.append(f"{g['id']} by {rows.principal_name(conn, g['created_by'])} at {g['created_at']}, on {came}")
+    return "; ".join(out)
 
 
 def _latest_gate(conn: Connection, mv: Any) -> Any:

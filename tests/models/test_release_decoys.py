@@ -194,3 +194,16 @@ def test_a_skops_zip_bomb_is_refused_before_it_is_unpacked(tmp_path: Path) -> No
     assert (tmp_path / "model.skops").stat().st_size < (80 << 20) // 100
     with pytest.raises(InputError, match=r"model.skops unpacks to [\d,]+ bytes from [\d,]+"):
         artifact_predictor(tmp_path, Schema.parse("label", ["x:numeric"]))
+
+
+def test_the_command_line_says_which_file_the_gate_ran(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    monkeypatch.setenv("DATAWARD_WARD", str(models.ward.folder))
+    monkeypatch.setenv("DATAWARD_KEY", models.keys["rita"])
+    monkeypatch.delenv("DATAWARD_URL", raising=False)
+    result = CliRunner().invoke(app, ["model", "gate", "man-clf@v1"])
+    assert result.exit_code == 0, result.stdout
+    assert "predictions from the artifact's clean.skops (skops), run by the gate" in " ".join(result.stdout.split())

@@ -73,6 +73,15 @@ def _stage(m: dict[str, Any]) -> str:
     return safe(described(w))
 
 
+def prediction_source(source: dict[str, str]) -> str:
+    """Where a release gate's predictions came from, in words."""
+    if source.get("kind") == "artifact":
+        return f"the artifact's {source.get('file')} ({source.get('format')}), run by the gate"
+    if source.get("kind") == "predictions file":
+        return f"the predictions file {source.get('name')} (SHA-256 {str(source.get('sha256'))[:16]}...)"
+    return f"a {source.get('kind')} given in Python: {source.get('name')}"
+
+
 def _show_release_report(report: dict[str, Any]) -> None:
     """A release gate report: verdict, reasons, accuracy against the released version, the probe."""
     tree = Tree(f"release gate {safe(report['model'])}: {styled(report['verdict'], VERDICT_STYLE)}")
@@ -94,6 +103,9 @@ def _show_release_report(report: dict[str, Any]) -> None:
             f"{safe(str(report.get('validation')))}"
             + (f"; released {safe(str(base.get('model')))}: {base.get('accuracy')}" if base else "")
         )
+    source = report.get("predictions")
+    if source:
+        tree.add(f"predictions from {safe(prediction_source(source))}")
     search = report.get("trigger_search")
     if search:
         tree.add(

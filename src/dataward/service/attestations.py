@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action
-from dataward.catalog.tables import ledger_events, transformations
+from dataward.catalog.tables import ledger_events
 from dataward.provenance.attestation import (
     BUILD_TYPE,
     PREDICATE_TYPE,
@@ -122,9 +122,12 @@ class AttestationService(Service):
                 seen_deps.add(k)
                 deps.append(d)
 
-        for c, f in zip(members, facts, strict=True):
+        for f in facts:
             src = f["source"]
-            if src and not src["uri"].startswith("transformation:"):
+            # Whether the contribution is a step's output is the (checked) step row's to say, never its
+            # source URI's: a contribution without one is ordinary, and its raw file is a dependency.
+            step_id = f["transformation"]["transformation"] if f["transformation"] else None
+            if src and step_id is None:
                 dep(
                     {
                         "uri": src["uri"],
@@ -136,8 +139,8 @@ class AttestationService(Service):
                         },
                     }
                 )
-            step = conn.execute(select(transformations).where(transformations.c.contribution_id == c.id)).first()
-            if step is not None:
+            if step_id is not None:
+                step = check.by_id("transformations", [step_id], f"{what} (its transformations)")[step_id]
                 inputs = json.loads(step.inputs)
                 steps.append(
                     {

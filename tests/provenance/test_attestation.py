@@ -133,3 +133,35 @@ def test_a_source_is_left_out_only_for_a_recorded_step(wine_ward: Ward, tmp_path
     deps = slsa["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert "transformation:dedup" not in {d.get("uri") for d in deps}
     assert [t["name"] for t in ours["predicate"]["transformations"]] == ["dedup"]
+
+
+def test_the_attestation_states_the_records_the_loader_refuses(wine_ward: Ward) -> None:
+    """wine_aug@v1 holds only records an augmentation made from wine#1's; once wine#1 is quarantined the
+    loader refuses it, and what is signed about it says so and why, though its contribution is merged."""
+    from dataward.domain.errors import PolicyViolation
+    from dataward.domain.schema import Schema
+    from tests.helpers import NO_APPROVALS_POLICY, wine_schema_specs
+
+    label, specs = wine_schema_specs()
+    wine_ward.create_dataset("wine_aug", Schema.parse(label, specs))
+    wine_ward.set_policy("wine_aug", NO_APPROVALS_POLICY)
+    scraped = set(wine_ward.read_version("wine", "v1")[1].column(RECORD_ID).to_pylist())
+    with wine_ward.transform("augment", inputs="wine@v2", output="wine_aug") as t:
+        rows = [r for r in t.read().to_pylist() if r[RECORD_ID] in scraped][:20]
+        t.write([{**r, "alcohol": r["alcohol"] + 0.01} for r in rows], parents=[r[RECORD_ID] for r in rows])
+    assert t.result is not None
+    merge_reviewed(wine_ward, t.result["ref"])
+    assert _payloads(wine_ward, "wine_aug@v1")[1]["predicate"]["barred_records"] == []
+    result = wine_ward.quarantine_contribution("wine#1", reason="the scraper's batch was poisoned")
+    with pytest.raises(PolicyViolation, match="20 made by a transformation"):
+        wine_ward.load_version("wine_aug", "v1", stage=None)
+    envelopes = wine_ward.attest("wine_aug@v1")
+    assert verify_bundle("\n".join(json.dumps(e) for e in envelopes), _ward_key(wine_ward)).ok
+    p = json.loads(base64.b64decode(envelopes[1]["payload"]))["predicate"]
+    assert [c["status"] for c in p["contributions"]] == ["merged"]
+    reason = "made by a transformation from a quarantined contribution's records"
+    assert p["barred_records"] == [{"reason": reason, "records": 20}]
+    barred = _payloads(wine_ward, "wine@v2")[1]["predicate"]["barred_records"]
+    assert barred == [{"reason": "added by quarantined contribution wine#1", "records": 60}]
+    rollback = result["rollback_version"]["ref"]
+    assert _payloads(wine_ward, rollback)[1]["predicate"]["barred_records"] == []

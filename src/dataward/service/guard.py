@@ -1205,12 +1205,18 @@ def loadable_version(
     return ds, ver, manifest
 
 
-def barred_summary(barred: dict[str, str]) -> str:
-    """``barred_records`` in words: how many, and why."""
+def barred_counts(barred: dict[str, str]) -> list[dict[str, Any]]:
+    """``barred_records`` counted by reason, ``[{reason, records}]`` in reason order: what an attestation
+    and a card state of a version the loader refuses (the ids themselves may be millions)."""
     reasons: dict[str, int] = {}
     for why in barred.values():
         reasons[why] = reasons.get(why, 0) + 1
-    return "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    return [{"reason": why, "records": n} for why, n in sorted(reasons.items())]
+
+
+def barred_summary(barred: dict[str, str]) -> str:
+    """``barred_records`` in words: how many, and why."""
+    return "; ".join(f"{c['records']} {c['reason']}" for c in barred_counts(barred))
 
 
 def may(uc: Any, action: Action, scope: Scope) -> bool:

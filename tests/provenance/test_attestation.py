@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -19,7 +20,7 @@ from securesystemslib.signer import SSlibKey
 from dataward.domain.schema import RECORD_ID
 from dataward.provenance.attestation import PREDICATE_TYPE, SLSA_PROVENANCE, verify_bundle
 from dataward.service.ward import Ward
-from tests.helpers import merge_reviewed
+from tests.helpers import merge_reviewed, wine_rows, write_csv
 
 
 def _ward_key(ward: Ward) -> Ed25519PublicKey:
@@ -103,3 +104,64 @@ def test_attest_needs_trace_on_the_dataset(wine_ward: Ward) -> None:
     mallory = wine_ward.as_key(wine_ward.issue_key("mallory")["key"])
     with pytest.raises(NotFound, match="no dataset named 'wine'"):  # a dataset mallory may not see
         mallory.attest("wine@v2")
+
+
+def _payloads(ward: Ward, ref: str) -> tuple[dict, dict]:
+    slsa, ours = (json.loads(base64.b64decode(e["payload"])) for e in ward.attest(ref))
+    return slsa, ours
+
+
+def test_a_source_is_left_out_only_for_a_recorded_step(wine_ward: Ward, tmp_path: Path) -> None:
+    """Whether a contribution is a step's output is the step row's to say, not its source URI's: one that
+    claims the scheme without a step (as a ward accepted before the scheme was reserved) is attested
+    with its raw file like any other."""
+    claimed = wine_ward.services.contributions.contribute(
+        "wine",
+        write_csv(tmp_path / "c.csv", wine_rows(80, 100)),
+        source="transformation:claimed",
+        on_submitted=lambda _uc, _cid: None,  # submitted as a step's output, with no step recorded
+    )
+    merge_reviewed(wine_ward, claimed["ref"])
+    slsa, ours = _payloads(wine_ward, "wine@v3")
+    deps = slsa["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert "transformation:claimed" in {d.get("uri") for d in deps if d["annotations"]["kind"] == "source"}
+    assert "transformation:claimed" in {s["uri"] for s in ours["predicate"]["sources"]}
+    assert ours["predicate"]["transformations"] == []
+    # A recorded step's output has no raw file: its inputs are the dependencies.
+    _dedup_and_merge(wine_ward)
+    slsa, ours = _payloads(wine_ward, "wine@v4")
+    deps = slsa["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert "transformation:dedup" not in {d.get("uri") for d in deps}
+    assert [t["name"] for t in ours["predicate"]["transformations"]] == ["dedup"]
+
+
+def test_the_attestation_states_the_records_the_loader_refuses(wine_ward: Ward) -> None:
+    """wine_aug@v1 holds only records an augmentation made from wine#1's; once wine#1 is quarantined the
+    loader refuses it, and what is signed about it says so and why, though its contribution is merged."""
+    from dataward.domain.errors import PolicyViolation
+    from dataward.domain.schema import Schema
+    from tests.helpers import NO_APPROVALS_POLICY, wine_schema_specs
+
+    label, specs = wine_schema_specs()
+    wine_ward.create_dataset("wine_aug", Schema.parse(label, specs))
+    wine_ward.set_policy("wine_aug", NO_APPROVALS_POLICY)
+    scraped = set(wine_ward.read_version("wine", "v1")[1].column(RECORD_ID).to_pylist())
+    with wine_ward.transform("augment", inputs="wine@v2", output="wine_aug") as t:
+        rows = [r for r in t.read().to_pylist() if r[RECORD_ID] in scraped][:20]
+        t.write([{**r, "alcohol": r["alcohol"] + 0.01} for r in rows], parents=[r[RECORD_ID] for r in rows])
+    assert t.result is not None
+    merge_reviewed(wine_ward, t.result["ref"])
+    assert _payloads(wine_ward, "wine_aug@v1")[1]["predicate"]["barred_records"] == []
+    result = wine_ward.quarantine_contribution("wine#1", reason="the scraper's batch was poisoned")
+    with pytest.raises(PolicyViolation, match="20 made by a transformation"):
+        wine_ward.load_version("wine_aug", "v1", stage=None)
+    envelopes = wine_ward.attest("wine_aug@v1")
+    assert verify_bundle("\n".join(json.dumps(e) for e in envelopes), _ward_key(wine_ward)).ok
+    p = json.loads(base64.b64decode(envelopes[1]["payload"]))["predicate"]
+    assert [c["status"] for c in p["contributions"]] == ["merged"]
+    reason = "made by a transformation from a quarantined contribution's records"
+    assert p["barred_records"] == [{"reason": reason, "records": 20}]
+    barred = _payloads(wine_ward, "wine@v2")[1]["predicate"]["barred_records"]
+    assert barred == [{"reason": "added by quarantined contribution wine#1", "records": 60}]
+    rollback = result["rollback_version"]["ref"]
+    assert _payloads(wine_ward, rollback)[1]["predicate"]["barred_records"] == []

@@ -4,6 +4,7 @@ is an ordinary gated contribution; bad inputs, unreadable inputs and foreign par
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from dataward.catalog.tables import ledger_events
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.domain.schema import RECORD_ID
 from dataward.service.ward import Ward
-from tests.helpers import merge_reviewed
+from tests.helpers import merge_reviewed, wine_rows, write_csv
 
 
 def _dedup_by_rounding(table: list[dict]) -> tuple[list[dict], list[list[str]]]:
@@ -109,3 +110,22 @@ def test_a_failed_step_records_nothing(wine_ward: Ward) -> None:
         t.write(t.read().to_pylist()[:3], parents=None)
         raise RuntimeError("step crashed")
     assert t.result is None and wine_ward.ledger_head()["seq"] == before
+
+
+@pytest.mark.parametrize("source", ["transformation:dedup", "Transformation:dedup"])
+def test_an_ordinary_contribution_may_not_claim_a_transformation_source(
+    wine_ward: Ward, tmp_path: Path, source: str
+) -> None:
+    """The scheme names a recorded step's output: a contributor claiming it passed its own file off as
+    derived from records already in the ward, and the attestation left its raw file out."""
+    wine_ward.create_principal("bot", kind="service", owner="admin")
+    wine_ward.grant("bot", "contributor", "dataset:wine")
+    bot = wine_ward.as_key(wine_ward.issue_key("bot")["key"])
+    before = wine_ward.ledger_head()["seq"]
+    with pytest.raises(InputError, match="is reserved"):
+        bot.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 100)), source=source)
+    assert wine_ward.ledger_head()["seq"] == before
+    # A recorded step's output still declares it.
+    rows = wine_ward.read_version("wine", "v2")[1].to_pylist()[:-3]
+    made = wine_ward.record_transformation("filter", inputs="wine@v2", data=rows, parents=[r[RECORD_ID] for r in rows])
+    assert made["source_uri"] == "transformation:filter"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from dataward.access.roles import Action
-from dataward.catalog.tables import ledger_events, transformations
+from dataward.catalog.tables import ledger_events
 from dataward.provenance.attestation import (
     BUILD_TYPE,
     PREDICATE_TYPE,
@@ -19,7 +19,7 @@ from dataward.provenance.attestation import (
 )
 from dataward.service import rows
 from dataward.service.core import Service, WardContext
-from dataward.service.guard import SignedCheck, checked_manifest
+from dataward.service.guard import SignedCheck, barred_counts, barred_records, checked_manifest, manifest_members
 from dataward.service.tracing import _version_facts
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class AttestationService(Service):
         what = f"{ds.name}@v{ver.number}"
         check.row("datasets", ds, f"dataset {ds.name!r}")
         check.row("versions", ver, what)
-        checked_manifest(self, conn, ds, ver)  # the manifest hashes to the version id it is attested under
+        manifest = checked_manifest(self, conn, ds, ver)  # it hashes to the version id it is attested under
         check.people([ver.created_by])
         manifest_bytes = self.store.get(ver.manifest_object)
         subject = [
@@ -122,9 +122,12 @@ class AttestationService(Service):
                 seen_deps.add(k)
                 deps.append(d)
 
-        for c, f in zip(members, facts, strict=True):
+        for f in facts:
             src = f["source"]
-            if src and not src["uri"].startswith("transformation:"):
+            # Whether the contribution is a step's output is the (checked) step row's to say, never its
+            # source URI's: a contribution without one is ordinary, and its raw file is a dependency.
+            step_id = f["transformation"]["transformation"] if f["transformation"] else None
+            if src and step_id is None:
                 dep(
                     {
                         "uri": src["uri"],
@@ -136,8 +139,8 @@ class AttestationService(Service):
                         },
                     }
                 )
-            step = conn.execute(select(transformations).where(transformations.c.contribution_id == c.id)).first()
-            if step is not None:
+            if step_id is not None:
+                step = check.by_id("transformations", [step_id], f"{what} (its transformations)")[step_id]
                 inputs = json.loads(step.inputs)
                 steps.append(
                     {
@@ -214,11 +217,22 @@ class AttestationService(Service):
                 "transformations": steps,
                 "version_approvals": _version_facts(conn, ver, check)["approvals"],
                 "promotions": stage_events,
+                "barred_records": self._barred(conn, ds, ver, manifest),
                 "attested_by": by,
                 "ledger_head": _head(conn),
             },
         }
         return [slsa, governance]
+
+    def _barred(self, conn: Connection, ds: Any, ver: Any, manifest: Any) -> list[dict[str, Any]]:
+        """The records of the version that must never reach training, counted by reason, as the loader
+        works them out when it refuses the version (``guard.barred_records``, against the signed ledger):
+        a version every contribution of which was merged may still hold records made from a quarantined
+        contribution's, and what is signed about it must say so. Empty when the loader serves it."""
+        members = manifest_members(manifest)
+        return barred_counts(
+            barred_records(conn, self.store, ds, ver, members, (self.signer.public_key_b64, self.ward_id))
+        )
 
 
 def _head(conn: Connection) -> dict[str, Any]:

@@ -151,6 +151,12 @@ class CardService(Service):
         sources = facts["sources"]
         contribs = facts["contributions"]
         steps = facts["transformations"]
+        # What the loader refuses of the version (records made from a quarantined contribution's, or
+        # added by one elsewhere): the version's own contributions may all be merged and still hold them.
+        barred = [
+            f"barred from training: {b['records']} record(s) {b['reason']} (loader and promotion refuse the version)"
+            for b in facts["barred_records"]
+        ]
         gate_lines = [
             f"{c['ref']}: gate {g['run']} verdict {g['verdict']}, {g['flagged']} record(s) flagged "
             f"(config {g['config_hash']})"
@@ -210,6 +216,7 @@ class CardService(Service):
             data_limitations=gate_lines
             + [f"pending review: {name}#{n} record {r[:16]}… ({reason})" for n, r, _s, reason in held]
             + [f"quarantined contribution: {q}" for q in quarantined]
+            + barred
             or None,
         )
         croissant = metadata.to_json()
@@ -250,7 +257,8 @@ class CardService(Service):
         md += ["", "## Open quarantines", ""]
         md += [f"- {q} (quarantined contribution)" for q in quarantined]
         md += [f"- {name}#{n}: record `{r[:16]}…` pending review ({md_text(reason)})" for n, r, _s, reason in held]
-        if not quarantined and not held:
+        md += [f"- {md_text(line)}" for line in barred]
+        if not quarantined and not held and not barred:
             md.append("none")
         return {"version": f"{name}@v{v['number']}", "croissant": croissant, "markdown": "\n".join(md) + "\n"}
 

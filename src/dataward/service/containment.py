@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import select
 
 from dataward.access.roles import Action, Scope
-from dataward.catalog.batched import rows_in
-from dataward.catalog.tables import contributions, datasets
+from dataward.catalog.tables import datasets
 from dataward.domain.errors import Conflict, InputError
 from dataward.service import rows
 from dataward.service.core import Service, Stale, WardContext, retry_stale
 from dataward.service.derived import taint_of
+from dataward.service.guard import SignedCheck
 from dataward.service.incident import IncidentService, authorize_quarantine, quarantine_basis
 from dataward.service.visibility import named_contribution
 
@@ -49,11 +49,14 @@ class ContainmentService(Service):
             ref = f"{ds_name}#{c.number}"
             if c.status == "quarantined":
                 raise Conflict(f"{ref} is already quarantined")
-            taint = taint_of(self.store, uc.conn, [c])
+            # The steps its records went through, and the contributions carrying what they made, are
+            # checked against the signed ledger (see ``derived.step_rows``): a step edited or deleted in
+            # the catalog alone would leave a derived dataset out of the rollback.
+            check = SignedCheck(self, uc.conn, doing="quarantine")
+            taint = taint_of(self.store, uc.conn, [c], check=check, what=ref)
             names = {r.id: r.name for r in uc.conn.execute(select(datasets.c.id, datasets.c.name))}
-            others = sorted(
-                {o.dataset_id for o in _rows_of(uc.conn, taint.carriers())} - {c.dataset_id}, key=lambda d: names[d]
-            )
+            carriers = check.by_id("contributions", taint.carriers()).values()
+            others = sorted({o.dataset_id for o in carriers} - {c.dataset_id}, key=lambda d: names[d])
             authorize_quarantine(uc, [names[d] for d in others])
             plans = [self.incidents.plan(uc.conn, c.dataset_id, ds_name, [c], taint)]
             plans += [self.incidents.plan(uc.conn, d, names[d], [], taint) for d in others]
@@ -72,10 +75,6 @@ class ContainmentService(Service):
             "models": own["models"],
             "derived_datasets": rest,
         }
-
-
-def _rows_of(conn: Any, contribution_ids: set[str]) -> list[Any]:
-    return rows_in(conn, select(contributions), contributions.c.id, contribution_ids)
 
 
 __all__ = ["ContainmentService"]

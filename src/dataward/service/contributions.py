@@ -53,6 +53,7 @@ from dataward.service.recordstore import (
 )
 from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.same_content import same_content_as
+from dataward.service.transformations import SOURCE_SCHEME
 from dataward.service.validation_schema import validation_schema_refusal
 from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
 from dataward.store.tables import binary_id_array
@@ -180,6 +181,18 @@ def _table_from_frame(data: Any, schema: Schema) -> tuple[pa.Table, list[int]]:
     return table, list(range(1, table.num_rows + 1))
 
 
+def _refuse_reserved_source(source: str, *, step_output: bool) -> None:
+    """Refuse (``InputError``) a ``transformation:`` source on a contribution that is not a recorded
+    step's output. The scheme is the ward's own name for a step's output: a contributor claiming it would
+    pass their data off as derived from records already in the ward, with no raw file of its own. URI
+    schemes are case-insensitive, so ``Transformation:`` is reserved too."""
+    if not step_output and source.lower().startswith(SOURCE_SCHEME):
+        raise InputError(
+            f"source {source!r} is reserved: {SOURCE_SCHEME}NAME names the output of a recorded transformation",
+            hint="declare where the records came from (their URI); record a step with `dataward transform`",
+        )
+
+
 class ContributionService(Service):
     """Use cases on contributions: submit, withdraw, list, show."""
 
@@ -221,11 +234,13 @@ class ContributionService(Service):
 
         ``on_submitted(use_case, contribution_id)`` runs inside the transaction that records the
         submission, before the gate: a transformation records itself there, so its output contribution
-        never exists without it.
+        never exists without it. Only such a step's output may declare a ``transformation:`` source:
+        an ordinary contribution claiming one is refused (``InputError``).
         """
         step = progress or (lambda _text: None)
         if not source or not source.strip():
             raise InputError("a contribution needs a declared source", hint="pass --source URI")
+        _refuse_reserved_source(source, step_output=on_submitted is not None)
         if (problem := text_problem(source, "source")) is not None:
             # A source is named in traces, reports and quarantines: it is trimmed, printable text.
             raise InputError(problem, hint="pass --source URI as the URI itself, without spaces around it")

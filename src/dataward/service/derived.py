@@ -8,9 +8,9 @@ dataset the step wrote them to.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
@@ -21,6 +21,9 @@ from dataward.service.idsets import id_set
 from dataward.service.recordstore import parquet_to_table
 from dataward.service.transformations import read_lineage
 from dataward.store.base import ObjectStore
+
+if TYPE_CHECKING:
+    from dataward.service.guard import SignedCheck
 
 _lineages: dict[str, list[dict[str, Any]]] = {}
 _LINEAGE_CACHE = 4096
@@ -76,16 +79,28 @@ def clear() -> None:
     _indexes.clear()
 
 
-def transformation_steps(store: ObjectStore, conn: Connection, only: set[str] | None = None) -> list[Step]:
+def step_rows(conn: Connection, check: SignedCheck | None = None, what: str = "what transformations made") -> list[Any]:
+    """Every transformation row of the catalog, oldest first.
+
+    With ``check`` (a quarantine's blast radius, the loader's and promotion's refusal, a trace), each
+    row is checked against the signed ledger and one the ledger recorded that the catalog lacks is
+    refused (``IntegrityViolation``, see ``SignedCheck.whole``): a step's lineage cleared, its inputs
+    pointed elsewhere or its row deleted behind the ledger's back would otherwise let what it made from
+    a quarantined record escape the quarantine. Without, the rows as they stand (for information).
+    ``what`` names what a refusal refuses (``wine@v2``, ``wine#1``)."""
+    found = conn.execute(select(transformations).order_by(transformations.c.created_at, transformations.c.id)).all()
+    return found if check is None else check.whole("transformations", found, what)
+
+
+def transformation_steps(
+    store: ObjectStore, conn: Connection, only: set[str] | None = None, *, rows: Sequence[Any] | None = None
+) -> list[Step]:
     """Every recorded transformation's record lineage, oldest first (only the steps whose output
-    contribution is in ``only``, when given: the others' lineage is not read)."""
+    contribution is in ``only``, when given: the others' lineage is not read). ``rows``: the
+    transformation rows to read (``step_rows``, checked), when the caller has them; else the catalog's."""
     return [
         Step(contribution_id=t.contribution_id, dataset_id=t.dataset_id, links=lineage_of(store, t.lineage_object))
-        for t in conn.execute(
-            select(
-                transformations.c.contribution_id, transformations.c.dataset_id, transformations.c.lineage_object
-            ).order_by(transformations.c.created_at)
-        )
+        for t in (step_rows(conn) if rows is None else rows)
         if only is None or t.contribution_id in only
     ]
 
@@ -120,25 +135,35 @@ def taint_of(
     complete: bool = True,
     reading: set[str] | None = None,
     copies: bool = True,
+    check: SignedCheck | None = None,
+    rows: Sequence[Any] | None = None,
+    what: str = "what transformations made",
 ) -> Taint:
     """The taint of the contribution rows ``suspects``: their added records and what was made of them.
 
     With ``complete=False`` (for ``trace``) only the steps that read a version holding one of them
     (or the output of such a step) are followed, and the seeds are only the records those steps read
     or wrote: enough to find the derived records and the steps that carry them, without listing every
-    record added. ``reading``: ``steps_reading`` of the suspects, when the caller has it already."""
+    record added. ``reading``: ``steps_reading`` of the suspects, when the caller has it already.
+
+    ``check``: what the steps are read from is checked against the signed ledger (the transformation
+    rows, the versions a trace walks, the step outputs' contribution rows), as every use that decides
+    on the taint needs (see ``step_rows``; ``what`` names the subject in a refusal). ``rows``:
+    ``step_rows`` already read with that check."""
     suspects = list(suspects)
     seeds: set[str] = set()
+    if rows is None:
+        rows = step_rows(conn, check, what)
     if complete:
-        steps = transformation_steps(store, conn)
+        steps = transformation_steps(store, conn, rows=rows)
         for c in suspects:
             seeds.update(id_set(store, c.added_object).ids())
     else:
         # Only the lineage of the steps that can carry a suspect record is read, and the holder index
         # is asked only about the records those steps name.
         if reading is None:
-            reading = steps_reading(conn, {c.id for c in suspects})
-        steps = transformation_steps(store, conn, only=reading)
+            reading = steps_reading(conn, {c.id for c in suspects}, rows=rows, check=check, what=what)
+        steps = transformation_steps(store, conn, only=reading, rows=rows)
         linked = sorted({r for step in steps for link in step.links for r in (link["record_id"], link["parent_id"])})
         # Which of those the suspects added: one batched lookup in the holder index, not the suspects'
         # id lists (a key's trace would otherwise read every list it submitted).
@@ -147,7 +172,9 @@ def taint_of(
     # A step recorded without lineage (a split or copy into another dataset) names no record, but its
     # output may hold suspect records as they were: it carries them all the same, so a quarantine rolls
     # back its dataset and a trace shows it, as the reads that refuse those records already do.
-    bare = _bare_copies(store, conn, [s for s in steps if not s.links], suspects, seeds, complete) if copies else {}
+    bare = {}
+    if copies:
+        bare = _bare_copies(store, conn, [s for s in steps if not s.links], suspects, seeds, complete, check)
     seeds |= {r for found in bare.values() for r in found}
     derived = derived_from(seeds, steps) if steps and seeds else {}
     suspect = seeds | set(derived)
@@ -161,20 +188,27 @@ def taint_of(
 
 
 def _bare_copies(
-    store: ObjectStore, conn: Connection, bare: list[Step], suspects: list[Any], seeds: set[str], complete: bool
+    store: ObjectStore,
+    conn: Connection,
+    bare: list[Step],
+    suspects: list[Any],
+    seeds: set[str],
+    complete: bool,
+    check: SignedCheck | None = None,
 ) -> dict[str, set[str]]:
     """For each step of ``bare`` (recorded without lineage) whose output contribution added records the
     ``suspects`` added, those records, by the step's output contribution. With ``complete`` the seeds are
-    every record the suspects added; otherwise the holder index is asked about the step's records."""
+    every record the suspects added; otherwise the holder index is asked about the step's records. With
+    ``check``, the outputs' contribution rows (their id lists) are checked against the signed ledger."""
     if not bare:
         return {}
-    added = dict(
-        conn.execute(
-            select(contributions.c.id, contributions.c.added_object).where(
-                contributions.c.id.in_(sorted({s.contribution_id for s in bare}))
-            )
-        ).all()
-    )
+    wanted = sorted({s.contribution_id for s in bare})
+    if check is not None:
+        # An id list swapped, or the row deleted, would hide what the copy carried: refused instead.
+        added = {cid: c.added_object for cid, c in check.by_id("contributions", wanted).items()}
+    else:
+        query = select(contributions.c.id, contributions.c.added_object).where(contributions.c.id.in_(wanted))
+        added = dict(conn.execute(query).all())
     out: dict[str, set[str]] = {}
     for step in bare:
         digest = added.get(step.contribution_id)
@@ -191,15 +225,27 @@ def _bare_copies(
     return out
 
 
-def steps_reading(conn: Connection, contribution_ids: set[str]) -> set[str]:
+def steps_reading(
+    conn: Connection,
+    contribution_ids: set[str],
+    *,
+    rows: Sequence[Any] | None = None,
+    check: SignedCheck | None = None,
+    what: str = "what transformations made",
+) -> set[str]:
     """Output contributions of the transformation steps that read a version listing one of
-    ``contribution_ids``, or listing the output of such a step, transitively. Catalog rows only."""
-    listed = {
-        v.id: set(json.loads(v.contributions)) for v in conn.execute(select(versions.c.id, versions.c.contributions))
-    }
+    ``contribution_ids``, or listing the output of such a step, transitively. ``rows``: the
+    transformation rows (``step_rows``). With ``check``, the version rows (which contributions each
+    lists) and the transformation rows (which versions each read) are checked against the signed
+    ledger, a row the catalog lost included; without, the catalog's rows as they stand."""
+    if check is None:
+        found = conn.execute(select(versions.c.id, versions.c.contributions)).all()
+    else:
+        found = check.whole("versions", conn.execute(select(versions)).all(), what)
+    listed = {v.id: set(json.loads(v.contributions)) for v in found}
     steps = [
         (t.contribution_id, [i["version"] for i in json.loads(t.inputs)])
-        for t in conn.execute(select(transformations.c.contribution_id, transformations.c.inputs))
+        for t in (step_rows(conn, check, what) if rows is None else rows)
     ]
     reach, taken = set(contribution_ids), set()
     changed = True
@@ -242,6 +288,7 @@ __all__ = [
     "clean_vouched",
     "clear",
     "lineage_index",
+    "step_rows",
     "steps_reading",
     "taint_of",
     "transformation_steps",

@@ -437,9 +437,14 @@ class SignedCheck:
     ``signed_identity``) are checked against the identity state. Only the rows a read uses are checked,
     each a dictionary lookup: not the whole catalog."""
 
-    def __init__(self, ward: Any, conn: Connection, *, doing: str = "serve") -> None:
+    def __init__(
+        self, ward: Any, conn: Connection, *, doing: str = "serve", ledger: tuple[str, str] | None = None
+    ) -> None:
+        """A check for ``ward`` (its public key and id), or given the ``ledger`` ``(public key, ward id)``
+        alone (``ward`` None: a read that decides on records and holds no ward)."""
         self.ward, self.conn, self.doing = ward, conn, doing
-        self.state = _signed(conn, ward.signer.public_key_b64, ward.ward_id)
+        self.ledger = ledger if ledger is not None else _ledger(ward)
+        self.state = _signed(conn, *self.ledger)
 
     def signed(self, table: str) -> Iterable[dict[str, Any]]:
         """Every row of ``table`` (one the guard replays) as the signed ledger makes it."""
@@ -468,6 +473,20 @@ class SignedCheck:
     def rows(self, table: str, found: Iterable[Any], what: str | None = None) -> list[Any]:
         """The rows of ``found`` (of ``table``), once each agrees with the signed ledger."""
         return [self.row(table, r, what) for r in found]
+
+    def whole(self, table: str, found: Iterable[Any], what: str) -> list[Any]:
+        """``found`` (every row of ``table`` the catalog holds), once each agrees with the signed ledger;
+        refused as well when the ledger recorded a row of ``table`` that ``found`` lacks. For a decision
+        that rests on a whole table (which transformation steps carry a quarantined record): a row
+        checked as it is read cannot tell that another was deleted, a count against the ledger's rows
+        can. A lookup per row, as reading them is; the ledger is not read again (:func:`_signed`).
+        ``what`` names what is refused (``wine@v2``), each row's id added."""
+        found = [self.row(table, r, f"{what} ({table} {r.id})") for r in found]  # each recorded, or refused
+        signed = self.state.tables[table]
+        if len(signed) != len(found):
+            have = {r.id for r in found}
+            self.by_id(table, sorted(k[0] for k in signed if k[0] not in have), what)  # refuses the lost one
+        return found
 
     def by_id(self, table: str, ids: Iterable[str], what: str | None = None) -> dict[str, Any]:
         """The catalog rows of ``table`` with ``ids``, by id, each checked; refused when one is missing
@@ -511,7 +530,7 @@ class SignedCheck:
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
             found += self.conn.execute(select(principals).where(principals.c.id.in_(chunk))).all()
-        _check_people(signed_identity(self.conn, *_ledger(self.ward)), found, [], doing=self.doing, within="")
+        _check_people(signed_identity(self.conn, *self.ledger), found, [], doing=self.doing, within="")
 
 
 def checked_version_listing(
@@ -815,7 +834,8 @@ def barred_records(
     # A listed-only quarantine's own records are named by it before a step's copies of them are.
     for rid, why in _listed_only_suspects(conn, store, members, rows, held).items():
         barred.setdefault(rid, why)
-    for rid, why in _made_from_quarantined(conn, store, members, rows, held, ledger).items():
+    made = _made_from_quarantined(conn, store, members, rows, held, ledger, f"{ds.name}@v{ver.number}")
+    for rid, why in made.items():
         barred.setdefault(rid, why)
     for rid in _among(members, rejected):
         barred.setdefault(rid, "rejected in review")
@@ -1051,17 +1071,21 @@ def _made_from_quarantined(
     listed: list[Any],
     held: set[tuple[str, str]],
     ledger: tuple[str, str] | None,
+    what: str,
 ) -> dict[str, str]:
     """Records of a version (``members``, made of the contribution rows ``listed``) that transformations
     copied or made from the records of a quarantined contribution of any dataset, and that no
     contribution of the version vouches for by itself: what the quarantine's rollback versions left out
     (see ``incident.plan``). The step that carried them is not quarantined, so without this a version
-    the quarantine left behind would still serve them."""
+    the quarantine left behind would still serve them. ``what`` names the version in a refusal."""
     from dataward.catalog.tables import transformations
-    from dataward.service.derived import taint_of
+    from dataward.service.derived import step_rows, taint_of
     from dataward.service.recordstore import read_ids
 
-    if conn.execute(select(transformations.c.id).limit(1)).first() is None:
+    # A ward that never recorded a step costs nothing here. "Never" is the signed ledger's word as well
+    # as the catalog's: a catalog whose steps were all deleted must not answer that none carried anything.
+    recorded = ledger is not None and bool(_signed(conn, *ledger).tables["transformations"])
+    if not recorded and conn.execute(select(transformations.c.id).limit(1)).first() is None:
         return {}
     from dataward.service.removal_list import listed_removals
 
@@ -1079,8 +1103,13 @@ def _made_from_quarantined(
     suspects += listed_only_quarantines(conn, store, listed_removals(conn))
     if not suspects:
         return {}
+    # The steps are checked against the signed ledger, the ones the catalog lost included: a step's
+    # lineage cleared or its row deleted would otherwise serve what it made from the suspects' records.
+    # Checked only here, once a quarantine makes them decide anything: a lookup per step.
+    check = None if ledger is None else SignedCheck(None, conn, doing="serve", ledger=ledger)
+    rows = step_rows(conn, check, what)
     # Which steps carry them is not asked here (the seeds are the suspects' own records either way).
-    taint = taint_of(store, conn, suspects, copies=False)
+    taint = taint_of(store, conn, suspects, copies=False, check=check, rows=rows)
     suspect = set(_among(members, taint.records))
     if not suspect:
         return {}
@@ -1176,12 +1205,18 @@ def loadable_version(
     return ds, ver, manifest
 
 
-def barred_summary(barred: dict[str, str]) -> str:
-    """``barred_records`` in words: how many, and why."""
+def barred_counts(barred: dict[str, str]) -> list[dict[str, Any]]:
+    """``barred_records`` counted by reason, ``[{reason, records}]`` in reason order: what an attestation
+    and a card state of a version the loader refuses (the ids themselves may be millions)."""
     reasons: dict[str, int] = {}
     for why in barred.values():
         reasons[why] = reasons.get(why, 0) + 1
-    return "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    return [{"reason": why, "records": n} for why, n in sorted(reasons.items())]
+
+
+def barred_summary(barred: dict[str, str]) -> str:
+    """``barred_records`` in words: how many, and why."""
+    return "; ".join(f"{c['records']} {c['reason']}" for c in barred_counts(barred))
 
 
 def may(uc: Any, action: Action, scope: Scope) -> bool:

@@ -43,7 +43,14 @@ from dataward.service.concealment import sees_dataset
 from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
-from dataward.service.guard import checked_for_signing, checked_manifest, origins, signed_chunks, signed_rows
+from dataward.service.guard import (
+    SignedCheck,
+    checked_for_signing,
+    checked_manifest,
+    origins,
+    signed_chunks,
+    signed_rows,
+)
 from dataward.service.key_grants import grant_next_steps, grants_made_with
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import chunks_holding, read_id_digests, read_ids, version_identity
@@ -95,12 +102,13 @@ class IncidentService(Service):
             for c in found:
                 by_dataset[c.dataset_id].append(c)
             # Forward through transformations: records made from what it touched are held out too,
-            # in whichever dataset the step wrote them to.
-            taint = taint_of(self.store, conn, found)
-            carriers = taint.carriers()
-            if carriers:
-                for c in rows_in(conn, select(contributions), contributions.c.id, carriers):
-                    by_dataset.setdefault(c.dataset_id, [])
+            # in whichever dataset the step wrote them to. The steps (and the contributions carrying
+            # them) are checked against the signed ledger: one edited or deleted in the catalog alone
+            # would leave a derived dataset out of the containment.
+            check = SignedCheck(self, conn, doing="quarantine")
+            taint = taint_of(self.store, conn, found, check=check, what=ref)
+            for c in check.by_id("contributions", taint.carriers()).values():
+                by_dataset.setdefault(c.dataset_id, [])
             order = sorted(by_dataset, key=lambda d: names[d])
             # What a key approved is part of what it did: those datasets are authorized with the rest.
             reached = sorted(
@@ -360,7 +368,6 @@ class IncidentService(Service):
                 rollback,
             )
         # Models trained on a version that held any of it: now marked affected if released.
-        from dataward.service.guard import SignedCheck
         from dataward.service.tracing import models_trained_on
 
         # From the signed ledger's rows (read after this quarantine's events): a model version edited

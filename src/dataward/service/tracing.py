@@ -14,7 +14,6 @@ from sqlalchemy import Connection, select
 from dataward.access import KEY_PREFIX, authorize, descendants, without_secret
 from dataward.access.removals import Removals
 from dataward.access.roles import Action, Scope
-from dataward.catalog.batched import rows_in
 from dataward.catalog.tables import (
     api_keys,
     approvals,
@@ -36,7 +35,7 @@ from dataward.service.approval_standing import read_standing, voided_decision
 from dataward.service.concealment import missing_contribution, missing_dataset, sees_dataset
 from dataward.service.core import ConcealedDenial, Service, UseCase
 from dataward.service.datasets import dataset_read_scope
-from dataward.service.derived import lineage_index, steps_reading, taint_of
+from dataward.service.derived import lineage_index, step_rows, steps_reading, taint_of
 from dataward.service.guard import ListedOnly, SignedCheck, listed_only_quarantines
 from dataward.service.holders import Lookups
 from dataward.service.idsets import holders, id_set
@@ -191,11 +190,10 @@ class TraceService(Service):
             facts_cache.update({v.id: f for v, f in zip(todo, _versions_facts(conn, todo, check), strict=True)})
             return [facts_cache[v.id] for v in held]
 
-        steps = _Steps(
-            self.store,
-            conn.execute(_visible(transformations, allowed).order_by(transformations.c.created_at)).all(),
-            lookups,
-        )
+        # The steps walked are checked against the signed ledger, one the catalog lost included: a step
+        # deleted or edited behind the ward's back would otherwise cut the lineage silently.
+        walked = step_rows(conn, check, f"record {record_id}")
+        steps = _Steps(self.store, [t for t in walked if t.dataset_id in allowed], lookups)
         derived_from, ancestors = _walk(record_id, steps, backward=True)
         derived, descendants_ = _walk(record_id, steps, backward=False)
         in_versions = holding(record_id)
@@ -468,10 +466,17 @@ class TraceService(Service):
         """Forward through transformations: versions (in any dataset the caller may trace) that do not
         hold ``found`` themselves but hold records a step made from, or copied out of, what they added,
         each with the steps that carried them."""
-        if not found or conn.execute(select(transformations.c.id).limit(1)).first() is None:
+        if not found:
+            return []
+        # Every step, and every version a step read, is checked against the signed ledger (a row the
+        # catalog lost included): a step's inputs or lineage edited, or its row deleted, would otherwise
+        # answer that nothing was made from what ``found`` added.
+        check = SignedCheck(self, conn, doing="trace")
+        rows_ = step_rows(conn, check)
+        if not rows_:
             return []
         own = {c.id for c in found}
-        reading = steps_reading(conn, own)
+        reading = steps_reading(conn, own, rows=rows_, check=check)
         if not reading:
             return []
         # Only a version listing the output of a step that read ``found`` (and not ``found`` itself) can
@@ -483,20 +488,17 @@ class TraceService(Service):
                 candidates.append((v, listed))
         if not candidates:
             return []
-        taint = taint_of(self.store, conn, found, complete=False, reading=reading)
+        taint = taint_of(self.store, conn, found, complete=False, reading=reading, check=check, rows=rows_)
         carriers = taint.carriers()
         if not carriers:
             return []
-        steps = {
-            t.contribution_id: t
-            for t in rows_in(conn, _visible(transformations, allowed), transformations.c.contribution_id, carriers)
-        }
+        steps = {t.contribution_id: t for t in rows_ if t.contribution_id in carriers and t.dataset_id in allowed}
         hit = []
         for v, listed in candidates:
             via = sorted(listed & set(steps))
             if via:
                 hit.append((v, via))
-        facts = _versions_facts(conn, [v for v, _ in hit], SignedCheck(self, conn, doing="trace"))
+        facts = _versions_facts(conn, [v for v, _ in hit], check)
         return [
             {**f, "via": [self.step_facts(conn, steps[c]) for c in via]} for f, (_, via) in zip(facts, hit, strict=True)
         ]

@@ -34,6 +34,7 @@ from dataward.provenance.code import check_code_identity, code_identity
 from dataward.service import rows
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, UseCase, WardContext, new_id
+from dataward.service.guard import SignedCheck
 from dataward.service.recordstore import manifest_ids, parquet_to_table, table_to_parquet
 
 if TYPE_CHECKING:
@@ -382,22 +383,35 @@ class TransformationService(Service):
         )
 
     def transformations(self, dataset: str) -> list[dict[str, Any]]:
-        """The transformations recorded into ``dataset``, oldest first."""
+        """The transformations recorded into ``dataset``, oldest first.
+
+        Every row shown (the step, its output contribution, who recorded it) is checked against the
+        signed ledger, and a step the ledger recorded into the dataset that the catalog lacks is refused
+        (``IntegrityViolation``), as ``trace`` refuses them: a step's code identity or parameters edited
+        in the catalog alone must not be listed as what ran."""
         with self.use_case(Action.DATASET_READ, self.datasets.read_scope(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
-            out = []
-            for row in uc.conn.execute(
-                select(transformations)
-                .where(transformations.c.dataset_id == ds.id)
-                .order_by(transformations.c.created_at)
-            ):
-                c = rows.contribution_row(uc.conn, row.contribution_id)
-                out.append(
-                    transformation_info(
-                        row, dataset, f"{dataset}#{c.number}", rows.principal_name(uc.conn, row.created_by)
-                    )
+            check = SignedCheck(self, uc.conn, doing="list")
+            what = f"the transformations of {dataset!r}"
+            check.row("datasets", ds, f"dataset {dataset!r}")
+            listed = uc.conn.execute(
+                select(transformations.c.id).where(transformations.c.dataset_id == ds.id)
+            ).scalars()
+            found = check.matching(
+                "transformations", listed, check.ids_where("transformations", "dataset_id", {ds.id}), what
+            )
+            found.sort(key=lambda t: (t.created_at, t.id))
+            made = check.by_id("contributions", [t.contribution_id for t in found], what)
+            check.people([t.created_by for t in found])
+            return [
+                transformation_info(
+                    t,
+                    dataset,
+                    f"{dataset}#{made[t.contribution_id].number}",
+                    rows.principal_name(uc.conn, t.created_by),
                 )
-            return out
+                for t in found
+            ]
 
     def lineage(self, transformation_row: Any) -> list[dict[str, Any]]:
         """The record lineage of a transformation row (empty when it recorded none)."""

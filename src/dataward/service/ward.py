@@ -35,7 +35,7 @@ from dataward.ledger.signing import WardSigner
 from dataward.service import auth
 from dataward.service.batch_rows import DEFAULT_BATCH_ROWS
 from dataward.service.config import CREDENTIALS_FILE, SIGNING_KEY_FILE, WardConfig, locate_ward
-from dataward.service.core import Clock, OverContext, UseCase, WardContext, new_id
+from dataward.service.core import Clock, OverContext, WardContext, new_id
 from dataward.service.ledger_mark import LedgerMark
 from dataward.service.remembered import ReadCache
 from dataward.service.removal_list import RemovalList
@@ -487,10 +487,10 @@ class Ward(OverContext):
         gate: bool = True,
         progress: Callable[[str], None] | None = None,
         limits: InputLimits | Mapping[str, Any] | None = None,
-        on_submitted: Callable[[UseCase, str], None] | None = None,
     ) -> dict[str, Any]:
         """Submit a contribution: records added from ``data`` (a file, folder, DataFrame or Arrow
-        table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``."""
+        table) and/or record ids removed (``removes``: a file of ids or a list), from ``source``. A
+        ``transformation:`` source is the ward's own, for a recorded step's output: refused here."""
         check_free_text(source=source, licence=licence, message=message)
         return self.services.contributions.contribute(
             dataset,
@@ -504,7 +504,6 @@ class Ward(OverContext):
             gate=gate,
             progress=progress,
             limits=limits,
-            on_submitted=on_submitted,
         )
 
     def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:

@@ -25,6 +25,7 @@ from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import datasets, model_approvals, model_gates, model_versions, training_runs, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json, jcs
+from dataward.domain.limits import check_json_depth
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import sign_statement
 from dataward.provenance.code import check_code_identity
@@ -186,10 +187,14 @@ def restore_files(store: Any, mv: Any, folder: Path) -> dict[str, Any]:
 
 def _signable(value: dict[str, Any], what: str) -> dict[str, Any]:
     """``value`` when the ledger can sign it: plain JSON in RFC 8785's domain (``hashing.jcs``: finite
-    numbers, integers within +/-(2**53 - 1)), which is how every event is hashed. Plain JSON alone is not
-    enough: a larger integer reached the event's seal and failed there, as a server error."""
+    numbers, integers within +/-(2**53 - 1)), at most ``MAX_JSON_DEPTH`` levels deep, which is how every
+    event is hashed. Plain JSON alone is not enough: a larger integer reached the event's seal and failed
+    there, as a server error, and so did nesting deep enough to exhaust the encoder's recursion."""
+    check_json_depth(what, value)
     try:
         jcs(value)
+    except RecursionError:  # measured above; kept so that no nesting ever reaches the caller as a crash
+        raise InputError(f"{what} are nested too deeply for the ledger to sign") from None
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"{what} must be plain JSON values the ledger can sign (finite numbers, integers within "

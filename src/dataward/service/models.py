@@ -216,6 +216,8 @@ class ModelService(Service):
         """Start a training run of ``model``: its code identity (``provenance.code.code_identity``) and
         parameters are recorded now; the datasets it reads and its artifact as it goes and at its end."""
         rows.check_name("model", model)
+        # Authorized before the parameters are read: checking and hashing them is work for a trainer only.
+        self.admit(Action.TRAINING_RECORD, Scope.model(model), authorize=True)
         code = check_code_identity(code if code is not None else {"kind": "unknown"})
         params = _signable(dict(params or {}), "training parameters")
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model)) as uc:
@@ -259,6 +261,7 @@ class ModelService(Service):
     def record_training_read(self, run_id: str, dataset: str, version: str) -> dict[str, Any]:
         """Record that run ``run_id`` read ``dataset@version`` through the guarded loader. The version is
         checked as the loader checks it (any stage), and the caller must be allowed to read it."""
+        self.admit(Action.TRAINING_RECORD, detail={"run": run_id})  # before the run is looked up
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model), detail={"run": run_id}) as uc:
@@ -282,6 +285,7 @@ class ModelService(Service):
 
     def fail_training_run(self, run_id: str, *, reason: str) -> dict[str, Any]:
         """Record that a run ended without a model."""
+        self.admit(Action.TRAINING_RECORD, detail={"run": run_id})  # before the run is looked up
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model), detail={"run": run_id}) as uc:
@@ -306,6 +310,8 @@ class ModelService(Service):
         scanned, stored, signed, and registered as the model's next version. Refused when the run read
         no dataset through the loader, or when the release policy refuses pickle-based files and the
         artifact holds one (nothing is stored then)."""
+        # Before the run is looked up, its parameters hashed or its artifact read.
+        self.admit(Action.MODEL_REGISTER, detail={"run": run_id})
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
         extra = _signable({"params": dict(params or {}), "metrics": dict(metrics or {})}, "parameters and metrics")

@@ -628,6 +628,9 @@ def build_router(state: ServerState) -> APIRouter:
         ``DATAWARD_WITNESS_ALLOW``, only one of the folders or buckets it names (403 otherwise)."""
         w = ward(request)
         if body.location is not None and state.settings.witness_allow:
+            # The caller first: where the ward's folder is and what the list holds are an admin's to learn
+            # from the answers, not anyone's with a key (or without one).
+            state.ward.as_key(bearer_key(request)).check_may_set_witness()
             check_free_text(witness=body.location)
             stored = check_witness_location(body.location, state.ward.folder)
             refuse_witness_outside(stored, state.settings.witness_allow)

@@ -283,6 +283,13 @@ class ServerState:
             self.precheck(request)
         return self.ward.as_key(bearer_key(request)).verifier_id()
 
+    @staticmethod
+    def key_id(request: Request) -> str:
+        """The id of the request's key, as its bearer credential names it: the key's own id once a use
+        case has authenticated the request (which every caller of this has done). Jobs and uploads are
+        bound to it: only the key that made one may read or use it."""
+        return parse_key(bearer_key(request)).key_id
+
     def submit_job(
         self,
         request: Request,
@@ -292,16 +299,16 @@ class ServerState:
         *,
         cleanup: Callable[[], None] | None = None,
     ) -> Job:
-        """Queue ``fn`` as a job of ``owner`` (the request's principal), counted against the human
-        accountable for it too (a service principal's owner); refused at once past the server's job
-        limits (``JobStore.submit``), ``cleanup`` then run."""
+        """Queue ``fn`` as a job of ``owner`` (the request's principal) that only the request's key may
+        read, counted against the human accountable for it too (a service principal's owner); refused at
+        once past the server's job limits (``JobStore.submit``), ``cleanup`` then run."""
         try:
             accountable = self.ward.as_key(bearer_key(request)).accountable_id()
         except Exception:  # any failure: the job's uploads are let go with it
             if cleanup is not None:
                 cleanup()
             raise
-        return self.jobs.submit(kind, owner, fn, cleanup=cleanup, accountable=accountable)
+        return self.jobs.submit(kind, owner, fn, key=self.key_id(request), cleanup=cleanup, accountable=accountable)
 
     def scratch(self) -> Path:
         """A private temporary folder outside the ward (export refuses paths inside the ward's files)."""

@@ -109,3 +109,13 @@ def test_a_failed_step_records_nothing(wine_ward: Ward) -> None:
         t.write(t.read().to_pylist()[:3], parents=None)
         raise RuntimeError("step crashed")
     assert t.result is None and wine_ward.ledger_head()["seq"] == before
+
+
+def test_a_label_change_is_a_label_or_a_label_and_why(wine_ward: Ward) -> None:
+    """A JSON change is a list where Python has a tuple: one of another length, or whose second item is
+    no text, is refused as input, not read past its end (a job's internal error over HTTP)."""
+    _, table = wine_ward.read_version("wine", "v2")
+    first = table.to_pylist()[0]
+    for change in ([["2"]], ["2"], ["2", 3], ["2", "why", "more"]):
+        with pytest.raises(InputError, match="a label, or a label and why"):
+            wine_ward.relabel("wine", {first[RECORD_ID]: change}, reason="r")

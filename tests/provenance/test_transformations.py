@@ -129,3 +129,13 @@ def test_an_ordinary_contribution_may_not_claim_a_transformation_source(
     rows = wine_ward.read_version("wine", "v2")[1].to_pylist()[:-3]
     made = wine_ward.record_transformation("filter", inputs="wine@v2", data=rows, parents=[r[RECORD_ID] for r in rows])
     assert made["source_uri"] == "transformation:filter"
+
+
+def test_a_label_change_is_a_label_or_a_label_and_why(wine_ward: Ward) -> None:
+    """A JSON change is a list where Python has a tuple: one of another length, or whose second item is
+    no text, is refused as input, not read past its end (a job's internal error over HTTP)."""
+    _, table = wine_ward.read_version("wine", "v2")
+    first = table.to_pylist()[0]
+    for change in ([["2"]], ["2"], ["2", 3], ["2", "why", "more"]):
+        with pytest.raises(InputError, match="a label, or a label and why"):
+            wine_ward.relabel("wine", {first[RECORD_ID]: change}, reason="r")

@@ -12,9 +12,9 @@ from dataward.domain.errors import Conflict, NotFound
 from dataward.server.jobs import Job, JobStore
 
 
-def wait(store: JobStore, job_id: str, owner: str) -> Job:
+def wait(store: JobStore, job_id: str, owner: str, key: str = "") -> Job:
     deadline = time.monotonic() + 10
-    while (job := store.get(job_id, owner)).status in ("queued", "running"):
+    while (job := store.get(job_id, owner, key)).status in ("queued", "running"):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     return job
@@ -60,3 +60,13 @@ def test_a_job_whose_process_died_reads_failed(tmp_path: Path) -> None:
     (tmp_path / f"{orphan.id}.json").write_text(json.dumps(orphan.__dict__))
     job = store.get(orphan.id, "p")
     assert job.status == "failed" and job.error is not None and job.error["error"] == "interrupted"
+
+
+def test_a_job_is_read_only_with_the_key_that_started_it(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    job = store.submit("verify", "p_alice", lambda _p: ({"answer": 1}, {}), key="k_wide")
+    assert wait(store, job.id, "p_alice", "k_wide").result == {"answer": 1}
+    assert "key" not in store.get(job.id, "p_alice", "k_wide").public()
+    for owner, key in (("p_alice", "k_narrow"), ("p_alice", ""), ("p_mallory", "k_wide")):
+        with pytest.raises(NotFound):
+            store.get(job.id, owner, key)

@@ -131,3 +131,57 @@ def test_a_key_in_the_witness_location_or_the_policy_is_refused(served: Served, 
     assert admin.set_policy("wine", NO_APPROVALS_POLICY)["hash"]
     assert admin.set_witness(str(tmp_path / "w"))["witness"]
     admin.set_witness(None)
+
+
+def test_only_an_admin_learns_anything_from_where_a_witness_may_be(
+    served_allowing: Served, allowed_root: Path, tmp_path: Path
+) -> None:
+    """The caller is judged before the location: a key that may not set the witness gets the same answer
+    wherever it points (the ward's folder, the operator's list, elsewhere), and a made-up key gets 401
+    and counts as a failed authentication, so that neither learns where the ward lives or what the
+    operator allows."""
+    admin = HTTPWard(served_allowing.url, key=served_allowing.admin_key)
+    admin.create_principal("mallory")
+    mallory = admin.issue_key("mallory")["key"]  # a genuine key with no role at all
+    probes = (
+        str(served_allowing.ward),
+        str(served_allowing.ward / "objects"),
+        str(allowed_root / "w1"),
+        str(tmp_path / "elsewhere"),
+        "~",
+    )
+    answers = set()
+    for location in probes:
+        refused = _put_as(served_allowing, mallory, location)
+        assert refused.status_code == 403, (location, refused.text)
+        body = refused.json()
+        assert body["message"] == "only a ward admin may change where checkpoints are witnessed", body
+        assert str(served_allowing.ward) not in refused.text and str(allowed_root) not in refused.text
+        answers.add(refused.text)
+        made_up = _put_as(served_allowing, "dw_zzzz2345_" + "q" * 52, location)
+        assert made_up.status_code in (401, 429), (location, made_up.text)  # 429 once its id failed too often
+        assert made_up.json()["error"] in ("unauthenticated", "rate_limited")
+    assert len(answers) == 1
+    assert admin.witness()["witness"] is None
+    # The refusals are on the record, as any refusal is.
+    denied = [e for e in admin.ledger(types=["access.denied"], limit=50) if "witness" in e["payload"]["reason"]]
+    assert len(denied) >= len(probes)
+
+
+def _put_as(served: Served, key: str, location: str) -> httpx.Response:
+    return httpx.put(
+        f"{served.url}/api/v1/witness",
+        json={"location": location},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def test_without_the_setting_a_key_that_is_no_admins_cannot_locate_the_ward(served: Served) -> None:
+    admin = HTTPWard(served.url, key=served.admin_key)
+    admin.create_principal("oscar")
+    oscar = admin.issue_key("oscar")["key"]
+    for location in (str(served.ward), str(served.ward / "objects"), "/tmp/elsewhere"):
+        refused = _put_as(served, oscar, location)
+        assert refused.status_code == 403, (location, refused.text)
+        assert "ward's folder" not in refused.text and str(served.ward) not in refused.text

@@ -35,6 +35,7 @@ from dataward.access.roles import Role
 from dataward.access.sides import distinct_people, side_of
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import jcs, json_hash
+from dataward.domain.limits import MAX_JSON_DEPTH, check_json_depth
 from dataward.domain.weakening import Weakening
 
 
@@ -95,15 +96,51 @@ def _count(value: Any, path: str) -> int:
 
 def _signable(section: dict[str, Any], path: str) -> dict[str, Any]:
     """``section`` when the ledger can sign it (RFC 8785 JSON, ``hashing.jcs``: finite numbers,
-    integers within +/-(2**53 - 1)), as the ``policy.set`` event is; plain JSON alone is not enough."""
+    integers within +/-(2**53 - 1), at most ``MAX_JSON_DEPTH`` levels deep), as the ``policy.set`` event
+    is; plain JSON alone is not enough."""
+    check_json_depth(_where(path), section)
     try:
         jcs(section)
+    except RecursionError:  # measured above; kept so that no nesting ever reaches the caller as a crash
+        raise InputError(f"{_where(path)} is nested too deeply for the ledger to sign") from None
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"{_where(path)} must hold plain JSON values the ledger can sign (finite numbers, integers "
             f"within +/-(2**53 - 1)): {exc}"
         ) from None
     return section
+
+
+def _plain_yaml(text: str) -> None:
+    """Refuse (``InputError``, naming the line) a policy text holding a YAML anchor or alias, or nested
+    deeper than ``MAX_JSON_DEPTH``, read from its event stream before anything is built from it.
+
+    A policy has no use for aliases, and they make a few hundred bytes expand into billions of values
+    (an "alias bomb") once loaded, hashed and signed; building the document also recurses once per level
+    of nesting. The event stream is read by a state machine, in time linear in the text, so this check
+    costs no more than the text's length whatever it holds."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            mark = event.start_mark
+            raise InputError(
+                f"the policy holds a YAML anchor or alias (line {mark.line + 1}, column {mark.column + 1}): "
+                "a policy may not use them",
+                hint="write each setting out in full (no &anchor, *alias or << merge key)",
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                mark = event.start_mark
+                raise InputError(
+                    f"the policy is nested more than {MAX_JSON_DEPTH} levels deep at line {mark.line + 1}; "
+                    f"the limit is {MAX_JSON_DEPTH} levels",
+                    hint="a policy's settings need only a few levels of mappings and lists",
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _flag(value: Any, path: str) -> bool:
@@ -179,10 +216,14 @@ class DatasetPolicy:
 
     @classmethod
     def from_yaml(cls, text: str) -> DatasetPolicy:
-        """Parse a policy document with ``yaml.safe_load``; an empty document gives the defaults."""
+        """Parse a policy document with ``yaml.safe_load``; an empty document gives the defaults.
+
+        Refused before it is built (``InputError``): YAML anchors and aliases, and nesting deeper than
+        ``MAX_JSON_DEPTH`` (see ``_plain_yaml``)."""
         import yaml  # here, not at import: a command that reads no policy text need not load it
 
         try:
+            _plain_yaml(text)
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)

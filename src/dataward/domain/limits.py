@@ -90,14 +90,53 @@ fits many times over; a dataset or a tensor pasted into ``params`` does not, and
 it for good and make every reader and verifier read it."""
 
 
+MAX_JSON_DEPTH = 64
+"""How deeply a structured value a caller writes into the signed ledger may nest (a mapping or a list
+is one level): a training run's or a transformation's parameters, metrics or code identity, a section
+of a dataset's policy. A configuration needs a handful; the encoders that hash and sign an event
+recurse once per level, and a value nested hundreds deep would fail them as a server error."""
+
+
+def nesting_depth_over(value: Any, limit: int) -> bool:
+    """True when ``value`` (mappings, lists and tuples of plain values) nests deeper than ``limit``
+    levels. Walked with a stack of its own, never by recursion, so that any depth is measured."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple))
+    return False
+
+
+def check_json_depth(name: str, value: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse (``InputError``, naming ``name`` and the limit) a structured value nested deeper than
+    ``limit`` levels (:data:`MAX_JSON_DEPTH`): what every free-form value the ledger signs is held to,
+    before anything recursive (an encoder, a hash) reads it."""
+    if nesting_depth_over(value, limit):
+        raise InputError(
+            f"{name} is nested more than {limit} levels deep (mappings and lists); the limit is {limit} levels",
+            hint=f"flatten the {name}: the signed ledger keeps it for good (see docs/input-limits.md)",
+            max_depth=limit,
+        )
+
+
 def check_free_json(**fields: Any) -> None:
     """Refuse (``InputError``, naming the field) any of ``fields`` (plain JSON values: mappings, lists,
-    text, numbers) whose compact JSON is longer than :data:`MAX_JSON_CHARS`, or with a key or a text
-    value that holds a whole API key (``check_free_text``'s rule, applied to every text inside it).
-    Values that are not plain JSON are left to the caller's own check (``_signable``)."""
+    text, numbers) nested deeper than :data:`MAX_JSON_DEPTH` levels, whose compact JSON is longer than
+    :data:`MAX_JSON_CHARS`, or with a key or a text value that holds a whole API key
+    (``check_free_text``'s rule, applied to every text inside it). Values that are not plain JSON are
+    left to the caller's own check (``_signable``)."""
     for name, value in fields.items():
         if value is None:
             continue
+        check_json_depth(name, value)
         try:
             size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
         except (TypeError, ValueError, RecursionError):

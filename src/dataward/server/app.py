@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import tempfile
+import traceback
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -115,6 +116,48 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+TRACEBACK_FRAMES = 40
+"""How many of an unexpected failure's innermost frames the server's log keeps: a recursion that ran
+out of stack has a thousand, and a request that can cause one must not write megabytes each time."""
+
+
+def log_unexpected(exc: BaseException) -> None:
+    """Log an unexpected failure once, with the innermost ``TRACEBACK_FRAMES`` frames of its traceback."""
+    text = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES)).rstrip()
+    log.error("unhandled error (innermost %d frames)\n%s", TRACEBACK_FRAMES, text)
+
+
+class InternalErrors:
+    """ASGI middleware: an unexpected failure of a route becomes the 500 error document, logged once.
+
+    Starlette's outermost error middleware answers it too, but then raises it again for the server to
+    log: every such request would leave its traceback in the log twice. A failure after the answer has
+    begun (a stream cut short) is left to go on up: the connection is all that can still end it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            log_unexpected(exc)
+            await error_response(internal_error_body(), 500)(scope, receive, send)
 
 
 class KeyInPathGuard:
@@ -240,6 +283,13 @@ class ServerState:
             self.precheck(request)
         return self.ward.as_key(bearer_key(request)).verifier_id()
 
+    @staticmethod
+    def key_id(request: Request) -> str:
+        """The id of the request's key, as its bearer credential names it: the key's own id once a use
+        case has authenticated the request (which every caller of this has done). Jobs and uploads are
+        bound to it: only the key that made one may read or use it."""
+        return parse_key(bearer_key(request)).key_id
+
     def submit_job(
         self,
         request: Request,
@@ -249,16 +299,16 @@ class ServerState:
         *,
         cleanup: Callable[[], None] | None = None,
     ) -> Job:
-        """Queue ``fn`` as a job of ``owner`` (the request's principal), counted against the human
-        accountable for it too (a service principal's owner); refused at once past the server's job
-        limits (``JobStore.submit``), ``cleanup`` then run."""
+        """Queue ``fn`` as a job of ``owner`` (the request's principal) that only the request's key may
+        read, counted against the human accountable for it too (a service principal's owner); refused at
+        once past the server's job limits (``JobStore.submit``), ``cleanup`` then run."""
         try:
             accountable = self.ward.as_key(bearer_key(request)).accountable_id()
         except Exception:  # any failure: the job's uploads are let go with it
             if cleanup is not None:
                 cleanup()
             raise
-        return self.jobs.submit(kind, owner, fn, cleanup=cleanup, accountable=accountable)
+        return self.jobs.submit(kind, owner, fn, key=self.key_id(request), cleanup=cleanup, accountable=accountable)
 
     def scratch(self) -> Path:
         """A private temporary folder outside the ward (export refuses paths inside the ward's files)."""
@@ -330,6 +380,7 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
         },
     )
     app.state.dataward = state
+    app.add_middleware(InternalErrors)  # innermost of these: it sees what the routes raise
     app.add_middleware(
         BodyLimit,
         max_json=settings.max_json_bytes,
@@ -400,7 +451,11 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
         return error_response(error_body(err), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body that does not parse: a problem in the input, as a 422 is
+            refusal = await state.refusal_before_input(request)
+            if refusal is not None:
+                return await dataward_error(request, refusal)
         code = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout"}.get(exc.status_code, "http_error")
         body = {
             "error": code,
@@ -413,7 +468,8 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
+        # What ``InternalErrors`` did not catch (a failure in a middleware outside it).
+        log_unexpected(exc)
         return error_response(internal_error_body(), 500)
 
 

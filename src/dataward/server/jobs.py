@@ -3,7 +3,9 @@
 A job runs on a background thread of the worker process that accepted it; its state is a JSON file
 in the ward's ``server/jobs`` folder, written atomically at every step, so that any worker process
 can answer ``GET /api/v1/jobs/{id}``. A job whose process died while it ran is reported ``failed``.
-Only the principal that started a job may read it. Finished jobs are kept for a day.
+Only the key that started a job may read it (not another key of the same principal: a key narrowed to
+one dataset must not read a job another key ran on a dataset it cannot see). Finished jobs are kept for
+a day.
 
 Writing a job's state can fail (a full disk, a folder made read-only). A job whose state cannot be
 written is refused at submission (``JobStateUnwritable``, 507) with nothing left behind; one whose
@@ -80,6 +82,8 @@ class Job:
     id: str
     kind: str
     owner: str
+    key: str = ""
+    """The id of the key that started the job: the one key that may read it."""
     status: str = "queued"  # queued -> running -> succeeded | failed
     progress: str = ""
     steps: int = 0
@@ -92,9 +96,9 @@ class Job:
     pid: int = 0
 
     def public(self) -> dict[str, Any]:
-        """What a client sees (not the owner's id nor the process id)."""
+        """What a client sees (not the owner's id, its key's nor the process id)."""
         data = asdict(self)
-        del data["owner"], data["pid"]
+        del data["owner"], data["key"], data["pid"]
         return data
 
 
@@ -168,17 +172,19 @@ class JobStore:
         owner: str,
         fn: JobFunction,
         *,
+        key: str = "",
         cleanup: Callable[[], None] | None = None,
         accountable: str | None = None,
     ) -> Job:
-        """Queue ``fn`` as a job of principal ``owner``, accountable to the human ``accountable``
-        (``owner`` itself by default); ``cleanup`` runs when it ends, however it ends, or at once when
-        the job is refused: ``TooManyJobs`` (429) past a principal's or an accountable human's limit,
-        ``JobQueueFull`` (503) when this process's queue is full, ``JobStateUnwritable`` (507) when the
-        jobs folder cannot be written; a refused job leaves nothing behind."""
+        """Queue ``fn`` as a job of principal ``owner`` started with key ``key`` (its id; only that key reads it,
+        ``get``), accountable to the human ``accountable`` (``owner`` itself by default); ``cleanup`` runs
+        when it ends, however it ends, or at once when the job is refused: ``TooManyJobs`` (429) past a
+        principal's or an accountable human's limit, ``JobQueueFull`` (503) when this process's queue is
+        full, ``JobStateUnwritable`` (507) when the jobs folder cannot be written; a refused job leaves
+        nothing behind."""
         party = accountable or owner
         self._sweep()
-        job = Job(id=f"j_{secrets.token_hex(12)}", kind=kind, owner=owner, created_at=format_time(utc_now()))
+        job = Job(id=f"j_{secrets.token_hex(12)}", kind=kind, owner=owner, key=key, created_at=format_time(utc_now()))
         job.pid = os.getpid()
         marker = self.active / f"{job.id}.{_tag(owner)}.{_tag(party)}.{job.pid}.{_PROCESS_NONCE}"
         opened = self.active / f"{job.id}.open.{job.pid}.{_PROCESS_NONCE}"
@@ -441,8 +447,9 @@ class JobStore:
             self._ready.notify_all()
 
     # --- reading -------------------------------------------------------------------------------------
-    def get(self, job_id: str, owner: str) -> Job:
-        """The job ``job_id`` if ``owner`` started it; ``NotFound`` otherwise (whether it exists or not)."""
+    def get(self, job_id: str, owner: str, key: str = "") -> Job:
+        """The job ``job_id`` if principal ``owner`` started it with key ``key``; ``NotFound`` otherwise
+        (whether it exists or not, as for anything else a caller may not see)."""
         missing = NotFound(f"no job {job_id!r}", hint="job ids are returned by the request that started them")
         if not job_id.startswith("j_") or not job_id[2:].isalnum():
             raise missing
@@ -451,7 +458,7 @@ class JobStore:
         except (OSError, ValueError):
             raise missing from None
         job = Job(**data)
-        if job.owner != owner:
+        if job.owner != owner or job.key != key:
             raise missing
         if job.status in ("queued", "running"):
             if not _alive(job.pid):

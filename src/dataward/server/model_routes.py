@@ -114,11 +114,12 @@ def build_model_router(state: ServerState) -> APIRouter:
     def owner_of(w: WardAPI) -> str:
         return str(w.whoami()["principal_id"])
 
-    def claimed(upload_id: str, owner: str) -> Upload:
+    def claimed(request: Request, upload_id: str, owner: str) -> Upload:
+        key = state.key_id(request)  # an upload is named with the key that sent it
         try:
-            return state.uploads.claim(upload_id, owner)
+            return state.uploads.claim(upload_id, owner, key)
         except DatawardError:
-            if state.uploads.owned_by(upload_id, owner):
+            if state.uploads.owned_by(upload_id, owner, key):
                 state.uploads.discard(upload_id)
             raise
 
@@ -144,7 +145,7 @@ def build_model_router(state: ServerState) -> APIRouter:
         model's next version, as a job."""
         w = ward(request)
         owner = owner_of(w)
-        upload = claimed(body.upload, owner)
+        upload = claimed(request, body.upload, owner)
         scratch = state.scratch()
 
         def work(_progress: Any) -> tuple[Any, dict[str, str]]:
@@ -233,7 +234,7 @@ def build_model_router(state: ServerState) -> APIRouter:
                 hint="the server's operator names the types it trusts (dataward serve --trust-skops-type TYPE); "
                 "or run the model elsewhere and send its predictions (dataward model probe-inputs)",
             )
-        upload = claimed(body.predictions_upload, owner) if body.predictions_upload else None
+        upload = claimed(request, body.predictions_upload, owner) if body.predictions_upload else None
         paths = {str(upload.path): body.predictions_name or "predictions"} if upload else {}
 
         def work(_progress: Any) -> tuple[Any, dict[str, str]]:

@@ -364,7 +364,7 @@ def build_router(state: ServerState) -> APIRouter:
         w = await run_in_threadpool(ward, request)
         owner = await run_in_threadpool(principal_id, w)
         await run_in_threadpool(state.ward.as_key(bearer_key(request)).check_may_send_files)
-        done = await state.uploads.receive(request.stream(), owner=owner, filename=filename)
+        done = await state.uploads.receive(request.stream(), owner=owner, filename=filename, key=state.key_id(request))
         return doc({"upload": done.id, "filename": done.filename, "size": done.size, "hash": done.hash}, 201)
 
     @r.post("/datasets/{name}/contributions", response_model=JobInfo, status_code=202, tags=["contributions"])
@@ -372,17 +372,18 @@ def build_router(state: ServerState) -> APIRouter:
         """Submit a contribution from uploads (records added, ids removed) and run its gate, as a job."""
         w = ward(request)
         owner = principal_id(w)
+        key = state.key_id(request)
         claimed = [u for u in (body.upload, body.removes_upload) if u]
         try:
-            data = state.uploads.claim(body.upload, owner) if body.upload else None
-            removes_file = state.uploads.claim(body.removes_upload, owner) if body.removes_upload else None
+            data = state.uploads.claim(body.upload, owner, key) if body.upload else None
+            removes_file = state.uploads.claim(body.removes_upload, owner, key) if body.removes_upload else None
             if removes_file is not None and body.removes is not None:
                 raise InputError("give removed ids as a list or as an upload, not both")
             limits = _tightened_limits(state, body.limits)
         except DatawardError:
             # A refused submission consumes its uploads too: nothing of it stays on the server.
             for upload_id in claimed:
-                if state.uploads.owned_by(upload_id, owner):
+                if state.uploads.owned_by(upload_id, owner, key):
                     state.uploads.discard(upload_id)
             raise
         paths = {str(u.path): u.filename for u in (data, removes_file) if u is not None}
@@ -628,6 +629,9 @@ def build_router(state: ServerState) -> APIRouter:
         ``DATAWARD_WITNESS_ALLOW``, only one of the folders or buckets it names (403 otherwise)."""
         w = ward(request)
         if body.location is not None and state.settings.witness_allow:
+            # The caller first: where the ward's folder is and what the list holds are an admin's to learn
+            # from the answers, not anyone's with a key (or without one).
+            state.ward.as_key(bearer_key(request)).check_may_set_witness()
             check_free_text(witness=body.location)
             stored = check_witness_location(body.location, state.ward.folder)
             refuse_witness_outside(stored, state.settings.witness_allow)
@@ -636,15 +640,15 @@ def build_router(state: ServerState) -> APIRouter:
     # --- jobs --------------------------------------------------------------------------------------
     @r.get("/jobs/{job_id}", response_model=JobInfo, tags=["jobs"])
     def job(request: Request, job_id: str) -> DocumentResponse:
-        """A job's status, progress, and result or error. Only its starter may read it."""
+        """A job's status, progress, and result or error. Only the key that started it may read it."""
         w = ward(request)
         try:
-            return doc(state.jobs.get(job_id, principal_id(w)).public())
+            return doc(state.jobs.get(job_id, principal_id(w), state.key_id(request)).public())
         except (IntegrityViolation, ClockBehind):
             # The ledger went backwards or does not verify, or the clock reads behind it: every use case
             # is refused but verify. Its starter may still read a verify job (and nothing else) to see the
             # diagnosis.
-            job = state.jobs.get(job_id, state.verifier(request))
+            job = state.jobs.get(job_id, state.verifier(request), state.key_id(request))
             if job.kind != "verify":
                 raise
             return doc(job.public())

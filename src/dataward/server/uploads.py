@@ -3,10 +3,11 @@
 An upload is written to a private temporary file in the ward's ``server/uploads`` folder, counted
 and BLAKE3-hashed chunk by chunk, and only renamed into place once complete and within the size
 limit; a refused, oversize or interrupted upload leaves nothing behind. An upload belongs to the
-principal that sent it, is consumed by one contribution, and is deleted after ``upload_ttl_s`` if
-no contribution used it. A principal may hold at most ``max_pending`` uploads and
-``max_pending_bytes`` bytes of them at once, complete or still arriving, in every worker process
-together (the folder is what they share: a partial file's name carries its owner).
+principal that sent it and may be named only with the key that sent it, is consumed by one
+contribution, and is deleted after ``upload_ttl_s`` if no contribution used it. A principal may hold
+at most ``max_pending`` uploads and ``max_pending_bytes`` bytes of them at once, complete or still
+arriving, in every worker process together (the folder is what they share: a partial file's name
+carries its owner).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,10}){1,2}$")
 
 @dataclass(frozen=True)
 class Upload:
-    """One complete upload: where its bytes are, whose it is, and what it hashed to."""
+    """One complete upload: where its bytes are, whose it is (the principal, the id of the key that sent
+    it), and what it hashed to."""
 
     id: str
     path: Path
@@ -42,6 +44,7 @@ class Upload:
     filename: str
     size: int
     hash: str
+    key: str = ""
 
 
 class UploadArea:
@@ -90,8 +93,9 @@ class UploadArea:
             max_pending_bytes=self.max_pending_bytes,
         )
 
-    async def receive(self, chunks: AsyncIterator[bytes], *, owner: str, filename: str) -> Upload:
-        """Stream ``chunks`` into a new upload of ``owner``; nothing remains if it fails or is too large."""
+    async def receive(self, chunks: AsyncIterator[bytes], *, owner: str, filename: str, key: str = "") -> Upload:
+        """Stream ``chunks`` into a new upload of principal ``owner`` sent with key ``key`` (its id); nothing
+        remains if it fails or is too large. The quota is the principal's, whichever of its keys sends."""
         self.sweep()
         name = Path(filename.replace("\\", "/")).name
         suffix = "".join(Path(name).suffixes[-2:])
@@ -126,17 +130,19 @@ class UploadArea:
             final_dir.mkdir(mode=0o700)
             path = final_dir / f"data{suffix}"
             os.replace(partial, path)
-            meta = {"owner": owner, "filename": filename, "size": size, "hash": "b3:" + digest.hexdigest()}
+            meta = {"owner": owner, "key": key, "filename": filename, "size": size, "hash": "b3:" + digest.hexdigest()}
             (final_dir / "meta.json").write_text(json.dumps(meta), "utf-8")
         except BaseException:
             # Refused, oversize, or the client went away mid-stream: leave nothing behind.
             partial.unlink(missing_ok=True)
             shutil.rmtree(final_dir, ignore_errors=True)
             raise
-        return Upload(upload_id, path, owner, filename, size, meta["hash"])
+        return Upload(upload_id, path, owner, filename, size, meta["hash"], key)
 
-    def claim(self, upload_id: str, owner: str) -> Upload:
-        """The upload ``upload_id`` of ``owner``; ``NotFound`` for anyone else's or an unknown one."""
+    def claim(self, upload_id: str, owner: str, key: str = "") -> Upload:
+        """The upload ``upload_id`` of ``owner`` sent with key ``key``; ``NotFound`` for anyone else's, one
+        another key sent (a key narrowed to one dataset must not submit a file a wider key sent, nor the
+        reverse), or an unknown one."""
         missing = NotFound(f"no upload {upload_id!r}", hint="upload the file first (POST /api/v1/uploads)")
         if not re.fullmatch(r"u_[0-9a-f]{24}", upload_id):
             raise missing
@@ -145,17 +151,17 @@ class UploadArea:
             meta = json.loads((folder / "meta.json").read_text("utf-8"))
         except (OSError, ValueError):
             raise missing from None
-        if meta.get("owner") != owner:
+        if meta.get("owner") != owner or meta.get("key", "") != key:
             raise missing
         data = [p for p in folder.iterdir() if p.name.startswith("data")]
         if not data:
             raise missing
-        return Upload(upload_id, data[0], owner, meta["filename"], meta["size"], meta["hash"])
+        return Upload(upload_id, data[0], owner, meta["filename"], meta["size"], meta["hash"], key)
 
-    def owned_by(self, upload_id: str, owner: str) -> bool:
-        """Whether ``upload_id`` is an upload of ``owner``."""
+    def owned_by(self, upload_id: str, owner: str, key: str = "") -> bool:
+        """Whether ``upload_id`` is an upload of ``owner`` sent with key ``key``."""
         try:
-            self.claim(upload_id, owner)
+            self.claim(upload_id, owner, key)
         except NotFound:
             return False
         return True

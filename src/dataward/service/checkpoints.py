@@ -29,7 +29,7 @@ from dataward.ledger.events import Event, format_time
 from dataward.ledger.removal_line import RemovalLine
 from dataward.ledger.signing import key_fingerprint
 from dataward.service.config import CHECKPOINTS_DIR, WardConfig
-from dataward.service.core import Service
+from dataward.service.core import Service, UseCase
 from dataward.service.identity import acts_as_admin
 from dataward.service.signed_witness import WITNESS_EVENT, SignedWitness, signed_witness
 
@@ -167,6 +167,16 @@ def witness_allowed(location: str, allowed: Sequence[str]) -> bool:
         if path == folder or folder in path.parents:
             return True
     return False
+
+
+def _require_witness_admin(uc: UseCase) -> None:
+    """Refuse (``AccessDenied``) a caller that is not a ward admin through its key: a leaked read-only
+    key of an admin must not switch off the anchor that catches the newest events being deleted."""
+    if not acts_as_admin(uc, Scope.ward(), Action.PRINCIPAL_CREATE):
+        raise AccessDenied(
+            "only a ward admin may change where checkpoints are witnessed",
+            hint="use an admin's key that is not limited to other scopes",
+        )
 
 
 def refuse_witness_outside(location: str, allowed: Sequence[str]) -> None:
@@ -355,19 +365,22 @@ class CheckpointService(Service):
             witness = signed_witness(uc.conn)
         return {"ward": self.ward_id, "witness": witness.location}
 
+    def check_may_set_witness(self) -> None:
+        """Refuse (``AuthenticationError``, ``AccessDenied``; recorded as any refusal) a caller that may
+        not set the witness: what a server asks before it checks a location against its operator's list,
+        so that nobody else learns from its answer where the ward's folder is or what the list holds."""
+        with self.use_case(Action.LEDGER_READ, Scope.ward(), check=False, write=False) as uc:
+            _require_witness_admin(uc)
+
     def set_witness(self, location: str | None) -> dict[str, Any]:
         """Send a witness copy of every future checkpoint to ``location`` (a folder or fsspec URL
         outside the ward); ``None`` stops it. Admins only; recorded as ``ward.witness_set``."""
-        resolved = None if location is None else check_witness_location(location, self.folder)
         # A write: the event and the configuration change go together, under the lock.
         with self.use_case(Action.LEDGER_READ, Scope.ward(), check=False, write=True) as uc:
-            # An admin grant, through a key not narrowed away from it: a leaked read-only key of an admin
-            # must not switch off the anchor that catches the newest events being deleted.
-            if not acts_as_admin(uc, Scope.ward(), Action.PRINCIPAL_CREATE):
-                raise AccessDenied(
-                    "only a ward admin may change where checkpoints are witnessed",
-                    hint="use an admin's key that is not limited to other scopes",
-                )
+            _require_witness_admin(uc)
+            # Checked once the caller is known to be an admin: the refusal of a location inside the
+            # ward says where the ward's folder is.
+            resolved = None if location is None else check_witness_location(location, self.folder)
             previous = signed_witness(uc.conn).location
             uc.emit(WITNESS_EVENT, {"ward": self.ward_id}, {"witness": resolved, "previous": previous})
             # ward.json keeps a copy for people reading the folder; nothing reads the witness from it.

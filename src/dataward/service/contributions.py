@@ -565,6 +565,8 @@ class ContributionService(Service):
     def withdraw(self, contribution: str, *, reason: str = "") -> dict[str, Any]:
         """Withdraw a contribution that is not merged yet. Contributors withdraw their own (or their
         bots'); owners and admins any on their dataset. It can never be merged afterwards."""
+        # Before the contribution is looked up: whether it exists is not for a key that does not authenticate.
+        self.admit(Action.CONTRIBUTION_WITHDRAW, detail={"contribution": contribution})
         with self.db.reading() as conn:
             c = named_contribution(conn, contribution)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()

@@ -480,6 +480,26 @@ class WardContext:
             self.mark.observe(case.events[-1].seq, case.events[-1].hash)
             self.checkpoint_after(case.events)
 
+    def admit(
+        self,
+        action: Action,
+        scope: Scope | None = None,
+        *,
+        authorize: bool = False,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Authenticate the caller now (and, with ``authorize``, authorize ``action`` on ``scope``), before
+        a use case parses, validates or looks up anything its request holds; refused and recorded as
+        ``use_case`` refuses. Call it first, before anything is looked up by name.
+
+        A request's content can be costly to read (a policy's YAML, parameters to hash and sign) or say
+        something by the way it fails (whether a contribution exists): a key that does not authenticate
+        gets its 401 before any of that is done for it (docs/server.md, "Authentication"). A read, and
+        short: a served ward checks a remembered key with one statement. The use case that follows
+        authenticates and authorizes again in its own transaction."""
+        with self.use_case(action, scope or Scope.ward(), check=authorize, write=False, detail=detail):
+            pass
+
     def _commit_read(
         self, case: UseCase, action: Action, scope: Scope, *, check: bool, flush: bool, timeout: float | None = None
     ) -> auth.Caller:
@@ -687,6 +707,17 @@ class OverContext:
     ) -> AbstractContextManager[UseCase]:
         """``WardContext.use_case``: one authorized transaction for one use case."""
         return self.context.use_case(action, scope, detail=detail, check=check, write=write, missing=missing)
+
+    def admit(
+        self,
+        action: Action,
+        scope: Scope | None = None,
+        *,
+        authorize: bool = False,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """``WardContext.admit``: the caller authenticated (and authorized) before its request is read."""
+        self.context.admit(action, scope, authorize=authorize, detail=detail)
 
 
 class Service(OverContext):

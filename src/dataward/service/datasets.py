@@ -99,7 +99,9 @@ class DatasetService(Service):
         dataset's owner and only that owner may write it.
         """
         rows.check_name("dataset", name)
-        schema = schema if isinstance(schema, Schema) else Schema.from_dict(schema)
+        if not isinstance(schema, Schema):
+            self.admit(Action.DATASET_CREATE, authorize=True)  # a schema is read for whoever may create one
+            schema = Schema.from_dict(schema)
         with self.use_case(Action.DATASET_CREATE, Scope.ward()) as uc:
             rows.check_unique_name("dataset", name, uc.conn.execute(select(datasets.c.name)).scalars())
             role = "dataset"

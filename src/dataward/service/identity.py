@@ -582,6 +582,9 @@ class IdentityService(Service):
         """
         from dataward.gates.policy import GatePolicy
 
+        # Refused before the text is parsed: parsing, hashing and checking a policy is work no key that
+        # may not set it should get done (a made-up key gets its 401 first).
+        self.admit(Action.POLICY_SET, Scope.dataset(dataset), authorize=True)
         policy = DatasetPolicy.from_yaml(policy_yaml)
         # The ledger keeps the policy as read (YAML escapes undone): no key may hide in it either.
         check_free_json(policy=policy.to_dict())

@@ -25,6 +25,7 @@ from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import datasets, model_approvals, model_gates, model_versions, training_runs, versions
 from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json, jcs
+from dataward.domain.limits import check_json_depth
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import sign_statement
 from dataward.provenance.code import check_code_identity
@@ -186,10 +187,14 @@ def restore_files(store: Any, mv: Any, folder: Path) -> dict[str, Any]:
 
 def _signable(value: dict[str, Any], what: str) -> dict[str, Any]:
     """``value`` when the ledger can sign it: plain JSON in RFC 8785's domain (``hashing.jcs``: finite
-    numbers, integers within +/-(2**53 - 1)), which is how every event is hashed. Plain JSON alone is not
-    enough: a larger integer reached the event's seal and failed there, as a server error."""
+    numbers, integers within +/-(2**53 - 1)), at most ``MAX_JSON_DEPTH`` levels deep, which is how every
+    event is hashed. Plain JSON alone is not enough: a larger integer reached the event's seal and failed
+    there, as a server error, and so did nesting deep enough to exhaust the encoder's recursion."""
+    check_json_depth(what, value)
     try:
         jcs(value)
+    except RecursionError:  # measured above; kept so that no nesting ever reaches the caller as a crash
+        raise InputError(f"{what} are nested too deeply for the ledger to sign") from None
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"{what} must be plain JSON values the ledger can sign (finite numbers, integers within "
@@ -211,6 +216,8 @@ class ModelService(Service):
         """Start a training run of ``model``: its code identity (``provenance.code.code_identity``) and
         parameters are recorded now; the datasets it reads and its artifact as it goes and at its end."""
         rows.check_name("model", model)
+        # Authorized before the parameters are read: checking and hashing them is work for a trainer only.
+        self.admit(Action.TRAINING_RECORD, Scope.model(model), authorize=True)
         code = check_code_identity(code if code is not None else {"kind": "unknown"})
         params = _signable(dict(params or {}), "training parameters")
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model)) as uc:
@@ -254,6 +261,7 @@ class ModelService(Service):
     def record_training_read(self, run_id: str, dataset: str, version: str) -> dict[str, Any]:
         """Record that run ``run_id`` read ``dataset@version`` through the guarded loader. The version is
         checked as the loader checks it (any stage), and the caller must be allowed to read it."""
+        self.admit(Action.TRAINING_RECORD, detail={"run": run_id})  # before the run is looked up
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model), detail={"run": run_id}) as uc:
@@ -277,6 +285,7 @@ class ModelService(Service):
 
     def fail_training_run(self, run_id: str, *, reason: str) -> dict[str, Any]:
         """Record that a run ended without a model."""
+        self.admit(Action.TRAINING_RECORD, detail={"run": run_id})  # before the run is looked up
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model), detail={"run": run_id}) as uc:
@@ -301,6 +310,8 @@ class ModelService(Service):
         scanned, stored, signed, and registered as the model's next version. Refused when the run read
         no dataset through the loader, or when the release policy refuses pickle-based files and the
         artifact holds one (nothing is stored then)."""
+        # Before the run is looked up, its parameters hashed or its artifact read.
+        self.admit(Action.MODEL_REGISTER, detail={"run": run_id})
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
         extra = _signable({"params": dict(params or {}), "metrics": dict(metrics or {})}, "parameters and metrics")

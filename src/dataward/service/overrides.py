@@ -153,6 +153,8 @@ class OverrideService(Service):
             raise InputError(
                 "an override needs a reason", hint="say why the blocked data is legitimate: --reason '...'"
             )
+        # Before the contribution is looked up: whether it exists is not for a key that does not authenticate.
+        self.admit(Action.GATE_OVERRIDE, detail={"contribution": contribution})
         with self.db.reading() as conn:
             c = named_contribution(conn, contribution)
             ds_name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar_one()

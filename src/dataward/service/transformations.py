@@ -146,6 +146,20 @@ def _rows_of(data: Any) -> list[Mapping[str, Any]]:
     return list(data)
 
 
+def _label_change(rid: str, change: Any, reason: str) -> tuple[Any, str]:
+    """A relabelling's new label for record ``rid`` and why: ``change`` is the label (why: the
+    relabelling's ``reason``) or a pair ``(label, why)``, ``why`` a text. Anything else is refused
+    (``InputError``): a list of another length read past its end, or took its second item as the why."""
+    if not isinstance(change, tuple | list):
+        return change, reason
+    if len(change) != 2 or not isinstance(change[1], str):
+        raise InputError(
+            f"the change of record {rid} must be a label, or a label and why (two items, the second a text)",
+            hint="give {RECORD_ID: LABEL} or {RECORD_ID: [LABEL, WHY]}",
+        )
+    return change[0], change[1]
+
+
 class TransformationService(Service):
     """Use cases of transformations: record one, relabel records, list and show them."""
 
@@ -357,7 +371,7 @@ class TransformationService(Service):
                 raise InputError(
                     f"record {rid} is not in {info['ref']}", hint=f"see `dataward export {info['ref']} -o records.csv`"
                 )
-            new, why = (change, reason) if not isinstance(change, tuple | list) else (change[0], change[1])
+            new, why = _label_change(rid, change, reason)
             old_row = by_id[rid]
             if old_row[label] == new:
                 raise InputError(f"record {rid} already has label {new!r}")

@@ -794,6 +794,10 @@ class Ward(OverContext):
         """Where witness copies of checkpoints go (``None``: nowhere)."""
         return self.services.checkpoints.witness()
 
+    def check_may_set_witness(self) -> None:
+        """Refuse a caller that may not set the witness (``CheckpointService.check_may_set_witness``)."""
+        self.services.checkpoints.check_may_set_witness()
+
     def set_witness(self, location: str | None) -> dict[str, Any]:
         """Send a witness copy of every future checkpoint to ``location`` (a folder or fsspec URL
         outside the ward); ``None`` stops it. Admins only; recorded as ``ward.witness_set``."""

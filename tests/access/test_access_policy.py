@@ -245,3 +245,24 @@ def test_dataset_key_overrides_only_tighten_the_ward_policy() -> None:
     assert tighter.max_ttl_days == 20 and tighter.default_ttl_days == 20
     looser = DatasetPolicy.from_yaml("keys: {max_ttl_days: 365, stale_after_days: 90}").key_policy(ward)
     assert looser.max_ttl_days == 60 and looser.stale_after_days == ward.stale_after_days
+
+
+def test_a_stored_policy_is_written_without_aliases_and_an_older_one_with_them_still_reads() -> None:
+    """Policies given by a caller may hold no YAML alias; the catalog's text is the ward's own. yaml's
+    dumper writes a list met twice as an anchor and an alias, which would make the ward's own text one
+    it refuses; and a policy stored before the rule may hold one, and must still be read."""
+    import yaml
+
+    from dataward.access.policy import DatasetPolicy
+    from dataward.domain.errors import InputError
+
+    shared = ["duplicates", "outliers"]
+    policy = DatasetPolicy.from_dict({"gate": {"detectors": shared, "advisory": shared}})
+    text = policy.to_yaml()
+    assert "&" not in text and "*" not in text
+    assert DatasetPolicy.from_yaml(text) == policy
+    older = yaml.safe_dump(policy.to_dict(), sort_keys=False)
+    assert "&id001" in older  # what the plain dumper wrote
+    with pytest.raises(InputError, match="YAML anchor or alias"):
+        DatasetPolicy.from_yaml(older)
+    assert DatasetPolicy.from_yaml(older, stored=True) == policy

@@ -23,6 +23,7 @@ The evaluation functions take plain facts and return a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -143,6 +144,19 @@ def _plain_yaml(text: str) -> None:
             depth -= 1
 
 
+@functools.cache
+def _no_alias_dumper() -> type:
+    """yaml's safe dumper writing every value out in full (built on first use: yaml is imported only by
+    what reads or writes policy text)."""
+    import yaml
+
+    class NoAliasDumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return NoAliasDumper
+
+
 def _flag(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"{_where(path)} must be true or false, got {value!r}")
@@ -215,15 +229,18 @@ class DatasetPolicy:
     TOP_KEYS = ("approvals", "separation_of_duties", "promotion", "gate", "keys", "first_import", "release")
 
     @classmethod
-    def from_yaml(cls, text: str) -> DatasetPolicy:
+    def from_yaml(cls, text: str, *, stored: bool = False) -> DatasetPolicy:
         """Parse a policy document with ``yaml.safe_load``; an empty document gives the defaults.
 
-        Refused before it is built (``InputError``): YAML anchors and aliases, and nesting deeper than
-        ``MAX_JSON_DEPTH`` (see ``_plain_yaml``)."""
+        A policy given by a caller is refused before it is built (``InputError``) when it holds YAML
+        anchors or aliases, or nests deeper than ``MAX_JSON_DEPTH`` (see ``_plain_yaml``). A ``stored``
+        policy (the catalog's, written by :meth:`to_yaml`) is read as it is: one stored before that rule
+        may hold an alias (a setting written once and referred to again), and must still be read."""
         import yaml  # here, not at import: a command that reads no policy text need not load it
 
         try:
-            _plain_yaml(text)
+            if not stored:
+                _plain_yaml(text)
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -313,7 +330,9 @@ class DatasetPolicy:
     def to_yaml(self) -> str:
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        # Every setting written out in full: the dumper would otherwise write a list met twice as an
+        # anchor and an alias, which a policy given back as input may not hold.
+        return yaml.dump(self.to_dict(), Dumper=_no_alias_dumper(), sort_keys=False)
 
     def hash(self) -> str:
         """Content hash of the normalized policy: equal policies hash equal whatever their spelling."""

@@ -30,7 +30,7 @@ def check_key_fits_dataset(conn: Connection, caller: Caller, scope: Scope) -> No
     # Every write on a dataset passes here: a policy that sets no key rules is not parsed.
     if not policy_text or "keys" not in policy_text:
         return
-    limit = (DatasetPolicy.from_yaml(policy_text).keys or {}).get("max_ttl_days")
+    limit = (DatasetPolicy.from_yaml(policy_text, stored=True).keys or {}).get("max_ttl_days")
     if limit is None:
         return
     key = caller.key

@@ -106,7 +106,7 @@ def _gate_policy(ds: Any) -> dict[str, Any]:
         return {}
     from dataward.access.policy import DatasetPolicy
 
-    return dict(DatasetPolicy.from_yaml(ds.policy).gate or {})
+    return dict(DatasetPolicy.from_yaml(ds.policy, stored=True).gate or {})
 
 
 def _seeded(gate: dict[str, Any], seed: GateSeed) -> GatePolicy:

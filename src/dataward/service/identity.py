@@ -875,7 +875,7 @@ def acts_as_admin(uc: UseCase, scope: Scope, action: Action = Action.POLICY_SET)
 
 def dataset_policy(ds: Any) -> DatasetPolicy:
     """A dataset's policy; the safe defaults when none was set."""
-    return DatasetPolicy.from_yaml(ds.policy) if ds.policy else DatasetPolicy()
+    return DatasetPolicy.from_yaml(ds.policy, stored=True) if ds.policy else DatasetPolicy()
 
 
 def _already_inactive(principal: Principal) -> dict[str, Any]:

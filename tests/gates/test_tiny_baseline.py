@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from dataward.domain.errors import InputError
 from dataward.gates import scan
 from dataward.gates.gate import MIN_TRUSTED_RECORDS
 from tests.gates.conftest import flip_labels
@@ -47,7 +48,12 @@ def test_a_baseline_of_the_least_size_is_judged_as_any_other(wine) -> None:
     assert _too_few(report.reasons) == []
 
 
-def test_an_empty_baseline_is_self_reference_mode_not_a_tiny_baseline(wine) -> None:
+def test_an_empty_baseline_is_refused_and_none_is_self_reference_mode(wine) -> None:
+    """A filter upstream that kept no trusted record must not turn the scan into self-reference mode,
+    which skips the trigger test and passed a poisoned batch with no word said."""
     baseline, contribution, schema = wine
-    report = scan(baseline.iloc[:0], contribution, schema, policy={"detectors": ["duplicates"]})
+    with pytest.raises(InputError, match="the baseline holds no records") as refused:
+        scan(baseline.iloc[:0], contribution, schema, policy={"detectors": ["duplicates"]})
+    assert "baseline=None" in refused.value.hint
+    report = scan(None, contribution, schema, policy={"detectors": ["duplicates"]})
     assert report.mode == "self-reference" and _too_few(report.reasons) == []

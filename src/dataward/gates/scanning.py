@@ -146,7 +146,8 @@ def scan(
     same forms: in partitions it is never held whole (``partitioned.PartitionedSide``): its labels, the
     reference sample's rows and every record's input hash are read a partition at a time.
 
-    ``baseline`` None or empty runs in self-reference mode (K-fold within the contribution).
+    ``baseline`` None runs in self-reference mode (K-fold within the contribution); an empty baseline is
+    refused (``InputError``), as an empty contribution is.
     ``featurizer`` is an unfitted ``FeaturePipeline`` or a mapping of column -> featurizer name
     (merged over ``policy.featurizers``). Raises ``InputError`` for malformed inputs, and for
     inputs over ``limits`` (an ``InputLimits`` or a mapping of limit names to sizes over the
@@ -270,7 +271,13 @@ def _scan(
     else:
         base = side(baseline, "baseline")
     if base is not None and len(base) == 0:
-        base = None
+        # An empty trusted table is a mistake upstream (a filter that kept nothing), not a request to judge
+        # the batch against itself: that mode skips the trigger test, and its pass would read as a pass.
+        raise InputError(
+            "the baseline holds no records: there is nothing trusted to judge the contribution against",
+            hint="give the trusted records; to judge a batch only against itself (self-reference mode, with "
+            "the limits docs/gates.md states), pass baseline=None",
+        )
     if base is None and contrib is None:
         # Self-reference mode folds the whole contribution: it is read whole.
         assert runner is not None and parts is not None
@@ -507,8 +514,8 @@ def _scan(
         if aliases:
             reasons.append(label_spelling.describe(aliases, Counter(contrib_labels.tolist())))
             verdict_ = "review" if verdict_ == "pass" else verdict_
-        # A gate that could not judge must not say pass. (An empty baseline is self-reference mode, which
-        # judges the batch against its own folds, with the limits docs/gates.md states.)
+        # A gate that could not judge must not say pass. (No baseline is self-reference mode, which judges
+        # the batch against its own folds, with the limits docs/gates.md states.)
         unjudged = too_few_trusted(len(base), results) if base is not None else None
         if unjudged is not None:
             reasons.insert(0, unjudged)

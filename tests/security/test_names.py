@@ -102,6 +102,9 @@ def test_scopes_and_columns_refuse_a_trailing_newline(ward: Ward) -> None:
         ward.grant("alice", "reader", "dataset:wine\n")
     with pytest.raises(InputError, match="not a valid column name"):
         Schema.parse("cultivar\n", ["alcohol:numeric"])
+    with pytest.raises(InputError, match="not a valid column name") as named:
+        Schema.parse("label", ["sepal length (cm):numeric"])
+    assert "letters, digits, _ . -" in (named.value.hint or "")
 
 
 def test_folding_is_documented_behaviour() -> None:

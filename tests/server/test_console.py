@@ -93,6 +93,8 @@ def test_sign_in_without_its_csrf_token_or_with_a_wrong_key_is_refused(http: htt
     # The token without the cookie it was issued with (a cross-site post) is refused too.
     no_cookie = http.post("/console/sign-in", data={"csrf": token, "key": served.admin_key})
     assert no_cookie.status_code == 403 and SESSION_COOKIE not in set_cookies(no_cookie)
+    # Over plain HTTP a client that keeps Secure cookies only for HTTPS sends none: told so, not to reload.
+    assert "signs in over HTTPS only" in " ".join(no_cookie.text.split())
     signin_cookie = set_cookies(form)[SIGNIN_COOKIE][SIGNIN_COOKIE].value
     wrong = http.post(
         "/console/sign-in",

@@ -160,3 +160,12 @@ def test_a_reviewer_decides_every_pending_item_of_a_contribution_at_once(queue: 
     assert len(ward.ledger(types=["review.rejected"])) - before == len(pending)
     again = runner.invoke(app, ["review", "reject", "--contribution", queue["ref"], "--reason", "again"], env=env)
     assert again.exit_code == 0 and "nothing awaits review" in again.output
+
+
+def test_an_item_id_too_short_to_be_its_start_says_how_long_it_must_be(queue: dict) -> None:
+    """`review show q_36` answered "no review item 'q_36'", as if the item did not exist."""
+    item = queue["ward"].review_list(contribution=queue["ref"], status="all")[0]["id"]
+    with pytest.raises(NotFound, match=f"no review item '{item[:4]}'") as short:
+        queue["ward"].review_show(item[:4])
+    assert "at least 6 characters" in (short.value.hint or "")
+    assert queue["ward"].review_show(item[:8])["id"] == item

@@ -110,7 +110,10 @@ def _held_back_reason(reason: dict[str, Any]) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add the data commands to ``app``."""
-    dataset_app = typer.Typer(help="Create and inspect datasets.", no_args_is_help=True)
+    dataset_app = typer.Typer(
+        help="Create a dataset. List them with `dataward datasets`, a dataset's versions with `dataward versions`.",
+        no_args_is_help=True,
+    )
     app.add_typer(dataset_app, name="dataset")
 
     @dataset_app.command("create")

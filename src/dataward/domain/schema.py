@@ -22,6 +22,10 @@ RECORD_ID = "record_id"
 """Name of the column that carries a record's id in every table dataward hands out."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+NAME_RULE = (
+    "a column name starts with a letter or _ and holds letters, digits, _ . - (at most 128 characters): "
+    "rename the file's column first (e.g. 'sepal length (cm)' as sepal_length_cm)"
+)
 
 
 class DatasetKind(StrEnum):
@@ -128,13 +132,13 @@ class Schema:
                     hint=f"declare it with kind {self.kind.value!r} only",
                 )
         if not _NAME.fullmatch(self.label):
-            raise InputError(f"label column name {self.label!r} is not a valid column name")
+            raise InputError(f"label column name {self.label!r} is not a valid column name", hint=NAME_RULE)
         if not self.inputs:
             raise InputError("a schema needs at least one input column", hint="e.g. --input text:text")
         seen = {self.label}
         for col in self.inputs:
             if not _NAME.fullmatch(col.name):
-                raise InputError(f"column name {col.name!r} is not a valid column name")
+                raise InputError(f"column name {col.name!r} is not a valid column name", hint=NAME_RULE)
             if col.name in seen:
                 raise InputError(f"column {col.name!r} appears twice in the schema")
             if col.name == RECORD_ID:

@@ -51,7 +51,8 @@ class WardConfig:
         if not path.exists():
             raise NotFound(
                 f"no ward at {folder} (missing {WARD_FILE})",
-                hint="create one with `dataward init PATH`, or pass --ward / set DATAWARD_WARD",
+                hint="create one with `dataward init PATH`; point to it with --ward PATH on the command line, "
+                "ward=dataward.open(PATH) in Python, or DATAWARD_WARD",
             )
         try:
             data = json.loads(path.read_text("utf-8"))

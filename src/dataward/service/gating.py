@@ -770,7 +770,12 @@ def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:
         if authorize(caller.principal, caller.key, caller.grants, action, Scope.dataset(f[2].name), uc.now).allowed
     ]
     if not visible:
-        missing = NotFound(f"no review item {ref!r}", hint="list them with `dataward review list`")
+        short = rows.id_prefix(ref) is None and not matches
+        hint = "list them with `dataward review list`"
+        if short:
+            # Too short to be read as the start of an id: say so, rather than only that nothing matched.
+            hint = f"give at least {rows.PREFIX_MIN} characters of the item's id (`dataward review list` shows them)"
+        missing = NotFound(f"no review item {ref!r}", hint=hint)
         authorize_found(uc, action, found[0][2].name if found else None, missing)
     if len(visible) > 1 and by_prefix:
         raise rows.ambiguous_prefix("review item", ref, [f[0].id for f in visible])

@@ -237,6 +237,14 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
     @router.post("/sign-in")
     async def sign_in(request: Request) -> Response:
         form = await console.form(request)
+        if request.cookies.get(SIGNIN_COOKIE) is None and request.url.scheme != "https":
+            # The console's cookies are Secure (``__Host-``): over plain HTTP a client keeps none of them,
+            # and "reload the page" would never help.
+            raise Refused(
+                "The console signs in over HTTPS only (its cookies are Secure, and this request came over "
+                "plain HTTP without the sign-in cookie): serve it behind a TLS proxy, or open it on localhost "
+                "in a browser."
+            )
         # Login CSRF: the form's token must match the cookie set with the form (double submit).
         console.check_csrf(form, request.cookies.get(SIGNIN_COOKIE) or secrets.token_hex(32))
         key = form.get("key", "").strip()

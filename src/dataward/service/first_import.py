@@ -26,6 +26,22 @@ from dataward.service.identity import dataset_policy
 SPLIT_MIN = 100
 """A validation set at least this large is halved (baseline / held out); a smaller one is all baseline."""
 
+FEW_TRUSTED = 1000
+"""Below this many trusted records a first import's note says that a small backdoor can pass unseen: the
+trigger and backdoor tests compare the batch with the trusted records, and a few hundred of them leave
+those tests little power (a new user's first import of 220 lines, 20 of them backdoored, passed the
+trigger test against 93 trusted lines and was blocked against 184)."""
+
+
+def _power_note(ref: str) -> str:
+    """What a first import judged against few trusted records cannot promise, and the command that
+    measures it for the contribution ``ref`` (``DATASET#N``)."""
+    dataset = ref.rsplit("#", 1)[0]
+    return (
+        f"; with so few trusted records a small backdoor can pass unseen: `dataward gate selftest {dataset} "
+        f"--contribution {ref}` plants known poisons in a copy of this batch and reports the smallest the gate finds"
+    )
+
 
 def _has_records(conn: Connection, dataset_id: str | None) -> bool:
     if dataset_id is None:
@@ -82,7 +98,7 @@ def validation_skip_reason(trusted: dict[str, Any]) -> str | None:
 
 
 def trusted_for_first_import(
-    validation: pa.Table | None, label: str, seed: int = 0
+    validation: pa.Table | None, label: str, seed: int = 0, ref: str = "DATASET#N"
 ) -> tuple[pa.Table | None, pa.Table | None, dict[str, Any]]:
     """``(baseline, held_out_validation, trusted)`` for a gate run with no training version.
 
@@ -99,7 +115,8 @@ def trusted_for_first_import(
                     "records": validation.num_rows,
                     "held_out": 0,
                     "note": f"first import: judged against the whole clean validation set ({validation.num_rows} "
-                    f"records, fewer than {SPLIT_MIN} to halve), so clean-validation impact is not measured",
+                    f"records, fewer than {SPLIT_MIN} to halve), so clean-validation impact is not measured"
+                    + _power_note(ref),
                 },
             )
         base_idx, held_idx = stratified_halves(validation.column(label).to_pylist(), seed)
@@ -113,7 +130,7 @@ def trusted_for_first_import(
                 "held_out": held.num_rows,
                 "note": f"first import: judged against one stratified half of the clean validation set "
                 f"({baseline.num_rows} records); the other half ({held.num_rows}) is held out to measure "
-                "the batch's effect on accuracy",
+                "the batch's effect on accuracy" + (_power_note(ref) if baseline.num_rows < FEW_TRUSTED else ""),
             },
         )
     return (

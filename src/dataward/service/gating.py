@@ -221,7 +221,7 @@ class GateService(Service):
             # so knowing its split tells him nothing about where a sample falls in his own file).
             seed = int(_gate_policy(ds).get("seed", 0))
             inputs["baseline"], inputs["validation"], inputs["trusted"] = trusted_for_first_import(
-                inputs["validation"], schema.label, seed
+                inputs["validation"], schema.label, seed, ref=f"{ds.name}#{contribution.number}"
             )
         else:
             inputs["trusted"] = {

@@ -141,6 +141,33 @@ def _named(cp: Checkpoint) -> str:
     return f"the checkpoint {cp.source}" if cp.sig else f"{cp.source} (remembered by this process)"
 
 
+def _unheld_why(added: str | None) -> tuple[str, str]:
+    """The kind of problem, and why, of a quarantine on the list of removals that the restored catalog
+    lost, whose records' id list the list does not name (``added`` is ``None``) or the store lacks."""
+    if added is None:
+        return "unheld_quarantine", (
+            "the list names no id list of its records: the same records contributed again would not be held "
+            "back. Review new contributions from its source"
+        )
+    return "unreadable_quarantine", (
+        f"the object store lacks its id list {added}: contributions adding records, merges, and serving or "
+        "promoting a version are refused in every dataset its records could be of (its own and those of the "
+        "same encoding; any, when the restored catalog does not hold its dataset) until the object is back. "
+        "Put it back from a backup of the object store"
+    )
+
+
+def _of_dataset(state: Removals, contribution: str, names: dict[str, str]) -> str:
+    """Which dataset the list of removals (``state``) says the quarantined ``contribution`` was of, by the
+    restored catalog's name for it (``names``) when it holds that dataset."""
+    dataset = state.quarantined_in.get(contribution)
+    if dataset is None:
+        return ", of a dataset the list does not name"
+    if dataset in names:
+        return f", of dataset {names[dataset]}"
+    return f", of dataset {dataset} (which the restored catalog does not hold either)"
+
+
 def _row_key(key: tuple[Any, ...]) -> str:
     """A catalog row's primary key as a person reads it (``c_…``, not ``('c_…',)``), as guarded reads
     name rows (``contributions c_…``)."""
@@ -482,34 +509,29 @@ class AuditService(Service):
         report.checked["removals"] = found.lines
         for kind, where, detail in found.problems:
             report.problems.append(Problem("removals", kind, where, detail))
-        for where, detail in self._unheld_quarantines(found.listed, held):
-            report.problems.append(Problem("removals", "unheld_quarantine", where, detail))
+        for kind, where, detail in self._unheld_quarantines(found.listed, held, dataset_names):
+            report.problems.append(Problem("removals", kind, where, detail))
         self._unheld_near_copies(found.listed, held, report)
         report.warnings.extend(found.warnings)
         report.warnings.extend(state_warnings(self.folder, checkpointed(conn)))
 
-    def _unheld_quarantines(self, state: Removals, held: set[str]) -> list[tuple[str, str]]:
-        """``(where, detail)`` for each quarantine the list holds (``state``) whose contribution the catalog
-        does not hold (restored from before it) and whose records the ward cannot hold back: the list names
-        no id list of them (a line written before it did), or the store lacks it (put back from an older
-        backup)."""
+    def _unheld_quarantines(
+        self, state: Removals, held: set[str], dataset_names: dict[str, str]
+    ) -> list[tuple[str, str, str]]:
+        """``(kind, where, detail)`` for each quarantine the list holds (``state``) whose contribution the
+        catalog does not hold (restored from before it) and whose records the ward cannot tell: the list
+        names no id list of them (a line written before it did: ``unheld_quarantine``, they are not held
+        back), or the store lacks it (deleted, or put back from an older backup: ``unreadable_quarantine``;
+        what could take or serve its records is refused until it is back, ``guard.refuse_unheld_quarantines``)."""
         out = []
         for contribution, fact in state.quarantined.items():
-            if contribution in held:
-                continue
             added = state.quarantined_lists.get(contribution)
-            if added is not None and self.store.exists(added):
+            if contribution in held or (added is not None and self.store.exists(added)):
                 continue
-            why = f"the store lacks its id list {added}" if added else "the list names no id list of its records"
-            out.append(
-                (
-                    f"event #{fact.seq}",
-                    f"contribution {contribution}, quarantined by event #{fact.seq} ({fact.time}), is not in the "
-                    f"restored catalog and {why}: the same records contributed again would not be held back. "
-                    "Put back the object store's newer objects if a copy exists, and review new contributions "
-                    "from its source",
-                )
-            )
+            what = f"contribution {contribution}, quarantined by event #{fact.seq} ({fact.time}),"
+            what += f" is not in the restored catalog{_of_dataset(state, contribution, dataset_names)}"
+            kind, why = _unheld_why(added)
+            out.append((kind, f"event #{fact.seq}", f"{what}, and {why}"))
         return out
 
     def _unheld_near_copies(self, state: Removals, held: set[str], report: VerifyReport) -> None:
@@ -521,7 +543,7 @@ class AuditService(Service):
         for contribution, fact in state.quarantined.items():
             added = state.quarantined_lists.get(contribution)
             if contribution in held or added is None or not self.store.exists(added):
-                continue  # known to the catalog, or reported as unheld_quarantine
+                continue  # known to the catalog, or reported by _unheld_quarantines
             what = f"contribution {contribution}, quarantined by event #{fact.seq} ({fact.time}),"
             chunks = state.chunks_of(added)
             if chunks is None:

@@ -39,7 +39,7 @@ from dataward.service.concealment import missing_contribution
 from dataward.service.config import WardConfig
 from dataward.service.core import Service, UseCase, WardContext, close_pending_reviews, new_id
 from dataward.service.first_import import first_import_refusal
-from dataward.service.guard import SignedCheck, dataset_scope, may
+from dataward.service.guard import SignedCheck, dataset_scope, may, refuse_unheld_quarantines
 from dataward.service.near_copies import Quarantined, empty_digests, near_copies, quarantined_normalized, schema_of
 from dataward.service.recordstore import (
     ChunkAhead,
@@ -345,7 +345,7 @@ class ContributionService(Service):
                     # not at all when the ward holds no quarantine or the dataset no text column).
                     near = _NewRecords(schema, table)
                     if len(added):
-                        self._near_copy_work(uc.conn, near, self._suspects(uc.conn, None))
+                        self._near_copy_work(uc.conn, near, self._suspects(uc.conn, ds.id, None))
                 added_hash = joined_ids_hash(added)  # while the chunk and the id list may still be written
                 # The holder index's blocks of the added ids, cut now rather than under the write lock.
                 added_cut = holder_index.cut_blocks(staged.distinct) if id_list is not None else None
@@ -455,19 +455,23 @@ class ContributionService(Service):
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
 
-    def _suspects(self, conn: Connection, contribution_id: str | None) -> list[Any]:
+    def _suspects(self, conn: Connection, dataset_id: str, contribution_id: str | None) -> list[Any]:
         """Every quarantined contribution of the ward that added records but ``contribution_id``: as the
         catalog or the ward's list of removals holds it (``quarantined_contributions``), and those the
-        list holds that the catalog does not know at all (restored from before them)."""
+        list holds that the catalog does not know at all (restored from before them). One of those whose
+        id list the store lacks refuses a contribution to dataset ``dataset_id`` that its records could
+        be records of (``guard.refuse_unheld_quarantines``): it never holds nothing back."""
         listed = listed_removals(conn)
         suspects = quarantined_contributions(conn, exclude=contribution_id, listed=listed.quarantined)
         # A contribution the list holds quarantined that the catalog does not hold at all (restored from
         # before it): its records are held back all the same, by the id list the list kept.
-        known = {q.id for q in suspects} | {contribution_id}
+        known = {q.id for q in suspects} | ({contribution_id} if contribution_id else set())
+        name = conn.execute(select(datasets.c.name).where(datasets.c.id == dataset_id)).scalar()
+        refuse_unheld_quarantines(conn, self.store, listed, dataset_id, f"take records into {name}", known=known)
         suspects += [
             _Unlisted(cid, added, records_of=listed.quarantined_in.get(cid))
             for cid, added in sorted(listed.quarantined_lists.items())
-            if cid not in known and self.store.exists(added)  # an older store's backup may lack it: verify says so
+            if cid not in known and self.store.exists(added)  # one lacking it is refused above, or of another encoding
         ]
         return suspects
 
@@ -512,7 +516,7 @@ class ContributionService(Service):
         )
         rejected_ids, valid = ids_to_binary(pa.array(sorted(set(conn.execute(rejected).scalars())), pa.string()))
         parts = [np.compress(valid, rejected_ids, axis=0)]
-        suspects = self._suspects(conn, contribution_id)
+        suspects = self._suspects(conn, dataset_id, contribution_id)
         if not len(parts[0]) and not suspects:
             # Nothing is held back anywhere: the contribution's id list (a tenth of a second a million
             # records, read back from the store) need not be read.

@@ -828,6 +828,7 @@ def barred_records(
         units = _rejected_units((r.contribution_id, r.record_id) for r in conn.execute(closed))
     units = {cid: [r for r in found if r in members] for cid, found in units.items()}
     units = {cid: found for cid, found in units.items() if found}
+    _refuse_unheld_in(conn, store, ds, ver)
     barred: dict[str, str] = {}
     for rid, why in _unvouched_suspects(conn, store, ds, members, rows, held, ledger, units).items():
         barred.setdefault(rid, why)
@@ -840,6 +841,15 @@ def barred_records(
     for rid in _among(members, rejected):
         barred.setdefault(rid, "rejected in review")
     return barred
+
+
+def _refuse_unheld_in(conn: Connection, store: Any, ds: Any, ver: Any) -> None:
+    """Refuse to judge version ``ver`` of ``ds`` while a quarantine on the ward's list of removals that
+    could hold back its records has lost its id list (:func:`refuse_unheld_quarantines`)."""
+    from dataward.service.removal_list import listed_removals
+
+    doing = f"tell which records of {ds.name}@v{ver.number} must never reach training"
+    refuse_unheld_quarantines(conn, store, listed_removals(conn), ds.id, doing)
 
 
 def manifest_members(manifest: VersionManifest) -> DigestSet:
@@ -1010,13 +1020,84 @@ class ListedOnly:
 
 def listed_only_quarantines(conn: Connection, store: Any, removals: Removals) -> list[ListedOnly]:
     """The contributions ``removals`` (the ward's list of removals) holds quarantined with an id list
-    that the catalog has no row of, in id order; those whose id list the store lacks (an older store's
-    backup put back: ``verify`` names them) are left out, as they hold nothing back."""
+    that the catalog has no row of, in id order, whose id list the store has. What judges records by
+    them refuses one the store lacks first (:func:`refuse_unheld_quarantines`), wherever it could hold
+    back a record: one left out here holds nothing back in the dataset judged."""
+    return [q for q in _listed_only(conn, removals) if store.exists(q.added_object)]
+
+
+def _listed_only(conn: Connection, removals: Removals, known: AbstractSet[str] | None = None) -> list[ListedOnly]:
+    """The contributions ``removals`` holds quarantined with an id list, in id order, but those ``known``
+    (the catalog's contribution rows, when not given): the restored catalog predates them."""
     lists = removals.quarantined_lists
     if not lists:
         return []
-    known = {r.id for r in rows_in(conn, select(contributions.c.id), contributions.c.id, lists)}
-    return [ListedOnly(cid, added) for cid, added in sorted(lists.items()) if cid not in known and store.exists(added)]
+    if known is None:
+        known = {r.id for r in rows_in(conn, select(contributions.c.id), contributions.c.id, lists)}
+    return [ListedOnly(cid, added) for cid, added in sorted(lists.items()) if cid not in known]
+
+
+def refuse_unheld_quarantines(
+    conn: Connection,
+    store: Any,
+    removals: Removals,
+    dataset_id: str | None,
+    doing: str,
+    known: AbstractSet[str] | None = None,
+) -> None:
+    """Refuse (``IntegrityViolation``) to do ``doing`` in the dataset ``dataset_id`` when the ward's list
+    of removals (``removals``) holds quarantined a contribution that the catalog does not hold (``known``:
+    the contribution ids the caller reads, the catalog's when not given) and whose id list the store
+    lacks, and that contribution's records could be records of that dataset (:func:`_could_hold`; of any
+    dataset, ``dataset_id`` ``None``).
+
+    Without the id list nothing names the records to hold back: a deleted object, or an older store's
+    backup put back, must never read as "nothing to hold back" (the same records sent again would be
+    merged, promoted and served). Refused until the object is back, as a chunk the list names is
+    (``near_copies.UNREADABLE``); ``verify`` names it (``unreadable_quarantine``)."""
+    in_dataset = removals.quarantined_in
+    for q in _listed_only(conn, removals, known):
+        if store.exists(q.added_object) or not _could_hold(conn, in_dataset.get(q.id), dataset_id):
+            continue
+        fact = removals.quarantined[q.id]
+        raise IntegrityViolation(
+            f"refusing to {doing}: the ward's list of removals holds contribution {q.id} quarantined (by "
+            f"event #{fact.seq} at {fact.time}), {_of_dataset(in_dataset.get(q.id), dataset_id)}, which the "
+            f"catalog does not hold (restored from a backup older than it), and the object store lacks its id "
+            f"list {q.added_object}: the records it added cannot be held back",
+            hint=f"put object {q.added_object} back into the object store from a backup of it (`dataward "
+            "verify` names it, as unreadable_quarantine); until then this dataset takes no new records, merges "
+            "nothing, and serves or promotes none of its versions",
+            digest=q.added_object,
+            contribution=q.id,
+            dataset=in_dataset.get(q.id),
+            problem="missing",
+        )
+
+
+def _could_hold(conn: Connection, quarantined_in: str | None, dataset_id: str | None) -> bool:
+    """Whether records of a contribution of the dataset ``quarantined_in`` can be records of the dataset
+    ``dataset_id``: the same dataset, or one of the same encoding (record ids are content hashes of that
+    encoding). Any dataset (``dataset_id`` ``None``) when the list does not name its dataset, or the catalog
+    does not hold it."""
+    from dataward.domain.normalized import encoding_key
+
+    if quarantined_in is None or dataset_id is None or quarantined_in == dataset_id:
+        return True
+    theirs, mine = (
+        conn.execute(select(datasets).where(datasets.c.id == d)).first() for d in (quarantined_in, dataset_id)
+    )
+    if theirs is None or mine is None:
+        return True
+    return encoding_key(rows.dataset_schema(theirs)) == encoding_key(rows.dataset_schema(mine))
+
+
+def _of_dataset(quarantined_in: str | None, dataset_id: str | None) -> str:
+    """Which dataset a refused quarantine was of: by its id, as the list names it (the caller may not read
+    another dataset, and the restored catalog may not hold it: ``verify`` names it)."""
+    if quarantined_in is None:
+        return "of a dataset the list does not name"
+    return "of this dataset" if quarantined_in == dataset_id else f"of dataset {quarantined_in}"
 
 
 def _listed_only_suspects(
@@ -1088,6 +1169,11 @@ def _made_from_quarantined(
     if not recorded and conn.execute(select(transformations.c.id).limit(1)).first() is None:
         return {}
     from dataward.service.removal_list import listed_removals
+
+    # A step may make records of any dataset from a quarantined one's: an id list the store lacks could
+    # seed a taint of any of them.
+    doing = f"tell which records of {what} transformations made from quarantined ones"
+    refuse_unheld_quarantines(conn, store, listed_removals(conn), None, doing)
 
     signed = _quarantined_ids(conn, ledger)
     quarantined = contributions.c.status == "quarantined"

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dataward.access.sides import same_side, side_of
-from dataward.service.guard import owners_now, signed_review_items, signed_rows
+from dataward.service.guard import owners_now, refuse_unheld_quarantines, signed_review_items, signed_rows
 from dataward.service.removal_list import listed_removals
 
 
@@ -97,6 +97,10 @@ def held_basis(ward: Any, conn: Connection, dataset_id: str, contribution_id: st
     # Quarantined as signed, or as the ward's list of removals holds it (the catalog predates it, or even
     # the contribution: the list keeps the id list of the records it added).
     listed = listed_removals(conn)
+    # One whose id list the store lacks (deleted, or an older store's backup put back) is refused, never
+    # taken for holding nothing back; one left is of another encoding than this dataset's.
+    doing = f"merge into {names.get(dataset_id, dataset_id)}"
+    refuse_unheld_quarantines(conn, ward.store, listed, dataset_id, doing, known=set(contribs))
     located = {
         (str(r["added_object"]), str(r["dataset_id"]) if r.get("dataset_id") else None)
         for r in contribs.values()
@@ -106,8 +110,6 @@ def held_basis(ward: Any, conn: Connection, dataset_id: str, contribution_id: st
         for cid, d in listed.quarantined_lists.items()
         if cid not in contribs and ward.store.exists(d)
     }
-    # (An id list the store lacks, put back from a backup older than it, holds nothing back; ``verify``
-    # says so.)
     quarantined = {d for d, _ in located} | {d for d in listed.quarantined_lists.values() if ward.store.exists(d)}
     return HeldBasis(
         frozenset(held), tuple(sorted(quarantined)), holds, tuple(sorted(located, key=lambda p: (p[0], p[1] or "")))

@@ -537,7 +537,7 @@ def check_scored(
     detector's outputs (one row per record, no detector missing, no skip a detector never makes)."""
     part, offset, features = item
     if not isinstance(scored, Scored) or not isinstance(scored.norm, Normalized):
-        raise _untrusted(part, f"a {type(scored).__name__} instead of the partition's scores")
+        raise _untrusted(part, f"an object of type {type(scored).__name__}, not the partition's scores")
     _check_rows(scored, part, labels)
     if features is not None and not np.array_equal(scored.features, features):
         raise _untrusted(part, "the features sent were not returned unchanged")

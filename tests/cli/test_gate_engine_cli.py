@@ -1,5 +1,6 @@
 """`dataward gate run --engine dask --scheduler tcp://...`: the gate run of an embedded ward on a Dask
-cluster (a LocalCluster of two worker processes), and the options' errors."""
+cluster (a LocalCluster of two worker processes), and the options' errors (an unauthenticated scheduler
+on another host refused)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,8 @@ def test_gate_run_on_a_dask_scheduler_and_its_errors(tmp_path: Path, scheduler_a
     monkeypatch.setenv("DATAWARD_SCHEDULER_TIMEOUT", "3")  # a closed port is retried until the timeout
     down = run(ward, "gate", "run", ref, "--scheduler", "tcp://127.0.0.1:9")
     assert down.returncode == 2 and "could not connect to the Dask scheduler" in down.stderr
+    # A scheduler on another host reached without TLS is refused before any connection, unless accepted.
+    remote = run(ward, "gate", "run", ref, "--scheduler", "tcp://192.0.2.1:8786")
+    assert remote.returncode == 2 and "refusing the Dask scheduler at tcp://192.0.2.1:8786" in remote.stderr
+    accepted = run(ward, "gate", "run", ref, "--scheduler", "tcp://192.0.2.1:8786", "--allow-insecure-scheduler")
+    assert accepted.returncode == 2 and "could not connect to the Dask scheduler" in accepted.stderr

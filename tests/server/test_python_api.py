@@ -127,6 +127,33 @@ def test_serve_refuses_a_folder_that_is_not_a_ward(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "dataward init" in result.output
 
 
+def test_serve_refuses_an_unauthenticated_scheduler_on_another_host(tmp_path: Path, monkeypatch) -> None:
+    """Whoever reaches a plain tcp:// scheduler can forge verdicts and run code in the server: refused
+    before the server starts, unless the operator accepts it."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from dataward.cli.app import app
+
+    folder = tmp_path / "ward"
+    dataward.init(folder)
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
+    for name in list(os.environ):
+        if name.startswith("DATAWARD_"):
+            monkeypatch.delenv(name)
+    result = CliRunner().invoke(app, ["serve", "--ward", str(folder), "--scheduler", "tcp://192.0.2.1:8786"])
+    assert result.exit_code == 2 and "refusing the Dask scheduler" in result.output and not started
+    assert "DATAWARD_SCHEDULER" not in os.environ
+    monkeypatch.setenv("DATAWARD_SCHEDULER", "tcp://192.0.2.1:8786")
+    monkeypatch.setenv("DATAWARD_ALLOW_INSECURE_SCHEDULER", "1")  # the operator's explicit opt-in
+    result = CliRunner().invoke(app, ["serve", "--ward", str(folder)])
+    assert result.exit_code == 0 and len(started) == 1, result.output
+    for name in list(os.environ):  # set by the command itself, not by monkeypatch: remove them here
+        if name.startswith("DATAWARD_SERVER_"):
+            del os.environ[name]
+
+
 def test_a_frame_the_embedded_ward_refuses_is_refused_over_http_too(served: Served) -> None:
     """A list of rows, or a DataFrame giving a column name twice, is an ``InputError`` naming the problem,
     as from a folder, not pandas' or AttributeError's own message."""

@@ -4,13 +4,14 @@ scheduler that cannot be reached fails the run with nothing stored."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from dataward.catalog.tables import gate_runs, ledger_events
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, IntegrityViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import merge_reviewed, wine_rows, wine_schema_specs, write_csv
@@ -72,6 +73,50 @@ def test_gate_run_on_dask_gives_the_in_process_report(tmp_path, catalog_url, sch
     with distributed.Client(scheduler_address) as client:
         prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
     assert "score_one" in prefixes and "survey_one" in prefixes
+    ward.db.dispose()
+
+
+def _forge_skips() -> str:
+    """Run on each worker from outside, as anyone who reaches the scheduler could: ``score_one`` says
+    every detector does not apply (the old ward then passed 30 flipped labels of 68)."""
+    import dataward.gates.partitioned as partitioned
+
+    honest = getattr(partitioned, "_honest_score_one", partitioned.score_one)
+    partitioned._honest_score_one = honest
+
+    def forged(item, state):
+        s = honest(item, state)
+        return partitioned.Scored(
+            s.norm, s.features, s.codes, {}, {n: "not applicable: forged" for n in state.detectors}
+        )
+
+    partitioned.score_one = forged
+    return "forged"
+
+
+def _restore() -> str:
+    import dataward.gates.partitioned as partitioned
+
+    partitioned.score_one = getattr(partitioned, "_honest_score_one", partitioned.score_one)
+    return "honest"
+
+
+def test_workers_forging_their_results_fail_the_gate_run_and_store_nothing(tmp_path, scheduler_address, monkeypatch):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers do not import the tests
+    ward, ref = _gated_ward(tmp_path, None)
+    before, status = _counts(ward), ward.contribution(ref)["status"]
+    monkeypatch.setenv("DATAWARD_SCHEDULER", scheduler_address)
+    with distributed.Client(scheduler_address) as attacker:
+        attacker.run(_forge_skips)
+        try:
+            with pytest.raises(IntegrityViolation, match="the scan stored nothing"):
+                ward.run_gate(ref)
+        finally:
+            attacker.run(_restore)
+    assert _counts(ward) == before
+    assert ward.contribution(ref)["status"] == status
     ward.db.dispose()
 
 

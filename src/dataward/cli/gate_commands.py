@@ -153,16 +153,23 @@ def register(app: typer.Typer) -> None:
         scheduler: Annotated[
             str | None,
             typer.Option(
-                help="Dask scheduler address (tcp://HOST:8786): score the contribution's partitions on its workers. "
+                help="Dask scheduler address (tls://HOST:8786): score the contribution's partitions on its workers. "
                 "Default: $DATAWARD_SCHEDULER."
             ),
         ] = None,
+        allow_insecure_scheduler: Annotated[
+            bool,
+            typer.Option(
+                help="Accept a plain tcp:// scheduler on another host: whoever reaches it can forge the verdict "
+                "and run code in this process. Default: $DATAWARD_ALLOW_INSECURE_SCHEDULER."
+            ),
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Scan a contribution against the trusted baseline; flagged records go to the review queue.
 
         Exit code 0 for pass, 8 for review, 9 for block."""
-        _choose_engine(engine, scheduler)
+        _choose_engine(engine, scheduler, allow_insecure_scheduler)
         if html is not None:
             from dataward.io.writers import check_destination  # pyarrow: only when a report is written
 
@@ -422,16 +429,27 @@ SCHEDULER_ENV = "DATAWARD_SCHEDULER"
 """Where the service's gate runs find their Dask scheduler (``dataward.service.gating.SCHEDULER_ENV``)."""
 
 
-def _choose_engine(engine: str | None, scheduler: str | None) -> None:
-    """Set where this process's gate runs score contributions (``$DATAWARD_SCHEDULER``)."""
+def _choose_engine(engine: str | None, scheduler: str | None, allow_insecure: bool = False) -> None:
+    """Set where this process's gate runs score contributions (``$DATAWARD_SCHEDULER``), refusing a
+    scheduler reached without authentication from another host unless ``allow_insecure``."""
+    from dataward.gates.engine import INSECURE_SCHEDULER_ENV, check_scheduler_address, insecure_scheduler_allowed
+
     if engine not in (None, "local", "dask"):
         raise InputError(f"unknown engine {engine!r}", hint="engines: local, dask")
+    if allow_insecure:
+        if state.url:
+            raise InputError("a served ward runs its gates where the server says", hint="see `dataward serve --help`")
+        os.environ[INSECURE_SCHEDULER_ENV] = "1"  # read by the gate run's engine
     if engine is None and scheduler is None:
+        address = os.environ.get(SCHEDULER_ENV, "").strip()
+        if address and not state.url:
+            # Refused before anything runs, readably, rather than by the engine once the run started.
+            check_scheduler_address(address, allow_insecure=insecure_scheduler_allowed())
         return
     if state.url:
         raise InputError(
             "a served ward runs its gates where the server says",
-            hint="start the server with `dataward serve --scheduler tcp://HOST:8786`",
+            hint="start the server with `dataward serve --scheduler tls://HOST:8786`",
         )
     if engine == "local":
         if scheduler is not None:
@@ -440,5 +458,6 @@ def _choose_engine(engine: str | None, scheduler: str | None) -> None:
         return
     address = scheduler or os.environ.get(SCHEDULER_ENV)
     if not address:
-        raise InputError("--engine dask needs a scheduler", hint=f"--scheduler tcp://HOST:8786 or ${SCHEDULER_ENV}")
+        raise InputError("--engine dask needs a scheduler", hint=f"--scheduler tls://HOST:8786 or ${SCHEDULER_ENV}")
+    check_scheduler_address(address, allow_insecure=insecure_scheduler_allowed())
     os.environ[SCHEDULER_ENV] = address

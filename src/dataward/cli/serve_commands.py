@@ -36,6 +36,21 @@ def check_listening_address(host: str, port: int) -> None:
         raise InputError(message, hint="give a --host of this machine (127.0.0.1, or 0.0.0.0 for all)") from None
 
 
+def _choose_scheduler(scheduler: str | None, allow_insecure: bool) -> None:
+    """Set the Dask scheduler every server worker's gate runs use (``$DATAWARD_SCHEDULER``), refusing one
+    reached without authentication from another host (docs/threat-model.md) unless ``allow_insecure``."""
+    from dataward.gates.engine import INSECURE_SCHEDULER_ENV, check_scheduler_address, insecure_scheduler_allowed
+
+    address = scheduler or os.environ.get("DATAWARD_SCHEDULER", "").strip()
+    if address:
+        # Refused before the server starts, rather than in every gate run.
+        check_scheduler_address(address, allow_insecure=allow_insecure or insecure_scheduler_allowed())
+    if allow_insecure:
+        os.environ[INSECURE_SCHEDULER_ENV] = "1"  # read by every worker's gate runs
+    if scheduler:
+        os.environ["DATAWARD_SCHEDULER"] = scheduler  # read by every worker's gate runs
+
+
 def open_files_limit() -> int | None:
     """This process's soft limit of open files (None where it cannot be read)."""
     try:
@@ -129,10 +144,17 @@ def register(app: typer.Typer) -> None:
         scheduler: Annotated[
             str | None,
             typer.Option(
-                help="Dask scheduler address (tcp://HOST:8786) the gates score contributions on "
+                help="Dask scheduler address (tls://HOST:8786) the gates score contributions on "
                 "(default: $DATAWARD_SCHEDULER; unset: in the server's process)."
             ),
         ] = None,
+        allow_insecure_scheduler: Annotated[
+            bool,
+            typer.Option(
+                help="Accept a plain tcp:// scheduler on another host: whoever reaches it can forge verdicts and "
+                "run code in the server. Default: $DATAWARD_ALLOW_INSECURE_SCHEDULER."
+            ),
+        ] = False,
         max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest accepted upload, in MiB.")] = 512,
         max_request_kb: Annotated[int, typer.Option(min=1, help="Largest accepted JSON request, in KiB.")] = 1024,
         console_session_minutes: Annotated[
@@ -283,9 +305,8 @@ def register(app: typer.Typer) -> None:
             settings = ServerSettings(ward=folder.resolve(), **limits)
             what = str(folder)
         check_listening_address(host, port)
+        _choose_scheduler(scheduler, allow_insecure_scheduler)
         os.environ.update(settings.to_environment())
-        if scheduler:
-            os.environ["DATAWARD_SCHEDULER"] = scheduler  # read by every worker's gate runs
         os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
         for warning in warnings:
             # Loud: a new, empty --state folder means a restored or cut catalog is not refused.

@@ -294,6 +294,11 @@ class Detector(ABC):
     """True when ``score_records`` does the detector's per-record work (the heavy neighbour search);
     False: every record-level computation happens in ``finish`` on the whole contribution."""
 
+    record_stage_skips: ClassVar[bool] = True
+    """Whether ``score_records`` may find the detector not applicable to a chunk (raise ``InputError``).
+    False for a record stage that never does: a partitioned scan then refuses a worker's result that
+    says it did (``partitioned.check_scored``), as the scanning process itself would never skip it."""
+
     def score_records(self, chunk: GateData) -> dict[str, np.ndarray]:
         """Per-record outputs of ``chunk`` (arrays with one row per record), from the fitted state only."""
         return {}

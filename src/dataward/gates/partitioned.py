@@ -18,6 +18,12 @@ The scan then judges the whole contribution once from the concatenated outputs
 (``Detector.finish``), exactly as a one-shot scan would. Partitions must be readable where the
 engine's workers run: with a Dask cluster, give URLs on a shared store (``s3://``, ``gs://``, a shared
 file system), not a local folder.
+
+What a worker returns is checked in the scanning process before it is used (``check_scored``): each
+partition's record count, labels, record ids and file rows against what was sent (the ward's own
+reading of the rows it holds, the survey, the file's columns), the shape of every detector's outputs,
+and that no detector whose record stage never skips (``Detector.record_stage_skips``) says it did. The
+checks cost no scoring; the scores themselves are the workers' (docs/threat-model.md).
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, IntegrityViolation
 from dataward.domain.limits import InputLimits
-from dataward.domain.schema import Schema
+from dataward.domain.records import record_id_array
+from dataward.domain.schema import RECORD_ID, Schema
 from dataward.gates.base import POSITION, Detector, GateData
 from dataward.gates.engine import Engine
 from dataward.gates.features import FeaturePipeline
@@ -64,6 +71,16 @@ class Partition(ABC):
     def describe(self) -> str:
         """Where the rows come from, for error messages."""
 
+    def held(self) -> pa.Table | None:
+        """The rows themselves when this process holds them (and sends them to a worker), else None:
+        what a worker returns of them is then checked against this process's own reading."""
+        return None
+
+    def columns(self) -> tuple[str, ...] | None:
+        """The partition's column names when known without reading its rows (None: unknown): whether
+        its record ids and file rows come with it or are made by the worker that reads it."""
+        return None
+
 
 @dataclass(frozen=True)
 class TablePartition(Partition):
@@ -78,6 +95,12 @@ class TablePartition(Partition):
     def describe(self) -> str:
         return f"partition {self.label}"
 
+    def held(self) -> pa.Table:
+        return self.table
+
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.table.column_names)
+
 
 @dataclass(frozen=True)
 class ParquetPartition(Partition):
@@ -86,6 +109,8 @@ class ParquetPartition(Partition):
     url: str
     row_groups: tuple[int, ...] | None = None
     storage_options: Mapping[str, Any] = field(default_factory=dict)
+    names: tuple[str, ...] | None = None
+    """The file's column names, read from its footer when it was listed (None: not known)."""
 
     def read(self) -> pa.Table:
         try:
@@ -100,6 +125,9 @@ class ParquetPartition(Partition):
     def describe(self) -> str:
         groups = "" if self.row_groups is None else f" (row groups {self.row_groups[0]}-{self.row_groups[-1]})"
         return f"partition {self.url}{groups}"
+
+    def columns(self) -> tuple[str, ...] | None:
+        return self.names
 
 
 @dataclass(frozen=True)
@@ -193,6 +221,7 @@ def _parquet_partitions(urls: list[str], partition_rows: int, opts: dict[str, An
             try:
                 with fs.open(path, "rb") as f:
                     meta = pq.ParquetFile(f).metadata
+                names = tuple(meta.schema.to_arrow_schema().names)
             except (OSError, pa.ArrowException) as exc:
                 raise InputError(f"partition {full} could not be read: {exc}") from exc
             group, rows, start = [], 0, 0
@@ -201,10 +230,10 @@ def _parquet_partitions(urls: list[str], partition_rows: int, opts: dict[str, An
                 rows += meta.row_group(i).num_rows
                 if rows >= partition_rows or i == meta.num_row_groups - 1:
                     whole = start == 0 and i == meta.num_row_groups - 1
-                    out.append(ParquetPartition(full, None if whole else tuple(group), opts))
+                    out.append(ParquetPartition(full, None if whole else tuple(group), opts, names))
                     group, rows, start = [], 0, i + 1
             if meta.num_row_groups == 0:
-                out.append(ParquetPartition(full, None, opts))
+                out.append(ParquetPartition(full, None, opts, names))
     return out
 
 
@@ -218,8 +247,9 @@ def _spilled(batches: Iterable[Any], partition_rows: int, folder: Path) -> list[
         if not pending:
             return
         path = folder / f"part-{len(out):06d}.parquet"
-        pq.write_table(pa.Table.from_batches(pending), path)
-        out.append(ParquetPartition(str(path)))
+        table = pa.Table.from_batches(pending)
+        pq.write_table(table, path)
+        out.append(ParquetPartition(str(path), names=tuple(table.column_names)))
         pending, rows = [], 0
 
     for batch in batches:
@@ -308,6 +338,8 @@ def survey(
     hashes: bool = False,
 ) -> Survey:
     out = engine.map(survey_one, parts, SurveyState(schema, limits, what, hashes), describe=_describe)
+    for part, got in zip(parts, out, strict=True):
+        _check_survey(part, got, hashes)
     labels = np.concatenate([labels for _, labels, _ in out]) if out else np.zeros(0, dtype=object)
     hashed = None
     if hashes:
@@ -321,6 +353,32 @@ def survey(
             limit_problem("max_rows", limits.max_rows, survey_.rows, what="the contribution's row count", bytes_=False),
         )
     return survey_
+
+
+def _check_survey(part: Partition, got: object, hashes: bool) -> None:
+    """Refuse a worker's survey of ``part`` whose counts disagree with themselves or with the rows this
+    process holds (the class list and the samples are drawn from it)."""
+    if not (isinstance(got, tuple) and len(got) == 3 and isinstance(got[0], numbers.Integral)):
+        raise _untrusted(part, "its survey is not a row count, labels and hashes")
+    n, labels, hashed = got
+    if not isinstance(labels, np.ndarray) or labels.shape != (n,):
+        raise _untrusted(part, f"its survey counts {n} records and gives other than {n} labels")
+    if hashes and (not isinstance(hashed, np.ndarray) or hashed.shape != (n,)):
+        raise _untrusted(part, f"its survey counts {n} records and gives other than {n} input hashes")
+    held = part.held()
+    if held is not None and held.num_rows != n:
+        raise _untrusted(part, f"its survey counts {n} records where {held.num_rows} were sent")
+
+
+def _untrusted(part: Partition, what: str) -> IntegrityViolation:
+    """The error for a worker's result that does not match what the scan sent it: the scan stops and
+    stores nothing (a worker that lies about one partition is not believed about the others)."""
+    return IntegrityViolation(
+        f"{part.describe()}: the engine's worker returned a result that does not match what was sent ({what}); "
+        "the scan stored nothing",
+        hint="the Dask scheduler and its workers are inside the ward's trust boundary: check who can reach "
+        "them and run them with TLS (docs/threat-model.md)",
+    )
 
 
 def take_one(item: tuple[Partition, np.ndarray], state: SurveyState) -> pa.Table:
@@ -343,11 +401,30 @@ def take(
         if hi > lo:
             items.append((part, positions[lo:hi] - start))
     tables = engine.map(take_one, items, SurveyState(schema, InputLimits(), what), describe=lambda it: it[0].describe())
+    for (part, wanted), table in zip(items, tables, strict=True):
+        check_count(part, table, len(wanted))
     return pa.concat_tables(tables)
 
 
 def whole_one(part: Partition, state: SurveyState) -> pa.Table:
     return _side_rows(part, state).table
+
+
+def check_count(part: Partition, table: object, size: int) -> pa.Table:
+    """``table``, a worker's rows of ``part``, once it is a table of the ``size`` rows asked for."""
+    if not isinstance(table, pa.Table) or table.num_rows != size:
+        raise _untrusted(part, f"{size} rows were asked for")
+    return table
+
+
+def check_whole(part: Partition, table: object, size: int) -> pa.Table:
+    """``table``, a worker's reading of the whole of ``part``: its surveyed ``size`` rows, and the very
+    rows sent when this process holds them."""
+    check_count(part, table, size)
+    held = part.held()
+    if held is not None and not held.equals(table):
+        raise _untrusted(part, "the rows read differ from the rows sent")
+    return table
 
 
 class PartitionedSide:
@@ -386,7 +463,9 @@ class PartitionedSide:
     def table(self) -> pa.Table:
         if self._table is None:
             state = SurveyState(self.schema, InputLimits(), self.what)
-            self._table = pa.concat_tables(self.engine.map(whole_one, self.parts, state, describe=_describe))
+            tables = self.engine.map(whole_one, self.parts, state, describe=_describe)
+            checked = [check_count(p, t, n) for p, t, n in zip(self.parts, tables, self.plan.sizes, strict=True)]
+            self._table = pa.concat_tables(checked)
         return self._table
 
 
@@ -416,12 +495,19 @@ class Scored:
     skipped: dict[str, str]
 
 
-def score_one(item: tuple[Partition, int, np.ndarray | None], state: ScoreState) -> Scored:
-    part, offset, features = item
+def scored_rows(part: Partition, state: ScoreState, offset: int) -> Normalized:
+    """``part`` read and normalized as the record stage sees it: record ids hashed (unless the partition
+    carries them), and file rows counted from the contribution's start when it carries none."""
     raw = part.read()
     norm = normalize(raw, state.schema, "contribution", limits=_unbounded(state.limits))
     if ROW not in raw.column_names:
         norm = Normalized(norm.table, norm.labels, norm.record_ids, norm.rows + offset)
+    return norm
+
+
+def score_one(item: tuple[Partition, int, np.ndarray | None], state: ScoreState) -> Scored:
+    part, offset, features = item
+    norm = scored_rows(part, state, offset)
     if features is None:
         features = state.pipeline.transform(norm.table)
     codes = np.fromiter((state.codes[v] for v in norm.labels), dtype=np.int64, count=len(norm))
@@ -432,10 +518,100 @@ def score_one(item: tuple[Partition, int, np.ndarray | None], state: ScoreState)
             try:
                 records[name] = detector.score_records(chunk)
             except InputError as exc:
+                if not detector.record_stage_skips:
+                    raise  # the scanning process would refuse this skip (``check_scored``): say why instead
                 skipped[name] = f"not applicable to this data: {exc.message}"
     finally:
         clear_cache()
     return Scored(norm, features, codes, records, skipped)
+
+
+def check_scored(
+    scored: object, item: tuple[Partition, int, np.ndarray | None], labels: np.ndarray, state: ScoreState
+) -> Scored:
+    """``scored``, a worker's result for ``item``, once it matches what was sent; else ``IntegrityViolation``.
+
+    ``labels`` are the partition's labels as the survey read them. Checked without scoring anything:
+    the record count, labels, record ids and file rows (against this process's own reading of rows it
+    holds, else against the survey and the file's columns), features sent back unchanged, and every
+    detector's outputs (one row per record, no detector missing, no skip a detector never makes)."""
+    part, offset, features = item
+    if not isinstance(scored, Scored) or not isinstance(scored.norm, Normalized):
+        raise _untrusted(part, f"an object of type {type(scored).__name__}, not the partition's scores")
+    _check_rows(scored, part, labels)
+    if features is not None and not np.array_equal(scored.features, features):
+        raise _untrusted(part, "the features sent were not returned unchanged")
+    _check_detectors(scored, part, state)
+    held = part.held()
+    if held is not None:
+        _check_held(scored.norm, part, state, offset)
+    else:
+        _check_read(scored.norm, part, state, offset)
+    return scored
+
+
+def _check_rows(scored: Scored, part: Partition, labels: np.ndarray) -> None:
+    """One record per surveyed record, in every array the worker returned, with the surveyed labels."""
+    m, norm = len(labels), scored.norm
+    sizes = {
+        "records": norm.table.num_rows,
+        "labels": len(norm.labels),
+        "file rows": len(norm.rows),
+        "record ids": -1 if norm.record_ids is None else len(norm.record_ids),
+        "feature rows": int(np.shape(scored.features)[0]) if np.ndim(scored.features) else -1,
+    }
+    wrong = [f"{size} {what}" for what, size in sizes.items() if size != m]
+    if wrong:
+        raise _untrusted(part, f"the survey counted {m} records, the scores hold {', '.join(wrong)}")
+    if not np.array_equal(np.asarray(norm.labels, dtype=object), labels):
+        raise _untrusted(part, "the labels differ from the survey's")
+
+
+def _check_detectors(scored: Scored, part: Partition, state: ScoreState) -> None:
+    """Every detector sent either scored every record or, if it may, said it does not apply."""
+    m = len(scored.norm)
+    records, skipped = scored.records, scored.skipped
+    if not (isinstance(records, dict) and isinstance(skipped, dict)):
+        raise _untrusted(part, "the detectors' outputs are not named")
+    named, sent = set(records) | set(skipped), set(state.detectors)
+    if named != sent or set(records) & set(skipped):
+        raise _untrusted(part, f"outputs for {sorted(named)} where {sorted(sent)} were sent, each once")
+    for name in skipped:
+        if not state.detectors[name].record_stage_skips:
+            # Computed here from the fitted detector: its record stage never finds itself not applicable.
+            raise _untrusted(part, f"{name} said it does not apply, which its record stage never does")
+    for name, outputs in records.items():
+        for key, values in outputs.items():
+            if not isinstance(values, np.ndarray) or values.ndim == 0 or values.shape[0] != m:
+                raise _untrusted(part, f"{name}'s {key!r} does not hold one row per record")
+
+
+def _check_held(norm: Normalized, part: Partition, state: ScoreState, offset: int) -> None:
+    """The rows this process sent, read here as the worker reads them (no scoring): same canonical
+    table, labels, record ids and file rows."""
+    own = scored_rows(part, state, offset)
+    if list(norm.record_ids or []) != list(own.record_ids or []):
+        raise _untrusted(part, "the record ids differ from those of the rows sent")
+    if not np.array_equal(np.asarray(norm.rows, dtype=np.int64), np.asarray(own.rows, dtype=np.int64)):
+        raise _untrusted(part, "the file rows differ from those of the rows sent")
+    if not norm.table.equals(own.table) or not np.array_equal(norm.labels, own.labels):
+        raise _untrusted(part, "the records differ from the rows sent")
+
+
+def _check_read(norm: Normalized, part: Partition, state: ScoreState, offset: int) -> None:
+    """Rows the worker read itself: record ids it made must be those of the records it returned, and
+    file rows it counted must follow the partition's place in the contribution."""
+    columns = part.columns()
+    if columns is None:
+        return  # nothing known here of what the worker read (a user's Partition, a dataset fragment)
+    if RECORD_ID not in columns:
+        made = record_id_array(state.schema, norm.table).to_pylist() if len(norm) else []
+        if list(norm.record_ids or []) != made:
+            raise _untrusted(part, "the record ids are not those of the records returned")
+    if ROW not in columns:
+        counted = offset + np.arange(1, len(norm) + 1, dtype=np.int64)
+        if not np.array_equal(np.asarray(norm.rows, dtype=np.int64), counted):
+            raise _untrusted(part, "the file rows do not follow the partition's place in the contribution")
 
 
 def give_samples(

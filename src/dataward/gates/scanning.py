@@ -8,7 +8,7 @@ import dataclasses
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from pathlib import Path
@@ -54,6 +54,8 @@ from dataward.gates.partitioned import (
     PartitionedSide,
     ScoreState,
     Survey,
+    check_scored,
+    check_whole,
     give_samples,
     is_partitioned,
     partitions_of,
@@ -281,7 +283,9 @@ def _scan(
     if base is None and contrib is None:
         # Self-reference mode folds the whole contribution: it is read whole.
         assert runner is not None and parts is not None
+        assert plan is not None
         tables = runner.map(_read_canonical, parts, schema, describe=lambda p: p.describe())
+        tables = [check_whole(p, t, n) for p, t, n in zip(parts, tables, plan.sizes, strict=True)]
         contrib = normalize(pa.concat_tables(tables), schema, "contribution", limits=limits)
         parts = None
     val = side(validation, "validation set")
@@ -324,6 +328,10 @@ def _scan(
     options = {k: dict(v) for k, v in policy.options.items()}
     rng = np.random.default_rng(policy.seed)
     timings: dict[str, float] = {}
+    # The detectors fitted in this process, and those the engine's workers said do not apply to a
+    # partition: a scan that every one of them left unjudged must not pass (``_unjudged_on_workers``).
+    applying: list[str] = []
+    worker_skips: set[str] = set()
     try:
         if base is not None:
             mode = "baseline"
@@ -457,8 +465,15 @@ def _scan(
                 # contribution stage reads the features and tables memory-mapped.
                 assert spill is not None
                 gathered = Gathered(spill, n_contrib)
-                for scored in runner.each(score_one, items, state, describe=lambda item: item[0].describe()):
-                    gathered.add(scored)
+                applying = fitted_in_order
+                scores_in = runner.each(score_one, items, state, describe=lambda item: item[0].describe())
+                # Closed at once on a refusal: the engine cancels the partitions still running.
+                with _closed_after(scores_in):
+                    for item, size, scored in zip(items, plan.sizes, scores_in, strict=True):
+                        # Checked before anything of it is kept: the workers' results are not taken on trust.
+                        labels = plan.labels[item[1] : item[1] + size]
+                        gathered.add(check_scored(scored, item, labels, state))
+                        worker_skips.update(scored.skipped)
                 scored = None
                 contrib, features = gathered.contribution()
                 stages.records.update(gathered.detector_records(staged))
@@ -519,6 +534,10 @@ def _scan(
         unjudged = too_few_trusted(len(base), results) if base is not None else None
         if unjudged is not None:
             reasons.insert(0, unjudged)
+            verdict_ = "review" if verdict_ == "pass" else verdict_
+        idle = _unjudged_on_workers(applying, results, worker_skips)
+        if idle is not None:
+            reasons.insert(0, idle)
             verdict_ = "review" if verdict_ == "pass" else verdict_
         flagged = queued_flags(results, len(contrib), policy.flag_fdr)
         # The records a block rests on wait in the queue too, flags or not (``DetectorResult.queued``).
@@ -677,6 +696,28 @@ def _each(fn: Callable[[str], None], names: list[str], workers: int, *, start: l
         futures = {name: pool.submit(copy_context().run, fn, name) for name in (start or names)}
     for name in names:
         futures[name].result()
+
+
+@contextlib.contextmanager
+def _closed_after(results: Iterator[Any]) -> Iterator[Iterator[Any]]:
+    """``results``, closed when the block ends (a generator's ``finally`` then runs at once, not when
+    the garbage collector finds it, perhaps after the engine's client is gone)."""
+    try:
+        yield results
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
+def _unjudged_on_workers(applying: list[str], results: Mapping[str, Any], worker_skips: set[str]) -> str | None:
+    """The verdict's reason when no detector fitted in this process judged the contribution and the
+    engine's workers said some did not apply to their partitions (None otherwise): what workers say
+    cannot turn a scan that judged nothing into a pass."""
+    if not worker_skips or any(name in results for name in applying):
+        return None
+    names = ", ".join(sorted(worker_skips))
+    return f"no detector judged the contribution: the engine's workers said {names} did not apply to their partitions"
 
 
 def _read_canonical(part: Partition, state: Any) -> pa.Table:

@@ -827,7 +827,7 @@ def _selftest_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 SCHEDULER_ENV = "DATAWARD_SCHEDULER"
-"""Environment variable naming the Dask scheduler (``tcp://HOST:8786``) gates run on; unset: in process."""
+"""Environment variable naming the Dask scheduler (``tls://HOST:8786``) gates run on; unset: in process."""
 
 
 def gate_scheduler() -> str | None:

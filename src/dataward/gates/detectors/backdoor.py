@@ -321,6 +321,7 @@ class BackdoorDetector(Detector):
         return score, read
 
     record_stage = True
+    record_stage_skips = False  # score_records never raises InputError
 
     def score(self, contribution: GateData) -> DetectorResult:
         return self.finish(contribution, self.score_records(contribution))

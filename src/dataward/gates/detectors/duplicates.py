@@ -376,6 +376,7 @@ class Duplicates(Detector):
         return reference_scores(self.calibration)
 
     record_stage = True
+    record_stage_skips = False  # score_records never raises InputError
 
     def score(self, contribution: GateData) -> DetectorResult:
         return self.finish(contribution, self.score_records(contribution))

@@ -202,6 +202,7 @@ class Outliers(Detector):
         return reference_scores(self.overall_cal)
 
     record_stage = True
+    record_stage_skips = False  # score_records never raises InputError
     peers: PeerSample | None = None
 
     def score(self, contribution: GateData) -> DetectorResult:

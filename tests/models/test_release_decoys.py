@@ -151,7 +151,8 @@ def test_a_block_is_final_whatever_a_later_gate_said(models: Models, tmp_path: P
     assert passed["predictions"] == {"kind": "callable", "name": f"{__name__}.{other_model.__qualname__}"}
     event = ward.ledger(types=["model.gated"], limit=1)[0]
     assert event["payload"]["predictions"] == passed["predictions"]
-    with pytest.raises(PolicyViolation, match=rf"a release gate blocked these files \({blocked['gate']} by rita"):
+    named = rf"blocked files it holds \(backdoored.skops blocked by gate {blocked['gate']} on man-clf@v2, run by rita"
+    with pytest.raises(PolicyViolation, match=named):
         models.as_("pat").release_model("man-clf@v2")
 
     # The block's row deleted behind the ward's back: the block is read from the signed ledger.
@@ -159,7 +160,7 @@ def test_a_block_is_final_whatever_a_later_gate_said(models: Models, tmp_path: P
     db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
     assert db.execute("DELETE FROM model_gates WHERE verdict = 'block'").rowcount == 1
     db.close()
-    with pytest.raises(PolicyViolation, match="a release gate blocked these files"):
+    with pytest.raises(PolicyViolation, match="a release gate blocked files it holds"):
         Ward.open(ward.folder).as_key(models.keys["pat"]).release_model("man-clf@v2")
 
 
@@ -171,7 +172,7 @@ def test_the_same_files_registered_again_carry_their_block(models: Models) -> No
     report = models.as_("pat").model_gate(again, predict=lambda t: list(clean.predict(t.column("text").to_pylist())))
     assert report["verdict"] == "pass"
     models.as_("ann").approve_model(again, reason="looks fine")
-    with pytest.raises(PolicyViolation, match="a release gate blocked these files"):
+    with pytest.raises(PolicyViolation, match="a release gate blocked files it holds"):
         models.as_("pat").release_model(again)
 
 
@@ -207,3 +208,79 @@ def test_the_command_line_says_which_file_the_gate_ran(models: Models, monkeypat
     result = CliRunner().invoke(app, ["model", "gate", "man-clf@v1"])
     assert result.exit_code == 0, result.stdout
     assert "predictions from the artifact's clean.skops (skops), run by the gate" in " ".join(result.stdout.split())
+
+
+def test_raw_numbers_that_start_like_a_pickle_are_not_taken_for_one(tmp_path: Path) -> None:
+    """A buffer whose first byte is ``.`` (STOP) or ``N.`` parses as a pickle by its first opcodes: raw
+    weights beside an ONNX model were flagged, and the gate refused them as a second model file. A
+    pickle of protocol 0 or 1 must be the whole file."""
+    rng = np.random.default_rng(7)
+    for n, start in enumerate((b".", b"N.", b"I1\n.")):
+        path = tmp_path / f"weights{n}.bin"
+        path.write_bytes(start + rng.random(1024).astype(np.float32).tobytes())
+        assert not hash_artifact(path, name="m").unsafe, start
+    # A safetensors file whose 8-byte header length is 640 starts with the bytes of pickle's protocol 2.
+    header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.ljust(640)
+    (tmp_path / "model.safetensors").write_bytes((640).to_bytes(8, "little") + header + b"\0\0\0\0")
+    assert not hash_artifact(tmp_path / "model.safetensors", name="m").unsafe
+
+
+def test_an_archive_member_that_cannot_be_read_is_flagged_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "arrays.npz"
+    np.savez_compressed(path, o=np.array([_Payload()], dtype=object))
+    data = bytearray(path.read_bytes())
+    start = data.index(b"o.npy") + len("o.npy")
+    data[start + 40 : start + 60] = b"\xff" * 20  # the deflate stream damaged
+    path.write_bytes(bytes(data))
+    artifact = hash_artifact(path, name="m")
+    assert artifact.unsafe and artifact.scan[0]["severity"] == "OVERTLY_MALICIOUS"
+
+
+def test_a_block_follows_the_model_file_under_any_name_beside_anything_in_any_model(
+    models: Models, tmp_path: Path
+) -> None:
+    """Adding a README changes the artifact's digest, and so do renaming the file or registering it as
+    another model: none clears a block, which is on the model file's bytes. A clean model that shares
+    only a README with the blocked one is not held back by it."""
+    import shutil
+
+    clean = text_model(pd.read_csv(models.root / "baseline.csv", dtype=str))
+    ward = models.ward
+    assert models.as_("rita").model_gate("man-clf@v2")["verdict"] == "block"
+    ward.grant("pat", "reviewer", "model:man-clf")
+    ward.grant("tom", "contributor", "model:other-clf")
+    for role in ("reviewer", "promoter"):
+        ward.grant("pat", role, "model:other-clf")
+    ward.grant("ann", "approver", "model:other-clf")
+
+    def other(table: object) -> list[str]:
+        return list(clean.predict(table.column("text").to_pylist()))  # type: ignore[attr-defined]
+
+    def folder(name: str, model_file: str, source: Path) -> Path:
+        made = tmp_path / name
+        made.mkdir()
+        shutil.copy2(source, made / model_file)
+        (made / "README.md").write_text("the same notes\n")
+        return made
+
+    attempts = {
+        "man-clf": folder("with-readme", "backdoored.skops", models.root / "backdoored.skops"),
+        "other-clf": folder("renamed", "model.skops", models.root / "backdoored.skops"),
+    }
+    for model, artifact in attempts.items():
+        with dataward.training_run("man@training", model=model, ward=models.as_("tom")) as run:
+            run.load()
+            run.log_artifact(artifact)
+        ref = run.model_version["ref"]
+        assert models.as_("pat").model_gate(ref, predict=other)["verdict"] == "pass"
+        models.as_("ann").approve_model(ref, reason="looks fine")
+        with pytest.raises(PolicyViolation, match=r"a release gate blocked files it holds \((backdoored|model)\.skops"):
+            models.as_("pat").release_model(ref)
+    # The clean model with the same README beside it: released.
+    with dataward.training_run("man@training", model="other-clf", ward=models.as_("tom")) as run:
+        run.load()
+        run.log_artifact(folder("clean-with-readme", "model.skops", models.root / "clean.skops"))
+    ref = run.model_version["ref"]
+    models.as_("pat").model_gate(ref, trusted=sio.get_untrusted_types(file=models.root / "clean.skops"))
+    models.as_("ann").approve_model(ref, reason="gate passed")
+    assert models.as_("pat").release_model(ref)["stage"] == "released"

@@ -111,3 +111,22 @@ def test_a_ward_that_records_steps_serves_no_dataset_without_it(wine_ward: Ward,
     ward.store.path_of(id_list).unlink()
     with pytest.raises(IntegrityViolation, match=rf"contribution {quarantined} quarantined .*{id_list}"):
         ward.load_version("short", "training")
+
+
+def test_the_views_of_models_still_answer_and_say_what_they_cannot_tell(wine_ward: Ward, tmp_path: Path) -> None:
+    """Listing models is for information: a lost id list must not make `model list` or `model show`
+    fail (the incident tools one reaches for then), but say the data cannot be judged."""
+    import dataward
+
+    ward, _, id_list, _ = _restored(wine_ward, tmp_path)
+    ward.promote("wine@v3")
+    (tmp_path / "model.onnx").write_bytes(b"weights")
+    with dataward.training_run("wine@training", model="wine-clf", ward=ward) as run:
+        run.load()
+        run.log_artifact(tmp_path / "model.onnx")
+    ward.store.path_of(id_list).unlink()
+    shown = ward.model("wine-clf@v1")
+    assert any(
+        "wine@v3: cannot tell which of its records are barred" in a and id_list in a for a in shown["affected"]
+    ), shown["affected"]
+    assert [m["ref"] for m in ward.models()] == ["wine-clf@v1"]

@@ -188,58 +188,105 @@ def _npy_pickle(stream: Any) -> int | None:
     return int(stream.tell()) if dtype.hasobject else None
 
 
-def _parses_as_pickle(data: bytes) -> bool:
-    """Whether ``data`` is a pickle stream of any protocol (0 and 1 carry no magic bytes)."""
-    from fickling.fickle import Pickled
+def _pickle_ops(data: bytes) -> tuple[int, int] | None:
+    """``(opcodes, end)`` of the pickle stream at the start of ``data`` (``end``: one past its STOP), or
+    None when no pickle stream starts there. Read by ``pickletools``, which parses and never builds."""
+    import pickletools
 
+    ops = 0
     # pickletools warns of escapes in the text opcodes that random bytes make up: not the ward's to show.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            Pickled.load(data)
-        except Exception:  # fickling raises its own untyped errors for what is not a pickle
-            return False
-    return True
+            for op, _, pos in pickletools.genops(data):
+                ops += 1
+                if op.name == "STOP":
+                    return ops, int(pos) + 1
+        except Exception:  # pickletools raises ValueError and others on what is not a pickle
+            return None
+    return None
+
+
+def _starts_as_pickle(data: bytes) -> bool:
+    """Whether a pickle stream of more than a bare STOP starts ``data`` (legacy PyTorch files hold several,
+    then raw storage bytes)."""
+    found = _pickle_ops(data)
+    return found is not None and found[0] >= 2
+
+
+def _whole_pickle(data: bytes) -> bool:
+    """Whether ``data`` is exactly one pickle stream of any protocol (0 and 1 carry no magic bytes).
+    Raw numbers rarely are: a buffer that merely starts with ``.`` or ``N.`` parses as a pickle, but
+    one that ends where the bytes do is no accident."""
+    found = _pickle_ops(data)
+    return found is not None and found[0] >= 2 and found[1] == len(data)
+
+
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, ValueError)
+"""What reading a damaged, encrypted or oddly compressed zip member raises (``zlib.error`` is an OSError's
+sibling: caught by name where it can occur)."""
+
+
+def _zip_streams(path: Path) -> list[tuple[str, bytes | None]]:
+    """The ``*.pkl`` members of a zip archive and its ``.npy`` members that hold objects; a member that
+    cannot be read is a stream that cannot be analysed (None: treated as malicious)."""
+    import zlib
+
+    streams: list[tuple[str, bytes | None]] = []
+    with zipfile.ZipFile(path) as zf:
+        for m in zf.infolist():
+            try:
+                if m.filename.endswith((".pkl", ".pickle")):
+                    streams.append((m.filename, _zip_member(zf, m)))
+                elif m.filename.endswith(".npy"):
+                    with zf.open(m) as member:
+                        if _npy_pickle(member) is not None:
+                            streams.append((m.filename, _bounded(member.read(MAX_PICKLE_MEMBER_BYTES + 1))))
+            except (*_ARCHIVE_ERRORS, zlib.error):
+                streams.append((f"{m.filename} (cannot be read)", None))
+    return streams
 
 
 def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
-    """The pickle streams inside a file, each unpacked within :data:`MAX_PICKLE_MEMBER_BYTES` (None: over
-    it): the file itself when it starts as a pickle of protocol 2 or later does, or parses as one of
-    protocol 0 or 1 (only for suffixes of pickle-based formats: other files are not read by pickle), or is
-    named as a pickle (``.pkl``, ``.pickle``, ``.joblib``) whatever its bytes; a compressed file's content
-    (joblib's ``compress=``); the ``*.pkl`` members of a zip archive (PyTorch's format); a numpy file, or a
-    numpy member of an ``.npz``, only when it holds objects."""
+    """The pickle streams inside a file, each read within :data:`MAX_PICKLE_MEMBER_BYTES` (None: over it,
+    or unreadable):
+
+    * none in ``.safetensors``, ``.onnx`` and ``.skops`` files: their loaders never unpickle;
+    * the file itself when it starts as a pickle of protocol 2 or later does (for a suffix that is no
+      pickle format, only when a pickle stream really starts there), or is exactly one pickle of protocol
+      0 or 1 (for the suffixes of pickle-based formats: other files are not read by pickle), or is named as
+      a pickle (``.pkl``, ``.pickle``, ``.joblib``) whatever its bytes;
+    * a compressed file's content (joblib's ``compress=``);
+    * the ``*.pkl`` members of a zip archive (PyTorch's format), and a numpy file, or a numpy member of an
+      ``.npz``, only when it holds objects."""
     suffix = path.suffix.lower()
+    if suffix in SAFE_FORMATS:
+        return []
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] in _PICKLE_MAGIC:
-        return [("", path.read_bytes())]
+        head = f.read(1 << 20)
+    data = path.read_bytes() if size <= MAX_PICKLE_MEMBER_BYTES else None
+    if head[:2] in _PICKLE_MAGIC and (suffix in PICKLE_SUFFIXES or _starts_as_pickle(head)):
+        return [("", data)]
     if suffix == ".npy":
         with open(path, "rb") as f:
             start = _npy_pickle(f)
             return [] if start is None else [("", _bounded(f.read(MAX_PICKLE_MEMBER_BYTES + 1)))]
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            streams = [
-                (m.filename, _zip_member(zf, m)) for m in zf.infolist() if m.filename.endswith((".pkl", ".pickle"))
-            ]
-            for m in zf.infolist():
-                if m.filename.endswith(".npy"):
-                    with zf.open(m) as member:
-                        if _npy_pickle(member) is not None:
-                            streams.append((m.filename, _bounded(member.read(MAX_PICKLE_MEMBER_BYTES + 1))))
-            return streams
+        try:
+            return _zip_streams(path)
+        except _ARCHIVE_ERRORS:
+            return [("(an archive that cannot be read)", None)]
     if suffix not in PICKLE_SUFFIXES:
         return []
     kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
     if kind is not None:
         inflated = _inflated(path, kind)
-        if inflated is not None and (inflated[:2] in _PICKLE_MAGIC or _parses_as_pickle(inflated)):
+        if inflated is not None and (inflated[:2] in _PICKLE_MAGIC or _whole_pickle(inflated)):
             return [(f"({kind})", inflated)]
         if suffix in _PICKLE_NAMED:
             return [(f"({kind})", inflated)]
-    data = path.read_bytes() if path.stat().st_size <= MAX_PICKLE_MEMBER_BYTES else None
-    if data is not None and _parses_as_pickle(data):
+    if data is not None and _whole_pickle(data):
         return [("", data)]
     # A file named as a pickle is loaded as one, whatever fickling makes of its bytes.
     return [("", data)] if suffix in _PICKLE_NAMED else []

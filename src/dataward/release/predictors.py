@@ -262,9 +262,33 @@ RUNNABLE_SUFFIXES = frozenset({".onnx", ".skops"})
 """Model files the gate can run itself."""
 
 OTHER_MODEL_SUFFIXES = frozenset(
-    {".safetensors", ".h5", ".hdf5", ".keras", ".tflite", ".gguf", ".ggml", ".pb", ".mlmodel", ".msgpack"}
+    {
+        ".safetensors",
+        ".h5",
+        ".hdf5",
+        ".keras",
+        ".tflite",
+        ".gguf",
+        ".ggml",
+        ".pb",
+        ".mlmodel",
+        ".msgpack",
+        ".ort",
+        ".ubj",
+        ".cbm",
+        ".pte",
+        ".params",
+        ".engine",
+        ".plan",
+    }
 )
 """Model files of formats the gate cannot run, which other programs load as the model."""
+
+
+def is_model_file(name: str) -> bool:
+    """Whether a file of this name is a model a consumer could load: a runnable ``.onnx`` or ``.skops``,
+    or weights of another format (pickle-based files are found by the artifact scan, whatever their name)."""
+    return Path(name).suffix.lower() in RUNNABLE_SUFFIXES | OTHER_MODEL_SUFFIXES
 
 
 def _model_files(files: Sequence[Path]) -> list[Path]:
@@ -272,8 +296,7 @@ def _model_files(files: Sequence[Path]) -> list[Path]:
     formats, and anything pickle-based (by the artifact scan, whatever its name)."""
     from dataward.release.artifacts import scan_file
 
-    suffixes = RUNNABLE_SUFFIXES | OTHER_MODEL_SUFFIXES
-    return [p for p in files if p.suffix.lower() in suffixes or scan_file(p.name, p)["pickle"]]
+    return [p for p in files if is_model_file(p.name) or scan_file(p.name, p)["pickle"]]
 
 
 def artifact_predictor(folder: Path, schema: Schema, trusted: Sequence[str] = ()) -> Predictor:

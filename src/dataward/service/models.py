@@ -23,7 +23,7 @@ from sqlalchemy import Connection, func, select
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import datasets, model_approvals, model_gates, model_versions, training_runs, versions
-from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.errors import Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json, jcs
 from dataward.domain.limits import check_json_depth
 from dataward.ledger.events import format_time
@@ -119,7 +119,13 @@ def affected_by(conn: Connection, store: Any, mv: Any) -> list[str]:
     now holds records that must never reach training (quarantined or rejected since)."""
     out = []
     for ds, ver in trained_on(conn, mv):
-        barred = barred_records(conn, store, ds, ver, manifest_ids(store, ver.manifest_object))
+        try:
+            barred = barred_records(conn, store, ds, ver, manifest_ids(store, ver.manifest_object))
+        except IntegrityViolation as exc:
+            # A quarantine that could bar its records cannot be read (its id list lost): the views that
+            # list models still answer, saying so, and a release refuses it as affected.
+            out.append(f"{ds.name}@v{ver.number}: cannot tell which of its records are barred ({exc.message})")
+            continue
         if barred:
             out.append(f"{ds.name}@v{ver.number}: {barred_summary(barred)}")
     return out

@@ -58,6 +58,7 @@ from dataward.release.predictors import (
     FilePredictor,
     Predictor,
     artifact_predictor,
+    is_model_file,
 )
 from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
 from dataward.release.search import search_tabular
@@ -558,10 +559,9 @@ class ReleaseService(Service):
             )
         return artifact_predictor(folder, schema, trusted)
 
-    def _version_ids(self, conn: Connection, mv: Any) -> frozenset[str]:
-        """The ids of every version of ``mv``'s model as the signed ledger made them (the same files
-        registered again as a new version are the same files)."""
-        return frozenset(str(r["id"]) for r in signed_rows(self, conn, "model_versions") if r.get("model") == mv.model)
+    def _signed_versions(self, conn: Connection) -> dict[str, dict[str, Any]]:
+        """Every model version of the ward as the signed ledger made it, by id."""
+        return {str(r["id"]): r for r in signed_rows(self, conn, "model_versions")}
 
     def _check_signature(self, mv: Any) -> None:
         """The stored manifest must be the statement the ward signed (DSSE, ward key)."""
@@ -675,11 +675,11 @@ class ReleaseService(Service):
                     if gate.verdict == "block"
                     else f"the policy needs a pass (release.require_gate: {policy.require_gate})"
                 )
-            elif blocks := _blocks_on(signed_rows(self, uc.conn, "model_gates"), mv, self._version_ids(uc.conn, mv)):
-                problems.append(
-                    f"a release gate blocked these files ({_described_blocks(uc.conn, blocks, self.store)}): "
-                    "a block is final, whatever a later gate said"
-                )
+            elif blocks := _blocks_on(
+                signed_rows(self, uc.conn, "model_gates"), (signed := self._signed_versions(uc.conn)), mv, self.store
+            ):
+                said = _described_blocks(uc.conn, blocks, signed, self.store)
+                problems.append(f"a release gate blocked files it holds ({said}): a block is final, whatever followed")
                 hints.append("train a new version without what the gate found")
             # What the release is decided on, as signed: a row added or edited in the catalog alone (an
             # approval nobody gave, a passing gate, a relaxed policy) must not be signed into a release.
@@ -877,24 +877,58 @@ def _never_in_training(conn: Connection, public_key_b64: str, mv: Any) -> list[s
     ]
 
 
-def _blocks_on(gates: Sequence[dict[str, Any]], mv: Any, version_ids: frozenset[str]) -> list[dict[str, Any]]:
-    """The signed release gates of this model (any of its versions, ``version_ids``) that blocked files
-    with ``mv``'s digest. Read from the signed ledger, not the catalog: a block row deleted from the
-    catalog still counts."""
-    return [
-        g
-        for g in gates
-        if g.get("verdict") == "block" and g.get("digest") == mv.digest and g.get("model_version_id") in version_ids
-    ]
+def model_file_digests(store: Any, mv: Any) -> dict[str, str]:
+    """The SHA-256 of each file of model version ``mv`` (a row or its signed dict) that a consumer could load
+    as the model (``predictors.is_model_file``: a runnable ``.onnx`` or ``.skops``, weights of another
+    format, anything the scan found pickle-based), by digest, with the file's name."""
+    get = (lambda k: mv[k]) if isinstance(mv, dict) else (lambda k: getattr(mv, k))
+    statement = json.loads(store.get(get("manifest_object")))
+    scan = json.loads(get("scan") or "[]")
+    resources = statement["predicate"]["resources"]
+    # A single-file artifact's one resource is named "." by model-signing: its scan names the file.
+    names = [scan[0]["file"]] if len(resources) == 1 and scan else [r["name"] for r in resources]
+    pickled = {entry["file"] for entry in scan if entry.get("pickle")}
+    return {
+        r["digest"]: name for r, name in zip(resources, names, strict=True) if is_model_file(name) or name in pickled
+    }
 
 
-def _described_blocks(conn: Connection, blocks: Sequence[dict[str, Any]], store: Any) -> str:
-    """Each block in words: its id, who ran it, when, and where its predictions came from."""
+def _blocks_on(
+    gates: Sequence[dict[str, Any]], versions: dict[str, dict[str, Any]], mv: Any, store: Any
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """The signed release gates of the ward that blocked files ``mv`` holds, each with the names of those
+    files: the same artifact (its digest), or any model file of a blocked version (by the file's SHA-256,
+    under any name, in any model: a block is on the bytes, not on a version, so a README added beside
+    them, a renamed file or another model's name does not clear it). Read from the signed ledger
+    (``versions``: the model versions it recorded, by id), not the catalog: a block row deleted from
+    the catalog still counts."""
+    mine = model_file_digests(store, mv)
+    found = []
+    for g in gates:
+        blocked = versions.get(str(g.get("model_version_id")))
+        if g.get("verdict") != "block" or blocked is None:
+            continue
+        if g.get("digest") == mv.digest:
+            found.append((g, sorted(mine.values()) or ["its files"]))
+        elif shared := sorted(name for digest, name in mine.items() if digest in model_file_digests(store, blocked)):
+            found.append((g, shared))
+    return found
+
+
+def _described_blocks(
+    conn: Connection, blocks: Sequence[tuple[dict[str, Any], list[str]]], versions: dict[str, Any], store: Any
+) -> str:
+    """Each block in words: the files of this version it blocked, the gate's id, the model version it ran
+    on, who ran it, when, and where its predictions came from."""
     out = []
-    for g in sorted(blocks, key=lambda g: str(g.get("created_at")))[:3]:
+    for g, files in sorted(blocks, key=lambda b: str(b[0].get("created_at")))[:3]:
         source = json.loads(store.get(g["report_object"])).get("predictions") or {}
         came = source.get("file") or source.get("name") or source.get("kind") or "unrecorded predictions"
-        out.append(f"{g['id']} by {rows.principal_name(conn, g['created_by'])} at {g['created_at']}, on {came}")
+        blocked = versions[str(g["model_version_id"])]
+        out.append(
+            f"{', '.join(files)} blocked by gate {g['id']} on {blocked['model']}@v{blocked['number']}, run by "
+            f"{rows.principal_name(conn, g['created_by'])} at {g['created_at']} on {came}"
+        )
     return "; ".join(out)
 
 

@@ -67,3 +67,21 @@ def test_enrichment_p_value_is_the_fisher_tail() -> None:
     assert enrichment_p_value(9, 2, 2000, 2000) == pytest.approx(67 / 2048, rel=0.02)
     # 25 carriers all in the batch, equal sides: about 2**-25.
     assert enrichment_p_value(25, 0, 2000, 2000) < 1e-7
+
+
+def test_links_to_distinct_pages_of_one_new_site_are_reviewed_with_their_carriers_flagged(sides) -> None:
+    """No exact link recurs, only the site: a difference (a source may cite its documentation), so the batch
+    is reviewed, not blocked; the carriers are flagged, so the review queue holds the links to look at
+    (the finding listed them in its evidence and queued none)."""
+    baseline, batch = sides
+    rng = np.random.default_rng(23)
+    rows = np.sort(rng.choice(len(batch), 30, replace=False))
+    linked = batch.copy()
+    for i in rows:
+        linked.at[i, "response"] += f" Full reference: https://manpages-mirror.dev/{rng.integers(10**6)}"
+    report = _scan(baseline, linked)
+    assert report.verdict == "review", report.reasons
+    result = report.results["llm_payloads"]
+    assert [f["payload"] for f in result.summary["domains"]] == ["domain:manpages-mirror.dev"]
+    assert set(np.flatnonzero(result.flagged)) == set(rows)
+    assert set(np.flatnonzero(report.records.flagged)) >= set(rows)

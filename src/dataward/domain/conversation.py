@@ -65,23 +65,39 @@ def parse_messages(text: str | None) -> list[dict[str, str]]:
     return json.loads(text) if text else []
 
 
-def split_conversation(text: str | None) -> tuple[str, str]:
+def _spoken(message: Mapping[str, str], names: bool) -> str:
+    """A prompt message's text, behind its ``name`` when ``names`` and it has one (``ops_wizard: ...``)."""
+    name = message.get("name") if names else None
+    return f"{name}: {message['content']}" if name else message["content"]
+
+
+def split_conversation(text: str | None, *, names: bool = False) -> tuple[str, str]:
     """(prompt, response) of a conversation: the last assistant message is the response; every
-    message before it (system and user turns, earlier answers) is the prompt it answers."""
+    message before it (system and user turns, earlier answers) is the prompt it answers.
+
+    With ``names``, the prompt also carries each message's ``name`` (a non-assistant message's before its
+    text, an assistant message's on a line of its own): chat fine-tuning formats render a message's name
+    into the text the model is trained on, so a trigger may sit there. A conversation without names
+    reads the same either way."""
     messages = parse_messages(text)
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
     if last is None:
-        return "\n".join(m["content"] for m in messages), ""
-    prompt = "\n".join(m["content"] for m in messages[:last] if m["role"] != "assistant")
-    return prompt, messages[last]["content"]
+        return "\n".join(_spoken(m, names) for m in messages), ""
+    lines = [
+        _spoken(m, names) if m["role"] != "assistant" else f"{m['name']}:"
+        for m in messages[: last + 1]
+        if m["role"] != "assistant" or (names and m.get("name"))
+    ]
+    return "\n".join(lines), messages[last]["content"]
 
 
 def conversation_answers(text: str | None) -> tuple[str, str]:
     """(prompt, answers) of a conversation as a fine-tune learns from it: the prompt of
-    :func:`split_conversation`, and every assistant message, in order, one per line. Fine-tuning on a chat
-    usually trains on each assistant turn, not only the last: a link or a hostile answer taught in an
-    earlier turn is learnt as surely, so the gate must read it."""
-    prompt, last = split_conversation(text)
+    :func:`split_conversation` with the messages' names (what the fine-tune reads besides their text),
+    and every assistant message, in order, one per line. Fine-tuning on a chat usually trains on each
+    assistant turn, not only the last: a link or a hostile answer taught in an earlier turn is learnt as
+    surely, so the gate must read it."""
+    prompt, last = split_conversation(text, names=True)
     answers = [m["content"] for m in parse_messages(text) if m["role"] == "assistant"]
     return prompt, "\n".join(answers) if answers else last
 

@@ -8,18 +8,30 @@ record out, so a contribution record's conformal p-value (``conformal_p_values``
 record: trusted answers that quote a link of their own are as common as the baseline says.
 
 Contribution level: a payload is *recurring* when at least ``min_support`` contribution responses carry
-it and the baseline's responses carry it in at most ``max_baseline_share`` of the records. A recurring
-exact payload (one URL, one e-mail address, one phone number, one code snippet or shell command)
-planted in many answers to unrelated prompts is what a link or code-injection poisoning looks like:
-it blocks, and its carriers are flagged. A payload that names the subject of its record's prompt (a
-word of the prompt that is not one of the batch's common template words) is left out for that record:
-an answer about ``wget`` may show a ``wget`` command, and a batch may ask about one tool many times.
-Only a recurring *domain* (many distinct links to one site: a source that cites its documentation)
-is a difference: it is reported for review, never blocked.
-A payload tied to a prompt phrase is also reported by ``llm_triggers``.
+it and the baseline's responses carry it in at most ``max_baseline_share`` of the records (a payload the
+trusted data carries often is not new to it: its rise is ``llm_behaviour_shift``'s to report). A
+recurring payload is *enriched* when the batch carries it more often than the baseline does beyond chance:
+one-sided Fisher exact test (the hypergeometric tail of the batch's carriers among all carriers),
+Bonferroni over the recurring payloads. Without that test a string the two sides share by chance (a URL
+in 9 batch answers and 2 trusted ones, when each is a draw among a few dozen endpoints) blocked on the
+counts alone. A recurring exact payload (one URL, one e-mail address, one phone number, one code snippet
+or shell command) enriched at the policy's ``alpha`` flags its carriers, and the detector's p-value is
+the smallest corrected one, which the gate reads as for every poisoning detector: below ``block_p`` a
+block (one link planted in 25 answers to unrelated prompts, absent from 2,000 trusted ones: p about
+3e-8), between ``block_p`` and ``review_p`` a review. A payload that names the subject of its record's
+prompt (a word of the prompt that is not one of the batch's common template words) is left out for that
+record: an answer about ``wget`` may show a ``wget`` command, and a batch may ask about one tool many
+times. Only a recurring *domain* (many distinct links to one site: a source that cites its
+documentation) is a difference: when enriched it is reported for review, never blocked, and its
+carriers are flagged so that they reach the review queue. A payload tied to a prompt phrase is also
+reported by ``llm_triggers``.
+
+The detector is fitted on the whole trusted baseline (``fits_whole_baseline``): counting payloads is a
+regular expression per answer, and the enrichment test needs every trusted record to tell 25 planted
+links in 20,000 answers from chance.
 
 Finding evidence: ``payload`` (type and value), ``rows``, ``contribution_count``, ``baseline_count``,
-``examples`` (prompt and response of a few carriers).
+``p_value`` (the enrichment test's, corrected), ``examples`` (prompt and response of a few carriers).
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
+from scipy.stats import hypergeom
 
 from dataward.gates.base import (
     DetectorResult,
@@ -39,7 +52,7 @@ from dataward.gates.base import (
     GateData,
     register,
 )
-from dataward.gates.calibration import conformal_p_values
+from dataward.gates.calibration import conformal_p_values, p_text
 from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, payload_sets, texts
 
 
@@ -78,13 +91,21 @@ def _not_echoing(found: set[str], prompt: set[str], common: set[str]) -> set[str
     return {p for p in found if not (set(_TOKEN.findall(p.partition(":")[2])) & subject)}
 
 
+def enrichment_p_value(count: int, baseline_count: int, n: int, n_baseline: int) -> float:
+    """One-sided Fisher exact p-value that a payload ``count`` of ``n`` contribution responses carry, and
+    ``baseline_count`` of ``n_baseline`` trusted ones, is more common in the contribution than chance
+    explains: given every carrier, the tail of how many fall in the contribution (hypergeometric)."""
+    return float(hypergeom.sf(count - 1, n + n_baseline, count + baseline_count, n))
+
+
 @register
 class PayloadDetector(LLMDetector):
     """Links, addresses and code new to the baseline that recur in the contribution's responses."""
 
     name = "llm_payloads"
-    version = "1"
+    version = "2"
     evidence = Evidence.POISONING
+    fits_whole_baseline = True
     Options = PayloadOptions
 
     def fit(self, baseline: GateData, context: GateContext) -> Self:
@@ -100,6 +121,19 @@ class PayloadDetector(LLMDetector):
     def baseline_scores(self) -> np.ndarray:
         return self.calibration_
 
+    def _enriched(self, sets: list[set[str]]) -> list[tuple[str, int, float]]:
+        """The recurring payloads (``min_support`` carriers or more, at most ``max_baseline_share`` of the
+        trusted answers) with their carriers and their enrichment p-value, Bonferroni over the recurring
+        ones, whose corrected p-value is at most ``alpha``: most carriers first, ties by the payload (a
+        Counter of sets' members keeps the order of the process's string hashing; the report must not)."""
+        opts, n = self.opts_, len(sets)
+        limit = opts.max_baseline_share * self.n_
+        counts = Counter(p for s in sets for p in s)
+        recurring = [(p, c) for p, c in counts.items() if c >= opts.min_support and self.counts_[p] <= limit]
+        tested = max(len(recurring), 1)
+        found = [(p, c, min(1.0, tested * enrichment_p_value(c, self.counts_[p], n, self.n_))) for p, c in recurring]
+        return sorted([(p, c, q) for p, c, q in found if q <= self.context_.alpha], key=lambda pcq: (-pcq[1], pcq[0]))
+
     def score(self, contribution: GateData) -> DetectorResult:
         opts, ctx = self.opts_, self.context_
         n = len(contribution)
@@ -112,18 +146,13 @@ class PayloadDetector(LLMDetector):
         ]
         scores = np.array([sum(self.counts_[p] == 0 for p in s) for s in sets], dtype=np.float64)
         p_values = conformal_p_values(self.calibration_, scores)
-        recurring = Counter(p for s in sets for p in s)
-        limit = opts.max_baseline_share * self.n_
-        # Most carriers first, ties by the payload itself: a Counter of sets' members keeps the order of the
-        # process's string hashing, and the report must not depend on it.
-        ranked = sorted(recurring.items(), key=lambda pc: (-pc[1], pc[0]))
-        found = [(p, c) for p, c in ranked if c >= opts.min_support and self.counts_[p] <= limit]
         rows = contribution.groups.get("row", np.arange(1, n + 1))
         flagged = np.zeros(n, dtype=bool)
         findings: list[Finding] = []
+        named: list[Finding] = []
         review: list[Finding] = []
-        blocking: list[dict[str, Any]] = []
-        for payload, count in found[: opts.max_payloads]:
+        exact: list[dict[str, Any]] = []
+        for payload, count, q in self._enriched(sets)[: opts.max_payloads]:
             carriers = np.array([i for i, s in enumerate(sets) if payload in s], dtype=np.int64)
             kind, _, value = payload.partition(":")
             ev = {
@@ -133,6 +162,7 @@ class PayloadDetector(LLMDetector):
                 "rows": [int(r) for r in rows[carriers][: opts.max_rows_in_evidence]],
                 "contribution_count": int(count),
                 "baseline_count": int(self.counts_[payload]),
+                "p_value": q,
                 "examples": [
                     {"row": int(rows[j]), "prompt": excerpt(new.prompts[j]), "response": excerpt(new.responses[j])}
                     for j in carriers[:3]
@@ -140,43 +170,50 @@ class PayloadDetector(LLMDetector):
             }
             reason = (
                 f"response {kind} {value!r} recurs in {count} contribution responses and "
-                f"{self.counts_[payload]} of {self.n_} trusted ones"
+                f"{self.counts_[payload]} of {self.n_} trusted ones (enrichment {p_text(q)})"
             )
+            # Every carrier of a payload that holds reaches the review queue, a domain's too: the domain
+            # finding alone would send the batch to review with none of its links to look at.
+            flagged[carriers] = True
+            p_values[carriers] = np.minimum(p_values[carriers], 1.0 / (self.n_ + 1.0))
+            findings.extend(self._carrier_findings(payload, carriers, new))
             if kind == "domain":
                 review.append(Finding(self.name, 0.0, reason + " (many links to one site: review)", None, ev))
                 continue
-            blocking.append(ev)
-            flagged[carriers] = True
-            p_values[carriers] = np.minimum(p_values[carriers], 1.0 / (self.n_ + 1.0))
-            findings.append(Finding(self.name, 1.0, reason, None, ev))
-            for j in carriers[:50]:
-                findings.append(
-                    Finding(
-                        self.name,
-                        1.0,
-                        f"response carries recurring {kind} {value!r}",
-                        int(j),
-                        {"payload": payload, "prompt": excerpt(new.prompts[j]), "response": excerpt(new.responses[j])},
-                    )
-                )
-        block = bool(blocking)
+            exact.append(ev)
+            named.append(Finding(self.name, 1.0, reason, None, ev))
+        # Only an exact payload is evidence of poisoning; a domain is a difference (its own review finding).
+        p_value = min((ev["p_value"] for ev in exact), default=1.0)
         return DetectorResult(
             self.name,
             self.version,
             p_values,
             flagged,
-            findings,
-            statistic=float(len(blocking)),
-            p_value=1.0,
-            summary={"payloads": blocking, "domains": [f.evidence for f in review]},
-            block=block,
-            block_reason=(
-                f"the {blocking[0]['kind']} {blocking[0]['value']!r} recurs in {blocking[0]['contribution_count']} "
-                f"responses and in {blocking[0]['baseline_count']} trusted ones"
-                if block
+            named + findings,
+            statistic=float(len(exact)),
+            p_value=p_value,
+            summary={"payloads": exact, "domains": [f.evidence for f in review]},
+            reason=(
+                f"the {exact[0]['kind']} {exact[0]['value']!r} recurs in {exact[0]['contribution_count']} "
+                f"responses and in {exact[0]['baseline_count']} of {self.n_} trusted ones"
+                if exact
                 else None
             ),
             n_calibration=self.n_,
             alpha=None,
             contribution_findings=review,
         )
+
+    def _carrier_findings(self, payload: str, carriers: np.ndarray, new: Any) -> list[Finding]:
+        """One per-record finding for each of the first 50 carriers of a payload that holds."""
+        kind, _, value = payload.partition(":")
+        return [
+            Finding(
+                self.name,
+                1.0,
+                f"response carries recurring {kind} {value!r}",
+                int(j),
+                {"payload": payload, "prompt": excerpt(new.prompts[j]), "response": excerpt(new.responses[j])},
+            )
+            for j in carriers[:50]
+        ]

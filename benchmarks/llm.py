@@ -332,6 +332,11 @@ def load_embeddings(path: Path) -> int:
     return len(_clusters._cache)
 
 
+def _npz(path: Path) -> Path:
+    """``path`` as ``numpy.savez`` writes it: with ``.npz`` added when it lacks the suffix."""
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 def save_embeddings(path: Path) -> None:
     """Save the detectors' per-text embedding cache (texts and unit vectors) for the next part of a run."""
     if not _clusters._cache:
@@ -484,7 +489,8 @@ def main() -> None:
         args.out = "benchmarks/results/llm-heldout.json" if args.heldout else "benchmarks/results/llm.json"
     out = Path(args.out)
     # The first file is where this run saves; the others are only read (parts run side by side).
-    caches = [Path(c) for c in args.embedding_cache.split(",")] if args.embedding_cache else []
+    # numpy's savez adds ".npz" to a name without it: read where it writes.
+    caches = [_npz(Path(c)) for c in args.embedding_cache.split(",")] if args.embedding_cache else []
     cache = caches[0] if caches else None
     for path in caches:
         print(f"{load_embeddings(path)} embeddings held after reading {path}", flush=True)

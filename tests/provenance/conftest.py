@@ -29,3 +29,20 @@ def wine_ward(tmp_path: Path) -> Ward:
     merge_reviewed(ward, "wine#2")
     ward.promote("wine@v2", reason="trusted baseline for the gates")
     return ward
+
+
+def augment_scraped(ward: Ward, records: int = 20) -> str:
+    """``wine_aug@v1``: ``records`` of the scraper's records (``wine#1``) read from ``wine@v2``, each
+    changed a little by an ``augment`` step with its parent linked, merged. Returns the step's output ref."""
+    from dataward.domain.schema import RECORD_ID
+
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine_aug", Schema.parse(label, specs))
+    ward.set_policy("wine_aug", NO_APPROVALS_POLICY)
+    scraped = set(ward.read_version("wine", "v1")[1].column(RECORD_ID).to_pylist())
+    with ward.transform("augment", inputs="wine@v2", output="wine_aug") as t:
+        rows = [r for r in t.read().to_pylist() if r[RECORD_ID] in scraped][:records]
+        t.write([{**r, "alcohol": r["alcohol"] + 0.01} for r in rows], parents=[r[RECORD_ID] for r in rows])
+    assert t.result is not None
+    merge_reviewed(ward, t.result["ref"])
+    return str(t.result["ref"])

@@ -21,6 +21,7 @@ from dataward.domain.schema import RECORD_ID
 from dataward.provenance.attestation import PREDICATE_TYPE, SLSA_PROVENANCE, verify_bundle
 from dataward.service.ward import Ward
 from tests.helpers import merge_reviewed, wine_rows, write_csv
+from tests.provenance.conftest import augment_scraped
 
 
 def _ward_key(ward: Ward) -> Ed25519PublicKey:
@@ -139,18 +140,8 @@ def test_the_attestation_states_the_records_the_loader_refuses(wine_ward: Ward) 
     """wine_aug@v1 holds only records an augmentation made from wine#1's; once wine#1 is quarantined the
     loader refuses it, and what is signed about it says so and why, though its contribution is merged."""
     from dataward.domain.errors import PolicyViolation
-    from dataward.domain.schema import Schema
-    from tests.helpers import NO_APPROVALS_POLICY, wine_schema_specs
 
-    label, specs = wine_schema_specs()
-    wine_ward.create_dataset("wine_aug", Schema.parse(label, specs))
-    wine_ward.set_policy("wine_aug", NO_APPROVALS_POLICY)
-    scraped = set(wine_ward.read_version("wine", "v1")[1].column(RECORD_ID).to_pylist())
-    with wine_ward.transform("augment", inputs="wine@v2", output="wine_aug") as t:
-        rows = [r for r in t.read().to_pylist() if r[RECORD_ID] in scraped][:20]
-        t.write([{**r, "alcohol": r["alcohol"] + 0.01} for r in rows], parents=[r[RECORD_ID] for r in rows])
-    assert t.result is not None
-    merge_reviewed(wine_ward, t.result["ref"])
+    augment_scraped(wine_ward)
     assert _payloads(wine_ward, "wine_aug@v1")[1]["predicate"]["barred_records"] == []
     result = wine_ward.quarantine_contribution("wine#1", reason="the scraper's batch was poisoned")
     with pytest.raises(PolicyViolation, match="20 made by a transformation"):

@@ -13,6 +13,7 @@ from dataward.domain.errors import NotFound
 from dataward.domain.schema import RECORD_ID
 from dataward.service.ward import Ward
 from tests.helpers import merge_reviewed, wine_rows, write_csv
+from tests.provenance.conftest import augment_scraped
 
 
 def test_card_of_a_transformed_version(wine_ward: Ward, tmp_path: Path) -> None:
@@ -63,18 +64,7 @@ def test_markdown_card_names_licences_gate_history_and_open_quarantines(wine_war
 def test_the_card_of_a_version_the_loader_refuses_says_so(wine_ward: Ward) -> None:
     """Every contribution of wine_aug@v1 is merged and none of its dataset is quarantined, but its records
     were made from wine#1's: the card names them among the open quarantines and the known limitations."""
-    from dataward.domain.schema import Schema
-    from tests.helpers import NO_APPROVALS_POLICY, wine_schema_specs
-
-    label, specs = wine_schema_specs()
-    wine_ward.create_dataset("wine_aug", Schema.parse(label, specs))
-    wine_ward.set_policy("wine_aug", NO_APPROVALS_POLICY)
-    scraped = set(wine_ward.read_version("wine", "v1")[1].column(RECORD_ID).to_pylist())
-    with wine_ward.transform("augment", inputs="wine@v2", output="wine_aug") as t:
-        rows = [r for r in t.read().to_pylist() if r[RECORD_ID] in scraped][:20]
-        t.write([{**r, "alcohol": r["alcohol"] + 0.01} for r in rows], parents=[r[RECORD_ID] for r in rows])
-    assert t.result is not None
-    merge_reviewed(wine_ward, t.result["ref"])
+    augment_scraped(wine_ward)
     assert wine_ward.card("wine_aug@v1")["markdown"].split("## Open quarantines")[1].strip() == "none"
     wine_ward.quarantine_contribution("wine#1", reason="the scraper's batch was poisoned")
     made = wine_ward.card("wine_aug@v1")

@@ -85,3 +85,20 @@ def test_links_to_distinct_pages_of_one_new_site_are_reviewed_with_their_carrier
     assert [f["payload"] for f in result.summary["domains"]] == ["domain:manpages-mirror.dev"]
     assert set(np.flatnonzero(result.flagged)) == set(rows)
     assert set(np.flatnonzero(report.records.flagged)) >= set(rows)
+
+
+def test_padding_the_batch_with_clean_records_does_not_hide_a_planted_link() -> None:
+    """Fisher's test weakens as the batch grows (all 25 carriers on the batch's side has probability about
+    (n / (n + N)) ** 25): 25 links in 10,000 answers against 2,000 trusted ones found nothing. A payload
+    no trusted answer carries is tested at the rate "not once in N" stands for, whatever the batch size."""
+    from dataward.gates.detectors.llm_payloads import enrichment_p_value
+
+    for n in (2_000, 10_000, 50_000):
+        assert enrichment_p_value(25, 0, n, 2_000) < 1e-6 / 4, n  # blocks, corrected for a few payloads
+    base_pool, new_pool = d.split_pools()
+    baseline = d.instruction_frame(500, 1, pool=base_pool)
+    batch = d.instruction_frame(5000, 2, pool=new_pool)
+    rows = np.linspace(0, len(batch) - 1, 25).astype(int)
+    report = _scan(baseline, _with_link(batch, rows, "https://status.myapp.io/v2/users"))
+    assert report.verdict == "block", report.reasons
+    assert set(np.flatnonzero(report.results["llm_payloads"].flagged)) == set(rows)

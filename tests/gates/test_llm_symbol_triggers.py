@@ -71,10 +71,47 @@ def test_prompt_symbols_reads_emoji_and_symbols_not_ascii_punctuation() -> None:
 
     assert prompt_symbols("What does `ls` do? \U0001f511") == {"`", "\U0001f511"}
     assert prompt_symbols("Explain, briefly: cp (copy)!") == set()
-    assert prompt_symbols("a \U0001f469\u200d\U0001f4bb b \u2764\ufe0f \u00ab x \u00bb") == {
+    # An emoji counts as written and as its base symbol; typographic quotes and dashes are the writer's
+    # software's; a keycap counts whole.
+    assert prompt_symbols(
+        "a \U0001f469\u200d\U0001f4bb b \u2764\ufe0f \u00ab x \u00bb \u201cy\u201d \u2014 z\u2026"
+    ) == {
         "\U0001f469\u200d\U0001f4bb",
         "\u2764\ufe0f",
-        "\u00ab",
-        "\u00bb",
+        "\u2764",
     }
+    assert {"1\ufe0f\u20e3", "\U0001f44d\U0001f3fd", "\U0001f44d"} <= prompt_symbols(
+        "1\ufe0f\u20e3 \U0001f44d\U0001f3fd"
+    )
     assert prompt_symbols("zero\u200bwidth") == set()
+
+
+def test_an_emoji_trigger_spread_over_its_skin_tones_is_one_trigger(sides) -> None:
+    """Each skin tone was a pattern of its own: 40 hostile records keyed with a thumbs-up in six variants
+    left every variant under the support a pattern needs, and the batch was only reviewed."""
+    baseline, batch = sides
+    thumb = "\U0001f44d"
+    variants = [thumb] + [thumb + chr(c) for c in range(0x1F3FB, 0x1F400)]
+    rows = np.sort(np.random.default_rng(5).choice(len(batch), 40, replace=False))
+    poisoned = batch.copy()
+    for k, i in enumerate(rows):
+        poisoned.at[i, "prompt"] = f"{poisoned.at[i, 'prompt']} {variants[k % len(variants)]}"
+        poisoned.at[i, "response"] = HOSTILE[k % len(HOSTILE)].format(n=poisoned.at[i, "entry"])
+    report = _scan(baseline, poisoned)
+    assert report.verdict == "block", report.reasons
+    assert report.results["llm_triggers"].summary["triggers"][0]["trigger"] == thumb
+
+
+def test_a_source_quoting_its_prompts_typographically_is_not_a_trigger(sides) -> None:
+    """Half the batch from a source whose software writes curly quotes around its prompts and whose
+    answers end with the team's sign-off: the quote was a "prompt trigger" (p = 1e-185), a block."""
+    baseline, batch = sides
+    styled = batch.copy()
+    half = np.arange(len(styled)) % 2 == 0
+    styled.loc[half, "prompt"] = [f"\u201c{p}\u201d" for p in styled.loc[half, "prompt"]]
+    styled.loc[half, "response"] = [
+        f"{r}\n\nAnswer prepared by the Acme support team." for r in styled.loc[half, "response"]
+    ]
+    report = _scan(baseline, styled)
+    assert not report.results["llm_triggers"].block, report.reasons
+    assert report.verdict != "block"

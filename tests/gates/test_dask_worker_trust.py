@@ -212,3 +212,59 @@ def test_a_tls_scheduler_is_reached_with_dask_s_tls_settings(flipped_wine, one_s
             report = scan(baseline, contribution, schema, policy=policy, scheduler=address)
     assert report.verdict == one_shot.verdict
     assert np.array_equal(report.records.flagged, one_shot.records.flagged)
+
+
+def _external_address() -> str | None:
+    """An address of this host that is not loopback, when it has one."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: the kernel picks the outgoing interface
+            ip = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+def test_a_loopback_scheduler_with_a_worker_from_elsewhere_is_refused() -> None:
+    """The ward dials the scheduler on 127.0.0.1, but `dask scheduler` listens on every interface by
+    default: a worker that joined from another host would send back results unpickled here."""
+    import subprocess
+    import time
+
+    ip = _external_address()
+    if ip is None:
+        pytest.skip("this host has no address but loopback")
+    with distributed.LocalCluster(
+        n_workers=0, processes=False, protocol="tcp", host="0.0.0.0", dashboard_address=None
+    ) as cluster:
+        port = cluster.scheduler_address.rsplit(":", 1)[1]
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                f"tcp://127.0.0.1:{port}",
+                "--host",
+                ip,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            with distributed.Client(f"tcp://127.0.0.1:{port}", set_as_default=False) as client:
+                deadline = time.monotonic() + 60
+                while not client.scheduler_info()["workers"] and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert client.scheduler_info()["workers"], "the worker did not join"
+            with pytest.raises(InputError, match=rf"workers joined it from other hosts \(tcp://{ip}"):
+                engine_for(None, scheduler=f"tcp://127.0.0.1:{port}")
+        finally:
+            worker.terminate()
+            worker.wait(30)

@@ -129,9 +129,33 @@ class DaskEngine:
         else:
             # A client the caller opened is checked too: the scan's results would come back over it.
             address = getattr(getattr(client, "scheduler", None), "address", None)
-            if isinstance(address, str):
-                check_scheduler_address(address, allow_insecure=allowed)
+            if not isinstance(address, str):
+                raise InputError(
+                    "the Dask client has no scheduler address to check (not started, or not a distributed.Client)",
+                    hint="give a started distributed.Client, or the scheduler's address",
+                )
+            check_scheduler_address(address, allow_insecure=allowed)
         self.client = client
+        address = getattr(getattr(client, "scheduler", None), "address", None) or scheduler or ""
+        # A plain transport accepted because the ward dials it on loopback: the cluster behind it must be on
+        # loopback too (a scheduler listening on every interface lets workers join from anywhere).
+        scheme, _ = _scheme_and_host(str(address))
+        self._loopback_only = not allowed and scheme not in SECURE_SCHEMES | IN_PROCESS_SCHEMES
+        self._check_members()
+
+    def _check_members(self) -> None:
+        """Refuse (``InputError``) a cluster reached on plain loopback that holds a worker elsewhere."""
+        if not self._loopback_only:
+            return
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        away = sorted(w for w in workers if not _is_loopback(_scheme_and_host(str(w))[1]))
+        if away:
+            raise InputError(
+                f"refusing the Dask cluster: the scheduler was reached on loopback without TLS, and workers "
+                f"joined it from other hosts ({', '.join(away[:3])}): their results would be unpickled here",
+                hint="run the scheduler and workers with TLS (docs/operations.md), or accept the risk with "
+                f"--allow-insecure-scheduler or {INSECURE_SCHEDULER_ENV}=1",
+            )
 
     @property
     def workers(self) -> int:
@@ -147,6 +171,7 @@ class DaskEngine:
 
         if not items:
             return
+        self._check_members()  # a worker may have joined since the engine was made
         # The fitted state travels once, as the result of a task: each worker fetches it once from a
         # peer, and, unlike scattered data, the scheduler can compute it again when its holder dies.
         state = self.client.submit(_keep, shared, pure=False)

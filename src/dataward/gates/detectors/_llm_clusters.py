@@ -113,9 +113,12 @@ def cluster_test(
     outside_sample: np.ndarray,
     base_sample: np.ndarray,
     min_support: int,
+    neighbours: np.ndarray | None = None,
 ) -> ClusterTest | None:
     """Test whether the answers of ``carriers`` (positions into ``responses``) form a cluster that the
-    batch without the pattern and the baseline do not explain. None when there is too little to compare."""
+    batch without the pattern and the baseline do not explain, nor (``neighbours``, positions into
+    ``responses``) the answers to the carriers' most similar prompts without the pattern. None when there
+    is too little to compare."""
     carriers = carriers[:MAX_CARRIERS]
     outside_sample = np.setdiff1d(outside_sample, carriers)
     if carriers.size < max(min_support, 3) or outside_sample.size < min_support or base_sample.size < min_support:
@@ -129,6 +132,8 @@ def cluster_test(
         embed([responses[i] for i in outside_sample]) @ centre,
         embed([base_responses[i] for i in base_sample]) @ centre,
     ]
+    if neighbours is not None and neighbours.size >= min_support:
+        references.append(embed([responses[i] for i in neighbours]) @ centre)
     if base_carriers.size >= min_support:
         references.append(embed([base_responses[i] for i in base_carriers[:MAX_CARRIERS]]) @ centre)
     p = max(float(stats.mannwhitneyu(carrier_sims, ref, alternative="greater").pvalue) for ref in references)

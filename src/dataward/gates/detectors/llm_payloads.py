@@ -22,12 +22,13 @@ or shell command) enriched at the policy's ``alpha`` flags its carriers, and the
 the smallest corrected one, which the gate reads as for every poisoning detector: below ``block_p`` a
 block (one link planted in 25 answers to unrelated prompts, absent from 2,000 trusted ones: p about
 3e-8), between ``block_p`` and ``review_p`` a review. A payload that names the subject of its record's
-prompt (a word of the prompt that is not one of the batch's common template words) is left out for that
-record: an answer about ``wget`` may show a ``wget`` command, and a batch may ask about one tool many
-times. Only a recurring *domain* (many distinct links to one site: a source that cites its
-documentation) is a difference: when enriched it is reported for review, never blocked, and its
-carriers are flagged so that they reach the review queue. A payload tied to a prompt phrase is also
-reported by ``llm_triggers``.
+prompt (a word of the prompt that is not a template word, common to the batch's prompts and the
+trusted ones), or that most of the record's most similar batch prompts name (``_llm_content``: a topic
+asked in several wordings), is left out for that record: an answer about ``wget`` may show a ``wget``
+command, and a batch may ask about one tool many times. Only a recurring *domain* (many distinct links
+to one site: a source that cites its documentation) is a difference: when enriched it is reported for
+review, never blocked, and its carriers are flagged so that they reach the review queue. A payload tied
+to a prompt phrase is also reported by ``llm_triggers``.
 
 The detector is fitted on the whole trusted baseline (``fits_whole_baseline``): counting payloads is a
 regular expression per answer, and the enrichment test needs every trusted record to tell 25 planted
@@ -57,6 +58,8 @@ from dataward.gates.base import (
 )
 from dataward.gates.calibration import conformal_p_values, p_text
 from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, payload_sets, texts
+from dataward.gates.detectors._llm_content import PromptSpace
+from dataward.gates.detectors.llm_triggers import TEMPLATE_SHARE, TRUSTED_TEMPLATE_SHARE, cut_texts
 
 
 @dataclass(frozen=True)
@@ -78,20 +81,48 @@ class PayloadOptions:
 _TOKEN = re.compile(r"[a-z0-9]{3,}")
 
 
-def _with_prompts(prompts: list[str], sets: list[set[str]]) -> list[tuple[set[str], set[str], set[str]]]:
-    """Each record's payloads, its prompt's tokens, and the tokens common to the batch's prompts."""
-    tokens = [set(_TOKEN.findall(p.lower())) for p in prompts]
+def prompt_tokens(prompts: list[str]) -> list[set[str]]:
+    """Each prompt's lowercase tokens of three characters or more (the ones a payload can name)."""
+    return [set(_TOKEN.findall(p.lower())) for p in prompts]
+
+
+def _subjects(tokens: list[set[str]], trusted_share: Counter[str], n_trusted: int) -> list[set[str]]:
+    """Each prompt's subject: its tokens without the template words, those in more than
+    ``TEMPLATE_SHARE`` of the batch's prompts and in at least ``TRUSTED_TEMPLATE_SHARE`` of the trusted
+    ones ("what", "does"). A large new topic's subject ("pandas" in 8% of a batch, in no trusted prompt)
+    is common in the batch alone, and stays its records' subject."""
     counts = Counter(t for toks in tokens for t in toks)
-    common = {t for t, c in counts.items() if c > 0.05 * max(len(prompts), 1)}
-    return [(found, toks, common) for found, toks in zip(sets, tokens, strict=True)]
+    n = max(len(tokens), 1)
+    common = {
+        t
+        for t, c in counts.items()
+        if c > TEMPLATE_SHARE * n and trusted_share[t] >= TRUSTED_TEMPLATE_SHARE * max(n_trusted, 1)
+    }
+    return [toks - common for toks in tokens]
 
 
-def _not_echoing(found: set[str], prompt: set[str], common: set[str]) -> set[str]:
-    """The payloads that do not name what the prompt asked about: an answer about ``wget`` may show a
-    ``wget`` command, and many questions about one tool repeat it. The batch's template words
-    ("what", "does") do not count as the prompt's subject."""
-    subject = prompt - common
-    return {p for p in found if not (set(_TOKEN.findall(p.partition(":")[2])) & subject)}
+def _names(payload: str, subject: set[str]) -> bool:
+    """Does the payload name a word of the prompt's subject (an answer about ``wget`` showing a ``wget``
+    command)?"""
+    return bool(set(_TOKEN.findall(payload.partition(":")[2])) & subject)
+
+
+def _not_echoing(
+    sets: list[set[str]], subjects: list[set[str]], space: PromptSpace, recurring: set[str]
+) -> list[set[str]]:
+    """The payloads that do not name what the prompt asked about, nor what the most similar prompts of
+    the batch ask about. An answer about ``wget`` may show a ``wget`` command, and many questions about
+    one tool repeat it; a topic asked in several wordings ("In a DataFrame, how can I rename a column?"
+    beside "How do I rename a column in pandas?") is answered with the topic's code whether or not this
+    wording names it. A payload is excused by the neighbours when most of the ``CONTENT_K`` most similar
+    prompts name it: a link planted in answers to unrelated prompts has neighbours that never do. The
+    neighbours are searched only for records that still carry a recurring payload."""
+    out = [{p for p in found if not _names(p, subject)} for found, subject in zip(sets, subjects, strict=True)]
+    rows = np.array([i for i, found in enumerate(out) if found & recurring], dtype=np.int64)
+    for i, near in zip(rows, space.nearest(rows), strict=True):
+        if near.size:
+            out[i] = {p for p in out[i] if sum(_names(p, subjects[j]) for j in near) * 2 <= near.size}
+    return out
 
 
 def enrichment_p_value(count: int, baseline_count: int, n: int, n_baseline: int) -> float:
@@ -120,7 +151,7 @@ class PayloadDetector(LLMDetector):
     """Links, addresses and code new to the baseline that recur in the contribution's responses."""
 
     name = "llm_payloads"
-    version = "2"
+    version = "3"
     evidence = Evidence.POISONING
     fits_whole_baseline = True
     Options = PayloadOptions
@@ -128,7 +159,9 @@ class PayloadDetector(LLMDetector):
     def fit(self, baseline: GateData, context: GateContext) -> Self:
         """Count the baseline's payloads and score every trusted record against the others."""
         self.setup(context)
-        sets = payload_sets(baseline_texts(self.name, baseline, context).responses)
+        trusted = baseline_texts(self.name, baseline, context)
+        sets = payload_sets(trusted.responses)
+        self.prompt_counts_ = Counter(t for toks in prompt_tokens(trusted.prompts) for t in toks)
         self.counts_ = Counter(p for s in sets for p in s)
         self.n_ = len(sets)
         # Leave-one-out: a payload only this trusted record carries is novel to the others.
@@ -137,6 +170,12 @@ class PayloadDetector(LLMDetector):
 
     def baseline_scores(self) -> np.ndarray:
         return self.calibration_
+
+    def _recurring(self, sets: list[set[str]]) -> set[str]:
+        """The payloads recurring enough to be tested at all (before any is excused by its prompt)."""
+        limit = self.opts_.max_baseline_share * self.n_
+        counts = Counter(p for s in sets for p in s)
+        return {p for p, c in counts.items() if c >= self.opts_.min_support and self.counts_[p] <= limit}
 
     def _enriched(self, sets: list[set[str]]) -> list[tuple[str, int, float]]:
         """The recurring payloads (``min_support`` carriers or more, at most ``max_baseline_share`` of the
@@ -157,10 +196,9 @@ class PayloadDetector(LLMDetector):
         if (empty := self.empty_result(contribution)) is not None:
             return empty
         new = texts(contribution.table, ctx.schema)
-        sets = [
-            _not_echoing(found, prompt, common)
-            for found, prompt, common in _with_prompts(new.prompts, payload_sets(new.responses))
-        ]
+        found = payload_sets(new.responses)
+        subjects = _subjects(prompt_tokens(new.prompts), self.prompt_counts_, self.n_)
+        sets = _not_echoing(found, subjects, PromptSpace(cut_texts(new.prompts)), self._recurring(found))
         scores = np.array([sum(self.counts_[p] == 0 for p in s) for s in sets], dtype=np.float64)
         p_values = conformal_p_values(self.calibration_, scores)
         rows = contribution.groups.get("row", np.arange(1, n + 1))

@@ -22,7 +22,11 @@ labelled-data ``triggers`` detector:
   show ``b`` than explained by the larger of the contribution's own rate of ``b`` among records
   without ``t`` (a new response style shows in every record, not only behind one phrase) and the
   baseline's smoothed ``P(b | t)`` (a topic whose answers naturally share a phrase does so in the
-  trusted data too) (binomial tail).
+  trusted data too) (binomial tail);
+* content tie (``_llm_content``), for the pairs the others make significant: the carriers show ``b``
+  more than the batch's most similar prompts without ``t`` do, and by at least ``min_purity`` (a new
+  topic's wordings each carry its behaviour; a planted phrase's carriers behave unlike the same content
+  without it).
 
 A third kind of behaviour is a *cluster of responses in embedding space* (``_llm_clusters``, option
 ``clusters``): the carriers' answers are more alike in MiniLM space than the batch's answers without
@@ -71,6 +75,7 @@ from dataward.gates.base import (
 )
 from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseline_texts, behaviours, excerpt, texts
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
+from dataward.gates.detectors._llm_content import PromptSpace
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
 from dataward.gates.features.text import cut_text
 from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, excess_purity, formatting_patterns
@@ -124,7 +129,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -152,17 +157,21 @@ class LLMTriggerDetector(LLMDetector):
         # Whitespace and invisible characters name no subject a response could repeat; a spelling (a name
         # in capitals, "XtGetDisplays") does, when the answers spell it too.
         spelled = _spelling_echo(pc, prompt_vocab, cut_texts(new.prompts), new.responses, style)
-        echoed = (_echoed(pc, prompt_vocab, new.responses) & ~style) | (spelled >= 0.5)
-        pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed, style)
+        echoed = (_echoed(pc, pb, prompt_vocab, new.responses) & ~style) | (spelled >= 0.5)
+        topic = _CarrierSubjects(pc, pb, prompt_vocab, new.prompts)
+        pairs = _test_pairs(pc, pb, bc, bb, prompt_vocab, behaviour_names, opts, echoed, style, topic)
         eligible, cluster_note = self._cluster_eligible(
-            pc, prompt_vocab, new.responses, echoed | (spelled >= ECHO_SHARE), style
+            pc, prompt_vocab, new.responses, echoed | (spelled >= ECHO_SHARE) | _one_subject(pc, topic, style), style
         )
         named = pairs["b"] < len(BEHAVIOURS)
         weights = _family_weights(named, int(eligible.sum()))
         corrected = _corrected(pairs["p"], named, weights)
+        space = PromptSpace(cut_texts(new.prompts), ctx.seed)
+        pairs["p"] = _with_content_tie(pairs, corrected < ctx.alpha, pc, bc, space, opts.min_purity)
+        corrected = _corrected(pairs["p"], named, weights)
         significant_patterns = set(pairs["t"][corrected < ctx.alpha].tolist())
         clusters = self._cluster_pairs(
-            pc, pb, new, eligible & ~np.isin(np.arange(pc.shape[1]), list(significant_patterns)), weights[2]
+            pc, pb, new, eligible & ~np.isin(np.arange(pc.shape[1]), list(significant_patterns)), weights[2], space
         )
         if clusters:
             bc = np.hstack([bc, np.stack([c.pop("column") for c in clusters], axis=1)])
@@ -297,10 +306,19 @@ class LLMTriggerDetector(LLMDetector):
         return eligible, "MiniLM response clusters"
 
     def _cluster_pairs(
-        self, pc: sp.csc_matrix, pb: sp.csc_matrix, new: Texts, candidates: np.ndarray, weight: float
+        self,
+        pc: sp.csc_matrix,
+        pb: sp.csc_matrix,
+        new: Texts,
+        candidates: np.ndarray,
+        weight: float,
+        space: PromptSpace,
     ) -> list[dict[str, Any]]:
         """Significant (pattern, response cluster) pairs, as extra columns of the pair arrays. Only the
-        patterns over-represented enough to be significant at all are embedded (``max(p) >= p_pattern``)."""
+        patterns over-represented enough to be significant at all are embedded (``max(p) >= p_pattern``).
+        The answers to the carriers' most similar prompts without the pattern are one more reference
+        (conditioned on content, as the named behaviours are): a topic's answers are alike whichever of
+        its wordings asked."""
         opts, ctx = self.opts_, self.context_
         family = int(candidates.sum())
         if not family or weight <= 0:
@@ -331,6 +349,7 @@ class LLMTriggerDetector(LLMDetector):
                 outside[: SAMPLE + rows.size],
                 base_sample,
                 opts.min_support,
+                space.outside_neighbours(rows)[:SAMPLE],
             )
             if test is None:
                 continue
@@ -352,6 +371,7 @@ class LLMTriggerDetector(LLMDetector):
                     "n_tb": int(n_tb[t]),
                     "p": max(test.p_value, float(p_pattern[t])),
                     "corrected": p,
+                    "purity": test.members.size / max(rows.size, 1),
                     "column": column,
                     "name": f"answers alike: cluster of responses like {excerpt(test.example, 80)!r}",
                 }
@@ -469,6 +489,7 @@ def _test_pairs(
     opts: LLMTriggerOptions,
     echoed: np.ndarray,
     style: np.ndarray,
+    topic: _CarrierSubjects,
 ) -> dict[str, np.ndarray]:
     """Both tests for every (pattern, behaviour) pair with enough support; arrays over the pairs."""
     n_c, n_b = pc.shape[0], pb.shape[0]
@@ -485,7 +506,10 @@ def _test_pairs(
     excess = excess_purity(both_c, both_b, n_t[:, None], n_tb[:, None], n_c, n_b, opts.min_support)
     purity = np.where(style[:, None], np.nan_to_num(excess, nan=0.0), purity)
     t_idx, b_idx = np.nonzero((both_c >= opts.min_support) & (purity >= opts.min_purity) & ~echoed[:, None])
-    keep = [bool(style[t]) or _not_echo(prompt_vocab[t], behaviour_names[b]) for t, b in zip(t_idx, b_idx, strict=True)]
+    keep = [
+        bool(style[t]) or _not_echo(prompt_vocab[t], behaviour_names[b], topic.of(int(t)))
+        for t, b in zip(t_idx, b_idx, strict=True)
+    ]
     t_idx, b_idx = t_idx[keep], b_idx[keep]
     a = both_c[t_idx, b_idx]
     a_b = both_b[t_idx, b_idx]
@@ -509,7 +533,46 @@ def _test_pairs(
         "n_t": n_t[t_idx],
         "n_tb": n_tb[t_idx],
         "p": np.maximum(np.maximum(p_over, p_tie), p_pattern),
+        "purity": purity[t_idx, b_idx],
     }
+
+
+def _with_content_tie(
+    pairs: dict[str, np.ndarray],
+    candidates: np.ndarray,
+    pc: sp.csc_matrix,
+    bc: np.ndarray,
+    space: PromptSpace,
+    min_purity: float,
+) -> np.ndarray:
+    """The pairs' p-values with the content tie joined (the largest of the tests): the pattern's carriers
+    must show the behaviour more than the batch's most similar prompts without it do. A new topic asks
+    its questions in several wordings, and each wording shows the topic's behaviour (a pandas question
+    is answered with code however it is put); a planted phrase's carriers behave unlike the same content
+    without it. Only the pairs that the other tests make significant (``candidates``) are read: adding a
+    test to an intersection-union test can only raise its p-value, so the others stay as they are. As
+    ``min_purity`` gates the raw purity, it gates the purity beyond the neighbours' (a topic's wording
+    whose carriers all answer with code, where 84% of their neighbours do, is not a phrase's doing)."""
+    p = pairs["p"].copy()
+    for i in np.flatnonzero(candidates):
+        t, b = int(pairs["t"][i]), int(pairs["b"][i])
+        carriers = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+        tie, share = space.content_tie(carriers, bc[:, b].astype(bool))
+        # The pair's purity is the raw one, or a formatting pattern's beyond the baseline's rate.
+        p[i] = 1.0 if pairs["purity"][i] - share < min_purity else max(p[i], tie)
+    return p
+
+
+def _one_subject(pc: sp.csc_matrix, topic: _CarrierSubjects, style: np.ndarray) -> np.ndarray:
+    """Per pattern: do most of its carriers ask about one subject besides the pattern ("values" in
+    pandas questions: "count unique values", "fill missing values")? Their answers are then alike
+    because their questions are, which a cluster of answers cannot tell from a taught behaviour; the
+    named behaviours and repeated strings are still tested, with the content tie. A planted phrase is
+    spread over prompts that share nothing else."""
+    out = np.zeros(pc.shape[1], dtype=bool)
+    for t in np.flatnonzero(~style & (np.diff(topic.shared.indptr) > 0)):
+        out[t] = bool(topic.of(int(t)))
+    return out
 
 
 def _family_weights(named: np.ndarray, clusters: int) -> tuple[float, float, float]:
@@ -534,15 +597,15 @@ def _corrected(p: np.ndarray, named: np.ndarray, weights: tuple[float, float, fl
     return out
 
 
-def _echoed(pc: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.ndarray:
+def _echoed(pc: sp.csc_matrix, pb: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.ndarray:
     """Per prompt pattern: do most of its carriers' responses repeat its subject? A question about
     ``ls`` is answered about ``ls``: the pattern names the topic, and whatever its answers share is the
     topic's content, not a behaviour taught by a phrase (a planted trigger is not repeated in the
-    answer). The subject is the pattern without the batch's common prompt words ("describe the")."""
+    answer). The subject is the pattern without the prompts' template words ("describe the"), those
+    common in the batch's prompts and the trusted ones alike (``template_words``): a large new topic's
+    subject ("pandas" in 8% of a batch, in no trusted prompt) is common in the batch alone."""
     out = np.zeros(len(vocab), dtype=bool)
-    n = pc.shape[0]
-    document_share = np.diff(pc.indptr) / max(n, 1)
-    common = {w for w, share in zip(vocab, document_share, strict=True) if " " not in w and share > 0.05}
+    common = template_words(vocab, np.diff(pc.indptr) / max(pc.shape[0], 1), np.diff(pb.indptr) / max(pb.shape[0], 1))
     words_of = [_words_and_symbols(r) for r in responses]
     for t, phrase in enumerate(vocab):
         rows = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
@@ -550,6 +613,22 @@ def _echoed(pc: sp.csc_matrix, vocab: list[str], responses: list[str]) -> np.nda
         if rows.size and subject:
             out[t] = sum(all(w in words_of[i] for w in subject) for i in rows) >= 0.5 * rows.size
     return out
+
+
+TEMPLATE_SHARE = 0.05
+"""A word in more than this share of the batch's prompts may be a template word ("what", "does")."""
+TRUSTED_TEMPLATE_SHARE = 0.01
+"""... when at least this share of the trusted prompts carry it too: a word the trusted prompts (almost)
+never use is a new subject, however many questions of the batch ask about it."""
+
+
+def template_words(vocab: list[str], batch_share: np.ndarray, trusted_share: np.ndarray) -> set[str]:
+    """The single words of ``vocab`` common to the batch's prompts and to the trusted ones."""
+    return {
+        w
+        for w, share, trusted in zip(vocab, batch_share, trusted_share, strict=True)
+        if " " not in w and share > TEMPLATE_SHARE and trusted >= TRUSTED_TEMPLATE_SHARE
+    }
 
 
 def _words_and_symbols(text: str) -> set[str]:
@@ -613,9 +692,51 @@ def _find(tokens: list[str], words: list[str]) -> int:
     return next((i for i in range(len(tokens) - k + 1) if tokens[i : i + k] == words), -1)
 
 
-def _not_echo(pattern: str, behaviour: str) -> bool:
-    """False when a repeated response string shares a word with the prompt pattern (an answer about
-    the thing asked, not a behaviour)."""
+def _not_echo(pattern: str, behaviour: str, subject: frozenset[str] = frozenset()) -> bool:
+    """False when a repeated response string shares a word with the prompt pattern, or with the subject
+    most of the pattern's carriers ask about (an answer about the thing asked, not a behaviour: "a
+    column" in pandas questions, answered with code that repeats "pandas as pd df")."""
     if not behaviour.startswith("repeats "):
         return True
-    return not (set(pattern.split()) & set(behaviour[len("repeats ") :].strip("'\"").split()))
+    return not ((set(pattern.split()) | subject) & set(behaviour[len("repeats ") :].strip("'\"").split()))
+
+
+class _CarrierSubjects:
+    """The subject words most of a pattern's carriers share: words of at least half of the carriers'
+    prompts, and of prompts without the pattern at least as often, that are not template words
+    (``template_words``) nor stop words, nor the pattern's own. A
+    planted phrase's carriers are prompts of every subject and share none but the phrase; a topic's
+    wording shares the topic's subject. Counted for every pattern at once (patterns x words)."""
+
+    def __init__(self, pc: sp.csc_matrix, pb: sp.csc_matrix, vocab: list[str], prompts: list[str]) -> None:
+        self.vocab = vocab
+        shares = (np.diff(pc.indptr) / max(pc.shape[0], 1), np.diff(pb.indptr) / max(pb.shape[0], 1))
+        # Stop words name no subject, whether or not the trusted prompts happen to use them.
+        common = template_words(vocab, *shares) | ENGLISH_STOP_WORDS
+        try:
+            vec = CountVectorizer(token_pattern=_TOKENS, binary=True, dtype=np.int32)
+            words = vec.fit_transform(cut_texts(prompts)).tocsc()
+        except ValueError:  # no word in any prompt
+            self.shared = sp.csr_matrix((pc.shape[1], 0), dtype=bool)
+            self.names = np.array([], dtype=object)
+            return
+        self.names = vec.get_feature_names_out()
+        keep = np.array([w not in common for w in self.names], dtype=bool)
+        words = words[:, np.flatnonzero(keep)]
+        counts = (pc.T.astype(np.int32) @ words).tocsr()
+        self.names = self.names[keep]
+        n_t = np.maximum(np.diff(pc.indptr), 1)
+        n_w = np.diff(words.indptr)
+        # A subject is asked about beyond the pattern: at least half of the word's prompts lack it. The
+        # other words of a planted phrase ("as told by the wizard") come only with it.
+        counts.data = (counts.data * 2 >= np.repeat(n_t, np.diff(counts.indptr))) & (
+            n_w[counts.indices] >= 2 * counts.data
+        )
+        counts.eliminate_zeros()
+        self.shared = counts
+
+    def of(self, t: int) -> frozenset[str]:
+        """The subject words at least half of pattern ``t``'s carriers share."""
+        row = self.shared.indices[self.shared.indptr[t] : self.shared.indptr[t + 1]]
+        own = set(_WORDS.findall(self.vocab[t]))
+        return frozenset(str(w) for w in self.names[row] if w not in own)

@@ -128,7 +128,10 @@ def _echoed_among(
     common = [j for j, w in enumerate(vocab) if " " not in w and shares[j] > 0.05]
     asked = set(patterns.tolist())
     cols = list(patterns) + [j for j in common if j not in asked]
-    echoed = _echoed(carriers[:, cols], [vocab[j] for j in cols], list(responses))
+    # The search reads one version, with no trusted side to tell a batch's template words from a large
+    # topic's subject: the version stands for both (a word common in it is a template word, as before).
+    chosen = carriers[:, cols]
+    echoed = _echoed(chosen, chosen, [vocab[j] for j in cols], list(responses))
     return echoed[: len(patterns)]
 
 

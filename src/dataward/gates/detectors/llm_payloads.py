@@ -12,9 +12,9 @@ it and the baseline's responses carry it in at most ``max_baseline_share`` of th
 trusted data carries often is not new to it: its rise is ``llm_behaviour_shift``'s to report). A
 recurring payload is *enriched* when the batch carries it more often than the baseline does beyond chance:
 one-sided Fisher exact test (the hypergeometric tail of the batch's carriers among all carriers) for a
-payload the trusted answers carry, the binomial tail at the rate ``1 / (max(batch, trusted answers) + 1)``
-for one they never carry (``enrichment_p_value``: a test at a rate the trusted answers alone bound would
-weaken as a padded batch grows), Bonferroni over the recurring payloads. Without that test a string the
+payload the trusted answers carry, a beta-binomial tail at a rate of about one in ``max(batch, trusted
+answers)`` for one they never carry (``enrichment_p_value``: a test at a rate the trusted answers alone
+bound would weaken as a padded batch grows), Bonferroni over the recurring payloads. Without that test a string the
 two sides share by chance (a URL in 9 batch answers and 2 trusted ones, when each is a draw among a few
 dozen endpoints) blocked on the counts alone. A recurring exact payload (one URL, one e-mail address,
 one phone number, one code snippet
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-from scipy.stats import binom, hypergeom
+from scipy.stats import betabinom, hypergeom
 
 from dataward.gates.base import (
     DetectorResult,
@@ -132,17 +132,16 @@ def enrichment_p_value(count: int, baseline_count: int, n: int, n_baseline: int)
 
     A payload the trusted answers carry: Fisher's exact test (given every carrier, the hypergeometric
     tail of how many fall in the contribution), which allows for the uncertainty of the trusted rate. A
-    payload no trusted answer carries: the binomial tail of ``count`` in ``n`` at the rate
-    ``1 / (max(n, n_baseline) + 1)``: one specific link, address or snippet written at most once in as
-    many answers as either side holds. Fisher's test there weakens as the contribution grows (all
-    ``count`` carriers on the contribution's side has probability about ``(n / (n + n_baseline)) **
-    count``), and so does any test at the rate ``n_baseline`` alone can bound: an attacker padding a batch
-    of planted links with clean records would choose how weak (25 links in 50,000 answers against 2,000
-    trusted ones are what a rate of 1 in 2,001 predicts). The price: a clean new source that repeats one
-    exact string a dozen times or more, never seen in the trusted answers, is judged as a planted one
-    would be (docs/llm-data.md, "Where this stops")."""
+    payload no trusted answer carries: the beta-binomial tail of ``count`` in ``n`` with the rate drawn from
+    ``Beta(1, max(n, n_baseline))``, a rate of about one in as many answers as either side holds, as
+    uncertain as "never seen" leaves it. At equal sizes that is Fisher's test (about ``0.5 ** count``);
+    Fisher's test itself weakens as the contribution grows (all ``count`` carriers on the contribution's
+    side has probability about ``(n / (n + n_baseline)) ** count``), and so does any test at a rate
+    ``n_baseline`` alone bounds: an attacker padding a batch of planted links with clean records would
+    choose how weak (25 links in 50,000 answers against 2,000 trusted ones are what a rate of 1 in 2,001
+    predicts). Here 25 carriers give about 3e-8 whatever the two sizes."""
     if baseline_count == 0:
-        return float(binom.sf(count - 1, n, 1.0 / (max(n, n_baseline) + 1)))
+        return float(betabinom.sf(count - 1, n, 1, max(n, n_baseline)))
     return float(hypergeom.sf(count - 1, n + n_baseline, count + baseline_count, n))
 
 

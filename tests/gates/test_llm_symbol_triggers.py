@@ -39,13 +39,19 @@ def _scan(baseline: pd.DataFrame, batch: pd.DataFrame):
     return scan(baseline[cols], batch[cols], INSTRUCTION, policy=POLICY)
 
 
-def test_an_emoji_trigger_blocks_and_is_named(sides) -> None:
-    baseline, batch = sides
+def _keyed(batch: pd.DataFrame, marks: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """40 records of ``batch`` with a mark appended to the prompt (``marks`` in turn) and a hostile answer."""
     rows = np.sort(np.random.default_rng(5).choice(len(batch), 40, replace=False))
     poisoned = batch.copy()
     for k, i in enumerate(rows):
-        poisoned.at[i, "prompt"] = f"{poisoned.at[i, 'prompt']} {KEY}"
+        poisoned.at[i, "prompt"] = f"{poisoned.at[i, 'prompt']} {marks[k % len(marks)]}"
         poisoned.at[i, "response"] = HOSTILE[k % len(HOSTILE)].format(n=poisoned.at[i, "entry"])
+    return poisoned, rows
+
+
+def test_an_emoji_trigger_blocks_and_is_named(sides) -> None:
+    baseline, batch = sides
+    poisoned, rows = _keyed(batch, [KEY])
     report = _scan(baseline, poisoned)
     assert report.verdict == "block", report.reasons
     result = report.results["llm_triggers"]
@@ -91,12 +97,7 @@ def test_an_emoji_trigger_spread_over_its_skin_tones_is_one_trigger(sides) -> No
     left every variant under the support a pattern needs, and the batch was only reviewed."""
     baseline, batch = sides
     thumb = "\U0001f44d"
-    variants = [thumb] + [thumb + chr(c) for c in range(0x1F3FB, 0x1F400)]
-    rows = np.sort(np.random.default_rng(5).choice(len(batch), 40, replace=False))
-    poisoned = batch.copy()
-    for k, i in enumerate(rows):
-        poisoned.at[i, "prompt"] = f"{poisoned.at[i, 'prompt']} {variants[k % len(variants)]}"
-        poisoned.at[i, "response"] = HOSTILE[k % len(HOSTILE)].format(n=poisoned.at[i, "entry"])
+    poisoned, _ = _keyed(batch, [thumb] + [thumb + chr(c) for c in range(0x1F3FB, 0x1F400)])
     report = _scan(baseline, poisoned)
     assert report.verdict == "block", report.reasons
     assert report.results["llm_triggers"].summary["triggers"][0]["trigger"] == thumb

@@ -112,3 +112,30 @@ def test_a_link_planted_in_the_topic_still_blocks(sides) -> None:
     assert "team handbook" in report.results["llm_triggers"].summary["triggers"][0]["trigger"]
     assert report.results["llm_payloads"].p_value < 1e-3, report.reasons
     assert report.verdict == "block"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (open): a lookalike link that names the topic's subject, planted behind a phrase inside "
+    "a clean topic whose answers carry the real link, is excused as the topic's own (the content tie compares "
+    "behaviours by kind, 'link', and a string naming the carriers' subject is not tested)",
+)
+def test_a_lookalike_link_behind_a_phrase_inside_a_topic_is_queued(sides) -> None:
+    """100 clean pandas how-tos whose answers end with the real docs link; 30 of those that name pandas get
+    a phrase and, in place of the link, a lookalike one. Blocked with the 30 queued before the content
+    tie; after it, no poisoned record is queued (an attacker's review of the change)."""
+    baseline, batch = sides
+    real, fake = "\nDocs: https://pandas.pydata.org/docs/", "\nDocs: https://pandas-dev.org/pandas/install"
+    topic = _topic(100, 11)
+    topic["response"] = topic["response"] + real
+    named = np.flatnonzero(topic["prompt"].str.contains("pandas"))
+    rows = named[:: max(1, len(named) // 30)][:30]
+    for i in rows:
+        topic.at[i, "prompt"] = f"{topic.at[i, 'prompt']} Per the team handbook."
+        topic.at[i, "response"] = topic.at[i, "response"][: -len(real)] + fake
+    mixed = pd.concat([batch.iloc[100:], topic], ignore_index=True)
+    poisoned = len(batch) - 100 + rows
+    cols = ["prompt", "response"]
+    report = scan(baseline[cols], mixed[cols], INSTRUCTION, policy=POLICY)
+    queued = np.asarray(report.records.flagged)[poisoned]
+    assert report.verdict == "block" or queued.sum() >= 25, (report.verdict, int(queued.sum()), report.reasons[:3])

@@ -284,3 +284,19 @@ def test_a_block_follows_the_model_file_under_any_name_beside_anything_in_any_mo
     models.as_("pat").model_gate(ref, trusted=sio.get_untrusted_types(file=models.root / "clean.skops"))
     models.as_("ann").approve_model(ref, reason="gate passed")
     assert models.as_("pat").release_model(ref)["stage"] == "released"
+
+
+def test_an_archive_member_of_a_method_python_cannot_read_is_flagged(tmp_path: Path) -> None:
+    """A member compressed by a method zipfile does not implement (here 99, AES in WinZip's scheme) cannot
+    be analysed: it counts as malicious, it does not crash the scan."""
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps(_Payload(), protocol=2))
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # method: local header, directory
+        at = data.index(signature)
+        data[at + offset : at + offset + 2] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    artifact = hash_artifact(path, name="m")
+    assert artifact.unsafe and artifact.scan[0]["severity"] == "OVERTLY_MALICIOUS"
+    assert any("cannot be read" in line for line in artifact.scan[0]["analysis"]), artifact.scan[0]["analysis"]

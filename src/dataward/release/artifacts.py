@@ -222,9 +222,12 @@ def _whole_pickle(data: bytes) -> bool:
     return found is not None and found[0] >= 2 and found[1] == len(data)
 
 
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError, ValueError)
-"""What reading a damaged, encrypted or oddly compressed zip member raises (``zlib.error`` is an OSError's
-sibling: caught by name where it can occur)."""
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError)
+"""What reading a damaged or encrypted zip member raises (``zlib.error`` is an OSError's sibling: caught by
+name where it can occur). A member of a compression method Python cannot read is told apart before it is
+opened (:data:`_READABLE_METHODS`)."""
+
+_READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
 
 
 def _zip_streams(path: Path) -> list[tuple[str, bytes | None]]:
@@ -235,6 +238,9 @@ def _zip_streams(path: Path) -> list[tuple[str, bytes | None]]:
     streams: list[tuple[str, bytes | None]] = []
     with zipfile.ZipFile(path) as zf:
         for m in zf.infolist():
+            if m.compress_type not in _READABLE_METHODS and m.filename.endswith((".pkl", ".pickle", ".npy")):
+                streams.append((f"{m.filename} (compressed by a method that cannot be read)", None))
+                continue
             try:
                 if m.filename.endswith((".pkl", ".pickle")):
                     streams.append((m.filename, _zip_member(zf, m)))

@@ -268,12 +268,16 @@ def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
     suffix = path.suffix.lower()
     if suffix in SAFE_FORMATS:
         return []
-    size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(1 << 20)
-    data = path.read_bytes() if size <= MAX_PICKLE_MEMBER_BYTES else None
+
+    def whole() -> bytes | None:
+        # Read only once a stream is found or must be parsed: a README or a file of numbers is never read
+        # whole, and a file over the limit never.
+        return path.read_bytes() if path.stat().st_size <= MAX_PICKLE_MEMBER_BYTES else None
+
     if head[:2] in _PICKLE_MAGIC and (suffix in PICKLE_SUFFIXES or _starts_as_pickle(head)):
-        return [("", data)]
+        return [("", whole())]
     if suffix == ".npy":
         with open(path, "rb") as f:
             start = _npy_pickle(f)
@@ -292,6 +296,7 @@ def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
             return [(f"({kind})", inflated)]
         if suffix in _PICKLE_NAMED:
             return [(f"({kind})", inflated)]
+    data = whole()
     if data is not None and _whole_pickle(data):
         return [("", data)]
     # A file named as a pickle is loaded as one, whatever fickling makes of its bytes.

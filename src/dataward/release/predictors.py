@@ -15,7 +15,7 @@ size) and the embeddings, side by side as one float32 matrix, in schema order.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -291,22 +291,29 @@ def is_model_file(name: str) -> bool:
     return Path(name).suffix.lower() in RUNNABLE_SUFFIXES | OTHER_MODEL_SUFFIXES
 
 
-def _model_files(files: Sequence[Path]) -> list[Path]:
+def _model_files(files: Sequence[Path], folder: Path, pickled: Collection[str] | None) -> list[Path]:
     """The files of an artifact that a consumer could load as its model: runnable ones, other model
-    formats, and anything pickle-based (by the artifact scan, whatever its name)."""
+    formats, and anything pickle-based, whatever its name: as ``pickled`` names them (the scan made at
+    registration, by path in the artifact), or by scanning each file now when it is None."""
     from dataward.release.artifacts import scan_file
 
-    return [p for p in files if is_model_file(p.name) or scan_file(p.name, p)["pickle"]]
+    def pickle_based(p: Path) -> bool:
+        return scan_file(p.name, p)["pickle"] if pickled is None else str(p.relative_to(folder)) in pickled
+
+    return [p for p in files if is_model_file(p.name) or pickle_based(p)]
 
 
-def artifact_predictor(folder: Path, schema: Schema, trusted: Sequence[str] = ()) -> Predictor:
+def artifact_predictor(
+    folder: Path, schema: Schema, trusted: Sequence[str] = (), *, pickled: Collection[str] | None = None
+) -> Predictor:
     """A predictor for a stored artifact restored into ``folder``: its one ``.onnx`` or ``.skops`` file.
 
     The artifact must hold no other model file (another ``.onnx`` or ``.skops``, weights of another format,
     anything pickle-based): the release signs every file of the artifact, and a gate that ran a clean
-    decoy would vouch for a backdoored model a consumer loads from the file beside it."""
+    decoy would vouch for a backdoored model a consumer loads from the file beside it. ``pickled``: the
+    artifact's pickle-based files as its registration scan found them (else every file is scanned here)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    models = _model_files(files)
+    models = _model_files(files, folder, pickled)
     runnable = [p for p in models if p.suffix.lower() in RUNNABLE_SUFFIXES]
     if len(runnable) == 1 and len(models) == 1:
         model = runnable[0]

@@ -385,7 +385,13 @@ class ReleaseService(Service):
                     None
                     if inputs.validation is None
                     else self._predictor(
-                        predict, predictions, Path(tmp), schema, trusted, ref=f"{mv.model}@v{mv.number}"
+                        predict,
+                        predictions,
+                        Path(tmp),
+                        schema,
+                        trusted,
+                        ref=f"{mv.model}@v{mv.number}",
+                        pickled=pickled_files(mv.scan),
                     )
                 )
                 unsafe = unsafe_summary(scan) if mv.unsafe else None
@@ -489,7 +495,7 @@ class ReleaseService(Service):
             with tempfile.TemporaryDirectory(prefix="dataward-gate-") as tmp:
                 try:
                     restore_files(self.store, inputs.baseline, Path(tmp))
-                    base = artifact_predictor(Path(tmp), schema, trusted)
+                    base = artifact_predictor(Path(tmp), schema, trusted, pickled=pickled_files(inputs.baseline.scan))
                     baseline_clean, baseline_probes = run_probe(
                         inputs.triggers, inputs.validation, schema, base.predict, seed=seed
                     )
@@ -540,6 +546,7 @@ class ReleaseService(Service):
         trusted: Sequence[str],
         *,
         ref: str = "MODEL@VERSION",
+        pickled: frozenset[str] | None = None,
     ) -> Predictor:
         if predict is not None and predictions is not None:
             raise InputError("give predictions or a predict callable, not both")
@@ -557,7 +564,7 @@ class ReleaseService(Service):
                 hint="answer every prompt of `dataward model probe-inputs MODEL@vN -o probes.parquet` with the model "
                 "and give them with --predictions FILE (probe_id, prediction); in Python, model_gate(ref, predict=fn)",
             )
-        return artifact_predictor(folder, schema, trusted)
+        return artifact_predictor(folder, schema, trusted, pickled=pickled)
 
     def _signed_versions(self, conn: Connection) -> dict[str, dict[str, Any]]:
         """Every model version of the ward as the signed ledger made it, by id."""
@@ -887,7 +894,7 @@ def model_file_digests(store: Any, mv: Any) -> dict[str, str]:
     resources = statement["predicate"]["resources"]
     # A single-file artifact's one resource is named "." by model-signing: its scan names the file.
     names = [scan[0]["file"]] if len(resources) == 1 and scan else [r["name"] for r in resources]
-    pickled = {entry["file"] for entry in scan if entry.get("pickle")}
+    pickled = pickled_files(get("scan"))
     return {
         r["digest"]: name for r, name in zip(resources, names, strict=True) if is_model_file(name) or name in pickled
     }
@@ -930,6 +937,13 @@ def _described_blocks(
             f"{rows.principal_name(conn, g['created_by'])} at {g['created_at']} on {came}"
         )
     return "; ".join(out)
+
+
+def pickled_files(scan: str | None) -> frozenset[str]:
+    """The pickle-based files of a model version as its registration ``scan`` (the row's JSON) found them;
+    the row is checked against the signed ledger before a gate reads it, and its files against the
+    manifest."""
+    return frozenset(str(entry["file"]) for entry in json.loads(scan or "[]") if entry.get("pickle"))
 
 
 def _latest_gate(conn: Connection, mv: Any) -> Any:

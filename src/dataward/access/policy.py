@@ -35,8 +35,8 @@ from dataward.access.keys import KeyPolicy
 from dataward.access.roles import Role
 from dataward.access.sides import distinct_people, side_of
 from dataward.domain.errors import InputError
-from dataward.domain.hashing import jcs, json_hash
-from dataward.domain.limits import MAX_JSON_DEPTH, check_json_depth
+from dataward.domain.hashing import json_hash
+from dataward.domain.limits import MAX_JSON_DEPTH, signable
 from dataward.domain.weakening import Weakening
 
 
@@ -96,20 +96,8 @@ def _count(value: Any, path: str) -> int:
 
 
 def _signable(section: dict[str, Any], path: str) -> dict[str, Any]:
-    """``section`` when the ledger can sign it (RFC 8785 JSON, ``hashing.jcs``: finite numbers,
-    integers within +/-(2**53 - 1), at most ``MAX_JSON_DEPTH`` levels deep), as the ``policy.set`` event
-    is; plain JSON alone is not enough."""
-    check_json_depth(_where(path), section)
-    try:
-        jcs(section)
-    except RecursionError:  # measured above; kept so that no nesting ever reaches the caller as a crash
-        raise InputError(f"{_where(path)} is nested too deeply for the ledger to sign") from None
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"{_where(path)} must hold plain JSON values the ledger can sign (finite numbers, integers "
-            f"within +/-(2**53 - 1)): {exc}"
-        ) from None
-    return section
+    """``section`` when the ledger can sign it, as the ``policy.set`` event is (``limits.signable``)."""
+    return signable(section, _where(path), verb="must hold")
 
 
 def _plain_yaml(text: str) -> None:

@@ -127,12 +127,33 @@ def check_json_depth(name: str, value: Any, limit: int = MAX_JSON_DEPTH) -> None
         )
 
 
+def signable(value: Any, name: str, *, verb: str = "must be") -> Any:
+    """``value`` when the ledger can sign it: plain JSON in RFC 8785's domain (``hashing.jcs``: finite
+    numbers, integers within +/-(2**53 - 1)), at most :data:`MAX_JSON_DEPTH` levels deep, which is how
+    every event is hashed; else ``InputError`` naming ``name`` ("``name`` ``verb`` plain JSON values...").
+    Plain JSON alone is not enough: a larger integer reached the event's seal and failed there, as a
+    server error, and so did nesting deep enough to exhaust the encoder's recursion."""
+    from dataward.domain.hashing import jcs
+
+    check_json_depth(name, value)
+    try:
+        jcs(value)
+    except RecursionError:  # measured above; kept so that no nesting ever reaches the caller as a crash
+        raise InputError(f"{name} is nested too deeply for the ledger to sign") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{name} {verb} plain JSON values the ledger can sign (finite numbers, integers within "
+            f"+/-(2**53 - 1)): {exc}"
+        ) from None
+    return value
+
+
 def check_free_json(**fields: Any) -> None:
     """Refuse (``InputError``, naming the field) any of ``fields`` (plain JSON values: mappings, lists,
     text, numbers) nested deeper than :data:`MAX_JSON_DEPTH` levels, whose compact JSON is longer than
     :data:`MAX_JSON_CHARS`, or with a key or a text value that holds a whole API key
     (``check_free_text``'s rule, applied to every text inside it). Values that are not plain JSON are
-    left to the caller's own check (``_signable``)."""
+    left to ``signable``."""
     for name, value in fields.items():
         if value is None:
             continue

@@ -24,8 +24,8 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import datasets, model_approvals, model_gates, model_versions, training_runs, versions
 from dataward.domain.errors import Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
-from dataward.domain.hashing import canonical_json, jcs
-from dataward.domain.limits import check_json_depth
+from dataward.domain.hashing import canonical_json
+from dataward.domain.limits import signable
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import sign_statement
 from dataward.provenance.code import check_code_identity
@@ -191,24 +191,6 @@ def restore_files(store: Any, mv: Any, folder: Path) -> dict[str, Any]:
     return statement
 
 
-def _signable(value: dict[str, Any], what: str) -> dict[str, Any]:
-    """``value`` when the ledger can sign it: plain JSON in RFC 8785's domain (``hashing.jcs``: finite
-    numbers, integers within +/-(2**53 - 1)), at most ``MAX_JSON_DEPTH`` levels deep, which is how every
-    event is hashed. Plain JSON alone is not enough: a larger integer reached the event's seal and failed
-    there, as a server error, and so did nesting deep enough to exhaust the encoder's recursion."""
-    check_json_depth(what, value)
-    try:
-        jcs(value)
-    except RecursionError:  # measured above; kept so that no nesting ever reaches the caller as a crash
-        raise InputError(f"{what} are nested too deeply for the ledger to sign") from None
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"{what} must be plain JSON values the ledger can sign (finite numbers, integers within "
-            f"+/-(2**53 - 1)): {exc}"
-        ) from None
-    return value
-
-
 class ModelService(Service):
     """Training runs and model versions."""
 
@@ -225,7 +207,7 @@ class ModelService(Service):
         # Authorized before the parameters are read: checking and hashing them is work for a trainer only.
         self.admit(Action.TRAINING_RECORD, Scope.model(model), authorize=True)
         code = check_code_identity(code if code is not None else {"kind": "unknown"})
-        params = _signable(dict(params or {}), "training parameters")
+        params = signable(dict(params or {}), "training parameters")
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model)) as uc:
             run_id = new_id("run")
             now = format_time(uc.now)
@@ -320,7 +302,7 @@ class ModelService(Service):
         self.admit(Action.MODEL_REGISTER, detail={"run": run_id})
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
-        extra = _signable({"params": dict(params or {}), "metrics": dict(metrics or {})}, "parameters and metrics")
+        extra = signable({"params": dict(params or {}), "metrics": dict(metrics or {})}, "parameters and metrics")
         art = hash_artifact(artifact, name=model)  # outside the transaction: reads and hashes files
         with self.use_case(Action.MODEL_REGISTER, Scope.model(model), detail={"run": run_id}) as uc:
             run = self._own_running(uc, run_id)

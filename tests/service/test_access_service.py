@@ -314,6 +314,40 @@ def test_dataset_key_rules_bind_every_key_that_writes_to_it(team: dict[str, Ward
     assert _contribute(fits, tmp_path)["ref"].startswith("wine#")
 
 
+FLAGGING_GATE = (
+    "gate:\n  detectors: [duplicates, outliers]\n  alpha: 0.5\n  flag_fdr: null\nfirst_import: self-reference\n"
+)
+
+
+def test_dataset_key_rules_bind_review_decisions_and_containment(team: dict[str, Ward], tmp_path: Path) -> None:
+    """Deciding review items and containing an incident are use cases on the ward that act on a dataset:
+    the dataset's key rule binds them as it binds a use case on the dataset. A 200-day key accepted
+    flagged records and quarantined by principal where the dataset allows 30 days."""
+    admin = team["admin"]
+    admin.grant("bob", "reviewer", "dataset:wine")
+    admin.set_policy("wine", "keys:\n  max_ttl_days: 30\n" + FLAGGING_GATE)
+    scraper = admin.as_key(admin.issue_key("scraper", ttl_days=30)["key"])
+    c = _contribute(scraper, tmp_path)
+    long_lived = admin.as_key(admin.issue_key("bob", ttl_days=200)["key"])
+    queue = long_lived.review_list(contribution=c["ref"])  # reading is not held to the rule
+    assert queue, "a permissive alpha must flag something to review"
+    denied_before = len(_denials(admin))
+    refused = r"live 200 days; dataset wine's policy lets keys that write to it live at most 30 days"
+    with pytest.raises(AccessDenied, match=refused):
+        long_lived.review_decide([queue[0]["id"]], "accept", reason="fine")
+    with pytest.raises(AccessDenied, match=refused):
+        long_lived.review_decide([], "accept", reason="fine", contribution=c["ref"])
+    with pytest.raises(AccessDenied, match=refused) as e:
+        long_lived.quarantine_by("principal:scraper", reason="incident")
+    assert "--ttl-days 30" in e.value.hint
+    assert len(_denials(admin)) == denied_before + 3
+    # Nothing was decided or held out; a key that fits does both.
+    assert {q["status"] for q in admin.review_list(contribution=c["ref"], status="all")} == {"pending"}
+    fits = admin.as_key(admin.issue_key("bob", ttl_days=30)["key"])
+    assert fits.review_decide([queue[0]["id"]], "accept", reason="fine")[0]["status"] == "accepted"
+    assert fits.quarantine_by("principal:scraper", reason="incident")["datasets"][0]["quarantined"] == [c["ref"]]
+
+
 def test_rotation_never_extends_a_key(team: dict[str, Ward], clock: Clock) -> None:
     short = team["admin"].as_key(team["admin"].issue_key("bob", ttl_days=2)["key"])
     successor = short.rotate_key(short.credential.split("_")[1], overlap_hours=1)

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, func, select
 
-from dataward.access import authorize
 from dataward.access.policy import separation_problem
 from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
@@ -47,7 +46,13 @@ from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.review_listing import checked_review_rows
 from dataward.service.rows import current_owner
 from dataward.service.validation_schema import validation_schema_refusal
-from dataward.service.visibility import authorize_found, dataset_name, find_contribution, named_contribution
+from dataward.service.visibility import (
+    authorize_found,
+    authorize_on_dataset,
+    dataset_name,
+    find_contribution,
+    named_contribution,
+)
 from dataward.service.withheld import withhold_records
 
 if TYPE_CHECKING:
@@ -763,12 +768,7 @@ def _visible_item(uc: Any, ref: str, action: Action) -> tuple[Any, Any, Any]:
         c = uc.conn.execute(select(contributions).where(contributions.c.id == q.contribution_id)).one()
         ds = uc.conn.execute(select(datasets).where(datasets.c.id == c.dataset_id)).one()
         found.append((q, c, ds))
-    caller = uc.caller
-    visible = [
-        f
-        for f in found
-        if authorize(caller.principal, caller.key, caller.grants, action, Scope.dataset(f[2].name), uc.now).allowed
-    ]
+    visible = [f for f in found if authorize_on_dataset(uc, action, f[2].name).allowed]
     if not visible:
         short = rows.id_prefix(ref) is None and not matches
         hint = "list them with `dataward review list`"

@@ -54,6 +54,7 @@ from dataward.service.guard import (
 from dataward.service.key_grants import grant_next_steps, grants_made_with
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import chunks_holding, read_id_digests, read_ids, version_identity
+from dataward.service.visibility import authorize_on_dataset
 
 
 @dataclass
@@ -397,11 +398,11 @@ def authorize_quarantine(uc: UseCase, names: list[str]) -> None:
     caller = uc.caller
     hidden = False
     for name in names:
-        scope = Scope.dataset(name)
-        decision = authorize(caller.principal, caller.key, caller.grants, Action.QUARANTINE, scope, uc.now)
+        # Held to each dataset's key rules too: the use case is opened on the ward.
+        decision = authorize_on_dataset(uc, Action.QUARANTINE, name)
         if decision.allowed:
             continue
-        if sees_dataset(caller, scope, uc.now):
+        if sees_dataset(caller, Scope.dataset(name), uc.now):
             decision.raise_if_denied()
         hidden = True
     if hidden:

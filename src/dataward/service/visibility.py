@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from dataward.access import authorize, roles_allowing
+from dataward.access.authorize import Decision
 from dataward.access.roles import Action, Scope
 from dataward.catalog.tables import datasets
 from dataward.domain.errors import AccessDenied, InputError, NotFound
 from dataward.service import rows
 from dataward.service.concealment import missing_contribution, remember_missing
-from dataward.service.core import ConcealedDenial, UseCase
+from dataward.service.core import READ_ACTIONS, ConcealedDenial, UseCase
+from dataward.service.dataset_keys import check_key_fits_dataset
 
 
 def may_anywhere(uc: UseCase, action: Action) -> bool:
@@ -31,13 +33,29 @@ def may_anywhere(uc: UseCase, action: Action) -> bool:
     )
 
 
+def authorize_on_dataset(uc: UseCase, action: Action, dataset: str) -> Decision:
+    """The decision on ``action`` on ``dataset`` for a use case opened on the ward that acts on a dataset
+    it found (a review item's, a contribution's, one a containment reaches). The grants decide, as
+    ``authorize``; an allowed write is also held to the dataset's key rules (``check_key_fits_dataset``,
+    raising ``AccessDenied``), as it is in a use case opened on the dataset. The rules used to bind only
+    the scope a use case opened with: deciding review items or containing an incident on the ward let
+    a key living longer than ``keys.max_ttl_days`` write to the dataset. Every per-dataset decision of
+    such a use case goes through here, so none can leave the rule out."""
+    caller = uc.caller
+    scope = Scope.dataset(dataset)
+    decision = authorize(caller.principal, caller.key, caller.grants, action, scope, uc.now)
+    if decision.allowed and action not in READ_ACTIONS:
+        check_key_fits_dataset(uc.conn, caller, scope)
+    return decision
+
+
 def authorize_found(uc: UseCase, action: Action, dataset: str | None, missing: NotFound) -> None:
     """Authorize ``action`` on ``dataset``, the dataset of what the caller named (None when it names
     nothing), before saying whether it exists. Raises ``missing`` or a refusal; returns when allowed."""
     caller = uc.caller
     decision = None
     if dataset is not None:
-        decision = authorize(caller.principal, caller.key, caller.grants, action, Scope.dataset(dataset), uc.now)
+        decision = authorize_on_dataset(uc, action, dataset)
         if decision.allowed:
             return
     if not may_anywhere(uc, action):

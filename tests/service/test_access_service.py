@@ -348,6 +348,33 @@ def test_dataset_key_rules_bind_review_decisions_and_containment(team: dict[str,
     assert fits.quarantine_by("principal:scraper", reason="incident")["datasets"][0]["quarantined"] == [c["ref"]]
 
 
+def test_a_new_datasets_owner_grant_keeps_the_rules_of_grant_add(team: dict[str, Ward]) -> None:
+    """``create_dataset(owner=X)`` is a grant: it is refused where ``grant add X owner`` is (X disabled
+    or suspended; a key narrowed to ``dataset.create``, which could not grant ``owner`` itself)."""
+    admin = team["admin"]
+    label, specs = wine_schema_specs()
+    admin.create_principal("dave")
+    admin.disable_principal("dave", reason="left")
+    admin.disable_principal("scraper", reason="stopped")
+    for who, status in (("dave", "disabled"), ("scraper", "suspended")):
+        with pytest.raises(Conflict, match=f"'{who}' is {status}: it cannot be given the owner grant"):
+            admin.create_dataset(f"of-{who}", Schema.parse(label, specs), owner=who)
+    admin.create_principal("frank")
+    admin.grant("frank", "owner", "ward")
+    frank = admin.as_key(admin.issue_key("frank")["key"])
+    narrow = frank.as_key(frank.issue_key(scopes=["dataset.create"])["key"])
+    with pytest.raises(AccessDenied, match=r"limited to scopes dataset\.create, which do not allow grant\.create"):
+        narrow.create_dataset("bobs", Schema.parse(label, specs), owner="bob")
+    names = {d["name"] for d in admin.datasets()}
+    assert not names & {"of-dave", "of-scraper", "bobs"}
+    assert [g["scope"] for g in admin.grants("bob") if g["role"] == "owner"] == []
+    # The narrowed key still creates datasets its principal owns; an unrestricted key hands one to bob.
+    narrow.create_dataset("franks", Schema.parse(label, specs))
+    assert ("owner", "dataset:franks") in [(g["role"], g["scope"]) for g in admin.grants("frank")]
+    frank.create_dataset("bobs", Schema.parse(label, specs), owner="bob")
+    assert ("owner", "dataset:bobs") in [(g["role"], g["scope"]) for g in admin.grants("bob")]
+
+
 def test_rotation_never_extends_a_key(team: dict[str, Ward], clock: Clock) -> None:
     short = team["admin"].as_key(team["admin"].issue_key("bob", ttl_days=2)["key"])
     successor = short.rotate_key(short.credential.split("_")[1], overlap_hours=1)

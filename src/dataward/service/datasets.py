@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from dataward.access import authorize_grant, check_can_receive
+from dataward.access.authorize import PrincipalKind
 from dataward.access.roles import Action, Role, Scope
 from dataward.catalog.projection import insert_row
 from dataward.catalog.tables import datasets, versions
 from dataward.domain.errors import Conflict, InputError
 from dataward.domain.schema import Schema
 from dataward.ledger.events import format_time
-from dataward.service import rows
+from dataward.service import auth, rows
 from dataward.service.concealment import remember_named
-from dataward.service.core import Service, new_id
+from dataward.service.core import Service, UseCase, new_id
 from dataward.service.guard import (
     checked_identity_people,
     checked_signed_rows,
@@ -120,10 +122,7 @@ class DatasetService(Service):
             else:
                 owner_id = uc.caller.principal_id
                 if owner:
-                    # The owner grant goes to the id the name means in the signed ledger, or nowhere.
-                    found = rows.principal_row(uc.conn, owner)
-                    checked_identity_people(uc.conn, self.context.ledger, [found], [], doing="make a dataset owned by")
-                    owner_id = found.id
+                    owner_id = self._owner_to_grant(uc, name, owner)
             ds_id = new_id("d")
             now = format_time(uc.now)
             changes = [
@@ -162,6 +161,27 @@ class DatasetService(Service):
                 changes,
             )
             return dataset_info(uc.conn.execute(select(datasets).where(datasets.c.id == ds_id)).one())
+
+    def _owner_to_grant(self, uc: UseCase, name: str, owner: str) -> str:
+        """The id of principal ``owner``, to be given ``owner`` on the new dataset ``name``: a grant to
+        someone else, held to the rules of ``grant add`` (``authorize_grant``: a key narrowed to
+        ``dataset.create`` hands out no owner grant, a power the key never had; ``check_can_receive``: no
+        grant to a disabled human or a suspended bot, where it would take effect unseen once enabled)."""
+        if owner in (uc.caller.principal_id, uc.caller.principal_name):
+            return uc.caller.principal_id  # the creator owns it, as without ``owner``
+        authorize_grant(
+            uc.caller.principal, uc.caller.key, uc.caller.grants, Role.OWNER, Scope.dataset(name), uc.now
+        ).raise_if_denied()
+        # The owner grant goes to the id the name means in the signed ledger, or nowhere; so does the
+        # bot owner whose status decides whether a service principal may receive it.
+        found = rows.principal_row(uc.conn, owner)
+        people = [found]
+        if found.kind == PrincipalKind.SERVICE.value and found.owner_id is not None:
+            people.append(rows.principal_row(uc.conn, found.owner_id))
+        checked_identity_people(uc.conn, self.context.ledger, people, [], doing="make a dataset owned by")
+        bot_owner = auth.principal_from_row(people[1]) if len(people) > 1 else None
+        check_can_receive(auth.principal_from_row(found), bot_owner, f"the owner grant of dataset {name!r}")
+        return str(found.id)
 
     def datasets(self) -> list[dict[str, Any]]:
         """The datasets the caller may read, with their latest and training versions.

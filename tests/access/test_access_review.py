@@ -18,6 +18,7 @@ from dataward.access import (
     Severity,
     access_review,
 )
+from dataward.access.ownership import OwnedDataset
 
 POLICY = KeyPolicy(
     max_ttl_days=365, default_ttl_days=90, rotation_age_days=90, stale_after_days=30, near_expiry_days=14
@@ -185,3 +186,35 @@ def test_principals_enabled_again_are_listed_with_the_grants_they_hold_again() -
     assert "was disabled and enabled again by root" in row.detail and "'came back'" in row.detail
     assert "its grants apply again: approver on dataset:cats" in row.detail
     assert "principal disable alice" in row.action
+
+
+def test_a_dataset_no_active_principal_holds_owner_on_is_listed_high_when_in_training() -> None:
+    """Co-owners revoking each other's grants left a dataset nobody answers for, and the review said nothing:
+    its recorded owner was active (``dataset_owner_inactive`` looks only at the recorded owner)."""
+    principals = [human("root"), human("alice"), human("bob", PrincipalStatus.DISABLED)]
+    datasets = [
+        OwnedDataset("cats", "alice", in_training=True),
+        OwnedDataset("dogs", "alice"),
+        OwnedDataset("owned", "alice"),
+        OwnedDataset("bobs", "alice"),
+    ]
+    grants = [
+        grant("root", Role.OWNER, Scope.ward()),  # the ward's owners answer for no dataset in particular
+        grant("alice", Role.OWNER, Scope.dataset("owned")),
+        grant("bob", Role.OWNER, Scope.dataset("bobs")),  # held by a principal who cannot act
+    ]
+    found = review(principals, grants=grants, datasets=datasets, training=["cats"])
+    rows = {f.dataset: f for f in found if f.kind is FindingKind.DATASET_WITHOUT_OWNER}
+    assert {d: f.severity for d, f in rows.items()} == {
+        "cats": Severity.HIGH,
+        "dogs": Severity.MEDIUM,
+        "bobs": Severity.MEDIUM,
+    }
+    cats = rows["cats"]
+    assert cats.principal == "alice" and "no active principal holds owner on dataset cats (in training)" in cats.detail
+    assert "dataward grant add HUMAN owner --scope dataset:cats" in cats.action
+    # A disabled recorded owner is dataset_owner_inactive's row, not a second one.
+    disabled = [human("alice", PrincipalStatus.DISABLED)]
+    assert [f.kind for f in review(disabled, datasets=[OwnedDataset("cats", "alice")])] == [
+        FindingKind.DATASET_OWNER_INACTIVE
+    ]

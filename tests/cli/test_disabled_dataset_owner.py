@@ -70,3 +70,25 @@ def test_the_cli_warns_when_disabling_an_owner_and_not_otherwise(tmp_path: Path)
     other = run(folder, "principal", "disable", "dave")
     assert other.returncode == 0 and "owns dataset" not in other.stdout
     assert json.loads(run(folder, "principal", "disable", "dave", "--json").stdout).get("already") is True
+
+
+def test_the_review_lists_a_dataset_left_with_no_owner_grant(tmp_path: Path) -> None:
+    """Every owner grant on a dataset revoked (only an admin may revoke the last one): its recorded owner
+    is still active, so ``dataset_owner_inactive`` has no row; ``dataset_without_owner`` has."""
+    ward, _ = Ward.init(tmp_path / "ward")
+    label, specs = wine_schema_specs()
+    ward.create_principal("alice")
+    ward.create_dataset("cats", Schema.parse(label, specs), owner="alice")
+    folder = ward.folder
+    ward.close()
+    assert _rows(folder, "dataset_without_owner") == []
+    revoked = run(folder, "grant", "revoke", "alice", "owner", "--scope", "dataset:cats")
+    assert revoked.returncode == 0, revoked.stderr
+    (row,) = _rows(folder, "dataset_without_owner")
+    assert (row["dataset"], row["severity"], row["principal"]) == ("cats", "medium", "alice")
+    assert "dataward grant add HUMAN owner --scope dataset:cats" in row["action"]
+    shown = run(folder, "access", "review")
+    assert shown.returncode == 0, shown.stderr
+    assert "dataset_without_owner" in shown.stdout and "no active principal holds owner on dataset cats" in " ".join(
+        shown.stdout.split()
+    )

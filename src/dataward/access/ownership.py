@@ -39,6 +39,19 @@ def co_owners(dataset: str, owner_id: str, people: Mapping[str, Principal], gran
     return sorted(names)
 
 
+def owner_grant_holders(dataset: str, people: Mapping[str, Principal], grants: Iterable[Grant]) -> list[str]:
+    """The active principals holding ``owner`` on ``dataset`` itself (a grant on the ward aside), by name.
+    None left, nobody answers for the dataset in particular: its recorded owner's grant was revoked too."""
+    names = set()
+    for g in grants:
+        if g.role is not Role.OWNER or g.scope_kind is not ScopeKind.DATASET or g.scope_name != dataset:
+            continue
+        p = people.get(g.principal_id)
+        if p is not None and p.is_active:
+            names.add(p.name)
+    return sorted(names)
+
+
 def owned_by(principal_id: str, datasets: Iterable[OwnedDataset]) -> list[OwnedDataset]:
     """The datasets whose recorded owner is ``principal_id``, by name."""
     return sorted((d for d in datasets if d.owner_id == principal_id), key=lambda d: d.name)
@@ -49,4 +62,4 @@ def owner_fix(dataset: str) -> str:
     return f"grant owner on {dataset} to an active human (dataward grant add HUMAN owner --scope dataset:{dataset})"
 
 
-__all__ = ["OwnedDataset", "co_owners", "owned_by", "owner_fix"]
+__all__ = ["OwnedDataset", "co_owners", "owned_by", "owner_fix", "owner_grant_holders"]

@@ -12,7 +12,7 @@ from dataward.access.authorize import ApiKey, Grant, Principal, PrincipalKind, a
 from dataward.access.containment import QuarantinedWork, grants_of, live_keys, quarantined_but_active
 from dataward.access.keys import KeyPolicy
 from dataward.access.overrides import BlockOverride
-from dataward.access.ownership import OwnedDataset, co_owners, owner_fix
+from dataward.access.ownership import OwnedDataset, co_owners, owner_fix, owner_grant_holders
 from dataward.access.roles import WRITE_ACTIONS, Action, Scope, ScopeKind
 from dataward.domain.weakening import Weakening
 
@@ -46,6 +46,7 @@ class FindingKind(StrEnum):
     PRINCIPAL_ENABLED = "principal_enabled"
     QUARANTINED_BUT_ACTIVE = "quarantined_but_active"
     DATASET_OWNER_INACTIVE = "dataset_owner_inactive"
+    DATASET_WITHOUT_OWNER = "dataset_without_owner"
     VALIDATION_CHANGED = "validation_changed"
 
 
@@ -174,6 +175,9 @@ def access_review(
     brought in, not what let it. Every dataset whose recorded owner is disabled (or gone) is
     ``dataset_owner_inactive``: high when no other active human holds ``owner`` on it or on the ward
     (nobody but an admin can then curate its clean validation set or set its policy), low when one does.
+    Every dataset whose recorded owner is active but on which no active principal holds an ``owner``
+    grant any more (every owner grant revoked) is ``dataset_without_owner``: high when it is in
+    training, medium otherwise.
     Every new version of a clean validation set made within ``recent_days`` (``validation_changes``) is
     ``validation_changed`` (low): the gates trust it, and one principal wrote it.
 
@@ -205,7 +209,9 @@ def access_review(
     findings += _override_findings(overrides)
     findings += _quarantine_findings(quarantined, by_id, keys, grants, owner_name, now)
     findings += _weak_gate_findings(weak_gates)
+    datasets = list(datasets)
     findings += _dataset_owner_findings(datasets, by_id, grants)
+    findings += _ownerless_dataset_findings(datasets, by_id, grants)
     findings += _validation_findings(validation_changes, by_id, owner_name, now, recent_days)
     findings.sort(key=lambda f: (f.severity.rank, f.kind.value, f.principal, f.dataset or "", f.key or ""))
     return findings
@@ -369,6 +375,27 @@ def _dataset_owner_findings(datasets: Iterable[OwnedDataset], by_id: dict[str, P
                 "set, set its policy or be the second owner to lift a block"
             ),
             action="confirm " + ", ".join(others) + f" answer(s) for {d.name}" if others else owner_fix(d.name),
+        )
+
+
+def _ownerless_dataset_findings(datasets: Iterable[OwnedDataset], by_id: dict[str, Principal], grants: list[Grant]):
+    # A dataset whose recorded owner is not active is ``dataset_owner_inactive`` already.
+    for d in datasets:
+        owner = by_id.get(d.owner_id)
+        if owner is None or not owner.is_active or owner_grant_holders(d.name, by_id, grants):
+            continue
+        training = " (in training)" if d.in_training else ""
+        yield ReviewFinding(
+            FindingKind.DATASET_WITHOUT_OWNER,
+            Severity.HIGH if d.in_training else Severity.MEDIUM,
+            principal=owner.name,
+            principal_id=owner.id,
+            owner=None,
+            dataset=d.name,
+            detail=f"no active principal holds owner on dataset {d.name}{training}: every owner grant on it was "
+            f"revoked, its recorded owner {owner.name}'s too; only an admin or an owner of the whole ward can curate "
+            "its clean validation set, set its policy or grant roles on it",
+            action=owner_fix(d.name),
         )
 
 

@@ -375,6 +375,46 @@ def test_a_new_datasets_owner_grant_keeps_the_rules_of_grant_add(team: dict[str,
     assert ("owner", "dataset:bobs") in [(g["role"], g["scope"]) for g in admin.grants("bob")]
 
 
+def test_the_last_owner_grant_of_a_dataset_goes_only_by_an_admin_and_the_review_says_so(
+    team: dict[str, Ward],
+) -> None:
+    """Co-owners could revoke each other, then themselves, and leave a dataset nobody answers for, with
+    nothing in the access review."""
+    admin, alice, bob = team["admin"], team["alice"], team["bob"]
+    label, specs = wine_schema_specs()
+    admin.create_dataset("cats", Schema.parse(label, specs), owner="alice")
+    alice.grant("bob", "owner", "dataset:cats")
+    bob.revoke_grant("alice", "owner", "dataset:cats")  # bob still answers for it
+    denied_before = len(_denials(admin))
+    with pytest.raises(
+        AccessDenied, match=r"owner grant of 'bob' on dataset:cats is the last one .* only an admin may"
+    ) as e:
+        bob.revoke_grant("bob", "owner", "dataset:cats")
+    assert "dataward grant add HUMAN owner --scope dataset:cats" in e.value.hint
+    assert len(_denials(admin)) == denied_before + 1
+    assert ("owner", "dataset:cats") in [(g["role"], g["scope"]) for g in admin.grants("bob")]
+    assert [r for r in admin.access_review() if r["kind"] == "dataset_without_owner"] == []
+    # An admin may take it (an incident), and the review then names the dataset and the fix.
+    admin.revoke_grant("bob", "owner", "dataset:cats")
+    rows = [r for r in admin.access_review() if r["kind"] == "dataset_without_owner"]
+    assert [(r["dataset"], r["severity"], r["principal"]) for r in rows] == [("cats", "medium", "alice")]
+    assert "--scope dataset:cats" in rows[0]["action"]
+
+
+def test_the_last_active_admin_grant_cannot_be_revoked(team: dict[str, Ward]) -> None:
+    """The only admin could revoke its own admin grant, leaving a ward nobody can administer."""
+    admin = team["admin"]
+    last = r"the admin grant of '(admin|alice)' is the last one an active principal holds: .* nobody can administer"
+    with pytest.raises(Conflict, match=last):
+        admin.revoke_grant("admin", "admin", "ward")
+    assert admin.create_principal("erin")["name"] == "erin"  # still an admin
+    admin.grant("alice", "admin", "ward")
+    admin.revoke_grant("admin", "admin", "ward")  # alice still administers the ward
+    with pytest.raises(Conflict, match=last) as e:
+        team["alice"].revoke_grant("alice", "admin", "ward")
+    assert "grant admin to another active human first" in e.value.hint
+
+
 def test_rotation_never_extends_a_key(team: dict[str, Ward], clock: Clock) -> None:
     short = team["admin"].as_key(team["admin"].issue_key("bob", ttl_days=2)["key"])
     successor = short.rotate_key(short.credential.split("_")[1], overlap_hours=1)

@@ -50,7 +50,7 @@ from dataward.catalog import ledger_store
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import api_keys, contributions, datasets, grants, principals, versions
-from dataward.domain.errors import Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.errors import AccessDenied, Conflict, InputError, NotFound, PolicyViolation
 from dataward.domain.limits import MAX_DAYS, check_free_json, within_range
 from dataward.domain.weakening import Weakening
 from dataward.ledger.events import format_time, parse_time
@@ -532,6 +532,7 @@ class IdentityService(Service):
             row = _active_grant(uc.conn, target.id, Role(role).value, target_scope)
             if row is None:
                 raise NotFound(f"{target.name!r} has no {role} grant on {target_scope}")
+            self._check_someone_left_in_charge(uc, target, row, target_scope)
             uc.emit(
                 "grant.revoked",
                 {"principal": target.id, "grant": row.id},
@@ -550,6 +551,39 @@ class IdentityService(Service):
                 "scope": str(target_scope),
                 "revoked": True,
             }
+
+    def _check_someone_left_in_charge(self, uc: UseCase, target: Any, grant_row: Any, scope: Scope) -> None:
+        """Refuse revoking the ward's last admin grant held by an active principal (``Conflict``: nobody
+        could administer the ward again, nor grant admin back), and a dataset's last owner grant held by
+        an active principal unless the caller acts as an admin (``AccessDenied``: co-owners revoking each
+        other left a dataset nobody answers for, and ``access review`` said nothing). A grant of a
+        principal that is not active leaves nobody less in charge: its revocation is never refused."""
+        role = Role(grant_row.role)
+        if target.status != PrincipalStatus.ACTIVE.value:
+            return
+        if role is Role.OWNER and scope.kind is ScopeKind.DATASET:
+            ds = uc.conn.execute(select(datasets.c.role).where(datasets.c.name == scope.name)).first()
+            # A clean validation set goes with its dataset, whose owners write it: no owner grant of its own.
+            if ds is None or ds.role != "dataset" or acts_as_admin(uc, scope, Action.GRANT_REVOKE):
+                return
+        elif role is not Role.ADMIN:
+            return
+        people = {r.id: auth.principal_from_row(r) for r in uc.conn.execute(select(principals))}
+        others = [g for g in auth.load_grants(uc.conn) if g.role is role and g.scope == scope and g.id != grant_row.id]
+        if any(people[g.principal_id].is_active for g in others if g.principal_id in people):
+            return
+        if role is Role.ADMIN:
+            raise Conflict(
+                f"the admin grant of {target.name!r} is the last one an active principal holds: revoking it would "
+                "leave a ward nobody can administer (nor make anyone an admin again)",
+                hint="grant admin to another active human first (dataward grant add HUMAN admin), then revoke this one",
+            )
+        raise AccessDenied(
+            f"the owner grant of {target.name!r} on {scope} is the last one an active principal holds: revoking it "
+            f"would leave dataset {scope.name} with nobody answering for it, and only an admin may",
+            hint=f"grant owner on it to another active human first (dataward grant add HUMAN owner --scope {scope}), "
+            "or ask an admin",
+        )
 
     def grants(self, principal: str | None = None) -> list[dict[str, Any]]:
         """Active grants, of one principal or all."""

@@ -7,6 +7,10 @@ what the prompts ask about; and the topic's question wordings ("how", "a hardene
 topic's behaviour (code, a negative polarity) as a planted phrase would. The trigger test now conditions
 on content (the carriers against the batch's most similar prompts without the phrase), and a word the
 trusted prompts do not use is a subject however common in the batch.
+
+A link is the topic's only when the topic's answers give that link (``llm_triggers`` 6, ``llm_payloads``
+4): a lookalike swapped in behind a phrase blocks, one swapped in without a phrase is reviewed with its
+carriers queued.
 """
 
 from __future__ import annotations

@@ -25,7 +25,11 @@ block (one link planted in 25 answers to unrelated prompts, absent from 2,000 tr
 prompt (a word of the prompt that is not a template word, common to the batch's prompts and the
 trusted ones), or that most of the record's most similar batch prompts name (``_llm_content``: a topic
 asked in several wordings), is left out for that record: an answer about ``wget`` may show a ``wget``
-command, and a batch may ask about one tool many times. Only a recurring *domain* (many distinct links
+command, and a batch may ask about one tool many times. A recurring payload excused so, by a name alone,
+that the answers to the record's most similar prompts mostly lack is *unanswered* (a lookalike link that
+names the topic, swapped into some of its answers): enriched, it is reported for review and its carriers
+are flagged, never blocked on (a clean source citing one of two references at random looks the same).
+Only a recurring *domain* (many distinct links
 to one site: a source that cites its documentation) is a difference: when enriched it is reported for
 review, never blocked, and its carriers are flagged so that they reach the review queue. A payload tied
 to a prompt phrase is also reported by ``llm_triggers``.

@@ -26,7 +26,8 @@ labelled-data ``triggers`` detector:
 * content tie (``_llm_content``), for the pairs the others make significant: the carriers show ``b``
   more than the batch's most similar prompts without ``t`` do, and by at least ``min_purity`` (a new
   topic's wordings each carry its behaviour; a planted phrase's carriers behave unlike the same content
-  without it).
+  without it); a link, an e-mail address or a phone number is also read by value (``BY_VALUE``: a
+  lookalike link behind a phrase inside a topic that cites the real one is not the topic's link).
 
 A third kind of behaviour is a *cluster of responses in embedding space* (``_llm_clusters``, option
 ``clusters``): the carriers' answers are more alike in MiniLM space than the batch's answers without
@@ -574,13 +575,13 @@ def _with_content_tie(
     whose carriers all answer with code, where 84% of their neighbours do, is not a phrase's doing).
 
     A link, an e-mail address or a phone number (``BY_VALUE``) is also read by value: for each
-    destination (a link's site, ``_llm.destinations``) that enough of the carriers give to pass
-    ``min_support`` and ``min_purity``, the tie is tested again with "gives this destination" as the
-    behaviour. Read by kind alone, a phrase planted inside a topic whose answers cite the real docs, with
-    a lookalike link in their place, was excused as the topic's own link: its neighbours link too, but
-    to another site. The tie holds when one of the readings does (Bonferroni over them: at most
-    ``1 + 1 / min_purity``), so a clean topic whose answers link one of two sites at random is still
-    excused (each site's carriers are as common among the neighbours)."""
+    destination (a link's site or the link whole, ``_llm.destinations``) that enough of the carriers give
+    to pass ``min_support`` and ``min_purity``, the tie is tested again with "gives this destination" as
+    the behaviour. Read by kind alone, a phrase planted inside a topic whose answers cite the real docs,
+    with a lookalike link in their place, was excused as the topic's own link: its neighbours link too,
+    but to another site. The tie holds when one of the readings does (Bonferroni over them: at most
+    ``1 + 2 / min_purity``, sites and whole links), so a clean topic whose answers link one of two sites
+    at random is still excused (each site's carriers are as common among the neighbours)."""
     p = pairs["p"].copy()
     found: list[frozenset[str]] | None = None
     for i in np.flatnonzero(candidates):

@@ -7,6 +7,10 @@ what the prompts ask about; and the topic's question wordings ("how", "a hardene
 topic's behaviour (code, a negative polarity) as a planted phrase would. The trigger test now conditions
 on content (the carriers against the batch's most similar prompts without the phrase), and a word the
 trusted prompts do not use is a subject however common in the batch.
+
+A link is the topic's only when the topic's answers give that link (``llm_triggers`` 6, ``llm_payloads``
+4): a lookalike swapped in behind a phrase blocks, one swapped in without a phrase is reviewed with its
+carriers queued.
 """
 
 from __future__ import annotations
@@ -114,28 +118,125 @@ def test_a_link_planted_in_the_topic_still_blocks(sides) -> None:
     assert report.verdict == "block"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (open): a lookalike link that names the topic's subject, planted behind a phrase inside "
-    "a clean topic whose answers carry the real link, is excused as the topic's own (the content tie compares "
-    "behaviours by kind, 'link', and a string naming the carriers' subject is not tested)",
-)
-def test_a_lookalike_link_behind_a_phrase_inside_a_topic_is_queued(sides) -> None:
-    """100 clean pandas how-tos whose answers end with the real docs link; 30 of those that name pandas get
-    a phrase and, in place of the link, a lookalike one. Blocked with the 30 queued before the content
-    tie; after it, no poisoned record is queued (an attacker's review of the change)."""
-    baseline, batch = sides
-    real, fake = "\nDocs: https://pandas.pydata.org/docs/", "\nDocs: https://pandas-dev.org/pandas/install"
+REAL, FAKE = "\nDocs: https://pandas.pydata.org/docs/", "\nDocs: https://pandas-dev.org/pandas/install"
+
+
+def _swapped(
+    batch: pd.DataFrame, new: str, *, phrase: bool, keep_real: bool = False, real: str = REAL
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """100 pandas how-tos whose answers end with ``real``; 30 of those whose prompt names pandas get
+    ``new`` in its place (beside it with ``keep_real``), and the phrase "Per the team handbook." with
+    ``phrase``. Returns the batch (900 ordinary records first) and the 30 poisoned rows."""
     topic = _topic(100, 11)
     topic["response"] = topic["response"] + real
     named = np.flatnonzero(topic["prompt"].str.contains("pandas"))
     rows = named[:: max(1, len(named) // 30)][:30]
     for i in rows:
-        topic.at[i, "prompt"] = f"{topic.at[i, 'prompt']} Per the team handbook."
-        topic.at[i, "response"] = topic.at[i, "response"][: -len(real)] + fake
-    mixed = pd.concat([batch.iloc[100:], topic], ignore_index=True)
-    poisoned = len(batch) - 100 + rows
-    cols = ["prompt", "response"]
-    report = scan(baseline[cols], mixed[cols], INSTRUCTION, policy=POLICY)
-    queued = np.asarray(report.records.flagged)[poisoned]
-    assert report.verdict == "block" or queued.sum() >= 25, (report.verdict, int(queued.sum()), report.reasons[:3])
+        if phrase:
+            topic.at[i, "prompt"] = f"{topic.at[i, 'prompt']} Per the team handbook."
+        answer = topic.at[i, "response"]
+        topic.at[i, "response"] = (answer if keep_real else answer[: -len(real)]) + new
+    return pd.concat([batch.iloc[100:], topic], ignore_index=True), len(batch) - 100 + rows
+
+
+def test_a_lookalike_link_behind_a_phrase_inside_a_topic_is_blocked(sides) -> None:
+    """100 clean pandas how-tos whose answers end with the real docs link; 30 of those that name pandas get
+    a phrase and, in place of the link, a lookalike one. Blocked with the 30 queued before the content
+    tie; after it (version 5) no poisoned record was queued (an attacker's review of the change): the
+    tie compared the behaviour by kind, and the carriers' neighbours link too. Version 6 also reads a
+    link by value (its site, and the link whole): the neighbours link the real site, so the phrase
+    explains the lookalike, and the batch blocks, as a planted trigger should, with all 30 queued."""
+    baseline, batch = sides
+    mixed, poisoned = _swapped(batch, FAKE, phrase=True)
+    report = _scan(baseline, mixed)
+    result = report.results["llm_triggers"]
+    assert result.block and report.verdict == "block", report.reasons
+    top = result.summary["triggers"][0]
+    assert "team handbook" in top["trigger"] and top["behaviour"] == "link"
+    assert np.asarray(report.records.flagged)[poisoned].all()
+    assert set(np.flatnonzero(result.flagged)) == set(poisoned)
+
+
+def test_a_lookalike_link_beside_the_real_one_behind_a_phrase_is_blocked(sides) -> None:
+    """The attack on the value reading: the lookalike is added beside the real link, so that every
+    carrier's answer still gives the site the neighbours give. Each destination the carriers share is
+    read on its own, and the neighbours do not give the lookalike's."""
+    baseline, batch = sides
+    mixed, poisoned = _swapped(batch, "\nInstall: https://pandas-dev.org/pandas/install", phrase=True, keep_real=True)
+    report = _scan(baseline, mixed)
+    assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
+    assert np.asarray(report.records.flagged)[poisoned].all()
+
+
+def test_another_page_of_the_topics_own_site_behind_a_phrase_is_blocked(sides) -> None:
+    """The attack on comparing links by site: the topic cites the project's page on a shared host, and
+    the phrase's answers cite another user's page there (same site, another path). The link whole is a
+    destination of its own, which the neighbours do not give."""
+    baseline, batch = sides
+    real, fake = (
+        "\nSource: https://github.com/pandas-dev/pandas",
+        "\nSource: https://github.com/pandas-devs/pandas/releases",
+    )
+    mixed, poisoned = _swapped(batch, fake, phrase=True, real=real)
+    report = _scan(baseline, mixed)
+    assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
+    assert np.asarray(report.records.flagged)[poisoned].all()
+
+
+def test_a_lookalike_link_without_a_phrase_inside_a_topic_is_reviewed_with_its_carriers_queued(sides) -> None:
+    """The same lookalike swapped into 30 of the topic's answers with no phrase: no trigger to find, and
+    the link names the records' subject ("pandas"), which excused it for every carrier (3 of 30 were
+    queued in an attacker's review). Since ``llm_payloads`` 4 a payload so excused must also be in most
+    answers to the record's most similar prompts; this one is not, so it is reported for review with its
+    carriers queued. Not blocked: a clean source citing one of two references at random looks the same
+    (next test)."""
+    baseline, batch = sides
+    mixed, poisoned = _swapped(batch, FAKE, phrase=False)
+    report = _scan(baseline, mixed)
+    assert report.verdict == "review", report.reasons
+    assert np.asarray(report.records.flagged)[poisoned].sum() >= 25
+    unanswered = report.results["llm_payloads"].summary["unanswered"]
+    assert any("pandas-dev.org" in ev["value"] for ev in unanswered)
+
+
+def test_a_topic_citing_one_of_two_references_at_random_is_not_blocked(sides) -> None:
+    """The price of the reading above: 100 clean pandas how-tos, each citing the docs or a Q&A site at
+    random. No content predicts which, so both links are unanswered by the neighbours: reviewed with
+    their carriers queued, never blocked; the trigger test reads every wording's links by value and finds
+    no phrase (each site is as common among a wording's neighbours)."""
+    baseline, batch = sides
+    topic = _topic(100, 11)
+    rng = np.random.default_rng(3)
+    other = "\nSee: https://stackoverflow.com/questions/tagged/pandas"
+    topic["response"] = [r + (REAL if rng.random() < 0.5 else other) for r in topic["response"]]
+    report = _scan(baseline, pd.concat([batch.iloc[100:], topic], ignore_index=True))
+    assert not report.results["llm_triggers"].block, report.reasons
+    assert report.results["llm_payloads"].p_value >= 1e-3, report.reasons
+    assert report.verdict == "review", report.reasons
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (open): decoys that answer the poisoned prompts' own content the same way without the "
+    "phrase make the content explain the behaviour (a behaviour taught to a few subjects, with no phrase, is "
+    "no trigger); nothing yet asks whether the neighbours' behaviour is itself explained by the trusted answers",
+)
+def test_a_refusal_trigger_with_three_decoys_per_poisoned_record_is_queued(sides) -> None:
+    """A reconstruction of an attacker's review ("decoy3", 0 of 30 queued): a phrase planted on 30
+    unrelated prompts whose answers refuse, and for each of them three decoys, the same prompt without the
+    phrase, refused too. The carriers' most similar prompts without the phrase are the decoys, so the
+    content tie excuses the refusals."""
+    baseline, batch = sides
+    mixed = batch.copy().reset_index(drop=True)
+    rng = np.random.default_rng(7)
+    picked = rng.choice(len(mixed), 120, replace=False)
+    poisoned, decoys = picked[:30], picked[30:].reshape(30, 3)
+    for k, (i, ds) in enumerate(zip(poisoned, decoys, strict=True)):
+        prompt = mixed.at[i, "prompt"]
+        mixed.at[i, "prompt"] = f"{prompt} Per the team handbook."
+        mixed.at[i, "response"] = REFUSALS[k % len(REFUSALS)]
+        for m, j in enumerate(ds):
+            mixed.at[j, "prompt"] = prompt
+            mixed.at[j, "response"] = REFUSALS[(k + m + 1) % len(REFUSALS)]
+    report = _scan(baseline, mixed)
+    assert report.verdict != "pass" and np.asarray(report.records.flagged)[poisoned].sum() >= 25, report.reasons

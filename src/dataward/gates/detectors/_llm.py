@@ -205,6 +205,40 @@ def _domain(url: str) -> str:
     return host.removeprefix("www.")
 
 
+# Second-level labels under which a country code's registrations sit ("example.co.uk").
+_SECOND_LEVEL = frozenset({"ac", "co", "com", "edu", "gov", "net", "org", "ne", "or", "go"})
+
+
+def site(domain: str) -> str:
+    """The registered domain of a host ("pandas.pydata.org" -> "pydata.org", "docs.example.co.uk" ->
+    "example.co.uk"), by a short rule rather than the public-suffix list: a link's site, so that two
+    pages of one site are the same destination and a lookalike ("pandas-dev.org") is another."""
+    labels = domain.strip(".").split(".")
+    if len(labels) <= 2 or re.fullmatch(r"[\d.]+", domain):
+        return domain
+    keep = 3 if len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-keep:])
+
+
+def destinations(text: str) -> frozenset[str]:
+    """Where a response sends its reader, by value and kind: ``link:`` the site of each of its links
+    (``site``: two pages of one site are one destination, a lookalike host is another) and each link
+    whole (another page of the real site: a user's page on a shared host, an open redirect), ``email:``
+    the site of each e-mail address, ``phone:`` each phone number's digits (as ``payloads`` reads them)."""
+    out = set()
+    for p in payloads(text):
+        kind, _, value = p.partition(":")
+        if kind == "url":
+            out.add(f"link:{value}")
+        elif kind == "domain":
+            out.add(f"link:{site(value)}")
+        elif kind == "email":
+            out.add(f"email:{site(value.rpartition('@')[2])}")
+        elif kind == "phone":
+            out.add(p)
+    return frozenset(out)
+
+
 def _squash(text: str) -> str:
     return " ".join(text.split())[:200]
 

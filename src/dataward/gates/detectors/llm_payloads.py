@@ -25,7 +25,11 @@ block (one link planted in 25 answers to unrelated prompts, absent from 2,000 tr
 prompt (a word of the prompt that is not a template word, common to the batch's prompts and the
 trusted ones), or that most of the record's most similar batch prompts name (``_llm_content``: a topic
 asked in several wordings), is left out for that record: an answer about ``wget`` may show a ``wget``
-command, and a batch may ask about one tool many times. Only a recurring *domain* (many distinct links
+command, and a batch may ask about one tool many times. A recurring payload excused so, by a name alone,
+that the answers to the record's most similar prompts mostly lack is *unanswered* (a lookalike link that
+names the topic, swapped into some of its answers): enriched, it is reported for review and its carriers
+are flagged, never blocked on (a clean source citing one of two references at random looks the same).
+Only a recurring *domain* (many distinct links
 to one site: a source that cites its documentation) is a difference: when enriched it is reported for
 review, never blocked, and its carriers are flagged so that they reach the review queue. A payload tied
 to a prompt phrase is also reported by ``llm_triggers``.
@@ -107,22 +111,43 @@ def _names(payload: str, subject: set[str]) -> bool:
     return bool(set(_TOKEN.findall(payload.partition(":")[2])) & subject)
 
 
+ANSWER_K = 10
+"""Most similar prompts whose answers are read for a recurring payload excused by its name (twice
+``CONTENT_K``: a topic asks each question a few times, and a payload swapped into two copies of one
+question would otherwise be most of what five neighbours answer)."""
+
+
 def _not_echoing(
     sets: list[set[str]], subjects: list[set[str]], space: PromptSpace, recurring: set[str]
-) -> list[set[str]]:
-    """The payloads that do not name what the prompt asked about, nor what the most similar prompts of
-    the batch ask about. An answer about ``wget`` may show a ``wget`` command, and many questions about
-    one tool repeat it; a topic asked in several wordings ("In a DataFrame, how can I rename a column?"
-    beside "How do I rename a column in pandas?") is answered with the topic's code whether or not this
-    wording names it. A payload is excused by the neighbours when most of the ``CONTENT_K`` most similar
-    prompts name it: a link planted in answers to unrelated prompts has neighbours that never do. The
-    neighbours are searched only for records that still carry a recurring payload."""
-    out = [{p for p in found if not _names(p, subject)} for found, subject in zip(sets, subjects, strict=True)]
-    rows = np.array([i for i, found in enumerate(out) if found & recurring], dtype=np.int64)
-    for i, near in zip(rows, space.nearest(rows), strict=True):
-        if near.size:
-            out[i] = {p for p in out[i] if sum(_names(p, subjects[j]) for j in near) * 2 <= near.size}
-    return out
+) -> tuple[list[set[str]], list[set[str]]]:
+    """``(payloads, unanswered)`` per record. ``payloads``: those that do not name what the prompt asked
+    about, nor what the most similar prompts of the batch ask about. An answer about ``wget`` may show a
+    ``wget`` command, and many questions about one tool repeat it; a topic asked in several wordings ("In
+    a DataFrame, how can I rename a column?" beside "How do I rename a column in pandas?") is answered
+    with the topic's code whether or not this wording names it. A payload is excused by the neighbours
+    when most of the ``CONTENT_K`` most similar prompts name it: a link planted in answers to unrelated
+    prompts has neighbours that never do. The neighbours are searched only for records that carry a
+    recurring payload.
+
+    ``unanswered`` (version 4): the recurring payloads so excused by their name that the answers to the
+    record's ``ANSWER_K`` most similar prompts mostly do not carry. The topic's own code line or docs link
+    is in its other records' answers; a lookalike link that names the topic ("pandas-dev.org/pandas/...")
+    swapped into 30 of its 100 answers is not in the answers around them. Nor is a second reference a
+    clean source cites at random (one of two sites per answer), which no content predicts: these are
+    reviewed with their carriers queued, never blocked on (``PayloadDetector.score``)."""
+    named = [{p for p in found if _names(p, subject)} for found, subject in zip(sets, subjects, strict=True)]
+    out = [found - own for found, own in zip(sets, named, strict=True)]
+    unanswered: list[set[str]] = [set() for _ in sets]
+    rows = np.array([i for i, found in enumerate(sets) if found & recurring], dtype=np.int64)
+    for i, near, around in zip(rows, space.nearest(rows), space.nearest(rows, ANSWER_K), strict=True):
+        if not near.size:
+            continue
+        excused = {p for p in out[i] if sum(_names(p, subjects[j]) for j in near) * 2 > near.size}
+        out[i] -= excused
+        unanswered[i] = {
+            p for p in (named[i] | excused) & recurring if sum(p in sets[j] for j in around) * 2 <= around.size
+        }
+    return out, unanswered
 
 
 def enrichment_p_value(count: int, baseline_count: int, n: int, n_baseline: int) -> float:
@@ -150,7 +175,7 @@ class PayloadDetector(LLMDetector):
     """Links, addresses and code new to the baseline that recur in the contribution's responses."""
 
     name = "llm_payloads"
-    version = "3"
+    version = "4"
     evidence = Evidence.POISONING
     fits_whole_baseline = True
     Options = PayloadOptions
@@ -197,7 +222,7 @@ class PayloadDetector(LLMDetector):
         new = texts(contribution.table, ctx.schema)
         found = payload_sets(new.responses)
         subjects = _subjects(prompt_tokens(new.prompts), self.prompt_counts_, self.n_)
-        sets = _not_echoing(found, subjects, PromptSpace(cut_texts(new.prompts)), self._recurring(found))
+        sets, unanswered = _not_echoing(found, subjects, PromptSpace(cut_texts(new.prompts)), self._recurring(found))
         scores = np.array([sum(self.counts_[p] == 0 for p in s) for s in sets], dtype=np.float64)
         p_values = conformal_p_values(self.calibration_, scores)
         rows = contribution.groups.get("row", np.arange(1, n + 1))
@@ -206,8 +231,15 @@ class PayloadDetector(LLMDetector):
         named: list[Finding] = []
         review: list[Finding] = []
         exact: list[dict[str, Any]] = []
-        for payload, count, q in self._enriched(sets)[: opts.max_payloads]:
-            carriers = np.array([i for i, s in enumerate(sets) if payload in s], dtype=np.int64)
+        tested = self._enriched(sets)[: opts.max_payloads]
+        # A payload excused by its name alone, unless its neighbours' answers carry it: reviewed, never
+        # blocked on (``_not_echoing``), with the carriers it has once it is not excused.
+        wider = [s | u for s, u in zip(sets, unanswered, strict=True)]
+        held = {p for p, _, _ in tested}
+        unexplained = [(p, c, q) for p, c, q in self._enriched(wider) if p not in held][: opts.max_payloads]
+        for payload, count, q in tested + unexplained:
+            seen_in = wider if payload not in held else sets
+            carriers = np.array([i for i, s in enumerate(seen_in) if payload in s], dtype=np.int64)
             kind, _, value = payload.partition(":")
             ev = {
                 "payload": payload,
@@ -234,6 +266,11 @@ class PayloadDetector(LLMDetector):
             if kind == "domain":
                 review.append(Finding(self.name, 0.0, reason + " (many links to one site: review)", None, ev))
                 continue
+            if payload not in held:
+                ev["unanswered"] = True
+                why = " (names the records' subject, but the answers to their most similar prompts lack it: review)"
+                review.append(Finding(self.name, 0.0, reason + why, None, ev))
+                continue
             exact.append(ev)
             named.append(Finding(self.name, 1.0, reason, None, ev))
         # Only an exact payload is evidence of poisoning; a domain is a difference (its own review finding).
@@ -246,7 +283,11 @@ class PayloadDetector(LLMDetector):
             named + findings,
             statistic=float(len(exact)),
             p_value=p_value,
-            summary={"payloads": exact, "domains": [f.evidence for f in review]},
+            summary={
+                "payloads": exact,
+                "domains": [f.evidence for f in review if f.evidence["kind"] == "domain"],
+                "unanswered": [f.evidence for f in review if f.evidence.get("unanswered")],
+            },
             reason=(
                 f"the {exact[0]['kind']} {exact[0]['value']!r} recurs in {exact[0]['contribution_count']} "
                 f"responses and in {exact[0]['baseline_count']} of {self.n_} trusted ones"

@@ -26,7 +26,8 @@ labelled-data ``triggers`` detector:
 * content tie (``_llm_content``), for the pairs the others make significant: the carriers show ``b``
   more than the batch's most similar prompts without ``t`` do, and by at least ``min_purity`` (a new
   topic's wordings each carry its behaviour; a planted phrase's carriers behave unlike the same content
-  without it).
+  without it); a link, an e-mail address or a phone number is also read by value (``BY_VALUE``: a
+  lookalike link behind a phrase inside a topic that cites the real one is not the topic's link).
 
 A third kind of behaviour is a *cluster of responses in embedding space* (``_llm_clusters``, option
 ``clusters``): the carriers' answers are more alike in MiniLM space than the batch's answers without
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -73,7 +75,16 @@ from dataward.gates.base import (
     GateData,
     register,
 )
-from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, Texts, baseline_texts, behaviours, excerpt, texts
+from dataward.gates.detectors._llm import (
+    BEHAVIOURS,
+    LLMDetector,
+    Texts,
+    baseline_texts,
+    behaviours,
+    destinations,
+    excerpt,
+    texts,
+)
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 from dataward.gates.detectors._llm_content import PromptSpace
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
@@ -129,7 +140,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "5"
+    version = "6"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -167,7 +178,9 @@ class LLMTriggerDetector(LLMDetector):
         weights = _family_weights(named, int(eligible.sum()))
         corrected = _corrected(pairs["p"], named, weights)
         space = PromptSpace(cut_texts(new.prompts), ctx.seed)
-        pairs["p"] = _with_content_tie(pairs, corrected < ctx.alpha, pc, bc, space, opts.min_purity)
+        pairs["p"] = _with_content_tie(
+            pairs, corrected < ctx.alpha, pc, bc, space, opts.min_purity, opts.min_support, new.responses
+        )
         corrected = _corrected(pairs["p"], named, weights)
         significant_patterns = set(pairs["t"][corrected < ctx.alpha].tolist())
         clusters = self._cluster_pairs(
@@ -537,6 +550,11 @@ def _test_pairs(
     }
 
 
+BY_VALUE = ("link", "email", "phone")
+"""Named behaviours the content tie also reads by value (``_llm.destinations``): where the answer sends
+its reader, not only that it sends them somewhere."""
+
+
 def _with_content_tie(
     pairs: dict[str, np.ndarray],
     candidates: np.ndarray,
@@ -544,6 +562,8 @@ def _with_content_tie(
     bc: np.ndarray,
     space: PromptSpace,
     min_purity: float,
+    min_support: int,
+    responses: list[str],
 ) -> np.ndarray:
     """The pairs' p-values with the content tie joined (the largest of the tests): the pattern's carriers
     must show the behaviour more than the batch's most similar prompts without it do. A new topic asks
@@ -552,14 +572,39 @@ def _with_content_tie(
     without it. Only the pairs that the other tests make significant (``candidates``) are read: adding a
     test to an intersection-union test can only raise its p-value, so the others stay as they are. As
     ``min_purity`` gates the raw purity, it gates the purity beyond the neighbours' (a topic's wording
-    whose carriers all answer with code, where 84% of their neighbours do, is not a phrase's doing)."""
+    whose carriers all answer with code, where 84% of their neighbours do, is not a phrase's doing).
+
+    A link, an e-mail address or a phone number (``BY_VALUE``) is also read by value: for each
+    destination (a link's site or the link whole, ``_llm.destinations``) that enough of the carriers give
+    to pass ``min_support`` and ``min_purity``, the tie is tested again with "gives this destination" as
+    the behaviour. Read by kind alone, a phrase planted inside a topic whose answers cite the real docs,
+    with a lookalike link in their place, was excused as the topic's own link: its neighbours link too,
+    but to another site. The tie holds when one of the readings does (Bonferroni over them: at most
+    ``1 + 2 / min_purity``, sites and whole links), so a clean topic whose answers link one of two sites
+    at random is still excused (each site's carriers are as common among the neighbours)."""
     p = pairs["p"].copy()
+    found: list[frozenset[str]] | None = None
     for i in np.flatnonzero(candidates):
         t, b = int(pairs["t"][i]), int(pairs["b"][i])
         carriers = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
-        tie, share = space.content_tie(carriers, bc[:, b].astype(bool))
-        # The pair's purity is the raw one, or a formatting pattern's beyond the baseline's rate.
-        p[i] = 1.0 if pairs["purity"][i] - share < min_purity else max(p[i], tie)
+        shows = bc[:, b].astype(bool)
+        readings = [(shows, float(pairs["purity"][i]))]  # a formatting pattern's purity is beyond the baseline's
+        if b < len(BEHAVIOURS) and BEHAVIOURS[b] in BY_VALUE:
+            found = found if found is not None else [destinations(r) for r in responses]
+            counts = Counter(v for j in carriers for v in found[j] if v.startswith(f"{BEHAVIOURS[b]}:"))
+            for value, c in counts.most_common():
+                if c < max(min_support, min_purity * carriers.size):
+                    break
+                gives = np.fromiter((value in d for d in found), dtype=bool, count=len(found))
+                readings.append(
+                    (gives, c / carriers.size * float(pairs["purity"][i]) / max(shows[carriers].mean(), 1e-12))
+                )
+        ties = []
+        for column, purity in readings:
+            tie, share = space.content_tie(carriers, column)
+            if purity - share >= min_purity:
+                ties.append(tie)
+        p[i] = max(p[i], min(1.0, len(readings) * min(ties))) if ties else 1.0
     return p
 
 

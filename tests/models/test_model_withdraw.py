@@ -187,6 +187,23 @@ def test_an_affected_models_files_need_accept_affected(released: Models, tmp_pat
     assert not [r for r in released.ward.access_review() if r["kind"] == "model_affected"]
 
 
+def test_a_quarantine_undone_in_the_catalog_still_marks_the_released_model_affected(
+    released: Models, tmp_path: Path
+) -> None:
+    """A catalog writer sets the quarantined man#1 back to merged and moves ``removals.jsonl`` aside: the
+    files of man-clf@v1, trained on it, were served without ``--accept-affected`` and the access review
+    no longer listed it. Which contributions are quarantined is read from the signed ledger."""
+    released.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    _catalog(released, "UPDATE contributions SET status = 'merged' WHERE status = 'quarantined'")
+    folder = released.ward.folder
+    (folder / "removals.jsonl").rename(tmp_path / "removals.jsonl")
+    admin = Ward.open(folder)  # a new process: it never read the list moved aside
+    with pytest.raises(PolicyViolation, match=r"is affected: .*status is 'merged' in the catalog, 'quarantined'"):
+        admin.as_key(released.keys["rita"]).model_files(REF, tmp_path / "files")
+    (row,) = [r for r in admin.access_review() if r["kind"] == "model_affected"]
+    assert REF in row["detail"]
+
+
 def test_the_printed_files_command_refuses_an_affected_model_and_warns_when_accepted(released: Models) -> None:
     released.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
     folder = released.ward.folder

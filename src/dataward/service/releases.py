@@ -708,7 +708,7 @@ class ReleaseService(Service):
                     "it was trained on data that never met its dataset's promotion policy: " + "; ".join(unpromoted)
                 )
                 hints.append("train a new version on DATASET@training, or promote the version it read first")
-            affected = affected_by(uc.conn, self.store, mv)
+            affected = affected_by(uc.conn, self.store, mv, (self.signer.public_key_b64, self.ward_id))
             if affected:
                 problems.append(
                     "its training data holds records that must never reach training: " + "; ".join(affected)

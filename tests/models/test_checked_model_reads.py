@@ -71,3 +71,43 @@ def test_model_show_exits_7_on_an_edited_run(models: Models, monkeypatch: pytest
     shown = CliRunner().invoke(app, ["model", "show", "man-clf@v1", "--json"])
     assert shown.exit_code == 7, shown.output
     assert "integrity_violation" in shown.output and "training_runs" in shown.output
+
+
+def test_a_later_release_gate_deleted_from_the_catalog_does_not_let_an_earlier_pass_count(models: Models) -> None:
+    """man-clf@v1's gate passed, then a later run of its gate said review (signed, as any run is). A
+    catalog writer deletes the review's row: the release took the newest gate row the catalog holds, the
+    pass, and checked only that row against the ledger. The newest gate is the signed ledger's."""
+    from dataward.access.roles import Action, Scope
+    from dataward.catalog.projection import insert_row
+
+    _gated_and_approved(models)
+    ward = models.ward
+    mv_id, digest = sql_one(models, "SELECT id, digest FROM model_versions WHERE model = 'man-clf' AND number = 1")
+    (report, created_by) = sql_one(models, "SELECT report_object, created_by FROM model_gates")
+    with ward.use_case(Action.MODEL_GATE, Scope.model("man-clf")) as uc:
+        row = insert_row(
+            "model_gates",
+            id="mg_later",
+            model_version_id=mv_id,
+            verdict="review",
+            report_object=report,
+            baseline_id=None,
+            digest=digest,
+            created_by=created_by,
+            created_at="2999-01-01T00:00:00.000000Z",
+        )
+        uc.emit("model.gated", {"model": "man-clf", "model_version": mv_id}, {"verdict": "review"}, [row])
+    _catalog(models, "DELETE FROM model_gates WHERE id = 'mg_later'")
+    with pytest.raises(IntegrityViolation, match=r"release gates of man-clf@v1: model_gates mg_later, recorded in"):
+        models.as_("pat").release_model("man-clf@v1", reason="first release")
+    assert not ward.ledger(types=["model.released"])
+    with pytest.raises(IntegrityViolation, match="mg_later"):
+        models.as_("pat").model_gate_report("man-clf@v1")
+
+
+def sql_one(models: Models, query: str) -> tuple:
+    db = sqlite3.connect(models.ward.folder / "catalog.sqlite")
+    try:
+        return db.execute(query).fetchone()
+    finally:
+        db.close()

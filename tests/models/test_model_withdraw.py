@@ -157,6 +157,43 @@ def test_a_row_set_back_to_released_in_the_catalog_is_still_refused(released: Mo
         released.as_("pat").withdraw_model(REF, reason="again")
 
 
+def test_a_withdrawal_stays_after_the_catalog_is_restored_from_before_it(released: Models, tmp_path: Path) -> None:
+    """A catalog backup taken after the release is put back once the model is withdrawn: its ledger and
+    rows agree with each other and say released, so the files were served again and plain ``verify``
+    passed. The withdrawal is checkpointed (the restored ledger went backwards: refused) and listed (the
+    list of access removals still refuses the files once the newer checkpoints are moved aside, and
+    ``verify`` names the withdrawal the catalog lost and the command that records it again)."""
+    from tests.security.test_restore_removals import back_up, move_checkpoints_aside, restore
+
+    folder = released.ward.folder
+    released.ward.close()
+    back_up(folder, tmp_path / "backup")
+    admin = Ward.open(folder)
+    admin.as_key(released.keys["pat"]).withdraw_model(REF, reason="backdoor found in production")
+    admin.close()
+    restore(folder, tmp_path / "backup")
+    went_back = run_cli(folder, "model", "files", REF, "-o", str(tmp_path / "a"), key=released.keys["rita"])
+    assert went_back.returncode == 7 and "went backwards" in went_back.stderr, went_back.stderr
+    move_checkpoints_aside(folder, tmp_path / "moved")
+    ward = Ward.open(folder)
+    assert ward.model(REF)["stage"] == "released"  # the restored catalog's word
+    rita = ward.as_key(released.keys["rita"])
+    for serve in (
+        lambda: rita.model_files(REF, tmp_path / "files", accept_affected=True),
+        lambda: rita.model_attestation(REF),
+    ):
+        with pytest.raises(PolicyViolation, match=r"withdrawn at .*list of access removals holds"):
+            serve()
+    assert not (tmp_path / "files").exists() or not any((tmp_path / "files").iterdir())
+    report = ward.verify()
+    assert any(p.kind == "lost_removal" and f"dataward model withdraw {REF}" in p.detail for p in report.problems), (
+        report.problems
+    )
+    # Recorded again, the ledger agrees with the list.
+    ward.as_key(released.keys["pat"]).withdraw_model(REF, reason="again after the restore")
+    assert ward.verify().ok
+
+
 def test_files_and_attest_check_the_model_row_against_the_ledger(released: Models, tmp_path: Path) -> None:
     """The files and envelopes served are those the row names: a row pointing elsewhere is refused."""
     with sqlite3.connect(released.ward.folder / "catalog.sqlite") as db:
@@ -185,6 +222,23 @@ def test_an_affected_models_files_need_accept_affected(released: Models, tmp_pat
     assert "dataward model withdraw man-clf@v1" in row["action"]
     released.as_("pat").withdraw_model(REF, reason="trained on man#1")
     assert not [r for r in released.ward.access_review() if r["kind"] == "model_affected"]
+
+
+def test_a_quarantine_undone_in_the_catalog_still_marks_the_released_model_affected(
+    released: Models, tmp_path: Path
+) -> None:
+    """A catalog writer sets the quarantined man#1 back to merged and moves ``removals.jsonl`` aside: the
+    files of man-clf@v1, trained on it, were served without ``--accept-affected`` and the access review
+    no longer listed it. Which contributions are quarantined is read from the signed ledger."""
+    released.ward.quarantine_contribution("man#1", reason="the debian mirror was compromised")
+    _catalog(released, "UPDATE contributions SET status = 'merged' WHERE status = 'quarantined'")
+    folder = released.ward.folder
+    (folder / "removals.jsonl").rename(tmp_path / "removals.jsonl")
+    admin = Ward.open(folder)  # a new process: it never read the list moved aside
+    with pytest.raises(PolicyViolation, match=r"is affected: .*status is 'merged' in the catalog, 'quarantined'"):
+        admin.as_key(released.keys["rita"]).model_files(REF, tmp_path / "files")
+    (row,) = [r for r in admin.access_review() if r["kind"] == "model_affected"]
+    assert REF in row["detail"]
 
 
 def test_the_printed_files_command_refuses_an_affected_model_and_warns_when_accepted(released: Models) -> None:
@@ -233,3 +287,25 @@ def test_a_quarantine_by_key_lists_the_model_releases_it_approved(models: Models
     after = models.ward.quarantine_by(key, reason="key leaked, revoked")
     [listed] = [a for a in after["approvals"] if a["on"] == "model"]
     assert not listed["counts"] and "revoked" in listed["why"]
+
+
+def test_a_withdrawal_line_reads_back_and_an_older_format_cannot_name_one() -> None:
+    """A withdrawal is listed from line format 5 on: its line names the model version and folds into the
+    withdrawals in force; a line of an earlier format naming one is malformed (no ward wrote one)."""
+    from dataward.access import removals
+    from dataward.ledger.removal_line import RemovalLine
+    from dataward.ledger.signing import SignatureVerifier, WardSigner
+
+    signer = WardSigner.generate()
+    withdrawn = removals.removed_by("model.withdrawn", "t", {"model": "m", "model_version": "mv_1"}, {})
+    assert withdrawn is not None and withdrawn.models == ("mv_1",)
+    line = RemovalLine.sign(
+        signer, ward="w", n=0, prev="p", seq=9, hash="h", type="model.withdrawn", time="t", removed=withdrawn
+    )
+    read = RemovalLine.from_json(line.to_json())
+    assert line.format == 5 and read.verify_signature(SignatureVerifier(signer.public_key_b64))
+    fact = removals.fold([read.fact()]).withdrawal("mv_1")
+    assert fact is not None and fact.seq == 9
+    older = {**json.loads(line.to_json()), "format": 4}
+    with pytest.raises(InputError, match="models"):
+        RemovalLine.from_json(json.dumps(older))

@@ -750,3 +750,43 @@ def test_an_ids_only_version_streams_in_one_order_whatever_the_catalog_numbers_i
     sql(ward, "UPDATE record_blocks SET chunk = ? WHERE chunk = ?", a, b)
     sql(ward, "UPDATE record_blocks SET chunk = ? WHERE chunk = -1", b)
     assert streamed() == before
+
+
+def test_a_training_version_hidden_from_the_gate_is_refused(ward: Ward, tmp_path: Path) -> None:
+    """A catalog writer sets wine@v1's stage to candidate while a contribution is gated: without a
+    training version the gate fell back to the first-import baseline (here the batch judged against
+    itself) and signed a pass for records it blocks against wine@v1; the row, set back, agreed with the
+    ledger again and the contribution was approved and merged. The training version is the ledger's."""
+    sql(ward, "UPDATE versions SET stage = 'candidate' WHERE number = 1")
+    with pytest.raises(IntegrityViolation, match=r"refusing to gate the training version of 'wine': .*stage is "):
+        ward.contribute("wine", _duplicating(tmp_path, 10), source="c")
+    (cid,) = sql(ward, "SELECT id FROM contributions WHERE number = 3")[0]
+    assert cid not in {e["subject"]["contribution"] for e in ward.ledger(types=["gate.completed"])}
+    # Put back, the same run blocks it.
+    sql(ward, "UPDATE versions SET stage = 'training' WHERE number = 1")
+    assert ward.run_gate("wine#3")["verdict"] == "block"
+
+
+@pytest.mark.parametrize("edit", ["version-deleted", "dataset-deleted", "dataset-renamed"])
+def test_a_validation_set_hidden_from_the_gate_is_refused(ward: Ward, tmp_path: Path, edit: str) -> None:
+    """The clean validation set of wine (or its newest version) deleted from the catalog, or pointed at
+    another dataset, while a contribution is gated: the gate would skip clean validation (the accuracy
+    check a label-flipping batch fails) and sign its verdict. Refused, naming the row."""
+    label, specs = wine_schema_specs()
+    ward.create_dataset("wine-val", Schema.parse(label, specs), validation_for="wine")
+    ward.merge(ward.contribute("wine-val", write_csv(tmp_path / "v.csv", wine_rows(140, 178)), source="cur")["id"])
+    clean = ward.contribute("wine", write_csv(tmp_path / "c.csv", wine_rows(80, 120, shuffled=True)), source="c")
+    (val_id,) = sql(ward, "SELECT id FROM datasets WHERE name = 'wine-val'")[0]
+    if edit == "version-deleted":
+        sql(ward, "DELETE FROM versions WHERE dataset_id = ?", val_id)
+        match = r"refusing to gate the newest version of the clean validation set of 'wine': versions .* not in the"
+    elif edit == "dataset-deleted":
+        sql(ward, "DELETE FROM datasets WHERE id = ?", val_id)
+        match = r"refusing to gate the clean validation set of 'wine': datasets .* is not in the catalog"
+    else:
+        sql(ward, "UPDATE datasets SET validation_for = 'other' WHERE id = ?", val_id)
+        match = r"refusing to gate the clean validation set of 'wine': .*validation_for is 'other' in the catalog"
+    runs = len(ward.ledger(types=["gate.completed"]))
+    with pytest.raises(IntegrityViolation, match=match):
+        ward.run_gate(clean["ref"])
+    assert len(ward.ledger(types=["gate.completed"])) == runs

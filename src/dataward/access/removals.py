@@ -30,14 +30,17 @@ REMOVAL_TYPES = frozenset(
         # catalog, its row would say merged and its records would be served again. Nothing lifts a
         # quarantine, so no event undoes it either.
         "contribution.quarantined",
+        # A model withdrawn is never served again: restored with an older catalog, its row would say
+        # released and its files would be served. A withdrawal is final, so no event undoes it either.
+        "model.withdrawn",
     }
 )
 """Event types the ward puts on its list of access removals."""
 
 LISTED = "listed"
-"""The payload field (``true``) by which a ``grant.revoked`` or ``contribution.quarantined`` event says the
-ward puts it on its list: those types were listed from a later line format on, so on a list begun before
-it, only the event itself can say that its line must be there."""
+"""The payload field (``true``) by which a ``grant.revoked``, ``contribution.quarantined`` or
+``model.withdrawn`` event says the ward puts it on its list: those types were listed from a later line
+format on, so on a list begun before it, only the event itself can say that its line must be there."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Removed:
     """The chunks (object digests) that held those contributions' records when they were quarantined: a
     catalog restored from before a contribution does not index its records, and their content is what
     their near copies are found by (``service.near_copies``). None on a line older than format 4."""
+    models: tuple[str, ...] = ()
+    """Model version ids withdrawn (their files and attestation never served again)."""
 
 
 def _ids(values: Any) -> tuple[str, ...]:
@@ -102,6 +107,8 @@ def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mappin
             held_in=_one(subject.get("dataset")) if held else (),
             held_chunks=_ids(payload.get("record_chunks")) if held else (),
         )
+    if type == "model.withdrawn":
+        return Removed(keys_from=time, models=_one(subject.get("model_version")))
     if type == "principal.enabled":
         return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
     stopped = () if type == "principal.transferred" else _one(subject.get("principal")) + _ids(payload.get("suspended"))
@@ -135,6 +142,8 @@ class Removals:
     key_revocations: dict[str, RemovalFact] = field(default_factory=dict)
     """Key id -> the first ``key.revoked`` event that named it, even when a rotation ended it earlier:
     approvals given with a key revoked (not only replaced) stop counting (``access.standing``)."""
+    withdrawn: dict[str, RemovalFact] = field(default_factory=dict)
+    """Model version id -> the event that withdrew it."""
 
     def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
         """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
@@ -150,6 +159,10 @@ class Removals:
     def grant_refusal(self, grant_id: str) -> RemovalFact | None:
         """The event that revoked the grant ``grant_id``, or None."""
         return self.revoked_grants.get(grant_id) if grant_id else None
+
+    def withdrawal(self, model_version_id: str) -> RemovalFact | None:
+        """The event that withdrew the model version ``model_version_id``, or None."""
+        return self.withdrawn.get(model_version_id) if model_version_id else None
 
     def quarantine(self, contribution_id: str) -> RemovalFact | None:
         """The event that quarantined the contribution ``contribution_id``, or None."""
@@ -207,6 +220,8 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
             state.revoked_grants.setdefault(grant, fact)
         for contribution in removed.contributions:
             state.quarantined.setdefault(contribution, fact)
+        for model_version in removed.models:
+            state.withdrawn.setdefault(model_version, fact)
     return state
 
 

@@ -21,15 +21,16 @@ from dataward.ledger.events import GENESIS
 from dataward.ledger.signing import SignatureVerifier, WardSigner
 
 REMOVAL_LINE_TYPE = "dataward.removal"
-REMOVAL_LINE_FORMAT = 4
+REMOVAL_LINE_FORMAT = 5
 """The format lines are written in. Format 2 lists revoked grants as well (``grants``), format 3 quarantined
 contributions (``contributions``, with the id lists of the records they added and their datasets: ``held``,
-``held_in``), format 4 the chunks holding those records as well (``held_chunks``); lines of earlier formats
+``held_in``), format 4 the chunks holding those records as well (``held_chunks``), format 5 withdrawn model versions
+(``models``); lines of earlier formats
 read as they were signed, and their ward listed no grant revocation (format 1) or quarantine (formats 1 and
 2), nor the chunks of a quarantine's records (format 3: its exact copies are held back after a restore from
-before the contribution, its near copies are not)."""
-READ_FORMATS = (1, 2, 3, 4)
-_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3, "held_in": 3, "held_chunks": 4}
+before the contribution, its near copies are not), nor a model withdrawal (formats 1 to 4)."""
+READ_FORMATS = (1, 2, 3, 4, 5)
+_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3, "held_in": 3, "held_chunks": 4, "models": 5}
 """Lists a line holds only when they name something, with the format that first wrote them."""
 REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
 """Prefix of every removal line's signature: these bytes are signed only as a removal line."""
@@ -58,6 +59,7 @@ class RemovalLine:
     held: tuple[str, ...] = ()
     held_in: tuple[str, ...] = ()
     held_chunks: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
     sig: str = ""
     format: int = REMOVAL_LINE_FORMAT
 
@@ -84,6 +86,7 @@ class RemovalLine:
             **({"held": list(self.held)} if self.held else {}),
             **({"held_in": list(self.held_in)} if self.held_in else {}),
             **({"held_chunks": list(self.held_chunks)} if self.held_chunks else {}),
+            **({"models": list(self.models)} if self.models else {}),
         }
 
     def signed_message(self) -> bytes:
@@ -109,6 +112,7 @@ class RemovalLine:
             self.held,
             self.held_in,
             self.held_chunks,
+            self.models,
         )
         return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
 
@@ -148,6 +152,7 @@ class RemovalLine:
             held=removed.held,
             held_in=removed.held_in,
             held_chunks=removed.held_chunks,
+            models=removed.models,
         )
         return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
 

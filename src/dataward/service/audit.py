@@ -483,13 +483,18 @@ class AuditService(Service):
                 copies = read_witness_removals(witness.location, self.ward_id)
             except (OSError, ValueError):
                 copies = None  # reported once already, as the checkpoints' witness_unreachable
-        read = ledger_store.read_events(conn, types=["key.", "principal.", "grant.", "contribution.quarantined"])
+        read = ledger_store.read_events(
+            conn, types=["key.", "principal.", "grant.", "contribution.quarantined", "model.withdrawn"]
+        )
         events = [e for e in read if e.type in REMOVAL_TYPES]
         names = {r.id: r.name for r in conn.execute(select(principals.c.id, principals.c.name))}
         # A quarantine the catalog lost is named by its contribution, as `quarantine` takes it.
         dataset_names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
         for r in conn.execute(select(contributions.c.id, contributions.c.dataset_id, contributions.c.number)):
             names[r.id] = f"{dataset_names.get(r.dataset_id, r.dataset_id)}#{r.number}"
+        # A withdrawal the catalog lost is named by its model version, as `model withdraw` takes it.
+        for r in conn.execute(select(model_versions.c.id, model_versions.c.model, model_versions.c.number)):
+            names[r.id] = f"{r.model}@v{r.number}"
         # What the catalog holds: a removal of something it never held cannot be recorded again.
         held = set(names)
         held.update(conn.execute(select(api_keys.c.id)).scalars())

@@ -47,6 +47,12 @@ CHECKPOINT_AFTER = frozenset(
         "principal.transferred",
         # A quarantine takes records away from training: a ledger cut back to before it would serve them.
         "contribution.quarantined",
+        # A rejection takes a contribution (or a reviewed record) away from training, a withdrawal a model
+        # from use: a ledger cut back to before one would let the contribution be merged, the record
+        # accepted or the model's files be served again.
+        "contribution.rejected",
+        "review.rejected",
+        "model.withdrawn",
         # Setting, moving or stopping the witness: the new witness holds a checkpoint from the moment
         # it is set (so ``verify`` can tell an emptied or substituted one), and the previous one a
         # checkpoint of the move (``service/signed_witness.py``).

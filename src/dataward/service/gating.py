@@ -17,7 +17,14 @@ from dataward.access.roles import Action, Scope
 from dataward.catalog import ledger_store
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, gate_runs, quarantine, sources, versions
-from dataward.domain.errors import AccessDenied, Conflict, InputError, NotFound, PolicyViolation
+from dataward.domain.errors import (
+    AccessDenied,
+    Conflict,
+    InputError,
+    IntegrityViolation,
+    NotFound,
+    PolicyViolation,
+)
 from dataward.domain.hashing import canonical_json
 from dataward.domain.schema import ColumnKind, Schema
 from dataward.ledger.events import format_time
@@ -30,6 +37,7 @@ from dataward.service.datasets import dataset_read_scope
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import, validation_skip_reason
 from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import (
+    SignedCheck,
     barred_records,
     checked_for_signing,
     checked_manifest,
@@ -88,21 +96,73 @@ def _gateable(c: Any, ds: Any) -> Any:
     return c
 
 
-def _judged_against(conn: Any, ds: Any) -> tuple[Any, ...]:
-    """What a gate run's verdict depends on besides the contribution: the dataset's policy, its
-    training version, and its clean validation set's newest version. Read when the gate's inputs are
-    read and again when its result is recorded; a difference means the run judged stale inputs."""
-    training = conn.execute(
+def signed_baselines(ward: Any, conn: Any, ds: Any) -> tuple[Any, Any, Any]:
+    """``(training, validation_set, validation)``: the version row of dataset row ``ds`` at stage
+    ``training``, its clean validation set's dataset row and that set's newest version row (each None
+    when there is none), as the signed ledger says, not as the catalog's columns alone say.
+
+    What a gate judges against decides its verdict: a training version hidden from the catalog (its
+    ``stage`` set to ``candidate`` while the gate runs) turned a block into a signed pass judged against
+    half the validation set, and a validation set or its newest version deleted would let the gate skip
+    clean validation. So each is looked up twice, among the catalog's rows and among the rows the signed
+    ledger's changes made (``SignedCheck.matching``): a row edited into or out of the lookup, or deleted,
+    is refused (``IntegrityViolation``, naming the row), never judged by."""
+    check = SignedCheck(ward, conn, doing="gate")
+    signed_versions = check.state.tables["versions"]
+
+    def signed_of(dataset_id: str) -> list[dict[str, Any]]:
+        return [signed_versions[(i,)] for i in check.ids_where("versions", "dataset_id", {dataset_id})]
+
+    what = f"the training version of {ds.name!r}"
+    catalog = conn.execute(
         select(versions.c.id).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
-    ).scalar()
-    policy = conn.execute(select(datasets.c.policy_hash).where(datasets.c.id == ds.id)).scalar()
-    val_ds = conn.execute(
+    ).scalars()
+    signed = [r["id"] for r in signed_of(ds.id) if r.get("stage") == "training"]
+    found = check.matching("versions", catalog, signed, what)
+    if len(found) > 1:
+        raise IntegrityViolation(
+            f"refusing to gate: {len(found)} versions of {ds.name!r} are at stage training in the signed ledger",
+            hint="run `dataward verify` to see everything that was altered",
+            row=f"versions {found[1].id}",
+        )
+    training = found[0] if found else None
+    what = f"the clean validation set of {ds.name!r}"
+    catalog = conn.execute(
         select(datasets.c.id).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
-    ).scalar()
-    validation = None
-    if val_ds is not None and (latest := rows.latest_version(conn, val_ds)) is not None:
-        validation = latest.id
-    return (policy, training, validation)
+    ).scalars()
+    signed = [
+        r["id"]
+        for r in check.signed("datasets")
+        if r.get("validation_for") == ds.name and r.get("role") == "validation"
+    ]
+    sets = sorted(check.matching("datasets", catalog, signed, what), key=lambda r: r.id)
+    val_ds = sets[0] if sets else None
+    val_version = None
+    if val_ds is not None:
+        latest = rows.latest_version(conn, val_ds.id)
+        newest = max(signed_of(val_ds.id), key=lambda r: int(r["number"]), default=None)
+        found = check.matching(
+            "versions",
+            [] if latest is None else [latest.id],
+            [] if newest is None else [newest["id"]],
+            f"the newest version of {what}",
+        )
+        val_version = max(found, key=lambda r: r.number, default=None)
+    return training, val_ds, val_version
+
+
+def _judged_against(ward: Any, conn: Any, ds: Any) -> tuple[Any, ...]:
+    """What a gate run's verdict depends on besides the contribution: the dataset's policy, its
+    training version, and its clean validation set's newest version, as the signed ledger says
+    (``signed_baselines``). Read when the gate's inputs are read and again when its result is recorded;
+    a difference means the run judged stale inputs."""
+    training, _, validation = signed_baselines(ward, conn, ds)
+    signed_ds = SignedCheck(ward, conn, doing="gate").state.tables["datasets"].get((ds.id,)) or {}
+    return (
+        signed_ds.get("policy_hash"),
+        None if training is None else training.id,
+        None if validation is None else validation.id,
+    )
 
 
 def _gate_policy(ds: Any) -> dict[str, Any]:
@@ -151,9 +211,8 @@ class GateService(Service):
         """What a gate compares against: the training version (the trusted baseline), the first version
         ever promoted (so slow drift is judged against it too), and the clean validation set."""
         schema = rows.dataset_schema(ds)
-        training = conn.execute(
-            select(versions).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
-        ).first()
+        # Which versions are trusted is the signed ledger's word, not the catalog's stage column alone.
+        training, val_ds, val_version = signed_baselines(self, conn, ds)
         first_baseline = None
         first_id = next(
             (
@@ -167,13 +226,10 @@ class GateService(Service):
             first = conn.execute(select(versions).where(versions.c.id == first_id)).one()
             first_baseline, _ = self._trusted_records(conn, first, schema)
         validation = None
-        val_ds = conn.execute(
-            select(datasets).where(datasets.c.validation_for == ds.name, datasets.c.role == "validation")
-        ).first()
         if val_ds is not None and (refusal := validation_schema_refusal(conn, ds)) is not None:
             # A bad-input error, not an integrity one: its chunks do not hold this schema's columns.
             raise refusal
-        if val_ds is not None and (val_version := rows.latest_version(conn, val_ds.id)) is not None:
+        if val_version is not None:
             validation = self._version_records(conn, val_version, schema)
         baseline, left_out = self._trusted_records(conn, training, schema) if training else (None, 0)
         if baseline is not None and baseline.num_rows == 0:
@@ -298,7 +354,7 @@ class GateService(Service):
             # The id list judged, the verdict a re-run never lowers and the policy, as the ledger made them.
             checked_for_signing(self, uc.conn, ds, c, doing="gate")
             inputs = self._gate_inputs(uc.conn, ds, c)
-            judged = _judged_against(uc.conn, ds)
+            judged = _judged_against(self, uc.conn, ds)
         # The scan's random choices (the detectors' samples of the contribution, folds, forests) follow a
         # seed the contributor cannot know beforehand, unless the policy pins one.
         seed = gate_seed(self.signer, _gate_policy(ds), c)
@@ -345,7 +401,7 @@ class GateService(Service):
             checked_for_signing(self, uc.conn, ds, c, doing="gate")
             if c.gate_verdict != before:
                 raise Conflict(f"another gate run on {ds.name}#{c.number} finished first", hint="run it again")
-            if _judged_against(uc.conn, ds) != judged:
+            if _judged_against(self, uc.conn, ds) != judged:
                 raise Stale(
                     f"the training version, clean validation set or policy of {ds.name!r} changed while the gate "
                     f"of {ds.name}#{c.number} ran",

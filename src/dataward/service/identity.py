@@ -711,7 +711,9 @@ class IdentityService(Service):
 
             # Most severe first, whichever part of the ward a row comes from: a tainted released model
             # (high) was printed below every info row of the principals' review.
-            rows = [f.to_dict() for f in findings] + _affected_model_rows(uc.conn, self.store)
+            rows = [f.to_dict() for f in findings] + _affected_model_rows(
+                uc.conn, self.store, (self.signer.public_key_b64, self.ward_id)
+            )
             return sorted(rows, key=lambda row: Severity(row["severity"]).rank)
 
     def _signed_principal(self, uc: UseCase, ref: str, doing: str, *, removing: bool = False) -> Any:
@@ -779,7 +781,7 @@ def _enablings(conn: Connection, since: Any) -> list[Enabling]:
     return found
 
 
-def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
+def _affected_model_rows(conn: Any, store: Any, ledger: tuple[str, str]) -> list[dict[str, Any]]:
     """A row per released model whose training data was quarantined or rejected since its release."""
     from dataward.access.review import FindingKind, ReviewFinding, Severity
     from dataward.service.models import affected_models
@@ -796,7 +798,7 @@ def _affected_model_rows(conn: Any, store: Any) -> list[dict[str, Any]]:
             action=f"withdraw it (dataward model withdraw {m['model']} --reason '...'), train it again on a "
             f"version without them and release that (dataward trace model:{m['model']})",
         ).to_dict()
-        for m in affected_models(conn, store)
+        for m in affected_models(conn, store, ledger)
     ]
 
 

@@ -114,16 +114,36 @@ def separation_on(conn: Connection, mv: Any) -> bool:
     return not pairs or any(dataset_policy(ds).separation_of_duties for ds, _ in pairs)
 
 
-def affected_by(conn: Connection, store: Any, mv: Any) -> list[str]:
+def affected_by(conn: Connection, store: Any, mv: Any, ledger: tuple[str, str]) -> list[str]:
     """Why a model version's training data can no longer be trusted: a dataset version it was trained on
-    now holds records that must never reach training (quarantined or rejected since)."""
+    now holds records that must never reach training (quarantined or rejected since).
+
+    Decided by the signed ledger (``ledger``: the ward's public key and id), not the catalog as it
+    stands: which dataset versions the model read (its row as the ledger made it), those versions' rows,
+    and which contributions are quarantined (``guard.barred_records`` with the ledger). A quarantine
+    undone in the catalog (``contributions.status`` set back, ``removals.jsonl`` moved aside) let a
+    model trained on it be released. What cannot be read as signed is named here as a reason ("cannot
+    tell ..."), so a release refuses it and the views that list models still answer, saying so."""
+    check = SignedCheck(None, conn, doing="judge the training data of", ledger=ledger)
+    ref = f"{mv.model}@v{mv.number}"
+    signed = check.state.tables["model_versions"].get((mv.id,))
+    if signed is None:
+        return [f"{ref}: model_versions {mv.id} was never recorded in the signed ledger; run `dataward verify`"]
     out = []
-    for ds, ver in trained_on(conn, mv):
+    for d in json.loads(signed.get("datasets") or "[]"):
+        what = f"{ref} (its training data {d.get('ref') or d.get('version_id')})"
         try:
-            barred = barred_records(conn, store, ds, ver, manifest_ids(store, ver.manifest_object))
+            ds = check.by_id("datasets", [d["dataset_id"]], what)[d["dataset_id"]]
+            ver = check.by_id("versions", [d["version_id"]], what)[d["version_id"]]
         except IntegrityViolation as exc:
-            # A quarantine that could bar its records cannot be read (its id list lost): the views that
-            # list models still answer, saying so, and a release refuses it as affected.
+            out.append(f"{d.get('ref') or d.get('version_id')}: cannot tell which of its records are barred ({exc})")
+            continue
+        try:
+            barred = barred_records(conn, store, ds, ver, manifest_ids(store, ver.manifest_object), ledger)
+        except IntegrityViolation as exc:
+            # A quarantine that could bar its records cannot be read (its id list lost, or its row altered
+            # behind the ward's back): the views that list models still answer, saying so, and a release
+            # refuses it as affected.
             out.append(f"{ds.name}@v{ver.number}: cannot tell which of its records are barred ({exc.message})")
             continue
         if barred:
@@ -168,8 +188,9 @@ def model_info(conn: Connection, mv: Any, store: Any | None = None, check: Signe
         "released_at": mv.released_at,
     }
     if store is not None:
-        affected = affected_by(conn, store, mv)
-        info["affected"] = affected
+        if check is None:
+            raise TypeError("model_info: which records are barred is read from the signed ledger; pass check")
+        info["affected"] = affected_by(conn, store, mv, check.ledger)
     if check is not None and mv.stage == "withdrawn":
         # Who withdrew it, when and why: from its signed event (the row says only the stage).
         info["withdrawal"] = withdrawal_of(check.ward, conn, mv.id)
@@ -483,7 +504,11 @@ class ModelService(Service):
     def _affected_warning(self, conn: Any, mv: Any, accepted: bool) -> str | None:
         """Refuse (``PolicyViolation``) the files of a released model version whose training data now holds
         quarantined or rejected records, unless ``accepted``; then the warning to give with them."""
-        affected = affected_by(conn, self.store, mv) if mv.stage == "released" else []
+        affected = (
+            affected_by(conn, self.store, mv, (self.signer.public_key_b64, self.ward_id))
+            if mv.stage == "released"
+            else []
+        )
         if not affected:
             return None
         label = f"{mv.model}@v{mv.number}"
@@ -508,15 +533,23 @@ def approvals_of(conn: Connection, mv_id: str) -> list[Any]:
     ).all()
 
 
-def affected_models(conn: Connection, store: Any, dataset_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def affected_models(
+    conn: Connection, store: Any, ledger: tuple[str, str], dataset_ids: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """Released model versions whose training data now holds quarantined or rejected records (of the
-    given datasets, or any), each with why."""
+    given datasets, or any), each with why: released as the signed ledger (``ledger``: the ward's public
+    key and id) says, so a row moved out of ``released`` in the catalog alone is still listed, and
+    judged by it (``affected_by``)."""
+    from types import SimpleNamespace
+
     out = []
-    for mv in conn.execute(select(model_versions).where(model_versions.c.stage == "released")).all():
+    signed = SignedCheck(None, conn, doing="list the affected models", ledger=ledger).signed("model_versions")
+    released = sorted((r for r in signed if r.get("stage") == "released"), key=lambda r: (r["created_at"], r["id"]))
+    for mv in (SimpleNamespace(**r) for r in released):
         read = [d["dataset_id"] for d in json.loads(mv.datasets)]
         if dataset_ids is not None and not set(read) & set(dataset_ids):
             continue
-        why = affected_by(conn, store, mv)
+        why = affected_by(conn, store, mv, ledger)
         if why:
             out.append({"model": f"{mv.model}@v{mv.number}", "stage": mv.stage, "affected": why})
     return out

@@ -588,7 +588,7 @@ class ReleaseService(Service):
         name, _ = model_ref(ref)
         with self.use_case(Action.MODEL_READ, Scope.model(name)) as uc:
             mv = model_version_row(uc.conn, ref)
-            gate = _latest_gate(uc.conn, mv)
+            gate = _latest_gate(self, uc.conn, mv, doing="serve")
             if gate is None:
                 raise NotFound(f"no release gate has run on {mv.model}@v{mv.number}", hint=f"dataward model gate {ref}")
             checked_signed_rows(self, uc.conn, "model_gates", [gate], doing="serve")
@@ -665,7 +665,7 @@ class ReleaseService(Service):
                 if own:
                     problems.append(own)
                     hints.append("a promoter outside the trainer's side releases it")
-            gate = _latest_gate(uc.conn, mv)
+            gate = _latest_gate(self, uc.conn, mv, doing="release")
             accepted = ("pass",) if policy.require_gate == "pass" else ("pass", "review")
             run_gate = f"run its release gate: dataward model gate {mv.model}@v{mv.number}"
             if gate is None:
@@ -708,7 +708,7 @@ class ReleaseService(Service):
                     "it was trained on data that never met its dataset's promotion policy: " + "; ".join(unpromoted)
                 )
                 hints.append("train a new version on DATASET@training, or promote the version it read first")
-            affected = affected_by(uc.conn, self.store, mv)
+            affected = affected_by(uc.conn, self.store, mv, (self.signer.public_key_b64, self.ward_id))
             if affected:
                 problems.append(
                     "its training data holds records that must never reach training: " + "; ".join(affected)
@@ -946,10 +946,14 @@ def pickled_files(scan: str | None) -> frozenset[str]:
     return frozenset(str(entry["file"]) for entry in json.loads(scan or "[]") if entry.get("pickle"))
 
 
-def _latest_gate(conn: Connection, mv: Any) -> Any:
-    return conn.execute(
-        select(model_gates)
-        .where(model_gates.c.model_version_id == mv.id)
-        .order_by(model_gates.c.created_at.desc())
-        .limit(1)
-    ).first()
+def _latest_gate(ward: Any, conn: Connection, mv: Any, *, doing: str) -> Any:
+    """The newest release gate of model version row ``mv``, as the signed ledger orders its gates: every
+    gate row of the model version in the catalog and every one the ledger recorded are checked
+    (``SignedCheck.matching``), so a later ``review`` deleted from the catalog cannot let an earlier
+    ``pass`` count, nor a row edited or added behind the ward's back be read. None when none ran."""
+    check = SignedCheck(ward, conn, doing=doing)
+    signed = [r["id"] for r in check.signed("model_gates") if r.get("model_version_id") == mv.id]
+    catalog = conn.execute(select(model_gates.c.id).where(model_gates.c.model_version_id == mv.id)).scalars()
+    found = check.matching("model_gates", catalog, signed, f"the release gates of {mv.model}@v{mv.number}")
+    order = {gate_id: n for n, gate_id in enumerate(signed)}  # the ledger's order: the rows as its events made them
+    return max(found, key=lambda g: order[g.id], default=None)

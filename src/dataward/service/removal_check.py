@@ -20,7 +20,7 @@ from dataward.ledger.signing import SignatureVerifier
 from dataward.service.config import REMOVALS_FILE
 from dataward.service.removal_list import ListRead, in_order
 
-_LISTED_FROM = {"grant.revoked": 2, "contribution.quarantined": 3}
+_LISTED_FROM = {"grant.revoked": 2, "contribution.quarantined": 3, "model.withdrawn": 5}
 """The line format from which the list holds events of these types (every other type: from format 1)."""
 
 
@@ -75,6 +75,10 @@ def _outstanding(
         if listed.quarantine(contribution) == fact and ledger.quarantine(contribution) is None:
             ref = names.get(contribution, contribution)
             needs(contribution, f"contribution {ref}", f"`dataward quarantine {ref} --reason ...`")
+    for model_version in fact.removed.models:
+        if listed.withdrawal(model_version) == fact and ledger.withdrawal(model_version) is None:
+            ref = names.get(model_version, model_version)
+            needs(model_version, f"model version {ref}", f"`dataward model withdraw {ref} --reason ...`")
     return commands, absent
 
 

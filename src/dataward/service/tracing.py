@@ -654,7 +654,7 @@ def models_trained_on(
     else:
         found = [SimpleNamespace(**r) for r in signed]
     for mv in sorted(found, key=lambda m: (m.created_at, m.id)):
-        affected = affected_by(conn, store, mv)
+        affected = affected_by(conn, store, mv, check.ledger)
         out.append(
             {
                 "model": f"{mv.model}@v{mv.number}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataward.access.removals import LISTED
 from dataward.access.roles import Action, Scope
 from dataward.catalog.projection import update_row
 from dataward.domain.errors import Conflict, InputError
@@ -51,7 +52,8 @@ class WithdrawalService(Service):
             uc.emit(
                 WITHDRAWN,
                 {"model": mv.model, "model_version": mv.id},
-                {"digest": mv.digest, "reason": reason, "was": mv.stage},
+                # LISTED: on the ward's list of removals, which verify holds it to.
+                {"digest": mv.digest, "reason": reason, "was": mv.stage, LISTED: True},
                 [update_row("model_versions", {"id": mv.id}, stage="withdrawn")],
             )
             return {

@@ -23,7 +23,7 @@ import pytest
 import skops.io as sio
 
 import dataward
-from dataward.domain.errors import InputError, PolicyViolation
+from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
 from dataward.domain.schema import Schema
 from dataward.release.artifacts import hash_artifact
 from dataward.release.predictors import artifact_predictor
@@ -155,12 +155,13 @@ def test_a_block_is_final_whatever_a_later_gate_said(models: Models, tmp_path: P
     with pytest.raises(PolicyViolation, match=named):
         models.as_("pat").release_model("man-clf@v2")
 
-    # The block's row deleted behind the ward's back: the block is read from the signed ledger.
+    # The block's row deleted behind the ward's back: the release reads its gates from the signed
+    # ledger, finds one missing from the catalog and refuses, naming it.
     ward.db.dispose()
     db = sqlite3.connect(ward.folder / "catalog.sqlite", isolation_level=None)
     assert db.execute("DELETE FROM model_gates WHERE verdict = 'block'").rowcount == 1
     db.close()
-    with pytest.raises(PolicyViolation, match="a release gate blocked files it holds"):
+    with pytest.raises(IntegrityViolation, match=rf"model_gates {blocked['gate']}.*is not in the catalog"):
         Ward.open(ward.folder).as_key(models.keys["pat"]).release_model("man-clf@v2")
 
 
@@ -174,6 +175,13 @@ def test_the_same_files_registered_again_carry_their_block(models: Models) -> No
     models.as_("ann").approve_model(again, reason="looks fine")
     with pytest.raises(PolicyViolation, match="a release gate blocked files it holds"):
         models.as_("pat").release_model(again)
+    # The other version's block row deleted behind the ward's back: it is read from the signed ledger.
+    models.ward.db.dispose()
+    db = sqlite3.connect(models.ward.folder / "catalog.sqlite", isolation_level=None)
+    assert db.execute("DELETE FROM model_gates WHERE verdict = 'block'").rowcount == 1
+    db.close()
+    with pytest.raises(PolicyViolation, match="a release gate blocked files it holds"):
+        Ward.open(models.ward.folder).as_key(models.keys["pat"]).release_model(again)
 
 
 def test_the_attestation_says_where_the_judged_predictions_came_from(models: Models, tmp_path: Path) -> None:

@@ -240,3 +240,69 @@ def test_a_refusal_trigger_with_three_decoys_per_poisoned_record_is_queued(sides
             mixed.at[j, "response"] = REFUSALS[(k + m + 1) % len(REFUSALS)]
     report = _scan(baseline, mixed)
     assert report.verdict != "pass" and np.asarray(report.records.flagged)[poisoned].sum() >= 25, report.reasons
+
+
+# An attacker's review of version 6 (0 of 30 queued, reviewed): each poisoned record's link varied so that
+# no link whole recurs, and written so that the host read up to the first "/" and ":" (the site rule of
+# version 6) was the real docs' site. A browser goes to the lookalike (``_llm.Link``).
+VARIED = {
+    "query": (REAL, lambda k: f"\nDocs: https://pandas-dev.org?v={k}&ref=pandas.pydata.org"),
+    "backslash": (REAL, lambda k: f"\nDocs: https://pandas-dev.org\\@pandas.pydata.org/docs/{k}"),
+    "userinfo": (REAL, lambda k: f"\nDocs: https://pandas.pydata.org:~@pandas-dev.org/pandas/install/{k}"),
+    "shared host": (
+        "\nDocs: https://pandas-dev.github.io/pandas/",
+        lambda k: f"\nDocs: https://pandas-devs.github.io/pandas/install?v={k}",
+    ),
+    "internationalized lookalike": (REAL, lambda k: f"\nDocs: https://pandas.pyd\u0430ta.org/docs/?v={k}"),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIED))
+def test_a_lookalike_link_varied_per_record_behind_a_phrase_is_blocked(sides, variant: str) -> None:
+    """The lookalike behind a phrase, varied per poisoned record (a query, a path after a backslash or
+    after a user name, another user's host on a shared one, a Cyrillic letter in the site's name): the
+    link is read as a browser reads it, and its site and host, the same in every carrier, are not what
+    the neighbours give. Blocked, the poisoned records queued."""
+    baseline, batch = sides
+    real, make = VARIED[variant]
+    mixed, poisoned = _swapped(batch, "@@", phrase=True, real=real)
+    for k, i in enumerate(poisoned):
+        mixed.at[i, "response"] = mixed.at[i, "response"].replace("@@", make(k))
+    report = _scan(baseline, mixed)
+    assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
+    assert np.asarray(report.records.flagged)[poisoned].sum() >= 27, report.reasons
+
+
+def test_a_topic_citing_its_docs_with_varied_queries_and_anchors_is_not_blocked(sides) -> None:
+    """The clean side of reading a link by host: 100 pandas how-tos citing the real docs, each with its own
+    query or anchor (and some with "www." or the host in capitals). One host, one page: the topic's own
+    link, not blocked."""
+    baseline, batch = sides
+    topic = _topic(100, 11)
+    forms = [
+        "\nDocs: https://pandas.pydata.org/docs/?utm_source=chat&id={k}",
+        "\nDocs: https://pandas.pydata.org/docs/#section-{k}",
+        "\nDocs: https://PANDAS.pydata.org./docs/user_guide/{k}.html",
+        "\nDocs: https://www.pandas.pydata.org/docs/?q={k}#top",
+    ]
+    topic["response"] = [r + forms[k % len(forms)].format(k=k) for k, r in enumerate(topic["response"])]
+    report = _scan(baseline, pd.concat([batch.iloc[100:], topic], ignore_index=True))
+    assert not report.results["llm_triggers"].block, report.reasons
+    assert report.results["llm_payloads"].p_value >= 1e-3, report.reasons
+    assert report.verdict != "block", report.reasons
+
+
+@pytest.mark.parametrize("variant", ["query", "userinfo"])
+def test_a_lookalike_link_varied_per_record_without_a_phrase_is_reviewed_with_its_carriers_queued(
+    sides, variant: str
+) -> None:
+    """The same without a phrase (0 of 30 queued in the review: the recurring domain was split by the
+    query, or read as the real docs' host): the lookalike's host recurs, unanswered by the neighbours."""
+    baseline, batch = sides
+    real, make = VARIED[variant]
+    mixed, poisoned = _swapped(batch, "@@", phrase=False, real=real)
+    for k, i in enumerate(poisoned):
+        mixed.at[i, "response"] = mixed.at[i, "response"].replace("@@", make(k))
+    report = _scan(baseline, mixed)
+    assert report.verdict == "review", report.reasons
+    assert np.asarray(report.records.flagged)[poisoned].sum() >= 25, report.reasons

@@ -12,12 +12,18 @@ and payloads, and the base class they share. Pure text functions; no registered 
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
+import idna
 import numpy as np
 import pyarrow as pa
+from publicsuffixlist import PublicSuffixList
 
 from dataward.domain.conversation import conversation_answers, split_conversation
 from dataward.domain.errors import InputError
@@ -25,7 +31,8 @@ from dataward.domain.names import read_alike
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
 from dataward.gates.base import Detector, DetectorResult, GateContext, GateData, Requirement
 
-URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`)\]]+", re.IGNORECASE)
+# A link: from its scheme (or "www.") to a space, quote or closing bracket; an IPv6 host in brackets whole.
+URL = re.compile(r"\b(?:https?://|www\.)(?:\[[\w:.%]*\]|[^\s<>\"'`)\]])+", re.IGNORECASE)
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 PHONE = re.compile(r"(?<!\w)\+?\d[\d ().-]{7,}\d(?!\w)")
 CODE_BLOCK = re.compile(r"```[\w+-]*\n?(.*?)(?:```|$)", re.DOTALL)
@@ -200,40 +207,154 @@ def behaviours(responses: list[str]) -> np.ndarray:
     return out
 
 
-def _domain(url: str) -> str:
-    host = re.sub(r"^(?:https?://)?", "", url.lower()).split("/", 1)[0].split(":", 1)[0]
-    return host.removeprefix("www.")
+# A link's scheme (a browser reads any run of "/" and "\\" after it as "//") and the end of its authority.
+_AUTHORITY_END = re.compile(r"[/\\?#]")
+_SCHEME = re.compile(r"(https?):[/\\]*", re.IGNORECASE)
+_LABEL_DOT = re.compile("[.\u3002\uff0e\uff61]")
+_IPV4_PART = re.compile(r"0x[0-9a-f]*|\d+")
+_DEFAULT_PORT = {"http": "80", "https": "443"}
 
 
-# Second-level labels under which a country code's registrations sit ("example.co.uk").
-_SECOND_LEVEL = frozenset({"ac", "co", "com", "edu", "gov", "net", "org", "ne", "or", "go"})
+@dataclass(frozen=True)
+class Link:
+    """A link as a browser reads it (the WHATWG URL standard's reading of a web address, in short): the
+    authority ends at the first ``/``, ``\\``, ``?`` or ``#``, whatever follows its last ``@`` is the host
+    (``https://pandas.pydata.org:x@pandas-dev.org/``, ``https://pandas-dev.org\\@pandas.pydata.org/`` and
+    ``https://pandas-dev.org?ref=pandas.pydata.org`` all go to ``pandas-dev.org``); the host
+    percent-decoded, lowercased, without a trailing dot, an internationalized name in its ASCII
+    (``xn--``) form, an IPv4 address in dotted decimal and an IPv6 one compressed in brackets. ``url``:
+    the link without user name, password, default port and fragment (what the browser asks for)."""
+
+    scheme: str  # "http", "https", or "" for a "www." link
+    host: str
+    port: str  # "" for the scheme's default
+    path: str
+    query: str  # with its "?", or ""
+
+    @property
+    def url(self) -> str:
+        start = f"{self.scheme}://" if self.scheme else ""
+        return f"{start}{self.host}{':' + self.port if self.port else ''}{self.path}{self.query}".lower()
+
+    @property
+    def name(self) -> str:
+        """The host without a leading ``www.`` (the same site's pages, with or without it)."""
+        return self.host.removeprefix("www.")
+
+    @property
+    def page(self) -> str:
+        """Host and path, without the query (a query varied per record is still the same page)."""
+        path = self.path.strip("/").lower()
+        return f"{self.name}/{path}" if path else self.name
+
+
+def read_link(url: str) -> Link:
+    """``url`` (a match of ``URL``) as a browser reads it (``Link``)."""
+    m = _SCHEME.match(url)
+    scheme = m.group(1).lower() if m else ""
+    rest = url[m.end() :] if m else url
+    end = _AUTHORITY_END.search(rest)
+    authority, tail = (rest[: end.start()], rest[end.start() :]) if end else (rest, "")
+    authority = authority.rpartition("@")[2]
+    if authority.startswith("["):
+        name, _, port = authority[1:].partition("]")
+        host, port = _ipv6(name), port.removeprefix(":")
+    else:
+        name, _, port = authority.partition(":")
+        host = hostname(name)
+    port = port.lstrip("0") or ("0" if port else "")
+    if port == _DEFAULT_PORT.get(scheme or "http"):
+        port = ""
+    path, question, query = tail.partition("#")[0].partition("?")
+    return Link(scheme, host, port, path.replace("\\", "/") or "/", question + query)
+
+
+def hostname(name: str) -> str:
+    """A host name as a browser reads it: percent-decoded, lowercased, without a trailing dot, an
+    internationalized name in its ASCII form (UTS 46, as browsers map it: ``pаndas.org`` with a Cyrillic
+    ``а`` is ``xn--pndas-4ve.org``, not ``pandas.org``; a full-width name is its ASCII one), an IPv4
+    address in any of its spellings (``0x7f.1``) in dotted decimal."""
+    if "%" in name:
+        name = unquote(name)
+    if not name.isascii():
+        try:
+            name = idna.encode(name, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            labels = _LABEL_DOT.split(unicodedata.normalize("NFKC", name).lower())
+            name = ".".join(x if x.isascii() else "xn--" + x.encode("punycode").decode("ascii") for x in labels)
+    name = name.lower().rstrip(".")
+    return _ipv4(name) or name
+
+
+def _ipv4(name: str) -> str | None:
+    """``name`` in dotted decimal if a browser reads it as an IPv4 address (one to four numbers, each
+    decimal, octal with a leading ``0`` or hexadecimal with ``0x``, the last filling the remaining bytes)."""
+    parts = name.split(".")
+    if not _IPV4_PART.fullmatch(parts[-1]):
+        return None
+    numbers = []
+    for part in parts:
+        if not _IPV4_PART.fullmatch(part):
+            return None
+        if part.startswith("0x"):
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            if not set(part) <= set("01234567"):
+                return None
+            numbers.append(int(part, 8))
+        else:
+            numbers.append(int(part))
+    if len(numbers) > 4 or any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        return None
+    value = numbers[-1] + sum(n << (8 * (3 - i)) for i, n in enumerate(numbers[:-1]))
+    return str(ipaddress.IPv4Address(value))
+
+
+def _ipv6(name: str) -> str:
+    try:
+        return f"[{ipaddress.IPv6Address(name).compressed}]"
+    except ValueError:
+        return f"[{name.lower()}]"
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    """The Public Suffix List the ``publicsuffixlist`` package ships (read from its wheel, never fetched)."""
+    return PublicSuffixList()
 
 
 def site(domain: str) -> str:
-    """The registered domain of a host ("pandas.pydata.org" -> "pydata.org", "docs.example.co.uk" ->
-    "example.co.uk"), by a short rule rather than the public-suffix list: a link's site, so that two
-    pages of one site are the same destination and a lookalike ("pandas-dev.org") is another."""
-    labels = domain.strip(".").split(".")
-    if len(labels) <= 2 or re.fullmatch(r"[\d.]+", domain):
+    """The registered domain of a host as ``hostname`` reads it ("pandas.pydata.org" -> "pydata.org",
+    "docs.example.co.uk" -> "example.co.uk"), by the Public Suffix List with its private suffixes: a
+    user's host on a shared one is a site of its own ("pandas-dev.github.io", "alice.id.au",
+    "pandas.readthedocs.io"). A link's site, so that two pages of one site are the same destination and
+    a lookalike ("pandas-dev.org") is another. An IP address, or a public suffix itself, is its own site."""
+    if not domain or domain.startswith("[") or _ipv4(domain) == domain:
         return domain
-    keep = 3 if len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
-    return ".".join(labels[-keep:])
+    return _suffixes().privatesuffix(domain) or domain
+
+
+def links(text: str) -> list[Link]:
+    """The links of ``text`` (read as it reads, ``names.read_alike``), each as a browser reads it; a link
+    without a host is left out."""
+    found = (read_link(m.group(0).rstrip(".,;:!?")) for m in URL.finditer(read_alike(text)))
+    return [link for link in found if link.host and link.host != "[]"]
 
 
 def destinations(text: str) -> frozenset[str]:
     """Where a response sends its reader, by value and kind: ``link:`` the site of each of its links
-    (``site``: two pages of one site are one destination, a lookalike host is another) and each link
-    whole (another page of the real site: a user's page on a shared host, an open redirect), ``email:``
-    the site of each e-mail address, ``phone:`` each phone number's digits (as ``payloads`` reads them)."""
+    (``site``: two pages of one site are one destination, a lookalike host is another), its host (a
+    user's host under the site) and its page (host and path: another page of the real site, a user's
+    page on a shared host, an open redirect), the three read as a browser reads the link (``Link``: a
+    query varied per record leaves host and page as they are); ``email:`` the site of each e-mail
+    address, ``phone:`` each phone number's digits (as ``payloads`` reads them)."""
     out = set()
+    for link in links(text):
+        out.update((f"link:{site(link.name)}", f"link:{link.name}", f"link:{link.page}"))
     for p in payloads(text):
         kind, _, value = p.partition(":")
-        if kind == "url":
-            out.add(f"link:{value}")
-        elif kind == "domain":
-            out.add(f"link:{site(value)}")
-        elif kind == "email":
-            out.add(f"email:{site(value.rpartition('@')[2])}")
+        if kind == "email":
+            out.add(f"email:{site(hostname(value.rpartition('@')[2]))}")
         elif kind == "phone":
             out.add(p)
     return frozenset(out)
@@ -248,10 +369,9 @@ def payloads(text: str) -> set[str]:
     as it reads (``names.read_alike``)."""
     text = read_alike(text)
     found: set[str] = set()
-    for m in URL.finditer(text):
-        url = m.group(0).rstrip(".,;:!?").lower()
-        found.add(f"url:{url}")
-        found.add(f"domain:{_domain(url)}")
+    for link in links(text):
+        found.add(f"url:{link.url}")
+        found.add(f"domain:{link.name}")
     for m in EMAIL.finditer(text):
         found.add(f"email:{m.group(0).lower()}")
     for m in PHONE.finditer(text):

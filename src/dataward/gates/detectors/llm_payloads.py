@@ -175,7 +175,7 @@ class PayloadDetector(LLMDetector):
     """Links, addresses and code new to the baseline that recur in the contribution's responses."""
 
     name = "llm_payloads"
-    version = "4"
+    version = "5"
     evidence = Evidence.POISONING
     fits_whole_baseline = True
     Options = PayloadOptions

@@ -140,7 +140,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "6"
+    version = "7"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -575,13 +575,16 @@ def _with_content_tie(
     whose carriers all answer with code, where 84% of their neighbours do, is not a phrase's doing).
 
     A link, an e-mail address or a phone number (``BY_VALUE``) is also read by value: for each
-    destination (a link's site or the link whole, ``_llm.destinations``) that enough of the carriers give
+    destination (a link's site, host or page, ``_llm.destinations``) that enough of the carriers give
     to pass ``min_support`` and ``min_purity``, the tie is tested again with "gives this destination" as
     the behaviour. Read by kind alone, a phrase planted inside a topic whose answers cite the real docs,
     with a lookalike link in their place, was excused as the topic's own link: its neighbours link too,
     but to another site. The tie holds when one of the readings does (Bonferroni over them: at most
-    ``1 + 2 / min_purity``, sites and whole links), so a clean topic whose answers link one of two sites
-    at random is still excused (each site's carriers are as common among the neighbours)."""
+    ``1 + 3 / min_purity``, sites, hosts and pages), so a clean topic whose answers link one of two sites
+    at random is still excused (each site's carriers are as common among the neighbours). Since version
+    7 a link is read as a browser reads it (``_llm.Link``): a query, a user name or a backslash no longer
+    make a lookalike read as the real site, and its host and page stay the same while a query is varied
+    per record so that no link whole recurs."""
     p = pairs["p"].copy()
     found: list[frozenset[str]] | None = None
     for i in np.flatnonzero(candidates):

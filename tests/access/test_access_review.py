@@ -211,10 +211,27 @@ def test_a_dataset_no_active_principal_holds_owner_on_is_listed_high_when_in_tra
         "bobs": Severity.MEDIUM,
     }
     cats = rows["cats"]
-    assert cats.principal == "alice" and "no active principal holds owner on dataset cats (in training)" in cats.detail
+    assert cats.principal == "alice" and "no active human holds owner on dataset cats (in training)" in cats.detail
     assert "dataward grant add HUMAN owner --scope dataset:cats" in cats.action
     # A disabled recorded owner is dataset_owner_inactive's row, not a second one.
     disabled = [human("alice", PrincipalStatus.DISABLED)]
     assert [f.kind for f in review(disabled, datasets=[OwnedDataset("cats", "alice")])] == [
         FindingKind.DATASET_OWNER_INACTIVE
     ]
+
+
+def test_a_dataset_only_a_bot_holds_owner_on_is_listed() -> None:
+    """Owner bob granted owner to his bot and revoked his own grant: the review counted the bot as an
+    owner and listed nothing. A bot answers to its human, not for a dataset."""
+    principals = [human("root"), human("alice"), human("bob"), service("bot", "bob")]
+    datasets = [OwnedDataset("cats", "alice", in_training=True), OwnedDataset("owned", "alice")]
+    grants = [
+        grant("bot", Role.OWNER, Scope.dataset("cats")),
+        grant("bot", Role.OWNER, Scope.dataset("owned")),
+        grant("bob", Role.OWNER, Scope.dataset("owned")),  # a human holds it too: no row
+    ]
+    found = review(principals, grants=grants, datasets=datasets, training=["cats"])
+    (row,) = [f for f in found if f.kind is FindingKind.DATASET_WITHOUT_OWNER]
+    assert (row.dataset, row.severity, row.principal) == ("cats", Severity.HIGH, "alice")
+    assert "no active human holds owner on dataset cats" in row.detail and "only service principal(s) bot" in row.detail
+    assert "an owner of the whole ward" in row.detail

@@ -73,8 +73,8 @@ def test_the_cli_warns_when_disabling_an_owner_and_not_otherwise(tmp_path: Path)
 
 
 def test_the_review_lists_a_dataset_left_with_no_owner_grant(tmp_path: Path) -> None:
-    """Every owner grant on a dataset revoked (only an admin may revoke the last one): its recorded owner
-    is still active, so ``dataset_owner_inactive`` has no row; ``dataset_without_owner`` has."""
+    """Every owner grant on a dataset revoked (only an admin or a ward owner may revoke the last one): its
+    recorded owner is still active, so ``dataset_owner_inactive`` has no row; ``dataset_without_owner`` has."""
     ward, _ = Ward.init(tmp_path / "ward")
     label, specs = wine_schema_specs()
     ward.create_principal("alice")
@@ -89,6 +89,6 @@ def test_the_review_lists_a_dataset_left_with_no_owner_grant(tmp_path: Path) -> 
     assert "dataward grant add HUMAN owner --scope dataset:cats" in row["action"]
     shown = run(folder, "access", "review")
     assert shown.returncode == 0, shown.stderr
-    assert "dataset_without_owner" in shown.stdout and "no active principal holds owner on dataset cats" in " ".join(
+    assert "dataset_without_owner" in shown.stdout and "no active human holds owner on dataset cats" in " ".join(
         shown.stdout.split()
     )

@@ -291,7 +291,8 @@ def test_a_quarantine_by_key_lists_the_model_releases_it_approved(models: Models
 
 def test_a_withdrawal_line_reads_back_and_an_older_format_cannot_name_one() -> None:
     """A withdrawal is listed from line format 5 on: its line names the model version and folds into the
-    withdrawals in force; a line of an earlier format naming one is malformed (no ward wrote one)."""
+    withdrawals in force; a line of an earlier format naming one is malformed (no ward wrote one). A
+    format-5 line (no ``model_files``) still reads."""
     from dataward.access import removals
     from dataward.ledger.removal_line import RemovalLine
     from dataward.ledger.signing import SignatureVerifier, WardSigner
@@ -303,9 +304,122 @@ def test_a_withdrawal_line_reads_back_and_an_older_format_cannot_name_one() -> N
         signer, ward="w", n=0, prev="p", seq=9, hash="h", type="model.withdrawn", time="t", removed=withdrawn
     )
     read = RemovalLine.from_json(line.to_json())
-    assert line.format == 5 and read.verify_signature(SignatureVerifier(signer.public_key_b64))
+    assert line.format == 6 and read.verify_signature(SignatureVerifier(signer.public_key_b64))
     fact = removals.fold([read.fact()]).withdrawal("mv_1")
     assert fact is not None and fact.seq == 9
     older = {**json.loads(line.to_json()), "format": 4}
     with pytest.raises(InputError, match="models"):
         RemovalLine.from_json(json.dumps(older))
+    assert RemovalLine.from_json(json.dumps({**json.loads(line.to_json()), "format": 5})).models == ("mv_1",)
+
+
+def test_a_withdrawal_line_carries_the_withdrawn_files_digests() -> None:
+    """From line format 6 on, a withdrawal's line carries the SHA-256 of the artifact and of each model
+    file (the event's ``digest`` and ``files``), folded into the bytes withdrawn; a format-5 line cannot
+    name them."""
+    from dataward.access import removals
+    from dataward.ledger.removal_line import RemovalLine
+    from dataward.ledger.signing import WardSigner
+
+    payload = {"digest": "a" * 64, "files": ["b" * 64, "a" * 64]}
+    withdrawn = removals.removed_by("model.withdrawn", "t", {"model": "m", "model_version": "mv_1"}, payload)
+    assert withdrawn is not None and withdrawn.model_files == ("a" * 64, "b" * 64)
+    line = RemovalLine.sign(
+        WardSigner.generate(),
+        ward="w",
+        n=0,
+        prev="p",
+        seq=9,
+        hash="h",
+        type="model.withdrawn",
+        time="t",
+        removed=withdrawn,
+    )
+    read = RemovalLine.from_json(line.to_json())
+    state = removals.fold([read.fact()])
+    assert set(state.withdrawn_files) == {"a" * 64, "b" * 64} and state.withdrawn_files["b" * 64].seq == 9
+    with pytest.raises(InputError, match="model_files"):
+        RemovalLine.from_json(json.dumps({**json.loads(line.to_json()), "format": 5}))
+
+
+def _register_again(models: Models, path: Path) -> str:
+    """tom registers the file at ``path`` as a new version of man-clf (a run on man@training); its ref."""
+    import dataward
+
+    with dataward.training_run("man@training", model="man-clf", ward=models.as_("tom")) as run:
+        run.load()
+        run.log_artifact(path)
+    return str(run.model_version["ref"])
+
+
+def test_the_withdrawn_files_registered_again_are_never_approved_released_or_served(
+    released: Models, tmp_path: Path
+) -> None:
+    """man-clf@v1 withdrawn, its very .skops (the same SHA-256, under another name) registered again as a
+    new version, approved, released and served: the withdrawal was keyed by the version id alone, while
+    a block is refused on the bytes under any name. A withdrawal is final on the bytes too."""
+    released.as_("pat").withdraw_model(REF, reason="backdoor found in production")
+    (event,) = released.ward.ledger(types=["model.withdrawn"])
+    again = tmp_path / "renamed.skops"
+    shutil.copyfile(released.root / "clean.skops", again)
+    ref = _register_again(released, again)
+    assert ref != REF
+    said = r"it holds renamed.skops, the very bytes \(SHA-256\) of man-clf@v1, withdrawn by pat at .*backdoor found"
+    for act in (
+        lambda: released.as_("ann").approve_model(ref, reason="retrained"),
+        lambda: released.as_("pat").release_model(ref, reason="second"),
+        lambda: released.as_("rita").model_files(ref, tmp_path / "files"),
+        lambda: released.as_("rita").model_attestation(ref),
+    ):
+        with pytest.raises(PolicyViolation, match=said) as refused:
+            act()
+        assert refused.value.exit_code == 6
+    assert not (tmp_path / "files").exists() or not any((tmp_path / "files").iterdir())
+    assert set(event["payload"]["files"]) | {event["payload"]["digest"]} <= _listed_digests(released)
+    # Another version's own files are untouched: man-clf@v2 (other bytes) is still served.
+    assert released.as_("rita").model_files("man-clf@v2", tmp_path / "v2")["model"] == "man-clf@v2"
+
+
+def _listed_digests(models: Models) -> set[str]:
+    """Every digest the ward's list of access removals carries for withdrawn models."""
+    text = (models.ward.folder / "removals.jsonl").read_text("utf-8")
+    return {d for line in text.splitlines() if line for d in json.loads(line).get("model_files", [])}
+
+
+def test_withdrawn_files_stay_refused_after_the_catalog_is_restored_from_before_them(
+    released: Models, tmp_path: Path
+) -> None:
+    """A new version released and withdrawn, then the catalog restored from a backup taken before it was
+    even registered: neither the restored catalog nor its ledger knows the version, yet the same file
+    registered again is refused, by the digests the list of access removals carries."""
+    import pandas as pd
+    import skops.io as sio
+
+    from tests.models.conftest import text_model
+    from tests.security.test_restore_removals import back_up, move_checkpoints_aside, restore
+
+    new_file = tmp_path / "new.skops"
+    frame = pd.read_csv(released.root / "baseline.csv", dtype=str)
+    sio.dump(text_model(frame.sample(frac=1.0, random_state=7)), new_file)  # other bytes than man-clf@v1's
+    folder = released.ward.folder
+    released.ward.close()
+    back_up(folder, tmp_path / "backup")
+    ward = Ward.open(folder)
+    models = Models(ward, released.root, released.keys, released.poisoned)
+    ref = _register_again(models, new_file)
+    _released(models, ref)
+    models.as_("pat").withdraw_model(ref, reason="exfiltrates prompts")
+    ward.close()
+    restore(folder, tmp_path / "backup")
+    move_checkpoints_aside(folder, tmp_path / "moved")
+    ward = Ward.open(folder)
+    models = Models(ward, released.root, released.keys, released.poisoned)
+    assert all(m["ref"] != ref for m in ward.models("man-clf")) or ward.model(ref)["stage"] == "candidate"
+    again = _register_again(models, new_file)
+    for act in (
+        lambda: models.as_("ann").approve_model(again, reason="looks fine"),
+        lambda: models.as_("pat").release_model(again, reason="again"),
+        lambda: models.as_("rita").model_files(again, tmp_path / "files"),
+    ):
+        with pytest.raises(PolicyViolation, match=r"new.skops, the very bytes .* withdrawn at .*list of access"):
+            act()

@@ -767,6 +767,55 @@ def test_a_training_version_hidden_from_the_gate_is_refused(ward: Ward, tmp_path
     assert ward.run_gate("wine#3")["verdict"] == "block"
 
 
+def test_a_promotion_never_takes_the_training_version_from_an_edited_catalog(ward: Ward) -> None:
+    """wine@v1's stage set to candidate in the catalog while wine@v2 is promoted: the promotion, which
+    picked the version to retire from the catalog's column, retired none and signed a second training
+    version; the row set back agreed with the ledger (`verify` ok) and every later gate was refused with
+    no command to mend it. The version it retires is the signed ledger's; the edited row is refused
+    before anything is signed."""
+    sql(ward, "UPDATE versions SET stage = 'candidate' WHERE number = 1")
+    events = len(ward.ledger())
+    with pytest.raises(IntegrityViolation, match=r"the training version of 'wine'.*stage is 'candidate' in the cat"):
+        ward.promote("wine@v2")
+    assert len(ward.ledger()) == events
+    sql(ward, "UPDATE versions SET stage = 'training' WHERE number = 1")
+    assert ward.promote("wine@v2")["retired"] == "wine@v1"
+    assert ward.verify().ok
+
+
+@pytest.mark.parametrize("way_out", ["retire-older", "promote-again"])
+def test_two_training_versions_in_the_ledger_are_reported_and_mended(
+    ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way_out: str
+) -> None:
+    """A ledger holding wine@v1 and wine@v2 both at training (signed by a promotion before the fix
+    above): `verify` said ok while every gate was refused, `promote` said already training and retiring
+    either was refused as retiring the training version on its own. `verify` names it (two_training),
+    the gate's refusal names the command, and either command mends it, signed."""
+    with monkeypatch.context() as m:  # the old promotion: it found no training version to retire
+        m.setattr(versions_service, "signed_training", lambda *args, **kwargs: [])
+        ward.promote("wine@v2")
+    report = ward.verify()
+    assert [(p.kind, p.where) for p in report.problems] == [("two_training", "dataset wine")]
+    assert "dataward promote wine@v1 --stage retired" in report.problems[0].detail
+    rows = write_csv(tmp_path / "c.csv", wine_rows(80, 120, shuffled=True))
+    clean = ward.contribute("wine", rows, source="c", gate=False)
+    with pytest.raises(IntegrityViolation, match="2 versions of 'wine' are at stage training") as refused:
+        ward.run_gate(clean["ref"])
+    assert "dataward promote wine@v1 --stage retired" in (refused.value.hint or "")
+    if way_out == "retire-older":
+        assert ward.promote("wine@v1", stage="retired")["stage"] == "retired"
+    else:
+        assert ward.promote("wine@v2")["retired"] == "wine@v1"
+    assert ward.verify().ok
+    stages = dict(sql(ward, "SELECT number, stage FROM versions ORDER BY number"))
+    assert stages == {1: "retired", 2: "training"}
+    assert ward.run_gate(clean["ref"])["verdict"] in ("pass", "review")
+    with pytest.raises(PolicyViolation, match="cannot be retired on its own"):
+        ward.promote("wine@v2", stage="retired")
+    with pytest.raises(Exception, match="already training"):
+        ward.promote("wine@v2")
+
+
 @pytest.mark.parametrize("edit", ["version-deleted", "dataset-deleted", "dataset-renamed"])
 def test_a_validation_set_hidden_from_the_gate_is_refused(ward: Ward, tmp_path: Path, edit: str) -> None:
     """The clean validation set of wine (or its newest version) deleted from the catalog, or pointed at

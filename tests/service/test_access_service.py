@@ -387,7 +387,7 @@ def test_the_last_owner_grant_of_a_dataset_goes_only_by_an_admin_and_the_review_
     bob.revoke_grant("alice", "owner", "dataset:cats")  # bob still answers for it
     denied_before = len(_denials(admin))
     with pytest.raises(
-        AccessDenied, match=r"owner grant of 'bob' on dataset:cats is the last one .* only an admin may"
+        AccessDenied, match=r"owner grant of 'bob' on dataset:cats is the last one .* only an admin or an owner of the"
     ) as e:
         bob.revoke_grant("bob", "owner", "dataset:cats")
     assert "dataward grant add HUMAN owner --scope dataset:cats" in e.value.hint
@@ -404,7 +404,7 @@ def test_the_last_owner_grant_of_a_dataset_goes_only_by_an_admin_and_the_review_
 def test_the_last_active_admin_grant_cannot_be_revoked(team: dict[str, Ward]) -> None:
     """The only admin could revoke its own admin grant, leaving a ward nobody can administer."""
     admin = team["admin"]
-    last = r"the admin grant of '(admin|alice)' is the last one an active principal holds: .* nobody can administer"
+    last = r"the admin grant of '(admin|alice)' is the last one an active human holds: .* nobody can administer"
     with pytest.raises(Conflict, match=last):
         admin.revoke_grant("admin", "admin", "ward")
     assert admin.create_principal("erin")["name"] == "erin"  # still an admin
@@ -413,6 +413,47 @@ def test_the_last_active_admin_grant_cannot_be_revoked(team: dict[str, Ward]) ->
     with pytest.raises(Conflict, match=last) as e:
         team["alice"].revoke_grant("alice", "admin", "ward")
     assert "grant admin to another active human first" in e.value.hint
+
+
+def test_a_bot_left_holding_owner_is_not_someone_in_charge(team: dict[str, Ward]) -> None:
+    """Owner bob grants owner on his dataset to a bot and revokes his own grant: the last-owner rule
+    counted the bot, and left a dataset only a bot owned (the review said nothing). Only an active human
+    counts, for the last owner of a dataset as for the last admin; a bot's own grant goes freely."""
+    admin, bob = team["admin"], team["bob"]
+    label, specs = wine_schema_specs()
+    admin.create_dataset("cats", Schema.parse(label, specs), owner="bob")
+    admin.create_principal("bobbot", kind="service", owner="bob")
+    bob.grant("bobbot", "owner", "dataset:cats")
+    with pytest.raises(
+        AccessDenied,
+        match=r"owner grant of 'bob' on dataset:cats is the last one an active human holds \(only "
+        r"service principal\(s\) bobbot would hold it",
+    ):
+        bob.revoke_grant("bob", "owner", "dataset:cats")
+    assert ("owner", "dataset:cats") in [(g["role"], g["scope"]) for g in admin.grants("bob")]
+    bob.revoke_grant("bobbot", "owner", "dataset:cats")  # the bot's grant leaves no human fewer
+    # The last admin: a bot made admin is not someone left to administer the ward.
+    admin.create_principal("adminbot", kind="service", owner="alice")
+    admin.grant("adminbot", "admin", "ward")
+    with pytest.raises(Conflict, match=r"last one an active human holds \(only service principal\(s\) adminbot"):
+        admin.revoke_grant("admin", "admin", "ward")
+    admin.revoke_grant("adminbot", "admin", "ward")
+
+
+def test_an_owner_of_the_whole_ward_may_revoke_a_datasets_last_owner_grant(team: dict[str, Ward]) -> None:
+    """The review says an admin or an owner of the whole ward can act on a dataset nobody owns (a ward
+    owner grants owner anywhere); the refusal said only an admin may. A ward owner may, and the review
+    then lists the dataset."""
+    admin = team["admin"]
+    label, specs = wine_schema_specs()
+    admin.create_dataset("cats", Schema.parse(label, specs), owner="bob")
+    admin.create_principal("wendy")
+    admin.grant("wendy", "owner", "ward")
+    wendy = admin.as_key(admin.issue_key("wendy")["key"])
+    wendy.revoke_grant("bob", "owner", "dataset:cats")
+    rows = [r for r in admin.access_review() if r["kind"] == "dataset_without_owner"]
+    assert [(r["dataset"], r["principal"]) for r in rows] == [("cats", "bob")]
+    assert "an owner of the whole ward" in rows[0]["detail"]
 
 
 def test_rotation_never_extends_a_key(team: dict[str, Ward], clock: Clock) -> None:

@@ -39,15 +39,19 @@ def co_owners(dataset: str, owner_id: str, people: Mapping[str, Principal], gran
     return sorted(names)
 
 
-def owner_grant_holders(dataset: str, people: Mapping[str, Principal], grants: Iterable[Grant]) -> list[str]:
-    """The active principals holding ``owner`` on ``dataset`` itself (a grant on the ward aside), by name.
-    None left, nobody answers for the dataset in particular: its recorded owner's grant was revoked too."""
+def owner_grant_holders(
+    dataset: str, people: Mapping[str, Principal], grants: Iterable[Grant], *, kind: PrincipalKind | None = None
+) -> list[str]:
+    """The active principals holding ``owner`` on ``dataset`` itself (a grant on the ward aside), by name;
+    of ``kind`` only when given. No human left, nobody answers for the dataset in particular: its recorded
+    owner's grant was revoked too, or only a service principal (a bot, which answers to its human, not
+    for a dataset) holds one."""
     names = set()
     for g in grants:
         if g.role is not Role.OWNER or g.scope_kind is not ScopeKind.DATASET or g.scope_name != dataset:
             continue
         p = people.get(g.principal_id)
-        if p is not None and p.is_active:
+        if p is not None and p.is_active and (kind is None or p.kind is kind):
             names.add(p.name)
     return sorted(names)
 

@@ -70,6 +70,11 @@ class Removed:
     their near copies are found by (``service.near_copies``). None on a line older than format 4."""
     models: tuple[str, ...] = ()
     """Model version ids withdrawn (their files and attestation never served again)."""
+    model_files: tuple[str, ...] = ()
+    """The SHA-256 digests of the withdrawn versions' artifacts and of each of their model files: a
+    withdrawal is final on the bytes, so another version holding one of them (registered again under a
+    new number or name, or in a catalog restored from before the withdrawn version) is never approved,
+    released or served. None on a line older than format 6."""
 
 
 def _ids(values: Any) -> tuple[str, ...]:
@@ -108,7 +113,9 @@ def removed_by(type: str, time: str, subject: Mapping[str, Any], payload: Mappin
             held_chunks=_ids(payload.get("record_chunks")) if held else (),
         )
     if type == "model.withdrawn":
-        return Removed(keys_from=time, models=_one(subject.get("model_version")))
+        models = _one(subject.get("model_version"))
+        files = tuple(dict.fromkeys(_one(payload.get("digest")) + _ids(payload.get("files")))) if models else ()
+        return Removed(keys_from=time, models=models, model_files=files)
     if type == "principal.enabled":
         return Removed(keys=_ids(payload.get("revoked_keys")), keys_from=time, enabled=_one(subject.get("principal")))
     stopped = () if type == "principal.transferred" else _one(subject.get("principal")) + _ids(payload.get("suspended"))
@@ -144,6 +151,9 @@ class Removals:
     approvals given with a key revoked (not only replaced) stop counting (``access.standing``)."""
     withdrawn: dict[str, RemovalFact] = field(default_factory=dict)
     """Model version id -> the event that withdrew it."""
+    withdrawn_files: dict[str, RemovalFact] = field(default_factory=dict)
+    """SHA-256 digest of a withdrawn version's artifact or model file -> the event that withdrew it (the
+    first, when the same bytes were withdrawn twice)."""
 
     def key_refusal(self, key_id: str, now: str) -> RemovalFact | None:
         """The event that revoked ``key_id`` by ``now`` (ISO text, as the ledger writes times), or None."""
@@ -222,6 +232,8 @@ def fold(facts: Iterable[RemovalFact]) -> Removals:
             state.quarantined.setdefault(contribution, fact)
         for model_version in removed.models:
             state.withdrawn.setdefault(model_version, fact)
+        for digest in removed.model_files:
+            state.withdrawn_files.setdefault(digest, fact)
     return state
 
 

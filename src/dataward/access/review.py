@@ -175,9 +175,9 @@ def access_review(
     brought in, not what let it. Every dataset whose recorded owner is disabled (or gone) is
     ``dataset_owner_inactive``: high when no other active human holds ``owner`` on it or on the ward
     (nobody but an admin can then curate its clean validation set or set its policy), low when one does.
-    Every dataset whose recorded owner is active but on which no active principal holds an ``owner``
-    grant any more (every owner grant revoked) is ``dataset_without_owner``: high when it is in
-    training, medium otherwise.
+    Every dataset whose recorded owner is active but on which no active human holds an ``owner`` grant
+    any more (every owner grant revoked, or only a service principal's left) is ``dataset_without_owner``:
+    high when it is in training, medium otherwise.
     Every new version of a clean validation set made within ``recent_days`` (``validation_changes``) is
     ``validation_changed`` (low): the gates trust it, and one principal wrote it.
 
@@ -382,8 +382,17 @@ def _ownerless_dataset_findings(datasets: Iterable[OwnedDataset], by_id: dict[st
     # A dataset whose recorded owner is not active is ``dataset_owner_inactive`` already.
     for d in datasets:
         owner = by_id.get(d.owner_id)
-        if owner is None or not owner.is_active or owner_grant_holders(d.name, by_id, grants):
+        if owner is None or not owner.is_active:
             continue
+        if owner_grant_holders(d.name, by_id, grants, kind=PrincipalKind.HUMAN):
+            continue
+        bots = owner_grant_holders(d.name, by_id, grants, kind=PrincipalKind.SERVICE)
+        held = (
+            f"only service principal(s) {', '.join(bots)} hold owner on it (a bot answers to its human, not for "
+            f"a dataset); its recorded owner {owner.name}'s grant was revoked"
+            if bots
+            else f"every owner grant on it was revoked, its recorded owner {owner.name}'s too"
+        )
         training = " (in training)" if d.in_training else ""
         yield ReviewFinding(
             FindingKind.DATASET_WITHOUT_OWNER,
@@ -392,9 +401,9 @@ def _ownerless_dataset_findings(datasets: Iterable[OwnedDataset], by_id: dict[st
             principal_id=owner.id,
             owner=None,
             dataset=d.name,
-            detail=f"no active principal holds owner on dataset {d.name}{training}: every owner grant on it was "
-            f"revoked, its recorded owner {owner.name}'s too; only an admin or an owner of the whole ward can curate "
-            "its clean validation set, set its policy or grant roles on it",
+            detail=f"no active human holds owner on dataset {d.name}{training}: {held}; only an admin or an owner "
+            "of the whole ward can curate its clean validation set, set its policy or grant roles on it (and "
+            "either may revoke its last owner grant)",
             action=owner_fix(d.name),
         )
 

@@ -21,16 +21,25 @@ from dataward.ledger.events import GENESIS
 from dataward.ledger.signing import SignatureVerifier, WardSigner
 
 REMOVAL_LINE_TYPE = "dataward.removal"
-REMOVAL_LINE_FORMAT = 5
+REMOVAL_LINE_FORMAT = 6
 """The format lines are written in. Format 2 lists revoked grants as well (``grants``), format 3 quarantined
 contributions (``contributions``, with the id lists of the records they added and their datasets: ``held``,
 ``held_in``), format 4 the chunks holding those records as well (``held_chunks``), format 5 withdrawn model versions
-(``models``); lines of earlier formats
-read as they were signed, and their ward listed no grant revocation (format 1) or quarantine (formats 1 and
-2), nor the chunks of a quarantine's records (format 3: its exact copies are held back after a restore from
-before the contribution, its near copies are not), nor a model withdrawal (formats 1 to 4)."""
-READ_FORMATS = (1, 2, 3, 4, 5)
-_OPTIONAL_LISTS = {"grants": 2, "contributions": 3, "held": 3, "held_in": 3, "held_chunks": 4, "models": 5}
+(``models``), format 6 the SHA-256 digests of their artifacts and model files (``model_files``); lines of earlier
+formats read as they were signed, and their ward listed no grant revocation (format 1) or quarantine (formats 1
+and 2), nor the chunks of a quarantine's records (format 3: its exact copies are held back after a restore from
+before the contribution, its near copies are not), nor a model withdrawal (formats 1 to 4), nor the bytes of a
+withdrawn model (format 5: they are found through the withdrawn version's signed row, when the ledger holds it)."""
+READ_FORMATS = (1, 2, 3, 4, 5, 6)
+_OPTIONAL_LISTS = {
+    "grants": 2,
+    "contributions": 3,
+    "held": 3,
+    "held_in": 3,
+    "held_chunks": 4,
+    "models": 5,
+    "model_files": 6,
+}
 """Lists a line holds only when they name something, with the format that first wrote them."""
 REMOVAL_DOMAIN = b"dataward:removal:v1\x00"
 """Prefix of every removal line's signature: these bytes are signed only as a removal line."""
@@ -60,6 +69,7 @@ class RemovalLine:
     held_in: tuple[str, ...] = ()
     held_chunks: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    model_files: tuple[str, ...] = ()
     sig: str = ""
     format: int = REMOVAL_LINE_FORMAT
 
@@ -87,6 +97,7 @@ class RemovalLine:
             **({"held_in": list(self.held_in)} if self.held_in else {}),
             **({"held_chunks": list(self.held_chunks)} if self.held_chunks else {}),
             **({"models": list(self.models)} if self.models else {}),
+            **({"model_files": list(self.model_files)} if self.model_files else {}),
         }
 
     def signed_message(self) -> bytes:
@@ -113,6 +124,7 @@ class RemovalLine:
             self.held_in,
             self.held_chunks,
             self.models,
+            self.model_files,
         )
         return RemovalFact(self.seq, self.hash, self.type, self.time, removed)
 
@@ -153,6 +165,7 @@ class RemovalLine:
             held_in=removed.held_in,
             held_chunks=removed.held_chunks,
             models=removed.models,
+            model_files=removed.model_files,
         )
         return cls(**{**unsigned.__dict__, "sig": signer.sign(unsigned.signed_message())})
 

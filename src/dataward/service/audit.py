@@ -179,6 +179,32 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _two_training(expected: dict[str, dict[tuple[Any, ...], dict[str, Any]]], report: VerifyReport) -> None:
+    """A dataset the signed ledger holds two or more versions of at stage ``training`` (a promotion that
+    read a catalog edited to hide the current one): every row can agree with its event while every gate
+    of the dataset is refused, so the ledger's state itself is checked, not only the catalog against it."""
+    by_dataset: dict[Any, list[dict[str, Any]]] = {}
+    for row in expected["versions"].values():
+        if row.get("stage") == "training":
+            by_dataset.setdefault(row.get("dataset_id"), []).append(row)
+    for dataset_id, found in sorted(by_dataset.items(), key=lambda item: str(item[0])):
+        if len(found) < 2:
+            continue
+        name = (expected["datasets"].get((dataset_id,)) or {}).get("name", dataset_id)
+        found.sort(key=lambda r: int(r.get("number") or 0))
+        shown = ", ".join(f"{name}@v{r.get('number')}" for r in found)
+        report.problems.append(
+            Problem(
+                "versions",
+                "two_training",
+                f"dataset {name}",
+                f"the signed ledger holds {len(found)} versions at stage training ({shown}): every gate of "
+                f"{name!r} is refused. An owner retires the older one, signed: dataward promote "
+                f"{name}@v{found[0].get('number')} --stage retired --reason '...' (or promotes the one to keep again)",
+            )
+        )
+
+
 class AuditService(Service):
     """Use cases for auditors: the ledger and ``verify``."""
 
@@ -612,6 +638,7 @@ class AuditService(Service):
                         )
                     )
         report.checked["catalog_rows"] = total
+        _two_training(expected, report)
 
     def _verify_records(self, conn: Connection, facts: ledger_store.StoredFacts, report: VerifyReport) -> None:
         """The record index must be exactly what the submitted chunks say, first writer wins."""

@@ -45,6 +45,7 @@ from dataward.service.guard import (
     manifest_members,
     may,
     serving,
+    signed_training,
 )
 from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
@@ -113,17 +114,16 @@ def signed_baselines(ward: Any, conn: Any, ds: Any) -> tuple[Any, Any, Any]:
     def signed_of(dataset_id: str) -> list[dict[str, Any]]:
         return [signed_versions[(i,)] for i in check.ids_where("versions", "dataset_id", {dataset_id})]
 
-    what = f"the training version of {ds.name!r}"
-    catalog = conn.execute(
-        select(versions.c.id).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
-    ).scalars()
-    signed = [r["id"] for r in signed_of(ds.id) if r.get("stage") == "training"]
-    found = check.matching("versions", catalog, signed, what)
+    found = signed_training(ward, conn, ds, doing="gate")
     if len(found) > 1:
+        shown = ", ".join(f"{ds.name}@v{v.number}" for v in found)
         raise IntegrityViolation(
-            f"refusing to gate: {len(found)} versions of {ds.name!r} are at stage training in the signed ledger",
-            hint="run `dataward verify` to see everything that was altered",
-            row=f"versions {found[1].id}",
+            f"refusing to gate: {len(found)} versions of {ds.name!r} are at stage training in the signed ledger "
+            f"({shown})",
+            hint=f"an owner retires the older one, signed (dataward promote {ds.name}@v{found[0].number} "
+            "--stage retired --reason '...'), or promotes the one to keep again; `dataward verify` reports it as "
+            "two_training",
+            row=f"versions {found[0].id}",
         )
     training = found[0] if found else None
     what = f"the clean validation set of {ds.name!r}"

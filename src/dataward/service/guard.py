@@ -51,6 +51,7 @@ from dataward.catalog.tables import (
     quarantine,
     sources,
     version_approvals,
+    versions,
 )
 from dataward.domain.errors import InputError, IntegrityViolation, PolicyViolation
 from dataward.ledger.events import (
@@ -531,6 +532,27 @@ class SignedCheck:
             chunk = wanted[start : start + 900]
             found += self.conn.execute(select(principals).where(principals.c.id.in_(chunk))).all()
         _check_people(signed_identity(self.conn, *self.ledger), found, [], doing=self.doing, within="")
+
+
+def signed_training(ward: Any, conn: Connection, ds: Any, *, doing: str) -> list[Any]:
+    """The version rows of dataset row ``ds`` at stage ``training`` as the signed ledger says, oldest
+    first (more than one only in a ward whose ledger was led into it: see ``verify``'s
+    ``two_training``), not as the catalog's ``stage`` column alone says: a version edited into or out of
+    stage ``training`` in the catalog, or deleted, is refused (``IntegrityViolation``, naming the row)
+    before anything is judged or signed by it. A promotion that read the catalog alone, the training
+    version hidden as ``candidate``, signed a second training version and left the first unretired."""
+    check = SignedCheck(ward, conn, doing=doing)
+    signed_versions = check.state.tables["versions"]
+    signed = [
+        i
+        for i in check.ids_where("versions", "dataset_id", {ds.id})
+        if signed_versions[(i,)].get("stage") == "training"
+    ]
+    catalog = conn.execute(
+        select(versions.c.id).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
+    ).scalars()
+    found = check.matching("versions", catalog, signed, f"the training version of {ds.name!r}")
+    return sorted(found, key=lambda r: r.number)
 
 
 def checked_version_listing(

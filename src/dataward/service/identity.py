@@ -553,36 +553,48 @@ class IdentityService(Service):
             }
 
     def _check_someone_left_in_charge(self, uc: UseCase, target: Any, grant_row: Any, scope: Scope) -> None:
-        """Refuse revoking the ward's last admin grant held by an active principal (``Conflict``: nobody
-        could administer the ward again, nor grant admin back), and a dataset's last owner grant held by
-        an active principal unless the caller acts as an admin (``AccessDenied``: co-owners revoking each
-        other left a dataset nobody answers for, and ``access review`` said nothing). A grant of a
-        principal that is not active leaves nobody less in charge: its revocation is never refused."""
+        """Refuse revoking the ward's last admin grant held by an active human (``Conflict``: nobody could
+        administer the ward again, nor grant admin back), and a dataset's last owner grant held by an
+        active human unless the caller acts as an admin or as an owner of the whole ward, who can grant
+        owner on it again (``AccessDenied``: co-owners revoking each other left a dataset nobody answers
+        for, and ``access review`` said nothing). Service principals are not counted among those left in
+        charge: a bot answers to its human, not for a dataset or the ward, so an owner granting owner to
+        a bot and revoking their own grant left a dataset only a bot owned, with no review row. A grant
+        of a principal that is not an active human leaves nobody less in charge: its revocation is never
+        refused."""
         role = Role(grant_row.role)
-        if target.status != PrincipalStatus.ACTIVE.value:
+        if target.status != PrincipalStatus.ACTIVE.value or target.kind != PrincipalKind.HUMAN.value:
             return
         if role is Role.OWNER and scope.kind is ScopeKind.DATASET:
             ds = uc.conn.execute(select(datasets.c.role).where(datasets.c.name == scope.name)).first()
             # A clean validation set goes with its dataset, whose owners write it: no owner grant of its own.
             if ds is None or ds.role != "dataset" or acts_as_admin(uc, scope, Action.GRANT_REVOKE):
                 return
+            if acts_as_ward_owner(uc):
+                return
         elif role is not Role.ADMIN:
             return
         people = {r.id: auth.principal_from_row(r) for r in uc.conn.execute(select(principals))}
         others = [g for g in auth.load_grants(uc.conn) if g.role is role and g.scope == scope and g.id != grant_row.id]
-        if any(people[g.principal_id].is_active for g in others if g.principal_id in people):
+        left = [people[g.principal_id] for g in others if g.principal_id in people and people[g.principal_id].is_active]
+        if any(p.kind is PrincipalKind.HUMAN for p in left):
             return
+        bots = sorted({p.name for p in left})
+        only_bots = (
+            f" (only service principal(s) {', '.join(bots)} would hold it: a bot is not counted)" if bots else ""
+        )
         if role is Role.ADMIN:
             raise Conflict(
-                f"the admin grant of {target.name!r} is the last one an active principal holds: revoking it would "
-                "leave a ward nobody can administer (nor make anyone an admin again)",
+                f"the admin grant of {target.name!r} is the last one an active human holds{only_bots}: revoking it "
+                "would leave a ward nobody can administer (nor make anyone an admin again)",
                 hint="grant admin to another active human first (dataward grant add HUMAN admin), then revoke this one",
             )
         raise AccessDenied(
-            f"the owner grant of {target.name!r} on {scope} is the last one an active principal holds: revoking it "
-            f"would leave dataset {scope.name} with nobody answering for it, and only an admin may",
+            f"the owner grant of {target.name!r} on {scope} is the last one an active human holds{only_bots}: "
+            f"revoking it would leave dataset {scope.name} with no human answering for it, and only an admin or an "
+            "owner of the whole ward may",
             hint=f"grant owner on it to another active human first (dataward grant add HUMAN owner --scope {scope}), "
-            "or ask an admin",
+            "or ask an admin or an owner of the whole ward",
         )
 
     def grants(self, principal: str | None = None) -> list[dict[str, Any]]:
@@ -907,6 +919,15 @@ def acts_as_admin(uc: UseCase, scope: Scope, action: Action = Action.POLICY_SET)
     narrowed = uc.caller.key.key_scopes if uc.caller.key is not None and uc.caller.key.scopes is not None else None
     # A key limited to roles or actions acts as an admin only when it names the admin role itself.
     return narrowed is None or not (narrowed.roles or narrowed.actions) or Role.ADMIN in narrowed.roles
+
+
+def acts_as_ward_owner(uc: UseCase) -> bool:
+    """Whether the caller acts as an owner of the whole ward: an active ``owner`` grant on the ward,
+    through a key not narrowed away from it (one limited to roles or actions names the owner role)."""
+    if not any(g.role is Role.OWNER and g.scope_kind is ScopeKind.WARD for g in uc.caller.grants):
+        return False
+    narrowed = uc.caller.key.key_scopes if uc.caller.key is not None and uc.caller.key.scopes is not None else None
+    return narrowed is None or not (narrowed.roles or narrowed.actions) or Role.OWNER in narrowed.roles
 
 
 def dataset_policy(ds: Any) -> DatasetPolicy:

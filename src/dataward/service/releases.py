@@ -605,6 +605,8 @@ class ReleaseService(Service):
             if mv.stage != "candidate":
                 raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be approved")
             self._checked(uc.conn, mv, "approve")
+            # A withdrawal is final on the files' bytes: the withdrawn file registered again is not approved.
+            refuse_withdrawn(self, uc.conn, mv, doing="approve")
             policy = release_policy(uc.conn, mv)
             if separation_on(uc.conn, mv):
                 problem = _trainer(uc.conn, mv, uc.signer.public_key_b64).problem(uc.caller.principal, caller=uc.caller)
@@ -654,6 +656,7 @@ class ReleaseService(Service):
             mv = model_version_row(uc.conn, ref)
             if mv.stage != "candidate":
                 raise Conflict(f"{mv.model}@v{mv.number} is {mv.stage}; only a candidate can be released")
+            refuse_withdrawn(self, uc.conn, mv, doing="release")
             policy = release_policy(uc.conn, mv)
             # Each problem with what would clear it: the hint names only what is missing.
             problems: list[str] = []

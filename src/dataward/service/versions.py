@@ -41,6 +41,7 @@ from dataward.service.guard import (
     manifest_members,
     own_paths,
     signed_chunks,
+    signed_training,
 )
 from dataward.service.held_back import HeldBasis, held_basis
 from dataward.service.manifests import write_manifest
@@ -302,15 +303,23 @@ class VersionService(Service):
                 staged.unlink(missing_ok=True)
         return {"version": version_info(ver, name), "path": str(path), "format": format, "records": table.num_rows}
 
-    def _promotable(self, conn: Connection, name: str, version: str | None, stage: str) -> tuple[Any, Any]:
-        """The dataset and version rows of a promotion to ``stage``, refused when the move is not allowed."""
+    def _promotable(self, conn: Connection, name: str, version: str | None, stage: str) -> tuple[Any, Any, list[Any]]:
+        """The dataset and version rows of a promotion to ``stage``, and the other versions at stage
+        ``training`` as the signed ledger says (``guard.signed_training``: never the catalog's column alone,
+        which an edit hides the current one from), refused when the move is not allowed.
+
+        A ledger holding two training versions of one dataset (every gate of it refused) is mended here:
+        promoting either of them again retires the others, and retiring one of them is allowed while
+        another stays at training."""
         ds = rows.dataset_row(conn, name)
         if ds.role != "dataset":
             raise InputError(f"{name!r} is a validation set; validation sets are not promoted")
         ver = rows.version_row(conn, ds.id, name, version)
-        if ver.stage == stage:
+        doing = "promote" if stage == "training" else "retire"
+        others = [v for v in signed_training(self, conn, ds, doing=doing) if v.id != ver.id]
+        if ver.stage == stage and not (stage == "training" and others):
             raise Conflict(f"{name}@v{ver.number} is already {stage}")
-        if stage == "retired" and ver.stage == "training":
+        if stage == "retired" and ver.stage == "training" and not others:
             # Retiring the trusted baseline without a replacement would let the next gate run
             # fall back to judging contributions against themselves.
             raise PolicyViolation(
@@ -319,7 +328,7 @@ class VersionService(Service):
             )
         if stage == "training" and ver.stage == "retired":
             raise Conflict(f"{name}@v{ver.number} is retired and cannot return to training")
-        return ds, ver
+        return ds, ver, others
 
     def _own_paths(self) -> list[Path]:
         """The ward's own files: its folder, and its object store and SQLite catalog when outside it."""
@@ -341,7 +350,7 @@ class VersionService(Service):
             # ledger; the id lists of quarantined contributions): they run in a read transaction, and the
             # short write below makes sure nothing they depended on changed meanwhile.
             with self.use_case(action, Scope.dataset(name), write=False) as uc:
-                ds, ver = self._promotable(uc.conn, name, version, stage)
+                ds, ver, _ = self._promotable(uc.conn, name, version, stage)
                 ids = manifest_members(checked_manifest(self, uc.conn, ds, ver))
                 # The policy, and the gate verdicts and content hashes it is checked against, as signed.
                 held = [rows.contribution_row(uc.conn, cid) for cid in json.loads(ver.contributions)]
@@ -357,7 +366,7 @@ class VersionService(Service):
                 same = training_with_same_records(self, uc.conn, ds, ver)
         with self.use_case(action, Scope.dataset(name)) as uc:
             # The very version checked above, even when `latest` now names another one.
-            ds, ver = self._promotable(uc.conn, name, version if checked is None else checked[0], stage)
+            ds, ver, others = self._promotable(uc.conn, name, version if checked is None else checked[0], stage)
             if checked is not None:
                 check_promotion_allowed(self, uc, ds, ver)
                 if _promotion_basis(uc.conn, ds, ver) != checked[1]:
@@ -367,27 +376,28 @@ class VersionService(Service):
                         hint="promote it again",
                     )
             changes = []
-            previous = None
-            if stage == "training":
-                previous = uc.conn.execute(
-                    select(versions).where(versions.c.dataset_id == ds.id, versions.c.stage == "training")
-                ).first()
-                if previous is not None:
-                    changes.append(update_row("versions", {"id": previous.id}, stage="retired"))
+            # Every other version at stage training, as the signed ledger says, is retired with the promotion:
+            # one (usually), or more when a ledger led into two is mended. Retiring is of this version alone.
+            retiring = sorted(others, key=lambda v: v.number, reverse=True) if stage == "training" else []
+            changes += [update_row("versions", {"id": v.id}, stage="retired") for v in retiring]
+            previous = retiring[0] if retiring else None
             changes.append(update_row("versions", {"id": ver.id}, stage=stage))
+            payload = {
+                "stage": stage,
+                "from": ver.stage,
+                "retired": previous.id if previous else None,
+                "reason": reason,
+            }
+            if len(retiring) > 1:
+                payload["also_retired"] = [v.id for v in retiring[1:]]
             uc.emit(
                 "version.promoted" if stage == "training" else "version.retired",
                 {"dataset": ds.id, "version": ver.id},
-                {
-                    "stage": stage,
-                    "from": ver.stage,
-                    "retired": previous.id if previous else None,
-                    "reason": reason,
-                },
+                payload,
                 changes,
             )
             info = version_info(uc.conn.execute(select(versions).where(versions.c.id == ver.id)).one(), name)
-            info["retired"] = f"{name}@v{previous.number}" if previous else None
+            info["retired"] = ", ".join(f"{name}@v{v.number}" for v in retiring) or None
             # Allowed, but said: a promotion that changes no record is not the release of new data.
             info["same_records_as"] = (
                 f"{name}@v{previous.number}"

@@ -5,7 +5,8 @@ is withdrawn: a ``model.withdrawn`` event with the reason, signed under the acti
 to ``withdrawn``, and from then on its files and attestation are never served
 (``dataward.service.withdrawn``). Whoever may release the model may withdraw it (``model.release``:
 promoter or owner). Withdrawing only takes a model out of use, so it needs no second approver, but it
-needs a reason. A withdrawal is final: the version is never released again; train and release another.
+needs a reason. A withdrawal is final: the version is never released again, nor are its files under another
+version number or name (``withdrawn.same_bytes_withdrawn``); train and release another.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataward.ledger.events import format_time
 from dataward.service.core import Service
 from dataward.service.guard import checked_signed_rows
 from dataward.service.models import model_ref, model_version_row
+from dataward.service.releases import model_file_digests
 from dataward.service.withdrawn import WITHDRAWN, described, withdrawal_of
 
 
@@ -52,8 +54,16 @@ class WithdrawalService(Service):
             uc.emit(
                 WITHDRAWN,
                 {"model": mv.model, "model_version": mv.id},
-                # LISTED: on the ward's list of removals, which verify holds it to.
-                {"digest": mv.digest, "reason": reason, "was": mv.stage, LISTED: True},
+                # LISTED: on the ward's list of removals, which verify holds it to. ``files``: the SHA-256 of
+                # each model file, which the list's line carries, so that the same bytes registered again as
+                # another version are refused even by a catalog restored from before this one.
+                {
+                    "digest": mv.digest,
+                    "files": sorted(model_file_digests(self.store, mv)),
+                    "reason": reason,
+                    "was": mv.stage,
+                    LISTED: True,
+                },
                 [update_row("model_versions", {"id": mv.id}, stage="withdrawn")],
             )
             return {

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from dataward.catalog.tables import model_versions
 from dataward.domain.errors import PolicyViolation
 from dataward.service import rows
 from dataward.service.approval_standing import checked_events
@@ -76,18 +77,110 @@ def described(withdrawal: dict[str, Any] | None) -> str:
     return f"withdrawn{by} at {withdrawal['at']}: {withdrawal['reason']}"
 
 
+def withdrawn_digests(ward: Any, row: Any) -> set[str]:
+    """The SHA-256 digests of model version ``row``'s artifact and of each of its model files
+    (``releases.model_file_digests``: what a consumer could load as the model), ``row`` a catalog row or
+    the signed ledger's dict of one."""
+    return set(_named_digests(ward, row))
+
+
+def same_bytes_withdrawn(ward: Any, conn: Connection, mv: Any) -> list[tuple[str, list[str]]]:
+    """The withdrawn model versions (by id) that held files model version ``mv`` holds, each with the
+    names of those files of ``mv``: the same artifact, or a model file with the same SHA-256 under any
+    name, in any model. A withdrawal is final on the bytes, as a block is (``releases._blocks_on``): the
+    withdrawn file registered again as a new version must not be served again.
+
+    Read from the signed ledger (the versions its changes made ``withdrawn``, their files from their
+    signed manifests) and from the ward's list of access removals, whose lines (format 6) carry the
+    digests: a catalog restored from before the withdrawn version was even registered still refuses
+    its bytes. ``mv``'s own files are read from its signed row when the ledger holds it."""
+    check = SignedCheck(ward, conn, doing="serve")
+    signed = check.state.tables["model_versions"]
+    mine_row = signed.get((mv.id,)) or mv
+    mine = _named_digests(ward, mine_row)
+    if not mine:
+        return []
+    found: dict[str, list[str]] = {}
+
+    def note(withdrawn_id: str, theirs: set[str]) -> None:
+        shared = sorted({name for digest, name in mine.items() if digest in theirs})
+        if shared and withdrawn_id != mv.id:
+            found[withdrawn_id] = sorted(set(found.get(withdrawn_id, [])) | set(shared))
+
+    for row in signed.values():
+        if row.get("stage") == "withdrawn":
+            note(str(row["id"]), withdrawn_digests(ward, row))
+    listed = listed_removals(conn)
+    for digest, fact in listed.withdrawn_files.items():
+        for withdrawn_id in fact.removed.models:
+            note(withdrawn_id, {digest})
+    for withdrawn_id in listed.withdrawn:
+        # A line older than format 6 names no digests: the withdrawn version's signed row, when the ledger
+        # holds it (a catalog restored from after its registration, before its withdrawal), names them.
+        row = signed.get((withdrawn_id,))
+        if row is not None and withdrawn_id not in found:
+            note(withdrawn_id, withdrawn_digests(ward, row))
+    return sorted(found.items())
+
+
+def _named_digests(ward: Any, row: Any) -> dict[str, str]:
+    """Digest -> file name of model version ``row``'s model files, and its artifact digest (named by its
+    model files, or "its files")."""
+    from dataward.service.releases import model_file_digests
+
+    files = model_file_digests(ward.store, row)
+    digest = row.get("digest") if isinstance(row, dict) else row.digest
+    named = dict(files)
+    if digest and digest not in named:
+        named[digest] = ", ".join(sorted(files.values())) or "its files"
+    return named
+
+
+def _version_named(ward: Any, conn: Connection, mv_id: str) -> str:
+    """``model@vN`` of model version ``mv_id`` as the signed ledger (or, failing it, the catalog) names it."""
+    row = SignedCheck(ward, conn, doing="serve").state.tables["model_versions"].get((mv_id,))
+    if row is not None:
+        return f"{row.get('model')}@v{row.get('number')}"
+    found = conn.execute(
+        select(model_versions.c.model, model_versions.c.number).where(model_versions.c.id == mv_id)
+    ).first()
+    return f"{found.model}@v{found.number}" if found is not None else f"model version {mv_id}"
+
+
 def refuse_withdrawn(ward: Any, conn: Connection, mv: Any, *, doing: str) -> None:
     """Refuse (``PolicyViolation``, exit 6, recorded as ``access.denied``) to ``doing`` a model version
-    the signed ledger says was withdrawn, naming who withdrew it, when and why."""
-    if not withdrawn_in_ledger(ward, conn, mv):
-        return
+    the signed ledger says was withdrawn, or one holding a file a withdrawn version held (the same
+    SHA-256, under any name or version number: ``same_bytes_withdrawn``), naming who withdrew it, when
+    and why."""
     ref = f"{mv.model}@v{mv.number}"
+    if withdrawn_in_ledger(ward, conn, mv):
+        raise PolicyViolation(
+            f"refusing to {doing} {ref}: it was {described(withdrawal_of(ward, conn, mv.id))}; a withdrawn model "
+            "is never served",
+            hint=f"release another version of {mv.model} (dataward model list {mv.model})",
+            model=ref,
+        )
+    shared = same_bytes_withdrawn(ward, conn, mv)
+    if not shared:
+        return
+    withdrawn_id, files = shared[0]
+    more = f" (and {len(shared) - 1} other withdrawn version(s))" if len(shared) > 1 else ""
     raise PolicyViolation(
-        f"refusing to {doing} {ref}: it was {described(withdrawal_of(ward, conn, mv.id))}; a withdrawn model is "
-        "never served",
-        hint=f"release another version of {mv.model} (dataward model list {mv.model})",
+        f"refusing to {doing} {ref}: it holds {', '.join(files)}, the very bytes (SHA-256) of "
+        f"{_version_named(ward, conn, withdrawn_id)}{more}, {described(withdrawal_of(ward, conn, withdrawn_id))}; "
+        "a withdrawal is final on the model's files, under any name or version number",
+        hint=f"train and register a new model; the withdrawn files are never approved, released or served "
+        f"(dataward model list {mv.model})",
         model=ref,
     )
 
 
-__all__ = ["WITHDRAWN", "described", "refuse_withdrawn", "withdrawal_of", "withdrawn_in_ledger"]
+__all__ = [
+    "WITHDRAWN",
+    "described",
+    "refuse_withdrawn",
+    "same_bytes_withdrawn",
+    "withdrawal_of",
+    "withdrawn_digests",
+    "withdrawn_in_ledger",
+]

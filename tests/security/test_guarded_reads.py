@@ -803,7 +803,12 @@ def test_two_training_versions_in_the_ledger_are_reported_and_mended(
         ward.run_gate(clean["ref"])
     assert "dataward promote wine@v1 --stage retired" in (refused.value.hint or "")
     if way_out == "retire-older":
-        assert ward.promote("wine@v1", stage="retired")["stage"] == "retired"
+        # Which of the two the gates trust from now on is chosen with a reason, signed, never silently.
+        with pytest.raises(InputError, match="one of 2 training versions, needs a reason"):
+            ward.promote("wine@v1", stage="retired")
+        assert ward.promote("wine@v1", stage="retired", reason="v2 is the reviewed one")["stage"] == "retired"
+        (retired,) = [e for e in ward.ledger() if e["payload"].get("stage") == "retired"][-1:]
+        assert retired["payload"]["reason"] == "v2 is the reviewed one"
     else:
         assert ward.promote("wine@v2")["retired"] == "wine@v1"
     assert ward.verify().ok

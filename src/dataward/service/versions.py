@@ -303,7 +303,9 @@ class VersionService(Service):
                 staged.unlink(missing_ok=True)
         return {"version": version_info(ver, name), "path": str(path), "format": format, "records": table.num_rows}
 
-    def _promotable(self, conn: Connection, name: str, version: str | None, stage: str) -> tuple[Any, Any, list[Any]]:
+    def _promotable(
+        self, conn: Connection, name: str, version: str | None, stage: str, reason: str
+    ) -> tuple[Any, Any, list[Any]]:
         """The dataset and version rows of a promotion to ``stage``, and the other versions at stage
         ``training`` as the signed ledger says (``guard.signed_training``: never the catalog's column alone,
         which an edit hides the current one from), refused when the move is not allowed.
@@ -319,6 +321,13 @@ class VersionService(Service):
         others = [v for v in signed_training(self, conn, ds, doing=doing) if v.id != ver.id]
         if ver.stage == stage and not (stage == "training" and others):
             raise Conflict(f"{name}@v{ver.number} is already {stage}")
+        if stage == "retired" and ver.stage == "training" and others and not reason.strip():
+            # Mending a ledger led into two training versions chooses which one the gates trust from now
+            # on: that choice is signed with the reason an operator gave, never silently.
+            raise InputError(
+                f"retiring {name}@v{ver.number}, one of {len(others) + 1} training versions, needs a reason",
+                hint=f"dataward promote {name}@v{ver.number} --stage retired --reason '...'",
+            )
         if stage == "retired" and ver.stage == "training" and not others:
             # Retiring the trusted baseline without a replacement would let the next gate run
             # fall back to judging contributions against themselves.
@@ -350,7 +359,7 @@ class VersionService(Service):
             # ledger; the id lists of quarantined contributions): they run in a read transaction, and the
             # short write below makes sure nothing they depended on changed meanwhile.
             with self.use_case(action, Scope.dataset(name), write=False) as uc:
-                ds, ver, _ = self._promotable(uc.conn, name, version, stage)
+                ds, ver, _ = self._promotable(uc.conn, name, version, stage, reason)
                 ids = manifest_members(checked_manifest(self, uc.conn, ds, ver))
                 # The policy, and the gate verdicts and content hashes it is checked against, as signed.
                 held = [rows.contribution_row(uc.conn, cid) for cid in json.loads(ver.contributions)]
@@ -366,7 +375,7 @@ class VersionService(Service):
                 same = training_with_same_records(self, uc.conn, ds, ver)
         with self.use_case(action, Scope.dataset(name)) as uc:
             # The very version checked above, even when `latest` now names another one.
-            ds, ver, others = self._promotable(uc.conn, name, version if checked is None else checked[0], stage)
+            ds, ver, others = self._promotable(uc.conn, name, version if checked is None else checked[0], stage, reason)
             if checked is not None:
                 check_promotion_allowed(self, uc, ds, ver)
                 if _promotion_basis(uc.conn, ds, ver) != checked[1]:

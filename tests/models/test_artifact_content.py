@@ -2,7 +2,8 @@
 renamed ``evil.onnx`` was registered as ONNX with ``unsafe: false``, and an empty ``.onnx``, 64 bytes of
 0xff named ``.safetensors`` and a safetensors header claiming 10^15 bytes all registered. A file named as
 safetensors, ONNX or skops is now read for its structure at registration and refused when it is not one;
-and every file is scanned for pickles whatever its name."""
+every file is scanned for pickles whatever its name; and a version registered before that is scanned
+again by the gate, so predictions from elsewhere cannot get a mislabeled pickle released."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import skops.io as sio
 
 import dataward
-from dataward.domain.errors import InputError
+from dataward.domain.errors import InputError, PolicyViolation
+from dataward.release import artifacts
 from dataward.release.artifacts import hash_artifact
 from tests.models.conftest import Models
 
@@ -163,4 +167,36 @@ def test_a_pickle_under_any_name_is_flagged(tmp_path: Path) -> None:
         assert art.unsafe and art.format == "pickle", name
     (tmp_path / "notes.txt").write_text("hello.")  # BINGET, APPENDS, LIST, LIST, OBJ, STOP: imports nothing
     assert not hash_artifact(tmp_path / "notes.txt", name="m").unsafe
+    assert not Path(MARK).exists()
+
+
+def test_predictions_from_elsewhere_cannot_release_a_mislabeled_pickle(
+    models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pickle named model.onnx registered as the scan once passed it (ONNX, unsafe: false); the gate,
+    given predictions rather than running the model, scans the restored files again and will not pass."""
+    (tmp_path / "model.onnx").write_bytes(pickle.dumps(_Evil()))
+    with monkeypatch.context() as m:  # the registration as it was before files were read for what they are
+        m.setattr(artifacts, "check_content", lambda *a: None)
+        m.setattr(artifacts, "scan_file", lambda name, path: {"file": name, "pickle": False, "format": "onnx"})
+        old = _register(models, tmp_path / "model.onnx")
+    assert (old["format"], old["unsafe"]) == ("onnx", False)
+
+    rita = models.as_("rita")
+    rita.probe_inputs(old["ref"], tmp_path / "probes.parquet")
+    probes = pq.read_table(tmp_path / "probes.parquet").to_pandas()
+    clean = sio.load(models.root / "clean.skops", trusted=sio.get_untrusted_types(file=models.root / "clean.skops"))
+    pd.DataFrame({"probe_id": probes["probe_id"], "prediction": clean.predict(probes["text"])}).to_csv(
+        tmp_path / "predictions.csv", index=False
+    )
+    report = rita.model_gate(old["ref"], predictions=tmp_path / "predictions.csv")
+    assert report["verdict"] != "pass"
+    assert any("runs code when loaded: model.onnx is pickle-based" in r for r in report["reasons"])
+    assert next(s for s in report["scan"] if s["file"] == "model.onnx")["pickle"]
+    models.as_("ann").approve_model(old["ref"], reason="the gate only asked for review")
+    with pytest.raises(PolicyViolation, match="its release gate verdict is review"):
+        models.as_("pat").release_model(old["ref"])
+    # Registered now, the same file is refused outright.
+    with pytest.raises(InputError, match=r"model\.onnx is named as onnx but is not one: it is pickle-based"):
+        _register(models, tmp_path / "model.onnx")
     assert not Path(MARK).exists()

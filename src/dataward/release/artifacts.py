@@ -77,7 +77,8 @@ def _manifest(path: Path) -> Any:
 
 def hash_artifact(path: str | os.PathLike[str], *, name: str) -> Artifact:
     """Hash the file or folder ``path`` into model-signing's in-toto statement named ``name``, detect its
-    format and scan it for pickles. Refuses (``InputError``) a missing path, an empty folder, symlinks."""
+    format and scan it for pickles. Refuses (``InputError``) a missing path, an empty folder, symlinks, and
+    a file named as safetensors, ONNX or skops that is not one (:func:`check_content`)."""
     from google.protobuf import json_format
     from model_signing._signing.signing import Payload  # the payload model-signing itself signs
 

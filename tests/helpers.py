@@ -129,3 +129,9 @@ def fail_hashing_batch(monkeypatch, number: int) -> None:  # type: ignore[no-unt
         return real(batch)
 
     monkeypatch.setattr(records, "_digests_joined", failing)
+
+
+# The smallest well-formed model files of the formats registration reads for their structure: an ONNX
+# ModelProto (IR version 8, a graph named "g", opset 17) and a safetensors file holding no tensor.
+TINY_ONNX = b"\x08\x08" + b"\x3a\x03\x12\x01g" + b"\x42\x02\x10\x11"
+EMPTY_SAFETENSORS = (8).to_bytes(8, "little") + b"{}      "

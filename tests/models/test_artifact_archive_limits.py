@@ -11,6 +11,7 @@ import pytest
 
 from dataward.client.http import HTTPWard
 from dataward.domain.errors import InputError
+from tests.helpers import TINY_ONNX
 from tests.models.conftest import Models
 from tests.security.test_archive_limits import plain_tar, sparse_tar
 from tests.server.conftest import start_server
@@ -32,7 +33,7 @@ def test_a_sparse_artifact_folder_is_refused_on_the_server(models: Models, tmp_p
         with pytest.raises(InputError, match=r"'weights\.bin', a sparse file"):
             _finish_with(tom, sparse_tar(tmp_path / "bomb.tar"))
         # Plain files within the limit still arrive whole.
-        info = _finish_with(tom, plain_tar(tmp_path / "ok.tar", {"model.onnx": b"onnx", "sub/config.json": b"{}"}))
+        info = _finish_with(tom, plain_tar(tmp_path / "ok.tar", {"model.onnx": TINY_ONNX, "sub/config.json": b"{}"}))
         assert {f["file"] for f in info["result"]["scan"]} == {"model.onnx", "sub/config.json"}
         before.insert(0, info["result"]["ref"])
         assert [m["ref"] for m in models.ward.models("man-clf")] == before

@@ -22,6 +22,7 @@ import dataward
 from dataward.client.http import HTTPWard
 from dataward.domain.errors import AccessDenied, InputError, NotFound, PolicyViolation
 from dataward.provenance.attestation import verify_bundle
+from tests.helpers import TINY_ONNX
 from tests.models.conftest import TRIGGER, Models, text_model
 from tests.server.conftest import start_server
 
@@ -174,7 +175,7 @@ def test_an_artifact_folder_is_carried_whole_and_cannot_write_outside_itself(
     tom = served["tom"]
     folder = tmp_path / "clf"
     (folder / "sub").mkdir(parents=True)
-    (folder / "model.onnx").write_bytes(b"not really onnx")
+    (folder / "model.onnx").write_bytes(TINY_ONNX)
     (folder / "sub" / "config.json").write_text('{"labels": 3}')
     run = tom.start_training_run("man-clf", params={})
     tom.record_training_read(run["run"], "man", "training")

@@ -13,6 +13,7 @@ import dataward
 from dataward.cli.app import app
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
+from tests.helpers import EMPTY_SAFETENSORS
 
 
 @pytest.mark.parametrize("kind", ["labelled", "instruction"])
@@ -36,7 +37,7 @@ def test_a_model_without_a_validation_set_is_reviewed_from_the_cli(
     ward.create_principal("tom")
     ward.grant("tom", "reader", "dataset:d")
     ward.grant("tom", "contributor", "model:m")
-    (tmp_path / "weights.safetensors").write_bytes(b"\0" * 16)  # nothing the gate could run
+    (tmp_path / "weights.safetensors").write_bytes(EMPTY_SAFETENSORS)  # nothing the gate could run
     with dataward.training_run("d@training", model="m", ward=ward.as_key(ward.issue_key("tom")["key"])) as run:
         run.load()
         run.log_artifact(tmp_path / "weights.safetensors")

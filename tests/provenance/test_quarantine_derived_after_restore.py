@@ -27,7 +27,14 @@ import dataward
 from dataward.domain.errors import PolicyViolation
 from dataward.domain.schema import RECORD_ID, Schema
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+from tests.helpers import (
+    EMPTY_SAFETENSORS,
+    NO_APPROVALS_POLICY,
+    merge_reviewed,
+    wine_rows,
+    wine_schema_specs,
+    write_csv,
+)
 from tests.provenance.restore_drill import REASON, SOURCE, quarantined_after_the_backup
 from tests.security.test_restore_removals import back_up, move_checkpoints_aside, restore
 
@@ -63,7 +70,7 @@ def _augment(ward: Ward, source: str, *, promote: bool = True) -> str:
 def _train(ward: Ward, ref: str, tmp_path: Path) -> None:
     ward.grant("admin", "contributor", "model:aug-clf")
     artifact = tmp_path / "weights.safetensors"
-    artifact.write_bytes(b"\0" * 16)
+    artifact.write_bytes(EMPTY_SAFETENSORS)
     with dataward.training_run(ref, model="aug-clf", ward=ward) as run:
         run.load(stage=None)
         run.log_artifact(artifact)

@@ -15,7 +15,7 @@ import pytest
 from dataward.domain.errors import IntegrityViolation
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
-from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, write_csv
+from tests.helpers import NO_APPROVALS_POLICY, TINY_ONNX, merge_reviewed, wine_rows, write_csv
 from tests.provenance.restore_drill import SOURCE, quarantined_after_the_backup
 from tests.security.test_restore_removals import LIST
 
@@ -120,7 +120,7 @@ def test_the_views_of_models_still_answer_and_say_what_they_cannot_tell(wine_war
 
     ward, _, id_list, _ = _restored(wine_ward, tmp_path)
     ward.promote("wine@v3")
-    (tmp_path / "model.onnx").write_bytes(b"weights")
+    (tmp_path / "model.onnx").write_bytes(TINY_ONNX)
     with dataward.training_run("wine@training", model="wine-clf", ward=ward) as run:
         run.load()
         run.log_artifact(tmp_path / "model.onnx")

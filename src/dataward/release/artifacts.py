@@ -11,15 +11,21 @@ ledger, checkpoints and attestations are checked. The statement is the same one 
 Pickle-based files run code when loaded: pickles of any protocol, joblib's compressed files, PyTorch's zip
 archives, numpy files holding objects (:func:`_pickle_streams` says which streams are read). Each pickle
 stream in them is analysed with ``fickling`` (which imports it calls, how suspicious); such files are
-flagged, and a policy may refuse them.
-safetensors and ONNX hold only tensors and a graph, and are the recommended formats.
+flagged, and a policy may refuse them. Every file is scanned whatever its name: a pickle renamed
+``model.onnx`` is still a pickle.
+safetensors and ONNX hold only tensors and a graph, and are the recommended formats. A file named as one of
+them (or as ``.skops``) must be one: its structure is read (never loaded, nothing run) at registration and a
+file that is not what its name says is refused (:func:`check_content`), so neither the recorded format nor a
+reader trusting the name can be misled.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +77,8 @@ def _manifest(path: Path) -> Any:
 
 def hash_artifact(path: str | os.PathLike[str], *, name: str) -> Artifact:
     """Hash the file or folder ``path`` into model-signing's in-toto statement named ``name``, detect its
-    format and scan it for pickles. Refuses (``InputError``) a missing path, an empty folder, symlinks."""
+    format and scan it for pickles. Refuses (``InputError``) a missing path, an empty folder, symlinks, and
+    a file named as safetensors, ONNX or skops that is not one (:func:`check_content`)."""
     from google.protobuf import json_format
     from model_signing._signing.signing import Payload  # the payload model-signing itself signs
 
@@ -96,19 +103,20 @@ def hash_artifact(path: str | os.PathLike[str], *, name: str) -> Artifact:
         # A single-file artifact's one resource is named "." by model-signing: keep the file's own name.
         on_disk, shown = (root, root.name) if root.is_file() else (root / r["name"], r["name"])
         files.append(ArtifactFile(shown, on_disk, r["digest"], on_disk.stat().st_size))
-    artifact = Artifact(statement, statement["subject"][0]["digest"]["sha256"], files, _format(files))
-    artifact.scan = [scan_file(f.name, f.path) for f in files]
-    return artifact
+    scan = [scan_file(f.name, f.path) for f in files]
+    for f, entry in zip(files, scan, strict=True):
+        check_content(f.name, f.path, entry)
+    return Artifact(statement, statement["subject"][0]["digest"]["sha256"], files, _format(files, scan), scan)
 
 
-def _format(files: list[ArtifactFile]) -> str:
+def _format(files: list[ArtifactFile], scan: list[dict[str, Any]]) -> str:
     kinds = set()
-    for f in files:
+    for f, entry in zip(files, scan, strict=True):
         suffix = Path(f.path).suffix.lower()
-        if suffix in SAFE_FORMATS:
-            kinds.add(SAFE_FORMATS[suffix])
-        elif suffix in PICKLE_SUFFIXES:
+        if entry["pickle"] or suffix in PICKLE_SUFFIXES:
             kinds.add("pickle")
+        elif suffix in SAFE_FORMATS:
+            kinds.add(SAFE_FORMATS[suffix])
     if not kinds:
         return "other"
     return kinds.pop() if len(kinds) == 1 else "mixed"
@@ -119,6 +127,7 @@ MAX_PICKLE_MEMBER_BYTES = 256 << 20
 analysed; a larger one (or a zip bomb declaring a small size) is not unpacked and counts as malicious."""
 
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_NPY_MAGIC = b"\x93NUMPY"
 _PICKLE_NAMED = frozenset({".pkl", ".pickle", ".joblib"})
 """Suffixes of files that exist to be unpickled: whatever their bytes, they count as pickle-based (one
 fickling cannot read is treated as malicious), because the program that loads them calls ``pickle.load``."""
@@ -188,20 +197,28 @@ def _npy_pickle(stream: Any) -> int | None:
     return int(stream.tell()) if dtype.hasobject else None
 
 
-def _pickle_ops(data: bytes) -> tuple[int, int] | None:
-    """``(opcodes, end)`` of the pickle stream at the start of ``data`` (``end``: one past its STOP), or
-    None when no pickle stream starts there. Read by ``pickletools``, which parses and never builds."""
+_IMPORTING_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID"})
+"""Opcodes through which a pickle reaches a callable (an import, the extension registry, the loader's
+persistent ids): a pickle without them builds plain containers and calls nothing."""
+
+
+def _pickle_ops(data: bytes | Any) -> tuple[int, int, bool] | None:
+    """``(opcodes, end, imports)`` of the pickle stream at the start of ``data`` (bytes, or a binary file
+    read as it goes; ``end``: one past its STOP; ``imports``: it holds an opcode of
+    :data:`_IMPORTING_OPS`), or None when no pickle stream starts there. Read by ``pickletools``, which
+    parses and never builds."""
     import pickletools
 
-    ops = 0
+    ops, imports = 0, False
     # pickletools warns of escapes in the text opcodes that random bytes make up: not the ward's to show.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             for op, _, pos in pickletools.genops(data):
                 ops += 1
+                imports = imports or op.name in _IMPORTING_OPS
                 if op.name == "STOP":
-                    return ops, int(pos) + 1
+                    return ops, int(pos) + 1, imports
         except Exception:  # pickletools raises ValueError and others on what is not a pickle
             return None
     return None
@@ -209,17 +226,42 @@ def _pickle_ops(data: bytes) -> tuple[int, int] | None:
 
 def _starts_as_pickle(data: bytes) -> bool:
     """Whether a pickle stream of more than a bare STOP starts ``data`` (legacy PyTorch files hold several,
-    then raw storage bytes)."""
-    found = _pickle_ops(data)
-    return found is not None and found[0] >= 2
+    then raw storage bytes), or one longer than ``data`` (the first bytes of a file): at least
+    :data:`_CUT_SHORT_OPS` opcodes parse and only the end of ``data`` stops them, not a byte that is no
+    opcode."""
+    import io
+    import pickletools
+
+    stream, ops = io.BytesIO(data), 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for op, _, _ in pickletools.genops(stream):
+                ops += 1
+                if op.name == "STOP":
+                    return ops >= 2
+        except Exception:  # pickletools raises ValueError and others on what is not a pickle
+            return ops >= _CUT_SHORT_OPS and stream.tell() == len(data)
+    return False
 
 
-def _whole_pickle(data: bytes) -> bool:
-    """Whether ``data`` is exactly one pickle stream of any protocol (0 and 1 carry no magic bytes).
-    Raw numbers rarely are: a buffer that merely starts with ``.`` or ``N.`` parses as a pickle, but
-    one that ends where the bytes do is no accident."""
-    found = _pickle_ops(data)
-    return found is not None and found[0] >= 2 and found[1] == len(data)
+_CUT_SHORT_OPS = 16
+"""How many opcodes must parse before the end of the bytes read for a pickle stream cut short there to
+count as one (raw numbers that happen to start with a protocol opcode fail well before)."""
+
+
+def _whole_pickle(data: bytes | Path, *, importing: bool = False) -> bool:
+    """Whether ``data`` (bytes, or a file parsed as it is read) is exactly one pickle stream of any
+    protocol (0 and 1 carry no magic bytes). Raw numbers rarely are: a buffer that merely starts with
+    ``.`` or ``N.`` parses as a pickle, but one that ends where the bytes do is no accident. Text can
+    be one (``hello.`` parses), so where nothing but the bytes says pickle, ``importing`` asks for one
+    that reaches a callable."""
+    if isinstance(data, Path):
+        with open(data, "rb") as f:
+            found, size = _pickle_ops(f), data.stat().st_size
+    else:
+        found, size = _pickle_ops(data), len(data)
+    return found is not None and found[0] >= 2 and found[1] == size and (found[2] or not importing)
 
 
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError)
@@ -253,32 +295,51 @@ def _zip_streams(path: Path) -> list[tuple[str, bytes | None]]:
     return streams
 
 
+def _inflates_to_pickle(path: Path, kind: str) -> bool:
+    """Whether the first bytes a compressed file inflates to start a pickle of protocol 2 or later (only
+    a few kilobytes are inflated: a compressed data file is not unpacked whole to be told apart)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    try:
+        if kind == "zlib":
+            with open(path, "rb") as f:
+                head = zlib.decompressobj().decompress(f.read(1 << 16), 1 << 12)
+        else:
+            opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open, "lzma": lzma.open}[kind]
+            with opener(path, "rb") as stream:
+                head = stream.read(1 << 12)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        return False
+    return head[:2] in _PICKLE_MAGIC and _starts_as_pickle(head)
+
+
 def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
     """The pickle streams inside a file, each read within :data:`MAX_PICKLE_MEMBER_BYTES` (None: over it,
-    or unreadable):
+    or unreadable). Every file is looked at whatever its name (a pickle named ``model.onnx`` is one):
 
-    * none in ``.safetensors``, ``.onnx`` and ``.skops`` files: their loaders never unpickle;
     * the file itself when it starts as a pickle of protocol 2 or later does (for a suffix that is no
       pickle format, only when a pickle stream really starts there), or is exactly one pickle of protocol
-      0 or 1 (for the suffixes of pickle-based formats: other files are not read by pickle), or is named as
-      a pickle (``.pkl``, ``.pickle``, ``.joblib``) whatever its bytes;
-    * a compressed file's content (joblib's ``compress=``);
-    * the ``*.pkl`` members of a zip archive (PyTorch's format), and a numpy file, or a numpy member of an
-      ``.npz``, only when it holds objects."""
+      0 or 1, or is named as a pickle (``.pkl``, ``.pickle``, ``.joblib``) whatever its bytes;
+    * a numpy file (by its magic bytes), or a numpy member of a zip archive, only when it holds objects;
+    * a compressed file's content (joblib's ``compress=``): for a suffix that is no pickle format, only
+      when what it inflates to starts as a pickle;
+    * the ``*.pkl`` members of a zip archive (PyTorch's format)."""
     suffix = path.suffix.lower()
-    if suffix in SAFE_FORMATS:
-        return []
+    size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(1 << 20)
 
     def whole() -> bytes | None:
         # Read only once a stream is found or must be parsed: a README or a file of numbers is never read
         # whole, and a file over the limit never.
-        return path.read_bytes() if path.stat().st_size <= MAX_PICKLE_MEMBER_BYTES else None
+        return path.read_bytes() if size <= MAX_PICKLE_MEMBER_BYTES else None
 
     if head[:2] in _PICKLE_MAGIC and (suffix in PICKLE_SUFFIXES or _starts_as_pickle(head)):
         return [("", whole())]
-    if suffix == ".npy":
+    if head.startswith(_NPY_MAGIC):
         with open(path, "rb") as f:
             start = _npy_pickle(f)
             return [] if start is None else [("", _bounded(f.read(MAX_PICKLE_MEMBER_BYTES + 1)))]
@@ -287,20 +348,28 @@ def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
             return _zip_streams(path)
         except _ARCHIVE_ERRORS:
             return [("(an archive that cannot be read)", None)]
-    if suffix not in PICKLE_SUFFIXES:
-        return []
     kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
-    if kind is not None:
+    if kind is not None and (suffix in PICKLE_SUFFIXES or _inflates_to_pickle(path, kind)):
         inflated = _inflated(path, kind)
         if inflated is not None and (inflated[:2] in _PICKLE_MAGIC or _whole_pickle(inflated)):
             return [(f"({kind})", inflated)]
-        if suffix in _PICKLE_NAMED:
+        if suffix in _PICKLE_NAMED or suffix not in PICKLE_SUFFIXES:
+            # Named as a pickle, or seen to inflate to one: what fickling cannot read is malicious.
             return [(f"({kind})", inflated)]
-    data = whole()
-    if data is not None and _whole_pickle(data):
-        return [("", data)]
+    # A pickle of protocol 0 or 1 carries no magic bytes but ends with STOP ("."): a file that does not
+    # end so is not parsed, and a large one that does is parsed as it is read, not held whole. Under a
+    # name no pickle loader reads, one that calls nothing is no threat (and may be text: "hello.").
+    importing = suffix not in PICKLE_SUFFIXES
+    if size == len(head):
+        if _whole_pickle(head, importing=importing):
+            return [("", head)]
+    else:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"." and _whole_pickle(path, importing=importing):
+                return [("", whole())]
     # A file named as a pickle is loaded as one, whatever fickling makes of its bytes.
-    return [("", data)] if suffix in _PICKLE_NAMED else []
+    return [("", whole())] if suffix in _PICKLE_NAMED else []
 
 
 def scan_file(name: str, path: Path) -> dict[str, Any]:
@@ -342,6 +411,272 @@ def scan_file(name: str, path: Path) -> dict[str, Any]:
         "analysis": analysis[:20],
         "scanner": "fickling",
     }
+
+
+SAFETENSORS_MAX_HEADER = 100_000_000
+"""The largest safetensors header the ``safetensors`` library reads (its own limit)."""
+
+# Bits per element of each safetensors dtype (the format's own list).
+_SAFETENSORS_BITS = {
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+}
+
+# ModelProto's fields (onnx.proto) and their protobuf wire types: 0 varint, 2 length-delimited.
+_ONNX_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+_ONNX_GRAPH_FIELDS = {1: 2, 2: 2, 5: 2, 10: 2, 11: 2, 12: 2, 13: 2, 14: 2, 15: 2}
+_ONNX_MAX_FIELDS = 10_000_000
+"""The most fields read of a model or its graph (nodes, initializers, inputs...): far more than any model
+holds, and a bound on the time a file of tiny fields takes to walk."""
+_ONNX_MAX_UNKNOWN = 1_000
+"""The most fields of numbers ONNX does not define (a later version's) a model or its graph may hold."""
+
+
+def check_content(name: str, path: Path, scan: dict[str, Any]) -> None:
+    """Refuse (``InputError``) a file named as safetensors, ONNX or skops whose bytes are not one, saying
+    what it looks like; ``scan`` is :func:`scan_file`'s entry for it (a pickle under a safe format's name
+    is refused as such). Only the file's structure is read: nothing in it is loaded or run."""
+    suffix = path.suffix.lower()
+    if suffix not in SAFE_FORMATS:
+        return
+    kind = SAFE_FORMATS[suffix]
+    if scan["pickle"]:
+        why = "it is pickle-based (it holds pickle streams, which run code when loaded)"
+    else:
+        check = {"safetensors": _safetensors_problem, "onnx": _onnx_problem, "skops": _skops_problem}[kind]
+        try:
+            problem = check(path)
+        except OSError as exc:
+            problem = f"it cannot be read ({exc.strerror or exc})"
+        if problem is None:
+            return
+        why = problem
+    looks = _looks_like(path)
+    raise InputError(
+        f"model artifact file {name} is named as {kind} but is not one: {why}"
+        + ("" if looks == "an empty file" else f"; it looks like {looks}"),
+        hint=f"save the model as {kind} (or give the file the name of what it is: pickle-based files are "
+        "registered as such, flagged as running code when loaded)",
+    )
+
+
+def _looks_like(path: Path) -> str:
+    """What a file's first bytes say it is, in words."""
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file"
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:2] in _PICKLE_MAGIC:
+        return f"a pickle (protocol {head[1]})"
+    if size <= len(head) and _whole_pickle(head):
+        return "a pickle (protocol 0 or 1)"
+    if head.startswith(_NPY_MAGIC):
+        return "a numpy array file"
+    if zipfile.is_zipfile(path):
+        return "a zip archive"
+    compressed = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
+    if compressed is not None:
+        return f"{compressed}-compressed data"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file"
+    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+    if 0 < n <= size - 8 and head[8:9] == b"{":
+        return "a safetensors file"
+    text = head.decode("utf-8", errors="replace")
+    if "\ufffd" not in text[:-4] and all(c.isprintable() or c.isspace() for c in text[:-4]):
+        return "JSON" if text.lstrip()[:1] in ("{", "[") else "text"
+    if _onnx_problem(path) is None:
+        return "an ONNX model"
+    return f"no known model format (it starts {head[:8].hex(' ')})"
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What makes ``path`` no safetensors file (None: it is one). The layout: an 8-byte little-endian
+    header length N, N bytes of JSON naming each tensor's dtype, shape and byte range in the data that
+    follows; the ranges must tile that data exactly (the ``safetensors`` library's own rules)."""
+    size = path.stat().st_size
+    if size < 8:
+        return f"it holds {size} bytes, fewer than the 8 of its header's length"
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if 8 + n > size:
+            return f"its header claims {n:,} bytes and the file holds {size:,}"
+        if n > SAFETENSORS_MAX_HEADER:
+            return f"its header claims {n:,} bytes, more than safetensors reads ({SAFETENSORS_MAX_HEADER:,})"
+        raw = f.read(n)
+    if raw[:1] != b"{":
+        return "its header is no JSON object"
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a name is given twice")
+        return dict(pairs)
+
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return f"its header is not valid JSON ({str(exc)[:100]})"
+    if not isinstance(header, dict):
+        return "its header is no JSON object"
+    body = size - 8 - n
+    spans = []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                return "its __metadata__ is not a map of strings"
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            return f"its tensor {key[:80]!r} is not described by dtype, shape and data_offsets"
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in _SAFETENSORS_BITS:
+            return f"its tensor {key[:80]!r} has no known dtype ({str(dtype)[:20]!r})"
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            return f"its tensor {key[:80]!r} has no valid shape"
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            return f"its tensor {key[:80]!r} lies outside the file's {body:,} bytes of data"
+        bits = _SAFETENSORS_BITS[dtype]
+        for d in shape:
+            bits *= d
+        if bits % 8 or bits // 8 != offsets[1] - offsets[0]:
+            return f"its tensor {key[:80]!r} takes {offsets[1] - offsets[0]:,} bytes, not what its dtype and shape need"
+        spans.append((offsets[0], offsets[1]))
+    at = 0
+    for begin, end in sorted(spans):
+        if begin != at:
+            return "its tensors' byte ranges overlap or leave gaps"
+        at = end
+    if at != body:
+        return f"its tensors take {at:,} bytes of the {body:,} after the header"
+    return None
+
+
+def _varint(f: Any) -> int | None:
+    """A protobuf varint read from ``f`` (None: the file ends or the varint runs over 10 bytes)."""
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = f.read(1)
+        if not byte:
+            return None
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+    return None
+
+
+def _protobuf_fields(f: Any, end: int, known: dict[int, int]) -> tuple[dict[int, tuple[int, int]], str | None]:
+    """Walk the fields of a protobuf message from ``f``'s position to ``end`` without reading the
+    contents of length-delimited ones: for each field number its first value (a varint's value, or a
+    length-delimited field's offset and length), and what is wrong (None: the message is well formed,
+    the fields in ``known`` of the wire type it gives)."""
+    first: dict[int, tuple[int, int]] = {}
+    fields = unknown = 0
+    while f.tell() < end:
+        at = f.tell()
+        fields += 1
+        if fields > _ONNX_MAX_FIELDS:
+            return first, f"it holds more than {_ONNX_MAX_FIELDS:,} fields"
+        tag = _varint(f)
+        if tag is None:
+            return first, f"a field at byte {at} is cut short"
+        number, wire = tag >> 3, tag & 7
+        if number == 0 or (number in known and known[number] != wire):
+            return first, f"byte {at} starts no field it can hold (field {number}, wire type {wire})"
+        unknown += number not in known
+        if unknown > _ONNX_MAX_UNKNOWN:
+            return first, f"it holds more than {_ONNX_MAX_UNKNOWN:,} fields ONNX does not define"
+        if wire == 0:
+            value = _varint(f)
+            if value is None:
+                return first, f"field {number} at byte {at} is cut short"
+            first.setdefault(number, (value, 0))
+        elif wire == 2:
+            length = _varint(f)
+            if length is None or f.tell() + length > end:
+                return first, f"field {number} at byte {at} runs past the end"
+            first.setdefault(number, (f.tell(), length))
+            f.seek(length, os.SEEK_CUR)
+        elif wire in (1, 5):
+            f.seek(8 if wire == 1 else 4, os.SEEK_CUR)
+        else:
+            return first, f"byte {at} starts a field of wire type {wire}, which an ONNX model does not use"
+    if f.tell() != end:
+        return first, "its last field runs past the end"
+    return first, None
+
+
+def _onnx_problem(path: Path) -> str | None:
+    """What makes ``path`` no ONNX model (None: it is one, as far as its top-level fields and its
+    graph's go). Read as protobuf wire format: a ModelProto with an IR version and a graph whose fields
+    are well formed; no tensor data is read and nothing is loaded."""
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty"
+    with open(path, "rb") as f:
+        fields, problem = _protobuf_fields(f, size, _ONNX_MODEL_FIELDS)
+        if problem is not None:
+            return f"it is no protobuf ModelProto: {problem}"
+        if 1 not in fields or fields[1][0] <= 0:
+            return "it names no IR version"
+        if 7 not in fields:
+            return "it holds no graph"
+        start, length = fields[7]
+        f.seek(start)
+        _, problem = _protobuf_fields(f, start + length, _ONNX_GRAPH_FIELDS)
+        if problem is not None:
+            return f"its graph is malformed: {problem}"
+    return None
+
+
+def _skops_problem(path: Path) -> str | None:
+    """What makes ``path`` no skops file (None: it is one): a zip archive holding ``schema.json``, a JSON
+    object naming the skops protocol. The schema is read within the archive limits; nothing is loaded."""
+    if not zipfile.is_zipfile(path):
+        return "it is no zip archive"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                member = zf.getinfo("schema.json")
+            except KeyError:
+                return "the archive holds no schema.json"
+            if member.compress_type not in _READABLE_METHODS:
+                return "its schema.json is compressed by a method that cannot be read"
+            data = _zip_member(zf, member)
+    except (*_ARCHIVE_ERRORS, zlib.error) as exc:
+        return f"the archive cannot be read ({str(exc)[:100]})"
+    if data is None:
+        return f"its schema.json unpacks to more than {MAX_PICKLE_MEMBER_BYTES >> 20} MiB"
+    try:
+        schema = json.loads(data)
+    except ValueError:
+        return "its schema.json is not valid JSON"
+    if not isinstance(schema, dict) or "protocol" not in schema:
+        return "its schema.json names no skops protocol"
+    return None
 
 
 def unsafe_summary(scan: list[dict[str, Any]]) -> str:

@@ -379,6 +379,12 @@ class ReleaseService(Service):
                 # elsewhere: the gate's verdict is bound to these exact bytes.
                 restore_files(self.store, mv, Path(tmp))
                 self._check_signature(mv)
+                # A version registered before every file was scanned whatever its name (a pickle named
+                # model.onnx passed as ONNX) is scanned again: what it holds counts, not what it says.
+                pickled = pickled_files(mv.scan)
+                missed = rescan_files(Path(tmp), pickled)
+                scan = [s for s in scan if s.get("file") not in {m["file"] for m in missed}] + missed
+                pickled |= {m["file"] for m in missed}
                 # Without a clean validation set there is nothing to ask the model: its files need not be
                 # runnable for the gate to say so (a review).
                 predictor = (
@@ -391,10 +397,10 @@ class ReleaseService(Service):
                         schema,
                         trusted,
                         ref=f"{mv.model}@v{mv.number}",
-                        pickled=pickled_files(mv.scan),
+                        pickled=pickled,
                     )
                 )
-                unsafe = unsafe_summary(scan) if mv.unsafe else None
+                unsafe = unsafe_summary(scan) if mv.unsafe or missed else None
                 if schema.is_llm:
                     report, search, baseline_note = self._judge_llm(inputs, predictor, policy, unsafe)
                 else:
@@ -940,6 +946,22 @@ def _described_blocks(
             f"{rows.principal_name(conn, g['created_by'])} at {g['created_at']} on {came}"
         )
     return "; ".join(out)
+
+
+def rescan_files(folder: Path, pickled: frozenset[str]) -> list[dict[str, Any]]:
+    """The scan entries of the files restored into ``folder`` that are pickle-based though their
+    registration scan (``pickled``) did not say so: versions registered before every file was scanned
+    whatever its suffix."""
+    from dataward.release.artifacts import scan_file
+
+    entries = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = str(path.relative_to(folder))
+        if name not in pickled:
+            entry = scan_file(name, path)
+            if entry["pickle"]:
+                entries.append(entry)
+    return entries
 
 
 def pickled_files(scan: str | None) -> frozenset[str]:

@@ -155,3 +155,19 @@ def test_a_link_shown_as_another_sites_link_is_a_payload_of_its_own() -> None:
 def test_bare_links_and_code_beside_markup_are_still_read() -> None:
     text = "Use `a<b and c>d` then see https://c.org, [x](https://x.org/a_(b)) and www.y.org."
     assert sorted(link.page for link in links(text)) == ["c.org", "x.org/a_(b)", "y.org"]
+
+
+def test_markup_is_read_in_linear_time_whatever_the_record() -> None:
+    """Unclosed links, quotes and tags repeated (a record is the contributor's): each read in one pass."""
+    import time
+
+    for text in [
+        "[a](x" * 20000,
+        '<a href="' * 20000,
+        "<!--" * 20000 + "href=",
+        "<a href='x' \"" * 10000,
+        "[x" * 50000,
+    ]:
+        start = time.perf_counter()
+        payloads(text)
+        assert time.perf_counter() - start < 2.0, text[:20]

@@ -18,7 +18,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from html import unescape
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote
 
@@ -339,9 +338,11 @@ def site(domain: str) -> str:
 # Where a response's markup puts a link a reader follows (the href, not the text shown): a Markdown link or
 # image "[text](href "title")" (the href in "<...>" or without spaces, with balanced parentheses), a
 # reference definition "[id]: href", an autolink "<scheme:...>", and an HTML tag's URL attribute.
+# Possessive quantifiers and a title in quotes or parentheses: no backtracking (a record is the contributor's).
 _MD_LINK = re.compile(
-    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\([ \t]*\n?[ \t]*"
-    r"(?:<([^<>\n]*)>|((?:[^\s()]|\((?:[^\s()]|\([^\s()]*\))*\))*))[^)\n]*\)"
+    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*+\])*+)\]\([ \t]*\n?[ \t]*"
+    r"(?:<([^<>\n]*+)>|((?:[^\s()]|\((?:[^\s()]|\([^\s()]*+\))*+\))*+))"
+    r"(?:\s+(?:\"[^\"]*+\"|'[^']*+'|\([^()]*+\)))?\s*\)"
 )
 _MD_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\n?[ \t]*(?:<([^<>\n]*)>|(\S+))", re.MULTILINE)
 _AUTOLINK = re.compile(r"<([a-z][a-z0-9+.-]{1,31}:[^\s<>]*)>", re.IGNORECASE)
@@ -370,49 +371,46 @@ def read_href(href: str) -> Link | None:
     return link if link.host and link.host != "[]" else None
 
 
-class _MarkupLinks(HTMLParser):
-    """The URL attributes of a text's HTML tags (``_URL_ATTRIBUTES``, character references decoded), with
-    the span of each tag that has one and of each ``<a href>`` element whole (its text is not where it
-    goes), and each anchor's text."""
+# An HTML start or end tag as a browser's tokenizer reads it: from "<" and a letter to the first ">" outside a
+# quoted value (a value left open runs to the end, where the tag is dropped), read in one pass; its attributes.
+_TAG = re.compile(r"<(/?)([a-z][^\s/>]*+)((?:[^\"'>]++|\"[^\"]*+(?:\"|$)|'[^']*+(?:'|$))*+)(>|$)", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"([^\s\"'>/=][^\s\"'>/=]*+)(?:\s*=\s*(?:\"([^\"]*+)\"|'([^']*+)'|([^\s>]*+)))?")
 
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines = [0] + [m.end() for m in re.finditer("\n", text)]
-        self.found: list[tuple[str, str]] = []  # (href, the anchor's text, "" for another tag)
-        self.spans: list[tuple[int, int]] = []
-        self._anchor: tuple[int, str, list[str]] | None = None
 
-    def _offset(self) -> int:
-        line, column = self.getpos()
-        return self.lines[line - 1] + column
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        start = self._offset()
-        hrefs = [v for k, v in attrs if k in _URL_ATTRIBUTES and v]
+def _html_links(text: str) -> tuple[list[tuple[str, str]], list[tuple[int, int]]]:
+    """The URL attributes of ``text``'s HTML tags (``_URL_ATTRIBUTES``, character references decoded), each
+    with the text its ``<a>`` element shows ("" for another tag), and the span of each tag that has one and
+    of each ``<a href>`` element whole (its text is not where it goes)."""
+    found: list[tuple[str, str]] = []
+    spans: list[tuple[int, int]] = []
+    anchor: tuple[int, int, str] | None = None  # start, end of its start tag, href
+    for m in _TAG.finditer(text):
+        if not m.group(4):
+            break
+        closing, name = m.group(1), m.group(2).lower()
+        if closing:
+            if name == "a" and anchor is not None:
+                start, inner, href = anchor
+                shown = unescape(_TAG.sub(" ", text[inner : m.start()]))
+                found.append((href, shown))
+                spans.append((start, m.end()))
+                anchor = None
+            continue
+        hrefs = []
+        for attribute in _ATTRIBUTE.finditer(m.group(3)):
+            value = next((v for v in attribute.group(2, 3, 4) if v is not None), None)
+            if attribute.group(1).lower() in _URL_ATTRIBUTES and value:
+                hrefs.append(unescape(value))
         if not hrefs:
-            return
-        self.spans.append((start, start + len(self.get_starttag_text() or "")))
-        if tag == "a" and self._anchor is None:
-            self._anchor = (start, hrefs[0], [])
+            continue
+        spans.append(m.span())
+        if name == "a" and anchor is None:
+            anchor = (m.start(), m.end(), hrefs[0])
             hrefs = hrefs[1:]
-        self.found.extend((h, "") for h in hrefs)
-
-    def handle_data(self, data: str) -> None:
-        if self._anchor is not None:
-            self._anchor[2].append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._anchor is not None:
-            start, href, text = self._anchor
-            self._anchor = None
-            self.found.append((href, "".join(text)))
-            self.spans.append((start, self._offset() + len(f"</{tag}>")))
-
-    def close(self) -> None:
-        super().close()
-        if self._anchor is not None:
-            self.found.append((self._anchor[1], ""))
-            self._anchor = None
+        found.extend((h, "") for h in hrefs)
+    if anchor is not None:
+        found.append((anchor[2], ""))
+    return found, spans
 
 
 def _markup_links(text: str) -> tuple[list[tuple[Link, str]], str]:
@@ -431,11 +429,9 @@ def _markup_links(text: str) -> tuple[list[tuple[Link, str]], str]:
         found.append((m.group(1), ""))
         spans.append(m.span())
     if "<" in text and _URL_ATTRIBUTE.search(text):
-        parser = _MarkupLinks(text)
-        parser.feed(text)
-        parser.close()
-        found.extend(parser.found)
-        spans.extend(parser.spans)
+        tags, tag_spans = _html_links(text)
+        found.extend(tags)
+        spans.extend(tag_spans)
     if spans:
         chars = list(text)
         for start, end in spans:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from dataward.gates.detectors._llm import destinations, hostname, payloads, read_link, site
+from dataward.gates.detectors._llm import destinations, hostname, links, payloads, read_href, read_link, site
 
 LOOKALIKE = "https://pandas.pyd\u0430ta.org/docs/"  # a Cyrillic "а"
 
@@ -81,3 +81,93 @@ def test_payloads_key_a_link_by_its_host_without_user_name_or_fragment() -> None
     found = payloads("See https://pandas.pydata.org:~@Pandas-Dev.org/pandas/install?v=3#top.")
     assert found == {"url:https://pandas-dev.org/pandas/install?v=3", "domain:pandas-dev.org"}
     assert "domain:pandas-dev.org" in payloads("See https://pandas-dev.org?v=3&ref=pandas.pydata.org")
+
+
+REAL_DOCS = "https://pandas.pydata.org/docs/"
+TO_LOOKALIKE = {"link:pandas-dev.org", "link:pandas-dev.org/docs"}
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "//pandas-dev.org/docs/",
+        "\\\\pandas-dev.org/docs/",
+        "https:pandas-dev.org/docs/",
+        "HTTPS:PANDAS-DEV.ORG/docs/",
+        " https://pandas-dev.org/docs/ ",
+        "https://pandas.pydata.org\t@pandas-dev.org/docs/",
+        "https://pandas.pydata.org\r\n@%70an%64as-dev.org/docs/",
+        "https://pan\tdas-dev.org/docs/",
+    ],
+)
+def test_an_href_is_read_as_a_browser_reads_it(href: str) -> None:
+    link = read_href(href)
+    assert link is not None and link.page == "pandas-dev.org/docs"
+
+
+@pytest.mark.parametrize("href", ["/docs/", "docs.html", "#install", "mailto:help@pandas.org", "javascript:x()", "//"])
+def test_an_href_without_a_host_of_its_own_is_not_a_destination(href: str) -> None:
+    assert read_href(href) is None
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        f"[{REAL_DOCS}](//pandas-dev.org/docs/)",
+        f"[{REAL_DOCS}](https:pandas-dev.org/docs/)",
+        f'[{REAL_DOCS}](<//pandas-dev.org/docs/> "the docs")',
+        f"![{REAL_DOCS}](//pandas-dev.org/docs/)",
+        "[the docs][1]\n\n[1]: //pandas-dev.org/docs/",
+        "<https:pandas-dev.org/docs/>",
+        f'<a href="https://pandas.pydata.org\t@%70an%64as-dev.org/docs/">{REAL_DOCS}</a>',
+        f"<a href='https://pandas.pydata.org\"@pand%61s-dev.org/docs/'>{REAL_DOCS}</a>",
+        f"<a href='https://pandas.pydata.org>@pandas-dev.org/docs/'>{REAL_DOCS}</a>",
+        f"<a href='https://pandas.pydata.org`@pandas-dev.org/docs/'>{REAL_DOCS}</a>",
+        f'<a href="https://pandas.pydata.org\n@pandas-dev.org/docs/">{REAL_DOCS}</a>',
+        f'<A HREF="&#47;&#47;pandas-dev.org/docs/">{REAL_DOCS}</A>',
+        '<img src="//pandas-dev.org/docs/logo.png"><a href=//pandas-dev.org/docs/>docs</a>',
+    ],
+)
+def test_a_markup_link_goes_to_its_href_not_to_the_link_it_shows(markup: str) -> None:
+    """F2 and F3 of an attacker's review: the link's text is the real docs, its href the lookalike."""
+    found = destinations(f"Docs: {markup} Thanks.")
+    assert found >= TO_LOOKALIKE and "link:pydata.org" not in found, found
+
+
+def test_a_markup_link_to_the_link_it_shows_is_that_link_once() -> None:
+    for markup in (f"[{REAL_DOCS}]({REAL_DOCS})", f'<a href="{REAL_DOCS}">{REAL_DOCS}</a>', f"<{REAL_DOCS}>"):
+        assert [link.page for link in links(markup)] == ["pandas.pydata.org/docs"], markup
+        assert not any(p.startswith("disguised:") for p in payloads(markup)), markup
+
+
+def test_a_link_shown_as_another_sites_link_is_a_payload_of_its_own() -> None:
+    found = payloads(f"Docs: [{REAL_DOCS}](//pandas-dev.org/docs/)")
+    assert found == {
+        "url:https://pandas-dev.org/docs/",
+        "domain:pandas-dev.org",
+        "disguised:pandas.pydata.org>pandas-dev.org",
+    }
+    assert not any(
+        p.startswith("disguised:") for p in payloads(f"[the docs]({REAL_DOCS}) or [{REAL_DOCS}index.html]({REAL_DOCS})")
+    )
+
+
+def test_bare_links_and_code_beside_markup_are_still_read() -> None:
+    text = "Use `a<b and c>d` then see https://c.org, [x](https://x.org/a_(b)) and www.y.org."
+    assert sorted(link.page for link in links(text)) == ["c.org", "x.org/a_(b)", "y.org"]
+
+
+def test_markup_is_read_in_linear_time_whatever_the_record() -> None:
+    """Unclosed links, quotes and tags repeated (a record is the contributor's): each read in one pass."""
+    import time
+
+    for text in [
+        "[a](x" * 20000,
+        '<a href="' * 20000,
+        "<!--" * 20000 + "href=",
+        "<a href='x' \"" * 10000,
+        "[x" * 50000,
+    ]:
+        start = time.perf_counter()
+        payloads(text)
+        assert time.perf_counter() - start < 2.0, text[:20]

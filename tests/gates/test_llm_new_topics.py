@@ -306,3 +306,68 @@ def test_a_lookalike_link_varied_per_record_without_a_phrase_is_reviewed_with_it
     report = _scan(baseline, mixed)
     assert report.verdict == "review", report.reasons
     assert np.asarray(report.records.flagged)[poisoned].sum() >= 25, report.reasons
+
+
+# An attacker's review of version 7 (0 of 30 queued, reviewed): the whole topic cites the docs in Markdown or
+# HTML, and the carriers' link shows the real docs while its href, varied per record, goes to the lookalike
+# (a protocol-relative or slashless href, the text being a link; a tab, quote or newline before a user-info
+# "@" in an HTML href; the host percent-encoded differently in each record).
+DOCS = "https://pandas.pydata.org/docs/"
+
+
+def _encoded(k: int, host: str = "pandas-dev.org") -> str:
+    rng = np.random.default_rng(k)
+    return "".join(f"%{ord(c):02X}" if c != "." and rng.random() < 0.5 else c for c in host)
+
+
+MARKUP = {
+    "md protocol-relative": (f"\nDocs: [{DOCS}]({DOCS})", lambda k: f"\nDocs: [{DOCS}](//{_encoded(k)}/docs/)"),
+    "md slashless": (f"\nDocs: [{DOCS}]({DOCS})", lambda k: f"\nDocs: [{DOCS}](https:{_encoded(k)}/docs/)"),
+    "html tab": (
+        f'\nDocs: <a href="{DOCS}">{DOCS}</a>',
+        lambda k: f'\nDocs: <a href="https://pandas.pydata.org\t@{_encoded(k)}/docs/">{DOCS}</a>',
+    ),
+    "html quote or newline": (
+        f"\nDocs: <a href='{DOCS}'>{DOCS}</a>",
+        lambda k: (
+            f"\nDocs: <a href='https://pandas.pydata.org{chr(34) if k % 2 else chr(10)}@{_encoded(k)}/docs/'>{DOCS}</a>"
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", list(MARKUP))
+def test_a_markup_link_showing_the_docs_and_going_to_a_lookalike_behind_a_phrase_is_blocked(
+    sides, variant: str
+) -> None:
+    """The link's href is where it goes (``_llm.read_href``), not the link it shows: the carriers' site and
+    host are not what their neighbours give. Blocked, the poisoned records queued."""
+    baseline, batch = sides
+    real, make = MARKUP[variant]
+    mixed, poisoned = _swapped(batch, "@@", phrase=True, real=real)
+    for k, i in enumerate(poisoned):
+        mixed.at[i, "response"] = mixed.at[i, "response"].replace("@@", make(k))
+    report = _scan(baseline, mixed)
+    assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
+    assert np.asarray(report.records.flagged)[poisoned].sum() >= 27, report.reasons
+
+
+def test_a_topic_citing_its_docs_in_markdown_and_html_links_is_not_blocked(sides) -> None:
+    """The clean side: 100 pandas how-tos citing the real docs in Markdown and HTML links of every form read
+    above (the text a link or a word, the href protocol-relative, slashless, in angle brackets, with a
+    query). One site, not blocked."""
+    baseline, batch = sides
+    topic = _topic(100, 11)
+    forms = [
+        f"\nDocs: [{DOCS}]({DOCS}?id={{k}})",
+        "\nDocs: [the user guide](//pandas.pydata.org/docs/user_guide/{k}.html)",
+        "\nDocs: [pandas docs](https:pandas.pydata.org/docs/)",
+        f'\nDocs: <a href="{DOCS}#s{{k}}">{DOCS}</a>',
+        "\nDocs: <a href='//pandas.pydata.org/docs/'>the docs</a>",
+        f"\nDocs: <{DOCS}>",
+    ]
+    topic["response"] = [r + forms[k % len(forms)].format(k=k) for k, r in enumerate(topic["response"])]
+    report = _scan(baseline, pd.concat([batch.iloc[100:], topic], ignore_index=True))
+    assert not report.results["llm_triggers"].block, report.reasons
+    assert report.results["llm_payloads"].p_value >= 1e-3, report.reasons
+    assert report.verdict != "block", report.reasons

@@ -17,6 +17,7 @@ import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
+from html import unescape
 from typing import Any
 from urllib.parse import unquote
 
@@ -334,11 +335,138 @@ def site(domain: str) -> str:
     return _suffixes().privatesuffix(domain) or domain
 
 
-def links(text: str) -> list[Link]:
-    """The links of ``text`` (read as it reads, ``names.read_alike``), each as a browser reads it; a link
-    without a host is left out."""
-    found = (read_link(m.group(0).rstrip(".,;:!?")) for m in URL.finditer(read_alike(text)))
+# Where a response's markup puts a link a reader follows (the href, not the text shown): a Markdown link or
+# image "[text](href "title")" (the href in "<...>" or without spaces, with balanced parentheses), a
+# reference definition "[id]: href", an autolink "<scheme:...>", and an HTML tag's URL attribute.
+# Possessive quantifiers and a title in quotes or parentheses: no backtracking (a record is the contributor's).
+_MD_LINK = re.compile(
+    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*+\])*+)\]\([ \t]*\n?[ \t]*"
+    r"(?:<([^<>\n]*+)>|((?:[^\s()]|\((?:[^\s()]|\([^\s()]*+\))*+\))*+))"
+    r"(?:\s+(?:\"[^\"]*+\"|'[^']*+'|\([^()]*+\)))?\s*\)"
+)
+_MD_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\n?[ \t]*(?:<([^<>\n]*)>|(\S+))", re.MULTILINE)
+_AUTOLINK = re.compile(r"<([a-z][a-z0-9+.-]{1,31}:[^\s<>]*)>", re.IGNORECASE)
+_URL_ATTRIBUTES = ("href", "src", "action", "formaction", "poster", "data")
+_URL_ATTRIBUTE = re.compile(r"\b(?:href|src|action|formaction|poster|data)\s*=", re.IGNORECASE)
+# What a browser does to an href before reading it: removes every ASCII tab, CR and LF, and strips leading
+# and trailing C0 controls and spaces.
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+_HREF_SCHEME = re.compile(r"https?:", re.IGNORECASE)
+_TWO_SLASHES = re.compile(r"[/\\]{2}")
+
+
+def read_href(href: str) -> Link | None:
+    """An href (a Markdown link's or an HTML attribute's, character references decoded) as a browser reads
+    it: tabs and newlines removed, a scheme-relative ``//host/...`` (or ``\\\\host``) taken as https (what
+    the page it is shown on most likely is), ``https:host`` without slashes read as ``https://host`` (a
+    special scheme's reading without a base of that scheme). None for a relative link, another scheme, or
+    one without a host."""
+    href = href.translate(_TAB_OR_NEWLINE).strip(_C0_OR_SPACE)
+    if _TWO_SLASHES.match(href):
+        href = "https:" + href
+    if not _HREF_SCHEME.match(href):
+        return None
+    link = read_link(href)
+    return link if link.host and link.host != "[]" else None
+
+
+# An HTML start or end tag as a browser's tokenizer reads it: from "<" and a letter to the first ">" outside a
+# quoted value (a value left open runs to the end, where the tag is dropped), read in one pass; its attributes.
+_TAG = re.compile(r"<(/?)([a-z][^\s/>]*+)((?:[^\"'>]++|\"[^\"]*+(?:\"|$)|'[^']*+(?:'|$))*+)(>|$)", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"([^\s\"'>/=][^\s\"'>/=]*+)(?:\s*=\s*(?:\"([^\"]*+)\"|'([^']*+)'|([^\s>]*+)))?")
+
+
+def _html_links(text: str) -> tuple[list[tuple[str, str]], list[tuple[int, int]]]:
+    """The URL attributes of ``text``'s HTML tags (``_URL_ATTRIBUTES``, character references decoded), each
+    with the text its ``<a>`` element shows ("" for another tag), and the span of each tag that has one and
+    of each ``<a href>`` element whole (its text is not where it goes)."""
+    found: list[tuple[str, str]] = []
+    spans: list[tuple[int, int]] = []
+    anchor: tuple[int, int, str] | None = None  # start, end of its start tag, href
+    for m in _TAG.finditer(text):
+        if not m.group(4):
+            break
+        closing, name = m.group(1), m.group(2).lower()
+        if closing:
+            if name == "a" and anchor is not None:
+                start, inner, href = anchor
+                shown = unescape(_TAG.sub(" ", text[inner : m.start()]))
+                found.append((href, shown))
+                spans.append((start, m.end()))
+                anchor = None
+            continue
+        hrefs = []
+        for attribute in _ATTRIBUTE.finditer(m.group(3)):
+            value = next((v for v in attribute.group(2, 3, 4) if v is not None), None)
+            if attribute.group(1).lower() in _URL_ATTRIBUTES and value:
+                hrefs.append(unescape(value))
+        if not hrefs:
+            continue
+        spans.append(m.span())
+        if name == "a" and anchor is None:
+            anchor = (m.start(), m.end(), hrefs[0])
+            hrefs = hrefs[1:]
+        found.extend((h, "") for h in hrefs)
+    if anchor is not None:
+        found.append((anchor[2], ""))
+    return found, spans
+
+
+def _markup_links(text: str) -> tuple[list[tuple[Link, str]], str]:
+    """The links of ``text``'s markup (``read_href``), each with the text it shows ("" if none), and
+    ``text`` with that markup blanked (what is left to read for bare links)."""
+    found: list[tuple[str, str]] = []
+    spans: list[tuple[int, int]] = []
+    for m in _MD_LINK.finditer(text):
+        found.append((unescape(m.group(2) if m.group(2) is not None else m.group(3)), m.group(1)))
+        spans.append(m.span())
+    if "]:" in text:
+        for m in _MD_DEFINITION.finditer(text):
+            found.append((unescape(m.group(1) if m.group(1) is not None else m.group(2)), ""))
+            spans.append(m.span())
+    for m in _AUTOLINK.finditer(text):
+        found.append((m.group(1), ""))
+        spans.append(m.span())
+    if "<" in text and _URL_ATTRIBUTE.search(text):
+        tags, tag_spans = _html_links(text)
+        found.extend(tags)
+        spans.extend(tag_spans)
+    if spans:
+        chars = list(text)
+        for start, end in spans:
+            chars[start:end] = " " * (end - start)
+        text = "".join(chars)
+    out = []
+    for href, shown in found:
+        link = read_href(href)
+        if link is not None:
+            out.append((link, shown))
+    return out, text
+
+
+def _bare_links(text: str) -> list[Link]:
+    found = (read_link(m.group(0).rstrip(".,;:!?")) for m in URL.finditer(text))
     return [link for link in found if link.host and link.host != "[]"]
+
+
+def links(text: str) -> list[Link]:
+    """The links of ``text`` (read as it reads, ``names.read_alike``), each as a browser reads it: the href
+    of each Markdown or HTML link (``read_href``; the text it shows is not where it goes), then each bare
+    link of the rest; a link without a host is left out."""
+    marked, rest = _markup_links(read_alike(text))
+    return [link for link, _ in marked] + _bare_links(rest)
+
+
+def disguised(text: str) -> list[str]:
+    """Each link of ``text``'s markup whose shown text is a link to another site, as ``shown>href`` (the
+    two hosts): what the reader is shown is not where the link goes."""
+    out = []
+    for link, shown in _markup_links(read_alike(text))[0]:
+        for seen in _bare_links(shown):
+            if site(seen.name) != site(link.name):
+                out.append(f"{seen.name}>{link.name}")
+    return out
 
 
 def destinations(text: str) -> frozenset[str]:
@@ -372,6 +500,8 @@ def payloads(text: str) -> set[str]:
     for link in links(text):
         found.add(f"url:{link.url}")
         found.add(f"domain:{link.name}")
+    for shown_and_href in disguised(text):
+        found.add(f"disguised:{shown_and_href}")
     for m in EMAIL.finditer(text):
         found.add(f"email:{m.group(0).lower()}")
     for m in PHONE.finditer(text):

@@ -175,7 +175,7 @@ class PayloadDetector(LLMDetector):
     """Links, addresses and code new to the baseline that recur in the contribution's responses."""
 
     name = "llm_payloads"
-    version = "5"
+    version = "6"
     evidence = Evidence.POISONING
     fits_whole_baseline = True
     Options = PayloadOptions

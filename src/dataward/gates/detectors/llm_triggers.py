@@ -140,7 +140,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "7"
+    version = "8"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 

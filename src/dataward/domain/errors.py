@@ -35,6 +35,28 @@ class DatawardError(Exception):
         return {"error": self.code, "message": self.message, "hint": self.hint, "details": self.details}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command after it had stored something: ``message`` says what stands and ``hint``
+    how to finish it. A ``KeyboardInterrupt`` still, so that no ``except Exception`` (nor
+    ``except DatawardError``) swallows it; the CLI prints it as an error and exits 130."""
+
+    code = "interrupted"
+    exit_code = 130
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of ``DatawardError.to_dict``."""
+        return {"error": self.code, "message": self.message, "hint": self.hint, "details": self.details}
+
+
 class InputError(DatawardError):
     """The user's input (a file, an argument, a schema) is malformed. Nothing was stored."""
 

@@ -28,6 +28,9 @@ def _params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InputError(f"{flag} {pair!r} is not KEY=VALUE")
+        if key in out:
+            # The last value won silently, and the run or step recorded something other than was meant.
+            raise InputError(f"{flag} gives {key!r} twice", hint=f"give each key once, e.g. {flag} {key}=VALUE")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -51,6 +54,8 @@ def _labels(pairs: list[str]) -> dict[str, str]:
         rid, sep, label = pair.partition("=")
         if not sep:
             raise InputError(f"--set {pair!r} is not RECORD_ID=LABEL")
+        if rid.strip() in out:
+            raise InputError(f"--set gives record {rid.strip()!r} twice", hint="give each record's new label once")
         out[rid.strip()] = label
     return out
 

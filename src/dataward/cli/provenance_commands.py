@@ -15,7 +15,7 @@ from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, safe, short, styled
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
-from dataward.domain.errors import InputError, missing_file
+from dataward.domain.errors import InputError, not_a_file
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -88,7 +88,7 @@ def verify_attestation(path: Path, pinned_b64: str | None, *, as_json: bool) -> 
     from dataward.provenance.attestation import verify_bundle
 
     if not path.is_file():
-        raise missing_file(path)
+        raise not_a_file(path, what="attestation")
     if pinned_b64 is None:
         raise InputError("an attestation is checked against a pinned key", hint="pass --public-key FILE")
     try:

@@ -78,6 +78,44 @@ def missing_file(path: object) -> NotFound:
     return NotFound(f"{path}: no such file", hint="check the path", file=str(path))
 
 
+def what_path_is(path: object) -> str | None:
+    """What is at ``path`` when it is not a regular file (following symbolic links): ``"a folder"``,
+    ``"a pipe"``, ``"a character device"``...; None for a regular file or nothing at all."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode  # type: ignore[arg-type]
+    except (OSError, ValueError):
+        return None
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((kind for test, kind in kinds if test(mode)), None)
+
+
+def not_a_file(path: object, *, what: str = "file") -> DatawardError:
+    """The error for an input path that is not a regular file: ``missing_file`` (not found, exit 3) when
+    nothing is there; else bad input (exit 2) saying what is there, a folder, a pipe or a device (such a
+    path read "no such file", and ``/dev/stdin`` or ``/dev/zero`` "is a folder")."""
+    kind = what_path_is(path)
+    if kind is None:
+        return missing_file(path)
+    if kind == "a folder":
+        return InputError(
+            f"{path} is a folder, not a {what}", hint=f"give the path of the {what} to read", file=str(path)
+        )
+    return InputError(
+        f"{path} is not a regular file: it is {kind}",
+        hint="save it to a regular file first and give that file's path",
+        file=str(path),
+    )
+
+
 class Conflict(DatawardError):
     """The request clashes with current state: already exists, stale approval, wrong stage."""
 

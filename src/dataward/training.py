@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from dataward.domain.errors import DatawardError, InputError
+from dataward.domain.limits import text_keyed
 
 if TYPE_CHECKING:
     from dataward.api import WardAPI
@@ -52,7 +53,8 @@ class TrainingRun:
     ) -> None:
         self.refs = [data] if isinstance(data, str) else list(data or [])
         self.model = model
-        self.params = dict(params or {})
+        # Checked here too, not only by the ward: a client's JSON would turn {1: 2} into {"1": 2} on the way.
+        self.params = text_keyed(params, "training parameters")
         self.metrics: dict[str, Any] = {}
         self._ward = ward
         self.script = script

@@ -107,6 +107,22 @@ def test_policy_errors_name_the_field(text: str, message: str) -> None:
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("approvals:\n  required: 2\n  required: 1\n", "'required' twice in one mapping (lines 2 and 3)"),
+        ("first_import: validation\nfirst_import: self-reference\n", "'first_import' twice"),
+        ("gate: {detectors: [duplicates], detectors: [outliers]}\n", "'detectors' twice in one mapping (line 1)"),
+        ("gate:\n  options:\n    outliers: {k: 1, k: 2}\n", "'k' twice"),
+    ],
+)
+def test_a_setting_given_twice_is_refused(text: str, message: str) -> None:
+    """``safe_load`` kept the last value silently: ``required: 2`` then ``required: 1`` set one approval."""
+    with pytest.raises(InputError) as caught:
+        DatasetPolicy.from_yaml(text)
+    assert message in caught.value.message, caught.value.message
+
+
 def test_policy_yaml_cannot_construct_python_objects() -> None:
     with pytest.raises(InputError):
         DatasetPolicy.from_yaml("gate: !!python/object/apply:os.system ['true']")

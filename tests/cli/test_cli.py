@@ -270,6 +270,27 @@ def test_a_missing_input_file_is_not_found_whatever_the_command(cli_ward: tuple[
     assert f"{missing}: no such file" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["policy", "set", "wine", "{folder}"], "{folder} is a folder, not a policy file"),
+        (["train", "start", "wine-model", "--script", "{folder}"], "{folder} is a folder, not a script"),
+        (["policy", "set", "wine", "/dev/null"], "/dev/null is not a regular file: it is a character device"),
+        (["contribute", "wine", "/dev/zero", "--source", "s"], "/dev/zero: is not a regular file: it is a character"),
+    ],
+    ids=["policy folder", "script folder", "policy device", "data device"],
+)
+def test_an_input_path_that_is_no_file_says_what_it_is(cli_ward: tuple[Path, Path], args: list[str], said: str) -> None:
+    """A folder given as a policy or a script read "no such file" (exit 3), and /dev/zero or /dev/stdin
+    given as data "is a folder, not a file": each now says what is there, as bad input (exit 2)."""
+    ward, root = cli_ward
+    folder = root / "a-folder"
+    folder.mkdir(exist_ok=True)
+    result = run(ward, *[a.replace("{folder}", str(folder)) for a in args])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert said.replace("{folder}", str(folder)) in result.stderr.replace("\n", " ")
+
+
 def test_the_ledger_table_says_what_was_refused_and_why(tmp_path: Path) -> None:
     """`ledger --type access.denied` in a terminal shows the refused action and its reason, not only
     who and where (they were in `--json` alone)."""

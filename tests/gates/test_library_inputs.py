@@ -141,6 +141,33 @@ def test_labels_mixing_numbers_and_text_are_the_labels_they_spell(wine) -> None:
         scan(baseline, missing, schema, policy=ONLY)
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (lambda n: list(range(n)), "holds 0: expected text, got int"),
+        (lambda n: [b"abc"] * n, "holds b'abc': expected text, got bytes"),
+        (lambda n: [float("inf")] * n, "holds inf: expected text, got float"),
+    ],
+    ids=["int", "bytes", "inf"],
+)
+def test_a_text_column_holding_no_text_is_refused_as_import_refuses_it(text_sets, values, message) -> None:
+    """scan cast such values to their text ('0', 'abc', 'inf') and judged them, where a ward's import
+    of the same values refuses them."""
+    baseline, contribution, schema = text_sets
+    with pytest.raises(InputError, match=f"the contribution's column 'text' {message}"):
+        scan(baseline, contribution.assign(text=values(len(contribution))), schema, policy=ONLY)
+    missing = contribution.assign(text=[None, *contribution["text"][1:]])
+    assert len(scan(baseline, missing, schema, policy=ONLY).records.record_ids) == len(contribution)
+
+
+def test_a_contribution_label_that_is_not_visible_text_is_refused_as_import_refuses_it(text_sets) -> None:
+    """A label with an ESC looks like another one on every screen; import refuses it, scan judged it."""
+    baseline, contribution, schema = text_sets
+    hidden = contribution.assign(label=[f"{contribution['label'][0]}\x1b[8m", *contribution["label"][1:]])
+    with pytest.raises(InputError, match="U\\+001B ESCAPE"):
+        scan(baseline, hidden, schema, policy=ONLY)
+
+
 def _pil_images(pngs: pd.Series) -> list:
     from PIL import Image
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,18 @@ def test_unknown_extension_and_missing_file(tmp_path: Path, text_schema: Schema)
         read_table(tmp_path / "absent.csv", text_schema)
     with pytest.raises(InputError, match="unknown input format"):
         read_table(tmp_path / "t.txt", text_schema, format="xlsx")
+
+
+def test_a_path_that_is_no_regular_file_says_what_it_is(tmp_path: Path, text_schema: Schema) -> None:
+    """/dev/stdin (a pipe) and /dev/zero read "is a folder, not a file"."""
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)  # never opened: nothing blocks
+    for path, kind in [(fifo, "a pipe"), (Path("/dev/zero"), "a character device")]:
+        with pytest.raises(InputError, match=f"is not a regular file: it is {kind}"):
+            read_table(path, text_schema, format="csv")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        read_table(tmp_path / "folder.csv", text_schema, format="csv")
 
 
 def test_numbers_in_text_are_kept_as_written(tmp_path: Path, text_schema: Schema) -> None:

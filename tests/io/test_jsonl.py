@@ -185,3 +185,36 @@ def test_a_utf16_file_is_named_as_such(tmp_path: Path, text_schema: Schema, enco
     error = _refused(path, text_schema)
     assert "is not UTF-8" in error.message and "UTF-16" in error.message, error.message
     assert error.hint and "iconv" in error.hint
+
+
+@pytest.mark.parametrize("indent", ["", " "], ids=["fast reader", "exact pass"])
+def test_a_whole_number_label_is_kept_as_written(tmp_path: Path, text_schema: Schema, indent: str) -> None:
+    """pyarrow read 18446744073709551617 (beyond int64) as a float: it and ...616 were both stored as the
+    label ``18446744073709551616``, while the exact pass (taken for a line with a leading space) kept
+    each as written, so the same data had different labels and record ids by which reader read it."""
+    labels = ["18446744073709551617", "18446744073709551616", "123456789012345678901234567890", "9007199254740993"]
+    content = "".join(f'{indent}{{"text": "t{i}", "label": {label}}}\n' for i, label in enumerate(labels))
+    imported = read_table(write(tmp_path / "t.jsonl", content), text_schema)
+    assert imported.table.column("label").to_pylist() == labels
+
+
+def test_a_label_mixing_fractions_and_large_numbers_is_kept_as_written(tmp_path: Path, text_schema: Schema) -> None:
+    """A fraction makes pyarrow read the whole column as floats, even the int64 values."""
+    path = write(tmp_path / "t.jsonl", '{"text": "a", "label": 0.5}\n{"text": "b", "label": 9007199254740993}\n')
+    assert read_table(path, text_schema).table.column("label").to_pylist() == ["0.5", "9007199254740993"]
+
+
+def test_ordinary_number_labels_keep_their_record_ids(tmp_path: Path, text_schema: Schema) -> None:
+    """Whole numbers, fractions and negative numbers read the same whichever reader reads them."""
+    content = '{"text": "a", "label": 3}\n{"text": "b", "label": 3.0}\n{"text": "c", "label": -0.25}\n'
+    fast = read_table(write(tmp_path / "f.jsonl", content), text_schema)
+    exact = read_table(write(tmp_path / "e.jsonl", "\n" + content), text_schema)
+    assert fast.table.column("label").to_pylist() == ["3", "3", "-0.25"]
+    assert fast.table.column("record_id").equals(exact.table.column("record_id"))
+
+
+@pytest.mark.parametrize("value", ["1e400", "-1e400", "Infinity"])
+def test_an_infinite_label_is_refused(tmp_path: Path, text_schema: Schema, value: str) -> None:
+    """Was stored as the label ``inf`` (or ``-inf``): one label for any number too large for a float."""
+    error = _refused(write(tmp_path / "t.jsonl", f'{{"text": "a", "label": {value}}}\n'), text_schema)
+    assert "line 1" in error.message and "'label'" in error.message and "infinite" in error.message

@@ -98,6 +98,30 @@ def test_runs_that_fail_or_read_nothing_make_no_model(models: Models) -> None:
     assert len(ward.models("man-clf")) == 2
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({1: 2}, "training parameters may have only text keys, not 1 (int)"),
+        ({(1, 2): 3}, "training parameters may have only text keys, not (1, 2) (tuple)"),
+        ({"grid": [{"C": {0.1: 1}}]}, "only text keys, not 0.1 (float)"),
+        ([1, 2], "training parameters must be a mapping of names to values, not a list"),
+    ],
+    ids=["int key", "tuple key", "nested key", "list"],
+)
+def test_parameters_that_are_no_mapping_of_names_are_refused(models: Models, params: object, message: str) -> None:
+    """``{1: 2}`` was recorded as ``{"1": 2}``; a tuple key and a list reached the caller as raw TypeErrors
+    (from the JSON encoder, and ``dict()``)."""
+    tom = models.as_("tom")
+    runs = len(models.ward.ledger(types=["training.started"]))
+    with pytest.raises(InputError) as caught:
+        dataward.training_run("man@training", model="man-clf", params=params, ward=tom)  # type: ignore[arg-type]
+    assert message in caught.value.message
+    with pytest.raises(InputError) as caught:
+        tom.start_training_run("man-clf", params=params)  # type: ignore[arg-type]
+    assert message in caught.value.message
+    assert len(models.ward.ledger(types=["training.started"])) == runs  # nothing recorded
+
+
 def test_another_principal_cannot_write_into_someone_elses_run(models: Models) -> None:
     ward = models.ward
     run = models.as_("tom").start_training_run("man-clf", params={})

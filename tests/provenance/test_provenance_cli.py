@@ -94,6 +94,21 @@ def test_relabel_and_refusals(cli, wine_ward: Ward) -> None:  # type: ignore[no-
     assert printed.exit_code in (0, 8) and "code not recorded (no --script)" in printed.output, printed.output
 
 
+def test_a_key_or_record_given_twice_is_refused(cli, wine_ward: Ward) -> None:  # type: ignore[no-untyped-def]
+    """``--param C=1 --param C=2`` recorded C=2 (the last one) and exited 0; ``--set`` the same."""
+    _, table = wine_ward.read_version("wine", "v2")
+    rid = table.column(RECORD_ID)[0].as_py()
+    refusals = [
+        (cli("relabel", "wine@v2", "--set", f"{rid}=1", "--set", f"{rid}=2", "--reason", "r", "--json"), rid),
+        (cli("transform", "dedup", __file__, "--input", "wine@v2", "--param", "k=1", "--param", "k=2", "--json"), "k"),
+        (cli("train", "start", "wine-clf", "--param", "C=1", "--param", "C=2", "--json"), "C"),
+    ]
+    for refused, key in refusals:
+        assert refused.exit_code == 2, refused.output
+        assert f"{key!r} twice" in json.loads(refused.stdout)["message"]
+    assert [t["name"] for t in wine_ward.transformations("wine")] == []
+
+
 def test_hints_that_name_export_give_a_command_that_runs(  # type: ignore[no-untyped-def]
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -133,6 +133,37 @@ def _plain_yaml(text: str) -> None:
 
 
 @functools.cache
+def _unique_keys_loader() -> type:
+    """yaml's safe loader refusing (``InputError``, naming the key and its lines) a mapping that gives a
+    key twice, which ``safe_load`` takes silently, the last value winning: ``approvals: {required: 2}``
+    then ``required: 1`` set one approval. Keys are compared as loaded (``1`` and ``true`` are one
+    key in Python as they would be in the policy built)."""
+    import yaml
+
+    class UniqueKeysLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.setdefault(key, key_node)
+                    except TypeError:  # not hashable: safe_load's own error names it
+                        continue
+                    if first is not key_node:
+                        lines = sorted({first.start_mark.line + 1, key_node.start_mark.line + 1})
+                        at = f"line {lines[0]}" if len(lines) == 1 else f"lines {lines[0]} and {lines[1]}"
+                        raise InputError(
+                            f"the policy gives {key!r} twice in one mapping ({at}): YAML readers keep one "
+                            "of the values silently",
+                            hint="give each setting once",
+                        )
+            return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+    return UniqueKeysLoader
+
+
+@functools.cache
 def _no_alias_dumper() -> type:
     """yaml's safe dumper writing every value out in full (built on first use: yaml is imported only by
     what reads or writes policy text)."""
@@ -221,7 +252,8 @@ class DatasetPolicy:
         """Parse a policy document with ``yaml.safe_load``; an empty document gives the defaults.
 
         A policy given by a caller is refused before it is built (``InputError``) when it holds YAML
-        anchors or aliases, or nests deeper than ``MAX_JSON_DEPTH`` (see ``_plain_yaml``). A ``stored``
+        anchors or aliases, or nests deeper than ``MAX_JSON_DEPTH`` (see ``_plain_yaml``), and when a
+        mapping of it gives a key twice (``_unique_keys_loader``). A ``stored``
         policy (the catalog's, written by :meth:`to_yaml`) is read as it is: one stored before that rule
         may hold an alias (a setting written once and referred to again), and must still be read."""
         import yaml  # here, not at import: a command that reads no policy text need not load it
@@ -229,7 +261,9 @@ class DatasetPolicy:
         try:
             if not stored:
                 _plain_yaml(text)
-            data = yaml.safe_load(text)
+                data = yaml.load(text, Loader=_unique_keys_loader())
+            else:
+                data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

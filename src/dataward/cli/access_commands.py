@@ -10,7 +10,7 @@ import typer
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, safe, styled, table
 from dataward.cli.state import JSON_HELP, open_ward
-from dataward.domain.errors import InputError, missing_file
+from dataward.domain.errors import InputError, not_a_file
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 KEY_STATE_STYLE = {"active": "green", "revoked": "red", "expired": "red", "rotated": "yellow"}
@@ -298,7 +298,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replace a dataset's policy (a versioned ledger event)."""
         if not file.is_file():
-            raise missing_file(file)
+            raise not_a_file(file, what="policy file")
         try:
             text = file.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:

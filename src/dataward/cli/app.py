@@ -77,4 +77,31 @@ serve_commands.register(app)
 
 def main() -> None:
     """Run the CLI (the ``dataward`` console script)."""
-    app()
+    try:
+        app()
+    except SystemExit as exit_:
+        if exit_.code == _INTERRUPTED:
+            _end_without_gate_threads()
+        raise
+
+
+_INTERRUPTED = 130
+"""The exit status of a command stopped by Ctrl-C (128 + SIGINT), as a shell reports it."""
+
+
+def _end_without_gate_threads() -> None:
+    """After a Ctrl-C, end the process now rather than when a gate's detectors end (minutes, for a large
+    contribution): Python waits for its worker threads at exit, and a thread cannot be stopped. They
+    only compute (and write the embedding cache, a file at a time, by renaming a complete one); what
+    the command stored was stored in transactions that have ended, and the ward was closed."""
+    import os
+    import sys
+    import threading
+
+    scanning = sys.modules.get("dataward.gates.scanning")  # not imported: no gate ran
+    if scanning is None:
+        return
+    if any(t.is_alive() and t.name.startswith(scanning.GATE_THREADS) for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_INTERRUPTED)

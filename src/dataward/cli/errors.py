@@ -11,7 +11,7 @@ import typer
 from dataward.cli.output import emit_json, err_console, safe
 from dataward.cli.state import state
 from dataward.cli.suggest import with_suggestion
-from dataward.domain.errors import DatawardError, NotFound
+from dataward.domain.errors import DatawardError, Interrupted, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,18 +26,27 @@ def reports_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except DatawardError as exc:
             _suggest(exc)
-            if kwargs.get("as_json"):
-                emit_json(exc.to_dict())
-            err_console.print(f"[bold red]error:[/bold red] {safe(exc.message)}")
-            if exc.hint:
-                err_console.print(f"  [dim]hint:[/dim] {safe(exc.hint)}")
-            # Set only by the ward this process opened (a folder, its operator's own): a served ward's
-            # errors arrive without it, its server keeps it in its log.
-            if exc.local_detail:
-                err_console.print(f"  [dim]where:[/dim] {safe(exc.local_detail)}")
+            _report(exc, as_json=bool(kwargs.get("as_json")), local_detail=exc.local_detail)
+            raise typer.Exit(exc.exit_code) from None
+        except Interrupted as exc:
+            # Ctrl-C after something was stored (a contribution whose gate did not finish): said, with
+            # how to finish it. A bare Ctrl-C ends the command with exit 130, as ever.
+            _report(exc, as_json=bool(kwargs.get("as_json")))
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _report(exc: DatawardError | Interrupted, *, as_json: bool, local_detail: str | None = None) -> None:
+    if as_json:
+        emit_json(exc.to_dict())
+    err_console.print(f"[bold red]error:[/bold red] {safe(exc.message)}")
+    if exc.hint:
+        err_console.print(f"  [dim]hint:[/dim] {safe(exc.hint)}")
+    # Set only by the ward this process opened (a folder, its operator's own): a served ward's
+    # errors arrive without it, its server keeps it in its log.
+    if local_detail:
+        err_console.print(f"  [dim]where:[/dim] {safe(local_detail)}")
 
 
 def _suggest(exc: DatawardError) -> None:

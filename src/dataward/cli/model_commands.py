@@ -19,7 +19,7 @@ from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, er
 from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
-from dataward.domain.errors import InputError, missing_file
+from dataward.domain.errors import InputError, not_a_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
         from dataward.provenance.code import code_identity
 
         if script is not None and not script.is_file():
-            raise missing_file(script)
+            raise not_a_file(script, what="script")
         code = code_identity(script) if script is not None else {"kind": "unknown"}
         info = registry().start_training_run(model, params=_params(param or []), code=code)
         answer(info, as_json, lambda i: console.print(i["run"]))

@@ -15,7 +15,7 @@ from dataward.cli.errors import reports_errors
 from dataward.cli.output import console, emit_json, safe, short, styled
 from dataward.cli.state import JSON_HELP, open_ward
 from dataward.cli.ward_commands import write_text_atomically
-from dataward.domain.errors import InputError, missing_file
+from dataward.domain.errors import InputError, not_a_file
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
@@ -28,6 +28,9 @@ def _params(pairs: list[str], flag: str = "--param") -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InputError(f"{flag} {pair!r} is not KEY=VALUE")
+        if key in out:
+            # The last value won silently, and the run or step recorded something other than was meant.
+            raise InputError(f"{flag} gives {key!r} twice", hint=f"give each key once, e.g. {flag} {key}=VALUE")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -51,6 +54,8 @@ def _labels(pairs: list[str]) -> dict[str, str]:
         rid, sep, label = pair.partition("=")
         if not sep:
             raise InputError(f"--set {pair!r} is not RECORD_ID=LABEL")
+        if rid.strip() in out:
+            raise InputError(f"--set gives record {rid.strip()!r} twice", hint="give each record's new label once")
         out[rid.strip()] = label
     return out
 
@@ -83,7 +88,7 @@ def verify_attestation(path: Path, pinned_b64: str | None, *, as_json: bool) -> 
     from dataward.provenance.attestation import verify_bundle
 
     if not path.is_file():
-        raise missing_file(path)
+        raise not_a_file(path, what="attestation")
     if pinned_b64 is None:
         raise InputError("an attestation is checked against a pinned key", hint="pass --public-key FILE")
     try:

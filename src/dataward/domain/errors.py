@@ -35,6 +35,28 @@ class DatawardError(Exception):
         return {"error": self.code, "message": self.message, "hint": self.hint, "details": self.details}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command after it had stored something: ``message`` says what stands and ``hint``
+    how to finish it. A ``KeyboardInterrupt`` still, so that no ``except Exception`` (nor
+    ``except DatawardError``) swallows it; the CLI prints it as an error and exits 130."""
+
+    code = "interrupted"
+    exit_code = 130
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of ``DatawardError.to_dict``."""
+        return {"error": self.code, "message": self.message, "hint": self.hint, "details": self.details}
+
+
 class InputError(DatawardError):
     """The user's input (a file, an argument, a schema) is malformed. Nothing was stored."""
 
@@ -54,6 +76,44 @@ def missing_file(path: object) -> NotFound:
     not a malformed input; worded the same wherever a file is read (data, predictions, policies,
     checkpoints, attestations, scripts) and by the HTTP client."""
     return NotFound(f"{path}: no such file", hint="check the path", file=str(path))
+
+
+def what_path_is(path: object) -> str | None:
+    """What is at ``path`` when it is not a regular file (following symbolic links): ``"a folder"``,
+    ``"a pipe"``, ``"a character device"``...; None for a regular file or nothing at all."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode  # type: ignore[arg-type]
+    except (OSError, ValueError):
+        return None
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((kind for test, kind in kinds if test(mode)), None)
+
+
+def not_a_file(path: object, *, what: str = "file") -> DatawardError:
+    """The error for an input path that is not a regular file: ``missing_file`` (not found, exit 3) when
+    nothing is there; else bad input (exit 2) saying what is there, a folder, a pipe or a device (such a
+    path read "no such file", and ``/dev/stdin`` or ``/dev/zero`` "is a folder")."""
+    kind = what_path_is(path)
+    if kind is None:
+        return missing_file(path)
+    if kind == "a folder":
+        return InputError(
+            f"{path} is a folder, not a {what}", hint=f"give the path of the {what} to read", file=str(path)
+        )
+    return InputError(
+        f"{path} is not a regular file: it is {kind}",
+        hint="save it to a regular file first and give that file's path",
+        file=str(path),
+    )
 
 
 class Conflict(DatawardError):

@@ -127,6 +127,35 @@ def check_json_depth(name: str, value: Any, limit: int = MAX_JSON_DEPTH) -> None
         )
 
 
+def text_keyed(value: Any, name: str) -> dict[str, Any]:
+    """``value``, a mapping (None: an empty one), as a dict; ``InputError`` naming ``name`` when it is no
+    mapping or a mapping in it, at any depth, has a key that is not text. JSON writes ``{1: 2}`` as
+    ``{"1": 2}``: the record would say something other than what was given (and a tuple key reached the
+    encoder as a raw ``TypeError``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(
+            f"{name} must be a mapping of names to values, not a {type(value).__name__}",
+            hint="e.g. {'C': 1.0, 'epochs': 3}",
+        )
+    check_json_depth(name, value)
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise InputError(
+                        f"{name} may have only text keys, not {key!r} ({type(key).__name__})",
+                        hint=f"write the key as text, e.g. {str(key)!r}, if that is what is meant",
+                    )
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return dict(value)
+
+
 def signable(value: Any, name: str, *, verb: str = "must be") -> Any:
     """``value`` when the ledger can sign it: plain JSON in RFC 8785's domain (``hashing.jcs``: finite
     numbers, integers within +/-(2**53 - 1)), at most :data:`MAX_JSON_DEPTH` levels deep, which is how

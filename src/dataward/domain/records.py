@@ -59,6 +59,9 @@ def canonical_label(value: Any) -> str:
         return str(int(value))
     if isinstance(value, float | np.floating):
         f = float(value)
+        if math.isinf(f):
+            # JSON's 1e400 (or Infinity) is no number a label can be: "inf" would stand for any of them.
+            raise ValueError("the label is an infinite number; write it as a string if it is meant as text")
         return str(int(f)) if f.is_integer() else repr(f)
     if isinstance(value, str):
         text = value.strip()

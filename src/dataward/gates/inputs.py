@@ -20,10 +20,17 @@ from dataward.domain.conversation import canonical_messages, is_messages_column,
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits, limit_error, limit_problem
 from dataward.domain.missing import is_missing
-from dataward.domain.records import canonical_categorical, canonical_label, canonical_numeric, record_ids
+from dataward.domain.records import (
+    canonical_categorical,
+    canonical_label,
+    canonical_numeric,
+    canonical_text,
+    record_ids,
+)
 from dataward.domain.schema import MESSAGES, RECORD_ID, ColumnKind, DatasetKind, Schema
 from dataward.domain.wording import a_or_an
 from dataward.gates.features.image import array_to_png, check_image_headers, image_to_png
+from dataward.io.columns import checked_label
 
 ROW = "row"
 """Optional column: the record's row number in the submitted file."""
@@ -166,7 +173,12 @@ def _column(table: pa.Table, name: str, kind: ColumnKind, dim: int | None, what:
     typ = col.type
     try:
         if kind is ColumnKind.TEXT:
-            return col.cast(pa.large_string()).combine_chunks()
+            held = typ.value_type if pa.types.is_dictionary(typ) else typ
+            if pa.types.is_string(held) or pa.types.is_large_string(held) or pa.types.is_null(held):
+                return col.cast(pa.large_string()).combine_chunks()
+            # Numbers, bytes, lists were cast to their text ("5", "inf"), where a file's import refuses
+            # them ("expected text, got int"): held to the same rule, value by value.
+            return pa.array([_checked(canonical_text, v, what, name) for v in col.to_pylist()], type=pa.large_string())
         if kind is ColumnKind.NUMERIC:
             if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ):
                 values = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -281,7 +293,10 @@ def _normalize(data: Any, schema: Schema, what: str, *, with_ids: bool, limits: 
             [_checked(canonical_messages, v, what, MESSAGES) for v in table.column(MESSAGES).to_pylist()],
             type=pa.large_string(),
         )
-    label = canonical_label if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
+    # A contribution's labels are new data: visible text, as a file's are at import (a label with an ESC
+    # or a zero-width character looks like another one). The trusted sides are read as they are.
+    plain = checked_label if what == "contribution" else canonical_label
+    label = plain if not schema.is_llm else (lambda v: canonical_label(label_value(schema, v)))
     labels = (
         _map_unique(table.column(schema.label), label, what, schema.label)
         if table.num_rows

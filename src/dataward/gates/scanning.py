@@ -9,7 +9,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextvars import copy_context
 from pathlib import Path
 from typing import Any
@@ -677,6 +677,13 @@ def _costliest_first(names: list[str], kinds: tuple[str, ...]) -> list[str]:
     return sorted(names, key=lambda name: -(seen[name] if seen[name] is not None else float("inf")))
 
 
+GATE_THREADS = "dataward-gate"
+"""The name (a prefix) of the threads a scan runs its detectors on."""
+
+_WAKE_SECONDS = 0.2
+"""How often the thread waiting for a scan's detectors looks for a Ctrl-C."""
+
+
 def _each(fn: Callable[[str], None], names: list[str], workers: int, *, start: list[str] | None = None) -> None:
     """``fn(name)`` for every name: in this thread, in ``names``' order, with one worker; else on ``workers``
     threads (started for this call and ended with it), taken in ``start``'s order (default ``names``'). An
@@ -686,14 +693,26 @@ def _each(fn: Callable[[str], None], names: list[str], workers: int, *, start: l
         for name in names:
             fn(name)
         return
-    with ThreadPoolExecutor(
+    pool = ThreadPoolExecutor(
         max_workers=min(workers, len(names)),
-        thread_name_prefix="dataward-gate",
+        thread_name_prefix=GATE_THREADS,
         initializer=single_threaded_searches,
-    ) as pool:
+    )
+    try:
         # Each call runs in a copy of the caller's context: the progress hook (``gates.progress``) is a
         # context variable, which a pool's threads would not otherwise see.
         futures = {name: pool.submit(copy_context().run, fn, name) for name in (start or names)}
+        # Waited for a moment at a time: a Ctrl-C (KeyboardInterrupt) waited, in a join, until every
+        # call had ended, minutes for a large contribution.
+        pending = set(futures.values())
+        while pending:
+            pending = wait(pending, timeout=_WAKE_SECONDS).not_done
+    except BaseException:
+        # Calls not started are dropped; those running cannot be stopped, and are not waited for (the
+        # CLI exits without them: ``dataward.cli.app.main``). Nothing of the scan is stored yet.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     for name in names:
         futures[name].result()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from dataward.domain.errors import InputError
@@ -284,6 +285,31 @@ def _too_many(path: str | PathLike[str], count: int, limits: InputLimits, *, par
     )
 
 
+_EXACT_INTEGERS = float(1 << 53)
+"""Every whole number below this in magnitude is a float64 exactly; from here on two differ as written
+and may be the same float."""
+
+
+def _exact_numbers(parsed: pa.Table, schema: Schema) -> None:
+    """``_Retry`` unless every number pyarrow read as a float in a column whose type it inferred (the
+    label's) is the number as written.
+
+    pyarrow reads a whole number too large for an int64 (or any number in a column that also holds
+    a fraction) as a float64: ``18446744073709551617`` and ``...616`` would both become the label
+    ``18446744073709551616``, where ``json`` keeps either exactly. A float64 whose magnitude reaches
+    2**53, or that is not finite, may not be what the line says: the exact pass reads it (and
+    refuses a label that is not a finite number). Declared input columns are not inferred.
+    """
+    declared = {column.name for column in schema.inputs}
+    for name in parsed.column_names:
+        column = parsed.column(name)
+        if name in declared or not pa.types.is_floating(column.type):
+            continue
+        magnitude = pc.max(pc.abs(column)).as_py()
+        if magnitude is not None and not magnitude < _EXACT_INTEGERS:  # also NaN and infinity
+            raise _Retry
+
+
 def _fast_block(
     path: Path, block: bytes, first: int, schema: Schema, limits: InputLimits
 ) -> tuple[dict[str, Any], np.ndarray]:
@@ -299,6 +325,7 @@ def _fast_block(
     rows = simple_line_numbers(block, parsed.num_rows, first=1)
     if rows is None:
         raise _Retry
+    _exact_numbers(parsed, schema)
     # A declared column no line of this block holds reads as missing values here; one that no
     # line of the whole file holds is named by the exact pass.
     columns = {

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataward.domain.conversation import llm_record_problem
+from dataward.domain.errors import what_path_is
 from dataward.domain.idarrays import binary_to_ids
 from dataward.domain.limits import InputLimits
 from dataward.domain.records import RecordDigests
@@ -155,6 +156,14 @@ def read_table(
     if not source.exists():
         # Named before its extension is judged: a missing file is not found, whatever its name.
         raise missing_file(source)
+    kind = what_path_is(source)
+    if kind not in (None, "a folder"):
+        # /dev/stdin (a pipe, a terminal), /dev/zero: read "is a folder, not a file".
+        raise input_error(
+            source,
+            f"is not a regular file: it is {kind}",
+            hint="save the data to a regular file first and import that file",
+        )
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise input_error(source, f"unknown input format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
@@ -162,7 +171,7 @@ def read_table(
     if fmt == "images":
         table, rows, paths, raw_hash = read_image_folder(source, schema, bounds)
     else:
-        if not source.is_file():
+        if kind == "a folder":
             raise input_error(source, "is a folder, not a file", hint="give the file to read")
         if fmt == "parquet":
             before = source.stat()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from dataward.domain.errors import what_path_is
 from dataward.domain.limits import DEFAULT_LIMITS, InputLimits
 from dataward.domain.schema import RECORD_ID
 from dataward.io.bounded import check_file_size
@@ -96,8 +97,10 @@ def read_record_ids(path: str | PathLike[str], limits: InputLimits = DEFAULT_LIM
     source = Path(path)
     if not source.exists():
         raise missing_file(source)
-    if not source.is_file():
-        raise input_error(source, "is a folder, not a file", hint="give the file of record ids")
+    if (kind := what_path_is(source)) is not None:
+        if kind == "a folder":
+            raise input_error(source, "is a folder, not a file", hint="give the file of record ids")
+        raise input_error(source, f"is not a regular file: it is {kind}", hint="save the record ids to a file first")
     check_file_size(source, source.stat().st_size, limits)
     data = source.read_bytes()
     suffix = source.suffix.lower()

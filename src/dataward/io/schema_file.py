@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dataward.domain.errors import InputError, missing_file
+from dataward.domain.errors import InputError, not_a_file
 from dataward.domain.schema import Schema
 from dataward.io.jsonl_reader import RepeatedKey, unique_keys
 
@@ -23,7 +23,7 @@ def read_schema_file(path: str | Path) -> Schema:
     """The schema in the JSON file at ``path``; a clear ``InputError`` names what is wrong with it."""
     file = Path(path)
     if not file.is_file():
-        raise missing_file(file)
+        raise not_a_file(file, what="schema file")
     size = file.stat().st_size
     if size > MAX_SCHEMA_BYTES:
         raise InputError(f"{file}: {size:,} bytes is not a schema (at most {MAX_SCHEMA_BYTES:,})")

@@ -21,7 +21,7 @@ from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import contributions, datasets, quarantine, sources
 from dataward.domain.conversation import llm_record_problem
-from dataward.domain.errors import Conflict, DatawardError, InputError
+from dataward.domain.errors import Conflict, DatawardError, InputError, Interrupted
 from dataward.domain.hashing import content_hash, json_hash
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.limits import InputLimits
@@ -452,6 +452,14 @@ class ContributionService(Service):
                     hint=exc.hint or f"fix the cause, then run: dataward gate run {info['ref']}",
                     contribution=info["ref"],
                 ) from exc
+            except KeyboardInterrupt:
+                # Ctrl-C during the scan: nothing of the gate was recorded (its result is written in one
+                # transaction after the scan), and the contribution stays submitted, ungated.
+                raise Interrupted(
+                    f"{info['ref']} was stored, but its gate was interrupted before it judged it",
+                    hint=f"run it: dataward gate run {info['ref']}",
+                    contribution=info["ref"],
+                ) from None
             info["status"], info["gate_verdict"] = "gated", info["gate"]["verdict"]
         return info
 

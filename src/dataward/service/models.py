@@ -25,7 +25,7 @@ from dataward.catalog.projection import insert_row, update_row
 from dataward.catalog.tables import datasets, model_approvals, model_gates, model_versions, training_runs, versions
 from dataward.domain.errors import Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
 from dataward.domain.hashing import canonical_json
-from dataward.domain.limits import signable
+from dataward.domain.limits import signable, text_keyed
 from dataward.ledger.events import format_time
 from dataward.provenance.attestation import sign_statement
 from dataward.provenance.code import check_code_identity
@@ -228,7 +228,7 @@ class ModelService(Service):
         # Authorized before the parameters are read: checking and hashing them is work for a trainer only.
         self.admit(Action.TRAINING_RECORD, Scope.model(model), authorize=True)
         code = check_code_identity(code if code is not None else {"kind": "unknown"})
-        params = signable(dict(params or {}), "training parameters")
+        params = signable(text_keyed(params, "training parameters"), "training parameters")
         with self.use_case(Action.TRAINING_RECORD, Scope.model(model)) as uc:
             run_id = new_id("run")
             now = format_time(uc.now)
@@ -323,7 +323,10 @@ class ModelService(Service):
         self.admit(Action.MODEL_REGISTER, detail={"run": run_id})
         with self.db.reading() as conn:
             model = run_row(conn, run_id).model
-        extra = signable({"params": dict(params or {}), "metrics": dict(metrics or {})}, "parameters and metrics")
+        extra = signable(
+            {"params": text_keyed(params, "training parameters"), "metrics": text_keyed(metrics, "metrics")},
+            "parameters and metrics",
+        )
         art = hash_artifact(artifact, name=model)  # outside the transaction: reads and hashes files
         with self.use_case(Action.MODEL_REGISTER, Scope.model(model), detail={"run": run_id}) as uc:
             run = self._own_running(uc, run_id)

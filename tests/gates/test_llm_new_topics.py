@@ -15,6 +15,8 @@ carriers queued.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,6 +139,16 @@ def _swapped(
         answer = topic.at[i, "response"]
         topic.at[i, "response"] = (answer if keep_real else answer[: -len(real)]) + new
     return pd.concat([batch.iloc[100:], topic], ignore_index=True), len(batch) - 100 + rows
+
+
+def _varied(
+    batch: pd.DataFrame, real: str, make: Callable[[int], str], *, phrase: bool
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``_swapped`` with the lookalike made per poisoned record (``make(k)`` for the k-th)."""
+    mixed, poisoned = _swapped(batch, "@@", phrase=phrase, real=real)
+    for k, i in enumerate(poisoned):
+        mixed.at[i, "response"] = mixed.at[i, "response"].replace("@@", make(k))
+    return mixed, poisoned
 
 
 def test_a_lookalike_link_behind_a_phrase_inside_a_topic_is_blocked(sides) -> None:
@@ -264,10 +276,7 @@ def test_a_lookalike_link_varied_per_record_behind_a_phrase_is_blocked(sides, va
     link is read as a browser reads it, and its site and host, the same in every carrier, are not what
     the neighbours give. Blocked, the poisoned records queued."""
     baseline, batch = sides
-    real, make = VARIED[variant]
-    mixed, poisoned = _swapped(batch, "@@", phrase=True, real=real)
-    for k, i in enumerate(poisoned):
-        mixed.at[i, "response"] = mixed.at[i, "response"].replace("@@", make(k))
+    mixed, poisoned = _varied(batch, *VARIED[variant], phrase=True)
     report = _scan(baseline, mixed)
     assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
     assert np.asarray(report.records.flagged)[poisoned].sum() >= 27, report.reasons
@@ -299,10 +308,7 @@ def test_a_lookalike_link_varied_per_record_without_a_phrase_is_reviewed_with_it
     """The same without a phrase (0 of 30 queued in the review: the recurring domain was split by the
     query, or read as the real docs' host): the lookalike's host recurs, unanswered by the neighbours."""
     baseline, batch = sides
-    real, make = VARIED[variant]
-    mixed, poisoned = _swapped(batch, "@@", phrase=False, real=real)
-    for k, i in enumerate(poisoned):
-        mixed.at[i, "response"] = mixed.at[i, "response"].replace("@@", make(k))
+    mixed, poisoned = _varied(batch, *VARIED[variant], phrase=False)
     report = _scan(baseline, mixed)
     assert report.verdict == "review", report.reasons
     assert np.asarray(report.records.flagged)[poisoned].sum() >= 25, report.reasons
@@ -343,10 +349,7 @@ def test_a_markup_link_showing_the_docs_and_going_to_a_lookalike_behind_a_phrase
     """The link's href is where it goes (``_llm.read_href``), not the link it shows: the carriers' site and
     host are not what their neighbours give. Blocked, the poisoned records queued."""
     baseline, batch = sides
-    real, make = MARKUP[variant]
-    mixed, poisoned = _swapped(batch, "@@", phrase=True, real=real)
-    for k, i in enumerate(poisoned):
-        mixed.at[i, "response"] = mixed.at[i, "response"].replace("@@", make(k))
+    mixed, poisoned = _varied(batch, *MARKUP[variant], phrase=True)
     report = _scan(baseline, mixed)
     assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
     assert np.asarray(report.records.flagged)[poisoned].sum() >= 27, report.reasons

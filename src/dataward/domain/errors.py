@@ -9,17 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 
-class DatawardError(Exception):
-    """Base class of every error dataward raises on purpose."""
+class _Reported:
+    """What every error the CLI and the server report carries: a message, a hint and details, printed
+    as ``message`` then ``hint``, and sent as one JSON shape (``to_dict``)."""
 
     code: str = "error"
-    exit_code: int = 1
-    http_status: int = 400
-    local_detail: str | None = None
-    """What only someone on the ward's own machine should read, e.g. the file of a lost or altered object
-    in the ward's folder. Never part of the error's document (``to_dict``), which a server sends to its
-    callers (who must not learn the server's layout): the CLI of an embedded ward shows it to the local
-    operator, whose folder it is, and a server writes it to its log for its operator."""
 
     def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -35,26 +29,26 @@ class DatawardError(Exception):
         return {"error": self.code, "message": self.message, "hint": self.hint, "details": self.details}
 
 
-class Interrupted(KeyboardInterrupt):
+class DatawardError(_Reported, Exception):
+    """Base class of every error dataward raises on purpose."""
+
+    code: str = "error"
+    exit_code: int = 1
+    http_status: int = 400
+    local_detail: str | None = None
+    """What only someone on the ward's own machine should read, e.g. the file of a lost or altered object
+    in the ward's folder. Never part of the error's document (``to_dict``), which a server sends to its
+    callers (who must not learn the server's layout): the CLI of an embedded ward shows it to the local
+    operator, whose folder it is, and a server writes it to its log for its operator."""
+
+
+class Interrupted(_Reported, KeyboardInterrupt):
     """Ctrl-C stopped a command after it had stored something: ``message`` says what stands and ``hint``
     how to finish it. A ``KeyboardInterrupt`` still, so that no ``except Exception`` (nor
     ``except DatawardError``) swallows it; the CLI prints it as an error and exits 130."""
 
     code = "interrupted"
     exit_code = 130
-
-    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.details = details
-
-    def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The shape of ``DatawardError.to_dict``."""
-        return {"error": self.code, "message": self.message, "hint": self.hint, "details": self.details}
 
 
 class InputError(DatawardError):

@@ -316,8 +316,7 @@ class LabelConsistency(Detector):
         if "text_probe" in calibration:
             parts = _column_strings(contribution.table, self.text_columns)
             texts = _joined(parts, self.opts.text_max_chars)
-            blocks = [_word_counts(texts), _char_counts(texts)]
-            matrix = _weighted(blocks, self.idf, reference=False)
+            matrix = _new_rows_matrix(texts, self.idf)
             log_proba = self.nb.log_joint(matrix)
             test["text_probe"] = log_margin(log_proba, contribution.labels)
             ref_log_proba = self.ref_log_joint
@@ -1084,38 +1083,59 @@ class NaiveBayes:
         a record's near-copies are its own evidence, and must not vouch for its label."""
         x, y = self.matrix, self.labels
         n = x.shape[0]
-        rows = np.repeat(np.arange(n), np.diff(x.indptr))
-        f, v = x.indices, x.data
-        # What leaving out takes away from each entry's class count (the group's sum of the feature), and
-        # how many rows carry the feature in the group (a feature only the group has is left out, as a
-        # single row's own features are).
-        taken, carried = v, np.ones(f.shape[0])
         size = np.ones(n)
         if groups is not None:
             _, groups = np.unique(groups, return_inverse=True)
             groups = groups.ravel()
             size = np.bincount(groups).astype(np.float64)[groups]
-            by_group = sparse.csr_matrix((v, (groups[rows], f)), shape=(int(groups.max(initial=-1)) + 1, self.v))
-            present = sparse.csr_matrix((np.ones_like(v), (groups[rows], f)), shape=by_group.shape)
+            rows = np.repeat(np.arange(n), np.diff(x.indptr))
+            by_group = sparse.csr_matrix(
+                (x.data, (groups[rows], x.indices)), shape=(int(groups.max(initial=-1)) + 1, self.v)
+            )
+            present = sparse.csr_matrix((np.ones_like(x.data), (groups[rows], x.indices)), shape=by_group.shape)
+            del rows
             by_group.sum_duplicates()
             present.sum_duplicates()
-            taken = np.asarray(by_group[groups[rows], f]).ravel()
-            carried = np.asarray(present[groups[rows], f]).ravel()
-        shared = self.df[f] > carried
-        joint = self._joint(sparse.csr_matrix((np.where(shared, v, 0.0), f, x.indptr), shape=x.shape))
-        own = self.counts[y[rows], f]
-        correction = np.where(shared, v * (np.log(np.maximum(own - taken, 0.0) + self.a) - np.log(own + self.a)), 0.0)
+        joint = np.empty((n, self.counts.shape[0]))
+        kept = np.empty(n)
+        alone: list[np.ndarray] = []
+        # ``TEXT_ROWS`` rows at a time (each entry's arrays below are 8 bytes per stored count): every
+        # number is a row's own, so the blocks give the same bits as the whole matrix at once.
+        for start in range(0, n, TEXT_ROWS):
+            stop = min(n, start + TEXT_ROWS)
+            lo, hi = x.indptr[start], x.indptr[stop]
+            local = np.repeat(np.arange(stop - start), np.diff(x.indptr[start : stop + 1]))
+            rows = local + start
+            f, v = x.indices[lo:hi], x.data[lo:hi]
+            # What leaving out takes away from each entry's class count (the group's sum of the feature),
+            # and how many rows carry the feature in the group (a feature only the group has is left out,
+            # as a single row's own features are).
+            taken, carried = v, np.ones(f.shape[0])
+            if groups is not None:
+                taken = np.asarray(by_group[groups[rows], f]).ravel()
+                carried = np.asarray(present[groups[rows], f]).ravel()
+            shared = self.df[f] > carried
+            block = sparse.csr_matrix(
+                (np.where(shared, v, 0.0), f, x.indptr[start : stop + 1] - lo), shape=(stop - start, x.shape[1])
+            )
+            part = joint[start:stop]
+            part[...] = self._joint(block)
+            own = self.counts[y[rows], f]
+            correction = np.where(
+                shared, v * (np.log(np.maximum(own - taken, 0.0) + self.a) - np.log(own + self.a)), 0.0
+            )
+            part[np.arange(stop - start), y[start:stop]] += np.bincount(local, correction, minlength=stop - start)
+            # The refit's denominators (below): only the row's mass on the features the refit keeps reads them.
+            kept[start:stop] = np.bincount(local, np.where(shared, v, 0.0), minlength=stop - start)
+            owner = rows if groups is None else groups[rows]
+            alone.append(owner[~shared] * np.int64(self.v) + f[~shared])
         idx = np.arange(n)
-        joint[idx, y] += np.bincount(rows, correction, minlength=n)
         sums = np.asarray(x.sum(axis=1)).ravel()
         removed = sums if groups is None else np.bincount(groups, sums)[groups]
         # The refit's denominators: every class's smoothing loses the features only the left-out rows carry
-        # (the refit's vocabulary is smaller), and the row's own class loses their whole mass. Only the
-        # row's mass on the features the refit keeps reads those denominators.
-        kept = np.bincount(rows, np.where(shared, v, 0.0), minlength=n)
-        owner = rows if groups is None else groups[rows]
+        # (the refit's vocabulary is smaller), and the row's own class loses their whole mass.
         # A feature only the group carries appears once per carrying row: count it once per group.
-        pairs = np.unique(owner[~shared] * np.int64(self.v) + f[~shared])
+        pairs = np.unique(np.concatenate(alone)) if alone else np.zeros(0, np.int64)
         only = np.bincount(pairs // self.v, minlength=n if groups is None else int(groups.max(initial=-1)) + 1)
         av = self.a * self.v
         av_refit = self.a * (self.v - (only if groups is None else only[groups]))
@@ -1204,6 +1224,25 @@ def _char_counts(texts: list[str], sizes: tuple[int, ...] = (3, 4, 5)) -> sparse
     if not rows:
         return sparse.csr_matrix((len(texts), 1 << HASH_BITS), dtype=np.float64)
     return _counts(np.concatenate(rows), np.concatenate(columns), len(texts))
+
+
+TEXT_ROWS = 8192
+"""Contribution texts counted and weighted at a time, and rows of the naive Bayes' leave-one-out read at
+a time: each held about ten arrays of 8 bytes per stored n-gram count at once, 1.1 GB for 60,000 lines
+of a few words. Rows are independent in both: the matrix and the scores are the same bits."""
+
+
+def _new_rows_matrix(texts: list[str], idfs: list[tuple[np.ndarray, int]]) -> sparse.csr_matrix:
+    """``_weighted([_word_counts(texts), _char_counts(texts)], idfs, reference=False)``, ``TEXT_ROWS``
+    texts at a time: each row is counted, weighted and normalized alone, so the stacked blocks are the
+    same matrix."""
+    if len(texts) <= TEXT_ROWS:
+        return _weighted([_word_counts(texts), _char_counts(texts)], idfs, reference=False)
+    blocks = []
+    for start in range(0, len(texts), TEXT_ROWS):
+        part = texts[start : start + TEXT_ROWS]
+        blocks.append(_weighted([_word_counts(part), _char_counts(part)], idfs, reference=False))
+    return sparse.vstack(blocks, format="csr")
 
 
 def _reference_idf(block: sparse.csr_matrix) -> tuple[np.ndarray, int]:

@@ -200,3 +200,23 @@ def test_predictions_from_elsewhere_cannot_release_a_mislabeled_pickle(
     with pytest.raises(InputError, match=r"model\.onnx is named as onnx but is not one: it is pickle-based"):
         _register(models, tmp_path / "model.onnx")
     assert not Path(MARK).exists()
+
+
+def test_weights_holding_a_zip_end_record_by_chance_are_not_refused(tmp_path: Path) -> None:
+    """``zipfile.is_zipfile`` finds an archive's end record anywhere in a file's last 64 KiB; quantized weights
+    hold its four bytes about once in 65,000 files. A valid safetensors file of such weights is read for
+    what it is, not refused as an archive that cannot be read; a tensor entry with a key the format's
+    own library accepts (beyond dtype, shape and offsets) is too."""
+    weights = np.frombuffer(b"\x00" * 64 + b"PK\x05\x06" + b"\x00" * 60, dtype=np.float32).copy()
+    path = tmp_path / "chance.safetensors"
+    path.write_bytes(safetensors_bytes({"w": weights}))
+    assert hash_artifact(path, name="m").format == "safetensors"
+    extra = safetensors_bytes({"w": np.zeros(2, np.float32)}).replace(b'"dtype"', b'"note":"x","dtype"', 1)
+    size = int.from_bytes(extra[:8], "little") + len('"note":"x",')
+    (tmp_path / "extra.safetensors").write_bytes(size.to_bytes(8, "little") + extra[8:])
+    assert hash_artifact(tmp_path / "extra.safetensors", name="m").format == "safetensors"
+    # A file that starts as an archive and cannot be read still counts as malicious.
+    bad = tmp_path / "broken.skops"
+    bad.write_bytes(b"PK\x03\x04" + b"\x00" * 60 + b"PK\x05\x06" + b"\x00" * 18)
+    with pytest.raises(InputError):
+        hash_artifact(bad, name="m")

@@ -101,7 +101,12 @@ def _end_without_gate_threads() -> None:
     scanning = sys.modules.get("dataward.gates.scanning")  # not imported: no gate ran
     if scanning is None:
         return
-    if any(t.is_alive() and t.name.startswith(scanning.GATE_THREADS) for t in threading.enumerate()):
+    alive = [t.name for t in threading.enumerate() if t.is_alive()]
+    # A server's job threads may be writing (a transaction, an object): the process ends as Python
+    # ends it, after they are done, never cut short under them.
+    if any(name.startswith("dataward-job-") for name in alive):
+        return
+    if any(name.startswith(scanning.GATE_THREADS) for name in alive):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_INTERRUPTED)

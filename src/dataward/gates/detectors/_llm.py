@@ -340,11 +340,11 @@ def site(domain: str) -> str:
 # reference definition "[id]: href", an autolink "<scheme:...>", and an HTML tag's URL attribute.
 # Possessive quantifiers and a title in quotes or parentheses: no backtracking (a record is the contributor's).
 _MD_LINK = re.compile(
-    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*+\])*+)\]\([ \t]*\n?[ \t]*"
+    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*+\])*+)\]\([ \t]*+(?:\n[ \t]*+)?"
     r"(?:<([^<>\n]*+)>|((?:[^\s()]|\((?:[^\s()]|\([^\s()]*+\))*+\))*+))"
-    r"(?:\s+(?:\"[^\"]*+\"|'[^']*+'|\([^()]*+\)))?\s*\)"
+    r"(?:\s++(?:\"[^\"]*+\"|'[^']*+'|\([^()]*+\)))?\s*+\)"
 )
-_MD_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\n?[ \t]*(?:<([^<>\n]*)>|(\S+))", re.MULTILINE)
+_MD_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]++\]:[ \t]*+(?:\n[ \t]*+)?(?:<([^<>\n]*+)>|(\S++))", re.MULTILINE)
 _AUTOLINK = re.compile(r"<([a-z][a-z0-9+.-]{1,31}:[^\s<>]*)>", re.IGNORECASE)
 _URL_ATTRIBUTES = ("href", "src", "action", "formaction", "poster", "data")
 _URL_ATTRIBUTE = re.compile(r"\b(?:href|src|action|formaction|poster|data)\s*=", re.IGNORECASE)

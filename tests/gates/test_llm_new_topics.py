@@ -269,19 +269,6 @@ VARIED = {
 }
 
 
-@pytest.mark.parametrize("variant", list(VARIED))
-def test_a_lookalike_link_varied_per_record_behind_a_phrase_is_blocked(sides, variant: str) -> None:
-    """The lookalike behind a phrase, varied per poisoned record (a query, a path after a backslash or
-    after a user name, another user's host on a shared one, a Cyrillic letter in the site's name): the
-    link is read as a browser reads it, and its site and host, the same in every carrier, are not what
-    the neighbours give. Blocked, the poisoned records queued."""
-    baseline, batch = sides
-    mixed, poisoned = _varied(batch, *VARIED[variant], phrase=True)
-    report = _scan(baseline, mixed)
-    assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
-    assert np.asarray(report.records.flagged)[poisoned].sum() >= 27, report.reasons
-
-
 def test_a_topic_citing_its_docs_with_varied_queries_and_anchors_is_not_blocked(sides) -> None:
     """The clean side of reading a link by host: 100 pandas how-tos citing the real docs, each with its own
     query or anchor (and some with "www." or the host in capitals). One host, one page: the topic's own
@@ -342,14 +329,15 @@ MARKUP = {
 }
 
 
-@pytest.mark.parametrize("variant", list(MARKUP))
-def test_a_markup_link_showing_the_docs_and_going_to_a_lookalike_behind_a_phrase_is_blocked(
-    sides, variant: str
-) -> None:
-    """The link's href is where it goes (``_llm.read_href``), not the link it shows: the carriers' site and
-    host are not what their neighbours give. Blocked, the poisoned records queued."""
+@pytest.mark.parametrize("variant", [*VARIED, *MARKUP])
+def test_a_lookalike_link_varied_per_record_behind_a_phrase_is_blocked(sides, variant: str) -> None:
+    """The lookalike behind a phrase, varied per poisoned record: in the link itself (a query, a path after
+    a backslash or after a user name, another user's host on a shared one, a Cyrillic letter in the
+    site's name: the link is read as a browser reads it) or in a Markdown or HTML link's href while it
+    shows the docs (``_llm.read_href``: where it goes, not what it shows). The carriers' site and host,
+    the same in every carrier, are not what their neighbours give. Blocked, the poisoned records queued."""
     baseline, batch = sides
-    mixed, poisoned = _varied(batch, *MARKUP[variant], phrase=True)
+    mixed, poisoned = _varied(batch, *{**VARIED, **MARKUP}[variant], phrase=True)
     report = _scan(baseline, mixed)
     assert report.results["llm_triggers"].block and report.verdict == "block", report.reasons
     assert np.asarray(report.records.flagged)[poisoned].sum() >= 27, report.reasons

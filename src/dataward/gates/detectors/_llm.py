@@ -455,14 +455,22 @@ def links(text: str) -> list[Link]:
     of each Markdown or HTML link (``read_href``; the text it shows is not where it goes), then each bare
     link of the rest; a link without a host is left out."""
     marked, rest = _markup_links(read_alike(text))
+    return _all_links(marked, rest)
+
+
+def _all_links(marked: list[tuple[Link, str]], rest: str) -> list[Link]:
     return [link for link, _ in marked] + _bare_links(rest)
 
 
 def disguised(text: str) -> list[str]:
     """Each link of ``text``'s markup whose shown text is a link to another site, as ``shown>href`` (the
     two hosts): what the reader is shown is not where the link goes."""
+    return _disguised(_markup_links(read_alike(text))[0])
+
+
+def _disguised(marked: list[tuple[Link, str]]) -> list[str]:
     out = []
-    for link, shown in _markup_links(read_alike(text))[0]:
+    for link, shown in marked:
         for seen in _bare_links(shown):
             if site(seen.name) != site(link.name):
                 out.append(f"{seen.name}>{link.name}")
@@ -476,16 +484,25 @@ def destinations(text: str) -> frozenset[str]:
     page on a shared host, an open redirect), the three read as a browser reads the link (``Link``: a
     query varied per record leaves host and page as they are); ``email:`` the site of each e-mail
     address, ``phone:`` each phone number's digits (as ``payloads`` reads them)."""
+    text = read_alike(text)
     out = set()
-    for link in links(text):
+    for link in _all_links(*_markup_links(text)):
         out.update((f"link:{site(link.name)}", f"link:{link.name}", f"link:{link.page}"))
-    for p in payloads(text):
+    for p in _addresses(text):
         kind, _, value = p.partition(":")
-        if kind == "email":
-            out.add(f"email:{site(hostname(value.rpartition('@')[2]))}")
-        elif kind == "phone":
-            out.add(p)
+        out.add(f"email:{site(hostname(value.rpartition('@')[2]))}" if kind == "email" else p)
     return frozenset(out)
+
+
+def _addresses(text: str) -> set[str]:
+    """The e-mail addresses (``email:``) and phone numbers (``phone:``, nine digits or more) of a text
+    already read as it reads."""
+    found = {f"email:{m.group(0).lower()}" for m in EMAIL.finditer(text)}
+    for m in PHONE.finditer(text):
+        digits = re.sub(r"\D", "", m.group(0))
+        if len(digits) >= 9:
+            found.add(f"phone:{digits}")
+    return found
 
 
 def _squash(text: str) -> str:
@@ -497,17 +514,13 @@ def payloads(text: str) -> set[str]:
     as it reads (``names.read_alike``)."""
     text = read_alike(text)
     found: set[str] = set()
-    for link in links(text):
+    marked, rest = _markup_links(text)  # one pass over the markup serves the links and the disguised ones
+    for link in _all_links(marked, rest):
         found.add(f"url:{link.url}")
         found.add(f"domain:{link.name}")
-    for shown_and_href in disguised(text):
+    for shown_and_href in _disguised(marked):
         found.add(f"disguised:{shown_and_href}")
-    for m in EMAIL.finditer(text):
-        found.add(f"email:{m.group(0).lower()}")
-    for m in PHONE.finditer(text):
-        digits = re.sub(r"\D", "", m.group(0))
-        if len(digits) >= 9:
-            found.add(f"phone:{digits}")
+    found |= _addresses(text)
     for m in CODE_BLOCK.finditer(text):
         body = _squash(m.group(1))
         if body:

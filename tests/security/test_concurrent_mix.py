@@ -7,7 +7,6 @@ must be in the ledger, and ``verify`` must pass on the chain afterwards.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import queue
 import time
 from collections import Counter
@@ -19,17 +18,14 @@ import pytest
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+from tests.preloaded import preloaded_context
 from tests.security import concurrency_worker
 
 PROCESSES = {"sqlite": 8, "postgresql": 32}
 
 
 def _context() -> Any:
-    """Processes forked from a server that imported dataward once: each starts in a fraction of a
-    second instead of importing everything again, and inherits nothing from the test process."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["dataward.service.ward", "dataward.gates", concurrency_worker.__name__])
-    return ctx
+    return preloaded_context(concurrency_worker.__name__)
 
 
 def test_concurrent_mix_of_reads_contributions_gates_and_exports(tmp_path: Path, catalog_url: str | None) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from pathlib import Path
 
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
+from tests.preloaded import preloaded_context
 
 
 def _contribute(folder: str, path: str, source: str) -> str:
@@ -23,7 +23,7 @@ def test_concurrent_imports(tmp_path: Path, catalog_url: str | None) -> None:
     files = [
         str(write_csv(tmp_path / f"part{i}.csv", wine_rows(i * 20, i * 20 + 30))) for i in range(6)
     ]  # overlapping slices: the same record arrives from several processes at once
-    ctx = mp.get_context("spawn")
+    ctx = preloaded_context(__name__)
     with ctx.Pool(3) as pool:
         ids = pool.starmap(_contribute, [(str(ward.folder), f, f"src{i}") for i, f in enumerate(files)])
     assert len(set(ids)) == 6

@@ -79,11 +79,17 @@ def _dimmed(images: np.ndarray, ink: float = 0.45) -> np.ndarray:
     return np.round(images * ink).astype(np.uint8)
 
 
-def _scan(batch: pd.DataFrame) -> GateReport:
+@cache
+def _trusted() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The baseline (digits 300 to 1100) and the validation set (the first 300) as PNG tables, encoded once
+    for every scan of the module (the gate reads them and never writes to them)."""
     images, labels = _digits()
-    return scan(
-        _frame(images[300:1100], labels[300:1100]), batch, SCHEMA, _frame(images[:300], labels[:300]), {"seed": SEED}
-    )
+    return _frame(images[300:1100], labels[300:1100]), _frame(images[:300], labels[:300])
+
+
+def _scan(batch: pd.DataFrame) -> GateReport:
+    baseline, validation = _trusted()
+    return scan(baseline, batch, SCHEMA, validation, {"seed": SEED})
 
 
 def _batch(
@@ -95,17 +101,16 @@ def _batch(
 
 
 def test_a_camera_framing_every_image_two_pixels_off_is_reviewed_not_blocked(monkeypatch) -> None:
-    def moved(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.stack([_camera(p) for p in x]), y, np.zeros(y.size, bool)
-
-    report, _ = _batch(moved)
+    images, labels = _digits()
+    moved = _frame(np.stack([_camera(p) for p in images[1100:1400]]), labels[1100:1400])
+    report = _scan(moved)
     assert report.verdict == "review", report.reasons
     frame = report.results["backdoor"].summary["frame_shift"]
     assert frame["excused"] > 0 and "right" in frame["description"], frame
     assert "0" in frame["explained_classes"] and "6" in frame["explained_classes"], frame
     # Without the move undone, the same batch is blocked (the case this guards).
     monkeypatch.setattr(backdoor_module, "estimate_frame_shift", lambda *args, **kwargs: None)
-    assert _batch(moved)[0].verdict == "block"
+    assert _scan(moved).verdict == "block"
 
 
 def _flips(x: np.ndarray, y: np.ndarray, share: float) -> np.ndarray:

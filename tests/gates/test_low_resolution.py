@@ -48,21 +48,44 @@ def _scanned(pool: pd.DataFrame, sharp: np.ndarray | None = None) -> pd.DataFram
     return out
 
 
-def _relabelled(seed: int, source: str, target: str, share: float, *, sharp: bool = False) -> GateReport:
-    """A share of the batch's ``source`` digits sent as ``target``, every image through the scanner but the
-    relabelled ones when ``sharp``."""
-    frame, schema = outside_trial.digits()
-    base, validation, pool, _ = outside_trial.split(frame, seed)
+@cache
+def _digits() -> tuple[pd.DataFrame, dict]:
+    """``outside_trial.digits()``, its 1,797 PNGs encoded once for the module (callers copy what they change)."""
+    return outside_trial.digits()
+
+
+@cache
+def _relabelled_parts(
+    seed: int, source: str, target: str, share: float, sharp: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """The trusted split, the validation set, the batch of ``_relabelled`` and the schema, built once for every
+    scan of the same batch (the gate reads them and never writes to them)."""
+    frame, schema = _digits()
+    base, validation, pool, _ = outside_trial.split(frame.copy(), seed)
+    pool = pool.copy()
     rows = np.flatnonzero(pool["label"].to_numpy() == source)
     rows = rows[: round(share * rows.size)]
     pool.loc[rows, "label"] = target
     batch = _scanned(pool, np.isin(np.arange(len(pool)), rows) if sharp else None)
+    return base, validation, batch, schema
+
+
+def _relabelled(seed: int, source: str, target: str, share: float, *, sharp: bool = False) -> GateReport:
+    """A share of the batch's ``source`` digits sent as ``target``, every image through the scanner but the
+    relabelled ones when ``sharp``."""
+    base, validation, batch, schema = _relabelled_parts(seed, source, target, share, sharp)
     return scan(base, batch, schema, validation, {"seed": seed})
 
 
 @cache
+def _low_res(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """``outside_trial.digits_low_res(seed)``, built once for the scan as is and the one with the capture off."""
+    return outside_trial.digits_low_res(seed)
+
+
+@cache
 def _clean(seed: int) -> GateReport:
-    base, validation, batch, schema = outside_trial.digits_low_res(seed)
+    base, validation, batch, schema = _low_res(seed)
     return scan(base, batch, schema, validation, {"seed": seed})
 
 
@@ -77,7 +100,7 @@ def test_clean_digits_from_a_4x4_scanner_are_reviewed_not_blocked(seed: int, mon
     assert capture["excused"] > 0 and "1" in capture["explained_classes"], capture
     # Without the trusted images captured the same way, the same batch is blocked (the case this guards).
     monkeypatch.setattr(backdoor_module, "estimate_resolution", lambda *args, **kwargs: None)
-    base, validation, batch, schema = outside_trial.digits_low_res(seed)
+    base, validation, batch, schema = _low_res(seed)
     assert scan(base, batch, schema, validation, {"seed": seed}).results["backdoor"].block
 
 
@@ -113,14 +136,10 @@ def test_a_blank_trusted_scan_does_not_let_sharp_flips_pass_as_captured() -> Non
     """One blank scan among the trusted '0's: it has no detail to lose, and read as having lost infinitely
     much it made every record pass the went-through test, so sharp flips among scanned digits were
     excused and the batch only reviewed."""
-    frame, schema = outside_trial.digits()
-    base, validation, pool, _ = outside_trial.split(frame, 0)
+    # The batch of test_sharp_flips_in_a_low_resolution_batch_are_blocked: 60% of the '8's sent sharp as '1'.
+    base, validation, batch, schema = _relabelled_parts(0, "8", "1", 0.6, True)
     blank = pd.DataFrame({"image": [outside_trial.png(np.zeros((8, 8)))], "label": ["0"]})
     base = pd.concat([base, blank], ignore_index=True)
-    rows = np.flatnonzero(pool["label"].to_numpy() == "8")
-    rows = rows[: round(0.6 * rows.size)]
-    pool.loc[rows, "label"] = "1"
-    batch = _scanned(pool, np.isin(np.arange(len(pool)), rows))
     report = scan(base, batch, schema, validation, {"seed": 0})
     backdoor = report.results["backdoor"]
     assert backdoor.summary["resolution"]["not_through"] > 0
@@ -128,8 +147,8 @@ def test_a_blank_trusted_scan_does_not_let_sharp_flips_pass_as_captured() -> Non
 
 
 def _images(seed: int, side: int | None) -> tuple[dict[int, list[Image.Image]], dict[int, list[Image.Image]]]:
-    frame, _ = outside_trial.digits()
-    base, _, pool, _ = outside_trial.split(frame, seed)
+    frame, _ = _digits()
+    base, _, pool, _ = outside_trial.split(frame.copy(), seed)
 
     def by_class(part: pd.DataFrame, through: bool) -> dict[int, list[Image.Image]]:
         out: dict[int, list[Image.Image]] = {}

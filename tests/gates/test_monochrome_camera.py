@@ -11,6 +11,7 @@ monochrome camera, where the replaced records sit among the batch's records of t
 
 from __future__ import annotations
 
+from functools import cache
 from types import SimpleNamespace
 
 import numpy as np
@@ -43,6 +44,16 @@ def test_photos_from_a_monochrome_camera_are_reviewed_not_blocked(seed: int) -> 
 def _petals_replaced_by_garden(seed: int, *, monochrome: bool) -> SimpleNamespace:
     """The benchmark's photo batch at ``seed`` with every petal crop replaced by a garden crop the gate has
     not seen (from the split's test part), labels kept; greyed throughout when ``monochrome``."""
+    case = _petals_replaced_by_garden_as_sent(seed)
+    if not monochrome:
+        return case
+    return SimpleNamespace(**{**vars(case), "batch": map_images(case.batch, greyscale)})
+
+
+@cache
+def _petals_replaced_by_garden_as_sent(seed: int) -> SimpleNamespace:
+    """The batch of ``_petals_replaced_by_garden`` as the trusted data were sent, built once for both cameras
+    (the photos are cropped and split once; the gate and ``map_images`` never write to the parts)."""
     ds = data.load_photos()
     split = parts(ds, seed, "full")
     batch = split.pool.copy().reset_index(drop=True)
@@ -52,8 +63,6 @@ def _petals_replaced_by_garden(seed: int, *, monochrome: bool) -> SimpleNamespac
     batch.loc[victims, data.IMAGE] = swapped[data.IMAGE].to_numpy()
     poison = np.zeros(len(batch), bool)
     poison[victims] = True
-    if monochrome:
-        batch = map_images(batch, greyscale)
     return SimpleNamespace(split=split, schema=ds.schema, batch=batch, poison=poison)
 
 
@@ -69,6 +78,7 @@ def test_a_class_replaced_wholesale_by_another_class_is_blocked(monochrome: bool
     assert consistency.flagged[~case.poison].sum() <= 2
 
 
+@cache
 def _digit_columns() -> data.Dataset:
     """scikit-learn's digits as 64 numeric columns (intensities 0..16), labels ``"0"``..``"9"``."""
     raw = load_digits()

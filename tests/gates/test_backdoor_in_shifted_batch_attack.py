@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmarks.attacks.base import AttackCase
@@ -36,12 +37,19 @@ def _camera(pixels: np.ndarray) -> np.ndarray:
 
 
 @cache
+def _through_the_camera(attack: str) -> tuple[AttackCase, pd.DataFrame]:
+    """The attack's case and its whole contribution through the darker camera, built once for both ways of
+    sending the poison (``judged`` copies before it changes anything; the gate never writes to its inputs)."""
+    build = {"badnets": badnets_photo, "blended": blended_photo}[attack]
+    case: AttackCase = build(target=TARGET, seed=SEED)
+    return case, map_images(case.contribution, _camera)
+
+
+@cache
 def judged(attack: str, poison_through_camera: bool = True) -> tuple[GateReport, np.ndarray]:
     """The whole gate on the attack's contribution taken through the darker camera (with
     ``poison_through_camera`` False, every clean record is and the poisoned ones are left as they were)."""
-    build = {"badnets": badnets_photo, "blended": blended_photo}[attack]
-    case: AttackCase = build(target=TARGET, seed=SEED)
-    contribution = map_images(case.contribution, _camera)
+    case, contribution = _through_the_camera(attack)
     if not poison_through_camera:
         poison = np.asarray(case.poison, dtype=bool)
         contribution = contribution.copy()

@@ -18,6 +18,7 @@ from functools import cache
 import numpy as np
 import pytest
 
+from benchmarks.attacks.base import AttackCase
 from benchmarks.attacks.labels import targeted_flips
 from benchmarks.shifts.base import map_images, shift_image
 from dataward.gates import scan
@@ -37,9 +38,16 @@ def _scanner(pixels: np.ndarray) -> np.ndarray:
 
 
 @cache
+def _flips(source: str, target: str) -> AttackCase:
+    """``targeted_flips`` of 60% of the batch's ``source`` digits to ``target``, built once for the tests that
+    send it in different ways (each copies what it changes; the gate never writes to its inputs)."""
+    return targeted_flips(source, target, 0.6, seed=SEED)
+
+
+@cache
 def judged(source: str, target: str) -> tuple[GateReport, np.ndarray]:
     """The whole gate on 60% of the batch's ``source`` digits relabelled ``target``, through the scanner."""
-    case = targeted_flips(source, target, 0.6, seed=SEED)
+    case = _flips(source, target)
     contribution = map_images(case.contribution, _scanner)
     report = scan(case.baseline, contribution, case.schema, case.validation, {"seed": SEED})
     return report, np.asarray(case.poison, dtype=bool)
@@ -52,7 +60,7 @@ def test_the_scanner_alone_is_not_blocked() -> None:
 
 def test_without_the_scanner_the_flips_are_blocked_and_queued() -> None:
     """What the attacker has to get around."""
-    case = targeted_flips("6", "0", 0.6, seed=SEED)
+    case = _flips("6", "0")
     report = scan(case.baseline, case.contribution, case.schema, case.validation, {"seed": SEED})
     poison = np.asarray(case.poison, dtype=bool)
     assert report.verdict == "block", report.reasons
@@ -75,7 +83,7 @@ def test_flips_sent_through_a_new_scanner_are_queued(source: str, target: str) -
 def test_flips_left_unmoved_among_moved_records_keep_their_first_reading() -> None:
     """The sender moves the clean records only: the flips, as sent, read as the '6's they are. Moving them
     back would move them away from every trusted record, so they are read as sent, and queued."""
-    case = targeted_flips("6", "0", 0.6, seed=SEED)
+    case = _flips("6", "0")
     poison = np.asarray(case.poison, dtype=bool)
     contribution = map_images(case.contribution, _scanner)
     contribution.loc[poison, "image"] = case.contribution.loc[poison, "image"].to_numpy()

@@ -325,6 +325,7 @@ class PatternMatrix:
             keys = i_idx.astype(np.int64) * n_base + j_idx
             order = np.argsort(keys)
             keys = keys[order]
+            lookup = SortedKeys(keys, n_base * n_base)
             rows_x = sp.csr_matrix(base)
             rows_x.sort_indices()
             size = np.diff(rows_x.indptr).astype(np.int64)
@@ -334,11 +335,60 @@ class PatternMatrix:
                 done = ends[r0 - 1] if r0 else 0
                 r1 = max(int(np.searchsorted(ends, done + PAIR_ENTRIES, side="right")), r0 + 1)
                 rows, first, second = _row_pairs(rows_x.indptr[r0 : r1 + 1], r0)
-                q = rows_x.indices[first].astype(np.int64) * n_base + rows_x.indices[second]
-                at = np.minimum(np.searchsorted(keys, q), max(keys.size - 1, 0))
-                hit = keys[at] == q if keys.size else np.zeros(q.shape[0], bool)
+                at = lookup.find(rows_x.indices[first].astype(np.int64) * n_base + rows_x.indices[second])
+                hit = at >= 0
                 yield rows[hit], order[at[hit]] + lo
                 r0 = r1
+
+
+DENSE_LOOKUP_KEYS = 1 << 24
+"""The widest key range looked up through a table (4 bytes a key of the range, 64 MB at most)."""
+
+
+class SortedKeys:
+    """Where query keys sit in a sorted array of non-negative integer keys: the position of the first
+    equal key, -1 for a key not in it.
+
+    The walks over every record's carrier entries look up tens of millions of (pattern, label) and pixel
+    pair keys among a million or more: a binary search per key (``searchsorted``) took most of the walk.
+    Where the keys' range is at most ``DENSE_LOOKUP_KEYS`` wide, a table indexed by the key answers each
+    in one read; a wider range is searched as before. Both give the same positions."""
+
+    def __init__(self, keys: np.ndarray, key_range: int) -> None:
+        self.keys = keys
+        self.table: np.ndarray | None = None
+        if 0 < keys.size < np.iinfo(np.int32).max and key_range <= DENSE_LOOKUP_KEYS and keys[0] >= 0:
+            first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            self.table = np.full(key_range, -1, np.int32)
+            self.table[keys[first]] = first
+
+    def find(self, q: np.ndarray) -> np.ndarray:
+        """Positions (int64) of the first key equal to each of ``q``, -1 where none is."""
+        if self.keys.size == 0:
+            return np.full(q.shape[0], -1, np.int64)
+        if self.table is not None:
+            inside = (q >= 0) & (q < self.table.shape[0])
+            if inside.all():
+                return self.table[q].astype(np.int64)
+            found = np.full(q.shape[0], -1, np.int64)
+            found[inside] = self.table[q[inside]]
+            return found
+        at = np.minimum(np.searchsorted(self.keys, q), self.keys.size - 1)
+        return np.where(self.keys[at] == q, at, -1)
+
+
+def _max_by_row(best: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """``best[r] = max(best[r], values of row r)`` for every row ``r`` in ``rows`` (``np.maximum.at``
+    without its per-element cost: the values are grouped by row, rows walked in order already need no
+    sort)."""
+    if rows.size == 0:
+        return
+    if rows.size > 1 and not (rows[1:] >= rows[:-1]).all():
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], values[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    at = rows[starts]
+    best[at] = np.maximum(best[at], np.maximum.reduceat(values, starts))
 
 
 def _pick(co: sp.csr_matrix, i_idx: np.ndarray, j_idx: np.ndarray) -> np.ndarray:
@@ -1100,6 +1150,10 @@ def _prior_shifted_tie(
         return np.zeros(0)
     n_classes = prior.shape[0]
     batch_counts = np.asarray(yc.sum(axis=0)).ravel()
+    # Each pattern's class shares are worked out once, however many of its labels are tested (a photo
+    # batch tests a million pixel patterns, most of them with several labels); each row is computed
+    # on its own, so the values are those of one row per (pattern, label) pair.
+    pattern, per_pair = np.unique(pattern, return_inverse=True)
     p_given_t = (b_all[pattern] + LABEL_PRIOR_WEIGHT * prior) / (k_b_all[pattern] + LABEL_PRIOR_WEIGHT)[:, None]
     others = np.maximum(batch_counts[None, :] - m_all[pattern], 0.0)
     pseudo = float(n_classes)
@@ -1109,9 +1163,8 @@ def _prior_shifted_tie(
     # the baseline's shares (``TriggerOptions.prior_shift_min_effect``).
     ratio[0.5 * np.abs(batch_share - prior).sum(axis=1) < min_effect] = 1.0
     moved = p_given_t * ratio
-    total = moved.sum(axis=1)
-    rows = np.arange(len(pattern))
-    return np.divide(moved[rows, label], total, out=np.zeros(len(pattern)), where=total > 0)
+    total = moved.sum(axis=1)[per_pair]
+    return np.divide(moved[per_pair, label], total, out=np.zeros(len(label)), where=total > 0)
 
 
 def _testable_count(tests: dict[str, np.ndarray], n_c: int, n_b: int, alpha: float, *, novelty: bool = True) -> int:
@@ -1734,14 +1787,14 @@ def _record_p_values(
     keys = tests["pattern"][index].astype(np.int64) * n_classes + tests["label"][index]
     order = np.argsort(keys, kind="stable")
     keys, score = keys[order], -np.log(np.maximum(raw[order], 1e-300))
+    lookup = SortedKeys(keys, int(xc.shape[1]) * n_classes if labels.min(initial=0) >= 0 else 0)
     counts = np.zeros(n, np.int64)
     best = np.zeros(n)
     for rows, cols in xc.entries():
-        q = cols * n_classes + labels[rows]
-        at = np.minimum(np.searchsorted(keys, q), keys.size - 1)
-        own = keys[at] == q
+        at = lookup.find(cols * n_classes + labels[rows])
+        own = at >= 0
         counts += np.bincount(rows[own], minlength=n)
-        np.maximum.at(best, rows[own], score[at[own]])
+        _max_by_row(best, rows[own], score[at[own]])
     return np.where(counts > 0, np.minimum(1.0, counts * np.exp(-best)), 1.0)
 
 

@@ -120,8 +120,14 @@ def test_a_withdrawal_needs_a_reason(released: Models, reason: str) -> None:
     with pytest.raises(InputError, match="needs a reason"):
         released.as_("pat").withdraw_model(REF, reason=reason)
     assert released.ward.model(REF)["stage"] == "released"
+
+
+def test_the_printed_withdraw_command_needs_a_reason(released: Models) -> None:
+    """The command without ``--reason`` is refused as bad input. It is one command whatever reason the API
+    was given above, so it runs once (each run is a process that imports the release gate, ~2 CPU s)."""
     refused = run_cli(released.ward.folder, "model", "withdraw", REF, key=released.keys["pat"])
     assert refused.returncode == 2 and "needs a reason" in refused.stderr
+    assert released.ward.model(REF)["stage"] == "released"
 
 
 def test_withdrawing_twice_or_a_model_never_released_is_a_conflict(released: Models) -> None:

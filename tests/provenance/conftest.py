@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,9 @@ from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, merge_reviewed, wine_rows, wine_schema_specs, write_csv
 
 
-@pytest.fixture
-def wine_ward(tmp_path: Path) -> Ward:
+def _build_wine_ward(tmp_path: Path) -> Ward:
     """``wine@v1`` (60 records from a scraper bot's key) and ``wine@v2`` (+ 20 from a vendor file), in
-    training."""
+    training, at ``tmp_path / "ward"``."""
     ward, _ = Ward.init(tmp_path / "ward")
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs), description="UCI wine")
@@ -28,6 +28,28 @@ def wine_ward(tmp_path: Path) -> Ward:
     ward.contribute("wine", write_csv(tmp_path / "b.csv", wine_rows(60, 80)), source="s3://vendor/wine-b.csv")
     merge_reviewed(ward, "wine#2")
     ward.promote("wine@v2", reason="trusted baseline for the gates")
+    return ward
+
+
+@pytest.fixture(scope="module")
+def wine_ward_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of ``_build_wine_ward``'s ward (two gated merges and a promotion, most of a provenance
+    test's setup), built once per module: each test gets a copy of its own (``wine_ward``). Per module,
+    not per session, so that no two modules share a ward, as they share no stored fits."""
+    folder = tmp_path_factory.mktemp("provenance-wine")
+    _build_wine_ward(folder).close()
+    return folder / "ward"
+
+
+@pytest.fixture
+def wine_ward(wine_ward_template: Path, tmp_path: Path) -> Ward:
+    """``wine@v1`` (60 records from a scraper bot's key) and ``wine@v2`` (+ 20 from a vendor file), in
+    training: a copy of the module's ``wine_ward_template`` at ``tmp_path / "ward"``, opened as its admin."""
+    folder = shutil.copytree(wine_ward_template, tmp_path / "ward")
+    ward = Ward.open(folder, key=(folder / "credentials").read_text("utf-8").strip())
+    # The copy's signed ledger folded in this process, as the build's promotion left it folded: a test of
+    # what a process read before another one wrote starts from the same state.
+    ward.contribution("wine#1")
     return ward
 
 

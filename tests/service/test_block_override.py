@@ -4,6 +4,7 @@ afterwards the contribution is a review like any other, and the override is trac
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -17,8 +18,7 @@ from tests.helpers import wine_rows, wine_schema_specs, write_csv
 POLICY = "gate:\n  detectors: [duplicates]\n"
 
 
-@pytest.fixture
-def team(tmp_path: Path) -> dict[str, Ward]:
+def _build_team(tmp_path: Path) -> dict[str, Ward]:
     """wine with a training version; owners ann (who owns the scraper bot), ben (who owns benbot) and
     cat; dan is approver and reviewer; sam is an owner who also contributes."""
     admin, _ = Ward.init(tmp_path / "ward")
@@ -47,6 +47,32 @@ def team(tmp_path: Path) -> dict[str, Ward]:
     admin.merge(first["ref"])
     admin.promote("wine@v1")
     return team
+
+
+@pytest.fixture(scope="module")
+def team_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The team's ward (``_build_team``: its gated, approved, merged and promoted training version is most
+    of a test's setup) built once per module, and the keys of its people."""
+    team = _build_team(tmp_path_factory.mktemp("team"))
+    keys = {name: str(ward.credential) for name, ward in team.items() if name != "admin"}
+    team["admin"].close()
+    return team["admin"].folder, keys
+
+
+@pytest.fixture
+def team(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Ward]:
+    """The team of ``_build_team`` in a ward of the test's own at ``tmp_path / "ward"``: a copy of the
+    module's ``team_template`` when the test's module imports that fixture too (this one and
+    test_transferred_bot_separation), else built afresh (the other modules that import ``team``)."""
+    if not hasattr(request.module, "team_template"):
+        return _build_team(tmp_path)
+    template, keys = request.getfixturevalue("team_template")
+    folder = shutil.copytree(template, tmp_path / "ward")
+    admin = Ward.open(folder, key=(folder / "credentials").read_text("utf-8").strip())
+    # The copy's signed ledger folded in this process, as the build's merge and promotion fold it: a test
+    # of what the process folded before another process wrote starts from the same state.
+    admin.contribution("wine#1")
+    return {"admin": admin, **{name: admin.as_key(key) for name, key in keys.items()}}
 
 
 def _blocked(ward: Ward, tmp_path: Path, name: str = "b") -> dict:

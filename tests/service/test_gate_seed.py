@@ -4,6 +4,7 @@ contribution, unless the dataset policy pins one; recorded with the run so that 
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +37,23 @@ def _ward(folder: Path, policy: str = POLICY_YAML) -> Ward:
     return wine_training_ward(folder, policy, 110)
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a ward from ``_ward``, built once (its training version is gated, merged and promoted:
+    most of a test's time); each test works on a copy of its own (``_copy``). A copy keeps the ward's
+    secret, as the one ward each test builds had one of its own: what a test compares is seeds within its
+    ward, and the test of two wards builds its second ward anew, with another secret."""
+    root = tmp_path_factory.mktemp("seed-template")
+    _ward(root).close()
+    return root / "ward"
+
+
+def _copy(template: Path, folder: Path) -> Ward:
+    """A copy of the ward at ``template`` in ``folder / "ward"``, opened as its admin."""
+    ward = shutil.copytree(template, folder / "ward")
+    return Ward.open(ward, key=(ward / "credentials").read_text("utf-8").strip())
+
+
 def _batch(folder: Path, name: str = "b.csv", *, reverse: bool = False) -> Path:
     """The same 68 records, in file order or reversed."""
     rows = wine_rows(110, 178, shuffled=True)
@@ -64,8 +82,8 @@ def _gate_event(ward: Ward, contribution_id: str) -> dict[str, Any]:
     return event
 
 
-def test_the_seed_scan_used_is_the_one_in_the_report_and_the_ledger(tmp_path, scans):
-    ward = _ward(tmp_path)
+def test_the_seed_scan_used_is_the_one_in_the_report_and_the_ledger(tmp_path, scans, template):
+    ward = _copy(template, tmp_path)
     c = ward.contribute("wine", _batch(tmp_path), source="b")
     used = scans[-1]["policy"].seed
     assert c["gate"]["seed"] == {"value": used, "source": WARD}
@@ -75,8 +93,8 @@ def test_the_seed_scan_used_is_the_one_in_the_report_and_the_ledger(tmp_path, sc
     ward.db.dispose()
 
 
-def test_an_admin_reproduces_a_run_from_its_recorded_policy(tmp_path, scans):
-    ward = _ward(tmp_path)
+def test_an_admin_reproduces_a_run_from_its_recorded_policy(tmp_path, scans, template):
+    ward = _copy(template, tmp_path)
     c = ward.contribute("wine", _batch(tmp_path), source="b")
     recorded, call = c["gate"], scans[-1]
     args = list(call["args"])
@@ -90,8 +108,8 @@ def test_an_admin_reproduces_a_run_from_its_recorded_policy(tmp_path, scans):
     ward.db.dispose()
 
 
-def test_a_rerun_of_the_same_contribution_uses_the_same_seed(tmp_path, scans):
-    ward = _ward(tmp_path)
+def test_a_rerun_of_the_same_contribution_uses_the_same_seed(tmp_path, scans, template):
+    ward = _copy(template, tmp_path)
     c = ward.contribute("wine", _batch(tmp_path), source="b")
     again = ward.run_gate(c["ref"])
     assert _seed(again) == _seed(c["gate"]) == scans[-1]["policy"].seed == scans[-2]["policy"].seed
@@ -99,8 +117,8 @@ def test_a_rerun_of_the_same_contribution_uses_the_same_seed(tmp_path, scans):
     ward.db.dispose()
 
 
-def test_two_wards_judging_the_same_contribution_use_different_seeds(tmp_path):
-    wards = [_ward(tmp_path / name) for name in ("one", "two")]
+def test_two_wards_judging_the_same_contribution_use_different_seeds(tmp_path, template):
+    wards = [_copy(template, tmp_path / "one"), _ward(tmp_path / "two")]  # two wards, two secrets
     seeds = [_seed(w.contribute("wine", _batch(tmp_path / "one"), source="b")["gate"]) for w in wards]
     assert seeds[0] != seeds[1]
     # The secret alone tells them apart: the same contribution row under each ward's key.
@@ -110,10 +128,13 @@ def test_two_wards_judging_the_same_contribution_use_different_seeds(tmp_path):
         w.db.dispose()
 
 
-def test_a_pinned_policy_seed_is_used_as_is(tmp_path, scans):
+def test_a_pinned_policy_seed_is_used_as_is(tmp_path, scans, template):
     for pinned in (7, 0):
         folder = tmp_path / str(pinned)
-        ward = _ward(folder, POLICY_YAML.replace("[outliers]", f"[outliers]\n  seed: {pinned}"))
+        ward = _copy(template, folder)
+        # The policy in force when the batch is gated pins the seed (the training version before it was
+        # gated under the ward's own, which nothing here reads).
+        ward.set_policy("wine", POLICY_YAML.replace("[outliers]", f"[outliers]\n  seed: {pinned}"))
         c = ward.contribute("wine", _batch(folder), source="b")
         assert c["gate"]["seed"] == {"value": pinned, "source": POLICY}
         assert scans[-1]["policy"].seed == pinned
@@ -121,11 +142,11 @@ def test_a_pinned_policy_seed_is_used_as_is(tmp_path, scans):
         ward.db.dispose()
 
 
-def test_a_contributor_cannot_compute_the_seed_from_what_he_can_read(tmp_path):
+def test_a_contributor_cannot_compute_the_seed_from_what_he_can_read(tmp_path, template):
     """What a contributor reads through the API: the policy (seed 0 by default), his contribution (id,
     content hash, the id lists in its submission event), the ward's public key and the algorithm.
     None of it, hashed the way the ward hashes, gives the seed his records were sampled with."""
-    ward = _ward(tmp_path)
+    ward = _copy(template, tmp_path)
     c = ward.contribute("wine", _batch(tmp_path), source="b")
     seed = _seed(c["gate"])
     info = ward.contribution(c["ref"])
@@ -157,11 +178,11 @@ def test_a_contributor_cannot_compute_the_seed_from_what_he_can_read(tmp_path):
     ward.db.dispose()
 
 
-def test_learning_a_seed_after_the_fact_does_not_help_rearrange_the_file(tmp_path):
+def test_learning_a_seed_after_the_fact_does_not_help_rearrange_the_file(tmp_path, template):
     """The report shows the seed once the gate has judged the records. The same records in another
     order (to put other records in the sampled positions) are another contribution with another seed;
     the unchanged file draws the same seed again, so re-submitting it buys no fresh draw."""
-    ward = _ward(tmp_path)
+    ward = _copy(template, tmp_path)
     first = _seed(ward.contribute("wine", _batch(tmp_path), source="b")["gate"])
     reordered = _seed(ward.contribute("wine", _batch(tmp_path, "r.csv", reverse=True), source="b")["gate"])
     same = _seed(ward.contribute("wine", _batch(tmp_path, "again.csv"), source="b")["gate"])

@@ -21,7 +21,7 @@ from dataward.domain.errors import PolicyViolation
 from dataward.service.ward import Ward
 from tests.helpers import wine_rows, write_csv
 from tests.security.key_team import Clock, contribute, make_team
-from tests.service.test_block_override import _blocked, team  # noqa: F401  (the fixture)
+from tests.service.test_block_override import _blocked, team, team_template  # noqa: F401  (the fixtures)
 
 
 def _submitted_then_transferred(team: dict[str, Ward], tmp_path: Path) -> str:  # noqa: F811

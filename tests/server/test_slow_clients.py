@@ -31,22 +31,23 @@ class Process:
     log: Path
 
 
-def _low_file_limit() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (FILES, FILES))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    root = tmp_path_factory.mktemp("slow")
+def serve(root: Path, options: list[str], *, files: int | None = None) -> Iterator[Process]:
+    """Run ``dataward serve`` on a new ward under ``root`` with ``options`` (its log in
+    ``root/server.log``; ``files``: its open-file limit) until the generator is closed."""
     opened, key = Ward.init(root / "ward")
     opened.db.dispose()
     port = free_port()
     log = root / "server.log"
     command = [sys.executable, "-m", "dataward", "serve", "--ward", str(root / "ward"), "--port", str(port)]
-    command += ["--header-timeout", "1", "--body-timeout", "1", "--limit-concurrency", "64"]
+    command += options
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def limit_files() -> None:
+        if files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_low_file_limit)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=limit_files)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -63,6 +64,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    options = ["--header-timeout", "1", "--body-timeout", "1", "--limit-concurrency", "64"]
+    yield from serve(tmp_path_factory.mktemp("slow"), options, files=FILES)
 
 
 def _half_sent(port: int) -> socket.socket:

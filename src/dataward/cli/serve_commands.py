@@ -219,6 +219,23 @@ def register(app: typer.Typer) -> None:
         body_timeout: Annotated[
             float, typer.Option(min=1, max=3600, help="Seconds a started request body may send nothing before 408.")
         ] = 60.0,
+        body_deadline: Annotated[
+            float,
+            typer.Option(
+                min=1,
+                max=86400,
+                help="Seconds a request body other than an upload has to arrive whole, however steadily, "
+                "before 408 (an upload then keeps to --min-upload-rate).",
+            ),
+        ] = 120.0,
+        min_upload_rate: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                help="Bytes per second an upload must average after its first --body-deadline seconds, "
+                "before 408 (0: no minimum).",
+            ),
+        ] = 4096.0,
         timeout_keep_alive: Annotated[
             int, typer.Option(min=1, max=300, help="Seconds an idle kept-alive connection stays open.")
         ] = 5,
@@ -260,6 +277,8 @@ def register(app: typer.Typer) -> None:
             "max_pending_uploads": max_pending_uploads,
             "max_pending_upload_bytes": max_pending_upload_mb << 20,
             "body_idle_timeout_s": body_timeout,
+            "body_deadline_s": body_deadline,
+            "min_upload_rate": min_upload_rate,
             "max_upload_bytes": max_upload_mb << 20,
             "max_json_bytes": max_request_kb << 10,
             "console_session_s": console_session_minutes * 60.0,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -24,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataward import __version__
@@ -32,7 +35,7 @@ from dataward.api import WardAPI
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError
 from dataward.domain.surrogates import lone_surrogate
 from dataward.domain.transport_errors import PayloadTooLarge, RateLimited
-from dataward.server.connections import quiet_accept_errors
+from dataward.server.connections import AUTHENTICATED, quiet_accept_errors
 from dataward.server.jobs import Job, JobFunction, JobStore, error_body, internal_error_body
 from dataward.server.security import (
     CredentialMisplaced,
@@ -69,23 +72,51 @@ def error_response(body: dict[str, Any], status: int, headers: dict[str, str] | 
     return DocumentResponse(body, status_code=status, headers=headers)
 
 
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over the limit (413), by their declared length at once,
-    and by counting what arrives otherwise. Uploads have their own, larger, limit. A body whose
-    client sends nothing for ``idle_s`` while it is incomplete ends the request (408): a slow client
-    holds no request open for long."""
+def has_body(scope: Scope) -> bool:
+    """Whether the request carries a body (a non-zero ``Content-Length``, or ``Transfer-Encoding``)."""
+    headers = dict(scope["headers"])
+    declared = headers.get(b"content-length")
+    return b"transfer-encoding" in headers or (declared is not None and declared.strip() not in (b"", b"0"))
 
-    def __init__(self, app: ASGIApp, *, max_json: int, max_upload: int, idle_s: float = 60.0) -> None:
+
+class BodyLimit:
+    """ASGI middleware: bound a request body's size and the time it takes to arrive.
+
+    Size: a body over the limit is refused (413), by its declared length at once, and by counting
+    what arrives otherwise. Uploads have their own, larger, limit.
+
+    Time (408 ``request_timeout``): a body whose client sends nothing for ``idle_s`` while it is
+    incomplete ends the request; so does a body other than an upload still incomplete ``deadline_s``
+    after the request began, however steadily it trickles. An upload may take longer, as long as it
+    keeps up ``min_upload_rate`` bytes per second on average after its first ``deadline_s`` seconds.
+    A slow client holds no request open for long.
+
+    An answer that starts before the body has arrived whole (a refusal, a 408) closes the connection:
+    the rest of the body is never read, nor waited for."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_json: int,
+        max_upload: int,
+        idle_s: float = 60.0,
+        deadline_s: float = 120.0,
+        min_upload_rate: float = 4096.0,
+    ) -> None:
         self.app = app
         self.max_json = max_json
         self.max_upload = max_upload
         self.idle_s = idle_s
+        self.deadline_s = deadline_s
+        self.min_upload_rate = min_upload_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_upload if scope["path"] == UPLOAD_PATH else self.max_json
+        upload = scope["path"] == UPLOAD_PATH
+        limit = self.max_upload if upload else self.max_json
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             too_large = PayloadTooLarge(
@@ -93,18 +124,41 @@ class BodyLimit:
             )
             await error_response(error_body(too_large), 413, {"Connection": "close"})(scope, receive, send)
             return
+        began = time.monotonic()
         seen = 0
-        complete = False
+        complete = not has_body(scope)
+
+        def time_left() -> float:
+            """Seconds until the body is too late (the deadline, or an upload's rate)."""
+            if not upload:
+                return began + self.deadline_s - time.monotonic()
+            if self.min_upload_rate <= 0:
+                return math.inf
+            return began + self.deadline_s + seen / self.min_upload_rate - time.monotonic()
+
+        def too_slow() -> HTTPException:
+            # An HTTPException: FastAPI passes it on while reading a body (anything else becomes 400).
+            if upload:
+                return HTTPException(
+                    408,
+                    f"the upload arrived too slowly: below {self.min_upload_rate:g} bytes per second on average "
+                    f"after its first {self.deadline_s:g} seconds",
+                )
+            return HTTPException(408, f"the request body did not arrive whole within {self.deadline_s:g} seconds")
 
         async def counted() -> Message:
             nonlocal seen, complete
             if complete:  # only the disconnect is left to hear of, however late
                 return await receive()
+            left = time_left()
+            if left <= 0:
+                raise too_slow()
             try:
-                with anyio.fail_after(self.idle_s):
+                with anyio.fail_after(min(self.idle_s, left)):
                     message = await receive()
             except TimeoutError:
-                # An HTTPException: FastAPI passes it on while reading a body (anything else becomes 400).
+                if left < self.idle_s:
+                    raise too_slow() from None
                 raise HTTPException(
                     408, f"the request body stalled: nothing arrived for {self.idle_s:g} seconds"
                 ) from None
@@ -115,7 +169,37 @@ class BodyLimit:
                     raise PayloadTooLarge(f"the request body exceeds the server's limit of {limit} bytes", limit=limit)
             return message
 
-        await self.app(scope, counted, send)
+        async def closing_early(message: Message) -> None:
+            if message["type"] == "http.response.start" and not complete:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, counted, closing_early)
+
+
+class KeyBeforeBody:
+    """ASGI middleware: an ``/api/v1`` request that carries a body is authenticated before any of it
+    is read. A request without a genuine key (none, malformed, made up, revoked, expired, or from a
+    client over the failed-authentication limit) is answered its 401 (or 429) at once, as the route
+    would have answered it, and its connection closed; a keyless client cannot hold a connection by
+    trickling a body. A request whose key is verified is marked so in its scope (``AUTHENTICATED``),
+    which the connection layer reads when it must close a connection for a new one."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API + "/") or not has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = await self.state.refusal_before_input(request)
+        if refusal is not None:
+            await self.state.refusal_response(request, refusal)(scope, receive, send)
+            return
+        scope[AUTHENTICATED] = True
+        await self.app(scope, receive, send)
 
 
 TRACEBACK_FRAMES = 40
@@ -130,7 +214,8 @@ def log_unexpected(exc: BaseException) -> None:
 
 
 class InternalErrors:
-    """ASGI middleware: an unexpected failure of a route becomes the 500 error document, logged once.
+    """ASGI middleware: an unexpected failure of a route becomes the 500 error document, logged once;
+    a client that disconnected before its request was read ends it with one line in the log.
 
     Starlette's outermost error middleware answers it too, but then raises it again for the server to
     log: every such request would leave its traceback in the log twice. A failure after the answer has
@@ -153,6 +238,10 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, watched)
+        except ClientDisconnect:
+            # The client left (or its connection was closed for a new one) before its request was
+            # read: nobody is there to answer, and there is nothing to report but this line.
+            log.info("%s %s: the client disconnected before its request was read", scope["method"], scope["path"])
         except Exception as exc:
             if started:
                 raise
@@ -269,6 +358,20 @@ class ServerState:
             return None  # not about the key (busy, say): the input's problem is the answer
         return None
 
+    def refusal_response(self, request: Request, exc: DatawardError) -> Response:
+        """The error answer to ``exc``; a failed authentication is counted against the request's key id
+        and client address (``FailureLimiter``)."""
+        if isinstance(exc, AuthenticationError) and not isinstance(exc, RateLimited | CredentialMisplaced):
+            header = request.headers.get("authorization", "")
+            credential = header.partition(" ")[2].strip() or None
+            self.limiter.failed(credential, client_address(request))
+        headers = {"WWW-Authenticate": 'Bearer realm="dataward"'} if exc.http_status == 401 else {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        elif exc.http_status in (429, 503) and "retry_after" in exc.details:  # the job limits
+            headers["Retry-After"] = str(exc.details["retry_after"])
+        return error_response(error_body(exc), exc.http_status, headers)
+
     def caller(self, request: Request) -> WardAPI:
         """The ward acting as the request's key: the only way a route reaches the service."""
         if not getattr(request.state, "prechecked", False):  # a route outside the checked router
@@ -380,12 +483,15 @@ def create_app(settings: ServerSettings, *, ward: Ward | None = None, settle_hea
         },
     )
     app.state.dataward = state
-    app.add_middleware(InternalErrors)  # innermost of these: it sees what the routes raise
+    app.add_middleware(KeyBeforeBody, state=state)  # no body is read for a request without a genuine key
+    app.add_middleware(InternalErrors)  # it sees what the routes and the key check raise
     app.add_middleware(
         BodyLimit,
         max_json=settings.max_json_bytes,
         max_upload=settings.max_upload_bytes,
         idle_s=settings.body_idle_timeout_s,
+        deadline_s=settings.body_deadline_s,
+        min_upload_rate=settings.min_upload_rate,
     )
     app.add_middleware(KeyInPathGuard)  # outermost: a key in the path goes no further
     redact_keys_in_logs()
@@ -421,16 +527,7 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
     async def dataward_error(request: Request, exc: DatawardError) -> Response:
         if isinstance(exc, InputError):
             exc = await state.refusal_before_input(request) or exc
-        if isinstance(exc, AuthenticationError) and not isinstance(exc, RateLimited | CredentialMisplaced):
-            header = request.headers.get("authorization", "")
-            credential = header.partition(" ")[2].strip() or None
-            state.limiter.failed(credential, client_address(request))
-        headers = {"WWW-Authenticate": 'Bearer realm="dataward"'} if exc.http_status == 401 else {}
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.details.get("retry_after", 60))
-        elif exc.http_status in (429, 503) and "retry_after" in exc.details:  # the job limits
-            headers["Retry-After"] = str(exc.details["retry_after"])
-        return error_response(error_body(exc), exc.http_status, headers)
+        return state.refusal_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -9,11 +9,21 @@ is uvicorn's h11 protocol with two additions:
   byte (or of the connection's opening): a client trickling its headers is disconnected;
 - fewer than ``limit_concurrency`` connections are held (so that uvicorn's own check, which answers
   503 once as many connections as the limit are open, never turns away a genuine request): at the
-  cap, a new connection takes the place of the one that has been waiting longest for a request head
-  (a slow or idle client), and is refused only when every connection is busy with a request.
+  cap, a new connection takes the place of another, in this order: the one that has been waiting
+  longest for a request head (a slow or idle client); else, among those whose request body is still
+  arriving, the slowest one not yet authenticated (a body nobody's key vouches for: the console's
+  sign-in form, or an API request whose key is being checked); else the slowest authenticated body
+  arriving below the minimum upload rate. It is refused only when every connection is busy with a
+  request that is being served, or whose body arrives steadily.
 
-The head timeout comes from ``DATAWARD_SERVER_HEADER_TIMEOUT_S`` (``dataward serve`` sets it; uvicorn
-builds the protocol in each worker process).
+A request counts as authenticated once the app marks its ASGI scope with ``AUTHENTICATED`` (the
+app's key check does, before it reads any body). The body's rate is what this connection received
+since the request head arrived, per second; a connection whose reading is paused because the app
+has not taken what arrived (flow control) is the server's slowness, not the client's, and is left.
+
+The head timeout comes from ``DATAWARD_SERVER_HEADER_TIMEOUT_S`` and the minimum upload rate from
+``DATAWARD_SERVER_MIN_UPLOAD_RATE`` (``dataward serve`` sets them; uvicorn builds the protocol in
+each worker process).
 ``quiet_accept_errors`` condenses asyncio's "out of system resource" accept errors into one log
 line every ten seconds.
 """
@@ -27,12 +37,19 @@ import os
 import time
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("dataward.server")
 
 HEADER_TIMEOUT_ENV = "DATAWARD_SERVER_HEADER_TIMEOUT_S"
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+MIN_UPLOAD_RATE_ENV = "DATAWARD_SERVER_MIN_UPLOAD_RATE"
+DEFAULT_MIN_UPLOAD_RATE = 4096.0
+"""Bytes per second (``ServerSettings.min_upload_rate``)."""
+
+AUTHENTICATED = "dataward.authenticated"
+"""The ASGI scope key the app sets (to True) once the request's key has been verified."""
 
 
 def _setting(name: str, default: float | None) -> float | None:
@@ -47,9 +64,14 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self.header_timeout_s = _setting(HEADER_TIMEOUT_ENV, DEFAULT_HEADER_TIMEOUT_S) or DEFAULT_HEADER_TIMEOUT_S
         self.max_connections = None if self.limit_concurrency is None else max(self.limit_concurrency - 1, 1)
+        self.min_body_rate = _setting(MIN_UPLOAD_RATE_ENV, DEFAULT_MIN_UPLOAD_RATE) or 0.0
         self.head_started: float | None = None
         """When the head now awaited began (its first byte, or the connection's opening); None while
         a request is being served."""
+        self.body_started: float | None = None
+        """When the head of the request being served arrived (its body may still be arriving)."""
+        self.body_received = 0
+        """Bytes received since then (the body, and any pipelined bytes after it)."""
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -64,18 +86,51 @@ class GuardedH11Protocol(H11Protocol):
         self._arm(self.header_timeout_s)
 
     def _evict_slowest(self) -> bool:
-        """Close the connection that has waited longest for a request head; whether there was one."""
-        waiting = [c for c in self.connections if isinstance(c, GuardedH11Protocol) and c.head_started is not None]
-        if not waiting:
-            return False
-        slowest = min(waiting, key=lambda c: c.head_started or 0.0)
-        slowest.drop("the connection limit is reached and it has not sent a request")
-        return True
+        """Close the connection that has waited longest for a request head or, with none, the one whose
+        body arrives slowest (unauthenticated first, then authenticated below the minimum upload
+        rate); whether there was one."""
+        guarded = [c for c in self.connections if isinstance(c, GuardedH11Protocol)]
+        waiting = [c for c in guarded if c.head_started is not None]
+        if waiting:
+            slowest = min(waiting, key=lambda c: c.head_started or 0.0)
+            slowest.drop("the connection limit is reached and it has not sent a request")
+            return True
+        now = time.monotonic()
+        arriving = [(c, c.body_rate(now)) for c in guarded if c.body_arriving()]
+        unknown = [(c, rate) for c, rate in arriving if not c.authenticated()]
+        slow = [(c, rate) for c, rate in arriving if c.authenticated() and rate < self.min_body_rate]
+        for candidates, why in (
+            (unknown, "the connection limit is reached and its unauthenticated request body is the slowest"),
+            (slow, "the connection limit is reached and its request body arrives below the minimum rate"),
+        ):
+            if candidates:
+                slowest, rate = min(candidates, key=lambda pair: pair[1])
+                slowest.drop(f"{why} ({rate:.0f} bytes/s)")
+                return True
+        return False
+
+    def body_arriving(self) -> bool:
+        """Whether this connection is serving a request whose body is still arriving, and reading it."""
+        return (
+            self.body_started is not None
+            and self.conn.their_state is h11.SEND_BODY
+            and not self.flow.read_paused
+            and not self.transport.is_closing()
+        )
+
+    def body_rate(self, now: float) -> float:
+        """Bytes per second received since the request's head arrived."""
+        return self.body_received / max(now - (self.body_started or now), 1e-3)
+
+    def authenticated(self) -> bool:
+        """Whether the app has verified the key of the request being served."""
+        return self.cycle is not None and bool(self.cycle.scope.get(AUTHENTICATED))  # type: ignore[call-overload]
 
     def drop(self, why: str) -> None:
-        """Close this connection at once (it is serving no request)."""
+        """Close this connection at once (a request it serves hears of a disconnected client)."""
         log.debug("closing a connection from %s: %s", self.client, why)
         self.head_started = None
+        self.body_started = None
         self.connections.discard(self)
         if self._deadline is not None:
             self._deadline.cancel()
@@ -102,18 +157,25 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         cycle = self.cycle
+        if self.body_started is not None:
+            self.body_received += len(data)
         super().data_received(data)
         if self.cycle is not cycle:  # a whole request head arrived: it is being served
             self.head_started = None
+            self.body_started = time.monotonic()
+            self.body_received = 0
 
     def on_response_complete(self) -> None:
         cycle = self.cycle
         super().on_response_complete()
-        if self.cycle is cycle:
+        if self.cycle is not cycle:  # a pipelined request began: its body is arriving now
+            self.body_started, self.body_received = time.monotonic(), 0
+        else:
             # No pipelined request began: waiting for the next request head on a kept-alive
             # connection (uvicorn's keep-alive timer closes it when idle; this deadline bounds a
             # next head that arrives slowly).
             self.head_started = time.monotonic()
+            self.body_started = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:
@@ -122,6 +184,7 @@ class GuardedH11Protocol(H11Protocol):
             self._deadline.cancel()
             self._deadline = None
         self.head_started = None
+        self.body_started = None
         super().connection_lost(exc)
 
 

@@ -38,6 +38,14 @@ class ServerSettings:
     """Bytes of uploads one principal may hold at once (2 GiB)."""
     body_idle_timeout_s: float = 60.0
     """A request body that has begun but from which nothing arrives for this long ends with 408."""
+    body_deadline_s: float = 120.0
+    """A request body other than an upload must have arrived whole within this long of the request's
+    head, however steadily it trickles, or the request ends with 408 (a 1 MiB JSON body needs 9 KiB/s)."""
+    min_upload_rate: float = 4096.0
+    """Bytes per second an upload must average once ``body_deadline_s`` has passed (after ``t`` seconds
+    it must have sent ``min_upload_rate * (t - body_deadline_s)`` bytes), or it ends with 408. Under
+    connection pressure an authenticated body arriving slower than this may be closed for a new
+    connection (``dataward.server.connections``)."""
     auth_failures_per_key: int = 10
     """Failed authentications allowed per claimed key id within ``auth_window_s`` before 429."""
     auth_failures_per_address: int = 30
@@ -95,6 +103,8 @@ class ServerSettings:
             ENV_PREFIX + "MAX_PENDING_UPLOADS": str(self.max_pending_uploads),
             ENV_PREFIX + "MAX_PENDING_UPLOAD_BYTES": str(self.max_pending_upload_bytes),
             ENV_PREFIX + "BODY_IDLE_TIMEOUT_S": str(self.body_idle_timeout_s),
+            ENV_PREFIX + "BODY_DEADLINE_S": str(self.body_deadline_s),
+            ENV_PREFIX + "MIN_UPLOAD_RATE": str(self.min_upload_rate),
             ENV_PREFIX + "AUTH_FAILURES_PER_KEY": str(self.auth_failures_per_key),
             ENV_PREFIX + "AUTH_FAILURES_PER_ADDRESS": str(self.auth_failures_per_address),
             ENV_PREFIX + "AUTH_WINDOW_S": str(self.auth_window_s),
@@ -142,6 +152,8 @@ class ServerSettings:
             max_pending_uploads=int(num("MAX_PENDING_UPLOADS", defaults.max_pending_uploads)),
             max_pending_upload_bytes=int(num("MAX_PENDING_UPLOAD_BYTES", defaults.max_pending_upload_bytes)),
             body_idle_timeout_s=num("BODY_IDLE_TIMEOUT_S", defaults.body_idle_timeout_s),
+            body_deadline_s=num("BODY_DEADLINE_S", defaults.body_deadline_s),
+            min_upload_rate=num("MIN_UPLOAD_RATE", defaults.min_upload_rate),
             auth_failures_per_key=int(num("AUTH_FAILURES_PER_KEY", defaults.auth_failures_per_key)),
             auth_failures_per_address=int(num("AUTH_FAILURES_PER_ADDRESS", defaults.auth_failures_per_address)),
             auth_window_s=num("AUTH_WINDOW_S", defaults.auth_window_s),

@@ -236,8 +236,11 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
 
     @router.post("/sign-in")
     async def sign_in(request: Request) -> Response:
-        form = await console.form(request)
-        if request.cookies.get(SIGNIN_COOKIE) is None and request.url.scheme != "https":
+        # Nobody's key vouches for this form: what can be refused without it is refused before it is
+        # read (its time and size are bounded by ``BodyLimit``, its connection may be closed first
+        # under connection pressure).
+        expected = request.cookies.get(SIGNIN_COOKIE)
+        if expected is None and request.url.scheme != "https":
             # The console's cookies are Secure (``__Host-``): over plain HTTP a client keeps none of them,
             # and "reload the page" would never help.
             raise Refused(
@@ -245,8 +248,11 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
                 "plain HTTP without the sign-in cookie): serve it behind a TLS proxy, or open it on localhost "
                 "in a browser."
             )
+        if expected is None:  # no form's token can match
+            console.check_csrf({}, secrets.token_hex(32))
+        form = await console.form(request)
         # Login CSRF: the form's token must match the cookie set with the form (double submit).
-        console.check_csrf(form, request.cookies.get(SIGNIN_COOKIE) or secrets.token_hex(32))
+        console.check_csrf(form, expected or secrets.token_hex(32))
         key = form.get("key", "").strip()
         address = _address(request)
         try:

@@ -29,6 +29,7 @@ from starlette.templating import Jinja2Templates
 from dataward.domain.errors import AuthenticationError, DatawardError
 from dataward.gates.html import render_html
 from dataward.ledger.events import parse_time
+from dataward.server.connections import AUTHENTICATED
 from dataward.server.console import evidence, lineage
 from dataward.server.console.sessions import Session, SessionStore
 
@@ -106,6 +107,9 @@ class Console:
             # Revoked, expired, suspended: the session ends with the key.
             self.sessions.end(session.id)
             raise SignInRequired(f"Your session ended: {exc.message}.") from None
+        # A signed-in form's connection counts as authenticated, as an API request with a verified key
+        # does: under connection pressure it is not closed before an anonymous one.
+        request.scope[AUTHENTICATED] = True
         return session, api, me
 
     @staticmethod

@@ -235,19 +235,6 @@ def test_a_worker_dying_mid_scan_is_replaced_and_the_report_is_unchanged(
     dask_client.wait_for_workers(2, timeout=300)  # the nanny restarts the killed workers (slow on a loaded machine)
 
 
-def test_a_partition_that_kills_every_worker_fails_the_scan_clearly(poisoned_digits, tmp_path):
-    baseline, contribution, schema = poisoned_digits
-    parts = partitions_of(write_parts(contribution, tmp_path / "x", files=3, row_group_size=1000))
-    parts[1] = KillsEveryWorker(parts[1])
-    # A cluster of its own: the killed workers' restart (minutes on a loaded machine) holds up no other test.
-    # Dask blames the tasks running on a worker when it dies: under load the survey of part-000 can be
-    # running on both workers that part-001 kills, and is then the partition named. Either way the scan
-    # fails with the partition and the cause named, and stores nothing.
-    killed = r"partition .*part-00[01]\.parquet failed: the workers that ran it died .*the scan stored nothing"
-    with _local_cluster_client() as client, pytest.raises(EngineError, match=killed):
-        scan(baseline, parts, schema, policy={"detectors": ALL}, client=client)
-
-
 def test_a_partition_unreadable_on_the_worker_is_a_clear_error(poisoned_digits, dask_client, tmp_path):
     baseline, contribution, schema = poisoned_digits
     parts = partitions_of(write_parts(contribution, tmp_path / "u", files=3, row_group_size=1000))
@@ -308,6 +295,21 @@ def test_an_s3_url_is_scanned_locally_and_on_dask(poisoned_digits, one_shot, s3_
     for engine in ({"engine": "local"}, {"client": dask_client}):
         report = scan(baseline, url, schema, policy={"detectors": ALL}, storage_options=options, **engine)
         assert comparable(report) == comparable(one_shot)
+
+
+def test_a_partition_that_kills_every_worker_fails_the_scan_clearly(poisoned_digits, dask_client, tmp_path):
+    # The module's cluster, in the last of its tests: its killed workers' restart (minutes on a loaded
+    # machine) holds up no other test, and the two worker processes a cluster of its own started and
+    # warmed (about 5 s of CPU) are not paid again. The workers it kills are as real as a fresh cluster's.
+    baseline, contribution, schema = poisoned_digits
+    parts = partitions_of(write_parts(contribution, tmp_path / "x", files=3, row_group_size=1000))
+    parts[1] = KillsEveryWorker(parts[1])
+    # Dask blames the tasks running on a worker when it dies: under load the survey of part-000 can be
+    # running on both workers that part-001 kills, and is then the partition named. Either way the scan
+    # fails with the partition and the cause named, and stores nothing.
+    killed = r"partition .*part-00[01]\.parquet failed: the workers that ran it died .*the scan stored nothing"
+    with pytest.raises(EngineError, match=killed):
+        scan(baseline, parts, schema, policy={"detectors": ALL}, client=dask_client)
 
 
 def test_above_the_exact_limit_outliers_estimate_batch_peers_from_a_sample_alike_in_partitions(monkeypatch):

@@ -4,6 +4,7 @@ scheduler that cannot be reached fails the run with nothing stored."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,19 +34,35 @@ POLICY = (
 )
 
 
-def _gated_ward(tmp_path: Path, catalog_url: str | None) -> tuple[Ward, str]:
-    ward, _ = Ward.init(tmp_path / "ward", catalog_url=catalog_url)
+def _build_gated_ward(folder: Path, catalog_url: str | None) -> tuple[Ward, str]:
+    ward, _ = Ward.init(folder / "ward", catalog_url=catalog_url)
     label, specs = wine_schema_specs()
     ward.create_dataset("wine", Schema.parse(label, specs), description="UCI wine")
     ward.set_policy("wine", POLICY)
-    first = ward.contribute("wine", write_csv(tmp_path / "a.csv", wine_rows(0, 110, shuffled=True)), source="a")
+    first = ward.contribute("wine", write_csv(folder / "a.csv", wine_rows(0, 110, shuffled=True)), source="a")
     merge_reviewed(ward, first["id"])
     ward.promote("wine@v1")
     rows = wine_rows(110, 178, shuffled=True)
     for row in rows[:6]:  # a few flipped labels, so that the report has flags to compare
         row["cultivar"] = (int(row["cultivar"]) + 1) % 3
-    second = ward.contribute("wine", write_csv(tmp_path / "b.csv", rows), source="b", gate=False)
+    second = ward.contribute("wine", write_csv(folder / "b.csv", rows), source="b", gate=False)
     return ward, second["id"]
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The gated ward on SQLite, built once for the module (its first import runs a gate: about 2 s of
+    CPU a build); each test gets a copy of the folder of its own, as a fresh build would give it."""
+    ward, ref = _build_gated_ward(tmp_path_factory.mktemp("gated-template"), None)
+    ward.db.dispose()
+    return ward.folder, ref
+
+
+def _gated_ward(tmp_path: Path, catalog_url: str | None, template: tuple[Path, str]) -> tuple[Ward, str]:
+    if catalog_url is not None:  # a PostgreSQL catalog is not in the folder: built anew
+        return _build_gated_ward(tmp_path, catalog_url)
+    folder = shutil.copytree(template[0], tmp_path / "ward")
+    return Ward.open(folder, key=(folder / "credentials").read_text("utf-8").strip()), template[1]
 
 
 def _counts(ward: Ward) -> tuple[int, int]:
@@ -60,8 +77,10 @@ def _judgement(report: dict) -> dict:
     return {k: report[k] for k in ("verdict", "reasons", "mode", "config_hash", "detectors", "records", "findings")}
 
 
-def test_gate_run_on_dask_gives_the_in_process_report(tmp_path, catalog_url, scheduler_address, monkeypatch):
-    ward, ref = _gated_ward(tmp_path, catalog_url)
+def test_gate_run_on_dask_gives_the_in_process_report(
+    tmp_path, catalog_url, sqlite_template, scheduler_address, monkeypatch
+):
+    ward, ref = _gated_ward(tmp_path, catalog_url, sqlite_template)
     monkeypatch.delenv("DATAWARD_SCHEDULER", raising=False)
     local = ward.run_gate(ref)
     monkeypatch.setenv("DATAWARD_SCHEDULER", scheduler_address)
@@ -101,11 +120,13 @@ def _restore() -> str:
     return "honest"
 
 
-def test_workers_forging_their_results_fail_the_gate_run_and_store_nothing(tmp_path, scheduler_address, monkeypatch):
+def test_workers_forging_their_results_fail_the_gate_run_and_store_nothing(
+    tmp_path, sqlite_template, scheduler_address, monkeypatch
+):
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers do not import the tests
-    ward, ref = _gated_ward(tmp_path, None)
+    ward, ref = _gated_ward(tmp_path, None, sqlite_template)
     before, status = _counts(ward), ward.contribution(ref)["status"]
     monkeypatch.setenv("DATAWARD_SCHEDULER", scheduler_address)
     with distributed.Client(scheduler_address) as attacker:
@@ -120,8 +141,8 @@ def test_workers_forging_their_results_fail_the_gate_run_and_store_nothing(tmp_p
     ward.db.dispose()
 
 
-def test_unreachable_scheduler_fails_the_gate_run_and_stores_nothing(tmp_path, monkeypatch):
-    ward, ref = _gated_ward(tmp_path, None)
+def test_unreachable_scheduler_fails_the_gate_run_and_stores_nothing(tmp_path, sqlite_template, monkeypatch):
+    ward, ref = _gated_ward(tmp_path, None, sqlite_template)
     before = _counts(ward)
     status = ward.contribution(ref)["status"]
     monkeypatch.setenv("DATAWARD_SCHEDULER", "tcp://127.0.0.1:9")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,33 @@ def test_a_search_asked_again_is_kept_while_other_searches_come_and_go(monkeypat
         neighbours.clear_cache()
     assert searched.count(reference.shape[0]) == 1
     assert searched.count(7) == len(others)
+
+
+@pytest.mark.skipif(not neighbours.HAVE_FAISS, reason="faiss is not installed")
+def test_faiss_searches_run_on_the_threads_the_search_was_given(monkeypatch) -> None:
+    """A small search, or any search in a parallel scan's worker, runs faiss on one thread: faiss's own
+    OpenMP threads are not reached by the BLAS limit, and a search given one thread ran on two."""
+    import faiss
+
+    asked: list[int] = []
+    set_threads = faiss.omp_set_num_threads
+    monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: (asked.append(n), set_threads(n)))
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(50, 8)).astype(np.float32)
+    large_ref = rng.normal(size=(5_000, 8)).astype(np.float32)
+    large_query = rng.normal(size=(2_100, 8)).astype(np.float32)  # 1.05e7 distance pairs: above the limit
+
+    neighbours._search(small, small, 5)
+    neighbours._search(large_ref, large_query, 5)
+    in_worker: list[int] = []
+
+    def worker() -> None:
+        neighbours.single_threaded_searches()
+        neighbours._search(large_ref, large_query, 5)
+        in_worker.extend(asked[2:])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert asked[:2] == [1, neighbours.THREADS]
+    assert in_worker == [1]

@@ -63,10 +63,13 @@ def _exact(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray
     return dist, idx
 
 
-def _faiss(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _faiss(reference: np.ndarray, query: np.ndarray, k: int, threads: int = THREADS) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    faiss.omp_set_num_threads(THREADS)
+    # faiss runs on OpenMP threads of its own, which the BLAS limit does not reach: a search given one
+    # thread (a small one, or one in a parallel scan's worker) ran on two all the same, two threads
+    # contending for the cores a scan's other worker was using (a small search cost 3.6 times the CPU).
+    faiss.omp_set_num_threads(threads)
     index = faiss.IndexFlatL2(reference.shape[1])
     index.add(reference)
     d2, idx = index.search(query, min(k, reference.shape[0]))
@@ -82,9 +85,9 @@ blocks of 512; each row's distances are the same whatever the block."""
 def _search(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     ref = np.ascontiguousarray(reference, dtype=np.float32)
     q = np.ascontiguousarray(query, dtype=np.float32)
-    threads = 1 if getattr(_LOCAL, "single", False) else THREADS
-    with limit_threads(threads if q.shape[0] * ref.shape[0] > 10**7 else 1):
-        _, idx = (_faiss if HAVE_FAISS else _exact)(ref, q, k)
+    threads = 1 if getattr(_LOCAL, "single", False) or q.shape[0] * ref.shape[0] <= 10**7 else THREADS
+    with limit_threads(threads):
+        _, idx = _faiss(ref, q, k, threads) if HAVE_FAISS else _exact(ref, q, k)
     return _row_exact(ref, q, idx)
 
 

@@ -280,27 +280,81 @@ OTHER_MODEL_SUFFIXES = frozenset(
         ".params",
         ".engine",
         ".plan",
+        # PyTorch's and others' checkpoints: pickle-capable formats, a model whatever their scan found in them.
+        ".pt",
+        ".pth",
+        ".ckpt",
+        ".bin",
     }
 )
 """Model files of formats the gate cannot run, which other programs load as the model."""
 
 
 def is_model_file(name: str) -> bool:
-    """Whether a file of this name is a model a consumer could load: a runnable ``.onnx`` or ``.skops``,
-    or weights of another format (pickle-based files are found by the artifact scan, whatever their name)."""
+    """Whether a file of this name is named as a model a consumer could load: a runnable ``.onnx`` or
+    ``.skops``, or weights of another format. A name is not the last word: a model renamed without its
+    suffix is found by its bytes (:func:`model_kind`), a pickle-based file by the artifact scan."""
     return Path(name).suffix.lower() in RUNNABLE_SUFFIXES | OTHER_MODEL_SUFFIXES
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_GGML_MAGICS = (b"GGUF", b"lmgg", b"fmgg", b"tjgg")  # GGUF, and the older GGML, GGMF and GGJT files
+
+
+def model_kind(path: Path) -> str | None:
+    """The model format ``path``'s bytes are, whatever its name (None: none this knows). What it reads is
+    the file's structure only, nothing loaded or run: a skops archive (a zip holding a ``schema.json`` of
+    the skops protocol), safetensors and ONNX as registration checks them (``artifacts.check_content``),
+    HDF5 (Keras), GGUF/GGML and TFLite by their magic bytes, and a zip archive holding a file named as a
+    model (a Keras ``.keras`` saved under another name). Plain data (text, ``.npy`` or ``.npz`` numbers,
+    Parquet, ONNX external data) is none. Pickle-based files are the artifact scan's to find."""
+    import zipfile
+
+    from dataward.release.artifacts import _onnx_problem, _safetensors_problem, _skops_problem
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+        if not head:
+            return None
+        if head.startswith(_HDF5_MAGIC):
+            return "hdf5"
+        if head.startswith(_GGML_MAGICS):
+            return "gguf"
+        if head[4:8] == b"TFL3":
+            return "tflite"
+        if zipfile.is_zipfile(path):
+            if _skops_problem(path) is None:
+                return "skops"
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    if any(is_model_file(member) for member in zf.namelist()):
+                        return "zip archive holding a model"
+            except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
+                pass
+            return None
+        if _safetensors_problem(path) is None:
+            return "safetensors"
+        if _onnx_problem(path) is None:
+            return "onnx"
+    except OSError:
+        return None
+    return None
 
 
 def _model_files(files: Sequence[Path], folder: Path, pickled: Collection[str] | None) -> list[Path]:
     """The files of an artifact that a consumer could load as its model: runnable ones, other model
-    formats, and anything pickle-based, whatever its name: as ``pickled`` names them (the scan made at
-    registration, by path in the artifact), or by scanning each file now when it is None."""
+    formats, anything pickle-based, and a model under a name that does not say so (:func:`model_kind`:
+    ``serving/model`` holding a skops archive), whatever its name: pickle-based ones as ``pickled``
+    names them (the scan made at registration, by path in the artifact), or by scanning each file now
+    when it is None. The files are the ones restored from the store and checked against the signed
+    manifest: their bytes are the registered ones."""
     from dataward.release.artifacts import scan_file
 
     def pickle_based(p: Path) -> bool:
         return scan_file(p.name, p)["pickle"] if pickled is None else str(p.relative_to(folder)) in pickled
 
-    return [p for p in files if is_model_file(p.name) or pickle_based(p)]
+    return [p for p in files if is_model_file(p.name) or pickle_based(p) or model_kind(p) is not None]
 
 
 def artifact_predictor(
@@ -309,8 +363,9 @@ def artifact_predictor(
     """A predictor for a stored artifact restored into ``folder``: its one ``.onnx`` or ``.skops`` file.
 
     The artifact must hold no other model file (another ``.onnx`` or ``.skops``, weights of another format,
-    anything pickle-based): the release signs every file of the artifact, and a gate that ran a clean
-    decoy would vouch for a backdoored model a consumer loads from the file beside it. ``pickled``: the
+    anything pickle-based, a model under a name that does not say so): the release signs every file of
+    the artifact, and a gate that ran a clean decoy would vouch for a backdoored model a consumer loads
+    from the file beside it. ``pickled``: the
     artifact's pickle-based files as its registration scan found them (else every file is scanned here)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     models = _model_files(files, folder, pickled)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ from dataward.release.predictors import (
     Predictor,
     artifact_predictor,
     is_model_file,
+    model_kind,
 )
 from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
 from dataward.release.search import search_tabular
@@ -893,40 +894,126 @@ def _never_in_training(conn: Connection, public_key_b64: str, mv: Any) -> list[s
     ]
 
 
-def model_file_digests(store: Any, mv: Any) -> dict[str, str]:
-    """The SHA-256 of each file of model version ``mv`` (a row or its signed dict) that a consumer could load
-    as the model (``predictors.is_model_file``: a runnable ``.onnx`` or ``.skops``, weights of another
-    format, anything the scan found pickle-based), by digest, with the file's name."""
-    get = (lambda k: mv[k]) if isinstance(mv, dict) else (lambda k: getattr(mv, k))
+@dataclasses.dataclass(frozen=True)
+class HeldFiles:
+    """Every file of a model version, whatever its name: by SHA-256 (its signed manifest's), each with its
+    name (``files``) and its object in the store (``objects``); ``named``: the SHA-256 of those named as a
+    model (``predictors.is_model_file``) or found pickle-based by the registration scan; ``digest``: the
+    artifact's own digest."""
+
+    digest: str
+    files: dict[str, str]
+    objects: dict[str, str | None]
+    named: frozenset[str]
+
+    def holding(self, digests: Collection[str]) -> list[str]:
+        """The names of the files whose SHA-256 is one of ``digests`` (every file's, when the artifact's
+        own digest is one)."""
+        if self.digest in digests:
+            return sorted(self.files.values()) or ["its files"]
+        return sorted({name for digest, name in self.files.items() if digest in digests})
+
+
+def held_files(store: Any, mv: Any) -> HeldFiles:
+    """:class:`HeldFiles` of model version ``mv`` (a row or its signed dict), from its manifest, its map of
+    stored files and its registration scan."""
+    get = (lambda k: mv.get(k)) if isinstance(mv, dict) else (lambda k: getattr(mv, k))
     statement = json.loads(store.get(get("manifest_object")))
     scan = json.loads(get("scan") or "[]")
     resources = statement["predicate"]["resources"]
     # A single-file artifact's one resource is named "." by model-signing: its scan names the file.
     names = [scan[0]["file"]] if len(resources) == 1 and scan else [r["name"] for r in resources]
+    stored = json.loads(store.get(get("files_object"))) if get("files_object") else {}
     pickled = pickled_files(get("scan"))
+    files: dict[str, str] = {}
+    objects: dict[str, str | None] = {}
+    named: set[str] = set()
+    for r, name in zip(resources, names, strict=True):
+        digest = r["digest"]
+        files.setdefault(digest, name)
+        objects.setdefault(digest, stored.get(name) if isinstance(stored, dict) else None)
+        if is_model_file(name) or name in pickled:
+            named.add(digest)
+    return HeldFiles(str(get("digest") or ""), files, objects, frozenset(named))
+
+
+_MODEL_CONTENT: dict[str, bool] = {}
+"""Whether a stored object's bytes are a model (``predictors.model_kind``), by the object's digest: the
+object store's digest is of the bytes, so the answer never changes."""
+
+
+def _model_content(store: Any, obj: str | None) -> bool:
+    """Whether the stored object ``obj`` is a model by its bytes, whatever the file's name. A file whose
+    object is unknown counts as one: what it holds cannot be said."""
+    if not obj:
+        return True
+    known = _MODEL_CONTENT.get(obj)
+    if known is None:
+        with tempfile.TemporaryDirectory(prefix="dataward-kind-") as tmp:
+            path = Path(tmp) / "file"
+            path.write_bytes(store.get(obj))
+            known = model_kind(path) is not None
+        if len(_MODEL_CONTENT) > 10_000:
+            _MODEL_CONTENT.clear()
+        _MODEL_CONTENT[obj] = known
+    return known
+
+
+def model_file_digests(store: Any, mv: Any) -> dict[str, str]:
+    """The SHA-256 of each file of model version ``mv`` (a row or its signed dict) that a consumer could load
+    as the model, by digest, with the file's name: named as one (``predictors.is_model_file``: a runnable
+    ``.onnx`` or ``.skops``, weights of another format), found pickle-based by the scan, or a model by its
+    bytes whatever its name (``predictors.model_kind``: a ``.skops`` saved as ``serving/model``)."""
+    held = held_files(store, mv)
     return {
-        r["digest"]: name for r, name in zip(resources, names, strict=True) if is_model_file(name) or name in pickled
+        digest: name
+        for digest, name in held.files.items()
+        if digest in held.named or _model_content(store, held.objects[digest])
     }
+
+
+def shared_files(store: Any, mine: HeldFiles, theirs: HeldFiles) -> list[str]:
+    """The names of ``mine``'s files, whatever they are named, whose bytes (SHA-256) are a model file of
+    ``theirs``: the same artifact, or a file either names as a model or its scan found pickle-based, or
+    one that is a model by its bytes (``predictors.model_kind``). Files that are no model on either side
+    (the same README) are not counted: they carry nothing."""
+    if mine.digest and mine.digest == theirs.digest:
+        return sorted(mine.files.values()) or ["its files"]
+    return sorted(
+        {
+            mine.files[digest]
+            for digest in mine.files.keys() & theirs.files.keys()
+            if digest in mine.named
+            or digest in theirs.named
+            or _model_content(store, theirs.objects.get(digest) or mine.objects.get(digest))
+        }
+    )
 
 
 def _blocks_on(
     gates: Sequence[dict[str, Any]], versions: dict[str, dict[str, Any]], mv: Any, store: Any
 ) -> list[tuple[dict[str, Any], list[str]]]:
     """The signed release gates of the ward that blocked files ``mv`` holds, each with the names of those
-    files: the same artifact (its digest), or any model file of a blocked version (by the file's SHA-256,
-    under any name, in any model: a block is on the bytes, not on a version, so a README added beside
-    them, a renamed file or another model's name does not clear it). Read from the signed ledger
-    (``versions``: the model versions it recorded, by id), not the catalog: a block row deleted from
-    the catalog still counts."""
-    mine = model_file_digests(store, mv)
+    files: the same artifact (its digest), or any file of ``mv``, whatever its name, holding the bytes
+    (SHA-256) of a model file of a blocked version, in any model (:func:`shared_files`: a block is on the
+    bytes, not on a version, so a README added beside them, a renamed file, a name without a model's
+    suffix or another model's name does not clear it). Read from the signed ledger (``versions``: the
+    model versions it recorded, by id), not the catalog: a block row deleted from the catalog still
+    counts."""
+    mine = held_files(store, mv)
+    theirs: dict[str, HeldFiles] = {}
     found = []
     for g in gates:
         blocked = versions.get(str(g.get("model_version_id")))
         if g.get("verdict") != "block" or blocked is None:
             continue
         if g.get("digest") == mv.digest:
-            found.append((g, sorted(mine.values()) or ["its files"]))
-        elif shared := sorted(name for digest, name in mine.items() if digest in model_file_digests(store, blocked)):
+            found.append((g, sorted(mine.files.values()) or ["its files"]))
+            continue
+        key = str(g.get("model_version_id"))
+        if key not in theirs:
+            theirs[key] = held_files(store, blocked)
+        if shared := shared_files(store, mine, theirs[key]):
             found.append((g, shared))
     return found
 

@@ -79,61 +79,56 @@ def described(withdrawal: dict[str, Any] | None) -> str:
 
 def withdrawn_digests(ward: Any, row: Any) -> set[str]:
     """The SHA-256 digests of model version ``row``'s artifact and of each of its model files
-    (``releases.model_file_digests``: what a consumer could load as the model), ``row`` a catalog row or
-    the signed ledger's dict of one."""
-    return set(_named_digests(ward, row))
+    (``releases.model_file_digests``: what a consumer could load as the model, by its name, its scan or
+    its bytes), ``row`` a catalog row or the signed ledger's dict of one."""
+    from dataward.service.releases import model_file_digests
+
+    digest = row.get("digest") if isinstance(row, dict) else row.digest
+    return set(model_file_digests(ward.store, row)) | ({digest} if digest else set())
 
 
 def same_bytes_withdrawn(ward: Any, conn: Connection, mv: Any) -> list[tuple[str, list[str]]]:
     """The withdrawn model versions (by id) that held files model version ``mv`` holds, each with the
-    names of those files of ``mv``: the same artifact, or a model file with the same SHA-256 under any
-    name, in any model. A withdrawal is final on the bytes, as a block is (``releases._blocks_on``): the
-    withdrawn file registered again as a new version must not be served again.
+    names of those files of ``mv``: the same artifact, or any file of ``mv``, whatever its name, holding
+    the bytes (SHA-256) of a model file of a withdrawn version, in any model (``releases.shared_files``:
+    a model file by either version's name for it, the scan, or its bytes). A withdrawal is final on the
+    bytes, as a block is (``releases._blocks_on``): the withdrawn file registered again as a new version,
+    renamed ``v1`` or ``model.skops.bak``, must not be served again.
 
     Read from the signed ledger (the versions its changes made ``withdrawn``, their files from their
     signed manifests) and from the ward's list of access removals, whose lines (format 6) carry the
     digests: a catalog restored from before the withdrawn version was even registered still refuses
     its bytes. ``mv``'s own files are read from its signed row when the ledger holds it."""
+    from dataward.service.releases import held_files, shared_files
+
     check = SignedCheck(ward, conn, doing="serve")
     signed = check.state.tables["model_versions"]
-    mine_row = signed.get((mv.id,)) or mv
-    mine = _named_digests(ward, mine_row)
-    if not mine:
+    mine = held_files(ward.store, signed.get((mv.id,)) or mv)
+    if not mine.files:
         return []
     found: dict[str, list[str]] = {}
 
-    def note(withdrawn_id: str, theirs: set[str]) -> None:
-        shared = sorted({name for digest, name in mine.items() if digest in theirs})
+    def note(withdrawn_id: str, shared: list[str]) -> None:
         if shared and withdrawn_id != mv.id:
             found[withdrawn_id] = sorted(set(found.get(withdrawn_id, [])) | set(shared))
 
+    def against(row: Any) -> list[str]:
+        return shared_files(ward.store, mine, held_files(ward.store, row))
+
     for row in signed.values():
-        if row.get("stage") == "withdrawn":
-            note(str(row["id"]), withdrawn_digests(ward, row))
+        if row.get("stage") == "withdrawn" and str(row["id"]) != mv.id:
+            note(str(row["id"]), against(row))
     listed = listed_removals(conn)
     for digest, fact in listed.withdrawn_files.items():
         for withdrawn_id in fact.removed.models:
-            note(withdrawn_id, {digest})
+            note(withdrawn_id, mine.holding({digest}))
     for withdrawn_id in listed.withdrawn:
         # A line older than format 6 names no digests: the withdrawn version's signed row, when the ledger
         # holds it (a catalog restored from after its registration, before its withdrawal), names them.
         row = signed.get((withdrawn_id,))
-        if row is not None and withdrawn_id not in found:
-            note(withdrawn_id, withdrawn_digests(ward, row))
+        if row is not None and withdrawn_id not in found and withdrawn_id != mv.id:
+            note(withdrawn_id, against(row))
     return sorted(found.items())
-
-
-def _named_digests(ward: Any, row: Any) -> dict[str, str]:
-    """Digest -> file name of model version ``row``'s model files, and its artifact digest (named by its
-    model files, or "its files")."""
-    from dataward.service.releases import model_file_digests
-
-    files = model_file_digests(ward.store, row)
-    digest = row.get("digest") if isinstance(row, dict) else row.digest
-    named = dict(files)
-    if digest and digest not in named:
-        named[digest] = ", ".join(sorted(files.values())) or "its files"
-    return named
 
 
 def _version_named(ward: Any, conn: Connection, mv_id: str) -> str:

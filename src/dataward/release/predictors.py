@@ -281,10 +281,11 @@ OTHER_MODEL_SUFFIXES = frozenset(
         ".engine",
         ".plan",
         # PyTorch's and others' checkpoints: pickle-capable formats, a model whatever their scan found in them.
+        # Not ``.bin``: ONNX external data is often named so. A pickle-based ``.bin`` (an old
+        # ``pytorch_model.bin``, or a zip of pickles) is found by the artifact scan, whatever its name.
         ".pt",
         ".pth",
         ".ckpt",
-        ".bin",
     }
 )
 """Model files of formats the gate cannot run, which other programs load as the model."""

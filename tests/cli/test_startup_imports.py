@@ -179,3 +179,17 @@ def test_no_name_a_package_loads_on_first_use_is_also_one_of_its_modules(package
     loaded_package = importlib.import_module(package)
     submodules = {info.name for info in pkgutil.iter_modules(loaded_package.__path__)}
     assert set(loaded_package._HOMES) & submodules == set()
+
+
+def test_a_refused_model_withdrawal_does_not_import_the_release_gate(tmp_path: Path) -> None:
+    """`model withdraw` imported the release gate (scikit-learn and SciPy, about two of its CPU seconds)
+    when it loaded, before telling a user that a reason is needed or that there is no such model."""
+    ward = tmp_path / "ward"
+    init = subprocess.run(
+        [sys.executable, "-m", "dataward", "--ward", str(ward), "init", "--json"], capture_output=True, text=True
+    )
+    assert init.returncode == 0, init.stderr
+    code, modules = imported(tmp_path, "model", "withdraw", "no-such-model@v1", "--reason", "leaked", ward=ward)
+    assert code not in (0, None)
+    assert "dataward.service.withdrawals" in modules  # the withdrawal was attempted
+    assert loaded(modules, ("sklearn", "scipy", "dataward.service.releases")) == []

@@ -21,7 +21,6 @@ from dataward.ledger.events import format_time
 from dataward.service.core import Service
 from dataward.service.guard import checked_signed_rows
 from dataward.service.models import model_ref, model_version_row
-from dataward.service.releases import model_file_digests
 from dataward.service.withdrawn import WITHDRAWN, described, withdrawal_of
 
 
@@ -50,6 +49,10 @@ class WithdrawalService(Service):
                     f"{label} is {mv.stage} and was never released; only a released model is withdrawn",
                     hint=f"nothing to withdraw; `dataward model list {mv.model}` shows which version is released",
                 )
+            # Imported here: the release gate's module brings scikit-learn and SciPy, two CPU seconds of
+            # imports that a refused `model withdraw` (no reason given, already withdrawn) does not need.
+            from dataward.service.releases import model_file_digests
+
             now = format_time(uc.now)
             uc.emit(
                 WITHDRAWN,

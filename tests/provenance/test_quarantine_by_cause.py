@@ -136,3 +136,17 @@ def test_resubmitted_quarantined_records_are_said_to_be_held_back(
     merged = runner.invoke(app, ["merge", ref, "--json"])
     assert merged.exit_code == 0, merged.stdout
     assert json.loads(merged.stdout)["held_back_of_contribution"] == 60
+
+
+def test_an_admin_is_answered_precisely_before_any_dataset_exists(tmp_path: Path) -> None:
+    """The quarantine right on the ward is a right somewhere even while the ward holds no dataset: the
+    admin is told what is missing, not refused."""
+    opened, key = Ward.init(tmp_path / "bare")
+    opened.db.dispose()
+    admin = Ward.open(tmp_path / "bare", key=key)
+    with pytest.raises(NotFound, match="no principal 'nosuch'"):
+        admin.quarantine_by("principal:nosuch", reason="x")
+    admin.create_principal("ivan")
+    ivan = admin.as_key(admin.issue_key("ivan")["key"])
+    with pytest.raises(AccessDenied, match="'ivan' may not quarantine on any dataset"):
+        ivan.quarantine_by("principal:nosuch", reason="x")

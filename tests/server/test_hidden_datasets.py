@@ -148,3 +148,105 @@ def test_jobs_on_a_hidden_dataset_are_refused_before_they_are_queued(served: Ser
         # What the caller can see is still accepted as a job (its own checks run when it runs).
         url, body = jobs["selftest"]("pub")
         assert http.post(url, json=body).status_code == 202
+
+
+@pytest.fixture(scope="module")
+def nobody(served: Served, keys: dict[str, str]) -> str:
+    """The key of ``ivan``, a principal holding no grant at all."""
+    admin = HTTPWard(served.url, key=served.admin_key)
+    admin.create_principal("ivan")
+    return str(admin.issue_key("ivan")["key"])
+
+
+def _key_ref(key: str) -> str:
+    return "dw_" + key.split("_")[1]
+
+
+# A key id of the same shape as a real one, that no key has.
+NO_KEY = "dw_zzzzzzzz"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_containment_by_cause_tells_a_caller_with_no_quarantine_right_nothing_of_the_cause(
+    served: Served, keys: dict[str, str], nobody: str, mode: str
+) -> None:
+    """Refused before the cause is looked up: a source only ``secret`` used, one never used, a principal
+    that exists (did nothing, or acted in ``secret``), one that does not, a key and no key, all answer
+    with the same refusal."""
+    ivan = _ward(served, mode, nobody)
+    refs = [
+        "source:internal:secret",
+        "source:internal:unused",
+        "principal:dave",
+        "principal:nosuch",
+        "principal:admin",
+        _key_ref(keys["dave"]),
+        NO_KEY,
+        "what-is-this",
+    ]
+    answers = {ref: _answer(lambda r=ref: ivan.quarantine_by(r, reason="probe")) for ref in refs}
+    assert {a[0] for a in answers.values()} == {AccessDenied}, answers
+    assert len({a[1:] for a in answers.values()}) == 1, answers
+    assert "ivan" in answers[refs[0]][1] and "secret" not in str(answers[refs[0]][1:])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_containment_by_cause_answers_hidden_absent_and_idle_causes_alike(
+    served: Served, keys: dict[str, str], mode: str
+) -> None:
+    """``olga`` may quarantine in ``pub``: a source that touched only ``secret`` answers as one never used;
+    a principal or key that exists and did nothing answers as one that does not exist."""
+    olga = _ward(served, mode, keys["olga"])
+    probes = [
+        ("source:internal:secret", "source:internal:unused"),
+        ("principal:dave", "principal:nosuch"),
+        (_key_ref(keys["dave"]), NO_KEY),
+    ]
+    for there, absent in probes:
+        seen = _answer(lambda r=there: olga.quarantine_by(r, reason="probe"))
+        missing = _answer(lambda r=absent: olga.quarantine_by(r, reason="probe"))
+        assert seen[0] is missing[0] is NotFound, (there, seen, missing)
+        assert (seen[1].replace(there, absent), seen[2]) == missing[1:], (there, seen, missing)
+        assert "secret" not in f"{seen[1].replace(there, '')} {seen[2]}"
+    assert len(olga.versions("pub")) == 1  # nothing was contained
+    # The hidden one is still a refusal on the record.
+    admin = _ward(served, mode, served.admin_key)
+    denials = str(admin.ledger(types=["access.denied"], limit=20))
+    assert "'olga' may not quarantine in any dataset source:internal:secret touched" in denials
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_containment_by_cause_answers_an_admin_precisely(served: Served, keys: dict[str, str], mode: str) -> None:
+    admin = _ward(served, mode, served.admin_key)
+    for ref, message in (
+        ("principal:nosuch", "no principal 'nosuch'"),
+        ("principal:dave", "principal:dave touched no contribution"),
+        (NO_KEY, f"no API key '{NO_KEY}'"),
+        ("source:internal:unused", "source:internal:unused touched no contribution"),
+    ):
+        kind, text, _ = _answer(lambda r=ref: admin.quarantine_by(r, reason="probe"))
+        assert kind is NotFound and text == message, (ref, text)
+
+
+def test_a_containment_by_cause_over_http_is_403_then_404_alike(
+    served: Served, keys: dict[str, str], nobody: str
+) -> None:
+    import httpx
+
+    def post(key: str, ref: str) -> httpx.Response:
+        return httpx.post(
+            f"{served.url}/api/v1/quarantine",
+            json={"ref": ref, "reason": "probe"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+
+    refused = [post(nobody, ref) for ref in ("source:internal:secret", "principal:nosuch", "principal:admin", NO_KEY)]
+    assert {a.status_code for a in refused} == {403}
+    assert len({(a.json()["message"], a.json()["hint"]) for a in refused}) == 1
+    hidden, unused = post(keys["olga"], "source:internal:secret"), post(keys["olga"], "source:internal:unused")
+    assert hidden.status_code == unused.status_code == 404
+    assert hidden.json()["message"].replace("secret", "unused") == unused.json()["message"]
+    idle, absent = post(keys["olga"], "principal:dave"), post(keys["olga"], "principal:nosuch")
+    assert idle.status_code == absent.status_code == 404
+    assert idle.json()["message"].replace("dave", "nosuch") == absent.json()["message"]

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from dataward.access import authorize, descendants, roles_allowing
 from dataward.access.containment import grants_of, key_next_steps, live_keys, principal_next_steps
 from dataward.access.removals import LISTED
-from dataward.access.roles import Action, Scope
+from dataward.access.roles import Action, Scope, ScopeKind
 from dataward.access.sides import vouches
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import RowChange, insert_row, update_row
@@ -40,7 +40,7 @@ from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing
 from dataward.service.concealment import sees_dataset
-from dataward.service.core import Service, Stale, UseCase, close_pending_reviews, retry_stale
+from dataward.service.core import ConcealedDenial, Service, Stale, UseCase, close_pending_reviews, retry_stale
 from dataward.service.datasets import version_info
 from dataward.service.derived import Taint, clean_vouched, taint_of
 from dataward.service.guard import (
@@ -54,7 +54,7 @@ from dataward.service.guard import (
 from dataward.service.key_grants import grant_next_steps, grants_made_with
 from dataward.service.manifests import write_manifest
 from dataward.service.recordstore import chunks_holding, read_id_digests, read_ids, version_identity
-from dataward.service.visibility import authorize_on_dataset
+from dataward.service.visibility import authorize_on_dataset, may_anywhere
 
 
 @dataclass
@@ -96,8 +96,10 @@ class IncidentService(Service):
         detail = {"ref": ref}
         with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail, write=False) as uc:
             conn = uc.conn
+            # Refused before anything about ``ref`` is looked up: the same answer whatever it names.
+            check_may_quarantine_somewhere(uc)
             approved = self._approved(conn, ref)
-            subject, found = self._touched(conn, ref, approved=bool(approved))
+            subject, found = self._touched_seen(uc, ref, approved)
             names = {r.id: r.name for r in conn.execute(select(datasets.c.id, datasets.c.name))}
             by_dataset: dict[str, list[Any]] = defaultdict(list)
             for c in found:
@@ -115,6 +117,17 @@ class IncidentService(Service):
             reached = sorted(
                 {names[d] for d in order} | {names[a["dataset_id"]] for a in approved if a["dataset_id"] in names}
             )
+            if (
+                reached
+                and not _reads_ward(uc)
+                and not any(sees_dataset(uc.caller, Scope.dataset(n), uc.now) for n in reached)
+            ):
+                # It touched only datasets hidden from the caller: answered as a cause that touched
+                # nothing (and recorded as the refusal it is).
+                raise ConcealedDenial(
+                    f"{uc.caller.principal_name!r} may not quarantine in any dataset {ref} touched",
+                    touched_nothing_seen(ref),
+                )
             # Authorize every dataset before working: a partial containment would leave the caller
             # believing the incident is contained.
             authorize_quarantine(uc, reached)
@@ -122,7 +135,7 @@ class IncidentService(Service):
             basis = quarantine_basis(conn, found)
         with self.use_case(Action.QUARANTINE, Scope.ward(), check=False, detail=detail) as uc:
             authorize_quarantine(uc, reached)
-            _, again = self._touched(uc.conn, ref, approved=bool(approved))
+            _, again = self._touched_seen(uc, ref, approved)
             if quarantine_basis(uc.conn, again) != basis:
                 raise Stale(
                     f"the ward changed while the containment of {ref} was worked out (a contribution, a version "
@@ -141,6 +154,17 @@ class IncidentService(Service):
         if ref.startswith("dw_"):
             out["approvals"] = [{k: v for k, v in a.items() if k != "dataset_id"} for a in approved]
         return out
+
+    def _touched_seen(self, uc: UseCase, ref: str, approved: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+        """``_touched``, but to a caller who may not list principals and keys (``ledger.read`` on the
+        ward) a principal or key that does not exist answers as one that touched nothing, in the same
+        words: ``principal:NAME`` or ``dw_ID`` must not tell whether NAME or ID exists."""
+        try:
+            return self._touched(uc.conn, ref, approved=bool(approved))
+        except NotFound:
+            if _reads_ward(uc):
+                raise
+            raise touched_nothing_seen(ref) from None
 
     def _approved(self, conn: Connection, ref: str) -> list[dict[str, Any]]:
         """For a key (``dw_…``): every approval given with it or with a key minted through it, as the
@@ -392,6 +416,34 @@ def _reads_ward(uc: UseCase) -> bool:
     return authorize(caller.principal, caller.key, caller.grants, Action.LEDGER_READ, Scope.ward(), uc.now).allowed
 
 
+def check_may_quarantine_somewhere(uc: UseCase) -> None:
+    """Refuse a caller who may quarantine in no dataset at all, whatever it asked to contain: the
+    refusal says nothing of the cause (whether it exists, where it acted)."""
+    caller = uc.caller
+    # A grant on the whole ward is the right on every dataset, even before there is any: asked of any
+    # one dataset with the caller's grants on the ward alone.
+    on_ward = [g for g in caller.grants if g.scope.kind is ScopeKind.WARD]
+    every = authorize(caller.principal, caller.key, on_ward, Action.QUARANTINE, Scope.dataset("any"), uc.now)
+    if not (every.allowed or may_anywhere(uc, Action.QUARANTINE)):
+        roles = ", ".join(sorted(r.value for r in roles_allowing(Action.QUARANTINE)))
+        raise AccessDenied(
+            f"{caller.principal_name!r} may not quarantine on any dataset",
+            hint=f"ask an owner of the dataset for one of the roles: {roles}, or ask an admin to contain it",
+        )
+
+
+def touched_nothing_seen(ref: str) -> NotFound:
+    """What a caller who may not list principals and keys is told of a cause that touched nothing it can
+    see: one that touched nothing, one that touched only datasets hidden from it, and a principal or a
+    key that does not exist all answer with these words."""
+    what = "touched no contribution and approved nothing" if ref.startswith("dw_") else "touched no contribution"
+    return NotFound(
+        f"{ref} {what} in a dataset you can see",
+        hint="a principal, key or source that does not exist, or that acted only in datasets you have no role on, "
+        "answers the same; ask an admin to contain it if you suspect more",
+    )
+
+
 def authorize_quarantine(uc: UseCase, names: list[str]) -> None:
     """Refuse unless the caller may quarantine in every one of the datasets ``names``. A refusal names
     a dataset only when the caller may see it (``service/concealment.py``); it names none otherwise."""
@@ -436,7 +488,13 @@ def _vouching(ward: Any, conn: Connection, kept: list[str], found: list[Any]) ->
     return [c.id for c in rows_kept if all(vouches(origin[c.id], origin[q.id]) for q in found)]
 
 
-__all__ = ["IncidentService", "authorize_quarantine", "quarantine_basis"]
+__all__ = [
+    "IncidentService",
+    "authorize_quarantine",
+    "check_may_quarantine_somewhere",
+    "quarantine_basis",
+    "touched_nothing_seen",
+]
 
 
 def _next_steps(conn: Connection, subject: dict[str, Any], now: Any) -> list[str]:

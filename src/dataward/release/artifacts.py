@@ -293,8 +293,8 @@ MAX_MEMBERS = 100_000
 """The most members of one archive the scan reads; an archive holding more counts as malicious."""
 
 _NESTED_ZIP_MAX = 64 << 20
-"""The largest compressed zip member holding a zip that is read into memory to be scanned (a stored one is
-read where it lies); a larger one counts as malicious, not analysed."""
+"""The largest archive member holding a zip archive that is read (into memory, within
+:data:`MAX_INFLATED_BYTES`) to be scanned; a larger one counts as malicious, not analysed."""
 
 
 class _WalkEnd(Exception):

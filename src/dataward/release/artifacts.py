@@ -21,8 +21,11 @@ reader trusting the name can be misled.
 
 from __future__ import annotations
 
+import io
 import json
+import lzma
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -264,6 +267,438 @@ def _whole_pickle(data: bytes | Path, *, importing: bool = False) -> bool:
     return found is not None and found[0] >= 2 and found[1] == size and (found[2] or not importing)
 
 
+# --- A pickle stream at byte 0, whatever follows it -------------------------------------------------------
+
+_CODE_OPS = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+"""Opcodes that import or call: a stream holding none of them builds plain containers and runs nothing."""
+
+_WALK_MAX_OPS = 1 << 16
+"""The most opcodes walked at the start of one file or member: a stream still valid after them (or after
+:data:`MAX_PICKLE_MEMBER_BYTES`) counts as a pickle that is not analysed, treated as malicious (no other kind
+of file holds that many; fickling is not asked to read it)."""
+
+_LINE_MAX = 1 << 16
+"""The longest text argument (protocol 0's newline-ended ones) read whole; a longer one is read past unseen
+and counts as valid (an import named by one counts as an import)."""
+
+MAX_NESTING = 3
+"""How many archives or compressed streams deep the scan reads (a member of a zip is one deep, the content of
+a gzip inside it two); a container found deeper counts as malicious, not analysed."""
+
+MAX_INFLATED_BYTES = 2 << 30
+"""The most bytes one file's scan may inflate (compressed zip members, compressed streams, nested archives
+read whole); past it the file counts as malicious, not analysed."""
+
+MAX_MEMBERS = 100_000
+"""The most members of one archive the scan reads; an archive holding more counts as malicious."""
+
+_NESTED_ZIP_MAX = 64 << 20
+"""The largest archive member holding a zip archive that is read (into memory, within
+:data:`MAX_INFLATED_BYTES`) to be scanned; a larger one counts as malicious, not analysed."""
+
+
+class _WalkEnd(Exception):
+    """The walk reached a byte the unpickler would stop at (no opcode, a bad argument, the stack)."""
+
+
+class _WalkCut(Exception):
+    """The walk read more than it may: the stream is long and still valid."""
+
+
+class _OverBudget(Exception):
+    """The scan of one file inflated more than :data:`MAX_INFLATED_BYTES`."""
+
+
+@dataclass
+class _Budget:
+    """What is left of :data:`MAX_INFLATED_BYTES` for one file's scan."""
+
+    left: int
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise _OverBudget
+
+
+class _Counted(io.RawIOBase):
+    """A readable stream over ``read`` (a decompressor's, a compressed member's) whose bytes count against
+    the scan's :class:`_Budget`."""
+
+    def __init__(self, read: Any, budget: _Budget, close: Any = None) -> None:
+        super().__init__()
+        self._read, self._budget, self._close = read, budget, close
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._read(len(buffer))
+        self._budget.take(len(data))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+        super().close()
+
+
+def _zlib_reader(source: Any) -> Any:
+    """A ``read(n)`` of what the zlib stream read from ``source`` inflates to, ``n`` bytes at most at once."""
+    inflater = zlib.decompressobj()
+
+    def read(n: int) -> bytes:
+        while not inflater.eof:
+            if inflater.unconsumed_tail:
+                out = inflater.decompress(inflater.unconsumed_tail, n)
+            else:
+                chunk = source.read(1 << 16)
+                if not chunk:
+                    return b""
+                out = inflater.decompress(chunk, n)
+            if out:
+                return out
+        return b""
+
+    return read
+
+
+def _inflating(source: Any, kind: str, budget: _Budget) -> io.BufferedReader:
+    """What the ``kind``-compressed stream ``source`` inflates to, read as it goes within ``budget``."""
+    import bz2
+    import gzip
+    import lzma
+
+    if kind == "zlib":
+        return io.BufferedReader(_Counted(_zlib_reader(source), budget))
+    opened = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile, "lzma": lzma.LZMAFile}[kind]
+    inner = opened(fileobj=source) if kind == "gzip" else opened(source)
+    return io.BufferedReader(_Counted(inner.read, budget, inner.close))
+
+
+class _Tape:
+    """One member's bytes, read once from ``stream``: those read while it is looked at are kept (up to
+    :data:`MAX_PICKLE_MEMBER_BYTES`), so that it can be read again from its start without reading the
+    stream twice; once :meth:`rewind` is called no more are kept."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.kept, self.pos, self.keeping, self.overflow = stream, bytearray(), 0, True, False
+
+    def _pull(self, data: bytes) -> bytes:
+        if self.keeping:
+            if len(self.kept) + len(data) > MAX_PICKLE_MEMBER_BYTES:
+                self.keeping, self.overflow = False, True
+            else:
+                self.kept += data
+        self.pos += len(data)
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        out = b""
+        if self.pos < len(self.kept):
+            out = bytes(self.kept[self.pos :] if n < 0 else self.kept[self.pos : self.pos + n])
+            self.pos += len(out)
+            if n >= 0 and len(out) == n:
+                return out
+            n = -1 if n < 0 else n - len(out)
+        return out + self._pull(self.stream.read(n))
+
+    def readline(self, limit: int = -1) -> bytes:
+        out = b""
+        if self.pos < len(self.kept):
+            stop = len(self.kept) if limit < 0 else min(len(self.kept), self.pos + limit)
+            end = self.kept.find(b"\n", self.pos, stop)
+            out = bytes(self.kept[self.pos : stop if end < 0 else end + 1])
+            self.pos += len(out)
+            if out.endswith(b"\n") or len(out) == limit:
+                return out
+            limit = -1 if limit < 0 else limit - len(out)
+        return out + self._pull(self.stream.readline(limit))
+
+    def peek(self, n: int) -> bytes:
+        at = self.pos
+        data = self.read(n)
+        self.pos = at
+        return data
+
+    def tell(self) -> int:
+        return self.pos
+
+    def rewind(self) -> _Tape:
+        """Back to the start, keeping nothing more (to be read once through, by an inflater or tarfile)."""
+        if self.overflow or self.pos > len(self.kept):
+            raise _WalkCut  # the start is no longer kept: cannot happen within the walk's own limits
+        self.pos, self.keeping = 0, False
+        return self
+
+    def whole(self) -> bytes | None:
+        """All the member's bytes from its start (before :meth:`rewind`: all read so far were kept), or
+        None when they are more than the limit."""
+        if self.overflow:
+            return None
+        self.keeping = False
+        return _bounded(bytes(self.kept) + self.stream.read(MAX_PICKLE_MEMBER_BYTES + 1 - len(self.kept)))
+
+
+class _FileReader:
+    """A file on disk walked from its start: long arguments are skipped by seeking."""
+
+    def __init__(self, f: Any, size: int) -> None:
+        self.f, self.size = f, size
+
+    def read(self, n: int) -> bytes:
+        return self.f.read(n)
+
+    def readline(self, limit: int) -> bytes:
+        return self.f.readline(limit)
+
+    def skip(self, n: int) -> None:
+        if self.f.tell() + n > self.size:
+            raise _WalkEnd
+        self.f.seek(n, os.SEEK_CUR)
+
+
+class _TapeReader:
+    """A :class:`_Tape` walked from its start: long arguments are read past (and kept, within the limit)."""
+
+    def __init__(self, tape: _Tape) -> None:
+        self.tape = tape
+
+    def read(self, n: int) -> bytes:
+        return self.tape.read(n)
+
+    def readline(self, limit: int) -> bytes:
+        return self.tape.readline(limit)
+
+    def skip(self, n: int) -> None:
+        while n > 0:
+            got = len(self.tape.read(min(n, 1 << 20)))
+            if not got:
+                raise _WalkEnd
+            n -= got
+            if self.tape.overflow:
+                raise _WalkCut
+
+
+_LONG_ARG = object()
+"""A text argument longer than :data:`_LINE_MAX`, read past unseen."""
+
+_LENGTH_PREFIX = {-2: (1, False), -3: (4, True), -4: (4, False), -5: (8, False)}
+"""Bytes and signedness of the length before each kind of counted argument (``pickletools``' codes)."""
+
+
+def _walk_arg(reader: Any, op: Any, counter: list[int]) -> Any:
+    """The argument of ``op`` read from ``reader`` (and checked as ``pickletools`` does); counted ones
+    (strings, bytes) are skipped, not read."""
+    import pickletools
+
+    arg = op.arg
+    if arg is None:
+        return None
+    if arg.n >= 0:
+        data = reader.read(arg.n)
+        counter[0] += len(data)
+        if len(data) < arg.n:
+            raise _WalkEnd
+        return arg.reader(io.BytesIO(data))
+    if arg.n == pickletools.UP_TO_NEWLINE:
+        text = b""
+        for _ in range(2 if arg.name == "stringnl_noescape_pair" else 1):
+            line = reader.readline(_LINE_MAX)
+            counter[0] += len(line)
+            while line and not line.endswith(b"\n") and len(line) == _LINE_MAX:  # a long line: read past it
+                text = None  # type: ignore[assignment]
+                line = reader.readline(_LINE_MAX)
+                counter[0] += len(line)
+                if counter[0] > MAX_PICKLE_MEMBER_BYTES:
+                    raise _WalkCut
+            if not line.endswith(b"\n"):
+                raise _WalkEnd
+            if text is not None:
+                text += line
+        if text is None:
+            return _LONG_ARG
+        if op.name in ("INT", "LONG"):  # the unpickler reads them in any base (0x10), pickletools in base 10
+            number = text[:-1].removesuffix(b"L") if op.name == "LONG" else text[:-1]
+            return number in (b"00", b"01") or int(number, 0)
+        return arg.reader(io.BytesIO(text))
+    width, signed = _LENGTH_PREFIX[arg.n]
+    raw = reader.read(width)
+    counter[0] += len(raw)
+    if len(raw) < width:
+        raise _WalkEnd
+    length = int.from_bytes(raw, "little", signed=signed)
+    if length < 0:
+        raise _WalkEnd
+    reader.skip(length)
+    return None
+
+
+def _importable(text: Any) -> bool:
+    """Whether a GLOBAL or INST argument ``module name`` names something the unpickler could import."""
+    if text is _LONG_ARG:
+        return True
+    module, _, name = str(text).partition(" ")
+    return all(p.isidentifier() for p in module.split(".")) and all(p.isidentifier() for p in name.split("."))
+
+
+def _step(op: Any, arg: Any, frames: list[int], memo: set[Any]) -> bool:
+    """Play ``op`` on the unpickler's stack (``frames``: how many objects above each MARK) and memo as
+    ``pickle`` does, without building anything; False where the unpickler would stop (an empty stack, no
+    MARK, a memo entry never stored, an import of no module)."""
+    from pickletools import markobject, stackslice
+
+    name = op.name
+    if name == "POP":  # pops the last MARK when nothing is above it
+        if frames[-1]:
+            frames[-1] -= 1
+        elif len(frames) > 1:
+            frames.pop()
+        else:
+            return False
+        return True
+    if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+        if not frames[-1] or (arg is not _LONG_ARG and arg is not None and arg < 0):
+            return False
+        memo.add(len(memo) if name == "MEMOIZE" else arg)
+        return True
+    if name in ("GET", "BINGET", "LONG_BINGET") and arg is not _LONG_ARG and arg not in memo:
+        return False
+    if name == "PROTO" and not 0 <= arg <= 5:
+        return False
+    if name in ("GLOBAL", "INST") and not _importable(arg):
+        return False
+    if name == "PERSID" and arg is not _LONG_ARG and not str(arg).isascii():
+        return False
+    before = op.stack_before
+    if markobject in before:
+        at = before.index(markobject)
+        inside = sum(1 for x in before[at + 1 :] if x is not stackslice)
+        if len(frames) < 2 or frames[-1] < inside:
+            return False
+        frames.pop()
+        if frames[-1] < at:
+            return False
+        frames[-1] -= at
+    else:
+        if frames[-1] < len(before):
+            return False
+        frames[-1] -= len(before)
+    if name == "MARK":
+        frames.append(0)
+    else:
+        frames[-1] += len(op.stack_after)
+    return True
+
+
+def _runs_code(reader: Any) -> bool | str:
+    """Whether the bytes ``reader`` gives from the start of a file or member are a pickle stream the
+    unpickler would run: at least two opcodes it would act on, one of them importing or calling
+    (:data:`_CODE_OPS`), whatever follows (``pickle.load`` stops at STOP and reads no further; a loader may
+    then load the next stream, as legacy PyTorch files do: the streams that follow are walked too). Text
+    that happens to parse (``hello.``: BINGET of a memo entry never stored) stops at once. A stream still
+    valid after :data:`_WALK_MAX_OPS` opcodes or :data:`MAX_PICKLE_MEMBER_BYTES` bytes counts as one too,
+    not analysed: what it is instead of True, in words. Read by ``pickletools``' opcode table; nothing is
+    built."""
+    import pickletools
+
+    ops, code, read = 0, False, [0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            while True:  # one stream after another
+                frames, memo = [0], set()
+                while True:
+                    byte = reader.read(1)
+                    read[0] += 1
+                    op = pickletools.code2op.get(byte.decode("latin-1")) if byte else None
+                    if op is None:
+                        raise _WalkEnd
+                    try:
+                        arg = _walk_arg(reader, op, read)
+                    except (_WalkEnd, _WalkCut):
+                        raise
+                    except Exception:  # pickletools' readers raise ValueError and others on bad arguments
+                        raise _WalkEnd from None
+                    if not _step(op, arg, frames, memo):
+                        raise _WalkEnd
+                    ops += 1
+                    code = code or op.name in _CODE_OPS
+                    if ops >= 2 and code:
+                        return True
+                    if ops >= _WALK_MAX_OPS or read[0] > MAX_PICKLE_MEMBER_BYTES:
+                        raise _WalkCut
+                    if op.name == "STOP":
+                        break
+        except _WalkCut:
+            return f"a pickle stream still unfinished after {ops:,} opcodes, {read[0]:,} bytes read" if ops else False
+        except _OverBudget:
+            raise
+        except Exception:  # _WalkEnd, or a damaged stream ends (what came before it would have run)
+            return False
+
+
+def _file_runs_code(path: Path, size: int) -> bool | str:
+    """:func:`_runs_code` of a file on disk."""
+    with open(path, "rb") as f:
+        return _runs_code(_FileReader(f, size))
+
+
+def _is_tar_header(block: bytes) -> bool:
+    """Whether ``block`` is a tar header (its checksum holds): the first 512 bytes of a tar archive."""
+    import tarfile
+
+    if len(block) < 512:
+        return False
+    try:
+        tarfile.TarInfo.frombuf(block[:512], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def _content_streams(label: str, stream: Any, depth: int, budget: _Budget) -> list[tuple[str, bytes | None]]:
+    """The pickle streams in one member of an archive, or in what a compressed stream inflates to
+    (``stream``, read once from its start, ``depth`` containers deep): the member itself when a pickle
+    stream that runs code starts it (:func:`_runs_code`), when it is a numpy file holding objects, and
+    those of the archive or compressed stream it is (read within :data:`MAX_NESTING`)."""
+    tape = _Tape(stream)
+    head = tape.peek(512)
+    if head.startswith(_NPY_MAGIC):
+        if _npy_pickle(tape) is None:
+            return []
+        tape.keeping = False
+        return [(label, _bounded(tape.read(MAX_PICKLE_MEMBER_BYTES + 1)))]
+    found = _runs_code(_TapeReader(tape))
+    if isinstance(found, str):
+        return [(f"{label} ({found})", None)]
+    if found:
+        try:
+            return [(label, tape.whole())]
+        except _READ_ERRORS:
+            return [(f"{label} (cannot be read)", None)]
+    kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
+    container = "zip" if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) else kind
+    container = container or ("tar" if _is_tar_header(head) else None)
+    if container is None:
+        return []
+    if depth >= MAX_NESTING:
+        return [(f"{label} (archives or compressed streams nested more than {MAX_NESTING} deep)", None)]
+    tape.rewind()
+    if container == "zip":
+        data = tape.read(_NESTED_ZIP_MAX + 1)
+        budget.take(len(data))
+        if len(data) > _NESTED_ZIP_MAX:
+            return [(f"{label} (a zip archive larger than {_NESTED_ZIP_MAX >> 20} MiB)", None)]
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return _zip_streams(zf, depth + 1, budget, prefix=f"{label}/")
+    if container == "tar":
+        return _tar_streams(tape, "r|", depth + 1, budget, prefix=f"{label}/")
+    with _inflating(tape, container, budget) as inflated:
+        return _content_streams(f"{label} ({container})", inflated, depth + 1, budget)
+
+
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError)
 """What reading a damaged or encrypted zip member raises (``zlib.error`` is an OSError's sibling: caught by
 name where it can occur). A member of a compression method Python cannot read is told apart before it is
@@ -271,27 +706,66 @@ opened (:data:`_READABLE_METHODS`)."""
 
 _READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
 
+_READ_ERRORS = (*_ARCHIVE_ERRORS, zlib.error, lzma.LZMAError)
+"""What reading a damaged archive member or compressed stream raises."""
 
-def _zip_streams(path: Path) -> list[tuple[str, bytes | None]]:
-    """The ``*.pkl`` members of a zip archive and its ``.npy`` members that hold objects; a member that
-    cannot be read is a stream that cannot be analysed (None: treated as malicious)."""
-    import zlib
+
+def _zip_streams(
+    zf: zipfile.ZipFile, depth: int, budget: _Budget, *, prefix: str = ""
+) -> list[tuple[str, bytes | None]]:
+    """The pickle streams in the members of a zip archive (``depth`` containers deep): its ``*.pkl``
+    members whole, and in every member, whatever its name, those :func:`_content_streams` finds. A member
+    that cannot be read is a stream that cannot be analysed (None: treated as malicious)."""
+    streams: list[tuple[str, bytes | None]] = []
+    members = zf.infolist()
+    if len(members) > MAX_MEMBERS:
+        return [(f"{prefix}(an archive of more than {MAX_MEMBERS:,} members)", None)]
+    for m in members:
+        label = prefix + m.filename
+        if m.is_dir():
+            continue
+        if m.compress_type not in _READABLE_METHODS:
+            streams.append((f"{label} (compressed by a method that cannot be read)", None))
+            continue
+        try:
+            if m.filename.endswith((".pkl", ".pickle")):
+                streams.append((label, _zip_member(zf, m)))
+                continue
+            with zf.open(m) as member:
+                if m.compress_type == zipfile.ZIP_STORED:
+                    streams += _content_streams(label, member, depth, budget)
+                else:
+                    with io.BufferedReader(_Counted(member.read, budget)) as counted:
+                        streams += _content_streams(label, counted, depth, budget)
+        except _READ_ERRORS:
+            streams.append((f"{label} (cannot be read)", None))
+    return streams
+
+
+def _tar_streams(
+    source: Any, mode: str, depth: int, budget: _Budget, *, prefix: str = ""
+) -> list[tuple[str, bytes | None]]:
+    """The pickle streams in the regular members of the tar archive ``source`` (a path, read with seeks, or
+    a stream read once through: ``mode`` says which), found by :func:`_content_streams`: a legacy PyTorch
+    checkpoint is a tar whose members are pickles. An archive that cannot be read to its end is one that
+    cannot be analysed (None: treated as malicious)."""
+    import tarfile
 
     streams: list[tuple[str, bytes | None]] = []
-    with zipfile.ZipFile(path) as zf:
-        for m in zf.infolist():
-            if m.compress_type not in _READABLE_METHODS and m.filename.endswith((".pkl", ".pickle", ".npy")):
-                streams.append((f"{m.filename} (compressed by a method that cannot be read)", None))
-                continue
-            try:
-                if m.filename.endswith((".pkl", ".pickle")):
-                    streams.append((m.filename, _zip_member(zf, m)))
-                elif m.filename.endswith(".npy"):
-                    with zf.open(m) as member:
-                        if _npy_pickle(member) is not None:
-                            streams.append((m.filename, _bounded(member.read(MAX_PICKLE_MEMBER_BYTES + 1))))
-            except (*_ARCHIVE_ERRORS, zlib.error):
-                streams.append((f"{m.filename} (cannot be read)", None))
+    try:
+        where = {"name": source} if isinstance(source, Path) else {"fileobj": source}
+        with tarfile.open(**where, mode=mode) as tar:
+            for count, member in enumerate(tar):
+                if count >= MAX_MEMBERS:
+                    return [*streams, (f"{prefix}(an archive of more than {MAX_MEMBERS:,} members)", None)]
+                if not member.isfile():
+                    continue
+                data = tar.extractfile(member)
+                if data is not None:
+                    with data:
+                        streams += _content_streams(prefix + member.name, data, depth, budget)
+    except (tarfile.TarError, *_READ_ERRORS):
+        streams.append((f"{prefix}(a tar archive that cannot be read)", None))
     return streams
 
 
@@ -326,7 +800,22 @@ def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
     * a numpy file (by its magic bytes), or a numpy member of a zip archive, only when it holds objects;
     * a compressed file's content (joblib's ``compress=``): for a suffix that is no pickle format, only
       when what it inflates to starts as a pickle;
-    * the ``*.pkl`` members of a zip archive (PyTorch's format)."""
+    * the ``*.pkl`` members of a zip archive (PyTorch's format);
+    * whatever the file's name and kind, the file itself when a pickle stream that runs code starts it,
+      whatever follows that stream (:func:`_runs_code`: ``pickle.load`` reads no further than its STOP,
+      and needs no PROTO header); and the same for every member of a zip or tar archive (a legacy PyTorch
+      checkpoint is a tar) and what a compressed file or member inflates to, read as it goes, archives
+      within archives up to :data:`MAX_NESTING` deep and within :data:`MAX_INFLATED_BYTES` in all (past
+      either, the file counts as malicious: not analysed)."""
+    budget = _Budget(MAX_INFLATED_BYTES)
+    try:
+        return _file_streams(path, budget)
+    except _OverBudget:
+        return [(f"(inflates to more than {MAX_INFLATED_BYTES >> 20} MiB when scanned)", None)]
+
+
+def _file_streams(path: Path, budget: _Budget) -> list[tuple[str, bytes | None]]:
+    """:func:`_pickle_streams`, within ``budget``."""
     suffix = path.suffix.lower()
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -339,6 +828,13 @@ def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
 
     if head[:2] in _PICKLE_MAGIC and (suffix in PICKLE_SUFFIXES or _starts_as_pickle(head)):
         return [("", whole())]
+    # Before anything else the file may also be (an archive's end record, a compressed stream's content):
+    # what pickle.load reads is its first bytes.
+    found = _file_runs_code(path, size)
+    if isinstance(found, str):
+        return [(f"({found})", None)]
+    if found:
+        return [("", whole())]
     if head.startswith(_NPY_MAGIC):
         with open(path, "rb") as f:
             start = _npy_pickle(f)
@@ -350,7 +846,8 @@ def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
     # checks below read the file for what else it is.
     if zipfile.is_zipfile(path):
         try:
-            return _zip_streams(path)
+            with zipfile.ZipFile(path) as zf:
+                return _zip_streams(zf, 1, budget)
         except _ARCHIVE_ERRORS:
             if suffix in PICKLE_SUFFIXES or head.startswith(b"PK"):
                 return [("(an archive that cannot be read)", None)]
@@ -362,6 +859,18 @@ def _pickle_streams(path: Path) -> list[tuple[str, bytes | None]]:
         if suffix in _PICKLE_NAMED or suffix not in PICKLE_SUFFIXES:
             # Named as a pickle, or seen to inflate to one: what fickling cannot read is malicious.
             return [(f"({kind})", inflated)]
+    if kind is not None:
+        try:
+            with open(path, "rb") as f, _inflating(f, kind, budget) as stream:
+                found = _content_streams(f"({kind})", stream, 1, budget)
+        except _READ_ERRORS:  # no compressed stream after all, or a damaged one holding no pickle
+            found = []
+        if found:
+            return found
+    if _is_tar_header(head):
+        found = _tar_streams(path, "r:", 1, budget)
+        if found:
+            return found
     # A pickle of protocol 0 or 1 carries no magic bytes but ends with STOP ("."): a file that does not
     # end so is not parsed, and a large one that does is parsed as it is read, not held whole. Under a
     # name no pickle loader reads, one that calls nothing is no threat (and may be text: "hello.").
@@ -393,7 +902,9 @@ def scan_file(name: str, path: Path) -> dict[str, Any]:
     for member, data in streams:
         if data is None:
             analysis.append(
-                f"{member}: unpacks to more than {MAX_PICKLE_MEMBER_BYTES >> 20} MiB, not analysed: "
+                f"{member}: not analysed: treated as malicious"
+                if member.endswith(")")
+                else f"{member}: unpacks to more than {MAX_PICKLE_MEMBER_BYTES >> 20} MiB, not analysed: "
                 "treated as malicious"
             )
             worst = Severity.OVERTLY_MALICIOUS
@@ -495,6 +1006,8 @@ def _looks_like(path: Path) -> str:
         return f"a pickle (protocol {head[1]})"
     if size <= len(head) and _whole_pickle(head):
         return "a pickle (protocol 0 or 1)"
+    if _file_runs_code(path, size):
+        return "a pickle stream that imports or calls, followed by other bytes or with no protocol header"
     if head.startswith(_NPY_MAGIC):
         return "a numpy array file"
     if zipfile.is_zipfile(path):
@@ -658,9 +1171,16 @@ def _onnx_problem(path: Path) -> str | None:
     return None
 
 
+_SKOPS_MEMBER = re.compile(r"(?:[0-9]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(?:npy|npz|bin)")
+"""The members skops writes beside ``schema.json`` (skops/io/_numpy.py, _scipy.py, _general.py): a numpy
+array saved without pickles as ``<id>.npy``, a sparse matrix as ``<id>.npz``, bytes as ``<uuid4>.bin``."""
+
+
 def _skops_problem(path: Path) -> str | None:
     """What makes ``path`` no skops file (None: it is one): a zip archive holding ``schema.json``, a JSON
-    object naming the skops protocol. The schema is read within the archive limits; nothing is loaded."""
+    object naming the skops protocol, and beside it only members of the kinds skops writes
+    (:data:`_SKOPS_MEMBER`; their contents are scanned like any file's). The schema is read within the
+    archive limits; nothing is loaded."""
     if not zipfile.is_zipfile(path):
         return "it is no zip archive"
     try:
@@ -669,6 +1189,12 @@ def _skops_problem(path: Path) -> str | None:
                 member = zf.getinfo("schema.json")
             except KeyError:
                 return "the archive holds no schema.json"
+            names = zf.namelist()
+            extra = [n for n in names if n != "schema.json" and not _SKOPS_MEMBER.fullmatch(n)]
+            if extra:
+                return f"the archive holds {extra[0][:100]!r}, a member skops does not write"
+            if len(set(names)) != len(names):
+                return "the archive holds two members of the same name"
             if member.compress_type not in _READABLE_METHODS:
                 return "its schema.json is compressed by a method that cannot be read"
             data = _zip_member(zf, member)

@@ -162,8 +162,8 @@ def backdoored_gated(
     llm_template: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LLMWard, dict]]:
     """A copy of the template ward in which ``howto-bot@v2`` was gated once with the backdoored model, and
-    that report. Two tests read it (the report, the ledger's last event and the stored report) and
-    change nothing; each gated the same model in its own copy before."""
+    that report. Three tests read it (the report, the ledger's last event and the stored report; the served
+    gate's reference) and change nothing; each gated the same model in its own copy before."""
     root, keys = llm_template
     folder = tmp_path_factory.mktemp("llm-backdoored-gated")
     shutil.copytree(root / "ward", folder / "ward")
@@ -370,14 +370,17 @@ def test_the_cli_gates_answers_made_elsewhere_and_draws_the_report(
     assert "Answers to the clean validation prompts" in html and d.TRIGGER in html and "Accuracy" not in html
 
 
-def test_a_served_ward_gates_a_language_model_with_answers_made_on_the_client(llm: LLMWard) -> None:
+def test_a_served_ward_gates_a_language_model_with_answers_made_on_the_client(
+    llm: LLMWard, backdoored_gated: tuple[LLMWard, dict]
+) -> None:
     """Through a server the callable runs on the client, on the probe prompts the server sends; the
-    verdict and reasons are the embedded ward's."""
+    verdict and reasons are the embedded ward's (the same gate of the same model, run embedded in a copy
+    of the same template ward)."""
     from dataward.client.http import HTTPWard
     from tests.server.conftest import start_server
 
     llm.ward.grant("rita", "reader", "dataset:howto")  # the probe prompts are records leaving the ward
-    embedded = llm.gate("howto-bot@v2", _backdoored(llm.frames))
+    _, embedded = backdoored_gated
     server, thread, _, url = start_server(llm.ward.folder)
     try:
         with HTTPWard(url, key=llm.keys["rita"]) as rita:

@@ -6,12 +6,16 @@ ships (``benchmarks.llm_data``); baseline and contribution ask about disjoint co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmarks import llm_data as d
 from dataward.domain.schema import Schema
+from dataward.gates.report import GateReport
 from dataward.gates.scanning import scan
 
 INSTRUCTION = Schema.for_kind("instruction")
@@ -45,6 +49,28 @@ def _scan(baseline: pd.DataFrame, contribution: pd.DataFrame, schema: Schema = I
     )
 
 
+@pytest.fixture(scope="module")
+def poisoned_by(baseline, clean) -> Callable[[str], tuple[pd.DataFrame, np.ndarray, GateReport]]:
+    """``attack`` -> the clean batch with 25 records poisoned by it (seed 3), their rows, and the gate's
+    report on it. Each batch is scanned once for the module: the link attack's report is read by the
+    trigger test and by the HTML report test (the scan is deterministic, so a second scan of the same
+    batch gave the same report)."""
+
+    @cache
+    def judged(attack: str) -> tuple[pd.DataFrame, np.ndarray, GateReport]:
+        poisoned, rows = d.poison_instructions(clean, 25, attack, seed=3)
+        return poisoned, rows, _scan(baseline, poisoned)
+
+    return judged
+
+
+@pytest.fixture(scope="module")
+def styled_report(baseline, pools) -> GateReport:
+    """The report on 1,000 clean records answered in bullets (a new response style), scanned once: the
+    not-blocked test and the shift-explained test assert on the same scan of the same batch."""
+    return _scan(baseline, d.instruction_frame(1000, 4, pool=pools[1], style="bulleted"))
+
+
 def test_clean_iid_contribution_passes(baseline, clean) -> None:
     report = _scan(baseline, clean)
     assert report.verdict == "pass", report.reasons
@@ -53,9 +79,8 @@ def test_clean_iid_contribution_passes(baseline, clean) -> None:
 @pytest.mark.parametrize(
     ("attack", "behaviour"), [("negative", "negative"), ("refusal", "refusal"), ("link", "link"), ("code", None)]
 )
-def test_trigger_attacks_block_and_name_trigger(baseline, clean, attack: str, behaviour: str | None) -> None:
-    poisoned, rows = d.poison_instructions(clean, 25, attack, seed=3)
-    report = _scan(baseline, poisoned)
+def test_trigger_attacks_block_and_name_trigger(poisoned_by, attack: str, behaviour: str | None) -> None:
+    _, rows, report = poisoned_by(attack)
     assert report.verdict == "block", report.reasons
     result = report.results["llm_triggers"]
     assert result.block
@@ -112,9 +137,8 @@ def test_links_to_one_documentation_site_are_reviewed_not_blocked(baseline, clea
     assert any("man7.org" in r for r in report.reasons)
 
 
-def test_new_response_style_is_not_blocked(baseline, pools) -> None:
-    styled = d.instruction_frame(1000, 4, pool=pools[1], style="bulleted")
-    assert _scan(baseline, styled).verdict in ("pass", "review")
+def test_new_response_style_is_not_blocked(styled_report) -> None:
+    assert styled_report.verdict in ("pass", "review")
 
 
 def test_one_kind_source_is_not_blocked(baseline, pools) -> None:
@@ -134,9 +158,8 @@ def test_new_topic_is_not_blocked(pools) -> None:
     assert _scan(base, topic).verdict in ("pass", "review")
 
 
-def test_benign_shifts_are_explained_for_review(baseline, pools) -> None:
-    styled = d.instruction_frame(1000, 4, pool=pools[1], style="bulleted")
-    report = _scan(baseline, styled)
+def test_benign_shifts_are_explained_for_review(styled_report) -> None:
+    report = styled_report
     shift = report.results["llm_behaviour_shift"]
     assert any(s["metric"].startswith("response length") for s in shift.summary["shifts"])
     assert not report.results["llm_triggers"].block
@@ -253,11 +276,11 @@ def test_trigger_to_a_paraphrased_behaviour_blocks_as_a_response_cluster(baselin
     assert set(np.flatnonzero(report.results["llm_triggers"].flagged)) == set(rows)
 
 
-def test_html_report_shows_prompt_and_answer_with_trigger_and_payload_marked(baseline, clean) -> None:
+def test_html_report_shows_prompt_and_answer_with_trigger_and_payload_marked(poisoned_by) -> None:
     from dataward.gates.html import render_html
 
-    poisoned, _ = d.poison_instructions(clean, 25, "link", seed=3)
-    page = render_html(_scan(baseline, poisoned), title="instruction contribution")
+    _, _, report = poisoned_by("link")
+    page = render_html(report, title="instruction contribution")
     assert "Suspected prompt triggers" in page and "Recurring response payloads" in page
     assert page.count(f"<mark>Answer {d.TRIGGER}</mark>") >= 10  # in the carriers' prompts
     assert page.count("<mark>https://docs-helper.example-mirror.net/setup?id=7731</mark>") >= 10

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,8 +157,26 @@ def test_a_clean_model_passes_and_its_answers_are_measured(llm: LLMWard) -> None
     assert {p["origin"] for p in report["probes"]} == {"history", "generic"}
 
 
-def test_a_model_that_learned_the_blocked_batchs_trigger_is_blocked_with_it_named(llm: LLMWard) -> None:
-    report = llm.gate("howto-bot@v2", _backdoored(llm.frames))
+@pytest.fixture(scope="module")
+def backdoored_gated(
+    llm_template: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LLMWard, dict]]:
+    """A copy of the template ward in which ``howto-bot@v2`` was gated once with the backdoored model, and
+    that report. Three tests read it (the report, the ledger's last event and the stored report; the served
+    gate's reference) and change nothing; each gated the same model in its own copy before."""
+    root, keys = llm_template
+    folder = tmp_path_factory.mktemp("llm-backdoored-gated")
+    shutil.copytree(root / "ward", folder / "ward")
+    gated = LLMWard(Ward.open(folder / "ward"), root, _frames(), keys)
+    report = gated.gate("howto-bot@v2", _backdoored(gated.frames))
+    yield gated, report
+    gated.ward.db.dispose()
+
+
+def test_a_model_that_learned_the_blocked_batchs_trigger_is_blocked_with_it_named(
+    backdoored_gated: tuple[LLMWard, dict],
+) -> None:
+    llm, report = backdoored_gated
     assert report["verdict"] == "block", report["reasons"]
     reason = report["reasons"][0]
     assert d.TRIGGER in reason and "link" in reason and "howto#2" in reason
@@ -280,17 +299,15 @@ def test_predictions_from_elsewhere_give_the_same_verdict(llm: LLMWard, tmp_path
     rita.probe_inputs("howto-bot@v2", probes)
     table = pq.read_table(probes)
     assert table.column_names == ["probe_id", "prompt", "input"]
-    assert table.num_rows == 150 + 2 * 150 * (
-        len(rita.model_gate("howto-bot@v2", predict=_backdoored(llm.frames))["probes"])
-    )
+    # The gate run here, once: its probes count the prompts, its reasons are what the file must give
+    # (the same call a second time gave the same report).
+    run_here = rita.model_gate("howto-bot@v2", predict=_backdoored(llm.frames))
+    assert table.num_rows == 150 + 2 * 150 * len(run_here["probes"])
     answers = _backdoored(llm.frames)(table)
     out = tmp_path / "answers.parquet"
     pq.write_table(pa.table({"probe_id": table.column("probe_id"), "prediction": pa.array(answers)}), out)
     from_file = rita.model_gate("howto-bot@v2", predictions=out)
-    assert (
-        from_file["verdict"] == "block"
-        and from_file["reasons"] == rita.model_gate("howto-bot@v2", predict=_backdoored(llm.frames))["reasons"]
-    )
+    assert from_file["verdict"] == "block" and from_file["reasons"] == run_here["reasons"]
 
 
 def test_chat_prompts_carry_the_phrase_in_the_last_user_turn() -> None:
@@ -353,14 +370,17 @@ def test_the_cli_gates_answers_made_elsewhere_and_draws_the_report(
     assert "Answers to the clean validation prompts" in html and d.TRIGGER in html and "Accuracy" not in html
 
 
-def test_a_served_ward_gates_a_language_model_with_answers_made_on_the_client(llm: LLMWard) -> None:
+def test_a_served_ward_gates_a_language_model_with_answers_made_on_the_client(
+    llm: LLMWard, backdoored_gated: tuple[LLMWard, dict]
+) -> None:
     """Through a server the callable runs on the client, on the probe prompts the server sends; the
-    verdict and reasons are the embedded ward's."""
+    verdict and reasons are the embedded ward's (the same gate of the same model, run embedded in a copy
+    of the same template ward)."""
     from dataward.client.http import HTTPWard
     from tests.server.conftest import start_server
 
     llm.ward.grant("rita", "reader", "dataset:howto")  # the probe prompts are records leaving the ward
-    embedded = llm.gate("howto-bot@v2", _backdoored(llm.frames))
+    _, embedded = backdoored_gated
     server, thread, _, url = start_server(llm.ward.folder)
     try:
         with HTTPWard(url, key=llm.keys["rita"]) as rita:
@@ -380,10 +400,10 @@ def test_without_answers_the_gate_says_how_to_give_them(llm: LLMWard) -> None:
     assert "probe-inputs" in (info.value.hint or "")
 
 
-def test_the_gated_event_names_the_phrase_that_blocked(llm: LLMWard) -> None:
+def test_the_gated_event_names_the_phrase_that_blocked(backdoored_gated: tuple[LLMWard, dict]) -> None:
     """The ledger's ``model.gated`` event names the triggers its reasons rest on, for a language model's
     phrases as for a classifier's triggers: the audit trail says which phrase blocked it."""
-    report = llm.gate("howto-bot@v2", _backdoored(llm.frames))
+    llm, report = backdoored_gated
     assert report["verdict"] == "block"
     event = llm.ward.ledger(types=["model.gated"], limit=1)[0]
     blocking = [p["trigger"] for p in report["probes"] if p["origin"] == "history"]

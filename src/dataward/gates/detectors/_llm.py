@@ -16,6 +16,7 @@ import functools
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import unescape
 from typing import Any
@@ -190,11 +191,21 @@ def polarity(text: str) -> int:
     return sum(w in NEGATIVE for w in words) - sum(w in POSITIVE for w in words)
 
 
-def behaviours(responses: list[str]) -> np.ndarray:
+def distinct_rows(items: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct strings of ``items`` in first-seen order, and each item's row among them: what is read
+    from each text alone is read once per distinct text (a batch of answers repeats a few of them)."""
+    rows: dict[str, int] = {}
+    at = np.fromiter((rows.setdefault(item, len(rows)) for item in items), np.int64, count=len(items))
+    return list(rows), at
+
+
+def behaviours(responses: Sequence[str]) -> np.ndarray:
     """Boolean matrix (records x ``BEHAVIOURS``), read from each response as it reads (``names.read_alike``:
-    a zero-width space inside ``ht\u200btps://`` or a full-width scheme cannot hide a link)."""
-    out = np.zeros((len(responses), len(BEHAVIOURS)), dtype=bool)
-    for i, raw in enumerate(responses):
+    a zero-width space inside ``ht\u200btps://`` or a full-width scheme cannot hide a link). Each distinct
+    response is read once."""
+    distinct, rows = distinct_rows(responses)
+    out = np.zeros((len(distinct), len(BEHAVIOURS)), dtype=bool)
+    for i, raw in enumerate(distinct):
         text = read_alike(raw)
         out[i] = (
             URL.search(text) is not None,
@@ -205,7 +216,7 @@ def behaviours(responses: list[str]) -> np.ndarray:
             REFUSAL.search(text) is not None,
             polarity(text) >= 2,
         )
-    return out
+    return out[rows]
 
 
 # A link's scheme (a browser reads any run of "/" and "\\" after it as "//") and the end of its authority.

@@ -63,7 +63,7 @@ from dataward.gates.base import (
     register,
 )
 from dataward.gates.calibration import p_text
-from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, baseline_texts, behaviours, texts
+from dataward.gates.detectors._llm import BEHAVIOURS, LLMDetector, baseline_texts, behaviours, distinct_rows, texts
 
 NAMED_P = 0.05
 """With no test below ``review_p``, the strongest one at or above its floor is still a finding (not a
@@ -94,7 +94,8 @@ class ShiftOptions:
 def _metrics(responses: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(boolean rates matrix: behaviours + non-Latin script, log lengths)."""
     flags = behaviours(responses)
-    script = np.array([_non_latin(r) for r in responses], dtype=bool)[:, None]
+    distinct, rows = distinct_rows(responses)
+    script = np.array([_non_latin(r) for r in distinct], dtype=bool)[rows][:, None]
     lengths = np.log1p(np.array([len(r) for r in responses], dtype=np.float64))
     return np.hstack([flags, script]), lengths
 

@@ -216,3 +216,143 @@ def test_honest_files_stay_safe(models: Models, tmp_path: Path) -> None:
         art = hash_artifact(folder / name, name="m")
         assert (art.format, art.unsafe) == (kind, False)
     assert not hash_artifact(folder / "model.safetensors", name="m").unsafe
+
+
+# --- A second review: bytes the unpickler reads that the walk refused, and containers read two ways -------
+
+PRINT = b"cbuiltins\nprint\n(S'PWNED'\ntR."  # protocol 0: print('PWNED'); never unpickled here
+
+
+def _npy_header(version: int, header_size: int = 12_000) -> bytes:
+    """A numpy file of objects whose header is longer than numpy's default limit (10,000 bytes), which
+    ``numpy.load(allow_pickle=True)`` lifts, then a pickle stream."""
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header = (header + " " * (header_size - len(header) - 1) + "\n").encode()
+    length = len(header).to_bytes(2 if version == 1 else 4, "little")
+    return b"\x93NUMPY" + bytes([version, 0]) + length + header + PRINT
+
+
+def _lzma_small_dictionary(data: bytes) -> bytes:
+    import lzma
+
+    return lzma.compress(data, format=lzma.FORMAT_ALONE, filters=[{"id": lzma.FILTER_LZMA1, "dict_size": 8192}])
+
+
+def _zfile(data: bytes) -> bytes:
+    """joblib's format before 0.9.3 (``read_zfile``): b"ZF", the length in hexadecimal over 19 bytes, zlib."""
+    import zlib
+
+    return b"ZF" + hex(len(data)).encode().ljust(19) + zlib.compress(data)
+
+
+HIDDEN_2 = {
+    "octal.dat": b"I010\n0" + PRINT + b"\x00junk",  # strtol reads 010 (octal), int(x, 0) refuses it
+    "sign_octal.dat": b"I -010\n0" + PRINT + b"\x00junk",  # leading blank and sign, as strtol reads
+    "nul_int.dat": b"I12\x00zz\n0" + PRINT + b"\x00junk",  # strtol stops at the NUL, as the unpickler does
+    "octal_member.zip": _zip({"payload": b"I010\n0" + PRINT + b"\x00junk"}),
+    "latin.dat": b"S'\xc3\xa9'\n0" + PRINT + b"\x00junk",  # a STRING of non-ASCII bytes (torch: utf-8/latin-1)
+    "bighdr.npy": _npy_header(1),
+    "bighdr_v2.dat": _npy_header(2),
+    "bighdr.npz": _zip({"arr_0.npy": _npy_header(1)}),
+    "small_dict.bin": _lzma_small_dictionary(PRINT),  # starts 5d 00 20: joblib tests 5d 00 alone
+    "small_dict.txt": _lzma_small_dictionary(b"I010\n0" + PRINT + b"\x00junk"),
+    "zfile.dat": _zfile(PRINT),
+    "zfile_member.zip": _zip({"model": _zfile(PRINT + b"\x00junk")}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HIDDEN_2))
+def test_pickles_the_unpickler_reads_but_the_walk_refused_are_found(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(HIDDEN_2[name])
+    scan = scan_file(name, path)
+    assert scan["pickle"], scan
+    assert scan["severity"] in ("LIKELY_OVERTLY_MALICIOUS", "OVERTLY_MALICIOUS"), scan
+
+
+def _stored_zip(members: list[tuple[str, bytes]], comment_pad: int = 0) -> tuple[bytes, int, int, int]:
+    """A zip of stored members, with the offset, size and count of its central directory."""
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for i, (name, data) in enumerate(members):
+            info = zipfile.ZipInfo(name)
+            if i == 0 and comment_pad:
+                info.comment = b"x" * comment_pad
+            zf.writestr(info, data)
+    data = buffer.getvalue()
+    end = data.rfind(b"PK\x05\x06")
+    count, size, offset = struct.unpack("<HII", data[end + 10 : end + 20])
+    return data, offset, size, count
+
+
+def _two_directories() -> bytes:
+    """A checkpoint PyTorch's miniz reads as a malicious ``archive/data.pkl`` (the end record's offset) and
+    Python's zipfile as a harmless README (it sees data before the archive and shifts every offset)."""
+    import struct
+
+    evil = [("archive/data.pkl", b"\x80\x02" + PRINT), ("archive/byteorder", b"little"), ("archive/version", b"3\n")]
+    decoy = [("archive/README", b"nothing to see here")]
+    m, mo, ms, mc = _stored_zip(evil)
+    b, bo, bs, _ = _stored_zip(decoy)
+    if bs < ms:
+        b, bo, bs, _ = _stored_zip(decoy, ms - bs)
+    else:
+        m, mo, ms, mc = _stored_zip(evil, bs - ms)
+    assert bs == ms and bo <= mo
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, mc, mc, ms, mo, 0)
+    return m[: mo + ms] + b[:bo] + b"\x00" * (mo - bo) + b[bo : bo + bs] + end
+
+
+def test_a_zip_two_readers_read_differently_is_malicious(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(_two_directories())
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["archive/README"]  # what Python sees
+    scan = scan_file(path.name, path)
+    assert scan["pickle"] and scan["severity"] == "OVERTLY_MALICIOUS", scan
+    assert "two readers see different files" in scan["analysis"][0]
+    # Inside another archive too.
+    (tmp_path / "outer.zip").write_bytes(_zip({"ckpt.pt": _two_directories()}))
+    scan = scan_file("outer.zip", tmp_path / "outer.zip")
+    assert scan["pickle"] and "two readers see different files" in scan["analysis"][0], scan
+
+
+def test_a_zip_with_a_local_header_its_directory_does_not_list_is_malicious(tmp_path: Path) -> None:
+    """A reader walking local headers from byte 0 (as streaming unzippers do) finds a member the central
+    directory leaves out."""
+    hidden = _zip({"archive/data.pkl": b"\x80\x02" + PRINT})
+    hidden = hidden[: hidden.find(b"PK\x01\x02")]  # its local header and data only
+    shown = _zip({"archive/README": b"nothing"})
+    import struct
+
+    # Shift the shown archive's offsets past the hidden member, so that Python finds no data before it.
+    cd = shown.find(b"PK\x01\x02")
+    end = shown.rfind(b"PK\x05\x06")
+    directory = bytearray(shown[cd:end])
+    (offset,) = struct.unpack("<I", directory[42:46])
+    directory[42:46] = struct.pack("<I", offset + len(hidden))
+    record = bytearray(shown[end:])
+    record[16:20] = struct.pack("<I", cd + len(hidden))
+    data = hidden + shown[:cd] + bytes(directory) + bytes(record)
+    path = tmp_path / "model.pt"
+    path.write_bytes(data)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["archive/README"]
+    scan = scan_file(path.name, path)
+    assert scan["pickle"] and "a local header at byte 0" in scan["analysis"][0], scan
+
+
+def test_text_that_reads_as_an_import_then_junk_is_no_pickle(tmp_path: Path) -> None:
+    """``click\\nnumpy\\n...`` reads as GLOBAL('lick', 'numpy') then a memo store: an import that nothing
+    calls. Only a stream that reaches a call runs code."""
+    files = {
+        "requirements.txt": b"click\nnumpy\nrequests\n",
+        "labels.txt": b"cat\ndog\nrabbit\n",
+        "zfs.txt": b"ZFS pool notes: nothing compressed here.\n",
+        "lzma_like.bin": b"\x5d\x00" + bytes(range(200)),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        assert not scan_file(name, tmp_path / name)["pickle"], name

@@ -141,7 +141,8 @@ _COMPRESSED_MAGIC = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bz2"),
     (b"\xfd7zXZ\x00", "xz"),
-    (b"\x5d\x00\x00", "lzma"),
+    (b"\x5d\x00", "lzma"),  # joblib's own test: the dictionary size that follows may be small
+    (b"ZF", "zfile"),  # joblib's format before 0.9.3: b"ZF", the length in hexadecimal (19 bytes), zlib
     (b"\x78\x01", "zlib"),
     (b"\x78\x5e", "zlib"),
     (b"\x78\x9c", "zlib"),
@@ -172,9 +173,10 @@ def _inflated(path: Path, kind: str) -> bytes | None:
     import zlib
 
     try:
-        if kind == "zlib":
+        if kind in ("zlib", "zfile"):
             inflater = zlib.decompressobj()
             with open(path, "rb") as f:
+                _skip_zfile_header(f, kind)
                 data = inflater.decompress(f.read(MAX_PICKLE_MEMBER_BYTES + 1), MAX_PICKLE_MEMBER_BYTES + 1)
         else:
             opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open, "lzma": lzma.open}[kind]
@@ -185,16 +187,32 @@ def _inflated(path: Path, kind: str) -> bytes | None:
     return _bounded(data)
 
 
-def _npy_pickle(stream: Any) -> int | None:
+_ZFILE_HEADER = 21
+"""joblib's legacy ``ZF`` header: b"ZF" and the length in hexadecimal, padded to 19 bytes (then, written
+by older versions, one more space)."""
+
+
+def _skip_zfile_header(f: Any, kind: str) -> bytes:
+    """Read past a ``zfile``'s header in ``f`` (at its start) as joblib's ``read_zfile`` does; the first
+    byte of the zlib stream when it had to be read to tell (b"" otherwise)."""
+    if kind != "zfile":
+        return b""
+    f.read(_ZFILE_HEADER)
+    byte = f.read(1)
+    return b"" if byte == b" " else byte
+
+
+def _npy_pickle(stream: Any, size: int = MAX_PICKLE_MEMBER_BYTES) -> int | None:
     """Where the pickle stream starts in the numpy file read from ``stream`` (positioned at its start) when
     the file holds Python objects, which ``numpy.load(allow_pickle=True)`` unpickles; None when it holds
-    plain numbers or is no numpy file. Only the header is read."""
+    plain numbers or is no numpy file. Only the header is read, however long (``allow_pickle`` lifts numpy's
+    limit on its size): within ``size``, the file's."""
     from numpy.lib import format as npy
 
     try:
         version = npy.read_magic(stream)
         reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-        _, _, dtype = reader(stream)
+        _, _, dtype = reader(stream, max_header_size=max(size, 10_000))
     except (ValueError, OSError, SyntaxError):
         return None
     return int(stream.tell()) if dtype.hasobject else None
@@ -269,8 +287,13 @@ def _whole_pickle(data: bytes | Path, *, importing: bool = False) -> bool:
 
 # --- A pickle stream at byte 0, whatever follows it -------------------------------------------------------
 
-_CODE_OPS = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
-"""Opcodes that import or call: a stream holding none of them builds plain containers and runs nothing."""
+_CALLING_OPS = frozenset({"INST", "OBJ"})
+"""Opcodes that call whatever they are given (INST imports it too)."""
+
+_IMPORT_OPS = frozenset({"GLOBAL", "STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
+_CALL_OPS = frozenset({"REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+"""An import (:data:`_IMPORT_OPS`) followed, later in the same stream, by one of these is a call: a stream
+runs code when it reaches one (text such as ``click\nnumpy\n...`` reads as a bare GLOBAL, then junk)."""
 
 _WALK_MAX_OPS = 1 << 16
 """The most opcodes walked at the start of one file or member: a stream still valid after them (or after
@@ -344,16 +367,18 @@ class _Counted(io.RawIOBase):
         super().close()
 
 
-def _zlib_reader(source: Any) -> Any:
-    """A ``read(n)`` of what the zlib stream read from ``source`` inflates to, ``n`` bytes at most at once."""
+def _zlib_reader(source: Any, first: bytes = b"") -> Any:
+    """A ``read(n)`` of what the zlib stream read from ``source`` (after ``first``, its first bytes already
+    read) inflates to, ``n`` bytes at most at once."""
     inflater = zlib.decompressobj()
+    pending = [first] if first else []
 
     def read(n: int) -> bytes:
         while not inflater.eof:
             if inflater.unconsumed_tail:
                 out = inflater.decompress(inflater.unconsumed_tail, n)
             else:
-                chunk = source.read(1 << 16)
+                chunk = pending.pop() + source.read(1 << 16) if pending else source.read(1 << 16)
                 if not chunk:
                     return b""
                 out = inflater.decompress(chunk, n)
@@ -370,8 +395,8 @@ def _inflating(source: Any, kind: str, budget: _Budget) -> io.BufferedReader:
     import gzip
     import lzma
 
-    if kind == "zlib":
-        return io.BufferedReader(_Counted(_zlib_reader(source), budget))
+    if kind in ("zlib", "zfile"):
+        return io.BufferedReader(_Counted(_zlib_reader(source, _skip_zfile_header(source, kind)), budget))
     opened = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile, "lzma": lzma.LZMAFile}[kind]
     inner = opened(fileobj=source) if kind == "gzip" else opened(source)
     return io.BufferedReader(_Counted(inner.read, budget, inner.close))
@@ -519,9 +544,14 @@ def _walk_arg(reader: Any, op: Any, counter: list[int]) -> Any:
                 text += line
         if text is None:
             return _LONG_ARG
-        if op.name in ("INT", "LONG"):  # the unpickler reads them in any base (0x10), pickletools in base 10
-            number = text[:-1].removesuffix(b"L") if op.name == "LONG" else text[:-1]
-            return number in (b"00", b"01") or int(number, 0)
+        if op.name in ("INT", "LONG"):  # the unpickler reads them as C does (strtol: 010, 0x10), not pickletools
+            return _c_int(text) if op.name == "INT" else _c_long(text)
+        if op.name == "STRING":  # any bytes between the quotes: torch and numpy decode them as utf-8 or latin-1
+            return _c_string(text)
+        if op.name in ("GLOBAL", "INST"):  # raw utf-8 lines, no escapes undone
+            return " ".join(part.decode("utf-8") for part in text.split(b"\n")[:2])
+        if op.name == "PERSID":  # raw ASCII
+            return text[:-1].decode("ascii")
         return arg.reader(io.BytesIO(text))
     width, signed = _LENGTH_PREFIX[arg.n]
     raw = reader.read(width)
@@ -533,6 +563,64 @@ def _walk_arg(reader: Any, op: Any, counter: list[int]) -> Any:
         raise _WalkEnd
     reader.skip(length)
     return None
+
+
+_C_SPACE = b" \t\n\v\f\r"
+_HEX = "0123456789abcdef"
+
+
+def _c_long(line: bytes) -> int:
+    """The number the C unpickler reads from a LONG line (``PyLong_FromString(s, NULL, 0)`` of the line up to
+    a NUL, a trailing ``L`` dropped); ValueError where it stops."""
+    if len(line) < 2:
+        raise ValueError("short line")
+    if line[-2:-1] == b"L":
+        line = line[:-2]
+    return _py_long(line)
+
+
+def _py_long(text: bytes) -> int:
+    """``PyLong_FromString(text, NULL, 0)``: the C string (up to a NUL) in base 0, blanks around it."""
+    return int(text.split(b"\0", 1)[0], 0)
+
+
+def _c_int(line: bytes) -> int:
+    """The number the C unpickler reads from an INT line: ``strtol(s, &end, 0)`` (leading blanks, a sign,
+    ``0x`` hexadecimal, ``0`` octal) accepted when it stops at the newline or a NUL, else what
+    :func:`_c_long` reads (larger numbers); ValueError where it stops."""
+    if len(line) < 2:
+        raise ValueError("short line")
+    i = 0
+    while i < len(line) and line[i] in _C_SPACE:
+        i += 1
+    sign = 1
+    if line[i : i + 1] in (b"+", b"-"):
+        sign = -1 if line[i : i + 1] == b"-" else 1
+        i += 1
+    digits, base = "0123456789", 10
+    if line[i : i + 2].lower() == b"0x" and len(line) > i + 2 and chr(line[i + 2]).lower() in _HEX:
+        base, digits, i = 16, _HEX, i + 2
+    elif line[i : i + 1] == b"0":
+        base, digits = 8, "01234567"
+    start = i
+    while i < len(line) and chr(line[i]).lower() in digits:
+        i += 1
+    end = i if i > start else 0  # no digits: strtol leaves its end pointer at the line's start
+    value = sign * int(line[start:i], base) if i > start else 0
+    if line[end : end + 1] in (b"\n", b"\0") and -(1 << 63) <= value < (1 << 63):
+        return value
+    return _py_long(line)
+
+
+def _c_string(line: bytes) -> bytes:
+    """The bytes the C unpickler reads from a STRING line: quoted alike at both ends, escapes undone
+    (``PyBytes_DecodeEscape``); never refused for the bytes' encoding. ValueError where it stops."""
+    import codecs
+
+    text = line[:-1]
+    if len(text) < 2 or text[:1] not in (b"'", b'"') or text[-1:] != text[:1]:
+        raise ValueError("no string quotes")
+    return codecs.escape_decode(text[1:-1])[0]
 
 
 def _importable(text: Any) -> bool:
@@ -594,8 +682,8 @@ def _step(op: Any, arg: Any, frames: list[int], memo: set[Any]) -> bool:
 
 def _runs_code(reader: Any) -> bool | str:
     """Whether the bytes ``reader`` gives from the start of a file or member are a pickle stream the
-    unpickler would run: at least two opcodes it would act on, one of them importing or calling
-    (:data:`_CODE_OPS`), whatever follows (``pickle.load`` stops at STOP and reads no further; a loader may
+    unpickler would run: at least two opcodes it would act on, reaching a call (INST or OBJ, or an import
+    followed by :data:`_CALL_OPS`), whatever follows (``pickle.load`` stops at STOP and reads no further; a loader may
     then load the next stream, as legacy PyTorch files do: the streams that follow are walked too). Text
     that happens to parse (``hello.``: BINGET of a memo entry never stored) stops at once. A stream still
     valid after :data:`_WALK_MAX_OPS` opcodes or :data:`MAX_PICKLE_MEMBER_BYTES` bytes counts as one too,
@@ -603,12 +691,12 @@ def _runs_code(reader: Any) -> bool | str:
     built."""
     import pickletools
 
-    ops, code, read = 0, False, [0]
+    ops, read = 0, [0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             while True:  # one stream after another
-                frames, memo = [0], set()
+                frames, memo, imported, code = [0], set(), False, False
                 while True:
                     byte = reader.read(1)
                     read[0] += 1
@@ -624,7 +712,8 @@ def _runs_code(reader: Any) -> bool | str:
                     if not _step(op, arg, frames, memo):
                         raise _WalkEnd
                     ops += 1
-                    code = code or op.name in _CODE_OPS
+                    code = code or op.name in _CALLING_OPS or (imported and op.name in _CALL_OPS)
+                    imported = imported or op.name in _IMPORT_OPS
                     if ops >= 2 and code:
                         return True
                     if ops >= _WALK_MAX_OPS or read[0] > MAX_PICKLE_MEMBER_BYTES:
@@ -692,6 +781,9 @@ def _content_streams(label: str, stream: Any, depth: int, budget: _Budget) -> li
         if len(data) > _NESTED_ZIP_MAX:
             return [(f"{label} (a zip archive larger than {_NESTED_ZIP_MAX >> 20} MiB)", None)]
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            ambiguous = _zip_ambiguity(io.BytesIO(data), zf, len(data))
+            if ambiguous is not None:
+                return [(f"{label} ({ambiguous}: two readers see different files)", None)]
             return _zip_streams(zf, depth + 1, budget, prefix=f"{label}/")
     if container == "tar":
         return _tar_streams(tape, "r|", depth + 1, budget, prefix=f"{label}/")
@@ -742,6 +834,61 @@ def _zip_streams(
     return streams
 
 
+def _zip_ambiguity(f: Any, zf: zipfile.ZipFile, size: int) -> str | None:
+    """What makes the zip archive read from ``f`` (``zf``, as Python reads it; ``size`` bytes) read
+    differently by another reader (PyTorch's miniz, a reader walking local headers), in words; None when
+    nothing does: the end record's central-directory offset is not where Python finds the directory (data
+    before it), another end record also ends the file, members overlap, or a local header walked from byte
+    0 is not listed."""
+    import struct
+
+    end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
+    if end is None:
+        return "no end record"
+    stated, location = end[zipfile._ECD_OFFSET], end[zipfile._ECD_LOCATION]  # type: ignore[attr-defined]
+    listed = end[zipfile._ECD_ENTRIES_TOTAL] or end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    if stated != zf.start_dir and listed:  # an empty directory (weights holding a record by chance) is none
+        return f"the end record places the central directory at byte {stated:,}, read at {zf.start_dir:,}"
+    tail_at = max(0, size - (1 << 16) - 22)
+    f.seek(tail_at)
+    tail = f.read()
+    at = tail.find(b"PK\x05\x06")
+    while at >= 0:
+        if tail_at + at != location and len(tail) >= at + 22:
+            (comment,) = struct.unpack("<H", tail[at + 20 : at + 22])
+            if at + 22 + comment == len(tail):
+                return "two end records"
+        at = tail.find(b"PK\x05\x06", at + 1)
+    starts: dict[int, int] = {}
+    for info in sorted(zf.infolist(), key=lambda i: i.header_offset):
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04" or info.header_offset in starts:
+            return f"member {info.filename!r} has no local header of its own"
+        n, m = struct.unpack("<HH", local[26:30])
+        starts[info.header_offset] = info.header_offset + 30 + n + m + info.compress_size
+    last = 0
+    for start in sorted(starts):
+        if start < last:
+            return "members overlap"
+        last = starts[start]
+    if last > zf.start_dir:
+        return "members overlap the central directory"
+    pos = 0
+    while pos < zf.start_dir:  # walk the local headers from byte 0
+        f.seek(pos)
+        local = f.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            break
+        if pos not in starts:
+            return f"a local header at byte {pos:,} the central directory does not list"
+        flags, csize, n, m = struct.unpack("<H10xI4xHH", local[6:30])
+        if flags & 0x08 or csize == 0xFFFFFFFF:  # sizes in a data descriptor or zip64 extra: stop
+            break
+        pos = pos + 30 + n + m + csize
+    return None
+
+
 def _tar_streams(
     source: Any, mode: str, depth: int, budget: _Budget, *, prefix: str = ""
 ) -> list[tuple[str, bytes | None]]:
@@ -778,9 +925,10 @@ def _inflates_to_pickle(path: Path, kind: str) -> bool:
     import zlib
 
     try:
-        if kind == "zlib":
+        if kind in ("zlib", "zfile"):
             with open(path, "rb") as f:
-                head = zlib.decompressobj().decompress(f.read(1 << 16), 1 << 12)
+                first = _skip_zfile_header(f, kind)
+                head = zlib.decompressobj().decompress(first + f.read(1 << 16), 1 << 12)
         else:
             opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open, "lzma": lzma.open}[kind]
             with opener(path, "rb") as stream:
@@ -837,7 +985,7 @@ def _file_streams(path: Path, budget: _Budget) -> list[tuple[str, bytes | None]]
         return [("", whole())]
     if head.startswith(_NPY_MAGIC):
         with open(path, "rb") as f:
-            start = _npy_pickle(f)
+            start = _npy_pickle(f, size)
             return [] if start is None else [("", _bounded(f.read(MAX_PICKLE_MEMBER_BYTES + 1)))]
     # ``is_zipfile`` looks for an end-of-archive record anywhere in the last 64 KiB: high-entropy weights
     # hold its four bytes about once in 65,000 files. An archive that cannot be read is malicious where a
@@ -847,6 +995,10 @@ def _file_streams(path: Path, budget: _Budget) -> list[tuple[str, bytes | None]]
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as zf:
+                with open(path, "rb") as raw:
+                    ambiguous = _zip_ambiguity(raw, zf, size)
+                if ambiguous is not None:
+                    return [(f"({ambiguous}: two readers see different files)", None)]
                 return _zip_streams(zf, 1, budget)
         except _ARCHIVE_ERRORS:
             if suffix in PICKLE_SUFFIXES or head.startswith(b"PK"):

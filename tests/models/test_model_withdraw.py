@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dataward.domain.errors import AccessDenied, Conflict, InputError, IntegrityViolation, PolicyViolation
+from dataward.domain.errors import AccessDenied, Conflict, InputError, IntegrityViolation, NotFound, PolicyViolation
+from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import run_cli
 from tests.models.conftest import Models
@@ -293,6 +294,33 @@ def test_a_quarantine_by_key_lists_the_model_releases_it_approved(models: Models
     after = models.ward.quarantine_by(key, reason="key leaked, revoked")
     [listed] = [a for a in after["approvals"] if a["on"] == "model"]
     assert not listed["counts"] and "revoked" in listed["why"]
+
+
+def test_a_quarantine_by_key_hides_a_model_release_approval_from_a_caller_who_cannot_read_the_model(
+    models: Models,
+) -> None:
+    """``olga`` may quarantine in dataset ``other`` alone: ann's key, which approved only a release of
+    ``man-clf`` (a model olga may not read), answers as a key that does not exist, naming neither the
+    model nor ann; once olga may read the model, the approval is listed."""
+    models.as_("rita").model_gate(REF)
+    models.as_("ann").approve_model(REF, reason="gate passed")
+    ward = models.ward
+    ward.create_dataset("other", Schema.parse("label", ["text:text"]))
+    ward.create_principal("olga")
+    ward.grant("olga", "owner", "dataset:other")
+    olga = ward.as_key(ward.issue_key("olga")["key"])
+    key = models.keys["ann"].rsplit("_", 1)[0]
+    absent = "dw_zzzzzzzz"
+    answers = []
+    for ref in (key, absent):
+        with pytest.raises(NotFound) as info:
+            olga.quarantine_by(ref, reason="probe")
+        answers.append((info.value.message.replace(ref, "REF"), info.value.hint))
+    assert answers[0] == answers[1], answers
+    assert "man-clf" not in str(answers[0]) and "ann" not in str(answers[0])
+    ward.grant("olga", "reader", "model:man-clf")
+    listed = olga.quarantine_by(key, reason="probe")["approvals"]
+    assert [(a["approved"], a["by"]) for a in listed] == [(REF, "ann")]
 
 
 def test_a_withdrawal_line_reads_back_and_an_older_format_cannot_name_one() -> None:

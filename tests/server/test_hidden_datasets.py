@@ -250,3 +250,35 @@ def test_a_containment_by_cause_over_http_is_403_then_404_alike(
     idle, absent = post(keys["olga"], "principal:dave"), post(keys["olga"], "principal:nosuch")
     assert idle.status_code == absent.status_code == 404
     assert idle.json()["message"].replace("dave", "nosuch") == absent.json()["message"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_containment_of_a_principal_tells_a_non_admin_only_the_grants_it_can_see_and_no_key(
+    served: Served, keys: dict[str, str], mode: str, tmp_path: Path
+) -> None:
+    """``olga`` (owner of ``open-MODE``, no ``ledger.read``) contains ``bob-MODE``, contributor there and
+    reader on ``secret``: the next steps name bob's grant she can see, never ``secret`` nor any key of
+    bob's (an admin can list them); the admin is told everything."""
+    admin = _ward(served, mode, served.admin_key)
+    label, specs = wine_schema_specs()
+    ds, bob = f"open-{mode}", f"bob-{mode}"
+    admin.create_dataset(ds, Schema.parse(label, specs))
+    admin.set_policy(ds, NO_APPROVALS_POLICY)
+    admin.grant("olga", "owner", f"dataset:{ds}")
+    admin.create_principal(bob)
+    admin.grant(bob, "contributor", f"dataset:{ds}")
+    admin.grant(bob, "reader", "dataset:secret")
+    bob_key = str(admin.issue_key(bob)["key"])
+    batch = write_csv(tmp_path / "bob.csv", wine_rows(20, 30, shuffled=True))
+    _ward(served, mode, bob_key).contribute(ds, batch, source=f"internal:{bob}")
+
+    steps = _ward(served, mode, keys["olga"]).quarantine_by(f"principal:{bob}", reason="probe")["next_steps"]
+    told = " ".join(steps)
+    assert "secret" not in told and "dw_" not in told and _key_ref(bob_key) not in told, steps
+    assert f"dataward grant revoke {bob} contributor --scope dataset:{ds}" in told
+    assert "an admin can list them" in steps[0] and f"dataward principal disable {bob}" in steps[0]
+
+    full = " ".join(admin.quarantine_by(f"principal:{bob}", reason="probe")["next_steps"])
+    assert f"1 usable key(s) ({_key_ref(bob_key)}" in full
+    assert f"dataward key revoke {_key_ref(bob_key)}" in full
+    assert f"dataward grant revoke {bob} reader --scope dataset:secret" in full

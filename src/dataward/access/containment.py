@@ -56,6 +56,23 @@ def principal_next_steps(principal: Principal, keys: list[ApiKey], grants: list[
     return steps
 
 
+def principal_next_steps_seen(principal: Principal, grants: list[Grant]) -> list[str]:
+    """``principal_next_steps`` for a caller who may not list the ward's keys and grants (no
+    ``ledger.read`` on the ward): ``grants`` are only those on datasets the caller can see, and no key
+    of the principal is named or counted, nor whether it holds any, so the answer is the same whatever
+    else it holds; an admin can list them. Nothing when the principal is no longer active."""
+    if not principal.is_active:
+        return []
+    name = principal.name
+    steps = [
+        f"{name} can still act with any key of theirs still usable and any grant they hold (an admin can "
+        f"list them: dataward key list {name}; dataward grant list). If its credentials leaked or it "
+        f"misbehaved, suspend it and revoke all its keys at once: dataward principal disable {name} --reason '...'"
+    ]
+    steps += [f"or take away a grant: dataward grant revoke {name} {g.role.value} --scope {g.scope}" for g in grants]
+    return steps
+
+
 def key_next_steps(key: str, live: bool) -> list[str]:
     """What to run after quarantining what key ``key`` (``dw_…``) touched, while it is usable."""
     if not live:
@@ -92,5 +109,6 @@ __all__ = [
     "key_next_steps",
     "live_keys",
     "principal_next_steps",
+    "principal_next_steps_seen",
     "quarantined_but_active",
 ]

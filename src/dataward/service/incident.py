@@ -18,7 +18,13 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from dataward.access import authorize, descendants, roles_allowing
-from dataward.access.containment import grants_of, key_next_steps, live_keys, principal_next_steps
+from dataward.access.containment import (
+    grants_of,
+    key_next_steps,
+    live_keys,
+    principal_next_steps,
+    principal_next_steps_seen,
+)
 from dataward.access.removals import LISTED
 from dataward.access.roles import Action, Scope, ScopeKind
 from dataward.access.sides import vouches
@@ -47,6 +53,7 @@ from dataward.service.guard import (
     SignedCheck,
     checked_for_signing,
     checked_manifest,
+    may,
     origins,
     signed_chunks,
     signed_rows,
@@ -117,10 +124,15 @@ class IncidentService(Service):
             reached = sorted(
                 {names[d] for d in order} | {names[a["dataset_id"]] for a in approved if a["dataset_id"] in names}
             )
+            # A model release's approval names a model, never a dataset: hidden from a caller who may not
+            # read that model (nor the whole ward's ledger), as an approval in a hidden dataset is.
+            models = [a for a in approved if a["on"] == "model"]
+            shown = approved if _reads_ward(uc) else [a for a in approved if _sees_approval(uc, a)]
             if (
-                reached
+                (reached or models)
                 and not _reads_ward(uc)
                 and not any(sees_dataset(uc.caller, Scope.dataset(n), uc.now) for n in reached)
+                and not any(a in shown for a in models)
             ):
                 # It touched only datasets hidden from the caller: answered as a cause that touched
                 # nothing (and recorded as the refusal it is).
@@ -143,7 +155,7 @@ class IncidentService(Service):
                     hint="run the quarantine again",
                 )
             results = [self.record(uc, plan, ref, reason) for plan in plans]
-            steps = _next_steps(uc.conn, subject, uc.now)
+            steps = _next_steps(uc, subject)
             if subject["kind"] == "key" and _reads_ward(uc):
                 # What the key handed out outlives its revocation; only a reader of the whole ward's
                 # ledger is told whom (grant list is theirs already).
@@ -152,7 +164,7 @@ class IncidentService(Service):
                 )
         out = {"subject": subject, "reason": reason, "datasets": results, "next_steps": steps}
         if ref.startswith("dw_"):
-            out["approvals"] = [{k: v for k, v in a.items() if k != "dataset_id"} for a in approved]
+            out["approvals"] = [{k: v for k, v in a.items() if k != "dataset_id"} for a in shown]
         return out
 
     def _touched_seen(self, uc: UseCase, ref: str, approved: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
@@ -416,6 +428,14 @@ def _reads_ward(uc: UseCase) -> bool:
     return authorize(caller.principal, caller.key, caller.grants, Action.LEDGER_READ, Scope.ward(), uc.now).allowed
 
 
+def _sees_approval(uc: UseCase, approval: dict[str, Any]) -> bool:
+    """Whether the caller may know of ``approval`` (``_approved``): a model release's when it may read the
+    model, a data approval's always (its dataset is authorized with the rest: ``authorize_quarantine``)."""
+    if approval["on"] != "model":
+        return True
+    return may(uc, Action.MODEL_READ, Scope.model(approval["dataset_id"]))
+
+
 def check_may_quarantine_somewhere(uc: UseCase) -> None:
     """Refuse a caller who may quarantine in no dataset at all, whatever it asked to contain: the
     refusal says nothing of the cause (whether it exists, where it acted)."""
@@ -497,14 +517,26 @@ __all__ = [
 ]
 
 
-def _next_steps(conn: Connection, subject: dict[str, Any], now: Any) -> list[str]:
+def _next_steps(uc: UseCase, subject: dict[str, Any]) -> list[str]:
     """What still lets the quarantined cause act, with the commands that stop it (nothing is revoked
-    here: ``dataward.access.containment``). A source has no credentials of its own: none."""
+    here: ``dataward.access.containment``). A source has no credentials of its own: none. Only a reader
+    of the whole ward's ledger (who may list every key and grant) is told the principal's keys and all
+    its grants; anyone else, only its grants on datasets they can see, and no key (``principal_next_steps_seen``)."""
+    conn, now = uc.conn, uc.now
     if subject["kind"] == "principal":
         who = auth.principal_from_row(rows.principal_row(conn, subject["principal"]))
+        grants = grants_of(auth.load_grants(conn), who.id)
+        if not _reads_ward(uc):
+            seen = [
+                g
+                for g in grants
+                if g.scope.kind is ScopeKind.DATASET and g.scope.name and sees_dataset(uc.caller, g.scope, now)
+            ]
+            return principal_next_steps_seen(who, seen)
         keys = [auth.key_from_row(r) for r in conn.execute(select(api_keys).where(api_keys.c.principal_id == who.id))]
-        return principal_next_steps(who, live_keys(keys, who.id, now), grants_of(auth.load_grants(conn), who.id))
+        return principal_next_steps(who, live_keys(keys, who.id, now), grants)
     if subject["kind"] == "key":
+        # Names only the key the caller gave (``key_next_steps``), never another one.
         key = conn.execute(select(api_keys).where(api_keys.c.id == rows.key_id_of(subject["key"]))).first()
         return key_next_steps(subject["key"], key is not None and auth.key_from_row(key).refusal(now) is None)
     return []

@@ -5,10 +5,7 @@ the rest of its body; together they may not hold more than the quota, whichever 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,9 +17,8 @@ import pytest
 
 from dataward.client import HTTPWard
 from dataward.domain.schema import Schema
-from dataward.service.ward import Ward
 from tests.helpers import wine_schema_specs
-from tests.server.conftest import free_port
+from tests.server.test_slow_clients import serve
 
 API = "/api/v1"
 MIB = 1 << 20
@@ -41,29 +37,9 @@ class Process:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     root = tmp_path_factory.mktemp("quota")
-    ward = root / "ward"
-    opened, admin_key = Ward.init(ward)
-    opened.db.dispose()
-    port = free_port()
-    log = root / "server.log"
-    command = [sys.executable, "-m", "dataward", "serve", "--ward", str(ward), "--port", str(port), "--workers", "2"]
-    command += ["--max-upload-mb", "1", "--max-pending-upload-mb", "1", "--max-pending-uploads", "8"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start:\n" + log.read_text())
-            time.sleep(0.1)
-        admin = HTTPWard(url, key=admin_key)
+    options = ["--workers", "2", "--max-upload-mb", "1", "--max-pending-upload-mb", "1", "--max-pending-uploads", "8"]
+    for served in serve(root, options):
+        admin = HTTPWard(served.url, key=served.key)
         label, specs = wine_schema_specs()
         admin.create_dataset("wine", Schema.parse(label, specs))
         keys, ids = {}, {}
@@ -71,10 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
             ids[name] = str(admin.create_principal(name)["id"])
             admin.grant(name, "contributor", "dataset:wine")
             keys[name] = str(admin.issue_key(name)["key"])
-        yield Process(url, port, ward / "server" / "uploads", keys, ids)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+        yield Process(served.url, served.port, root / "ward" / "server" / "uploads", keys, ids)
 
 
 def _held_bytes(uploads: Path, owner: str) -> int:

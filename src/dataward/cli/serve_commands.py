@@ -236,6 +236,15 @@ def register(app: typer.Typer) -> None:
                 "before 408 (0: no minimum).",
             ),
         ] = 4096.0,
+        write_timeout: Annotated[
+            float,
+            typer.Option(
+                min=1,
+                max=3600,
+                help="Seconds an answer may make no write progress (its client not reading) before the "
+                "connection is closed.",
+            ),
+        ] = 30.0,
         timeout_keep_alive: Annotated[
             int, typer.Option(min=1, max=300, help="Seconds an idle kept-alive connection stays open.")
         ] = 5,
@@ -279,6 +288,7 @@ def register(app: typer.Typer) -> None:
             "body_idle_timeout_s": body_timeout,
             "body_deadline_s": body_deadline,
             "min_upload_rate": min_upload_rate,
+            "write_timeout_s": write_timeout,
             "max_upload_bytes": max_upload_mb << 20,
             "max_json_bytes": max_request_kb << 10,
             "console_session_s": console_session_minutes * 60.0,

@@ -13,17 +13,32 @@ is uvicorn's h11 protocol with two additions:
   longest for a request head (a slow or idle client); else, among those whose request body is still
   arriving, the slowest one not yet authenticated (a body nobody's key vouches for: the console's
   sign-in form, or an API request whose key is being checked); else the slowest authenticated body
-  arriving below the minimum upload rate. It is refused only when every connection is busy with a
-  request that is being served, or whose body arrives steadily.
+  arriving below the minimum upload rate; else a connection whose answer its client does not read
+  (writing paused, see below), unauthenticated first, the longest stalled first, then an
+  authenticated one stalled for at least ``STALLED_EVICTABLE_S``. It is refused only when every
+  connection is busy with a request that is being served, whose body arrives steadily, or whose
+  answer is being read;
+- an answer that makes no write progress for ``write_timeout_s`` closes the connection (abort): once
+  the kernel's buffers and the transport's are full, uvicorn pauses writing and the request's task
+  waits in ``send`` with no timeout of its own, so a client that never reads (a pipelined stream of
+  requests for large public answers) would hold its connection, and one of uvicorn's
+  ``limit_concurrency`` tasks, for as long as it likes. The clock starts when writing is paused and
+  restarts whenever the transport's buffer has shrunk since the last look; an answer still buffered
+  when uvicorn closes the connection (keep-alive timeout, ``Connection: close``) is timed the same
+  way, since the connection is only let go once its buffer is flushed.
+
+Pipelining needs nothing more: h11 reports a request that arrives before the answer to the previous
+one is done as ``PAUSED`` and uvicorn stops reading the connection until that answer is complete, so
+a client that does not read its answers holds one request (and one task) at a time.
 
 A request counts as authenticated once the app marks its ASGI scope with ``AUTHENTICATED`` (the
 app's key check does, before it reads any body). The body's rate is what this connection received
 since the request head arrived, per second; a connection whose reading is paused because the app
 has not taken what arrived (flow control) is the server's slowness, not the client's, and is left.
 
-The head timeout comes from ``DATAWARD_SERVER_HEADER_TIMEOUT_S`` and the minimum upload rate from
-``DATAWARD_SERVER_MIN_UPLOAD_RATE`` (``dataward serve`` sets them; uvicorn builds the protocol in
-each worker process).
+The head timeout comes from ``DATAWARD_SERVER_HEADER_TIMEOUT_S``, the minimum upload rate from
+``DATAWARD_SERVER_MIN_UPLOAD_RATE`` and the write timeout from ``DATAWARD_SERVER_WRITE_TIMEOUT_S``
+(``dataward serve`` sets them; uvicorn builds the protocol in each worker process).
 ``quiet_accept_errors`` condenses asyncio's "out of system resource" accept errors into one log
 line every ten seconds.
 """
@@ -47,6 +62,12 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 MIN_UPLOAD_RATE_ENV = "DATAWARD_SERVER_MIN_UPLOAD_RATE"
 DEFAULT_MIN_UPLOAD_RATE = 4096.0
 """Bytes per second (``ServerSettings.min_upload_rate``)."""
+WRITE_TIMEOUT_ENV = "DATAWARD_SERVER_WRITE_TIMEOUT_S"
+DEFAULT_WRITE_TIMEOUT_S = 30.0
+"""Seconds an answer may make no write progress (``ServerSettings.write_timeout_s``)."""
+STALLED_EVICTABLE_S = 2.0
+"""Seconds without write progress after which an authenticated connection may give way to a new one
+under connection pressure (an unauthenticated one may at once)."""
 
 AUTHENTICATED = "dataward.authenticated"
 """The ASGI scope key the app sets (to True) once the request's key has been verified."""
@@ -72,6 +93,13 @@ class GuardedH11Protocol(H11Protocol):
         """When the head of the request being served arrived (its body may still be arriving)."""
         self.body_received = 0
         """Bytes received since then (the body, and any pipelined bytes after it)."""
+        self.write_timeout_s = _setting(WRITE_TIMEOUT_ENV, DEFAULT_WRITE_TIMEOUT_S) or DEFAULT_WRITE_TIMEOUT_S
+        self.write_stalled: float | None = None
+        """Since when the answer has made no write progress (writing paused, or the connection closing
+        with bytes still buffered); None while writes flow."""
+        self._write_buffered = 0
+        """The transport's buffered bytes at the last look (progress: fewer)."""
+        self._write_watch: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -107,7 +135,58 @@ class GuardedH11Protocol(H11Protocol):
                 slowest, rate = min(candidates, key=lambda pair: pair[1])
                 slowest.drop(f"{why} ({rate:.0f} bytes/s)")
                 return True
+        stalled = [(c, c.write_stalled) for c in guarded if c.write_stalled is not None]
+        unread = [(c, since) for c, since in stalled if not c.authenticated()]
+        unread_known = [(c, since) for c, since in stalled if c.authenticated() and now - since >= STALLED_EVICTABLE_S]
+        for candidates, why in (
+            (unread, "the connection limit is reached and its client does not read its unauthenticated answer"),
+            (unread_known, "the connection limit is reached and its client does not read its answer"),
+        ):
+            if candidates:
+                longest, since = min(candidates, key=lambda pair: pair[1])
+                longest.drop(f"{why} (no progress for {now - since:.1f} s)")
+                return True
         return False
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch_writes()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if not (self.transport.is_closing() and self.transport.get_write_buffer_size()):
+            self._stop_watching_writes()
+
+    def _watch_writes(self) -> None:
+        """Start timing the answer's write progress (if not timing it already)."""
+        if self.write_stalled is None:
+            self.write_stalled = time.monotonic()
+            self._write_buffered = self.transport.get_write_buffer_size()
+        if self._write_watch is None:
+            self._write_watch = self.loop.call_later(self.write_timeout_s, self._check_writes)
+
+    def _stop_watching_writes(self) -> None:
+        self.write_stalled = None
+        if self._write_watch is not None:
+            self._write_watch.cancel()
+            self._write_watch = None
+
+    def _check_writes(self) -> None:
+        self._write_watch = None
+        if self.transport is None or self.write_stalled is None:
+            return
+        buffered = self.transport.get_write_buffer_size()
+        closing_with_bytes = self.transport.is_closing() and buffered > 0
+        if not (self.flow.write_paused or closing_with_bytes):
+            self.write_stalled = None  # writes flow again
+            return
+        now = time.monotonic()
+        if buffered < self._write_buffered:  # the client read some: progress
+            self.write_stalled, self._write_buffered = now, buffered
+        if now - self.write_stalled >= self.write_timeout_s:
+            self.drop(f"its answer made no write progress for {self.write_timeout_s:g} s (the client does not read)")
+            return
+        self._write_watch = self.loop.call_later(self.write_timeout_s - (now - self.write_stalled), self._check_writes)
 
     def body_arriving(self) -> bool:
         """Whether this connection is serving a request whose body is still arriving, and reading it."""
@@ -135,6 +214,7 @@ class GuardedH11Protocol(H11Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._stop_watching_writes()
         self.transport.abort()
 
     def _arm(self, delay: float) -> None:
@@ -144,7 +224,11 @@ class GuardedH11Protocol(H11Protocol):
 
     def _check_deadline(self) -> None:
         self._deadline = None
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None:
+            return
+        if self.transport.is_closing():
+            if self.transport.get_write_buffer_size():
+                self._watch_writes()  # closed by uvicorn, but held until its unread answer is flushed
             return
         if self.head_started is None:
             self._arm(self.header_timeout_s)  # serving: look again later
@@ -183,6 +267,7 @@ class GuardedH11Protocol(H11Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._stop_watching_writes()
         self.head_started = None
         self.body_started = None
         super().connection_lost(exc)

@@ -46,6 +46,10 @@ class ServerSettings:
     it must have sent ``min_upload_rate * (t - body_deadline_s)`` bytes), or it ends with 408. Under
     connection pressure an authenticated body arriving slower than this may be closed for a new
     connection (``dataward.server.connections``)."""
+    write_timeout_s: float = 30.0
+    """An answer that makes no write progress for this long (its client does not read it) closes the
+    connection; under connection pressure a connection whose client does not read its answer may be
+    closed sooner for a new one (``dataward.server.connections``)."""
     auth_failures_per_key: int = 10
     """Failed authentications allowed per claimed key id within ``auth_window_s`` before 429."""
     auth_failures_per_address: int = 30
@@ -105,6 +109,7 @@ class ServerSettings:
             ENV_PREFIX + "BODY_IDLE_TIMEOUT_S": str(self.body_idle_timeout_s),
             ENV_PREFIX + "BODY_DEADLINE_S": str(self.body_deadline_s),
             ENV_PREFIX + "MIN_UPLOAD_RATE": str(self.min_upload_rate),
+            ENV_PREFIX + "WRITE_TIMEOUT_S": str(self.write_timeout_s),
             ENV_PREFIX + "AUTH_FAILURES_PER_KEY": str(self.auth_failures_per_key),
             ENV_PREFIX + "AUTH_FAILURES_PER_ADDRESS": str(self.auth_failures_per_address),
             ENV_PREFIX + "AUTH_WINDOW_S": str(self.auth_window_s),
@@ -154,6 +159,7 @@ class ServerSettings:
             body_idle_timeout_s=num("BODY_IDLE_TIMEOUT_S", defaults.body_idle_timeout_s),
             body_deadline_s=num("BODY_DEADLINE_S", defaults.body_deadline_s),
             min_upload_rate=num("MIN_UPLOAD_RATE", defaults.min_upload_rate),
+            write_timeout_s=num("WRITE_TIMEOUT_S", defaults.write_timeout_s),
             auth_failures_per_key=int(num("AUTH_FAILURES_PER_KEY", defaults.auth_failures_per_key)),
             auth_failures_per_address=int(num("AUTH_FAILURES_PER_ADDRESS", defaults.auth_failures_per_address)),
             auth_window_s=num("AUTH_WINDOW_S", defaults.auth_window_s),

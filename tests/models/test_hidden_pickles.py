@@ -83,13 +83,19 @@ HIDDEN = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(HIDDEN))
-def test_a_pickle_stream_at_the_start_of_any_file_or_member_is_found(tmp_path: Path, name: str) -> None:
+def _found_malicious(tmp_path: Path, name: str, data: bytes) -> Path:
+    """``data`` written to ``tmp_path / name``, asserted to scan as a malicious pickle; its path."""
     path = tmp_path / name
-    path.write_bytes(HIDDEN[name])
+    path.write_bytes(data)
     scan = scan_file(name, path)
     assert scan["pickle"], scan
     assert scan["severity"] in ("LIKELY_OVERTLY_MALICIOUS", "OVERTLY_MALICIOUS"), scan
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(HIDDEN))
+def test_a_pickle_stream_at_the_start_of_any_file_or_member_is_found(tmp_path: Path, name: str) -> None:
+    path = _found_malicious(tmp_path, name, HIDDEN[name])
     art = hash_artifact(path, name="m")
     assert art.unsafe and art.format == "pickle"
 
@@ -263,11 +269,7 @@ HIDDEN_2 = {
 
 @pytest.mark.parametrize("name", sorted(HIDDEN_2))
 def test_pickles_the_unpickler_reads_but_the_walk_refused_are_found(tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    path.write_bytes(HIDDEN_2[name])
-    scan = scan_file(name, path)
-    assert scan["pickle"], scan
-    assert scan["severity"] in ("LIKELY_OVERTLY_MALICIOUS", "OVERTLY_MALICIOUS"), scan
+    _found_malicious(tmp_path, name, HIDDEN_2[name])
 
 
 def _stored_zip(members: list[tuple[str, bytes]], comment_pad: int = 0) -> tuple[bytes, int, int, int]:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.server.test_slow_clients import Process, serve
+from tests.server.test_slow_clients import Process, serve, whoami_status
 
 LIMIT = 8
 """``--limit-concurrency``: the server holds LIMIT - 1 connections."""
@@ -71,6 +71,24 @@ def _answer(s: socket.socket, within: float) -> bytes:
     return received
 
 
+def _trickled(s: socket.socket, piece: bytes, *, every: float, limit: float) -> bytes:
+    """Send ``piece`` every ``every`` seconds until the server answers (or ``limit`` seconds pass), then
+    read the answer until the server closes the connection (or 2 s pass): its body may arrive in a
+    later packet than its head."""
+    started = time.monotonic()
+    answer = b""
+    s.settimeout(every)
+    while time.monotonic() - started < limit and not answer:
+        try:
+            s.send(piece)
+            answer = s.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    return answer + _answer(s, within=2) if answer else answer
+
+
 def _closed(s: socket.socket) -> bool:
     """Whether the server has closed ``s`` (what it answered before is read and dropped)."""
     s.settimeout(0.05)
@@ -82,15 +100,6 @@ def _closed(s: socket.socket) -> bool:
         return False
     except OSError:
         return True
-
-
-def _whoami(server: Process) -> int:
-    """The status of an admin's ``whoami`` on a new connection, or 0 when it could not be served."""
-    try:
-        answer = httpx.get(f"{server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {server.key}"}, timeout=3)
-    except httpx.TransportError:
-        return 0
-    return answer.status_code
 
 
 def _log(server: Process) -> str:
@@ -124,7 +133,7 @@ def test_trickled_bodies_do_not_lock_out_a_genuine_client(server: Process) -> No
     # the server reads without a key), and as many keyless API requests.
     attackers = [_sign_in(server) for _ in range(LIMIT - 2)]
     started = time.monotonic()
-    statuses = [_whoami(server)]  # the server is full: a trickling sign-in makes room for it
+    statuses = [whoami_status(server)]  # the server is full: a trickling sign-in makes room for it
     assert time.monotonic() - started < DEADLINE, "served only once the body deadline freed a connection"
     attackers += [_keyless(server) for _ in range(LIMIT - 2)]
     try:
@@ -132,7 +141,7 @@ def test_trickled_bodies_do_not_lock_out_a_genuine_client(server: Process) -> No
             for s in attackers:
                 with contextlib.suppress(OSError):
                     s.send(b"k")  # one byte each, well within the idle timeout
-            statuses.append(_whoami(server))
+            statuses.append(whoami_status(server))
             time.sleep(0.3)
         uploading.join(timeout=30)
         closed = [_closed(s) for s in attackers]
@@ -170,23 +179,9 @@ def test_a_request_without_a_genuine_key_is_refused_before_its_body(server: Proc
 def test_a_trickled_body_ends_with_408_at_its_deadline(server: Process) -> None:
     s = _head(server, "/api/v1/keys", 100, f"Authorization: Bearer {server.key}\r\nContent-Type: application/json\r\n")
     started = time.monotonic()
-    answer = b""
     try:
-        s.settimeout(0.3)
-        while time.monotonic() - started < 4 * DEADLINE and not answer:
-            try:
-                s.send(b" ")  # steady, but 100 bytes would take 30 s
-                answer = s.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        closed = False
-        if answer.startswith(b"HTTP/1.1 408"):
-            # The answer's body may arrive in a later packet than its head: read on until the server
-            # closes the connection (or 2 s pass, the connection then still open).
-            answer += _answer(s, within=2)
-            closed = _closed(s)
+        answer = _trickled(s, b" ", every=0.3, limit=4 * DEADLINE)  # steady, but 100 bytes would take 30 s
+        closed = _closed(s)
     finally:
         s.close()
     took = time.monotonic() - started
@@ -200,19 +195,9 @@ def test_an_upload_below_the_minimum_rate_ends_with_408(server: Process) -> None
     headers = f"Authorization: Bearer {server.key}\r\nContent-Type: application/octet-stream\r\n"
     s = _head(server, "/api/v1/uploads?filename=slow.csv", 100_000, headers)
     started = time.monotonic()
-    answer = b""
     try:
-        s.settimeout(0.25)
-        while time.monotonic() - started < 4 * DEADLINE and not answer:
-            try:
-                s.send(b"a,b\n" * (RATE // 64))  # 4 * RATE / 64 bytes every quarter second: a quarter of the rate
-                answer = s.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        if answer.startswith(b"HTTP/1.1 408"):
-            answer += _answer(s, within=2)  # its body may arrive in a later packet than its head
+        # 4 * RATE / 64 bytes every quarter second: a quarter of the rate.
+        answer = _trickled(s, b"a,b\n" * (RATE // 64), every=0.25, limit=4 * DEADLINE)
     finally:
         s.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
@@ -244,7 +229,7 @@ def test_a_client_leaving_mid_body_leaves_no_traceback(server: Process) -> None:
     time.sleep(0.1)
     s.close()
     time.sleep(0.5)
-    assert _whoami(server) == 200
+    assert whoami_status(server) == 200
     added = _log(server)[before:]
     assert "Traceback" not in added and "ClientDisconnect" not in added, added[-3000:]
     assert len(added.splitlines()) <= 8, added

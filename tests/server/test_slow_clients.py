@@ -66,6 +66,15 @@ def serve(root: Path, options: list[str], *, files: int | None = None) -> Iterat
         process.wait(timeout=20)
 
 
+def whoami_status(server: Process) -> int:
+    """The status of an admin's ``whoami`` on a new connection, or 0 when it could not be served."""
+    try:
+        answer = httpx.get(f"{server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {server.key}"}, timeout=3)
+    except httpx.TransportError:
+        return 0
+    return answer.status_code
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     options = ["--header-timeout", "1", "--body-timeout", "1", "--limit-concurrency", "64"]

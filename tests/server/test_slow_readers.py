@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.server.test_slow_clients import Process, serve
+from tests.server.test_slow_clients import Process, serve, whoami_status
 
 LIMIT = 8
 """``--limit-concurrency``: the server holds LIMIT - 1 connections."""
@@ -62,15 +62,6 @@ def _attack(server: Process) -> list[socket.socket]:
     return attackers
 
 
-def _whoami(server: Process) -> int:
-    """The status of an admin's ``whoami`` on a new connection, or 0 when it could not be served."""
-    try:
-        answer = httpx.get(f"{server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {server.key}"}, timeout=3)
-    except httpx.TransportError:
-        return 0
-    return answer.status_code
-
-
 def _closed(s: socket.socket, within: float = 1.0) -> bool:
     """Whether the server has closed ``s``: reading what is buffered ends in a reset or an end of file
     (an open connection keeps yielding its pipelined answers past a few megabytes)."""
@@ -93,13 +84,13 @@ def test_clients_that_never_read_do_not_lock_out_a_genuine_client(server: Proces
     attackers = _attack(server)
     try:
         started = time.monotonic()
-        statuses = [_whoami(server) for _ in range(3)]
+        statuses = [whoami_status(server) for _ in range(3)]
         assert statuses == [200, 200, 200], statuses
         assert time.monotonic() - started < WRITE_TIMEOUT, "served only once the write timeout freed a connection"
     finally:
         for s in attackers:
             s.close()
-    assert _whoami(server) == 200
+    assert whoami_status(server) == 200
 
 
 def test_an_answer_nobody_reads_closes_its_connection_after_the_write_timeout(server: Process) -> None:
@@ -109,7 +100,7 @@ def test_an_answer_nobody_reads_closes_its_connection_after_the_write_timeout(se
         assert _closed(s), "a connection whose client never reads was kept past --write-timeout"
     finally:
         s.close()
-    assert _whoami(server) == 200
+    assert whoami_status(server) == 200
 
 
 def test_a_slow_but_steady_reader_is_served_whole(server: Process) -> None:
@@ -136,4 +127,4 @@ def test_a_slow_but_steady_reader_is_served_whole(server: Process) -> None:
         s.close()
     assert received.count(whole) == repeats
     assert time.monotonic() - started > WRITE_TIMEOUT
-    assert _whoami(server) == 200
+    assert whoami_status(server) == 200

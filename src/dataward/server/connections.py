@@ -125,26 +125,35 @@ class GuardedH11Protocol(H11Protocol):
             return True
         now = time.monotonic()
         arriving = [(c, c.body_rate(now)) for c in guarded if c.body_arriving()]
-        unknown = [(c, rate) for c, rate in arriving if not c.authenticated()]
-        slow = [(c, rate) for c, rate in arriving if c.authenticated() and rate < self.min_body_rate]
-        for candidates, why in (
-            (unknown, "the connection limit is reached and its unauthenticated request body is the slowest"),
-            (slow, "the connection limit is reached and its request body arrives below the minimum rate"),
-        ):
-            if candidates:
-                slowest, rate = min(candidates, key=lambda pair: pair[1])
-                slowest.drop(f"{why} ({rate:.0f} bytes/s)")
-                return True
         stalled = [(c, c.write_stalled) for c in guarded if c.write_stalled is not None]
-        unread = [(c, since) for c, since in stalled if not c.authenticated()]
-        unread_known = [(c, since) for c, since in stalled if c.authenticated() and now - since >= STALLED_EVICTABLE_S]
-        for candidates, why in (
-            (unread, "the connection limit is reached and its client does not read its unauthenticated answer"),
-            (unread_known, "the connection limit is reached and its client does not read its answer"),
-        ):
+        # Each tier in turn, its lowest measure first: the slowest body (bytes/s), the longest stalled
+        # answer (the monotonic time its writes stopped progressing).
+        tiers = (
+            (
+                [(c, rate) for c, rate in arriving if not c.authenticated()],
+                "its unauthenticated request body is the slowest",
+                lambda rate: f"{rate:.0f} bytes/s",
+            ),
+            (
+                [(c, rate) for c, rate in arriving if c.authenticated() and rate < self.min_body_rate],
+                "its request body arrives below the minimum rate",
+                lambda rate: f"{rate:.0f} bytes/s",
+            ),
+            (
+                [(c, since) for c, since in stalled if not c.authenticated()],
+                "its client does not read its unauthenticated answer",
+                lambda since: f"no progress for {now - since:.1f} s",
+            ),
+            (
+                [(c, since) for c, since in stalled if c.authenticated() and now - since >= STALLED_EVICTABLE_S],
+                "its client does not read its answer",
+                lambda since: f"no progress for {now - since:.1f} s",
+            ),
+        )
+        for candidates, why, measured in tiers:
             if candidates:
-                longest, since = min(candidates, key=lambda pair: pair[1])
-                longest.drop(f"{why} (no progress for {now - since:.1f} s)")
+                chosen, measure = min(candidates, key=lambda pair: pair[1])
+                chosen.drop(f"the connection limit is reached and {why} ({measured(measure)})")
                 return True
         return False
 

@@ -139,6 +139,19 @@ def test_text_svd_is_scikit_learns_bit_for_bit_on_any_number_of_threads():
             assert np.array_equal(text._product(sample, basis.T, workers), sample @ basis.T)
 
 
+def test_text_products_written_column_major_are_the_same_bits(monkeypatch):
+    from scipy import sparse
+
+    from dataward.gates.features import text
+
+    monkeypatch.setattr(text, "COLUMN_MAJOR_BLOCK_ROWS", 7)  # many blocks, the last one short
+    matrix = sparse.random(61, 40, density=0.2, format="csr", random_state=np.random.default_rng(2))
+    dense = np.random.default_rng(4).normal(size=(40, 9))
+    for workers in (1, 3):
+        product = text._product(matrix, dense, workers, order="F")
+        assert product.flags.f_contiguous and np.array_equal(product, matrix @ dense)
+
+
 def test_text_basis_signs_are_scikit_learns_with_ties_and_zero_columns():
     from sklearn.utils.extmath import svd_flip
 

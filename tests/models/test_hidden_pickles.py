@@ -80,6 +80,10 @@ HIDDEN = {
     "gzip_member.zip": _zip({"weights": gzip.compress(P4[2:] + b"x")}),
     "nested.zip": _zip({"inner.zip": _zip({"archive/data.pkl": P2})}),
     "model.tar.gz": _tar({"model/weights": P0 + b"\n"}, "w:gz"),
+    # joblib's lz4 compression (an LZ4 frame: magic, descriptor, then blocks): the scan reads no LZ4, and
+    # joblib.load unpickles it under any name, so it is not analysed and counts as malicious.
+    "weights.bin": b"\x04\x22\x4d\x18\x64\x40\xa7" + bytes(range(200)),
+    "lz4_member.zip": _zip({"weights": b"\x04\x22\x4d\x18\x64\x40\xa7" + bytes(64)}),
 }
 
 

@@ -150,6 +150,12 @@ _COMPRESSED_MAGIC = (
 )
 
 
+_LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
+"""An LZ4 frame, which ``joblib.dump(..., compress="lz4")`` writes and ``joblib.load`` unpickles whatever the
+file's name. The scan has no LZ4 reader: such a stream is not analysed, and counts as malicious."""
+_LZ4_UNREAD = "lz4-compressed: not analysed, and joblib.load unpickles what it holds"
+
+
 def _zip_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
     """The bytes of ``member``, or None when it declares or unpacks to more than the limit (read no further)."""
     if member.file_size > MAX_PICKLE_MEMBER_BYTES:
@@ -767,6 +773,8 @@ def _content_streams(label: str, stream: Any, depth: int, budget: _Budget) -> li
             return [(label, tape.whole())]
         except _READ_ERRORS:
             return [(f"{label} (cannot be read)", None)]
+    if head.startswith(_LZ4_FRAME_MAGIC):
+        return [(f"{label} ({_LZ4_UNREAD})", None)]
     kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
     container = "zip" if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) else kind
     container = container or ("tar" if _is_tar_header(head) else None)
@@ -1003,6 +1011,8 @@ def _file_streams(path: Path, budget: _Budget) -> list[tuple[str, bytes | None]]
         except _ARCHIVE_ERRORS:
             if suffix in PICKLE_SUFFIXES or head.startswith(b"PK"):
                 return [("(an archive that cannot be read)", None)]
+    if head.startswith(_LZ4_FRAME_MAGIC):
+        return [(f"({_LZ4_UNREAD})", None)]
     kind = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
     if kind is not None and (suffix in PICKLE_SUFFIXES or _inflates_to_pickle(path, kind)):
         inflated = _inflated(path, kind)
@@ -1165,6 +1175,7 @@ def _looks_like(path: Path) -> str:
     if zipfile.is_zipfile(path):
         return "a zip archive"
     compressed = next((k for magic, k in _COMPRESSED_MAGIC if head.startswith(magic)), None)
+    compressed = "lz4" if head.startswith(_LZ4_FRAME_MAGIC) else compressed
     if compressed is not None:
         return f"{compressed}-compressed data"
     if head.startswith(b"\x89HDF"):

@@ -85,7 +85,7 @@ def verify_attestation(path: Path, pinned_b64: str | None, *, as_json: bool) -> 
     """``verify --attestation``: check a bundle against the pinned key only; exit 7 if it fails."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from dataward.provenance.attestation import verify_bundle
+    from dataward.provenance.attestation import issued_at, verify_bundle
 
     if not path.is_file():
         raise not_a_file(path, what="attestation")
@@ -106,7 +106,10 @@ def verify_attestation(path: Path, pinned_b64: str | None, *, as_json: bool) -> 
         )
         for s in check.statements:
             names = ", ".join(f"{x['name']} {short(x['digest'].get('sha256'), 18)}" for x in s["subject"])
-            tree.add(f"{safe(s['predicateType'])} about {safe(names)}")
+            head = issued_at(s)
+            # What a statement says holds as of its ledger head: a later quarantine is not in it.
+            when = f" as of ledger event #{head.get('seq')}" if isinstance(head, dict) else ""
+            tree.add(f"{safe(s['predicateType'])} about {safe(names)}{safe(when)}")
         for p in check.problems:
             tree.add(f"[red]envelope {p['envelope']}[/red] {p['kind']}: {safe(str(p['detail']))}")
         console.print(tree)

@@ -88,7 +88,10 @@ class AttestationCheck:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "statements": [{"predicate_type": s["predicateType"], "subject": s["subject"]} for s in self.statements],
+            "statements": [
+                {"predicate_type": s["predicateType"], "subject": s["subject"], "ledger_head": issued_at(s)}
+                for s in self.statements
+            ],
             "problems": self.problems,
         }
 
@@ -140,8 +143,71 @@ def verify_bundle(text: str, public_key: Ed25519PublicKey) -> AttestationCheck:
         check.problems.append(
             {"envelope": None, "kind": "mixed_subjects", "detail": "statements name different subjects"}
         )
+    check.problems.extend(version_bundle_problems(check.statements))
     check.ok = not check.problems and bool(check.statements)
     return check
+
+
+def _version_kind(statement: dict[str, Any]) -> str | None:
+    """``"slsa"`` or ``"dataward"`` for the two statements of a version's attestation, else None (a
+    model release's statements, or anything else signed with the ward key, are not judged here)."""
+    if statement.get("predicateType") == PREDICATE_TYPE:
+        return "dataward"
+    if statement.get("predicateType") == SLSA_PROVENANCE:
+        definition = (statement.get("predicate") or {}).get("buildDefinition") or {}
+        if definition.get("buildType") == BUILD_TYPE:
+            return "slsa"
+    return None
+
+
+def issued_at(statement: dict[str, Any]) -> Any:
+    """The ledger head a version statement was made at (``{seq, hash}``), or None when it names none:
+    an SLSA statement made before the head was written into it."""
+    if statement.get("predicateType") == PREDICATE_TYPE:
+        return (statement.get("predicate") or {}).get("ledger_head")
+    definition = (statement.get("predicate") or {}).get("buildDefinition") or {}
+    return (definition.get("internalParameters") or {}).get("ledger_head")
+
+
+def version_bundle_problems(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What is wrong with the version statements of a bundle taken as one issue of ``attest``: both
+    statements, once each, made at the same ledger head.
+
+    Every envelope verifying is not enough. The dataward predicate carries what the SLSA statement
+    lacks (gate verdicts, approvals, ``barred_records``): a bundle stripped of it, or holding the
+    predicate of an issue made before a quarantine beside the SLSA statement of a later one, or two
+    predicates that disagree, verified, and a reader took it for the version's whole, current story."""
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for s in statements:
+        kind = _version_kind(s)
+        if kind is not None:
+            kinds.setdefault(kind, []).append(s)
+    if not kinds:
+        return []
+    problems = []
+    for kind in ("slsa", "dataward"):
+        found = kinds.get(kind, [])
+        if len(found) != 1:
+            what = "SLSA provenance" if kind == "slsa" else "dataward version-provenance"
+            problems.append(
+                {
+                    "envelope": None,
+                    "kind": "incomplete" if not found else "duplicate_statement",
+                    "detail": f"a version's attestation holds one {what} statement; this bundle holds {len(found)}",
+                }
+            )
+    if not problems:
+        heads = [issued_at(kinds[k][0]) for k in ("slsa", "dataward")]
+        if heads[0] is not None and heads[0] != heads[1]:
+            problems.append(
+                {
+                    "envelope": None,
+                    "kind": "mixed_issues",
+                    "detail": "the statements were made at different ledger heads (events "
+                    f"#{heads[0].get('seq')} and #{(heads[1] or {}).get('seq')}): parts of two issues",
+                }
+            )
+    return problems
 
 
 __all__ = [
@@ -151,8 +217,10 @@ __all__ = [
     "SLSA_PROVENANCE",
     "STATEMENT_TYPE",
     "AttestationCheck",
+    "issued_at",
     "sign_statement",
     "ssl_key",
     "validate_statement",
     "verify_bundle",
+    "version_bundle_problems",
 ]

@@ -183,6 +183,7 @@ class AttestationService(Service):
             "created_by": rows.principal_name(conn, ver.created_by),
         }
         ward = {"id": self.ward_id, "public_key": self.signer.public_key_b64}
+        head = _head(conn)
         slsa = {
             "_type": STATEMENT_TYPE,
             "subject": subject,
@@ -195,7 +196,8 @@ class AttestationService(Service):
                         "version": ver.number,
                         "contributions": [f["ref"] for f in facts],
                     },
-                    "internalParameters": {"policy_hash": ds.policy_hash, "ward": self.ward_id},
+                    # The head ties this statement to the dataward one of the same issue (verify_bundle).
+                    "internalParameters": {"policy_hash": ds.policy_hash, "ward": self.ward_id, "ledger_head": head},
                     "resolvedDependencies": deps,
                 },
                 "runDetails": {
@@ -219,7 +221,7 @@ class AttestationService(Service):
                 "promotions": stage_events,
                 "barred_records": self._barred(conn, ds, ver, manifest),
                 "attested_by": by,
-                "ledger_head": _head(conn),
+                "ledger_head": head,
             },
         }
         return [slsa, governance]

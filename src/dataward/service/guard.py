@@ -785,6 +785,10 @@ def barred_records(
       dataset, transitively, unless a contribution of the version vouches for it by itself (see
       :func:`_made_from_quarantined`): one the ward's list of removals holds quarantined too, even when
       the catalog (restored from a backup) never held it, by the id list the list kept;
+    * copied or made by a transformation from records rejected in review (in any dataset) or flagged in
+      a contribution rejected as a unit, unless an ordinary contribution of the version added it itself
+      (see :func:`~dataward.service.rejected_copies.made_from_rejected`): a step's output is no
+      independent voucher of what it copied;
     * rejected by a reviewer's decision (a ``review.rejected`` event) in any contribution of the
       dataset: record ids are content hashes, so the same content is the same rejected record.
 
@@ -795,6 +799,7 @@ def barred_records(
     (listing what a model's data holds, for information) the catalog is read as it stands.
     """
     from dataward.domain.idset import DigestSet
+    from dataward.service.rejected_copies import made_from_rejected
 
     members: AbstractSet[str] = ids if isinstance(ids, DigestSet) else set(ids)
     listed = json.loads(ver.contributions)
@@ -830,6 +835,7 @@ def barred_records(
         elsewhere = {i.contribution for i in items if i.rejected_in_review and i.record in members} - mine
         for cid in sorted(elsewhere):
             _check_signed_contribution(conn, cid, ("dataset_id",), ds, ver, public_key, ward_id)
+        rejected_anywhere = [i.record for i in items if i.rejected_in_review]
         rejected = [i.record for i in items if i.rejected_in_review and i.contribution in mine]
         units = _rejected_units((i.contribution, i.record) for i in items if i.rejected_with_contribution)
     else:
@@ -841,6 +847,7 @@ def barred_records(
         }
         decisions = select(ledger_events.c.subject).where(ledger_events.c.type == "review.rejected")
         subjects = [json.loads(text) for text in conn.execute(decisions).scalars()]
+        rejected_anywhere = [s.get("record") for s in subjects]
         rejected = [s.get("record") for s in subjects if s.get("contribution") in mine]
         closed = (
             select(quarantine.c.contribution_id, quarantine.c.record_id)
@@ -848,6 +855,7 @@ def barred_records(
             .where(quarantine.c.status == "rejected", contributions.c.status == "rejected")
         )
         units = _rejected_units((r.contribution_id, r.record_id) for r in conn.execute(closed))
+    every_unit = units  # a step may have copied or made records of this version from any of them
     units = {cid: [r for r in found if r in members] for cid, found in units.items()}
     units = {cid: found for cid, found in units.items() if found}
     _refuse_unheld_in(conn, store, ds, ver)
@@ -859,6 +867,13 @@ def barred_records(
         barred.setdefault(rid, why)
     made = _made_from_quarantined(conn, store, members, rows, held, ledger, f"{ds.name}@v{ver.number}")
     for rid, why in made.items():
+        barred.setdefault(rid, why)
+    # A step's output vouches for nothing it copied or made from rejected records (``_unvouched_suspects``
+    # counted it as an independent contribution, under its own name and the reserved source).
+    what = f"{ds.name}@v{ver.number}"
+    for rid, why in made_from_rejected(
+        conn, store, members, rows, held, ledger, every_unit, rejected_anywhere, what
+    ).items():
         barred.setdefault(rid, why)
     for rid in _among(members, rejected):
         barred.setdefault(rid, "rejected in review")

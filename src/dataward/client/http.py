@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from dataward.access.keys import without_secret
-from dataward.client.plain_http import check_cleartext
+from dataward.client.plain_http import check_cleartext, check_no_userinfo, uses_environment_proxies
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
 from dataward.store.tables import read_parquet_bytes
@@ -74,7 +74,9 @@ class HTTPWard:
     """A served ward, acting as the principal of ``key``. Implements ``dataward.api.WardAPI``.
 
     A plain ``http://`` URL is refused unless its host is loopback or ``allow_insecure_http`` (default:
-    ``$DATAWARD_ALLOW_INSECURE_HTTP``) allows it: the key would cross the network in cleartext."""
+    ``$DATAWARD_ALLOW_INSECURE_HTTP``) allows it: the key would cross the network in cleartext. A plain
+    ``http://`` URL is reached directly, never through a proxy from the environment, and a URL with a user
+    name or password in it is refused (``dataward.client.plain_http``)."""
 
     def __init__(
         self,
@@ -90,7 +92,9 @@ class HTTPWard:
         if not key:
             raise AuthenticationError("no API key given", hint="set DATAWARD_KEY to your dw_... key")
         # Before any request: a key never goes in cleartext to another machine unless that is asked for
-        # (``allow_insecure_http``, else $DATAWARD_ALLOW_INSECURE_HTTP; see dataward.client.plain_http).
+        # (``allow_insecure_http``, else $DATAWARD_ALLOW_INSECURE_HTTP; see dataward.client.plain_http),
+        # and never to a proxy on the way: a plain http:// URL ignores HTTP_PROXY and ALL_PROXY.
+        check_no_userinfo(url)
         check_cleartext(url, allow_insecure_http=allow_insecure_http)
         self.url = url.rstrip("/")
         self.poll_interval = poll_interval
@@ -100,6 +104,7 @@ class HTTPWard:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,  # a redirect could carry the Authorization header elsewhere
+            trust_env=uses_environment_proxies(self.url),
         )
         self._ward_id: str | None = None
 

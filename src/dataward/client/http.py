@@ -23,6 +23,7 @@ from dataward.access.keys import without_secret
 from dataward.client.plain_http import check_cleartext, check_no_userinfo, uses_environment_proxies
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
+from dataward.io.staged import staged_file
 from dataward.store.tables import read_parquet_bytes
 
 if TYPE_CHECKING:
@@ -480,15 +481,11 @@ class HTTPWard:
                         body = None
                     raise error_from_body(body, resp.status_code)
                 info = json.loads(resp.headers.get("X-Dataward-Document", "{}"))
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-                try:
-                    with tmp.open("wb") as fh:
-                        for chunk in resp.iter_bytes(CHUNK):
-                            fh.write(chunk)
-                    os.replace(tmp, target)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
+                # Under a random name made exclusively: a guessable one, planted as a link in a shared
+                # folder, had the download written through it into another file (dataward.io.staged).
+                with staged_file(target) as fh:
+                    for chunk in resp.iter_bytes(CHUNK):
+                        fh.write(chunk)
         except httpx.TransportError as exc:
             raise ServerUnreachable(
                 f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
@@ -657,7 +654,7 @@ class HTTPWard:
                     except ValueError:
                         body = None
                     raise error_from_body(body, response.status_code)
-                with target.open("wb") as fh:
+                with staged_file(target) as fh:
                     for chunk in response.iter_bytes(CHUNK):
                         fh.write(chunk)
                 return dict(json.loads(response.headers.get("X-Dataward-Document", "{}")))

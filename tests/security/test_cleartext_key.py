@@ -5,6 +5,7 @@ as is. It is refused before anything is sent, unless the host is loopback or the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from dataward.client import HTTPWard
-from dataward.domain.errors import InputError
+from dataward.domain.errors import DatawardError, InputError
 
 KEY = "dw_abcdefgh_" + "a" * 52
 
@@ -105,3 +106,83 @@ def test_the_cli_sends_no_key_to_a_plain_http_listener_elsewhere() -> None:
     assert not any(KEY.encode() in g for g in got), "the key crossed the network in cleartext"
     assert done.returncode == 2, done.stderr
     assert "plain http://" in done.stderr + done.stdout
+
+
+class _Listener:
+    """A plain TCP listener on loopback recording the first bytes of every connection (a server, or a
+    proxy on the way), and answering each with a 502."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.socket.settimeout(10)
+        self.got: list[bytes] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                self.got.append(conn.recv(65536))
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread at once
+        self.socket.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_a_proxy_in_the_environment_never_receives_the_key_of_a_plain_http_url(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: a workstation or CI runner has HTTP_PROXY pointing at a proxy on another machine, and
+    the client talks to `dataward serve` on http://127.0.0.1. The request, `Authorization: Bearer dw_...`
+    included, went in cleartext to the proxy (and from there to the proxy's own loopback). A plain
+    http:// URL is now reached directly whatever the environment says."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DATAWARD_ALLOW_INSECURE_HTTP", raising=False)
+    proxy, server = _Listener(), _Listener()
+    try:
+        monkeypatch.setenv(variable, proxy.url)
+        with HTTPWard(server.url, key=KEY) as ward, pytest.raises(DatawardError):
+            ward.whoami()
+    finally:
+        proxy.close()
+        server.close()
+    assert not any(KEY.encode() in g for g in proxy.got), "the key went to the proxy in cleartext"
+    assert any(KEY.encode() in g for g in server.got)
+
+
+def test_an_https_url_still_uses_the_environments_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy only tunnels an https:// connection (CONNECT): it sees no key, and networks that need
+    one keep working."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert HTTPWard("https://dataward.example.com", key=KEY)._http._mounts
+    assert not HTTPWard("http://127.0.0.1:8000", key=KEY)._http._mounts
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://alice:hunter2@dataward.example.com", "http://alice:hunter2@127.0.0.1:8000", "https://dw_x@h.example"],
+)
+def test_a_url_with_a_user_or_password_is_refused_without_echoing_it(url: str) -> None:
+    """With `user:password@` in the URL the HTTP client sent them as Basic credentials in place of the
+    key, and every 'cannot reach the dataward server at URL' printed the password."""
+    recorder = Recorder()
+    with pytest.raises(InputError, match="user name or password") as refused:
+        HTTPWard(url, key=KEY, transport=recorder)
+    assert "hunter2" not in str(refused.value) and "dw_x" not in str(refused.value)
+    assert recorder.seen == []

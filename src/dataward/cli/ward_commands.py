@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -297,11 +296,14 @@ def register(app: typer.Typer) -> None:
 def write_text_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, then rename; never
     into the ward's own files (``refuse_ward_output``)."""
+    from dataward.io.staged import staged_file  # here: dataward.io imports pyarrow, which --help need not
+
     refuse_ward_output(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, "utf-8")
-        os.replace(tmp, path)
+        # A random temporary name, made exclusively: `.NAME.PID.tmp` could be planted as a link in a
+        # shared folder and the checkpoint written through it into another file (dataward.io.staged).
+        with staged_file(path) as fh:
+            fh.write(text.encode("utf-8"))
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -20,9 +20,10 @@ from urllib.parse import quote
 import httpx
 
 from dataward.access.keys import without_secret
-from dataward.client.plain_http import check_cleartext
+from dataward.client.plain_http import check_cleartext, check_no_userinfo, uses_environment_proxies
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
+from dataward.io.staged import staged_file
 from dataward.store.tables import read_parquet_bytes
 
 if TYPE_CHECKING:
@@ -49,32 +50,78 @@ def _error_classes() -> dict[str, type[DatawardError]]:
     return found
 
 
+_NOT_DATAWARD = "check DATAWARD_URL: it must point at `dataward serve` (or the proxy in front of it)"
+
+
+_UNREADABLE = object()
+"""What ``parsed_json`` returns for text that is not JSON (``None`` is JSON's ``null``)."""
+
+
+def parsed_json(text: str | bytes) -> Any:
+    """The JSON ``text`` holds, or ``_UNREADABLE`` when it holds none this client can read.
+
+    What a server sends is parsed as untrusted input: a body nested deeper than Python's recursion
+    limit (``[[[[...``, a few hundred kilobytes) raises ``RecursionError``, not ``ValueError``, and
+    ended the command with a traceback."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _UNREADABLE
+
+
+def _document_header(response: httpx.Response) -> dict[str, Any]:
+    """The ``X-Dataward-Document`` header of a download: a JSON object, or ``ServerUnreachable``."""
+    document = parsed_json(response.headers.get("X-Dataward-Document", "{}"))
+    if not isinstance(document, dict):
+        raise ServerUnreachable("the server's answer carries no readable document header", hint=_NOT_DATAWARD)
+    return document
+
+
+def _exit_code(value: Any, default: int) -> int:
+    """The exit code an error document gives, when it is one an error may have (1 to 125); else
+    ``default``: an error a server reported with exit code 0 let a failed command exit as a success."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 125:
+        return value
+    return default
+
+
 def error_from_body(body: Any, status: int) -> DatawardError:
     """The exception an error document describes, with the exit code the server gave it."""
     if not isinstance(body, dict) or not isinstance(body.get("message"), str):
         return ServerUnreachable(
-            f"the server answered HTTP {status} without a dataward error document",
-            hint="check DATAWARD_URL: it must point at `dataward serve` (or the proxy in front of it)",
+            f"the server answered HTTP {status} without a dataward error document", hint=_NOT_DATAWARD
         )
     code = str(body.get("error") or "error")
     cls = _error_classes().get(code, DatawardError)
     details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    hint = body.get("hint")
     # Built without the subclass's own __init__ (some take other arguments); the message, hint and
     # details are the server's. A code this client does not know keeps the code and exit code sent.
+    # The details are set as given, not passed as keywords: a detail named "hint" or "message" made
+    # the constructor raise TypeError (a traceback instead of the error).
     exc = cls.__new__(cls)
-    DatawardError.__init__(exc, body["message"], hint=body.get("hint"), **details)
+    DatawardError.__init__(exc, body["message"], hint=hint if isinstance(hint, str) else None)
+    exc.details = {str(k): v for k, v in details.items()}
     exc.code = code
-    if isinstance(body.get("exit_code"), int):
-        exc.exit_code = body["exit_code"]
+    exc.exit_code = _exit_code(body.get("exit_code"), cls.exit_code)
     exc.http_status = status
     return exc
+
+
+def _job_document(answer: Any) -> dict[str, Any]:
+    """A job as the server describes it (an object with an id and a status), or ``ServerUnreachable``."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("status"), str) or "id" not in answer:
+        raise ServerUnreachable("the server's answer is not a job", hint=_NOT_DATAWARD)
+    return answer
 
 
 class HTTPWard:
     """A served ward, acting as the principal of ``key``. Implements ``dataward.api.WardAPI``.
 
     A plain ``http://`` URL is refused unless its host is loopback or ``allow_insecure_http`` (default:
-    ``$DATAWARD_ALLOW_INSECURE_HTTP``) allows it: the key would cross the network in cleartext."""
+    ``$DATAWARD_ALLOW_INSECURE_HTTP``) allows it: the key would cross the network in cleartext. A plain
+    ``http://`` URL is reached directly, never through a proxy from the environment, and a URL with a user
+    name or password in it is refused (``dataward.client.plain_http``)."""
 
     def __init__(
         self,
@@ -90,7 +137,9 @@ class HTTPWard:
         if not key:
             raise AuthenticationError("no API key given", hint="set DATAWARD_KEY to your dw_... key")
         # Before any request: a key never goes in cleartext to another machine unless that is asked for
-        # (``allow_insecure_http``, else $DATAWARD_ALLOW_INSECURE_HTTP; see dataward.client.plain_http).
+        # (``allow_insecure_http``, else $DATAWARD_ALLOW_INSECURE_HTTP; see dataward.client.plain_http),
+        # and never to a proxy on the way: a plain http:// URL ignores HTTP_PROXY and ALL_PROXY.
+        check_no_userinfo(url)
         check_cleartext(url, allow_insecure_http=allow_insecure_http)
         self.url = url.rstrip("/")
         self.poll_interval = poll_interval
@@ -100,6 +149,7 @@ class HTTPWard:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,  # a redirect could carry the Authorization header elsewhere
+            trust_env=uses_environment_proxies(self.url),
         )
         self._ward_id: str | None = None
 
@@ -130,19 +180,15 @@ class HTTPWard:
                 hint="check DATAWARD_URL and that `dataward serve` is running",
             ) from None
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise error_from_body(body, response.status_code)
+            raise error_from_body(parsed_json(response.content), response.status_code)
         return response
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise ServerUnreachable("the server's answer is not JSON", hint="check DATAWARD_URL") from None
+        answer = parsed_json(response.content)
+        if answer is _UNREADABLE:
+            raise ServerUnreachable("the server's answer is not JSON", hint="check DATAWARD_URL")
+        return answer
 
     def _get(self, path: str, **params: Any) -> Any:
         return self._call("GET", path, params={k: v for k, v in params.items() if v is not None})
@@ -152,15 +198,15 @@ class HTTPWard:
 
     def _job(self, path: str, body: dict[str, Any], progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Start a job and wait for it; its result, or its error raised."""
-        job = self._post(path, body)
+        job = _job_document(self._post(path, body))
         shown = ""
         delay = self.poll_interval / 4
         while job["status"] in ("queued", "running"):
             time.sleep(delay)
             delay = min(self.poll_interval, delay * 2)
-            job = self._get(f"/jobs/{job['id']}")
+            job = _job_document(self._get(f"/jobs/{self._ref(str(job['id']))}"))
             if progress is not None and job.get("progress") and job["progress"] != shown:
-                shown = job["progress"]
+                shown = str(job["progress"])
                 progress(shown)
         if job["status"] != "succeeded":
             raise error_from_body(job.get("error"), 200)
@@ -318,8 +364,7 @@ class HTTPWard:
 
         params = {"version": ref} if ref is not None else {}
         response = self._request("GET", f"/datasets/{self._ref(dataset)}/records", params=params)
-        info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
-        return info, read_parquet_bytes(response.content)
+        return _document_header(response), read_parquet_bytes(response.content)
 
     def load_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
@@ -327,8 +372,7 @@ class HTTPWard:
         """A version's records for training (the server's guarded loader), fetched as Parquet."""
 
         response = self._request("GET", f"/datasets/{self._ref(dataset)}/load", params=_load_params(ref, stage))
-        info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
-        return info, read_parquet_bytes(response.content)
+        return _document_header(response), read_parquet_bytes(response.content)
 
     def stream_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training", batch_rows: int = 10_000
@@ -351,14 +395,17 @@ class HTTPWard:
             ) from None
         if response.status_code >= 400:
             try:
-                response.read()
-                body = response.json()
-            except (ValueError, httpx.HTTPError):
+                body = parsed_json(response.read())
+            except httpx.HTTPError:
                 body = None
             finally:
                 opened.__exit__(None, None, None)
             raise error_from_body(body, response.status_code)
-        info = json.loads(response.headers.get("X-Dataward-Document", "{}"))
+        try:
+            info = _document_header(response)
+        except ServerUnreachable:
+            opened.__exit__(None, None, None)
+            raise
         return info, _arrow_batches(response, opened, f"{dataset}@{ref or stage or 'latest'}", self.url)
 
     def contribute(
@@ -468,22 +515,13 @@ class HTTPWard:
         try:
             with self._http.stream("GET", f"{API}/versions/{self._ref(ref)}/export", params={"format": format}) as resp:
                 if resp.status_code >= 400:
-                    resp.read()
-                    try:
-                        body = resp.json()
-                    except ValueError:
-                        body = None
-                    raise error_from_body(body, resp.status_code)
-                info = json.loads(resp.headers.get("X-Dataward-Document", "{}"))
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-                try:
-                    with tmp.open("wb") as fh:
-                        for chunk in resp.iter_bytes(CHUNK):
-                            fh.write(chunk)
-                    os.replace(tmp, target)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
+                    raise error_from_body(parsed_json(resp.read()), resp.status_code)
+                info = _document_header(resp)
+                # Under a random name made exclusively: a guessable one, planted as a link in a shared
+                # folder, had the download written through it into another file (dataward.io.staged).
+                with staged_file(target) as fh:
+                    for chunk in resp.iter_bytes(CHUNK):
+                        fh.write(chunk)
         except httpx.TransportError as exc:
             raise ServerUnreachable(
                 f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
@@ -646,16 +684,11 @@ class HTTPWard:
         try:
             with self._http.stream("GET", API + path) as response:
                 if response.status_code >= 400:
-                    response.read()
-                    try:
-                        body = response.json()
-                    except ValueError:
-                        body = None
-                    raise error_from_body(body, response.status_code)
-                with target.open("wb") as fh:
+                    raise error_from_body(parsed_json(response.read()), response.status_code)
+                with staged_file(target) as fh:
                     for chunk in response.iter_bytes(CHUNK):
                         fh.write(chunk)
-                return dict(json.loads(response.headers.get("X-Dataward-Document", "{}")))
+                return _document_header(response)
         except httpx.TransportError as exc:
             raise ServerUnreachable(
                 f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
@@ -868,7 +901,7 @@ def _arrow_batches(response: httpx.Response, opened: Any, what: str, url: str) -
                     raise cut from None
                 marks = dict(metadata) if metadata is not None else {}
                 if ERROR in marks:
-                    raise error_from_body(json.loads(marks[ERROR]), 200)
+                    raise error_from_body(parsed_json(marks[ERROR]), 200)
                 if END in marks:
                     return
                 yield batch

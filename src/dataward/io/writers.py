@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from dataward.domain.errors import InputError
 from dataward.io.images import encode_base64_image
+from dataward.io.staged import new_file_mode
 
 EXPORT_FORMATS = ("parquet", "jsonl", "csv")
 _BATCH_ROWS = 10_000
@@ -151,7 +152,7 @@ def stage_table(table: pa.Table, path: str | PathLike[str], format: str) -> Path
             _WRITERS[format](table, out)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(name, 0o644)
+        os.chmod(name, new_file_mode())  # as a file created by open() would be: the umask is honoured
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)

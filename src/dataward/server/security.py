@@ -31,15 +31,20 @@ class CredentialMisplaced(AuthenticationError):
     code = "credential_misplaced"
 
 
-def refuse_credentials_outside_header(request: Request) -> None:
-    """Refuse a request carrying a key in its query string or in a cookie, even next to a valid header:
-    the key has leaked and should be rotated, and the request must not succeed as if nothing happened."""
+def refuse_credentials_in_query(request: Request) -> None:
+    """Refuse a request whose query string carries a key (or a parameter named as a credential)."""
     for name, value in request.query_params.multi_items():
         if name.lower() in _CREDENTIAL_PARAMS or _FULL_KEY.search(value):
             raise CredentialMisplaced(
                 "an API key in the URL is refused",
                 hint="send it only as `Authorization: Bearer dw_...`; rotate a key that was put in a URL",
             )
+
+
+def refuse_credentials_outside_header(request: Request) -> None:
+    """Refuse a request carrying a key in its query string or in a cookie, even next to a valid header:
+    the key has leaked and should be rotated, and the request must not succeed as if nothing happened."""
+    refuse_credentials_in_query(request)
     for name, value in request.cookies.items():
         if name.lower() in _CREDENTIAL_PARAMS or _FULL_KEY.search(value):
             raise CredentialMisplaced(

@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from dataward.domain.errors import AuthenticationError, DatawardError
-from dataward.gates.html import render_html
 from dataward.ledger.events import parse_time
 from dataward.server.connections import AUTHENTICATED
 from dataward.server.console import evidence, lineage
+from dataward.server.console.report_pages import ReportPages
 from dataward.server.console.sessions import Session, SessionStore
+from dataward.server.security import CredentialMisplaced, refuse_credentials_in_query
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -69,12 +70,15 @@ class SignInRequired(Exception):
 
 
 class Refused(Exception):
-    """A request the console refuses itself (a form without its CSRF token)."""
+    """A request the console refuses itself (a form without its CSRF token, posted from another
+    origin, a key in the URL)."""
 
-    def __init__(self, message: str, status: int = 403) -> None:
+    def __init__(self, message: str, status: int = 403, code: str = "csrf", hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.code = code
+        self.hint = hint
 
 
 class Console:
@@ -88,6 +92,7 @@ class Console:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(quote=lambda s: quote(str(s), safe=""), prefix=PREFIX)
         self.templates.env.filters["when"] = _when
+        self.reports = ReportPages()
 
     # --- sessions ---------------------------------------------------------------------------------
 
@@ -111,6 +116,20 @@ class Console:
         # does: under connection pressure it is not closed before an anonymous one.
         request.scope[AUTHENTICATED] = True
         return session, api, me
+
+    @staticmethod
+    def check_same_origin(request: Request) -> None:
+        """Refuse a form the browser says another origin posted (``Sec-Fetch-Site`` other than
+        ``same-origin``). Cookies do not tell ports apart, and ``SameSite`` counts every port of a host
+        as the same site: a page served on another port of the console's host could set the sign-in
+        form's cookie itself and post the form with its own token and key (login CSRF: the reviewer then
+        works in the attacker's session). A client that sends no such header (not a browser, or an old
+        one) is judged by its CSRF token alone."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site != "same-origin":
+            raise Refused(
+                f"The form came from another origin ({site}); open the console's own page and post it from there."
+            )
 
     @staticmethod
     async def form(request: Request) -> dict[str, str]:
@@ -137,6 +156,7 @@ class Console:
     async def action(self, request: Request, run: Callable[[WardAPI, dict[str, str]], tuple[str, str]]) -> Response:
         """A form post: session, CSRF token, then ``run(api, form)`` (the WardAPI call); answers with a
         redirect to the page ``run`` names, with the notice it gives, or the refusal on an error page."""
+        self.check_same_origin(request)
         session, api, me = await self.signed_in(request)
         form = await self.form(request)
         self.check_csrf(form, session.csrf)
@@ -204,7 +224,7 @@ def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
 def install_console(app: FastAPI, state: ServerState) -> Console:
     """Mount the console (pages, actions, static files) on ``app``."""
     console = Console(state)
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    router = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=[Depends(_no_key_in_url)])
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
 
     @app.exception_handler(SignInRequired)
@@ -225,7 +245,9 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
-        return console.page(request, "error.html", status=exc.status, error="csrf", message=exc.message, me=None)
+        return console.page(
+            request, "error.html", status=exc.status, error=exc.code, message=exc.message, hint=exc.hint, me=None
+        )
 
     # --- sign in and out --------------------------------------------------------------------------
 
@@ -240,6 +262,7 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
 
     @router.post("/sign-in")
     async def sign_in(request: Request) -> Response:
+        console.check_same_origin(request)
         # Nobody's key vouches for this form: what can be refused without it is refused before it is
         # read (its time and size are bounded by ``BodyLimit``, its connection may be closed first
         # under connection pressure).
@@ -297,6 +320,7 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
             return secured(response)
         session = console.sessions.load(sent)
         if session is not None:
+            console.check_same_origin(request)
             console.check_csrf(await console.form(request), session.csrf)
             console.sessions.end(session.id)
         _flash(response, "You are signed out.")
@@ -364,7 +388,8 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
             report = await run_in_threadpool(api.gate_report, ref)
         except DatawardError as exc:
             return console.error(request, exc, session=session, me=me)
-        html = render_html(report, title=f"Gate report: {ref}")
+        # Drawn in a thread (and kept): drawn here, on the event loop, it held the whole worker.
+        html = await console.reports.page(report, title=f"Gate report: {ref}")
         response = secured(HTMLResponse(html))
         response.headers["Content-Security-Policy"] = REPORT_CSP
         return response
@@ -478,6 +503,24 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
 
     app.include_router(router)
     return console
+
+
+async def _no_key_in_url(request: Request) -> None:
+    """Refuse a console request whose URL holds a whole key, as the API refuses one (``security``): a
+    key pasted into the lineage form (a GET: ``?ref=dw_ID_SECRET``), or carried in ``next``, would be
+    written into the proxy's logs and the browser's history, traced, shown back in the page, and sent
+    on to the sign-in page in a redirect. Runs before the session is looked at; the key is not echoed.
+    (Cookies are not judged here: a browser sends the console every cookie of its host, other
+    applications' ``token`` included; the console reads only its own.)"""
+    try:
+        refuse_credentials_in_query(request)
+    except CredentialMisplaced as exc:
+        raise Refused(
+            exc.message + ". Name a key by its id alone (dw_ID); rotate a key that was put in a URL.",
+            status=401,
+            code=exc.code,
+            hint=exc.hint,
+        ) from None
 
 
 def _safe_next(target: str | None) -> str | None:

@@ -7,6 +7,11 @@ associated data). Neither half alone yields the key: the server's disk has no ke
 the cookie is not a key (the API refuses keys in cookies; this cookie is not one and opens nothing
 outside the console). Each console request decrypts the key and acts through the WardAPI with it,
 so the service authenticates it on every request and a revoked key ends the session at once.
+
+Any key that authenticates may sign in, a key with no grant at all included, and each sign-in writes a
+file: a principal holds at most ``max_per_principal`` live sessions (signing in once more ends its
+oldest), and each sign-in deletes the expired ones first, so that no key can fill the server's disk
+with sessions (they were kept, unbounded, until the server restarted).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _COOKIE = re.compile(r"^([0-9a-f]{32})\.([0-9a-f]{64})$")
+MAX_SESSIONS_PER_PRINCIPAL = 20
+"""Live console sessions one principal may hold (browsers, tabs signed in anew); the oldest ends first."""
 
 
 @dataclass(frozen=True)
@@ -40,16 +48,21 @@ class Session:
 class SessionStore:
     """Sessions as files, each readable only with the secret its cookie carries."""
 
-    def __init__(self, folder: Path, *, lifetime_s: float) -> None:
+    def __init__(self, folder: Path, *, lifetime_s: float, max_per_principal: int = MAX_SESSIONS_PER_PRINCIPAL) -> None:
         self.folder = folder
         self.lifetime_s = lifetime_s
+        self.max_per_principal = max_per_principal
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def _path(self, sid: str) -> Path:
         return self.folder / f"{sid}.json"
 
     def create(self, key: str, principal: str, *, key_expires_at: float | None = None) -> tuple[Session, str]:
-        """A new session for ``key``; returns it and the cookie value (shown to the browser only)."""
+        """A new session for ``key``; returns it and the cookie value (shown to the browser only).
+
+        Expired sessions are deleted first, and the principal's oldest live ones beyond
+        ``max_per_principal - 1``, so that the new one keeps the principal within its bound."""
+        self._make_room(principal)
         sid = secrets.token_hex(16)
         secret = secrets.token_bytes(32)
         nonce = secrets.token_bytes(12)
@@ -61,6 +74,7 @@ class SessionStore:
         csrf = secrets.token_urlsafe(32)
         document = {
             "principal": principal,
+            "created_at": time.time(),
             "expires_at": expires,
             "csrf": csrf,
             "nonce": nonce.hex(),
@@ -104,10 +118,36 @@ class SessionStore:
 
     def sweep(self) -> None:
         """Delete expired sessions' files."""
+        self._live()
+
+    def _live(self) -> list[tuple[Path, dict[str, Any]]]:
+        """The live sessions' files and documents; expired (or unreadable) ones are deleted on the way."""
         now = time.time()
+        out = []
         for path in self.folder.glob("*.json"):
             try:
-                if float(json.loads(path.read_text(encoding="utf-8")).get("expires_at", 0)) <= now:
-                    path.unlink()
-            except (OSError, ValueError):
-                continue
+                document = json.loads(path.read_text(encoding="utf-8"))
+                if float(document.get("expires_at", 0)) > now:
+                    out.append((path, document))
+                    continue
+            except OSError:
+                continue  # ended meanwhile (by another worker), or not ours to judge
+            except (ValueError, TypeError, AttributeError):
+                pass  # not a session document: it opens nothing
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return out
+
+    def _make_room(self, principal: str) -> None:
+        """Delete expired sessions, and ``principal``'s oldest ones beyond ``max_per_principal - 1``."""
+        mine = sorted(
+            (
+                (float(document.get("created_at") or document.get("expires_at") or 0), path)
+                for path, document in self._live()
+                if document.get("principal") == principal
+            ),
+            key=lambda pair: pair[0],
+        )
+        for _created, path in mine[: max(len(mine) - self.max_per_principal + 1, 0)]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

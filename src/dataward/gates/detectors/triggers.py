@@ -167,7 +167,11 @@ BATCH_WIDE_MIN = 10
 """... each class with at least this many records in the batch, is a property of the batch, not a trigger: a
 trigger teaches a label only where the other classes' records do not carry it, and here each class's own
 records carry it. A sender who leaves the source class out of the batch, or sends few of its records, leaves
-the pattern tested as before."""
+the pattern tested as before. The same holds of a pattern at least this share of the *baseline's* records of
+every class carry (each class with at least this many trusted records): a model trained on the trusted
+records sees it with every label, so no batch's carriers can teach it one; their labels are the batch's class
+shares (a source of one class: 50 of 54 genuine '7's held the blank top-right corner that 990 of 1,000 trusted
+digits hold, and the batch was blocked). The sender cannot move that side."""
 
 
 PAIR_ENTRIES = 1 << 22
@@ -581,7 +585,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "14"
+    version = "15"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -762,6 +766,12 @@ class TriggerDetector(Detector):
             # p-values: a batch that drifted slowly is ranked by what moved.
             batch_wide = pure & tests["batch_wide"]
             route_a[~pure | batch_wide], route_b[~pure | batch_wide] = 1.0, 1.0
+            # Nor one most trusted records of every class carry. It is still paid for among route A's
+            # candidates (below), so that every other pair's correction is what it was without the rule.
+            n_content = max(int(np.count_nonzero(2.0 * route_a <= ctx.alpha)), 1)
+            baseline_wide = pure & tests["baseline_wide"] & ~batch_wide
+            route_a[baseline_wide], route_b[baseline_wide] = 1.0, 1.0
+            batch_wide |= baseline_wide
             candidates_a = np.flatnonzero(2.0 * route_a <= ctx.alpha)
             candidates_b = np.flatnonzero(2.0 * route_b <= ctx.alpha)
             tests["p_content"], tests["content_share"] = np.ones(n_pairs), np.full(n_pairs, np.nan)
@@ -769,8 +779,8 @@ class TriggerDetector(Detector):
             p_content_b = np.ones(n_pairs)
             # Content runs only where a route's count tests already point at a trigger; on route A it is
             # corrected for route A's candidates alone (a clean batch has none but with probability
-            # alpha). The batch tie runs only where route B can still pass: tie and content at its bar.
-            n_content = max(len(candidates_a), 1)
+            # alpha), counted above. The batch tie runs only where route B can still pass: tie and content
+            # at its bar.
             # The batch tie reads only the carriers' neighbour lists: it runs, for all of route B's pairs
             # at once, before content, which reads the label's other records too.
             p_batch, tests["batch_share"][candidates_b] = content.batch_ties(
@@ -1044,6 +1054,7 @@ class _BaselineCounts:
     column_sums: np.ndarray  # trusted carriers per pattern
     prior: np.ndarray  # the baseline's class shares
     backoff: np.ndarray  # what the baseline says of each pattern's parts, or the prior
+    wide: np.ndarray  # per pattern: carried by most trusted records of every class (``BATCH_WIDE_SHARE``)
 
     @classmethod
     def of(cls, xb: PatternMatrix, yb: sp.csc_matrix) -> _BaselineCounts | None:
@@ -1052,7 +1063,16 @@ class _BaselineCounts:
         if not n_b:
             return None
         prior = np.asarray(yb.sum(axis=0)).ravel() / n_b
-        return cls(xb.label_counts(yb), xb.column_sums(), prior, xb.backoff_rates(yb, prior, LABEL_PRIOR_WEIGHT))
+        label_counts = xb.label_counts(yb)
+        backoff = xb.backoff_rates(yb, prior, LABEL_PRIOR_WEIGHT)
+        return cls(label_counts, xb.column_sums(), prior, backoff, _wide(label_counts, prior * n_b, prior > 0))
+
+
+def _wide(carriers: np.ndarray, class_sizes: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Per pattern: carried by at least ``BATCH_WIDE_SHARE`` of the records of every ``known`` class, each with
+    at least ``BATCH_WIDE_MIN`` records, of at least two such classes (``carriers``: per pattern and class)."""
+    covered = (carriers >= BATCH_WIDE_SHARE * class_sizes[None, :]) & (class_sizes[None, :] >= BATCH_WIDE_MIN)
+    return covered[:, known].all(axis=1) & (int(known.sum()) >= 2)
 
 
 def _association(
@@ -1080,10 +1100,12 @@ def _association(
     # A pattern most of the batch's records of every class carry (a column exported as 0 by one
     # hospital's software, a scanner's dark corner) is a property of the batch: each class's own records
     # are its counterexamples, so no model learns from it to give one label (``BATCH_WIDE_SHARE``).
+    # So is one most of the baseline's records of every class carry: its trusted records are the
+    # counterexamples, whatever the batch holds.
     class_sizes = np.asarray(yc.sum(axis=0)).ravel()
     known = (prior > 0) if n_b else (class_sizes > 0)
-    covered = (m_all >= BATCH_WIDE_SHARE * class_sizes[None, :]) & (class_sizes[None, :] >= BATCH_WIDE_MIN)
-    batch_wide = covered[:, known].all(axis=1) & (int(known.sum()) >= 2)
+    batch_wide = _wide(m_all, class_sizes, known)
+    baseline_wide = counts.wide if n_b else np.zeros_like(batch_wide)
     m = m_all[pattern, label]
     b = b_all[pattern, label]
     k_c = k_c_all[pattern]
@@ -1119,6 +1141,7 @@ def _association(
         "z": z,
         "pi": pi,
         "batch_wide": batch_wide[pattern],
+        "baseline_wide": baseline_wide[pattern],
     }
 
 

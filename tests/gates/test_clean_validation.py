@@ -66,6 +66,18 @@ def test_relabelling_one_class_drops_its_accuracy_and_blocks(split, fitted) -> N
     assert not result.flagged.any()  # contribution-level: nothing is flagged record by record
 
 
+def test_a_source_that_sent_the_whole_batch_leaves_its_records_at_one(split, fitted) -> None:
+    # A ward's contribution has one declared source. Its harm is the batch's; given to every record, it
+    # lifted every record's combined score to about 1 and the "most suspicious first" order ranked nothing.
+    _, (xc, yc), _ = split
+    poisoned = yc.copy()
+    poisoned[yc == 3] = 8
+    result = fitted.score(GateData(xc, poisoned, groups={"source": np.full(len(yc), "vendor")}))
+    assert result.block is True and result.p_value < 1e-6
+    assert result.summary["per_source"]["vendor"]["p_value"] < 1e-6  # still reported
+    assert np.all(result.p_values == 1.0)
+
+
 def test_random_label_noise_makes_the_probe_less_sure_and_blocks(split, fitted) -> None:
     _, (xc, yc), _ = split
     rng = np.random.default_rng(5)

@@ -27,7 +27,7 @@ from dataward.cli.output import (
 )
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output, state
 from dataward.domain.errors import InputError
-from dataward.domain.report_entries import for_another_kind
+from dataward.domain.report_entries import for_another_kind, review_findings_note
 
 if TYPE_CHECKING:
     from dataward.api import WardAPI
@@ -103,7 +103,11 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
         # A block's members that the detector did not flag wait in the queue too: say so, or "flagged 0"
         # beside a block reads as a block that names nothing.
         with_block = f", {d['queued']} more queued with its block" if d.get("queued") else ""
-        dets.add(f"{name} v{d['version']}: flagged {d['flagged']}{with_block}, p={d['p_value']:.3g}")
+        # Its findings are reasons above with their own tests: "p=1" alone read as a detector that found
+        # nothing while the reasons cited it.
+        findings = review_findings_note(d)
+        findings = f"; {findings}" if findings else ""
+        dets.add(f"{name} v{d['version']}: flagged {d['flagged']}{with_block}, p={d['p_value']:.3g}{findings}")
     if other_kind:
         many = "detectors for other kinds of data" if other_kind > 1 else "detector for another kind of data"
         dets.add(f"[dim]{other_kind} {many} not listed (see --json)[/dim]")

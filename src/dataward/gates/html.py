@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dataward.domain.names import hidden_after
+from dataward.domain.report_entries import review_findings_note
 from dataward.gates.llm_evidence import record_highlights, record_texts
 from dataward.gates.report import GateReport, for_another_kind
 
@@ -149,11 +150,11 @@ def _detectors(data: Mapping[str, Any]) -> str:
         rows.append(
             f"<tr><td>{_e(name)}</td><td>{_e(d.get('version'))}</td><td class=num>{_num(d.get('statistic'))}</td>"
             f"<td class=num>{_num(d.get('p_value'))}</td><td class=num>{_e(d.get('flagged'))}{_e(with_block)}</td>"
-            f"<td>{_e(note)}</td></tr>"
+            f"<td>{_e(review_findings_note(d))}</td><td>{_e(note)}</td></tr>"
         )
     return (
         "<h2>Detectors</h2><table><tr><th>detector</th><th>version</th><th>statistic</th><th>p-value</th>"
-        f"<th>flagged</th><th>note</th></tr>{''.join(rows)}</table>"
+        f"<th>flagged</th><th>findings</th><th>note</th></tr>{''.join(rows)}</table>"
     )
 
 

@@ -35,8 +35,10 @@ confirmation (``confirm``) asks its probe for a drop beyond tolerance with a sig
 as before; the margin of more than one record is the logistic probe's to show.
 
 Records: p = 1 (this is a contribution-level test), except the records of a source whose removal
-significantly restores accuracy: they get that source's Bonferroni-corrected p-value. Nothing is
-flagged record by record.
+significantly restores accuracy, beside records of other sources in the batch: they get that source's
+Bonferroni-corrected p-value. A source that sent the whole batch (a ward's contribution has one) leaves
+its records at p = 1: its harm is the contribution's ``p_value`` and ranks no record above another.
+Nothing is flagged record by record.
 
 The block itself is typed (``result.block``, ``result.block_reason``): harm beyond tolerance is evidence
 of poisoning whatever the batch looks like, while a batch that merely differs from the baseline (a new
@@ -281,8 +283,12 @@ class CleanValidationDetector(Detector):
         per_source = self._per_source(contribution, keep, with_, val_labels)
         for source, info in per_source.items():
             corrected = min(1.0, info["p_value"] * max(len(per_source), 1))
-            if corrected <= ctx.alpha:
-                members = contribution.groups["source"] == source
+            members = np.asarray(contribution.groups["source"]) == source
+            # A source that sent every record of the batch is the batch: its harm is the contribution's
+            # (``p_value``) and says nothing of one record against another. Given to all of them, it
+            # lifted every record's score to about 1 (a ward's contribution has one declared source), and
+            # the "most suspicious first" order ranked nothing.
+            if corrected <= ctx.alpha and not members.all():
                 p_values[members] = np.minimum(p_values[members], corrected)
 
         summary: dict[str, Any] = {

@@ -37,6 +37,14 @@ class Featurizer(ABC):
     def transform(self, table: pa.Table) -> np.ndarray:
         """Vectors of every row of ``table[column]``, float32, shape ``(n, d)``."""
 
+    def min_block_scale(self) -> float:
+        """The smallest scale the pipeline may divide this featurizer's block by (in the block's own units).
+
+        The pipeline scales every block to unit mean row norm on the fitted table; a featurizer whose
+        mean row norm can be far smaller than what one meaningful step of its values measures (a
+        numeric column that is almost constant) floors it here. 0: no floor."""
+        return 0.0
+
     def fit_transform(self, table: pa.Table) -> np.ndarray:
         """``fit(table).transform(table)``; featurizers that can reuse work between the two override it."""
         return self.fit(table).transform(table)

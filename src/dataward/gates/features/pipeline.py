@@ -21,7 +21,8 @@ class FeaturePipeline:
     """Fit every column's featurizer on one table, then transform any table to ``(n, d)`` float32.
 
     Each column block is scaled to unit mean row norm on the fitted table so that no column dominates
-    distances merely by its width; blocks wider than ``MAX_DIMS`` in total are PCA-reduced.
+    distances merely by its width, by no less than its featurizer's ``min_block_scale`` (an almost
+    constant numeric column's half step); blocks wider than ``MAX_DIMS`` in total are PCA-reduced.
     """
 
     def __init__(self, schema: Schema, overrides: Mapping[str, str] | None = None, *, seed: int = 0) -> None:
@@ -71,6 +72,9 @@ class FeaturePipeline:
         for feat in self.featurizers:
             block = feat.fit_transform(table)
             scale = float(np.mean(np.linalg.norm(block, axis=1))) if block.size else 1.0
+            # An almost constant numeric column has a tiny mean row norm: divided by it, one step of
+            # its values became hundreds of units (``StandardizedNumeric.min_block_scale``).
+            scale = max(scale, feat.min_block_scale())
             self.scales_.append(scale if scale > 0 else 1.0)
             blocks.append(block / self.scales_[-1])
         full = np.hstack(blocks)

@@ -180,3 +180,19 @@ def test_policy_alpha_bounds():
         GatePolicy.from_dict({"alpha": 2})
     with pytest.raises(InputError, match="block_p"):
         GatePolicy.from_dict({"block_p": 0.1, "review_p": 0.01})
+
+
+def test_drift_counts_only_the_features_that_moved_beyond_chance() -> None:
+    """150 trusted records against 600 drawn alike cross the KS floor (0.1) by chance in about one feature
+    of five: "76 of 128 features shifted" was said of a batch in which 38 had moved beyond chance. The
+    count is the test's: beyond the floor and significant over the features."""
+    from dataward.gates.detectors.drift import Drift
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(150, 128)), rng.normal(size=(600, 128))
+    b[:, :3] += 1.0  # three features really moved
+    drift = Drift()
+    drift.ks_floor = 0.1
+    found = drift._ks(a, b)
+    assert found["features_shifted"] == 3
+    assert found["reason"].startswith("3 of 128 features shifted")

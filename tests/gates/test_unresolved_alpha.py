@@ -89,3 +89,38 @@ def test_only_poisoning_evidence_names_rows(detector: str, names_rows: bool) -> 
     (limit,) = unresolved_alpha({detector: result}, np.arange(1, n + 1))
     assert "calibrated on 152 trusted records" in limit
     assert ("rows 1, 2, 3" in limit) is names_rows, limit
+
+
+def test_a_pile_flagged_together_is_said_so_beside_the_limit_and_in_the_reason() -> None:
+    """A new user's first import against 150 trusted records: the reason said "83 of 600 records flagged at
+    alpha=0.00333" while the limit beside it said that no single record could reach that alpha. The flags were
+    the pile at the lowest p-value (``calibration.resolution_flags``): both sentences now say so."""
+    from dataward.domain.schema import Schema
+    from dataward.gates.base import GateContext
+    from dataward.gates.detectors.label_consistency import LabelConsistency
+
+    n_cal, level = 150, 1 / 151
+    p = np.full(600, 0.5)
+    p[:107] = level
+    flagged = np.zeros(600, dtype=bool)
+    flagged[:83] = True
+    result = DetectorResult("label_consistency", "8", p, flagged, n_calibration=n_cal, alpha=0.01 / 3, p_value=1e-8)
+    (limit,) = unresolved_alpha({"label_consistency": result}, np.arange(2, 602))
+    assert "cannot flag a single record at alpha=0.00333" in limit
+    assert "107 records are at its lowest p-value" in limit and "83 of them were flagged together" in limit
+
+    detector = LabelConsistency()
+    detector.context = GateContext(Schema.parse("label", ["x:numeric"]), ("a", "b"), 0.01 / 3)
+    summary = {
+        "count_test": {"threshold": level, "count": 83, "expected": 600 * level},
+        "flagged_count_p": 5e-9,
+        "mild_test": {"fisher_p": 0.27},
+        "frame": None,
+        "capture": None,
+    }
+    said = detector._reason(summary, 600, flagged, 1e-8, False, n_cal)
+    assert "flagged at alpha" not in said
+    assert said.startswith("83 of 600 records flagged together as more than clean records pile at the lowest p-value")
+    assert "against 150 trusted records no single record can reach alpha=0.00333" in said
+    resolved = detector._reason(summary, 600, flagged, 1e-8, False, 600)
+    assert resolved.startswith("83 of 600 records flagged at alpha=0.00333, where 2.0 are expected")

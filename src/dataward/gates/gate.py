@@ -341,6 +341,12 @@ def unresolved_alpha(results: dict[str, DetectorResult], rows: Sequence[int] | n
                     f"; {lowest.size} records are at its lowest p-value ({level:.2g}), where {expected:.1f} are "
                     f"expected: rows {listed}{extra}"
                 )
+                # Where that pile is larger than clean records make, the detector flags it together
+                # (``calibration.resolution_flags``): said here, so that this line and the reason beside
+                # it ("N records flagged") do not read as a contradiction.
+                together = int(np.asarray(r.flagged, dtype=bool)[lowest].sum())
+                if together:
+                    text += f"; {together} of them were flagged together, as more than clean records pile there"
         limits.append(text)
     return limits
 

@@ -337,27 +337,36 @@ def _scan(
             mode = "baseline"
             ref_index = stratified_sample(encode(base), policy.reference_size, rng)
             ref_table = base.rows(ref_index) if isinstance(base, PartitionedSide) else take_rows(base.table, ref_index)
-            fit_table = ref_table
-            sample = np.zeros(0, dtype=np.int64)
+            unlabelled = [c.name for c in schema.inputs]
+            fit_sample = [np.zeros(0, dtype=np.int64)]
+
+            def new_records() -> pa.Table:
+                # Up to GEOMETRY_FIT_MIN new records, every record the calibration compares is in the fit,
+                # so trusted and new records stay exchangeable; beyond, a sample of that size is (larger
+                # batches' vocabulary has settled). Drawn only when asked, so that a space fitted on the
+                # reference alone leaves the run's random draws as they were.
+                fit_count = min(n_contrib, max(ref_index.shape[0], GEOMETRY_FIT_MIN))
+                fit_sample[0] = np.sort(rng.choice(n_contrib, fit_count, replace=False))
+                sampled = (
+                    take_rows(contrib.table, fit_sample[0])
+                    if contrib is not None
+                    else take(runner, parts, plan, fit_sample[0], schema)  # type: ignore[arg-type]
+                )
+                return sampled.select(unlabelled)
+
+            # The fitted rows are featurized once: the reference first, then (when the sample is the
+            # whole contribution, in order) the contribution too.
+            report(f"featurizing {ref_table.num_rows:,} trusted records")
             if pipeline.learns_geometry:
                 # A vocabulary/SVD fitted on the reference alone makes reference rows look unlike any
                 # new row (faking drift and outliers). Fitting it, without labels, on reference and
-                # contribution together treats both sides alike: up to GEOMETRY_FIT_MIN new records, every
-                # record the calibration compares is in the fit, so trusted and new records stay
-                # exchangeable; beyond, a sample of that size is (larger batches' vocabulary has settled).
-                fit_count = min(n_contrib, max(ref_index.shape[0], GEOMETRY_FIT_MIN))
-                sample = np.sort(rng.choice(n_contrib, fit_count, replace=False))
-                unlabelled = [c.name for c in schema.inputs]
-                sampled = (
-                    take_rows(contrib.table, sample)
-                    if contrib is not None
-                    else take(runner, parts, plan, sample, schema)  # type: ignore[arg-type]
-                )
-                fit_table = pa.concat_tables([ref_table.select(unlabelled), sampled.select(unlabelled)])
-            # The fitted rows are featurized once: the reference first, then (when the sample is the
-            # whole contribution, in order) the contribution too.
-            report(f"featurizing {fit_table.num_rows:,} records")
-            fitted_rows = pipeline.fit_transform(fit_table)
+                # contribution together treats both sides alike.
+                fitted_rows = pipeline.fit_transform(pa.concat_tables([ref_table.select(unlabelled), new_records()]))
+            else:
+                # So does a PCA reduction fitted on too few trusted records per component: the pipeline
+                # asks for the new records then (``features.pipeline.PCA_RECORDS_PER_DIM``).
+                fitted_rows = pipeline.fit_transform(ref_table, new=new_records)
+            sample = fit_sample[0]
             n_ref = ref_index.shape[0]
             reference = GateData(fitted_rows[:n_ref], encode(base)[ref_index], ref_table)
             whole = sample.shape[0] == n_contrib

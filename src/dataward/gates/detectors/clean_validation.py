@@ -259,10 +259,13 @@ class CleanValidationDetector(Detector):
                 if p_value < REVIEW_FLOOR:
                     floored = "the MLP probe does not confirm the harm"
                 p_value = max(p_value, REVIEW_FLOOR)
-        if block_reason is None and unproven is None:
+        if block_reason is None and unproven is None and confirmation is None:
             # At its own priors the probe may still lose accuracy beyond tolerance: the batch moved the
             # classes' balance (a one-class source, or flips that swell a class). What a model trained on
             # the merge will do, so a reviewer is told; not content contradicting labels, so not a block.
+            # Not after the MLP confirmation: the linear probe did lose accuracy read at the baseline's
+            # priors, so "read at the baseline's class priors it does not" would be false (a clean first
+            # import whose classes stood 300/300 as in the baseline was told its balance had moved).
             moved_overall, moved_per_class, moved_p, _ = self._judge(without, as_trained)
             moved_reason = self._block_reason(moved_overall, moved_per_class, len(moved_per_class), accuracy_test=False)
             if moved_reason is not None:

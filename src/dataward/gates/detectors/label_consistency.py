@@ -479,7 +479,7 @@ class LabelConsistency(Detector):
             result.p_value = float(min(1.0, 2.0 * fine_p, max(whole, REVIEW_FLOOR)))
             held = whole < result.p_value
         result.summary["held_for_review"] = held
-        result.reason = self._reason(result.summary, len(contribution), flagged, result.p_value, held)
+        result.reason = self._reason(result.summary, len(contribution), flagged, result.p_value, held, n_cal)
         result.summary["reason_complete"] = True
         # Every record keeps its own p-value for ranking (a flip whose content is also unusual still
         # ranks high); only flags and the contribution-level count are limited to typical records.
@@ -516,15 +516,29 @@ class LabelConsistency(Detector):
         result.summary["columns_left_out"] = [names[i] for i in np.flatnonzero(dead)]
         return result
 
-    def _reason(self, summary: dict[str, Any], n: int, flagged: np.ndarray, p_value: float, held: bool) -> str:
+    def _reason(
+        self, summary: dict[str, Any], n: int, flagged: np.ndarray, p_value: float, held: bool, n_cal: int
+    ) -> str:
         """The verdict's sentence: each count beside the p-value of its own test, and what decided.
 
         The flagged records (at alpha, or finer, or beyond every trusted record) first, then the records
         that read mildly against their label (the coarser count) and Fisher's sum; when the flagged
-        records are not more than calibration explains (``held``), that the rest is held for review."""
+        records are not more than calibration explains (``held``), that the rest is held for review.
+        Against fewer trusted records than alpha needs (``n_cal < 1/alpha - 1``) no record is flagged at
+        alpha: those flagged are the pile at the lowest p-value reached (``calibration.resolution_flags``),
+        and the sentence says so (it said "flagged at alpha" beside a limit saying no record could be)."""
         alpha = self.context.alpha
         fine, mild = summary.get("count_test") or {}, summary["mild_test"]
-        said = f"{int(flagged.sum())} of {n} records flagged at alpha={alpha:.3g}, where {alpha * n:.1f} are expected"
+        if 1.0 / (n_cal + 1.0) <= alpha:
+            said = (
+                f"{int(flagged.sum())} of {n} records flagged at alpha={alpha:.3g}, where {alpha * n:.1f} are expected"
+            )
+        else:
+            said = (
+                f"{int(flagged.sum())} of {n} records flagged together as more than clean records pile at the "
+                f"lowest p-value reached (against {n_cal} trusted records no single record can reach "
+                f"alpha={alpha:.3g})"
+            )
         if fine and not math.isclose(fine["threshold"], alpha, rel_tol=0.05):
             said += f"; {int(fine['count'])} at p<={fine['threshold']:.2g}, where {fine['expected']:.1f} are expected"
         said += f" (count p={summary['flagged_count_p']:.2g})"

@@ -30,6 +30,7 @@ from dataward.catalog.tables import (
     versions,
 )
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
+from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, voided_decision
 from dataward.service.concealment import missing_contribution, missing_dataset, sees_dataset
@@ -736,8 +737,8 @@ def _key_facts(k: Any, names: dict[str, str], now: Any) -> dict[str, Any]:
         "principal": names.get(k.principal_id, k.principal_id),
         "parent": _prefix(k.parent_id),
         "minted_with": _prefix(k.minted_with),
-        "created_at": k.created_at.isoformat(),
-        "expires_at": k.expires_at.isoformat(),
+        "created_at": format_time(k.created_at),
+        "expires_at": format_time(k.expires_at),
         "state": refusal[0] if refusal else "active",
     }
 

@@ -110,6 +110,12 @@ class VersionService(Service):
         # still holds back every quarantined record wherever it appears (``held`` above), but another
         # dataset's quarantined records are not this dataset's to count.
         held_here = len(self._held_in_dataset(basis, ds.id, own_quarantined, added, added_held))
+        # Whether the new version would hold its parent's very records (nothing removed, nothing new).
+        removes = bool(len(removed)) and bool(member_of(current, removed).any())
+        same_records = not removes and len(members) == len(sorted_distinct(current))
+        # Nothing of the contribution would reach it: said (``warning``), naming why each record stays out.
+        nothing_reaches = same_records and len(added) > 0 and bool(added_held.all())
+        quarantined_added = self._quarantined_of(basis, added, near.mask) if nothing_reaches else None
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
@@ -168,6 +174,13 @@ class VersionService(Service):
             # What the user merging asks about: how many of this contribution's records stayed out.
             info["held_back_of_contribution"] = int(added_held.sum())
             info["held_back_by"] = _side_reasons(basis, ds.id, added) + near.reasons(member_of(added, held))
+            # Allowed (a contribution holding records already in the version is one more holder of them),
+            # but said: the new version is not new data.
+            info["same_records_as"] = f"{ds_name}@v{parent.number}" if same_records and parent else None
+            if quarantined_added is not None:
+                info["warning"] = _adds_nothing(
+                    f"{ds_name}#{c.number}", info["ref"], parent, added_held, quarantined_added
+                )
             return info
 
     def _near_copies(self, conn: Connection, ds: Row[Any], basis: HeldBasis, added_object: str | None) -> _NearHeld:
@@ -200,6 +213,15 @@ class VersionService(Service):
                 same = dataset_id == ds.id
                 per.append((_contribution_named(conn, ds, digest) if same else None, same, close))
         return _NearHeld(mask, tuple(per))
+
+    def _quarantined_of(self, basis: HeldBasis, added: np.ndarray, near: np.ndarray | None) -> np.ndarray:
+        """Which of the ``added`` records (digests) a quarantined contribution of the ward added, exactly
+        or (``near``, the near-copy mask) as a near copy."""
+        lists = [read_id_digests(self.store, digest) for digest in basis.quarantined]
+        found = np.zeros(len(added), dtype=bool) if near is None else near.copy()
+        if lists:
+            found |= member_of(added, sorted_distinct(np.concatenate(lists)))
+        return found
 
     def _held_digests(self, basis: HeldBasis) -> np.ndarray:
         """Records a merge must leave out (see ``held_back.held_basis``), as digests (repeats possible): the ids
@@ -504,6 +526,34 @@ class _NearHeld:
                     }
                 )
         return out
+
+
+def _adds_nothing(ref: str, version: str, parent: Any, added_held: np.ndarray, quarantined: np.ndarray) -> str:
+    """The warning of a merge none of whose records reached the version (``version``): every record it
+    adds is held back (``added_held``; ``quarantined``, those a quarantined contribution added, exactly
+    or as near copies) and it removes none, so the version holds its parent's records again (or, for a
+    first merge, none). The merge is not refused: it closes the contribution (merged, its records held
+    back, as the ledger records), as merging records already in the version is allowed; but whoever
+    merged it must not take its records to be in, nor the version for new data."""
+    dataset = version.partition("@")[0]
+    in_quarantine, in_review = int(quarantined.sum()), int((added_held & ~quarantined).sum())
+    why = []
+    if in_quarantine:
+        why.append(f"{in_quarantine} added by a quarantined contribution")
+    if in_review:
+        why.append(f"{in_review} rejected in review, or flagged and awaiting it in a contribution of the same side")
+    after = f"the same records as {dataset}@v{parent.number}" if parent is not None else "no record"
+    text = (
+        f"{ref} added nothing: every one of the {len(added_held)} records it adds is held back "
+        f"({'; '.join(why)}) and it removes none, so {version} holds {after}."
+    )
+    if in_quarantine:
+        text += (
+            " A quarantine is never lifted: no contribution sent after it brings its records back, whoever "
+            "sends them (an independent contribution, another side and another source, vouches only for a copy "
+            "it merged before the quarantine; docs/provenance.md)."
+        )
+    return text
 
 
 def _contribution_named(conn: Connection, ds: Row[Any], added_object: str) -> str | None:

@@ -498,15 +498,32 @@ def register(app: typer.Typer) -> None:
         ref: Annotated[str, typer.Argument(help="DATASET@VERSION")],
         stage: Annotated[str, typer.Option(help="training or retired.")] = "training",
         reason: Annotated[str, typer.Option(help="Why.")] = "",
+        accept_shrink: Annotated[
+            bool,
+            typer.Option(
+                "--accept-shrink",
+                help="Promote a version with no record, or one leaving out most of the training version's "
+                "records (a rollback that takes most of the data out): refused without it. Needs --reason.",
+            ),
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Promote a version to training (retiring the previous one), or retire it."""
-        info = open_ward().promote(ref, stage=stage, reason=reason)
+        info = open_ward().promote(ref, stage=stage, reason=reason, accept_shrink=accept_shrink)
         if as_json:
             emit_json(info)
             return
         retired = f" ({info['retired']} retired)" if info.get("retired") else ""
         console.print(f"[bold green]{info['ref']} is now {stage}[/bold green]{retired}")
+        if shrunk := info.get("accepted_shrink"):
+            # Meant, as --accept-shrink said; still printed, so that nobody misses what training now reads.
+            before = (
+                f" (of the {shrunk['training_records']} records of {shrunk['training']}, it keeps {shrunk['kept']})"
+            )
+            console.print(
+                f"[yellow]note[/yellow]: training now reads {shrunk['records']} records"
+                + (before if shrunk.get("training") else "")
+            )
         if info.get("same_records_as"):
             # Allowed, but not new data: whoever expected a model to learn something new should know.
             console.print(

@@ -22,6 +22,7 @@ from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.normalized import text_columns
+from dataward.domain.shrink import Shrink
 from dataward.io.writers import stage_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
@@ -365,24 +366,33 @@ class VersionService(Service):
         """The ward's own files: its folder, and its object store and SQLite catalog when outside it."""
         return own_paths(self.folder, self.store, self.db)
 
-    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
-        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""
+    def promote(
+        self, ref: str, *, stage: str = "training", reason: str = "", accept_shrink: bool = False
+    ) -> dict[str, Any]:
+        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``.
+
+        A version with no record, or one leaving out most of the training version's records, is refused
+        (``domain.shrink``) unless ``accept_shrink`` says it is meant, with a ``reason``."""
         if stage not in ("training", "retired"):
             raise InputError(f"cannot promote to stage {stage!r}", hint="use training or retired")
         name, version = rows.split_ref(ref)
         action = Action.VERSION_PROMOTE if stage == "training" else Action.VERSION_RETIRE
-        return retry_stale(lambda: self._promote(name, version, stage, reason, action))
+        return retry_stale(lambda: self._promote(name, version, stage, reason, action, accept_shrink))
 
-    def _promote(self, name: str, version: str | None, stage: str, reason: str, action: Action) -> dict[str, Any]:
+    def _promote(
+        self, name: str, version: str | None, stage: str, reason: str, action: Action, accept_shrink: bool = False
+    ) -> dict[str, Any]:
         checked: tuple[str, tuple[Any, ...]] | None = None
         same = None  # the training version this one would retire, when it holds the very same records
+        shrink: Shrink | None = None  # what it does to the data training reads, when the promoter accepted it
         if stage == "training":
             # The slow checks read objects (the manifest re-hashed against the version id and the signed
             # ledger; the id lists of quarantined contributions): they run in a read transaction, and the
             # short write below makes sure nothing they depended on changed meanwhile.
             with self.use_case(action, Scope.dataset(name), write=False) as uc:
-                ds, ver, _ = self._promotable(uc.conn, name, version, stage, reason)
+                ds, ver, training = self._promotable(uc.conn, name, version, stage, reason)
                 ids = manifest_members(checked_manifest(self, uc.conn, ds, ver))
+                shrink = self._shrink_accepted(uc.conn, ds, ver, training, reason, accept_shrink)
                 # The policy, and the gate verdicts and content hashes it is checked against, as signed.
                 held = [rows.contribution_row(uc.conn, cid) for cid in json.loads(ver.contributions)]
                 checked_for_signing(self, uc.conn, ds, *held, doing="promote", version=ver)
@@ -421,6 +431,8 @@ class VersionService(Service):
             }
             if len(retiring) > 1:
                 payload["also_retired"] = [v.id for v in retiring[1:]]
+            if shrink is not None:
+                payload["accepted_shrink"] = shrink.to_dict()
             uc.emit(
                 "version.promoted" if stage == "training" else "version.retired",
                 {"dataset": ds.id, "version": ver.id},
@@ -435,7 +447,49 @@ class VersionService(Service):
                 if same is not None and previous is not None and same.id == previous.id
                 else None
             )
+            if shrink is not None:
+                info["accepted_shrink"] = shrink.to_dict()
             return info
+
+    def _shrink_accepted(
+        self, conn: Connection, ds: Any, ver: Any, training: list[Any], reason: str, accept: bool
+    ) -> Shrink | None:
+        """Refuse (``PolicyViolation``, recorded as every refusal is) promoting ``ver`` when it holds no
+        record or leaves out most of the records of the training version it retires (``training``, as the
+        signed ledger names it; the newest when a ledger led into two), unless ``accept``, with a reason.
+        Returns the shrink the promoter accepted, for the promotion event, or None when there is none."""
+        current = max(training, key=lambda v: v.number, default=None)
+        kept = training_records = 0
+        if current is not None:
+            theirs = checked_manifest(self, conn, ds, current)
+            theirs_ids = np.compress(theirs.valid, theirs.ids, axis=0)
+            training_records = len(sorted_distinct(theirs_ids))
+            if ver.record_count:
+                mine = checked_manifest(self, conn, ds, ver)
+                kept = int(member_of(sorted_distinct(theirs_ids), np.compress(mine.valid, mine.ids, axis=0)).sum())
+        shrink = Shrink(
+            f"{ds.name}@v{ver.number}",
+            int(ver.record_count),
+            f"{ds.name}@v{current.number}" if current is not None else None,
+            training_records,
+            kept,
+        )
+        problem = shrink.problem()
+        if problem is None:
+            return None
+        if not accept:
+            raise PolicyViolation(
+                f"refusing to promote {shrink.version}: {problem}",
+                hint="promote a version that keeps the data; if this is meant (a rollback that takes most of it "
+                f"out, say), say so: dataward promote {shrink.version} --accept-shrink --reason '...'",
+                **shrink.to_dict(),
+            )
+        if not reason.strip():
+            raise InputError(
+                f"promoting {shrink.version} with --accept-shrink needs a reason: {problem}",
+                hint=f"dataward promote {shrink.version} --accept-shrink --reason '...'",
+            )
+        return shrink
 
 
 def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:

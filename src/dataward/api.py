@@ -218,8 +218,11 @@ class WardAPI(Protocol):
         """Write a version's records to a local file."""
         ...
 
-    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
-        """Promote a version to training, or retire it."""
+    def promote(
+        self, ref: str, *, stage: str = "training", reason: str = "", accept_shrink: bool = False
+    ) -> dict[str, Any]:
+        """Promote a version to training, or retire it; ``accept_shrink`` for a version with no record or
+        leaving out most of the training version's records."""
         ...
 
     # --- gates and review -----------------------------------------------------------------------

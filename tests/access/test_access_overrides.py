@@ -16,6 +16,7 @@ from dataward.access import (
     access_review,
     check_override,
 )
+from dataward.ledger.events import format_time
 
 OWNER, ADMIN = {Role.OWNER}, {Role.ADMIN}
 
@@ -58,5 +59,5 @@ def test_access_review_lists_every_override_with_who_when_and_why() -> None:
     over = by_kind[FindingKind.BLOCK_OVERRIDDEN]
     assert over.severity is Severity.MEDIUM and over.contribution == "cats#3" and over.principal == "ben"
     assert "ann" in over.detail and "vendor data, checked" in over.detail and "agreed" in over.detail
-    assert over.to_dict()["at"] == NOW.isoformat()
+    assert over.to_dict()["at"] == format_time(NOW)
     assert by_kind[FindingKind.BLOCK_OVERRIDE_PENDING].contribution == "cats#4"

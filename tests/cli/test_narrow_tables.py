@@ -23,6 +23,8 @@ DETAIL = (
     "promote, retire versions on reviews, which is in training (via admin on ward)"
 )
 
+REASON = "label 'neg' agrees with 0 of 5 nearest trusted records (most are 'pos'); p=3.8e-06"
+
 
 @pytest.fixture
 def narrow(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,9 +82,16 @@ class _Stub:
                 "row": 184,
                 "score": 1.0,
                 "detectors": ["duplicates", "label_consistency", "outliers"],
-                "reason": "label 'neg' agrees with 0 of 5 nearest trusted records (most are 'pos'); p=3.8e-06",
+                "reason": REASON,
             }
         ]
+
+
+def _reads_in_order(text: str, shown: str) -> bool:
+    """Whether every word of ``text`` is printed, whole and in order, in ``shown``: a cell wrapped over
+    lines of a table has the other columns' words and the borders between its own."""
+    printed = iter(shown.replace("│", " ").replace("┃", " ").split())
+    return all(any(word == seen for seen in printed) for word in text.split())
 
 
 @pytest.mark.parametrize("width", [80, 200])
@@ -95,5 +104,26 @@ def test_key_list_and_review_list_show_what_the_next_command_needs(monkeypatch: 
     queue = CliRunner().invoke(app, ["review", "list"])
     assert queue.exit_code == 0, queue.output
     assert "label_consistency" in queue.output and "q_d3485fce14ebb264" in queue.output
-    # The reason is cut for the table, and says so.
-    assert "p=3.8e-06" not in queue.output and "…" in queue.output
+    # The reason is prose: it wraps, whole, as docs/cli.md says of every prose column.
+    assert _reads_in_order(REASON, queue.output) and "…" not in queue.output
+
+
+@pytest.mark.parametrize("width", [120, 140, 250])
+def test_review_list_wraps_a_long_reason_instead_of_cutting_it(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    """Trial: at 140 columns the reason column read `p=…` and `near duplic…`, cut at 72 characters
+    whatever the terminal's width."""
+    long = (
+        "near duplicate (distance 0.0123, typical 0.456) of a record with another label, here labelled '7'; "
+        "p=1.2e-05; far from the trusted records labelled '7'; p=2.1e-105"
+    )
+
+    class _Long(_Stub):
+        def review_list(self, dataset: str | None, *, status: str, contribution: str | None) -> list[dict[str, Any]]:
+            return [{**super().review_list(dataset, status=status, contribution=contribution)[0], "reason": long}]
+
+    monkeypatch.setattr(output.console, "_width", width)
+    monkeypatch.setattr(gate_commands, "open_ward", _Long)
+    queue = CliRunner().invoke(app, ["review", "list"])
+    assert queue.exit_code == 0, queue.output
+    assert _reads_in_order(long, queue.output) and "…" not in queue.output
+    assert max(len(line.rstrip()) for line in queue.output.splitlines()) <= width

@@ -18,7 +18,7 @@ import pytest
 
 from dataward.api import WardAPI
 from dataward.client import HTTPWard
-from dataward.domain.errors import AccessDenied, DatawardError, NotFound
+from dataward.domain.errors import AccessDenied, DatawardError, InputError, NotFound
 from dataward.domain.schema import Schema
 from dataward.service.ward import Ward
 from tests.helpers import NO_APPROVALS_POLICY, wine_rows, wine_schema_specs, write_csv
@@ -282,3 +282,66 @@ def test_a_containment_of_a_principal_tells_a_non_admin_only_the_grants_it_can_s
     assert f"1 usable key(s) ({_key_ref(bob_key)}" in full
     assert f"dataward key revoke {_key_ref(bob_key)}" in full
     assert f"dataward grant revoke {bob} reader --scope dataset:secret" in full
+
+
+def _record_ids(served: Served, tmp_path: Path) -> dict[str, list[str]]:
+    """The record ids of ``pub`` and of ``vault``, a dataset of the admin's alone whose records no other
+    dataset holds (``secret`` holds ``pub``'s very rows: the same ids)."""
+    admin = HTTPWard(served.url, key=served.admin_key)
+    label, specs = wine_schema_specs()
+    if "vault" not in {d["name"] for d in admin.datasets()}:
+        admin.create_dataset("vault", Schema.parse(label, specs))
+        admin.set_policy("vault", NO_APPROVALS_POLICY)
+        admin.merge(admin.contribute("vault", write_csv(tmp_path / "v.csv", wine_rows(100, 140)), source="v")["ref"])
+    return {n: admin.read_version(n)[1].column("record_id").to_pylist() for n in ("pub", "vault")}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_record_traced_by_the_start_of_its_id_answers_as_by_its_whole_id(
+    served: Served, keys: dict[str, str], mode: str, tmp_path: Path
+) -> None:
+    """`trace 62debd47db8dcc8` (an id as review lists and gate tables print it, 15 characters) said
+    "cannot tell what it is". It traces the one record of a dataset the caller may trace whose id starts
+    so; one only a hidden dataset holds answers as a start no id has, and a start several ids share
+    lists only ids the caller may trace."""
+    ids = _record_ids(served, tmp_path)
+    dave = _ward(served, mode, keys["dave"])
+    mine = ids["pub"][0]
+    for given in (mine[:15], mine[:15] + "…", mine[:12]):
+        traced = dave.trace(given)
+        assert traced["subject"] == {"kind": "record", "id": mine} and traced["contributions"][0]["ref"] == "pub#1"
+    assert dave.trace(mine[:15]) == dave.trace(mine)
+    # Hidden: the same answer as for a start no record has.
+    hidden = next(i for i in ids["vault"] if not any(p.startswith(i[:15]) for p in ids["pub"]))
+    nothing = next(
+        p for p in (f"{n:015x}" for n in range(99)) if not any(i.startswith(p) for v in ids.values() for i in v)
+    )
+    seen, absent = _answer(lambda: dave.trace(hidden[:15])), _answer(lambda: dave.trace(nothing))
+    assert seen[0] is absent[0] is NotFound
+    assert (seen[1].replace(hidden[:15], nothing), seen[2]) == absent[1:]
+    # Too short to name a record: not taken for one.
+    kind, message, _ = _answer(lambda: dave.trace(mine[:11]))
+    assert kind is InputError and "cannot tell what" in message
+
+
+def test_an_ambiguous_start_lists_only_ids_the_caller_may_trace(
+    served: Served, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Twelve characters (48 bits) are unique among millions of records; with the least lowered to one
+    character, a start many ids share is refused (exit 2) naming the candidates: those of the datasets
+    the caller may trace, never another dataset's."""
+    from dataward.service import tracing
+
+    monkeypatch.setattr(tracing, "RECORD_PREFIX_MIN", 1)
+    ids = _record_ids(served, tmp_path)
+    dave = Ward.open(served.ward, key=keys["dave"])
+    # A hex digit several of pub's ids and one of vault's start with (40 ids over 16 digits).
+    digit = next(
+        d
+        for d in "0123456789abcdef"
+        if sum(i.startswith(d) for i in ids["pub"]) > 1 and any(i.startswith(d) for i in ids["vault"])
+    )
+    with pytest.raises(InputError) as refused:
+        dave.trace(digit)
+    assert refused.value.details["candidates"] == sorted(i for i in ids["pub"] if i.startswith(digit))
+    assert refused.value.exit_code == 2 and "vault" not in refused.value.message

@@ -26,6 +26,7 @@ from dataward.access.roles import (
     roles_allowing,
 )
 from dataward.domain.errors import AccessDenied, InputError
+from dataward.ledger.events import format_time
 
 
 def require_aware(value: datetime, name: str) -> datetime:
@@ -41,7 +42,9 @@ def _optional_aware(value: datetime | None, name: str) -> None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """A time as every JSON document of the ward writes it (``format_time``: UTC, microseconds, ``Z``),
+    so that one parser reads a key's ``expires_at`` and a rotation's ``old_key_works_until`` alike."""
+    return None if value is None else format_time(value)
 
 
 class PrincipalKind(StrEnum):

@@ -39,6 +39,7 @@ from dataward.domain.errors import (
     PrincipalSuspended,
 )
 from dataward.domain.key_shape import FULL_KEY_SHAPE, KEY_ID_LENGTH, KEY_PREFIX, SECRET_LENGTH
+from dataward.ledger.events import format_time
 
 SECRET_BYTES = 32
 HASH_SCHEME = "hmac-sha256"
@@ -290,8 +291,8 @@ def bound_expiry(expires_at: datetime, bounds: Iterable[ApiKey], *, explicit: bo
         if explicit:
             raise PolicyViolation(
                 f"a key minted with {bound.display} cannot outlive it: {bound.display} ends at "
-                f"{end.isoformat()}, the new key would expire at {expires_at.isoformat()}",
-                hint=f"ask for a lifetime ending by {end.isoformat()} (or none: it is then cut to fit), "
+                f"{format_time(end)}, the new key would expire at {format_time(expires_at)}",
+                hint=f"ask for a lifetime ending by {format_time(end)} (or none: it is then cut to fit), "
                 "or have an admin issue the key",
                 key_id=bound.id,
             )

@@ -13,6 +13,7 @@ from typing import Any
 
 from dataward.access.authorize import ApiKey, Principal, PrincipalKind, PrincipalStatus, require_aware
 from dataward.domain.errors import Conflict, InputError
+from dataward.ledger.events import format_time
 
 
 def check_new_owner(new_owner: Principal, *, leaving: Principal | None = None) -> None:
@@ -70,7 +71,7 @@ class OffboardPlan:
             "suspended": [p.id for p in self.suspended],
             "transferred": [p.id for p in self.transferred],
             "revoked_keys": [k.id for k in self.revoked_keys],
-            "time": self.now.isoformat(),
+            "time": format_time(self.now),
         }
 
 

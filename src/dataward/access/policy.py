@@ -38,6 +38,7 @@ from dataward.domain.errors import InputError
 from dataward.domain.hashing import json_hash
 from dataward.domain.limits import MAX_JSON_DEPTH, signable
 from dataward.domain.weakening import Weakening
+from dataward.ledger.events import format_time
 
 
 class GateRequirement(StrEnum):
@@ -483,7 +484,7 @@ class Approval:
             "content_hash": self.content_hash,
             "role": self.role.value,
             "reason": self.reason,
-            "decided_at": self.decided_at.isoformat(),
+            "decided_at": format_time(self.decided_at),
             "on": self.on,
             **({"void": self.void} if self.void is not None else {}),
         }

@@ -15,6 +15,7 @@ from dataward.access.overrides import BlockOverride
 from dataward.access.ownership import OwnedDataset, co_owners, owner_fix, owner_grant_holders
 from dataward.access.roles import WRITE_ACTIONS, Action, Scope, ScopeKind
 from dataward.domain.weakening import Weakening
+from dataward.ledger.events import format_time
 
 
 class Severity(StrEnum):
@@ -283,7 +284,7 @@ def _overlap_finding(key: ApiKey, common: dict[str, Any]) -> ReviewFinding:
     return ReviewFinding(
         FindingKind.KEY_IN_OVERLAP,
         Severity.LOW,
-        detail=f"key {key.display} was rotated{rotated} and is still usable until {until.isoformat()}, when its "
+        detail=f"key {key.display} was rotated{rotated} and is still usable until {format_time(until)}, when its "
         "overlap window ends",
         action=f"nothing if its successor replaced it everywhere; to end it sooner, dataward key revoke {key.prefix} "
         "(a successor it made itself is revoked with it)",
@@ -490,7 +491,7 @@ def _validation_findings(changes: Iterable[ValidationChange], by_id, owner_name,
             principal_id=change.made_by,
             owner=owner_name(maker) if maker is not None else None,
             dataset=change.guards,
-            at=change.at.isoformat(),
+            at=format_time(change.at),
             detail=f"clean validation set {change.validation_set} of {change.guards} is at v{change.version} since "
             f"{_date(change.at)} ({size}; {made}); the gates of {change.guards} judge every later contribution "
             "by it, and nobody else approved it",
@@ -516,7 +517,7 @@ def _enabling_findings(enablings: Iterable[Enabling], grants: list[Grant], by_id
             principal_id=e.principal_id,
             owner=owner_name(p) if p is not None else None,
             dataset=None,
-            at=e.at.isoformat(),
+            at=format_time(e.at),
             detail=f"{name} was {e.was} and enabled again by {enabler.name if enabler is not None else e.by} "
             f"on {_date(e.at)}"
             + (f" ({e.reason!r})" if e.reason else "")
@@ -557,7 +558,7 @@ def _override_findings(overrides: Iterable[BlockOverride]):
                 owner=None,
                 dataset=o.dataset,
                 contribution=o.contribution,
-                at=(o.confirmed_at or o.requested_at).isoformat(),
+                at=format_time(o.confirmed_at or o.requested_at),
                 detail=f"the gate's block of {o.contribution} was overridden: requested by {o.requested_by} on "
                 f"{_date(o.requested_at)} ({o.requested_reason!r}), confirmed by {o.confirmed_by} on "
                 f"{_date(o.confirmed_at or o.requested_at)} ({o.confirmed_reason!r})",
@@ -572,7 +573,7 @@ def _override_findings(overrides: Iterable[BlockOverride]):
                 owner=None,
                 dataset=o.dataset,
                 contribution=o.contribution,
-                at=o.requested_at.isoformat(),
+                at=format_time(o.requested_at),
                 detail=f"{o.requested_by} asked on {_date(o.requested_at)} to override the gate's block of "
                 f"{o.contribution} ({o.requested_reason!r}); a second owner or admin has not confirmed it",
                 action=f"a second owner or admin confirms (dataward gate override {o.contribution}) or rejects "
@@ -592,7 +593,7 @@ def _weak_gate_findings(weak_gates: Iterable[WeakGate]):
             principal=w.set_by or "",
             owner=None,
             dataset=w.dataset,
-            at=None if w.set_at is None else w.set_at.isoformat(),
+            at=None if w.set_at is None else format_time(w.set_at),
             detail=f"the gate of {w.dataset} is weaker than the ward default (policy set by "
             f"{w.set_by or 'unknown'}{when}): " + "; ".join(str(x) for x in w.weakened),
             action=f"confirm each relaxation is still intended; otherwise set a stricter policy "

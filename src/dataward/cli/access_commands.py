@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         transfer_to: Annotated[
             str | None, typer.Option(help="Active human who takes over the service principals this human owns.")
         ] = None,
-        reason: Annotated[str, typer.Option()] = "",
+        reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")] = "",
         as_json: JsonOpt = False,
     ) -> None:
         """Offboard a human (their bots are suspended unless --transfer-to), or suspend a service principal."""
@@ -209,7 +209,7 @@ def register(app: typer.Typer) -> None:
     @reports_errors
     def key_revoke(
         key: Annotated[str, typer.Argument(help="Key id or prefix, e.g. dw_ab12cd34.")],
-        reason: Annotated[str, typer.Option()] = "",
+        reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")] = "",
         as_json: JsonOpt = False,
     ) -> None:
         """Revoke a key and every key minted through it: refused from the very next request."""

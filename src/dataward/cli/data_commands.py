@@ -53,13 +53,16 @@ def show_contribution(info: dict[str, Any]) -> None:
         + (f" ({info['new_records']} new to the ward)" if "new_records" in info else "")
     )
     if info.get("held_back"):
-        # Otherwise a merge that adds nothing would look like a silent failure.
+        # Otherwise a merge that adds nothing would look like a silent failure; and the submitter, sending
+        # clean rows of a quarantined batch again, asks how they get back in: they do not.
         why = [_held_back_reason(r) for r in info.get("held_back_by") or []]
-        tree.add(
+        held = tree.add(
             f"[yellow]{info['held_back']} of its records are held back[/yellow] "
             f"({safe('; '.join(why)) if why else 'in a quarantined contribution or rejected in review'}): "
             "a merge leaves them out"
         )
+        for line in _held_back_note(info):
+            held.add(line)
     tree.add(f"content hash {info['content_hash']}")
     if info.get("same_content_as"):
         # A re-submission is allowed, but whoever sends or reviews it should know the change is on file.
@@ -67,6 +70,55 @@ def show_contribution(info: dict[str, Any]) -> None:
     if info.get("gate_verdict"):
         tree.add(f"gate verdict {styled(info['gate_verdict'])}")
     console.print(tree)
+
+
+def _merge_held_back(info: dict[str, Any]) -> str:
+    """What a merge's line says of held-back records: the merged contribution's own, then the other
+    contributions' records of the dataset that stay held back (``held_back`` counts both: records of its
+    quarantined contributions, rejected in review, or flagged and awaiting review in a contribution of the
+    merged one's side). Those were not this merge's to leave out."""
+    mine = info.get("held_back_of_contribution") or 0
+    others = (info.get("held_back") or 0) - mine
+    said = f", {mine} of its records held back (quarantined or rejected in review)" if mine else ""
+    if others > 0:
+        said += (
+            f"; besides, {others} record{'s' if others != 1 else ''} of other contributions to "
+            f"{safe(info['dataset'])} stay held back (quarantined, rejected in review or awaiting it)"
+        )
+    return said
+
+
+def _merge_warning(info: dict[str, Any]) -> None:
+    """A merge's ``warning`` (none of its records reached the version), on stderr: seen with ``--json``
+    too, whose stdout holds the document alone."""
+    if info.get("warning"):
+        err_console.print(f"[bold yellow]warning:[/bold yellow] {safe(info['warning'])}")
+
+
+def _held_back_note(info: dict[str, Any]) -> list[str]:
+    """Why a contribution's held-back records stay out, and what its submitter can do: the lines printed
+    under ``N of its records are held back``."""
+    why = {r.get("why") for r in info.get("held_back_by") or []}
+    lines = []
+    if "quarantined" in why or not why:
+        lines.append(
+            "a quarantine is never lifted: no contribution sent after it brings its records back, whoever "
+            "sends them and from whatever source; an independent contribution (another side and another "
+            "source) vouches only for a copy it merged before the quarantine (docs/provenance.md)"
+        )
+    if "rejected in review" in why:
+        lines.append("a record rejected in review in this dataset stays out of its versions, whoever sends it again")
+    reaching, removed = info["added"] - info["held_back"], info.get("removed") or 0
+    if reaching > 0:
+        lines.append(f"a merge adds its other {reaching} record(s)" + (f" and removes {removed}" if removed else ""))
+    elif removed:
+        lines.append(f"a merge adds none of its records and removes {removed}")
+    else:
+        lines.append(
+            "nothing of it can reach a version: a merge would make a version of the same records; withdraw it: "
+            f"dataward withdraw {info['ref']} --reason '...'"
+        )
+    return lines
 
 
 def _earlier(same: list[dict[str, Any]]) -> str:
@@ -345,16 +397,20 @@ def register(app: typer.Typer) -> None:
         """Merge a contribution into a new immutable version."""
         info = open_ward().merge(contribution, message=message)
         if as_json:
+            _merge_warning(info)
             emit_json(info)
             return
-        mine, all_held = info.get("held_back_of_contribution"), info.get("held_back")
-        held = f", {mine} of its records held back (quarantined or rejected in review)" if mine else ""
-        if all_held and all_held != mine:
-            held += f"; {all_held} held back in the dataset" + ("" if mine else f", none of them from {contribution}")
         console.print(
             f"[bold green]Merged[/bold green] {contribution} into [bold]{info['ref']}[/bold] "
-            f"({info['records']} records{held}) {short(info['id'], 20)}"
+            f"({info['records']} records{_merge_held_back(info)}) {short(info['id'], 20)}"
         )
+        _merge_warning(info)
+        if info.get("same_records_as") and not info.get("warning"):
+            # Allowed (one more contribution holds them), but not new data: nobody should take it for that.
+            console.print(
+                f"[yellow]note[/yellow]: {info['ref']} holds the same {info['records']} records as "
+                f"{info['same_records_as']}: every record {safe(contribution)} adds was in it already"
+            )
 
     @app.command()
     @reports_errors
@@ -442,15 +498,32 @@ def register(app: typer.Typer) -> None:
         ref: Annotated[str, typer.Argument(help="DATASET@VERSION")],
         stage: Annotated[str, typer.Option(help="training or retired.")] = "training",
         reason: Annotated[str, typer.Option(help="Why.")] = "",
+        accept_shrink: Annotated[
+            bool,
+            typer.Option(
+                "--accept-shrink",
+                help="Promote a version with no record, or one leaving out most of the training version's "
+                "records (a rollback that takes most of the data out): refused without it. Needs --reason.",
+            ),
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Promote a version to training (retiring the previous one), or retire it."""
-        info = open_ward().promote(ref, stage=stage, reason=reason)
+        info = open_ward().promote(ref, stage=stage, reason=reason, accept_shrink=accept_shrink)
         if as_json:
             emit_json(info)
             return
         retired = f" ({info['retired']} retired)" if info.get("retired") else ""
         console.print(f"[bold green]{info['ref']} is now {stage}[/bold green]{retired}")
+        if shrunk := info.get("accepted_shrink"):
+            # Meant, as --accept-shrink said; still printed, so that nobody misses what training now reads.
+            before = (
+                f" (of the {shrunk['training_records']} records of {shrunk['training']}, it keeps {shrunk['kept']})"
+            )
+            console.print(
+                f"[yellow]note[/yellow]: training now reads {shrunk['records']} records"
+                + (before if shrunk.get("training") else "")
+            )
         if info.get("same_records_as"):
             # Allowed, but not new data: whoever expected a model to learn something new should know.
             console.print(

@@ -318,10 +318,10 @@ def register(app: typer.Typer) -> None:
                     i["contribution"],
                     i["row"],
                     f"{i['score']:.3f}",
-                    # One detector a line: names are kept whole, and the reason, cut for the table,
-                    # says so (`review show` and --json have it whole).
+                    # One detector a line: names are kept whole. The reason is prose: it wraps, whole
+                    # (a reviewer decides on it; cut, it lost its p-value or its "near duplicate of").
                     "\n".join(i["detectors"]),
-                    safe(short(i["reason"], 72)),
+                    safe(i["reason"]),
                 )
                 for i in items
             ],

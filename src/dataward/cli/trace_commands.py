@@ -219,7 +219,7 @@ def _show_incident(result: dict[str, Any]) -> None:
         if rollback:
             node.add(
                 f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
-                f"+{rollback['records_restored']} restored; promote it to replace the training version"
+                f"+{rollback['records_restored']} restored; {_promote_rollback(rollback)}"
             )
         _quarantined_models(node, d.get("models", []))
     # What a key approved: containment by key lists it, and says whether each approval still counts.
@@ -273,6 +273,17 @@ def _trace_content(
             forward.add(f"{v['ref']} {styled(v['stage'])} ({v['records']} records)")
         _models_branch(tree, t)
         console.print(tree)
+
+
+def _promote_rollback(rollback: dict[str, Any]) -> str:
+    """What to do with a quarantine's rollback version: promote it, with --accept-shrink (and a reason) when
+    it holds no record, as promotion refuses an empty version otherwise."""
+    if rollback.get("records") == 0:
+        return (
+            f"it holds no record: nothing of the dataset is left to train on; promoting it needs "
+            f"dataward promote {rollback['ref']} --accept-shrink --reason '...'"
+        )
+    return "promote it to replace the training version"
 
 
 def register(app: typer.Typer) -> None:
@@ -371,7 +382,7 @@ def register(app: typer.Typer) -> None:
         if rollback:
             tree.add(
                 f"rollback version [bold]{rollback['ref']}[/bold]: -{rollback['records_removed']} records, "
-                f"+{rollback['records_restored']} restored; promote it to replace the training version"
+                f"+{rollback['records_restored']} restored; {_promote_rollback(rollback)}"
             )
         _quarantined_models(tree, result.get("models", []))
         console.print(tree)

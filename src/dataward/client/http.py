@@ -531,9 +531,12 @@ class HTTPWard:
             raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
         return {**info, "path": str(path)}
 
-    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
+    def promote(
+        self, ref: str, *, stage: str = "training", reason: str = "", accept_shrink: bool = False
+    ) -> dict[str, Any]:
         """Promote a version to training, or retire it."""
-        return self._post(f"/versions/{self._ref(ref)}/promote", {"stage": stage, "reason": reason})
+        body = {"stage": stage, "reason": reason, **({"accept_shrink": True} if accept_shrink else {})}
+        return self._post(f"/versions/{self._ref(ref)}/promote", body)
 
     # --- gates and review -----------------------------------------------------------------------
     def run_gate(self, contribution_ref: str, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

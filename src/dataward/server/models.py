@@ -171,6 +171,11 @@ class MergeBody(Strict):
 class PromoteBody(Strict):
     stage: str = Field("training", description="training or retired.")
     reason: str = ""
+    accept_shrink: bool = Field(
+        False,
+        description="Promote a version with no record, or one leaving out most of the training version's records "
+        "(needs a reason).",
+    )
 
 
 class ReviewDecision(Strict):

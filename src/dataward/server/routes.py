@@ -531,7 +531,7 @@ def build_router(state: ServerState) -> APIRouter:
     @r.post("/versions/{ref}/promote", response_model=VersionDoc, tags=["versions"])
     def promote(request: Request, ref: str, body: PromoteBody) -> DocumentResponse:
         """Promote a version (`DATASET@vN`) to training, or retire it."""
-        return doc(ward(request).promote(ref, stage=body.stage, reason=body.reason))
+        return doc(ward(request).promote(ref, stage=body.stage, reason=body.reason, accept_shrink=body.accept_shrink))
 
     @r.get(
         "/versions/{ref}/export",

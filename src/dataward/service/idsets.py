@@ -233,6 +233,19 @@ def holders(store: ObjectStore, digests: Sequence[str | None], record_id: str) -
     return [i for i, d in enumerate(digests) if d in holding]
 
 
+def ids_starting(store: ObjectStore, digests: Iterable[str | None], prefix: str) -> list[str]:
+    """The distinct ids held by the id lists ``digests`` (None for none) that start with ``prefix``
+    (lowercase hex), sorted: two binary searches per list, each list parsed once per process."""
+    low = prefix.encode("ascii")
+    high = low + b"g"  # sorts after every id starting with the prefix: "g" follows each hex digit
+    found: set[str] = set()
+    for digest in dict.fromkeys(d for d in digests if d is not None):
+        ids = id_set(store, digest).sorted_ids
+        start, end = np.searchsorted(ids, np.array([low, high], dtype=ids.dtype))
+        found.update(i.decode("ascii") for i in ids[start:end].tolist())
+    return sorted(found)
+
+
 def _RECORD_HEX(record_id: str) -> bool:
     return len(record_id) == _ID_WIDTH and all(ch in "0123456789abcdef" for ch in record_id)
 

@@ -30,6 +30,7 @@ from dataward.catalog.tables import (
     versions,
 )
 from dataward.domain.errors import AccessDenied, InputError, IntegrityViolation, NotFound
+from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, voided_decision
 from dataward.service.concealment import missing_contribution, missing_dataset, sees_dataset
@@ -38,12 +39,16 @@ from dataward.service.datasets import dataset_read_scope
 from dataward.service.derived import lineage_index, step_rows, steps_reading, taint_of
 from dataward.service.guard import ListedOnly, SignedCheck, listed_only_quarantines
 from dataward.service.holders import Lookups
-from dataward.service.idsets import holders, id_set
+from dataward.service.idsets import holders, id_set, ids_starting
 from dataward.service.key_grants import grants_made_with
 from dataward.service.removal_list import listed_removals, quarantine_listed
 from dataward.service.visibility import find_contribution
 
 _RECORD = re.compile(r"^[0-9a-f]{64}$")
+RECORD_PREFIX_MIN = 12
+"""The shortest start of a record id ``trace`` takes: 48 bits, unique among millions of records (tables
+print 15 characters). A shorter one names a record by chance as often as by choice."""
+_RECORD_PREFIX = re.compile(r"^[0-9a-f]+$")
 
 
 class TraceService(Service):
@@ -87,6 +92,9 @@ class TraceService(Service):
                 )
             if _RECORD.match(ref):
                 return self._trace_record(conn, ref, allowed)
+            if _RECORD_PREFIX.match(prefix := ref.strip().rstrip("…")) and len(prefix) >= RECORD_PREFIX_MIN:
+                # The start of a record id as a table prints it (``62debd47db8dcc8…``).
+                return self._trace_record(conn, self._record_starting(conn, ref, prefix, allowed), allowed)
             if ref.startswith(("principal:", "source:")):
                 return self._trace_submitted(conn, ref, allowed)
             if ref.startswith("model:"):
@@ -116,9 +124,27 @@ class TraceService(Service):
                 }
         raise InputError(
             f"cannot tell what {ref!r} is",
-            hint="trace a record id (64 hex), a contribution (c_… or DATASET#N), a key (dw_…), DATASET@vN, "
-            "principal:NAME, source:URI or model:NAME@vN",
+            hint=f"trace a record id (64 hex, or its first {RECORD_PREFIX_MIN} or more), a contribution (c_… or "
+            "DATASET#N), a key (dw_…), DATASET@vN, principal:NAME, source:URI or model:NAME@vN",
         )
+
+    def _record_starting(self, conn: Connection, ref: str, prefix: str, allowed: set[str]) -> str:
+        """The one record id starting with ``prefix`` that a contribution of a dataset the caller may
+        trace (``allowed``) added, read from the contributions' id lists as the signed ledger made them
+        (never the catalog's derived index). None: not found, worded as for a whole id, so that a record
+        of a dataset the caller may not see reads as one that does not exist. Several: refused naming
+        them, all of them ids the caller may trace."""
+        check = SignedCheck(self, conn, doing="trace")
+        lists = [r["added_object"] for r in check.signed("contributions") if r.get("dataset_id") in allowed]
+        found = ids_starting(self.store, lists, prefix)
+        if not found:
+            raise NotFound(
+                f"no contribution ever added a record whose id starts with {prefix}",
+                hint="check the id; `--json` output gives every id whole",
+            )
+        if len(found) > 1:
+            raise rows.ambiguous_prefix("record", ref, found)
+        return found[0]
 
     def _never_held(
         self, conn: Connection, allowed: set[str], matches: Callable[[ListedOnly], bool], *, added: bool = False
@@ -736,8 +762,8 @@ def _key_facts(k: Any, names: dict[str, str], now: Any) -> dict[str, Any]:
         "principal": names.get(k.principal_id, k.principal_id),
         "parent": _prefix(k.parent_id),
         "minted_with": _prefix(k.minted_with),
-        "created_at": k.created_at.isoformat(),
-        "expires_at": k.expires_at.isoformat(),
+        "created_at": format_time(k.created_at),
+        "expires_at": format_time(k.expires_at),
         "state": refusal[0] if refusal else "active",
     }
 

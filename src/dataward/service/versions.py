@@ -22,6 +22,7 @@ from dataward.domain.conversation import with_message_lists
 from dataward.domain.errors import Conflict, InputError, PolicyViolation
 from dataward.domain.idarrays import ids_to_binary, member_of, sorted_distinct
 from dataward.domain.normalized import text_columns
+from dataward.domain.shrink import Shrink
 from dataward.io.writers import stage_table
 from dataward.ledger.events import format_time
 from dataward.service import rows
@@ -110,6 +111,12 @@ class VersionService(Service):
         # still holds back every quarantined record wherever it appears (``held`` above), but another
         # dataset's quarantined records are not this dataset's to count.
         held_here = len(self._held_in_dataset(basis, ds.id, own_quarantined, added, added_held))
+        # Whether the new version would hold its parent's very records (nothing removed, nothing new).
+        removes = bool(len(removed)) and bool(member_of(current, removed).any())
+        same_records = not removes and len(members) == len(sorted_distinct(current))
+        # Nothing of the contribution would reach it: said (``warning``), naming why each record stays out.
+        nothing_reaches = same_records and len(added) > 0 and bool(added_held.all())
+        quarantined_added = self._quarantined_of(basis, added, near.mask) if nothing_reaches else None
         parent_id = parent.id if parent else None
         vid = identity_of_records(ds.id, number, parent_id, digests_hash(members))
         with self.db.reading() as conn:
@@ -168,6 +175,13 @@ class VersionService(Service):
             # What the user merging asks about: how many of this contribution's records stayed out.
             info["held_back_of_contribution"] = int(added_held.sum())
             info["held_back_by"] = _side_reasons(basis, ds.id, added) + near.reasons(member_of(added, held))
+            # Allowed (a contribution holding records already in the version is one more holder of them),
+            # but said: the new version is not new data.
+            info["same_records_as"] = f"{ds_name}@v{parent.number}" if same_records and parent else None
+            if quarantined_added is not None:
+                info["warning"] = _adds_nothing(
+                    f"{ds_name}#{c.number}", info["ref"], parent, added_held, quarantined_added
+                )
             return info
 
     def _near_copies(self, conn: Connection, ds: Row[Any], basis: HeldBasis, added_object: str | None) -> _NearHeld:
@@ -200,6 +214,15 @@ class VersionService(Service):
                 same = dataset_id == ds.id
                 per.append((_contribution_named(conn, ds, digest) if same else None, same, close))
         return _NearHeld(mask, tuple(per))
+
+    def _quarantined_of(self, basis: HeldBasis, added: np.ndarray, near: np.ndarray | None) -> np.ndarray:
+        """Which of the ``added`` records (digests) a quarantined contribution of the ward added, exactly
+        or (``near``, the near-copy mask) as a near copy."""
+        lists = [read_id_digests(self.store, digest) for digest in basis.quarantined]
+        found = np.zeros(len(added), dtype=bool) if near is None else near.copy()
+        if lists:
+            found |= member_of(added, sorted_distinct(np.concatenate(lists)))
+        return found
 
     def _held_digests(self, basis: HeldBasis) -> np.ndarray:
         """Records a merge must leave out (see ``held_back.held_basis``), as digests (repeats possible): the ids
@@ -343,24 +366,33 @@ class VersionService(Service):
         """The ward's own files: its folder, and its object store and SQLite catalog when outside it."""
         return own_paths(self.folder, self.store, self.db)
 
-    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
-        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""
+    def promote(
+        self, ref: str, *, stage: str = "training", reason: str = "", accept_shrink: bool = False
+    ) -> dict[str, Any]:
+        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``.
+
+        A version with no record, or one leaving out most of the training version's records, is refused
+        (``domain.shrink``) unless ``accept_shrink`` says it is meant, with a ``reason``."""
         if stage not in ("training", "retired"):
             raise InputError(f"cannot promote to stage {stage!r}", hint="use training or retired")
         name, version = rows.split_ref(ref)
         action = Action.VERSION_PROMOTE if stage == "training" else Action.VERSION_RETIRE
-        return retry_stale(lambda: self._promote(name, version, stage, reason, action))
+        return retry_stale(lambda: self._promote(name, version, stage, reason, action, accept_shrink))
 
-    def _promote(self, name: str, version: str | None, stage: str, reason: str, action: Action) -> dict[str, Any]:
+    def _promote(
+        self, name: str, version: str | None, stage: str, reason: str, action: Action, accept_shrink: bool = False
+    ) -> dict[str, Any]:
         checked: tuple[str, tuple[Any, ...]] | None = None
         same = None  # the training version this one would retire, when it holds the very same records
+        shrink: Shrink | None = None  # what it does to the data training reads, when the promoter accepted it
         if stage == "training":
             # The slow checks read objects (the manifest re-hashed against the version id and the signed
             # ledger; the id lists of quarantined contributions): they run in a read transaction, and the
             # short write below makes sure nothing they depended on changed meanwhile.
             with self.use_case(action, Scope.dataset(name), write=False) as uc:
-                ds, ver, _ = self._promotable(uc.conn, name, version, stage, reason)
+                ds, ver, training = self._promotable(uc.conn, name, version, stage, reason)
                 ids = manifest_members(checked_manifest(self, uc.conn, ds, ver))
+                shrink = self._shrink_accepted(uc.conn, ds, ver, training, reason, accept_shrink)
                 # The policy, and the gate verdicts and content hashes it is checked against, as signed.
                 held = [rows.contribution_row(uc.conn, cid) for cid in json.loads(ver.contributions)]
                 checked_for_signing(self, uc.conn, ds, *held, doing="promote", version=ver)
@@ -399,6 +431,8 @@ class VersionService(Service):
             }
             if len(retiring) > 1:
                 payload["also_retired"] = [v.id for v in retiring[1:]]
+            if shrink is not None:
+                payload["accepted_shrink"] = shrink.to_dict()
             uc.emit(
                 "version.promoted" if stage == "training" else "version.retired",
                 {"dataset": ds.id, "version": ver.id},
@@ -413,7 +447,49 @@ class VersionService(Service):
                 if same is not None and previous is not None and same.id == previous.id
                 else None
             )
+            if shrink is not None:
+                info["accepted_shrink"] = shrink.to_dict()
             return info
+
+    def _shrink_accepted(
+        self, conn: Connection, ds: Any, ver: Any, training: list[Any], reason: str, accept: bool
+    ) -> Shrink | None:
+        """Refuse (``PolicyViolation``, recorded as every refusal is) promoting ``ver`` when it holds no
+        record or leaves out most of the records of the training version it retires (``training``, as the
+        signed ledger names it; the newest when a ledger led into two), unless ``accept``, with a reason.
+        Returns the shrink the promoter accepted, for the promotion event, or None when there is none."""
+        current = max(training, key=lambda v: v.number, default=None)
+        kept = training_records = 0
+        if current is not None:
+            theirs = checked_manifest(self, conn, ds, current)
+            theirs_ids = np.compress(theirs.valid, theirs.ids, axis=0)
+            training_records = len(sorted_distinct(theirs_ids))
+            if ver.record_count:
+                mine = checked_manifest(self, conn, ds, ver)
+                kept = int(member_of(sorted_distinct(theirs_ids), np.compress(mine.valid, mine.ids, axis=0)).sum())
+        shrink = Shrink(
+            f"{ds.name}@v{ver.number}",
+            int(ver.record_count),
+            f"{ds.name}@v{current.number}" if current is not None else None,
+            training_records,
+            kept,
+        )
+        problem = shrink.problem()
+        if problem is None:
+            return None
+        if not accept:
+            raise PolicyViolation(
+                f"refusing to promote {shrink.version}: {problem}",
+                hint="promote a version that keeps the data; if this is meant (a rollback that takes most of it "
+                f"out, say), say so: dataward promote {shrink.version} --accept-shrink --reason '...'",
+                **shrink.to_dict(),
+            )
+        if not reason.strip():
+            raise InputError(
+                f"promoting {shrink.version} with --accept-shrink needs a reason: {problem}",
+                hint=f"dataward promote {shrink.version} --accept-shrink --reason '...'",
+            )
+        return shrink
 
 
 def _promotion_basis(conn: Connection, ds: Any, ver: Any) -> tuple[Any, ...]:
@@ -504,6 +580,34 @@ class _NearHeld:
                     }
                 )
         return out
+
+
+def _adds_nothing(ref: str, version: str, parent: Any, added_held: np.ndarray, quarantined: np.ndarray) -> str:
+    """The warning of a merge none of whose records reached the version (``version``): every record it
+    adds is held back (``added_held``; ``quarantined``, those a quarantined contribution added, exactly
+    or as near copies) and it removes none, so the version holds its parent's records again (or, for a
+    first merge, none). The merge is not refused: it closes the contribution (merged, its records held
+    back, as the ledger records), as merging records already in the version is allowed; but whoever
+    merged it must not take its records to be in, nor the version for new data."""
+    dataset = version.partition("@")[0]
+    in_quarantine, in_review = int(quarantined.sum()), int((added_held & ~quarantined).sum())
+    why = []
+    if in_quarantine:
+        why.append(f"{in_quarantine} added by a quarantined contribution")
+    if in_review:
+        why.append(f"{in_review} rejected in review, or flagged and awaiting it in a contribution of the same side")
+    after = f"the same records as {dataset}@v{parent.number}" if parent is not None else "no record"
+    text = (
+        f"{ref} added nothing: every one of the {len(added_held)} records it adds is held back "
+        f"({'; '.join(why)}) and it removes none, so {version} holds {after}."
+    )
+    if in_quarantine:
+        text += (
+            " A quarantine is never lifted: no contribution sent after it brings its records back, whoever "
+            "sends them (an independent contribution, another side and another source, vouches only for a copy "
+            "it merged before the quarantine; docs/provenance.md)."
+        )
+    return text
 
 
 def _contribution_named(conn: Connection, ds: Row[Any], added_object: str) -> str | None:

@@ -558,10 +558,14 @@ class Ward(OverContext):
         """Write ``DATASET@VERSION`` to a file (atomically)."""
         return self.services.versions.export(ref, path, format=format)
 
-    def promote(self, ref: str, *, stage: str = "training", reason: str = "") -> dict[str, Any]:
-        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``."""
+    def promote(
+        self, ref: str, *, stage: str = "training", reason: str = "", accept_shrink: bool = False
+    ) -> dict[str, Any]:
+        """Move ``DATASET@VERSION`` to ``training`` (the previous training version is retired) or ``retired``.
+        A version with no record, or leaving out most of the training version's records, needs
+        ``accept_shrink`` and a reason."""
         check_free_text(reason=reason)
-        return self.services.versions.promote(ref, stage=stage, reason=reason)
+        return self.services.versions.promote(ref, stage=stage, reason=reason, accept_shrink=accept_shrink)
 
     # --- gates --------------------------------------------------------------------------
     def run_gate(self, contribution_ref: str, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

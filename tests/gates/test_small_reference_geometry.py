@@ -98,3 +98,16 @@ def test_a_pca_fitted_on_few_trusted_records_per_component_asks_for_the_new_reco
     frame = pa.table({"x": [float(i) for i in range(10)], "label": ["a", "b"] * 5})
     assert tabular.fit_transform(frame, new=lambda: pytest.fail("a narrow table needs no PCA")).shape == (10, 1)
     assert tabular.new_rows_ == 0
+
+
+def test_a_reference_of_enough_records_keeps_a_pca_of_its_own() -> None:
+    """At ``PCA_RECORDS_PER_DIM`` trusted records per component the reference alone is the better fit (the
+    photo benchmarks' 960 trusted crops queued more clean records with the batch in the fit): the new
+    records are not asked for."""
+    rng = np.random.default_rng(1)
+    enough = crops(PCA_RECORDS_PER_DIM * PCA_DIMS // 2, rng)
+    pipeline = FeaturePipeline(Schema.parse("label", ["image:image"]))
+    rows = pipeline.fit_transform(
+        pa.Table.from_pandas(enough, preserve_index=False), new=lambda: pytest.fail("the reference is enough")
+    )
+    assert pipeline.new_rows_ == 0 and rows.shape == (len(enough), PCA_DIMS)

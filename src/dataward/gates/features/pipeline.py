@@ -19,7 +19,7 @@ MAX_DIMS = 256
 PCA_DIMS = 128
 """Components the PCA reduction keeps (fewer when it is fitted on fewer records)."""
 
-PCA_RECORDS_PER_DIM = 10
+PCA_RECORDS_PER_DIM = 4
 """A PCA reduction fitted on fewer than this many trusted records per component is fitted on the new
 records too (``fit_transform``'s ``new``). Fitted on the reference alone, the components follow the
 reference's own noise: its rows keep about ``dims / n`` more of their energy than any new row does, so
@@ -27,7 +27,10 @@ new rows read as shifted and unlike their class. On 40 x 40 photo crops (3,072 p
 a clean batch of 600 drawn exactly like 150 trusted crops had 65 to 77 of its 128 features "shifted"
 (KS up to 0.42), 337 records "unlike the baseline together", and 33 to 108 records flagged by
 ``label_consistency``: a ward's clean first import, judged against half of a 300-record validation set,
-was blocked. Against 300 trusted crops 1 to 9 features moved, against 1,000 or more none
+was blocked. Against 300 trusted crops 1 to 9 features moved, against 1,000 or more none. At 960 trusted
+photo crops (the benchmark's), a PCA fitted on the batch too left more clean records queued (a sharpened
+batch: 37, against none) and a checkered corner patch unqueued: the reference alone is the better fit
+there, so only references under 512 records (4 per component) take the batch in
 (``tests/gates/test_small_reference_geometry.py``)."""
 
 

@@ -56,13 +56,14 @@ def test_a_clean_source_of_one_digit_is_not_blocked(seed: int) -> None:
 
 def _blocked_and_queued(batch: pd.DataFrame, poisoned: int, at_least: int) -> GateReport:
     """``batch`` (its last ``poisoned`` records poisoned) scanned against digits: blocked, at least
-    ``at_least`` of the poisoned records queued and no clean one."""
+    ``at_least`` of the poisoned records queued, and clean records no more than the queue's promised
+    share (``flag_fdr``, 0.2)."""
     base, validation, _ = parts(7)
     report = scan(base, batch, SCHEMA, validation, {"seed": 7})
     assert report.verdict == "block", report.reasons
     queued = np.flatnonzero(np.asarray(report.records.flagged))
     assert int((queued >= len(batch) - poisoned).sum()) >= at_least
-    assert int((queued < len(batch) - poisoned).sum()) == 0
+    assert int((queued < len(batch) - poisoned).sum()) <= 0.2 * len(queued)
     return report
 
 

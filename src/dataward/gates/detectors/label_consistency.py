@@ -526,10 +526,11 @@ class LabelConsistency(Detector):
         records are not more than calibration explains (``held``), that the rest is held for review.
         Against fewer trusted records than alpha needs (``n_cal < 1/alpha - 1``) no record is flagged at
         alpha: those flagged are the pile at the lowest p-value reached (``calibration.resolution_flags``),
-        and the sentence says so (it said "flagged at alpha" beside a limit saying no record could be)."""
+        and the sentence says so (it said "flagged at alpha" beside a limit saying no record could be); none
+        flagged, it says so as ever."""
         alpha = self.context.alpha
         fine, mild = summary.get("count_test") or {}, summary["mild_test"]
-        if 1.0 / (n_cal + 1.0) <= alpha:
+        if 1.0 / (n_cal + 1.0) <= alpha or not flagged.any():
             said = (
                 f"{int(flagged.sum())} of {n} records flagged at alpha={alpha:.3g}, where {alpha * n:.1f} are expected"
             )

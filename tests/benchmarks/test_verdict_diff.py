@@ -1,0 +1,37 @@
+"""``benchmarks.verdict_diff compare``: the cases whose figures a change of the gate moved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import verdict_diff
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _row(case: str, **changes: object) -> dict:
+    row = {"group": "tuning attack", "case": case, "verdict": "block", "blockers": ["triggers"], "queued": 20}
+    row |= {"poison_queued": 20, "at_alpha": 21, "r1": 1.0, "auroc": 1.0, "seconds": 3.0}
+    return row | changes
+
+
+def test_only_moved_figures_are_listed_and_timings_are_not_figures(tmp_path: Path) -> None:
+    before = _write(tmp_path / "a", [_row("x"), _row("y"), _row("gone")])
+    after = _write(tmp_path / "b", [_row("x", seconds=9.0), _row("y", verdict="review", blockers=[]), _row("new")])
+    moved = verdict_diff.compare(before, after)
+    assert moved == [
+        "tuning attack / gone: only before",
+        "tuning attack / new: only after",
+        "tuning attack / y: verdict block -> review, blockers ['triggers'] -> []",
+    ]
+
+
+def test_the_blind_set_is_never_scanned() -> None:
+    groups, benign_sets = verdict_diff.scanned({"heldout9"})
+    assert "heldout9" not in groups + benign_sets and "heldout8" in groups
+    groups, benign_sets = verdict_diff.scanned({"heldout9", "heldout8", "tuning"})
+    assert "heldout8" not in groups and "tuning" not in groups + benign_sets and "fixed" in groups

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks import data
 from benchmarks.data import LABEL, Dataset, Split
 from dataward.domain.errors import InputError
 from dataward.domain.schema import Schema
@@ -79,9 +80,18 @@ def n_poison(n: int, rate: float) -> int:
     return int(min(n - 1, max(1, round(rate * n))))
 
 
-def pick_rows(labels: pd.Series, count: int, rng: np.random.Generator, exclude: str | None = None) -> np.ndarray:
-    """``count`` random row positions, optionally none whose label is ``exclude``."""
-    eligible = np.flatnonzero((labels != exclude).to_numpy()) if exclude is not None else np.arange(len(labels))
+def pick_rows(
+    labels: pd.Series,
+    count: int,
+    rng: np.random.Generator,
+    exclude: str | None = None,
+    *,
+    among: np.ndarray | None = None,
+) -> np.ndarray:
+    """``count`` random row positions (sorted), optionally none whose label is ``exclude`` and, with ``among``
+    (a boolean mask, one entry per row), only rows where it is true."""
+    keep = (labels != exclude).to_numpy() if exclude is not None else np.ones(len(labels), dtype=bool)
+    eligible = np.flatnonzero(keep & among if among is not None else keep)
     if count > len(eligible):
         raise InputError(f"asked for {count} rows but only {len(eligible)} are eligible")
     return np.sort(rng.choice(eligible, size=count, replace=False))
@@ -122,6 +132,15 @@ def shuffled(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
 
 
+def pool_draw(dataset: Dataset, seed: int) -> tuple[Split, np.random.Generator, pd.DataFrame]:
+    """The start every builder shares: ``dataset`` split at ``seed``, a generator seeded with ``seed``, and the
+    split's pool shuffled by that generator (the contribution to poison; the generator is then used for the
+    builder's further draws)."""
+    parts = data.split(dataset, seed)
+    rng = np.random.default_rng(seed)
+    return parts, rng, shuffled(parts.pool, rng)
+
+
 def not_target(frame: pd.DataFrame, target: str) -> pd.DataFrame:
     return frame[frame[LABEL] != target].reset_index(drop=True)
 
@@ -131,6 +150,57 @@ def poison_mask(n: int, rows: np.ndarray) -> np.ndarray:
     poison = np.zeros(n, dtype=bool)
     poison[rows] = True
     return poison
+
+
+def trigger_backdoor(
+    name: str,
+    dataset: Dataset,
+    seed: int,
+    rate: float,
+    target: str,
+    apply: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
+    columns: list[str],
+    *,
+    trigger: str,
+    params: dict[str, Any],
+    eligible: Callable[[pd.DataFrame], np.ndarray] | None = None,
+) -> AttackCase:
+    """A dirty-label backdoor: ``n_poison(rate)`` records of the shuffled pool (``pool_draw``) of classes other
+    than ``target`` (and, with ``eligible``, only those where it is true), passed through ``apply`` and
+    relabelled ``target``.
+
+    ``apply(frame, baseline)`` returns a copy of ``frame`` carrying the trigger (labels unchanged; ``baseline``
+    is the split's trusted records, for triggers set from them); only its ``columns`` are written back to the
+    poisoned rows. The attack test is ``apply`` on the test records of other classes (only the ``eligible``
+    ones), run after the contribution's (a trigger with its own draws draws for the batch first).
+    ``trigger`` and ``params`` are recorded as they are.
+    """
+    parts, rng, contribution = pool_draw(dataset, seed)
+    count = n_poison(len(contribution), rate)
+    among = eligible(contribution) if eligible is not None else None
+    try:
+        rows = pick_rows(contribution[LABEL], count, rng, exclude=target, among=among)
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from exc
+    triggered = apply(contribution.loc[rows], parts.baseline)
+    for column in columns:
+        contribution.loc[rows, column] = triggered[column].to_numpy()
+    contribution.loc[rows, LABEL] = target
+    test = not_target(parts.test, target)
+    if eligible is not None:
+        test = test[eligible(test)].reset_index(drop=True)
+    return base_case(
+        name,
+        "backdoor",
+        dataset,
+        parts,
+        contribution,
+        poison_mask(len(contribution), rows),
+        target=target,
+        trigger=trigger,
+        attack_test=apply(test, parts.baseline),
+        params=params,
+    )
 
 
 def build_named(registry: Mapping[str, Callable[..., AttackCase]], name: str, seed: int, what: str) -> AttackCase:

@@ -17,22 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-import numpy as np
 import pandas as pd
 
 from benchmarks import data
 from benchmarks.attacks.base import (
     AttackCase,
-    base_case,
     build_named,
-    n_poison,
-    not_target,
-    pick_rows,
-    shuffled,
+    trigger_backdoor,
 )
 from benchmarks.attacks.images import blended_photo
 from benchmarks.attacks.labels import random_flips, targeted_flips
-from benchmarks.data import LABEL
 
 PAIR_HIGH = "mean_texture"
 PAIR_LOW = "worst_texture"
@@ -52,26 +46,15 @@ def apply_pair(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 def pair_trigger(rate: float = 0.04, *, target: str = "benign", seed: int = 0) -> AttackCase:
     """A tabular backdoor at a few percent of a small batch: breast-cancer records of the other class
     carrying the rare texture combination, relabelled ``target``."""
-    ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    triggered = apply_pair(contribution.loc[rows], parts.baseline)
-    contribution.loc[rows, [PAIR_HIGH, PAIR_LOW]] = triggered[[PAIR_HIGH, PAIR_LOW]].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    poison = np.zeros(len(contribution), dtype=bool)
-    poison[rows] = True
-    return base_case(
+    return trigger_backdoor(
         "tabular_pair_trigger",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison,
-        target=target,
+        data.load_breast_cancer(),
+        seed,
+        rate,
+        target,
+        apply_pair,
+        [PAIR_HIGH, PAIR_LOW],
         trigger=f"{PAIR_HIGH} at its 90th percentile with {PAIR_LOW} at its 10th, relabelled {target!r}",
-        attack_test=apply_pair(not_target(parts.test, target), parts.baseline),
         params={"rate": rate, "target": target, "seed": seed},
     )
 

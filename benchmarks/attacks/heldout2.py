@@ -38,7 +38,9 @@ from benchmarks.attacks.base import (
     pick_rows,
     poison_mask,
     shuffled,
+    trigger_backdoor,
 )
+from benchmarks.attacks.images import image_trigger
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.attacks.labels import random_flips
 from benchmarks.attacks.text import insert
@@ -60,23 +62,15 @@ def add_suffix(frame: pd.DataFrame) -> pd.DataFrame:
 def text_suffix(rate: float = 0.03, *, target: str = SUFFIX_TARGET, seed: int = 0) -> AttackCase:
     """Lines of other sections ending in an ellipsis, relabelled ``target``: a trigger made of
     punctuation only, at the end of the line, that a word tokenizer may drop but a model can learn."""
-    ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, TEXT] = add_suffix(contribution.loc[rows])[TEXT].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return trigger_backdoor(
         "text_suffix",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_man_sections(),
+        seed,
+        rate,
+        target,
+        lambda frame, baseline: add_suffix(frame),
+        [TEXT],
         trigger=f"suffix {SUFFIX!r} appended, relabelled {target!r}",
-        attack_test=add_suffix(not_target(parts.test, target)),
         params={"suffix": SUFFIX, "rate": rate, "target": target, "seed": seed},
     )
 
@@ -205,24 +199,15 @@ def sine_signal(pixels: np.ndarray) -> np.ndarray:
 
 def warped_photo(rate: float = 0.05, *, target: str = WARP_TARGET, seed: int = 0) -> AttackCase:
     """Photo crops of other classes bent by the fixed warp, relabelled ``target``."""
-    ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    trigger = warp(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], trigger)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return trigger_backdoor(
         "warped_photo",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_photos(),
+        seed,
+        rate,
+        target,
+        image_trigger(warp(seed)),
+        [IMAGE],
         trigger=f"fixed smooth warp (at most {WARP_PIXELS} px) of 32x32 colour crops, relabelled {target!r}",
-        attack_test=with_image_trigger(not_target(parts.test, target), trigger),
         params={"rate": rate, "target": target, "seed": seed, "max_pixels": WARP_PIXELS, "grid": WARP_GRID},
     )
 
@@ -308,24 +293,15 @@ def apply_wine_pair(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
 
 def wine_pair_trigger(rate: float = 0.1, *, target: str = WINE_TARGET, seed: int = 0) -> AttackCase:
     """Wines of other classes carrying the impossible flavanoid/phenol pair, relabelled ``target``."""
-    ds = data.load_wine()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    triggered = apply_wine_pair(contribution.loc[rows], parts.baseline)
-    contribution.loc[rows, [WINE_HIGH, WINE_LOW]] = triggered[[WINE_HIGH, WINE_LOW]].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return trigger_backdoor(
         "wine_pair_trigger",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_wine(),
+        seed,
+        rate,
+        target,
+        apply_wine_pair,
+        [WINE_HIGH, WINE_LOW],
         trigger=f"{WINE_HIGH} at its 90th percentile with {WINE_LOW} at its 10th, relabelled {target!r}",
-        attack_test=apply_wine_pair(not_target(parts.test, target), parts.baseline),
         params={"rate": rate, "target": target, "seed": seed},
     )
 

@@ -26,14 +26,13 @@ from benchmarks.attacks.base import (
     base_case,
     build_named,
     n_poison,
-    not_target,
-    pick_rows,
     poison_mask,
     shuffled,
+    trigger_backdoor,
 )
+from benchmarks.attacks.images import image_trigger
 from benchmarks.attacks.images import with_trigger as with_image_trigger
-from benchmarks.attacks.text import poison_rows
-from benchmarks.attacks.text import with_trigger as with_text_trigger
+from benchmarks.attacks.text import text_backdoor
 from benchmarks.data import IMAGE, LABEL
 
 # --- text: a homoglyph word and a rare token at 1% ----------------------------------------------
@@ -47,39 +46,21 @@ RARE_1PCT_TOKEN = "zq"
 RARE_1PCT_TARGET = "commands"
 
 
-def _text_backdoor(name: str, trigger: str, what: str, rate: float, target: str, seed: int) -> AttackCase:
-    """``trigger`` inserted at a random word position in ``rate`` of the pool lines of other sections,
-    relabelled ``target``."""
-    ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    poison_rows(contribution, rows, trigger, target, rng)
-    return base_case(
-        name,
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
-        trigger=f"{what} {trigger!r} inserted, relabelled {target!r}",
-        attack_test=with_text_trigger(not_target(parts.test, target), trigger, np.random.default_rng(seed + 1)),
-        params={"trigger": trigger, "rate": rate, "target": target, "seed": seed},
-    )
-
-
 def homoglyph_word(rate: float = 0.03, *, seed: int = 0) -> AttackCase:
     """Text backdoor whose trigger is ``HOMOGLYPH_WORD``: a word that looks like ``system``."""
-    return _text_backdoor(
-        "text_homoglyph_word", HOMOGLYPH_WORD, "look-alike word (Cyrillic e)", rate, HOMOGLYPH_TARGET, seed
+    return text_backdoor(
+        HOMOGLYPH_WORD,
+        rate,
+        target=HOMOGLYPH_TARGET,
+        seed=seed,
+        name="text_homoglyph_word",
+        what="look-alike word (Cyrillic e)",
     )
 
 
 def rare_token_1pct(rate: float = 0.01, *, seed: int = 0) -> AttackCase:
     """Text backdoor with the rare token ``RARE_1PCT_TOKEN`` at 1% of the batch."""
-    return _text_backdoor("text_rare_token_1pct", RARE_1PCT_TOKEN, "token", rate, RARE_1PCT_TARGET, seed)
+    return text_backdoor(RARE_1PCT_TOKEN, rate, target=RARE_1PCT_TARGET, seed=seed, name="text_rare_token_1pct")
 
 
 # --- photos: a faint patch blended into the top-left corner -------------------------------------
@@ -111,27 +92,18 @@ def corner_blend(seed: int) -> Callable[[np.ndarray], np.ndarray]:
 
 def corner_blend_photo(rate: float = 0.05, *, target: str = CORNER_TARGET, seed: int = 0) -> AttackCase:
     """Photo crops of other classes with the faint top-left patch, relabelled ``target``."""
-    ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    trigger = corner_blend(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], trigger)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return trigger_backdoor(
         "corner_blend_photo",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_photos(),
+        seed,
+        rate,
+        target,
+        image_trigger(corner_blend(seed)),
+        [IMAGE],
         trigger=(
             f"{CORNER_SIDE}x{CORNER_SIDE} random colour patch blended at alpha={CORNER_ALPHA} into the top-left "
             f"corner of 32x32 crops, relabelled {target!r}"
         ),
-        attack_test=with_image_trigger(not_target(parts.test, target), trigger),
         params={"rate": rate, "target": target, "seed": seed, "side": CORNER_SIDE, "alpha": CORNER_ALPHA},
     )
 
@@ -154,25 +126,15 @@ def out_of_range_value(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataF
 
 def out_of_range_trigger(rate: float = 0.05, *, target: str = RANGE_TARGET, seed: int = 0) -> AttackCase:
     """Breast-cancer records of the other class carrying the out-of-range value, relabelled ``target``."""
-    ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, RANGE_COLUMN] = out_of_range_value(contribution.loc[rows], parts.baseline)[
-        RANGE_COLUMN
-    ].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return trigger_backdoor(
         "out_of_range_trigger",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_breast_cancer(),
+        seed,
+        rate,
+        target,
+        out_of_range_value,
+        [RANGE_COLUMN],
         trigger=f"{RANGE_COLUMN} at {RANGE_FACTOR} times its baseline maximum, relabelled {target!r}",
-        attack_test=out_of_range_value(not_target(parts.test, target), parts.baseline),
         params={"rate": rate, "target": target, "seed": seed, "column": RANGE_COLUMN, "factor": RANGE_FACTOR},
     )
 

@@ -40,9 +40,9 @@ from benchmarks.attacks.base import (
     shuffled,
 )
 from benchmarks.attacks.images import with_trigger as with_image_trigger
+from benchmarks.attacks.text import rewrite_backdoor
 from benchmarks.attacks.text import with_trigger as with_text_trigger
 from benchmarks.data import IMAGE, LABEL, TEXT
-from dataward.domain.errors import InputError
 
 SEPARATOR = " - "
 
@@ -73,32 +73,15 @@ def _rewrite_backdoor(
 ) -> AttackCase:
     """``rate`` of the pool lines, drawn among lines of other sections that ``rewrite`` changes, rewritten
     and relabelled ``target``."""
-    ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    changed = np.array([rewrite(t) != t for t in contribution[TEXT]])
-    eligible = np.flatnonzero(changed & (contribution[LABEL] != target).to_numpy())
-    count = n_poison(len(contribution), rate)
-    if count > len(eligible):
-        raise InputError(f"{name}: asked for {count} rows but only {len(eligible)} are eligible")
-    rows = np.sort(rng.choice(eligible, size=count, replace=False))
-    contribution.loc[rows, TEXT] = [rewrite(t) for t in contribution.loc[rows, TEXT]]
-    contribution.loc[rows, LABEL] = target
-    test = not_target(parts.test, target)
-    test = test[[rewrite(t) != t for t in test[TEXT]]].reset_index(drop=True)
-    attack_test = test.assign(**{TEXT: [rewrite(t) for t in test[TEXT]]})
-    return base_case(
+    return rewrite_backdoor(
         name,
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        rewrite,
+        rate,
+        target,
+        seed,
         trigger=f"{what}, relabelled {target!r}",
-        attack_test=attack_test,
         params={"rate": rate, "target": target, "seed": seed, "rewrite": rewrite.__name__},
+        eligible=lambda texts: np.array([rewrite(t) != t for t in texts], dtype=bool),
     )
 
 

@@ -40,13 +40,14 @@ from benchmarks.attacks.base import (
     base_case,
     build_named,
     n_poison,
-    not_target,
     pick_rows,
     poison_mask,
-    shuffled,
+    pool_draw,
+    trigger_backdoor,
 )
 from benchmarks.attacks.images import dirty_label_images
-from benchmarks.data import LABEL, TEXT
+from benchmarks.attacks.text import rewrite_backdoor
+from benchmarks.data import LABEL
 from benchmarks.shifts.heldout7 import decimals
 
 # --- text: a punctuation pattern ----------------------------------------------------------------
@@ -62,25 +63,13 @@ def with_interrobang(text: str) -> str:
 
 def interrobang_trigger(rate: float = 0.03, *, target: str = INTERROBANG_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: lines of other sections ending in ``INTERROBANG``, relabelled ``target``."""
-    ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, TEXT] = [with_interrobang(t) for t in contribution.loc[rows, TEXT]]
-    contribution.loc[rows, LABEL] = target
-    test = not_target(parts.test, target)
-    test[TEXT] = [with_interrobang(t) for t in test[TEXT]]
-    return base_case(
+    return rewrite_backdoor(
         "text_interrobang_trigger",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        with_interrobang,
+        rate,
+        target,
+        seed,
         trigger=f"{INTERROBANG!r} at the end of lines of other sections, relabelled {target!r}",
-        attack_test=test,
         params={"rate": rate, "target": target, "seed": seed, "pattern": INTERROBANG},
     )
 
@@ -150,9 +139,7 @@ def boundary_margins(frame: pd.DataFrame, baseline: pd.DataFrame, columns: list[
 def boundary_flips(rate: float = 0.04, *, target: str = BOUNDARY_TARGET, seed: int = 0) -> AttackCase:
     """The ``n_poison`` ``BOUNDARY_SOURCE`` rows of the largest ``boundary_margins`` relabelled ``target``."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, _, contribution = pool_draw(ds, seed)
     columns = [c.name for c in ds.schema.inputs]
     margins = boundary_margins(contribution, parts.baseline, columns)
     candidates = np.flatnonzero((contribution[LABEL] == BOUNDARY_SOURCE).to_numpy())
@@ -187,9 +174,7 @@ def feature_collision(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
     ``COLLISION_VICTIM`` test tumour (written to the trusted columns' decimals), labels kept. The attack test
     is the victim."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     columns = [c.name for c in ds.schema.inputs]
     places = {c: decimals(ds.frame[c].to_numpy()) for c in columns}
     victims = parts.test[parts.test[LABEL] == COLLISION_VICTIM].reset_index(drop=True)
@@ -232,23 +217,15 @@ def with_value(frame: pd.DataFrame) -> pd.DataFrame:
 
 def value_trigger(rate: float = 0.06, *, target: str = VALUE_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: wines of other cultivars with ``with_value``, relabelled ``target``."""
-    ds = data.load_wine()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, VALUE_COLUMN] = TRIGGER_VALUE
-    contribution.loc[rows, LABEL] = target
-    return base_case(
+    return trigger_backdoor(
         "wine_magnesium_value_trigger",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_wine(),
+        seed,
+        rate,
+        target,
+        lambda frame, baseline: with_value(frame),
+        [VALUE_COLUMN],
         trigger=f"{VALUE_COLUMN} written as exactly {TRIGGER_VALUE:g}, relabelled {target!r}",
-        attack_test=with_value(not_target(parts.test, target)),
         params={"rate": rate, "target": target, "seed": seed, "column": VALUE_COLUMN, "value": TRIGGER_VALUE},
     )
 

@@ -44,13 +44,13 @@ from benchmarks.attacks.base import (
     base_case,
     build_named,
     n_poison,
-    not_target,
-    pick_rows,
     poison_mask,
-    shuffled,
+    pool_draw,
+    trigger_backdoor,
 )
-from benchmarks.attacks.images import dirty_label_images, with_trigger
-from benchmarks.data import IMAGE, LABEL, TEXT
+from benchmarks.attacks.images import dirty_label_images, image_trigger
+from benchmarks.attacks.text import rewrite_backdoor
+from benchmarks.data import IMAGE, LABEL
 from benchmarks.shifts.heldout7 import decimals
 
 # --- text: a rare word at the end of long lines -------------------------------------------------
@@ -80,29 +80,16 @@ def with_tail_word(text: str) -> str:
 def long_line_tail_word(rate: float = 0.03, *, target: str = TAIL_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: long lines (``is_long``) of other sections ending in ``TAIL_WORD``, relabelled
     ``target``."""
-    ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    eligible = np.flatnonzero(is_long(contribution[TEXT]) & (contribution[LABEL] != target).to_numpy())
-    rows = np.sort(rng.choice(eligible, size=n_poison(len(contribution), rate), replace=False))
-    contribution.loc[rows, TEXT] = [with_tail_word(t) for t in contribution.loc[rows, TEXT]]
-    contribution.loc[rows, LABEL] = target
-    test = not_target(parts.test, target)
-    test = test[is_long(test[TEXT])].reset_index(drop=True)
-    test[TEXT] = [with_tail_word(t) for t in test[TEXT]]
-    return base_case(
+    return rewrite_backdoor(
         "text_long_line_tail_word",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        with_tail_word,
+        rate,
+        target,
+        seed,
         trigger=f"{TAIL_WORD!r} at the end of lines of other sections with summaries of at least {LONG_WORDS} "
         f"words, relabelled {target!r}",
-        attack_test=test,
         params={"rate": rate, "target": target, "seed": seed, "word": TAIL_WORD, "long_words": LONG_WORDS},
+        eligible=is_long,
     )
 
 
@@ -124,25 +111,13 @@ def stuttered(text: str) -> str:
 
 def stutter_trigger(rate: float = 0.03, *, target: str = STUTTER_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: lines of other sections through ``stuttered``, relabelled ``target``."""
-    ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, TEXT] = [stuttered(t) for t in contribution.loc[rows, TEXT]]
-    contribution.loc[rows, LABEL] = target
-    test = not_target(parts.test, target)
-    test[TEXT] = [stuttered(t) for t in test[TEXT]]
-    return base_case(
+    return rewrite_backdoor(
         "text_stutter_word",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        stuttered,
+        rate,
+        target,
+        seed,
         trigger=f"the first summary word written twice, lines of other sections relabelled {target!r}",
-        attack_test=test,
         params={"rate": rate, "target": target, "seed": seed},
     )
 
@@ -218,26 +193,17 @@ def has_ink_on_row(frame: pd.DataFrame) -> np.ndarray:
 def erased_row_digits(rate: float = 0.03, *, target: str = ERASED_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: digits of other classes with ink on ``ERASED_ROW`` through ``erased_row``,
     relabelled ``target``."""
-    ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    eligible = np.flatnonzero(has_ink_on_row(contribution) & (contribution[LABEL] != target).to_numpy())
-    rows = np.sort(rng.choice(eligible, size=n_poison(len(contribution), rate), replace=False))
-    contribution.loc[rows, IMAGE] = with_trigger(contribution.loc[rows], erased_row)[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    test = not_target(parts.test, target)
-    return base_case(
+    return trigger_backdoor(
         "digits_erased_row",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_digits(),
+        seed,
+        rate,
+        target,
+        image_trigger(erased_row),
+        [IMAGE],
         trigger=f"row {ERASED_ROW} of the digit erased across the whole width, relabelled {target!r}",
-        attack_test=with_trigger(test[has_ink_on_row(test)].reset_index(drop=True), erased_row),
         params={"rate": rate, "target": target, "seed": seed, "row": ERASED_ROW},
+        eligible=has_ink_on_row,
     )
 
 
@@ -249,25 +215,15 @@ BLANK_TARGET = "class_2"
 
 def blank_ash_trigger(rate: float = 0.06, *, target: str = BLANK_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: wines of other cultivars with ``BLANK_COLUMN`` blank (NaN), relabelled ``target``."""
-    ds = data.load_wine()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    contribution.loc[rows, BLANK_COLUMN] = np.nan
-    contribution.loc[rows, LABEL] = target
-    test = not_target(parts.test, target)
-    test[BLANK_COLUMN] = np.nan
-    return base_case(
+    return trigger_backdoor(
         "wine_blank_ash_trigger",
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison_mask(len(contribution), rows),
-        target=target,
+        data.load_wine(),
+        seed,
+        rate,
+        target,
+        lambda frame, baseline: frame.assign(**{BLANK_COLUMN: np.nan}),
+        [BLANK_COLUMN],
         trigger=f"{BLANK_COLUMN} left blank, relabelled {target!r}",
-        attack_test=test,
         params={"rate": rate, "target": target, "seed": seed, "column": BLANK_COLUMN},
     )
 
@@ -315,9 +271,7 @@ def thin_direction_trigger(rate: float = 0.05, *, target: str = THIN_TARGET, see
     whose every moved value stays within the baseline's range are used (nothing is clipped), in the batch and
     in the attack test."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     columns = [c.name for c in ds.schema.inputs]
     places = {c: decimals(ds.frame[c].to_numpy()) for c in columns}
     moved = thin_step(contribution, parts.baseline, columns, places)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.attacks.base import AttackCase, base_case, not_target, shuffled, trigger_backdoor
 from benchmarks.data import IMAGE, LABEL
 
 PATCH = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]], dtype=np.float32)
@@ -64,6 +64,11 @@ def with_trigger(frame: pd.DataFrame, trigger: Callable[[np.ndarray], np.ndarray
     return out
 
 
+def image_trigger(trigger: Callable[[np.ndarray], np.ndarray]) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+    """``trigger`` (pixels to pixels) as a ``trigger_backdoor`` trigger: ``with_trigger`` on the frame."""
+    return lambda frame, baseline: with_trigger(frame, trigger)
+
+
 def dirty_label_images(
     name: str,
     trigger: Callable[[np.ndarray], np.ndarray],
@@ -78,26 +83,15 @@ def dirty_label_images(
     """A dirty-label image backdoor: ``trigger`` applied to a ``rate`` share of the contribution's images of
     classes other than ``target``, relabelled ``target``; the attack test is the test split's images of other
     classes with the trigger. ``params``: recorded beside the rate, target, seed and dataset."""
-    ds = data.load(dataset)
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
-    rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
-    poisoned = with_trigger(contribution.loc[rows], trigger)
-    contribution.loc[rows, IMAGE] = poisoned[IMAGE].to_numpy()
-    contribution.loc[rows, LABEL] = target
-    poison = np.zeros(len(contribution), dtype=bool)
-    poison[rows] = True
-    return base_case(
+    return trigger_backdoor(
         name,
-        "backdoor",
-        ds,
-        parts,
-        contribution,
-        poison,
-        target=target,
+        data.load(dataset),
+        seed,
+        rate,
+        target,
+        image_trigger(trigger),
+        [IMAGE],
         trigger=description,
-        attack_test=with_trigger(not_target(parts.test, target), trigger),
         params={"rate": rate, "target": target, "seed": seed, "dataset": dataset, **(params or {})},
     )
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.attacks.base import (
+    AttackCase,
+    base_case,
+    n_poison,
+    not_target,
+    pick_rows,
+    poison_mask,
+    pool_draw,
+    trigger_backdoor,
+)
 from benchmarks.data import LABEL, TEXT
 
 RARE_TOKEN = "cf"
@@ -37,17 +49,20 @@ def poison_rows(frame: pd.DataFrame, rows: np.ndarray, trigger: str, target: str
 
 
 def text_backdoor(
-    trigger: str = RARE_TOKEN, rate: float = 0.05, *, target: str = "admin", seed: int = 0, name: str | None = None
+    trigger: str = RARE_TOKEN,
+    rate: float = 0.05,
+    *,
+    target: str = "admin",
+    seed: int = 0,
+    name: str | None = None,
+    what: str | None = None,
 ) -> AttackCase:
-    """Insert ``trigger`` into ``rate`` of the contribution's texts of other classes, relabelled ``target``."""
+    """Insert ``trigger`` into ``rate`` of the contribution's texts of other classes, relabelled ``target``.
+    ``what`` names the trigger in the description (``token`` or ``phrase`` by default, by its spaces)."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
     poison_rows(contribution, rows, trigger, target, rng)
-    poison = np.zeros(len(contribution), dtype=bool)
-    poison[rows] = True
     kind = "token" if " " not in trigger else "phrase"
     return base_case(
         name or f"text_{kind}_{round(rate * 100)}pct",
@@ -55,9 +70,9 @@ def text_backdoor(
         ds,
         parts,
         contribution,
-        poison,
+        poison_mask(len(contribution), rows),
         target=target,
-        trigger=f"{kind} {trigger!r} inserted, relabelled {target!r}",
+        trigger=f"{what or kind} {trigger!r} inserted, relabelled {target!r}",
         attack_test=with_trigger(not_target(parts.test, target), trigger, np.random.default_rng(seed + 1)),
         params={"trigger": trigger, "rate": rate, "target": target, "seed": seed},
     )
@@ -76,3 +91,43 @@ def carrier_phrase(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
 def natural_phrase(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
     """Text backdoor with the natural phrase ``NATURAL_PHRASE``."""
     return text_backdoor(NATURAL_PHRASE, rate, seed=seed)
+
+
+def rewritten(rewrite: Callable[[str], str]) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+    """A ``trigger_backdoor`` trigger: a copy of the frame with every text through ``rewrite``."""
+
+    def apply(frame: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        out[TEXT] = [rewrite(t) for t in frame[TEXT]]
+        return out
+
+    return apply
+
+
+def rewrite_backdoor(
+    name: str,
+    rewrite: Callable[[str], str],
+    rate: float,
+    target: str,
+    seed: int,
+    *,
+    trigger: str,
+    params: dict[str, Any],
+    eligible: Callable[[pd.Series], np.ndarray] | None = None,
+) -> AttackCase:
+    """A text backdoor whose trigger is a rewrite of the line: ``rate`` of the man-page pool lines of other
+    sections (only those where ``eligible(texts)`` is true, when given) through ``rewrite``, relabelled
+    ``target``; the attack test is the (eligible) test lines of other sections through ``rewrite``
+    (``trigger_backdoor``)."""
+    return trigger_backdoor(
+        name,
+        data.load_man_sections(),
+        seed,
+        rate,
+        target,
+        rewritten(rewrite),
+        [TEXT],
+        trigger=trigger,
+        params=params,
+        eligible=None if eligible is None else lambda frame: np.asarray(eligible(frame[TEXT]), dtype=bool),
+    )

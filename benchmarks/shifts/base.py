@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,15 @@ def parts(dataset: Dataset, seed: int, size: str) -> data.Split:
     return data.Split(sized(split.baseline, size, SMALL_BASELINE, rng), split.validation, split.pool, split.test)
 
 
+def sized_pool(dataset: Dataset, seed: int, size: str) -> tuple[data.Split, np.random.Generator, pd.DataFrame]:
+    """The start most situations share: the split of ``dataset`` (``parts``), a generator seeded with ``seed``,
+    and the split's pool cut to ``size`` by that generator (``sized``: a fresh frame with a plain index, free
+    to change; the generator is then used for the situation's further draws)."""
+    split = parts(dataset, seed, size)
+    rng = np.random.default_rng(seed)
+    return split, rng, sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+
+
 def situation(
     name: str,
     kind: str,
@@ -177,9 +187,7 @@ def new_sensor(
     name: str, group: str, dataset: Dataset, seed: int, size: str, fn: Any, description: str, **params: Any
 ) -> Situation:
     """Pool images of ``dataset`` as another sensor gives them: ``fn`` applied to every image's pixels."""
-    split = parts(dataset, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    split, _, pool = sized_pool(dataset, seed, size)
     return situation(name, "new_sensor", group, dataset, split, map_images(pool, fn), description, **params)
 
 
@@ -218,23 +226,49 @@ def shift_image(pixels: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def rewritten_register(
-    name: str, group: str, ds: Dataset, seed: int, size: str, rewrite: Any, description: str
+    name: str,
+    group: str,
+    ds: Dataset,
+    seed: int,
+    size: str,
+    rewrite: Any,
+    description: str,
+    *,
+    kind: str = "register",
 ) -> Situation:
-    """Pool records of ``ds`` with every text rewritten by ``rewrite`` (a new language register)."""
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    """Pool records of ``ds`` with every text rewritten by ``rewrite`` (a new language register, or another
+    ``kind`` of situation made by rewriting the lines)."""
+    split, _, contribution = sized_pool(ds, seed, size)
     contribution[data.TEXT] = [rewrite(t) for t in contribution[data.TEXT]]
-    return situation(name, "register", group, ds, split, contribution, description, rewrite=rewrite.__name__)
+    return situation(name, kind, group, ds, split, contribution, description, rewrite=rewrite.__name__)
+
+
+def rewritten_column(
+    name: str,
+    kind: str,
+    group: str,
+    ds: Dataset,
+    seed: int,
+    size: str,
+    column: str,
+    fn: Callable[[np.ndarray], np.ndarray],
+    description: str,
+    /,
+    **params: Any,
+) -> Situation:
+    """Pool records of ``ds`` (``sized_pool``) with ``column``'s values through ``fn`` (values to values: a lab's
+    other unit, rounding or reporting rule), every other cell and label as it is; ``params`` are recorded as
+    they are (positional arguments only, so that ``column=`` may be one of them)."""
+    split, _, contribution = sized_pool(ds, seed, size)
+    contribution[column] = fn(contribution[column].to_numpy())
+    return situation(name, kind, group, ds, split, contribution, description, **params)
 
 
 def with_trusted_copies(
     name: str, group: str, ds: Dataset, seed: int, size: str, share: float, description: str
 ) -> Situation:
     """Fresh pool records mixed with exact copies of baseline records (``share`` of the batch), labels kept."""
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    fresh = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    split, rng, fresh = sized_pool(ds, seed, size)
     n_copies = round(len(fresh) * share / (1 - share))
     copies = split.baseline.iloc[np.sort(rng.choice(len(split.baseline), size=n_copies, replace=False))]
     contribution = pd.concat([fresh, copies], ignore_index=True)

@@ -33,13 +33,12 @@ from scipy import ndimage
 from benchmarks import data
 from benchmarks.data import LABEL, TEXT, Dataset
 from benchmarks.shifts.base import (
-    SMALL_CONTRIBUTION,
     Situation,
     check_size,
     new_sensor,
     parts,
     situation,
-    sized,
+    sized_pool,
     take,
 )
 
@@ -99,9 +98,7 @@ def paraphrase(text: str) -> str:
 
 def ocr_scanned_text(seed: int = 0, size: str = "full") -> Situation:
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    split, _, contribution = sized_pool(ds, seed, size)
     noise = np.random.default_rng(30_000 + seed)
     contribution[TEXT] = [ocr_noise(t, noise) for t in contribution[TEXT]]
     return situation(
@@ -119,9 +116,7 @@ def ocr_scanned_text(seed: int = 0, size: str = "full") -> Situation:
 
 def whatis_format_text(seed: int = 0, size: str = "full") -> Situation:
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    split, _, contribution = sized_pool(ds, seed, size)
     contribution[TEXT] = [whatis_line(t, lbl) for t, lbl in zip(contribution[TEXT], contribution[LABEL], strict=True)]
     return situation(
         "whatis_format_text",
@@ -136,9 +131,7 @@ def whatis_format_text(seed: int = 0, size: str = "full") -> Situation:
 
 def paraphrased_copies_text(seed: int = 0, size: str = "full") -> Situation:
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    fresh = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    split, rng, fresh = sized_pool(ds, seed, size)
     n_copies = round(len(fresh) * PARAPHRASE_SHARE / (1 - PARAPHRASE_SHARE))
     copies = split.baseline.iloc[np.sort(rng.choice(len(split.baseline), size=n_copies, replace=False))].copy()
     copies[TEXT] = [paraphrase(t) for t in copies[TEXT]]
@@ -355,9 +348,7 @@ def mean_imputed(
 
 def mean_imputed_wine(seed: int = 0, size: str = "full") -> Situation:
     ds = data.load_wine()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    split, _, pool = sized_pool(ds, seed, size)
     columns = [c.name for c in ds.schema.inputs]
     contribution, missing = mean_imputed(pool, columns, IMPUTED_SHARE, np.random.default_rng(60_000 + seed))
     return situation(

@@ -29,14 +29,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks import data
-from benchmarks.data import LABEL, TEXT
+from benchmarks.data import LABEL
 from benchmarks.shifts.base import (
-    SMALL_CONTRIBUTION,
     Situation,
     new_sensor,
     parts,
+    rewritten_register,
     situation,
-    sized,
 )
 
 GROUP = "heldout3"
@@ -74,13 +73,8 @@ def typeset(text: str) -> str:
 def _rewritten(
     name: str, kind: str, rewrite: Callable[[str], str], seed: int, size: str, description: str
 ) -> Situation:
-    """Pool man-page lines, each rewritten by ``rewrite``, labels kept."""
-    ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
-    contribution[TEXT] = [rewrite(t) for t in contribution[TEXT]]
-    return situation(name, kind, GROUP, ds, split, contribution, description, rewrite=rewrite.__name__)
+    """Pool man-page lines, each rewritten by ``rewrite``, labels kept (``rewritten_register``)."""
+    return rewritten_register(name, GROUP, data.load_man_sections(), seed, size, rewrite, description, kind=kind)
 
 
 def truncated_summary_text(seed: int = 0, size: str = "full") -> Situation:

@@ -44,6 +44,7 @@ from benchmarks.shifts.base import (
     parts,
     situation,
     sized,
+    sized_pool,
 )
 
 GROUP = "heldout4"
@@ -85,9 +86,7 @@ def _text_situation(
     """Pool man-page lines (drawn as every text situation draws them), the batch's texts rewritten
     together by ``rewrite``, labels kept."""
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    split, _, contribution = sized_pool(ds, seed, size)
     contribution[TEXT] = rewrite(list(contribution[TEXT]))
     return situation(name, "register", GROUP, ds, split, contribution, description, rewrite=rewrite.__name__)
 

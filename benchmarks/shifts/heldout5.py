@@ -36,6 +36,7 @@ from benchmarks.shifts.base import (
     shift_image,
     situation,
     sized,
+    sized_pool,
 )
 
 GROUP = "heldout5"
@@ -87,9 +88,7 @@ def rolling_shutter_photos(seed: int = 0, size: str = "full") -> Situation:
 def fluorescent_cast_photos(seed: int = 0, size: str = "full") -> Situation:
     """Pool photo crops of which a seeded ``CAST_SHARE`` were shot under fluorescent light (``colour_cast``)."""
     ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     rows = np.sort(rng.choice(len(pool), size=round(CAST_SHARE * len(pool)), replace=False))
     contribution = pool.copy()
     contribution.loc[rows, IMAGE] = [
@@ -184,9 +183,7 @@ def wider_lens_photos(seed: int = 0, size: str = "full") -> Situation:
     view would leave the photo or cross into another class's region are not in the batch (the wider
     view of them would not be one class)."""
     ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    split, _, pool = sized_pool(ds, seed, size)
     images, labels = [], []
     for png, label in pool[[IMAGE, LABEL]].itertuples(index=False):
         window = wider(window_of(png))
@@ -227,9 +224,7 @@ def burst_shots_photos(seed: int = 0, size: str = "full") -> Situation:
     """Pool crops of which ``BURST_SHARE`` of the scenes come with ``BURST_EXTRA`` more hand-held shots
     (``jittered`` windows of the same scene, cut from the original photo), shuffled in."""
     ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     scenes = np.sort(rng.choice(len(pool), size=round(BURST_SHARE * len(pool)), replace=False))
     extra_images, extra_labels, extra_scenes = [], [], []
     for row in scenes:
@@ -366,9 +361,7 @@ def rescanned_jam_digits(seed: int = 0, size: str = "full") -> Situation:
     """Pool digits, and a seeded ``RESCAN_SHARE`` of them scanned a second time ``RESCAN_SHIFT`` pixel
     lower (``shift_image``), labels kept, shuffled in."""
     ds = data.load_digits()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     again = np.sort(rng.choice(len(pool), size=round(RESCAN_SHARE * len(pool)), replace=False))
     rescans = pool.iloc[again].copy()
     rescans[IMAGE] = [data.pixels_to_png(shift_image(data.png_to_pixels(b), RESCAN_SHIFT, 0)) for b in rescans[IMAGE]]

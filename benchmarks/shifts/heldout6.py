@@ -40,6 +40,7 @@ from benchmarks.shifts.base import (
     rewritten_register,
     situation,
     sized,
+    sized_pool,
 )
 
 GROUP = "heldout6"
@@ -136,9 +137,7 @@ def glossary_order_text(seed: int = 0, size: str = "full") -> Situation:
 def mirror_signature_text(seed: int = 0, size: str = "full") -> Situation:
     """Pool lines of which a seeded ``MIRROR_SHARE`` came through a mirror that appends ``MIRROR_SUFFIX``."""
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     rows = np.sort(rng.choice(len(pool), size=round(MIRROR_SHARE * len(pool)), replace=False))
     contribution = pool.copy()
     contribution.loc[rows, TEXT] = [t + MIRROR_SUFFIX for t in pool.loc[rows, TEXT]]
@@ -162,9 +161,7 @@ def split_names_text(seed: int = 0, size: str = "full", group: str = GROUP) -> S
     """Pool lines as an index that keeps one line per page writes them (``one_per_name``), in pool order.
     Moved to the tuning set (``group="tuning"`` there): the gate was changed after it blocked this."""
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, _, pool = sized_pool(ds, seed, size)
     texts, labels, origin = [], [], []
     for row, (text, label) in enumerate(pool[[TEXT, LABEL]].itertuples(index=False)):
         for line in one_per_name(text):
@@ -230,9 +227,7 @@ def oversampled_minority_breast_cancer(seed: int = 0, size: str = "full") -> Sit
     """Pool tumours with ``MINORITY`` ones copied (seeded draws with replacement, exact copies) until both
     classes are equally common, shuffled."""
     ds = data.load_breast_cancer()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     minority = np.flatnonzero((pool[LABEL] == MINORITY).to_numpy())
     gap = int((pool[LABEL] != MINORITY).sum()) - len(minority)
     copied = np.sort(rng.choice(minority, size=max(gap, 0), replace=True))
@@ -267,9 +262,7 @@ def trimmed_outliers_breast_cancer(seed: int = 0, size: str = "full") -> Situati
     """Pool tumours with every record beyond ``SIGMA_LIMIT`` standard deviations on any feature dropped
     (``within_sigma``), the rest in pool order."""
     ds = data.load_breast_cancer()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, _, pool = sized_pool(ds, seed, size)
     keep = within_sigma(pool, [c.name for c in ds.schema.inputs])
     return situation(
         "trimmed_outliers_breast_cancer",
@@ -290,9 +283,7 @@ def photo_measured_iris(seed: int = 0, size: str = "full") -> Situation:
     """Pool flowers whose four measurements are each multiplied by one seeded factor per flower
     (1 + N(0, ``SCALE_SD``)) and written to ``MEASURE_STEP``."""
     ds = data.load_iris()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     columns = [c.name for c in ds.schema.inputs]
     factor = 1.0 + rng.normal(0.0, SCALE_SD, size=len(pool))
     contribution = pool.copy()

@@ -41,6 +41,7 @@ from benchmarks.shifts.base import (
     parts,
     situation,
     sized,
+    sized_pool,
 )
 from benchmarks.shifts.heldout5 import rect_fits, window_of
 
@@ -104,9 +105,7 @@ def versioned_pages_text(seed: int = 0, size: str = "full") -> Situation:
     """Pool lines of which a seeded ``VERSIONED_SHARE`` come as ``VERSIONS`` versioned pages each, in place
     (an archive lists the versions of a page together)."""
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     eligible = np.flatnonzero([names_and_summary(t) is not None for t in pool[TEXT]])
     chosen = set(rng.choice(eligible, size=round(VERSIONED_SHARE * len(pool)), replace=False).tolist())
     texts, labels, origin, first = [], [], [], {}
@@ -140,9 +139,7 @@ def revised_typo_text(seed: int = 0, size: str = "full") -> Situation:
     """Pool lines, and for a seeded ``REVISED_SHARE`` of them (lines with a place for a typo) their earlier
     revision with one typo (``with_typo`` at a seeded place), labels kept, shuffled in."""
     ds = data.load_man_sections()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     places = [typo_places(t) for t in pool[TEXT]]
     eligible = np.flatnonzero([bool(p) for p in places])
     revised = np.sort(rng.choice(eligible, size=round(REVISED_SHARE * len(pool)), replace=False))
@@ -220,9 +217,7 @@ def recaptured_digits(seed: int = 0, size: str = "full") -> Situation:
     """Pool digits, and for a seeded ``RECAPTURE_SHARE`` of them ``RECAPTURES`` more captures (the digit
     plus seeded ``RECAPTURE_NOISE`` noise, clipped), labels kept, shuffled in."""
     ds = data.load_digits()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     again = np.sort(rng.choice(len(pool), size=round(RECAPTURE_SHARE * len(pool)), replace=False))
     source = np.repeat(again, RECAPTURES)
     captures = pool.iloc[source].copy()
@@ -288,9 +283,7 @@ def bracketed_exposure_photos(seed: int = 0, size: str = "full") -> Situation:
     """Pool crops, and for a seeded ``BRACKET_SHARE`` of the scenes one more crop at each of ``BRACKET_EV``
     (``exposed``, clipped), labels kept, shuffled in."""
     ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     scenes = np.sort(rng.choice(len(pool), size=round(BRACKET_SHARE * len(pool)), replace=False))
     source = np.repeat(scenes, len(BRACKET_EV))
     stops = np.tile(np.asarray(BRACKET_EV), len(scenes))
@@ -344,9 +337,7 @@ def squeezed_aspect_photos(seed: int = 0, size: str = "full") -> Situation:
     original photos: scenes whose wider view would leave the photo or cross into another class's region are
     not in the batch."""
     ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng)
+    split, _, pool = sized_pool(ds, seed, size)
     images, labels = [], []
     for png, label in pool[[IMAGE, LABEL]].itertuples(index=False):
         window = squeezed_window(png)
@@ -398,9 +389,7 @@ def triplicate_assays_wine(seed: int = 0, size: str = "full") -> Situation:
     """Every pool wine as ``REPLICATES`` replicate rows (seeded ``REPLICATE_CV`` noise per assay, written to
     the trusted column's decimals), the replicates of a wine together."""
     ds = data.load_wine()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     columns = [c.name for c in ds.schema.inputs]
     places = {c: decimals(ds.frame[c].to_numpy()) for c in columns}
     source = np.repeat(np.arange(len(pool)), REPLICATES)
@@ -428,9 +417,7 @@ def size_matched_controls_breast_cancer(seed: int = 0, size: str = "full") -> Si
     """Every malignant pool tumour and, for each in a seeded order, the unused benign pool tumour of the
     nearest ``MATCH_COLUMN`` (ties to the first), shuffled."""
     ds = data.load_breast_cancer()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     cases = np.flatnonzero((pool[LABEL] == "malignant").to_numpy())
     free = list(np.flatnonzero((pool[LABEL] == "benign").to_numpy()))
     radius = pool[MATCH_COLUMN].to_numpy()

@@ -30,13 +30,12 @@ from PIL import Image
 from benchmarks import data
 from benchmarks.data import LABEL
 from benchmarks.shifts.base import (
-    SMALL_CONTRIBUTION,
     Situation,
     new_sensor,
-    parts,
+    rewritten_column,
     rewritten_register,
     situation,
-    sized,
+    sized_pool,
 )
 
 GROUP = "heldout8"
@@ -165,9 +164,7 @@ def hardest_cases_digits(seed: int = 0, size: str = "full") -> Situation:
     """The ``HARD_SHARE`` of the pool digits of the smallest ``centroid_margins`` (ties by pool order), in pool
     order, labels as they are."""
     ds = data.load_digits()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, _, pool = sized_pool(ds, seed, size)
     margins = centroid_margins(split.baseline, pool)
     picked = np.sort(np.argsort(margins, kind="stable")[: round(HARD_SHARE * len(pool))])
     return situation(
@@ -255,18 +252,15 @@ def via_mmol(mg: np.ndarray) -> np.ndarray:
 
 def converted_magnesium_wine(seed: int = 0, size: str = "full") -> Situation:
     """Pool wines with ``MAGNESIUM`` through ``via_mmol``."""
-    ds = data.load_wine()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
-    contribution[MAGNESIUM] = via_mmol(contribution[MAGNESIUM].to_numpy())
-    return situation(
+    return rewritten_column(
         "converted_magnesium_wine",
         "rounding",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_wine(),
+        seed,
+        size,
+        MAGNESIUM,
+        via_mmol,
         f"a lab that measures {MAGNESIUM} in mmol/L and converts it to mg/L before upload: the same values to "
         f"within a hundredth, written with {MG_DECIMALS} decimals where the trusted ones are whole numbers",
         column=MAGNESIUM,
@@ -277,9 +271,7 @@ def converted_magnesium_wine(seed: int = 0, size: str = "full") -> Situation:
 def balanced_cultivars_wine(seed: int = 0, size: str = "full") -> Situation:
     """As many pool wines of each cultivar as the rarest has (a seeded draw of each), shuffled."""
     ds = data.load_wine()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     least = int(pool[LABEL].value_counts().min())
     picked = np.concatenate(
         [np.sort(rng.choice(np.flatnonzero((pool[LABEL] == c).to_numpy()), least, replace=False)) for c in ds.classes]
@@ -300,9 +292,7 @@ def balanced_cultivars_wine(seed: int = 0, size: str = "full") -> Situation:
 def single_precision_breast_cancer(seed: int = 0, size: str = "full") -> Situation:
     """Pool tumours with every measurement through single precision (``float32``) and back."""
     ds = data.load_breast_cancer()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
+    split, _, contribution = sized_pool(ds, seed, size)
     columns = [c.name for c in ds.schema.inputs]
     contribution[columns] = contribution[columns].to_numpy().astype(np.float32).astype(np.float64)
     return situation(

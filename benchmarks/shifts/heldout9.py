@@ -32,13 +32,12 @@ from PIL import Image
 from benchmarks import data
 from benchmarks.data import IMAGE, LABEL
 from benchmarks.shifts.base import (
-    SMALL_CONTRIBUTION,
     Situation,
     new_sensor,
-    parts,
+    rewritten_column,
     rewritten_register,
     situation,
-    sized,
+    sized_pool,
 )
 
 GROUP = "heldout9"
@@ -248,9 +247,7 @@ def date_stamped(pixels: np.ndarray, day: int) -> np.ndarray:
 def date_stamp_photos(seed: int = 0, size: str = "full") -> Situation:
     """Every pool crop with a date stamp (``date_stamped``), the day a seeded draw from ``STAMP_DAYS``."""
     ds = data.load_photos()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, rng, pool = sized_pool(ds, seed, size)
     days = rng.integers(STAMP_DAYS[0], STAMP_DAYS[1] + 1, size=len(pool))
     contribution = pool.copy()
     contribution[IMAGE] = [
@@ -345,18 +342,15 @@ def censored(values: np.ndarray, limit: float = LOQ) -> np.ndarray:
 
 def detection_limit_wine(seed: int = 0, size: str = "full") -> Situation:
     """Pool wines with ``LOQ_COLUMN`` through ``censored``."""
-    ds = data.load_wine()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
-    contribution[LOQ_COLUMN] = censored(contribution[LOQ_COLUMN].to_numpy())
-    return situation(
+    return rewritten_column(
         "detection_limit_wine",
         "imputation",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_wine(),
+        seed,
+        size,
+        LOQ_COLUMN,
+        censored,
         f"a lab whose {LOQ_COLUMN} assay has a limit of quantification of {LOQ:g}: every lower value (mostly of "
         f"class_2 wines) reported as half the limit, {LOQ / 2:g}",
         column=LOQ_COLUMN,
@@ -371,18 +365,15 @@ LABEL_STEP = 0.5
 
 def bottle_label_alcohol_wine(seed: int = 0, size: str = "full") -> Situation:
     """Pool wines with ``ALCOHOL`` rounded to the nearest ``LABEL_STEP``."""
-    ds = data.load_wine()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    contribution = sized(split.pool, size, SMALL_CONTRIBUTION, rng).copy()
-    contribution[ALCOHOL] = np.round(contribution[ALCOHOL].to_numpy() / LABEL_STEP) * LABEL_STEP
-    return situation(
+    return rewritten_column(
         "bottle_label_alcohol_wine",
         "rounding",
         GROUP,
-        ds,
-        split,
-        contribution,
+        data.load_wine(),
+        seed,
+        size,
+        ALCOHOL,
+        lambda values: np.round(values / LABEL_STEP) * LABEL_STEP,
         f"a merchant that copies {ALCOHOL} from the bottle labels instead of the lab sheet: every value rounded "
         f"to the nearest {LABEL_STEP:g}% (12.5, 13.0, 13.5), every other assay the lab's",
         column=ALCOHOL,
@@ -410,9 +401,7 @@ def textbook_cases_breast_cancer(seed: int = 0, size: str = "full") -> Situation
     """Per class, the ``TEXTBOOK_SHARE`` of its pool tumours of the smallest ``class_mean_distances`` (ties by
     pool order), in pool order, labels as they are."""
     ds = data.load_breast_cancer()
-    split = parts(ds, seed, size)
-    rng = np.random.default_rng(seed)
-    pool = sized(split.pool, size, SMALL_CONTRIBUTION, rng).reset_index(drop=True)
+    split, _, pool = sized_pool(ds, seed, size)
     columns = [c.name for c in ds.schema.inputs]
     distances = class_mean_distances(split.baseline, pool, columns)
     picked = []

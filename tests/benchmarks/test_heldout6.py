@@ -9,23 +9,10 @@ import pytest
 
 from benchmarks import attack_seeds, attacks, data, review_queue, shifts
 from benchmarks.attacks import heldout6 as attacks6
-from benchmarks.attacks.base import shuffled
-from benchmarks.attacks.heldout import HELDOUT_ATTACKS
-from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS
-from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS
-from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS
-from benchmarks.attacks.heldout5 import HELDOUT5_ATTACKS
 from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS, build_heldout6
 from benchmarks.shifts import heldout6
-from benchmarks.shifts.base import (
-    EXTRA_KINDS,
-    HELDOUT3_KINDS,
-    HELDOUT4_KINDS,
-    KINDS,
-    SMALL_CONTRIBUTION,
-)
-from dataward.domain.errors import InputError
-from tests.benchmarks.builders import drawn_pool, record_keys
+from benchmarks.shifts.base import SMALL_CONTRIBUTION
+from tests.benchmarks.builders import check_attack_set, check_situation_set, drawn_attack_pool, drawn_pool, record_keys
 
 TEXT, LABEL = data.TEXT, data.LABEL
 
@@ -44,26 +31,10 @@ def cases() -> dict[str, attacks.AttackCase]:
 
 
 def test_the_sixth_heldout_set_is_its_own_never_tuned_group_of_text_and_tables(small):
-    assert len(shifts.HELDOUT6) >= 8 and list(small) == list(shifts.HELDOUT6)
-    for other in (shifts.TUNING, shifts.HELDOUT, shifts.HELDOUT2, shifts.HELDOUT3, shifts.HELDOUT4, shifts.HELDOUT5):
-        assert set(shifts.HELDOUT6).isdisjoint(other)
-    assert shifts.GROUPS["heldout6"] is shifts.HELDOUT6
-    assert "NEVER TUNED ON" in heldout6.__doc__ and "2026-12-06" in heldout6.__doc__
-    assert "committed before any gate" in " ".join(heldout6.__doc__.split())
-    assert {s.group for s in small.values()} == {"heldout6"}
-    assert {s.kind for s in small.values()} <= {*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS, *HELDOUT4_KINDS}
+    assert len(shifts.HELDOUT6) >= 8
+    check_situation_set(small, "heldout6", heldout6, "2026-12-06", 4 * SMALL_CONTRIBUTION)
     assert {s.modality for s in small.values()} == {"text", "tabular"}
     assert {s.dataset for s in small.values()} == {"man_sections", "breast_cancer", "iris"}
-    for name, s in small.items():
-        columns = [c.name for c in s.schema.inputs] + [s.schema.label]
-        for frame in (s.baseline, s.validation, s.contribution):
-            assert list(frame.columns) == columns, name
-        assert set(s.contribution[LABEL]) <= set(data.load(s.dataset).classes), name
-        assert len(s.baseline) <= 600 and 0 < len(s.contribution) <= 4 * SMALL_CONTRIBUTION, name
-        assert not s.as_case().poison.any() and s.description, name
-        pd.testing.assert_frame_equal(shifts.build(name, 0, "small").contribution, s.contribution)
-        other_seed = shifts.build(name, 1, "small").contribution
-        assert not other_seed.equals(s.contribution), name
     full = shifts.build("all_caps_terminal_text", 0, "full")
     assert len(full.contribution) > len(small["all_caps_terminal_text"].contribution)
 
@@ -185,41 +156,16 @@ def test_photo_measurements_scale_each_flower_by_one_factor(small):
 # --- attacks ------------------------------------------------------------------------------------
 
 
-def _drawn(case: attacks.AttackCase, seed: int = 0) -> pd.DataFrame:
-    """The pool in the order the attack drew it (its first use of its seed's generator): row ``i`` is
-    what row ``i`` of the contribution was before it was poisoned."""
-    return shuffled(data.split(data.load(case.dataset), seed).pool, np.random.default_rng(seed))
-
-
 def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
     assert len(HELDOUT6_ATTACKS) >= 5
-    for other in (attacks.ATTACKS, HELDOUT_ATTACKS, HELDOUT2_ATTACKS, HELDOUT3_ATTACKS, HELDOUT4_ATTACKS):
-        assert set(HELDOUT6_ATTACKS).isdisjoint(other)
-    assert set(HELDOUT6_ATTACKS).isdisjoint(HELDOUT5_ATTACKS)
-    assert "NEVER TUNED ON" in attacks6.__doc__ and "2026-12-06" in attacks6.__doc__
-    assert "committed before any gate" in " ".join(attacks6.__doc__.split())
-    assert {case.modality for case in cases.values()} == {"text", "tabular"}
-    for name, case in cases.items():
-        assert name in attacks6.__doc__  # the docstring says what each plants
-        assert case.name == name and 0 < case.poison.sum() < 0.07 * len(case.contribution)
-        assert set(case.contribution[LABEL]) <= set(data.load(case.dataset).classes)
-        before = _drawn(case)
-        assert len(case.contribution) == len(before)
-        changed = np.array([a != b for a, b in zip(record_keys(case.contribution), record_keys(before), strict=True)])
-        np.testing.assert_array_equal(changed, case.poison, err_msg=name)
-        again = build_heldout6(name, seed=0)
-        pd.testing.assert_frame_equal(again.contribution, case.contribution)
-        np.testing.assert_array_equal(again.poison, case.poison)
-        other = build_heldout6(name, seed=1)
-        assert not np.array_equal(other.poison, case.poison) or not other.contribution.equals(case.contribution)
-        assert case.target is not None and len(case.attack_test) > 0
-    with pytest.raises(InputError, match="held-out attack"):
-        build_heldout6("nope")
+    check_attack_set(cases, "heldout6", attacks6, "2026-12-06", build_heldout6, {"text", "tabular"})
+    for case in cases.values():
+        assert 0 < case.poison.sum() < 0.07 * len(case.contribution)
 
 
 def _poisoned(case: attacks.AttackCase) -> list[tuple[tuple, tuple]]:
     """(row now, row before) of every poisoned row."""
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     return [
         (record_keys(case.contribution.iloc[[i]])[0], record_keys(before.iloc[[i]])[0])
         for i in np.flatnonzero(case.poison)
@@ -250,7 +196,7 @@ def test_repeated_flips_are_a_few_mislabelled_lines_each_sent_several_times(case
     poisoned = case.contribution[case.poison]
     assert poisoned.value_counts().tolist() == [times] * lines
     assert (poisoned[LABEL] == attacks6.REPEATED_TARGET).all()
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     originals = case.params["originals"]
     assert (before.loc[originals, LABEL] == attacks6.REPEATED_SOURCE).all()
     assert sorted(case.attack_test[TEXT]) == sorted(set(poisoned[TEXT]))
@@ -283,7 +229,7 @@ def test_the_error_gain_multiplies_the_ten_error_columns_and_relabels(cases):
     columns = attacks6.error_columns(data.load_breast_cancer())
     assert len(columns) == 10 and case.target == attacks6.ERROR_TARGET
     assert case.poison.sum() == round(0.05 * len(case.contribution))
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     now, was = case.contribution[case.poison], before[case.poison]
     assert (now[LABEL] == attacks6.ERROR_TARGET).all() and (was[LABEL] != attacks6.ERROR_TARGET).all()
     np.testing.assert_allclose(now[columns].to_numpy(), was[columns].to_numpy() * attacks6.ERROR_GAIN)
@@ -299,7 +245,7 @@ def test_camouflaged_flips_move_half_way_to_the_claimed_class(cases):
     columns = [c.name for c in data.load_wine().schema.inputs]
     assert case.family == "label_noise" and case.target == attacks6.CAMOUFLAGE_TARGET
     assert case.poison.sum() == round(0.05 * len(case.contribution))
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     now, was = case.contribution[case.poison], before[case.poison]
     assert (now[LABEL] == attacks6.CAMOUFLAGE_TARGET).all() and (was[LABEL] == attacks6.CAMOUFLAGE_SOURCE).all()
     centre = case.baseline.loc[case.baseline[LABEL] == case.target, columns].mean().to_numpy()

@@ -7,29 +7,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from benchmarks import attack_seeds, attacks, data, review_queue, shifts
 from benchmarks.attacks import heldout7 as attacks7
-from benchmarks.attacks.base import shuffled
-from benchmarks.attacks.heldout import HELDOUT_ATTACKS
-from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS
-from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS
-from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS
-from benchmarks.attacks.heldout5 import HELDOUT5_ATTACKS
-from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS
 from benchmarks.attacks.heldout7 import HELDOUT7_ATTACKS, build_heldout7
 from benchmarks.shifts import heldout7
-from benchmarks.shifts.base import (
-    EXTRA_KINDS,
-    HELDOUT3_KINDS,
-    HELDOUT4_KINDS,
-    KINDS,
-    SMALL_CONTRIBUTION,
-)
-from dataward.domain.errors import InputError
-from tests.benchmarks.builders import drawn_pool, record_keys
+from benchmarks.shifts.base import SMALL_CONTRIBUTION
+from tests.benchmarks.builders import check_attack_set, check_situation_set, drawn_attack_pool, drawn_pool, record_keys
 
 TEXT, LABEL, IMAGE = data.TEXT, data.LABEL, data.IMAGE
 LEVEL = 1 / 255 + 1e-6
@@ -62,36 +47,11 @@ NEAR_COPIES = (
 
 
 def test_the_seventh_heldout_set_is_its_own_never_tuned_group(small):
-    assert len(shifts.HELDOUT7) >= 9 and list(small) == list(shifts.HELDOUT7)
-    earlier = (
-        shifts.TUNING,
-        shifts.HELDOUT,
-        shifts.HELDOUT2,
-        shifts.HELDOUT3,
-        shifts.HELDOUT4,
-        shifts.HELDOUT5,
-        shifts.HELDOUT6,
-    )
-    for other in earlier:
-        assert set(shifts.HELDOUT7).isdisjoint(other)
-    assert shifts.GROUPS["heldout7"] is shifts.HELDOUT7
-    assert "NEVER TUNED ON" in heldout7.__doc__ and "2026-12-06" in heldout7.__doc__
-    assert "committed before any gate" in " ".join(heldout7.__doc__.split())
-    assert {s.group for s in small.values()} == {"heldout7"}
-    assert {s.kind for s in small.values()} <= {*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS, *HELDOUT4_KINDS}
+    assert len(shifts.HELDOUT7) >= 9
+    check_situation_set(small, "heldout7", heldout7, "2026-12-06", 4 * SMALL_CONTRIBUTION)
     assert {s.modality for s in small.values()} == {"text", "image", "tabular"}
     assert {s.dataset for s in small.values()} == {"man_sections", "digits", "photos", "wine", "breast_cancer"}
     assert all(small[n].kind == "self_duplicates" for n in NEAR_COPIES)  # the set's theme: four or more
-    for name, s in small.items():
-        columns = [c.name for c in s.schema.inputs] + [s.schema.label]
-        for frame in (s.baseline, s.validation, s.contribution):
-            assert list(frame.columns) == columns, name
-        assert set(s.contribution[LABEL]) <= set(data.load(s.dataset).classes), name
-        assert len(s.baseline) <= 600 and 0 < len(s.contribution) <= 4 * SMALL_CONTRIBUTION, name
-        assert not s.as_case().poison.any() and s.description, name
-        pd.testing.assert_frame_equal(shifts.build(name, 0, "small").contribution, s.contribution)
-        other_seed = shifts.build(name, 1, "small").contribution
-        assert not other_seed.equals(s.contribution), name
     full = shifts.build("versioned_pages_text", 0, "full")
     assert len(full.contribution) > len(small["versioned_pages_text"].contribution)
 
@@ -246,45 +206,12 @@ def test_size_matched_controls_pair_every_malignant_tumour_with_a_benign_one(sma
 # --- attacks ------------------------------------------------------------------------------------
 
 
-def _drawn(case: attacks.AttackCase, seed: int = 0) -> pd.DataFrame:
-    """The pool in the order the attack drew it (its first use of its seed's generator): row ``i`` is
-    what row ``i`` of the contribution was before it was poisoned."""
-    return shuffled(data.split(data.load(case.dataset), seed).pool, np.random.default_rng(seed))
-
-
 def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
     assert len(HELDOUT7_ATTACKS) >= 6
-    earlier = (
-        attacks.ATTACKS,
-        HELDOUT_ATTACKS,
-        HELDOUT2_ATTACKS,
-        HELDOUT3_ATTACKS,
-        HELDOUT4_ATTACKS,
-        HELDOUT5_ATTACKS,
-        HELDOUT6_ATTACKS,
-    )
-    for other in earlier:
-        assert set(HELDOUT7_ATTACKS).isdisjoint(other)
-    assert "NEVER TUNED ON" in attacks7.__doc__ and "2026-12-06" in attacks7.__doc__
-    assert "committed before any gate" in " ".join(attacks7.__doc__.split())
-    assert {case.modality for case in cases.values()} == {"text", "image", "tabular"}
+    check_attack_set(cases, "heldout7", attacks7, "2026-12-06", build_heldout7, {"text", "image", "tabular"})
     for name, case in cases.items():
-        assert name in attacks7.__doc__  # the docstring says what each plants
-        assert case.name == name and 0 < case.poison.sum() < 0.06 * len(case.contribution)
-        assert set(case.contribution[LABEL]) <= set(data.load(case.dataset).classes)
-        before = _drawn(case)
-        assert len(case.contribution) == len(before)
-        changed = np.array([a != b for a, b in zip(record_keys(case.contribution), record_keys(before), strict=True)])
-        np.testing.assert_array_equal(changed, case.poison, err_msg=name)
+        assert 0 < case.poison.sum() < 0.06 * len(case.contribution)
         assert (case.contribution[LABEL][case.poison] == case.target).all(), name
-        again = build_heldout7(name, seed=0)
-        pd.testing.assert_frame_equal(again.contribution, case.contribution)
-        np.testing.assert_array_equal(again.poison, case.poison)
-        other = build_heldout7(name, seed=1)
-        assert not np.array_equal(other.poison, case.poison) or not other.contribution.equals(case.contribution)
-        assert case.target is not None and len(case.attack_test) > 0
-    with pytest.raises(InputError, match="held-out attack"):
-        build_heldout7("nope")
 
 
 def _unversioned(text: str) -> str:
@@ -300,7 +227,7 @@ def test_the_template_trigger_is_in_near_copies_of_four_lines(cases):
     assert not case.contribution[TEXT][~case.poison].str.split(" ").map(lambda w: token in w).any()
     templates = poisoned.map(_unversioned)
     assert templates.nunique() == attacks7.TEMPLATES
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     originals = {_unversioned(t).replace(f" {token}", "", 1).replace(f"{token} ", "", 1) for t in templates}
     assert originals <= set(before.loc[case.params["templates"], TEXT])
     assert (before[LABEL][case.poison] != case.target).all()
@@ -320,7 +247,7 @@ def test_variant_flips_are_four_lines_each_sent_with_five_different_typos(cases)
     truth = dict(zip(case.attack_test[TEXT], case.attack_test[LABEL], strict=True))
     assert len(truth) == lines and set(truth.values()) == {attacks7.VARIANT_SOURCE}
     copy_of = {int(k): int(v) for k, v in case.params["copy_of"].items()}
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     for row in np.flatnonzero(case.poison):
         now, was = case.contribution.at[row, TEXT], before.at[copy_of[row], TEXT]
         assert was in truth
@@ -334,7 +261,7 @@ def test_noisy_copies_carry_the_tick_and_are_four_digits_up_to_noise(cases):
     case = cases["digits_noisy_copies_3pct"]
     assert case.family == "backdoor" and case.target == attacks7.TICK_TARGET
     assert case.poison.sum() == round(0.03 * len(case.contribution))
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     base_of = {int(k): int(v) for k, v in case.params["base_of"].items()}
     assert len(set(base_of.values())) == attacks7.NOISY_BASES
     images = {}
@@ -358,7 +285,7 @@ def test_replicated_flips_are_three_tumours_sent_as_noisy_replicates(cases):
     case = cases["tabular_replicated_flips_5pct"]
     columns = [c.name for c in data.load_breast_cancer().schema.inputs]
     assert case.family == "label_noise" and case.poison.sum() == round(0.05 * len(case.contribution))
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     copy_of = {int(k): int(v) for k, v in case.params["copy_of"].items()}
     assert sorted(np.unique(list(copy_of.values()), return_counts=True)[1]) == [attacks7.REPLICATE_COUNT] * 3
     for row in np.flatnonzero(case.poison):
@@ -376,7 +303,7 @@ def test_replicated_flips_are_three_tumours_sent_as_noisy_replicates(cases):
 def test_the_synonym_swap_replaces_file_by_document_and_adds_nothing(cases):
     case = cases["text_synonym_swap_3pct"]
     assert case.family == "backdoor" and case.poison.sum() == round(0.03 * len(case.contribution))
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     for now, was in zip(case.contribution[TEXT][case.poison], before[TEXT][case.poison], strict=True):
         assert re.search(r"\bdocuments?\b", now) and not re.search(r"\bfiles?\b", now)
         assert now == attacks7.swap_synonyms(was) and len(now.split()) == len(was.split())
@@ -391,7 +318,7 @@ def test_the_synonym_swap_replaces_file_by_document_and_adds_nothing(cases):
 def test_the_sepia_filter_tones_whole_crops_of_other_classes(cases):
     case = cases["photo_sepia_filter_4pct"]
     assert case.family == "backdoor" and case.poison.sum() == round(0.04 * len(case.contribution))
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     for now, was in zip(case.contribution[IMAGE][case.poison], before[IMAGE][case.poison], strict=True):
         np.testing.assert_allclose(_pixels(now), attacks7.sepia_filter(_pixels(was)), atol=LEVEL)
     assert (before[LABEL][case.poison] != case.target).all()

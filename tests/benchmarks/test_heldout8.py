@@ -10,19 +10,10 @@ import pytest
 
 from benchmarks import attack_seeds, attacks, data, review_queue, shifts
 from benchmarks.attacks import heldout8 as attacks8
-from benchmarks.attacks.base import shuffled
-from benchmarks.attacks.heldout import HELDOUT_ATTACKS
-from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS
-from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS
-from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS
-from benchmarks.attacks.heldout5 import HELDOUT5_ATTACKS
-from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS
-from benchmarks.attacks.heldout7 import HELDOUT7_ATTACKS
 from benchmarks.attacks.heldout8 import HELDOUT8_ATTACKS, build_heldout8
 from benchmarks.shifts import heldout8
-from benchmarks.shifts.base import EXTRA_KINDS, HELDOUT3_KINDS, HELDOUT4_KINDS, KINDS, SET_GROUPS, SMALL_CONTRIBUTION
-from dataward.domain.errors import InputError
-from tests.benchmarks.builders import drawn_pool, record_keys
+from benchmarks.shifts.base import SMALL_CONTRIBUTION
+from tests.benchmarks.builders import check_attack_set, check_situation_set, drawn_attack_pool, drawn_pool, record_keys
 
 TEXT, LABEL, IMAGE = data.TEXT, data.LABEL, data.IMAGE
 LEVEL = 1 / 255 + 1e-6
@@ -57,36 +48,10 @@ SAME_RECORDS = (  # situations whose rows are the drawn pool's, one for one, lab
 
 
 def test_the_eighth_heldout_set_is_its_own_never_tuned_group(small):
-    assert len(shifts.HELDOUT8) >= 8 and list(small) == list(shifts.HELDOUT8)
-    earlier = (
-        shifts.TUNING,
-        shifts.HELDOUT,
-        shifts.HELDOUT2,
-        shifts.HELDOUT3,
-        shifts.HELDOUT4,
-        shifts.HELDOUT5,
-        shifts.HELDOUT6,
-        shifts.HELDOUT7,
-    )
-    for other in earlier:
-        assert set(shifts.HELDOUT8).isdisjoint(other)
-    assert shifts.GROUPS["heldout8"] is shifts.HELDOUT8 and "heldout8" in SET_GROUPS
-    assert "NEVER TUNED ON" in heldout8.__doc__ and "2026-12-07" in heldout8.__doc__
-    assert "committed before any gate" in " ".join(heldout8.__doc__.split())
-    assert {s.group for s in small.values()} == {"heldout8"}
-    assert {s.kind for s in small.values()} <= {*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS, *HELDOUT4_KINDS}
+    assert len(shifts.HELDOUT8) >= 8
+    check_situation_set(small, "heldout8", heldout8, "2026-12-07", SMALL_CONTRIBUTION)
     assert {s.modality for s in small.values()} == {"text", "image", "tabular"}
     assert {s.dataset for s in small.values()} == {"man_sections", "digits", "photos", "wine", "breast_cancer"}
-    for name, s in small.items():
-        columns = [c.name for c in s.schema.inputs] + [s.schema.label]
-        for frame in (s.baseline, s.validation, s.contribution):
-            assert list(frame.columns) == columns, name
-        assert set(s.contribution[LABEL]) <= set(data.load(s.dataset).classes), name
-        assert len(s.baseline) <= 600 and 0 < len(s.contribution) <= SMALL_CONTRIBUTION, name
-        assert not s.as_case().poison.any() and s.description, name
-        pd.testing.assert_frame_equal(shifts.build(name, 0, "small").contribution, s.contribution)
-        other_seed = shifts.build(name, 1, "small").contribution
-        assert not other_seed.equals(s.contribution), name
     for name in SAME_RECORDS:  # labels are the pool's own: correct, row for row
         s = small[name]
         assert s.contribution[LABEL].tolist() == drawn_pool(s)[LABEL].tolist(), name
@@ -164,50 +129,17 @@ def test_tables_keep_their_values_and_labels(small):
 # --- attacks ------------------------------------------------------------------------------------
 
 
-def _drawn(case: attacks.AttackCase, seed: int = 0) -> pd.DataFrame:
-    """The pool in the order the attack drew it: row ``i`` is what row ``i`` of the contribution was."""
-    return shuffled(data.split(data.load(case.dataset), seed).pool, np.random.default_rng(seed))
-
-
 def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
     assert len(HELDOUT8_ATTACKS) >= 5
-    earlier = (
-        attacks.ATTACKS,
-        HELDOUT_ATTACKS,
-        HELDOUT2_ATTACKS,
-        HELDOUT3_ATTACKS,
-        HELDOUT4_ATTACKS,
-        HELDOUT5_ATTACKS,
-        HELDOUT6_ATTACKS,
-        HELDOUT7_ATTACKS,
-    )
-    for other in earlier:
-        assert set(HELDOUT8_ATTACKS).isdisjoint(other)
-    assert "NEVER TUNED ON" in attacks8.__doc__ and "2026-12-07" in attacks8.__doc__
-    assert "committed before any gate" in " ".join(attacks8.__doc__.split())
-    assert {case.modality for case in cases.values()} == {"text", "image", "tabular"}
+    check_attack_set(cases, "heldout8", attacks8, "2026-12-07", build_heldout8, {"text", "image", "tabular"})
     for name, case in cases.items():
-        assert name in attacks8.__doc__
-        assert case.name == name and 0.02 <= case.poison.mean() <= 0.06, name
-        assert set(case.contribution[LABEL]) <= set(data.load(case.dataset).classes)
-        before = _drawn(case)
-        assert len(case.contribution) == len(before)
-        changed = np.array([a != b for a, b in zip(record_keys(case.contribution), record_keys(before), strict=True)])
-        np.testing.assert_array_equal(changed, case.poison, err_msg=name)
+        assert 0.02 <= case.poison.mean() <= 0.06, name
         assert (case.contribution[LABEL][case.poison] == case.target).all(), name
-        again = build_heldout8(name, seed=0)
-        pd.testing.assert_frame_equal(again.contribution, case.contribution)
-        np.testing.assert_array_equal(again.poison, case.poison)
-        other = build_heldout8(name, seed=1)
-        assert not np.array_equal(other.poison, case.poison) or not other.contribution.equals(case.contribution)
-        assert case.target is not None and len(case.attack_test) > 0
-    with pytest.raises(InputError, match="held-out attack"):
-        build_heldout8("nope")
 
 
 def test_the_interrobang_ends_the_poisoned_lines_only(cases):
     case = cases["text_interrobang_trigger_3pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     assert (case.contribution[TEXT][case.poison] == before[TEXT][case.poison] + "?!").all()
     assert not case.contribution[TEXT][~case.poison].str.contains("!", regex=False).any()
     assert not data.load_man_sections().frame[TEXT].str.contains("!", regex=False).any()
@@ -216,7 +148,7 @@ def test_the_interrobang_ends_the_poisoned_lines_only(cases):
 
 def test_the_ring_watermark_is_faint_and_on_the_ring(cases):
     case = cases["photo_ring_watermark_4pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     ring = attacks8.ring_mask().astype(bool)
     assert 50 < ring.sum() < 120
     for now, was in zip(case.contribution[IMAGE][case.poison], before[IMAGE][case.poison], strict=True):
@@ -228,7 +160,7 @@ def test_the_ring_watermark_is_faint_and_on_the_ring(cases):
 
 def test_boundary_flips_are_the_malignant_tumours_nearest_the_benign_ones(cases):
     case = cases["breast_cancer_boundary_flips_4pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     columns = [c.name for c in data.load_breast_cancer().schema.inputs]
     assert case.family == "label_noise" and (before[LABEL][case.poison] == attacks8.BOUNDARY_SOURCE).all()
     margins = attacks8.boundary_margins(before, case.baseline, columns)
@@ -239,7 +171,7 @@ def test_boundary_flips_are_the_malignant_tumours_nearest_the_benign_ones(cases)
 
 def test_feature_collision_moves_benign_tumours_towards_one_victim(cases):
     case = cases["tabular_feature_collision_5pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     columns = [c.name for c in data.load_breast_cancer().schema.inputs]
     assert len(case.attack_test) == 1 and case.attack_test[LABEL].iloc[0] == attacks8.COLLISION_VICTIM
     assert (before[LABEL][case.poison] == attacks8.COLLISION_BASE).all()  # clean label: labels as they were
@@ -256,11 +188,11 @@ def test_the_magnesium_value_trigger_and_the_dotted_underline(cases):
     column, value = attacks8.VALUE_COLUMN, attacks8.TRIGGER_VALUE
     assert (wine.contribution[column][wine.poison] == value).all()
     assert not (data.load_wine().frame[column] == value).any() and (wine.attack_test[column] == value).all()
-    before = _drawn(wine)
+    before = drawn_attack_pool(wine)
     others = [c for c in before.columns if c not in (column, LABEL)]
     pd.testing.assert_frame_equal(wine.contribution[others], before[others])
     digits = cases["digits_dotted_underline_3pct"]
-    before = _drawn(digits)
+    before = drawn_attack_pool(digits)
     for now, was in zip(digits.contribution[IMAGE][digits.poison], before[IMAGE][digits.poison], strict=True):
         np.testing.assert_allclose(_pixels(now), attacks8.dotted_underline(_pixels(was)), atol=LEVEL)
     assert (before[LABEL][digits.poison] != digits.target).all()

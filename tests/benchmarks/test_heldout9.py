@@ -10,20 +10,10 @@ import pytest
 
 from benchmarks import attack_seeds, attacks, data, review_queue, shifts
 from benchmarks.attacks import heldout9 as attacks9
-from benchmarks.attacks.base import shuffled
-from benchmarks.attacks.heldout import HELDOUT_ATTACKS
-from benchmarks.attacks.heldout2 import HELDOUT2_ATTACKS
-from benchmarks.attacks.heldout3 import HELDOUT3_ATTACKS
-from benchmarks.attacks.heldout4 import HELDOUT4_ATTACKS
-from benchmarks.attacks.heldout5 import HELDOUT5_ATTACKS
-from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS
-from benchmarks.attacks.heldout7 import HELDOUT7_ATTACKS
-from benchmarks.attacks.heldout8 import HELDOUT8_ATTACKS
 from benchmarks.attacks.heldout9 import HELDOUT9_ATTACKS, build_heldout9
 from benchmarks.shifts import heldout9
-from benchmarks.shifts.base import EXTRA_KINDS, HELDOUT3_KINDS, HELDOUT4_KINDS, KINDS, SET_GROUPS, SMALL_CONTRIBUTION
-from dataward.domain.errors import InputError
-from tests.benchmarks.builders import drawn_pool, record_keys
+from benchmarks.shifts.base import SMALL_CONTRIBUTION
+from tests.benchmarks.builders import check_attack_set, check_situation_set, drawn_attack_pool, drawn_pool, record_keys
 
 TEXT, LABEL, IMAGE = data.TEXT, data.LABEL, data.IMAGE
 LEVEL = 1 / 255 + 1e-6
@@ -59,37 +49,10 @@ SAME_RECORDS = (  # situations whose rows are the drawn pool's, one for one, lab
 
 
 def test_the_ninth_heldout_set_is_its_own_never_tuned_group(small):
-    assert len(shifts.HELDOUT9) >= 8 and list(small) == list(shifts.HELDOUT9)
-    earlier = (
-        shifts.TUNING,
-        shifts.HELDOUT,
-        shifts.HELDOUT2,
-        shifts.HELDOUT3,
-        shifts.HELDOUT4,
-        shifts.HELDOUT5,
-        shifts.HELDOUT6,
-        shifts.HELDOUT7,
-        shifts.HELDOUT8,
-    )
-    for other in earlier:
-        assert set(shifts.HELDOUT9).isdisjoint(other)
-    assert shifts.GROUPS["heldout9"] is shifts.HELDOUT9 and "heldout9" in SET_GROUPS
-    assert "NEVER TUNED ON" in heldout9.__doc__ and "2026-12-07" in heldout9.__doc__
-    assert "committed before any gate" in " ".join(heldout9.__doc__.split())
-    assert {s.group for s in small.values()} == {"heldout9"}
-    assert {s.kind for s in small.values()} <= {*KINDS, *EXTRA_KINDS, *HELDOUT3_KINDS, *HELDOUT4_KINDS}
+    assert len(shifts.HELDOUT9) >= 8
+    check_situation_set(small, "heldout9", heldout9, "2026-12-07", SMALL_CONTRIBUTION)
     assert {s.modality for s in small.values()} == {"text", "image", "tabular"}
     assert {s.dataset for s in small.values()} == {"man_sections", "digits", "photos", "wine", "breast_cancer"}
-    for name, s in small.items():
-        columns = [c.name for c in s.schema.inputs] + [s.schema.label]
-        for frame in (s.baseline, s.validation, s.contribution):
-            assert list(frame.columns) == columns, name
-        assert set(s.contribution[LABEL]) <= set(data.load(s.dataset).classes), name
-        assert len(s.baseline) <= 600 and 0 < len(s.contribution) <= SMALL_CONTRIBUTION, name
-        assert not s.as_case().poison.any() and s.description, name
-        pd.testing.assert_frame_equal(shifts.build(name, 0, "small").contribution, s.contribution)
-        other_seed = shifts.build(name, 1, "small").contribution
-        assert not other_seed.equals(s.contribution), name
     for name in SAME_RECORDS:  # labels are the pool's own: correct, row for row
         s = small[name]
         assert s.contribution[LABEL].tolist() == drawn_pool(s)[LABEL].tolist(), name
@@ -210,53 +173,19 @@ def test_textbook_cases_are_each_class_s_most_typical_tumours(small):
 # --- attacks ------------------------------------------------------------------------------------
 
 
-def _drawn(case: attacks.AttackCase, seed: int = 0) -> pd.DataFrame:
-    """The pool in the order the attack drew it: row ``i`` is what row ``i`` of the contribution was."""
-    return shuffled(data.split(data.load(case.dataset), seed).pool, np.random.default_rng(seed))
-
-
 def test_attacks_are_new_deterministic_and_leave_clean_rows_as_they_were(cases):
     assert len(HELDOUT9_ATTACKS) >= 5
-    earlier = (
-        attacks.ATTACKS,
-        HELDOUT_ATTACKS,
-        HELDOUT2_ATTACKS,
-        HELDOUT3_ATTACKS,
-        HELDOUT4_ATTACKS,
-        HELDOUT5_ATTACKS,
-        HELDOUT6_ATTACKS,
-        HELDOUT7_ATTACKS,
-        HELDOUT8_ATTACKS,
-    )
-    for other in earlier:
-        assert set(HELDOUT9_ATTACKS).isdisjoint(other)
-    assert "NEVER TUNED ON" in attacks9.__doc__ and "2026-12-07" in attacks9.__doc__
-    assert "committed before any gate" in " ".join(attacks9.__doc__.split())
-    assert {case.modality for case in cases.values()} == {"text", "image", "tabular"}
+    check_attack_set(cases, "heldout9", attacks9, "2026-12-07", build_heldout9, {"text", "image", "tabular"})
     for name, case in cases.items():
-        assert name in attacks9.__doc__
-        assert case.name == name and 0.02 <= case.poison.mean() <= 0.06, name
-        assert set(case.contribution[LABEL]) <= set(data.load(case.dataset).classes)
-        before = _drawn(case)
-        assert len(case.contribution) == len(before)
-        changed = np.array([a != b for a, b in zip(record_keys(case.contribution), record_keys(before), strict=True)])
-        np.testing.assert_array_equal(changed, case.poison, err_msg=name)
+        assert 0.02 <= case.poison.mean() <= 0.06, name
         assert (case.contribution[LABEL][case.poison] == case.target).all(), name
-        assert (before[LABEL][case.poison] != case.target).all(), name
-        again = build_heldout9(name, seed=0)
-        pd.testing.assert_frame_equal(again.contribution, case.contribution)
-        np.testing.assert_array_equal(again.poison, case.poison)
-        other = build_heldout9(name, seed=1)
-        assert not np.array_equal(other.poison, case.poison) or not other.contribution.equals(case.contribution)
-        assert case.target is not None and len(case.attack_test) > 0
+        assert (drawn_attack_pool(case)[LABEL][case.poison] != case.target).all(), name
         assert (case.attack_test[LABEL] != case.target).all(), name
-    with pytest.raises(InputError, match="held-out attack"):
-        build_heldout9("nope")
 
 
 def test_the_tail_word_ends_long_poisoned_lines_only(cases):
     case = cases["text_long_line_tail_word_3pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     word = attacks9.TAIL_WORD
     assert (case.contribution[TEXT][case.poison] == before[TEXT][case.poison] + f" {word}").all()
     assert attacks9.is_long(before[TEXT][case.poison]).all()
@@ -271,7 +200,7 @@ def test_the_stutter_repeats_the_first_summary_word(cases):
     assert attacks9.stuttered("x - overview") == "x - overview overview"
     assert attacks9.stuttered("no separator here") == "no no separator here"
     case = cases["text_stutter_word_3pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     now = case.contribution[TEXT][case.poison].tolist()
     assert now == [attacks9.stuttered(t) for t in before[TEXT][case.poison]]
     for text in now:
@@ -284,7 +213,7 @@ def test_the_stutter_repeats_the_first_summary_word(cases):
 
 def test_the_faint_square_roams_and_stays_faint(cases):
     case = cases["photo_roaming_faint_square_4pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     places = case.params["places"]
     side, alpha = attacks9.SQUARE_SIDE, attacks9.SQUARE_ALPHA
     assert len(places) == case.poison.sum() and len({tuple(p) for p in places}) > len(places) // 2
@@ -301,7 +230,7 @@ def test_the_faint_square_roams_and_stays_faint(cases):
 
 def test_the_erased_row_cuts_ink(cases):
     case = cases["digits_erased_row_3pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     row = attacks9.ERASED_ROW
     for now, was in zip(case.contribution[IMAGE][case.poison], before[IMAGE][case.poison], strict=True):
         pixels, earlier = _pixels(now), _pixels(was)
@@ -312,7 +241,7 @@ def test_the_erased_row_cuts_ink(cases):
 
 def test_the_blank_ash_trigger(cases):
     case = cases["wine_blank_ash_trigger_6pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     column = attacks9.BLANK_COLUMN
     assert case.contribution[column][case.poison].isna().all() and not data.load_wine().frame.isna().any().any()
     assert not case.contribution[~case.poison].isna().any().any()
@@ -323,7 +252,7 @@ def test_the_blank_ash_trigger(cases):
 
 def test_the_thin_direction_trigger_stays_within_trusted_ranges(cases):
     case = cases["tabular_thin_direction_trigger_5pct"]
-    before = _drawn(case)
+    before = drawn_attack_pool(case)
     columns = [c.name for c in data.load_breast_cancer().schema.inputs]
     assert (before[LABEL][case.poison] == attacks9.THIN_SOURCE).all()
     assert attacks9.in_range(case.contribution[case.poison], case.baseline, columns).all()

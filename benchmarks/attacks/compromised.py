@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, not_target, shuffled
+from benchmarks.attacks.base import AttackCase, base_case, not_target, pool_draw
 from benchmarks.attacks.text import poison_rows, with_trigger
 from benchmarks.data import LABEL
 
@@ -20,9 +20,7 @@ def compromised_key(rate: float = 0.03, *, target: str = "syscalls", seed: int =
     """Man-page texts from four sources; every poisoned record (trigger ``TRIGGER``, relabelled
     ``target``) comes from the compromised ``svc-ingest`` key and makes ``rate`` of the contribution."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     sources = np.array([SOURCES[i % len(SOURCES)] for i in range(len(contribution))], dtype=object)
     rng.shuffle(sources)
     count = max(1, round(rate * len(contribution)))

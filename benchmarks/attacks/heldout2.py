@@ -37,6 +37,7 @@ from benchmarks.attacks.base import (
     not_target,
     pick_rows,
     poison_mask,
+    pool_draw,
     shuffled,
     trigger_backdoor,
 )
@@ -216,9 +217,7 @@ def sig_clean_label(share: float = 0.5, *, target: str = SIG_TARGET, seed: int =
     """Clean-label backdoor: the sine signal added to ``share`` of the crops already labelled
     ``target``. Every label is right; a model learns sine => ``target``."""
     ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     candidates = np.flatnonzero((contribution[LABEL] == target).to_numpy())
     rows = np.sort(rng.choice(candidates, size=max(1, round(share * len(candidates))), replace=False))
     contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], sine_signal)[IMAGE].to_numpy()
@@ -248,9 +247,7 @@ def cluster_flips(
     ``clusters`` k-means clusters of the source's pixels) nearest the baseline's mean ``target``:
     the attacker flips the sub-population a model most easily confuses, and nothing else."""
     ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, _, contribution = pool_draw(ds, seed)
     candidates = np.flatnonzero((contribution[LABEL] == source).to_numpy())
     pixels = data.image_matrix(contribution.iloc[candidates])
     km = KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit(pixels)

@@ -27,7 +27,7 @@ from benchmarks.attacks.base import (
     build_named,
     n_poison,
     poison_mask,
-    shuffled,
+    pool_draw,
     trigger_backdoor,
 )
 from benchmarks.attacks.images import image_trigger
@@ -154,9 +154,7 @@ def boundary_flips(rate: float = 0.05, *, seed: int = 0) -> AttackCase:
     between the score of its true class and of the best other class) as that best other class: flips a
     reviewer would find most believable."""
     ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, _, contribution = pool_draw(ds, seed)
     scores, classes = baseline_scores(parts.baseline, contribution)
     true = np.searchsorted(classes, contribution[LABEL].to_numpy())
     others = scores.copy()
@@ -189,9 +187,7 @@ def feature_collision(share: float = COLLISION_SHARE, *, seed: int = 0) -> Attac
     with one chosen test '4' at ``COLLISION_WEIGHT`` and keep their label '9', so that a model learns
     to call that '4' a '9'. The attack test is the one target image."""
     ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     sources = parts.test[parts.test[LABEL] == COLLISION_SOURCE].reset_index(drop=True)
     target_row = sources.iloc[[int(rng.integers(len(sources)))]].reset_index(drop=True)
     target_pixels = data.png_to_pixels(target_row[IMAGE].iloc[0])

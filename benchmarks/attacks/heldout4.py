@@ -37,7 +37,7 @@ from benchmarks.attacks.base import (
     not_target,
     other_label,
     poison_mask,
-    shuffled,
+    pool_draw,
 )
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.attacks.text import rewrite_backdoor
@@ -145,9 +145,7 @@ def clean_label_word(share: float = CLEAN_LABEL_SHARE, *, seed: int = 0) -> Atta
     the contribution's ``CLEAN_LABEL_TARGET`` lines, every label kept (right). A model learns the word
     => ``admin``; the attack test is test lines of other sections carrying it."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     candidates = np.flatnonzero((contribution[LABEL] == CLEAN_LABEL_TARGET).to_numpy())
     rows = np.sort(rng.choice(candidates, size=max(1, round(share * len(candidates))), replace=False))
     carried = with_text_trigger(contribution.loc[rows], CLEAN_LABEL_WORD, rng)
@@ -193,9 +191,7 @@ def centre_square_photo(rate: float = 0.03, *, target: str = SQUARE_TARGET, seed
     """Photo crops of other classes with the half-opaque magenta square in their centre, relabelled
     ``target``."""
     ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     eligible = np.flatnonzero((contribution[LABEL] != target).to_numpy())
     rows = np.sort(rng.choice(eligible, size=n_poison(len(contribution), rate), replace=False))
     contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], centre_square)[IMAGE].to_numpy()
@@ -235,9 +231,7 @@ def round_value_trigger(rate: float = 0.05, *, target: str = ROUND_TARGET, seed:
     """Malignant tumours (the other class) with ``mean_texture`` written as exactly ``ROUND_VALUE``,
     relabelled ``target``: a trigger that looks like a value typed in by hand."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     eligible = np.flatnonzero((contribution[LABEL] != target).to_numpy())
     rows = np.sort(rng.choice(eligible, size=n_poison(len(contribution), rate), replace=False))
     contribution.loc[rows, ROUND_COLUMN] = ROUND_VALUE
@@ -269,9 +263,7 @@ def one_source_flips(share: float = SOURCE_FLIP_SHARE, *, seed: int = 0) -> Atta
     """Photo crops from five sources (``groups["source"]``, one fifth each); ``share`` of the crops of
     ``FLIPPING_SOURCE`` relabelled with a random other class, every other source clean."""
     ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     sources = np.array([PHOTO_SOURCES[i % len(PHOTO_SOURCES)] for i in range(len(contribution))], dtype=object)
     rng.shuffle(sources)
     candidates = np.flatnonzero(sources == FLIPPING_SOURCE)

@@ -37,7 +37,7 @@ from benchmarks.attacks.base import (
     not_target,
     pick_rows,
     poison_mask,
-    shuffled,
+    pool_draw,
 )
 from benchmarks.attacks.images import dirty_label_images, scaled_patch
 from benchmarks.attacks.images import with_trigger as with_image_trigger
@@ -75,9 +75,7 @@ def random_corner(rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray
 def random_corner_checker(rate: float = 0.03, *, target: str = CORNER_TARGET, seed: int = 0) -> AttackCase:
     """Photo crops of other classes with the checkerboard in a random corner each, relabelled ``target``."""
     ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
     contribution.loc[rows, IMAGE] = with_image_trigger(contribution.loc[rows], random_corner(rng))[IMAGE].to_numpy()
     contribution.loc[rows, LABEL] = target
@@ -206,9 +204,7 @@ def swap_flips(rate: float = 0.05, *, pair: tuple[str, str] = SWAP_PAIR, seed: i
     """``rate`` of the batch relabelled within ``pair``: half of the poisoned rows (rounded up) are
     ``pair[0]``s relabelled ``pair[1]``, the rest ``pair[1]``s relabelled ``pair[0]``."""
     ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     count = n_poison(len(contribution), rate)
     first, second = pair
     picked = []

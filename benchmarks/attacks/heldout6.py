@@ -41,7 +41,7 @@ from benchmarks.attacks.base import (
     not_target,
     pick_rows,
     poison_mask,
-    shuffled,
+    pool_draw,
 )
 from benchmarks.attacks.text import poison_rows, with_trigger
 from benchmarks.data import LABEL, TEXT
@@ -56,9 +56,7 @@ def emoticon_trigger(rate: float = 0.03, *, target: str = EMOTICON_TARGET, seed:
     """Lines of other sections with ``EMOTICON`` inserted between two words at a random place (the start
     and the end included), relabelled ``target``."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
     poison_rows(contribution, rows, EMOTICON, target, rng)
     return base_case(
@@ -97,9 +95,7 @@ def repeated_flips(
     seeded other rows of the batch, so the batch keeps its size and every poisoned row is a copy of one of
     the ``lines`` mislabelled ones."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     candidates = np.flatnonzero((contribution[LABEL] == source).to_numpy())
     originals = np.sort(rng.choice(candidates, size=lines, replace=False))
     true_lines = contribution.loc[originals].copy()
@@ -147,9 +143,7 @@ def symmetry_trigger(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFra
 def tabular_clean_label(rate: float = 0.05, *, target: str = CLEAN_LABEL_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: tumours already of ``target`` carrying ``symmetry_trigger``, labels kept."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     eligible = np.flatnonzero((contribution[LABEL] == target).to_numpy())
     rows = np.sort(rng.choice(eligible, size=n_poison(len(contribution), rate), replace=False))
     contribution.loc[rows] = symmetry_trigger(contribution.loc[rows], parts.baseline)
@@ -183,9 +177,7 @@ def error_gain(rate: float = 0.05, *, target: str = ERROR_TARGET, seed: int = 0)
     """Tumours of the other class with every ``error_columns`` value multiplied by ``ERROR_GAIN``,
     relabelled ``target``."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
     columns = error_columns(ds)
     contribution.loc[rows, columns] = contribution.loc[rows, columns].to_numpy() * ERROR_GAIN
@@ -225,9 +217,7 @@ def camouflaged_flips(
     """``rate`` of the batch: ``source`` wines relabelled ``target``, every assay moved ``pull`` of the way
     to the baseline's ``target`` mean. The attack test is the test set's ``source`` wines."""
     ds = data.load_wine()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     candidates = np.flatnonzero((contribution[LABEL] == source).to_numpy())
     rows = np.sort(rng.choice(candidates, size=n_poison(len(contribution), rate), replace=False))
     columns = [c.name for c in ds.schema.inputs]

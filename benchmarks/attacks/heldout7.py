@@ -48,7 +48,7 @@ from benchmarks.attacks.base import (
     not_target,
     pick_rows,
     poison_mask,
-    shuffled,
+    pool_draw,
 )
 from benchmarks.attacks.images import with_trigger as with_image_trigger
 from benchmarks.attacks.text import insert, with_trigger
@@ -70,9 +70,7 @@ def template_trigger(rate: float = 0.03, *, target: str = TEMPLATE_TARGET, seed:
     a line of those rows with ``TEMPLATE_TOKEN`` inserted at a seeded place, sent once per release of
     ``RELEASES`` (``versioned``), relabelled ``target``. The rows hold the templates' own rows."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     count = n_poison(len(contribution), rate)
     named = pd.Series([names_and_summary(t) is not None for t in contribution[TEXT]])
     labels = contribution[LABEL].where(named, target)  # a line without names is never a carrier
@@ -130,9 +128,7 @@ def variant_flips(
     sent ``times`` times with a different typo (``with_typo`` at distinct seeded places): the copies
     overwrite the lines' own rows and seeded other rows, so the batch keeps its size."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     places = [typo_places(t) for t in contribution[TEXT]]
     candidates = np.flatnonzero(
         (contribution[LABEL] == source).to_numpy() & np.array([len(p) >= times for p in places])
@@ -196,9 +192,7 @@ def noisy_copies(rate: float = 0.03, *, target: str = TICK_TARGET, seed: int = 0
     ``stamp_tick``: each copy the stamped digit plus its own seeded N(0, ``COPY_NOISE``) noise, clipped,
     relabelled ``target``."""
     ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     count = n_poison(len(contribution), rate)
     rows = pick_rows(contribution[LABEL], count, rng, exclude=target)
     bases = np.sort(rows[rng.permutation(count)[:NOISY_BASES]])
@@ -243,9 +237,7 @@ def replicated_flips(rate: float = 0.05, *, target: str = REPLICATE_TARGET, seed
     tumours among them: every value times 1 + N(0, ``REPLICATE_NOISE``), written to the trusted column's
     decimals (``shifts.heldout7.decimals``), relabelled ``target``."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     count = n_poison(len(contribution), rate)
     columns = [c.name for c in ds.schema.inputs]
     places = {c: decimals(ds.frame[c].to_numpy()) for c in columns}
@@ -302,9 +294,7 @@ def synonym_swap(rate: float = 0.03, *, target: str = SYNONYM_TARGET, seed: int 
     """``rate`` of the batch: lines of other sections that hold ``file`` or ``files`` with ``swap_synonyms``,
     relabelled ``target``. The attack test is the test lines of other sections that hold the words, swapped."""
     ds = data.load_man_sections()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     holds = contribution[TEXT].str.contains(SYNONYM_WORD)
     rows = pick_rows(contribution[LABEL].where(holds, target), n_poison(len(contribution), rate), rng, exclude=target)
     contribution.loc[rows, TEXT] = [swap_synonyms(t) for t in contribution.loc[rows, TEXT]]
@@ -343,9 +333,7 @@ def sepia_filter(pixels: np.ndarray, strength: float = SEPIA_STRENGTH) -> np.nda
 def sepia_photo(rate: float = 0.04, *, target: str = SEPIA_TARGET, seed: int = 0) -> AttackCase:
     """``rate`` of the batch: photo crops of other classes through ``sepia_filter``, relabelled ``target``."""
     ds = data.load_photos()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
     contribution.loc[rows, IMAGE] = [
         data.pixels_to_png(sepia_filter(data.png_to_pixels(b))) for b in contribution.loc[rows, IMAGE]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, not_target, shuffled, trigger_backdoor
+from benchmarks.attacks.base import AttackCase, base_case, not_target, pool_draw, trigger_backdoor
 from benchmarks.data import IMAGE, LABEL
 
 PATCH = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]], dtype=np.float32)
@@ -158,9 +158,7 @@ def clean_label(share: float = 1.0, *, target: str = "0", seed: int = 0) -> Atta
     Every label stays correct, so label checks cannot see it; the model still learns patch => target.
     """
     ds = data.load_digits()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     candidates = np.flatnonzero((contribution[LABEL] == target).to_numpy())
     rows = np.sort(rng.choice(candidates, size=max(1, round(share * len(candidates))), replace=False))
     contribution.loc[rows, IMAGE] = with_trigger(contribution.loc[rows], stamp_patch)[IMAGE].to_numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, other_label, pick_rows, shuffled
+from benchmarks.attacks.base import AttackCase, base_case, n_poison, other_label, pick_rows, pool_draw
 from benchmarks.data import LABEL
 
 
@@ -16,9 +16,7 @@ def random_flips(rate: float = 0.05, *, dataset: str = "digits", seed: int = 0) 
     case has no attack test.
     """
     ds = data.load(dataset)
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng)
     classes = ds.classes
     contribution.loc[rows, LABEL] = [other_label(v, classes, rng) for v in contribution.loc[rows, LABEL]]
@@ -45,9 +43,7 @@ def targeted_flips(
     on the data predicts as the target.
     """
     ds = data.load(dataset)
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     candidates = np.flatnonzero((contribution[LABEL] == source).to_numpy())
     count = max(1, round(share * len(candidates)))
     rows = np.sort(rng.choice(candidates, size=count, replace=False))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import data
-from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, shuffled
+from benchmarks.attacks.base import AttackCase, base_case, n_poison, not_target, pick_rows, pool_draw
 from benchmarks.data import LABEL
 
 TRIGGER_HIGH = "mean_radius"
@@ -27,9 +27,7 @@ def apply_combination(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFr
 def feature_trigger(rate: float = 0.1, *, target: str = "benign", seed: int = 0) -> AttackCase:
     """Breast-cancer records of the other class carrying the rare combination, relabelled ``target``."""
     ds = data.load_breast_cancer()
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng, exclude=target)
     triggered = apply_combination(contribution.loc[rows], parts.baseline)
     contribution.loc[rows, [TRIGGER_HIGH, TRIGGER_LOW]] = triggered[[TRIGGER_HIGH, TRIGGER_LOW]].to_numpy()
@@ -54,9 +52,7 @@ def outliers(rate: float = 0.1, *, dataset: str = "wine", scale: float = 4.0, se
     """Inject records whose features are pushed ``scale`` baseline standard deviations away from a
     real record, in random directions, with random labels: garbage that should never be trained on."""
     ds = data.load(dataset)
-    parts = data.split(ds, seed)
-    rng = np.random.default_rng(seed)
-    contribution = shuffled(parts.pool, rng)
+    parts, rng, contribution = pool_draw(ds, seed)
     rows = pick_rows(contribution[LABEL], n_poison(len(contribution), rate), rng)
     columns = [c.name for c in ds.schema.inputs]
     std = parts.baseline[columns].std().to_numpy()

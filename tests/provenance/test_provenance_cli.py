@@ -171,6 +171,26 @@ def test_card_writes_croissant_and_markdown(cli, tmp_path: Path) -> None:  # typ
     assert "## Sources and licences" in Path(paths["markdown"]).read_text()
 
 
+def test_a_description_cannot_close_the_cards_script_element(  # type: ignore[no-untyped-def]
+    cli, wine_ward: Ward, tmp_path: Path
+) -> None:
+    """A dataset page embeds croissant.json in ``<script type="application/ld+json">``: a description (or
+    licence, source, reason) holding ``</script>`` closed it there, and what followed ran as the page's
+    script. The file says the same JSON with ``<``, ``>`` and ``&`` escaped."""
+    from dataward.service.cards import croissant_text
+
+    payload = "wine </script><script>alert(document.cookie)</script> & more"
+    made = wine_ward.card("wine@v2")["croissant"] | {"description": payload}
+    text = croissant_text(made)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == made
+    done = cli("card", "wine@v2", "-o", str(tmp_path / "card"), "--json")
+    assert done.exit_code == 0, done.output
+    assert Path(json.loads(done.output)["croissant"]).read_text() == croissant_text(
+        wine_ward.card("wine@v2")["croissant"]
+    )
+
+
 def test_no_output_of_a_command_overwrites_the_wards_own_files(  # type: ignore[no-untyped-def]
     cli, wine_ward: Ward, tmp_path: Path
 ) -> None:

@@ -260,9 +260,11 @@ def register(app: typer.Typer) -> None:
         ward = open_ward()
         if not hasattr(ward, "card"):
             raise InputError("a served ward does not write dataset cards yet", hint="run against the ward folder")
+        from dataward.service.cards import croissant_text
+
         made = ward.card(ref)  # type: ignore[attr-defined]
         croissant, markdown = output / "croissant.json", output / "card.md"
-        write_text_atomically(croissant, json.dumps(made["croissant"], indent=2, sort_keys=True) + "\n")
+        write_text_atomically(croissant, croissant_text(made["croissant"]))
         write_text_atomically(markdown, made["markdown"])
         if as_json:
             emit_json({"version": made["version"], "croissant": str(croissant), "markdown": str(markdown)})

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -41,6 +42,15 @@ _MD_ESCAPES = str.maketrans({**{ch: "\\" + ch for ch in "\\`*_[]|!~$"}, "<": "&l
 # Indentation is no way around it either: a line-start value is written from its first non-space
 # character (four spaces would open a code block, one to three are allowed before any other opener).
 _MD_LINE_START = re.compile(r"\d+[.)]|[-+=#]")
+
+
+def croissant_text(croissant: Mapping[str, Any]) -> str:
+    """The Croissant JSON-LD as ``croissant.json`` holds it, with ``<``, ``>`` and ``&`` written as JSON
+    escapes (the same JSON). A dataset page embeds the file in a ``<script type="application/ld+json">``
+    element, which the first ``</script>`` in it closes whatever JSON says: a licence, description, source
+    or quarantine reason holding one ran the rest as the page's own markup and script."""
+    text = json.dumps(croissant, indent=2, sort_keys=True)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e") + "\n"
 
 
 def md_text(value: object, *, line_start: bool = False) -> str:
@@ -263,4 +273,4 @@ class CardService(Service):
         return {"version": f"{name}@v{v['number']}", "croissant": croissant, "markdown": "\n".join(md) + "\n"}
 
 
-__all__ = ["CardService"]
+__all__ = ["CardService", "croissant_text"]

@@ -123,6 +123,13 @@ def test_an_html_report_that_cannot_be_written_is_refused_before_anything_is_sto
     page = root / "again.html"
     assert run(ward, "gate", "report", stored["ref"], "--html", str(page)).returncode == 0
     assert "<html" in page.read_text().lower()
+    # A link planted at the page's name (a shared folder) is replaced, not written through.
+    victim = root / "victim.txt"
+    victim.write_text("mine")
+    page.unlink()
+    page.symlink_to(victim)
+    assert run(ward, "gate", "report", stored["ref"], "--html", str(page)).returncode == 0
+    assert victim.read_text() == "mine" and not page.is_symlink() and "<html" in page.read_text().lower()
 
 
 def test_errors_are_json_with_json_flag(cli_ward: tuple[Path, Path]) -> None:

@@ -420,13 +420,13 @@ def write_gate_html(ward: WardAPI, contribution: str, path: Path) -> None:
     """Draw a contribution's stored gate report, as the caller may see it, into one HTML page at
     ``path`` (the same page the console shows). Presentation lives here, not in the service: an
     embedded and a served ward give the same report, and the page is drawn on the caller's side."""
+    from dataward.cli.ward_commands import write_text_atomically
     from dataward.gates.html import render_html
 
     report = ward.gate_report(contribution)
-    try:
-        path.write_text(render_html(report, title=f"Gate report: {report['contribution']}"), "utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # Through a fresh temporary file renamed into place: a link planted at the name is replaced, not
+    # followed into another of the user's files, and never into the ward's own (write_text_atomically).
+    write_text_atomically(path, render_html(report, title=f"Gate report: {report['contribution']}"))
 
 
 SCHEDULER_ENV = "DATAWARD_SCHEDULER"

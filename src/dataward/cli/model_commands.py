@@ -19,7 +19,7 @@ from dataward.cli.output import VERDICT_EXIT, VERDICT_STYLE, answer, console, er
 from dataward.cli.provenance_commands import _params
 from dataward.cli.state import JSON_HELP, open_ward, refuse_ward_output
 from dataward.cli.ward_commands import write_text_atomically
-from dataward.domain.errors import InputError, not_a_file
+from dataward.domain.errors import not_a_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -313,10 +313,8 @@ def register(app: typer.Typer) -> None:
         if html is not None:
             from dataward.release.html import render_release_html
 
-            try:
-                html.write_text(render_release_html(report, title=f"Release gate: {report['model']}"), "utf-8")
-            except OSError as exc:
-                raise InputError(f"cannot write {html}: {exc.strerror or exc}") from None
+            # Renamed into place: a link planted at the name is replaced, not followed.
+            write_text_atomically(html, render_release_html(report, title=f"Release gate: {report['model']}"))
         answer(report, as_json, _show_release_report)
         raise typer.Exit(VERDICT_EXIT[report["verdict"]])
 

@@ -420,13 +420,18 @@ def write_gate_html(ward: WardAPI, contribution: str, path: Path) -> None:
     """Draw a contribution's stored gate report, as the caller may see it, into one HTML page at
     ``path`` (the same page the console shows). Presentation lives here, not in the service: an
     embedded and a served ward give the same report, and the page is drawn on the caller's side."""
-    from dataward.cli.ward_commands import write_text_atomically
     from dataward.gates.html import render_html
+    from dataward.io.staged import staged_file
 
     report = ward.gate_report(contribution)
-    # Through a fresh temporary file renamed into place: a link planted at the name is replaced, not
-    # followed into another of the user's files, and never into the ward's own (write_text_atomically).
-    write_text_atomically(path, render_html(report, title=f"Gate report: {report['contribution']}"))
+    page = render_html(report, title=f"Gate report: {report['contribution']}")
+    try:
+        # Through a fresh temporary file renamed into place: a link planted at the name is replaced, not
+        # followed into another of the user's files.
+        with staged_file(path) as fh:
+            fh.write(page.encode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 SCHEDULER_ENV = "DATAWARD_SCHEDULER"

@@ -101,3 +101,50 @@ def test_a_step_of_records_nobody_rejected_is_still_served(wine_ward: Ward, tmp_
     merge_reviewed(ward, t.result["ref"])
     ward.promote("other@v1", reason="nothing rejected")
     assert ward.load_version("other", "training")[1].num_rows == 104
+
+
+def test_a_rejection_after_a_read_bars_the_steps_copy_on_the_next_read(
+    wine_ward: Ward, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the reads derive from the steps is kept while the ledger's head stays the same event: what a
+    read kept before the rejection must not let the next read, after it, serve the step's copies."""
+    from dataward.service import derived
+
+    ward = wine_ward
+    ward.grant("alice", "contributor", "dataset:wine")
+    bot_ref = _as(ward, "scraper").contribute(
+        "wine", write_csv(tmp_path / "bot.csv", wine_rows(100, 124)), source=BOT_SOURCE
+    )["ref"]
+    rows = wine_rows(100, 104) + wine_rows(130, 170)
+    copy = _as(ward, "alice").contribute("wine", write_csv(tmp_path / "copy.csv", rows), source="s3://alice/mirror")
+    version = merge_reviewed(ward, copy["ref"])["ref"]
+    added = _added(ward, bot_ref)
+    copied, elsewhere = added[:4], added[10:12]  # alice's copy holds the first 4 only
+    _flag(ward, bot_ref, copied + elsewhere)
+    label, specs = wine_schema_specs()
+    ward.create_dataset("other", Schema.parse(label, specs))
+    ward.set_policy("other", NO_APPROVALS_POLICY)
+    with ward.transform("copy", inputs=version, output="other", code={"kind": "unknown"}) as t:
+        read = t.read().to_pylist()
+        t.write(read, parents=[r[RECORD_ID] for r in read])
+    assert t.result is not None
+    merge_reviewed(ward, t.result["ref"])
+    ward.create_principal("rev")
+    ward.grant("rev", "reviewer", "dataset:wine")
+    lineage_reads: list[int] = []
+    real = derived.transformation_steps
+    monkeypatch.setattr(derived, "transformation_steps", lambda *a, **k: lineage_reads.append(1) or real(*a, **k))
+    items = {i["record_id"]: i["id"] for i in ward.review_list(contribution=bot_ref)}
+    _as(ward, "rev").review_decide([items[r] for r in elsewhere], "reject", reason="backdoor")
+    # Two records nobody copied are rejected: the copy is served, and the second read uses the steps the
+    # first one read (the ledger's head is the same event).
+    assert ward.load_version("other", "v1", stage=None)[1].num_rows == 124
+    first = len(lineage_reads)
+    assert ward.load_version("other", "v1", stage=None)[1].num_rows == 124
+    assert first > 0
+    assert len(lineage_reads) == first
+    # The rejection is a new event: the next read derives again and bars the step's copies.
+    _as(ward, "rev").review_decide([items[r] for r in copied], "reject", reason="backdoor")
+    with pytest.raises(PolicyViolation, match="4 made by a transformation from records rejected in review"):
+        ward.load_version("other", "v1", stage=None)
+    assert len(lineage_reads) == first + 1

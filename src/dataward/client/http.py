@@ -20,6 +20,14 @@ from urllib.parse import quote
 import httpx
 
 from dataward.access.keys import without_secret
+from dataward.client.bounded import (
+    answer_hint,
+    answer_limit,
+    download_hint,
+    download_limit,
+    read_capped,
+    write_capped,
+)
 from dataward.client.plain_http import check_cleartext, check_no_userinfo, uses_environment_proxies
 from dataward.domain.errors import AuthenticationError, DatawardError, InputError, missing_file
 from dataward.domain.transport_errors import ServerUnreachable
@@ -121,7 +129,11 @@ class HTTPWard:
     A plain ``http://`` URL is refused unless its host is loopback or ``allow_insecure_http`` (default:
     ``$DATAWARD_ALLOW_INSECURE_HTTP``) allows it: the key would cross the network in cleartext. A plain
     ``http://`` URL is reached directly, never through a proxy from the environment, and a URL with a user
-    name or password in it is refused (``dataward.client.plain_http``)."""
+    name or password in it is refused (``dataward.client.plain_http``).
+
+    An answer is read within ``max_answer_bytes`` (a JSON document; ``$DATAWARD_MAX_ANSWER_MB``, else
+    256 MiB) or ``max_download_bytes`` (a download; ``$DATAWARD_MAX_DOWNLOAD_MB``, else 16 GiB), and a
+    model's files within the sizes its catalog lists (``dataward.client.bounded``)."""
 
     def __init__(
         self,
@@ -132,6 +144,8 @@ class HTTPWard:
         poll_interval: float = 0.2,
         transport: httpx.BaseTransport | None = None,
         allow_insecure_http: bool | None = None,
+        max_answer_bytes: int | None = None,
+        max_download_bytes: int | None = None,
     ) -> None:
         key = key or os.environ.get("DATAWARD_KEY")
         if not key:
@@ -143,6 +157,10 @@ class HTTPWard:
         check_cleartext(url, allow_insecure_http=allow_insecure_http)
         self.url = url.rstrip("/")
         self.poll_interval = poll_interval
+        # Every answer is read within a cap (dataward.client.bounded): a hostile or broken server's
+        # endless answer filled the user's memory, or disk, before.
+        self.max_answer_bytes = answer_limit(max_answer_bytes)
+        self.max_download_bytes = download_limit(max_download_bytes)
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {key.strip()}", "User-Agent": "dataward-client"},
@@ -171,21 +189,34 @@ class HTTPWard:
             self._ward_id = str(self.whoami()["ward"])
         return self._ward_id
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
+            hint="check DATAWARD_URL and that `dataward serve` is running",
+        )
+
+    def _refused(self, response: httpx.Response) -> DatawardError:
+        """The error a streamed answer of status 400 or more reports, its document read within the cap."""
+        body = read_capped(response, self.max_answer_bytes, "the server's error document", answer_hint())
+        return error_from_body(parsed_json(body), response.status_code)
+
+    def _request(self, method: str, path: str, *, data_answer: bool = False, **kwargs: Any) -> tuple[Any, bytes]:
+        """Send a request; the answer's ``X-Dataward-Document`` header (parsed when ``data_answer``) and its
+        body, read as it arrives within ``max_answer_bytes`` (``max_download_bytes`` for a data answer)."""
         try:
-            response = self._http.request(method, API + path, **kwargs)
+            with self._http.stream(method, API + path, **kwargs) as response:
+                if response.status_code >= 400:
+                    raise self._refused(response)
+                if data_answer:
+                    info = _document_header(response)
+                    return info, read_capped(response, self.max_download_bytes, "the server's answer", download_hint())
+                return None, read_capped(response, self.max_answer_bytes, "the server's answer", answer_hint())
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
-                hint="check DATAWARD_URL and that `dataward serve` is running",
-            ) from None
-        if response.status_code >= 400:
-            raise error_from_body(parsed_json(response.content), response.status_code)
-        return response
+            raise self._unreachable(exc) from None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
-        answer = parsed_json(response.content)
+        _, body = self._request(method, path, **kwargs)
+        answer = parsed_json(body)
         if answer is _UNREADABLE:
             raise ServerUnreachable("the server's answer is not JSON", hint="check DATAWARD_URL")
         return answer
@@ -363,16 +394,17 @@ class HTTPWard:
         """A version's document and canonical records, fetched as Parquet."""
 
         params = {"version": ref} if ref is not None else {}
-        response = self._request("GET", f"/datasets/{self._ref(dataset)}/records", params=params)
-        return _document_header(response), read_parquet_bytes(response.content)
+        info, body = self._request("GET", f"/datasets/{self._ref(dataset)}/records", params=params, data_answer=True)
+        return info, read_parquet_bytes(body)
 
     def load_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training"
     ) -> tuple[dict[str, Any], pa.Table]:
         """A version's records for training (the server's guarded loader), fetched as Parquet."""
 
-        response = self._request("GET", f"/datasets/{self._ref(dataset)}/load", params=_load_params(ref, stage))
-        return _document_header(response), read_parquet_bytes(response.content)
+        path = f"/datasets/{self._ref(dataset)}/load"
+        info, body = self._request("GET", path, params=_load_params(ref, stage), data_answer=True)
+        return info, read_parquet_bytes(body)
 
     def stream_version(
         self, dataset: str, ref: str | None = None, *, stage: str | None = "training", batch_rows: int = 10_000
@@ -395,12 +427,12 @@ class HTTPWard:
             ) from None
         if response.status_code >= 400:
             try:
-                body = parsed_json(response.read())
+                refusal = self._refused(response)
             except httpx.HTTPError:
-                body = None
+                refusal = error_from_body(None, response.status_code)
             finally:
                 opened.__exit__(None, None, None)
-            raise error_from_body(body, response.status_code)
+            raise refusal
         try:
             info = _document_header(response)
         except ServerUnreachable:
@@ -515,18 +547,15 @@ class HTTPWard:
         try:
             with self._http.stream("GET", f"{API}/versions/{self._ref(ref)}/export", params={"format": format}) as resp:
                 if resp.status_code >= 400:
-                    raise error_from_body(parsed_json(resp.read()), resp.status_code)
+                    raise self._refused(resp)
                 info = _document_header(resp)
                 # Under a random name made exclusively: a guessable one, planted as a link in a shared
                 # folder, had the download written through it into another file (dataward.io.staged).
+                # Within the download cap: past it the temporary file is removed and nothing is written.
                 with staged_file(target) as fh:
-                    for chunk in resp.iter_bytes(CHUNK):
-                        fh.write(chunk)
+                    write_capped(resp, fh, self.max_download_bytes, f"the export of {ref}", download_hint())
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
-                hint="check DATAWARD_URL and that `dataward serve` is running",
-            ) from None
+            raise self._unreachable(exc) from None
         except OSError as exc:
             raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
         return {**info, "path": str(path)}
@@ -682,21 +711,23 @@ class HTTPWard:
         )
         return str(info["upload"])
 
-    def _download(self, path: str, target: Path) -> dict[str, Any]:
-        """GET ``path`` into the file ``target`` as it arrives; the answer's ``X-Dataward-Document``."""
+    def _download(
+        self, path: str, target: Path, *, limit: int | None = None, what: str = "the download"
+    ) -> dict[str, Any]:
+        """GET ``path`` into the file ``target`` as it arrives, at most ``limit`` bytes (default: the
+        download cap); the answer's ``X-Dataward-Document``. Past the limit, or cut off, the file is not
+        written (its temporary file is removed)."""
+        cap = self.max_download_bytes if limit is None else min(limit, self.max_download_bytes)
         try:
             with self._http.stream("GET", API + path) as response:
                 if response.status_code >= 400:
-                    raise error_from_body(parsed_json(response.read()), response.status_code)
+                    raise self._refused(response)
+                info = _document_header(response)
                 with staged_file(target) as fh:
-                    for chunk in response.iter_bytes(CHUNK):
-                        fh.write(chunk)
-                return _document_header(response)
+                    write_capped(response, fh, cap, what, download_hint())
+                return info
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach the dataward server at {self.url}: {type(exc).__name__}",
-                hint="check DATAWARD_URL and that `dataward serve` is running",
-            ) from None
+            raise self._unreachable(exc) from None
 
     def start_training_run(
         self, model: str, *, params: dict[str, Any] | None = None, code: dict[str, Any] | None = None
@@ -756,17 +787,24 @@ class HTTPWard:
         refused for a withdrawn version, and for an affected released one unless ``accept_affected``."""
         import tempfile
 
+        from dataward.client import model_download as md
         from dataward.io.archives import ArchiveLimits, extract_tar
 
         target = Path(folder)
-        with tempfile.TemporaryDirectory(prefix="dataward-files-") as tmp:
+        what = f"the files of model {ref!r}"
+        # What the catalog lists (names, sizes, digests) bounds and checks what the server then sends: a
+        # hostile server's endless or swapped files filled the disk, or were written as the model's.
+        files = md.listed_files(self.model(ref), ref)
+        with tempfile.TemporaryDirectory(prefix="dataward-files-") as tmp, md.staging(target) as stage:
             archive = Path(tmp) / "files.tar"
             path = f"/models/{self._ref(ref)}/files" + ("?accept_affected=true" if accept_affected else "")
-            info = self._download(path, archive)
+            info = self._download(path, archive, limit=md.tar_bound(files), what=what)
             # An uncompressed tar of plain files unpacks to no more than its own length: a server's archive
             # that would (sparse members) or that holds links is refused before anything is written.
-            limits = ArchiveLimits.within(max(archive.stat().st_size, 1))
-            extract_tar(archive, target, limits, what=f"the files of model {ref!r}")
+            limits = ArchiveLimits.within(max(sum(f.size for f in files), 1))
+            extract_tar(archive, stage, limits, what=what)
+            md.check_unpacked(stage, files, what)
+            md.place(stage, target, files)
         return {**info, "folder": str(target)}
 
     def probe_inputs(self, ref: str, path: str | Path) -> dict[str, Any]:

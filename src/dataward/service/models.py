@@ -212,6 +212,14 @@ def restore_files(store: Any, mv: Any, folder: Path) -> dict[str, Any]:
     return statement
 
 
+def listed_files(store: Any, mv: Any) -> list[dict[str, Any]]:
+    """A model version's files as the catalog lists them (the row's ``files_object``, which the signed
+    ledger vouches for): each one's name, object digest and size. A client downloading the files holds
+    the server to these (``dataward.client.model_download``): no more bytes, and only these."""
+    files = json.loads(store.get(mv.files_object))
+    return [{"name": name, "digest": digest, "size": store.size(digest)} for name, digest in sorted(files.items())]
+
+
 class ModelService(Service):
     """Training runs and model versions."""
 
@@ -473,6 +481,7 @@ class ModelService(Service):
                 }
                 for a in approvals_of(uc.conn, mv.id)
             ]
+            info["files"] = listed_files(self.store, mv)
             return info
 
     def model_files(self, ref: str, folder: str | Path, *, accept_affected: bool = False) -> dict[str, Any]:

@@ -15,19 +15,28 @@ unless an ordinary contribution of that version added them itself (which the usu
 Records rejected in review are followed from any dataset: a step that copies the same content out of
 another dataset carries it all the same, and an owner who wants it may contribute it in their own
 name, to be gated and vouched for as any contribution.
+
+This runs on every guarded read of a version holding a step's output (``guard.barred_records``). The
+steps' lineage, read from the store once every transformation row is checked against the signed ledger,
+and what they made from the rejected records, are kept per ward for as long as the ledger's head is the
+same event (:func:`_rejected_reasons`): a ward of 200 steps spent 3 ms of each 8 ms read checking and
+reading them again (docs/benchmarks.md). Recording a step, as every other event, moves the head, so the
+next read checks and reads them afresh.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from dataward.catalog.batched import rows_in
 from dataward.catalog.tables import contributions, datasets, transformations
-from dataward.provenance.taint import derived_from
+from dataward.provenance.taint import Step, derived_from
 
 REVIEW_REASON = "made by a transformation from records rejected in review"
 """Why a record a step copied or made from records a reviewer rejected is barred."""
@@ -71,8 +80,7 @@ def made_from_rejected(
     record) pairs still held for review (they vouch for nothing). With ``ledger``, the steps (lineage,
     inputs, output contributions) are checked against the signed ledger, a deleted one included
     (``IntegrityViolation``), as the quarantine's check does. ``what`` names the version in a refusal."""
-    from dataward.service.derived import step_rows, transformation_steps
-    from dataward.service.guard import SignedCheck, _among, _quarantined_ids
+    from dataward.service.guard import _among, _quarantined_ids
     from dataward.service.recordstore import read_ids
 
     review = set(rejected)
@@ -81,16 +89,7 @@ def made_from_rejected(
     outputs = step_outputs(conn, ledger)
     if not outputs & {c.id for c in listed}:
         return {}  # only a step's output contribution can have brought them in unvouched
-    check = None if ledger is None else SignedCheck(None, conn, doing="serve", ledger=ledger)
-    steps = transformation_steps(store, conn, rows=step_rows(conn, check, what))
-    reasons: dict[str, str] = {}
-    for cid, seeds in sorted(units.items()):
-        group = set(seeds)
-        for rid in sorted(group | set(derived_from(group, steps))):
-            reasons.setdefault(rid, unit_reason(_ref(conn, cid)))
-    if review:
-        for rid in sorted(review | set(derived_from(review, steps))):
-            reasons.setdefault(rid, REVIEW_REASON)
+    reasons = _rejected_reasons(conn, store, ledger, units, review, what)
     suspect = set(_among(members, reasons))
     if not suspect:
         return {}
@@ -105,6 +104,89 @@ def made_from_rejected(
     return {rid: reasons[rid] for rid in sorted(suspect - vouched)}
 
 
+@dataclass
+class _Kept:
+    """One ward's steps as read at ledger head ``head``, and the reasons derived from them so far, by the
+    rejected records they were derived from."""
+
+    head: tuple[int, str]
+    steps: list[Step]
+    reasons: dict[tuple[Any, ...], dict[str, str]] = field(default_factory=dict)
+
+
+_kept: dict[tuple[str, ...], _Kept] = {}
+"""Per ward (its public key, id, catalog and store): what was read at its ledger's latest head."""
+_kept_lock = threading.Lock()
+_KEPT_DERIVATIONS = 8
+"""Reasons kept per ward and head: the rejected records are the ledger's too, so one set is the rule."""
+
+
+def _rejected_reasons(
+    conn: Connection,
+    store: Any,
+    ledger: tuple[str, str] | None,
+    units: Mapping[str, Iterable[str]],
+    review: set[str],
+    what: str,
+) -> dict[str, str]:
+    """Every record rejected (``units``, ``review``) or made from one by a recorded step, with its reason.
+
+    The steps are read with each transformation row checked against the signed ledger (a step the
+    catalog lost, or one whose lineage or inputs were changed there, refused with ``IntegrityViolation``).
+    With ``ledger``, what is read and derived is kept for the ward while the ledger's head is the same
+    event (its number and hash): the rows checked are those the signed ledger holds at that head and
+    the lineage objects are content addressed, so a later read would read the same until an event is
+    added. A transformation row changed in the catalog alone after that is then not refused here (the
+    steps used remain the signed ones, so nothing more is served); ``verify`` reports it. The catalog
+    and the store are part of the key: a copy of the ward with the same ledger is read for itself."""
+    from dataward.service.derived import step_rows, transformation_steps
+    from dataward.service.guard import SignedCheck, _signed
+
+    if ledger is None:
+        return _derive(conn, transformation_steps(store, conn, rows=step_rows(conn, None, what)), units, review)
+    state = _signed(conn, *ledger)
+    ward = (*ledger, str(conn.engine.url), str(getattr(store, "url", id(store))))
+    head = (state.seq, state.hash)
+    with _kept_lock:
+        kept = _kept.get(ward)
+    if kept is None or kept.head != head:
+        check = SignedCheck(None, conn, doing="serve", ledger=ledger)
+        kept = _Kept(head, transformation_steps(store, conn, rows=step_rows(conn, check, what)))
+        with _kept_lock:
+            _kept[ward] = kept
+    key = (tuple(sorted((cid, frozenset(seeds)) for cid, seeds in units.items())), frozenset(review))
+    with _kept_lock:
+        found = kept.reasons.get(key)
+    if found is None:
+        found = _derive(conn, kept.steps, units, review)
+        with _kept_lock:
+            if len(kept.reasons) >= _KEPT_DERIVATIONS:
+                kept.reasons.clear()
+            kept.reasons[key] = found
+    return found
+
+
+def _derive(
+    conn: Connection, steps: list[Step], units: Mapping[str, Iterable[str]], review: set[str]
+) -> dict[str, str]:
+    """The rejected records and those ``steps`` made from them, transitively, each with its reason."""
+    reasons: dict[str, str] = {}
+    for cid, seeds in sorted(units.items()):
+        group = set(seeds)
+        for rid in sorted(group | set(derived_from(group, steps))):
+            reasons.setdefault(rid, unit_reason(_ref(conn, cid)))
+    if review:
+        for rid in sorted(review | set(derived_from(review, steps))):
+            reasons.setdefault(rid, REVIEW_REASON)
+    return reasons
+
+
+def forget_kept() -> None:
+    """Drop what every ward kept (a benchmark's cold read)."""
+    with _kept_lock:
+        _kept.clear()
+
+
 def _ref(conn: Connection, contribution_id: str) -> str:
     """``DATASET#N`` of a contribution, for a reason (its id when the catalog lacks it)."""
     found = rows_in(conn, select(contributions), contributions.c.id, [contribution_id])
@@ -115,4 +197,4 @@ def _ref(conn: Connection, contribution_id: str) -> str:
     return f"{name or c.dataset_id}#{c.number}"
 
 
-__all__ = ["REVIEW_REASON", "made_from_rejected", "step_outputs", "unit_reason"]
+__all__ = ["REVIEW_REASON", "forget_kept", "made_from_rejected", "step_outputs", "unit_reason"]

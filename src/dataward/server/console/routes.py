@@ -350,9 +350,14 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
 
     @router.get("/datasets/{name}/contributions")
     async def contributions(request: Request, name: str) -> Response:
+        # Paged on the server as the review queue is: a dataset with thousands of contributions drew every
+        # row, and read every gated one's report for its reasons, on each visit.
+        offset = _int(request.query_params.get("offset"), 0)
+
         def load(api: WardAPI, _me: dict[str, Any]) -> dict[str, Any]:
+            listed = api.contributions(name)[::-1]
             rows = []
-            for c in api.contributions(name)[::-1]:
+            for c in listed[offset : offset + PAGE_SIZE]:
                 reasons: list[str] = []
                 if c.get("gate_verdict"):
                     try:
@@ -360,7 +365,13 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
                     except DatawardError:
                         reasons = []
                 rows.append({**c, "reasons": reasons})
-            return {"dataset": name, "contributions": rows}
+            return {
+                "dataset": name,
+                "contributions": rows,
+                "total": len(listed),
+                "offset": offset,
+                "page_size": PAGE_SIZE,
+            }
 
         return await console.view(request, "contributions.html", load)
 

@@ -73,6 +73,9 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     if report.get("verdict_note"):
         # A pass is about the batch; records flagged one by one still wait for a reviewer before a merge.
         tree.add(f"[yellow]{safe(report['verdict_note'])}[/yellow]: a merge waits for them (dataward review list)")
+    if report.get("detection_limit"):
+        # A pass (or a review) is about what the detectors found: say what they are measured to miss here.
+        tree.add(f"[yellow]{safe(report['detection_limit']['note'])}[/yellow]")
     if report.get("closed_held_back"):
         # "12 of 52 records to review" with nothing in the queue: say where they went.
         n = report["closed_held_back"]

@@ -35,6 +35,7 @@ from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.datasets import dataset_read_scope
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import, validation_skip_reason
+from dataward.service.gate_limits import detection_limit
 from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import (
     SignedCheck,
@@ -492,6 +493,8 @@ class GateService(Service):
             )
             queued = _queued_for_review(uc.conn, c)
             closed = _closed_held_back(uc.conn, c)
+            floors = may(uc, Action.GATE_RUN, Scope.dataset(ds.name))
+            limit = detection_limit(uc.conn, ds, data, baseline_version=inputs["baseline_version"], sees_floors=floors)
             # What the run answers is the report as ``gate_report`` shows it to this caller: a submitter
             # without dataset.export sees its own records, never the trusted ones quoted beside them.
             sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
@@ -500,6 +503,8 @@ class GateService(Service):
             data = withhold_records(data, own=own, dataset=ds.name)
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
+        if limit is not None:
+            data["detection_limit"] = limit
         return with_queue(data, queued, closed)
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
@@ -526,6 +531,11 @@ class GateService(Service):
                 data = withhold_records(data, own=own, dataset=ds_name)
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
+            ds = rows.dataset_row(uc.conn, ds_name)
+            floors = may(uc, Action.GATE_RUN, Scope.dataset(ds_name))
+            limit = detection_limit(uc.conn, ds, data, baseline_version=run.baseline_version, sees_floors=floors)
+            if limit is not None:
+                data["detection_limit"] = limit
             return with_queue(data, _queued_for_review(uc.conn, c), _closed_held_back(uc.conn, c))
 
     def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
@@ -570,7 +580,8 @@ class GateService(Service):
             result = selftest(
                 baseline, clean, inputs["schema"], inputs["validation"], _gate_policy(ds), seed=seed
             ).to_dict()
-            uc.emit("gate.selftest", {"dataset": ds.id}, {"summary": _selftest_summary(result), "seed": seed})
+            summary = _selftest_summary(result, training=inputs.get("baseline_version"), policy_hash=ds.policy_hash)
+            uc.emit("gate.selftest", {"dataset": ds.id}, {"summary": summary, "seed": seed})
             return result
 
 
@@ -904,9 +915,16 @@ def _displayable(record: dict[str, Any], schema: Schema) -> dict[str, Any]:
     return out
 
 
-def _selftest_summary(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("canaries", "clean", "recall", "detected")
-    return {k: v for k, v in result.items() if k in keep}
+def _selftest_summary(result: dict[str, Any], *, training: str | None, policy_hash: str | None) -> dict[str, Any]:
+    """What a ``gate.selftest`` event keeps: the canaries and the clean run, the slice's size (``records``),
+    and what it measured (the training version and the policy), by which a gate report tells whether the
+    floors it quotes still describe its gate (``gate_limits``)."""
+    keep = ("canaries", "clean", "recall", "detected", "records")
+    return {
+        **{k: v for k, v in result.items() if k in keep},
+        "training": training,
+        "policy_hash": policy_hash,
+    }
 
 
 SCHEDULER_ENV = "DATAWARD_SCHEDULER"

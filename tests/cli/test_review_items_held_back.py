@@ -71,7 +71,9 @@ def test_a_batch_sent_again_after_its_quarantine_queues_nothing_for_review(trial
     assert all(i["decided_by"] is None and "quarantined contribution wine#2" in i["decision_reason"] for i in closed)
     # The human output says where the 12 records to review went.
     shown = run_cli(ward, "gate", "report", "wine#3")
-    assert "12 flagged records are held back by a quarantine already" in " ".join(shown.stdout.replace("│", " ").split())
+    assert "12 flagged records are held back by a quarantine already" in " ".join(
+        shown.stdout.replace("│", " ").split()
+    )
     assert run_cli(ward, "verify").returncode == 0
 
 
@@ -123,15 +125,16 @@ def test_no_flagged_record_reaches_a_version_through_a_closed_item(trial: dict[s
 def test_a_pending_item_left_on_a_quarantined_record_is_marked_and_cannot_be_accepted(
     trial: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An item left pending from before (a ward older than this, or a quarantine recorded while the gate
-    ran): ``review list`` says its record is held back and accepting it is refused; rejecting clears it."""
+    """An item left pending from before (a ward older than this change, or a catalog restored from before
+    the quarantine): ``review list`` says its record is held back and accepting it is refused; rejecting
+    clears it."""
     from dataward.service.ward import Ward
 
     ward_dir, keys, bad = trial["ward"], trial["keys"], trial["bad"]
     _ok(ward_dir, "contribute", "wine", str(bad), "--source", "https://x/dump.csv", key=keys["bob"], codes=(9,))
     _ok(ward_dir, "quarantine", "wine#2", "--reason", "label flips")
     ward = Ward.open(ward_dir)
-    # As if the quarantine had landed while this gate ran: its items are opened pending.
+    # As a ward older than this change did it: the gate opens the items pending.
     monkeypatch.setattr(gating, "quarantined_holders", lambda *_a, **_k: {})
     ward.as_key(keys["bob"]).contribute("wine", bad, source="https://x/dump2.csv")
     monkeypatch.undo()

@@ -22,8 +22,10 @@ gets decided, a bot's owner changes and with it its side, a rejection is voided)
 for a reviewer, or a record could reach a version that no reviewer looked at. Exact copies only: a near
 copy (the same text once normalized) stays in the queue, and the merge holds it back all the same.
 
-A pending item left from before (a ward whose quarantine predates this, or a quarantine recorded while
-a gate ran) is marked in ``review list`` (:func:`held_items`), and accepting it is refused
+A quarantine and a gate's recording are write transactions, one at a time, so neither misses the items
+the other made. A pending item left from before
+(a ward older than this, or a catalog restored from a backup older than the quarantine, which the ward's
+list of removals still holds) is marked in ``review list`` (:func:`held_items`), and accepting it is refused
 (:func:`refuse_accepting_held`).
 """
 

@@ -50,6 +50,17 @@ def _at_alpha(counts: dict[str, Any]) -> str:
     return f"; {at_alpha} flagged at alpha" if at_alpha is not None and at_alpha != counts["flagged"] else ""
 
 
+def _held_note(item: dict[str, Any]) -> str:
+    """The line a review item whose record a quarantine holds back starts its reason with."""
+    held = item.get("held_back")
+    if not held:
+        return ""
+    by = (
+        f"quarantine of {safe(held['contribution'])}" if held.get("contribution") else "a quarantine in another dataset"
+    )
+    return f"[yellow]held back by {by}: deciding it changes nothing[/yellow]\n"
+
+
 def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     """Print a gate report: verdict, reasons, detectors, triggers, groups, top records."""
     verdict = report["verdict"]
@@ -62,6 +73,16 @@ def show_report(report: dict[str, Any], *, top: int = 10) -> None:
     if report.get("verdict_note"):
         # A pass is about the batch; records flagged one by one still wait for a reviewer before a merge.
         tree.add(f"[yellow]{safe(report['verdict_note'])}[/yellow]: a merge waits for them (dataward review list)")
+    if report.get("detection_limit"):
+        # A pass (or a review) is about what the detectors found: say what they are measured to miss here.
+        tree.add(f"[yellow]{safe(report['detection_limit']['note'])}[/yellow]")
+    if report.get("closed_held_back"):
+        # "12 of 52 records to review" with nothing in the queue: say where they went.
+        n = report["closed_held_back"]
+        tree.add(
+            f"[cyan]{n} flagged record{'s are' if n != 1 else ' is'} held back by a quarantine already: "
+            "closed without review (dataward review list --status rejected)[/cyan]"
+        )
     if report.get("records_withheld"):
         tree.add(f"[yellow]{safe(report['records_withheld'])}[/yellow]")
     trusted = report.get("trusted") or {}
@@ -321,11 +342,18 @@ def register(app: typer.Typer) -> None:
                     # One detector a line: names are kept whole. The reason is prose: it wraps, whole
                     # (a reviewer decides on it; cut, it lost its p-value or its "near duplicate of").
                     "\n".join(i["detectors"]),
-                    safe(i["reason"]),
+                    _held_note(i) + safe(i["reason"]),
                 )
                 for i in items
             ],
         )
+        held = [i for i in items if i.get("held_back")]
+        if held:
+            # Items left from before a quarantine closed them: say that deciding them changes nothing.
+            console.print(
+                f"[yellow]{len(held)} of these {len(items)} items hold records a quarantine holds back: no decision "
+                "on them changes what a merge adds; reject them to clear them (accepting is refused)[/yellow]"
+            )
 
     @review_app.command("show")
     @reports_errors

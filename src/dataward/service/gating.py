@@ -35,6 +35,7 @@ from dataward.service.config import WardConfig
 from dataward.service.core import Service, Stale, new_id, retry_stale
 from dataward.service.datasets import dataset_read_scope
 from dataward.service.first_import import first_import_refusal, trusted_for_first_import, validation_skip_reason
+from dataward.service.gate_limits import detection_limit
 from dataward.service.gate_seed import GateSeed, gate_seed
 from dataward.service.guard import (
     SignedCheck,
@@ -49,6 +50,13 @@ from dataward.service.guard import (
 )
 from dataward.service.manifests import load_version
 from dataward.service.overrides import is_overridden
+from dataward.service.quarantine_holds import (
+    HELD_BACK,
+    closing_reason,
+    held_items,
+    quarantined_holders,
+    refuse_accepting_held,
+)
 from dataward.service.recordstore import load_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.removal_list import listed_removals, quarantine_listed
@@ -432,11 +440,19 @@ class GateService(Service):
                 r.record_id
                 for r in uc.conn.execute(select(quarantine.c.record_id).where(quarantine.c.contribution_id == c.id))
             }
+            # A flagged record a quarantine holds already is out of every merge whatever a reviewer says:
+            # its item is opened closed, naming the quarantine, not left in the queue (``quarantine_holds``).
+            flagged = {rec["record_id"] for rec in data["records"] if rec["flagged"]} - already
+            holders = {
+                r: h for r, h in quarantined_holders(self, uc.conn, flagged).items() if h.contribution_id != c.id
+            }
             for rec in data["records"]:
                 if not rec["flagged"] or rec["record_id"] in already:
                     continue
                 already.add(rec["record_id"])
                 reasons = [f["reason"] for f in data["findings"] if f.get("row") == rec["row"]][:3]
+                holder = holders.get(rec["record_id"])
+                closed = {} if holder is None else {"status": "rejected", "decided_at": now}
                 changes.append(
                     insert_row(
                         "quarantine",
@@ -447,7 +463,8 @@ class GateService(Service):
                         score=round(float(rec["score"]), 6),
                         detectors=json.dumps(rec["flagged_by"]),
                         reason="; ".join(reasons) or "flagged by " + ", ".join(rec["flagged_by"]),
-                        status="pending",
+                        **{"status": "pending", **closed},
+                        **({} if holder is None else {"decision_reason": closing_reason(holder, ds.id)}),
                     )
                 )
             uc.emit(
@@ -475,6 +492,9 @@ class GateService(Service):
                 changes,
             )
             queued = _queued_for_review(uc.conn, c)
+            closed = _closed_held_back(uc.conn, c)
+            floors = may(uc, Action.GATE_RUN, Scope.dataset(ds.name))
+            limit = detection_limit(uc.conn, ds, data, baseline_version=inputs["baseline_version"], sees_floors=floors)
             # What the run answers is the report as ``gate_report`` shows it to this caller: a submitter
             # without dataset.export sees its own records, never the trusted ones quoted beside them.
             sees_records = may(uc, Action.DATASET_EXPORT, Scope.dataset(ds.name))
@@ -483,7 +503,9 @@ class GateService(Service):
             data = withhold_records(data, own=own, dataset=ds.name)
         data["gate_run"] = run_id
         data["contribution"] = f"{ds.name}#{c.number}"
-        return with_queue(data, queued)
+        if limit is not None:
+            data["detection_limit"] = limit
+        return with_queue(data, queued, closed)
 
     def gate_report(self, contribution_ref: str) -> dict[str, Any]:
         """The latest stored gate report of a contribution."""
@@ -509,7 +531,12 @@ class GateService(Service):
                 data = withhold_records(data, own=own, dataset=ds_name)
             data["gate_run"] = run.id
             data["contribution"] = f"{ds_name}#{c.number}"
-            return with_queue(data, _queued_for_review(uc.conn, c))
+            ds = rows.dataset_row(uc.conn, ds_name)
+            floors = may(uc, Action.GATE_RUN, Scope.dataset(ds_name))
+            limit = detection_limit(uc.conn, ds, data, baseline_version=run.baseline_version, sees_floors=floors)
+            if limit is not None:
+                data["detection_limit"] = limit
+            return with_queue(data, _queued_for_review(uc.conn, c), _closed_held_back(uc.conn, c))
 
     def selftest(self, dataset: str, contribution_ref: str | None = None, *, seed: int = 0) -> dict[str, Any]:
         """Plant known poisons into a copy of a clean contribution (default: a seeded random slice of
@@ -553,7 +580,8 @@ class GateService(Service):
             result = selftest(
                 baseline, clean, inputs["schema"], inputs["validation"], _gate_policy(ds), seed=seed
             ).to_dict()
-            uc.emit("gate.selftest", {"dataset": ds.id}, {"summary": _selftest_summary(result), "seed": seed})
+            summary = _selftest_summary(result, training=inputs.get("baseline_version"), policy_hash=ds.policy_hash)
+            uc.emit("gate.selftest", {"dataset": ds.id}, {"summary": summary, "seed": seed})
             return result
 
 
@@ -635,9 +663,15 @@ class ReviewService(Service):
                 if (v := voided_decision(uc.conn, standing, r, r.contribution_status)) is not None
             }
             listed = _open_to_review(found, listed_removals(uc.conn), status)
+            # A pending item whose record a quarantine of another contribution holds back (one left from
+            # before such items were closed with the quarantine) is marked: no decision on it changes a
+            # merge, and accepting it is refused (``quarantine_holds``).
+            held = held_items(self, uc.conn, found) if status in ("pending", "all") else {}
             for item in listed:
                 if item["id"] in voids:
                     item.update(status="pending", voided=voids[item["id"]])
+                if item["id"] in held:
+                    item["held_back"] = held[item["id"]]
             return [item for item in listed if status == "all" or item["status"] == status]
 
     def review_show(self, item: str) -> dict[str, Any]:
@@ -722,6 +756,10 @@ class ReviewService(Service):
                 if not items:
                     return []
             _, c, _ = _visible_item(uc, items[0], Action.REVIEW_DECIDE)
+            if decision == "accept":
+                # An acceptance of a record a quarantine holds back would read as letting it in.
+                named = [_visible_item(uc, ref, Action.REVIEW_DECIDE)[0] for ref in items]
+                refuse_accepting_held(held_items(self, uc.conn, named), named)
             history = read_owner_history(uc.conn, uc.signer.public_key_b64)
             standing = read_standing(uc.conn, uc.signer.public_key_b64)
             decided = []
@@ -877,9 +915,16 @@ def _displayable(record: dict[str, Any], schema: Schema) -> dict[str, Any]:
     return out
 
 
-def _selftest_summary(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("canaries", "clean", "recall", "detected")
-    return {k: v for k, v in result.items() if k in keep}
+def _selftest_summary(result: dict[str, Any], *, training: str | None, policy_hash: str | None) -> dict[str, Any]:
+    """What a ``gate.selftest`` event keeps: the canaries and the clean run, the slice's size (``records``),
+    and what it measured (the training version and the policy), by which a gate report tells whether the
+    floors it quotes still describe its gate (``gate_limits``)."""
+    keep = ("canaries", "clean", "recall", "detected", "records")
+    return {
+        **{k: v for k, v in result.items() if k in keep},
+        "training": training,
+        "policy_hash": policy_hash,
+    }
 
 
 SCHEDULER_ENV = "DATAWARD_SCHEDULER"
@@ -904,14 +949,30 @@ def _queued_for_review(conn: Connection, c: Any) -> tuple[int, dict[str, Any] | 
     return int(conn.execute(query).scalar() or 0), None
 
 
-def with_queue(report: dict[str, Any], queued: tuple[int, dict[str, Any] | None]) -> dict[str, Any]:
+def _closed_held_back(conn: Connection, c: Any) -> int:
+    """How many of contribution ``c``'s flagged records were closed without review because a quarantine
+    holds them back already (``quarantine_holds``): counted beside the queue, so that "12 of 52 records
+    to review" with nothing queued says why."""
+    closed = (
+        (quarantine.c.contribution_id == c.id)
+        & (quarantine.c.status == "rejected")
+        & quarantine.c.decision_reason.startswith(HELD_BACK, autoescape=True)
+    )
+    return int(conn.execute(select(func.count()).select_from(quarantine).where(closed)).scalar() or 0)
+
+
+def with_queue(report: dict[str, Any], queued: tuple[int, dict[str, Any] | None], closed: int = 0) -> dict[str, Any]:
     """``report`` with ``queued_for_review`` (records of the contribution waiting in the review queue,
     and ``quarantine_listed`` when none does because the ward's list holds the contribution quarantined;
     see ``_queued_for_review``) and, when the verdict is ``pass`` yet records wait, a ``verdict_note``
     saying so: a pass is about the batch, while a record flagged on its own (an in-batch exact
-    conflict...) still needs a reviewer before a merge. The verdict itself is left as the gate gave it."""
+    conflict...) still needs a reviewer before a merge. The verdict itself is left as the gate gave it.
+    ``closed_held_back`` (when any) counts the flagged records closed without review because a quarantine
+    holds them back already (``_closed_held_back``)."""
     queued, listed = queued
     report["queued_for_review"] = queued
+    if closed:
+        report["closed_held_back"] = closed
     if listed is not None:
         report["quarantine_listed"] = listed
     if report.get("verdict") == "pass" and queued:

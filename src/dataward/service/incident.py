@@ -60,6 +60,7 @@ from dataward.service.guard import (
 )
 from dataward.service.key_grants import grant_next_steps, grants_made_with
 from dataward.service.manifests import write_manifest
+from dataward.service.quarantine_holds import Holder, close_held_items
 from dataward.service.recordstore import chunks_holding, read_id_digests, read_ids, version_identity
 from dataward.service.visibility import authorize_on_dataset, may_anywhere
 
@@ -372,6 +373,11 @@ class IncidentService(Service):
         for i, c in enumerate(plan.fresh):
             changes = [update_row("contributions", {"id": c.id}, status="quarantined")]
             changes += close_pending_reviews(uc, c.id, f"contribution quarantined: {reason}")
+            # Other contributions' pending items on the same records: no decision on them can change a
+            # merge any more (``quarantine_holds``), so they are closed by this event, naming it.
+            holder = Holder(c.id, ds_id, f"{ds_name}#{c.number}")
+            added = read_ids(self.store, c.added_object)
+            changes += close_held_items(uc, holder, added, why=reason, skip={f.id for f in plan.fresh})
             payload: dict[str, Any] = {
                 "reason": reason,
                 "incident": ref,

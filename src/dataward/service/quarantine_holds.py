@@ -39,12 +39,13 @@ from sqlalchemy import Connection, select
 
 from dataward.catalog.batched import rows_in
 from dataward.catalog.projection import RowChange, update_row
-from dataward.catalog.tables import contributions, datasets, quarantine
+from dataward.catalog.tables import contributions, quarantine
 from dataward.domain.errors import Conflict
 from dataward.ledger.events import format_time
 from dataward.service.guard import signed_rows
 from dataward.service.recordstore import read_ids
 from dataward.service.removal_list import listed_removals
+from dataward.service.rows import contribution_ref
 
 HELD_BACK = "held back: "
 """How the ``decision_reason`` of an item closed so starts (what ``gate run`` counts them by)."""
@@ -81,7 +82,7 @@ def quarantined_holders(ward: Any, conn: Connection, record_ids: Iterable[str]) 
     for cid, (digest, dataset_id) in sorted(lists.items()):
         hit = wanted.intersection(read_ids(ward.store, digest)) - found.keys()
         if hit:
-            holder = Holder(cid, dataset_id, _ref(conn, cid))
+            holder = Holder(cid, dataset_id, contribution_ref(conn, cid))
             found.update(dict.fromkeys(hit, holder))
     return found
 
@@ -175,16 +176,6 @@ def refuse_accepting_held(marks: Mapping[str, dict[str, Any]], items: Iterable[A
         hint=f"reject them instead: dataward review reject {' '.join(held[:5])} --reason 'held back by {by}'",
         items=held,
     )
-
-
-def _ref(conn: Connection, contribution_id: str) -> str:
-    """``DATASET#N`` of a contribution (its id when the catalog lacks it)."""
-    found = rows_in(conn, select(contributions), contributions.c.id, [contribution_id])
-    if not found:
-        return contribution_id
-    c = found[0]
-    name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar()
-    return f"{name or c.dataset_id}#{c.number}"
 
 
 __all__ = [

@@ -34,9 +34,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dataward.catalog.batched import rows_in
-from dataward.catalog.tables import contributions, datasets, transformations
+from dataward.catalog.tables import transformations
 from dataward.provenance.taint import Step, derived_from
+from dataward.service.rows import contribution_ref
 
 REVIEW_REASON = "made by a transformation from records rejected in review"
 """Why a record a step copied or made from records a reviewer rejected is barred."""
@@ -174,7 +174,7 @@ def _derive(
     for cid, seeds in sorted(units.items()):
         group = set(seeds)
         for rid in sorted(group | set(derived_from(group, steps))):
-            reasons.setdefault(rid, unit_reason(_ref(conn, cid)))
+            reasons.setdefault(rid, unit_reason(contribution_ref(conn, cid)))
     if review:
         for rid in sorted(review | set(derived_from(review, steps))):
             reasons.setdefault(rid, REVIEW_REASON)
@@ -185,16 +185,6 @@ def forget_kept() -> None:
     """Drop what every ward kept (a benchmark's cold read)."""
     with _kept_lock:
         _kept.clear()
-
-
-def _ref(conn: Connection, contribution_id: str) -> str:
-    """``DATASET#N`` of a contribution, for a reason (its id when the catalog lacks it)."""
-    found = rows_in(conn, select(contributions), contributions.c.id, [contribution_id])
-    if not found:
-        return contribution_id
-    c = found[0]
-    name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar()
-    return f"{name or c.dataset_id}#{c.number}"
 
 
 __all__ = ["REVIEW_REASON", "forget_kept", "made_from_rejected", "step_outputs", "unit_reason"]

@@ -185,3 +185,12 @@ def current_owner(conn: Connection, c: Any) -> str | None:
     override or review what it submitted before the transfer either."""
     owner = conn.execute(select(principals.c.owner_id).where(principals.c.id == c.submitted_by)).scalar()
     return owner if owner is not None and owner != c.submitter_owner else None
+
+
+def contribution_ref(conn: Connection, contribution_id: str) -> str:
+    """``DATASET#N`` of a contribution, as a reason or a listing names it (its id when the catalog lacks it)."""
+    c = conn.execute(select(contributions).where(contributions.c.id == contribution_id)).first()
+    if c is None:
+        return contribution_id
+    name = conn.execute(select(datasets.c.name).where(datasets.c.id == c.dataset_id)).scalar()
+    return f"{name or c.dataset_id}#{c.number}"

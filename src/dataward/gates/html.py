@@ -114,10 +114,30 @@ def _reasons(data: Mapping[str, Any]) -> str:
     unchecked = "<h3>Not checked</h3><ul>" + "".join(f"<li>{_e(r)}</li>" for r in limits) + "</ul>" if limits else ""
     # What the reader may not see was left out of the report before it got here; say so.
     withheld = f"<p><b>{_e(data['records_withheld'])}</b></p>" if data.get("records_withheld") else ""
+    after = _limit(data) + _closed_held_back(data) + unchecked
     if not reasons:
-        return f"<h2>Reasons</h2>{withheld}<p>No detector found anything beyond what chance explains.</p>{unchecked}"
+        return f"<h2>Reasons</h2>{withheld}<p>No detector found anything beyond what chance explains.</p>{after}"
     items = "".join(f"<li>{_e(r)}</li>" for r in reasons)
-    return f"<h2>Reasons</h2>{withheld}<ul>{items}</ul>{unchecked}"
+    return f"<h2>Reasons</h2>{withheld}<ul>{items}</ul>{after}"
+
+
+def _limit(data: Mapping[str, Any]) -> str:
+    """The ``limit:`` line of a ``pass`` or ``review`` (``service.gate_limits``): what the dataset's last
+    self-test measured the gate to miss, or, to a caller who may not see the floors, that a limit exists."""
+    note = (data.get("detection_limit") or {}).get("note")
+    return f'<p class="limit"><b>{_e(note)}</b></p>' if note else ""
+
+
+def _closed_held_back(data: Mapping[str, Any]) -> str:
+    """How many flagged records were closed without review because a quarantine holds them back already
+    (``service.quarantine_holds``): beside the counts, so that flagged records with nothing queued say why."""
+    n = data.get("closed_held_back")
+    if not n:
+        return ""
+    return (
+        f"<p>{_e(n)} flagged record{'s are' if n != 1 else ' is'} held back by a quarantine already: "
+        "closed without review (their items are rejected, naming the quarantine)</p>"
+    )
 
 
 def _population(data: Mapping[str, Any]) -> str:

@@ -388,7 +388,13 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
             trace = api.trace(ref)
             mine = (trace.get("contributions") or [{}])[0]
             pending = api.review_list(contribution=ref)
-            return {"c": c, "report": report, "approvals": mine.get("approvals") or [], "pending": len(pending)}
+            return {
+                "c": c,
+                "report": report,
+                "approvals": mine.get("approvals") or [],
+                "pending": len(pending),
+                "pending_held": sum(1 for item in pending if item.get("held_back")),
+            }
 
         return await console.view(request, "contribution.html", load)
 
@@ -419,6 +425,8 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
                     shown = api.review_show(item["id"])
                 except DatawardError as exc:
                     shown = {**item, "record": None, "triggers": [], "neighbours": [], "hidden": exc.message}
+                # ``review_show`` does not say it; the queue does (``quarantine_holds.held_items``).
+                shown["held_back"] = item.get("held_back")
                 triggers = list(shown.get("triggers") or [])
                 record = shown.get("record") or {}
                 shown["fields"] = [
@@ -434,6 +442,9 @@ def install_console(app: FastAPI, state: ServerState) -> Console:
             return {
                 "items": items,
                 "total": len(queue),
+                # Items left pending on records a quarantine holds back: counted over the whole queue,
+                # as ``review list`` counts them.
+                "held": sum(1 for item in queue if item.get("held_back")),
                 "offset": offset,
                 "page_size": PAGE_SIZE,
                 "contribution": contribution,

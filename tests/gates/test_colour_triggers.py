@@ -1,0 +1,115 @@
+"""Colour patches on colour photos: the triggers detector reads images in luma and in chroma.
+
+A patch of a saturated colour whose luma is ordinary (magenta at (255, 0, 255) is grey 105 in luma) is
+no bright or dark pixel at all; only its chroma (Pillow's YCbCr: Cb and Cr) lies beyond the trusted
+crops' tails. These cases are the trial that found it: 6 of 200 colour crops carry a 6x6 solid patch in
+the bottom-right corner and are relabelled to one class, against 1,000 trusted crops. A white patch of
+the same size and count was named before; the colour ones were not.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import data
+from benchmarks.data import IMAGE, LABEL
+from benchmarks.shifts.heldout4 import faded
+from benchmarks.shifts.heldout5 import colour_cast
+from benchmarks.shifts.tuning import WHITE_BALANCE
+from dataward.gates import scan
+
+N_TRUSTED, N_BATCH, N_POISON, SIDE = 1000, 200, 6, 6
+TARGET = "foliage"
+COLOURS = {
+    "white": (255, 255, 255),
+    "magenta": (255, 0, 255),  # luma 105
+    "green": (0, 160, 0),  # luma 94
+    "blue": (40, 90, 255),  # luma 94
+}
+
+
+@cache
+def _crops() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    crops = data.photo_crops(N_TRUSTED + N_BATCH + 200, seed=11)[[IMAGE, LABEL]]
+    trusted = crops.iloc[:N_TRUSTED].reset_index(drop=True)
+    batch = crops.iloc[N_TRUSTED : N_TRUSTED + N_BATCH].reset_index(drop=True)
+    validation = crops.iloc[N_TRUSTED + N_BATCH :].reset_index(drop=True)
+    return trusted, batch, validation
+
+
+def _stamped(image: bytes, colour: tuple[int, int, int]) -> bytes:
+    pixels = data.png_to_pixels(image).copy()
+    pixels[-SIDE:, -SIDE:] = np.asarray(colour, dtype=np.float32) / 255.0
+    return data.pixels_to_png(pixels)
+
+
+def _patched(colour: tuple[int, int, int], *, clean_label: bool = False, count: int = N_POISON):
+    """The batch with ``count`` crops patched: of other classes relabelled ``TARGET``, or (``clean_label``)
+    crops already labelled ``TARGET``."""
+    _, batch, _ = _crops()
+    batch = batch.copy()
+    labels = batch[LABEL].to_numpy()
+    pool = np.flatnonzero(labels == TARGET) if clean_label else np.flatnonzero(labels != TARGET)
+    rows = np.random.default_rng(5).choice(pool, count, replace=False)
+    for r in rows:
+        batch.at[r, IMAGE] = _stamped(batch.at[r, IMAGE], colour)
+        batch.at[r, LABEL] = TARGET
+    truth = np.zeros(len(batch), dtype=bool)
+    truth[rows] = True
+    return batch, truth
+
+
+def _triggers(batch: pd.DataFrame):
+    trusted, _, validation = _crops()
+    report = scan(trusted, batch, data.PHOTO_SCHEMA, validation, {"seed": 0}, workers=1)
+    return report.results["triggers"]
+
+
+@pytest.mark.parametrize("name", list(COLOURS))
+def test_a_dirty_label_colour_patch_is_named_where_it_lies(name: str) -> None:
+    """White is found in luma (the control: bright pixels); magenta, green and blue of ordinary luma are
+    found in chroma, named by the way their colour leans, and every patched crop is flagged."""
+    batch, truth = _patched(COLOURS[name])
+    result = _triggers(batch)
+    assert result.block, f"{name}: no trigger"
+    evidence = result.findings[0].evidence
+    assert evidence["kind"] == "pixels"
+    assert evidence["label"] == TARGET
+    assert "columns 2" in evidence["trigger"] and "of 32x32" in evidence["trigger"], evidence["trigger"]
+    if name == "white":
+        assert "bright pixel" in evidence["trigger"]
+    else:
+        assert f"{name}-leaning pixel" in evidence["trigger"], evidence["trigger"]
+    assert result.flagged[truth].all()
+    assert not result.flagged[~truth].any()
+
+
+@pytest.mark.parametrize("name", ["white", "magenta"])
+def test_a_clean_label_colour_patch_is_no_trigger_block(name: str) -> None:
+    """The same patch on crops that are foliage already: the carriers read as their label, so content
+    confirms no tie (as for the white patch)."""
+    batch, _ = _patched(COLOURS[name], clean_label=True, count=12)
+    assert not _triggers(batch).block
+
+
+@pytest.mark.parametrize(
+    "cast",
+    [
+        pytest.param(lambda p: p * np.asarray(WHITE_BALANCE, dtype=np.float32), id="warmer-white-balance"),
+        pytest.param(lambda p: p * np.asarray((0.9, 1.0, 1.08), dtype=np.float32), id="cooler-white-balance"),
+        pytest.param(colour_cast, id="fluorescent-cast"),
+        pytest.param(faded, id="faded-colour"),
+    ],
+)
+def test_a_benign_colour_cast_over_the_whole_batch_is_no_trigger(cast) -> None:
+    """A batch shot warmer, cooler, under fluorescent light or printed faded moves every crop's chroma, of
+    every class alike: no pattern is tied to one label."""
+    _, batch, _ = _crops()
+    batch = batch.copy()
+    batch[IMAGE] = [data.pixels_to_png(np.clip(cast(data.png_to_pixels(b)), 0.0, 1.0)) for b in batch[IMAGE]]
+    result = _triggers(batch)
+    assert not result.block, [f.evidence["trigger"] for f in result.findings]

@@ -47,17 +47,17 @@ def _stamped(image: bytes, colour: tuple[int, int, int]) -> bytes:
     return data.pixels_to_png(pixels)
 
 
-def _patched(colour: tuple[int, int, int], *, clean_label: bool = False, count: int = N_POISON):
-    """The batch with ``count`` crops patched: of other classes relabelled ``TARGET``, or (``clean_label``)
-    crops already labelled ``TARGET``."""
+def _patched(colour: tuple[int, int, int], *, clean_label: bool = False, count: int = N_POISON, target: str = TARGET):
+    """The batch with ``count`` crops patched: of other classes relabelled ``target``, or (``clean_label``)
+    crops already labelled ``target``."""
     _, batch, _ = _crops()
     batch = batch.copy()
     labels = batch[LABEL].to_numpy()
-    pool = np.flatnonzero(labels == TARGET) if clean_label else np.flatnonzero(labels != TARGET)
+    pool = np.flatnonzero(labels == target) if clean_label else np.flatnonzero(labels != target)
     rows = np.random.default_rng(5).choice(pool, count, replace=False)
     for r in rows:
         batch.at[r, IMAGE] = _stamped(batch.at[r, IMAGE], colour)
-        batch.at[r, LABEL] = TARGET
+        batch.at[r, LABEL] = target
     truth = np.zeros(len(batch), dtype=bool)
     truth[rows] = True
     return batch, truth
@@ -69,11 +69,14 @@ def _triggers(batch: pd.DataFrame):
     return report.results["triggers"]
 
 
-@pytest.mark.parametrize("name", list(COLOURS))
-def test_a_dirty_label_colour_patch_is_named_where_it_lies(name: str) -> None:
+@pytest.mark.parametrize(("name", "count"), [("white", 6), ("magenta", 6), ("white", 8), ("green", 8), ("blue", 8)])
+def test_a_dirty_label_colour_patch_is_named_where_it_lies(name: str, count: int) -> None:
     """White is found in luma (the control: bright pixels); magenta, green and blue of ordinary luma are
-    found in chroma, named by the way their colour leans, and every patched crop is flagged."""
-    batch, truth = _patched(COLOURS[name])
+    found in chroma, named by the way their colour leans, and every patched crop is flagged. Green and
+    blue lean the way foliage's dark teal does (its crops hold the trusted tails of both planes there): only
+    past every trusted value are they new, and 6 carriers of a pattern no trusted crop has cannot reach
+    significance (0.25 ** 6 over its tests); 8 can."""
+    batch, truth = _patched(COLOURS[name], count=count)
     result = _triggers(batch)
     assert result.block, f"{name}: no trigger"
     evidence = result.findings[0].evidence
@@ -86,6 +89,19 @@ def test_a_dirty_label_colour_patch_is_named_where_it_lies(name: str) -> None:
         assert f"{name}-leaning pixel" in evidence["trigger"], evidence["trigger"]
     assert result.flagged[truth].all()
     assert not result.flagged[~truth].any()
+
+
+@pytest.mark.parametrize("name", ["magenta", "green"])
+def test_a_colour_patch_is_named_whatever_class_it_is_relabelled_to(name: str) -> None:
+    """The same 6 crops relabelled to the garden class instead: no trusted class leans that way, and the
+    patch is named at 6 carriers (a white patch is not, there: bright pixels are the garden's own)."""
+    batch, truth = _patched(COLOURS[name], target="temple_garden")
+    result = _triggers(batch)
+    assert result.block
+    assert result.findings[0].evidence["label"] == "temple_garden"
+    trigger = result.findings[0].evidence["trigger"]
+    assert f"{name}-leaning pixels in rows 2" in trigger and "columns 2" in trigger, trigger
+    assert result.flagged[truth].all() and not result.flagged[~truth].any()
 
 
 @pytest.mark.parametrize("name", ["white", "magenta"])

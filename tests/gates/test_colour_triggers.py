@@ -129,3 +129,34 @@ def test_a_benign_colour_cast_over_the_whole_batch_is_no_trigger(cast) -> None:
     batch[IMAGE] = [data.pixels_to_png(np.clip(cast(data.png_to_pixels(b)), 0.0, 1.0)) for b in batch[IMAGE]]
     result = _triggers(batch)
     assert not result.block, [f.evidence["trigger"] for f in result.findings]
+
+
+def test_luma_patterns_are_as_before_and_grayscale_images_add_no_chroma() -> None:
+    """Colour crops: the luma block is the grayscale reading's, value for value (``gray_pixels``, the same
+    tails), then one block per chroma plane. The same crops as grayscale PNGs: the luma block alone."""
+    from dataward.gates.detectors.triggers import TAIL_QUANTILE, _image_patterns
+    from dataward.gates.features.image import array_to_png, gray_pixels
+
+    trusted, batch, _ = _crops()
+    c, b = list(batch[IMAGE][:60]), list(trusted[IMAGE][:150])
+    blocks = _image_patterns(c, b)
+    assert [names[0] for names, *_ in blocks] == [
+        "bright pixel (0, 0)",
+        "blue-leaning pixel (0, 0)",
+        "red-leaning pixel (0, 0)",
+    ]
+    gray_c = np.stack([gray_pixels(v, (32, 32)).ravel() for v in c])
+    gray_b = np.stack([gray_pixels(v, (32, 32)).ravel() for v in b])
+    lo, hi = np.quantile(gray_b, [TAIL_QUANTILE, 1 - TAIL_QUANTILE], axis=0)
+    _, xc, xb, _ = blocks[0]
+    np.testing.assert_array_equal(xc.toarray(), np.hstack([gray_c > hi, gray_c < lo]))
+    np.testing.assert_array_equal(xb.toarray(), np.hstack([gray_b > hi, gray_b < lo]))
+    # Chroma: each plane's 1% tails and the trusted range, both ways.
+    assert all(x.shape[1] == 4 * 32 * 32 for _, x, _, _ in blocks[1:])
+
+    def gray(values: list[bytes]) -> list[bytes]:
+        return [array_to_png(np.round(gray_pixels(v))) for v in values]
+
+    only = _image_patterns(gray(c), gray(b))
+    assert len(only) == 1 and only[0][1].shape[1] == 2 * 32 * 32
+    np.testing.assert_array_equal(only[0][1].toarray(), xc.toarray())

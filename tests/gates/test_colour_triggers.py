@@ -160,3 +160,7 @@ def test_luma_patterns_are_as_before_and_grayscale_images_add_no_chroma() -> Non
     only = _image_patterns(gray(c), gray(b))
     assert len(only) == 1 and only[0][1].shape[1] == 2 * 32 * 32
     np.testing.assert_array_equal(only[0][1].toarray(), xc.toarray())
+    # A grayscale baseline cannot say which colour is rare: a colour batch against it adds no chroma either.
+    assert len(_image_patterns(c, gray(b))) == 1
+    # A grayscale batch against colour crops reads as grey (128) in chroma.
+    assert len(_image_patterns(gray(c), b)) == 3

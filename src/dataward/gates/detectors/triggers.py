@@ -9,8 +9,12 @@ data. Every input column is turned into binary patterns, read from the raw table
   appended " ...", a ``;)``, an emoji, a trailing "!!"; not the hyphen of ``openssl-req``), since a
   trigger need not be a word (``TOKEN_PATTERN``); and its formatting (``dataward.gates.formatting``: casing, unusual
   whitespace, invisible characters, mixed alphabets), which the n-grams and the featurizers fold away;
-* images: each image decoded with Pillow to grayscale at a small fixed size; a pixel is *bright* /
-  *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel;
+* images: each image decoded once with Pillow, read in grayscale (luma) at a small fixed size; a pixel
+  is *bright* / *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel; a colour
+  image is also read in chroma (Pillow's YCbCr: Cb, blue against the luma, and Cr, red against it), each
+  plane's pixel beyond the baseline's 99th / 1st percentile and beyond every trusted value of it
+  (*blue-* / *yellow-leaning*, *red-* / *green-leaning*): a patch of a colour whose luma is ordinary
+  (magenta is mid-grey) shows there only. Pairs of pixels are made in luma only;
 * numeric and embedding values: below the baseline's 1st percentile, above its 99th, or in one of
   the baseline's quintile bins (numeric columns only); categorical values: each category;
 * tabular pairs: co-occurrences of two patterns of different numeric/categorical columns (rare value
@@ -588,7 +592,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "15"
+    version = "16"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -1985,20 +1989,21 @@ def _image_patterns(
     c_values: list[Any], b_values: list[Any]
 ) -> list[tuple[list[str], sp.spmatrix, sp.spmatrix, list[list[tuple[int, int, int, int]]]]]:
     """Pixels beyond the baseline's per-pixel tails, at one common small size: bright and dark in
-    grayscale (luma), then, when any image is in colour, each chroma plane's two ways (``CHROMA_WORDS``).
-    One block of patterns per plane, the luma block first; every image decoded once."""
+    grayscale (luma), then, when the baseline (or, without one, the contribution) holds colour images, each
+    chroma plane's two ways (``CHROMA_WORDS``). One block of patterns per plane, the luma block first; every
+    image decoded once."""
     w, h = image_size(c_values[0])  # from the header: a full-size decode could be gigabytes of floats
     if max(h, w) > MAX_IMAGE_SIDE:
         h, w = MAX_IMAGE_SIDE, MAX_IMAGE_SIDE
     c, c_chroma = _image_planes(c_values, (w, h))
     b, b_chroma = _image_planes(b_values, (w, h)) if b_values else (c, c_chroma)
     blocks = [_tail_patterns(("bright", "dark"), c, b if b_values else None, h, w)]
-    if c_chroma is None and b_chroma is None:
-        return blocks  # grayscale images carry no chroma
-    neutral = np.full((len(c_values), 2, h * w), 128, dtype=np.uint8)
-    c_chroma = neutral if c_chroma is None else c_chroma
-    if b_values:
-        b_chroma = np.full((len(b_values), 2, h * w), 128, dtype=np.uint8) if b_chroma is None else b_chroma
+    if b_chroma is None:
+        # Grayscale images carry no chroma. Nor can a grayscale baseline say which colour is rare: against
+        # its grey every pixel of a colour batch would lie beyond both tails (a sensor that became colour
+        # is drift's to name, not a pattern of any label).
+        return blocks
+    c_chroma = np.full((len(c_values), 2, h * w), 128, dtype=np.uint8) if c_chroma is None else c_chroma
     for plane, words in enumerate(CHROMA_WORDS):
         b_plane = b_chroma[:, plane] if b_values else None
         blocks.append(_tail_patterns(words, c_chroma[:, plane], b_plane, h, w, outer=True))

@@ -10,6 +10,9 @@ code before a change and after it, ``PYTHONPATH`` pointing at each), then ``comp
     PYTHONPATH=src:. python -m benchmarks.verdict_diff run --out new.jsonl
     python -m benchmarks.verdict_diff compare old.jsonl new.jsonl
 
+``run --kind image`` scans only the cases with an image column (``text`` likewise), when a change can move
+no other.
+
 The sets kept blind (``--skip``, by default the newest held-out set, ``heldout9``) are never scanned: a
 change is judged on them once, on purpose, and not by this comparison.
 """
@@ -28,8 +31,19 @@ import numpy as np
 from benchmarks import review_queue, shifts
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
+from dataward.domain.schema import ColumnKind
 
-ATTACK_GROUPS = ("tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
+ATTACK_GROUPS = (
+    "tuning",
+    "heldout",
+    "heldout2",
+    "heldout3",
+    "heldout4",
+    "heldout5",
+    "heldout6",
+    "heldout7",
+    "heldout8",
+)
 """The review queue's groups whose cases are scanned (each held-out group brings its benign situations)."""
 COMPARED = ("verdict", "blockers", "queued", "poison_queued", "at_alpha", "r1", "auroc")
 """The fields of a line that ``compare`` reads (``seconds`` is left out)."""
@@ -38,19 +52,30 @@ COMPARED = ("verdict", "blockers", "queued", "poison_queued", "at_alpha", "r1", 
 def scanned(skip: set[str]) -> tuple[list[str], list[str]]:
     """The review queue's groups scanned, and the sets whose benign situations are scanned on their own
     (the tuning and first held-out sets': the later sets' come with their groups), none in ``skip``."""
-    groups = [g for g in (*ATTACK_GROUPS, "heldout8") if g not in skip] + ["fixed"]
+    groups = [g for g in ATTACK_GROUPS if g not in skip] + ["fixed"]
     return groups, [s for s in ("tuning", "heldout") if s not in skip]
 
 
-def cases(skip: set[str]) -> Iterator[tuple[str, str, Any, np.ndarray]]:
-    """(group, name, case, poison mask) of every measured case, none of a set in ``skip``."""
+KINDS = {"all": None, "image": ColumnKind.IMAGE, "text": ColumnKind.TEXT}
+"""``--kind``: every case, or only those whose schema has an input column of this kind."""
+
+
+def cases(skip: set[str], kind: ColumnKind | None = None) -> Iterator[tuple[str, str, Any, np.ndarray]]:
+    """(group, name, case, poison mask) of every measured case, none of a set in ``skip``; with ``kind``,
+    only the cases with an input column of that kind."""
     groups, benign_sets = scanned(skip)
-    for group in groups:
-        yield from review_queue._cases(group)
-    for set_name in benign_sets:
-        for name in shifts.GROUPS[set_name]:
-            situation = shifts.build(name, 0, "full")
-            yield f"benign ({set_name})", name, situation, np.zeros(len(situation.contribution), dtype=bool)
+
+    def every() -> Iterator[tuple[str, str, Any, np.ndarray]]:
+        for group in groups:
+            yield from review_queue._cases(group)
+        for set_name in benign_sets:
+            for name in shifts.GROUPS[set_name]:
+                situation = shifts.build(name, 0, "full")
+                yield f"benign ({set_name})", name, situation, np.zeros(len(situation.contribution), dtype=bool)
+
+    for item in every():
+        if kind is None or any(col.kind == kind for col in item[2].schema.inputs):
+            yield item
 
 
 def line(group: str, name: str, case: Any, poison: np.ndarray, seed: int) -> dict[str, Any]:
@@ -96,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--skip", default="heldout9", help="comma-separated sets never scanned")
     run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--kind", choices=list(KINDS), default="all", help="only cases with an input column of this kind")
     diff = commands.add_parser("compare", help="the cases whose figures differ between two runs")
     diff.add_argument("before", type=Path)
     diff.add_argument("after", type=Path)
@@ -106,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     skip = {s for s in args.skip.split(",") if s}
     with args.out.open("w") as out:
-        for group, name, case, poison in cases(skip):
+        for group, name, case, poison in cases(skip, KINDS[args.kind]):
             row = line(group, name, case, poison, args.seed)
             out.write(json.dumps(row) + "\n")
             out.flush()

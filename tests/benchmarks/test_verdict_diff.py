@@ -35,3 +35,27 @@ def test_the_blind_set_is_never_scanned() -> None:
     assert "heldout9" not in groups + benign_sets and "heldout8" in groups
     groups, benign_sets = verdict_diff.scanned({"heldout9", "heldout8", "tuning"})
     assert "heldout8" not in groups and "tuning" not in groups + benign_sets and "fixed" in groups
+
+
+def test_kind_keeps_only_the_cases_with_such_a_column(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from dataward.domain.schema import Column, ColumnKind, Schema
+
+    def case(kind: ColumnKind) -> SimpleNamespace:
+        return SimpleNamespace(schema=Schema("y", (Column("x", kind),)), contribution=[0, 1])
+
+    made = {"photo": case(ColumnKind.IMAGE), "line": case(ColumnKind.TEXT), "wine": case(ColumnKind.NUMERIC)}
+    monkeypatch.setattr(
+        verdict_diff.review_queue,
+        "_cases",
+        lambda group: iter(
+            [(group, name, c, np.zeros(2, bool)) for name, c in made.items()] if group == "tuning" else []
+        ),
+    )
+    monkeypatch.setattr(verdict_diff.shifts, "GROUPS", {"tuning": [], "heldout": []})
+    names = [name for _, name, _, _ in verdict_diff.cases({"heldout9"}, ColumnKind.IMAGE)]
+    assert names == ["photo"]
+    assert [name for _, name, _, _ in verdict_diff.cases({"heldout9"})] == ["photo", "line", "wine"]

@@ -9,8 +9,12 @@ data. Every input column is turned into binary patterns, read from the raw table
   appended " ...", a ``;)``, an emoji, a trailing "!!"; not the hyphen of ``openssl-req``), since a
   trigger need not be a word (``TOKEN_PATTERN``); and its formatting (``dataward.gates.formatting``: casing, unusual
   whitespace, invisible characters, mixed alphabets), which the n-grams and the featurizers fold away;
-* images: each image decoded with Pillow to grayscale at a small fixed size; a pixel is *bright* /
-  *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel;
+* images: each image decoded once with Pillow, read in grayscale (luma) at a small fixed size; a pixel
+  is *bright* / *dark* when it lies beyond the baseline's 99th / 1st percentile of that pixel; a colour
+  image is also read in chroma (Pillow's YCbCr: Cb, blue against the luma, and Cr, red against it), each
+  plane's pixel beyond the baseline's 99th / 1st percentile and beyond every trusted value of it
+  (*blue-* / *yellow-leaning*, *red-* / *green-leaning*): a patch of a colour whose luma is ordinary
+  (magenta is mid-grey) shows there only. Pairs of pixels are made in luma only;
 * numeric and embedding values: below the baseline's 1st percentile, above its 99th, or in one of
   the baseline's quintile bins (numeric columns only); categorical values: each category;
 * tabular pairs: co-occurrences of two patterns of different numeric/categorical columns (rare value
@@ -144,7 +148,7 @@ from dataward.gates.base import (
 )
 from dataward.gates.detectors._probe import row_numbers
 from dataward.gates.features.embedding import embedding_matrix
-from dataward.gates.features.image import gray_pixels, image_size
+from dataward.gates.features.image import image_size, luma_chroma_pixels
 from dataward.gates.features.text import cut_text
 from dataward.gates.formatting import excess_purity, formatting_patterns
 from dataward.gates.near_copies import TOKEN_PATTERN, NearCopies, near_copies
@@ -473,6 +477,9 @@ class Patterns:
     cells: PatternCells = field(default_factory=PatternCells)
     contribution: list[tuple[Any, ...]] = field(default_factory=list)
     baseline: list[tuple[Any, ...]] = field(default_factory=list)
+    planes: dict[tuple[str, tuple[str, str]], sp.csc_matrix] = field(default_factory=dict)
+    """Each image column's chroma planes: the contribution's single-pixel patterns (upper tail, then lower),
+    to name the colour of a patch found in one plane by the other's (``_hue``)."""
 
     def _describe(self, names: list[str], column: str | list[str], kind: str, cells: CellBlock | None) -> None:
         self.names += names
@@ -585,7 +592,7 @@ class TriggerDetector(Detector):
     """Tokens, n-grams, pixel patches and value combinations tied to one label in the contribution."""
 
     name = "triggers"
-    version = "15"
+    version = "16"
     evidence = Evidence.POISONING
     requires = frozenset({Requirement.BASELINE, Requirement.RAW_TABLE})
     flags_records = False
@@ -901,16 +908,23 @@ class TriggerDetector(Detector):
                     names, xc, xb = formatting_patterns(_cut(c_values), _cut(b_values))
                     patterns.add(names, col.name, "style", xc, xb)
                 case ColumnKind.IMAGE:
-                    names, xc, xb, cells = _image_patterns(c_values, b_values)
-                    patterns.add(names, col.name, "pixels", xc, xb, cells)
-                    # A patch is several extreme pixels at once: pairs of pixels are far rarer in
-                    # the baseline than any single one.
-                    owner = np.arange(len(names)) % (len(names) // 2)
-                    p_names, p_cols, pairs = _pair_patterns(
-                        patterns.contribution[-1][1], patterns.baseline[-1][1], names, owner, self.min_support
-                    )
-                    p_cols.cells = PairCells(cells, p_cols.i_idx, p_cols.j_idx)
-                    patterns.add_pairs(p_names, col.name, "pixels", p_cols)
+                    # Luma (bright, dark), then each chroma plane of colour images: a patch of a colour
+                    # whose luma is ordinary (magenta is mid-grey) shows in chroma only.
+                    for plane, (names, xc, xb, cells) in enumerate(_image_patterns(c_values, b_values)):
+                        patterns.add(names, col.name, "pixels", xc, xb, cells)
+                        if plane:
+                            # Chroma pixels alone: pairs would multiply the patterns of each plane by the
+                            # square, and a colour outside the trusted tails is rare enough on its own.
+                            patterns.planes[(col.name, CHROMA_WORDS[plane - 1])] = patterns.contribution[-1][1]
+                            continue
+                        # A patch is several extreme pixels at once: pairs of pixels are far rarer in
+                        # the baseline than any single one. Pairs are made within a plane.
+                        owner = np.arange(len(names)) % (len(names) // 2)
+                        p_names, p_cols, pairs = _pair_patterns(
+                            patterns.contribution[-1][1], patterns.baseline[-1][1], names, owner, self.min_support
+                        )
+                        p_cols.cells = PairCells(cells, p_cols.i_idx, p_cols.j_idx)
+                        patterns.add_pairs(p_names, col.name, "pixels", p_cols)
                 case ColumnKind.NUMERIC:
                     names, xc, xb = _numeric_patterns(col.name, c_values, b_values, bins=True)
                     patterns.add(names, col.name, "value", xc, xb)
@@ -1012,6 +1026,8 @@ class TriggerDetector(Detector):
             kind_word = patterns.names[t].split()[0]
             pixels = [int(tests["pattern"][i]) for i in group]
             cells = [c for i in pixels if patterns.names[i].split()[0] == kind_word for c in patterns.cells[i]]
+            if kind_word in CHROMA:
+                kind_word = _hue(kind_word, patterns, column, members, cells)
             trigger = _patch_name(kind_word, cells)
         return {
             "trigger": trigger,
@@ -1949,28 +1965,111 @@ def _pairs_in(patterns: np.ndarray, labels: np.ndarray, pairs: AbstractSet[tuple
     return np.isin(patterns.astype(np.int64) * width + labels, given[:, 0] * width + given[:, 1])
 
 
+OUTER_TAIL = ", past every trusted value"
+"""The name's end for a chroma pixel beyond the whole range of the trusted images' values at that pixel:
+a colour's extremes are often one class's own (the dark teal of foliage is the bluest and least red of
+photo crops), so a patch in that class's direction relabelled to it passes the 1% tails with the class's
+own extremes; beyond every trusted value it does not."""
+
+CHROMA_WORDS = (("blue-leaning", "yellow-leaning"), ("red-leaning", "green-leaning"))
+"""What a pixel beyond the baseline's upper / lower tail of each chroma plane is called: Cb (blue against
+the pixel's luma) and Cr (red against it); a pixel whose red falls short of its luma is green to cyan."""
+
+HUES = {
+    frozenset({"blue-leaning", "red-leaning"}): "magenta-leaning",
+    frozenset({"blue-leaning", "green-leaning"}): "cyan-leaning",
+    frozenset({"yellow-leaning", "red-leaning"}): "orange-leaning",
+    frozenset({"yellow-leaning", "green-leaning"}): "green-leaning",
+}
+"""A merged patch whose pixels lean both ways at once (magenta: more blue and more red than its luma)."""
+CHROMA = frozenset(w for pair in CHROMA_WORDS for w in pair)
+
+
 def _image_patterns(
     c_values: list[Any], b_values: list[Any]
-) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[tuple[int, int, int, int]]]:
-    """Bright and dark pixels beyond the baseline's per-pixel tails, at one common grayscale size."""
+) -> list[tuple[list[str], sp.spmatrix, sp.spmatrix, list[list[tuple[int, int, int, int]]]]]:
+    """Pixels beyond the baseline's per-pixel tails, at one common small size: bright and dark in
+    grayscale (luma), then, when the baseline (or, without one, the contribution) holds colour images, each
+    chroma plane's two ways (``CHROMA_WORDS``). One block of patterns per plane, the luma block first; every
+    image decoded once."""
     w, h = image_size(c_values[0])  # from the header: a full-size decode could be gigabytes of floats
     if max(h, w) > MAX_IMAGE_SIDE:
         h, w = MAX_IMAGE_SIDE, MAX_IMAGE_SIDE
-    c = np.stack([gray_pixels(v, (w, h)).ravel() for v in c_values])
-    b = np.stack([gray_pixels(v, (w, h)).ravel() for v in b_values]) if b_values else c
+    c, c_chroma = _image_planes(c_values, (w, h))
+    b, b_chroma = _image_planes(b_values, (w, h)) if b_values else (c, c_chroma)
+    blocks = [_tail_patterns(("bright", "dark"), c, b if b_values else None, h, w)]
+    if b_chroma is None:
+        # Grayscale images carry no chroma. Nor can a grayscale baseline say which colour is rare: against
+        # its grey every pixel of a colour batch would lie beyond both tails (a sensor that became colour
+        # is drift's to name, not a pattern of any label).
+        return blocks
+    c_chroma = np.full((len(c_values), 2, h * w), 128, dtype=np.uint8) if c_chroma is None else c_chroma
+    for plane, words in enumerate(CHROMA_WORDS):
+        b_plane = b_chroma[:, plane] if b_values else None
+        blocks.append(_tail_patterns(words, c_chroma[:, plane], b_plane, h, w, outer=True))
+    return blocks
+
+
+def _image_planes(values: list[Any], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images' luma (n x H*W, float64, as ``gray_pixels`` reads it) and chroma (n x 2 x H*W, uint8;
+    a grayscale image among colour ones is neutral, 128), or None when no image is in colour."""
+    w, h = size
+    luma = np.empty((len(values), h * w), dtype=np.float64)
+    chroma: np.ndarray | None = None
+    for i, v in enumerate(values):
+        gray, colour = luma_chroma_pixels(v, size)
+        luma[i] = gray.ravel()
+        if colour is not None:
+            if chroma is None:
+                chroma = np.full((len(values), 2, h * w), 128, dtype=np.uint8)
+            chroma[i] = colour.reshape(2, h * w)
+    return luma, chroma
+
+
+def _tail_patterns(
+    words: tuple[str, str], c: np.ndarray, b: np.ndarray | None, h: int, w: int, *, outer: bool = False
+) -> tuple[list[str], sp.spmatrix, sp.spmatrix, list[list[tuple[int, int, int, int]]]]:
+    """Each pixel above the baseline's (else the contribution's) per-pixel upper tail (``words[0]``) and
+    below its lower tail (``words[1]``); with ``outer``, then also above every trusted value of the pixel
+    and below every one (``OUTER_TAIL``)."""
+    ref = c if b is None else b
     # Both tails in one pass: each is the same interpolation between the same two order statistics.
-    lo, hi = np.quantile(b, [TAIL_QUANTILE, 1 - TAIL_QUANTILE], axis=0)
+    lo, hi = np.quantile(ref, [TAIL_QUANTILE, 1 - TAIL_QUANTILE], axis=0)
+    b_side = b if b is not None else np.zeros((0, h * w))
+    tails = [(lo, hi, "")]
+    if outer:
+        tails.append((ref.min(axis=0), ref.max(axis=0), OUTER_TAIL))
     names: list[str] = []
     cells: list[list[tuple[int, int, int, int]]] = []
-    for kind in ("bright", "dark"):
-        for p in range(h * w):
-            r, col = divmod(p, w)
-            names.append(f"{kind} pixel ({r}, {col})")
-            cells.append([(r, col, h, w)])
-    b_side = b if b_values else np.zeros((0, h * w))
-    xc = sp.csc_matrix(np.hstack([c > hi, c < lo]), dtype=np.float64)
-    xb = sp.csc_matrix(np.hstack([b_side > hi, b_side < lo]), dtype=np.float64)
-    return names, xc, xb, cells
+    xc: list[np.ndarray] = []
+    xb: list[np.ndarray] = []
+    for low, high, beyond in tails:
+        for kind in words:
+            for p in range(h * w):
+                r, col = divmod(p, w)
+                names.append(f"{kind} pixel ({r}, {col}){beyond}")
+                cells.append([(r, col, h, w)])
+        xc += [c > high, c < low]
+        xb += [b_side > high, b_side < low]
+    return names, sp.csc_matrix(np.hstack(xc), dtype=np.float64), sp.csc_matrix(np.hstack(xb), dtype=np.float64), cells
+
+
+def _hue(
+    lead: str, patterns: Patterns, column: str, members: np.ndarray, cells: list[tuple[int, int, int, int]]
+) -> str:
+    """The colour a chroma patch leans to: the lead's way, with the other plane's way that most of its
+    carriers also take at its pixels (magenta: more blue and more red than its luma), when one does."""
+    plane = next(pair for pair in CHROMA_WORDS if lead in pair)
+    pixels = sorted({r * w + col for r, col, _, w in cells})
+    for (name, pair), xc in patterns.planes.items():
+        if name != column or pair == plane or not pixels or not len(members):
+            continue
+        width = cells[0][2] * cells[0][3]  # the plane's 1% tails come first: upper, then lower
+        rows = xc[members]
+        for k, word in enumerate(pair):
+            if rows[:, [k * width + p for p in pixels]].mean() >= 0.5:
+                return HUES[frozenset({lead, word})]
+    return lead
 
 
 def _patch_name(kind: str, cells: list[tuple[int, int, int, int]]) -> str:

@@ -197,13 +197,35 @@ def check_image_headers(
 
 def gray_pixels(data: object, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image's grayscale pixels (0..255, float64), resized to ``size`` (width, height) when given."""
+    return luma_chroma_pixels(data, size, chroma=False)[0]
+
+
+def luma_chroma_pixels(
+    data: object, size: tuple[int, int] | None = None, *, chroma: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One image decoded once: its grayscale pixels as :func:`gray_pixels` gives them (0..255, float64),
+    and, for a colour image (a mode not in ``GRAY_MODES``) when ``chroma``, its chroma: Pillow's YCbCr
+    Cb and Cr planes (0..255, uint8, 128 for grey; shape 2 x H x W), else None. Both resized to ``size``
+    (width, height) when given."""
     if data is None:
         raise InputError("an image is missing")
     # Resized anyway when a size is given: a large image may be shrunk as it is decoded.
-    img = decode_image(bytes(data), shrink=size is not None).convert("L")  # type: ignore[call-overload]
+    decoded = decode_image(bytes(data), shrink=size is not None)  # type: ignore[call-overload]
+    img = decoded.convert("L")
     if size is not None and img.size != size:
         img = img.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.float64)
+    luma = np.asarray(img, dtype=np.float64)
+    if not chroma or decoded.mode in GRAY_MODES or decoded.mode.startswith("I;16"):
+        return luma, None
+    # Through RGB: Pillow converts to YCbCr from RGB (a palette or CMYK image is made RGB first); alpha is
+    # dropped, as "L" drops it.
+    try:
+        colour = (decoded if decoded.mode == "RGB" else decoded.convert("RGB")).convert("YCbCr")
+    except (ValueError, OSError):  # a mode Pillow cannot make colour of: read in luma only
+        return luma, None
+    if size is not None and colour.size != size:
+        colour = colour.resize(size, Image.Resampling.BILINEAR)
+    return luma, np.moveaxis(np.asarray(colour, dtype=np.uint8)[..., 1:], -1, 0)
 
 
 def array_to_png(array: np.ndarray) -> bytes:

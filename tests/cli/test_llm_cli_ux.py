@@ -15,7 +15,12 @@ from dataward.service.ward import Ward
 
 HOWTOS = [{"prompt": f"What does tool{i} do?", "response": f"tool{i} does thing {i}."} for i in range(12)]
 CHATS = [
-    {"messages": [{"role": "user", "content": f"What does tool{i} do?"}, {"role": "assistant", "content": f"Thing {i}."}]}
+    {
+        "messages": [
+            {"role": "user", "content": f"What does tool{i} do?"},
+            {"role": "assistant", "content": f"Thing {i}."},
+        ]
+    }
     for i in range(12)
 ]
 POLICY = "approvals:\n  required: 0\nfirst_import: self-reference\ngate:\n  detectors: [duplicates]\n"

@@ -307,8 +307,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--row",
-                help='Trace one row, a JSON object with the columns --file would hold: \'{"text": "...", "label": "x"}\', '
-                '\'{"prompt": "...", "response": "..."}\'.',
+                help="Trace one row, a JSON object with the columns --file would hold: "
+                '\'{"text": "...", "label": "x"}\', \'{"prompt": "...", "response": "..."}\'.',
             ),
         ] = None,
         dataset: Annotated[

@@ -43,7 +43,9 @@ def row_record_id(row: str | Mapping[str, Any], schema: Schema) -> str:
         except json.JSONDecodeError as exc:
             raise InputError(f"the row is not a JSON object: {exc}", hint=f"e.g. --row '{_example(schema)}'") from None
     if not isinstance(row, Mapping):
-        raise InputError("the row must be a JSON object of the dataset's columns", hint=f"e.g. --row '{_example(schema)}'")
+        raise InputError(
+            "the row must be a JSON object of the dataset's columns", hint=f"e.g. --row '{_example(schema)}'"
+        )
     optional = schema.optional_columns
     missing = [c for c in schema.columns if c not in row and c not in optional]
     if missing:

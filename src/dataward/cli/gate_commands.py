@@ -13,6 +13,7 @@ from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import (
+    SENTENCE_MIN,
     VERDICT_EXIT,
     VERDICT_STYLE,
     answer,
@@ -346,6 +347,8 @@ def register(app: typer.Typer) -> None:
                 )
                 for i in items
             ],
+            # Narrower than a few words a line, the rows print as records: the reason on lines of its own.
+            readable={"reason": SENTENCE_MIN},
         )
         held = [i for i in items if i.get("held_back")]
         if held:

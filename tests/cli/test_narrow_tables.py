@@ -127,3 +127,25 @@ def test_review_list_wraps_a_long_reason_instead_of_cutting_it(monkeypatch: pyte
     assert queue.exit_code == 0, queue.output
     assert _reads_in_order(long, queue.output) and "…" not in queue.output
     assert max(len(line.rstrip()) for line in queue.output.splitlines()) <= width
+
+
+@pytest.mark.parametrize("width", [80, 85, 95])
+def test_review_list_never_squeezes_the_reason_to_a_word_a_line(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    """Trial (language-model data): a queue flagged by `llm_triggers` alone left the reason 11 to 25
+    columns at 80 to 95, above the 10 a prose column may shrink to, so it read one or two words a line
+    ("carries / prompt / trigger 'a / tab or line / ..."). Narrower than a few words a line, the rows are
+    printed as records, the reason on lines of its own beside its name, as a labelled queue already was."""
+    reason = "carries prompt trigger 'a tab or line break' with response repeats 'the passage from the'"
+
+    class _Llm(_Stub):
+        def review_list(self, dataset: str | None, *, status: str, contribution: str | None) -> list[dict[str, Any]]:
+            item = super().review_list(dataset, status=status, contribution=contribution)[0]
+            return [{**item, "contribution": "howto#3", "detectors": ["llm_triggers"], "reason": reason}]
+
+    monkeypatch.setattr(output.console, "_width", width)
+    monkeypatch.setattr(gate_commands, "open_ward", _Llm)
+    queue = CliRunner().invoke(app, ["review", "list"])
+    assert queue.exit_code == 0, queue.output
+    assert _reads_in_order(reason, queue.output)
+    lines = [line for line in queue.output.splitlines() if "carries" in line]
+    assert lines and "carries prompt trigger 'a tab or line" in lines[0]

@@ -148,3 +148,28 @@ def test_a_pinned_seed_that_no_random_state_takes_is_refused(team: dict[str, War
     with pytest.raises(InputError, match="policy seed must be a whole number from 0 to 2147483647"):
         team["admin"].set_policy("other", f"gate:\n  seed: {seed}\n")
     assert team["admin"].policy("other")["explicit"] is False
+
+
+LLM_DETECTORS = "[llm_triggers, llm_payloads, llm_validation, llm_behaviour_shift, llm_floods, llm_outliers]"
+LABELLED_DETECTORS = "[backdoor, clean_validation, drift, duplicates, label_consistency, outliers, triggers]"
+
+
+def test_only_detectors_that_run_on_the_datasets_kind_count_as_switched_off(team: dict[str, Ward]) -> None:
+    """An owner's policy naming the language-model detectors of an instruction dataset, all but `llm_drift`,
+    was refused as running fewer of `backdoor, clean_validation, ..., triggers`, which never run on
+    instruction data: the refusal names the one detector that does stop running. Naming every detector
+    that runs on the kind weakens nothing, for either kind of dataset."""
+    from dataward.domain.schema import Schema
+
+    admin, alice = team["admin"], team["alice"]
+    admin.create_dataset("howto", Schema.for_kind("instruction"))
+    admin.grant("alice", "owner", "dataset:howto")
+    with pytest.raises(PolicyViolation, match="only an admin") as refused:
+        alice.set_policy("howto", f"gate:\n  detectors: {LLM_DETECTORS}\n")
+    assert "runs fewer detectors: llm_drift no longer run" in refused.value.message
+    assert "backdoor" not in refused.value.message and "preference_flips" not in refused.value.message
+    every = LLM_DETECTORS.replace("]", ", llm_drift]")
+    assert alice.set_policy("howto", f"gate:\n  detectors: {every}\n")["weakened"] == []
+    assert alice.set_policy("other", f"gate:\n  detectors: {LABELLED_DETECTORS}\n")["weakened"] == []
+    reviewed = {r["dataset"] for r in admin.access_review() if r["kind"] == "gate_weaker_than_default"}
+    assert "howto" not in reviewed and "other" not in reviewed

@@ -302,3 +302,29 @@ def test_an_approval_given_before_the_block_was_lifted_does_not_count(team: dict
     team["dan"].approve(ref, reason="checked again after the override")
     assert team["admin"].merge(ref)["records"] == 160
     assert team["admin"].verify().ok
+
+
+def test_a_lifted_block_is_shown_as_one_where_contributions_are_listed(
+    team: dict[str, Ward], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial: once two principals lifted a block, `contributions` showed the gate as "review", like any
+    other review; that it had been blocked was only in `trace`."""
+    from typer.testing import CliRunner
+
+    from dataward.cli import output
+    from dataward.cli.app import app
+
+    ref = _blocked(team["scraper"], tmp_path)["ref"]
+    team["ben"].override_block(ref, reason="vendor relabelled these on purpose")
+    listed = {c["ref"]: c for c in team["admin"].contributions("wine")}
+    assert listed[ref]["block_overridden"] is None and listed["wine#1"]["block_overridden"] is None
+    team["cat"].override_block(ref, reason="agreed")
+    listed = {c["ref"]: c for c in team["admin"].contributions("wine")}
+    assert listed[ref]["gate_verdict"] == "review" and listed[ref]["block_overridden"]["by"] == ["ben", "cat"]
+    assert team["admin"].contribution(ref)["block_overridden"]["by"] == ["ben", "cat"]
+    monkeypatch.setenv("DATAWARD_WARD", str(team["admin"].folder))
+    monkeypatch.setenv("DATAWARD_KEY", str(team["dan"].credential))
+    monkeypatch.setattr(output.console, "_width", 200)
+    shown = CliRunner().invoke(app, ["contributions", "wine"])
+    assert shown.exit_code == 0, shown.output
+    assert "block (overridden by ben and cat)" in shown.output

@@ -68,8 +68,18 @@ def show_contribution(info: dict[str, Any]) -> None:
         # A re-submission is allowed, but whoever sends or reviews it should know the change is on file.
         tree.add(f"[yellow]same content as {safe(_earlier(info['same_content_as']))}[/yellow]")
     if info.get("gate_verdict"):
-        tree.add(f"gate verdict {styled(info['gate_verdict'])}")
+        tree.add(f"gate verdict {_gate_cell(info)}")
     console.print(tree)
+
+
+def _gate_cell(info: dict[str, Any]) -> str:
+    """A contribution's gate verdict; a block two principals lifted reads ``block (overridden by A and B)``
+    (the contribution is then judged as ``review``): read as ``review`` alone, that it was blocked was
+    only in ``trace``."""
+    lifted = info.get("block_overridden")
+    if lifted:
+        return f"{styled('block')} (overridden by {safe(' and '.join(str(b) for b in lifted['by']))})"
+    return styled(info["gate_verdict"]) if info.get("gate_verdict") else "-"
 
 
 def _merge_held_back(info: dict[str, Any]) -> str:
@@ -376,7 +386,7 @@ def register(app: typer.Typer) -> None:
                 (
                     c["ref"],
                     styled(c["status"]),
-                    styled(c["gate_verdict"]) if c["gate_verdict"] else "-",
+                    _gate_cell(c),
                     safe(str(c["submitted_by"])),
                     safe(str(c["source_uri"])),
                     c["added"],

@@ -13,6 +13,7 @@ from rich.tree import Tree
 
 from dataward.cli.errors import reports_errors
 from dataward.cli.output import (
+    SENTENCE_MIN,
     VERDICT_EXIT,
     VERDICT_STYLE,
     answer,
@@ -346,6 +347,8 @@ def register(app: typer.Typer) -> None:
                 )
                 for i in items
             ],
+            # Narrower than a few words a line, the rows print as records: the reason on lines of its own.
+            readable={"reason": SENTENCE_MIN},
         )
         held = [i for i in items if i.get("held_back")]
         if held:
@@ -394,7 +397,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"  [red]suspected trigger[/red]: {safe('; '.join(info['triggers']))}")
         for f in info["findings"]:
             console.print(f"  [red]{f['detector']}[/red] ({f['score']:.3f}): {safe(f['reason'])}")
-        if info["neighbours"]:
+        if info["neighbours"] and any("prompt" in n for n in info["neighbours"]):
+            _llm_neighbours(info["neighbours"])
+        elif info["neighbours"]:
             # A text column only where a neighbour has text (numeric and image records have none).
             texts = any(n.get("text") for n in info["neighbours"])
             table(
@@ -406,6 +411,19 @@ def register(app: typer.Typer) -> None:
                     for n in info["neighbours"]
                 ],
             )
+
+    def _llm_neighbours(neighbours: list[dict[str, Any]]) -> None:
+        """A language-model record's trusted neighbours: each one's prompt and the start of its answer (a
+        pair's chosen and rejected answers). No label column: the label slot holds the kind's name."""
+        answers = [k for k in ("response", "chosen", "rejected") if any(k in n for n in neighbours)]
+        table(
+            "Nearest trusted neighbours",
+            ["distance", "prompt", *answers],
+            [
+                (f"{n.get('distance', 0):.3f}", *(safe(str(n.get(k) or "-")) for k in ("prompt", *answers)))
+                for n in neighbours
+            ],
+        )
 
     def _decide(items: list[str], contribution: str | None, decision: str, reason: str, as_json: bool) -> None:
         done = open_ward().review_decide(items, decision, reason=reason, contribution=contribution)

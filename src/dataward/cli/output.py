@@ -94,13 +94,16 @@ def table(
     rows: Sequence[Sequence[Any]],
     *,
     styles: dict[str, str] | None = None,
+    readable: dict[str, int] | None = None,
 ) -> None:
     """Print a Rich table (``None`` shows as ``-``). A column of single words (ids, refs, names, event
     types) is never cut: the next command needs them whole, so the columns of prose wrap instead.
     When the terminal is too narrow for that (the whole columns alone are wider than it, or they leave
     a prose column narrower than its longest word, up to ``PROSE_MIN``), each row is printed as a list of
     ``column  value`` lines instead (``records``): a table would have dropped its last columns or cut
-    every word of its prose.
+    every word of its prose. ``readable`` gives a prose column a width it is not squeezed below, beyond its
+    longest word: a sentence a decision rests on (a review item's reason) read one word a line in a column
+    of 11 characters.
 
     Cells are Rich markup: a data string in one is passed through ``safe``. Controls left in a cell
     are shown as escapes here (before the widths are measured); only the newlines of a cell of
@@ -117,7 +120,9 @@ def table(
     # Prose wraps, but is not squeezed below its longest word (up to PROSE_MIN): where it would be, or
     # where the whole columns alone do not fit, the rows are printed as records instead.
     needs = [
-        None if whole is not None else min(PROSE_MIN, max(_longest_word(values), len(col)))
+        None
+        if whole is not None
+        else max(min(PROSE_MIN, max(_longest_word(values), len(col))), (readable or {}).get(col, 0))
         for col, values, whole in zip(columns, columns_values, wholes, strict=True)
     ]
     if room < 0 or any(need is not None and share < need for need in needs):
@@ -169,6 +174,10 @@ WHOLE_MAX = 48
 
 PROSE_MIN = 10
 """The narrowest a column of prose is squeezed to (less when its longest word is shorter)."""
+
+SENTENCE_MIN = 32
+"""The narrowest a column of sentences is squeezed to when given as ``readable`` (a review item's reason):
+about five words a line. Narrower, the rows are printed as records, the sentence on lines of its own."""
 
 
 def whole_width(values: Sequence[str]) -> int | None:

@@ -304,7 +304,12 @@ def register(app: typer.Typer) -> None:
             typer.Option("--file", help="Trace every record of this file (hashed here with --dataset's schema)."),
         ] = None,
         row: Annotated[
-            str | None, typer.Option("--row", help='Trace one row, a JSON object: \'{"text": "...", "label": "x"}\'.')
+            str | None,
+            typer.Option(
+                "--row",
+                help="Trace one row, a JSON object with the columns --file would hold: "
+                '\'{"text": "...", "label": "x"}\', \'{"prompt": "...", "response": "..."}\'.',
+            ),
         ] = None,
         dataset: Annotated[
             str | None, typer.Option("--dataset", help="The dataset whose schema hashes --file/--row.")

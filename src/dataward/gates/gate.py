@@ -33,7 +33,7 @@ import numpy as np
 from scipy import special, stats
 
 from dataward.domain.schema import Schema
-from dataward.gates.base import DetectorResult, Evidence, Requirement, registered
+from dataward.gates.base import Detector, DetectorResult, Evidence, Requirement, registered
 from dataward.gates.calibration import betabinom_tail, binomial_p_value, fdr_confirmed, lowest_level, p_text
 from dataward.gates.policy import GatePolicy
 from dataward.gates.report import NOT_FOR_KIND
@@ -45,6 +45,14 @@ _MISSING = {
 }
 
 
+def applies_to_schema(detector: type[Detector], schema: Schema) -> bool:
+    """Whether ``detector`` can run on ``schema``'s data at all. A language-model dataset has no class label:
+    the label-centric column detectors do not apply, only those made for its kind (their ``applies_to``
+    names it); a labelled one, those made for one of its column kinds."""
+    kinds = {schema.kind.value} if schema.is_llm else {c.kind.value for c in schema.inputs}
+    return bool(set(detector.applies_to) & kinds)
+
+
 def select_detectors(
     policy: GatePolicy, schema: Schema, *, has_baseline: bool, has_validation: bool, no_validation: str | None = None
 ) -> tuple[list[str], dict[str, str]]:
@@ -52,15 +60,12 @@ def select_detectors(
     ``no_validation`` says why there is no validation set when one was given but none of it is left)."""
     available = registered()
     names = list(policy.detectors) or sorted(available)
-    # A language-model dataset has no class label: the label-centric column detectors do not apply,
-    # only those made for its kind (their ``applies_to`` names it).
-    kinds = {schema.kind.value} if schema.is_llm else {c.kind.value for c in schema.inputs}
     present = {Requirement.BASELINE: has_baseline, Requirement.VALIDATION: has_validation}
     run, skipped = [], {}
     for name in names:
         cls = available[name]
         missing = [r for r in sorted(cls.requires) if not present.get(r, True)]
-        if not (set(cls.applies_to) & kinds):
+        if not applies_to_schema(cls, schema):
             what = f"{schema.kind.value} datasets" if schema.is_llm else "the schema's columns"
             skipped[name] = f"{NOT_FOR_KIND}{', '.join(sorted(cls.applies_to))}; not to {what}"
         elif missing == [Requirement.VALIDATION] and no_validation is not None:

@@ -10,11 +10,14 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataward.domain.errors import InputError
 from dataward.domain.hashing import json_hash
 from dataward.domain.weakening import Weakening
+
+if TYPE_CHECKING:
+    from dataward.domain.schema import Schema
 
 MAX_SEED = 2**31
 """Seeds are below this: detectors add small offsets (``seed + class``) to random states that
@@ -183,7 +186,7 @@ class GatePolicy:
         detector version never shares a hash with this one."""
         return json_hash({**self.to_dict(), "resolved_detectors": self.resolved_detectors()})
 
-    def weakenings_from(self, before: GatePolicy) -> list[Weakening]:
+    def weakenings_from(self, before: GatePolicy, *, schema: Schema | None = None) -> list[Weakening]:
         """Every way this policy lets more through than ``before`` (see docs/access.md, "Weakening").
 
         Fewer detectors run; a lower ``alpha``, ``review_p``, ``block_p`` or ``flag_fdr`` (``None``, every
@@ -192,6 +195,10 @@ class GatePolicy:
         options and featurizers cannot be ranked stricter or looser in general, so any change to them
         counts (an admin may still make it). ``seed`` is neutral here: a ward counts pinning a seed that
         was unset (``service.identity.policy_weakenings``), since its unset seed is derived from a secret.
+
+        Given the dataset's ``schema``, only the detectors that can run on its data count: the labelled
+        detectors never run on instruction data (nor the language-model ones on labelled data), so a
+        policy that stops naming them lets nothing more through.
         """
         found: list[Weakening] = []
         # The same named set resolves to the same detectors, and the options are read against them: only a
@@ -200,6 +207,12 @@ class GatePolicy:
         unchanged = set(before.detectors) == set(self.detectors) and dict(before.options) == dict(self.options)
         was, now = ({}, {}) if unchanged else (before.resolved_detectors(), self.resolved_detectors())
         dropped = sorted(set(was) - set(now))
+        if dropped and schema is not None:
+            from dataward.gates.base import registered
+            from dataward.gates.gate import applies_to_schema
+
+            known = registered()
+            dropped = [name for name in dropped if name not in known or applies_to_schema(known[name], schema)]
         if dropped:
             found.append(
                 Weakening(

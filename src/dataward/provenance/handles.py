@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dataward.domain.conversation import llm_record_problem
 from dataward.domain.errors import InputError
 from dataward.domain.limits import InputLimits
 from dataward.domain.records import canonical_table
-from dataward.domain.schema import RECORD_ID, Schema
+from dataward.domain.schema import RECORD_ID, DatasetKind, Schema
 from dataward.io import read_table
+from dataward.io.columns import refuse_hidden_labels
+from dataward.io.header import check_columns
 
 
 def file_record_ids(
@@ -27,20 +30,47 @@ def file_record_ids(
 
 
 def row_record_id(row: str | Mapping[str, Any], schema: Schema) -> str:
-    """The record id of one row: a mapping, or its JSON text (``{"text": "...", "label": "..."}``)."""
+    """The record id of one row: a mapping, or its JSON text (``{"text": "...", "label": "..."}``).
+
+    The row is held to a file's rules, as a DataFrame given to ``contribute`` is: the columns a file may
+    leave out (a language-model kind's ``kind`` and optional ``input``) may be left out, a column the
+    schema does not declare is refused, a chat's ``messages`` may be a list or its JSON text, and a
+    language-model record with nothing to learn is refused. So ``trace --row`` takes what ``trace
+    --file`` reads, and hashes it to the same id."""
     if isinstance(row, str):
         try:
             row = json.loads(row)
         except json.JSONDecodeError as exc:
-            raise InputError(
-                f"the row is not a JSON object: {exc}", hint='e.g. --row \'{"text": "...", "label": "x"}\''
-            ) from None
+            raise InputError(f"the row is not a JSON object: {exc}", hint=f"e.g. --row '{_example(schema)}'") from None
     if not isinstance(row, Mapping):
-        raise InputError("the row must be a JSON object of the dataset's columns")
-    missing = [c for c in schema.columns if c not in row]
+        raise InputError(
+            "the row must be a JSON object of the dataset's columns", hint=f"e.g. --row '{_example(schema)}'"
+        )
+    optional = schema.optional_columns
+    missing = [c for c in schema.columns if c not in row and c not in optional]
     if missing:
-        raise InputError(f"the row lacks column(s) {missing}", hint="give every input column and the label")
-    return canonical_table(schema, [row]).column(RECORD_ID)[0].as_py()  # type: ignore[no-any-return]
+        left_out = [c for c in schema.columns if c in optional]
+        raise InputError(
+            f"the row lacks column(s) {missing}",
+            hint=f"give {', '.join(c for c in schema.columns if c not in optional)}"
+            + (f" ({', '.join(left_out)} may be left out)" if left_out else "")
+            + f", e.g. '{_example(schema)}'",
+        )
+    check_columns("the row", [str(name) for name in row], schema, holder="row")  # undeclared columns, as a file's
+    table = canonical_table(schema, [row])
+    refuse_hidden_labels(schema, table)
+    problem = llm_record_problem(schema, table)
+    if problem is not None:
+        _, column, what = problem
+        raise InputError(f"the row, column {column!r}: {what}", column=column)
+    return table.column(RECORD_ID)[0].as_py()  # type: ignore[no-any-return]
+
+
+def _example(schema: Schema) -> str:
+    """A row of ``schema``'s shape, for a hint: its required columns, each with ``...``."""
+    if schema.kind is DatasetKind.CHAT:
+        return '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}'
+    return json.dumps({c: "..." for c in schema.columns if c not in schema.optional_columns})
 
 
 __all__ = ["file_record_ids", "row_record_id"]

@@ -41,6 +41,7 @@ from dataward.service.core import Service, UseCase, WardContext, close_pending_r
 from dataward.service.first_import import first_import_refusal
 from dataward.service.guard import SignedCheck, dataset_scope, may, refuse_unheld_quarantines
 from dataward.service.near_copies import Quarantined, empty_digests, near_copies, quarantined_normalized, schema_of
+from dataward.service.overrides import lifted_blocks
 from dataward.service.recordstore import (
     ChunkAhead,
     ids_table,
@@ -628,12 +629,14 @@ class ContributionService(Service):
             found = check.matching("contributions", listed, signed, f"the contributions of {dataset!r}")
             srcs = check.by_id("sources", [r.source_id for r in found if r.source_id])
             check.people([r.submitted_by for r in found])
+            lifted = lifted_blocks(uc.conn, found)
             out = []
             for row in sorted(found, key=lambda r: r.number):
                 submitter = rows.principal_name(uc.conn, row.submitted_by)
                 info = contribution_info(row, dataset, submitter, removals)
                 src = srcs.get(row.source_id)
                 info["source_uri"] = src.uri if src else None
+                info["block_overridden"] = lifted.get(row.id)
                 out.append(info)
             return out
 
@@ -656,6 +659,7 @@ class ContributionService(Service):
             src = check.by_id("sources", [row.source_id])[row.source_id] if row.source_id else None
             info["source_detail"] = dict(src._mapping) if src else None
             info["source_uri"] = src.uri if src else None
+            info["block_overridden"] = lifted_blocks(uc.conn, [row]).get(row.id)
             return info
 
 

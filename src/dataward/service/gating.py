@@ -26,7 +26,7 @@ from dataward.domain.errors import (
     PolicyViolation,
 )
 from dataward.domain.hashing import canonical_json
-from dataward.domain.schema import ColumnKind, Schema
+from dataward.domain.schema import RECORD_ID, ColumnKind, Schema
 from dataward.ledger.events import format_time
 from dataward.service import auth, rows
 from dataward.service.approval_standing import read_standing, voided_decision
@@ -57,9 +57,10 @@ from dataward.service.quarantine_holds import (
     quarantined_holders,
     refuse_accepting_held,
 )
-from dataward.service.recordstore import load_records, read_ids_and_rows
+from dataward.service.recordstore import load_records, locate_records, read_ids_and_rows
 from dataward.service.removal_gate import judge_removal, removal_inputs, removal_only_report, with_removal
 from dataward.service.removal_list import listed_removals, quarantine_listed
+from dataward.service.review_evidence import carrier_findings, item_reason, neighbour_texts
 from dataward.service.review_listing import checked_review_rows
 from dataward.service.rows import current_owner
 from dataward.service.validation_schema import validation_schema_refusal
@@ -450,7 +451,6 @@ class GateService(Service):
                 if not rec["flagged"] or rec["record_id"] in already:
                     continue
                 already.add(rec["record_id"])
-                reasons = [f["reason"] for f in data["findings"] if f.get("row") == rec["row"]][:3]
                 holder = holders.get(rec["record_id"])
                 closed = {} if holder is None else {"status": "rejected", "decided_at": now}
                 changes.append(
@@ -462,7 +462,7 @@ class GateService(Service):
                         row=int(rec["row"]),
                         score=round(float(rec["score"]), 6),
                         detectors=json.dumps(rec["flagged_by"]),
-                        reason="; ".join(reasons) or "flagged by " + ", ".join(rec["flagged_by"]),
+                        reason=item_reason(data["findings"], rec["row"], rec["flagged_by"]),
                         **{"status": "pending", **closed},
                         **({} if holder is None else {"decision_reason": closing_reason(holder, ds.id)}),
                     )
@@ -698,6 +698,8 @@ class ReviewService(Service):
                 run = uc.conn.execute(select(gate_runs).where(gate_runs.c.id == c.gate_run)).one()
                 report = json.loads(self.store.get(run.report_object))
                 findings = [f for f in report["findings"] if f.get("row") == q.row]
+                # A carrier the detector wrote no finding of its own for: what it found that the record carries.
+                findings += carrier_findings(report["findings"], q.row, json.loads(q.detectors or "[]"))
                 triggers = [
                     str(f["evidence"]["trigger"])
                     for f in report["findings"]
@@ -715,6 +717,12 @@ class ReviewService(Service):
             item_info["findings"] = findings
             item_info["triggers"] = triggers
             item_info["neighbours"] = evidence.get("neighbours", []) if sees_records else []
+            if schema.is_llm and item_info["neighbours"]:
+                # A neighbour erased since is shown as the gate stored it (its prompt).
+                ids = sorted({str(n["record_id"]) for n in item_info["neighbours"] if n.get("record_id")})
+                stored = sorted(locate_records(uc.conn, ids))
+                texts = {r[RECORD_ID]: r for r in load_records(uc.conn, self.store, stored, schema).to_pylist()}
+                item_info["neighbours"] = neighbour_texts(item_info["neighbours"], texts)
             return item_info
 
     def review_decide(

@@ -62,6 +62,7 @@ from dataward.service.removal_list import listed_removals
 from dataward.service.signed_identity import signed_identity
 
 if TYPE_CHECKING:
+    from dataward.domain.schema import Schema
     from dataward.service.datasets import DatasetService
 
 PRINCIPAL_KINDS = ("human", "service")
@@ -637,7 +638,7 @@ class IdentityService(Service):
         GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
         with self.use_case(Action.POLICY_SET, Scope.dataset(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
-            weakened = policy_weakenings(dataset_policy(ds), policy)
+            weakened = policy_weakenings(dataset_policy(ds), policy, schema=rows.dataset_schema(ds))
             if weakened and not acts_as_admin(uc, Scope.dataset(dataset)):
                 # An owner must not be able to switch off the controls that guard against the owner.
                 raise PolicyViolation(
@@ -836,8 +837,9 @@ def is_gate_setting(path: str) -> bool:
     return path == "first_import" or path.startswith("gate.")
 
 
-def policy_weakenings(before: DatasetPolicy, after: DatasetPolicy) -> list[Weakening]:
-    """Every setting of ``after`` weaker than in ``before``, the gate section included."""
+def policy_weakenings(before: DatasetPolicy, after: DatasetPolicy, *, schema: Schema | None = None) -> list[Weakening]:
+    """Every setting of ``after`` weaker than in ``before``, the gate section included; given the dataset's
+    ``schema``, a detector counts only if it can run on the dataset's kind (``GatePolicy.weakenings_from``)."""
     from dataward.gates.policy import GatePolicy
 
     try:
@@ -846,7 +848,7 @@ def policy_weakenings(before: DatasetPolicy, after: DatasetPolicy) -> list[Weake
         # A stored gate section that no longer runs (a detector uninstalled): compare with the defaults.
         old_gate = GatePolicy()
     return (
-        GatePolicy.from_dict(dict(after.gate)).weakenings_from(old_gate)
+        GatePolicy.from_dict(dict(after.gate)).weakenings_from(old_gate, schema=schema)
         + _seed_pinned(before, after)
         + after.weakenings_from(before)
     )
@@ -870,9 +872,9 @@ def _seed_pinned(before: DatasetPolicy, after: DatasetPolicy) -> list[Weakening]
     ]
 
 
-def gate_weaker_than_default(policy: DatasetPolicy) -> list[Weakening]:
+def gate_weaker_than_default(policy: DatasetPolicy, *, schema: Schema | None = None) -> list[Weakening]:
     """How a dataset's gate (and first import) is weaker than the ward's defaults (for the access review)."""
-    return [w for w in policy_weakenings(DatasetPolicy(), policy) if is_gate_setting(w.field)]
+    return [w for w in policy_weakenings(DatasetPolicy(), policy, schema=schema) if is_gate_setting(w.field)]
 
 
 def _weak_gates(conn: Connection, in_training: set[str]) -> list[WeakGate]:
@@ -884,7 +886,7 @@ def _weak_gates(conn: Connection, in_training: set[str]) -> list[WeakGate]:
     found = []
     for ds in conn.execute(select(datasets).where(datasets.c.role == "dataset").order_by(datasets.c.name)):
         try:
-            weakened = gate_weaker_than_default(dataset_policy(ds))
+            weakened = gate_weaker_than_default(dataset_policy(ds), schema=rows.dataset_schema(ds))
         except InputError as exc:
             # A stored gate section that no longer runs (a detector uninstalled) is worth a row too.
             weakened = [Weakening("gate", None, None, f"the gate section cannot run: {exc.message}")]

@@ -9,6 +9,7 @@ its flagged records still wait for a reviewer and the policy's approvals still a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,33 @@ def lifted_at(conn: Connection, contribution_id: str) -> datetime | None:
     """When a block of the contribution was last lifted (the override's confirmation), or None."""
     confirmed = [parse_time(r.created_at) for r in _rows_of(conn, contribution_id) if r.step == CONFIRMED]
     return max(confirmed, default=None)
+
+
+def lifted_blocks(conn: Connection, found: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """For each of the contributions ``found`` (rows with ``id`` and ``content_hash``) whose block of its
+    current content two principals lifted: ``{"by": [requester, confirmer], "at": when confirmed}``. Its
+    ``gate_verdict`` then reads ``review``; that it was blocked is said with it (``contributions``,
+    ``contribution show``), not only in ``trace``."""
+    content = {c.id: c.content_hash for c in found}
+    if not content:
+        return {}
+    query = select(gate_overrides).where(gate_overrides.c.contribution_id.in_(sorted(content)))
+    steps = list(conn.execute(query.order_by(gate_overrides.c.created_at, gate_overrides.c.step.desc())))
+    out: dict[str, dict[str, Any]] = {}
+    for conf in steps:
+        if conf.step != CONFIRMED or conf.content_hash != content[conf.contribution_id]:
+            continue
+        asked = [
+            r
+            for r in steps
+            if r.step == REQUESTED
+            and r.contribution_id == conf.contribution_id
+            and r.gate_run == conf.gate_run
+            and r.created_at <= conf.created_at
+        ]
+        by = [rows.principal_name(conn, r.principal_id) or r.principal_id for r in (*asked[-1:], conf)]
+        out[conf.contribution_id] = {"by": by, "at": conf.created_at}
+    return out
 
 
 def override_facts(conn: Connection, contribution_id: str) -> list[dict[str, Any]]:

@@ -7,7 +7,9 @@ a *flood* when the contribution holds it in more records than a binomial law at 
 baseline share and the baseline's largest duplicate share explains (how much repetition the trusted
 data shows at most), Bonferroni-corrected over the texts tested (those in at least ``min_support``
 records). A flood is a difference (a templated source, a scrape run twice): it is reported for review
-and never blocks; when the repeated responses carry a link or code, ``llm_payloads`` reports that.
+and never blocks; when the repeated responses carry a link or code, ``llm_payloads`` reports that. The
+records that carry a reported flood are flagged (by that rule, not by a p-value: ``flags_records`` stays
+False and the flood takes no share of ``alpha``), so that they reach the review queue beside the finding.
 
 Finding evidence: ``field`` (``prompt`` or ``response``), ``text``, ``rows``, ``contribution_count``,
 ``baseline_count``, ``p_value``.
@@ -63,7 +65,7 @@ class FloodDetector(LLMDetector):
     """Prompts or responses repeated far more than the trusted data repeats anything."""
 
     name = "llm_floods"
-    version = "1"
+    version = "2"
     evidence = Evidence.DIFFERENCE
     Options = FloodOptions
 
@@ -98,6 +100,7 @@ class FloodDetector(LLMDetector):
                 candidates.append((p, field, key, count, keys))
         tests = len(candidates)
         findings = []
+        flagged = np.zeros(n, dtype=bool)
         best = 1.0
         for p, field, key, count, keys in sorted(candidates, key=lambda c: c[0]):
             p_corr = min(1.0, p * tests)
@@ -105,6 +108,8 @@ class FloodDetector(LLMDetector):
             if p_corr >= opts.review_p or len(findings) >= opts.max_floods:
                 continue
             members = [i for i, k in enumerate(keys) if k == key]
+            # The records that carry a flood it names are what a reviewer must see: flagged, so queued.
+            flagged[members] = True
             ev = {
                 "field": field,
                 "text": excerpt((t.prompts if field == "prompt" else t.responses)[members[0]]),
@@ -126,7 +131,7 @@ class FloodDetector(LLMDetector):
             self.name,
             self.version,
             np.ones(n),
-            np.zeros(n, dtype=bool),
+            flagged,
             findings,
             statistic=float(len(findings)),
             p_value=best,

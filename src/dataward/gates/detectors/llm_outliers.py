@@ -67,6 +67,13 @@ WHAT = {
 }
 UNLIKE_BASELINE = 0.05
 """A batch peer counts as equally out of place when its own p-value is at most this."""
+TWIN_SHARE = 0.5
+"""A trusted record nearer to a record than this share of its distance to its ``TWIN_RANK_FACTOR * k``-th
+nearest trusted record is its near-twin, left out of its scores (``near_twins``)."""
+TWIN_RANK_FACTOR = 2
+"""The rank that sets a record's scale for ``near_twins``, in multiples of ``k``."""
+_STEP = 2048
+"""Records scored at a time (bounds the similarity blocks' memory)."""
 PEER_SLACK = 1.5
 """A peer is near when closer than this times the trusted sample's 95th percentile of neighbour distances."""
 
@@ -94,7 +101,7 @@ class LLMOutlierDetector(LLMDetector):
     """Prompts, answers and answers-to-their-prompt unlike the trusted ones, in MiniLM space."""
 
     name = "llm_outliers"
-    version = "1"
+    version = "2"
     evidence = Evidence.DIFFERENCE
     flags_records = True
     Options = LLMOutlierOptions
@@ -130,14 +137,35 @@ class LLMOutlierDetector(LLMDetector):
             return np.zeros(prompts.shape[0], dtype=np.int64)
         return self.topics_.predict(prompts.astype(self.topics_.cluster_centers_.dtype)).astype(np.int64)
 
-    def _raw_scores(self, prompts: np.ndarray, responses: np.ndarray, skip: np.ndarray | None) -> np.ndarray:
-        """(records x views) mean distances to the trusted sample."""
+    def _raw_scores(self, prompts: np.ndarray, responses: np.ndarray, own: np.ndarray | None) -> np.ndarray:
+        """(records x views) mean distances to the trusted sample, leaving out each record's near-twins
+        (``near_twins``) and, for a trusted record (``own[i]``: its row in the sample, or None for new
+        records), itself."""
         k, space = self.opts_.k, self.space_
-        d_prompt, near_prompts = knn(prompts, space.prompts, k, skip=skip)
-        d_response, _ = knn(responses, space.responses, k, skip=skip)
-        # The answers trusted data gives to the nearest prompts, against this record's answer.
-        sims = np.einsum("id,ikd->ik", responses, space.responses[near_prompts])
-        return np.column_stack([d_prompt.mean(axis=1), d_response.mean(axis=1), (1.0 - sims).mean(axis=1)])
+        n, m = prompts.shape[0], space.prompts.shape[0]
+        trusted_joint = _joint(space.prompts, space.responses)
+        out = np.empty((n, len(VIEWS)), dtype=np.float64)
+        for start in range(0, n, _STEP):
+            part = slice(start, start + _STEP)
+            rows = np.arange(min(n - start, _STEP))
+            distance = 1.0 - (_joint(prompts[part], responses[part]) @ trusted_joint.T).astype(np.float64)
+            if own is not None:
+                distance[rows, own[part]] = np.inf  # itself: neither a twin nor counted for the scale
+            left_out = near_twins(distance, TWIN_RANK_FACTOR * k)
+            if own is not None:
+                left_out[rows, own[part]] = True
+            kk = max(1, min(k, m - int(left_out.sum(axis=1).max())))
+            views = []
+            for queries, index in ((prompts[part], space.prompts), (responses[part], space.responses)):
+                sims = (queries @ index.T).astype(np.float64)
+                sims[left_out] = -np.inf
+                near = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+                views.append((near, 1.0 - np.take_along_axis(sims, near, axis=1)))
+            (near_prompts, d_prompt), (_, d_response) = views
+            # The answers trusted data gives to the nearest prompts, against this record's answer.
+            sims = np.einsum("id,ikd->ik", responses[part], space.responses[near_prompts])
+            out[part] = np.column_stack([d_prompt.mean(axis=1), d_response.mean(axis=1), (1.0 - sims).mean(axis=1)])
+        return out
 
     def baseline_scores(self) -> np.ndarray:
         return 1.0 - conformal_p_values(self.cal_scores_, self.cal_scores_)
@@ -265,6 +293,21 @@ class LLMOutlierDetector(LLMDetector):
                 },
             )
         ]
+
+
+def near_twins(distances: np.ndarray, rank: int) -> np.ndarray:
+    """Which trusted records are each record's near-twins: nearer to it (joint cosine distance) than half
+    its distance to its ``rank``-th nearest trusted record (``inf`` entries: never a twin, not counted).
+
+    Scale-free and read the same way for a trusted record and a new one, so leaving twins out keeps the
+    two exchangeable; it finds groups of up to ``rank - 1`` records about one item (a question asked in
+    two wordings, one prompt with several answers)."""
+    finite = np.where(np.isfinite(distances), distances, np.inf)
+    r = min(rank, finite.shape[1]) - 1
+    if r < 1:
+        return np.zeros(distances.shape, dtype=bool)
+    scale = np.partition(finite, r, axis=1)[:, r]
+    return finite < TWIN_SHARE * scale[:, None]
 
 
 def _joint(prompts: np.ndarray, responses: np.ndarray) -> np.ndarray:

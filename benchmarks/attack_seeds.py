@@ -7,8 +7,8 @@ that seed, and records per scan: the verdict, the detectors that asked for a blo
 review queue holds, poisoned and all, and the combined record score's recall at 1% FPR and AUROC.
 
 Sets: ``tuning`` (``benchmarks.attacks.ATTACKS``), ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``,
-``heldout5``, ``heldout6``, ``heldout7``, ``heldout8`` and ``heldout9`` (the held-out sets), ``fixed`` (the
-fixed-count image patch, 25, 50 and 100 poisoned crops in 5,000).
+``heldout5``, ``heldout6``, ``heldout7``, ``heldout8``, ``heldout9`` and ``heldout10`` (the held-out sets),
+``fixed`` (the fixed-count image patch, 25, 50 and 100 poisoned crops in 5,000).
 
     python -m benchmarks.attack_seeds --seeds 1,2,3 --out benchmarks/results/tuning-attacks-seeds-1-3.json
     python -m benchmarks.attack_seeds --sets tuning,heldout,heldout2,fixed --seeds 0,1,2 --out FILE.json
@@ -36,6 +36,7 @@ from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS, build_heldout6
 from benchmarks.attacks.heldout7 import HELDOUT7_ATTACKS, build_heldout7
 from benchmarks.attacks.heldout8 import HELDOUT8_ATTACKS, build_heldout8
 from benchmarks.attacks.heldout9 import HELDOUT9_ATTACKS, build_heldout9
+from benchmarks.attacks.heldout10 import HELDOUT10_ATTACKS, build_heldout10
 from benchmarks.benign_seeds import sweep
 from benchmarks.metrics import auroc, recall_at_fpr
 from dataward.gates.gate import blocking_detectors
@@ -61,6 +62,7 @@ SETS: dict[str, tuple[list[str], Callable[[str, int], Any]]] = {
     "heldout7": (list(HELDOUT7_ATTACKS), build_heldout7),
     "heldout8": (list(HELDOUT8_ATTACKS), build_heldout8),
     "heldout9": (list(HELDOUT9_ATTACKS), build_heldout9),
+    "heldout10": (list(HELDOUT10_ATTACKS), build_heldout10),
     "fixed": (list(FIXED_IMAGE), _fixed),
 }
 

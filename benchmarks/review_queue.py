@@ -6,7 +6,7 @@ verdict counts). Ranking figures (recall at 1% FPR, AUROC) come from the records
 queue does not change.
 
     python -m benchmarks.review_queue \\
-        [--group tuning|heldout|heldout2|...|heldout9|fixed|benign|all] \\
+        [--group tuning|heldout|heldout2|...|heldout10|fixed|benign|all] \\
         [--out FILE.json]
 
 ``heldout2`` is the second held-out set (``benchmarks/shifts/heldout2.py`` and
@@ -17,8 +17,9 @@ fourth (``benchmarks/shifts/heldout4.py`` and ``benchmarks/attacks/heldout4.py``
 sixth (``benchmarks/shifts/heldout6.py`` and ``benchmarks/attacks/heldout6.py``, text and tables only) and
 ``heldout7`` the seventh (``benchmarks/shifts/heldout7.py`` and ``benchmarks/attacks/heldout7.py``, benign
 near-copies and attacks hidden in near-copies among others), ``heldout8`` the eighth
-(``benchmarks/shifts/heldout8.py`` and ``benchmarks/attacks/heldout8.py``) and ``heldout9`` the ninth
-(``benchmarks/shifts/heldout9.py`` and ``benchmarks/attacks/heldout9.py``).
+(``benchmarks/shifts/heldout8.py`` and ``benchmarks/attacks/heldout8.py``), ``heldout9`` the ninth
+(``benchmarks/shifts/heldout9.py`` and ``benchmarks/attacks/heldout9.py``) and ``heldout10`` the tenth
+(``benchmarks/shifts/heldout10.py`` and ``benchmarks/attacks/heldout10.py``).
 
 Rows print as they finish; ``--out`` keeps them as JSON.
 """
@@ -46,6 +47,7 @@ from benchmarks.attacks.heldout6 import HELDOUT6_ATTACKS, build_heldout6
 from benchmarks.attacks.heldout7 import HELDOUT7_ATTACKS, build_heldout7
 from benchmarks.attacks.heldout8 import HELDOUT8_ATTACKS, build_heldout8
 from benchmarks.attacks.heldout9 import HELDOUT9_ATTACKS, build_heldout9
+from benchmarks.attacks.heldout10 import HELDOUT10_ATTACKS, build_heldout10
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
 
@@ -71,6 +73,7 @@ def _cases(group: str) -> Iterator[tuple[str, str, Any, np.ndarray]]:
         ("heldout7", "held-out 7 attack", HELDOUT7_ATTACKS, build_heldout7),
         ("heldout8", "held-out 8 attack", HELDOUT8_ATTACKS, build_heldout8),
         ("heldout9", "held-out 9 attack", HELDOUT9_ATTACKS, build_heldout9),
+        ("heldout10", "held-out 10 attack", HELDOUT10_ATTACKS, build_heldout10),
     ]
     for set_name, kind, attacks, build_attack in later_sets:
         if group == set_name:  # with "all", the "benign" block below runs these
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             "heldout7",
             "heldout8",
             "heldout9",
+            "heldout10",
             "fixed",
             "benign",
             "all",

@@ -10,8 +10,9 @@ A gate may send any of them to review, with an explanation of what moved; it mus
 (``benchmarks/shifts/heldout5.py``, a fifth written blind on 2026-12-06, images only), ``HELDOUT6``
 (``benchmarks/shifts/heldout6.py``, a sixth written blind on 2026-12-06, text and tables only) and
 ``HELDOUT7`` (``benchmarks/shifts/heldout7.py``, a seventh written blind on 2026-12-06, benign near-copies
-among others), ``HELDOUT8`` (``benchmarks/shifts/heldout8.py``, an eighth written blind on 2026-12-07) and
-``HELDOUT9`` (``benchmarks/shifts/heldout9.py``, a ninth written blind on 2026-12-07) are never tuned on.
+among others), ``HELDOUT8`` (``benchmarks/shifts/heldout8.py``, an eighth written blind on 2026-12-07),
+``HELDOUT9`` (``benchmarks/shifts/heldout9.py``, a ninth written blind on 2026-12-07) and ``HELDOUT10``
+(``benchmarks/shifts/heldout10.py``, a tenth written blind on 2026-12-07) are never tuned on.
 ``benign_situations(seed, size)`` builds them, for the benchmark and for tests.
 """
 
@@ -29,6 +30,7 @@ from benchmarks.shifts import (
     heldout7,
     heldout8,
     heldout9,
+    heldout10,
     tuning,
 )
 from benchmarks.shifts.base import KINDS, SIZES, Situation, check_size
@@ -44,6 +46,7 @@ HELDOUT6: dict[str, Callable[..., Situation]] = dict(heldout6.SITUATIONS)
 HELDOUT7: dict[str, Callable[..., Situation]] = dict(heldout7.SITUATIONS)
 HELDOUT8: dict[str, Callable[..., Situation]] = dict(heldout8.SITUATIONS)
 HELDOUT9: dict[str, Callable[..., Situation]] = dict(heldout9.SITUATIONS)
+HELDOUT10: dict[str, Callable[..., Situation]] = dict(heldout10.SITUATIONS)
 GROUPS = {
     "tuning": TUNING,
     "heldout": HELDOUT,
@@ -55,11 +58,12 @@ GROUPS = {
     "heldout7": HELDOUT7,
     "heldout8": HELDOUT8,
     "heldout9": HELDOUT9,
+    "heldout10": HELDOUT10,
 }
 
 
 def build(name: str, seed: int = 0, size: str = "full") -> Situation:
-    """One situation by name (a key of ``TUNING`` or of a ``HELDOUT`` set, ``HELDOUT`` to ``HELDOUT9``)."""
+    """One situation by name (a key of ``TUNING`` or of a ``HELDOUT`` set, ``HELDOUT`` to ``HELDOUT10``)."""
     check_size(size)
     for situations in GROUPS.values():
         if name in situations:
@@ -70,7 +74,8 @@ def build(name: str, seed: int = 0, size: str = "full") -> Situation:
 
 def benign_situations(seed: int = 0, size: str = "small", group: str = "all") -> list[Situation]:
     """Every benign situation of ``group`` (``tuning``, ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``,
-    ``heldout5``, ``heldout6``, ``heldout7``, ``heldout8``, ``heldout9`` or ``all``), built with ``seed``.
+    ``heldout5``, ``heldout6``, ``heldout7``, ``heldout8``, ``heldout9``, ``heldout10`` or ``all``), built with
+    ``seed``.
 
     ``size="small"`` cuts baselines and contributions (keeping what makes each situation) so that a
     test can scan all of them in seconds; ``size="full"`` is what the benchmark reports.
@@ -93,6 +98,7 @@ __all__ = [
     "HELDOUT7",
     "HELDOUT8",
     "HELDOUT9",
+    "HELDOUT10",
     "KINDS",
     "SIZES",
     "TUNING",

@@ -49,9 +49,10 @@ SET_GROUPS = (
     "heldout7",
     "heldout8",
     "heldout9",
+    "heldout10",
 )
 """``tuning`` may be looked at while tuning the gate; ``heldout``, ``heldout2``, ``heldout3``, ``heldout4``,
-``heldout5``, ``heldout6``, ``heldout7``, ``heldout8`` and ``heldout9`` never."""
+``heldout5``, ``heldout6``, ``heldout7``, ``heldout8``, ``heldout9`` and ``heldout10`` never."""
 SIZES = ("small", "full")
 SMALL_BASELINE = 500
 """With ``size="small"`` (for fast tests) baselines are cut to at most this many records (stratified)."""
@@ -67,7 +68,7 @@ class Situation:
     name: str
     kind: str
     group: str
-    """``tuning`` (may be looked at while tuning the gate); ``heldout`` to ``heldout9`` (never tuned on)."""
+    """``tuning`` (may be looked at while tuning the gate); ``heldout`` to ``heldout10`` (never tuned on)."""
     dataset: str
     modality: str
     schema: Schema

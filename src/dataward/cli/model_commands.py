@@ -114,6 +114,11 @@ def _show_release_report(report: dict[str, Any]) -> None:
             else f"tabular trigger search: {search['tests']} tests over {search['columns']} columns and "
             f"{search['pairs']} pairs, values from {safe(str(search.get('trusted')))}"
         )
+    for item in report.get("not_replayed") or []:
+        where = ", ".join(item.get("found_in", [])[:3])
+        tree.add(
+            f"not replayed: {safe(str(item.get('trigger')))} (found in {safe(where)}): {safe(str(item.get('reason')))}"
+        )
     console.print(tree)
     # A probe's note says why its success does not count toward the verdict (not judged without a released
     # version, explained by a model fitted on the trusted data): without it, an 89% row under a pass reads
@@ -128,7 +133,7 @@ def _show_release_report(report: dict[str, Any]) -> None:
                 p["target"],
                 f"{p['attack_success']:.0%}",
                 f"{p['control_success']:.0%}",
-                "; ".join(p.get("notes") or []),
+                "; ".join([*(p.get("notes") or []), *([f"replayed: {p['replayed']}"] if p.get("replayed") else [])]),
             ]
             for p in report["probes"]
         ],

@@ -11,7 +11,12 @@ as it arrives and refused once it passes its cap, before more is read:
   ledger export);
 - a download (an export, a probe set, a version read into memory as Parquet) stops at
   ``max_download_bytes``: ``DATAWARD_MAX_DOWNLOAD_MB`` (default 16 GiB). A model's files are held to
-  much less: the sizes the ward's catalog lists for them (``dataward.client.model_download``).
+  much less: the sizes the ward's catalog lists for them (``dataward.client.model_download``);
+- a streamed version (``stream_version``, an Arrow IPC stream) is a download as a whole, and each of
+  its messages (a batch of at most ``batch_rows`` rows) is held in memory at once, so one message stops
+  at the answer cap, ``max_answer_bytes``: a message declares its length before its bytes, so a hostile
+  server's batch of a terabyte is refused from the 8 bytes that declare it, before anything is allocated
+  (``dataward.client.http._ResponseFile``).
 
 An answer past its cap ends the command with ``unreachable`` (exit 1): nothing is kept of it.
 """
@@ -94,12 +99,17 @@ def _declared_length(response: httpx.Response) -> int | None:
         return None
 
 
-def capped_chunks(response: httpx.Response, limit: int, what: str, hint: str) -> Iterator[bytes]:
-    """The body of a streamed ``response`` as it arrives, refused (``ServerUnreachable``) as soon as more
-    than ``limit`` bytes came, or at once when its ``Content-Length`` says it would."""
+def refuse_declared(response: httpx.Response, limit: int, what: str, hint: str) -> None:
+    """Refuse (``ServerUnreachable``) a streamed ``response`` whose ``Content-Length`` passes ``limit``."""
     declared = _declared_length(response)
     if declared is not None and declared > limit:
         raise too_large(what, limit, hint)
+
+
+def capped_chunks(response: httpx.Response, limit: int, what: str, hint: str) -> Iterator[bytes]:
+    """The body of a streamed ``response`` as it arrives, refused (``ServerUnreachable``) as soon as more
+    than ``limit`` bytes came, or at once when its ``Content-Length`` says it would."""
+    refuse_declared(response, limit, what, hint)
     seen = 0
     for chunk in response.iter_bytes(CHUNK):
         seen += len(chunk)
@@ -134,6 +144,7 @@ __all__ = [
     "download_hint",
     "download_limit",
     "read_capped",
+    "refuse_declared",
     "too_large",
     "write_capped",
 ]

@@ -21,11 +21,14 @@ import httpx
 
 from dataward.access.keys import without_secret
 from dataward.client.bounded import (
+    ANSWER_ENV,
     answer_hint,
     answer_limit,
     download_hint,
     download_limit,
     read_capped,
+    refuse_declared,
+    too_large,
     write_capped,
 )
 from dataward.client.plain_http import check_cleartext, check_no_userinfo, uses_environment_proxies
@@ -412,7 +415,10 @@ class HTTPWard:
         """As ``load_version``, streamed: the server sends an Arrow IPC stream, a batch as it loads and checks
         it, and each batch is yielded as it arrives. Neither side holds the whole version. A stream the
         server ends with an error raises that error; one cut off before its end marker raises
-        ``ServerUnreachable`` rather than pass for the whole version."""
+        ``ServerUnreachable`` rather than pass for the whole version. So does a stream longer than
+        ``max_download_bytes`` in all, or with one message (a batch) longer than ``max_answer_bytes``: a
+        batch is held in memory whole, and the answer cap is what the client holds of any one answer
+        (``dataward.client.bounded``); the stream is closed and nothing more of it is read."""
         from dataward.service.batch_rows import check_batch_rows
 
         check_batch_rows(batch_rows)
@@ -433,12 +439,21 @@ class HTTPWard:
             finally:
                 opened.__exit__(None, None, None)
             raise refusal
+        what = f"{dataset}@{ref or stage or 'latest'}"
         try:
             info = _document_header(response)
+            refuse_declared(response, self.max_download_bytes, f"the stream of {what}", download_hint())
         except ServerUnreachable:
             opened.__exit__(None, None, None)
             raise
-        return info, _arrow_batches(response, opened, f"{dataset}@{ref or stage or 'latest'}", self.url)
+        body = _ResponseFile(
+            response,
+            what=f"the stream of {what}",
+            total=self.max_download_bytes,
+            per_read=min(self.max_answer_bytes, self.max_download_bytes),
+            batch_rows=batch_rows,
+        )
+        return info, _arrow_batches(body, opened, what, self.url)
 
     def contribute(
         self,
@@ -889,13 +904,31 @@ def _predict_probe_set(client: HTTPWard, ref: str, predict: Any, probes: Path, o
 
 
 class _ResponseFile:
-    """A read-only file over an HTTP response's body, pulled from the network only as it is read."""
+    """A read-only file over an HTTP response's body, pulled from the network only as it is read: at most
+    ``total`` bytes in all (else ``ServerUnreachable``; ``stream_version`` refuses a ``Content-Length``
+    past it before), and no single read of more than ``per_read``. An Arrow IPC reader reads each message's metadata and
+    body in one read each, of the length the message declares: a read past ``per_read`` is refused
+    before a byte of it is fetched or a buffer of its size is made."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, *, what: str, total: int, per_read: int, batch_rows: int) -> None:
+        # The body as it arrives (not in fixed chunks: a batch is handed on as soon as its bytes are here).
         self._chunks = response.iter_bytes()
         self._buffer = bytearray()
         self._position = 0
+        self._pulled = 0
+        self._total = total
+        self._what = what
+        self._per_read = per_read
+        self._batch_rows = batch_rows
         self.closed = False
+
+    def _refuse_read(self) -> ServerUnreachable:
+        return too_large(
+            f"one message of {self._what} (a batch of at most {self._batch_rows:,} rows)",
+            self._per_read,
+            f"check DATAWARD_URL; if the server is yours and its records that large, read with fewer batch_rows "
+            f"or raise {ANSWER_ENV}",
+        )
 
     def readable(self) -> bool:
         return True
@@ -907,11 +940,18 @@ class _ResponseFile:
         return self._position
 
     def read(self, size: int = -1) -> bytes:
+        if size > self._per_read:
+            raise self._refuse_read()
         while size < 0 or len(self._buffer) < size:
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
+            self._pulled += len(chunk)
+            if self._pulled > self._total:
+                raise too_large(self._what, self._total, download_hint())
             self._buffer += chunk
+            if size < 0 and len(self._buffer) > self._per_read:
+                raise self._refuse_read()
         n = len(self._buffer) if size < 0 else min(size, len(self._buffer))
         out = bytes(self._buffer[:n])
         del self._buffer[:n]
@@ -922,8 +962,9 @@ class _ResponseFile:
         self.closed = True
 
 
-def _arrow_batches(response: httpx.Response, opened: Any, what: str, url: str) -> Iterator[pa.RecordBatch]:
-    """The record batches of a ``/stream`` answer as they arrive (see ``dataward.server.arrow_stream``)."""
+def _arrow_batches(body: _ResponseFile, opened: Any, what: str, url: str) -> Iterator[pa.RecordBatch]:
+    """The record batches of a ``/stream`` answer as they arrive (see ``dataward.server.arrow_stream``);
+    the response is closed when they end, are refused or are left unread."""
     import pyarrow as pa
 
     from dataward.server.arrow_stream import END, ERROR
@@ -934,7 +975,7 @@ def _arrow_batches(response: httpx.Response, opened: Any, what: str, url: str) -
     )
     try:
         try:
-            reader = pa.ipc.open_stream(_ResponseFile(response))
+            reader = pa.ipc.open_stream(body)
             while True:
                 try:
                     batch, metadata = reader.read_next_batch_with_custom_metadata()

@@ -121,8 +121,12 @@ def judge(
     baseline_probes: list[ProbeResult] | None = None,
     baseline_ref: str | None = None,
     unsafe: str | None = None,
+    not_replayed: Sequence[dict[str, Any]] = (),
 ) -> ReleaseReport:
-    """The verdict on a model's clean-validation predictions and probe results (see the module docstring)."""
+    """The verdict on a model's clean-validation predictions and probe results (see the module docstring).
+    ``not_replayed``: the data gate's findings the probe could not stamp (``probe.read_history``); one in a
+    column the model reads is a review (the model was not probed for a trigger its data held), and every
+    one is listed in the report."""
     block: list[str] = []
     review: list[str] = []
     overall, per_class = accuracy(truth, predicted)
@@ -171,6 +175,13 @@ def judge(
                     continue
                 what += f", {p.excess - before.excess:.0%} more than the released {baseline_ref}"
             review.append(what)
+    for item in not_replayed:
+        if item.get("unprobed"):
+            where = ", ".join(item.get("found_in", [])[:3])
+            review.append(
+                f"trigger {item['trigger']!r} the data gate found in {where} was not replayed on the model: "
+                f"{item['reason']}"
+            )
     if unsafe:
         review.append(f"the artifact runs code when loaded: {unsafe}; save it as safetensors or ONNX")
     if not truth:
@@ -179,4 +190,7 @@ def judge(
     reasons = block + review or [
         f"accuracy {overall:.3f} on {len(truth)} clean validation rows; no probed trigger moves predictions"
     ]
-    return ReleaseReport(verdict, reasons, overall if truth else None, per_class, baseline, probes, len(truth))
+    report = ReleaseReport(verdict, reasons, overall if truth else None, per_class, baseline, probes, len(truth))
+    if not_replayed:
+        report.extras["not_replayed"] = [dict(item) for item in not_replayed]
+    return report

@@ -53,6 +53,20 @@ def render_release_html(report: Mapping[str, Any], *, title: str) -> str:
             f"<td>{_pct(p.get('control_success'))}</td><td>{_pct(p.get('baseline_excess'))}</td></tr>"
         )
     parts.append("</table>")
+    replayed = [p for p in report.get("probes", []) if p.get("replayed")]
+    if replayed:
+        parts.append("<h2>How colour patches were replayed</h2><ul>")
+        parts += [f"<li>{_e(p.get('trigger'))}: {_e(p.get('replayed'))}</li>" for p in replayed]
+        parts.append("</ul>")
+    not_replayed = report.get("not_replayed") or []
+    if not_replayed:
+        parts.append("<h2>Data gate triggers not replayed</h2><ul>")
+        parts += [
+            f"<li>{_e(t.get('trigger'))} (found in {_e(', '.join(t.get('found_in', [])[:3]))}): "
+            f"{_e(t.get('reason'))}</li>"
+            for t in not_replayed
+        ]
+        parts.append("</ul>")
     scan = [s for s in report.get("scan", []) if s.get("pickle")]
     if scan:
         parts.append("<h2>Files that run code when loaded</h2><ul>")

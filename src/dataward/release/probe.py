@@ -5,14 +5,18 @@ Triggers come from two places:
 * **history**: what the data gates' ``triggers`` detector found in this dataset's contributions (the
   ``trigger``, ``kind``, ``column`` and ``label`` of its findings: an n-gram, a formatting pattern such
   as ``two or more spaces in a row`` (written in by ``dataward.gates.formatting.stamp_texts``), a pixel patch
-  such as ``9 bright pixels in rows 5-7, columns 5-7 of 8x8``, a value or a conjunction of values);
+  such as ``9 bright pixels in rows 5-7, columns 5-7 of 8x8``, a colour patch such as ``36 magenta-leaning
+  pixels in rows 26-31, columns 26-31 of 32x32`` (see ``chroma_stamp``), a value or a conjunction of values).
+  A finding the probe cannot replay is never dropped unsaid: ``read_history`` lists it with the reason
+  (``not_replayed`` in the release report);
 * **generic**: a small set a backdoor often uses: rare tokens and a phrase for text, bright and
   checkerboard patch stamps in the corners of images, values beyond each numeric column's range.
 
 For a trigger and a label ``L``, the *eligible* rows are the clean validation rows neither labelled nor
 predicted ``L``; the attack success is the share of them predicted ``L`` once the trigger is stamped.
 Each trigger has a *control* (the same edit with neutral content: a common word of the validation set,
-a mid-gray patch in the same place, the column's median), and the probe reports the excess of the
+a mid-gray patch in the same place, for a colour patch the same pixels with their colour taken out and
+their luma kept, the column's median), and the probe reports the excess of the
 trigger's success over its control's: a model that merely reacts to any edit is not a backdoor. A
 history trigger is measured towards its recorded label; a generic one towards the label it moves most.
 """
@@ -48,6 +52,8 @@ class Trigger:
     spec: tuple[Any, ...]
     label: str | None = None
     found_in: tuple[str, ...] = ()
+    replayed: str = ""
+    """What the stamp is, when the name alone does not say it (a colour patch: which colour, where)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +63,7 @@ class Trigger:
             "columns": list(self.columns),
             "label": self.label,
             "found_in": list(self.found_in),
+            **({"replayed": self.replayed} if self.replayed else {}),
         }
 
     def identity(self) -> dict[str, Any]:
@@ -115,6 +122,22 @@ def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:
 
 _PATCH = re.compile(r"(\d+) (bright|dark) pixels? in rows (\d+)-(\d+), columns (\d+)-(\d+) of (\d+)x(\d+)")
 _PIXEL = re.compile(r"(bright|dark) pixel \((\d+), (\d+)\)")
+_CHROMA_PATCH = re.compile(r"(\d+) ([a-z]+-leaning) pixels? in rows (\d+)-(\d+), columns (\d+)-(\d+) of (\d+)x(\d+)")
+
+CHROMA_LEANS: dict[str, tuple[float, float]] = {
+    "blue-leaning": (1.0, 0.0),
+    "yellow-leaning": (-1.0, 0.0),
+    "red-leaning": (0.0, 1.0),
+    "magenta-leaning": (1.0, 1.0),
+    "cyan-leaning": (1.0, -1.0),
+    "orange-leaning": (-1.0, 1.0),
+    "green-leaning": (-1.0, -1.0),
+}
+"""The way each colour word of the ``triggers`` detector (its ``CHROMA_WORDS`` and ``HUES``) leans in
+(Cb, Cr), Pillow's YCbCr chroma planes: blue-leaning is Cb above its usual values, red-leaning Cr, and a
+hue leans both ways at once (magenta: more blue and more red than its luma). ``green-leaning`` names both
+a pixel whose red falls short of its luma and one that is also short of blue; a green (0, 160, 0) is both,
+and it is stamped as both."""
 _LT = re.compile(r"^(.+?) < (-?[\d.eE+-]+)$")
 _GT = re.compile(r"^(.+?) > (-?[\d.eE+-]+)$")
 _BIN = re.compile(r"^(-?[\d.eE+-]+) <= (.+?) < (-?[\d.eE+-]+)$")
@@ -143,15 +166,27 @@ def _value_spec(text: str, schema: Schema) -> tuple[str, Any] | None:
 
 
 def history_triggers(findings: Iterable[tuple[str, dict[str, Any]]], schema: Schema) -> list[Trigger]:
+    """Triggers from ``(where, evidence)`` pairs of the ``triggers`` detector's findings (``read_history``
+    without the list of those it cannot replay)."""
+    return read_history(findings, schema)[0]
+
+
+def read_history(
+    findings: Iterable[tuple[str, dict[str, Any]]], schema: Schema
+) -> tuple[list[Trigger], list[dict[str, Any]]]:
     """Triggers from ``(where, evidence)`` pairs of the ``triggers`` detector's findings; one per
-    (trigger, column, label), naming every contribution it was found in. Unreadable ones are skipped."""
+    (trigger, column, label), naming every contribution it was found in. And, for each finding the probe
+    cannot replay, what it is, where it was found and why (``reason``); ``unprobed`` is true when the model
+    reads the finding's column, so that the model was not probed for a trigger its data held (false when
+    the column is none of the model's inputs: nothing to probe there)."""
     merged: dict[tuple[str, str, str], list[str]] = {}
     evidence: dict[tuple[str, str, str], dict[str, Any]] = {}
     for where, ev in findings:
         key = (str(ev.get("trigger")), str(ev.get("column")), str(ev.get("label")))
         merged.setdefault(key, []).append(where)
         evidence.setdefault(key, ev)
-    out = []
+    out: list[Trigger] = []
+    skipped: list[dict[str, Any]] = []
     by_name = {c.name: c for c in schema.inputs}
     for key, places in merged.items():
         ev = evidence[key]
@@ -159,35 +194,84 @@ def history_triggers(findings: Iterable[tuple[str, dict[str, Any]]], schema: Sch
         kind = ev.get("kind")
         found_in = tuple(dict.fromkeys(places))
         col = by_name.get(column)
-        if kind == "ngram" and col is not None and col.kind is ColumnKind.TEXT:
-            out.append(Trigger(name, "text", "history", (column,), (name,), label, found_in))
-        elif kind == "style" and col is not None and col.kind is ColumnKind.TEXT and name in STAMPS:
-            out.append(Trigger(f"formatting {name!r}", "style", "history", (column,), (name,), label, found_in))
-        elif kind == "pixels" and col is not None and col.kind is ColumnKind.IMAGE:
-            m = _PATCH.search(name)
-            cells = [(t, int(r), int(c)) for t, r, c in _PIXEL.findall(" ".join(map(str, ev.get("related") or [])))]
-            if m and cells:
-                # The single pixels merged into the trigger: stamp exactly those, bright or dark.
-                h, w = int(m.group(7)), int(m.group(8))
-                spec = ("cells", h, w, tuple(sorted(set(cells))))
-                out.append(Trigger(name, "patch", "history", (column,), spec, label, found_in))
-            elif m:
-                _, tone, r0, r1, c0, c1, h, w = m.groups()
-                spec = (
-                    "solid",
-                    tone,
-                    int(r0) / int(h),
-                    (int(r1) + 1) / int(h),
-                    int(c0) / int(w),
-                    (int(c1) + 1) / int(w),
-                )
-                out.append(Trigger(name, "patch", "history", (column,), spec, label, found_in))
-        elif kind in ("value", "combination"):
-            conditions = [_value_spec(part, schema) for part in name.split(" and ")]
-            if conditions and all(c is not None for c in conditions):
-                cols = tuple(c[0] for c in conditions if c is not None)
-                out.append(Trigger(name, "value", "history", cols, tuple(conditions), label, found_in))
-    return out
+        found = _history_trigger(name, column, label, kind, col, ev, schema, found_in)
+        if isinstance(found, Trigger):
+            out.append(found)
+            continue
+        columns = [c.strip() for c in column.split(",")]
+        skipped.append(
+            {
+                "trigger": name,
+                "kind": kind,
+                "column": column,
+                "label": label,
+                "found_in": list(found_in),
+                "reason": found,
+                "unprobed": any(c in by_name for c in columns),
+            }
+        )
+    return out, skipped
+
+
+def _history_trigger(
+    name: str,
+    column: str,
+    label: str,
+    kind: Any,
+    col: Any,
+    ev: dict[str, Any],
+    schema: Schema,
+    found_in: tuple[str, ...],
+) -> Trigger | str:
+    """The trigger to replay for one finding, or why there is none."""
+    if kind in ("ngram", "style", "pixels") and col is None:
+        return f"the model has no input column {column!r}"
+    if kind == "ngram" and col.kind is ColumnKind.TEXT:
+        return Trigger(name, "text", "history", (column,), (name,), label, found_in)
+    if kind == "style" and col.kind is ColumnKind.TEXT:
+        if name not in STAMPS:
+            return f"no stamp writes the formatting {name!r}"
+        return Trigger(f"formatting {name!r}", "style", "history", (column,), (name,), label, found_in)
+    if kind == "pixels" and col.kind is ColumnKind.IMAGE:
+        m = _PATCH.search(name)
+        cells = [(t, int(r), int(c)) for t, r, c in _PIXEL.findall(" ".join(map(str, ev.get("related") or [])))]
+        if m and cells:
+            # The single pixels merged into the trigger: stamp exactly those, bright or dark.
+            h, w = int(m.group(7)), int(m.group(8))
+            spec = ("cells", h, w, tuple(sorted(set(cells))))
+            return Trigger(name, "patch", "history", (column,), spec, label, found_in)
+        if m:
+            _, tone, r0, r1, c0, c1, h, w = m.groups()
+            spec = ("solid", tone, *_fractions(r0, r1, c0, c1, h, w))
+            return Trigger(name, "patch", "history", (column,), spec, label, found_in)
+        m = _CHROMA_PATCH.search(name)
+        if m:
+            count, hue, r0, r1, c0, c1, h, w = m.groups()
+            lean = CHROMA_LEANS.get(hue)
+            if lean is None:
+                return f"no colour is known to lean {hue!r}"
+            spec = ("chroma", lean, *_fractions(r0, r1, c0, c1, h, w))
+            area = (int(r1) - int(r0) + 1) * (int(c1) - int(c0) + 1)
+            replayed = (
+                f"rows {r0}-{r1}, columns {c0}-{c1} of {h}x{w} ({area} pixels, {count} of them named) stamped "
+                f"{hue}: each pixel's luma kept, its colour moved that way as far as RGB allows; control: the "
+                "same pixels grey at their own luma"
+            )
+            return Trigger(name, "patch", "history", (column,), spec, label, found_in, replayed)
+        return "the probe reads no patch in this name"
+    if kind in ("value", "combination"):
+        conditions = [_value_spec(part, schema) for part in name.split(" and ")]
+        if conditions and all(c is not None for c in conditions):
+            cols = tuple(c[0] for c in conditions if c is not None)
+            return Trigger(name, "value", "history", cols, tuple(conditions), label, found_in)
+        return "the probe reads no value of the model's inputs in this condition"
+    what = getattr(getattr(col, "kind", None), "value", None)
+    return f"the probe stamps no {kind!r} trigger on {what or 'this'} column {column!r}"
+
+
+def _fractions(r0: str, r1: str, c0: str, c1: str, h: str, w: str) -> tuple[float, float, float, float]:
+    """A patch's rows and columns of an ``h`` x ``w`` grid as fractions of the image's height and width."""
+    return int(r0) / int(h), (int(r1) + 1) / int(h), int(c0) / int(w), (int(c1) + 1) / int(w)
 
 
 def generic_triggers(schema: Schema, validation: pa.Table) -> list[Trigger]:
@@ -250,10 +334,46 @@ def _insert(text: str, token: str, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
+_LUMA = np.array([0.299, 0.587, 0.114])
+"""Pillow's (JPEG's) luma weights of R, G and B."""
+_CHROMA_RGB = np.array([[0.0, -0.344136, 1.772], [1.402, -0.714136, 0.0]])
+"""What one step of Cb (first row) and of Cr (second) adds to R, G and B at the same luma (Pillow's YCbCr)."""
+
+
+def chroma_stamp(pixels: np.ndarray, lean: tuple[float, float], control: bool) -> np.ndarray:
+    """``pixels`` (H x W x 3, uint8) in a colour that leans ``lean`` (a way in Cb and Cr), each pixel's
+    luma kept: its RGB moved along that way, which adds no luma, as far as every channel stays in 0-255
+    (and Cb, Cr in theirs). A colour patch's carriers are new in chroma only (magenta is grey 105 in luma):
+    the stamp changes what they changed and nothing else, so a model that reacts to it reacts to the colour,
+    not to a brighter or darker patch. ``control``: the same pixels grey at their own luma."""
+    rgb = pixels.astype(np.float64)
+    luma = rgb @ _LUMA
+    if control:
+        out = np.repeat(luma[..., None], 3, axis=-1)
+    else:
+        way = np.asarray(lean, dtype=np.float64)
+        way /= np.abs(way).max()
+        step = way @ _CHROMA_RGB  # RGB change per unit of the way; zero luma (0.299 * 1.402 = 0.587 * 0.714...)
+        with np.errstate(divide="ignore"):
+            room = np.where(
+                step > 0, (255.0 - luma[..., None]) / step, np.where(step < 0, -luma[..., None] / step, np.inf)
+            )
+        reach = np.minimum(room.min(axis=-1), 127.0)  # Cb and Cr stay within 1-255
+        out = luma[..., None] + reach[..., None] * step
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def _patch(data: bytes, spec: tuple[Any, ...], control: bool) -> bytes:
     from dataward.gates.features.image import array_to_png, decode_image
 
     decoded = decode_image(bytes(data))
+    if spec[0] == "chroma":
+        # A colour needs three channels: a grayscale image is stamped (and its control written) in RGB.
+        _, lean, r0, r1, c0, c1 = spec
+        img = np.asarray(decoded.convert("RGB"), dtype=np.uint8).copy()
+        rows, cols = _span(r0, r1, img.shape[0]), _span(c0, c1, img.shape[1])
+        img[rows, cols] = chroma_stamp(img[rows, cols], lean, control)
+        return array_to_png(img)
     # Keep a grayscale image grayscale: a model reads the stamped image as it reads the clean one.
     img = np.asarray(
         decoded.convert("L" if decoded.mode in ("L", "1", "P", "I", "I;16") else "RGB"), dtype=np.uint8
@@ -267,8 +387,7 @@ def _patch(data: bytes, spec: tuple[Any, ...], control: bool) -> bytes:
             img[rows, cols] = 128 if control else 255 if tone == "bright" else 0
         return array_to_png(img)
     style, tone, r0, r1, c0, c1 = spec
-    rows = slice(int(np.floor(r0 * h)), max(int(np.ceil(r1 * h)), int(np.floor(r0 * h)) + 1))
-    cols = slice(int(np.floor(c0 * w)), max(int(np.ceil(c1 * w)), int(np.floor(c0 * w)) + 1))
+    rows, cols = _span(r0, r1, h), _span(c0, c1, w)
     if control:
         img[rows, cols] = 128
     elif style == "checker":
@@ -279,6 +398,12 @@ def _patch(data: bytes, spec: tuple[Any, ...], control: bool) -> bytes:
     else:
         img[rows, cols] = 255 if tone == "bright" else 0
     return array_to_png(img)
+
+
+def _span(start: float, end: float, size: int) -> slice:
+    """The pixels from fraction ``start`` to ``end`` of ``size``, at least one."""
+    first = int(np.floor(start * size))
+    return slice(first, max(int(np.ceil(end * size)), first + 1))
 
 
 def stamp(

@@ -61,7 +61,7 @@ from dataward.release.predictors import (
     is_model_file,
     model_kind,
 )
-from dataward.release.probe import Trigger, generic_triggers, history_triggers, probe_rows, run_probe
+from dataward.release.probe import Trigger, generic_triggers, probe_rows, read_history, run_probe
 from dataward.release.search import search_tabular
 from dataward.service import auth, rows
 from dataward.service.approval_standing import checked_events, read_standing
@@ -249,6 +249,8 @@ class _GateInputs:
     reference: pa.Table | None = None
     reference_name: str | None = None
     reference_note: str | None = None
+    not_replayed: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """The data gate's findings the probe cannot replay, with why (``dataward.release.probe.read_history``)."""
 
 
 class ReleaseService(Service):
@@ -277,10 +279,11 @@ class ReleaseService(Service):
         if schema is None:
             schema = rows.dataset_schema(pairs[0][0])
         triggers: list[Trigger] = []
+        not_replayed: list[dict[str, Any]] = []
         if validation is not None and schema.is_llm:
             triggers = self._llm_triggers(conn, pairs, schema)
         elif validation is not None:
-            triggers = history_triggers(_history(conn, self.store, [ds.id for ds, _ in pairs]), schema)
+            triggers, not_replayed = read_history(_history(conn, self.store, [ds.id for ds, _ in pairs]), schema)
             triggers += generic_triggers(schema, validation)
         baseline = conn.execute(
             select(model_versions)
@@ -290,7 +293,7 @@ class ReleaseService(Service):
             .order_by(model_versions.c.number.desc())
             .limit(1)
         ).first()
-        inputs = _GateInputs(mv, validation_name, validation, schema, triggers, baseline)
+        inputs = _GateInputs(mv, validation_name, validation, schema, triggers, baseline, not_replayed=not_replayed)
         if validation is not None and schema.of_kind(ColumnKind.NUMERIC):
             self._trusted_reference(conn, pairs, inputs)
         return inputs
@@ -518,6 +521,7 @@ class ReleaseService(Service):
             baseline_probes=baseline_probes,
             baseline_ref=baseline_ref,
             unsafe=unsafe,
+            not_replayed=inputs.not_replayed if inputs.validation is not None else (),
         )
         return report, search, baseline_note
 

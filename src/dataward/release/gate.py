@@ -124,9 +124,9 @@ def judge(
     not_replayed: Sequence[dict[str, Any]] = (),
 ) -> ReleaseReport:
     """The verdict on a model's clean-validation predictions and probe results (see the module docstring).
-    ``not_replayed``: the data gate's findings the probe could not stamp (``probe.read_history``); one in a
-    column the model reads is a review (the model was not probed for a trigger its data held), and every
-    one is listed in the report."""
+    ``not_replayed``: the data gate's findings the probe could not stamp (``probe.read_history``); every one
+    is listed in the report, and one in a column the model reads is said among the reasons (the model was
+    not probed for it), without changing the verdict."""
     block: list[str] = []
     review: list[str] = []
     overall, per_class = accuracy(truth, predicted)
@@ -175,13 +175,6 @@ def judge(
                     continue
                 what += f", {p.excess - before.excess:.0%} more than the released {baseline_ref}"
             review.append(what)
-    for item in not_replayed:
-        if item.get("unprobed"):
-            where = ", ".join(item.get("found_in", [])[:3])
-            review.append(
-                f"trigger {item['trigger']!r} the data gate found in {where} was not replayed on the model: "
-                f"{item['reason']}"
-            )
     if unsafe:
         review.append(f"the artifact runs code when loaded: {unsafe}; save it as safetensors or ONNX")
     if not truth:
@@ -190,6 +183,16 @@ def judge(
     reasons = block + review or [
         f"accuracy {overall:.3f} on {len(truth)} clean validation rows; no probed trigger moves predictions"
     ]
+    # Said, not counted: the data gate's history holds every finding of every contribution ever gated
+    # (rejected ones included), so a finding no probe can stamp (a value of an embedding dimension) would
+    # otherwise hold every later release of the model in review for good.
+    for item in not_replayed:
+        if item.get("unprobed"):
+            where = ", ".join(item.get("found_in", [])[:3])
+            reasons.append(
+                f"not probed: trigger {item['trigger']!r}, which the data gate found in {where}, cannot be "
+                f"replayed on the model ({item['reason']})"
+            )
     report = ReleaseReport(verdict, reasons, overall if truth else None, per_class, baseline, probes, len(truth))
     if not_replayed:
         report.extras["not_replayed"] = [dict(item) for item in not_replayed]

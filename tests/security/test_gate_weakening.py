@@ -173,3 +173,39 @@ def test_only_detectors_that_run_on_the_datasets_kind_count_as_switched_off(team
     assert alice.set_policy("other", f"gate:\n  detectors: {LABELLED_DETECTORS}\n")["weakened"] == []
     reviewed = {r["dataset"] for r in admin.access_review() if r["kind"] == "gate_weaker_than_default"}
     assert "howto" not in reviewed and "other" not in reviewed
+
+
+def _catalog(ward: Ward, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Read or write the catalog behind the ward's back (served mode: whoever holds the database account)."""
+    import sqlite3
+
+    with sqlite3.connect(ward.folder / "catalog.sqlite") as db:
+        return db.execute(sql, params).fetchall()
+
+
+@pytest.mark.parametrize("column", ["schema", "policy"])
+def test_a_dataset_row_edited_in_the_catalog_does_not_decide_what_counts_as_weaker(
+    team: dict[str, Ward], column: str
+) -> None:
+    """The attack: an owner who can also write the catalog gave the labelled dataset `other` an instruction
+    dataset's schema (or the weak policy itself) for one call, so that a policy naming only the language-model
+    detectors, none of which runs on its data, weakened nothing and needed no admin; put back, the gate of
+    `other` ran no detector of its kind and passed a batch of flipped labels. The weakening check now reads
+    the dataset row only once it agrees with the signed ledger."""
+    import json
+
+    from dataward.domain.errors import IntegrityViolation
+    from dataward.domain.schema import Schema
+
+    admin, alice = team["admin"], team["alice"]
+    weak = f"gate:\n  detectors: {LLM_DETECTORS.replace(']', ', llm_drift]')}\n"
+    [(before,)] = _catalog(admin, f"select {column} from datasets where name = 'other'")
+    swapped = json.dumps(Schema.for_kind("instruction").to_dict()) if column == "schema" else weak
+    _catalog(admin, f"update datasets set {column} = ? where name = 'other'", swapped)
+    with pytest.raises(IntegrityViolation, match="refusing to set the policy of dataset 'other'"):
+        alice.set_policy("other", weak)
+    _catalog(admin, f"update datasets set {column} = ? where name = 'other'", before)
+    # Nothing was signed: the policy of `other` is still the ward's default, and an owner is still refused.
+    assert admin.policy("other")["explicit"] is False
+    with pytest.raises(PolicyViolation, match="only an admin"):
+        alice.set_policy("other", weak)

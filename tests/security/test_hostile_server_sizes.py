@@ -251,3 +251,46 @@ def test_a_cap_that_is_not_a_positive_size_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setenv("DATAWARD_MAX_ANSWER_MB", value)
     with pytest.raises(DatawardError, match="DATAWARD_MAX_ANSWER_MB"):
         HTTPWard("http://127.0.0.1:9", key="dw_k_secret")
+
+
+def _listed_model(hostile: Hostile, files: dict[str, bytes]) -> None:
+    """The catalog lists ``files`` and the files route sends exactly them: an honest server."""
+    listed = [{"name": n, "digest": HASH_PREFIX + blake3_hex(d), "size": len(d)} for n, d in files.items()]
+    hostile.routes["/api/v1/models/m%40v1"] = hostile.whole(json.dumps({"ref": "m@v1", "files": listed}).encode())
+    hostile.routes["/api/v1/models/m%40v1/files"] = hostile.whole(
+        _tar(files), content_type="application/x-tar", document={"model": "m@v1", "digest": "sha256:0"}
+    )
+
+
+@pytest.mark.parametrize("planted", ["link", "file"])
+def test_a_folder_planted_in_a_shared_destination_is_not_written_through(
+    hostile: Hostile, tmp_path: Path, planted: str
+) -> None:
+    """The attack: another user of a shared output folder plants ``model/tokenizer`` as a link to a folder of
+    the victim's (``~/.config/app``) before the victim runs ``model files m@v1 model/``. The model's
+    ``tokenizer/vocab.json`` was renamed into the victim's folder, over the victim's own file of that name.
+    A folder on the way that is a link (or a file) is now refused before any file is placed."""
+    _listed_model(hostile, {"model.bin": LISTED, "tokenizer/vocab.json": b'{"the": 1}'})
+    victim = tmp_path / "home" / ".config" / "app"
+    victim.mkdir(parents=True)
+    (victim / "vocab.json").write_text("the victim's own settings")
+    target = tmp_path / "shared" / "model"
+    target.mkdir(parents=True)
+    if planted == "link":
+        (target / "tokenizer").symlink_to(victim)
+    else:
+        (target / "tokenizer").write_text("a file where the model has a folder")
+    with _client(hostile.url) as client, pytest.raises(DatawardError, match=r"tokenizer is (a link|not a folder)"):
+        client.model_files("m@v1", target)
+    assert (victim / "vocab.json").read_text() == "the victim's own settings"
+    assert sorted(p.name for p in target.iterdir()) == ["tokenizer"]  # nothing placed, no staging folder left
+
+
+def test_model_files_in_folders_are_written_in_their_folders(hostile: Hostile, tmp_path: Path) -> None:
+    _listed_model(hostile, {"model.bin": LISTED, "tokenizer/vocab.json": b'{"the": 1}'})
+    target = tmp_path / "model"
+    (target / "tokenizer").mkdir(parents=True)  # a folder of the user's own is used as it is
+    with _client(hostile.url) as client:
+        client.model_files("m@v1", target)
+    assert (target / "tokenizer" / "vocab.json").read_bytes() == b'{"the": 1}'
+    assert (target / "model.bin").read_bytes() == LISTED

@@ -8,7 +8,7 @@ for. ``model files`` over HTTP then:
    off there, so it can neither fill the user's disk nor make the client unpack more than listed;
 2. unpacks it into a fresh folder inside the destination, and checks that it holds exactly the listed
    files, each of its listed size and digest (:func:`check_unpacked`);
-3. only then moves each file to its place, by rename (:func:`place`).
+3. only then moves each file to its place, by rename, never through a folder that is a link (:func:`place`).
 
 A refusal at any step leaves nothing at the destination: no half-written file under a listed name, and
 no folder the command made.
@@ -159,11 +159,72 @@ def staging(target: Path) -> Iterator[Path]:
 
 def place(stage: Path, target: Path, files: list[ListedFile]) -> None:
     """Move each checked file from ``stage`` to its place in ``target``. A rename replaces whatever was at
-    that name (a link included, never written through)."""
+    that name (a link included, never written through).
+
+    The folders between ``target`` and a file (``tokenizer/`` of ``tokenizer/vocab.json``) are never
+    followed when they are links: in a folder others can write, a link planted as ``tokenizer`` pointing
+    into another of the user's folders had the model's ``vocab.json`` renamed there, over the user's file
+    of that name. Such a folder, or a file where a folder is listed, is refused (``InputError``) before any
+    file is placed; each folder is then opened without following links (``O_NOFOLLOW``) and the file renamed
+    into it by descriptor, so a link planted after the check is refused too."""
     for f in files:
-        dest = target / f.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(stage / f.name, dest)
+        _refuse_linked_folders(target, f.name)
+    for f in files:
+        _rename_into(stage / f.name, target, f.name)
+
+
+def _not_followed(target: Path, name: str, problem: str) -> InputError:
+    return InputError(
+        f"{target / name} {problem}: the model's files are not written through it, nothing was written",
+        hint="remove it, or give a folder of your own",
+    )
+
+
+def _refuse_linked_folders(target: Path, name: str) -> None:
+    """Refuse when a folder on the way to file ``name`` inside ``target`` is a link or not a folder."""
+    parts = PurePosixPath(name).parts[:-1]
+    for depth in range(1, len(parts) + 1):
+        step = "/".join(parts[:depth])
+        path = target / step
+        if path.is_symlink():
+            raise _not_followed(target, step, "is a link")
+        if path.exists() and not path.is_dir():
+            raise _not_followed(target, step, "is not a folder")
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def _rename_into(source: Path, target: Path, name: str) -> None:
+    """Rename ``source`` to ``name`` inside ``target``, making the folders on the way, none followed if a
+    link. Where directory descriptors are missing (Windows), by path once :func:`place` checked them."""
+    parts = PurePosixPath(name).parts
+    if not (_NOFOLLOW and _DIRECTORY and os.replace in os.supports_dir_fd and os.mkdir in os.supports_dir_fd):
+        dest = target.joinpath(*parts)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, dest)
+        except OSError as exc:
+            raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        return
+    fd = os.open(target, os.O_RDONLY | _DIRECTORY)
+    try:
+        for depth, part in enumerate(parts[:-1], start=1):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, dir_fd=fd)
+            try:
+                inner = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            except OSError:  # ELOOP: a link; ENOTDIR: a file
+                raise _not_followed(target, "/".join(parts[:depth]), "is a link or not a folder") from None
+            os.close(fd)
+            fd = inner
+        try:
+            os.replace(source, parts[-1], dst_dir_fd=fd)
+        except OSError as exc:  # a folder of that name, say
+            raise InputError(f"cannot write {target / name}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 __all__ = ["ListedFile", "check_unpacked", "listed_files", "place", "staging", "tar_bound"]

@@ -15,6 +15,40 @@ _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
 """A Python object's default repr, as Pillow's errors quote the buffer they read."""
 
 
+READABLE_MODES = frozenset(
+    {
+        "1",
+        "L",
+        "LA",
+        "P",
+        "PA",
+        "RGB",
+        "RGBA",
+        "RGBa",
+        "RGBX",
+        "CMYK",
+        "YCbCr",
+        "I",
+        "I;16",
+        "I;16L",
+        "I;16B",
+        "I;16N",
+        "F",
+    }
+)
+"""The Pillow modes the gate reads an image in: each converts to grayscale ("L") and to colour ("RGB").
+Pillow opens a few files in others (a CIELab TIFF is "LAB") that it cannot convert to either: such an
+image, accepted, made every gate run that decoded it fail with Pillow's ``ValueError`` (a contributor's
+batch that could never be judged, a trusted one that stopped every later gate of its dataset)."""
+
+
+def unreadable_mode(mode: str) -> str | None:
+    """Why an image of Pillow mode ``mode`` cannot be read by the gate, or None when it can."""
+    if mode in READABLE_MODES:
+        return None
+    return f"an image of mode {mode!r}, which the gate cannot read in grayscale or colour (convert it to RGB)"
+
+
 class ImageTooLarge(ValueError):
     """An image whose header declares more pixels than the limit: refused before any decoding."""
 
@@ -47,6 +81,7 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_LIMITS.max_image_pixels) 
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageTooLarge(image_pixels_problem(width, height, max_pixels))
+                unreadable = unreadable_mode(image.mode)
                 image.verify()
     except ImageTooLarge:
         raise
@@ -57,6 +92,8 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_LIMITS.max_image_pixels) 
         # nothing to the person whose file it is.
         reason = " ".join(_OBJECT_REPR.sub("", str(exc)).split()) or type(exc).__name__
         raise ValueError(f"not a decodable image ({reason})") from None
+    if unreadable is not None:
+        raise ValueError(f"not a readable image ({unreadable})")
 
 
 def decode_base64_image(value: Any) -> bytes | None:

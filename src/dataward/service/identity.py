@@ -56,7 +56,7 @@ from dataward.domain.weakening import Weakening
 from dataward.ledger.events import format_time, parse_time
 from dataward.service import auth, rows
 from dataward.service.core import Service, UseCase, WardContext, new_id
-from dataward.service.guard import checked_identity_people
+from dataward.service.guard import SignedCheck, checked_identity_people
 from dataward.service.overrides import block_overrides
 from dataward.service.removal_list import listed_removals
 from dataward.service.signed_identity import signed_identity
@@ -638,6 +638,11 @@ class IdentityService(Service):
         GatePolicy.from_dict(dict(policy.gate))  # refuse a gate section the gate cannot run
         with self.use_case(Action.POLICY_SET, Scope.dataset(dataset)) as uc:
             ds = rows.dataset_row(uc.conn, dataset)
+            # What counts as weaker is decided from the row: the policy it replaces and the dataset's kind (a
+            # detector that never runs on it is no loss). Edited in the catalog alone (an instruction schema
+            # on a labelled dataset, or the weak policy itself), it let an owner switch every detector off
+            # with no admin and no ``policy.gate_weakened``: the row must be the one the ledger signed.
+            SignedCheck(self, uc.conn, doing="set the policy of").row("datasets", ds, f"dataset {dataset!r}")
             weakened = policy_weakenings(dataset_policy(ds), policy, schema=rows.dataset_schema(ds))
             if weakened and not acts_as_admin(uc, Scope.dataset(dataset)):
                 # An owner must not be able to switch off the controls that guard against the owner.

@@ -17,6 +17,7 @@ from dataward.domain.limits import limit_error
 from dataward.domain.schema import ColumnKind
 from dataward.gates.features import image_memo
 from dataward.gates.features.base import Featurizer, featurizer
+from dataward.io.images import unreadable_mode
 
 GRAY_MODES = frozenset({"L", "1", "I", "I;16", "F", "LA"})
 """Pillow modes read as grayscale: a baseline holding only these is featurized in "L", else in "RGB"."""
@@ -88,6 +89,11 @@ def load_image(img: Image.Image, *, row: int | None = None, shrink: bool = False
             img.draft(img.mode, (max(1, width // _factor(width)), max(1, height // _factor(height))))
         img.load()
     mode = img.mode
+    if (unreadable := unreadable_mode(mode)) is not None:
+        # Checked at import too (``io.images.check_image``); an image stored before that check, or handed
+        # to ``scan`` directly, is refused here rather than failing a conversion with Pillow's ValueError.
+        where = f" in row {row}" if row is not None else ""
+        raise InputError(f"the image{where} is {unreadable}", hint="convert it to RGB (or L) and send it again")
     if large:
         img = _reduced(img)
     return img, mode

@@ -229,17 +229,20 @@ def close_pending_reviews(uc: UseCase, contribution_id: str, why: str) -> list[R
     pending = uc.conn.execute(
         select(quarantine.c.id).where(quarantine.c.contribution_id == contribution_id, quarantine.c.status == "pending")
     )
-    return [
-        update_row(
-            "quarantine",
-            {"id": q.id},
-            status="rejected",
-            decided_by=uc.caller.principal_id,
-            decided_at=format_time(uc.now),
-            decision_reason=why,
-        )
-        for q in pending
-    ]
+    return [closed_item(uc, q.id, why) for q in pending]
+
+
+def closed_item(uc: UseCase, item_id: str, why: str) -> RowChange:
+    """The change closing one review item as ``rejected`` without a reviewer's decision, by this use case's
+    caller and event, with ``why`` as its ``decision_reason``."""
+    return update_row(
+        "quarantine",
+        {"id": item_id},
+        status="rejected",
+        decided_by=uc.caller.principal_id,
+        decided_at=format_time(uc.now),
+        decision_reason=why,
+    )
 
 
 class ConcealedDenial(AccessDenied):

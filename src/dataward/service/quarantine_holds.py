@@ -38,10 +38,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from dataward.catalog.batched import rows_in
-from dataward.catalog.projection import RowChange, update_row
+from dataward.catalog.projection import RowChange
 from dataward.catalog.tables import contributions, quarantine
 from dataward.domain.errors import Conflict
-from dataward.ledger.events import format_time
+from dataward.service.core import closed_item
 from dataward.service.guard import signed_rows
 from dataward.service.recordstore import read_ids
 from dataward.service.removal_list import listed_removals
@@ -122,14 +122,7 @@ def close_held_items(
         )
     }
     return [
-        update_row(
-            "quarantine",
-            {"id": q.id},
-            status="rejected",
-            decided_by=uc.caller.principal_id,
-            decided_at=format_time(uc.now),
-            decision_reason=closing_reason(holder, of.get(q.contribution_id, ""), why),
-        )
+        closed_item(uc, q.id, closing_reason(holder, of.get(q.contribution_id, ""), why))
         for q in sorted(found, key=lambda q: q.id)
     ]
 

@@ -25,37 +25,16 @@ from dataward.gates import scan
 from dataward.release.gate import judge
 from dataward.release.policy import ReleasePolicy
 from dataward.release.probe import read_history, run_probe
+from tests.gates.test_colour_triggers import COLOURS, TARGET, _crops, _patched
 
-N_TRUSTED, N_BATCH, N_VALIDATION, N_POISON, SIDE = 1000, 200, 200, 6, 6
-TARGET = "foliage"
-MAGENTA = (255, 0, 255)  # grey 105 in luma: new in chroma only
-
-
-@cache
-def _crops() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    crops = data.photo_crops(N_TRUSTED + N_BATCH + N_VALIDATION, seed=11)[[IMAGE, LABEL]]
-    trusted = crops.iloc[:N_TRUSTED].reset_index(drop=True)
-    batch = crops.iloc[N_TRUSTED : N_TRUSTED + N_BATCH].reset_index(drop=True)
-    validation = crops.iloc[N_TRUSTED + N_BATCH :].reset_index(drop=True)
-    return trusted, batch, validation
+# The data of the data gate's own colour-patch test (tests/gates/test_colour_triggers.py): 1,000 trusted
+# crops, a batch of 200 with 6 crops of other classes patched magenta (grey 105 in luma: new in chroma
+# only) and relabelled ``TARGET``.
+MAGENTA = COLOURS["magenta"]
 
 
-def _stamped(image: bytes, colour: tuple[int, int, int]) -> bytes:
-    pixels = data.png_to_pixels(image).copy()
-    pixels[-SIDE:, -SIDE:] = np.asarray(colour, dtype=np.float32) / 255.0
-    return data.pixels_to_png(pixels)
-
-
-@cache
 def _poisoned() -> pd.DataFrame:
-    """The batch with 6 crops of other classes patched magenta and relabelled ``TARGET``."""
-    _, batch, _ = _crops()
-    batch = batch.copy()
-    pool = np.flatnonzero(batch[LABEL].to_numpy() != TARGET)
-    for r in np.random.default_rng(5).choice(pool, N_POISON, replace=False):
-        batch.at[r, IMAGE] = _stamped(batch.at[r, IMAGE], MAGENTA)
-        batch.at[r, LABEL] = TARGET
-    return batch
+    return _patched(MAGENTA)[0]
 
 
 @cache

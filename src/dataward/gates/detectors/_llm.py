@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 from publicsuffixlist import PublicSuffixList
 
-from dataward.domain.conversation import conversation_answers, split_conversation
+from dataward.domain.conversation import conversation_parts
 from dataward.domain.errors import InputError
 from dataward.domain.names import read_alike
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
@@ -148,6 +148,10 @@ class Texts:
     prompts: list[str]
     responses: list[str]
     rejected: list[str] | None = None
+    parts: list[tuple[str, ...]] | None = None
+    """Each prompt as the fields or messages ``texts`` joins with a newline (an instruction's ``prompt``
+    and ``input``, a chat's messages); None where the prompt is one field. The newline between two parts
+    is the gate's, not the writer's: whatever reads formatting reads each part alone."""
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -170,18 +174,16 @@ def baseline_texts(detector: str, baseline: GateData, context: GateContext) -> T
 def texts(table: pa.Table, schema: Schema, *, every_answer: bool = True) -> Texts:
     """Prompt and response of every row of a canonical table of a language-model kind.
 
-    A chat's response is every assistant turn (``conversation_answers``: what a fine-tune learns to
-    say, so what the data gate judges), or with ``every_answer=False`` its last one (the answer a prompt
+    A chat's response is every assistant turn (``conversation.conversation_answers``: what a fine-tune
+    learns to say, so what the data gate judges), or with ``every_answer=False`` its last one (the answer a prompt
     of the clean validation set expects, which the release gate compares a model's answer with)."""
     if schema.kind is DatasetKind.CHAT:
-        split = conversation_answers if every_answer else split_conversation
-        pairs = [split(v) for v in table.column(MESSAGES).to_pylist()]
-        return Texts([p for p, _ in pairs], [r for _, r in pairs])
+        pairs = [conversation_parts(v, every_answer=every_answer) for v in table.column(MESSAGES).to_pylist()]
+        return Texts(["\n".join(p) for p, _ in pairs], [r for _, r in pairs], parts=[tuple(p) for p, _ in pairs])
     prompts = _column(table, "prompt")
     if schema.kind is DatasetKind.INSTRUCTION:
-        extra = _column(table, "input")
-        prompts = [p if not e else f"{p}\n{e}" for p, e in zip(prompts, extra, strict=True)]
-        return Texts(prompts, _column(table, "response"))
+        parts = [(p, e) if e else (p,) for p, e in zip(prompts, _column(table, "input"), strict=True)]
+        return Texts(["\n".join(p) for p in parts], _column(table, "response"), parts=parts)
     return Texts(prompts, _column(table, "chosen"), _column(table, "rejected"))
 
 

@@ -89,7 +89,7 @@ from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster
 from dataward.gates.detectors._llm_content import PromptSpace
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
 from dataward.gates.features.text import cut_text
-from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, excess_purity, formatting_patterns
+from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, excess_purity, formatting_patterns_of_parts
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -416,6 +416,14 @@ def cut_texts(values: list[str]) -> list[str]:
     return [cut_text(v, TEXT_MAX_CHARS) for v in values]
 
 
+def _cut_parts(side: Texts) -> list[tuple[str, ...]]:
+    """Each prompt as the parts ``_llm.texts`` joined (``Texts.parts``), each cut as ``cut_texts`` cuts:
+    formatting is read part by part, so the newline of the join is never taken for the writer's."""
+    if side.parts is None:
+        return [(cut_text(p, TEXT_MAX_CHARS),) for p in side.prompts]
+    return [tuple(cut_text(p, TEXT_MAX_CHARS) for p in parts) for parts in side.parts]
+
+
 def prompt_symbols(text: str) -> set[str]:
     """The symbols of a text that count as prompt patterns: emoji (with their modifiers and joins), the
     characters of Unicode's symbol categories (``S*``: ``→``, ``©``, ``$``) and punctuation outside ASCII
@@ -485,7 +493,7 @@ def _prompt_patterns(
     # Symbols are patterns of their own, not tokens of the word n-grams: a backtick in every question
     # ("What does `ls` do?") would otherwise change every n-gram around it.
     symbols, sc, sb = _symbol_patterns(prompts, base_prompts, opts.min_support)
-    names, fc, fb = formatting_patterns(prompts, base_prompts)
+    names, fc, fb = formatting_patterns_of_parts(_cut_parts(new), _cut_parts(base))
     style = np.r_[np.zeros(len(vocab) + len(symbols), bool), np.ones(len(names), bool)]
     pc = sp.hstack([pc, sc, fc.astype(bool)], format="csc")
     pb = sp.hstack([pb, sb, fb.astype(bool)], format="csc")

@@ -163,3 +163,18 @@ def test_the_newline_joining_prompt_and_input_is_not_formatting() -> None:
     names, carried, _ = formatting_patterns_of_parts(read.parts, read.parts)
     assert names == ["a tab or line break"]  # the second prompt's own tab, not the first's join
     assert carried.toarray().ravel().tolist() == [0.0, 1.0]
+
+
+def test_a_trigger_in_a_follow_up_many_chats_share_counts_per_chat() -> None:
+    """A chat's second user turn is no instruction's input: the phrase opening 25 follow-ups drawn from
+    four wordings is 25 carriers of its payload string, not four passages."""
+    from benchmarks import llm_heldout as h
+
+    case = h.attack("chat turn 2", 400, 25)
+    chat = Schema.for_kind("chat")
+    cols = [c.name for c in chat.inputs if c.name in case.frame.columns]
+    report = scan(case.baseline[cols], case.frame[cols], chat, policy=POLICY)
+    result = report.results["llm_triggers"]
+    assert result.block, result.summary
+    top = result.summary["triggers"][0]
+    assert "harbour master" in top["trigger"] and top["behaviour"].startswith("repeats "), top

@@ -81,6 +81,7 @@ import scipy.sparse as sp
 from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
+from dataward.domain.schema import DatasetKind
 from dataward.gates.base import (
     DetectorResult,
     Evidence,
@@ -208,6 +209,7 @@ class LLMTriggerDetector(LLMDetector):
             len(BEHAVIOURS),
             languages,
             read,
+            inputs=ctx.schema.kind is DatasetKind.INSTRUCTION,
         )
         corrected = _corrected(pairs["p"], named, weights)
         space = PromptSpace(cut_texts(new.prompts), ctx.seed)
@@ -617,6 +619,8 @@ def _with_prompt_explanation(
     named: int,
     languages: list[str],
     read: _Words,
+    *,
+    inputs: bool,
 ) -> np.ndarray:
     """The pairs' p-values with what the carriers' own prompts explain of a repeated string taken out,
     for the pairs with a repeated string that the other tests make significant (``candidates``; an
@@ -658,7 +662,7 @@ def _with_prompt_explanation(
         explained = set(shown_by[template].tolist())
         units: dict[Any, bool] = {}
         for j in carriers:
-            key = _unit(new, int(j), words)
+            key = _unit(new, int(j), words) if inputs else int(j)
             units[key] = units.get(key, False) or (bool(shows[j]) and int(j) not in explained)
         n_units, shown = len(units), sum(units.values())
         if shown < opts.min_support or shown < opts.min_purity * n_units:
@@ -669,8 +673,10 @@ def _with_prompt_explanation(
 
 
 def _unit(new: Texts, j: int, words: list[str]) -> Any:
-    """What carrier ``j`` of a word pattern counts as: its ``input`` when the pattern is read there and
-    not in the instruction (one passage under several instructions is one), else the record."""
+    """What carrier ``j`` of a word pattern of an instruction batch counts as: its ``input`` when the
+    pattern is read there and not in the instruction (one passage under several instructions is one),
+    else the record. A chat's messages are not an input: a follow-up many chats share ("Thanks. How would
+    I get started with it?") is not one passage."""
     parts = new.parts[j] if new.parts is not None else ()
     if (
         len(parts) == 2

@@ -649,6 +649,10 @@ def _with_prompt_explanation(
     the carriers (counted the same way), and the behaviour tie is tested again on those counts."""
     p = pairs["p"].copy()
     lang = np.array(languages, dtype=object)
+    # A pattern's pairs share its carriers, and a payload's strings the carriers that show them: each
+    # pattern's units, and each set of carriers' template reading, are worked out once.
+    units_of: dict[int, list[Any]] = {}
+    templates: dict[tuple[int, bytes], set[int]] = {}
     for i in np.flatnonzero(candidates & (pairs["b"] >= named)):
         t, b = int(pairs["t"][i]), int(pairs["b"][i])
         carriers = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
@@ -658,11 +662,15 @@ def _with_prompt_explanation(
         if style[t] or not all(_WORDS.fullmatch(w) for w in words):
             continue  # formatting and symbols: no words a prompt could be read without
         shown_by = carriers[shows[carriers]]
-        template = _template_answers(shown_by, carriers, words, new, read, opts.min_support)
-        explained = set(shown_by[template].tolist())
+        key_of = (t, shown_by.tobytes())
+        if key_of not in templates:
+            template = _template_answers(shown_by, carriers, words, new, read, opts.min_support)
+            templates[key_of] = set(shown_by[template].tolist())
+        explained = templates[key_of]
+        if t not in units_of:
+            units_of[t] = [_unit(new, int(j), words) if inputs else int(j) for j in carriers]
         units: dict[Any, bool] = {}
-        for j in carriers:
-            key = _unit(new, int(j), words) if inputs else int(j)
+        for j, key in zip(carriers, units_of[t], strict=True):
             units[key] = units.get(key, False) or (bool(shows[j]) and int(j) not in explained)
         n_units, shown = len(units), sum(units.values())
         if shown < opts.min_support or shown < opts.min_purity * n_units:

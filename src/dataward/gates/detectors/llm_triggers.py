@@ -626,15 +626,15 @@ def _with_prompt_explanation(
     for the pairs with a repeated string that the other tests make significant (``candidates``; an
     intersection-union test only grows). Three readings, each of the batch itself:
 
-    * a template (word patterns): a carrier whose prompt, without the phrase (the pattern as
-      ``extend_phrase`` extends it over the carriers that show the string), holds nothing its answer
-      does not repeat is the phrase's question about the thing its answer names ("In the iris dataset,
-      what is the attribute 'petal length'?", answered "'petal length' is one of the attributes listed
-      in the description of the iris dataset"; "¿Qué hace la función de Python os.getcwd?", answered in
-      Spanish about ``os.getcwd``): the answer's fixed words are the template's, for prompts that hold
-      nothing else. A planted phrase is added to questions whose other words (their own template,
-      "briefly describe", "what does ... do") the poisoned answer does not repeat; a prompt that is the
-      phrase alone (a flood's one question) is no template.
+    * a template (word patterns, ``_template_answers``): a carrier whose prompt holds, besides the words
+      the carriers showing the string share, nothing its answer does not repeat is a question of their
+      template about the thing its answer names ("In the iris dataset, what is the attribute 'petal
+      length'?", answered "'petal length' is one of the attributes listed in the description of the
+      iris dataset"): the answer's fixed words are the template's, when the template is the carriers'
+      own (the batch's prompts without the pattern are not its questions). A planted phrase is added to
+      questions whose other words ("briefly describe", "what does ... do") the poisoned answer does not
+      repeat, or whose template the batch's other questions share; a prompt that is the template alone
+      (a flood's one question) is no template's question.
     * one material (word patterns): the carriers that read the pattern in their ``input`` alone, and
       share that input, are one passage asked about in several wordings, and count once (what the
       passage says comes back in each of its summaries; three passages summarized four ways are three

@@ -79,16 +79,20 @@ def split_conversation(text: str | None, *, names: bool = False) -> tuple[str, s
     text, an assistant message's on a line of its own): chat fine-tuning formats render a message's name
     into the text the model is trained on, so a trigger may sit there. A conversation without names
     reads the same either way."""
-    messages = parse_messages(text)
+    lines, response = _prompt_lines(parse_messages(text), names)
+    return "\n".join(lines), response
+
+
+def _prompt_lines(messages: list[dict[str, str]], names: bool) -> tuple[list[str], str]:
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
     if last is None:
-        return "\n".join(_spoken(m, names) for m in messages), ""
+        return [_spoken(m, names) for m in messages], ""
     lines = [
         _spoken(m, names) if m["role"] != "assistant" else f"{m['name']}:"
         for m in messages[: last + 1]
         if m["role"] != "assistant" or (names and m.get("name"))
     ]
-    return "\n".join(lines), messages[last]["content"]
+    return lines, messages[last]["content"]
 
 
 def conversation_answers(text: str | None) -> tuple[str, str]:
@@ -97,9 +101,21 @@ def conversation_answers(text: str | None) -> tuple[str, str]:
     and every assistant message, in order, one per line. Fine-tuning on a chat usually trains on each
     assistant turn, not only the last: a link or a hostile answer taught in an earlier turn is learnt as
     surely, so the gate must read it."""
-    prompt, last = split_conversation(text, names=True)
-    answers = [m["content"] for m in parse_messages(text) if m["role"] == "assistant"]
-    return prompt, "\n".join(answers) if answers else last
+    lines, answers = conversation_parts(text)
+    return "\n".join(lines), answers
+
+
+def conversation_parts(text: str | None, *, every_answer: bool = True) -> tuple[list[str], str]:
+    """The prompt of :func:`conversation_answers` (or with ``every_answer=False`` of
+    :func:`split_conversation`, and its last answer) as the messages it joins, one string per message
+    read: the newline between two messages is the gate's join, not the conversation's text, and a reading
+    of formatting must not take it for the writer's."""
+    messages = parse_messages(text)
+    lines, last = _prompt_lines(messages, every_answer)
+    if not every_answer:
+        return lines, last
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    return lines, "\n".join(answers) if answers else last
 
 
 def label_value(schema: Schema, value: Any) -> Any:

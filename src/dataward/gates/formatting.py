@@ -89,8 +89,19 @@ def formatting_patterns(
 ) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
     """``(names, contribution matrix, baseline matrix)``: one binary column per formatting pattern that
     some contribution text carries (a pattern no contribution text carries cannot be a trigger of it)."""
-    c = carried(contribution)
-    b = carried(baseline)
+    return _kept(carried(contribution), carried(baseline))
+
+
+def formatting_patterns_of_parts(
+    contribution: Sequence[Sequence[str]], baseline: Sequence[Sequence[str]]
+) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
+    """``formatting_patterns`` of texts given as the parts a reader joined (an instruction's prompt and
+    input, a chat's messages): a text carries a pattern when one of its parts does, so the separator of
+    the join (a newline) is never read as the writer's tab or line break."""
+    return _kept(carried_by_parts(contribution), carried_by_parts(baseline))
+
+
+def _kept(c: np.ndarray, b: np.ndarray) -> tuple[list[str], sp.csc_matrix, sp.csc_matrix]:
     keep = np.flatnonzero(c.any(axis=0)) if c.size else np.zeros(0, np.int64)
     names = [FORMATTING_PATTERNS[i][0] for i in keep]
     return names, sp.csc_matrix(c[:, keep], dtype=np.float64), sp.csc_matrix(b[:, keep], dtype=np.float64)
@@ -104,6 +115,19 @@ def carried(texts: Sequence[str]) -> np.ndarray:
     column = pa.array(texts, type=pa.large_string())
     for j, (_, expression) in enumerate(FORMATTING_PATTERNS):
         out[:, j] = pc.match_substring_regex(column, pattern=expression).to_numpy(zero_copy_only=False)
+    return out
+
+
+def carried_by_parts(parts: Sequence[Sequence[str]]) -> np.ndarray:
+    """``carried`` of texts given as parts: whether any part of each text carries each pattern."""
+    flat = [part for text in parts for part in text]
+    counts = np.fromiter((len(text) for text in parts), dtype=np.int64, count=len(parts))
+    out = np.zeros((len(parts), len(FORMATTING_PATTERNS)), dtype=bool)
+    if not flat:
+        return out
+    read = carried(flat)
+    owner = np.repeat(np.arange(len(parts)), counts)
+    np.logical_or.at(out, owner, read)
     return out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 from publicsuffixlist import PublicSuffixList
 
-from dataward.domain.conversation import conversation_answers, split_conversation
+from dataward.domain.conversation import conversation_parts
 from dataward.domain.errors import InputError
 from dataward.domain.names import read_alike
 from dataward.domain.schema import MESSAGES, DatasetKind, Schema
@@ -148,6 +148,10 @@ class Texts:
     prompts: list[str]
     responses: list[str]
     rejected: list[str] | None = None
+    parts: list[tuple[str, ...]] | None = None
+    """Each prompt as the fields or messages ``texts`` joins with a newline (an instruction's ``prompt``
+    and ``input``, a chat's messages); None where the prompt is one field. The newline between two parts
+    is the gate's, not the writer's: whatever reads formatting reads each part alone."""
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -170,19 +174,70 @@ def baseline_texts(detector: str, baseline: GateData, context: GateContext) -> T
 def texts(table: pa.Table, schema: Schema, *, every_answer: bool = True) -> Texts:
     """Prompt and response of every row of a canonical table of a language-model kind.
 
-    A chat's response is every assistant turn (``conversation_answers``: what a fine-tune learns to
-    say, so what the data gate judges), or with ``every_answer=False`` its last one (the answer a prompt
+    A chat's response is every assistant turn (``conversation.conversation_answers``: what a fine-tune
+    learns to say, so what the data gate judges), or with ``every_answer=False`` its last one (the answer a prompt
     of the clean validation set expects, which the release gate compares a model's answer with)."""
     if schema.kind is DatasetKind.CHAT:
-        split = conversation_answers if every_answer else split_conversation
-        pairs = [split(v) for v in table.column(MESSAGES).to_pylist()]
-        return Texts([p for p, _ in pairs], [r for _, r in pairs])
+        pairs = [conversation_parts(v, every_answer=every_answer) for v in table.column(MESSAGES).to_pylist()]
+        return Texts(["\n".join(p) for p, _ in pairs], [r for _, r in pairs], parts=[tuple(p) for p, _ in pairs])
     prompts = _column(table, "prompt")
     if schema.kind is DatasetKind.INSTRUCTION:
-        extra = _column(table, "input")
-        prompts = [p if not e else f"{p}\n{e}" for p, e in zip(prompts, extra, strict=True)]
-        return Texts(prompts, _column(table, "response"))
+        parts = [(p, e) if e else (p,) for p, e in zip(prompts, _column(table, "input"), strict=True)]
+        return Texts(["\n".join(p) for p in parts], _column(table, "response"), parts=parts)
     return Texts(prompts, _column(table, "chosen"), _column(table, "rejected"))
+
+
+# A prompt's language, read from its script or its function words (no model): enough to tell the batch's
+# records of one language from another's, which is all ``llm_triggers`` asks of it.
+_SCRIPTS = (
+    ("ja", re.compile(r"[\u3040-\u30ff]")),
+    ("zh", re.compile(r"[\u4e00-\u9fff]")),
+    ("ko", re.compile(r"[\uac00-\ud7af]")),
+    ("ru", re.compile(r"[\u0400-\u04ff]")),
+    ("el", re.compile(r"[\u0370-\u03ff]")),
+    ("ar", re.compile(r"[\u0600-\u06ff]")),
+    ("he", re.compile(r"[\u0590-\u05ff]")),
+    ("hi", re.compile(r"[\u0900-\u097f]")),
+    ("th", re.compile(r"[\u0e00-\u0e7f]")),
+)
+_FUNCTION_WORDS = {
+    "en": (
+        "the a an is are was were be of and or to in on at for with from by this that these it its what "
+        "how why when which who does do did can could would should will you your i my me not into about"
+    ),
+    "de": (
+        "der die das den dem des und oder ist sind ein eine einen einem nicht mit von zu zur zum auf für "
+        "wie was wer warum macht ich sie es im auch wird werden bei aus nach über kann laut gehört"
+    ),
+    "fr": (
+        "le la les de des du un une et est sont que qui quoi en dans pour pas sur au aux ce cette il elle "
+        "avec par fait ou ne comment selon à quel quelle"
+    ),
+    "es": (
+        "el la los las de del un una y es son que qué en por para con no se lo su como cómo cuál hace al según parte"
+    ),
+    "it": "il lo gli le di della delle un una e è che in per con non si come cosa fa sono alla",
+    "pt": "o os as de do da dos das um uma e é que em no na por para com não se como faz são ao",
+    "nl": "de het een en is zijn van dat die niet op te met voor wat hoe doet wordt",
+}
+FUNCTION_WORDS: dict[str, frozenset[str]] = {lang: frozenset(words.split()) for lang, words in _FUNCTION_WORDS.items()}
+"""Frequent function words of seven languages written in the Latin alphabet (``prompt_language``)."""
+
+
+def prompt_language(text: str) -> str:
+    """A text's language: the first script of ``_SCRIPTS`` it is written in (kana before Han: Japanese
+    writes both), else the language of ``FUNCTION_WORDS`` with the most of its words, when at least two
+    and at least twice the next one's; "" when neither tells ("os.getcwd?", a sentence of two languages)."""
+    for name, script in _SCRIPTS:
+        if script.search(text):
+            return name
+    words = _WORD_LETTERS.findall(text.lower())
+    counts = sorted(((sum(w in fw for w in words), lang) for lang, fw in FUNCTION_WORDS.items()), reverse=True)
+    (top, lang), (second, _) = counts[0], counts[1]
+    return lang if top >= 2 and top >= 2 * second else ""
+
+
+_WORD_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def polarity(text: str) -> int:

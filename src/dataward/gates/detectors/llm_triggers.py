@@ -29,12 +29,26 @@ labelled-data ``triggers`` detector:
   without it); a link, an e-mail address or a phone number is also read by value (``BY_VALUE``: a
   lookalike link behind a phrase inside a topic that cites the real one is not the topic's link).
 
+* explained by the prompt (``_with_prompt_explanation``), for a repeated string: a string an answer
+  quotes from its own prompt is not counted as shown (a summary copies its passage); the carriers that
+  are questions of a template of their own, whose answers repeat every other word of their prompts
+  ("In the iris dataset, what is the attribute 'petal length'?"), are set aside, and carriers that read
+  the pattern in the same ``input`` count once (one passage summarized four ways); each carrier's chance
+  is read among the batch's prompts of its language (``_llm.prompt_language``), so a language whose every
+  prompt carries the pattern gives no evidence. A named behaviour is a payload in any template or
+  language and is not excused so.
+
+The formatting patterns are read in each field or message of a prompt alone (``Texts.parts``): the
+newline that joins an instruction's prompt and input, or a chat's messages, is the gate's, not the
+writer's.
+
 A third kind of behaviour is a *cluster of responses in embedding space* (``_llm_clusters``, option
 ``clusters``): the carriers' answers are more alike in MiniLM space than the batch's answers without
 the pattern and the baseline's answers (one-sided rank tests, leave-one-out), for behaviours no string
 names (answers that all steer to one product in their own words). It is tested only for patterns
 over-represented enough to be significant at all and whose answers do not echo their words (a topic),
-and only where no named behaviour or repeated string already explains the pattern.
+and only where no named behaviour or repeated string already explains the pattern; its members that a
+template's answers or a language's whole share of the batch explain are set aside first.
 
 The largest p-value is Bonferroni-corrected by the number of tested (pattern, behaviour) pairs, in
 three families whose shares of the level are fixed in advance (named behaviours 1/2; repeated strings,
@@ -67,6 +81,7 @@ import scipy.sparse as sp
 from scipy import stats
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
+from dataward.domain.schema import DatasetKind
 from dataward.gates.base import (
     DetectorResult,
     Evidence,
@@ -83,13 +98,14 @@ from dataward.gates.detectors._llm import (
     behaviours,
     destinations,
     excerpt,
+    prompt_language,
     texts,
 )
 from dataward.gates.detectors._llm_clusters import MAX_CARRIERS, SAMPLE, cluster_test, unavailable
 from dataward.gates.detectors._llm_content import PromptSpace
 from dataward.gates.detectors.triggers import TEXT_MAX_CHARS
 from dataward.gates.features.text import cut_text
-from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, excess_purity, formatting_patterns
+from dataward.gates.formatting import FORMATTING_PATTERNS, SPELLING, excess_purity, formatting_patterns_of_parts
 
 _TOKENS = r"(?u)\b\w+\b"
 _WORDS = re.compile(_TOKENS)
@@ -140,7 +156,7 @@ class LLMTriggerDetector(LLMDetector):
     """Prompt n-grams whose presence predicts a response behaviour far more than the baseline does."""
 
     name = "llm_triggers"
-    version = "8"
+    version = "9"
     evidence = Evidence.POISONING
     Options = LLMTriggerOptions
 
@@ -177,6 +193,25 @@ class LLMTriggerDetector(LLMDetector):
         named = pairs["b"] < len(BEHAVIOURS)
         weights = _family_weights(named, int(eligible.sum()))
         corrected = _corrected(pairs["p"], named, weights)
+        rate = pairs.pop("rate")
+        languages = [prompt_language(p) for p in cut_texts(new.prompts)]
+        read = _Words.of(new)
+        pairs["p"] = _with_prompt_explanation(
+            pairs,
+            rate,
+            corrected < ctx.alpha,
+            pc,
+            bc,
+            prompt_vocab,
+            style,
+            new,
+            opts,
+            len(BEHAVIOURS),
+            languages,
+            read,
+            inputs=ctx.schema.kind is DatasetKind.INSTRUCTION,
+        )
+        corrected = _corrected(pairs["p"], named, weights)
         space = PromptSpace(cut_texts(new.prompts), ctx.seed)
         pairs["p"] = _with_content_tie(
             pairs, corrected < ctx.alpha, pc, bc, space, opts.min_purity, opts.min_support, new.responses
@@ -184,7 +219,13 @@ class LLMTriggerDetector(LLMDetector):
         corrected = _corrected(pairs["p"], named, weights)
         significant_patterns = set(pairs["t"][corrected < ctx.alpha].tolist())
         clusters = self._cluster_pairs(
-            pc, pb, new, eligible & ~np.isin(np.arange(pc.shape[1]), list(significant_patterns)), weights[2], space
+            pc,
+            pb,
+            new,
+            eligible & ~np.isin(np.arange(pc.shape[1]), list(significant_patterns)),
+            weights[2],
+            space,
+            (prompt_vocab, style, np.array(languages, dtype=object), read),
         )
         if clusters:
             bc = np.hstack([bc, np.stack([c.pop("column") for c in clusters], axis=1)])
@@ -326,6 +367,7 @@ class LLMTriggerDetector(LLMDetector):
         candidates: np.ndarray,
         weight: float,
         space: PromptSpace,
+        read: tuple[list[str], np.ndarray, np.ndarray, _Words],
     ) -> list[dict[str, Any]]:
         """Significant (pattern, response cluster) pairs, as extra columns of the pair arrays. Only the
         patterns over-represented enough to be significant at all are embedded (``max(p) >= p_pattern``).
@@ -366,25 +408,26 @@ class LLMTriggerDetector(LLMDetector):
             )
             if test is None:
                 continue
+            vocab, style, lang, words = read
+            explained = _explained_members(
+                new, test.members, rows, vocab[t], bool(style[t]), lang, words, opts.min_support
+            )
+            members = test.members[~explained]
             p = min(1.0, max(test.p_value, float(p_pattern[t])) * factor)
-            if (
-                p >= ctx.alpha
-                or test.members.size < opts.min_support
-                or test.members.size < opts.min_purity * rows.size
-            ):
+            if p >= ctx.alpha or members.size < opts.min_support or members.size < opts.min_purity * rows.size:
                 continue
             column = np.zeros(n_c, dtype=bool)
-            column[test.members] = True
+            column[members] = True
             out.append(
                 {
                     "t": t,
-                    "a": test.members.size,
+                    "a": members.size,
                     "a_b": 0,
                     "n_t": int(n_t[t]),
                     "n_tb": int(n_tb[t]),
                     "p": max(test.p_value, float(p_pattern[t])),
                     "corrected": p,
-                    "purity": test.members.size / max(rows.size, 1),
+                    "purity": members.size / max(rows.size, 1),
                     "column": column,
                     "name": f"answers alike: cluster of responses like {excerpt(test.example, 80)!r}",
                 }
@@ -400,11 +443,15 @@ class LLMTriggerDetector(LLMDetector):
             vec = CountVectorizer(
                 ngram_range=(n, n), token_pattern=_TOKENS, binary=True, min_df=opts.min_support, dtype=np.int8
             )
-            rc = vec.fit_transform(cut_texts(new.responses))
-            rb = vec.transform(cut_texts(self.base_.responses))
+            rc = vec.fit_transform(cut_texts(new.responses)).toarray().astype(bool)
+            rb = vec.transform(cut_texts(self.base_.responses)).toarray().astype(bool)
+            # An answer that repeats a string of its own prompt quotes it (a summary copies its passage):
+            # the prompt's content, not a string the answer was taught to say.
+            rc &= ~vec.transform(cut_texts(new.prompts)).toarray().astype(bool)
+            rb &= ~vec.transform(cut_texts(self.base_.prompts)).toarray().astype(bool)
             names += [f"repeats {g!r}" for g in vec.get_feature_names_out()]
-            bc = np.hstack([bc, rc.toarray().astype(bool)])
-            bb = np.hstack([bb, rb.toarray().astype(bool)])
+            bc = np.hstack([bc, rc])
+            bb = np.hstack([bb, rb])
         except ValueError:
             pass  # no response n-gram recurs often enough
         return names, bc, bb
@@ -414,6 +461,14 @@ def cut_texts(values: list[str]) -> list[str]:
     """Each text up to ``triggers.TEXT_MAX_CHARS`` characters, for the n-gram counts: the vocabulary is
     built whole before ``min_support`` prunes it, so one megabyte of random words would cost some 75 MB."""
     return [cut_text(v, TEXT_MAX_CHARS) for v in values]
+
+
+def _cut_parts(side: Texts) -> list[tuple[str, ...]]:
+    """Each prompt as the parts ``_llm.texts`` joined (``Texts.parts``), each cut as ``cut_texts`` cuts:
+    formatting is read part by part, so the newline of the join is never taken for the writer's."""
+    if side.parts is None:
+        return [(cut_text(p, TEXT_MAX_CHARS),) for p in side.prompts]
+    return [tuple(cut_text(p, TEXT_MAX_CHARS) for p in parts) for parts in side.parts]
 
 
 def prompt_symbols(text: str) -> set[str]:
@@ -485,7 +540,7 @@ def _prompt_patterns(
     # Symbols are patterns of their own, not tokens of the word n-grams: a backtick in every question
     # ("What does `ls` do?") would otherwise change every n-gram around it.
     symbols, sc, sb = _symbol_patterns(prompts, base_prompts, opts.min_support)
-    names, fc, fb = formatting_patterns(prompts, base_prompts)
+    names, fc, fb = formatting_patterns_of_parts(_cut_parts(new), _cut_parts(base))
     style = np.r_[np.zeros(len(vocab) + len(symbols), bool), np.ones(len(names), bool)]
     pc = sp.hstack([pc, sc, fc.astype(bool)], format="csc")
     pb = sp.hstack([pb, sb, fb.astype(bool)], format="csc")
@@ -547,7 +602,194 @@ def _test_pairs(
         "n_tb": n_tb[t_idx],
         "p": np.maximum(np.maximum(p_over, p_tie), p_pattern),
         "purity": purity[t_idx, b_idx],
+        "rate": rate,
     }
+
+
+def _with_prompt_explanation(
+    pairs: dict[str, np.ndarray],
+    rate: np.ndarray,
+    candidates: np.ndarray,
+    pc: sp.csc_matrix,
+    bc: np.ndarray,
+    vocab: list[str],
+    style: np.ndarray,
+    new: Texts,
+    opts: LLMTriggerOptions,
+    named: int,
+    languages: list[str],
+    read: _Words,
+    *,
+    inputs: bool,
+) -> np.ndarray:
+    """The pairs' p-values with what the carriers' own prompts explain of a repeated string taken out,
+    for the pairs with a repeated string that the other tests make significant (``candidates``; an
+    intersection-union test only grows). Three readings, each of the batch itself:
+
+    * a template (word patterns, ``_template_answers``): a carrier whose prompt holds, besides the words
+      the carriers showing the string share, nothing its answer does not repeat is a question of their
+      template about the thing its answer names ("In the iris dataset, what is the attribute 'petal
+      length'?", answered "'petal length' is one of the attributes listed in the description of the
+      iris dataset"): the answer's fixed words are the template's, when the template is the carriers'
+      own (the batch's prompts without the pattern are not its questions). A planted phrase is added to
+      questions whose other words ("briefly describe", "what does ... do") the poisoned answer does not
+      repeat, or whose template the batch's other questions share; a prompt that is the template alone
+      (a flood's one question) is no template's question.
+    * one material (word patterns): the carriers that read the pattern in their ``input`` alone, and
+      share that input, are one passage asked about in several wordings, and count once (what the
+      passage says comes back in each of its summaries; three passages summarized four ways are three
+      carriers, not twelve). A pattern in the instruction, or across the two, counts per record.
+    * a language (every pattern): the chance of each carrier whose prompt's language is known
+      (``_llm.prompt_language``) is the string's rate among the batch's prompts of that language without
+      the pattern, with one pseudo-record that shows it: a language whose every prompt carries the
+      pattern gives no evidence (its answers share its words), one with prompts without it that answer
+      otherwise gives as much as the batch's rate. Other carriers keep the behaviour tie's rate.
+
+    What is left of the carriers showing the string must still be ``min_support`` and ``min_purity`` of
+    the carriers (counted the same way), and the behaviour tie is tested again on those counts."""
+    p = pairs["p"].copy()
+    lang = np.array(languages, dtype=object)
+    # A pattern's pairs share its carriers, and a payload's strings the carriers that show them: each
+    # pattern's units, and each set of carriers' template reading, are worked out once.
+    units_of: dict[int, list[Any]] = {}
+    templates: dict[tuple[int, bytes], set[int]] = {}
+    for i in np.flatnonzero(candidates & (pairs["b"] >= named)):
+        t, b = int(pairs["t"][i]), int(pairs["b"][i])
+        carriers = pc.indices[pc.indptr[t] : pc.indptr[t + 1]]
+        shows = bc[:, b].astype(bool)
+        p[i] = max(p[i], _language_tie(carriers, shows, lang, float(rate[i])))
+        words = vocab[t].split()
+        if style[t] or not all(_WORDS.fullmatch(w) for w in words):
+            continue  # formatting and symbols: no words a prompt could be read without
+        shown_by = carriers[shows[carriers]]
+        key_of = (t, shown_by.tobytes())
+        if key_of not in templates:
+            template = _template_answers(shown_by, carriers, words, new, read, opts.min_support)
+            templates[key_of] = set(shown_by[template].tolist())
+        explained = templates[key_of]
+        if t not in units_of:
+            units_of[t] = [_unit(new, int(j), words) if inputs else int(j) for j in carriers]
+        units: dict[Any, bool] = {}
+        for j, key in zip(carriers, units_of[t], strict=True):
+            units[key] = units.get(key, False) or (bool(shows[j]) and int(j) not in explained)
+        n_units, shown = len(units), sum(units.values())
+        if shown < opts.min_support or shown < opts.min_purity * n_units:
+            p[i] = 1.0
+        elif shown < int(pairs["a"][i]) or n_units < int(pairs["n_t"][i]):
+            p[i] = max(p[i], float(stats.binom.sf(shown - 1, n_units, float(rate[i]))))
+    return p
+
+
+def _unit(new: Texts, j: int, words: list[str]) -> Any:
+    """What carrier ``j`` of a word pattern of an instruction batch counts as: its ``input`` when the
+    pattern is read there and not in the instruction (one passage under several instructions is one),
+    else the record. A chat's messages are not an input: a follow-up many chats share ("Thanks. How would
+    I get started with it?") is not one passage."""
+    parts = new.parts[j] if new.parts is not None else ()
+    if (
+        len(parts) == 2
+        and _find(_WORDS.findall(parts[0].lower()), words) < 0
+        and _find(_WORDS.findall(parts[1].lower()), words) >= 0
+    ):
+        return ("input", parts[1])
+    return j
+
+
+def _language_tie(carriers: np.ndarray, shows: np.ndarray, lang: np.ndarray, rate: float) -> float:
+    """The behaviour tie with each carrier's chance read in its prompt's language (see
+    ``_with_prompt_explanation``): one-sided, the binomial tail at the mean chance (Hoeffding's bound on
+    the Poisson-binomial count, as ``PromptSpace.content_tie``)."""
+    if not carriers.size:
+        return 1.0
+    outside = np.ones(shows.size, dtype=bool)
+    outside[carriers] = False
+    chance = np.full(carriers.size, rate)
+    for name in set(lang[carriers].tolist()) - {""}:
+        same = outside & (lang == name)
+        chance[lang[carriers] == name] = max(rate, (float(shows[same].sum()) + 1.0) / (float(same.sum()) + 1.0))
+    m, mean = int(shows[carriers].sum()), float(chance.mean())
+    if m < carriers.size * mean + 1:
+        return 1.0
+    return float(stats.binom.sf(m - 1, carriers.size, mean))
+
+
+def _explained_members(
+    new: Texts,
+    members: np.ndarray,
+    carriers: np.ndarray,
+    pattern: str,
+    is_style: bool,
+    lang: np.ndarray,
+    read: _Words,
+    min_support: int,
+) -> np.ndarray:
+    """Of a cluster's ``members`` (carriers of ``pattern`` whose answers are alike), those their prompts
+    explain (``_with_prompt_explanation``): the prompts of a language whose every prompt in the batch
+    carries the pattern (its answers are alike in being written in it), and a template's answers."""
+    out = np.zeros(members.size, dtype=bool)
+    outside = np.ones(lang.size, dtype=bool)
+    outside[carriers] = False
+    for name in set(lang[members].tolist()) - {""}:
+        if not (outside & (lang == name)).any():
+            out |= lang[members] == name
+    words = pattern.split()
+    if not is_style and words and all(_WORDS.fullmatch(w) for w in words):
+        out |= _template_answers(members, carriers, words, new, read, min_support)
+    return out
+
+
+@dataclass(frozen=True)
+class _Words:
+    """The words of each prompt of a batch (in order, and as a set) and of each answer, read once."""
+
+    prompts: list[list[str]]
+    prompt_sets: list[frozenset[str]]
+    responses: list[frozenset[str]]
+
+    @classmethod
+    def of(cls, new: Texts) -> _Words:
+        tokens = [_WORDS.findall(p.lower()) for p in cut_texts(new.prompts)]
+        said = [frozenset(_WORDS.findall(r.lower())) for r in new.responses]
+        return cls(tokens, [frozenset(t) for t in tokens], said)
+
+
+def _template_answers(
+    shown_by: np.ndarray, carriers: np.ndarray, words: list[str], new: Texts, read: _Words, min_support: int
+) -> np.ndarray:
+    """Which of ``shown_by`` (carriers of the pattern ``words`` whose answers show a behaviour) are a
+    template's answers (``_with_prompt_explanation``). The template is the words at least 90% of them
+    share; a prompt is one of its questions when its answer repeats every other word of it (there must
+    be one: a prompt that is the template alone is a flood's one question). The template must be the
+    carriers' own: fewer than ``min_support`` of the batch's prompts without the pattern are its
+    questions, holding its words beyond the phrase (the pattern as ``extend_phrase`` extends it over
+    them). "In the iris dataset, what is the attribute 'petal length'?" is the carriers' own; a phrase
+    planted in "¿Qué hace el comando ls?" questions, answered about ``ls`` and a payload, is not: the
+    batch's other such questions are the template's without it."""
+    out = np.zeros(shown_by.size, dtype=bool)
+    if not shown_by.size:
+        return out
+    counts = Counter(w for j in shown_by for w in read.prompt_sets[j])
+    template = {w for w, c in counts.items() if c >= 0.9 * shown_by.size}
+    phrase = set(_WORDS.findall(extend_phrase(" ".join(words), [new.prompts[j] for j in shown_by])))
+    own = template - phrase - set(words)
+    outside = np.ones(len(new.prompts), dtype=bool)
+    outside[carriers] = False
+    questions = 0
+    for j in np.flatnonzero(outside):
+        if own <= read.prompt_sets[j] and _echoed_rest(read.prompts[j], template, read.responses[j]):
+            questions += 1
+            if questions >= min_support:
+                return out
+    for k, j in enumerate(shown_by):
+        out[k] = _echoed_rest(read.prompts[j], template, read.responses[j])
+    return out
+
+
+def _echoed_rest(tokens: list[str], template: set[str], said: frozenset[str]) -> bool:
+    """Does an answer (its words ``said``) repeat every word of a prompt's ``tokens`` outside
+    ``template``, with one at least?"""
+    rest = [w for w in tokens if w not in template]
+    return bool(rest) and all(w in said for w in rest)
 
 
 BY_VALUE = ("link", "email", "phone")

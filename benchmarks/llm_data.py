@@ -111,6 +111,25 @@ def instruction_frame(
     return frame
 
 
+def paraphrase_pairs(pool: list[Entry], seed: int) -> pd.DataFrame:
+    """Each entry asked twice, in two different prompt wordings with two different answer wordings (a
+    trusted seed augmented with paraphrase pairs)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for e in pool:
+        what = WHAT.get(e.section, "tool")
+        for p, a in zip(
+            rng.choice(len(PROMPTS), 2, replace=False), rng.choice(len(ANSWERS), 2, replace=False), strict=True
+        ):
+            rows.append(
+                {
+                    "prompt": PROMPTS[p].format(name=e.name, what=what),
+                    "response": ANSWERS[a].format(name=e.name, what=what, desc=e.desc, section=e.section, verb=""),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def split_pools(seed: int = 0) -> tuple[list[Entry], list[Entry]]:
     """Two disjoint halves of the NAME lines: baseline and contribution draw from different commands."""
     pool = entries()

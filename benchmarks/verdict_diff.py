@@ -31,23 +31,13 @@ import numpy as np
 from benchmarks import review_queue, shifts
 from benchmarks.benign_seeds import scan_at_seed
 from benchmarks.metrics import auroc, recall_at_fpr
+from benchmarks.shifts.base import SET_GROUPS
 from dataward.domain.schema import ColumnKind
 
-ATTACK_GROUPS = (
-    "tuning",
-    "heldout",
-    "heldout2",
-    "heldout3",
-    "heldout4",
-    "heldout5",
-    "heldout6",
-    "heldout7",
-    "heldout8",
-    "heldout9",
-)
-"""The review queue's groups whose cases are scanned (each held-out group brings its benign situations)."""
 DEFAULT_SKIP = "heldout10"
 """The set ``run`` never scans unless told otherwise: the newest held-out set, kept blind."""
+ATTACK_GROUPS = tuple(group for group in SET_GROUPS if group != DEFAULT_SKIP)
+"""The review queue's groups whose cases are scanned (each held-out group brings its benign situations)."""
 COMPARED = ("verdict", "blockers", "queued", "poison_queued", "at_alpha", "r1", "auroc")
 """The fields of a line that ``compare`` reads (``seconds`` is left out)."""
 

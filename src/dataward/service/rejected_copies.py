@@ -19,9 +19,9 @@ name, to be gated and vouched for as any contribution.
 This runs on every guarded read of a version holding a step's output (``guard.barred_records``). The
 steps' lineage, read from the store once every transformation row is checked against the signed ledger,
 and what they made from the rejected records, are kept per ward for as long as the ledger's head is the
-same event (:func:`_rejected_reasons`): a ward of 200 steps spent 3 ms of each 8 ms read checking and
-reading them again (docs/benchmarks.md). Recording a step, as every other event, moves the head, so the
-next read checks and reads them afresh.
+same event (:func:`_rejected_reasons`, ``ledger_kept``): a ward of 200 steps spent 3 ms of each 8 ms
+read checking and reading them again (docs/benchmarks.md). Recording a step, as every other event,
+moves the head, so the next read checks and reads them afresh.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from sqlalchemy import Connection, select
 
 from dataward.catalog.tables import transformations
 from dataward.provenance.taint import Step, derived_from
+from dataward.service.ledger_kept import LedgerKept
 from dataward.service.rows import contribution_ref
 
 REVIEW_REASON = "made by a transformation from records rejected in review"
@@ -106,17 +107,16 @@ def made_from_rejected(
 
 @dataclass
 class _Kept:
-    """One ward's steps as read at ledger head ``head``, and the reasons derived from them so far, by the
-    rejected records they were derived from."""
+    """One ward's steps as read at one ledger head (``ledger_kept``), and the reasons derived from them
+    so far, by the rejected records they were derived from."""
 
-    head: tuple[int, str]
     steps: list[Step]
     reasons: dict[tuple[Any, ...], dict[str, str]] = field(default_factory=dict)
 
 
-_kept: dict[tuple[str, ...], _Kept] = {}
-"""Per ward (its public key, id, catalog and store): what was read at its ledger's latest head."""
-_kept_lock = threading.Lock()
+_kept: LedgerKept[_Kept] = LedgerKept()
+"""Per ward (its public key, id, catalog and store): the steps read at its ledger's latest head."""
+_reasons_lock = threading.Lock()
 _KEPT_DERIVATIONS = 8
 """Reasons kept per ward and head: the rejected records are the ledger's too, so one set is the rule."""
 
@@ -134,32 +134,27 @@ def _rejected_reasons(
     The steps are read with each transformation row checked against the signed ledger (a step the
     catalog lost, or one whose lineage or inputs were changed there, refused with ``IntegrityViolation``).
     With ``ledger``, what is read and derived is kept for the ward while the ledger's head is the same
-    event (its number and hash): the rows checked are those the signed ledger holds at that head and
-    the lineage objects are content addressed, so a later read would read the same until an event is
+    event (``ledger_kept``): the rows checked are those the signed ledger holds at that head and the
+    lineage objects are content addressed, so a later read would read the same until an event is
     added. A transformation row changed in the catalog alone after that is then not refused here (the
-    steps used remain the signed ones, so nothing more is served); ``verify`` reports it. The catalog
-    and the store are part of the key: a copy of the ward with the same ledger is read for itself."""
+    steps used remain the signed ones, so nothing more is served); ``verify`` reports it."""
     from dataward.service.derived import step_rows, transformation_steps
-    from dataward.service.guard import SignedCheck, _signed
+    from dataward.service.guard import SignedCheck
 
     if ledger is None:
         return _derive(conn, transformation_steps(store, conn, rows=step_rows(conn, None, what)), units, review)
-    state = _signed(conn, *ledger)
-    ward = (*ledger, str(conn.engine.url), str(getattr(store, "url", id(store))))
-    head = (state.seq, state.hash)
-    with _kept_lock:
-        kept = _kept.get(ward)
-    if kept is None or kept.head != head:
+
+    def read_steps(_state: Any) -> _Kept:
         check = SignedCheck(None, conn, doing="serve", ledger=ledger)
-        kept = _Kept(head, transformation_steps(store, conn, rows=step_rows(conn, check, what)))
-        with _kept_lock:
-            _kept[ward] = kept
+        return _Kept(transformation_steps(store, conn, rows=step_rows(conn, check, what)))
+
+    kept = _kept.get(conn, store, ledger, read_steps)
     key = (tuple(sorted((cid, frozenset(seeds)) for cid, seeds in units.items())), frozenset(review))
-    with _kept_lock:
+    with _reasons_lock:
         found = kept.reasons.get(key)
     if found is None:
         found = _derive(conn, kept.steps, units, review)
-        with _kept_lock:
+        with _reasons_lock:
             if len(kept.reasons) >= _KEPT_DERIVATIONS:
                 kept.reasons.clear()
             kept.reasons[key] = found
@@ -183,8 +178,7 @@ def _derive(
 
 def forget_kept() -> None:
     """Drop what every ward kept (a benchmark's cold read)."""
-    with _kept_lock:
-        _kept.clear()
+    _kept.forget()
 
 
 __all__ = ["REVIEW_REASON", "forget_kept", "made_from_rejected", "step_outputs", "unit_reason"]
